@@ -1,0 +1,104 @@
+"""Builds and runs the process: gRPC server, health, reflection, graceful shutdown."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from footfall.retail.v2 import (
+    product_service_pb2,
+    user_event_service_pb2,
+    user_event_service_pb2_grpc,
+)
+from footfall.talent.v4 import event_service_pb2, event_service_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from server.clock import Clock, SystemClock
+from server.config import Settings
+from server.retail.user_event_service import UserEventService
+from server.rpc import ErrorInterceptor
+from server.store import Store, open_store
+from server.talent.event_service import EventService
+
+log = logging.getLogger("footfall")
+
+SERVED = (
+    user_event_service_pb2.DESCRIPTOR.services_by_name["UserEventService"].full_name,
+    event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
+)
+# Defined in the contracts and visible through reflection; served by a later milestone.
+DESCRIBED = (product_service_pb2.DESCRIPTOR.services_by_name["ProductService"].full_name,)
+
+
+@dataclass
+class Running:
+    """A started server: what tests and `serve` need to reach and stop it."""
+
+    server: grpc.Server
+    health: health.HealthServicer
+    store: Store
+    port: int
+    settings: Settings
+
+    def stop(self) -> None:
+        """Drain: NOT_SERVING, refuse new calls, finish in-flight ones, flush, close."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(self.settings.grace_seconds).wait()
+        self.store.close()
+
+
+def start(settings: Settings, clock: Clock | None = None) -> Running:
+    """Open the store and start serving; raises if the address cannot be bound."""
+    store = open_store(settings.store)
+    clock = clock or SystemClock()
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.workers,
+                                   thread_name_prefix="footfall-rpc"),
+        interceptors=[ErrorInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", settings.max_request_bytes),
+            ("grpc.max_send_message_length", settings.max_request_bytes),
+            # Never share a port with another process by accident.
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    user_event_service_pb2_grpc.add_UserEventServiceServicer_to_server(
+        UserEventService(store, settings, clock), server)
+    event_service_pb2_grpc.add_EventServiceServicer_to_server(EventService(store), server)
+
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", *SERVED):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (*SERVED, *DESCRIBED, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+
+    address = f"[{settings.host}]:{settings.port}" if ":" in settings.host \
+        else f"{settings.host}:{settings.port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        store.close()
+        raise OSError(f"cannot listen on {address}: {exc}") from exc
+    server.start()
+    return Running(server, health_servicer, store, port, settings)
+
+
+def serve(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT, then drain and exit 0."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    running = start(settings)
+    log.info("Footfall serving gRPC on %s:%d (store %s)", settings.host, running.port,
+             settings.store)
+    stop.wait()
+    log.info("shutting down: draining in-flight calls (up to %ss)", settings.grace_seconds)
+    running.stop()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,79 @@
+"""Typed settings, read once from flags and FOOTFALL_* variables, then passed down."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_STORE = "sqlite:///./data/footfall.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    store: str = DEFAULT_STORE
+    strict_event_types: bool = False
+    workers: int = 32
+    grace_seconds: float = 10.0
+    max_request_bytes: int = 10 * 1024 * 1024
+    log_level: str = "INFO"
+
+
+def _env_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise argparse.ArgumentTypeError(f"not a boolean: {value!r}")
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    """Flags of `footfall serve`; each default comes from its FOOTFALL_* variable."""
+    d = Settings()
+
+    def env_or(name: str, default: object) -> object:
+        return env.get(f"FOOTFALL_{name}", default)
+
+    parser.add_argument("--host", default=env_or("HOST", d.host),
+                        help="address to listen on (FOOTFALL_HOST; default %(default)s)")
+    parser.add_argument("--port", type=int, default=int(env_or("PORT", d.port)),  # type: ignore[call-overload]
+                        help="gRPC port, 0 picks a free one (FOOTFALL_PORT; default %(default)s)")
+    parser.add_argument("--store", default=env_or("STORE", d.store),
+                        help="sqlite:///PATH, memory:// or postgresql://... "
+                             "(FOOTFALL_STORE; default %(default)s)")
+    parser.add_argument("--strict-event-types", action="store_true",
+                        default=_env_bool(str(env_or("STRICT_EVENT_TYPES", "false"))),
+                        help="refuse event types Google's service does not know "
+                             "(FOOTFALL_STRICT_EVENT_TYPES)")
+    parser.add_argument("--workers", type=int, default=int(env_or("WORKERS", d.workers)),  # type: ignore[call-overload]
+                        help="gRPC worker threads (FOOTFALL_WORKERS; default %(default)s)")
+    parser.add_argument("--grace-seconds", type=float,
+                        default=float(env_or("GRACE_SECONDS", d.grace_seconds)),  # type: ignore[arg-type]
+                        help="how long in-flight calls may finish on shutdown "
+                             "(FOOTFALL_GRACE_SECONDS; default %(default)s)")
+    parser.add_argument("--log-level", default=env_or("LOG_LEVEL", d.log_level),
+                        help="DEBUG, INFO, WARNING or ERROR (FOOTFALL_LOG_LEVEL)")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    if not 0 <= args.port <= 65535:
+        raise SystemExit(f"--port must be 0..65535, got {args.port}")
+    if args.workers < 1:
+        raise SystemExit(f"--workers must be at least 1, got {args.workers}")
+    return Settings(
+        host=args.host,
+        port=args.port,
+        store=args.store,
+        strict_event_types=args.strict_event_types,
+        workers=args.workers,
+        grace_seconds=args.grace_seconds,
+        log_level=args.log_level.upper(),
+    )
+
+
+def environ() -> Mapping[str, str]:
+    return os.environ

@@ -1,0 +1,75 @@
+"""CollectUserEvent: turn a pixel request into a UserEvent, and the pixel itself."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote
+
+from google.protobuf import json_format
+
+from server.errors import FieldViolation, InvalidArgument
+
+# A 1x1 transparent GIF (GIF89a, one-colour palette, transparency extension).
+PIXEL_GIF = bytes.fromhex(
+    "474946383961010001008000000000000000" "21f90401000000002c00000000010001000002024401003b"
+)
+PIXEL_CONTENT_TYPE = "image/gif"
+
+MAX_USER_EVENT_CHARS = 2_000_000
+MAX_URI_CHARS = 5_000
+# Conversion rules for raw_json that this server implements: none yet; Google's
+# service knows e.g. "ga4_bq". A raw_json without a rule must be a UserEvent.
+KNOWN_PREBUILT_RULES: frozenset[str] = frozenset()
+
+
+def parse_event_json(text: str, field: str, event: Any) -> None:
+    """Fill `event` from proto3 JSON in `text`; INVALID_ARGUMENT naming `field` and
+    saying where the JSON is bad."""
+    try:
+        json_format.Parse(text, event)
+    except json_format.ParseError as exc:
+        raise InvalidArgument.field(field, f"not a valid UserEvent in JSON: {exc}") from None
+
+
+def decode_collect_request(request: Any, event: Any) -> None:
+    """Fill the empty UserEvent `event` from a CollectUserEventRequest.
+
+    Takes `user_event` (URL-encoded or plain proto3 JSON) or `raw_json`; `uri`
+    and `ets` fill the event's uri and event_time when it has none. Raises
+    INVALID_ARGUMENT for a size limit, bad JSON or an unknown prebuilt rule.
+    """
+    violations: list[FieldViolation] = []
+    rule = request.prebuilt_rule
+    if request.HasField("prebuilt_rule") and rule not in KNOWN_PREBUILT_RULES:
+        violations.append(FieldViolation(
+            "prebuilt_rule", f"unknown conversion rule {rule!r}; this server implements none, "
+                             "send the UserEvent itself in user_event or raw_json"))
+    if len(request.user_event) > MAX_USER_EVENT_CHARS:
+        violations.append(FieldViolation(
+            "user_event", f"must be at most {MAX_USER_EVENT_CHARS} characters, "
+                          f"got {len(request.user_event)}"))
+    if len(request.uri) > MAX_URI_CHARS:
+        violations.append(FieldViolation(
+            "uri", f"must be at most {MAX_URI_CHARS} characters, got {len(request.uri)}"))
+    if request.ets < 0:
+        violations.append(FieldViolation("ets", f"must not be negative, got {request.ets}"))
+    if not request.user_event and not request.raw_json:
+        violations.append(FieldViolation("user_event", "is required (or raw_json)"))
+    if request.user_event and request.raw_json:
+        violations.append(FieldViolation("raw_json", "give user_event or raw_json, not both"))
+    if violations:
+        raise InvalidArgument(violations)
+
+    if request.user_event:
+        text = request.user_event
+        # Browsers send it URL-encoded; a client library sends plain JSON.
+        if not text.lstrip().startswith("{"):
+            text = unquote(text)
+        parse_event_json(text, "user_event", event)
+    else:
+        parse_event_json(request.raw_json, "raw_json", event)
+
+    if not event.uri and request.uri:
+        event.uri = request.uri
+    if not event.HasField("event_time") and request.ets:
+        event.event_time.FromMilliseconds(request.ets)

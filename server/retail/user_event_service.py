@@ -1,0 +1,92 @@
+"""google.cloud.retail.v2.UserEventService: parse, validate, store, answer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from footfall.retail.v2 import user_event_pb2, user_event_service_pb2_grpc
+from google.api import httpbody_pb2
+
+from server.clock import Clock
+from server.config import Settings
+from server.errors import FieldViolation, InvalidArgument, Unimplemented
+from server.names import parse_catalog
+from server.retail import collect, validation
+from server.store import EventRow, Store
+
+log = logging.getLogger(__name__)
+
+
+def is_joined(event: Any) -> bool:
+    """Whether an event joins the catalog. Without a product catalog (next
+    milestone) only events that name no product count as joined."""
+    return not event.product_details
+
+
+class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
+    def __init__(self, store: Store, settings: Settings, clock: Clock) -> None:
+        self._store = store
+        self._strict = settings.strict_event_types
+        self._clock = clock
+
+    def _store_event(self, parent: str, event: Any, path: str, wait: bool) -> None:
+        """Validate `event` for the catalog `parent`, stamp its time, store it.
+
+        Raises INVALID_ARGUMENT listing every violation (parent included).
+        """
+        violations: list[FieldViolation] = []
+        try:
+            catalog = parse_catalog(parent, "parent")
+        except InvalidArgument as exc:
+            violations.extend(exc.violations)
+        violations.extend(validation.user_event_violations(
+            event, path, strict_event_types=self._strict))
+        if violations:
+            raise InvalidArgument(violations)
+        if not event.HasField("event_time"):
+            event.event_time.FromNanoseconds(self._clock.now_ns())
+        row = EventRow.from_event(str(catalog), event, is_joined(event))
+        self._store.write_user_events([row], wait=wait)
+
+    def WriteUserEvent(self, request: Any, context: Any) -> Any:
+        """Store one event (durably unless write_async); returns it as stored.
+
+        INVALID_ARGUMENT for a bad parent or event.
+        """
+        if not request.HasField("user_event"):
+            problems = [FieldViolation("user_event", "is required")]
+            try:
+                parse_catalog(request.parent, "parent")
+            except InvalidArgument as exc:
+                problems = exc.violations + problems
+            raise InvalidArgument(problems)
+        event = user_event_pb2.UserEvent()
+        event.CopyFrom(request.user_event)
+        self._store_event(request.parent, event, "user_event", wait=not request.write_async)
+        return event
+
+    def CollectUserEvent(self, request: Any, context: Any) -> Any:
+        """Store the event a pixel carries; answers a 1x1 transparent GIF.
+
+        INVALID_ARGUMENT for bad JSON, size limits, unknown rules, a bad event.
+        """
+        parse_catalog(request.parent, "parent")
+        event = user_event_pb2.UserEvent()
+        collect.decode_collect_request(request, event)
+        path = "raw_json" if request.raw_json and not request.user_event else "user_event"
+        self._store_event(request.parent, event, path, wait=True)
+        return httpbody_pb2.HttpBody(content_type=collect.PIXEL_CONTENT_TYPE,
+                                     data=collect.PIXEL_GIF)
+
+    def ImportUserEvents(self, request: Any, context: Any) -> Any:
+        raise Unimplemented("ImportUserEvents is not implemented yet in Footfall "
+                            "(planned: long-running operations)")
+
+    def PurgeUserEvents(self, request: Any, context: Any) -> Any:
+        raise Unimplemented("PurgeUserEvents is not implemented yet in Footfall "
+                            "(planned: long-running operations)")
+
+    def RejoinUserEvents(self, request: Any, context: Any) -> Any:
+        raise Unimplemented("RejoinUserEvents is not implemented yet in Footfall "
+                            "(planned: long-running operations)")

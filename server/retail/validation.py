@@ -1,0 +1,199 @@
+"""Google's documented rules for a retail UserEvent, as pure functions.
+
+`user_event_violations` returns every violation it finds (never just the first),
+each naming the field path from the request's root, e.g.
+`user_event.product_details[0].product.id`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pycountry
+
+from server.errors import FieldViolation
+
+# Google's event types; each has the rules below. Others are custom types.
+EVENT_TYPES = (
+    "add-to-cart",
+    "category-page-view",
+    "completion",
+    "detail-page-view",
+    "home-page-view",
+    "promotion-offered",
+    "promotion-not-offered",
+    "purchase-complete",
+    "remove-from-cart",
+    "search",
+    "shopping-cart-page-view",
+)
+NEEDS_PRODUCTS = frozenset({"detail-page-view", "add-to-cart", "purchase-complete"})
+CART_TYPES = frozenset({"add-to-cart", "purchase-complete", "shopping-cart-page-view"})
+
+MAX_ID = 128
+MAX_USER_AGENT = 1_000
+MAX_FILTER = 1_000
+MAX_LONG_TEXT = 5_000
+MAX_ATTRIBUTE_VALUES = 400
+MAX_ATTRIBUTE_TEXT = 256
+
+
+def _too_long(path: str, value: str, limit: int, unit: str = "characters") -> FieldViolation:
+    return FieldViolation(path, f"must be at most {limit} {unit}, got {len(value)}")
+
+
+def is_currency_code(code: str) -> bool:
+    """True for a current three-letter ISO 4217 code such as USD."""
+    return (len(code) == 3 and code.isascii() and code.isupper()
+            and pycountry.currencies.get(alpha_3=code) is not None)
+
+
+def user_event_violations(event: Any, path: str = "user_event", *,
+                          strict_event_types: bool = False,
+                          require_event_time: bool = False) -> list[FieldViolation]:
+    """Every rule `event` breaks; empty when it may be stored.
+
+    `strict_event_types` refuses types outside Google's list, as Google does;
+    `require_event_time` is the import rule (a write sets a missing time to now).
+    """
+    out: list[FieldViolation] = []
+    kind = event.event_type
+
+    if not kind:
+        out.append(FieldViolation(f"{path}.event_type", "is required"))
+    elif strict_event_types and kind not in EVENT_TYPES:
+        out.append(FieldViolation(
+            f"{path}.event_type",
+            f"unknown event type {kind!r}; allowed: {', '.join(EVENT_TYPES)}"))
+
+    if not event.visitor_id:
+        out.append(FieldViolation(f"{path}.visitor_id", "is required"))
+    elif len(event.visitor_id) > MAX_ID:
+        out.append(_too_long(f"{path}.visitor_id", event.visitor_id, MAX_ID))
+
+    if len(event.session_id.encode()) > MAX_ID:
+        out.append(FieldViolation(f"{path}.session_id",
+                                  f"must be at most {MAX_ID} bytes, "
+                                  f"got {len(event.session_id.encode())}"))
+
+    if require_event_time and not event.HasField("event_time"):
+        out.append(FieldViolation(f"{path}.event_time", "is required"))
+
+    _user_info(event.user_info, f"{path}.user_info", out)
+    _page_fields(event, kind, path, out)
+    _products(event, kind, path, out)
+    _purchase(event, kind, path, out)
+
+    if event.cart_id and kind not in CART_TYPES:
+        out.append(FieldViolation(f"{path}.cart_id",
+                                  "is only allowed on add-to-cart, purchase-complete "
+                                  f"and shopping-cart-page-view events, not {kind!r}"))
+
+    for name in ("uri", "referrer_uri"):
+        value = getattr(event, name)
+        if len(value) > MAX_LONG_TEXT:
+            out.append(_too_long(f"{path}.{name}", value, MAX_LONG_TEXT))
+
+    attribute_violations(event.attributes, f"{path}.attributes", out)
+    return out
+
+
+def _user_info(info: Any, path: str, out: list[FieldViolation]) -> None:
+    if len(info.user_id) > MAX_ID:
+        out.append(_too_long(f"{path}.user_id", info.user_id, MAX_ID))
+    if len(info.user_agent) > MAX_USER_AGENT:
+        out.append(_too_long(f"{path}.user_agent", info.user_agent, MAX_USER_AGENT))
+    if info.ip_address:
+        try:
+            ipaddress.ip_address(info.ip_address)
+        except ValueError:
+            out.append(FieldViolation(f"{path}.ip_address",
+                                      f"must be an IPv4 or IPv6 address, got {info.ip_address!r}"))
+
+
+def _page_fields(event: Any, kind: str, path: str, out: list[FieldViolation]) -> None:
+    if kind == "search" and not event.search_query and not event.page_categories:
+        out.append(FieldViolation(f"{path}.search_query",
+                                  "search events need search_query or page_categories"))
+    if kind == "category-page-view" and not event.page_categories:
+        out.append(FieldViolation(f"{path}.page_categories",
+                                  "is required for category-page-view events"))
+    if kind != "search":
+        for name in ("search_query", "order_by"):
+            if getattr(event, name):
+                out.append(FieldViolation(f"{path}.{name}",
+                                          f"is only allowed on search events, not {kind!r}"))
+        if event.offset:
+            out.append(FieldViolation(f"{path}.offset",
+                                      f"is only allowed on search events, not {kind!r}"))
+    if event.offset < 0:
+        out.append(FieldViolation(f"{path}.offset", f"must not be negative, got {event.offset}"))
+    for name, limit in (("filter", MAX_FILTER), ("order_by", MAX_FILTER),
+                        ("search_query", MAX_LONG_TEXT)):
+        value = getattr(event, name)
+        if len(value) > limit:
+            out.append(_too_long(f"{path}.{name}", value, limit))
+
+
+def _products(event: Any, kind: str, path: str, out: list[FieldViolation]) -> None:
+    if kind in NEEDS_PRODUCTS and not event.product_details:
+        out.append(FieldViolation(f"{path}.product_details",
+                                  f"at least one product is required for {kind} events"))
+    for i, detail in enumerate(event.product_details):
+        if not detail.product.id:
+            out.append(FieldViolation(f"{path}.product_details[{i}].product.id", "is required"))
+        elif len(detail.product.id) > MAX_ID:
+            out.append(_too_long(f"{path}.product_details[{i}].product.id",
+                                 detail.product.id, MAX_ID))
+
+
+def _purchase(event: Any, kind: str, path: str, out: list[FieldViolation]) -> None:
+    field = f"{path}.purchase_transaction"
+    has = event.HasField("purchase_transaction")
+    if kind == "purchase-complete":
+        if not has:
+            out.append(FieldViolation(field, "is required for purchase-complete events"))
+            return
+    elif has:
+        out.append(FieldViolation(field,
+                                  f"is only allowed on purchase-complete events, not {kind!r}"))
+        return
+    if not has:
+        return
+    purchase = event.purchase_transaction
+    if purchase.revenue == 0:
+        out.append(FieldViolation(f"{field}.revenue", "must not be zero"))
+    if not purchase.currency_code:
+        out.append(FieldViolation(f"{field}.currency_code", "is required"))
+    elif not is_currency_code(purchase.currency_code):
+        out.append(FieldViolation(f"{field}.currency_code",
+                                  "must be a three-letter ISO 4217 code such as USD, "
+                                  f"got {purchase.currency_code!r}"))
+    if len(purchase.id) > MAX_ID:
+        out.append(_too_long(f"{field}.id", purchase.id, MAX_ID))
+
+
+def attribute_violations(attributes: Any, path: str, out: list[FieldViolation]) -> None:
+    """Rules for a map<string, CustomAttribute>: key length, one kind of value, sizes."""
+    for key in sorted(attributes):
+        value = attributes[key]
+        where = f"{path}[{key[:50]!r}]"
+        if not key:
+            out.append(FieldViolation(path, "attribute keys must not be empty"))
+        if len(key) > MAX_LONG_TEXT:
+            out.append(FieldViolation(where, f"key must be at most {MAX_LONG_TEXT} characters, "
+                                             f"got {len(key)}"))
+        if bool(value.text) == bool(value.numbers):
+            out.append(FieldViolation(where, "exactly one of text or numbers must be set"))
+        for name in ("text", "numbers"):
+            values = getattr(value, name)
+            if len(values) > MAX_ATTRIBUTE_VALUES:
+                out.append(FieldViolation(f"{where}.{name}",
+                                          f"must have at most {MAX_ATTRIBUTE_VALUES} values, "
+                                          f"got {len(values)}"))
+        for j, text in enumerate(value.text):
+            if not text:
+                out.append(FieldViolation(f"{where}.text[{j}]", "must not be empty"))
+            elif len(text) > MAX_ATTRIBUTE_TEXT:
+                out.append(_too_long(f"{where}.text[{j}]", text, MAX_ATTRIBUTE_TEXT))

@@ -1,0 +1,35 @@
+"""Numbered schema migrations, applied in order at start-up, each exactly once.
+
+A migration is a list of statements; the portable subset of SQL is used so that
+every backend runs the same list (backends may map types, see `dialect`).
+"""
+
+from __future__ import annotations
+
+# Types are written in SQLite's spelling; the PostgreSQL store maps BLOB to BYTEA
+# and INTEGER PRIMARY KEY to a BIGINT identity.
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "user and client events", [
+        """CREATE TABLE user_events (
+            id INTEGER PRIMARY KEY,
+            catalog TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            visitor_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            event_time_us BIGINT NOT NULL,
+            joined SMALLINT NOT NULL,
+            dedup_key BLOB NOT NULL UNIQUE,
+            event BLOB NOT NULL
+        )""",
+        "CREATE INDEX user_events_time ON user_events (catalog, event_time_us)",
+        "CREATE INDEX user_events_visitor ON user_events (catalog, visitor_id)",
+        "CREATE INDEX user_events_user ON user_events (catalog, user_id)",
+        """CREATE TABLE client_events (
+            tenant TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            create_time_us BIGINT NOT NULL,
+            event BLOB NOT NULL,
+            PRIMARY KEY (tenant, event_id)
+        )""",
+    ]),
+]

@@ -1,0 +1,111 @@
+"""What the stores keep: an event as its serialized proto plus the indexed columns
+that filters and analytics need. Shared by every backend."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+
+def dedup_key(catalog: str, payload: bytes) -> bytes:
+    """Canonical hash of an event: same catalog and same content, same key.
+
+    `payload` must be a deterministic serialization (map entries sorted), so two
+    equal events always hash alike.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(catalog.encode())
+    digest.update(b"\0")
+    digest.update(payload)
+    return digest.digest()
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One retail user event as stored."""
+
+    catalog: str
+    event_type: str
+    visitor_id: str
+    user_id: str
+    event_time_us: int
+    joined: bool
+    payload: bytes
+    key: bytes
+
+    @classmethod
+    def from_event(cls, catalog: str, event: Any, joined: bool) -> EventRow:
+        """Build the row for a validated `UserEvent` whose event_time is set."""
+        payload = event.SerializeToString(deterministic=True)
+        time = event.event_time
+        return cls(
+            catalog=catalog,
+            event_type=event.event_type,
+            visitor_id=event.visitor_id,
+            user_id=event.user_info.user_id,
+            event_time_us=time.seconds * 1_000_000 + time.nanos // 1000,
+            joined=joined,
+            payload=payload,
+            key=dedup_key(catalog, payload),
+        )
+
+    def as_params(self) -> tuple[Any, ...]:
+        return (self.catalog, self.event_type, self.visitor_id, self.user_id,
+                self.event_time_us, int(self.joined), self.key, self.payload)
+
+
+@dataclass(frozen=True)
+class TimeBound:
+    """One side of an event-time range, in microseconds since the epoch."""
+
+    micros: int
+    inclusive: bool
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """Which events of a catalog a read, count or purge selects (all terms ANDed)."""
+
+    catalog: str
+    event_types: tuple[str, ...] = ()
+    visitor_ids: tuple[str, ...] = ()
+    user_ids: tuple[str, ...] = ()
+    after: TimeBound | None = None
+    before: TimeBound | None = None
+    joined: bool | None = None
+
+
+def where_clause(query: EventQuery, placeholder: str = "?") -> tuple[str, list[Any]]:
+    """SQL condition and parameters for `query` over the user_events table.
+
+    Shared by the SQLite and PostgreSQL stores; `placeholder` is the driver's.
+    """
+    terms = [f"catalog = {placeholder}"]
+    params: list[Any] = [query.catalog]
+    for column, values in (("event_type", query.event_types),
+                           ("visitor_id", query.visitor_ids),
+                           ("user_id", query.user_ids)):
+        for value in values:
+            terms.append(f"{column} = {placeholder}")
+            params.append(value)
+    if query.after is not None:
+        terms.append(f"event_time_us {'>=' if query.after.inclusive else '>'} {placeholder}")
+        params.append(query.after.micros)
+    if query.before is not None:
+        terms.append(f"event_time_us {'<=' if query.before.inclusive else '<'} {placeholder}")
+        params.append(query.before.micros)
+    if query.joined is not None:
+        terms.append(f"joined = {placeholder}")
+        params.append(int(query.joined))
+    return " AND ".join(terms), params
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEventRow:
+    """One talent client event as stored; unique per (tenant, event_id)."""
+
+    tenant: str
+    event_id: str
+    create_time_us: int
+    payload: bytes

@@ -1,0 +1,50 @@
+"""google.cloud.talent.v4.EventService: client events, unique per tenant by event_id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from footfall.talent.v4 import event_pb2, event_service_pb2_grpc
+
+from server.errors import AlreadyExists, FieldViolation, InvalidArgument
+from server.names import TenantName, parse_tenant
+from server.store import ClientEventRow, Store
+from server.talent.validation import client_event_violations
+
+
+class EventService(event_service_pb2_grpc.EventServiceServicer):
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def CreateClientEvent(self, request: Any, context: Any) -> Any:
+        """Store a client event; an identical retry returns the stored one.
+
+        INVALID_ARGUMENT for a bad parent or event; ALREADY_EXISTS when the
+        event_id is taken by a different event in the tenant.
+        """
+        violations: list[FieldViolation] = []
+        tenant: TenantName | None = None
+        try:
+            tenant = parse_tenant(request.parent, "parent")
+        except InvalidArgument as exc:
+            violations.extend(exc.violations)
+        if not request.HasField("client_event"):
+            violations.append(FieldViolation("client_event", "is required"))
+        else:
+            violations.extend(client_event_violations(request.client_event, tenant))
+        if violations:
+            raise InvalidArgument(violations)
+        assert tenant is not None
+        event = request.client_event
+        payload = event.SerializeToString(deterministic=True)
+        created = event.create_time
+        stored, is_new = self._store.create_client_event(ClientEventRow(
+            tenant=str(tenant), event_id=event.event_id,
+            create_time_us=created.seconds * 1_000_000 + created.nanos // 1000,
+            payload=payload))
+        if not is_new and stored != payload:
+            raise AlreadyExists(
+                "google.cloud.talent.v4.ClientEvent", f"{tenant}/clientEvents/{event.event_id}",
+                f"client_event.event_id {event.event_id!r} is already used in {tenant} "
+                "by a different event")
+        return event_pb2.ClientEvent.FromString(stored)

@@ -1,0 +1,50 @@
+"""Rules for a talent ClientEvent, as a pure function over the message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.errors import FieldViolation, InvalidArgument
+from server.names import TenantName, parse_job
+
+MAX_ID = 255
+
+
+def client_event_violations(event: Any, tenant: TenantName | None,
+                            path: str = "client_event") -> list[FieldViolation]:
+    """Every rule `event` breaks for the tenant `tenant` (None if the parent was bad).
+
+    Needs event_id, create_time and a job_event of a known type naming at least
+    one job, every job in the parent's project and tenant.
+    """
+    out: list[FieldViolation] = []
+    if not event.event_id:
+        out.append(FieldViolation(f"{path}.event_id", "is required"))
+    elif len(event.event_id) > MAX_ID:
+        out.append(FieldViolation(f"{path}.event_id", f"must be at most {MAX_ID} characters, "
+                                                      f"got {len(event.event_id)}"))
+    if len(event.request_id) > MAX_ID:
+        out.append(FieldViolation(f"{path}.request_id",
+                                  f"must be at most {MAX_ID} characters, "
+                                  f"got {len(event.request_id)}"))
+    if not event.HasField("create_time"):
+        out.append(FieldViolation(f"{path}.create_time", "is required"))
+    if not event.HasField("job_event"):
+        out.append(FieldViolation(f"{path}.job_event", "is required"))
+        return out
+    job_event = event.job_event
+    if job_event.type == 0:
+        out.append(FieldViolation(f"{path}.job_event.type",
+                                  "must not be JOB_EVENT_TYPE_UNSPECIFIED"))
+    if not job_event.jobs:
+        out.append(FieldViolation(f"{path}.job_event.jobs", "at least one job is required"))
+    for i, job in enumerate(job_event.jobs):
+        field = f"{path}.job_event.jobs[{i}]"
+        try:
+            name = parse_job(job, field)
+        except InvalidArgument as exc:
+            out.extend(exc.violations)
+            continue
+        if tenant is not None and name.tenant != tenant:
+            out.append(FieldViolation(field, f"job {job!r} is not in the parent tenant {tenant}"))
+    return out

@@ -1,0 +1,40 @@
+"""An in-process server on port 0 with our own stubs; stopped by the fixture."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from server.app import Running, start
+from server.clock import FixedClock
+from server.config import Settings
+
+# 2024-05-01T12:00:00Z
+NOW_NS = 1_714_564_800 * 10**9
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW_NS)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(host="127.0.0.1", port=0, store=f"sqlite:///{tmp_path}/events.db",
+                    grace_seconds=5, workers=8)
+
+
+@pytest.fixture
+def running(settings: Settings, clock: FixedClock) -> Iterator[Running]:
+    server = start(settings, clock)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def channel(running: Running) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as chan:
+        yield chan

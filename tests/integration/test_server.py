@@ -1,0 +1,183 @@
+"""The server in-process, through our own generated stubs."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+import pytest
+from footfall.retail.v2 import (
+    import_config_pb2,
+    user_event_pb2,
+    user_event_service_pb2,
+    user_event_service_pb2_grpc,
+)
+from footfall.talent.v4 import event_pb2, event_service_pb2, event_service_pb2_grpc
+from google.protobuf import json_format, timestamp_pb2
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+from grpc_status import rpc_status
+
+from server.app import Running, start
+from server.config import Settings
+from server.store import EventQuery, open_store
+
+from .conftest import NOW_NS
+
+PARENT = "projects/p/locations/global/catalogs/default_catalog"
+TENANT = "projects/p/tenants/t"
+
+
+def event(**fields: object) -> user_event_pb2.UserEvent:
+    body = {"eventType": "home-page-view", "visitorId": "v1", **fields}
+    return json_format.ParseDict(body, user_event_pb2.UserEvent())
+
+
+def retail(channel: grpc.Channel) -> user_event_service_pb2_grpc.UserEventServiceStub:
+    return user_event_service_pb2_grpc.UserEventServiceStub(channel)
+
+
+def bad_request(error: grpc.RpcError) -> error_details_pb2.BadRequest:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, "no google.rpc.Status in the trailers"
+    detail = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(detail)
+    return detail
+
+
+def test_write_stamps_time_and_stores(channel: grpc.Channel, running: Running) -> None:
+    answer = retail(channel).WriteUserEvent(
+        user_event_service_pb2.WriteUserEventRequest(parent=PARENT, user_event=event()))
+    assert answer.event_time.ToNanoseconds() == NOW_NS
+    assert answer.visitor_id == "v1"
+    assert running.store.count_user_events(EventQuery(PARENT)) == 1
+
+
+def test_write_keeps_a_given_time(channel: grpc.Channel) -> None:
+    answer = retail(channel).WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+        parent=PARENT, user_event=event(eventTime="2023-01-02T03:04:05.5Z")))
+    assert answer.event_time.ToJsonString() == "2023-01-02T03:04:05.500Z"
+
+
+def test_invalid_write_lists_every_violation_with_details(channel: grpc.Channel,
+                                                          running: Running) -> None:
+    bad = event(visitorId="", eventType="detail-page-view", cartId="c")
+    with pytest.raises(grpc.RpcError) as caught:
+        retail(channel).WriteUserEvent(
+            user_event_service_pb2.WriteUserEventRequest(parent="catalogs/x", user_event=bad))
+    error = caught.value
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    fields = [v.field for v in bad_request(error).field_violations]
+    assert fields == ["parent", "user_event.visitor_id", "user_event.product_details",
+                      "user_event.cart_id"]
+    assert "user_event.visitor_id: is required" in error.details()
+    assert running.store.count_user_events(EventQuery(PARENT)) == 0
+
+
+def test_missing_user_event(channel: grpc.Channel) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        retail(channel).WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(parent=PARENT))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details() == "user_event: is required"
+
+
+def test_collect_answers_a_gif_and_stores(channel: grpc.Channel, running: Running) -> None:
+    body = retail(channel).CollectUserEvent(user_event_service_pb2.CollectUserEventRequest(
+        parent=PARENT, user_event=json.dumps({"eventType": "home-page-view", "visitorId": "px"}),
+        uri="https://shop.example/", ets=1_700_000_000_000))
+    assert body.content_type == "image/gif" and body.data.startswith(b"GIF89a")
+    [(_, payload)] = running.store.list_user_events(EventQuery(PARENT), limit=5)
+    stored = user_event_pb2.UserEvent.FromString(payload)
+    assert stored.uri == "https://shop.example/"
+    assert stored.event_time.ToMilliseconds() == 1_700_000_000_000
+
+
+def test_collect_bad_json_says_where(channel: grpc.Channel) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        retail(channel).CollectUserEvent(user_event_service_pb2.CollectUserEventRequest(
+            parent=PARENT, user_event='{"eventType": "home-page-view" "visitorId": 1}'))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "user_event: " in caught.value.details()
+    assert "column" in caught.value.details()
+
+
+def test_bulk_methods_are_unimplemented_with_a_message(channel: grpc.Channel) -> None:
+    request = import_config_pb2.ImportUserEventsRequest(
+        parent=PARENT, input_config=import_config_pb2.UserEventInputConfig())
+    with pytest.raises(grpc.RpcError) as caught:
+        retail(channel).ImportUserEvents(request)
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "ImportUserEvents" in caught.value.details()
+
+
+def client_event(event_id: str = "e1", kind: int = 1, jobs: tuple[str, ...] = (
+        f"{TENANT}/jobs/j1",)) -> event_pb2.ClientEvent:
+    return event_pb2.ClientEvent(
+        request_id="r1", event_id=event_id, create_time=timestamp_pb2.Timestamp(seconds=100),
+        job_event=event_pb2.JobEvent(type=kind, jobs=list(jobs)))  # type: ignore[arg-type]
+
+
+def test_talent_retry_returns_stored_and_conflict_is_already_exists(
+        channel: grpc.Channel) -> None:
+    stub = event_service_pb2_grpc.EventServiceStub(channel)
+
+    def create(e: event_pb2.ClientEvent) -> event_pb2.ClientEvent:
+        return stub.CreateClientEvent(
+            event_service_pb2.CreateClientEventRequest(parent=TENANT, client_event=e))
+
+    assert create(client_event()) == client_event()
+    assert create(client_event()) == client_event()
+    with pytest.raises(grpc.RpcError) as caught:
+        create(client_event(kind=2))
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "'e1'" in caught.value.details()
+
+
+def test_talent_validation(channel: grpc.Channel) -> None:
+    stub = event_service_pb2_grpc.EventServiceStub(channel)
+    bad = client_event(event_id="", kind=0, jobs=("projects/p/tenants/other/jobs/j",
+                                                  "not-a-job"))
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.CreateClientEvent(
+            event_service_pb2.CreateClientEventRequest(parent=TENANT, client_event=bad))
+    fields = [v.field for v in bad_request(caught.value).field_violations]
+    assert fields == ["client_event.event_id", "client_event.job_event.type",
+                      "client_event.job_event.jobs[0]", "client_event.job_event.jobs[1]"]
+
+
+def test_health_and_reflection(channel: grpc.Channel) -> None:
+    health = health_pb2_grpc.HealthStub(channel)
+    for service in ("", "google.cloud.retail.v2.UserEventService"):
+        reply = health.Check(health_pb2.HealthCheckRequest(service=service))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    database = ProtoReflectionDescriptorDatabase(channel)
+    services = set(database.get_services())
+    assert {"google.cloud.retail.v2.UserEventService", "google.cloud.talent.v4.EventService",
+            "google.cloud.retail.v2.ProductService"} <= services
+
+
+def test_stop_flushes_async_writes(settings: Settings) -> None:
+    server = start(settings)
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as chan:
+        stub = retail(chan)
+        for i in range(300):
+            stub.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+                parent=PARENT, user_event=event(visitorId=f"v{i}"), write_async=True))
+    server.stop()
+    store = open_store(settings.store)
+    try:
+        assert store.count_user_events(EventQuery(PARENT)) == 300
+    finally:
+        store.close()
+
+
+def test_server_faults_are_internal_not_unknown(channel: grpc.Channel, running: Running) -> None:
+    running.store.close()  # every later write now fails inside the server
+    with pytest.raises(grpc.RpcError) as caught:
+        retail(channel).WriteUserEvent(
+            user_event_service_pb2.WriteUserEventRequest(parent=PARENT, user_event=event()))
+    assert caught.value.code() == grpc.StatusCode.INTERNAL
+    assert "WriteUserEvent" in caught.value.details()

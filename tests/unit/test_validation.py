@@ -1,0 +1,149 @@
+"""Retail validation rules, table-driven: each case names the field it must flag."""
+
+from __future__ import annotations
+
+import pytest
+from footfall.retail.v2 import user_event_pb2
+from google.protobuf import json_format
+
+from server.retail.validation import EVENT_TYPES, user_event_violations
+
+PRODUCT = [{"product": {"id": "sku-1"}, "quantity": 1}]
+PURCHASE = {"id": "order-1", "revenue": 12.5, "currencyCode": "USD"}
+
+VALID = {
+    "home-page-view": {},
+    "detail-page-view": {"productDetails": PRODUCT},
+    "add-to-cart": {"productDetails": PRODUCT, "cartId": "cart-1"},
+    "purchase-complete": {"productDetails": PRODUCT, "purchaseTransaction": PURCHASE,
+                          "cartId": "cart-1"},
+    "search": {"searchQuery": "shoes", "orderBy": "price desc", "offset": 10, "filter": "x"},
+    "category-page-view": {"pageCategories": ["Shoes > Running"]},
+    "shopping-cart-page-view": {"cartId": "c"},
+    "remove-from-cart": {"productDetails": PRODUCT},
+    "completion": {"completionDetail": {"selectedSuggestion": "shoe"}},
+    "promotion-offered": {},
+    "promotion-not-offered": {},
+    "page-view": {},
+    "login": {},
+}
+
+
+def make(event_type: str, **fields: object) -> user_event_pb2.UserEvent:
+    body = {"eventType": event_type, "visitorId": "visitor-1", **fields}
+    return json_format.ParseDict(body, user_event_pb2.UserEvent())
+
+
+def flagged(event: user_event_pb2.UserEvent, **options: bool) -> list[str]:
+    return [v.field for v in user_event_violations(event, **options)]
+
+
+@pytest.mark.parametrize("event_type", sorted(VALID))
+def test_valid_events_pass(event_type: str) -> None:
+    assert flagged(make(event_type, **VALID[event_type])) == []
+
+
+def test_every_google_type_has_a_valid_example() -> None:
+    assert set(EVENT_TYPES) <= set(VALID)
+
+
+INVALID = [
+    ("event type missing", make(""), "user_event.event_type"),
+    ("visitor missing", json_format.ParseDict({"eventType": "home-page-view"},
+                                              user_event_pb2.UserEvent()),
+     "user_event.visitor_id"),
+    ("visitor too long", make("home-page-view", visitorId="v" * 129), "user_event.visitor_id"),
+    ("session over 128 bytes", make("home-page-view", sessionId="é" * 65),
+     "user_event.session_id"),
+    ("user id too long", make("home-page-view", userInfo={"userId": "u" * 129}),
+     "user_event.user_info.user_id"),
+    ("user agent too long", make("home-page-view", userInfo={"userAgent": "a" * 1001}),
+     "user_event.user_info.user_agent"),
+    ("bad ip", make("home-page-view", userInfo={"ipAddress": "300.1.1.1"}),
+     "user_event.user_info.ip_address"),
+    ("detail view without products", make("detail-page-view"), "user_event.product_details"),
+    ("add to cart without products", make("add-to-cart"), "user_event.product_details"),
+    ("product without id", make("detail-page-view", productDetails=[{"product": {}}]),
+     "user_event.product_details[0].product.id"),
+    ("purchase without transaction", make("purchase-complete", productDetails=PRODUCT),
+     "user_event.purchase_transaction"),
+    ("zero revenue", make("purchase-complete", productDetails=PRODUCT,
+                          purchaseTransaction={"revenue": 0, "currencyCode": "USD"}),
+     "user_event.purchase_transaction.revenue"),
+    ("bad currency", make("purchase-complete", productDetails=PRODUCT,
+                          purchaseTransaction={"revenue": 1, "currencyCode": "usd"}),
+     "user_event.purchase_transaction.currency_code"),
+    ("unknown currency", make("purchase-complete", productDetails=PRODUCT,
+                              purchaseTransaction={"revenue": 1, "currencyCode": "ZZZ"}),
+     "user_event.purchase_transaction.currency_code"),
+    ("transaction id too long", make("purchase-complete", productDetails=PRODUCT,
+                                     purchaseTransaction={**PURCHASE, "id": "i" * 129}),
+     "user_event.purchase_transaction.id"),
+    ("transaction on a view", make("home-page-view", purchaseTransaction=PURCHASE),
+     "user_event.purchase_transaction"),
+    ("search without query or categories", make("search"), "user_event.search_query"),
+    ("category view without categories", make("category-page-view"),
+     "user_event.page_categories"),
+    ("query off search", make("home-page-view", searchQuery="x"), "user_event.search_query"),
+    ("order_by off search", make("home-page-view", orderBy="x"), "user_event.order_by"),
+    ("offset off search", make("home-page-view", offset=3), "user_event.offset"),
+    ("negative offset", make("search", searchQuery="x", offset=-1), "user_event.offset"),
+    ("filter too long", make("search", searchQuery="x", filter="f" * 1001), "user_event.filter"),
+    ("order_by too long", make("search", searchQuery="x", orderBy="o" * 1001),
+     "user_event.order_by"),
+    ("query too long", make("search", searchQuery="q" * 5001), "user_event.search_query"),
+    ("uri too long", make("home-page-view", uri="u" * 5001), "user_event.uri"),
+    ("cart id on a view", make("home-page-view", cartId="c"), "user_event.cart_id"),
+    ("attribute key too long", make("home-page-view", attributes={"k" * 5001: {"text": ["a"]}}),
+     "user_event.attributes['" + "k" * 50 + "']"),
+    ("attribute with text and numbers",
+     make("home-page-view", attributes={"k": {"text": ["a"], "numbers": [1]}}),
+     "user_event.attributes['k']"),
+    ("attribute with no value", make("home-page-view", attributes={"k": {}}),
+     "user_event.attributes['k']"),
+    ("empty attribute text", make("home-page-view", attributes={"k": {"text": [""]}}),
+     "user_event.attributes['k'].text[0]"),
+]
+
+
+@pytest.mark.parametrize(("case", "event", "field"), INVALID, ids=[c[0] for c in INVALID])
+def test_each_rule_names_its_field(case: str, event: user_event_pb2.UserEvent,
+                                   field: str) -> None:
+    assert field in flagged(event)
+
+
+def test_all_violations_are_reported_not_just_the_first() -> None:
+    event = make("purchase-complete", visitorId="v" * 200, cartId="c",
+                 userInfo={"ipAddress": "nope"},
+                 purchaseTransaction={"revenue": 0, "currencyCode": "EURO"})
+    assert set(flagged(event)) == {
+        "user_event.visitor_id",
+        "user_event.user_info.ip_address",
+        "user_event.product_details",
+        "user_event.purchase_transaction.revenue",
+        "user_event.purchase_transaction.currency_code",
+    }
+
+
+def test_strict_event_types_refuses_custom_types_and_lists_the_allowed() -> None:
+    event = make("page-view")
+    assert flagged(event) == []
+    [violation] = user_event_violations(event, strict_event_types=True)
+    assert violation.field == "user_event.event_type"
+    assert "detail-page-view" in violation.description
+
+
+def test_import_requires_event_time() -> None:
+    assert "user_event.event_time" in flagged(make("home-page-view"), require_event_time=True)
+    timed = make("home-page-view", eventTime="2024-01-01T00:00:00Z")
+    assert flagged(timed, require_event_time=True) == []
+
+
+def test_ipv6_is_accepted() -> None:
+    assert flagged(make("home-page-view", userInfo={"ipAddress": "2001:db8::1"})) == []
+
+
+def test_path_prefix_is_used_for_nested_events() -> None:
+    event = make("detail-page-view")
+    fields = [v.field for v in user_event_violations(event, "input_config.user_events[3]")]
+    assert fields == ["input_config.user_events[3].product_details"]
