@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import grpc
 from footfall.retail.v2 import (
     product_service_pb2,
+    product_service_pb2_grpc,
     user_event_service_pb2,
     user_event_service_pb2_grpc,
 )
@@ -20,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from server.clock import Clock, SystemClock
 from server.config import Settings
+from server.retail.product_service import ProductService
 from server.retail.user_event_service import UserEventService
 from server.rpc import ErrorInterceptor
 from server.store import Store, open_store
@@ -29,10 +31,9 @@ log = logging.getLogger("footfall")
 
 SERVED = (
     user_event_service_pb2.DESCRIPTOR.services_by_name["UserEventService"].full_name,
+    product_service_pb2.DESCRIPTOR.services_by_name["ProductService"].full_name,
     event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
 )
-# Defined in the contracts and visible through reflection; served by a later milestone.
-DESCRIBED = (product_service_pb2.DESCRIPTOR.services_by_name["ProductService"].full_name,)
 
 
 @dataclass
@@ -69,6 +70,8 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     )
     user_event_service_pb2_grpc.add_UserEventServiceServicer_to_server(
         UserEventService(store, settings, clock), server)
+    product_service_pb2_grpc.add_ProductServiceServicer_to_server(
+        ProductService(store, clock), server)
     event_service_pb2_grpc.add_EventServiceServicer_to_server(EventService(store), server)
 
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
@@ -76,7 +79,7 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     for name in ("", *SERVED):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
-        (*SERVED, *DESCRIBED, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        (*SERVED, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
     address = f"[{settings.host}]:{settings.port}" if ":" in settings.host \
         else f"{settings.host}:{settings.port}"

@@ -8,10 +8,18 @@ notes"), and each backend batches concurrent writes into one transaction
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from server.store.rows import ClientEventRow, EventQuery, EventRow
+from server.store.rows import (
+    ClientEventRow,
+    EventQuery,
+    EventRow,
+    OperationRecord,
+    Progress,
+    Step,
+    StepResult,
+)
 
 
 class Store(Protocol):
@@ -41,3 +49,56 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Flush, then release every resource. Idempotent."""
+
+    # -- products (branch is a full branch name with a numeric branch id) -----
+
+    def get_products(self, branch: str, product_ids: Sequence[str]) -> dict[str, bytes]:
+        """The serialized Products of `branch` among `product_ids` that exist."""
+
+    def list_products(self, branch: str, limit: int, after_id: str = "") -> list[tuple[str, bytes]]:
+        """Up to `limit` (product_id, serialized Product) with id > `after_id`, by id."""
+
+    def create_product(self, branch: str, product_id: str, payload: bytes) -> bool:
+        """Insert unless present; False when the product already exists."""
+
+    def update_product(self, branch: str, product_id: str,
+                       change: Callable[[bytes | None], bytes | None]) -> bytes | None:
+        """Atomically replace the product with `change(current)` (None: leave as is).
+
+        Returns what is stored afterwards.
+        """
+
+    def delete_product(self, branch: str, product_id: str) -> bool:
+        """Delete; False when there was nothing to delete."""
+
+    # -- long-running operations ------------------------------------------
+
+    def create_operation(self, record: OperationRecord) -> None:
+        """Store a new operation (not done, no lease)."""
+
+    def get_operation(self, name: str) -> OperationRecord | None: ...
+
+    def list_operations(self, prefix: str, done: bool | None, limit: int,
+                        after: tuple[int, str] | None = None) -> list[OperationRecord]:
+        """Operations whose name starts with `prefix`, oldest first, after the
+        (create_time_us, name) position `after`."""
+
+    def delete_operation(self, name: str) -> bool: ...
+
+    def request_cancel(self, name: str) -> OperationRecord | None:
+        """Mark a running operation as to be cancelled; the record, or None."""
+
+    def claim_operation(self, owner: str, now_us: int, lease_us: int,
+                        can_take: Callable[[str], bool]) -> OperationRecord | None:
+        """Take the oldest unfinished operation that nobody holds (no lease, an
+        expired one, or one `can_take(owner)` says is dead) and lease it to `owner`."""
+
+    def run_step(self, name: str, owner: str, step: Step, lease_until_us: int,
+                 progress: Callable[[StepResult], Progress]) -> StepResult:
+        """Apply `step` and record `progress(result)` in one transaction.
+
+        Raises LeaseLost (and writes nothing) when `owner` no longer holds `name`.
+        """
+
+    def release_operation(self, name: str, owner: str) -> None:
+        """Give up the lease (on shutdown) so the next start resumes at once."""

@@ -32,4 +32,25 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             PRIMARY KEY (tenant, event_id)
         )""",
     ]),
+    (2, "product catalog and long-running operations", [
+        """CREATE TABLE products (
+            branch TEXT NOT NULL,
+            product_id TEXT NOT NULL,
+            product BLOB NOT NULL,
+            PRIMARY KEY (branch, product_id)
+        )""",
+        """CREATE TABLE operations (
+            name TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            done SMALLINT NOT NULL,
+            create_time_us BIGINT NOT NULL,
+            request BLOB NOT NULL,
+            operation BLOB NOT NULL,
+            checkpoint BLOB,
+            cancel_requested SMALLINT NOT NULL,
+            lease_owner TEXT,
+            lease_expires_us BIGINT
+        )""",
+        "CREATE INDEX operations_pending ON operations (done, create_time_us)",
+    ]),
 ]

@@ -4,6 +4,7 @@ that filters and analytics need. Shared by every backend."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,3 +110,56 @@ class ClientEventRow:
     event_id: str
     create_time_us: int
     payload: bytes
+
+
+@dataclass(frozen=True)
+class OperationRecord:
+    """A long-running operation as stored: the google.longrunning.Operation the
+    clients see, plus what the workers need to run, resume and hand it over."""
+
+    name: str
+    kind: str
+    done: bool
+    create_time_us: int
+    request: bytes
+    operation: bytes
+    checkpoint: bytes | None = None
+    cancel_requested: bool = False
+    lease_owner: str | None = None
+    lease_expires_us: int | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """The writes of one batch of a job; applied atomically with the job's progress."""
+
+    insert_events: Sequence[EventRow] = ()
+    # (branch, product_id, serialized Product)
+    put_products: Sequence[tuple[str, str, bytes]] = ()
+    # (row id, joined, serialized UserEvent)
+    update_events: Sequence[tuple[int, bool, bytes]] = ()
+    # delete up to `delete_limit` events the query selects with id > delete_after_id
+    delete_events: EventQuery | None = None
+    delete_after_id: int = 0
+    delete_limit: int = 0
+
+
+@dataclass(frozen=True)
+class StepResult:
+    inserted: int = 0
+    deleted: int = 0
+    last_deleted_id: int = 0
+    cancel_requested: bool = False
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a job records after a step: its checkpoint and the Operation clients see."""
+
+    checkpoint: bytes
+    operation: bytes
+    done: bool
+
+
+class LeaseLost(Exception):
+    """The operation was deleted or taken over by another worker: stop working on it."""

@@ -12,13 +12,23 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from server.store.group_commit import GroupCommitter, Job
 from server.store.migrations import MIGRATIONS
-from server.store.rows import ClientEventRow, EventQuery, EventRow, where_clause
+from server.store.rows import (
+    ClientEventRow,
+    EventQuery,
+    EventRow,
+    LeaseLost,
+    OperationRecord,
+    Progress,
+    Step,
+    StepResult,
+    where_clause,
+)
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +186,184 @@ class SqliteStore:
                 f"SELECT id, event FROM user_events WHERE {where} AND id > ? "
                 "ORDER BY id LIMIT ?", [*params, after_id, limit]).fetchall()
         return [(int(i), bytes(e)) for i, e in rows]
+
+    # -- products ----------------------------------------------------------
+
+    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run `fn` in the writer's next transaction; its result once committed."""
+        return self._committer.submit_fn(fn).result()
+
+    def get_products(self, branch: str, product_ids: Sequence[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(product_ids))
+        if not wanted:
+            return {}
+        marks = ", ".join("?" * len(wanted))
+        with self._reader() as conn:
+            rows = conn.execute(f"SELECT product_id, product FROM products WHERE branch = ? "
+                                f"AND product_id IN ({marks})", [branch, *wanted]).fetchall()
+        return {pid: bytes(payload) for pid, payload in rows}
+
+    def list_products(self, branch: str, limit: int, after_id: str = "") -> list[tuple[str, bytes]]:
+        with self._reader() as conn:
+            rows = conn.execute("SELECT product_id, product FROM products WHERE branch = ? AND "
+                                "product_id > ? ORDER BY product_id LIMIT ?",
+                                (branch, after_id, limit)).fetchall()
+        return [(pid, bytes(payload)) for pid, payload in rows]
+
+    def create_product(self, branch: str, product_id: str, payload: bytes) -> bool:
+        def insert(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute("INSERT OR IGNORE INTO products VALUES (?, ?, ?)",
+                                  (branch, product_id, payload))
+            return cursor.rowcount == 1
+
+        return bool(self._write(insert))
+
+    def update_product(self, branch: str, product_id: str,
+                       change: Callable[[bytes | None], bytes | None]) -> bytes | None:
+        def read_modify_write(conn: sqlite3.Connection) -> bytes | None:
+            found = conn.execute("SELECT product FROM products WHERE branch = ? AND "
+                                 "product_id = ?", (branch, product_id)).fetchone()
+            current = bytes(found[0]) if found else None
+            updated = change(current)
+            if updated is None:
+                return current
+            conn.execute("INSERT OR REPLACE INTO products VALUES (?, ?, ?)",
+                         (branch, product_id, updated))
+            return updated
+
+        result: bytes | None = self._write(read_modify_write)
+        return result
+
+    def delete_product(self, branch: str, product_id: str) -> bool:
+        def delete(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM products WHERE branch = ? AND product_id = ?",
+                                (branch, product_id)).rowcount == 1
+
+        return bool(self._write(delete))
+
+    # -- operations --------------------------------------------------------
+
+    _OP_COLUMNS = ("name, kind, done, create_time_us, request, operation, checkpoint, "
+                   "cancel_requested, lease_owner, lease_expires_us")
+
+    @staticmethod
+    def _record(row: Sequence[Any]) -> OperationRecord:
+        return OperationRecord(
+            name=row[0], kind=row[1], done=bool(row[2]), create_time_us=row[3],
+            request=bytes(row[4]), operation=bytes(row[5]),
+            checkpoint=None if row[6] is None else bytes(row[6]),
+            cancel_requested=bool(row[7]), lease_owner=row[8], lease_expires_us=row[9])
+
+    def create_operation(self, record: OperationRecord) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(f"INSERT INTO operations ({self._OP_COLUMNS}) VALUES "
+                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (record.name, record.kind, int(record.done), record.create_time_us,
+                          record.request, record.operation, record.checkpoint,
+                          int(record.cancel_requested), record.lease_owner,
+                          record.lease_expires_us))
+
+        self._write(insert)
+
+    def get_operation(self, name: str) -> OperationRecord | None:
+        with self._reader() as conn:
+            row = conn.execute(f"SELECT {self._OP_COLUMNS} FROM operations WHERE name = ?",
+                               (name,)).fetchone()
+        return None if row is None else self._record(row)
+
+    def list_operations(self, prefix: str, done: bool | None, limit: int,
+                        after: tuple[int, str] | None = None) -> list[OperationRecord]:
+        terms = ["substr(name, 1, ?) = ?"]
+        params: list[Any] = [len(prefix), prefix]
+        if done is not None:
+            terms.append("done = ?")
+            params.append(int(done))
+        if after is not None:
+            terms.append("(create_time_us > ? OR (create_time_us = ? AND name > ?))")
+            params.extend([after[0], after[0], after[1]])
+        with self._reader() as conn:
+            rows = conn.execute(f"SELECT {self._OP_COLUMNS} FROM operations WHERE "
+                                f"{' AND '.join(terms)} ORDER BY create_time_us, name LIMIT ?",
+                                [*params, limit]).fetchall()
+        return [self._record(r) for r in rows]
+
+    def delete_operation(self, name: str) -> bool:
+        return bool(self._write(lambda conn: conn.execute(
+            "DELETE FROM operations WHERE name = ?", (name,)).rowcount == 1))
+
+    def request_cancel(self, name: str) -> OperationRecord | None:
+        def mark(conn: sqlite3.Connection) -> OperationRecord | None:
+            conn.execute("UPDATE operations SET cancel_requested = 1 WHERE name = ? AND done = 0",
+                         (name,))
+            row = conn.execute(f"SELECT {self._OP_COLUMNS} FROM operations WHERE name = ?",
+                               (name,)).fetchone()
+            return None if row is None else self._record(row)
+
+        result: OperationRecord | None = self._write(mark)
+        return result
+
+    def claim_operation(self, owner: str, now_us: int, lease_us: int,
+                        can_take: Callable[[str], bool]) -> OperationRecord | None:
+        def claim(conn: sqlite3.Connection) -> OperationRecord | None:
+            rows = conn.execute(f"SELECT {self._OP_COLUMNS} FROM operations WHERE done = 0 "
+                                "ORDER BY create_time_us, name").fetchall()
+            for row in rows:
+                record = self._record(row)
+                holder = record.lease_owner
+                free = (holder is None or holder == owner
+                        or (record.lease_expires_us or 0) < now_us or can_take(holder))
+                if not free:
+                    continue
+                conn.execute("UPDATE operations SET lease_owner = ?, lease_expires_us = ? "
+                             "WHERE name = ?", (owner, now_us + lease_us, record.name))
+                return record
+            return None
+
+        result: OperationRecord | None = self._write(claim)
+        return result
+
+    def run_step(self, name: str, owner: str, step: Step, lease_until_us: int,
+                 progress: Callable[[StepResult], Progress]) -> StepResult:
+        def apply(conn: sqlite3.Connection) -> StepResult:
+            found = conn.execute("SELECT lease_owner, cancel_requested FROM operations "
+                                 "WHERE name = ?", (name,)).fetchone()
+            if found is None or found[0] != owner:
+                raise LeaseLost(name)
+            inserted = deleted = last_deleted = 0
+            if step.insert_events:
+                before = conn.total_changes
+                conn.executemany(_INSERT_EVENT, [r.as_params() for r in step.insert_events])
+                inserted = conn.total_changes - before
+            if step.put_products:
+                conn.executemany("INSERT OR REPLACE INTO products VALUES (?, ?, ?)",
+                                 step.put_products)
+            if step.update_events:
+                conn.executemany("UPDATE user_events SET joined = ?, event = ? WHERE id = ?",
+                                 [(int(j), p, i) for i, j, p in step.update_events])
+            if step.delete_events is not None:
+                where, params = where_clause(step.delete_events)
+                ids = [i for (i,) in conn.execute(
+                    f"SELECT id FROM user_events WHERE {where} AND id > ? ORDER BY id LIMIT ?",
+                    [*params, step.delete_after_id, step.delete_limit])]
+                if ids:
+                    deleted = conn.execute(
+                        f"DELETE FROM user_events WHERE {where} AND id > ? AND id <= ?",
+                        [*params, step.delete_after_id, ids[-1]]).rowcount
+                    last_deleted = ids[-1]
+            result = StepResult(inserted, deleted, last_deleted, bool(found[1]))
+            done = progress(result)
+            conn.execute("UPDATE operations SET checkpoint = ?, operation = ?, done = ?, "
+                         "lease_expires_us = ? WHERE name = ?",
+                         (done.checkpoint, done.operation, int(done.done), lease_until_us, name))
+            return result
+
+        result: StepResult = self._write(apply)
+        return result
+
+    def release_operation(self, name: str, owner: str) -> None:
+        self._write(lambda conn: conn.execute(
+            "UPDATE operations SET lease_owner = NULL, lease_expires_us = NULL "
+            "WHERE name = ? AND lease_owner = ?", (name, owner)))
 
     # -- lifecycle ---------------------------------------------------------
 
