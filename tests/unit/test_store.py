@@ -11,6 +11,7 @@ from footfall.retail.v2 import user_event_pb2
 from google.protobuf import json_format
 
 from server.store import ClientEventRow, EventQuery, EventRow, TimeBound, open_store
+from server.store.migrations import MIGRATIONS
 from server.store.sqlite import SqliteStore
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
@@ -159,7 +160,7 @@ def test_migrations_apply_once_even_when_opened_concurrently(tmp_path: Path) -> 
         assert errors == []
         with opened[0]._reader() as conn:
             versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations")]
-        assert versions == [1]
+        assert versions == [version for version, _, _ in MIGRATIONS]
     finally:
         for s in opened:
             s.close()
