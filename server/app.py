@@ -7,6 +7,7 @@ import signal
 import threading
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from footfall.retail.v2 import (
@@ -21,6 +22,9 @@ from grpc_reflection.v1alpha import reflection
 
 from server.clock import Clock, SystemClock
 from server.config import Settings
+from server.operations import service as operations_service
+from server.operations.runner import OperationRunner
+from server.retail import import_events, purge, rejoin
 from server.retail.product_service import ProductService
 from server.retail.user_event_service import UserEventService
 from server.rpc import ErrorInterceptor
@@ -33,6 +37,7 @@ SERVED = (
     user_event_service_pb2.DESCRIPTOR.services_by_name["UserEventService"].full_name,
     product_service_pb2.DESCRIPTOR.services_by_name["ProductService"].full_name,
     event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
+    "google.longrunning.Operations",
 )
 
 
@@ -43,13 +48,16 @@ class Running:
     server: grpc.Server
     health: health.HealthServicer
     store: Store
+    runner: OperationRunner
     port: int
     settings: Settings
 
     def stop(self) -> None:
-        """Drain: NOT_SERVING, refuse new calls, finish in-flight ones, flush, close."""
+        """Drain: NOT_SERVING, refuse new calls, finish in-flight ones, pause jobs
+        after their current batch, flush, close."""
         self.health.enter_graceful_shutdown()
         self.server.stop(self.settings.grace_seconds).wait()
+        self.runner.stop()
         self.store.close()
 
 
@@ -57,6 +65,13 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     """Open the store and start serving; raises if the address cannot be bound."""
     store = open_store(settings.store)
     clock = clock or SystemClock()
+    gcs_root = Path(settings.gcs_root)
+    gcs_root.mkdir(parents=True, exist_ok=True)
+    runner = OperationRunner(store, clock, {
+        import_events.KIND: import_events.ImportJob(gcs_root, settings.strict_event_types),
+        purge.KIND: purge.run_purge,
+        rejoin.KIND: rejoin.run_rejoin,
+    }, workers=settings.operation_workers, lease_seconds=settings.lease_seconds)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers,
                                    thread_name_prefix="footfall-rpc"),
@@ -69,10 +84,12 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
         ],
     )
     user_event_service_pb2_grpc.add_UserEventServiceServicer_to_server(
-        UserEventService(store, settings, clock), server)
+        UserEventService(store, settings, clock, runner), server)
     product_service_pb2_grpc.add_ProductServiceServicer_to_server(
         ProductService(store, clock), server)
     event_service_pb2_grpc.add_EventServiceServicer_to_server(EventService(store), server)
+
+    operations_service.add_to_server(operations_service.OperationsService(store, runner), server)
 
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -89,7 +106,8 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
         store.close()
         raise OSError(f"cannot listen on {address}: {exc}") from exc
     server.start()
-    return Running(server, health_servicer, store, port, settings)
+    runner.start()
+    return Running(server, health_servicer, store, runner, port, settings)
 
 
 def serve(settings: Settings) -> int:

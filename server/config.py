@@ -20,6 +20,9 @@ class Settings:
     grace_seconds: float = 10.0
     max_request_bytes: int = 10 * 1024 * 1024
     log_level: str = "INFO"
+    gcs_root: str = "./data/gcs"
+    operation_workers: int = 1
+    lease_seconds: float = 30.0
 
 
 def _env_bool(value: str) -> bool:
@@ -55,6 +58,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str])
                         default=float(env_or("GRACE_SECONDS", d.grace_seconds)),  # type: ignore[arg-type]
                         help="how long in-flight calls may finish on shutdown "
                              "(FOOTFALL_GRACE_SECONDS; default %(default)s)")
+    parser.add_argument("--gcs-root", default=env_or("GCS_ROOT", d.gcs_root),
+                        help="folder that stands in for Cloud Storage: gs://b/x is "
+                             "GCS_ROOT/b/x (FOOTFALL_GCS_ROOT; default %(default)s)")
+    parser.add_argument("--operation-workers", type=int,
+                        default=int(env_or("OPERATION_WORKERS", d.operation_workers)),  # type: ignore[call-overload]
+                        help="threads running import/purge/rejoin jobs "
+                             "(FOOTFALL_OPERATION_WORKERS; default %(default)s)")
     parser.add_argument("--log-level", default=env_or("LOG_LEVEL", d.log_level),
                         help="DEBUG, INFO, WARNING or ERROR (FOOTFALL_LOG_LEVEL)")
 
@@ -62,6 +72,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str])
 def settings_from_args(args: argparse.Namespace) -> Settings:
     if not 0 <= args.port <= 65535:
         raise SystemExit(f"--port must be 0..65535, got {args.port}")
+    if args.operation_workers < 1:
+        raise SystemExit(f"--operation-workers must be at least 1, got {args.operation_workers}")
     if args.workers < 1:
         raise SystemExit(f"--workers must be at least 1, got {args.workers}")
     return Settings(
@@ -72,6 +84,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         workers=args.workers,
         grace_seconds=args.grace_seconds,
         log_level=args.log_level.upper(),
+        gcs_root=args.gcs_root,
+        operation_workers=args.operation_workers,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2_grpc
@@ -10,25 +11,23 @@ from google.api import httpbody_pb2
 
 from server.clock import Clock
 from server.config import Settings
-from server.errors import FieldViolation, InvalidArgument, Unimplemented
+from server.errors import FieldViolation, InvalidArgument
 from server.names import parse_catalog
-from server.retail import collect, validation
+from server.operations.runner import OperationRunner
+from server.retail import collect, import_events, join, purge, rejoin, validation
 from server.store import EventRow, Store
 
 log = logging.getLogger(__name__)
 
 
-def is_joined(event: Any) -> bool:
-    """Whether an event joins the catalog. Without a product catalog (next
-    milestone) only events that name no product count as joined."""
-    return not event.product_details
-
-
 class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
-    def __init__(self, store: Store, settings: Settings, clock: Clock) -> None:
+    def __init__(self, store: Store, settings: Settings, clock: Clock,
+                 runner: OperationRunner) -> None:
         self._store = store
         self._strict = settings.strict_event_types
         self._clock = clock
+        self._runner = runner
+        self._gcs_root = Path(settings.gcs_root)
 
     def _store_event(self, parent: str, event: Any, path: str, wait: bool) -> None:
         """Validate `event` for the catalog `parent`, stamp its time, store it.
@@ -46,7 +45,10 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
             raise InvalidArgument(violations)
         if not event.HasField("event_time"):
             event.event_time.FromNanoseconds(self._clock.now_ns())
-        row = EventRow.from_event(str(catalog), event, is_joined(event))
+        received = event.SerializeToString(deterministic=True)
+        products = join.load_products(self._store, str(catalog), join.product_ids([event]))
+        joined = join.join_with_catalog(event, products)
+        row = EventRow.from_event(str(catalog), event, joined, received)
         self._store.write_user_events([row], wait=wait)
 
     def WriteUserEvent(self, request: Any, context: Any) -> Any:
@@ -80,13 +82,21 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
                                      data=collect.PIXEL_GIF)
 
     def ImportUserEvents(self, request: Any, context: Any) -> Any:
-        raise Unimplemented("ImportUserEvents is not implemented yet in Footfall "
-                            "(planned: long-running operations)")
+        """Start an import operation; INVALID_ARGUMENT for what can be checked now
+        (parent, source, sizes, files that do not exist, unsupported sources)."""
+        catalog = import_events.check_request(request, self._gcs_root)
+        return self._runner.submit(catalog, import_events.KIND, request,
+                                   lambda name: import_events.new_operation(
+                                       name, self._clock.now_ns()))
 
     def PurgeUserEvents(self, request: Any, context: Any) -> Any:
-        raise Unimplemented("PurgeUserEvents is not implemented yet in Footfall "
-                            "(planned: long-running operations)")
+        """Start a purge (force=false only counts); INVALID_ARGUMENT for a bad
+        parent or filter, saying where."""
+        query = purge.check_request(request)
+        return self._runner.submit(query.catalog, purge.KIND, request, purge.new_operation)
 
     def RejoinUserEvents(self, request: Any, context: Any) -> Any:
-        raise Unimplemented("RejoinUserEvents is not implemented yet in Footfall "
-                            "(planned: long-running operations)")
+        """Start a rejoin of the events in scope; INVALID_ARGUMENT for a bad parent
+        or scope."""
+        query = rejoin.check_request(request)
+        return self._runner.submit(query.catalog, rejoin.KIND, request, rejoin.new_operation)

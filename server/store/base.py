@@ -38,6 +38,10 @@ class Store(Protocol):
         """Up to `limit` (row id, serialized UserEvent) pairs with id > `after_id`,
         in id order."""
 
+    def scan_user_events(self, query: EventQuery, limit: int,
+                         after_id: int = 0) -> list[tuple[int, bytes, bytes | None]]:
+        """Like list_user_events, with each event's as-received form (or None)."""
+
     def create_client_event(self, row: ClientEventRow) -> tuple[bytes, bool]:
         """Insert `row` unless its (tenant, event_id) exists.
 

@@ -52,5 +52,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             lease_expires_us BIGINT
         )""",
         "CREATE INDEX operations_pending ON operations (done, create_time_us)",
+        # The event as received, when the stored one was enriched by a join.
+        "ALTER TABLE user_events ADD COLUMN source BLOB",
     ]),
 ]

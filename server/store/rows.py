@@ -24,7 +24,13 @@ def dedup_key(catalog: str, payload: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class EventRow:
-    """One retail user event as stored."""
+    """One retail user event as stored.
+
+    `payload` is the event as reads return it (enriched from the catalog when it
+    joined); `source` is the event as received when that differs, so a rejoin can
+    enrich it again from a newer catalog. The dedup key hashes the event as
+    received, so a re-import matches whatever the catalog did in between.
+    """
 
     catalog: str
     event_type: str
@@ -34,11 +40,18 @@ class EventRow:
     joined: bool
     payload: bytes
     key: bytes
+    source: bytes | None = None
 
     @classmethod
-    def from_event(cls, catalog: str, event: Any, joined: bool) -> EventRow:
-        """Build the row for a validated `UserEvent` whose event_time is set."""
+    def from_event(cls, catalog: str, event: Any, joined: bool,
+                   received: bytes | None = None) -> EventRow:
+        """The row for a validated `UserEvent` whose event_time is set.
+
+        `received` is the deterministic serialization of the event before
+        enrichment, when it was enriched.
+        """
         payload = event.SerializeToString(deterministic=True)
+        source = received if received is not None and received != payload else None
         time = event.event_time
         return cls(
             catalog=catalog,
@@ -48,12 +61,13 @@ class EventRow:
             event_time_us=time.seconds * 1_000_000 + time.nanos // 1000,
             joined=joined,
             payload=payload,
-            key=dedup_key(catalog, payload),
+            key=dedup_key(catalog, source if source is not None else payload),
+            source=source,
         )
 
     def as_params(self) -> tuple[Any, ...]:
         return (self.catalog, self.event_type, self.visitor_id, self.user_id,
-                self.event_time_us, int(self.joined), self.key, self.payload)
+                self.event_time_us, int(self.joined), self.key, self.payload, self.source)
 
 
 @dataclass(frozen=True)
@@ -136,8 +150,8 @@ class Step:
     insert_events: Sequence[EventRow] = ()
     # (branch, product_id, serialized Product)
     put_products: Sequence[tuple[str, str, bytes]] = ()
-    # (row id, joined, serialized UserEvent)
-    update_events: Sequence[tuple[int, bool, bytes]] = ()
+    # (row id, joined, serialized UserEvent as read, as received or None)
+    update_events: Sequence[tuple[int, bool, bytes, bytes | None]] = ()
     # delete up to `delete_limit` events the query selects with id > delete_after_id
     delete_events: EventQuery | None = None
     delete_after_id: int = 0
@@ -147,6 +161,7 @@ class Step:
 @dataclass(frozen=True)
 class StepResult:
     inserted: int = 0
+    inserted_joined: int = 0
     deleted: int = 0
     last_deleted_id: int = 0
     cancel_requested: bool = False

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 _INSERT_EVENT = (
     "INSERT OR IGNORE INTO user_events (catalog, event_type, visitor_id, user_id, "
-    "event_time_us, joined, dedup_key, event) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "event_time_us, joined, dedup_key, event, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -187,6 +187,15 @@ class SqliteStore:
                 "ORDER BY id LIMIT ?", [*params, after_id, limit]).fetchall()
         return [(int(i), bytes(e)) for i, e in rows]
 
+    def scan_user_events(self, query: EventQuery, limit: int,
+                         after_id: int = 0) -> list[tuple[int, bytes, bytes | None]]:
+        where, params = where_clause(query)
+        with self._reader() as conn:
+            rows = conn.execute(
+                f"SELECT id, event, source FROM user_events WHERE {where} AND id > ? "
+                "ORDER BY id LIMIT ?", [*params, after_id, limit]).fetchall()
+        return [(int(i), bytes(e), None if s is None else bytes(s)) for i, e, s in rows]
+
     # -- products ----------------------------------------------------------
 
     def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
@@ -329,17 +338,23 @@ class SqliteStore:
                                  "WHERE name = ?", (name,)).fetchone()
             if found is None or found[0] != owner:
                 raise LeaseLost(name)
-            inserted = deleted = last_deleted = 0
+            inserted = inserted_joined = deleted = last_deleted = 0
             if step.insert_events:
-                before = conn.total_changes
-                conn.executemany(_INSERT_EVENT, [r.as_params() for r in step.insert_events])
-                inserted = conn.total_changes - before
+                # Two passes so the answer says how many new events joined the catalog.
+                for joined in (True, False):
+                    before = conn.total_changes
+                    conn.executemany(_INSERT_EVENT, [r.as_params() for r in step.insert_events
+                                                     if r.joined is joined])
+                    inserted += conn.total_changes - before
+                    if joined:
+                        inserted_joined = inserted
             if step.put_products:
                 conn.executemany("INSERT OR REPLACE INTO products VALUES (?, ?, ?)",
                                  step.put_products)
             if step.update_events:
-                conn.executemany("UPDATE user_events SET joined = ?, event = ? WHERE id = ?",
-                                 [(int(j), p, i) for i, j, p in step.update_events])
+                conn.executemany(
+                    "UPDATE user_events SET joined = ?, event = ?, source = ? WHERE id = ?",
+                    [(int(j), p, src, i) for i, j, p, src in step.update_events])
             if step.delete_events is not None:
                 where, params = where_clause(step.delete_events)
                 ids = [i for (i,) in conn.execute(
@@ -350,7 +365,8 @@ class SqliteStore:
                         f"DELETE FROM user_events WHERE {where} AND id > ? AND id <= ?",
                         [*params, step.delete_after_id, ids[-1]]).rowcount
                     last_deleted = ids[-1]
-            result = StepResult(inserted, deleted, last_deleted, bool(found[1]))
+            result = StepResult(inserted, inserted_joined, deleted, last_deleted,
+                                bool(found[1]))
             done = progress(result)
             conn.execute("UPDATE operations SET checkpoint = ?, operation = ?, done = ?, "
                          "lease_expires_us = ? WHERE name = ?",

@@ -7,7 +7,6 @@ import json
 import grpc
 import pytest
 from footfall.retail.v2 import (
-    import_config_pb2,
     user_event_pb2,
     user_event_service_pb2,
     user_event_service_pb2_grpc,
@@ -102,15 +101,6 @@ def test_collect_bad_json_says_where(channel: grpc.Channel) -> None:
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "user_event: " in caught.value.details()
     assert "column" in caught.value.details()
-
-
-def test_bulk_methods_are_unimplemented_with_a_message(channel: grpc.Channel) -> None:
-    request = import_config_pb2.ImportUserEventsRequest(
-        parent=PARENT, input_config=import_config_pb2.UserEventInputConfig())
-    with pytest.raises(grpc.RpcError) as caught:
-        retail(channel).ImportUserEvents(request)
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "ImportUserEvents" in caught.value.details()
 
 
 def client_event(event_id: str = "e1", kind: int = 1, jobs: tuple[str, ...] = (

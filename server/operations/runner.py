@@ -1,0 +1,200 @@
+"""Background workers that run long-running operations stored in the store.
+
+An operation is a row, not a coroutine: a worker claims it with a lease, runs
+it in batches, and records progress with each batch's writes in one transaction
+(`Store.run_step`), so a crash resumes exactly where the last commit left off.
+Any process on the same store can claim work whose holder is gone: its lease has
+expired, or it was a process on this host that no longer exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from google.longrunning import operations_pb2
+from google.rpc import code_pb2, status_pb2
+
+from server.clock import Clock
+from server.operations import records
+from server.store import Store
+from server.store.rows import LeaseLost, OperationRecord, Progress, Step, StepResult
+
+log = logging.getLogger(__name__)
+
+
+MAX_TRIES = 3
+
+
+class StopRequested(Exception):
+    """The process is shutting down: leave the job for the next start."""
+
+
+@dataclass
+class JobContext:
+    """What a running job may use: its record, the store, time, and its lease."""
+
+    record: OperationRecord
+    store: Store
+    clock: Clock
+    owner: str
+    lease_us: int
+    _stopping: threading.Event
+
+    def now_us(self) -> int:
+        return self.clock.now_ns() // 1000
+
+    def step(self, step: Step, progress: Callable[[StepResult], Progress]) -> StepResult:
+        """Apply one batch and its progress atomically; renews the lease.
+
+        Raises LeaseLost if the operation was deleted or taken over.
+        """
+        return self.store.run_step(self.record.name, self.owner, step,
+                                   self.now_us() + self.lease_us, progress)
+
+    def finish(self, operation: Any, checkpoint: bytes = b"") -> None:
+        """Record the final Operation (with its response or error): done."""
+        payload = operation.SerializeToString()
+        self.step(Step(), lambda _: Progress(checkpoint, payload, True))
+
+    def check_stop(self) -> None:
+        """Between batches: raise StopRequested when the process is shutting down."""
+        if self._stopping.is_set():
+            raise StopRequested(self.record.name)
+
+
+Job = Callable[[JobContext], None]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class OperationRunner:
+    """Claims and runs operations on `workers` threads until stopped."""
+
+    def __init__(self, store: Store, clock: Clock, jobs: Mapping[str, Job], *,
+                 workers: int = 1, lease_seconds: float = 30.0,
+                 poll_seconds: float = 1.0) -> None:
+        self._store = store
+        self._clock = clock
+        self._jobs = dict(jobs)
+        self._workers = workers
+        self._lease_us = int(lease_seconds * 1e6)
+        self._poll = poll_seconds
+        self._host = socket.gethostname()
+        self.owner = f"{self._host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._failures: dict[str, int] = {}
+
+    def start(self) -> None:
+        for i in range(self._workers):
+            thread = threading.Thread(target=self._loop, name=f"footfall-ops-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def submit(self, parent: str, kind: str, request: Any,
+               first: Callable[[str], Any]) -> Any:
+        """Store a new operation of `kind` under `parent` and wake a worker.
+
+        `first(name)` builds the Operation clients see before the job starts.
+        Returns that Operation.
+        """
+        name = records.new_name(parent, kind)
+        operation = first(name)
+        self._store.create_operation(OperationRecord(
+            name=name, kind=kind, done=False, create_time_us=self._clock.now_ns() // 1000,
+            request=request.SerializeToString(), operation=operation.SerializeToString()))
+        self.notify()
+        return operation
+
+    def notify(self) -> None:
+        """A new operation was stored: look for work now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop after the current batch; unfinished jobs are released for the next start."""
+        self._stopping.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _holder_gone(self, holder: str) -> bool:
+        host, _, rest = holder.partition(":")
+        pid_text = rest.partition(":")[0]
+        if host != self._host or not pid_text.isdigit():
+            return False
+        pid = int(pid_text)
+        return pid != os.getpid() and not _pid_alive(pid)
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                record = self._store.claim_operation(
+                    self.owner, self._clock.now_ns() // 1000, self._lease_us, self._holder_gone)
+            except Exception:
+                log.exception("could not look for operations to run")
+                record = None
+            if record is None:
+                self._wake.wait(self._poll)
+                self._wake.clear()
+                continue
+            self._run(record)
+
+    def _run(self, record: OperationRecord) -> None:
+        job = self._jobs.get(record.kind)
+        context = JobContext(record, self._store, self._clock, self.owner, self._lease_us,
+                             self._stopping)
+        if job is None:
+            log.error("operation %s has unknown kind %r; leaving it", record.name, record.kind)
+            return
+        log.info("running %s", record.name)
+        try:
+            job(context)
+        except StopRequested:
+            log.info("shutting down: %s will resume at the next start", record.name)
+            self._store.release_operation(record.name, self.owner)
+        except LeaseLost:
+            log.warning("%s was deleted or taken over; stopped working on it", record.name)
+        except Exception as exc:
+            # A bug or a fault of the machine, not a client's mistake: retried (jobs are
+            # idempotent), and ended with an error after a few tries, never left running.
+            failures = self._failures.get(record.name, 0) + 1
+            self._failures[record.name] = failures
+            if failures < MAX_TRIES:
+                log.exception("operation %s failed (try %d); it will be retried",
+                              record.name, failures)
+                self._store.release_operation(record.name, self.owner)
+                self._stopping.wait(self._poll)
+                return
+            log.exception("operation %s failed %d times; ending it", record.name, failures)
+            self._end_with_error(context, f"the operation failed: {exc}")
+        else:
+            self._failures.pop(record.name, None)
+
+    def _end_with_error(self, context: JobContext, message: str) -> None:
+        current = self._store.get_operation(context.record.name)
+        if current is None:
+            return
+        op = operations_pb2.Operation.FromString(current.operation)
+        op.done = True
+        op.error.CopyFrom(status_pb2.Status(code=code_pb2.INTERNAL, message=message))
+        payload = op.SerializeToString()
+        try:
+            context.step(Step(), lambda _: Progress(current.checkpoint or b"", payload, True))
+        except LeaseLost:
+            pass

@@ -1,0 +1,143 @@
+"""google.longrunning.Operations over the operations kept in the store.
+
+Any process on the same store answers for any operation: nothing here reads
+in-process state.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import threading
+import time
+from typing import Any
+
+import grpc
+from google.longrunning import operations_pb2, operations_pb2_grpc
+from google.protobuf import empty_pb2
+
+from server.errors import FieldViolation, InvalidArgument, NotFound
+from server.operations.runner import OperationRunner
+from server.store import Store
+from server.store.rows import OperationRecord
+
+OPERATION = "google.longrunning.Operation"
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+MAX_WAIT_SECONDS = 600.0
+_DONE_FILTER = re.compile(r"^\s*done\s*[=:]\s*(true|false)\s*$", re.IGNORECASE)
+
+
+def parse_done_filter(text: str) -> bool | None:
+    """`done=true` / `done=false` / empty; INVALID_ARGUMENT naming `filter` otherwise."""
+    if not text.strip():
+        return None
+    match = _DONE_FILTER.match(text)
+    if not match:
+        raise InvalidArgument.field("filter", f"only 'done=true' or 'done=false' is supported, "
+                                              f"got {text[:200]!r}")
+    return match[1].lower() == "true"
+
+
+def _page_token(record: OperationRecord) -> str:
+    raw = f"{record.create_time_us}:{record.name}".encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _parse_page_token(token: str) -> tuple[int, str] | None:
+    if not token:
+        return None
+    try:
+        created, _, name = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        return int(created), name
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidArgument.field("page_token", "is not a token this server issued") from None
+
+
+class OperationsService(operations_pb2_grpc.OperationsServicer):
+    def __init__(self, store: Store, runner: OperationRunner | None = None,
+                 poll_seconds: float = 0.05) -> None:
+        self._store = store
+        self._runner = runner
+        self._poll = poll_seconds
+
+    def _record(self, name: str) -> OperationRecord:
+        if not name:
+            raise InvalidArgument.field("name", "is required")
+        record = self._store.get_operation(name)
+        if record is None:
+            raise NotFound(OPERATION, name)
+        return record
+
+    def GetOperation(self, request: Any, context: Any) -> Any:
+        """The operation's latest state. NOT_FOUND for an unknown name."""
+        return operations_pb2.Operation.FromString(self._record(request.name).operation)
+
+    def ListOperations(self, request: Any, context: Any) -> Any:
+        """Operations under `name` (a catalog, location or project), oldest first,
+        paged; `filter` may be done=true|false. INVALID_ARGUMENT for a bad name,
+        filter, page size or token."""
+        violations = []
+        if not request.name or not request.name.startswith("projects/"):
+            violations.append(FieldViolation(
+                "name", "must name the parent of the operations, e.g. "
+                        "projects/p/locations/global/catalogs/default_catalog"))
+        if request.page_size < 0:
+            violations.append(FieldViolation("page_size", "must not be negative"))
+        if violations:
+            raise InvalidArgument(violations)
+        done = parse_done_filter(request.filter)
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        after = _parse_page_token(request.page_token)
+        records = self._store.list_operations(request.name.rstrip("/") + "/", done, size + 1,
+                                              after)
+        reply = operations_pb2.ListOperationsResponse(
+            operations=[operations_pb2.Operation.FromString(r.operation) for r in records[:size]])
+        if len(records) > size:
+            reply.next_page_token = _page_token(records[size - 1])
+        return reply
+
+    def DeleteOperation(self, request: Any, context: Any) -> Any:
+        """Forget the operation (a running one stops at its next batch). NOT_FOUND
+        for an unknown name."""
+        self._record(request.name)
+        if not self._store.delete_operation(request.name):
+            raise NotFound(OPERATION, request.name)
+        return empty_pb2.Empty()
+
+    def CancelOperation(self, request: Any, context: Any) -> Any:
+        """Ask the job to stop between batches; it then ends with CANCELLED. A done
+        operation is left as it is. NOT_FOUND for an unknown name."""
+        self._record(request.name)
+        if self._store.request_cancel(request.name) is None:
+            raise NotFound(OPERATION, request.name)
+        if self._runner is not None:
+            self._runner.notify()
+        return empty_pb2.Empty()
+
+    def WaitOperation(self, request: Any, context: Any) -> Any:
+        """The operation once done, or its state when `timeout` (or the caller's
+        deadline, or 10 minutes) runs out. NOT_FOUND for an unknown name."""
+        record = self._record(request.name)
+        limit = MAX_WAIT_SECONDS
+        if request.HasField("timeout"):
+            limit = min(limit, request.timeout.ToNanoseconds() / 1e9)
+        remaining = context.time_remaining() if context is not None else None
+        if remaining is not None:
+            limit = min(limit, max(remaining - 0.05, 0.0))
+        deadline = time.monotonic() + limit
+        waiter = threading.Event()
+        while not record.done and time.monotonic() < deadline:
+            if context is not None and not context.is_active():
+                break
+            waiter.wait(min(self._poll, max(deadline - time.monotonic(), 0)))
+            current = self._store.get_operation(request.name)
+            if current is None:
+                raise NotFound(OPERATION, request.name)
+            record = current
+        return operations_pb2.Operation.FromString(record.operation)
+
+
+def add_to_server(service: OperationsService, server: grpc.Server) -> None:
+    operations_pb2_grpc.add_OperationsServicer_to_server(service, server)

@@ -1,0 +1,170 @@
+"""Google's user-event filter grammar (purge, and `footfall events`), parsed to a query.
+
+    filter  := term ( ["AND"] term )*
+    term    := ("eventType" | "visitorId" | "userId") "=" STRING
+             | "eventTime" (">" | ">=" | "<" | "<=") STRING        (RFC 3339)
+             | ("event_time" | "eventTime") ":" "[" STRING "," STRING "]"
+                                  (an extension: an inclusive range, from the seed docs)
+
+Every input gives a query or an InvalidArgument that names the filter field and
+says at which character the problem is; never another exception.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from google.protobuf import timestamp_pb2
+
+from server.errors import InvalidArgument
+from server.store.rows import EventQuery, TimeBound
+
+MAX_FILTER_CHARS = 5_000
+STRING_FIELDS = {"eventType": "event_types", "visitorId": "visitor_ids", "userId": "user_ids"}
+TIME_FIELDS = ("eventTime", "event_time")
+
+_TOKEN = re.compile(r"""
+    (?P<space>\s+)
+  | (?P<string>"(?:[^"\\]|\\.)*")
+  | (?P<op>>=|<=|=|>|<|:|\[|\]|,)
+  | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
+""", re.VERBOSE)
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str
+    text: str
+    at: int
+
+
+class _Fail(Exception):
+    def __init__(self, at: int, why: str) -> None:
+        self.at, self.why = at, why
+
+
+def _tokens(text: str) -> list[_Token]:
+    out: list[_Token] = []
+    pos = 0
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None:
+            raise _Fail(pos, f"unexpected character {text[pos]!r}")
+        kind = match.lastgroup or ""
+        if kind != "space":
+            out.append(_Token(kind, match.group(), pos))
+        pos = match.end()
+    return out
+
+
+def _unquote(token: _Token) -> str:
+    body = token.text[1:-1]
+    return re.sub(r"\\(.)", r"\1", body)
+
+
+def _time(token: _Token) -> int:
+    stamp = timestamp_pb2.Timestamp()
+    try:
+        stamp.FromJsonString(_unquote(token))
+    except ValueError:
+        raise _Fail(token.at, f"{token.text} is not an RFC 3339 time such as "
+                              '"2024-01-31T23:59:59Z"') from None
+    return stamp.seconds * 1_000_000 + stamp.nanos // 1000
+
+
+class _Parser:
+    def __init__(self, text: str, catalog: str) -> None:
+        self.text = text
+        self.tokens = _tokens(text)
+        self.pos = 0
+        self.query = EventQuery(catalog)
+
+    def peek(self) -> _Token | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self, kind: str, what: str, texts: tuple[str, ...] = ()) -> _Token:
+        token = self.peek()
+        if token is None:
+            raise _Fail(len(self.text), f"expected {what}, but the filter ends")
+        if token.kind != kind or (texts and token.text not in texts):
+            raise _Fail(token.at, f"expected {what}, got {token.text!r}")
+        self.pos += 1
+        return token
+
+    def parse(self) -> EventQuery:
+        if not self.tokens:
+            raise _Fail(0, "is empty; name the events to select, e.g. "
+                           'eventType = "detail-page-view"')
+        self.term()
+        while self.peek() is not None:
+            token = self.peek()
+            if token is not None and token.kind == "word" and token.text == "AND":
+                self.pos += 1
+            self.term()
+        return self.query
+
+    def term(self) -> None:
+        name = self.take("word", "a field (eventType, visitorId, userId, eventTime)")
+        if name.text in STRING_FIELDS:
+            self.take("op", f"'=' after {name.text}", ("=",))
+            value = _unquote(self.take("string", f'a quoted value for {name.text}'))
+            attribute = STRING_FIELDS[name.text]
+            current: tuple[str, ...] = getattr(self.query, attribute)
+            self.query = replace(self.query, **{attribute: (*current, value)})  # type: ignore[arg-type]
+        elif name.text in TIME_FIELDS:
+            op = self.take("op", f"one of > >= < <= or ':' after {name.text}",
+                           (">", ">=", "<", "<=", ":"))
+            if op.text == ":":
+                self.range()
+            elif name.text != "eventTime":
+                raise _Fail(name.at, "use eventTime with > >= < <=")
+            else:
+                micros = _time(self.take("string", "a quoted RFC 3339 time"))
+                inclusive = op.text in (">=", "<=")
+                if op.text.startswith(">"):
+                    self.bound_after(TimeBound(micros, inclusive))
+                else:
+                    self.bound_before(TimeBound(micros, inclusive))
+        else:
+            raise _Fail(name.at, f"unknown field {name.text!r}; filter on eventType, visitorId, "
+                                 "userId or eventTime")
+
+    def range(self) -> None:
+        self.take("op", "'['", ("[",))
+        start = _time(self.take("string", "a quoted RFC 3339 start time"))
+        self.take("op", "','", (",",))
+        end_token = self.take("string", "a quoted RFC 3339 end time")
+        end = _time(end_token)
+        self.take("op", "']'", ("]",))
+        if end < start:
+            raise _Fail(end_token.at, "the range ends before it starts")
+        self.bound_after(TimeBound(start, True))
+        self.bound_before(TimeBound(end, True))
+
+    def bound_after(self, bound: TimeBound) -> None:
+        old = self.query.after
+        if old is None or (bound.micros, not bound.inclusive) > (old.micros, not old.inclusive):
+            self.query = replace(self.query, after=bound)
+
+    def bound_before(self, bound: TimeBound) -> None:
+        old = self.query.before
+        if old is None or (bound.micros, bound.inclusive) < (old.micros, old.inclusive):
+            self.query = replace(self.query, before=bound)
+
+
+def parse(text: str, catalog: str, field: str = "filter") -> EventQuery:
+    """The EventQuery `text` selects in `catalog`.
+
+    Raises INVALID_ARGUMENT naming `field` for an empty, over-long or malformed
+    filter, saying at which character.
+    """
+    if len(text) > MAX_FILTER_CHARS:
+        raise InvalidArgument.field(field, f"must be at most {MAX_FILTER_CHARS} characters, "
+                                           f"got {len(text)}")
+    try:
+        return _Parser(text, catalog).parse()
+    except _Fail as fail:
+        if fail.why.startswith("is empty"):
+            raise InvalidArgument.field(field, fail.why) from None
+        raise InvalidArgument.field(field, f"at character {fail.at + 1}: {fail.why}") from None

@@ -1,0 +1,85 @@
+"""RejoinUserEvents: join stored events again with the current catalog, in batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
+
+from server.errors import FieldViolation, InvalidArgument, raise_if_any
+from server.names import parse_catalog
+from server.operations import records
+from server.operations.runner import JobContext
+from server.retail import join
+from server.store.rows import EventQuery, Progress, Step, StepResult
+
+KIND = "rejoin-user-events"
+BATCH = 1_000
+Scope = user_event_service_pb2.RejoinUserEventsRequest.UserEventRejoinScope
+# Google's scopes: UNSPECIFIED is all events.
+_JOINED = {Scope.USER_EVENT_REJOIN_SCOPE_UNSPECIFIED: None, Scope.JOINED_EVENTS: True,
+           Scope.UNJOINED_EVENTS: False}
+
+
+def check_request(request: Any) -> EventQuery:
+    """The events in scope; INVALID_ARGUMENT for a bad parent or scope."""
+    violations: list[FieldViolation] = []
+    catalog = ""
+    try:
+        catalog = str(parse_catalog(request.parent, "parent"))
+    except InvalidArgument as exc:
+        violations.extend(exc.violations)
+    scope = request.user_event_rejoin_scope
+    if scope not in _JOINED:
+        violations.append(FieldViolation("user_event_rejoin_scope",
+                                         f"unknown scope {scope}; use 0 (all), "
+                                         "1 (JOINED_EVENTS) or 2 (UNJOINED_EVENTS)"))
+    raise_if_any(violations)
+    return EventQuery(catalog, joined=_JOINED[scope])
+
+
+def new_operation(name: str) -> Any:
+    return records.operation(name, user_event_service_pb2.RejoinUserEventsMetadata())
+
+
+def run_rejoin(ctx: JobContext) -> None:
+    """Re-join every event in scope; the response counts the events that joined."""
+    request = user_event_service_pb2.RejoinUserEventsRequest.FromString(ctx.record.request)
+    query = check_request(request)
+    meta = user_event_service_pb2.RejoinUserEventsMetadata()
+    state = orjson.loads(ctx.record.checkpoint) if ctx.record.checkpoint else {
+        "last_id": 0, "rejoined": 0}
+    cancelled = ctx.record.cancel_requested
+    while not cancelled:
+        ctx.check_stop()
+        batch = ctx.store.scan_user_events(query, BATCH, after_id=state["last_id"])
+        if not batch:
+            break
+        events = [user_event_pb2.UserEvent.FromString(source or payload)
+                  for _, payload, source in batch]
+        products = join.load_products(ctx.store, query.catalog, join.product_ids(events))
+        updates = []
+        joined_count = 0
+        for (row_id, payload, source), event in zip(batch, events, strict=True):
+            received = source or payload
+            joined = join.join_with_catalog(event, products)
+            joined_count += joined
+            stored = event.SerializeToString(deterministic=True)
+            updates.append((row_id, joined, stored, received if stored != received else None))
+        after = {"last_id": batch[-1][0], "rejoined": state["rejoined"] + joined_count}
+
+        def progress(_: StepResult, after: dict[str, int] = after) -> Progress:
+            return Progress(orjson.dumps(after),
+                            records.operation(ctx.record.name, meta).SerializeToString(), False)
+
+        cancelled = ctx.step(Step(update_events=updates), progress).cancel_requested
+        state = after
+    if cancelled:
+        final = records.operation(ctx.record.name, meta,
+                                  error=records.cancelled_status("the rejoin"))
+    else:
+        final = records.operation(ctx.record.name, meta,
+                                  response=user_event_service_pb2.RejoinUserEventsResponse(
+                                      rejoined_user_events_count=state["rejoined"]))
+    ctx.finish(final, orjson.dumps(state))

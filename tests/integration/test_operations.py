@@ -1,0 +1,296 @@
+"""Import, purge and rejoin as long-running operations, through our own stubs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from footfall.retail.v2 import (
+    import_config_pb2,
+    product_pb2,
+    purge_config_pb2,
+    user_event_pb2,
+    user_event_service_pb2,
+    user_event_service_pb2_grpc,
+)
+from google.longrunning import operations_pb2, operations_pb2_grpc
+from google.protobuf import duration_pb2, json_format
+
+from server.app import Running, start
+from server.clock import FixedClock
+from server.config import Settings
+from server.operations.runner import OperationRunner
+from server.retail import import_events, purge, rejoin
+from server.retail.join import default_branch
+from server.store import EventQuery
+
+PARENT = "projects/p/locations/global/catalogs/default_catalog"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(host="127.0.0.1", port=0, store=f"sqlite:///{tmp_path}/events.db",
+                    grace_seconds=5, workers=8, gcs_root=str(tmp_path / "gcs"))
+
+
+@pytest.fixture
+def stubs(channel: grpc.Channel) -> tuple[user_event_service_pb2_grpc.UserEventServiceStub,
+                                           operations_pb2_grpc.OperationsStub]:
+    return (user_event_service_pb2_grpc.UserEventServiceStub(channel),
+            operations_pb2_grpc.OperationsStub(channel))
+
+
+def event(visitor: str = "v1", event_type: str = "home-page-view", **more: object) -> dict:
+    return {"eventType": event_type, "visitorId": visitor, "eventTime": "2024-01-01T00:00:00Z",
+            **more}
+
+
+def wait(ops: operations_pb2_grpc.OperationsStub, op: operations_pb2.Operation
+         ) -> operations_pb2.Operation:
+    done = ops.WaitOperation(operations_pb2.WaitOperationRequest(
+        name=op.name, timeout=duration_pb2.Duration(seconds=30)))
+    assert done.done, f"{op.name} did not finish"
+    return done
+
+
+def inline_import(*events: dict) -> import_config_pb2.ImportUserEventsRequest:
+    request = import_config_pb2.ImportUserEventsRequest(parent=PARENT)
+    for body in events:
+        json_format.ParseDict(body, request.input_config.user_event_inline_source.user_events.add())
+    return request
+
+
+def test_inline_import_counts_and_skips_duplicates(stubs, running: Running) -> None:
+    retail, ops = stubs
+    request = inline_import(event("a"), event("b"), event("a"),
+                            event("c", "detail-page-view", productDetails=[{"product": {"id": "x"}}]),
+                            {"eventType": "home-page-view", "visitorId": "no-time"},
+                            event(""))
+    op = retail.ImportUserEvents(request)
+    assert op.name.startswith(f"{PARENT}/operations/import-user-events-")
+    done = wait(ops, op)
+    response = import_config_pb2.ImportUserEventsResponse()
+    assert done.response.Unpack(response)
+    meta = import_config_pb2.ImportMetadata()
+    assert done.metadata.Unpack(meta)
+    assert (meta.success_count, meta.failure_count) == (4, 2)
+    assert response.import_summary.joined_events_count == 2  # a and b; the dup of a is skipped
+    assert response.import_summary.unjoined_events_count == 1  # product x is not in the catalog
+    samples = [s.message for s in response.error_samples]
+    assert samples == [
+        "input_config.user_event_inline_source.user_events[4].event_time: is required",
+        "input_config.user_event_inline_source.user_events[5].visitor_id: is required"]
+    assert running.store.count_user_events(EventQuery(PARENT)) == 3
+    again = wait(ops, retail.ImportUserEvents(request))
+    assert again.response.Unpack(response)
+    assert response.import_summary.joined_events_count == 0
+
+
+@pytest.mark.parametrize(("mutate", "field", "words"), [
+    (lambda r: r.input_config.user_event_inline_source.user_events.extend(
+        [user_event_pb2.UserEvent()] * 10_001), "user_events", "gcs_source"),
+    (lambda r: (r.errors_config.SetInParent(),
+                r.input_config.user_event_inline_source.user_events.add()),
+     "errors_config", "gcs_source"),
+    (lambda r: r.input_config.big_query_source.SetInParent(), "big_query_source",
+     "NEWLINE_DELIMITED_JSON"),
+    (lambda r: r.input_config.gcs_source.input_uris.append("gs://bucket/none/*.json"),
+     "input_uris[0]", "no file matches"),
+    (lambda r: r.input_config.gcs_source.input_uris.append("gs://bucket/../../etc/passwd"),
+     "input_uris[0]", ".."),
+    (lambda r: r.input_config.gcs_source.input_uris.append("/etc/passwd"), "input_uris[0]",
+     "gs://"),
+    (lambda r: None, "input_config", "gcs_source"),
+])
+def test_import_refuses_at_call_time(stubs, mutate, field: str, words: str) -> None:
+    retail, _ = stubs
+    request = import_config_pb2.ImportUserEventsRequest(parent=PARENT)
+    mutate(request)
+    with pytest.raises(grpc.RpcError) as caught:
+        retail.ImportUserEvents(request)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in caught.value.details() and words in caught.value.details(), \
+        caught.value.details()
+
+
+def write_lines(path: Path, lines: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+def test_file_import_reports_bad_lines_and_writes_an_error_file(
+        stubs, running: Running, settings: Settings) -> None:
+    retail, ops = stubs
+    root = Path(settings.gcs_root)
+    write_lines(root / "shop/events/part-1.json",
+                [json.dumps(event(f"v{i}")) for i in range(2500)])
+    write_lines(root / "shop/events/part-2.json", [
+        json.dumps(event("ok")), "{not json", "", json.dumps(event("")), "[1, 2]",
+        json.dumps({**event("x"), "unknownField": 1})])
+    request = import_config_pb2.ImportUserEventsRequest(parent=PARENT)
+    request.input_config.gcs_source.input_uris.append("gs://shop/events/*.json")
+    request.errors_config.gcs_prefix = "gs://shop/errors"
+    done = wait(ops, retail.ImportUserEvents(request))
+    response = import_config_pb2.ImportUserEventsResponse()
+    assert done.response.Unpack(response)
+    meta = import_config_pb2.ImportMetadata()
+    done.metadata.Unpack(meta)
+    assert (meta.success_count, meta.failure_count) == (2501, 4)
+    assert response.import_summary.joined_events_count == 2501
+    assert response.errors_config.gcs_prefix == "gs://shop/errors"
+    messages = [s.message for s in response.error_samples]
+    assert messages[0].startswith("gs://shop/events/part-2.json line 2: invalid JSON")
+    assert "gs://shop/events/part-2.json line 4: user_event.visitor_id: is required" in messages
+    assert any("line 6" in m and "unknownField" in m for m in messages)
+    [error_file] = (root / "shop/errors").iterdir()
+    lines = [json.loads(line) for line in error_file.read_text().splitlines()]
+    assert [line["code"] for line in lines] == [3, 3, 3, 3]
+    assert [line["message"] for line in lines] == messages
+    assert running.store.count_user_events(EventQuery(PARENT)) == 2501
+
+
+def test_purge_dry_run_then_force(stubs, running: Running) -> None:
+    retail, ops = stubs
+    wait(ops, retail.ImportUserEvents(inline_import(
+        *[event(f"v{i}", eventTime=f"2024-01-{1 + i % 28:02d}T00:00:00Z") for i in range(100)],
+        event("keep", "search", searchQuery="x"))))
+    request = purge_config_pb2.PurgeUserEventsRequest(
+        parent=PARENT, filter='eventType = "home-page-view" eventTime >= "2024-01-15T00:00:00Z"')
+    response = purge_config_pb2.PurgeUserEventsResponse()
+    wait(ops, retail.PurgeUserEvents(request)).response.Unpack(response)
+    # days 15..28 of each 28-day cycle: 3 full cycles of 14, then days 15 and 16
+    assert response.purged_events_count == 44
+    assert running.store.count_user_events(EventQuery(PARENT)) == 101
+    request.force = True
+    wait(ops, retail.PurgeUserEvents(request)).response.Unpack(response)
+    assert response.purged_events_count == 44
+    assert running.store.count_user_events(EventQuery(PARENT)) == 57
+    request.filter = 'event_time: ["2024-01-01T00:00:00Z", "2024-12-31T23:59:59Z"]'
+    wait(ops, retail.PurgeUserEvents(request)).response.Unpack(response)
+    assert response.purged_events_count == 57
+    assert running.store.count_user_events(EventQuery(PARENT)) == 0
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("", "is empty"),
+    ('eventType = "x" OR visitorId = "y"', "character 17"),
+    ('eventTime = "2024-01-01T00:00:00Z"', "character 11"),
+    ('eventTime > "yesterday"', "RFC 3339"),
+    ('color = "red"', "unknown field 'color'"),
+    ("x" * 5001, "at most 5000"),
+])
+def test_purge_refuses_bad_filters_at_call_time(stubs, text: str, words: str) -> None:
+    retail, _ = stubs
+    with pytest.raises(grpc.RpcError) as caught:
+        retail.PurgeUserEvents(purge_config_pb2.PurgeUserEventsRequest(parent=PARENT,
+                                                                       filter=text))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details().startswith("filter: ") and words in caught.value.details()
+
+
+def test_rejoin_after_products_are_added(stubs, running: Running) -> None:
+    retail, ops = stubs
+    viewed = event("v", "detail-page-view",
+                   productDetails=[{"product": {"id": "sku-1", "priceInfo": {
+                       "price": 5, "currencyCode": "USD"}}}])
+    retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+        parent=PARENT, user_event=json_format.ParseDict(viewed, user_event_pb2.UserEvent())))
+    scope = user_event_service_pb2.RejoinUserEventsRequest.UserEventRejoinScope
+    request = user_event_service_pb2.RejoinUserEventsRequest(
+        parent=PARENT, user_event_rejoin_scope=scope.UNJOINED_EVENTS)
+    response = user_event_service_pb2.RejoinUserEventsResponse()
+    wait(ops, retail.RejoinUserEvents(request)).response.Unpack(response)
+    assert response.rejoined_user_events_count == 0
+
+    product = product_pb2.Product(id="sku-1", title="Red shoe", categories=["Shoes"])
+    product.price_info.price = 99
+    running.store.create_product(default_branch(PARENT), "sku-1", product.SerializeToString())
+    wait(ops, retail.RejoinUserEvents(request)).response.Unpack(response)
+    assert response.rejoined_user_events_count == 1
+    assert running.store.count_user_events(EventQuery(PARENT, joined=True)) == 1
+    [(_, payload)] = running.store.list_user_events(EventQuery(PARENT), limit=1)
+    stored = user_event_pb2.UserEvent.FromString(payload).product_details[0].product
+    assert stored.title == "Red shoe" and list(stored.categories) == ["Shoes"]
+    assert stored.price_info.price == 5, "the event's own price is kept"
+    # Written again after the catalog has it, the same event is a duplicate, not a new row.
+    retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+        parent=PARENT, user_event=json_format.ParseDict(viewed, user_event_pb2.UserEvent())))
+    assert running.store.count_user_events(EventQuery(PARENT)) == 1
+
+
+def test_list_delete_and_get(stubs, clock: FixedClock) -> None:
+    retail, ops = stubs
+    names = []
+    for i in range(3):
+        names.append(wait(ops, retail.ImportUserEvents(inline_import(event(f"v{i}")))).name)
+        clock.advance(1)  # listed oldest first
+    page = ops.ListOperations(operations_pb2.ListOperationsRequest(name=PARENT, page_size=2))
+    assert [o.name for o in page.operations] == names[:2] and page.next_page_token
+    rest = ops.ListOperations(operations_pb2.ListOperationsRequest(
+        name=PARENT, page_size=2, page_token=page.next_page_token))
+    assert [o.name for o in rest.operations] == names[2:] and not rest.next_page_token
+    assert len(ops.ListOperations(operations_pb2.ListOperationsRequest(
+        name="projects/p", filter="done=true")).operations) == 3
+    assert not ops.ListOperations(operations_pb2.ListOperationsRequest(
+        name=PARENT, filter="done = false")).operations
+    ops.DeleteOperation(operations_pb2.DeleteOperationRequest(name=names[0]))
+    gone = [(ops.GetOperation, operations_pb2.GetOperationRequest(name=names[0])),
+            (ops.DeleteOperation, operations_pb2.DeleteOperationRequest(name=names[0])),
+            (ops.CancelOperation, operations_pb2.CancelOperationRequest(name=names[0]))]
+    for call, request in gone:
+        with pytest.raises(grpc.RpcError) as caught:
+            call(request)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as caught:
+        ops.ListOperations(operations_pb2.ListOperationsRequest(name=PARENT, filter="age>1"))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_cancel_before_the_job_runs_ends_cancelled(settings: Settings) -> None:
+    running = start(settings)
+    running.runner.stop()  # nobody runs jobs until a new runner starts
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as chan:
+            retail = user_event_service_pb2_grpc.UserEventServiceStub(chan)
+            ops = operations_pb2_grpc.OperationsStub(chan)
+            op = retail.ImportUserEvents(inline_import(event("never")))
+            ops.CancelOperation(operations_pb2.CancelOperationRequest(name=op.name))
+            runner = OperationRunner(running.store, FixedClock(0), {
+                import_events.KIND: import_events.ImportJob(Path(settings.gcs_root), False),
+                purge.KIND: purge.run_purge, rejoin.KIND: rejoin.run_rejoin})
+            runner.start()
+            try:
+                done = wait(ops, op)
+            finally:
+                runner.stop()
+            assert done.error.code == grpc.StatusCode.CANCELLED.value[0]
+            assert "committed before the cancel are kept" in done.error.message
+            assert running.store.count_user_events(EventQuery(PARENT)) == 0
+    finally:
+        running.stop()
+
+
+def test_unfinished_jobs_resume_after_a_restart(settings: Settings) -> None:
+    first = start(settings)
+    first.runner.stop()  # the process "dies" before running the job
+    with grpc.insecure_channel(f"127.0.0.1:{first.port}") as chan:
+        op = user_event_service_pb2_grpc.UserEventServiceStub(chan).ImportUserEvents(
+            inline_import(*[event(f"v{i}") for i in range(1500)]))
+    first.stop()
+    second = start(settings)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{second.port}") as chan:
+            done = wait(operations_pb2_grpc.OperationsStub(chan), op)
+        assert done.HasField("response")
+        assert second.store.count_user_events(EventQuery(PARENT)) == 1500
+    finally:
+        second.stop()
+
+
+@pytest.fixture
+def channel(running: Running) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as chan:
+        yield chan
