@@ -65,8 +65,8 @@ def inline_import(*events: dict) -> import_config_pb2.ImportUserEventsRequest:
 
 def test_inline_import_counts_and_skips_duplicates(stubs, running: Running) -> None:
     retail, ops = stubs
-    request = inline_import(event("a"), event("b"), event("a"),
-                            event("c", "detail-page-view", productDetails=[{"product": {"id": "x"}}]),
+    viewed = event("c", "detail-page-view", productDetails=[{"product": {"id": "x"}}])
+    request = inline_import(event("a"), event("b"), event("a"), viewed,
                             {"eventType": "home-page-view", "visitorId": "no-time"},
                             event(""))
     op = retail.ImportUserEvents(request)
