@@ -23,9 +23,21 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--parent", required=True,
                          help="catalog, e.g. projects/p/locations/global/catalogs/default_catalog")
         sub.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE))
+        sub.add_argument("--filter", default="",
+                         help='purge filter grammar, e.g. eventType = "search" '
+                              'eventTime > "2024-01-01T00:00:00Z"')
         if name == "list":
             sub.add_argument("--limit", type=int, default=100)
             sub.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    operations = commands.add_parser("operations", help="read long-running operations")
+    operations_commands = operations.add_subparsers(dest="operations_command", required=True)
+    listing = operations_commands.add_parser("list", help="print operations")
+    listing.add_argument("--parent", default="projects/",
+                         help="catalog, location or project whose operations to list")
+    listing.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE))
+    listing.add_argument("--done", choices=("true", "false"), help="only done or running ones")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
 
 
@@ -38,9 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from server.app import serve
 
         return serve(settings)
-    from server.inspect import run_events
+    from server import inspect
 
-    return run_events(args)
+    if args.command == "operations":
+        return inspect.run_operations(args)
+    return inspect.run_events(args)
 
 
 if __name__ == "__main__":

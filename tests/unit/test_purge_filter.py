@@ -1,0 +1,90 @@
+"""The filter grammar: examples, and property-based: any input parses or gives a
+clear INVALID_ARGUMENT naming the filter, never another exception."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server.errors import InvalidArgument
+from server.retail.purge_filter import parse
+from server.store import TimeBound
+
+CATALOG = "projects/p/locations/global/catalogs/default_catalog"
+JAN = 1_704_067_200_000_000  # 2024-01-01T00:00:00Z in microseconds
+
+
+def test_google_examples() -> None:
+    query = parse('eventTime > "2024-01-01T00:00:00Z" eventTime < "2024-01-02T00:00:00Z" '
+                  'eventType = "detail-page-view" visitorId = "visitor1024"', CATALOG)
+    assert query.after == TimeBound(JAN, False)
+    assert query.before == TimeBound(JAN + 86_400_000_000, False)
+    assert query.event_types == ("detail-page-view",)
+    assert query.visitor_ids == ("visitor1024",)
+
+
+def test_explicit_and_user_id_and_escapes() -> None:
+    query = parse(r'userId = "u\"1" AND eventType = "search"', CATALOG)
+    assert query.user_ids == ('u"1',) and query.event_types == ("search",)
+
+
+def test_seed_range_extension_is_inclusive() -> None:
+    query = parse('event_time: ["2024-01-01T00:00:00Z", "2024-01-01T00:00:01Z"]', CATALOG)
+    assert query.after == TimeBound(JAN, True)
+    assert query.before == TimeBound(JAN + 1_000_000, True)
+
+
+def test_the_tighter_bound_wins() -> None:
+    query = parse('eventTime >= "2024-01-01T00:00:00Z" eventTime > "2024-01-01T00:00:00Z" '
+                  'eventTime > "2023-01-01T00:00:00Z"', CATALOG)
+    assert query.after == TimeBound(JAN, False)
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("", "is empty"),
+    ("   ", "is empty"),
+    ('eventType = "a" OR eventType = "b"', "at character 17: unknown field 'OR'"),
+    ('eventType > "a"', "at character 11: expected '=' after eventType"),
+    ('eventTime = "2024-01-01T00:00:00Z"', "at character 11"),
+    ('eventTime > "soon"', "RFC 3339"),
+    ('eventTime >', "but the filter ends"),
+    ('visitorId = visitor', "at character 13: expected a quoted value"),
+    ('eventType = "unterminated', "unexpected character"),
+    ('event_time: ["2024-02-01T00:00:00Z", "2024-01-01T00:00:00Z"]', "ends before it starts"),
+    ("eventType = 'single'", "unexpected character"),
+    ("x" * 5001, "at most 5000 characters"),
+])
+def test_bad_filters(text: str, words: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        parse(text, CATALOG)
+    [violation] = caught.value.violations
+    assert violation.field == "filter"
+    assert words in violation.description, violation.description
+
+
+GRAMMAR_PIECES = st.sampled_from([
+    "eventType", "visitorId", "userId", "eventTime", "event_time", "AND", "OR", "=", ">", ">=",
+    "<", "<=", ":", "[", "]", ",", '"2024-01-01T00:00:00Z"', '"x"', '"', "\\", " ", "\n",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(max_size=80), st.lists(GRAMMAR_PIECES, max_size=12).map(" ".join)))
+def test_any_input_parses_or_is_a_clear_invalid_argument(text: str) -> None:
+    try:
+        query = parse(text, CATALOG)
+    except InvalidArgument as exc:
+        assert exc.violations[0].field == "filter"
+        assert exc.violations[0].description
+    else:
+        assert query.catalog == CATALOG
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789-:TZ.+ ", max_size=40))
+def test_any_time_text_parses_or_is_refused_clearly(text: str) -> None:
+    try:
+        parse(f'eventTime >= "{text}"', CATALOG)
+    except InvalidArgument as exc:
+        assert "RFC 3339" in exc.message or "character" in exc.message
