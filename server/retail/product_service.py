@@ -1,14 +1,258 @@
-"""google.cloud.retail.v2.ProductService (being written)."""
+"""google.cloud.retail.v2.ProductService: catalog CRUD over the store.
+
+Rules live in `products`, `product_validation` and `product_listing`; this
+module parses, calls them, talks to the store and answers.
+"""
 
 from __future__ import annotations
 
-from footfall.retail.v2 import product_service_pb2_grpc
+from itertools import islice
+from typing import Any
+
+from footfall.retail.v2 import product_service_pb2, product_service_pb2_grpc
+from google.protobuf import empty_pb2
 
 from server.clock import Clock
+from server.errors import (
+    AlreadyExists,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    Unimplemented,
+    raise_if_any,
+)
+from server.retail import product_listing, products
+from server.retail.product_validation import (
+    COLLECTION,
+    PRIMARY,
+    VARIANT,
+    product_violations,
+    reference_violations,
+    referenced_ids,
+)
 from server.store import Store
+
+
+def _collect(violations: list[FieldViolation], parse: Any, *args: Any) -> Any:
+    """`parse(*args)`, adding its violations to `violations` instead of raising."""
+    try:
+        return parse(*args)
+    except InvalidArgument as exc:
+        violations.extend(exc.violations)
+        return None
 
 
 class ProductService(product_service_pb2_grpc.ProductServiceServicer):
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
         self._clock = clock
+
+    # -- helpers -----------------------------------------------------------
+
+    def _get(self, branch: str, product_id: str) -> Any | None:
+        found = self._store.get_products(branch, [product_id]).get(product_id)
+        return None if found is None else products.decode(found, branch, product_id)
+
+    def _must_get(self, branch: str, product_id: str, shown_name: str) -> Any:
+        product = self._get(branch, product_id)
+        if product is None:
+            raise NotFound(products.RESOURCE_TYPE, shown_name)
+        return product
+
+    def _check_references(self, branch: str, product: Any) -> None:
+        """INVALID_ARGUMENT when `product` names a primary or members of the wrong kind."""
+        wanted = referenced_ids(product)
+        stored = self._store.get_products(branch, wanted) if wanted else {}
+        found = {pid: products.decode(p, branch, pid) for pid, p in stored.items()}
+        raise_if_any(reference_violations(product, found))
+
+    # -- CRUD --------------------------------------------------------------
+
+    def CreateProduct(self, request: Any, context: Any) -> Any:
+        """Store a new product; returns it as stored (name, id and defaults set).
+
+        INVALID_ARGUMENT for a bad parent, product_id or product (all listed);
+        ALREADY_EXISTS when the id is taken in the branch.
+        """
+        violations: list[FieldViolation] = []
+        branch = _collect(violations, products.parse_branch_name, request.parent, "parent")
+        violations.extend(products.product_id_violations(request.product_id))
+        if not request.HasField("product"):
+            violations.append(FieldViolation("product", "is required"))
+        elif request.product.id and request.product.id != request.product_id:
+            violations.append(FieldViolation("product.id", "must be empty or equal product_id"))
+        raise_if_any(violations)
+        product = products.new_product(request.product, branch, request.product_id,
+                                       self._clock.now_ns())
+        raise_if_any(product_violations(product))
+        self._check_references(branch, product)
+        if not self._store.create_product(branch, product.id, product.SerializeToString()):
+            raise AlreadyExists(products.RESOURCE_TYPE, product.name)
+        return product
+
+    def GetProduct(self, request: Any, context: Any) -> Any:
+        """The product `name` names (`default_branch` reads branch 0).
+
+        INVALID_ARGUMENT for a malformed name; NOT_FOUND when there is no such product.
+        """
+        branch, product_id = products.parse_product_name(request.name, "name")
+        return self._must_get(branch, product_id, request.name)
+
+    def ListProducts(self, request: Any, context: Any) -> Any:
+        """One page of the branch's products in id order, with a next_page_token
+        when more follow; fields as read_mask says (Google's default set if empty).
+
+        INVALID_ARGUMENT for a bad parent, negative page_size, unsupported filter,
+        unknown read_mask path, or a page_token from another query; NOT_FOUND
+        when the filter names a primary or collection that does not exist.
+        """
+        violations: list[FieldViolation] = []
+        branch = _collect(violations, products.parse_branch_name, request.parent, "parent")
+        size = _collect(violations, product_listing.page_size, request.page_size)
+        query = _collect(violations, product_listing.parse_filter, request.filter)
+        violations.extend(products.read_mask_violations(request.read_mask))
+        raise_if_any(violations)
+        fingerprint = product_listing.query_fingerprint(
+            branch, request.filter, ",".join(request.read_mask.paths))
+        after_id = product_listing.decode_page_token(request.page_token, fingerprint)
+
+        if query.key == "collection_product_id":
+            page = self._collection_page(branch, query.value, after_id, size + 1)
+        else:
+            if query.key == "primary_product_id":
+                self._must_get(branch, query.value, products.product_name(branch, query.value))
+            page = list(islice(product_listing.scan(
+                self._store, branch, query.matches, after_id,
+                needle=query.value if query.key == "primary_product_id" else ""), size + 1))
+
+        answer = product_service_pb2.ListProductsResponse()
+        for product in page[:size]:
+            answer.products.append(products.apply_read_mask(product, request.read_mask.paths))
+        if len(page) > size:
+            answer.next_page_token = product_listing.encode_page_token(page[size - 1].id,
+                                                                       fingerprint)
+        return answer
+
+    def _collection_page(self, branch: str, collection_id: str, after_id: str,
+                         limit: int) -> list[Any]:
+        """Up to `limit` existing members of the collection, after `after_id`, by id."""
+        name = products.product_name(branch, collection_id)
+        collection = self._must_get(branch, collection_id, name)
+        members = sorted(m for m in set(collection.collection_member_ids) if m > after_id)
+        stored = self._store.get_products(branch, members)  # at most 1000, by validation
+        return [products.decode(stored[m], branch, m) for m in members if m in stored][:limit]
+
+    def UpdateProduct(self, request: Any, context: Any) -> Any:
+        """Change the product `product.name` names; returns it as stored.
+
+        With update_mask only the named fields change (`attributes.<key>` sets or
+        removes one key); without, every updatable field is replaced. A missing
+        product is created when allow_missing is set (the mask is then ignored).
+        INVALID_ARGUMENT for a bad name, mask or resulting product, or (without a
+        mask) a different `type` or `id`; NOT_FOUND when missing and not allow_missing.
+        """
+        violations: list[FieldViolation] = []
+        if not request.HasField("product"):
+            raise InvalidArgument.field("product", "is required")
+        located = _collect(violations, products.parse_product_name, request.product.name,
+                           "product.name")
+        violations.extend(products.update_mask_violations(request.update_mask))
+        raise_if_any(violations)
+        branch, product_id = located
+        patch = request.product
+        paths = list(request.update_mask.paths)
+        now_ns = self._clock.now_ns()
+
+        def merge(current: Any | None) -> Any:
+            """The product to store given what is stored now; raises as documented."""
+            if current is None:
+                if not request.allow_missing:
+                    raise NotFound(products.RESOURCE_TYPE, patch.name)
+                if patch.id and patch.id != product_id:
+                    raise InvalidArgument.field("product.id", "must be empty or match "
+                                                              "product.name")
+                updated = products.new_product(patch, branch, product_id, now_ns)
+            else:
+                if not paths:  # with a mask, fields outside it are ignored
+                    raise_if_any(products.immutable_violations(current, patch))
+                updated = products.apply_update(current, patch, paths, now_ns)
+            raise_if_any(product_violations(updated))
+            return updated
+
+        # Checked once against a read (references need the store), then applied
+        # atomically so a concurrent update is never lost.
+        self._check_references(branch, merge(self._get(branch, product_id)))
+
+        def change(payload: bytes | None) -> bytes:
+            current = None if payload is None else products.decode(payload, branch, product_id)
+            return bytes(merge(current).SerializeToString())
+
+        stored = self._store.update_product(branch, product_id, change)
+        assert stored is not None  # `change` always returns a product
+        return products.decode(stored, branch, product_id)
+
+    def DeleteProduct(self, request: Any, context: Any) -> Any:
+        """Delete the product `name` names; returns Empty.
+
+        INVALID_ARGUMENT for a malformed name, a PRIMARY that still has variants,
+        or a member of a COLLECTION; NOT_FOUND when there is no such product.
+        """
+        branch, product_id = products.parse_product_name(request.name, "name")
+        product = self._must_get(branch, product_id, request.name)
+
+        def refers_to_it(other: Any) -> bool:
+            return bool((other.type == VARIANT and other.primary_product_id == product_id
+                         and product.type == PRIMARY)
+                        or (other.type == COLLECTION and product_id in other.collection_member_ids))
+
+        blockers = list(islice(product_listing.scan(self._store, branch, refers_to_it,
+                                                    needle=product_id), 5))
+        variants = [b.id for b in blockers if b.type == VARIANT]
+        collections = [b.id for b in blockers if b.type == COLLECTION]
+        if variants:
+            raise InvalidArgument.field("name", f"primary product {product_id!r} still has "
+                                                f"variants ({', '.join(variants)}); delete "
+                                                "them first")
+        if collections:
+            raise InvalidArgument.field("name", f"product {product_id!r} is a member of "
+                                                f"collection {collections[0]!r}; remove it "
+                                                "from the collection first")
+        if not self._store.delete_product(branch, product_id):
+            raise NotFound(products.RESOURCE_TYPE, request.name)
+        return empty_pb2.Empty()
+
+    # -- not in Footfall yet: each always raises UNIMPLEMENTED ---------------
+
+    def _unimplemented(self, method: str, why: str) -> Unimplemented:
+        return Unimplemented(f"{method} is not implemented in Footfall yet ({why})")
+
+    def ImportProducts(self, request: Any, context: Any) -> Any:
+        """Returns nothing: always UNIMPLEMENTED."""
+        raise self._unimplemented("ImportProducts", "planned: long-running operations")
+
+    def PurgeProducts(self, request: Any, context: Any) -> Any:
+        """Returns nothing: always UNIMPLEMENTED."""
+        raise self._unimplemented("PurgeProducts", "planned: long-running operations")
+
+    def SetInventory(self, request: Any, context: Any) -> Any:
+        """Returns nothing: always UNIMPLEMENTED."""
+        raise self._unimplemented("SetInventory", "inventory updates are not supported")
+
+    def AddFulfillmentPlaces(self, request: Any, context: Any) -> Any:
+        """Returns nothing: always UNIMPLEMENTED."""
+        raise self._unimplemented("AddFulfillmentPlaces", "inventory updates are not supported")
+
+    def RemoveFulfillmentPlaces(self, request: Any, context: Any) -> Any:
+        """Returns nothing: always UNIMPLEMENTED."""
+        raise self._unimplemented("RemoveFulfillmentPlaces",
+                                  "inventory updates are not supported")
+
+    def AddLocalInventories(self, request: Any, context: Any) -> Any:
+        """Returns nothing: always UNIMPLEMENTED."""
+        raise self._unimplemented("AddLocalInventories", "inventory updates are not supported")
+
+    def RemoveLocalInventories(self, request: Any, context: Any) -> Any:
+        """Returns nothing: always UNIMPLEMENTED."""
+        raise self._unimplemented("RemoveLocalInventories",
+                                  "inventory updates are not supported")
+

@@ -1,0 +1,306 @@
+"""ProductService in-process, through our own generated stubs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeAlias
+
+import grpc
+import pytest
+from footfall.retail.v2 import (
+    import_config_pb2,
+    product_pb2,
+    product_service_pb2,
+    product_service_pb2_grpc,
+    purge_config_pb2,
+)
+from google.protobuf import field_mask_pb2, json_format
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+CATALOG = "projects/p/locations/global/catalogs/default_catalog"
+DEFAULT = f"{CATALOG}/branches/default_branch"
+BRANCH0 = f"{CATALOG}/branches/0"
+Stub: TypeAlias = product_service_pb2_grpc.ProductServiceStub
+
+
+@pytest.fixture
+def stub(channel: grpc.Channel) -> Stub:
+    return product_service_pb2_grpc.ProductServiceStub(channel)
+
+
+def product(**fields: Any) -> product_pb2.Product:
+    body = {"title": "Shoe", "categories": ["Shoes"], **fields}
+    return json_format.ParseDict(body, product_pb2.Product())
+
+
+def create(stub: Stub, product_id: str, parent: str = DEFAULT, **fields: Any) -> Any:
+    return stub.CreateProduct(product_service_pb2.CreateProductRequest(
+        parent=parent, product_id=product_id, product=product(**fields)))
+
+
+def variant(stub: Stub, product_id: str, primary: str) -> Any:
+    return create(stub, product_id, type="VARIANT", primaryProductId=primary, categories=[])
+
+
+def fails(call: Callable[[], Any], code: grpc.StatusCode) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as caught:
+        call()
+    assert caught.value.code() == code, caught.value.details()
+    return caught.value
+
+
+def detail(error: grpc.RpcError, kind: type) -> Any:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    found = kind()
+    assert status.details[0].Unpack(found)
+    return found
+
+
+def fields_of(error: grpc.RpcError) -> list[str]:
+    return [v.field for v in detail(error, error_details_pb2.BadRequest).field_violations]
+
+
+def get(stub: Stub, product_id: str) -> Any:
+    return stub.GetProduct(product_service_pb2.GetProductRequest(
+        name=f"{DEFAULT}/products/{product_id}"))
+
+
+def list_ids(stub: Stub, **request: Any) -> tuple[list[str], str]:
+    answer = stub.ListProducts(product_service_pb2.ListProductsRequest(
+        parent=request.pop("parent", DEFAULT), **request))
+    return [p.id for p in answer.products], answer.next_page_token
+
+
+# -- create and get --------------------------------------------------------
+
+def test_create_sets_name_id_and_defaults_then_get_reads_it(stub: Stub) -> None:
+    made = create(stub, "sku-1", priceInfo={"currencyCode": "USD", "price": 9.5})
+    assert made.name == f"{BRANCH0}/products/sku-1"
+    assert (made.id, made.type, made.primary_product_id) == (
+        "sku-1", product_pb2.Product.PRIMARY, "sku-1")
+    assert get(stub, "sku-1") == made
+    by_number = stub.GetProduct(product_service_pb2.GetProductRequest(name=made.name))
+    assert by_number == made
+
+
+def test_branches_are_separate(stub: Stub) -> None:
+    create(stub, "sku-1", parent=f"{CATALOG}/branches/1")
+    fails(lambda: get(stub, "sku-1"), grpc.StatusCode.NOT_FOUND)
+
+
+def test_create_lists_every_violation(stub: Stub) -> None:
+    error = fails(lambda: stub.CreateProduct(product_service_pb2.CreateProductRequest(
+        parent=f"{CATALOG}/branches/7", product_id="")), grpc.StatusCode.INVALID_ARGUMENT)
+    assert fields_of(error) == ["parent", "product_id", "product"]
+    error = fails(lambda: create(stub, "x" * 129), grpc.StatusCode.INVALID_ARGUMENT)
+    assert fields_of(error) == ["product_id"]
+    error = fails(lambda: create(stub, "sku", title="", categories=[], uri="u" * 5001),
+                  grpc.StatusCode.INVALID_ARGUMENT)
+    assert fields_of(error) == ["product.title", "product.categories", "product.uri"]
+    assert "product.title: is required" in error.details()
+
+
+def test_create_checks_the_primary_of_a_variant(stub: Stub) -> None:
+    error = fails(lambda: variant(stub, "v1", "nope"), grpc.StatusCode.INVALID_ARGUMENT)
+    assert fields_of(error) == ["product.primary_product_id"]
+    create(stub, "p1")
+    assert variant(stub, "v1", "p1").primary_product_id == "p1"
+
+
+def test_create_twice_is_already_exists(stub: Stub) -> None:
+    create(stub, "sku-1")
+    error = fails(lambda: create(stub, "sku-1"), grpc.StatusCode.ALREADY_EXISTS)
+    info = detail(error, error_details_pb2.ResourceInfo)
+    assert info.resource_type == "google.cloud.retail.v2.Product"
+    assert info.resource_name == f"{BRANCH0}/products/sku-1"
+
+
+def test_get_missing_and_malformed(stub: Stub) -> None:
+    error = fails(lambda: get(stub, "ghost"), grpc.StatusCode.NOT_FOUND)
+    assert detail(error, error_details_pb2.ResourceInfo).resource_name == \
+        f"{DEFAULT}/products/ghost"
+    error = fails(lambda: stub.GetProduct(product_service_pb2.GetProductRequest(
+        name=f"{CATALOG}/products/x")), grpc.StatusCode.INVALID_ARGUMENT)
+    assert fields_of(error) == ["name"]
+
+
+# -- list ------------------------------------------------------------------
+
+def test_list_pages_by_id_with_the_default_read_mask(stub: Stub) -> None:
+    for i in (3, 1, 4, 0, 2):
+        create(stub, f"p{i}", description="long text")
+    ids, token = list_ids(stub, page_size=2)
+    assert (ids, bool(token)) == (["p0", "p1"], True)
+    ids, token = list_ids(stub, page_size=2, page_token=token)
+    assert (ids, bool(token)) == (["p2", "p3"], True)
+    ids, token = list_ids(stub, page_size=2, page_token=token)
+    assert (ids, token) == (["p4"], "")
+    first = stub.ListProducts(product_service_pb2.ListProductsRequest(parent=DEFAULT)).products[0]
+    assert (first.name, first.title, first.description, list(first.categories)) == (
+        f"{BRANCH0}/products/p0", "Shoe", "", [])
+    full = stub.ListProducts(product_service_pb2.ListProductsRequest(
+        parent=DEFAULT, read_mask=field_mask_pb2.FieldMask(paths=["*"]))).products[0]
+    assert full == get(stub, "p0")
+
+
+def test_list_filters(stub: Stub) -> None:
+    create(stub, "p1")
+    create(stub, "p2")
+    variant(stub, "v1", "p1")
+    variant(stub, "v2", "p2")
+    variant(stub, "v3", "p1")
+    create(stub, "c1", type="COLLECTION", collectionMemberIds=["v3", "p2", "gone"],
+           categories=[])
+    assert list_ids(stub, filter='primary_product_id = "p1"') == (["v1", "v3"], "")
+    assert list_ids(stub, filter='collection_product_id = "c1"') == (["p2", "v3"], "")
+    assert list_ids(stub, filter='type = "PRIMARY"') == (["p1", "p2"], "")
+    ids, token = list_ids(stub, filter='type = "VARIANT"', page_size=2)
+    assert ids == ["v1", "v2"]
+    assert list_ids(stub, filter='type = "VARIANT"', page_size=2, page_token=token) == (
+        ["v3"], "")
+    ids, token = list_ids(stub, filter='collection_product_id = "c1"', page_size=1)
+    assert list_ids(stub, filter='collection_product_id = "c1"', page_token=token) == (
+        ["v3"], "")
+
+
+def test_list_errors(stub: Stub) -> None:
+    create(stub, "p1")
+    bad: list[tuple[dict[str, Any], str]] = [
+        ({"parent": f"{CATALOG}/branches/x"}, "parent"),
+        ({"page_size": -1}, "page_size"),
+        ({"filter": 'title = "x"'}, "filter"),
+        ({"read_mask": field_mask_pb2.FieldMask(paths=["nope"])}, "read_mask.paths[0]"),
+        ({"page_token": "garbage"}, "page_token"),
+    ]
+    for request, field in bad:
+        error = fails(partial(list_ids, stub, **request), grpc.StatusCode.INVALID_ARGUMENT)
+        assert fields_of(error) == [field]
+    fails(lambda: list_ids(stub, filter='primary_product_id = "ghost"'),
+          grpc.StatusCode.NOT_FOUND)
+    fails(lambda: list_ids(stub, filter='collection_product_id = "ghost"'),
+          grpc.StatusCode.NOT_FOUND)
+
+
+def test_page_token_is_bound_to_its_query(stub: Stub) -> None:
+    create(stub, "p1")
+    create(stub, "p2")
+    _, token = list_ids(stub, page_size=1)
+    error = fails(lambda: list_ids(stub, page_token=token, filter='type = "PRIMARY"'),
+                  grpc.StatusCode.INVALID_ARGUMENT)
+    assert "different parent, filter or read_mask" in error.details()
+    assert list_ids(stub, page_token=token, page_size=50) == (["p2"], "")
+
+
+# -- update ----------------------------------------------------------------
+
+def update(stub: Stub, patch: product_pb2.Product, paths: list[str] | None = None,
+           allow_missing: bool = False) -> Any:
+    request = product_service_pb2.UpdateProductRequest(product=patch,
+                                                       allow_missing=allow_missing)
+    if paths is not None:
+        request.update_mask.paths.extend(paths)
+    return stub.UpdateProduct(request)
+
+
+def test_update_with_a_mask_changes_only_those_fields(stub: Stub) -> None:
+    create(stub, "p1", uri="https://old", attributes={"a": {"text": ["1"]},
+                                                       "b": {"text": ["2"]}})
+    patch = product(name=f"{DEFAULT}/products/p1", title="New", uri="https://ignored",
+                    attributes={"a": {"text": ["9"]}})
+    updated = update(stub, patch, ["title", "attributes.a", "attributes.b"])
+    assert (updated.title, updated.uri) == ("New", "https://old")
+    assert {k: list(v.text) for k, v in updated.attributes.items()} == {"a": ["9"]}
+    assert updated.name == f"{BRANCH0}/products/p1"
+    assert get(stub, "p1") == updated
+
+
+def test_update_without_a_mask_replaces_the_product(stub: Stub) -> None:
+    create(stub, "p1", uri="https://old", brands=["B"])
+    updated = update(stub, product(name=f"{BRANCH0}/products/p1", title="New"))
+    assert (updated.title, updated.uri, list(updated.brands)) == ("New", "", [])
+    assert (updated.id, updated.type, updated.primary_product_id) == (
+        "p1", product_pb2.Product.PRIMARY, "p1")
+
+
+def test_update_missing_is_not_found_unless_allow_missing(stub: Stub) -> None:
+    patch = product(name=f"{DEFAULT}/products/new")
+    error = fails(lambda: update(stub, patch, ["title"]), grpc.StatusCode.NOT_FOUND)
+    assert detail(error, error_details_pb2.ResourceInfo).resource_name == patch.name
+    made = update(stub, patch, ["title"], allow_missing=True)  # the mask is ignored
+    assert (made.id, list(made.categories)) == ("new", ["Shoes"])
+    assert get(stub, "new") == made
+
+
+def test_update_errors(stub: Stub) -> None:
+    create(stub, "p1")
+    name = f"{DEFAULT}/products/p1"
+    cases = [
+        (lambda: stub.UpdateProduct(product_service_pb2.UpdateProductRequest()), ["product"]),
+        (lambda: update(stub, product(name="bad")), ["product.name"]),
+        (lambda: update(stub, product(name=name), ["nope", "id"]),
+         ["update_mask.paths[0]", "update_mask.paths[1]"]),
+        (lambda: update(stub, product(name=name, type="VARIANT")), ["product.type"]),
+        (lambda: update(stub, product(name=name, title=""), ["title"]), ["product.title"]),
+        (lambda: update(stub, product(name=name, type="PRIMARY", primaryProductId="zz"),
+                        ["primary_product_id"]), ["product.primary_product_id"]),
+    ]
+    for call, fields in cases:
+        error = fails(call, grpc.StatusCode.INVALID_ARGUMENT)
+        assert fields_of(error) == fields
+    assert get(stub, "p1").title == "Shoe"
+    # With a mask, fields outside it (even immutable ones) are ignored.
+    assert update(stub, product(name=name, type="VARIANT", title="T"), ["title"]).type == \
+        product_pb2.Product.PRIMARY
+
+
+# -- delete ----------------------------------------------------------------
+
+def delete(stub: Stub, product_id: str) -> Any:
+    return stub.DeleteProduct(product_service_pb2.DeleteProductRequest(
+        name=f"{DEFAULT}/products/{product_id}"))
+
+
+def test_delete_then_it_is_gone(stub: Stub) -> None:
+    create(stub, "p1")
+    delete(stub, "p1")
+    fails(lambda: get(stub, "p1"), grpc.StatusCode.NOT_FOUND)
+    fails(lambda: delete(stub, "p1"), grpc.StatusCode.NOT_FOUND)
+    error = fails(lambda: stub.DeleteProduct(product_service_pb2.DeleteProductRequest(
+        name="nope")), grpc.StatusCode.INVALID_ARGUMENT)
+    assert fields_of(error) == ["name"]
+
+
+def test_delete_refuses_a_primary_with_variants_and_collection_members(stub: Stub) -> None:
+    create(stub, "p1")
+    variant(stub, "v1", "p1")
+    create(stub, "c1", type="COLLECTION", collectionMemberIds=["v1"], categories=[])
+    error = fails(lambda: delete(stub, "p1"), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "still has variants (v1)" in error.details()
+    error = fails(lambda: delete(stub, "v1"), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "member of collection 'c1'" in error.details()
+    delete(stub, "c1")
+    delete(stub, "v1")
+    delete(stub, "p1")
+    assert list_ids(stub) == ([], "")
+
+
+# -- not implemented -------------------------------------------------------
+
+UNIMPLEMENTED = [
+    ("ImportProducts", import_config_pb2.ImportProductsRequest(parent=DEFAULT)),
+    ("PurgeProducts", purge_config_pb2.PurgeProductsRequest(parent=DEFAULT, filter="*")),
+    ("SetInventory", product_service_pb2.SetInventoryRequest()),
+    ("AddFulfillmentPlaces", product_service_pb2.AddFulfillmentPlacesRequest()),
+    ("RemoveFulfillmentPlaces", product_service_pb2.RemoveFulfillmentPlacesRequest()),
+    ("AddLocalInventories", product_service_pb2.AddLocalInventoriesRequest()),
+    ("RemoveLocalInventories", product_service_pb2.RemoveLocalInventoriesRequest()),
+]
+
+
+@pytest.mark.parametrize(("method", "request_"), UNIMPLEMENTED, ids=[m for m, _ in UNIMPLEMENTED])
+def test_unimplemented_methods_say_so(stub: Stub, method: str, request_: Any) -> None:
+    error = fails(lambda: getattr(stub, method)(request_), grpc.StatusCode.UNIMPLEMENTED)
+    assert method in error.details()
