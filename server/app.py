@@ -24,7 +24,7 @@ from server.clock import Clock, SystemClock
 from server.config import Settings
 from server.operations import service as operations_service
 from server.operations.runner import OperationRunner
-from server.retail import import_events, purge, rejoin
+from server.retail import import_events, import_products, purge, rejoin
 from server.retail.product_service import ProductService
 from server.retail.user_event_service import UserEventService
 from server.rpc import ErrorInterceptor
@@ -71,6 +71,7 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
         import_events.KIND: import_events.ImportJob(gcs_root, settings.strict_event_types),
         purge.KIND: purge.run_purge,
         rejoin.KIND: rejoin.run_rejoin,
+        import_products.KIND: import_products.ImportProductsJob(gcs_root),
     }, workers=settings.operation_workers, lease_seconds=settings.lease_seconds)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers,
@@ -86,7 +87,7 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     user_event_service_pb2_grpc.add_UserEventServiceServicer_to_server(
         UserEventService(store, settings, clock, runner), server)
     product_service_pb2_grpc.add_ProductServiceServicer_to_server(
-        ProductService(store, clock), server)
+        ProductService(store, clock, runner, gcs_root), server)
     event_service_pb2_grpc.add_EventServiceServicer_to_server(EventService(store), server)
 
     operations_service.add_to_server(operations_service.OperationsService(store, runner), server)

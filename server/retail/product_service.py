@@ -7,6 +7,7 @@ module parses, calls them, talks to the store and answers.
 from __future__ import annotations
 
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 from footfall.retail.v2 import product_service_pb2, product_service_pb2_grpc
@@ -21,7 +22,8 @@ from server.errors import (
     Unimplemented,
     raise_if_any,
 )
-from server.retail import product_listing, products
+from server.operations.runner import OperationRunner
+from server.retail import import_products, product_listing, products
 from server.retail.product_validation import (
     COLLECTION,
     PRIMARY,
@@ -43,9 +45,12 @@ def _collect(violations: list[FieldViolation], parse: Any, *args: Any) -> Any:
 
 
 class ProductService(product_service_pb2_grpc.ProductServiceServicer):
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, runner: OperationRunner,
+                 gcs_root: Path) -> None:
         self._store = store
         self._clock = clock
+        self._runner = runner
+        self._gcs_root = gcs_root
 
     # -- helpers -----------------------------------------------------------
 
@@ -227,8 +232,12 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         return Unimplemented(f"{method} is not implemented in Footfall yet ({why})")
 
     def ImportProducts(self, request: Any, context: Any) -> Any:
-        """Returns nothing: always UNIMPLEMENTED."""
-        raise self._unimplemented("ImportProducts", "planned: long-running operations")
+        """Start a product import operation (under the branch); INVALID_ARGUMENT for
+        what can be checked now: parent, source, sizes, files, mode, update_mask."""
+        branch = import_products.check_request(request, self._gcs_root)
+        return self._runner.submit(branch, import_products.KIND, request,
+                                   lambda name: import_products.new_operation(
+                                       name, self._clock.now_ns()))
 
     def PurgeProducts(self, request: Any, context: Any) -> Any:
         """Returns nothing: always UNIMPLEMENTED."""

@@ -294,3 +294,76 @@ def test_unfinished_jobs_resume_after_a_restart(settings: Settings) -> None:
 def channel(running: Running) -> Iterator[grpc.Channel]:
     with grpc.insecure_channel(f"127.0.0.1:{running.port}") as chan:
         yield chan
+
+
+def product_json(pid: str, **more: object) -> dict:
+    return {"id": pid, "title": f"Product {pid}", "categories": ["Shoes"], **more}
+
+
+def test_product_import_then_events_join(stubs, channel: grpc.Channel, running: Running,
+                                         settings: Settings) -> None:
+    from footfall.retail.v2 import product_service_pb2, product_service_pb2_grpc
+
+    retail, ops = stubs
+    catalog = product_service_pb2_grpc.ProductServiceStub(channel)
+    branch = f"{PARENT}/branches/default_branch"
+    root = Path(settings.gcs_root)
+    write_lines(root / "shop/products.json",
+                [json.dumps(product_json(f"sku-{i}")) for i in range(1200)]
+                + [json.dumps({"title": "no id"}), json.dumps(product_json("sku-x", title=""))])
+    request = import_config_pb2.ImportProductsRequest(parent=branch)
+    request.input_config.gcs_source.input_uris.append("gs://shop/products.json")
+    done = wait(ops, catalog.ImportProducts(request))
+    assert done.name.startswith(f"{PARENT}/branches/0/operations/import-products-")
+    meta = import_config_pb2.ImportMetadata()
+    done.metadata.Unpack(meta)
+    assert (meta.success_count, meta.failure_count) == (1200, 2)
+    response = import_config_pb2.ImportProductsResponse()
+    done.response.Unpack(response)
+    assert [s.message.split(": ")[0] for s in response.error_samples] == [
+        "gs://shop/products.json line 1201", "gs://shop/products.json line 1202"]
+    assert "product.id: is required" in response.error_samples[0].message
+    got = catalog.GetProduct(product_service_pb2.GetProductRequest(
+        name=f"{branch}/products/sku-7"))
+    assert got.title == "Product sku-7" and got.name == f"{PARENT}/branches/0/products/sku-7"
+
+    # Inline, with a mask: only the title changes.
+    patch = import_config_pb2.ImportProductsRequest(parent=branch)
+    json_format.ParseDict(product_json("sku-7", title="Renamed", categories=["Hats"]),
+                          patch.input_config.product_inline_source.products.add())
+    patch.update_mask.paths.append("title")
+    wait(ops, catalog.ImportProducts(patch))
+    got = catalog.GetProduct(product_service_pb2.GetProductRequest(
+        name=f"{branch}/products/sku-7"))
+    assert got.title == "Renamed" and list(got.categories) == ["Shoes"]
+
+    written = retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+        parent=PARENT, user_event=json_format.ParseDict(
+            event("v", "detail-page-view", productDetails=[{"product": {"id": "sku-7"}}]),
+            user_event_pb2.UserEvent())))
+    assert written.product_details[0].product.title == "Renamed"
+    assert running.store.count_user_events(EventQuery(PARENT, joined=True)) == 1
+
+
+@pytest.mark.parametrize(("mutate", "words"), [
+    (lambda r: r.input_config.product_inline_source.products.add(id="a"), None),
+    (lambda r: (r.input_config.product_inline_source.products.add(id="a"),
+                setattr(r, "reconciliation_mode", 2)), "reconciliation_mode: FULL"),
+    (lambda r: (r.input_config.product_inline_source.products.add(id="a"),
+                r.update_mask.paths.append("no_such_field")), "update_mask"),
+    (lambda r: r.input_config.big_query_source.SetInParent(), "big_query_source"),
+    (lambda r: setattr(r, "parent", f"{PARENT}/branches/7"), "parent"),
+])
+def test_product_import_refuses_at_call_time(channel: grpc.Channel, mutate, words) -> None:
+    from footfall.retail.v2 import product_service_pb2_grpc
+
+    catalog = product_service_pb2_grpc.ProductServiceStub(channel)
+    request = import_config_pb2.ImportProductsRequest(parent=f"{PARENT}/branches/0")
+    mutate(request)
+    if words is None:
+        assert catalog.ImportProducts(request).name
+        return
+    with pytest.raises(grpc.RpcError) as caught:
+        catalog.ImportProducts(request)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in caught.value.details(), caught.value.details()

@@ -9,7 +9,6 @@ from typing import Any, TypeAlias
 import grpc
 import pytest
 from footfall.retail.v2 import (
-    import_config_pb2,
     product_pb2,
     product_service_pb2,
     product_service_pb2_grpc,
@@ -290,7 +289,6 @@ def test_delete_refuses_a_primary_with_variants_and_collection_members(stub: Stu
 # -- not implemented -------------------------------------------------------
 
 UNIMPLEMENTED = [
-    ("ImportProducts", import_config_pb2.ImportProductsRequest(parent=DEFAULT)),
     ("PurgeProducts", purge_config_pb2.PurgeProductsRequest(parent=DEFAULT, filter="*")),
     ("SetInventory", product_service_pb2.SetInventoryRequest()),
     ("AddFulfillmentPlaces", product_service_pb2.AddFulfillmentPlacesRequest()),

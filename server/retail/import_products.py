@@ -1,0 +1,155 @@
+"""ImportProducts: checked when called, then run as a resumable operation.
+
+Products are upserted (INCREMENTAL reconciliation) in batches; with an
+update_mask only the masked fields of existing products change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from footfall.retail.v2 import import_config_pb2, product_pb2
+from google.protobuf.message import Message
+from google.rpc import status_pb2
+
+from server.errors import FieldViolation, InvalidArgument, raise_if_any
+from server.operations.runner import JobContext
+from server.retail import gcs, products
+from server.retail.bulk_import import (
+    BulkImport,
+    ImportState,
+    Item,
+    check_gcs_source,
+    decode_json_line,
+    failure_message,
+)
+from server.retail.import_events import import_metadata, new_operation
+from server.retail.product_validation import product_violations
+from server.store.rows import Step
+
+KIND = "import-products"
+MAX_INLINE_PRODUCTS = 10_000
+SCHEMAS = ("", "product")
+_INLINE = "input_config.product_inline_source.products"
+Mode = import_config_pb2.ImportProductsRequest.ReconciliationMode
+
+__all__ = ["KIND", "ImportProductsJob", "check_request", "new_operation"]
+
+
+def check_request(request: Any, gcs_root: Path) -> str:
+    """What can be checked before the job runs; returns the (normalised) branch.
+
+    INVALID_ARGUMENT naming each bad field.
+    """
+    violations: list[FieldViolation] = []
+    branch = ""
+    try:
+        branch = products.parse_branch_name(request.parent, "parent")
+    except InvalidArgument as exc:
+        violations.extend(exc.violations)
+    config = request.input_config
+    source = config.WhichOneof("source")
+    if source is None:
+        violations.append(FieldViolation("input_config", "give product_inline_source or "
+                                                         "gcs_source"))
+    elif source == "big_query_source":
+        violations.append(FieldViolation(
+            "input_config.big_query_source",
+            "BigQuery is not available in Footfall: export the table as newline-delimited "
+            "JSON, then import the files with gcs_source"))
+    elif source == "product_inline_source":
+        count = len(config.product_inline_source.products)
+        if count == 0:
+            violations.append(FieldViolation(_INLINE, "at least one product is required"))
+        elif count > MAX_INLINE_PRODUCTS:
+            violations.append(FieldViolation(
+                _INLINE, f"at most {MAX_INLINE_PRODUCTS} products inline, got {count}; "
+                         "import larger sets from files with gcs_source"))
+        if request.HasField("errors_config"):
+            violations.append(FieldViolation(
+                "errors_config", "is only for gcs_source imports; inline imports report "
+                                 "error_samples"))
+    else:
+        violations.extend(check_gcs_source(
+            config.gcs_source, gcs_root, "input_config.gcs_source", SCHEMAS,
+            "Footfall reads 'product' (one proto3-JSON Product per line)"))
+    if request.reconciliation_mode == Mode.FULL:
+        violations.append(FieldViolation(
+            "reconciliation_mode", "FULL is not supported by Footfall; use INCREMENTAL "
+                                   "(products not in the source are kept)"))
+    elif request.reconciliation_mode not in (Mode.RECONCILIATION_MODE_UNSPECIFIED,
+                                             Mode.INCREMENTAL):
+        violations.append(FieldViolation("reconciliation_mode",
+                                         f"unknown mode {request.reconciliation_mode}"))
+    if request.HasField("update_mask"):
+        violations.extend(products.update_mask_violations(request.update_mask))
+    if request.errors_config.gcs_prefix and source == "gcs_source":
+        try:
+            gcs.output_folder(gcs_root, request.errors_config.gcs_prefix,
+                              "errors_config.gcs_prefix")
+        except InvalidArgument as exc:
+            violations.extend(exc.violations)
+    raise_if_any(violations)
+    return branch
+
+
+class ImportProductsJob(BulkImport):
+    """Runs import-products operations."""
+
+    what = "the product import"
+    inline_field = _INLINE
+    uris_field = "input_config.gcs_source.input_uris"
+
+    def parse_request(self, raw: bytes) -> Any:
+        return import_config_pb2.ImportProductsRequest.FromString(raw)
+
+    def inline_items(self, request: Any) -> Sequence[Any] | None:
+        config = request.input_config
+        if config.WhichOneof("source") == "product_inline_source":
+            return config.product_inline_source.products  # type: ignore[no-any-return]
+        return None
+
+    def gcs_source(self, request: Any) -> Any:
+        return request.input_config.gcs_source
+
+    def decode_line(self, line: bytes) -> Any:
+        product = product_pb2.Product()
+        decode_json_line(line, product, "Product")
+        return product
+
+    def prepare(self, ctx: JobContext, request: Any, items: list[Item]) -> tuple[list[str], Step]:
+        branch = products.parse_branch_name(request.parent)
+        paths = list(request.update_mask.paths) if request.HasField("update_mask") else None
+        existing = ctx.store.get_products(branch, [p.id for _, p, _ in items if p.id])
+        now = ctx.clock.now_ns()
+        failures: list[str] = []
+        upserts: dict[str, bytes] = {}
+        for where, item, is_line in items:
+            path = "product" if is_line else where
+            violations = products.product_id_violations(item.id, f"{path}.id")
+            if not violations:
+                current = upserts.get(item.id) or existing.get(item.id)
+                if paths is not None and current is not None:
+                    product = products.apply_update(
+                        products.decode(current, branch, item.id), item, paths, now)
+                else:
+                    product = products.new_product(item, branch, item.id, now)
+                violations = product_violations(product, path)
+            if violations:
+                failures.append(failure_message(where, is_line, violations))
+                continue
+            upserts[item.id] = product.SerializeToString()
+        return failures, Step(put_products=[(branch, pid, payload)
+                                            for pid, payload in upserts.items()])
+
+    def metadata(self, ctx: JobContext, state: ImportState) -> Message:
+        return import_metadata(ctx, state)  # type: ignore[no-any-return]
+
+    def response(self, request: Any, state: ImportState,
+                 samples: list[status_pb2.Status]) -> Message:
+        response = import_config_pb2.ImportProductsResponse(error_samples=samples)
+        if request.HasField("errors_config"):
+            response.errors_config.CopyFrom(request.errors_config)
+        return response
