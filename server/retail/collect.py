@@ -9,9 +9,12 @@ from google.protobuf import json_format
 
 from server.errors import FieldViolation, InvalidArgument
 
-# A 1x1 transparent GIF (GIF89a, one-colour palette, transparency extension).
+# A 1x1 transparent GIF: header, screen 1x1 with a 2-colour table (black, white),
+# a graphic control extension marking colour 0 transparent, one 1x1 image, trailer.
 PIXEL_GIF = bytes.fromhex(
-    "474946383961010001008000000000000000" "21f90401000000002c00000000010001000002024401003b"
+    "474946383961" "0100" "0100" "800000" "000000" "ffffff"
+    "21f904" "01" "0000" "00" "00"
+    "2c" "0000" "0000" "0100" "0100" "00" "02" "02" "4401" "00" "3b"
 )
 PIXEL_CONTENT_TYPE = "image/gif"
 
@@ -31,12 +34,13 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
         raise InvalidArgument.field(field, f"not a valid UserEvent in JSON: {exc}") from None
 
 
-def decode_collect_request(request: Any, event: Any) -> None:
+def decode_collect_request(request: Any, event: Any) -> list[FieldViolation]:
     """Fill the empty UserEvent `event` from a CollectUserEventRequest.
 
-    Takes `user_event` (URL-encoded or plain proto3 JSON) or `raw_json`; `uri`
-    and `ets` fill the event's uri and event_time when it has none. Raises
-    INVALID_ARGUMENT for a size limit, bad JSON or an unknown prebuilt rule.
+    Takes `raw_json`, else `user_event` (URL-encoded or plain proto3 JSON); `uri`
+    and `ets` fill the event's uri and event_time when it has none. Returns the
+    request's violations (size limits, bad JSON, an unknown prebuilt rule), so the
+    caller can report them together with the event's own.
     """
     violations: list[FieldViolation] = []
     rule = request.prebuilt_rule
@@ -55,21 +59,20 @@ def decode_collect_request(request: Any, event: Any) -> None:
         violations.append(FieldViolation("ets", f"must not be negative, got {request.ets}"))
     if not request.user_event and not request.raw_json:
         violations.append(FieldViolation("user_event", "is required (or raw_json)"))
-    if request.user_event and request.raw_json:
-        violations.append(FieldViolation("raw_json", "give user_event or raw_json, not both"))
-    if violations:
-        raise InvalidArgument(violations)
-
-    if request.user_event:
-        text = request.user_event
-        # Browsers send it URL-encoded; a client library sends plain JSON.
-        if not text.lstrip().startswith("{"):
-            text = unquote(text)
-        parse_event_json(text, "user_event", event)
-    else:
-        parse_event_json(request.raw_json, "raw_json", event)
-
-    if not event.uri and request.uri:
+    try:
+        # The contract: when raw_json is given, user_event is ignored.
+        if request.raw_json:
+            parse_event_json(request.raw_json, "raw_json", event)
+        elif request.user_event and len(request.user_event) <= MAX_USER_EVENT_CHARS:
+            text = request.user_event
+            # Browsers send it URL-encoded; a client library sends plain JSON.
+            if not text.lstrip().startswith("{"):
+                text = unquote(text)
+            parse_event_json(text, "user_event", event)
+    except InvalidArgument as exc:
+        violations.extend(exc.violations)
+    if not event.uri and request.uri and len(request.uri) <= MAX_URI_CHARS:
         event.uri = request.uri
-    if not event.HasField("event_time") and request.ets:
+    if not event.HasField("event_time") and request.ets > 0:
         event.event_time.FromMilliseconds(request.ets)
+    return violations

@@ -29,18 +29,23 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         self._runner = runner
         self._gcs_root = Path(settings.gcs_root)
 
-    def _store_event(self, parent: str, event: Any, path: str, wait: bool) -> None:
+    def _store_event(self, parent: str, event: Any, path: str, wait: bool,
+                     found: list[FieldViolation] | None = None) -> None:
         """Validate `event` for the catalog `parent`, stamp its time, store it.
 
-        Raises INVALID_ARGUMENT listing every violation (parent included).
+        Raises INVALID_ARGUMENT listing every violation: the parent's, those
+        already `found` in the request, and the event's own (unless the event
+        could not be decoded at all, which `found` then says).
         """
         violations: list[FieldViolation] = []
         try:
             catalog = parse_catalog(parent, "parent")
         except InvalidArgument as exc:
             violations.extend(exc.violations)
-        violations.extend(validation.user_event_violations(
-            event, path, strict_event_types=self._strict))
+        violations.extend(found or [])
+        if not any(v.field == path for v in found or []):
+            violations.extend(validation.user_event_violations(
+                event, path, strict_event_types=self._strict))
         if violations:
             raise InvalidArgument(violations)
         if not event.HasField("event_time"):
@@ -73,11 +78,10 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
 
         INVALID_ARGUMENT for bad JSON, size limits, unknown rules, a bad event.
         """
-        parse_catalog(request.parent, "parent")
         event = user_event_pb2.UserEvent()
-        collect.decode_collect_request(request, event)
-        path = "raw_json" if request.raw_json and not request.user_event else "user_event"
-        self._store_event(request.parent, event, path, wait=True)
+        found = collect.decode_collect_request(request, event)
+        path = "raw_json" if request.raw_json else "user_event"
+        self._store_event(request.parent, event, path, wait=True, found=found)
         return httpbody_pb2.HttpBody(content_type=collect.PIXEL_CONTENT_TYPE,
                                      data=collect.PIXEL_GIF)
 

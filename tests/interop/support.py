@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -221,11 +222,34 @@ def field_violations(error: exceptions.GoogleAPICallError) -> list[str]:
     return [v.field for v in bad[0].field_violations]
 
 
-def assert_names_fields(error: exceptions.GoogleAPICallError, expected: Sequence[str]) -> None:
-    """INVALID_ARGUMENT whose BadRequest lists exactly `expected` (any order, repeats
-    allowed) and whose message says `field: ...` for each of them."""
+@dataclass(frozen=True)
+class MapEntry:
+    """Expects the path of one map entry, e.g. `user_event.attributes[...]` naming
+    `key` (or its start: long keys are shortened), however the key is quoted."""
+
+    path: str
+    key: str
+
+    def matches(self, field: str) -> bool:
+        return field.startswith(f"{self.path}[") and self.key[:20] in field
+
+
+Expected = str | MapEntry
+
+
+def _matches(expected: Expected, field: str) -> bool:
+    return expected.matches(field) if isinstance(expected, MapEntry) else expected == field
+
+
+def assert_names_fields(error: BaseException, expected: Sequence[Expected]) -> None:
+    """INVALID_ARGUMENT whose BadRequest detail lists exactly the `expected` fields
+    (any order), and whose message says `field: why` for each of them."""
     assert isinstance(error, exceptions.InvalidArgument), repr(error)
+    assert error.grpc_status_code == grpc.StatusCode.INVALID_ARGUMENT
     reported = field_violations(error)
-    assert set(reported) == set(expected), (reported, error.message)
-    for field in expected:
+    unexpected = [f for f in reported if not any(_matches(e, f) for e in expected)]
+    missing = [e for e in expected if not any(_matches(e, f) for f in reported)]
+    assert not unexpected and not missing, (
+        f"unexpected {unexpected}, missing {missing}; message: {error.message}")
+    for field in reported:
         assert f"{field}: " in error.message, (field, error.message)

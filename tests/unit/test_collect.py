@@ -17,7 +17,9 @@ EVENT = {"eventType": "detail-page-view", "visitorId": "v1",
 def decode(**fields: object) -> user_event_pb2.UserEvent:
     request = user_event_service_pb2.CollectUserEventRequest(parent=PARENT, **fields)
     event = user_event_pb2.UserEvent()
-    decode_collect_request(request, event)
+    violations = decode_collect_request(request, event)
+    if violations:
+        raise InvalidArgument(violations)
     return event
 
 
@@ -43,6 +45,11 @@ def test_raw_json_without_rule_is_a_user_event() -> None:
     assert decode(raw_json=json.dumps(EVENT)).visitor_id == "v1"
 
 
+def test_raw_json_overrides_user_event() -> None:
+    other = {**EVENT, "visitorId": "from-user-event"}
+    assert decode(raw_json=json.dumps(EVENT), user_event=json.dumps(other)).visitor_id == "v1"
+
+
 @pytest.mark.parametrize(("fields", "field", "words"), [
     ({"user_event": '{"eventType": "x",'}, "user_event", "Failed to load JSON"),
     ({"user_event": '{"noSuchField": 1}'}, "user_event", "noSuchField"),
@@ -59,11 +66,21 @@ def test_bad_requests(fields: dict[str, object], field: str, words: str) -> None
         caught.value.message
 
 
-def test_pixel_is_a_1x1_transparent_gif() -> None:
-    assert PIXEL_GIF.startswith(b"GIF89a")
-    width, height = int.from_bytes(PIXEL_GIF[6:8], "little"), int.from_bytes(PIXEL_GIF[8:10],
-                                                                             "little")
-    assert (width, height) == (1, 1)
-    gce = PIXEL_GIF.index(b"\x21\xf9\x04")
-    assert PIXEL_GIF[gce + 3] & 1, "transparency flag set"
-    assert PIXEL_GIF.endswith(b";")
+def test_pixel_is_a_well_formed_1x1_transparent_gif() -> None:
+    """Walk the GIF block by block, as a decoder does."""
+    gif = PIXEL_GIF
+    assert gif[:6] == b"GIF89a"
+    assert (int.from_bytes(gif[6:8], "little"), int.from_bytes(gif[8:10], "little")) == (1, 1)
+    flags = gif[10]
+    assert flags & 0x80, "has a global colour table"
+    pos = 13 + 3 * 2 ** ((flags & 0x07) + 1)
+    # Graphic control extension, transparency on.
+    assert gif[pos:pos + 3] == b"\x21\xf9\x04" and gif[pos + 3] & 1
+    pos += 3 + 4 + 1
+    # Image descriptor: 1x1 at 0,0, no local table, then LZW data sub-blocks.
+    assert gif[pos] == 0x2C
+    assert gif[pos + 5:pos + 9] == b"\x01\x00\x01\x00" and gif[pos + 9] == 0
+    pos += 10 + 1  # descriptor, LZW minimum code size
+    while gif[pos] != 0:
+        pos += gif[pos] + 1
+    assert gif[pos + 1:] == b";", "trailer right after the image data"

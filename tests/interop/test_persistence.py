@@ -1,0 +1,101 @@
+"""What a file store keeps across a restart: every acknowledged write, once.
+
+Each test starts its own servers on one SQLite file (function scope), stops them
+with SIGTERM (they must drain and exit 0) and reads the file with the events CLI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.api_core import exceptions
+from google.cloud import retail_v2
+
+from .examples import ALL_EVENTS, as_json, example, user_event
+from .support import RPC_DEADLINE, ServerProcess, count_events, list_events, retail_client
+
+CATALOG = "projects/footfall-interop/locations/global/catalogs/restart"
+SYNC_EVENTS = 40
+ASYNC_BURST = 400
+
+
+def distinct_events(count: int) -> list[retail_v2.UserEvent]:
+    """`count` different valid events cycling through every type (own event_time each)."""
+    kinds = list(ALL_EVENTS)
+    return [user_event(example(kinds[i % len(kinds)], visitorId=f"visitor-{i:05d}",
+                               eventTime=f"2024-05-20T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:"
+                                         f"{i % 60:02d}.{i:06d}Z"))
+            for i in range(count)]
+
+
+def write(client: Any, event: retail_v2.UserEvent, **request: Any) -> retail_v2.UserEvent:
+    return client.write_user_event(request={"parent": CATALOG, "user_event": event, **request},
+                                   timeout=RPC_DEADLINE)
+
+
+def stop_cleanly(server: ServerProcess) -> None:
+    code = server.stop()
+    assert code == 0, f"exit code {code}; log:\n{server.log_text()}"
+
+
+def test_sync_writes_survive_a_restart_and_refusals_leave_nothing(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    sent = distinct_events(SYNC_EVENTS)
+    first = server_factory()
+    with retail_client(first.address) as client:
+        for event in sent:
+            write(client, event)
+        for refused in (example("purchase-complete", purchaseTransaction=None),
+                        example("search", searchQuery=None), example("login", visitorId=None)):
+            with pytest.raises(exceptions.InvalidArgument):
+                write(client, user_event(refused))
+    stop_cleanly(first)
+
+    second = server_factory()  # same file
+    assert second.store == first.store
+    assert count_events(second.store, CATALOG, tmp_path) == SYNC_EVENTS
+    assert list_events(second.store, CATALOG, tmp_path) == [as_json(e) for e in sent]
+    stop_cleanly(second)
+
+
+def test_an_identical_event_is_stored_once_even_across_a_restart(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    event = user_event(example("purchase-complete", eventTime="2024-05-20T14:03:07.5Z"))
+    first = server_factory()
+    with retail_client(first.address) as client:
+        assert as_json(write(client, event)) == as_json(event)
+        assert as_json(write(client, event)) == as_json(event)  # answered, not stored again
+    stop_cleanly(first)
+    assert count_events(first.store, CATALOG, tmp_path) == 1
+
+    second = server_factory()
+    with retail_client(second.address) as client:
+        write(client, event)
+        # The same content at another time is another event.
+        write(client, user_event(example("purchase-complete", eventTime="2024-05-20T14:03:08Z")))
+    assert count_events(second.store, CATALOG, tmp_path) == 2
+    stop_cleanly(second)
+
+
+def test_a_write_async_burst_is_flushed_by_sigterm(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    sent = distinct_events(ASYNC_BURST)
+    first = server_factory()
+    with retail_client(first.address) as client, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda e: write(client, e, write_async=True), sent))
+    assert len(answers) == ASYNC_BURST
+    stop_cleanly(first)  # right after the last answer: the queue is flushed on the way out
+
+    second = server_factory()
+    assert count_events(second.store, CATALOG, tmp_path) == ASYNC_BURST
+    with retail_client(second.address) as client:
+        write(client, user_event(example("home-page-view", visitorId="after-restart")))
+    assert count_events(second.store, CATALOG, tmp_path) == ASYNC_BURST + 1
+    stored = {(e["visitorId"], e["eventTime"])
+              for e in list_events(second.store, CATALOG, tmp_path, limit=ASYNC_BURST)}
+    assert stored == {(e.visitor_id, as_json(e)["eventTime"]) for e in sent}
+    stop_cleanly(second)
