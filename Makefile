@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup run test test-unit test-interop protos check-protos lint bench bench-quick clean
+.PHONY: setup run test test-unit test-interop protos check-protos lint clean
 
 setup: $(STAMP)
 
@@ -40,7 +40,7 @@ check-protos: protos
 	test -z "$$(git status --porcelain -- generated)"
 
 lint: setup
-	$(VENV)/bin/ruff check server tests tools bench
+	$(VENV)/bin/ruff check server tests tools
 	$(VENV)/bin/mypy
 
 clean:
