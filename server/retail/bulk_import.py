@@ -19,6 +19,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 
+from server import protojson
 from server.errors import FieldViolation, InvalidArgument
 from server.operations import records
 from server.operations.runner import JobContext
@@ -91,8 +92,8 @@ def check_gcs_source(source: Any, root: Path, prefix: str, schemas: Sequence[str
     return out
 
 
-def decode_json_line(line: bytes, message: Message, what: str) -> None:
-    """Fill `message` from one line of proto3 JSON; ValueError saying what is wrong."""
+def decode_json_line(line: bytes, message_class: type[Message], what: str) -> Any:
+    """A `message_class` from one line of proto3 JSON; ValueError saying what is wrong."""
     try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -100,7 +101,7 @@ def decode_json_line(line: bytes, message: Message, what: str) -> None:
     if not isinstance(data, dict):
         raise ValueError(f"each line must be one JSON object (a {what})")
     try:
-        json_format.ParseDict(data, message)
+        return protojson.parse_dict(data, message_class)
     except json_format.ParseError as exc:
         raise ValueError(f"not a {what}: {exc}") from None
 

@@ -120,9 +120,7 @@ class ImportJob(BulkImport):
         return request.input_config.gcs_source
 
     def decode_line(self, line: bytes) -> Any:
-        event = user_event_pb2.UserEvent()
-        decode_json_line(line, event, "UserEvent")
-        return event
+        return decode_json_line(line, user_event_pb2.UserEvent, "UserEvent")
 
     def prepare(self, ctx: JobContext, request: Any, items: list[Item]) -> tuple[list[str], Step]:
         catalog = str(parse_catalog(request.parent))

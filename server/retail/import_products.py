@@ -115,9 +115,7 @@ class ImportProductsJob(BulkImport):
         return request.input_config.gcs_source
 
     def decode_line(self, line: bytes) -> Any:
-        product = product_pb2.Product()
-        decode_json_line(line, product, "Product")
-        return product
+        return decode_json_line(line, product_pb2.Product, "Product")
 
     def prepare(self, ctx: JobContext, request: Any, items: list[Item]) -> tuple[list[str], Step]:
         branch = products.parse_branch_name(request.parent)

@@ -1,0 +1,190 @@
+"""The fast JSON -> proto path must build exactly what json_format builds, and fail
+exactly as it fails, for every input: a hand-written corpus of edge cases plus
+property-based random objects shaped like UserEvents and Products."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from footfall.retail.v2 import product_pb2, user_event_pb2
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server.protojson import parse_dict
+
+
+def outcome(data: Any, message_class: type) -> tuple[str, Any]:
+    try:
+        return "ok", parse_dict(data, message_class).SerializeToString(deterministic=True)
+    except json_format.ParseError as exc:
+        return "error", str(exc)
+
+
+def reference(data: Any, message_class: type) -> tuple[str, Any]:
+    message = message_class()
+    try:
+        json_format.ParseDict(data, message)
+    except json_format.ParseError as exc:
+        return "error", str(exc)
+    return "ok", message.SerializeToString(deterministic=True)
+
+
+def presence(message: Any) -> list[str]:
+    """Which fields are set, recursively: equal bytes can still differ in presence."""
+    out = []
+    for field, value in message.ListFields():
+        out.append(field.name)
+        if field.message_type is not None and not field.is_repeated:
+            out.extend(f"{field.name}.{p}" for p in presence(value))
+    return out
+
+
+CORPUS: list[dict[str, Any]] = [
+    {"eventType": "home-page-view", "visitorId": "v"},
+    {"event_type": "search", "visitor_id": "v", "search_query": "shoes", "offset": 20},
+    {"eventType": "x", "visitorId": "v", "eventTime": "2024-01-31T23:59:59Z"},
+    {"eventType": "x", "visitorId": "v", "eventTime": "2024-01-31T23:59:59.123Z"},
+    {"eventType": "x", "visitorId": "v", "eventTime": "2024-01-31T23:59:59.123456789Z"},
+    {"eventType": "x", "visitorId": "v", "eventTime": "2024-01-31T23:59:59.1Z"},
+    {"eventType": "x", "visitorId": "v", "eventTime": "2024-01-31T23:59:59+02:00"},
+    {"eventType": "x", "visitorId": "v", "eventTime": "2023-02-29T00:00:00Z"},
+    {"eventType": "x", "visitorId": "v", "eventTime": "2024-13-01T00:00:00Z"},
+    {"eventType": "x", "visitorId": "v", "eventTime": "0001-01-01T00:00:00Z"},
+    {"eventType": "x", "visitorId": "v", "eventTime": 5},
+    {"eventType": "x", "productDetails": [{"product": {"id": "p", "priceInfo": {
+        "price": 1, "originalPrice": 2.5, "currencyCode": "USD"}}, "quantity": 3}]},
+    {"eventType": "x", "productDetails": [{"product": {"id": "p"}, "quantity": "3"}]},
+    {"eventType": "x", "productDetails": [{"product": {"id": "p"}, "quantity": None}]},
+    {"eventType": "x", "productDetails": [None]},
+    {"eventType": "x", "productDetails": {}},
+    {"eventType": "x", "userInfo": {}},
+    {"eventType": "x", "userInfo": {"userId": "u", "directUserRequest": True}},
+    {"eventType": "x", "userInfo": {"directUserRequest": 1}},
+    {"eventType": "x", "attributes": {"k": {"text": ["a", "b"]}, "n": {"numbers": [1, 2.5]}}},
+    {"eventType": "x", "attributes": {"k": {"text": ["a"], "searchable": False}}},
+    {"eventType": "x", "attributes": {"k": {"text": ["a"], "indexable": True}}},
+    {"eventType": "x", "attributes": {"k": None}},
+    {"eventType": "x", "attributes": []},
+    {"eventType": "x", "purchaseTransaction": {"revenue": 1e39, "currencyCode": "USD"}},
+    {"eventType": "x", "purchaseTransaction": {"revenue": "NaN"}},
+    {"eventType": "x", "purchaseTransaction": {"revenue": 12, "tax": -1.5}},
+    {"eventType": "x", "offset": 2**31},
+    {"eventType": "x", "offset": 1.0},
+    {"eventType": "x", "offset": 1.5},
+    {"eventType": "x", "offset": True},
+    {"eventType": 5},
+    {"eventType": "x", "unknownField": 1},
+    {"eventType": "x", "visitorId": "a", "visitor_id": "b"},
+    {"eventType": "x", "pageCategories": ["a", "b"], "experimentIds": []},
+    {"eventType": "x", "completionDetail": {"completionAttributionToken": "t",
+                                            "selectedPosition": 2}},
+    {"eventType": "x", "entity": "shop", "sessionId": "s", "pageViewId": "pv"},
+    {"eventType": "x", "productDetails": [{"product": {"id": "p", "type": "VARIANT"}}]},
+    {"eventType": "x", "productDetails": [{"product": {"id": "p", "type": 2}}]},
+    {"eventType": "x", "productDetails": [{"product": {"id": "p", "type": "NOPE"}}]},
+    {"eventType": "x", "productDetails": [{"product": {"id": "p", "ttl": "3.5s"}}]},
+    {"eventType": "x", "productDetails": [{"product": {"id": "p",
+                                                        "retrievableFields": "title,uri"}}]},
+    {"eventType": "x", "productDetails": [{"product": {"id": "p", "ttl": "1s",
+                                                        "expireTime": "2030-01-01T00:00:00Z"}}]},
+    {"eventType": "x", "productDetails": [{"product": {"id": "p", "images": [
+        {"uri": "https://i", "height": 10, "width": 20}]}}]},
+]
+
+
+@pytest.mark.parametrize("data", CORPUS, ids=[json.dumps(c)[:60] for c in CORPUS])
+def test_user_event_corpus(data: dict[str, Any]) -> None:
+    fast, slow = outcome(data, user_event_pb2.UserEvent), reference(data,
+                                                                     user_event_pb2.UserEvent)
+    assert fast == slow
+    if fast[0] == "ok":
+        assert presence(parse_dict(data, user_event_pb2.UserEvent)) == presence(
+            json_format.ParseDict(data, user_event_pb2.UserEvent()))
+
+
+def _strategy(descriptor: Descriptor, depth: int) -> st.SearchStrategy[dict[str, Any]]:
+    """Random JSON objects for a message: mostly valid values, sometimes wrong kinds."""
+    fields = {}
+    for field in descriptor.fields:
+        key = st.sampled_from([field.json_name, field.name])
+        fields[field.name] = (key, _value(field, depth))
+    names = sorted(fields)
+
+    @st.composite
+    def objects(draw: Any) -> dict[str, Any]:
+        chosen = draw(st.lists(st.sampled_from(names), unique=True, max_size=6)) if names else []
+        out = {}
+        for name in chosen:
+            key_strategy, value_strategy = fields[name]
+            out[draw(key_strategy)] = draw(value_strategy)
+        return out
+
+    return objects()
+
+
+ODD = st.one_of(st.none(), st.integers(-3, 3), st.text(max_size=3), st.booleans(),
+                st.floats(allow_nan=False, width=32))
+
+
+def _single(field: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
+    F = FieldDescriptor
+    if field.message_type is not None:
+        name = field.message_type.full_name
+        if name == "google.protobuf.Timestamp":
+            return st.sampled_from(["2024-01-31T23:59:59Z", "2024-02-30T00:00:00Z",
+                                    "1999-12-31T00:00:00.5Z", "2024-01-01T00:00:00.000001Z"])
+        if name == "google.protobuf.Int32Value":
+            return st.integers(-5, 5)
+        if name.startswith("google.protobuf."):
+            return st.sampled_from(["1s", "title,uri", "x"])
+        if depth > 2:
+            return st.just({})
+        return _strategy(field.message_type, depth + 1)
+    if field.type == F.TYPE_STRING:
+        return st.text(max_size=5)
+    if field.type == F.TYPE_BOOL:
+        return st.booleans()
+    if field.type in (F.TYPE_FLOAT, F.TYPE_DOUBLE):
+        return st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=32),
+                         st.integers(-1000, 1000))
+    if field.type == F.TYPE_ENUM:
+        return st.sampled_from([v.name for v in field.enum_type.values] + ["BOGUS", 1])
+    return st.integers(-(2**31), 2**31)
+
+
+def _value(field: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        value_field = field.message_type.fields_by_name["value"]
+        return st.dictionaries(st.text(max_size=3), _single(value_field, depth), max_size=2)
+    single = _single(field, depth)
+    if field.is_repeated:
+        single = st.lists(single, max_size=3)
+    return st.one_of(single, single, single, ODD) if depth < 2 else single
+
+
+@settings(max_examples=300, deadline=None)
+@given(_strategy(user_event_pb2.UserEvent.DESCRIPTOR, 0))
+def test_random_user_events_match_json_format(data: dict[str, Any]) -> None:
+    assert outcome(data, user_event_pb2.UserEvent) == reference(data, user_event_pb2.UserEvent)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_strategy(product_pb2.Product.DESCRIPTOR, 0))
+def test_random_products_match_json_format(data: dict[str, Any]) -> None:
+    assert outcome(data, product_pb2.Product) == reference(data, product_pb2.Product)
+
+
+def test_typical_events_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The point of the module: common events never reach json_format."""
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("fell back to json_format")
+
+    monkeypatch.setattr(json_format, "ParseDict", refuse)
+    for data in CORPUS[:6] + CORPUS[11:12] + CORPUS[19:22] + CORPUS[34:37]:
+        if "+02:00" in json.dumps(data) or ".1Z" in json.dumps(data):
+            continue
+        parse_dict(data, user_event_pb2.UserEvent)
