@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from server.clock import Clock, SystemClock
 from server.config import Settings
+from server.http import HttpGateway
 from server.operations import service as operations_service
 from server.operations.runner import OperationRunner
 from server.retail import import_events, import_products, purge, rejoin
@@ -29,6 +30,7 @@ from server.retail.product_service import ProductService
 from server.retail.user_event_service import UserEventService
 from server.rpc import ErrorInterceptor
 from server.store import Store, open_store
+from server.store.watch import HealthWatch
 from server.talent.event_service import EventService
 
 log = logging.getLogger("footfall")
@@ -51,14 +53,32 @@ class Running:
     runner: OperationRunner
     port: int
     settings: Settings
+    http: HttpGateway | None = None  # None when --http-port is 0
+    store_health: HealthWatch | None = None
+
+    @property
+    def http_port(self) -> int:
+        return self.http.port if self.http is not None else 0
 
     def stop(self) -> None:
         """Drain: NOT_SERVING, refuse new calls, finish in-flight ones, pause jobs
         after their current batch, flush, close."""
         self.health.enter_graceful_shutdown()
+        if self.store_health is not None:
+            self.store_health.stop()
+        if self.http is not None:
+            self.http.stop()
         self.server.stop(self.settings.grace_seconds).wait()
         self.runner.stop()
         self.store.close()
+
+
+def _set_serving(servicer: health.HealthServicer, serving: bool) -> None:
+    """Every served service SERVING, or NOT_SERVING (while the database is away)."""
+    status = (health_pb2.HealthCheckResponse.SERVING if serving
+              else health_pb2.HealthCheckResponse.NOT_SERVING)
+    for name in ("", *SERVED):
+        servicer.set(name, status)
 
 
 def start(settings: Settings, clock: Clock | None = None) -> Running:
@@ -84,13 +104,17 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
             ("grpc.so_reuseport", 0),
         ],
     )
-    user_event_service_pb2_grpc.add_UserEventServiceServicer_to_server(
-        UserEventService(store, settings, clock, runner), server)
-    product_service_pb2_grpc.add_ProductServiceServicer_to_server(
-        ProductService(store, clock, runner, gcs_root), server)
-    event_service_pb2_grpc.add_EventServiceServicer_to_server(EventService(store), server)
-
-    operations_service.add_to_server(operations_service.OperationsService(store, runner), server)
+    user_events = UserEventService(store, settings, clock, runner)
+    products = ProductService(store, clock, runner, gcs_root)
+    talent_events = EventService(store)
+    operations = operations_service.OperationsService(store, runner)
+    user_event_service_pb2_grpc.add_UserEventServiceServicer_to_server(user_events, server)
+    product_service_pb2_grpc.add_ProductServiceServicer_to_server(products, server)
+    event_service_pb2_grpc.add_EventServiceServicer_to_server(talent_events, server)
+    operations_service.add_to_server(operations, server)
+    # The same servicers answer HTTP: one implementation, two transports.
+    servicers = dict(zip(SERVED, (user_events, products, talent_events, operations),
+                         strict=True))
 
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -108,7 +132,19 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
         raise OSError(f"cannot listen on {address}: {exc}") from exc
     server.start()
     runner.start()
-    return Running(server, health_servicer, store, runner, port, settings)
+    gateway = HttpGateway(settings, servicers) if settings.http_port else None
+    if gateway is not None:
+        try:
+            gateway.start()
+        except OSError:
+            server.stop(0).wait()
+            runner.stop()
+            store.close()
+            raise
+    store_health = HealthWatch(store, lambda ok: _set_serving(health_servicer, ok))
+    store_health.start()
+    return Running(server, health_servicer, store, runner, port, settings, gateway,
+                   store_health=store_health)
 
 
 def serve(settings: Settings) -> int:
@@ -117,6 +153,9 @@ def serve(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     running = start(settings)
+    if running.http is not None:  # before the gRPC line, which says "ready"
+        log.info("Footfall serving HTTP on %s:%d (REST, pixel, /footfall.js)", settings.host,
+                 running.http_port)
     log.info("Footfall serving gRPC on %s:%d (store %s)", settings.host, running.port,
              settings.store)
     stop.wait()

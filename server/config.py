@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_STORE = "sqlite:///./data/footfall.db"
+DEFAULT_HTTP_PORT = 8080
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,11 @@ class Settings:
     gcs_root: str = "./data/gcs"
     operation_workers: int = 1
     lease_seconds: float = 30.0
+    # HTTP gateway (REST, pixel, /footfall.js): -1 picks a free port, 0 turns it
+    # off. Off when Settings are built in code (tests); `serve` defaults to 8080.
+    http_port: int = 0
+    cors_origins: tuple[str, ...] = ("*",)
+    trust_forwarded_for: bool = False
 
 
 def _env_bool(value: str) -> bool:
@@ -65,6 +71,24 @@ def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str])
                         default=int(env_or("OPERATION_WORKERS", d.operation_workers)),  # type: ignore[call-overload]
                         help="threads running import/purge/rejoin jobs "
                              "(FOOTFALL_OPERATION_WORKERS; default %(default)s)")
+    parser.add_argument("--lease-seconds", type=float,
+                        default=float(env_or("LEASE_SECONDS", d.lease_seconds)),  # type: ignore[arg-type]
+                        help="how long a job stays claimed without progress before another "
+                             "replica may take it over (FOOTFALL_LEASE_SECONDS; "
+                             "default %(default)s)")
+    parser.add_argument("--http-port", type=int,
+                        default=int(env_or("HTTP_PORT", DEFAULT_HTTP_PORT)),  # type: ignore[call-overload]
+                        help="port of the HTTP/JSON gateway, the pixel and /footfall.js; 0 "
+                             "turns it off, -1 picks a free one (the ready line says which) "
+                             "(FOOTFALL_HTTP_PORT; default %(default)s)")
+    parser.add_argument("--cors-origins", default=env_or("CORS_ORIGINS", "*"),
+                        help="origins whose pages may call the REST routes: '*' (any), a "
+                             "comma-separated list, or '' (none) "
+                             "(FOOTFALL_CORS_ORIGINS; default %(default)s)")
+    parser.add_argument("--trust-forwarded-for", action="store_true",
+                        default=_env_bool(str(env_or("TRUST_FORWARDED_FOR", "false"))),
+                        help="take a pixel's client address from X-Forwarded-For; only "
+                             "behind a proxy that sets it (FOOTFALL_TRUST_FORWARDED_FOR)")
     parser.add_argument("--log-level", default=env_or("LOG_LEVEL", d.log_level),
                         help="DEBUG, INFO, WARNING or ERROR (FOOTFALL_LOG_LEVEL)")
 
@@ -74,8 +98,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise SystemExit(f"--port must be 0..65535, got {args.port}")
     if args.operation_workers < 1:
         raise SystemExit(f"--operation-workers must be at least 1, got {args.operation_workers}")
+    if args.lease_seconds <= 0:
+        raise SystemExit(f"--lease-seconds must be positive, got {args.lease_seconds}")
     if args.workers < 1:
         raise SystemExit(f"--workers must be at least 1, got {args.workers}")
+    if not -1 <= args.http_port <= 65535:
+        raise SystemExit(f"--http-port must be -1..65535, got {args.http_port}")
     return Settings(
         host=args.host,
         port=args.port,
@@ -86,6 +114,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         log_level=args.log_level.upper(),
         gcs_root=args.gcs_root,
         operation_workers=args.operation_workers,
+        lease_seconds=args.lease_seconds,
+        http_port=args.http_port,
+        cors_origins=tuple(o.strip() for o in args.cors_origins.split(",") if o.strip()),
+        trust_forwarded_for=args.trust_forwarded_for,
     )
 
 

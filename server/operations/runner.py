@@ -4,7 +4,9 @@ An operation is a row, not a coroutine: a worker claims it with a lease, runs
 it in batches, and records progress with each batch's writes in one transaction
 (`Store.run_step`), so a crash resumes exactly where the last commit left off.
 Any process on the same store can claim work whose holder is gone: its lease has
-expired, or it was a process on this host that no longer exists.
+expired, or it was a process on this host that no longer exists. While the
+database is unreachable a job pauses (keeping its lease) and resumes from its
+last committed step once it is back; that is not counted as a failure.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from google.rpc import code_pb2, status_pb2
 from server.clock import Clock
 from server.operations import records
 from server.store import Store
-from server.store.rows import LeaseLost, OperationRecord, Progress, Step, StepResult
+from server.store.rows import (
+    LeaseLost,
+    OperationRecord,
+    Progress,
+    Step,
+    StepResult,
+    StoreUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +81,16 @@ class JobContext:
 Job = Callable[[JobContext], None]
 
 
+def _host_identity() -> str:
+    """This host as lease owners name it: the host name, plus the PID namespace
+    where there is one, since containers may share a host name but not their pids."""
+    host = socket.gethostname().replace(":", "_")
+    try:
+        return f"{host}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return host
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -94,7 +113,9 @@ class OperationRunner:
         self._workers = workers
         self._lease_us = int(lease_seconds * 1e6)
         self._poll = poll_seconds
-        self._host = socket.gethostname()
+        self._host = _host_identity()
+        # Each worker thread leases as `{owner}/{i}`: a holder may claim its own job
+        # again (to resume it), which must never be another thread of this process.
         self.owner = f"{self._host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -103,7 +124,8 @@ class OperationRunner:
 
     def start(self) -> None:
         for i in range(self._workers):
-            thread = threading.Thread(target=self._loop, name=f"footfall-ops-{i}", daemon=True)
+            thread = threading.Thread(target=self._loop, args=(f"{self.owner}/{i}",),
+                                      name=f"footfall-ops-{i}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -141,11 +163,14 @@ class OperationRunner:
         pid = int(pid_text)
         return pid != os.getpid() and not _pid_alive(pid)
 
-    def _loop(self) -> None:
+    def _loop(self, owner: str) -> None:
         while not self._stopping.is_set():
             try:
                 record = self._store.claim_operation(
-                    self.owner, self._clock.now_ns() // 1000, self._lease_us, self._holder_gone)
+                    owner, self._clock.now_ns() // 1000, self._lease_us, self._holder_gone)
+            except StoreUnavailable as exc:
+                log.warning("could not look for operations to run: %s", exc.message)
+                record = None
             except Exception:
                 log.exception("could not look for operations to run")
                 record = None
@@ -153,11 +178,16 @@ class OperationRunner:
                 self._wake.wait(self._poll)
                 self._wake.clear()
                 continue
-            self._run(record)
+            try:
+                self._run(record, owner)
+            except Exception:  # e.g. the database left while recording a failure
+                log.exception("operation %s: could not record how it ended; it will be "
+                              "picked up again", record.name)
+                self._stopping.wait(self._poll)
 
-    def _run(self, record: OperationRecord) -> None:
+    def _run(self, record: OperationRecord, owner: str) -> None:
         job = self._jobs.get(record.kind)
-        context = JobContext(record, self._store, self._clock, self.owner, self._lease_us,
+        context = JobContext(record, self._store, self._clock, owner, self._lease_us,
                              self._stopping)
         if job is None:
             log.error("operation %s has unknown kind %r; leaving it", record.name, record.kind)
@@ -167,7 +197,14 @@ class OperationRunner:
             job(context)
         except StopRequested:
             log.info("shutting down: %s will resume at the next start", record.name)
-            self._store.release_operation(record.name, self.owner)
+            try:
+                self._store.release_operation(record.name, owner)
+            except StoreUnavailable:
+                pass  # the lease lapses by itself
+        except StoreUnavailable as exc:
+            log.warning("%s paused, it resumes from its last committed step: %s",
+                        record.name, exc.message)
+            self._stopping.wait(self._poll)
         except LeaseLost:
             log.warning("%s was deleted or taken over; stopped working on it", record.name)
         except Exception as exc:
@@ -178,7 +215,7 @@ class OperationRunner:
             if failures < MAX_TRIES:
                 log.exception("operation %s failed (try %d); it will be retried",
                               record.name, failures)
-                self._store.release_operation(record.name, self.owner)
+                self._store.release_operation(record.name, owner)
                 self._stopping.wait(self._poll)
                 return
             log.exception("operation %s failed %d times; ending it", record.name, failures)

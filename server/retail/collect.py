@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 from google.protobuf import json_format
 
 from server.errors import FieldViolation, InvalidArgument
+from server.retail.validation import MAX_LONG_TEXT, MAX_USER_AGENT
 
 # A 1x1 transparent GIF: header, screen 1x1 with a 2-colour table (black, white),
 # a graphic control extension marking colour 0 transparent, one 1x1 image, trailer.
@@ -76,3 +79,36 @@ def decode_collect_request(request: Any, event: Any) -> list[FieldViolation]:
     if not event.HasField("event_time") and request.ets > 0:
         event.event_time.FromMilliseconds(request.ets)
     return violations
+
+
+@dataclass(frozen=True)
+class Requester:
+    """What the HTTP request that carried a pixel says about the browser: its
+    User-Agent, its address, and its Referer (the page the pixel is on)."""
+
+    user_agent: str = ""
+    ip_address: str = ""
+    page: str = ""
+
+
+def requester_of(context: Any) -> Requester | None:
+    """The Requester an HTTP gateway context carries; None over gRPC, where the
+    caller is a client library, not the browser."""
+    found = getattr(context, "requester", None)
+    return found if isinstance(found, Requester) else None
+
+
+def fill_from_requester(event: Any, requester: Requester) -> None:
+    """Fill what the event leaves empty from the browser's request, the way
+    Google's pixel does: `user_info.user_agent` (cut to its limit),
+    `user_info.ip_address`, and `uri` from the Referer, which names the page
+    the pixel is on (not that page's referrer)."""
+    if requester.user_agent and not event.user_info.user_agent:
+        event.user_info.user_agent = requester.user_agent[:MAX_USER_AGENT]
+    if requester.ip_address and not event.user_info.ip_address:
+        try:
+            event.user_info.ip_address = str(ipaddress.ip_address(requester.ip_address))
+        except ValueError:
+            pass  # a garbled X-Forwarded-For is no reason to refuse the event
+    if requester.page and not event.uri and len(requester.page) <= MAX_LONG_TEXT:
+        event.uri = requester.page

@@ -74,12 +74,16 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         return event
 
     def CollectUserEvent(self, request: Any, context: Any) -> Any:
-        """Store the event a pixel carries; answers a 1x1 transparent GIF.
+        """Store the event a pixel carries; answers a 1x1 transparent GIF. Over HTTP,
+        what the event leaves empty is filled from the browser's request.
 
         INVALID_ARGUMENT for bad JSON, size limits, unknown rules, a bad event.
         """
         event = user_event_pb2.UserEvent()
         found = collect.decode_collect_request(request, event)
+        requester = collect.requester_of(context)  # the browser, when it came over HTTP
+        if requester is not None:
+            collect.fill_from_requester(event, requester)
         path = "raw_json" if request.raw_json else "user_event"
         self._store_event(request.parent, event, path, wait=True, found=found)
         return httpbody_pb2.HttpBody(content_type=collect.PIXEL_CONTENT_TYPE,

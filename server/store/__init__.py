@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 from server.store.base import Store
 from server.store.rows import ClientEventRow, EventQuery, EventRow, TimeBound
@@ -14,7 +14,8 @@ __all__ = ["ClientEventRow", "EventQuery", "EventRow", "Store", "TimeBound", "op
 def open_store(url: str) -> Store:
     """Open the store a URL names: sqlite:///PATH, memory://, postgresql://...
 
-    Raises ValueError for a URL no backend understands.
+    Raises ValueError for a URL no backend understands, StoreUnavailable when a
+    PostgreSQL database does not answer within a few seconds.
     """
     parsed = urlparse(url)
     if parsed.scheme == "memory":
@@ -22,12 +23,19 @@ def open_store(url: str) -> Store:
     if parsed.scheme == "sqlite":
         # sqlite:///relative/path and sqlite:////absolute/path, as SQLAlchemy spells them;
         # sqlite:///./data/x.db is relative to the working directory.
-        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
+        path = url.split("?", 1)[0][len("sqlite:///"):] if url.startswith("sqlite:///") else ""
         if not path:
             raise ValueError(f"sqlite store URL needs a path, e.g. sqlite:///./data/footfall.db: "
                              f"{url!r}")
-        return SqliteStore(path)
+        options = parse_qs(parsed.query)
+        synchronous = options.pop("synchronous", ["full"])[-1].upper()
+        if options or synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"sqlite store URL takes only ?synchronous=full|normal: {url!r}")
+        return SqliteStore(path, synchronous=synchronous)
     if parsed.scheme in {"postgres", "postgresql"}:
-        raise ValueError("the PostgreSQL store is not built yet; use sqlite:///PATH or memory://")
+        # Imported here so that SQLite users never load the PostgreSQL driver.
+        from server.store.postgres import PostgresStore
+
+        return PostgresStore(url)
     raise ValueError(f"unknown store URL {url!r}: use sqlite:///PATH, memory:// "
                      "or postgresql://USER@HOST/DB")

@@ -1,9 +1,10 @@
-"""The Store interface every backend implements (SQLite now, PostgreSQL later).
+"""The Store interface every backend implements (SQLite and PostgreSQL).
 
 The interface is synchronous and thread-safe: the gRPC server runs handlers on a
 thread pool (the faster grpcio flavour on this machine, see README "Design
 notes"), and each backend batches concurrent writes into one transaction
-(group commit) so durability does not cost throughput.
+(group commit) so durability does not cost throughput. Any method may raise
+StoreUnavailable (UNAVAILABLE) while the database cannot be reached.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class Store(Protocol):
 
     def flush(self) -> None:
         """Wait until every write accepted so far is committed."""
+
+    def healthy(self) -> bool:
+        """Whether the database answers now (health reports NOT_SERVING while not)."""
 
     def close(self) -> None:
         """Flush, then release every resource. Idempotent."""

@@ -4,6 +4,11 @@ Callers hand in jobs and (usually) wait on a future; the writer takes every job
 that is queued, applies them in order inside one transaction, commits once, and
 only then resolves the futures. A durable write therefore costs one commit per
 batch, not per event, and callers never see an answer before their data is safe.
+
+When the database cannot be reached (`apply_batch` raises StoreUnavailable), the
+batch's unresolved jobs are carried over and retried with backoff: a waiting
+caller gives up after `retry_seconds` (StoreUnavailable), rows nobody waits for
+(`write_async`) are kept until they commit or `close` runs out of time.
 """
 
 from __future__ import annotations
@@ -11,25 +16,34 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from server.store.rows import EventRow
+from server.store.rows import EventRow, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
+FIRST_RETRY_DELAY = 0.05  # seconds; doubles up to MAX_RETRY_DELAY while the database is away
+MAX_RETRY_DELAY = 2.0
+
 
 class Job:
-    """A write: either event rows to insert, or a function run on the connection."""
+    """A write: either event rows to insert, or a function run on the connection.
 
-    __slots__ = ("rows", "fn", "future")
+    `waited` is False for rows acknowledged before they commit (write_async).
+    """
+
+    __slots__ = ("rows", "fn", "future", "waited", "submitted")
 
     def __init__(self, rows: Sequence[EventRow] | None = None,
-                 fn: Callable[[Any], Any] | None = None) -> None:
+                 fn: Callable[[Any], Any] | None = None, *, waited: bool = True) -> None:
         self.rows = rows
         self.fn = fn
         self.future: Future[Any] = Future()
+        self.waited = waited
+        self.submitted = time.monotonic()
 
 
 _STOP = object()
@@ -39,14 +53,18 @@ class GroupCommitter:
     """Runs `apply_batch(jobs)` on a dedicated thread over whatever is queued.
 
     `apply_batch` must run all jobs in one transaction and commit; it sets each
-    job's future result (or exception) only after the commit. If it raises, every
-    job of the batch that is still pending fails with that error.
+    job's future result (or exception) only after the commit. If it raises
+    StoreUnavailable, the jobs it left pending are retried (see the module doc);
+    any other exception fails every pending job of the batch.
     """
 
     def __init__(self, apply_batch: Callable[[list[Job]], None], *,
-                 max_batch: int = 2000, name: str = "footfall-writer") -> None:
+                 max_batch: int = 2000, name: str = "footfall-writer",
+                 retry_seconds: float = 5.0, close_seconds: float = 30.0) -> None:
         self._apply_batch = apply_batch
         self._max_batch = max_batch
+        self._retry_seconds = retry_seconds
+        self._close_seconds = close_seconds
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self.batches = 0  # committed batches, for metrics and tests
@@ -61,8 +79,8 @@ class GroupCommitter:
             self._queue.put(job)
         return job.future
 
-    def submit_rows(self, rows: Sequence[EventRow]) -> Future[Any]:
-        return self.submit(Job(rows=rows))
+    def submit_rows(self, rows: Sequence[EventRow], *, waited: bool = True) -> Future[Any]:
+        return self.submit(Job(rows=rows, waited=waited))
 
     def submit_fn(self, fn: Callable[[Any], Any]) -> Future[Any]:
         return self.submit(Job(fn=fn))
@@ -72,7 +90,8 @@ class GroupCommitter:
         self.submit_fn(lambda _conn: None).result()
 
     def close(self) -> None:
-        """Commit what is queued, then stop the writer thread."""
+        """Commit what is queued (retrying for up to `close_seconds` if the database
+        is away), then stop the writer thread."""
         with self._lock:
             if self._closed:
                 return
@@ -80,27 +99,86 @@ class GroupCommitter:
             self._queue.put(_STOP)
         self._thread.join()
 
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
+    def _take(self, batch: list[Job]) -> bool:
+        """Add queued jobs to `batch` (blocking only when it is empty); True on _STOP.
+
+        A batch carried over from a failed try takes everything queued, so that
+        waiting callers behind it are answered (or given up on) in time.
+        """
+        limit = self._max_batch if not batch else None
+        if not batch:
             first = self._queue.get()
             if first is _STOP:
-                break
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
+                return True
+            batch.append(first)
+        while limit is None or len(batch) < limit:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if item is _STOP:
+                return True
+            batch.append(item)
+        return False
+
+    def _run(self) -> None:
+        carried: list[Job] = []
+        delay = FIRST_RETRY_DELAY
+        stop_deadline: float | None = None
+        while True:
+            batch = carried
+            if stop_deadline is None and self._take(batch):
+                stop_deadline = time.monotonic() + self._close_seconds
+            if not batch:
+                return
             try:
                 self._apply_batch(batch)
                 self.batches += 1
+                carried, delay = [], FIRST_RETRY_DELAY
+            except StoreUnavailable as exc:
+                carried = self._keep_for_retry(batch, exc, stop_deadline)
+                if carried:
+                    time.sleep(delay)
+                    delay = min(delay * 2, MAX_RETRY_DELAY)
             except BaseException as exc:  # the batch failed as a whole: tell every waiter
                 log.exception("write batch of %d jobs failed", len(batch))
                 for job in batch:
                     if not job.future.done():
                         job.future.set_exception(exc)
+                carried = []
+            if stop_deadline is not None and not carried:
+                self._fail_leftovers()
+                return
+
+    def _keep_for_retry(self, batch: list[Job], exc: StoreUnavailable,
+                        stop_deadline: float | None) -> list[Job]:
+        """The jobs of a failed batch worth another try; the others fail with `exc`."""
+        now = time.monotonic()
+        giving_up = stop_deadline is not None and now >= stop_deadline
+        kept: list[Job] = []
+        lost_rows = 0
+        for job in batch:
+            if job.future.done():
+                continue
+            if giving_up or (job.waited and now - job.submitted >= self._retry_seconds):
+                if not job.waited and job.rows is not None:
+                    lost_rows += len(job.rows)
+                job.future.set_exception(exc)
+            else:
+                kept.append(job)
+        if lost_rows:
+            log.error("the database stayed unreachable while closing: %d events acknowledged "
+                      "with write_async were NOT stored (%s)", lost_rows, exc)
+        elif kept:
+            log.warning("database unreachable; retrying %d queued writes (%s)", len(kept), exc)
+        return kept
+
+    def _fail_leftovers(self) -> None:
+        """After _STOP nothing new is accepted, but say so to anything still queued."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, Job) and not item.future.done():
+                item.future.set_exception(RuntimeError("store is closed"))

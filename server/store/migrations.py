@@ -1,10 +1,12 @@
 """Numbered schema migrations, applied in order at start-up, each exactly once.
 
 A migration is a list of statements; the portable subset of SQL is used so that
-every backend runs the same list (backends may map types, see `dialect`).
+every backend runs the same list (PostgreSQL maps the types, see `postgres_dialect`).
 """
 
 from __future__ import annotations
+
+import re
 
 # Types are written in SQLite's spelling; the PostgreSQL store maps BLOB to BYTEA
 # and INTEGER PRIMARY KEY to a BIGINT identity.
@@ -56,3 +58,21 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "ALTER TABLE user_events ADD COLUMN source BLOB",
     ]),
 ]
+
+
+# SQLite spelling -> PostgreSQL. An `INTEGER PRIMARY KEY` is SQLite's rowid, which
+# grows by itself; text compares byte-wise in SQLite, so PostgreSQL gets the "C"
+# collation (the same order for paging by product id or operation name).
+_POSTGRES_TYPES = [
+    (re.compile(r"\b(\w+) INTEGER PRIMARY KEY\b"),
+     r"\1 BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+    (re.compile(r"\bBLOB\b"), "BYTEA"),
+    (re.compile(r"\bTEXT\b"), 'TEXT COLLATE "C"'),
+]
+
+
+def postgres_dialect(statement: str) -> str:
+    """`statement` of MIGRATIONS as PostgreSQL spells it."""
+    for pattern, replacement in _POSTGRES_TYPES:
+        statement = pattern.sub(replacement, statement)
+    return statement

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from server.errors import Unavailable
+
 
 def dedup_key(catalog: str, payload: bytes) -> bytes:
     """Canonical hash of an event: same catalog and same content, same key.
@@ -126,6 +128,10 @@ class ClientEventRow:
     payload: bytes
 
 
+OPERATION_COLUMNS = ("name, kind, done, create_time_us, request, operation, checkpoint, "
+                     "cancel_requested, lease_owner, lease_expires_us")
+
+
 @dataclass(frozen=True)
 class OperationRecord:
     """A long-running operation as stored: the google.longrunning.Operation the
@@ -141,6 +147,21 @@ class OperationRecord:
     cancel_requested: bool = False
     lease_owner: str | None = None
     lease_expires_us: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> OperationRecord:
+        """The record from a row of OPERATION_COLUMNS."""
+        return cls(
+            name=row[0], kind=row[1], done=bool(row[2]), create_time_us=row[3],
+            request=bytes(row[4]), operation=bytes(row[5]),
+            checkpoint=None if row[6] is None else bytes(row[6]),
+            cancel_requested=bool(row[7]), lease_owner=row[8], lease_expires_us=row[9])
+
+    def as_params(self) -> tuple[Any, ...]:
+        """Values in OPERATION_COLUMNS order."""
+        return (self.name, self.kind, int(self.done), self.create_time_us, self.request,
+                self.operation, self.checkpoint, int(self.cancel_requested), self.lease_owner,
+                self.lease_expires_us)
 
 
 @dataclass(frozen=True)
@@ -178,3 +199,9 @@ class Progress:
 
 class LeaseLost(Exception):
     """The operation was deleted or taken over by another worker: stop working on it."""
+
+
+class StoreUnavailable(Unavailable):
+    """The database cannot be reached (or a write's transaction was lost with its
+    connection): UNAVAILABLE, worth retrying. Writes that raise it were not
+    acknowledged; event rows are retried by the store itself."""

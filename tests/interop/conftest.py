@@ -19,7 +19,15 @@ from typing import Any, TypeVar
 import pytest
 from google.cloud import retail_v2, talent_v4
 
-from .support import ServerProcess, retail_client, running_server, sqlite_url, talent_client
+from .support import (
+    GCS_BUCKET,
+    ServerProcess,
+    product_client,
+    retail_client,
+    running_server,
+    sqlite_url,
+    talent_client,
+)
 
 PER_TEST_TIMEOUT = 60  # seconds, setup and teardown included
 
@@ -34,9 +42,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """The shared server, on a SQLite file the events CLI can read."""
+    """The shared server, on a SQLite file the events CLI can read; gs:// is
+    `server.gcs_root` (tests write under a folder of their own)."""
     workdir = tmp_path_factory.mktemp("shared-server")
-    with running_server(workdir, sqlite_url(workdir / "events.db")) as running:
+    with running_server(workdir, sqlite_url(workdir / "events.db"),
+                        "--gcs-root", str(workdir / "gcs")) as running:
         yield running
 
 
@@ -64,6 +74,13 @@ def retail(server: ServerProcess) -> Iterator[retail_v2.UserEventServiceClient]:
 
 
 @pytest.fixture(scope="session")
+def products(server: ServerProcess) -> Iterator[retail_v2.ProductServiceClient]:
+    client = product_client(server.address)
+    with client:
+        yield client
+
+
+@pytest.fixture(scope="session")
 def talent(server: ServerProcess) -> Iterator[talent_v4.EventServiceClient]:
     client = talent_client(server.address)
     with client:
@@ -78,6 +95,18 @@ def _slug(request: pytest.FixtureRequest) -> str:
 def catalog(request: pytest.FixtureRequest) -> str:
     """A catalog of this test's own on the shared server."""
     return f"projects/footfall-interop/locations/global/catalogs/{_slug(request)}"
+
+
+@pytest.fixture
+def branch(catalog: str) -> str:
+    """The default branch of this test's catalog (the one events join with)."""
+    return f"{catalog}/branches/default_branch"
+
+
+@pytest.fixture
+def gcs_folder(request: pytest.FixtureRequest) -> str:
+    """A gs:// folder of this test's own (no trailing slash), on any server's root."""
+    return f"gs://{GCS_BUCKET}/{_slug(request)}"
 
 
 @pytest.fixture

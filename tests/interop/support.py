@@ -7,6 +7,7 @@ the server only over a socket (and reads the store through the `events` CLI).
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import functools
@@ -15,18 +16,25 @@ import os
 import queue
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.api_core import exceptions
+from google.api_core.future import polling
 from google.cloud import retail_v2, talent_v4
+from google.cloud.retail_v2.services.product_service.transports import (
+    ProductServiceGrpcAsyncIOTransport,
+    ProductServiceGrpcTransport,
+)
 from google.cloud.retail_v2.services.user_event_service.transports import (
     UserEventServiceGrpcAsyncIOTransport,
     UserEventServiceGrpcTransport,
@@ -38,10 +46,18 @@ from google.cloud.talent_v4.services.event_service.transports import (
 from google.rpc import error_details_pb2
 
 READY = re.compile(r"Footfall serving gRPC on (?P<host>\S+):(?P<port>\d+) ")
+# Logged just before READY when the HTTP gateway is on.
+HTTP_READY = re.compile(r"Footfall serving HTTP on (?P<host>\S+):(?P<port>\d+) ")
 START_DEADLINE = 30.0  # seconds for the ready line; a cold start is well under one
 STOP_GRACE = 10.0  # seconds SIGTERM may take before the process is killed
 CLI_DEADLINE = 60.0
 RPC_DEADLINE = 10.0  # every call a test makes carries this deadline
+OPERATION_DEADLINE = 30.0  # how long a test waits for a long-running operation
+DEFAULT_GCS_ROOT = "./data/gcs"  # the server's --gcs-root default, relative to its cwd
+# The client's default polling starts at 1s and grows; an emulator is quicker.
+QUICK_POLLING = polling.DEFAULT_POLLING.with_delay(initial=0.05, maximum=0.25, multiplier=1.5)
+
+T = TypeVar("T")
 
 _running: set[ServerProcess] = set()
 
@@ -55,8 +71,9 @@ class ServerProcess:
         # FOOTFALL_* from the developer's shell must not change what we test
         # (a FOOTFALL_LOG_LEVEL=WARNING would even hide the ready line).
         env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+        # The HTTP gateway on a free port too (`args` may say otherwise: last wins).
         self.command = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1",
-                        "--port", "0", "--store", store, *args]
+                        "--port", "0", "--http-port", "-1", "--store", store, *args]
         self.log: list[str] = []
         self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self.proc = subprocess.Popen(self.command, cwd=workdir, env=env,
@@ -70,6 +87,10 @@ class ServerProcess:
         self._reader.start()
         self.port = self._wait_ready()
         self.address = f"127.0.0.1:{self.port}"
+        http = [m for m in map(HTTP_READY.search, self.log) if m]
+        self.http_port = int(http[-1]["port"]) if http else 0  # 0: gateway off
+        self.http_address = f"127.0.0.1:{self.http_port}"
+        self.gcs_root = _gcs_root(workdir, args)
 
     def _read_log(self) -> None:
         assert self.proc.stderr is not None
@@ -142,6 +163,18 @@ def running_server(workdir: Path, store: str | None = None,
         server.stop()
 
 
+def _gcs_root(workdir: Path, args: Sequence[str]) -> Path:
+    """The folder the server reads for gs:// URIs: its --gcs-root, else the default,
+    relative to its working directory."""
+    value = DEFAULT_GCS_ROOT
+    for i, arg in enumerate(args):
+        if arg == "--gcs-root" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--gcs-root="):
+            value = arg.partition("=")[2]
+    return (workdir / value).resolve()
+
+
 def sqlite_url(path: Path) -> str:
     """sqlite:////abs/path: absolute, so the server and the CLI agree whatever their cwd."""
     return f"sqlite:///{path.resolve()}"
@@ -159,8 +192,10 @@ def _events_cli(*args: str, cwd: Path) -> str:
     return proc.stdout
 
 
-def count_events(store: str, parent: str, cwd: Path) -> int:
-    return int(_events_cli("count", "--parent", parent, "--store", store, cwd=cwd).strip())
+def count_events(store: str, parent: str, cwd: Path, where: str = "") -> int:
+    """Stored events of `parent` (those `where`, in the purge filter grammar, selects)."""
+    return int(_events_cli("count", "--parent", parent, "--store", store, f"--filter={where}",
+                           cwd=cwd).strip())
 
 
 def list_events(store: str, parent: str, cwd: Path, limit: int = 1000) -> list[dict[str, Any]]:
@@ -193,6 +228,17 @@ def talent_async_client(address: str) -> talent_v4.EventServiceAsyncClient:
     """Create inside the running event loop (an aio channel belongs to its loop)."""
     transport = EventServiceGrpcAsyncIOTransport(channel=grpc.aio.insecure_channel(address))
     return talent_v4.EventServiceAsyncClient(transport=transport)
+
+
+def product_client(address: str) -> retail_v2.ProductServiceClient:
+    transport = ProductServiceGrpcTransport(channel=grpc.insecure_channel(address))
+    return retail_v2.ProductServiceClient(transport=transport)
+
+
+def product_async_client(address: str) -> retail_v2.ProductServiceAsyncClient:
+    """Create inside the running event loop (an aio channel belongs to its loop)."""
+    transport = ProductServiceGrpcAsyncIOTransport(channel=grpc.aio.insecure_channel(address))
+    return retail_v2.ProductServiceAsyncClient(transport=transport)
 
 
 def insecure_channel_factory(host: str, **_: Any) -> grpc.Channel:
@@ -253,3 +299,85 @@ def assert_names_fields(error: BaseException, expected: Sequence[Expected]) -> N
         f"unexpected {unexpected}, missing {missing}; message: {error.message}")
     for field in reported:
         assert f"{field}: " in error.message, (field, error.message)
+
+
+# -- long-running operations ------------------------------------------------------
+
+
+def finish(operation: Any, deadline: float = OPERATION_DEADLINE) -> Any:
+    """The response of a sync client's operation future (raises its error)."""
+    return operation.result(timeout=deadline, polling=QUICK_POLLING)
+
+
+async def finish_async(operation: Any, deadline: float = OPERATION_DEADLINE) -> Any:
+    """The response of an async client's operation: polled every 50 ms up to
+    `deadline` (AsyncOperation's own polling starts at one second)."""
+    end = time.monotonic() + deadline
+    while not await operation.done():
+        assert time.monotonic() < end, f"{operation.operation.name} not done in {deadline}s"
+        await asyncio.sleep(0.05)
+    return await operation.result()
+
+
+def wait_until(probe: Callable[[], T | None], what: str, deadline: float = OPERATION_DEADLINE,
+               interval: float = 0.01) -> T:
+    """Call `probe` every `interval` until it answers something truthy; returns that.
+    Fails saying `what` was awaited when `deadline` seconds pass first."""
+    end = time.monotonic() + deadline
+    while True:
+        answer = probe()
+        if answer:
+            return answer
+        assert time.monotonic() < end, f"gave up after {deadline}s waiting for {what}"
+        time.sleep(interval)
+
+
+# -- the emulated Cloud Storage (--gcs-root) ----------------------------------------
+
+GCS_BUCKET = "footfall-interop"
+
+
+def gcs_path(root: Path, uri: str) -> Path:
+    """Where the server reads `gs://bucket/path`: ROOT/bucket/path."""
+    assert uri.startswith("gs://"), uri
+    return root / uri[len("gs://"):]
+
+
+def put_gcs(root: Path, uri: str, content: str | Iterable[str]) -> str:
+    """Write a file the server can read as `uri`: `content` as is, or one line per
+    item. Returns `uri`."""
+    path = gcs_path(root, uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = content if isinstance(content, str) else "".join(f"{line}\n" for line in content)
+    path.write_text(text, encoding="utf-8")
+    return uri
+
+
+_EVENT_LINE = ('{"eventType":"%s","visitorId":"%s-%d","eventTime":"2024-05-20T%02d:%02d:%02dZ"}'
+               "\n")
+
+
+def event_lines(count: int, *, start: int = 0, visitor: str = "bulk",
+                event_type: str = "home-page-view") -> str:
+    """`count` distinct valid events, one proto3-JSON line each (visitor `visitor-i`),
+    built from a template: hundreds of thousands take a fraction of a second."""
+    return "".join(_EVENT_LINE % (event_type, visitor, i, i // 3600 % 24, i // 60 % 60, i % 60)
+                   for i in range(start, start + count))
+
+
+# -- a progress probe ---------------------------------------------------------------
+
+
+def sqlite_event_count(store: str, catalog: str) -> int:
+    """How many events of `catalog` a SQLite store holds, read straight from the file.
+
+    Only to decide *when* to act while a job runs (a CLI call costs a process
+    start, longer than a purge batch); what a test asserts is read with the
+    events CLI. Knows the table's name and catalog column, nothing else.
+    """
+    assert store.startswith("sqlite:///"), store
+    path = store[len("sqlite:///"):]
+    with contextlib.closing(sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro",
+                                            uri=True, timeout=5.0)) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM user_events WHERE catalog = ?",
+                                (catalog,)).fetchone()[0])

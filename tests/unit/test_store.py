@@ -1,51 +1,92 @@
-"""The store contract, run on every backend (memory and a SQLite file)."""
+"""The store contract, run on every backend: memory, a SQLite file and PostgreSQL
+(when FOOTFALL_TEST_POSTGRES_DSN is set; see tests/conftest.py)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from footfall.retail.v2 import user_event_pb2
+from google.longrunning import operations_pb2
 from google.protobuf import json_format
 
-from server.store import ClientEventRow, EventQuery, EventRow, TimeBound, open_store
-from server.store.migrations import MIGRATIONS
-from server.store.sqlite import SqliteStore
+from server.clock import FixedClock
+from server.operations.runner import JobContext, OperationRunner
+from server.store import ClientEventRow, EventQuery, EventRow, Store, TimeBound, open_store
+from server.store.migrations import MIGRATIONS, postgres_dialect
+from server.store.rows import LeaseLost, OperationRecord, Progress, Step, StepResult
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
+BRANCH = f"{CATALOG}/branches/0"
+OPS = f"{CATALOG}/operations/"
+SECOND = 1_000_000  # microseconds
 
 
 def row(visitor: str = "v1", event_type: str = "home-page-view",
-        time: str = "2024-01-01T00:00:00Z", catalog: str = CATALOG, **more: object) -> EventRow:
+        time: str = "2024-01-01T00:00:00Z", catalog: str = CATALOG, joined: bool = True,
+        **more: object) -> EventRow:
     event = json_format.ParseDict({"eventType": event_type, "visitorId": visitor,
                                    "eventTime": time, **more}, user_event_pb2.UserEvent())
-    return EventRow.from_event(catalog, event, joined=True)
+    return EventRow.from_event(catalog, event, joined=joined)
 
 
-@pytest.fixture(params=["memory", "file"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/events.db"
+def visitor(payload: bytes) -> str:
+    return str(user_event_pb2.UserEvent.FromString(payload).visitor_id)
+
+
+@pytest.fixture(params=["memory", "file", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "memory":
+        yield "memory://"
+    elif request.param == "file":
+        yield f"sqlite:///{tmp_path}/events.db"
+    else:
+        url: str = request.getfixturevalue("postgres_url")
+        yield url
+        request.getfixturevalue("postgres_databases").empty(url)
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[SqliteStore]:
-    opened = open_store(store_url)
-    assert isinstance(opened, SqliteStore)
-    yield opened
-    opened.close()
+def shared_url(store_url: str) -> str:
+    """A store URL two stores (two replicas) can open at once."""
+    if store_url == "memory://":
+        pytest.skip("memory:// is one process's own")
+    return store_url
 
 
-def test_write_then_read(store: SqliteStore) -> None:
+@pytest.fixture
+def stores(store_url: str) -> Iterator[Callable[[], Any]]:
+    """`open()` opens a store on this test's URL; all are closed at teardown."""
+    opened: list[Any] = []
+
+    def open_one() -> Any:
+        opened.append(open_store(store_url))
+        return opened[-1]
+
+    yield open_one
+    for each in opened:
+        each.close()
+
+
+@pytest.fixture
+def store(stores: Callable[[], Any]) -> Any:
+    return stores()
+
+
+# -- events ------------------------------------------------------------------------
+
+
+def test_write_then_read(store: Store) -> None:
     store.write_user_events([row("a"), row("b")])
     assert store.count_user_events(EventQuery(CATALOG)) == 2
     listed = store.list_user_events(EventQuery(CATALOG), limit=10)
-    visitors = [user_event_pb2.UserEvent.FromString(p).visitor_id for _, p in listed]
-    assert visitors == ["a", "b"]
+    assert [visitor(p) for _, p in listed] == ["a", "b"]
 
 
-def test_exact_duplicates_are_stored_once(store: SqliteStore) -> None:
+def test_exact_duplicates_are_stored_once(store: Store) -> None:
     store.write_user_events([row("a")])
     store.write_user_events([row("a"), row("a")])
     store.write_user_events([row("a", catalog=CATALOG + "x")])
@@ -53,13 +94,22 @@ def test_exact_duplicates_are_stored_once(store: SqliteStore) -> None:
     assert store.count_user_events(EventQuery(CATALOG + "x")) == 1
 
 
-def test_queries_select_by_type_visitor_user_and_time(store: SqliteStore) -> None:
+def test_a_large_batch_keeps_its_order_and_skips_duplicates(store: Store) -> None:
+    # Large enough for PostgreSQL's COPY path, with duplicates inside and outside it.
+    store.write_user_events([row("v0003"), row("v0500")])
+    store.write_user_events([row(f"v{i:04d}") for i in range(1000)] + [row("v0007")])
+    listed = store.list_user_events(EventQuery(CATALOG), limit=2000)
+    expected = ["v0003", "v0500"] + [f"v{i:04d}" for i in range(1000) if i not in (3, 500)]
+    assert [visitor(p) for _, p in listed] == expected
+
+
+def test_queries_select_by_type_visitor_user_time_and_join(store: Store) -> None:
     store.write_user_events([
         row("a", "search", "2024-01-01T00:00:00Z", searchQuery="x"),
         row("a", "home-page-view", "2024-02-01T00:00:00Z", userInfo={"userId": "u1"}),
-        row("b", "home-page-view", "2024-03-01T00:00:00Z"),
+        row("b", "home-page-view", "2024-03-01T00:00:00Z", joined=False),
     ])
-    feb = 1706745600 * 1_000_000
+    feb = 1706745600 * SECOND
 
     def count(**terms: object) -> int:
         return store.count_user_events(EventQuery(CATALOG, **terms))  # type: ignore[arg-type]
@@ -70,10 +120,20 @@ def test_queries_select_by_type_visitor_user_and_time(store: SqliteStore) -> Non
     assert count(after=TimeBound(feb, inclusive=True)) == 2
     assert count(after=TimeBound(feb, inclusive=False)) == 1
     assert count(before=TimeBound(feb, inclusive=False)) == 1
+    assert count(before=TimeBound(feb, inclusive=True)) == 2
     assert count(visitor_ids=("a",), event_types=("search",)) == 1
+    assert count(joined=True) == 2
+    assert count(joined=False) == 1
 
 
-def test_listing_pages_by_id(store: SqliteStore) -> None:
+def test_text_with_nul_is_stored_and_found(store: Store) -> None:
+    store.write_user_events([row("nul\0visitor"), row("other")])
+    assert store.count_user_events(EventQuery(CATALOG, visitor_ids=("nul\0visitor",))) == 1
+    [(_, payload)] = store.list_user_events(EventQuery(CATALOG), limit=1)
+    assert visitor(payload) == "nul\0visitor"  # the event itself is kept as sent
+
+
+def test_listing_pages_by_id(store: Store) -> None:
     store.write_user_events([row(f"v{i}") for i in range(25)])
     seen: list[int] = []
     after = 0
@@ -81,9 +141,26 @@ def test_listing_pages_by_id(store: SqliteStore) -> None:
         seen.extend(i for i, _ in page)
         after = page[-1][0]
     assert len(seen) == 25 == len(set(seen))
+    assert seen == sorted(seen)
 
 
-def test_concurrent_writers_share_commits(store: SqliteStore) -> None:
+def test_scan_returns_the_event_as_received_beside_the_stored_one(store: Store) -> None:
+    received = json_format.ParseDict({"eventType": "home-page-view", "visitorId": "s",
+                                      "eventTime": "2024-01-01T00:00:00Z"},
+                                     user_event_pb2.UserEvent())
+    enriched = user_event_pb2.UserEvent()
+    enriched.CopyFrom(received)
+    enriched.attributes["joined"].text.append("yes")
+    as_received = received.SerializeToString(deterministic=True)
+    store.write_user_events([EventRow.from_event(CATALOG, enriched, True, as_received),
+                             row("plain")])
+    (_, payload, source), (_, _, plain_source) = store.scan_user_events(EventQuery(CATALOG), 10)
+    assert user_event_pb2.UserEvent.FromString(payload) == enriched
+    assert source is not None and user_event_pb2.UserEvent.FromString(source) == received
+    assert plain_source is None
+
+
+def test_concurrent_writers_share_commits(store: Any) -> None:
     threads, per_thread = 32, 40
     start = threading.Barrier(threads)
 
@@ -103,7 +180,7 @@ def test_concurrent_writers_share_commits(store: SqliteStore) -> None:
     assert store.commits - before < threads * per_thread
 
 
-def test_client_events_are_unique_per_tenant(store: SqliteStore) -> None:
+def test_client_events_are_unique_per_tenant(store: Store) -> None:
     first = ClientEventRow("projects/p/tenants/t", "e1", 1, b"one")
     assert store.create_client_event(first) == (b"one", True)
     assert store.create_client_event(ClientEventRow("projects/p/tenants/t", "e1", 2, b"two")) \
@@ -112,7 +189,7 @@ def test_client_events_are_unique_per_tenant(store: SqliteStore) -> None:
         == (b"two", True)
 
 
-def test_a_failing_job_does_not_undo_its_batch(store: SqliteStore) -> None:
+def test_a_failing_job_does_not_undo_its_batch(store: Any) -> None:
     def boom(conn: object) -> None:
         raise RuntimeError("job failed")
 
@@ -123,31 +200,456 @@ def test_a_failing_job_does_not_undo_its_batch(store: SqliteStore) -> None:
     assert store.count_user_events(EventQuery(CATALOG)) == 1
 
 
-def test_file_store_survives_reopen_and_flushes_async_writes(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/db/events.db"
-    store = open_store(url)
+def test_async_writes_are_flushed_by_flush_and_close(shared_url: str) -> None:
+    store = open_store(shared_url)
     store.write_user_events([row("sync")])
+    for i in range(10):
+        store.write_user_events([row(f"flushed-{i}")], wait=False)
+    store.flush()
+    assert store.count_user_events(EventQuery(CATALOG)) == 11
     for i in range(500):
         store.write_user_events([row(f"async-{i}")], wait=False)
     store.close()
     store.close()  # idempotent
-    reopened = open_store(url)
+    reopened = open_store(shared_url)
     try:
-        assert reopened.count_user_events(EventQuery(CATALOG)) == 501
+        assert reopened.count_user_events(EventQuery(CATALOG)) == 511
     finally:
         reopened.close()
 
 
-def test_migrations_apply_once_even_when_opened_concurrently(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/events.db"
-    opened: list[SqliteStore] = []
+def test_a_second_store_on_the_same_database_sees_every_write(
+        shared_url: str, stores: Callable[[], Any]) -> None:
+    one, two = stores(), stores()
+    one.write_user_events([row("from-one")])
+    two.write_user_events([row("from-one"), row("from-two")])  # the first is a duplicate
+    assert one.count_user_events(EventQuery(CATALOG)) == 2
+    assert two.create_client_event(ClientEventRow("projects/p/tenants/t", "e", 1, b"x"))[1]
+    assert one.create_client_event(ClientEventRow("projects/p/tenants/t", "e", 1, b"y")) \
+        == (b"x", False)
+
+
+def test_the_store_is_healthy(store: Store) -> None:
+    assert store.healthy()
+
+
+# -- products ----------------------------------------------------------------------
+
+
+def test_products_create_get_list_update_delete(store: Store) -> None:
+    assert store.create_product(BRANCH, "b", b"B")
+    assert store.create_product(BRANCH, "a", b"A")
+    assert not store.create_product(BRANCH, "a", b"other")  # exists: left as it was
+    assert store.create_product(f"{CATALOG}/branches/1", "a", b"A1")
+    assert store.get_products(BRANCH, ["a", "missing", "a"]) == {"a": b"A"}
+    assert store.get_products(BRANCH, []) == {}
+    assert store.list_products(BRANCH, 10) == [("a", b"A"), ("b", b"B")]
+    assert store.list_products(BRANCH, 1, after_id="a") == [("b", b"B")]
+
+    assert store.update_product(BRANCH, "a", lambda current: (current or b"") + b"+") == b"A+"
+    assert store.update_product(BRANCH, "a", lambda current: None) == b"A+"  # unchanged
+    assert store.update_product(BRANCH, "new", lambda current: b"N" if current is None
+                                else b"bad") == b"N"  # an upsert
+    assert store.update_product(BRANCH, "none", lambda current: None) is None
+    assert store.get_products(BRANCH, ["a", "new", "none"]) == {"a": b"A+", "new": b"N"}
+
+    assert store.delete_product(BRANCH, "a")
+    assert not store.delete_product(BRANCH, "a")
+    assert [pid for pid, _ in store.list_products(BRANCH, 10)] == ["b", "new"]
+
+
+def test_products_page_in_byte_order(store: Store) -> None:
+    ids = ["B", "a", "_x", "Z-9", "é", "a0", "0"]
+    for product_id in ids:
+        store.create_product(BRANCH, product_id, product_id.encode())
+    assert [pid for pid, _ in store.list_products(BRANCH, 100)] == \
+        sorted(ids, key=lambda s: s.encode())
+
+
+def test_concurrent_updates_of_one_product_lose_nothing(store: Store) -> None:
+    store.create_product(BRANCH, "counter", b"0")
+
+    def increment() -> None:
+        for _ in range(20):
+            store.update_product(BRANCH, "counter",
+                                 lambda current: str(int(current or b"0") + 1).encode())
+
+    threads = [threading.Thread(target=increment) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.get_products(BRANCH, ["counter"]) == {"counter": b"100"}
+
+
+# -- operations --------------------------------------------------------------------
+
+
+def operation(name: str, created_s: int = 1, done: bool = False) -> OperationRecord:
+    return OperationRecord(name=OPS + name, kind="kind", done=done,
+                           create_time_us=created_s * SECOND, request=b"request " + name.encode(),
+                           operation=b"op " + name.encode())
+
+
+def never(_holder: str) -> bool:
+    return False
+
+
+def test_operations_create_get_list_delete(store: Store) -> None:
+    for i, name in enumerate(["b", "a", "c"]):
+        store.create_operation(operation(name, created_s=10 if name != "c" else 5, done=i == 1))
+    store.create_operation(OperationRecord(
+        name="projects/other/locations/global/catalogs/x/operations/z", kind="kind", done=False,
+        create_time_us=0, request=b"", operation=b""))
+    got = store.get_operation(OPS + "a")
+    assert got == OperationRecord(name=OPS + "a", kind="kind", done=True,
+                                  create_time_us=10 * SECOND, request=b"request a",
+                                  operation=b"op a")
+    assert store.get_operation(OPS + "nope") is None
+
+    names = [r.name.rsplit("/", 1)[1] for r in store.list_operations(CATALOG + "/", None, 10)]
+    assert names == ["c", "a", "b"]  # oldest first, then by name
+    assert [r.name for r in store.list_operations("projects/", None, 10)][0].startswith(
+        "projects/other/")
+    assert [r.name[-1] for r in store.list_operations(CATALOG + "/", True, 10)] == ["a"]
+    assert [r.name[-1] for r in store.list_operations(CATALOG + "/", False, 10)] == ["c", "b"]
+    first = store.list_operations(CATALOG + "/", None, 1)
+    rest = store.list_operations(CATALOG + "/", None, 10,
+                                 after=(first[0].create_time_us, first[0].name))
+    assert [r.name[-1] for r in first + rest] == ["c", "a", "b"]
+    assert store.list_operations(CATALOG + "_", None, 10) == []  # a prefix, not a pattern
+
+    assert store.delete_operation(OPS + "a")
+    assert not store.delete_operation(OPS + "a")
+    assert store.get_operation(OPS + "a") is None
+
+
+def test_cancel_marks_running_operations_only(store: Store) -> None:
+    store.create_operation(operation("running"))
+    store.create_operation(operation("finished", done=True))
+    running = store.request_cancel(OPS + "running")
+    assert running is not None and running.cancel_requested
+    finished = store.request_cancel(OPS + "finished")
+    assert finished is not None and not finished.cancel_requested
+    assert store.request_cancel(OPS + "missing") is None
+
+
+def test_claim_takes_the_oldest_free_operation_and_leases_it(store: Store) -> None:
+    store.create_operation(operation("new", created_s=2))
+    store.create_operation(operation("old", created_s=1))
+    store.create_operation(operation("done", created_s=0, done=True))
+    now = 100 * SECOND
+    first = store.claim_operation("w1", now, 30 * SECOND, never)
+    assert first is not None and first.name == OPS + "old" and first.request == b"request old"
+    held = store.get_operation(OPS + "old")
+    assert held is not None
+    assert (held.lease_owner, held.lease_expires_us) == ("w1", now + 30 * SECOND)
+
+    second = store.claim_operation("w2", now, 30 * SECOND, never)
+    assert second is not None and second.name == OPS + "new"
+    assert store.claim_operation("w3", now, 30 * SECOND, never) is None  # all held
+    # The holder itself may claim its own again (e.g. after a paused run).
+    again = store.claim_operation("w1", now, 30 * SECOND, never)
+    assert again is not None and again.name == OPS + "old"
+
+
+def test_claim_takes_over_an_expired_lease_or_a_dead_holder(store: Store) -> None:
+    store.create_operation(operation("job"))
+    now = 100 * SECOND
+    assert store.claim_operation("dead-host:1:x", now, 10 * SECOND, never) is not None
+    assert store.claim_operation("other", now + 10 * SECOND, 10 * SECOND, never) is None
+    expired = store.claim_operation("other", now + 10 * SECOND + 1, 10 * SECOND, never)
+    assert expired is not None and expired.lease_owner == "dead-host:1:x"
+
+    asked: list[str] = []
+
+    def gone(holder: str) -> bool:
+        asked.append(holder)
+        return holder == "other"
+
+    taken = store.claim_operation("third", now + 11 * SECOND, 10 * SECOND, gone)
+    assert taken is not None and taken.name == OPS + "job"
+    assert asked == ["other"]
+    record = store.get_operation(OPS + "job")
+    assert record is not None and record.lease_owner == "third"
+
+
+def test_released_operations_are_claimed_at_once(store: Store) -> None:
+    store.create_operation(operation("job"))
+    store.claim_operation("w1", SECOND, 60 * SECOND, never)
+    store.release_operation(OPS + "job", "someone-else")  # not the holder: no effect
+    assert store.claim_operation("w2", SECOND, 60 * SECOND, never) is None
+    store.release_operation(OPS + "job", "w1")
+    claimed = store.claim_operation("w2", SECOND, 60 * SECOND, never)
+    assert claimed is not None and claimed.name == OPS + "job"
+
+
+def step_progress(seen: list[StepResult], done: bool = False,
+                  checkpoint: bytes = b"ckpt") -> Callable[[StepResult], Progress]:
+    def progress(result: StepResult) -> Progress:
+        seen.append(result)
+        return Progress(checkpoint, b"op after " + checkpoint, done)
+
+    return progress
+
+
+def test_run_step_inserts_counts_and_records_progress_atomically(store: Store) -> None:
+    store.create_operation(operation("import"))
+    store.claim_operation("w1", SECOND, 30 * SECOND, never)
+    store.write_user_events([row("old", joined=False)])
+    rows = [row("j1"), row("u1", joined=False), row("old", joined=False), row("j2"),
+            row("j1")]
+    seen: list[StepResult] = []
+    result = store.run_step(OPS + "import", "w1", Step(insert_events=rows), 99 * SECOND,
+                            step_progress(seen))
+    assert result == StepResult(inserted=3, inserted_joined=2)
+    assert seen == [result]
+    record = store.get_operation(OPS + "import")
+    assert record is not None
+    assert (record.checkpoint, record.operation, record.done, record.lease_expires_us) == \
+        (b"ckpt", b"op after ckpt", False, 99 * SECOND)
+    assert store.count_user_events(EventQuery(CATALOG)) == 4
+
+    big = [row(f"big-{i}", joined=i % 3 == 0) for i in range(300)]  # COPY-sized
+    result = store.run_step(OPS + "import", "w1", Step(insert_events=big), 99 * SECOND,
+                            step_progress(seen, done=True, checkpoint=b"end"))
+    assert (result.inserted, result.inserted_joined) == (300, 100)
+    record = store.get_operation(OPS + "import")
+    assert record is not None and record.done and record.checkpoint == b"end"
+    assert store.claim_operation("w2", 1000 * SECOND, SECOND, never) is None  # done
+
+
+def test_run_step_without_the_lease_raises_and_writes_nothing(store: Store) -> None:
+    store.create_operation(operation("job"))
+    store.claim_operation("w1", SECOND, SECOND, never)
+    store.claim_operation("w2", 3 * SECOND, 30 * SECOND, never)  # w1's lease expired: taken
+    seen: list[StepResult] = []
+    with pytest.raises(LeaseLost):
+        store.run_step(OPS + "job", "w1", Step(insert_events=[row("lost")]), 99 * SECOND,
+                       step_progress(seen))
+    with pytest.raises(LeaseLost):
+        store.run_step(OPS + "missing", "w1", Step(), 99 * SECOND, step_progress(seen))
+    assert seen == []
+    assert store.count_user_events(EventQuery(CATALOG)) == 0
+    record = store.get_operation(OPS + "job")
+    assert record is not None and record.checkpoint is None and record.lease_owner == "w2"
+
+    store.delete_operation(OPS + "job")
+    with pytest.raises(LeaseLost):
+        store.run_step(OPS + "job", "w2", Step(), 99 * SECOND, step_progress(seen))
+
+
+def test_run_step_reports_a_cancel_request(store: Store) -> None:
+    store.create_operation(operation("job"))
+    store.claim_operation("w1", SECOND, 30 * SECOND, never)
+    seen: list[StepResult] = []
+    assert not store.run_step(OPS + "job", "w1", Step(), SECOND, step_progress(seen)) \
+        .cancel_requested
+    store.request_cancel(OPS + "job")
+    assert store.run_step(OPS + "job", "w1", Step(), SECOND, step_progress(seen)) \
+        .cancel_requested
+
+
+def test_run_step_deletes_in_batches_after_a_position(store: Store) -> None:
+    store.write_user_events([row(f"v{i}", "search" if i % 2 else "home-page-view",
+                                 searchQuery="q" if i % 2 else None) for i in range(10)]
+                            + [row("elsewhere", catalog=CATALOG + "x")])
+    store.create_operation(operation("purge"))
+    store.claim_operation("w1", SECOND, 30 * SECOND, never)
+    query = EventQuery(CATALOG, event_types=("search",))
+    seen: list[StepResult] = []
+    after = 0
+    batches = []
+    while True:
+        result = store.run_step(OPS + "purge", "w1", Step(delete_events=query,
+                                                          delete_after_id=after, delete_limit=2),
+                                30 * SECOND, step_progress(seen))
+        if not result.deleted:
+            assert result.last_deleted_id == 0
+            break
+        batches.append(result.deleted)
+        after = result.last_deleted_id
+    assert batches == [2, 2, 1]
+    assert store.count_user_events(query) == 0
+    assert store.count_user_events(EventQuery(CATALOG)) == 5
+    assert store.count_user_events(EventQuery(CATALOG + "x")) == 1
+
+
+def test_run_step_updates_events_and_puts_products(store: Store) -> None:
+    store.write_user_events([row("a", joined=False), row("b", joined=False)])
+    (first, _), (second, _) = store.list_user_events(EventQuery(CATALOG), 2)
+    store.create_operation(operation("rejoin"))
+    store.claim_operation("w1", SECOND, 30 * SECOND, never)
+    store.create_product(BRANCH, "p1", b"old")
+    step = Step(update_events=[(first, True, b"enriched-a", b"received-a"),
+                               (second, False, b"plain-b", None)],
+                put_products=[(BRANCH, "p1", b"new"), (BRANCH, "p2", b"two")])
+    store.run_step(OPS + "rejoin", "w1", step, 30 * SECOND, step_progress([]))
+    assert store.scan_user_events(EventQuery(CATALOG, joined=True), 10) == \
+        [(first, b"enriched-a", b"received-a")]
+    assert store.scan_user_events(EventQuery(CATALOG, joined=False), 10) == \
+        [(second, b"plain-b", None)]
+    assert store.get_products(BRANCH, ["p1", "p2"]) == {"p1": b"new", "p2": b"two"}
+
+
+def test_a_failing_progress_leaves_no_trace(store: Store) -> None:
+    store.create_operation(operation("job"))
+    store.claim_operation("w1", SECOND, 30 * SECOND, never)
+
+    def broken(_: StepResult) -> Progress:
+        raise ValueError("progress failed")
+
+    with pytest.raises(ValueError):
+        store.run_step(OPS + "job", "w1", Step(insert_events=[row("x")]), SECOND, broken)
+    assert store.count_user_events(EventQuery(CATALOG)) == 0
+    record = store.get_operation(OPS + "job")
+    assert record is not None and record.checkpoint is None
+
+
+def test_two_replicas_never_claim_the_same_operation(
+        shared_url: str, stores: Callable[[], Any]) -> None:
+    replicas = [stores(), stores()]
+    for i in range(20):
+        replicas[0].create_operation(operation(f"job-{i:02d}", created_s=i))
+    claimed: dict[str, list[str]] = {"r0": [], "r1": []}
+    start = threading.Barrier(2)
+
+    def claim_all(index: int) -> None:
+        mine = claimed[f"r{index}"]
+        start.wait()
+        # One owner per claim, as one worker thread each (an owner may claim its own again).
+        while (got := replicas[index].claim_operation(f"r{index}/{len(mine)}", SECOND,
+                                                      60 * SECOND, never)) is not None:
+            mine.append(got.name)
+
+    threads = [threading.Thread(target=claim_all, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = claimed["r0"] + claimed["r1"]
+    assert sorted(every) == [OPS + f"job-{i:02d}" for i in range(20)]  # each exactly once
+
+
+def test_a_step_racing_a_takeover_is_applied_by_one_replica_only(
+        shared_url: str, stores: Callable[[], Any]) -> None:
+    one, two = stores(), stores()
+    one.create_operation(operation("job"))
+    one.claim_operation("r1", SECOND, SECOND, never)
+    results: dict[str, object] = {}
+    start = threading.Barrier(2)
+
+    def step_as_r1() -> None:
+        start.wait()
+        try:
+            one.run_step(OPS + "job", "r1", Step(insert_events=[row("by-r1")]), 60 * SECOND,
+                         step_progress([], checkpoint=b"r1"))
+            results["r1"] = "applied"
+        except LeaseLost:
+            results["r1"] = "lost"
+
+    def take_over_as_r2() -> None:
+        start.wait()
+        results["r2"] = two.claim_operation("r2", 5 * SECOND, 60 * SECOND, never)
+
+    threads = [threading.Thread(target=step_as_r1), threading.Thread(target=take_over_as_r2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    record = one.get_operation(OPS + "job")
+    assert record is not None
+    if results["r1"] == "applied":  # r1 stepped first and renewed its lease: no takeover
+        assert results["r2"] is None and record.lease_owner == "r1"
+        assert one.count_user_events(EventQuery(CATALOG)) == 1
+    else:  # r2 took over first: r1's step wrote nothing
+        assert results["r2"] is not None and record.lease_owner == "r2"
+        assert record.checkpoint is None
+        assert one.count_user_events(EventQuery(CATALOG)) == 0
+
+
+def counting_job(total: int) -> Callable[[JobContext], None]:
+    """A job that stores event `step-{n}` at each of `total` steps, resuming from its
+    checkpoint (the next n)."""
+
+    def job(ctx: JobContext) -> None:
+        done = int(ctx.record.checkpoint or b"0")
+        while done < total:
+            ctx.check_stop()
+            ctx.step(Step(insert_events=[row(f"step-{done}")]),
+                     lambda _r, n=done: Progress(str(n + 1).encode(), b"running", False))
+            done += 1
+        ctx.finish(operations_pb2.Operation(name=ctx.record.name, done=True), str(done).encode())
+
+    return job
+
+
+def wait_for(probe: Callable[[], object], what: str, seconds: float = 20.0) -> None:
+    """Poll `probe` until it is truthy (an event to wait on does not exist here)."""
+    done = threading.Event()
+    deadline = threading.Timer(seconds, done.set)
+    deadline.start()
+    try:
+        while not probe():
+            assert not done.wait(0.02), f"gave up waiting for {what}"
+    finally:
+        deadline.cancel()
+
+
+def test_a_runner_takes_over_when_the_lease_of_another_host_expires(store: Store) -> None:
+    now_us = 1_000_000 * SECOND
+    store.create_operation(operation("job"))
+    # A replica on another host claims the job, commits one step, then is heard of no more.
+    gone = "another-host:4242:feedbeef/0"
+    assert store.claim_operation(gone, now_us, 2 * SECOND, never) is not None
+    store.run_step(OPS + "job", gone, Step(insert_events=[row("step-0")]), now_us + 2 * SECOND,
+                   lambda _r: Progress(b"1", b"running", False))
+
+    clock = FixedClock((now_us + 3 * SECOND) * 1000)  # its lease is over
+    runner = OperationRunner(store, clock, {"kind": counting_job(5)}, lease_seconds=30,
+                             poll_seconds=0.02)
+    runner.start()
+    try:
+        wait_for(lambda: (op := store.get_operation(OPS + "job")) is not None and op.done,
+                 "the job to be finished by the runner")
+    finally:
+        runner.stop()
+    listed = store.list_user_events(EventQuery(CATALOG), limit=10)
+    assert [visitor(p) for _, p in listed] == [f"step-{n}" for n in range(5)]  # each once
+    record = store.get_operation(OPS + "job")
+    assert record is not None and record.checkpoint == b"5"
+    assert record.lease_owner is not None and record.lease_owner.startswith(runner.owner)
+
+
+# -- migrations and URLs -------------------------------------------------------------
+
+
+def applied_versions(store: Any) -> list[int]:
+    if hasattr(store, "_pool"):  # PostgreSQL
+        rows = store._fetch("SELECT version FROM schema_migrations ORDER BY version", ())
+        return [v for (v,) in rows]
+    with store._reader() as conn:
+        return [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
+
+
+@pytest.fixture
+def empty_database_url(store_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A store URL naming an empty database (for the migrations to build)."""
+    if store_url == "memory://":
+        pytest.skip("memory:// is one process's own")
+    if store_url.startswith("sqlite"):
+        return f"sqlite:///{tmp_path}/fresh.db"
+    url: str = request.getfixturevalue("postgres_databases").create("fresh")
+    return url
+
+
+def test_migrations_apply_once_even_when_opened_concurrently(empty_database_url: str) -> None:
+    opened: list[Any] = []
     errors: list[BaseException] = []
 
     def open_one() -> None:
         try:
-            s = open_store(url)
-            assert isinstance(s, SqliteStore)
-            opened.append(s)
+            opened.append(open_store(empty_database_url))
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)
 
@@ -158,12 +660,19 @@ def test_migrations_apply_once_even_when_opened_concurrently(tmp_path: Path) -> 
         t.join()
     try:
         assert errors == []
-        with opened[0]._reader() as conn:
-            versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations")]
-        assert versions == [version for version, _, _ in MIGRATIONS]
+        assert applied_versions(opened[0]) == [version for version, _, _ in MIGRATIONS]
     finally:
         for s in opened:
             s.close()
+
+
+def test_postgres_dialect_maps_sqlite_types() -> None:
+    assert postgres_dialect("CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB, n TEXT NOT NULL, "
+                            "x INTEGER, y SMALLINT)") == (
+        'CREATE TABLE t (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, b BYTEA, '
+        'n TEXT COLLATE "C" NOT NULL, x INTEGER, y SMALLINT)')
+    assert postgres_dialect("ALTER TABLE t ADD COLUMN s BLOB") == \
+        "ALTER TABLE t ADD COLUMN s BYTEA"
 
 
 @pytest.mark.parametrize("url", ["mysql://x", "sqlite://", "nonsense"])

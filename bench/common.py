@@ -1,0 +1,162 @@
+"""Shared pieces of the benchmarks: servers in subprocesses, h2load, statistics."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PARENT = "projects/bench/locations/global/catalogs/default_catalog"
+_READY = re.compile(r"serving gRPC on [^ ]+:(\d+)")
+
+
+def h2load_path() -> str:
+    path = shutil.which("h2load")
+    if path is None:
+        raise SystemExit("h2load is missing: apt-get install nghttp2-client (make bench does)")
+    return path
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    workdir: Path
+
+    def peak_rss_kib(self) -> int:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def footfall(store: str | None = None, *extra: str, sqlite_options: str = "") -> Iterator[Server]:
+    """A Footfall server subprocess on a free port; stopped (SIGTERM) on exit.
+
+    Without `store`, a fresh SQLite file in its work folder (plus `sqlite_options`,
+    e.g. `?synchronous=normal`).
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="footfall-bench-"))
+    store = store or f"sqlite:///{workdir}/events.db{sqlite_options}"
+    args = [sys.executable, "-m", "server", "serve", "--port", "0", "--store", store,
+            "--gcs-root", str(workdir / "gcs"), *extra]
+    env = {**os.environ, "FOOTFALL_LOG_LEVEL": "INFO"}
+    process = subprocess.Popen(args, cwd=workdir, stderr=subprocess.PIPE, env=env)
+    try:
+        port = _wait_ready(process)
+        yield Server(process, port, workdir)
+    finally:
+        _stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def empty_server(flavour: str) -> Iterator[Server]:
+    """The empty-handler baseline server (bench/empty_server.py)."""
+    process = subprocess.Popen([sys.executable, str(ROOT / "bench/empty_server.py"), flavour],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().decode()
+        port = int(line.split()[1])
+        yield Server(process, port, ROOT)
+    finally:
+        _stop(process)
+
+
+def _wait_ready(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    assert process.stderr is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = process.stderr.readline().decode()
+        if not line and process.poll() is not None:
+            break
+        seen.append(line)
+        match = _READY.search(line)
+        if match:
+            # keep draining stderr so the server never blocks on a full pipe
+            _drain(process)
+            return int(match.group(1))
+    process.kill()
+    raise RuntimeError("server did not start:\n" + "".join(seen))
+
+
+def _drain(process: subprocess.Popen[bytes]) -> None:
+    import threading
+
+    def pump() -> None:
+        assert process.stderr is not None
+        for _ in process.stderr:
+            pass
+
+    threading.Thread(target=pump, daemon=True).start()
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def grpc_frame(message: bytes) -> bytes:
+    """A gRPC length-prefixed message, as h2load must send it."""
+    return b"\0" + struct.pack(">I", len(message)) + message
+
+
+@dataclass
+class Load:
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    failed: int
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+
+def h2load(port: int, path: str, frame_file: Path, callers: int, requests: int) -> Load:
+    """Unary gRPC calls from h2load: `callers` connections, one call in flight each."""
+    log = Path(tempfile.mktemp(prefix="h2load-", suffix=".log"))
+    args = [h2load_path(), "-n", str(requests), "-c", str(callers), "-m", "1",
+            "-d", str(frame_file), "-H", "content-type: application/grpc", "-H", "te: trailers",
+            "--log-file", str(log), f"http://127.0.0.1:{port}{path}"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    number, unit = re.search(r"finished in ([\d.]+)(ms|s)", out).groups()  # type: ignore[union-attr]
+    seconds = float(number) / (1000 if unit == "ms" else 1)
+    failed = int(re.search(r"(\d+) failed", out).group(1))  # type: ignore[union-attr]
+    times = sorted(int(line.split("\t")[2]) / 1000 for line in log.read_text().splitlines())
+    log.unlink()
+    return Load(requests, seconds, percentile(times, 50), percentile(times, 99), failed)
+
+
+def percentile(sorted_values: Sequence[float], pct: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(pct / 100 * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+def summary(values: Sequence[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}

@@ -1,0 +1,105 @@
+"""WriteUserEvent under load: Footfall (durable) beside empty-handler servers.
+
+Every request carries an event without event_time, so the server stamps each one
+and no two are duplicates: every call is a real insert.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
+from google.protobuf import json_format
+
+from bench.common import PARENT, Server, empty_server, footfall, grpc_frame, h2load, summary
+
+PATH = "/google.cloud.retail.v2.UserEventService/WriteUserEvent"
+EVENT = {
+    "eventType": "detail-page-view", "visitorId": "visitor-123456", "sessionId": "s-1",
+    "productDetails": [{"product": {"id": "sku-42"}, "quantity": 1}],
+    "userInfo": {"userId": "u-9", "userAgent": "Mozilla/5.0 (X11; Linux x86_64)",
+                 "ipAddress": "203.0.113.7"},
+    "uri": "https://shop.example/p/42", "pageViewId": "pv-1",
+    "attributes": {"campaign": {"text": ["autumn"]}},
+}
+
+
+def frame_file() -> Path:
+    request = user_event_service_pb2.WriteUserEventRequest(
+        parent=PARENT, user_event=json_format.ParseDict(EVENT, user_event_pb2.UserEvent()))
+    path = Path(tempfile.mktemp(prefix="write-", suffix=".bin"))
+    path.write_bytes(grpc_frame(request.SerializeToString()))
+    return path
+
+
+def stored(server: Server) -> int:
+    out = subprocess.run([sys.executable, "-m", "server", "events", "count", "--parent", PARENT,
+                          "--store", f"sqlite:///{server.workdir}/events.db"],
+                         capture_output=True, text=True, check=True).stdout
+    return int(out)
+
+
+def measure(server: Server, frame: Path, callers: tuple[int, ...], requests: int,
+            reps: int) -> dict[str, Any]:
+    h2load(server.port, PATH, frame, 4, min(requests, 500))  # warm-up
+    out: dict[str, Any] = {}
+    for c in callers:
+        runs = [h2load(server.port, PATH, frame, c, requests) for _ in range(reps)]
+        failed = sum(r.failed for r in runs)
+        if failed:
+            raise RuntimeError(f"{failed} calls failed at {c} callers")
+        out[str(c)] = {"per_second": summary([r.per_second for r in runs]),
+                       "p50_ms": summary([r.p50_ms for r in runs]),
+                       "p99_ms": summary([r.p99_ms for r in runs])}
+    return out
+
+
+TARGETS = {
+    "empty-threaded": lambda: empty_server("threaded"),
+    "empty-aio": lambda: empty_server("aio"),
+    "footfall-sqlite-full": lambda: footfall(),
+    "footfall-sqlite-normal": lambda: footfall(sqlite_options="?synchronous=normal"),
+}
+
+
+def run(requests: int = 10_000, reps: int = 3,
+        callers: tuple[int, ...] = (1, 16, 64)) -> dict[str, Any]:
+    """events/s, p50 and p99 per target and caller count, and Footfall's ratios to
+    the best empty-handler server at each caller count."""
+    frame = frame_file()
+    results: dict[str, Any] = {}
+    try:
+        for name, make in TARGETS.items():
+            with make() as server:
+                results[name] = measure(server, frame, callers, requests, reps)
+                if name.startswith("footfall"):
+                    expected = min(requests, 500) + requests * reps * len(callers)
+                    if stored(server) != expected:
+                        raise RuntimeError(f"{name}: stored {stored(server)}, not {expected}")
+    finally:
+        frame.unlink()
+    for name in [k for k in results if k.startswith("footfall")]:
+        results[name]["ratios"] = {c: ratios(results, name, c) for c in map(str, callers)}
+    return results
+
+
+def ratios(results: dict[str, Any], name: str, c: str) -> dict[str, Any]:
+    best = max(("empty-threaded", "empty-aio"),
+               key=lambda e: results[e][c]["per_second"]["median"])
+    return {
+        "vs": best,
+        "throughput": results[name][c]["per_second"]["median"]
+        / results[best][c]["per_second"]["median"],
+        "p99": results[name][c]["p99_ms"]["median"] / results[best][c]["p99_ms"]["median"],
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(requests=int(sys.argv[1]) if len(sys.argv) > 1 else 2000, reps=1),
+                     indent=1))

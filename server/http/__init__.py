@@ -1,0 +1,6 @@
+"""REST/JSON transcoding from the contracts' google.api.http annotations, the
+browser pixel and the `/footfall.js` tracker."""
+
+from server.http.gateway import HttpGateway
+
+__all__ = ["HttpGateway"]

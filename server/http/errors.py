@@ -1,0 +1,61 @@
+"""A google.rpc.Status as Google's JSON error: the HTTP code, the body.
+
+The status itself always comes from `server.errors.to_rpc_status`, the same one
+the gRPC side sends; this module only says how it looks over HTTP.
+"""
+
+from __future__ import annotations
+
+import orjson
+from google.protobuf import json_format
+from google.rpc import code_pb2, status_pb2
+
+# google/rpc/code.proto: the HTTP mapping of each canonical code.
+HTTP_STATUS = {
+    code_pb2.OK: 200,
+    code_pb2.CANCELLED: 499,
+    code_pb2.UNKNOWN: 500,
+    code_pb2.INVALID_ARGUMENT: 400,
+    code_pb2.DEADLINE_EXCEEDED: 504,
+    code_pb2.NOT_FOUND: 404,
+    code_pb2.ALREADY_EXISTS: 409,
+    code_pb2.PERMISSION_DENIED: 403,
+    code_pb2.UNAUTHENTICATED: 401,
+    code_pb2.RESOURCE_EXHAUSTED: 429,
+    code_pb2.FAILED_PRECONDITION: 400,
+    code_pb2.ABORTED: 409,
+    code_pb2.OUT_OF_RANGE: 400,
+    code_pb2.UNIMPLEMENTED: 501,
+    code_pb2.INTERNAL: 500,
+    code_pb2.UNAVAILABLE: 503,
+    code_pb2.DATA_LOSS: 500,
+}
+
+
+def http_status(code: int) -> int:
+    return HTTP_STATUS.get(code, 500)
+
+
+def code_name(code: int) -> str:
+    try:
+        return code_pb2.Code.Name(code)
+    except ValueError:
+        return "UNKNOWN"
+
+
+def error_body(status: status_pb2.Status) -> bytes:
+    """`{"error": {"code": 400, "message": ..., "status": "INVALID_ARGUMENT",
+    "details": [{"@type": ..., ...}]}}`."""
+    error: dict[str, object] = {"code": http_status(status.code), "message": status.message,
+                                "status": code_name(status.code)}
+    if status.details:
+        error["details"] = [json_format.MessageToDict(d) for d in status.details]
+    return orjson.dumps({"error": error}, option=orjson.OPT_INDENT_2)
+
+
+def one_line(status: status_pb2.Status, limit: int = 1000) -> str:
+    """`INVALID_ARGUMENT: user_event.visitor_id: is required` fit for an HTTP header
+    (printable ASCII, one line, at most `limit` characters)."""
+    text = f"{code_name(status.code)}: {status.message}"
+    text = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -1,0 +1,272 @@
+"""The HTTP/JSON gateway: aiohttp on a thread and event loop of its own, calling
+the very servicers gRPC calls (in a thread pool, as gRPC does), on routes derived
+from the contracts' `google.api.http` annotations.
+
+Besides the routes: `/footfall.js` (the tracker), CORS (preflight included) for
+pages on other origins, and the pixel's always-a-GIF answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+from aiohttp import web
+from google.protobuf.message import Message
+from google.rpc import status_pb2
+
+from server.config import Settings
+from server.errors import FootfallError, InvalidArgument, internal_status, to_rpc_status
+from server.http import pixel, tracker, transcode
+from server.http.errors import error_body, http_status
+from server.http.routes import Route, Router, derive_routes
+from server.retail.collect import Requester
+
+log = logging.getLogger(__name__)
+
+HTTP_BODY = "google.api.HttpBody"
+TRACKER_PATH = "/footfall.js"
+DEFAULT_ALLOWED_HEADERS = ("Content-Type, Authorization, X-Goog-Api-Client, "
+                           "X-Goog-User-Project, X-Goog-Request-Params, X-Server-Timeout")
+START_TIMEOUT = 30.0
+
+
+class _Reported(FootfallError):
+    """A status a servicer set on its context (the generated base classes do, for
+    methods a servicer does not implement)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class CallContext:
+    """The part of grpc.ServicerContext servicers use, answered from an HTTP request."""
+
+    def __init__(self, request: web.Request, requester: Requester) -> None:
+        self.requester = requester  # read by CollectUserEvent
+        self._metadata = tuple((k.lower(), v) for k, v in request.headers.items())
+        self._transport = request.transport
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        host, port = (peer[0], peer[1]) if peer else ("unknown", 0)
+        self._peer = f"ipv6:[{host}]:{port}" if ":" in host else f"ipv4:{host}:{port}"
+        self._deadline: float | None = None
+        timeout = request.headers.get("X-Server-Timeout")
+        if timeout:
+            try:
+                self._deadline = time.monotonic() + max(float(timeout), 0.0)
+            except ValueError:
+                raise InvalidArgument.field("X-Server-Timeout", "must be a number of "
+                                                                "seconds") from None
+        self._code: grpc.StatusCode | None = None
+        self._details = ""
+
+    def time_remaining(self) -> float | None:
+        return None if self._deadline is None else max(self._deadline - time.monotonic(), 0.0)
+
+    def is_active(self) -> bool:
+        return self._transport is not None and not self._transport.is_closing()
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+    def peer(self) -> str:
+        return self._peer
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        self._code = code
+
+    def set_details(self, details: str) -> None:
+        self._details = details
+
+    def code(self) -> grpc.StatusCode | None:
+        return self._code
+
+
+def _invoke(route: Route, message: Message, context: CallContext) -> Any:
+    """The servicer's answer; raises what it raises (a FootfallError for a client's
+    mistake)."""
+    try:
+        return route.call(message, context)
+    except NotImplementedError:
+        if context.code() is None:
+            raise
+        raise _Reported(context.code(), context._details or "not implemented") from None
+
+
+class HttpGateway:
+    """Serves the routes of `servicers` (full service name -> servicer) over HTTP."""
+
+    def __init__(self, settings: Settings, servicers: Mapping[str, Any]) -> None:
+        self._settings = settings
+        self.router = Router(derive_routes(servicers))
+        self._origins = frozenset(settings.cors_origins)
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=settings.workers, thread_name_prefix="footfall-http")
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> int:
+        """Bind and serve on a thread of its own; returns the port. Raises OSError
+        if the address cannot be bound."""
+        ready: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._serve, args=(ready,),
+                                        name="footfall-http-loop", daemon=True)
+        self._thread.start()
+        self.port = ready.result(timeout=START_TIMEOUT)
+        return self.port
+
+    def _serve(self, ready: concurrent.futures.Future[int]) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            port = self._loop.run_until_complete(self._bind())
+        except BaseException as exc:  # handed to start(), which raises it
+            ready.set_exception(exc)
+            self._loop.close()
+            return
+        ready.set_result(port)
+        self._loop.run_forever()
+        self._loop.close()
+
+    async def _bind(self) -> int:
+        app = web.Application(client_max_size=self._settings.max_request_bytes)
+        app.router.add_route("*", "/{path:.*}", self._handle)
+        # A pixel carries its event in the URL: allow request lines as long as
+        # the bodies (aiohttp's default is 8 KiB).
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=self._settings.grace_seconds,
+                                     max_line_size=self._settings.max_request_bytes)
+        await self._runner.setup()
+        port = max(self._settings.http_port, 0)  # -1: any free port
+        site = web.TCPSite(self._runner, self._settings.host, port, reuse_port=False)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise OSError(f"cannot listen for HTTP on {self._settings.host}:{port}: "
+                          f"{exc}") from exc
+        return int(self._runner.addresses[0][1])
+
+    def stop(self) -> None:
+        """Stop accepting, let in-flight calls finish (up to grace_seconds), stop."""
+        if self._thread is None or not self._loop.is_running():
+            return
+
+        assert self._runner is not None
+        done = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+        try:
+            done.result(timeout=self._settings.grace_seconds + 5)
+        except concurrent.futures.TimeoutError:
+            log.warning("HTTP gateway: in-flight calls still running after the grace period")
+        except Exception:  # the rest of the shutdown must go on
+            log.exception("HTTP gateway: shutdown failed")
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    # -- requests ------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw_path = request.rel_url.raw_path
+        if request.method == "OPTIONS":
+            return self._preflight(request, raw_path)
+        if raw_path == TRACKER_PATH and request.method in ("GET", "HEAD"):
+            return self._cors(request, web.Response(
+                text=tracker.SCRIPT, content_type="application/javascript",
+                headers={"Cache-Control": "public, max-age=300"}))
+        found = self.router.match(request.method, raw_path)
+        if found is None:
+            return self._cors(request, self._no_route(request.method, raw_path))
+        route, path_values = found
+        output = transcode.Output()
+        try:
+            output = transcode.output_of(request.query)
+            body = await self._read_body(request)
+            message = transcode.build_request(route, path_values, request.query.items(), body)
+            context = CallContext(request, pixel.requester(
+                request.headers, request.remote or "", self._settings.trust_forwarded_for))
+            answer = await asyncio.get_running_loop().run_in_executor(
+                self._executor, _invoke, route, message, context)
+            return self._cors(request, self._render(route, answer, output))
+        except FootfallError as exc:
+            log.debug("%s %s: %s %s", request.method, raw_path, exc.code.name, exc.message)
+            status = to_rpc_status(exc)
+        except Exception:
+            log.exception("%s %s failed", request.method, raw_path)
+            status = internal_status(f"internal error in {route.rpc}; see the server log")
+        if pixel.is_pixel(route, output):
+            return self._cors(request, pixel.refused(status, request.remote or "?"))
+        return self._cors(request, _error(status))
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise InvalidArgument.field("body", f"must be at most "
+                                                f"{self._settings.max_request_bytes} bytes"
+                                        ) from None
+
+    def _render(self, route: Route, answer: Message, output: transcode.Output) -> web.Response:
+        if route.response_body:
+            answer = getattr(answer, route.response_body)
+        headers = {"Cache-Control": "no-store"}
+        if answer.DESCRIPTOR.full_name == HTTP_BODY and not output.explicit_json:
+            headers["Content-Type"] = answer.content_type or "application/octet-stream"
+            return web.Response(body=answer.data, headers=headers)
+        return web.Response(body=transcode.response_json(answer, output), headers=headers,
+                            content_type="application/json", charset="utf-8")
+
+    def _no_route(self, method: str, raw_path: str) -> web.Response:
+        others = self.router.methods_for(raw_path)
+        why = f"; this path answers {', '.join(others)}" if others else ""
+        status = status_pb2.Status(code=grpc.StatusCode.NOT_FOUND.value[0],
+                                   message=f"no route for {method} {raw_path[:300]}{why}")
+        return _error(status)
+
+    # -- CORS ----------------------------------------------------------------
+
+    def _allowed(self, origin: str) -> bool:
+        return "*" in self._origins or origin in self._origins
+
+    def _cors(self, request: web.Request, response: web.Response) -> web.Response:
+        origin = request.headers.get("Origin")
+        if origin and self._allowed(origin):
+            response.headers["Access-Control-Allow-Origin"] = \
+                "*" if "*" in self._origins else origin
+            response.headers["Access-Control-Expose-Headers"] = pixel.ERROR_HEADER
+            if "*" not in self._origins:
+                response.headers["Vary"] = "Origin"
+        return response
+
+    def _preflight(self, request: web.Request, raw_path: str) -> web.Response:
+        methods = ["GET", "HEAD"] if raw_path == TRACKER_PATH else \
+            self.router.methods_for(raw_path)
+        if not methods:
+            return self._no_route("OPTIONS", raw_path)
+        allow = ", ".join([*methods, "OPTIONS"])
+        response = web.Response(status=204, headers={"Allow": allow})
+        origin = request.headers.get("Origin")
+        if origin and self._allowed(origin):
+            response.headers.update({
+                "Access-Control-Allow-Methods": allow,
+                "Access-Control-Allow-Headers": request.headers.get(
+                    "Access-Control-Request-Headers", DEFAULT_ALLOWED_HEADERS),
+                "Access-Control-Max-Age": "3600",
+            })
+        return self._cors(request, response)
+
+
+def _error(status: status_pb2.Status) -> web.Response:
+    return web.Response(status=http_status(status.code), body=error_body(status),
+                        content_type="application/json", charset="utf-8",
+                        headers={"Cache-Control": "no-store"})

@@ -1,0 +1,78 @@
+"""`/footfall.js`: the browser tracker, small and dependency-free.
+
+    <script src="https://events.example.com/footfall.js"
+            data-parent="projects/shop/locations/global/catalogs/default_catalog"></script>
+    <script>
+      footfall.track({eventType: "detail-page-view",
+                      productDetails: [{product: {id: "sku-1"}}]});
+    </script>
+
+`track` fills `visitorId` from a first-party cookie it sets (`_footfall_vid`,
+about 13 months), `uri`, `referrerUri`, `pageViewId` (one per page load), sends
+the event as a pixel to `userEvents:collect`, and returns a Promise of whether
+the pixel loaded. The endpoint defaults to where the script came from; set it
+(and the catalog) with `data-endpoint` / `data-parent` on the script tag or with
+`footfall.init({endpoint, parent, cookieName, cookieDays})`.
+
+Kept as a Python string so that it ships inside the package whatever the install.
+"""
+
+SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) */
+(function (window, document) {
+  "use strict";
+  var script = document.currentScript;
+  var attr = function (name) { return script ? script.getAttribute("data-" + name) : null; };
+  var config = {
+    endpoint: attr("endpoint") || (script && script.src ? new URL(script.src).origin : ""),
+    parent: attr("parent") || "projects/default/locations/global/catalogs/default_catalog",
+    cookieName: attr("cookie-name") || "_footfall_vid",
+    cookieDays: 395
+  };
+
+  function randomId() {
+    if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) {
+      return (b + 256).toString(16).slice(1);
+    }).join("");
+  }
+
+  function visitorId() {
+    var prefix = config.cookieName + "=";
+    var found = document.cookie.split("; ").filter(function (c) {
+      return c.indexOf(prefix) === 0;
+    })[0];
+    var id = found ? decodeURIComponent(found.slice(prefix.length)) : randomId();
+    document.cookie = prefix + encodeURIComponent(id) + "; Path=/; Max-Age=" +
+      config.cookieDays * 86400 + "; SameSite=Lax" +
+      (location.protocol === "https:" ? "; Secure" : "");
+    return id;
+  }
+
+  var pageViewId = randomId();
+
+  window.footfall = {
+    init: function (options) {
+      for (var key in options) if (key in config) config[key] = options[key];
+      return config;
+    },
+    track: function (event) {
+      var e = {};
+      for (var key in event) e[key] = event[key];
+      e.visitorId = e.visitorId || visitorId();
+      e.uri = e.uri || location.href;
+      if (!e.referrerUri && document.referrer) e.referrerUri = document.referrer;
+      e.pageViewId = e.pageViewId || pageViewId;
+      var url = config.endpoint + "/v2/" + config.parent + "/userEvents:collect" +
+        "?user_event=" + encodeURIComponent(JSON.stringify(e)) + "&ets=" + Date.now();
+      return new Promise(function (resolve) {
+        var pixel = new Image(1, 1);
+        pixel.onload = function () { resolve(true); };
+        pixel.onerror = function () { resolve(false); };
+        pixel.src = url;
+      });
+    }
+  };
+})(window, document);
+"""

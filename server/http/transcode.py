@@ -1,0 +1,232 @@
+"""HTTP request -> request message, response message -> HTTP body (proto3 JSON).
+
+The request is built the way google.api.http says: path variables first, then
+the body (`*`: the whole request; a field name: that field), then query
+parameters for any field the path and body leave (only when the body is not
+`*`). Query names may be the proto name or the JSON (lowerCamel) name, may be
+dotted into non-repeated message fields (`userInfo.userId`), may repeat for a
+repeated field, and take enums by name or number. Every name that is not a
+field is INVALID_ARGUMENT (except Google's system parameters), and so is every
+unknown field in a JSON body: nothing a client sends is dropped.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from google.protobuf import descriptor, json_format
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from server.errors import FieldViolation, InvalidArgument, raise_if_any
+from server.http.routes import Route
+
+# Google's system parameters: accepted with or without "$"; only `alt` and
+# `prettyPrint` change anything here.
+SYSTEM_PARAMETERS = frozenset({
+    "alt", "fields", "key", "prettyPrint", "quotaUser", "access_token", "callback",
+    "upload_protocol", "uploadType", ".xgafv", "oauth_token", "userIp",
+})
+# Message types a query parameter may set from one string (their JSON form).
+_QUERY_MESSAGES = frozenset({
+    "google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask",
+    "google.protobuf.DoubleValue", "google.protobuf.FloatValue", "google.protobuf.Int64Value",
+    "google.protobuf.UInt64Value", "google.protobuf.Int32Value", "google.protobuf.UInt32Value",
+    "google.protobuf.BoolValue", "google.protobuf.StringValue", "google.protobuf.BytesValue",
+})
+_BOOLS = {"true": True, "false": False, "1": True, "0": False}
+_AVAILABLE_FIELDS = re.compile(r"\s*Available Fields.*", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Output:
+    """How to write a response: JSON enums as numbers, pretty-printed, and whether
+    the caller asked for JSON explicitly (`$alt=json`)."""
+
+    enums_as_ints: bool = False
+    pretty: bool = True
+    explicit_json: bool = False
+
+
+def _system_name(name: str) -> str | None:
+    bare = name[1:] if name.startswith("$") else name
+    return bare if bare in SYSTEM_PARAMETERS else None
+
+
+def output_of(query: Mapping[str, str]) -> Output:
+    """The response format the system parameters ask for; INVALID_ARGUMENT for an
+    `alt` other than json (with `;enum-encoding=int` or not)."""
+    enums_as_ints, explicit = False, False
+    for name in ("alt", "$alt"):
+        if name not in query:
+            continue
+        kind, *options = (part.strip() for part in query[name].split(";"))
+        if kind != "json" or any(o not in ("enum-encoding=int", "enum-encoding=string", "")
+                                 for o in options):
+            raise InvalidArgument.field(name, f"only 'json' (optionally with "
+                                              f"';enum-encoding=int') is supported, got "
+                                              f"{query[name][:100]!r}")
+        explicit = True
+        enums_as_ints = enums_as_ints or "enum-encoding=int" in options
+    pretty = all(query.get(n, "true").lower() != "false" for n in ("prettyPrint", "$prettyPrint"))
+    return Output(enums_as_ints, pretty, explicit)
+
+
+@functools.cache
+def _fields_by_any_name(message: descriptor.Descriptor) -> dict[str, FieldDescriptor]:
+    found = {f.json_name: f for f in message.fields}
+    found.update({f.name: f for f in message.fields})
+    return found
+
+
+def _clean(error: Exception) -> str:
+    return _AVAILABLE_FIELDS.sub("", str(error)).strip()
+
+
+def _apply_path(request: Message, path_values: Mapping[str, str]) -> list[FieldViolation]:
+    violations = []
+    for field_path, value in path_values.items():
+        *parents, leaf = field_path.split(".")
+        target = request
+        for name in parents:
+            target = getattr(target, name)
+        try:
+            json_format.ParseDict({leaf: value}, target)
+        except json_format.ParseError as exc:
+            violations.append(FieldViolation(field_path, f"bad value in the URL path: "
+                                                         f"{_clean(exc)}"))
+    return violations
+
+
+def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolation]:
+    if not body.strip():
+        return []
+    where = route.body if route.body != "*" else "body"
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return [FieldViolation(where, f"Invalid JSON payload received: {exc}")]
+    if route.body != "*":
+        document = {route.body: document}
+    elif not isinstance(document, dict):
+        return [FieldViolation(where, "Invalid JSON payload received: the body must be a "
+                                      "JSON object (the request message)")]
+    fields = _fields_by_any_name(request.DESCRIPTOR)
+    violations: list[FieldViolation] = []
+    seen: set[str] = set()
+    oneofs: dict[str, str] = {}
+    for name, value in document.items():
+        field = fields.get(name)
+        if field is None:
+            violations.append(FieldViolation(
+                name, f"Invalid JSON payload received: unknown name {name!r} in "
+                      f"{request.DESCRIPTOR.full_name}"))
+            continue
+        if field.name in seen:
+            violations.append(FieldViolation(field.name, "given twice (as proto and JSON name)"))
+            continue
+        seen.add(field.name)
+        oneof = field.containing_oneof
+        if oneof is not None and value is not None:
+            if oneof.name in oneofs:
+                violations.append(FieldViolation(field.name, f"only one of {oneof.name} may be "
+                                                             f"set, {oneofs[oneof.name]} is too"))
+            oneofs[oneof.name] = field.name
+        try:
+            json_format.ParseDict({name: value}, request)
+        except json_format.ParseError as exc:
+            violations.append(FieldViolation(field.name, f"Invalid JSON payload received: "
+                                                         f"{_clean(exc)}"))
+    return violations
+
+
+def _query_field(request: Message, name: str
+                 ) -> tuple[list[FieldDescriptor], str | None]:
+    """The fields a query name walks through, or ([], why not)."""
+    walked: list[FieldDescriptor] = []
+    message: descriptor.Descriptor | None = request.DESCRIPTOR
+    for part in name.split("."):
+        if message is None or (walked and message.full_name in _QUERY_MESSAGES):
+            return [], f"{'.'.join(f.name for f in walked)} has no fields to set from the query"
+        field = _fields_by_any_name(message).get(part)
+        if field is None:
+            return [], f"unknown query parameter: {message.full_name} has no field {part!r}"
+        if walked and walked[-1].is_repeated:
+            return [], f"{walked[-1].name} is repeated: it cannot be set from the query"
+        walked.append(field)
+        message = field.message_type
+    leaf = walked[-1]
+    if leaf.message_type is not None and (
+            leaf.message_type.GetOptions().map_entry
+            or leaf.message_type.full_name not in _QUERY_MESSAGES):
+        return [], f"{leaf.name} is a message: name one of its fields (e.g. {name}.x)"
+    return walked, None
+
+
+def _apply_query(request: Message, route: Route, query: Iterable[tuple[str, str]],
+                 bound: set[str]) -> list[FieldViolation]:
+    grouped: dict[tuple[str, ...], tuple[str, list[FieldDescriptor], list[str]]] = {}
+    violations = []
+    for name, value in query:
+        if _system_name(name) is not None:
+            continue
+        if route.body == "*":
+            violations.append(FieldViolation(name, "the request body carries the whole "
+                                                   "request: send this field there"))
+            continue
+        walked, why = _query_field(request, name)
+        if why is not None:
+            violations.append(FieldViolation(name, why))
+            continue
+        path = tuple(f.name for f in walked)
+        if any(".".join(path[:i + 1]) in bound for i in range(len(path))):
+            violations.append(FieldViolation(name, "is bound by the URL path or the body"))
+            continue
+        grouped.setdefault(path, (name, walked, []))[2].append(value)
+    for name, walked, values in grouped.values():
+        leaf = walked[-1]
+        repeated = leaf.is_repeated
+        if len(values) > 1 and not repeated:
+            violations.append(FieldViolation(name, f"given {len(values)} times; it is not "
+                                                   "repeated"))
+            continue
+        converted: list[Any] = [_BOOLS.get(v.lower(), v) if leaf.type == leaf.TYPE_BOOL else v
+                                for v in values]
+        target = request
+        for field in walked[:-1]:
+            target = getattr(target, field.name)
+        try:
+            json_format.ParseDict({leaf.name: converted if repeated else converted[0]}, target)
+        except json_format.ParseError as exc:
+            violations.append(FieldViolation(name, f"cannot take {values[0][:100]!r}: "
+                                                   f"{_clean(exc)}"))
+    return violations
+
+
+def build_request(route: Route, path_values: Mapping[str, str],
+                  query: Iterable[tuple[str, str]], body: bytes) -> Message:
+    """The request message for a call on `route`; INVALID_ARGUMENT listing every
+    bad body field, query parameter and path value."""
+    request = route.request_class()
+    violations = []
+    if route.body:
+        violations.extend(_apply_body(request, route, body))
+    elif body.strip():
+        violations.append(FieldViolation("body", f"{route.http_method} "
+                                                 f"{route.template.text} takes no body"))
+    violations.extend(_apply_path(request, path_values))
+    bound = set(path_values) | ({route.body} if route.body not in ("", "*") else set())
+    violations.extend(_apply_query(request, route, query, bound))
+    raise_if_any(violations)
+    return request
+
+
+def response_json(message: Message, output: Output) -> bytes:
+    """`message` in proto3 JSON (lowerCamel names, defaults left out)."""
+    document = json_format.MessageToDict(message, use_integers_for_enums=output.enums_as_ints)
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2 if output.pretty else 0)

@@ -1,0 +1,532 @@
+"""PostgreSQL store: several replicas on one database, durable group commit.
+
+Same contract as the SQLite store (both pass tests/unit/test_store.py). The
+writes of one process go through one writer thread and connection that commits
+every queued write in one transaction (group commit). Event rows go in with a
+pipelined executemany when a batch is small and with COPY into a temporary
+table plus one INSERT ... SELECT ... ON CONFLICT (dedup_key) DO NOTHING when it
+is large: measured on the 2-core machine, one row costs 0.6 ms against 1.3 ms
+by COPY, 200 rows 5.8 ms against 4.3 ms, and batches of 1,000 reach about 65k
+rows/s with COPY against 42k with executemany. Reads use a connection pool.
+
+Operations are claimed with SELECT ... FOR UPDATE SKIP LOCKED, and every step
+locks its operation's row and checks the lease inside its own transaction, so
+two replicas never both apply a step.
+
+A lost connection never crashes anything: event rows are idempotent (dedup key)
+and are sent again once the database is back (see group_commit); a function job
+that was already running when the connection dropped fails with
+StoreUnavailable (its outcome is unknown; callers retry, jobs resume from their
+last committed checkpoint); reads retry once on a fresh connection, then raise
+StoreUnavailable. `healthy()` says whether the database answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.adapt import AdaptersMap
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.string import StrBinaryDumper, StrDumper, StrDumperUnknown
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from server.store.group_commit import GroupCommitter, Job
+from server.store.migrations import MIGRATIONS, postgres_dialect
+from server.store.rows import (
+    OPERATION_COLUMNS,
+    ClientEventRow,
+    EventQuery,
+    EventRow,
+    LeaseLost,
+    OperationRecord,
+    Progress,
+    Step,
+    StepResult,
+    StoreUnavailable,
+    where_clause,
+)
+
+log = logging.getLogger(__name__)
+
+COPY_FROM_ROWS = 100  # below this executemany is quicker than COPY (measured crossover 50..200)
+MIGRATION_LOCK = 0x466F6F7466616C6C  # pg_advisory_xact_lock key: "Footfall"
+POOL_SIZE = 10
+READ_TIMEOUT = 5.0  # seconds to wait for a pooled connection before UNAVAILABLE
+DOWN_READ_TIMEOUT = 0.5  # the same while the database is known to be away
+PROBE_CONNECT_TIMEOUT = 2  # seconds; the health probe has a connection of its own
+# The pool retries a failed connection with a doubling delay until this many seconds,
+# then starts over at 1 s: measured, a 30 s outage is then over for the pool 1.0 s
+# after the database is back, against 15 s after a 45 s outage with its default (300).
+RECONNECT_SECONDS = 3.0
+STARTUP_SECONDS = 15.0  # how long opening the store waits for the database to answer
+# Defaults for the connection; the URL's own parameters win.
+CONNECTION_DEFAULTS = {"application_name": "footfall", "connect_timeout": "5", "keepalives": "1",
+                       "keepalives_idle": "10", "keepalives_interval": "5",
+                       "keepalives_count": "3"}
+
+_EVENT_COLUMNS = ("catalog, event_type, visitor_id, user_id, event_time_us, joined, dedup_key, "
+                  "event, source")
+_INSERT_EVENT = (f"INSERT INTO user_events ({_EVENT_COLUMNS}) VALUES "
+                 "(%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (dedup_key) DO NOTHING")
+_INCOMING = "footfall_incoming_events"
+_CREATE_INCOMING = (f"CREATE TEMP TABLE IF NOT EXISTS {_INCOMING} (seq INTEGER, catalog TEXT, "
+                    "event_type TEXT, visitor_id TEXT, user_id TEXT, event_time_us BIGINT, "
+                    "joined SMALLINT, dedup_key BYTEA, event BYTEA, source BYTEA) "
+                    "ON COMMIT DELETE ROWS")
+_COPY_TYPES = ["int4", "text", "text", "text", "text", "int8", "int2", "bytea", "bytea", "bytea"]
+_PUT_PRODUCT = ("INSERT INTO products (branch, product_id, product) VALUES (%s, %s, %s) "
+                "ON CONFLICT (branch, product_id) DO UPDATE SET product = EXCLUDED.product")
+
+
+def _nul_safe(dumper: type[Any]) -> type[Any]:
+    """`dumper` for str that writes NUL as U+FFFD: SQLite keeps NUL in text, PostgreSQL
+    refuses it, and one such visitor id must not fail a whole group-commit batch.
+    Only the indexed columns are text; the events themselves are kept as bytes."""
+
+    class NulSafe(dumper):  # type: ignore[misc, valid-type]
+        def dump(self, obj: str) -> Any:
+            return super().dump(obj.replace("\0", "\ufffd") if "\0" in obj else obj)
+
+    return NulSafe
+
+
+# Every connection copies its adapters from here. The last dumper registered is the
+# one parameters use (unknown-typed text, as in psycopg's defaults); COPY finds the
+# others by type.
+_ADAPTERS = AdaptersMap(psycopg.adapters)
+for _dumper in (StrBinaryDumper, StrDumper, StrDumperUnknown):
+    _ADAPTERS.register_dumper(str, _nul_safe(_dumper))
+
+
+def _unreachable(exc: BaseException) -> StoreUnavailable:
+    why = str(exc).strip() or type(exc).__name__
+    return StoreUnavailable(f"the database is unreachable: {why}")
+
+
+class PostgresStore:
+    """Store on one PostgreSQL database, named by a libpq URL (postgresql://...)."""
+
+    def __init__(self, url: str, *, pool_size: int = POOL_SIZE, retry_seconds: float = 5.0,
+                 close_seconds: float = 30.0, startup_seconds: float = STARTUP_SECONDS) -> None:
+        self.url = url
+        params = conninfo_to_dict(url)
+        for key, value in CONNECTION_DEFAULTS.items():
+            params.setdefault(key, value)
+        self._conninfo = make_conninfo("", **params)
+        self._where = (f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/"
+                       f"{params.get('dbname', '')}")
+        self._closed = False
+        self._reachable = True
+        self._writer_conn: psycopg.Connection[Any] | None = None
+        self._probe_conn: psycopg.Connection[Any] | None = None
+        self._probe_lock = threading.Lock()
+        self._copy_seq = 0
+        self._migrate(startup_seconds)
+        self._pool = ConnectionPool(self._conninfo, min_size=1, max_size=pool_size, open=True,
+                                    kwargs={"autocommit": True, "context": _ADAPTERS},
+                                    timeout=READ_TIMEOUT, reconnect_timeout=RECONNECT_SECONDS,
+                                    name="footfall-postgres")
+        self._committer = GroupCommitter(self._apply_batch, name="footfall-postgres-writer",
+                                         retry_seconds=retry_seconds, close_seconds=close_seconds)
+
+    # -- connections -------------------------------------------------------
+
+    def _connect(self, **options: Any) -> psycopg.Connection[Any]:
+        return psycopg.connect(self._conninfo, autocommit=True, context=_ADAPTERS, **options)
+
+    def _migrate(self, startup_seconds: float) -> None:
+        """Apply the migrations this database lacks; the advisory lock makes two
+        processes starting at once apply each exactly once (DDL is transactional)."""
+        deadline = time.monotonic() + startup_seconds
+        delay = 0.1
+        while True:
+            try:
+                with self._connect() as conn, conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                 "version INTEGER PRIMARY KEY, description TEXT NOT NULL)")
+                    done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+                    for version, description, statements in MIGRATIONS:
+                        if version in done:
+                            continue
+                        for statement in statements:
+                            conn.execute(postgres_dialect(statement))
+                        conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)",
+                                     (version, description))
+                        log.info("applied migration %d: %s", version, description)
+                return
+            except psycopg.OperationalError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StoreUnavailable(f"cannot reach PostgreSQL at {self._where}: "
+                                           f"{str(exc).strip()}") from exc
+                log.warning("waiting for PostgreSQL at %s: %s", self._where, str(exc).strip())
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _writer(self) -> psycopg.Connection[Any]:
+        conn = self._writer_conn
+        if conn is None or conn.closed:
+            try:
+                conn = self._connect()
+                conn.execute(_CREATE_INCOMING)
+            except psycopg.OperationalError as exc:
+                self._set_reachable(False, exc)
+                raise _unreachable(exc) from exc
+            self._writer_conn = conn
+        return conn
+
+    def _set_reachable(self, reachable: bool, why: BaseException | None = None) -> None:
+        if reachable != self._reachable:
+            if reachable:
+                log.warning("PostgreSQL at %s answers again", self._where)
+            else:
+                log.error("PostgreSQL at %s is unreachable: %s", self._where, why)
+        self._reachable = reachable
+
+    def _fetch(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Rows of a read; a stale pooled connection (database restarted) is retried
+        once on a fresh one. StoreUnavailable when the database does not answer."""
+        timeout = READ_TIMEOUT if self._reachable else DOWN_READ_TIMEOUT
+        for attempt in (1, 2):
+            try:
+                with self._pool.connection(timeout=timeout) as conn:
+                    return conn.execute(query, params).fetchall()
+            except PoolTimeout as exc:
+                raise _unreachable(exc) from exc
+            except psycopg.OperationalError as exc:
+                if attempt == 2:
+                    raise _unreachable(exc) from exc
+                self._pool.check()  # drop the other connections that died with this one
+        raise AssertionError("unreachable")
+
+    # -- writes ------------------------------------------------------------
+
+    def _insert(self, cur: psycopg.Cursor[Any], rows: Sequence[EventRow]) -> int:
+        """Insert `rows` in order, skipping duplicates; how many were new."""
+        if not rows:
+            return 0
+        if len(rows) < COPY_FROM_ROWS:
+            cur.executemany(_INSERT_EVENT, [r.as_params() for r in rows])
+            return max(cur.rowcount, 0)
+        first = self._copy_seq
+        with cur.copy(f"COPY {_INCOMING} (seq, {_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)") \
+                as copy:
+            copy.set_types(_COPY_TYPES)
+            for seq, row in enumerate(rows, start=first):
+                copy.write_row((seq, *row.as_params()))
+        self._copy_seq = first + len(rows)
+        cur.execute(f"INSERT INTO user_events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} "
+                    f"FROM {_INCOMING} WHERE seq >= %s ORDER BY seq "
+                    "ON CONFLICT (dedup_key) DO NOTHING", (first,))
+        return max(cur.rowcount, 0)
+
+    def _apply_batch(self, jobs: list[Job]) -> None:
+        conn = self._writer()
+        results: list[tuple[Job, Any, BaseException | None]] = []
+        row_jobs: list[Job] = []
+        started: list[Job] = []
+        self._copy_seq = 0
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                pending_rows: list[EventRow] = []
+                for job in jobs:
+                    if job.rows is not None:
+                        pending_rows.extend(job.rows)
+                        row_jobs.append(job)
+                        continue
+                    self._insert(cur, pending_rows)
+                    pending_rows = []
+                    assert job.fn is not None
+                    started.append(job)
+                    try:
+                        with conn.transaction():  # a savepoint: one job's failure spares the rest
+                            value = job.fn(cur)
+                    except Exception as exc:
+                        if conn.broken or isinstance(exc, psycopg.OperationalError):
+                            raise
+                        results.append((job, None, exc))
+                    else:
+                        results.append((job, value, None))
+                self._insert(cur, pending_rows)
+        except psycopg.OperationalError as exc:
+            # Connection lost, deadlock, serialization failure, admin shutdown: the
+            # rows are sent again; a function job that already ran may have
+            # committed or not, so its caller hears StoreUnavailable and retries.
+            if conn.broken or conn.closed:
+                conn.close()
+                self._writer_conn = None
+                self._set_reachable(False, exc)
+            unavailable = _unreachable(exc)
+            for job in started:
+                job.future.set_exception(unavailable)
+            raise unavailable from exc
+        self._set_reachable(True)
+        for job in row_jobs:
+            job.future.set_result(None)
+        for job, value, error in results:
+            if error is not None:
+                job.future.set_exception(error)
+            else:
+                job.future.set_result(value)
+
+    def _write(self, fn: Callable[[psycopg.Cursor[Any]], Any]) -> Any:
+        """Run `fn` in the writer's next transaction; its result once committed."""
+        return self._committer.submit_fn(fn).result()
+
+    def write_user_events(self, rows: Sequence[EventRow], *, wait: bool = True) -> None:
+        if not wait and not self._reachable:
+            # Never acknowledge what may not be stored: refused while the database is away.
+            raise StoreUnavailable("the database is unreachable; events cannot be accepted")
+        future = self._committer.submit_rows(rows, waited=wait)
+        if wait:
+            future.result()
+
+    def create_client_event(self, row: ClientEventRow) -> tuple[bytes, bool]:
+        def insert_unless_present(cur: psycopg.Cursor[Any]) -> tuple[bytes, bool]:
+            cur.execute("INSERT INTO client_events (tenant, event_id, create_time_us, event) "
+                        "VALUES (%s, %s, %s, %s) ON CONFLICT (tenant, event_id) DO NOTHING",
+                        (row.tenant, row.event_id, row.create_time_us, row.payload))
+            if cur.rowcount == 1:
+                return row.payload, True
+            found = cur.execute("SELECT event FROM client_events WHERE tenant = %s AND "
+                                "event_id = %s", (row.tenant, row.event_id)).fetchone()
+            assert found is not None
+            return bytes(found[0]), False
+
+        result: tuple[bytes, bool] = self._write(insert_unless_present)
+        return result
+
+    # -- reads -------------------------------------------------------------
+
+    def count_user_events(self, query: EventQuery) -> int:
+        where, params = where_clause(query, "%s")
+        [(count,)] = self._fetch(f"SELECT COUNT(*) FROM user_events WHERE {where}", params)
+        return int(count)
+
+    def list_user_events(self, query: EventQuery, limit: int,
+                         after_id: int = 0) -> list[tuple[int, bytes]]:
+        where, params = where_clause(query, "%s")
+        rows = self._fetch(f"SELECT id, event FROM user_events WHERE {where} AND id > %s "
+                           "ORDER BY id LIMIT %s", [*params, after_id, limit])
+        return [(int(i), bytes(e)) for i, e in rows]
+
+    def scan_user_events(self, query: EventQuery, limit: int,
+                         after_id: int = 0) -> list[tuple[int, bytes, bytes | None]]:
+        where, params = where_clause(query, "%s")
+        rows = self._fetch(f"SELECT id, event, source FROM user_events WHERE {where} AND "
+                           "id > %s ORDER BY id LIMIT %s", [*params, after_id, limit])
+        return [(int(i), bytes(e), None if s is None else bytes(s)) for i, e, s in rows]
+
+    # -- products ----------------------------------------------------------
+
+    def get_products(self, branch: str, product_ids: Sequence[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(product_ids))
+        if not wanted:
+            return {}
+        rows = self._fetch("SELECT product_id, product FROM products WHERE branch = %s AND "
+                           "product_id = ANY(%s)", [branch, wanted])
+        return {pid: bytes(payload) for pid, payload in rows}
+
+    def list_products(self, branch: str, limit: int, after_id: str = "") -> list[tuple[str, bytes]]:
+        rows = self._fetch("SELECT product_id, product FROM products WHERE branch = %s AND "
+                           "product_id > %s ORDER BY product_id LIMIT %s",
+                           [branch, after_id, limit])
+        return [(pid, bytes(payload)) for pid, payload in rows]
+
+    def create_product(self, branch: str, product_id: str, payload: bytes) -> bool:
+        def insert(cur: psycopg.Cursor[Any]) -> bool:
+            cur.execute("INSERT INTO products (branch, product_id, product) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (branch, product_id) DO NOTHING",
+                        (branch, product_id, payload))
+            return cur.rowcount == 1
+
+        return bool(self._write(insert))
+
+    def update_product(self, branch: str, product_id: str,
+                       change: Callable[[bytes | None], bytes | None]) -> bytes | None:
+        def read_modify_write(cur: psycopg.Cursor[Any]) -> bytes | None:
+            found = cur.execute("SELECT product FROM products WHERE branch = %s AND "
+                                "product_id = %s FOR UPDATE", (branch, product_id)).fetchone()
+            current = bytes(found[0]) if found else None
+            updated = change(current)
+            if updated is None:
+                return current
+            cur.execute(_PUT_PRODUCT, (branch, product_id, updated))
+            return updated
+
+        result: bytes | None = self._write(read_modify_write)
+        return result
+
+    def delete_product(self, branch: str, product_id: str) -> bool:
+        def delete(cur: psycopg.Cursor[Any]) -> bool:
+            cur.execute("DELETE FROM products WHERE branch = %s AND product_id = %s",
+                        (branch, product_id))
+            return cur.rowcount == 1
+
+        return bool(self._write(delete))
+
+    # -- operations --------------------------------------------------------
+
+    def create_operation(self, record: OperationRecord) -> None:
+        self._write(lambda cur: cur.execute(
+            f"INSERT INTO operations ({OPERATION_COLUMNS}) VALUES "
+            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", record.as_params()))
+
+    def get_operation(self, name: str) -> OperationRecord | None:
+        rows = self._fetch(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE name = %s", [name])
+        return OperationRecord.from_row(rows[0]) if rows else None
+
+    def list_operations(self, prefix: str, done: bool | None, limit: int,
+                        after: tuple[int, str] | None = None) -> list[OperationRecord]:
+        terms = ["starts_with(name, %s)"]
+        params: list[Any] = [prefix]
+        if done is not None:
+            terms.append("done = %s")
+            params.append(int(done))
+        if after is not None:
+            terms.append("(create_time_us, name) > (%s, %s)")
+            params.extend(after)
+        rows = self._fetch(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE "
+                           f"{' AND '.join(terms)} ORDER BY create_time_us, name LIMIT %s",
+                           [*params, limit])
+        return [OperationRecord.from_row(r) for r in rows]
+
+    def delete_operation(self, name: str) -> bool:
+        def delete(cur: psycopg.Cursor[Any]) -> bool:
+            cur.execute("DELETE FROM operations WHERE name = %s", (name,))
+            return cur.rowcount == 1
+
+        return bool(self._write(delete))
+
+    def request_cancel(self, name: str) -> OperationRecord | None:
+        def mark(cur: psycopg.Cursor[Any]) -> OperationRecord | None:
+            cur.execute("UPDATE operations SET cancel_requested = 1 WHERE name = %s AND done = 0",
+                        (name,))
+            row = cur.execute(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE name = %s",
+                              (name,)).fetchone()
+            return None if row is None else OperationRecord.from_row(row)
+
+        result: OperationRecord | None = self._write(mark)
+        return result
+
+    def claim_operation(self, owner: str, now_us: int, lease_us: int,
+                        can_take: Callable[[str], bool]) -> OperationRecord | None:
+        def claim(cur: psycopg.Cursor[Any]) -> OperationRecord | None:
+            # Holders with a live lease that `can_take` still calls dead (a process
+            # of this host that is gone), then the oldest free operation nobody has
+            # locked: another replica claiming or stepping it right now is skipped.
+            holders = cur.execute(
+                "SELECT DISTINCT lease_owner FROM operations WHERE done = 0 AND "
+                "lease_owner <> %s AND lease_expires_us >= %s", (owner, now_us)).fetchall()
+            dead = [holder for (holder,) in holders if can_take(holder)]
+            row = cur.execute(
+                f"SELECT {OPERATION_COLUMNS} FROM operations WHERE done = 0 AND "
+                "(lease_owner IS NULL OR lease_owner = %s OR COALESCE(lease_expires_us, 0) < %s "
+                "OR lease_owner = ANY(%s)) ORDER BY create_time_us, name LIMIT 1 "
+                "FOR UPDATE SKIP LOCKED", (owner, now_us, dead)).fetchone()
+            if row is None:
+                return None
+            record = OperationRecord.from_row(row)
+            cur.execute("UPDATE operations SET lease_owner = %s, lease_expires_us = %s "
+                        "WHERE name = %s", (owner, now_us + lease_us, record.name))
+            return record
+
+        result: OperationRecord | None = self._write(claim)
+        return result
+
+    def run_step(self, name: str, owner: str, step: Step, lease_until_us: int,
+                 progress: Callable[[StepResult], Progress]) -> StepResult:
+        def apply(cur: psycopg.Cursor[Any]) -> StepResult:
+            # The row lock orders this step against a claim or step of another replica.
+            found = cur.execute("SELECT lease_owner, cancel_requested FROM operations "
+                                "WHERE name = %s FOR UPDATE", (name,)).fetchone()
+            if found is None or found[0] != owner:
+                raise LeaseLost(name)
+            inserted_joined = self._insert(cur, [r for r in step.insert_events if r.joined])
+            inserted = inserted_joined + self._insert(
+                cur, [r for r in step.insert_events if not r.joined])
+            if step.put_products:
+                cur.executemany(_PUT_PRODUCT, step.put_products)
+            if step.update_events:
+                latest = {i: (i, int(j), p, src) for i, j, p, src in step.update_events}
+                ids, joined, payloads, sources = (list(c) for c in zip(*latest.values(),
+                                                                       strict=True))
+                cur.execute("UPDATE user_events AS u SET joined = v.joined, event = v.event, "
+                            "source = v.source FROM unnest(%s::bigint[], %s::smallint[], "
+                            "%s::bytea[], %s::bytea[]) AS v(id, joined, event, source) "
+                            "WHERE u.id = v.id", (ids, joined, payloads, sources))
+            deleted = last_deleted = 0
+            if step.delete_events is not None:
+                where, params = where_clause(step.delete_events, "%s")
+                ids = [i for (i,) in cur.execute(
+                    f"SELECT id FROM user_events WHERE {where} AND id > %s ORDER BY id LIMIT %s",
+                    [*params, step.delete_after_id, step.delete_limit]).fetchall()]
+                if ids:
+                    cur.execute(f"DELETE FROM user_events WHERE {where} AND id > %s AND id <= %s",
+                                [*params, step.delete_after_id, ids[-1]])
+                    deleted, last_deleted = cur.rowcount, ids[-1]
+            result = StepResult(inserted, inserted_joined, deleted, last_deleted, bool(found[1]))
+            done = progress(result)
+            cur.execute("UPDATE operations SET checkpoint = %s, operation = %s, done = %s, "
+                        "lease_expires_us = %s WHERE name = %s",
+                        (done.checkpoint, done.operation, int(done.done), lease_until_us, name))
+            return result
+
+        result: StepResult = self._write(apply)
+        return result
+
+    def release_operation(self, name: str, owner: str) -> None:
+        self._write(lambda cur: cur.execute(
+            "UPDATE operations SET lease_owner = NULL, lease_expires_us = NULL "
+            "WHERE name = %s AND lease_owner = %s", (name, owner)))
+
+    # -- lifecycle ---------------------------------------------------------
+
+    @property
+    def commits(self) -> int:
+        """Write transactions committed so far (one per group-commit batch)."""
+        return self._committer.batches
+
+    def healthy(self) -> bool:
+        """Whether the database answers now: SELECT 1 on a connection of the probe's
+        own, so that a busy pool never reads as an outage."""
+        with self._probe_lock:
+            if self._closed:
+                return False
+            for attempt in (1, 2):  # a connection that died in a restart: once more, fresh
+                try:
+                    if self._probe_conn is None:
+                        self._probe_conn = self._connect(connect_timeout=PROBE_CONNECT_TIMEOUT)
+                    self._probe_conn.execute("SELECT 1")
+                    break
+                except psycopg.Error as exc:
+                    if self._probe_conn is not None:
+                        self._probe_conn.close()
+                        self._probe_conn = None
+                    if attempt == 2:
+                        self._set_reachable(False, exc)
+                        return False
+            self._set_reachable(True)
+            return True
+
+    def flush(self) -> None:
+        self._committer.flush()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._committer.close()
+        with self._probe_lock:
+            self._closed = True
+            if self._probe_conn is not None:
+                self._probe_conn.close()
+        self._pool.close()
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+            self._writer_conn = None
+

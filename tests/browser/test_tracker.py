@@ -1,0 +1,152 @@
+"""A real browser runs /footfall.js: headless Chromium opens a shop page (served
+here on localhost) that loads the tracker and tracks a detail-page-view; the
+event is stored with the browser's user agent, the page's URI and the visitor
+id of the cookie the tracker set."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from footfall.retail.v2 import user_event_pb2
+
+from server.app import Running, start
+from server.config import Settings
+from server.store import EventQuery
+
+from .cdp import DevTools, chromium, find_chromium
+
+CATALOG = "projects/browser-test/locations/global/catalogs/default_catalog"
+COOKIE = "_footfall_vid"
+SKIPPED = ("BROWSER TEST SKIPPED: Debian's chromium is not installed "
+           "(`make test` installs it: apt-get install -y chromium)")
+DEADLINE = 30.0
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<script src="http://127.0.0.1:{gateway}/footfall.js" data-parent="{catalog}"></script>
+</head><body><h1>{title}</h1><a href="/second.html">next</a>
+<script>
+window.tracked = footfall.track({{eventType: "detail-page-view",
+                                  productDetails: [{{product: {{id: "{sku}"}}, quantity: 1}}]}});
+</script></body></html>
+"""
+
+
+@pytest.fixture(scope="module")
+def browser_executable() -> str:
+    found = find_chromium()
+    if found is None:
+        pytest.skip(SKIPPED)
+    return found
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    settings = Settings(port=0, http_port=-1, store=f"sqlite:///{tmp_path}/events.db",
+                        gcs_root=str(tmp_path / "gcs"), grace_seconds=5, workers=4)
+    server = start(settings)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def shop(running: Running) -> Iterator[str]:
+    """A two-page shop on a port of its own; yields its base URL."""
+    pages = {
+        "/tents/2p.html": PAGE.format(title="Tent", gateway=running.http_port,
+                                      catalog=CATALOG, sku="tent-2p"),
+        "/second.html": PAGE.format(title="Stove", gateway=running.http_port,
+                                    catalog=CATALOG, sku="stove-1"),
+    }
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            body = pages.get(self.path.split("?")[0])
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write((body or "not found").encode())
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=site.serve_forever, daemon=True, name="shop")
+    thread.start()
+    yield f"http://127.0.0.1:{site.server_address[1]}"
+    site.shutdown()
+    site.server_close()
+    thread.join(timeout=5)
+
+
+async def tracked(devtools: DevTools, session: str, path: str) -> dict[str, Any]:
+    """Once the page at `path` has tracked its event: whether the pixel loaded, and
+    what the page knows (user agent, its URL, its cookie)."""
+    end = time.monotonic() + DEADLINE
+    ready = f"location.pathname === {path!r} && window.tracked !== undefined"
+    while not await devtools.evaluate(session, ready):
+        assert time.monotonic() < end, f"{path} did not track within {DEADLINE}s"
+        await asyncio.sleep(0.05)
+    return {
+        "sent": await devtools.evaluate(session, "window.tracked"),
+        "user_agent": await devtools.evaluate(session, "navigator.userAgent"),
+        "href": await devtools.evaluate(session, "location.href"),
+        "cookie": await devtools.evaluate(session, "document.cookie"),
+    }
+
+
+async def browse(devtools_url: str, first_page: str) -> list[dict[str, Any]]:
+    """Open the first page, then follow its link to the second."""
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await devtools.open_page(first_page)
+        first = await tracked(devtools, session, "/tents/2p.html")
+        await devtools.evaluate(session, "document.querySelector('a').click()")
+        second = await tracked(devtools, session, "/second.html")
+        return [first, second]
+
+
+def stored(running: Running) -> list[user_event_pb2.UserEvent]:
+    rows = running.store.list_user_events(EventQuery(CATALOG), 100, 0)
+    return [user_event_pb2.UserEvent.FromString(payload) for _, payload in rows]
+
+
+def visitor_cookie(cookies: str) -> str:
+    values = [c.split("=", 1)[1] for c in cookies.split("; ") if c.startswith(f"{COOKIE}=")]
+    assert len(values) == 1, cookies
+    return values[0]
+
+
+def test_tracker_in_chromium_stores_the_page_view(browser_executable: str, running: Running,
+                                                  shop: str, tmp_path: Path) -> None:
+    started = time.time()
+    first_page = f"{shop}/tents/2p.html?colour=green"
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        first, second = asyncio.run(asyncio.wait_for(browse(devtools_url, first_page),
+                                                     DEADLINE * 2))
+    assert first["sent"] is True and second["sent"] is True
+    visitor = visitor_cookie(first["cookie"])
+    assert visitor_cookie(second["cookie"]) == visitor  # the cookie outlives the page
+
+    viewed, next_viewed = stored(running)
+    assert viewed.event_type == "detail-page-view"
+    assert viewed.visitor_id == visitor
+    assert viewed.user_info.user_agent == first["user_agent"]
+    assert "HeadlessChrome" in first["user_agent"] or "Chrome" in first["user_agent"]
+    assert viewed.user_info.ip_address == "127.0.0.1"
+    assert viewed.uri == first["href"] == first_page
+    assert [p.product.id for p in viewed.product_details] == ["tent-2p"]
+    assert abs(viewed.event_time.seconds - started) < 120  # from the page's clock
+    assert viewed.page_view_id
+
+    assert next_viewed.visitor_id == visitor
+    assert next_viewed.uri == second["href"] == f"{shop}/second.html"
+    assert next_viewed.referrer_uri == first_page  # document.referrer
+    assert next_viewed.page_view_id and next_viewed.page_view_id != viewed.page_view_id
+    assert [p.product.id for p in next_viewed.product_details] == ["stove-1"]

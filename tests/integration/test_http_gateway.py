@@ -1,0 +1,365 @@
+"""The HTTP/JSON gateway in-process: REST calls, Google's JSON errors, the pixel,
+CORS and /footfall.js. The same servicers answer as over gRPC."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import dataclasses
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from footfall.retail.v2 import user_event_pb2
+from google.protobuf import json_format
+
+from server.app import Running, start
+from server.clock import FixedClock
+from server.config import Settings, add_serve_arguments, settings_from_args
+from server.retail.collect import PIXEL_GIF
+from server.store import EventQuery
+
+from .http_client import Reply, call, query_value
+
+CATALOG = "projects/p/locations/global/catalogs/default_catalog"
+BRANCH = f"{CATALOG}/branches/0"
+TENANT = "projects/p/tenants/t"
+NOW = "2024-05-01T12:00:00Z"  # conftest's clock
+
+
+def serve(settings: Settings, clock: FixedClock, **changes: Any) -> Iterator[Running]:
+    running = start(dataclasses.replace(settings, http_port=-1, **changes), clock)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def gateway(settings: Settings, clock: FixedClock) -> Iterator[Running]:
+    yield from serve(settings, clock)
+
+
+def stored(running: Running, catalog: str = CATALOG) -> list[user_event_pb2.UserEvent]:
+    rows = running.store.list_user_events(EventQuery(catalog), 100, 0)
+    return [user_event_pb2.UserEvent.FromString(payload) for _, payload in rows]
+
+
+def collect_path(event: dict[str, Any], catalog: str = CATALOG, extra: str = "") -> str:
+    return f"/v2/{catalog}/userEvents:collect?user_event={query_value(event)}{extra}"
+
+
+def post(running: Running, path: str, body: Any = None, **headers: str) -> Reply:
+    return call(running.http_port, "POST", path, body, headers)
+
+
+def get(running: Running, path: str, **headers: str) -> Reply:
+    return call(running.http_port, "GET", path, None, headers)
+
+
+def wait_done(running: Running, name: str, deadline: float = 10.0) -> dict[str, Any]:
+    """The operation `name` (read over HTTP) once done; fails after `deadline` s."""
+    end = time.monotonic() + deadline
+    while not (operation := get(running, f"/v2/{name}").json()).get("done"):
+        assert time.monotonic() < end, f"{name} not done in {deadline}s"
+        time.sleep(0.01)
+    return operation
+
+
+# -- REST calls ---------------------------------------------------------------
+
+
+def test_write_answers_the_stored_event_in_proto3_json(gateway: Running) -> None:
+    reply = post(gateway, f"/v2/{CATALOG}/userEvents:write",
+                 {"eventType": "home-page-view", "visitor_id": "v1",
+                  "userInfo": {"userId": "u1"}})
+    assert reply.status == 200, reply.body
+    assert reply.headers["Content-Type"].startswith("application/json")
+    assert reply.json() == {"eventType": "home-page-view", "visitorId": "v1",
+                            "userInfo": {"userId": "u1"}, "eventTime": NOW}
+    assert [e.visitor_id for e in stored(gateway)] == ["v1"]
+
+
+def test_write_async_comes_from_the_query(gateway: Running) -> None:
+    reply = post(gateway, f"/v2/{CATALOG}/userEvents:write?writeAsync=true",
+                 {"eventType": "home-page-view", "visitorId": "v1"})
+    assert reply.status == 200, reply.body
+    gateway.store.flush()
+    assert len(stored(gateway)) == 1
+
+
+def test_unknown_body_field_is_invalid_argument_not_dropped(gateway: Running) -> None:
+    reply = post(gateway, f"/v2/{CATALOG}/userEvents:write",
+                 {"eventType": "home-page-view", "visitorId": "v1", "visitorIdd": "x"})
+    assert reply.status == 400
+    assert reply.error()["status"] == "INVALID_ARGUMENT"
+    assert "visitorIdd" in reply.violations()["user_event"]
+    assert stored(gateway) == []
+
+
+def test_unknown_query_parameter_and_bad_json_are_invalid_argument(gateway: Running) -> None:
+    reply = post(gateway, f"/v2/{CATALOG}/userEvents:write?visitor=1", b"{not json")
+    assert reply.status == 400
+    assert set(reply.violations()) == {"user_event", "visitor"}
+
+
+def test_validation_errors_carry_every_violation(gateway: Running) -> None:
+    reply = post(gateway, "/v2/projects/p/locations/global/catalogs/c/userEvents:write",
+                 {"eventType": "purchase-complete", "visitorId": "v" * 200})
+    error = reply.error()
+    assert (reply.status, error["status"]) == (400, "INVALID_ARGUMENT")
+    assert {"user_event.visitor_id", "user_event.product_details",
+            "user_event.purchase_transaction"} <= set(reply.violations())
+    assert "user_event.visitor_id: must be at most 128 characters" in error["message"]
+
+
+def test_not_found_already_exists_unimplemented_map_to_http(gateway: Running) -> None:
+    missing = get(gateway, f"/v2/{BRANCH}/products/nope")
+    assert (missing.status, missing.error()["status"]) == (404, "NOT_FOUND")
+    assert missing.error()["details"][0] == {
+        "@type": "type.googleapis.com/google.rpc.ResourceInfo",
+        "resourceType": "google.cloud.retail.v2.Product",
+        "resourceName": f"{BRANCH}/products/nope"}
+    event = {"eventId": "e1", "createTime": NOW,
+             "jobEvent": {"type": "VIEW", "jobs": [f"{TENANT}/jobs/j1"]}}
+    assert post(gateway, f"/v4/{TENANT}/clientEvents", event).status == 200
+    taken = post(gateway, f"/v4/{TENANT}/clientEvents",
+                 {**event, "createTime": "2024-05-02T00:00:00Z"})
+    assert (taken.status, taken.error()["status"]) == (409, "ALREADY_EXISTS")
+    purge = post(gateway, f"/v2/{BRANCH}/products:purge", {"filter": "*"})
+    assert (purge.status, purge.error()["status"]) == (501, "UNIMPLEMENTED")
+
+
+def test_enum_encoding_int_is_honoured(gateway: Running) -> None:
+    event = {"eventId": "e1", "createTime": NOW,
+             "jobEvent": {"type": 2, "jobs": [f"{TENANT}/jobs/j1"]}}  # VIEW, by number
+    by_name = post(gateway, f"/v4/{TENANT}/clientEvents", event)
+    assert by_name.json()["jobEvent"]["type"] == "VIEW"
+    as_int = post(gateway, f"/v4/{TENANT}/clientEvents?$alt=json;enum-encoding=int", event)
+    assert as_int.json()["jobEvent"]["type"] == 2
+    bad = post(gateway, f"/v4/{TENANT}/clientEvents?alt=proto", event)
+    assert set(bad.violations()) == {"alt"}
+
+
+def test_products_crud_with_path_query_and_field_mask(gateway: Running) -> None:
+    created = post(gateway, f"/v2/{BRANCH}/products?product_id=sku-1",
+                   {"title": "Tent", "categories": ["Outdoor"]})
+    assert created.status == 200, created.body
+    name = created.json()["name"]
+    assert name == f"{BRANCH}/products/sku-1"
+    patched = call(gateway.http_port, "PATCH", f"/v2/{name}?updateMask=title",
+                   {"title": "Tent 2", "categories": ["ignored"]})
+    assert (patched.json()["title"], patched.json()["categories"]) == ("Tent 2", ["Outdoor"])
+    listed = get(gateway, f"/v2/{BRANCH}/products?pageSize=5&readMask=id,"
+                          "title")
+    assert listed.json() == {"products": [{"name": name, "id": "sku-1", "title": "Tent 2"}]}
+    assert call(gateway.http_port, "DELETE", f"/v2/{name}").json() == {}
+    assert get(gateway, f"/v2/{name}").status == 404
+
+
+def test_import_then_operation_by_get_list_and_wait(gateway: Running) -> None:
+    events = [{"eventType": "home-page-view", "visitorId": f"v{i}", "eventTime": NOW}
+              for i in range(3)]
+    started = post(gateway, f"/v2/{CATALOG}/userEvents:import",
+                   {"inputConfig": {"userEventInlineSource": {"userEvents": events}}})
+    assert started.status == 200, started.body
+    name = started.json()["name"]
+    assert name.startswith(f"{CATALOG}/operations/import-user-events-")
+    assert started.json()["metadata"]["@type"] == \
+        "type.googleapis.com/google.cloud.retail.v2.ImportMetadata"
+    operation = wait_done(gateway, name)
+    assert operation["response"]["@type"] == \
+        "type.googleapis.com/google.cloud.retail.v2.ImportUserEventsResponse"
+    listed = get(gateway, f"/v2/{CATALOG}/operations?filter=done%3Dtrue").json()
+    assert [o["name"] for o in listed["operations"]] == [name]
+    assert len(stored(gateway)) == 3
+    # Cancel and Delete: a Footfall extension under the same names.
+    assert post(gateway, f"/v2/{name}:cancel", {}).json() == {}
+    assert call(gateway.http_port, "DELETE", f"/v2/{name}").status == 200
+    assert get(gateway, f"/v2/{name}").status == 404
+
+
+def test_unknown_path_is_a_json_404(gateway: Running) -> None:
+    reply = get(gateway, "/v2/nothing/here")
+    assert (reply.status, reply.error()["status"]) == (404, "NOT_FOUND")
+    wrong_method = get(gateway, f"/v2/{CATALOG}/userEvents:write")
+    assert wrong_method.status == 404
+    assert "this path answers POST" in wrong_method.error()["message"]
+
+
+def test_body_on_a_route_without_one_is_refused(gateway: Running) -> None:
+    reply = call(gateway.http_port, "GET", f"/v2/{BRANCH}/products/x", b'{"a": 1}')
+    assert set(reply.violations()) == {"body"}
+
+
+# -- the pixel ------------------------------------------------------------------
+
+
+def test_pixel_answers_a_gif_and_fills_the_event_from_the_request(gateway: Running) -> None:
+    reply = get(gateway, collect_path({"eventType": "home-page-view", "visitorId": "v1"}),
+                **{"User-Agent": "Mozilla/5.0 (pixel test)",
+                   "Referer": "https://shop.example/home"})
+    assert reply.status == 200
+    assert reply.headers["Content-Type"] == "image/gif"
+    assert reply.headers["Cache-Control"] == "no-store"
+    assert "X-Footfall-Error" not in reply.headers
+    assert reply.body == PIXEL_GIF
+    [event] = stored(gateway)
+    assert event.user_info.user_agent == "Mozilla/5.0 (pixel test)"
+    assert event.user_info.ip_address == "127.0.0.1"
+    assert event.uri == "https://shop.example/home"  # the page the pixel is on
+    assert event.referrer_uri == ""
+
+
+def test_pixel_keeps_what_the_event_says(gateway: Running) -> None:
+    event = {"eventType": "home-page-view", "visitorId": "v1", "uri": "https://a/b",
+             "userInfo": {"userAgent": "app/1.0", "ipAddress": "2001:db8::1"}}
+    get(gateway, collect_path(event), **{"User-Agent": "other", "Referer": "https://c/d"})
+    [stored_event] = stored(gateway)
+    assert (stored_event.uri, stored_event.user_info.user_agent,
+            stored_event.user_info.ip_address) == ("https://a/b", "app/1.0", "2001:db8::1")
+
+
+def test_refused_pixel_is_still_a_gif_with_the_reason_in_a_header(
+        gateway: Running, caplog: pytest.LogCaptureFixture) -> None:
+    reply = get(gateway, collect_path({"eventType": "home-page-view"}))
+    assert "pixel from 127.0.0.1 refused: INVALID_ARGUMENT" in caplog.text
+    assert (reply.status, reply.headers["Content-Type"], reply.body) == \
+        (200, "image/gif", PIXEL_GIF)
+    assert reply.headers["X-Footfall-Error"] == \
+        "INVALID_ARGUMENT: user_event.visitor_id: is required"
+    unknown = get(gateway, collect_path({"eventType": "home-page-view", "visitorId": "v"},
+                                        extra="&nonsense=1"))
+    assert unknown.body == PIXEL_GIF
+    assert "nonsense" in unknown.headers["X-Footfall-Error"]
+    assert stored(gateway) == []
+
+
+def test_api_clients_asking_for_json_get_json(gateway: Running) -> None:
+    path = collect_path({"eventType": "home-page-view", "visitorId": "v1"},
+                        extra="&$alt=json;enum-encoding=int")
+    body = get(gateway, path).json()
+    assert body == {"contentType": "image/gif",
+                    "data": base64.b64encode(PIXEL_GIF).decode()}
+    refused = get(gateway, collect_path({"eventType": "x"}, extra="&$alt=json"))
+    assert refused.status == 400
+    assert set(refused.violations()) == {"user_event.visitor_id"}
+
+
+def test_collect_by_post_with_the_whole_request_as_body(gateway: Running) -> None:
+    reply = post(gateway, f"/v2/{CATALOG}/userEvents:collect",
+                 {"userEvent": json.dumps({"eventType": "home-page-view", "visitorId": "v1"}),
+                  "uri": "https://shop/x", "ets": "1714564800000"})
+    assert (reply.status, reply.body) == (200, PIXEL_GIF)
+    [event] = stored(gateway)
+    assert (event.uri, event.event_time.seconds) == ("https://shop/x", 1714564800)
+    in_query = post(gateway, f"/v2/{CATALOG}/userEvents:collect?uri=x", {"userEvent": "{}"})
+    assert set(in_query.violations()) == {"uri"}
+
+
+def test_forwarded_for_is_used_only_when_trusted(settings: Settings, clock: FixedClock) -> None:
+    headers = {"X-Forwarded-For": "203.0.113.9, 10.0.0.1"}
+    for trusted, expected in ((False, "127.0.0.1"), (True, "203.0.113.9")):
+        for running in serve(settings, clock, trust_forwarded_for=trusted,
+                             store=f"{settings.store}-{trusted}"):
+            get(running, collect_path({"eventType": "home-page-view", "visitorId": "v"}),
+                **headers)
+            assert stored(running)[0].user_info.ip_address == expected
+
+
+# -- CORS and the tracker ---------------------------------------------------------
+
+
+def test_cors_preflight_and_headers(gateway: Running) -> None:
+    path = f"/v2/{CATALOG}/userEvents:write"
+    preflight = call(gateway.http_port, "OPTIONS", path, headers={
+        "Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    assert preflight.headers["Access-Control-Allow-Headers"] == "content-type"
+    reply = post(gateway, path, {"eventType": "home-page-view", "visitorId": "v"},
+                 Origin="https://shop.example")
+    assert reply.headers["Access-Control-Allow-Origin"] == "*"
+    assert call(gateway.http_port, "OPTIONS", "/v2/nowhere").status == 404
+
+
+def test_cors_origins_can_be_listed(settings: Settings, clock: FixedClock) -> None:
+    for running in serve(settings, clock, cors_origins=("https://shop.example",)):
+        path = f"/v2/{CATALOG}/userEvents:write"
+        body = {"eventType": "home-page-view", "visitorId": "v"}
+        allowed = post(running, path, body, Origin="https://shop.example")
+        assert allowed.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+        assert allowed.headers["Vary"] == "Origin"
+        other = post(running, path, body, Origin="https://evil.example")
+        assert "Access-Control-Allow-Origin" not in other.headers
+
+
+def test_tracker_script_is_served(gateway: Running) -> None:
+    reply = get(gateway, "/footfall.js")
+    assert reply.status == 200
+    assert reply.headers["Content-Type"].startswith("application/javascript")
+    script = reply.body.decode()
+    assert "window.footfall" in script and "userEvents:collect" in script
+
+
+def test_same_servicer_answers_grpc_and_http(gateway: Running) -> None:
+    """A REST write is visible through gRPC's store and vice versa: one implementation."""
+    import grpc
+    from footfall.retail.v2 import user_event_service_pb2, user_event_service_pb2_grpc
+
+    post(gateway, f"/v2/{CATALOG}/userEvents:write",
+         {"eventType": "home-page-view", "visitorId": "rest"})
+    with grpc.insecure_channel(f"127.0.0.1:{gateway.port}") as channel:
+        stub = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+        request = user_event_service_pb2.WriteUserEventRequest(parent=CATALOG)
+        json_format.ParseDict({"eventType": "home-page-view", "visitorId": "grpc"},
+                              request.user_event)
+        stub.WriteUserEvent(request, timeout=10)
+    assert [e.visitor_id for e in stored(gateway)] == ["rest", "grpc"]
+
+
+# -- flags ----------------------------------------------------------------------------
+
+
+def parse_serve(argv: list[str], env: dict[str, str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser, env or {})
+    return settings_from_args(parser.parse_args(argv))
+
+
+def test_http_flags_and_variables() -> None:
+    default = parse_serve([])
+    assert (default.http_port, default.cors_origins, default.trust_forwarded_for) == \
+        (8080, ("*",), False)
+    assert parse_serve(["--http-port", "-1"]).http_port == -1  # any free port
+    assert parse_serve([], {"FOOTFALL_HTTP_PORT": "0"}).http_port == 0  # off
+    listed = parse_serve(["--cors-origins", "https://a.example, https://b.example",
+                          "--trust-forwarded-for"])
+    assert listed.cors_origins == ("https://a.example", "https://b.example")
+    assert listed.trust_forwarded_for is True
+    assert parse_serve([], {"FOOTFALL_CORS_ORIGINS": ""}).cors_origins == ()
+    with pytest.raises(SystemExit):
+        parse_serve(["--http-port", "70000"])
+
+
+def test_a_taken_http_port_fails_the_start_and_releases_everything(
+        gateway: Running, settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+    taken = dataclasses.replace(settings, http_port=gateway.http_port,
+                                store=f"sqlite:///{tmp_path}/other.db")
+    with pytest.raises(OSError, match="cannot listen for HTTP"):
+        start(taken, clock)
+
+
+def test_a_long_pixel_url_is_accepted(gateway: Running) -> None:
+    event = {"eventType": "search", "visitorId": "v", "searchQuery": "tent " * 900,
+             "pageCategories": [f"Outdoor > Tents > {i}" for i in range(300)]}
+    path = collect_path(event)
+    assert len(path) > 16_000  # twice what aiohttp takes by default
+    reply = get(gateway, path)
+    assert "X-Footfall-Error" not in reply.headers, reply.headers["X-Footfall-Error"]
+    assert len(stored(gateway)[0].page_categories) == 300

@@ -1,0 +1,163 @@
+"""Transcoding rules on their own (no server): path templates, query parameters,
+bodies, and what is refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from google.api import http_pb2
+
+import server.app  # noqa: F401  (registers the served contracts in the default pool)
+from server.errors import InvalidArgument
+from server.http import transcode
+from server.http.routes import Route, Router, derive_routes
+from server.http.templates import PathTemplate, TemplateError
+
+USER_EVENTS = "google.cloud.retail.v2.UserEventService"
+
+
+class AnyServicer:
+    def __getattr__(self, name: str) -> Callable[[object, object], None]:
+        return lambda request, context: None
+
+
+def made_up_route(rpc: str, verb: str, path: str, body: str = "") -> Route:
+    """A route for `rpc` from a rule made up here (tests only)."""
+    rule = http_pb2.HttpRule(selector=f"{USER_EVENTS}.{rpc}", body=body, **{verb: path})
+    router = Router(derive_routes({USER_EVENTS: AnyServicer()}, [rule]))
+    found = router.match(verb.upper(), PathTemplate.parse(path).example())
+    assert found is not None
+    return found[0]
+
+
+WRITE_BY_QUERY = made_up_route("WriteUserEvent", "get", "/test/{parent=**}:write")
+REJOIN_BY_QUERY = made_up_route("RejoinUserEvents", "get", "/test/{parent=**}:rejoin")
+IMPORT_WHOLE_BODY = made_up_route("ImportUserEvents", "post", "/test/{parent=**}:import", "*")
+
+
+def build(route: Route, query: list[tuple[str, str]], body: bytes = b"",
+          path: dict[str, str] | None = None) -> object:
+    return transcode.build_request(route, path or {"parent": "p"}, query, body)
+
+
+def violations(route: Route, query: list[tuple[str, str]], body: bytes = b"") -> dict[str, str]:
+    with pytest.raises(InvalidArgument) as raised:
+        build(route, query, body)
+    return {v.field: v.description for v in raised.value.violations}
+
+
+# -- templates -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("template", "path", "expected"), [
+    ("/v2/{parent=projects/*/catalogs/*}/userEvents:write",
+     "/v2/projects/p/catalogs/c/userEvents:write", {"parent": "projects/p/catalogs/c"}),
+    ("/v2/{parent=projects/*/catalogs/*}/userEvents:write",
+     "/v2/projects/p/catalogs/c/userEvents:purge", None),
+    ("/v2/{name=projects/*/products/**}", "/v2/projects/p/products/a/b/c",
+     {"name": "projects/p/products/a/b/c"}),
+    ("/v2/{name=projects/*/products/**}:set", "/v2/projects/p/products/a%2Fb:set",
+     {"name": "projects/p/products/a%2Fb"}),  # multi-segment: %2F stays
+    ("/v1/{id}", "/v1/a%2Fb%20c", {"id": "a/b c"}),  # one segment: all decoded
+    ("/v1/{id}", "/v1/a/b", None),
+    ("/v1/{product.name=items/*}/x", "/v1/items/%C3%BC/x", {"product.name": "items/ü"}),
+])
+def test_templates_match_and_decode(template: str, path: str,
+                                    expected: dict[str, str] | None) -> None:
+    assert PathTemplate.parse(template).match(path) == expected
+
+
+@pytest.mark.parametrize("template", ["v1/x", "/v1/{a", "/v1/a}", "/v1/{a b}", "/v1/x:y:z",
+                                      "/v1//x", "/v1/x*y"])
+def test_templates_outside_the_grammar_are_refused(template: str) -> None:
+    with pytest.raises(TemplateError):
+        PathTemplate.parse(template)
+
+
+# -- query parameters ----------------------------------------------------------------
+
+
+def test_query_takes_camel_and_snake_case_nested_and_repeated() -> None:
+    request = build(WRITE_BY_QUERY, [
+        ("userEvent.eventType", "search"), ("user_event.visitor_id", "v1"),
+        ("userEvent.userInfo.userId", "u1"), ("user_event.page_categories", "a"),
+        ("userEvent.pageCategories", "b"), ("writeAsync", "true"),
+        ("userEvent.eventTime", "2024-05-01T12:00:00Z"), ("$alt", "json"), ("key", "k"),
+    ])
+    event = request.user_event  # type: ignore[attr-defined]
+    assert (event.event_type, event.visitor_id, event.user_info.user_id) == \
+        ("search", "v1", "u1")
+    assert list(event.page_categories) == ["a", "b"]
+    assert request.write_async is True  # type: ignore[attr-defined]
+    assert event.event_time.seconds == 1714564800
+    assert request.parent == "p"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("value", ["JOINED_EVENTS", "1"])
+def test_query_takes_enums_by_name_or_number(value: str) -> None:
+    request = build(REJOIN_BY_QUERY, [("userEventRejoinScope", value)])
+    assert request.user_event_rejoin_scope == 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("query", "field", "why"), [
+    ([("nope", "1")], "nope", "unknown query parameter"),
+    ([("userEvent.nope", "1")], "userEvent.nope", "has no field 'nope'"),
+    ([("userEvent", "x")], "userEvent", "is a message"),
+    ([("userEvent.productDetails.quantity", "1")], "userEvent.productDetails.quantity",
+     "is repeated"),
+    ([("userEvent.attributes", "x")], "userEvent.attributes", "is a message"),
+    ([("writeAsync", "maybe")], "writeAsync", "cannot take 'maybe'"),
+    ([("userEvent.eventType", "a"), ("user_event.event_type", "b")], "userEvent.eventType",
+     "given 2 times"),
+    ([("parent", "q")], "parent", "bound by the URL path"),
+    ([("userEvent.eventTime", "yesterday")], "userEvent.eventTime", "cannot take"),
+])
+def test_bad_query_parameters_are_invalid_argument(query: list[tuple[str, str]], field: str,
+                                                   why: str) -> None:
+    found = violations(WRITE_BY_QUERY, query)
+    assert why in found[field], found
+
+
+def test_every_bad_parameter_is_reported_together() -> None:
+    found = violations(REJOIN_BY_QUERY, [("userEventRejoinScope", "SOMETIMES"), ("x", "1")])
+    assert set(found) == {"userEventRejoinScope", "x"}
+
+
+# -- bodies ----------------------------------------------------------------------------
+
+
+def test_whole_body_request_in_either_naming() -> None:
+    body = (b'{"inputConfig": {"user_event_inline_source": {"userEvents": '
+            b'[{"eventType": "home-page-view", "visitorId": "v"}]}}}')
+    request = build(IMPORT_WHOLE_BODY, [("$alt", "json;enum-encoding=int")], body)
+    events = request.input_config.user_event_inline_source.user_events  # type: ignore[attr-defined]
+    assert [e.visitor_id for e in events] == ["v"]
+
+
+@pytest.mark.parametrize(("body", "query", "fields"), [
+    (b'{"inputConfig": {}, "nope": 1}', [], {"nope"}),
+    (b'{"inputConfig": {"nope": 1}}', [], {"input_config"}),
+    (b'{"inputConfig": {}, "input_config": {}}', [], {"input_config"}),
+    (b"[1, 2]", [], {"body"}),
+    (b"{oops", [], {"body"}),
+    (b"{}", [("errorsConfig.gcsPrefix", "gs://x")], {"errorsConfig.gcsPrefix"}),
+])
+def test_bad_bodies_are_invalid_argument(body: bytes, query: list[tuple[str, str]],
+                                         fields: set[str]) -> None:
+    assert set(violations(IMPORT_WHOLE_BODY, query, body)) == fields
+
+
+def test_path_values_win_over_the_body() -> None:
+    request = build(IMPORT_WHOLE_BODY, [], b'{"parent": "from-body"}', {"parent": "from-path"})
+    assert request.parent == "from-path"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ({}, transcode.Output(False, True, False)),
+    ({"$alt": "json;enum-encoding=int"}, transcode.Output(True, True, True)),
+    ({"alt": "json", "prettyPrint": "false"}, transcode.Output(False, False, True)),
+])
+def test_output_follows_the_system_parameters(query: dict[str, str],
+                                              expected: transcode.Output) -> None:
+    assert transcode.output_of(query) == expected

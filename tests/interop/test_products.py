@@ -1,0 +1,411 @@
+"""ProductService through the official clients (sync and async): the catalog that
+events join with. CRUD with Google's status codes, paging, update masks, and
+ImportProducts as a long-running operation (inline and gs:// files).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from google.api_core import exceptions
+from google.cloud import retail_v2
+from google.protobuf import field_mask_pb2
+from google.rpc import code_pb2
+
+from .support import (
+    RPC_DEADLINE,
+    ServerProcess,
+    assert_names_fields,
+    finish,
+    finish_async,
+    gcs_path,
+    product_async_client,
+    put_gcs,
+)
+
+Product = retail_v2.Product
+Mode = retail_v2.ImportProductsRequest.ReconciliationMode
+
+
+def tent(**changes: Any) -> Product:
+    """A valid PRIMARY product; `changes` replace fields."""
+    fields: dict[str, Any] = {
+        "title": "Trail Tent 2P", "categories": ["Camping > Tents"], "brands": ["Northpeak"],
+        "description": "A two-person backpacking tent.",
+        "price_info": {"currency_code": "USD", "price": 299.0, "original_price": 349.0},
+        "uri": "https://shop.example.com/p/TENT-2P",
+        "availability": Product.Availability.IN_STOCK,
+    }
+    fields.update(changes)
+    return Product(**fields)
+
+
+def create(products: retail_v2.ProductServiceClient, branch: str, product_id: str,
+           product: Product | None = None) -> Product:
+    return products.create_product(parent=branch, product=product or tent(),
+                                   product_id=product_id, timeout=RPC_DEADLINE)
+
+
+def get(products: retail_v2.ProductServiceClient, branch: str, product_id: str) -> Product:
+    return products.get_product(name=f"{branch}/products/{product_id}", timeout=RPC_DEADLINE)
+
+
+def inline_products(branch: str, *items: dict[str, Any], **request: Any) -> dict[str, Any]:
+    return {"parent": branch,
+            "input_config": {"product_inline_source": {"products": list(items)}}, **request}
+
+
+# -- CRUD --------------------------------------------------------------------------
+
+
+def test_create_answers_the_stored_product_and_get_reads_it_back(
+        products: retail_v2.ProductServiceClient, branch: str, catalog: str) -> None:
+    created = create(products, branch, "TENT-2P")
+    assert created.name == f"{catalog}/branches/0/products/TENT-2P"
+    assert created.id == "TENT-2P"
+    assert created.type_ == Product.Type.PRIMARY
+    assert created.primary_product_id == "TENT-2P"
+    assert (created.title, created.price_info.price) == ("Trail Tent 2P", 299.0)
+
+    assert get(products, branch, "TENT-2P") == created
+    assert products.get_product(name=created.name, timeout=RPC_DEADLINE) == created
+
+
+def test_create_twice_is_already_exists(products: retail_v2.ProductServiceClient,
+                                        branch: str) -> None:
+    create(products, branch, "DUP-1")
+    with pytest.raises(exceptions.AlreadyExists) as refused:
+        create(products, branch, "DUP-1", tent(title="Another"))
+    assert "DUP-1" in refused.value.message
+    assert get(products, branch, "DUP-1").title == "Trail Tent 2P"
+
+
+@pytest.mark.parametrize("kwargs,fields", [
+    ({"product": Product(brands=["x" * 1001])},
+     ["product.title", "product.categories", "product.brands[0]"]),
+    ({"product": tent(price_info={"currency_code": "usd", "price": 1.0})},
+     ["product.price_info.currency_code"]),
+    ({"product_id": "p" * 129}, ["product_id"]),
+    ({"product_id": ""}, ["product_id"]),
+    ({"parent": "projects/p/catalogs/c"}, ["parent"]),
+    ({"product": tent(type_=Product.Type.VARIANT)}, ["product.primary_product_id"]),
+])
+def test_create_refuses_a_bad_product_naming_every_field(
+        products: retail_v2.ProductServiceClient, branch: str, kwargs: dict[str, Any],
+        fields: list[str]) -> None:
+    request: dict[str, Any] = {"parent": branch, "product": tent(), "product_id": "BAD-1",
+                               **kwargs}
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        products.create_product(request=request, timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, fields)
+    if request["product_id"] == "BAD-1" and request["parent"] == branch:
+        with pytest.raises(exceptions.NotFound):
+            get(products, branch, "BAD-1")
+
+
+@pytest.mark.parametrize("call", ["get", "delete", "update"])
+def test_a_missing_product_is_not_found(products: retail_v2.ProductServiceClient, branch: str,
+                                        call: str) -> None:
+    name = f"{branch}/products/NOPE"
+    with pytest.raises(exceptions.NotFound) as missing:
+        if call == "get":
+            products.get_product(name=name, timeout=RPC_DEADLINE)
+        elif call == "delete":
+            products.delete_product(name=name, timeout=RPC_DEADLINE)
+        else:
+            products.update_product(product=tent(name=name), timeout=RPC_DEADLINE)
+    assert "NOPE" in missing.value.message
+
+
+@pytest.mark.parametrize("name", ["projects/p/locations/global/catalogs/c/products/x",
+                                  "NOPE", "projects/p/locations/global/catalogs/c/branches/9/"
+                                          "products/x"])
+def test_a_malformed_product_name_is_invalid_argument(products: retail_v2.ProductServiceClient,
+                                                      name: str) -> None:
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        products.get_product(name=name, timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, ["name"])
+
+
+def test_list_pages_through_every_product_in_id_order(
+        products: retail_v2.ProductServiceClient, branch: str) -> None:
+    ids = [f"SKU-{i:02d}" for i in (4, 0, 3, 1, 2)]
+    for product_id in ids:
+        create(products, branch, product_id)
+
+    pager = products.list_products(request={"parent": branch, "page_size": 2},
+                                   timeout=RPC_DEADLINE)
+    pages = list(pager.pages)
+    assert [len(page.products) for page in pages] == [2, 2, 1]
+    assert not pages[-1].next_page_token
+    listed = [p for page in pages for p in page.products]
+    assert [p.id for p in listed] == sorted(ids)
+    # Google's default read mask: name, id, title, uri, images, price_info, brands.
+    first = listed[0]
+    assert (first.title, first.brands, first.price_info.price) == ("Trail Tent 2P",
+                                                                   ["Northpeak"], 299.0)
+    assert not first.categories and not first.description
+
+    everything = products.list_products(request={"parent": branch, "read_mask": {"paths": ["*"]}},
+                                        timeout=RPC_DEADLINE)
+    assert [p.categories for p in everything] == [["Camping > Tents"]] * 5
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        products.list_products(request={"parent": branch, "page_size": 2,
+                                        "page_token": "bogus"}, timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, ["page_token"])
+
+
+def test_list_filters_variants_of_a_primary(products: retail_v2.ProductServiceClient,
+                                            branch: str) -> None:
+    create(products, branch, "JACKET")
+    for size in ("S", "M"):
+        create(products, branch, f"JACKET-{size}",
+               tent(type_=Product.Type.VARIANT, primary_product_id="JACKET", sizes=[size],
+                    categories=[]))
+    variants = products.list_products(request={"parent": branch,
+                                               "filter": 'primary_product_id = "JACKET"'},
+                                      timeout=RPC_DEADLINE)
+    assert [p.id for p in variants] == ["JACKET-M", "JACKET-S"]
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        products.list_products(request={"parent": branch, "filter": "title = 'x'"},
+                               timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, ["filter"])
+
+
+def test_update_with_a_mask_changes_only_the_masked_fields(
+        products: retail_v2.ProductServiceClient, branch: str) -> None:
+    created = create(products, branch, "TENT-3P", tent(title="Trail Tent 3P"))
+    patch = Product(name=created.name, title="Trail Tent 3P (2025)", description="changed?",
+                    price_info={"currency_code": "USD", "price": 279.0})
+    updated = products.update_product(product=patch,
+                                      update_mask=field_mask_pb2.FieldMask(
+                                          paths=["title", "price_info"]),
+                                      timeout=RPC_DEADLINE)
+    assert updated.title == "Trail Tent 3P (2025)"
+    assert updated.price_info.price == 279.0
+    assert updated.description == created.description  # not in the mask
+    assert updated.categories == created.categories
+    assert get(products, branch, "TENT-3P") == updated
+
+
+def test_update_without_a_mask_replaces_every_updatable_field(
+        products: retail_v2.ProductServiceClient, branch: str) -> None:
+    created = create(products, branch, "STOVE")
+    replaced = products.update_product(
+        product=Product(name=created.name, title="Canister Stove", categories=["Cooking"]),
+        timeout=RPC_DEADLINE)
+    assert (replaced.title, replaced.categories) == ("Canister Stove", ["Cooking"])
+    assert not replaced.description and not replaced.brands
+    assert replaced.id == "STOVE" and replaced.type_ == Product.Type.PRIMARY
+
+
+def test_update_with_allow_missing_creates_the_product(
+        products: retail_v2.ProductServiceClient, branch: str) -> None:
+    name = f"{branch}/products/LANTERN"
+    made = products.update_product(request={"product": tent(name=name, title="Lantern"),
+                                            "allow_missing": True}, timeout=RPC_DEADLINE)
+    assert (made.name.rsplit("/", 1)[-1], made.title) == ("LANTERN", "Lantern")
+    assert get(products, branch, "LANTERN").title == "Lantern"
+
+
+@pytest.mark.parametrize("paths,field", [
+    (["id"], "update_mask.paths[0]"),
+    (["title", "no_such_field"], "update_mask.paths[1]"),
+    (["price_info.price"], "update_mask.paths[0]"),
+])
+def test_update_refuses_a_bad_mask(products: retail_v2.ProductServiceClient, branch: str,
+                                   paths: list[str], field: str) -> None:
+    created = create(products, branch, "MASKED")
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        products.update_product(product=Product(name=created.name, title="x"),
+                                update_mask={"paths": paths}, timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, [field])
+    assert get(products, branch, "MASKED") == created
+
+
+def test_update_refuses_a_product_that_breaks_a_rule(
+        products: retail_v2.ProductServiceClient, branch: str) -> None:
+    created = create(products, branch, "RULES")
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        products.update_product(product=Product(name=created.name, title=""),
+                                update_mask={"paths": ["title"]}, timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, ["product.title"])
+
+
+def test_delete_removes_the_product(products: retail_v2.ProductServiceClient,
+                                    branch: str) -> None:
+    created = create(products, branch, "GONE")
+    products.delete_product(name=created.name, timeout=RPC_DEADLINE)
+    with pytest.raises(exceptions.NotFound):
+        products.get_product(name=created.name, timeout=RPC_DEADLINE)
+    with pytest.raises(exceptions.NotFound):
+        products.delete_product(name=created.name, timeout=RPC_DEADLINE)
+    create(products, branch, "GONE")  # the id is free again
+
+
+def test_delete_refuses_a_primary_that_still_has_variants(
+        products: retail_v2.ProductServiceClient, branch: str) -> None:
+    create(products, branch, "BOOT")
+    create(products, branch, "BOOT-42", tent(type_=Product.Type.VARIANT,
+                                             primary_product_id="BOOT", categories=[]))
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        products.delete_product(name=f"{branch}/products/BOOT", timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, ["name"])
+    assert "BOOT-42" in refused.value.message
+
+
+def test_unimplemented_methods_say_so(products: retail_v2.ProductServiceClient,
+                                      branch: str) -> None:
+    with pytest.raises(exceptions.MethodNotImplemented) as refused:
+        products.purge_products(request={"parent": branch, "filter": "*", "force": True},
+                                timeout=RPC_DEADLINE)
+    assert "PurgeProducts" in refused.value.message
+
+
+# -- ImportProducts ----------------------------------------------------------------
+
+
+def test_inline_import_creates_products_and_reports_bad_ones(
+        products: retail_v2.ProductServiceClient, branch: str, catalog: str) -> None:
+    operation = products.import_products(request=inline_products(
+        branch,
+        {"id": "IMP-1", "title": "Imported One", "categories": ["A"]},
+        {"id": "IMP-2", "title": "Imported Two", "categories": ["B"],
+         "price_info": {"currency_code": "EUR", "price": 10.0}},
+        {"id": "IMP-3", "categories": ["C"]},  # no title
+        {"title": "No id", "categories": ["D"]}), timeout=RPC_DEADLINE)
+    assert "/branches/0/operations/import-products-" in operation.operation.name
+    response = finish(operation)
+
+    assert isinstance(response, retail_v2.ImportProductsResponse)
+    messages = sorted(s.message for s in response.error_samples)
+    assert len(messages) == 2
+    assert "input_config.product_inline_source.products[2].title" in messages[0]
+    assert "input_config.product_inline_source.products[3].id" in messages[1]
+    assert all(s.code == code_pb2.INVALID_ARGUMENT for s in response.error_samples)
+    metadata = operation.metadata
+    assert isinstance(metadata, retail_v2.ImportMetadata)
+    assert (metadata.success_count, metadata.failure_count) == (2, 2)
+    assert get(products, branch, "IMP-2").price_info.currency_code == "EUR"
+    with pytest.raises(exceptions.NotFound):
+        get(products, branch, "IMP-3")
+
+    # The ProductService client's own operations mixins see the operation too.
+    name = operation.operation.name
+    assert products.get_operation({"name": name}, timeout=RPC_DEADLINE).done
+    listed = products.list_operations({"name": f"{catalog}/branches/0"}, timeout=RPC_DEADLINE)
+    assert [op.name for op in listed.operations] == [name]
+
+
+def test_file_import_reads_gcs_lines_and_writes_errors(
+        products: retail_v2.ProductServiceClient, server: ServerProcess, branch: str,
+        gcs_folder: str) -> None:
+    lines = [json.dumps({"id": f"FILE-{i}", "title": f"File product {i}",
+                         "categories": ["Files"], "priceInfo": {"currencyCode": "USD",
+                                                                "price": 5 + i}})
+             for i in range(25)]
+    lines[10] = '{"id": "FILE-10", "title": '          # bad JSON
+    lines[20] = '{"id": "FILE-20", "categories": []}'  # no title, no categories
+    uri = put_gcs(server.gcs_root, f"{gcs_folder}/products.jsonl", lines)
+    prefix = f"{gcs_folder}/product-errors"
+    operation = products.import_products(request={
+        "parent": branch, "input_config": {"gcs_source": {"input_uris": [uri],
+                                                          "data_schema": "product"}},
+        "errors_config": {"gcs_prefix": prefix}}, timeout=RPC_DEADLINE)
+    response = finish(operation)
+
+    assert (operation.metadata.success_count, operation.metadata.failure_count) == (23, 2)
+    messages = sorted(s.message for s in response.error_samples)
+    assert messages[0].startswith(f"{uri} line 11: invalid JSON")
+    assert messages[1].startswith(f"{uri} line 21: ")
+    assert "product.title" in messages[1] and "product.categories" in messages[1]
+    op_id = operation.operation.name.rsplit("/", 1)[-1]
+    written = gcs_path(server.gcs_root, f"{prefix}/{op_id}-errors.json").read_text()
+    assert sorted(json.loads(line)["message"] for line in written.splitlines()) == messages
+    listed = list(products.list_products(request={"parent": branch, "page_size": 1000},
+                                         timeout=RPC_DEADLINE))
+    assert len(listed) == 23
+    assert get(products, branch, "FILE-24").price_info.price == 29.0
+
+
+def test_import_with_an_update_mask_changes_only_masked_fields_of_existing_products(
+        products: retail_v2.ProductServiceClient, branch: str) -> None:
+    create(products, branch, "KEEP", tent(title="Old title", description="Kept description"))
+    operation = products.import_products(request=inline_products(
+        branch,
+        {"id": "KEEP", "title": "New title", "description": "ignored", "categories": ["X"]},
+        {"id": "FRESH", "title": "Fresh", "description": "all of it", "categories": ["Y"]},
+        update_mask={"paths": ["title"]}), timeout=RPC_DEADLINE)
+    assert not finish(operation).error_samples
+
+    kept = get(products, branch, "KEEP")
+    assert (kept.title, kept.description, kept.categories) == (
+        "New title", "Kept description", ["Camping > Tents"])
+    fresh = get(products, branch, "FRESH")  # new products are created whole
+    assert (fresh.title, fresh.description, fresh.categories) == ("Fresh", "all of it", ["Y"])
+
+
+def test_import_again_upserts(products: retail_v2.ProductServiceClient, branch: str) -> None:
+    for title in ("First", "Second"):
+        finish(products.import_products(request=inline_products(
+            branch, {"id": "UPSERT", "title": title, "categories": ["Z"]}),
+            timeout=RPC_DEADLINE))
+    assert get(products, branch, "UPSERT").title == "Second"
+
+
+@pytest.mark.parametrize("changes,fields", [
+    ({"reconciliation_mode": Mode.FULL}, ["reconciliation_mode"]),
+    ({"update_mask": {"paths": ["name"]}}, ["update_mask.paths[0]"]),
+    ({"errors_config": {"gcs_prefix": "gs://footfall-interop/e"}}, ["errors_config"]),
+    ({"input_config": {"big_query_source": {"dataset_id": "d", "table_id": "t"}}},
+     ["input_config.big_query_source"]),
+    ({"input_config": {"gcs_source": {"input_uris": ["gs://footfall-interop/none-*.json"]}}},
+     ["input_config.gcs_source.input_uris[0]"]),
+    ({"input_config": {"product_inline_source": {"products": []}}},
+     ["input_config.product_inline_source.products"]),
+    ({"parent": "projects/p/locations/global/catalogs/c"}, ["parent"]),
+])
+def test_import_is_refused_when_called(products: retail_v2.ProductServiceClient, branch: str,
+                                       changes: dict[str, Any], fields: list[str]) -> None:
+    request = {**inline_products(branch, {"id": "R", "title": "R", "categories": ["R"]}),
+               **changes}
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        products.import_products(request=request, timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, fields)
+
+
+# -- async ---------------------------------------------------------------------------
+
+
+def test_async_client_creates_lists_updates_imports_and_deletes(
+        server: ServerProcess, branch: str, run: Any) -> None:
+    async def scenario() -> None:
+        async with product_async_client(server.address) as client:
+            created = await client.create_product(parent=branch, product=tent(),
+                                                  product_id="ASYNC-1", timeout=RPC_DEADLINE)
+            with pytest.raises(exceptions.AlreadyExists):
+                await client.create_product(parent=branch, product=tent(),
+                                            product_id="ASYNC-1", timeout=RPC_DEADLINE)
+            operation = await client.import_products(request=inline_products(
+                branch, *({"id": f"ASYNC-{i}", "title": f"Async {i}", "categories": ["A"]}
+                          for i in range(2, 6))), timeout=RPC_DEADLINE)
+            response = await finish_async(operation)
+            assert not response.error_samples
+            assert operation.metadata.success_count == 4
+
+            pager = await client.list_products(request={"parent": branch, "page_size": 2},
+                                               timeout=RPC_DEADLINE)
+            listed = [p.id async for p in pager]
+            assert listed == [f"ASYNC-{i}" for i in range(1, 6)]
+
+            updated = await client.update_product(
+                product={"name": created.name, "title": "Renamed"},
+                update_mask={"paths": ["title"]}, timeout=RPC_DEADLINE)
+            assert updated.title == "Renamed" and updated.brands == ["Northpeak"]
+            await client.delete_product(name=created.name, timeout=RPC_DEADLINE)
+            with pytest.raises(exceptions.NotFound):
+                await client.get_product(name=created.name, timeout=RPC_DEADLINE)
+
+    run(scenario())

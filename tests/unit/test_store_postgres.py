@@ -1,0 +1,291 @@
+"""What only PostgreSQL has: a database that can go away and come back.
+
+The store reaches PostgreSQL through a TCP proxy that a test can cut (every
+connection dropped, new ones refused) and restore, so the server itself never
+stops. Skipped unless FOOTFALL_TEST_POSTGRES_DSN is set (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import pytest
+from footfall.retail.v2 import user_event_pb2
+from google.longrunning import operations_pb2, operations_pb2_grpc
+from google.protobuf import json_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from psycopg.conninfo import conninfo_to_dict
+
+from server.app import start
+from server.clock import SystemClock
+from server.config import Settings
+from server.operations.runner import JobContext, OperationRunner
+from server.store import EventQuery, EventRow
+from server.store.postgres import PostgresStore
+from server.store.rows import OperationRecord, Progress, Step, StoreUnavailable
+
+CATALOG = "projects/p/locations/global/catalogs/default_catalog"
+OUTAGE_NOTICED = 15.0  # seconds within which a cut or a restore must be seen
+
+
+def row(visitor: str) -> EventRow:
+    event = json_format.ParseDict({"eventType": "home-page-view", "visitorId": visitor,
+                                   "eventTime": "2024-01-01T00:00:00Z"},
+                                  user_event_pb2.UserEvent())
+    return EventRow.from_event(CATALOG, event, joined=True)
+
+
+class Proxy:
+    """A TCP forwarder to PostgreSQL on 127.0.0.1:0 that can be cut and restored."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._up = True
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        threading.Thread(target=self._accept, daemon=True, name="pg-proxy").start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            if not self._up:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self._target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets |= {client, upstream}
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        for each in (source, sink):
+            try:
+                each.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        self._up = False
+        with self._lock:
+            for each in self._sockets:
+                try:
+                    each.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                each.close()
+            self._sockets.clear()
+
+    def restore(self) -> None:
+        self._up = True
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()
+
+
+@pytest.fixture
+def database(postgres_url: str, postgres_databases: Any) -> Iterator[str]:
+    yield postgres_url
+    postgres_databases.empty(postgres_url)
+
+
+@pytest.fixture
+def proxy(database: str) -> Iterator[Proxy]:
+    params = conninfo_to_dict(database)
+    running = Proxy(str(params.get("host", "127.0.0.1")), int(params.get("port", 5432)))
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def proxied_url(database: str, proxy: Proxy) -> str:
+    params = conninfo_to_dict(database)
+    user = f"{params['user']}@" if params.get("user") else ""
+    return f"postgresql://{user}127.0.0.1:{proxy.port}/{params['dbname']}"
+
+
+@pytest.fixture
+def open_proxied(proxied_url: str) -> Iterator[Callable[..., PostgresStore]]:
+    opened: list[PostgresStore] = []
+
+    def open_one(**options: Any) -> PostgresStore:
+        opened.append(PostgresStore(proxied_url, **options))
+        return opened[-1]
+
+    yield open_one
+    for each in opened:
+        each.close()
+
+
+def eventually(probe: Callable[[], object], what: str,
+               seconds: float = OUTAGE_NOTICED) -> None:
+    end = time.monotonic() + seconds
+    while not probe():
+        assert time.monotonic() < end, f"gave up after {seconds}s waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_health_and_reads_follow_the_database(open_proxied: Callable[..., PostgresStore],
+                                              proxy: Proxy) -> None:
+    store = open_proxied()
+    store.write_user_events([row("before")])
+    assert store.healthy()
+    proxy.cut()
+    assert not store.healthy()
+    with pytest.raises(StoreUnavailable):
+        store.count_user_events(EventQuery(CATALOG))
+    proxy.restore()
+    eventually(store.healthy, "the store to be healthy again")
+    assert store.count_user_events(EventQuery(CATALOG)) == 1
+
+
+def test_a_write_waits_out_a_short_outage(open_proxied: Callable[..., PostgresStore],
+                                          proxy: Proxy) -> None:
+    store = open_proxied(retry_seconds=OUTAGE_NOTICED)
+    store.write_user_events([row("before")])
+    proxy.cut()
+    outcome: list[object] = []
+    writer = threading.Thread(target=lambda: outcome.append(
+        store.write_user_events([row("during")])))
+    writer.start()
+    eventually(lambda: not store._reachable, "the writer to notice the outage")
+    proxy.restore()
+    writer.join(OUTAGE_NOTICED)
+    assert outcome == [None]  # acknowledged, so committed
+    assert store.count_user_events(EventQuery(CATALOG)) == 2
+
+
+def test_a_write_is_refused_when_the_outage_lasts(open_proxied: Callable[..., PostgresStore],
+                                                  proxy: Proxy) -> None:
+    store = open_proxied(retry_seconds=0.3)
+    proxy.cut()
+    with pytest.raises(StoreUnavailable):
+        store.write_user_events([row("lost")])
+    with pytest.raises(StoreUnavailable):  # never acknowledged while the database is away
+        store.write_user_events([row("async")], wait=False)
+    with pytest.raises(StoreUnavailable):
+        store.create_product(f"{CATALOG}/branches/0", "p", b"x")
+    proxy.restore()
+    store.write_user_events([row("after")])
+    assert store.count_user_events(EventQuery(CATALOG)) == 1  # the refused ones are not there
+
+
+def test_async_events_accepted_before_an_outage_are_stored_after_it(
+        open_proxied: Callable[..., PostgresStore], proxy: Proxy, database: str) -> None:
+    store = open_proxied()
+    proxy.cut()
+    store.write_user_events([row("acknowledged")], wait=False)  # nobody knows yet
+    eventually(lambda: not store._reachable, "the writer to notice the outage")
+    closing = threading.Thread(target=store.close)  # close flushes, however long it takes
+    closing.start()
+    time.sleep(0.3)  # let close meet the outage (it must wait, not drop the event)
+    assert closing.is_alive()
+    proxy.restore()
+    closing.join(OUTAGE_NOTICED)
+    assert not closing.is_alive()
+    direct = PostgresStore(database)
+    try:
+        assert direct.count_user_events(EventQuery(CATALOG)) == 1
+    finally:
+        direct.close()
+
+
+def test_a_job_paused_by_an_outage_resumes_from_its_last_step(
+        open_proxied: Callable[..., PostgresStore], proxy: Proxy) -> None:
+    store = open_proxied(retry_seconds=0.3)
+    name = f"{CATALOG}/operations/job"
+    store.create_operation(OperationRecord(name=name, kind="kind", done=False, create_time_us=1,
+                                           request=b"", operation=b""))
+    at_third_step, cut_done, step_failed = threading.Event(), threading.Event(), threading.Event()
+    runs: list[int] = []
+
+    def job(ctx: JobContext) -> None:
+        done = int(ctx.record.checkpoint or b"0")
+        runs.append(done)
+        while done < 5:
+            if done == 2 and not cut_done.is_set():
+                at_third_step.set()
+                cut_done.wait()
+            try:
+                ctx.step(Step(insert_events=[row(f"step-{done}")]),
+                         lambda _r, n=done: Progress(str(n + 1).encode(), b"running", False))
+            except StoreUnavailable:
+                step_failed.set()
+                raise
+            done += 1
+        ctx.finish(operations_pb2.Operation(name=name, done=True), b"5")
+
+    runner = OperationRunner(store, SystemClock(), {"kind": job}, poll_seconds=0.05)
+    runner.start()
+    try:
+        assert at_third_step.wait(OUTAGE_NOTICED)
+        proxy.cut()
+        cut_done.set()
+        assert step_failed.wait(OUTAGE_NOTICED)  # longer than the writer retries a wait
+        proxy.restore()
+        eventually(lambda: (op := _get(store, name)) is not None and op.done,
+                   "the job to finish")
+    finally:
+        runner.stop()
+    assert runs == [0, 2]  # run again from its checkpoint, by the same worker
+    visitors = [user_event_pb2.UserEvent.FromString(p).visitor_id
+                for _, p in store.list_user_events(EventQuery(CATALOG), 10)]
+    assert visitors == [f"step-{n}" for n in range(5)]
+
+
+def _get(store: PostgresStore, name: str) -> OperationRecord | None:
+    try:
+        return store.get_operation(name)
+    except StoreUnavailable:
+        return None
+
+
+def test_health_is_not_serving_while_the_database_is_away(proxied_url: str,
+                                                          proxy: Proxy) -> None:
+    running = start(Settings(host="127.0.0.1", port=0, store=proxied_url, grace_seconds=2,
+                             workers=4))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            operations = operations_pb2_grpc.OperationsStub(channel)
+
+            def status() -> int:
+                answer = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+                return int(answer.status)
+
+            assert status() == health_pb2.HealthCheckResponse.SERVING
+            proxy.cut()
+            eventually(lambda: status() == health_pb2.HealthCheckResponse.NOT_SERVING,
+                       "NOT_SERVING")
+            with pytest.raises(grpc.RpcError) as refused:
+                operations.GetOperation(operations_pb2.GetOperationRequest(
+                    name=f"{CATALOG}/operations/x"), timeout=OUTAGE_NOTICED)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+            proxy.restore()
+            eventually(lambda: status() == health_pb2.HealthCheckResponse.SERVING, "SERVING")
+            with pytest.raises(grpc.RpcError) as missing:
+                operations.GetOperation(operations_pb2.GetOperationRequest(
+                    name=f"{CATALOG}/operations/x"), timeout=5)
+            assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        running.stop()
