@@ -24,6 +24,7 @@ from google.longrunning import operations_pb2
 from google.rpc import code_pb2, status_pb2
 
 from server.clock import Clock
+from server.errors import FootfallError, to_rpc_status
 from server.operations import records
 from server.store import Store
 from server.store.rows import (
@@ -130,16 +131,18 @@ class OperationRunner:
             self._threads.append(thread)
 
     def submit(self, parent: str, kind: str, request: Any,
-               first: Callable[[str], Any]) -> Any:
+               first: Callable[[str, int], Any]) -> Any:
         """Store a new operation of `kind` under `parent` and wake a worker.
 
-        `first(name)` builds the Operation clients see before the job starts.
+        `first(name, create_time_ns)` builds the Operation clients see before the
+        job starts; the time is the one stored, to the microsecond.
         Returns that Operation.
         """
         name = records.new_name(parent, kind)
-        operation = first(name)
+        now_us = self._clock.now_ns() // 1000
+        operation = first(name, now_us * 1000)
         self._store.create_operation(OperationRecord(
-            name=name, kind=kind, done=False, create_time_us=self._clock.now_ns() // 1000,
+            name=name, kind=kind, done=False, create_time_us=now_us,
             request=request.SerializeToString(), operation=operation.SerializeToString()))
         self.notify()
         return operation
@@ -195,6 +198,11 @@ class OperationRunner:
         log.info("running %s", record.name)
         try:
             job(context)
+        except FootfallError as exc:
+            # The job found the request cannot be done (e.g. its file is gone since the
+            # call): the client's problem, reported on the operation, not retried.
+            log.info("%s ends with %s: %s", record.name, exc.code.name, exc.message)
+            self._end_with(context, to_rpc_status(exc))
         except StopRequested:
             log.info("shutting down: %s will resume at the next start", record.name)
             try:
@@ -207,7 +215,7 @@ class OperationRunner:
             self._stopping.wait(self._poll)
         except LeaseLost:
             log.warning("%s was deleted or taken over; stopped working on it", record.name)
-        except Exception as exc:
+        except Exception:
             # A bug or a fault of the machine, not a client's mistake: retried (jobs are
             # idempotent), and ended with an error after a few tries, never left running.
             failures = self._failures.get(record.name, 0) + 1
@@ -219,17 +227,19 @@ class OperationRunner:
                 self._stopping.wait(self._poll)
                 return
             log.exception("operation %s failed %d times; ending it", record.name, failures)
-            self._end_with_error(context, f"the operation failed: {exc}")
+            self._end_with(context, status_pb2.Status(
+                code=code_pb2.INTERNAL, message="the operation failed; see the server log"))
         else:
             self._failures.pop(record.name, None)
 
-    def _end_with_error(self, context: JobContext, message: str) -> None:
+    def _end_with(self, context: JobContext, error: status_pb2.Status) -> None:
+        """End the operation with `error`, keeping its metadata."""
         current = self._store.get_operation(context.record.name)
         if current is None:
             return
         op = operations_pb2.Operation.FromString(current.operation)
         op.done = True
-        op.error.CopyFrom(status_pb2.Status(code=code_pb2.INTERNAL, message=message))
+        op.error.CopyFrom(error)
         payload = op.SerializeToString()
         try:
             context.step(Step(), lambda _: Progress(current.checkpoint or b"", payload, True))

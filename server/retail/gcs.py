@@ -51,7 +51,7 @@ def input_files(root: Path, uri: str, field: str) -> list[Path]:
     found = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file())
     found = [p for p in found if _inside(root, p)]
     if not found:
-        raise InvalidArgument.field(field, f"no file matches {uri!r} (looked under {base})")
+        raise InvalidArgument.field(field, f"no file matches {uri!r}")
     return found
 
 

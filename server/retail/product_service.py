@@ -236,8 +236,7 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         what can be checked now: parent, source, sizes, files, mode, update_mask."""
         branch = import_products.check_request(request, self._gcs_root)
         return self._runner.submit(branch, import_products.KIND, request,
-                                   lambda name: import_products.new_operation(
-                                       name, self._clock.now_ns()))
+                                   import_products.new_operation)
 
     def PurgeProducts(self, request: Any, context: Any) -> Any:
         """Returns nothing: always UNIMPLEMENTED."""

@@ -41,7 +41,7 @@ def check_request(request: Any) -> EventQuery:
     return query
 
 
-def new_operation(name: str) -> Any:
+def new_operation(name: str, _create_time_ns: int) -> Any:
     return records.operation(name, purge_config_pb2.PurgeMetadata())
 
 

@@ -39,7 +39,7 @@ def check_request(request: Any) -> EventQuery:
     return EventQuery(catalog, joined=_JOINED[scope])
 
 
-def new_operation(name: str) -> Any:
+def new_operation(name: str, _create_time_ns: int) -> Any:
     return records.operation(name, user_event_service_pb2.RejoinUserEventsMetadata())
 
 

@@ -94,8 +94,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         (parent, source, sizes, files that do not exist, unsupported sources)."""
         catalog = import_events.check_request(request, self._gcs_root)
         return self._runner.submit(catalog, import_events.KIND, request,
-                                   lambda name: import_events.new_operation(
-                                       name, self._clock.now_ns()))
+                                   import_events.new_operation)
 
     def PurgeUserEvents(self, request: Any, context: Any) -> Any:
         """Start a purge (force=false only counts); INVALID_ARGUMENT for a bad

@@ -191,10 +191,6 @@ def test_googles_inline_import_sample_joins_and_a_reimport_skips_duplicates(
                                                           "Product test_id_1"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: ImportMetadata.create_time in the Operation that ImportUserEvents answers "
-    "is read from the clock a moment before the stored create time that every later "
-    "GetOperation reports, so the operation's create_time changes (by tens of microseconds)"))
 def test_an_operations_create_time_never_changes(
         retail: retail_v2.UserEventServiceClient, catalog: str) -> None:
     operation = retail.import_user_events(request=inline_import(catalog, timed_events(1)),
@@ -895,10 +891,6 @@ def test_list_get_and_delete_operations_while_one_runs_and_others_wait(
     assert retail.get_operation({"name": names[1]}, timeout=RPC_DEADLINE).HasField("response")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: a gs:// file that matched when ImportUserEvents was called but is gone "
-    "when the job starts ends the operation with INTERNAL ('the operation failed: ...'), "
-    "after three tries, instead of a client error"))
 def test_a_file_gone_before_the_job_starts_fails_the_operation_as_a_client_error(
         retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str,
         gcs_folder: str, big_import: Any) -> None:
