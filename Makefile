@@ -5,7 +5,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup run test test-unit test-interop protos check-protos lint clean test-tools
+.PHONY: setup run test test-unit test-interop protos check-protos lint clean test-tools \
+	bench bench-quick
 
 setup: $(STAMP)
 
@@ -15,9 +16,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'
 	touch $(STAMP)
 
-# What the browser and Node.js tests drive: Debian's chromium (installed only if
-# missing) and the official Node.js client (npm ci into the ignored
-# tests/node/node_modules). When either cannot be had, its test skips, loudly.
+# What the browser, Node.js and benchmark tests drive: Debian's chromium and
+# nghttp2-client (h2load), installed only if missing, and the official Node.js
+# client (npm ci into the ignored tests/node/node_modules). When one cannot be
+# had, its test skips, loudly.
 NODE_MODULES := tests/node/node_modules/.package-lock.json
 
 test-tools: $(NODE_MODULES)
@@ -27,6 +29,12 @@ test-tools: $(NODE_MODULES)
 	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    $$SUDO apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "WARNING: could not install chromium; tests/browser will skip"; }
+	@command -v h2load >/dev/null 2>&1 || { \
+	  echo "installing Debian's nghttp2-client (h2load) for bench/"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $$SUDO apt-get install -y -qq nghttp2-client >/dev/null; } \
+	  || echo "WARNING: could not install nghttp2-client; tests/benchmarks will skip"; }
 
 $(NODE_MODULES): tests/node/package.json tests/node/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
@@ -39,8 +47,11 @@ run: setup
 # pytest exits 5 when it collects nothing, which fails make too.
 # Our own stubs and the official clients register the same message names in
 # protobuf's default pool, so the interop suite runs in a pytest process of its own.
+# The PostgreSQL store and replica tests need FOOTFALL_TEST_POSTGRES_DSN (.ci/run sets it).
 test: setup test-tools
-	$(PY) -m pytest tests/unit tests/integration tests/browser tests/node
+	@[ -n "$$FOOTFALL_TEST_POSTGRES_DSN" ] || echo "!!!!!!!! FOOTFALL_TEST_POSTGRES_DSN is not set:" \
+	  "the PostgreSQL tests are SKIPPED (e.g. postgresql://postgres@127.0.0.1:5432/postgres) !!!!!!!!"
+	$(PY) -m pytest tests/unit tests/integration tests/browser tests/node tests/benchmarks
 	$(PY) -m pytest tests/contract tests/interop
 
 test-unit: setup
@@ -58,8 +69,17 @@ check-protos: protos
 	test -z "$$(git status --porcelain -- generated)"
 
 lint: setup
-	$(VENV)/bin/ruff check server tests tools
+	$(VENV)/bin/ruff check server tests tools bench
 	$(VENV)/bin/mypy
+
+# Every benchmark, each beside a baseline measured in the same run:
+# bench/results/<date>-full.json and bench/REPORT.md (about 20 minutes).
+bench: setup test-tools
+	$(PY) -m bench.run --profile full
+
+# The same benchmarks on small sizes (about a minute); writes only the JSON.
+bench-quick: setup test-tools
+	$(PY) -m bench.run --profile quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -20,7 +20,7 @@ from server.retail import purge_filter
 from server.store.rows import EventQuery, Progress, Step, StepResult
 
 KIND = "purge-user-events"
-BATCH = 5_000
+BATCH = 2_000
 
 
 def check_request(request: Any) -> EventQuery:

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 _INSERT_EVENTS = ("INSERT OR IGNORE INTO user_events (catalog, event_type, visitor_id, user_id, "
                   "event_time_us, joined, dedup_key, event, source) VALUES ")
 _ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# How often the background checkpointer copies the WAL into the database.
+CHECKPOINT_SECONDS = 0.5
 # Rows per INSERT statement (9 parameters each, under SQLite's 32,766 limit).
 _ROWS_PER_STATEMENT = 500
 
@@ -76,6 +78,16 @@ class SqliteStore:
         self._closed = False
         self._migrate()
         self._committer = GroupCommitter(self._apply_batch, name="footfall-sqlite-writer")
+        self._checkpointer: threading.Thread | None = None
+        self._stop_checkpoints = threading.Event()
+        if not self._memory:
+            # Checkpoints (copying the WAL back into the database, with an fsync) are
+            # taken off the commit path: by default SQLite runs one inside whichever
+            # commit crosses 1,000 WAL pages, and that writer's callers wait ~30 ms.
+            self._writer_conn.execute("PRAGMA wal_autocheckpoint = 0")
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="footfall-sqlite-checkpoint", daemon=True)
+            self._checkpointer.start()
 
     # -- connections -------------------------------------------------------
 
@@ -398,10 +410,32 @@ class SqliteStore:
     def flush(self) -> None:
         self._committer.flush()
 
+    def _checkpoint_loop(self) -> None:
+        """PASSIVE checkpoints on a connection of their own: they never block a
+        writer or a reader, and keep the WAL from growing without bound."""
+        assert self.path is not None
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        try:
+            while not self._stop_checkpoints.wait(CHECKPOINT_SECONDS):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    log.exception("WAL checkpoint failed; retrying later")
+        finally:
+            conn.close()
+
     def close(self) -> None:
         if self._closed:
             return
         self._committer.close()
+        self._stop_checkpoints.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join()
+            try:
+                self._writer_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            except sqlite3.Error:
+                log.exception("final WAL checkpoint failed; the next start replays the WAL")
         self._closed = True
         with self._shared_lock:
             for conn in self._readers:

@@ -1,0 +1,92 @@
+"""`make bench` / `make bench-quick`: every benchmark in one run, then
+bench/results/<date>.json and bench/REPORT.md (each figure beside its baseline
+from the same run)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google import protobuf
+
+from bench import imports, purge, scale, write
+
+HERE = Path(__file__).resolve().parent
+PROFILES: dict[str, dict[str, Any]] = {
+    "full": {"write": {"requests": 10_000, "reps": 3},
+             "import": {"total": 1_000_000, "small": 10_000, "reps": 3},
+             "purge": {"total": 1_000_000, "reps": 3, "write_requests": 4_000},
+             "scale": {"sizes": (100_000, 1_000_000, 10_000_000), "write_requests": 5_000}},
+    "quick": {"write": {"requests": 1_500, "reps": 1},
+              "import": {"total": 20_000, "small": 2_000, "reps": 1},
+              "purge": {"total": 20_000, "reps": 1, "write_requests": 1_000},
+              "scale": {"sizes": (10_000, 50_000), "write_requests": 1_000}},
+    # what the test suite runs so that no benchmark rots; the figures mean nothing
+    "smoke": {"write": {"requests": 100, "reps": 1, "callers": (1, 4)},
+              "import": {"total": 1_000, "small": 200, "reps": 1},
+              "purge": {"total": 1_000, "reps": 1, "write_requests": 100},
+              "scale": {"sizes": (1_000, 2_000), "write_requests": 100}},
+}
+
+
+def machine() -> dict[str, Any]:
+    model = next((line.split(":", 1)[1].strip() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    memory = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))
+    h2load = subprocess.run(["h2load", "--version"], capture_output=True, text=True).stdout
+    return {"cpu": model, "cores": os.cpu_count(), "memory_gib": round(int(memory) / 2**20, 1),
+            "kernel": platform.release(), "python": platform.python_version(),
+            "grpcio": grpc.__version__, "protobuf": protobuf.__version__,
+            "sqlite": sqlite3.sqlite_version, "h2load": h2load.split("\n")[0],
+            "load_average_at_start": os.getloadavg()}
+
+
+def run(profile: str, only: set[str] | None = None) -> dict[str, Any]:
+    settings = PROFILES[profile]
+    results: dict[str, Any] = {"profile": profile, "machine": machine(),
+                               "started": dt.datetime.now(dt.UTC).isoformat()}
+    steps = {"write": write.run, "import": imports.run, "purge": purge.run, "scale": scale.run}
+    for name, fn in steps.items():
+        if only and name not in only:
+            continue
+        start = time.monotonic()
+        print(f"== {name} ({profile})", flush=True)
+        results[name] = fn(**settings[name])
+        results[name]["wall_seconds"] = time.monotonic() - start
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
+    parser.add_argument("--only", nargs="*", help="write, import, purge, scale")
+    parser.add_argument("--no-report", action="store_true", help="print JSON only")
+    args = parser.parse_args()
+    results = run(args.profile, set(args.only) if args.only else None)
+    if args.no_report:
+        print(json.dumps(results, indent=1))
+        return
+    from bench.report import render
+
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
+    out = HERE / "results" / f"{stamp}-{args.profile}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    if args.profile == "full":
+        (HERE / "REPORT.md").write_text(render(results))
+    print(f"wrote {out}" + (" and bench/REPORT.md" if args.profile == "full" else ""))
+
+
+if __name__ == "__main__":
+    main()

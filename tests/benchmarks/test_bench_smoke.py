@@ -1,0 +1,44 @@
+"""Every benchmark script runs end to end on tiny sizes, so none of them rots.
+
+Figures from these sizes mean nothing and nothing here asserts on speed; what is
+checked is that each benchmark completes, verifies its own work (stored and purged
+counts) and yields a report.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(300)
+def test_every_benchmark_runs_on_tiny_sizes() -> None:
+    if shutil.which("h2load") is None:
+        pytest.skip("LOUD SKIP: h2load (Debian's nghttp2-client) is missing; "
+                    "`make test-tools` installs it")
+    out = subprocess.run([sys.executable, "-m", "bench.run", "--profile", "smoke",
+                          "--no-report"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=280)
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads(out.stdout[out.stdout.index("{"):])
+    assert {"write", "import", "purge", "scale", "machine"} <= set(results)
+    for target in ("empty-threaded", "empty-aio", "footfall-sqlite-full",
+                   "footfall-sqlite-normal"):
+        assert results["write"][target]["4"]["per_second"]["median"] > 0
+    assert results["import"]["footfall_per_second"]["median"] > 0
+    assert results["purge"]["purged"] == 500
+    assert len(results["scale"]["points"]) == 2
+
+    sys.path.insert(0, str(ROOT))
+    from bench.report import render
+
+    report = render(results)
+    for heading in ("## 1. WriteUserEvent", "## 3. Import", "## 4. Purge", "## 5. Scale"):
+        assert heading in report
