@@ -139,7 +139,7 @@ class ImportJob(BulkImport):
                 continue
             received = event.SerializeToString(deterministic=True)
             joined = join.join_with_catalog(event, products)
-            rows.append(EventRow.from_event(catalog, event, joined, received))
+            rows.append(EventRow.for_join(catalog, event, received, joined))
         return failures, Step(insert_events=rows)
 
     def account(self, state: ImportState, result: StepResult) -> None:

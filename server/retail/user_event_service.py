@@ -53,7 +53,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         received = event.SerializeToString(deterministic=True)
         products = join.load_products(self._store, str(catalog), join.product_ids([event]))
         joined = join.join_with_catalog(event, products)
-        row = EventRow.from_event(str(catalog), event, joined, received)
+        row = EventRow.for_join(str(catalog), event, received, joined)
         self._store.write_user_events([row], wait=wait)
 
     def WriteUserEvent(self, request: Any, context: Any) -> Any:

@@ -67,6 +67,19 @@ class EventRow:
             source=source,
         )
 
+    @classmethod
+    def for_join(cls, catalog: str, event: Any, received: bytes, joined: bool) -> EventRow:
+        """The row after `join_with_catalog` said `joined`: it changed the event only
+        if the event joined and names products, so otherwise `received` (its
+        deterministic serialization before the join) is reused, not made again."""
+        if joined and event.product_details:
+            return cls.from_event(catalog, event, joined, received)
+        time = event.event_time
+        return cls(catalog=catalog, event_type=event.event_type, visitor_id=event.visitor_id,
+                   user_id=event.user_info.user_id,
+                   event_time_us=time.seconds * 1_000_000 + time.nanos // 1000,
+                   joined=joined, payload=received, key=dedup_key(catalog, received))
+
     def as_params(self) -> tuple[Any, ...]:
         return (self.catalog, self.event_type, self.visitor_id, self.user_id,
                 self.event_time_us, int(self.joined), self.key, self.payload, self.source)
