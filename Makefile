@@ -29,12 +29,12 @@ test-tools: $(NODE_MODULES)
 	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    $$SUDO apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "WARNING: could not install chromium; tests/browser will skip"; }
-	@command -v h2load >/dev/null 2>&1 || { \
-	  echo "installing Debian's nghttp2-client (h2load) for bench/"; \
+	@{ command -v h2load && command -v wrk; } >/dev/null 2>&1 || { \
+	  echo "installing Debian's nghttp2-client (h2load) and wrk for bench/"; \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
 	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	    $$SUDO apt-get install -y -qq nghttp2-client >/dev/null; } \
-	  || echo "WARNING: could not install nghttp2-client; tests/benchmarks will skip"; }
+	    $$SUDO apt-get install -y -qq nghttp2-client wrk >/dev/null; } \
+	  || echo "WARNING: could not install nghttp2-client/wrk; tests/benchmarks will skip"; }
 
 $(NODE_MODULES): tests/node/package.json tests/node/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \

@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PARENT = "projects/bench/locations/global/catalogs/default_catalog"
 _READY = re.compile(r"serving gRPC on [^ ]+:(\d+)")
+_HTTP_READY = re.compile(r"serving HTTP on [^ ]+:(\d+)")
 
 
 def h2load_path() -> str:
@@ -34,6 +35,7 @@ class Server:
     process: subprocess.Popen[bytes]
     port: int
     workdir: Path
+    http_port: int = 0
 
     def peak_rss_kib(self) -> int:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -53,13 +55,13 @@ def footfall(store: str | None = None, *extra: str, sqlite_options: str = "") ->
     """
     workdir = Path(tempfile.mkdtemp(prefix="footfall-bench-"))
     store = store or f"sqlite:///{workdir}/events.db{sqlite_options}"
-    args = [sys.executable, "-m", "server", "serve", "--port", "0", "--store", store,
-            "--gcs-root", str(workdir / "gcs"), *extra]
+    args = [sys.executable, "-m", "server", "serve", "--port", "0", "--http-port", "-1",
+            "--store", store, "--gcs-root", str(workdir / "gcs"), *extra]
     env = {**os.environ, "FOOTFALL_LOG_LEVEL": "INFO"}
     process = subprocess.Popen(args, cwd=workdir, stderr=subprocess.PIPE, env=env)
     try:
-        port = _wait_ready(process)
-        yield Server(process, port, workdir)
+        port, http_port = _wait_ready(process)
+        yield Server(process, port, workdir, http_port)
     finally:
         _stop(process)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -79,20 +81,25 @@ def empty_server(flavour: str) -> Iterator[Server]:
         _stop(process)
 
 
-def _wait_ready(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+def _wait_ready(process: subprocess.Popen[bytes], timeout: float = 30.0) -> tuple[int, int]:
+    """(gRPC port, HTTP port or 0) once the server logs that it serves."""
     assert process.stderr is not None
     deadline = time.monotonic() + timeout
     seen = []
+    http_port = 0
     while time.monotonic() < deadline:
         line = process.stderr.readline().decode()
         if not line and process.poll() is not None:
             break
         seen.append(line)
+        http = _HTTP_READY.search(line)
+        if http:
+            http_port = int(http.group(1))
         match = _READY.search(line)
         if match:
             # keep draining stderr so the server never blocks on a full pipe
             _drain(process)
-            return int(match.group(1))
+            return int(match.group(1)), http_port
     process.kill()
     raise RuntimeError("server did not start:\n" + "".join(seen))
 

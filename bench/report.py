@@ -35,6 +35,8 @@ def render(results: dict[str, Any]) -> str:
     ]
     if "write" in results:
         lines += _write(results["write"])
+    if "collect" in results:
+        lines += _collect(results["collect"])
     if "import" in results:
         lines += _import(results["import"])
     if "purge" in results:
@@ -65,6 +67,16 @@ def _write(w: dict[str, Any]) -> list[str]:
                        + _bar(r["throughput"] >= 0.9, f"throughput {r['throughput']:.2f}×")
                        + "; " + _bar(r["p99"] <= 1.5, f"p99 {r['p99']:.2f}×"))
     return out + [""]
+
+
+def _collect(c: dict[str, Any]) -> list[str]:
+    return [
+        f"## 2. Pixel GETs over HTTP (wrk, {c['connections']} connections)", "",
+        "| | requests/s |", "|---|---|",
+        f"| bare aiohttp handler answering the same GIF | {_range(c['bare_per_second'])} |",
+        f"| Footfall GET userEvents:collect (each stored durably) | "
+        f"{_range(c['footfall_per_second'])} |", "",
+        "- " + _bar(c["ratio"] >= 0.8, f"{c['ratio']:.2f}× the bare handler (bar ≥ 0.8×)"), ""]
 
 
 def _import(i: dict[str, Any]) -> list[str]:

@@ -20,15 +20,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.timeout(300)
 def test_every_benchmark_runs_on_tiny_sizes() -> None:
-    if shutil.which("h2load") is None:
-        pytest.skip("LOUD SKIP: h2load (Debian's nghttp2-client) is missing; "
-                    "`make test-tools` installs it")
+    missing = [tool for tool in ("h2load", "wrk") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"LOUD SKIP: {', '.join(missing)} missing (Debian's nghttp2-client, wrk); "
+                    "`make test-tools` installs them")
     out = subprocess.run([sys.executable, "-m", "bench.run", "--profile", "smoke",
                           "--no-report"], cwd=ROOT, capture_output=True, text=True,
                          timeout=280)
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads(out.stdout[out.stdout.index("{"):])
-    assert {"write", "import", "purge", "scale", "machine"} <= set(results)
+    assert {"write", "collect", "import", "purge", "scale", "machine"} <= set(results)
+    assert results["collect"]["footfall_per_second"]["median"] > 0
     for target in ("empty-threaded", "empty-aio", "footfall-sqlite-full",
                    "footfall-sqlite-normal"):
         assert results["write"][target]["4"]["per_second"]["median"] > 0
@@ -40,5 +42,6 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
     from bench.report import render
 
     report = render(results)
-    for heading in ("## 1. WriteUserEvent", "## 3. Import", "## 4. Purge", "## 5. Scale"):
+    for heading in ("## 1. WriteUserEvent", "## 2. Pixel", "## 3. Import", "## 4. Purge",
+                    "## 5. Scale"):
         assert heading in report

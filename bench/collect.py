@@ -1,0 +1,62 @@
+"""Pixel GETs over HTTP (wrk): Footfall's CollectUserEvent beside a bare handler
+that answers the same GIF. Every Footfall GET stores an event (the server stamps
+the time, so none is a duplicate)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import quote
+
+from bench.common import PARENT, ROOT, Server, footfall, summary
+
+EVENT = ('{"eventType":"detail-page-view","visitorId":"visitor-1",'
+         '"productDetails":[{"product":{"id":"sku-1"}}],"uri":"https://shop.example/p/1"}')
+PATH = f"/v2/{PARENT}/userEvents:collect?userEvent={quote(EVENT)}"
+
+
+@contextmanager
+def bare() -> Iterator[Server]:
+    process = subprocess.Popen([sys.executable, str(ROOT / "bench/bare_http.py")],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline().split()[1])
+        yield Server(process, 0, ROOT, port)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def wrk(port: int, seconds: int, connections: int) -> dict[str, float]:
+    wrk_bin = shutil.which("wrk")
+    if wrk_bin is None:
+        raise SystemExit("wrk is missing: apt-get install wrk (make bench does)")
+    out = subprocess.run([wrk_bin, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
+                          f"http://127.0.0.1:{port}{PATH}"], capture_output=True, text=True,
+                         check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    if re.search(r"Non-2xx or 3xx responses", out):
+        raise RuntimeError(f"pixel GETs failed:\n{out}")
+    return {"per_second": rate}
+
+
+def run(seconds: int = 10, reps: int = 3, connections: int = 16) -> dict[str, Any]:
+    with bare() as server:
+        wrk(server.http_port, 1, connections)
+        base = [wrk(server.http_port, seconds, connections)["per_second"] for _ in range(reps)]
+    with footfall() as server:
+        wrk(server.http_port, 1, connections)
+        ours = [wrk(server.http_port, seconds, connections)["per_second"] for _ in range(reps)]
+    b, o = summary(base), summary(ours)
+    return {"connections": connections, "bare_per_second": b, "footfall_per_second": o,
+            "ratio": o["median"] / b["median"]}
+
+
+if __name__ == "__main__":
+    print(run(seconds=3, reps=1))
