@@ -49,7 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         from server.app import serve
 
-        return serve(settings)
+        try:
+            return serve(settings)
+        except (OSError, ValueError) as exc:
+            # a port in use, an unreadable store URL or folder: say it in one line
+            logging.getLogger("footfall").error("cannot start: %s", exc)
+            return 1
     from server import inspect
 
     if args.command == "operations":
