@@ -29,6 +29,12 @@ MAX_WAIT_SECONDS = 600.0
 _DONE_FILTER = re.compile(r"^\s*done\s*[=:]\s*(true|false)\s*$", re.IGNORECASE)
 
 
+def normalise(name: str) -> str:
+    """Operation and parent names with the branch alias resolved: product imports
+    are stored under `branches/0`, which `branches/default_branch` names too."""
+    return re.sub(r"/branches/default_branch(?=/|$)", "/branches/0", name)
+
+
 def parse_done_filter(text: str) -> bool | None:
     """`done=true` / `done=false` / empty; INVALID_ARGUMENT naming `filter` otherwise."""
     if not text.strip():
@@ -65,7 +71,7 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
     def _record(self, name: str) -> OperationRecord:
         if not name:
             raise InvalidArgument.field("name", "is required")
-        record = self._store.get_operation(name)
+        record = self._store.get_operation(normalise(name))
         if record is None:
             raise NotFound(OPERATION, name)
         return record
@@ -90,8 +96,8 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
         done = parse_done_filter(request.filter)
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         after = _parse_page_token(request.page_token)
-        records = self._store.list_operations(request.name.rstrip("/") + "/", done, size + 1,
-                                              after)
+        records = self._store.list_operations(normalise(request.name).rstrip("/") + "/", done,
+                                              size + 1, after)
         reply = operations_pb2.ListOperationsResponse(
             operations=[operations_pb2.Operation.FromString(r.operation) for r in records[:size]])
         if len(records) > size:
@@ -102,7 +108,7 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
         """Forget the operation (a running one stops at its next batch). NOT_FOUND
         for an unknown name."""
         self._record(request.name)
-        if not self._store.delete_operation(request.name):
+        if not self._store.delete_operation(normalise(request.name)):
             raise NotFound(OPERATION, request.name)
         return empty_pb2.Empty()
 
@@ -110,7 +116,7 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
         """Ask the job to stop between batches; it then ends with CANCELLED. A done
         operation is left as it is. NOT_FOUND for an unknown name."""
         self._record(request.name)
-        if self._store.request_cancel(request.name) is None:
+        if self._store.request_cancel(normalise(request.name)) is None:
             raise NotFound(OPERATION, request.name)
         if self._runner is not None:
             self._runner.notify()
@@ -132,7 +138,7 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
             if context is not None and not context.is_active():
                 break
             waiter.wait(min(self._poll, max(deadline - time.monotonic(), 0)))
-            current = self._store.get_operation(request.name)
+            current = self._store.get_operation(normalise(request.name))
             if current is None:
                 raise NotFound(OPERATION, request.name)
             record = current

@@ -367,3 +367,19 @@ def test_product_import_refuses_at_call_time(channel: grpc.Channel, mutate, word
         catalog.ImportProducts(request)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert words in caught.value.details(), caught.value.details()
+
+
+def test_branch_alias_names_the_same_operations(channel: grpc.Channel, stubs) -> None:
+    from footfall.retail.v2 import product_service_pb2_grpc
+
+    _, ops = stubs
+    catalog = product_service_pb2_grpc.ProductServiceStub(channel)
+    request = import_config_pb2.ImportProductsRequest(parent=f"{PARENT}/branches/default_branch")
+    request.input_config.product_inline_source.products.add(
+        id="a", title="A", categories=["Shoes"])
+    done = wait(ops, catalog.ImportProducts(request))
+    alias = done.name.replace("/branches/0/", "/branches/default_branch/")
+    assert ops.GetOperation(operations_pb2.GetOperationRequest(name=alias)).name == done.name
+    listed = ops.ListOperations(operations_pb2.ListOperationsRequest(
+        name=f"{PARENT}/branches/default_branch"))
+    assert [o.name for o in listed.operations] == [done.name]
