@@ -63,7 +63,7 @@ def _parse_page_token(token: str) -> tuple[int, str] | None:
 
 class OperationsService(operations_pb2_grpc.OperationsServicer):
     def __init__(self, store: Store, runner: OperationRunner | None = None,
-                 poll_seconds: float = 0.05) -> None:
+                 poll_seconds: float = 0.01) -> None:
         self._store = store
         self._runner = runner
         self._poll = poll_seconds

@@ -64,13 +64,18 @@ def _unquote(token: _Token) -> str:
 
 
 def _time(token: _Token) -> int:
+    """Nanoseconds since the epoch of a quoted RFC 3339 time."""
     stamp = timestamp_pb2.Timestamp()
     try:
         stamp.FromJsonString(_unquote(token))
     except ValueError:
         raise _Fail(token.at, f"{token.text} is not an RFC 3339 time such as "
                               '"2024-01-31T23:59:59Z"') from None
-    return stamp.seconds * 1_000_000 + stamp.nanos // 1000
+    return stamp.seconds * 1_000_000_000 + stamp.nanos
+
+
+def _bound(nanos: int, inclusive: bool) -> TimeBound:
+    return TimeBound.at(nanos // 1_000_000_000, nanos % 1_000_000_000, inclusive)
 
 
 class _Parser:
@@ -120,12 +125,12 @@ class _Parser:
             elif name.text != "eventTime":
                 raise _Fail(name.at, "use eventTime with > >= < <=")
             else:
-                micros = _time(self.take("string", "a quoted RFC 3339 time"))
+                nanos = _time(self.take("string", "a quoted RFC 3339 time"))
                 inclusive = op.text in (">=", "<=")
                 if op.text.startswith(">"):
-                    self.bound_after(TimeBound(micros, inclusive))
+                    self.bound_after(_bound(nanos, inclusive))
                 else:
-                    self.bound_before(TimeBound(micros, inclusive))
+                    self.bound_before(_bound(nanos, inclusive))
         else:
             raise _Fail(name.at, f"unknown field {name.text!r}; filter on eventType, visitorId, "
                                  "userId or eventTime")
@@ -139,17 +144,19 @@ class _Parser:
         self.take("op", "']'", ("]",))
         if end < start:
             raise _Fail(end_token.at, "the range ends before it starts")
-        self.bound_after(TimeBound(start, True))
-        self.bound_before(TimeBound(end, True))
+        self.bound_after(_bound(start, True))
+        self.bound_before(_bound(end, True))
 
     def bound_after(self, bound: TimeBound) -> None:
         old = self.query.after
-        if old is None or (bound.micros, not bound.inclusive) > (old.micros, not old.inclusive):
+        if old is None or ((bound.micros, bound.nanos, not bound.inclusive)
+                           > (old.micros, old.nanos, not old.inclusive)):
             self.query = replace(self.query, after=bound)
 
     def bound_before(self, bound: TimeBound) -> None:
         old = self.query.before
-        if old is None or (bound.micros, bound.inclusive) < (old.micros, old.inclusive):
+        if old is None or ((bound.micros, bound.nanos, bound.inclusive)
+                           < (old.micros, old.nanos, old.inclusive)):
             self.query = replace(self.query, before=bound)
 
 

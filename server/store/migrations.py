@@ -2,6 +2,8 @@
 
 A migration is a list of statements; the portable subset of SQL is used so that
 every backend runs the same list (PostgreSQL maps the types, see `postgres_dialect`).
+Where the backends must differ (SQLite cannot drop a constraint, only rebuild a
+table), a statement is a mapping from dialect to SQL; `statement_for` picks it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import re
 
 # Types are written in SQLite's spelling; the PostgreSQL store maps BLOB to BYTEA
 # and INTEGER PRIMARY KEY to a BIGINT identity.
-MIGRATIONS: list[tuple[int, str, list[str]]] = [
+Statement = str | dict[str, str]
+MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
     (1, "user and client events", [
         """CREATE TABLE user_events (
             id INTEGER PRIMARY KEY,
@@ -57,6 +60,41 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         # The event as received, when the stored one was enriched by a join.
         "ALTER TABLE user_events ADD COLUMN source BLOB",
     ]),
+    (3, "time-ordered dedup index; event times to the nanosecond", [
+        # The dedup key is a hash, so a unique index on it alone is random: every
+        # insert and every batch of a purge touches pages all over it. Prefixed with
+        # the catalog and time it is ordered like the events (appends at the end,
+        # purges of a time range touch neighbouring pages) and it also serves as the
+        # time index. Same events have the same time, so the dedup rule is unchanged.
+        # event_time_ns holds the nanoseconds within event_time_us (0-999), so time
+        # filters compare to the nanosecond; events stored before this migration get 0.
+        {"sqlite": """CREATE TABLE user_events_v3 (
+            id INTEGER PRIMARY KEY,
+            catalog TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            visitor_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            event_time_us BIGINT NOT NULL,
+            event_time_ns SMALLINT NOT NULL,
+            joined SMALLINT NOT NULL,
+            dedup_key BLOB NOT NULL,
+            event BLOB NOT NULL,
+            source BLOB
+        )""",
+         "postgresql": "ALTER TABLE user_events ADD COLUMN event_time_ns SMALLINT NOT NULL "
+                       "DEFAULT 0"},
+        {"sqlite": "INSERT INTO user_events_v3 SELECT id, catalog, event_type, visitor_id, "
+                   "user_id, event_time_us, 0, joined, dedup_key, event, source "
+                   "FROM user_events ORDER BY id",
+         "postgresql": "ALTER TABLE user_events DROP CONSTRAINT user_events_dedup_key_key"},
+        {"sqlite": "DROP TABLE user_events",
+         "postgresql": "DROP INDEX user_events_time"},
+        {"sqlite": "ALTER TABLE user_events_v3 RENAME TO user_events"},
+        {"sqlite": "CREATE INDEX user_events_visitor ON user_events (catalog, visitor_id)"},
+        {"sqlite": "CREATE INDEX user_events_user ON user_events (catalog, user_id)"},
+        "CREATE UNIQUE INDEX user_events_dedup ON user_events "
+        "(catalog, event_time_us, dedup_key)",
+    ]),
 ]
 
 
@@ -69,6 +107,14 @@ _POSTGRES_TYPES = [
     (re.compile(r"\bBLOB\b"), "BYTEA"),
     (re.compile(r"\bTEXT\b"), 'TEXT COLLATE "C"'),
 ]
+
+
+def statement_for(statement: Statement, dialect: str) -> str | None:
+    """The SQL `dialect` ("sqlite" or "postgresql") runs for `statement`, or None
+    when that backend has nothing to do for it."""
+    if isinstance(statement, str):
+        return postgres_dialect(statement) if dialect == "postgresql" else statement
+    return statement.get(dialect)
 
 
 def postgres_dialect(statement: str) -> str:

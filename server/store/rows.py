@@ -43,6 +43,8 @@ class EventRow:
     payload: bytes
     key: bytes
     source: bytes | None = None
+    # nanoseconds within event_time_us (0-999): time filters compare to the nanosecond
+    event_time_ns: int = 0
 
     @classmethod
     def from_event(cls, catalog: str, event: Any, joined: bool,
@@ -61,6 +63,7 @@ class EventRow:
             visitor_id=event.visitor_id,
             user_id=event.user_info.user_id,
             event_time_us=time.seconds * 1_000_000 + time.nanos // 1000,
+            event_time_ns=time.nanos % 1000,
             joined=joined,
             payload=payload,
             key=dedup_key(catalog, source if source is not None else payload),
@@ -78,19 +81,27 @@ class EventRow:
         return cls(catalog=catalog, event_type=event.event_type, visitor_id=event.visitor_id,
                    user_id=event.user_info.user_id,
                    event_time_us=time.seconds * 1_000_000 + time.nanos // 1000,
-                   joined=joined, payload=received, key=dedup_key(catalog, received))
+                   event_time_ns=time.nanos % 1000, joined=joined, payload=received,
+                   key=dedup_key(catalog, received))
 
     def as_params(self) -> tuple[Any, ...]:
         return (self.catalog, self.event_type, self.visitor_id, self.user_id,
-                self.event_time_us, int(self.joined), self.key, self.payload, self.source)
+                self.event_time_us, self.event_time_ns, int(self.joined), self.key, self.payload,
+                self.source)
 
 
 @dataclass(frozen=True)
 class TimeBound:
-    """One side of an event-time range, in microseconds since the epoch."""
+    """One side of an event-time range: `micros` since the epoch plus `nanos`
+    (0-999) within that microsecond."""
 
     micros: int
     inclusive: bool
+    nanos: int = 0
+
+    @classmethod
+    def at(cls, seconds: int, nanos: int, inclusive: bool) -> TimeBound:
+        return cls(seconds * 1_000_000 + nanos // 1000, inclusive, nanos % 1000)
 
 
 @dataclass(frozen=True)
@@ -119,12 +130,21 @@ def where_clause(query: EventQuery, placeholder: str = "?") -> tuple[str, list[A
         for value in values:
             terms.append(f"{column} = {placeholder}")
             params.append(value)
-    if query.after is not None:
-        terms.append(f"event_time_us {'>=' if query.after.inclusive else '>'} {placeholder}")
-        params.append(query.after.micros)
-    if query.before is not None:
-        terms.append(f"event_time_us {'<=' if query.before.inclusive else '<'} {placeholder}")
-        params.append(query.before.micros)
+    for bound, above in ((query.after, True), (query.before, False)):
+        if bound is None:
+            continue
+        # event_time_us leads the index; event_time_ns only settles ties within the
+        # microsecond, so the range stays an index range.
+        wide, strict = (">=", ">") if above else ("<=", "<")
+        edge = strict + ("=" if bound.inclusive else "")
+        if bound.nanos == 0 and bound.inclusive == above:
+            # at or after x.000, or before x.000: the microsecond alone decides
+            terms.append(f"event_time_us {wide if above else strict} {placeholder}")
+            params.append(bound.micros)
+            continue
+        terms.append(f"event_time_us {wide} {placeholder} AND (event_time_us {strict} "
+                     f"{placeholder} OR event_time_ns {edge} {placeholder})")
+        params.extend([bound.micros, bound.micros, bound.nanos])
     if query.joined is not None:
         terms.append(f"joined = {placeholder}")
         params.append(int(query.joined))

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from server.store.group_commit import GroupCommitter, Job
-from server.store.migrations import MIGRATIONS
+from server.store.migrations import MIGRATIONS, statement_for
 from server.store.rows import (
     OPERATION_COLUMNS,
     ClientEventRow,
@@ -34,11 +34,11 @@ from server.store.rows import (
 log = logging.getLogger(__name__)
 
 _INSERT_EVENTS = ("INSERT OR IGNORE INTO user_events (catalog, event_type, visitor_id, user_id, "
-                  "event_time_us, joined, dedup_key, event, source) VALUES ")
-_ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                  "event_time_us, event_time_ns, joined, dedup_key, event, source) VALUES ")
+_ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # How often the background checkpointer copies the WAL into the database.
 CHECKPOINT_SECONDS = 0.5
-# Rows per INSERT statement (9 parameters each, under SQLite's 32,766 limit).
+# Rows per INSERT statement (10 parameters each, under SQLite's 32,766 limit).
 _ROWS_PER_STATEMENT = 500
 
 
@@ -130,7 +130,9 @@ class SqliteStore:
                 if version in done:
                     continue
                 for statement in statements:
-                    conn.execute(statement)
+                    sql = statement_for(statement, "sqlite")
+                    if sql is not None:
+                        conn.execute(sql)
                 conn.execute("INSERT INTO schema_migrations VALUES (?, ?)",
                              (version, description))
                 log.info("applied migration %d: %s", version, description)

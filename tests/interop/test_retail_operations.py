@@ -612,10 +612,6 @@ def test_a_bad_filter_is_refused_when_called_saying_at_which_character(
     assert not operations_in(retail, catalog)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "server bug: time bounds are compared in whole microseconds (event_time_us), so an "
-    "event at 18:25:43.511000500Z is not selected by eventTime > \"...43.511Z\" and a "
-    "bound of ...43.5110005Z selects events 500 ns before it"))
 def test_time_bounds_compare_to_the_nanosecond(
         retail: retail_v2.UserEventServiceClient, catalog: str) -> None:
     events = [user_event(example("home-page-view", visitorId=visitor, eventTime=when))
