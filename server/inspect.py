@@ -12,9 +12,19 @@ from google.protobuf import json_format
 from server.errors import FootfallError
 from server.names import parse_catalog
 from server.retail import purge_filter
-from server.store import EventQuery, open_store
+from server.store import EventQuery, Store, open_store
 
 PAGE = 1000
+
+
+def _open(url: str) -> Store | None:
+    """The store, or None after saying in one line why it cannot be opened."""
+    try:
+        return open_store(url)
+    except (FootfallError, ValueError, OSError) as exc:
+        print(f"footfall: cannot open the store: {getattr(exc, 'message', exc)}",
+              file=sys.stderr)
+        return None
 
 
 def run_events(args: argparse.Namespace) -> int:
@@ -26,7 +36,9 @@ def run_events(args: argparse.Namespace) -> int:
     except FootfallError as exc:
         print(f"footfall: {exc.message}", file=sys.stderr)
         return 2
-    store = open_store(args.store)
+    store = _open(args.store)
+    if store is None:
+        return 1
     try:
         if args.events_command == "count":
             print(store.count_user_events(query))
@@ -49,7 +61,9 @@ def run_events(args: argparse.Namespace) -> int:
 
 def run_operations(args: argparse.Namespace) -> int:
     """Print the operations under a parent, oldest first."""
-    store = open_store(args.store)
+    store = _open(args.store)
+    if store is None:
+        return 1
     done = None if args.done is None else args.done == "true"
     try:
         after = None

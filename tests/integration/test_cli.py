@@ -50,3 +50,10 @@ def test_events_cli_counts_and_refuses_bad_filters(tmp_path: Path) -> None:
 def test_operations_cli_lists_nothing_on_a_fresh_store(tmp_path: Path) -> None:
     out = footfall("operations", "list", "--store", f"sqlite:///{tmp_path}/e.db", cwd=tmp_path)
     assert (out.returncode, out.stdout) == (0, "")
+
+
+def test_unusable_store_is_one_line(tmp_path: Path) -> None:
+    out = footfall("events", "count", "--parent", CATALOG, "--store", "mysql://x", cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.startswith("footfall: cannot open the store: unknown store URL")
+    assert "Traceback" not in out.stderr
