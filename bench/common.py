@@ -36,6 +36,7 @@ class Server:
     port: int
     workdir: Path
     http_port: int = 0
+    store_url: str = ""
 
     def peak_rss_kib(self) -> int:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -61,7 +62,7 @@ def footfall(store: str | None = None, *extra: str, sqlite_options: str = "") ->
     process = subprocess.Popen(args, cwd=workdir, stderr=subprocess.PIPE, env=env)
     try:
         port, http_port = _wait_ready(process)
-        yield Server(process, port, workdir, http_port)
+        yield Server(process, port, workdir, http_port, store)
     finally:
         _stop(process)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -167,3 +168,35 @@ def percentile(sorted_values: Sequence[float], pct: float) -> float:
 
 def summary(values: Sequence[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+ADMIN_DSN = os.environ.get("FOOTFALL_BENCH_POSTGRES_DSN",
+                           "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def postgres_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(ADMIN_DSN, connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one benchmark; dropped afterwards."""
+    import secrets
+
+    import psycopg
+
+    name = f"footfall_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    base = ADMIN_DSN.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

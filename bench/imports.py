@@ -18,10 +18,10 @@ from footfall.retail.v2 import import_config_pb2, user_event_pb2, user_event_ser
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import duration_pb2, json_format
 
-from bench.common import PARENT, footfall, summary
+from bench.common import PARENT, footfall, postgres_available, postgres_database, summary
 from bench.data import temp_dir, write_files
 from server.store import EventRow
-from server.store.migrations import MIGRATIONS
+from server.store.migrations import MIGRATIONS, statement_for
 
 
 def baseline(files: list[Path], db: Path) -> float:
@@ -31,9 +31,12 @@ def baseline(files: list[Path], db: Path) -> float:
     conn.execute("PRAGMA synchronous = FULL")
     for _, _, statements in MIGRATIONS:
         for statement in statements:
-            conn.execute(statement)
+            sql = statement_for(statement, "sqlite")
+            if sql is not None:
+                conn.execute(sql)
     insert = ("INSERT OR IGNORE INTO user_events (catalog, event_type, visitor_id, user_id, "
-              "event_time_us, joined, dedup_key, event, source) VALUES (?,?,?,?,?,?,?,?,?)")
+              "event_time_us, event_time_ns, joined, dedup_key, event, source) "
+              "VALUES (?,?,?,?,?,?,?,?,?,?)")
     count = 0
     start = time.perf_counter()
     rows = []
@@ -58,9 +61,10 @@ def baseline(files: list[Path], db: Path) -> float:
     return count / elapsed
 
 
-def footfall_import(total: int, files: int = 4) -> dict[str, float]:
-    """events/s of ImportUserEvents from gs:// files into a fresh store, and peak RSS."""
-    with footfall() as server:
+def footfall_import(total: int, files: int = 4, store: str | None = None) -> dict[str, float]:
+    """events/s of ImportUserEvents from gs:// files into a fresh store (SQLite unless
+    `store` names one), and the server's peak RSS."""
+    with footfall(store) as server:
         folder = server.workdir / "gcs" / "bench" / "events"
         write_files(folder, total, files)
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -95,13 +99,21 @@ def run(total: int = 1_000_000, small: int = 10_000, reps: int = 3) -> dict[str,
             db.unlink()
         ours = [footfall_import(total) for _ in range(reps)]
         tiny = [footfall_import(small) for _ in range(reps)]
+        on_postgres = []
+        if postgres_available():
+            for _ in range(reps):
+                with postgres_database() as url:
+                    on_postgres.append(footfall_import(total, store=url))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     base_rate = summary(base)
     our_rate = summary([r["per_second"] for r in ours])
     big_rss = summary([r["peak_rss_mib"] for r in ours])
     small_rss = summary([r["peak_rss_mib"] for r in tiny])
+    pg = summary([r["per_second"] for r in on_postgres]) if on_postgres else None
     return {
+        "postgres_per_second": pg,
+        "postgres_to_sqlite": pg["median"] / our_rate["median"] if pg else None,
         "events": total,
         "baseline_per_second": base_rate,
         "footfall_per_second": our_rate,

@@ -59,7 +59,14 @@ def _write(w: dict[str, Any]) -> list[str]:
             r = w[t][c]
             out.append(f"| {t} | {c} | {_range(r['per_second'])} | {_range(r['p50_ms'], 2)} | "
                        f"{_range(r['p99_ms'], 2)} |")
-    out += ["", "Bar: ≥ 0.9× the best empty-handler throughput, p99 ≤ 1.5× its p99.", ""]
+    out += ["", "Bar: ≥ 0.9× the best empty-handler throughput, p99 ≤ 1.5× its p99; "
+            "PostgreSQL ≥ 0.8× SQLite (synchronous=full).", ""]
+    if "footfall-postgres" in w:
+        for c in callers:
+            pg = w["footfall-postgres"][c]["per_second"]["median"]
+            lite = w["footfall-sqlite-full"][c]["per_second"]["median"]
+            out.append(f"- PostgreSQL vs SQLite, {c} callers: "
+                       + _bar(pg / lite >= 0.8, f"{pg / lite:.2f}×"))
     for t in (t for t in targets if t.startswith("footfall")):
         for c in callers:
             r = w[t]["ratios"][c]
@@ -85,7 +92,10 @@ def _import(i: dict[str, Any]) -> list[str]:
         f"## 3. Import of {i['events']:,} JSON-lines events from gs:// files", "",
         "| | events/s |", "|---|---|",
         f"| baseline: json_format.Parse + batched inserts | {_range(i['baseline_per_second'])} |",
-        f"| Footfall ImportUserEvents | {_range(i['footfall_per_second'])} |", "",
+        f"| Footfall ImportUserEvents, SQLite | {_range(i['footfall_per_second'])} |",
+        *([f"| Footfall ImportUserEvents, PostgreSQL | {_range(i['postgres_per_second'])} "
+           f"({i['postgres_to_sqlite']:.2f}× SQLite) |"] if i.get("postgres_per_second") else []),
+        "",
         "- " + _bar(i["ratio"] >= 5, f"{i['ratio']:.2f}× the baseline (bar ≥ 5×)"),
         f"- peak RSS: {sizes[0]} events {_range(i['peak_rss_mib'][sizes[0]], 1)} MiB, "
         f"{sizes[1]} events {_range(i['peak_rss_mib'][sizes[1]], 1)} MiB — "

@@ -9,13 +9,25 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
 from google.protobuf import json_format
 
-from bench.common import PARENT, Server, empty_server, footfall, grpc_frame, h2load, summary
+from bench.common import (
+    PARENT,
+    Server,
+    empty_server,
+    footfall,
+    grpc_frame,
+    h2load,
+    postgres_available,
+    postgres_database,
+    summary,
+)
 
 PATH = "/google.cloud.retail.v2.UserEventService/WriteUserEvent"
 EVENT = {
@@ -38,7 +50,7 @@ def frame_file() -> Path:
 
 def stored(server: Server) -> int:
     out = subprocess.run([sys.executable, "-m", "server", "events", "count", "--parent", PARENT,
-                          "--store", f"sqlite:///{server.workdir}/events.db"],
+                          "--store", server.store_url],
                          capture_output=True, text=True, check=True).stdout
     return int(out)
 
@@ -58,11 +70,18 @@ def measure(server: Server, frame: Path, callers: tuple[int, ...], requests: int
     return out
 
 
+@contextmanager
+def footfall_postgres() -> Iterator[Server]:
+    with postgres_database() as url, footfall(url) as server:
+        yield server
+
+
 TARGETS = {
     "empty-threaded": lambda: empty_server("threaded"),
     "empty-aio": lambda: empty_server("aio"),
     "footfall-sqlite-full": lambda: footfall(),
     "footfall-sqlite-normal": lambda: footfall(sqlite_options="?synchronous=normal"),
+    "footfall-postgres": footfall_postgres,
 }
 
 
@@ -74,6 +93,9 @@ def run(requests: int = 10_000, reps: int = 3,
     results: dict[str, Any] = {}
     try:
         for name, make in TARGETS.items():
+            if name == "footfall-postgres" and not postgres_available():
+                print("PostgreSQL is not reachable: no PostgreSQL figures", flush=True)
+                continue
             with make() as server:
                 results[name] = measure(server, frame, callers, requests, reps)
                 if name.startswith("footfall"):
