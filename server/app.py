@@ -24,12 +24,14 @@ from server.clock import Clock, SystemClock
 from server.config import Settings
 from server.http import HttpGateway
 from server.operations import service as operations_service
-from server.operations.runner import OperationRunner
+from server.operations.runner import Job, OperationRunner
+from server.policy import Policy
+from server.policy.auth import AuthFileError
 from server.retail import import_events, import_products, purge, rejoin
 from server.retail.product_service import ProductService
 from server.retail.user_event_service import UserEventService
 from server.rpc import ErrorInterceptor
-from server.store import Store, open_store
+from server.store import Store, open_store, redacted
 from server.store.watch import HealthWatch
 from server.talent.event_service import EventService
 
@@ -55,6 +57,7 @@ class Running:
     settings: Settings
     http: HttpGateway | None = None  # None when --http-port is 0
     store_health: HealthWatch | None = None
+    policy: Policy | None = None
 
     @property
     def http_port(self) -> int:
@@ -82,21 +85,28 @@ def _set_serving(servicer: health.HealthServicer, serving: bool) -> None:
 
 
 def start(settings: Settings, clock: Clock | None = None) -> Running:
-    """Open the store and start serving; raises if the address cannot be bound."""
-    store = open_store(settings.store)
+    """Open the store and start serving; raises if the address cannot be bound
+    (OSError), or the auth file (AuthFileError) or TLS files (OSError) cannot be used."""
     clock = clock or SystemClock()
+    policy = Policy.from_settings(settings, SERVED, clock)
+    tls = _server_credentials(settings)
+    store = open_store(settings.store)
+    policy.metrics.watch_store(store)
     gcs_root = Path(settings.gcs_root)
     gcs_root.mkdir(parents=True, exist_ok=True)
-    runner = OperationRunner(store, clock, {
+    jobs: dict[str, Job] = {
         import_events.KIND: import_events.ImportJob(gcs_root, settings.strict_event_types),
         purge.KIND: purge.run_purge,
         rejoin.KIND: rejoin.run_rejoin,
         import_products.KIND: import_products.ImportProductsJob(gcs_root),
+    }
+    runner = OperationRunner(store, clock, {
+        kind: policy.metrics.observe_job(kind, job) for kind, job in jobs.items()
     }, workers=settings.operation_workers, lease_seconds=settings.lease_seconds)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers,
                                    thread_name_prefix="footfall-rpc"),
-        interceptors=[ErrorInterceptor()],
+        interceptors=[ErrorInterceptor(policy)],
         options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),
             ("grpc.max_send_message_length", settings.max_request_bytes),
@@ -126,13 +136,14 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     address = f"[{settings.host}]:{settings.port}" if ":" in settings.host \
         else f"{settings.host}:{settings.port}"
     try:
-        port = server.add_insecure_port(address)
+        port = (server.add_secure_port(address, tls) if tls is not None
+                else server.add_insecure_port(address))
     except RuntimeError as exc:
         store.close()
         raise OSError(f"cannot listen on {address}: {exc}") from exc
     server.start()
     runner.start()
-    gateway = HttpGateway(settings, servicers) if settings.http_port else None
+    gateway = HttpGateway(settings, servicers, policy) if settings.http_port else None
     if gateway is not None:
         try:
             gateway.start()
@@ -144,7 +155,50 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     store_health = HealthWatch(store, lambda ok: _set_serving(health_servicer, ok))
     store_health.start()
     return Running(server, health_servicer, store, runner, port, settings, gateway,
-                   store_health=store_health)
+                   store_health=store_health, policy=policy)
+
+
+def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials from --tls-cert/--tls-key, or None; OSError if unreadable."""
+    if not settings.tls_cert:
+        return None
+    try:
+        cert = Path(settings.tls_cert).read_bytes()
+        key = Path(settings.tls_key).read_bytes()
+    except OSError as exc:
+        raise OSError(f"cannot read the TLS certificate or key: {exc}") from exc
+    return grpc.ssl_server_credentials([(key, cert)])
+
+
+def _reload_keys(running: Running) -> None:
+    """SIGHUP: read the auth file again; a bad file keeps the keys in force."""
+    assert running.policy is not None
+    auth = running.policy.auth
+    if not auth.enabled:
+        log.warning("SIGHUP: no --auth-file to re-read")
+        return
+    try:
+        auth.reload()
+    except AuthFileError as exc:
+        log.error("SIGHUP: %s; the previous keys stay in force", exc)
+        return
+    log.info("SIGHUP: re-read %s: %d keys", auth.path, auth.key_count)
+
+
+def _log_trust(running: Running) -> None:
+    settings, policy = running.settings, running.policy
+    assert policy is not None
+    if policy.auth.enabled:
+        log.info("auth is on: %d API keys from %s (SIGHUP re-reads it)", policy.auth.key_count,
+                 policy.auth.path)
+    else:
+        loopback = settings.host in ("127.0.0.1", "localhost", "::1")
+        log.log(logging.INFO if loopback else logging.WARNING,
+                "auth is off: any caller may call any RPC (--auth-file to require API keys)")
+    if policy.quota is not None:
+        log.info("write quota: %d writes per minute per project", policy.quota.per_minute)
+    if policy.faults is not None:
+        log.warning("fault injection is on: calls may ask to fail with x-footfall-fail")
 
 
 def serve(settings: Settings) -> int:
@@ -152,12 +206,19 @@ def serve(settings: Settings) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    running = start(settings)
+    try:
+        running = start(settings)
+    except AuthFileError as exc:
+        log.error("%s", exc)
+        return 2
+    signal.signal(signal.SIGHUP, lambda *_: _reload_keys(running))
+    _log_trust(running)
+    scheme = "TLS" if settings.tls_cert else "plaintext"
     if running.http is not None:  # before the gRPC line, which says "ready"
-        log.info("Footfall serving HTTP on %s:%d (REST, pixel, /footfall.js)", settings.host,
-                 running.http_port)
-    log.info("Footfall serving gRPC on %s:%d (store %s)", settings.host, running.port,
-             settings.store)
+        log.info("Footfall serving HTTP on %s:%d (REST, pixel, /footfall.js, /metrics; %s)",
+                 settings.host, running.http_port, scheme)
+    log.info("Footfall serving gRPC on %s:%d (store %s; %s)", settings.host, running.port,
+             redacted(settings.store), scheme)
     stop.wait()
     log.info("shutting down: draining in-flight calls (up to %ss)", settings.grace_seconds)
     running.stop()

@@ -29,6 +29,12 @@ class Settings:
     http_port: int = 0
     cors_origins: tuple[str, ...] = ("*",)
     trust_forwarded_for: bool = False
+    # Trust (see README "Security and operations"): all off by default.
+    auth_file: str = ""  # JSON keys and roles; "" = no keys needed
+    tls_cert: str = ""  # PEM files; both or neither, for gRPC and HTTP alike
+    tls_key: str = ""
+    quota_writes_per_minute: int = 0  # per project; 0 = no quota
+    allow_fault_injection: bool = False  # honour x-footfall-fail
 
 
 def _env_bool(value: str) -> bool:
@@ -89,6 +95,30 @@ def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str])
                         default=_env_bool(str(env_or("TRUST_FORWARDED_FOR", "false"))),
                         help="take a pixel's client address from X-Forwarded-For; only "
                              "behind a proxy that sets it (FOOTFALL_TRUST_FORWARDED_FOR)")
+    parser.add_argument("--auth-file", default=env_or("AUTH_FILE", d.auth_file),
+                        help="JSON file of API keys and their roles and projects; without "
+                             "it no key is needed. Re-read on SIGHUP (FOOTFALL_AUTH_FILE)")
+    parser.add_argument("--tls-cert", default=env_or("TLS_CERT", d.tls_cert),
+                        help="PEM certificate (chain) for TLS on both ports; needs --tls-key "
+                             "(FOOTFALL_TLS_CERT)")
+    parser.add_argument("--tls-key", default=env_or("TLS_KEY", d.tls_key),
+                        help="PEM private key of --tls-cert (FOOTFALL_TLS_KEY)")
+    parser.add_argument("--quota-writes-per-minute", type=int,
+                        default=int(env_or("QUOTA_WRITES_PER_MINUTE",  # type: ignore[call-overload]
+                                           d.quota_writes_per_minute)),
+                        help="event writes a project may make per minute (token bucket, a "
+                             "minute's worth of burst); 0 = unlimited "
+                             "(FOOTFALL_QUOTA_WRITES_PER_MINUTE; default %(default)s)")
+    parser.add_argument("--max-request-bytes", type=int,
+                        default=int(env_or("MAX_REQUEST_BYTES",  # type: ignore[call-overload]
+                                           d.max_request_bytes)),
+                        help="largest request accepted on either transport "
+                             "(FOOTFALL_MAX_REQUEST_BYTES; default %(default)s)")
+    parser.add_argument("--allow-fault-injection", action="store_true",
+                        default=_env_bool(str(env_or("ALLOW_FAULT_INJECTION", "false"))),
+                        help="let calls ask for failures with the x-footfall-fail header, to "
+                             "test client retries; never in production "
+                             "(FOOTFALL_ALLOW_FAULT_INJECTION)")
     parser.add_argument("--log-level", default=env_or("LOG_LEVEL", d.log_level),
                         help="DEBUG, INFO, WARNING or ERROR (FOOTFALL_LOG_LEVEL)")
 
@@ -104,6 +134,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise SystemExit(f"--workers must be at least 1, got {args.workers}")
     if not -1 <= args.http_port <= 65535:
         raise SystemExit(f"--http-port must be -1..65535, got {args.http_port}")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SystemExit("--tls-cert and --tls-key go together: give both or neither")
+    if args.quota_writes_per_minute < 0:
+        raise SystemExit(f"--quota-writes-per-minute must not be negative, got "
+                         f"{args.quota_writes_per_minute}")
+    if args.max_request_bytes < 1024:
+        raise SystemExit(f"--max-request-bytes must be at least 1024, got "
+                         f"{args.max_request_bytes}")
     return Settings(
         host=args.host,
         port=args.port,
@@ -118,6 +156,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         http_port=args.http_port,
         cors_origins=tuple(o.strip() for o in args.cors_origins.split(",") if o.strip()),
         trust_forwarded_for=args.trust_forwarded_for,
+        auth_file=args.auth_file,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        quota_writes_per_minute=args.quota_writes_per_minute,
+        max_request_bytes=args.max_request_bytes,
+        allow_fault_injection=args.allow_fault_injection,
     )
 
 

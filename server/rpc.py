@@ -1,38 +1,125 @@
-"""The gRPC side of error handling: one interceptor turns domain errors into statuses.
+"""The gRPC side of every call: one interceptor decodes the request, applies the
+shared policy (keys, faults, quotas, gone callers), runs the servicer, turns
+domain errors into statuses and records the call.
 
 Servicers raise `FootfallError`s; this interceptor aborts the call with the
 matching code, message and google.rpc details. Anything else is a bug on our
 side: it is logged with its traceback and the client sees INTERNAL, never UNKNOWN.
+Requests are decoded here rather than by grpc, so that bytes that are no valid
+message are INVALID_ARGUMENT (grpc itself would answer INTERNAL). A status is
+made to fit the trailers a client accepts (8 KiB by default in grpc): a huge
+message or detail would otherwise reach the client as RESOURCE_EXHAUSTED.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError, Message
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from server.errors import FootfallError, internal_status, to_rpc_status
+from server import wellknown
+from server.errors import FootfallError, InvalidArgument, internal_status, to_rpc_status
+from server.policy import Admission, Policy
 
 log = logging.getLogger(__name__)
+TRANSPORT = "grpc"
+# Trailers a status may fill: grpc-message (percent-encoded) and
+# grpc-status-details-bin (base64, so 4/3 of this), well under grpc's 8 KiB.
+MESSAGE_BUDGET = 2048
+DETAILS_BUDGET = 2048
+MAX_FIELD_CHARS, MAX_DESCRIPTION_CHARS = 200, 300
 
 
-def _guard(behaviour: Callable[[Any, grpc.ServicerContext], Any],
-           method: str) -> Callable[[Any, grpc.ServicerContext], Any]:
-    def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+def _clip(text: str, budget: int) -> str:
+    """`text`, cut so that its percent-encoded UTF-8 takes at most `budget` bytes."""
+    cost = 0
+    for i, char in enumerate(text):
+        cost += 1 if " " <= char <= "~" and char != "%" else 3 * len(char.encode("utf-8",
+                                                                                  "replace"))
+        if cost > budget - 9:  # room for the "..." mark
+            return text[:i] + "..."
+    return text
+
+
+def _shrunk(details: list[any_pb2.Any]) -> list[any_pb2.Any]:
+    """The details cut to DETAILS_BUDGET: long BadRequest entries clipped, then the
+    last violations (or details) left out."""
+    kept: list[any_pb2.Any] = []
+    for detail in details:
+        bad = error_details_pb2.BadRequest()
+        if detail.Unpack(bad):
+            for violation in bad.field_violations:
+                violation.field = violation.field[:MAX_FIELD_CHARS]
+                violation.description = violation.description[:MAX_DESCRIPTION_CHARS]
+            while bad.field_violations and bad.ByteSize() > DETAILS_BUDGET:
+                del bad.field_violations[-1]
+            detail = any_pb2.Any()
+            detail.Pack(bad)
+        kept.append(detail)
+    while kept and sum(d.ByteSize() for d in kept) > DETAILS_BUDGET:
+        kept.pop()
+    return kept
+
+
+def fit_in_trailers(status: status_pb2.Status) -> status_pb2.Status:
+    """`status` small enough for any client's trailers (unchanged when it is)."""
+    if len(status.message) * 3 <= MESSAGE_BUDGET and \
+            sum(d.ByteSize() for d in status.details) <= DETAILS_BUDGET:
+        return status
+    details = list(status.details)
+    if sum(d.ByteSize() for d in details) > DETAILS_BUDGET:
+        details = _shrunk(details)
+    return status_pb2.Status(code=status.code, message=_clip(status.message, MESSAGE_BUDGET),
+                             details=details)
+
+
+def _decode(deserializer: Callable[[bytes], Any] | None, raw: Any, method: str) -> Any:
+    if deserializer is None:
+        return raw
+    try:
+        request = deserializer(raw)
+    except (DecodeError, ValueError, TypeError) as exc:
+        raise InvalidArgument.field("request", f"is not a valid serialized request of "
+                                               f"{method}: {exc}") from None
+    if isinstance(request, Message):
+        wellknown.check(request)
+    return request
+
+
+def _guard(handler: grpc.RpcMethodHandler, method: str,
+           policy: Policy) -> Callable[[Any, grpc.ServicerContext], Any]:
+    behaviour = handler.unary_unary
+    deserializer = handler.request_deserializer
+
+    def guarded(raw: Any, context: grpc.ServicerContext) -> Any:
+        started = time.perf_counter()
+        code, message = grpc.StatusCode.OK, ""
+        admission: Admission | None = None
         try:
+            request = _decode(deserializer, raw, method)
+            admission = policy.admit(method, context.invocation_metadata(), request, context)
             return behaviour(request, context)
         except FootfallError as exc:
-            log.debug("%s: %s %s", method, exc.code.name, exc.message)
-            context.abort_with_status(rpc_status.to_status(to_rpc_status(exc)))
+            code, message = exc.code, exc.message
+            context.abort_with_status(rpc_status.to_status(fit_in_trailers(to_rpc_status(exc))))
         except Exception:
             if context.code() is not None:  # already aborted on purpose
+                code = context.code()
                 raise
+            code, message = grpc.StatusCode.INTERNAL, "see the traceback"
             log.exception("%s failed", method)
             context.abort_with_status(rpc_status.to_status(
                 internal_status(f"internal error in {method}; see the server log")))
+        finally:
+            policy.record(method, TRANSPORT, code, time.perf_counter() - started, admission,
+                          message)
 
     return guarded
 
@@ -40,7 +127,8 @@ def _guard(behaviour: Callable[[Any, grpc.ServicerContext], Any],
 class ErrorInterceptor(grpc.ServerInterceptor):
     """Wraps every unary-unary handler once (cached per method)."""
 
-    def __init__(self) -> None:
+    def __init__(self, policy: Policy | None = None) -> None:
+        self._policy = policy or Policy(())
         self._cache: dict[str, grpc.RpcMethodHandler | None] = {}
 
     def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Any],
@@ -51,9 +139,10 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is not None and handler.unary_unary is not None:
             handler = grpc.unary_unary_rpc_method_handler(
-                _guard(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
+                _guard(handler, method, self._policy),
+                request_deserializer=None,  # decoded in the guard
                 response_serializer=handler.response_serializer,
             )
         self._cache[method] = handler
         return handler
+

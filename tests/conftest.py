@@ -85,4 +85,6 @@ def postgres_url(postgres_databases: PostgresDatabases) -> str:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     skipped = terminalreporter.stats.get("skipped", [])
     if any(SKIPPED in str(getattr(report, "longrepr", "")) for report in skipped):
-        terminalreporter.write_sep("!", SKIPPED, red=True, bold=True)
+        terminalreporter.write_sep("!", "PostgreSQL tests SKIPPED", red=True, bold=True)
+        terminalreporter.write_line(SKIPPED, red=True, bold=True)
+        terminalreporter.write_sep("!", red=True, bold=True)

@@ -43,11 +43,12 @@ def code_name(code: int) -> str:
         return "UNKNOWN"
 
 
-def error_body(status: status_pb2.Status) -> bytes:
+def error_body(status: status_pb2.Status, http: int | None = None) -> bytes:
     """`{"error": {"code": 400, "message": ..., "status": "INVALID_ARGUMENT",
-    "details": [{"@type": ..., ...}]}}`."""
-    error: dict[str, object] = {"code": http_status(status.code), "message": status.message,
-                                "status": code_name(status.code)}
+    "details": [{"@type": ..., ...}]}}`; `http` when the HTTP code is not the one
+    the status maps to (413 for a body too large)."""
+    error: dict[str, object] = {"code": http or http_status(status.code),
+                                "message": status.message, "status": code_name(status.code)}
     if status.details:
         error["details"] = [json_format.MessageToDict(d) for d in status.details]
     return orjson.dumps({"error": error}, option=orjson.OPT_INDENT_2)

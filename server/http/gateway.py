@@ -2,8 +2,10 @@
 the very servicers gRPC calls (in a thread pool, as gRPC does), on routes derived
 from the contracts' `google.api.http` annotations.
 
-Besides the routes: `/footfall.js` (the tracker), CORS (preflight included) for
-pages on other origins, and the pixel's always-a-GIF answer.
+Besides the routes: `/footfall.js` (the tracker), `/metrics` (Prometheus), CORS
+(preflight included) for pages on other origins, and the pixel's always-a-GIF
+answer. Every routed call goes through the same policy as over gRPC
+(`server.policy`: keys, faults, quotas, metrics and the log line).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Mapping
@@ -22,19 +25,35 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 
 from server.config import Settings
-from server.errors import FootfallError, InvalidArgument, internal_status, to_rpc_status
+from server.errors import (
+    FootfallError,
+    InvalidArgument,
+    ResourceExhausted,
+    internal_status,
+    to_rpc_status,
+)
 from server.http import pixel, tracker, transcode
 from server.http.errors import error_body, http_status
 from server.http.routes import Route, Router, derive_routes
+from server.policy import Admission, CallerGone, Policy
 from server.retail.collect import Requester
 
 log = logging.getLogger(__name__)
 
 HTTP_BODY = "google.api.HttpBody"
 TRACKER_PATH = "/footfall.js"
+METRICS_PATH = "/metrics"
+MAX_WAIT_SECONDS = 86_400.0  # a longer X-Server-Timeout is no deadline at all
+TRANSPORT = "http"
 DEFAULT_ALLOWED_HEADERS = ("Content-Type, Authorization, X-Goog-Api-Client, "
                            "X-Goog-User-Project, X-Goog-Request-Params, X-Server-Timeout")
 START_TIMEOUT = 30.0
+
+
+class RequestTooLarge(ResourceExhausted):
+    """A body over --max-request-bytes: RESOURCE_EXHAUSTED, answered as HTTP 413."""
+
+    http_status = 413
 
 
 class _Reported(FootfallError):
@@ -64,6 +83,8 @@ class CallContext:
             except ValueError:
                 raise InvalidArgument.field("X-Server-Timeout", "must be a number of "
                                                                 "seconds") from None
+            if self._deadline != self._deadline:  # NaN
+                raise InvalidArgument.field("X-Server-Timeout", "must be a number of seconds")
         self._code: grpc.StatusCode | None = None
         self._details = ""
 
@@ -103,8 +124,10 @@ def _invoke(route: Route, message: Message, context: CallContext) -> Any:
 class HttpGateway:
     """Serves the routes of `servicers` (full service name -> servicer) over HTTP."""
 
-    def __init__(self, settings: Settings, servicers: Mapping[str, Any]) -> None:
+    def __init__(self, settings: Settings, servicers: Mapping[str, Any],
+                 policy: Policy | None = None) -> None:
         self._settings = settings
+        self._policy = policy or Policy(servicers)
         self.router = Router(derive_routes(servicers))
         self._origins = frozenset(settings.cors_origins)
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -148,7 +171,8 @@ class HttpGateway:
                                      max_line_size=self._settings.max_request_bytes)
         await self._runner.setup()
         port = max(self._settings.http_port, 0)  # -1: any free port
-        site = web.TCPSite(self._runner, self._settings.host, port, reuse_port=False)
+        site = web.TCPSite(self._runner, self._settings.host, port, reuse_port=False,
+                           ssl_context=_ssl_context(self._settings))
         try:
             await site.start()
         except OSError as exc:
@@ -184,37 +208,59 @@ class HttpGateway:
             return self._cors(request, web.Response(
                 text=tracker.SCRIPT, content_type="application/javascript",
                 headers={"Cache-Control": "public, max-age=300"}))
+        if raw_path == METRICS_PATH and request.method in ("GET", "HEAD"):
+            body, content_type = self._policy.metrics.render()
+            return web.Response(body=body, headers={"Content-Type": content_type,
+                                                    "Cache-Control": "no-store"})
         found = self.router.match(request.method, raw_path)
         if found is None:
             return self._cors(request, self._no_route(request.method, raw_path))
         route, path_values = found
         output = transcode.Output()
+        started = time.perf_counter()
+        code, message_text = grpc.StatusCode.OK, ""
+        admission: list[Admission] = []  # filled on the worker thread
         try:
             output = transcode.output_of(request.query)
             body = await self._read_body(request)
             message = transcode.build_request(route, path_values, request.query.items(), body)
             context = CallContext(request, pixel.requester(
                 request.headers, request.remote or "", self._settings.trust_forwarded_for))
-            answer = await asyncio.get_running_loop().run_in_executor(
-                self._executor, _invoke, route, message, context)
+            query_key = request.query.get("key") if route.rpc == pixel.PIXEL_RPC else None
+            work = asyncio.get_running_loop().run_in_executor(
+                self._executor, self._call, route, message, context, query_key, admission)
+            answer = await _within(work, context.time_remaining())
             return self._cors(request, self._render(route, answer, output))
         except FootfallError as exc:
-            log.debug("%s %s: %s %s", request.method, raw_path, exc.code.name, exc.message)
-            status = to_rpc_status(exc)
+            code, message_text = exc.code, exc.message
+            status, http = to_rpc_status(exc), getattr(exc, "http_status", None)
         except Exception:
             log.exception("%s %s failed", request.method, raw_path)
+            code, message_text = grpc.StatusCode.INTERNAL, "see the traceback"
             status = internal_status(f"internal error in {route.rpc}; see the server log")
+            http = None
+        finally:
+            self._policy.record(route.grpc_method, TRANSPORT, code,
+                                time.perf_counter() - started,
+                                admission[0] if admission else None, message_text)
         if pixel.is_pixel(route, output):
             return self._cors(request, pixel.refused(status, request.remote or "?"))
-        return self._cors(request, _error(status))
+        return self._cors(request, _error(status, http))
+
+    def _call(self, route: Route, message: Message, context: CallContext,
+              query_key: str | None, admission: list[Admission]) -> Any:
+        """On a worker thread: the policy, then the servicer."""
+        admission.append(self._policy.admit(route.grpc_method, context.invocation_metadata(),
+                                            message, context, query_key))
+        return _invoke(route, message, context)
 
     async def _read_body(self, request: web.Request) -> bytes:
         try:
             return await request.read()
         except web.HTTPRequestEntityTooLarge:
-            raise InvalidArgument.field("body", f"must be at most "
-                                                f"{self._settings.max_request_bytes} bytes"
-                                        ) from None
+            raise RequestTooLarge(f"the request body is larger than the "
+                                  f"{self._settings.max_request_bytes} bytes this server "
+                                  f"accepts") from None
 
     def _render(self, route: Route, answer: Message, output: transcode.Output) -> web.Response:
         if route.response_body:
@@ -266,7 +312,31 @@ class HttpGateway:
         return self._cors(request, response)
 
 
-def _error(status: status_pb2.Status) -> web.Response:
-    return web.Response(status=http_status(status.code), body=error_body(status),
+def _error(status: status_pb2.Status, http: int | None = None) -> web.Response:
+    """Google's JSON error; `http` overrides the HTTP code the status maps to."""
+    code = http or http_status(status.code)
+    return web.Response(status=code, body=error_body(status, code),
                         content_type="application/json", charset="utf-8",
                         headers={"Cache-Control": "no-store"})
+
+
+async def _within(work: asyncio.Future[Any], seconds: float | None) -> Any:
+    """`work`'s result, or DEADLINE_EXCEEDED once the caller's `seconds` (its
+    X-Server-Timeout) are up; the work itself cannot be stopped on its thread."""
+    if seconds is None or seconds > MAX_WAIT_SECONDS:
+        return await work
+    try:
+        return await asyncio.wait_for(asyncio.shield(work), timeout=seconds)
+    except TimeoutError:
+        raise CallerGone(grpc.StatusCode.DEADLINE_EXCEEDED,
+                         "the deadline (X-Server-Timeout) passed before the answer was "
+                         "ready") from None
+
+
+def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """TLS for the HTTP port from --tls-cert/--tls-key, or None."""
+    if not settings.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return context

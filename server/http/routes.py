@@ -77,6 +77,11 @@ class Route:
         """The RPC's full name, e.g. google.cloud.retail.v2.UserEventService.WriteUserEvent."""
         return self.method.full_name
 
+    @property
+    def grpc_method(self) -> str:
+        """The RPC as gRPC names it: /google.cloud.retail.v2.UserEventService/WriteUserEvent."""
+        return f"/{self.method.containing_service.full_name}/{self.method.name}"
+
 
 def http_bindings(rule: http_pb2.HttpRule) -> Iterator[tuple[str, str, str, str]]:
     """(HTTP method, path template, body, response_body) of a rule and its

@@ -198,6 +198,10 @@ class OperationRunner:
         log.info("running %s", record.name)
         try:
             job(context)
+        except StoreUnavailable as exc:  # before FootfallError: the database, not the client
+            log.warning("%s paused, it resumes from its last committed step: %s",
+                        record.name, exc.message)
+            self._stopping.wait(self._poll)
         except FootfallError as exc:
             # The job found the request cannot be done (e.g. its file is gone since the
             # call): the client's problem, reported on the operation, not retried.
@@ -209,10 +213,6 @@ class OperationRunner:
                 self._store.release_operation(record.name, owner)
             except StoreUnavailable:
                 pass  # the lease lapses by itself
-        except StoreUnavailable as exc:
-            log.warning("%s paused, it resumes from its last committed step: %s",
-                        record.name, exc.message)
-            self._stopping.wait(self._poll)
         except LeaseLost:
             log.warning("%s was deleted or taken over; stopped working on it", record.name)
         except Exception:

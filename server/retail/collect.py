@@ -23,6 +23,7 @@ PIXEL_CONTENT_TYPE = "image/gif"
 
 MAX_USER_EVENT_CHARS = 2_000_000
 MAX_URI_CHARS = 5_000
+MAX_ETS_MILLIS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last valid Timestamp
 # Conversion rules for raw_json that this server implements: none yet; Google's
 # service knows e.g. "ga4_bq". A raw_json without a rule must be a UserEvent.
 KNOWN_PREBUILT_RULES: frozenset[str] = frozenset()
@@ -60,6 +61,9 @@ def decode_collect_request(request: Any, event: Any) -> list[FieldViolation]:
             "uri", f"must be at most {MAX_URI_CHARS} characters, got {len(request.uri)}"))
     if request.ets < 0:
         violations.append(FieldViolation("ets", f"must not be negative, got {request.ets}"))
+    elif request.ets > MAX_ETS_MILLIS:
+        violations.append(FieldViolation("ets", f"must be milliseconds before the year 10000, "
+                                                f"got {request.ets}"))
     if not request.user_event and not request.raw_json:
         violations.append(FieldViolation("user_event", "is required (or raw_json)"))
     try:
@@ -76,7 +80,7 @@ def decode_collect_request(request: Any, event: Any) -> list[FieldViolation]:
         violations.extend(exc.violations)
     if not event.uri and request.uri and len(request.uri) <= MAX_URI_CHARS:
         event.uri = request.uri
-    if not event.HasField("event_time") and request.ets > 0:
+    if not event.HasField("event_time") and 0 < request.ets <= MAX_ETS_MILLIS:
         event.event_time.FromMilliseconds(request.ets)
     return violations
 

@@ -8,7 +8,17 @@ from server.store.base import Store
 from server.store.rows import ClientEventRow, EventQuery, EventRow, TimeBound
 from server.store.sqlite import SqliteStore
 
-__all__ = ["ClientEventRow", "EventQuery", "EventRow", "Store", "TimeBound", "open_store"]
+__all__ = ["ClientEventRow", "EventQuery", "EventRow", "Store", "TimeBound", "open_store",
+           "redacted"]
+
+
+def redacted(url: str) -> str:
+    """`url` as logs may show it: a password in it becomes ***."""
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    host = parsed.netloc.rpartition("@")[2]
+    return parsed._replace(netloc=f"{parsed.username or ''}:***@{host}").geturl()
 
 
 def open_store(url: str) -> Store:

@@ -68,6 +68,9 @@ class GroupCommitter:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self.batches = 0  # committed batches, for metrics and tests
+        # Called on the writer thread with each committed batch (futures resolved);
+        # how metrics see batch sizes without the store knowing about them.
+        self.on_commit: Callable[[list[Job]], None] | None = None
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -134,6 +137,8 @@ class GroupCommitter:
             try:
                 self._apply_batch(batch)
                 self.batches += 1
+                if self.on_commit is not None:
+                    self._notify(batch)
                 carried, delay = [], FIRST_RETRY_DELAY
             except StoreUnavailable as exc:
                 carried = self._keep_for_retry(batch, exc, stop_deadline)
@@ -149,6 +154,13 @@ class GroupCommitter:
             if stop_deadline is not None and not carried:
                 self._fail_leftovers()
                 return
+
+    def _notify(self, batch: list[Job]) -> None:
+        assert self.on_commit is not None
+        try:
+            self.on_commit(batch)
+        except Exception:  # an observer must never fail a write
+            log.exception("on_commit hook failed")
 
     def _keep_for_retry(self, batch: list[Job], exc: StoreUnavailable,
                         stop_deadline: float | None) -> list[Job]:

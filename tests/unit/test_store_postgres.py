@@ -214,9 +214,11 @@ def test_a_job_paused_by_an_outage_resumes_from_its_last_step(
         open_proxied: Callable[..., PostgresStore], proxy: Proxy) -> None:
     store = open_proxied(retry_seconds=0.3)
     name = f"{CATALOG}/operations/job"
+    running = operations_pb2.Operation(name=name).SerializeToString()
     store.create_operation(OperationRecord(name=name, kind="kind", done=False, create_time_us=1,
-                                           request=b"", operation=b""))
-    at_third_step, cut_done, step_failed = threading.Event(), threading.Event(), threading.Event()
+                                           request=b"", operation=running))
+    at_third_step, cut_done = threading.Event(), threading.Event()
+    step_failed, restored = threading.Event(), threading.Event()
     runs: list[int] = []
 
     def job(ctx: JobContext) -> None:
@@ -228,9 +230,10 @@ def test_a_job_paused_by_an_outage_resumes_from_its_last_step(
                 cut_done.wait()
             try:
                 ctx.step(Step(insert_events=[row(f"step-{done}")]),
-                         lambda _r, n=done: Progress(str(n + 1).encode(), b"running", False))
+                         lambda _r, n=done: Progress(str(n + 1).encode(), running, False))
             except StoreUnavailable:
                 step_failed.set()
+                restored.wait()  # the runner hears of the outage once it is over
                 raise
             done += 1
         ctx.finish(operations_pb2.Operation(name=name, done=True), b"5")
@@ -243,11 +246,15 @@ def test_a_job_paused_by_an_outage_resumes_from_its_last_step(
         cut_done.set()
         assert step_failed.wait(OUTAGE_NOTICED)  # longer than the writer retries a wait
         proxy.restore()
+        eventually(lambda: _get(store, name) is not None, "reads to work again")
+        restored.set()
         eventually(lambda: (op := _get(store, name)) is not None and op.done,
                    "the job to finish")
     finally:
         runner.stop()
     assert runs == [0, 2]  # run again from its checkpoint, by the same worker
+    finished = operations_pb2.Operation.FromString(store.get_operation(name).operation)
+    assert not finished.HasField("error")  # an outage is no reason to fail the job
     visitors = [user_event_pb2.UserEvent.FromString(p).visitor_id
                 for _, p in store.list_user_events(EventQuery(CATALOG), 10)]
     assert visitors == [f"step-{n}" for n in range(5)]

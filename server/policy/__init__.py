@@ -1,0 +1,183 @@
+"""What every call goes through on both transports, in one place: API keys and
+roles, fault injection, write quotas, dropping work whose caller is gone, and
+the per-call metrics and log line.
+
+gRPC calls it from the interceptor in `server.rpc`, HTTP from the gateway; both
+hand it the full method name (`/google.cloud.retail.v2.UserEventService/WriteUserEvent`),
+the call's metadata (lower-case names), the request message and a context with
+`is_active()` and `time_remaining()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+
+from server.clock import Clock
+from server.config import Settings
+from server.errors import FootfallError
+from server.policy import faults
+from server.policy.auth import WRITER_METHODS, Authenticator, authorize, project_of, resource_names
+from server.policy.faults import FaultInjector, InjectedFault
+from server.policy.metrics import Metrics, split_method
+from server.policy.quota import WriteQuota
+
+log = logging.getLogger("footfall.requests")
+
+# Event writes: what a writer key may call and what the write quota counts.
+QUOTA_METHODS = WRITER_METHODS
+# Codes that say the server (not the client) has a problem: logged as warnings.
+SERVER_CODES = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN,
+                          grpc.StatusCode.DATA_LOSS, grpc.StatusCode.UNAVAILABLE})
+Metadata = Sequence[tuple[str, Any]]
+
+
+class CallerGone(FootfallError):
+    """The caller cancelled or its deadline passed before the work started."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Who a call was admitted for (what its log line says)."""
+
+    project: str | None = None
+    key_name: str | None = None
+
+
+OPEN = Admission()
+
+
+def _header(metadata: Iterable[tuple[str, Any]], name: str) -> str | None:
+    for key, value in metadata:
+        if key == name and isinstance(value, str):
+            return value
+    return None
+
+
+class Policy:
+    """Admits (or refuses) calls to the `guarded` services and records every call."""
+
+    def __init__(self, guarded: Iterable[str], auth: Authenticator | None = None,
+                 quota: WriteQuota | None = None, faults_: FaultInjector | None = None,
+                 metrics: Metrics | None = None) -> None:
+        self._guarded = frozenset(guarded)
+        self._guards: dict[str, bool] = {}  # by method: the answer of `guards`
+        self.auth = auth or Authenticator(None)
+        self.quota = quota
+        self.faults = faults_
+        self.metrics = metrics or Metrics()
+        self._stop_waiting = threading.Event()  # never set: an interruptible sleep
+
+    @classmethod
+    def from_settings(cls, settings: Settings, guarded: Iterable[str],
+                      clock: Clock | None = None) -> Policy:
+        """Raises AuthFileError when the auth file cannot be used."""
+        quota = (WriteQuota(settings.quota_writes_per_minute, clock)
+                 if settings.quota_writes_per_minute else None)
+        return cls(guarded, Authenticator(settings.auth_file or None), quota,
+                   FaultInjector() if settings.allow_fault_injection else None)
+
+    def guards(self, method: str) -> bool:
+        """Whether `method` is one the policy applies to (not health or reflection)."""
+        guarded = self._guards.get(method)
+        if guarded is None:
+            guarded = self._guards[method] = split_method(method)[0] in self._guarded
+        return guarded
+
+    def admit(self, method: str, metadata: Metadata, request: Message, context: Any,
+              query_key: str | None = None) -> Admission:
+        """Let the call through or raise why not.
+
+        UNAUTHENTICATED (no or unknown key), PERMISSION_DENIED (role or project),
+        the injected code of an x-footfall-fail header (INVALID_ARGUMENT for a bad
+        header), RESOURCE_EXHAUSTED (write quota, with RetryInfo), CANCELLED or
+        DEADLINE_EXCEEDED when the caller is gone already.
+        """
+        if not self.guards(method):
+            return OPEN
+        admission = OPEN
+        if self.auth.enabled:
+            grant = self.auth.authenticate(metadata, query_key)
+            admission = Admission(authorize(grant, method, request), grant.name)
+        if self.faults is not None:
+            self._inject(method, metadata, context)
+        if self.quota is not None and method in QUOTA_METHODS:
+            project = admission.project or next(
+                (p for p in map(project_of, resource_names(request)) if p), None)
+            if project is not None:  # no project: the servicer refuses the name
+                self.quota.take(project)
+        drop_if_gone(context)
+        return admission
+
+    def _inject(self, method: str, metadata: Metadata, context: Any) -> None:
+        assert self.faults is not None
+        header = _header(metadata, faults.HEADER)
+        if header is None:
+            return
+        spec = faults.parse_spec(header)
+        if spec.delay:
+            self._wait(spec.delay, context)
+        if self.faults.fires(method, header, spec):
+            assert spec.code is not None
+            raise InjectedFault(spec.code, header)
+
+    def _wait(self, seconds: float, context: Any) -> None:
+        """Sleep up to `seconds`, returning early once the caller is gone."""
+        step, waited = 0.02, 0.0
+        while waited < seconds and context.is_active():
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:
+                return
+            self._stop_waiting.wait(min(step, seconds - waited))
+            waited += step
+
+    def record(self, method: str, transport: str, code: grpc.StatusCode, seconds: float,
+               admission: Admission | None = None, message: str = "") -> None:
+        """Count the call and write its log line: DEBUG when OK, INFO for a client's
+        error, WARNING for the server's."""
+        self.metrics.observe_call(method, transport, code, seconds)
+        level = (logging.DEBUG if code is grpc.StatusCode.OK else
+                 logging.WARNING if code in SERVER_CODES else logging.INFO)
+        if not log.isEnabledFor(level):
+            return
+        fields: dict[str, Any] = {"method": method.lstrip("/"), "transport": transport,
+                                  "code": code.name, "duration_ms": round(seconds * 1000, 3)}
+        if admission is not None and admission.project:
+            fields["project"] = admission.project
+        if admission is not None and admission.key_name:
+            fields["key"] = admission.key_name
+        if message:
+            fields["message"] = message[:300]
+        text = " ".join(f"{k}={_logfmt(v)}" for k, v in fields.items())
+        log.log(level, "call %s", text, extra={"call": fields})
+
+
+def drop_if_gone(context: Any) -> None:
+    """CANCELLED / DEADLINE_EXCEEDED when nobody waits for the answer any more:
+    work (and writes) for a caller that is gone are not done."""
+    if context is None:
+        return
+    if not context.is_active():
+        raise CallerGone(grpc.StatusCode.CANCELLED, "the caller went away before the call "
+                                                    "was served")
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        raise CallerGone(grpc.StatusCode.DEADLINE_EXCEEDED, "the caller's deadline passed "
+                                                            "before the call was served")
+
+
+def _logfmt(value: Any) -> str:
+    text = str(value)
+    if text and all(c.isalnum() or c in "-_./:@" for c in text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'

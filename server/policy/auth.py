@@ -1,0 +1,261 @@
+"""API keys and roles: who may call which RPC on which project.
+
+Keys live in a JSON file (`--auth-file`):
+
+    {"keys": {"<secret>": {"projects": ["my-project"], "role": "writer",
+                           "name": "shop-frontend"}}}
+
+`writer` may write, collect and create client events; `admin` may call every
+RPC. `projects` may hold "*" for every project; `name` (optional) is what the
+logs say instead of the key. Keys are kept only as SHA-256 digests and looked
+up by digest, so no comparison ever runs over a secret (constant time in the
+key), and no message or log line ever holds one.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+
+from server.errors import PermissionDenied, Unauthenticated
+
+API_KEY_HEADER = "x-goog-api-key"
+AUTHORIZATION_HEADER = "authorization"
+ERROR_DOMAIN = "footfall"
+
+# The RPCs a writer may call (full gRPC method names); every other guarded RPC
+# needs an admin key.
+WRITER_METHODS = frozenset({
+    "/google.cloud.retail.v2.UserEventService/WriteUserEvent",
+    "/google.cloud.retail.v2.UserEventService/CollectUserEvent",
+    "/google.cloud.talent.v4.EventService/CreateClientEvent",
+})
+# Request fields that hold a resource name, and so the project a call acts on.
+RESOURCE_FIELDS = (("parent",), ("name",), ("product", "name"))
+_PROJECT = re.compile(r"^projects/(?P<project>[^/]+)(?:/|$)")
+ANY_PROJECT = "*"
+
+
+class Role(enum.Enum):
+    WRITER = "writer"
+    ADMIN = "admin"
+
+    def may_call(self, method: str) -> bool:
+        return self is Role.ADMIN or method in WRITER_METHODS
+
+
+class AuthFileError(ValueError):
+    """An auth file that cannot be used; the message names the file and the entry
+    (by position or name, never by secret)."""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one key may do."""
+
+    role: Role
+    projects: frozenset[str]
+    name: str  # for logs: the entry's "name", else "key #n"
+
+    def allows_project(self, project: str) -> bool:
+        return ANY_PROJECT in self.projects or project in self.projects
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+
+
+class KeyRing:
+    """Keys by digest. Lookups hash the offered key and probe a dict of digests:
+    their time does not depend on how much of a secret was guessed right."""
+
+    def __init__(self, grants: Mapping[str, Grant]) -> None:
+        self._by_digest = {_digest(key): grant for key, grant in grants.items()}
+
+    def __len__(self) -> int:
+        return len(self._by_digest)
+
+    def lookup(self, key: str) -> Grant | None:
+        return self._by_digest.get(_digest(key))
+
+    @classmethod
+    def parse(cls, text: str, source: str = "auth file") -> KeyRing:
+        """The keys of an auth file's JSON text; AuthFileError saying what is wrong."""
+        try:
+            document = json.loads(text)
+        except ValueError as exc:
+            raise AuthFileError(f"{source}: not JSON: {exc}") from None
+        if not isinstance(document, dict) or set(document) != {"keys"} \
+                or not isinstance(document["keys"], dict):
+            raise AuthFileError(f'{source}: must be an object {{"keys": {{"<key>": '
+                                f'{{"projects": [...], "role": "admin"|"writer"}}}}}}')
+        grants = {}
+        for position, (key, entry) in enumerate(document["keys"].items(), start=1):
+            grants[key] = _grant(key, entry, f"{source}: key #{position}")
+        return cls(grants)
+
+    @classmethod
+    def load(cls, path: str | Path) -> KeyRing:
+        """The keys of the file at `path`; AuthFileError (also when it cannot be read)."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AuthFileError(f"cannot read auth file {path}: {exc}") from None
+        return cls.parse(text, f"auth file {path}")
+
+
+def _grant(key: str, entry: Any, where: str) -> Grant:
+    if not key or key != key.strip():
+        raise AuthFileError(f"{where}: a key must be non-empty, without surrounding spaces")
+    if not isinstance(entry, dict):
+        raise AuthFileError(f"{where}: must be an object with 'projects' and 'role'")
+    unknown = set(entry) - {"projects", "role", "name"}
+    if unknown:
+        raise AuthFileError(f"{where}: unknown fields {sorted(unknown)}; "
+                            "allowed: projects, role, name")
+    name = entry.get("name", "")
+    if not isinstance(name, str):
+        raise AuthFileError(f"{where}: 'name' must be a string")
+    where = f"{where} ({name})" if name else where
+    try:
+        role = Role(entry.get("role"))
+    except ValueError:
+        raise AuthFileError(f"{where}: 'role' must be 'admin' or 'writer'") from None
+    projects = entry.get("projects")
+    if not isinstance(projects, list) or not projects or not all(
+            isinstance(p, str) and p and "/" not in p for p in projects):
+        raise AuthFileError(f"{where}: 'projects' must be a non-empty list of project ids "
+                            "(or \"*\" for every project)")
+    return Grant(role, frozenset(projects), name or where.rpartition(": ")[2])
+
+
+def _error_info(reason: str) -> list[Message]:
+    return [error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN)]
+
+
+class MissingKey(Unauthenticated):
+    def __init__(self) -> None:
+        super().__init__("this server requires an API key: send it as the x-goog-api-key "
+                         "header (or authorization: Bearer KEY)")
+
+    def details(self) -> list[Message]:
+        return _error_info("API_KEY_MISSING")
+
+
+class InvalidKey(Unauthenticated):
+    def __init__(self) -> None:
+        super().__init__("API key not valid; pass a valid API key")
+
+    def details(self) -> list[Message]:
+        return _error_info("API_KEY_INVALID")
+
+
+class Denied(PermissionDenied):
+    def details(self) -> list[Message]:
+        return _error_info("ACCESS_DENIED")
+
+
+def key_of(metadata: Iterable[tuple[str, str | bytes]], query_key: str | None = None
+           ) -> str | None:
+    """The API key a call carries: x-goog-api-key, else authorization: Bearer,
+    else the `key` query parameter (HTTP only). Header names must be lower case."""
+    bearer = None
+    for name, value in metadata:
+        if isinstance(value, bytes):
+            continue
+        if name == API_KEY_HEADER and value:
+            return value
+        if name == AUTHORIZATION_HEADER and bearer is None:
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                bearer = token.strip()
+    return bearer or query_key or None
+
+
+def _field_value(request: Message, path: tuple[str, ...]) -> str:
+    target: Any = request
+    for name in path:
+        if name not in target.DESCRIPTOR.fields_by_name:
+            return ""
+        target = getattr(target, name)
+    return target if isinstance(target, str) else ""
+
+
+def resource_names(request: Message) -> list[str]:
+    """The non-empty resource names a request carries (parent, name, product.name)."""
+    return [v for path in RESOURCE_FIELDS if (v := _field_value(request, path))]
+
+
+def project_of(name: str) -> str | None:
+    """`my-project` for `projects/my-project/...`; None for anything else."""
+    match = _PROJECT.match(name)
+    return match["project"] if match else None
+
+
+def authorize(grant: Grant, method: str, request: Message) -> str:
+    """The project the call acts on, if `grant` may call `method` on it.
+
+    Raises PERMISSION_DENIED when the role is too weak, when a resource name of
+    the request is in a project the key is not granted, or when the request
+    names no project at all.
+    """
+    rpc = method.rpartition("/")[2]
+    if not grant.role.may_call(method):
+        raise Denied(f"the API key's role ({grant.role.value}) may not call {rpc}; "
+                     "it needs an admin key")
+    names = resource_names(request)
+    projects = [project_of(n) for n in names]
+    if not projects or None in projects:
+        raise Denied(f"{rpc}: the request names no project (projects/PROJECT/...), so "
+                     "no API key is allowed to make it")
+    for project in projects:
+        assert project is not None
+        if not grant.allows_project(project):
+            raise Denied(f"the API key is not allowed to use project {project!r} "
+                         "(or it may not exist)")
+    return str(projects[0])
+
+
+class Authenticator:
+    """The current KeyRing (None: auth is off), re-read from `path` on `reload`."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path or None
+        self._ring = KeyRing.load(self.path) if self.path else None
+
+    @property
+    def enabled(self) -> bool:
+        return self._ring is not None
+
+    @property
+    def key_count(self) -> int:
+        return len(self._ring) if self._ring is not None else 0
+
+    def reload(self) -> None:
+        """Read the file again; on AuthFileError the old keys stay in force."""
+        if self.path is None:
+            return
+        self._ring = KeyRing.load(self.path)  # one reference swap: calls see old or new
+
+    def authenticate(self, metadata: Iterable[tuple[str, str | bytes]],
+                     query_key: str | None = None) -> Grant:
+        """The grant of the call's key; UNAUTHENTICATED when there is none or it is
+        unknown. Only meaningful while `enabled`."""
+        ring = self._ring
+        assert ring is not None
+        key = key_of(metadata, query_key)
+        if key is None:
+            raise MissingKey()
+        grant = ring.lookup(key)
+        if grant is None:
+            raise InvalidKey()
+        return grant

@@ -1,0 +1,162 @@
+"""Prometheus metrics, served at /metrics on the HTTP port.
+
+One registry per server (so in-process tests can run several). The stores stay
+free of prometheus: they expose a commit hook (`GroupCommitter.on_commit`),
+operations are observed by wrapping the runner's jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+from google.longrunning import operations_pb2
+from google.rpc import code_pb2
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+
+from server.errors import FootfallError
+from server.operations.runner import StopRequested
+from server.store.group_commit import GroupCommitter
+from server.store.rows import LeaseLost, StepResult
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                   2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+CLIENT_EVENT_RPC = "/google.cloud.talent.v4.EventService/CreateClientEvent"
+
+
+def split_method(method: str) -> tuple[str, str]:
+    """("google.cloud.retail.v2.UserEventService", "WriteUserEvent") for
+    "/google.cloud.retail.v2.UserEventService/WriteUserEvent"."""
+    service, _, name = method.lstrip("/").rpartition("/")
+    return service, name
+
+
+class Metrics:
+    """The server's metrics and the ways to feed them."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.requests = Counter(
+            "footfall_requests", "Calls answered, by RPC, transport and status code.",
+            ["service", "method", "transport", "code"], registry=self.registry)
+        self.latency = Histogram(
+            "footfall_request_duration_seconds", "Time to answer a call, by RPC and transport.",
+            ["service", "method", "transport"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.events = Counter(
+            "footfall_events_stored",
+            "Events committed: user_event (writes, collects and imports; an exact duplicate "
+            "write counts though it is stored once) and client_event (talent).",
+            ["kind"], registry=self.registry)
+        self.batch_size = Histogram(
+            "footfall_group_commit_batch_size", "Writes committed together in one transaction.",
+            buckets=BATCH_BUCKETS, registry=self.registry)
+        self.operations = Counter(
+            "footfall_operations",
+            "Long-running operation runs in this process, by kind and how they ended: "
+            "succeeded, failed, cancelled, paused (shutdown, database away or handed over; "
+            "it resumes) or crashed (retried).", ["kind", "state"], registry=self.registry)
+        self.operations_running = Gauge(
+            "footfall_operations_running", "Operations running in this process now.",
+            ["kind"], registry=self.registry)
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._lock = threading.Lock()
+
+    # -- requests ----------------------------------------------------------
+
+    def observe_call(self, method: str, transport: str, code: grpc.StatusCode,
+                     seconds: float) -> None:
+        key = (method, transport, code.name)
+        children = self._children.get(key)
+        if children is None:  # labels() is slow-ish: resolve each combination once
+            service, name = split_method(method)
+            with self._lock:
+                children = (self.requests.labels(service, name, transport, code.name),
+                            self.latency.labels(service, name, transport))
+                self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+        if method == CLIENT_EVENT_RPC and code is grpc.StatusCode.OK:
+            self.events.labels("client_event").inc()
+
+    # -- the store's group commit --------------------------------------------
+
+    def on_commit(self, jobs: Sequence[Any]) -> None:
+        """GroupCommitter hook: one committed batch of `jobs`."""
+        self.batch_size.observe(len(jobs))
+        stored = 0
+        for job in jobs:
+            if job.rows is not None:
+                stored += len(job.rows)
+            elif job.future.done() and job.future.exception() is None:
+                result = job.future.result()
+                if isinstance(result, StepResult):
+                    stored += result.inserted
+        if stored:
+            self.events.labels("user_event").inc(stored)
+
+    def watch_store(self, store: Any) -> bool:
+        """Hook into `store`'s group committer, if it has one; whether it had."""
+        committer = getattr(store, "_committer", None)
+        if not isinstance(committer, GroupCommitter):
+            return False
+        committer.on_commit = self.on_commit
+        return True
+
+    # -- operations ------------------------------------------------------------
+
+    def observe_job(self, kind: str, job: Callable[[Any], None]) -> Callable[[Any], None]:
+        """`job` (an OperationRunner job) counted: running now, and how each run ended."""
+        running = self.operations_running.labels(kind)
+
+        def observed(context: Any) -> None:
+            state = "crashed"
+            running.inc()
+            try:
+                job(context)
+                state = _final_state(context)
+            except FootfallError as exc:  # the runner ends the operation with it
+                state = "paused" if exc.code is grpc.StatusCode.UNAVAILABLE else "failed"
+                raise
+            except (StopRequested, LeaseLost):
+                state = "paused"
+                raise
+            finally:
+                running.dec()
+                self.operations.labels(kind, state).inc()
+
+        return observed
+
+    # -- exposition ------------------------------------------------------------
+
+    def render(self) -> tuple[bytes, str]:
+        """The text exposition format and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _final_state(context: Any) -> str:
+    """How the operation a job just ran ended, read back from the store."""
+    try:
+        record = context.store.get_operation(context.record.name)
+    except Exception:  # metrics must never fail a job
+        return "succeeded"
+    if record is None or not record.done:
+        return "paused"
+    operation = operations_pb2.Operation.FromString(record.operation)
+    if not operation.HasField("error"):
+        return "succeeded"
+    return "cancelled" if operation.error.code == code_pb2.CANCELLED else "failed"

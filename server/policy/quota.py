@@ -1,0 +1,80 @@
+"""Write quotas: a token bucket per project, so one project's flood never slows
+another.
+
+Each project may spend `per_minute` tokens a minute, one per write, with a burst
+of up to a minute's worth. A refused call is RESOURCE_EXHAUSTED with a
+google.rpc.RetryInfo saying when the next token is due. Time comes from an
+injectable clock, so tests need no sleeps.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from server.clock import Clock, SystemClock
+from server.errors import ResourceExhausted
+
+# Buckets that are full again are forgotten (a full bucket is a new one); the
+# sweep runs whenever the table grows past this many projects.
+SWEEP_AT = 10_000
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated_ns: int
+
+
+class WriteQuota:
+    """Per-project token buckets refilled at `per_minute` tokens a minute."""
+
+    def __init__(self, per_minute: int, clock: Clock | None = None) -> None:
+        if per_minute <= 0:
+            raise ValueError("per_minute must be positive")
+        self.per_minute = per_minute
+        self._capacity = float(per_minute)
+        self._per_ns = per_minute / 60e9
+        self._clock = clock or SystemClock()
+        self._buckets: dict[str, _Bucket] = {}
+        self._sweep_at = SWEEP_AT
+        self._lock = threading.Lock()
+
+    def _refilled(self, bucket: _Bucket, now_ns: int) -> float:
+        elapsed = max(now_ns - bucket.updated_ns, 0)  # a clock set back refills nothing
+        return min(self._capacity, bucket.tokens + elapsed * self._per_ns)
+
+    def try_take(self, project: str) -> float | None:
+        """Spend one of `project`'s tokens: None when granted, else the seconds
+        until one is due."""
+        now = self._clock.now_ns()
+        with self._lock:
+            bucket = self._buckets.get(project)
+            if bucket is None:
+                if len(self._buckets) >= self._sweep_at:
+                    self._sweep(now)
+                bucket = self._buckets[project] = _Bucket(self._capacity, now)
+            bucket.tokens = self._refilled(bucket, now)
+            bucket.updated_ns = max(bucket.updated_ns, now)
+            if bucket.tokens >= 1.0:
+                bucket.tokens -= 1.0
+                return None
+            return (1.0 - bucket.tokens) / (self._per_ns * 1e9)
+
+    def take(self, project: str) -> None:
+        """Spend a token; RESOURCE_EXHAUSTED with a RetryInfo when there is none."""
+        wait = self.try_take(project)
+        if wait is not None:
+            raise ResourceExhausted(
+                f"write quota of project {project!r} exhausted ({self.per_minute} writes "
+                f"per minute); retry in {wait:.2f}s", retry_after=wait)
+
+    def _sweep(self, now_ns: int) -> None:
+        """Forget full buckets (under the lock); grows the threshold if few were."""
+        full = [p for p, b in self._buckets.items() if self._refilled(b, now_ns) >= self._capacity]
+        for project in full:
+            del self._buckets[project]
+        self._sweep_at = max(SWEEP_AT, 2 * len(self._buckets))
+
+    def __len__(self) -> int:
+        return len(self._buckets)

@@ -1,0 +1,122 @@
+"""Timestamps and Durations out of their documented ranges.
+
+protobuf's binary format carries any seconds and nanos; its JSON form (and so
+every reply over HTTP, and `footfall events list --json`) cannot show a
+Timestamp outside 0001-01-01..9999-12-31 or with nanos outside 0..999,999,999,
+nor a Duration beyond +-10,000 years. The gRPC side refuses such values when it
+decodes a request, naming the field, so none is ever stored.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from google.protobuf.descriptor import Descriptor
+from google.protobuf.message import Message
+
+from server.errors import FieldViolation, raise_if_any
+
+TIMESTAMP = "google.protobuf.Timestamp"
+DURATION = "google.protobuf.Duration"
+MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799  # 0001-01-01, 9999-12-31T23:59:59
+MAX_DURATION_SECONDS = 315_576_000_000
+MAX_NANOS = 999_999_999
+_WELL_KNOWN = frozenset({TIMESTAMP, DURATION})
+
+
+SINGLE, REPEATED, MAP = 0, 1, 2
+
+
+@functools.cache
+def _fields_to_check(message: Descriptor) -> dict[str, int]:
+    """The message fields of `message` that are, or may contain, a Timestamp or
+    Duration, each with its shape (computed once per type; cut at cycles)."""
+    found = {}
+    for field in message.fields:
+        if not _reaches(field.message_type, frozenset()):
+            continue
+        if field.message_type.GetOptions().map_entry:
+            if field.message_type.fields_by_name["value"].message_type is not None:
+                found[field.name] = MAP
+        else:
+            found[field.name] = REPEATED if field.is_repeated else SINGLE
+    return found
+
+
+def _reaches(message: Descriptor | None, seen: frozenset[str]) -> bool:
+    if message is None or message.full_name in seen:
+        return False
+    if message.full_name in (TIMESTAMP, DURATION):
+        return True
+    return any(_reaches(f.message_type, seen | {message.full_name}) for f in message.fields)
+
+
+def _problem(value: Any) -> str | None:
+    seconds, nanos = value.seconds, value.nanos
+    if value.DESCRIPTOR.full_name == TIMESTAMP:
+        if not MIN_SECONDS <= seconds <= MAX_SECONDS:
+            return "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z"
+        if not 0 <= nanos <= MAX_NANOS:
+            return f"nanos must be 0..{MAX_NANOS}, got {nanos}"
+        return None
+    if not -MAX_DURATION_SECONDS <= seconds <= MAX_DURATION_SECONDS:
+        return f"must be within +-{MAX_DURATION_SECONDS} seconds"
+    if not -MAX_NANOS <= nanos <= MAX_NANOS or (seconds and nanos and (seconds < 0) != (nanos < 0)):
+        return "nanos must be -999999999..999999999 with the sign of seconds"
+    return None
+
+
+def violations(message: Message, path: str = "") -> list[FieldViolation]:
+    """Every Timestamp or Duration in `message` out of its range, by field path."""
+    found: list[FieldViolation] = []
+    name = message.DESCRIPTOR.full_name
+    if name in (TIMESTAMP, DURATION):
+        why = _problem(message)
+        if why is not None:
+            found.append(FieldViolation(path or "request", why))
+        return found
+    wanted = _fields_to_check(message.DESCRIPTOR)
+    if not wanted:
+        return found
+    for field, value in message.ListFields():  # set fields only: cheap for sparse messages
+        shape = wanted.get(field.name)
+        if shape is None:
+            continue
+        where = f"{path}.{field.name}" if path else field.name
+        if shape == MAP:
+            for key, item in value.items():
+                found.extend(violations(item, f"{where}[{key!r}]"))
+        elif shape == REPEATED:
+            for i, item in enumerate(value):
+                found.extend(violations(item, f"{where}[{i}]"))
+        else:
+            found.extend(violations(value, where))
+    return found
+
+
+def _valid(message: Message) -> bool:
+    """Whether `message` holds no bad value: `violations` without building paths
+    (this runs on every gRPC call, so it stays lean)."""
+    descriptor = message.DESCRIPTOR
+    if descriptor.full_name in _WELL_KNOWN:
+        return _problem(message) is None
+    wanted = _fields_to_check(descriptor)
+    if not wanted:
+        return True
+    for field, value in message.ListFields():
+        shape = wanted.get(field.name)
+        if shape is None:
+            continue
+        if shape == SINGLE:
+            if not _valid(value):
+                return False
+        elif not all(map(_valid, value.values() if shape == MAP else value)):
+            return False
+    return True
+
+
+def check(message: Message) -> None:
+    """INVALID_ARGUMENT listing every out-of-range Timestamp or Duration."""
+    if not _valid(message):
+        raise_if_any(violations(message))

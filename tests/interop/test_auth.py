@@ -1,0 +1,236 @@
+"""API keys and roles through the official clients: gRPC (the key in `metadata=`),
+REST (`client_options={"api_key": ...}`), the pixel (`?key=`); health and
+reflection stay open; SIGHUP re-reads the keys."""
+
+from __future__ import annotations
+
+import functools
+import json
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+import requests
+from google.api_core import exceptions
+from google.cloud import retail_v2, talent_v4
+from google.cloud.retail_v2.services.user_event_service.transports import (
+    UserEventServiceRestTransport,
+)
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from .support import (
+    RPC_DEADLINE,
+    ServerProcess,
+    count_events,
+    product_client,
+    retail_client,
+    running_server,
+    sqlite_url,
+    talent_client,
+    wait_until,
+)
+from .trust import with_key, write_keys
+
+WRITER, ADMIN, OTHER = "writer-key-7c1d0e55aa31", "admin-key-3b9f42c7d6e8", "other-key-a61e"
+SHOP = "projects/shop/locations/global/catalogs/default_catalog"
+ELSEWHERE = "projects/elsewhere/locations/global/catalogs/default_catalog"
+EVENT = {"event_type": "home-page-view", "visitor_id": "v-1"}
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    workdir = tmp_path_factory.mktemp("auth")
+    keys = write_keys(workdir / "keys.json", {
+        WRITER: ("writer", ["shop", "jobs"]), ADMIN: ("admin", ["shop"]),
+        OTHER: ("admin", ["elsewhere"])})
+    with running_server(workdir, sqlite_url(workdir / "events.db"),
+                        "--auth-file", str(keys)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def retail(secured: ServerProcess) -> Iterator[retail_v2.UserEventServiceClient]:
+    with retail_client(secured.address) as client:
+        yield client
+
+
+def write(client: retail_v2.UserEventServiceClient, key: str | None, parent: str = SHOP,
+          visitor: str = "v-1") -> retail_v2.UserEvent:
+    return client.write_user_event(
+        request={"parent": parent, "user_event": {**EVENT, "visitor_id": visitor}},
+        metadata=with_key(key) if key else (), timeout=RPC_DEADLINE)
+
+
+def test_the_log_says_auth_is_on(secured: ServerProcess, server: ServerProcess) -> None:
+    assert "auth is on: 3 API keys" in secured.log_text()
+    assert "auth is off" in server.log_text()
+    for key in (WRITER, ADMIN, OTHER):
+        assert key not in secured.log_text()
+
+
+def test_no_key_or_an_unknown_key_is_unauthenticated(
+        retail: retail_v2.UserEventServiceClient) -> None:
+    with pytest.raises(exceptions.Unauthenticated, match="requires an API key"):
+        write(retail, None)
+    with pytest.raises(exceptions.Unauthenticated, match="API key not valid"):
+        write(retail, WRITER + "x")
+    with pytest.raises(exceptions.Unauthenticated):
+        retail.write_user_event(request={"parent": SHOP, "user_event": EVENT},
+                                metadata=[("authorization", "Basic " + WRITER)],
+                                timeout=RPC_DEADLINE)
+
+
+def test_a_writer_writes_in_its_projects(secured: ServerProcess,
+                                         retail: retail_v2.UserEventServiceClient) -> None:
+    assert write(retail, WRITER, visitor="writer-1").visitor_id == "writer-1"
+    retail.write_user_event(request={"parent": SHOP, "user_event": {**EVENT,
+                                                                    "visitor_id": "bearer-1"}},
+                            metadata=[("authorization", f"Bearer {WRITER}")],
+                            timeout=RPC_DEADLINE)
+    assert count_events(secured.store, SHOP, secured.workdir,
+                        'visitorId = "writer-1"') == 1
+    with pytest.raises(exceptions.PermissionDenied, match="project 'elsewhere'"):
+        write(retail, WRITER, parent=ELSEWHERE)
+    with talent_client(secured.address) as talent:
+        created = talent.create_client_event(
+            request={"parent": "projects/jobs/tenants/t", "client_event": {
+                "event_id": "e-1", "create_time": {"seconds": 1714564800},
+                "job_event": {"type_": "VIEW", "jobs": ["projects/jobs/tenants/t/jobs/j"]}}},
+            metadata=with_key(WRITER), timeout=RPC_DEADLINE)
+        assert created.event_id == "e-1"
+
+
+def test_a_writer_may_not_administer(retail: retail_v2.UserEventServiceClient,
+                                     secured: ServerProcess) -> None:
+    with pytest.raises(exceptions.PermissionDenied, match="needs an admin key"):
+        retail.purge_user_events(request={"parent": SHOP, "filter": 'eventType = "search"'},
+                                 metadata=with_key(WRITER), timeout=RPC_DEADLINE)
+    with pytest.raises(exceptions.PermissionDenied):
+        retail.list_operations({"name": SHOP}, metadata=with_key(WRITER), timeout=RPC_DEADLINE)
+    with product_client(secured.address) as products, \
+            pytest.raises(exceptions.PermissionDenied):
+        products.list_products(request={"parent": f"{SHOP}/branches/0"},
+                               metadata=with_key(WRITER), timeout=RPC_DEADLINE)
+
+
+def test_an_admin_does_everything_in_its_project_only(
+        retail: retail_v2.UserEventServiceClient, secured: ServerProcess) -> None:
+    write(retail, ADMIN, visitor="admin-1")
+    purged = retail.purge_user_events(
+        request={"parent": SHOP, "filter": 'visitorId = "admin-1"', "force": True},
+        metadata=with_key(ADMIN), timeout=RPC_DEADLINE)
+    assert purged.operation.name.startswith(SHOP)
+    found = retail.get_operation({"name": purged.operation.name}, metadata=with_key(ADMIN),
+                                 timeout=RPC_DEADLINE)
+    assert found.name == purged.operation.name
+    with pytest.raises(exceptions.PermissionDenied):
+        retail.get_operation({"name": purged.operation.name}, metadata=with_key(OTHER),
+                             timeout=RPC_DEADLINE)
+    with pytest.raises(exceptions.PermissionDenied, match="names no project"):
+        retail.list_operations({"name": "projects/"}, metadata=with_key(ADMIN),
+                               timeout=RPC_DEADLINE)
+    with product_client(secured.address) as products:
+        products.list_products(request={"parent": f"{SHOP}/branches/0"},
+                               metadata=with_key(ADMIN), timeout=RPC_DEADLINE)
+
+
+def test_rest_takes_the_key_from_client_options(secured: ServerProcess) -> None:
+    def rest_client(key: str) -> retail_v2.UserEventServiceClient:
+        return retail_v2.UserEventServiceClient(
+            client_options={"api_endpoint": secured.http_address, "api_key": key},
+            transport=functools.partial(UserEventServiceRestTransport, url_scheme="http"))
+
+    request = {"parent": SHOP, "user_event": {**EVENT, "visitor_id": "rest-1"}}
+    with rest_client(WRITER) as client:
+        assert client.write_user_event(request=request, timeout=RPC_DEADLINE).visitor_id == \
+            "rest-1"
+        with pytest.raises(exceptions.Forbidden, match="project 'elsewhere'"):
+            client.write_user_event(request={**request, "parent": ELSEWHERE},
+                                    timeout=RPC_DEADLINE)
+    with rest_client(OTHER) as other, pytest.raises(exceptions.Forbidden):
+        other.write_user_event(request=request, timeout=RPC_DEADLINE)
+    with rest_client(WRITER + "x") as unknown, pytest.raises(exceptions.Unauthorized):
+        unknown.write_user_event(request=request, timeout=RPC_DEADLINE)
+    # Without a key (the client's anonymous credentials cannot answer a 401, so plain HTTP):
+    anonymous = requests.post(f"http://{secured.http_address}/v2/{SHOP}/userEvents:write",
+                              json={"eventType": "home-page-view", "visitorId": "anon"},
+                              timeout=RPC_DEADLINE)
+    error = anonymous.json()["error"]
+    assert (anonymous.status_code, error["code"], error["status"]) == \
+        (401, 401, "UNAUTHENTICATED")
+    assert error["details"][0]["reason"] == "API_KEY_MISSING"
+
+
+def test_the_pixel_takes_the_key_from_the_query(secured: ServerProcess) -> None:
+    url = f"http://{secured.http_address}/v2/{SHOP}/userEvents:collect"
+    event = json.dumps({"eventType": "home-page-view", "visitorId": "pixel-1"})
+    refused = requests.get(url, params={"user_event": event}, timeout=RPC_DEADLINE)
+    assert refused.status_code == 200 and refused.content.startswith(b"GIF89a")
+    assert refused.headers["X-Footfall-Error"].startswith("UNAUTHENTICATED")
+    assert count_events(secured.store, SHOP, secured.workdir, 'visitorId = "pixel-1"') == 0
+    taken = requests.get(url, params={"user_event": event, "key": WRITER}, timeout=RPC_DEADLINE)
+    assert taken.status_code == 200 and "X-Footfall-Error" not in taken.headers
+    assert count_events(secured.store, SHOP, secured.workdir, 'visitorId = "pixel-1"') == 1
+    # Elsewhere a key in the URL counts for nothing: keys belong in headers.
+    written = requests.post(f"http://{secured.http_address}/v2/{SHOP}/userEvents:write",
+                            params={"key": WRITER}, json={"eventType": "home-page-view",
+                                                          "visitorId": "q-1"},
+                            timeout=RPC_DEADLINE)
+    assert written.status_code == 401, written.text
+
+
+def test_health_and_reflection_stay_open(secured: ServerProcess, grpcurl: str) -> None:
+    with grpc.insecure_channel(secured.address) as channel:
+        answer = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="google.cloud.retail.v2.UserEventService"),
+            timeout=RPC_DEADLINE)
+    assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    listed = subprocess.run([grpcurl, "-plaintext", secured.address, "list"],
+                            capture_output=True, text=True, timeout=30, check=True)
+    assert "google.cloud.retail.v2.UserEventService" in listed.stdout
+
+
+def test_sighup_rereads_the_keys_and_keeps_them_when_the_file_is_bad(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    keys = write_keys(tmp_path / "keys.json", {"first-key-0001": ("writer", ["shop"])})
+    server = server_factory("--auth-file", str(keys))
+    with retail_client(server.address) as client:
+        write(client, "first-key-0001")
+        write_keys(keys, {"second-key-0002": ("writer", ["shop"])})
+        server.proc.send_signal(signal.SIGHUP)
+
+        def second_works() -> bool:
+            try:
+                write(client, "second-key-0002")
+            except exceptions.Unauthenticated:
+                return False
+            return True
+
+        wait_until(second_works, "the re-read keys to apply")
+        with pytest.raises(exceptions.Unauthenticated):
+            write(client, "first-key-0001")
+        keys.write_text("{not json", encoding="utf-8")
+        server.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "the previous keys stay in force" in server.log_text(),
+                   "the bad file to be reported")
+        write(client, "second-key-0002")
+    assert "second-key-0002" not in server.log_text()
+    assert "first-key-0001" not in server.log_text()
+
+
+def test_a_bad_auth_file_stops_the_start(tmp_path: Path) -> None:
+    bad = tmp_path / "keys.json"
+    bad.write_text(json.dumps({"keys": {"k-123": {"role": "owner", "projects": ["p"]}}}))
+    with pytest.raises(RuntimeError, match="'role' must be 'admin' or 'writer'") as caught:
+        ServerProcess(tmp_path, sqlite_url(tmp_path / "events.db"), ["--auth-file", str(bad)])
+    assert "k-123" not in str(caught.value)
+
+
+def test_talent_without_a_key_is_unauthenticated(secured: ServerProcess) -> None:
+    with talent_client(secured.address) as talent, pytest.raises(exceptions.Unauthenticated):
+        talent.create_client_event(request=talent_v4.CreateClientEventRequest(
+            parent="projects/jobs/tenants/t", client_event={"event_id": "e"}),
+            timeout=RPC_DEADLINE)

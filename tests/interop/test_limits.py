@@ -1,0 +1,161 @@
+"""Quotas, request size limits and deadlines through the official clients."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import grpc
+import pytest
+import requests
+from google.api_core import exceptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import retail_v2
+from google.cloud.retail_v2.services.user_event_service.transports import (
+    UserEventServiceRestTransport,
+)
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from .support import (
+    RPC_DEADLINE,
+    ServerProcess,
+    count_events,
+    retail_client,
+    running_server,
+    sqlite_url,
+    wait_until,
+)
+from .trust import calls, retry_delay, scrape
+
+PER_MINUTE = 60
+WRITE = "google.cloud.retail.v2.UserEventService/WriteUserEvent"
+TEN_MIB = 10 * 1024 * 1024
+
+
+def catalog(project: str) -> str:
+    return f"projects/{project}/locations/global/catalogs/default_catalog"
+
+
+def event(visitor: str, size: int = 0) -> dict[str, object]:
+    found: dict[str, object] = {"event_type": "home-page-view", "visitor_id": visitor}
+    if size:
+        found["attributes"] = {"blob": {"text": ["x" * 200] * (size // 200)}}
+    return found
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    workdir = tmp_path_factory.mktemp("limits")
+    with running_server(workdir, sqlite_url(workdir / "events.db"),
+                        "--quota-writes-per-minute", str(PER_MINUTE),
+                        "--allow-fault-injection") as server:
+        yield server
+
+
+def test_quota_refuses_with_retry_info_and_spares_other_projects(
+        limited: ServerProcess) -> None:
+    assert f"write quota: {PER_MINUTE} writes per minute per project" in limited.log_text()
+    with retail_client(limited.address) as client:
+        def write(project: str, visitor: str) -> None:
+            client.write_user_event(request={"parent": catalog(project),
+                                             "user_event": event(visitor)},
+                                    timeout=RPC_DEADLINE)
+
+        # The flood: several threads spend the project's minute of burst and go on.
+        outcomes: list[str] = []
+
+        def flood(thread: int) -> None:
+            for i in range(40):
+                try:
+                    write("flood", f"f-{thread}-{i}")
+                    outcomes.append("ok")
+                except exceptions.TooManyRequests as exc:
+                    assert 0 < retry_delay(exc) <= 60 / PER_MINUTE
+                    outcomes.append("refused")
+
+        threads = [threading.Thread(target=flood, args=(t,)) for t in range(4)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for i in range(30):  # meanwhile another project writes, untouched
+            write("quiet", f"q-{i}")
+        for thread in threads:
+            thread.join()
+        refilled = (time.monotonic() - started) * PER_MINUTE / 60 + 1
+        assert PER_MINUTE <= outcomes.count("ok") <= PER_MINUTE + refilled
+        assert outcomes.count("refused") == 160 - outcomes.count("ok")
+        with pytest.raises(exceptions.TooManyRequests, match="'flood' exhausted") as caught:
+            write("flood", "late")
+        assert caught.value.grpc_status_code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert count_events(limited.store, catalog("quiet"), limited.workdir) == 30
+
+
+def test_quota_over_rest_is_429_with_retry_info(limited: ServerProcess) -> None:
+    client = retail_v2.UserEventServiceClient(transport=UserEventServiceRestTransport(
+        host=limited.http_address, url_scheme="http", credentials=AnonymousCredentials()))
+    with client:
+        with pytest.raises(exceptions.TooManyRequests) as caught:
+            for i in range(PER_MINUTE + 2):
+                client.write_user_event(request={"parent": catalog("rest-flood"),
+                                                 "user_event": event(f"r-{i}")},
+                                        timeout=RPC_DEADLINE)
+    retry = [d for d in caught.value.details
+             if d.get("@type") == "type.googleapis.com/google.rpc.RetryInfo"]
+    assert len(retry) == 1 and retry[0]["retryDelay"].endswith("s")
+
+
+def test_a_request_over_the_size_limit_is_refused_and_the_server_stays_well(
+        server: ServerProcess) -> None:
+    parent = catalog("footfall-interop-size")
+    with retail_client(server.address) as client:
+        with pytest.raises(exceptions.ResourceExhausted):
+            client.write_user_event(request={"parent": parent,
+                                             "user_event": event("big", TEN_MIB + 4096)},
+                                    timeout=RPC_DEADLINE)
+        client.write_user_event(request={"parent": parent, "user_event": event("small")},
+                                timeout=RPC_DEADLINE)
+    reply = requests.post(f"http://{server.http_address}/v2/{parent}/userEvents:write",
+                          data=b'{"eventType": "home-page-view", "visitorId": "' +
+                          b"x" * (TEN_MIB + 10) + b'"}',
+                          headers={"Content-Type": "application/json"}, timeout=RPC_DEADLINE)
+    assert reply.status_code == 413
+    assert reply.json()["error"]["code"] == 413
+    assert reply.json()["error"]["status"] == "RESOURCE_EXHAUSTED"
+    with grpc.insecure_channel(server.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
+                                                           timeout=RPC_DEADLINE)
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+    assert count_events(server.store, parent, server.workdir) == 1
+
+
+def test_a_deadline_ends_the_call_promptly_and_its_write_is_dropped(
+        limited: ServerProcess) -> None:
+    parent = catalog("deadline")
+    slow = [("x-footfall-fail", f"OK;delay=3;id={uuid.uuid4()}")]
+    with retail_client(limited.address) as client:
+        started = time.monotonic()
+        with pytest.raises(exceptions.DeadlineExceeded):
+            client.write_user_event(request={"parent": parent, "user_event": event("late")},
+                                    metadata=slow, timeout=0.5)
+        assert time.monotonic() - started < 1.5
+
+    def dropped() -> float:
+        samples = scrape(limited)
+        return calls(samples, WRITE, "CANCELLED") + calls(samples, WRITE, "DEADLINE_EXCEEDED")
+
+    wait_until(dropped, "the server to drop the late write", deadline=10)
+    assert count_events(limited.store, parent, limited.workdir) == 0
+
+
+def test_rest_deadline_from_x_server_timeout(limited: ServerProcess) -> None:
+    parent = catalog("rest-deadline")
+    started = time.monotonic()
+    reply = requests.post(f"http://{limited.http_address}/v2/{parent}/userEvents:write",
+                          json={"eventType": "home-page-view", "visitorId": "late"},
+                          headers={"X-Server-Timeout": "0.3",
+                                   "x-footfall-fail": f"OK;delay=2;id={uuid.uuid4()}"},
+                          timeout=RPC_DEADLINE)
+    assert time.monotonic() - started < 1.5
+    assert reply.status_code == 504 and reply.json()["error"]["status"] == "DEADLINE_EXCEEDED"

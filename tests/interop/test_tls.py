@@ -1,0 +1,85 @@
+"""TLS on both ports with a certificate made here: the official gRPC client through
+`client_options` with real channel credentials (and its API key sent by the
+credentials plugin), the REST client over https verifying against the test CA."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+
+import grpc
+import pytest
+import requests
+from google.api_core import exceptions
+from google.cloud import retail_v2
+from google.cloud.retail_v2.services.user_event_service.transports import (
+    UserEventServiceGrpcTransport,
+    UserEventServiceRestTransport,
+)
+
+from .support import RPC_DEADLINE, ServerProcess, count_events, running_server, sqlite_url
+from .trust import Certificates, make_certificates, scrape, write_keys
+
+KEY = "tls-writer-key-5e0c81f2"
+CATALOG = "projects/shop/locations/global/catalogs/tls"
+EVENT = {"event_type": "home-page-view", "visitor_id": "tls-1"}
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory,
+               certificates: Certificates) -> Iterator[ServerProcess]:
+    workdir = tmp_path_factory.mktemp("tls")
+    keys = write_keys(workdir / "keys.json", {KEY: ("writer", ["shop"])})
+    with running_server(workdir, sqlite_url(workdir / "events.db"),
+                        "--tls-cert", str(certificates.cert), "--tls-key", str(certificates.key),
+                        "--auth-file", str(keys)) as server:
+        yield server
+
+
+def test_grpc_client_over_tls_with_the_key_in_its_credentials(
+        tls_server: ServerProcess, certificates: Certificates) -> None:
+    assert "TLS" in tls_server.log_text()
+    channel_credentials = grpc.ssl_channel_credentials(
+        root_certificates=certificates.ca.read_bytes())
+    client = retail_v2.UserEventServiceClient(
+        client_options={"api_endpoint": tls_server.address, "api_key": KEY},
+        transport=functools.partial(UserEventServiceGrpcTransport,
+                                    ssl_channel_credentials=channel_credentials))
+    with client:
+        written = client.write_user_event(request={"parent": CATALOG, "user_event": EVENT},
+                                          timeout=RPC_DEADLINE)
+    assert written.visitor_id == "tls-1"
+    assert count_events(tls_server.store, CATALOG, tls_server.workdir,
+                        'visitorId = "tls-1"') == 1
+
+
+def test_an_untrusted_or_plaintext_client_gets_nowhere(tls_server: ServerProcess) -> None:
+    untrusted = retail_v2.UserEventServiceClient(
+        client_options={"api_endpoint": tls_server.address, "api_key": KEY},
+        transport=functools.partial(UserEventServiceGrpcTransport,
+                                    ssl_channel_credentials=grpc.ssl_channel_credentials()))
+    with untrusted, pytest.raises(exceptions.ServiceUnavailable):
+        untrusted.write_user_event(request={"parent": CATALOG, "user_event": EVENT}, timeout=3)
+    with requests.Session() as session, pytest.raises(requests.exceptions.ConnectionError):
+        session.get(f"http://{tls_server.http_address}/metrics", timeout=3)
+
+
+def test_rest_client_over_https(tls_server: ServerProcess, certificates: Certificates,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificates.ca))
+    client = retail_v2.UserEventServiceClient(
+        client_options={"api_endpoint": tls_server.http_address, "api_key": KEY},
+        transport=functools.partial(UserEventServiceRestTransport, url_scheme="https"))
+    with client:
+        written = client.write_user_event(
+            request={"parent": CATALOG, "user_event": {**EVENT, "visitor_id": "tls-rest"}},
+            timeout=RPC_DEADLINE)
+    assert written.visitor_id == "tls-rest"
+    samples = scrape(tls_server, "https", verify=str(certificates.ca))
+    assert any(k.startswith("footfall_requests_total{") and 'transport="http"' in k
+               for k in samples)

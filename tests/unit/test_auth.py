@@ -1,0 +1,185 @@
+"""API keys and roles on their own: the auth file, key lookup, who may call what."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from footfall.retail.v2 import product_service_pb2, purge_config_pb2, user_event_service_pb2
+from footfall.talent.v4 import event_service_pb2
+from google.longrunning import operations_pb2
+
+from server.policy.auth import (
+    Authenticator,
+    AuthFileError,
+    Denied,
+    InvalidKey,
+    KeyRing,
+    MissingKey,
+    Role,
+    authorize,
+    key_of,
+    project_of,
+)
+
+WRITE = "/google.cloud.retail.v2.UserEventService/WriteUserEvent"
+PURGE = "/google.cloud.retail.v2.UserEventService/PurgeUserEvents"
+CLIENT_EVENT = "/google.cloud.talent.v4.EventService/CreateClientEvent"
+LIST_OPERATIONS = "/google.longrunning.Operations/ListOperations"
+UPDATE_PRODUCT = "/google.cloud.retail.v2.ProductService/UpdateProduct"
+CATALOG = "projects/shop/locations/global/catalogs/default_catalog"
+
+KEYS = {"keys": {
+    "writer-secret-0123456789": {"projects": ["shop"], "role": "writer", "name": "frontend"},
+    "admin-secret-0123456789": {"projects": ["shop", "jobs"], "role": "admin"},
+    "root-secret-0123456789": {"projects": ["*"], "role": "admin", "name": "ops"},
+}}
+
+
+@pytest.fixture
+def ring() -> KeyRing:
+    return KeyRing.parse(json.dumps(KEYS))
+
+
+def write(parent: str = CATALOG) -> user_event_service_pb2.WriteUserEventRequest:
+    return user_event_service_pb2.WriteUserEventRequest(parent=parent)
+
+
+def test_lookup_finds_grants_by_key(ring: KeyRing) -> None:
+    grant = ring.lookup("writer-secret-0123456789")
+    assert grant is not None and grant.role is Role.WRITER and grant.name == "frontend"
+    assert grant.projects == frozenset({"shop"})
+    admin = ring.lookup("admin-secret-0123456789")
+    assert admin is not None and admin.name == "key #2"
+    assert ring.lookup("writer-secret-012345678") is None
+    assert ring.lookup("") is None
+    assert len(ring) == 3
+
+
+def test_keys_are_kept_only_as_digests(ring: KeyRing) -> None:
+    assert "writer-secret-0123456789" not in repr(vars(ring))
+
+
+@pytest.mark.parametrize(("document", "words"), [
+    ("not json", "not JSON"),
+    ([], "must be an object"),
+    ({"keys": []}, "must be an object"),
+    ({"keys": {}, "other": 1}, "must be an object"),
+    ({"keys": {"SECRETKEY": "admin"}}, "key #1: must be an object"),
+    ({"keys": {"SECRETKEY": {"projects": ["p"], "role": "owner"}}}, "'role' must be"),
+    ({"keys": {"SECRETKEY": {"projects": [], "role": "admin"}}}, "'projects' must be"),
+    ({"keys": {"SECRETKEY": {"projects": "p", "role": "admin"}}}, "'projects' must be"),
+    ({"keys": {"SECRETKEY": {"projects": ["a/b"], "role": "admin"}}}, "'projects' must be"),
+    ({"keys": {"SECRETKEY": {"projects": ["p"], "role": "admin", "project": "x"}}},
+     "unknown fields"),
+    ({"keys": {"": {"projects": ["p"], "role": "admin"}}}, "non-empty"),
+    ({"keys": {" SECRETKEY": {"projects": ["p"], "role": "admin"}}}, "surrounding spaces"),
+    ({"keys": {"SECRETKEY": {"projects": ["p"], "role": "admin", "name": 7}}}, "'name' must be"),
+])
+def test_bad_files_are_refused_without_showing_the_key(document: object, words: str) -> None:
+    text = document if isinstance(document, str) else json.dumps(document)
+    with pytest.raises(AuthFileError, match=words) as caught:
+        KeyRing.parse(text, "auth file x.json")
+    assert "auth file x.json" in str(caught.value)
+    if isinstance(document, dict) and isinstance(document.get("keys"), dict):
+        for key in document["keys"]:
+            if key.strip():
+                assert key not in str(caught.value)
+
+
+def test_key_sources_in_order_of_preference() -> None:
+    assert key_of([("x-goog-api-key", "a"), ("authorization", "Bearer b")]) == "a"
+    assert key_of([("authorization", "Bearer b")], "c") == "b"
+    assert key_of([("authorization", "bearer  b ")]) == "b"
+    assert key_of([("authorization", "Basic b")], "c") == "c"
+    assert key_of([("authorization", "Bearer ")]) is None
+    assert key_of([("x-goog-api-key-bin", b"x")]) is None
+    assert key_of([]) is None
+
+
+@pytest.mark.parametrize(("name", "project"), [
+    ("projects/shop", "shop"),
+    ("projects/shop/locations/global/catalogs/c", "shop"),
+    ("projects/", None),
+    ("projects//x", None),
+    ("project/shop", None),
+    ("", None),
+    ("  projects/shop", None),
+])
+def test_project_of(name: str, project: str | None) -> None:
+    assert project_of(name) == project
+
+
+def test_writer_writes_in_its_projects_only(ring: KeyRing) -> None:
+    grant = ring.lookup("writer-secret-0123456789")
+    assert grant is not None
+    assert authorize(grant, WRITE, write()) == "shop"
+    with pytest.raises(Denied, match="not allowed to use project 'other'"):
+        authorize(grant, WRITE, write("projects/other/locations/global/catalogs/c"))
+    with pytest.raises(Denied, match=r"role \(writer\) may not call PurgeUserEvents"):
+        authorize(grant, PURGE, purge_config_pb2.PurgeUserEventsRequest(parent=CATALOG))
+    with pytest.raises(Denied, match="may not call ListOperations"):
+        authorize(grant, LIST_OPERATIONS, operations_pb2.ListOperationsRequest(
+            name="projects/shop"))
+
+
+def test_admin_does_everything_in_its_projects(ring: KeyRing) -> None:
+    grant = ring.lookup("admin-secret-0123456789")
+    assert grant is not None
+    assert authorize(grant, PURGE, purge_config_pb2.PurgeUserEventsRequest(
+        parent=CATALOG)) == "shop"
+    assert authorize(grant, CLIENT_EVENT, event_service_pb2.CreateClientEventRequest(
+        parent="projects/jobs/tenants/t")) == "jobs"
+    product = product_service_pb2.UpdateProductRequest()
+    product.product.name = f"{CATALOG}/branches/0/products/p1"
+    assert authorize(grant, UPDATE_PRODUCT, product) == "shop"
+    product.product.name = "projects/else/locations/global/catalogs/c/branches/0/products/p1"
+    with pytest.raises(Denied):
+        authorize(grant, UPDATE_PRODUCT, product)
+
+
+def test_a_request_without_a_project_is_denied_even_to_root(ring: KeyRing) -> None:
+    grant = ring.lookup("root-secret-0123456789")
+    assert grant is not None
+    assert authorize(grant, WRITE, write("projects/anything/locations/l/catalogs/c")) == \
+        "anything"
+    for name in ("", "projects/", "catalogs/x"):
+        with pytest.raises(Denied, match="names no project"):
+            authorize(grant, LIST_OPERATIONS, operations_pb2.ListOperationsRequest(name=name))
+
+
+def test_authenticator_reloads_and_keeps_old_keys_on_a_bad_file(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps(KEYS))
+    auth = Authenticator(str(path))
+    assert auth.enabled and auth.key_count == 3
+    with pytest.raises(MissingKey):
+        auth.authenticate([])
+    with pytest.raises(InvalidKey):
+        auth.authenticate([("x-goog-api-key", "guess")])
+    assert auth.authenticate([("x-goog-api-key", "root-secret-0123456789")]).name == "ops"
+
+    path.write_text(json.dumps({"keys": {"new-key": {"projects": ["p"], "role": "writer"}}}))
+    auth.reload()
+    assert auth.key_count == 1
+    assert auth.authenticate([], "new-key").role is Role.WRITER
+    with pytest.raises(InvalidKey):
+        auth.authenticate([("authorization", "Bearer root-secret-0123456789")])
+
+    path.write_text("{broken")
+    with pytest.raises(AuthFileError):
+        auth.reload()
+    assert auth.authenticate([], "new-key").role is Role.WRITER
+
+
+def test_auth_is_off_without_a_file() -> None:
+    auth = Authenticator(None)
+    assert not auth.enabled and auth.key_count == 0
+    auth.reload()  # nothing to read
+    assert not auth.enabled
+
+
+def test_missing_file_is_an_auth_file_error(tmp_path: Path) -> None:
+    with pytest.raises(AuthFileError, match="cannot read auth file"):
+        Authenticator(str(tmp_path / "absent.json"))

@@ -1,0 +1,223 @@
+"""The shared call policy on its own: the order of its checks, metrics and the
+log line; plus the gRPC helpers that keep requests and statuses within bounds."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import pytest
+from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server import wellknown
+from server.clock import FixedClock
+from server.errors import FootfallError, InvalidArgument, ResourceExhausted
+from server.policy import CallerGone, Policy
+from server.policy.auth import Authenticator, MissingKey
+from server.policy.faults import FaultInjector, InjectedFault
+from server.policy.metrics import Metrics
+from server.policy.quota import WriteQuota
+from server.rpc import DETAILS_BUDGET, MESSAGE_BUDGET, fit_in_trailers
+from server.store.group_commit import Job
+from server.store.rows import StepResult
+
+SERVICE = "google.cloud.retail.v2.UserEventService"
+WRITE = f"/{SERVICE}/WriteUserEvent"
+HEALTH = "/grpc.health.v1.Health/Check"
+CATALOG = "projects/shop/locations/global/catalogs/default_catalog"
+
+
+@dataclass
+class Context:
+    active: bool = True
+    remaining: float | None = None
+    metadata: list[tuple[str, str]] = field(default_factory=list)
+
+    def is_active(self) -> bool:
+        return self.active
+
+    def time_remaining(self) -> float | None:
+        return self.remaining
+
+
+def write_request(parent: str = CATALOG) -> user_event_service_pb2.WriteUserEventRequest:
+    return user_event_service_pb2.WriteUserEventRequest(parent=parent)
+
+
+def keyed(tmp_path: Any) -> Authenticator:
+    path = tmp_path / "keys.json"
+    path.write_text('{"keys": {"key-1": {"projects": ["shop"], "role": "writer"}}}')
+    return Authenticator(str(path))
+
+
+def test_open_services_and_an_open_server_admit_everything(tmp_path: Any) -> None:
+    policy = Policy([SERVICE], keyed(tmp_path))
+    assert policy.admit(HEALTH, [], write_request(), Context()).project is None
+    assert Policy([SERVICE]).admit(WRITE, [], write_request(), Context()).project is None
+
+
+def test_keys_come_first_then_faults_then_quota(tmp_path: Any) -> None:
+    clock = FixedClock(0)
+    policy = Policy([SERVICE], keyed(tmp_path), WriteQuota(1, clock), FaultInjector())
+    failing = [("x-api", "x"), ("x-footfall-fail", "UNAVAILABLE;times=1")]
+    with pytest.raises(MissingKey):
+        policy.admit(WRITE, failing, write_request(), Context())
+    keyed_failing = [("x-goog-api-key", "key-1"), *failing]
+    with pytest.raises(InjectedFault) as fault:
+        policy.admit(WRITE, keyed_failing, write_request(), Context())
+    assert fault.value.code is grpc.StatusCode.UNAVAILABLE
+    admitted = policy.admit(WRITE, keyed_failing, write_request(), Context())
+    assert (admitted.project, admitted.key_name) == ("shop", "key #1")
+    with pytest.raises(ResourceExhausted):
+        policy.admit(WRITE, [("x-goog-api-key", "key-1")], write_request(), Context())
+
+
+def test_quota_without_auth_takes_the_project_from_the_request() -> None:
+    policy = Policy([SERVICE], quota=WriteQuota(1, FixedClock(0)))
+    policy.admit(WRITE, [], write_request(), Context())
+    with pytest.raises(ResourceExhausted):
+        policy.admit(WRITE, [], write_request(), Context())
+    policy.admit(WRITE, [], write_request("projects/other/locations/l/catalogs/c"), Context())
+    policy.admit(WRITE, [], write_request("nonsense"), Context())  # the servicer refuses it
+
+
+def test_gone_callers_are_dropped() -> None:
+    policy = Policy([SERVICE])
+    with pytest.raises(CallerGone) as gone:
+        policy.admit(WRITE, [], write_request(), Context(active=False))
+    assert gone.value.code is grpc.StatusCode.CANCELLED
+    with pytest.raises(CallerGone) as late:
+        policy.admit(WRITE, [], write_request(), Context(remaining=0.0))
+    assert late.value.code is grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_a_delay_ends_when_the_deadline_does() -> None:
+    policy = Policy([SERVICE], faults_=FaultInjector())
+    context = Context(remaining=0.0, metadata=[])
+    with pytest.raises(CallerGone):
+        policy.admit(WRITE, [("x-footfall-fail", "OK;delay=30")], write_request(), context)
+
+
+def test_fault_headers_are_ignored_unless_allowed() -> None:
+    Policy([SERVICE]).admit(WRITE, [("x-footfall-fail", "UNAVAILABLE")], write_request(),
+                            Context())
+
+
+def test_record_counts_and_logs_by_severity(caplog: pytest.LogCaptureFixture) -> None:
+    policy = Policy([SERVICE])
+    with caplog.at_level(logging.DEBUG, "footfall.requests"):
+        policy.record(WRITE, "grpc", grpc.StatusCode.OK, 0.002)
+        policy.record(WRITE, "http", grpc.StatusCode.INVALID_ARGUMENT, 0.001,
+                      message='parent: must be "x"')
+        policy.record(WRITE, "grpc", grpc.StatusCode.INTERNAL, 0.5)
+    levels = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert levels[0] == ("DEBUG", f"call method={WRITE[1:]} transport=grpc code=OK "
+                                  "duration_ms=2.0")
+    assert levels[1][0] == "INFO" and 'message="parent: must be \\"x\\""' in levels[1][1]
+    assert levels[2][0] == "WARNING"
+    assert caplog.records[0].call["code"] == "OK"  # type: ignore[attr-defined]
+    text = policy.metrics.render()[0].decode()
+    assert (f'footfall_requests_total{{code="OK",method="WriteUserEvent",service="{SERVICE}",'
+            'transport="grpc"} 1.0') in text
+
+
+def test_commit_hook_counts_batches_and_events() -> None:
+    metrics = Metrics()
+    rows_job = Job(rows=[object(), object()])  # type: ignore[list-item]
+    step_job = Job(fn=lambda conn: None)
+    step_job.future.set_result(StepResult(inserted=5))
+    failed = Job(fn=lambda conn: None)
+    failed.future.set_exception(RuntimeError("no"))
+    metrics.on_commit([rows_job, step_job, failed])
+    text = metrics.render()[0].decode()
+    assert 'footfall_events_stored_total{kind="user_event"} 7.0' in text
+    assert "footfall_group_commit_batch_size_sum 3.0" in text
+
+
+def test_watch_store_finds_the_group_committer(tmp_path: Any) -> None:
+    from server.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path}/e.db")
+    try:
+        assert Metrics().watch_store(store)
+    finally:
+        store.close()
+    assert not Metrics().watch_store(object())
+
+
+def test_jobs_are_counted_by_how_they_end() -> None:
+    metrics = Metrics()
+
+    @dataclass
+    class JobContext:
+        store: Any
+        record: Any
+
+    def raising(exc: BaseException) -> Any:
+        def job(context: Any) -> None:
+            raise exc
+        return job
+
+    for exc in (InvalidArgument.field("f", "bad"), RuntimeError("bug")):
+        with pytest.raises(type(exc)):
+            metrics.observe_job("import", raising(exc))(JobContext(None, None))
+    text = metrics.render()[0].decode()
+    assert 'footfall_operations_total{kind="import",state="failed"} 1.0' in text
+    assert 'footfall_operations_total{kind="import",state="crashed"} 1.0' in text
+    assert 'footfall_operations_running{kind="import"} 0.0' in text
+
+
+# -- gRPC bounds -------------------------------------------------------------------------
+
+
+def test_huge_statuses_fit_in_trailers() -> None:
+    bad = error_details_pb2.BadRequest(field_violations=[
+        error_details_pb2.BadRequest.FieldViolation(field="f" * 500, description="é" * 900)
+        for _ in range(50)])
+    detail = any_pb2.Any()
+    detail.Pack(bad)
+    status = status_pb2.Status(code=3, message="ü" * 5000, details=[detail])
+    fitted = fit_in_trailers(status)
+    assert fitted.code == 3 and fitted.message.endswith("...")
+    assert len(fitted.message.encode()) * 3 <= MESSAGE_BUDGET * 2
+    assert sum(d.ByteSize() for d in fitted.details) <= DETAILS_BUDGET
+    kept = error_details_pb2.BadRequest()
+    assert fitted.details[0].Unpack(kept) and 0 < len(kept.field_violations) < 50
+    small = status_pb2.Status(code=3, message="short")
+    assert fit_in_trailers(small) is small
+
+
+def test_out_of_range_times_are_named() -> None:
+    event = user_event_pb2.UserEvent(event_type="detail-page-view", visitor_id="v")
+    event.event_time.seconds = 253_402_300_800
+    event.product_details.add().product.ttl.seconds = -1
+    event.product_details[0].product.ttl.nanos = 5
+    event.product_details.add().product.publish_time.nanos = -1
+    request = user_event_service_pb2.WriteUserEventRequest(parent=CATALOG, user_event=event)
+    with pytest.raises(InvalidArgument) as caught:
+        wellknown.check(request)
+    assert [v.field for v in caught.value.violations] == [
+        "user_event.event_time", "user_event.product_details[0].product.ttl",
+        "user_event.product_details[1].product.publish_time"]
+    event.event_time.seconds = 253_402_300_799
+    event.ClearField("product_details")
+    wellknown.check(user_event_service_pb2.WriteUserEventRequest(user_event=event))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-(2**63), 2**63 - 1), st.integers(-(2**31), 2**31 - 1))
+def test_a_checked_timestamp_always_renders_as_json(seconds: int, nanos: int) -> None:
+    event = user_event_pb2.UserEvent()
+    event.event_time.seconds, event.event_time.nanos = seconds, nanos
+    try:
+        wellknown.check(event)
+    except FootfallError:
+        return
+    event.event_time.ToJsonString()  # raises for what check let through
+
