@@ -36,8 +36,10 @@ log = logging.getLogger(__name__)
 _INSERT_EVENTS = ("INSERT OR IGNORE INTO user_events (catalog, event_type, visitor_id, user_id, "
                   "event_time_us, event_time_ns, joined, dedup_key, event, source) VALUES ")
 _ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-# How often the background checkpointer copies the WAL into the database.
+# How often the background checkpointer copies the WAL into the database, and the
+# WAL size (4 KiB pages) past which the writer checkpoints itself.
 CHECKPOINT_SECONDS = 0.5
+WAL_AUTOCHECKPOINT_PAGES = 4_000
 # Rows per INSERT statement (10 parameters each, under SQLite's 32,766 limit).
 _ROWS_PER_STATEMENT = 500
 
@@ -81,10 +83,15 @@ class SqliteStore:
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
         if not self._memory:
-            # Checkpoints (copying the WAL back into the database, with an fsync) are
-            # taken off the commit path: by default SQLite runs one inside whichever
-            # commit crosses 1,000 WAL pages, and that writer's callers wait ~30 ms.
-            self._writer_conn.execute("PRAGMA wal_autocheckpoint = 0")
+            # Most checkpointing (copying the WAL back into the database, with an
+            # fsync) is done off the commit path by a background thread; by default
+            # SQLite runs one inside whichever commit crosses 1,000 WAL pages, and that
+            # writer's callers wait ~30 ms. The writer still checkpoints past
+            # WAL_AUTOCHECKPOINT_PAGES: only it can finish a checkpoint between its
+            # transactions, which lets the WAL start over; under a steady stream of
+            # writes background checkpoints alone never catch up and the WAL grows
+            # without bound.
+            self._writer_conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
             self._checkpointer = threading.Thread(
                 target=self._checkpoint_loop, name="footfall-sqlite-checkpoint", daemon=True)
             self._checkpointer.start()
