@@ -7,8 +7,9 @@ ResourceInfo, RetryInfo, ...). Servicers raise; they never set codes themselves.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -67,6 +68,17 @@ class InvalidArgument(FootfallError):
                 ]
             )
         ]
+
+
+def gather(violations: list[FieldViolation], parse: Callable[..., Any], *args: Any) -> Any:
+    """`parse(*args)`, or None after adding its INVALID_ARGUMENT violations to
+    `violations`: for checking every field of a request before answering (callers
+    raise_if_any before using the results)."""
+    try:
+        return parse(*args)
+    except InvalidArgument as exc:
+        violations.extend(exc.violations)
+        return None
 
 
 def raise_if_any(violations: Iterable[FieldViolation]) -> None:

@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 
 from server import protojson
-from server.errors import FieldViolation, InvalidArgument
+from server.errors import FieldViolation, InvalidArgument, gather
 from server.operations import records
 from server.operations.runner import JobContext
 from server.retail import gcs
@@ -89,6 +89,53 @@ def check_gcs_source(source: Any, root: Path, prefix: str, schemas: Sequence[str
     if total > gcs.MAX_FILES:
         out.append(FieldViolation(uris, f"the URIs match {total} files; at most "
                                         f"{gcs.MAX_FILES} per import"))
+    return out
+
+
+@dataclass(frozen=True)
+class SourceRules:
+    """How one kind of import names its sources (user events or products)."""
+
+    inline: str  # the inline source field, e.g. user_event_inline_source
+    items: str  # its repeated field, e.g. user_events
+    what: str  # one item, for messages: event, product
+    schemas: tuple[str, ...]
+    schema_help: str
+    max_inline: int = 10_000
+
+
+def check_sources(request: Any, root: Path, rules: SourceRules) -> list[FieldViolation]:
+    """Violations of an import request's input_config and errors_config."""
+    out: list[FieldViolation] = []
+    config = request.input_config
+    source = config.WhichOneof("source")
+    inline_path = f"input_config.{rules.inline}.{rules.items}"
+    if source is None:
+        out.append(FieldViolation("input_config", f"give {rules.inline} or gcs_source"))
+    elif source == "big_query_source":
+        out.append(FieldViolation(
+            "input_config.big_query_source",
+            "BigQuery is not available in Footfall: export the table as newline-delimited "
+            "JSON (bq extract --destination_format NEWLINE_DELIMITED_JSON), then import the "
+            "files with gcs_source"))
+    elif source == rules.inline:
+        count = len(getattr(getattr(config, rules.inline), rules.items))
+        if count == 0:
+            out.append(FieldViolation(inline_path, f"at least one {rules.what} is required"))
+        elif count > rules.max_inline:
+            out.append(FieldViolation(
+                inline_path, f"at most {rules.max_inline} {rules.what}s inline, got {count}; "
+                             "import larger sets from files with gcs_source"))
+        if request.HasField("errors_config"):
+            out.append(FieldViolation(
+                "errors_config", "is only for gcs_source imports; inline imports report "
+                                 "error_samples"))
+    else:
+        out.extend(check_gcs_source(config.gcs_source, root, "input_config.gcs_source",
+                                    rules.schemas, rules.schema_help))
+    if request.errors_config.gcs_prefix and source == "gcs_source":
+        gather(out, gcs.output_folder, root, request.errors_config.gcs_prefix,
+               "errors_config.gcs_prefix")
     return out
 
 

@@ -11,16 +11,17 @@ from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
-from server.errors import FieldViolation, InvalidArgument, raise_if_any
+from server.errors import FieldViolation, gather, raise_if_any
 from server.names import parse_catalog
 from server.operations import records
 from server.operations.runner import JobContext
-from server.retail import gcs, join, validation
+from server.retail import join, validation
 from server.retail.bulk_import import (
     BulkImport,
     ImportState,
     Item,
-    check_gcs_source,
+    SourceRules,
+    check_sources,
     decode_json_line,
     failure_message,
 )
@@ -29,7 +30,9 @@ from server.store.rows import Step, StepResult
 
 KIND = "import-user-events"
 MAX_INLINE_EVENTS = 10_000
-SCHEMAS = ("", "user_event")
+SOURCES = SourceRules("user_event_inline_source", "user_events", "event", ("", "user_event"),
+                      "Footfall reads 'user_event' (one proto3-JSON UserEvent per line)",
+                      max_inline=MAX_INLINE_EVENTS)
 _INLINE = "input_config.user_event_inline_source.user_events"
 
 
@@ -39,46 +42,10 @@ def check_request(request: Any, gcs_root: Path) -> str:
     INVALID_ARGUMENT naming each bad field.
     """
     violations: list[FieldViolation] = []
-    catalog = ""
-    try:
-        catalog = str(parse_catalog(request.parent, "parent"))
-    except InvalidArgument as exc:
-        violations.extend(exc.violations)
-    config = request.input_config
-    source = config.WhichOneof("source")
-    if source is None:
-        violations.append(FieldViolation("input_config", "give user_event_inline_source or "
-                                                         "gcs_source"))
-    elif source == "big_query_source":
-        violations.append(FieldViolation(
-            "input_config.big_query_source",
-            "BigQuery is not available in Footfall: export the table as newline-delimited "
-            "JSON (bq extract --destination_format NEWLINE_DELIMITED_JSON), then import the "
-            "files with gcs_source"))
-    elif source == "user_event_inline_source":
-        count = len(config.user_event_inline_source.user_events)
-        if count == 0:
-            violations.append(FieldViolation(_INLINE, "at least one event is required"))
-        elif count > MAX_INLINE_EVENTS:
-            violations.append(FieldViolation(
-                _INLINE, f"at most {MAX_INLINE_EVENTS} events inline, got {count}; import "
-                         "larger sets from files with gcs_source"))
-        if request.HasField("errors_config"):
-            violations.append(FieldViolation(
-                "errors_config", "is only for gcs_source imports; inline imports report "
-                                 "error_samples"))
-    else:
-        violations.extend(check_gcs_source(
-            config.gcs_source, gcs_root, "input_config.gcs_source", SCHEMAS,
-            "Footfall reads 'user_event' (one proto3-JSON UserEvent per line)"))
-    if request.errors_config.gcs_prefix and source == "gcs_source":
-        try:
-            gcs.output_folder(gcs_root, request.errors_config.gcs_prefix,
-                              "errors_config.gcs_prefix")
-        except InvalidArgument as exc:
-            violations.extend(exc.violations)
+    catalog = gather(violations, parse_catalog, request.parent, "parent")
+    violations.extend(check_sources(request, gcs_root, SOURCES))
     raise_if_any(violations)
-    return catalog
+    return str(catalog)
 
 
 def new_operation(name: str, now_ns: int) -> Any:

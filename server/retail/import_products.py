@@ -14,14 +14,15 @@ from footfall.retail.v2 import import_config_pb2, product_pb2
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
-from server.errors import FieldViolation, InvalidArgument, raise_if_any
+from server.errors import FieldViolation, gather, raise_if_any
 from server.operations.runner import JobContext
-from server.retail import gcs, products
+from server.retail import products
 from server.retail.bulk_import import (
     BulkImport,
     ImportState,
     Item,
-    check_gcs_source,
+    SourceRules,
+    check_sources,
     decode_json_line,
     failure_message,
 )
@@ -31,7 +32,9 @@ from server.store.rows import Step
 
 KIND = "import-products"
 MAX_INLINE_PRODUCTS = 10_000
-SCHEMAS = ("", "product")
+SOURCES = SourceRules("product_inline_source", "products", "product", ("", "product"),
+                      "Footfall reads 'product' (one proto3-JSON Product per line)",
+                      max_inline=MAX_INLINE_PRODUCTS)
 _INLINE = "input_config.product_inline_source.products"
 Mode = import_config_pb2.ImportProductsRequest.ReconciliationMode
 
@@ -44,37 +47,8 @@ def check_request(request: Any, gcs_root: Path) -> str:
     INVALID_ARGUMENT naming each bad field.
     """
     violations: list[FieldViolation] = []
-    branch = ""
-    try:
-        branch = products.parse_branch_name(request.parent, "parent")
-    except InvalidArgument as exc:
-        violations.extend(exc.violations)
-    config = request.input_config
-    source = config.WhichOneof("source")
-    if source is None:
-        violations.append(FieldViolation("input_config", "give product_inline_source or "
-                                                         "gcs_source"))
-    elif source == "big_query_source":
-        violations.append(FieldViolation(
-            "input_config.big_query_source",
-            "BigQuery is not available in Footfall: export the table as newline-delimited "
-            "JSON, then import the files with gcs_source"))
-    elif source == "product_inline_source":
-        count = len(config.product_inline_source.products)
-        if count == 0:
-            violations.append(FieldViolation(_INLINE, "at least one product is required"))
-        elif count > MAX_INLINE_PRODUCTS:
-            violations.append(FieldViolation(
-                _INLINE, f"at most {MAX_INLINE_PRODUCTS} products inline, got {count}; "
-                         "import larger sets from files with gcs_source"))
-        if request.HasField("errors_config"):
-            violations.append(FieldViolation(
-                "errors_config", "is only for gcs_source imports; inline imports report "
-                                 "error_samples"))
-    else:
-        violations.extend(check_gcs_source(
-            config.gcs_source, gcs_root, "input_config.gcs_source", SCHEMAS,
-            "Footfall reads 'product' (one proto3-JSON Product per line)"))
+    branch = gather(violations, products.parse_branch_name, request.parent, "parent")
+    violations.extend(check_sources(request, gcs_root, SOURCES))
     if request.reconciliation_mode == Mode.FULL:
         violations.append(FieldViolation(
             "reconciliation_mode", "FULL is not supported by Footfall; use INCREMENTAL "
@@ -85,14 +59,8 @@ def check_request(request: Any, gcs_root: Path) -> str:
                                          f"unknown mode {request.reconciliation_mode}"))
     if request.HasField("update_mask"):
         violations.extend(products.update_mask_violations(request.update_mask))
-    if request.errors_config.gcs_prefix and source == "gcs_source":
-        try:
-            gcs.output_folder(gcs_root, request.errors_config.gcs_prefix,
-                              "errors_config.gcs_prefix")
-        except InvalidArgument as exc:
-            violations.extend(exc.violations)
     raise_if_any(violations)
-    return branch
+    return str(branch)
 
 
 class ImportProductsJob(BulkImport):

@@ -20,6 +20,7 @@ from server.errors import (
     InvalidArgument,
     NotFound,
     Unimplemented,
+    gather,
     raise_if_any,
 )
 from server.operations.runner import OperationRunner
@@ -33,15 +34,6 @@ from server.retail.product_validation import (
     referenced_ids,
 )
 from server.store import Store
-
-
-def _collect(violations: list[FieldViolation], parse: Any, *args: Any) -> Any:
-    """`parse(*args)`, adding its violations to `violations` instead of raising."""
-    try:
-        return parse(*args)
-    except InvalidArgument as exc:
-        violations.extend(exc.violations)
-        return None
 
 
 class ProductService(product_service_pb2_grpc.ProductServiceServicer):
@@ -80,7 +72,7 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         ALREADY_EXISTS when the id is taken in the branch.
         """
         violations: list[FieldViolation] = []
-        branch = _collect(violations, products.parse_branch_name, request.parent, "parent")
+        branch = gather(violations, products.parse_branch_name, request.parent, "parent")
         violations.extend(products.product_id_violations(request.product_id))
         if not request.HasField("product"):
             violations.append(FieldViolation("product", "is required"))
@@ -112,9 +104,9 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         when the filter names a primary or collection that does not exist.
         """
         violations: list[FieldViolation] = []
-        branch = _collect(violations, products.parse_branch_name, request.parent, "parent")
-        size = _collect(violations, product_listing.page_size, request.page_size)
-        query = _collect(violations, product_listing.parse_filter, request.filter)
+        branch = gather(violations, products.parse_branch_name, request.parent, "parent")
+        size = gather(violations, product_listing.page_size, request.page_size)
+        query = gather(violations, product_listing.parse_filter, request.filter)
         violations.extend(products.read_mask_violations(request.read_mask))
         raise_if_any(violations)
         fingerprint = product_listing.query_fingerprint(
@@ -159,7 +151,7 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         violations: list[FieldViolation] = []
         if not request.HasField("product"):
             raise InvalidArgument.field("product", "is required")
-        located = _collect(violations, products.parse_product_name, request.product.name,
+        located = gather(violations, products.parse_product_name, request.product.name,
                            "product.name")
         violations.extend(products.update_mask_violations(request.update_mask))
         raise_if_any(violations)

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from footfall.retail.v2 import purge_config_pb2
 
-from server.errors import FieldViolation, InvalidArgument, raise_if_any
+from server.errors import FieldViolation, gather, raise_if_any
 from server.names import parse_catalog
 from server.operations import records
 from server.operations.runner import JobContext
@@ -26,16 +26,8 @@ BATCH = 2_000
 def check_request(request: Any) -> EventQuery:
     """The query the request's filter selects; INVALID_ARGUMENT naming each bad field."""
     violations: list[FieldViolation] = []
-    catalog = ""
-    try:
-        catalog = str(parse_catalog(request.parent, "parent"))
-    except InvalidArgument as exc:
-        violations.extend(exc.violations)
-    query = None
-    try:
-        query = purge_filter.parse(request.filter, catalog)
-    except InvalidArgument as exc:
-        violations.extend(exc.violations)
+    catalog = gather(violations, parse_catalog, request.parent, "parent")
+    query = gather(violations, purge_filter.parse, request.filter, str(catalog or ""))
     raise_if_any(violations)
     assert query is not None
     return query

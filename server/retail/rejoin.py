@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
 
-from server.errors import FieldViolation, InvalidArgument, raise_if_any
+from server.errors import FieldViolation, gather, raise_if_any
 from server.names import parse_catalog
 from server.operations import records
 from server.operations.runner import JobContext
@@ -25,18 +25,14 @@ _JOINED = {Scope.USER_EVENT_REJOIN_SCOPE_UNSPECIFIED: None, Scope.JOINED_EVENTS:
 def check_request(request: Any) -> EventQuery:
     """The events in scope; INVALID_ARGUMENT for a bad parent or scope."""
     violations: list[FieldViolation] = []
-    catalog = ""
-    try:
-        catalog = str(parse_catalog(request.parent, "parent"))
-    except InvalidArgument as exc:
-        violations.extend(exc.violations)
+    catalog = gather(violations, parse_catalog, request.parent, "parent")
     scope = request.user_event_rejoin_scope
     if scope not in _JOINED:
         violations.append(FieldViolation("user_event_rejoin_scope",
                                          f"unknown scope {scope}; use 0 (all), "
                                          "1 (JOINED_EVENTS) or 2 (UNJOINED_EVENTS)"))
     raise_if_any(violations)
-    return EventQuery(catalog, joined=_JOINED[scope])
+    return EventQuery(str(catalog), joined=_JOINED[scope])
 
 
 def new_operation(name: str, _create_time_ns: int) -> Any:
