@@ -6,7 +6,6 @@ import tempfile
 from pathlib import Path
 
 from footfall.retail.v2 import user_event_pb2
-from google.protobuf import json_format
 
 from server.store import EventRow, open_store
 
@@ -50,30 +49,35 @@ def write_files(folder: Path, total: int, files: int = 4) -> list[Path]:
     return paths
 
 
-def fill_store(url: str, catalog: str, total: int, batch: int = 2000) -> None:
+def stored_event(i: int) -> user_event_pb2.UserEvent:
+    """The same event as `event_json(i)`, built directly (fast, for filling stores)."""
+    kind = TYPES[i % len(TYPES)]
+    event = user_event_pb2.UserEvent(
+        event_type=kind, visitor_id=f"visitor-{i % 50000}", session_id=f"session-{i // 10}",
+        event_time={"seconds": BASE_SECONDS + i},
+        user_info={"user_id": f"user-{i % 20000}", "user_agent": "Mozilla/5.0 (X11; Linux)",
+                   "ip_address": f"198.51.100.{i % 250}"},
+        uri=f"https://shop.example/p/{i % 5000}",
+        attributes={"campaign": {"text": [f"c{i % 7}"]}})
+    if kind in ("detail-page-view", "add-to-cart"):
+        event.product_details.add(product={"id": f"sku-{i % 5000}"}, quantity={"value": 1})
+    elif kind == "search":
+        event.search_query = f"query {i % 100}"
+    return event
+
+
+def fill_store(url: str, catalog: str, total: int, batch: int = 5000) -> None:
     """Store `total` events directly (no server), as fast as the store takes them."""
     store = open_store(url)
     try:
-        rows: list[EventRow] = []
-        for i in range(total):
-            event = json_format.Parse(event_json(i), user_event_pb2.UserEvent()) if i < batch \
-                else _fast_event(i)
-            rows.append(EventRow.from_event(catalog, event, not event.product_details))
-            if len(rows) == batch:
-                store.write_user_events(rows)
-                rows = []
-        if rows:
+        for start in range(0, total, batch):
+            rows = []
+            for i in range(start, min(total, start + batch)):
+                event = stored_event(i)
+                rows.append(EventRow.from_event(catalog, event, not event.product_details))
             store.write_user_events(rows)
     finally:
         store.close()
-
-
-def _fast_event(i: int) -> user_event_pb2.UserEvent:
-    import orjson
-
-    from server.protojson import parse_dict
-
-    return parse_dict(orjson.loads(event_json(i)), user_event_pb2.UserEvent)  # type: ignore[return-value]
 
 
 def temp_dir(prefix: str) -> Path:
