@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PARENT = "projects/bench/locations/global/catalogs/default_catalog"
@@ -200,3 +201,15 @@ def postgres_database() -> Iterator[str]:
     finally:
         with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def wait_done(channel: Any, operation: Any) -> Any:
+    """The operation once done, through google.longrunning.Operations/WaitOperation."""
+    from google.longrunning import operations_pb2, operations_pb2_grpc
+    from google.protobuf import duration_pb2
+
+    ops = operations_pb2_grpc.OperationsStub(channel)
+    while not operation.done:
+        operation = ops.WaitOperation(operations_pb2.WaitOperationRequest(
+            name=operation.name, timeout=duration_pb2.Duration(seconds=60)))
+    return operation

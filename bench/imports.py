@@ -15,10 +15,16 @@ from typing import Any
 
 import grpc
 from footfall.retail.v2 import import_config_pb2, user_event_pb2, user_event_service_pb2_grpc
-from google.longrunning import operations_pb2, operations_pb2_grpc
-from google.protobuf import duration_pb2, json_format
+from google.protobuf import json_format
 
-from bench.common import PARENT, footfall, postgres_available, postgres_database, summary
+from bench.common import (
+    PARENT,
+    footfall,
+    postgres_available,
+    postgres_database,
+    summary,
+    wait_done,
+)
 from bench.data import temp_dir, write_files
 from server.store import EventRow
 from server.store.migrations import MIGRATIONS, statement_for
@@ -69,15 +75,11 @@ def footfall_import(total: int, files: int = 4, store: str | None = None) -> dic
         write_files(folder, total, files)
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             retail = user_event_service_pb2_grpc.UserEventServiceStub(channel)
-            ops = operations_pb2_grpc.OperationsStub(channel)
             request = import_config_pb2.ImportUserEventsRequest(parent=PARENT)
             request.input_config.gcs_source.input_uris.append("gs://bench/events/*.json")
             rss_before = server.peak_rss_kib()
             start = time.perf_counter()
-            op = retail.ImportUserEvents(request)
-            while not op.done:
-                op = ops.WaitOperation(operations_pb2.WaitOperationRequest(
-                    name=op.name, timeout=duration_pb2.Duration(seconds=60)))
+            op = wait_done(channel, retail.ImportUserEvents(request))
             elapsed = time.perf_counter() - start
         meta = import_config_pb2.ImportMetadata()
         op.metadata.Unpack(meta)

@@ -13,11 +13,9 @@ from typing import Any
 
 import grpc
 from footfall.retail.v2 import purge_config_pb2, user_event_service_pb2_grpc
-from google.longrunning import operations_pb2, operations_pb2_grpc
-from google.protobuf import duration_pb2
 
 from bench import write
-from bench.common import PARENT, Load, footfall, h2load, summary
+from bench.common import PARENT, Load, footfall, h2load, summary, wait_done
 from bench.data import BASE_SECONDS, _rfc3339, fill_store, temp_dir
 
 
@@ -38,13 +36,9 @@ def raw_delete(db: Path, before_us: int) -> float:
 def footfall_purge(port: int, before: str) -> tuple[float, int]:
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         retail = user_event_service_pb2_grpc.UserEventServiceStub(channel)
-        ops = operations_pb2_grpc.OperationsStub(channel)
         start = time.perf_counter()
-        op = retail.PurgeUserEvents(purge_config_pb2.PurgeUserEventsRequest(
-            parent=PARENT, filter=f'eventTime < "{before}"', force=True))
-        while not op.done:
-            op = ops.WaitOperation(operations_pb2.WaitOperationRequest(
-                name=op.name, timeout=duration_pb2.Duration(seconds=60)))
+        op = wait_done(channel, retail.PurgeUserEvents(purge_config_pb2.PurgeUserEventsRequest(
+            parent=PARENT, filter=f'eventTime < "{before}"', force=True)))
         elapsed = time.perf_counter() - start
     response = purge_config_pb2.PurgeUserEventsResponse()
     op.response.Unpack(response)
