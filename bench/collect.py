@@ -41,21 +41,33 @@ def wrk(port: int, seconds: int, connections: int) -> dict[str, float]:
                           f"http://127.0.0.1:{port}{PATH}"], capture_output=True, text=True,
                          check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     if re.search(r"Non-2xx or 3xx responses", out):
         raise RuntimeError(f"pixel GETs failed:\n{out}")
-    return {"per_second": rate}
+    return {"per_second": rate, "requests": count}
+
+
+def measured(server: Server, seconds: int, connections: int) -> tuple[float, float]:
+    """(requests/s, server CPU µs per request from /proc) of one wrk run."""
+    before = server.cpu_seconds()
+    result = wrk(server.http_port, seconds, connections)
+    return result["per_second"], (server.cpu_seconds() - before) / result["requests"] * 1e6
 
 
 def run(seconds: int = 10, reps: int = 3, connections: int = 16) -> dict[str, Any]:
     with bare() as server:
         wrk(server.http_port, 1, connections)
-        base = [wrk(server.http_port, seconds, connections)["per_second"] for _ in range(reps)]
+        base, base_cpu = zip(*(measured(server, seconds, connections) for _ in range(reps)),
+                             strict=True)
     with footfall() as server:
         wrk(server.http_port, 1, connections)
-        ours = [wrk(server.http_port, seconds, connections)["per_second"] for _ in range(reps)]
+        ours, ours_cpu = zip(*(measured(server, seconds, connections) for _ in range(reps)),
+                             strict=True)
     b, o = summary(base), summary(ours)
+    bc, oc = summary(base_cpu), summary(ours_cpu)
     return {"connections": connections, "bare_per_second": b, "footfall_per_second": o,
-            "ratio": o["median"] / b["median"]}
+            "ratio": o["median"] / b["median"], "bare_cpu_us_per_call": bc,
+            "footfall_cpu_us_per_call": oc, "cpu_ratio": oc["median"] / bc["median"]}
 
 
 if __name__ == "__main__":

@@ -53,12 +53,14 @@ def _write(w: dict[str, Any]) -> list[str]:
     targets = [k for k in w if k != "wall_seconds"]
     callers = [c for c in w[targets[0]] if c != "ratios"]
     out = ["## 1. WriteUserEvent, durable", "",
-           "| server | callers | events/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
+           "| server | callers | events/s | p50 ms | p99 ms | server CPU µs/call |",
+           "|---|---|---|---|---|---|"]
     for t in targets:
         for c in callers:
             r = w[t][c]
+            cpu = _range(r["cpu_us_per_call"]) if "cpu_us_per_call" in r else "–"
             out.append(f"| {t} | {c} | {_range(r['per_second'])} | {_range(r['p50_ms'], 2)} | "
-                       f"{_range(r['p99_ms'], 2)} |")
+                       f"{_range(r['p99_ms'], 2)} | {cpu} |")
     out += ["", "Bar: ≥ 0.9× the best empty-handler throughput, p99 ≤ 1.5× its p99; "
             "PostgreSQL ≥ 0.8× SQLite (synchronous=full).", ""]
     if "footfall-postgres" in w:
@@ -72,18 +74,25 @@ def _write(w: dict[str, Any]) -> list[str]:
             r = w[t]["ratios"][c]
             out.append(f"- {t}, {c} callers, vs {r['vs']}: "
                        + _bar(r["throughput"] >= 0.9, f"throughput {r['throughput']:.2f}×")
-                       + "; " + _bar(r["p99"] <= 1.5, f"p99 {r['p99']:.2f}×"))
+                       + "; " + _bar(r["p99"] <= 1.5, f"p99 {r['p99']:.2f}×")
+                       + (f"; CPU per call {r['cpu']:.2f}×" if "cpu" in r else ""))
     return out + [""]
 
 
 def _collect(c: dict[str, Any]) -> list[str]:
     return [
         f"## 2. Pixel GETs over HTTP (wrk, {c['connections']} connections)", "",
-        "| | requests/s |", "|---|---|",
-        f"| bare aiohttp handler answering the same GIF | {_range(c['bare_per_second'])} |",
+        "| | requests/s | server CPU µs/request |", "|---|---|---|",
+        f"| bare aiohttp handler answering the same GIF | {_range(c['bare_per_second'])} | "
+        f"{_cpu(c, 'bare_cpu_us_per_call')} |",
         f"| Footfall GET userEvents:collect (each stored durably) | "
-        f"{_range(c['footfall_per_second'])} |", "",
-        "- " + _bar(c["ratio"] >= 0.8, f"{c['ratio']:.2f}× the bare handler (bar ≥ 0.8×)"), ""]
+        f"{_range(c['footfall_per_second'])} | {_cpu(c, 'footfall_cpu_us_per_call')} |", "",
+        "- " + _bar(c["ratio"] >= 0.8, f"{c['ratio']:.2f}× the bare handler (bar ≥ 0.8×)")
+        + (f"; CPU per request {c['cpu_ratio']:.2f}×" if "cpu_ratio" in c else ""), ""]
+
+
+def _cpu(c: dict[str, Any], key: str) -> str:
+    return _range(c[key]) if key in c else "–"
 
 
 def _import(i: dict[str, Any]) -> list[str]:

@@ -60,13 +60,20 @@ def measure(server: Server, frame: Path, callers: tuple[int, ...], requests: int
     h2load(server.port, PATH, frame, 4, min(requests, 500))  # warm-up
     out: dict[str, Any] = {}
     for c in callers:
-        runs = [h2load(server.port, PATH, frame, c, requests) for _ in range(reps)]
+        runs, cpu_us = [], []
+        for _ in range(reps):
+            before = server.cpu_seconds()
+            runs.append(h2load(server.port, PATH, frame, c, requests))
+            cpu_us.append((server.cpu_seconds() - before) / requests * 1e6)
         failed = sum(r.failed for r in runs)
         if failed:
             raise RuntimeError(f"{failed} calls failed at {c} callers")
         out[str(c)] = {"per_second": summary([r.per_second for r in runs]),
                        "p50_ms": summary([r.p50_ms for r in runs]),
-                       "p99_ms": summary([r.p99_ms for r in runs])}
+                       "p99_ms": summary([r.p99_ms for r in runs]),
+                       # server CPU (user + system, from /proc) per call: steadier than a
+                       # rate on a shared machine
+                       "cpu_us_per_call": summary(cpu_us)}
     return out
 
 
@@ -117,6 +124,8 @@ def ratios(results: dict[str, Any], name: str, c: str) -> dict[str, Any]:
         "throughput": results[name][c]["per_second"]["median"]
         / results[best][c]["per_second"]["median"],
         "p99": results[name][c]["p99_ms"]["median"] / results[best][c]["p99_ms"]["median"],
+        "cpu": results[name][c]["cpu_us_per_call"]["median"]
+        / results[best][c]["cpu_us_per_call"]["median"],
     }
 
 
