@@ -1,169 +1,260 @@
-"""Typed settings, read once from flags and FOOTFALL_* variables, then passed down."""
+"""Typed settings, read once from flags and FOOTFALL_* variables, then passed down.
+
+Each setting is declared once, as a field of `Settings`:
+
+    port: int = option(50051, INTEGER, "gRPC port; `0` picks a free one",
+                       check=between(0, 65535))
+
+That one line gives the flag `--port` (the field's name with `-` for `_`), the variable
+`FOOTFALL_PORT` (its default), how both are parsed (`INTEGER`; a variable that does not
+parse stops `footfall serve` with one line and exit code 2), the check made before the
+server starts, the `--help` text and the row of the README's flag table. To add a flag,
+add a field at the end of `Settings`, then paste `python -m server.config --readme-table`
+over the table in README.md (tests/unit/test_readme_flags.py fails until you do). A check
+that spans fields goes in `settings_from_args`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 DEFAULT_STORE = "sqlite:///./data/footfall.db"
 DEFAULT_HTTP_PORT = 8080
 
 
 @dataclass(frozen=True)
-class Settings:
-    host: str = "127.0.0.1"
-    port: int = 50051
-    store: str = DEFAULT_STORE
-    strict_event_types: bool = False
-    workers: int = 32
-    grace_seconds: float = 10.0
-    max_request_bytes: int = 10 * 1024 * 1024
-    log_level: str = "INFO"
-    gcs_root: str = "./data/gcs"
-    operation_workers: int = 1
-    lease_seconds: float = 30.0
-    # HTTP gateway (REST, pixel, /footfall.js): -1 picks a free port, 0 turns it
-    # off. Off when Settings are built in code (tests); `serve` defaults to 8080.
-    http_port: int = 0
-    cors_origins: tuple[str, ...] = ("*",)
-    trust_forwarded_for: bool = False
-    # Trust (see README "Security and operations"): all off by default.
-    auth_file: str = ""  # JSON keys and roles; "" = no keys needed
-    tls_cert: str = ""  # PEM files; both or neither, for gRPC and HTTP alike
-    tls_key: str = ""
-    quota_writes_per_minute: int = 0  # per project; 0 = no quota
-    allow_fault_injection: bool = False  # honour x-footfall-fail
+class Kind(Generic[T]):
+    """How the text of a flag or of its variable becomes a value, and back for --help."""
+
+    parse: Callable[[str], T]  # raises ValueError on text it refuses
+    noun: str  # what the text is not: "FOOTFALL_PORT: not an integer: 'abc'"
+    show: Callable[[T], str] = str
+    code: bool = True  # the README shows the default as `code`
 
 
-def _env_bool(value: str) -> bool:
-    lowered = value.strip().lower()
+def _switch(text: str) -> bool:
+    lowered = text.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
         return True
     if lowered in {"0", "false", "no", "off", ""}:
         return False
-    raise argparse.ArgumentTypeError(f"not a boolean: {value!r}")
+    raise ValueError(text)
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+# argparse also runs `parse` over a default that is a string, so a kind of text must
+# accept its own output (str and str.upper do).
+TEXT: Kind[str] = Kind(str, "text")
+UPPERCASE: Kind[str] = Kind(str.upper, "text")
+INTEGER: Kind[int] = Kind(int, "an integer")  # `int` keeps argparse's "invalid int value"
+NUMBER: Kind[float] = Kind(float, "a number", show=lambda value: f"{value:g}")
+# A store_true flag; its variable takes 1/true/yes/on or 0/false/no/off.
+SWITCH: Kind[bool] = Kind(_switch, "a boolean", show=lambda on: "on" if on else "off",
+                          code=False)
+COMMA_LIST: Kind[tuple[str, ...]] = Kind(_comma_list, "a list", show=",".join)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A rule a value must keep: "--port must be 0..65535, got 70000"."""
+
+    rule: str
+    ok: Callable[[float], bool]
+
+
+def between(low: int, high: int) -> Check:
+    return Check(f"must be {low}..{high}", lambda value: low <= value <= high)
+
+
+def at_least(low: int) -> Check:
+    rule = "must not be negative" if low == 0 else f"must be at least {low}"
+    return Check(rule, lambda value: value >= low)
+
+
+POSITIVE = Check("must be positive", lambda value: value > 0)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One flag of `footfall serve`, as declared on its Settings field."""
+
+    name: str  # of the Settings field
+    default: Any  # of `footfall serve`, before its variable is read
+    kind: Kind[Any]
+    meaning: str  # Markdown, for the README; --help shows it without the backticks
+    check: Check | None
+    readme_default: str  # "" shows the default as its kind does
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def variable(self) -> str:
+        return "FOOTFALL_" + self.name.upper()
+
+
+_OPTION = "footfall.option"
+
+
+def option(default: T, kind: Kind[T], meaning: str, *, check: Check | None = None,
+           serve_default: T | None = None, readme_default: str = "") -> T:
+    """A Settings field with a default for code (tests) and a flag for `footfall serve`,
+    whose default is `serve_default` when given."""
+    served = default if serve_default is None else serve_default
+    declared = Option("", served, kind, meaning, check, readme_default)
+    return field(default=default, metadata={_OPTION: declared})
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = option("127.0.0.1", TEXT, "address to listen on")
+    port: int = option(50051, INTEGER,
+                       "gRPC port; `0` picks a free one (the ready line says which)",
+                       check=between(0, 65535))
+    store: str = option(DEFAULT_STORE, TEXT,
+                        "`sqlite:///PATH`, `sqlite:////abs/path`, `memory://`, "
+                        "`postgresql://USER@HOST:PORT/DB`")
+    strict_event_types: bool = option(False, SWITCH,
+                                      "refuse event types outside Google's list")
+    workers: int = option(32, INTEGER, "gRPC handler threads", check=at_least(1))
+    grace_seconds: float = option(10.0, NUMBER,
+                                  "how long in-flight calls may finish on shutdown")
+    max_request_bytes: int = option(10 * 1024 * 1024, INTEGER,
+                                    "largest request on either transport",
+                                    check=at_least(1024), readme_default="10 MiB")
+    log_level: str = option("INFO", UPPERCASE, "`DEBUG`, `INFO`, `WARNING` or `ERROR`")
+    gcs_root: str = option("./data/gcs", TEXT, "folder that stands in for Cloud Storage: "
+                           "`gs://b/x` is `GCS_ROOT/b/x`")
+    operation_workers: int = option(1, INTEGER, "threads running import/purge/rejoin jobs",
+                                    check=at_least(1))
+    lease_seconds: float = option(30.0, NUMBER,
+                                  "how long a job stays claimed without progress before "
+                                  "another replica may take it over", check=POSITIVE)
+    # Off when Settings are built in code (tests), on for `footfall serve`.
+    http_port: int = option(0, INTEGER,
+                            "HTTP/JSON gateway, pixel and `/footfall.js`; `0` turns it off, "
+                            "`-1` picks a free one", check=between(-1, 65535),
+                            serve_default=DEFAULT_HTTP_PORT)
+    cors_origins: tuple[str, ...] = option(("*",), COMMA_LIST,
+                                           "origins whose pages may call the REST routes: "
+                                           "`*`, a comma-separated list, or empty for none")
+    trust_forwarded_for: bool = option(False, SWITCH,
+                                       "take a pixel's client address from `X-Forwarded-For` "
+                                       "(only behind a proxy that sets it)")
+    # Trust (see README "Security and operations"): all off by default.
+    auth_file: str = option("", TEXT, "JSON file of API keys and their roles, re-read on "
+                            "SIGHUP; see \"Security and operations\"",
+                            readme_default="none (auth off)")
+    tls_cert: str = option("", TEXT, "PEM certificate (chain): serve both ports over TLS; "
+                           "needs `--tls-key`", readme_default="none (plaintext)")
+    tls_key: str = option("", TEXT, "PEM private key of `--tls-cert`",
+                          readme_default="none (plaintext)")
+    quota_writes_per_minute: int = option(0, INTEGER,
+                                          "event writes per project per minute (a token "
+                                          "bucket with a minute's worth of burst)",
+                                          check=at_least(0), readme_default="off")
+    allow_fault_injection: bool = option(False, SWITCH,
+                                         "honour `x-footfall-fail` (tests of client retry "
+                                         "logic; never in production)")
+
+
+OPTIONS: tuple[Option, ...] = tuple(
+    replace(f.metadata[_OPTION], name=f.name) for f in fields(Settings) if _OPTION in f.metadata)
+
+
+@dataclass(frozen=True)
+class _BadVariable:
+    """The default of a flag whose variable does not parse: the flag may still be given;
+    if it is not, settings_from_args stops the start."""
+
+    variable: str
+    text: str
+    noun: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _default(opt: Option, env: Mapping[str, str]) -> Any:
+    text = env.get(opt.variable)
+    if text is None:
+        return opt.default
+    try:
+        return opt.kind.parse(text)
+    except ValueError:
+        return _BadVariable(opt.variable, text, opt.kind.noun)
+
+
+def _help(opt: Option, default: Any) -> str:
+    shown = str(default) if isinstance(default, _BadVariable) else opt.kind.show(default)
+    where = f"{opt.variable}; default {shown}" if shown else opt.variable
+    return f"{opt.meaning.replace('`', '')} ({where})".replace("%", "%%")
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     """Flags of `footfall serve`; each default comes from its FOOTFALL_* variable."""
-    d = Settings()
-
-    def env_or(name: str, default: object) -> object:
-        return env.get(f"FOOTFALL_{name}", default)
-
-    parser.add_argument("--host", default=env_or("HOST", d.host),
-                        help="address to listen on (FOOTFALL_HOST; default %(default)s)")
-    parser.add_argument("--port", type=int, default=int(env_or("PORT", d.port)),  # type: ignore[call-overload]
-                        help="gRPC port, 0 picks a free one (FOOTFALL_PORT; default %(default)s)")
-    parser.add_argument("--store", default=env_or("STORE", d.store),
-                        help="sqlite:///PATH, memory:// or postgresql://... "
-                             "(FOOTFALL_STORE; default %(default)s)")
-    parser.add_argument("--strict-event-types", action="store_true",
-                        default=_env_bool(str(env_or("STRICT_EVENT_TYPES", "false"))),
-                        help="refuse event types Google's service does not know "
-                             "(FOOTFALL_STRICT_EVENT_TYPES)")
-    parser.add_argument("--workers", type=int, default=int(env_or("WORKERS", d.workers)),  # type: ignore[call-overload]
-                        help="gRPC worker threads (FOOTFALL_WORKERS; default %(default)s)")
-    parser.add_argument("--grace-seconds", type=float,
-                        default=float(env_or("GRACE_SECONDS", d.grace_seconds)),  # type: ignore[arg-type]
-                        help="how long in-flight calls may finish on shutdown "
-                             "(FOOTFALL_GRACE_SECONDS; default %(default)s)")
-    parser.add_argument("--gcs-root", default=env_or("GCS_ROOT", d.gcs_root),
-                        help="folder that stands in for Cloud Storage: gs://b/x is "
-                             "GCS_ROOT/b/x (FOOTFALL_GCS_ROOT; default %(default)s)")
-    parser.add_argument("--operation-workers", type=int,
-                        default=int(env_or("OPERATION_WORKERS", d.operation_workers)),  # type: ignore[call-overload]
-                        help="threads running import/purge/rejoin jobs "
-                             "(FOOTFALL_OPERATION_WORKERS; default %(default)s)")
-    parser.add_argument("--lease-seconds", type=float,
-                        default=float(env_or("LEASE_SECONDS", d.lease_seconds)),  # type: ignore[arg-type]
-                        help="how long a job stays claimed without progress before another "
-                             "replica may take it over (FOOTFALL_LEASE_SECONDS; "
-                             "default %(default)s)")
-    parser.add_argument("--http-port", type=int,
-                        default=int(env_or("HTTP_PORT", DEFAULT_HTTP_PORT)),  # type: ignore[call-overload]
-                        help="port of the HTTP/JSON gateway, the pixel and /footfall.js; 0 "
-                             "turns it off, -1 picks a free one (the ready line says which) "
-                             "(FOOTFALL_HTTP_PORT; default %(default)s)")
-    parser.add_argument("--cors-origins", default=env_or("CORS_ORIGINS", "*"),
-                        help="origins whose pages may call the REST routes: '*' (any), a "
-                             "comma-separated list, or '' (none) "
-                             "(FOOTFALL_CORS_ORIGINS; default %(default)s)")
-    parser.add_argument("--trust-forwarded-for", action="store_true",
-                        default=_env_bool(str(env_or("TRUST_FORWARDED_FOR", "false"))),
-                        help="take a pixel's client address from X-Forwarded-For; only "
-                             "behind a proxy that sets it (FOOTFALL_TRUST_FORWARDED_FOR)")
-    parser.add_argument("--auth-file", default=env_or("AUTH_FILE", d.auth_file),
-                        help="JSON file of API keys and their roles and projects; without "
-                             "it no key is needed. Re-read on SIGHUP (FOOTFALL_AUTH_FILE)")
-    parser.add_argument("--tls-cert", default=env_or("TLS_CERT", d.tls_cert),
-                        help="PEM certificate (chain) for TLS on both ports; needs --tls-key "
-                             "(FOOTFALL_TLS_CERT)")
-    parser.add_argument("--tls-key", default=env_or("TLS_KEY", d.tls_key),
-                        help="PEM private key of --tls-cert (FOOTFALL_TLS_KEY)")
-    parser.add_argument("--quota-writes-per-minute", type=int,
-                        default=int(env_or("QUOTA_WRITES_PER_MINUTE",  # type: ignore[call-overload]
-                                           d.quota_writes_per_minute)),
-                        help="event writes a project may make per minute (token bucket, a "
-                             "minute's worth of burst); 0 = unlimited "
-                             "(FOOTFALL_QUOTA_WRITES_PER_MINUTE; default %(default)s)")
-    parser.add_argument("--max-request-bytes", type=int,
-                        default=int(env_or("MAX_REQUEST_BYTES",  # type: ignore[call-overload]
-                                           d.max_request_bytes)),
-                        help="largest request accepted on either transport "
-                             "(FOOTFALL_MAX_REQUEST_BYTES; default %(default)s)")
-    parser.add_argument("--allow-fault-injection", action="store_true",
-                        default=_env_bool(str(env_or("ALLOW_FAULT_INJECTION", "false"))),
-                        help="let calls ask for failures with the x-footfall-fail header, to "
-                             "test client retries; never in production "
-                             "(FOOTFALL_ALLOW_FAULT_INJECTION)")
-    parser.add_argument("--log-level", default=env_or("LOG_LEVEL", d.log_level),
-                        help="DEBUG, INFO, WARNING or ERROR (FOOTFALL_LOG_LEVEL)")
+    for opt in OPTIONS:
+        default = _default(opt, env)
+        if opt.kind is SWITCH:
+            parser.add_argument(opt.flag, action="store_true", default=default,
+                                help=_help(opt, default))
+        else:
+            parser.add_argument(opt.flag, type=opt.kind.parse, default=default,
+                                help=_help(opt, default))
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    if not 0 <= args.port <= 65535:
-        raise SystemExit(f"--port must be 0..65535, got {args.port}")
-    if args.operation_workers < 1:
-        raise SystemExit(f"--operation-workers must be at least 1, got {args.operation_workers}")
-    if args.lease_seconds <= 0:
-        raise SystemExit(f"--lease-seconds must be positive, got {args.lease_seconds}")
-    if args.workers < 1:
-        raise SystemExit(f"--workers must be at least 1, got {args.workers}")
-    if not -1 <= args.http_port <= 65535:
-        raise SystemExit(f"--http-port must be -1..65535, got {args.http_port}")
-    if bool(args.tls_cert) != bool(args.tls_key):
+    """Settings from parsed `serve` flags. A FOOTFALL_* variable that did not parse (and
+    whose flag was not given) exits 2 with one line per variable; a value its check
+    refuses exits 1 with one line."""
+    values = {opt.name: getattr(args, opt.name) for opt in OPTIONS}
+    bad = [value for value in values.values() if isinstance(value, _BadVariable)]
+    if bad:
+        for value in bad:
+            print(f"footfall: {value.variable}: not {value.noun}: {value.text!r}",
+                  file=sys.stderr)
+        raise SystemExit(2)
+    for opt in OPTIONS:
+        value = values[opt.name]
+        if opt.check is not None and not opt.check.ok(value):
+            raise SystemExit(f"{opt.flag} {opt.check.rule}, got {value}")
+    if bool(values["tls_cert"]) != bool(values["tls_key"]):
         raise SystemExit("--tls-cert and --tls-key go together: give both or neither")
-    if args.quota_writes_per_minute < 0:
-        raise SystemExit(f"--quota-writes-per-minute must not be negative, got "
-                         f"{args.quota_writes_per_minute}")
-    if args.max_request_bytes < 1024:
-        raise SystemExit(f"--max-request-bytes must be at least 1024, got "
-                         f"{args.max_request_bytes}")
-    return Settings(
-        host=args.host,
-        port=args.port,
-        store=args.store,
-        strict_event_types=args.strict_event_types,
-        workers=args.workers,
-        grace_seconds=args.grace_seconds,
-        log_level=args.log_level.upper(),
-        gcs_root=args.gcs_root,
-        operation_workers=args.operation_workers,
-        lease_seconds=args.lease_seconds,
-        http_port=args.http_port,
-        cors_origins=tuple(o.strip() for o in args.cors_origins.split(",") if o.strip()),
-        trust_forwarded_for=args.trust_forwarded_for,
-        auth_file=args.auth_file,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        quota_writes_per_minute=args.quota_writes_per_minute,
-        max_request_bytes=args.max_request_bytes,
-        allow_fault_injection=args.allow_fault_injection,
-    )
+    return Settings(**values)
+
+
+def readme_table() -> str:
+    """The flag table of README.md ("## Running"), one row per option."""
+    rows = ["| flag | variable | default | meaning |", "|---|---|---|---|"]
+    for opt in OPTIONS:
+        default = opt.readme_default
+        if not default:
+            shown = opt.kind.show(opt.default)
+            default = "none" if not shown else f"`{shown}`" if opt.kind.code else shown
+        meaning = opt.meaning.replace("|", "\\|")  # a bare | would end the cell
+        rows.append(f"| `{opt.flag}` | `{opt.variable}` | {default} | {meaning} |")
+    return "\n".join(rows)
 
 
 def environ() -> Mapping[str, str]:
     return os.environ
+
+
+if __name__ == "__main__":
+    tool = argparse.ArgumentParser(prog="python -m server.config",
+                                   description="Print what README.md shows of the flags.")
+    tool.add_argument("--readme-table", action="store_true", required=True,
+                      help="the flag table of README.md (## Running), to paste over it")
+    tool.parse_args()
+    print(readme_table())

@@ -1,0 +1,117 @@
+"""Each setting is declared once (server/config.py); its flag, its FOOTFALL_* variable and
+its check all come from that declaration."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+
+from server.config import (
+    COMMA_LIST,
+    INTEGER,
+    NUMBER,
+    OPTIONS,
+    SWITCH,
+    TEXT,
+    UPPERCASE,
+    Option,
+    Settings,
+    add_serve_arguments,
+    settings_from_args,
+)
+
+
+def parse(args: list[str], env: dict[str, str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser, env or {})
+    return settings_from_args(parser.parse_args(args))
+
+
+def parsed_args(args: list[str], env: dict[str, str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser, env or {})
+    return parser.parse_args(args)
+
+
+def test_every_setting_has_a_flag_and_serve_defaults_to_the_declared_values() -> None:
+    assert [o.name for o in OPTIONS] == [f.name for f in dataclasses.fields(Settings)]
+    # the one difference: `serve` opens the HTTP gateway, Settings() built in code does not
+    assert parse([]) == dataclasses.replace(Settings(), http_port=8080)
+
+
+# text each kind takes that is no option's default
+SAMPLE_TEXT = {INTEGER: "4096", NUMBER: "2.5", TEXT: "some text", UPPERCASE: "debug",
+               SWITCH: "yes", COMMA_LIST: "a, b"}
+
+
+@pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.flag)
+def test_a_flag_and_its_variable_parse_alike(option: Option) -> None:
+    text = SAMPLE_TEXT[option.kind]
+    flag = [option.flag] if option.kind is SWITCH else [option.flag, text]
+    from_flag = getattr(parsed_args(flag), option.name)
+    from_variable = getattr(parsed_args([], {option.variable: text}), option.name)
+    assert from_flag == from_variable == option.kind.parse(text)
+    assert from_flag != option.default
+
+
+@pytest.mark.parametrize(("variable", "text", "line"), [
+    ("FOOTFALL_PORT", "abc", "footfall: FOOTFALL_PORT: not an integer: 'abc'"),
+    ("FOOTFALL_LEASE_SECONDS", "soon", "footfall: FOOTFALL_LEASE_SECONDS: not a number: 'soon'"),
+    ("FOOTFALL_STRICT_EVENT_TYPES", "maybe",
+     "footfall: FOOTFALL_STRICT_EVENT_TYPES: not a boolean: 'maybe'"),
+])
+def test_a_bad_variable_stops_the_start_with_one_line(
+        variable: str, text: str, line: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        parse([], {variable: text})
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == line + "\n"
+
+
+def test_a_flag_wins_over_its_bad_variable() -> None:
+    assert parse(["--port", "5"], {"FOOTFALL_PORT": "abc"}).port == 5
+    assert parse(["--strict-event-types"], {"FOOTFALL_STRICT_EVENT_TYPES": "?"}).strict_event_types
+
+
+def test_variables_of_every_kind() -> None:
+    settings = parse([], {"FOOTFALL_LOG_LEVEL": "warning", "FOOTFALL_CORS_ORIGINS": "a, b,,c",
+                          "FOOTFALL_TRUST_FORWARDED_FOR": "ON", "FOOTFALL_GRACE_SECONDS": "2.5",
+                          "FOOTFALL_ALLOW_FAULT_INJECTION": ""})
+    assert (settings.log_level, settings.cors_origins, settings.trust_forwarded_for,
+            settings.grace_seconds, settings.allow_fault_injection) == \
+        ("WARNING", ("a", "b", "c"), True, 2.5, False)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--port", "70000"], "--port must be 0..65535, got 70000"),
+    (["--port", "-1"], "--port must be 0..65535, got -1"),
+    (["--workers", "0"], "--workers must be at least 1, got 0"),
+    (["--operation-workers", "0"], "--operation-workers must be at least 1, got 0"),
+    (["--lease-seconds", "0"], "--lease-seconds must be positive, got 0.0"),
+    (["--http-port", "-2"], "--http-port must be -1..65535, got -2"),
+    (["--http-port", "65536"], "--http-port must be -1..65535, got 65536"),
+    (["--quota-writes-per-minute", "-1"], "--quota-writes-per-minute must not be negative, got -1"),
+    (["--max-request-bytes", "1023"], "--max-request-bytes must be at least 1024, got 1023"),
+    (["--tls-key", "k.pem"], "--tls-cert and --tls-key go together: give both or neither"),
+])
+def test_checks_refuse_with_one_line(args: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        parse(args)
+    assert stopped.value.code == message
+
+
+def test_a_variable_is_checked_like_its_flag() -> None:
+    with pytest.raises(SystemExit) as stopped:
+        parse([], {"FOOTFALL_PORT": "70000"})
+    assert stopped.value.code == "--port must be 0..65535, got 70000"
+
+
+def test_bad_flag_text_keeps_argparse_words(capsys: pytest.CaptureFixture[str]) -> None:
+    for args, words in ((["--port", "abc"], "argument --port: invalid int value: 'abc'"),
+                        (["--grace-seconds", "x"],
+                         "argument --grace-seconds: invalid float value: 'x'")):
+        with pytest.raises(SystemExit) as stopped:
+            parse(args)
+        assert stopped.value.code == 2 and words in capsys.readouterr().err
