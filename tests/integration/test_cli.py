@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -10,9 +11,12 @@ from pathlib import Path
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 
 
-def footfall(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def footfall(*args: str, cwd: Path,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m server ARGS`, with FOOTFALL_* variables from `env` only."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
     return subprocess.run([sys.executable, "-m", "server", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, env={**clean, **(env or {})})
 
 
 def test_unknown_store_url(tmp_path: Path) -> None:
@@ -57,3 +61,12 @@ def test_unusable_store_is_one_line(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert out.stderr.startswith("footfall: cannot open the store: unknown store URL")
     assert "Traceback" not in out.stderr
+
+
+def test_a_bad_variable_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    out = footfall("serve", "--store", "memory://", cwd=tmp_path, env={"FOOTFALL_PORT": "abc"})
+    assert (out.returncode, out.stderr) == (2, "footfall: FOOTFALL_PORT: not an integer: 'abc'\n")
+    # only `serve` reads it: the other commands still work
+    ok = footfall("events", "count", "--parent", CATALOG, "--store",
+                  f"sqlite:///{tmp_path}/events.db", cwd=tmp_path, env={"FOOTFALL_PORT": "abc"})
+    assert (ok.returncode, ok.stdout.strip()) == (0, "0")
