@@ -1,6 +1,7 @@
-"""API keys and roles through the official clients: gRPC (the key in `metadata=`),
-REST (`client_options={"api_key": ...}`), the pixel (`?key=`); health and
-reflection stay open; SIGHUP re-reads the keys."""
+"""API keys and roles through the official clients: gRPC (the key in `metadata=`,
+or on the channel for long-running operations), REST (`client_options={"api_key":
+...}`), the pixel (`?key=`); health and reflection stay open; SIGHUP re-reads the
+keys."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import functools
 import json
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -17,6 +19,8 @@ import requests
 from google.api_core import exceptions
 from google.cloud import retail_v2, talent_v4
 from google.cloud.retail_v2.services.user_event_service.transports import (
+    UserEventServiceGrpcAsyncIOTransport,
+    UserEventServiceGrpcTransport,
     UserEventServiceRestTransport,
 )
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -25,6 +29,8 @@ from .support import (
     RPC_DEADLINE,
     ServerProcess,
     count_events,
+    finish,
+    finish_async,
     product_client,
     retail_client,
     running_server,
@@ -32,7 +38,7 @@ from .support import (
     talent_client,
     wait_until,
 )
-from .trust import with_key, write_keys
+from .trust import AsyncKeyInterceptor, KeyInterceptor, with_key, write_keys
 
 WRITER, ADMIN, OTHER = "writer-key-7c1d0e55aa31", "admin-key-3b9f42c7d6e8", "other-key-a61e"
 SHOP = "projects/shop/locations/global/catalogs/default_catalog"
@@ -135,6 +141,69 @@ def test_an_admin_does_everything_in_its_project_only(
     with product_client(secured.address) as products:
         products.list_products(request={"parent": f"{SHOP}/branches/0"},
                                metadata=with_key(ADMIN), timeout=RPC_DEADLINE)
+
+
+def write_then_purge(client: retail_v2.UserEventServiceClient, visitor: str,
+                     **key: object) -> retail_v2.PurgeUserEventsResponse:
+    """Writes two events of `visitor` and purges them; returns the purge's response
+    (`key`: how each call carries the key, e.g. metadata=...)."""
+    for session in ("s-1", "s-2"):  # two events, not one written twice
+        client.write_user_event(request={"parent": SHOP, "user_event": {
+            **EVENT, "visitor_id": visitor, "session_id": session}}, timeout=RPC_DEADLINE,
+            **key)
+    operation = client.purge_user_events(
+        request={"parent": SHOP, "filter": f'visitorId = "{visitor}"', "force": True},
+        timeout=RPC_DEADLINE, **key)
+    response: retail_v2.PurgeUserEventsResponse = finish(operation)
+    return response
+
+
+def test_metadata_does_not_reach_the_operation_polls(
+        retail: retail_v2.UserEventServiceClient, secured: ServerProcess) -> None:
+    """Why the README puts the key on the channel: `op.result()` polls GetOperation
+    without the metadata given to the call that started the operation."""
+    with pytest.raises(exceptions.Unauthenticated, match="requires an API key"):
+        write_then_purge(retail, "poll-metadata", metadata=with_key(ADMIN))
+    # The purge itself ran; only the client's polls were refused.
+    wait_until(lambda: count_events(secured.store, SHOP, secured.workdir,
+                                    'visitorId = "poll-metadata"') == 0, "the purge")
+
+
+def test_a_channel_interceptor_sends_the_key_with_every_call(secured: ServerProcess) -> None:
+    channel = grpc.intercept_channel(grpc.insecure_channel(secured.address),
+                                     KeyInterceptor(ADMIN))
+    transport = UserEventServiceGrpcTransport(channel=channel)
+    with retail_v2.UserEventServiceClient(transport=transport) as client:
+        assert write_then_purge(client, "poll-grpc").purged_events_count == 2
+    assert count_events(secured.store, SHOP, secured.workdir, 'visitorId = "poll-grpc"') == 0
+
+
+def test_an_aio_channel_interceptor_sends_the_key_with_every_call(
+        secured: ServerProcess, run: Callable[[Coroutine[Any, Any, int]], int]) -> None:
+    async def purged() -> int:
+        channel = grpc.aio.insecure_channel(secured.address,
+                                            interceptors=[AsyncKeyInterceptor(ADMIN)])
+        client = retail_v2.UserEventServiceAsyncClient(
+            transport=UserEventServiceGrpcAsyncIOTransport(channel=channel))
+        async with client:
+            await client.write_user_event(request={"parent": SHOP, "user_event": {
+                **EVENT, "visitor_id": "poll-aio"}}, timeout=RPC_DEADLINE)
+            operation = await client.purge_user_events(
+                request={"parent": SHOP, "filter": 'visitorId = "poll-aio"', "force": True},
+                timeout=RPC_DEADLINE)
+            response = await finish_async(operation)
+        return int(response.purged_events_count)
+
+    assert run(purged()) == 1
+
+
+def test_rest_sends_the_client_options_key_with_the_operation_polls(
+        secured: ServerProcess) -> None:
+    client = retail_v2.UserEventServiceClient(
+        client_options={"api_endpoint": secured.http_address, "api_key": ADMIN},
+        transport=functools.partial(UserEventServiceRestTransport, url_scheme="http"))
+    with client:
+        assert write_then_purge(client, "poll-rest").purged_events_count == 2
 
 
 def test_rest_takes_the_key_from_client_options(secured: ServerProcess) -> None:

@@ -3,13 +3,16 @@ authority, the Prometheus page, raw HTTP. Imports nothing of ours."""
 
 from __future__ import annotations
 
+import collections
 import datetime
 import ipaddress
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -35,6 +38,40 @@ def write_keys(path: Path, keys: dict[str, tuple[str, list[str]]]) -> Path:
 def with_key(key: str) -> list[tuple[str, str]]:
     """The `metadata=` argument of a GAPIC call that carries `key`."""
     return [(API_KEY, key)]
+
+
+class _CallDetails(collections.namedtuple("_CallDetails", (
+        "method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")),
+        grpc.ClientCallDetails):
+    pass
+
+
+class KeyInterceptor(grpc.UnaryUnaryClientInterceptor):
+    """Adds the key to every unary call on a plaintext channel, including the
+    GetOperation polls a client makes for `op.result()`, which `metadata=` never
+    reaches (and grpc sends call credentials only over TLS)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def intercept_unary_unary(self, continuation: Callable[..., Any],
+                              details: grpc.ClientCallDetails, request: Any) -> Any:
+        metadata = [*(details.metadata or ()), (API_KEY, self.key)]
+        return continuation(_CallDetails(details.method, details.timeout, metadata,
+                                         details.credentials, details.wait_for_ready,
+                                         getattr(details, "compression", None)), request)
+
+
+class AsyncKeyInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    """KeyInterceptor for `grpc.aio.insecure_channel(address, interceptors=[...])`."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    async def intercept_unary_unary(self, continuation: Callable[..., Any],
+                                    details: grpc.aio.ClientCallDetails, request: Any) -> Any:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), (API_KEY, self.key))
+        return await continuation(details._replace(metadata=metadata), request)
 
 
 # -- TLS -------------------------------------------------------------------------------
