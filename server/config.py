@@ -6,6 +6,7 @@ import argparse
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 DEFAULT_STORE = "sqlite:///./data/footfall.db"
 DEFAULT_HTTP_PORT = 8080
@@ -35,6 +36,10 @@ class Settings:
     tls_key: str = ""
     quota_writes_per_minute: int = 0  # per project; 0 = no quota
     allow_fault_injection: bool = False  # honour x-footfall-fail
+    # Retention: purge events older than this many days (0 = keep everything), at
+    # start and then every retention_interval_seconds (a setting for tests only).
+    retain_days: int = 0
+    retention_interval_seconds: float = 3600.0
 
 
 def _env_bool(value: str) -> bool:
@@ -46,44 +51,81 @@ def _env_bool(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"not a boolean: {value!r}")
 
 
-def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
-    """Flags of `footfall serve`; each default comes from its FOOTFALL_* variable."""
-    d = Settings()
+_Value = TypeVar("_Value", str, int, float, bool)
 
-    def env_or(name: str, default: object) -> object:
-        return env.get(f"FOOTFALL_{name}", default)
+
+def _env_value(raw: str, like: _Value) -> _Value:
+    """`raw` as the type of `like`; ValueError saying what it should be."""
+    if isinstance(like, bool):  # before int: a bool is an int
+        try:
+            return _env_bool(raw)
+        except argparse.ArgumentTypeError:
+            raise ValueError("must be true or false (or 1/0, yes/no, on/off)") from None
+    if isinstance(like, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+    if isinstance(like, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError("must be a number") from None
+    return raw
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    """Flags of `footfall serve`; each default comes from its FOOTFALL_* variable.
+
+    A variable that does not hold a value of its flag's type is kept in
+    `env_errors`, which settings_from_args reports, so that a bad FOOTFALL_PORT
+    stops `serve` with one line and never the commands that do not use it.
+    """
+    d = Settings()
+    env_errors: list[str] = []
+    parser.set_defaults(env_errors=env_errors)
+
+    def env_or(name: str, default: _Value) -> _Value:
+        raw = env.get(f"FOOTFALL_{name}")
+        if raw is None:
+            return default
+        try:
+            return _env_value(raw, default)
+        except ValueError as exc:
+            env_errors.append(f"FOOTFALL_{name}={raw!r}: {exc}")
+            return default
 
     parser.add_argument("--host", default=env_or("HOST", d.host),
                         help="address to listen on (FOOTFALL_HOST; default %(default)s)")
-    parser.add_argument("--port", type=int, default=int(env_or("PORT", d.port)),  # type: ignore[call-overload]
+    parser.add_argument("--port", type=int, default=env_or("PORT", d.port),
                         help="gRPC port, 0 picks a free one (FOOTFALL_PORT; default %(default)s)")
     parser.add_argument("--store", default=env_or("STORE", d.store),
                         help="sqlite:///PATH, memory:// or postgresql://... "
                              "(FOOTFALL_STORE; default %(default)s)")
     parser.add_argument("--strict-event-types", action="store_true",
-                        default=_env_bool(str(env_or("STRICT_EVENT_TYPES", "false"))),
+                        default=env_or("STRICT_EVENT_TYPES", d.strict_event_types),
                         help="refuse event types Google's service does not know "
                              "(FOOTFALL_STRICT_EVENT_TYPES)")
-    parser.add_argument("--workers", type=int, default=int(env_or("WORKERS", d.workers)),  # type: ignore[call-overload]
+    parser.add_argument("--workers", type=int, default=env_or("WORKERS", d.workers),
                         help="gRPC worker threads (FOOTFALL_WORKERS; default %(default)s)")
     parser.add_argument("--grace-seconds", type=float,
-                        default=float(env_or("GRACE_SECONDS", d.grace_seconds)),  # type: ignore[arg-type]
+                        default=env_or("GRACE_SECONDS", d.grace_seconds),
                         help="how long in-flight calls may finish on shutdown "
                              "(FOOTFALL_GRACE_SECONDS; default %(default)s)")
     parser.add_argument("--gcs-root", default=env_or("GCS_ROOT", d.gcs_root),
                         help="folder that stands in for Cloud Storage: gs://b/x is "
                              "GCS_ROOT/b/x (FOOTFALL_GCS_ROOT; default %(default)s)")
     parser.add_argument("--operation-workers", type=int,
-                        default=int(env_or("OPERATION_WORKERS", d.operation_workers)),  # type: ignore[call-overload]
+                        default=env_or("OPERATION_WORKERS", d.operation_workers),
                         help="threads running import/purge/rejoin jobs "
                              "(FOOTFALL_OPERATION_WORKERS; default %(default)s)")
     parser.add_argument("--lease-seconds", type=float,
-                        default=float(env_or("LEASE_SECONDS", d.lease_seconds)),  # type: ignore[arg-type]
+                        default=env_or("LEASE_SECONDS", d.lease_seconds),
                         help="how long a job stays claimed without progress before another "
                              "replica may take it over (FOOTFALL_LEASE_SECONDS; "
                              "default %(default)s)")
     parser.add_argument("--http-port", type=int,
-                        default=int(env_or("HTTP_PORT", DEFAULT_HTTP_PORT)),  # type: ignore[call-overload]
+                        default=env_or("HTTP_PORT", DEFAULT_HTTP_PORT),
                         help="port of the HTTP/JSON gateway, the pixel and /footfall.js; 0 "
                              "turns it off, -1 picks a free one (the ready line says which) "
                              "(FOOTFALL_HTTP_PORT; default %(default)s)")
@@ -92,7 +134,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str])
                              "comma-separated list, or '' (none) "
                              "(FOOTFALL_CORS_ORIGINS; default %(default)s)")
     parser.add_argument("--trust-forwarded-for", action="store_true",
-                        default=_env_bool(str(env_or("TRUST_FORWARDED_FOR", "false"))),
+                        default=env_or("TRUST_FORWARDED_FOR", d.trust_forwarded_for),
                         help="take a pixel's client address from X-Forwarded-For; only "
                              "behind a proxy that sets it (FOOTFALL_TRUST_FORWARDED_FOR)")
     parser.add_argument("--auth-file", default=env_or("AUTH_FILE", d.auth_file),
@@ -104,26 +146,31 @@ def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str])
     parser.add_argument("--tls-key", default=env_or("TLS_KEY", d.tls_key),
                         help="PEM private key of --tls-cert (FOOTFALL_TLS_KEY)")
     parser.add_argument("--quota-writes-per-minute", type=int,
-                        default=int(env_or("QUOTA_WRITES_PER_MINUTE",  # type: ignore[call-overload]
-                                           d.quota_writes_per_minute)),
+                        default=env_or("QUOTA_WRITES_PER_MINUTE", d.quota_writes_per_minute),
                         help="event writes a project may make per minute (token bucket, a "
                              "minute's worth of burst); 0 = unlimited "
                              "(FOOTFALL_QUOTA_WRITES_PER_MINUTE; default %(default)s)")
     parser.add_argument("--max-request-bytes", type=int,
-                        default=int(env_or("MAX_REQUEST_BYTES",  # type: ignore[call-overload]
-                                           d.max_request_bytes)),
+                        default=env_or("MAX_REQUEST_BYTES", d.max_request_bytes),
                         help="largest request accepted on either transport "
                              "(FOOTFALL_MAX_REQUEST_BYTES; default %(default)s)")
     parser.add_argument("--allow-fault-injection", action="store_true",
-                        default=_env_bool(str(env_or("ALLOW_FAULT_INJECTION", "false"))),
+                        default=env_or("ALLOW_FAULT_INJECTION", d.allow_fault_injection),
                         help="let calls ask for failures with the x-footfall-fail header, to "
                              "test client retries; never in production "
                              "(FOOTFALL_ALLOW_FAULT_INJECTION)")
     parser.add_argument("--log-level", default=env_or("LOG_LEVEL", d.log_level),
                         help="DEBUG, INFO, WARNING or ERROR (FOOTFALL_LOG_LEVEL)")
+    parser.add_argument("--retain-days", type=int, default=env_or("RETAIN_DAYS", d.retain_days),
+                        help="purge events older than this many days, at start and then "
+                             "hourly, as ordinary purge operations; 0 keeps everything "
+                             "(FOOTFALL_RETAIN_DAYS; default %(default)s)")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from parsed flags; SystemExit with one line for a bad value."""
+    if getattr(args, "env_errors", None):
+        raise SystemExit("; ".join(args.env_errors))
     if not 0 <= args.port <= 65535:
         raise SystemExit(f"--port must be 0..65535, got {args.port}")
     if args.operation_workers < 1:
@@ -162,7 +209,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         quota_writes_per_minute=args.quota_writes_per_minute,
         max_request_bytes=args.max_request_bytes,
         allow_fault_injection=args.allow_fault_injection,
+        retain_days=_retain_days(args.retain_days),
     )
+
+
+def _retain_days(days: int) -> int:
+    if days < 0:
+        raise SystemExit(f"--retain-days must not be negative, got {days}")
+    return days
 
 
 def environ() -> Mapping[str, str]:
