@@ -3,18 +3,24 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-stamp
+# `make run` installs only what serving needs; tests and checks add their extras.
+RUN_STAMP  := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: setup run test test-unit test-interop protos check-protos lint clean test-tools \
 	bench bench-quick
 
-setup: $(STAMP)
+setup: $(TEST_STAMP)
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): $(RUN_STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'
-	touch $(STAMP)
+	touch $(TEST_STAMP)
 
 # What the browser, Node.js and benchmark tests drive: Debian's chromium and
 # nghttp2-client (h2load), installed only if missing, and the official Node.js
@@ -41,7 +47,7 @@ $(NODE_MODULES): tests/node/package.json tests/node/package-lock.json
 	  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error; \
 	else echo "WARNING: npm not found; tests/node will skip"; fi
 
-run: setup
+run: $(RUN_STAMP)
 	$(PY) -m server serve
 
 # pytest exits 5 when it collects nothing, which fails make too.

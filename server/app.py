@@ -29,9 +29,10 @@ from server.policy import Policy
 from server.policy.auth import AuthFileError
 from server.retail import import_events, import_products, purge, rejoin
 from server.retail.product_service import ProductService
+from server.retail.retention import Retention
 from server.retail.user_event_service import UserEventService
 from server.rpc import ErrorInterceptor
-from server.store import Store, open_store, redacted
+from server.store import Store, located, open_store
 from server.store.watch import HealthWatch
 from server.talent.event_service import EventService
 
@@ -58,6 +59,7 @@ class Running:
     http: HttpGateway | None = None  # None when --http-port is 0
     store_health: HealthWatch | None = None
     policy: Policy | None = None
+    retention: Retention | None = None  # None without --retain-days
 
     @property
     def http_port(self) -> int:
@@ -72,6 +74,8 @@ class Running:
         if self.http is not None:
             self.http.stop()
         self.server.stop(self.settings.grace_seconds).wait()
+        if self.retention is not None:
+            self.retention.stop()
         self.runner.stop()
         self.store.close()
 
@@ -154,8 +158,13 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
             raise
     store_health = HealthWatch(store, lambda ok: _set_serving(health_servicer, ok))
     store_health.start()
+    retention = None
+    if settings.retain_days:
+        retention = Retention(store, runner, clock, settings.retain_days,
+                              settings.retention_interval_seconds)
+        retention.start()
     return Running(server, health_servicer, store, runner, port, settings, gateway,
-                   store_health=store_health, policy=policy)
+                   store_health=store_health, policy=policy, retention=retention)
 
 
 def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -217,8 +226,11 @@ def serve(settings: Settings) -> int:
     if running.http is not None:  # before the gRPC line, which says "ready"
         log.info("Footfall serving HTTP on %s:%d (REST, pixel, /footfall.js, /metrics; %s)",
                  settings.host, running.http_port, scheme)
-    log.info("Footfall serving gRPC on %s:%d (store %s; %s)", settings.host, running.port,
-             redacted(settings.store), scheme)
+    if settings.retain_days:
+        log.info("retention: events older than %d days are purged at start and then every "
+                 "%g s", settings.retain_days, settings.retention_interval_seconds)
+    log.info("Footfall serving gRPC on %s:%d (store %s; gcs root %s; %s)", settings.host,
+             running.port, located(settings.store), Path(settings.gcs_root).resolve(), scheme)
     stop.wait()
     log.info("shutting down: draining in-flight calls (up to %ss)", settings.grace_seconds)
     running.stop()

@@ -167,6 +167,14 @@ class Settings:
     allow_fault_injection: bool = option(False, SWITCH,
                                          "honour `x-footfall-fail` (tests of client retry "
                                          "logic; never in production)")
+    retain_days: int = option(0, INTEGER,
+                              "purge events older than this many days, at start and then "
+                              "every `--retention-interval-seconds`, as ordinary purge "
+                              "operations; `0` keeps everything",
+                              check=at_least(0), readme_default="off")
+    retention_interval_seconds: float = option(3600.0, NUMBER,
+                                               "how often `--retain-days` looks for old events",
+                                               check=POSITIVE)
 
 
 OPTIONS: tuple[Option, ...] = tuple(

@@ -15,9 +15,10 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.longrunning import operations_pb2
@@ -26,6 +27,7 @@ from google.rpc import code_pb2, status_pb2
 from server.clock import Clock
 from server.errors import FootfallError, to_rpc_status
 from server.operations import records
+from server.operations.summary import summarize
 from server.store import Store
 from server.store.rows import (
     LeaseLost,
@@ -56,6 +58,8 @@ class JobContext:
     owner: str
     lease_us: int
     _stopping: threading.Event
+    # The final Operation once the job has recorded it (for the line it logs).
+    ended: operations_pb2.Operation | None = field(default=None)
 
     def now_us(self) -> int:
         return self.clock.now_ns() // 1000
@@ -72,6 +76,7 @@ class JobContext:
         """Record the final Operation (with its response or error): done."""
         payload = operation.SerializeToString()
         self.step(Step(), lambda _: Progress(checkpoint, payload, True))
+        self.ended = operation
 
     def check_stop(self) -> None:
         """Between batches: raise StopRequested when the process is shutting down."""
@@ -138,12 +143,21 @@ class OperationRunner:
         job starts; the time is the one stored, to the microsecond.
         Returns that Operation.
         """
-        name = records.new_name(parent, kind)
+        operation = self.submit_named(records.new_name(parent, kind), kind, request, first)
+        if operation is None:  # one chance in 10**18
+            raise RuntimeError("a new operation's random name is taken")
+        return operation
+
+    def submit_named(self, name: str, kind: str, request: Any,
+                     first: Callable[[str, int], Any]) -> Any | None:
+        """Like submit, under `name`; None, storing nothing, when an operation of that
+        name exists: how replicas agree that only one of them starts a scheduled job."""
         now_us = self._clock.now_ns() // 1000
         operation = first(name, now_us * 1000)
-        self._store.create_operation(OperationRecord(
-            name=name, kind=kind, done=False, create_time_us=now_us,
-            request=request.SerializeToString(), operation=operation.SerializeToString()))
+        if not self._store.create_operation(OperationRecord(
+                name=name, kind=kind, done=False, create_time_us=now_us,
+                request=request.SerializeToString(), operation=operation.SerializeToString())):
+            return None
         self.notify()
         return operation
 
@@ -196,6 +210,7 @@ class OperationRunner:
             log.error("operation %s has unknown kind %r; leaving it", record.name, record.kind)
             return
         log.info("running %s", record.name)
+        started = time.monotonic()
         try:
             job(context)
         except StoreUnavailable as exc:  # before FootfallError: the database, not the client
@@ -231,6 +246,9 @@ class OperationRunner:
                 code=code_pb2.INTERNAL, message="the operation failed; see the server log"))
         else:
             self._failures.pop(record.name, None)
+        finally:
+            if context.ended is not None:
+                _log_end(context.ended, time.monotonic() - started)
 
     def _end_with(self, context: JobContext, error: status_pb2.Status) -> None:
         """End the operation with `error`, keeping its metadata."""
@@ -244,4 +262,14 @@ class OperationRunner:
         try:
             context.step(Step(), lambda _: Progress(current.checkpoint or b"", payload, True))
         except LeaseLost:
-            pass
+            return
+        context.ended = op
+
+
+def _log_end(operation: operations_pb2.Operation, seconds: float) -> None:
+    """One INFO line per job that ends: kind, outcome, this run's time, counts."""
+    summary = summarize(operation)
+    counts = "".join(f" {key}={value}" for key, value in summary.counts.items())
+    error = f" error={summary.error!r}" if summary.error else ""
+    log.info("operation ended: kind=%s state=%s seconds=%.3f%s name=%s%s", summary.kind,
+             summary.state, seconds, counts, summary.name, error)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import parse_qs, urlparse
 
 from server.store.base import Store
 from server.store.rows import ClientEventRow, EventQuery, EventRow, TimeBound
 from server.store.sqlite import SqliteStore
 
-__all__ = ["ClientEventRow", "EventQuery", "EventRow", "Store", "TimeBound", "open_store",
-           "redacted"]
+__all__ = ["ClientEventRow", "EventQuery", "EventRow", "Store", "TimeBound", "located",
+           "open_store", "redacted"]
 
 
 def redacted(url: str) -> str:
@@ -21,14 +22,28 @@ def redacted(url: str) -> str:
     return parsed._replace(netloc=f"{parsed.username or ''}:***@{host}").geturl()
 
 
-def open_store(url: str) -> Store:
+def located(url: str) -> str:
+    """`url` as the start line shows it: a password as ***, a SQLite path made
+    absolute (a relative one depends on the folder the server started in)."""
+    if url.startswith("sqlite:///"):
+        path, mark, query = url[len("sqlite:///"):].partition("?")
+        return f"sqlite:///{os.path.abspath(path)}{mark}{query}" if path else url
+    return redacted(url)
+
+
+def open_store(url: str, *, read_only: bool = False) -> Store:
     """Open the store a URL names: sqlite:///PATH, memory://, postgresql://...
 
     Raises ValueError for a URL no backend understands, StoreUnavailable when a
-    PostgreSQL database does not answer within a few seconds.
+    PostgreSQL database does not answer within a few seconds (StoreRefused when
+    it refuses us for good). `read_only` opens an existing store without
+    creating or changing anything (ValueError when there is none at the URL).
     """
     parsed = urlparse(url)
     if parsed.scheme == "memory":
+        if read_only:
+            raise ValueError("a memory:// store lives inside the server that holds it: "
+                             "ask that server (--server HOST:PORT)")
         return SqliteStore(None)
     if parsed.scheme == "sqlite":
         # sqlite:///relative/path and sqlite:////absolute/path, as SQLAlchemy spells them;
@@ -41,11 +56,11 @@ def open_store(url: str) -> Store:
         synchronous = options.pop("synchronous", ["full"])[-1].upper()
         if options or synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"sqlite store URL takes only ?synchronous=full|normal: {url!r}")
-        return SqliteStore(path, synchronous=synchronous)
+        return SqliteStore(path, synchronous=synchronous, read_only=read_only)
     if parsed.scheme in {"postgres", "postgresql"}:
         # Imported here so that SQLite users never load the PostgreSQL driver.
         from server.store.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, read_only=read_only)
     raise ValueError(f"unknown store URL {url!r}: use sqlite:///PATH, memory:// "
                      "or postgresql://USER@HOST/DB")

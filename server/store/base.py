@@ -39,6 +39,9 @@ class Store(Protocol):
         """Up to `limit` (row id, serialized UserEvent) pairs with id > `after_id`,
         in id order."""
 
+    def catalogs_with_events_before(self, time_us: int) -> list[str]:
+        """The catalogs holding at least one event older than `time_us`, in order."""
+
     def scan_user_events(self, query: EventQuery, limit: int,
                          after_id: int = 0) -> list[tuple[int, bytes, bytes | None]]:
         """Like list_user_events, with each event's as-received form (or None)."""
@@ -81,8 +84,9 @@ class Store(Protocol):
 
     # -- long-running operations ------------------------------------------
 
-    def create_operation(self, record: OperationRecord) -> None:
-        """Store a new operation (not done, no lease)."""
+    def create_operation(self, record: OperationRecord) -> bool:
+        """Store a new operation (not done, no lease); False, storing nothing, when
+        an operation of that name exists."""
 
     def get_operation(self, name: str) -> OperationRecord | None: ...
 

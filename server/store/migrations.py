@@ -98,6 +98,18 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
 ]
 
 
+def check_readable(applied: set[int] | None, where: str) -> None:
+    """For read-only use (the CLI): ValueError unless `where`, whose applied
+    migrations are `applied` (None: it has no migrations table), is a Footfall
+    store this version can read as it is."""
+    if applied is None:
+        raise ValueError(f"{where} is not a Footfall store (it has no schema_migrations table)")
+    missing = sorted({version for version, _, _ in MIGRATIONS} - applied)
+    if missing:
+        raise ValueError(f"{where} has an older schema (it lacks migration {missing[0]}); "
+                         "start `footfall serve` on it once to upgrade it")
+
+
 # SQLite spelling -> PostgreSQL. An `INTEGER PRIMARY KEY` is SQLite's rowid, which
 # grows by itself; text compares byte-wise in SQLite, so PostgreSQL gets the "C"
 # collation (the same order for paging by product id or operation name).

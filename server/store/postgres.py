@@ -41,8 +41,9 @@ from psycopg.types.string import StrBinaryDumper, StrDumper, StrDumperUnknown
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from server.store.group_commit import GroupCommitter, Job
-from server.store.migrations import MIGRATIONS, statement_for
+from server.store.migrations import MIGRATIONS, check_readable, statement_for
 from server.store.rows import (
+    CATALOGS_WITH_EVENTS_BEFORE,
     OPERATION_COLUMNS,
     ClientEventRow,
     EventQuery,
@@ -52,6 +53,7 @@ from server.store.rows import (
     Progress,
     Step,
     StepResult,
+    StoreRefused,
     StoreUnavailable,
     where_clause,
 )
@@ -127,14 +129,25 @@ def _unreachable(exc: BaseException) -> StoreUnavailable:
 
 
 class PostgresStore:
-    """Store on one PostgreSQL database, named by a libpq URL (postgresql://...)."""
+    """Store on one PostgreSQL database, named by a libpq URL (postgresql://...).
+
+    `read_only` (for the CLI): no migration is applied, every session is read-only
+    on the server's side, and ValueError when the database is not a Footfall
+    store this version can read.
+    """
 
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE, retry_seconds: float = 5.0,
-                 close_seconds: float = 30.0, startup_seconds: float = STARTUP_SECONDS) -> None:
+                 close_seconds: float = 30.0, startup_seconds: float = STARTUP_SECONDS,
+                 read_only: bool = False) -> None:
         self.url = url
         params = conninfo_to_dict(url)
         for key, value in CONNECTION_DEFAULTS.items():
             params.setdefault(key, value)
+        self._read_only = read_only
+        if read_only:
+            # the server itself then refuses any write in these sessions
+            options = params.get("options", "")
+            params["options"] = f"{options} -c default_transaction_read_only=on".strip()
         self._conninfo = make_conninfo("", **params)
         self._where = (f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/"
                        f"{params.get('dbname', '')}")
@@ -165,6 +178,9 @@ class PostgresStore:
         while True:
             try:
                 with self._connect() as conn, conn.transaction():
+                    if self._read_only:
+                        self._check_readable(conn)
+                        return
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
                     conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
                                  "version INTEGER PRIMARY KEY, description TEXT NOT NULL)")
@@ -181,12 +197,20 @@ class PostgresStore:
                         log.info("applied migration %d: %s", version, description)
                 return
             except psycopg.OperationalError as exc:
-                if not _will_pass(exc) or time.monotonic() + delay > deadline:
-                    raise StoreUnavailable(f"cannot open PostgreSQL at {self._where}: "
-                                           f"{str(exc).strip()}") from exc
+                why = f"cannot open PostgreSQL at {self._where}: {str(exc).strip()}"
+                if not _will_pass(exc):
+                    raise StoreRefused(why) from exc
+                if time.monotonic() + delay > deadline:
+                    raise StoreUnavailable(why) from exc
                 log.warning("waiting for PostgreSQL at %s: %s", self._where, str(exc).strip())
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    def _check_readable(self, conn: psycopg.Connection[Any]) -> None:
+        [(table,)] = conn.execute("SELECT to_regclass('schema_migrations')").fetchall()
+        applied = None if table is None else {
+            v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+        check_readable(applied, f"PostgreSQL at {self._where}")
 
     def _writer(self) -> psycopg.Connection[Any]:
         conn = self._writer_conn
@@ -337,6 +361,10 @@ class PostgresStore:
                            "ORDER BY id LIMIT %s", [*params, after_id, limit])
         return [(int(i), bytes(e)) for i, e in rows]
 
+    def catalogs_with_events_before(self, time_us: int) -> list[str]:
+        return [c for (c,) in self._fetch(CATALOGS_WITH_EVENTS_BEFORE.replace("?", "%s"),
+                                          [time_us])]
+
     def scan_user_events(self, query: EventQuery, limit: int,
                          after_id: int = 0) -> list[tuple[int, bytes, bytes | None]]:
         where, params = where_clause(query, "%s")
@@ -394,10 +422,14 @@ class PostgresStore:
 
     # -- operations --------------------------------------------------------
 
-    def create_operation(self, record: OperationRecord) -> None:
-        self._write(lambda cur: cur.execute(
-            f"INSERT INTO operations ({OPERATION_COLUMNS}) VALUES "
-            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", record.as_params()))
+    def create_operation(self, record: OperationRecord) -> bool:
+        def insert(cur: psycopg.Cursor[Any]) -> bool:
+            cur.execute(f"INSERT INTO operations ({OPERATION_COLUMNS}) VALUES "
+                        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+                        record.as_params())
+            return cur.rowcount == 1
+
+        return bool(self._write(insert))
 
     def get_operation(self, name: str) -> OperationRecord | None:
         rows = self._fetch(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE name = %s", [name])

@@ -12,13 +12,15 @@ import logging
 import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from server.store.group_commit import GroupCommitter, Job
-from server.store.migrations import MIGRATIONS, statement_for
+from server.store.migrations import MIGRATIONS, check_readable, statement_for
 from server.store.rows import (
+    CATALOGS_WITH_EVENTS_BEFORE,
     OPERATION_COLUMNS,
     ClientEventRow,
     EventQuery,
@@ -60,15 +62,24 @@ def _insert_events(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> int:
 
 
 class SqliteStore:
-    """Store on one SQLite database; `path=None` keeps it in memory."""
+    """Store on one SQLite database; `path=None` keeps it in memory.
 
-    def __init__(self, path: str | None, synchronous: str = "FULL") -> None:
+    `read_only` (for the CLI) opens an existing file without changing it: no
+    folder or file is created, no migration applied; ValueError when `path` is
+    not a Footfall store this version can read.
+    """
+
+    def __init__(self, path: str | None, synchronous: str = "FULL", *,
+                 read_only: bool = False) -> None:
         self.path = path
         # FULL: a commit survives a power cut. NORMAL: it survives a crash of the
         # process (kill -9), not of the machine; about twice the write throughput.
         self._synchronous = synchronous
         self._memory = path is None
-        if path is not None:
+        self._read_only = read_only
+        if path is not None and read_only and not os.path.isfile(path):
+            raise ValueError(f"no store at {os.path.abspath(path)}")
+        if path is not None and not read_only:
             folder = os.path.dirname(os.path.abspath(path))
             os.makedirs(folder, exist_ok=True)
         # In memory there is one database per connection, so everything shares
@@ -78,11 +89,14 @@ class SqliteStore:
         self._readers: list[sqlite3.Connection] = []
         self._local = threading.local()
         self._closed = False
-        self._migrate()
+        if read_only:
+            self._check_readable()
+        else:
+            self._migrate()
         self._committer = GroupCommitter(self._apply_batch, name="footfall-sqlite-writer")
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
-        if not self._memory:
+        if not self._memory and not read_only:
             # Most checkpointing (copying the WAL back into the database, with an
             # fsync) is done off the commit path by a background thread; by default
             # SQLite runs one inside whichever commit crosses 1,000 WAL pages, and that
@@ -99,6 +113,13 @@ class SqliteStore:
     # -- connections -------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
+        if self._read_only and self.path is not None:
+            # mode=ro: SQLite itself refuses every write through this connection.
+            uri = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 10000")
+            return conn
         conn = sqlite3.connect(self.path or ":memory:", isolation_level=None,
                                check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 10000")
@@ -123,6 +144,22 @@ class SqliteStore:
             with self._shared_lock:
                 self._readers.append(conn)
         yield conn
+
+    def _check_readable(self) -> None:
+        where = os.path.abspath(self.path or ":memory:")
+        try:
+            has_table = self._writer_conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'schema_migrations'").fetchone()
+            applied = None if has_table is None else {
+                v for (v,) in self._writer_conn.execute("SELECT version FROM schema_migrations")}
+        except sqlite3.DatabaseError as exc:  # e.g. "file is not a database"
+            self._writer_conn.close()
+            raise ValueError(f"{where} is not a Footfall store: {exc}") from exc
+        try:
+            check_readable(applied, where)
+        except ValueError:
+            self._writer_conn.close()
+            raise
 
     def _migrate(self) -> None:
         conn = self._writer_conn
@@ -228,6 +265,10 @@ class SqliteStore:
                 "ORDER BY id LIMIT ?", [*params, after_id, limit]).fetchall()
         return [(int(i), bytes(e)) for i, e in rows]
 
+    def catalogs_with_events_before(self, time_us: int) -> list[str]:
+        with self._reader() as conn:
+            return [c for (c,) in conn.execute(CATALOGS_WITH_EVENTS_BEFORE, (time_us,))]
+
     def scan_user_events(self, query: EventQuery, limit: int,
                          after_id: int = 0) -> list[tuple[int, bytes, bytes | None]]:
         where, params = where_clause(query)
@@ -236,6 +277,17 @@ class SqliteStore:
                 f"SELECT id, event, source FROM user_events WHERE {where} AND id > ? "
                 "ORDER BY id LIMIT ?", [*params, after_id, limit]).fetchall()
         return [(int(i), bytes(e), None if s is None else bytes(s)) for i, e, s in rows]
+
+    def backup(self, dest: str) -> None:
+        """Copy the database into the new file `dest` as it is at one moment: SQLite's
+        online backup in one step, one read transaction, so writers (in this process
+        or in a server that has the file open) go on meanwhile."""
+        with self._reader() as conn:
+            target = sqlite3.connect(dest)
+            try:
+                conn.backup(target)
+            finally:
+                target.close()
 
     # -- products ----------------------------------------------------------
 
@@ -293,12 +345,13 @@ class SqliteStore:
 
     # -- operations --------------------------------------------------------
 
-    def create_operation(self, record: OperationRecord) -> None:
-        def insert(conn: sqlite3.Connection) -> None:
-            conn.execute(f"INSERT INTO operations ({OPERATION_COLUMNS}) VALUES "
-                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", record.as_params())
+    def create_operation(self, record: OperationRecord) -> bool:
+        def insert(conn: sqlite3.Connection) -> bool:
+            return conn.execute(f"INSERT INTO operations ({OPERATION_COLUMNS}) VALUES "
+                                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                                record.as_params()).rowcount == 1
 
-        self._write(insert)
+        return bool(self._write(insert))
 
     def get_operation(self, name: str) -> OperationRecord | None:
         with self._reader() as conn:

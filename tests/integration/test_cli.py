@@ -1,28 +1,167 @@
-"""The command line: clear one-line errors and exit codes, never a traceback."""
+"""The command line against a store: every read command in every format, one-line
+errors and exit codes (0 done, 1 cannot use the store or port, 2 bad input)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import socket
-import subprocess
-import sys
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
-CATALOG = "projects/p/locations/global/catalogs/default_catalog"
+import grpc
+import pytest
+from footfall.retail.v2 import user_event_pb2
+from google.longrunning import operations_pb2
+from google.protobuf import json_format
+
+from server.app import start
+from server.config import Settings
+
+from .cli import CANCELLED, CATALOG, footfall, record_history
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def footfall(*args: str, cwd: Path,
-             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m server ARGS`, with FOOTFALL_* variables from `env` only."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
-    return subprocess.run([sys.executable, "-m", "server", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=60, env={**clean, **(env or {})})
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A SQLite store (its URL) holding events and operations of every state."""
+    folder = tmp_path_factory.mktemp("history")
+    url = f"sqlite:///{folder}/events.db"
+    running = start(Settings(host="127.0.0.1", port=0, store=url, grace_seconds=5))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            record_history(channel, running.store)
+    finally:
+        running.stop()
+    yield url
 
 
-def test_unknown_store_url(tmp_path: Path) -> None:
+# -- operations list ---------------------------------------------------------------
+
+
+def test_operations_list_says_state_kind_counts_and_error(history: str, tmp_path: Path) -> None:
+    out = footfall("operations", "list", "--store", history, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 3
+    cancelled, imported, purged = lines
+    assert cancelled.split()[:3] == ["cancelled", "purge-user-events", CANCELLED]
+    assert cancelled.endswith("error: CANCELLED: the purge was cancelled; the batches "
+                              "committed before the cancel are kept")
+    assert imported.split()[:2] == ["done", "import-user-events"]
+    assert "success_count=2 failure_count=1 error_samples=1 joined_events_count=2 " \
+           "unjoined_events_count=0" in imported
+    assert purged.split()[:2] == ["done", "purge-user-events"]
+    assert purged.endswith(" purged_events_count=1")
+
+
+def test_operations_list_json_is_each_operation(history: str, tmp_path: Path) -> None:
+    out = footfall("operations", "list", "--store", history, "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    ops = [json_format.Parse(line, operations_pb2.Operation()) for line in
+           out.stdout.splitlines()]
+    assert [op.name.rsplit("/", 1)[1].rsplit("-", 1)[0] for op in ops] == [
+        "purge-user-events", "import-user-events", "purge-user-events"]
+    assert json.loads(out.stdout.splitlines()[2])["response"] == {
+        "@type": "type.googleapis.com/google.cloud.retail.v2.PurgeUserEventsResponse",
+        "purgedEventsCount": "1"}
+    assert ops[0].error.code == grpc.StatusCode.CANCELLED.value[0]
+
+
+def test_operations_list_filters_done_and_parent(history: str, tmp_path: Path) -> None:
+    done = footfall("operations", "list", "--store", history, "--done", "true", cwd=tmp_path)
+    running = footfall("operations", "list", "--store", history, "--done", "false",
+                       cwd=tmp_path)
+    other = footfall("operations", "list", "--store", history, "--parent", "projects/q/",
+                     cwd=tmp_path)
+    assert (len(done.stdout.splitlines()), running.stdout, other.stdout) == (3, "", "")
+
+
+# -- events count and list ---------------------------------------------------------
+
+
+def test_events_count_and_list_in_both_formats(history: str, tmp_path: Path) -> None:
+    count = footfall("events", "count", "--parent", CATALOG, "--store", history, cwd=tmp_path)
+    assert (count.returncode, count.stdout) == (0, "4\n")  # a, b, i1, i2; the search purged
+    some = footfall("events", "count", "--parent", CATALOG, "--store", history,
+                    "--filter", 'visitorId = "a"', cwd=tmp_path)
+    assert some.stdout == "1\n"
+    text = footfall("events", "list", "--parent", CATALOG, "--store", history, "--limit", "3",
+                    cwd=tmp_path)
+    assert text.returncode == 0
+    assert [line.split()[-1] for line in text.stdout.splitlines()] == [
+        "visitor=a", "visitor=b", "visitor=i1"]
+    as_json = footfall("events", "list", "--parent", CATALOG, "--store", history, "--json",
+                       cwd=tmp_path)
+    events = [json_format.Parse(line, user_event_pb2.UserEvent())
+              for line in as_json.stdout.splitlines()]
+    assert [e.visitor_id for e in events] == ["a", "b", "i1", "i2"]
+
+
+def test_events_cli_refuses_bad_filters_and_parents(history: str, tmp_path: Path) -> None:
+    bad = footfall("events", "list", "--parent", CATALOG, "--store", history, "--filter",
+                   'visitorId > "x"', cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "--filter: at character 11: expected '=' after visitorId" in bad.stderr
+    wrong = footfall("events", "count", "--parent", "catalogs/x", "--store", history,
+                     cwd=tmp_path)
+    assert wrong.returncode == 2 and "--parent: must be of the form" in wrong.stderr
+
+
+# -- read-only ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [
+    ["events", "count", "--parent", CATALOG],
+    ["events", "list", "--parent", CATALOG],
+    ["operations", "list"],
+])
+def test_read_commands_refuse_a_store_that_does_not_exist(command: list[str],
+                                                           tmp_path: Path) -> None:
+    typo = footfall(*command, "--store", f"sqlite:///{tmp_path}/typo/events.db", cwd=tmp_path)
+    assert typo.returncode == 1
+    assert typo.stderr == f"footfall: cannot open the store: no store at " \
+                          f"{tmp_path}/typo/events.db\n"
+    assert typo.stdout == ""
+    # the default store is ./data/footfall.db of the folder the command runs in
+    default = footfall(*command, cwd=tmp_path)
+    assert default.returncode == 1
+    assert f"no store at {tmp_path}/data/footfall.db" in default.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing was created
+
+
+def test_reading_changes_nothing_in_the_store(history: str, tmp_path: Path) -> None:
+    path = Path(history[len("sqlite:///"):])
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    for command in (["events", "count", "--parent", CATALOG], ["operations", "list"]):
+        assert footfall(*command, "--store", history, cwd=tmp_path).returncode == 0
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_memory_and_unknown_stores_are_one_line(tmp_path: Path) -> None:
+    memory = footfall("events", "count", "--parent", CATALOG, "--store", "memory://",
+                      cwd=tmp_path)
+    assert memory.returncode == 1
+    assert "memory:// store lives inside the server that holds it: ask that server " \
+           "(--server HOST:PORT)" in memory.stderr
+    unknown = footfall("events", "count", "--parent", CATALOG, "--store", "mysql://x",
+                       cwd=tmp_path)
+    assert unknown.returncode == 1
+    assert unknown.stderr.startswith("footfall: cannot open the store: unknown store URL")
+    assert "Traceback" not in memory.stderr + unknown.stderr
+
+
+# -- serve: configuration mistakes -------------------------------------------------
+
+
+def test_unknown_store_url_stops_the_start_like_a_bad_flag(tmp_path: Path) -> None:
     out = footfall("serve", "--port", "0", "--http-port", "0", "--store", "bogus://x",
                    cwd=tmp_path)
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert "cannot start: unknown store URL 'bogus://x'" in out.stderr
     assert "Traceback" not in out.stderr
 
@@ -39,21 +178,52 @@ def test_port_in_use(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
 
 
-def test_events_cli_counts_and_refuses_bad_filters(tmp_path: Path) -> None:
-    store = f"sqlite:///{tmp_path}/events.db"
-    ok = footfall("events", "count", "--parent", CATALOG, "--store", store, cwd=tmp_path)
-    assert (ok.returncode, ok.stdout.strip()) == (0, "0")
-    bad = footfall("events", "list", "--parent", CATALOG, "--store", store, "--filter",
-                   'visitorId > "x"', cwd=tmp_path)
-    assert bad.returncode == 2
-    assert "--filter: at character 11: expected '=' after visitorId" in bad.stderr
-    wrong = footfall("events", "count", "--parent", "catalogs/x", "--store", store, cwd=tmp_path)
-    assert wrong.returncode == 2 and "--parent: must be of the form" in wrong.stderr
+@pytest.mark.parametrize(("variables", "said"), [
+    ({"FOOTFALL_PORT": "abc"}, "footfall: FOOTFALL_PORT: not an integer: 'abc'"),
+    ({"FOOTFALL_GRACE_SECONDS": "soon"}, "footfall: FOOTFALL_GRACE_SECONDS: not a number: 'soon'"),
+    ({"FOOTFALL_STRICT_EVENT_TYPES": "maybe"},
+     "footfall: FOOTFALL_STRICT_EVENT_TYPES: not a boolean: 'maybe'"),
+    ({"FOOTFALL_PORT": "70000"}, "footfall serve: error: --port must be 0..65535, got 70000"),
+])
+def test_a_bad_variable_stops_serve_in_one_line(variables: dict[str, str], said: str,
+                                                 tmp_path: Path) -> None:
+    out = footfall("serve", "--http-port", "0", "--store", "memory://", cwd=tmp_path,
+                   env=variables)
+    assert out.returncode == 2
+    assert len(out.stderr.splitlines()) == 1, out.stderr
+    assert out.stderr.startswith(said), out.stderr
 
 
-def test_operations_cli_lists_nothing_on_a_fresh_store(tmp_path: Path) -> None:
-    out = footfall("operations", "list", "--store", f"sqlite:///{tmp_path}/e.db", cwd=tmp_path)
-    assert (out.returncode, out.stdout) == (0, "")
+def test_a_bad_serve_variable_does_not_stop_other_commands(history: str,
+                                                            tmp_path: Path) -> None:
+    out = footfall("events", "count", "--parent", CATALOG, "--store", history, cwd=tmp_path,
+                   env={"FOOTFALL_PORT": "abc"})
+    assert (out.returncode, out.stdout) == (0, "4\n")
+
+
+def test_a_database_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
+    dsn = os.environ.get("FOOTFALL_TEST_POSTGRES_DSN", "").strip()
+    if not dsn:
+        pytest.skip("PostgreSQL tests SKIPPED: FOOTFALL_TEST_POSTGRES_DSN is not set")
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(dsn)
+    url = (f"postgresql://{params.get('user', 'postgres')}@{params.get('host', '127.0.0.1')}:"
+           f"{params.get('port', 5432)}/footfall_no_such_database")
+    out = footfall("serve", "--port", "0", "--http-port", "0", "--store", url, cwd=tmp_path)
+    assert out.returncode == 2
+    assert len(out.stderr.splitlines()) == 1, out.stderr
+    assert 'cannot start: cannot open PostgreSQL at' in out.stderr
+    assert 'database "footfall_no_such_database" does not exist' in out.stderr
+
+
+# -- version -----------------------------------------------------------------------
+
+
+def test_version_is_the_package_version(tmp_path: Path) -> None:
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    out = footfall("--version", cwd=tmp_path)
+    assert (out.returncode, out.stdout) == (0, f"footfall {version}\n")
 
 
 def test_unusable_store_is_one_line(tmp_path: Path) -> None:
@@ -66,7 +236,4 @@ def test_unusable_store_is_one_line(tmp_path: Path) -> None:
 def test_a_bad_variable_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
     out = footfall("serve", "--store", "memory://", cwd=tmp_path, env={"FOOTFALL_PORT": "abc"})
     assert (out.returncode, out.stderr) == (2, "footfall: FOOTFALL_PORT: not an integer: 'abc'\n")
-    # only `serve` reads it: the other commands still work
-    ok = footfall("events", "count", "--parent", CATALOG, "--store",
-                  f"sqlite:///{tmp_path}/events.db", cwd=tmp_path, env={"FOOTFALL_PORT": "abc"})
-    assert (ok.returncode, ok.stdout.strip()) == (0, "0")
+    # test_a_bad_serve_variable_does_not_stop_other_commands: only `serve` reads it

@@ -324,6 +324,66 @@ def test_operations_create_get_list_delete(store: Store) -> None:
     assert store.get_operation(OPS + "a") is None
 
 
+def test_an_operation_name_is_taken_once(store: Store) -> None:
+    """What lets replicas agree on one scheduled job: the second insert of a name
+    stores nothing and says so."""
+    assert store.create_operation(operation("once", created_s=10))
+    assert not store.create_operation(operation("once", created_s=99, done=True))
+    stored = store.get_operation(OPS + "once")
+    assert stored is not None and (stored.create_time_us, stored.done) == (10 * SECOND, False)
+
+
+def test_catalogs_with_events_before_a_time(store: Store) -> None:
+    store.write_user_events([
+        row("a", time="2024-01-01T00:00:00Z"),
+        row("b", time="2024-03-01T00:00:00Z"),
+        row("c", time="2024-03-01T00:00:00Z", catalog=CATALOG + "2"),
+        row("d", time="2023-06-01T00:00:00Z", catalog=CATALOG + "3"),
+    ])
+    february = 1_706_745_600 * SECOND  # 2024-02-01T00:00:00Z
+    assert store.catalogs_with_events_before(february) == [CATALOG, CATALOG + "3"]
+    assert store.catalogs_with_events_before(february + 31 * 86_400 * SECOND) == [
+        CATALOG, CATALOG + "2", CATALOG + "3"]
+    assert store.catalogs_with_events_before(0) == []
+
+
+def test_a_read_only_store_reads_and_writes_nothing(shared_url: str,
+                                                     stores: Callable[[], Any]) -> None:
+    writer = stores()
+    writer.write_user_events([row("a"), row("b")])
+    writer.create_operation(operation("kept"))
+    reader = open_store(shared_url, read_only=True)
+    try:
+        assert reader.count_user_events(EventQuery(CATALOG)) == 2
+        assert [r.name for r in reader.list_operations(OPS, None, 10)] == [OPS + "kept"]
+        with pytest.raises(Exception):  # noqa: B017 - the database itself refuses
+            reader.create_operation(operation("refused"))
+    finally:
+        reader.close()
+    assert writer.get_operation(OPS + "refused") is None
+
+
+def test_read_only_refuses_what_is_not_a_store(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no store at .*missing.db"):
+        open_store(f"sqlite:///{tmp_path}/folder/missing.db", read_only=True)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its folder was created
+    (tmp_path / "notes.txt").write_text("not a database, but long enough to be read " * 40)
+    with pytest.raises(ValueError, match="is not a Footfall store"):
+        open_store(f"sqlite:///{tmp_path}/notes.txt", read_only=True)
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "other.db").execute("CREATE TABLE t (x)").connection.close()
+    with pytest.raises(ValueError, match="is not a Footfall store"):
+        open_store(f"sqlite:///{tmp_path}/other.db", read_only=True)
+    with pytest.raises(ValueError, match="memory:// store lives inside the server"):
+        open_store("memory://", read_only=True)
+    open_store(f"sqlite:///{tmp_path}/old.db").close()
+    with sqlite3.connect(tmp_path / "old.db") as conn:  # as if the last migration were new
+        conn.execute("DELETE FROM schema_migrations WHERE version = ?", (MIGRATIONS[-1][0],))
+    with pytest.raises(ValueError, match="older schema .* start `footfall serve` on it"):
+        open_store(f"sqlite:///{tmp_path}/old.db", read_only=True)
+
+
 def test_cancel_marks_running_operations_only(store: Store) -> None:
     store.create_operation(operation("running"))
     store.create_operation(operation("finished", done=True))

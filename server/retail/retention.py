@@ -1,0 +1,92 @@
+"""Retention (`--retain-days N`): events older than N days are purged on a schedule.
+
+At start and then every interval (an hour), each catalog holding such events gets
+an ordinary purge operation, filter `eventTime < "<now - N days>"` with force: it
+runs in batches like any purge, shows in ListOperations, and can be cancelled.
+Replicas sharing a PostgreSQL store need not talk to agree on one purge per
+catalog and period: the operation is named after the period, so the insert of a
+second replica finds the name taken and stores nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from footfall.retail.v2 import purge_config_pb2
+from google.protobuf import timestamp_pb2
+
+from server.clock import Clock
+from server.operations.runner import OperationRunner
+from server.retail import purge
+from server.store import Store
+from server.store.rows import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+DAY_SECONDS = 86_400
+
+
+def operation_name(catalog: str, period: int) -> str:
+    """The one purge of `catalog` for schedule period `period` (a count of
+    intervals since 1970, e.g. hours)."""
+    return f"{catalog}/operations/{purge.KIND}-retention-{period}"
+
+
+class Retention:
+    """Creates the retention purges at start and every `interval_seconds`."""
+
+    def __init__(self, store: Store, runner: OperationRunner, clock: Clock, days: int,
+                 interval_seconds: float = 3600.0) -> None:
+        if days < 1 or interval_seconds <= 0:
+            raise ValueError("retention needs at least one day and a positive interval")
+        self._store = store
+        self._runner = runner
+        self._clock = clock
+        self._days = days
+        self._interval = interval_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Create this period's purges now (so they exist once the server is ready),
+        then again every interval on a thread of their own."""
+        self._tick_safely()
+        self._thread = threading.Thread(target=self._loop, name="footfall-retention",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def tick(self) -> list[str]:
+        """Create this period's purges; returns the names this call created (none for
+        catalogs whose purge of this period exists already)."""
+        now_ns = self._clock.now_ns()
+        period = int(now_ns // (self._interval * 1e9))
+        cutoff = timestamp_pb2.Timestamp(seconds=now_ns // 10**9 - self._days * DAY_SECONDS)
+        created = []
+        for catalog in self._store.catalogs_with_events_before(cutoff.seconds * 10**6):
+            request = purge_config_pb2.PurgeUserEventsRequest(
+                parent=catalog, filter=f'eventTime < "{cutoff.ToJsonString()}"', force=True)
+            name = operation_name(catalog, period)
+            if self._runner.submit_named(name, purge.KIND, request,
+                                         purge.new_operation) is not None:
+                log.info("retention: purging events before %s in %s (%s)",
+                         cutoff.ToJsonString(), catalog, name)
+                created.append(name)
+        return created
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._tick_safely()
+
+    def _tick_safely(self) -> None:
+        try:
+            self.tick()
+        except StoreUnavailable as exc:
+            log.warning("retention: will try again at the next period: %s", exc.message)
+        except Exception:
+            log.exception("retention: will try again at the next period")

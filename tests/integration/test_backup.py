@@ -1,0 +1,141 @@
+"""`footfall backup`: a consistent copy while the server serves and writes go on;
+restore is copying that file into place, and a server started on it has the events."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from footfall.retail.v2 import user_event_service_pb2, user_event_service_pb2_grpc
+
+from server.app import Running, start
+from server.config import Settings
+from server.store import EventQuery
+
+from .cli import CATALOG, event, footfall
+
+
+class Writer:
+    """Writes events one after another until stopped; counts the acknowledged ones."""
+
+    def __init__(self, port: int) -> None:
+        self.acknowledged = 0
+        self._progress = threading.Condition()
+        self._stop = threading.Event()
+        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self._stub = user_event_service_pb2_grpc.UserEventServiceStub(self._channel)
+        self._thread = threading.Thread(target=self._run)
+        self.errors: list[BaseException] = []
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._stub.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+                    parent=CATALOG, user_event=event(f"v{self.acknowledged:06d}")))
+                with self._progress:
+                    self.acknowledged += 1
+                    self._progress.notify_all()
+        except BaseException as exc:  # asserted by the test
+            self.errors.append(exc)
+            with self._progress:
+                self._progress.notify_all()
+
+    def wait_for(self, count: int) -> None:
+        """Return once `count` writes are acknowledged (or writing failed)."""
+        with self._progress:
+            assert self._progress.wait_for(
+                lambda: self.acknowledged >= count or bool(self.errors), timeout=60)
+
+    def __enter__(self) -> Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._channel.close()
+
+
+@pytest.fixture
+def serving(tmp_path: Path) -> Iterator[Running]:
+    running = start(Settings(host="127.0.0.1", port=0, store=f"sqlite:///{tmp_path}/live.db",
+                             grace_seconds=5))
+    yield running
+    running.stop()
+
+
+def visitors(store_path: Path) -> list[str]:
+    with sqlite3.connect(store_path) as conn:
+        return [v for (v,) in conn.execute("SELECT visitor_id FROM user_events ORDER BY id")]
+
+
+def test_backup_while_serving_then_restore(serving: Running, tmp_path: Path) -> None:
+    live = f"sqlite:///{tmp_path}/live.db"
+    backup_file = tmp_path / "backups" / "monday.db"
+    with Writer(serving.port) as writer:
+        writer.wait_for(200)  # a steady stream is going before the copy starts
+        before = writer.acknowledged
+        copy = subprocess.run([sys.executable, "-m", "server", "backup", str(backup_file),
+                               "--store", live], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+        after = writer.acknowledged
+        writer.wait_for(after + 50)  # and goes on after it
+    assert writer.errors == []
+    assert copy.returncode == 0, copy.stderr
+    assert copy.stdout.startswith(f"backed up to {backup_file} (")
+    assert not (tmp_path / "backups" / "monday.db.partial").exists()
+
+    with sqlite3.connect(backup_file) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    saved = visitors(backup_file)
+    # One moment's state: every write acknowledged before the backup began, none
+    # after it ended, and no gap (events are written one after another).
+    assert before <= len(saved) <= after + 1
+    assert saved == [f"v{i:06d}" for i in range(len(saved))]
+
+    # Restore: with the server stopped, copy the backup where the store is.
+    restored = tmp_path / "restored" / "footfall.db"
+    restored.parent.mkdir()
+    shutil.copyfile(backup_file, restored)
+    again = start(Settings(host="127.0.0.1", port=0, store=f"sqlite:///{restored}",
+                           grace_seconds=5))
+    try:
+        assert again.store.count_user_events(EventQuery(CATALOG)) == len(saved)
+        counted = footfall("events", "count", "--parent", CATALOG, "--server",
+                           f"127.0.0.1:{again.port}", cwd=tmp_path)
+        assert counted.stdout == f"{len(saved)}\n", counted.stderr
+    finally:
+        again.stop()
+
+
+def test_backup_refuses_to_overwrite_and_needs_a_store(tmp_path: Path) -> None:
+    (tmp_path / "taken.db").write_text("keep me")
+    taken = footfall("backup", str(tmp_path / "taken.db"), "--store",
+                     f"sqlite:///{tmp_path}/none.db", cwd=tmp_path)
+    assert taken.returncode == 2
+    assert taken.stderr == f"footfall: {tmp_path}/taken.db exists: back up to a new file\n"
+    assert (tmp_path / "taken.db").read_text() == "keep me"
+    missing = footfall("backup", str(tmp_path / "new.db"), "--store",
+                       f"sqlite:///{tmp_path}/none.db", cwd=tmp_path)
+    assert missing.returncode == 1
+    assert missing.stderr == f"footfall: cannot back up: no store at {tmp_path}/none.db\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.db"]
+
+
+def test_postgres_and_memory_are_not_backed_up_by_footfall(tmp_path: Path) -> None:
+    postgres = footfall("backup", "dump.pgc", "--store",
+                        "postgresql://shop:secret@db.internal:5432/footfall", cwd=tmp_path)
+    assert postgres.returncode == 2
+    assert "pg_dump --format=custom --file=dump.pgc " \
+           "'postgresql://shop:***@db.internal:5432/footfall'" in postgres.stderr
+    assert "pg_restore" in postgres.stderr and "secret" not in postgres.stderr
+    memory = footfall("backup", "x.db", "--store", "memory://", cwd=tmp_path)
+    assert memory.returncode == 2 and "no file to back up" in memory.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,114 @@
+"""The read commands against a running server (`--server`), so that a memory://
+store can be inspected: through the public API only, with the API key if needed."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from google.longrunning import operations_pb2, operations_pb2_grpc
+from google.protobuf import json_format
+
+from server.app import Running, start
+from server.config import Settings
+from server.store import EventQuery
+
+from .cli import CANCELLED, CATALOG, footfall, record_history
+
+KEY = "cli-test-admin-key-0123456789"
+ADMIN = (("x-goog-api-key", KEY),)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """A memory:// server that needs an admin key, holding a history to read."""
+    folder = tmp_path_factory.mktemp("served")
+    keys = folder / "keys.json"
+    keys.write_text(json.dumps({"keys": {KEY: {"projects": ["p"], "role": "admin",
+                                               "name": "cli"}}}))
+    running = start(Settings(host="127.0.0.1", port=0, store="memory://", grace_seconds=5,
+                             auth_file=str(keys)))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            record_history(channel, running.store, ADMIN)
+        yield running
+    finally:
+        running.stop()
+
+
+def address(running: Running) -> str:
+    return f"127.0.0.1:{running.port}"
+
+
+def operation_names(running: Running) -> list[str]:
+    with grpc.insecure_channel(address(running)) as channel:
+        reply = operations_pb2_grpc.OperationsStub(channel).ListOperations(
+            operations_pb2.ListOperationsRequest(name=CATALOG), metadata=ADMIN)
+    return [op.name for op in reply.operations]
+
+
+def test_operations_list_through_the_server(served: Running, tmp_path: Path) -> None:
+    text = footfall("operations", "list", "--server", address(served), "--key", KEY,
+                    "--parent", CATALOG, cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["cancelled", "done", "done"]
+    assert lines[0].split()[2] == CANCELLED and "error: CANCELLED: the purge" in lines[0]
+    assert "success_count=2 failure_count=1" in lines[1]
+    assert lines[2].endswith("purged_events_count=1")
+    as_json = footfall("operations", "list", "--server", address(served), "--key", KEY,
+                       "--parent", CATALOG, "--json", "--done", "true", cwd=tmp_path)
+    ops = [json_format.Parse(line, operations_pb2.Operation())
+           for line in as_json.stdout.splitlines()]
+    assert [op.name for op in ops] == operation_names(served)
+
+
+def test_events_count_through_the_server_leaves_nothing_behind(served: Running,
+                                                               tmp_path: Path) -> None:
+    before = operation_names(served)
+    every = footfall("events", "count", "--server", address(served), "--parent", CATALOG,
+                     cwd=tmp_path, env={"FOOTFALL_KEY": KEY})
+    assert (every.returncode, every.stdout) == (0, "4\n"), every.stderr
+    some = footfall("events", "count", "--server", address(served), "--key", KEY,
+                    "--parent", CATALOG, "--filter", 'visitorId = "i2"', cwd=tmp_path)
+    assert (some.returncode, some.stdout) == (0, "1\n")
+    assert operation_names(served) == before  # the dry-run purges were deleted
+    assert served.store.count_user_events(EventQuery(CATALOG)) == 4  # and deleted nothing
+
+
+def test_events_list_through_the_server_needs_the_console_api(served: Running,
+                                                               tmp_path: Path) -> None:
+    out = footfall("events", "list", "--server", address(served), "--key", KEY,
+                   "--parent", CATALOG, cwd=tmp_path)
+    assert out.returncode == 2
+    assert "listing events needs a read API" in out.stderr and out.stdout == ""
+
+
+def test_without_the_key_the_server_refuses(served: Running, tmp_path: Path) -> None:
+    out = footfall("operations", "list", "--server", address(served), "--parent", CATALOG,
+                   cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.startswith("footfall: the server answered UNAUTHENTICATED: ")
+    wrong = footfall("events", "count", "--server", address(served), "--key", "nope",
+                     "--parent", CATALOG, cwd=tmp_path)
+    assert wrong.returncode == 2 and "UNAUTHENTICATED" in wrong.stderr
+
+
+def test_a_server_that_is_not_there_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = footfall("operations", "list", "--server", f"127.0.0.1:{port}", cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.startswith("footfall: the server answered UNAVAILABLE: ")
+    assert len(out.stderr.splitlines()) == 1
+
+
+def test_store_and_server_are_one_or_the_other(tmp_path: Path) -> None:
+    out = footfall("operations", "list", "--server", "127.0.0.1:1", "--store", "memory://",
+                   cwd=tmp_path)
+    assert out.returncode == 2 and "not allowed with argument" in out.stderr

@@ -1,0 +1,101 @@
+"""What the log says: the start line names the store and the gcs root by absolute
+path; every job that ends writes one INFO line with its kind, outcome, time and counts."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from footfall.retail.v2 import (
+    import_config_pb2,
+    purge_config_pb2,
+    user_event_service_pb2,
+    user_event_service_pb2_grpc,
+)
+from google.longrunning import operations_pb2_grpc
+
+from server.app import Running
+
+from .cli import CATALOG, event, wait
+
+
+class Lines(logging.Handler):
+    """The messages of one logger, and a way to wait for one."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+        self._arrived = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._arrived:
+            self.messages.append(record.getMessage())
+            self._arrived.notify_all()
+
+    def wait_for(self, wanted: Callable[[str], bool]) -> str:
+        with self._arrived:
+            assert self._arrived.wait_for(lambda: any(map(wanted, self.messages)), timeout=30)
+            return next(m for m in self.messages if wanted(m))
+
+
+@pytest.fixture
+def job_lines() -> Iterator[Lines]:
+    logger = logging.getLogger("server.operations.runner")
+    handler, level = Lines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def test_a_job_that_ends_logs_one_line(running: Running, channel: grpc.Channel,
+                                       job_lines: Lines) -> None:
+    retail = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+    ops = operations_pb2_grpc.OperationsStub(channel)
+    for visitor in ("a", "b", "c"):
+        retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+            parent=CATALOG, user_event=event(visitor)))
+    request = import_config_pb2.ImportUserEventsRequest(parent=CATALOG)
+    request.input_config.user_event_inline_source.user_events.extend([event("d"), event("")])
+    imported = wait(ops, retail.ImportUserEvents(request).name)
+    purged = wait(ops, retail.PurgeUserEvents(purge_config_pb2.PurgeUserEventsRequest(
+        parent=CATALOG, filter='visitorId = "a"', force=True)).name)
+
+    line = job_lines.wait_for(lambda m: m.endswith(f"name={purged.name}"))
+    assert re.fullmatch(r"operation ended: kind=purge-user-events state=done "
+                        r"seconds=\d+\.\d{3} purged_events_count=1 name=\S+", line), line
+    line = job_lines.wait_for(lambda m: m.endswith(f"name={imported.name}"))
+    assert re.fullmatch(r"operation ended: kind=import-user-events state=done "
+                        r"seconds=\d+\.\d{3} success_count=1 failure_count=1 error_samples=1 "
+                        r"joined_events_count=1 unjoined_events_count=0 name=\S+", line), line
+    ended = [m for m in job_lines.messages if m.startswith("operation ended:")]
+    assert len(ended) == 2
+
+
+def test_the_start_line_names_the_store_and_gcs_root_by_absolute_path(tmp_path: Path) -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", "0", "--http-port", "0",
+         "--store", "sqlite:///./shop/events.db", "--gcs-root", "./shop/gcs"],
+        cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in server.stderr or ()])
+    reader.start()
+    try:
+        while "serving gRPC" not in (line := lines.get(timeout=60)):
+            pass
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        reader.join()
+    assert f"(store sqlite:///{tmp_path}/shop/events.db; gcs root {tmp_path}/shop/gcs; " \
+           "plaintext)" in line, line
