@@ -129,15 +129,25 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, policy: Policy | None = None) -> None:
         self._policy = policy or Policy(())
-        self._cache: dict[str, grpc.RpcMethodHandler | None] = {}
+        self._cache: dict[str, grpc.RpcMethodHandler] = {}
+
+    @property
+    def cached_methods(self) -> int:
+        """How many methods have a wrapped handler cached (only methods served)."""
+        return len(self._cache)
 
     def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Any],
                           handler_call_details: grpc.HandlerCallDetails) -> Any:
         method = handler_call_details.method
-        if method in self._cache:
-            return self._cache[method]
+        cached = self._cache.get(method)
+        if cached is not None:
+            return cached
         handler = continuation(handler_call_details)
-        if handler is not None and handler.unary_unary is not None:
+        if handler is None:
+            # No such method: grpc answers UNIMPLEMENTED. Its name is not kept, since
+            # anyone (no key needed) can make up endless names of kilobytes each.
+            return None
+        if handler.unary_unary is not None:
             handler = grpc.unary_unary_rpc_method_handler(
                 _guard(handler, method, self._policy),
                 request_deserializer=None,  # decoded in the guard
