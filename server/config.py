@@ -35,6 +35,11 @@ class Settings:
     tls_key: str = ""
     quota_writes_per_minute: int = 0  # per project; 0 = no quota
     allow_fault_injection: bool = False  # honour x-footfall-fail
+    # Largest event (serialized UserEvent or ClientEvent) on every path an event
+    # enters: room for the 2,000,000-character event Google's pixel allows, and half
+    # the 4 MiB a client accepts as an answer (WriteUserEvent echoes the event).
+    max_event_bytes: int = 2 * 1024 * 1024
+    quota_bytes_per_minute: int = 0  # event-write bytes per project; 0 = no quota
 
 
 def _env_bool(value: str) -> bool:
@@ -121,6 +126,17 @@ def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str])
                              "(FOOTFALL_ALLOW_FAULT_INJECTION)")
     parser.add_argument("--log-level", default=env_or("LOG_LEVEL", d.log_level),
                         help="DEBUG, INFO, WARNING or ERROR (FOOTFALL_LOG_LEVEL)")
+    parser.add_argument("--max-event-bytes", type=int,
+                        default=int(env_or("MAX_EVENT_BYTES", d.max_event_bytes)),  # type: ignore[call-overload]
+                        help="largest event (serialized) a write, pixel, client event or "
+                             "import line may carry (FOOTFALL_MAX_EVENT_BYTES; "
+                             "default %(default)s)")
+    parser.add_argument("--quota-bytes-per-minute", type=int,
+                        default=int(env_or("QUOTA_BYTES_PER_MINUTE",  # type: ignore[call-overload]
+                                           d.quota_bytes_per_minute)),
+                        help="request bytes of event writes a project may send per minute "
+                             "(token bucket, a minute's worth of burst); 0 = unlimited "
+                             "(FOOTFALL_QUOTA_BYTES_PER_MINUTE; default %(default)s)")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -142,6 +158,15 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if args.max_request_bytes < 1024:
         raise SystemExit(f"--max-request-bytes must be at least 1024, got "
                          f"{args.max_request_bytes}")
+    if args.max_event_bytes < 1024:
+        raise SystemExit(f"--max-event-bytes must be at least 1024, got {args.max_event_bytes}")
+    if args.quota_bytes_per_minute < 0:
+        raise SystemExit(f"--quota-bytes-per-minute must not be negative, got "
+                         f"{args.quota_bytes_per_minute}")
+    if 0 < args.quota_bytes_per_minute < args.max_event_bytes:
+        raise SystemExit(f"--quota-bytes-per-minute ({args.quota_bytes_per_minute}) must be at "
+                         f"least --max-event-bytes ({args.max_event_bytes}), or the largest "
+                         f"event could never be written")
     return Settings(
         host=args.host,
         port=args.port,
@@ -162,6 +187,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         quota_writes_per_minute=args.quota_writes_per_minute,
         max_request_bytes=args.max_request_bytes,
         allow_fault_injection=args.allow_fault_injection,
+        max_event_bytes=args.max_event_bytes,
+        quota_bytes_per_minute=args.quota_bytes_per_minute,
     )
 
 
