@@ -45,7 +45,14 @@ class FootfallError(Exception):
 # A request can break a rule a million times over (a 10 MiB event of empty
 # attribute texts): an answer names the first violations and counts the rest.
 MAX_REPORTED_VIOLATIONS = 100
+# Descriptions may quote what the client sent (`got 'xxx...'`): each field path
+# and description is cut to this many characters in what is reported.
+MAX_REPORTED_CHARS = 1_000
 MORE_VIOLATIONS = "and {} more violation{}"
+
+
+def _clipped(text: str) -> str:
+    return text if len(text) <= MAX_REPORTED_CHARS else text[:MAX_REPORTED_CHARS - 3] + "..."
 
 
 def more_violations(count: int) -> FieldViolation:
@@ -56,13 +63,14 @@ def more_violations(count: int) -> FieldViolation:
 def summary(violations: Sequence[FieldViolation], limit: int = MAX_REPORTED_VIOLATIONS,
             max_chars: int | None = None) -> str:
     """`a: why; b: why; and 39900 more violations`: the first `limit` violations (as
-    many as fit in `max_chars`, but at least one) and how many were left out.
-    Linear in what it shows, whatever the number of violations."""
+    many as fit in `max_chars`, but at least one; each field and description cut to
+    MAX_REPORTED_CHARS) and how many were left out. Linear in what it shows,
+    whatever the number of violations."""
     shown: list[str] = []
     used = 0
     reserve = len(MORE_VIOLATIONS) + 24  # "; " and the count
     for violation in violations[:limit]:
-        text = str(violation)
+        text = f"{_clipped(violation.field)}: {_clipped(violation.description)}"
         if max_chars is not None and shown and used + len(text) + 2 > max_chars - reserve:
             break
         shown.append(text)
@@ -103,7 +111,7 @@ class InvalidArgument(FootfallError):
             error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(
-                        field=v.field, description=v.description
+                        field=_clipped(v.field), description=_clipped(v.description)
                     )
                     for v in reported
                 ]

@@ -43,22 +43,36 @@ TRANSPORT = "grpc"
 MESSAGE_BUDGET = 2048
 DETAILS_BUDGET = 2048
 MAX_FIELD_CHARS, MAX_DESCRIPTION_CHARS = 200, 300
-# A violation list is cut at a violation to this many characters (room left for
-# escapes), and keeps room for the "and N more violations" entry and the Any around it.
-MESSAGE_CHARS = MESSAGE_BUDGET // 2
+# A cut BadRequest keeps room for its "and N more violations" entry and the Any around it.
 MORE_ENTRY_BYTES, ANY_OVERHEAD_BYTES = 48, 64
 _MORE = re.compile(MORE_VIOLATIONS.format(r"(\d+)", "s?"))
+
+
+def _char_cost(char: str) -> int:
+    """Bytes `char` takes in grpc-message (percent-encoded UTF-8)."""
+    return 1 if " " <= char <= "~" and char != "%" else 3 * len(char.encode("utf-8", "replace"))
 
 
 def _clip(text: str, budget: int) -> str:
     """`text`, cut so that its percent-encoded UTF-8 takes at most `budget` bytes."""
     cost = 0
     for i, char in enumerate(text):
-        cost += 1 if " " <= char <= "~" and char != "%" else 3 * len(char.encode("utf-8",
-                                                                                  "replace"))
+        cost += _char_cost(char)
         if cost > budget - 9:  # room for the "..." mark
             return text[:i] + "..."
     return text
+
+
+def _fits(text: str) -> bool:
+    """Whether `_clip` would leave `text` whole (looks at MESSAGE_BUDGET chars at most)."""
+    if len(text) * 3 <= MESSAGE_BUDGET:
+        return True
+    cost = 0
+    for char in text:
+        cost += _char_cost(char)
+        if cost > MESSAGE_BUDGET - 9:
+            return False
+    return True
 
 
 def _fit_bad_request(bad: error_details_pb2.BadRequest, budget: int) -> None:
@@ -126,8 +140,13 @@ def status_of(error: FootfallError) -> status_pb2.Status:
     """The status for `error`, fit for the trailers; a long list of violations is
     cut at a violation, still saying how many it leaves out."""
     status = to_rpc_status(error)
-    if isinstance(error, InvalidArgument) and len(status.message) * 3 > MESSAGE_BUDGET:
-        status.message = error.shorter_message(MESSAGE_CHARS)
+    if isinstance(error, InvalidArgument) and not _fits(status.message):
+        # Fewer characters while escapes (non-ASCII) make it too long; _clip is the
+        # last resort for a single violation longer than the budget.
+        for chars in (MESSAGE_BUDGET - 16, MESSAGE_BUDGET // 2, MESSAGE_BUDGET // 4):
+            status.message = error.shorter_message(chars)
+            if _fits(status.message):
+                break
     return fit_in_trailers(status)
 
 

@@ -21,8 +21,10 @@ WELL_UNDER = 2.0
 
 
 def violations(count: int) -> list[FieldViolation]:
-    return [FieldViolation(f"user_event.attributes['k{i}'].text[0]", "must not be empty")
-            for i in range(count)]
+    """`count` violations; past the first 200 (more than is ever shown) one repeats."""
+    named = [FieldViolation(f"user_event.attributes['k{i}'].text[0]", "must not be empty")
+             for i in range(min(count, 200))]
+    return named + named[-1:] * (count - len(named))
 
 
 def bad_request(details: list[object]) -> list[tuple[str, str]]:
@@ -82,3 +84,32 @@ def test_an_import_failure_line_is_cut_the_same_way() -> None:
     line = failure_message("gs://b/f.json line 4", True, violations(FLOOD))
     assert line.startswith("gs://b/f.json line 4: user_event.attributes['k0'].text[0]")
     assert line.endswith(f"; and {FLOOD - 100} more violations") and len(line) < 10_000
+
+
+def test_what_a_client_sent_is_quoted_only_so_far() -> None:
+    """Descriptions may quote the client's value (`got '...'`): a megabyte of it
+    would make a megabyte of answer, on each of up to a hundred violations."""
+    quoted = FieldViolation("user_event.search_query",
+                            f"is only allowed on search events, not {'x' * 1_000_000!r}")
+    error = InvalidArgument([quoted] * 5)
+    assert len(error.message) < 5 * 1_100
+    assert error.message.startswith("user_event.search_query: is only allowed on search events, "
+                                    "not 'xxx")
+    entries = bad_request(list(to_rpc_status(error).details))
+    assert all(len(description) == 1_000 and description.endswith("...")
+               for _, description in entries)
+    assert len(error_body(to_rpc_status(error))) < 16 * 1024
+
+
+def test_over_grpc_a_message_is_cut_only_when_the_trailers_need_it() -> None:
+    ascii_only = InvalidArgument([FieldViolation(f"user_event.attributes['k{i}']", "x" * 100)
+                                  for i in range(12)])
+    assert 1_000 < len(ascii_only.message) < MESSAGE_BUDGET - 16
+    assert status_of(ascii_only).message == ascii_only.message
+    # Percent-encoded, each "é" takes 6 bytes: fewer violations fit, still counted.
+    accented = InvalidArgument([FieldViolation(f"user_event.attributes['k{i}']", "é" * 100)
+                                for i in range(12)])
+    message = status_of(accented).message
+    shown = message.count("é" * 100)
+    assert 0 < shown < 12 and message.endswith(f"; and {12 - shown} more violations")
+    assert sum(len(c.encode()) * 3 if c > "~" else 1 for c in message) <= MESSAGE_BUDGET
