@@ -99,7 +99,8 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     gcs_root = Path(settings.gcs_root)
     gcs_root.mkdir(parents=True, exist_ok=True)
     jobs: dict[str, Job] = {
-        import_events.KIND: import_events.ImportJob(gcs_root, settings.strict_event_types),
+        import_events.KIND: import_events.ImportJob(gcs_root, settings.strict_event_types,
+                                                    settings.max_event_bytes),
         purge.KIND: purge.run_purge,
         rejoin.KIND: rejoin.run_rejoin,
         import_products.KIND: import_products.ImportProductsJob(gcs_root),
@@ -120,7 +121,7 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     )
     user_events = UserEventService(store, settings, clock, runner)
     products = ProductService(store, clock, runner, gcs_root)
-    talent_events = EventService(store)
+    talent_events = EventService(store, settings.max_event_bytes)
     operations = operations_service.OperationsService(store, runner)
     user_event_service_pb2_grpc.add_UserEventServiceServicer_to_server(user_events, server)
     product_service_pb2_grpc.add_ProductServiceServicer_to_server(products, server)
@@ -206,6 +207,9 @@ def _log_trust(running: Running) -> None:
                 "auth is off: any caller may call any RPC (--auth-file to require API keys)")
     if policy.quota is not None:
         log.info("write quota: %d writes per minute per project", policy.quota.per_minute)
+    if policy.byte_quota is not None:
+        log.info("byte quota: %d bytes of event writes per minute per project",
+                 policy.byte_quota.per_minute)
     if policy.faults is not None:
         log.warning("fault injection is on: calls may ask to fail with x-footfall-fail")
 

@@ -175,6 +175,13 @@ class Settings:
     retention_interval_seconds: float = option(3600.0, NUMBER,
                                                "how often `--retain-days` looks for old events",
                                                check=POSITIVE)
+    max_event_bytes: int = option(2 * 1024 * 1024, INTEGER,
+                                  "largest event (serialized) a write, pixel, client event or "
+                                  "import line may carry", check=at_least(1024),
+                                  readme_default="2 MiB")
+    quota_bytes_per_minute: int = option(0, INTEGER,
+                                         "request bytes of event writes per project per minute",
+                                         check=at_least(0), readme_default="off")
 
 
 OPTIONS: tuple[Option, ...] = tuple(
@@ -239,6 +246,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             raise SystemExit(f"{opt.flag} {opt.check.rule}, got {value}")
     if bool(values["tls_cert"]) != bool(values["tls_key"]):
         raise SystemExit("--tls-cert and --tls-key go together: give both or neither")
+    quota_bytes, max_event = values["quota_bytes_per_minute"], values["max_event_bytes"]
+    if 0 < quota_bytes < max_event:
+        raise SystemExit(f"--quota-bytes-per-minute ({quota_bytes}) must be at least "
+                         f"--max-event-bytes ({max_event}), or the largest event could never "
+                         f"be written")
     return Settings(**values)
 
 

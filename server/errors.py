@@ -42,29 +42,78 @@ class FootfallError(Exception):
         return []
 
 
+# A request can break a rule a million times over (a 10 MiB event of empty
+# attribute texts): an answer names the first violations and counts the rest.
+MAX_REPORTED_VIOLATIONS = 100
+# Descriptions may quote what the client sent (`got 'xxx...'`): each field path
+# and description is cut to this many characters in what is reported.
+MAX_REPORTED_CHARS = 1_000
+MORE_VIOLATIONS = "and {} more violation{}"
+
+
+def _clipped(text: str) -> str:
+    return text if len(text) <= MAX_REPORTED_CHARS else text[:MAX_REPORTED_CHARS - 3] + "..."
+
+
+def more_violations(count: int) -> FieldViolation:
+    """The entry that stands for `count` violations left out (field "": the request)."""
+    return FieldViolation("", MORE_VIOLATIONS.format(count, "" if count == 1 else "s"))
+
+
+def summary(violations: Sequence[FieldViolation], limit: int = MAX_REPORTED_VIOLATIONS,
+            max_chars: int | None = None) -> str:
+    """`a: why; b: why; and 39900 more violations`: the first `limit` violations (as
+    many as fit in `max_chars`, but at least one; each field and description cut to
+    MAX_REPORTED_CHARS) and how many were left out. Linear in what it shows,
+    whatever the number of violations."""
+    shown: list[str] = []
+    used = 0
+    reserve = len(MORE_VIOLATIONS) + 24  # "; " and the count
+    for violation in violations[:limit]:
+        text = f"{_clipped(violation.field)}: {_clipped(violation.description)}"
+        if max_chars is not None and shown and used + len(text) + 2 > max_chars - reserve:
+            break
+        shown.append(text)
+        used += len(text) + 2
+    left_out = len(violations) - len(shown)
+    if left_out:
+        shown.append(more_violations(left_out).description)
+    return "; ".join(shown)
+
+
 class InvalidArgument(FootfallError):
-    """INVALID_ARGUMENT with every violation named, plus a BadRequest detail."""
+    """INVALID_ARGUMENT naming every violation up to MAX_REPORTED_VIOLATIONS, the
+    rest counted ("and N more violations"); the same in a BadRequest detail."""
 
     code = grpc.StatusCode.INVALID_ARGUMENT
 
     def __init__(self, violations: Sequence[FieldViolation]) -> None:
         if not violations:
             raise ValueError("InvalidArgument needs at least one violation")
-        self.violations = list(violations)
-        super().__init__("; ".join(str(v) for v in self.violations))
+        self.violations = list(violations)  # all of them, for callers that merge lists
+        super().__init__(summary(self.violations))
 
     @classmethod
     def field(cls, field: str, description: str) -> InvalidArgument:
         return cls([FieldViolation(field, description)])
 
+    def shorter_message(self, max_chars: int) -> str:
+        """The message cut to about `max_chars`, still ending with the count of
+        violations it leaves out."""
+        return summary(self.violations, max_chars=max_chars)
+
     def details(self) -> list[Message]:
+        reported = self.violations[:MAX_REPORTED_VIOLATIONS]
+        left_out = len(self.violations) - len(reported)
+        if left_out:
+            reported.append(more_violations(left_out))
         return [
             error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(
-                        field=v.field, description=v.description
+                        field=_clipped(v.field), description=_clipped(v.description)
                     )
-                    for v in self.violations
+                    for v in reported
                 ]
             )
         ]

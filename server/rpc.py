@@ -14,6 +14,7 @@ message or detail would otherwise reach the client as RESOURCE_EXHAUSTED.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +26,14 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from server import wellknown
-from server.errors import FootfallError, InvalidArgument, internal_status, to_rpc_status
+from server.errors import (
+    MORE_VIOLATIONS,
+    FootfallError,
+    InvalidArgument,
+    internal_status,
+    more_violations,
+    to_rpc_status,
+)
 from server.policy import Admission, Policy
 
 log = logging.getLogger(__name__)
@@ -35,36 +43,84 @@ TRANSPORT = "grpc"
 MESSAGE_BUDGET = 2048
 DETAILS_BUDGET = 2048
 MAX_FIELD_CHARS, MAX_DESCRIPTION_CHARS = 200, 300
+# A cut BadRequest keeps room for its "and N more violations" entry and the Any around it.
+MORE_ENTRY_BYTES, ANY_OVERHEAD_BYTES = 48, 64
+_MORE = re.compile(MORE_VIOLATIONS.format(r"(\d+)", "s?"))
+
+
+def _char_cost(char: str) -> int:
+    """Bytes `char` takes in grpc-message (percent-encoded UTF-8)."""
+    return 1 if " " <= char <= "~" and char != "%" else 3 * len(char.encode("utf-8", "replace"))
 
 
 def _clip(text: str, budget: int) -> str:
     """`text`, cut so that its percent-encoded UTF-8 takes at most `budget` bytes."""
     cost = 0
     for i, char in enumerate(text):
-        cost += 1 if " " <= char <= "~" and char != "%" else 3 * len(char.encode("utf-8",
-                                                                                  "replace"))
+        cost += _char_cost(char)
         if cost > budget - 9:  # room for the "..." mark
             return text[:i] + "..."
     return text
 
 
+def _fits(text: str) -> bool:
+    """Whether `_clip` would leave `text` whole (looks at MESSAGE_BUDGET chars at most)."""
+    if len(text) * 3 <= MESSAGE_BUDGET:
+        return True
+    cost = 0
+    for char in text:
+        cost += _char_cost(char)
+        if cost > MESSAGE_BUDGET - 9:
+            return False
+    return True
+
+
+def _fit_bad_request(bad: error_details_pb2.BadRequest, budget: int) -> None:
+    """Cut `bad` in place to about `budget` bytes in one pass: long entries clipped,
+    the first that fit kept, the rest counted in a final "and N more" entry (which
+    also carries on any count InvalidArgument already made)."""
+    entries = bad.field_violations
+    total, left_out = len(entries), 0
+    last = entries[-1] if total else None
+    if last is not None and not last.field:
+        found = _MORE.fullmatch(last.description)
+        if found:
+            total, left_out = total - 1, int(found[1])
+    kept: list[error_details_pb2.BadRequest.FieldViolation] = []
+    size = 0
+    for i in range(total):  # stops at the budget: cost in what is kept, not in `total`
+        entry = error_details_pb2.BadRequest.FieldViolation(
+            field=entries[i].field[:MAX_FIELD_CHARS],
+            description=entries[i].description[:MAX_DESCRIPTION_CHARS])
+        cost = entry.ByteSize() + 3  # its tag and length
+        if size + cost > budget - MORE_ENTRY_BYTES:
+            break
+        kept.append(entry)
+        size += cost
+    left_out += total - len(kept)
+    if left_out:
+        more = more_violations(left_out)
+        kept.append(error_details_pb2.BadRequest.FieldViolation(
+            field=more.field, description=more.description))
+    del bad.field_violations[:]
+    bad.field_violations.extend(kept)
+
+
 def _shrunk(details: list[any_pb2.Any]) -> list[any_pb2.Any]:
-    """The details cut to DETAILS_BUDGET: long BadRequest entries clipped, then the
-    last violations (or details) left out."""
+    """The details cut to DETAILS_BUDGET: a BadRequest cut by `_fit_bad_request`,
+    then the last details left out while they do not fit."""
     kept: list[any_pb2.Any] = []
     for detail in details:
         bad = error_details_pb2.BadRequest()
         if detail.Unpack(bad):
-            for violation in bad.field_violations:
-                violation.field = violation.field[:MAX_FIELD_CHARS]
-                violation.description = violation.description[:MAX_DESCRIPTION_CHARS]
-            while bad.field_violations and bad.ByteSize() > DETAILS_BUDGET:
-                del bad.field_violations[-1]
+            _fit_bad_request(bad, DETAILS_BUDGET - ANY_OVERHEAD_BYTES)
             detail = any_pb2.Any()
             detail.Pack(bad)
         kept.append(detail)
-    while kept and sum(d.ByteSize() for d in kept) > DETAILS_BUDGET:
+    sizes = [d.ByteSize() for d in kept]
+    while kept and sum(sizes) > DETAILS_BUDGET:
         kept.pop()
+        sizes.pop()
     return kept
 
 
@@ -78,6 +134,20 @@ def fit_in_trailers(status: status_pb2.Status) -> status_pb2.Status:
         details = _shrunk(details)
     return status_pb2.Status(code=status.code, message=_clip(status.message, MESSAGE_BUDGET),
                              details=details)
+
+
+def status_of(error: FootfallError) -> status_pb2.Status:
+    """The status for `error`, fit for the trailers; a long list of violations is
+    cut at a violation, still saying how many it leaves out."""
+    status = to_rpc_status(error)
+    if isinstance(error, InvalidArgument) and not _fits(status.message):
+        # Fewer characters while escapes (non-ASCII) make it too long; _clip is the
+        # last resort for a single violation longer than the budget.
+        for chars in (MESSAGE_BUDGET - 16, MESSAGE_BUDGET // 2, MESSAGE_BUDGET // 4):
+            status.message = error.shorter_message(chars)
+            if _fits(status.message):
+                break
+    return fit_in_trailers(status)
 
 
 def _decode(deserializer: Callable[[bytes], Any] | None, raw: Any, method: str) -> Any:
@@ -108,7 +178,7 @@ def _guard(handler: grpc.RpcMethodHandler, method: str,
             return behaviour(request, context)
         except FootfallError as exc:
             code, message = exc.code, exc.message
-            context.abort_with_status(rpc_status.to_status(fit_in_trailers(to_rpc_status(exc))))
+            context.abort_with_status(rpc_status.to_status(status_of(exc)))
         except Exception:
             if context.code() is not None:  # already aborted on purpose
                 code = context.code()
@@ -129,15 +199,25 @@ class ErrorInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, policy: Policy | None = None) -> None:
         self._policy = policy or Policy(())
-        self._cache: dict[str, grpc.RpcMethodHandler | None] = {}
+        self._cache: dict[str, grpc.RpcMethodHandler] = {}
+
+    @property
+    def cached_methods(self) -> int:
+        """How many methods have a wrapped handler cached (only methods served)."""
+        return len(self._cache)
 
     def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Any],
                           handler_call_details: grpc.HandlerCallDetails) -> Any:
         method = handler_call_details.method
-        if method in self._cache:
-            return self._cache[method]
+        cached = self._cache.get(method)
+        if cached is not None:
+            return cached
         handler = continuation(handler_call_details)
-        if handler is not None and handler.unary_unary is not None:
+        if handler is None:
+            # No such method: grpc answers UNIMPLEMENTED. Its name is not kept, since
+            # anyone (no key needed) can make up endless names of kilobytes each.
+            return None
+        if handler.unary_unary is not None:
             handler = grpc.unary_unary_rpc_method_handler(
                 _guard(handler, method, self._policy),
                 request_deserializer=None,  # decoded in the guard

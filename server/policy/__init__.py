@@ -26,7 +26,7 @@ from server.policy import faults
 from server.policy.auth import WRITER_METHODS, Authenticator, authorize, project_of, resource_names
 from server.policy.faults import FaultInjector, InjectedFault
 from server.policy.metrics import Metrics, split_method
-from server.policy.quota import WriteQuota
+from server.policy.quota import ByteQuota, WriteQuota
 
 log = logging.getLogger("footfall.requests")
 
@@ -69,13 +69,14 @@ class Policy:
 
     def __init__(self, guarded: Iterable[str], auth: Authenticator | None = None,
                  quota: WriteQuota | None = None, faults_: FaultInjector | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, byte_quota: ByteQuota | None = None) -> None:
         self._guarded = frozenset(guarded)
         self._guards: dict[str, bool] = {}  # by method: the answer of `guards`
         self.auth = auth or Authenticator(None)
         self.quota = quota
         self.faults = faults_
         self.metrics = metrics or Metrics()
+        self.byte_quota = byte_quota
         self._stop_waiting = threading.Event()  # never set: an interruptible sleep
 
     @classmethod
@@ -84,8 +85,11 @@ class Policy:
         """Raises AuthFileError when the auth file cannot be used."""
         quota = (WriteQuota(settings.quota_writes_per_minute, clock)
                  if settings.quota_writes_per_minute else None)
+        byte_quota = (ByteQuota(settings.quota_bytes_per_minute, clock)
+                      if settings.quota_bytes_per_minute else None)
         return cls(guarded, Authenticator(settings.auth_file or None), quota,
-                   FaultInjector() if settings.allow_fault_injection else None)
+                   FaultInjector() if settings.allow_fault_injection else None,
+                   byte_quota=byte_quota)
 
     def guards(self, method: str) -> bool:
         """Whether `method` is one the policy applies to (not health or reflection)."""
@@ -100,7 +104,7 @@ class Policy:
 
         UNAUTHENTICATED (no or unknown key), PERMISSION_DENIED (role or project),
         the injected code of an x-footfall-fail header (INVALID_ARGUMENT for a bad
-        header), RESOURCE_EXHAUSTED (write quota, with RetryInfo), CANCELLED or
+        header), RESOURCE_EXHAUSTED (write or byte quota, with RetryInfo), CANCELLED or
         DEADLINE_EXCEEDED when the caller is gone already.
         """
         if not self.guards(method):
@@ -111,11 +115,14 @@ class Policy:
             admission = Admission(authorize(grant, method, request), grant.name)
         if self.faults is not None:
             self._inject(method, metadata, context)
-        if self.quota is not None and method in QUOTA_METHODS:
+        if (self.quota is not None or self.byte_quota is not None) and method in QUOTA_METHODS:
             project = admission.project or next(
                 (p for p in map(project_of, resource_names(request)) if p), None)
             if project is not None:  # no project: the servicer refuses the name
-                self.quota.take(project)
+                if self.quota is not None:
+                    self.quota.take(project)
+                if self.byte_quota is not None:
+                    self.byte_quota.take(project, request.ByteSize())
         drop_if_gone(context)
         return admission
 

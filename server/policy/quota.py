@@ -1,10 +1,11 @@
 """Write quotas: a token bucket per project, so one project's flood never slows
 another.
 
-Each project may spend `per_minute` tokens a minute, one per write, with a burst
-of up to a minute's worth. A refused call is RESOURCE_EXHAUSTED with a
-google.rpc.RetryInfo saying when the next token is due. Time comes from an
-injectable clock, so tests need no sleeps.
+Each project may spend `per_minute` tokens a minute, with a burst of up to a
+minute's worth: one per write (WriteQuota), or one per request byte of a write
+(ByteQuota), so a few huge events cannot fill the store either. A refused call
+is RESOURCE_EXHAUSTED with a google.rpc.RetryInfo saying when enough tokens are
+due. Time comes from an injectable clock, so tests need no sleeps.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class _Bucket:
     updated_ns: int
 
 
-class WriteQuota:
+class TokenBuckets:
     """Per-project token buckets refilled at `per_minute` tokens a minute."""
 
     def __init__(self, per_minute: int, clock: Clock | None = None) -> None:
@@ -44,9 +45,9 @@ class WriteQuota:
         elapsed = max(now_ns - bucket.updated_ns, 0)  # a clock set back refills nothing
         return min(self._capacity, bucket.tokens + elapsed * self._per_ns)
 
-    def try_take(self, project: str) -> float | None:
-        """Spend one of `project`'s tokens: None when granted, else the seconds
-        until one is due."""
+    def try_take(self, project: str, amount: float = 1.0) -> float | None:
+        """Spend `amount` of `project`'s tokens (at most a minute's worth): None
+        when granted, else the seconds until they are due."""
         now = self._clock.now_ns()
         with self._lock:
             bucket = self._buckets.get(project)
@@ -56,18 +57,10 @@ class WriteQuota:
                 bucket = self._buckets[project] = _Bucket(self._capacity, now)
             bucket.tokens = self._refilled(bucket, now)
             bucket.updated_ns = max(bucket.updated_ns, now)
-            if bucket.tokens >= 1.0:
-                bucket.tokens -= 1.0
+            if bucket.tokens >= amount:
+                bucket.tokens -= amount
                 return None
-            return (1.0 - bucket.tokens) / (self._per_ns * 1e9)
-
-    def take(self, project: str) -> None:
-        """Spend a token; RESOURCE_EXHAUSTED with a RetryInfo when there is none."""
-        wait = self.try_take(project)
-        if wait is not None:
-            raise ResourceExhausted(
-                f"write quota of project {project!r} exhausted ({self.per_minute} writes "
-                f"per minute); retry in {wait:.2f}s", retry_after=wait)
+            return (amount - bucket.tokens) / (self._per_ns * 1e9)
 
     def _sweep(self, now_ns: int) -> None:
         """Forget full buckets (under the lock); grows the threshold if few were."""
@@ -78,3 +71,33 @@ class WriteQuota:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+class WriteQuota(TokenBuckets):
+    """One token per event write."""
+
+    def take(self, project: str) -> None:
+        """Spend a token; RESOURCE_EXHAUSTED with a RetryInfo when there is none."""
+        wait = self.try_take(project)
+        if wait is not None:
+            raise ResourceExhausted(
+                f"write quota of project {project!r} exhausted ({self.per_minute} writes "
+                f"per minute); retry in {wait:.2f}s", retry_after=wait)
+
+
+class ByteQuota(TokenBuckets):
+    """One token per request byte of an event write."""
+
+    def take(self, project: str, size: int) -> None:
+        """Spend `size` tokens; RESOURCE_EXHAUSTED with a RetryInfo when there are
+        too few, without one when `size` is more than a minute's worth (waiting
+        would not help)."""
+        if size > self.per_minute:
+            raise ResourceExhausted(
+                f"a write of {size} bytes is more than the byte quota of project "
+                f"{project!r} ({self.per_minute} bytes per minute)")
+        wait = self.try_take(project, size)
+        if wait is not None:
+            raise ResourceExhausted(
+                f"byte quota of project {project!r} exhausted ({self.per_minute} bytes "
+                f"per minute); retry in {wait:.2f}s", retry_after=wait)

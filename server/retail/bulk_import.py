@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 
 from server import protojson
-from server.errors import FieldViolation, InvalidArgument, gather
+from server.errors import FieldViolation, InvalidArgument, gather, summary
 from server.operations import records
 from server.operations.runner import JobContext
 from server.retail import gcs
@@ -316,8 +316,9 @@ class BulkImport:
 
 def failure_message(where: str, is_file_line: bool, violations: list[FieldViolation]) -> str:
     """`gs://b/f.json line 4: user_event.visitor_id: is required`, or for inline items
-    just the violations (their paths already say which item)."""
-    text = "; ".join(str(v) for v in violations)
+    just the violations (their paths already say which item); a long list is cut
+    as in an INVALID_ARGUMENT answer."""
+    text = summary(violations)
     return f"{where}: {text}" if is_file_line else text
 
 

@@ -11,10 +11,12 @@ from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
+from server.config import Settings
 from server.errors import FieldViolation, gather, raise_if_any
 from server.names import parse_catalog
 from server.operations import records
 from server.operations.runner import JobContext
+from server.policy.limits import event_size_violation, joined_size_violation
 from server.retail import join, validation
 from server.retail.bulk_import import (
     BulkImport,
@@ -70,9 +72,11 @@ class ImportJob(BulkImport):
     inline_field = _INLINE
     uris_field = "input_config.gcs_source.input_uris"
 
-    def __init__(self, gcs_root: Path, strict_event_types: bool) -> None:
+    def __init__(self, gcs_root: Path, strict_event_types: bool,
+                 max_event_bytes: int = Settings.max_event_bytes) -> None:
         super().__init__(gcs_root)
         self._strict = strict_event_types
+        self._max_event_bytes = max_event_bytes
 
     def parse_request(self, raw: bytes) -> Any:
         return import_config_pb2.ImportUserEventsRequest.FromString(raw)
@@ -96,16 +100,25 @@ class ImportJob(BulkImport):
         failures: list[str] = []
         rows: list[EventRow] = []
         for where, source_event, is_line in items:
+            path = "user_event" if is_line else where
+            too_big = event_size_violation(source_event, path, self._max_event_bytes)
+            if too_big is not None:  # one failure; its fields are not looked at
+                failures.append(failure_message(where, is_line, [too_big]))
+                continue
             event = user_event_pb2.UserEvent()
             event.CopyFrom(source_event)
             violations = validation.user_event_violations(
-                event, "user_event" if is_line else where,
-                strict_event_types=self._strict, require_event_time=True)
+                event, path, strict_event_types=self._strict, require_event_time=True)
             if violations:
                 failures.append(failure_message(where, is_line, violations))
                 continue
             received = event.SerializeToString(deterministic=True)
             joined = join.join_with_catalog(event, products)
+            too_big = (joined_size_violation(event, path, self._max_event_bytes)
+                       if joined and event.product_details else None)
+            if too_big is not None:
+                failures.append(failure_message(where, is_line, [too_big]))
+                continue
             rows.append(EventRow.for_join(catalog, event, received, joined))
         return failures, Step(insert_events=rows)
 

@@ -14,6 +14,7 @@ from server.config import Settings
 from server.errors import FieldViolation, InvalidArgument
 from server.names import parse_catalog
 from server.operations.runner import OperationRunner
+from server.policy.limits import event_size_violation, joined_size_violation
 from server.retail import collect, import_events, join, purge, rejoin, validation
 from server.store import EventRow, Store
 
@@ -25,6 +26,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
                  runner: OperationRunner) -> None:
         self._store = store
         self._strict = settings.strict_event_types
+        self._max_event_bytes = settings.max_event_bytes
         self._clock = clock
         self._runner = runner
         self._gcs_root = Path(settings.gcs_root)
@@ -35,7 +37,8 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
 
         Raises INVALID_ARGUMENT listing every violation: the parent's, those
         already `found` in the request, and the event's own (unless the event
-        could not be decoded at all, which `found` then says).
+        could not be decoded at all, which `found` then says, or is over the size
+        limit, which is then its one violation).
         """
         violations: list[FieldViolation] = []
         try:
@@ -44,8 +47,12 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
             violations.extend(exc.violations)
         violations.extend(found or [])
         if not any(v.field == path for v in found or []):
-            violations.extend(validation.user_event_violations(
-                event, path, strict_event_types=self._strict))
+            too_big = event_size_violation(event, path, self._max_event_bytes)
+            if too_big is not None:
+                violations.append(too_big)
+            else:
+                violations.extend(validation.user_event_violations(
+                    event, path, strict_event_types=self._strict))
         if violations:
             raise InvalidArgument(violations)
         if not event.HasField("event_time"):
@@ -53,6 +60,10 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         received = event.SerializeToString(deterministic=True)
         products = join.load_products(self._store, str(catalog), join.product_ids([event]))
         joined = join.join_with_catalog(event, products)
+        if joined and event.product_details:
+            too_big = joined_size_violation(event, path, self._max_event_bytes)
+            if too_big is not None:
+                raise InvalidArgument([too_big])
         row = EventRow.for_join(str(catalog), event, received, joined)
         self._store.write_user_events([row], wait=wait)
 

@@ -185,26 +185,42 @@ def _purchase(event: Any, kind: str, path: str, out: list[FieldViolation]) -> No
         out.append(_too_long(f"{field}.id", purchase.id, MAX_ID))
 
 
+def _fine(key: str, value: Any) -> bool:
+    """Whether one attribute entry breaks no rule (the quick test of every entry)."""
+    if not key or len(key) > MAX_LONG_TEXT:
+        return False
+    text, numbers = value.text, value.numbers
+    if text:
+        return (not numbers and len(text) <= MAX_ATTRIBUTE_VALUES
+                and all(0 < len(t) <= MAX_ATTRIBUTE_TEXT for t in text))
+    return 0 < len(numbers) <= MAX_ATTRIBUTE_VALUES
+
+
 def attribute_violations(attributes: Any, path: str, out: list[FieldViolation]) -> None:
-    """Rules for a map<string, CustomAttribute>: key length, one kind of value, sizes."""
-    for key in sorted(attributes):
-        value = attributes[key]
+    """Rules for a map<string, CustomAttribute>: key length, one kind of value, sizes.
+
+    One quick pass over the map; only the bad entries are then described, in key
+    order (so messages are stable), at a cost linear in the entries.
+    """
+    bad = [(key, value) for key, value in attributes.items() if not _fine(key, value)]
+    bad.sort(key=lambda entry: entry[0])
+    for key, value in bad:
         where = f"{path}[{key[:50]!r}]"
+        text, numbers = value.text, value.numbers
         if not key:
             out.append(FieldViolation(path, "attribute keys must not be empty"))
-        if len(key) > MAX_LONG_TEXT:
+        elif len(key) > MAX_LONG_TEXT:
             out.append(FieldViolation(where, f"key must be at most {MAX_LONG_TEXT} characters, "
                                              f"got {len(key)}"))
-        if bool(value.text) == bool(value.numbers):
+        if bool(text) == bool(numbers):
             out.append(FieldViolation(where, "exactly one of text or numbers must be set"))
-        for name in ("text", "numbers"):
-            values = getattr(value, name)
+        for name, values in (("text", text), ("numbers", numbers)):
             if len(values) > MAX_ATTRIBUTE_VALUES:
                 out.append(FieldViolation(f"{where}.{name}",
                                           f"must have at most {MAX_ATTRIBUTE_VALUES} values, "
                                           f"got {len(values)}"))
-        for j, text in enumerate(value.text):
-            if not text:
+        for j, value_text in enumerate(text):
+            if not value_text:
                 out.append(FieldViolation(f"{where}.text[{j}]", "must not be empty"))
-            elif len(text) > MAX_ATTRIBUTE_TEXT:
-                out.append(_too_long(f"{where}.text[{j}]", text, MAX_ATTRIBUTE_TEXT))
+            elif len(value_text) > MAX_ATTRIBUTE_TEXT:
+                out.append(_too_long(f"{where}.text[{j}]", value_text, MAX_ATTRIBUTE_TEXT))

@@ -8,18 +8,21 @@ from footfall.talent.v4 import event_pb2, event_service_pb2_grpc
 
 from server.errors import AlreadyExists, FieldViolation, InvalidArgument
 from server.names import TenantName, parse_tenant
+from server.policy.limits import event_size_violation
 from server.store import ClientEventRow, Store
 from server.talent.validation import client_event_violations
 
 
 class EventService(event_service_pb2_grpc.EventServiceServicer):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, max_event_bytes: int) -> None:
         self._store = store
+        self._max_event_bytes = max_event_bytes
 
     def CreateClientEvent(self, request: Any, context: Any) -> Any:
         """Store a client event; an identical retry returns the stored one.
 
-        INVALID_ARGUMENT for a bad parent or event; ALREADY_EXISTS when the
+        INVALID_ARGUMENT for a bad parent or event (one over the size limit is
+        not looked at further); ALREADY_EXISTS when the
         event_id is taken by a different event in the tenant.
         """
         violations: list[FieldViolation] = []
@@ -31,7 +34,10 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         if not request.HasField("client_event"):
             violations.append(FieldViolation("client_event", "is required"))
         else:
-            violations.extend(client_event_violations(request.client_event, tenant))
+            too_big = event_size_violation(request.client_event, "client_event",
+                                           self._max_event_bytes)
+            violations.extend([too_big] if too_big is not None
+                              else client_event_violations(request.client_event, tenant))
         if violations:
             raise InvalidArgument(violations)
         assert tenant is not None

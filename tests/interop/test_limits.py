@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -22,16 +23,18 @@ from .support import (
     RPC_DEADLINE,
     ServerProcess,
     count_events,
+    field_violations,
     retail_client,
     running_server,
     sqlite_url,
     wait_until,
 )
-from .trust import calls, retry_delay, scrape
+from .trust import calls, retry_delay, scrape, write_keys
 
 PER_MINUTE = 60
 WRITE = "google.cloud.retail.v2.UserEventService/WriteUserEvent"
 TEN_MIB = 10 * 1024 * 1024
+RSS = "process_resident_memory_bytes{}"
 
 
 def catalog(project: str) -> str:
@@ -159,3 +162,58 @@ def test_rest_deadline_from_x_server_timeout(limited: ServerProcess) -> None:
                           timeout=RPC_DEADLINE)
     assert time.monotonic() - started < 1.5
     assert reply.status_code == 504 and reply.json()["error"]["status"] == "DEADLINE_EXCEEDED"
+
+
+def test_made_up_method_names_leave_no_memory_behind(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """No key is asked for a method that does not exist; before, the server kept
+    every name it was called with (20,000 names of 4-7 KB: +114 MB, never freed)."""
+    keys = write_keys(tmp_path / "keys.json", {"k" * 32: ("admin", ["*"])})
+    server = server_factory("--auth-file", str(keys))
+
+    def call_made_up(count: int, start: int) -> None:
+        with grpc.insecure_channel(server.address) as channel:
+            for i in range(start, start + count):
+                made_up = channel.unary_unary(f"/made.up.Service{i}/" + "m" * 6_000)
+                with pytest.raises(grpc.RpcError) as caught:
+                    made_up(b"", timeout=RPC_DEADLINE)
+                assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+    call_made_up(500, 0)  # grpc's own buffers and pools settle first
+    before = scrape(server)[RSS]
+    call_made_up(6_000, 500)  # 36 MB of names: when they were kept, RSS grew 35 MiB
+    grown = scrape(server)[RSS] - before
+    assert grown < 12 * 1024 * 1024, f"RSS grew {grown / 2**20:.1f} MiB"
+
+
+def test_event_size_limit_and_byte_quota_through_the_official_clients(
+        server_factory: Callable[..., ServerProcess]) -> None:
+    server = server_factory("--max-event-bytes", "4096", "--quota-bytes-per-minute", "20000")
+    assert "byte quota: 20000 bytes of event writes per minute per project" in \
+        server.log_text()
+    big = event("big", 4400)
+    big_size = retail_v2.UserEvent.pb(retail_v2.UserEvent(**big)).ByteSize()  # type: ignore[arg-type]
+    rest = retail_v2.UserEventServiceClient(transport=UserEventServiceRestTransport(
+        host=server.http_address, url_scheme="http", credentials=AnonymousCredentials()))
+    with retail_client(server.address) as client, rest:
+        for transport in (client, rest):
+            with pytest.raises(exceptions.BadRequest) as caught:  # InvalidArgument over gRPC
+                transport.write_user_event(request={"parent": catalog("sizes"), "user_event": big},
+                                           timeout=RPC_DEADLINE)
+            # (the REST client puts the URL before the server's message)
+            assert caught.value.message.endswith(f"user_event: is {big_size} bytes; at most 4096")
+            if transport is client:
+                assert field_violations(caught.value) == ["user_event"]
+        # Byte quota: writes of 3 KB spend the project's 20,000 bytes in a few calls.
+        with pytest.raises(exceptions.TooManyRequests, match="byte quota of project 'flood'") \
+                as refused:
+            for i in range(10):
+                client.write_user_event(request={"parent": catalog("flood"),
+                                                 "user_event": event(f"f{i}", 3000)},
+                                        timeout=RPC_DEADLINE)
+        assert 0 < retry_delay(refused.value) <= 60
+        client.write_user_event(request={"parent": catalog("calm"),
+                                         "user_event": event("c", 3000)}, timeout=RPC_DEADLINE)
+    assert count_events(server.store, catalog("sizes"), server.workdir) == 0
+    assert 5 <= count_events(server.store, catalog("flood"), server.workdir) <= 7
+    assert count_events(server.store, catalog("calm"), server.workdir) == 1

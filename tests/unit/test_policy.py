@@ -22,7 +22,7 @@ from server.policy import CallerGone, Policy
 from server.policy.auth import Authenticator, MissingKey
 from server.policy.faults import FaultInjector, InjectedFault
 from server.policy.metrics import Metrics
-from server.policy.quota import WriteQuota
+from server.policy.quota import ByteQuota, WriteQuota
 from server.rpc import DETAILS_BUDGET, MESSAGE_BUDGET, fit_in_trailers
 from server.store.group_commit import Job
 from server.store.rows import StepResult
@@ -85,6 +85,21 @@ def test_quota_without_auth_takes_the_project_from_the_request() -> None:
         policy.admit(WRITE, [], write_request(), Context())
     policy.admit(WRITE, [], write_request("projects/other/locations/l/catalogs/c"), Context())
     policy.admit(WRITE, [], write_request("nonsense"), Context())  # the servicer refuses it
+
+
+def test_the_byte_quota_counts_the_request_bytes_of_each_project() -> None:
+    request = write_request()
+    request.user_event.visitor_id = "v" * 1000
+    size = request.ByteSize()
+    policy = Policy([SERVICE], quota=WriteQuota(100, FixedClock(0)),
+                    byte_quota=ByteQuota(2 * size, FixedClock(0)))
+    policy.admit(WRITE, [], request, Context())
+    policy.admit(WRITE, [], request, Context())
+    with pytest.raises(ResourceExhausted, match="byte quota of project 'shop'"):
+        policy.admit(WRITE, [], request, Context())
+    request.parent = "projects/other/locations/l/catalogs/c"
+    policy.admit(WRITE, [], request, Context())
+    policy.admit(HEALTH, [], request, Context())  # not an event write: not counted
 
 
 def test_gone_callers_are_dropped() -> None:

@@ -8,7 +8,7 @@ from google.rpc import error_details_pb2
 from server.clock import FixedClock
 from server.errors import ResourceExhausted, to_rpc_status
 from server.policy import quota
-from server.policy.quota import WriteQuota
+from server.policy.quota import ByteQuota, WriteQuota
 
 
 @pytest.fixture
@@ -76,3 +76,30 @@ def test_full_buckets_are_forgotten(clock: FixedClock, monkeypatch: pytest.Monke
 def test_rate_must_be_positive() -> None:
     with pytest.raises(ValueError):
         WriteQuota(0)
+
+
+# -- bytes ------------------------------------------------------------------------------
+
+
+def test_bytes_a_minute_of_burst_then_refused_until_enough_are_due(clock: FixedClock) -> None:
+    limit = ByteQuota(60_000, clock)  # 1,000 bytes a second
+    limit.take("shop", 50_000)
+    limit.take("shop", 10_000)
+    with pytest.raises(ResourceExhausted, match="byte quota of project 'shop' exhausted") \
+            as caught:
+        limit.take("shop", 2_000)
+    assert caught.value.retry_after == pytest.approx(2.0)
+    retry = error_details_pb2.RetryInfo()
+    assert to_rpc_status(caught.value).details[0].Unpack(retry)
+    clock.advance(2.0)
+    limit.take("shop", 2_000)
+    limit.take("other", 60_000)  # each project has its own bucket
+
+
+def test_a_write_larger_than_a_minute_of_bytes_is_refused_without_retry_info(
+        clock: FixedClock) -> None:
+    limit = ByteQuota(10_000, clock)
+    with pytest.raises(ResourceExhausted, match="more than the byte quota") as caught:
+        limit.take("shop", 10_001)
+    assert caught.value.retry_after is None and to_rpc_status(caught.value).details == []
+    limit.take("shop", 10_000)  # nothing was spent by the refusal

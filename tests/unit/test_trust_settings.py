@@ -20,6 +20,7 @@ def test_everything_is_off_by_default() -> None:
     assert (settings.auth_file, settings.tls_cert, settings.tls_key) == ("", "", "")
     assert settings.quota_writes_per_minute == 0 and not settings.allow_fault_injection
     assert settings.max_request_bytes == 10 * 1024 * 1024
+    assert (settings.max_event_bytes, settings.quota_bytes_per_minute) == (2 * 1024 * 1024, 0)
 
 
 def test_flags_and_variables() -> None:
@@ -43,7 +44,18 @@ def test_flags_and_variables() -> None:
     (["--tls-key", "k.pem"], "go together"),
     (["--quota-writes-per-minute", "-1"], "must not be negative"),
     (["--max-request-bytes", "10"], "at least 1024"),
+    (["--max-event-bytes", "1000"], "at least 1024"),
+    (["--quota-bytes-per-minute", "-1"], "must not be negative"),
+    (["--quota-bytes-per-minute", "4096", "--max-event-bytes", "8192"], "could never be written"),
 ])
 def test_bad_combinations_stop_the_start(args: list[str], words: str) -> None:
     with pytest.raises(SystemExit, match=words):
         parse(args)
+
+
+def test_event_size_and_byte_quota_flags_and_variables() -> None:
+    settings = parse(["--max-event-bytes", "65536", "--quota-bytes-per-minute", "1000000"])
+    assert (settings.max_event_bytes, settings.quota_bytes_per_minute) == (65536, 1_000_000)
+    from_env = parse([], {"FOOTFALL_MAX_EVENT_BYTES": "2048",
+                          "FOOTFALL_QUOTA_BYTES_PER_MINUTE": "4096"})
+    assert (from_env.max_event_bytes, from_env.quota_bytes_per_minute) == (2048, 4096)
