@@ -237,4 +237,16 @@ class LeaseLost(Exception):
 class StoreUnavailable(Unavailable):
     """The database cannot be reached (or a write's transaction was lost with its
     connection): UNAVAILABLE, worth retrying. Writes that raise it were not
-    acknowledged; event rows are retried by the store itself."""
+    acknowledged; event rows are retried by the store itself.
+
+    `message` is what callers see, so it never names the database (host, port,
+    database, user, file); `detail` says what went wrong for the log, and `str()`
+    (what logs print) has both.
+    """
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.detail})" if self.detail else self.message
