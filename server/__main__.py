@@ -48,11 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=settings.log_level,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         from server.app import serve
+        from server.store.rows import StoreUnavailable, StoreUnusable
 
         try:
             return serve(settings)
-        except (OSError, ValueError) as exc:
-            # a port in use, an unreadable store URL or folder: say it in one line
+        except (OSError, ValueError, StoreUnusable, StoreUnavailable) as exc:
+            # a port in use, an unreadable store URL, a damaged or read-only database
+            # file, a PostgreSQL that does not answer: say it in one line
             logging.getLogger("footfall").error("cannot start: %s", exc)
             return 1
     from server import inspect

@@ -13,6 +13,7 @@ from server.errors import FootfallError
 from server.names import parse_catalog
 from server.retail import purge_filter
 from server.store import EventQuery, Store, open_store
+from server.store.rows import StoreUnusable
 
 PAGE = 1000
 
@@ -21,9 +22,8 @@ def _open(url: str) -> Store | None:
     """The store, or None after saying in one line why it cannot be opened."""
     try:
         return open_store(url)
-    except (FootfallError, ValueError, OSError) as exc:
-        print(f"footfall: cannot open the store: {getattr(exc, 'message', exc)}",
-              file=sys.stderr)
+    except (FootfallError, ValueError, OSError, StoreUnusable) as exc:
+        print(f"footfall: cannot open the store: {exc}", file=sys.stderr)
         return None
 
 

@@ -250,3 +250,8 @@ class StoreUnavailable(Unavailable):
 
     def __str__(self) -> str:
         return f"{self.message} ({self.detail})" if self.detail else self.message
+
+
+class StoreUnusable(Exception):
+    """The store cannot be used at all (not a database, damaged, a directory, on a
+    read-only file system): start-up stops with this one-line message."""

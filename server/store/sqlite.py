@@ -9,13 +9,13 @@ connections and never wait for the writer (WAL).
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from server.store import sqlite_checks
 from server.store.group_commit import GroupCommitter, Job
 from server.store.migrations import MIGRATIONS, statement_for
 from server.store.rows import (
@@ -28,6 +28,7 @@ from server.store.rows import (
     Progress,
     Step,
     StepResult,
+    StoreUnusable,
     where_clause,
 )
 
@@ -60,7 +61,12 @@ def _insert_events(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> int:
 
 
 class SqliteStore:
-    """Store on one SQLite database; `path=None` keeps it in memory."""
+    """Store on one SQLite database; `path=None` keeps it in memory.
+
+    Opening raises StoreUnusable (one line naming the file and the problem) for a
+    file that is no database, is damaged (see sqlite_checks), is a directory or
+    cannot be written.
+    """
 
     def __init__(self, path: str | None, synchronous: str = "FULL") -> None:
         self.path = path
@@ -69,16 +75,14 @@ class SqliteStore:
         self._synchronous = synchronous
         self._memory = path is None
         if path is not None:
-            folder = os.path.dirname(os.path.abspath(path))
-            os.makedirs(folder, exist_ok=True)
+            sqlite_checks.check_file(path)
         # In memory there is one database per connection, so everything shares
         # the writer's connection under a lock.
         self._shared_lock = threading.Lock()
-        self._writer_conn = self._connect()
         self._readers: list[sqlite3.Connection] = []
         self._local = threading.local()
         self._closed = False
-        self._migrate()
+        self._writer_conn = self._open_checked()
         self._committer = GroupCommitter(self._apply_batch, name="footfall-sqlite-writer")
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
@@ -97,6 +101,22 @@ class SqliteStore:
             self._checkpointer.start()
 
     # -- connections -------------------------------------------------------
+
+    def _open_checked(self) -> sqlite3.Connection:
+        """The writer's connection to a file that passed its checks, migrated."""
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = self._connect()
+            if self.path is not None:
+                sqlite_checks.check_contents(conn, self.path)
+            self._migrate(conn)
+        except (sqlite3.Error, StoreUnusable) as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, StoreUnusable):
+                raise
+            raise StoreUnusable(sqlite_checks.problem(self.path or ":memory:", exc)) from exc
+        return conn
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path or ":memory:", isolation_level=None,
@@ -124,8 +144,7 @@ class SqliteStore:
                 self._readers.append(conn)
         yield conn
 
-    def _migrate(self) -> None:
-        conn = self._writer_conn
+    def _migrate(self, conn: sqlite3.Connection) -> None:
         # BEGIN IMMEDIATE takes the write lock, so two processes starting at once
         # apply each migration exactly once.
         conn.execute("BEGIN IMMEDIATE")
