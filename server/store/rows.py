@@ -252,6 +252,16 @@ class StoreUnavailable(Unavailable):
         return f"{self.message} ({self.detail})" if self.detail else self.message
 
 
+class StoreFull(StoreUnavailable):
+    """The disk holding the database is full, so no write can commit: UNAVAILABLE
+    like an unreachable database (nothing was written; retry later, or on another
+    replica), and handled the same way: health NOT_SERVING, jobs pause."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__("the disk holding the event store is full: nothing was written; "
+                         "try again later", detail)
+
+
 class StoreUnusable(Exception):
     """The store cannot be used at all (not a database, damaged, a directory, on a
     read-only file system): start-up stops with this one-line message."""

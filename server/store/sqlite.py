@@ -28,6 +28,7 @@ from server.store.rows import (
     Progress,
     Step,
     StepResult,
+    StoreFull,
     StoreUnusable,
     where_clause,
 )
@@ -40,6 +41,14 @@ _ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # How often the background checkpointer copies the WAL into the database, and the
 # WAL size (4 KiB pages) past which the writer checkpoints itself.
 CHECKPOINT_SECONDS = 0.5
+# After a write failed for want of space, the free space the file system must have
+# again before writes count as possible (health SERVING, write_async accepted):
+# about twice what the WAL may grow to between checkpoints. Without this margin a
+# nearly full disk flaps: a small write commits, the next large one does not.
+ROOM_TO_RESUME = 32 * 2**20
+# How long a health check waits for its probe write (the writer may be between two
+# retries of a queued batch).
+PROBE_SECONDS = 3.0
 WAL_AUTOCHECKPOINT_PAGES = 4_000
 # Rows per INSERT statement (10 parameters each, under SQLite's 32,766 limit).
 _ROWS_PER_STATEMENT = 500
@@ -65,7 +74,9 @@ class SqliteStore:
 
     Opening raises StoreUnusable (one line naming the file and the problem) for a
     file that is no database, is damaged (see sqlite_checks), is a directory or
-    cannot be written.
+    cannot be written. A write that cannot commit for want of disk space raises
+    StoreFull; from then on `healthy()` is False and write_async is refused until
+    the disk has ROOM_TO_RESUME free and a write commits again.
     """
 
     def __init__(self, path: str | None, synchronous: str = "FULL") -> None:
@@ -82,6 +93,7 @@ class SqliteStore:
         self._readers: list[sqlite3.Connection] = []
         self._local = threading.local()
         self._closed = False
+        self._full = False  # the last write failed for want of disk space
         self._writer_conn = self._open_checked()
         self._committer = GroupCommitter(self._apply_batch, name="footfall-sqlite-writer")
         self._checkpointer: threading.Thread | None = None
@@ -170,13 +182,16 @@ class SqliteStore:
     # -- writes ------------------------------------------------------------
 
     def _apply_batch(self, jobs: list[Job]) -> None:
+        """Run `jobs` in one transaction; StoreFull (jobs left for the committer to
+        retry, except function jobs that already ran) when the disk is full."""
+        results: list[tuple[Job, Any, BaseException | None]] = []
+        row_jobs: list[Job] = []
+        ran: list[Job] = []  # function jobs that started
         with self._shared_lock if self._memory else _nothing():
             conn = self._writer_conn
-            results: list[tuple[Job, Any, BaseException | None]] = []
             conn.execute("BEGIN IMMEDIATE")  # the write lock now: no upgrade to fail later
             try:
                 pending_rows: list[EventRow] = []
-                row_jobs: list[Job] = []
                 for job in jobs:
                     if job.rows is not None:
                         pending_rows.extend(job.rows)
@@ -187,9 +202,12 @@ class SqliteStore:
                         pending_rows = []
                     assert job.fn is not None
                     conn.execute("SAVEPOINT job")
+                    ran.append(job)
                     try:
                         value = job.fn(conn)
                     except Exception as exc:  # one job's failure leaves the others intact
+                        if sqlite_checks.is_full(exc):
+                            raise  # the whole transaction is lost, not just this job
                         conn.execute("ROLLBACK TO job")
                         conn.execute("RELEASE job")
                         results.append((job, None, exc))
@@ -199,10 +217,15 @@ class SqliteStore:
                 if pending_rows:
                     _insert_events(conn, pending_rows)
                 conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
+                if sqlite_checks.is_full(exc):
+                    raise self._disk_full(exc, ran) from exc
                 raise
+        if self._full and self._has_room():
+            self._full = False
+            log.warning("%s: the disk has room again; writes commit", self.path)
         for job in row_jobs:
             job.future.set_result(None)
         for job, value, error in results:
@@ -211,7 +234,23 @@ class SqliteStore:
             else:
                 job.future.set_result(value)
 
+    def _disk_full(self, exc: BaseException, ran: list[Job]) -> StoreFull:
+        """Note that writes cannot commit; fail the function jobs that ran (their
+        effects are rolled back, and running them again could repeat what they did
+        besides writing); the committer retries the event rows."""
+        full = StoreFull(f"{self.path}: {exc}")
+        if not self._full:
+            log.error("%s: the disk is full; writes are refused until it has room (%s)",
+                      self.path, exc)
+        self._full = True
+        for job in ran:
+            job.future.set_exception(full)
+        return full
+
     def write_user_events(self, rows: Sequence[EventRow], *, wait: bool = True) -> None:
+        if not wait and self._full:
+            # Never acknowledge what may not be stored: refused while the disk is full.
+            raise StoreFull(f"{self.path}: write_async refused")
         future = self._committer.submit_rows(rows, waited=wait)
         if wait:
             future.result()
@@ -437,8 +476,22 @@ class SqliteStore:
         return self._committer.batches
 
     def healthy(self) -> bool:
-        """A local file or memory: as healthy as the process."""
-        return not self._closed
+        """Whether writes commit: False once closed, and after a write failed for want
+        of space until the disk has ROOM_TO_RESUME free and a write commits again."""
+        if self._closed:
+            return False
+        if not self._full:
+            return True
+        if not self._has_room():
+            return False
+        try:  # room enough: prove it with a write (that clears _full)
+            self._committer.submit_fn(_probe_write).result(timeout=PROBE_SECONDS)
+        except (StoreFull, TimeoutError, RuntimeError):  # full, busy retrying, or closed
+            return False
+        return not self._full
+
+    def _has_room(self) -> bool:
+        return self.path is None or sqlite_checks.free_bytes(self.path) >= ROOM_TO_RESUME
 
     def flush(self) -> None:
         self._committer.flush()
@@ -449,12 +502,18 @@ class SqliteStore:
         assert self.path is not None
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 10000")
+        full = False  # said once per spell of a full disk, not twice a second
         try:
             while not self._stop_checkpoints.wait(CHECKPOINT_SECONDS):
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:
-                    log.exception("WAL checkpoint failed; retrying later")
+                    full = False
+                except sqlite3.Error as exc:
+                    if not sqlite_checks.is_full(exc):
+                        log.exception("WAL checkpoint failed; retrying later")
+                    elif not full:
+                        full = True
+                        log.warning("WAL checkpoint: the disk is full; retrying (%s)", exc)
         finally:
             conn.close()
 
@@ -467,8 +526,12 @@ class SqliteStore:
             self._checkpointer.join()
             try:
                 self._writer_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-            except sqlite3.Error:
-                log.exception("final WAL checkpoint failed; the next start replays the WAL")
+            except sqlite3.Error as exc:
+                if not sqlite_checks.is_full(exc):
+                    log.exception("final WAL checkpoint failed; the next start replays the WAL")
+                else:  # nothing is lost: the WAL holds every commit
+                    log.warning("final WAL checkpoint: the disk is full; the next start "
+                                "replays the WAL")
         self._closed = True
         with self._shared_lock:
             for conn in self._readers:
@@ -480,3 +543,10 @@ class SqliteStore:
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+def _probe_write(conn: sqlite3.Connection) -> None:
+    """The smallest write that must reach the disk: the database header's
+    user_version (unused by Footfall), set to what it is."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    conn.execute(f"PRAGMA user_version = {int(version)}")
