@@ -253,8 +253,8 @@ class StoreUnavailable(Unavailable):
 
 
 class StoreFull(StoreUnavailable):
-    """The disk holding the database is full, so no write can commit: UNAVAILABLE
-    like an unreachable database (nothing was written; retry later, or on another
+    """The disk holding the database is full, so a write could not commit:
+    UNAVAILABLE like an unreachable database (nothing was written; retry later, or on another
     replica), and handled the same way: health NOT_SERVING, jobs pause."""
 
     def __init__(self, detail: str = "") -> None:

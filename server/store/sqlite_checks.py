@@ -7,8 +7,9 @@ whatever its size: the header (magic, page size), its length against the page
 count the header gives (a copy cut short), the schema, and the first and last
 entries of every table and index (the last ones are where the writes before a
 crash or power cut landed). A file of up to FULL_CHECK_BYTES gets the whole
-`quick_check` on top (well under a second even from disk). Damage in the middle
-of a larger file is found only when a call reads or writes that page.
+`quick_check` on top (measured at 64 MiB: 0.1-0.2 s cached, up to 1.5 s from
+disk). Damage in the middle of a larger file is found only when a call reads or
+writes that page.
 """
 
 from __future__ import annotations
