@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata
 
 from server.config import DEFAULT_STORE, add_serve_arguments, environ, settings_from_args
-from server.store.rows import StoreRefused, StoreUnavailable
+from server.store.rows import StoreRefused, StoreUnavailable, StoreUnusable
 
 CATALOG_EXAMPLE = "projects/p/locations/global/catalogs/default_catalog"
 
@@ -97,14 +97,15 @@ def _serve(args: argparse.Namespace) -> int:
         # an unknown store URL, no such database or role: the configuration is wrong
         log.error("cannot start: %s", _one_line(exc))
         return 2
-    except (OSError, StoreUnavailable) as exc:
-        # a port in use, an unwritable folder, a database that does not answer
+    except (OSError, StoreUnavailable, StoreUnusable) as exc:
+        # a port in use, an unwritable folder, a database that does not answer, a
+        # damaged or read-only database file
         log.error("cannot start: %s", _one_line(exc))
         return 1
 
 
 def _one_line(exc: BaseException) -> str:
-    return " ".join(str(getattr(exc, "message", exc)).split())
+    return " ".join(str(exc).split())  # StoreUnavailable's str() has the detail too
 
 
 def main(argv: Sequence[str] | None = None) -> int:

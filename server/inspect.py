@@ -34,6 +34,7 @@ from server.remote import RemoteError, ServerSource
 from server.retail import purge_filter
 from server.store import EventQuery, Store, open_store
 from server.store.backup import BackupRefused, backup
+from server.store.rows import StoreUnusable
 
 PAGE = 1000
 # What the server answers when the request, not the server, is wrong.
@@ -50,7 +51,7 @@ def _open(url: str) -> Store | None:
     """The store opened read-only, or None after saying in one line why not."""
     try:
         return open_store(url, read_only=True)
-    except (FootfallError, ValueError, OSError, sqlite3.Error) as exc:
+    except (FootfallError, ValueError, OSError, sqlite3.Error, StoreUnusable) as exc:
         _say(f"cannot open the store: {getattr(exc, 'message', exc)}")
         return None
 

@@ -5,10 +5,11 @@ that is queued, applies them in order inside one transaction, commits once, and
 only then resolves the futures. A durable write therefore costs one commit per
 batch, not per event, and callers never see an answer before their data is safe.
 
-When the database cannot be reached (`apply_batch` raises StoreUnavailable), the
-batch's unresolved jobs are carried over and retried with backoff: a waiting
-caller gives up after `retry_seconds` (StoreUnavailable), rows nobody waits for
-(`write_async`) are kept until they commit or `close` runs out of time.
+When the database cannot be reached or its disk is full (`apply_batch` raises
+StoreUnavailable, or StoreFull which is one), the batch's unresolved jobs are
+carried over and retried with backoff: a waiting caller gives up after
+`retry_seconds` (StoreUnavailable), rows nobody waits for (`write_async`) are
+kept until they commit or `close` runs out of time.
 """
 
 from __future__ import annotations
@@ -179,10 +180,10 @@ class GroupCommitter:
             else:
                 kept.append(job)
         if lost_rows:
-            log.error("the database stayed unreachable while closing: %d events acknowledged "
-                      "with write_async were NOT stored (%s)", lost_rows, exc)
+            log.error("no write could commit while closing: %d events acknowledged "
+                      "with write_async were NOT stored: %s", lost_rows, exc)
         elif kept:
-            log.warning("database unreachable; retrying %d queued writes (%s)", len(kept), exc)
+            log.warning("retrying %d queued writes: %s", len(kept), exc)
         return kept
 
     def _fail_leftovers(self) -> None:

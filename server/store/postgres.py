@@ -123,9 +123,14 @@ def _will_pass(exc: psycopg.OperationalError) -> bool:
     return "FATAL:" not in text or any(marker in text for marker in _PASSING)
 
 
+def _why(exc: BaseException) -> str:
+    """What the driver said, for the log only: it names the host, port, database or
+    user, which callers must not learn."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def _unreachable(exc: BaseException) -> StoreUnavailable:
-    why = str(exc).strip() or type(exc).__name__
-    return StoreUnavailable(f"the database is unreachable: {why}")
+    return StoreUnavailable("the database is unreachable; try again later", _why(exc))
 
 
 class PostgresStore:
@@ -306,8 +311,8 @@ class PostgresStore:
                 self._set_reachable(False, exc)
                 unavailable = _unreachable(exc)
             else:
-                why = str(exc).strip() or type(exc).__name__
-                unavailable = StoreUnavailable(f"the write was interrupted ({why}); try again")
+                unavailable = StoreUnavailable("the write was interrupted; try again",
+                                               _why(exc))
             for job in started:
                 job.future.set_exception(unavailable)
             raise unavailable from exc

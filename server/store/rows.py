@@ -251,7 +251,35 @@ class LeaseLost(Exception):
 class StoreUnavailable(Unavailable):
     """The database cannot be reached (or a write's transaction was lost with its
     connection): UNAVAILABLE, worth retrying. Writes that raise it were not
-    acknowledged; event rows are retried by the store itself."""
+    acknowledged; event rows are retried by the store itself.
+
+    `message` is what callers see, so it never names the database (host, port,
+    database, user, file); `detail` says what went wrong for the log, and `str()`
+    (what logs print) has both.
+    """
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.detail})" if self.detail else self.message
+
+
+class StoreFull(StoreUnavailable):
+    """The disk holding the database is full, so a write could not commit:
+    UNAVAILABLE like an unreachable database (nothing was written; retry later, or on another
+    replica), and handled the same way: health NOT_SERVING, jobs pause."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__("the disk holding the event store is full: nothing was written; "
+                         "try again later", detail)
+
+
+class StoreUnusable(Exception):
+    """The store cannot be used at all (not a database, damaged, a directory, on a
+    read-only file system): start-up stops with this one-line message."""
+
 
 
 class StoreRefused(StoreUnavailable):

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from server.store import sqlite_checks
 from server.store.group_commit import GroupCommitter, Job
 from server.store.migrations import MIGRATIONS, check_readable, statement_for
 from server.store.rows import (
@@ -30,6 +31,8 @@ from server.store.rows import (
     Progress,
     Step,
     StepResult,
+    StoreFull,
+    StoreUnusable,
     where_clause,
 )
 
@@ -41,6 +44,14 @@ _ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # How often the background checkpointer copies the WAL into the database, and the
 # WAL size (4 KiB pages) past which the writer checkpoints itself.
 CHECKPOINT_SECONDS = 0.5
+# After a write failed for want of space, the free space the file system must have
+# again before writes count as possible (health SERVING, write_async accepted):
+# about twice what the WAL may grow to between checkpoints. Without this margin a
+# nearly full disk flaps: a small write commits, the next large one does not.
+ROOM_TO_RESUME = 32 * 2**20
+# How long a health check waits for its probe write (the writer may be between two
+# retries of a queued batch).
+PROBE_SECONDS = 3.0
 WAL_AUTOCHECKPOINT_PAGES = 4_000
 # Rows per INSERT statement (10 parameters each, under SQLite's 32,766 limit).
 _ROWS_PER_STATEMENT = 500
@@ -64,6 +75,12 @@ def _insert_events(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> int:
 class SqliteStore:
     """Store on one SQLite database; `path=None` keeps it in memory.
 
+    Opening raises StoreUnusable (one line naming the file and the problem) for a
+    file that is no database, is damaged (see sqlite_checks), is a directory or
+    cannot be written. A write that cannot commit for want of disk space raises
+    StoreFull; from then on `healthy()` is False and write_async is refused until
+    the disk has ROOM_TO_RESUME free and a write commits again.
+
     `read_only` (for the CLI) opens an existing file without changing it: no
     folder or file is created, no migration applied; ValueError when `path` is
     not a Footfall store this version can read.
@@ -80,19 +97,15 @@ class SqliteStore:
         if path is not None and read_only and not os.path.isfile(path):
             raise ValueError(f"no store at {os.path.abspath(path)}")
         if path is not None and not read_only:
-            folder = os.path.dirname(os.path.abspath(path))
-            os.makedirs(folder, exist_ok=True)
+            sqlite_checks.check_file(path)
         # In memory there is one database per connection, so everything shares
         # the writer's connection under a lock.
         self._shared_lock = threading.Lock()
-        self._writer_conn = self._connect()
         self._readers: list[sqlite3.Connection] = []
         self._local = threading.local()
         self._closed = False
-        if read_only:
-            self._check_readable()
-        else:
-            self._migrate()
+        self._full = False  # the last write failed for want of disk space
+        self._writer_conn = self._open_checked()
         self._committer = GroupCommitter(self._apply_batch, name="footfall-sqlite-writer")
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
@@ -111,6 +124,26 @@ class SqliteStore:
             self._checkpointer.start()
 
     # -- connections -------------------------------------------------------
+
+    def _open_checked(self) -> sqlite3.Connection:
+        """The writer's connection to a file that passed its checks, migrated."""
+        if self._read_only:
+            reader = self._connect()
+            self._check_readable(reader, self.path)
+            return reader
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = self._connect()
+            if self.path is not None:
+                sqlite_checks.check_contents(conn, self.path)
+            self._migrate(conn)
+        except (sqlite3.Error, StoreUnusable) as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, StoreUnusable):
+                raise
+            raise StoreUnusable(sqlite_checks.problem(self.path or ":memory:", exc)) from exc
+        return conn
 
     def _connect(self) -> sqlite3.Connection:
         if self._read_only and self.path is not None:
@@ -145,24 +178,26 @@ class SqliteStore:
                 self._readers.append(conn)
         yield conn
 
-    def _check_readable(self) -> None:
-        where = os.path.abspath(self.path or ":memory:")
+    @staticmethod
+    def _check_readable(conn: sqlite3.Connection, path: str | None) -> None:
+        """ValueError (the connection closed) unless `conn` holds a Footfall store this
+        version can read."""
+        where = os.path.abspath(path or ":memory:")
         try:
-            has_table = self._writer_conn.execute(
+            has_table = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE name = 'schema_migrations'").fetchone()
             applied = None if has_table is None else {
-                v for (v,) in self._writer_conn.execute("SELECT version FROM schema_migrations")}
+                v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
         except sqlite3.DatabaseError as exc:  # e.g. "file is not a database"
-            self._writer_conn.close()
+            conn.close()
             raise ValueError(f"{where} is not a Footfall store: {exc}") from exc
         try:
             check_readable(applied, where)
         except ValueError:
-            self._writer_conn.close()
+            conn.close()
             raise
 
-    def _migrate(self) -> None:
-        conn = self._writer_conn
+    def _migrate(self, conn: sqlite3.Connection) -> None:
         # BEGIN IMMEDIATE takes the write lock, so two processes starting at once
         # apply each migration exactly once.
         conn.execute("BEGIN IMMEDIATE")
@@ -188,13 +223,16 @@ class SqliteStore:
     # -- writes ------------------------------------------------------------
 
     def _apply_batch(self, jobs: list[Job]) -> None:
+        """Run `jobs` in one transaction; StoreFull (jobs left for the committer to
+        retry, except function jobs that already ran) when the disk is full."""
+        results: list[tuple[Job, Any, BaseException | None]] = []
+        row_jobs: list[Job] = []
+        ran: list[Job] = []  # function jobs that started
         with self._shared_lock if self._memory else _nothing():
             conn = self._writer_conn
-            results: list[tuple[Job, Any, BaseException | None]] = []
             conn.execute("BEGIN IMMEDIATE")  # the write lock now: no upgrade to fail later
             try:
                 pending_rows: list[EventRow] = []
-                row_jobs: list[Job] = []
                 for job in jobs:
                     if job.rows is not None:
                         pending_rows.extend(job.rows)
@@ -205,9 +243,12 @@ class SqliteStore:
                         pending_rows = []
                     assert job.fn is not None
                     conn.execute("SAVEPOINT job")
+                    ran.append(job)
                     try:
                         value = job.fn(conn)
                     except Exception as exc:  # one job's failure leaves the others intact
+                        if sqlite_checks.is_full(exc):
+                            raise  # the whole transaction is lost, not just this job
                         conn.execute("ROLLBACK TO job")
                         conn.execute("RELEASE job")
                         results.append((job, None, exc))
@@ -217,10 +258,15 @@ class SqliteStore:
                 if pending_rows:
                     _insert_events(conn, pending_rows)
                 conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
+                if sqlite_checks.is_full(exc):
+                    raise self._disk_full(exc, ran) from exc
                 raise
+        if self._full and self._has_room():
+            self._full = False
+            log.warning("%s: the disk has room again; writes commit", self.path)
         for job in row_jobs:
             job.future.set_result(None)
         for job, value, error in results:
@@ -229,7 +275,23 @@ class SqliteStore:
             else:
                 job.future.set_result(value)
 
+    def _disk_full(self, exc: BaseException, ran: list[Job]) -> StoreFull:
+        """Note that writes cannot commit; fail the function jobs that ran (their
+        effects are rolled back, and running them again could repeat what they did
+        besides writing); the committer retries the event rows."""
+        full = StoreFull(f"{self.path}: {exc}")
+        if not self._full:
+            log.error("%s: the disk is full; writes are refused until it has room (%s)",
+                      self.path, exc)
+        self._full = True
+        for job in ran:
+            job.future.set_exception(full)
+        return full
+
     def write_user_events(self, rows: Sequence[EventRow], *, wait: bool = True) -> None:
+        if not wait and self._full:
+            # Never acknowledge what may not be stored: refused while the disk is full.
+            raise StoreFull(f"{self.path}: write_async refused")
         future = self._committer.submit_rows(rows, waited=wait)
         if wait:
             future.result()
@@ -471,8 +533,22 @@ class SqliteStore:
         return self._committer.batches
 
     def healthy(self) -> bool:
-        """A local file or memory: as healthy as the process."""
-        return not self._closed
+        """Whether writes commit: False once closed, and after a write failed for want
+        of space until the disk has ROOM_TO_RESUME free and a write commits again."""
+        if self._closed:
+            return False
+        if not self._full:
+            return True
+        if not self._has_room():
+            return False
+        try:  # room enough: prove it with a write (that clears _full)
+            self._committer.submit_fn(_probe_write).result(timeout=PROBE_SECONDS)
+        except (StoreFull, TimeoutError, RuntimeError):  # full, busy retrying, or closed
+            return False
+        return not self._full
+
+    def _has_room(self) -> bool:
+        return self.path is None or sqlite_checks.free_bytes(self.path) >= ROOM_TO_RESUME
 
     def flush(self) -> None:
         self._committer.flush()
@@ -483,12 +559,18 @@ class SqliteStore:
         assert self.path is not None
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 10000")
+        full = False  # said once per spell of a full disk, not twice a second
         try:
             while not self._stop_checkpoints.wait(CHECKPOINT_SECONDS):
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:
-                    log.exception("WAL checkpoint failed; retrying later")
+                    full = False
+                except sqlite3.Error as exc:
+                    if not sqlite_checks.is_full(exc):
+                        log.exception("WAL checkpoint failed; retrying later")
+                    elif not full:
+                        full = True
+                        log.warning("WAL checkpoint: the disk is full; retrying (%s)", exc)
         finally:
             conn.close()
 
@@ -501,8 +583,12 @@ class SqliteStore:
             self._checkpointer.join()
             try:
                 self._writer_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-            except sqlite3.Error:
-                log.exception("final WAL checkpoint failed; the next start replays the WAL")
+            except sqlite3.Error as exc:
+                if not sqlite_checks.is_full(exc):
+                    log.exception("final WAL checkpoint failed; the next start replays the WAL")
+                else:  # nothing is lost: the WAL holds every commit
+                    log.warning("final WAL checkpoint: the disk is full; the next start "
+                                "replays the WAL")
         self._closed = True
         with self._shared_lock:
             for conn in self._readers:
@@ -514,3 +600,10 @@ class SqliteStore:
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+def _probe_write(conn: sqlite3.Connection) -> None:
+    """The smallest write that must reach the disk: the database header's
+    user_version (unused by Footfall), set to what it is."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    conn.execute(f"PRAGMA user_version = {int(version)}")

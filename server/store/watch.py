@@ -2,7 +2,8 @@
 
 A thread of its own asks `store.healthy()` every `every` seconds and reports each
 change, so a load balancer stops sending calls to a replica whose database is
-away (health NOT_SERVING) and sends them again once it is back.
+away or whose disk is full (health NOT_SERVING) and sends them again once it is
+back.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class HealthWatch:
                 now = False
             if now != healthy and not self._stop.is_set():
                 healthy = now
-                log.warning("store %s: health %s", "answers again" if now else "unreachable",
-                            "SERVING" if now else "NOT_SERVING")
+                log.warning("store %s: health %s",
+                            "healthy again" if now else "unhealthy (unreachable, or its disk is "
+                            "full)", "SERVING" if now else "NOT_SERVING")
                 self._on_change(now)

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import socket
+import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +20,11 @@ from google.protobuf import json_format
 
 from server.app import start
 from server.config import Settings
+from server.store import EventRow
+from server.store.sqlite import SqliteStore
 
 from .cli import CANCELLED, CATALOG, footfall, record_history
+from .tmpfs import mounted
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -237,3 +241,73 @@ def test_a_bad_variable_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
     out = footfall("serve", "--store", "memory://", cwd=tmp_path, env={"FOOTFALL_PORT": "abc"})
     assert (out.returncode, out.stderr) == (2, "footfall: FOOTFALL_PORT: not an integer: 'abc'\n")
     # test_a_bad_serve_variable_does_not_stop_other_commands: only `serve` reads it
+
+
+# -- a store that cannot be served: one line naming the file and the problem, exit 1 ---
+
+
+def assert_refused(out: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    [line] = out.stderr.splitlines()
+    assert "ERROR footfall: cannot start: " in line
+    for word in words:
+        assert word in line, line
+
+
+def serve(store: Path | str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    url = store if isinstance(store, str) else f"sqlite:///{store}"
+    return footfall("serve", "--port", "0", "--http-port", "0", "--store", url, cwd=cwd)
+
+
+def stored(path: Path, events: int = 2000) -> Path:
+    """A closed store at `path` holding `events` events."""
+    store = SqliteStore(str(path))
+    store.write_user_events([EventRow.from_event(CATALOG, json_format.ParseDict(
+        {"eventType": "home-page-view", "visitorId": f"v{i}", "eventTime": "2024-01-01T00:00:00Z"},
+        user_event_pb2.UserEvent()), joined=True) for i in range(events)])
+    store.close()
+    return path
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "events.db").mkdir()
+    assert_refused(serve(tmp_path / "events.db", tmp_path),
+                   f"{tmp_path}/events.db is a directory, not a database file")
+
+
+def test_a_file_that_is_no_database_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "events.db").write_text("id,visitor\n" + "1,v1\n" * 100)
+    assert_refused(serve(tmp_path / "events.db", tmp_path),
+                   f"{tmp_path}/events.db is not a SQLite database")
+
+
+def test_a_copy_cut_short_is_refused(tmp_path: Path) -> None:
+    path = stored(tmp_path / "events.db")
+    size = path.stat().st_size
+    os.truncate(path, size // 2)
+    assert_refused(serve(path, tmp_path), f"{path} is damaged: it is cut short")
+
+
+def test_a_damaged_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = stored(tmp_path / "events.db")
+    with open(path, "r+b") as file:  # a page in the middle, as a bad sector would
+        file.seek((path.stat().st_size // 4096 // 2) * 4096)
+        file.write(b"\xa5" * 4096)
+    damaged = path.read_bytes()
+    assert_refused(serve(path, tmp_path), f"{path} is damaged: ")
+    assert path.read_bytes() == damaged  # nothing written into it
+
+
+def test_a_read_only_file_system_is_refused(tmp_path: Path) -> None:
+    with mounted(tmp_path / "disk", 4 * 2**20) as disk:
+        path = stored(disk.path / "events.db", 10)
+        disk.remount("ro")
+        assert_refused(serve(path, tmp_path), f"{path}: the file system is read-only")
+
+
+def test_a_full_disk_at_start_is_one_line(tmp_path: Path) -> None:
+    with mounted(tmp_path / "disk", 2**20) as disk:
+        disk.fill()
+        path = disk.path / "events.db"
+        assert_refused(serve(path, tmp_path), f"{path}: the disk is full")

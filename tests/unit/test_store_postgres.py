@@ -7,6 +7,7 @@ stops. Skipped unless FOOTFALL_TEST_POSTGRES_DSN is set (tests/conftest.py).
 
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 import time
@@ -15,7 +16,8 @@ from typing import Any
 
 import grpc
 import pytest
-from footfall.retail.v2 import user_event_pb2
+from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_event_service_pb2_grpc
+from footfall.talent.v4 import event_pb2, event_service_pb2, event_service_pb2_grpc
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -296,3 +298,58 @@ def test_health_is_not_serving_while_the_database_is_away(proxied_url: str,
             assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     finally:
         running.stop()
+
+
+def test_callers_never_learn_where_the_database_is(proxied_url: str, proxy: Proxy,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    params = conninfo_to_dict(proxied_url)
+    where = [str(params["host"]), str(proxy.port), str(params["dbname"]), str(params["user"])]
+    running = start(Settings(host="127.0.0.1", port=0, http_port=-1, store=proxied_url,
+                             grace_seconds=2, workers=4))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            retail = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+            talent = event_service_pb2_grpc.EventServiceStub(channel)
+            operations = operations_pb2_grpc.OperationsStub(channel)
+            write = user_event_service_pb2.WriteUserEventRequest(
+                parent=CATALOG, user_event=json_format.ParseDict(
+                    {"eventType": "home-page-view", "visitorId": "v"},
+                    user_event_pb2.UserEvent()))
+            retail.WriteUserEvent(write, timeout=OUTAGE_NOTICED)
+            proxy.cut()
+            messages: list[str] = []
+            for call in (
+                    lambda: retail.WriteUserEvent(write, timeout=OUTAGE_NOTICED),
+                    lambda: retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+                        parent=CATALOG, user_event=write.user_event, write_async=True),
+                        timeout=OUTAGE_NOTICED),
+                    lambda: operations.GetOperation(operations_pb2.GetOperationRequest(
+                        name=f"{CATALOG}/operations/x"), timeout=OUTAGE_NOTICED),
+                    lambda: talent.CreateClientEvent(event_service_pb2.CreateClientEventRequest(
+                        parent="projects/p/tenants/t", client_event=json_format.ParseDict(
+                            {"eventId": "e1", "createTime": "2024-05-01T12:00:00Z",
+                             "jobEvent": {"type": "VIEW", "jobs": ["projects/p/tenants/t/jobs/j"]}},
+                            event_pb2.ClientEvent())), timeout=OUTAGE_NOTICED)):
+                with pytest.raises(grpc.RpcError) as refused:
+                    call()
+                assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value
+                messages.append(str(refused.value.details()))
+            reply = _http_get(running.http_port, f"/v2/{CATALOG}/operations/x")
+            assert reply[0] == 503
+            messages.append(reply[1])
+    finally:
+        running.stop()
+    for message in messages:
+        assert not [part for part in where if part in message], message
+    # ... while the log says what went wrong and where.
+    assert any(str(proxy.port) in record.getMessage() for record in caplog.records)
+
+
+def _http_get(port: int, path: str) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=OUTAGE_NOTICED)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()

@@ -1,0 +1,130 @@
+"""A full disk under the SQLite store, for real: a small tmpfs filled with a
+ballast file. Writes are refused with UNAVAILABLE naming the full disk, health says
+NOT_SERVING, a running import pauses; once the ballast is gone writes commit
+again, health says SERVING and the import finishes with every event. Mounting
+needs root: without it the test skips, saying so loudly."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from footfall.retail.v2 import (
+    import_config_pb2,
+    user_event_pb2,
+    user_event_service_pb2,
+    user_event_service_pb2_grpc,
+)
+from google.longrunning import operations_pb2, operations_pb2_grpc
+from google.protobuf import duration_pb2, json_format
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from server.app import Running, start
+from server.config import Settings
+from server.store import EventQuery
+from server.store.sqlite import ROOM_TO_RESUME
+
+from .tmpfs import SmallDisk, mounted
+
+PARENT = "projects/p/locations/global/catalogs/default_catalog"
+DISK_BYTES = 2 * ROOM_TO_RESUME  # emptied, it has the room the store wants to resume
+NOTICED = 20.0  # seconds within which a full disk, or room again, must show
+IMPORTED = 6000  # events of the import that meets the full disk (steps of 1,000)
+MAX_SMALL_WRITES = 2000  # far more than fit in a WAL file grown by one failed import step
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    with mounted(tmp_path / "disk", DISK_BYTES) as small:
+        yield small
+
+
+@pytest.fixture
+def running(disk: SmallDisk, tmp_path: Path) -> Iterator[Running]:
+    server = start(Settings(host="127.0.0.1", port=0, store=f"sqlite:///{disk.path}/events.db",
+                            grace_seconds=5, workers=8, gcs_root=str(tmp_path / "gcs")))
+    yield server
+    server.stop()
+
+
+def event(visitor: str) -> user_event_pb2.UserEvent:
+    return json_format.ParseDict({"eventType": "home-page-view", "visitorId": visitor,
+                                  "eventTime": "2024-01-01T00:00:00Z"},
+                                 user_event_pb2.UserEvent())
+
+
+def eventually(probe: Callable[[], bool], what: str) -> None:
+    end = time.monotonic() + NOTICED
+    while not probe():
+        assert time.monotonic() < end, f"gave up after {NOTICED}s waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_full_disk_refuses_writes_pauses_jobs_and_recovers(
+        running: Running, disk: SmallDisk, tmp_path: Path) -> None:
+    files = tmp_path / "gcs" / "shop"
+    files.mkdir(parents=True)
+    (files / "events.json").write_text("".join(
+        json.dumps({"eventType": "home-page-view", "visitorId": f"imported-{i}",
+                    "eventTime": "2024-01-01T00:00:00Z"}) + "\n" for i in range(IMPORTED)))
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        retail = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+        ops = operations_pb2_grpc.OperationsStub(channel)
+        health = health_pb2_grpc.HealthStub(channel)
+
+        def write(visitor: str, write_async: bool = False) -> None:
+            retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+                parent=PARENT, user_event=event(visitor), write_async=write_async), timeout=30)
+
+        def serving() -> bool:
+            answer = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+            return answer.status == health_pb2.HealthCheckResponse.SERVING
+
+        for i in range(20):
+            write(f"before-{i}")
+        assert serving()
+
+        disk.fill()
+        disk.make_room(128 * 1024)  # enough to store the import's operation, not its events
+        request = import_config_pb2.ImportUserEventsRequest(parent=PARENT)
+        request.input_config.gcs_source.input_uris.append("gs://shop/events.json")
+        operation = retail.ImportUserEvents(request, timeout=30)
+        eventually(lambda: not serving(), "health NOT_SERVING")
+
+        # Small writes still commit while they fit in what the WAL file has already
+        # taken of the disk; each one acknowledged must be there at the end.
+        acknowledged = [f"before-{i}" for i in range(20)]
+        for i in range(MAX_SMALL_WRITES):
+            try:
+                write(f"nearly-full-{i}")
+            except grpc.RpcError as exc:
+                refused = exc
+                break
+            acknowledged.append(f"nearly-full-{i}")
+        else:
+            pytest.fail(f"{MAX_SMALL_WRITES} writes committed on a full disk")
+        assert refused.code() == grpc.StatusCode.UNAVAILABLE
+        assert "disk holding the event store is full" in str(refused.details())
+        with pytest.raises(grpc.RpcError) as refused_async:  # never acknowledged either
+            write("refused-async", write_async=True)
+        assert refused_async.value.code() == grpc.StatusCode.UNAVAILABLE
+        paused = ops.GetOperation(operations_pb2.GetOperationRequest(name=operation.name),
+                                  timeout=10)
+        assert not paused.done  # paused, not ended
+
+        disk.empty()
+        eventually(serving, "health SERVING again")
+        write("after")
+        done = ops.WaitOperation(operations_pb2.WaitOperationRequest(
+            name=operation.name, timeout=duration_pb2.Duration(seconds=30)), timeout=40)
+    assert done.done and not done.HasField("error"), done.error
+    meta = import_config_pb2.ImportMetadata()
+    done.metadata.Unpack(meta)
+    assert (meta.success_count, meta.failure_count) == (IMPORTED, 0)
+    stored = {user_event_pb2.UserEvent.FromString(payload).visitor_id
+              for _, payload in running.store.list_user_events(EventQuery(PARENT), 100_000)}
+    assert stored == ({*acknowledged, "after"} | {f"imported-{i}" for i in range(IMPORTED)})

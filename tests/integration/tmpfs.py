@@ -1,0 +1,66 @@
+"""A real small file system for tests: a tmpfs mounted for one test, and a ballast
+file that fills it. Mounting needs root; without it the test skips, loudly."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+class SmallDisk:
+    """A mounted tmpfs and a ballast file that can fill it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.ballast = path / "ballast"
+
+    def fill(self) -> None:
+        """Write ballast until the file system says ENOSPC."""
+        fd = os.open(self.ballast, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            for chunk in (2**20, 4096):
+                while True:
+                    try:
+                        os.write(fd, b"\xff" * chunk)
+                    except OSError as exc:
+                        assert exc.errno == errno.ENOSPC, exc
+                        break
+        finally:
+            os.close(fd)
+
+    def make_room(self, size: int) -> None:
+        os.truncate(self.ballast, max(self.ballast.stat().st_size - size, 0))
+
+    def empty(self) -> None:
+        self.ballast.unlink()
+
+    def remount(self, *options: str) -> None:
+        """Mount it again with `options` (e.g. "ro")."""
+        _run("mount", "-o", ",".join(("remount", *options)), str(self.path))
+
+
+@contextlib.contextmanager
+def mounted(path: Path, size: int) -> Iterator[SmallDisk]:
+    """A tmpfs of `size` bytes on `path` (made if missing), unmounted however the
+    block ends; skips the test when mounting is not permitted."""
+    path.mkdir(exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip("!!!!!!!! SKIPPED: cannot mount a tmpfs for a full or read-only disk "
+                    f"(needs root): {done.stderr.strip()} !!!!!!!!")
+    try:
+        yield SmallDisk(path)
+    finally:
+        _run("umount", str(path))
+
+
+def _run(*command: str) -> None:
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, f"{command}: {done.stderr}"
