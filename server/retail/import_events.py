@@ -36,14 +36,15 @@ SOURCES = SourceRules("user_event_inline_source", "user_events", "event", ("", "
 _INLINE = "input_config.user_event_inline_source.user_events"
 
 
-def check_request(request: Any, gcs_root: Path) -> str:
+def check_request(request: Any, gcs_root: Path, deadline: float | None = None) -> str:
     """Everything that can be checked before the job runs; returns the catalog.
 
-    INVALID_ARGUMENT naming each bad field.
+    INVALID_ARGUMENT naming each bad field; DEADLINE_EXCEEDED when `deadline`
+    (time.monotonic()) passes while gs:// files are listed.
     """
     violations: list[FieldViolation] = []
     catalog = gather(violations, parse_catalog, request.parent, "parent")
-    violations.extend(check_sources(request, gcs_root, SOURCES))
+    violations.extend(check_sources(request, gcs_root, SOURCES, deadline))
     raise_if_any(violations)
     return str(catalog)
 
