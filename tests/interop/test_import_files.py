@@ -1,9 +1,10 @@
 """Import from gs:// files a hostile neighbour also writes to, through the official
 client against a `footfall serve` subprocess: a file turned into a FIFO, a line
-of 64 MB."""
+of 64 MB, and API keys limited to their own buckets."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -24,10 +25,12 @@ from .support import (
     event_lines,
     finish,
     gcs_path,
+    product_client,
     put_gcs,
     retail_client,
     wait_until,
 )
+from .trust import with_key
 
 SHOP = "projects/shop/locations/global/catalogs/default_catalog"
 MIB = 1024 * 1024
@@ -112,3 +115,52 @@ def test_a_64_mb_line_is_one_failure_and_memory_stays_flat(
     [sample] = [s.message for s in response.error_samples]
     assert sample.startswith(f"{uri} line 2: the line is {long_line} bytes; a line")
     assert count_events(server.store, catalog, server.workdir) == 2
+
+
+# -- buckets per key (issue 10, item 14) ---------------------------------------------------
+
+SHOP_A, EVERYWHERE = "shop-a-admin-7f3e01c2", "ops-admin-44d09b1e"
+
+
+def test_a_key_imports_only_from_and_into_its_buckets(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": {
+        SHOP_A: {"projects": ["shop"], "role": "admin", "buckets": ["shop-a-*"],
+                 "name": "shop-a"},
+        EVERYWHERE: {"projects": ["shop"], "role": "admin", "name": "ops"}}}))
+    server = server_factory("--auth-file", str(keys), "--gcs-root", str(tmp_path / "gcs"))
+    own = put_gcs(server.gcs_root, "gs://shop-a-events/e.json", event_lines(2, visitor="a"))
+    other = put_gcs(server.gcs_root, "gs://shop-b-events/e.json", event_lines(3, visitor="b"))
+    products = put_gcs(server.gcs_root, "gs://shop-b-events/products.json",
+                       json.dumps({"id": "p1", "title": "Tent", "categories": ["Tents"]}))
+    with retail_client(server.address) as retail, product_client(server.address) as catalog:
+        def finished(name: str, key: str) -> bool:
+            return imported_so_far(retail, name, with_key(key))[0]
+
+        allowed = retail.import_user_events(
+            request=file_import(SHOP, own, errors_prefix="gs://shop-a-errors/import"),
+            metadata=with_key(SHOP_A), timeout=RPC_DEADLINE)
+        wait_until(lambda: finished(allowed.operation.name, SHOP_A), "the allowed import")
+        for request, words in [
+            (file_import(SHOP, own, other),
+             "bucket 'shop-b-events' (input_config.gcs_source.input_uris[1])"),
+            (file_import(SHOP, own, errors_prefix="gs://shop-b-errors/import"),
+             "bucket 'shop-b-errors' (errors_config.gcs_prefix)"),
+        ]:
+            with pytest.raises(exceptions.PermissionDenied) as denied:
+                retail.import_user_events(request=request, metadata=with_key(SHOP_A),
+                                          timeout=RPC_DEADLINE)
+            assert words in denied.value.message
+        with pytest.raises(exceptions.PermissionDenied, match="bucket 'shop-b-events'"):
+            catalog.import_products(
+                request={"parent": f"{SHOP}/branches/default_branch",
+                         "input_config": {"gcs_source": {"input_uris": [products]}}},
+                metadata=with_key(SHOP_A), timeout=RPC_DEADLINE)
+        # A key without a list may use every bucket, as before.
+        everywhere = retail.import_user_events(request=file_import(SHOP, other),
+                                               metadata=with_key(EVERYWHERE),
+                                               timeout=RPC_DEADLINE)
+        wait_until(lambda: finished(everywhere.operation.name, EVERYWHERE), "the ops import")
+    assert count_events(server.store, SHOP, server.workdir) == 5
+    assert not (server.gcs_root / "shop-b-errors").exists()
