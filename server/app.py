@@ -72,7 +72,7 @@ class Running:
         if self.http is not None:
             self.http.stop()
         self.server.stop(self.settings.grace_seconds).wait()
-        self.runner.stop()
+        self.runner.stop(self.settings.grace_seconds)
         self.store.close()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,10 +29,10 @@ from server.clock import SystemClock
 from server.config import Settings
 from server.errors import DeadlineExceeded, InvalidArgument
 from server.operations import records
-from server.operations.runner import OperationRunner
+from server.operations.runner import JobContext, OperationRunner
 from server.retail import import_events, import_products, ndjson
 from server.retail.bulk_import import ImportState
-from server.store import EventQuery
+from server.store import EventQuery, open_store
 from server.store.rows import OperationRecord
 
 PARENT = "projects/p/locations/global/catalogs/default_catalog"
@@ -340,3 +341,30 @@ def test_the_call_deadline_bounds_the_listing(tmp_path: Path, many_files: Path) 
         assert running.store.list_operations(PARENT, None, 10) == []
     finally:
         running.stop()
+
+
+def test_shutdown_leaves_a_job_that_is_stuck_in_io(tmp_path: Path) -> None:
+    # A job held by a file system that never answers (a hung NFS mount, say) must not
+    # hold SIGTERM too: the runner waits its grace, then leaves the thread behind.
+    store = open_store("memory://")
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck(ctx: JobContext) -> None:
+        entered.set()
+        release.wait()  # stands for a read that does not return
+
+    store.create_operation(OperationRecord(
+        name=f"{PARENT}/operations/stuck-1", kind="stuck", done=False, create_time_us=0,
+        request=b"", operation=b""))
+    runner = OperationRunner(store, SystemClock(), {"stuck": stuck})
+    runner.start()
+    try:
+        assert entered.wait(30)
+        started = time.monotonic()
+        runner.stop(timeout=0.2)
+        assert time.monotonic() - started < 5
+        record = store.get_operation(f"{PARENT}/operations/stuck-1")
+        assert record is not None and not record.done  # it resumes at the next start
+    finally:
+        release.set()
+        store.close()
