@@ -288,24 +288,26 @@ class BulkImport:
             uri = gcs.name_of(self.root, path)
             with gcs.open_input(self.root, path, self.uris_field) as handle:
                 handle.seek(state.offset)
-                lines = ndjson.read_lines(handle, check_stop)
+                readline, limit = handle.readline, ndjson.READ_LIMIT
                 line_no, offset, more = state.line, state.offset, True
                 while more:
                     chunk: list[Item] = []
                     failures: list[str] = []
-                    start = offset
-                    while len(chunk) + len(failures) < BATCH and offset - start < BATCH_BYTES:
-                        line = next(lines, None)
-                        if line is None:
+                    start, full = offset, offset + BATCH_BYTES
+                    while len(chunk) + len(failures) < BATCH and offset < full:
+                        raw = readline(limit)
+                        size = len(raw)
+                        if not size:
                             more = False
                             break
-                        raw, size = line
-                        offset += size
                         line_no += 1
-                        where = f"{uri} line {line_no}"
-                        if raw is None:
-                            failures.append(f"{where}: {ndjson.too_long(size)}")
-                        elif raw.strip():
+                        if size == limit and not raw.endswith(b"\n"):  # cut: too long
+                            size += ndjson.skip_rest(handle, check_stop)
+                            failures.append(f"{uri} line {line_no}: {ndjson.too_long(size)}")
+                            raw = b""
+                        offset += size
+                        if raw.strip():
+                            where = f"{uri} line {line_no}"
                             try:
                                 chunk.append((where, self.decode_line(raw), True))
                             except ValueError as exc:

@@ -6,7 +6,7 @@ a 2 GB file of one line costs as little memory as a file of small lines.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import BinaryIO
 
 # One line is one event or product. Footfall's write paths take events of up to
@@ -15,30 +15,22 @@ from typing import BinaryIO
 MAX_LINE_BYTES = 1024 * 1024 + 256 * 1024
 SKIP_CHUNK = 1024 * 1024  # what is read at a time while skipping an over-long line
 
-# (the line, or None when it was longer than MAX_LINE_BYTES; the bytes it takes in
-# the file, its newline included)
-Line = tuple[bytes | None, int]
+# readline(READ_LIMIT) answers a whole line of up to MAX_LINE_BYTES, or, for a
+# longer line, its first READ_LIMIT bytes without a newline: skip_rest then.
+READ_LIMIT = MAX_LINE_BYTES + 1
 
 
-def read_lines(handle: BinaryIO, between_chunks: Callable[[], None]) -> Iterator[Line]:
-    """The lines of `handle` from where it stands. `between_chunks` is called while an
-    over-long line is skipped, between reads (it may raise to stop)."""
+def skip_rest(handle: BinaryIO, between_chunks: Callable[[], None]) -> int:
+    """Read past the rest of a cut line, SKIP_CHUNK at a time, calling
+    `between_chunks` before each read (it may raise to stop); returns the bytes
+    skipped, its newline included."""
+    skipped = 0
     while True:
-        raw = handle.readline(MAX_LINE_BYTES + 1)
-        if not raw:
-            return
-        if len(raw) <= MAX_LINE_BYTES or raw.endswith(b"\n"):
-            yield raw, len(raw)
-            continue
-        size = len(raw)
-        del raw
-        while True:
-            between_chunks()
-            chunk = handle.readline(SKIP_CHUNK)
-            size += len(chunk)
-            if not chunk or chunk.endswith(b"\n"):
-                break
-        yield None, size
+        between_chunks()
+        chunk = handle.readline(SKIP_CHUNK)
+        skipped += len(chunk)
+        if not chunk or chunk.endswith(b"\n"):
+            return skipped
 
 
 def too_long(size: int) -> str:

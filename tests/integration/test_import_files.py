@@ -279,6 +279,28 @@ def test_an_over_long_line_is_one_failure_and_its_neighbours_import(
     assert stored(held) == 2
 
 
+def test_lines_at_the_cap_import_and_one_byte_more_does_not(
+        stubs, held: Running, root: Path) -> None:
+    retail, ops = stubs
+
+    def padded(visitor: str, size: int) -> bytes:  # JSON allows the spaces
+        line = event_line(visitor).rstrip("\n").encode()
+        return line + b" " * (size - len(line))
+
+    cap = ndjson.MAX_LINE_BYTES
+    put(root / "shop/events.json", padded("at-cap", cap) + b"\n" + padded("over", cap + 1)
+        + b"\n" + event_line("small").encode() + padded("last-over", cap + 1))
+    op = retail.ImportUserEvents(file_import("gs://shop/events.json"))
+    with jobs(held, root):
+        done = finished(ops, op.name)
+    response = import_config_pb2.ImportUserEventsResponse()
+    done.response.Unpack(response)
+    assert [s.message.split(" bytes;")[0] for s in response.error_samples] == [
+        f"gs://shop/events.json line 2: the line is {cap + 2}",
+        f"gs://shop/events.json line 4: the line is {cap + 1}"]  # no newline at the end
+    assert stored(held) == 2
+
+
 # -- huge folders (item 7) --------------------------------------------------------------
 
 MANY = 50_000

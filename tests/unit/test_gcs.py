@@ -135,37 +135,24 @@ def test_inputs_open_only_regular_files_inside_the_root(root: Path, tmp_path: Pa
         gcs.open_input(root, root / "bkt/d/gone.json", FIELD)
 
 
-# -- lines -------------------------------------------------------------------------------
-
-MAX = ndjson.MAX_LINE_BYTES
+# -- skipping an over-long line ----------------------------------------------------------
 
 
-def lines_of(data: bytes) -> list[tuple[bytes | None, int]]:
-    return list(ndjson.read_lines(io.BytesIO(data), lambda: None))
+def test_skip_rest_reads_to_the_newline_in_bounded_chunks() -> None:
+    calls: list[int] = []
+    handle = io.BytesIO(b"x" * (3 * ndjson.SKIP_CHUNK + 5) + b"\nnext\n")
+    assert ndjson.skip_rest(handle, lambda: calls.append(1)) == 3 * ndjson.SKIP_CHUNK + 6
+    assert handle.readline() == b"next\n"
+    assert len(calls) == 4  # before each read: a stop can land while skipping
+    assert ndjson.skip_rest(io.BytesIO(b"no newline"), lambda: None) == 10
 
 
-def test_lines_up_to_the_cap_are_read_and_longer_ones_skipped() -> None:
-    at_cap = b"a" * MAX + b"\n"
-    over = b"b" * (MAX + 1) + b"\n"
-    far_over = b"c" * (5 * MAX) + b"\n"
-    data = b"{}\n" + at_cap + over + far_over + b"\n" + b"d" * MAX  # last: no newline
-    assert [(line[:1] if line else line, size) for line, size in lines_of(data)] == [
-        (b"{", 3), (b"a", MAX + 1), (None, MAX + 2), (None, 5 * MAX + 1), (b"\n", 1),
-        (b"d", MAX)]
-
-
-def test_an_over_long_last_line_without_newline_is_skipped() -> None:
-    assert lines_of(b"{}\n" + b"x" * (MAX + 5)) == [(b"{}\n", 3), (None, MAX + 5)]
-
-
-def test_skipping_calls_back_between_chunks_so_a_stop_can_land() -> None:
+def test_skip_rest_stops_when_asked() -> None:
     class Stop(Exception):
         pass
 
     def stop() -> None:
         raise Stop
 
-    reader = ndjson.read_lines(io.BytesIO(b"ok\n" + b"x" * (3 * MAX)), stop)
-    assert next(reader) == (b"ok\n", 3)
     with pytest.raises(Stop):
-        next(reader)
+        ndjson.skip_rest(io.BytesIO(b"x" * ndjson.SKIP_CHUNK * 2), stop)
