@@ -184,6 +184,12 @@ class Unavailable(FootfallError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class DeadlineExceeded(FootfallError):
+    """The call's deadline passed while the server was still working on it."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
 class ResourceExhausted(FootfallError):
     """RESOURCE_EXHAUSTED; with `retry_after` seconds, a RetryInfo detail too."""
 

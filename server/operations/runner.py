@@ -165,12 +165,22 @@ class OperationRunner:
         """A new operation was stored: look for work now rather than at the next poll."""
         self._wake.set()
 
-    def stop(self) -> None:
-        """Stop after the current batch; unfinished jobs are released for the next start."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop after the current batch; unfinished jobs are released for the next start.
+
+        Waits at most `timeout` seconds (None: as long as it takes) for the workers. A
+        worker still busy then (e.g. held by a file system that does not answer) is
+        left behind: its thread dies with the process, and its job is taken up again
+        at the next start (its holder is gone) or when its lease runs out.
+        """
         self._stopping.set()
         self._wake.set()
+        end = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
-            thread.join()
+            thread.join(None if end is None else max(0.0, end - time.monotonic()))
+            if thread.is_alive():
+                log.warning("%s still busy after %ss; leaving it (its job resumes at the "
+                            "next start)", thread.name, timeout)
 
     def _holder_gone(self, holder: str) -> bool:
         host, _, rest = holder.partition(":")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -167,6 +168,13 @@ class Policy:
             fields["message"] = message[:300]
         text = " ".join(f"{k}={_logfmt(v)}" for k, v in fields.items())
         log.log(level, "call %s", text, extra={"call": fields})
+
+
+def deadline_of(context: Any) -> float | None:
+    """The call's deadline on time.monotonic(), or None when it has none: for work
+    whose length the request decides (e.g. listing gs:// files)."""
+    remaining = context.time_remaining() if context is not None else None
+    return None if remaining is None else time.monotonic() + remaining
 
 
 def drop_if_gone(context: Any) -> None:

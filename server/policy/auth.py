@@ -7,9 +7,13 @@ Keys live in a JSON file (`--auth-file`):
 
 `writer` may write, collect and create client events; `admin` may call every
 RPC. `projects` may hold "*" for every project; `name` (optional) is what the
-logs say instead of the key. Keys are kept only as SHA-256 digests and looked
-up by digest, so no comparison ever runs over a secret (constant time in the
-key), and no message or log line ever holds one.
+logs say instead of the key; `buckets` (optional, default every bucket) lists
+the Cloud Storage buckets the key's requests may name (`gs://` URIs, e.g. import
+sources and error folders), exactly or with `*` wildcards ("shop-a-*").
+
+Keys are kept only as SHA-256 digests and looked up by digest, so no comparison
+ever runs over a secret (constant time in the key), and no message or log line
+ever holds one.
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ WRITER_METHODS = frozenset({
 RESOURCE_FIELDS = (("parent",), ("name",), ("product", "name"))
 _PROJECT = re.compile(r"^projects/(?P<project>[^/]+)(?:/|$)")
 ANY_PROJECT = "*"
+# Request fields that name Cloud Storage locations (gs://bucket/...), repeated or not.
+GCS_FIELDS = (("input_config", "gcs_source", "input_uris"),
+              ("input_config", "big_query_source", "gcs_staging_dir"),
+              ("errors_config", "gcs_prefix"))
+_BUCKET_PATTERN = re.compile(r"^[a-z0-9._*-]+$")
 
 
 class Role(enum.Enum):
@@ -65,9 +74,13 @@ class Grant:
     role: Role
     projects: frozenset[str]
     name: str  # for logs: the entry's "name", else "key #n"
+    buckets: re.Pattern[str] | None = None  # the bucket names allowed; None: every one
 
     def allows_project(self, project: str) -> bool:
         return ANY_PROJECT in self.projects or project in self.projects
+
+    def allows_bucket(self, bucket: str) -> bool:
+        return self.buckets is None or self.buckets.fullmatch(bucket) is not None
 
 
 def _digest(key: str) -> bytes:
@@ -118,10 +131,10 @@ def _grant(key: str, entry: Any, where: str) -> Grant:
         raise AuthFileError(f"{where}: a key must be non-empty, without surrounding spaces")
     if not isinstance(entry, dict):
         raise AuthFileError(f"{where}: must be an object with 'projects' and 'role'")
-    unknown = set(entry) - {"projects", "role", "name"}
+    unknown = set(entry) - {"projects", "role", "name", "buckets"}
     if unknown:
         raise AuthFileError(f"{where}: unknown fields {sorted(unknown)}; "
-                            "allowed: projects, role, name")
+                            "allowed: projects, role, name, buckets")
     name = entry.get("name", "")
     if not isinstance(name, str):
         raise AuthFileError(f"{where}: 'name' must be a string")
@@ -135,7 +148,23 @@ def _grant(key: str, entry: Any, where: str) -> Grant:
             isinstance(p, str) and p and "/" not in p for p in projects):
         raise AuthFileError(f"{where}: 'projects' must be a non-empty list of project ids "
                             "(or \"*\" for every project)")
-    return Grant(role, frozenset(projects), name or where.rpartition(": ")[2])
+    return Grant(role, frozenset(projects), name or where.rpartition(": ")[2],
+                 _buckets(entry.get("buckets"), where))
+
+
+def _buckets(patterns: Any, where: str) -> re.Pattern[str] | None:
+    """One pattern matching the listed bucket names (`*`: any run of characters);
+    None (every bucket) when the entry has no list or lists "*"."""
+    if patterns is None:
+        return None
+    if not isinstance(patterns, list) or not patterns or not all(
+            isinstance(p, str) and _BUCKET_PATTERN.match(p) for p in patterns):
+        raise AuthFileError(f"{where}: 'buckets' must be a non-empty list of bucket names, "
+                            'with * for any characters (e.g. "shop-a-*"); leave it out for '
+                            "every bucket")
+    if "*" in patterns:
+        return None
+    return re.compile("|".join(".*".join(map(re.escape, p.split("*"))) for p in patterns))
 
 
 def _error_info(reason: str) -> list[Message]:
@@ -195,6 +224,52 @@ def resource_names(request: Message) -> list[str]:
     return [v for path in RESOURCE_FIELDS if (v := _field_value(request, path))]
 
 
+_gcs_paths: dict[str, tuple[tuple[str, ...], ...]] = {}  # by message type
+
+
+def _paths_in(descriptor: Any) -> tuple[tuple[str, ...], ...]:
+    """The GCS_FIELDS a message type has."""
+    found = []
+    for path in GCS_FIELDS:
+        current = descriptor
+        for name in path:
+            field = current.fields_by_name.get(name) if current is not None else None
+            if field is None:
+                break
+            current = field.message_type
+        else:
+            found.append(path)
+    return tuple(found)
+
+
+def gcs_uris(request: Message) -> list[tuple[str, str]]:
+    """(field path, URI) for every non-empty Cloud Storage location the request names."""
+    descriptor = request.DESCRIPTOR
+    paths = _gcs_paths.get(descriptor.full_name)
+    if paths is None:
+        paths = _gcs_paths[descriptor.full_name] = _paths_in(descriptor)
+    out: list[tuple[str, str]] = []
+    for path in paths:
+        target: Any = request
+        for name in path[:-1]:
+            if not target.HasField(name):
+                break
+            target = getattr(target, name)
+        else:
+            value = getattr(target, path[-1])
+            field = ".".join(path)
+            if isinstance(value, str):
+                out.extend([(field, value)] if value else [])
+            else:
+                out.extend((f"{field}[{i}]", uri) for i, uri in enumerate(value) if uri)
+    return out
+
+
+def bucket_of(uri: str) -> str | None:
+    """`shop` for `gs://shop/events/*.json`; None for anything not gs://."""
+    return uri[len("gs://"):].partition("/")[0] if uri.startswith("gs://") else None
+
+
 def project_of(name: str) -> str | None:
     """`my-project` for `projects/my-project/...`; None for anything else."""
     match = _PROJECT.match(name)
@@ -205,8 +280,8 @@ def authorize(grant: Grant, method: str, request: Message) -> str:
     """The project the call acts on, if `grant` may call `method` on it.
 
     Raises PERMISSION_DENIED when the role is too weak, when a resource name of
-    the request is in a project the key is not granted, or when the request
-    names no project at all.
+    the request is in a project the key is not granted, when the request names
+    no project at all, or a gs:// bucket the key is not granted.
     """
     rpc = method.rpartition("/")[2]
     if not grant.role.may_call(method):
@@ -222,6 +297,12 @@ def authorize(grant: Grant, method: str, request: Message) -> str:
         if not grant.allows_project(project):
             raise Denied(f"the API key is not allowed to use project {project!r} "
                          "(or it may not exist)")
+    if grant.buckets is not None:
+        for field, uri in gcs_uris(request):
+            bucket = bucket_of(uri)
+            if bucket is not None and not grant.allows_bucket(bucket):
+                raise Denied(f"the API key is not allowed to use bucket {bucket!r} "
+                             f"({field})")
     return str(projects[0])
 
 

@@ -4,11 +4,12 @@ A job reads its source (inline messages, or `gs://` files of one JSON object per
 line) in batches. Each batch's writes and the job's checkpoint (position,
 counts, error samples, size of the error file) commit in one transaction, so a
 crash resumes after the last committed batch and nothing is written twice.
+A batch holds at most BATCH items and about BATCH_BYTES of lines, and a line at
+most `max_line_bytes`, so memory stays flat whatever the files hold.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,10 +24,12 @@ from server import protojson
 from server.errors import FieldViolation, InvalidArgument, gather, summary
 from server.operations import records
 from server.operations.runner import JobContext
-from server.retail import gcs
+from server.retail import gcs, ndjson
 from server.store.rows import Progress, Step, StepResult
 
 BATCH = 1_000
+ERRORS_FIELD = "errors_config.gcs_prefix"
+BATCH_BYTES = 8 * 1024 * 1024  # of file lines; a batch ends after the line that passes it
 MAX_ERROR_SAMPLES = 50
 
 
@@ -67,8 +70,10 @@ Batch = tuple[list[Item], list[str], Callable[[ImportState], None]]
 
 
 def check_gcs_source(source: Any, root: Path, prefix: str, schemas: Sequence[str],
-                     schema_help: str) -> list[FieldViolation]:
-    """Violations of a GcsSource at `prefix` (e.g. input_config.gcs_source)."""
+                     schema_help: str, deadline: float | None = None) -> list[FieldViolation]:
+    """Violations of a GcsSource at `prefix` (e.g. input_config.gcs_source). Listing
+    stops at the first URI past gcs.MAX_FILES files in all; DEADLINE_EXCEEDED when
+    `deadline` (time.monotonic()) passes first."""
     uris = f"{prefix}.input_uris"
     out: list[FieldViolation] = []
     if source.data_schema not in schemas:
@@ -83,13 +88,19 @@ def check_gcs_source(source: Any, root: Path, prefix: str, schemas: Sequence[str
     total = 0
     for i, uri in enumerate(source.input_uris):
         try:
-            total += len(gcs.input_files(root, uri, f"{uris}[{i}]"))
+            total += len(gcs.input_files(root, uri, f"{uris}[{i}]",
+                                         limit=gcs.MAX_FILES - total, deadline=deadline))
         except InvalidArgument as exc:
             out.extend(exc.violations)
-    if total > gcs.MAX_FILES:
-        out.append(FieldViolation(uris, f"the URIs match {total} files; at most "
-                                        f"{gcs.MAX_FILES} per import"))
+        if total > gcs.MAX_FILES:
+            out.append(too_many_files(uris))
+            break
     return out
+
+
+def too_many_files(field: str) -> FieldViolation:
+    return FieldViolation(field, f"the URIs match more than {gcs.MAX_FILES} files; at most "
+                                 f"{gcs.MAX_FILES} per import")
 
 
 @dataclass(frozen=True)
@@ -104,8 +115,10 @@ class SourceRules:
     max_inline: int = 10_000
 
 
-def check_sources(request: Any, root: Path, rules: SourceRules) -> list[FieldViolation]:
-    """Violations of an import request's input_config and errors_config."""
+def check_sources(request: Any, root: Path, rules: SourceRules,
+                  deadline: float | None = None) -> list[FieldViolation]:
+    """Violations of an import request's input_config and errors_config; creates
+    nothing. DEADLINE_EXCEEDED when `deadline` passes while listing files."""
     out: list[FieldViolation] = []
     config = request.input_config
     source = config.WhichOneof("source")
@@ -132,10 +145,10 @@ def check_sources(request: Any, root: Path, rules: SourceRules) -> list[FieldVio
                                  "error_samples"))
     else:
         out.extend(check_gcs_source(config.gcs_source, root, "input_config.gcs_source",
-                                    rules.schemas, rules.schema_help))
+                                    rules.schemas, rules.schema_help, deadline))
     if request.errors_config.gcs_prefix and source == "gcs_source":
-        gather(out, gcs.output_folder, root, request.errors_config.gcs_prefix,
-               "errors_config.gcs_prefix")
+        gather(out, gcs.check_output_folder, root, request.errors_config.gcs_prefix,
+               ERRORS_FIELD)
     return out
 
 
@@ -159,6 +172,7 @@ class BulkImport:
     what = "the import"
     inline_field = ""
     uris_field = ""
+    max_line_bytes = ndjson.MAX_LINE_BYTES
 
     def __init__(self, gcs_root: Path) -> None:
         self.root = gcs_root
@@ -203,9 +217,10 @@ class BulkImport:
         if ctx.record.cancel_requested:
             self._finish(ctx, request, state, cancelled=True)
             return
-        if state.errors_file:
-            _truncate(Path(state.errors_file), state.errors_size)
-        for items, failures, advance in self._batches(request, state):
+        if state.errors_file:  # drop what a batch that never committed wrote
+            gcs.truncate_output(self.root, Path(state.errors_file), state.errors_size,
+                                ERRORS_FIELD)
+        for items, failures, advance in self._batches(request, state, ctx.check_stop):
             ctx.check_stop()
             bad, step = self.prepare(ctx, request, items)
             failures = failures + bad
@@ -215,7 +230,8 @@ class BulkImport:
             after.failure += len(failures)
             after.samples.extend(failures[: MAX_ERROR_SAMPLES - len(after.samples)])
             if failures and after.errors_file:
-                after.errors_size = _append_errors(Path(after.errors_file), failures)
+                after.errors_size = gcs.append_output(
+                    self.root, Path(after.errors_file), _error_lines(failures), ERRORS_FIELD)
 
             def progress(result: StepResult, after: ImportState = after) -> Progress:
                 self.account(after, result)
@@ -234,19 +250,24 @@ class BulkImport:
         if self.inline_items(request) is None:
             for i, uri in enumerate(self.gcs_source(request).input_uris):
                 state.files.extend(str(p) for p in gcs.input_files(
-                    self.root, uri, f"{self.uris_field}[{i}]"))
+                    self.root, uri, f"{self.uris_field}[{i}]",
+                    limit=gcs.MAX_FILES - len(state.files)))
+                if len(state.files) > gcs.MAX_FILES:  # files came since the call
+                    raise InvalidArgument([too_many_files(self.uris_field)])
         if request.errors_config.gcs_prefix:
-            folder = gcs.output_folder(self.root, request.errors_config.gcs_prefix,
-                                       "errors_config.gcs_prefix")
+            # Created only now: a refused request leaves nothing behind.
+            folder = gcs.make_output_folder(self.root, request.errors_config.gcs_prefix,
+                                            ERRORS_FIELD)
             op_id = ctx.record.name.rsplit("/", 1)[-1]
             state.errors_file = str(folder / f"{op_id}-errors.json")
 
-    def _batches(self, request: Any, state: ImportState) -> Iterator[Batch]:
+    def _batches(self, request: Any, state: ImportState,
+                 check_stop: Callable[[], None]) -> Iterator[Batch]:
         inline = self.inline_items(request)
         if inline is not None:
             yield from self._inline_batches(inline, state)
         else:
-            yield from self._file_batches(state)
+            yield from self._file_batches(state, check_stop)
 
     def _inline_batches(self, items: Sequence[Any], state: ImportState) -> Iterator[Batch]:
         while state.index < len(items):
@@ -261,30 +282,39 @@ class BulkImport:
             yield chunk, [], advance
             state.index = end
 
-    def _file_batches(self, state: ImportState) -> Iterator[Batch]:
+    def _file_batches(self, state: ImportState,
+                      check_stop: Callable[[], None]) -> Iterator[Batch]:
         while state.file < len(state.files):
             path = Path(state.files[state.file])
-            uri = "gs://" + path.resolve().relative_to(self.root.resolve()).as_posix()
-            with path.open("rb") as handle:
+            uri = gcs.name_of(self.root, path)
+            with gcs.open_input(self.root, path, self.uris_field) as handle:
                 handle.seek(state.offset)
-                line_no, offset = state.line, state.offset
-                while True:
+                readline, limit = handle.readline, self.max_line_bytes + 1
+                line_no, offset, more = state.line, state.offset, True
+                while more:
                     chunk: list[Item] = []
                     failures: list[str] = []
-                    while len(chunk) + len(failures) < BATCH:
-                        raw = handle.readline()
-                        if not raw:
+                    start, full = offset, offset + BATCH_BYTES
+                    while len(chunk) + len(failures) < BATCH and offset < full:
+                        raw = readline(limit)
+                        size = len(raw)
+                        if not size:
+                            more = False
                             break
-                        offset += len(raw)
                         line_no += 1
-                        if not raw.strip():
-                            continue
-                        where = f"{uri} line {line_no}"
-                        try:
-                            chunk.append((where, self.decode_line(raw), True))
-                        except ValueError as exc:
-                            failures.append(f"{where}: {exc}")
-                    if not chunk and not failures:
+                        if size == limit and not raw.endswith(b"\n"):  # cut: too long
+                            size += ndjson.skip_rest(handle, check_stop)
+                            failures.append(f"{uri} line {line_no}: "
+                                            f"{ndjson.too_long(size, self.max_line_bytes)}")
+                            raw = b""
+                        offset += size
+                        if raw.strip():
+                            where = f"{uri} line {line_no}"
+                            try:
+                                chunk.append((where, self.decode_line(raw), True))
+                            except ValueError as exc:
+                                failures.append(f"{where}: {exc}")
+                    if offset == start:
                         break
 
                     def advance(s: ImportState, o: int = offset, n: int = line_no) -> None:
@@ -322,19 +352,7 @@ def failure_message(where: str, is_file_line: bool, violations: list[FieldViolat
     return f"{where}: {text}" if is_file_line else text
 
 
-def _truncate(path: Path, size: int) -> None:
-    """Drop error lines written by a batch that never committed (before a crash)."""
-    if path.exists() and path.stat().st_size > size:
-        with path.open("r+b") as handle:
-            handle.truncate(size)
-
-
-def _append_errors(path: Path, messages: list[str]) -> int:
-    """Append one JSON google.rpc.Status per line; returns the file's new size."""
-    with path.open("ab") as handle:
-        for message in messages:
-            handle.write(orjson.dumps({"code": code_pb2.INVALID_ARGUMENT, "message": message}))
-            handle.write(b"\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-        return handle.tell()
+def _error_lines(messages: list[str]) -> bytes:
+    """One JSON google.rpc.Status per line."""
+    return b"".join(orjson.dumps({"code": code_pb2.INVALID_ARGUMENT, "message": message})
+                    + b"\n" for message in messages)

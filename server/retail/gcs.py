@@ -1,22 +1,51 @@
 """`gs://bucket/path` URIs mapped onto a local folder (the emulated Cloud Storage).
 
 `gs://b/x/y.json` is `ROOT/b/x/y.json`. Nothing outside ROOT is ever read or
-written: `..`, absolute parts and links that leave ROOT are refused.
+written, whatever else writes into ROOT:
+- URIs with `.` or `..` segments, backslashes or NUL are refused;
+- a link is followed only where its target stays inside ROOT (checked on the
+  resolved path), and the file is then opened one folder at a time from ROOT
+  with `O_NOFOLLOW`: a link put in place after the check is refused, never
+  followed. An output file (the errors file) is never a link at all;
+- only regular files are opened, and without blocking: opening a FIFO or a
+  device would hold an operation worker forever.
+Listing stops as soon as a request names more than MAX_FILES files, and honours
+the call's deadline, so a wildcard over a huge folder costs little.
 """
 
 from __future__ import annotations
 
-import glob
+import errno
+import os
 import re
+import stat
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-from server.errors import InvalidArgument
+from server.errors import DeadlineExceeded, InvalidArgument
 
-MAX_FILES = 100
+MAX_FILES = 100  # per import, as Google's
+MAX_URI_CHARS = 2000  # Google's limit for one input URI
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+_CLOCK_EVERY = 256  # folder entries listed between two looks at the deadline
+
+
+class _NotRegular(OSError):
+    """Opened something that is not a regular file."""
+
+
+class _Outside(OSError):
+    """A path whose target is outside ROOT."""
 
 
 def _split(uri: str, field: str) -> tuple[str, str]:
+    if len(uri) > MAX_URI_CHARS:
+        raise InvalidArgument.field(field, f"must be at most {MAX_URI_CHARS} characters, "
+                                           f"got {len(uri)}")
     if not uri.startswith("gs://"):
         raise InvalidArgument.field(field, f"must be a gs://bucket/path URI, got {uri[:200]!r}")
     bucket, _, path = uri[len("gs://"):].partition("/")
@@ -28,43 +57,274 @@ def _split(uri: str, field: str) -> tuple[str, str]:
     return bucket, path
 
 
-def _inside(root: Path, candidate: Path) -> bool:
+def _parts_under(root_real: str, real: str) -> list[str]:
+    """The names leading from ROOT to the resolved path `real`; _Outside if it is not
+    inside ROOT."""
+    relative = os.path.relpath(real, root_real)
+    if relative == os.curdir:
+        return []
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        raise _Outside(errno.EXDEV, "a link leads outside the storage root")
+    return relative.split(os.sep)
+
+
+def _inside(root_real: str, path: str | Path) -> bool:
     try:
-        candidate.resolve().relative_to(root.resolve())
-    except ValueError:
+        _parts_under(root_real, os.path.realpath(path))
+    except _Outside:
         return False
     return True
 
 
-def input_files(root: Path, uri: str, field: str) -> list[Path]:
-    """The files `uri` names (`*` matches within one path segment), sorted.
+def name_of(root: Path, path: str | Path) -> str:
+    """`gs://bucket/path` for a path under ROOT, as the request named it (links unresolved)."""
+    return "gs://" + Path(os.path.relpath(path, root)).as_posix()
 
-    INVALID_ARGUMENT naming `field` when the URI is malformed or matches nothing.
+
+def _why(exc: OSError) -> str:
+    if isinstance(exc, _NotRegular | _Outside):
+        return str(exc.strerror)
+    if exc.errno == errno.ELOOP:
+        return "it is a link, and links are not followed here"
+    if exc.errno == errno.ENXIO:
+        return "not a regular file"
+    if exc.errno == errno.ENOENT:
+        return "no such file (any more)"
+    return exc.strerror or str(exc)
+
+
+def _check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise DeadlineExceeded("listing the gs:// files passed the call's deadline; "
+                               "name fewer files or narrower wildcards")
+
+
+def _listing(root_real: str, folder: str, deadline: float | None
+             ) -> Iterator[os.DirEntry[str]]:
+    """The entries of `folder` (none if it cannot be listed or is outside ROOT),
+    looking at the deadline as it goes: a folder may hold millions."""
+    if not _inside(root_real, folder):
+        return
+    try:
+        listing = os.scandir(folder)
+    except OSError:
+        return
+    with listing:
+        for i, entry in enumerate(listing):
+            if i % _CLOCK_EVERY == 0:
+                _check_deadline(deadline)
+            yield entry
+
+
+def _matcher(segment: str) -> Callable[[str], bool]:
+    """Whether a name matches one path segment whose `*` matches any run of characters
+    (a leading dot only explicitly, as in shell wildcards)."""
+    pattern = re.compile(".*".join(re.escape(piece) for piece in segment.split("*")),
+                         re.DOTALL)
+    hidden_ok = segment.startswith(".")
+
+    def matches(name: str) -> bool:
+        return (hidden_ok or not name.startswith(".")) and pattern.fullmatch(name) is not None
+
+    return matches
+
+
+def input_files(root: Path, uri: str, field: str, limit: int = MAX_FILES,
+                deadline: float | None = None) -> list[Path]:
+    """The files `uri` names (`*` matches within one path segment), sorted; at most
+    `limit + 1`: one more than `limit` means there are too many, and listing stopped.
+
+    INVALID_ARGUMENT naming `field` when the URI is malformed or matches nothing, a
+    link leaving ROOT, or something other than a regular file; DEADLINE_EXCEEDED
+    when `deadline` (on time.monotonic()) passes while listing.
     """
     bucket, path = _split(uri, field)
     if not path or path.endswith("/"):
         raise InvalidArgument.field(field, f"{uri!r} names a folder; name files, e.g. "
                                            f"gs://{bucket}/events/*.json")
-    base = root / bucket
-    pattern = glob.escape(str(base)) + "/" + "/".join(
-        "*".join(glob.escape(piece) for piece in part.split("*")) for part in path.split("/"))
-    found = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file())
-    found = [p for p in found if _inside(root, p)]
-    if not found:
+    root_real = os.path.realpath(root)
+    *folders, leaf = path.split("/")
+    candidates = [os.path.join(root, bucket)]
+    for segment in folders:
+        if "*" in segment:
+            matches = _matcher(segment)
+            candidates = [entry.path for folder in candidates
+                          for entry in _listing(root_real, folder, deadline)
+                          if matches(entry.name) and entry.is_dir()]
+        else:
+            candidates = [os.path.join(folder, segment) for folder in candidates]
+    if "*" in leaf:
+        matches = _matcher(leaf)
+        named: Iterator[str] = (entry.path for folder in candidates
+                                for entry in _listing(root_real, folder, deadline)
+                                if matches(entry.name))
+    else:
+        named = (os.path.join(folder, leaf) for folder in candidates)
+    files: list[Path] = []
+    for i, candidate in enumerate(named):  # lazily: stops listing once past `limit`
+        if i % _CLOCK_EVERY == 0:
+            _check_deadline(deadline)
+        checked = _regular_file(root, root_real, candidate, field)
+        if checked is not None:
+            files.append(checked)
+            if len(files) > limit:
+                break
+    if not files:
         raise InvalidArgument.field(field, f"no file matches {uri!r}")
-    return found
+    return sorted(files)
 
 
-def output_folder(root: Path, prefix: str, field: str) -> Path:
-    """The local folder for an output prefix such as gs://bucket/errors/; created."""
+def _regular_file(root: Path, root_real: str, candidate: str, field: str) -> Path | None:
+    """`candidate` if it is a regular file inside ROOT; None if it does not exist or is
+    a folder; INVALID_ARGUMENT naming `field` otherwise."""
+    try:
+        mode = os.stat(candidate).st_mode
+    except OSError:
+        return None
+    if stat.S_ISDIR(mode):
+        return None
+    if not _inside(root_real, candidate):
+        raise InvalidArgument.field(field, f"{name_of(root, candidate)} is a link that leaves "
+                                           "the emulated storage root")
+    if not stat.S_ISREG(mode):
+        raise InvalidArgument.field(field, f"{name_of(root, candidate)} is not a regular file "
+                                           "(a FIFO, socket or device)")
+    return Path(candidate)
+
+
+def _existing_ancestor(path: Path) -> Path:
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def check_output_folder(root: Path, prefix: str, field: str) -> Path:
+    """The local folder for an output prefix such as gs://bucket/errors/, checked but
+    not created (nothing is created before a request is accepted).
+
+    INVALID_ARGUMENT naming `field` when the prefix is malformed, leaves ROOT, or a
+    file stands where a folder should be.
+    """
     bucket, path = _split(prefix, field)
     folder = root / bucket / path.strip("/")
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
-    if not _inside(root, existing):
+    existing = _existing_ancestor(folder)
+    if not _inside(os.path.realpath(root), existing):
         raise InvalidArgument.field(field, "must stay inside the emulated storage root")
-    folder.mkdir(parents=True, exist_ok=True)
-    if not _inside(root, folder):
-        raise InvalidArgument.field(field, "must stay inside the emulated storage root")
+    if not existing.is_dir():
+        raise InvalidArgument.field(field, f"{name_of(root, existing)} is a file, not a folder")
     return folder
+
+
+def make_output_folder(root: Path, prefix: str, field: str) -> Path:
+    """The folder of check_output_folder, created (without following links into new
+    parts); its resolved path. INVALID_ARGUMENT naming `field` as check_output_folder,
+    or when it cannot be created."""
+    folder = check_output_folder(root, prefix, field)
+    root_real = os.path.realpath(root)
+    existing = _existing_ancestor(folder)
+    try:
+        parts = (_parts_under(root_real, os.path.realpath(existing))
+                 + list(folder.relative_to(existing).parts))
+        os.close(_open_folder(root_real, parts, create=True))
+    except OSError as exc:
+        raise InvalidArgument.field(field, f"cannot create {prefix}: {_why(exc)}") from None
+    return Path(root_real, *parts)
+
+
+def _open_folder(root_real: str, parts: list[str], create: bool = False) -> int:
+    """A descriptor of ROOT/parts, reached one folder at a time without following a
+    link (ELOOP if one is met); missing folders are made when `create`."""
+    fd = os.open(root_real, _FOLDER_FLAGS)
+    try:
+        for part in parts:
+            if create:
+                try:
+                    os.mkdir(part, dir_fd=fd)
+                except FileExistsError:
+                    pass
+            inner = os.open(part, _FOLDER_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _open_file(root_real: str, parts: list[str], flags: int) -> int:
+    """A descriptor of the regular file ROOT/parts, opened without following any link
+    and without blocking; OSError (_NotRegular for a FIFO, device, ...) if it cannot be."""
+    if not parts:
+        raise _NotRegular(errno.EISDIR, "not a regular file")
+    folder = _open_folder(root_real, parts[:-1])
+    try:
+        fd = os.open(parts[-1], flags | _FILE_FLAGS, 0o666, dir_fd=folder)
+    finally:
+        os.close(folder)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotRegular(errno.EINVAL, "not a regular file (a FIFO, socket or device)")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_input(root: Path, path: Path, field: str) -> BinaryIO:
+    """`path` (a file input_files found) opened for reading; links inside ROOT are
+    followed, checked again now. INVALID_ARGUMENT naming `field` and the file when it
+    is gone, leaves ROOT or is not a regular file."""
+    root_real = os.path.realpath(root)
+    try:
+        fd = _open_file(root_real, _parts_under(root_real, os.path.realpath(path)),
+                        os.O_RDONLY)
+    except OSError as exc:
+        raise InvalidArgument.field(field, f"cannot read {name_of(root, path)}: "
+                                           f"{_why(exc)}") from None
+    return os.fdopen(fd, "rb")
+
+
+def _output_fd(root: Path, path: Path, flags: int, field: str) -> int:
+    root_real = os.path.realpath(root)
+    try:
+        parts = _parts_under(root_real, os.path.realpath(path.parent)) + [path.name]
+        return _open_file(root_real, parts, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise InvalidArgument.field(field, f"cannot write {name_of(root, path)}: "
+                                           f"{_why(exc)}") from None
+
+
+def append_output(root: Path, path: Path, data: bytes, field: str) -> int:
+    """Append `data` to the output file `path` (created if missing, never through a
+    link) and flush it to disk; returns the file's new size. INVALID_ARGUMENT naming
+    `field` and the file when it cannot be written."""
+    try:
+        fd = _output_fd(root, path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, field)
+    except FileNotFoundError:  # its folder is gone
+        raise InvalidArgument.field(field, f"cannot write {name_of(root, path)}: its folder "
+                                           "is gone") from None
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+
+
+def truncate_output(root: Path, path: Path, size: int, field: str) -> None:
+    """Cut the output file `path` back to `size` bytes if it is longer (never through
+    a link); nothing if it does not exist. INVALID_ARGUMENT as append_output."""
+    try:
+        fd = _output_fd(root, path, os.O_WRONLY, field)
+    except FileNotFoundError:
+        return
+    try:
+        if os.fstat(fd).st_size > size:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+    finally:
+        os.close(fd)

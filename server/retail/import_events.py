@@ -17,7 +17,7 @@ from server.names import parse_catalog
 from server.operations import records
 from server.operations.runner import JobContext
 from server.policy.limits import event_size_violation, joined_size_violation
-from server.retail import join, validation
+from server.retail import join, ndjson, validation
 from server.retail.bulk_import import (
     BulkImport,
     ImportState,
@@ -38,14 +38,15 @@ SOURCES = SourceRules("user_event_inline_source", "user_events", "event", ("", "
 _INLINE = "input_config.user_event_inline_source.user_events"
 
 
-def check_request(request: Any, gcs_root: Path) -> str:
+def check_request(request: Any, gcs_root: Path, deadline: float | None = None) -> str:
     """Everything that can be checked before the job runs; returns the catalog.
 
-    INVALID_ARGUMENT naming each bad field.
+    INVALID_ARGUMENT naming each bad field; DEADLINE_EXCEEDED when `deadline`
+    (time.monotonic()) passes while gs:// files are listed.
     """
     violations: list[FieldViolation] = []
     catalog = gather(violations, parse_catalog, request.parent, "parent")
-    violations.extend(check_sources(request, gcs_root, SOURCES))
+    violations.extend(check_sources(request, gcs_root, SOURCES, deadline))
     raise_if_any(violations)
     return str(catalog)
 
@@ -77,6 +78,7 @@ class ImportJob(BulkImport):
         super().__init__(gcs_root)
         self._strict = strict_event_types
         self._max_event_bytes = max_event_bytes
+        self.max_line_bytes = ndjson.line_limit(max_event_bytes)
 
     def parse_request(self, raw: bytes) -> Any:
         return import_config_pb2.ImportUserEventsRequest.FromString(raw)

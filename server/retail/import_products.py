@@ -41,14 +41,15 @@ Mode = import_config_pb2.ImportProductsRequest.ReconciliationMode
 __all__ = ["KIND", "ImportProductsJob", "check_request", "new_operation"]
 
 
-def check_request(request: Any, gcs_root: Path) -> str:
+def check_request(request: Any, gcs_root: Path, deadline: float | None = None) -> str:
     """What can be checked before the job runs; returns the (normalised) branch.
 
-    INVALID_ARGUMENT naming each bad field.
+    INVALID_ARGUMENT naming each bad field; DEADLINE_EXCEEDED when `deadline`
+    (time.monotonic()) passes while gs:// files are listed.
     """
     violations: list[FieldViolation] = []
     branch = gather(violations, products.parse_branch_name, request.parent, "parent")
-    violations.extend(check_sources(request, gcs_root, SOURCES))
+    violations.extend(check_sources(request, gcs_root, SOURCES, deadline))
     if request.reconciliation_mode == Mode.FULL:
         violations.append(FieldViolation(
             "reconciliation_mode", "FULL is not supported by Footfall; use INCREMENTAL "

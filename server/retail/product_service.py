@@ -24,6 +24,7 @@ from server.errors import (
     raise_if_any,
 )
 from server.operations.runner import OperationRunner
+from server.policy import deadline_of
 from server.retail import import_products, product_listing, products
 from server.retail.product_validation import (
     COLLECTION,
@@ -225,8 +226,9 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
 
     def ImportProducts(self, request: Any, context: Any) -> Any:
         """Start a product import operation (under the branch); INVALID_ARGUMENT for
-        what can be checked now: parent, source, sizes, files, mode, update_mask."""
-        branch = import_products.check_request(request, self._gcs_root)
+        what can be checked now: parent, source, sizes, files, mode, update_mask;
+        DEADLINE_EXCEEDED when listing the files outlasts the call."""
+        branch = import_products.check_request(request, self._gcs_root, deadline_of(context))
         return self._runner.submit(branch, import_products.KIND, request,
                                    import_products.new_operation)
 

@@ -14,6 +14,7 @@ from server.config import Settings
 from server.errors import FieldViolation, InvalidArgument
 from server.names import parse_catalog
 from server.operations.runner import OperationRunner
+from server.policy import deadline_of
 from server.policy.limits import event_size_violation, joined_size_violation
 from server.retail import collect, import_events, join, purge, rejoin, validation
 from server.store import EventRow, Store
@@ -102,8 +103,9 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
 
     def ImportUserEvents(self, request: Any, context: Any) -> Any:
         """Start an import operation; INVALID_ARGUMENT for what can be checked now
-        (parent, source, sizes, files that do not exist, unsupported sources)."""
-        catalog = import_events.check_request(request, self._gcs_root)
+        (parent, source, sizes, files that do not exist, unsupported sources);
+        DEADLINE_EXCEEDED when listing the files outlasts the call."""
+        catalog = import_events.check_request(request, self._gcs_root, deadline_of(context))
         return self._runner.submit(catalog, import_events.KIND, request,
                                    import_events.new_operation)
 

@@ -6,7 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from footfall.retail.v2 import product_service_pb2, purge_config_pb2, user_event_service_pb2
+from footfall.retail.v2 import (
+    import_config_pb2,
+    product_service_pb2,
+    purge_config_pb2,
+    user_event_service_pb2,
+)
 from footfall.talent.v4 import event_service_pb2
 from google.longrunning import operations_pb2
 
@@ -28,6 +33,8 @@ PURGE = "/google.cloud.retail.v2.UserEventService/PurgeUserEvents"
 CLIENT_EVENT = "/google.cloud.talent.v4.EventService/CreateClientEvent"
 LIST_OPERATIONS = "/google.longrunning.Operations/ListOperations"
 UPDATE_PRODUCT = "/google.cloud.retail.v2.ProductService/UpdateProduct"
+IMPORT_EVENTS = "/google.cloud.retail.v2.UserEventService/ImportUserEvents"
+IMPORT_PRODUCTS = "/google.cloud.retail.v2.ProductService/ImportProducts"
 CATALOG = "projects/shop/locations/global/catalogs/default_catalog"
 
 KEYS = {"keys": {
@@ -76,6 +83,14 @@ def test_keys_are_kept_only_as_digests(ring: KeyRing) -> None:
     ({"keys": {"": {"projects": ["p"], "role": "admin"}}}, "non-empty"),
     ({"keys": {" SECRETKEY": {"projects": ["p"], "role": "admin"}}}, "surrounding spaces"),
     ({"keys": {"SECRETKEY": {"projects": ["p"], "role": "admin", "name": 7}}}, "'name' must be"),
+    ({"keys": {"SECRETKEY": {"projects": ["p"], "role": "admin", "buckets": []}}},
+     "'buckets' must be"),
+    ({"keys": {"SECRETKEY": {"projects": ["p"], "role": "admin", "buckets": "shop"}}},
+     "'buckets' must be"),
+    ({"keys": {"SECRETKEY": {"projects": ["p"], "role": "admin", "buckets": ["gs://shop"]}}},
+     "'buckets' must be"),
+    ({"keys": {"SECRETKEY": {"projects": ["p"], "role": "admin", "buckets": ["Shop"]}}},
+     "'buckets' must be"),
 ])
 def test_bad_files_are_refused_without_showing_the_key(document: object, words: str) -> None:
     text = document if isinstance(document, str) else json.dumps(document)
@@ -183,3 +198,68 @@ def test_auth_is_off_without_a_file() -> None:
 def test_missing_file_is_an_auth_file_error(tmp_path: Path) -> None:
     with pytest.raises(AuthFileError, match="cannot read auth file"):
         Authenticator(str(tmp_path / "absent.json"))
+
+
+BUCKET_KEYS = {"keys": {
+    "shop-a-admin-0123456789": {"projects": ["shop"], "role": "admin",
+                                "buckets": ["shop-a-*", "shared-exports"]},
+    "shop-a-writer-0123456789": {"projects": ["shop"], "role": "writer", "buckets": ["x-*"]},
+    "all-buckets-0123456789": {"projects": ["shop"], "role": "admin", "buckets": ["*"]},
+}}
+
+
+def event_import(*uris: str, errors: str = "") -> import_config_pb2.ImportUserEventsRequest:
+    request = import_config_pb2.ImportUserEventsRequest(parent=CATALOG)
+    request.input_config.gcs_source.input_uris.extend(uris)
+    if errors:
+        request.errors_config.gcs_prefix = errors
+    return request
+
+
+@pytest.fixture
+def bucket_ring() -> KeyRing:
+    return KeyRing.parse(json.dumps(BUCKET_KEYS))
+
+
+def test_a_key_uses_only_its_buckets(bucket_ring: KeyRing) -> None:
+    grant = bucket_ring.lookup("shop-a-admin-0123456789")
+    assert grant is not None
+    allowed = event_import("gs://shop-a-events/2024/*.json", "gs://shared-exports/e.json",
+                           errors="gs://shop-a-errors/import/")
+    assert authorize(grant, IMPORT_EVENTS, allowed) == "shop"
+    for request, field, bucket in [
+        (event_import("gs://shop-a-events/e.json", "gs://shop-b-events/e.json"),
+         "input_config.gcs_source.input_uris[1]", "shop-b-events"),
+        (event_import("gs://shop-a-events/e.json", errors="gs://shop-b/errors"),
+         "errors_config.gcs_prefix", "shop-b"),
+        (event_import("gs://shared-exports-2/e.json"),  # exact names are exact
+         "input_config.gcs_source.input_uris[0]", "shared-exports-2"),
+    ]:
+        with pytest.raises(Denied) as denied:
+            authorize(grant, IMPORT_EVENTS, request)
+        assert denied.value.message == (f"the API key is not allowed to use bucket "
+                                        f"{bucket!r} ({field})")
+    products = import_config_pb2.ImportProductsRequest(parent=f"{CATALOG}/branches/0")
+    products.input_config.gcs_source.input_uris.append("gs://shop-b/products.json")
+    with pytest.raises(Denied, match="bucket 'shop-b'"):
+        authorize(grant, IMPORT_PRODUCTS, products)
+    staging = event_import()
+    staging.input_config.big_query_source.gcs_staging_dir = "gs://elsewhere/tmp"
+    with pytest.raises(Denied, match="bucket 'elsewhere'"):
+        authorize(grant, IMPORT_EVENTS, staging)
+
+
+def test_buckets_default_to_all_and_leave_other_calls_alone(
+        ring: KeyRing, bucket_ring: KeyRing) -> None:
+    anywhere = event_import("gs://any-bucket/e.json", errors="gs://other-bucket/e")
+    for grant in (ring.lookup("admin-secret-0123456789"),
+                  bucket_ring.lookup("all-buckets-0123456789")):
+        assert grant is not None and grant.buckets is None
+        assert authorize(grant, IMPORT_EVENTS, anywhere) == "shop"
+    writer = bucket_ring.lookup("shop-a-writer-0123456789")
+    assert writer is not None
+    assert authorize(writer, WRITE, write()) == "shop"
+    # Not gs:// at all: the request's own validation refuses it (INVALID_ARGUMENT).
+    admin = bucket_ring.lookup("shop-a-admin-0123456789")
+    assert admin is not None
+    assert authorize(admin, IMPORT_EVENTS, event_import("/etc/passwd")) == "shop"

@@ -1,0 +1,158 @@
+"""The emulated Cloud Storage on its own: what a gs:// URI names, what may be opened,
+and how lines are read."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from server.errors import InvalidArgument
+from server.retail import gcs, ndjson
+
+FIELD = "input_config.gcs_source.input_uris[0]"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / "gcs"
+    for name in ("bkt/d/a.json", "bkt/d/b.json", "bkt/d/.hidden.json", "bkt/d/sub/c.json",
+                 "bkt/x/d/e.json", "bkt/y/d/f.json"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("{}\n")
+    return root
+
+
+def names(root: Path, files: list[Path]) -> list[str]:
+    return [gcs.name_of(root, f) for f in files]
+
+
+@pytest.mark.parametrize(("uri", "expected"), [
+    ("gs://bkt/d/a.json", ["gs://bkt/d/a.json"]),
+    ("gs://bkt/d/*", ["gs://bkt/d/a.json", "gs://bkt/d/b.json"]),  # not folders, not dot files
+    ("gs://bkt/d/.*", ["gs://bkt/d/.hidden.json"]),
+    ("gs://bkt/*/d/*.json", ["gs://bkt/x/d/e.json", "gs://bkt/y/d/f.json"]),
+    ("gs://bkt/d/*/c.json", ["gs://bkt/d/sub/c.json"]),
+    ("gs://bkt/d/[ab].json", []),  # only * is a wildcard
+])
+def test_wildcards_match_within_one_segment(root: Path, uri: str, expected: list[str]) -> None:
+    if expected:
+        assert names(root, gcs.input_files(root, uri, FIELD)) == expected
+    else:
+        with pytest.raises(InvalidArgument, match="no file matches"):
+            gcs.input_files(root, uri, FIELD)
+
+
+def test_listing_stops_one_past_the_limit(root: Path) -> None:
+    assert len(gcs.input_files(root, "gs://bkt/*/*/*.json", FIELD, limit=1)) == 2
+    assert len(gcs.input_files(root, "gs://bkt/d/*", FIELD, limit=0)) == 1
+
+
+@pytest.mark.parametrize(("uri", "words"), [
+    ("gs://bkt/../etc/passwd", "'..'"),
+    ("gs://bkt/d/./a.json", "'.'"),
+    ("gs://BKT/a.json", "not a valid bucket name"),
+    ("s3://b/a.json", "gs://bucket/path"),
+    ("gs://bkt/d/", "names a folder"),
+    ("gs://bkt/" + "x" * 2000, "at most 2000 characters"),
+])
+def test_malformed_uris_are_refused(root: Path, uri: str, words: str) -> None:
+    with pytest.raises(InvalidArgument, match=words) as refused:
+        gcs.input_files(root, uri, FIELD)
+    assert refused.value.violations[0].field == FIELD
+
+
+def test_links_leaving_the_root_and_fifos_are_named(root: Path, tmp_path: Path) -> None:
+    (tmp_path / "secret.json").write_text("{}\n")
+    os.symlink(tmp_path / "secret.json", root / "bkt/d/link.json")
+    with pytest.raises(InvalidArgument, match="gs://bkt/d/link.json is a link that leaves"):
+        gcs.input_files(root, "gs://bkt/d/*.json", FIELD)
+    os.unlink(root / "bkt/d/link.json")
+    os.mkfifo(root / "bkt/d/pipe.json")
+    with pytest.raises(InvalidArgument, match="gs://bkt/d/pipe.json is not a regular file"):
+        gcs.input_files(root, "gs://bkt/d/pipe.json", FIELD)
+
+
+def test_a_folder_linked_outside_is_never_listed(root: Path, tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere/f.json").write_text("{}\n")
+    os.symlink(tmp_path / "elsewhere", root / "bkt/out")
+    with pytest.raises(InvalidArgument, match="no file matches"):
+        gcs.input_files(root, "gs://bkt/out/*", FIELD)
+
+
+def test_output_folders_are_checked_without_being_made(root: Path, tmp_path: Path) -> None:
+    folder = gcs.check_output_folder(root, "gs://bkt/new/errors/", "errors_config.gcs_prefix")
+    assert folder == root / "bkt/new/errors" and not (root / "bkt/new").exists()
+    made = gcs.make_output_folder(root, "gs://bkt/new/errors/", "errors_config.gcs_prefix")
+    assert made.is_dir() and made == (root / "bkt/new/errors").resolve()
+    with pytest.raises(InvalidArgument, match="is a file, not a folder"):
+        gcs.check_output_folder(root, "gs://bkt/d/a.json/errors", "errors_config.gcs_prefix")
+    os.symlink(tmp_path, root / "bkt/away")
+    with pytest.raises(InvalidArgument, match="inside the emulated storage root"):
+        gcs.check_output_folder(root, "gs://bkt/away/errors", "errors_config.gcs_prefix")
+
+
+def test_outputs_are_appended_and_truncated_but_never_through_a_link(
+        root: Path, tmp_path: Path) -> None:
+    target = root / "bkt/d/op-errors.json"
+    assert gcs.append_output(root, target, b"one\n", "f") == 4
+    assert gcs.append_output(root, target, b"two\n", "f") == 8
+    gcs.truncate_output(root, target, 4, "f")
+    assert target.read_bytes() == b"one\n"
+    gcs.truncate_output(root, root / "bkt/d/none.json", 0, "f")  # nothing to cut
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"keep")
+    link = root / "bkt/d/link-errors.json"
+    os.symlink(outside, link)
+    for act in (lambda: gcs.append_output(root, link, b"x", "f"),
+                lambda: gcs.truncate_output(root, link, 0, "f")):
+        with pytest.raises(InvalidArgument, match="gs://bkt/d/link-errors.json: it is a link"):
+            act()
+    assert outside.read_bytes() == b"keep"
+
+
+def test_the_walk_from_the_root_meets_a_link_and_stops(root: Path, tmp_path: Path) -> None:
+    # What guards the moment between resolving a path and opening it: if a folder on
+    # the way has become a link since, opening fails rather than following it.
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere/f.json").write_text("{}\n")
+    (root / "bkt/e").mkdir()
+    os.symlink(tmp_path / "elsewhere", root / "bkt/e/inner")
+    with pytest.raises(OSError):  # ELOOP
+        gcs._open_file(os.path.realpath(root), ["bkt", "e", "inner", "f.json"], os.O_RDONLY)
+
+
+def test_inputs_open_only_regular_files_inside_the_root(root: Path, tmp_path: Path) -> None:
+    with gcs.open_input(root, root / "bkt/d/a.json", FIELD) as handle:
+        assert handle.read() == b"{}\n"
+    os.mkfifo(root / "bkt/d/pipe.json")  # no writer: a blocking open would wait forever
+    with pytest.raises(InvalidArgument, match="pipe.json: not a regular file"):
+        gcs.open_input(root, root / "bkt/d/pipe.json", FIELD)
+    with pytest.raises(InvalidArgument, match="gone.json: no such file"):
+        gcs.open_input(root, root / "bkt/d/gone.json", FIELD)
+
+
+# -- skipping an over-long line ----------------------------------------------------------
+
+
+def test_skip_rest_reads_to_the_newline_in_bounded_chunks() -> None:
+    calls: list[int] = []
+    handle = io.BytesIO(b"x" * (3 * ndjson.SKIP_CHUNK + 5) + b"\nnext\n")
+    assert ndjson.skip_rest(handle, lambda: calls.append(1)) == 3 * ndjson.SKIP_CHUNK + 6
+    assert handle.readline() == b"next\n"
+    assert len(calls) == 4  # before each read: a stop can land while skipping
+    assert ndjson.skip_rest(io.BytesIO(b"no newline"), lambda: None) == 10
+
+
+def test_skip_rest_stops_when_asked() -> None:
+    class Stop(Exception):
+        pass
+
+    def stop() -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        ndjson.skip_rest(io.BytesIO(b"x" * ndjson.SKIP_CHUNK * 2), stop)
