@@ -30,7 +30,7 @@ from server.policy.auth import AuthFileError
 from server.retail import import_events, import_products, purge, rejoin
 from server.retail.product_service import ProductService
 from server.retail.user_event_service import UserEventService
-from server.rpc import ErrorInterceptor
+from server.rpc import ErrorInterceptor, Lanes
 from server.store import Store, open_store, redacted
 from server.store.watch import HealthWatch
 from server.talent.event_service import EventService
@@ -58,6 +58,7 @@ class Running:
     http: HttpGateway | None = None  # None when --http-port is 0
     store_health: HealthWatch | None = None
     policy: Policy | None = None
+    lanes: Lanes | None = None
 
     @property
     def http_port(self) -> int:
@@ -67,11 +68,14 @@ class Running:
         """Drain: NOT_SERVING, refuse new calls, finish in-flight ones, pause jobs
         after their current batch, flush, close."""
         self.health.enter_graceful_shutdown()
+        self.runner.wakeups.close()  # waiting callers get the operation as it is now
         if self.store_health is not None:
             self.store_health.stop()
         if self.http is not None:
             self.http.stop()
         self.server.stop(self.settings.grace_seconds).wait()
+        if self.lanes is not None:
+            self.lanes.shutdown()
         self.runner.stop()
         self.store.close()
 
@@ -103,10 +107,11 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     runner = OperationRunner(store, clock, {
         kind: policy.metrics.observe_job(kind, job) for kind, job in jobs.items()
     }, workers=settings.operation_workers, lease_seconds=settings.lease_seconds)
+    lanes = Lanes.sized(settings.max_wait_operations)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers,
                                    thread_name_prefix="footfall-rpc"),
-        interceptors=[ErrorInterceptor(policy)],
+        interceptors=[ErrorInterceptor(policy, lanes)],
         options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),
             ("grpc.max_send_message_length", settings.max_request_bytes),
@@ -117,7 +122,8 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     user_events = UserEventService(store, settings, clock, runner)
     products = ProductService(store, clock, runner, gcs_root)
     talent_events = EventService(store)
-    operations = operations_service.OperationsService(store, runner)
+    operations = operations_service.OperationsService(
+        store, runner, max_waits=settings.max_wait_operations)
     user_event_service_pb2_grpc.add_UserEventServiceServicer_to_server(user_events, server)
     product_service_pb2_grpc.add_ProductServiceServicer_to_server(products, server)
     event_service_pb2_grpc.add_EventServiceServicer_to_server(talent_events, server)
@@ -140,6 +146,7 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
                 else server.add_insecure_port(address))
     except RuntimeError as exc:
         store.close()
+        lanes.shutdown()
         raise OSError(f"cannot listen on {address}: {exc}") from exc
     server.start()
     runner.start()
@@ -149,13 +156,14 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
             gateway.start()
         except OSError:
             server.stop(0).wait()
+            lanes.shutdown()
             runner.stop()
             store.close()
             raise
     store_health = HealthWatch(store, lambda ok: _set_serving(health_servicer, ok))
     store_health.start()
     return Running(server, health_servicer, store, runner, port, settings, gateway,
-                   store_health=store_health, policy=policy)
+                   store_health=store_health, policy=policy, lanes=lanes)
 
 
 def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:

@@ -35,6 +35,8 @@ class Settings:
     tls_key: str = ""
     quota_writes_per_minute: int = 0  # per project; 0 = no quota
     allow_fault_injection: bool = False  # honour x-footfall-fail
+    # WaitOperation calls that may wait at once, on threads of their own (not --workers)
+    max_wait_operations: int = 64
 
 
 def _env_bool(value: str) -> bool:
@@ -121,6 +123,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str])
                              "(FOOTFALL_ALLOW_FAULT_INJECTION)")
     parser.add_argument("--log-level", default=env_or("LOG_LEVEL", d.log_level),
                         help="DEBUG, INFO, WARNING or ERROR (FOOTFALL_LOG_LEVEL)")
+    parser.add_argument("--max-wait-operations", type=int,
+                        default=int(env_or("MAX_WAIT_OPERATIONS",  # type: ignore[call-overload]
+                                           d.max_wait_operations)),
+                        help="WaitOperation calls that may wait at once, on threads of their "
+                             "own; more answer at once with the operation as it is "
+                             "(FOOTFALL_MAX_WAIT_OPERATIONS; default %(default)s)")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -142,6 +150,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if args.max_request_bytes < 1024:
         raise SystemExit(f"--max-request-bytes must be at least 1024, got "
                          f"{args.max_request_bytes}")
+    if args.max_wait_operations < 1:
+        raise SystemExit(f"--max-wait-operations must be at least 1, got "
+                         f"{args.max_wait_operations}")
     return Settings(
         host=args.host,
         port=args.port,
@@ -162,6 +173,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         quota_writes_per_minute=args.quota_writes_per_minute,
         max_request_bytes=args.max_request_bytes,
         allow_fault_injection=args.allow_fault_injection,
+        max_wait_operations=args.max_wait_operations,
     )
 
 

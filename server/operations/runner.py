@@ -26,6 +26,7 @@ from google.rpc import code_pb2, status_pb2
 from server.clock import Clock
 from server.errors import FootfallError, to_rpc_status
 from server.operations import records
+from server.operations.wakeups import Wakeups
 from server.store import Store
 from server.store.rows import (
     LeaseLost,
@@ -122,6 +123,8 @@ class OperationRunner:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._failures: dict[str, int] = {}
+        # WaitOperation callers, woken whenever a worker leaves an operation.
+        self.wakeups = Wakeups()
 
     def start(self) -> None:
         for i in range(self._workers):
@@ -187,6 +190,8 @@ class OperationRunner:
                 log.exception("operation %s: could not record how it ended; it will be "
                               "picked up again", record.name)
                 self._stopping.wait(self._poll)
+            finally:
+                self.wakeups.wake_all()
 
     def _run(self, record: OperationRecord, owner: str) -> None:
         job = self._jobs.get(record.kind)
