@@ -9,7 +9,7 @@ StoreUnavailable (UNAVAILABLE) while the database cannot be reached.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 from server.store.rows import (
@@ -97,9 +97,11 @@ class Store(Protocol):
         """Mark a running operation as to be cancelled; the record, or None."""
 
     def claim_operation(self, owner: str, now_us: int, lease_us: int,
-                        can_take: Callable[[str], bool]) -> OperationRecord | None:
+                        can_take: Callable[[str], bool],
+                        kinds: Collection[str] | None = None) -> OperationRecord | None:
         """Take the oldest unfinished operation that nobody holds (no lease, an
-        expired one, or one `can_take(owner)` says is dead) and lease it to `owner`."""
+        expired one, or one `can_take(owner)` says is dead) and lease it to `owner`.
+        With `kinds`, only an operation of one of those kinds (None: any kind)."""
 
     def run_step(self, name: str, owner: str, step: Step, lease_until_us: int,
                  progress: Callable[[StepResult], Progress]) -> StepResult:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import psycopg
@@ -437,7 +437,10 @@ class PostgresStore:
         return result
 
     def claim_operation(self, owner: str, now_us: int, lease_us: int,
-                        can_take: Callable[[str], bool]) -> OperationRecord | None:
+                        can_take: Callable[[str], bool],
+                        kinds: Collection[str] | None = None) -> OperationRecord | None:
+        of_kind = "" if kinds is None else "AND kind = ANY(%(kinds)s) "
+
         def claim(cur: psycopg.Cursor[Any]) -> OperationRecord | None:
             # Holders with a live lease that `can_take` still calls dead (a process
             # of this host that is gone), then the oldest free operation nobody has
@@ -447,10 +450,12 @@ class PostgresStore:
                 "lease_owner <> %s AND lease_expires_us >= %s", (owner, now_us)).fetchall()
             dead = [holder for (holder,) in holders if can_take(holder)]
             row = cur.execute(
-                f"SELECT {OPERATION_COLUMNS} FROM operations WHERE done = 0 AND "
-                "(lease_owner IS NULL OR lease_owner = %s OR COALESCE(lease_expires_us, 0) < %s "
-                "OR lease_owner = ANY(%s)) ORDER BY create_time_us, name LIMIT 1 "
-                "FOR UPDATE SKIP LOCKED", (owner, now_us, dead)).fetchone()
+                f"SELECT {OPERATION_COLUMNS} FROM operations WHERE done = 0 {of_kind}AND "
+                "(lease_owner IS NULL OR lease_owner = %(owner)s OR "
+                "COALESCE(lease_expires_us, 0) < %(now)s OR lease_owner = ANY(%(dead)s)) "
+                "ORDER BY create_time_us, name LIMIT 1 FOR UPDATE SKIP LOCKED",
+                {"owner": owner, "now": now_us, "dead": dead,
+                 "kinds": None if kinds is None else list(kinds)}).fetchone()
             if row is None:
                 return None
             record = OperationRecord.from_row(row)

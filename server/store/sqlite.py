@@ -12,7 +12,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -338,10 +338,16 @@ class SqliteStore:
         return result
 
     def claim_operation(self, owner: str, now_us: int, lease_us: int,
-                        can_take: Callable[[str], bool]) -> OperationRecord | None:
+                        can_take: Callable[[str], bool],
+                        kinds: Collection[str] | None = None) -> OperationRecord | None:
+        of_kind, params = "", list[str]()
+        if kinds is not None:
+            params = list(kinds)
+            of_kind = f"AND kind IN ({', '.join('?' * len(params))})"
+
         def claim(conn: sqlite3.Connection) -> OperationRecord | None:
             rows = conn.execute(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE done = 0 "
-                                "ORDER BY create_time_us, name").fetchall()
+                                f"{of_kind} ORDER BY create_time_us, name", params).fetchall()
             for row in rows:
                 record = OperationRecord.from_row(row)
                 holder = record.lease_owner

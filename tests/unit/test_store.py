@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,8 +13,10 @@ import pytest
 from footfall.retail.v2 import user_event_pb2
 from google.longrunning import operations_pb2
 from google.protobuf import json_format
+from google.rpc import code_pb2
 
 from server.clock import FixedClock
+from server.errors import InvalidArgument
 from server.operations.runner import JobContext, OperationRunner
 from server.store import ClientEventRow, EventQuery, EventRow, Store, TimeBound, open_store
 from server.store.migrations import MIGRATIONS, postgres_dialect
@@ -374,6 +377,21 @@ def test_claim_takes_over_an_expired_lease_or_a_dead_holder(store: Store) -> Non
     assert record is not None and record.lease_owner == "third"
 
 
+def test_claim_takes_only_the_kinds_it_is_given(store: Store) -> None:
+    store.create_operation(OperationRecord(
+        name=OPS + "newer", kind="from-a-newer-version", done=False, create_time_us=SECOND,
+        request=b"", operation=b""))
+    store.create_operation(operation("known", created_s=2))
+    claimed = store.claim_operation("w1", SECOND, 60 * SECOND, never, kinds={"kind"})
+    assert claimed is not None and claimed.name == OPS + "known"
+    assert store.claim_operation("w2", SECOND, 60 * SECOND, never, kinds={"kind"}) is None
+    assert store.claim_operation("w2", SECOND, 60 * SECOND, never, kinds=()) is None
+    newer = store.get_operation(OPS + "newer")
+    assert newer is not None and newer.lease_owner is None  # left for a replica that knows it
+    anything = store.claim_operation("w3", SECOND, 60 * SECOND, never)
+    assert anything is not None and anything.name == OPS + "newer"
+
+
 def test_released_operations_are_claimed_at_once(store: Store) -> None:
     store.create_operation(operation("job"))
     store.claim_operation("w1", SECOND, 60 * SECOND, never)
@@ -619,6 +637,72 @@ def test_a_runner_takes_over_when_the_lease_of_another_host_expires(store: Store
     record = store.get_operation(OPS + "job")
     assert record is not None and record.checkpoint == b"5"
     assert record.lease_owner is not None and record.lease_owner.startswith(runner.owner)
+
+
+def test_a_runner_leaves_operations_of_unknown_kinds_and_runs_the_rest(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    # Written by a newer replica, older than the job behind it.
+    store.create_operation(OperationRecord(
+        name=OPS + "newer", kind="from-a-newer-version", done=False, create_time_us=SECOND,
+        request=b"", operation=b"op newer"))
+    store.create_operation(operation("job", created_s=2))
+    runner = OperationRunner(store, FixedClock(0), {"kind": counting_job(3)}, poll_seconds=0.02)
+    with caplog.at_level(logging.DEBUG, logger="server.operations.runner"):
+        runner.start()
+        try:
+            wait_for(lambda: (op := store.get_operation(OPS + "job")) is not None and op.done,
+                     "the job behind the unknown one to run")
+            # The runner keeps looking for work (a transaction each), ~50 times a second:
+            # give a hot loop the time to show (the old one logged ~10k lines a second).
+            looked = store.commits  # type: ignore[attr-defined]
+            wait_for(lambda: store.commits >= looked + 20,  # type: ignore[attr-defined]
+                     "the runner to look for work again")
+        finally:
+            runner.stop()
+    lines = [r for r in caplog.records if r.name == "server.operations.runner"]
+    assert len(lines) <= 3, [r.getMessage() for r in lines[:5]]
+    newer = store.get_operation(OPS + "newer")
+    assert newer is not None and not newer.done and newer.lease_owner is None
+
+
+def failing_once_then(ending: str) -> Callable[[JobContext], None]:
+    """A job that fails (a bug) on its first try, then ends as `ending` says."""
+    tries: list[int] = []
+
+    def job(ctx: JobContext) -> None:
+        tries.append(1)
+        if len(tries) == 1 or ending == "fails-again":
+            raise RuntimeError("a bug")
+        if ending == "succeeds":
+            ctx.finish(operations_pb2.Operation(name=ctx.record.name, done=True))
+        elif ending == "is-refused":
+            raise InvalidArgument.field("input_config", "the file is gone")
+        elif ending == "is-deleted":
+            ctx.store.delete_operation(ctx.record.name)
+            ctx.step(Step(), lambda _: Progress(b"", b"", True))  # raises LeaseLost
+
+    return job
+
+
+def test_a_runner_forgets_the_failures_of_operations_however_they_end(store: Store) -> None:
+    endings = ["succeeds", "is-refused", "is-deleted", "fails-again"]
+    for i, ending in enumerate(endings):
+        store.create_operation(OperationRecord(
+            name=OPS + ending, kind=ending, done=False, create_time_us=i, request=b"",
+            operation=operations_pb2.Operation(name=OPS + ending).SerializeToString()))
+    runner = OperationRunner(store, FixedClock(0),
+                             {ending: failing_once_then(ending) for ending in endings},
+                             poll_seconds=0.01)
+    runner.start()
+    try:
+        wait_for(lambda: all((op := store.get_operation(OPS + e)) is None or op.done
+                             for e in endings), "every operation to end")
+    finally:
+        runner.stop()
+    assert runner.counted_failures == 0
+    failed = store.get_operation(OPS + "fails-again")
+    assert failed is not None
+    assert operations_pb2.Operation.FromString(failed.operation).error.code == code_pb2.INTERNAL
 
 
 # -- migrations and URLs -------------------------------------------------------------
