@@ -285,6 +285,152 @@ def test_concurrent_updates_of_one_product_lose_nothing(store: Store) -> None:
     assert store.get_products(BRANCH, ["counter"]) == {"counter": b"100"}
 
 
+def test_product_checks_see_the_branch_and_abort_their_write(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in ("server.store.sqlite", "server.store.postgres"):
+        monkeypatch.setattr(f"{module}.PRODUCT_SCAN_BATCH", 2, raising=False)
+    for pid in ("a", "b", "c", "d", "e"):
+        store.create_product(BRANCH, pid, f"names x{pid}".encode() if pid != "c" else b"-")
+    store.create_product(f"{CATALOG}/branches/1", "z", b"names xz")
+    seen: dict[str, object] = {}
+
+    def look(payload: bytes, products: Any) -> None:
+        seen["payload"] = payload
+        seen["get"] = products.get(["b", "missing", "b"])
+        seen["containing"] = [pid for pid, _ in products.containing("names x")]
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError):
+        store.create_product(BRANCH, "new", b"N", look)
+    assert seen == {"payload": b"N", "get": {"b": b"names xb"},
+                    "containing": ["a", "b", "d", "e"]}  # by id, in batches, this branch only
+    with pytest.raises(ValueError):
+        store.update_product(BRANCH, "a", lambda current: b"A2", look)
+    assert seen["payload"] == b"A2"
+    with pytest.raises(ValueError):
+        store.delete_product(BRANCH, "b", look)
+    assert seen["payload"] == b"names xb"
+    # Nothing was written by a refused check.
+    assert store.get_products(BRANCH, ["new", "a", "b"]) == {"a": b"names xa", "b": b"names xb"}
+    assert not store.delete_product(BRANCH, "missing", look)  # no product: no check
+
+
+def primary_must_exist(payload: bytes, products: Any) -> None:
+    """A variant's check: the product its payload names must exist."""
+    primary = payload.decode().rpartition(" ")[2]
+    if primary not in products.get([primary]):
+        raise LookupError(f"no primary {primary}")
+
+
+def nothing_may_name_it(product_id: str) -> Callable[[bytes, Any], None]:
+    def check(_payload: bytes, products: Any) -> None:
+        named_by = [pid for pid, _ in products.containing(f"of {product_id}")]
+        if named_by:
+            raise LookupError(f"{product_id} is named by {named_by}")
+
+    return check
+
+
+@pytest.fixture(params=["same store", "another replica"])
+def other_writer(request: pytest.FixtureRequest, store: Store,
+                 stores: Callable[[], Any]) -> Store:
+    """Who makes the conflicting write: this store (another caller), or a second store
+    on the same database (another replica)."""
+    if request.param == "same store":
+        return store
+    request.getfixturevalue("shared_url")
+    opened: Store = stores()
+    return opened
+
+
+def in_background(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    out: list[object] = []
+
+    def run() -> None:
+        try:
+            out.append(call())
+        except Exception as exc:  # handed to the test
+            out.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+# How long a check gives a conflicting write to slip in.
+SLIP_IN_SECONDS = 0.5
+
+
+def test_a_variant_cannot_slip_in_while_its_primary_is_deleted(
+        store: Store, other_writer: Store) -> None:
+    store.create_product(BRANCH, "P", b"primary")
+    late: list[tuple[threading.Thread, list[object]]] = []
+
+    def check_then_let_a_variant_try(payload: bytes, products: Any) -> None:
+        nothing_may_name_it("P")(payload, products)
+        if not late:  # nothing names P now; a variant of P tries to get in before the delete
+            late.append(in_background(lambda: other_writer.create_product(
+                BRANCH, "V", b"variant of P", primary_must_exist)))
+            late[0][0].join(SLIP_IN_SECONDS)
+
+    try:
+        deleted: object = store.delete_product(BRANCH, "P", check_then_let_a_variant_try)
+    except LookupError as exc:
+        deleted = exc
+    thread, out = late[0]
+    thread.join(30)
+    stored = set(store.get_products(BRANCH, ["P", "V"]))
+    # One of the two won; never both (a variant without its primary).
+    if deleted is True:
+        assert isinstance(out[0], LookupError) and stored == set()
+    else:
+        assert isinstance(deleted, LookupError) and out == [True] and stored == {"P", "V"}
+
+
+def test_a_primary_cannot_be_deleted_while_a_variant_of_it_is_created(
+        store: Store, other_writer: Store) -> None:
+    store.create_product(BRANCH, "P", b"primary")
+    late: list[tuple[threading.Thread, list[object]]] = []
+
+    def check_then_let_a_delete_try(payload: bytes, products: Any) -> None:
+        primary_must_exist(payload, products)
+        late.append(in_background(lambda: other_writer.delete_product(
+            BRANCH, "P", nothing_may_name_it("P"))))
+        late[0][0].join(SLIP_IN_SECONDS)
+        assert late[0][0].is_alive(), "a write slipped in between a check and its write"
+
+    assert store.create_product(BRANCH, "V", b"variant of P", check_then_let_a_delete_try)
+    thread, out = late[0]
+    thread.join(30)
+    assert isinstance(out[0], LookupError)  # the delete's check saw the variant
+    assert set(store.get_products(BRANCH, ["P", "V"])) == {"P", "V"}
+
+
+def test_a_delete_checks_on_a_read_and_again_only_after_a_change(store: Store) -> None:
+    calls: list[int] = []
+
+    def counted(meanwhile: Callable[[], object] | None = None) -> Callable[[bytes, Any], None]:
+        def check(_payload: bytes, _products: Any) -> None:
+            calls.append(1)
+            if meanwhile is not None and len(calls) == 1:
+                # Off the writer (a check inside its transaction would wait forever here).
+                thread, out = in_background(meanwhile)
+                thread.join(10)
+                assert out and not isinstance(out[0], Exception)
+
+        return check
+
+    store.create_product(BRANCH, "P", b"primary")
+    assert store.delete_product(BRANCH, "P", counted())
+    assert calls == [1]  # the writer did not scan the branch again
+    for meanwhile, checks in ((lambda: store.write_user_events([row("a")]), [1]),
+                              (lambda: store.create_product(BRANCH, "Q", b"q"), [1, 1])):
+        calls.clear()
+        store.create_product(BRANCH, "P", b"primary")
+        assert store.delete_product(BRANCH, "P", counted(meanwhile))
+        assert calls == checks  # checked again inside only when a product changed
+
+
 # -- operations --------------------------------------------------------------------
 
 
