@@ -1,5 +1,5 @@
-"""Calls that stay open (WaitOperation) never take the capacity that writes and
-health need, with the default --workers."""
+"""Calls that stay open (WaitOperation, streams) never take the capacity that
+writes and health need, with the default --workers."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from footfall.retail.v2 import (
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from server.app import Running, start
 from server.config import Settings
@@ -127,3 +128,34 @@ def test_200_waits_leave_writes_and_health_their_capacity(running: Running) -> N
     finally:
         for channel in channels:
             channel.close()
+
+
+def test_open_streams_leave_writes_and_health_their_capacity(running: Running) -> None:
+    # More reflection streams (grpcurl opens one per call) than --workers, each kept
+    # open by a client that has not finished sending.
+    streams = running.settings.workers + 8
+    finish = threading.Event()
+
+    def requests() -> Iterator[reflection_pb2.ServerReflectionRequest]:
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+        finish.wait(60)
+
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        calls = [reflection.ServerReflectionInfo(requests(), timeout=30) for _ in range(streams)]
+        try:
+            for call in calls[:running.settings.workers]:  # as many streams being served
+                assert next(call).list_services_response.service
+            write = user_event_service_pb2.WriteUserEventRequest(parent=PARENT,
+                                                                 user_event=event("v"))
+            user_event_service_pb2_grpc.UserEventServiceStub(channel).WriteUserEvent(
+                write, timeout=WRITE_DEADLINE)
+            assert health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=2).status == \
+                health_pb2.HealthCheckResponse.SERVING
+            for call in calls[running.settings.workers:]:
+                assert next(call).list_services_response.service
+        finally:
+            finish.set()
+            for call in calls:
+                call.cancel()
