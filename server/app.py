@@ -31,7 +31,7 @@ from server.retail import import_events, import_products, purge, rejoin
 from server.retail.product_service import ProductService
 from server.retail.retention import Retention
 from server.retail.user_event_service import UserEventService
-from server.rpc import ErrorInterceptor
+from server.rpc import ErrorInterceptor, Lanes
 from server.store import Store, located, open_store
 from server.store.watch import HealthWatch
 from server.talent.event_service import EventService
@@ -60,6 +60,7 @@ class Running:
     store_health: HealthWatch | None = None
     policy: Policy | None = None
     retention: Retention | None = None  # None without --retain-days
+    lanes: Lanes | None = None
 
     @property
     def http_port(self) -> int:
@@ -69,6 +70,7 @@ class Running:
         """Drain: NOT_SERVING, refuse new calls, finish in-flight ones, pause jobs
         after their current batch, flush, close."""
         self.health.enter_graceful_shutdown()
+        self.runner.wakeups.close()  # waiting callers get the operation as it is now
         if self.store_health is not None:
             self.store_health.stop()
         if self.http is not None:
@@ -76,6 +78,8 @@ class Running:
         self.server.stop(self.settings.grace_seconds).wait()
         if self.retention is not None:
             self.retention.stop()
+        if self.lanes is not None:
+            self.lanes.shutdown()
         # Jobs stop at the end of their batch; one held longer (a file system that does
         # not answer) is left behind, to resume at the next start.
         self.runner.stop(max(self.settings.grace_seconds, 5.0))
@@ -110,10 +114,11 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     runner = OperationRunner(store, clock, {
         kind: policy.metrics.observe_job(kind, job) for kind, job in jobs.items()
     }, workers=settings.operation_workers, lease_seconds=settings.lease_seconds)
+    lanes = Lanes.sized(settings.max_wait_operations)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers,
                                    thread_name_prefix="footfall-rpc"),
-        interceptors=[ErrorInterceptor(policy)],
+        interceptors=[ErrorInterceptor(policy, lanes)],
         options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),
             ("grpc.max_send_message_length", settings.max_request_bytes),
@@ -124,7 +129,8 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     user_events = UserEventService(store, settings, clock, runner)
     products = ProductService(store, clock, runner, gcs_root)
     talent_events = EventService(store, settings.max_event_bytes)
-    operations = operations_service.OperationsService(store, runner)
+    operations = operations_service.OperationsService(
+        store, runner, max_waits=settings.max_wait_operations)
     user_event_service_pb2_grpc.add_UserEventServiceServicer_to_server(user_events, server)
     product_service_pb2_grpc.add_ProductServiceServicer_to_server(products, server)
     event_service_pb2_grpc.add_EventServiceServicer_to_server(talent_events, server)
@@ -147,6 +153,7 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
                 else server.add_insecure_port(address))
     except RuntimeError as exc:
         store.close()
+        lanes.shutdown()
         raise OSError(f"cannot listen on {address}: {exc}") from exc
     server.start()
     runner.start()
@@ -156,6 +163,7 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
             gateway.start()
         except OSError:
             server.stop(0).wait()
+            lanes.shutdown()
             runner.stop()
             store.close()
             raise
@@ -167,7 +175,8 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
                               settings.retention_interval_seconds)
         retention.start()
     return Running(server, health_servicer, store, runner, port, settings, gateway,
-                   store_health=store_health, policy=policy, retention=retention)
+                   store_health=store_health, policy=policy, retention=retention,
+                   lanes=lanes)
 
 
 def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:

@@ -182,6 +182,10 @@ class Settings:
     quota_bytes_per_minute: int = option(0, INTEGER,
                                          "request bytes of event writes per project per minute",
                                          check=at_least(0), readme_default="off")
+    max_wait_operations: int = option(64, INTEGER,
+                                      "WaitOperation calls that may wait at once (on threads "
+                                      "of their own); more answer at once with the operation "
+                                      "as it is", check=at_least(1))
 
 
 OPTIONS: tuple[Option, ...] = tuple(

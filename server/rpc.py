@@ -9,6 +9,13 @@ Requests are decoded here rather than by grpc, so that bytes that are no valid
 message are INVALID_ARGUMENT (grpc itself would answer INTERNAL). A status is
 made to fit the trailers a client accepts (8 KiB by default in grpc): a huge
 message or detail would otherwise reach the client as RESOURCE_EXHAUSTED.
+
+It also picks the threads each call runs on (`Lanes`): the --workers pool serves
+the calls that answer at once; calls that may stay open (WaitOperation, streams)
+and health checks have small pools of their own, so that waiting callers can
+never take the threads writes need, nor a busy pool delay a health check.
+grpc runs a handler on the pool its function names as `experimental_thread_pool`
+(grpc_health does the same for Watch).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -51,6 +60,12 @@ _MORE = re.compile(MORE_VIOLATIONS.format(r"(\d+)", "s?"))
 def _char_cost(char: str) -> int:
     """Bytes `char` takes in grpc-message (percent-encoded UTF-8)."""
     return 1 if " " <= char <= "~" and char != "%" else 3 * len(char.encode("utf-8", "replace"))
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+WAIT_OPERATION = "/google.longrunning.Operations/WaitOperation"
+HEALTH_THREADS = 2
+# Threads for WaitOperation beyond the waits themselves: a wait that finds every
+# slot taken answers at once on one of these, never queued behind the waiting ones.
+SPARE_WAIT_THREADS = 2
 
 
 def _clip(text: str, budget: int) -> str:
@@ -194,11 +209,69 @@ def _guard(handler: grpc.RpcMethodHandler, method: str,
     return guarded
 
 
-class ErrorInterceptor(grpc.ServerInterceptor):
-    """Wraps every unary-unary handler once (cached per method)."""
+@dataclass(frozen=True)
+class Lanes:
+    """The thread pools of the calls that must not share the --workers pool."""
 
-    def __init__(self, policy: Policy | None = None) -> None:
+    health: futures.ThreadPoolExecutor
+    waits: futures.ThreadPoolExecutor
+    streams: futures.ThreadPoolExecutor
+
+    @classmethod
+    def sized(cls, waits: int) -> Lanes:
+        """Lanes for `waits` concurrent WaitOperation calls (the servicer turns away
+        more) and as many streams (more wait for a thread)."""
+        return cls(
+            health=futures.ThreadPoolExecutor(HEALTH_THREADS, thread_name_prefix="footfall-health"),
+            waits=futures.ThreadPoolExecutor(waits + SPARE_WAIT_THREADS,
+                                             thread_name_prefix="footfall-wait"),
+            streams=futures.ThreadPoolExecutor(waits, thread_name_prefix="footfall-stream"))
+
+    def pool_for(self, method: str, behaviour: Any, streaming: bool) -> Any:
+        """The pool `method` runs on, or None for the --workers pool."""
+        if method == HEALTH_CHECK:
+            return self.health
+        if method == WAIT_OPERATION:
+            return self.waits
+        if streaming and not getattr(behaviour, "experimental_non_blocking", False):
+            return self.streams  # a non-blocking stream (health Watch) holds no thread
+        return None
+
+    def shutdown(self) -> None:
+        """After the server stopped: let the threads go."""
+        for pool in (self.health, self.waits, self.streams):
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _on_pool(behaviour: Callable[..., Any], pool: Any) -> Callable[..., Any]:
+    """`behaviour`, run by grpc on `pool`."""
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return behaviour(*args, **kwargs)
+
+    run.experimental_thread_pool = pool  # type: ignore[attr-defined]
+    return run
+
+
+def _streaming_on_pool(handler: grpc.RpcMethodHandler, pool: Any) -> grpc.RpcMethodHandler:
+    """The streaming `handler` with its behaviour run on `pool`."""
+    serdes = {"request_deserializer": handler.request_deserializer,
+              "response_serializer": handler.response_serializer}
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(_on_pool(handler.stream_stream, pool),
+                                                     **serdes)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(_on_pool(handler.stream_unary, pool),
+                                                    **serdes)
+    return grpc.unary_stream_rpc_method_handler(_on_pool(handler.unary_stream, pool), **serdes)
+
+
+class ErrorInterceptor(grpc.ServerInterceptor):
+    """Wraps every unary-unary handler once (cached per method), and puts each
+    handler on its lane."""
+
+    def __init__(self, policy: Policy | None = None, lanes: Lanes | None = None) -> None:
         self._policy = policy or Policy(())
+        self._lanes = lanes
         self._cache: dict[str, grpc.RpcMethodHandler] = {}
 
     @property
@@ -217,12 +290,22 @@ class ErrorInterceptor(grpc.ServerInterceptor):
             # No such method: grpc answers UNIMPLEMENTED. Its name is not kept, since
             # anyone (no key needed) can make up endless names of kilobytes each.
             return None
-        if handler.unary_unary is not None:
+        unary = handler.unary_unary is not None
+        behaviour = handler.unary_unary or handler.unary_stream or handler.stream_unary \
+            or handler.stream_stream
+        pool = None if self._lanes is None else self._lanes.pool_for(method, behaviour,
+                                                                     not unary)
+        if unary:
+            guarded = _guard(handler, method, self._policy)
+            if pool is not None:
+                guarded.experimental_thread_pool = pool  # type: ignore[attr-defined]
             handler = grpc.unary_unary_rpc_method_handler(
-                _guard(handler, method, self._policy),
+                guarded,
                 request_deserializer=None,  # decoded in the guard
                 response_serializer=handler.response_serializer,
             )
+        elif pool is not None:
+            handler = _streaming_on_pool(handler, pool)
         self._cache[method] = handler
         return handler
 

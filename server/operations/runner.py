@@ -7,6 +7,8 @@ Any process on the same store can claim work whose holder is gone: its lease has
 expired, or it was a process on this host that no longer exists. While the
 database is unreachable a job pauses (keeping its lease) and resumes from its
 last committed step once it is back; that is not counted as a failure.
+A process claims only the kinds of operation it knows: one written by a newer
+replica is left for a replica that knows it (never claimed, retried or failed here).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from server.clock import Clock
 from server.errors import FootfallError, to_rpc_status
 from server.operations import records
 from server.operations.summary import summarize
+from server.operations.wakeups import Wakeups
 from server.store import Store
 from server.store.rows import (
     LeaseLost,
@@ -42,6 +45,9 @@ log = logging.getLogger(__name__)
 
 
 MAX_TRIES = 3
+# Operations whose failures are counted here at most: a job released for a retry may be
+# finished by another replica, and its count must not stay forever.
+MAX_COUNTED_FAILURES = 1_000
 
 
 class StopRequested(Exception):
@@ -126,7 +132,11 @@ class OperationRunner:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Failed tries of the operations released for a retry, oldest first.
         self._failures: dict[str, int] = {}
+        self._failures_lock = threading.Lock()
+        # WaitOperation callers, woken whenever a worker leaves an operation.
+        self.wakeups = Wakeups()
 
     def start(self) -> None:
         for i in range(self._workers):
@@ -194,7 +204,8 @@ class OperationRunner:
         while not self._stopping.is_set():
             try:
                 record = self._store.claim_operation(
-                    owner, self._clock.now_ns() // 1000, self._lease_us, self._holder_gone)
+                    owner, self._clock.now_ns() // 1000, self._lease_us, self._holder_gone,
+                    kinds=self._jobs.keys())
             except StoreUnavailable as exc:
                 log.warning("could not look for operations to run: %s", exc.message)
                 record = None
@@ -211,21 +222,36 @@ class OperationRunner:
                 log.exception("operation %s: could not record how it ended; it will be "
                               "picked up again", record.name)
                 self._stopping.wait(self._poll)
+            finally:
+                self.wakeups.wake_all()
+
+    @property
+    def counted_failures(self) -> int:
+        """Operations whose failed tries are being counted (released for a retry)."""
+        return len(self._failures)
 
     def _run(self, record: OperationRecord, owner: str) -> None:
         job = self._jobs.get(record.kind)
         context = JobContext(record, self._store, self._clock, owner, self._lease_us,
                              self._stopping)
-        if job is None:
+        if job is None:  # not claimed by kind (see claim_operation); left all the same
             log.error("operation %s has unknown kind %r; leaving it", record.name, record.kind)
+            self._store.release_operation(record.name, owner)
+            self._stopping.wait(self._poll)
             return
         log.info("running %s", record.name)
         started = time.monotonic()
+        # Counted again only if this try fails and is retried: every other ending
+        # leaves nothing behind.
+        with self._failures_lock:
+            tries = self._failures.pop(record.name, 0)
         try:
             job(context)
         except StoreUnavailable as exc:  # before FootfallError: the database, not the client
             log.warning("%s paused, it resumes from its last committed step: %s",
                         record.name, exc.message)
+            if tries:
+                self._count_failures(record.name, tries)
             self._stopping.wait(self._poll)
         except FootfallError as exc:
             # The job found the request cannot be done (e.g. its file is gone since the
@@ -243,22 +269,26 @@ class OperationRunner:
         except Exception:
             # A bug or a fault of the machine, not a client's mistake: retried (jobs are
             # idempotent), and ended with an error after a few tries, never left running.
-            failures = self._failures.get(record.name, 0) + 1
-            self._failures[record.name] = failures
+            failures = tries + 1
             if failures < MAX_TRIES:
                 log.exception("operation %s failed (try %d); it will be retried",
                               record.name, failures)
+                self._count_failures(record.name, failures)
                 self._store.release_operation(record.name, owner)
                 self._stopping.wait(self._poll)
                 return
             log.exception("operation %s failed %d times; ending it", record.name, failures)
             self._end_with(context, status_pb2.Status(
                 code=code_pb2.INTERNAL, message="the operation failed; see the server log"))
-        else:
-            self._failures.pop(record.name, None)
         finally:
             if context.ended is not None:
                 _log_end(context.ended, time.monotonic() - started)
+
+    def _count_failures(self, name: str, failures: int) -> None:
+        with self._failures_lock:
+            self._failures[name] = failures
+            while len(self._failures) > MAX_COUNTED_FAILURES:
+                del self._failures[next(iter(self._failures))]
 
     def _end_with(self, context: JobContext, error: status_pb2.Status) -> None:
         """End the operation with `error`, keeping its metadata."""

@@ -1,7 +1,12 @@
 """google.longrunning.Operations over the operations kept in the store.
 
 Any process on the same store answers for any operation: nothing here reads
-in-process state.
+in-process state. A WaitOperation is woken by this process's runner when an
+operation ends here, and reads the store again every WAIT_POLL_SECONDS for those
+that end on another replica. At most `max_waits` calls wait at once (they run on
+threads of their own, see server.rpc): one more is answered at once with the
+operation as it is, which the contract allows ("the server may return before the
+timeout").
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from google.protobuf import empty_pb2
 
 from server.errors import FieldViolation, InvalidArgument, NotFound
 from server.operations.runner import OperationRunner
+from server.operations.wakeups import Wakeups
 from server.store import Store
 from server.store.rows import OperationRecord
 
@@ -26,6 +32,10 @@ OPERATION = "google.longrunning.Operation"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_WAIT_SECONDS = 600.0
+# How often a wait reads the store when nothing here woke it: operations run by
+# another replica are seen this late at most.
+WAIT_POLL_SECONDS = 0.5
+DEFAULT_MAX_WAITS = 64
 _DONE_FILTER = re.compile(r"^\s*done\s*[=:]\s*(true|false)\s*$", re.IGNORECASE)
 
 
@@ -63,10 +73,13 @@ def _parse_page_token(token: str) -> tuple[int, str] | None:
 
 class OperationsService(operations_pb2_grpc.OperationsServicer):
     def __init__(self, store: Store, runner: OperationRunner | None = None,
-                 poll_seconds: float = 0.01) -> None:
+                 poll_seconds: float = WAIT_POLL_SECONDS,
+                 max_waits: int = DEFAULT_MAX_WAITS) -> None:
         self._store = store
         self._runner = runner
         self._poll = poll_seconds
+        self._wakeups = runner.wakeups if runner is not None else Wakeups()
+        self._wait_slots = threading.BoundedSemaphore(max_waits)
 
     def _record(self, name: str) -> OperationRecord:
         if not name:
@@ -110,6 +123,7 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
         self._record(request.name)
         if not self._store.delete_operation(normalise(request.name)):
             raise NotFound(OPERATION, request.name)
+        self._wakeups.wake_all()  # its waiters answer NOT_FOUND now
         return empty_pb2.Empty()
 
     def CancelOperation(self, request: Any, context: Any) -> Any:
@@ -124,25 +138,33 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
 
     def WaitOperation(self, request: Any, context: Any) -> Any:
         """The operation once done, or its state when `timeout` (or the caller's
-        deadline, or 10 minutes) runs out. NOT_FOUND for an unknown name."""
-        record = self._record(request.name)
+        deadline, or 10 minutes) runs out, or at once when `max_waits` calls wait
+        already. NOT_FOUND for an unknown name."""
         limit = MAX_WAIT_SECONDS
         if request.HasField("timeout"):
             limit = min(limit, request.timeout.ToNanoseconds() / 1e9)
         remaining = context.time_remaining() if context is not None else None
         if remaining is not None:
             limit = min(limit, max(remaining - 0.05, 0.0))
-        deadline = time.monotonic() + limit
-        waiter = threading.Event()
-        while not record.done and time.monotonic() < deadline:
-            if context is not None and not context.is_active():
-                break
-            waiter.wait(min(self._poll, max(deadline - time.monotonic(), 0)))
-            current = self._store.get_operation(normalise(request.name))
-            if current is None:
-                raise NotFound(OPERATION, request.name)
-            record = current
-        return operations_pb2.Operation.FromString(record.operation)
+        if not self._wait_slots.acquire(blocking=False):
+            return operations_pb2.Operation.FromString(self._record(request.name).operation)
+        try:
+            return self._wait(request.name, time.monotonic() + limit, context)
+        finally:
+            self._wait_slots.release()
+
+    def _wait(self, name: str, deadline: float, context: Any) -> Any:
+        with self._wakeups.waiter() as wake:
+            if context is not None:
+                context.add_callback(wake.set)  # the call ended: cancelled or past its deadline
+            while True:
+                wake.clear()  # before the read: a change after it wakes the wait below
+                record = self._record(name)
+                left = deadline - time.monotonic()
+                if record.done or left <= 0 or self._wakeups.closed or \
+                        (context is not None and not context.is_active()):
+                    return operations_pb2.Operation.FromString(record.operation)
+                wake.wait(min(self._poll, left))
 
 
 def add_to_server(service: OperationsService, server: grpc.Server) -> None:

@@ -1,11 +1,14 @@
 """google.cloud.retail.v2.ProductService: catalog CRUD over the store.
 
 Rules live in `products`, `product_validation` and `product_listing`; this
-module parses, calls them, talks to the store and answers.
+module parses, calls them, talks to the store and answers. Checks that read other
+products (a variant's primary, what refers to a product being deleted) are handed
+to the store, which runs them in the write's own transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,7 @@ from server.retail.product_validation import (
     referenced_ids,
 )
 from server.store import Store
+from server.store.rows import ProductCheck, ProductReader
 
 
 class ProductService(product_service_pb2_grpc.ProductServiceServicer):
@@ -57,12 +61,51 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
             raise NotFound(products.RESOURCE_TYPE, shown_name)
         return product
 
-    def _check_references(self, branch: str, product: Any) -> None:
-        """INVALID_ARGUMENT when `product` names a primary or members of the wrong kind."""
-        wanted = referenced_ids(product)
-        stored = self._store.get_products(branch, wanted) if wanted else {}
-        found = {pid: products.decode(p, branch, pid) for pid, p in stored.items()}
-        raise_if_any(reference_violations(product, found))
+    @staticmethod
+    def _references_hold(branch: str, product_id: str) -> ProductCheck:
+        """The store's check before a product is written: INVALID_ARGUMENT when it
+        names a primary or members of the wrong kind (or a missing primary)."""
+        def check(payload: bytes, stored_now: ProductReader) -> None:
+            product = products.decode(payload, branch, product_id)
+            wanted = referenced_ids(product)
+            stored = stored_now.get(wanted) if wanted else {}
+            found = {pid: products.decode(p, branch, pid) for pid, p in stored.items()}
+            raise_if_any(reference_violations(product, found))
+
+        return check
+
+    @staticmethod
+    def _nothing_refers_to(branch: str, product_id: str) -> ProductCheck:
+        """The store's check before a product is deleted: INVALID_ARGUMENT for a
+        PRIMARY that still has variants, or a member of a COLLECTION."""
+        def check(payload: bytes, stored_now: ProductReader) -> None:
+            product = products.decode(payload, branch, product_id)
+
+            def refers_to_it(other: Any) -> bool:
+                if other.type == COLLECTION:
+                    return product_id in other.collection_member_ids
+                return bool(product.type == PRIMARY and other.type == VARIANT
+                            and other.primary_product_id == product_id)
+
+            def referrers() -> Iterator[Any]:
+                for pid, found in stored_now.containing(product_id):
+                    other = products.decode(found, branch, pid)
+                    if refers_to_it(other):
+                        yield other
+
+            blockers = list(islice(referrers(), 5))
+            variants = [b.id for b in blockers if b.type == VARIANT]
+            collections = [b.id for b in blockers if b.type == COLLECTION]
+            if variants:
+                raise InvalidArgument.field("name", f"primary product {product_id!r} still has "
+                                                    f"variants ({', '.join(variants)}); delete "
+                                                    "them first")
+            if collections:
+                raise InvalidArgument.field("name", f"product {product_id!r} is a member of "
+                                                    f"collection {collections[0]!r}; remove it "
+                                                    "from the collection first")
+
+        return check
 
     # -- CRUD --------------------------------------------------------------
 
@@ -83,8 +126,8 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         product = products.new_product(request.product, branch, request.product_id,
                                        self._clock.now_ns())
         raise_if_any(product_violations(product))
-        self._check_references(branch, product)
-        if not self._store.create_product(branch, product.id, product.SerializeToString()):
+        if not self._store.create_product(branch, product.id, product.SerializeToString(),
+                                          self._references_hold(branch, product.id)):
             raise AlreadyExists(products.RESOURCE_TYPE, product.name)
         return product
 
@@ -177,15 +220,14 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
             raise_if_any(product_violations(updated))
             return updated
 
-        # Checked once against a read (references need the store), then applied
-        # atomically so a concurrent update is never lost.
-        self._check_references(branch, merge(self._get(branch, product_id)))
-
+        # Merged and checked in the store's transaction: a concurrent update is never
+        # lost, and the products it refers to cannot change in between.
         def change(payload: bytes | None) -> bytes:
             current = None if payload is None else products.decode(payload, branch, product_id)
             return bytes(merge(current).SerializeToString())
 
-        stored = self._store.update_product(branch, product_id, change)
+        stored = self._store.update_product(branch, product_id, change,
+                                            self._references_hold(branch, product_id))
         assert stored is not None  # `change` always returns a product
         return products.decode(stored, branch, product_id)
 
@@ -196,26 +238,8 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         or a member of a COLLECTION; NOT_FOUND when there is no such product.
         """
         branch, product_id = products.parse_product_name(request.name, "name")
-        product = self._must_get(branch, product_id, request.name)
-
-        def refers_to_it(other: Any) -> bool:
-            return bool((other.type == VARIANT and other.primary_product_id == product_id
-                         and product.type == PRIMARY)
-                        or (other.type == COLLECTION and product_id in other.collection_member_ids))
-
-        blockers = list(islice(product_listing.scan(self._store, branch, refers_to_it,
-                                                    needle=product_id), 5))
-        variants = [b.id for b in blockers if b.type == VARIANT]
-        collections = [b.id for b in blockers if b.type == COLLECTION]
-        if variants:
-            raise InvalidArgument.field("name", f"primary product {product_id!r} still has "
-                                                f"variants ({', '.join(variants)}); delete "
-                                                "them first")
-        if collections:
-            raise InvalidArgument.field("name", f"product {product_id!r} is a member of "
-                                                f"collection {collections[0]!r}; remove it "
-                                                "from the collection first")
-        if not self._store.delete_product(branch, product_id):
+        if not self._store.delete_product(branch, product_id,
+                                          self._nothing_refers_to(branch, product_id)):
             raise NotFound(products.RESOURCE_TYPE, request.name)
         return empty_pb2.Empty()
 

@@ -9,7 +9,7 @@ StoreUnavailable (UNAVAILABLE) while the database cannot be reached.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 from server.store.rows import (
@@ -17,6 +17,7 @@ from server.store.rows import (
     EventQuery,
     EventRow,
     OperationRecord,
+    ProductCheck,
     Progress,
     Step,
     StepResult,
@@ -69,18 +70,32 @@ class Store(Protocol):
     def list_products(self, branch: str, limit: int, after_id: str = "") -> list[tuple[str, bytes]]:
         """Up to `limit` (product_id, serialized Product) with id > `after_id`, by id."""
 
-    def create_product(self, branch: str, product_id: str, payload: bytes) -> bool:
-        """Insert unless present; False when the product already exists."""
+    def create_product(self, branch: str, product_id: str, payload: bytes,
+                       check: ProductCheck | None = None) -> bool:
+        """Insert unless present; False when the product already exists.
+
+        `check(payload, products)` runs first, in the same transaction; what it
+        raises is raised here and nothing is written.
+        """
 
     def update_product(self, branch: str, product_id: str,
-                       change: Callable[[bytes | None], bytes | None]) -> bytes | None:
+                       change: Callable[[bytes | None], bytes | None],
+                       check: ProductCheck | None = None) -> bytes | None:
         """Atomically replace the product with `change(current)` (None: leave as is).
 
+        `check(updated, products)` runs before the write, in the same transaction.
         Returns what is stored afterwards.
         """
 
-    def delete_product(self, branch: str, product_id: str) -> bool:
-        """Delete; False when there was nothing to delete."""
+    def delete_product(self, branch: str, product_id: str,
+                       check: ProductCheck | None = None) -> bool:
+        """Delete; False when there was nothing to delete.
+
+        `check(current, products)` says whether the delete may go (what it raises is
+        raised here). It runs on a recent read, off the writer, and again inside the
+        delete's transaction only if a product of the branch was written since: the
+        delete commits only if the check holds for what it commits against.
+        """
 
     # -- long-running operations ------------------------------------------
 
@@ -101,9 +116,11 @@ class Store(Protocol):
         """Mark a running operation as to be cancelled; the record, or None."""
 
     def claim_operation(self, owner: str, now_us: int, lease_us: int,
-                        can_take: Callable[[str], bool]) -> OperationRecord | None:
+                        can_take: Callable[[str], bool],
+                        kinds: Collection[str] | None = None) -> OperationRecord | None:
         """Take the oldest unfinished operation that nobody holds (no lease, an
-        expired one, or one `can_take(owner)` says is dead) and lease it to `owner`."""
+        expired one, or one `can_take(owner)` says is dead) and lease it to `owner`.
+        With `kinds`, only an operation of one of those kinds (None: any kind)."""
 
     def run_step(self, name: str, owner: str, step: Step, lease_until_us: int,
                  progress: Callable[[StepResult], Progress]) -> StepResult:

@@ -95,6 +95,15 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         "CREATE UNIQUE INDEX user_events_dedup ON user_events "
         "(catalog, event_time_us, dedup_key)",
     ]),
+    (4, "a generation per product branch", [
+        # Bumped by every product write, in its transaction: a delete whose reference
+        # check ran on a recent read knows whether anything changed since (and on
+        # PostgreSQL the row lock orders the product writes of a branch).
+        """CREATE TABLE product_generations (
+            branch TEXT PRIMARY KEY,
+            generation BIGINT NOT NULL
+        )""",
+    ]),
 ]
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -50,6 +50,7 @@ from server.store.rows import (
     EventRow,
     LeaseLost,
     OperationRecord,
+    ProductCheck,
     Progress,
     Step,
     StepResult,
@@ -89,6 +90,7 @@ _CREATE_INCOMING = (f"CREATE TEMP TABLE IF NOT EXISTS {_INCOMING} (seq INTEGER, 
                     "ON COMMIT DELETE ROWS")
 _COPY_TYPES = ["int4", "text", "text", "text", "text", "int8", "int2", "int2", "bytea", "bytea",
                "bytea"]
+PRODUCT_SCAN_BATCH = 500  # products a check reads at once when it looks for references
 _PUT_PRODUCT = ("INSERT INTO products (branch, product_id, product) VALUES (%s, %s, %s) "
                 "ON CONFLICT (branch, product_id) DO UPDATE SET product = EXCLUDED.product")
 
@@ -393,8 +395,18 @@ class PostgresStore:
                            [branch, after_id, limit])
         return [(pid, bytes(payload)) for pid, payload in rows]
 
-    def create_product(self, branch: str, product_id: str, payload: bytes) -> bool:
+    # Every product write bumps its branch's generation first: the row lock orders the
+    # product writes of a branch across replicas, so a check inside a transaction sees
+    # every write that committed before it and none can commit until it is done. A
+    # delete's check first runs on a pooled connection, so that its scan of the branch
+    # does not hold up the writer, and again inside only if the generation moved.
+
+    def create_product(self, branch: str, product_id: str, payload: bytes,
+                       check: ProductCheck | None = None) -> bool:
         def insert(cur: psycopg.Cursor[Any]) -> bool:
+            _bump_generation(cur, branch)
+            if check is not None:
+                check(payload, _BranchReader(_fetch_on(cur), branch))
             cur.execute("INSERT INTO products (branch, product_id, product) VALUES (%s, %s, %s) "
                         "ON CONFLICT (branch, product_id) DO NOTHING",
                         (branch, product_id, payload))
@@ -403,22 +415,37 @@ class PostgresStore:
         return bool(self._write(insert))
 
     def update_product(self, branch: str, product_id: str,
-                       change: Callable[[bytes | None], bytes | None]) -> bytes | None:
+                       change: Callable[[bytes | None], bytes | None],
+                       check: ProductCheck | None = None) -> bytes | None:
         def read_modify_write(cur: psycopg.Cursor[Any]) -> bytes | None:
+            _bump_generation(cur, branch)
             found = cur.execute("SELECT product FROM products WHERE branch = %s AND "
                                 "product_id = %s FOR UPDATE", (branch, product_id)).fetchone()
             current = bytes(found[0]) if found else None
             updated = change(current)
             if updated is None:
                 return current
+            if check is not None:
+                check(updated, _BranchReader(_fetch_on(cur), branch))
             cur.execute(_PUT_PRODUCT, (branch, product_id, updated))
             return updated
 
         result: bytes | None = self._write(read_modify_write)
         return result
 
-    def delete_product(self, branch: str, product_id: str) -> bool:
+    def delete_product(self, branch: str, product_id: str,
+                       check: ProductCheck | None = None) -> bool:
+        checked_at = None if check is None else _check_on_a_read(
+            self._fetch, branch, product_id, check)
+
         def delete(cur: psycopg.Cursor[Any]) -> bool:
+            generation = _bump_generation(cur, branch)
+            if check is not None and checked_at != generation - 1:
+                found = cur.execute("SELECT product FROM products WHERE branch = %s AND "
+                                    "product_id = %s", (branch, product_id)).fetchone()
+                if found is None:
+                    return False
+                check(bytes(found[0]), _BranchReader(_fetch_on(cur), branch))
             cur.execute("DELETE FROM products WHERE branch = %s AND product_id = %s",
                         (branch, product_id))
             return cur.rowcount == 1
@@ -474,7 +501,10 @@ class PostgresStore:
         return result
 
     def claim_operation(self, owner: str, now_us: int, lease_us: int,
-                        can_take: Callable[[str], bool]) -> OperationRecord | None:
+                        can_take: Callable[[str], bool],
+                        kinds: Collection[str] | None = None) -> OperationRecord | None:
+        of_kind = "" if kinds is None else "AND kind = ANY(%(kinds)s) "
+
         def claim(cur: psycopg.Cursor[Any]) -> OperationRecord | None:
             # Holders with a live lease that `can_take` still calls dead (a process
             # of this host that is gone), then the oldest free operation nobody has
@@ -484,10 +514,12 @@ class PostgresStore:
                 "lease_owner <> %s AND lease_expires_us >= %s", (owner, now_us)).fetchall()
             dead = [holder for (holder,) in holders if can_take(holder)]
             row = cur.execute(
-                f"SELECT {OPERATION_COLUMNS} FROM operations WHERE done = 0 AND "
-                "(lease_owner IS NULL OR lease_owner = %s OR COALESCE(lease_expires_us, 0) < %s "
-                "OR lease_owner = ANY(%s)) ORDER BY create_time_us, name LIMIT 1 "
-                "FOR UPDATE SKIP LOCKED", (owner, now_us, dead)).fetchone()
+                f"SELECT {OPERATION_COLUMNS} FROM operations WHERE done = 0 {of_kind}AND "
+                "(lease_owner IS NULL OR lease_owner = %(owner)s OR "
+                "COALESCE(lease_expires_us, 0) < %(now)s OR lease_owner = ANY(%(dead)s)) "
+                "ORDER BY create_time_us, name LIMIT 1 FOR UPDATE SKIP LOCKED",
+                {"owner": owner, "now": now_us, "dead": dead,
+                 "kinds": None if kinds is None else list(kinds)}).fetchone()
             if row is None:
                 return None
             record = OperationRecord.from_row(row)
@@ -510,6 +542,8 @@ class PostgresStore:
             inserted = inserted_joined + self._insert(
                 cur, [r for r in step.insert_events if not r.joined])
             if step.put_products:
+                for branch in sorted({branch for branch, _, _ in step.put_products}):
+                    _bump_generation(cur, branch)
                 cur.executemany(_PUT_PRODUCT, step.put_products)
             if step.update_events:
                 latest = {i: (i, int(j), p, src) for i, j, p, src in step.update_events}
@@ -589,3 +623,63 @@ class PostgresStore:
             self._writer_conn.close()
             self._writer_conn = None
 
+
+Fetch = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+
+
+def _fetch_on(cur: psycopg.Cursor[Any]) -> Fetch:
+    return lambda query, params: cur.execute(query, params).fetchall()
+
+
+def _bump_generation(cur: psycopg.Cursor[Any], branch: str) -> int:
+    """Count a write to the products of `branch` (locking its generation until the
+    transaction ends); the branch's new generation."""
+    found = cur.execute(
+        "INSERT INTO product_generations (branch, generation) VALUES (%s, 1) ON CONFLICT "
+        "(branch) DO UPDATE SET generation = product_generations.generation + 1 "
+        "RETURNING generation", (branch,)).fetchone()
+    assert found is not None
+    return int(found[0])
+
+
+def _check_on_a_read(fetch: Fetch, branch: str, product_id: str,
+                     check: ProductCheck) -> int | None:
+    """Run `check` on what `fetch` reads now; the generation of the branch read before
+    it, or None when there is no such product (nothing was checked)."""
+    found = fetch("SELECT generation FROM product_generations WHERE branch = %s", (branch,))
+    products = _BranchReader(fetch, branch)
+    current = products.get([product_id]).get(product_id)
+    if current is None:
+        return None
+    check(current, products)
+    return int(found[0][0]) if found else 0
+
+
+class _BranchReader:
+    """ProductReader through `fetch`: a pooled connection, or the writer's cursor
+    inside its transaction."""
+
+    def __init__(self, fetch: Fetch, branch: str) -> None:
+        self._fetch = fetch
+        self._branch = branch
+
+    def get(self, product_ids: Sequence[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(product_ids))
+        if not wanted:
+            return {}
+        rows = self._fetch("SELECT product_id, product FROM products WHERE branch = %s "
+                           "AND product_id = ANY(%s)", (self._branch, wanted))
+        return {pid: bytes(payload) for pid, payload in rows}
+
+    def containing(self, text: str) -> Iterator[tuple[str, bytes]]:
+        after = ""
+        while True:
+            rows = self._fetch(
+                "SELECT product_id, product FROM products WHERE branch = %s AND "
+                "product_id > %s AND position(%s::bytea in product) > 0 ORDER BY product_id "
+                "LIMIT %s", (self._branch, after, text.encode(), PRODUCT_SCAN_BATCH))
+            for pid, payload in rows:
+                yield pid, bytes(payload)
+            if len(rows) < PRODUCT_SCAN_BATCH:
+                return
+            after = rows[-1][0]

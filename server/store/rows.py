@@ -4,9 +4,9 @@ that filters and analytics need. Shared by every backend."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from server.errors import Unavailable
 
@@ -149,6 +149,24 @@ def where_clause(query: EventQuery, placeholder: str = "?") -> tuple[str, list[A
         terms.append(f"joined = {placeholder}")
         params.append(int(query.joined))
     return " AND ".join(terms), params
+
+
+class ProductReader(Protocol):
+    """Reads of one branch inside a product write's transaction: a check sees
+    exactly what the write commits against (on PostgreSQL the products `get` read
+    stay locked until then), so no other write can slip in between."""
+
+    def get(self, product_ids: Sequence[str]) -> dict[str, bytes]:
+        """The serialized Products among `product_ids` that exist."""
+
+    def containing(self, text: str) -> Iterator[tuple[str, bytes]]:
+        """(product_id, serialized Product) of every product whose serialized form
+        contains `text` (UTF-8), by id: the only products that can name it."""
+
+
+# Runs inside a product write with the product as it is to be stored (create, update)
+# or as it is (delete); raising aborts the write, which then changes nothing.
+ProductCheck = Callable[[bytes, ProductReader], None]
 
 
 @dataclass(frozen=True, slots=True)

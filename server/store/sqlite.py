@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,6 +28,7 @@ from server.store.rows import (
     EventRow,
     LeaseLost,
     OperationRecord,
+    ProductCheck,
     Progress,
     Step,
     StepResult,
@@ -55,6 +56,7 @@ PROBE_SECONDS = 3.0
 WAL_AUTOCHECKPOINT_PAGES = 4_000
 # Rows per INSERT statement (10 parameters each, under SQLite's 32,766 limit).
 _ROWS_PER_STATEMENT = 500
+PRODUCT_SCAN_BATCH = 500  # products a check reads at once when it looks for references
 
 
 def _insert_events(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> int:
@@ -374,8 +376,22 @@ class SqliteStore:
                                 (branch, after_id, limit)).fetchall()
         return [(pid, bytes(payload)) for pid, payload in rows]
 
-    def create_product(self, branch: str, product_id: str, payload: bytes) -> bool:
+    # Every product write bumps its branch's generation first, in its transaction.
+    # Checks run on the writer's connection inside the transaction (BEGIN IMMEDIATE
+    # holds the write lock: no other write, of this process or another, comes between);
+    # a delete's check first runs on a reader, so that its scan of the branch does not
+    # hold up the writer, and again inside only if the generation moved.
+
+    def _reads(self, query: str, params: Sequence[Any]) -> list[Any]:
+        with self._reader() as conn:
+            return conn.execute(query, params).fetchall()
+
+    def create_product(self, branch: str, product_id: str, payload: bytes,
+                       check: ProductCheck | None = None) -> bool:
         def insert(conn: sqlite3.Connection) -> bool:
+            _bump_generation(conn, branch)
+            if check is not None:
+                check(payload, _BranchReader(_fetch_on(conn), branch))
             cursor = conn.execute("INSERT OR IGNORE INTO products VALUES (?, ?, ?)",
                                   (branch, product_id, payload))
             return cursor.rowcount == 1
@@ -383,14 +399,18 @@ class SqliteStore:
         return bool(self._write(insert))
 
     def update_product(self, branch: str, product_id: str,
-                       change: Callable[[bytes | None], bytes | None]) -> bytes | None:
+                       change: Callable[[bytes | None], bytes | None],
+                       check: ProductCheck | None = None) -> bytes | None:
         def read_modify_write(conn: sqlite3.Connection) -> bytes | None:
+            _bump_generation(conn, branch)
             found = conn.execute("SELECT product FROM products WHERE branch = ? AND "
                                  "product_id = ?", (branch, product_id)).fetchone()
             current = bytes(found[0]) if found else None
             updated = change(current)
             if updated is None:
                 return current
+            if check is not None:
+                check(updated, _BranchReader(_fetch_on(conn), branch))
             conn.execute("INSERT OR REPLACE INTO products VALUES (?, ?, ?)",
                          (branch, product_id, updated))
             return updated
@@ -398,8 +418,19 @@ class SqliteStore:
         result: bytes | None = self._write(read_modify_write)
         return result
 
-    def delete_product(self, branch: str, product_id: str) -> bool:
+    def delete_product(self, branch: str, product_id: str,
+                       check: ProductCheck | None = None) -> bool:
+        checked_at = None if check is None else _check_on_a_read(
+            self._reads, branch, product_id, check)
+
         def delete(conn: sqlite3.Connection) -> bool:
+            generation = _bump_generation(conn, branch)
+            if check is not None and checked_at != generation - 1:
+                found = conn.execute("SELECT product FROM products WHERE branch = ? AND "
+                                     "product_id = ?", (branch, product_id)).fetchone()
+                if found is None:
+                    return False
+                check(bytes(found[0]), _BranchReader(_fetch_on(conn), branch))
             return conn.execute("DELETE FROM products WHERE branch = ? AND product_id = ?",
                                 (branch, product_id)).rowcount == 1
 
@@ -453,10 +484,16 @@ class SqliteStore:
         return result
 
     def claim_operation(self, owner: str, now_us: int, lease_us: int,
-                        can_take: Callable[[str], bool]) -> OperationRecord | None:
+                        can_take: Callable[[str], bool],
+                        kinds: Collection[str] | None = None) -> OperationRecord | None:
+        of_kind, params = "", list[str]()
+        if kinds is not None:
+            params = list(kinds)
+            of_kind = f"AND kind IN ({', '.join('?' * len(params))})"
+
         def claim(conn: sqlite3.Connection) -> OperationRecord | None:
             rows = conn.execute(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE done = 0 "
-                                "ORDER BY create_time_us, name").fetchall()
+                                f"{of_kind} ORDER BY create_time_us, name", params).fetchall()
             for row in rows:
                 record = OperationRecord.from_row(row)
                 holder = record.lease_owner
@@ -488,6 +525,8 @@ class SqliteStore:
                     if joined:
                         inserted_joined = inserted
             if step.put_products:
+                for branch in sorted({branch for branch, _, _ in step.put_products}):
+                    _bump_generation(conn, branch)
                 conn.executemany("INSERT OR REPLACE INTO products VALUES (?, ?, ?)",
                                  step.put_products)
             if step.update_events:
@@ -607,3 +646,63 @@ def _probe_write(conn: sqlite3.Connection) -> None:
     user_version (unused by Footfall), set to what it is."""
     (version,) = conn.execute("PRAGMA user_version").fetchone()
     conn.execute(f"PRAGMA user_version = {int(version)}")
+
+
+Fetch = Callable[[str, Sequence[Any]], list[Any]]
+
+
+def _fetch_on(conn: sqlite3.Connection) -> Fetch:
+    return lambda query, params: conn.execute(query, params).fetchall()
+
+
+def _bump_generation(conn: sqlite3.Connection, branch: str) -> int:
+    """Count a write to the products of `branch`; the branch's new generation."""
+    return int(conn.execute(
+        "INSERT INTO product_generations (branch, generation) VALUES (?, 1) ON CONFLICT "
+        "(branch) DO UPDATE SET generation = generation + 1 RETURNING generation",
+        (branch,)).fetchone()[0])
+
+
+def _check_on_a_read(fetch: Fetch, branch: str, product_id: str,
+                     check: ProductCheck) -> int | None:
+    """Run `check` on what `fetch` reads now; the generation of the branch read before
+    it, or None when there is no such product (nothing was checked)."""
+    found = fetch("SELECT generation FROM product_generations WHERE branch = ?", (branch,))
+    products = _BranchReader(fetch, branch)
+    current = products.get([product_id]).get(product_id)
+    if current is None:
+        return None
+    check(current, products)
+    return int(found[0][0]) if found else 0
+
+
+class _BranchReader:
+    """ProductReader through `fetch`: a reader connection, or the writer's inside its
+    transaction."""
+
+    def __init__(self, fetch: Fetch, branch: str) -> None:
+        self._fetch = fetch
+        self._branch = branch
+
+    def get(self, product_ids: Sequence[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(product_ids))
+        if not wanted:
+            return {}
+        marks = ", ".join("?" * len(wanted))
+        rows = self._fetch(f"SELECT product_id, product FROM products WHERE branch = ? "
+                           f"AND product_id IN ({marks})", [self._branch, *wanted])
+        return {pid: bytes(payload) for pid, payload in rows}
+
+    def containing(self, text: str) -> Iterator[tuple[str, bytes]]:
+        # instr() over two BLOBs compares bytes, in C: only candidates reach Python.
+        after = ""
+        while True:
+            rows = self._fetch(
+                "SELECT product_id, product FROM products WHERE branch = ? AND product_id > ? "
+                "AND instr(product, ?) > 0 ORDER BY product_id LIMIT ?",
+                (self._branch, after, text.encode(), PRODUCT_SCAN_BATCH))
+            for pid, payload in rows:
+                yield pid, bytes(payload)
+            if len(rows) < PRODUCT_SCAN_BATCH:
+                return
+            after = rows[-1][0]

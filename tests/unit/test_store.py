@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,8 +13,10 @@ import pytest
 from footfall.retail.v2 import user_event_pb2
 from google.longrunning import operations_pb2
 from google.protobuf import json_format
+from google.rpc import code_pb2
 
 from server.clock import FixedClock
+from server.errors import InvalidArgument
 from server.operations.runner import JobContext, OperationRunner
 from server.store import ClientEventRow, EventQuery, EventRow, Store, TimeBound, open_store
 from server.store.migrations import MIGRATIONS, postgres_dialect
@@ -282,6 +285,152 @@ def test_concurrent_updates_of_one_product_lose_nothing(store: Store) -> None:
     assert store.get_products(BRANCH, ["counter"]) == {"counter": b"100"}
 
 
+def test_product_checks_see_the_branch_and_abort_their_write(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in ("server.store.sqlite", "server.store.postgres"):
+        monkeypatch.setattr(f"{module}.PRODUCT_SCAN_BATCH", 2, raising=False)
+    for pid in ("a", "b", "c", "d", "e"):
+        store.create_product(BRANCH, pid, f"names x{pid}".encode() if pid != "c" else b"-")
+    store.create_product(f"{CATALOG}/branches/1", "z", b"names xz")
+    seen: dict[str, object] = {}
+
+    def look(payload: bytes, products: Any) -> None:
+        seen["payload"] = payload
+        seen["get"] = products.get(["b", "missing", "b"])
+        seen["containing"] = [pid for pid, _ in products.containing("names x")]
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError):
+        store.create_product(BRANCH, "new", b"N", look)
+    assert seen == {"payload": b"N", "get": {"b": b"names xb"},
+                    "containing": ["a", "b", "d", "e"]}  # by id, in batches, this branch only
+    with pytest.raises(ValueError):
+        store.update_product(BRANCH, "a", lambda current: b"A2", look)
+    assert seen["payload"] == b"A2"
+    with pytest.raises(ValueError):
+        store.delete_product(BRANCH, "b", look)
+    assert seen["payload"] == b"names xb"
+    # Nothing was written by a refused check.
+    assert store.get_products(BRANCH, ["new", "a", "b"]) == {"a": b"names xa", "b": b"names xb"}
+    assert not store.delete_product(BRANCH, "missing", look)  # no product: no check
+
+
+def primary_must_exist(payload: bytes, products: Any) -> None:
+    """A variant's check: the product its payload names must exist."""
+    primary = payload.decode().rpartition(" ")[2]
+    if primary not in products.get([primary]):
+        raise LookupError(f"no primary {primary}")
+
+
+def nothing_may_name_it(product_id: str) -> Callable[[bytes, Any], None]:
+    def check(_payload: bytes, products: Any) -> None:
+        named_by = [pid for pid, _ in products.containing(f"of {product_id}")]
+        if named_by:
+            raise LookupError(f"{product_id} is named by {named_by}")
+
+    return check
+
+
+@pytest.fixture(params=["same store", "another replica"])
+def other_writer(request: pytest.FixtureRequest, store: Store,
+                 stores: Callable[[], Any]) -> Store:
+    """Who makes the conflicting write: this store (another caller), or a second store
+    on the same database (another replica)."""
+    if request.param == "same store":
+        return store
+    request.getfixturevalue("shared_url")
+    opened: Store = stores()
+    return opened
+
+
+def in_background(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    out: list[object] = []
+
+    def run() -> None:
+        try:
+            out.append(call())
+        except Exception as exc:  # handed to the test
+            out.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+# How long a check gives a conflicting write to slip in.
+SLIP_IN_SECONDS = 0.5
+
+
+def test_a_variant_cannot_slip_in_while_its_primary_is_deleted(
+        store: Store, other_writer: Store) -> None:
+    store.create_product(BRANCH, "P", b"primary")
+    late: list[tuple[threading.Thread, list[object]]] = []
+
+    def check_then_let_a_variant_try(payload: bytes, products: Any) -> None:
+        nothing_may_name_it("P")(payload, products)
+        if not late:  # nothing names P now; a variant of P tries to get in before the delete
+            late.append(in_background(lambda: other_writer.create_product(
+                BRANCH, "V", b"variant of P", primary_must_exist)))
+            late[0][0].join(SLIP_IN_SECONDS)
+
+    try:
+        deleted: object = store.delete_product(BRANCH, "P", check_then_let_a_variant_try)
+    except LookupError as exc:
+        deleted = exc
+    thread, out = late[0]
+    thread.join(30)
+    stored = set(store.get_products(BRANCH, ["P", "V"]))
+    # One of the two won; never both (a variant without its primary).
+    if deleted is True:
+        assert isinstance(out[0], LookupError) and stored == set()
+    else:
+        assert isinstance(deleted, LookupError) and out == [True] and stored == {"P", "V"}
+
+
+def test_a_primary_cannot_be_deleted_while_a_variant_of_it_is_created(
+        store: Store, other_writer: Store) -> None:
+    store.create_product(BRANCH, "P", b"primary")
+    late: list[tuple[threading.Thread, list[object]]] = []
+
+    def check_then_let_a_delete_try(payload: bytes, products: Any) -> None:
+        primary_must_exist(payload, products)
+        late.append(in_background(lambda: other_writer.delete_product(
+            BRANCH, "P", nothing_may_name_it("P"))))
+        late[0][0].join(SLIP_IN_SECONDS)
+        assert late[0][0].is_alive(), "a write slipped in between a check and its write"
+
+    assert store.create_product(BRANCH, "V", b"variant of P", check_then_let_a_delete_try)
+    thread, out = late[0]
+    thread.join(30)
+    assert isinstance(out[0], LookupError)  # the delete's check saw the variant
+    assert set(store.get_products(BRANCH, ["P", "V"])) == {"P", "V"}
+
+
+def test_a_delete_checks_on_a_read_and_again_only_after_a_change(store: Store) -> None:
+    calls: list[int] = []
+
+    def counted(meanwhile: Callable[[], object] | None = None) -> Callable[[bytes, Any], None]:
+        def check(_payload: bytes, _products: Any) -> None:
+            calls.append(1)
+            if meanwhile is not None and len(calls) == 1:
+                # Off the writer (a check inside its transaction would wait forever here).
+                thread, out = in_background(meanwhile)
+                thread.join(10)
+                assert out and not isinstance(out[0], Exception)
+
+        return check
+
+    store.create_product(BRANCH, "P", b"primary")
+    assert store.delete_product(BRANCH, "P", counted())
+    assert calls == [1]  # the writer did not scan the branch again
+    for meanwhile, checks in ((lambda: store.write_user_events([row("a")]), [1]),
+                              (lambda: store.create_product(BRANCH, "Q", b"q"), [1, 1])):
+        calls.clear()
+        store.create_product(BRANCH, "P", b"primary")
+        assert store.delete_product(BRANCH, "P", counted(meanwhile))
+        assert calls == checks  # checked again inside only when a product changed
+
+
 # -- operations --------------------------------------------------------------------
 
 
@@ -432,6 +581,21 @@ def test_claim_takes_over_an_expired_lease_or_a_dead_holder(store: Store) -> Non
     assert asked == ["other"]
     record = store.get_operation(OPS + "job")
     assert record is not None and record.lease_owner == "third"
+
+
+def test_claim_takes_only_the_kinds_it_is_given(store: Store) -> None:
+    store.create_operation(OperationRecord(
+        name=OPS + "newer", kind="from-a-newer-version", done=False, create_time_us=SECOND,
+        request=b"", operation=b""))
+    store.create_operation(operation("known", created_s=2))
+    claimed = store.claim_operation("w1", SECOND, 60 * SECOND, never, kinds={"kind"})
+    assert claimed is not None and claimed.name == OPS + "known"
+    assert store.claim_operation("w2", SECOND, 60 * SECOND, never, kinds={"kind"}) is None
+    assert store.claim_operation("w2", SECOND, 60 * SECOND, never, kinds=()) is None
+    newer = store.get_operation(OPS + "newer")
+    assert newer is not None and newer.lease_owner is None  # left for a replica that knows it
+    anything = store.claim_operation("w3", SECOND, 60 * SECOND, never)
+    assert anything is not None and anything.name == OPS + "newer"
 
 
 def test_released_operations_are_claimed_at_once(store: Store) -> None:
@@ -679,6 +843,72 @@ def test_a_runner_takes_over_when_the_lease_of_another_host_expires(store: Store
     record = store.get_operation(OPS + "job")
     assert record is not None and record.checkpoint == b"5"
     assert record.lease_owner is not None and record.lease_owner.startswith(runner.owner)
+
+
+def test_a_runner_leaves_operations_of_unknown_kinds_and_runs_the_rest(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    # Written by a newer replica, older than the job behind it.
+    store.create_operation(OperationRecord(
+        name=OPS + "newer", kind="from-a-newer-version", done=False, create_time_us=SECOND,
+        request=b"", operation=b"op newer"))
+    store.create_operation(operation("job", created_s=2))
+    runner = OperationRunner(store, FixedClock(0), {"kind": counting_job(3)}, poll_seconds=0.02)
+    with caplog.at_level(logging.DEBUG, logger="server.operations.runner"):
+        runner.start()
+        try:
+            wait_for(lambda: (op := store.get_operation(OPS + "job")) is not None and op.done,
+                     "the job behind the unknown one to run")
+            # The runner keeps looking for work (a transaction each), ~50 times a second:
+            # give a hot loop the time to show (the old one logged ~10k lines a second).
+            looked = store.commits  # type: ignore[attr-defined]
+            wait_for(lambda: store.commits >= looked + 20,  # type: ignore[attr-defined]
+                     "the runner to look for work again")
+        finally:
+            runner.stop()
+    lines = [r for r in caplog.records if r.name == "server.operations.runner"]
+    assert len(lines) <= 3, [r.getMessage() for r in lines[:5]]
+    newer = store.get_operation(OPS + "newer")
+    assert newer is not None and not newer.done and newer.lease_owner is None
+
+
+def failing_once_then(ending: str) -> Callable[[JobContext], None]:
+    """A job that fails (a bug) on its first try, then ends as `ending` says."""
+    tries: list[int] = []
+
+    def job(ctx: JobContext) -> None:
+        tries.append(1)
+        if len(tries) == 1 or ending == "fails-again":
+            raise RuntimeError("a bug")
+        if ending == "succeeds":
+            ctx.finish(operations_pb2.Operation(name=ctx.record.name, done=True))
+        elif ending == "is-refused":
+            raise InvalidArgument.field("input_config", "the file is gone")
+        elif ending == "is-deleted":
+            ctx.store.delete_operation(ctx.record.name)
+            ctx.step(Step(), lambda _: Progress(b"", b"", True))  # raises LeaseLost
+
+    return job
+
+
+def test_a_runner_forgets_the_failures_of_operations_however_they_end(store: Store) -> None:
+    endings = ["succeeds", "is-refused", "is-deleted", "fails-again"]
+    for i, ending in enumerate(endings):
+        store.create_operation(OperationRecord(
+            name=OPS + ending, kind=ending, done=False, create_time_us=i, request=b"",
+            operation=operations_pb2.Operation(name=OPS + ending).SerializeToString()))
+    runner = OperationRunner(store, FixedClock(0),
+                             {ending: failing_once_then(ending) for ending in endings},
+                             poll_seconds=0.01)
+    runner.start()
+    try:
+        wait_for(lambda: all((op := store.get_operation(OPS + e)) is None or op.done
+                             for e in endings), "every operation to end")
+    finally:
+        runner.stop()
+    assert runner.counted_failures == 0
+    failed = store.get_operation(OPS + "fails-again")
+    assert failed is not None
+    assert operations_pb2.Operation.FromString(failed.operation).error.code == code_pb2.INTERNAL
 
 
 # -- migrations and URLs -------------------------------------------------------------
