@@ -188,6 +188,9 @@ def _guard(handler: grpc.RpcMethodHandler, method: str,
         code, message = grpc.StatusCode.OK, ""
         admission: Admission | None = None
         try:
+            # The key first: nobody without one makes the server parse (up to
+            # --max-request-bytes of) a request. admit() checks the role and project.
+            policy.authenticate_early(method, context.invocation_metadata())
             request = _decode(deserializer, raw, method)
             admission = policy.admit(method, context.invocation_metadata(), request, context)
             return behaviour(request, context)

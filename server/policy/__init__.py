@@ -99,6 +99,12 @@ class Policy:
             guarded = self._guards[method] = split_method(method)[0] in self._guarded
         return guarded
 
+    def authenticate_early(self, method: str, metadata: Metadata) -> None:
+        """UNAUTHENTICATED before the request is even decoded, when auth is on and the
+        call carries no known key (admit() then checks the rest)."""
+        if self.auth.enabled and self.guards(method):
+            self.auth.authenticate(metadata)
+
     def admit(self, method: str, metadata: Metadata, request: Message, context: Any,
               query_key: str | None = None) -> Admission:
         """Let the call through or raise why not.

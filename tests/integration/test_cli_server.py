@@ -112,3 +112,17 @@ def test_store_and_server_are_one_or_the_other(tmp_path: Path) -> None:
     out = footfall("operations", "list", "--server", "127.0.0.1:1", "--store", "memory://",
                    cwd=tmp_path)
     assert out.returncode == 2 and "not allowed with argument" in out.stderr
+
+
+def test_without_a_key_no_request_is_even_decoded(served: Running) -> None:
+    """An unauthenticated caller cannot make the server parse its request: bytes that
+    are no request at all get UNAUTHENTICATED, not the INVALID_ARGUMENT of a decode."""
+    method = "/google.cloud.retail.v2.UserEventService/WriteUserEvent"
+    with grpc.insecure_channel(address(served)) as channel:
+        call = channel.unary_unary(method)  # raw bytes in and out
+        with pytest.raises(grpc.RpcError) as anonymous:
+            call(b"\xff" * 100_000, timeout=10)
+        with pytest.raises(grpc.RpcError) as keyed:
+            call(b"\xff" * 100_000, timeout=10, metadata=ADMIN)
+    assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert keyed.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # decoded: it has a key
