@@ -35,6 +35,10 @@ class Settings:
     tls_key: str = ""
     quota_writes_per_minute: int = 0  # per project; 0 = no quota
     allow_fault_injection: bool = False  # honour x-footfall-fail
+    # HTTP connections (README "Limits").
+    http_header_timeout: float = 10.0  # seconds for a request head, from accept or idle
+    http_body_timeout: float = 60.0  # seconds for a request body once its head is in
+    http_max_connections: int = 1000  # open at once; more are refused with a 503
 
 
 def _env_bool(value: str) -> bool:
@@ -121,6 +125,23 @@ def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str])
                              "(FOOTFALL_ALLOW_FAULT_INJECTION)")
     parser.add_argument("--log-level", default=env_or("LOG_LEVEL", d.log_level),
                         help="DEBUG, INFO, WARNING or ERROR (FOOTFALL_LOG_LEVEL)")
+    parser.add_argument("--http-header-timeout", type=float,
+                        default=float(env_or("HTTP_HEADER_TIMEOUT",  # type: ignore[arg-type]
+                                             d.http_header_timeout)),
+                        help="seconds an HTTP connection has to send a complete request head, "
+                             "from accept or from its previous answer "
+                             "(FOOTFALL_HTTP_HEADER_TIMEOUT; default %(default)s)")
+    parser.add_argument("--http-body-timeout", type=float,
+                        default=float(env_or("HTTP_BODY_TIMEOUT",  # type: ignore[arg-type]
+                                             d.http_body_timeout)),
+                        help="seconds an HTTP request has to send its body "
+                             "(FOOTFALL_HTTP_BODY_TIMEOUT; default %(default)s)")
+    parser.add_argument("--http-max-connections", type=int,
+                        default=int(env_or("HTTP_MAX_CONNECTIONS",  # type: ignore[call-overload]
+                                           d.http_max_connections)),
+                        help="HTTP connections open at once; more are refused (503). Kept "
+                             "within 3/4 of the file descriptor limit "
+                             "(FOOTFALL_HTTP_MAX_CONNECTIONS; default %(default)s)")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -142,6 +163,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if args.max_request_bytes < 1024:
         raise SystemExit(f"--max-request-bytes must be at least 1024, got "
                          f"{args.max_request_bytes}")
+    if args.http_header_timeout <= 0 or args.http_body_timeout <= 0:
+        raise SystemExit("--http-header-timeout and --http-body-timeout must be positive")
+    if args.http_max_connections < 1:
+        raise SystemExit(f"--http-max-connections must be at least 1, got "
+                         f"{args.http_max_connections}")
     return Settings(
         host=args.host,
         port=args.port,
@@ -162,6 +188,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         quota_writes_per_minute=args.quota_writes_per_minute,
         max_request_bytes=args.max_request_bytes,
         allow_fault_injection=args.allow_fault_injection,
+        http_header_timeout=args.http_header_timeout,
+        http_body_timeout=args.http_body_timeout,
+        http_max_connections=args.http_max_connections,
     )
 
 
