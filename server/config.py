@@ -35,10 +35,11 @@ class Settings:
     tls_key: str = ""
     quota_writes_per_minute: int = 0  # per project; 0 = no quota
     allow_fault_injection: bool = False  # honour x-footfall-fail
-    # HTTP connections (README "Limits").
+    # HTTP connections and browsers (README "Limits" and "Browsers and other sites").
     http_header_timeout: float = 10.0  # seconds for a request head, from accept or idle
     http_body_timeout: float = 60.0  # seconds for a request body once its head is in
     http_max_connections: int = 1000  # open at once; more are refused with a 503
+    http_allowed_hosts: tuple[str, ...] = ()  # Host names besides loopback ones
 
 
 def _env_bool(value: str) -> bool:
@@ -142,6 +143,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str])
                         help="HTTP connections open at once; more are refused (503). Kept "
                              "within 3/4 of the file descriptor limit "
                              "(FOOTFALL_HTTP_MAX_CONNECTIONS; default %(default)s)")
+    parser.add_argument("--http-allowed-hosts", default=env_or("HTTP_ALLOWED_HOSTS", ""),
+                        help="comma-separated Host names the HTTP port answers besides "
+                             "loopback ones when listening on loopback, e.g. behind a proxy "
+                             "that keeps the Host header (FOOTFALL_HTTP_ALLOWED_HOSTS)")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -191,6 +196,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         http_header_timeout=args.http_header_timeout,
         http_body_timeout=args.http_body_timeout,
         http_max_connections=args.http_max_connections,
+        http_allowed_hosts=tuple(h.strip() for h in args.http_allowed_hosts.split(",")
+                                 if h.strip()),
     )
 
 

@@ -6,7 +6,8 @@ Besides the routes: `/footfall.js` (the tracker), `/metrics` (Prometheus), CORS
 (preflight included) for pages on other origins, and the pixel's always-a-GIF
 answer. Every routed call goes through the same policy as over gRPC
 (`server.policy`: keys, faults, quotas, metrics and the log line). Connections
-are capped and must send their heads in time (`connections`).
+are capped and must send their heads in time (`connections`); pages of other
+sites cannot change anything (`crosssite`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from server.errors import (
 )
 from server.http import pixel, tracker, transcode
 from server.http.connections import GuardedSite, fit_descriptors
+from server.http.crosssite import HostCheck, OriginCheck, is_loopback_listener
 from server.http.errors import error_body, http_status
 from server.http.routes import Route, Router, derive_routes
 from server.policy import Admission, CallerGone, Policy
@@ -139,7 +141,10 @@ class HttpGateway:
         self._settings = settings
         self._policy = policy or Policy(servicers)
         self.router = Router(derive_routes(servicers))
-        self._origins = frozenset(settings.cors_origins)
+        self._origins = OriginCheck(settings.cors_origins)
+        self._any_origin = "*" in settings.cors_origins
+        self._hosts = HostCheck(settings.http_allowed_hosts) \
+            if is_loopback_listener(settings.host) else None
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=settings.workers, thread_name_prefix="footfall-http")
         self._loop = asyncio.new_event_loop()
@@ -218,6 +223,9 @@ class HttpGateway:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.rel_url.raw_path
+        if self._hosts is not None and not self._hosts.allows(request.headers.get("Host")):
+            refusal = HostCheck.refusal(request.headers["Host"])
+            return _error(to_rpc_status(refusal), refusal.http_status)
         if request.method == "OPTIONS":
             return self._preflight(request, raw_path)
         if raw_path == TRACKER_PATH and request.method in ("GET", "HEAD"):
@@ -238,6 +246,7 @@ class HttpGateway:
         admission: list[Admission] = []  # filled on the worker thread
         close = False
         try:
+            self._origins.check(request, route)
             output = transcode.output_of(request.query)
             body = await self._read_body(request)
             message = transcode.build_request(route, path_values, request.query.items(), body)
@@ -311,16 +320,12 @@ class HttpGateway:
 
     # -- CORS ----------------------------------------------------------------
 
-    def _allowed(self, origin: str) -> bool:
-        return "*" in self._origins or origin in self._origins
-
     def _cors(self, request: web.Request, response: web.Response) -> web.Response:
         origin = request.headers.get("Origin")
-        if origin and self._allowed(origin):
-            response.headers["Access-Control-Allow-Origin"] = \
-                "*" if "*" in self._origins else origin
+        if origin and self._origins.allows_origin(origin):
+            response.headers["Access-Control-Allow-Origin"] = "*" if self._any_origin else origin
             response.headers["Access-Control-Expose-Headers"] = pixel.ERROR_HEADER
-            if "*" not in self._origins:
+            if not self._any_origin:
                 response.headers["Vary"] = "Origin"
         return response
 
@@ -332,7 +337,7 @@ class HttpGateway:
         allow = ", ".join([*methods, "OPTIONS"])
         response = web.Response(status=204, headers={"Allow": allow})
         origin = request.headers.get("Origin")
-        if origin and self._allowed(origin):
+        if origin and self._origins.allows_origin(origin):
             response.headers.update({
                 "Access-Control-Allow-Methods": allow,
                 "Access-Control-Allow-Headers": request.headers.get(
