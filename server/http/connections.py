@@ -1,11 +1,11 @@
 """Connections on the HTTP port: a cap on how many are open, a deadline for each
 request head, and accept errors logged once per interval instead of per attempt.
 
-With aiohttp's own site (asyncio's accept loop), a client that sends one header
-byte now and then keeps its connection forever; enough of them use up the file
-descriptors, after which every accept fails and asyncio logs each failure (some
-thousand tracebacks a second) while the port answers nobody. So the accept loop
-here is ours:
+With aiohttp's defaults and site (asyncio's accept loop), a client that sends one
+header byte now and then keeps its connection for an hour; enough of them use up
+the file descriptors, after which every accept fails and asyncio logs each
+failure (thousands of tracebacks a second) while the port answers nobody. So the
+accept loop here is ours:
 
 - beyond `max_connections` open connections, a new one gets a 503 and is closed
   at once, so the ones already open (and the process's other descriptors) are
@@ -13,7 +13,7 @@ here is ours:
 - a connection must deliver a complete request head within `header_timeout`
   seconds, counted from accept and again from the end of each response (so an
   idle kept-alive connection is closed after as long): a deadline, which
-  trickled bytes do not move;
+  trickled bytes do not move (aiohttp's keep-alive timer);
 - a TLS handshake gets the same time;
 - a failed accept (EMFILE, ENFILE, ...) waits a moment before the next one, and
   is logged at most once per LOG_INTERVAL with a count.
@@ -125,60 +125,29 @@ def fit_descriptors(wanted: int) -> int:
 
 
 class _Connection(web.RequestHandler):
-    """aiohttp's protocol for one connection, plus the head deadline and the count."""
+    """aiohttp's protocol for one connection, counted. Its keep-alive timer, set
+    to the header timeout, is the head deadline: aiohttp (from 3.14.5) arms it at
+    accept and again at the end of each response, bytes arriving do not move it,
+    and when it fires a connection still waiting for a complete head is closed.
+    So a request costs nothing extra here."""
 
-    __slots__ = ("_site", "_head_due", "_head_timer", "_answered")
+    __slots__ = ("_site", "made")
 
     def __init__(self, site: GuardedSite, manager: web.Server, **kwargs: Any) -> None:
-        super().__init__(manager, **kwargs)
+        # A body left unread after the answer is drained for as long, no longer.
+        super().__init__(manager, keepalive_timeout=site.header_timeout,
+                         lingering_time=site.header_timeout, **kwargs)
         self._site = site
-        self._head_due = 0.0  # loop time by which a head must be complete; 0: none due
-        self._head_timer: asyncio.TimerHandle | None = None
-        self._answered = 0  # responses finished; aiohttp counts the heads parsed
+        self.made = False  # connection_made was called
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        self.made = True
         self._site.opened(self)
-        self._expect_head()
-
-    def data_received(self, data: bytes) -> None:
-        parsed = self._request_count
-        super().data_received(data)
-        if self._request_count != parsed:
-            self._head_due = 0.0  # a head is complete: the handler has it now
-
-    def log_access(self, request: Any, response: Any, started: float | None) -> None:
-        # aiohttp calls this once per finished response, logging or not.
-        super().log_access(request, response, started)
-        self._answered += 1
-        if self._answered >= self._request_count:  # no pipelined head waiting
-            self._expect_head()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
         self._site.closed(self)
         super().connection_lost(exc)
-
-    def _expect_head(self) -> None:
-        self._head_due = self._loop.time() + self._site.header_timeout
-        if self._head_timer is None:
-            self._head_timer = self._loop.call_at(self._head_due, self._check_head)
-
-    def _check_head(self) -> None:
-        # One timer per connection, moved on lazily: a request answered in time
-        # costs no timer of its own.
-        self._head_timer = None
-        due = self._head_due
-        if not due or self.transport is None:
-            return
-        if self._loop.time() < due:
-            self._head_timer = self._loop.call_at(due, self._check_head)
-            return
-        log.debug("closing an HTTP connection: no complete request head within %s s",
-                  self._site.header_timeout)
-        self.force_close()
 
 
 class GuardedSite(web.BaseSite):
@@ -196,10 +165,10 @@ class GuardedSite(web.BaseSite):
         self.max_connections = max_connections
         self._handler_args = handler_args
         self._listeners: list[socket.socket] = []
-        self._accepting: list[asyncio.Task[None]] = []
-        self._handshakes: set[asyncio.Task[None]] = set()
+        self._connecting: set[asyncio.Task[None]] = set()
+        self._retry: asyncio.TimerHandle | None = None
         self._open: set[_Connection] = set()
-        self._pending = 0  # accepted, connection not made yet (TLS handshake)
+        self._pending = 0  # accepted, not connected yet (a TLS handshake, say)
         self.refused = RateLimitedLog(log)
         self.accept_errors = RateLimitedLog(log)
 
@@ -219,63 +188,83 @@ class GuardedSite(web.BaseSite):
     async def start(self) -> None:
         await super().start()
         self._listeners = _listen(self._host, self._port, self._backlog)
-        loop = asyncio.get_running_loop()
-        self._accepting = [loop.create_task(self._accept(sock)) for sock in self._listeners]
+        self._watch(True)
 
     async def stop(self) -> None:
-        for task in (*self._accepting, *self._handshakes):
-            task.cancel()
-        await asyncio.gather(*self._accepting, *self._handshakes, return_exceptions=True)
+        self._watch(False)
+        if self._retry is not None:
+            self._retry.cancel()
         for sock in self._listeners:
             sock.close()
+        for task in self._connecting:
+            task.cancel()
+        await asyncio.gather(*self._connecting, return_exceptions=True)
         self.refused.flush()
         self.accept_errors.flush()
         await super().stop()  # the open connections are the runner's to drain
 
     def opened(self, connection: _Connection) -> None:
+        self._pending -= 1  # the same moment, so it is never counted twice
         self._open.add(connection)
 
     def closed(self, connection: _Connection) -> None:
         self._open.discard(connection)
 
-    def _connection(self) -> _Connection:
-        # Counted once connected: a TLS handshake that fails never tells the protocol.
-        return _Connection(self, self._runner.server,  # type: ignore[arg-type]
-                           loop=asyncio.get_running_loop(), **self._handler_args)
-
-    async def _accept(self, listener: socket.socket) -> None:
+    def _watch(self, on: bool) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        for sock in self._listeners:
+            if on:
+                loop.add_reader(sock.fileno(), self._accept, sock)
+            else:
+                loop.remove_reader(sock.fileno())
+
+    def _accept(self, listener: socket.socket) -> None:
+        """On a readable listener: take what is waiting (up to a backlog's worth, so
+        the loop gets to its other work)."""
+        for _ in range(self._backlog):
             try:
-                sock, _ = await loop.sock_accept(listener)
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError as exc:  # EMFILE, ENFILE, ENOBUFS, ECONNABORTED, ...
                 self.accept_errors.note(f"HTTP: cannot accept a connection: {exc}")
-                await asyncio.sleep(ACCEPT_RETRY)
-                continue
+                # The connection stays queued, so the listener stays readable:
+                # look again in a while, not at once.
+                self._watch(False)
+                self._retry = asyncio.get_running_loop().call_later(
+                    ACCEPT_RETRY, self._watch, True)
+                return
             if self.open_connections >= self.max_connections:
                 self.refused.note(f"HTTP: refusing connections: {self.max_connections} are "
                                   f"open (--http-max-connections)")
                 _refuse(sock)
-            elif self._ssl_context is None:
-                try:
-                    await loop.connect_accepted_socket(self._connection, sock)
-                except OSError:  # the client has already gone
-                    sock.close()
-            else:
-                self._pending += 1
-                task = loop.create_task(self._handshake(sock))
-                self._handshakes.add(task)
-                task.add_done_callback(self._handshakes.discard)
+                continue
+            sock.setblocking(False)
+            self._pending += 1
+            task = asyncio.get_running_loop().create_task(self._connect(sock))
+            self._connecting.add(task)
+            task.add_done_callback(self._connecting.discard)
 
-    async def _handshake(self, sock: socket.socket) -> None:
+    async def _connect(self, sock: socket.socket) -> None:
+        """Counted as pending from accept until connection_made, which a TLS
+        handshake that fails never reaches."""
+        made: list[_Connection] = []
+
+        def connection() -> _Connection:
+            made.append(_Connection(self, self._runner.server,  # type: ignore[arg-type]
+                                    loop=asyncio.get_running_loop(), **self._handler_args))
+            return made[0]
+
         try:
             await asyncio.get_running_loop().connect_accepted_socket(
-                self._connection, sock, ssl=self._ssl_context,
-                ssl_handshake_timeout=self.header_timeout)
-        except (OSError, ssl.SSLError, TimeoutError, ConnectionError):
-            sock.close()  # a failed or timed-out handshake: the client's problem
+                connection, sock, ssl=self._ssl_context,
+                ssl_handshake_timeout=self.header_timeout if self._ssl_context else None)
+        except (OSError, ssl.SSLError, TimeoutError):
+            pass  # gone already, or a failed or slow TLS handshake
         finally:
-            self._pending -= 1
+            if not (made and made[0].made):  # else the transport has the socket
+                sock.close()
+                self._pending -= 1
 
 
 def _refuse(sock: socket.socket) -> None:
