@@ -186,6 +186,22 @@ class Settings:
                                       "WaitOperation calls that may wait at once (on threads "
                                       "of their own); more answer at once with the operation "
                                       "as it is", check=at_least(1))
+    http_header_timeout: float = option(10.0, NUMBER,
+                                        "seconds an HTTP connection has to send a complete "
+                                        "request head, from accept or from its previous answer",
+                                        check=POSITIVE)
+    http_body_timeout: float = option(60.0, NUMBER,
+                                      "seconds an HTTP request has to send its body (then 408)",
+                                      check=POSITIVE)
+    http_max_connections: int = option(1000, INTEGER,
+                                       "HTTP connections open at once; more are refused (503). "
+                                       "Kept within 3/4 of the file descriptor limit",
+                                       check=at_least(1))
+    http_allowed_hosts: tuple[str, ...] = option((), COMMA_LIST,
+                                                 "Host names the HTTP port answers besides "
+                                                 "loopback ones when listening on loopback "
+                                                 "(behind a proxy that keeps the Host header)",
+                                                 readme_default="none")
 
 
 OPTIONS: tuple[Option, ...] = tuple(

@@ -5,7 +5,9 @@ from the contracts' `google.api.http` annotations.
 Besides the routes: `/footfall.js` (the tracker), `/metrics` (Prometheus), CORS
 (preflight included) for pages on other origins, and the pixel's always-a-GIF
 answer. Every routed call goes through the same policy as over gRPC
-(`server.policy`: keys, faults, quotas, metrics and the log line).
+(`server.policy`: keys, faults, quotas, metrics and the log line). Connections
+are capped and must send their heads in time (`connections`); pages of other
+sites cannot change anything (`crosssite`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from server.errors import (
     to_rpc_status,
 )
 from server.http import pixel, tracker, transcode
+from server.http.connections import GuardedSite, fit_descriptors
+from server.http.crosssite import HostCheck, OriginCheck, is_loopback_listener
 from server.http.errors import error_body, http_status
 from server.http.routes import Route, Router, derive_routes
 from server.policy import Admission, CallerGone, Policy
@@ -54,6 +58,14 @@ class RequestTooLarge(ResourceExhausted):
     """A body over --max-request-bytes: RESOURCE_EXHAUSTED, answered as HTTP 413."""
 
     http_status = 413
+
+
+class BodyTooSlow(FootfallError):
+    """A body not in within --http-body-timeout: DEADLINE_EXCEEDED, answered as HTTP
+    408 Request Timeout, and the connection closed."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    http_status = 408
 
 
 class _Reported(FootfallError):
@@ -129,11 +141,15 @@ class HttpGateway:
         self._settings = settings
         self._policy = policy or Policy(servicers)
         self.router = Router(derive_routes(servicers))
-        self._origins = frozenset(settings.cors_origins)
+        self._origins = OriginCheck(settings.cors_origins)
+        self._any_origin = "*" in settings.cors_origins
+        self._hosts = HostCheck(settings.http_allowed_hosts) \
+            if is_loopback_listener(settings.host) else None
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=settings.workers, thread_name_prefix="footfall-http")
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
+        self.site: GuardedSite | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
 
@@ -162,24 +178,29 @@ class HttpGateway:
         self._loop.close()
 
     async def _bind(self) -> int:
-        app = web.Application(client_max_size=self._settings.max_request_bytes)
+        settings = self._settings
+        app = web.Application(client_max_size=settings.max_request_bytes)
         app.router.add_route("*", "/{path:.*}", self._handle)
         # A pixel carries its event in the URL: allow request lines as long as
         # the bodies (aiohttp's default is 8 KiB).
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=self._settings.grace_seconds,
-                                     max_line_size=self._settings.max_request_bytes)
+        handler_args: dict[str, Any] = {"access_log": None,
+                                        "max_line_size": settings.max_request_bytes}
+        self._runner = web.AppRunner(app, handle_signals=False,
+                                     shutdown_timeout=settings.grace_seconds, **handler_args)
         await self._runner.setup()
-        port = max(self._settings.http_port, 0)  # -1: any free port
-        site = web.TCPSite(self._runner, self._settings.host, port, reuse_port=False,
-                           ssl_context=_ssl_context(self._settings))
+        port = max(settings.http_port, 0)  # -1: any free port
+        site = GuardedSite(self._runner, settings.host, port,
+                           header_timeout=settings.http_header_timeout,
+                           max_connections=fit_descriptors(settings.http_max_connections),
+                           handler_args=handler_args, ssl_context=_ssl_context(settings))
         try:
             await site.start()
         except OSError as exc:
             await self._runner.cleanup()
-            raise OSError(f"cannot listen for HTTP on {self._settings.host}:{port}: "
+            raise OSError(f"cannot listen for HTTP on {settings.host}:{port}: "
                           f"{exc}") from exc
-        return int(self._runner.addresses[0][1])
+        self.site = site
+        return site.port
 
     def stop(self) -> None:
         """Stop accepting, let in-flight calls finish (up to grace_seconds), stop."""
@@ -202,6 +223,9 @@ class HttpGateway:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.rel_url.raw_path
+        if self._hosts is not None and not self._hosts.allows(request.headers.get("Host")):
+            refusal = HostCheck.refusal(request.headers["Host"])
+            return _error(to_rpc_status(refusal), refusal.http_status)
         if request.method == "OPTIONS":
             return self._preflight(request, raw_path)
         if raw_path == TRACKER_PATH and request.method in ("GET", "HEAD"):
@@ -220,7 +244,9 @@ class HttpGateway:
         started = time.perf_counter()
         code, message_text = grpc.StatusCode.OK, ""
         admission: list[Admission] = []  # filled on the worker thread
+        close = False
         try:
+            self._origins.check(request, route)
             output = transcode.output_of(request.query)
             body = await self._read_body(request)
             message = transcode.build_request(route, path_values, request.query.items(), body)
@@ -234,6 +260,7 @@ class HttpGateway:
         except FootfallError as exc:
             code, message_text = exc.code, exc.message
             status, http = to_rpc_status(exc), getattr(exc, "http_status", None)
+            close = isinstance(exc, BodyTooSlow)
         except Exception:
             log.exception("%s %s failed", request.method, raw_path)
             code, message_text = grpc.StatusCode.INTERNAL, "see the traceback"
@@ -245,7 +272,10 @@ class HttpGateway:
                                 admission[0] if admission else None, message_text)
         if pixel.is_pixel(route, output):
             return self._cors(request, pixel.refused(status, request.remote or "?"))
-        return self._cors(request, _error(status, http))
+        response = _error(status, http)
+        if close:  # the rest of a slow body is not worth waiting for
+            response.force_close()
+        return self._cors(request, response)
 
     def _call(self, route: Route, message: Message, context: CallContext,
               query_key: str | None, admission: list[Admission]) -> Any:
@@ -255,12 +285,21 @@ class HttpGateway:
         return _invoke(route, message, context)
 
     async def _read_body(self, request: web.Request) -> bytes:
+        """The body; RequestTooLarge past --max-request-bytes, BodyTooSlow if it is
+        not in within --http-body-timeout."""
         try:
-            return await request.read()
+            if request.content.is_eof():  # it came with the head: no timer needed
+                return await request.read()
+            async with asyncio.timeout(self._settings.http_body_timeout):
+                return await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise RequestTooLarge(f"the request body is larger than the "
                                   f"{self._settings.max_request_bytes} bytes this server "
                                   f"accepts") from None
+        except TimeoutError:
+            raise BodyTooSlow(f"the request body did not arrive within "
+                              f"{self._settings.http_body_timeout:g} s "
+                              f"(--http-body-timeout)") from None
 
     def _render(self, route: Route, answer: Message, output: transcode.Output) -> web.Response:
         if route.response_body:
@@ -281,16 +320,12 @@ class HttpGateway:
 
     # -- CORS ----------------------------------------------------------------
 
-    def _allowed(self, origin: str) -> bool:
-        return "*" in self._origins or origin in self._origins
-
     def _cors(self, request: web.Request, response: web.Response) -> web.Response:
         origin = request.headers.get("Origin")
-        if origin and self._allowed(origin):
-            response.headers["Access-Control-Allow-Origin"] = \
-                "*" if "*" in self._origins else origin
+        if origin and self._origins.allows_origin(origin):
+            response.headers["Access-Control-Allow-Origin"] = "*" if self._any_origin else origin
             response.headers["Access-Control-Expose-Headers"] = pixel.ERROR_HEADER
-            if "*" not in self._origins:
+            if not self._any_origin:
                 response.headers["Vary"] = "Origin"
         return response
 
@@ -302,7 +337,7 @@ class HttpGateway:
         allow = ", ".join([*methods, "OPTIONS"])
         response = web.Response(status=204, headers={"Allow": allow})
         origin = request.headers.get("Origin")
-        if origin and self._allowed(origin):
+        if origin and self._origins.allows_origin(origin):
             response.headers.update({
                 "Access-Control-Allow-Methods": allow,
                 "Access-Control-Allow-Headers": request.headers.get(

@@ -38,11 +38,15 @@ class Reply:
 
 def call(port: int, method: str, path: str, body: Any = None,
          headers: dict[str, str] | None = None) -> Reply:
-    """`body`: bytes as they are, anything else as JSON."""
+    """`body`: bytes as they are, anything else as JSON; a body is labelled JSON
+    unless `headers` give a Content-Type (as every real client does)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
     try:
         payload = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-        connection.request(method, path, body=payload, headers=headers or {})
+        headers = dict(headers or {})
+        if body is not None and not any(h.lower() == "content-type" for h in headers):
+            headers["Content-Type"] = "application/json"
+        connection.request(method, path, body=payload, headers=headers)
         response = connection.getresponse()
         return Reply(response.status, response.headers, response.read())
     finally:

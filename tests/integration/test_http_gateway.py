@@ -297,6 +297,7 @@ def test_cors_origins_can_be_listed(settings: Settings, clock: FixedClock) -> No
         assert allowed.headers["Vary"] == "Origin"
         other = post(running, path, body, Origin="https://evil.example")
         assert "Access-Control-Allow-Origin" not in other.headers
+        assert other.status == 403  # and not written (test_http_crosssite.py)
 
 
 def test_tracker_script_is_served(gateway: Running) -> None:

@@ -65,7 +65,8 @@ _running: set[ServerProcess] = set()
 class ServerProcess:
     """A `python -m server serve` child: its address, its log, how to stop it."""
 
-    def __init__(self, workdir: Path, store: str, args: Sequence[str]) -> None:
+    def __init__(self, workdir: Path, store: str, args: Sequence[str],
+                 preexec_fn: Callable[[], None] | None = None) -> None:
         self.workdir = workdir
         self.store = store
         # FOOTFALL_* from the developer's shell must not change what we test
@@ -79,7 +80,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(self.command, cwd=workdir, env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True, encoding="utf-8",
-                                     errors="replace")
+                                     errors="replace", preexec_fn=preexec_fn)
         _running.add(self)
         # Drain stderr for the whole life of the process so the pipe never fills.
         self._reader = threading.Thread(target=self._read_log, daemon=True,

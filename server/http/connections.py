@@ -1,0 +1,301 @@
+"""Connections on the HTTP port: a cap on how many are open, a deadline for each
+request head, and accept errors logged once per interval instead of per attempt.
+
+With aiohttp's defaults and site (asyncio's accept loop), a client that sends one
+header byte now and then keeps its connection for an hour; enough of them use up
+the file descriptors, after which every accept fails and asyncio logs each
+failure (thousands of tracebacks a second) while the port answers nobody. So the
+accept loop here is ours:
+
+- beyond `max_connections` open connections, a new one gets a 503 and is closed
+  at once, so the ones already open (and the process's other descriptors) are
+  never starved;
+- a connection must deliver a complete request head within `header_timeout`
+  seconds, counted from accept and again from the end of each response (so an
+  idle kept-alive connection is closed after as long): a deadline, which
+  trickled bytes do not move (aiohttp's keep-alive timer);
+- a TLS handshake gets the same time;
+- a failed accept (EMFILE, ENFILE, ...) waits a moment before the next one, and
+  is logged at most once per LOG_INTERVAL with a count.
+
+The body has a deadline of its own, kept by the gateway where it reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import resource
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from google.rpc import code_pb2, status_pb2
+
+from server.http.errors import error_body
+
+log = logging.getLogger(__name__)
+
+LOG_INTERVAL = 60.0  # seconds between two reports of the same trouble
+ACCEPT_RETRY = 0.1  # seconds to wait after a failed accept (the cause rarely clears sooner)
+# HTTP connections may take at most this share of the process's descriptors;
+# the rest are for gRPC, the store, the listening sockets and the logs.
+DESCRIPTOR_SHARE = 0.75
+_REFUSAL_STATUS = status_pb2.Status(
+    code=code_pb2.UNAVAILABLE,
+    message="too many open connections to this server; retry later")
+_REFUSAL_BODY = error_body(_REFUSAL_STATUS, 503)
+REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; "
+           b"charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: "
+           + str(len(_REFUSAL_BODY)).encode() + b"\r\n\r\n" + _REFUSAL_BODY)
+
+
+class RateLimitedLog:
+    """A warning the first time, then at most once per `interval` seconds with how
+    many times it happened since the last one."""
+
+    def __init__(self, logger: logging.Logger, interval: float = LOG_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._log = logger
+        self._interval = interval
+        self._clock = clock
+        self._last_report: float | None = None
+        self._unreported = 0
+        self._message = ""
+        self.total = 0
+
+    def note(self, message: str) -> None:
+        self.total += 1
+        self._unreported += 1
+        self._message = message
+        if self._last_report is None or self._clock() >= self._last_report + self._interval:
+            self.flush()
+
+    def flush(self) -> None:
+        """Report what is unreported now (at shutdown, say)."""
+        if not self._unreported:
+            return
+        now = self._clock()
+        if self._last_report is None:
+            self._log.warning("%s (repeats are counted and reported at most every %.0f s)",
+                              self._message, self._interval)
+        else:
+            self._log.warning("%s: %d times in the last %.0f s", self._message,
+                              self._unreported, now - self._last_report)
+        self._unreported = 0
+        self._last_report = now
+
+
+def plan_descriptors(wanted: int, soft: int, hard: int) -> tuple[int | None, int]:
+    """(the soft RLIMIT_NOFILE to set or None, the connection cap) so that `wanted`
+    connections stay within DESCRIPTOR_SHARE of the limit: the soft limit is raised
+    as far as the hard one allows, and the cap lowered only if that is not enough."""
+    needed = math.ceil(wanted / DESCRIPTOR_SHARE)
+    unlimited = resource.RLIM_INFINITY
+    if soft == unlimited or soft >= needed:
+        return None, wanted
+    reachable = needed if hard == unlimited else min(needed, hard)
+    new_soft = reachable if reachable > soft else None
+    usable = max(reachable, soft)
+    return new_soft, wanted if usable >= needed else max(int(usable * DESCRIPTOR_SHARE), 1)
+
+
+def fit_descriptors(wanted: int) -> int:
+    """The connection cap to use for `wanted` (--http-max-connections), after raising
+    the soft descriptor limit if it must and can be; a lower cap is logged."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    new_soft, cap = plan_descriptors(wanted, soft, hard)
+    if new_soft is not None:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
+            log.info("raised the file descriptor limit from %d to %d for %d HTTP connections",
+                     soft, new_soft, cap)
+        except (OSError, ValueError) as exc:
+            _, cap = plan_descriptors(wanted, soft, soft)
+            log.warning("cannot raise the file descriptor limit: %s", exc)
+    if cap < wanted:
+        log.warning("--http-max-connections %d does not fit the file descriptor limit "
+                    "(RLIMIT_NOFILE soft %d, hard %d): at most %d HTTP connections; raise "
+                    "the limit (ulimit -n) for more", wanted, soft, hard, cap)
+    return cap
+
+
+class _Connection(web.RequestHandler):
+    """aiohttp's protocol for one connection, counted. Its keep-alive timer, set
+    to the header timeout, is the head deadline: aiohttp (from 3.14.5) arms it at
+    accept and again at the end of each response, bytes arriving do not move it,
+    and when it fires a connection still waiting for a complete head is closed.
+    So a request costs nothing extra here."""
+
+    __slots__ = ("_site", "made")
+
+    def __init__(self, site: GuardedSite, manager: web.Server, **kwargs: Any) -> None:
+        # A body left unread after the answer is drained for as long, no longer.
+        super().__init__(manager, keepalive_timeout=site.header_timeout,
+                         lingering_time=site.header_timeout, **kwargs)
+        self._site = site
+        self.made = False  # connection_made was called
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.made = True
+        self._site.opened(self)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._site.closed(self)
+        super().connection_lost(exc)
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP site with our accept loop: the connection cap, the head deadline, and
+    accept errors that neither spin nor flood the log."""
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, *,
+                 header_timeout: float, max_connections: int,
+                 handler_args: dict[str, Any], ssl_context: ssl.SSLContext | None = None,
+                 backlog: int = 128) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._host = host
+        self._port = port
+        self.header_timeout = header_timeout
+        self.max_connections = max_connections
+        self._handler_args = handler_args
+        self._listeners: list[socket.socket] = []
+        self._connecting: set[asyncio.Task[None]] = set()
+        self._retry: asyncio.TimerHandle | None = None
+        self._open: set[_Connection] = set()
+        self._pending = 0  # accepted, not connected yet (a TLS handshake, say)
+        self.refused = RateLimitedLog(log)
+        self.accept_errors = RateLimitedLog(log)
+
+    @property
+    def name(self) -> str:
+        scheme = "https" if self._ssl_context else "http"
+        return f"{scheme}://{self._host}:{self.port}"
+
+    @property
+    def port(self) -> int:
+        return int(self._listeners[0].getsockname()[1]) if self._listeners else self._port
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._open) + self._pending
+
+    async def start(self) -> None:
+        await super().start()
+        self._listeners = _listen(self._host, self._port, self._backlog)
+        self._watch(True)
+
+    async def stop(self) -> None:
+        self._watch(False)
+        if self._retry is not None:
+            self._retry.cancel()
+        for sock in self._listeners:
+            sock.close()
+        for task in self._connecting:
+            task.cancel()
+        await asyncio.gather(*self._connecting, return_exceptions=True)
+        self.refused.flush()
+        self.accept_errors.flush()
+        await super().stop()  # the open connections are the runner's to drain
+
+    def opened(self, connection: _Connection) -> None:
+        self._pending -= 1  # the same moment, so it is never counted twice
+        self._open.add(connection)
+
+    def closed(self, connection: _Connection) -> None:
+        self._open.discard(connection)
+
+    def _watch(self, on: bool) -> None:
+        loop = asyncio.get_running_loop()
+        for sock in self._listeners:
+            if on:
+                loop.add_reader(sock.fileno(), self._accept, sock)
+            else:
+                loop.remove_reader(sock.fileno())
+
+    def _accept(self, listener: socket.socket) -> None:
+        """On a readable listener: take what is waiting (up to a backlog's worth, so
+        the loop gets to its other work)."""
+        for _ in range(self._backlog):
+            try:
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE, ENFILE, ENOBUFS, ECONNABORTED, ...
+                self.accept_errors.note(f"HTTP: cannot accept a connection: {exc}")
+                # The connection stays queued, so the listener stays readable:
+                # look again in a while, not at once.
+                self._watch(False)
+                self._retry = asyncio.get_running_loop().call_later(
+                    ACCEPT_RETRY, self._watch, True)
+                return
+            if self.open_connections >= self.max_connections:
+                self.refused.note(f"HTTP: refusing connections: {self.max_connections} are "
+                                  f"open (--http-max-connections)")
+                _refuse(sock)
+                continue
+            sock.setblocking(False)
+            self._pending += 1
+            task = asyncio.get_running_loop().create_task(self._connect(sock))
+            self._connecting.add(task)
+            task.add_done_callback(self._connecting.discard)
+
+    async def _connect(self, sock: socket.socket) -> None:
+        """Counted as pending from accept until connection_made, which a TLS
+        handshake that fails never reaches."""
+        made: list[_Connection] = []
+
+        def connection() -> _Connection:
+            made.append(_Connection(self, self._runner.server,  # type: ignore[arg-type]
+                                    loop=asyncio.get_running_loop(), **self._handler_args))
+            return made[0]
+
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                connection, sock, ssl=self._ssl_context,
+                ssl_handshake_timeout=self.header_timeout if self._ssl_context else None)
+        except (OSError, ssl.SSLError, TimeoutError):
+            pass  # gone already, or a failed or slow TLS handshake
+        finally:
+            if not (made and made[0].made):  # else the transport has the socket
+                sock.close()
+                self._pending -= 1
+
+
+def _refuse(sock: socket.socket) -> None:
+    """A 503 if the socket takes it at once, then close: never wait on a refused client."""
+    try:
+        sock.send(REFUSAL)
+    except OSError:
+        pass
+    sock.close()
+
+
+def _listen(host: str, port: int, backlog: int) -> list[socket.socket]:
+    """Listening sockets for every address of `host` (all of them for ""), on one
+    port (the first one's when `port` is 0); OSError if one cannot be bound."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                               flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets

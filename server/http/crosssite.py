@@ -1,0 +1,167 @@
+"""What keeps other sites' pages away from the REST routes, keys or no keys.
+
+A browser lets any page send a POST to any address without asking first, as
+long as it looks like a form: Content-Type text/plain, form-encoded or
+multipart. A page on another site could so purge a local emulator's events,
+since the gateway reads the body as JSON whatever it is labelled. So:
+
+- **Host** (DNS rebinding: a name of the attacker's that resolves to 127.0.0.1
+  makes its page "same-origin" with us): on a loopback listener, only loopback
+  names (`localhost`, `*.localhost`, 127.0.0.0/8, `[::1]`, any port) and
+  --http-allowed-hosts are answered, every request; others get 421.
+- **Origin**: a call that changes state (any method but GET and HEAD) from a
+  page of an origin --cors-origins does not allow, and that is not this server's
+  own, gets 403. Non-browser clients send no Origin.
+- **Content-Type**: such a call must say `application/json` (a browser asks
+  first before sending that cross-site, and --cors-origins answers); a DELETE
+  without a body needs none. Else 415.
+
+The pixel stays open to every page, as Google's is: GET collect by design, and
+POST collect (Google's form for events too long for a URL, sent by its
+JavaScript pixel from the shop's pages) from any origin, as JSON or text/plain
+(what `navigator.sendBeacon` sends). It can only record one event, which a GET
+could record as well.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from server.errors import InvalidArgument, PermissionDenied
+from server.http.pixel import PIXEL_RPC
+from server.http.routes import Route
+
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+JSON = "application/json"
+PIXEL_TYPES = frozenset({JSON, "text/plain"})
+_KNOWN_HOSTS_KEPT = 1024  # Host values whose verdict is remembered
+
+
+class MisdirectedHost(PermissionDenied):
+    """A Host this loopback listener does not answer to: 421 Misdirected Request."""
+
+    http_status = 421
+
+
+class ForeignOrigin(PermissionDenied):
+    """A state-changing call from a page of an origin --cors-origins does not allow."""
+
+
+class NotJson(InvalidArgument):
+    """A state-changing call whose body is not declared JSON: 415."""
+
+    http_status = 415
+
+
+def is_loopback_listener(host: str) -> bool:
+    """Whether --host listens on loopback only (then Host headers are checked)."""
+    return _loopback_name(host.strip("[]").lower())
+
+
+def _loopback_name(name: str) -> bool:
+    name = name.rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def split_host(host: str) -> str | None:
+    """The name in a Host header (`name`, `name:port`, `[v6]`, `[v6]:port`),
+    lower-cased, or None if it is not one."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        name, bracket, rest = host[1:].partition("]")
+    else:
+        name, bracket, rest = host.partition(":")
+        rest = bracket + rest
+        bracket = "]"
+    if not name or not bracket or (rest and not (rest[0] == ":" and rest[1:].isdigit())):
+        return None
+    return name
+
+
+class HostCheck:
+    """The Host names a loopback listener answers to."""
+
+    def __init__(self, allowed: Iterable[str] = ()) -> None:
+        self._allowed = frozenset(a.strip().lower().rstrip(".") for a in allowed)
+        self._known: dict[str, bool] = {}  # verdicts by Host value: O(1) per request
+
+    def allows(self, host: str | None) -> bool:
+        """True for a loopback or allowed name, or no Host at all (no browser)."""
+        if host is None:
+            return True
+        verdict = self._known.get(host)
+        if verdict is None:
+            verdict = self._decide(host)
+            if len(self._known) < _KNOWN_HOSTS_KEPT:
+                self._known[host] = verdict
+        return verdict
+
+    def _decide(self, host: str) -> bool:
+        name = split_host(host)
+        if name is None:
+            return False
+        return _loopback_name(name) or name.rstrip(".") in self._allowed
+
+    @staticmethod
+    def refusal(host: str) -> MisdirectedHost:
+        return MisdirectedHost(
+            f"Host {host[:200]!r} is not a name of this server: it listens on loopback, so "
+            f"it answers only localhost, *.localhost, 127.0.0.0/8 and [::1] (and "
+            f"--http-allowed-hosts); a page that renamed 127.0.0.1 (DNS rebinding) is refused")
+
+
+class OriginCheck:
+    """Origin and Content-Type of calls that change state."""
+
+    def __init__(self, cors_origins: Iterable[str]) -> None:
+        self._origins = frozenset(o.rstrip("/").lower() for o in cors_origins)
+        self._any = "*" in self._origins
+
+    def allows_origin(self, origin: str) -> bool:
+        """Whether --cors-origins lets pages of `origin` call the routes."""
+        return self._any or origin.lower() in self._origins
+
+    def check(self, request: web.BaseRequest, route: Route) -> None:
+        """Raises ForeignOrigin (403) or NotJson (415) for a state-changing call a
+        page of another site could have sent; nothing for the rest."""
+        method = request.method
+        if method in SAFE_METHODS:
+            return
+        pixel = route.rpc == PIXEL_RPC
+        origin = request.headers.get("Origin")
+        if origin is not None and not pixel and not self.allows_origin(origin) \
+                and not _same_origin(origin, request.headers.get("Host")):
+            raise ForeignOrigin(
+                f"Origin {origin[:200]!r} may not call {method} {route.template.text}: "
+                f"--cors-origins does not allow it")
+        media_type = request.content_type  # "application/octet-stream" when not given
+        if "Content-Type" not in request.headers:
+            if method == "DELETE" and not request.body_exists:
+                return
+            media_type = ""
+        if media_type == JSON or (pixel and media_type in PIXEL_TYPES):
+            return
+        accepted = "application/json or text/plain" if pixel else JSON
+        raise NotJson.field("Content-Type", f"must be {accepted} for {method} "
+                                            f"{route.template.text}, got "
+                                            f"{media_type[:100] or 'none'!r}")
+
+
+def _same_origin(origin: str, host: str | None) -> bool:
+    """Whether `origin` (scheme://name[:port]) names this server as the request
+    reached it (its Host): a page the server itself served."""
+    if host is None:
+        return False
+    _, separator, authority = origin.partition("://")
+    return bool(separator) and authority.lower() == host.strip().lower()

@@ -1,0 +1,209 @@
+"""The HTTP port under slow and many clients: a request head must arrive within
+--http-header-timeout (however the bytes trickle), a body within
+--http-body-timeout, connections beyond --http-max-connections are refused while
+the open ones are served, and failed accepts are logged once, not once each."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import http.client
+import logging
+import os
+import resource
+import select
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from server.app import Running, start
+from server.clock import FixedClock
+from server.config import Settings
+from server.http import HttpGateway
+
+HEADER_TIMEOUT = 0.5  # seconds: short, so the tests are quick
+BOUND = 10.0  # seconds a test waits for what should take about HEADER_TIMEOUT
+TRICKLE = 0.05  # seconds between two bytes of a slow client
+HEAD = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+@contextlib.contextmanager
+def serving(settings: Settings, clock: FixedClock, **changes: Any) -> Iterator[Running]:
+    running = start(dataclasses.replace(settings, http_port=-1, **changes), clock)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def gateway(settings: Settings, clock: FixedClock) -> Iterator[Running]:
+    with serving(settings, clock, http_header_timeout=HEADER_TIMEOUT,
+                 http_body_timeout=HEADER_TIMEOUT) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def raw(port: int) -> Iterator[socket.socket]:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=BOUND)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def read_until_closed(sock: socket.socket, trickle: bytes = b"") -> tuple[float, bytes]:
+    """(seconds until the server closed `sock`, what it sent before), sending
+    `trickle` a byte at a time meanwhile; fails after BOUND seconds."""
+    started = time.monotonic()
+    received = b""
+    position = 0
+    while time.monotonic() - started < BOUND:
+        if position < len(trickle):
+            try:
+                sock.send(trickle[position:position + 1])
+            except OSError:  # closed under us: the read below says so
+                pass
+            position += 1
+        readable, _, _ = select.select([sock], [], [], TRICKLE)
+        if readable:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                return time.monotonic() - started, received
+            received += chunk
+    pytest.fail(f"the server kept the connection open for {BOUND}s; sent {received[:200]!r}")
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + BOUND
+    while not condition():
+        assert time.monotonic() < deadline, f"not {what} within {BOUND}s"
+        time.sleep(0.01)
+
+
+# -- the head deadline ----------------------------------------------------------------
+
+
+def test_a_trickled_head_is_cut_at_the_header_timeout(gateway: Running) -> None:
+    endless = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 10_000
+    with raw(gateway.http_port) as sock:
+        seconds, answer = read_until_closed(sock, endless)
+    assert answer == b""  # no answer to half a request: just closed
+    # A deadline from accept, not an idle timer: the bytes kept coming every 50 ms.
+    assert seconds >= HEADER_TIMEOUT * 0.8
+
+
+def test_a_silent_connection_is_closed(gateway: Running) -> None:
+    with raw(gateway.http_port) as sock:
+        seconds, answer = read_until_closed(sock)
+    assert answer == b"" and seconds >= HEADER_TIMEOUT * 0.8
+
+
+def test_the_deadline_restarts_after_each_answer(gateway: Running) -> None:
+    """Requests sent in time keep a connection for longer than the timeout in
+    all; an idle one, or the next head trickled, is closed."""
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.http_port, timeout=BOUND)
+    try:
+        connection.request("GET", "/metrics")
+        assert connection.getresponse().read()
+        sock, started = connection.sock, time.monotonic()
+        while time.monotonic() - started < HEADER_TIMEOUT * 3:
+            time.sleep(HEADER_TIMEOUT / 5)  # the client's pace, well within the timeout
+            connection.request("GET", "/metrics")
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+        assert sock is not None and connection.sock is sock  # the same connection all along
+        seconds, answer = read_until_closed(sock, b"GET /metrics HTTP/1.1\r\nX-Slow: " +
+                                            b"a" * 10_000)
+        assert answer == b"" and seconds >= HEADER_TIMEOUT * 0.8
+    finally:
+        connection.close()
+
+
+def test_a_trickled_body_is_408_and_the_connection_closed(gateway: Running) -> None:
+    body = b'{"eventType": "home-page-view", "visitorId": "slow"}'
+    head = (b"POST /v2/projects/p/locations/global/catalogs/default_catalog/userEvents:write "
+            b"HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body) + 10_000).encode() + b"\r\n\r\n")
+    with raw(gateway.http_port) as sock:
+        sock.sendall(head)
+        seconds, answer = read_until_closed(sock, body + b" " * 10_000)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert b'"status": "DEADLINE_EXCEEDED"' in answer and b"--http-body-timeout" in answer
+    assert seconds >= HEADER_TIMEOUT * 0.8
+
+
+# -- the connection cap -----------------------------------------------------------------
+
+
+def test_connections_beyond_the_cap_are_refused_while_open_ones_are_served(
+        settings: Settings, clock: FixedClock, caplog: pytest.LogCaptureFixture) -> None:
+    cap = 4
+    with serving(settings, clock, http_max_connections=cap) as running, \
+            contextlib.ExitStack() as stack:
+        site = running.http.site  # type: ignore[union-attr]
+        assert site is not None and site.max_connections == cap
+        served = http.client.HTTPConnection("127.0.0.1", running.http_port, timeout=BOUND)
+        stack.callback(served.close)
+        served.request("GET", "/metrics")
+        assert served.getresponse().read()
+        idle = [stack.enter_context(raw(running.http_port)) for _ in range(cap - 1)]
+        wait_for(lambda: site.open_connections == cap, f"{cap} connections open")
+        for _ in range(6):
+            with raw(running.http_port) as extra:
+                _, answer = read_until_closed(extra)
+            assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
+            assert b'"status": "UNAVAILABLE"' in answer
+        # The connections already open are served as before.
+        served.request("GET", "/metrics")
+        assert served.getresponse().status == 200
+        idle[0].sendall(HEAD)
+        assert idle[0].recv(100).startswith(b"HTTP/1.1 200 ")
+        # Once one goes, a newcomer is served again.
+        idle[1].close()
+        wait_for(lambda: site.open_connections < cap, "a connection closed")
+        with raw(running.http_port) as newcomer:
+            newcomer.sendall(HEAD)
+            assert newcomer.recv(100).startswith(b"HTTP/1.1 200 ")
+    refusals = [r for r in caplog.records if "refusing connections" in r.getMessage()]
+    assert len(refusals) <= 2  # the first, and the count at shutdown; not one per refusal
+    assert ": 5 times in the last" in refusals[-1].getMessage()
+
+
+def test_failed_accepts_are_logged_once_with_a_count_and_served_after(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """At the descriptor limit accept fails (EMFILE): the port waits a little
+    between tries, logs once, and serves the waiting clients once it can."""
+    gateway = HttpGateway(dataclasses.replace(settings, http_port=-1), {})
+    port = gateway.start()
+    clients = [socket.socket() for _ in range(3)]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        site = gateway.site
+        assert site is not None
+        # No descriptor left for the server's accept (the clients have theirs).
+        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")), hard))
+        for client in clients:
+            client.settimeout(BOUND)
+            client.connect(("127.0.0.1", port))
+        wait_for(lambda: site.accept_errors.total >= 5, "five accepts failed")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        for client in clients:
+            client.sendall(HEAD)
+            assert client.recv(100).startswith(b"HTTP/1.1 200 ")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        for client in clients:
+            client.close()
+        gateway.stop()
+    failures = [r for r in caplog.records
+                if r.levelno >= logging.WARNING and "accept" in r.getMessage()]
+    assert 1 <= len(failures) <= 2, [r.getMessage() for r in failures]
+    assert "Too many open files" in failures[0].getMessage()

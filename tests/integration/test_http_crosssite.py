@@ -1,0 +1,193 @@
+"""Pages of other sites against the REST routes with auth off: what a browser
+sends without asking first (a text/plain or form POST) changes nothing, an
+Origin --cors-origins does not allow is refused, and a loopback listener answers
+only loopback Host names (DNS rebinding). The pixel stays open."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlencode
+
+import pytest
+from footfall.retail.v2 import user_event_pb2
+
+from server.app import Running, start
+from server.clock import FixedClock
+from server.config import Settings
+from server.store import EventQuery
+
+from .http_client import Reply, call, query_value
+
+CATALOG = "projects/p/locations/global/catalogs/default_catalog"
+WRITE = f"/v2/{CATALOG}/userEvents:write"
+PURGE = f"/v2/{CATALOG}/userEvents:purge"
+COLLECT = f"/v2/{CATALOG}/userEvents:collect"
+EVIL = "https://evil.example"
+SHOP = "https://shop.example"
+PURGE_ALL = json.dumps({"filter": 'eventType = "home-page-view"', "force": True}).encode()
+
+
+@pytest.fixture
+def closed(settings: Settings, clock: FixedClock) -> Iterator[Running]:
+    """A loopback server with --cors-origins "" (no other site's pages)."""
+    running = start(dataclasses.replace(settings, http_port=-1, cors_origins=()), clock)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def shop(settings: Settings, clock: FixedClock) -> Iterator[Running]:
+    """--cors-origins https://shop.example, and a proxy's name allowed."""
+    running = start(dataclasses.replace(settings, http_port=-1, cors_origins=(SHOP + "/",),
+                                        http_allowed_hosts=("events.shop.example",)), clock)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def visitors(running: Running) -> list[str]:
+    rows = running.store.list_user_events(EventQuery(CATALOG), 100, 0)
+    return sorted(user_event_pb2.UserEvent.FromString(p).visitor_id for _, p in rows)
+
+
+def write(running: Running, visitor: str, **headers: str) -> Reply:
+    return call(running.http_port, "POST", WRITE,
+                {"eventType": "home-page-view", "visitorId": visitor}, headers)
+
+
+def event_json(visitor: str) -> bytes:
+    return json.dumps({"eventType": "home-page-view", "visitorId": visitor}).encode()
+
+
+def no_operations(running: Running) -> bool:
+    return call(running.http_port, "GET", f"/v2/{CATALOG}/operations").json() == {}
+
+
+# -- what a page of another site can send without a preflight ---------------------------
+
+
+@pytest.mark.parametrize("origin", [EVIL, None])
+def test_a_text_plain_purge_is_refused_and_deletes_nothing(closed: Running,
+                                                          origin: str | None) -> None:
+    assert write(closed, "kept").status == 200
+    headers = {"Content-Type": "text/plain;charset=UTF-8"} | ({"Origin": origin} if origin
+                                                             else {})
+    reply = call(closed.http_port, "POST", PURGE, PURGE_ALL, headers)
+    if origin:  # a browser says where the page is from: refused for that
+        assert reply.status == 403 and reply.error()["status"] == "PERMISSION_DENIED"
+        assert "Origin 'https://evil.example'" in reply.error()["message"]
+    else:  # and without it, for the body that is not declared JSON
+        assert reply.status == 415 and reply.error()["status"] == "INVALID_ARGUMENT"
+        assert "text/plain" in reply.violations()["Content-Type"]
+    assert "Access-Control-Allow-Origin" not in reply.headers
+    assert visitors(closed) == ["kept"] and no_operations(closed)
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain", None])
+def test_a_form_write_is_refused_and_stores_nothing(closed: Running,
+                                                    content_type: str | None) -> None:
+    # What an HTML form can post: a field whose name and value spell the JSON.
+    body = event_json("form")[:-2] + b'", "x": "=y"}' if content_type != \
+        "application/x-www-form-urlencoded" else urlencode({'{"a": "': "b"}).encode()
+    headers = {"Content-Type": content_type} if content_type else {"Content-Type": ""}
+    reply = call(closed.http_port, "POST", WRITE, body, headers)
+    assert reply.status == 415, reply.body
+    assert set(reply.violations()) == {"Content-Type"}
+    assert visitors(closed) == []
+
+
+def test_a_foreign_origin_is_refused_even_with_json(closed: Running) -> None:
+    reply = write(closed, "evil", Origin=EVIL)
+    assert reply.status == 403 and "--cors-origins" in reply.error()["message"]
+    assert write(closed, "null", Origin="null").status == 403  # sandboxed frames, files
+    assert visitors(closed) == []
+
+
+def test_a_delete_from_a_foreign_origin_is_refused(closed: Running) -> None:
+    name = f"{CATALOG}/operations/none"
+    reply = call(closed.http_port, "DELETE", f"/v2/{name}", headers={"Origin": EVIL})
+    assert reply.status == 403
+    # Without a body a DELETE needs no Content-Type: it gets to the servicer.
+    assert call(closed.http_port, "DELETE", f"/v2/{name}").status == 404
+
+
+# -- what is allowed --------------------------------------------------------------------
+
+
+def test_an_allowed_origin_and_the_servers_own_pass(shop: Running) -> None:
+    allowed = write(shop, "shop", Origin=SHOP)
+    assert allowed.status == 200, allowed.body
+    assert allowed.headers["Access-Control-Allow-Origin"] == SHOP
+    own = write(shop, "own", Origin=f"http://127.0.0.1:{shop.http_port}")
+    assert own.status == 200, own.body
+    assert write(shop, "evil", Origin=EVIL).status == 403
+    assert write(shop, "plain", **{"Content-Type": "application/json; charset=utf-8"}).status \
+        == 200
+    assert visitors(shop) == ["own", "plain", "shop"]
+
+
+def test_a_purge_from_an_allowed_origin_runs(shop: Running) -> None:
+    assert write(shop, "gone").status == 200
+    reply = call(shop.http_port, "POST", PURGE, PURGE_ALL,
+                 {"Origin": SHOP, "Content-Type": "application/json"})
+    assert reply.status == 200 and reply.json()["name"].startswith(f"{CATALOG}/operations/")
+
+
+def test_the_pixel_stays_open_to_every_page(closed: Running) -> None:
+    event = {"eventType": "home-page-view", "visitorId": "get"}
+    got = call(closed.http_port, "GET", f"{COLLECT}?user_event={query_value(event)}",
+               headers={"Origin": EVIL, "Referer": f"{EVIL}/page"})
+    assert got.status == 200 and "X-Footfall-Error" not in got.headers
+    # POST collect (Google's form for long events) as navigator.sendBeacon sends it:
+    body = json.dumps({"userEvent": json.dumps({"eventType": "home-page-view",
+                                                "visitorId": "beacon"})}).encode()
+    posted = call(closed.http_port, "POST", COLLECT, body,
+                  {"Origin": EVIL, "Content-Type": "text/plain;charset=UTF-8"})
+    assert posted.status == 200, posted.body
+    form = call(closed.http_port, "POST", COLLECT, body,
+                {"Origin": EVIL, "Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status == 415
+    assert visitors(closed) == ["beacon", "get"]
+
+
+# -- Host (DNS rebinding) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8080", "127.0.0.1.evil.example",
+                                  "localhost.evil.example", "[::2]:80", "10.0.0.1", ""])
+def test_a_foreign_host_is_refused_on_a_loopback_listener(closed: Running, host: str) -> None:
+    for method, path, body in (("POST", WRITE, event_json("rebound")),
+                               ("GET", f"/v2/{CATALOG}/operations", None),
+                               ("GET", "/metrics", None), ("OPTIONS", WRITE, None)):
+        reply = call(closed.http_port, method, path, body, {"Host": host})
+        assert reply.status == 421, (method, path, reply.body)
+        assert reply.error()["status"] == "PERMISSION_DENIED"
+        assert "DNS rebinding" in reply.error()["message"]
+    assert visitors(closed) == []
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST:8080", "app.localhost:1",
+                                  "localhost.", "127.0.0.1", "127.1.2.3:8080", "[::1]",
+                                  "[::1]:8080"])
+def test_loopback_hosts_are_answered(closed: Running, host: str) -> None:
+    reply = write(closed, "here", Host=host)
+    assert reply.status == 200, reply.body
+
+
+def test_allowed_hosts_are_answered(shop: Running) -> None:
+    assert write(shop, "proxied", Host="events.shop.example:443").status == 200
+    assert write(shop, "other", Host="other.shop.example").status == 421
+
+
+def test_a_request_without_host_is_answered(closed: Running) -> None:
+    """HTTP/1.0 has no Host, and no browser sends such a request."""
+    with socket.create_connection(("127.0.0.1", closed.http_port), timeout=10) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.0 200 ")

@@ -1,0 +1,87 @@
+"""A real server with few file descriptors, its HTTP port flooded by clients that
+never finish a request head: it refuses what it cannot hold (503 at once, not a
+hang), keeps serving gRPC, cuts the slow clients at --http-header-timeout, and
+its log stays a few lines (it grew by megabytes a second, "Too many open
+files", before the cap existed)."""
+
+from __future__ import annotations
+
+import resource
+import select
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+import requests
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from .support import RPC_DEADLINE, ServerProcess, sqlite_url
+
+DESCRIPTORS = 256  # the server's RLIMIT_NOFILE, soft and hard: it cannot raise it
+CAP = DESCRIPTORS * 3 // 4  # what --http-max-connections 1000 becomes under it
+FLOOD = 300
+HEADER_TIMEOUT = 2.0
+
+
+def few_descriptors() -> None:
+    """In the server's process, before it starts."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (DESCRIPTORS, DESCRIPTORS))
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path, sqlite_url(tmp_path / "events.db"),
+                           ["--http-header-timeout", str(HEADER_TIMEOUT)],
+                           preexec_fn=few_descriptors)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def answer(sock: socket.socket, bound: float) -> bytes:
+    """What the server sends before it closes `sock`; fails if it keeps it `bound` s."""
+    received = b""
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([sock], [], [], 0.1)
+        if readable:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                return received
+            if not chunk:
+                return received
+            received += chunk
+    pytest.fail(f"the server kept a slow connection for {bound}s")
+
+
+def test_a_flood_of_slow_clients_is_refused_and_cut(small: ServerProcess) -> None:
+    assert f"at most {CAP} HTTP connections" in small.log_text()
+    lines_before = len(small.log)
+    flood = []
+    try:
+        for _ in range(FLOOD):
+            sock = socket.create_connection(("127.0.0.1", small.http_port), timeout=RPC_DEADLINE)
+            flood.append(sock)
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        # gRPC still has descriptors to serve with.
+        with grpc.insecure_channel(small.address) as channel:
+            health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
+                                                               timeout=RPC_DEADLINE)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        answers = [answer(sock, HEADER_TIMEOUT + RPC_DEADLINE) for sock in flood]
+    finally:
+        for sock in flood:
+            sock.close()
+    refused = [a for a in answers if a.startswith(b"HTTP/1.1 503 ")]
+    assert len(refused) >= FLOOD - CAP
+    assert all(a == b"" for a in answers if a not in refused)  # cut, not answered
+    reply = requests.get(f"http://{small.http_address}/metrics", timeout=RPC_DEADLINE)
+    assert reply.status_code == 200
+    new_lines = small.log[lines_before:]
+    assert not any("Too many open files" in line for line in new_lines), new_lines[:5]
+    assert len(new_lines) < 10, new_lines

@@ -1,0 +1,76 @@
+"""The HTTP connection limits: how the cap fits the descriptor limit, the
+once-per-interval log, and their flags."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+
+import pytest
+
+from server.config import Settings, add_serve_arguments, settings_from_args
+from server.http.connections import RateLimitedLog, plan_descriptors
+
+UNLIMITED = resource.RLIM_INFINITY
+
+
+@pytest.mark.parametrize(("wanted", "soft", "hard", "plan"), [
+    (1000, 65536, 65536, (None, 1000)),  # fits as it is
+    (1000, UNLIMITED, UNLIMITED, (None, 1000)),
+    (1000, 1024, 524288, (1334, 1000)),  # the usual 1024: raised to fit
+    (1000, 1024, UNLIMITED, (1334, 1000)),
+    (1000, 1024, 1200, (1200, 900)),  # raised as far as it goes, the cap lowered
+    (1000, 256, 256, (None, 192)),  # cannot be raised: 3/4 of it
+    (1, 1, 1, (None, 1)),  # never below one
+])
+def test_the_cap_fits_the_descriptor_limit(wanted: int, soft: int, hard: int,
+                                           plan: tuple[int | None, int]) -> None:
+    assert plan_descriptors(wanted, soft, hard) == plan
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_repeated_trouble_is_reported_once_per_interval_with_a_count(
+        caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    report = RateLimitedLog(logging.getLogger("test.ratelimited"), interval=60, clock=clock)
+    with caplog.at_level(logging.WARNING, "test.ratelimited"):
+        for _ in range(1000):  # a thousand failures in a second
+            report.note("cannot accept: [Errno 24] Too many open files")
+            clock.now += 0.001
+        assert len(caplog.records) == 1  # the first, at once
+        clock.now += 60
+        report.note("cannot accept: [Errno 24] Too many open files")
+        report.flush()  # nothing left: writes nothing
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2 and report.total == 1001
+    assert messages[0].startswith("cannot accept: [Errno 24] Too many open files (repeats")
+    assert messages[1] == ("cannot accept: [Errno 24] Too many open files: 1000 times in the "
+                           "last 61 s")
+
+
+def parse(argv: list[str], env: dict[str, str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser, env or {})
+    return settings_from_args(parser.parse_args(argv))
+
+
+def test_connection_flags_and_variables() -> None:
+    default = parse([])
+    assert (default.http_header_timeout, default.http_body_timeout,
+            default.http_max_connections) == (10.0, 60.0, 1000)
+    given = parse(["--http-header-timeout", "2.5", "--http-max-connections", "50"],
+                  {"FOOTFALL_HTTP_BODY_TIMEOUT": "5"})
+    assert (given.http_header_timeout, given.http_body_timeout,
+            given.http_max_connections) == (2.5, 5.0, 50)
+    for bad in (["--http-header-timeout", "0"], ["--http-body-timeout", "-1"],
+                ["--http-max-connections", "0"]):
+        with pytest.raises(SystemExit):
+            parse(bad)
