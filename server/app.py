@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,17 +224,23 @@ def _log_trust(running: Running) -> None:
         log.warning("fault injection is on: calls may ask to fail with x-footfall-fail")
 
 
+HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+
+
 def serve(settings: Settings) -> int:
-    """Run until SIGTERM or SIGINT, then drain and exit 0."""
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    """Run until SIGTERM or SIGINT, then drain and exit 0; SIGHUP re-reads the keys.
+
+    The signals are blocked before any thread starts (every thread inherits that) and
+    taken by this thread alone with sigwait. A Python handler would run only once the
+    main thread wakes, and a signal the kernel hands to one of grpc's threads does not
+    wake it: SIGHUP (or SIGTERM) could wait for ever.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
     try:
         running = start(settings)
     except AuthFileError as exc:
         log.error("%s", exc)
         return 2
-    signal.signal(signal.SIGHUP, lambda *_: _reload_keys(running))
     _log_trust(running)
     scheme = "TLS" if settings.tls_cert else "plaintext"
     if running.http is not None:  # before the gRPC line, which says "ready"
@@ -246,7 +251,8 @@ def serve(settings: Settings) -> int:
                  "%g s", settings.retain_days, settings.retention_interval_seconds)
     log.info("Footfall serving gRPC on %s:%d (store %s; gcs root %s; %s)", settings.host,
              running.port, located(settings.store), Path(settings.gcs_root).resolve(), scheme)
-    stop.wait()
+    while signal.sigwait(HANDLED_SIGNALS) == signal.SIGHUP:
+        _reload_keys(running)
     log.info("shutting down: draining in-flight calls (up to %ss)", settings.grace_seconds)
     running.stop()
     log.info("stopped")
