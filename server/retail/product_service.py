@@ -244,10 +244,7 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
             raise NotFound(products.RESOURCE_TYPE, request.name)
         return empty_pb2.Empty()
 
-    # -- not in Footfall yet: each always raises UNIMPLEMENTED ---------------
-
-    def _unimplemented(self, method: str, why: str) -> Unimplemented:
-        return Unimplemented(f"{method} is not implemented in Footfall yet ({why})")
+    # -- import: a long-running operation ----------------------------------
 
     def ImportProducts(self, request: Any, context: Any) -> Any:
         """Start a product import operation (under the branch); INVALID_ARGUMENT for
@@ -256,6 +253,11 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         branch = import_products.check_request(request, self._gcs_root, deadline_of(context))
         return self._runner.submit(branch, import_products.KIND, request,
                                    import_products.new_operation)
+
+    # -- not in Footfall yet: each always raises UNIMPLEMENTED ---------------
+
+    def _unimplemented(self, method: str, why: str) -> Unimplemented:
+        return Unimplemented(f"{method} is not implemented in Footfall yet ({why})")
 
     def PurgeProducts(self, request: Any, context: Any) -> Any:
         """Returns nothing: always UNIMPLEMENTED."""
