@@ -1,10 +1,8 @@
 """Resource names in Google's form: parse with a clear error, format back.
 
 Every parser raises InvalidArgument naming the request field that held the bad
-name, so the message says exactly where the problem is. Products add rules of
-their own: a product id may hold '/' (the HTTP routes bind `products/**`), and a
-product lives in branch 0, 1 or 2, `default_branch` being another name of branch
-0 that the store never sees (products and their imports are kept under `0`).
+name. Product ids may hold '/' (the HTTP routes bind `products/**`); products live
+in branch 0, 1 or 2, and `default_branch`, another name of 0, never reaches the store.
 """
 
 from __future__ import annotations

@@ -25,8 +25,7 @@ def dedup_key(catalog: str, payload: bytes) -> bytes:
 
 
 def to_micros(seconds: int, nanos: int) -> int:
-    """Whole microseconds since the epoch of a time in seconds and nanos (a
-    Timestamp's fields): the unit of the stored time columns."""
+    """Microseconds since the epoch (the time columns' unit) of a Timestamp's fields."""
     return seconds * 1_000_000 + nanos // 1000
 
 
