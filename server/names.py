@@ -1,31 +1,50 @@
 """Resource names in Google's form: parse with a clear error, format back.
 
 Every parser raises InvalidArgument naming the request field that held the bad
-name, so the message says exactly where the problem is.
+name. Product ids may hold '/' (the HTTP routes bind `products/**`); products live
+in branch 0, 1 or 2, and `default_branch`, another name of 0, never reaches the store.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NoReturn
 
 from server.errors import InvalidArgument
 
-# A segment is anything but '/', non-empty; Google's IDs are stricter per kind,
-# but the emulator accepts what a client can put in a path.
-_SEGMENT = r"[^/]+"
+DEFAULT_BRANCH = "default_branch"
+DEFAULT_BRANCH_ID = "0"
+BRANCH_IDS = ("0", "1", "2")
+MAX_PRODUCT_ID = 128
 
 
+class _Form:
+    """A name's form as Google writes it: `{x}` is a segment named x (anything but
+    '/', non-empty: Google's ids are stricter per kind, but Footfall accepts what a
+    client can put in a path); `{x=**}` is the rest of the name, '/' and line breaks
+    too, so an id a client chose names the same thing again."""
 
-_CATALOG = re.compile(rf"^projects/(?P<project>{_SEGMENT})/locations/(?P<location>{_SEGMENT})"
-                      rf"/catalogs/(?P<catalog>{_SEGMENT})$")
-_BRANCH = re.compile(rf"^(?P<catalog>projects/{_SEGMENT}/locations/{_SEGMENT}/catalogs/{_SEGMENT})"
-                     rf"/branches/(?P<branch>{_SEGMENT})$")
-_PRODUCT = re.compile(rf"^(?P<branch>projects/{_SEGMENT}/locations/{_SEGMENT}/catalogs/{_SEGMENT}"
-                      rf"/branches/{_SEGMENT})/products/(?P<product>{_SEGMENT})$")
-_TENANT = re.compile(rf"^projects/(?P<project>{_SEGMENT})/tenants/(?P<tenant>{_SEGMENT})$")
-_JOB = re.compile(rf"^projects/(?P<project>{_SEGMENT})/tenants/(?P<tenant>{_SEGMENT})"
-                  rf"/jobs/(?P<job>{_SEGMENT})$")
+    def __init__(self, form: str) -> None:
+        self.shown = re.sub(r"\{[^}]+\}", "*", form)
+        self.regex = re.compile(re.sub(r"\{(\w+)(=\*\*)?\}", _group, form) + r"\Z", re.DOTALL)
+
+    def refuse(self, value: str, field: str) -> NoReturn:
+        shown = value if len(value) <= 200 else value[:200] + "..."
+        raise InvalidArgument.field(field, f"must be of the form {self.shown!r}, got {shown!r}")
+
+
+def _group(variable: re.Match[str]) -> str:
+    return f"(?P<{variable[1]}>{'.+' if variable[2] else '[^/]+'})"
+
+
+_CATALOG = _Form("projects/{project}/locations/{location}/catalogs/{catalog}")
+_BRANCH = _Form("projects/{project}/locations/{location}/catalogs/{catalog}/branches/{branch}")
+_PRODUCT = _Form("projects/{project}/locations/{location}/catalogs/{catalog}/branches/{branch}"
+                 "/products/{product=**}")
+_TENANT = _Form("projects/{project}/tenants/{tenant}")
+_JOB = _Form("projects/{project}/tenants/{tenant}/jobs/{job}")
+_DEFAULT_BRANCH_IN_NAME = re.compile(rf"/branches/{DEFAULT_BRANCH}(?=/|\Z)")
 
 
 @dataclass(frozen=True)
@@ -74,46 +93,85 @@ class JobName:
         return f"{self.tenant}/jobs/{self.job}"
 
 
-def _fail(field: str, value: str, form: str) -> InvalidArgument:
-    shown = value if len(value) <= 200 else value[:200] + "..."
-    return InvalidArgument.field(field, f"must be of the form {form!r}, got {shown!r}")
+def _branch_of(match: re.Match[str]) -> BranchName:
+    return BranchName(CatalogName(match["project"], match["location"], match["catalog"]),
+                      match["branch"])
 
 
 def parse_catalog(value: str, field: str = "parent") -> CatalogName:
     """A catalog name; raises INVALID_ARGUMENT naming `field` otherwise."""
-    match = _CATALOG.match(value)
-    if not match:
-        raise _fail(field, value, "projects/*/locations/*/catalogs/*")
+    match = _CATALOG.regex.match(value) or _CATALOG.refuse(value, field)
     return CatalogName(match["project"], match["location"], match["catalog"])
 
 
 def parse_branch(value: str, field: str = "parent") -> BranchName:
     """A branch name; raises INVALID_ARGUMENT naming `field` otherwise."""
-    match = _BRANCH.match(value)
-    if not match:
-        raise _fail(field, value, "projects/*/locations/*/catalogs/*/branches/*")
-    return BranchName(parse_catalog(match["catalog"], field), match["branch"])
+    return _branch_of(_BRANCH.regex.match(value) or _BRANCH.refuse(value, field))
 
 
 def parse_product(value: str, field: str = "name") -> ProductName:
     """A product name; raises INVALID_ARGUMENT naming `field` otherwise."""
-    match = _PRODUCT.match(value)
-    if not match:
-        raise _fail(field, value, "projects/*/locations/*/catalogs/*/branches/*/products/*")
-    return ProductName(parse_branch(match["branch"], field), match["product"])
+    match = _PRODUCT.regex.match(value) or _PRODUCT.refuse(value, field)
+    return ProductName(_branch_of(match), match["product"])
 
 
 def parse_tenant(value: str, field: str = "parent") -> TenantName:
     """A tenant name; raises INVALID_ARGUMENT naming `field` otherwise."""
-    match = _TENANT.match(value)
-    if not match:
-        raise _fail(field, value, "projects/*/tenants/*")
+    match = _TENANT.regex.match(value) or _TENANT.refuse(value, field)
     return TenantName(match["project"], match["tenant"])
 
 
 def parse_job(value: str, field: str) -> JobName:
     """A job name; raises INVALID_ARGUMENT naming `field` otherwise."""
-    match = _JOB.match(value)
-    if not match:
-        raise _fail(field, value, "projects/*/tenants/*/jobs/*")
+    match = _JOB.regex.match(value) or _JOB.refuse(value, field)
     return JobName(TenantName(match["project"], match["tenant"]), match["job"])
+
+
+# -- products: the branch and id the store keys them by ----------------------
+
+def default_branch(catalog: str | CatalogName) -> str:
+    """The catalog's default branch (where events join) as the store names it."""
+    return f"{catalog}/branches/{DEFAULT_BRANCH_ID}"
+
+
+def resolve_default_branch(name: str) -> str:
+    """`name` (a branch, or a name under one) with `branches/default_branch` written
+    `branches/0`, as the store keeps it; any other name unchanged."""
+    return _DEFAULT_BRANCH_IN_NAME.sub(f"/branches/{DEFAULT_BRANCH_ID}", name)
+
+
+def parse_branch_key(value: str, field: str = "parent") -> str:
+    """The branch name products are stored under (`default_branch` -> `0`).
+
+    INVALID_ARGUMENT naming `field` for a malformed name or a branch other than
+    0, 1, 2 or default_branch.
+    """
+    return _branch_key(parse_branch(value, field), field)
+
+
+def _branch_key(branch: BranchName, field: str) -> str:
+    if branch.branch == DEFAULT_BRANCH:
+        return default_branch(branch.catalog)
+    if branch.branch not in BRANCH_IDS:
+        raise InvalidArgument.field(field, f"branch must be one of {', '.join(BRANCH_IDS)} or "
+                                           f"{DEFAULT_BRANCH}, got {branch.branch[:50]!r}")
+    return str(branch)
+
+
+def parse_product_key(value: str, field: str = "name") -> tuple[str, str]:
+    """(branch name as stored, product id) of a product name.
+
+    INVALID_ARGUMENT naming `field` for a malformed name, a branch other than 0,
+    1, 2 or default_branch, or an id longer than MAX_PRODUCT_ID characters.
+    """
+    name = parse_product(value, field)
+    branch = _branch_key(name.branch, field)
+    if len(name.product) > MAX_PRODUCT_ID:
+        raise InvalidArgument.field(field, f"product id must be at most {MAX_PRODUCT_ID} "
+                                           f"characters, got {len(name.product)}")
+    return branch, name.product
+
+
+def product_name(branch: str, product_id: str) -> str:
+    """The full name of product `product_id` in `branch` (as parse_branch_key gives it)."""
+    return f"{branch}/products/{product_id}"

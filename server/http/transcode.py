@@ -1,7 +1,8 @@
 """HTTP request -> request message, response message -> HTTP body (proto3 JSON).
 
-The request is built the way google.api.http says: path variables first, then
-the body (`*`: the whole request; a field name: that field), then query
+The request is built the way google.api.http says: the body (`*`: the whole
+request; a field name: that field), then path variables, which take the fields
+they bind from the path even where the body names them too, then query
 parameters for any field the path and body leave (only when the body is not
 `*`). Query names may be the proto name or the JSON (lowerCamel) name, may be
 dotted into non-repeated message fields (`userInfo.userId`), may repeat for a
@@ -214,6 +215,7 @@ def build_request(route: Route, path_values: Mapping[str, str],
     bad body field, query parameter and path value."""
     request = route.request_class()
     violations = []
+    # Body first: the path template binds its fields, so its values overwrite the body's.
     if route.body:
         violations.extend(_apply_body(request, route, body))
     elif body.strip():

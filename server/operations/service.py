@@ -23,6 +23,7 @@ from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import empty_pb2
 
 from server.errors import FieldViolation, InvalidArgument, NotFound
+from server.names import resolve_default_branch
 from server.operations.runner import OperationRunner
 from server.operations.wakeups import Wakeups
 from server.store import Store
@@ -37,12 +38,6 @@ MAX_WAIT_SECONDS = 600.0
 WAIT_POLL_SECONDS = 0.5
 DEFAULT_MAX_WAITS = 64
 _DONE_FILTER = re.compile(r"^\s*done\s*[=:]\s*(true|false)\s*$", re.IGNORECASE)
-
-
-def normalise(name: str) -> str:
-    """Operation and parent names with the branch alias resolved: product imports
-    are stored under `branches/0`, which `branches/default_branch` names too."""
-    return re.sub(r"/branches/default_branch(?=/|$)", "/branches/0", name)
 
 
 def parse_done_filter(text: str) -> bool | None:
@@ -84,7 +79,7 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
     def _record(self, name: str) -> OperationRecord:
         if not name:
             raise InvalidArgument.field("name", "is required")
-        record = self._store.get_operation(normalise(name))
+        record = self._store.get_operation(resolve_default_branch(name))
         if record is None:
             raise NotFound(OPERATION, name)
         return record
@@ -109,8 +104,8 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
         done = parse_done_filter(request.filter)
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         after = _parse_page_token(request.page_token)
-        records = self._store.list_operations(normalise(request.name).rstrip("/") + "/", done,
-                                              size + 1, after)
+        parent = resolve_default_branch(request.name).rstrip("/") + "/"
+        records = self._store.list_operations(parent, done, size + 1, after)
         reply = operations_pb2.ListOperationsResponse(
             operations=[operations_pb2.Operation.FromString(r.operation) for r in records[:size]])
         if len(records) > size:
@@ -121,7 +116,7 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
         """Forget the operation (a running one stops at its next batch). NOT_FOUND
         for an unknown name."""
         self._record(request.name)
-        if not self._store.delete_operation(normalise(request.name)):
+        if not self._store.delete_operation(resolve_default_branch(request.name)):
             raise NotFound(OPERATION, request.name)
         self._wakeups.wake_all()  # its waiters answer NOT_FOUND now
         return empty_pb2.Empty()
@@ -130,7 +125,7 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
         """Ask the job to stop between batches; it then ends with CANCELLED. A done
         operation is left as it is. NOT_FOUND for an unknown name."""
         self._record(request.name)
-        if self._store.request_cancel(normalise(request.name)) is None:
+        if self._store.request_cancel(resolve_default_branch(request.name)) is None:
             raise NotFound(OPERATION, request.name)
         if self._runner is not None:
             self._runner.notify()

@@ -14,6 +14,7 @@ from footfall.retail.v2 import import_config_pb2, product_pb2
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
+from server import names
 from server.errors import FieldViolation, gather, raise_if_any
 from server.operations.runner import JobContext
 from server.retail import products
@@ -48,7 +49,7 @@ def check_request(request: Any, gcs_root: Path, deadline: float | None = None) -
     (time.monotonic()) passes while gs:// files are listed.
     """
     violations: list[FieldViolation] = []
-    branch = gather(violations, products.parse_branch_name, request.parent, "parent")
+    branch = gather(violations, names.parse_branch_key, request.parent, "parent")
     violations.extend(check_sources(request, gcs_root, SOURCES, deadline))
     if request.reconciliation_mode == Mode.FULL:
         violations.append(FieldViolation(
@@ -87,7 +88,7 @@ class ImportProductsJob(BulkImport):
         return decode_json_line(line, product_pb2.Product, "Product")
 
     def prepare(self, ctx: JobContext, request: Any, items: list[Item]) -> tuple[list[str], Step]:
-        branch = products.parse_branch_name(request.parent)
+        branch = names.parse_branch_key(request.parent)
         paths = list(request.update_mask.paths) if request.HasField("update_mask") else None
         existing = ctx.store.get_products(branch, [p.id for _, p, _ in items if p.id])
         now = ctx.clock.now_ns()

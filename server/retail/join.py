@@ -13,13 +13,8 @@ from typing import Any
 
 from footfall.retail.v2 import product_pb2
 
+from server.names import default_branch
 from server.store import Store
-
-DEFAULT_BRANCH_ID = "0"
-
-
-def default_branch(catalog: str) -> str:
-    return f"{catalog}/branches/{DEFAULT_BRANCH_ID}"
 
 
 def product_ids(events: Iterable[Any]) -> list[str]:

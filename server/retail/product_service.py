@@ -16,6 +16,7 @@ from typing import Any
 from footfall.retail.v2 import product_service_pb2, product_service_pb2_grpc
 from google.protobuf import empty_pb2
 
+from server import names
 from server.clock import Clock
 from server.errors import (
     AlreadyExists,
@@ -116,7 +117,7 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         ALREADY_EXISTS when the id is taken in the branch.
         """
         violations: list[FieldViolation] = []
-        branch = gather(violations, products.parse_branch_name, request.parent, "parent")
+        branch = gather(violations, names.parse_branch_key, request.parent, "parent")
         violations.extend(products.product_id_violations(request.product_id))
         if not request.HasField("product"):
             violations.append(FieldViolation("product", "is required"))
@@ -136,7 +137,7 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
 
         INVALID_ARGUMENT for a malformed name; NOT_FOUND when there is no such product.
         """
-        branch, product_id = products.parse_product_name(request.name, "name")
+        branch, product_id = names.parse_product_key(request.name, "name")
         return self._must_get(branch, product_id, request.name)
 
     def ListProducts(self, request: Any, context: Any) -> Any:
@@ -148,7 +149,7 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         when the filter names a primary or collection that does not exist.
         """
         violations: list[FieldViolation] = []
-        branch = gather(violations, products.parse_branch_name, request.parent, "parent")
+        branch = gather(violations, names.parse_branch_key, request.parent, "parent")
         size = gather(violations, product_listing.page_size, request.page_size)
         query = gather(violations, product_listing.parse_filter, request.filter)
         violations.extend(products.read_mask_violations(request.read_mask))
@@ -161,7 +162,7 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
             page = self._collection_page(branch, query.value, after_id, size + 1)
         else:
             if query.key == "primary_product_id":
-                self._must_get(branch, query.value, products.product_name(branch, query.value))
+                self._must_get(branch, query.value, names.product_name(branch, query.value))
             page = list(islice(product_listing.scan(
                 self._store, branch, query.matches, after_id,
                 needle=query.value if query.key == "primary_product_id" else ""), size + 1))
@@ -177,7 +178,7 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
     def _collection_page(self, branch: str, collection_id: str, after_id: str,
                          limit: int) -> list[Any]:
         """Up to `limit` existing members of the collection, after `after_id`, by id."""
-        name = products.product_name(branch, collection_id)
+        name = names.product_name(branch, collection_id)
         collection = self._must_get(branch, collection_id, name)
         members = sorted(m for m in set(collection.collection_member_ids) if m > after_id)
         stored = self._store.get_products(branch, members)  # at most 1000, by validation
@@ -195,8 +196,8 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         violations: list[FieldViolation] = []
         if not request.HasField("product"):
             raise InvalidArgument.field("product", "is required")
-        located = gather(violations, products.parse_product_name, request.product.name,
-                           "product.name")
+        located = gather(violations, names.parse_product_key, request.product.name,
+                         "product.name")
         violations.extend(products.update_mask_violations(request.update_mask))
         raise_if_any(violations)
         branch, product_id = located
@@ -237,16 +238,13 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         INVALID_ARGUMENT for a malformed name, a PRIMARY that still has variants,
         or a member of a COLLECTION; NOT_FOUND when there is no such product.
         """
-        branch, product_id = products.parse_product_name(request.name, "name")
+        branch, product_id = names.parse_product_key(request.name, "name")
         if not self._store.delete_product(branch, product_id,
                                           self._nothing_refers_to(branch, product_id)):
             raise NotFound(products.RESOURCE_TYPE, request.name)
         return empty_pb2.Empty()
 
-    # -- not in Footfall yet: each always raises UNIMPLEMENTED ---------------
-
-    def _unimplemented(self, method: str, why: str) -> Unimplemented:
-        return Unimplemented(f"{method} is not implemented in Footfall yet ({why})")
+    # -- import: a long-running operation ----------------------------------
 
     def ImportProducts(self, request: Any, context: Any) -> Any:
         """Start a product import operation (under the branch); INVALID_ARGUMENT for
@@ -255,6 +253,11 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         branch = import_products.check_request(request, self._gcs_root, deadline_of(context))
         return self._runner.submit(branch, import_products.KIND, request,
                                    import_products.new_operation)
+
+    # -- not in Footfall yet: each always raises UNIMPLEMENTED ---------------
+
+    def _unimplemented(self, method: str, why: str) -> Unimplemented:
+        return Unimplemented(f"{method} is not implemented in Footfall yet ({why})")
 
     def PurgeProducts(self, request: Any, context: Any) -> Any:
         """Returns nothing: always UNIMPLEMENTED."""

@@ -1,13 +1,12 @@
-"""Catalog products as pure functions: names, defaults, update and read masks.
+"""Catalog products as pure functions: ids, defaults, update and read masks.
 
 Used by ProductService and by product import. Products are stored under the
-normalised branch name (`.../branches/0`; `default_branch` means branch 0) and
-always carry their full `name` and `id`.
+branch name `server.names.parse_branch_key` gives and always carry their full
+`name` and `id`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,18 +14,11 @@ from footfall.retail.v2 import product_pb2
 from google.api import field_behavior_pb2
 from google.protobuf import field_mask_pb2
 
-from server.errors import FieldViolation, InvalidArgument
-from server.names import parse_branch
-from server.retail.product_validation import MAX_ID, PRIMARY
+from server.errors import FieldViolation
+from server.names import MAX_PRODUCT_ID, product_name
+from server.retail.product_validation import PRIMARY
 
 RESOURCE_TYPE = "google.cloud.retail.v2.Product"
-BRANCHES = ("0", "1", "2")
-DEFAULT_BRANCH = "default_branch"
-
-# The product id may hold '/': the HTTP rules bind `products/**`.
-_PRODUCT = re.compile(r"^(?P<branch>projects/[^/]+/locations/[^/]+/catalogs/[^/]+"
-                      r"/branches/[^/]+)/products/(?P<product>.+)$")
-
 _DESCRIPTOR = product_pb2.Product.DESCRIPTOR
 
 
@@ -45,53 +37,14 @@ UPDATABLE = frozenset(_DESCRIPTOR.fields_by_name) - IMMUTABLE - OUTPUT_ONLY
 DEFAULT_READ_FIELDS = ("name", "id", "title", "uri", "images", "price_info", "brands")
 
 
-# -- names -----------------------------------------------------------------
-
-def parse_branch_name(value: str, field: str = "parent") -> str:
-    """The normalised branch name (`default_branch` -> `0`).
-
-    INVALID_ARGUMENT naming `field` for a malformed name or an unknown branch.
-    """
-    branch = parse_branch(value, field)
-    if branch.branch == DEFAULT_BRANCH:
-        return f"{branch.catalog}/branches/0"
-    if branch.branch not in BRANCHES:
-        raise InvalidArgument.field(field, f"branch must be one of 0, 1, 2 or {DEFAULT_BRANCH}, "
-                                           f"got {branch.branch[:50]!r}")
-    return str(branch)
-
-
-def parse_product_name(value: str, field: str = "name") -> tuple[str, str]:
-    """(normalised branch name, product id) of a product name.
-
-    INVALID_ARGUMENT naming `field` for a malformed name, an unknown branch or an
-    id longer than 128 characters.
-    """
-    match = _PRODUCT.match(value)
-    if not match:
-        shown = value if len(value) <= 200 else value[:200] + "..."
-        raise InvalidArgument.field(
-            field, "must be of the form 'projects/*/locations/*/catalogs/*/branches/*"
-                   f"/products/*', got {shown!r}")
-    branch = parse_branch_name(match["branch"], field)
-    product_id = match["product"]
-    if len(product_id) > MAX_ID:
-        raise InvalidArgument.field(field, f"product id must be at most {MAX_ID} characters, "
-                                           f"got {len(product_id)}")
-    return branch, product_id
-
-
-def product_name(branch: str, product_id: str) -> str:
-    """The full name of product `product_id` in the (normalised) `branch`."""
-    return f"{branch}/products/{product_id}"
-
+# -- ids and stored products ----------------------------------------------
 
 def product_id_violations(product_id: str, field: str = "product_id") -> list[FieldViolation]:
     """Rules for a client-chosen product id: required, at most 128 characters."""
     if not product_id:
         return [FieldViolation(field, "is required")]
-    if len(product_id) > MAX_ID:
-        return [FieldViolation(field, f"must be at most {MAX_ID} characters, "
+    if len(product_id) > MAX_PRODUCT_ID:
+        return [FieldViolation(field, f"must be at most {MAX_PRODUCT_ID} characters, "
                                       f"got {len(product_id)}")]
     return []
 
@@ -106,7 +59,7 @@ def decode(payload: bytes, branch: str, product_id: str) -> Any:
 
 # -- defaults --------------------------------------------------------------
 
-def normalise(product: Any, now_ns: int) -> None:
+def apply_defaults(product: Any, now_ns: int) -> None:
     """Apply Google's defaults in place: type PRIMARY, a primary's own id as its
     primary_product_id, `ttl` turned into `expire_time`; output-only fields dropped."""
     if product.type == product_pb2.Product.TYPE_UNSPECIFIED:
@@ -134,7 +87,7 @@ def new_product(request_product: Any, branch: str, product_id: str, now_ns: int)
     product.name = product_name(branch, product_id)
     product.id = product_id
     product.ClearField("local_inventories")
-    normalise(product, now_ns)
+    apply_defaults(product, now_ns)
     return product
 
 
@@ -189,7 +142,7 @@ def apply_update(current: Any, patch: Any, paths: Sequence[str], now_ns: int) ->
         for name in sorted(IMMUTABLE | OUTPUT_ONLY):
             updated.ClearField(name)
             _copy_field(current, updated, name)
-        normalise(updated, now_ns)
+        apply_defaults(updated, now_ns)
         return updated
     updated.CopyFrom(current)
     whole = [p for p in paths if "." not in p]
@@ -203,7 +156,7 @@ def apply_update(current: Any, patch: Any, paths: Sequence[str], now_ns: int) ->
                 updated.attributes[key].CopyFrom(patch.attributes[key])
             elif key in updated.attributes:
                 del updated.attributes[key]
-    normalise(updated, now_ns)
+    apply_defaults(updated, now_ns)
     return updated
 
 

@@ -24,6 +24,11 @@ def dedup_key(catalog: str, payload: bytes) -> bytes:
     return digest.digest()
 
 
+def to_micros(seconds: int, nanos: int) -> int:
+    """Microseconds since the epoch (the time columns' unit) of a Timestamp's fields."""
+    return seconds * 1_000_000 + nanos // 1000
+
+
 @dataclass(frozen=True, slots=True)
 class EventRow:
     """One retail user event as stored.
@@ -62,7 +67,7 @@ class EventRow:
             event_type=event.event_type,
             visitor_id=event.visitor_id,
             user_id=event.user_info.user_id,
-            event_time_us=time.seconds * 1_000_000 + time.nanos // 1000,
+            event_time_us=to_micros(time.seconds, time.nanos),
             event_time_ns=time.nanos % 1000,
             joined=joined,
             payload=payload,
@@ -80,7 +85,7 @@ class EventRow:
         time = event.event_time
         return cls(catalog=catalog, event_type=event.event_type, visitor_id=event.visitor_id,
                    user_id=event.user_info.user_id,
-                   event_time_us=time.seconds * 1_000_000 + time.nanos // 1000,
+                   event_time_us=to_micros(time.seconds, time.nanos),
                    event_time_ns=time.nanos % 1000, joined=joined, payload=received,
                    key=dedup_key(catalog, received))
 
@@ -101,7 +106,7 @@ class TimeBound:
 
     @classmethod
     def at(cls, seconds: int, nanos: int, inclusive: bool) -> TimeBound:
-        return cls(seconds * 1_000_000 + nanos // 1000, inclusive, nanos % 1000)
+        return cls(to_micros(seconds, nanos), inclusive, nanos % 1000)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from server.errors import AlreadyExists, FieldViolation, InvalidArgument
 from server.names import TenantName, parse_tenant
 from server.policy.limits import event_size_violation
 from server.store import ClientEventRow, Store
+from server.store.rows import to_micros
 from server.talent.validation import client_event_violations
 
 
@@ -46,7 +47,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         created = event.create_time
         stored, is_new = self._store.create_client_event(ClientEventRow(
             tenant=str(tenant), event_id=event.event_id,
-            create_time_us=created.seconds * 1_000_000 + created.nanos // 1000,
+            create_time_us=to_micros(created.seconds, created.nanos),
             payload=payload))
         if not is_new and stored != payload:
             raise AlreadyExists(

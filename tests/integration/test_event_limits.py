@@ -28,7 +28,7 @@ from google.rpc import error_details_pb2, status_pb2
 from server.app import Running, start
 from server.clock import FixedClock
 from server.config import Settings
-from server.retail.join import default_branch
+from server.names import default_branch
 from server.store import EventQuery
 
 from .http_client import Reply, call, query_value

@@ -4,6 +4,7 @@ bodies, and what is refused."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from google.api import http_pb2
@@ -151,6 +152,19 @@ def test_bad_bodies_are_invalid_argument(body: bytes, query: list[tuple[str, str
 def test_path_values_win_over_the_body() -> None:
     request = build(IMPORT_WHOLE_BODY, [], b'{"parent": "from-body"}', {"parent": "from-path"})
     assert request.parent == "from-path"  # type: ignore[attr-defined]
+
+
+def test_path_values_win_over_the_same_field_in_a_named_body() -> None:
+    """google/api/http.proto: the path template's fields come from the path and the
+    body carries the rest, so UpdateProduct's URL names the product it changes."""
+    router = Router(derive_routes({"google.cloud.retail.v2.ProductService": AnyServicer()}))
+    name = "projects/p/locations/global/catalogs/c/branches/0/products/a/b"
+    found = router.match("PATCH", f"/v2/{name}")
+    assert found is not None
+    body = b'{"name": "projects/p/locations/global/catalogs/c/branches/0/products/x", "title": "T"}'
+    request: Any = transcode.build_request(found[0], found[1], [("updateMask", "title")], body)
+    assert (request.product.name, request.product.title) == (name, "T")
+    assert list(request.update_mask.paths) == ["title"]
 
 
 @pytest.mark.parametrize(("query", "expected"), [

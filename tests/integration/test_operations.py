@@ -22,9 +22,9 @@ from google.protobuf import duration_pb2, json_format
 from server.app import Running, start
 from server.clock import FixedClock
 from server.config import Settings
+from server.names import default_branch
 from server.operations.runner import OperationRunner
 from server.retail import import_events, purge, rejoin
-from server.retail.join import default_branch
 from server.store import EventQuery
 
 PARENT = "projects/p/locations/global/catalogs/default_catalog"

@@ -126,6 +126,17 @@ def test_get_missing_and_malformed(stub: Stub) -> None:
     assert fields_of(error) == ["name"]
 
 
+def test_an_id_ending_in_a_line_break_names_that_product_only(stub: Stub) -> None:
+    create(stub, "sku")
+    fails(lambda: get(stub, "sku\n"), grpc.StatusCode.NOT_FOUND)  # not "sku" cut short
+    assert create(stub, "sku\n").name == f"{BRANCH0}/products/sku\n"
+    assert (get(stub, "sku\n").id, get(stub, "sku").id) == ("sku\n", "sku")
+    stub.DeleteProduct(product_service_pb2.DeleteProductRequest(
+        name=f"{DEFAULT}/products/sku\n"))
+    assert get(stub, "sku").id == "sku"
+    fails(lambda: get(stub, "sku\n"), grpc.StatusCode.NOT_FOUND)
+
+
 # -- list ------------------------------------------------------------------
 
 def test_list_pages_by_id_with_the_default_read_mask(stub: Stub) -> None:

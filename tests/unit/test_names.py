@@ -3,9 +3,21 @@ from __future__ import annotations
 import pytest
 
 from server.errors import InvalidArgument
-from server.names import parse_branch, parse_catalog, parse_job, parse_product, parse_tenant
+from server.names import (
+    default_branch,
+    parse_branch,
+    parse_branch_key,
+    parse_catalog,
+    parse_job,
+    parse_product,
+    parse_product_key,
+    parse_tenant,
+    product_name,
+    resolve_default_branch,
+)
 
 CATALOG = "projects/p1/locations/global/catalogs/default_catalog"
+BRANCH = f"{CATALOG}/branches/0"
 
 
 def test_catalog_round_trip() -> None:
@@ -44,3 +56,78 @@ def test_long_bad_names_are_shortened_in_the_message() -> None:
     with pytest.raises(InvalidArgument) as caught:
         parse_tenant("x" * 10_000, "parent")
     assert len(caught.value.message) < 400
+
+
+# -- product branches: the names the store keys products by ---------------------
+
+@pytest.mark.parametrize(("value", "normalised"), [
+    (f"{CATALOG}/branches/default_branch", BRANCH),
+    (f"{CATALOG}/branches/0", BRANCH),
+    (f"{CATALOG}/branches/2", f"{CATALOG}/branches/2"),
+])
+def test_branches_normalise(value: str, normalised: str) -> None:
+    assert parse_branch_key(value) == normalised
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    (f"{CATALOG}/branches/3", "branch must be one of 0, 1, 2 or default_branch"),
+    (f"{CATALOG}/branches/main", "branch must be one of"),
+    (CATALOG, "must be of the form"),
+])
+def test_bad_branches_name_the_field(value: str, message: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        parse_branch_key(value, "parent")
+    assert caught.value.violations[0].field == "parent"
+    assert message in caught.value.violations[0].description
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (f"{CATALOG}/branches/default_branch/products/sku-1", (BRANCH, "sku-1")),
+    (f"{CATALOG}/branches/1/products/a/b", (f"{CATALOG}/branches/1", "a/b")),
+])
+def test_product_names_parse(value: str, expected: tuple[str, str]) -> None:
+    assert parse_product_key(value) == expected
+
+
+@pytest.mark.parametrize("value", [
+    f"{CATALOG}/branches/0/products/", f"{CATALOG}/branches/0", "products/x",
+    f"{CATALOG}/branches/9/products/x", f"{CATALOG}/branches/0/products/{'x' * 129}",
+])
+def test_bad_product_names(value: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        parse_product_key(value, "product.name")
+    assert caught.value.violations[0].field == "product.name"
+
+
+def test_product_ids_may_hold_slashes_as_the_http_route_allows() -> None:
+    text = f"{CATALOG}/branches/1/products/shoes/red/42"
+    name = parse_product(text)
+    assert (name.branch.branch, name.product) == ("1", "shoes/red/42")
+    assert str(name) == text
+
+
+@pytest.mark.parametrize("product_id", ["sku\n", "a\nb", "\n"])
+def test_a_line_break_in_a_product_id_is_kept_not_cut_off(product_id: str) -> None:
+    """A client may create a product with any id of at most 128 characters; the
+    same id names it again (an id ending in a line break used to name the product
+    without it)."""
+    assert parse_product_key(f"{CATALOG}/branches/0/products/{product_id}") == (BRANCH,
+                                                                                product_id)
+
+
+def test_the_default_branch_is_branch_0_wherever_it_is_named() -> None:
+    assert default_branch(CATALOG) == default_branch(parse_catalog(CATALOG)) == BRANCH
+    assert parse_branch_key(f"{CATALOG}/branches/default_branch") == BRANCH
+    assert product_name(BRANCH, "a/b") == f"{BRANCH}/products/a/b"
+    operation = f"{CATALOG}/branches/default_branch/operations/import-products-7"
+    assert resolve_default_branch(operation) == f"{BRANCH}/operations/import-products-7"
+    assert resolve_default_branch(f"{CATALOG}/branches/default_branch") == BRANCH
+
+
+@pytest.mark.parametrize("name", [
+    f"{CATALOG}/branches/1/operations/x", f"{CATALOG}/branches/default_branches/operations/x",
+    f"{CATALOG}/branches/my_default_branch", "projects/p/operations/default_branch",
+    f"{CATALOG}/branches/default_branch_2",
+])
+def test_only_the_whole_default_branch_segment_is_resolved(name: str) -> None:
+    assert resolve_default_branch(name) == name

@@ -25,46 +25,7 @@ def as_dict(product: product_pb2.Product) -> dict[str, Any]:
     return json_format.MessageToDict(product)
 
 
-# -- names -----------------------------------------------------------------
-
-@pytest.mark.parametrize(("value", "normalised"), [
-    (f"{CATALOG}/branches/default_branch", BRANCH),
-    (f"{CATALOG}/branches/0", BRANCH),
-    (f"{CATALOG}/branches/2", f"{CATALOG}/branches/2"),
-])
-def test_branches_normalise(value: str, normalised: str) -> None:
-    assert products.parse_branch_name(value) == normalised
-
-
-@pytest.mark.parametrize(("value", "message"), [
-    (f"{CATALOG}/branches/3", "branch must be one of 0, 1, 2 or default_branch"),
-    (f"{CATALOG}/branches/main", "branch must be one of"),
-    (CATALOG, "must be of the form"),
-])
-def test_bad_branches_name_the_field(value: str, message: str) -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        products.parse_branch_name(value, "parent")
-    assert caught.value.violations[0].field == "parent"
-    assert message in caught.value.violations[0].description
-
-
-@pytest.mark.parametrize(("value", "expected"), [
-    (f"{CATALOG}/branches/default_branch/products/sku-1", (BRANCH, "sku-1")),
-    (f"{CATALOG}/branches/1/products/a/b", (f"{CATALOG}/branches/1", "a/b")),
-])
-def test_product_names_parse(value: str, expected: tuple[str, str]) -> None:
-    assert products.parse_product_name(value) == expected
-
-
-@pytest.mark.parametrize("value", [
-    f"{CATALOG}/branches/0/products/", f"{CATALOG}/branches/0", "products/x",
-    f"{CATALOG}/branches/9/products/x", f"{CATALOG}/branches/0/products/{'x' * 129}",
-])
-def test_bad_product_names(value: str) -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        products.parse_product_name(value, "product.name")
-    assert caught.value.violations[0].field == "product.name"
-
+# -- ids -------------------------------------------------------------------
 
 @pytest.mark.parametrize(("product_id", "fields"), [
     ("sku-1", []), ("", ["product_id"]), ("x" * 128, []), ("x" * 129, ["product_id"]),
