@@ -179,20 +179,6 @@ class ClientEventRow:
     payload: bytes
 
 
-# The catalogs that hold an event older than the parameter (event_time_us). A
-# loose index scan: each step finds the next catalog by one seek in the
-# (catalog, event_time_us, ...) index, and each catalog is checked by one more,
-# so the cost grows with the number of catalogs, not of events.
-CATALOGS_WITH_EVENTS_BEFORE = """
-    WITH RECURSIVE catalogs(catalog) AS (
-        SELECT MIN(catalog) FROM user_events
-        UNION ALL
-        SELECT (SELECT MIN(e.catalog) FROM user_events e WHERE e.catalog > c.catalog)
-        FROM catalogs c WHERE c.catalog IS NOT NULL)
-    SELECT catalog FROM catalogs c WHERE c.catalog IS NOT NULL AND EXISTS (
-        SELECT 1 FROM user_events e WHERE e.catalog = c.catalog AND e.event_time_us < ?)
-    ORDER BY catalog"""
-
 OPERATION_COLUMNS = ("name, kind, done, create_time_us, request, operation, checkpoint, "
                      "cancel_requested, lease_owner, lease_expires_us")
 
