@@ -1,13 +1,14 @@
 """PostgreSQL store: several replicas on one database, durable group commit.
 
-Same contract as the SQLite store (both pass tests/unit/test_store.py). The
-writes of one process go through one writer thread and connection that commits
-every queued write in one transaction (group commit). Event rows go in with a
-pipelined executemany when a batch is small and with COPY into a temporary
-table plus one INSERT ... SELECT ... ON CONFLICT (dedup_key) DO NOTHING when it
-is large: measured on the 2-core machine, one row costs 0.6 ms against 1.3 ms
-by COPY, 200 rows 5.8 ms against 4.3 ms, and batches of 1,000 reach about 65k
-rows/s with COPY against 42k with executemany. Reads use a connection pool.
+Same contract as the SQLite store (both pass tests/unit/test_store.py), and the same
+SQL where the engines agree (sql.py). The writes of one process go through one
+writer thread and connection that commits every queued write in one transaction
+(group commit). Event rows go in with a pipelined executemany when a batch is small
+and with COPY into a temporary table plus one INSERT ... SELECT ... ON CONFLICT
+(dedup_key) DO NOTHING when it is large: measured on the 2-core machine, one row
+costs 0.6 ms against 1.3 ms by COPY, 200 rows 5.8 ms against 4.3 ms, and batches of
+1,000 reach about 65k rows/s with COPY against 42k with executemany. Reads use a
+connection pool.
 
 The driver is psycopg 3, synchronous, with psycopg_pool: asyncpg measured no faster
 at what matters here (COPY of 1,000-row batches, median of five rounds: asyncpg

@@ -108,8 +108,6 @@ CATALOGS_WITH_EVENTS_BEFORE = """
         SELECT 1 FROM user_events e WHERE e.catalog = c.catalog AND e.event_time_us < ?)
     ORDER BY catalog"""
 
-_OPERATION = f"SELECT {OPERATION_COLUMNS} FROM operations WHERE name = ?"
-
 
 class Statements:
     """The fixed statements of SqlStore, spelled for `dialect` (once: at import)."""
@@ -144,7 +142,7 @@ class Statements:
         self.insert_operation = spell(
             f"INSERT INTO operations ({OPERATION_COLUMNS}) VALUES "
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING")
-        self.operation = spell(_OPERATION)
+        self.operation = spell(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE name = ?")
         self.delete_operation = spell("DELETE FROM operations WHERE name = ?")
         self.request_cancel = spell(
             "UPDATE operations SET cancel_requested = 1 WHERE name = ? AND done = 0")

@@ -3,7 +3,8 @@
 All writes go through one writer thread (SQLite has one writer anyway), which
 commits every queued write in one transaction with synchronous=FULL, so an
 acknowledged write survives a crash or a power cut. Reads use their own
-connections and never wait for the writer (WAL).
+connections and never wait for the writer (WAL). The SQL it shares with
+PostgreSQL is in sql.py.
 """
 
 from __future__ import annotations
@@ -299,8 +300,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                         kinds: Collection[str] | None = None) -> OperationRecord | None:
         of_kind, params = "", list[str]()
         if kinds is not None:
-            params = list(kinds)
-            of_kind = f"AND kind IN ({', '.join('?' * len(params))})"
+            among, params = SQLITE.among("kind", list(kinds))
+            of_kind = f"AND {among}"
 
         def claim(conn: sqlite3.Connection) -> OperationRecord | None:
             rows = conn.execute(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE done = 0 "
