@@ -153,8 +153,9 @@ def where_clause(query: EventQuery, placeholder: str = "?") -> tuple[str, list[A
 
 class ProductReader(Protocol):
     """Reads of one branch inside a product write's transaction: a check sees
-    exactly what the write commits against (on PostgreSQL the products `get` read
-    stay locked until then), so no other write can slip in between."""
+    exactly what the write commits against (every product write of the branch
+    first takes its generation's lock, see sql.py), so no other write can slip in
+    between."""
 
     def get(self, product_ids: Sequence[str]) -> dict[str, bytes]:
         """The serialized Products among `product_ids` that exist."""
