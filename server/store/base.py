@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
+from server.store.group_commit import Job
 from server.store.rows import (
     ClientEventRow,
     EventQuery,
@@ -55,6 +56,14 @@ class Store(Protocol):
 
     def flush(self) -> None:
         """Wait until every write accepted so far is committed."""
+
+    def on_commit(self, listener: Callable[[list[Job]], None] | None) -> None:
+        """From now on call `listener(jobs)` after each committed write transaction
+        (for metrics), on the writer thread, with the batch's jobs: their futures are
+        resolved (`job.rows` were stored; a function job's result, e.g. a run_step's
+        StepResult, or its error). One listener at a time (None: none); what it raises
+        is logged and never fails a write, but it holds up the next batch: keep it short.
+        """
 
     def healthy(self) -> bool:
         """Whether the database answers now (health reports NOT_SERVING while not)."""

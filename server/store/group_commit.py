@@ -47,6 +47,46 @@ class Job:
         self.submitted = time.monotonic()
 
 
+# A function job's result once its batch ran: (job, value, None) or (job, None, error).
+Outcome = tuple[Job, Any, BaseException | None]
+
+
+def apply_in_order(jobs: Sequence[Job], insert: Callable[[list[EventRow]], object],
+                   call: Callable[[Job], tuple[Any, BaseException | None]]) -> list[Outcome]:
+    """Apply a batch's `jobs` in their order, inside the caller's transaction: each
+    run of row jobs by one `insert` of all their rows, each function job by
+    `call(job)` (its value and None, or None and the error that fails that job
+    alone). What either raises fails the whole batch. Returns the function jobs'
+    outcomes, for `settle` once the transaction has committed."""
+    outcomes: list[Outcome] = []
+    pending: list[EventRow] = []
+    for job in jobs:
+        if job.rows is not None:
+            pending.extend(job.rows)
+            continue
+        if pending:
+            insert(pending)
+            pending = []
+        value, error = call(job)
+        outcomes.append((job, value, error))
+    if pending:
+        insert(pending)
+    return outcomes
+
+
+def settle(jobs: Sequence[Job], outcomes: list[Outcome]) -> None:
+    """After the commit of `jobs`: answer their callers (the row jobs, then the
+    function jobs by their `outcomes`)."""
+    for job in jobs:
+        if job.rows is not None:
+            job.future.set_result(None)
+    for job, value, error in outcomes:
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(value)
+
+
 _STOP = object()
 
 
@@ -138,8 +178,9 @@ class GroupCommitter:
             try:
                 self._apply_batch(batch)
                 self.batches += 1
-                if self.on_commit is not None:
-                    self._notify(batch)
+                listener = self.on_commit  # once: another thread may unset it meanwhile
+                if listener is not None:
+                    self._notify(listener, batch)
                 carried, delay = [], FIRST_RETRY_DELAY
             except StoreUnavailable as exc:
                 carried = self._keep_for_retry(batch, exc, stop_deadline)
@@ -156,10 +197,9 @@ class GroupCommitter:
                 self._fail_leftovers()
                 return
 
-    def _notify(self, batch: list[Job]) -> None:
-        assert self.on_commit is not None
+    def _notify(self, listener: Callable[[list[Job]], None], batch: list[Job]) -> None:
         try:
-            self.on_commit(batch)
+            listener(batch)
         except Exception:  # an observer must never fail a write
             log.exception("on_commit hook failed")
 

@@ -8,7 +8,12 @@ table), a statement is a mapping from dialect to SQL; `statement_for` picks it.
 
 from __future__ import annotations
 
+import logging
 import re
+
+from server.store.sql import Dialect, Executes
+
+log = logging.getLogger(__name__)
 
 # Types are written in SQLite's spelling; the PostgreSQL store maps BLOB to BYTEA
 # and INTEGER PRIMARY KEY to a BIGINT identity.
@@ -105,6 +110,25 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         )""",
     ]),
 ]
+
+
+def apply_missing(db: Executes, dialect: Dialect) -> None:
+    """Apply, in order, the migrations `db` lacks (creating the table that records
+    them), in the caller's transaction: it holds the lock that makes two processes
+    starting at once apply each exactly once."""
+    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+               "version INTEGER PRIMARY KEY, description TEXT NOT NULL)")
+    done = {v for (v,) in db.execute("SELECT version FROM schema_migrations").fetchall()}
+    for version, description, statements in MIGRATIONS:
+        if version in done:
+            continue
+        for statement in statements:
+            sql = statement_for(statement, dialect.name)
+            if sql is not None:
+                db.execute(sql)
+        db.execute(dialect.spell("INSERT INTO schema_migrations VALUES (?, ?)"),
+                   (version, description))
+        log.info("applied migration %d: %s", version, description)
 
 
 def check_readable(applied: set[int] | None, where: str) -> None:

@@ -1,13 +1,14 @@
 """PostgreSQL store: several replicas on one database, durable group commit.
 
-Same contract as the SQLite store (both pass tests/unit/test_store.py). The
-writes of one process go through one writer thread and connection that commits
-every queued write in one transaction (group commit). Event rows go in with a
-pipelined executemany when a batch is small and with COPY into a temporary
-table plus one INSERT ... SELECT ... ON CONFLICT (dedup_key) DO NOTHING when it
-is large: measured on the 2-core machine, one row costs 0.6 ms against 1.3 ms
-by COPY, 200 rows 5.8 ms against 4.3 ms, and batches of 1,000 reach about 65k
-rows/s with COPY against 42k with executemany. Reads use a connection pool.
+Same contract as the SQLite store (both pass tests/unit/test_store.py), and the same
+SQL where the engines agree (sql.py). The writes of one process go through one
+writer thread and connection that commits every queued write in one transaction
+(group commit). Event rows go in with a pipelined executemany when a batch is small
+and with COPY into a temporary table plus one INSERT ... SELECT ... ON CONFLICT
+(dedup_key) DO NOTHING when it is large: measured on the 2-core machine, one row
+costs 0.6 ms against 1.3 ms by COPY, 200 rows 5.8 ms against 4.3 ms, and batches of
+1,000 reach about 65k rows/s with COPY against 42k with executemany. Reads use a
+connection pool.
 
 The driver is psycopg 3, synchronous, with psycopg_pool: asyncpg measured no faster
 at what matters here (COPY of 1,000-row batches, median of five rounds: asyncpg
@@ -31,7 +32,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -40,24 +42,16 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.string import StrBinaryDumper, StrDumper, StrDumperUnknown
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from server.store.group_commit import GroupCommitter, Job
-from server.store.migrations import MIGRATIONS, check_readable, statement_for
+from server.store.group_commit import GroupCommitter, Job, apply_in_order, settle
+from server.store.migrations import apply_missing, check_readable
 from server.store.rows import (
-    CATALOGS_WITH_EVENTS_BEFORE,
     OPERATION_COLUMNS,
-    ClientEventRow,
-    EventQuery,
     EventRow,
-    LeaseLost,
     OperationRecord,
-    ProductCheck,
-    Progress,
-    Step,
-    StepResult,
     StoreRefused,
     StoreUnavailable,
-    where_clause,
 )
+from server.store.sql import Dialect, SqlStore, Statements
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +84,9 @@ _CREATE_INCOMING = (f"CREATE TEMP TABLE IF NOT EXISTS {_INCOMING} (seq INTEGER, 
                     "ON COMMIT DELETE ROWS")
 _COPY_TYPES = ["int4", "text", "text", "text", "text", "int8", "int2", "int2", "bytea", "bytea",
                "bytea"]
-PRODUCT_SCAN_BATCH = 500  # products a check reads at once when it looks for references
-_PUT_PRODUCT = ("INSERT INTO products (branch, product_id, product) VALUES (%s, %s, %s) "
-                "ON CONFLICT (branch, product_id) DO UPDATE SET product = EXCLUDED.product")
+# FOR UPDATE: the rows a write reads stay locked against other replicas until it commits.
+POSTGRES = Dialect(name="postgresql", mark="%s", lock=" FOR UPDATE", walk="",
+                   contains="position(?::bytea in product) > 0", arrays=True)
 
 
 def _nul_safe(dumper: type[Any]) -> type[Any]:
@@ -135,13 +129,15 @@ def _unreachable(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable("the database is unreachable; try again later", _why(exc))
 
 
-class PostgresStore:
+class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
     """Store on one PostgreSQL database, named by a libpq URL (postgresql://...).
 
     `read_only` (for the CLI): no migration is applied, every session is read-only
     on the server's side, and ValueError when the database is not a Footfall
     store this version can read.
     """
+
+    _sql = Statements(POSTGRES)
 
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE, retry_seconds: float = 5.0,
                  close_seconds: float = 30.0, startup_seconds: float = STARTUP_SECONDS,
@@ -189,19 +185,7 @@ class PostgresStore:
                         self._check_readable(conn)
                         return
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
-                                 "version INTEGER PRIMARY KEY, description TEXT NOT NULL)")
-                    done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
-                    for version, description, statements in MIGRATIONS:
-                        if version in done:
-                            continue
-                        for statement in statements:
-                            sql = statement_for(statement, "postgresql")
-                            if sql is not None:
-                                conn.execute(sql)
-                        conn.execute("INSERT INTO schema_migrations VALUES (%s, %s)",
-                                     (version, description))
-                        log.info("applied migration %d: %s", version, description)
+                    apply_missing(conn, POSTGRES)
                 return
             except psycopg.OperationalError as exc:
                 why = f"cannot open PostgreSQL at {self._where}: {str(exc).strip()}"
@@ -257,7 +241,7 @@ class PostgresStore:
 
     # -- writes ------------------------------------------------------------
 
-    def _insert(self, cur: psycopg.Cursor[Any], rows: Sequence[EventRow]) -> int:
+    def _insert_events(self, cur: psycopg.Cursor[Any], rows: Sequence[EventRow]) -> int:
         """Insert `rows` in order, skipping duplicates; how many were new."""
         if not rows:
             return 0
@@ -275,34 +259,37 @@ class PostgresStore:
                     f"FROM {_INCOMING} WHERE seq >= %s ORDER BY seq {_DEDUP}", (first,))
         return max(cur.rowcount, 0)
 
+    def _update_events(self, cur: psycopg.Cursor[Any],
+                       updates: Sequence[tuple[int, bool, bytes, bytes | None]]) -> None:
+        # One statement for the batch; an id updated twice keeps its last update (as
+        # executemany would), which one UPDATE ... FROM could not say.
+        latest = {i: (i, int(j), p, src) for i, j, p, src in updates}
+        ids, joined, payloads, sources = (list(c) for c in zip(*latest.values(), strict=True))
+        cur.execute("UPDATE user_events AS u SET joined = v.joined, event = v.event, "
+                    "source = v.source FROM unnest(%s::bigint[], %s::smallint[], "
+                    "%s::bytea[], %s::bytea[]) AS v(id, joined, event, source) "
+                    "WHERE u.id = v.id", (ids, joined, payloads, sources))
+
     def _apply_batch(self, jobs: list[Job]) -> None:
         conn = self._writer()
-        results: list[tuple[Job, Any, BaseException | None]] = []
-        row_jobs: list[Job] = []
         started: list[Job] = []
+
+        def call(cur: psycopg.Cursor[Any], job: Job) -> tuple[Any, BaseException | None]:
+            assert job.fn is not None
+            started.append(job)
+            try:
+                with conn.transaction():  # a savepoint: one job's failure spares the rest
+                    return job.fn(cur), None
+            except Exception as exc:
+                if conn.broken or isinstance(exc, psycopg.OperationalError):
+                    raise
+                return None, exc
+
         self._copy_seq = 0
         try:
             with conn.transaction(), conn.cursor() as cur:
-                pending_rows: list[EventRow] = []
-                for job in jobs:
-                    if job.rows is not None:
-                        pending_rows.extend(job.rows)
-                        row_jobs.append(job)
-                        continue
-                    self._insert(cur, pending_rows)
-                    pending_rows = []
-                    assert job.fn is not None
-                    started.append(job)
-                    try:
-                        with conn.transaction():  # a savepoint: one job's failure spares the rest
-                            value = job.fn(cur)
-                    except Exception as exc:
-                        if conn.broken or isinstance(exc, psycopg.OperationalError):
-                            raise
-                        results.append((job, None, exc))
-                    else:
-                        results.append((job, value, None))
-                self._insert(cur, pending_rows)
+                outcomes = apply_in_order(jobs, partial(self._insert_events, cur),
+                                          partial(call, cur))
         except psycopg.OperationalError as exc:
             # Connection lost, deadlock, serialization failure, admin shutdown: the
             # rows are sent again; a function job that already ran may have
@@ -319,17 +306,7 @@ class PostgresStore:
                 job.future.set_exception(unavailable)
             raise unavailable from exc
         self._set_reachable(True)
-        for job in row_jobs:
-            job.future.set_result(None)
-        for job, value, error in results:
-            if error is not None:
-                job.future.set_exception(error)
-            else:
-                job.future.set_result(value)
-
-    def _write(self, fn: Callable[[psycopg.Cursor[Any]], Any]) -> Any:
-        """Run `fn` in the writer's next transaction; its result once committed."""
-        return self._committer.submit_fn(fn).result()
+        settle(jobs, outcomes)
 
     def write_user_events(self, rows: Sequence[EventRow], *, wait: bool = True) -> None:
         if not wait and not self._reachable:
@@ -339,166 +316,7 @@ class PostgresStore:
         if wait:
             future.result()
 
-    def create_client_event(self, row: ClientEventRow) -> tuple[bytes, bool]:
-        def insert_unless_present(cur: psycopg.Cursor[Any]) -> tuple[bytes, bool]:
-            cur.execute("INSERT INTO client_events (tenant, event_id, create_time_us, event) "
-                        "VALUES (%s, %s, %s, %s) ON CONFLICT (tenant, event_id) DO NOTHING",
-                        (row.tenant, row.event_id, row.create_time_us, row.payload))
-            if cur.rowcount == 1:
-                return row.payload, True
-            found = cur.execute("SELECT event FROM client_events WHERE tenant = %s AND "
-                                "event_id = %s", (row.tenant, row.event_id)).fetchone()
-            assert found is not None
-            return bytes(found[0]), False
-
-        result: tuple[bytes, bool] = self._write(insert_unless_present)
-        return result
-
-    # -- reads -------------------------------------------------------------
-
-    def count_user_events(self, query: EventQuery) -> int:
-        where, params = where_clause(query, "%s")
-        [(count,)] = self._fetch(f"SELECT COUNT(*) FROM user_events WHERE {where}", params)
-        return int(count)
-
-    def list_user_events(self, query: EventQuery, limit: int,
-                         after_id: int = 0) -> list[tuple[int, bytes]]:
-        where, params = where_clause(query, "%s")
-        rows = self._fetch(f"SELECT id, event FROM user_events WHERE {where} AND id > %s "
-                           "ORDER BY id LIMIT %s", [*params, after_id, limit])
-        return [(int(i), bytes(e)) for i, e in rows]
-
-    def catalogs_with_events_before(self, time_us: int) -> list[str]:
-        return [c for (c,) in self._fetch(CATALOGS_WITH_EVENTS_BEFORE.replace("?", "%s"),
-                                          [time_us])]
-
-    def scan_user_events(self, query: EventQuery, limit: int,
-                         after_id: int = 0) -> list[tuple[int, bytes, bytes | None]]:
-        where, params = where_clause(query, "%s")
-        rows = self._fetch(f"SELECT id, event, source FROM user_events WHERE {where} AND "
-                           "id > %s ORDER BY id LIMIT %s", [*params, after_id, limit])
-        return [(int(i), bytes(e), None if s is None else bytes(s)) for i, e, s in rows]
-
-    # -- products ----------------------------------------------------------
-
-    def get_products(self, branch: str, product_ids: Sequence[str]) -> dict[str, bytes]:
-        wanted = list(dict.fromkeys(product_ids))
-        if not wanted:
-            return {}
-        rows = self._fetch("SELECT product_id, product FROM products WHERE branch = %s AND "
-                           "product_id = ANY(%s)", [branch, wanted])
-        return {pid: bytes(payload) for pid, payload in rows}
-
-    def list_products(self, branch: str, limit: int, after_id: str = "") -> list[tuple[str, bytes]]:
-        rows = self._fetch("SELECT product_id, product FROM products WHERE branch = %s AND "
-                           "product_id > %s ORDER BY product_id LIMIT %s",
-                           [branch, after_id, limit])
-        return [(pid, bytes(payload)) for pid, payload in rows]
-
-    # Every product write bumps its branch's generation first: the row lock orders the
-    # product writes of a branch across replicas, so a check inside a transaction sees
-    # every write that committed before it and none can commit until it is done. A
-    # delete's check first runs on a pooled connection, so that its scan of the branch
-    # does not hold up the writer, and again inside only if the generation moved.
-
-    def create_product(self, branch: str, product_id: str, payload: bytes,
-                       check: ProductCheck | None = None) -> bool:
-        def insert(cur: psycopg.Cursor[Any]) -> bool:
-            _bump_generation(cur, branch)
-            if check is not None:
-                check(payload, _BranchReader(_fetch_on(cur), branch))
-            cur.execute("INSERT INTO products (branch, product_id, product) VALUES (%s, %s, %s) "
-                        "ON CONFLICT (branch, product_id) DO NOTHING",
-                        (branch, product_id, payload))
-            return cur.rowcount == 1
-
-        return bool(self._write(insert))
-
-    def update_product(self, branch: str, product_id: str,
-                       change: Callable[[bytes | None], bytes | None],
-                       check: ProductCheck | None = None) -> bytes | None:
-        def read_modify_write(cur: psycopg.Cursor[Any]) -> bytes | None:
-            _bump_generation(cur, branch)
-            found = cur.execute("SELECT product FROM products WHERE branch = %s AND "
-                                "product_id = %s FOR UPDATE", (branch, product_id)).fetchone()
-            current = bytes(found[0]) if found else None
-            updated = change(current)
-            if updated is None:
-                return current
-            if check is not None:
-                check(updated, _BranchReader(_fetch_on(cur), branch))
-            cur.execute(_PUT_PRODUCT, (branch, product_id, updated))
-            return updated
-
-        result: bytes | None = self._write(read_modify_write)
-        return result
-
-    def delete_product(self, branch: str, product_id: str,
-                       check: ProductCheck | None = None) -> bool:
-        checked_at = None if check is None else _check_on_a_read(
-            self._fetch, branch, product_id, check)
-
-        def delete(cur: psycopg.Cursor[Any]) -> bool:
-            generation = _bump_generation(cur, branch)
-            if check is not None and checked_at != generation - 1:
-                found = cur.execute("SELECT product FROM products WHERE branch = %s AND "
-                                    "product_id = %s", (branch, product_id)).fetchone()
-                if found is None:
-                    return False
-                check(bytes(found[0]), _BranchReader(_fetch_on(cur), branch))
-            cur.execute("DELETE FROM products WHERE branch = %s AND product_id = %s",
-                        (branch, product_id))
-            return cur.rowcount == 1
-
-        return bool(self._write(delete))
-
     # -- operations --------------------------------------------------------
-
-    def create_operation(self, record: OperationRecord) -> bool:
-        def insert(cur: psycopg.Cursor[Any]) -> bool:
-            cur.execute(f"INSERT INTO operations ({OPERATION_COLUMNS}) VALUES "
-                        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
-                        record.as_params())
-            return cur.rowcount == 1
-
-        return bool(self._write(insert))
-
-    def get_operation(self, name: str) -> OperationRecord | None:
-        rows = self._fetch(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE name = %s", [name])
-        return OperationRecord.from_row(rows[0]) if rows else None
-
-    def list_operations(self, prefix: str, done: bool | None, limit: int,
-                        after: tuple[int, str] | None = None) -> list[OperationRecord]:
-        terms = ["starts_with(name, %s)"]
-        params: list[Any] = [prefix]
-        if done is not None:
-            terms.append("done = %s")
-            params.append(int(done))
-        if after is not None:
-            terms.append("(create_time_us, name) > (%s, %s)")
-            params.extend(after)
-        rows = self._fetch(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE "
-                           f"{' AND '.join(terms)} ORDER BY create_time_us, name LIMIT %s",
-                           [*params, limit])
-        return [OperationRecord.from_row(r) for r in rows]
-
-    def delete_operation(self, name: str) -> bool:
-        def delete(cur: psycopg.Cursor[Any]) -> bool:
-            cur.execute("DELETE FROM operations WHERE name = %s", (name,))
-            return cur.rowcount == 1
-
-        return bool(self._write(delete))
-
-    def request_cancel(self, name: str) -> OperationRecord | None:
-        def mark(cur: psycopg.Cursor[Any]) -> OperationRecord | None:
-            cur.execute("UPDATE operations SET cancel_requested = 1 WHERE name = %s AND done = 0",
-                        (name,))
-            row = cur.execute(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE name = %s",
-                              (name,)).fetchone()
-            return None if row is None else OperationRecord.from_row(row)
-
-        result: OperationRecord | None = self._write(mark)
-        return result
 
     def claim_operation(self, owner: str, now_us: int, lease_us: int,
                         can_take: Callable[[str], bool],
@@ -523,67 +341,12 @@ class PostgresStore:
             if row is None:
                 return None
             record = OperationRecord.from_row(row)
-            cur.execute("UPDATE operations SET lease_owner = %s, lease_expires_us = %s "
-                        "WHERE name = %s", (owner, now_us + lease_us, record.name))
+            cur.execute(self._sql.take_lease, (owner, now_us + lease_us, record.name))
             return record
 
-        result: OperationRecord | None = self._write(claim)
-        return result
-
-    def run_step(self, name: str, owner: str, step: Step, lease_until_us: int,
-                 progress: Callable[[StepResult], Progress]) -> StepResult:
-        def apply(cur: psycopg.Cursor[Any]) -> StepResult:
-            # The row lock orders this step against a claim or step of another replica.
-            found = cur.execute("SELECT lease_owner, cancel_requested FROM operations "
-                                "WHERE name = %s FOR UPDATE", (name,)).fetchone()
-            if found is None or found[0] != owner:
-                raise LeaseLost(name)
-            inserted_joined = self._insert(cur, [r for r in step.insert_events if r.joined])
-            inserted = inserted_joined + self._insert(
-                cur, [r for r in step.insert_events if not r.joined])
-            if step.put_products:
-                for branch in sorted({branch for branch, _, _ in step.put_products}):
-                    _bump_generation(cur, branch)
-                cur.executemany(_PUT_PRODUCT, step.put_products)
-            if step.update_events:
-                latest = {i: (i, int(j), p, src) for i, j, p, src in step.update_events}
-                ids, joined, payloads, sources = (list(c) for c in zip(*latest.values(),
-                                                                       strict=True))
-                cur.execute("UPDATE user_events AS u SET joined = v.joined, event = v.event, "
-                            "source = v.source FROM unnest(%s::bigint[], %s::smallint[], "
-                            "%s::bytea[], %s::bytea[]) AS v(id, joined, event, source) "
-                            "WHERE u.id = v.id", (ids, joined, payloads, sources))
-            deleted = last_deleted = 0
-            if step.delete_events is not None:
-                where, params = where_clause(step.delete_events, "%s")
-                ids = [i for (i,) in cur.execute(
-                    f"SELECT id FROM user_events WHERE {where} AND id > %s ORDER BY id LIMIT %s",
-                    [*params, step.delete_after_id, step.delete_limit]).fetchall()]
-                if ids:
-                    cur.execute(f"DELETE FROM user_events WHERE {where} AND id > %s AND id <= %s",
-                                [*params, step.delete_after_id, ids[-1]])
-                    deleted, last_deleted = cur.rowcount, ids[-1]
-            result = StepResult(inserted, inserted_joined, deleted, last_deleted, bool(found[1]))
-            done = progress(result)
-            cur.execute("UPDATE operations SET checkpoint = %s, operation = %s, done = %s, "
-                        "lease_expires_us = %s WHERE name = %s",
-                        (done.checkpoint, done.operation, int(done.done), lease_until_us, name))
-            return result
-
-        result: StepResult = self._write(apply)
-        return result
-
-    def release_operation(self, name: str, owner: str) -> None:
-        self._write(lambda cur: cur.execute(
-            "UPDATE operations SET lease_owner = NULL, lease_expires_us = NULL "
-            "WHERE name = %s AND lease_owner = %s", (name, owner)))
+        return self._write(claim)
 
     # -- lifecycle ---------------------------------------------------------
-
-    @property
-    def commits(self) -> int:
-        """Write transactions committed so far (one per group-commit batch)."""
-        return self._committer.batches
 
     def healthy(self) -> bool:
         """Whether the database answers now: SELECT 1 on a connection of the probe's
@@ -607,9 +370,6 @@ class PostgresStore:
             self._set_reachable(True)
             return True
 
-    def flush(self) -> None:
-        self._committer.flush()
-
     def close(self) -> None:
         if self._closed:
             return
@@ -622,64 +382,3 @@ class PostgresStore:
         if self._writer_conn is not None:
             self._writer_conn.close()
             self._writer_conn = None
-
-
-Fetch = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
-
-
-def _fetch_on(cur: psycopg.Cursor[Any]) -> Fetch:
-    return lambda query, params: cur.execute(query, params).fetchall()
-
-
-def _bump_generation(cur: psycopg.Cursor[Any], branch: str) -> int:
-    """Count a write to the products of `branch` (locking its generation until the
-    transaction ends); the branch's new generation."""
-    found = cur.execute(
-        "INSERT INTO product_generations (branch, generation) VALUES (%s, 1) ON CONFLICT "
-        "(branch) DO UPDATE SET generation = product_generations.generation + 1 "
-        "RETURNING generation", (branch,)).fetchone()
-    assert found is not None
-    return int(found[0])
-
-
-def _check_on_a_read(fetch: Fetch, branch: str, product_id: str,
-                     check: ProductCheck) -> int | None:
-    """Run `check` on what `fetch` reads now; the generation of the branch read before
-    it, or None when there is no such product (nothing was checked)."""
-    found = fetch("SELECT generation FROM product_generations WHERE branch = %s", (branch,))
-    products = _BranchReader(fetch, branch)
-    current = products.get([product_id]).get(product_id)
-    if current is None:
-        return None
-    check(current, products)
-    return int(found[0][0]) if found else 0
-
-
-class _BranchReader:
-    """ProductReader through `fetch`: a pooled connection, or the writer's cursor
-    inside its transaction."""
-
-    def __init__(self, fetch: Fetch, branch: str) -> None:
-        self._fetch = fetch
-        self._branch = branch
-
-    def get(self, product_ids: Sequence[str]) -> dict[str, bytes]:
-        wanted = list(dict.fromkeys(product_ids))
-        if not wanted:
-            return {}
-        rows = self._fetch("SELECT product_id, product FROM products WHERE branch = %s "
-                           "AND product_id = ANY(%s)", (self._branch, wanted))
-        return {pid: bytes(payload) for pid, payload in rows}
-
-    def containing(self, text: str) -> Iterator[tuple[str, bytes]]:
-        after = ""
-        while True:
-            rows = self._fetch(
-                "SELECT product_id, product FROM products WHERE branch = %s AND "
-                "product_id > %s AND position(%s::bytea in product) > 0 ORDER BY product_id "
-                "LIMIT %s", (self._branch, after, text.encode(), PRODUCT_SCAN_BATCH))
-            for pid, payload in rows:
-                yield pid, bytes(payload)
-            if len(rows) < PRODUCT_SCAN_BATCH:
-                return
-            after = rows[-1][0]

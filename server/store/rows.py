@@ -158,8 +158,9 @@ def where_clause(query: EventQuery, placeholder: str = "?") -> tuple[str, list[A
 
 class ProductReader(Protocol):
     """Reads of one branch inside a product write's transaction: a check sees
-    exactly what the write commits against (on PostgreSQL the products `get` read
-    stay locked until then), so no other write can slip in between."""
+    exactly what the write commits against (every product write of the branch
+    first takes its generation's lock, see sql.py), so no other write can slip in
+    between."""
 
     def get(self, product_ids: Sequence[str]) -> dict[str, bytes]:
         """The serialized Products among `product_ids` that exist."""
@@ -183,20 +184,6 @@ class ClientEventRow:
     create_time_us: int
     payload: bytes
 
-
-# The catalogs that hold an event older than the parameter (event_time_us). A
-# loose index scan: each step finds the next catalog by one seek in the
-# (catalog, event_time_us, ...) index, and each catalog is checked by one more,
-# so the cost grows with the number of catalogs, not of events.
-CATALOGS_WITH_EVENTS_BEFORE = """
-    WITH RECURSIVE catalogs(catalog) AS (
-        SELECT MIN(catalog) FROM user_events
-        UNION ALL
-        SELECT (SELECT MIN(e.catalog) FROM user_events e WHERE e.catalog > c.catalog)
-        FROM catalogs c WHERE c.catalog IS NOT NULL)
-    SELECT catalog FROM catalogs c WHERE c.catalog IS NOT NULL AND EXISTS (
-        SELECT 1 FROM user_events e WHERE e.catalog = c.catalog AND e.event_time_us < ?)
-    ORDER BY catalog"""
 
 OPERATION_COLUMNS = ("name, kind, done, create_time_us, request, operation, checkpoint, "
                      "cancel_requested, lease_owner, lease_expires_us")

@@ -3,7 +3,8 @@
 All writes go through one writer thread (SQLite has one writer anyway), which
 commits every queued write in one transaction with synchronous=FULL, so an
 acknowledged write survives a crash or a power cut. Reads use their own
-connections and never wait for the writer (WAL).
+connections and never wait for the writer (WAL). The SQL it shares with
+PostgreSQL is in sql.py.
 """
 
 from __future__ import annotations
@@ -15,27 +16,20 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from server.store import sqlite_checks
-from server.store.group_commit import GroupCommitter, Job
-from server.store.migrations import MIGRATIONS, check_readable, statement_for
+from server.store.group_commit import GroupCommitter, Job, apply_in_order, settle
+from server.store.migrations import apply_missing, check_readable
 from server.store.rows import (
-    CATALOGS_WITH_EVENTS_BEFORE,
     OPERATION_COLUMNS,
-    ClientEventRow,
-    EventQuery,
     EventRow,
-    LeaseLost,
     OperationRecord,
-    ProductCheck,
-    Progress,
-    Step,
-    StepResult,
     StoreFull,
     StoreUnusable,
-    where_clause,
 )
+from server.store.sql import Dialect, SqlStore, Statements
 
 log = logging.getLogger(__name__)
 
@@ -56,25 +50,16 @@ PROBE_SECONDS = 3.0
 WAL_AUTOCHECKPOINT_PAGES = 4_000
 # Rows per INSERT statement (10 parameters each, under SQLite's 32,766 limit).
 _ROWS_PER_STATEMENT = 500
-PRODUCT_SCAN_BATCH = 500  # products a check reads at once when it looks for references
+
+# No row locks: the writer's BEGIN IMMEDIATE holds the whole database's. NOT INDEXED
+# keeps a purge's batch a walk along the rowid from the last position: with the
+# (catalog, time) index SQLite would gather every matching row and sort it on each
+# batch, which grows with the table. instr() over two BLOBs compares bytes, in C.
+SQLITE = Dialect(name="sqlite", mark="?", lock="", walk=" NOT INDEXED",
+                 contains="instr(product, ?) > 0", arrays=False)
 
 
-def _insert_events(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> int:
-    """Insert `rows` (skipping duplicates); returns how many were new.
-
-    One multi-row statement per chunk rather than executemany: sqlite3 releases
-    and retakes the GIL around every step, and with the gRPC threads wanting it
-    too each retake can wait a whole switch interval. Fewer steps, fewer waits.
-    """
-    before = conn.total_changes
-    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        chunk = rows[start:start + _ROWS_PER_STATEMENT]
-        params = [value for row in chunk for value in row.as_params()]
-        conn.execute(_INSERT_EVENTS + ", ".join([_ROW_MARKS] * len(chunk)), params)
-    return conn.total_changes - before
-
-
-class SqliteStore:
+class SqliteStore(SqlStore[sqlite3.Connection]):
     """Store on one SQLite database; `path=None` keeps it in memory.
 
     Opening raises StoreUnusable (one line naming the file and the problem) for a
@@ -87,6 +72,8 @@ class SqliteStore:
     folder or file is created, no migration applied; ValueError when `path` is
     not a Footfall store this version can read.
     """
+
+    _sql = Statements(SQLITE)
 
     def __init__(self, path: str | None, synchronous: str = "FULL", *,
                  read_only: bool = False) -> None:
@@ -204,19 +191,7 @@ class SqliteStore:
         # apply each migration exactly once.
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
-                         "version INTEGER PRIMARY KEY, description TEXT NOT NULL)")
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-            for version, description, statements in MIGRATIONS:
-                if version in done:
-                    continue
-                for statement in statements:
-                    sql = statement_for(statement, "sqlite")
-                    if sql is not None:
-                        conn.execute(sql)
-                conn.execute("INSERT INTO schema_migrations VALUES (?, ?)",
-                             (version, description))
-                log.info("applied migration %d: %s", version, description)
+            apply_missing(conn, SQLITE)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -227,38 +202,28 @@ class SqliteStore:
     def _apply_batch(self, jobs: list[Job]) -> None:
         """Run `jobs` in one transaction; StoreFull (jobs left for the committer to
         retry, except function jobs that already ran) when the disk is full."""
-        results: list[tuple[Job, Any, BaseException | None]] = []
-        row_jobs: list[Job] = []
+        conn = self._writer_conn
         ran: list[Job] = []  # function jobs that started
+
+        def call(job: Job) -> tuple[Any, BaseException | None]:
+            assert job.fn is not None
+            conn.execute("SAVEPOINT job")
+            ran.append(job)
+            try:
+                value = job.fn(conn)
+            except Exception as exc:  # one job's failure leaves the others intact
+                if sqlite_checks.is_full(exc):
+                    raise  # the whole transaction is lost, not just this job
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                return None, exc
+            conn.execute("RELEASE job")
+            return value, None
+
         with self._shared_lock if self._memory else _nothing():
-            conn = self._writer_conn
             conn.execute("BEGIN IMMEDIATE")  # the write lock now: no upgrade to fail later
             try:
-                pending_rows: list[EventRow] = []
-                for job in jobs:
-                    if job.rows is not None:
-                        pending_rows.extend(job.rows)
-                        row_jobs.append(job)
-                        continue
-                    if pending_rows:
-                        _insert_events(conn, pending_rows)
-                        pending_rows = []
-                    assert job.fn is not None
-                    conn.execute("SAVEPOINT job")
-                    ran.append(job)
-                    try:
-                        value = job.fn(conn)
-                    except Exception as exc:  # one job's failure leaves the others intact
-                        if sqlite_checks.is_full(exc):
-                            raise  # the whole transaction is lost, not just this job
-                        conn.execute("ROLLBACK TO job")
-                        conn.execute("RELEASE job")
-                        results.append((job, None, exc))
-                    else:
-                        conn.execute("RELEASE job")
-                        results.append((job, value, None))
-                if pending_rows:
-                    _insert_events(conn, pending_rows)
+                outcomes = apply_in_order(jobs, partial(self._insert_events, conn), call)
                 conn.execute("COMMIT")
             except BaseException as exc:
                 if conn.in_transaction:
@@ -269,13 +234,7 @@ class SqliteStore:
         if self._full and self._has_room():
             self._full = False
             log.warning("%s: the disk has room again; writes commit", self.path)
-        for job in row_jobs:
-            job.future.set_result(None)
-        for job, value, error in results:
-            if error is not None:
-                job.future.set_exception(error)
-            else:
-                job.future.set_result(value)
+        settle(jobs, outcomes)
 
     def _disk_full(self, exc: BaseException, ran: list[Job]) -> StoreFull:
         """Note that writes cannot commit; fail the function jobs that ran (their
@@ -298,49 +257,30 @@ class SqliteStore:
         if wait:
             future.result()
 
-    def create_client_event(self, row: ClientEventRow) -> tuple[bytes, bool]:
-        def insert_unless_present(conn: sqlite3.Connection) -> tuple[bytes, bool]:
-            found = conn.execute(
-                "SELECT event FROM client_events WHERE tenant = ? AND event_id = ?",
-                (row.tenant, row.event_id)).fetchone()
-            if found is not None:
-                return bytes(found[0]), False
-            conn.execute("INSERT INTO client_events VALUES (?, ?, ?, ?)",
-                         (row.tenant, row.event_id, row.create_time_us, row.payload))
-            return row.payload, True
+    def _insert_events(self, conn: sqlite3.Connection, rows: Sequence[EventRow]) -> int:
+        """Insert `rows` (skipping duplicates); returns how many were new.
 
-        result: tuple[bytes, bool] = self._committer.submit_fn(insert_unless_present).result()
-        return result
+        One multi-row statement per chunk rather than executemany: sqlite3 releases
+        and retakes the GIL around every step, and with the gRPC threads wanting it
+        too each retake can wait a whole switch interval. Fewer steps, fewer waits.
+        """
+        before = conn.total_changes
+        for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+            chunk = rows[start:start + _ROWS_PER_STATEMENT]
+            params = [value for row in chunk for value in row.as_params()]
+            conn.execute(_INSERT_EVENTS + ", ".join([_ROW_MARKS] * len(chunk)), params)
+        return conn.total_changes - before
+
+    def _update_events(self, conn: sqlite3.Connection,
+                       updates: Sequence[tuple[int, bool, bytes, bytes | None]]) -> None:
+        conn.executemany("UPDATE user_events SET joined = ?, event = ?, source = ? WHERE id = ?",
+                         [(int(j), p, src, i) for i, j, p, src in updates])
 
     # -- reads -------------------------------------------------------------
 
-    def count_user_events(self, query: EventQuery) -> int:
-        where, params = where_clause(query)
+    def _fetch(self, query: str, params: Sequence[Any]) -> list[Any]:
         with self._reader() as conn:
-            return int(conn.execute(f"SELECT COUNT(*) FROM user_events WHERE {where}",
-                                    params).fetchone()[0])
-
-    def list_user_events(self, query: EventQuery, limit: int,
-                         after_id: int = 0) -> list[tuple[int, bytes]]:
-        where, params = where_clause(query)
-        with self._reader() as conn:
-            rows = conn.execute(
-                f"SELECT id, event FROM user_events WHERE {where} AND id > ? "
-                "ORDER BY id LIMIT ?", [*params, after_id, limit]).fetchall()
-        return [(int(i), bytes(e)) for i, e in rows]
-
-    def catalogs_with_events_before(self, time_us: int) -> list[str]:
-        with self._reader() as conn:
-            return [c for (c,) in conn.execute(CATALOGS_WITH_EVENTS_BEFORE, (time_us,))]
-
-    def scan_user_events(self, query: EventQuery, limit: int,
-                         after_id: int = 0) -> list[tuple[int, bytes, bytes | None]]:
-        where, params = where_clause(query)
-        with self._reader() as conn:
-            rows = conn.execute(
-                f"SELECT id, event, source FROM user_events WHERE {where} AND id > ? "
-                "ORDER BY id LIMIT ?", [*params, after_id, limit]).fetchall()
-        return [(int(i), bytes(e), None if s is None else bytes(s)) for i, e, s in rows]
+            return conn.execute(query, params).fetchall()
 
     def backup(self, dest: str) -> None:
         """Copy the database into the new file `dest` as it is at one moment: SQLite's
@@ -353,143 +293,15 @@ class SqliteStore:
             finally:
                 target.close()
 
-    # -- products ----------------------------------------------------------
-
-    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run `fn` in the writer's next transaction; its result once committed."""
-        return self._committer.submit_fn(fn).result()
-
-    def get_products(self, branch: str, product_ids: Sequence[str]) -> dict[str, bytes]:
-        wanted = list(dict.fromkeys(product_ids))
-        if not wanted:
-            return {}
-        marks = ", ".join("?" * len(wanted))
-        with self._reader() as conn:
-            rows = conn.execute(f"SELECT product_id, product FROM products WHERE branch = ? "
-                                f"AND product_id IN ({marks})", [branch, *wanted]).fetchall()
-        return {pid: bytes(payload) for pid, payload in rows}
-
-    def list_products(self, branch: str, limit: int, after_id: str = "") -> list[tuple[str, bytes]]:
-        with self._reader() as conn:
-            rows = conn.execute("SELECT product_id, product FROM products WHERE branch = ? AND "
-                                "product_id > ? ORDER BY product_id LIMIT ?",
-                                (branch, after_id, limit)).fetchall()
-        return [(pid, bytes(payload)) for pid, payload in rows]
-
-    # Every product write bumps its branch's generation first, in its transaction.
-    # Checks run on the writer's connection inside the transaction (BEGIN IMMEDIATE
-    # holds the write lock: no other write, of this process or another, comes between);
-    # a delete's check first runs on a reader, so that its scan of the branch does not
-    # hold up the writer, and again inside only if the generation moved.
-
-    def _reads(self, query: str, params: Sequence[Any]) -> list[Any]:
-        with self._reader() as conn:
-            return conn.execute(query, params).fetchall()
-
-    def create_product(self, branch: str, product_id: str, payload: bytes,
-                       check: ProductCheck | None = None) -> bool:
-        def insert(conn: sqlite3.Connection) -> bool:
-            _bump_generation(conn, branch)
-            if check is not None:
-                check(payload, _BranchReader(_fetch_on(conn), branch))
-            cursor = conn.execute("INSERT OR IGNORE INTO products VALUES (?, ?, ?)",
-                                  (branch, product_id, payload))
-            return cursor.rowcount == 1
-
-        return bool(self._write(insert))
-
-    def update_product(self, branch: str, product_id: str,
-                       change: Callable[[bytes | None], bytes | None],
-                       check: ProductCheck | None = None) -> bytes | None:
-        def read_modify_write(conn: sqlite3.Connection) -> bytes | None:
-            _bump_generation(conn, branch)
-            found = conn.execute("SELECT product FROM products WHERE branch = ? AND "
-                                 "product_id = ?", (branch, product_id)).fetchone()
-            current = bytes(found[0]) if found else None
-            updated = change(current)
-            if updated is None:
-                return current
-            if check is not None:
-                check(updated, _BranchReader(_fetch_on(conn), branch))
-            conn.execute("INSERT OR REPLACE INTO products VALUES (?, ?, ?)",
-                         (branch, product_id, updated))
-            return updated
-
-        result: bytes | None = self._write(read_modify_write)
-        return result
-
-    def delete_product(self, branch: str, product_id: str,
-                       check: ProductCheck | None = None) -> bool:
-        checked_at = None if check is None else _check_on_a_read(
-            self._reads, branch, product_id, check)
-
-        def delete(conn: sqlite3.Connection) -> bool:
-            generation = _bump_generation(conn, branch)
-            if check is not None and checked_at != generation - 1:
-                found = conn.execute("SELECT product FROM products WHERE branch = ? AND "
-                                     "product_id = ?", (branch, product_id)).fetchone()
-                if found is None:
-                    return False
-                check(bytes(found[0]), _BranchReader(_fetch_on(conn), branch))
-            return conn.execute("DELETE FROM products WHERE branch = ? AND product_id = ?",
-                                (branch, product_id)).rowcount == 1
-
-        return bool(self._write(delete))
-
     # -- operations --------------------------------------------------------
-
-    def create_operation(self, record: OperationRecord) -> bool:
-        def insert(conn: sqlite3.Connection) -> bool:
-            return conn.execute(f"INSERT INTO operations ({OPERATION_COLUMNS}) VALUES "
-                                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
-                                record.as_params()).rowcount == 1
-
-        return bool(self._write(insert))
-
-    def get_operation(self, name: str) -> OperationRecord | None:
-        with self._reader() as conn:
-            row = conn.execute(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE name = ?",
-                               (name,)).fetchone()
-        return None if row is None else OperationRecord.from_row(row)
-
-    def list_operations(self, prefix: str, done: bool | None, limit: int,
-                        after: tuple[int, str] | None = None) -> list[OperationRecord]:
-        terms = ["substr(name, 1, ?) = ?"]
-        params: list[Any] = [len(prefix), prefix]
-        if done is not None:
-            terms.append("done = ?")
-            params.append(int(done))
-        if after is not None:
-            terms.append("(create_time_us > ? OR (create_time_us = ? AND name > ?))")
-            params.extend([after[0], after[0], after[1]])
-        with self._reader() as conn:
-            rows = conn.execute(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE "
-                                f"{' AND '.join(terms)} ORDER BY create_time_us, name LIMIT ?",
-                                [*params, limit]).fetchall()
-        return [OperationRecord.from_row(r) for r in rows]
-
-    def delete_operation(self, name: str) -> bool:
-        return bool(self._write(lambda conn: conn.execute(
-            "DELETE FROM operations WHERE name = ?", (name,)).rowcount == 1))
-
-    def request_cancel(self, name: str) -> OperationRecord | None:
-        def mark(conn: sqlite3.Connection) -> OperationRecord | None:
-            conn.execute("UPDATE operations SET cancel_requested = 1 WHERE name = ? AND done = 0",
-                         (name,))
-            row = conn.execute(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE name = ?",
-                               (name,)).fetchone()
-            return None if row is None else OperationRecord.from_row(row)
-
-        result: OperationRecord | None = self._write(mark)
-        return result
 
     def claim_operation(self, owner: str, now_us: int, lease_us: int,
                         can_take: Callable[[str], bool],
                         kinds: Collection[str] | None = None) -> OperationRecord | None:
         of_kind, params = "", list[str]()
         if kinds is not None:
-            params = list(kinds)
-            of_kind = f"AND kind IN ({', '.join('?' * len(params))})"
+            among, params = SQLITE.among("kind", list(kinds))
+            of_kind = f"AND {among}"
 
         def claim(conn: sqlite3.Connection) -> OperationRecord | None:
             rows = conn.execute(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE done = 0 "
@@ -501,75 +313,13 @@ class SqliteStore:
                         or (record.lease_expires_us or 0) < now_us or can_take(holder))
                 if not free:
                     continue
-                conn.execute("UPDATE operations SET lease_owner = ?, lease_expires_us = ? "
-                             "WHERE name = ?", (owner, now_us + lease_us, record.name))
+                conn.execute(self._sql.take_lease, (owner, now_us + lease_us, record.name))
                 return record
             return None
 
-        result: OperationRecord | None = self._write(claim)
-        return result
-
-    def run_step(self, name: str, owner: str, step: Step, lease_until_us: int,
-                 progress: Callable[[StepResult], Progress]) -> StepResult:
-        def apply(conn: sqlite3.Connection) -> StepResult:
-            found = conn.execute("SELECT lease_owner, cancel_requested FROM operations "
-                                 "WHERE name = ?", (name,)).fetchone()
-            if found is None or found[0] != owner:
-                raise LeaseLost(name)
-            inserted = inserted_joined = deleted = last_deleted = 0
-            if step.insert_events:
-                # Two passes so the answer says how many new events joined the catalog.
-                for joined in (True, False):
-                    inserted += _insert_events(
-                        conn, [r for r in step.insert_events if r.joined is joined])
-                    if joined:
-                        inserted_joined = inserted
-            if step.put_products:
-                for branch in sorted({branch for branch, _, _ in step.put_products}):
-                    _bump_generation(conn, branch)
-                conn.executemany("INSERT OR REPLACE INTO products VALUES (?, ?, ?)",
-                                 step.put_products)
-            if step.update_events:
-                conn.executemany(
-                    "UPDATE user_events SET joined = ?, event = ?, source = ? WHERE id = ?",
-                    [(int(j), p, src, i) for i, j, p, src in step.update_events])
-            if step.delete_events is not None:
-                where, params = where_clause(step.delete_events)
-                # NOT INDEXED keeps the plan a walk along the rowid from the last
-                # position: with the (catalog, time) index SQLite would gather every
-                # matching row and sort it on each batch, which grows with the table.
-                ids = [i for (i,) in conn.execute(
-                    f"SELECT id FROM user_events NOT INDEXED WHERE {where} AND id > ? "
-                    "ORDER BY id LIMIT ?",
-                    [*params, step.delete_after_id, step.delete_limit])]
-                if ids:
-                    deleted = conn.execute(
-                        f"DELETE FROM user_events NOT INDEXED WHERE {where} AND id > ? "
-                        "AND id <= ?",
-                        [*params, step.delete_after_id, ids[-1]]).rowcount
-                    last_deleted = ids[-1]
-            result = StepResult(inserted, inserted_joined, deleted, last_deleted,
-                                bool(found[1]))
-            done = progress(result)
-            conn.execute("UPDATE operations SET checkpoint = ?, operation = ?, done = ?, "
-                         "lease_expires_us = ? WHERE name = ?",
-                         (done.checkpoint, done.operation, int(done.done), lease_until_us, name))
-            return result
-
-        result: StepResult = self._write(apply)
-        return result
-
-    def release_operation(self, name: str, owner: str) -> None:
-        self._write(lambda conn: conn.execute(
-            "UPDATE operations SET lease_owner = NULL, lease_expires_us = NULL "
-            "WHERE name = ? AND lease_owner = ?", (name, owner)))
+        return self._write(claim)
 
     # -- lifecycle ---------------------------------------------------------
-
-    @property
-    def commits(self) -> int:
-        """Write transactions committed so far (one per group-commit batch)."""
-        return self._committer.batches
 
     def healthy(self) -> bool:
         """Whether writes commit: False once closed, and after a write failed for want
@@ -588,9 +338,6 @@ class SqliteStore:
 
     def _has_room(self) -> bool:
         return self.path is None or sqlite_checks.free_bytes(self.path) >= ROOM_TO_RESUME
-
-    def flush(self) -> None:
-        self._committer.flush()
 
     def _checkpoint_loop(self) -> None:
         """PASSIVE checkpoints on a connection of their own: they never block a
@@ -646,63 +393,3 @@ def _probe_write(conn: sqlite3.Connection) -> None:
     user_version (unused by Footfall), set to what it is."""
     (version,) = conn.execute("PRAGMA user_version").fetchone()
     conn.execute(f"PRAGMA user_version = {int(version)}")
-
-
-Fetch = Callable[[str, Sequence[Any]], list[Any]]
-
-
-def _fetch_on(conn: sqlite3.Connection) -> Fetch:
-    return lambda query, params: conn.execute(query, params).fetchall()
-
-
-def _bump_generation(conn: sqlite3.Connection, branch: str) -> int:
-    """Count a write to the products of `branch`; the branch's new generation."""
-    return int(conn.execute(
-        "INSERT INTO product_generations (branch, generation) VALUES (?, 1) ON CONFLICT "
-        "(branch) DO UPDATE SET generation = generation + 1 RETURNING generation",
-        (branch,)).fetchone()[0])
-
-
-def _check_on_a_read(fetch: Fetch, branch: str, product_id: str,
-                     check: ProductCheck) -> int | None:
-    """Run `check` on what `fetch` reads now; the generation of the branch read before
-    it, or None when there is no such product (nothing was checked)."""
-    found = fetch("SELECT generation FROM product_generations WHERE branch = ?", (branch,))
-    products = _BranchReader(fetch, branch)
-    current = products.get([product_id]).get(product_id)
-    if current is None:
-        return None
-    check(current, products)
-    return int(found[0][0]) if found else 0
-
-
-class _BranchReader:
-    """ProductReader through `fetch`: a reader connection, or the writer's inside its
-    transaction."""
-
-    def __init__(self, fetch: Fetch, branch: str) -> None:
-        self._fetch = fetch
-        self._branch = branch
-
-    def get(self, product_ids: Sequence[str]) -> dict[str, bytes]:
-        wanted = list(dict.fromkeys(product_ids))
-        if not wanted:
-            return {}
-        marks = ", ".join("?" * len(wanted))
-        rows = self._fetch(f"SELECT product_id, product FROM products WHERE branch = ? "
-                           f"AND product_id IN ({marks})", [self._branch, *wanted])
-        return {pid: bytes(payload) for pid, payload in rows}
-
-    def containing(self, text: str) -> Iterator[tuple[str, bytes]]:
-        # instr() over two BLOBs compares bytes, in C: only candidates reach Python.
-        after = ""
-        while True:
-            rows = self._fetch(
-                "SELECT product_id, product FROM products WHERE branch = ? AND product_id > ? "
-                "AND instr(product, ?) > 0 ORDER BY product_id LIMIT ?",
-                (self._branch, after, text.encode(), PRODUCT_SCAN_BATCH))
-            for pid, payload in rows:
-                yield pid, bytes(payload)
-            if len(rows) < PRODUCT_SCAN_BATCH:
-                return
-            after = rows[-1][0]

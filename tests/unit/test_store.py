@@ -183,6 +183,28 @@ def test_concurrent_writers_share_commits(store: Any) -> None:
     assert store.commits - before < threads * per_thread
 
 
+def test_on_commit_hears_each_committed_batch(store: Store) -> None:
+    heard: list[list[Any]] = []
+    store.on_commit(heard.append)
+    store.write_user_events([row("a"), row("b")])
+    store.create_client_event(ClientEventRow("projects/p/tenants/t", "e1", 1, b"one"))
+    # The listener runs after a batch's callers are answered; the batch of a second
+    # flush starts only once the first flush's batch was heard.
+    store.flush()
+    store.flush()
+    jobs = [job for batch in heard for job in batch]
+    assert [visitor(r.payload) for job in jobs if job.rows is not None for r in job.rows] \
+        == ["a", "b"]
+    assert (b"one", True) in [job.future.result() for job in jobs if job.rows is None]
+    store.on_commit(None)
+    store.flush()
+    store.flush()
+    before = len(heard)
+    store.write_user_events([row("c")])
+    store.flush()
+    assert len(heard) == before
+
+
 def test_client_events_are_unique_per_tenant(store: Store) -> None:
     first = ClientEventRow("projects/p/tenants/t", "e1", 1, b"one")
     assert store.create_client_event(first) == (b"one", True)
@@ -287,8 +309,7 @@ def test_concurrent_updates_of_one_product_lose_nothing(store: Store) -> None:
 
 def test_product_checks_see_the_branch_and_abort_their_write(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    for module in ("server.store.sqlite", "server.store.postgres"):
-        monkeypatch.setattr(f"{module}.PRODUCT_SCAN_BATCH", 2, raising=False)
+    monkeypatch.setattr("server.store.sql.PRODUCT_SCAN_BATCH", 2)
     for pid in ("a", "b", "c", "d", "e"):
         store.create_product(BRANCH, pid, f"names x{pid}".encode() if pid != "c" else b"-")
     store.create_product(f"{CATALOG}/branches/1", "z", b"names xz")

@@ -1,0 +1,436 @@
+"""The SQL both stores run (SQLite and PostgreSQL), written once.
+
+The two engines accept the same statements for everything here (`INSERT ... ON
+CONFLICT ... DO NOTHING / DO UPDATE`, `RETURNING`, row values, recursive CTEs);
+what they spell differently is said once, in a `Dialect`, and each statement is
+spelled for a dialect once, at import (`Statements`). `SqlStore` holds the Store
+methods written once over a DB-API connection or cursor; a backend keeps only
+what truly differs: its connections, the batch apply, inserting and updating
+event rows in bulk (multi-row INSERT, COPY, unnest) and claiming operations.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from server.store.group_commit import GroupCommitter, Job
+from server.store.rows import (
+    OPERATION_COLUMNS,
+    ClientEventRow,
+    EventQuery,
+    EventRow,
+    LeaseLost,
+    OperationRecord,
+    ProductCheck,
+    Progress,
+    Step,
+    StepResult,
+    where_clause,
+)
+
+PRODUCT_SCAN_BATCH = 500  # products a check reads at once when it looks for references
+
+
+class Result(Protocol):
+    """What a statement leaves to read: a sqlite3 or psycopg cursor."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Executes(Protocol):
+    """A sqlite3 connection or a psycopg connection or cursor."""
+
+    def execute(self, query: str, params: Any = ..., /) -> Result: ...
+
+
+class Cursor(Executes, Protocol):
+    """What a write runs on: the SQLite writer's connection, the PostgreSQL writer's
+    cursor, inside the group-commit transaction."""
+
+    def executemany(self, query: str, params: Iterable[Any], /) -> object: ...
+
+
+Fetch = Callable[[str, Sequence[Any]], list[Any]]
+Db = TypeVar("Db", bound=Cursor)  # the backend's own Cursor
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What SQLite and PostgreSQL spell differently in the shared statements.
+
+    Statements are written with `?` for a parameter (and so never hold a `?` or,
+    for psycopg, a `%` of their own).
+    """
+
+    name: str  # as migrations.statement_for knows it: "sqlite" or "postgresql"
+    mark: str  # the driver's parameter placeholder
+    lock: str  # after a SELECT in a write: keep its rows locked until the commit
+    walk: str  # after `user_events` in a purge's batch: how its rows are walked
+    contains: str  # condition: the product's bytes contain the parameter's (`?` spelling)
+    arrays: bool  # a list of values is one array parameter, not one parameter each
+
+    def spell(self, sql: str) -> str:
+        """`sql`, written with `?`, as this driver takes it. ValueError for a `%` when
+        the driver marks parameters with %s (it would read it as one)."""
+        if self.mark == "?":
+            return sql
+        if "%" in sql:
+            raise ValueError(f"a literal % in a statement for the {self.name} driver: {sql!r}")
+        return sql.replace("?", self.mark)
+
+    def among(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
+        """Condition and parameters: `column` is one of `values` (not empty)."""
+        if self.arrays:  # one statement text whatever the count: the server plans it once
+            return f"{column} = ANY({self.mark})", [values]
+        return f"{column} IN ({', '.join([self.mark] * len(values))})", values
+
+
+# The catalogs that hold an event older than the parameter (event_time_us). A
+# loose index scan: each step finds the next catalog by one seek in the
+# (catalog, event_time_us, ...) index, and each catalog is checked by one more,
+# so the cost grows with the number of catalogs, not of events.
+CATALOGS_WITH_EVENTS_BEFORE = """
+    WITH RECURSIVE catalogs(catalog) AS (
+        SELECT MIN(catalog) FROM user_events
+        UNION ALL
+        SELECT (SELECT MIN(e.catalog) FROM user_events e WHERE e.catalog > c.catalog)
+        FROM catalogs c WHERE c.catalog IS NOT NULL)
+    SELECT catalog FROM catalogs c WHERE c.catalog IS NOT NULL AND EXISTS (
+        SELECT 1 FROM user_events e WHERE e.catalog = c.catalog AND e.event_time_us < ?)
+    ORDER BY catalog"""
+
+
+class Statements:
+    """The fixed statements of SqlStore, spelled for `dialect` (once: at import)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        spell = dialect.spell
+        self.insert_client_event = spell(
+            "INSERT INTO client_events (tenant, event_id, create_time_us, event) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (tenant, event_id) DO NOTHING")
+        self.client_event = spell(
+            "SELECT event FROM client_events WHERE tenant = ? AND event_id = ?")
+        self.catalogs_with_events_before = spell(CATALOGS_WITH_EVENTS_BEFORE)
+        self.list_products = spell("SELECT product_id, product FROM products WHERE branch = ? "
+                                   "AND product_id > ? ORDER BY product_id LIMIT ?")
+        self.products_containing = spell(
+            "SELECT product_id, product FROM products WHERE branch = ? AND product_id > ? "
+            f"AND {dialect.contains} ORDER BY product_id LIMIT ?")
+        self.product_for_write = spell("SELECT product FROM products WHERE branch = ? AND "
+                                       f"product_id = ?{dialect.lock}")
+        self.insert_product = spell("INSERT INTO products (branch, product_id, product) "
+                                    "VALUES (?, ?, ?) ON CONFLICT (branch, product_id) DO NOTHING")
+        self.put_product = spell("INSERT INTO products (branch, product_id, product) "
+                                 "VALUES (?, ?, ?) ON CONFLICT (branch, product_id) "
+                                 "DO UPDATE SET product = excluded.product")
+        self.delete_product = spell("DELETE FROM products WHERE branch = ? AND product_id = ?")
+        self.generation = spell("SELECT generation FROM product_generations WHERE branch = ?")
+        self.bump_generation = spell(
+            "INSERT INTO product_generations (branch, generation) VALUES (?, 1) ON CONFLICT "
+            "(branch) DO UPDATE SET generation = product_generations.generation + 1 "
+            "RETURNING generation")
+        self.insert_operation = spell(
+            f"INSERT INTO operations ({OPERATION_COLUMNS}) VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING")
+        self.operation = spell(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE name = ?")
+        self.delete_operation = spell("DELETE FROM operations WHERE name = ?")
+        self.request_cancel = spell(
+            "UPDATE operations SET cancel_requested = 1 WHERE name = ? AND done = 0")
+        self.lease = spell("SELECT lease_owner, cancel_requested FROM operations "
+                           f"WHERE name = ?{dialect.lock}")
+        self.record_progress = spell("UPDATE operations SET checkpoint = ?, operation = ?, "
+                                     "done = ?, lease_expires_us = ? WHERE name = ?")
+        self.take_lease = spell(
+            "UPDATE operations SET lease_owner = ?, lease_expires_us = ? WHERE name = ?")
+        self.release = spell("UPDATE operations SET lease_owner = NULL, lease_expires_us = NULL "
+                             "WHERE name = ? AND lease_owner = ?")
+
+
+class SqlStore(ABC, Generic[Db]):
+    """The Store methods SQLite and PostgreSQL share, over `_sql` (their dialect's
+    statements), `_fetch` (a read) and `_write` (a function run in the writer's
+    next group-commit transaction on a `Cursor`)."""
+
+    _sql: ClassVar[Statements]
+    _committer: GroupCommitter
+
+    # -- what a backend provides ----------------------------------------------
+
+    @abstractmethod
+    def _fetch(self, query: str, params: Sequence[Any]) -> list[Any]:
+        """The rows of a read, off the writer."""
+
+    @abstractmethod
+    def _insert_events(self, db: Db, rows: Sequence[EventRow]) -> int:
+        """Insert `rows` in order inside a write, skipping duplicates; how many were new."""
+
+    @abstractmethod
+    def _update_events(self, db: Db,
+                       updates: Sequence[tuple[int, bool, bytes, bytes | None]]) -> None:
+        """Apply Step.update_events inside a write (the last update of an id wins)."""
+
+    def _write(self, fn: Callable[[Db], T]) -> T:
+        """Run `fn` in the writer's next transaction; its result once committed."""
+        result: T = self._committer.submit_fn(fn).result()
+        return result
+
+    # -- group commit -------------------------------------------------------------
+
+    @property
+    def commits(self) -> int:
+        """Write transactions committed so far (one per group-commit batch)."""
+        return self._committer.batches
+
+    def on_commit(self, listener: Callable[[list[Job]], None] | None) -> None:
+        """See Store.on_commit."""
+        self._committer.on_commit = listener
+
+    def flush(self) -> None:
+        self._committer.flush()
+
+    # -- events ---------------------------------------------------------------------
+
+    def create_client_event(self, row: ClientEventRow) -> tuple[bytes, bool]:
+        def insert_unless_present(db: Db) -> tuple[bytes, bool]:
+            inserted = db.execute(self._sql.insert_client_event, (
+                row.tenant, row.event_id, row.create_time_us, row.payload)).rowcount
+            if inserted == 1:
+                return row.payload, True
+            found = db.execute(self._sql.client_event, (row.tenant, row.event_id)).fetchone()
+            return bytes(found[0]), False
+
+        return self._write(insert_unless_present)
+
+    def count_user_events(self, query: EventQuery) -> int:
+        where, params = where_clause(query, self._sql.dialect.mark)
+        [(count,)] = self._fetch(f"SELECT COUNT(*) FROM user_events WHERE {where}", params)
+        return int(count)
+
+    def list_user_events(self, query: EventQuery, limit: int,
+                         after_id: int = 0) -> list[tuple[int, bytes]]:
+        rows = self._event_rows("id, event", query, limit, after_id)
+        return [(int(i), bytes(e)) for i, e in rows]
+
+    def scan_user_events(self, query: EventQuery, limit: int,
+                         after_id: int = 0) -> list[tuple[int, bytes, bytes | None]]:
+        rows = self._event_rows("id, event, source", query, limit, after_id)
+        return [(int(i), bytes(e), None if s is None else bytes(s)) for i, e, s in rows]
+
+    def _event_rows(self, columns: str, query: EventQuery, limit: int,
+                    after_id: int) -> list[Any]:
+        """`columns` of up to `limit` events `query` selects with id > `after_id`, by id."""
+        mark = self._sql.dialect.mark
+        where, params = where_clause(query, mark)
+        return self._fetch(f"SELECT {columns} FROM user_events WHERE {where} AND id > {mark} "
+                           f"ORDER BY id LIMIT {mark}", [*params, after_id, limit])
+
+    def catalogs_with_events_before(self, time_us: int) -> list[str]:
+        return [c for (c,) in self._fetch(self._sql.catalogs_with_events_before, (time_us,))]
+
+    # -- products -------------------------------------------------------------------
+
+    def get_products(self, branch: str, product_ids: Sequence[str]) -> dict[str, bytes]:
+        return BranchReader(self._fetch, branch, self._sql).get(product_ids)
+
+    def list_products(self, branch: str, limit: int, after_id: str = "") -> list[tuple[str, bytes]]:
+        rows = self._fetch(self._sql.list_products, (branch, after_id, limit))
+        return [(pid, bytes(payload)) for pid, payload in rows]
+
+    # Every product write bumps its branch's generation first, in its transaction, so
+    # its check sees every product write committed before it and no other can commit
+    # until it is done: on SQLite the writer's BEGIN IMMEDIATE holds the database's
+    # write lock (no write of this process or another comes between), on PostgreSQL
+    # the generation's row lock orders the product writes of a branch across
+    # replicas. A delete's check first runs on a read, so that its scan of the branch
+    # does not hold up the writer, and again inside only if the generation moved.
+
+    def _bump_generation(self, db: Db, branch: str) -> int:
+        """Count a write to the products of `branch`; the branch's new generation."""
+        return int(db.execute(self._sql.bump_generation, (branch,)).fetchone()[0])
+
+    def _branch_in(self, db: Db, branch: str) -> BranchReader:
+        """ProductReader inside a write, on its transaction."""
+        return BranchReader(lambda query, params: db.execute(query, params).fetchall(), branch,
+                            self._sql)
+
+    def create_product(self, branch: str, product_id: str, payload: bytes,
+                       check: ProductCheck | None = None) -> bool:
+        def insert(db: Db) -> bool:
+            self._bump_generation(db, branch)
+            if check is not None:
+                check(payload, self._branch_in(db, branch))
+            return db.execute(self._sql.insert_product,
+                              (branch, product_id, payload)).rowcount == 1
+
+        return self._write(insert)
+
+    def update_product(self, branch: str, product_id: str,
+                       change: Callable[[bytes | None], bytes | None],
+                       check: ProductCheck | None = None) -> bytes | None:
+        def read_modify_write(db: Db) -> bytes | None:
+            self._bump_generation(db, branch)
+            found = db.execute(self._sql.product_for_write, (branch, product_id)).fetchone()
+            current = bytes(found[0]) if found else None
+            updated = change(current)
+            if updated is None:
+                return current
+            if check is not None:
+                check(updated, self._branch_in(db, branch))
+            db.execute(self._sql.put_product, (branch, product_id, updated))
+            return updated
+
+        return self._write(read_modify_write)
+
+    def delete_product(self, branch: str, product_id: str,
+                       check: ProductCheck | None = None) -> bool:
+        checked_at = None if check is None else self._check_on_a_read(branch, product_id, check)
+
+        def delete(db: Db) -> bool:
+            generation = self._bump_generation(db, branch)
+            if check is not None and checked_at != generation - 1:
+                found = db.execute(self._sql.product_for_write, (branch, product_id)).fetchone()
+                if found is None:
+                    return False
+                check(bytes(found[0]), self._branch_in(db, branch))
+            return db.execute(self._sql.delete_product, (branch, product_id)).rowcount == 1
+
+        return self._write(delete)
+
+    def _check_on_a_read(self, branch: str, product_id: str, check: ProductCheck) -> int | None:
+        """Run `check` on what a read sees now; the generation of the branch read before
+        it, or None when there is no such product (nothing was checked)."""
+        found = self._fetch(self._sql.generation, (branch,))
+        products = BranchReader(self._fetch, branch, self._sql)
+        current = products.get([product_id]).get(product_id)
+        if current is None:
+            return None
+        check(current, products)
+        return int(found[0][0]) if found else 0
+
+    # -- long-running operations ----------------------------------------------------
+
+    def create_operation(self, record: OperationRecord) -> bool:
+        return bool(self._write(lambda db: db.execute(
+            self._sql.insert_operation, record.as_params()).rowcount == 1))
+
+    def get_operation(self, name: str) -> OperationRecord | None:
+        rows = self._fetch(self._sql.operation, (name,))
+        return OperationRecord.from_row(rows[0]) if rows else None
+
+    def list_operations(self, prefix: str, done: bool | None, limit: int,
+                        after: tuple[int, str] | None = None) -> list[OperationRecord]:
+        mark = self._sql.dialect.mark
+        terms = [f"substr(name, 1, {mark}) = {mark}"]
+        params: list[Any] = [len(prefix), prefix]
+        if done is not None:
+            terms.append(f"done = {mark}")
+            params.append(int(done))
+        if after is not None:
+            terms.append(f"(create_time_us, name) > ({mark}, {mark})")
+            params.extend(after)
+        rows = self._fetch(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE "
+                           f"{' AND '.join(terms)} ORDER BY create_time_us, name LIMIT {mark}",
+                           [*params, limit])
+        return [OperationRecord.from_row(r) for r in rows]
+
+    def delete_operation(self, name: str) -> bool:
+        return bool(self._write(lambda db: db.execute(
+            self._sql.delete_operation, (name,)).rowcount == 1))
+
+    def request_cancel(self, name: str) -> OperationRecord | None:
+        def mark(db: Db) -> OperationRecord | None:
+            db.execute(self._sql.request_cancel, (name,))
+            row = db.execute(self._sql.operation, (name,)).fetchone()
+            return None if row is None else OperationRecord.from_row(row)
+
+        return self._write(mark)
+
+    def run_step(self, name: str, owner: str, step: Step, lease_until_us: int,
+                 progress: Callable[[StepResult], Progress]) -> StepResult:
+        def apply(db: Db) -> StepResult:
+            # On PostgreSQL the row lock orders this step against a claim or step of
+            # another replica.
+            found = db.execute(self._sql.lease, (name,)).fetchone()
+            if found is None or found[0] != owner:
+                raise LeaseLost(name)
+            # Two inserts so the answer says how many new events joined the catalog.
+            inserted_joined = self._insert_events(
+                db, [r for r in step.insert_events if r.joined])
+            inserted = inserted_joined + self._insert_events(
+                db, [r for r in step.insert_events if not r.joined])
+            if step.put_products:
+                for branch in sorted({branch for branch, _, _ in step.put_products}):
+                    self._bump_generation(db, branch)
+                db.executemany(self._sql.put_product, step.put_products)
+            if step.update_events:
+                self._update_events(db, step.update_events)
+            deleted = last_deleted = 0
+            if step.delete_events is not None:
+                deleted, last_deleted = self._delete_events(
+                    db, step.delete_events, step.delete_after_id, step.delete_limit)
+            result = StepResult(inserted, inserted_joined, deleted, last_deleted, bool(found[1]))
+            done = progress(result)
+            db.execute(self._sql.record_progress, (done.checkpoint, done.operation,
+                                                   int(done.done), lease_until_us, name))
+            return result
+
+        return self._write(apply)
+
+    def _delete_events(self, db: Db, query: EventQuery, after_id: int,
+                       limit: int) -> tuple[int, int]:
+        """Delete the first `limit` events `query` selects with id > `after_id`; how
+        many went, and the id of the last (0, 0: none)."""
+        mark, walk = self._sql.dialect.mark, self._sql.dialect.walk
+        where, params = where_clause(query, mark)
+        ids = [i for (i,) in db.execute(
+            f"SELECT id FROM user_events{walk} WHERE {where} AND id > {mark} "
+            f"ORDER BY id LIMIT {mark}", [*params, after_id, limit]).fetchall()]
+        if not ids:
+            return 0, 0
+        deleted = db.execute(f"DELETE FROM user_events{walk} WHERE {where} AND id > {mark} "
+                             f"AND id <= {mark}", [*params, after_id, ids[-1]])
+        return deleted.rowcount, ids[-1]
+
+    def release_operation(self, name: str, owner: str) -> None:
+        self._write(lambda db: db.execute(self._sql.release, (name, owner)))
+
+
+class BranchReader:
+    """ProductReader of one branch through `fetch`: a read connection, or the writer's
+    inside its transaction."""
+
+    def __init__(self, fetch: Fetch, branch: str, sql: Statements) -> None:
+        self._fetch = fetch
+        self._branch = branch
+        self._sql = sql
+
+    def get(self, product_ids: Sequence[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(product_ids))
+        if not wanted:
+            return {}
+        among, params = self._sql.dialect.among("product_id", wanted)
+        rows = self._fetch(f"SELECT product_id, product FROM products WHERE branch = "
+                           f"{self._sql.dialect.mark} AND {among}", [self._branch, *params])
+        return {pid: bytes(payload) for pid, payload in rows}
+
+    def containing(self, text: str) -> Iterator[tuple[str, bytes]]:
+        # The byte search runs in the database: only candidates reach Python.
+        after = ""
+        while True:
+            rows = self._fetch(self._sql.products_containing,
+                               (self._branch, after, text.encode(), PRODUCT_SCAN_BATCH))
+            for pid, payload in rows:
+                yield pid, bytes(payload)
+            if len(rows) < PRODUCT_SCAN_BATCH:
+                return
+            after = rows[-1][0]
