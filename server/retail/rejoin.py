@@ -12,7 +12,7 @@ from server.names import parse_catalog
 from server.operations import records
 from server.operations.runner import JobContext
 from server.retail import join
-from server.store.rows import EventQuery, Progress, Step, StepResult
+from server.store.rows import EventQuery, EventUpdate, Progress, Step, StepResult
 
 KIND = "rejoin-user-events"
 BATCH = 1_000
@@ -55,14 +55,15 @@ def run_rejoin(ctx: JobContext) -> None:
         events = [user_event_pb2.UserEvent.FromString(source or payload)
                   for _, payload, source in batch]
         products = join.load_products(ctx.store, query.catalog, join.product_ids(events))
-        updates = []
+        updates: list[EventUpdate] = []
         joined_count = 0
         for (row_id, payload, source), event in zip(batch, events, strict=True):
             received = source or payload
             joined = join.join_with_catalog(event, products)
             joined_count += joined
             stored = event.SerializeToString(deterministic=True)
-            updates.append((row_id, joined, stored, received if stored != received else None))
+            updates.append(EventUpdate(row_id, joined, stored,
+                                       received if stored != received else None))
         after = {"last_id": batch[-1][0], "rejoined": state["rejoined"] + joined_count}
 
         def progress(_: StepResult, after: dict[str, int] = after) -> Progress:
