@@ -222,10 +222,14 @@ def new_operation(name: str, now_ns: int) -> operations_pb2.Operation:
 
 
 class BulkImport(Generic[R, M]):
-    """The batch loop of an import job; subclasses say how to read and store items."""
+    """The batch loop of an import job; subclasses say what they import and how
+    to store it."""
 
+    # Set by a subclass: what it imports, and from where.
+    request_class: type[R]
+    item_class: type[M]
+    sources: SourceRules
     what = "the import"
-    inline_field = ""
     uris_field = "input_config.gcs_source.input_uris"
     max_line_bytes = ndjson.MAX_LINE_BYTES
 
@@ -233,17 +237,6 @@ class BulkImport(Generic[R, M]):
         self.root = gcs_root
 
     # -- what a subclass provides -------------------------------------------
-
-    def parse_request(self, raw: bytes) -> R:
-        raise NotImplementedError
-
-    def inline_items(self, request: R) -> Sequence[M] | None:
-        """The inline messages, or None for a gcs_source import."""
-        raise NotImplementedError
-
-    def decode_line(self, line: bytes) -> M:
-        """One message from one line; ValueError saying what is wrong."""
-        raise NotImplementedError
 
     def prepare(self, ctx: JobContext, request: R,
                 items: list[Item[M]]) -> tuple[list[str], Step]:
@@ -260,7 +253,7 @@ class BulkImport(Generic[R, M]):
     # -- the loop -------------------------------------------------------------
 
     def __call__(self, ctx: JobContext) -> None:
-        request = self.parse_request(ctx.record.request)
+        request = self.request_class.FromString(ctx.record.request)
         state = ImportState.load(ctx.record.checkpoint)
         if not state.started:
             self._begin(ctx, request, state)
@@ -308,6 +301,14 @@ class BulkImport(Generic[R, M]):
             op_id = ctx.record.name.rsplit("/", 1)[-1]
             state.errors_file = str(folder / f"{op_id}-errors.json")
 
+    def inline_items(self, request: R) -> Sequence[M] | None:
+        """The inline messages, or None for a gcs_source import."""
+        config = request.input_config
+        if config.WhichOneof("source") != self.sources.inline:
+            return None
+        items: Sequence[M] = getattr(getattr(config, self.sources.inline), self.sources.items)
+        return items
+
     def _batches(self, request: R, files: Sequence[str], start: Position,
                  check_stop: Callable[[], None]) -> Iterator[Batch[M]]:
         """The batches from `start` to the end of the source."""
@@ -318,10 +319,11 @@ class BulkImport(Generic[R, M]):
             yield from self._file_batches(files, start, check_stop)
 
     def _inline_batches(self, items: Sequence[M], start: Position) -> Iterator[Batch[M]]:
+        field = f"input_config.{self.sources.inline}.{self.sources.items}"
         for begin in range(start.index, len(items), BATCH):
             end = min(begin + BATCH, len(items))
-            yield Batch([Item(f"{self.inline_field}[{i}]", items[i], False)
-                         for i in range(begin, end)], [], Position(index=end))
+            yield Batch([Item(f"{field}[{i}]", items[i], False) for i in range(begin, end)],
+                        [], Position(index=end))
 
     def _file_batches(self, files: Sequence[str], start: Position,
                       check_stop: Callable[[], None]) -> Iterator[Batch[M]]:
@@ -334,6 +336,7 @@ class BulkImport(Generic[R, M]):
             with gcs.open_input(self.root, path, self.uris_field) as handle:
                 handle.seek(offset)
                 readline, limit = handle.readline, self.max_line_bytes + 1
+                decode, what = self.item_class, self.item_class.DESCRIPTOR.name
                 more = True
                 while more:
                     chunk: list[Item[M]] = []
@@ -355,7 +358,8 @@ class BulkImport(Generic[R, M]):
                         if raw.strip():
                             where = f"{uri} line {line_no}"
                             try:
-                                chunk.append(Item(where, self.decode_line(raw), True))
+                                chunk.append(Item(where, decode_json_line(raw, decode, what),
+                                                  True))
                             except ValueError as exc:
                                 failures.append(f"{where}: {exc}")
                     if offset == begin:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from footfall.retail.v2 import import_config_pb2, user_event_pb2
@@ -20,7 +19,6 @@ from server.retail.bulk_import import (
     Item,
     SourceRules,
     check_sources,
-    decode_json_line,
     new_operation,
 )
 from server.store import EventRow
@@ -33,7 +31,6 @@ MAX_INLINE_EVENTS = 10_000
 SOURCES = SourceRules("user_event_inline_source", "user_events", "event", ("", "user_event"),
                       "Footfall reads 'user_event' (one proto3-JSON UserEvent per line)",
                       max_inline=MAX_INLINE_EVENTS)
-_INLINE = "input_config.user_event_inline_source.user_events"
 Request = import_config_pb2.ImportUserEventsRequest
 UserEvent = user_event_pb2.UserEvent
 
@@ -55,7 +52,9 @@ class ImportJob(BulkImport[Request, UserEvent]):
     """Runs import-user-events operations; events already stored are skipped."""
 
     what = "the import"
-    inline_field = _INLINE
+    request_class = Request
+    item_class = UserEvent
+    sources = SOURCES
 
     def __init__(self, gcs_root: Path, strict_event_types: bool,
                  max_event_bytes: int = Settings.max_event_bytes) -> None:
@@ -63,18 +62,6 @@ class ImportJob(BulkImport[Request, UserEvent]):
         self._strict = strict_event_types
         self._max_event_bytes = max_event_bytes
         self.max_line_bytes = ndjson.line_limit(max_event_bytes)
-
-    def parse_request(self, raw: bytes) -> Request:
-        return Request.FromString(raw)
-
-    def inline_items(self, request: Request) -> Sequence[UserEvent] | None:
-        config = request.input_config
-        if config.WhichOneof("source") == "user_event_inline_source":
-            return config.user_event_inline_source.user_events
-        return None
-
-    def decode_line(self, line: bytes) -> UserEvent:
-        return decode_json_line(line, UserEvent, "UserEvent")
 
     def prepare(self, ctx: JobContext, request: Request,
                 items: list[Item[UserEvent]]) -> tuple[list[str], Step]:

@@ -6,7 +6,6 @@ update_mask only the masked fields of existing products change.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from footfall.retail.v2 import import_config_pb2, product_pb2
@@ -21,7 +20,6 @@ from server.retail.bulk_import import (
     Item,
     SourceRules,
     check_sources,
-    decode_json_line,
     new_operation,
 )
 from server.retail.product_validation import product_violations
@@ -32,7 +30,6 @@ MAX_INLINE_PRODUCTS = 10_000
 SOURCES = SourceRules("product_inline_source", "products", "product", ("", "product"),
                       "Footfall reads 'product' (one proto3-JSON Product per line)",
                       max_inline=MAX_INLINE_PRODUCTS)
-_INLINE = "input_config.product_inline_source.products"
 Request = import_config_pb2.ImportProductsRequest
 Product = product_pb2.Product
 Mode = Request.ReconciliationMode
@@ -67,19 +64,9 @@ class ImportProductsJob(BulkImport[Request, Product]):
     """Runs import-products operations."""
 
     what = "the product import"
-    inline_field = _INLINE
-
-    def parse_request(self, raw: bytes) -> Request:
-        return Request.FromString(raw)
-
-    def inline_items(self, request: Request) -> Sequence[Product] | None:
-        config = request.input_config
-        if config.WhichOneof("source") == "product_inline_source":
-            return config.product_inline_source.products
-        return None
-
-    def decode_line(self, line: bytes) -> Product:
-        return decode_json_line(line, Product, "Product")
+    request_class = Request
+    item_class = Product
+    sources = SOURCES
 
     def prepare(self, ctx: JobContext, request: Request,
                 items: list[Item[Product]]) -> tuple[list[str], Step]:
