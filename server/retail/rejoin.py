@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
+from google.longrunning import operations_pb2
 
 from server.errors import FieldViolation, gather, raise_if_any
 from server.names import parse_catalog
@@ -22,7 +21,7 @@ _JOINED = {Scope.USER_EVENT_REJOIN_SCOPE_UNSPECIFIED: None, Scope.JOINED_EVENTS:
            Scope.UNJOINED_EVENTS: False}
 
 
-def check_request(request: Any) -> EventQuery:
+def check_request(request: user_event_service_pb2.RejoinUserEventsRequest) -> EventQuery:
     """The events in scope; INVALID_ARGUMENT for a bad parent or scope."""
     violations: list[FieldViolation] = []
     catalog = gather(violations, parse_catalog, request.parent, "parent")
@@ -35,7 +34,7 @@ def check_request(request: Any) -> EventQuery:
     return EventQuery(str(catalog), joined=_JOINED[scope])
 
 
-def new_operation(name: str, _create_time_ns: int) -> Any:
+def new_operation(name: str, _create_time_ns: int) -> operations_pb2.Operation:
     return records.operation(name, user_event_service_pb2.RejoinUserEventsMetadata())
 
 
