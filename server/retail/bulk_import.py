@@ -34,7 +34,6 @@ BATCH = 1_000
 ERRORS_FIELD = "errors_config.gcs_prefix"
 BATCH_BYTES = 8 * 1024 * 1024  # of file lines; a batch ends after the line that passes it
 MAX_ERROR_SAMPLES = 50
-ImportRequest = import_config_pb2.ImportUserEventsRequest | import_config_pb2.ImportProductsRequest
 # One kind of import: its request, and the message it imports (UserEvent, Product).
 R = TypeVar("R", import_config_pb2.ImportUserEventsRequest,
             import_config_pb2.ImportProductsRequest)
@@ -162,7 +161,7 @@ class SourceRules:
     max_inline: int = 10_000
 
 
-def check_sources(request: ImportRequest, root: Path, rules: SourceRules,
+def check_sources(request: R, root: Path, rules: SourceRules,
                   deadline: float | None = None) -> list[FieldViolation]:
     """Violations of an import request's input_config and errors_config; creates
     nothing. DEADLINE_EXCEEDED when `deadline` passes while listing files."""
