@@ -15,13 +15,14 @@ from __future__ import annotations
 import calendar
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 _F = FieldDescriptor
+M = TypeVar("M", bound=Message)
 
 
 class _Fallback(Exception):
@@ -85,6 +86,7 @@ def _float(kind: int) -> Callable[[Any], Any]:
 
 
 def _enum(field: FieldDescriptor) -> Callable[[Any], Any]:
+    assert field.enum_type is not None  # an enum field
     names = {v.name: v.number for v in field.enum_type.values}
 
     def convert(value: Any) -> Any:
@@ -244,11 +246,12 @@ def _not_none(value: Any) -> bool:
     return True
 
 
-def parse_dict(data: Any, message_class: type[Message]) -> Message:
+def parse_dict(data: Any, message_class: type[M]) -> M:
     """`message_class` from a parsed proto3-JSON object, exactly as
     `json_format.ParseDict` makes it; raises json_format.ParseError as it does."""
     try:
-        return message_class(**_plan(message_class.DESCRIPTOR).convert(data))
+        # At run time the Descriptor is upb's, which the stubs keep apart (isinstance agrees).
+        return message_class(**_plan(cast(Descriptor, message_class.DESCRIPTOR)).convert(data))
     except (_Fallback, ValueError, TypeError):
         message = message_class()
         json_format.ParseDict(data, message)

@@ -181,6 +181,7 @@ def _decode(deserializer: Callable[[bytes], Any] | None, raw: Any, method: str) 
 def _guard(handler: grpc.RpcMethodHandler, method: str,
            policy: Policy) -> Callable[[Any, grpc.ServicerContext], Any]:
     behaviour = handler.unary_unary
+    assert behaviour is not None  # only unary-unary handlers are guarded
     deserializer = handler.request_deserializer
 
     def guarded(raw: Any, context: grpc.ServicerContext) -> Any:
@@ -198,8 +199,9 @@ def _guard(handler: grpc.RpcMethodHandler, method: str,
             code, message = exc.code, exc.message
             context.abort_with_status(rpc_status.to_status(status_of(exc)))
         except Exception:
-            if context.code() is not None:  # already aborted on purpose
-                code = context.code()
+            aborted = context.code()  # type: ignore[attr-defined]  # grpc has it, its stubs not
+            if aborted is not None:  # already aborted on purpose
+                code = aborted
                 raise
             code, message = grpc.StatusCode.INTERNAL, "see the traceback"
             log.exception("%s failed", method)
@@ -265,6 +267,7 @@ def _streaming_on_pool(handler: grpc.RpcMethodHandler, pool: Any) -> grpc.RpcMet
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(_on_pool(handler.stream_unary, pool),
                                                     **serdes)
+    assert handler.unary_stream is not None  # the one streaming kind left
     return grpc.unary_stream_rpc_method_handler(_on_pool(handler.unary_stream, pool), **serdes)
 
 

@@ -34,10 +34,11 @@ def _fields_to_check(message: Descriptor) -> dict[str, int]:
     Duration, each with its shape (computed once per type; cut at cycles)."""
     found = {}
     for field in message.fields:
-        if not _reaches(field.message_type, frozenset()):
+        inner = field.message_type
+        if inner is None or not _reaches(inner, frozenset()):
             continue
-        if field.message_type.GetOptions().map_entry:
-            if field.message_type.fields_by_name["value"].message_type is not None:
+        if inner.GetOptions().map_entry:
+            if inner.fields_by_name["value"].message_type is not None:
                 found[field.name] = MAP
         else:
             found[field.name] = REPEATED if field.is_repeated else SINGLE

@@ -128,9 +128,10 @@ def _invoke(route: Route, message: Message, context: CallContext) -> Any:
     try:
         return route.call(message, context)
     except NotImplementedError:
-        if context.code() is None:
+        code = context.code()
+        if code is None:
             raise
-        raise _Reported(context.code(), context._details or "not implemented") from None
+        raise _Reported(code, context._details or "not implemented") from None
 
 
 class HttpGateway:
@@ -306,8 +307,9 @@ class HttpGateway:
             answer = getattr(answer, route.response_body)
         headers = {"Cache-Control": "no-store"}
         if answer.DESCRIPTOR.full_name == HTTP_BODY and not output.explicit_json:
-            headers["Content-Type"] = answer.content_type or "application/octet-stream"
-            return web.Response(body=answer.data, headers=headers)
+            body: Any = answer  # a google.api.HttpBody
+            headers["Content-Type"] = body.content_type or "application/octet-stream"
+            return web.Response(body=body.data, headers=headers)
         return web.Response(body=transcode.response_json(answer, output), headers=headers,
                             content_type="application/json", charset="utf-8")
 

@@ -17,7 +17,7 @@ import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from google.protobuf import descriptor, json_format
@@ -150,7 +150,7 @@ def _query_field(request: Message, name: str
                  ) -> tuple[list[FieldDescriptor], str | None]:
     """The fields a query name walks through, or ([], why not)."""
     walked: list[FieldDescriptor] = []
-    message: descriptor.Descriptor | None = request.DESCRIPTOR
+    message: descriptor.Descriptor | None = cast(descriptor.Descriptor, request.DESCRIPTOR)
     for part in name.split("."):
         if message is None or (walked and message.full_name in _QUERY_MESSAGES):
             return [], f"{'.'.join(f.name for f in walked)} has no fields to set from the query"

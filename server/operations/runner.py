@@ -21,9 +21,9 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from google.longrunning import operations_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 
 from server.clock import Clock
@@ -78,7 +78,7 @@ class JobContext:
         return self.store.run_step(self.record.name, self.owner, step,
                                    self.now_us() + self.lease_us, progress)
 
-    def finish(self, operation: Any, checkpoint: bytes = b"") -> None:
+    def finish(self, operation: operations_pb2.Operation, checkpoint: bytes = b"") -> None:
         """Record the final Operation (with its response or error): done."""
         payload = operation.SerializeToString()
         self.step(Step(), lambda _: Progress(checkpoint, payload, True))
@@ -91,6 +91,9 @@ class JobContext:
 
 
 Job = Callable[[JobContext], None]
+# Builds the Operation clients see before its job starts, from its name and creation
+# time (nanoseconds).
+FirstOperation = Callable[[str, int], operations_pb2.Operation]
 
 
 def _host_identity() -> str:
@@ -145,8 +148,8 @@ class OperationRunner:
             thread.start()
             self._threads.append(thread)
 
-    def submit(self, parent: str, kind: str, request: Any,
-               first: Callable[[str, int], Any]) -> Any:
+    def submit(self, parent: str, kind: str, request: Message,
+               first: FirstOperation) -> operations_pb2.Operation:
         """Store a new operation of `kind` under `parent` and wake a worker.
 
         `first(name, create_time_ns)` builds the Operation clients see before the
@@ -158,8 +161,8 @@ class OperationRunner:
             raise RuntimeError("a new operation's random name is taken")
         return operation
 
-    def submit_named(self, name: str, kind: str, request: Any,
-                     first: Callable[[str, int], Any]) -> Any | None:
+    def submit_named(self, name: str, kind: str, request: Message,
+                     first: FirstOperation) -> operations_pb2.Operation | None:
         """Like submit, under `name`; None, storing nothing, when an operation of that
         name exists: how replicas agree that only one of them starts a scheduled job."""
         now_us = self._clock.now_ns() // 1000

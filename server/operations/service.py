@@ -16,7 +16,6 @@ import binascii
 import re
 import threading
 import time
-from typing import Any
 
 import grpc
 from google.longrunning import operations_pb2, operations_pb2_grpc
@@ -84,11 +83,13 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
             raise NotFound(OPERATION, name)
         return record
 
-    def GetOperation(self, request: Any, context: Any) -> Any:
+    def GetOperation(self, request: operations_pb2.GetOperationRequest,
+                     context: grpc.ServicerContext) -> operations_pb2.Operation:
         """The operation's latest state. NOT_FOUND for an unknown name."""
         return operations_pb2.Operation.FromString(self._record(request.name).operation)
 
-    def ListOperations(self, request: Any, context: Any) -> Any:
+    def ListOperations(self, request: operations_pb2.ListOperationsRequest,
+                       context: grpc.ServicerContext) -> operations_pb2.ListOperationsResponse:
         """Operations under `name` (a catalog, location or project), oldest first,
         paged; `filter` may be done=true|false. INVALID_ARGUMENT for a bad name,
         filter, page size or token."""
@@ -112,7 +113,8 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
             reply.next_page_token = _page_token(records[size - 1])
         return reply
 
-    def DeleteOperation(self, request: Any, context: Any) -> Any:
+    def DeleteOperation(self, request: operations_pb2.DeleteOperationRequest,
+                        context: grpc.ServicerContext) -> empty_pb2.Empty:
         """Forget the operation (a running one stops at its next batch). NOT_FOUND
         for an unknown name."""
         self._record(request.name)
@@ -121,7 +123,8 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
         self._wakeups.wake_all()  # its waiters answer NOT_FOUND now
         return empty_pb2.Empty()
 
-    def CancelOperation(self, request: Any, context: Any) -> Any:
+    def CancelOperation(self, request: operations_pb2.CancelOperationRequest,
+                        context: grpc.ServicerContext) -> empty_pb2.Empty:
         """Ask the job to stop between batches; it then ends with CANCELLED. A done
         operation is left as it is. NOT_FOUND for an unknown name."""
         self._record(request.name)
@@ -131,10 +134,12 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
             self._runner.notify()
         return empty_pb2.Empty()
 
-    def WaitOperation(self, request: Any, context: Any) -> Any:
+    def WaitOperation(self, request: operations_pb2.WaitOperationRequest,
+                      context: grpc.ServicerContext | None) -> operations_pb2.Operation:
         """The operation once done, or its state when `timeout` (or the caller's
         deadline, or 10 minutes) runs out, or at once when `max_waits` calls wait
-        already. NOT_FOUND for an unknown name."""
+        already. NOT_FOUND for an unknown name. (No `context`: a wait from within
+        the process, with no deadline of its own.)"""
         limit = MAX_WAIT_SECONDS
         if request.HasField("timeout"):
             limit = min(limit, request.timeout.ToNanoseconds() / 1e9)
@@ -148,7 +153,8 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
         finally:
             self._wait_slots.release()
 
-    def _wait(self, name: str, deadline: float, context: Any) -> Any:
+    def _wait(self, name: str, deadline: float,
+              context: grpc.ServicerContext | None) -> operations_pb2.Operation:
         with self._wakeups.waiter() as wake:
             if context is not None:
                 context.add_callback(wake.set)  # the call ended: cancelled or past its deadline

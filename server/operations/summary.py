@@ -88,7 +88,7 @@ def _collect_counts(message: Message, into: dict[str, int]) -> None:
             if fd.type == FieldDescriptor.TYPE_MESSAGE:
                 into[fd.name] = len(getattr(message, fd.name))
         elif fd.type == FieldDescriptor.TYPE_MESSAGE:
-            if message.HasField(fd.name) and \
+            if message.HasField(fd.name) and fd.message_type is not None and \
                     fd.message_type.full_name.startswith("google.cloud."):
                 _collect_counts(getattr(message, fd.name), into)
         elif fd.cpp_type in (FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64,

@@ -11,12 +11,15 @@ most `max_line_bytes`, so memory stays flat whatever the files hold.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Generic, TypeVar
 
 import orjson
-from google.protobuf import json_format
+from footfall.retail.v2 import import_config_pb2
+from google.longrunning import operations_pb2
+from google.protobuf import json_format, timestamp_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 
@@ -31,6 +34,21 @@ BATCH = 1_000
 ERRORS_FIELD = "errors_config.gcs_prefix"
 BATCH_BYTES = 8 * 1024 * 1024  # of file lines; a batch ends after the line that passes it
 MAX_ERROR_SAMPLES = 50
+# One kind of import: its request, and the message it imports (UserEvent, Product).
+R = TypeVar("R", import_config_pb2.ImportUserEventsRequest,
+            import_config_pb2.ImportProductsRequest)
+M = TypeVar("M", bound=Message)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where reading stands: the next inline item, or the file being read (its index
+    in ImportState.files), the next byte in it and the lines read so far."""
+
+    index: int = 0
+    file: int = 0
+    offset: int = 0
+    line: int = 0
 
 
 @dataclass
@@ -58,19 +76,47 @@ class ImportState:
     def load(cls, raw: bytes | None) -> ImportState:
         return cls(**orjson.loads(raw)) if raw else cls()
 
-    def copy(self) -> ImportState:
-        return ImportState(**asdict(self))
+    @property
+    def position(self) -> Position:
+        return Position(self.index, self.file, self.offset, self.line)
+
+    def after(self, end: Position, imported: int, failures: list[str]) -> ImportState:
+        """A new state: this one once a batch that reads up to `end`, imports
+        `imported` items and fails `failures` has committed."""
+        return replace(self, **asdict(end), success=self.success + imported,
+                       failure=self.failure + len(failures),
+                       samples=self.samples + failures[:MAX_ERROR_SAMPLES - len(self.samples)])
 
 
-# (where it came from, the message, whether it is a file line: its field paths then
-# start at the message, else at `where`, e.g. input_config...user_events[3])
-Item = tuple[str, Any, bool]
-# (items, failure messages, how the batch advances the checkpoint)
-Batch = tuple[list[Item], list[str], Callable[[ImportState], None]]
+@dataclass(slots=True)
+class Item(Generic[M]):
+    """One message to import and where it came from."""
+
+    where: str  # e.g. input_config.user_event_inline_source.user_events[3]
+    message: M
+    is_line: bool  # a file's line: its field paths start at the message, not at `where`
+
+    def path(self, root: str) -> str:
+        """The message's field path: `root` (e.g. user_event) for a file's line."""
+        return root if self.is_line else self.where
+
+    def failure(self, violations: list[FieldViolation]) -> str:
+        return failure_message(self.where, self.is_line, violations)
 
 
-def check_gcs_source(source: Any, root: Path, prefix: str, schemas: Sequence[str],
-                     schema_help: str, deadline: float | None = None) -> list[FieldViolation]:
+@dataclass(frozen=True)
+class Batch(Generic[M]):
+    """What one step imports: the items read, messages for the lines that could
+    not be read or decoded, and where reading stands after them."""
+
+    items: list[Item[M]]
+    failures: list[str]
+    end: Position
+
+
+def check_gcs_source(source: import_config_pb2.GcsSource, root: Path, prefix: str,
+                     schemas: Sequence[str], schema_help: str,
+                     deadline: float | None = None) -> list[FieldViolation]:
     """Violations of a GcsSource at `prefix` (e.g. input_config.gcs_source). Listing
     stops at the first URI past gcs.MAX_FILES files in all; DEADLINE_EXCEEDED when
     `deadline` (time.monotonic()) passes first."""
@@ -115,7 +161,7 @@ class SourceRules:
     max_inline: int = 10_000
 
 
-def check_sources(request: Any, root: Path, rules: SourceRules,
+def check_sources(request: R, root: Path, rules: SourceRules,
                   deadline: float | None = None) -> list[FieldViolation]:
     """Violations of an import request's input_config and errors_config; creates
     nothing. DEADLINE_EXCEEDED when `deadline` passes while listing files."""
@@ -152,7 +198,7 @@ def check_sources(request: Any, root: Path, rules: SourceRules,
     return out
 
 
-def decode_json_line(line: bytes, message_class: type[Message], what: str) -> Any:
+def decode_json_line(line: bytes, message_class: type[M], what: str) -> M:
     """A `message_class` from one line of proto3 JSON; ValueError saying what is wrong."""
     try:
         data = orjson.loads(line)
@@ -166,12 +212,24 @@ def decode_json_line(line: bytes, message_class: type[Message], what: str) -> An
         raise ValueError(f"not a {what}: {exc}") from None
 
 
-class BulkImport:
-    """The batch loop of an import job; subclasses say how to read and store items."""
+def new_operation(name: str, now_ns: int) -> operations_pb2.Operation:
+    """An import's Operation before its job starts (created at `now_ns`)."""
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(now_ns)
+    meta = import_config_pb2.ImportMetadata(create_time=stamp, update_time=stamp)
+    return records.operation(name, meta)
 
+
+class BulkImport(Generic[R, M]):
+    """The batch loop of an import job; subclasses say what they import and how
+    to store it."""
+
+    # Set by a subclass: what it imports, and from where.
+    request_class: type[R]
+    item_class: type[M]
+    sources: SourceRules
     what = "the import"
-    inline_field = ""
-    uris_field = ""
+    uris_field = "input_config.gcs_source.input_uris"
     max_line_bytes = ndjson.MAX_LINE_BYTES
 
     def __init__(self, gcs_root: Path) -> None:
@@ -179,28 +237,12 @@ class BulkImport:
 
     # -- what a subclass provides -------------------------------------------
 
-    def parse_request(self, raw: bytes) -> Any:
-        raise NotImplementedError
-
-    def inline_items(self, request: Any) -> Sequence[Any] | None:
-        """The inline messages, or None for a gcs_source import."""
-        raise NotImplementedError
-
-    def gcs_source(self, request: Any) -> Any:
-        raise NotImplementedError
-
-    def decode_line(self, line: bytes) -> Any:
-        """One message from one line; ValueError saying what is wrong."""
-        raise NotImplementedError
-
-    def prepare(self, ctx: JobContext, request: Any, items: list[Item]) -> tuple[list[str], Step]:
+    def prepare(self, ctx: JobContext, request: R,
+                items: list[Item[M]]) -> tuple[list[str], Step]:
         """Failure messages of the batch's bad items, and the writes for the good ones."""
         raise NotImplementedError
 
-    def metadata(self, ctx: JobContext, state: ImportState) -> Message:
-        raise NotImplementedError
-
-    def response(self, request: Any, state: ImportState,
+    def response(self, request: R, state: ImportState,
                  samples: list[status_pb2.Status]) -> Message:
         raise NotImplementedError
 
@@ -210,7 +252,7 @@ class BulkImport:
     # -- the loop -------------------------------------------------------------
 
     def __call__(self, ctx: JobContext) -> None:
-        request = self.parse_request(ctx.record.request)
+        request = self.request_class.FromString(ctx.record.request)
         state = ImportState.load(ctx.record.checkpoint)
         if not state.started:
             self._begin(ctx, request, state)
@@ -220,35 +262,32 @@ class BulkImport:
         if state.errors_file:  # drop what a batch that never committed wrote
             gcs.truncate_output(self.root, Path(state.errors_file), state.errors_size,
                                 ERRORS_FIELD)
-        for items, failures, advance in self._batches(request, state, ctx.check_stop):
+        for batch in self._batches(request, state.files, state.position, ctx.check_stop):
             ctx.check_stop()
-            bad, step = self.prepare(ctx, request, items)
-            failures = failures + bad
-            after = state.copy()
-            advance(after)
-            after.success += len(items) - len(bad)
-            after.failure += len(failures)
-            after.samples.extend(failures[: MAX_ERROR_SAMPLES - len(after.samples)])
+            bad, step = self.prepare(ctx, request, batch.items)
+            failures = batch.failures + bad
+            after = state.after(batch.end, len(batch.items) - len(bad), failures)
             if failures and after.errors_file:
                 after.errors_size = gcs.append_output(
                     self.root, Path(after.errors_file), _error_lines(failures), ERRORS_FIELD)
-
-            def progress(result: StepResult, after: ImportState = after) -> Progress:
-                self.account(after, result)
-                operation = records.operation(ctx.record.name, self.metadata(ctx, after))
-                return Progress(after.dump(), operation.SerializeToString(), False)
-
-            result = ctx.step(step, progress)
+            result = ctx.step(step, partial(self._progress, ctx, after))
             state = after
             if result.cancel_requested:
                 self._finish(ctx, request, state, cancelled=True)
                 return
         self._finish(ctx, request, state, cancelled=False)
 
-    def _begin(self, ctx: JobContext, request: Any, state: ImportState) -> None:
+    def _progress(self, ctx: JobContext, state: ImportState, result: StepResult) -> Progress:
+        """What a step records with its writes: `state` (with what the step did
+        counted) as the checkpoint, and the metadata clients see."""
+        self.account(state, result)
+        operation = records.operation(ctx.record.name, _metadata(ctx, state))
+        return Progress(state.dump(), operation.SerializeToString(), False)
+
+    def _begin(self, ctx: JobContext, request: R, state: ImportState) -> None:
         state.started = True
         if self.inline_items(request) is None:
-            for i, uri in enumerate(self.gcs_source(request).input_uris):
+            for i, uri in enumerate(request.input_config.gcs_source.input_uris):
                 state.files.extend(str(p) for p in gcs.input_files(
                     self.root, uri, f"{self.uris_field}[{i}]",
                     limit=gcs.MAX_FILES - len(state.files)))
@@ -261,40 +300,47 @@ class BulkImport:
             op_id = ctx.record.name.rsplit("/", 1)[-1]
             state.errors_file = str(folder / f"{op_id}-errors.json")
 
-    def _batches(self, request: Any, state: ImportState,
-                 check_stop: Callable[[], None]) -> Iterator[Batch]:
+    def inline_items(self, request: R) -> Sequence[M] | None:
+        """The inline messages, or None for a gcs_source import."""
+        config = request.input_config
+        if config.WhichOneof("source") != self.sources.inline:
+            return None
+        items: Sequence[M] = getattr(getattr(config, self.sources.inline), self.sources.items)
+        return items
+
+    def _batches(self, request: R, files: Sequence[str], start: Position,
+                 check_stop: Callable[[], None]) -> Iterator[Batch[M]]:
+        """The batches from `start` to the end of the source."""
         inline = self.inline_items(request)
         if inline is not None:
-            yield from self._inline_batches(inline, state)
+            yield from self._inline_batches(inline, start)
         else:
-            yield from self._file_batches(state, check_stop)
+            yield from self._file_batches(files, start, check_stop)
 
-    def _inline_batches(self, items: Sequence[Any], state: ImportState) -> Iterator[Batch]:
-        while state.index < len(items):
-            start = state.index
-            end = min(start + BATCH, len(items))
-            chunk: list[Item] = [(f"{self.inline_field}[{i}]", items[i], False)
-                                 for i in range(start, end)]
+    def _inline_batches(self, items: Sequence[M], start: Position) -> Iterator[Batch[M]]:
+        field = f"input_config.{self.sources.inline}.{self.sources.items}"
+        for begin in range(start.index, len(items), BATCH):
+            end = min(begin + BATCH, len(items))
+            yield Batch([Item(f"{field}[{i}]", items[i], False) for i in range(begin, end)],
+                        [], Position(index=end))
 
-            def advance(s: ImportState, end: int = end) -> None:
-                s.index = end
-
-            yield chunk, [], advance
-            state.index = end
-
-    def _file_batches(self, state: ImportState,
-                      check_stop: Callable[[], None]) -> Iterator[Batch]:
-        while state.file < len(state.files):
-            path = Path(state.files[state.file])
+    def _file_batches(self, files: Sequence[str], start: Position,
+                      check_stop: Callable[[], None]) -> Iterator[Batch[M]]:
+        """Batches of at most BATCH lines and about BATCH_BYTES; after each file, an
+        empty batch that moves on to the next one."""
+        for file in range(start.file, len(files)):
+            path = Path(files[file])
             uri = gcs.name_of(self.root, path)
+            offset, line_no = (start.offset, start.line) if file == start.file else (0, 0)
             with gcs.open_input(self.root, path, self.uris_field) as handle:
-                handle.seek(state.offset)
+                handle.seek(offset)
                 readline, limit = handle.readline, self.max_line_bytes + 1
-                line_no, offset, more = state.line, state.offset, True
+                decode, what = self.item_class, self.item_class.DESCRIPTOR.name
+                more = True
                 while more:
-                    chunk: list[Item] = []
+                    chunk: list[Item[M]] = []
                     failures: list[str] = []
-                    start, full = offset, offset + BATCH_BYTES
+                    begin, full = offset, offset + BATCH_BYTES
                     while len(chunk) + len(failures) < BATCH and offset < full:
                         raw = readline(limit)
                         size = len(raw)
@@ -311,28 +357,19 @@ class BulkImport:
                         if raw.strip():
                             where = f"{uri} line {line_no}"
                             try:
-                                chunk.append((where, self.decode_line(raw), True))
+                                chunk.append(Item(where, decode_json_line(raw, decode, what),
+                                                  True))
                             except ValueError as exc:
                                 failures.append(f"{where}: {exc}")
-                    if offset == start:
+                    if offset == begin:
                         break
+                    yield Batch(chunk, failures, Position(file=file, offset=offset,
+                                                          line=line_no))
+            yield Batch([], [], Position(file=file + 1))
 
-                    def advance(s: ImportState, o: int = offset, n: int = line_no) -> None:
-                        s.offset, s.line = o, n
-
-                    yield chunk, failures, advance
-                    state.offset, state.line = offset, line_no
-            state.file += 1
-            state.offset = state.line = 0
-
-            def next_file(s: ImportState, f: int = state.file) -> None:
-                s.file, s.offset, s.line = f, 0, 0
-
-            yield [], [], next_file
-
-    def _finish(self, ctx: JobContext, request: Any, state: ImportState,
+    def _finish(self, ctx: JobContext, request: R, state: ImportState,
                 cancelled: bool) -> None:
-        meta = self.metadata(ctx, state)
+        meta = _metadata(ctx, state)
         if cancelled:
             final = records.operation(ctx.record.name, meta,
                                       error=records.cancelled_status(self.what))
@@ -342,6 +379,15 @@ class BulkImport:
             final = records.operation(ctx.record.name, meta,
                                       response=self.response(request, state, samples))
         ctx.finish(final, state.dump())
+
+
+def _metadata(ctx: JobContext, state: ImportState) -> import_config_pb2.ImportMetadata:
+    """What clients see of a running or ended import."""
+    meta = import_config_pb2.ImportMetadata(success_count=state.success,
+                                            failure_count=state.failure)
+    meta.create_time.FromMicroseconds(ctx.record.create_time_us)
+    meta.update_time.FromNanoseconds(ctx.clock.now_ns())
+    return meta
 
 
 def failure_message(where: str, is_file_line: bool, violations: list[FieldViolation]) -> str:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from footfall.retail.v2 import import_config_pb2, user_event_pb2
-from google.protobuf import timestamp_pb2
-from google.protobuf.message import Message
 from google.rpc import status_pb2
 
 from server.config import Settings
 from server.errors import FieldViolation, gather, raise_if_any
 from server.names import parse_catalog
-from server.operations import records
 from server.operations.runner import JobContext
 from server.policy.limits import event_size_violation, joined_size_violation
 from server.retail import join, ndjson, validation
@@ -24,21 +19,23 @@ from server.retail.bulk_import import (
     Item,
     SourceRules,
     check_sources,
-    decode_json_line,
-    failure_message,
+    new_operation,
 )
 from server.store import EventRow
 from server.store.rows import Step, StepResult
+
+__all__ = ["KIND", "ImportJob", "check_request", "new_operation"]
 
 KIND = "import-user-events"
 MAX_INLINE_EVENTS = 10_000
 SOURCES = SourceRules("user_event_inline_source", "user_events", "event", ("", "user_event"),
                       "Footfall reads 'user_event' (one proto3-JSON UserEvent per line)",
                       max_inline=MAX_INLINE_EVENTS)
-_INLINE = "input_config.user_event_inline_source.user_events"
+Request = import_config_pb2.ImportUserEventsRequest
+UserEvent = user_event_pb2.UserEvent
 
 
-def check_request(request: Any, gcs_root: Path, deadline: float | None = None) -> str:
+def check_request(request: Request, gcs_root: Path, deadline: float | None = None) -> str:
     """Everything that can be checked before the job runs; returns the catalog.
 
     INVALID_ARGUMENT naming each bad field; DEADLINE_EXCEEDED when `deadline`
@@ -51,27 +48,13 @@ def check_request(request: Any, gcs_root: Path, deadline: float | None = None) -
     return str(catalog)
 
 
-def new_operation(name: str, now_ns: int) -> Any:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromNanoseconds(now_ns)
-    meta = import_config_pb2.ImportMetadata(create_time=stamp, update_time=stamp)
-    return records.operation(name, meta)
-
-
-def import_metadata(ctx: JobContext, state: ImportState) -> Any:
-    meta = import_config_pb2.ImportMetadata(success_count=state.success,
-                                            failure_count=state.failure)
-    meta.create_time.FromMicroseconds(ctx.record.create_time_us)
-    meta.update_time.FromNanoseconds(ctx.clock.now_ns())
-    return meta
-
-
-class ImportJob(BulkImport):
+class ImportJob(BulkImport[Request, UserEvent]):
     """Runs import-user-events operations; events already stored are skipped."""
 
     what = "the import"
-    inline_field = _INLINE
-    uris_field = "input_config.gcs_source.input_uris"
+    request_class = Request
+    item_class = UserEvent
+    sources = SOURCES
 
     def __init__(self, gcs_root: Path, strict_event_types: bool,
                  max_event_bytes: int = Settings.max_event_bytes) -> None:
@@ -80,46 +63,32 @@ class ImportJob(BulkImport):
         self._max_event_bytes = max_event_bytes
         self.max_line_bytes = ndjson.line_limit(max_event_bytes)
 
-    def parse_request(self, raw: bytes) -> Any:
-        return import_config_pb2.ImportUserEventsRequest.FromString(raw)
-
-    def inline_items(self, request: Any) -> Sequence[Any] | None:
-        config = request.input_config
-        if config.WhichOneof("source") == "user_event_inline_source":
-            return config.user_event_inline_source.user_events  # type: ignore[no-any-return]
-        return None
-
-    def gcs_source(self, request: Any) -> Any:
-        return request.input_config.gcs_source
-
-    def decode_line(self, line: bytes) -> Any:
-        return decode_json_line(line, user_event_pb2.UserEvent, "UserEvent")
-
-    def prepare(self, ctx: JobContext, request: Any, items: list[Item]) -> tuple[list[str], Step]:
+    def prepare(self, ctx: JobContext, request: Request,
+                items: list[Item[UserEvent]]) -> tuple[list[str], Step]:
         catalog = str(parse_catalog(request.parent))
         products = join.load_products(ctx.store, catalog,
-                                      join.product_ids(event for _, event, _ in items))
+                                      join.product_ids(item.message for item in items))
         failures: list[str] = []
         rows: list[EventRow] = []
-        for where, source_event, is_line in items:
-            path = "user_event" if is_line else where
-            too_big = event_size_violation(source_event, path, self._max_event_bytes)
+        for item in items:
+            path = item.path("user_event")
+            too_big = event_size_violation(item.message, path, self._max_event_bytes)
             if too_big is not None:  # one failure; its fields are not looked at
-                failures.append(failure_message(where, is_line, [too_big]))
+                failures.append(item.failure([too_big]))
                 continue
-            event = user_event_pb2.UserEvent()
-            event.CopyFrom(source_event)
+            event = UserEvent()
+            event.CopyFrom(item.message)
             violations = validation.user_event_violations(
                 event, path, strict_event_types=self._strict, require_event_time=True)
             if violations:
-                failures.append(failure_message(where, is_line, violations))
+                failures.append(item.failure(violations))
                 continue
             received = event.SerializeToString(deterministic=True)
             joined = join.join_with_catalog(event, products)
             too_big = (joined_size_violation(event, path, self._max_event_bytes)
                        if joined and event.product_details else None)
             if too_big is not None:
-                failures.append(failure_message(where, is_line, [too_big]))
+                failures.append(item.failure([too_big]))
                 continue
             rows.append(EventRow.for_join(catalog, event, received, joined))
         return failures, Step(insert_events=rows)
@@ -128,11 +97,8 @@ class ImportJob(BulkImport):
         state.joined += result.inserted_joined
         state.unjoined += result.inserted - result.inserted_joined
 
-    def metadata(self, ctx: JobContext, state: ImportState) -> Message:
-        return import_metadata(ctx, state)  # type: ignore[no-any-return]
-
-    def response(self, request: Any, state: ImportState,
-                 samples: list[status_pb2.Status]) -> Message:
+    def response(self, request: Request, state: ImportState,
+                 samples: list[status_pb2.Status]) -> import_config_pb2.ImportUserEventsResponse:
         response = import_config_pb2.ImportUserEventsResponse(
             error_samples=samples,
             import_summary=import_config_pb2.UserEventImportSummary(

@@ -6,12 +6,9 @@ update_mask only the masked fields of existing products change.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from footfall.retail.v2 import import_config_pb2, product_pb2
-from google.protobuf.message import Message
 from google.rpc import status_pb2
 
 from server import names
@@ -24,25 +21,24 @@ from server.retail.bulk_import import (
     Item,
     SourceRules,
     check_sources,
-    decode_json_line,
-    failure_message,
+    new_operation,
 )
-from server.retail.import_events import import_metadata, new_operation
 from server.retail.product_validation import product_violations
-from server.store.rows import Step
+from server.store.rows import ProductPut, Step
 
 KIND = "import-products"
 MAX_INLINE_PRODUCTS = 10_000
 SOURCES = SourceRules("product_inline_source", "products", "product", ("", "product"),
                       "Footfall reads 'product' (one proto3-JSON Product per line)",
                       max_inline=MAX_INLINE_PRODUCTS)
-_INLINE = "input_config.product_inline_source.products"
-Mode = import_config_pb2.ImportProductsRequest.ReconciliationMode
+Request = import_config_pb2.ImportProductsRequest
+Product = product_pb2.Product
+Mode = Request.ReconciliationMode
 
 __all__ = ["KIND", "ImportProductsJob", "check_request", "new_operation"]
 
 
-def check_request(request: Any, gcs_root: Path, deadline: float | None = None) -> str:
+def check_request(request: Request, gcs_root: Path, deadline: float | None = None) -> str:
     """What can be checked before the job runs; returns the (normalised) branch.
 
     INVALID_ARGUMENT naming each bad field; DEADLINE_EXCEEDED when `deadline`
@@ -65,58 +61,42 @@ def check_request(request: Any, gcs_root: Path, deadline: float | None = None) -
     return str(branch)
 
 
-class ImportProductsJob(BulkImport):
+class ImportProductsJob(BulkImport[Request, Product]):
     """Runs import-products operations."""
 
     what = "the product import"
-    inline_field = _INLINE
-    uris_field = "input_config.gcs_source.input_uris"
+    request_class = Request
+    item_class = Product
+    sources = SOURCES
 
-    def parse_request(self, raw: bytes) -> Any:
-        return import_config_pb2.ImportProductsRequest.FromString(raw)
-
-    def inline_items(self, request: Any) -> Sequence[Any] | None:
-        config = request.input_config
-        if config.WhichOneof("source") == "product_inline_source":
-            return config.product_inline_source.products  # type: ignore[no-any-return]
-        return None
-
-    def gcs_source(self, request: Any) -> Any:
-        return request.input_config.gcs_source
-
-    def decode_line(self, line: bytes) -> Any:
-        return decode_json_line(line, product_pb2.Product, "Product")
-
-    def prepare(self, ctx: JobContext, request: Any, items: list[Item]) -> tuple[list[str], Step]:
+    def prepare(self, ctx: JobContext, request: Request,
+                items: list[Item[Product]]) -> tuple[list[str], Step]:
         branch = names.parse_branch_key(request.parent)
         paths = list(request.update_mask.paths) if request.HasField("update_mask") else None
-        existing = ctx.store.get_products(branch, [p.id for _, p, _ in items if p.id])
+        existing = ctx.store.get_products(branch, [i.message.id for i in items if i.message.id])
         now = ctx.clock.now_ns()
         failures: list[str] = []
         upserts: dict[str, bytes] = {}
-        for where, item, is_line in items:
-            path = "product" if is_line else where
-            violations = products.product_id_violations(item.id, f"{path}.id")
+        for item in items:
+            path, given = item.path("product"), item.message
+            violations = products.product_id_violations(given.id, f"{path}.id")
             if not violations:
-                current = upserts.get(item.id) or existing.get(item.id)
+                current = upserts.get(given.id) or existing.get(given.id)
                 if paths is not None and current is not None:
                     product = products.apply_update(
-                        products.decode(current, branch, item.id), item, paths, now)
+                        products.decode(current, branch, given.id), given, paths, now)
                 else:
-                    product = products.new_product(item, branch, item.id, now)
+                    product = products.new_product(given, branch, given.id, now)
                 violations = product_violations(product, path)
             if violations:
-                failures.append(failure_message(where, is_line, violations))
+                failures.append(item.failure(violations))
                 continue
-            upserts[item.id] = product.SerializeToString()
-        return failures, Step(put_products=[(branch, pid, payload)
+            upserts[given.id] = product.SerializeToString()
+        return failures, Step(put_products=[ProductPut(branch, pid, payload)
                                             for pid, payload in upserts.items()])
 
-    def metadata(self, ctx: JobContext, state: ImportState) -> Message:
-        return import_metadata(ctx, state)  # type: ignore[no-any-return]
-
-    def response(self, request: Any, state: ImportState,
-                 samples: list[status_pb2.Status]) -> Message:
+    def response(self, request: Request, state: ImportState,
+                 samples: list[status_pb2.Status]) -> import_config_pb2.ImportProductsResponse:
         response = import_config_pb2.ImportProductsResponse(error_samples=samples)
         if request.HasField("errors_config"):
             response.errors_config.CopyFrom(request.errors_config)

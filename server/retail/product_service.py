@@ -11,9 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Any
 
-from footfall.retail.v2 import product_service_pb2, product_service_pb2_grpc
+import grpc
+from footfall.retail.v2 import (
+    import_config_pb2,
+    product_pb2,
+    product_service_pb2,
+    product_service_pb2_grpc,
+    purge_config_pb2,
+)
+from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 
 from server import names
@@ -52,11 +59,11 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
 
     # -- helpers -----------------------------------------------------------
 
-    def _get(self, branch: str, product_id: str) -> Any | None:
+    def _get(self, branch: str, product_id: str) -> product_pb2.Product | None:
         found = self._store.get_products(branch, [product_id]).get(product_id)
         return None if found is None else products.decode(found, branch, product_id)
 
-    def _must_get(self, branch: str, product_id: str, shown_name: str) -> Any:
+    def _must_get(self, branch: str, product_id: str, shown_name: str) -> product_pb2.Product:
         product = self._get(branch, product_id)
         if product is None:
             raise NotFound(products.RESOURCE_TYPE, shown_name)
@@ -82,13 +89,13 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         def check(payload: bytes, stored_now: ProductReader) -> None:
             product = products.decode(payload, branch, product_id)
 
-            def refers_to_it(other: Any) -> bool:
+            def refers_to_it(other: product_pb2.Product) -> bool:
                 if other.type == COLLECTION:
                     return product_id in other.collection_member_ids
                 return bool(product.type == PRIMARY and other.type == VARIANT
                             and other.primary_product_id == product_id)
 
-            def referrers() -> Iterator[Any]:
+            def referrers() -> Iterator[product_pb2.Product]:
                 for pid, found in stored_now.containing(product_id):
                     other = products.decode(found, branch, pid)
                     if refers_to_it(other):
@@ -110,7 +117,8 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
 
     # -- CRUD --------------------------------------------------------------
 
-    def CreateProduct(self, request: Any, context: Any) -> Any:
+    def CreateProduct(self, request: product_service_pb2.CreateProductRequest,
+                      context: grpc.ServicerContext) -> product_pb2.Product:
         """Store a new product; returns it as stored (name, id and defaults set).
 
         INVALID_ARGUMENT for a bad parent, product_id or product (all listed);
@@ -132,7 +140,8 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
             raise AlreadyExists(products.RESOURCE_TYPE, product.name)
         return product
 
-    def GetProduct(self, request: Any, context: Any) -> Any:
+    def GetProduct(self, request: product_service_pb2.GetProductRequest,
+                   context: grpc.ServicerContext) -> product_pb2.Product:
         """The product `name` names (`default_branch` reads branch 0).
 
         INVALID_ARGUMENT for a malformed name; NOT_FOUND when there is no such product.
@@ -140,7 +149,8 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         branch, product_id = names.parse_product_key(request.name, "name")
         return self._must_get(branch, product_id, request.name)
 
-    def ListProducts(self, request: Any, context: Any) -> Any:
+    def ListProducts(self, request: product_service_pb2.ListProductsRequest,
+                     context: grpc.ServicerContext) -> product_service_pb2.ListProductsResponse:
         """One page of the branch's products in id order, with a next_page_token
         when more follow; fields as read_mask says (Google's default set if empty).
 
@@ -176,7 +186,7 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         return answer
 
     def _collection_page(self, branch: str, collection_id: str, after_id: str,
-                         limit: int) -> list[Any]:
+                         limit: int) -> list[product_pb2.Product]:
         """Up to `limit` existing members of the collection, after `after_id`, by id."""
         name = names.product_name(branch, collection_id)
         collection = self._must_get(branch, collection_id, name)
@@ -184,7 +194,8 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         stored = self._store.get_products(branch, members)  # at most 1000, by validation
         return [products.decode(stored[m], branch, m) for m in members if m in stored][:limit]
 
-    def UpdateProduct(self, request: Any, context: Any) -> Any:
+    def UpdateProduct(self, request: product_service_pb2.UpdateProductRequest,
+                      context: grpc.ServicerContext) -> product_pb2.Product:
         """Change the product `product.name` names; returns it as stored.
 
         With update_mask only the named fields change (`attributes.<key>` sets or
@@ -205,7 +216,7 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         paths = list(request.update_mask.paths)
         now_ns = self._clock.now_ns()
 
-        def merge(current: Any | None) -> Any:
+        def merge(current: product_pb2.Product | None) -> product_pb2.Product:
             """The product to store given what is stored now; raises as documented."""
             if current is None:
                 if not request.allow_missing:
@@ -232,7 +243,8 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         assert stored is not None  # `change` always returns a product
         return products.decode(stored, branch, product_id)
 
-    def DeleteProduct(self, request: Any, context: Any) -> Any:
+    def DeleteProduct(self, request: product_service_pb2.DeleteProductRequest,
+                      context: grpc.ServicerContext) -> empty_pb2.Empty:
         """Delete the product `name` names; returns Empty.
 
         INVALID_ARGUMENT for a malformed name, a PRIMARY that still has variants,
@@ -246,7 +258,8 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
 
     # -- import: a long-running operation ----------------------------------
 
-    def ImportProducts(self, request: Any, context: Any) -> Any:
+    def ImportProducts(self, request: import_config_pb2.ImportProductsRequest,
+                       context: grpc.ServicerContext) -> operations_pb2.Operation:
         """Start a product import operation (under the branch); INVALID_ARGUMENT for
         what can be checked now: parent, source, sizes, files, mode, update_mask;
         DEADLINE_EXCEEDED when listing the files outlasts the call."""
@@ -259,28 +272,34 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
     def _unimplemented(self, method: str, why: str) -> Unimplemented:
         return Unimplemented(f"{method} is not implemented in Footfall yet ({why})")
 
-    def PurgeProducts(self, request: Any, context: Any) -> Any:
+    def PurgeProducts(self, request: purge_config_pb2.PurgeProductsRequest,
+                      context: grpc.ServicerContext) -> operations_pb2.Operation:
         """Returns nothing: always UNIMPLEMENTED."""
         raise self._unimplemented("PurgeProducts", "planned: long-running operations")
 
-    def SetInventory(self, request: Any, context: Any) -> Any:
+    def SetInventory(self, request: product_service_pb2.SetInventoryRequest,
+                     context: grpc.ServicerContext) -> operations_pb2.Operation:
         """Returns nothing: always UNIMPLEMENTED."""
         raise self._unimplemented("SetInventory", "inventory updates are not supported")
 
-    def AddFulfillmentPlaces(self, request: Any, context: Any) -> Any:
+    def AddFulfillmentPlaces(self, request: product_service_pb2.AddFulfillmentPlacesRequest,
+                             context: grpc.ServicerContext) -> operations_pb2.Operation:
         """Returns nothing: always UNIMPLEMENTED."""
         raise self._unimplemented("AddFulfillmentPlaces", "inventory updates are not supported")
 
-    def RemoveFulfillmentPlaces(self, request: Any, context: Any) -> Any:
+    def RemoveFulfillmentPlaces(self, request: product_service_pb2.RemoveFulfillmentPlacesRequest,
+                                context: grpc.ServicerContext) -> operations_pb2.Operation:
         """Returns nothing: always UNIMPLEMENTED."""
         raise self._unimplemented("RemoveFulfillmentPlaces",
                                   "inventory updates are not supported")
 
-    def AddLocalInventories(self, request: Any, context: Any) -> Any:
+    def AddLocalInventories(self, request: product_service_pb2.AddLocalInventoriesRequest,
+                            context: grpc.ServicerContext) -> operations_pb2.Operation:
         """Returns nothing: always UNIMPLEMENTED."""
         raise self._unimplemented("AddLocalInventories", "inventory updates are not supported")
 
-    def RemoveLocalInventories(self, request: Any, context: Any) -> Any:
+    def RemoveLocalInventories(self, request: product_service_pb2.RemoveLocalInventoriesRequest,
+                               context: grpc.ServicerContext) -> operations_pb2.Operation:
         """Returns nothing: always UNIMPLEMENTED."""
         raise self._unimplemented("RemoveLocalInventories",
                                   "inventory updates are not supported")

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
+from google.longrunning import operations_pb2
 
 from server.errors import FieldViolation, gather, raise_if_any
 from server.names import parse_catalog
 from server.operations import records
 from server.operations.runner import JobContext
 from server.retail import join
-from server.store.rows import EventQuery, Progress, Step, StepResult
+from server.store.rows import EventQuery, EventUpdate, Progress, Step, StepResult
 
 KIND = "rejoin-user-events"
 BATCH = 1_000
@@ -22,7 +21,7 @@ _JOINED = {Scope.USER_EVENT_REJOIN_SCOPE_UNSPECIFIED: None, Scope.JOINED_EVENTS:
            Scope.UNJOINED_EVENTS: False}
 
 
-def check_request(request: Any) -> EventQuery:
+def check_request(request: user_event_service_pb2.RejoinUserEventsRequest) -> EventQuery:
     """The events in scope; INVALID_ARGUMENT for a bad parent or scope."""
     violations: list[FieldViolation] = []
     catalog = gather(violations, parse_catalog, request.parent, "parent")
@@ -35,7 +34,7 @@ def check_request(request: Any) -> EventQuery:
     return EventQuery(str(catalog), joined=_JOINED[scope])
 
 
-def new_operation(name: str, _create_time_ns: int) -> Any:
+def new_operation(name: str, _create_time_ns: int) -> operations_pb2.Operation:
     return records.operation(name, user_event_service_pb2.RejoinUserEventsMetadata())
 
 
@@ -55,14 +54,15 @@ def run_rejoin(ctx: JobContext) -> None:
         events = [user_event_pb2.UserEvent.FromString(source or payload)
                   for _, payload, source in batch]
         products = join.load_products(ctx.store, query.catalog, join.product_ids(events))
-        updates = []
+        updates: list[EventUpdate] = []
         joined_count = 0
         for (row_id, payload, source), event in zip(batch, events, strict=True):
             received = source or payload
             joined = join.join_with_catalog(event, products)
             joined_count += joined
             stored = event.SerializeToString(deterministic=True)
-            updates.append((row_id, joined, stored, received if stored != received else None))
+            updates.append(EventUpdate(row_id, joined, stored,
+                                       received if stored != received else None))
         after = {"last_id": batch[-1][0], "rejoined": state["rejoined"] + joined_count}
 
         def progress(_: StepResult, after: dict[str, int] = after) -> Progress:

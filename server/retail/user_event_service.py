@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
-from footfall.retail.v2 import user_event_pb2, user_event_service_pb2_grpc
+import grpc
+from footfall.retail.v2 import (
+    import_config_pb2,
+    purge_config_pb2,
+    user_event_pb2,
+    user_event_service_pb2,
+    user_event_service_pb2_grpc,
+)
 from google.api import httpbody_pb2
+from google.longrunning import operations_pb2
 
 from server.clock import Clock
 from server.config import Settings
@@ -32,7 +39,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         self._runner = runner
         self._gcs_root = Path(settings.gcs_root)
 
-    def _store_event(self, parent: str, event: Any, path: str, wait: bool,
+    def _store_event(self, parent: str, event: user_event_pb2.UserEvent, path: str, wait: bool,
                      found: list[FieldViolation] | None = None) -> None:
         """Validate `event` for the catalog `parent`, stamp its time, store it.
 
@@ -68,7 +75,8 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         row = EventRow.for_join(str(catalog), event, received, joined)
         self._store.write_user_events([row], wait=wait)
 
-    def WriteUserEvent(self, request: Any, context: Any) -> Any:
+    def WriteUserEvent(self, request: user_event_service_pb2.WriteUserEventRequest,
+                       context: grpc.ServicerContext) -> user_event_pb2.UserEvent:
         """Store one event (durably unless write_async); returns it as stored.
 
         INVALID_ARGUMENT for a bad parent or event.
@@ -85,7 +93,8 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         self._store_event(request.parent, event, "user_event", wait=not request.write_async)
         return event
 
-    def CollectUserEvent(self, request: Any, context: Any) -> Any:
+    def CollectUserEvent(self, request: user_event_service_pb2.CollectUserEventRequest,
+                         context: grpc.ServicerContext) -> httpbody_pb2.HttpBody:
         """Store the event a pixel carries; answers a 1x1 transparent GIF. Over HTTP,
         what the event leaves empty is filled from the browser's request.
 
@@ -101,7 +110,8 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         return httpbody_pb2.HttpBody(content_type=collect.PIXEL_CONTENT_TYPE,
                                      data=collect.PIXEL_GIF)
 
-    def ImportUserEvents(self, request: Any, context: Any) -> Any:
+    def ImportUserEvents(self, request: import_config_pb2.ImportUserEventsRequest,
+                         context: grpc.ServicerContext) -> operations_pb2.Operation:
         """Start an import operation; INVALID_ARGUMENT for what can be checked now
         (parent, source, sizes, files that do not exist, unsupported sources);
         DEADLINE_EXCEEDED when listing the files outlasts the call."""
@@ -109,13 +119,15 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         return self._runner.submit(catalog, import_events.KIND, request,
                                    import_events.new_operation)
 
-    def PurgeUserEvents(self, request: Any, context: Any) -> Any:
+    def PurgeUserEvents(self, request: purge_config_pb2.PurgeUserEventsRequest,
+                        context: grpc.ServicerContext) -> operations_pb2.Operation:
         """Start a purge (force=false only counts); INVALID_ARGUMENT for a bad
         parent or filter, saying where."""
         query = purge.check_request(request)
         return self._runner.submit(query.catalog, purge.KIND, request, purge.new_operation)
 
-    def RejoinUserEvents(self, request: Any, context: Any) -> Any:
+    def RejoinUserEvents(self, request: user_event_service_pb2.RejoinUserEventsRequest,
+                         context: grpc.ServicerContext) -> operations_pb2.Operation:
         """Start a rejoin of the events in scope; INVALID_ARGUMENT for a bad parent
         or scope."""
         query = rejoin.check_request(request)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from server.errors import Unavailable
 
@@ -221,15 +221,32 @@ class OperationRecord:
                 self.lease_expires_us)
 
 
+# The records of a Step are named tuples, not dataclasses: the stores hand them to
+# their database drivers as parameter rows.
+class ProductPut(NamedTuple):
+    """A product to store, replacing the one of that id in the branch."""
+
+    branch: str
+    product_id: str
+    payload: bytes  # the serialized Product
+
+
+class EventUpdate(NamedTuple):
+    """A stored event rewritten (by a rejoin)."""
+
+    row_id: int
+    joined: bool
+    payload: bytes  # the serialized UserEvent as reads return it
+    source: bytes | None  # as received, when that differs from `payload`
+
+
 @dataclass(frozen=True)
 class Step:
     """The writes of one batch of a job; applied atomically with the job's progress."""
 
     insert_events: Sequence[EventRow] = ()
-    # (branch, product_id, serialized Product)
-    put_products: Sequence[tuple[str, str, bytes]] = ()
-    # (row id, joined, serialized UserEvent as read, as received or None)
-    update_events: Sequence[tuple[int, bool, bytes, bytes | None]] = ()
+    put_products: Sequence[ProductPut] = ()
+    update_events: Sequence[EventUpdate] = ()
     # delete up to `delete_limit` events the query selects with id > delete_after_id
     delete_events: EventQuery | None = None
     delete_after_id: int = 0

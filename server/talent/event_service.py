@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from footfall.talent.v4 import event_pb2, event_service_pb2_grpc
+import grpc
+from footfall.talent.v4 import event_pb2, event_service_pb2, event_service_pb2_grpc
 
 from server.errors import AlreadyExists, FieldViolation, InvalidArgument
 from server.names import TenantName, parse_tenant
@@ -19,7 +18,8 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         self._store = store
         self._max_event_bytes = max_event_bytes
 
-    def CreateClientEvent(self, request: Any, context: Any) -> Any:
+    def CreateClientEvent(self, request: event_service_pb2.CreateClientEventRequest,
+                          context: grpc.ServicerContext) -> event_pb2.ClientEvent:
         """Store a client event; an identical retry returns the stored one.
 
         INVALID_ARGUMENT for a bad parent or event (one over the size limit is

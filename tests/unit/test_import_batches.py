@@ -1,0 +1,82 @@
+"""An import's batches: each says where reading stands after it, and reading again
+from there yields exactly the batches that followed, so a job resumed from any
+checkpoint reads every line once (issue 11, item 3: the batch as a record)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from footfall.retail.v2 import import_config_pb2, user_event_pb2
+
+from server.retail import bulk_import
+from server.retail.bulk_import import Batch, ImportState, Position
+from server.retail.import_events import ImportJob
+
+MAX_EVENT_BYTES = 200  # lines of more than 250 bytes are skipped
+SMALL_BATCH = 3
+
+
+def line(visitor: str) -> bytes:
+    return b'{"eventType": "home-page-view", "visitorId": "%s"}\n' % visitor.encode()
+
+
+def flat(batches: list[Batch[user_event_pb2.UserEvent]]) -> list[str]:
+    """Every item and failure the batches hold, in order."""
+    return [item.where for b in batches for item in b.items] + \
+        [f for b in batches for f in b.failures]
+
+
+def read(job: ImportJob, request: import_config_pb2.ImportUserEventsRequest,
+         files: list[str], start: Position) -> list[Batch[user_event_pb2.UserEvent]]:
+    return list(job._batches(request, files, start, lambda: None))
+
+
+@pytest.fixture(autouse=True)
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk_import, "BATCH", SMALL_BATCH)
+
+
+def test_reading_from_any_batch_end_yields_the_batches_after_it(tmp_path: Path) -> None:
+    bucket = tmp_path / "shop"
+    bucket.mkdir()
+    first = bucket / "a.json"
+    first.write_bytes(line("a1") + b"\n" + b"{not json\n" + line("a2") + line("a3")
+                      + b"x" * 400 + b"\n" + line("a4"))
+    second = bucket / "b.json"
+    second.write_bytes(line("b1") + line("b2"))
+    files = [str(first), str(second)]
+    job = ImportJob(tmp_path, strict_event_types=False, max_event_bytes=MAX_EVENT_BYTES)
+    request = import_config_pb2.ImportUserEventsRequest()
+
+    batches = read(job, request, files, Position())
+
+    assert [item.message.visitor_id for b in batches for item in b.items] == \
+        ["a1", "a2", "a3", "a4", "b1", "b2"]
+    assert [f.split(": ")[0] for b in batches for f in b.failures] == \
+        ["gs://shop/a.json line 3", "gs://shop/a.json line 6"]
+    assert batches[-1].end == Position(file=2)  # past the last file
+    for i, batch in enumerate(batches):
+        assert flat(read(job, request, files, batch.end)) == flat(batches[i + 1:]), i
+    # and the checkpoint a batch leaves is where the next one starts
+    state = ImportState(files=files, started=True)
+    for i, batch in enumerate(batches):
+        state = state.after(batch.end, len(batch.items), batch.failures)
+        assert flat(read(job, request, files, state.position)) == flat(batches[i + 1:]), i
+    assert (state.success, state.failure) == (6, 2)
+
+
+def test_inline_batches_end_at_the_next_item() -> None:
+    request = import_config_pb2.ImportUserEventsRequest()
+    events = request.input_config.user_event_inline_source.user_events
+    for i in range(7):
+        events.add(event_type="home-page-view", visitor_id=f"v{i}")
+    job = ImportJob(Path("/nonexistent"), strict_event_types=False)
+
+    batches = read(job, request, [], Position())
+
+    assert [b.end for b in batches] == [Position(index=3), Position(index=6),
+                                        Position(index=7)]
+    assert [item.where for item in batches[1].items] == [
+        f"input_config.user_event_inline_source.user_events[{i}]" for i in (3, 4, 5)]
+    assert flat(read(job, request, [], Position(index=6))) == flat(batches[2:])
