@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
+from server.store.group_commit import Job
 from server.store.rows import (
     ClientEventRow,
     EventQuery,
@@ -61,6 +62,10 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Flush, then release every resource. Idempotent."""
+
+    def add_commit_listener(self, listener: Callable[[list[Job]], None]) -> None:
+        """Call `listener` on the writer thread with each committed batch (its futures
+        resolved): how metrics count commits. One listener; a later one replaces it."""
 
     # -- products (branch is a full branch name with a numeric branch id) -----
 

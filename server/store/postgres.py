@@ -610,6 +610,9 @@ class PostgresStore:
     def flush(self) -> None:
         self._committer.flush()
 
+    def add_commit_listener(self, listener: Callable[[list[Job]], None]) -> None:
+        self._committer.on_commit = listener
+
     def close(self) -> None:
         if self._closed:
             return

@@ -613,6 +613,9 @@ class SqliteStore:
         finally:
             conn.close()
 
+    def add_commit_listener(self, listener: Callable[[list[Job]], None]) -> None:
+        self._committer.on_commit = listener
+
     def close(self) -> None:
         if self._closed:
             return
