@@ -228,7 +228,7 @@ class HttpGateway:
             # (up to --max-request-bytes of) a body, let alone parse it.
             grant = envelope.screen(method, context.invocation_metadata(), query_key)
             body = await self._read_body(request)
-        except FootfallError as exc:
+        except Exception as exc:
             return self._refused(request, route, output, envelope.refuse(method, exc, started))
         work = asyncio.get_running_loop().run_in_executor(
             self._executor, envelope.run, method, context.invocation_metadata(), body,

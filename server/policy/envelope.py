@@ -25,15 +25,21 @@ log = logging.getLogger(__name__)
 
 
 def _chosen(context: Any) -> ChosenStatus | None:
-    """The status the servicer set on `context` before it raised, if it set one
-    (the generated base classes do: UNIMPLEMENTED)."""
-    code = context.code()
+    """The status a servicer set on `context` before it raised, if it set one (the
+    generated base classes do: UNIMPLEMENTED)."""
+    code = context.code() if context is not None else None
     if code is None:
         return None
-    details = context.details()
+    details = context.details() or ""
     if isinstance(details, bytes):  # grpc keeps them encoded
         details = details.decode("utf-8", "replace")
-    return ChosenStatus(code, details or "")
+    return ChosenStatus(code, details)
+
+
+def _bug(method: str) -> Internal:
+    """INTERNAL for the exception being handled, its traceback in the log."""
+    log.exception("%s failed", method)
+    return Internal(f"internal error in {method}; see the server log")
 
 
 class Envelope:
@@ -47,45 +53,36 @@ class Envelope:
                ) -> Grant | None:
         """The call's grant before anything of its request is read (None when auth
         is off or the method open); raises UNAUTHENTICATED. For a transport that
-        must read the request before `run` (HTTP bodies arrive after the head)."""
+        reads the request before `run` (HTTP bodies come after the head)."""
         return self.policy.authenticate_early(method, metadata, query_key)
 
     def run(self, method: str, metadata: Metadata, raw: Any, decode: Callable[[Any], Any],
             context: Any, call: Callable[[Any, Any], Any], grant: Grant | None = None,
             started: float | None = None) -> Any:
-        """`call(decode(raw), context)`'s answer, or the FootfallError that refused
-        the call (Internal for a bug of ours, logged with its traceback). `grant`
-        is what `screen` found (else the key is checked here, before decoding);
-        `started` when the call began before its request was read."""
+        """`call(decode(raw), context)`'s answer, or the FootfallError that refuses
+        the call (see `refuse`). `grant`: what `screen` found (else the key is
+        checked here, before decoding); `started`: when the transport began."""
         if started is None:
             started = time.perf_counter()
-        code, message = grpc.StatusCode.OK, ""
         admission: Admission | None = None
         try:
             if grant is None:
                 grant = self.policy.authenticate_early(method, metadata)
             request = decode(raw)
             admission = self.policy.admit(method, metadata, request, context, grant=grant)
-            return call(request, context)
-        except FootfallError as exc:
-            code, message = exc.code, exc.message
-            return exc
-        except Exception:
-            refusal = _chosen(context)
-            if refusal is not None:
-                code, message = refusal.code, refusal.message
-                return refusal
-            code, message = grpc.StatusCode.INTERNAL, "see the traceback"
-            log.exception("%s failed", method)
-            return Internal(f"internal error in {method}; see the server log")
-        finally:
-            self.policy.record(method, self.transport, code, time.perf_counter() - started,
-                               admission, message)
+            answer = call(request, context)
+        except Exception as exc:
+            return self.refuse(method, exc, started, context, admission)
+        self.policy.record(method, self.transport, grpc.StatusCode.OK,
+                           time.perf_counter() - started, admission)
+        return answer
 
-    def refuse(self, method: str, error: FootfallError, started: float) -> FootfallError:
-        """`error`, recorded: for a refusal the transport met before `run` (HTTP:
-        the Origin, the key, the body)."""
-        self.policy.record(method, self.transport, error.code, time.perf_counter() - started,
-                           None, error.message)
-        return error
-
+    def refuse(self, method: str, exc: Exception, started: float, context: Any = None,
+               admission: Admission | None = None) -> FootfallError:
+        """What answers `exc`, recorded: itself if a FootfallError, else the status
+        the servicer set on `context`, else Internal (a bug of ours, logged with its
+        traceback). Call it while handling `exc`."""
+        refusal = exc if isinstance(exc, FootfallError) else _chosen(context) or _bug(method)
+        self.policy.record(method, self.transport, refusal.code,
+                           time.perf_counter() - started, admission, refusal.message)
+        return refusal

@@ -150,7 +150,11 @@ def test_refusals_met_before_run_are_recorded_too() -> None:
     envelope = Envelope(Policy([SERVICE]), "http")
     too_large = RequestTooLarge("the request body is larger than 10 bytes")
     assert envelope.refuse(WRITE, too_large, 0.0) is too_large
-    assert calls(envelope, "RESOURCE_EXHAUSTED") == 1
+    try:
+        raise ConnectionResetError("the client hung up mid-body")
+    except ConnectionResetError as exc:
+        assert isinstance(envelope.refuse(WRITE, exc, 0.0), Internal)
+    assert (calls(envelope, "RESOURCE_EXHAUSTED"), calls(envelope, "INTERNAL")) == (1, 1)
 
 
 def test_http_codes_that_are_not_the_status_codes_own() -> None:
