@@ -4,8 +4,9 @@ from the contracts' `google.api.http` annotations.
 
 Besides the routes: `/footfall.js` (the tracker), `/metrics` (Prometheus), CORS
 (preflight included) for pages on other origins, and the pixel's always-a-GIF
-answer. Every routed call goes through the same policy as over gRPC
-(`server.policy`: keys, faults, quotas, metrics and the log line). Connections
+answer. Every routed call runs in the same envelope as over gRPC
+(`server.policy.envelope`: keys, faults, quotas, metrics and the log line); the
+key is checked before the body is read, the body decoded on a worker. Connections
 are capped and must send their heads in time (`connections`); pages of other
 sites cannot change anything (`crosssite`).
 """

@@ -2,8 +2,8 @@
 roles, fault injection, write quotas, dropping work whose caller is gone, and
 the per-call metrics and log line.
 
-gRPC calls it from the interceptor in `server.rpc`, HTTP from the gateway; both
-hand it the full method name (`/google.cloud.retail.v2.UserEventService/WriteUserEvent`),
+Both transports reach it through one envelope (`server.policy.envelope`), which
+hands it the full method name (`/google.cloud.retail.v2.UserEventService/WriteUserEvent`),
 the call's metadata (lower-case names), the request message and a context with
 `is_active()` and `time_remaining()`.
 """

@@ -78,7 +78,7 @@ def injected(code: grpc.StatusCode, header: str) -> ChosenStatus:
     return ChosenStatus(code, f"injected failure ({HEADER}: {header[:200]})")
 
 
-InjectedFault = ChosenStatus  # what `injected` raises is told apart by its message only
+InjectedFault = ChosenStatus  # the old name of what `injected` returns, for callers that catch it
 
 
 class FaultInjector:
