@@ -76,14 +76,7 @@ def _clip(text: str, budget: int) -> str:
 
 def _fits(text: str) -> bool:
     """Whether `_clip` would leave `text` whole (looks at MESSAGE_BUDGET chars at most)."""
-    if len(text) * 3 <= MESSAGE_BUDGET:
-        return True
-    cost = 0
-    for char in text:
-        cost += _char_cost(char)
-        if cost > MESSAGE_BUDGET - 9:
-            return False
-    return True
+    return len(text) * 3 <= MESSAGE_BUDGET or _clip(text, MESSAGE_BUDGET) is text
 
 
 def _fit_bad_request(bad: error_details_pb2.BadRequest, budget: int) -> None:

@@ -5,7 +5,8 @@ any exception turned into a domain error, then the metrics and the log line.
 A transport keeps only its framing: gRPC decodes bytes and aborts with the
 status of a refusal; HTTP reads its body first (after `screen`, so that nobody
 without a key makes the server read or parse one) and renders Google's JSON
-error. A refusal is returned, not raised, so both render it the same way.
+error. A refusal is returned (a FootfallError), not raised: each transport
+renders it in its own framing.
 """
 
 from __future__ import annotations
