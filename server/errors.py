@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 
 @dataclass(frozen=True)
@@ -184,10 +184,41 @@ class Unavailable(FootfallError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
-class DeadlineExceeded(FootfallError):
-    """The call's deadline passed while the server was still working on it."""
+class CallerGone(FootfallError):
+    """The caller stopped waiting: what is left of its call is not done."""
+
+
+class Cancelled(CallerGone):
+    """The caller cancelled (or its connection closed) before the work started."""
+
+    code = grpc.StatusCode.CANCELLED
+
+
+class DeadlineExceeded(CallerGone):
+    """The call's deadline passed before the server was done with it."""
 
     code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class BodyTooSlow(FootfallError):
+    """An HTTP body not in within --http-body-timeout (HTTP answers 408 and closes
+    the connection)."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class ChosenStatus(FootfallError):
+    """A status whose code is picked when it is raised, not by its kind: the one an
+    x-footfall-fail header asks for, or the one a servicer set on its context (the
+    generated base classes do, for methods nobody implements)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Internal(FootfallError):
+    """A bug of ours: the caller learns only where to look (the server log)."""
 
 
 class ResourceExhausted(FootfallError):
@@ -207,6 +238,10 @@ class ResourceExhausted(FootfallError):
         return [error_details_pb2.RetryInfo(retry_delay=delay)]
 
 
+class RequestTooLarge(ResourceExhausted):
+    """A request over --max-request-bytes (HTTP answers 413)."""
+
+
 def to_rpc_status(error: FootfallError) -> status_pb2.Status:
     """The google.rpc.Status for `error`, details packed as Any."""
     packed = []
@@ -215,7 +250,3 @@ def to_rpc_status(error: FootfallError) -> status_pb2.Status:
         any_detail.Pack(detail)
         packed.append(any_detail)
     return status_pb2.Status(code=error.code.value[0], message=error.message, details=packed)
-
-
-def internal_status(message: str = "internal error") -> status_pb2.Status:
-    return status_pb2.Status(code=code_pb2.INTERNAL, message=message)

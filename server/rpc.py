@@ -1,14 +1,13 @@
-"""The gRPC side of every call: one interceptor decodes the request, applies the
-shared policy (keys, faults, quotas, gone callers), runs the servicer, turns
-domain errors into statuses and records the call.
+"""The gRPC framing of every call: one interceptor runs each unary call in the
+shared envelope (`server.policy.envelope`: the key, the request decoded, the
+policy, the servicer, the metrics and log line) and aborts a refused call with
+its code, message and google.rpc details.
 
-Servicers raise `FootfallError`s; this interceptor aborts the call with the
-matching code, message and google.rpc details. Anything else is a bug on our
-side: it is logged with its traceback and the client sees INTERNAL, never UNKNOWN.
 Requests are decoded here rather than by grpc, so that bytes that are no valid
-message are INVALID_ARGUMENT (grpc itself would answer INTERNAL). A status is
-made to fit the trailers a client accepts (8 KiB by default in grpc): a huge
-message or detail would otherwise reach the client as RESOURCE_EXHAUSTED.
+message are INVALID_ARGUMENT (grpc itself would answer INTERNAL), and only once
+the key is known good. A status is made to fit the trailers a client accepts
+(8 KiB by default in grpc): a huge message or detail would otherwise reach the
+client as RESOURCE_EXHAUSTED.
 
 It also picks the threads each call runs on (`Lanes`): the --workers pool serves
 the calls that answer at once; calls that may stay open (WaitOperation, streams)
@@ -20,9 +19,7 @@ grpc runs a handler on the pool its function names as `experimental_thread_pool`
 
 from __future__ import annotations
 
-import logging
 import re
-import time
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
@@ -39,13 +36,12 @@ from server.errors import (
     MORE_VIOLATIONS,
     FootfallError,
     InvalidArgument,
-    internal_status,
     more_violations,
     to_rpc_status,
 )
-from server.policy import Admission, Policy
+from server.policy import Policy
+from server.policy.envelope import Envelope
 
-log = logging.getLogger(__name__)
 TRANSPORT = "grpc"
 # Trailers a status may fill: grpc-message (percent-encoded) and
 # grpc-status-details-bin (base64, so 4/3 of this), well under grpc's 8 KiB.
@@ -80,14 +76,7 @@ def _clip(text: str, budget: int) -> str:
 
 def _fits(text: str) -> bool:
     """Whether `_clip` would leave `text` whole (looks at MESSAGE_BUDGET chars at most)."""
-    if len(text) * 3 <= MESSAGE_BUDGET:
-        return True
-    cost = 0
-    for char in text:
-        cost += _char_cost(char)
-        if cost > MESSAGE_BUDGET - 9:
-            return False
-    return True
+    return len(text) * 3 <= MESSAGE_BUDGET or _clip(text, MESSAGE_BUDGET) is text
 
 
 def _fit_bad_request(bad: error_details_pb2.BadRequest, budget: int) -> None:
@@ -165,51 +154,37 @@ def status_of(error: FootfallError) -> status_pb2.Status:
     return fit_in_trailers(status)
 
 
-def _decode(deserializer: Callable[[bytes], Any] | None, raw: Any, method: str) -> Any:
+def _decoder(deserializer: Callable[[bytes], Any] | None, method: str) -> Callable[[Any], Any]:
+    """How `method`'s requests are decoded: bytes that are no valid message are
+    INVALID_ARGUMENT."""
     if deserializer is None:
-        return raw
-    try:
-        request = deserializer(raw)
-    except (DecodeError, ValueError, TypeError) as exc:
-        raise InvalidArgument.field("request", f"is not a valid serialized request of "
-                                               f"{method}: {exc}") from None
-    if isinstance(request, Message):
-        wellknown.check(request)
-    return request
+        return lambda raw: raw
+
+    def decode(raw: Any) -> Any:
+        try:
+            request = deserializer(raw)
+        except (DecodeError, ValueError, TypeError) as exc:
+            raise InvalidArgument.field("request", f"is not a valid serialized request of "
+                                                   f"{method}: {exc}") from None
+        if isinstance(request, Message):
+            wellknown.check(request)
+        return request
+
+    return decode
 
 
 def _guard(handler: grpc.RpcMethodHandler, method: str,
-           policy: Policy) -> Callable[[Any, grpc.ServicerContext], Any]:
+           envelope: Envelope) -> Callable[[Any, grpc.ServicerContext], Any]:
     behaviour = handler.unary_unary
     assert behaviour is not None  # only unary-unary handlers are guarded
-    deserializer = handler.request_deserializer
+    decode = _decoder(handler.request_deserializer, method)
+    run = envelope.run
 
     def guarded(raw: Any, context: grpc.ServicerContext) -> Any:
-        started = time.perf_counter()
-        code, message = grpc.StatusCode.OK, ""
-        admission: Admission | None = None
-        try:
-            # The key first: nobody without one makes the server parse (up to
-            # --max-request-bytes of) a request. admit() checks the role and project.
-            policy.authenticate_early(method, context.invocation_metadata())
-            request = _decode(deserializer, raw, method)
-            admission = policy.admit(method, context.invocation_metadata(), request, context)
-            return behaviour(request, context)
-        except FootfallError as exc:
-            code, message = exc.code, exc.message
-            context.abort_with_status(rpc_status.to_status(status_of(exc)))
-        except Exception:
-            aborted = context.code()  # type: ignore[attr-defined]  # grpc has it, its stubs not
-            if aborted is not None:  # already aborted on purpose
-                code = aborted
-                raise
-            code, message = grpc.StatusCode.INTERNAL, "see the traceback"
-            log.exception("%s failed", method)
-            context.abort_with_status(rpc_status.to_status(
-                internal_status(f"internal error in {method}; see the server log")))
-        finally:
-            policy.record(method, TRANSPORT, code, time.perf_counter() - started, admission,
-                          message)
+        answer = run(method, context.invocation_metadata(), raw, decode, context, behaviour)
+        if isinstance(answer, FootfallError):
+            context.abort_with_status(rpc_status.to_status(status_of(answer)))
+        return answer
 
     return guarded
 
@@ -276,7 +251,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
     handler on its lane."""
 
     def __init__(self, policy: Policy | None = None, lanes: Lanes | None = None) -> None:
-        self._policy = policy or Policy(())
+        self._envelope = Envelope(policy or Policy(()), TRANSPORT)
         self._lanes = lanes
         self._cache: dict[str, grpc.RpcMethodHandler] = {}
 
@@ -302,7 +277,7 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         pool = None if self._lanes is None else self._lanes.pool_for(method, behaviour,
                                                                      not unary)
         if unary:
-            guarded = _guard(handler, method, self._policy)
+            guarded = _guard(handler, method, self._envelope)
             if pool is not None:
                 guarded.experimental_thread_pool = pool  # type: ignore[attr-defined]
             handler = grpc.unary_unary_rpc_method_handler(

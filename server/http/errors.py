@@ -10,6 +10,8 @@ import orjson
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 
+from server.errors import BodyTooSlow, FootfallError, RequestTooLarge
+
 # google/rpc/code.proto: the HTTP mapping of each canonical code.
 HTTP_STATUS = {
     code_pb2.OK: 200,
@@ -32,8 +34,22 @@ HTTP_STATUS = {
 }
 
 
+# Errors HTTP answers otherwise than their status code maps to.
+HTTP_STATUS_OF_ERROR: dict[type[FootfallError], int] = {
+    RequestTooLarge: 413,  # Content Too Large
+    BodyTooSlow: 408,  # Request Timeout
+}
+
+
 def http_status(code: int) -> int:
     return HTTP_STATUS.get(code, 500)
+
+
+def http_status_of(error: FootfallError) -> int:
+    """The HTTP code that answers `error`: its own in HTTP_STATUS_OF_ERROR (or the
+    `http_status` of a cross-site refusal), else the one its status code maps to."""
+    return HTTP_STATUS_OF_ERROR.get(type(error)) or getattr(error, "http_status", None) \
+        or http_status(error.code.value[0])
 
 
 def code_name(code: int) -> str:

@@ -4,8 +4,9 @@ from the contracts' `google.api.http` annotations.
 
 Besides the routes: `/footfall.js` (the tracker), `/metrics` (Prometheus), CORS
 (preflight included) for pages on other origins, and the pixel's always-a-GIF
-answer. Every routed call goes through the same policy as over gRPC
-(`server.policy`: keys, faults, quotas, metrics and the log line). Connections
+answer. Every routed call runs in the same envelope as over gRPC
+(`server.policy.envelope`: keys, faults, quotas, metrics and the log line); the
+key is checked before the body is read, the body decoded on a worker. Connections
 are capped and must send their heads in time (`connections`); pages of other
 sites cannot change anything (`crosssite`).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import ssl
 import threading
@@ -28,18 +30,20 @@ from google.rpc import status_pb2
 
 from server.config import Settings
 from server.errors import (
+    BodyTooSlow,
+    DeadlineExceeded,
     FootfallError,
     InvalidArgument,
-    ResourceExhausted,
-    internal_status,
+    RequestTooLarge,
     to_rpc_status,
 )
 from server.http import pixel, tracker, transcode
 from server.http.connections import GuardedSite, fit_descriptors
 from server.http.crosssite import HostCheck, OriginCheck, is_loopback_listener
-from server.http.errors import error_body, http_status
+from server.http.errors import error_body, http_status, http_status_of
 from server.http.routes import Route, Router, derive_routes
-from server.policy import Admission, CallerGone, Policy
+from server.policy import Policy
+from server.policy.envelope import Envelope
 from server.retail.collect import Requester
 
 log = logging.getLogger(__name__)
@@ -52,29 +56,8 @@ TRANSPORT = "http"
 DEFAULT_ALLOWED_HEADERS = ("Content-Type, Authorization, X-Goog-Api-Client, "
                            "X-Goog-User-Project, X-Goog-Request-Params, X-Server-Timeout")
 START_TIMEOUT = 30.0
-
-
-class RequestTooLarge(ResourceExhausted):
-    """A body over --max-request-bytes: RESOURCE_EXHAUSTED, answered as HTTP 413."""
-
-    http_status = 413
-
-
-class BodyTooSlow(FootfallError):
-    """A body not in within --http-body-timeout: DEADLINE_EXCEEDED, answered as HTTP
-    408 Request Timeout, and the connection closed."""
-
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
-    http_status = 408
-
-
-class _Reported(FootfallError):
-    """A status a servicer set on its context (the generated base classes do, for
-    methods a servicer does not implement)."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+NO_STORE = {"Cache-Control": "no-store"}
+JSON_HEADERS = {**NO_STORE, "Content-Type": "application/json; charset=utf-8"}
 
 
 class CallContext:
@@ -121,17 +104,8 @@ class CallContext:
     def code(self) -> grpc.StatusCode | None:
         return self._code
 
-
-def _invoke(route: Route, message: Message, context: CallContext) -> Any:
-    """The servicer's answer; raises what it raises (a FootfallError for a client's
-    mistake)."""
-    try:
-        return route.call(message, context)
-    except NotImplementedError:
-        code = context.code()
-        if code is None:
-            raise
-        raise _Reported(code, context._details or "not implemented") from None
+    def details(self) -> str:
+        return self._details
 
 
 class HttpGateway:
@@ -141,6 +115,7 @@ class HttpGateway:
                  policy: Policy | None = None) -> None:
         self._settings = settings
         self._policy = policy or Policy(servicers)
+        self._envelope = Envelope(self._policy, TRANSPORT)
         self.router = Router(derive_routes(servicers))
         self._origins = OriginCheck(settings.cors_origins)
         self._any_origin = "*" in settings.cors_origins
@@ -226,7 +201,7 @@ class HttpGateway:
         raw_path = request.rel_url.raw_path
         if self._hosts is not None and not self._hosts.allows(request.headers.get("Host")):
             refusal = HostCheck.refusal(request.headers["Host"])
-            return _error(to_rpc_status(refusal), refusal.http_status)
+            return _error(to_rpc_status(refusal), http_status_of(refusal))
         if request.method == "OPTIONS":
             return self._preflight(request, raw_path)
         if raw_path == TRACKER_PATH and request.method in ("GET", "HEAD"):
@@ -241,49 +216,45 @@ class HttpGateway:
         if found is None:
             return self._cors(request, self._no_route(request.method, raw_path))
         route, path_values = found
-        output = transcode.Output()
+        method, envelope = route.grpc_method, self._envelope
         started = time.perf_counter()
-        code, message_text = grpc.StatusCode.OK, ""
-        admission: list[Admission] = []  # filled on the worker thread
-        close = False
+        output = transcode.Output()
         try:
             self._origins.check(request, route)
             output = transcode.output_of(request.query)
-            body = await self._read_body(request)
-            message = transcode.build_request(route, path_values, request.query.items(), body)
             context = CallContext(request, pixel.requester(
                 request.headers, request.remote or "", self._settings.trust_forwarded_for))
             query_key = request.query.get("key") if route.rpc == pixel.PIXEL_RPC else None
-            work = asyncio.get_running_loop().run_in_executor(
-                self._executor, self._call, route, message, context, query_key, admission)
+            # The key before the body: nobody without one makes the server read
+            # (up to --max-request-bytes of) a body, let alone parse it.
+            grant = envelope.screen(method, context.invocation_metadata(), query_key)
+            body = await self._read_body(request)
+        except Exception as exc:
+            return self._refused(request, route, output, envelope.refuse(method, exc, started))
+        work = asyncio.get_running_loop().run_in_executor(
+            self._executor, envelope.run, method, context.invocation_metadata(), body,
+            functools.partial(transcode.build_request, route, path_values,
+                              request.query.items()),
+            context, functools.partial(_answer, route, output), grant, started)
+        try:
             answer = await _within(work, context.time_remaining())
-            return self._cors(request, self._render(route, answer, output))
-        except FootfallError as exc:
-            code, message_text = exc.code, exc.message
-            status, http = to_rpc_status(exc), getattr(exc, "http_status", None)
-            close = isinstance(exc, BodyTooSlow)
-        except Exception:
-            log.exception("%s %s failed", request.method, raw_path)
-            code, message_text = grpc.StatusCode.INTERNAL, "see the traceback"
-            status = internal_status(f"internal error in {route.rpc}; see the server log")
-            http = None
-        finally:
-            self._policy.record(route.grpc_method, TRANSPORT, code,
-                                time.perf_counter() - started,
-                                admission[0] if admission else None, message_text)
+        except DeadlineExceeded as exc:  # the call, still running, records itself
+            answer = exc
+        if isinstance(answer, FootfallError):
+            return self._refused(request, route, output, answer)
+        body, headers = answer
+        return self._cors(request, web.Response(body=body, headers=headers))
+
+    def _refused(self, request: web.Request, route: Route, output: transcode.Output,
+                 error: FootfallError) -> web.Response:
+        """Google's JSON error for `error`, or the pixel's GIF."""
+        status = to_rpc_status(error)
         if pixel.is_pixel(route, output):
             return self._cors(request, pixel.refused(status, request.remote or "?"))
-        response = _error(status, http)
-        if close:  # the rest of a slow body is not worth waiting for
+        response = _error(status, http_status_of(error))
+        if isinstance(error, BodyTooSlow):  # the rest of a slow body is not worth waiting for
             response.force_close()
         return self._cors(request, response)
-
-    def _call(self, route: Route, message: Message, context: CallContext,
-              query_key: str | None, admission: list[Admission]) -> Any:
-        """On a worker thread: the policy, then the servicer."""
-        admission.append(self._policy.admit(route.grpc_method, context.invocation_metadata(),
-                                            message, context, query_key))
-        return _invoke(route, message, context)
 
     async def _read_body(self, request: web.Request) -> bytes:
         """The body; RequestTooLarge past --max-request-bytes, BodyTooSlow if it is
@@ -301,17 +272,6 @@ class HttpGateway:
             raise BodyTooSlow(f"the request body did not arrive within "
                               f"{self._settings.http_body_timeout:g} s "
                               f"(--http-body-timeout)") from None
-
-    def _render(self, route: Route, answer: Message, output: transcode.Output) -> web.Response:
-        if route.response_body:
-            answer = getattr(answer, route.response_body)
-        headers = {"Cache-Control": "no-store"}
-        if answer.DESCRIPTOR.full_name == HTTP_BODY and not output.explicit_json:
-            body: Any = answer  # a google.api.HttpBody
-            headers["Content-Type"] = body.content_type or "application/octet-stream"
-            return web.Response(body=body.data, headers=headers)
-        return web.Response(body=transcode.response_json(answer, output), headers=headers,
-                            content_type="application/json", charset="utf-8")
 
     def _no_route(self, method: str, raw_path: str) -> web.Response:
         others = self.router.methods_for(raw_path)
@@ -349,6 +309,19 @@ class HttpGateway:
         return self._cors(request, response)
 
 
+def _answer(route: Route, output: transcode.Output, message: Message,
+            context: CallContext) -> tuple[bytes, dict[str, str]]:
+    """On a worker thread: the servicer's answer to `message`, as the body and
+    headers of the HTTP response."""
+    answer = route.call(message, context)
+    if route.response_body:
+        answer = getattr(answer, route.response_body)
+    if answer.DESCRIPTOR.full_name == HTTP_BODY and not output.explicit_json:
+        return answer.data, {**NO_STORE, "Content-Type": answer.content_type
+                             or "application/octet-stream"}
+    return transcode.response_json(answer, output), JSON_HEADERS
+
+
 def _error(status: status_pb2.Status, http: int | None = None) -> web.Response:
     """Google's JSON error; `http` overrides the HTTP code the status maps to."""
     code = http or http_status(status.code)
@@ -365,9 +338,8 @@ async def _within(work: asyncio.Future[Any], seconds: float | None) -> Any:
     try:
         return await asyncio.wait_for(asyncio.shield(work), timeout=seconds)
     except TimeoutError:
-        raise CallerGone(grpc.StatusCode.DEADLINE_EXCEEDED,
-                         "the deadline (X-Server-Timeout) passed before the answer was "
-                         "ready") from None
+        raise DeadlineExceeded("the deadline (X-Server-Timeout) passed before the answer "
+                               "was ready") from None
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext | None:

@@ -2,8 +2,8 @@
 roles, fault injection, write quotas, dropping work whose caller is gone, and
 the per-call metrics and log line.
 
-gRPC calls it from the interceptor in `server.rpc`, HTTP from the gateway; both
-hand it the full method name (`/google.cloud.retail.v2.UserEventService/WriteUserEvent`),
+Both transports reach it through one envelope (`server.policy.envelope`), which
+hands it the full method name (`/google.cloud.retail.v2.UserEventService/WriteUserEvent`),
 the call's metadata (lower-case names), the request message and a context with
 `is_active()` and `time_remaining()`.
 """
@@ -22,10 +22,18 @@ from google.protobuf.message import Message
 
 from server.clock import Clock
 from server.config import Settings
-from server.errors import FootfallError
+from server.errors import CallerGone as CallerGone
+from server.errors import Cancelled, DeadlineExceeded
 from server.policy import faults
-from server.policy.auth import WRITER_METHODS, Authenticator, authorize, project_of, resource_names
-from server.policy.faults import FaultInjector, InjectedFault
+from server.policy.auth import (
+    WRITER_METHODS,
+    Authenticator,
+    Grant,
+    authorize,
+    project_of,
+    resource_names,
+)
+from server.policy.faults import FaultInjector
 from server.policy.metrics import Metrics, split_method
 from server.policy.quota import ByteQuota, WriteQuota
 
@@ -37,14 +45,6 @@ QUOTA_METHODS = WRITER_METHODS
 SERVER_CODES = frozenset({grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN,
                           grpc.StatusCode.DATA_LOSS, grpc.StatusCode.UNAVAILABLE})
 Metadata = Sequence[tuple[str, Any]]
-
-
-class CallerGone(FootfallError):
-    """The caller cancelled or its deadline passed before the work started."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -99,15 +99,19 @@ class Policy:
             guarded = self._guards[method] = split_method(method)[0] in self._guarded
         return guarded
 
-    def authenticate_early(self, method: str, metadata: Metadata) -> None:
-        """UNAUTHENTICATED before the request is even decoded, when auth is on and the
-        call carries no known key (admit() then checks the rest)."""
+    def authenticate_early(self, method: str, metadata: Metadata,
+                           query_key: str | None = None) -> Grant | None:
+        """The grant of the call's key, before its request is even read or decoded;
+        None when auth is off or `method` is open. UNAUTHENTICATED when the call
+        carries no known key (admit() checks the rest)."""
         if self.auth.enabled and self.guards(method):
-            self.auth.authenticate(metadata)
+            return self.auth.authenticate(metadata, query_key)
+        return None
 
     def admit(self, method: str, metadata: Metadata, request: Message, context: Any,
-              query_key: str | None = None) -> Admission:
-        """Let the call through or raise why not.
+              query_key: str | None = None, grant: Grant | None = None) -> Admission:
+        """Let the call through or raise why not; `grant` is what authenticate_early
+        found (else the key is looked up here).
 
         UNAUTHENTICATED (no or unknown key), PERMISSION_DENIED (role or project),
         the injected code of an x-footfall-fail header (INVALID_ARGUMENT for a bad
@@ -118,7 +122,8 @@ class Policy:
             return OPEN
         admission = OPEN
         if self.auth.enabled:
-            grant = self.auth.authenticate(metadata, query_key)
+            if grant is None:
+                grant = self.auth.authenticate(metadata, query_key)
             admission = Admission(authorize(grant, method, request), grant.name)
         if self.faults is not None:
             self._inject(method, metadata, context)
@@ -143,7 +148,7 @@ class Policy:
             self._wait(spec.delay, context)
         if self.faults.fires(method, header, spec):
             assert spec.code is not None
-            raise InjectedFault(spec.code, header)
+            raise faults.injected(spec.code, header)
 
     def _wait(self, seconds: float, context: Any) -> None:
         """Sleep up to `seconds`, returning early once the caller is gone."""
@@ -189,12 +194,10 @@ def drop_if_gone(context: Any) -> None:
     if context is None:
         return
     if not context.is_active():
-        raise CallerGone(grpc.StatusCode.CANCELLED, "the caller went away before the call "
-                                                    "was served")
+        raise Cancelled("the caller went away before the call was served")
     remaining = context.time_remaining()
     if remaining is not None and remaining <= 0:
-        raise CallerGone(grpc.StatusCode.DEADLINE_EXCEEDED, "the caller's deadline passed "
-                                                            "before the call was served")
+        raise DeadlineExceeded("the caller's deadline passed before the call was served")
 
 
 def _logfmt(value: Any) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from server.errors import FootfallError, InvalidArgument
+from server.errors import ChosenStatus, InvalidArgument
 
 HEADER = "x-footfall-fail"
 MAX_DELAY_SECONDS = 60.0
@@ -73,12 +73,12 @@ def parse_spec(text: str) -> FaultSpec:
     return FaultSpec(None if code is grpc.StatusCode.OK else code, after, times, delay)
 
 
-class InjectedFault(FootfallError):
-    """The failure a client asked for."""
+def injected(code: grpc.StatusCode, header: str) -> ChosenStatus:
+    """The failure a client asked for with `header`."""
+    return ChosenStatus(code, f"injected failure ({HEADER}: {header[:200]})")
 
-    def __init__(self, code: grpc.StatusCode, header: str) -> None:
-        super().__init__(f"injected failure ({HEADER}: {header[:200]})")
-        self.code = code
+
+InjectedFault = ChosenStatus  # the old name of what `injected` returns, for callers that catch it
 
 
 class FaultInjector:

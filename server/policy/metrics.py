@@ -1,7 +1,7 @@
 """Prometheus metrics, served at /metrics on the HTTP port.
 
 One registry per server (so in-process tests can run several). The stores stay
-free of prometheus: they expose a commit hook (`GroupCommitter.on_commit`),
+free of prometheus: they take a commit listener (`Store.on_commit`),
 operations are observed by wrapping the runner's jobs.
 """
 
@@ -27,7 +27,6 @@ from prometheus_client import (
 
 from server.errors import FootfallError
 from server.operations.runner import StopRequested
-from server.store.group_commit import GroupCommitter
 from server.store.rows import LeaseLost, StepResult
 
 log = logging.getLogger(__name__)
@@ -110,11 +109,11 @@ class Metrics:
             self.events.labels("user_event").inc(stored)
 
     def watch_store(self, store: Any) -> bool:
-        """Hook into `store`'s group committer, if it has one; whether it had."""
-        committer = getattr(store, "_committer", None)
-        if not isinstance(committer, GroupCommitter):
+        """Count `store`'s commits, if it takes a commit listener; whether it did."""
+        listen = getattr(store, "on_commit", None)
+        if listen is None:
             return False
-        committer.on_commit = self.on_commit
+        listen(self.on_commit)
         return True
 
     # -- operations ------------------------------------------------------------

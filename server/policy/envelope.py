@@ -1,0 +1,89 @@
+"""The one envelope every call of either transport runs in: the key, the request
+decoded, admission (role, project, faults, quotas, gone callers), the servicer,
+any exception turned into a domain error, then the metrics and the log line.
+
+A transport keeps only its framing: gRPC decodes bytes and aborts with the
+status of a refusal; HTTP reads its body first (after `screen`, so that nobody
+without a key makes the server read or parse one) and renders Google's JSON
+error. A refusal is returned (a FootfallError), not raised: each transport
+renders it in its own framing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from server.errors import ChosenStatus, FootfallError, Internal
+from server.policy import Admission, Metadata, Policy
+from server.policy.auth import Grant
+
+log = logging.getLogger(__name__)
+
+
+def _chosen(context: Any) -> ChosenStatus | None:
+    """The status a servicer set on `context` before it raised, if it set one (the
+    generated base classes do: UNIMPLEMENTED)."""
+    code = context.code() if context is not None else None
+    if code is None:
+        return None
+    details = context.details() or ""
+    if isinstance(details, bytes):  # grpc keeps them encoded
+        details = details.decode("utf-8", "replace")
+    return ChosenStatus(code, details)
+
+
+def _bug(method: str) -> Internal:
+    """INTERNAL for the exception being handled, its traceback in the log."""
+    log.exception("%s failed", method)
+    return Internal(f"internal error in {method}; see the server log")
+
+
+class Envelope:
+    """Runs the calls of one transport ("grpc" or "http") under `policy`."""
+
+    def __init__(self, policy: Policy, transport: str) -> None:
+        self.policy = policy
+        self.transport = transport
+
+    def screen(self, method: str, metadata: Metadata, query_key: str | None = None
+               ) -> Grant | None:
+        """The call's grant before anything of its request is read (None when auth
+        is off or the method open); raises UNAUTHENTICATED. For a transport that
+        reads the request before `run` (HTTP bodies come after the head)."""
+        return self.policy.authenticate_early(method, metadata, query_key)
+
+    def run(self, method: str, metadata: Metadata, raw: Any, decode: Callable[[Any], Any],
+            context: Any, call: Callable[[Any, Any], Any], grant: Grant | None = None,
+            started: float | None = None) -> Any:
+        """`call(decode(raw), context)`'s answer, or the FootfallError that refuses
+        the call (see `refuse`). `grant`: what `screen` found (else the key is
+        checked here, before decoding); `started`: when the transport began."""
+        if started is None:
+            started = time.perf_counter()
+        admission: Admission | None = None
+        try:
+            if grant is None:
+                grant = self.policy.authenticate_early(method, metadata)
+            request = decode(raw)
+            admission = self.policy.admit(method, metadata, request, context, grant=grant)
+            answer = call(request, context)
+        except Exception as exc:
+            return self.refuse(method, exc, started, context, admission)
+        self.policy.record(method, self.transport, grpc.StatusCode.OK,
+                           time.perf_counter() - started, admission)
+        return answer
+
+    def refuse(self, method: str, exc: Exception, started: float, context: Any = None,
+               admission: Admission | None = None) -> FootfallError:
+        """What answers `exc`, recorded: itself if a FootfallError, else the status
+        the servicer set on `context`, else Internal (a bug of ours, logged with its
+        traceback). Call it while handling `exc`."""
+        refusal = exc if isinstance(exc, FootfallError) else _chosen(context) or _bug(method)
+        self.policy.record(method, self.transport, refusal.code,
+                           time.perf_counter() - started, admission, refusal.message)
+        return refusal

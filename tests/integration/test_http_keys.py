@@ -1,0 +1,67 @@
+"""API keys on the HTTP gateway: asked for before the body is read or parsed, as
+gRPC asks before it decodes; the pixel's `?key=` counts the same."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from server.app import Running, start
+from server.clock import FixedClock
+from server.config import Settings
+from server.store import EventQuery
+
+from .http_client import Reply, call, query_value
+
+CATALOG = "projects/p/locations/global/catalogs/default_catalog"
+WRITE = f"/v2/{CATALOG}/userEvents:write"
+KEY = "http-keys-test-writer-0123456789"
+LIMIT = 64 * 1024  # --max-request-bytes
+EVERYTHING = EventQuery(CATALOG)
+
+
+@pytest.fixture
+def keyed(settings: Settings, clock: FixedClock, tmp_path: Path) -> Iterator[Running]:
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": {KEY: {"projects": ["p"], "role": "writer"}}}))
+    running = start(dataclasses.replace(settings, http_port=-1, auth_file=str(keys),
+                                        max_request_bytes=LIMIT), clock)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def post(running: Running, body: bytes, **headers: str) -> Reply:
+    return call(running.http_port, "POST", WRITE, body,
+                {"Content-Type": "application/json", **headers})
+
+
+def test_a_body_without_a_key_is_refused_before_it_is_read_or_parsed(keyed: Running) -> None:
+    invalid = b'{"eventType": "home-page-view", "visitorId": '
+    huge = b'{"eventType": "home-page-view", "visitorId": "' + b"x" * (3 * LIMIT) + b'"}'
+    for body in (invalid, huge):
+        reply = post(keyed, body)
+        assert reply.status == 401, reply.body[:300]
+        assert reply.error()["status"] == "UNAUTHENTICATED"
+    # With the key, the bodies are what they are: no JSON, too large.
+    assert post(keyed, invalid, **{"x-goog-api-key": KEY}).error()["status"] == \
+        "INVALID_ARGUMENT"
+    reply = post(keyed, huge, **{"x-goog-api-key": KEY})
+    assert reply.status == 413 and reply.error()["status"] == "RESOURCE_EXHAUSTED"
+    assert keyed.store.count_user_events(EVERYTHING) == 0
+
+
+def test_the_pixel_key_in_the_query_is_checked_up_front_too(keyed: Running) -> None:
+    event = {"eventType": "home-page-view", "visitorId": "v1"}
+    path = f"/v2/{CATALOG}/userEvents:collect?user_event={query_value(event)}"
+    refused = call(keyed.http_port, "GET", path)
+    assert refused.status == 200 and \
+        refused.headers["X-Footfall-Error"].startswith("UNAUTHENTICATED: ")
+    taken = call(keyed.http_port, "GET", f"{path}&key={KEY}")
+    assert taken.status == 200 and "X-Footfall-Error" not in taken.headers
+    assert keyed.store.count_user_events(EVERYTHING) == 1

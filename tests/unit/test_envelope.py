@@ -1,0 +1,185 @@
+"""The one call envelope both transports use: the key before the request is
+decoded, refusals returned as domain errors, every outcome recorded once; the
+HTTP codes that differ from a status's own; the stores' commit listener."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from footfall.retail.v2 import user_event_service_pb2
+
+from server.errors import (
+    BodyTooSlow,
+    ChosenStatus,
+    DeadlineExceeded,
+    Internal,
+    InvalidArgument,
+    RequestTooLarge,
+    ResourceExhausted,
+)
+from server.http.crosssite import HostCheck
+from server.http.errors import http_status_of
+from server.policy import Policy
+from server.policy.auth import Authenticator, MissingKey
+from server.policy.envelope import Envelope
+from server.store import open_store
+from server.store.group_commit import Job
+
+from .test_store import row
+
+SERVICE = "google.cloud.retail.v2.UserEventService"
+WRITE = f"/{SERVICE}/WriteUserEvent"
+CATALOG = "projects/shop/locations/global/catalogs/default_catalog"
+KEY = [("x-goog-api-key", "key-1")]
+
+
+@dataclass
+class Context:
+    """What a servicer context tells the envelope: alive, no deadline, and the
+    status a servicer may have set (grpc keeps its details as bytes)."""
+
+    set_code: grpc.StatusCode | None = None
+    set_details: bytes | None = None
+
+    def is_active(self) -> bool:
+        return True
+
+    def time_remaining(self) -> float | None:
+        return None
+
+    def code(self) -> grpc.StatusCode | None:
+        return self.set_code
+
+    def details(self) -> bytes | None:
+        return self.set_details
+
+
+def request() -> user_event_service_pb2.WriteUserEventRequest:
+    return user_event_service_pb2.WriteUserEventRequest(parent=CATALOG)
+
+
+@pytest.fixture
+def keyed(tmp_path: Path) -> Envelope:
+    keys = tmp_path / "keys.json"
+    keys.write_text('{"keys": {"key-1": {"projects": ["shop"], "role": "writer"}}}')
+    return Envelope(Policy([SERVICE], Authenticator(str(keys))), "http")
+
+
+def calls(envelope: Envelope, code: str, transport: str = "http") -> float:
+    value = envelope.policy.metrics.registry.get_sample_value(
+        "footfall_requests_total", {"service": SERVICE, "method": "WriteUserEvent",
+                                    "transport": transport, "code": code})
+    return value or 0.0
+
+
+def test_the_key_is_checked_before_the_request_is_decoded(keyed: Envelope) -> None:
+    decoded: list[bytes] = []
+
+    def decode(raw: bytes) -> Any:
+        decoded.append(raw)
+        return request()
+
+    refusal = keyed.run(WRITE, [], b"\xff not a request", decode, Context(),
+                        lambda message, context: message)
+    assert isinstance(refusal, MissingKey) and decoded == []
+    answer = keyed.run(WRITE, KEY, b"raw", decode, Context(), lambda message, context: "ok")
+    assert answer == "ok" and decoded == [b"raw"]
+    assert (calls(keyed, "UNAUTHENTICATED"), calls(keyed, "OK")) == (1, 1)
+
+
+def test_a_screened_call_is_not_asked_for_its_key_again(keyed: Envelope) -> None:
+    grant = keyed.screen(WRITE, KEY)
+    assert grant is not None
+    # The metadata no longer carries the key (as after an HTTP body was read): the grant holds.
+    answer = keyed.run(WRITE, [], b"", lambda raw: request(), Context(),
+                       lambda message, context: "ok", grant)
+    assert answer == "ok"
+    with pytest.raises(MissingKey):
+        keyed.screen(WRITE, [])
+
+
+def test_refusals_are_returned_and_recorded_once() -> None:
+    envelope = Envelope(Policy([SERVICE]), "grpc")
+
+    def refuse(message: Any, context: Any) -> Any:
+        raise InvalidArgument.field("user_event.visitor_id", "is required")
+
+    refusal = envelope.run(WRITE, [], b"", lambda raw: request(), Context(), refuse)
+    assert isinstance(refusal, InvalidArgument)
+    assert calls(envelope, "INVALID_ARGUMENT", "grpc") == 1
+
+
+def test_a_status_the_servicer_set_is_the_answer() -> None:
+    """The generated base classes set UNIMPLEMENTED and raise NotImplementedError."""
+    envelope = Envelope(Policy([SERVICE]), "grpc")
+
+    def unimplemented(message: Any, context: Any) -> Any:
+        raise NotImplementedError("Method not implemented!")
+
+    context = Context(grpc.StatusCode.UNIMPLEMENTED, b"Method not implemented!")
+    refusal = envelope.run(WRITE, [], b"", lambda raw: request(), context, unimplemented)
+    assert isinstance(refusal, ChosenStatus)
+    assert (refusal.code, refusal.message) == (grpc.StatusCode.UNIMPLEMENTED,
+                                               "Method not implemented!")
+    assert calls(envelope, "UNIMPLEMENTED", "grpc") == 1
+
+
+def test_a_bug_is_internal_with_its_traceback_in_the_log(
+        caplog: pytest.LogCaptureFixture) -> None:
+    envelope = Envelope(Policy([SERVICE]), "http")
+
+    def bug(message: Any, context: Any) -> Any:
+        raise KeyError("oops")
+
+    with caplog.at_level(logging.INFO):
+        refusal = envelope.run(WRITE, [], b"", lambda raw: request(), Context(), bug)
+    assert isinstance(refusal, Internal) and refusal.code is grpc.StatusCode.INTERNAL
+    assert "see the server log" in refusal.message and "oops" not in refusal.message
+    failed = [r for r in caplog.records if r.getMessage() == f"{WRITE} failed"]
+    assert len(failed) == 1 and failed[0].exc_info is not None
+    assert calls(envelope, "INTERNAL") == 1
+
+
+def test_refusals_met_before_run_are_recorded_too() -> None:
+    envelope = Envelope(Policy([SERVICE]), "http")
+    too_large = RequestTooLarge("the request body is larger than 10 bytes")
+    assert envelope.refuse(WRITE, too_large, 0.0) is too_large
+    try:
+        raise ConnectionResetError("the client hung up mid-body")
+    except ConnectionResetError as exc:
+        assert isinstance(envelope.refuse(WRITE, exc, 0.0), Internal)
+    assert (calls(envelope, "RESOURCE_EXHAUSTED"), calls(envelope, "INTERNAL")) == (1, 1)
+
+
+def test_http_codes_that_are_not_the_status_codes_own() -> None:
+    assert http_status_of(RequestTooLarge("too large")) == 413
+    assert http_status_of(ResourceExhausted("quota")) == 429
+    assert http_status_of(BodyTooSlow("slow")) == 408
+    assert http_status_of(DeadlineExceeded("late")) == 504
+    assert http_status_of(HostCheck.refusal("evil.example")) == 421
+    assert http_status_of(ChosenStatus(grpc.StatusCode.UNAVAILABLE, "injected")) == 503
+
+
+@pytest.fixture(params=["memory", "file", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    url = {"memory": "memory://", "file": f"sqlite:///{tmp_path}/events.db"}.get(
+        request.param) or request.getfixturevalue("postgres_url")
+    opened = open_store(url)
+    yield opened
+    opened.close()
+    if request.param == "postgres":
+        request.getfixturevalue("postgres_databases").empty(url)
+
+
+def test_every_store_tells_its_commit_listener_each_batch(store: Any) -> None:
+    batches: list[list[Job]] = []
+    store.on_commit(batches.append)
+    store.write_user_events([row("a"), row("b")])
+    store.flush()  # the listener runs on the writer thread once the writer has its answer
+    assert sum(len(job.rows or ()) for batch in batches for job in batch) == 2
