@@ -13,6 +13,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -146,7 +147,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                                check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 10000")
         if not self._memory:
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enter_wal(conn)
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         return conn
 
@@ -386,6 +387,25 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+def _enter_wal(conn: sqlite3.Connection, seconds: float = 10.0) -> None:
+    """journal_mode = WAL, waiting for other connections like busy_timeout would.
+
+    Switching a new file to WAL needs it to itself, and SQLite answers "database is
+    locked" at once, without its busy handler, while another connection (another
+    process starting on the same new file) holds it: so try again, briefly."""
+    deadline = time.monotonic() + seconds
+    delay = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 def _probe_write(conn: sqlite3.Connection) -> None:
