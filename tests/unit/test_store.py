@@ -954,21 +954,27 @@ def empty_database_url(store_url: str, tmp_path: Path, request: pytest.FixtureRe
     return url
 
 
-def test_migrations_apply_once_even_when_opened_concurrently(empty_database_url: str) -> None:
+def open_concurrently(url: str, openers: int = 4) -> tuple[list[Any], list[BaseException]]:
+    """The stores `openers` threads opened on `url` at once, and what the others raised."""
     opened: list[Any] = []
     errors: list[BaseException] = []
 
     def open_one() -> None:
         try:
-            opened.append(open_store(empty_database_url))
-        except BaseException as exc:  # collected and asserted below
+            opened.append(open_store(url))
+        except BaseException as exc:  # collected, for the caller to assert on
             errors.append(exc)
 
-    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    threads = [threading.Thread(target=open_one) for _ in range(openers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return opened, errors
+
+
+def test_migrations_apply_once_even_when_opened_concurrently(empty_database_url: str) -> None:
+    opened, errors = open_concurrently(empty_database_url)
     try:
         assert errors == []
         assert applied_versions(opened[0]) == [version for version, _, _ in MIGRATIONS]
@@ -1017,22 +1023,7 @@ def test_processes_starting_on_one_new_file_all_open_it(tmp_path: Path) -> None:
     wait) while another connection holds it; every opener must wait its turn. Before,
     about one round in ten failed."""
     for round_ in range(30):
-        url = f"sqlite:///{tmp_path}/new-{round_}.db"
-        opened: list[Any] = []
-        errors: list[BaseException] = []
-
-        def open_one(url: str = url, opened: list[Any] = opened,
-                     errors: list[BaseException] = errors) -> None:
-            try:
-                opened.append(open_store(url))
-            except BaseException as exc:  # collected and asserted below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=open_one) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        opened, errors = open_concurrently(f"sqlite:///{tmp_path}/new-{round_}.db")
         for store in opened:
             store.close()
         assert errors == [], f"round {round_}"
