@@ -164,10 +164,6 @@ class AlreadyExists(_ResourceError):
     verb = "already exists"
 
 
-class FailedPrecondition(FootfallError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
-
-
 class Unimplemented(FootfallError):
     code = grpc.StatusCode.UNIMPLEMENTED
 

@@ -22,7 +22,6 @@ from google.protobuf.message import Message
 
 from server.clock import Clock
 from server.config import Settings
-from server.errors import CallerGone as CallerGone
 from server.errors import Cancelled, DeadlineExceeded
 from server.policy import faults
 from server.policy.auth import (

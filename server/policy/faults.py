@@ -78,9 +78,6 @@ def injected(code: grpc.StatusCode, header: str) -> ChosenStatus:
     return ChosenStatus(code, f"injected failure ({HEADER}: {header[:200]})")
 
 
-InjectedFault = ChosenStatus  # the old name of what `injected` returns, for callers that catch it
-
-
 class FaultInjector:
     """Decides, per call, whether a requested fault fires (after/times counting)."""
 

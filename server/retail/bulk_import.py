@@ -38,6 +38,7 @@ MAX_ERROR_SAMPLES = 50
 R = TypeVar("R", import_config_pb2.ImportUserEventsRequest,
             import_config_pb2.ImportProductsRequest)
 M = TypeVar("M", bound=Message)
+Response = import_config_pb2.ImportUserEventsResponse | import_config_pb2.ImportProductsResponse
 
 
 @dataclass(frozen=True)
@@ -242,8 +243,9 @@ class BulkImport(Generic[R, M]):
         """Failure messages of the batch's bad items, and the writes for the good ones."""
         raise NotImplementedError
 
-    def response(self, request: R, state: ImportState,
-                 samples: list[status_pb2.Status]) -> Message:
+    def response(self, state: ImportState) -> Response:
+        """The finished import's response; its error samples and errors_config are
+        added by the loop."""
         raise NotImplementedError
 
     def account(self, state: ImportState, result: StepResult) -> None:
@@ -374,10 +376,12 @@ class BulkImport(Generic[R, M]):
             final = records.operation(ctx.record.name, meta,
                                       error=records.cancelled_status(self.what))
         else:
-            samples = [status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=m)
-                       for m in state.samples]
-            final = records.operation(ctx.record.name, meta,
-                                      response=self.response(request, state, samples))
+            response = self.response(state)
+            response.error_samples.extend(
+                status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=m) for m in state.samples)
+            if request.HasField("errors_config"):
+                response.errors_config.CopyFrom(request.errors_config)
+            final = records.operation(ctx.record.name, meta, response=response)
         ctx.finish(final, state.dump())
 
 

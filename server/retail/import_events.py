@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from footfall.retail.v2 import import_config_pb2, user_event_pb2
-from google.rpc import status_pb2
 
 from server.config import Settings
 from server.errors import FieldViolation, gather, raise_if_any
@@ -97,12 +96,7 @@ class ImportJob(BulkImport[Request, UserEvent]):
         state.joined += result.inserted_joined
         state.unjoined += result.inserted - result.inserted_joined
 
-    def response(self, request: Request, state: ImportState,
-                 samples: list[status_pb2.Status]) -> import_config_pb2.ImportUserEventsResponse:
-        response = import_config_pb2.ImportUserEventsResponse(
-            error_samples=samples,
+    def response(self, state: ImportState) -> import_config_pb2.ImportUserEventsResponse:
+        return import_config_pb2.ImportUserEventsResponse(
             import_summary=import_config_pb2.UserEventImportSummary(
                 joined_events_count=state.joined, unjoined_events_count=state.unjoined))
-        if request.HasField("errors_config"):
-            response.errors_config.CopyFrom(request.errors_config)
-        return response

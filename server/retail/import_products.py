@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from footfall.retail.v2 import import_config_pb2, product_pb2
-from google.rpc import status_pb2
 
 from server import names
 from server.errors import FieldViolation, gather, raise_if_any
@@ -95,9 +94,5 @@ class ImportProductsJob(BulkImport[Request, Product]):
         return failures, Step(put_products=[ProductPut(branch, pid, payload)
                                             for pid, payload in upserts.items()])
 
-    def response(self, request: Request, state: ImportState,
-                 samples: list[status_pb2.Status]) -> import_config_pb2.ImportProductsResponse:
-        response = import_config_pb2.ImportProductsResponse(error_samples=samples)
-        if request.HasField("errors_config"):
-            response.errors_config.CopyFrom(request.errors_config)
-        return response
+    def response(self, state: ImportState) -> import_config_pb2.ImportProductsResponse:
+        return import_config_pb2.ImportProductsResponse()

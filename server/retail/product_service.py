@@ -274,33 +274,27 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
 
     def PurgeProducts(self, request: purge_config_pb2.PurgeProductsRequest,
                       context: grpc.ServicerContext) -> operations_pb2.Operation:
-        """Returns nothing: always UNIMPLEMENTED."""
         raise self._unimplemented("PurgeProducts", "planned: long-running operations")
 
     def SetInventory(self, request: product_service_pb2.SetInventoryRequest,
                      context: grpc.ServicerContext) -> operations_pb2.Operation:
-        """Returns nothing: always UNIMPLEMENTED."""
         raise self._unimplemented("SetInventory", "inventory updates are not supported")
 
     def AddFulfillmentPlaces(self, request: product_service_pb2.AddFulfillmentPlacesRequest,
                              context: grpc.ServicerContext) -> operations_pb2.Operation:
-        """Returns nothing: always UNIMPLEMENTED."""
         raise self._unimplemented("AddFulfillmentPlaces", "inventory updates are not supported")
 
     def RemoveFulfillmentPlaces(self, request: product_service_pb2.RemoveFulfillmentPlacesRequest,
                                 context: grpc.ServicerContext) -> operations_pb2.Operation:
-        """Returns nothing: always UNIMPLEMENTED."""
         raise self._unimplemented("RemoveFulfillmentPlaces",
                                   "inventory updates are not supported")
 
     def AddLocalInventories(self, request: product_service_pb2.AddLocalInventoriesRequest,
                             context: grpc.ServicerContext) -> operations_pb2.Operation:
-        """Returns nothing: always UNIMPLEMENTED."""
         raise self._unimplemented("AddLocalInventories", "inventory updates are not supported")
 
     def RemoveLocalInventories(self, request: product_service_pb2.RemoveLocalInventoriesRequest,
                                context: grpc.ServicerContext) -> operations_pb2.Operation:
-        """Returns nothing: always UNIMPLEMENTED."""
         raise self._unimplemented("RemoveLocalInventories",
                                   "inventory updates are not supported")
 

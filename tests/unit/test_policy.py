@@ -17,10 +17,16 @@ from hypothesis import strategies as st
 
 from server import wellknown
 from server.clock import FixedClock
-from server.errors import FootfallError, InvalidArgument, ResourceExhausted
-from server.policy import CallerGone, Policy
+from server.errors import (
+    CallerGone,
+    ChosenStatus,
+    FootfallError,
+    InvalidArgument,
+    ResourceExhausted,
+)
+from server.policy import Policy
 from server.policy.auth import Authenticator, MissingKey
-from server.policy.faults import FaultInjector, InjectedFault
+from server.policy.faults import FaultInjector
 from server.policy.metrics import Metrics
 from server.policy.quota import ByteQuota, WriteQuota
 from server.rpc import DETAILS_BUDGET, MESSAGE_BUDGET, fit_in_trailers
@@ -69,7 +75,7 @@ def test_keys_come_first_then_faults_then_quota(tmp_path: Any) -> None:
     with pytest.raises(MissingKey):
         policy.admit(WRITE, failing, write_request(), Context())
     keyed_failing = [("x-goog-api-key", "key-1"), *failing]
-    with pytest.raises(InjectedFault) as fault:
+    with pytest.raises(ChosenStatus) as fault:
         policy.admit(WRITE, keyed_failing, write_request(), Context())
     assert fault.value.code is grpc.StatusCode.UNAVAILABLE
     admitted = policy.admit(WRITE, keyed_failing, write_request(), Context())
