@@ -44,17 +44,13 @@ def run_purge(ctx: JobContext) -> None:
     state = orjson.loads(ctx.record.checkpoint) if ctx.record.checkpoint else {
         "last_id": 0, "purged": 0}
     meta = purge_config_pb2.PurgeMetadata()
-    if ctx.record.cancel_requested:
-        ctx.finish(records.operation(ctx.record.name, meta,
-                                     error=records.cancelled_status("the purge")),
-                   orjson.dumps(state))
-        return
-    if not request.force:
+    cancelled = ctx.record.cancel_requested
+    if not request.force and not cancelled:
         count = ctx.store.count_user_events(query)
         response = purge_config_pb2.PurgeUserEventsResponse(purged_events_count=count)
         ctx.finish(records.operation(ctx.record.name, meta, response=response))
         return
-    while True:
+    while not cancelled:
         ctx.check_stop()
         after = dict(state)
 
@@ -68,12 +64,14 @@ def run_purge(ctx: JobContext) -> None:
         result = ctx.step(Step(delete_events=query, delete_after_id=state["last_id"],
                                delete_limit=BATCH), progress)
         state = after
-        if result.cancel_requested:
-            ctx.finish(records.operation(ctx.record.name, meta,
-                                         error=records.cancelled_status("the purge")),
-                       orjson.dumps(state))
-            return
+        cancelled = result.cancel_requested
         if result.deleted == 0 and result.last_deleted_id == 0:
             break
-    response = purge_config_pb2.PurgeUserEventsResponse(purged_events_count=state["purged"])
-    ctx.finish(records.operation(ctx.record.name, meta, response=response), orjson.dumps(state))
+    if cancelled:
+        final = records.operation(ctx.record.name, meta,
+                                  error=records.cancelled_status("the purge"))
+    else:
+        final = records.operation(ctx.record.name, meta,
+                                  response=purge_config_pb2.PurgeUserEventsResponse(
+                                      purged_events_count=state["purged"]))
+    ctx.finish(final, orjson.dumps(state))

@@ -61,19 +61,7 @@ class EventRow:
         """
         payload = event.SerializeToString(deterministic=True)
         source = received if received is not None and received != payload else None
-        time = event.event_time
-        return cls(
-            catalog=catalog,
-            event_type=event.event_type,
-            visitor_id=event.visitor_id,
-            user_id=event.user_info.user_id,
-            event_time_us=to_micros(time.seconds, time.nanos),
-            event_time_ns=time.nanos % 1000,
-            joined=joined,
-            payload=payload,
-            key=dedup_key(catalog, source if source is not None else payload),
-            source=source,
-        )
+        return cls._of(catalog, event, joined, payload, source)
 
     @classmethod
     def for_join(cls, catalog: str, event: Any, received: bytes, joined: bool) -> EventRow:
@@ -82,12 +70,18 @@ class EventRow:
         deterministic serialization before the join) is reused, not made again."""
         if joined and event.product_details:
             return cls.from_event(catalog, event, joined, received)
+        return cls._of(catalog, event, joined, received, None)
+
+    @classmethod
+    def _of(cls, catalog: str, event: Any, joined: bool, payload: bytes,
+            source: bytes | None) -> EventRow:
         time = event.event_time
         return cls(catalog=catalog, event_type=event.event_type, visitor_id=event.visitor_id,
                    user_id=event.user_info.user_id,
                    event_time_us=to_micros(time.seconds, time.nanos),
-                   event_time_ns=time.nanos % 1000, joined=joined, payload=received,
-                   key=dedup_key(catalog, received))
+                   event_time_ns=time.nanos % 1000, joined=joined, payload=payload,
+                   key=dedup_key(catalog, source if source is not None else payload),
+                   source=source)
 
     def as_params(self) -> tuple[Any, ...]:
         return (self.catalog, self.event_type, self.visitor_id, self.user_id,
@@ -306,7 +300,6 @@ class StoreFull(StoreUnavailable):
 class StoreUnusable(Exception):
     """The store cannot be used at all (not a database, damaged, a directory, on a
     read-only file system): start-up stops with this one-line message."""
-
 
 
 class StoreRefused(StoreUnavailable):
