@@ -18,7 +18,7 @@ from google.longrunning import operations_pb2
 
 from server.clock import Clock
 from server.config import Settings
-from server.errors import FieldViolation, InvalidArgument
+from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
 from server.names import parse_catalog
 from server.operations.runner import OperationRunner
 from server.policy import deadline_of
@@ -49,10 +49,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         limit, which is then its one violation).
         """
         violations: list[FieldViolation] = []
-        try:
-            catalog = parse_catalog(parent, "parent")
-        except InvalidArgument as exc:
-            violations.extend(exc.violations)
+        catalog = gather(violations, parse_catalog, parent, "parent")
         violations.extend(found or [])
         if not any(v.field == path for v in found or []):
             too_big = event_size_violation(event, path, self._max_event_bytes)
@@ -61,8 +58,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
             else:
                 violations.extend(validation.user_event_violations(
                     event, path, strict_event_types=self._strict))
-        if violations:
-            raise InvalidArgument(violations)
+        raise_if_any(violations)
         if not event.HasField("event_time"):
             event.event_time.FromNanoseconds(self._clock.now_ns())
         received = event.SerializeToString(deterministic=True)
@@ -82,12 +78,9 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         INVALID_ARGUMENT for a bad parent or event.
         """
         if not request.HasField("user_event"):
-            problems = [FieldViolation("user_event", "is required")]
-            try:
-                parse_catalog(request.parent, "parent")
-            except InvalidArgument as exc:
-                problems = exc.violations + problems
-            raise InvalidArgument(problems)
+            problems: list[FieldViolation] = []
+            gather(problems, parse_catalog, request.parent, "parent")
+            raise InvalidArgument([*problems, FieldViolation("user_event", "is required")])
         event = user_event_pb2.UserEvent()
         event.CopyFrom(request.user_event)
         self._store_event(request.parent, event, "user_event", wait=not request.write_async)

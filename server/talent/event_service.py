@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 from footfall.talent.v4 import event_pb2, event_service_pb2, event_service_pb2_grpc
 
-from server.errors import AlreadyExists, FieldViolation, InvalidArgument
+from server.errors import AlreadyExists, FieldViolation, gather, raise_if_any
 from server.names import TenantName, parse_tenant
 from server.policy.limits import event_size_violation
 from server.store import ClientEventRow, Store
@@ -27,11 +27,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         event_id is taken by a different event in the tenant.
         """
         violations: list[FieldViolation] = []
-        tenant: TenantName | None = None
-        try:
-            tenant = parse_tenant(request.parent, "parent")
-        except InvalidArgument as exc:
-            violations.extend(exc.violations)
+        tenant: TenantName | None = gather(violations, parse_tenant, request.parent, "parent")
         if not request.HasField("client_event"):
             violations.append(FieldViolation("client_event", "is required"))
         else:
@@ -39,8 +35,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
                                            self._max_event_bytes)
             violations.extend([too_big] if too_big is not None
                               else client_event_violations(request.client_event, tenant))
-        if violations:
-            raise InvalidArgument(violations)
+        raise_if_any(violations)
         assert tenant is not None
         event = request.client_event
         payload = event.SerializeToString(deterministic=True)
