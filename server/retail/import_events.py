@@ -7,10 +7,10 @@ from pathlib import Path
 from footfall.retail.v2 import import_config_pb2, user_event_pb2
 
 from server.config import Settings
-from server.errors import FieldViolation, gather, raise_if_any
+from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
 from server.names import parse_catalog
 from server.operations.runner import JobContext
-from server.policy.limits import event_size_violation, joined_size_violation
+from server.policy.limits import event_size_violation
 from server.retail import join, ndjson, validation
 from server.retail.bulk_import import (
     BulkImport,
@@ -82,14 +82,11 @@ class ImportJob(BulkImport[Request, UserEvent]):
             if violations:
                 failures.append(item.failure(violations))
                 continue
-            received = event.SerializeToString(deterministic=True)
-            joined = join.join_with_catalog(event, products)
-            too_big = (joined_size_violation(event, path, self._max_event_bytes)
-                       if joined and event.product_details else None)
-            if too_big is not None:
-                failures.append(item.failure([too_big]))
-                continue
-            rows.append(EventRow.for_join(catalog, event, received, joined))
+            try:
+                rows.append(join.joined_row(catalog, event, products, path,
+                                            self._max_event_bytes))
+            except InvalidArgument as exc:
+                failures.append(item.failure(exc.violations))
         return failures, Step(insert_events=rows)
 
     def account(self, state: ImportState, result: StepResult) -> None:

@@ -13,8 +13,10 @@ from typing import Any
 
 from footfall.retail.v2 import product_pb2
 
+from server.errors import InvalidArgument
 from server.names import default_branch
-from server.store import Store
+from server.policy.limits import joined_size_violation
+from server.store import EventRow, Store
 
 
 def product_ids(events: Iterable[Any]) -> list[str]:
@@ -46,3 +48,17 @@ def join_with_catalog(event: Any, products: dict[str, Any]) -> bool:
         if own_price is not None:
             detail.product.price_info.CopyFrom(own_price)
     return True
+
+
+def joined_row(catalog: str, event: Any, products: dict[str, Any], path: str,
+               max_event_bytes: int) -> EventRow:
+    """The row that stores `event` (a valid one, at `path` in its request) joined
+    with `products`; INVALID_ARGUMENT when the join makes it larger than
+    `max_event_bytes`."""
+    received = event.SerializeToString(deterministic=True)
+    joined = join_with_catalog(event, products)
+    if joined and event.product_details:
+        too_big = joined_size_violation(event, path, max_event_bytes)
+        if too_big is not None:
+            raise InvalidArgument([too_big])
+    return EventRow.for_join(catalog, event, received, joined)

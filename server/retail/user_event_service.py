@@ -22,9 +22,9 @@ from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
 from server.names import parse_catalog
 from server.operations.runner import OperationRunner
 from server.policy import deadline_of
-from server.policy.limits import event_size_violation, joined_size_violation
+from server.policy.limits import event_size_violation
 from server.retail import collect, import_events, join, purge, rejoin, validation
-from server.store import EventRow, Store
+from server.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +61,8 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         raise_if_any(violations)
         if not event.HasField("event_time"):
             event.event_time.FromNanoseconds(self._clock.now_ns())
-        received = event.SerializeToString(deterministic=True)
         products = join.load_products(self._store, str(catalog), join.product_ids([event]))
-        joined = join.join_with_catalog(event, products)
-        if joined and event.product_details:
-            too_big = joined_size_violation(event, path, self._max_event_bytes)
-            if too_big is not None:
-                raise InvalidArgument([too_big])
-        row = EventRow.for_join(str(catalog), event, received, joined)
+        row = join.joined_row(str(catalog), event, products, path, self._max_event_bytes)
         self._store.write_user_events([row], wait=wait)
 
     def WriteUserEvent(self, request: user_event_service_pb2.WriteUserEventRequest,
