@@ -11,6 +11,7 @@ public API only, so that any store, `memory://` included, can be inspected.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -58,11 +59,9 @@ class ServerSource:
                                     name=op.name,
                                     timeout=duration_pb2.Duration(seconds=WAIT_SECONDS)))
         finally:
-            try:
+            with contextlib.suppress(RemoteError):  # a dry run changes nothing; its record may stay
                 self._call(self._operations.DeleteOperation,
                            operations_pb2.DeleteOperationRequest(name=op.name))
-            except RemoteError:
-                pass  # a dry run changes nothing; its record may stay
         if op.HasField("error"):
             raise RemoteError(grpc.StatusCode.UNKNOWN if op.error.code not in _CODES
                               else _CODES[op.error.code], op.error.message)

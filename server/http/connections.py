@@ -24,6 +24,7 @@ The body has a deadline of its own, kept by the gateway where it reads it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import resource
@@ -269,10 +270,8 @@ class GuardedSite(web.BaseSite):
 
 def _refuse(sock: socket.socket) -> None:
     """A 503 if the socket takes it at once, then close: never wait on a refused client."""
-    try:
+    with contextlib.suppress(OSError):
         sock.send(REFUSAL)
-    except OSError:
-        pass
     sock.close()
 
 

@@ -13,6 +13,7 @@ replica is left for a replica that knows it (never claimed, retried or failed he
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -263,10 +264,8 @@ class OperationRunner:
             self._end_with(context, to_rpc_status(exc))
         except StopRequested:
             log.info("shutting down: %s will resume at the next start", record.name)
-            try:
+            with contextlib.suppress(StoreUnavailable):  # else the lease lapses by itself
                 self._store.release_operation(record.name, owner)
-            except StoreUnavailable:
-                pass  # the lease lapses by itself
         except LeaseLost:
             log.warning("%s was deleted or taken over; stopped working on it", record.name)
         except Exception:

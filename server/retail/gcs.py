@@ -15,6 +15,7 @@ the call's deadline, so a wildcard over a huge folder costs little.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -238,10 +239,8 @@ def _open_folder(root_real: str, parts: list[str], create: bool = False) -> int:
     try:
         for part in parts:
             if create:
-                try:
+                with contextlib.suppress(FileExistsError):
                     os.mkdir(part, dir_fd=fd)
-                except FileExistsError:
-                    pass
             inner = os.open(part, _FOLDER_FLAGS, dir_fd=fd)
             os.close(fd)
             fd = inner

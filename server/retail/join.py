@@ -52,9 +52,8 @@ def join_with_catalog(event: Any, products: dict[str, Any]) -> bool:
 
 def joined_row(catalog: str, event: Any, products: dict[str, Any], path: str,
                max_event_bytes: int) -> EventRow:
-    """The row that stores `event` (a valid one, at `path` in its request) joined
-    with `products`; INVALID_ARGUMENT when the join makes it larger than
-    `max_event_bytes`."""
+    """The row storing the valid `event` joined with `products`; INVALID_ARGUMENT
+    naming `path` when the join makes it larger than `max_event_bytes`."""
     received = event.SerializeToString(deterministic=True)
     joined = join_with_catalog(event, products)
     if joined and event.product_details:

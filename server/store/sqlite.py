@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from typing import Any
 
@@ -221,7 +221,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             conn.execute("RELEASE job")
             return value, None
 
-        with self._shared_lock if self._memory else _nothing():
+        with self._shared_lock if self._memory else nullcontext():
             conn.execute("BEGIN IMMEDIATE")  # the write lock now: no upgrade to fail later
             try:
                 outcomes = apply_in_order(jobs, partial(self._insert_events, conn), call)
@@ -382,11 +382,6 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                 conn.close()
             self._readers.clear()
         self._writer_conn.close()
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def _enter_wal(conn: sqlite3.Connection, seconds: float = 10.0) -> None:
