@@ -30,3 +30,12 @@ def cancelled_status(what: str) -> status_pb2.Status:
     return status_pb2.Status(
         code=code_pb2.CANCELLED,
         message=f"{what} was cancelled; the batches committed before the cancel are kept")
+
+
+def ended(name: str, metadata: Message, response: Message, cancelled: bool,
+          what: str) -> operations_pb2.Operation:
+    """The done Operation of a job: with `response`, or CANCELLED (`what` names the
+    job: "the purge") when `cancelled`."""
+    if cancelled:
+        return operation(name, metadata, error=cancelled_status(what))
+    return operation(name, metadata, response=response)

@@ -371,18 +371,13 @@ class BulkImport(Generic[R, M]):
 
     def _finish(self, ctx: JobContext, request: R, state: ImportState,
                 cancelled: bool) -> None:
-        meta = _metadata(ctx, state)
-        if cancelled:
-            final = records.operation(ctx.record.name, meta,
-                                      error=records.cancelled_status(self.what))
-        else:
-            response = self.response(state)
-            response.error_samples.extend(
-                status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=m) for m in state.samples)
-            if request.HasField("errors_config"):
-                response.errors_config.CopyFrom(request.errors_config)
-            final = records.operation(ctx.record.name, meta, response=response)
-        ctx.finish(final, state.dump())
+        response = self.response(state)
+        response.error_samples.extend(
+            status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=m) for m in state.samples)
+        if request.HasField("errors_config"):
+            response.errors_config.CopyFrom(request.errors_config)
+        ctx.finish(records.ended(ctx.record.name, _metadata(ctx, state), response, cancelled,
+                                 self.what), state.dump())
 
 
 def _metadata(ctx: JobContext, state: ImportState) -> import_config_pb2.ImportMetadata:

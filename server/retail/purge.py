@@ -67,11 +67,6 @@ def run_purge(ctx: JobContext) -> None:
         cancelled = result.cancel_requested
         if result.deleted == 0 and result.last_deleted_id == 0:
             break
-    if cancelled:
-        final = records.operation(ctx.record.name, meta,
-                                  error=records.cancelled_status("the purge"))
-    else:
-        final = records.operation(ctx.record.name, meta,
-                                  response=purge_config_pb2.PurgeUserEventsResponse(
-                                      purged_events_count=state["purged"]))
-    ctx.finish(final, orjson.dumps(state))
+    response = purge_config_pb2.PurgeUserEventsResponse(purged_events_count=state["purged"])
+    ctx.finish(records.ended(ctx.record.name, meta, response, cancelled, "the purge"),
+               orjson.dumps(state))

@@ -71,11 +71,7 @@ def run_rejoin(ctx: JobContext) -> None:
 
         cancelled = ctx.step(Step(update_events=updates), progress).cancel_requested
         state = after
-    if cancelled:
-        final = records.operation(ctx.record.name, meta,
-                                  error=records.cancelled_status("the rejoin"))
-    else:
-        final = records.operation(ctx.record.name, meta,
-                                  response=user_event_service_pb2.RejoinUserEventsResponse(
-                                      rejoined_user_events_count=state["rejoined"]))
-    ctx.finish(final, orjson.dumps(state))
+    response = user_event_service_pb2.RejoinUserEventsResponse(
+        rejoined_user_events_count=state["rejoined"])
+    ctx.finish(records.ended(ctx.record.name, meta, response, cancelled, "the rejoin"),
+               orjson.dumps(state))

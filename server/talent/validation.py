@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.errors import FieldViolation, InvalidArgument
+from server.errors import FieldViolation, gather
 from server.names import TenantName, parse_job
 
 MAX_ID = 255
@@ -40,11 +40,7 @@ def client_event_violations(event: Any, tenant: TenantName | None,
         out.append(FieldViolation(f"{path}.job_event.jobs", "at least one job is required"))
     for i, job in enumerate(job_event.jobs):
         field = f"{path}.job_event.jobs[{i}]"
-        try:
-            name = parse_job(job, field)
-        except InvalidArgument as exc:
-            out.extend(exc.violations)
-            continue
-        if tenant is not None and name.tenant != tenant:
+        name = gather(out, parse_job, job, field)
+        if name is not None and tenant is not None and name.tenant != tenant:
             out.append(FieldViolation(field, f"job {job!r} is not in the parent tenant {tenant}"))
     return out
