@@ -72,10 +72,8 @@ class JobContext:
         return self.clock.now_ns() // 1000
 
     def step(self, step: Step, progress: Callable[[StepResult], Progress]) -> StepResult:
-        """Apply one batch and its progress atomically; renews the lease.
-
-        Raises LeaseLost if the operation was deleted or taken over.
-        """
+        """Apply one batch and its progress atomically; renews the lease. Raises
+        LeaseLost if the operation was deleted or taken over."""
         return self.store.run_step(self.record.name, self.owner, step,
                                    self.now_us() + self.lease_us, progress)
 
@@ -151,12 +149,9 @@ class OperationRunner:
 
     def submit(self, parent: str, kind: str, request: Message,
                first: FirstOperation) -> operations_pb2.Operation:
-        """Store a new operation of `kind` under `parent` and wake a worker.
-
-        `first(name, create_time_ns)` builds the Operation clients see before the
-        job starts; the time is the one stored, to the microsecond.
-        Returns that Operation.
-        """
+        """Store a new operation of `kind` under `parent`, wake a worker, and return
+        `first(name, create_time_ns)`: the Operation clients see before the job starts
+        (the time is the one stored, to the microsecond)."""
         operation = self.submit_named(records.new_name(parent, kind), kind, request, first)
         if operation is None:  # one chance in 10**18
             raise RuntimeError("a new operation's random name is taken")

@@ -27,11 +27,8 @@ from server.store.rows import (
 
 class Store(Protocol):
     def write_user_events(self, rows: Sequence[EventRow], *, wait: bool = True) -> None:
-        """Store `rows`, skipping exact duplicates.
-
-        With `wait`, returns once they are committed (durable); without, returns at
-        once and the rows are committed in the next batch (flushed by `close`).
-        """
+        """Store `rows`, skipping exact duplicates. With `wait`, returns once they are
+        committed (durable); without, at once (the next batch commits them)."""
 
     def count_user_events(self, query: EventQuery) -> int:
         """How many stored events `query` selects."""
@@ -49,10 +46,8 @@ class Store(Protocol):
         """Like list_user_events, with each event's as-received form (or None)."""
 
     def create_client_event(self, row: ClientEventRow) -> tuple[bytes, bool]:
-        """Insert `row` unless its (tenant, event_id) exists.
-
-        Returns the stored payload and whether this call created it.
-        """
+        """Insert `row` unless its (tenant, event_id) exists; the stored payload and
+        whether this call created it."""
 
     def flush(self) -> None:
         """Wait until every write accepted so far is committed."""
@@ -81,20 +76,14 @@ class Store(Protocol):
 
     def create_product(self, branch: str, product_id: str, payload: bytes,
                        check: ProductCheck | None = None) -> bool:
-        """Insert unless present; False when the product already exists.
-
-        `check(payload, products)` runs first, in the same transaction; what it
-        raises is raised here and nothing is written.
-        """
+        """Insert unless present (False when it exists). `check(payload, products)`
+        runs first, in the same transaction; what it raises is raised here, nothing written."""
 
     def update_product(self, branch: str, product_id: str,
                        change: Callable[[bytes | None], bytes | None],
                        check: ProductCheck | None = None) -> bytes | None:
-        """Atomically replace the product with `change(current)` (None: leave as is).
-
-        `check(updated, products)` runs before the write, in the same transaction.
-        Returns what is stored afterwards.
-        """
+        """Atomically replace the product with `change(current)` (None: leave as is),
+        `check(updated, products)` first in the same transaction; what is stored after."""
 
     def delete_product(self, branch: str, product_id: str,
                        check: ProductCheck | None = None) -> bool:
@@ -133,10 +122,8 @@ class Store(Protocol):
 
     def run_step(self, name: str, owner: str, step: Step, lease_until_us: int,
                  progress: Callable[[StepResult], Progress]) -> StepResult:
-        """Apply `step` and record `progress(result)` in one transaction.
-
-        Raises LeaseLost (and writes nothing) when `owner` no longer holds `name`.
-        """
+        """Apply `step` and record `progress(result)` in one transaction; LeaseLost
+        (nothing written) when `owner` no longer holds `name`."""
 
     def release_operation(self, name: str, owner: str) -> None:
         """Give up the lease (on shutdown) so the next start resumes at once."""

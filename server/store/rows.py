@@ -54,11 +54,8 @@ class EventRow:
     @classmethod
     def from_event(cls, catalog: str, event: Any, joined: bool,
                    received: bytes | None = None) -> EventRow:
-        """The row for a validated `UserEvent` whose event_time is set.
-
-        `received` is the deterministic serialization of the event before
-        enrichment, when it was enriched.
-        """
+        """The row for a validated `UserEvent` whose event_time is set; `received`: its
+        deterministic serialization before enrichment, when it was enriched."""
         payload = event.SerializeToString(deterministic=True)
         source = received if received is not None and received != payload else None
         return cls._of(catalog, event, joined, payload, source)
@@ -117,10 +114,8 @@ class EventQuery:
 
 
 def where_clause(query: EventQuery, placeholder: str = "?") -> tuple[str, list[Any]]:
-    """SQL condition and parameters for `query` over the user_events table.
-
-    Shared by the SQLite and PostgreSQL stores; `placeholder` is the driver's.
-    """
+    """SQL condition and parameters for `query` over user_events, with the driver's
+    `placeholder`."""
     terms = [f"catalog = {placeholder}"]
     params: list[Any] = [query.catalog]
     for column, values in (("event_type", query.event_types),
