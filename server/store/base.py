@@ -28,7 +28,7 @@ from server.store.rows import (
 class Store(Protocol):
     def write_user_events(self, rows: Sequence[EventRow], *, wait: bool = True) -> None:
         """Store `rows`, skipping exact duplicates. With `wait`, returns once they are
-        committed (durable); without, at once (the next batch commits them)."""
+        committed (durable); without, at once (the next batch, or `close`, commits them)."""
 
     def count_user_events(self, query: EventQuery) -> int:
         """How many stored events `query` selects."""
