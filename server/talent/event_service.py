@@ -22,9 +22,8 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
                           context: grpc.ServicerContext) -> event_pb2.ClientEvent:
         """Store a client event; an identical retry returns the stored one.
 
-        INVALID_ARGUMENT for a bad parent or event (one over the size limit is
-        not looked at further); ALREADY_EXISTS when the
-        event_id is taken by a different event in the tenant.
+        INVALID_ARGUMENT for a bad parent or event (one over the size limit is not
+        looked at further); ALREADY_EXISTS when the event_id is taken by a different event.
         """
         violations: list[FieldViolation] = []
         tenant: TenantName | None = gather(violations, parse_tenant, request.parent, "parent")
