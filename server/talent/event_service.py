@@ -23,7 +23,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         """Store a client event; an identical retry returns the stored one.
 
         INVALID_ARGUMENT for a bad parent or event (one over the size limit is not
-        looked at further); ALREADY_EXISTS when the event_id is taken by a different event.
+        looked at further); ALREADY_EXISTS when another event of the tenant has its event_id.
         """
         violations: list[FieldViolation] = []
         tenant: TenantName | None = gather(violations, parse_tenant, request.parent, "parent")
