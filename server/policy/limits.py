@@ -14,20 +14,13 @@ from typing import Any
 from server.errors import FieldViolation
 
 
-def event_size_violation(event: Any, path: str, limit: int) -> FieldViolation | None:
+def event_size_violation(event: Any, path: str, limit: int,
+                         joined: bool = False) -> FieldViolation | None:
     """`path: is N bytes; at most LIMIT` when `event` serializes to more than
-    `limit` bytes, else None. ByteSize runs in C: cheap next to decoding the event."""
+    `limit` bytes, else None; `joined`: its products were filled in from the catalog
+    (the stored event and the answer). ByteSize runs in C: cheap next to decoding."""
     found = event.ByteSize()
     if found <= limit:
         return None
-    return FieldViolation(path, f"is {found} bytes; at most {limit}")
-
-
-def joined_size_violation(event: Any, path: str, limit: int) -> FieldViolation | None:
-    """The limit once more, on an event whose products were filled in from the
-    catalog (the stored event and the answer)."""
-    found = event.ByteSize()
-    if found <= limit:
-        return None
-    return FieldViolation(path, f"is {found} bytes once its products are filled in from the "
-                                f"catalog; at most {limit}")
+    how = " once its products are filled in from the catalog" if joined else ""
+    return FieldViolation(path, f"is {found} bytes{how}; at most {limit}")

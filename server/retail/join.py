@@ -15,7 +15,7 @@ from footfall.retail.v2 import product_pb2
 
 from server.errors import InvalidArgument
 from server.names import default_branch
-from server.policy.limits import joined_size_violation
+from server.policy.limits import event_size_violation
 from server.store import EventRow, Store
 
 
@@ -57,7 +57,7 @@ def joined_row(catalog: str, event: Any, products: dict[str, Any], path: str,
     received = event.SerializeToString(deterministic=True)
     joined = join_with_catalog(event, products)
     if joined and event.product_details:
-        too_big = joined_size_violation(event, path, max_event_bytes)
+        too_big = event_size_violation(event, path, max_event_bytes, joined=True)
         if too_big is not None:
             raise InvalidArgument([too_big])
     return EventRow.for_join(catalog, event, received, joined)

@@ -19,6 +19,8 @@ from server.operations.service import WAIT_POLL_SECONDS, OperationsService
 from server.store.rows import OperationRecord
 from server.store.sqlite import SqliteStore
 
+from .threads import in_background
+
 OPS = "projects/p/locations/global/catalogs/default_catalog/operations/"
 
 
@@ -53,21 +55,6 @@ def wait_request(name: str, seconds: int) -> operations_pb2.WaitOperationRequest
                                                timeout=duration_pb2.Duration(seconds=seconds))
 
 
-def in_thread(call: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
-    """Run `call` on a thread; its result (or exception) lands in the list."""
-    out: list[Any] = []
-
-    def run() -> None:
-        try:
-            out.append(call())
-        except Exception as exc:  # handed to the test
-            out.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, out
-
-
 def until(probe: Callable[[], bool], what: str) -> None:
     """Poll `probe` (no event says when a call has started waiting)."""
     checked = threading.Event()
@@ -92,7 +79,7 @@ def test_a_wait_is_woken_when_the_runner_ends_the_operation(store: CountingStore
     name = pending(store, "a")
     runner.start()
     try:
-        thread, out = in_thread(lambda: service.WaitOperation(wait_request(name, 20), None))
+        thread, out = in_background(lambda: service.WaitOperation(wait_request(name, 20), None))
         release.set()
         thread.join(10)
         assert not thread.is_alive(), "the wait was not woken by the end of the job"
@@ -110,7 +97,7 @@ def test_a_wait_reads_the_store_slowly_for_other_replicas(store: CountingStore) 
     assert not answer.done
     assert store.reads <= 2 / WAIT_POLL_SECONDS + 2  # a 10 ms poll read it ~200 times
     # ...and sees an end it was not told of (another replica's) at the next poll.
-    thread, out = in_thread(lambda: service.WaitOperation(wait_request(name, 20), None))
+    thread, out = in_background(lambda: service.WaitOperation(wait_request(name, 20), None))
     finished = operations_pb2.Operation(name=name, done=True).SerializeToString()
     store._write(lambda conn: conn.execute(
         "UPDATE operations SET done = 1, operation = ? WHERE name = ?", (finished, name)))
@@ -121,7 +108,7 @@ def test_a_wait_reads_the_store_slowly_for_other_replicas(store: CountingStore) 
 def test_waits_past_the_limit_answer_at_once(store: CountingStore) -> None:
     name = pending(store, "c")
     service = OperationsService(store, None, poll_seconds=30, max_waits=2)
-    waiting = [in_thread(lambda: service.WaitOperation(wait_request(name, 60), None))
+    waiting = [in_background(lambda: service.WaitOperation(wait_request(name, 60), None))
                for _ in range(2)]
     # Both slots are taken once both waiters have registered with the wake-ups.
     until(lambda: service._wakeups.waiting == 2, "both slots to be taken")
@@ -136,7 +123,7 @@ def test_waits_past_the_limit_answer_at_once(store: CountingStore) -> None:
 def test_a_deleted_operation_ends_its_waits_with_not_found(store: CountingStore) -> None:
     name = pending(store, "d")
     service = OperationsService(store, None, poll_seconds=30)
-    thread, out = in_thread(lambda: service.WaitOperation(wait_request(name, 20), None))
+    thread, out = in_background(lambda: service.WaitOperation(wait_request(name, 20), None))
     until(lambda: service._wakeups.waiting == 1, "the call to wait")
     service.DeleteOperation(operations_pb2.DeleteOperationRequest(name=name), None)
     thread.join(10)

@@ -22,6 +22,8 @@ from server.store import ClientEventRow, EventQuery, EventRow, Store, TimeBound,
 from server.store.migrations import MIGRATIONS, postgres_dialect
 from server.store.rows import LeaseLost, OperationRecord, Progress, Step, StepResult
 
+from .threads import in_background
+
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 BRANCH = f"{CATALOG}/branches/0"
 OPS = f"{CATALOG}/operations/"
@@ -362,20 +364,6 @@ def other_writer(request: pytest.FixtureRequest, store: Store,
     request.getfixturevalue("shared_url")
     opened: Store = stores()
     return opened
-
-
-def in_background(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
-    out: list[object] = []
-
-    def run() -> None:
-        try:
-            out.append(call())
-        except Exception as exc:  # handed to the test
-            out.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread, out
 
 
 # How long a check gives a conflicting write to slip in.
