@@ -2,6 +2,7 @@
 // grpc_cpp_plugin). Run by test_clients.py as `client ADDRESS CATALOG TENANT`; it prints
 // what the server answered as key=value lines and leaves the judging to the test.
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -33,6 +34,13 @@ void Report(const std::string& key, const T& value) {
   std::cout << key << "=" << value << "\n";
 }
 
+// A timestamp as seconds.nanoseconds, exactly, the same in every client.
+std::string Stamp(const google::protobuf::Timestamp& at) {
+  char nanos[16];
+  std::snprintf(nanos, sizeof nanos, ".%09d", at.nanos());
+  return std::to_string(at.seconds()) + nanos;
+}
+
 [[noreturn]] void Fail(const std::string& why) {
   std::cerr << why << std::endl;
   std::exit(1);
@@ -61,7 +69,7 @@ void Write(retail::UserEventService::Stub& events, const std::string& catalog) {
   Check("WriteUserEvent", events.WriteUserEvent(Call().get(), request, &written));
   Report("write.visitor_id", written.visitor_id());
   Report("write.attribute", written.attributes().at("client").text(0));
-  Report("write.event_time", TimeUtil::ToString(written.event_time()));
+  Report("write.event_time", Stamp(written.event_time()));
 }
 
 // Sends a visitor id one character too long; reports the status and the
@@ -154,7 +162,7 @@ void CreateClientEvent(talent::EventService::Stub& events, const std::string& te
   Report("talent.event_id", created.event_id());
   Report("talent.type", talent::JobEvent::JobEventType_Name(created.job_event().type()));
   Report("talent.jobs", created.job_event().jobs(0) + "," + created.job_event().jobs(1));
-  Report("talent.create_time", TimeUtil::ToString(created.create_time()));
+  Report("talent.create_time", Stamp(created.create_time()));
 
   talent::ClientEvent again;
   Check("CreateClientEvent (retry)", events.CreateClientEvent(Call().get(), request, &again));

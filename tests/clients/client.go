@@ -60,7 +60,7 @@ func write(events retail.UserEventServiceClient, catalog string) {
 	check("WriteUserEvent", err)
 	report("write.visitor_id", written.GetVisitorId())
 	report("write.attribute", strings.Join(written.GetAttributes()["client"].GetText(), ","))
-	report("write.event_time", written.GetEventTime().AsTime().Format(time.RFC3339Nano))
+	report("write.event_time", stamp(written.GetEventTime()))
 }
 
 // refuse sends a visitor id one character too long and reports the status and the
@@ -175,7 +175,7 @@ func createClientEvent(events talent.EventServiceClient, tenant string) {
 	report("talent.event_id", created.GetEventId())
 	report("talent.type", created.GetJobEvent().GetType().String())
 	report("talent.jobs", strings.Join(created.GetJobEvent().GetJobs(), ","))
-	report("talent.create_time", created.GetCreateTime().AsTime().Format(time.RFC3339Nano))
+	report("talent.create_time", stamp(created.GetCreateTime()))
 
 	again, err := create(event)
 	check("CreateClientEvent (retry)", err)
@@ -185,6 +185,11 @@ func createClientEvent(events talent.EventServiceClient, tenant string) {
 	changed.EventNotes = "another note"
 	_, err = create(changed)
 	report("talent.reused_id.code", int(status.Code(err)))
+}
+
+// stamp writes a timestamp as seconds.nanoseconds, exactly, the same in every client.
+func stamp(at *timestamppb.Timestamp) string {
+	return fmt.Sprintf("%d.%09d", at.GetSeconds(), at.GetNanos())
 }
 
 func report(key string, value interface{}) {
