@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	retail "footfall.test/retailpb"
-	talent "footfall.test/talentpb"
+	retail "footfall.test/retail/v2"
+	talent "footfall.test/talent/v4"
 	"google.golang.org/genproto/googleapis/longrunning"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
