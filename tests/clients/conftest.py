@@ -29,7 +29,7 @@ def _available(language: str, build: Callable[[], T]) -> T:
     try:
         return build()
     except builds.Unavailable as missing:
-        why = f"{SKIPPED}: {language}: {missing} (`make test-tools` installs it)"
+        why = f"{SKIPPED}: {language}: {missing} (`make test-tools` installs them)"
         if os.environ.get(REQUIRED) == "1":
             pytest.fail(f"{why}; {REQUIRED}=1 makes this a failure")
         pytest.skip(why)
