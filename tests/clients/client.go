@@ -44,17 +44,21 @@ func main() {
 	createClientEvent(talent.NewEventServiceClient(conn), tenant)
 }
 
-func write(events retail.UserEventServiceClient, catalog string) {
+// writeEvent sends one WriteUserEvent under the call deadline.
+func writeEvent(events retail.UserEventServiceClient, catalog string,
+	event *retail.UserEvent) (*retail.UserEvent, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), callDeadline)
 	defer cancel()
-	written, err := events.WriteUserEvent(ctx, &retail.WriteUserEventRequest{
-		Parent: catalog,
-		UserEvent: &retail.UserEvent{
-			EventType: "home-page-view",
-			VisitorId: "go-visitor",
-			Attributes: map[string]*retail.CustomAttribute{
-				"client": {Text: []string{"go"}},
-			},
+	return events.WriteUserEvent(ctx,
+		&retail.WriteUserEventRequest{Parent: catalog, UserEvent: event})
+}
+
+func write(events retail.UserEventServiceClient, catalog string) {
+	written, err := writeEvent(events, catalog, &retail.UserEvent{
+		EventType: "home-page-view",
+		VisitorId: "go-visitor",
+		Attributes: map[string]*retail.CustomAttribute{
+			"client": {Text: []string{"go"}},
 		},
 	})
 	check("WriteUserEvent", err)
@@ -66,14 +70,9 @@ func write(events retail.UserEventServiceClient, catalog string) {
 // refuse sends a visitor id one character too long and reports the status and the
 // google.rpc.BadRequest detail that grpc-go decodes from the trailers.
 func refuse(events retail.UserEventServiceClient, catalog string) {
-	ctx, cancel := context.WithTimeout(context.Background(), callDeadline)
-	defer cancel()
-	_, err := events.WriteUserEvent(ctx, &retail.WriteUserEventRequest{
-		Parent: catalog,
-		UserEvent: &retail.UserEvent{
-			EventType: "home-page-view",
-			VisitorId: strings.Repeat("v", 129),
-		},
+	_, err := writeEvent(events, catalog, &retail.UserEvent{
+		EventType: "home-page-view",
+		VisitorId: strings.Repeat("v", 129),
 	})
 	refused := status.Convert(err)
 	report("refused.code", int(refused.Code()))
