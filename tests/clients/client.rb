@@ -91,13 +91,16 @@ def import_inline(events, operations, catalog)
   end
   report('import.polls', polls)
 
-  metadata = operation.metadata.unpack(Retail::ImportMetadata) or abort('metadata is not ImportMetadata')
+  metadata = operation.metadata.unpack(Retail::ImportMetadata) or
+    abort('metadata is not ImportMetadata')
   report('import.success_count', metadata.success_count)
   report('import.failure_count', metadata.failure_count)
   abort("import failed: #{operation.error.code} #{operation.error.message}") if operation.error
   response = operation.response.unpack(Retail::ImportUserEventsResponse) or
     abort('response is not ImportUserEventsResponse')
-  response.error_samples.each { |sample| report('import.error_sample', "#{sample.code} #{sample.message}") }
+  response.error_samples.each do |sample|
+    report('import.error_sample', "#{sample.code} #{sample.message}")
+  end
   report('import.joined_events_count', response.import_summary.joined_events_count)
   report('import.unjoined_events_count', response.import_summary.unjoined_events_count)
 end
@@ -112,8 +115,8 @@ def create_client_event(events, tenant)
     event_notes: 'from the Ruby client'
   )
   create = lambda do |sent|
-    events.create_client_event(Talent::CreateClientEventRequest.new(parent: tenant, client_event: sent),
-                               deadline: deadline)
+    request = Talent::CreateClientEventRequest.new(parent: tenant, client_event: sent)
+    events.create_client_event(request, deadline: deadline)
   end
   created = create.call(event)
   report('talent.event_id', created.event_id)
@@ -137,5 +140,6 @@ address, catalog, tenant = ARGV
 events = Retail::UserEventService::Stub.new(address, :this_channel_is_insecure)
 write(events, catalog)
 refuse(events, catalog)
-import_inline(events, Google::Longrunning::Operations::Stub.new(address, :this_channel_is_insecure), catalog)
+operations = Google::Longrunning::Operations::Stub.new(address, :this_channel_is_insecure)
+import_inline(events, operations, catalog)
 create_client_event(Talent::EventService::Stub.new(address, :this_channel_is_insecure), tenant)
