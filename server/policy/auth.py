@@ -44,7 +44,8 @@ WRITER_METHODS = frozenset({
     "/google.cloud.talent.v4.EventService/CreateClientEvent",
 })
 # Request fields that hold a resource name, and so the project a call acts on.
-RESOURCE_FIELDS = (("parent",), ("name",), ("product", "name"))
+RESOURCE_FIELDS = (("parent",), ("name",), ("product", "name"), ("product",),
+                   ("inventory", "name"))
 _PROJECT = re.compile(r"^projects/(?P<project>[^/]+)(?:/|$)")
 ANY_PROJECT = "*"
 # Request fields that name Cloud Storage locations (gs://bucket/...), repeated or not.
@@ -220,7 +221,8 @@ def _field_value(request: Message, path: tuple[str, ...]) -> str:
 
 
 def resource_names(request: Message) -> list[str]:
-    """The non-empty resource names a request carries (parent, name, product.name)."""
+    """The non-empty resource names a request carries (parent, name, product.name,
+    product, inventory.name)."""
     return [v for path in RESOURCE_FIELDS if (v := _field_value(request, path))]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import grpc
 from footfall.retail.v2 import (
@@ -30,13 +31,18 @@ from server.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
-    Unimplemented,
     gather,
     raise_if_any,
 )
 from server.operations.runner import OperationRunner
 from server.policy import deadline_of
-from server.retail import import_products, product_listing, products
+from server.retail import (
+    import_products,
+    inventory_jobs,
+    product_listing,
+    products,
+    purge_products,
+)
 from server.retail.product_validation import (
     COLLECTION,
     PRIMARY,
@@ -267,34 +273,51 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         return self._runner.submit(branch, import_products.KIND, request,
                                    import_products.new_operation)
 
-    # -- not in Footfall yet: each always raises UNIMPLEMENTED ---------------
-
-    def _unimplemented(self, method: str, why: str) -> Unimplemented:
-        return Unimplemented(f"{method} is not implemented in Footfall yet ({why})")
-
     def PurgeProducts(self, request: purge_config_pb2.PurgeProductsRequest,
                       context: grpc.ServicerContext) -> operations_pb2.Operation:
-        raise self._unimplemented("PurgeProducts", "planned: long-running operations")
+        """Start a product purge operation (under the branch); INVALID_ARGUMENT for a
+        bad parent or filter."""
+        branch, _ = purge_products.check_request(request)
+        return self._runner.submit(branch, purge_products.KIND, request,
+                                   purge_products.new_operation)
+
+    # -- inventory: long-running operations, one kind per RPC -----------------
+
+    def _submit_inventory(self, kind_name: str, request: Any) -> operations_pb2.Operation:
+        """Check `request` and start its operation under the product's branch.
+
+        INVALID_ARGUMENT naming each bad field; NOT_FOUND when the product does not
+        exist and allow_missing is not set.
+        """
+        kind = inventory_jobs.KINDS[kind_name]
+        branch, product_id = kind.check(request)
+        if not request.allow_missing:
+            self._must_get(branch, product_id, inventory_jobs.product_name(kind, request))
+        return self._runner.submit(branch, kind.name,
+                                   inventory_jobs.stamped(kind, request, self._clock.now_ns()),
+                                   inventory_jobs.first_operation(kind))
 
     def SetInventory(self, request: product_service_pb2.SetInventoryRequest,
                      context: grpc.ServicerContext) -> operations_pb2.Operation:
-        raise self._unimplemented("SetInventory", "inventory updates are not supported")
+        """Set the inventory fields `set_mask` names, where no later update set them."""
+        return self._submit_inventory("set-inventory", request)
 
     def AddFulfillmentPlaces(self, request: product_service_pb2.AddFulfillmentPlacesRequest,
                              context: grpc.ServicerContext) -> operations_pb2.Operation:
-        raise self._unimplemented("AddFulfillmentPlaces", "inventory updates are not supported")
+        """Add places to one fulfillment type, where no later update removed them."""
+        return self._submit_inventory("add-fulfillment-places", request)
 
     def RemoveFulfillmentPlaces(self, request: product_service_pb2.RemoveFulfillmentPlacesRequest,
                                 context: grpc.ServicerContext) -> operations_pb2.Operation:
-        raise self._unimplemented("RemoveFulfillmentPlaces",
-                                  "inventory updates are not supported")
+        """Remove places from one fulfillment type, where no later update added them."""
+        return self._submit_inventory("remove-fulfillment-places", request)
 
     def AddLocalInventories(self, request: product_service_pb2.AddLocalInventoriesRequest,
                             context: grpc.ServicerContext) -> operations_pb2.Operation:
-        raise self._unimplemented("AddLocalInventories", "inventory updates are not supported")
+        """Set fields of the inventories at places, where no later update set them."""
+        return self._submit_inventory("add-local-inventories", request)
 
     def RemoveLocalInventories(self, request: product_service_pb2.RemoveLocalInventoriesRequest,
                                context: grpc.ServicerContext) -> operations_pb2.Operation:
-        raise self._unimplemented("RemoveLocalInventories",
-                                  "inventory updates are not supported")
-
+        """Remove the inventories at places, where no later update set them."""
+        return self._submit_inventory("remove-local-inventories", request)

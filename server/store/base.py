@@ -85,6 +85,13 @@ class Store(Protocol):
         """Atomically replace the product with `change(current)` (None: leave as is),
         `check(updated, products)` first in the same transaction; what is stored after."""
 
+    def update_inventory(self, branch: str, product_id: str,
+                         change: Callable[[bytes, bytes | None], tuple[bytes, bytes] | None]
+                         ) -> bool:
+        """Atomically replace the product and its inventory update times (None when
+        never set) with `change(product, times)` (None: leave both); False, calling
+        nothing, when there is no such product."""
+
     def delete_product(self, branch: str, product_id: str,
                        check: ProductCheck | None = None) -> bool:
         """Delete; False when there was nothing to delete.

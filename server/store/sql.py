@@ -134,6 +134,10 @@ class Statements:
                                  "VALUES (?, ?, ?) ON CONFLICT (branch, product_id) "
                                  "DO UPDATE SET product = excluded.product")
         self.delete_product = spell("DELETE FROM products WHERE branch = ? AND product_id = ?")
+        self.inventory_for_write = spell("SELECT product, inventory_times FROM products WHERE "
+                                         f"branch = ? AND product_id = ?{dialect.lock}")
+        self.put_inventory = spell("UPDATE products SET product = ?, inventory_times = ? "
+                                   "WHERE branch = ? AND product_id = ?")
         self.generation = spell("SELECT generation FROM product_generations WHERE branch = ?")
         self.bump_generation = spell(
             "INSERT INTO product_generations (branch, generation) VALUES (?, 1) ON CONFLICT "
@@ -291,6 +295,21 @@ class SqlStore(ABC, Generic[Db]):
 
         return self._write(read_modify_write)
 
+    def update_inventory(self, branch: str, product_id: str,
+                         change: Callable[[bytes, bytes | None], tuple[bytes, bytes] | None]
+                         ) -> bool:
+        def read_modify_write(db: Db) -> bool:
+            self._bump_generation(db, branch)
+            found = db.execute(self._sql.inventory_for_write, (branch, product_id)).fetchone()
+            if found is None:
+                return False
+            changed = change(bytes(found[0]), None if found[1] is None else bytes(found[1]))
+            if changed is not None:
+                db.execute(self._sql.put_inventory, (*changed, branch, product_id))
+            return True
+
+        return self._write(read_modify_write)
+
     def delete_product(self, branch: str, product_id: str,
                        check: ProductCheck | None = None) -> bool:
         checked_at = None if check is None else self._check_on_a_read(branch, product_id, check)
@@ -372,9 +391,15 @@ class SqlStore(ABC, Generic[Db]):
                 for branch in sorted({branch for branch, _, _ in step.put_products}):
                     self._bump_generation(db, branch)
                 db.executemany(self._sql.put_product, step.put_products)
+            deleted = last_deleted = 0
+            if step.delete_products:
+                for branch in sorted({branch for branch, _ in step.delete_products}):
+                    self._bump_generation(db, branch)
+                for branch, product_id in step.delete_products:
+                    deleted += db.execute(self._sql.delete_product,
+                                          (branch, product_id)).rowcount
             if step.update_events:
                 self._update_events(db, step.update_events)
-            deleted = last_deleted = 0
             if step.delete_events is not None:
                 deleted, last_deleted = self._delete_events(
                     db, step.delete_events, step.delete_after_id, step.delete_limit)
