@@ -36,6 +36,7 @@ Matcher = Callable[[Any], bool]
 _TOKEN = re.compile(r'\s*(?:(?P<paren>[()])|(?P<string>"(?:[^"\\]|\\.)*")|(?P<op><=|>=|!=|[=<>])'
                     r'|(?P<word>[A-Za-z_][A-Za-z0-9_]*))')
 _AVAILABILITY = product_pb2.Product.Availability
+_SPOKEN = {"word": "a field name", "op": "an operator", "string": "a double-quoted value"}
 
 
 class _Parser:
@@ -54,7 +55,6 @@ class _Parser:
             position = match.end()
         self.at = 0
         self.conditions = 0
-        self.end = len(text)
 
     @staticmethod
     def _error(position: int, why: str) -> InvalidArgument:
@@ -66,8 +66,10 @@ class _Parser:
     def _take(self, kind: str, value: str | None = None) -> tuple[str, str, int]:
         token = self._peek()
         if token is None or token[0] != kind or (value is not None and token[1] != value):
-            where = token[2] if token else self.end
-            raise self._error(where, f"expected {value or kind}")
+            wanted = f"expected {value or _SPOKEN[kind]}"
+            if token is None:
+                raise InvalidArgument.field("filter", f"{wanted} at the end")
+            raise self._error(token[2], wanted)
         self.at += 1
         return token
 
