@@ -214,8 +214,8 @@ def key_of(metadata: Iterable[tuple[str, str | bytes]], query_key: str | None = 
 def _field_value(request: Message, path: tuple[str, ...]) -> str:
     target: Any = request
     for name in path:
-        if name not in target.DESCRIPTOR.fields_by_name:
-            return ""
+        if not isinstance(target, Message) or name not in target.DESCRIPTOR.fields_by_name:
+            return ""  # `product` is a Product in some requests, a name in others
         target = getattr(target, name)
     return target if isinstance(target, str) else ""
 
