@@ -10,7 +10,7 @@ crash lands the same) and is ignored where it is older.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,8 +185,15 @@ def remove_local_inventories(product: Any, times: Times, places: Sequence[str],
 
 # -- requests ------------------------------------------------------------------------
 
-def _product(value: str, path: str, out: list[FieldViolation]) -> ProductKey | None:
-    located: ProductKey | None = gather(out, names.parse_product_key, value, path)
+def _checked(name: str, path: str, rules: Callable[[list[FieldViolation]], None]
+             ) -> ProductKey:
+    """The product `name` (the request's field `path`) names, once `rules` found no
+    bad field; INVALID_ARGUMENT naming each one otherwise."""
+    out: list[FieldViolation] = []
+    located: ProductKey | None = gather(out, names.parse_product_key, name, path)
+    rules(out)
+    raise_if_any(out)
+    assert located is not None
     return located
 
 
@@ -217,86 +224,77 @@ def check_set_inventory(request: Any) -> ProductKey:
     """The product a SetInventoryRequest names; INVALID_ARGUMENT naming each bad field."""
     if not request.HasField("inventory"):
         raise InvalidArgument.field("inventory", "is required")
-    out: list[FieldViolation] = []
-    located = _product(request.inventory.name, "inventory.name", out)
-    paths = list(request.set_mask.paths)
-    if not paths:
-        out.append(FieldViolation("set_mask", "at least one path is required; allowed: "
-                                              f"{', '.join(SET_MASK_PATHS)}"))
-    _mask(paths, SET_MASK_PATHS, "set_mask", out)
-    inventory = request.inventory
-    if "price_info" in paths:
-        check_price(inventory.price_info, "inventory.price_info", out)
-    if "availability" in paths and \
-            inventory.availability not in product_pb2.Product.Availability.values():
-        out.append(FieldViolation("inventory.availability",
-                                  f"unknown availability {inventory.availability}"))
-    if "fulfillment_info" in paths:
-        check_fulfillment(inventory.fulfillment_info, "inventory.fulfillment_info", out)
-    raise_if_any(out)
-    assert located is not None
-    return located
+    inventory, paths = request.inventory, list(request.set_mask.paths)
+
+    def rules(out: list[FieldViolation]) -> None:
+        if not paths:
+            out.append(FieldViolation("set_mask", "at least one path is required; allowed: "
+                                                  f"{', '.join(SET_MASK_PATHS)}"))
+        _mask(paths, SET_MASK_PATHS, "set_mask", out)
+        if "price_info" in paths:
+            check_price(inventory.price_info, "inventory.price_info", out)
+        if "availability" in paths and \
+                inventory.availability not in product_pb2.Product.Availability.values():
+            out.append(FieldViolation("inventory.availability",
+                                      f"unknown availability {inventory.availability}"))
+        if "fulfillment_info" in paths:
+            check_fulfillment(inventory.fulfillment_info, "inventory.fulfillment_info", out)
+
+    return _checked(inventory.name, "inventory.name", rules)
 
 
 def check_fulfillment_places(request: Any) -> ProductKey:
     """The product an Add/RemoveFulfillmentPlacesRequest names; INVALID_ARGUMENT
     naming each bad field."""
-    out: list[FieldViolation] = []
-    located = _product(request.product, "product", out)
-    if request.type not in FULFILLMENT_TYPES:
-        out.append(FieldViolation("type", f"unknown fulfillment type {request.type[:50]!r}; "
-                                          f"allowed: {', '.join(FULFILLMENT_TYPES)}"))
-    _place_ids(request.place_ids, "place_ids", MAX_REQUEST_PLACES, MAX_REQUEST_PLACE_ID, True,
-               out)
-    raise_if_any(out)
-    assert located is not None
-    return located
+    def rules(out: list[FieldViolation]) -> None:
+        if request.type not in FULFILLMENT_TYPES:
+            out.append(FieldViolation("type", f"unknown fulfillment type {request.type[:50]!r}; "
+                                              f"allowed: {', '.join(FULFILLMENT_TYPES)}"))
+        _place_ids(request.place_ids, "place_ids", MAX_REQUEST_PLACES, MAX_REQUEST_PLACE_ID,
+                   True, out)
+
+    return _checked(request.product, "product", rules)
 
 
 def check_add_local_inventories(request: Any) -> ProductKey:
     """The product an AddLocalInventoriesRequest names; INVALID_ARGUMENT naming each
     bad field."""
-    out: list[FieldViolation] = []
-    located = _product(request.product, "product", out)
-    inventories = request.local_inventories
-    if not inventories:
-        out.append(FieldViolation("local_inventories", "at least one is required"))
-    elif len(inventories) > MAX_LOCAL_INVENTORIES:
-        out.append(FieldViolation("local_inventories", f"must have at most "
-                                                       f"{MAX_LOCAL_INVENTORIES} values, got "
-                                                       f"{len(inventories)}"))
-    seen: set[str] = set()
-    for i, inventory in enumerate(inventories):
-        where = f"local_inventories[{i}]"
-        if not inventory.place_id:
-            out.append(FieldViolation(f"{where}.place_id", "is required"))
-        elif len(inventory.place_id) > MAX_LOCAL_PLACE_ID:
-            out.append(FieldViolation(f"{where}.place_id", f"must be at most "
-                                                           f"{MAX_LOCAL_PLACE_ID} characters, "
-                                                           f"got {len(inventory.place_id)}"))
-        elif inventory.place_id in seen:
-            out.append(FieldViolation(f"{where}.place_id", f"place {inventory.place_id[:50]!r} "
-                                                           "appears more than once"))
-        seen.add(inventory.place_id)
-        check_price(inventory.price_info, f"{where}.price_info", out)
-        _local_attributes(inventory.attributes, f"{where}.attributes", out)
-        _fulfillment_types(inventory.fulfillment_types, f"{where}.fulfillment_types", out)
-    _mask(request.add_mask.paths, ADD_MASK_PATHS, "add_mask", out)
-    raise_if_any(out)
-    assert located is not None
-    return located
+    def rules(out: list[FieldViolation]) -> None:
+        inventories = request.local_inventories
+        if not inventories:
+            out.append(FieldViolation("local_inventories", "at least one is required"))
+        elif len(inventories) > MAX_LOCAL_INVENTORIES:
+            out.append(FieldViolation("local_inventories", f"must have at most "
+                                                           f"{MAX_LOCAL_INVENTORIES} values, got "
+                                                           f"{len(inventories)}"))
+        seen: set[str] = set()
+        for i, inventory in enumerate(inventories):
+            where = f"local_inventories[{i}]"
+            _local_place_id(inventory.place_id, f"{where}.place_id", seen, out)
+            check_price(inventory.price_info, f"{where}.price_info", out)
+            _local_attributes(inventory.attributes, f"{where}.attributes", out)
+            _fulfillment_types(inventory.fulfillment_types, f"{where}.fulfillment_types", out)
+        _mask(request.add_mask.paths, ADD_MASK_PATHS, "add_mask", out)
+
+    return _checked(request.product, "product", rules)
 
 
 def check_remove_local_inventories(request: Any) -> ProductKey:
     """The product a RemoveLocalInventoriesRequest names; INVALID_ARGUMENT naming each
     bad field."""
-    out: list[FieldViolation] = []
-    located = _product(request.product, "product", out)
-    _place_ids(request.place_ids, "place_ids", MAX_LOCAL_INVENTORIES, MAX_LOCAL_PLACE_ID,
-               False, out)
-    raise_if_any(out)
-    assert located is not None
-    return located
+    return _checked(request.product, "product", lambda out: _place_ids(
+        request.place_ids, "place_ids", MAX_LOCAL_INVENTORIES, MAX_LOCAL_PLACE_ID, False, out))
+
+
+def _local_place_id(place: str, path: str, seen: set[str], out: list[FieldViolation]) -> None:
+    if not place:
+        out.append(FieldViolation(path, "is required"))
+    elif len(place) > MAX_LOCAL_PLACE_ID:
+        out.append(FieldViolation(path, f"must be at most {MAX_LOCAL_PLACE_ID} characters, "
+                                        f"got {len(place)}"))
+    elif place in seen:
+        out.append(FieldViolation(path, f"place {place[:50]!r} appears more than once"))
+    seen.add(place)
 
 
 def _local_attributes(attributes: Any, path: str, out: list[FieldViolation]) -> None:
