@@ -183,6 +183,24 @@ def remove_local_inventories(product: Any, times: Times, places: Sequence[str],
     product.local_inventories.extend(kept)
 
 
+def specified(product: Any) -> list[str]:
+    """The inventory fields (SetInventory's paths) `product` sets."""
+    return [field.name for field, _ in product.ListFields() if field.name in SET_MASK_PATHS]
+
+
+def overwritten(times: Times, paths: Iterable[str], when: int) -> Times:
+    """`times` after CreateProduct or UpdateProduct set the inventory fields among
+    `paths` at `when`: as Google does, whatever times were recorded for them."""
+    for path in paths:
+        if path == "fulfillment_info":
+            for kind in FULFILLMENT_TYPES:
+                times.replaced[kind] = when
+                times.places.pop(kind, None)
+        elif path in SET_MASK_PATHS:
+            times.fields[path] = when
+    return times
+
+
 # -- requests ------------------------------------------------------------------------
 
 def _checked(name: str, path: str, rules: Callable[[list[FieldViolation]], None]

@@ -38,6 +38,7 @@ from server.operations.runner import OperationRunner
 from server.policy import deadline_of
 from server.retail import (
     import_products,
+    inventory,
     inventory_jobs,
     product_listing,
     products,
@@ -138,11 +139,14 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         elif request.product.id and request.product.id != request.product_id:
             violations.append(FieldViolation("product.id", "must be empty or equal product_id"))
         raise_if_any(violations)
-        product = products.new_product(request.product, branch, request.product_id,
-                                       self._clock.now_ns())
+        now_ns = self._clock.now_ns()
+        product = products.new_product(request.product, branch, request.product_id, now_ns)
         raise_if_any(product_violations(product))
+        fields = inventory.specified(product)
+        times = inventory.overwritten(inventory.Times(), fields, now_ns).dump() if fields \
+            else None
         if not self._store.create_product(branch, product.id, product.SerializeToString(),
-                                          self._references_hold(branch, product.id)):
+                                          self._references_hold(branch, product.id), times):
             raise AlreadyExists(products.RESOURCE_TYPE, product.name)
         return product
 
@@ -238,14 +242,26 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
             raise_if_any(product_violations(updated))
             return updated
 
+        # The inventory fields it sets: named by the mask, all of them without one, or
+        # those the new product has when it is created.
+        fields = [p for p in paths if p in inventory.SET_MASK_PATHS] if paths \
+            else list(inventory.SET_MASK_PATHS)
+
         # Merged and checked in the store's transaction: a concurrent update is never
         # lost, and the products it refers to cannot change in between.
         def change(payload: bytes | None) -> bytes:
             current = None if payload is None else products.decode(payload, branch, product_id)
-            return bytes(merge(current).SerializeToString())
+            updated = merge(current)
+            if current is None:
+                fields[:] = inventory.specified(updated)
+            return bytes(updated.SerializeToString())
+
+        def stamp(raw_times: bytes | None) -> bytes:
+            """The inventory update times: those it sets are now's, whatever they were."""
+            return inventory.overwritten(inventory.Times.load(raw_times), fields, now_ns).dump()
 
         stored = self._store.update_product(branch, product_id, change,
-                                            self._references_hold(branch, product_id))
+                                            self._references_hold(branch, product_id), stamp)
         assert stored is not None  # `change` always returns a product
         return products.decode(stored, branch, product_id)
 

@@ -18,7 +18,9 @@ from .support import RPC_DEADLINE, assert_names_fields, finish
 
 Product = retail_v2.Product
 Client = retail_v2.ProductServiceClient
-NOW = datetime.datetime.now(datetime.UTC)
+# Later than any product these tests create: CreateProduct and UpdateProduct record the
+# inventory fields they set as set when they are called.
+NOW = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
 INVENTORY_PATHS = ["price_info", "availability", "fulfillment_info", "available_quantity"]
 
 
@@ -122,6 +124,30 @@ def test_set_inventory_replaces_the_places_of_the_types_it_names(
     set_inventory(products, name, NOW, ["fulfillment_info"],
                   fulfillment_info=[{"type_": "same-day-delivery", "place_ids": []}])
     assert places(get(products, name)) == {"pickup-in-store": ["s3"]}
+
+
+def test_create_and_update_product_record_the_inventory_they_set_as_set_now(
+        products: Client, branch: str) -> None:
+    name = create(products, branch, "SHIRT-XS", price_info=None)  # availability set
+    yesterday = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
+    set_inventory(products, name, yesterday, ["price_info", "availability"],
+                  price_info={"price": 20.0, "currency_code": "USD"},
+                  availability="OUT_OF_STOCK")
+    stored = get(products, name)  # the price was never set; the availability was, today
+    assert (stored.price_info.price, stored.availability) == (20.0,
+                                                              Product.Availability.IN_STOCK)
+
+    set_inventory(products, name, NOW, ["price_info"],
+                  price_info={"price": 25.0, "currency_code": "USD"})
+    products.update_product(product={"name": name, "price_info": {
+        "price": 50.0, "currency_code": "USD"}}, update_mask={"paths": ["price_info"]},
+        timeout=RPC_DEADLINE)  # overwrites the price set for NOW, and its time
+    set_inventory(products, name, yesterday + datetime.timedelta(hours=23), ["price_info"],
+                  price_info={"price": 30.0, "currency_code": "USD"})  # before the update
+    assert get(products, name).price_info.price == 50.0
+    set_inventory(products, name, NOW, ["price_info"],
+                  price_info={"price": 45.0, "currency_code": "USD"})
+    assert get(products, name).price_info.price == 45.0
 
 
 # -- fulfillment places ---------------------------------------------------------------

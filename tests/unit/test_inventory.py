@@ -100,6 +100,21 @@ def test_set_inventory_fields_keep_their_own_times() -> None:
     assert item.title == ""
 
 
+def test_create_and_update_overwrite_the_times_of_what_they_set() -> None:
+    item, times = product(), Times()
+    inventory.change_places(item, times, PICKUP, ["a"], 50, True)
+    inventory.set_inventory(item, times, product(priceInfo={"price": 1}), ["price_info"], 50)
+    assert inventory.specified(product(availability="IN_STOCK", title="t",
+                                       fulfillmentInfo=[{"type": PICKUP}])) == [
+        "availability", "fulfillment_info"]
+    times = inventory.overwritten(times, ["price_info", "fulfillment_info", "title"], 20)
+    assert (times.fields, times.places) == ({"price_info": 20}, {})
+    assert times.replaced[PICKUP] == times.replaced["custom-type-5"] == 20
+    inventory.set_inventory(item, times, product(priceInfo={"price": 2}), ["price_info"], 30)
+    inventory.change_places(item, times, PICKUP, ["a"], 19, False)  # before the overwrite
+    assert (item.price_info.price, places(item)) == (2, ["a"])
+
+
 def local(place: str, **fields: Any) -> Any:
     return json_format.ParseDict({"placeId": place, **fields}, common_pb2.LocalInventory())
 

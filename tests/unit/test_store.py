@@ -756,6 +756,24 @@ def test_inventory_times_live_beside_the_product_and_go_with_it(store: Store) ->
         store.update_inventory(BRANCH, "p1", refuse)
     assert store.get_products(BRANCH, ["p1"]) == {"p1": b"R+"}
 
+    # Create and update may set the times with the product, in the same write.
+    store.create_product(BRANCH, "p2", b"S", inventory_times=b"created")
+    store.update_inventory(BRANCH, "p2", stamp)
+    assert seen[-1] == (b"S", b"created")
+    given: list[bytes | None] = []
+
+    def times(current: bytes | None) -> bytes:
+        given.append(current)
+        return b"updated"
+
+    store.update_product(BRANCH, "p2", lambda current: b"T", inventory_times=times)
+    store.update_product(BRANCH, "p3", lambda current: b"U", inventory_times=times)  # upsert
+    store.update_product(BRANCH, "p2", lambda current: None, inventory_times=times)  # no change
+    assert given == [b"createdt", None]
+    for product_id, payload in (("p2", b"T"), ("p3", b"U")):
+        store.update_inventory(BRANCH, product_id, stamp)
+        assert seen[-1] == (payload, b"updated")
+
 
 def test_run_step_deletes_products_and_counts_them(store: Store) -> None:
     store.create_operation(operation("purge-products"))
