@@ -83,6 +83,25 @@ def _run(store: Store, stopping: threading.Event) -> None:
                                                  stopping))
 
 
+def _submit(store: Store, query: str) -> None:
+    request = purge_config_pb2.PurgeProductsRequest(parent=BRANCH, filter=query, force=True)
+    store.create_operation(OperationRecord(
+        name=NAME, kind=purge_products.KIND, done=False, create_time_us=0,
+        request=request.SerializeToString(),
+        operation=purge_products.new_operation(NAME, 0).SerializeToString()))
+
+
+def test_a_purge_cancelled_before_it_runs_deletes_nothing(store: Store) -> None:
+    store.create_product(BRANCH, "p0", product_pb2.Product(id="p0").SerializeToString())
+    _submit(store, "*")
+    store.request_cancel(NAME)
+    _run(store, threading.Event())
+    record = store.get_operation(NAME)
+    assert record is not None and record.done
+    assert operations_pb2.Operation.FromString(record.operation).error.code == 1  # CANCELLED
+    assert [pid for pid, _ in store.list_products(BRANCH, 20)] == ["p0"]
+
+
 def test_a_purge_stopped_between_batches_resumes_and_counts_each_product_once(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(purge_products, "BATCH", 3)
@@ -94,12 +113,7 @@ def test_a_purge_stopped_between_batches_resumes_and_counts_each_product_once(
         item = product_pb2.Product(id=f"p{i}", type=kind, availability=stock,
                                    primary_product_id=f"p{i - i % 2}")
         store.create_product(BRANCH, item.id, item.SerializeToString())
-    request = purge_config_pb2.PurgeProductsRequest(
-        parent=BRANCH, filter='availability = "OUT_OF_STOCK"', force=True)
-    store.create_operation(OperationRecord(
-        name=NAME, kind=purge_products.KIND, done=False, create_time_us=0,
-        request=request.SerializeToString(),
-        operation=purge_products.new_operation(NAME, 0).SerializeToString()))
+    _submit(store, 'availability = "OUT_OF_STOCK"')
 
     with pytest.raises(StopRequested):  # after two batches (p0-p5) of the variants' pass
         _run(store, StopAfter(2))
