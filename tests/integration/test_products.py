@@ -314,3 +314,15 @@ def test_an_inventory_update_without_a_time_takes_the_servers_when_called(
     record = running.store.get_operation(started.name)
     stored = product_service_pb2.SetInventoryRequest.FromString(record.request)
     assert stored.set_time.ToNanoseconds() == clock.now_ns()
+
+
+def test_an_inventory_update_is_not_refused_for_what_it_does_not_change(
+        stub: Stub, channel: grpc.Channel, running: Any) -> None:
+    # Stored before a rule it breaks (here: no title); the update still lands.
+    running.store.create_product(BRANCH0, "old", product_pb2.Product(
+        id="old", categories=["Shoes"]).SerializeToString())
+    started = stub.AddFulfillmentPlaces(product_service_pb2.AddFulfillmentPlacesRequest(
+        product=f"{DEFAULT}/products/old", type="pickup-in-store", place_ids=["s1"]))
+    done = wait(operations_pb2_grpc.OperationsStub(channel), started.name)
+    assert done.HasField("response"), done.error
+    assert list(get(stub, "old").fulfillment_info[0].place_ids) == ["s1"]
