@@ -29,7 +29,6 @@ from server.policy.auth import AuthFileError
 from server.retail import (
     import_events,
     import_products,
-    inventory_jobs,
     purge,
     purge_products,
     rejoin,
@@ -117,7 +116,6 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
         rejoin.KIND: rejoin.run_rejoin,
         import_products.KIND: import_products.ImportProductsJob(gcs_root),
         purge_products.KIND: purge_products.run_purge_products,
-        **{kind: inventory_jobs.run for kind in inventory_jobs.KINDS},
     }
     runner = OperationRunner(store, clock, {
         kind: policy.metrics.observe_job(kind, job) for kind, job in jobs.items()

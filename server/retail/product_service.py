@@ -39,7 +39,7 @@ from server.policy import deadline_of
 from server.retail import (
     import_products,
     inventory,
-    inventory_jobs,
+    inventory_operations,
     product_listing,
     products,
     purge_products,
@@ -299,41 +299,42 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
 
     # -- inventory: long-running operations, one kind per RPC -----------------
 
-    def _submit_inventory(self, kind_name: str, request: Any) -> operations_pb2.Operation:
-        """Check `request` and start its operation under the product's branch.
+    def _update_inventory(self, kind: str, request: Any) -> operations_pb2.Operation:
+        """Apply an inventory update; returns its operation, done.
 
-        INVALID_ARGUMENT naming each bad field; NOT_FOUND when the product does not
-        exist and allow_missing is not set.
+        INVALID_ARGUMENT naming each bad field, or when the product it would leave
+        breaks a rule; NOT_FOUND when the product does not exist and allow_missing is
+        not set (with it, the operation is stored and nothing else: see README).
         """
-        kind = inventory_jobs.KINDS[kind_name]
-        branch, product_id = kind.check(request)
-        if not request.allow_missing:
-            self._must_get(branch, product_id, inventory_jobs.product_name(kind, request))
-        return self._runner.submit(branch, kind.name,
-                                   inventory_jobs.stamped(kind, request, self._clock.now_ns()),
-                                   inventory_jobs.first_operation(kind))
+        update = inventory_operations.prepare(kind, request, self._clock.now_ns())
+        if not self._store.update_inventory(update.branch, update.product_id, update.change,
+                                            update.record):
+            if not request.allow_missing:
+                raise NotFound(products.RESOURCE_TYPE, update.shown_name)
+            self._store.create_operation(update.record)
+        return update.operation
 
     def SetInventory(self, request: product_service_pb2.SetInventoryRequest,
                      context: grpc.ServicerContext) -> operations_pb2.Operation:
         """Set the inventory fields `set_mask` names, where no later update set them."""
-        return self._submit_inventory("set-inventory", request)
+        return self._update_inventory("set-inventory", request)
 
     def AddFulfillmentPlaces(self, request: product_service_pb2.AddFulfillmentPlacesRequest,
                              context: grpc.ServicerContext) -> operations_pb2.Operation:
         """Add places to one fulfillment type, where no later update removed them."""
-        return self._submit_inventory("add-fulfillment-places", request)
+        return self._update_inventory("add-fulfillment-places", request)
 
     def RemoveFulfillmentPlaces(self, request: product_service_pb2.RemoveFulfillmentPlacesRequest,
                                 context: grpc.ServicerContext) -> operations_pb2.Operation:
         """Remove places from one fulfillment type, where no later update added them."""
-        return self._submit_inventory("remove-fulfillment-places", request)
+        return self._update_inventory("remove-fulfillment-places", request)
 
     def AddLocalInventories(self, request: product_service_pb2.AddLocalInventoriesRequest,
                             context: grpc.ServicerContext) -> operations_pb2.Operation:
         """Set fields of the inventories at places, where no later update set them."""
-        return self._submit_inventory("add-local-inventories", request)
+        return self._update_inventory("add-local-inventories", request)
 
     def RemoveLocalInventories(self, request: product_service_pb2.RemoveLocalInventoriesRequest,
                                context: grpc.ServicerContext) -> operations_pb2.Operation:
         """Remove the inventories at places, where no later update set them."""
-        return self._submit_inventory("remove-local-inventories", request)
+        return self._update_inventory("remove-local-inventories", request)

@@ -92,11 +92,12 @@ class Store(Protocol):
         `inventory_times(current times)` (None when never set) in the same write."""
 
     def update_inventory(self, branch: str, product_id: str,
-                         change: Callable[[bytes, bytes | None], tuple[bytes, bytes] | None]
-                         ) -> bool:
+                         change: Callable[[bytes, bytes | None], tuple[bytes, bytes] | None],
+                         record: OperationRecord | None = None) -> bool:
         """Atomically replace the product and its inventory update times (None when
-        never set) with `change(product, times)` (None: leave both); False, calling
-        nothing, when there is no such product."""
+        never set) with `change(product, times)` (None: leave both), and store the
+        operation `record` with them; False, calling and storing nothing, when there
+        is no such product."""
 
     def delete_product(self, branch: str, product_id: str,
                        check: ProductCheck | None = None) -> bool:

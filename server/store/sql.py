@@ -309,8 +309,8 @@ class SqlStore(ABC, Generic[Db]):
         return self._write(read_modify_write)
 
     def update_inventory(self, branch: str, product_id: str,
-                         change: Callable[[bytes, bytes | None], tuple[bytes, bytes] | None]
-                         ) -> bool:
+                         change: Callable[[bytes, bytes | None], tuple[bytes, bytes] | None],
+                         record: OperationRecord | None = None) -> bool:
         def read_modify_write(db: Db) -> bool:
             self._bump_generation(db, branch)
             found = db.execute(self._sql.inventory_for_write, (branch, product_id)).fetchone()
@@ -319,6 +319,8 @@ class SqlStore(ABC, Generic[Db]):
             changed = change(bytes(found[0]), None if found[1] is None else bytes(found[1]))
             if changed is not None:
                 db.execute(self._sql.put_inventory, (*changed, branch, product_id))
+            if record is not None:
+                db.execute(self._sql.insert_operation, record.as_params())
             return True
 
         return self._write(read_modify_write)

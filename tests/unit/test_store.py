@@ -752,9 +752,17 @@ def test_inventory_times_live_beside_the_product_and_go_with_it(store: Store) ->
     def refuse(payload: bytes, times: bytes | None) -> tuple[bytes, bytes]:
         raise InvalidArgument.field("place_ids", "too many")
 
+    # The operation it answers with is stored in the same transaction, or not at all.
+    done = OperationRecord(name=OPS + "set-inventory-1", kind="set-inventory", done=True,
+                           create_time_us=SECOND, request=b"request", operation=b"done")
+    assert not store.update_inventory(BRANCH, "missing", stamp, done)
+    assert store.get_operation(done.name) is None
     with pytest.raises(InvalidArgument):
-        store.update_inventory(BRANCH, "p1", refuse)
+        store.update_inventory(BRANCH, "p1", refuse, done)
     assert store.get_products(BRANCH, ["p1"]) == {"p1": b"R+"}
+    assert store.get_operation(done.name) is None
+    assert store.update_inventory(BRANCH, "p1", lambda payload, times: None, done)
+    assert store.get_operation(done.name) == done
 
     # Create and update may set the times with the product, in the same write.
     store.create_product(BRANCH, "p2", b"S", inventory_times=b"created")

@@ -1,8 +1,11 @@
-"""The five inventory RPCs as long-running operations, one kind each.
+"""The five inventory RPCs: each update is applied to its product and its operation
+stored, done, in one transaction, before the call is answered.
 
-The request is checked when called and stored with its time filled in (the server's
-clock when the client gave none), so a job that runs again after a crash applies the
-same update at the same time: the ordering rule of `inventory` makes that a no-op.
+Google queues these updates and runs them as long-running operations. Footfall's
+update is one small write: made at once, it needs no worker and no waiting, a crash
+leaves nothing half applied, and the operation the client polls is already done
+(any replica can read it). Its request is stored with its time filled in (the
+server's clock when the client gave none), as the ordering rule used it.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ from typing import Any
 from footfall.retail.v2 import product_service_pb2
 from google.longrunning import operations_pb2
 
-from server.errors import NotFound, raise_if_any
+from server.errors import raise_if_any
 from server.operations import records
-from server.operations.runner import JobContext
 from server.retail import inventory, products
 from server.retail.product_validation import product_violations
+from server.store.rows import OperationRecord
 
 Request = Any  # one of the five request messages
 Apply = Callable[[Any, inventory.Times, Any, int], None]  # (product, times, request, when)
@@ -38,7 +41,7 @@ class Kind:
     response: Any
 
 
-def product_name(kind: Kind, request: Request) -> str:
+def _product_name(kind: Kind, request: Request) -> str:
     """The product name as the request gives it."""
     if kind.product_field == "inventory.name":
         return str(request.inventory.name)
@@ -71,39 +74,43 @@ KINDS = {kind.name: kind for kind in (
 )}
 
 
-def stamped(kind: Kind, request: Request, now_ns: int) -> Request:
-    """A copy of `request` whose time field is set (to `now_ns` when the client gave none)."""
-    copy = kind.request()
-    copy.CopyFrom(request)
-    if not copy.HasField(kind.time_field):
-        getattr(copy, kind.time_field).FromNanoseconds(now_ns)
-    return copy
+@dataclass(frozen=True)
+class Update:
+    """One checked inventory update, ready for `Store.update_inventory`."""
+
+    branch: str
+    product_id: str
+    change: Callable[[bytes, bytes | None], tuple[bytes, bytes]]
+    record: OperationRecord  # the done operation, stored with the change
+    operation: operations_pb2.Operation  # what the client gets
+    shown_name: str  # the product as the request names it (for NOT_FOUND)
 
 
-def first_operation(kind: Kind) -> Callable[[str, int], operations_pb2.Operation]:
-    return lambda name, _create_time_ns: records.operation(name, kind.metadata())
+def prepare(kind_name: str, request: Request, now_ns: int) -> Update:
+    """The update `request` asks for, as of its time or `now_ns`.
 
-
-def run(ctx: JobContext) -> None:
-    """Apply the stored update to its product in one transaction, then finish.
-
-    Ends NOT_FOUND when the product is gone (unless allow_missing: then the update
-    is dropped, see README), INVALID_ARGUMENT when the product it would leave breaks
-    a rule (too many places of a type).
+    INVALID_ARGUMENT naming each bad field (here, or from `change` when the product it
+    would leave breaks a rule it did not break before: too many places of a type).
     """
-    kind = KINDS[ctx.record.kind]
-    request = kind.request.FromString(ctx.record.request)
+    kind = KINDS[kind_name]
     branch, product_id = kind.check(request)
-    when = getattr(request, kind.time_field).ToNanoseconds()
+    stored = kind.request()
+    stored.CopyFrom(request)
+    if not stored.HasField(kind.time_field):
+        getattr(stored, kind.time_field).FromNanoseconds(now_ns)
+    when = getattr(stored, kind.time_field).ToNanoseconds()
 
     def change(payload: bytes, raw_times: bytes | None) -> tuple[bytes, bytes]:
         product = products.decode(payload, branch, product_id)
         stored_breaks = set(product_violations(product))  # not this update's to report
         times = inventory.Times.load(raw_times)
-        kind.apply(product, times, request, when)
+        kind.apply(product, times, stored, when)
         raise_if_any(v for v in product_violations(product) if v not in stored_breaks)
         return product.SerializeToString(), times.dump()
 
-    if not ctx.store.update_inventory(branch, product_id, change) and not request.allow_missing:
-        raise NotFound(products.RESOURCE_TYPE, product_name(kind, request))
-    ctx.finish(records.operation(ctx.record.name, kind.metadata(), response=kind.response()))
+    name = records.new_name(branch, kind.name)
+    operation = records.operation(name, kind.metadata(), response=kind.response())
+    record = OperationRecord(name=name, kind=kind.name, done=True, create_time_us=now_ns // 1000,
+                             request=stored.SerializeToString(),
+                             operation=operation.SerializeToString())
+    return Update(branch, product_id, change, record, operation, _product_name(kind, request))
