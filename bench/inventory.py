@@ -1,8 +1,7 @@
-"""Inventory updates: SetInventory (a long-running operation: stored, claimed, applied
-and finished by an operation worker, the caller waiting for it to be done) beside
-UpdateProduct of the same field (one synchronous product write), from the same
-callers on the same server, interleaved; with one operation worker (the default) and
-with four. Server CPU per call from /proc."""
+"""Inventory updates: SetInventory of a price (the update and its operation, done,
+in one transaction; a caller would wait for an operation that was not) beside
+UpdateProduct of the same field, from the same callers on the same server,
+interleaved. Server CPU per call from /proc."""
 
 from __future__ import annotations
 
@@ -80,30 +79,26 @@ def _catalog(server: Server) -> None:
                     title=f"Product {i}", categories=["Bench"])))
 
 
-def run(requests: int = 2_000, reps: int = 3, callers: int = 16,
-        operation_workers: tuple[int, ...] = (1, 4)) -> dict[str, Any]:
-    """Per operation-worker count: each call's rate and CPU per call (median over
-    `reps` interleaved rounds), and SetInventory's ratios to UpdateProduct."""
-    results: dict[str, Any] = {"requests": requests, "callers": callers}
-    for workers in operation_workers:
-        with footfall(None, "--operation-workers", str(workers)) as server:
-            _catalog(server)
-            rates: dict[str, list[float]] = {name: [] for name in CALLS}
-            cpus: dict[str, list[float]] = {name: [] for name in CALLS}
-            for _ in range(reps):
-                for name, call in CALLS.items():
-                    rate, cpu = _measure(server, call, requests, callers)
-                    rates[name].append(rate)
-                    cpus[name].append(cpu)
-        row: dict[str, Any] = {name: {"per_second": summary(rates[name]),
-                                      "cpu_us_per_call": summary(cpus[name])}
-                               for name in CALLS}
-        row["ratios"] = {
-            "throughput": statistics.median(rates["set_inventory"])
-            / statistics.median(rates["update_product"]),
-            "cpu_per_call": statistics.median(cpus["set_inventory"])
-            / statistics.median(cpus["update_product"])}
-        results[f"operation_workers_{workers}"] = row
+def run(requests: int = 2_000, reps: int = 3, callers: int = 16) -> dict[str, Any]:
+    """Each call's rate and server CPU per call (median, min, max over `reps`
+    interleaved rounds), and SetInventory's ratios to UpdateProduct."""
+    rates: dict[str, list[float]] = {name: [] for name in CALLS}
+    cpus: dict[str, list[float]] = {name: [] for name in CALLS}
+    with footfall() as server:
+        _catalog(server)
+        for _ in range(reps):
+            for name, call in CALLS.items():
+                rate, cpu = _measure(server, call, requests, callers)
+                rates[name].append(rate)
+                cpus[name].append(cpu)
+    results: dict[str, Any] = {
+        name: {"per_second": summary(rates[name]), "cpu_us_per_call": summary(cpus[name])}
+        for name in CALLS}
+    results.update(requests=requests, callers=callers, ratios={
+        "throughput": statistics.median(rates["set_inventory"])
+        / statistics.median(rates["update_product"]),
+        "cpu_per_call": statistics.median(cpus["set_inventory"])
+        / statistics.median(cpus["update_product"])})
     return results
 
 
