@@ -102,10 +102,12 @@ def prepare(kind_name: str, request: Request, now_ns: int) -> Update:
 
     def change(payload: bytes, raw_times: bytes | None) -> tuple[bytes, bytes]:
         product = products.decode(payload, branch, product_id)
-        stored_breaks = set(product_violations(product))  # not this update's to report
         times = inventory.Times.load(raw_times)
         kind.apply(product, times, stored, when)
-        raise_if_any(v for v in product_violations(product) if v not in stored_breaks)
+        broken = product_violations(product)
+        if broken:  # only those this update brought are its to report
+            before = set(product_violations(products.decode(payload, branch, product_id)))
+            raise_if_any(v for v in broken if v not in before)
         return product.SerializeToString(), times.dump()
 
     name = records.new_name(branch, kind.name)
