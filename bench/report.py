@@ -43,6 +43,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _purge(results["purge"])
     if "scale" in results:
         lines += _scale(results["scale"])
+    if "inventory" in results:
+        lines += _inventory(results["inventory"])
     analysis = HERE / "ANALYSIS.md"
     if analysis.exists():
         lines += ["", analysis.read_text().rstrip(), ""]
@@ -148,3 +150,17 @@ def _scale(s: dict[str, Any]) -> list[str]:
             + _bar(s["purge_ratio_largest_to_smallest"] <= 1.33,
                    f"{s['purge_ratio_largest_to_smallest']:.2f} (flat means ≤ 1.33)"), ""]
     return out
+
+
+def _inventory(v: dict[str, Any]) -> list[str]:
+    r = v["ratios"]
+    return [
+        f"## 6. Inventory updates: {v['requests']:,} calls from {v['callers']} callers", "",
+        "| | calls/s | server CPU µs per call |", "|---|---|---|",
+        f"| baseline: UpdateProduct of the price | {_range(v['update_product']['per_second'])} "
+        f"| {_range(v['update_product']['cpu_us_per_call'])} |",
+        f"| SetInventory of the price (answered done) | "
+        f"{_range(v['set_inventory']['per_second'])} "
+        f"| {_range(v['set_inventory']['cpu_us_per_call'])} |", "",
+        f"- {r['throughput']:.2f}× the baseline's rate at {r['cpu_per_call']:.2f}× its CPU per "
+        "call (the update and its done operation are one transaction).", ""]

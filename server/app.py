@@ -27,7 +27,13 @@ from server.operations import service as operations_service
 from server.operations.runner import Job, OperationRunner
 from server.policy import Policy
 from server.policy.auth import AuthFileError
-from server.retail import import_events, import_products, purge, rejoin
+from server.retail import (
+    import_events,
+    import_products,
+    purge,
+    purge_products,
+    rejoin,
+)
 from server.retail.product_service import ProductService
 from server.retail.retention import Retention
 from server.retail.user_event_service import UserEventService
@@ -110,6 +116,7 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
         purge.KIND: purge.run_purge,
         rejoin.KIND: rejoin.run_rejoin,
         import_products.KIND: import_products.ImportProductsJob(gcs_root),
+        purge_products.KIND: purge_products.run_purge_products,
     }
     runner = OperationRunner(store, clock, {
         kind: policy.metrics.observe_job(kind, job) for kind, job in jobs.items()

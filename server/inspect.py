@@ -19,6 +19,7 @@ import grpc
 # details): imported so that json_format and the summary can unpack them.
 from footfall.retail.v2 import (  # noqa: F401
     import_config_pb2,
+    product_service_pb2,
     purge_config_pb2,
     user_event_pb2,
     user_event_service_pb2,

@@ -44,7 +44,8 @@ WRITER_METHODS = frozenset({
     "/google.cloud.talent.v4.EventService/CreateClientEvent",
 })
 # Request fields that hold a resource name, and so the project a call acts on.
-RESOURCE_FIELDS = (("parent",), ("name",), ("product", "name"))
+RESOURCE_FIELDS = (("parent",), ("name",), ("product", "name"), ("product",),
+                   ("inventory", "name"))
 _PROJECT = re.compile(r"^projects/(?P<project>[^/]+)(?:/|$)")
 ANY_PROJECT = "*"
 # Request fields that name Cloud Storage locations (gs://bucket/...), repeated or not.
@@ -213,14 +214,15 @@ def key_of(metadata: Iterable[tuple[str, str | bytes]], query_key: str | None = 
 def _field_value(request: Message, path: tuple[str, ...]) -> str:
     target: Any = request
     for name in path:
-        if name not in target.DESCRIPTOR.fields_by_name:
-            return ""
+        if not isinstance(target, Message) or name not in target.DESCRIPTOR.fields_by_name:
+            return ""  # `product` is a Product in some requests, a name in others
         target = getattr(target, name)
     return target if isinstance(target, str) else ""
 
 
 def resource_names(request: Message) -> list[str]:
-    """The non-empty resource names a request carries (parent, name, product.name)."""
+    """The non-empty resource names a request carries (parent, name, product.name,
+    product, inventory.name)."""
     return [v for path in RESOURCE_FIELDS if (v := _field_value(request, path))]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import grpc
 from footfall.retail.v2 import (
@@ -30,13 +31,19 @@ from server.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
-    Unimplemented,
     gather,
     raise_if_any,
 )
 from server.operations.runner import OperationRunner
 from server.policy import deadline_of
-from server.retail import import_products, product_listing, products
+from server.retail import (
+    import_products,
+    inventory,
+    inventory_operations,
+    product_listing,
+    products,
+    purge_products,
+)
 from server.retail.product_validation import (
     COLLECTION,
     PRIMARY,
@@ -132,11 +139,14 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         elif request.product.id and request.product.id != request.product_id:
             violations.append(FieldViolation("product.id", "must be empty or equal product_id"))
         raise_if_any(violations)
-        product = products.new_product(request.product, branch, request.product_id,
-                                       self._clock.now_ns())
+        now_ns = self._clock.now_ns()
+        product = products.new_product(request.product, branch, request.product_id, now_ns)
         raise_if_any(product_violations(product))
+        fields = inventory.specified(product)
+        times = inventory.overwritten(inventory.Times(), fields, now_ns).dump() if fields \
+            else None
         if not self._store.create_product(branch, product.id, product.SerializeToString(),
-                                          self._references_hold(branch, product.id)):
+                                          self._references_hold(branch, product.id), times):
             raise AlreadyExists(products.RESOURCE_TYPE, product.name)
         return product
 
@@ -232,14 +242,26 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
             raise_if_any(product_violations(updated))
             return updated
 
+        # The inventory fields it sets: named by the mask, all of them without one, or
+        # those the new product has when it is created.
+        fields = [p for p in paths if p in inventory.SET_MASK_PATHS] if paths \
+            else list(inventory.SET_MASK_PATHS)
+
         # Merged and checked in the store's transaction: a concurrent update is never
         # lost, and the products it refers to cannot change in between.
         def change(payload: bytes | None) -> bytes:
             current = None if payload is None else products.decode(payload, branch, product_id)
-            return bytes(merge(current).SerializeToString())
+            updated = merge(current)
+            if current is None:
+                fields[:] = inventory.specified(updated)
+            return bytes(updated.SerializeToString())
+
+        def stamp(raw_times: bytes | None) -> bytes:
+            """The inventory update times: those it sets are now's, whatever they were."""
+            return inventory.overwritten(inventory.Times.load(raw_times), fields, now_ns).dump()
 
         stored = self._store.update_product(branch, product_id, change,
-                                            self._references_hold(branch, product_id))
+                                            self._references_hold(branch, product_id), stamp)
         assert stored is not None  # `change` always returns a product
         return products.decode(stored, branch, product_id)
 
@@ -267,34 +289,52 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         return self._runner.submit(branch, import_products.KIND, request,
                                    import_products.new_operation)
 
-    # -- not in Footfall yet: each always raises UNIMPLEMENTED ---------------
-
-    def _unimplemented(self, method: str, why: str) -> Unimplemented:
-        return Unimplemented(f"{method} is not implemented in Footfall yet ({why})")
-
     def PurgeProducts(self, request: purge_config_pb2.PurgeProductsRequest,
                       context: grpc.ServicerContext) -> operations_pb2.Operation:
-        raise self._unimplemented("PurgeProducts", "planned: long-running operations")
+        """Start a product purge operation (under the branch); INVALID_ARGUMENT for a
+        bad parent or filter."""
+        branch, _ = purge_products.check_request(request)
+        return self._runner.submit(branch, purge_products.KIND, request,
+                                   purge_products.new_operation)
+
+    # -- inventory: long-running operations, one kind per RPC -----------------
+
+    def _update_inventory(self, kind: str, request: Any) -> operations_pb2.Operation:
+        """Apply an inventory update; returns its operation, done.
+
+        INVALID_ARGUMENT naming each bad field, or when the product it would leave
+        breaks a rule; NOT_FOUND when the product does not exist and allow_missing is
+        not set (with it, the operation is stored and nothing else: see README).
+        """
+        update = inventory_operations.prepare(kind, request, self._clock.now_ns())
+        if not self._store.update_inventory(update.branch, update.product_id, update.change,
+                                            update.record):
+            if not request.allow_missing:
+                raise NotFound(products.RESOURCE_TYPE, update.shown_name)
+            self._store.create_operation(update.record)
+        return update.operation
 
     def SetInventory(self, request: product_service_pb2.SetInventoryRequest,
                      context: grpc.ServicerContext) -> operations_pb2.Operation:
-        raise self._unimplemented("SetInventory", "inventory updates are not supported")
+        """Set the inventory fields `set_mask` names, where no later update set them."""
+        return self._update_inventory("set-inventory", request)
 
     def AddFulfillmentPlaces(self, request: product_service_pb2.AddFulfillmentPlacesRequest,
                              context: grpc.ServicerContext) -> operations_pb2.Operation:
-        raise self._unimplemented("AddFulfillmentPlaces", "inventory updates are not supported")
+        """Add places to one fulfillment type, where no later update removed them."""
+        return self._update_inventory("add-fulfillment-places", request)
 
     def RemoveFulfillmentPlaces(self, request: product_service_pb2.RemoveFulfillmentPlacesRequest,
                                 context: grpc.ServicerContext) -> operations_pb2.Operation:
-        raise self._unimplemented("RemoveFulfillmentPlaces",
-                                  "inventory updates are not supported")
+        """Remove places from one fulfillment type, where no later update added them."""
+        return self._update_inventory("remove-fulfillment-places", request)
 
     def AddLocalInventories(self, request: product_service_pb2.AddLocalInventoriesRequest,
                             context: grpc.ServicerContext) -> operations_pb2.Operation:
-        raise self._unimplemented("AddLocalInventories", "inventory updates are not supported")
+        """Set fields of the inventories at places, where no later update set them."""
+        return self._update_inventory("add-local-inventories", request)
 
     def RemoveLocalInventories(self, request: product_service_pb2.RemoveLocalInventoriesRequest,
                                context: grpc.ServicerContext) -> operations_pb2.Operation:
-        raise self._unimplemented("RemoveLocalInventories",
-                                  "inventory updates are not supported")
-
+        """Remove the inventories at places, where no later update set them."""
+        return self._update_inventory("remove-local-inventories", request)

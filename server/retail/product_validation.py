@@ -36,8 +36,8 @@ FULFILLMENT_TYPES = (
     "pickup-in-store", "ship-to-store", "same-day-delivery", "next-day-delivery",
     "custom-type-1", "custom-type-2", "custom-type-3", "custom-type-4", "custom-type-5",
 )
-_INDEXABLE_KEY = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_]*")
-_PLACE_ID = re.compile(r"[a-zA-Z0-9_-]+")
+INDEXABLE_KEY = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_]*")
+PLACE_ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]+")
 
 # Repeated string fields: (name, most values, most characters per value,
 # whether empty values are refused). Limits as Google documents them.
@@ -118,9 +118,9 @@ def product_violations(product: Any, path: str = "product") -> list[FieldViolati
                                   f"unknown availability {product.availability}"))
 
     _attributes(product.attributes, f"{path}.attributes", out)
-    _price(product.price_info, f"{path}.price_info", out)
+    check_price(product.price_info, f"{path}.price_info", out)
     _rating(product.rating, f"{path}.rating", out)
-    _fulfillment(product.fulfillment_info, f"{path}.fulfillment_info", out)
+    check_fulfillment(product.fulfillment_info, f"{path}.fulfillment_info", out)
     _images(product.images, f"{path}.images", out)
     _times(product, path, out)
     if len(product.promotions) > MAX_PROMOTIONS:
@@ -162,7 +162,7 @@ def _attributes(attributes: Any, path: str, out: list[FieldViolation]) -> None:
             out.append(FieldViolation(where, f"key must be at most {MAX_ATTRIBUTE_KEY} "
                                              f"characters, got {len(key)}"))
         if value.HasField("indexable") and value.indexable and key \
-                and not _INDEXABLE_KEY.fullmatch(key):
+                and not INDEXABLE_KEY.fullmatch(key):
             out.append(FieldViolation(where, "the key of an indexable attribute must match "
                                              "[a-zA-Z0-9][a-zA-Z0-9_]*"))
         if value.HasField("searchable") and not value.text:
@@ -170,7 +170,7 @@ def _attributes(attributes: Any, path: str, out: list[FieldViolation]) -> None:
                                       "may only be set on text attributes"))
 
 
-def _price(price: Any, path: str, out: list[FieldViolation]) -> None:
+def check_price(price: Any, path: str, out: list[FieldViolation]) -> None:
     if price.currency_code and not is_currency_code(price.currency_code):
         out.append(FieldViolation(f"{path}.currency_code",
                                   "must be a three-letter ISO 4217 code such as USD, "
@@ -199,7 +199,7 @@ def _rating(rating: Any, path: str, out: list[FieldViolation]) -> None:
                                   f"got {len(rating.rating_histogram)}"))
 
 
-def _fulfillment(infos: Sequence[Any], path: str, out: list[FieldViolation]) -> None:
+def check_fulfillment(infos: Sequence[Any], path: str, out: list[FieldViolation]) -> None:
     seen: set[str] = set()
     for i, info in enumerate(infos):
         where = f"{path}[{i}]"
@@ -214,7 +214,7 @@ def _fulfillment(infos: Sequence[Any], path: str, out: list[FieldViolation]) -> 
             out.append(FieldViolation(f"{where}.place_ids", f"must have at most {MAX_PLACE_IDS} "
                                       f"values, got {len(info.place_ids)}"))
         for j, place in enumerate(info.place_ids):
-            if len(place) > MAX_PLACE_ID or not _PLACE_ID.fullmatch(place):
+            if len(place) > MAX_PLACE_ID or not PLACE_ID_PATTERN.fullmatch(place):
                 out.append(FieldViolation(f"{where}.place_ids[{j}]",
                                           f"must match [a-zA-Z0-9_-]+ and be at most "
                                           f"{MAX_PLACE_ID} characters, got {place[:50]!r}"))

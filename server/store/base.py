@@ -75,15 +75,29 @@ class Store(Protocol):
         """Up to `limit` (product_id, serialized Product) with id > `after_id`, by id."""
 
     def create_product(self, branch: str, product_id: str, payload: bytes,
-                       check: ProductCheck | None = None) -> bool:
-        """Insert unless present (False when it exists). `check(payload, products)`
-        runs first, in the same transaction; what it raises is raised here, nothing written."""
+                       check: ProductCheck | None = None,
+                       inventory_times: bytes | None = None) -> bool:
+        """Insert unless present (False when it exists), with its inventory update
+        times. `check(payload, products)` runs first, in the same transaction; what it
+        raises is raised here, nothing written."""
 
     def update_product(self, branch: str, product_id: str,
                        change: Callable[[bytes | None], bytes | None],
-                       check: ProductCheck | None = None) -> bytes | None:
+                       check: ProductCheck | None = None,
+                       inventory_times: Callable[[bytes | None], bytes] | None = None
+                       ) -> bytes | None:
         """Atomically replace the product with `change(current)` (None: leave as is),
-        `check(updated, products)` first in the same transaction; what is stored after."""
+        `check(updated, products)` first in the same transaction; what is stored after.
+        With `inventory_times`, its inventory update times become
+        `inventory_times(current times)` (None when never set) in the same write."""
+
+    def update_inventory(self, branch: str, product_id: str,
+                         change: Callable[[bytes, bytes | None], tuple[bytes, bytes] | None],
+                         record: OperationRecord | None = None) -> bool:
+        """Atomically replace the product and its inventory update times (None when
+        never set) with `change(product, times)` (None: leave both), and store the
+        operation `record` with them; False, calling and storing nothing, when there
+        is no such product."""
 
     def delete_product(self, branch: str, product_id: str,
                        check: ProductCheck | None = None) -> bool:

@@ -109,6 +109,12 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
             generation BIGINT NOT NULL
         )""",
     ]),
+    (7, "when each inventory field of a product was last set", [
+        # SetInventory and the place RPCs never let an older update overwrite a newer
+        # one: the times they compare with live beside the product (JSON, see
+        # server/retail/inventory.py) and go with it when it is deleted.
+        "ALTER TABLE products ADD COLUMN inventory_times BLOB",
+    ]),
 ]
 
 

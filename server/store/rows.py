@@ -235,6 +235,7 @@ class Step:
 
     insert_events: Sequence[EventRow] = ()
     put_products: Sequence[ProductPut] = ()
+    delete_products: Sequence[tuple[str, str]] = ()  # (branch, product_id)
     update_events: Sequence[EventUpdate] = ()
     # delete up to `delete_limit` events the query selects with id > delete_after_id
     delete_events: EventQuery | None = None
@@ -246,7 +247,7 @@ class Step:
 class StepResult:
     inserted: int = 0
     inserted_joined: int = 0
-    deleted: int = 0
+    deleted: int = 0  # events, or products (a step deletes one kind)
     last_deleted_id: int = 0
     cancel_requested: bool = False
 

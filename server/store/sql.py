@@ -128,12 +128,21 @@ class Statements:
             f"AND {dialect.contains} ORDER BY product_id LIMIT ?")
         self.product_for_write = spell("SELECT product FROM products WHERE branch = ? AND "
                                        f"product_id = ?{dialect.lock}")
-        self.insert_product = spell("INSERT INTO products (branch, product_id, product) "
-                                    "VALUES (?, ?, ?) ON CONFLICT (branch, product_id) DO NOTHING")
+        self.insert_product = spell("INSERT INTO products (branch, product_id, product, "
+                                    "inventory_times) VALUES (?, ?, ?, ?) "
+                                    "ON CONFLICT (branch, product_id) DO NOTHING")
         self.put_product = spell("INSERT INTO products (branch, product_id, product) "
                                  "VALUES (?, ?, ?) ON CONFLICT (branch, product_id) "
                                  "DO UPDATE SET product = excluded.product")
         self.delete_product = spell("DELETE FROM products WHERE branch = ? AND product_id = ?")
+        self.put_product_and_times = spell(
+            "INSERT INTO products (branch, product_id, product, inventory_times) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (branch, product_id) DO UPDATE SET "
+            "product = excluded.product, inventory_times = excluded.inventory_times")
+        self.inventory_for_write = spell("SELECT product, inventory_times FROM products WHERE "
+                                         f"branch = ? AND product_id = ?{dialect.lock}")
+        self.put_inventory = spell("UPDATE products SET product = ?, inventory_times = ? "
+                                   "WHERE branch = ? AND product_id = ?")
         self.generation = spell("SELECT generation FROM product_generations WHERE branch = ?")
         self.bump_generation = spell(
             "INSERT INTO product_generations (branch, generation) VALUES (?, 1) ON CONFLICT "
@@ -264,30 +273,55 @@ class SqlStore(ABC, Generic[Db]):
                             self._sql)
 
     def create_product(self, branch: str, product_id: str, payload: bytes,
-                       check: ProductCheck | None = None) -> bool:
+                       check: ProductCheck | None = None,
+                       inventory_times: bytes | None = None) -> bool:
         def insert(db: Db) -> bool:
             self._bump_generation(db, branch)
             if check is not None:
                 check(payload, self._branch_in(db, branch))
             return db.execute(self._sql.insert_product,
-                              (branch, product_id, payload)).rowcount == 1
+                              (branch, product_id, payload, inventory_times)).rowcount == 1
 
         return self._write(insert)
 
     def update_product(self, branch: str, product_id: str,
                        change: Callable[[bytes | None], bytes | None],
-                       check: ProductCheck | None = None) -> bytes | None:
+                       check: ProductCheck | None = None,
+                       inventory_times: Callable[[bytes | None], bytes] | None = None
+                       ) -> bytes | None:
         def read_modify_write(db: Db) -> bytes | None:
             self._bump_generation(db, branch)
-            found = db.execute(self._sql.product_for_write, (branch, product_id)).fetchone()
+            found = db.execute(self._sql.inventory_for_write, (branch, product_id)).fetchone()
             current = bytes(found[0]) if found else None
             updated = change(current)
             if updated is None:
                 return current
             if check is not None:
                 check(updated, self._branch_in(db, branch))
-            db.execute(self._sql.put_product, (branch, product_id, updated))
+            if inventory_times is None:
+                db.execute(self._sql.put_product, (branch, product_id, updated))
+            else:
+                times = inventory_times(bytes(found[1]) if found and found[1] is not None
+                                        else None)
+                db.execute(self._sql.put_product_and_times, (branch, product_id, updated, times))
             return updated
+
+        return self._write(read_modify_write)
+
+    def update_inventory(self, branch: str, product_id: str,
+                         change: Callable[[bytes, bytes | None], tuple[bytes, bytes] | None],
+                         record: OperationRecord | None = None) -> bool:
+        def read_modify_write(db: Db) -> bool:
+            self._bump_generation(db, branch)
+            found = db.execute(self._sql.inventory_for_write, (branch, product_id)).fetchone()
+            if found is None:
+                return False
+            changed = change(bytes(found[0]), None if found[1] is None else bytes(found[1]))
+            if changed is not None:
+                db.execute(self._sql.put_inventory, (*changed, branch, product_id))
+            if record is not None:
+                db.execute(self._sql.insert_operation, record.as_params())
+            return True
 
         return self._write(read_modify_write)
 
@@ -372,9 +406,15 @@ class SqlStore(ABC, Generic[Db]):
                 for branch in sorted({branch for branch, _, _ in step.put_products}):
                     self._bump_generation(db, branch)
                 db.executemany(self._sql.put_product, step.put_products)
+            deleted = last_deleted = 0
+            if step.delete_products:
+                for branch in sorted({branch for branch, _ in step.delete_products}):
+                    self._bump_generation(db, branch)
+                for branch, product_id in step.delete_products:
+                    deleted += db.execute(self._sql.delete_product,
+                                          (branch, product_id)).rowcount
             if step.update_events:
                 self._update_events(db, step.update_events)
-            deleted = last_deleted = 0
             if step.delete_events is not None:
                 deleted, last_deleted = self._delete_events(
                     db, step.delete_events, step.delete_after_id, step.delete_limit)

@@ -14,8 +14,13 @@ from pathlib import Path
 
 import grpc
 import pytest
-from footfall.retail.v2 import user_event_pb2
-from google.longrunning import operations_pb2
+from footfall.retail.v2 import (
+    product_pb2,
+    product_service_pb2,
+    product_service_pb2_grpc,
+    user_event_pb2,
+)
+from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import json_format
 
 from server.app import start
@@ -23,7 +28,7 @@ from server.config import Settings
 from server.store import EventRow
 from server.store.sqlite import SqliteStore
 
-from .cli import CANCELLED, CATALOG, footfall, record_history
+from .cli import CANCELLED, CATALOG, footfall, record_history, wait
 from .tmpfs import mounted
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +79,30 @@ def test_operations_list_json_is_each_operation(history: str, tmp_path: Path) ->
         "@type": "type.googleapis.com/google.cloud.retail.v2.PurgeUserEventsResponse",
         "purgedEventsCount": "1"}
     assert ops[0].error.code == grpc.StatusCode.CANCELLED.value[0]
+
+
+def test_operations_list_json_unpacks_inventory_operations(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/events.db"
+    branch = f"{CATALOG}/branches/0"
+    running = start(Settings(host="127.0.0.1", port=0, store=url, grace_seconds=5))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            products = product_service_pb2_grpc.ProductServiceStub(channel)
+            products.CreateProduct(product_service_pb2.CreateProductRequest(
+                parent=branch, product_id="p1",
+                product=product_pb2.Product(title="Tent", categories=["Camping"])))
+            started = products.AddFulfillmentPlaces(
+                product_service_pb2.AddFulfillmentPlacesRequest(
+                    product=f"{branch}/products/p1", type="pickup-in-store", place_ids=["s1"]))
+            wait(operations_pb2_grpc.OperationsStub(channel), started.name)
+    finally:
+        running.stop()
+    out = footfall("operations", "list", "--store", url, "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["response"] == {
+        "@type": "type.googleapis.com/google.cloud.retail.v2.AddFulfillmentPlacesResponse"}
+    listed = footfall("operations", "list", "--store", url, cwd=tmp_path)
+    assert listed.stdout.split()[:2] == ["done", "add-fulfillment-places"]
 
 
 def test_operations_list_filters_done_and_parent(history: str, tmp_path: Path) -> None:

@@ -116,7 +116,7 @@ def test_validation_errors_carry_every_violation(gateway: Running) -> None:
     assert "user_event.visitor_id: must be at most 128 characters" in error["message"]
 
 
-def test_not_found_already_exists_unimplemented_map_to_http(gateway: Running) -> None:
+def test_not_found_and_already_exists_map_to_http(gateway: Running) -> None:
     missing = get(gateway, f"/v2/{BRANCH}/products/nope")
     assert (missing.status, missing.error()["status"]) == (404, "NOT_FOUND")
     assert missing.error()["details"][0] == {
@@ -129,8 +129,6 @@ def test_not_found_already_exists_unimplemented_map_to_http(gateway: Running) ->
     taken = post(gateway, f"/v4/{TENANT}/clientEvents",
                  {**event, "createTime": "2024-05-02T00:00:00Z"})
     assert (taken.status, taken.error()["status"]) == (409, "ALREADY_EXISTS")
-    purge = post(gateway, f"/v2/{BRANCH}/products:purge", {"filter": "*"})
-    assert (purge.status, purge.error()["status"]) == (501, "UNIMPLEMENTED")
 
 
 def test_enum_encoding_int_is_honoured(gateway: Running) -> None:
@@ -180,6 +178,30 @@ def test_import_then_operation_by_get_list_and_wait(gateway: Running) -> None:
     assert post(gateway, f"/v2/{name}:cancel", {}).json() == {}
     assert call(gateway.http_port, "DELETE", f"/v2/{name}").status == 200
     assert get(gateway, f"/v2/{name}").status == 404
+
+
+def test_inventory_routes_take_the_product_from_the_path(gateway: Running) -> None:
+    name = f"{BRANCH}/products/sku-9"
+    created = post(gateway, f"/v2/{BRANCH}/products?productId=sku-9",
+                   {"title": "Stove", "categories": ["Camping"]})
+    assert created.status == 200, created.body
+    started = post(gateway, f"/v2/{name}:addFulfillmentPlaces",
+                   {"type": "pickup-in-store", "placeIds": ["s1", "s2"]})
+    assert started.status == 200, started.body
+    assert started.json()["name"].startswith(f"{BRANCH}/operations/add-fulfillment-places-")
+    done = wait_done(gateway, started.json()["name"])
+    assert done["response"]["@type"] == \
+        "type.googleapis.com/google.cloud.retail.v2.AddFulfillmentPlacesResponse"
+    set_started = post(gateway, f"/v2/{name}:setInventory",
+                       {"inventory": {"availability": "PREORDER"}, "setMask": "availability"})
+    assert set_started.status == 200, set_started.body
+    wait_done(gateway, set_started.json()["name"])
+    product = get(gateway, f"/v2/{name}").json()
+    assert product["fulfillmentInfo"] == [{"type": "pickup-in-store", "placeIds": ["s1", "s2"]}]
+    assert product["availability"] == "PREORDER"
+    refused = post(gateway, f"/v2/{name}:removeLocalInventories", {"placeIds": []})
+    assert (refused.status, refused.error()["message"]) == (
+        400, "place_ids: at least one place id is required")
 
 
 def test_unknown_path_is_a_json_404(gateway: Running) -> None:

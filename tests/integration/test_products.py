@@ -12,11 +12,13 @@ from footfall.retail.v2 import (
     product_pb2,
     product_service_pb2,
     product_service_pb2_grpc,
-    purge_config_pb2,
 )
+from google.longrunning import operations_pb2_grpc
 from google.protobuf import field_mask_pb2, json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+
+from .cli import wait
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 DEFAULT = f"{CATALOG}/branches/default_branch"
@@ -297,19 +299,30 @@ def test_delete_refuses_a_primary_with_variants_and_collection_members(stub: Stu
     assert list_ids(stub) == ([], "")
 
 
-# -- not implemented -------------------------------------------------------
+# -- inventory ------------------------------------------------------------
 
-UNIMPLEMENTED = [
-    ("PurgeProducts", purge_config_pb2.PurgeProductsRequest(parent=DEFAULT, filter="*")),
-    ("SetInventory", product_service_pb2.SetInventoryRequest()),
-    ("AddFulfillmentPlaces", product_service_pb2.AddFulfillmentPlacesRequest()),
-    ("RemoveFulfillmentPlaces", product_service_pb2.RemoveFulfillmentPlacesRequest()),
-    ("AddLocalInventories", product_service_pb2.AddLocalInventoriesRequest()),
-    ("RemoveLocalInventories", product_service_pb2.RemoveLocalInventoriesRequest()),
-]
+def test_an_inventory_update_without_a_time_takes_the_servers_when_called(
+        stub: Stub, channel: grpc.Channel, running: Any, clock: Any) -> None:
+    create(stub, "p1")
+    started = stub.SetInventory(product_service_pb2.SetInventoryRequest(
+        inventory=product(name=f"{DEFAULT}/products/p1",
+                          priceInfo={"currencyCode": "USD", "price": 5.0}),
+        set_mask=field_mask_pb2.FieldMask(paths=["price_info"])))
+    done = wait(operations_pb2_grpc.OperationsStub(channel), started.name)
+    assert done.HasField("response"), done
+    assert get(stub, "p1").price_info.price == 5.0
+    record = running.store.get_operation(started.name)
+    stored = product_service_pb2.SetInventoryRequest.FromString(record.request)
+    assert stored.set_time.ToNanoseconds() == clock.now_ns()
 
 
-@pytest.mark.parametrize(("method", "request_"), UNIMPLEMENTED, ids=[m for m, _ in UNIMPLEMENTED])
-def test_unimplemented_methods_say_so(stub: Stub, method: str, request_: Any) -> None:
-    error = fails(lambda: getattr(stub, method)(request_), grpc.StatusCode.UNIMPLEMENTED)
-    assert method in error.details()
+def test_an_inventory_update_is_not_refused_for_what_it_does_not_change(
+        stub: Stub, channel: grpc.Channel, running: Any) -> None:
+    # Stored before a rule it breaks (here: no title); the update still lands.
+    running.store.create_product(BRANCH0, "old", product_pb2.Product(
+        id="old", categories=["Shoes"]).SerializeToString())
+    started = stub.AddFulfillmentPlaces(product_service_pb2.AddFulfillmentPlacesRequest(
+        product=f"{DEFAULT}/products/old", type="pickup-in-store", place_ids=["s1"]))
+    done = wait(operations_pb2_grpc.OperationsStub(channel), started.name)
+    assert done.HasField("response"), done.error
+    assert list(get(stub, "old").fulfillment_info[0].place_ids) == ["s1"]

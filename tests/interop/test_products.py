@@ -256,14 +256,6 @@ def test_delete_refuses_a_primary_that_still_has_variants(
     assert "BOOT-42" in refused.value.message
 
 
-def test_unimplemented_methods_say_so(products: retail_v2.ProductServiceClient,
-                                      branch: str) -> None:
-    with pytest.raises(exceptions.MethodNotImplemented) as refused:
-        products.purge_products(request={"parent": branch, "filter": "*", "force": True},
-                                timeout=RPC_DEADLINE)
-    assert "PurgeProducts" in refused.value.message
-
-
 # -- ImportProducts ----------------------------------------------------------------
 
 

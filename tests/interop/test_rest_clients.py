@@ -203,9 +203,10 @@ def test_products_crud(products: retail_v2.ProductServiceClient, catalog: str) -
     with pytest.raises(exceptions.NotFound) as missing:
         products.get_product(name=created.name, timeout=RPC_DEADLINE)
     assert missing.value.details[0]["resourceName"] == created.name
-    with pytest.raises(exceptions.MethodNotImplemented):
-        products.purge_products(request={"parent": branch, "filter": "*"},
+    with pytest.raises(exceptions.BadRequest) as refused:
+        products.purge_products(request={"parent": branch, "filter": "title = \"x\""},
                                 timeout=RPC_DEADLINE)
+    assert "unknown field 'title'" in refused.value.message
 
 
 def test_product_import_polls_the_branch_operation(products: retail_v2.ProductServiceClient,

@@ -154,6 +154,24 @@ def test_admin_does_everything_in_its_projects(ring: KeyRing) -> None:
         authorize(grant, UPDATE_PRODUCT, product)
 
 
+def test_inventory_calls_act_on_the_project_of_their_product(ring: KeyRing) -> None:
+    grant = ring.lookup("admin-secret-0123456789")
+    assert grant is not None
+    mine = f"{CATALOG}/branches/0/products/p1"
+    other = "projects/else/locations/global/catalogs/c/branches/0/products/p1"
+    service = "/google.cloud.retail.v2.ProductService/"
+    for method, request in (
+            ("SetInventory", lambda name: product_service_pb2.SetInventoryRequest(
+                inventory={"name": name})),
+            ("AddFulfillmentPlaces", lambda name: product_service_pb2.AddFulfillmentPlacesRequest(
+                product=name)),
+            ("RemoveLocalInventories",
+             lambda name: product_service_pb2.RemoveLocalInventoriesRequest(product=name))):
+        assert authorize(grant, service + method, request(mine)) == "shop"
+        with pytest.raises(Denied):
+            authorize(grant, service + method, request(other))
+
+
 def test_a_request_without_a_project_is_denied_even_to_root(ring: KeyRing) -> None:
     grant = ring.lookup("root-secret-0123456789")
     assert grant is not None

@@ -725,6 +725,77 @@ def test_run_step_updates_events_and_puts_products(store: Store) -> None:
     assert store.get_products(BRANCH, ["p1", "p2"]) == {"p1": b"new", "p2": b"two"}
 
 
+def test_inventory_times_live_beside_the_product_and_go_with_it(store: Store) -> None:
+    seen: list[tuple[bytes, bytes | None]] = []
+
+    def stamp(payload: bytes, times: bytes | None) -> tuple[bytes, bytes]:
+        seen.append((payload, times))
+        return payload + b"+", (times or b"") + b"t"
+
+    assert not store.update_inventory(BRANCH, "p1", stamp)  # no such product
+    assert seen == []
+    store.create_product(BRANCH, "p1", b"P")
+    assert store.update_inventory(BRANCH, "p1", stamp)
+    assert store.update_inventory(BRANCH, "p1", lambda payload, times: None)  # unchanged
+    assert store.update_inventory(BRANCH, "p1", stamp)
+    assert seen == [(b"P", None), (b"P+", b"t")]
+    assert store.get_products(BRANCH, ["p1"]) == {"p1": b"P++"}
+    # A product write of another kind keeps the times; a delete takes them.
+    store.update_product(BRANCH, "p1", lambda current: b"Q")
+    store.update_inventory(BRANCH, "p1", stamp)
+    assert seen[-1] == (b"Q", b"tt")
+    assert store.delete_product(BRANCH, "p1")
+    store.create_product(BRANCH, "p1", b"R")
+    store.update_inventory(BRANCH, "p1", stamp)
+    assert seen[-1] == (b"R", None)
+
+    def refuse(payload: bytes, times: bytes | None) -> tuple[bytes, bytes]:
+        raise InvalidArgument.field("place_ids", "too many")
+
+    # The operation it answers with is stored in the same transaction, or not at all.
+    done = OperationRecord(name=OPS + "set-inventory-1", kind="set-inventory", done=True,
+                           create_time_us=SECOND, request=b"request", operation=b"done")
+    assert not store.update_inventory(BRANCH, "missing", stamp, done)
+    assert store.get_operation(done.name) is None
+    with pytest.raises(InvalidArgument):
+        store.update_inventory(BRANCH, "p1", refuse, done)
+    assert store.get_products(BRANCH, ["p1"]) == {"p1": b"R+"}
+    assert store.get_operation(done.name) is None
+    assert store.update_inventory(BRANCH, "p1", lambda payload, times: None, done)
+    assert store.get_operation(done.name) == done
+
+    # Create and update may set the times with the product, in the same write.
+    store.create_product(BRANCH, "p2", b"S", inventory_times=b"created")
+    store.update_inventory(BRANCH, "p2", stamp)
+    assert seen[-1] == (b"S", b"created")
+    given: list[bytes | None] = []
+
+    def times(current: bytes | None) -> bytes:
+        given.append(current)
+        return b"updated"
+
+    store.update_product(BRANCH, "p2", lambda current: b"T", inventory_times=times)
+    store.update_product(BRANCH, "p3", lambda current: b"U", inventory_times=times)  # upsert
+    store.update_product(BRANCH, "p2", lambda current: None, inventory_times=times)  # no change
+    assert given == [b"createdt", None]
+    for product_id, payload in (("p2", b"T"), ("p3", b"U")):
+        store.update_inventory(BRANCH, product_id, stamp)
+        assert seen[-1] == (payload, b"updated")
+
+
+def test_run_step_deletes_products_and_counts_them(store: Store) -> None:
+    store.create_operation(operation("purge-products"))
+    store.claim_operation("w1", SECOND, 30 * SECOND, never)
+    for product_id in ("a", "b", "c"):
+        store.create_product(BRANCH, product_id, product_id.encode())
+    store.create_product(f"{CATALOG}/branches/1", "a", b"other branch")
+    result = store.run_step(OPS + "purge-products", "w1", Step(delete_products=[
+        (BRANCH, "a"), (BRANCH, "c"), (BRANCH, "gone")]), 30 * SECOND, step_progress([]))
+    assert result.deleted == 2
+    assert [pid for pid, _ in store.list_products(BRANCH, 10)] == ["b"]
+    assert store.get_products(f"{CATALOG}/branches/1", ["a"]) == {"a": b"other branch"}
+
+
 def test_a_failing_progress_leaves_no_trace(store: Store) -> None:
     store.create_operation(operation("job"))
     store.claim_operation("w1", SECOND, 30 * SECOND, never)

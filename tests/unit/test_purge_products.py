@@ -1,0 +1,132 @@
+"""PurgeProducts' filter: Google's grammar over availability, and what it refuses."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from footfall.retail.v2 import product_pb2, purge_config_pb2
+from google.longrunning import operations_pb2
+
+from server.clock import FixedClock
+from server.errors import InvalidArgument
+from server.operations.runner import JobContext, StopRequested
+from server.retail import purge_products
+from server.retail.purge_products import parse_filter
+from server.store import Store, open_store
+from server.store.rows import OperationRecord
+
+Availability = product_pb2.Product.Availability
+ALL = [product_pb2.Product(id=name, availability=Availability.Value(name))
+       for name in ("IN_STOCK", "OUT_OF_STOCK", "PREORDER", "BACKORDER")]
+
+
+@pytest.mark.parametrize(("text", "selected"), [
+    ("*", ["IN_STOCK", "OUT_OF_STOCK", "PREORDER", "BACKORDER"]),
+    ('availability = "PREORDER"', ["PREORDER"]),
+    ('availability="PREORDER" OR availability = "BACKORDER"', ["PREORDER", "BACKORDER"]),
+    ('availability = "PREORDER" AND availability = "BACKORDER"', []),
+    ('availability = "IN_STOCK" OR availability = "PREORDER" AND availability = "BACKORDER"',
+     ["IN_STOCK"]),  # AND binds tighter
+    ('(availability = "IN_STOCK" OR availability = "PREORDER") and '
+     '(availability = "PREORDER" or (availability = "BACKORDER"))', ["PREORDER"]),
+])
+def test_filters_select(text: str, selected: list[str]) -> None:
+    matches = parse_filter(text)
+    assert [p.id for p in ALL if matches(p)] == selected
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("  ", 'filter: is required; "*" purges every product'),
+    ("* *", "filter: unexpected character at character 1"),
+    ('availability = "IN_STOCK" OR', "filter: expected a field name at the end"),
+    ('availability = "IN_STOCK")', "filter: expected AND, OR or the end at character 26"),
+    ('(availability = "IN_STOCK"', "filter: expected ) at the end"),
+    ('availability = IN_STOCK', "filter: expected a double-quoted value at character 16"),
+    ('availability != "IN_STOCK"', "filter: availability takes only =, got '!=' at character 14"),
+    ('create_time > "2024-01-01T00:00:00Z"', "filter: create_time is not supported"),
+])
+def test_bad_filters_say_where(text: str, message: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        parse_filter(text)
+    assert refused.value.message.startswith(message)
+
+
+BRANCH = "projects/p/locations/global/catalogs/c/branches/0"
+NAME = f"{BRANCH}/operations/purge-products-1"
+
+
+class StopAfter(threading.Event):
+    """A stop request that comes after `checks` checks: a shutdown between batches."""
+
+    def __init__(self, checks: int) -> None:
+        super().__init__()
+        self.checks = checks
+
+    def is_set(self) -> bool:
+        self.checks -= 1
+        return self.checks < 0
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    opened = open_store("memory://")
+    yield opened
+    opened.close()
+
+
+def _run(store: Store, stopping: threading.Event) -> None:
+    record = store.claim_operation("w1", 0, 10**9, lambda _: False)
+    assert record is not None
+    purge_products.run_purge_products(JobContext(record, store, FixedClock(0), "w1", 10**9,
+                                                 stopping))
+
+
+def _submit(store: Store, query: str) -> None:
+    request = purge_config_pb2.PurgeProductsRequest(parent=BRANCH, filter=query, force=True)
+    store.create_operation(OperationRecord(
+        name=NAME, kind=purge_products.KIND, done=False, create_time_us=0,
+        request=request.SerializeToString(),
+        operation=purge_products.new_operation(NAME, 0).SerializeToString()))
+
+
+def test_a_purge_cancelled_before_it_runs_deletes_nothing(store: Store) -> None:
+    store.create_product(BRANCH, "p0", product_pb2.Product(id="p0").SerializeToString())
+    _submit(store, "*")
+    store.request_cancel(NAME)
+    _run(store, threading.Event())
+    record = store.get_operation(NAME)
+    assert record is not None and record.done
+    assert operations_pb2.Operation.FromString(record.operation).error.code == 1  # CANCELLED
+    assert [pid for pid, _ in store.list_products(BRANCH, 20)] == ["p0"]
+
+
+def test_a_purge_stopped_between_batches_resumes_and_counts_each_product_once(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(purge_products, "BATCH", 3)
+    # Primaries p0, p2, ... p8, each with one variant (p1 of p0, ...); p0 and the variant
+    # p5 are out of stock: p0 goes with its variant p1, and p5 alone.
+    for i in range(10):
+        kind = product_pb2.Product.VARIANT if i % 2 else product_pb2.Product.PRIMARY
+        stock = product_pb2.Product.OUT_OF_STOCK if i in (0, 5) else product_pb2.Product.IN_STOCK
+        item = product_pb2.Product(id=f"p{i}", type=kind, availability=stock,
+                                   primary_product_id=f"p{i - i % 2}")
+        store.create_product(BRANCH, item.id, item.SerializeToString())
+    _submit(store, 'availability = "OUT_OF_STOCK"')
+
+    with pytest.raises(StopRequested):  # after two batches (p0-p5) of the variants' pass
+        _run(store, StopAfter(2))
+    assert len(store.list_products(BRANCH, 20)) == 8  # p1 and p5 went
+    store.release_operation(NAME, "w1")
+    _run(store, threading.Event())
+
+    record = store.get_operation(NAME)
+    assert record is not None and record.done
+    done = operations_pb2.Operation.FromString(record.operation)
+    response = purge_config_pb2.PurgeProductsResponse()
+    assert done.response.Unpack(response)
+    assert (response.purge_count, done.metadata.type_url.rpartition(".")[2]) == (
+        3, "PurgeProductsMetadata")
+    assert [pid for pid, _ in store.list_products(BRANCH, 20)] == [
+        "p2", "p3", "p4", "p6", "p7", "p8", "p9"]
