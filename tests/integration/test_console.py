@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import http.client
+import json
 import threading
 from typing import Any
 
@@ -25,7 +27,7 @@ from .test_server import PARENT, TENANT, bad_request, event, retail
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """With the HTTP gateway on a free port."""
-    return dataclasses.replace(settings, http_port=-1)
+    return dataclasses.replace(settings, http_port=-1, http_header_timeout=0.5)
 
 
 @pytest.fixture
@@ -235,3 +237,34 @@ def test_a_bad_watch_is_refused_naming_the_field(console: Any) -> None:
         next(stream)
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert [v.field for v in bad_request(caught.value).field_violations] == ["filter"]
+
+
+def test_a_watch_over_http_is_server_sent_events(running: Running,
+                                                 channel: grpc.Channel) -> None:
+    write(channel, visitorId="before")
+    conn = http.client.HTTPConnection("127.0.0.1", running.http_port, timeout=10)
+    try:
+        conn.request("GET", f"/console/v1/{PARENT}/userEvents:watch?afterId=0")
+        answer = conn.getresponse()
+        assert answer.status == 200
+        assert answer.getheader("Content-Type") == "text/event-stream"
+        # quiet for longer than a request head may take: the stream stays open
+        threading.Event().wait(running.settings.http_header_timeout * 2)
+        write(channel, visitorId="after")
+        seen = []
+        while len(seen) < 2:
+            line = answer.fp.readline()
+            if line.startswith(b"data: "):
+                seen.append(json.loads(line[6:])["userEvent"]["visitorId"])
+        assert seen == ["before", "after"]
+    finally:
+        conn.close()
+
+
+def test_a_refused_watch_over_http_is_a_json_error(running: Running) -> None:
+    reply = http_client.call(running.http_port, "GET",
+                             f"/console/v1/{PARENT}/userEvents:watch?filter=nonsense")
+    assert reply.status == 400
+    assert reply.violations() == {"filter": "at character 1: unknown field 'nonsense'; filter on "
+                                            "eventType, visitorId, userId, eventTime, sessionId, "
+                                            "productId, joined, transport"}
