@@ -17,7 +17,7 @@ from footfall.retail.v2 import user_event_service_pb2
 from footfall.talent.v4 import event_pb2, event_service_pb2, event_service_pb2_grpc
 from google.protobuf import json_format
 
-from server.app import Running
+from server.app import Running, start
 from server.config import Settings
 
 from . import http_client
@@ -268,3 +268,19 @@ def test_a_refused_watch_over_http_is_a_json_error(running: Running) -> None:
     assert reply.violations() == {"filter": "at character 1: unknown field 'nonsense'; filter on "
                                             "eventType, visitorId, userId, eventTime, sessionId, "
                                             "productId, joined, transport"}
+
+
+def test_a_flood_of_refusals_keeps_only_the_latest(settings: Settings, clock: Any) -> None:
+    flooded = start(dataclasses.replace(settings, rejections_keep=5), clock)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{flooded.port}") as chan:
+            for n in range(40):
+                with pytest.raises(grpc.RpcError):
+                    retail(chan).WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+                        parent=PARENT, user_event=event(visitorId="", sessionId=f"s{n}")))
+        flooded.store.flush()
+        kept = flooded.store.rejections_after(None, 0, 100)
+        assert len(kept) == 5
+        assert console_pb2.Rejection.FromString(kept[-1].payload).request_json.count('"s39"') == 1
+    finally:
+        flooded.stop()
