@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,19 +59,6 @@ def served(request: pytest.FixtureRequest,
         return server_factory(store=request.getfixturevalue("postgres_databases")
                               .create("console"))
     return server_factory()
-
-
-@pytest.fixture
-def channels() -> Iterator[Callable[[ServerProcess], grpc.Channel]]:
-    opened: list[grpc.Channel] = []
-
-    def open_channel(server: ServerProcess) -> grpc.Channel:
-        opened.append(grpc.insecure_channel(server.address))
-        return opened[-1]
-
-    yield open_channel
-    for channel in opened:
-        channel.close()
 
 
 def pixel(server: ServerProcess, event: dict[str, Any]) -> requests.Response:
