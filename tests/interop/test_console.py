@@ -28,6 +28,7 @@ from .support import (
     RPC_DEADLINE,
     ServerProcess,
     finish,
+    put_gcs,
     retail_client,
     talent_client,
     wait_until,
@@ -153,15 +154,20 @@ def test_watches_see_writes_and_refusals(served: ServerProcess,
     [before] = console.call("ListUserEvents", parent=CATALOG)["userEvents"]
     events = console.watch("WatchUserEvents", parent=CATALOG, afterId=before["id"])
     refusals = console.watch("WatchRejections", parent=PROJECT, afterId=0)
+    over_http = requests.get(f"http://{served.http_address}/console/v1/{CATALOG}/userEvents:watch",
+                             params={"afterId": before["id"]}, stream=True, timeout=RPC_DEADLINE)
     try:
         write(retail, "after")
         assert next(events)["userEvent"]["visitorId"] == "after"
+        sent = next(line for line in over_http.iter_lines() if line.startswith(b"data: "))
+        assert json.loads(sent[6:])["userEvent"]["visitorId"] == "after"
         with pytest.raises(exceptions.InvalidArgument):
             write(retail, "")
         assert fields_of(next(refusals)) == ["user_event.visitor_id"]
     finally:
         events.cancel()
         refusals.cancel()
+        over_http.close()
 
 
 def test_a_reset_starts_a_catalog_clean(served: ServerProcess,
@@ -250,3 +256,25 @@ def test_a_reader_key_reads_and_writes_nothing(
     assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
     admin = Console(channels(secured), with_key(ADMIN))
     assert admin.call("ResetCatalog", name=CATALOG)["deletedEventsCount"] == "1"
+
+
+def test_bad_lines_of_an_imported_file_are_kept_with_their_fields(
+        server: ServerProcess, retail: retail_v2.UserEventServiceClient, catalog: str,
+        gcs_folder: str, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    uri = put_gcs(server.gcs_root, f"{gcs_folder}/events.json", [
+        '{"eventType": "home-page-view", "visitorId": "v1", "eventTime": "2024-05-01T00:00:00Z"}',
+        "{not json",
+        '{"eventType": "home-page-view", "eventTime": "2024-05-01T00:00:00Z"}',
+    ])
+    operation = retail.import_user_events(request={
+        "parent": catalog, "input_config": {"gcs_source": {"input_uris": [uri]}}})
+    assert finish(operation).error_samples
+    console = Console(channels(server))
+    kept = wait_until(lambda: [
+        r for r in console.call("ListRejections", parent=PROJECT).get("rejections", [])
+        if r.get("operation") == operation.operation.name] or None, "the import's refusals", 10)
+    invalid, not_json = kept  # newest first
+    assert invalid["message"] == f"{uri} line 3: user_event.visitor_id: is required"
+    assert fields_of(invalid) == ["user_event.visitor_id"]
+    assert not_json["message"].startswith(f"{uri} line 2: invalid JSON") and not fields_of(not_json)
+    assert all(r["transport"] == "IMPORT" and r["parent"] == catalog for r in kept)
