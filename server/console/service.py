@@ -95,7 +95,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
             events = queries.parse_filter(request.filter, str(catalog))
             batches = follow(lambda after: self._store.user_events_after(
                 events.query, after, queries.MAX_PAGE), self._start(request, "user_events"),
-                self._commits, context)
+                lambda: self._store.last_id("user_events"), self._commits, context)
             return (m for rows in batches for m in queries.matching(rows, events))
 
         return self._stream("WatchUserEvents", request, context, opened)
@@ -108,7 +108,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
             tenant = str(parse_tenant(request.parent))
             batches = follow(lambda after: self._store.client_events_after(
                 tenant, after, queries.MAX_PAGE), self._start(request, "client_events"),
-                self._commits, context)
+                lambda: self._store.last_id("client_events"), self._commits, context)
             return (queries.stored_client_event(r) for rows in batches for r in rows)
 
         return self._stream("WatchClientEvents", request, context, opened)
@@ -120,7 +120,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
             project = queries.parse_project(request.parent)
             batches = follow(lambda after: self._store.rejections_after(
                 project, after, queries.MAX_PAGE), self._start(request, "rejections"),
-                self._commits, context)
+                lambda: self._store.last_id("rejections"), self._commits, context)
             return (queries.rejection(*r) for rows in batches for r in rows)
 
         return self._stream("WatchRejections", request, context, opened)

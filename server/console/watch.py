@@ -78,17 +78,25 @@ class Caller(Protocol):
     def is_active(self) -> bool: ...
 
 
-def follow(read: Callable[[int], Sequence[R]], after: int, commits: Commits,
-           caller: Caller, poll: float = POLL_SECONDS) -> Iterator[Sequence[R]]:
+def follow(read: Callable[[int], Sequence[R]], after: int, last: Callable[[], int],
+           commits: Commits, caller: Caller, poll: float = POLL_SECONDS
+           ) -> Iterator[Sequence[R]]:
     """Batches of `read(position)` (rows with an id above it, in id order) from
-    `after` on, for as long as `caller` is active and the server runs."""
+    `after` on, for as long as `caller` is active and the server runs.
+
+    `last()` is the id of the last row stored: when it falls below the position
+    (the newest rows were deleted, by a reset, and SQLite gives their ids again)
+    the watch goes on from there, so it misses none of the rows stored next.
+    """
     while caller.is_active() and not commits.closed:
         seen = commits.count  # before the read: a commit during it wakes the wait
+        top = last()  # before the read too: a row stored after it is read next time
         rows = read(after)
         if rows:
             after = rows[-1].id
             yield rows
             continue
+        after = min(after, top)
         commits.wait(seen, poll)
 
 
