@@ -77,18 +77,24 @@ class Commits:
 class Caller(Protocol):
     def is_active(self) -> bool: ...
 
+    def time_remaining(self) -> float | None: ...
+
 
 def follow(read: Callable[[int], Sequence[R]], after: int, last: Callable[[], int],
            commits: Commits, caller: Caller, poll: float = POLL_SECONDS
            ) -> Iterator[Sequence[R]]:
     """Batches of `read(position)` (rows with an id above it, in id order) from
-    `after` on, for as long as `caller` is active and the server runs.
+    `after` on, for as long as `caller` is active, its deadline (if any) not
+    passed, and the server runs.
 
     `last()` is the id of the last row stored: when it falls below the position
     (the newest rows were deleted, by a reset, and SQLite gives their ids again)
     the watch goes on from there, so it misses none of the rows stored next.
     """
     while caller.is_active() and not commits.closed:
+        remaining = caller.time_remaining()
+        if remaining is not None and remaining <= 0:
+            return
         seen = commits.count  # before the read: a commit during it wakes the wait
         top = last()  # before the read too: a row stored after it is read next time
         rows = read(after)
@@ -97,7 +103,7 @@ def follow(read: Callable[[int], Sequence[R]], after: int, last: Callable[[], in
             yield rows
             continue
         after = min(after, top)
-        commits.wait(seen, poll)
+        commits.wait(seen, poll if remaining is None else min(poll, remaining))
 
 
 def admitted_stream(policy: Policy, method: str, request: Any, context: Any,
