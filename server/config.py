@@ -219,6 +219,13 @@ class Settings:
                             "server processes sharing the ports and one store (`auto`: one "
                             "per core); needs a SQLite or PostgreSQL store",
                             check=at_least(1))
+    rejections_keep: int = option(10_000, INTEGER,
+                                  "refused event writes, pixels, client events and import "
+                                  "lines kept for the console (the latest ones)",
+                                  check=at_least(1))
+    rejections_keep_hours: float = option(168.0, NUMBER,
+                                          "how long a kept refusal stays (hours)",
+                                          check=POSITIVE)
 
 
 OPTIONS: tuple[Option, ...] = tuple(

@@ -109,6 +109,47 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
             generation BIGINT NOT NULL
         )""",
     ]),
+    (6, "the console: when and how events came, client events in order, refusals", [
+        # When an event was stored and how it came (console.v1 Transport: 0 for events
+        # stored before this migration, which have no receive time either).
+        "ALTER TABLE user_events ADD COLUMN received_us BIGINT",
+        "ALTER TABLE user_events ADD COLUMN transport SMALLINT NOT NULL DEFAULT 0",
+        # Client events get an id (insertion order) for listing newest first and
+        # watching; SQLite cannot add a key to a table, so it rebuilds it.
+        {"sqlite": """CREATE TABLE client_events_v6 (
+            id INTEGER PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            create_time_us BIGINT NOT NULL,
+            event BLOB NOT NULL,
+            received_us BIGINT,
+            transport SMALLINT NOT NULL DEFAULT 0,
+            UNIQUE (tenant, event_id)
+        )""",
+         "postgresql": "ALTER TABLE client_events ADD COLUMN id BIGINT GENERATED ALWAYS AS "
+                       "IDENTITY"},
+        {"sqlite": "INSERT INTO client_events_v6 (tenant, event_id, create_time_us, event) "
+                   "SELECT tenant, event_id, create_time_us, event FROM client_events "
+                   "ORDER BY rowid",
+         "postgresql": "ALTER TABLE client_events ADD COLUMN received_us BIGINT"},
+        {"sqlite": "DROP TABLE client_events",
+         "postgresql": "ALTER TABLE client_events ADD COLUMN transport SMALLINT NOT NULL "
+                       "DEFAULT 0"},
+        {"sqlite": "ALTER TABLE client_events_v6 RENAME TO client_events"},
+        "CREATE UNIQUE INDEX client_events_order ON client_events (tenant, id)",
+        # Every refused write, pixel, client event and import line: the console.v1
+        # Rejection as stored, with what listing and retention need beside it.
+        # `project` is "" when the request named none.
+        """CREATE TABLE rejections (
+            id INTEGER PRIMARY KEY,
+            project TEXT NOT NULL,
+            parent TEXT NOT NULL,
+            time_us BIGINT NOT NULL,
+            rejection BLOB NOT NULL
+        )""",
+        "CREATE INDEX rejections_project ON rejections (project, id)",
+        "CREATE INDEX rejections_time ON rejections (time_us)",
+    ]),
     (7, "when each inventory field of a product was last set", [
         # SetInventory and the place RPCs never let an older update overwrite a newer
         # one: the times they compare with live beside the product (JSON, see

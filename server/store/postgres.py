@@ -72,18 +72,18 @@ CONNECTION_DEFAULTS = {"application_name": "footfall", "connect_timeout": "5", "
                        "keepalives_count": "3"}
 
 _EVENT_COLUMNS = ("catalog, event_type, visitor_id, user_id, event_time_us, event_time_ns, joined, "
-                  "dedup_key, event, source")
+                  "dedup_key, event, source, received_us, transport")
 _DEDUP = "ON CONFLICT (catalog, event_time_us, dedup_key) DO NOTHING"
 _INSERT_EVENT = (f"INSERT INTO user_events ({_EVENT_COLUMNS}) VALUES "
-                 f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) {_DEDUP}")
+                 f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) {_DEDUP}")
 _INCOMING = "footfall_incoming_events"
 _CREATE_INCOMING = (f"CREATE TEMP TABLE IF NOT EXISTS {_INCOMING} (seq INTEGER, catalog TEXT, "
                     "event_type TEXT, visitor_id TEXT, user_id TEXT, event_time_us BIGINT, "
                     "event_time_ns SMALLINT, joined SMALLINT, dedup_key BYTEA, event BYTEA, "
-                    "source BYTEA) "
+                    "source BYTEA, received_us BIGINT, transport SMALLINT) "
                     "ON COMMIT DELETE ROWS")
 _COPY_TYPES = ["int4", "text", "text", "text", "text", "int8", "int2", "int2", "bytea", "bytea",
-               "bytea"]
+               "bytea", "int8", "int2"]
 # FOR UPDATE: the rows a write reads stay locked against other replicas until it commits.
 POSTGRES = Dialect(name="postgresql", mark="%s", lock=" FOR UPDATE", walk="",
                    contains="position(?::bytea in product) > 0", arrays=True)

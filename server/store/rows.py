@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+from server.console import origin
 from server.errors import Unavailable
 
 
@@ -50,6 +51,9 @@ class EventRow:
     source: bytes | None = None
     # nanoseconds within event_time_us (0-999): time filters compare to the nanosecond
     event_time_ns: int = 0
+    # how and when it came (console.v1 Transport; wall-clock microseconds)
+    transport: int = field(default_factory=origin.transport)
+    received_us: int = field(default_factory=origin.now_us)
 
     @classmethod
     def from_event(cls, catalog: str, event: Any, joined: bool,
@@ -83,7 +87,7 @@ class EventRow:
     def as_params(self) -> tuple[Any, ...]:
         return (self.catalog, self.event_type, self.visitor_id, self.user_id,
                 self.event_time_us, self.event_time_ns, int(self.joined), self.key, self.payload,
-                self.source)
+                self.source, self.received_us, self.transport)
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class EventQuery:
     after: TimeBound | None = None
     before: TimeBound | None = None
     joined: bool | None = None
+    transports: tuple[int, ...] = ()  # console.v1 Transport numbers (the console's filter)
 
 
 def where_clause(query: EventQuery, placeholder: str = "?") -> tuple[str, list[Any]]:
@@ -142,6 +147,9 @@ def where_clause(query: EventQuery, placeholder: str = "?") -> tuple[str, list[A
     if query.joined is not None:
         terms.append(f"joined = {placeholder}")
         params.append(int(query.joined))
+    for transport in query.transports:
+        terms.append(f"transport = {placeholder}")
+        params.append(transport)
     return " AND ".join(terms), params
 
 
@@ -172,6 +180,8 @@ class ClientEventRow:
     event_id: str
     create_time_us: int
     payload: bytes
+    transport: int = field(default_factory=origin.transport)
+    received_us: int = field(default_factory=origin.now_us)
 
 
 OPERATION_COLUMNS = ("name, kind, done, create_time_us, request, operation, checkpoint, "

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from server.store.console import ConsoleSql
 from server.store.group_commit import GroupCommitter, Job
 from server.store.rows import (
     OPERATION_COLUMNS,
@@ -116,8 +117,8 @@ class Statements:
         self.dialect = dialect
         spell = dialect.spell
         self.insert_client_event = spell(
-            "INSERT INTO client_events (tenant, event_id, create_time_us, event) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (tenant, event_id) DO NOTHING")
+            "INSERT INTO client_events (tenant, event_id, create_time_us, event, received_us, "
+            "transport) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, event_id) DO NOTHING")
         self.client_event = spell(
             "SELECT event FROM client_events WHERE tenant = ? AND event_id = ?")
         self.catalogs_with_events_before = spell(CATALOGS_WITH_EVENTS_BEFORE)
@@ -165,7 +166,7 @@ class Statements:
                              "WHERE name = ? AND lease_owner = ?")
 
 
-class SqlStore(ABC, Generic[Db]):
+class SqlStore(ConsoleSql, ABC, Generic[Db]):
     """The Store methods SQLite and PostgreSQL share, over `_sql` (their dialect's
     statements), `_fetch` (a read) and `_write` (a function run in the writer's
     next group-commit transaction on a `Cursor`)."""
@@ -212,7 +213,8 @@ class SqlStore(ABC, Generic[Db]):
     def create_client_event(self, row: ClientEventRow) -> tuple[bytes, bool]:
         def insert_unless_present(db: Db) -> tuple[bytes, bool]:
             inserted = db.execute(self._sql.insert_client_event, (
-                row.tenant, row.event_id, row.create_time_us, row.payload)).rowcount
+                row.tenant, row.event_id, row.create_time_us, row.payload, row.received_us,
+                row.transport)).rowcount
             if inserted == 1:
                 return row.payload, True
             found = db.execute(self._sql.client_event, (row.tenant, row.event_id)).fetchone()

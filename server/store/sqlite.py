@@ -35,8 +35,9 @@ from server.store.sql import Dialect, SqlStore, Statements
 log = logging.getLogger(__name__)
 
 _INSERT_EVENTS = ("INSERT OR IGNORE INTO user_events (catalog, event_type, visitor_id, user_id, "
-                  "event_time_us, event_time_ns, joined, dedup_key, event, source) VALUES ")
-_ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                  "event_time_us, event_time_ns, joined, dedup_key, event, source, received_us, "
+                  "transport) VALUES ")
+_ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # How often the background checkpointer copies the WAL into the database, and the
 # WAL size (4 KiB pages) past which the writer checkpoints itself.
 CHECKPOINT_SECONDS = 0.5
@@ -49,7 +50,7 @@ ROOM_TO_RESUME = 32 * 2**20
 # retries of a queued batch).
 PROBE_SECONDS = 3.0
 WAL_AUTOCHECKPOINT_PAGES = 4_000
-# Rows per INSERT statement (10 parameters each, under SQLite's 32,766 limit).
+# Rows per INSERT statement (12 parameters each, under SQLite's 32,766 limit).
 _ROWS_PER_STATEMENT = 500
 
 # No row locks: the writer's BEGIN IMMEDIATE holds the whole database's. NOT INDEXED

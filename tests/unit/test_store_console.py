@@ -1,0 +1,167 @@
+"""The console's store side (server/store/console.py) on every backend: memory, a
+SQLite file and PostgreSQL (when FOOTFALL_TEST_POSTGRES_DSN is set)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from server.console import origin
+from server.store import ClientEventRow, EventQuery, open_store
+from server.store.console import RejectionRow
+from server.store.migrations import MIGRATIONS, statement_for
+from server.store.rows import OperationRecord, Progress, Step
+
+from . import test_store
+from .test_store import BRANCH, CATALOG, row, visitor
+
+# The store contract's fixtures: every test here runs on memory, SQLite and PostgreSQL.
+store_url, stores, store = test_store.store_url, test_store.stores, test_store.store
+
+TENANT = "projects/p/tenants/t"
+
+
+def client_event(event_id: str, tenant: str = TENANT) -> ClientEventRow:
+    return ClientEventRow(tenant, event_id, 1_000, event_id.encode())
+
+
+def test_user_events_newest_first_in_keyset_pages(store: Any) -> None:
+    times = ["2024-01-03T00:00:00Z", "2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z",
+             "2024-01-02T00:00:00Z", "2024-01-04T00:00:00Z"]
+    store.write_user_events([row(f"v{i}", time=t) for i, t in enumerate(times)])
+    store.write_user_events([row("other", catalog=CATALOG + "x")])
+    seen, before = [], None
+    while True:
+        page = store.user_events_newest(EventQuery(CATALOG), 2, before)
+        seen += [visitor(e.payload) for e in page]
+        if len(page) < 2:
+            break
+        before = (page[-1].event_time_us, page[-1].id)
+    # latest time first; of two at one time, the later stored first
+    assert seen == ["v4", "v0", "v3", "v2", "v1"]
+
+
+def test_a_visitors_events_newest_first(store: Any) -> None:
+    store.write_user_events([row(v, time=f"2024-01-0{d}T00:00:00Z")
+                             for d, v in ((1, "a"), (3, "a"), (2, "b"), (2, "a"))])
+    page = store.user_events_newest(EventQuery(CATALOG, visitor_ids=("a",)), 2)
+    assert [e.event_time_us for e in page] == [1_704_240_000_000_000, 1_704_153_600_000_000]
+    rest = store.user_events_newest(EventQuery(CATALOG, visitor_ids=("a",)), 2,
+                                    (page[-1].event_time_us, page[-1].id))
+    assert [e.event_time_us for e in rest] == [1_704_067_200_000_000]
+
+
+def test_stored_events_say_how_and_when_they_came(store: Any) -> None:
+    origin.set_transport(origin.PIXEL)
+    try:
+        first = row("a")
+    finally:
+        origin.set_transport(origin.UNSPECIFIED)
+    store.write_user_events([first, row("b", joined=False)])
+    a, b = store.user_events_after(EventQuery(CATALOG), 0, 10)
+    assert (a.transport, b.transport) == (origin.PIXEL, origin.UNSPECIFIED)
+    assert a.received_us == first.received_us > 0
+    assert (a.joined, b.joined) == (True, False)
+    assert store.user_events_after(EventQuery(CATALOG, joined=False), 0, 10) == [b]
+    assert store.user_events_after(EventQuery(CATALOG), a.id, 10) == [b]
+    assert store.last_id("user_events") == b.id
+
+
+def test_client_events_in_order_of_storing(store: Any) -> None:
+    for event_id in ("e1", "e2", "e3"):
+        store.create_client_event(client_event(event_id))
+    store.create_client_event(client_event("e1", tenant=TENANT + "x"))
+    newest = store.client_events_newest(TENANT, 2)
+    assert [e.payload for e in newest] == [b"e3", b"e2"]
+    assert [e.payload for e in store.client_events_newest(TENANT, 2, newest[-1].id)] == [b"e1"]
+    assert [e.payload for e in store.client_events_after(TENANT, newest[-1].id, 10)] == [b"e3"]
+
+
+def test_rejections_stay_within_their_count_and_age(store: Any) -> None:
+    def keep(n: int, project: str = "p", time_us: int = 10_000, keep: int = 5,
+             since_us: int = 0) -> None:
+        store.add_rejections([RejectionRow(project, f"projects/{project}", time_us,
+                                           f"r{n}".encode())], keep, since_us).result()
+
+    for n in range(8):
+        keep(n)
+    keep(8, project="q")
+    assert [r for _, r in store.rejections_newest(None, 100)] == \
+        [b"r8", b"r7", b"r6", b"r5", b"r4"]
+    assert [r for _, r in store.rejections_newest("p", 2)] == [b"r7", b"r6"]
+    last = store.rejections_newest("p", 1)[0][0]
+    assert [r for _, r in store.rejections_newest("p", 10, last)] == [b"r6", b"r5", b"r4"]
+    assert [r for _, r in store.rejections_after("q", 0, 10)] == [b"r8"]
+    keep(9, time_us=20_000, since_us=15_000)  # the older ones are forgotten
+    assert [r for _, r in store.rejections_after(None, 0, 10)] == [b"r9"]
+
+
+def test_data_sets_count_what_catalogs_and_tenants_hold(store: Any) -> None:
+    store.write_user_events([row("a", time="2024-01-01T00:00:00Z"),
+                             row("b", time="2024-01-02T00:00:00Z"),
+                             row("c", catalog="projects/q/locations/global/catalogs/c")])
+    store.create_client_event(client_event("e1"))
+    catalogs, tenants = store.data_sets("projects/p/")
+    assert [(c.name, c.events, c.last_event_us) for c in catalogs] == \
+        [(CATALOG, 2, 1_704_153_600_000_000)]
+    assert catalogs[0].last_received_us is not None
+    assert [(t.name, t.events, t.last_event_us) for t in tenants] == [(TENANT, 1, 1_000)]
+    every, _ = store.data_sets()
+    assert len(every) == 2
+
+
+def test_reset_catalog_forgets_only_that_catalog(store: Any) -> None:
+    store.write_user_events([row("a"), row("b"), row("c", catalog=CATALOG + "x")])
+    store.create_operation(OperationRecord(f"{CATALOG}/operations/op-1", "k", False, 1, b"", b""))
+    store.create_operation(OperationRecord(f"{CATALOG}/operations/op-2", "k", False, 1, b"", b""))
+    store.claim_operation("me", 0, 10**12, lambda _: False)
+    store.run_step(f"{CATALOG}/operations/op-1", "me", Step(), 0,
+                   lambda _: Progress(b"", b"", True))
+    store.create_product(BRANCH, "sku", b"product")
+    store.add_rejections([RejectionRow("p", CATALOG, 1, b"r"),
+                          RejectionRow("p", CATALOG + "x", 1, b"r")], 100, 0).result()
+    counts = store.reset_catalog(CATALOG)
+    assert counts == (2, 1, 1, 1)  # the running operation stays
+    assert store.count_user_events(EventQuery(CATALOG)) == 0
+    assert store.count_user_events(EventQuery(CATALOG + "x")) == 1
+    assert store.get_operation(f"{CATALOG}/operations/op-2") is not None
+    assert len(store.rejections_after(None, 0, 10)) == 1
+
+
+def test_reset_tenant(store: Any) -> None:
+    store.create_client_event(client_event("e1"))
+    store.create_client_event(client_event("e1", tenant=TENANT + "x"))
+    assert store.reset_tenant(TENANT) == (1, 0, 0, 0)
+    assert store.client_events_newest(TENANT, 10) == []
+    assert len(store.client_events_newest(TENANT + "x", 10)) == 1
+    # the same event may be stored again once its tenant is reset
+    assert store.create_client_event(client_event("e1"))[1]
+
+
+def test_version_5_database_gets_the_console_tables(tmp_path: Path) -> None:
+    """Client events stored before migration 6 keep their order and their rule."""
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                 "description TEXT NOT NULL)")
+    for version, description, statements in MIGRATIONS:
+        if version >= 6:
+            continue
+        for statement in statements:
+            sql = statement_for(statement, "sqlite")
+            if sql is not None:
+                conn.execute(sql)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, description))
+    for event_id in ("old-2", "old-1"):
+        conn.execute("INSERT INTO client_events VALUES (?, ?, 1, ?)",
+                     (TENANT, event_id, event_id.encode()))
+    conn.close()
+    upgraded = open_store(f"sqlite:///{db}")
+    try:
+        assert not upgraded.create_client_event(client_event("old-1"))[1]
+        upgraded.create_client_event(client_event("new"))
+        assert [e.payload for e in upgraded.client_events_newest(TENANT, 10)] == \
+            [b"new", b"old-1", b"old-2"]
+    finally:
+        upgraded.close()
