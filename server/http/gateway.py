@@ -37,7 +37,7 @@ from server.errors import (
     RequestTooLarge,
     to_rpc_status,
 )
-from server.http import pixel, tracker, transcode
+from server.http import console_pages, pixel, tracker, transcode
 from server.http.connections import GuardedSite, fit_descriptors
 from server.http.crosssite import HostCheck, OriginCheck, is_loopback_listener
 from server.http.errors import error_body, http_status, http_status_of
@@ -212,6 +212,9 @@ class HttpGateway:
             body, content_type = self._policy.metrics.render()
             return web.Response(body=body, headers={"Content-Type": content_type,
                                                     "Cache-Control": "no-store"})
+        page = console_pages.answer(request.method, raw_path, request.headers.get("If-None-Match"))
+        if page is not None:
+            return page
         found = self.router.match(request.method, raw_path)
         if found is None:
             return self._cors(request, self._no_route(request.method, raw_path))

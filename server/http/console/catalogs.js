@@ -1,0 +1,28 @@
+// #catalogs: the catalogs and tenants that hold events, in every project.
+
+import {call} from "./api.js";
+import {failure, h, table, when} from "./dom.js";
+
+export async function render(main, ctx) {
+  main.append(h("h2", {}, "Catalogs and tenants"));
+  let sets;
+  try {
+    sets = await call("/console/v1/projects/-/catalogs", {signal: ctx.signal});
+  } catch (error) {
+    if (!ctx.signal.aborted) main.append(failure(error));
+    return;
+  }
+  const row = (set, open) => [open(set.name), set.eventCount || "0", when(set.lastEventTime),
+    when(set.lastReceiveTime)];
+  const headings = ["Name", "Events", "Latest event time", "Latest received"];
+  const chooseButton = (name) => h("button", {type: "button", class: "link",
+    onclick: () => { ctx.choose(name); location.hash = "feed"; }}, name);
+  const tenantLink = (name) => h("a", {href: `#talent?${new URLSearchParams({tenant: name})}`}, name);
+  main.append(
+    (sets.catalogs || []).length
+      ? table("Catalogs (choose one to watch it)", headings, sets.catalogs.map((s) => row(s, chooseButton)))
+      : h("p", {class: "hint"}, "No catalog holds events yet."),
+    (sets.tenants || []).length
+      ? table("Tenants", headings, sets.tenants.map((s) => row(s, tenantLink)))
+      : h("p", {class: "hint"}, "No tenant holds client events yet."));
+}
