@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from footfall.console.v1 import console_pb2_grpc
 from footfall.retail.v2 import (
     product_service_pb2,
     product_service_pb2_grpc,
@@ -21,6 +22,10 @@ from grpc_reflection.v1alpha import reflection
 
 from server.clock import Clock, SystemClock
 from server.config import Settings
+from server.console import origin
+from server.console import service as console_service
+from server.console.rejections import Rejections
+from server.console.watch import Commits
 from server.http import HttpGateway
 from server.operations import service as operations_service
 from server.operations.runner import Job, OperationRunner
@@ -32,6 +37,7 @@ from server.retail.retention import Retention
 from server.retail.user_event_service import UserEventService
 from server.rpc import ErrorInterceptor, Lanes
 from server.store import Store, located, open_store
+from server.store.group_commit import Job as StoreJob
 from server.store.watch import HealthWatch
 from server.talent.event_service import EventService
 
@@ -42,6 +48,7 @@ SERVED = (
     product_service_pb2.DESCRIPTOR.services_by_name["ProductService"].full_name,
     event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
     "google.longrunning.Operations",
+    console_service.SERVICE,
 )
 
 
@@ -60,6 +67,7 @@ class Running:
     policy: Policy | None = None
     retention: Retention | None = None  # None without --retain-days
     lanes: Lanes | None = None
+    commits: Commits | None = None  # wakes the console's watches
 
     @property
     def http_port(self) -> int:
@@ -70,6 +78,8 @@ class Running:
         after their current batch, flush, close."""
         self.health.enter_graceful_shutdown()
         self.runner.wakeups.close()  # waiting callers get the operation as it is now
+        if self.commits is not None:
+            self.commits.close()  # watches end
         if self.store_health is not None:
             self.store_health.stop()
         if self.http is not None:
@@ -100,12 +110,22 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     policy = Policy.from_settings(settings, SERVED, clock)
     tls = _server_credentials(settings)
     store = open_store(settings.store)
-    policy.metrics.watch_store(store)
+    commits = Commits()
+
+    def committed(jobs: list[StoreJob]) -> None:
+        commits.on_commit(jobs)
+        policy.metrics.on_commit(jobs)
+
+    store.on_commit(committed)
+    policy.rejections = Rejections(store, clock, settings.rejections_keep,
+                                   settings.rejections_keep_hours * 3600)
     gcs_root = Path(settings.gcs_root)
     gcs_root.mkdir(parents=True, exist_ok=True)
+    import_job = import_events.ImportJob(gcs_root, settings.strict_event_types,
+                                         settings.max_event_bytes)
+    import_job.on_failures = policy.rejections.import_failures
     jobs: dict[str, Job] = {
-        import_events.KIND: import_events.ImportJob(gcs_root, settings.strict_event_types,
-                                                    settings.max_event_bytes),
+        import_events.KIND: origin.as_import(import_job),
         purge.KIND: purge.run_purge,
         rejoin.KIND: rejoin.run_rejoin,
         import_products.KIND: import_products.ImportProductsJob(gcs_root),
@@ -134,8 +154,10 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     product_service_pb2_grpc.add_ProductServiceServicer_to_server(products, server)
     event_service_pb2_grpc.add_EventServiceServicer_to_server(talent_events, server)
     operations_service.add_to_server(operations, server)
+    console = console_service.ConsoleService(store, commits, policy)
+    console_pb2_grpc.add_ConsoleServiceServicer_to_server(console, server)
     # The same servicers answer HTTP: one implementation, two transports.
-    servicers = dict(zip(SERVED, (user_events, products, talent_events, operations),
+    servicers = dict(zip(SERVED, (user_events, products, talent_events, operations, console),
                          strict=True))
 
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
@@ -175,7 +197,7 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
         retention.start()
     return Running(server, health_servicer, store, runner, port, settings, gateway,
                    store_health=store_health, policy=policy, retention=retention,
-                   lanes=lanes)
+                   lanes=lanes, commits=commits)
 
 
 def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:

@@ -202,6 +202,13 @@ class Settings:
                                                  "loopback ones when listening on loopback "
                                                  "(behind a proxy that keeps the Host header)",
                                                  readme_default="none")
+    rejections_keep: int = option(10_000, INTEGER,
+                                  "refused event writes, pixels, client events and import "
+                                  "lines kept for the console (the latest ones)",
+                                  check=at_least(1))
+    rejections_keep_hours: float = option(168.0, NUMBER,
+                                          "how long a kept refusal stays (hours)",
+                                          check=POSITIVE)
 
 
 OPTIONS: tuple[Option, ...] = tuple(

@@ -8,7 +8,11 @@ variable, so it follows a call on its thread or its asyncio task.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # The numbers of footfall.console.v1.Transport (the store keeps them as integers).
 UNSPECIFIED, GRPC, REST, PIXEL, IMPORT = range(5)
@@ -36,3 +40,15 @@ def transport() -> int:
 def now_us() -> int:
     """Wall-clock microseconds: when a row was received."""
     return time.time_ns() // 1000
+
+
+def as_import(job: Callable[[T], None]) -> Callable[[T], None]:
+    """`job` (an operation runner's job), whose rows say IMPORT."""
+    def run(context: T) -> None:
+        token = _transport.set(IMPORT)
+        try:
+            job(context)
+        finally:
+            _transport.reset(token)
+
+    return run

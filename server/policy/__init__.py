@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf.message import Message
@@ -35,6 +35,9 @@ from server.policy.auth import (
 from server.policy.faults import FaultInjector
 from server.policy.metrics import Metrics, split_method
 from server.policy.quota import ByteQuota, WriteQuota
+
+if TYPE_CHECKING:
+    from server.console.rejections import Rejections
 
 log = logging.getLogger("footfall.requests")
 
@@ -77,6 +80,7 @@ class Policy:
         self.faults = faults_
         self.metrics = metrics or Metrics()
         self.byte_quota = byte_quota
+        self.rejections: Rejections | None = None  # where refused event writes are kept
         self._stop_waiting = threading.Event()  # never set: an interruptible sleep
 
     @classmethod

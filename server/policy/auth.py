@@ -5,8 +5,9 @@ Keys live in a JSON file (`--auth-file`):
     {"keys": {"<secret>": {"projects": ["my-project"], "role": "writer",
                            "name": "shop-frontend"}}}
 
-`writer` may write, collect and create client events; `admin` may call every
-RPC. `projects` may hold "*" for every project; `name` (optional) is what the
+`writer` may write, collect and create client events; `reader` may list and
+watch through the console (footfall.console.v1), nothing else; `admin` may call
+every RPC. `projects` may hold "*" for every project; `name` (optional) is what the
 logs say instead of the key; `buckets` (optional, default every bucket) lists
 the Cloud Storage buckets the key's requests may name (`gs://` URIs, e.g. import
 sources and error folders), exactly or with `*` wildcards ("shop-a-*").
@@ -43,6 +44,11 @@ WRITER_METHODS = frozenset({
     "/google.cloud.retail.v2.UserEventService/CollectUserEvent",
     "/google.cloud.talent.v4.EventService/CreateClientEvent",
 })
+# The RPCs a reader may call: the console's lists and watches (not its resets).
+READER_METHODS = frozenset(
+    f"/footfall.console.v1.ConsoleService/{rpc}" for rpc in (
+        "ListUserEvents", "ListClientEvents", "ListRejections", "ListCatalogs",
+        "WatchUserEvents", "WatchClientEvents", "WatchRejections"))
 # Request fields that hold a resource name, and so the project a call acts on.
 RESOURCE_FIELDS = (("parent",), ("name",), ("product", "name"))
 _PROJECT = re.compile(r"^projects/(?P<project>[^/]+)(?:/|$)")
@@ -56,10 +62,12 @@ _BUCKET_PATTERN = re.compile(r"^[a-z0-9._*-]+$")
 
 class Role(enum.Enum):
     WRITER = "writer"
+    READER = "reader"
     ADMIN = "admin"
 
     def may_call(self, method: str) -> bool:
-        return self is Role.ADMIN or method in WRITER_METHODS
+        return self is Role.ADMIN or method in (
+            WRITER_METHODS if self is Role.WRITER else READER_METHODS)
 
 
 class AuthFileError(ValueError):
@@ -110,7 +118,7 @@ class KeyRing:
         if not isinstance(document, dict) or set(document) != {"keys"} \
                 or not isinstance(document["keys"], dict):
             raise AuthFileError(f'{source}: must be an object {{"keys": {{"<key>": '
-                                f'{{"projects": [...], "role": "admin"|"writer"}}}}}}')
+                                f'{{"projects": [...], "role": "admin"|"writer"|"reader"}}}}}}')
         grants = {}
         for position, (key, entry) in enumerate(document["keys"].items(), start=1):
             grants[key] = _grant(key, entry, f"{source}: key #{position}")
@@ -142,7 +150,7 @@ def _grant(key: str, entry: Any, where: str) -> Grant:
     try:
         role = Role(entry.get("role"))
     except ValueError:
-        raise AuthFileError(f"{where}: 'role' must be 'admin' or 'writer'") from None
+        raise AuthFileError(f"{where}: 'role' must be 'admin', 'writer' or 'reader'") from None
     projects = entry.get("projects")
     if not isinstance(projects, list) or not projects or not all(
             isinstance(p, str) and p and "/" not in p for p in projects):
@@ -285,8 +293,10 @@ def authorize(grant: Grant, method: str, request: Message) -> str:
     """
     rpc = method.rpartition("/")[2]
     if not grant.role.may_call(method):
+        needs = ("a writer or admin key" if method in WRITER_METHODS else
+                 "a reader or admin key" if method in READER_METHODS else "an admin key")
         raise Denied(f"the API key's role ({grant.role.value}) may not call {rpc}; "
-                     "it needs an admin key")
+                     f"it needs {needs}")
     names = resource_names(request)
     projects = [project_of(n) for n in names]
     if not projects or None in projects:

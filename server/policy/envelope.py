@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 
+from server.console import origin
 from server.errors import ChosenStatus, FootfallError, Internal
 from server.policy import Admission, Metadata, Policy
 from server.policy.auth import Grant
@@ -65,7 +66,9 @@ class Envelope:
         checked here, before decoding); `started`: when the transport began."""
         if started is None:
             started = time.perf_counter()
+        origin.set_transport(origin.of_call(self.transport, method))
         admission: Admission | None = None
+        request = None
         try:
             if grant is None:
                 grant = self.policy.authenticate_early(method, metadata)
@@ -73,17 +76,21 @@ class Envelope:
             admission = self.policy.admit(method, metadata, request, context, grant=grant)
             answer = call(request, context)
         except Exception as exc:
-            return self.refuse(method, exc, started, context, admission)
+            return self.refuse(method, exc, started, context, admission, request)
         self.policy.record(method, self.transport, grpc.StatusCode.OK,
                            time.perf_counter() - started, admission)
         return answer
 
     def refuse(self, method: str, exc: Exception, started: float, context: Any = None,
-               admission: Admission | None = None) -> FootfallError:
-        """What answers `exc`, recorded: itself if a FootfallError, else the status
-        the servicer set on `context`, else Internal (a bug of ours, logged with its
+               admission: Admission | None = None, request: Any = None) -> FootfallError:
+        """What answers `exc`, recorded (and kept, for an event write: see
+        server.console.rejections): itself if a FootfallError, else the status the
+        servicer set on `context`, else Internal (a bug of ours, logged with its
         traceback). Call it while handling `exc`."""
         refusal = exc if isinstance(exc, FootfallError) else _chosen(context) or _bug(method)
         self.policy.record(method, self.transport, refusal.code,
                            time.perf_counter() - started, admission, refusal.message)
+        if self.policy.rejections is not None:
+            self.policy.rejections.refused(method, self.transport, request, refusal,
+                                           admission.key_name if admission else None)
         return refusal

@@ -108,14 +108,6 @@ class Metrics:
         if stored:
             self.events.labels("user_event").inc(stored)
 
-    def watch_store(self, store: Any) -> bool:
-        """Count `store`'s commits, if it takes a commit listener; whether it did."""
-        listen = getattr(store, "on_commit", None)
-        if listen is None:
-            return False
-        listen(self.on_commit)
-        return True
-
     # -- operations ------------------------------------------------------------
 
     def observe_job(self, kind: str, job: Callable[[Any], None]) -> Callable[[Any], None]:

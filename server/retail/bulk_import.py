@@ -230,6 +230,8 @@ class BulkImport(Generic[R, M]):
     item_class: type[M]
     sources: SourceRules
     what = "the import"
+    # Told the failures of each committed batch (operation name, messages): the console keeps them.
+    on_failures: Callable[[str, Sequence[str]], None] | None = None
     uris_field = "input_config.gcs_source.input_uris"
     max_line_bytes = ndjson.MAX_LINE_BYTES
 
@@ -273,6 +275,8 @@ class BulkImport(Generic[R, M]):
                 after.errors_size = gcs.append_output(
                     self.root, Path(after.errors_file), _error_lines(failures), ERRORS_FIELD)
             result = ctx.step(step, partial(self._progress, ctx, after))
+            if failures and self.on_failures is not None:
+                self.on_failures(ctx.record.name, failures)
             state = after
             if result.cancel_requested:
                 self._finish(ctx, request, state, cancelled=True)

@@ -13,7 +13,9 @@ says at which character the problem is; never another exception.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from google.protobuf import timestamp_pb2
 
@@ -21,6 +23,7 @@ from server.errors import InvalidArgument
 from server.store.rows import EventQuery, TimeBound
 
 MAX_FILTER_CHARS = 5_000
+T = TypeVar("T")
 STRING_FIELDS = {"eventType": "event_types", "visitorId": "visitor_ids", "userId": "user_ids"}
 TIME_FIELDS = ("eventTime", "event_time")
 
@@ -33,43 +36,43 @@ _TOKEN = re.compile(r"""
 
 
 @dataclass(frozen=True)
-class _Token:
+class Token:
     kind: str
     text: str
     at: int
 
 
-class _Fail(Exception):
+class Fail(Exception):
     def __init__(self, at: int, why: str) -> None:
         self.at, self.why = at, why
 
 
-def _tokens(text: str) -> list[_Token]:
-    out: list[_Token] = []
+def _tokens(text: str) -> list[Token]:
+    out: list[Token] = []
     pos = 0
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None:
-            raise _Fail(pos, f"unexpected character {text[pos]!r}")
+            raise Fail(pos, f"unexpected character {text[pos]!r}")
         kind = match.lastgroup or ""
         if kind != "space":
-            out.append(_Token(kind, match.group(), pos))
+            out.append(Token(kind, match.group(), pos))
         pos = match.end()
     return out
 
 
-def _unquote(token: _Token) -> str:
+def unquote(token: Token) -> str:
     body = token.text[1:-1]
     return re.sub(r"\\(.)", r"\1", body)
 
 
-def _time(token: _Token) -> int:
+def _time(token: Token) -> int:
     """Nanoseconds since the epoch of a quoted RFC 3339 time."""
     stamp = timestamp_pb2.Timestamp()
     try:
-        stamp.FromJsonString(_unquote(token))
+        stamp.FromJsonString(unquote(token))
     except ValueError:
-        raise _Fail(token.at, f"{token.text} is not an RFC 3339 time such as "
+        raise Fail(token.at, f"{token.text} is not an RFC 3339 time such as "
                               '"2024-01-31T23:59:59Z"') from None
     return stamp.seconds * 1_000_000_000 + stamp.nanos
 
@@ -78,28 +81,32 @@ def _bound(nanos: int, inclusive: bool) -> TimeBound:
     return TimeBound.at(nanos // 1_000_000_000, nanos % 1_000_000_000, inclusive)
 
 
-class _Parser:
+class Parser:
+    """The grammar above; a subclass adds fields through `other_term`."""
+
+    fields = "eventType, visitorId, userId, eventTime"
+
     def __init__(self, text: str, catalog: str) -> None:
         self.text = text
         self.tokens = _tokens(text)
         self.pos = 0
         self.query = EventQuery(catalog)
 
-    def peek(self) -> _Token | None:
+    def peek(self) -> Token | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
 
-    def take(self, kind: str, what: str, texts: tuple[str, ...] = ()) -> _Token:
+    def take(self, kind: str, what: str, texts: tuple[str, ...] = ()) -> Token:
         token = self.peek()
         if token is None:
-            raise _Fail(len(self.text), f"expected {what}, but the filter ends")
+            raise Fail(len(self.text), f"expected {what}, but the filter ends")
         if token.kind != kind or (texts and token.text not in texts):
-            raise _Fail(token.at, f"expected {what}, got {token.text!r}")
+            raise Fail(token.at, f"expected {what}, got {token.text!r}")
         self.pos += 1
         return token
 
     def parse(self) -> EventQuery:
         if not self.tokens:
-            raise _Fail(0, "is empty; name the events to select, e.g. "
+            raise Fail(0, "is empty; name the events to select, e.g. "
                            'eventType = "detail-page-view"')
         self.term()
         while self.peek() is not None:
@@ -110,10 +117,10 @@ class _Parser:
         return self.query
 
     def term(self) -> None:
-        name = self.take("word", "a field (eventType, visitorId, userId, eventTime)")
+        name = self.take("word", f"a field ({self.fields})")
         if name.text in STRING_FIELDS:
             self.take("op", f"'=' after {name.text}", ("=",))
-            value = _unquote(self.take("string", f'a quoted value for {name.text}'))
+            value = unquote(self.take("string", f'a quoted value for {name.text}'))
             attribute = STRING_FIELDS[name.text]
             current: tuple[str, ...] = getattr(self.query, attribute)
             self.query = replace(self.query, **{attribute: (*current, value)})  # type: ignore[arg-type]
@@ -123,7 +130,7 @@ class _Parser:
             if op.text == ":":
                 self.range()
             elif name.text != "eventTime":
-                raise _Fail(name.at, "use eventTime with > >= < <=")
+                raise Fail(name.at, "use eventTime with > >= < <=")
             else:
                 nanos = _time(self.take("string", "a quoted RFC 3339 time"))
                 inclusive = op.text in (">=", "<=")
@@ -131,9 +138,13 @@ class _Parser:
                     self.bound_after(_bound(nanos, inclusive))
                 else:
                     self.bound_before(_bound(nanos, inclusive))
-        else:
-            raise _Fail(name.at, f"unknown field {name.text!r}; filter on eventType, visitorId, "
-                                 "userId or eventTime")
+        elif not self.other_term(name):
+            raise Fail(name.at, f"unknown field {name.text!r}; filter on {self.fields}")
+
+    def other_term(self, name: Token) -> bool:
+        """Parse the term of field `name` that the grammar above does not know, if
+        it is one this parser adds (False: it is not)."""
+        return False
 
     def range(self) -> None:
         self.take("op", "'['", ("[",))
@@ -143,7 +154,7 @@ class _Parser:
         end = _time(end_token)
         self.take("op", "']'", ("]",))
         if end < start:
-            raise _Fail(end_token.at, "the range ends before it starts")
+            raise Fail(end_token.at, "the range ends before it starts")
         self.bound_after(_bound(start, True))
         self.bound_before(_bound(end, True))
 
@@ -166,12 +177,18 @@ def parse(text: str, catalog: str, field: str = "filter") -> EventQuery:
     Raises INVALID_ARGUMENT naming `field` for an empty, over-long or malformed
     filter, saying at which character.
     """
+    return checked(text, field, lambda: Parser(text, catalog).parse())
+
+
+def checked(text: str, field: str, run: Callable[[], T]) -> T:
+    """`run()`, which parses `text`: INVALID_ARGUMENT naming `field` for a `text`
+    that is too long, or a Fail of the parse."""
     if len(text) > MAX_FILTER_CHARS:
         raise InvalidArgument.field(field, f"must be at most {MAX_FILTER_CHARS} characters, "
                                            f"got {len(text)}")
     try:
-        return _Parser(text, catalog).parse()
-    except _Fail as fail:
+        return run()
+    except Fail as fail:
         if fail.why.startswith("is empty"):
             raise InvalidArgument.field(field, fail.why) from None
         raise InvalidArgument.field(field, f"at character {fail.at + 1}: {fail.why}") from None

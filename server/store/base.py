@@ -10,8 +10,17 @@ StoreUnavailable (UNAVAILABLE) while the database cannot be reached.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from typing import Protocol
+from concurrent.futures import Future
+from typing import Any, Protocol
 
+from server.store.console import (
+    DataSetRow,
+    KeptRejection,
+    RejectionRow,
+    ResetCounts,
+    StoredClientEvent,
+    StoredEvent,
+)
 from server.store.group_commit import Job
 from server.store.rows import (
     ClientEventRow,
@@ -127,3 +136,34 @@ class Store(Protocol):
 
     def release_operation(self, name: str, owner: str) -> None:
         """Give up the lease (on shutdown) so the next start resumes at once."""
+
+    # -- the console (documented in server/store/console.py) ----------------
+
+    def user_events_newest(self, query: EventQuery, limit: int,
+                           before: tuple[int, int] | None = None) -> list[StoredEvent]: ...
+
+    def user_events_after(self, query: EventQuery, after_id: int,
+                          limit: int) -> list[StoredEvent]: ...
+
+    def last_id(self, table: str) -> int: ...
+
+    def client_events_newest(self, tenant: str, limit: int,
+                             before_id: int | None = None) -> list[StoredClientEvent]: ...
+
+    def client_events_after(self, tenant: str, after_id: int,
+                            limit: int) -> list[StoredClientEvent]: ...
+
+    def add_rejections(self, rows: Sequence[RejectionRow], keep: int,
+                       since_us: int) -> Future[Any]: ...
+
+    def rejections_newest(self, project: str | None, limit: int,
+                          before_id: int | None = None) -> list[KeptRejection]: ...
+
+    def rejections_after(self, project: str | None, after_id: int,
+                         limit: int) -> list[KeptRejection]: ...
+
+    def data_sets(self, prefix: str = "") -> tuple[list[DataSetRow], list[DataSetRow]]: ...
+
+    def reset_catalog(self, catalog: str) -> ResetCounts: ...
+
+    def reset_tenant(self, tenant: str) -> ResetCounts: ...

@@ -63,11 +63,18 @@ class RejectionRow(NamedTuple):
     payload: bytes
 
 
+class KeptRejection(NamedTuple):
+    """A kept refusal: its id and the serialized console.v1 Rejection (without it)."""
+
+    id: int
+    payload: bytes
+
+
 class DataSetRow(NamedTuple):
     """A catalog or tenant that holds events."""
 
     name: str
-    count: int
+    events: int
     last_event_us: int
     last_received_us: int | None
 
@@ -180,7 +187,7 @@ class ConsoleSql:
         return self._committer.submit_fn(keep_within)
 
     def rejections_newest(self, project: str | None, limit: int,
-                          before_id: int | None = None) -> list[tuple[int, bytes]]:
+                          before_id: int | None = None) -> list[KeptRejection]:
         """Up to `limit` (id, Rejection) of `project` (None: every one), last first."""
         terms, params = self._rejections_of(project)
         if before_id is not None:
@@ -189,7 +196,7 @@ class ConsoleSql:
         return self._rejections(terms, params, "DESC", limit)
 
     def rejections_after(self, project: str | None, after_id: int,
-                         limit: int) -> list[tuple[int, bytes]]:
+                         limit: int) -> list[KeptRejection]:
         terms, params = self._rejections_of(project)
         terms.append(f"id > {self._dialect.mark}")
         params.append(after_id)
@@ -199,11 +206,11 @@ class ConsoleSql:
         return ([], []) if project is None else ([f"project = {self._dialect.mark}"], [project])
 
     def _rejections(self, terms: list[str], params: list[Any], order: str,
-                    limit: int) -> list[tuple[int, bytes]]:
+                    limit: int) -> list[KeptRejection]:
         where = f"WHERE {' AND '.join(terms)} " if terms else ""
         rows = self._fetch(f"SELECT id, rejection FROM rejections {where}ORDER BY id {order} "
                            f"LIMIT {self._dialect.mark}", [*params, limit])
-        return [(int(i), bytes(r)) for i, r in rows]
+        return [KeptRejection(int(i), bytes(r)) for i, r in rows]
 
     # -- what holds data -------------------------------------------------------------
 

@@ -115,6 +115,7 @@ class EventQuery:
     after: TimeBound | None = None
     before: TimeBound | None = None
     joined: bool | None = None
+    transports: tuple[int, ...] = ()  # console.v1 Transport numbers (the console's filter)
 
 
 def where_clause(query: EventQuery, placeholder: str = "?") -> tuple[str, list[Any]]:
@@ -146,6 +147,9 @@ def where_clause(query: EventQuery, placeholder: str = "?") -> tuple[str, list[A
     if query.joined is not None:
         terms.append(f"joined = {placeholder}")
         params.append(int(query.joined))
+    for transport in query.transports:
+        terms.append(f"transport = {placeholder}")
+        params.append(transport)
     return " AND ".join(terms), params
 
 

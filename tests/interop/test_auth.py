@@ -293,7 +293,8 @@ def test_sighup_rereads_the_keys_and_keeps_them_when_the_file_is_bad(
 def test_a_bad_auth_file_stops_the_start(tmp_path: Path) -> None:
     bad = tmp_path / "keys.json"
     bad.write_text(json.dumps({"keys": {"k-123": {"role": "owner", "projects": ["p"]}}}))
-    with pytest.raises(RuntimeError, match="'role' must be 'admin' or 'writer'") as caught:
+    with pytest.raises(RuntimeError,
+                       match="'role' must be 'admin', 'writer' or 'reader'") as caught:
         ServerProcess(tmp_path, sqlite_url(tmp_path / "events.db"), ["--auth-file", str(bad)])
     assert "k-123" not in str(caught.value)
 

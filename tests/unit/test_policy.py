@@ -161,17 +161,6 @@ def test_commit_hook_counts_batches_and_events() -> None:
     assert "footfall_group_commit_batch_size_sum 3.0" in text
 
 
-def test_watch_store_finds_the_group_committer(tmp_path: Any) -> None:
-    from server.store import open_store
-
-    store = open_store(f"sqlite:///{tmp_path}/e.db")
-    try:
-        assert Metrics().watch_store(store)
-    finally:
-        store.close()
-    assert not Metrics().watch_store(object())
-
-
 def test_jobs_are_counted_by_how_they_end() -> None:
     metrics = Metrics()
 

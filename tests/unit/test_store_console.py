@@ -13,7 +13,11 @@ from server.store.console import RejectionRow
 from server.store.migrations import MIGRATIONS, statement_for
 from server.store.rows import OperationRecord, Progress, Step
 
-from .test_store import BRANCH, CATALOG, row, store, store_url, stores, visitor  # noqa: F401
+from . import test_store
+from .test_store import BRANCH, CATALOG, row, visitor
+
+# The store contract's fixtures: every test here runs on memory, SQLite and PostgreSQL.
+store_url, stores, store = test_store.store_url, test_store.stores, test_store.store
 
 TENANT = "projects/p/tenants/t"
 
@@ -89,10 +93,10 @@ def test_data_sets_count_what_catalogs_and_tenants_hold(store: Any) -> None:
                              row("c", catalog="projects/q/locations/global/catalogs/c")])
     store.create_client_event(client_event("e1"))
     catalogs, tenants = store.data_sets("projects/p/")
-    assert [(c.name, c.count, c.last_event_us) for c in catalogs] == \
+    assert [(c.name, c.events, c.last_event_us) for c in catalogs] == \
         [(CATALOG, 2, 1_704_153_600_000_000)]
     assert catalogs[0].last_received_us is not None
-    assert [(t.name, t.count, t.last_event_us) for t in tenants] == [(TENANT, 1, 1_000)]
+    assert [(t.name, t.events, t.last_event_us) for t in tenants] == [(TENANT, 1, 1_000)]
     every, _ = store.data_sets()
     assert len(every) == 2
 
@@ -143,11 +147,11 @@ def test_version_5_database_gets_the_console_tables(tmp_path: Path) -> None:
         conn.execute("INSERT INTO client_events VALUES (?, ?, 1, ?)",
                      (TENANT, event_id, event_id.encode()))
     conn.close()
-    store = open_store(f"sqlite:///{db}")
+    upgraded = open_store(f"sqlite:///{db}")
     try:
-        assert not store.create_client_event(client_event("old-1"))[1]
-        store.create_client_event(client_event("new"))
-        assert [e.payload for e in store.client_events_newest(TENANT, 10)] == \
+        assert not upgraded.create_client_event(client_event("old-1"))[1]
+        upgraded.create_client_event(client_event("new"))
+        assert [e.payload for e in upgraded.client_events_newest(TENANT, 10)] == \
             [b"new", b"old-1", b"old-2"]
     finally:
-        store.close()
+        upgraded.close()

@@ -1,0 +1,226 @@
+"""The console's reads, over a Store: filters, page tokens and the stored rows
+made into console.v1 messages. Pure of transport: the servicer (and watches)
+call these."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from footfall.console.v1 import console_pb2
+from footfall.retail.v2 import user_event_pb2
+
+from server.errors import InvalidArgument
+from server.retail import purge_filter
+from server.store.base import Store
+from server.store.console import StoredClientEvent, StoredEvent
+from server.store.rows import EventQuery
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+# Events one call reads at most while a sessionId or productId filter (checked on
+# the decoded event) leaves its page short: a call's cost stays bounded, and the
+# page token says where the next one goes on.
+SCAN_LIMIT = 5000
+TRANSPORTS = {name: number for name, number in console_pb2.Transport.items() if number}
+_PROJECT = re.compile(r"^projects/(?P<project>[^/]+)$")
+ALL_PROJECTS = "-"
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """What a console filter selects: an EventQuery for the store, plus the terms
+    checked on each decoded event (all ANDed)."""
+
+    query: EventQuery
+    session_ids: tuple[str, ...] = ()
+    product_ids: tuple[str, ...] = ()
+
+    @property
+    def on_events(self) -> bool:
+        """Whether some terms are checked on the decoded events."""
+        return bool(self.session_ids or self.product_ids)
+
+    def selects(self, event: user_event_pb2.UserEvent) -> bool:
+        named = {d.product.id for d in event.product_details}
+        return all(s == event.session_id for s in self.session_ids) and \
+            all(p in named for p in self.product_ids)
+
+
+class _Parser(purge_filter.Parser):
+    """The purge grammar plus sessionId = "...", productId = "...",
+    joined = true|false and transport = GRPC|REST|PIXEL|IMPORT."""
+
+    fields = "eventType, visitorId, userId, eventTime, sessionId, productId, joined, transport"
+
+    def __init__(self, text: str, catalog: str) -> None:
+        super().__init__(text, catalog)
+        self.session_ids: list[str] = []
+        self.product_ids: list[str] = []
+
+    def other_term(self, name: purge_filter.Token) -> bool:
+        if name.text not in ("sessionId", "productId", "joined", "transport"):
+            return False
+        self.take("op", f"'=' after {name.text}", ("=",))
+        if name.text in ("sessionId", "productId"):
+            value = purge_filter.unquote(self.take("string", f"a quoted value for {name.text}"))
+            (self.session_ids if name.text == "sessionId" else self.product_ids).append(value)
+        elif name.text == "joined":
+            value = self.take("word", "true or false", ("true", "false")).text
+            self.query = replace(self.query, joined=value == "true")
+        else:
+            token = self.take("word", f"one of {', '.join(TRANSPORTS)}", tuple(TRANSPORTS))
+            self.query = replace(self.query,
+                                 transports=(*self.query.transports, TRANSPORTS[token.text]))
+        return True
+
+
+def parse_filter(text: str, catalog: str, field: str = "filter") -> EventFilter:
+    """The events of `catalog` that `text` selects (empty: all); INVALID_ARGUMENT
+    naming `field` and the character for a filter that does not parse."""
+    if not text.strip():
+        return EventFilter(EventQuery(catalog))
+
+    def run() -> EventFilter:
+        parser = _Parser(text, catalog)
+        query = parser.parse()
+        return EventFilter(query, tuple(parser.session_ids), tuple(parser.product_ids))
+
+    return purge_filter.checked(text, field, run)
+
+
+def parse_project(value: str, field: str = "parent") -> str | None:
+    """The project of `projects/PROJECT`; None for `projects/-` (every project)."""
+    match = _PROJECT.match(value)
+    if match is None:
+        raise InvalidArgument.field(field, f"must be projects/PROJECT (projects/- for every "
+                                           f"project), got {value[:200]!r}")
+    project = match["project"]
+    return None if project == ALL_PROJECTS else project
+
+
+def page_size(value: int) -> int:
+    if value < 0:
+        raise InvalidArgument.field("page_size", f"must not be negative, got {value}")
+    return min(value or DEFAULT_PAGE, MAX_PAGE)
+
+
+def decode_token(token: str, parts: int) -> tuple[int, ...] | None:
+    """The position a page token holds (`parts` integers); None for no token.
+    INVALID_ARGUMENT for one this server did not make."""
+    if not token:
+        return None
+    try:
+        numbers = tuple(int(n) for n in base64.urlsafe_b64decode(token.encode()).split(b"."))
+    except (ValueError, binascii.Error):
+        numbers = ()
+    if len(numbers) != parts:
+        raise InvalidArgument.field("page_token", "is not a page token of this list")
+    return numbers
+
+
+def encode_token(*position: int) -> str:
+    return base64.urlsafe_b64encode(".".join(map(str, position)).encode()).decode()
+
+
+def _time(micros: int | None, into: object) -> None:
+    if micros is not None:
+        into.FromMicroseconds(micros)  # type: ignore[attr-defined]
+
+
+def stored_user_event(row: StoredEvent) -> console_pb2.StoredUserEvent:
+    message = console_pb2.StoredUserEvent(id=row.id, catalog=row.catalog, joined=row.joined,
+                                          transport=row.transport)  # type: ignore[arg-type]
+    message.user_event.ParseFromString(row.payload)
+    if row.source is not None:
+        message.received_event.ParseFromString(row.source)
+    _time(row.received_us, message.receive_time)
+    return message
+
+
+def stored_client_event(row: StoredClientEvent) -> console_pb2.StoredClientEvent:
+    message = console_pb2.StoredClientEvent(id=row.id, tenant=row.tenant,
+                                            transport=row.transport)  # type: ignore[arg-type]
+    message.client_event.ParseFromString(row.payload)
+    _time(row.received_us, message.receive_time)
+    return message
+
+
+def rejection(row_id: int, payload: bytes) -> console_pb2.Rejection:
+    message = console_pb2.Rejection.FromString(payload)
+    message.id = row_id
+    return message
+
+
+def matching(rows: Sequence[StoredEvent], events: EventFilter
+             ) -> list[console_pb2.StoredUserEvent]:
+    """The console messages of the `rows` that `events` selects."""
+    messages = [stored_user_event(r) for r in rows]
+    return [m for m in messages if events.selects(m.user_event)] if events.on_events \
+        else messages
+
+
+def list_user_events(store: Store, events: EventFilter, size: int,
+                     token: str) -> console_pb2.ListUserEventsResponse:
+    """A page of the selected events, latest event time first."""
+    position = decode_token(token, 2)
+    before = None if position is None else (position[0], position[1])
+    answer = console_pb2.ListUserEventsResponse()
+    read = 0
+    while True:
+        want = size - len(answer.user_events)
+        batch = want if not events.on_events else min(max(want, 100), SCAN_LIMIT - read)
+        rows = store.user_events_newest(events.query, batch, before)
+        read += len(rows)
+        found = matching(rows, events)
+        answer.user_events.extend(found[:want])
+        if len(found) > want or (len(found) == want and len(rows) == batch):
+            last = answer.user_events[-1]  # full: the next page starts after it
+            answer.next_page_token = encode_token(_micros(last.user_event.event_time), last.id)
+            return answer
+        if len(rows) < batch:
+            return answer  # the last page
+        before = (rows[-1].event_time_us, rows[-1].id)
+        if read >= SCAN_LIMIT:  # short, but this call has read enough
+            answer.next_page_token = encode_token(*before)
+            return answer
+
+
+def _micros(stamp: object) -> int:
+    return int(stamp.ToMicroseconds())  # type: ignore[attr-defined]
+
+
+def list_client_events(store: Store, tenant: str, size: int,
+                       token: str) -> console_pb2.ListClientEventsResponse:
+    position = decode_token(token, 1)
+    rows = store.client_events_newest(tenant, size, None if position is None else position[0])
+    answer = console_pb2.ListClientEventsResponse(
+        client_events=[stored_client_event(r) for r in rows])
+    if len(rows) == size:
+        answer.next_page_token = encode_token(rows[-1].id)
+    return answer
+
+
+def list_rejections(store: Store, project: str | None, size: int,
+                    token: str) -> console_pb2.ListRejectionsResponse:
+    position = decode_token(token, 1)
+    rows = store.rejections_newest(project, size, None if position is None else position[0])
+    answer = console_pb2.ListRejectionsResponse(rejections=[rejection(*r) for r in rows])
+    if len(rows) == size:
+        answer.next_page_token = encode_token(rows[-1][0])
+    return answer
+
+
+def list_catalogs(store: Store, project: str | None) -> console_pb2.ListCatalogsResponse:
+    catalogs, tenants = store.data_sets("" if project is None else f"projects/{project}/")
+    answer = console_pb2.ListCatalogsResponse()
+    for rows, into in ((catalogs, answer.catalogs), (tenants, answer.tenants)):
+        for row in rows:
+            data_set = into.add(name=row.name, event_count=row.events)
+            data_set.last_event_time.FromMicroseconds(row.last_event_us)
+            _time(row.last_received_us, data_set.last_receive_time)
+    return answer
+

@@ -1,0 +1,237 @@
+"""footfall.console.v1 in-process, through our own stubs and the HTTP gateway:
+events and refusals read back, filtered, paged, watched and reset."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+from typing import Any
+
+import grpc
+import pytest
+from footfall.console.v1 import console_pb2, console_pb2_grpc
+from footfall.retail.v2 import user_event_service_pb2
+from footfall.talent.v4 import event_pb2, event_service_pb2, event_service_pb2_grpc
+from google.protobuf import json_format
+
+from server.app import Running
+from server.config import Settings
+
+from . import http_client
+from .test_server import PARENT, TENANT, bad_request, event, retail
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """With the HTTP gateway on a free port."""
+    return dataclasses.replace(settings, http_port=-1)
+
+
+@pytest.fixture
+def console(channel: grpc.Channel) -> console_pb2_grpc.ConsoleServiceStub:
+    return console_pb2_grpc.ConsoleServiceStub(channel)
+
+
+def write(channel: grpc.Channel, **fields: Any) -> None:
+    retail(channel).WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+        parent=PARENT, user_event=event(**fields)))
+
+
+def visitors(answer: Any) -> list[str]:
+    return [e.user_event.visitor_id for e in answer.user_events]
+
+
+def test_events_are_listed_newest_first_in_pages(channel: grpc.Channel,
+                                                 console: Any) -> None:
+    for day in (3, 1, 2):
+        write(channel, visitorId=f"day{day}", eventTime=f"2024-01-0{day}T00:00:00Z")
+    first = console.ListUserEvents(console_pb2.ListUserEventsRequest(parent=PARENT, page_size=2))
+    assert visitors(first) == ["day3", "day2"]
+    rest = console.ListUserEvents(console_pb2.ListUserEventsRequest(
+        parent=PARENT, page_size=2, page_token=first.next_page_token))
+    assert visitors(rest) == ["day1"] and not rest.next_page_token
+    stored = first.user_events[0]
+    assert stored.catalog == PARENT and stored.joined
+    assert stored.transport == console_pb2.GRPC and stored.receive_time.seconds > 0
+
+
+FILTERS = [
+    ('visitorId = "a"', ["a"]),
+    ('sessionId = "s2"', ["b"]),
+    ('productId = "sku-1"', ["c"]),
+    ("joined = false", ["c"]),
+    ('joined = true eventType = "home-page-view"', ["b", "a"]),
+    ("transport = GRPC", ["c", "b", "a"]),
+    ("transport = PIXEL", []),
+    ('eventTime > "2024-01-01T12:00:00Z"', ["c", "b"]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), FILTERS)
+def test_filters(channel: grpc.Channel, console: Any, text: str, expected: list[str]) -> None:
+    write(channel, visitorId="a", sessionId="s1", eventTime="2024-01-01T00:00:00Z")
+    write(channel, visitorId="b", sessionId="s2", eventTime="2024-01-02T00:00:00Z")
+    write(channel, visitorId="c", eventType="detail-page-view", eventTime="2024-01-03T00:00:00Z",
+          productDetails=[{"product": {"id": "sku-1"}}])  # no such product: not joined
+    answer = console.ListUserEvents(console_pb2.ListUserEventsRequest(parent=PARENT,
+                                                                      filter=text))
+    assert visitors(answer) == expected
+
+
+def test_a_filter_on_decoded_events_pages_all_the_way(channel: grpc.Channel,
+                                                      console: Any) -> None:
+    for i in range(7):
+        write(channel, visitorId=f"v{i}", sessionId="s" if i % 2 else "other",
+              eventTime=f"2024-01-01T00:00:0{i}Z")
+    seen, token = [], ""
+    while True:
+        page = console.ListUserEvents(console_pb2.ListUserEventsRequest(
+            parent=PARENT, filter='sessionId = "s"', page_size=2, page_token=token))
+        seen += visitors(page)
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == ["v5", "v3", "v1"]
+
+
+@pytest.mark.parametrize(("request_fields", "field"), [
+    ({"parent": "catalogs/x"}, "parent"),
+    ({"filter": "colour = \"red\""}, "filter"),
+    ({"filter": "transport = CARRIER_PIGEON"}, "filter"),
+    ({"page_size": -1}, "page_size"),
+    ({"page_token": "bm90IGEgdG9rZW4"}, "page_token"),
+])
+def test_bad_list_requests_name_their_field(console: Any, request_fields: dict[str, Any],
+                                            field: str) -> None:
+    request = console_pb2.ListUserEventsRequest(parent=PARENT)
+    for name, value in request_fields.items():
+        setattr(request, name, value)
+    with pytest.raises(grpc.RpcError) as caught:
+        console.ListUserEvents(request)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in bad_request(caught.value).field_violations] == [field]
+
+
+def test_refused_writes_are_kept_with_their_fields(channel: grpc.Channel, running: Running,
+                                                   console: Any) -> None:
+    with pytest.raises(grpc.RpcError):
+        write(channel, visitorId="")
+    with pytest.raises(grpc.RpcError):
+        retail(channel).WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+            parent="nowhere", user_event=event()))
+    write(channel)  # accepted: not kept
+    running.store.flush()  # refusals are kept without the answer waiting for it
+    answer = console.ListRejections(console_pb2.ListRejectionsRequest(parent="projects/-"))
+    wrong_parent, no_visitor = answer.rejections
+    assert no_visitor.method == "/google.cloud.retail.v2.UserEventService/WriteUserEvent"
+    assert no_visitor.transport == console_pb2.GRPC and no_visitor.parent == PARENT
+    assert no_visitor.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert [v.field for v in no_visitor.field_violations] == ["user_event.visitor_id"]
+    assert '"eventType": "home-page-view"' in no_visitor.request_json
+    assert [v.field for v in wrong_parent.field_violations] == ["parent"]
+    # projects/p holds the one with a good parent; the other named no project
+    mine = console.ListRejections(console_pb2.ListRejectionsRequest(parent="projects/p"))
+    assert [r.id for r in mine.rejections] == [no_visitor.id]
+
+
+def test_pixel_refusals_are_kept(running: Running, console: Any) -> None:
+    reply = http_client.call(
+        running.http_port, "GET", f"/v2/{PARENT}/userEvents:collect?userEvent="
+        + http_client.query_value('{"eventType": "home-page-view"}'))
+    assert reply.status == 200  # the GIF, whatever happened
+    running.store.flush()
+    answer = console.ListRejections(console_pb2.ListRejectionsRequest(parent="projects/p"))
+    assert answer.rejections[0].transport == console_pb2.PIXEL
+    assert [v.field for v in answer.rejections[0].field_violations] == ["user_event.visitor_id"]
+
+
+def test_client_events_catalogs_and_reset(channel: grpc.Channel, console: Any) -> None:
+    talent = event_service_pb2_grpc.EventServiceStub(channel)
+    for n in (1, 2):
+        client_event = json_format.ParseDict(
+            {"eventId": f"e{n}", "createTime": "2024-05-01T00:00:00Z",
+             "jobEvent": {"type": "VIEW", "jobs": [f"{TENANT}/jobs/j"]}}, event_pb2.ClientEvent())
+        talent.CreateClientEvent(event_service_pb2.CreateClientEventRequest(
+            parent=TENANT, client_event=client_event))
+    listed = console.ListClientEvents(console_pb2.ListClientEventsRequest(parent=TENANT))
+    assert [e.client_event.event_id for e in listed.client_events] == ["e2", "e1"]
+    write(channel)
+    sets = console.ListCatalogs(console_pb2.ListCatalogsRequest(parent="projects/p"))
+    assert [(c.name, c.event_count) for c in sets.catalogs] == [(PARENT, 1)]
+    assert [(t.name, t.event_count) for t in sets.tenants] == [(TENANT, 2)]
+    assert console.ResetCatalog(console_pb2.ResetCatalogRequest(name=PARENT)) \
+        .deleted_events_count == 1
+    assert console.ResetTenant(console_pb2.ResetTenantRequest(name=TENANT)) \
+        .deleted_events_count == 2
+    sets = console.ListCatalogs(console_pb2.ListCatalogsRequest(parent="projects/-"))
+    assert not sets.catalogs and not sets.tenants
+
+
+def test_rest_routes_come_from_the_annotations(running: Running, channel: grpc.Channel) -> None:
+    write(channel, visitorId="a")
+    reply = http_client.call(running.http_port, "GET",
+                             f"/console/v1/{PARENT}/userEvents?filter=visitorId%20%3D%20%22a%22")
+    assert reply.status == 200, reply.body
+    assert [e["userEvent"]["visitorId"] for e in reply.json()["userEvents"]] == ["a"]
+    reset = http_client.call(running.http_port, "POST", f"/console/v1/{PARENT}:reset", {})
+    assert reset.json() == {"deletedEventsCount": "1"}
+
+
+def test_a_watch_sees_each_new_event_at_once(channel: grpc.Channel, console: Any) -> None:
+    write(channel, visitorId="before")  # stored before the watch: not sent
+    stream = console.WatchUserEvents(console_pb2.WatchUserEventsRequest(
+        parent=PARENT, filter='eventType = "home-page-view"'), timeout=20)
+    got: list[str] = []
+    arrived = threading.Condition()
+
+    def read() -> None:
+        with contextlib.suppress(grpc.RpcError):  # CANCELLED at the end
+            for stored in stream:
+                with arrived:
+                    got.append(stored.user_event.visitor_id)
+                    arrived.notify_all()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        # The watch starts after the last event stored when it opens, which this
+        # side cannot see: write until one arrives, then each must within a second.
+        for n in range(100):
+            write(channel, visitorId=f"opening-{n}")
+            with arrived:
+                if arrived.wait_for(lambda: got, 0.2):
+                    break
+        assert got and got[0].startswith("opening-")
+        for name in ("first", "second"):
+            write(channel, visitorId=f"{name}-search", eventType="search", searchQuery="x")
+            write(channel, visitorId=name)
+            with arrived:
+                assert arrived.wait_for(lambda: got[-1] == name, 1.0), got  # noqa: B023
+        assert "before" not in got and not any(v.endswith("-search") for v in got)
+    finally:
+        stream.cancel()
+        reader.join(5)
+
+
+def test_a_watch_from_a_position_sends_what_came_after_it(channel: grpc.Channel,
+                                                          console: Any) -> None:
+    for name in ("a", "b", "c"):
+        write(channel, visitorId=name, eventTime=f"2024-01-0{ord(name) - 96}T00:00:00Z")
+    oldest = console.ListUserEvents(console_pb2.ListUserEventsRequest(parent=PARENT)) \
+        .user_events[-1]
+    stream = console.WatchUserEvents(console_pb2.WatchUserEventsRequest(
+        parent=PARENT, after_id=oldest.id), timeout=10)
+    try:
+        assert [next(stream).user_event.visitor_id for _ in range(2)] == ["b", "c"]
+    finally:
+        stream.cancel()
+
+
+def test_a_bad_watch_is_refused_naming_the_field(console: Any) -> None:
+    stream = console.WatchUserEvents(console_pb2.WatchUserEventsRequest(
+        parent=PARENT, filter="nonsense"), timeout=10)
+    with pytest.raises(grpc.RpcError) as caught:
+        next(stream)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in bad_request(caught.value).field_violations] == ["filter"]
