@@ -30,7 +30,7 @@ export function rejectionItem(rejection) {
       h("dt", {}, "Came by"), h("dd", {}, rejection.transport || "TRANSPORT_UNSPECIFIED"),
       rejection.keyName ? [h("dt", {}, "Key"), h("dd", {}, rejection.keyName)] : null,
       rejection.operation ? [h("dt", {}, "Operation"), h("dd", {}, rejection.operation)] : null),
-    violations.length ? h("ul", {class: "violations"}, violations.map((v) =>
+    violations.length && !request ? h("ul", {class: "violations"}, violations.map((v) =>
       h("li", {}, h("code", {}, v.field), ": ", v.description))) : null,
     request ? jsonView(request, violations)
       : rejection.requestJson ? h("pre", {class: "json"}, rejection.requestJson)
