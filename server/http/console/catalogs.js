@@ -18,11 +18,14 @@ export async function render(main, ctx) {
   const chooseButton = (name) => h("button", {type: "button", class: "link",
     onclick: () => { ctx.choose(name); location.hash = "feed"; }}, name);
   const tenantLink = (name) => h("a", {href: `#talent?${new URLSearchParams({tenant: name})}`}, name);
+  const shown = (label, caption, found, open, none) => {
+    if (!found?.length) return h("p", {class: "hint"}, none);
+    const list = table(label, headings, caption);
+    list.body.append(...found.map((set) => list.row(row(set, open))));
+    return list.element;
+  };
   main.append(
-    (sets.catalogs || []).length
-      ? table("Catalogs (choose one to watch it)", headings, sets.catalogs.map((s) => row(s, chooseButton)))
-      : h("p", {class: "hint"}, "No catalog holds events yet."),
-    (sets.tenants || []).length
-      ? table("Tenants", headings, sets.tenants.map((s) => row(s, tenantLink)))
-      : h("p", {class: "hint"}, "No tenant holds client events yet."));
+    shown("Catalogs", "Catalogs (choose one to watch it)", sets.catalogs, chooseButton,
+      "No catalog holds events yet."),
+    shown("Tenants", "Tenants", sets.tenants, tenantLink, "No tenant holds client events yet."));
 }

@@ -10,7 +10,7 @@ export function h(tag, attributes = {}, ...children) {
     else if (name === "class") element.className = value;
     else element.setAttribute(name, value === true ? "" : value);
   }
-  element.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  element.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
   return element;
 }
 
@@ -29,12 +29,16 @@ export function failure(error) {
   return h("p", {class: "error", role: "alert"}, code + error.message);
 }
 
-/** A table with a header row; `rows` are arrays of cells. In a scrolling box,
- *  so a wide table never widens the page. */
-export function table(caption, headings, rows) {
-  return h("div", {class: "table", tabindex: 0, role: "region", "aria-label": caption},
-    h("table", {},
-      h("caption", {}, caption),
+/** A table with a header row, in a box that scrolls sideways (a wide table never
+ *  widens the page); on a phone each row shows as a card of labelled cells.
+ *  `row(cells)` makes a row for its `body`. */
+export function table(label, headings, caption = "") {
+  const body = h("tbody", {});
+  const element = h("div", {class: "table", tabindex: 0, role: "region", "aria-label": label},
+    h("table", {}, caption ? h("caption", {}, caption) : null,
       h("thead", {}, h("tr", {}, headings.map((text) => h("th", {scope: "col"}, text)))),
-      h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((cell) => h("td", {}, cell)))))));
+      body));
+  const row = (cells) => h("tr", {},
+    cells.map((cell, i) => h("td", {"data-label": headings[i]}, cell)));
+  return {element, body, row};
 }

@@ -1,7 +1,7 @@
 // #events?filter=...: the stored events of the catalog that a filter selects, page by page.
 
 import {call} from "./api.js";
-import {failure, h, when} from "./dom.js";
+import {failure, h, table, when} from "./dom.js";
 import {remember} from "./event.js";
 
 const EXAMPLES = [
@@ -30,7 +30,7 @@ export function render(main, ctx) {
     results.append(h("p", {class: "hint"}, "No catalog holds events yet."));
     return;
   }
-  const rows = h("tbody", {});
+  const found = table("Events found", ["Event time", "Type", "Visitor", "User", "Came by", "Joined"]);
   const more = h("button", {type: "button", hidden: true}, "More");
   let pageToken = "";
   const load = async () => {
@@ -41,25 +41,20 @@ export function render(main, ctx) {
       for (const stored of page.userEvents || []) {
         remember(stored);
         const e = stored.userEvent || {};
-        rows.append(h("tr", {},
-          h("td", {}, h("a", {href: `#event/${stored.id}`}, when(e.eventTime))),
-          h("td", {}, e.eventType || ""), h("td", {}, e.visitorId || ""),
-          h("td", {}, e.userInfo?.userId || ""), h("td", {}, stored.transport || ""),
-          h("td", {}, stored.joined ? "yes" : "no")));
+        found.body.append(found.row([
+          h("a", {href: `#event/${stored.id}`}, when(e.eventTime)), e.eventType || "",
+          e.visitorId || "", e.userInfo?.userId || "", stored.transport || "",
+          stored.joined ? "yes" : "no"]));
       }
       pageToken = page.nextPageToken || "";
       more.hidden = !pageToken;
-      if (!rows.children.length) results.append(h("p", {class: "hint"}, "No event matches."));
+      if (!found.body.children.length) results.append(h("p", {class: "hint"}, "No event matches."));
     } catch (error) {
       if (!ctx.signal.aborted) results.append(failure(error));
     }
     more.disabled = false;
   };
   more.addEventListener("click", load);
-  results.append(h("div", {class: "table", tabindex: 0, role: "region", "aria-label": "Events found"},
-    h("table", {},
-      h("thead", {}, h("tr", {}, ["Event time", "Type", "Visitor", "User", "Came by", "Joined"]
-        .map((t) => h("th", {scope: "col"}, t)))),
-      rows)), more);
+  results.append(found.element, more);
   load();
 }

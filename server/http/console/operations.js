@@ -51,6 +51,7 @@ function update({element, fields}, op) {
   // No job knows its total ahead: a running bar moves without a value.
   if (op.done) fields.progress.value = 1;
   else fields.progress.removeAttribute("value");
+  fields.progress.hidden = Boolean(op.error);
   fields.cancel.hidden = op.done;
 }
 

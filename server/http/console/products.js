@@ -1,7 +1,7 @@
 // #products: the products of the catalog's default branch, page by page.
 
 import {call} from "./api.js";
-import {failure, h} from "./dom.js";
+import {failure, h, table} from "./dom.js";
 
 function price(product) {
   const info = product.priceInfo;
@@ -16,7 +16,7 @@ export function render(main, ctx) {
   }
   const branch = `${ctx.catalog}/branches/default_branch`;
   main.append(h("p", {class: "hint"}, `The products of ${branch}; events join with them.`));
-  const rows = h("tbody", {});
+  const found = table("Products", ["Id", "Title", "Categories", "Price", "Availability"]);
   const more = h("button", {type: "button", hidden: true}, "More");
   const results = h("div", {});
   let pageToken = "";
@@ -26,21 +26,18 @@ export function render(main, ctx) {
       const page = await call(`/v2/${branch}/products`,
         {query: {pageSize: 100, pageToken}, signal: ctx.signal});
       for (const p of page.products || []) {
-        rows.append(h("tr", {}, h("td", {}, p.id || p.name.split("/").pop()),
-          h("td", {}, p.title || ""), h("td", {}, (p.categories || []).join(", ")),
-          h("td", {}, price(p)), h("td", {}, p.availability || "")));
+        found.body.append(found.row([p.id || p.name.split("/").pop(), p.title || "",
+          (p.categories || []).join(", "), price(p), p.availability || ""]));
       }
       pageToken = page.nextPageToken || "";
       more.hidden = !pageToken;
-      if (!rows.children.length) results.append(h("p", {class: "hint"}, "No product yet."));
+      if (!found.body.children.length) results.append(h("p", {class: "hint"}, "No product yet."));
     } catch (error) {
       if (!ctx.signal.aborted) results.append(failure(error));
     }
     more.disabled = false;
   };
   more.addEventListener("click", load);
-  main.append(h("div", {class: "table", tabindex: 0, role: "region", "aria-label": "Products"},
-    h("table", {}, h("thead", {}, h("tr", {}, ["Id", "Title", "Categories", "Price", "Availability"]
-      .map((t) => h("th", {scope: "col"}, t)))), rows)), more, results);
+  main.append(found.element, more, results);
   load();
 }

@@ -1,7 +1,7 @@
 // #talent?tenant=...: the client events of a talent tenant, as they arrive.
 
 import {follow} from "./api.js";
-import {failure, h, when} from "./dom.js";
+import {failure, h, table, when} from "./dom.js";
 
 function what(event) {
   if (event.jobEvent) return [event.jobEvent.type || "", (event.jobEvent.jobs || []).join(", ")];
@@ -23,12 +23,10 @@ export function render(main, ctx) {
     location.hash = `talent?${new URLSearchParams({tenant: chooser.value})}`;
   });
   const status = h("div", {role: "status"});
-  const rows = h("tbody", {});
+  const found = table("Client events",
+    ["Created", "Event id", "Request id", "Job event", "Jobs", "Came by"]);
   main.append(h("p", {}, h("label", {for: "tenant"}, "Tenant "), chooser), status,
-    h("div", {class: "table", tabindex: 0, role: "region", "aria-label": "Client events"},
-      h("table", {}, h("thead", {}, h("tr", {},
-        ["Created", "Event id", "Request id", "Job event", "Jobs", "Came by"]
-          .map((t) => h("th", {scope: "col"}, t)))), rows)));
+    found.element);
   follow(`/console/v1/${tenant}/clientEvents`, "clientEvents", {
     signal: ctx.signal,
     onError: (error) => status.replaceChildren(...(error ? [failure(error)] : [])),
@@ -36,9 +34,8 @@ export function render(main, ctx) {
       for (const stored of items) {
         const e = stored.clientEvent || {};
         const [type, jobs] = what(e);
-        rows.prepend(h("tr", {}, h("td", {}, when(e.createTime)), h("td", {}, e.eventId || ""),
-          h("td", {}, e.requestId || ""), h("td", {}, type), h("td", {}, jobs),
-          h("td", {}, stored.transport || "")));
+        found.body.prepend(found.row([when(e.createTime), e.eventId || "", e.requestId || "",
+          type, jobs, stored.transport || ""]));
       }
     },
   });
