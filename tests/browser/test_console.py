@@ -21,17 +21,15 @@ from typing import Any
 
 import pytest
 
-from server.app import Running, start
-from server.config import Settings
+from server.app import Running
 
-from .cdp import DevTools, chromium, find_chromium
+from .cdp import DevTools, chromium
+from .conftest import serve
 
 PROJECT = "console-test"
 CATALOG = f"projects/{PROJECT}/locations/global/catalogs/default_catalog"
 BRANCH = f"{CATALOG}/branches/default_branch"
 TENANT = f"projects/{PROJECT}/tenants/jobs-site"
-SKIPPED = ("BROWSER TEST SKIPPED: Debian's chromium is not installed "
-           "(`make test` installs it: apt-get install -y chromium)")
 DEADLINE = 30.0
 LIVE_WITHIN = 1.0  # seconds from a write's answer to its line in the feed
 SCREENS = {"desktop": (1280, 900, False), "phone": (390, 844, True)}
@@ -40,27 +38,6 @@ BIG_IMPORT_EVENTS = 200_000  # far more than the test needs to find it running
 READER_KEY = "reader-key-for-the-console-test"
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture(scope="module")
-def browser_executable() -> str:
-    found = find_chromium()
-    if found is None:
-        pytest.skip(SKIPPED)
-    return found
-
-
-def serve(tmp_path: Path, **more: Any) -> Iterator[Running]:
-    settings = Settings(port=0, http_port=-1, store=f"sqlite:///{tmp_path}/events.db",
-                        gcs_root=str(tmp_path / "gcs"), grace_seconds=5, workers=4, **more)
-    server = start(settings)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[Running]:
-    yield from serve(tmp_path)
 
 
 @pytest.fixture
@@ -302,9 +279,7 @@ def test_with_auth_the_page_asks_for_a_key_once_and_sends_it_as_a_header(
     keys.write_text(json.dumps({"keys": {
         READER_KEY: {"projects": ["*"], "role": "reader", "name": "console"},
         "writer-key": {"projects": [PROJECT], "role": "writer", "name": "shop"}}}))
-    server = serve(tmp_path, auth_file=str(keys))
-    running = next(server)
-    try:
+    with serve(tmp_path, auth_file=str(keys)) as running:
         port = running.http_port
         status, _ = rest(port, "POST", f"/v2/{CATALOG}/userEvents:write",
                          {"eventType": "home-page-view", "visitorId": "keyed"},
@@ -313,7 +288,5 @@ def test_with_auth_the_page_asks_for_a_key_once_and_sends_it_as_a_header(
         with chromium(browser_executable, tmp_path / "profile") as devtools_url:
             seen = asyncio.run(asyncio.wait_for(ask_for_the_key(devtools_url, port, shots),
                                                 DEADLINE * 2))
-    finally:
-        next(server, None)
     assert seen["stored"] == READER_KEY
     assert seen["urls"] and not any(READER_KEY in url for url in [*seen["urls"], seen["page"]])

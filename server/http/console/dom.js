@@ -42,3 +42,24 @@ export function table(label, headings, caption = "") {
     cells.map((cell, i) => h("td", {"data-label": headings[i]}, cell)));
   return {element, body, row};
 }
+
+/** A "More" button for a paged list: `load(pageToken)` shows a page and returns
+ *  the next token ("" after the last). Loads the first page at once; a failure
+ *  is said in `where`. */
+export function paged(load, signal, where) {
+  const more = h("button", {type: "button", hidden: true}, "More");
+  let token = "";
+  const next = async () => {
+    more.disabled = true;
+    try {
+      token = await load(token);
+      more.hidden = !token;
+    } catch (error) {
+      if (!signal.aborted) where.append(failure(error));
+    }
+    more.disabled = false;
+  };
+  more.addEventListener("click", next);
+  next();
+  return more;
+}

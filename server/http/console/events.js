@@ -1,7 +1,7 @@
 // #events?filter=...: the stored events of the catalog that a filter selects, page by page.
 
 import {call} from "./api.js";
-import {failure, h, table, when} from "./dom.js";
+import {h, paged, table, when} from "./dom.js";
 import {remember} from "./event.js";
 
 const EXAMPLES = [
@@ -31,30 +31,19 @@ export function render(main, ctx) {
     return;
   }
   const found = table("Events found", ["Event time", "Type", "Visitor", "User", "Came by", "Joined"]);
-  const more = h("button", {type: "button", hidden: true}, "More");
-  let pageToken = "";
-  const load = async () => {
-    more.disabled = true;
-    try {
-      const page = await call(`/console/v1/${ctx.catalog}/userEvents`,
-        {query: {filter, pageSize: 50, pageToken}, signal: ctx.signal});
-      for (const stored of page.userEvents || []) {
-        remember(stored);
-        const e = stored.userEvent || {};
-        found.body.append(found.row([
-          h("a", {href: `#event/${stored.id}`}, when(e.eventTime)), e.eventType || "",
-          e.visitorId || "", e.userInfo?.userId || "", stored.transport || "",
-          stored.joined ? "yes" : "no"]));
-      }
-      pageToken = page.nextPageToken || "";
-      more.hidden = !pageToken;
-      if (!found.body.children.length) results.append(h("p", {class: "hint"}, "No event matches."));
-    } catch (error) {
-      if (!ctx.signal.aborted) results.append(failure(error));
+  const more = paged(async (pageToken) => {
+    const page = await call(`/console/v1/${ctx.catalog}/userEvents`,
+      {query: {filter, pageSize: 50, pageToken}, signal: ctx.signal});
+    for (const stored of page.userEvents || []) {
+      remember(stored);
+      const e = stored.userEvent || {};
+      found.body.append(found.row([
+        h("a", {href: `#event/${stored.id}`}, when(e.eventTime)), e.eventType || "",
+        e.visitorId || "", e.userInfo?.userId || "", stored.transport || "",
+        stored.joined ? "yes" : "no"]));
     }
-    more.disabled = false;
-  };
-  more.addEventListener("click", load);
+    if (!found.body.children.length) results.append(h("p", {class: "hint"}, "No event matches."));
+    return page.nextPageToken || "";
+  }, ctx.signal, results);
   results.append(found.element, more);
-  load();
 }
