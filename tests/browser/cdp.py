@@ -159,6 +159,11 @@ class DevTools:
             "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
             session)
 
+    async def color_scheme(self, session: str, scheme: str) -> None:
+        """Show the page as under a system theme of `scheme` ("light" or "dark")."""
+        await self.send("Emulation.setEmulatedMedia", {
+            "features": [{"name": "prefers-color-scheme", "value": scheme}]}, session)
+
     async def screenshot(self, session: str, path: Path) -> Path:
         """The page as a PNG at `path`, the whole of it (not only the window; at most
         4000 pixels high)."""

@@ -155,6 +155,9 @@ async def see_events_and_refusals(devtools_url: str, port: int, folder: Path) ->
         missing, = [line for line in marked if line.startswith('  "userEvent": {')]
         assert "← user_event.product_details: " in missing, marked
         await photograph(devtools, session, folder, "feed")
+        await devtools.color_scheme(session, "dark")
+        await photograph(devtools, session, folder, "feed-dark")
+        await devtools.color_scheme(session, "light")
 
         # Open an event with the keyboard: as stored (joined with the catalog) and as received.
         joined = await devtools.evaluate(session, "[...document.querySelectorAll("

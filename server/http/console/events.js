@@ -17,8 +17,9 @@ export function render(main, ctx) {
     autocomplete: "off", spellcheck: "false", "aria-describedby": "filter-hint"});
   const form = h("form", {class: "search", role: "search"},
     h("label", {for: "filter"}, "Filter"), input, h("button", {type: "submit"}, "Search"),
-    h("p", {id: "filter-hint", class: "hint"}, "For example ",
-      EXAMPLES.map((e, i) => [i ? ", " : "", h("code", {}, e)]),
+    h("p", {id: "filter-hint", class: "hint"}, "For example: ",
+      EXAMPLES.map((e, i) => [i ? ", " : "",
+        h("a", {href: `#events?${new URLSearchParams({filter: e})}`}, h("code", {}, e))]),
       "; also sessionId, userId and productId. Empty: every event."));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
