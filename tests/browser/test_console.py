@@ -265,6 +265,15 @@ async def ask_for_the_key(devtools_url: str, port: int, folder: Path) -> dict[st
         assert await devtools.evaluate(session, "document.activeElement.id") == "key-input"
         await devtools.type_text(session, READER_KEY)
         await devtools.press(session, "Enter")
+        # The key reads one project: the page asks which.
+        await until(lambda: devtools.evaluate(
+            session, "document.activeElement?.id === 'project'"), "the project's form")
+        await photograph(devtools, session, folder, "project")
+        await devtools.type_text(session, PROJECT)
+        await devtools.press(session, "Enter")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('#refused')?.innerText.includes('INVALID_ARGUMENT')"),
+            "the refusal, read with the key")
         await until(lambda: devtools.evaluate(
             session, "document.querySelector('#accepted')?.innerText.includes('keyed')"),
             "the event, read with the key")
@@ -276,11 +285,11 @@ async def ask_for_the_key(devtools_url: str, port: int, folder: Path) -> dict[st
         }
 
 
-def test_with_auth_the_page_asks_for_a_key_once_and_sends_it_as_a_header(
+def test_with_auth_the_page_asks_for_a_key_and_its_project_once_and_sends_the_key_as_a_header(
         browser_executable: str, shots: Path, tmp_path: Path) -> None:
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps({"keys": {
-        READER_KEY: {"projects": ["*"], "role": "reader", "name": "console"},
+        READER_KEY: {"projects": [PROJECT], "role": "reader", "name": "console"},
         "writer-key": {"projects": [PROJECT], "role": "writer", "name": "shop"}}}))
     with serve(tmp_path, auth_file=str(keys)) as running:
         port = running.http_port
@@ -288,6 +297,10 @@ def test_with_auth_the_page_asks_for_a_key_once_and_sends_it_as_a_header(
                          {"eventType": "home-page-view", "visitorId": "keyed"},
                          {"x-goog-api-key": "writer-key"})
         assert status == 200
+        status, _ = rest(port, "POST", f"/v2/{CATALOG}/userEvents:write",
+                         {"eventType": "add-to-cart", "visitorId": "keyed"},
+                         {"x-goog-api-key": "writer-key"})
+        assert status == 400
         with chromium(browser_executable, tmp_path / "profile") as devtools_url:
             seen = asyncio.run(asyncio.wait_for(ask_for_the_key(devtools_url, port, shots),
                                                 DEADLINE * 2))

@@ -1,4 +1,4 @@
-// #catalogs: the catalogs and tenants that hold events, in every project.
+// #catalogs: the catalogs and tenants that hold events, in every project the key reads.
 
 import {call} from "./api.js";
 import {failure, h, table, when} from "./dom.js";
@@ -7,7 +7,7 @@ export async function render(main, ctx) {
   main.append(h("h2", {}, "Catalogs and tenants"));
   let sets;
   try {
-    sets = await call("/console/v1/projects/-/catalogs", {signal: ctx.signal});
+    sets = await call(`/console/v1/${ctx.projects}/catalogs`, {signal: ctx.signal});
   } catch (error) {
     if (!ctx.signal.aborted) main.append(failure(error));
     return;

@@ -76,7 +76,8 @@ export function render(main, ctx) {
     ctx.catalog ? `Stored in ${ctx.catalog}; open one to see it whole.`
       : "No catalog holds events yet: send one and it shows here.");
   const refused = column("refused", "Refused",
-    "Refused in every project; open one to see why, beside the field.");
+    `Refused in ${ctx.projects === "projects/-" ? "every project" : ctx.projects}; ` +
+    "open one to see why, beside the field.");
   main.append(h("div", {class: "columns"}, accepted.section, refused.section));
   if (ctx.catalog) {
     follow(`/console/v1/${ctx.catalog}/userEvents`, "userEvents", {
@@ -87,7 +88,7 @@ export function render(main, ctx) {
       },
     });
   }
-  follow("/console/v1/projects/-/rejections", "rejections", {
+  follow(`/console/v1/${ctx.projects}/rejections`, "rejections", {
     signal: ctx.signal, onError: refused.error,
     onItems: (items) => refused.add(items, rejectionItem),
   });
