@@ -2,7 +2,8 @@
 the very servicers gRPC calls (in a thread pool, as gRPC does), on routes derived
 from the contracts' `google.api.http` annotations.
 
-Besides the routes: `/footfall.js` (the tracker), `/metrics` (Prometheus), CORS
+Besides the routes: `/footfall.js` (the tracker), `/metrics` (Prometheus), the
+web console's pages (`console_pages`: `/console/`, and `/` leads there), CORS
 (preflight included) for pages on other origins, and the pixel's always-a-GIF
 answer. Every routed call runs in the same envelope as over gRPC
 (`server.policy.envelope`: keys, faults, quotas, metrics and the log line); the
