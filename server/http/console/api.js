@@ -4,7 +4,7 @@
 // and travels only as the x-goog-api-key header, never in a URL.
 
 const KEY = "footfall.apiKey";
-export const POLL_MS = 500;
+const RETRY_MS = 1000;  // before a dropped watch is opened again
 
 export class ApiError extends Error {
   constructor(status, error) {
@@ -44,14 +44,17 @@ export function hasKey() {
   return sessionStorage.getItem(KEY) !== null;
 }
 
-/** The JSON answer of `path` (with `query`), or an ApiError. A 401 asks for a
- *  key and tries again. */
-export async function call(path, {method = "GET", query = {}, body, signal} = {}) {
+function withQuery(path, query) {
   const params = new URLSearchParams();
   for (const [name, value] of Object.entries(query)) {
     if (value !== undefined && value !== "") params.set(name, value);
   }
-  const url = path + (params.size ? `?${params}` : "");
+  return path + (params.size ? `?${params}` : "");
+}
+
+/** The response to `url` once it is a success; an ApiError otherwise. A 401
+ *  asks for a key and tries again. */
+async function send(url, {method = "GET", body, signal} = {}) {
   for (;;) {
     const headers = {};
     const key = sessionStorage.getItem(KEY);
@@ -61,14 +64,17 @@ export async function call(path, {method = "GET", query = {}, body, signal} = {}
       method, headers, signal, cache: "no-store", credentials: "omit",
       body: body === undefined ? undefined : JSON.stringify(body),
     });
+    if (response.ok) return response;
     const answer = await response.json().catch(() => ({}));
-    if (response.ok) return answer;
-    if (response.status === 401) {
-      await askKey(answer.error?.message);
-      continue;
-    }
-    throw new ApiError(response.status, answer.error);
+    if (response.status !== 401) throw new ApiError(response.status, answer.error);
+    await askKey(answer.error?.message);
   }
+}
+
+/** The JSON answer of `path` (with `query`), or an ApiError. */
+export async function call(path, {method = "GET", query = {}, body, signal} = {}) {
+  const response = await send(withQuery(path, query), {method, body, signal});
+  return response.json();
 }
 
 /** Every item of `field` in the pages of `path`, up to `limit`. */
@@ -83,28 +89,64 @@ export async function listAll(path, field, {query = {}, limit = 1000, signal} = 
   return items;
 }
 
-/** Calls `onItems(items)` with the items of the list route `path` (newest
- *  first, each with an increasing `id`) that are newer than any seen: first the
- *  newest page, then what arrives, until `signal` aborts. `onError` hears each
- *  failed read (the next poll tries again).
- *
- *  The one place a watch route (its server-sent events read with fetch(), as
- *  EventSource cannot send the key) would take over from polling. */
-export function follow(path, field, {query = {}, onItems, onError, signal}) {
-  let newest = -1n;
-  const poll = async () => {
+const byId = (a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1);
+
+/** The server-sent events of `response`, one {event, data} at a time. */
+async function* events(response) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const {value, done} = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const found = {event: "message", data: []};
+      for (const line of buffer.slice(0, end).split("\n")) {
+        const [field, ...rest] = line.split(":");
+        const text = rest.join(":").replace(/^ /, "");
+        if (field === "event") found.event = text;
+        else if (field === "data") found.data.push(text);
+      }
+      buffer = buffer.slice(end + 2);
+      yield {event: found.event, data: found.data.join("\n")};
+    }
+  }
+}
+
+const pause = (ms, signal) => new Promise((resolve) => {
+  const timer = setTimeout(resolve, ms);
+  signal.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, {once: true});
+});
+
+/** Calls `onItems(items)` with the newest page of the list route `path`, then
+ *  with each item its watch route (`path:watch`) streams after them, until
+ *  `signal` aborts. The stream's server-sent events are read with fetch(), as
+ *  EventSource cannot send the key. A stream that drops is opened again after
+ *  the last item seen; `onError` hears each failure, and null once items flow. */
+export async function follow(path, field, {query = {}, onItems, onError, signal}) {
+  let after = null;  // the highest id shown
+  while (!signal.aborted) {
     try {
-      const page = await call(path, {query: {...query, pageSize: 100}, signal});
-      const fresh = (page[field] || []).filter((item) => BigInt(item.id) > newest);
-      for (const item of fresh) if (BigInt(item.id) > newest) newest = BigInt(item.id);
-      fresh.sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+      if (after === null) {
+        const page = await call(path, {query: {...query, pageSize: 100}, signal});
+        const items = (page[field] || []).sort(byId);
+        after = items.length ? BigInt(items.at(-1).id) : 0n;
+        if (items.length) onItems(items);
+      }
+      const response = await send(withQuery(`${path}:watch`,
+        {...query, afterId: String(after)}), {signal});
       onError?.(null);
-      if (fresh.length) onItems(fresh);
+      for await (const {event, data} of events(response)) {
+        const message = JSON.parse(data);
+        if (event === "error") throw new ApiError(message.error?.code, message.error);
+        after = BigInt(message.id);
+        onItems([message]);
+      }
     } catch (error) {
       if (signal.aborted) return;
       onError?.(error);
     }
-    if (!signal.aborted) setTimeout(poll, POLL_MS);
-  };
-  poll();
+    await pause(RETRY_MS, signal);
+  }
 }
