@@ -6,19 +6,18 @@
 const KEY = "footfall.apiKey";
 const RETRY_MS = 1000;  // before a dropped watch is opened again
 
-export class ApiError extends Error {
+/** A refused call: `code` is the status name (INVALID_ARGUMENT), the message Google's. */
+class ApiError extends Error {
   constructor(status, error) {
     super(error?.message || `HTTP ${status}`);
-    this.status = status;
     this.code = error?.status || "";
-    this.details = error?.details || [];
   }
 }
 
 let asking = null;  // the one pending key prompt, shared by every call that met a 401
 
 /** Shows the key dialog; resolves once a key is stored. */
-export function askKey(why) {
+function askKey(why) {
   if (asking) return asking;
   const dialog = document.getElementById("key-dialog");
   const input = document.getElementById("key-input");

@@ -5,11 +5,13 @@ import {failure, h, when} from "./dom.js";
 import {jsonView} from "./json.js";
 
 const seen = new Map();  // id -> StoredUserEvent, from the feed and the search
+const KEPT = 2000;  // the latest events remembered (a busy feed runs for hours)
 const SEARCHED = 5000;  // events read to find one the tab has not seen
 
 /** Keeps `stored` for its page. */
 export function remember(stored) {
   seen.set(stored.id, stored);
+  if (seen.size > KEPT) seen.delete(seen.keys().next().value);
 }
 
 /** A one-line summary of a stored event, linking to its page. */
