@@ -98,6 +98,31 @@ async def photograph(devtools: DevTools, session: str, folder: Path, name: str) 
     await devtools.viewport(session, *SCREENS["desktop"])
 
 
+# Installed before the page's own scripts: what the CSP refused and what threw.
+WATCH_PROBLEMS = """
+window.problems = [];
+document.addEventListener("securitypolicyviolation",
+  (e) => problems.push(`CSP refused ${e.blockedURI || "inline"} (${e.violatedDirective})`));
+window.addEventListener("error", (e) => problems.push(`error: ${e.message}`));
+window.addEventListener("unhandledrejection", (e) => problems.push(`rejection: ${e.reason}`));
+"""
+
+
+async def open_console(devtools: DevTools, url: str) -> str:
+    """A tab showing `url` at the desktop size, its problems recorded from the start."""
+    session = await devtools.open_page("about:blank")
+    await devtools.send("Page.enable", {}, session)
+    await devtools.send("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH_PROBLEMS},
+                        session)
+    await devtools.viewport(session, *SCREENS["desktop"])
+    await devtools.send("Page.navigate", {"url": url}, session)
+    return session
+
+
+async def no_problems(devtools: DevTools, session: str) -> None:
+    assert await devtools.evaluate(session, "window.problems") == []
+
+
 async def text_of(devtools: DevTools, session: str, selector: str) -> str:
     return str(await devtools.evaluate(
         session, f"document.querySelector({selector!r})?.innerText || ''"))
@@ -120,8 +145,7 @@ async def focus_and_press(devtools: DevTools, session: str, selector: str) -> No
 
 async def see_events_and_refusals(devtools_url: str, port: int, folder: Path) -> None:
     async with DevTools.connect(devtools_url) as devtools:
-        session = await devtools.open_page(f"http://127.0.0.1:{port}/")
-        await devtools.viewport(session, *SCREENS["desktop"])
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/")
         # `/` leads to the console, which picks the one catalog that holds events.
         await until(lambda: devtools.evaluate(
             session, "document.querySelector('#accepted a.event') !== null"), "the first event")
@@ -195,6 +219,7 @@ async def see_events_and_refusals(devtools_url: str, port: int, folder: Path) ->
         await go(devtools, session, f"talent?tenant={TENANT}", "tbody tr")
         assert "event-1" in await text_of(devtools, session, "tbody")
         await photograph(devtools, session, folder, "talent")
+        await no_problems(devtools, session)
 
 
 def test_feed_shows_writes_live_opens_them_and_explains_refusals(
@@ -217,8 +242,7 @@ def test_feed_shows_writes_live_opens_them_and_explains_refusals(
 
 async def cancel_from_the_page(devtools_url: str, port: int, folder: Path) -> str:
     async with DevTools.connect(devtools_url) as devtools:
-        session = await devtools.open_page(f"http://127.0.0.1:{port}/console/#operations")
-        await devtools.viewport(session, *SCREENS["desktop"])
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#operations")
         running = "article.operation[data-state=running] button.cancel"
         await until(lambda: devtools.evaluate(session, f"!!document.querySelector({running!r})"),
                     "the import, running")
@@ -230,6 +254,7 @@ async def cancel_from_the_page(devtools_url: str, port: int, folder: Path) -> st
         await until(lambda: devtools.evaluate(session, f"!!document.querySelector({cancelled!r})"),
                     "the import, cancelled")
         await photograph(devtools, session, folder, "operations-cancelled")
+        await no_problems(devtools, session)
         return str(name)
 
 
@@ -257,8 +282,7 @@ def test_operations_page_cancels_an_import(browser_executable: str, running: Run
 
 async def ask_for_the_key(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
     async with DevTools.connect(devtools_url) as devtools:
-        session = await devtools.open_page(f"http://127.0.0.1:{port}/console/")
-        await devtools.viewport(session, *SCREENS["desktop"])
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/")
         await until(lambda: devtools.evaluate(session, "document.querySelector('dialog')?.open"),
                     "the key dialog")
         await photograph(devtools, session, folder, "key")
@@ -277,6 +301,7 @@ async def ask_for_the_key(devtools_url: str, port: int, folder: Path) -> dict[st
         await until(lambda: devtools.evaluate(
             session, "document.querySelector('#accepted')?.innerText.includes('keyed')"),
             "the event, read with the key")
+        await no_problems(devtools, session)
         return {
             "stored": await devtools.evaluate(session, "sessionStorage.getItem('footfall.apiKey')"),
             "urls": await devtools.evaluate(
