@@ -27,7 +27,8 @@ export function eventLink(stored) {
 
 export async function render(main, ctx) {
   const id = ctx.path;
-  main.append(h("h2", {}, `Event ${id}`));
+  const heading = h("h2", {}, `Event ${id}`);
+  main.append(heading);
   let stored = seen.get(id);
   if (!stored && ctx.catalog) {
     main.append(h("p", {class: "hint"}, "Looking for it…"));
@@ -47,6 +48,7 @@ export async function render(main, ctx) {
     main.append(h("p", {class: "error"}, `No event ${id} among the newest ${SEARCHED} of ${ctx.catalog}.`));
     return;
   }
+  heading.textContent = `Event ${id}: ${stored.userEvent?.eventType || "(no type)"}`;
   main.append(h("dl", {class: "facts"},
     h("dt", {}, "Catalog"), h("dd", {}, stored.catalog),
     h("dt", {}, "Received"), h("dd", {}, when(stored.receiveTime) || "before receive times were kept"),
