@@ -196,6 +196,12 @@ async def see_events_and_refusals(devtools_url: str, port: int, folder: Path) ->
         assert '"title": "Two-person tent"' in stored, stored
         assert "Two-person tent" not in received and '"id": "tent-2p"' in received, received
         await photograph(devtools, session, folder, "event")
+        # A link to it works in a fresh page too (found by reading the catalog).
+        await devtools.evaluate(session, "window.old = true; location.reload()")
+        await until(lambda: devtools.evaluate(
+            session, "!window.old && document.querySelector('h2')?.innerText === "
+                     f"'Event {joined}: detail-page-view'"), "the event's page, reloaded")
+        assert "Two-person tent" in await text_of(devtools, session, "main")
 
         # Search with a filter.
         await go(devtools, session, "events?filter=visitorId%20%3D%20%22live-3%22",
