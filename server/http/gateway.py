@@ -2,7 +2,8 @@
 the very servicers gRPC calls (in a thread pool, as gRPC does), on routes derived
 from the contracts' `google.api.http` annotations.
 
-Besides the routes: `/footfall.js` (the tracker), `/metrics` (Prometheus), CORS
+Besides the routes: `/footfall.js` (the tracker), `/metrics` (Prometheus), the
+web console's pages (`console_pages`: `/console/`, and `/` leads there), CORS
 (preflight included) for pages on other origins, and the pixel's always-a-GIF
 answer. Every routed call runs in the same envelope as over gRPC
 (`server.policy.envelope`: keys, faults, quotas, metrics and the log line); the
@@ -37,7 +38,7 @@ from server.errors import (
     RequestTooLarge,
     to_rpc_status,
 )
-from server.http import pixel, sse, tracker, transcode
+from server.http import console_pages, pixel, sse, tracker, transcode
 from server.http.connections import GuardedSite, fit_descriptors
 from server.http.crosssite import HostCheck, OriginCheck, is_loopback_listener
 from server.http.errors import error_body, http_status, http_status_of
@@ -218,6 +219,9 @@ class HttpGateway:
             body, content_type = self._policy.metrics.render()
             return web.Response(body=body, headers={"Content-Type": content_type,
                                                     "Cache-Control": "no-store"})
+        page = console_pages.answer(request.method, raw_path, request.headers.get("If-None-Match"))
+        if page is not None:
+            return page
         found = self.router.match(request.method, raw_path)
         if found is None:
             return self._cors(request, self._no_route(request.method, raw_path))

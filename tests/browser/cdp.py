@@ -1,12 +1,14 @@
 """Debian's Chromium, headless, driven over the DevTools protocol (CDP).
 
-Just what the browser test needs: start the browser on a fresh profile, open a
-page in a new target, evaluate JavaScript in it. The websocket is aiohttp's.
+Just what the browser tests need: start the browser on a fresh profile, open a
+page in a new target, evaluate JavaScript in it, press keys and type as a person
+would, set the window's size and take screenshots. The websocket is aiohttp's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -137,3 +139,38 @@ class DevTools:
         if "exceptionDetails" in result:
             raise RuntimeError(f"page error: {result['exceptionDetails']}")
         return result["result"].get("value")
+
+    async def press(self, session: str, key: str) -> None:
+        """Press and release `key` ("Enter", "Tab", " ") in the focused element."""
+        codes = {"Enter": 13, "Tab": 9, " ": 32, "Escape": 27}
+        text = {"Enter": "\r", " ": " "}.get(key, "")
+        for kind in ("keyDown", "keyUp"):
+            await self.send("Input.dispatchKeyEvent", {
+                "type": kind, "key": key, "windowsVirtualKeyCode": codes[key],
+                **({"text": text} if kind == "keyDown" and text else {})}, session)
+
+    async def type_text(self, session: str, text: str) -> None:
+        """Type `text` into the focused element."""
+        await self.send("Input.insertText", {"text": text}, session)
+
+    async def viewport(self, session: str, width: int, height: int, mobile: bool) -> None:
+        """Show the page as on a screen `width` CSS pixels wide (a phone's with `mobile`)."""
+        await self.send("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
+            session)
+
+    async def color_scheme(self, session: str, scheme: str) -> None:
+        """Show the page as under a system theme of `scheme` ("light" or "dark")."""
+        await self.send("Emulation.setEmulatedMedia", {
+            "features": [{"name": "prefers-color-scheme", "value": scheme}]}, session)
+
+    async def screenshot(self, session: str, path: Path) -> Path:
+        """The page as a PNG at `path`, the whole of it (not only the window; at most
+        4000 pixels high)."""
+        size = (await self.send("Page.getLayoutMetrics", {}, session))["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 4000),
+                "scale": 1}
+        shot = await self.send("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": True, "clip": clip}, session)
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path

@@ -16,16 +16,13 @@ from typing import Any
 import pytest
 from footfall.retail.v2 import user_event_pb2
 
-from server.app import Running, start
-from server.config import Settings
+from server.app import Running
 from server.store import EventQuery
 
-from .cdp import DevTools, chromium, find_chromium
+from .cdp import DevTools, chromium
 
 CATALOG = "projects/browser-test/locations/global/catalogs/default_catalog"
 COOKIE = "_footfall_vid"
-SKIPPED = ("BROWSER TEST SKIPPED: Debian's chromium is not installed "
-           "(`make test` installs it: apt-get install -y chromium)")
 DEADLINE = 30.0
 
 PAGE = """<!doctype html>
@@ -37,23 +34,6 @@ window.tracked = footfall.track({{eventType: "detail-page-view",
                                   productDetails: [{{product: {{id: "{sku}"}}, quantity: 1}}]}});
 </script></body></html>
 """
-
-
-@pytest.fixture(scope="module")
-def browser_executable() -> str:
-    found = find_chromium()
-    if found is None:
-        pytest.skip(SKIPPED)
-    return found
-
-
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[Running]:
-    settings = Settings(port=0, http_port=-1, store=f"sqlite:///{tmp_path}/events.db",
-                        gcs_root=str(tmp_path / "gcs"), grace_seconds=5, workers=4)
-    server = start(settings)
-    yield server
-    server.stop()
 
 
 @pytest.fixture

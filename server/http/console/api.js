@@ -1,0 +1,151 @@
+// The REST routes the console reads, with the API key of this tab.
+//
+// The key lives in sessionStorage (asked for once per tab, on the first 401)
+// and travels only as the x-goog-api-key header, never in a URL.
+
+const KEY = "footfall.apiKey";
+const RETRY_MS = 1000;  // before a dropped watch is opened again
+
+/** A refused call: `code` is the status name (INVALID_ARGUMENT), the message Google's. */
+class ApiError extends Error {
+  constructor(status, error) {
+    super(error?.message || `HTTP ${status}`);
+    this.code = error?.status || "";
+  }
+}
+
+let asking = null;  // the one pending key prompt, shared by every call that met a 401
+
+/** Shows the key dialog; resolves once a key is stored. */
+function askKey(why) {
+  if (asking) return asking;
+  const dialog = document.getElementById("key-dialog");
+  const input = document.getElementById("key-input");
+  document.getElementById("key-why").textContent = why || "";
+  input.value = "";
+  asking = new Promise((resolve) => {
+    dialog.addEventListener("close", () => {
+      asking = null;
+      if (input.value) sessionStorage.setItem(KEY, input.value);
+      resolve();
+    }, {once: true});
+  });
+  dialog.showModal();
+  input.focus();
+  return asking;
+}
+
+export function forgetKey() {
+  sessionStorage.removeItem(KEY);
+}
+
+export function hasKey() {
+  return sessionStorage.getItem(KEY) !== null;
+}
+
+function withQuery(path, query) {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(query)) {
+    if (value !== undefined && value !== "") params.set(name, value);
+  }
+  return path + (params.size ? `?${params}` : "");
+}
+
+/** The response to `url` once it is a success; an ApiError otherwise. A 401
+ *  asks for a key and tries again. */
+async function send(url, {method = "GET", body, signal} = {}) {
+  for (;;) {
+    const headers = {};
+    const key = sessionStorage.getItem(KEY);
+    if (key) headers["x-goog-api-key"] = key;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(url, {
+      method, headers, signal, cache: "no-store", credentials: "omit",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (response.ok) return response;
+    const answer = await response.json().catch(() => ({}));
+    if (response.status !== 401) throw new ApiError(response.status, answer.error);
+    await askKey(answer.error?.message);
+  }
+}
+
+/** The JSON answer of `path` (with `query`), or an ApiError. */
+export async function call(path, {method = "GET", query = {}, body, signal} = {}) {
+  const response = await send(withQuery(path, query), {method, body, signal});
+  return response.json();
+}
+
+/** Every item of `field` in the pages of `path`, up to `limit`. */
+export async function listAll(path, field, {query = {}, limit = 1000, signal} = {}) {
+  const items = [];
+  let pageToken = "";
+  do {
+    const page = await call(path, {query: {...query, pageSize: 100, pageToken}, signal});
+    items.push(...(page[field] || []));
+    pageToken = page.nextPageToken || "";
+  } while (pageToken && items.length < limit);
+  return items;
+}
+
+const byId = (a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1);
+
+/** The server-sent events of `response`, one {event, data} at a time. */
+async function* events(response) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    const {value, done} = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const found = {event: "message", data: []};
+      for (const line of buffer.slice(0, end).split("\n")) {
+        const [field, ...rest] = line.split(":");
+        const text = rest.join(":").replace(/^ /, "");
+        if (field === "event") found.event = text;
+        else if (field === "data") found.data.push(text);
+      }
+      buffer = buffer.slice(end + 2);
+      yield {event: found.event, data: found.data.join("\n")};
+    }
+  }
+}
+
+const pause = (ms, signal) => new Promise((resolve) => {
+  const timer = setTimeout(resolve, ms);
+  signal.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, {once: true});
+});
+
+/** Calls `onItems(items)` with the newest page of the list route `path`, then
+ *  with each item its watch route (`path:watch`) streams after them, until
+ *  `signal` aborts. The stream's server-sent events are read with fetch(), as
+ *  EventSource cannot send the key. A stream that drops is opened again after
+ *  the last item seen; `onError` hears each failure, and null once items flow. */
+export async function follow(path, field, {query = {}, onItems, onError, signal}) {
+  let after = null;  // the highest id shown
+  while (!signal.aborted) {
+    try {
+      if (after === null) {
+        const page = await call(path, {query: {...query, pageSize: 100}, signal});
+        const items = (page[field] || []).sort(byId);
+        after = items.length ? BigInt(items.at(-1).id) : 0n;
+        if (items.length) onItems(items);
+      }
+      const response = await send(withQuery(`${path}:watch`,
+        {...query, afterId: String(after)}), {signal});
+      onError?.(null);
+      for await (const {event, data} of events(response)) {
+        const message = JSON.parse(data);
+        if (event === "error") throw new ApiError(message.error?.code, message.error);
+        after = BigInt(message.id);
+        onItems([message]);
+      }
+    } catch (error) {
+      if (signal.aborted) return;
+      onError?.(error);
+    }
+    await pause(RETRY_MS, signal);
+  }
+}

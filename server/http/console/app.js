@@ -1,0 +1,118 @@
+// The console's frame: the catalog chooser, the key, and the page the URL's
+// hash names (#feed, #events?filter=..., #event/ID, #operations, ...).
+
+import {call, forgetKey, hasKey} from "./api.js";
+import {h, failure} from "./dom.js";
+import * as catalogs from "./catalogs.js";
+import * as event from "./event.js";
+import * as events from "./events.js";
+import * as feed from "./feed.js";
+import * as operations from "./operations.js";
+import * as products from "./products.js";
+import * as talent from "./talent.js";
+
+const PAGES = {feed, events, event, operations, products, talent, catalogs};
+const CHOSEN = "footfall.catalog";
+const PROJECT = "footfall.project";  // set when the key may not read every project
+const CATALOGS_MS = 3000;
+
+const main = document.getElementById("main");
+const chooser = document.getElementById("catalog");
+const keyButton = document.getElementById("key-button");
+let current = null;  // {controller, hash}
+let known = {catalogs: [], tenants: []};
+
+/** What the pages share: the chosen catalog, the project(s) read, the data sets seen. */
+export const context = {
+  get catalog() { return chooser.value; },
+  get projects() { return `projects/${sessionStorage.getItem(PROJECT) || "-"}`; },
+  get tenants() { return known.tenants.map((t) => t.name); },
+  get catalogs() { return known.catalogs; },
+  choose(name) {
+    sessionStorage.setItem(CHOSEN, name);
+    refreshChooser();
+    show();
+  },
+};
+
+function refreshChooser() {
+  const names = known.catalogs.map((c) => c.name);
+  const wanted = sessionStorage.getItem(CHOSEN) || chooser.value || names[0] || "";
+  if (wanted && !names.includes(wanted)) names.unshift(wanted);
+  const same = names.length === chooser.options.length &&
+    names.every((name, i) => chooser.options[i].value === name);
+  if (!same) chooser.replaceChildren(...names.map((name) => h("option", {value: name}, name)));
+  chooser.value = wanted;
+  chooser.disabled = names.length === 0;
+  if (!names.length) chooser.replaceChildren(h("option", {value: ""}, "no catalog yet"));
+}
+
+/** Asks which project to read, in place of the page: the key may not read them all. */
+function askProject(error) {
+  const input = h("input", {id: "project", required: true, autocomplete: "off",
+    value: sessionStorage.getItem(PROJECT) || ""});
+  const form = h("form", {class: "search"},
+    h("label", {for: "project"}, "Project id"), input, h("button", {type: "submit"}, "Read it"));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(PROJECT, input.value.trim());
+    loadCatalogs();
+  });
+  main.replaceChildren(h("h2", {}, "Which project?"), failure(error),
+    h("p", {}, "This key may read only some projects: name the one to read."), form);
+  input.focus();
+}
+
+/** The catalogs and tenants, every few seconds: a new catalog joins the chooser
+ *  (the first one is chosen). The first answer shows the page. */
+async function loadCatalogs() {
+  try {
+    known = await call(`/console/v1/${context.projects}/catalogs`);
+    known.catalogs ||= [];
+    known.tenants ||= [];
+    const before = chooser.value;
+    refreshChooser();
+    if (chooser.value !== before && current) show();  // the first catalog appeared
+    if (!current) show();
+  } catch (error) {
+    if (error.code === "PERMISSION_DENIED" && !current) {
+      askProject(error);
+      return;  // until the form is sent
+    }
+    if (!current) main.replaceChildren(failure(error));
+  }
+  keyButton.hidden = !hasKey();
+  setTimeout(loadCatalogs, CATALOGS_MS);
+}
+
+function show() {
+  const hash = location.hash.slice(1) || "feed";
+  const [route, query = ""] = hash.split("?");
+  const [name, ...rest] = route.split("/");
+  const page = PAGES[name] || feed;
+  current?.controller.abort();
+  const controller = new AbortController();
+  current = {controller, hash};
+  for (const link of document.querySelectorAll("nav a")) {
+    if (link.getAttribute("href") === `#${name}`) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  main.replaceChildren();
+  page.render(main, {
+    ...context, catalog: chooser.value, path: rest.join("/"),
+    params: new URLSearchParams(query), signal: controller.signal,
+  });
+}
+
+chooser.addEventListener("change", () => context.choose(chooser.value));
+keyButton.addEventListener("click", () => {
+  forgetKey();
+  sessionStorage.removeItem(PROJECT);
+  location.reload();  // the first call asks for the new key
+});
+window.addEventListener("hashchange", () => {
+  show();
+  main.focus({preventScroll: true});
+});
+refreshChooser();
+loadCatalogs();

@@ -1,0 +1,65 @@
+// Building the DOM without innerHTML: what a server or a client sent is text, never markup.
+
+/** An element: `h("a", {href: "#x", class: "c"}, "text", child)`. Attributes
+ *  starting with "on" are listeners; false and null attributes are left out. */
+export function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    else if (name === "class") element.className = value;
+    else element.setAttribute(name, value === true ? "" : value);
+  }
+  element.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  return element;
+}
+
+/** "2026-12-01 10:23:12" in the browser's time zone, from an RFC 3339 time. */
+export function when(rfc3339) {
+  if (!rfc3339) return "";
+  const date = new Date(rfc3339);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
+    `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
+
+/** A paragraph saying what went wrong, for a page or a column. */
+export function failure(error) {
+  const code = error.code ? `${error.code}: ` : "";
+  return h("p", {class: "error", role: "alert"}, code + error.message);
+}
+
+/** A table with a header row, in a box that scrolls sideways (a wide table never
+ *  widens the page); on a phone each row shows as a card of labelled cells.
+ *  `row(cells)` makes a row for its `body`. */
+export function table(label, headings, caption = "") {
+  const body = h("tbody", {});
+  const element = h("div", {class: "table", tabindex: 0, role: "region", "aria-label": label},
+    h("table", {}, caption ? h("caption", {}, caption) : null,
+      h("thead", {}, h("tr", {}, headings.map((text) => h("th", {scope: "col"}, text)))),
+      body));
+  const row = (cells) => h("tr", {},
+    cells.map((cell, i) => h("td", {"data-label": headings[i]}, cell)));
+  return {element, body, row};
+}
+
+/** A "More" button for a paged list: `load(pageToken)` shows a page and returns
+ *  the next token ("" after the last). Loads the first page at once; a failure
+ *  is said in `where`. */
+export function paged(load, signal, where) {
+  const more = h("button", {type: "button", hidden: true}, "More");
+  let token = "";
+  const next = async () => {
+    more.disabled = true;
+    try {
+      token = await load(token);
+      more.hidden = !token;
+    } catch (error) {
+      if (!signal.aborted) where.append(failure(error));
+    }
+    more.disabled = false;
+  };
+  more.addEventListener("click", next);
+  next();
+  return more;
+}

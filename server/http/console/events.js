@@ -1,0 +1,50 @@
+// #events?filter=...: the stored events of the catalog that a filter selects, page by page.
+
+import {call} from "./api.js";
+import {h, paged, table, when} from "./dom.js";
+import {remember} from "./event.js";
+
+const EXAMPLES = [
+  'eventType = "add-to-cart"',
+  'visitorId = "visitor-1" AND eventTime > "2026-01-01T00:00:00Z"',
+  "joined = false",
+  "transport = PIXEL",
+];
+
+export function render(main, ctx) {
+  const filter = ctx.params.get("filter") || "";
+  const input = h("input", {id: "filter", name: "filter", type: "search", value: filter,
+    autocomplete: "off", spellcheck: "false", "aria-describedby": "filter-hint"});
+  const form = h("form", {class: "search", role: "search"},
+    h("label", {for: "filter"}, "Filter"), input, h("button", {type: "submit"}, "Search"),
+    h("p", {id: "filter-hint", class: "hint"}, "For example: ",
+      EXAMPLES.map((e, i) => [i ? ", " : "",
+        h("a", {href: `#events?${new URLSearchParams({filter: e})}`}, h("code", {}, e))]),
+      "; also sessionId, userId and productId. Empty: every event."));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    location.hash = `events?${new URLSearchParams({filter: input.value})}`;
+  });
+  const results = h("div", {class: "results"});
+  main.append(h("h2", {}, "Events"), form, results);
+  if (!ctx.catalog) {
+    results.append(h("p", {class: "hint"}, "No catalog holds events yet."));
+    return;
+  }
+  const found = table("Events found", ["Event time", "Type", "Visitor", "User", "Came by", "Joined"]);
+  const more = paged(async (pageToken) => {
+    const page = await call(`/console/v1/${ctx.catalog}/userEvents`,
+      {query: {filter, pageSize: 50, pageToken}, signal: ctx.signal});
+    for (const stored of page.userEvents || []) {
+      remember(stored);
+      const e = stored.userEvent || {};
+      found.body.append(found.row([
+        h("a", {href: `#event/${stored.id}`}, when(e.eventTime)), e.eventType || "",
+        e.visitorId || "", e.userInfo?.userId || "", stored.transport || "",
+        stored.joined ? "yes" : "no"]));
+    }
+    if (!found.body.children.length) results.append(h("p", {class: "hint"}, "No event matches."));
+    return page.nextPageToken || "";
+  }, ctx.signal, results);
+  results.append(found.element, more);
+}

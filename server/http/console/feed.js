@@ -1,0 +1,95 @@
+// #feed: accepted events of the chosen catalog beside the requests refused in
+// every project, as they arrive.
+
+import {follow} from "./api.js";
+import {failure, h, when} from "./dom.js";
+import {eventLink, remember} from "./event.js";
+import {jsonView} from "./json.js";
+
+const KEPT = 200;  // items each column keeps on screen
+
+/** A refusal, opened with Enter or a click: its message, and the request with
+ *  each violation beside its field. */
+export function rejectionItem(rejection) {
+  const method = (rejection.method || "").split("/").pop();
+  let request = null;
+  try {
+    request = rejection.requestJson ? JSON.parse(rejection.requestJson) : null;
+  } catch {
+    request = null;  // cut short: shown as text below
+  }
+  const violations = rejection.fieldViolations || [];
+  return h("details", {class: "rejection", "data-id": rejection.id},
+    h("summary", {},
+      h("time", {}, when(rejection.time)), " ",
+      h("strong", {}, method), " ",
+      h("span", {class: "tag bad"}, codeName(rejection.code)), " ",
+      h("span", {class: "message"}, rejection.message || "")),
+    h("dl", {class: "facts"},
+      h("dt", {}, "Parent"), h("dd", {}, rejection.parent || "(none)"),
+      h("dt", {}, "Came by"), h("dd", {}, rejection.transport || "TRANSPORT_UNSPECIFIED"),
+      rejection.keyName ? [h("dt", {}, "Key"), h("dd", {}, rejection.keyName)] : null,
+      rejection.operation ? [h("dt", {}, "Operation"), h("dd", {}, rejection.operation)] : null),
+    violations.length && !request ? h("ul", {class: "violations"}, violations.map((v) =>
+      h("li", {}, h("code", {}, v.field), ": ", v.description))) : null,
+    request ? jsonView(request, violations)
+      : rejection.requestJson ? h("pre", {class: "json"}, rejection.requestJson)
+        : null,
+    rejection.requestTruncated ? h("p", {class: "hint"}, "The request was cut to its first few KB.")
+      : null);
+}
+
+// google.rpc.Code names, for the number a Rejection carries.
+const CODES = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+  "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+  "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
+  "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"];
+
+function codeName(code) {
+  return CODES[code || 0] || String(code);
+}
+
+function column(id, title, hint) {
+  const count = h("span", {class: "count"}, "0");
+  const status = h("div", {class: "status", role: "status"});
+  const list = h("ol", {class: "feed", reversed: true, id});
+  const section = h("section", {"aria-labelledby": `${id}-h`},
+    h("h3", {id: `${id}-h`}, `${title} `, count), h("p", {class: "hint"}, hint), status, list);
+  let total = 0;
+  return {
+    section,
+    add(items, render) {
+      total += items.length;
+      count.textContent = String(total);
+      for (const item of items) list.prepend(h("li", {}, render(item)));
+      while (list.children.length > KEPT) list.lastChild.remove();
+    },
+    error(error) {
+      status.replaceChildren(...(error ? [failure(error)] : []));
+    },
+  };
+}
+
+export function render(main, ctx) {
+  main.append(h("h2", {}, "Live feed"));
+  const accepted = column("accepted", "Accepted",
+    ctx.catalog ? `Stored in ${ctx.catalog}; open one to see it whole.`
+      : "No catalog holds events yet: send one and it shows here.");
+  const refused = column("refused", "Refused",
+    `Refused in ${ctx.projects === "projects/-" ? "every project" : ctx.projects}; ` +
+    "open one to see why, beside the field.");
+  main.append(h("div", {class: "columns"}, accepted.section, refused.section));
+  if (ctx.catalog) {
+    follow(`/console/v1/${ctx.catalog}/userEvents`, "userEvents", {
+      signal: ctx.signal, onError: accepted.error,
+      onItems: (items) => {
+        items.forEach(remember);
+        accepted.add(items, eventLink);
+      },
+    });
+  }
+  follow(`/console/v1/${ctx.projects}/rejections`, "rejections", {
+    signal: ctx.signal, onError: refused.error,
+    onItems: (items) => refused.add(items, rejectionItem),
+  });
+}

@@ -1,0 +1,102 @@
+// #operations: the catalog's long-running operations (imports, purges, rejoins),
+// with their counts, a progress bar and a cancel button while they run.
+
+import {call} from "./api.js";
+import {failure, h, when} from "./dom.js";
+
+const REFRESH_MS = 1000;
+
+function state(op) {
+  if (!op.done) return "running";
+  if (!op.error) return "done";
+  return op.error.code === 1 ? "cancelled" : "failed";
+}
+
+/** The integer counts of the metadata and response ({successCount: "12"} ...). */
+function counts(op) {
+  const found = [];
+  for (const part of [op.metadata, op.response]) {
+    for (const [name, value] of Object.entries(part || {})) {
+      if (name.endsWith("Count")) found.push(`${name.replace(/Count$/, "")}: ${value}`);
+    }
+  }
+  return found.join(", ");
+}
+
+function card(op, onCancel) {
+  const name = op.name.split("/operations/").pop();
+  const progress = h("progress", {max: 1, "aria-label": `Progress of ${name}`});
+  const cancel = h("button", {type: "button", class: "cancel"}, "Cancel");
+  cancel.addEventListener("click", () => onCancel(op.name, cancel));
+  const fields = {
+    state: h("span", {class: "tag"}), counts: h("span", {}), updated: h("time", {}),
+    error: h("p", {class: "error"}), progress, cancel,
+  };
+  const element = h("article", {class: "operation", "data-name": op.name},
+    h("h3", {}, name), h("p", {}, fields.state, " ", fields.counts),
+    progress, h("p", {class: "hint"}, "Updated ", fields.updated), fields.error, cancel);
+  return {element, fields};
+}
+
+/** Shows `op` in its card, changing only what changed (a focused button stays). */
+function update({element, fields}, op) {
+  const now = state(op);
+  element.dataset.state = now;
+  fields.state.textContent = now;
+  fields.state.className = `tag ${now === "failed" ? "bad" : now === "cancelled" ? "warn" : ""}`;
+  fields.counts.textContent = counts(op);
+  fields.updated.textContent = when(op.metadata?.updateTime);
+  fields.error.textContent = op.error ? op.error.message : "";
+  fields.error.hidden = !op.error;
+  // No job knows its total ahead: a running bar moves without a value.
+  if (op.done) fields.progress.value = 1;
+  else fields.progress.removeAttribute("value");
+  fields.progress.hidden = Boolean(op.error);
+  fields.cancel.hidden = op.done;
+}
+
+export function render(main, ctx) {
+  main.append(h("h2", {}, "Operations"));
+  if (!ctx.catalog) {
+    main.append(h("p", {class: "hint"}, "No catalog holds events yet."));
+    return;
+  }
+  main.append(h("p", {class: "hint"}, `Imports, purges and rejoins of ${ctx.catalog}, newest first.`));
+  const status = h("div", {role: "status"});
+  const list = h("div", {class: "operations"});
+  main.append(status, list);
+  const cards = new Map();
+  const onCancel = async (name, button) => {
+    button.disabled = true;
+    try {
+      await call(`/v2/${name}:cancel`, {method: "POST", body: {}, signal: ctx.signal});
+      status.replaceChildren(h("p", {}, `Cancel asked of ${name.split("/").pop()}.`));
+    } catch (error) {
+      status.replaceChildren(failure(error));
+      button.disabled = false;
+    }
+  };
+  const refresh = async () => {
+    try {
+      const page = await call(`/v2/${ctx.catalog}/operations`,
+        {query: {pageSize: 50}, signal: ctx.signal});
+      const ops = page.operations || [];
+      if (!ops.length) list.replaceChildren(h("p", {class: "hint"}, "No operation yet."));
+      else if (!cards.size) list.replaceChildren();
+      for (const op of ops) {
+        let shown = cards.get(op.name);
+        if (!shown) {
+          shown = card(op, onCancel);
+          cards.set(op.name, shown);
+          list.prepend(shown.element);
+        }
+        update(shown, op);
+      }
+    } catch (error) {
+      if (ctx.signal.aborted) return;
+      status.replaceChildren(failure(error));
+    }
+    if (!ctx.signal.aborted) setTimeout(refresh, REFRESH_MS);
+  };
+  refresh();
+}

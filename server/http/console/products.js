@@ -1,0 +1,32 @@
+// #products: the products of the catalog's default branch, page by page.
+
+import {call} from "./api.js";
+import {h, paged, table} from "./dom.js";
+
+function price(product) {
+  const info = product.priceInfo;
+  return info?.price === undefined ? "" : `${info.price} ${info.currencyCode || ""}`.trim();
+}
+
+export function render(main, ctx) {
+  main.append(h("h2", {}, "Products"));
+  if (!ctx.catalog) {
+    main.append(h("p", {class: "hint"}, "No catalog holds events yet."));
+    return;
+  }
+  const branch = `${ctx.catalog}/branches/default_branch`;
+  main.append(h("p", {class: "hint"}, `The products of ${branch}; events join with them.`));
+  const found = table("Products", ["Id", "Title", "Categories", "Price", "Availability"]);
+  const results = h("div", {});
+  const more = paged(async (pageToken) => {
+    const page = await call(`/v2/${branch}/products`,
+      {query: {pageSize: 100, pageToken}, signal: ctx.signal});
+    for (const p of page.products || []) {
+      found.body.append(found.row([p.id || p.name.split("/").pop(), p.title || "",
+        (p.categories || []).join(", "), price(p), p.availability || ""]));
+    }
+    if (!found.body.children.length) results.append(h("p", {class: "hint"}, "No product yet."));
+    return page.nextPageToken || "";
+  }, ctx.signal, results);
+  main.append(found.element, more, results);
+}

@@ -1,0 +1,339 @@
+"""The web console in Debian's headless Chromium, against a server started here.
+
+Events are written over REST with plain HTTP (an official client cannot be
+imported beside our server); the page must show each in its live feed within a
+second, open one as stored and as received, show a refusal's reason on the line
+of the field it names, and cancel an import from the operations page. Every page
+is photographed at a desktop and a phone width: the test prints the folder, and
+copies go to screenshots/ at the top of the worktree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.app import Running
+
+from .cdp import DevTools, chromium
+from .conftest import serve
+
+PROJECT = "console-test"
+CATALOG = f"projects/{PROJECT}/locations/global/catalogs/default_catalog"
+BRANCH = f"{CATALOG}/branches/default_branch"
+TENANT = f"projects/{PROJECT}/tenants/jobs-site"
+DEADLINE = 30.0
+LIVE_WITHIN = 1.0  # seconds from a write's answer to its line in the feed
+SCREENS = {"desktop": (1280, 900, False), "phone": (390, 844, True)}
+COPIES = Path(__file__).resolve().parents[2] / "screenshots"
+BIG_IMPORT_EVENTS = 200_000  # far more than the test needs to find it running
+READER_KEY = "reader-key-for-the-console-test"
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+def shots(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """Where the screenshots go; copied to screenshots/ when the test ends."""
+    folder = tmp_path / "screenshots"
+    folder.mkdir()
+    print(f"\nscreenshots of {request.node.name}: {folder}")
+    yield folder
+    COPIES.mkdir(exist_ok=True)
+    for shot in folder.iterdir():
+        shutil.copy(shot, COPIES / shot.name)
+
+
+def rest(port: int, method: str, path: str, body: Any = None,
+         headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """One REST call: its HTTP status and JSON answer."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                     method=method, headers={
+                                         "Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=DEADLINE) as answer:
+            return answer.status, json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read() or b"{}")
+
+
+def write(port: int, **event: Any) -> dict[str, Any]:
+    status, answer = rest(port, "POST", f"/v2/{CATALOG}/userEvents:write",
+                          {"eventTime": "2026-01-01T00:00:00Z", **event})
+    assert status == 200, answer
+    return dict(answer)
+
+
+async def until(check: Callable[[], Awaitable[Any]], what: str,
+                within: float = DEADLINE) -> Any:
+    """The first truthy value of `check()`, asked every 20 ms; fails after `within`."""
+    end = time.monotonic() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        assert time.monotonic() < end, f"{what}: not within {within}s"
+        await asyncio.sleep(0.02)
+
+
+async def photograph(devtools: DevTools, session: str, folder: Path, name: str) -> None:
+    """`name`-desktop.png and `name`-phone.png of the page as it is, and back to desktop.
+    At the phone's width nothing may be wider than the screen."""
+    for screen, (width, height, mobile) in SCREENS.items():
+        await devtools.viewport(session, width, height, mobile)
+        await asyncio.sleep(0.3)  # one layout and paint
+        overflow = await devtools.evaluate(
+            session, "document.documentElement.scrollWidth - innerWidth")
+        assert overflow <= 0, f"{name} is {overflow}px wider than a {width}px screen"
+        await devtools.screenshot(session, folder / f"{name}-{screen}.png")
+    await devtools.viewport(session, *SCREENS["desktop"])
+
+
+# Installed before the page's own scripts: what the CSP refused and what threw.
+WATCH_PROBLEMS = """
+window.problems = [];
+document.addEventListener("securitypolicyviolation",
+  (e) => problems.push(`CSP refused ${e.blockedURI || "inline"} (${e.violatedDirective})`));
+window.addEventListener("error", (e) => problems.push(`error: ${e.message}`));
+window.addEventListener("unhandledrejection", (e) => problems.push(`rejection: ${e.reason}`));
+"""
+
+
+async def open_console(devtools: DevTools, url: str) -> str:
+    """A tab showing `url` at the desktop size, its problems recorded from the start."""
+    session = await devtools.open_page("about:blank")
+    await devtools.send("Page.enable", {}, session)
+    await devtools.send("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH_PROBLEMS},
+                        session)
+    await devtools.viewport(session, *SCREENS["desktop"])
+    await devtools.send("Page.navigate", {"url": url}, session)
+    return session
+
+
+async def no_problems(devtools: DevTools, session: str) -> None:
+    assert await devtools.evaluate(session, "window.problems") == []
+
+
+async def text_of(devtools: DevTools, session: str, selector: str) -> str:
+    return str(await devtools.evaluate(
+        session, f"document.querySelector({selector!r})?.innerText || ''"))
+
+
+async def go(devtools: DevTools, session: str, hash_: str, ready: str) -> None:
+    """Show the page `hash_` and wait until `ready` (a selector) is on it."""
+    await devtools.evaluate(session, f"location.hash = {hash_!r}")
+    await until(lambda: devtools.evaluate(session, f"!!document.querySelector({ready!r})"),
+                f"{hash_} showing {ready}")
+
+
+async def focus_and_press(devtools: DevTools, session: str, selector: str) -> None:
+    """Focus `selector` and press Enter: what a keyboard user does."""
+    assert await devtools.evaluate(
+        session, f"(e => {{ e.focus(); return document.activeElement === e }})"
+                 f"(document.querySelector({selector!r}))"), selector
+    await devtools.press(session, "Enter")
+
+
+async def see_events_and_refusals(devtools_url: str, port: int, folder: Path) -> None:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/")
+        # `/` leads to the console, which picks the one catalog that holds events.
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('#accepted a.event') !== null"), "the first event")
+        assert await devtools.evaluate(session, "location.pathname") == "/console/"
+
+        # Live: each write shows within a second of its answer.
+        for n in range(5):
+            write(port, eventType="home-page-view", visitorId=f"live-{n}")
+            written = time.monotonic()
+            await until(lambda n=n: devtools.evaluate(
+                session, f"document.querySelector('#accepted').innerText.includes('live-{n}')"),
+                f"live-{n} in the feed", within=LIVE_WITHIN)
+            print(f"live-{n} shown {time.monotonic() - written:.3f}s after its answer")
+
+        # A refused event: its reason beside the field it names.
+        status, refused = rest(port, "POST", f"/v2/{CATALOG}/userEvents:write",
+                               {"eventType": "add-to-cart", "visitorId": "v" * 200})
+        assert status == 400, refused
+        written = time.monotonic()
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('#refused details') !== null"),
+            "the refusal in the feed", within=LIVE_WITHIN)
+        print(f"refusal shown {time.monotonic() - written:.3f}s after its answer")
+        await focus_and_press(devtools, session, "#refused details summary")
+        assert await devtools.evaluate(session, "document.querySelector('#refused details').open")
+        marked = await devtools.evaluate(session, "[...document.querySelectorAll("
+                                         "'#refused pre.json .line.bad')].map(e => e.innerText)")
+        # Beside the field it names; a missing field, beside its parent.
+        too_long, = [line for line in marked if line.startswith('    "visitorId": "vvvv')]
+        assert "← user_event.visitor_id: " in too_long and "128" in too_long, marked
+        missing, = [line for line in marked if line.startswith('  "userEvent": {')]
+        assert "← user_event.product_details: " in missing, marked
+        await photograph(devtools, session, folder, "feed")
+        await devtools.color_scheme(session, "dark")
+        await photograph(devtools, session, folder, "feed-dark")
+        await devtools.color_scheme(session, "light")
+
+        # Open an event with the keyboard: as stored (joined with the catalog) and as received.
+        joined = await devtools.evaluate(session, "[...document.querySelectorAll("
+                                         "'#accepted a.event')].find(a => a.innerText"
+                                         ".includes('shopper')).dataset.id")
+        await focus_and_press(devtools, session, f'#accepted a.event[data-id="{joined}"]')
+        await until(lambda: devtools.evaluate(session, "!!document.querySelector('#received-h')"),
+                    "the event's page")
+        assert await devtools.evaluate(session, "location.hash") == f"#event/{joined}"
+        stored = await text_of(devtools, session, "section[aria-labelledby=stored-h] pre")
+        received = await text_of(devtools, session, "section[aria-labelledby=received-h]")
+        assert '"title": "Two-person tent"' in stored, stored
+        assert "Two-person tent" not in received and '"id": "tent-2p"' in received, received
+        await photograph(devtools, session, folder, "event")
+        # A link to it works in a fresh page too (found by reading the catalog).
+        await devtools.evaluate(session, "window.old = true; location.reload()")
+        await until(lambda: devtools.evaluate(
+            session, "!window.old && document.querySelector('h2')?.innerText === "
+                     f"'Event {joined}: detail-page-view'"), "the event's page, reloaded")
+        assert "Two-person tent" in await text_of(devtools, session, "main")
+
+        # Search with a filter.
+        await go(devtools, session, "events?filter=visitorId%20%3D%20%22live-3%22",
+                 ".results tbody tr")
+        rows = await text_of(devtools, session, ".results tbody")
+        assert "live-3" in rows and "live-2" not in rows, rows
+        await photograph(devtools, session, folder, "events")
+        await go(devtools, session, "events?filter=colour%20%3D%20%22green%22", ".results .error")
+        error = await text_of(devtools, session, ".results .error")
+        assert error.startswith("INVALID_ARGUMENT") and "filter" in error, error
+
+        await go(devtools, session, "products", "tbody tr")
+        assert "Two-person tent" in await text_of(devtools, session, "tbody")
+        await photograph(devtools, session, folder, "products")
+
+        await go(devtools, session, "catalogs", "table")
+        sets = await text_of(devtools, session, "main")
+        assert CATALOG in sets and TENANT in sets, sets
+        await photograph(devtools, session, folder, "catalogs")
+
+        await go(devtools, session, f"talent?tenant={TENANT}", "tbody tr")
+        assert "event-1" in await text_of(devtools, session, "tbody")
+        await photograph(devtools, session, folder, "talent")
+        await no_problems(devtools, session)
+
+
+def test_feed_shows_writes_live_opens_them_and_explains_refusals(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    port = running.http_port
+    status, _ = rest(port, "POST", f"/v2/{BRANCH}/products?productId=tent-2p", {
+        "title": "Two-person tent", "categories": ["Tents"],
+        "priceInfo": {"price": 199, "currencyCode": "EUR"}})
+    assert status == 200
+    write(port, eventType="detail-page-view", visitorId="shopper",
+          productDetails=[{"product": {"id": "tent-2p"}, "quantity": 1}])
+    status, answer = rest(port, "POST", f"/v4/{TENANT}/clientEvents", {
+        "eventId": "event-1", "createTime": "2026-01-01T00:00:00Z",
+        "jobEvent": {"type": "VIEW", "jobs": [f"{TENANT}/jobs/job-1"]}})
+    assert status == 200, answer
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        asyncio.run(asyncio.wait_for(see_events_and_refusals(devtools_url, port, shots),
+                                     DEADLINE * 4))
+
+
+async def cancel_from_the_page(devtools_url: str, port: int, folder: Path) -> str:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#operations")
+        running = "article.operation[data-state=running] button.cancel"
+        await until(lambda: devtools.evaluate(session, f"!!document.querySelector({running!r})"),
+                    "the import, running")
+        name = await devtools.evaluate(
+            session, f"document.querySelector({running!r}).closest('article').dataset.name")
+        await photograph(devtools, session, folder, "operations-running")
+        await focus_and_press(devtools, session, running)
+        cancelled = f'article.operation[data-name="{name}"][data-state=cancelled]'
+        await until(lambda: devtools.evaluate(session, f"!!document.querySelector({cancelled!r})"),
+                    "the import, cancelled")
+        await photograph(devtools, session, folder, "operations-cancelled")
+        await no_problems(devtools, session)
+        return str(name)
+
+
+def test_operations_page_cancels_an_import(browser_executable: str, running: Running,
+                                           shots: Path, tmp_path: Path) -> None:
+    port = running.http_port
+    write(port, eventType="home-page-view", visitorId="first")  # the catalog exists
+    bucket = Path(running.settings.gcs_root) / "history"
+    bucket.mkdir(parents=True)
+    (bucket / "events.json").write_text("".join(
+        json.dumps({"eventType": "home-page-view", "visitorId": f"old-{n}",
+                    "eventTime": "2025-06-01T00:00:00Z"}) + "\n"
+        for n in range(BIG_IMPORT_EVENTS)))
+    status, op = rest(port, "POST", f"/v2/{CATALOG}/userEvents:import", {
+        "inputConfig": {"gcsSource": {"inputUris": ["gs://history/events.json"]}}})
+    assert status == 200, op
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        name = asyncio.run(asyncio.wait_for(cancel_from_the_page(devtools_url, port, shots),
+                                            DEADLINE * 2))
+    assert name == op["name"]
+    status, ended = rest(port, "GET", f"/v2/{name}")
+    assert ended["done"] and ended["error"]["code"] == 1, ended  # CANCELLED
+    assert int(ended["metadata"].get("successCount", 0)) < BIG_IMPORT_EVENTS
+
+
+async def ask_for_the_key(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/")
+        await until(lambda: devtools.evaluate(session, "document.querySelector('dialog')?.open"),
+                    "the key dialog")
+        await photograph(devtools, session, folder, "key")
+        assert await devtools.evaluate(session, "document.activeElement.id") == "key-input"
+        await devtools.type_text(session, READER_KEY)
+        await devtools.press(session, "Enter")
+        # The key reads one project: the page asks which.
+        await until(lambda: devtools.evaluate(
+            session, "document.activeElement?.id === 'project'"), "the project's form")
+        await photograph(devtools, session, folder, "project")
+        await devtools.type_text(session, PROJECT)
+        await devtools.press(session, "Enter")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('#refused')?.innerText.includes('INVALID_ARGUMENT')"),
+            "the refusal, read with the key")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('#accepted')?.innerText.includes('keyed')"),
+            "the event, read with the key")
+        await no_problems(devtools, session)
+        return {
+            "stored": await devtools.evaluate(session, "sessionStorage.getItem('footfall.apiKey')"),
+            "urls": await devtools.evaluate(
+                session, "performance.getEntriesByType('resource').map(e => e.name)"),
+            "page": await devtools.evaluate(session, "location.href"),
+        }
+
+
+def test_with_auth_the_page_asks_for_a_key_and_its_project_once_and_sends_the_key_as_a_header(
+        browser_executable: str, shots: Path, tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": {
+        READER_KEY: {"projects": [PROJECT], "role": "reader", "name": "console"},
+        "writer-key": {"projects": [PROJECT], "role": "writer", "name": "shop"}}}))
+    with serve(tmp_path, auth_file=str(keys)) as running:
+        port = running.http_port
+        status, _ = rest(port, "POST", f"/v2/{CATALOG}/userEvents:write",
+                         {"eventType": "home-page-view", "visitorId": "keyed"},
+                         {"x-goog-api-key": "writer-key"})
+        assert status == 200
+        status, _ = rest(port, "POST", f"/v2/{CATALOG}/userEvents:write",
+                         {"eventType": "add-to-cart", "visitorId": "keyed"},
+                         {"x-goog-api-key": "writer-key"})
+        assert status == 400
+        with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+            seen = asyncio.run(asyncio.wait_for(ask_for_the_key(devtools_url, port, shots),
+                                                DEADLINE * 2))
+    assert seen["stored"] == READER_KEY
+    assert seen["urls"] and not any(READER_KEY in url for url in [*seen["urls"], seen["page"]])
