@@ -77,7 +77,8 @@ def _write(w: dict[str, Any]) -> list[str]:
         for c in callers:
             two, one = w["footfall-sqlite-2-processes"][c], w["footfall-sqlite-full"][c]
             rate = two["per_second"]["median"] / one["per_second"]["median"]
-            cpu = two["cpu_us_per_call"]["median"] / one["cpu_us_per_call"]["median"]
+            cpu = two["cpu_us_per_call"]["median"] / (one["cpu_us_per_call"]["median"]
+                                                      or float("nan"))
             out.append(f"- --processes 2 vs 1, {c} callers (h2load on the same cores): "
                        f"throughput {rate:.2f}×; "
                        + _bar(cpu <= 1.1, f"CPU per call {cpu:.2f}× (must not grow)"))

@@ -126,8 +126,9 @@ def ratios(results: dict[str, Any], name: str, c: str) -> dict[str, Any]:
         "throughput": results[name][c]["per_second"]["median"]
         / results[best][c]["per_second"]["median"],
         "p99": results[name][c]["p99_ms"]["median"] / results[best][c]["p99_ms"]["median"],
+        # /proc counts in clock ticks (10 ms): a tiny run may see none at all
         "cpu": results[name][c]["cpu_us_per_call"]["median"]
-        / results[best][c]["cpu_us_per_call"]["median"],
+        / (results[best][c]["cpu_us_per_call"]["median"] or float("nan")),
     }
 
 
