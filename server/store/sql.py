@@ -179,6 +179,32 @@ class SqlStore(ABC, Generic[Db]):
                        updates: Sequence[tuple[int, bool, bytes, bytes | None]]) -> None:
         """Apply Step.update_events inside a write (the last update of an id wins)."""
 
+    @abstractmethod
+    def _refuse_unwaited(self) -> None:
+        """Raise why rows nobody waits for cannot be accepted now (the disk is full,
+        the database away), if they cannot."""
+
+    def write_user_events(self, rows: Sequence[EventRow], *, wait: bool = True) -> None:
+        if not wait:
+            self._refuse_unwaited()
+        future = self._committer.submit_rows(rows, waited=wait)
+        if wait:
+            future.result()
+
+    async def write_user_events_async(self, rows: Sequence[EventRow], *,
+                                      wait: bool = True) -> None:
+        """See Store.write_user_events_async."""
+        if wait:
+            await self._committer.submit_awaited(rows)
+        else:
+            self._refuse_unwaited()
+            self._committer.submit_rows(rows, waited=False)
+
+    @property
+    def acknowledged_uncommitted(self) -> int:
+        """See Store.acknowledged_uncommitted."""
+        return self._committer.acknowledged_uncommitted
+
     def _write(self, fn: Callable[[Db], T]) -> T:
         """Run `fn` in the writer's next transaction; its result once committed."""
         result: T = self._committer.submit_fn(fn).result()
