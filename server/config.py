@@ -204,6 +204,10 @@ class Settings:
                                                  "loopback ones when listening on loopback "
                                                  "(behind a proxy that keeps the Host header)",
                                                  readme_default="none")
+    durable_pixels: bool = option(False, SWITCH,
+                                  "answer a browser's pixel (GET collect) only once its event "
+                                  "is committed; off: once it is valid and queued, committed "
+                                  "with the next group (see \"Pixels and kill -9\")")
 
 
 OPTIONS: tuple[Option, ...] = tuple(

@@ -60,8 +60,9 @@ JSON_HEADERS = {**NO_STORE, "Content-Type": "application/json; charset=utf-8"}
 class CallContext:
     """The part of grpc.ServicerContext servicers use, answered from an HTTP request."""
 
-    def __init__(self, request: web.Request, requester: Requester) -> None:
+    def __init__(self, request: web.Request, requester: Requester, pixel: bool = False) -> None:
         self.requester = requester  # read by CollectUserEvent
+        self.pixel = pixel  # the answer is the GIF whatever happens (see server.http.pixel)
         self._metadata = tuple((k.lower(), v) for k, v in request.headers.items())
         self._transport = request.transport
         peer = request.transport.get_extra_info("peername") if request.transport else None
@@ -194,7 +195,8 @@ class HttpGateway:
             self._origins.check(request, route)
             output = transcode.output_of(request.query)
             context = CallContext(request, pixel.requester(
-                request.headers, request.remote or "", self._settings.trust_forwarded_for))
+                request.headers, request.remote or "", self._settings.trust_forwarded_for),
+                pixel.is_pixel(route, output))
             query_key = request.query.get("key") if route.rpc == pixel.PIXEL_RPC else None
             # The key before the body: nobody without one makes the server read
             # (up to --max-request-bytes of) a body, let alone parse it.

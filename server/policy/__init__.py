@@ -192,11 +192,17 @@ def drop_if_gone(context: Any) -> None:
     work (and writes) for a caller that is gone are not done."""
     if context is None:
         return
-    if context.done():
-        raise Cancelled("the caller went away before the call was served")
+    remaining = context.time_remaining()
+    if context.done() or (remaining is not None and remaining <= 0):
+        raise caller_gone(context)
+
+
+def caller_gone(context: Any) -> Cancelled | DeadlineExceeded:
+    """Why a call whose caller is gone ends: its deadline passed, or it went away."""
     remaining = context.time_remaining()
     if remaining is not None and remaining <= 0:
-        raise DeadlineExceeded("the caller's deadline passed before the call was served")
+        return DeadlineExceeded("the caller's deadline passed before the call was served")
+    return Cancelled("the caller went away before the call was served")
 
 
 def _logfmt(value: Any) -> str:

@@ -13,6 +13,7 @@ renders it in its own framing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,7 @@ from typing import Any
 import grpc
 
 from server.errors import ChosenStatus, FootfallError, Internal
-from server.policy import Admission, Metadata, Policy
+from server.policy import Admission, Metadata, Policy, caller_gone
 from server.policy.auth import Grant
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,9 @@ class Envelope:
             admission = await self.policy.admit(method, metadata, request, context,
                                                 grant=grant)
             answer = await call(request, context)
+        except asyncio.CancelledError:  # grpc.aio: the caller went, or its deadline passed
+            self.refuse(method, caller_gone(context), started, context, admission)
+            raise
         except Exception as exc:
             return self.refuse(method, exc, started, context, admission)
         self.policy.record(method, self.transport, grpc.StatusCode.OK,

@@ -109,11 +109,16 @@ class Metrics:
             self.events.labels("user_event").inc(stored)
 
     def watch_store(self, store: Any) -> bool:
-        """Count `store`'s commits, if it takes a commit listener; whether it did."""
+        """Count `store`'s commits, if it takes a commit listener, and show its
+        acknowledged events not yet committed; whether it did."""
         listen = getattr(store, "on_commit", None)
         if listen is None:
             return False
         listen(self.on_commit)
+        Gauge("footfall_events_acknowledged_uncommitted",
+              "Events answered before their commit (pixels, write_async) and not committed "
+              "yet: what a kill -9 now would lose.", registry=self.registry
+              ).set_function(lambda: store.acknowledged_uncommitted)
         return True
 
     # -- operations ------------------------------------------------------------

@@ -102,6 +102,12 @@ def requester_of(context: Any) -> Requester | None:
     return found if isinstance(found, Requester) else None
 
 
+def answers_gif_only(context: Any) -> bool:
+    """Whether the call is a browser's pixel, answered with the GIF whatever
+    happens: it learns nothing from a durable answer, and never retries."""
+    return getattr(context, "pixel", False) is True
+
+
 def fill_from_requester(event: Any, requester: Requester) -> None:
     """Fill what the event leaves empty from the browser's request, the way
     Google's pixel does: `user_info.user_agent` (cut to its limit),

@@ -41,6 +41,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         self._store = store
         self._strict = settings.strict_event_types
         self._max_event_bytes = settings.max_event_bytes
+        self._durable_pixels = settings.durable_pixels
         self._clock = clock
         self._runner = runner
         self._gcs_root = Path(settings.gcs_root)
@@ -92,7 +93,10 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
     async def CollectUserEvent(self, request: user_event_service_pb2.CollectUserEventRequest,
                                context: grpc.aio.ServicerContext) -> httpbody_pb2.HttpBody:
         """Store the event a pixel carries; answers a 1x1 transparent GIF. Over HTTP,
-        what the event leaves empty is filled from the browser's request.
+        what the event leaves empty is filled from the browser's request. A browser's
+        pixel is answered once its event is valid and queued (committed with the next
+        group), since the GIF tells it nothing either way (unless --durable-pixels);
+        every other caller, once the event is committed.
 
         INVALID_ARGUMENT for bad JSON, size limits, unknown rules, a bad event.
         """
@@ -102,7 +106,8 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         if requester is not None:
             collect.fill_from_requester(event, requester)
         path = "raw_json" if request.raw_json else "user_event"
-        await self._store_event(request.parent, event, path, wait=True, found=found)
+        wait = self._durable_pixels or not collect.answers_gif_only(context)
+        await self._store_event(request.parent, event, path, wait=wait, found=found)
         return httpbody_pb2.HttpBody(content_type=collect.PIXEL_CONTENT_TYPE,
                                      data=collect.PIXEL_GIF)
 
