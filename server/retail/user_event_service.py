@@ -7,7 +7,9 @@ event write awaits the group commit, other store work goes `off_loop`.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -31,6 +33,7 @@ from server.policy import deadline_of
 from server.policy.limits import event_size_violation
 from server.retail import collect, import_events, join, purge, rejoin, validation
 from server.store import Store
+from server.store.group_commit import Join
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +50,10 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         self._gcs_root = Path(settings.gcs_root)
 
     async def _store_event(self, parent: str, event: user_event_pb2.UserEvent, path: str,
-                           wait: bool, found: list[FieldViolation] | None = None) -> None:
+                           wait: bool, found: list[FieldViolation] | None = None,
+                           answered: bool = True) -> None:
         """Validate `event` for the catalog `parent`, stamp its time, store it.
+        `answered`: the caller gets the event back (joined with the catalog).
 
         Raises INVALID_ARGUMENT listing every violation: the parent's, those
         already `found` in the request, and the event's own (unless the event
@@ -68,11 +73,23 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         raise_if_any(violations)
         if not event.HasField("event_time"):
             event.event_time.FromNanoseconds(self._clock.now_ns())
+        name = str(catalog)
         ids = join.product_ids([event])
-        products = await off_loop(join.load_products, self._store, str(catalog), ids) \
-            if ids else {}
-        row = join.joined_row(str(catalog), event, products, path, self._max_event_bytes)
+        if ids and (wait or not answered):
+            # Joined by the writer, which reads the products of its whole batch at
+            # once; the event is not touched here until the write is done.
+            await self._store.write_joined_async(Join(
+                name, ids, self._read_products,
+                partial(join.joined_row, name, event, path=path,
+                        max_event_bytes=self._max_event_bytes)), wait=wait)
+            return
+        # No products to read, or the answer (write_async) comes before the commit.
+        products = await off_loop(self._read_products, name, ids) if ids else {}
+        row = join.joined_row(name, event, products, path, self._max_event_bytes)
         await self._store.write_user_events_async([row], wait=wait)
+
+    def _read_products(self, catalog: str, ids: list[str]) -> dict[str, Any]:
+        return join.load_products(self._store, catalog, ids)
 
     async def WriteUserEvent(self, request: user_event_service_pb2.WriteUserEventRequest,
                              context: grpc.aio.ServicerContext) -> user_event_pb2.UserEvent:
@@ -107,7 +124,8 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
             collect.fill_from_requester(event, requester)
         path = "raw_json" if request.raw_json else "user_event"
         wait = self._durable_pixels or not collect.answers_gif_only(context)
-        await self._store_event(request.parent, event, path, wait=wait, found=found)
+        await self._store_event(request.parent, event, path, wait=wait, found=found,
+                                answered=False)
         return httpbody_pb2.HttpBody(content_type=collect.PIXEL_CONTENT_TYPE,
                                      data=collect.PIXEL_GIF)
 

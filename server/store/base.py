@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
-from server.store.group_commit import Job
+from server.store.group_commit import Job, Join
 from server.store.rows import (
     ClientEventRow,
     EventQuery,
@@ -35,6 +35,11 @@ class Store(Protocol):
                                       wait: bool = True) -> None:
         """write_user_events for a coroutine on a running loop: with `wait`, done
         once committed, costing no thread while it waits."""
+
+    async def write_joined_async(self, join: Join, *, wait: bool = True) -> None:
+        """write_user_events_async of the row `join` makes on the writer once it has
+        read the products the event names (with those of the batch's other events);
+        raises what `join.finish` raises, nothing written."""
 
     @property
     def acknowledged_uncommitted(self) -> int:

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from server.store.rows import EventRow, StoreUnavailable
@@ -35,25 +36,46 @@ FIRST_RETRY_DELAY = 0.05  # seconds; doubles up to MAX_RETRY_DELAY while the dat
 MAX_RETRY_DELAY = 2.0
 
 
+@dataclass
+class Join:
+    """An event row the writer makes itself, once it has read the catalog products
+    the event names: the events of one batch read their products with one read per
+    catalog, not one each. `read(catalog, ids)` gives the products found (parsed),
+    `finish(products)` the row, or raises what refuses the event."""
+
+    catalog: str
+    product_ids: Sequence[str]
+    read: Callable[[str, list[str]], dict[str, Any]]
+    finish: Callable[[dict[str, Any]], EventRow]
+
+
 class Job:
     """A write: either event rows to insert, or a function run on the connection.
 
-    `waited` is False for rows acknowledged before they commit (write_async);
+    `join`, when set, makes the one row of the job on the writer (rows is None
+    until then). `waited` is False for rows acknowledged before they commit
+    (write_async, pixels);
     `awaited`, when a coroutine waits for it, is a future of that coroutine's loop
     (made on it), resolved like `future` once the batch is settled.
     """
 
-    __slots__ = ("rows", "fn", "future", "waited", "submitted", "awaited")
+    __slots__ = ("rows", "fn", "join", "future", "waited", "submitted", "awaited")
 
     def __init__(self, rows: Sequence[EventRow] | None = None,
-                 fn: Callable[[Any], Any] | None = None, *, waited: bool = True,
-                 awaited: asyncio.Future[Any] | None = None) -> None:
+                 fn: Callable[[Any], Any] | None = None, *, join: Join | None = None,
+                 waited: bool = True, awaited: asyncio.Future[Any] | None = None) -> None:
         self.rows = rows
         self.fn = fn
+        self.join = join
         self.future: Future[Any] = Future()
         self.waited = waited
         self.submitted = time.monotonic()
         self.awaited = awaited
+
+    @property
+    def row_count(self) -> int:
+        """How many event rows the job writes."""
+        return len(self.rows) if self.rows is not None else int(self.join is not None)
 
 
 def _pass_on(settled: list[tuple[asyncio.Future[Any], Future[Any]]]) -> None:
@@ -160,8 +182,8 @@ class GroupCommitter:
         with self._lock:
             if self._closed:
                 raise RuntimeError("store is closed")
-            if not job.waited and job.rows is not None:
-                self._unwaited_rows += len(job.rows)
+            if not job.waited:
+                self._unwaited_rows += job.row_count
             self._queue.put(job)
         return job.future
 
@@ -173,8 +195,7 @@ class GroupCommitter:
 
     def _settled(self, jobs: Sequence[Job]) -> None:
         """`jobs` are done with (committed or failed): count their unwaited rows out."""
-        done = sum(len(job.rows) for job in jobs
-                   if not job.waited and job.rows is not None and job.future.done())
+        done = sum(job.row_count for job in jobs if not job.waited and job.future.done())
         if done:
             with self._lock:
                 self._unwaited_rows -= done
@@ -182,11 +203,12 @@ class GroupCommitter:
     def submit_rows(self, rows: Sequence[EventRow], *, waited: bool = True) -> Future[Any]:
         return self.submit(Job(rows=rows, waited=waited))
 
-    def submit_awaited(self, rows: Sequence[EventRow]) -> asyncio.Future[Any]:
-        """On a running loop: queue `rows`; a future of that loop, done once they
-        are committed (or failed)."""
+    def submit_awaited(self, rows: Sequence[EventRow] | None = None,
+                       join: Join | None = None) -> asyncio.Future[Any]:
+        """On a running loop: queue `rows` (or the row of `join`); a future of that
+        loop, done once they are committed (or failed)."""
         awaited = asyncio.get_running_loop().create_future()
-        self.submit(Job(rows=rows, awaited=awaited))
+        self.submit(Job(rows=rows, join=join, awaited=awaited))
         return awaited
 
     def submit_fn(self, fn: Callable[[Any], Any]) -> Future[Any]:
@@ -238,6 +260,13 @@ class GroupCommitter:
                 stop_deadline = time.monotonic() + self._close_seconds
             if not batch:
                 return
+            batch = self._joined(batch)
+            if not batch:  # each of its writes was refused
+                carried = []
+                if stop_deadline is not None:
+                    self._fail_leftovers()
+                    return
+                continue
             try:
                 self._apply_batch(batch)
                 self.batches += 1
@@ -265,6 +294,43 @@ class GroupCommitter:
             if stop_deadline is not None and not carried:
                 self._fail_leftovers()
                 return
+
+    def _joined(self, batch: list[Job]) -> list[Job]:
+        """`batch` with the rows of its join jobs made (one product read per catalog);
+        the jobs whose row could not be made are answered with why, and left out."""
+        joins = [job for job in batch if job.join is not None and job.rows is None]
+        if not joins:
+            return batch
+        wanted: dict[str, set[str]] = {}
+        for job in joins:
+            assert job.join is not None
+            wanted.setdefault(job.join.catalog, set()).update(job.join.product_ids)
+        found: dict[str, dict[str, Any] | BaseException] = {}
+        for job in joins:
+            join = job.join
+            assert join is not None
+            if join.catalog not in found:
+                try:
+                    found[join.catalog] = join.read(join.catalog, sorted(wanted[join.catalog]))
+                except Exception as exc:  # e.g. StoreUnavailable: these writes fail
+                    found[join.catalog] = exc
+            products = found[join.catalog]
+            try:
+                if isinstance(products, BaseException):
+                    raise products
+                job.rows = [join.finish(products)]
+            except Exception as exc:
+                job.future.set_exception(exc)
+        failed = [job for job in joins if job.future.done()]
+        if not failed:
+            return batch
+        for job in failed:
+            if not job.waited:
+                log.warning("an event acknowledged before its commit was not stored: %s",
+                            job.future.exception())
+        answer_coroutines(failed)
+        self._settled(failed)
+        return [job for job in batch if not job.future.done()]
 
     def _notify(self, listener: Callable[[list[Job]], None], batch: list[Job]) -> None:
         try:

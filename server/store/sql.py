@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from server.store.group_commit import GroupCommitter, Job
+from server.store.group_commit import GroupCommitter, Job, Join
 from server.store.rows import (
     OPERATION_COLUMNS,
     ClientEventRow,
@@ -199,6 +199,14 @@ class SqlStore(ABC, Generic[Db]):
         else:
             self._refuse_unwaited()
             self._committer.submit_rows(rows, waited=False)
+
+    async def write_joined_async(self, join: Join, *, wait: bool = True) -> None:
+        """See Store.write_joined_async."""
+        if wait:
+            await self._committer.submit_awaited(join=join)
+        else:
+            self._refuse_unwaited()
+            self._committer.submit(Job(join=join, waited=False))
 
     @property
     def acknowledged_uncommitted(self) -> int:
