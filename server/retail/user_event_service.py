@@ -101,8 +101,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
             problems: list[FieldViolation] = []
             gather(problems, parse_catalog, request.parent, "parent")
             raise InvalidArgument([*problems, FieldViolation("user_event", "is required")])
-        event = user_event_pb2.UserEvent()
-        event.CopyFrom(request.user_event)
+        event = request.user_event  # ours (decoded for this call): stamped and joined in place
         await self._store_event(request.parent, event, "user_event",
                                 wait=not request.write_async)
         return event
