@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+import orjson
 from google.protobuf import json_format
 
+from server import protojson
 from server.errors import FieldViolation, InvalidArgument
 from server.retail.validation import MAX_LONG_TEXT, MAX_USER_AGENT
 
@@ -30,12 +32,36 @@ KNOWN_PREBUILT_RULES: frozenset[str] = frozenset()
 
 
 def parse_event_json(text: str, field: str, event: Any) -> None:
-    """Fill `event` from proto3 JSON in `text`; INVALID_ARGUMENT naming `field` and
-    saying where the JSON is bad."""
+    """Fill the empty `event` from proto3 JSON in `text`; INVALID_ARGUMENT naming
+    `field` and saying where the JSON is bad.
+
+    A pixel's event is read with orjson and built by `protojson` (json_format
+    takes about 150 µs an event, most of a pixel's cost). What that path cannot
+    judge as json_format does (text orjson refuses, no object, a key given twice,
+    which orjson lets pass) goes to json_format, so a bad event is told in its words.
+    """
     try:
-        json_format.Parse(text, event)
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, dict) and text.count('":') == _key_count(data):
+            event.CopyFrom(protojson.parse_dict(data, type(event)))
+        else:
+            json_format.Parse(text, event)
     except json_format.ParseError as exc:
         raise InvalidArgument.field(field, f"not a valid UserEvent in JSON: {exc}") from None
+
+
+def _key_count(data: Any) -> int:
+    """How many object keys `data` (parsed JSON) holds, nested ones included: as
+    many as `":` in its text unless a key came twice (or the text has spaces
+    before a colon, or `":` inside a string: then json_format reads it)."""
+    if isinstance(data, dict):
+        return len(data) + sum(_key_count(v) for v in data.values())
+    if isinstance(data, list):
+        return sum(_key_count(v) for v in data)
+    return 0
 
 
 def decode_collect_request(request: Any, event: Any) -> list[FieldViolation]:
