@@ -1,4 +1,4 @@
-"""The gRPC framing of every call: one interceptor runs each unary call in the
+"""The gRPC framing of every call: one guard (`CallGuard`) runs each unary call in the
 shared envelope (`server.policy.envelope`: the key, the request decoded, the
 policy, the servicer, the metrics and log line) and aborts a refused call with
 its code, message and google.rpc details.
