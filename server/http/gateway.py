@@ -123,6 +123,7 @@ class HttpGateway:
         self._runner: web.AppRunner | None = None
         self.site: GuardedSite | None = None
         self.port = 0
+        self._running: set[asyncio.Task[Any]] = set()  # calls past their X-Server-Timeout
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -162,6 +163,7 @@ class HttpGateway:
         try:
             async with asyncio.timeout(self._settings.grace_seconds + 5):
                 await runner.cleanup()
+                await asyncio.gather(*self._running, return_exceptions=True)
         except TimeoutError:
             log.warning("HTTP gateway: in-flight calls still running after the grace period")
         except Exception:  # the rest of the shutdown must go on
@@ -210,13 +212,28 @@ class HttpGateway:
                               request.query.items()),
             context, functools.partial(_answer, route, output), grant, started)
         try:
-            answer = await _within(work, context.time_remaining())
+            answer = await self._within(work, context.time_remaining())
         except DeadlineExceeded as exc:  # the call, still running, records itself
             answer = exc
         if isinstance(answer, FootfallError):
             return self._refused(request, route, output, answer)
         body, headers = answer
         return self._cors(request, web.Response(body=body, headers=headers))
+
+    async def _within(self, work: Coroutine[Any, Any, Any], seconds: float | None) -> Any:
+        """`work`'s result, or DEADLINE_EXCEEDED once the caller's `seconds` (its
+        X-Server-Timeout) are up; the work itself goes on (a write it started still
+        commits) and records its own outcome, and `stop` waits for it."""
+        if seconds is None or seconds > MAX_WAIT_SECONDS:
+            return await work
+        task = asyncio.ensure_future(work)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), timeout=seconds)
+        except TimeoutError:
+            raise DeadlineExceeded("the deadline (X-Server-Timeout) passed before the "
+                                   "answer was ready") from None
 
     def _refused(self, request: web.Request, route: Route, output: transcode.Output,
                  error: FootfallError) -> web.Response:
@@ -301,20 +318,6 @@ def _error(status: status_pb2.Status, http: int | None = None) -> web.Response:
     return web.Response(status=code, body=error_body(status, code),
                         content_type="application/json", charset="utf-8",
                         headers={"Cache-Control": "no-store"})
-
-
-async def _within(work: Coroutine[Any, Any, Any], seconds: float | None) -> Any:
-    """`work`'s result, or DEADLINE_EXCEEDED once the caller's `seconds` (its
-    X-Server-Timeout) are up; the work itself goes on (a write it started still
-    commits) and records its own outcome."""
-    if seconds is None or seconds > MAX_WAIT_SECONDS:
-        return await work
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.wait_for(asyncio.shield(task), timeout=seconds)
-    except TimeoutError:
-        raise DeadlineExceeded("the deadline (X-Server-Timeout) passed before the answer "
-                               "was ready") from None
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
