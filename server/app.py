@@ -1,15 +1,21 @@
-"""Builds and runs the process: gRPC server, health, reflection, graceful shutdown."""
+"""Builds and runs the process: gRPC server, health, reflection, graceful shutdown.
+
+Both transports (grpc.aio and the HTTP gateway) serve on one asyncio loop on a
+thread of its own (`server.loop`); `start` and `Running.stop` may be called from
+any other thread.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 from collections.abc import Callable
-from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import grpc.aio
 from footfall.console.v1 import console_pb2_grpc
 from footfall.retail.v2 import (
     product_service_pb2,
@@ -18,6 +24,7 @@ from footfall.retail.v2 import (
     user_event_service_pb2_grpc,
 )
 from footfall.talent.v4 import event_service_pb2, event_service_pb2_grpc
+from google.longrunning import operations_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -28,6 +35,7 @@ from server.console import service as console_service
 from server.console.rejections import Rejections
 from server.console.watch import Commits
 from server.http import HttpGateway
+from server.loop import LoopThread
 from server.operations import service as operations_service
 from server.operations.runner import Job, OperationRunner
 from server.policy import Policy
@@ -42,7 +50,7 @@ from server.retail import (
 from server.retail.product_service import ProductService
 from server.retail.retention import Retention
 from server.retail.user_event_service import UserEventService
-from server.rpc import ErrorInterceptor, Lanes
+from server.rpc import CallGuard
 from server.store import Store, located, open_store
 from server.store.group_commit import Job as StoreJob
 from server.store.watch import HealthWatch
@@ -63,17 +71,17 @@ SERVED = (
 class Running:
     """A started server: what tests and `serve` need to reach and stop it."""
 
-    server: grpc.Server
-    health: health.HealthServicer
+    server: grpc.aio.Server
+    health: health.aio.HealthServicer
     store: Store
     runner: OperationRunner
     port: int
     settings: Settings
+    loop: LoopThread
     http: HttpGateway | None = None  # None when --http-port is 0
     store_health: HealthWatch | None = None
     policy: Policy | None = None
     retention: Retention | None = None  # None without --retain-days
-    lanes: Lanes | None = None
     commits: Commits | None = None  # wakes the console's watches
 
     @property
@@ -83,31 +91,32 @@ class Running:
     def stop(self) -> None:
         """Drain: NOT_SERVING, refuse new calls, finish in-flight ones, pause jobs
         after their current batch, flush, close."""
-        self.health.enter_graceful_shutdown()
-        self.runner.wakeups.close()  # waiting callers get the operation as it is now
-        if self.commits is not None:
-            self.commits.close()  # watches end
         if self.store_health is not None:
             self.store_health.stop()
-        if self.http is not None:
-            self.http.stop()
-        self.server.stop(self.settings.grace_seconds).wait()
+        self.loop.run(self._drain(), timeout=None)
         if self.retention is not None:
             self.retention.stop()
-        if self.lanes is not None:
-            self.lanes.shutdown()
         # Jobs stop at the end of their batch; one held longer (a file system that does
         # not answer) is left behind, to resume at the next start.
         self.runner.stop(max(self.settings.grace_seconds, 5.0))
         self.store.close()
+        self.loop.close()
+
+    async def _drain(self) -> None:
+        await self.health.enter_graceful_shutdown()
+        self.runner.wakeups.close()  # waiting callers get the operation as it is now
+        if self.commits is not None:
+            self.commits.close()  # watches end
+        await asyncio.gather(self.server.stop(self.settings.grace_seconds),
+                             *([self.http.stop()] if self.http is not None else []))
 
 
-def _set_serving(servicer: health.HealthServicer, serving: bool) -> None:
+async def _set_serving(servicer: health.aio.HealthServicer, serving: bool) -> None:
     """Every served service SERVING, or NOT_SERVING (while the database is away)."""
     status = (health_pb2.HealthCheckResponse.SERVING if serving
               else health_pb2.HealthCheckResponse.NOT_SERVING)
     for name in ("", *SERVED):
-        servicer.set(name, status)
+        await servicer.set(name, status)
 
 
 def start(settings: Settings, clock: Clock | None = None) -> Running:
@@ -124,6 +133,7 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
         policy.metrics.on_commit(jobs)
 
     store.on_commit(committed)
+    policy.metrics.watch_uncommitted(store)
     policy.rejections = Rejections(store, clock, settings.rejections_keep,
                                    settings.rejections_keep_hours * 3600)
     gcs_root = Path(settings.gcs_root)
@@ -141,38 +151,55 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     runner = OperationRunner(store, clock, {
         kind: policy.metrics.observe_job(kind, job) for kind, job in jobs.items()
     }, workers=settings.operation_workers, lease_seconds=settings.lease_seconds)
-    lanes = Lanes.sized(settings.max_wait_operations)
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.workers,
-                                   thread_name_prefix="footfall-rpc"),
-        interceptors=[ErrorInterceptor(policy, lanes)],
-        options=[
-            ("grpc.max_receive_message_length", settings.max_request_bytes),
-            ("grpc.max_send_message_length", settings.max_request_bytes),
-            # Never share a port with another process by accident; --processes shares
-            # it on purpose (the kernel spreads connections over the processes).
-            ("grpc.so_reuseport", int(settings.processes > 1)),
-        ],
-    )
+    loop = LoopThread(settings.workers)
+    try:
+        running = loop.run(_serve(settings, clock, policy, tls, store, runner, gcs_root, loop,
+                                  commits))
+    except BaseException:
+        loop.close()
+        store.close()
+        raise
+    runner.start()
+    running.store_health = HealthWatch(
+        store, lambda ok: loop.run(_set_serving(running.health, ok)))
+    running.store_health.start()
+    if settings.retain_days:
+        running.retention = Retention(store, runner, clock, settings.retain_days,
+                                      settings.retention_interval_seconds)
+        running.retention.start()
+    return running
+
+
+async def _serve(settings: Settings, clock: Clock, policy: Policy,
+                 tls: grpc.ServerCredentials | None, store: Store, runner: OperationRunner,
+                 gcs_root: Path, loop: LoopThread, commits: Commits) -> Running:
+    """On the loop: the gRPC server and the HTTP gateway, both listening."""
+    server = grpc.aio.server(options=[
+        ("grpc.max_receive_message_length", settings.max_request_bytes),
+        ("grpc.max_send_message_length", settings.max_request_bytes),
+        # Never share a port with another process by accident; --processes shares
+        # it on purpose (the kernel spreads connections over the processes).
+        ("grpc.so_reuseport", int(settings.processes > 1)),
+    ])
     user_events = UserEventService(store, settings, clock, runner)
     products = ProductService(store, clock, runner, gcs_root)
     talent_events = EventService(store, settings.max_event_bytes)
     operations = operations_service.OperationsService(
         store, runner, max_waits=settings.max_wait_operations)
-    user_event_service_pb2_grpc.add_UserEventServiceServicer_to_server(user_events, server)
-    product_service_pb2_grpc.add_ProductServiceServicer_to_server(products, server)
-    event_service_pb2_grpc.add_EventServiceServicer_to_server(talent_events, server)
-    operations_service.add_to_server(operations, server)
+    guard = CallGuard(policy)
+    user_event_service_pb2_grpc.add_UserEventServiceServicer_to_server(user_events, guard)
+    product_service_pb2_grpc.add_ProductServiceServicer_to_server(products, guard)
+    event_service_pb2_grpc.add_EventServiceServicer_to_server(talent_events, guard)
+    operations_pb2_grpc.add_OperationsServicer_to_server(operations, guard)
     console = console_service.ConsoleService(store, commits, policy)
-    console_pb2_grpc.add_ConsoleServiceServicer_to_server(console, server)
+    console_pb2_grpc.add_ConsoleServiceServicer_to_server(console, guard)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, guard)
+    server.add_generic_rpc_handlers((guard,))
     # The same servicers answer HTTP: one implementation, two transports.
     servicers = dict(zip(SERVED, (user_events, products, talent_events, operations, console),
                          strict=True))
-
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", *SERVED):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    await _set_serving(health_servicer, True)
     reflection.enable_server_reflection(
         (*SERVED, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
@@ -182,31 +209,17 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
         port = (server.add_secure_port(address, tls) if tls is not None
                 else server.add_insecure_port(address))
     except RuntimeError as exc:
-        store.close()
-        lanes.shutdown()
         raise OSError(f"cannot listen on {address}: {exc}") from exc
-    server.start()
-    runner.start()
+    await server.start()
     gateway = HttpGateway(settings, servicers, policy) if settings.http_port else None
     if gateway is not None:
         try:
-            gateway.start()
+            await gateway.start()
         except OSError:
-            server.stop(0).wait()
-            lanes.shutdown()
-            runner.stop()
-            store.close()
+            await server.stop(0)
             raise
-    store_health = HealthWatch(store, lambda ok: _set_serving(health_servicer, ok))
-    store_health.start()
-    retention = None
-    if settings.retain_days:
-        retention = Retention(store, runner, clock, settings.retain_days,
-                              settings.retention_interval_seconds)
-        retention.start()
-    return Running(server, health_servicer, store, runner, port, settings, gateway,
-                   store_health=store_health, policy=policy, retention=retention,
-                   lanes=lanes, commits=commits)
+    return Running(server, health_servicer, store, runner, port, settings, loop, gateway,
+                   policy=policy, commits=commits)
 
 
 def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:

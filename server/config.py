@@ -140,7 +140,9 @@ class Settings:
                         "`postgresql://USER@HOST:PORT/DB`")
     strict_event_types: bool = option(False, SWITCH,
                                       "refuse event types outside Google's list")
-    workers: int = option(32, INTEGER, "gRPC handler threads", check=at_least(1))
+    workers: int = option(8, INTEGER, "threads for the store calls that block (reads, products, "
+                          "operations); calls themselves are served on one event loop",
+                          check=at_least(1))
     grace_seconds: float = option(10.0, NUMBER,
                                   "how long in-flight calls may finish on shutdown")
     max_request_bytes: int = option(10 * 1024 * 1024, INTEGER,
@@ -196,8 +198,8 @@ class Settings:
                                          "request bytes of event writes per project per minute",
                                          check=at_least(0), readme_default="off")
     max_wait_operations: int = option(64, INTEGER,
-                                      "WaitOperation calls that may wait at once (on threads "
-                                      "of their own); more answer at once with the operation "
+                                      "WaitOperation calls that may wait at once (each costs "
+                                      "no thread); more answer at once with the operation "
                                       "as it is", check=at_least(1))
     http_header_timeout: float = option(10.0, NUMBER,
                                         "seconds an HTTP connection has to send a complete "
@@ -226,6 +228,10 @@ class Settings:
     rejections_keep_hours: float = option(168.0, NUMBER,
                                           "how long a kept refusal stays (hours)",
                                           check=POSITIVE)
+    durable_pixels: bool = option(False, SWITCH,
+                                  "answer a browser's pixel (GET collect) only once its event "
+                                  "is committed; off: once it is valid and queued, committed "
+                                  "with the next group (see \"Pixels and kill -9\")")
 
 
 OPTIONS: tuple[Option, ...] = tuple(

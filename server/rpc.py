@@ -1,4 +1,4 @@
-"""The gRPC framing of every call: one interceptor runs each unary call in the
+"""The gRPC framing of every call: one guard (`CallGuard`) runs each unary call in the
 shared envelope (`server.policy.envelope`: the key, the request decoded, the
 policy, the servicer, the metrics and log line) and aborts a refused call with
 its code, message and google.rpc details.
@@ -9,23 +9,19 @@ the key is known good. A status is made to fit the trailers a client accepts
 (8 KiB by default in grpc): a huge message or detail would otherwise reach the
 client as RESOURCE_EXHAUSTED.
 
-It also picks the threads each call runs on (`Lanes`): the --workers pool serves
-the calls that answer at once; calls that may stay open (WaitOperation, streams)
-and health checks have small pools of their own, so that waiting callers can
-never take the threads writes need, nor a busy pool delay a health check.
-grpc runs a handler on the pool its function names as `experimental_thread_pool`
-(grpc_health does the same for Watch).
+The server is grpc.aio's: every handler is a coroutine on the one event loop
+(`server.loop`), so a call that stays open (WaitOperation, a stream, a health
+Watch) holds no thread and cannot starve the others.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from concurrent import futures
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
+import grpc.aio
 from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
@@ -56,12 +52,6 @@ _MORE = re.compile(MORE_VIOLATIONS.format(r"(\d+)", "s?"))
 def _char_cost(char: str) -> int:
     """Bytes `char` takes in grpc-message (percent-encoded UTF-8)."""
     return 1 if " " <= char <= "~" and char != "%" else 3 * len(char.encode("utf-8", "replace"))
-HEALTH_CHECK = "/grpc.health.v1.Health/Check"
-WAIT_OPERATION = "/google.longrunning.Operations/WaitOperation"
-HEALTH_THREADS = 2
-# Threads for WaitOperation beyond the waits themselves: a wait that finds every
-# slot taken answers at once on one of these, never queued behind the waiting ones.
-SPARE_WAIT_THREADS = 2
 
 
 def _clip(text: str, budget: int) -> str:
@@ -174,119 +164,70 @@ def _decoder(deserializer: Callable[[bytes], Any] | None, method: str) -> Callab
 
 
 def _guard(handler: grpc.RpcMethodHandler, method: str,
-           envelope: Envelope) -> Callable[[Any, grpc.ServicerContext], Any]:
+           envelope: Envelope) -> Callable[[Any, grpc.aio.ServicerContext], Any]:
     behaviour = handler.unary_unary
     assert behaviour is not None  # only unary-unary handlers are guarded
     decode = _decoder(handler.request_deserializer, method)
     run = envelope.run
 
-    def guarded(raw: Any, context: grpc.ServicerContext) -> Any:
-        answer = run(method, context.invocation_metadata(), raw, decode, context, behaviour)
+    async def guarded(raw: Any, context: grpc.aio.ServicerContext) -> Any:
+        # grpc.aio's metadata is a tuple of (key, value) pairs; its stubs say otherwise
+        answer = await run(method, context.invocation_metadata(), raw, decode,  # type: ignore[arg-type]
+                           context, behaviour)
         if isinstance(answer, FootfallError):
-            context.abort_with_status(rpc_status.to_status(status_of(answer)))
+            await context.abort_with_status(rpc_status.to_status(status_of(answer)))
         return answer
 
     return guarded
 
 
-@dataclass(frozen=True)
-class Lanes:
-    """The thread pools of the calls that must not share the --workers pool."""
+class CallGuard(grpc.GenericRpcHandler):
+    """The servicers' handlers, each unary-unary one run in the envelope.
 
-    health: futures.ThreadPoolExecutor
-    waits: futures.ThreadPoolExecutor
-    streams: futures.ThreadPoolExecutor
+    The generated `add_*Servicer_to_server` functions register their services
+    here (it has the two methods of a server they call); the grpc.aio server then
+    finds every method through this one handler. Wrapping happens once per
+    method, on its first call, and is cached: only methods that exist are kept.
+    This costs a call no coroutine of its own, as a grpc.aio interceptor would.
+    """
 
-    @classmethod
-    def sized(cls, waits: int) -> Lanes:
-        """Lanes for `waits` concurrent WaitOperation calls (the servicer turns away
-        more) and as many streams (more wait for a thread)."""
-        return cls(
-            health=futures.ThreadPoolExecutor(HEALTH_THREADS, thread_name_prefix="footfall-health"),
-            waits=futures.ThreadPoolExecutor(waits + SPARE_WAIT_THREADS,
-                                             thread_name_prefix="footfall-wait"),
-            streams=futures.ThreadPoolExecutor(waits, thread_name_prefix="footfall-stream"))
-
-    def pool_for(self, method: str, behaviour: Any, streaming: bool) -> Any:
-        """The pool `method` runs on, or None for the --workers pool."""
-        if method == HEALTH_CHECK:
-            return self.health
-        if method == WAIT_OPERATION:
-            return self.waits
-        if streaming and not getattr(behaviour, "experimental_non_blocking", False):
-            return self.streams  # a non-blocking stream (health Watch) holds no thread
-        return None
-
-    def shutdown(self) -> None:
-        """After the server stopped: let the threads go."""
-        for pool in (self.health, self.waits, self.streams):
-            pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _on_pool(behaviour: Callable[..., Any], pool: Any) -> Callable[..., Any]:
-    """`behaviour`, run by grpc on `pool`."""
-    def run(*args: Any, **kwargs: Any) -> Any:
-        return behaviour(*args, **kwargs)
-
-    run.experimental_thread_pool = pool  # type: ignore[attr-defined]
-    return run
-
-
-def _streaming_on_pool(handler: grpc.RpcMethodHandler, pool: Any) -> grpc.RpcMethodHandler:
-    """The streaming `handler` with its behaviour run on `pool`."""
-    serdes = {"request_deserializer": handler.request_deserializer,
-              "response_serializer": handler.response_serializer}
-    if handler.stream_stream is not None:
-        return grpc.stream_stream_rpc_method_handler(_on_pool(handler.stream_stream, pool),
-                                                     **serdes)
-    if handler.stream_unary is not None:
-        return grpc.stream_unary_rpc_method_handler(_on_pool(handler.stream_unary, pool),
-                                                    **serdes)
-    assert handler.unary_stream is not None  # the one streaming kind left
-    return grpc.unary_stream_rpc_method_handler(_on_pool(handler.unary_stream, pool), **serdes)
-
-
-class ErrorInterceptor(grpc.ServerInterceptor):
-    """Wraps every unary-unary handler once (cached per method), and puts each
-    handler on its lane."""
-
-    def __init__(self, policy: Policy | None = None, lanes: Lanes | None = None) -> None:
+    def __init__(self, policy: Policy | None = None) -> None:
         self._envelope = Envelope(policy or Policy(()), TRANSPORT)
-        self._lanes = lanes
+        self._generic: list[grpc.GenericRpcHandler] = []
+        self._registered: dict[str, grpc.RpcMethodHandler] = {}
         self._cache: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self._generic.extend(handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: Any) -> None:
+        self._registered.update({f"/{service}/{name}": h for name, h in handlers.items()})
 
     @property
     def cached_methods(self) -> int:
         """How many methods have a wrapped handler cached (only methods served)."""
         return len(self._cache)
 
-    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Any],
-                          handler_call_details: grpc.HandlerCallDetails) -> Any:
+    def service(self, handler_call_details: grpc.HandlerCallDetails
+                ) -> grpc.RpcMethodHandler | None:
         method = handler_call_details.method
         cached = self._cache.get(method)
         if cached is not None:
             return cached
-        handler = continuation(handler_call_details)
+        handler = self._registered.get(method)
+        for generic in self._generic:
+            if handler is not None:
+                break
+            handler = generic.service(handler_call_details)
         if handler is None:
             # No such method: grpc answers UNIMPLEMENTED. Its name is not kept, since
             # anyone (no key needed) can make up endless names of kilobytes each.
             return None
-        unary = handler.unary_unary is not None
-        behaviour = handler.unary_unary or handler.unary_stream or handler.stream_unary \
-            or handler.stream_stream
-        pool = None if self._lanes is None else self._lanes.pool_for(method, behaviour,
-                                                                     not unary)
-        if unary:
-            guarded = _guard(handler, method, self._envelope)
-            if pool is not None:
-                guarded.experimental_thread_pool = pool  # type: ignore[attr-defined]
+        if handler.unary_unary is not None:
             handler = grpc.unary_unary_rpc_method_handler(
-                guarded,
+                _guard(handler, method, self._envelope),
                 request_deserializer=None,  # decoded in the guard
                 response_serializer=handler.response_serializer,
             )
-        elif pool is not None:
-            handler = _streaming_on_pool(handler, pool)
         self._cache[method] = handler
         return handler
-

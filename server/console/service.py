@@ -6,17 +6,23 @@ the store (resets) and `watch` (streams).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
+import grpc.aio
 from footfall.console.v1 import console_pb2, console_pb2_grpc
+from grpc_status import rpc_status
 
 from server.console import queries
-from server.console.watch import Commits, Positioned, admitted_stream, follow
+from server.console.watch import Commits, Positioned, admitted, follow
 from server.errors import FieldViolation, gather, raise_if_any
+from server.loop import off_loop
 from server.names import parse_catalog, parse_tenant
 from server.policy import Policy
+from server.policy.envelope import Envelope
+from server.rpc import TRANSPORT, status_of
 from server.store import Store
 from server.store.console import ResetCounts
 
@@ -39,101 +45,132 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         self._store = store
         self._commits = commits
         self._policy = policy
+        self._envelope = Envelope(policy, TRANSPORT)  # refuses the gRPC streams
 
-    def ListUserEvents(self, request: console_pb2.ListUserEventsRequest,
-                       context: grpc.ServicerContext) -> console_pb2.ListUserEventsResponse:
+    async def ListUserEvents(self, request: console_pb2.ListUserEventsRequest,
+                       context: grpc.aio.ServicerContext) -> console_pb2.ListUserEventsResponse:
         """INVALID_ARGUMENT for a bad parent, filter, page size or token."""
         violations: list[FieldViolation] = []
         catalog = gather(violations, parse_catalog, request.parent)
         size = gather(violations, queries.page_size, request.page_size)
         events = gather(violations, queries.parse_filter, request.filter, str(catalog))
         raise_if_any(violations)
-        return queries.list_user_events(self._store, events, size, request.page_token)
+        return await off_loop(queries.list_user_events, self._store, events, size,
+                              request.page_token)
 
-    def ListClientEvents(self, request: console_pb2.ListClientEventsRequest,
-                         context: grpc.ServicerContext
+    async def ListClientEvents(self, request: console_pb2.ListClientEventsRequest,
+                         context: grpc.aio.ServicerContext
                          ) -> console_pb2.ListClientEventsResponse:
         """INVALID_ARGUMENT for a bad parent, page size or token."""
         violations: list[FieldViolation] = []
         tenant = gather(violations, parse_tenant, request.parent)
         size = gather(violations, queries.page_size, request.page_size)
         raise_if_any(violations)
-        return queries.list_client_events(self._store, str(tenant), size, request.page_token)
+        return await off_loop(queries.list_client_events, self._store, str(tenant), size,
+                              request.page_token)
 
-    def ListRejections(self, request: console_pb2.ListRejectionsRequest,
-                       context: grpc.ServicerContext) -> console_pb2.ListRejectionsResponse:
+    async def ListRejections(self, request: console_pb2.ListRejectionsRequest,
+                       context: grpc.aio.ServicerContext) -> console_pb2.ListRejectionsResponse:
         """INVALID_ARGUMENT for a bad parent, page size or token."""
         violations: list[FieldViolation] = []
         project = gather(violations, queries.parse_project, request.parent)
         size = gather(violations, queries.page_size, request.page_size)
         raise_if_any(violations)
-        return queries.list_rejections(self._store, project, size, request.page_token)
+        return await off_loop(queries.list_rejections, self._store, project, size,
+                              request.page_token)
 
-    def ListCatalogs(self, request: console_pb2.ListCatalogsRequest,
-                     context: grpc.ServicerContext) -> console_pb2.ListCatalogsResponse:
+    async def ListCatalogs(self, request: console_pb2.ListCatalogsRequest,
+                     context: grpc.aio.ServicerContext) -> console_pb2.ListCatalogsResponse:
         """INVALID_ARGUMENT for a bad parent."""
-        return queries.list_catalogs(self._store, queries.parse_project(request.parent))
+        return await off_loop(queries.list_catalogs, self._store,
+                              queries.parse_project(request.parent))
 
-    def ResetCatalog(self, request: console_pb2.ResetCatalogRequest,
-                     context: grpc.ServicerContext) -> console_pb2.ResetResponse:
+    async def ResetCatalog(self, request: console_pb2.ResetCatalogRequest,
+                     context: grpc.aio.ServicerContext) -> console_pb2.ResetResponse:
         """INVALID_ARGUMENT for a bad name."""
-        return _reset(self._store.reset_catalog(str(parse_catalog(request.name, "name"))))
+        name = str(parse_catalog(request.name, "name"))
+        return _reset(await off_loop(self._store.reset_catalog, name))
 
-    def ResetTenant(self, request: console_pb2.ResetTenantRequest,
-                    context: grpc.ServicerContext) -> console_pb2.ResetResponse:
+    async def ResetTenant(self, request: console_pb2.ResetTenantRequest,
+                    context: grpc.aio.ServicerContext) -> console_pb2.ResetResponse:
         """INVALID_ARGUMENT for a bad name."""
-        return _reset(self._store.reset_tenant(str(parse_tenant(request.name, "name"))))
+        name = str(parse_tenant(request.name, "name"))
+        return _reset(await off_loop(self._store.reset_tenant, name))
 
     # -- streams ---------------------------------------------------------------
 
-    def WatchUserEvents(self, request: console_pb2.WatchUserEventsRequest,
-                        context: grpc.ServicerContext
-                        ) -> Iterator[console_pb2.StoredUserEvent]:
+    async def WatchUserEvents(self, request: console_pb2.WatchUserEventsRequest,
+                              context: grpc.aio.ServicerContext
+                              ) -> AsyncIterator[console_pb2.StoredUserEvent]:
         """INVALID_ARGUMENT for a bad parent or filter; then every event selected,
         until the caller goes."""
-        def opened() -> Iterator[console_pb2.StoredUserEvent]:
-            catalog = parse_catalog(request.parent)
-            events = queries.parse_filter(request.filter, str(catalog))
-            batches = self._follow(request, context, "user_events", lambda after: (
-                self._store.user_events_after(events.query, after, queries.MAX_PAGE)))
-            return (m for rows in batches for m in queries.matching(rows, events))
+        async for message in self._grpc_stream("WatchUserEvents", request, context):
+            yield message
 
-        return self._stream("WatchUserEvents", request, context, opened)
-
-    def WatchClientEvents(self, request: console_pb2.WatchClientEventsRequest,
-                          context: grpc.ServicerContext
-                          ) -> Iterator[console_pb2.StoredClientEvent]:
+    async def WatchClientEvents(self, request: console_pb2.WatchClientEventsRequest,
+                                context: grpc.aio.ServicerContext
+                                ) -> AsyncIterator[console_pb2.StoredClientEvent]:
         """INVALID_ARGUMENT for a bad parent; then every client event of the tenant."""
-        def opened() -> Iterator[console_pb2.StoredClientEvent]:
-            tenant = str(parse_tenant(request.parent))
-            batches = self._follow(request, context, "client_events", lambda after: (
-                self._store.client_events_after(tenant, after, queries.MAX_PAGE)))
-            return (queries.stored_client_event(r) for rows in batches for r in rows)
+        async for message in self._grpc_stream("WatchClientEvents", request, context):
+            yield message
 
-        return self._stream("WatchClientEvents", request, context, opened)
-
-    def WatchRejections(self, request: console_pb2.WatchRejectionsRequest,
-                        context: grpc.ServicerContext) -> Iterator[console_pb2.Rejection]:
+    async def WatchRejections(self, request: console_pb2.WatchRejectionsRequest,
+                              context: grpc.aio.ServicerContext
+                              ) -> AsyncIterator[console_pb2.Rejection]:
         """INVALID_ARGUMENT for a bad parent; then every refusal of the project."""
-        def opened() -> Iterator[console_pb2.Rejection]:
-            project = queries.parse_project(request.parent)
-            batches = self._follow(request, context, "rejections", lambda after: (
-                self._store.rejections_after(project, after, queries.MAX_PAGE)))
-            return (queries.rejection(*r) for rows in batches for r in rows)
+        async for message in self._grpc_stream("WatchRejections", request, context):
+            yield message
 
-        return self._stream("WatchRejections", request, context, opened)
+    async def open_stream(self, name: str, request: Any, context: Any) -> AsyncIterator[Any]:
+        """The messages of the watch `name`, once the policy lets the call through and
+        the stream opens; raises the refusal. What the gateway calls for HTTP."""
+        opener = {"WatchUserEvents": self._user_events,
+                  "WatchClientEvents": self._client_events,
+                  "WatchRejections": self._rejections}[name]
+        transport = "http" if getattr(context, "requester", None) is not None \
+            or not hasattr(context, "abort_with_status") else TRANSPORT
+        return await admitted(self._policy, f"/{SERVICE}/{name}", transport, request, context,
+                              lambda: opener(request, context))
 
-    def _follow(self, request: Any, context: grpc.ServicerContext, table: str,
-                read: Callable[[int], Sequence[R]]) -> Iterator[Sequence[R]]:
+    async def _grpc_stream(self, name: str, request: Any,
+                           context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        """The watch over gRPC: a refusal before it opens aborts with its status."""
+        started = time.perf_counter()
+        try:
+            messages = await self.open_stream(name, request, context)
+        except Exception as exc:
+            refusal = self._envelope.refuse(f"/{SERVICE}/{name}", exc, started, context)
+            await context.abort_with_status(rpc_status.to_status(status_of(refusal)))
+            return
+        async for message in messages:
+            yield message
+
+    async def _user_events(self, request: Any, context: Any
+                           ) -> AsyncIterator[console_pb2.StoredUserEvent]:
+        catalog = parse_catalog(request.parent)
+        events = queries.parse_filter(request.filter, str(catalog))
+        batches = await self._follow(request, context, "user_events", lambda after: (
+            self._store.user_events_after(events.query, after, queries.MAX_PAGE)))
+        return (m async for rows in batches for m in queries.matching(rows, events))
+
+    async def _client_events(self, request: Any, context: Any
+                             ) -> AsyncIterator[console_pb2.StoredClientEvent]:
+        tenant = str(parse_tenant(request.parent))
+        batches = await self._follow(request, context, "client_events", lambda after: (
+            self._store.client_events_after(tenant, after, queries.MAX_PAGE)))
+        return (queries.stored_client_event(r) async for rows in batches for r in rows)
+
+    async def _rejections(self, request: Any, context: Any
+                          ) -> AsyncIterator[console_pb2.Rejection]:
+        project = queries.parse_project(request.parent)
+        batches = await self._follow(request, context, "rejections", lambda after: (
+            self._store.rejections_after(project, after, queries.MAX_PAGE)))
+        return (queries.rejection(*r) async for rows in batches for r in rows)
+
+    async def _follow(self, request: Any, context: Any, table: str,
+                      read: Callable[[int], Sequence[R]]) -> AsyncIterator[Sequence[R]]:
         """Batches of the rows of `table` that `read(position)` gives, from the
         request's position (else from the last row stored now) on."""
         start = int(request.after_id) if request.HasField("after_id") \
-            else self._store.last_id(table)
+            else await off_loop(self._store.last_id, table)
         return follow(read, start, lambda: self._store.last_id(table), self._commits, context)
-
-    def _stream(self, name: str, request: Any, context: grpc.ServicerContext,
-                opened: Callable[[], Iterator[T]]) -> Iterator[T]:
-        """The messages of the stream `opened()` opens once the policy lets the
-        call through (see watch.admitted_stream)."""
-        return admitted_stream(self._policy, f"/{SERVICE}/{name}", request, context, opened)
-

@@ -5,25 +5,24 @@ wake it at once (`Commits`, fed by the store's commit hook), and it reads again
 every POLL_SECONDS anyway, for the rows other replicas commit. The read is by
 id, so an idle poll is one index seek.
 
-The streams run on the threaded gRPC server as generators (a thread of the
-stream lane each); `follow` is the whole loop, kept free of grpc so that the
-async core can drive the same reads from a coroutine.
+A watch is a coroutine on the server's loop (its reads go off the loop), so an
+open stream costs no thread; `follow` is the whole loop, for both transports.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import grpc
-from grpc_status import rpc_status
 
-from server.errors import FootfallError, Internal
+from server.errors import FootfallError
+from server.loop import off_loop
 from server.policy import Admission, Policy
-from server.rpc import TRANSPORT, status_of
 
 log = logging.getLogger(__name__)
 
@@ -40,34 +39,54 @@ T = TypeVar("T")
 
 
 class Commits:
-    """Counts this process's commits; watchers wait for the next one."""
+    """Counts this process's commits; watchers (coroutines of one loop) wait for
+    the next one."""
 
     def __init__(self) -> None:
-        self._changed = threading.Condition()
         self._count = 0
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: set[asyncio.Future[None]] = set()
 
     def on_commit(self, _jobs: Sequence[Any]) -> None:
         """The store's commit hook (on its writer thread): wake every watcher."""
-        with self._changed:
-            self._count += 1
-            self._changed.notify_all()
+        self._count += 1
+        if self._waiters and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
 
     @property
     def count(self) -> int:
         return self._count
 
-    def wait(self, seen: int, seconds: float) -> None:
+    async def wait(self, seen: int, seconds: float) -> None:
         """Return once a commit after the `seen`-th happened, or after `seconds`,
         or at once when closed."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._count != seen or self._closed, seconds)
+        if self._count != seen or self._closed:
+            return
+        self._loop = asyncio.get_running_loop()
+        waiter = self._loop.create_future()
+        self._waiters.add(waiter)
+        if self._count != seen:  # a commit between the check and the wait found nobody
+            self._waiters.discard(waiter)
+            return
+        try:
+            await asyncio.wait_for(waiter, seconds)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiters.discard(waiter)
 
     def close(self) -> None:
-        """Shutdown: every watch ends."""
-        with self._changed:
-            self._closed = True
-            self._changed.notify_all()
+        """Shutdown: every watch ends (call it on the loop)."""
+        self._closed = True
+        self._wake()
 
     @property
     def closed(self) -> bool:
@@ -75,70 +94,60 @@ class Commits:
 
 
 class Caller(Protocol):
-    def is_active(self) -> bool: ...
+    def done(self) -> bool: ...
 
     def time_remaining(self) -> float | None: ...
 
 
-def follow(read: Callable[[int], Sequence[R]], after: int, last: Callable[[], int],
-           commits: Commits, caller: Caller, poll: float = POLL_SECONDS
-           ) -> Iterator[Sequence[R]]:
-    """Batches of `read(position)` (rows with an id above it, in id order) from
-    `after` on, for as long as `caller` is active, its deadline (if any) not
-    passed, and the server runs.
+async def follow(read: Callable[[int], Sequence[R]], after: int, last: Callable[[], int],
+                 commits: Commits, caller: Caller, poll: float = POLL_SECONDS
+                 ) -> AsyncIterator[Sequence[R]]:
+    """Batches of `read(position)` (rows with an id above it, in id order; called
+    off the loop) from `after` on, for as long as `caller` is there, its deadline
+    (if any) not passed, and the server runs.
 
     `last()` is the id of the last row stored: when it falls below the position
     (the newest rows were deleted, by a reset, and SQLite gives their ids again)
     the watch goes on from there, so it misses none of the rows stored next.
     """
-    while caller.is_active() and not commits.closed:
+    while not caller.done() and not commits.closed:
         remaining = caller.time_remaining()
         if remaining is not None and remaining <= 0:
             return
         seen = commits.count  # before the read: a commit during it wakes the wait
-        top = last()  # before the read too: a row stored after it is read next time
-        rows = read(after)
+        top = await off_loop(last)  # before the read too: a row stored after it is read next
+        rows = await off_loop(read, after)
         if rows:
             after = rows[-1].id
             yield rows
             continue
         after = min(after, top)
-        commits.wait(seen, poll if remaining is None else min(poll, remaining))
+        await commits.wait(seen, poll if remaining is None else min(poll, remaining))
 
 
-def admitted_stream(policy: Policy, method: str, request: Any, context: Any,
-                    open_stream: Callable[[], Iterator[T]]) -> Iterator[T]:
+async def admitted(policy: Policy, method: str, transport: str, request: Any, context: Any,
+                   open_stream: Callable[[], Awaitable[AsyncIterator[T]]]) -> AsyncIterator[T]:
     """`open_stream()`'s messages, once `policy` admits the call (as the envelope
-    does a unary one) and the stream opens; counted and logged when it ends.
-
-    A refusal aborts a gRPC call with its status; over HTTP (a context without
-    `abort_with_status`) it is raised, for the gateway to record and render.
-    """
+    does a unary one) and the stream opens; raises the refusal. The call is
+    counted and logged when the messages end."""
     started = time.perf_counter()
-    abort = getattr(context, "abort_with_status", None)
-    transport = TRANSPORT if abort is not None else "http"
-    admission: Admission | None = None
-    try:
-        admission = policy.admit(method, context.invocation_metadata(), request, context)
-        messages = open_stream()
-    except Exception as exc:
-        if abort is None:
-            raise
-        if isinstance(exc, FootfallError):
-            refusal = exc
-        else:
-            log.exception("%s failed", method)
-            refusal = Internal(f"internal error in {method}; see the server log")
-        policy.record(method, transport, refusal.code, time.perf_counter() - started, admission,
-                      refusal.message)
-        abort(rpc_status.to_status(status_of(refusal)))
-        raise AssertionError("abort_with_status returned") from exc
+    admission = await policy.admit(method, context.invocation_metadata(), request, context)
+    messages = await open_stream()
     return _recorded(messages, policy, method, transport, started, admission)
 
 
-def _recorded(messages: Iterator[T], policy: Policy, method: str, transport: str,
-              started: float, admission: Admission | None) -> Iterator[T]:
+async def _recorded(messages: AsyncIterator[T], policy: Policy, method: str, transport: str,
+                    started: float, admission: Admission | None) -> AsyncIterator[T]:
     """`messages`, with the call's log line once they end."""
-    yield from messages
-    policy.record(method, transport, grpc.StatusCode.OK, time.perf_counter() - started,
-                  admission)
+    code = grpc.StatusCode.OK
+    try:
+        async for message in messages:
+            yield message
+    except FootfallError as exc:
+        code = exc.code
+        raise
+    except asyncio.CancelledError:
+        code = grpc.StatusCode.CANCELLED
+        raise
+    finally:
+        policy.record(method, transport, code, time.perf_counter() - started, admission)

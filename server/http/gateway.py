@@ -1,13 +1,13 @@
-"""The HTTP/JSON gateway: aiohttp on a thread and event loop of its own, calling
-the very servicers gRPC calls (in a thread pool, as gRPC does), on routes derived
-from the contracts' `google.api.http` annotations.
+"""The HTTP/JSON gateway: aiohttp on the server's one event loop (`server.loop`),
+awaiting the very servicers gRPC calls, on routes derived from the contracts'
+`google.api.http` annotations.
 
 Besides the routes: `/footfall.js` (the tracker), `/metrics` (Prometheus), the
 web console's pages (`console_pages`: `/console/`, and `/` leads there), CORS
 (preflight included) for pages on other origins, and the pixel's always-a-GIF
 answer. Every routed call runs in the same envelope as over gRPC
 (`server.policy.envelope`: keys, faults, quotas, metrics and the log line); the
-key is checked before the body is read, the body decoded on a worker. Connections
+key is checked before the body is read, then the body decoded. Connections
 are capped and must send their heads in time (`connections`); pages of other
 sites cannot change anything (`crosssite`).
 """
@@ -15,13 +15,11 @@ sites cannot change anything (`crosssite`).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
 import logging
 import ssl
-import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
 import grpc
@@ -57,7 +55,6 @@ MAX_WAIT_SECONDS = 86_400.0  # a longer X-Server-Timeout is no deadline at all
 TRANSPORT = "http"
 DEFAULT_ALLOWED_HEADERS = ("Content-Type, Authorization, X-Goog-Api-Client, "
                            "X-Goog-User-Project, X-Goog-Request-Params, X-Server-Timeout")
-START_TIMEOUT = 30.0
 NO_STORE = {"Cache-Control": "no-store"}
 JSON_HEADERS = {**NO_STORE, "Content-Type": "application/json; charset=utf-8"}
 
@@ -65,8 +62,9 @@ JSON_HEADERS = {**NO_STORE, "Content-Type": "application/json; charset=utf-8"}
 class CallContext:
     """The part of grpc.ServicerContext servicers use, answered from an HTTP request."""
 
-    def __init__(self, request: web.Request, requester: Requester) -> None:
+    def __init__(self, request: web.Request, requester: Requester, pixel: bool = False) -> None:
         self.requester = requester  # read by CollectUserEvent
+        self.pixel = pixel  # the answer is the GIF whatever happens (see server.http.pixel)
         self._metadata = tuple((k.lower(), v) for k, v in request.headers.items())
         self._transport = request.transport
         peer = request.transport.get_extra_info("peername") if request.transport else None
@@ -88,8 +86,9 @@ class CallContext:
     def time_remaining(self) -> float | None:
         return None if self._deadline is None else max(self._deadline - time.monotonic(), 0.0)
 
-    def is_active(self) -> bool:
-        return self._transport is not None and not self._transport.is_closing()
+    def done(self) -> bool:
+        """Whether the caller is gone (its connection closed)."""
+        return self._transport is None or self._transport.is_closing()
 
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
         return self._metadata
@@ -123,42 +122,16 @@ class HttpGateway:
         self._any_origin = "*" in settings.cors_origins
         self._hosts = HostCheck(settings.http_allowed_hosts) \
             if is_loopback_listener(settings.host) else None
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=settings.workers, thread_name_prefix="footfall-http")
-        # Streams wait for their next message on threads of their own.
-        self._streams = concurrent.futures.ThreadPoolExecutor(
-            max_workers=settings.max_wait_operations, thread_name_prefix="footfall-http-stream")
-        self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self.site: GuardedSite | None = None
-        self._thread: threading.Thread | None = None
         self.port = 0
+        self._running: set[asyncio.Task[Any]] = set()  # calls past their X-Server-Timeout
 
     # -- lifecycle -----------------------------------------------------------
 
-    def start(self) -> int:
-        """Bind and serve on a thread of its own; returns the port. Raises OSError
-        if the address cannot be bound."""
-        ready: concurrent.futures.Future[int] = concurrent.futures.Future()
-        self._thread = threading.Thread(target=self._serve, args=(ready,),
-                                        name="footfall-http-loop", daemon=True)
-        self._thread.start()
-        self.port = ready.result(timeout=START_TIMEOUT)
-        return self.port
-
-    def _serve(self, ready: concurrent.futures.Future[int]) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            port = self._loop.run_until_complete(self._bind())
-        except BaseException as exc:  # handed to start(), which raises it
-            ready.set_exception(exc)
-            self._loop.close()
-            return
-        ready.set_result(port)
-        self._loop.run_forever()
-        self._loop.close()
-
-    async def _bind(self) -> int:
+    async def start(self) -> int:
+        """Bind and serve on the running loop; returns the port. Raises OSError if
+        the address cannot be bound."""
         settings = self._settings
         app = web.Application(client_max_size=settings.max_request_bytes)
         app.router.add_route("*", "/{path:.*}", self._handle)
@@ -182,25 +155,22 @@ class HttpGateway:
             raise OSError(f"cannot listen for HTTP on {settings.host}:{port}: "
                           f"{exc}") from exc
         self.site = site
-        return site.port
+        self.port = site.port
+        return self.port
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         """Stop accepting, let in-flight calls finish (up to grace_seconds), stop."""
-        if self._thread is None or not self._loop.is_running():
+        if self._runner is None:
             return
-
-        assert self._runner is not None
-        done = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+        runner, self._runner = self._runner, None
         try:
-            done.result(timeout=self._settings.grace_seconds + 5)
-        except concurrent.futures.TimeoutError:
+            async with asyncio.timeout(self._settings.grace_seconds + 5):
+                await runner.cleanup()
+                await asyncio.gather(*self._running, return_exceptions=True)
+        except TimeoutError:
             log.warning("HTTP gateway: in-flight calls still running after the grace period")
         except Exception:  # the rest of the shutdown must go on
             log.exception("HTTP gateway: shutdown failed")
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._executor.shutdown(wait=True, cancel_futures=True)
-        self._streams.shutdown(wait=False, cancel_futures=True)
 
     # -- requests ------------------------------------------------------------
 
@@ -233,7 +203,8 @@ class HttpGateway:
             self._origins.check(request, route)
             output = transcode.output_of(request.query)
             context = CallContext(request, pixel.requester(
-                request.headers, request.remote or "", self._settings.trust_forwarded_for))
+                request.headers, request.remote or "", self._settings.trust_forwarded_for),
+                pixel.is_pixel(route, output))
             query_key = request.query.get("key") if route.rpc == pixel.PIXEL_RPC else None
             # The key before the body: nobody without one makes the server read
             # (up to --max-request-bytes of) a body, let alone parse it.
@@ -243,13 +214,13 @@ class HttpGateway:
             return self._refused(request, route, output, envelope.refuse(method, exc, started))
         if route.method.server_streaming:
             return await self._stream(request, route, path_values, context, output, started)
-        work = asyncio.get_running_loop().run_in_executor(
-            self._executor, envelope.run, method, context.invocation_metadata(), body,
+        work = envelope.run(
+            method, context.invocation_metadata(), body,
             functools.partial(transcode.build_request, route, path_values,
                               request.query.items()),
             context, functools.partial(_answer, route, output), grant, started)
         try:
-            answer = await _within(work, context.time_remaining())
+            answer = await self._within(work, context.time_remaining())
         except DeadlineExceeded as exc:  # the call, still running, records itself
             answer = exc
         if isinstance(answer, FootfallError):
@@ -260,18 +231,33 @@ class HttpGateway:
     async def _stream(self, request: web.Request, route: Route, path_values: dict[str, str],
                       context: CallContext, output: transcode.Output,
                       started: float) -> web.StreamResponse:
-        """A server-streaming RPC as server-sent events (the servicer admits it)."""
-        def opened() -> Any:
-            message = transcode.build_request(route, path_values, request.query.items(), b"")
-            return route.call(message, context)
-
+        """A server-streaming RPC as server-sent events: the servicer admits and
+        opens it (`open_stream`) before the answer starts, so a refusal is an
+        ordinary JSON error."""
         try:
-            messages = await asyncio.get_running_loop().run_in_executor(self._streams, opened)
+            message = transcode.build_request(route, path_values, request.query.items(), b"")
+            servicer: Any = getattr(route.call, "__self__")  # noqa: B009
+            messages = await servicer.open_stream(route.method.name, message, context)
         except Exception as exc:
             return self._refused(request, route, output,
                                  self._envelope.refuse(route.grpc_method, exc, started))
-        return await sse.respond(request, messages, output, self._streams,
+        return await sse.respond(request, messages, output,
                                  functools.partial(self._cors, request))
+
+    async def _within(self, work: Coroutine[Any, Any, Any], seconds: float | None) -> Any:
+        """`work`'s result, or DEADLINE_EXCEEDED once the caller's `seconds` (its
+        X-Server-Timeout) are up; the work itself goes on (a write it started still
+        commits) and records its own outcome, and `stop` waits for it."""
+        if seconds is None or seconds > MAX_WAIT_SECONDS:
+            return await work
+        task = asyncio.ensure_future(work)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), timeout=seconds)
+        except TimeoutError:
+            raise DeadlineExceeded("the deadline (X-Server-Timeout) passed before the "
+                                   "answer was ready") from None
 
     def _refused(self, request: web.Request, route: Route, output: transcode.Output,
                  error: FootfallError) -> web.Response:
@@ -337,11 +323,11 @@ class HttpGateway:
         return self._cors(request, response)
 
 
-def _answer(route: Route, output: transcode.Output, message: Message,
-            context: CallContext) -> tuple[bytes, dict[str, str]]:
-    """On a worker thread: the servicer's answer to `message`, as the body and
-    headers of the HTTP response."""
-    answer = route.call(message, context)
+async def _answer(route: Route, output: transcode.Output, message: Message,
+                  context: CallContext) -> tuple[bytes, dict[str, str]]:
+    """The servicer's answer to `message`, as the body and headers of the HTTP
+    response."""
+    answer = await route.call(message, context)
     if route.response_body:
         answer = getattr(answer, route.response_body)
     if answer.DESCRIPTOR.full_name == HTTP_BODY and not output.explicit_json:
@@ -356,18 +342,6 @@ def _error(status: status_pb2.Status, http: int | None = None) -> web.Response:
     return web.Response(status=code, body=error_body(status, code),
                         content_type="application/json", charset="utf-8",
                         headers={"Cache-Control": "no-store"})
-
-
-async def _within(work: asyncio.Future[Any], seconds: float | None) -> Any:
-    """`work`'s result, or DEADLINE_EXCEEDED once the caller's `seconds` (its
-    X-Server-Timeout) are up; the work itself cannot be stopped on its thread."""
-    if seconds is None or seconds > MAX_WAIT_SECONDS:
-        return await work
-    try:
-        return await asyncio.wait_for(asyncio.shield(work), timeout=seconds)
-    except TimeoutError:
-        raise DeadlineExceeded("the deadline (X-Server-Timeout) passed before the answer "
-                               "was ready") from None
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext | None:

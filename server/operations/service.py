@@ -3,10 +3,10 @@
 Any process on the same store answers for any operation: nothing here reads
 in-process state. A WaitOperation is woken by this process's runner when an
 operation ends here, and reads the store again every WAIT_POLL_SECONDS for those
-that end on another replica. At most `max_waits` calls wait at once (they run on
-threads of their own, see server.rpc): one more is answered at once with the
+that end on another replica. A wait is a coroutine and holds no thread; still, at
+most `max_waits` calls wait at once: one more is answered at once with the
 operation as it is, which the contract allows ("the server may return before the
-timeout").
+timeout"). The store is read through `off_loop`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ import threading
 import time
 
 import grpc
+import grpc.aio
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import empty_pb2
 
 from server.errors import FieldViolation, InvalidArgument, NotFound
+from server.loop import off_loop
 from server.names import resolve_default_branch
 from server.operations.runner import OperationRunner
 from server.operations.wakeups import Wakeups
@@ -83,13 +85,18 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
             raise NotFound(OPERATION, name)
         return record
 
-    def GetOperation(self, request: operations_pb2.GetOperationRequest,
-                     context: grpc.ServicerContext) -> operations_pb2.Operation:
-        """The operation's latest state. NOT_FOUND for an unknown name."""
-        return operations_pb2.Operation.FromString(self._record(request.name).operation)
+    async def _read(self, name: str) -> OperationRecord:
+        return await off_loop(self._record, name)
 
-    def ListOperations(self, request: operations_pb2.ListOperationsRequest,
-                       context: grpc.ServicerContext) -> operations_pb2.ListOperationsResponse:
+    async def GetOperation(self, request: operations_pb2.GetOperationRequest,
+                           context: grpc.aio.ServicerContext
+                           ) -> operations_pb2.Operation:
+        """The operation's latest state. NOT_FOUND for an unknown name."""
+        return operations_pb2.Operation.FromString((await self._read(request.name)).operation)
+
+    async def ListOperations(self, request: operations_pb2.ListOperationsRequest,
+                             context: grpc.aio.ServicerContext
+                             ) -> operations_pb2.ListOperationsResponse:
         """Operations under `name` (a catalog, location or project), oldest first,
         paged; `filter` may be done=true|false. INVALID_ARGUMENT for a bad name,
         filter, page size or token."""
@@ -106,36 +113,39 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         after = _parse_page_token(request.page_token)
         parent = resolve_default_branch(request.name).rstrip("/") + "/"
-        records = self._store.list_operations(parent, done, size + 1, after)
+        records = await off_loop(self._store.list_operations, parent, done, size + 1, after)
         reply = operations_pb2.ListOperationsResponse(
             operations=[operations_pb2.Operation.FromString(r.operation) for r in records[:size]])
         if len(records) > size:
             reply.next_page_token = _page_token(records[size - 1])
         return reply
 
-    def DeleteOperation(self, request: operations_pb2.DeleteOperationRequest,
-                        context: grpc.ServicerContext) -> empty_pb2.Empty:
+    async def DeleteOperation(self, request: operations_pb2.DeleteOperationRequest,
+                              context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
         """Forget the operation (a running one stops at its next batch). NOT_FOUND
         for an unknown name."""
-        self._record(request.name)
-        if not self._store.delete_operation(resolve_default_branch(request.name)):
+        await self._read(request.name)
+        if not await off_loop(self._store.delete_operation,
+                              resolve_default_branch(request.name)):
             raise NotFound(OPERATION, request.name)
         self._wakeups.wake_all()  # its waiters answer NOT_FOUND now
         return empty_pb2.Empty()
 
-    def CancelOperation(self, request: operations_pb2.CancelOperationRequest,
-                        context: grpc.ServicerContext) -> empty_pb2.Empty:
+    async def CancelOperation(self, request: operations_pb2.CancelOperationRequest,
+                              context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
         """Ask the job to stop between batches; it then ends with CANCELLED. A done
         operation is left as it is. NOT_FOUND for an unknown name."""
-        self._record(request.name)
-        if self._store.request_cancel(resolve_default_branch(request.name)) is None:
+        await self._read(request.name)
+        if await off_loop(self._store.request_cancel,
+                          resolve_default_branch(request.name)) is None:
             raise NotFound(OPERATION, request.name)
         if self._runner is not None:
             self._runner.notify()
         return empty_pb2.Empty()
 
-    def WaitOperation(self, request: operations_pb2.WaitOperationRequest,
-                      context: grpc.ServicerContext | None) -> operations_pb2.Operation:
+    async def WaitOperation(self, request: operations_pb2.WaitOperationRequest,
+                            context: grpc.aio.ServicerContext | None
+                            ) -> operations_pb2.Operation:
         """The operation once done, or its state when `timeout` (or the caller's
         deadline, or 10 minutes) runs out, or at once when `max_waits` calls wait
         already. NOT_FOUND for an unknown name. (No `context`: a wait from within
@@ -147,26 +157,24 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
         if remaining is not None:
             limit = min(limit, max(remaining - 0.05, 0.0))
         if not self._wait_slots.acquire(blocking=False):
-            return operations_pb2.Operation.FromString(self._record(request.name).operation)
+            return operations_pb2.Operation.FromString((await self._read(request.name)).operation)
         try:
-            return self._wait(request.name, time.monotonic() + limit, context)
+            return await self._wait(request.name, time.monotonic() + limit, context)
         finally:
             self._wait_slots.release()
 
-    def _wait(self, name: str, deadline: float,
-              context: grpc.ServicerContext | None) -> operations_pb2.Operation:
+    async def _wait(self, name: str, deadline: float,
+                    context: grpc.aio.ServicerContext | None) -> operations_pb2.Operation:
         with self._wakeups.waiter() as wake:
             if context is not None:
-                context.add_callback(wake.set)  # the call ended: cancelled or past its deadline
+                # the call ended: cancelled or past its deadline (grpc's stubs want
+                # a class where any callable does)
+                context.add_done_callback(lambda _call: wake.set())  # type: ignore[arg-type]
             while True:
                 wake.clear()  # before the read: a change after it wakes the wait below
-                record = self._record(name)
+                record = await self._read(name)
                 left = deadline - time.monotonic()
                 if record.done or left <= 0 or self._wakeups.closed or \
-                        (context is not None and not context.is_active()):
+                        (context is not None and context.done()):
                     return operations_pb2.Operation.FromString(record.operation)
-                wake.wait(min(self._poll, left))
-
-
-def add_to_server(service: OperationsService, server: grpc.Server) -> None:
-    operations_pb2_grpc.add_OperationsServicer_to_server(service, server)
+                await wake.wait(min(self._poll, left))

@@ -1,7 +1,8 @@
 """Waking the callers waiting on operations (WaitOperation) when something changes.
 
-Each waiter holds an Event of its own while it waits; `wake_all` sets every one,
-and the waiter reads the store again. The runner calls it whenever this process
+Each waiter is a coroutine holding a Wake of its own while it waits; `wake_all`
+(from any thread: the runner's workers call it) sets every one on its loop, and
+the waiter reads the store again. The runner calls it whenever this process
 stops working on an operation (done, failed, paused or released), the service
 when an operation is deleted; changes made by other replicas are seen by the
 waiters' slow poll. Nothing is kept once a waiter leaves, so nothing grows.
@@ -10,21 +11,47 @@ waiters' slow poll. Nothing is kept once a waiter leaves, so nothing grows.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 
+class Wake:
+    """One waiter's flag: set from any thread, waited for on its loop."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._event.set)
+        except RuntimeError:  # its loop is closed: nobody waits any more
+            pass
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    async def wait(self, seconds: float) -> None:
+        """Until set, or `seconds` at most."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self._event.wait()
+        except TimeoutError:
+            pass
+
+
 class Wakeups:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._waiting: set[threading.Event] = set()
+        self._waiting: set[Wake] = set()
         self.closed = False
 
     @contextmanager
-    def waiter(self) -> Iterator[threading.Event]:
-        """An Event that `wake_all` sets while the block runs."""
-        wake = threading.Event()
+    def waiter(self) -> Iterator[Wake]:
+        """A Wake (of the running loop) that `wake_all` sets while the block runs."""
+        wake = Wake()
         with self._lock:
             self._waiting.add(wake)
         try:

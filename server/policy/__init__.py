@@ -5,13 +5,13 @@ the per-call metrics and log line.
 Both transports reach it through one envelope (`server.policy.envelope`), which
 hands it the full method name (`/google.cloud.retail.v2.UserEventService/WriteUserEvent`),
 the call's metadata (lower-case names), the request message and a context with
-`is_active()` and `time_remaining()`.
+`done()` (the caller is gone) and `time_remaining()`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -81,7 +81,6 @@ class Policy:
         self.metrics = metrics or Metrics()
         self.byte_quota = byte_quota
         self.rejections: Rejections | None = None  # where refused event writes are kept
-        self._stop_waiting = threading.Event()  # never set: an interruptible sleep
 
     @classmethod
     def from_settings(cls, settings: Settings, guarded: Iterable[str],
@@ -111,8 +110,8 @@ class Policy:
             return self.auth.authenticate(metadata, query_key)
         return None
 
-    def admit(self, method: str, metadata: Metadata, request: Message, context: Any,
-              query_key: str | None = None, grant: Grant | None = None) -> Admission:
+    async def admit(self, method: str, metadata: Metadata, request: Message, context: Any,
+                    query_key: str | None = None, grant: Grant | None = None) -> Admission:
         """Let the call through or raise why not; `grant` is what authenticate_early
         found (else the key is looked up here).
 
@@ -129,7 +128,7 @@ class Policy:
                 grant = self.auth.authenticate(metadata, query_key)
             admission = Admission(authorize(grant, method, request), grant.name)
         if self.faults is not None:
-            self._inject(method, metadata, context)
+            await self._inject(method, metadata, context)
         if (self.quota is not None or self.byte_quota is not None) and method in QUOTA_METHODS:
             project = admission.project or next(
                 (p for p in map(project_of, resource_names(request)) if p), None)
@@ -141,27 +140,17 @@ class Policy:
         drop_if_gone(context)
         return admission
 
-    def _inject(self, method: str, metadata: Metadata, context: Any) -> None:
+    async def _inject(self, method: str, metadata: Metadata, context: Any) -> None:
         assert self.faults is not None
         header = _header(metadata, faults.HEADER)
         if header is None:
             return
         spec = faults.parse_spec(header)
         if spec.delay:
-            self._wait(spec.delay, context)
+            await _wait(spec.delay, context)
         if self.faults.fires(method, header, spec):
             assert spec.code is not None
             raise faults.injected(spec.code, header)
-
-    def _wait(self, seconds: float, context: Any) -> None:
-        """Sleep up to `seconds`, returning early once the caller is gone."""
-        step, waited = 0.02, 0.0
-        while waited < seconds and context.is_active():
-            remaining = context.time_remaining()
-            if remaining is not None and remaining <= 0:
-                return
-            self._stop_waiting.wait(min(step, seconds - waited))
-            waited += step
 
     def record(self, method: str, transport: str, code: grpc.StatusCode, seconds: float,
                admission: Admission | None = None, message: str = "") -> None:
@@ -184,6 +173,17 @@ class Policy:
         log.log(level, "call %s", text, extra={"call": fields})
 
 
+async def _wait(seconds: float, context: Any) -> None:
+    """Sleep up to `seconds`, returning early once the caller is gone."""
+    step, waited = 0.02, 0.0
+    while waited < seconds and not context.done():
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            return
+        await asyncio.sleep(min(step, seconds - waited))
+        waited += step
+
+
 def deadline_of(context: Any) -> float | None:
     """The call's deadline on time.monotonic(), or None when it has none: for work
     whose length the request decides (e.g. listing gs:// files)."""
@@ -196,11 +196,17 @@ def drop_if_gone(context: Any) -> None:
     work (and writes) for a caller that is gone are not done."""
     if context is None:
         return
-    if not context.is_active():
-        raise Cancelled("the caller went away before the call was served")
+    remaining = context.time_remaining()
+    if context.done() or (remaining is not None and remaining <= 0):
+        raise caller_gone(context)
+
+
+def caller_gone(context: Any) -> Cancelled | DeadlineExceeded:
+    """Why a call whose caller is gone ends: its deadline passed, or it went away."""
     remaining = context.time_remaining()
     if remaining is not None and remaining <= 0:
-        raise DeadlineExceeded("the caller's deadline passed before the call was served")
+        return DeadlineExceeded("the caller's deadline passed before the call was served")
+    return Cancelled("the caller went away before the call was served")
 
 
 def _logfmt(value: Any) -> str:

@@ -2,25 +2,28 @@
 decoded, admission (role, project, faults, quotas, gone callers), the servicer,
 any exception turned into a domain error, then the metrics and the log line.
 
-A transport keeps only its framing: gRPC decodes bytes and aborts with the
-status of a refusal; HTTP reads its body first (after `screen`, so that nobody
-without a key makes the server read or parse one) and renders Google's JSON
+`run` is a coroutine both transports await on the one event loop, and the
+servicer's method a coroutine it awaits. A transport keeps only its framing:
+gRPC decodes bytes and aborts with the status of a refusal; HTTP reads its
+body first (after `screen`, so that nobody without a key makes the server read
+or parse one) and renders Google's JSON
 error. A refusal is returned (a FootfallError), not raised: each transport
 renders it in its own framing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 
 from server.console import origin
 from server.errors import ChosenStatus, FootfallError, Internal
-from server.policy import Admission, Metadata, Policy
+from server.policy import Admission, Metadata, Policy, caller_gone
 from server.policy.auth import Grant
 
 log = logging.getLogger(__name__)
@@ -58,10 +61,11 @@ class Envelope:
         reads the request before `run` (HTTP bodies come after the head)."""
         return self.policy.authenticate_early(method, metadata, query_key)
 
-    def run(self, method: str, metadata: Metadata, raw: Any, decode: Callable[[Any], Any],
-            context: Any, call: Callable[[Any, Any], Any], grant: Grant | None = None,
-            started: float | None = None) -> Any:
-        """`call(decode(raw), context)`'s answer, or the FootfallError that refuses
+    async def run(self, method: str, metadata: Metadata, raw: Any,
+                  decode: Callable[[Any], Any], context: Any,
+                  call: Callable[[Any, Any], Awaitable[Any]], grant: Grant | None = None,
+                  started: float | None = None) -> Any:
+        """`await call(decode(raw), context)`'s answer, or the FootfallError that refuses
         the call (see `refuse`). `grant`: what `screen` found (else the key is
         checked here, before decoding); `started`: when the transport began."""
         if started is None:
@@ -73,8 +77,12 @@ class Envelope:
             if grant is None:
                 grant = self.policy.authenticate_early(method, metadata)
             request = decode(raw)
-            admission = self.policy.admit(method, metadata, request, context, grant=grant)
-            answer = call(request, context)
+            admission = await self.policy.admit(method, metadata, request, context,
+                                                grant=grant)
+            answer = await call(request, context)
+        except asyncio.CancelledError:  # grpc.aio: the caller went, or its deadline passed
+            self.refuse(method, caller_gone(context), started, context, admission)
+            raise
         except Exception as exc:
             return self.refuse(method, exc, started, context, admission, request)
         self.policy.record(method, self.transport, grpc.StatusCode.OK,

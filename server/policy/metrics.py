@@ -123,6 +123,14 @@ class Metrics:
         if stored:
             self.events.labels("user_event").inc(stored)
 
+    def watch_uncommitted(self, store: Any) -> None:
+        """Show `store`'s acknowledged events not yet committed (under --processes,
+        those of the process answering the scrape)."""
+        Gauge("footfall_events_acknowledged_uncommitted",
+              "Events answered before their commit (pixels, write_async) and not committed "
+              "yet: what a kill -9 now would lose.", registry=self._exposed
+              ).set_function(lambda: store.acknowledged_uncommitted)
+
     # -- operations ------------------------------------------------------------
 
     def observe_job(self, kind: str, job: Callable[[Any], None]) -> Callable[[Any], None]:

@@ -1,7 +1,8 @@
 """google.cloud.retail.v2.ProductService: catalog CRUD over the store.
 
 Rules live in `products`, `product_validation` and `product_listing`; this
-module parses, calls them, talks to the store and answers. Checks that read other
+module parses, calls them, talks to the store (`off_loop`: the methods are
+coroutines on the server's loop) and answers. Checks that read other
 products (a variant's primary, what refers to a product being deleted) are handed
 to the store, which runs them in the write's own transaction.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import grpc.aio
 from footfall.retail.v2 import (
     import_config_pb2,
     product_pb2,
@@ -34,6 +36,7 @@ from server.errors import (
     gather,
     raise_if_any,
 )
+from server.loop import off_loop
 from server.operations.runner import OperationRunner
 from server.policy import deadline_of
 from server.retail import (
@@ -124,8 +127,8 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
 
     # -- CRUD --------------------------------------------------------------
 
-    def CreateProduct(self, request: product_service_pb2.CreateProductRequest,
-                      context: grpc.ServicerContext) -> product_pb2.Product:
+    async def CreateProduct(self, request: product_service_pb2.CreateProductRequest,
+                      context: grpc.aio.ServicerContext) -> product_pb2.Product:
         """Store a new product; returns it as stored (name, id and defaults set).
 
         INVALID_ARGUMENT for a bad parent, product_id or product (all listed);
@@ -145,22 +148,23 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         fields = inventory.specified(product)
         times = inventory.overwritten(inventory.Times(), fields, now_ns).dump() if fields \
             else None
-        if not self._store.create_product(branch, product.id, product.SerializeToString(),
-                                          self._references_hold(branch, product.id), times):
+        if not await off_loop(self._store.create_product, branch, product.id,
+                              product.SerializeToString(),
+                              self._references_hold(branch, product.id), times):
             raise AlreadyExists(products.RESOURCE_TYPE, product.name)
         return product
 
-    def GetProduct(self, request: product_service_pb2.GetProductRequest,
-                   context: grpc.ServicerContext) -> product_pb2.Product:
+    async def GetProduct(self, request: product_service_pb2.GetProductRequest,
+                   context: grpc.aio.ServicerContext) -> product_pb2.Product:
         """The product `name` names (`default_branch` reads branch 0).
 
         INVALID_ARGUMENT for a malformed name; NOT_FOUND when there is no such product.
         """
         branch, product_id = names.parse_product_key(request.name, "name")
-        return self._must_get(branch, product_id, request.name)
+        return await off_loop(self._must_get, branch, product_id, request.name)
 
-    def ListProducts(self, request: product_service_pb2.ListProductsRequest,
-                     context: grpc.ServicerContext) -> product_service_pb2.ListProductsResponse:
+    async def ListProducts(self, request: product_service_pb2.ListProductsRequest,
+                     context: grpc.aio.ServicerContext) -> product_service_pb2.ListProductsResponse:
         """One page of the branch's products in id order, with a next_page_token
         when more follow; fields as read_mask says (Google's default set if empty).
 
@@ -178,14 +182,16 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
             branch, request.filter, ",".join(request.read_mask.paths))
         after_id = product_listing.decode_page_token(request.page_token, fingerprint)
 
-        if query.key == "collection_product_id":
-            page = self._collection_page(branch, query.value, after_id, size + 1)
-        else:
+        def read() -> list[product_pb2.Product]:
+            if query.key == "collection_product_id":
+                return self._collection_page(branch, query.value, after_id, size + 1)
             if query.key == "primary_product_id":
                 self._must_get(branch, query.value, names.product_name(branch, query.value))
-            page = list(islice(product_listing.scan(
+            return list(islice(product_listing.scan(
                 self._store, branch, query.matches, after_id,
                 needle=query.value if query.key == "primary_product_id" else ""), size + 1))
+
+        page = await off_loop(read)
 
         answer = product_service_pb2.ListProductsResponse()
         for product in page[:size]:
@@ -204,8 +210,8 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         stored = self._store.get_products(branch, members)  # at most 1000, by validation
         return [products.decode(stored[m], branch, m) for m in members if m in stored][:limit]
 
-    def UpdateProduct(self, request: product_service_pb2.UpdateProductRequest,
-                      context: grpc.ServicerContext) -> product_pb2.Product:
+    async def UpdateProduct(self, request: product_service_pb2.UpdateProductRequest,
+                      context: grpc.aio.ServicerContext) -> product_pb2.Product:
         """Change the product `product.name` names; returns it as stored.
 
         With update_mask only the named fields change (`attributes.<key>` sets or
@@ -260,46 +266,47 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
             """The inventory update times: those it sets are now's, whatever they were."""
             return inventory.overwritten(inventory.Times.load(raw_times), fields, now_ns).dump()
 
-        stored = self._store.update_product(branch, product_id, change,
-                                            self._references_hold(branch, product_id), stamp)
+        stored = await off_loop(self._store.update_product, branch, product_id, change,
+                                self._references_hold(branch, product_id), stamp)
         assert stored is not None  # `change` always returns a product
         return products.decode(stored, branch, product_id)
 
-    def DeleteProduct(self, request: product_service_pb2.DeleteProductRequest,
-                      context: grpc.ServicerContext) -> empty_pb2.Empty:
+    async def DeleteProduct(self, request: product_service_pb2.DeleteProductRequest,
+                      context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
         """Delete the product `name` names; returns Empty.
 
         INVALID_ARGUMENT for a malformed name, a PRIMARY that still has variants,
         or a member of a COLLECTION; NOT_FOUND when there is no such product.
         """
         branch, product_id = names.parse_product_key(request.name, "name")
-        if not self._store.delete_product(branch, product_id,
-                                          self._nothing_refers_to(branch, product_id)):
+        if not await off_loop(self._store.delete_product, branch, product_id,
+                              self._nothing_refers_to(branch, product_id)):
             raise NotFound(products.RESOURCE_TYPE, request.name)
         return empty_pb2.Empty()
 
     # -- import: a long-running operation ----------------------------------
 
-    def ImportProducts(self, request: import_config_pb2.ImportProductsRequest,
-                       context: grpc.ServicerContext) -> operations_pb2.Operation:
+    async def ImportProducts(self, request: import_config_pb2.ImportProductsRequest,
+                       context: grpc.aio.ServicerContext) -> operations_pb2.Operation:
         """Start a product import operation (under the branch); INVALID_ARGUMENT for
         what can be checked now: parent, source, sizes, files, mode, update_mask;
         DEADLINE_EXCEEDED when listing the files outlasts the call."""
-        branch = import_products.check_request(request, self._gcs_root, deadline_of(context))
-        return self._runner.submit(branch, import_products.KIND, request,
-                                   import_products.new_operation)
+        branch = await off_loop(import_products.check_request, request, self._gcs_root,
+                                deadline_of(context))
+        return await off_loop(self._runner.submit, branch, import_products.KIND, request,
+                              import_products.new_operation)
 
-    def PurgeProducts(self, request: purge_config_pb2.PurgeProductsRequest,
-                      context: grpc.ServicerContext) -> operations_pb2.Operation:
+    async def PurgeProducts(self, request: purge_config_pb2.PurgeProductsRequest,
+                            context: grpc.aio.ServicerContext) -> operations_pb2.Operation:
         """Start a product purge operation (under the branch); INVALID_ARGUMENT for a
         bad parent or filter."""
         branch, _ = purge_products.check_request(request)
-        return self._runner.submit(branch, purge_products.KIND, request,
-                                   purge_products.new_operation)
+        return await off_loop(self._runner.submit, branch, purge_products.KIND, request,
+                              purge_products.new_operation)
 
     # -- inventory: long-running operations, one kind per RPC -----------------
 
-    def _update_inventory(self, kind: str, request: Any) -> operations_pb2.Operation:
+    async def _update_inventory(self, kind: str, request: Any) -> operations_pb2.Operation:
         """Apply an inventory update; returns its operation, done.
 
         INVALID_ARGUMENT naming each bad field, or when the product it would leave
@@ -307,34 +314,39 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         not set (with it, the operation is stored and nothing else: see README).
         """
         update = inventory_operations.prepare(kind, request, self._clock.now_ns())
-        if not self._store.update_inventory(update.branch, update.product_id, update.change,
-                                            update.record):
+        if not await off_loop(self._store.update_inventory, update.branch, update.product_id,
+                              update.change, update.record):
             if not request.allow_missing:
                 raise NotFound(products.RESOURCE_TYPE, update.shown_name)
-            self._store.create_operation(update.record)
+            await off_loop(self._store.create_operation, update.record)
         return update.operation
 
-    def SetInventory(self, request: product_service_pb2.SetInventoryRequest,
-                     context: grpc.ServicerContext) -> operations_pb2.Operation:
+    async def SetInventory(
+            self, request: product_service_pb2.SetInventoryRequest,
+            context: grpc.aio.ServicerContext) -> operations_pb2.Operation:
         """Set the inventory fields `set_mask` names, where no later update set them."""
-        return self._update_inventory("set-inventory", request)
+        return await self._update_inventory("set-inventory", request)
 
-    def AddFulfillmentPlaces(self, request: product_service_pb2.AddFulfillmentPlacesRequest,
-                             context: grpc.ServicerContext) -> operations_pb2.Operation:
+    async def AddFulfillmentPlaces(
+            self, request: product_service_pb2.AddFulfillmentPlacesRequest,
+            context: grpc.aio.ServicerContext) -> operations_pb2.Operation:
         """Add places to one fulfillment type, where no later update removed them."""
-        return self._update_inventory("add-fulfillment-places", request)
+        return await self._update_inventory("add-fulfillment-places", request)
 
-    def RemoveFulfillmentPlaces(self, request: product_service_pb2.RemoveFulfillmentPlacesRequest,
-                                context: grpc.ServicerContext) -> operations_pb2.Operation:
+    async def RemoveFulfillmentPlaces(
+            self, request: product_service_pb2.RemoveFulfillmentPlacesRequest,
+            context: grpc.aio.ServicerContext) -> operations_pb2.Operation:
         """Remove places from one fulfillment type, where no later update added them."""
-        return self._update_inventory("remove-fulfillment-places", request)
+        return await self._update_inventory("remove-fulfillment-places", request)
 
-    def AddLocalInventories(self, request: product_service_pb2.AddLocalInventoriesRequest,
-                            context: grpc.ServicerContext) -> operations_pb2.Operation:
+    async def AddLocalInventories(
+            self, request: product_service_pb2.AddLocalInventoriesRequest,
+            context: grpc.aio.ServicerContext) -> operations_pb2.Operation:
         """Set fields of the inventories at places, where no later update set them."""
-        return self._update_inventory("add-local-inventories", request)
+        return await self._update_inventory("add-local-inventories", request)
 
-    def RemoveLocalInventories(self, request: product_service_pb2.RemoveLocalInventoriesRequest,
-                               context: grpc.ServicerContext) -> operations_pb2.Operation:
+    async def RemoveLocalInventories(
+            self, request: product_service_pb2.RemoveLocalInventoriesRequest,
+            context: grpc.aio.ServicerContext) -> operations_pb2.Operation:
         """Remove the inventories at places, where no later update set them."""
-        return self._update_inventory("remove-local-inventories", request)
+        return await self._update_inventory("remove-local-inventories", request)

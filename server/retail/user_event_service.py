@@ -1,11 +1,19 @@
-"""google.cloud.retail.v2.UserEventService: parse, validate, store, answer."""
+"""google.cloud.retail.v2.UserEventService: parse, validate, store, answer.
+
+The methods are coroutines on the server's loop: validation runs there, the
+event write awaits the group commit, other store work goes `off_loop`.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import grpc
+import grpc.aio
 from footfall.retail.v2 import (
     import_config_pb2,
     purge_config_pb2,
@@ -18,13 +26,16 @@ from google.longrunning import operations_pb2
 
 from server.clock import Clock
 from server.config import Settings
+from server.console import origin
 from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
+from server.loop import off_loop
 from server.names import parse_catalog
 from server.operations.runner import OperationRunner
 from server.policy import deadline_of
 from server.policy.limits import event_size_violation
 from server.retail import collect, import_events, join, purge, rejoin, validation
 from server.store import Store
+from server.store.group_commit import Join
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +46,16 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         self._store = store
         self._strict = settings.strict_event_types
         self._max_event_bytes = settings.max_event_bytes
+        self._durable_pixels = settings.durable_pixels
         self._clock = clock
         self._runner = runner
         self._gcs_root = Path(settings.gcs_root)
 
-    def _store_event(self, parent: str, event: user_event_pb2.UserEvent, path: str, wait: bool,
-                     found: list[FieldViolation] | None = None) -> None:
+    async def _store_event(self, parent: str, event: user_event_pb2.UserEvent, path: str,
+                           wait: bool, found: list[FieldViolation] | None = None,
+                           answered: bool = True) -> None:
         """Validate `event` for the catalog `parent`, stamp its time, store it.
+        `answered`: the caller gets the event back (joined with the catalog).
 
         Raises INVALID_ARGUMENT listing every violation: the parent's, those
         already `found` in the request, and the event's own (unless the event
@@ -61,12 +75,31 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         raise_if_any(violations)
         if not event.HasField("event_time"):
             event.event_time.FromNanoseconds(self._clock.now_ns())
-        products = join.load_products(self._store, str(catalog), join.product_ids([event]))
-        row = join.joined_row(str(catalog), event, products, path, self._max_event_bytes)
-        self._store.write_user_events([row], wait=wait)
+        name = str(catalog)
+        ids = join.product_ids([event])
+        if ids and (wait or not answered):
+            # Joined by the writer, which reads the products of its whole batch at
+            # once; the event is not touched here until the write is done.
+            finish = partial(join.joined_row, name, event, path=path,
+                             max_event_bytes=self._max_event_bytes)
+            # The row is made on the writer's thread: how and when the event came is
+            # known here, in the call's context (server.console.origin).
+            how, when = origin.transport(), origin.now_us()
+            await self._store.write_joined_async(Join(
+                name, ids, self._read_products,
+                lambda products: replace(finish(products), transport=how, received_us=when)),
+                wait=wait)
+            return
+        # No products to read, or the answer (write_async) comes before the commit.
+        products = await off_loop(self._read_products, name, ids) if ids else {}
+        row = join.joined_row(name, event, products, path, self._max_event_bytes)
+        await self._store.write_user_events_async([row], wait=wait)
 
-    def WriteUserEvent(self, request: user_event_service_pb2.WriteUserEventRequest,
-                       context: grpc.ServicerContext) -> user_event_pb2.UserEvent:
+    def _read_products(self, catalog: str, ids: list[str]) -> dict[str, Any]:
+        return join.load_products(self._store, catalog, ids)
+
+    async def WriteUserEvent(self, request: user_event_service_pb2.WriteUserEventRequest,
+                             context: grpc.aio.ServicerContext) -> user_event_pb2.UserEvent:
         """Store one event (durably unless write_async); returns it as stored.
 
         INVALID_ARGUMENT for a bad parent or event.
@@ -75,15 +108,18 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
             problems: list[FieldViolation] = []
             gather(problems, parse_catalog, request.parent, "parent")
             raise InvalidArgument([*problems, FieldViolation("user_event", "is required")])
-        event = user_event_pb2.UserEvent()
-        event.CopyFrom(request.user_event)
-        self._store_event(request.parent, event, "user_event", wait=not request.write_async)
+        event = request.user_event  # ours (decoded for this call): stamped and joined in place
+        await self._store_event(request.parent, event, "user_event",
+                                wait=not request.write_async)
         return event
 
-    def CollectUserEvent(self, request: user_event_service_pb2.CollectUserEventRequest,
-                         context: grpc.ServicerContext) -> httpbody_pb2.HttpBody:
+    async def CollectUserEvent(self, request: user_event_service_pb2.CollectUserEventRequest,
+                               context: grpc.aio.ServicerContext) -> httpbody_pb2.HttpBody:
         """Store the event a pixel carries; answers a 1x1 transparent GIF. Over HTTP,
-        what the event leaves empty is filled from the browser's request.
+        what the event leaves empty is filled from the browser's request. A browser's
+        pixel is answered once its event is valid and queued (committed with the next
+        group), since the GIF tells it nothing either way (unless --durable-pixels);
+        every other caller, once the event is committed.
 
         INVALID_ARGUMENT for bad JSON, size limits, unknown rules, a bad event.
         """
@@ -93,29 +129,34 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         if requester is not None:
             collect.fill_from_requester(event, requester)
         path = "raw_json" if request.raw_json else "user_event"
-        self._store_event(request.parent, event, path, wait=True, found=found)
+        wait = self._durable_pixels or not collect.answers_gif_only(context)
+        await self._store_event(request.parent, event, path, wait=wait, found=found,
+                                answered=False)
         return httpbody_pb2.HttpBody(content_type=collect.PIXEL_CONTENT_TYPE,
                                      data=collect.PIXEL_GIF)
 
-    def ImportUserEvents(self, request: import_config_pb2.ImportUserEventsRequest,
-                         context: grpc.ServicerContext) -> operations_pb2.Operation:
+    async def ImportUserEvents(self, request: import_config_pb2.ImportUserEventsRequest,
+                               context: grpc.aio.ServicerContext) -> operations_pb2.Operation:
         """Start an import operation; INVALID_ARGUMENT for what can be checked now
         (parent, source, sizes, files that do not exist, unsupported sources);
         DEADLINE_EXCEEDED when listing the files outlasts the call."""
-        catalog = import_events.check_request(request, self._gcs_root, deadline_of(context))
-        return self._runner.submit(catalog, import_events.KIND, request,
-                                   import_events.new_operation)
+        catalog = await off_loop(import_events.check_request, request, self._gcs_root,
+                                 deadline_of(context))
+        return await off_loop(self._runner.submit, catalog, import_events.KIND, request,
+                              import_events.new_operation)
 
-    def PurgeUserEvents(self, request: purge_config_pb2.PurgeUserEventsRequest,
-                        context: grpc.ServicerContext) -> operations_pb2.Operation:
+    async def PurgeUserEvents(self, request: purge_config_pb2.PurgeUserEventsRequest,
+                              context: grpc.aio.ServicerContext) -> operations_pb2.Operation:
         """Start a purge (force=false only counts); INVALID_ARGUMENT for a bad
         parent or filter, saying where."""
         query = purge.check_request(request)
-        return self._runner.submit(query.catalog, purge.KIND, request, purge.new_operation)
+        return await off_loop(self._runner.submit, query.catalog, purge.KIND, request,
+                              purge.new_operation)
 
-    def RejoinUserEvents(self, request: user_event_service_pb2.RejoinUserEventsRequest,
-                         context: grpc.ServicerContext) -> operations_pb2.Operation:
+    async def RejoinUserEvents(self, request: user_event_service_pb2.RejoinUserEventsRequest,
+                               context: grpc.aio.ServicerContext) -> operations_pb2.Operation:
         """Start a rejoin of the events in scope; INVALID_ARGUMENT for a bad parent
         or scope."""
         query = rejoin.check_request(request)
-        return self._runner.submit(query.catalog, rejoin.KIND, request, rejoin.new_operation)
+        return await off_loop(self._runner.submit, query.catalog, rejoin.KIND, request,
+                              rejoin.new_operation)

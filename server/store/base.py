@@ -1,9 +1,10 @@
 """The Store interface every backend implements (SQLite and PostgreSQL).
 
-The interface is synchronous and thread-safe: the gRPC server runs handlers on a
-thread pool (the faster grpcio flavour on this machine, see README "Design
-notes"), and each backend batches concurrent writes into one transaction
-(group commit) so durability does not cost throughput. Any method may raise
+The interface is synchronous and thread-safe (coroutines call it through
+`server.loop.off_loop`), except `write_user_events_async`, which the servicers
+on the event loop await: each backend batches concurrent writes into one
+transaction (group commit) so durability does not cost throughput, and answers
+a batch's coroutines at once. Any method may raise
 StoreUnavailable (UNAVAILABLE) while the database cannot be reached.
 """
 
@@ -21,7 +22,7 @@ from server.store.console import (
     StoredClientEvent,
     StoredEvent,
 )
-from server.store.group_commit import Job
+from server.store.group_commit import Job, Join
 from server.store.rows import (
     ClientEventRow,
     EventQuery,
@@ -38,6 +39,20 @@ class Store(Protocol):
     def write_user_events(self, rows: Sequence[EventRow], *, wait: bool = True) -> None:
         """Store `rows`, skipping exact duplicates. With `wait`, returns once they are
         committed (durable); without, at once (the next batch, or `close`, commits them)."""
+
+    async def write_user_events_async(self, rows: Sequence[EventRow], *,
+                                      wait: bool = True) -> None:
+        """write_user_events for a coroutine on a running loop: with `wait`, done
+        once committed, costing no thread while it waits."""
+
+    async def write_joined_async(self, join: Join, *, wait: bool = True) -> None:
+        """write_user_events_async of the row `join` makes on the writer once it has
+        read the products the event names (with those of the batch's other events);
+        raises what `join.finish` raises, nothing written."""
+
+    @property
+    def acknowledged_uncommitted(self) -> int:
+        """Events written without `wait` that are not committed yet."""
 
     def count_user_events(self, query: EventQuery) -> int:
         """How many stored events `query` selects."""

@@ -5,6 +5,10 @@ that is queued, applies them in order inside one transaction, commits once, and
 only then resolves the futures. A durable write therefore costs one commit per
 batch, not per event, and callers never see an answer before their data is safe.
 
+A coroutine's job carries an asyncio future of its loop besides: once a batch
+is settled, its futures are resolved with one `call_soon_threadsafe` per loop
+(not one per job), so a thousand waiting writes cost the loop one wake-up.
+
 When the database cannot be reached or its disk is full (`apply_batch` raises
 StoreUnavailable, or StoreFull which is one), the batch's unresolved jobs are
 carried over and retried with backoff: a waiting caller gives up after
@@ -14,12 +18,14 @@ kept until they commit or `close` runs out of time.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from server.store.rows import EventRow, StoreUnavailable
@@ -30,21 +36,76 @@ FIRST_RETRY_DELAY = 0.05  # seconds; doubles up to MAX_RETRY_DELAY while the dat
 MAX_RETRY_DELAY = 2.0
 
 
+@dataclass
+class Join:
+    """An event row the writer makes itself, once it has read the catalog products
+    the event names: the events of one batch read their products with one read per
+    catalog, not one each. `read(catalog, ids)` gives the products found (parsed),
+    `finish(products)` the row, or raises what refuses the event."""
+
+    catalog: str
+    product_ids: Sequence[str]
+    read: Callable[[str, list[str]], dict[str, Any]]
+    finish: Callable[[dict[str, Any]], EventRow]
+
+
 class Job:
     """A write: either event rows to insert, or a function run on the connection.
 
-    `waited` is False for rows acknowledged before they commit (write_async).
+    `join`, when set, makes the one row of the job on the writer (rows is None
+    until then). `waited` is False for rows acknowledged before they commit
+    (write_async, pixels);
+    `awaited`, when a coroutine waits for it, is a future of that coroutine's loop
+    (made on it), resolved like `future` once the batch is settled.
     """
 
-    __slots__ = ("rows", "fn", "future", "waited", "submitted")
+    __slots__ = ("rows", "fn", "join", "future", "waited", "submitted", "awaited")
 
     def __init__(self, rows: Sequence[EventRow] | None = None,
-                 fn: Callable[[Any], Any] | None = None, *, waited: bool = True) -> None:
+                 fn: Callable[[Any], Any] | None = None, *, join: Join | None = None,
+                 waited: bool = True, awaited: asyncio.Future[Any] | None = None) -> None:
         self.rows = rows
         self.fn = fn
+        self.join = join
         self.future: Future[Any] = Future()
         self.waited = waited
         self.submitted = time.monotonic()
+        self.awaited = awaited
+
+    @property
+    def row_count(self) -> int:
+        """How many event rows the job writes."""
+        return len(self.rows) if self.rows is not None else int(self.join is not None)
+
+
+def _pass_on(settled: list[tuple[asyncio.Future[Any], Future[Any]]]) -> None:
+    """On a loop: hand each job's outcome to its asyncio future (unless its
+    caller gave up on it already)."""
+    for awaited, future in settled:
+        if awaited.done():
+            continue
+        error = future.exception()
+        if error is not None:
+            awaited.set_exception(error)
+        else:
+            awaited.set_result(future.result())
+
+
+def answer_coroutines(jobs: Sequence[Job]) -> None:
+    """Resolve the asyncio futures of the settled `jobs`: one call per loop.
+    A job answered this way is not answered again (a batch carried over for a
+    retry is looked at again)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Future[Any]]]] = {}
+    for job in jobs:
+        awaited = job.awaited
+        if awaited is not None and job.future.done():
+            by_loop.setdefault(awaited.get_loop(), []).append((awaited, job.future))
+            job.awaited = None
+    for loop, settled in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_pass_on, settled)
+        except RuntimeError:  # that loop is closed: nobody waits there any more
+            pass
 
 
 # A function job's result once its batch ran: (job, value, None) or (job, None, error).
@@ -108,6 +169,7 @@ class GroupCommitter:
         self._close_seconds = close_seconds
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
+        self._unwaited_rows = 0
         self.batches = 0  # committed batches, for metrics and tests
         # Called on the writer thread with each committed batch (futures resolved);
         # how metrics see batch sizes without the store knowing about them.
@@ -120,11 +182,34 @@ class GroupCommitter:
         with self._lock:
             if self._closed:
                 raise RuntimeError("store is closed")
+            if not job.waited:
+                self._unwaited_rows += job.row_count
             self._queue.put(job)
         return job.future
 
+    @property
+    def acknowledged_uncommitted(self) -> int:
+        """Rows nobody waits for (write_async, pixels) that are not committed yet:
+        what a kill -9 now would lose."""
+        return self._unwaited_rows
+
+    def _settled(self, jobs: Sequence[Job]) -> None:
+        """`jobs` are done with (committed or failed): count their unwaited rows out."""
+        done = sum(job.row_count for job in jobs if not job.waited and job.future.done())
+        if done:
+            with self._lock:
+                self._unwaited_rows -= done
+
     def submit_rows(self, rows: Sequence[EventRow], *, waited: bool = True) -> Future[Any]:
         return self.submit(Job(rows=rows, waited=waited))
+
+    def submit_awaited(self, rows: Sequence[EventRow] | None = None,
+                       join: Join | None = None) -> asyncio.Future[Any]:
+        """On a running loop: queue `rows` (or the row of `join`); a future of that
+        loop, done once they are committed (or failed)."""
+        awaited = asyncio.get_running_loop().create_future()
+        self.submit(Job(rows=rows, join=join, awaited=awaited))
+        return awaited
 
     def submit_fn(self, fn: Callable[[Any], Any]) -> Future[Any]:
         return self.submit(Job(fn=fn))
@@ -175,15 +260,26 @@ class GroupCommitter:
                 stop_deadline = time.monotonic() + self._close_seconds
             if not batch:
                 return
+            batch = self._joined(batch)
+            if not batch:  # each of its writes was refused
+                carried = []
+                if stop_deadline is not None:
+                    self._fail_leftovers()
+                    return
+                continue
             try:
                 self._apply_batch(batch)
                 self.batches += 1
+                answer_coroutines(batch)  # before the listener: callers first
+                self._settled(batch)
                 listener = self.on_commit  # once: another thread may unset it meanwhile
                 if listener is not None:
                     self._notify(listener, batch)
                 carried, delay = [], FIRST_RETRY_DELAY
             except StoreUnavailable as exc:
                 carried = self._keep_for_retry(batch, exc, stop_deadline)
+                answer_coroutines(batch)  # those given up on
+                self._settled(batch)
                 if carried:
                     time.sleep(delay)
                     delay = min(delay * 2, MAX_RETRY_DELAY)
@@ -192,10 +288,49 @@ class GroupCommitter:
                 for job in batch:
                     if not job.future.done():
                         job.future.set_exception(exc)
+                answer_coroutines(batch)
+                self._settled(batch)
                 carried = []
             if stop_deadline is not None and not carried:
                 self._fail_leftovers()
                 return
+
+    def _joined(self, batch: list[Job]) -> list[Job]:
+        """`batch` with the rows of its join jobs made (one product read per catalog);
+        the jobs whose row could not be made are answered with why, and left out."""
+        joins = [job for job in batch if job.join is not None and job.rows is None]
+        if not joins:
+            return batch
+        wanted: dict[str, set[str]] = {}
+        for job in joins:
+            assert job.join is not None
+            wanted.setdefault(job.join.catalog, set()).update(job.join.product_ids)
+        found: dict[str, dict[str, Any] | BaseException] = {}
+        for job in joins:
+            join = job.join
+            assert join is not None
+            if join.catalog not in found:
+                try:
+                    found[join.catalog] = join.read(join.catalog, sorted(wanted[join.catalog]))
+                except Exception as exc:  # e.g. StoreUnavailable: these writes fail
+                    found[join.catalog] = exc
+            products = found[join.catalog]
+            try:
+                if isinstance(products, BaseException):
+                    raise products
+                job.rows = [join.finish(products)]
+            except Exception as exc:
+                job.future.set_exception(exc)
+        failed = [job for job in joins if job.future.done()]
+        if not failed:
+            return batch
+        for job in failed:
+            if not job.waited:
+                log.warning("an event acknowledged before its commit was not stored: %s",
+                            job.future.exception())
+        answer_coroutines(failed)
+        self._settled(failed)
+        return [job for job in batch if not job.future.done()]
 
     def _notify(self, listener: Callable[[list[Job]], None], batch: list[Job]) -> None:
         try:
@@ -235,3 +370,4 @@ class GroupCommitter:
                 return
             if isinstance(item, Job) and not item.future.done():
                 item.future.set_exception(RuntimeError("store is closed"))
+                answer_coroutines([item])

@@ -308,13 +308,10 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         self._set_reachable(True)
         settle(jobs, outcomes)
 
-    def write_user_events(self, rows: Sequence[EventRow], *, wait: bool = True) -> None:
-        if not wait and not self._reachable:
-            # Never acknowledge what may not be stored: refused while the database is away.
+    def _refuse_unwaited(self) -> None:
+        # Never acknowledge what may not be stored: refused while the database is away.
+        if not self._reachable:
             raise StoreUnavailable("the database is unreachable; events cannot be accepted")
-        future = self._committer.submit_rows(rows, waited=wait)
-        if wait:
-            future.result()
 
     # -- operations --------------------------------------------------------
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from server.store.console import ConsoleSql
-from server.store.group_commit import GroupCommitter, Job
+from server.store.group_commit import GroupCommitter, Job, Join
 from server.store.rows import (
     OPERATION_COLUMNS,
     ClientEventRow,
@@ -188,6 +188,40 @@ class SqlStore(ConsoleSql, ABC, Generic[Db]):
     def _update_events(self, db: Db,
                        updates: Sequence[tuple[int, bool, bytes, bytes | None]]) -> None:
         """Apply Step.update_events inside a write (the last update of an id wins)."""
+
+    @abstractmethod
+    def _refuse_unwaited(self) -> None:
+        """Raise why rows nobody waits for cannot be accepted now (the disk is full,
+        the database away), if they cannot."""
+
+    def write_user_events(self, rows: Sequence[EventRow], *, wait: bool = True) -> None:
+        if not wait:
+            self._refuse_unwaited()
+        future = self._committer.submit_rows(rows, waited=wait)
+        if wait:
+            future.result()
+
+    async def write_user_events_async(self, rows: Sequence[EventRow], *,
+                                      wait: bool = True) -> None:
+        """See Store.write_user_events_async."""
+        if wait:
+            await self._committer.submit_awaited(rows)
+        else:
+            self._refuse_unwaited()
+            self._committer.submit_rows(rows, waited=False)
+
+    async def write_joined_async(self, join: Join, *, wait: bool = True) -> None:
+        """See Store.write_joined_async."""
+        if wait:
+            await self._committer.submit_awaited(join=join)
+        else:
+            self._refuse_unwaited()
+            self._committer.submit(Job(join=join, waited=False))
+
+    @property
+    def acknowledged_uncommitted(self) -> int:
+        """See Store.acknowledged_uncommitted."""
+        return self._committer.acknowledged_uncommitted
 
     def _write(self, fn: Callable[[Db], T]) -> T:
         """Run `fn` in the writer's next transaction; its result once committed."""

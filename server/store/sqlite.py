@@ -251,13 +251,10 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             job.future.set_exception(full)
         return full
 
-    def write_user_events(self, rows: Sequence[EventRow], *, wait: bool = True) -> None:
-        if not wait and self._full:
-            # Never acknowledge what may not be stored: refused while the disk is full.
+    def _refuse_unwaited(self) -> None:
+        # Never acknowledge what may not be stored: refused while the disk is full.
+        if self._full:
             raise StoreFull(f"{self.path}: write_async refused")
-        future = self._committer.submit_rows(rows, waited=wait)
-        if wait:
-            future.result()
 
     def _insert_events(self, conn: sqlite3.Connection, rows: Sequence[EventRow]) -> int:
         """Insert `rows` (skipping duplicates); returns how many were new.

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import grpc
+import grpc.aio
 from footfall.talent.v4 import event_pb2, event_service_pb2, event_service_pb2_grpc
 
 from server.errors import AlreadyExists, FieldViolation, gather, raise_if_any
+from server.loop import off_loop
 from server.names import TenantName, parse_tenant
 from server.policy.limits import event_size_violation
 from server.store import ClientEventRow, Store
@@ -18,8 +20,8 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         self._store = store
         self._max_event_bytes = max_event_bytes
 
-    def CreateClientEvent(self, request: event_service_pb2.CreateClientEventRequest,
-                          context: grpc.ServicerContext) -> event_pb2.ClientEvent:
+    async def CreateClientEvent(self, request: event_service_pb2.CreateClientEventRequest,
+                                context: grpc.aio.ServicerContext) -> event_pb2.ClientEvent:
         """Store a client event; an identical retry returns the stored one.
 
         INVALID_ARGUMENT for a bad parent or event (one over the size limit is not
@@ -39,7 +41,7 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
         event = request.client_event
         payload = event.SerializeToString(deterministic=True)
         created = event.create_time
-        stored, is_new = self._store.create_client_event(ClientEventRow(
+        stored, is_new = await off_loop(self._store.create_client_event, ClientEventRow(
             tenant=str(tenant), event_id=event.event_id,
             create_time_us=to_micros(created.seconds, created.nanos),
             payload=payload))

@@ -93,6 +93,7 @@ async def browse(devtools_url: str, first_page: str) -> list[dict[str, Any]]:
 
 
 def stored(running: Running) -> list[user_event_pb2.UserEvent]:
+    running.store.flush()  # a pixel is answered before its commit
     rows = running.store.list_user_events(EventQuery(CATALOG), 100, 0)
     return [user_event_pb2.UserEvent.FromString(payload) for _, payload in rows]
 

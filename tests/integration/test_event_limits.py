@@ -91,6 +91,7 @@ def refused(call_it: Any) -> grpc.RpcError:
 
 
 def stored(running: Running) -> int:
+    running.store.flush()  # a pixel is answered before its commit
     return running.store.count_user_events(EventQuery(CATALOG))
 
 

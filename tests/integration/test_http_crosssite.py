@@ -52,6 +52,7 @@ def shop(settings: Settings, clock: FixedClock) -> Iterator[Running]:
 
 
 def visitors(running: Running) -> list[str]:
+    running.store.flush()  # a pixel is answered before its commit
     rows = running.store.list_user_events(EventQuery(CATALOG), 100, 0)
     return sorted(user_event_pb2.UserEvent.FromString(p).visitor_id for _, p in rows)
 

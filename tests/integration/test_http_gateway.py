@@ -44,6 +44,7 @@ def gateway(settings: Settings, clock: FixedClock) -> Iterator[Running]:
 
 
 def stored(running: Running, catalog: str = CATALOG) -> list[user_event_pb2.UserEvent]:
+    running.store.flush()  # a pixel is answered before its commit
     rows = running.store.list_user_events(EventQuery(catalog), 100, 0)
     return [user_event_pb2.UserEvent.FromString(payload) for _, payload in rows]
 

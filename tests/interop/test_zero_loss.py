@@ -1,14 +1,19 @@
-"""Zero loss: several clients load the server with writes; the server dies (SIGKILL)
-or is stopped (SIGTERM) at a random moment; after a restart every acknowledged
-event is in the store, counted with the events CLI and matched by visitor id."""
+"""Zero loss: several clients load the server with writes (or browsers' pixels);
+the server dies (SIGKILL) or is stopped (SIGTERM) at a random moment; after a
+restart every acknowledged event is in the store, counted with the events CLI and
+matched by visitor id. A pixel is answered before its commit: only a kill -9
+within the last group's window may lose one."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import random
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 from google.api_core import exceptions
 
@@ -25,19 +30,23 @@ CATALOG = "projects/footfall-interop/locations/global/catalogs/zero-loss"
 CLIENTS = 6
 LOAD_SECONDS = (0.4, 1.2)  # the moment of the kill or stop, after the first acks
 GIVE_UP_AFTER = 5.0  # seconds a client keeps trying once the server is gone
+PIXEL_WINDOW = 0.05  # seconds: what a kill -9 may lose of answered pixels (README)
+PIXEL_PATH = f"/v2/{CATALOG}/userEvents:collect?userEvent="
 
 
 class Load:
-    """CLIENTS threads, each with its own channel, writing distinct events until
-    told to stop or the server is gone; `acked` holds the visitor id of every
-    event whose write was answered OK."""
+    """CLIENTS threads, each with its own channel (or HTTP connection, for
+    pixels), writing distinct events until told to stop or the server is gone;
+    `acked` holds the visitor id of every event whose write was answered OK
+    (a pixel: a GIF without X-Footfall-Error)."""
 
-    def __init__(self, address: str, write_async: bool) -> None:
+    def __init__(self, server: ServerProcess, write_async: bool, pixels: bool = False) -> None:
         self.acked: list[str] = []
         self.failures = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, args=(address, n, write_async),
+        run = self._run_pixels if pixels else self._run
+        self._threads = [threading.Thread(target=run, args=(server, n, write_async),
                                           name=f"load-{n}") for n in range(CLIENTS)]
 
     def __enter__(self) -> Load:
@@ -50,13 +59,9 @@ class Load:
         for thread in self._threads:
             thread.join(timeout=RPC_DEADLINE + GIVE_UP_AFTER)
 
-    def _run(self, address: str, client_id: int, write_async: bool) -> None:
-        failed_since: float | None = None
-        with retail_client(address) as client:
-            for i in range(1_000_000):
-                if self._stop.is_set():
-                    return
-                visitor = f"c{client_id}-{i}"
+    def _run(self, server: ServerProcess, client_id: int, write_async: bool) -> None:
+        with retail_client(server.address) as client:
+            def write(visitor: str) -> bool:
                 try:
                     client.write_user_event(
                         request={"parent": CATALOG, "write_async": write_async,
@@ -64,16 +69,47 @@ class Load:
                                                 "visitor_id": visitor}},
                         timeout=2.0, retry=None)
                 except exceptions.GoogleAPICallError:
-                    with self._lock:
-                        self.failures += 1
-                    failed_since = failed_since or time.monotonic()
-                    if time.monotonic() - failed_since > GIVE_UP_AFTER:
-                        return
-                    time.sleep(0.01)
-                else:
-                    failed_since = None
-                    with self._lock:
-                        self.acked.append(visitor)
+                    return False
+                return True
+
+            self._send_until_stopped(client_id, write)
+
+    def _run_pixels(self, server: ServerProcess, client_id: int, _: bool) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=2.0)
+
+        def pixel(visitor: str) -> bool:
+            event = json.dumps({"eventType": "home-page-view", "visitorId": visitor})
+            try:
+                connection.request("GET", PIXEL_PATH + quote(event))
+                answer = connection.getresponse()
+                answer.read()
+            except (OSError, http.client.HTTPException):
+                connection.close()  # the next request connects again
+                return False
+            return answer.status == 200 and answer.getheader("X-Footfall-Error") is None
+
+        try:
+            self._send_until_stopped(client_id, pixel)
+        finally:
+            connection.close()
+
+    def _send_until_stopped(self, client_id: int, send: Callable[[str], bool]) -> None:
+        failed_since: float | None = None
+        for i in range(1_000_000):
+            if self._stop.is_set():
+                return
+            visitor = f"c{client_id}-{i}"
+            if send(visitor):
+                failed_since = None
+                with self._lock:
+                    self.acked.append(visitor)
+                continue
+            with self._lock:
+                self.failures += 1
+            failed_since = failed_since or time.monotonic()
+            if time.monotonic() - failed_since > GIVE_UP_AFTER:
+                return
+            time.sleep(0.01)
 
     def count(self) -> int:
         with self._lock:
@@ -81,9 +117,10 @@ class Load:
 
 
 def interrupt_under_load(server: ServerProcess, write_async: bool,
-                         interrupt: Callable[[ServerProcess], None]) -> list[str]:
+                         interrupt: Callable[[ServerProcess], None],
+                         pixels: bool = False) -> list[str]:
     """Load `server`, `interrupt` it at a random moment; the acknowledged visitor ids."""
-    with Load(server.address, write_async) as load:
+    with Load(server, write_async, pixels) as load:
         wait_until(lambda: load.count() >= 100, "the first acknowledged writes", deadline=15)
         time.sleep(random.uniform(*LOAD_SECONDS))  # a random moment under load
         interrupt(server)
@@ -122,4 +159,24 @@ def test_sigterm_under_write_async_flushes_every_acknowledged_event(
         assert server.stop() == 0, server.log_text()
 
     acked = interrupt_under_load(server_factory(), True, stop)
+    assert_all_stored(acked, server_factory, tmp_path)
+
+
+def test_sigterm_under_pixels_commits_every_answered_pixel(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    def stop(server: ServerProcess) -> None:
+        assert server.stop() == 0, server.log_text()
+
+    acked = interrupt_under_load(server_factory(), False, stop, pixels=True)
+    assert_all_stored(acked, server_factory, tmp_path)
+
+
+def test_sigkill_loses_no_pixel_answered_before_the_window(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    server = server_factory()
+    with Load(server, False, pixels=True) as load:
+        wait_until(lambda: load.count() >= 300, "the first answered pixels", deadline=15)
+    acked = list(load.acked)  # every client has had its last answer
+    time.sleep(2 * PIXEL_WINDOW)
+    server.kill()
     assert_all_stored(acked, server_factory, tmp_path)

@@ -4,6 +4,7 @@ HTTP codes that differ from a status's own; the stores' commit listener."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,8 +48,8 @@ class Context:
     set_code: grpc.StatusCode | None = None
     set_details: bytes | None = None
 
-    def is_active(self) -> bool:
-        return True
+    def done(self) -> bool:
+        return False
 
     def time_remaining(self) -> float | None:
         return None
@@ -62,6 +63,19 @@ class Context:
 
 def request() -> user_event_service_pb2.WriteUserEventRequest:
     return user_event_service_pb2.WriteUserEventRequest(parent=CATALOG)
+
+
+def run(envelope: Envelope, *args: Any) -> Any:
+    """Envelope.run run to its end."""
+    return asyncio.run(envelope.run(*args))
+
+
+async def echo(message: Any, context: Any) -> Any:
+    return message
+
+
+async def ok(message: Any, context: Any) -> str:
+    return "ok"
 
 
 @pytest.fixture
@@ -85,10 +99,9 @@ def test_the_key_is_checked_before_the_request_is_decoded(keyed: Envelope) -> No
         decoded.append(raw)
         return request()
 
-    refusal = keyed.run(WRITE, [], b"\xff not a request", decode, Context(),
-                        lambda message, context: message)
+    refusal = run(keyed, WRITE, [], b"\xff not a request", decode, Context(), echo)
     assert isinstance(refusal, MissingKey) and decoded == []
-    answer = keyed.run(WRITE, KEY, b"raw", decode, Context(), lambda message, context: "ok")
+    answer = run(keyed, WRITE, KEY, b"raw", decode, Context(), ok)
     assert answer == "ok" and decoded == [b"raw"]
     assert (calls(keyed, "UNAUTHENTICATED"), calls(keyed, "OK")) == (1, 1)
 
@@ -97,8 +110,7 @@ def test_a_screened_call_is_not_asked_for_its_key_again(keyed: Envelope) -> None
     grant = keyed.screen(WRITE, KEY)
     assert grant is not None
     # The metadata no longer carries the key (as after an HTTP body was read): the grant holds.
-    answer = keyed.run(WRITE, [], b"", lambda raw: request(), Context(),
-                       lambda message, context: "ok", grant)
+    answer = run(keyed, WRITE, [], b"", lambda raw: request(), Context(), ok, grant)
     assert answer == "ok"
     with pytest.raises(MissingKey):
         keyed.screen(WRITE, [])
@@ -107,10 +119,10 @@ def test_a_screened_call_is_not_asked_for_its_key_again(keyed: Envelope) -> None
 def test_refusals_are_returned_and_recorded_once() -> None:
     envelope = Envelope(Policy([SERVICE]), "grpc")
 
-    def refuse(message: Any, context: Any) -> Any:
+    async def refuse(message: Any, context: Any) -> Any:
         raise InvalidArgument.field("user_event.visitor_id", "is required")
 
-    refusal = envelope.run(WRITE, [], b"", lambda raw: request(), Context(), refuse)
+    refusal = run(envelope, WRITE, [], b"", lambda raw: request(), Context(), refuse)
     assert isinstance(refusal, InvalidArgument)
     assert calls(envelope, "INVALID_ARGUMENT", "grpc") == 1
 
@@ -119,11 +131,11 @@ def test_a_status_the_servicer_set_is_the_answer() -> None:
     """The generated base classes set UNIMPLEMENTED and raise NotImplementedError."""
     envelope = Envelope(Policy([SERVICE]), "grpc")
 
-    def unimplemented(message: Any, context: Any) -> Any:
+    async def unimplemented(message: Any, context: Any) -> Any:
         raise NotImplementedError("Method not implemented!")
 
     context = Context(grpc.StatusCode.UNIMPLEMENTED, b"Method not implemented!")
-    refusal = envelope.run(WRITE, [], b"", lambda raw: request(), context, unimplemented)
+    refusal = run(envelope, WRITE, [], b"", lambda raw: request(), context, unimplemented)
     assert isinstance(refusal, ChosenStatus)
     assert (refusal.code, refusal.message) == (grpc.StatusCode.UNIMPLEMENTED,
                                                "Method not implemented!")
@@ -134,11 +146,11 @@ def test_a_bug_is_internal_with_its_traceback_in_the_log(
         caplog: pytest.LogCaptureFixture) -> None:
     envelope = Envelope(Policy([SERVICE]), "http")
 
-    def bug(message: Any, context: Any) -> Any:
+    async def bug(message: Any, context: Any) -> Any:
         raise KeyError("oops")
 
     with caplog.at_level(logging.INFO):
-        refusal = envelope.run(WRITE, [], b"", lambda raw: request(), Context(), bug)
+        refusal = run(envelope, WRITE, [], b"", lambda raw: request(), Context(), bug)
     assert isinstance(refusal, Internal) and refusal.code is grpc.StatusCode.INTERNAL
     assert "see the server log" in refusal.message and "oops" not in refusal.message
     failed = [r for r in caplog.records if r.getMessage() == f"{WRITE} failed"]

@@ -3,6 +3,7 @@ how many wait at once."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,6 +21,14 @@ from server.store.rows import OperationRecord
 from server.store.sqlite import SqliteStore
 
 from .threads import in_background
+
+OPS = "projects/p/locations/global/catalogs/default_catalog/operations/"
+
+
+def wait_to_end(service: OperationsService, request: operations_pb2.WaitOperationRequest) -> Any:
+    """WaitOperation run to its end (on a loop of this thread)."""
+    return asyncio.run(service.WaitOperation(request, None))
+
 
 OPS = "projects/p/locations/global/catalogs/default_catalog/operations/"
 
@@ -79,7 +88,7 @@ def test_a_wait_is_woken_when_the_runner_ends_the_operation(store: CountingStore
     name = pending(store, "a")
     runner.start()
     try:
-        thread, out = in_background(lambda: service.WaitOperation(wait_request(name, 20), None))
+        thread, out = in_background(lambda: wait_to_end(service, wait_request(name, 20)))
         release.set()
         thread.join(10)
         assert not thread.is_alive(), "the wait was not woken by the end of the job"
@@ -93,11 +102,11 @@ def test_a_wait_is_woken_when_the_runner_ends_the_operation(store: CountingStore
 def test_a_wait_reads_the_store_slowly_for_other_replicas(store: CountingStore) -> None:
     name = pending(store, "b")
     service = OperationsService(store, None)  # the default poll: WAIT_POLL_SECONDS
-    answer = service.WaitOperation(wait_request(name, 2), None)
+    answer = wait_to_end(service, wait_request(name, 2))
     assert not answer.done
     assert store.reads <= 2 / WAIT_POLL_SECONDS + 2  # a 10 ms poll read it ~200 times
     # ...and sees an end it was not told of (another replica's) at the next poll.
-    thread, out = in_background(lambda: service.WaitOperation(wait_request(name, 20), None))
+    thread, out = in_background(lambda: wait_to_end(service, wait_request(name, 20)))
     finished = operations_pb2.Operation(name=name, done=True).SerializeToString()
     store._write(lambda conn: conn.execute(
         "UPDATE operations SET done = 1, operation = ? WHERE name = ?", (finished, name)))
@@ -108,11 +117,11 @@ def test_a_wait_reads_the_store_slowly_for_other_replicas(store: CountingStore) 
 def test_waits_past_the_limit_answer_at_once(store: CountingStore) -> None:
     name = pending(store, "c")
     service = OperationsService(store, None, poll_seconds=30, max_waits=2)
-    waiting = [in_background(lambda: service.WaitOperation(wait_request(name, 60), None))
+    waiting = [in_background(lambda: wait_to_end(service, wait_request(name, 60)))
                for _ in range(2)]
     # Both slots are taken once both waiters have registered with the wake-ups.
     until(lambda: service._wakeups.waiting == 2, "both slots to be taken")
-    extra = service.WaitOperation(wait_request(name, 60), None)  # answers at once
+    extra = wait_to_end(service, wait_request(name, 60))  # answers at once
     assert extra.name == name and not extra.done
     service._wakeups.close()  # a draining server lets the others go
     for thread, out in waiting:
@@ -123,9 +132,9 @@ def test_waits_past_the_limit_answer_at_once(store: CountingStore) -> None:
 def test_a_deleted_operation_ends_its_waits_with_not_found(store: CountingStore) -> None:
     name = pending(store, "d")
     service = OperationsService(store, None, poll_seconds=30)
-    thread, out = in_background(lambda: service.WaitOperation(wait_request(name, 20), None))
+    thread, out = in_background(lambda: wait_to_end(service, wait_request(name, 20)))
     until(lambda: service._wakeups.waiting == 1, "the call to wait")
-    service.DeleteOperation(operations_pb2.DeleteOperationRequest(name=name), None)
+    asyncio.run(service.DeleteOperation(operations_pb2.DeleteOperationRequest(name=name), None))
     thread.join(10)
     assert not thread.is_alive()
     assert isinstance(out[0], NotFound)

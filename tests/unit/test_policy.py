@@ -3,6 +3,7 @@ log line; plus the gRPC helpers that keep requests and statuses within bounds.""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,11 +46,16 @@ class Context:
     remaining: float | None = None
     metadata: list[tuple[str, str]] = field(default_factory=list)
 
-    def is_active(self) -> bool:
-        return self.active
+    def done(self) -> bool:
+        return not self.active
 
     def time_remaining(self) -> float | None:
         return self.remaining
+
+
+def admit(policy: Policy, *args: Any) -> Any:
+    """Policy.admit run to its end."""
+    return asyncio.run(policy.admit(*args))
 
 
 def write_request(parent: str = CATALOG) -> user_event_service_pb2.WriteUserEventRequest:
@@ -64,8 +70,8 @@ def keyed(tmp_path: Any) -> Authenticator:
 
 def test_open_services_and_an_open_server_admit_everything(tmp_path: Any) -> None:
     policy = Policy([SERVICE], keyed(tmp_path))
-    assert policy.admit(HEALTH, [], write_request(), Context()).project is None
-    assert Policy([SERVICE]).admit(WRITE, [], write_request(), Context()).project is None
+    assert admit(policy, HEALTH, [], write_request(), Context()).project is None
+    assert admit(Policy([SERVICE]), WRITE, [], write_request(), Context()).project is None
 
 
 def test_keys_come_first_then_faults_then_quota(tmp_path: Any) -> None:
@@ -73,24 +79,24 @@ def test_keys_come_first_then_faults_then_quota(tmp_path: Any) -> None:
     policy = Policy([SERVICE], keyed(tmp_path), WriteQuota(1, clock), FaultInjector())
     failing = [("x-api", "x"), ("x-footfall-fail", "UNAVAILABLE;times=1")]
     with pytest.raises(MissingKey):
-        policy.admit(WRITE, failing, write_request(), Context())
+        admit(policy, WRITE, failing, write_request(), Context())
     keyed_failing = [("x-goog-api-key", "key-1"), *failing]
     with pytest.raises(ChosenStatus) as fault:
-        policy.admit(WRITE, keyed_failing, write_request(), Context())
+        admit(policy, WRITE, keyed_failing, write_request(), Context())
     assert fault.value.code is grpc.StatusCode.UNAVAILABLE
-    admitted = policy.admit(WRITE, keyed_failing, write_request(), Context())
+    admitted = admit(policy, WRITE, keyed_failing, write_request(), Context())
     assert (admitted.project, admitted.key_name) == ("shop", "key #1")
     with pytest.raises(ResourceExhausted):
-        policy.admit(WRITE, [("x-goog-api-key", "key-1")], write_request(), Context())
+        admit(policy, WRITE, [("x-goog-api-key", "key-1")], write_request(), Context())
 
 
 def test_quota_without_auth_takes_the_project_from_the_request() -> None:
     policy = Policy([SERVICE], quota=WriteQuota(1, FixedClock(0)))
-    policy.admit(WRITE, [], write_request(), Context())
+    admit(policy, WRITE, [], write_request(), Context())
     with pytest.raises(ResourceExhausted):
-        policy.admit(WRITE, [], write_request(), Context())
-    policy.admit(WRITE, [], write_request("projects/other/locations/l/catalogs/c"), Context())
-    policy.admit(WRITE, [], write_request("nonsense"), Context())  # the servicer refuses it
+        admit(policy, WRITE, [], write_request(), Context())
+    admit(policy, WRITE, [], write_request("projects/other/locations/l/catalogs/c"), Context())
+    admit(policy, WRITE, [], write_request("nonsense"), Context())  # the servicer refuses it
 
 
 def test_the_byte_quota_counts_the_request_bytes_of_each_project() -> None:
@@ -99,22 +105,22 @@ def test_the_byte_quota_counts_the_request_bytes_of_each_project() -> None:
     size = request.ByteSize()
     policy = Policy([SERVICE], quota=WriteQuota(100, FixedClock(0)),
                     byte_quota=ByteQuota(2 * size, FixedClock(0)))
-    policy.admit(WRITE, [], request, Context())
-    policy.admit(WRITE, [], request, Context())
+    admit(policy, WRITE, [], request, Context())
+    admit(policy, WRITE, [], request, Context())
     with pytest.raises(ResourceExhausted, match="byte quota of project 'shop'"):
-        policy.admit(WRITE, [], request, Context())
+        admit(policy, WRITE, [], request, Context())
     request.parent = "projects/other/locations/l/catalogs/c"
-    policy.admit(WRITE, [], request, Context())
-    policy.admit(HEALTH, [], request, Context())  # not an event write: not counted
+    admit(policy, WRITE, [], request, Context())
+    admit(policy, HEALTH, [], request, Context())  # not an event write: not counted
 
 
 def test_gone_callers_are_dropped() -> None:
     policy = Policy([SERVICE])
     with pytest.raises(CallerGone) as gone:
-        policy.admit(WRITE, [], write_request(), Context(active=False))
+        admit(policy, WRITE, [], write_request(), Context(active=False))
     assert gone.value.code is grpc.StatusCode.CANCELLED
     with pytest.raises(CallerGone) as late:
-        policy.admit(WRITE, [], write_request(), Context(remaining=0.0))
+        admit(policy, WRITE, [], write_request(), Context(remaining=0.0))
     assert late.value.code is grpc.StatusCode.DEADLINE_EXCEEDED
 
 
@@ -122,11 +128,11 @@ def test_a_delay_ends_when_the_deadline_does() -> None:
     policy = Policy([SERVICE], faults_=FaultInjector())
     context = Context(remaining=0.0, metadata=[])
     with pytest.raises(CallerGone):
-        policy.admit(WRITE, [("x-footfall-fail", "OK;delay=30")], write_request(), context)
+        admit(policy, WRITE, [("x-footfall-fail", "OK;delay=30")], write_request(), context)
 
 
 def test_fault_headers_are_ignored_unless_allowed() -> None:
-    Policy([SERVICE]).admit(WRITE, [("x-footfall-fail", "UNAVAILABLE")], write_request(),
+    admit(Policy([SERVICE]), WRITE, [("x-footfall-fail", "UNAVAILABLE")], write_request(),
                             Context())
 
 

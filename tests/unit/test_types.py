@@ -12,6 +12,7 @@ import typing
 from pathlib import Path
 
 import grpc
+import grpc.aio
 import pytest
 from footfall.retail.v2 import product_service_pb2, user_event_service_pb2
 from footfall.talent.v4 import event_service_pb2
@@ -49,23 +50,23 @@ def test_each_rpc_is_typed_with_its_own_messages(servicer: type,
         context = hints.get("context")
         if isinstance(context, types.UnionType):  # a wait may be called from inside
             context = next(arg for arg in typing.get_args(context) if arg is not type(None))
-        assert context is grpc.ServicerContext, where
+        assert context is grpc.aio.ServicerContext, where  # servicers are coroutines
 
 
 # Each line of the snippet that mypy must refuse, with the error code it must give.
 SNIPPET = '''
-import grpc
+import grpc.aio
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
 
 from server.retail.user_event_service import UserEventService
 from server.store.rows import EventUpdate, Step
 
 
-def write(service: UserEventService, context: grpc.ServicerContext) -> None:
+async def write(service: UserEventService, context: grpc.aio.ServicerContext) -> None:
     event = user_event_pb2.UserEvent(visitor_id="v")
     event.visitor_idd = "misspelt"  # attr-defined
-    service.WriteUserEvent(event, context)  # arg-type
-    echo: user_event_service_pb2.WriteUserEventRequest = service.WriteUserEvent(  # assignment
+    await service.WriteUserEvent(event, context)  # arg-type
+    echo: user_event_service_pb2.WriteUserEventRequest = await service.WriteUserEvent(  # assignment
         user_event_service_pb2.WriteUserEventRequest(), context)
     Step(update_events=[EventUpdate(1, True, b"", None)])
     Step(update_events=[(1, b"", True, None)])  # list-item

@@ -1,0 +1,64 @@
+"""The one asyncio loop that serves both transports, and the way off it.
+
+gRPC (grpc.aio) and the HTTP gateway (aiohttp) run on one loop on one thread
+("footfall-loop"), calling the same async servicers. Nothing blocking runs on
+it: event writes await the group-commit writer (which answers a whole batch at
+once); every other blocking store call goes through `off_loop`, to the loop's
+small pool of threads (--workers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+START_TIMEOUT = 30.0
+
+
+async def off_loop(fn: Callable[..., T], /, *args: Any) -> T:
+    """`fn(*args)`, run on the loop's pool: how a coroutine calls the store (or
+    anything else that blocks)."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+class LoopThread:
+    """An event loop running on a daemon thread of its own, with `threads` pool
+    threads for `off_loop`."""
+
+    def __init__(self, threads: int, name: str = "footfall-loop") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._pool = concurrent.futures.ThreadPoolExecutor(threads,
+                                                           thread_name_prefix="footfall-store")
+        self.loop.set_default_executor(self._pool)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = START_TIMEOUT) -> T:
+        """Run `coroutine` on the loop and return its result (or raise what it raised)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Call `fn(*args)` on the loop soon, from any thread (nothing once it is closed)."""
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: the server is gone
+            pass
+
+    def close(self) -> None:
+        """Stop the loop and its pool; what is still scheduled is dropped."""
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if not self._thread.is_alive():
+            self.loop.close()

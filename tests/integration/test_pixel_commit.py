@@ -1,0 +1,99 @@
+"""A browser's pixel is answered once its event is valid and queued, not after
+its commit (the GIF tells the browser nothing either way): while the writer is
+held, pixels are answered and /metrics counts them as acknowledged but not
+committed. With --durable-pixels, and for every other caller, the answer waits
+for the commit."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from server.app import Running, start
+from server.clock import FixedClock
+from server.config import Settings
+from server.store import EventQuery
+
+from .http_client import call
+
+CATALOG = "projects/shop/locations/global/catalogs/default_catalog"
+GAUGE = "footfall_events_acknowledged_uncommitted"
+HELD = 1.0  # seconds a durable answer is looked for while the writer is held
+
+
+@pytest.fixture
+def serving(settings: Settings, clock: FixedClock) -> Iterator[Any]:
+    """`serving(**changes)` starts a server with its HTTP port; stopped at teardown."""
+    started: list[Running] = []
+
+    def serve(**changes: Any) -> Running:
+        started.append(start(dataclasses.replace(settings, http_port=-1, **changes), clock))
+        return started[-1]
+
+    yield serve
+    for running in started:
+        running.stop()
+
+
+def pixel_path(visitor: str) -> str:
+    event = json.dumps({"eventType": "home-page-view", "visitorId": visitor})
+    return f"/v2/{CATALOG}/userEvents:collect?userEvent={quote(event, safe='')}"
+
+
+def hold_writer(running: Running) -> threading.Event:
+    """Keep the store's writer busy (as a long job step would) until the event is set."""
+    release = threading.Event()
+    running.store._committer.submit_fn(lambda _conn: release.wait(30))  # type: ignore[attr-defined]
+    return release
+
+
+def uncommitted(running: Running) -> float:
+    """The gauge of acknowledged events not committed, as /metrics shows it."""
+    text = call(running.http_port, "GET", "/metrics").body.decode()
+    return next(float(line.split()[1]) for line in text.splitlines()
+                if line.startswith(GAUGE + " "))
+
+
+def stored(running: Running) -> int:
+    running.store.flush()
+    return running.store.count_user_events(EventQuery(CATALOG))
+
+
+def test_pixels_are_answered_before_their_commit(serving: Any) -> None:
+    running = serving()
+    release = hold_writer(running)
+    try:
+        for i in range(3):
+            reply = call(running.http_port, "GET", pixel_path(f"v{i}"))
+            assert reply.status == 200 and "X-Footfall-Error" not in reply.headers
+        assert uncommitted(running) == 3
+    finally:
+        release.set()
+    assert stored(running) == 3
+    assert uncommitted(running) == 0
+
+
+@pytest.mark.parametrize(("durable_pixels", "extra"), [(True, ""), (False, "&$alt=json")],
+                         ids=["--durable-pixels", "$alt=json"])
+def test_durable_pixels_and_json_callers_wait_for_the_commit(
+        serving: Any, durable_pixels: bool, extra: str) -> None:
+    running = serving(durable_pixels=durable_pixels)
+    release = hold_writer(running)
+    try:
+        with pytest.raises(TimeoutError):  # no answer while the commit cannot happen
+            with socket.create_connection(("127.0.0.1", running.http_port)) as sock:
+                sock.settimeout(HELD)
+                sock.sendall(f"GET {pixel_path('v') + extra} HTTP/1.1\r\n"
+                             f"Host: 127.0.0.1\r\n\r\n".encode())
+                sock.recv(100)
+        assert uncommitted(running) == 0
+    finally:
+        release.set()
+    assert stored(running) == 1

@@ -1,0 +1,120 @@
+"""The group-commit writer and the coroutines that wait on it: a whole batch is
+answered with one wake-up of the loop, a batch's events are joined with the
+catalog after one read, and rows answered before their commit are counted until
+they commit."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from server.errors import InvalidArgument
+from server.store.group_commit import GroupCommitter, Job, Join, apply_in_order, settle
+
+from .test_store import row
+
+WRITERS = 50
+
+
+class CountingLoop(asyncio.SelectorEventLoop):
+    """An event loop that counts the calls other threads make into it."""
+
+    wakeups = 0
+
+    def call_soon_threadsafe(self, *args: Any, **kwargs: Any) -> Any:
+        self.wakeups += 1
+        return super().call_soon_threadsafe(*args, **kwargs)
+
+
+class HeldWriter:
+    """A GroupCommitter whose batches wait for `release`, remembering each batch."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()  # the writer is inside its first batch
+        self.batches: list[list[Job]] = []
+        self.committer = GroupCommitter(self._apply)
+
+    def _apply(self, jobs: list[Job]) -> None:
+        self.entered.set()
+        self.release.wait(10)
+        self.batches.append(list(jobs))
+        settle(jobs, apply_in_order(jobs, lambda rows: None, lambda job: (job.fn(None), None)))
+
+
+@pytest.fixture
+def held() -> Iterator[HeldWriter]:
+    writer = HeldWriter()
+    yield writer
+    writer.release.set()
+    writer.committer.close()
+
+
+def run(coroutine: Any) -> Any:
+    loop = CountingLoop()
+    try:
+        return loop.run_until_complete(coroutine), loop.wakeups
+    finally:
+        loop.close()
+
+
+def test_a_batch_of_waiting_coroutines_is_answered_with_one_wakeup(held: HeldWriter) -> None:
+    async def write_all() -> None:
+        blocker = held.committer.submit_rows([row("first")])  # the writer holds this batch
+        held.entered.wait(10)
+        waits = [held.committer.submit_awaited([row(f"v{i}")]) for i in range(WRITERS)]
+        held.release.set()
+        await asyncio.gather(*waits)
+        blocker.result(10)
+
+    _, wakeups = run(write_all())
+    assert [len(batch) for batch in held.batches] == [1, WRITERS]
+    assert wakeups == 1
+
+
+def test_a_batch_reads_each_catalog_once_and_a_refused_join_fails_alone(
+        held: HeldWriter) -> None:
+    reads: list[tuple[str, list[str]]] = []
+
+    def read(catalog: str, ids: list[str]) -> dict[str, Any]:
+        reads.append((catalog, ids))
+        return {pid: pid.upper() for pid in ids}
+
+    def finish(name: str) -> Any:
+        def made(products: dict[str, Any]) -> Any:
+            if name == "too-big":
+                raise InvalidArgument.field("user_event", "is too big once joined")
+            return row(products[name])
+        return made
+
+    async def write_all() -> list[Any]:
+        blocker = held.committer.submit_rows([row("first")])
+        held.entered.wait(10)
+        waits = [held.committer.submit_awaited(join=Join("c", [name], read, finish(name)))
+                 for name in ("a", "b", "too-big")]
+        held.release.set()
+        outcomes = await asyncio.gather(*waits, return_exceptions=True)
+        blocker.result(10)
+        return outcomes
+
+    outcomes, _ = run(write_all())
+    assert reads == [("c", ["a", "b", "too-big"])]
+    assert outcomes[:2] == [None, None] and isinstance(outcomes[2], InvalidArgument)
+    assert [[r.visitor_id for job in batch for r in job.rows or ()]
+            for batch in held.batches] == [["first"], ["A", "B"]]
+
+
+def test_rows_answered_before_their_commit_are_counted_until_it(held: HeldWriter) -> None:
+    held.committer.submit_rows([row("first")])
+    held.entered.wait(10)
+    held.committer.submit_rows([row("a"), row("b")], waited=False)
+    held.committer.submit(Job(join=Join("c", ["x"], lambda c, ids: {}, lambda p: row("x")),
+                              waited=False))
+    assert held.committer.acknowledged_uncommitted == 3
+    held.release.set()
+    held.committer.flush()
+    assert held.committer.acknowledged_uncommitted == 0
