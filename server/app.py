@@ -10,6 +10,7 @@ from pathlib import Path
 
 import grpc
 from footfall.console.v1 import console_pb2_grpc
+from footfall.insights.v1 import insights_pb2_grpc
 from footfall.retail.v2 import (
     product_service_pb2,
     product_service_pb2_grpc,
@@ -27,6 +28,7 @@ from server.console import service as console_service
 from server.console.rejections import Rejections
 from server.console.watch import Commits
 from server.http import HttpGateway
+from server.insights import service as insights_service
 from server.operations import service as operations_service
 from server.operations.runner import Job, OperationRunner
 from server.policy import Policy
@@ -49,6 +51,7 @@ SERVED = (
     event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
     "google.longrunning.Operations",
     console_service.SERVICE,
+    insights_service.SERVICE,
 )
 
 
@@ -156,8 +159,11 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     operations_service.add_to_server(operations, server)
     console = console_service.ConsoleService(store, commits, policy)
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(console, server)
+    insights = insights_service.InsightsService(store)
+    insights_pb2_grpc.add_InsightsServiceServicer_to_server(insights, server)
     # The same servicers answer HTTP: one implementation, two transports.
-    servicers = dict(zip(SERVED, (user_events, products, talent_events, operations, console),
+    servicers = dict(zip(SERVED, (user_events, products, talent_events, operations, console,
+                         insights),
                          strict=True))
 
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
