@@ -15,7 +15,7 @@ import pytest
 from footfall.insights.v1 import insights_pb2
 from footfall.retail.v2 import user_event_pb2
 from footfall.talent.v4 import event_pb2
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from server.errors import InvalidArgument
@@ -183,7 +183,24 @@ custom_steps = st.lists(st.builds(
 ).filter(lambda s: s.attribute_key or not s.attribute_value), min_size=1, max_size=4)
 
 
-@EXAMPLES
+def drawn_event(kind: str, visitor: str, time: int, **more: Any) -> dict[str, Any]:
+    return {"type": kind, "visitor": visitor, "session": "", "user": "", "time": time,
+            "products": [], "query": "", "color": "", "revenue": 5.0, "currency": "USD",
+            "pages": [], **more}
+
+
+# At the window's edge, ties at one time, and a later start that gets further.
+EDGES = [drawn_event("home-page-view", "v0", T0 + HOUR),
+         drawn_event("detail-page-view", "v0", T0 + 2 * HOUR),
+         drawn_event("home-page-view", "v1", T0), drawn_event("detail-page-view", "v1", T0),
+         drawn_event("home-page-view", "v2", T0), drawn_event("home-page-view", "v2", T0 + HOUR),
+         drawn_event("detail-page-view", "v2", T0 + 2 * HOUR),
+         drawn_event("add-to-cart", "v2", T0 + 2 * HOUR)]
+
+
+@settings(EXAMPLES, max_examples=80)
+@example(drawn=EDGES, duplicates=[], purged=None, steps=[], count_by="VISITOR", window=HOUR,
+         breakdown="BY_DAY", span=(None, None))
 @given(drawn=retail_events, duplicates=st.lists(st.integers(0, 29), max_size=5),
        purged=st.sampled_from([None, "v1"]), steps=st.one_of(st.just([]), custom_steps),
        count_by=st.sampled_from(["VISITOR", "USER", "SESSION"]),
@@ -302,6 +319,11 @@ def test_product_stats_match_the_reference(store: Any, drawn: Any, duplicates: A
 
 
 @EXAMPLES
+@example(drawn=[drawn_event("search", "v0", T0, query="boots"),
+                drawn_event("detail-page-view", "v0", T0 + HOUR),
+                drawn_event("search", "v1", T0, query="boots"),
+                drawn_event("detail-page-view", "v1", T0 + HOUR + 1)],
+         duplicates=[], purged=None, hourly=True, window=HOUR)
 @given(drawn=retail_events, duplicates=st.lists(st.integers(0, 29), max_size=5),
        purged=st.sampled_from([None, "v0"]), hourly=st.booleans(),
        window=st.sampled_from([HOUR, DAY]))
@@ -464,11 +486,10 @@ def test_bad_table_and_totals_requests_are_refused_naming_the_field(store: Any) 
 
 
 def test_a_page_token_of_another_question_is_refused(store: Any) -> None:
-    catalog, _ = stored_history(store, [
-        {"type": "detail-page-view", "visitor": "v", "session": "", "user": "", "time": T0,
-         "products": [{"id": f"p{i}", "quantity": None, "price": 0.0, "currency": "",
-                       "categories": []}], "query": "", "color": "", "revenue": 0.0,
-         "currency": "USD", "pages": []} for i in range(3)], [], None)
+    catalog, _ = stored_history(store, [drawn_event(
+        "detail-page-view", "v", T0, products=[{"id": f"p{i}", "quantity": None, "price": 0.0,
+                                                "currency": "", "categories": []}])
+        for i in range(3)], [], None)
     first = tables.list_product_stats(store, insights_pb2.ListProductStatsRequest(
         parent=catalog, page_size=1))
     assert first.next_page_token
