@@ -142,36 +142,47 @@ def _talent_match(step: insights_pb2.FunnelStep) -> Match:
     return lambda event: not step.job or step.job in event.job_event.jobs
 
 
-def _matchers(spec: Funnel) -> dict[str, list[tuple[int, Match]]]:
-    """For each event type: the steps of that type (their bit) and their matchers."""
-    by_type: dict[str, list[tuple[int, Match]]] = {}
+def _matchers(spec: Funnel) -> dict[str, list[tuple[int, Match | None]]]:
+    """For each event type: the steps of that type (their bit) and their matchers
+    (None: the type is the only condition)."""
+    by_type: dict[str, list[tuple[int, Match | None]]] = {}
     make = _retail_match if spec.retail else _talent_match
     for i, step in enumerate(spec.steps):
-        by_type.setdefault(step.event_type, []).append((1 << i, make(step)))
+        conditions = any(getattr(step, name) for name in (*_RETAIL_CONDITIONS, "job"))
+        by_type.setdefault(step.event_type, []).append(
+            (1 << i, make(step) if conditions else None))
     return by_type
 
 
 def points(spec: Funnel, events: Iterator[tuple[int, Any]],
            by_item: bool) -> Iterator[funnel.Point]:
-    """The funnel points of `events` ((id, UserEvent or ClientEvent) in storage
+    """The funnel points of `events` ((id, UserEvent or ClientEvent), in any
     order); `by_item`: also one per product or job the event names, in its group."""
     matchers = _matchers(spec)
+    # the common case, one entrant per event named by a field, without a detour
+    field = ENTRANT_FIELDS.get(spec.count_by) if not by_item else None
+    job_type = event_pb2.JobEvent.JobEventType.Name
+    retail = spec.retail
     for order, event in events:
-        if spec.retail:
-            kind = event.event_type
-            time = read.micros(event.event_time)
+        if retail:
+            kind, time = event.event_type, event.event_time
         else:
-            kind = event_pb2.JobEvent.JobEventType.Name(event.job_event.type)
-            time = read.micros(event.create_time)
+            kind, time = job_type(event.job_event.type), event.create_time
         bits = 0
         for bit, matches in matchers.get(kind, ()):
-            if matches(event):
+            if matches is None or matches(event):
                 bits |= bit
         if not bits:
             continue
+        micros = time.seconds * 1_000_000 + time.nanos // 1000
+        if field is not None:
+            entrant = getattr(event, field)
+            if entrant:
+                yield None, entrant, micros, order, bits
+            continue
         for group, entrant in _entrants(spec, event, by_item):
             if entrant:
-                yield funnel.Point(group, entrant, time, order, bits)
+                yield group, entrant, micros, order, bits
 
 
 def _entrants(spec: Funnel, event: Any, by_item: bool) -> list[tuple[str | None, str]]:

@@ -1,13 +1,15 @@
 """The events an insight reads, through the Store's public reads only (never SQL
-on the events table, whose columns are changing), page by page in storage order.
+on the events table, whose columns are changing), page by page.
 
-Each event comes with its store id: the order of storing breaks ties between
-events of one time, so every answer is the same on every backend.
+User events are read latest first in keyset pages of the (catalog, event time)
+index, the one read whose page costs the same wherever it starts; every insight
+is indifferent to the order it is fed. Each event comes with its store id: the
+order of storing breaks ties between events of one time, so every answer is the
+same on every backend.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -42,27 +44,23 @@ def _query(catalog: str, span: TimeRange, event_types: tuple[str, ...]) -> Event
         before=None if span.end_us is None else TimeBound(span.end_us, False))
 
 
-def _scan(store: Store, query: EventQuery) -> Iterator[tuple[int, user_event_pb2.UserEvent]]:
-    after = 0
-    while True:
-        rows = store.list_user_events(query, PAGE, after)
-        for row_id, payload in rows:
-            yield row_id, user_event_pb2.UserEvent.FromString(payload)
-        if len(rows) < PAGE:
-            return
-        after = rows[-1][0]
-
-
 def user_events(store: Store, catalog: str, span: TimeRange,
                 event_types: Sequence[str] = ()) -> Iterator[tuple[int, user_event_pb2.UserEvent]]:
     """(id, UserEvent) of the catalog's events within `span`, of `event_types`
-    (every type when empty), in storage order: one read per type (a query's terms
-    are ANDed), merged by id."""
-    types = tuple(dict.fromkeys(event_types))
-    if not types:
-        return _scan(store, _query(catalog, span, ()))
-    return heapq.merge(*(_scan(store, _query(catalog, span, (kind,))) for kind in types),
-                       key=lambda item: item[0])
+    (every type when empty), latest first. One pass: a query's type terms are
+    ANDed, and no index leads with the type, so types are checked here."""
+    types = frozenset(event_types)
+    query = _query(catalog, span, ())
+    before: tuple[int, int] | None = None
+    while True:
+        rows = store.user_events_newest(query, PAGE, before)
+        for row in rows:
+            event = user_event_pb2.UserEvent.FromString(row.payload)
+            if not types or event.event_type in types:
+                yield row.id, event
+        if len(rows) < PAGE:
+            return
+        before = (rows[-1].event_time_us, rows[-1].id)
 
 
 def client_events(store: Store, tenant: str, span: TimeRange
