@@ -5,7 +5,8 @@ priced products; home, detail, add-to-cart, purchase and search events).
 
 Beside each: the baseline of reading the same events (the Store's page reads
 and UserEvent.FromString, nothing computed), so the ratio says what the
-computation adds to the read it cannot avoid without SQL pushdown. Seconds of
+computation adds to the read it cannot avoid without SQL pushdown. The same on
+PostgreSQL when one answers (FOOTFALL_BENCH_POSTGRES_DSN). Seconds of
 wall time and of this process's CPU (/proc, via process_time) per run; events
 per second of the whole question.
 """
@@ -23,7 +24,7 @@ from footfall.insights.v1 import insights_pb2
 from footfall.retail.v2 import user_event_pb2
 from google.protobuf import timestamp_pb2
 
-from bench.common import PARENT, summary
+from bench.common import PARENT, postgres_available, postgres_database, summary
 from server.insights import funnel_request, read, tables, totals
 from server.store import EventRow, Store, open_store
 
@@ -95,16 +96,29 @@ def questions(store: Store, size: int, reps: int) -> dict[str, Any]:
     return out
 
 
+def _on(url: str, size: int, reps: int) -> dict[str, Any]:
+    store = open_store(url)
+    try:
+        for start in range(0, size, 10_000):
+            store.write_user_events(_rows(start, min(10_000, size - start)))
+        return questions(store, size, reps)
+    finally:
+        store.close()
+
+
 def run(sizes: tuple[int, ...], reps: int) -> dict[str, Any]:
     results = []
     for size in sizes:
         workdir = Path(tempfile.mkdtemp(prefix="footfall-bench-insights-"))
-        store = open_store(f"sqlite:///{workdir}/events.db")
         try:
-            for start in range(0, size, 10_000):
-                store.write_user_events(_rows(start, min(10_000, size - start)))
-            results.append(questions(store, size, reps))
+            on_sqlite = _on(f"sqlite:///{workdir}/events.db", size, reps)
         finally:
-            store.close()
             subprocess.run(["rm", "-rf", str(workdir)], check=False)
+        if postgres_available():
+            with postgres_database() as url:
+                on_sqlite["postgres"] = _on(url, size, reps)
+            on_sqlite["postgres_to_sqlite_shop_funnel"] = (
+                on_sqlite["postgres"]["shop_funnel"]["seconds"]["median"]
+                / on_sqlite["shop_funnel"]["seconds"]["median"])
+        results.append(on_sqlite)
     return {"sizes": results}
