@@ -11,7 +11,7 @@ from footfall.insights.v1 import insights_pb2
 from footfall.talent.v4 import event_pb2
 from google.protobuf import duration_pb2
 
-from server.errors import FieldViolation, gather, raise_if_any
+from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
 from server.insights import funnel, read
 from server.names import CatalogName, TenantName, parse_catalog, parse_tenant
 from server.store import Store
@@ -60,11 +60,7 @@ def parse(request: insights_pb2.RunFunnelRequest) -> Funnel:
     """The funnel `request` asks for, defaults filled in; INVALID_ARGUMENT naming
     every bad field."""
     violations: list[FieldViolation] = []
-    parent: CatalogName | TenantName | None
-    if request.parent.startswith("projects/") and "/tenants/" in request.parent:
-        parent = gather(violations, parse_tenant, request.parent)
-    else:
-        parent = gather(violations, parse_catalog, request.parent)
+    parent = gather(violations, _parent, request.parent)
     retail = not isinstance(parent, TenantName)
     steps = tuple(request.steps) or tuple(
         insights_pb2.FunnelStep(event_type=t) for t in (SHOP_FUNNEL if retail else TALENT_FUNNEL))
@@ -87,6 +83,17 @@ def parse(request: insights_pb2.RunFunnelRequest) -> Funnel:
     raise_if_any(violations)
     assert parent is not None
     return Funnel(parent, steps, count_by, window, span, request.breakdown)
+
+
+def _parent(value: str) -> CatalogName | TenantName:
+    """A catalog or a tenant; INVALID_ARGUMENT naming `parent` otherwise."""
+    for parse in (parse_tenant, parse_catalog):
+        try:
+            return parse(value)
+        except InvalidArgument:
+            pass
+    raise InvalidArgument.field("parent", "must be of the form 'projects/*/locations/*/catalogs/*' "
+                                          f"or 'projects/*/tenants/*', got {value[:200]!r}")
 
 
 def _step_violations(path: str, step: insights_pb2.FunnelStep,

@@ -439,6 +439,7 @@ def test_talent_funnels_and_job_stats_match_the_reference(
 
 @pytest.mark.parametrize(("fields", "bad"), [
     ({"parent": "catalogs/x"}, "parent"),
+    ({"parent": "projects/p/locations/tenants/catalogs/c/x"}, "parent"),
     ({"steps": [{"event_type": ""}]}, "steps[0].event_type"),
     ({"steps": [{"event_type": "search", "job": "j"}]}, "steps[0].job"),
     ({"steps": [{"event_type": "search", "attribute_value": "red"}]},
