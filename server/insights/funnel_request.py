@@ -14,6 +14,7 @@ from google.protobuf import duration_pb2
 from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
 from server.insights import funnel, read
 from server.names import CatalogName, TenantName, parse_catalog, parse_tenant
+from server.retail.join import load_products
 from server.store import Store
 
 MAX_STEPS = 10
@@ -30,10 +31,9 @@ ENTRANT_FIELDS: dict[int, str] = {
     insights_pb2.REQUEST: "request_id"}
 _RETAIL_CONDITIONS = ("product_id", "category", "search_query_present", "attribute_key",
                       "attribute_value")
-CATEGORY_NOTE = ("categories are those the events carry: their page categories and their "
-                 "products' categories as joined from the catalog when the event was "
-                 "written (an event written before its product existed has none until a "
-                 "rejoin)")
+CATEGORY_NOTE = ("categories are the events' page categories, their products' categories "
+                 "as stored with them (joined when written) and those the catalog's "
+                 "default branch holds now; a product in neither has none")
 COMPANY_NOTE = ("companies are not counted: client events name jobs only, and Footfall "
                 "stores no job records")
 
@@ -116,7 +116,25 @@ def _step_violations(path: str, step: insights_pb2.FunnelStep,
         yield FieldViolation(f"{path}.attribute_value", "needs attribute_key")
 
 
-def _retail_match(step: insights_pb2.FunnelStep) -> Match:
+class CatalogCategories:
+    """The categories of a catalog's products as its default branch holds them
+    now: for events stored before their product was (not joined, so carrying no
+    categories). Read once per product id."""
+
+    def __init__(self, store: Store, catalog: str) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._known: dict[str, tuple[str, ...]] = {}
+
+    def __call__(self, product_id: str) -> tuple[str, ...]:
+        if product_id not in self._known:
+            found = load_products(self._store, self._catalog, [product_id])
+            self._known[product_id] = (tuple(found[product_id].categories)
+                                       if product_id in found else ())
+        return self._known[product_id]
+
+
+def _retail_match(step: insights_pb2.FunnelStep, catalog: CatalogCategories) -> Match:
     """Whether a UserEvent of the step's type meets its conditions."""
     number: float | None = None
     try:
@@ -129,7 +147,8 @@ def _retail_match(step: insights_pb2.FunnelStep) -> Match:
         if step.product_id and not any(d.product.id == step.product_id for d in products):
             return False
         if step.category and step.category not in event.page_categories and not any(
-                step.category in d.product.categories for d in products):
+                step.category in d.product.categories or step.category in catalog(d.product.id)
+                for d in products):
             return False
         if step.search_query_present and not event.search_query:
             return False
@@ -145,11 +164,12 @@ def _retail_match(step: insights_pb2.FunnelStep) -> Match:
     return matches
 
 
-def _talent_match(step: insights_pb2.FunnelStep) -> Match:
+def _talent_match(step: insights_pb2.FunnelStep, _: CatalogCategories) -> Match:
     return lambda event: not step.job or step.job in event.job_event.jobs
 
 
-def _matchers(spec: Funnel) -> dict[str, list[tuple[int, Match | None]]]:
+def _matchers(spec: Funnel, catalog: CatalogCategories
+              ) -> dict[str, list[tuple[int, Match | None]]]:
     """For each event type: the steps of that type (their bit) and their matchers
     (None: the type is the only condition)."""
     by_type: dict[str, list[tuple[int, Match | None]]] = {}
@@ -157,15 +177,15 @@ def _matchers(spec: Funnel) -> dict[str, list[tuple[int, Match | None]]]:
     for i, step in enumerate(spec.steps):
         conditions = any(getattr(step, name) for name in (*_RETAIL_CONDITIONS, "job"))
         by_type.setdefault(step.event_type, []).append(
-            (1 << i, make(step) if conditions else None))
+            (1 << i, make(step, catalog) if conditions else None))
     return by_type
 
 
-def points(spec: Funnel, events: Iterator[tuple[int, Any]],
-           by_item: bool) -> Iterator[funnel.Point]:
+def points(spec: Funnel, events: Iterator[tuple[int, Any]], by_item: bool,
+           catalog: CatalogCategories) -> Iterator[funnel.Point]:
     """The funnel points of `events` ((id, UserEvent or ClientEvent), in any
     order); `by_item`: also one per product or job the event names, in its group."""
-    matchers = _matchers(spec)
+    matchers = _matchers(spec, catalog)
     # the common case, one entrant per event named by a field, without a detour
     field = ENTRANT_FIELDS.get(spec.count_by) if not by_item else None
     job_type = event_pb2.JobEvent.JobEventType.Name
@@ -249,8 +269,9 @@ def run(store: Store, spec: Funnel) -> insights_pb2.RunFunnelResponse:
             yield item
 
     by_item = spec.breakdown == insights_pb2.BY_ITEM
-    groups = funnel.run(points(spec, counted(), by_item), len(spec.steps), spec.window_us,
-                        by_day=spec.breakdown == insights_pb2.BY_DAY)
+    catalog = CatalogCategories(store, str(spec.parent))
+    groups = funnel.run(points(spec, counted(), by_item, catalog), len(spec.steps),
+                        spec.window_us, by_day=spec.breakdown == insights_pb2.BY_DAY)
     totals = groups.pop(None, [])
     answer = insights_pb2.RunFunnelResponse(steps=_results(spec, totals),
                                             events_read=read_count)

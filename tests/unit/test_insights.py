@@ -13,13 +13,14 @@ from typing import Any
 
 import pytest
 from footfall.insights.v1 import insights_pb2
-from footfall.retail.v2 import user_event_pb2
+from footfall.retail.v2 import product_pb2, user_event_pb2
 from footfall.talent.v4 import event_pb2
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from server.errors import InvalidArgument
 from server.insights import funnel_request, tables, totals
+from server.names import default_branch
 from server.store import ClientEventRow, EventQuery, EventRow
 from server.store.rows import OperationRecord, Progress, Step
 
@@ -498,3 +499,22 @@ def test_a_page_token_of_another_question_is_refused(store: Any) -> None:
         tables.list_product_stats(store, insights_pb2.ListProductStatsRequest(
             parent=catalog, page_size=1, order_by="product_id",
             page_token=first.next_page_token))
+
+
+def test_a_category_step_also_asks_the_catalog_for_products_the_event_did_not_join(
+        store: Any) -> None:
+    catalog, _ = stored_history(store, [drawn_event(
+        "detail-page-view", "v", T0, products=[{"id": "p9", "quantity": None, "price": 0.0,
+                                                "currency": "", "categories": []}])], [], None)
+    request = insights_pb2.RunFunnelRequest(parent=catalog, steps=[
+        insights_pb2.FunnelStep(event_type="detail-page-view", category="boots")])
+
+    def entrants() -> int:
+        answer = funnel_request.run(store, funnel_request.parse(request))
+        assert answer.notes == [funnel_request.CATEGORY_NOTE]
+        return int(answer.steps[0].entrants)
+
+    assert entrants() == 0
+    store.create_product(default_branch(catalog), "p9", product_pb2.Product(
+        id="p9", title="Boots", categories=["boots"]).SerializeToString())
+    assert entrants() == 1
