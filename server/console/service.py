@@ -6,14 +6,14 @@ the store (resets) and `watch` (streams).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import grpc
 from footfall.console.v1 import console_pb2, console_pb2_grpc
 
 from server.console import queries
-from server.console.watch import Commits, admitted_stream, follow
+from server.console.watch import Commits, Positioned, admitted_stream, follow
 from server.errors import FieldViolation, gather, raise_if_any
 from server.names import parse_catalog, parse_tenant
 from server.policy import Policy
@@ -21,6 +21,7 @@ from server.store import Store
 from server.store.console import ResetCounts
 
 T = TypeVar("T")
+R = TypeVar("R", bound=Positioned)
 SERVICE = console_pb2.DESCRIPTOR.services_by_name["ConsoleService"].full_name
 
 
@@ -93,9 +94,8 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         def opened() -> Iterator[console_pb2.StoredUserEvent]:
             catalog = parse_catalog(request.parent)
             events = queries.parse_filter(request.filter, str(catalog))
-            batches = follow(lambda after: self._store.user_events_after(
-                events.query, after, queries.MAX_PAGE), self._start(request, "user_events"),
-                lambda: self._store.last_id("user_events"), self._commits, context)
+            batches = self._follow(request, context, "user_events", lambda after: (
+                self._store.user_events_after(events.query, after, queries.MAX_PAGE)))
             return (m for rows in batches for m in queries.matching(rows, events))
 
         return self._stream("WatchUserEvents", request, context, opened)
@@ -106,9 +106,8 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         """INVALID_ARGUMENT for a bad parent; then every client event of the tenant."""
         def opened() -> Iterator[console_pb2.StoredClientEvent]:
             tenant = str(parse_tenant(request.parent))
-            batches = follow(lambda after: self._store.client_events_after(
-                tenant, after, queries.MAX_PAGE), self._start(request, "client_events"),
-                lambda: self._store.last_id("client_events"), self._commits, context)
+            batches = self._follow(request, context, "client_events", lambda after: (
+                self._store.client_events_after(tenant, after, queries.MAX_PAGE)))
             return (queries.stored_client_event(r) for rows in batches for r in rows)
 
         return self._stream("WatchClientEvents", request, context, opened)
@@ -118,18 +117,19 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         """INVALID_ARGUMENT for a bad parent; then every refusal of the project."""
         def opened() -> Iterator[console_pb2.Rejection]:
             project = queries.parse_project(request.parent)
-            batches = follow(lambda after: self._store.rejections_after(
-                project, after, queries.MAX_PAGE), self._start(request, "rejections"),
-                lambda: self._store.last_id("rejections"), self._commits, context)
+            batches = self._follow(request, context, "rejections", lambda after: (
+                self._store.rejections_after(project, after, queries.MAX_PAGE)))
             return (queries.rejection(*r) for rows in batches for r in rows)
 
         return self._stream("WatchRejections", request, context, opened)
 
-    def _start(self, request: Any, table: str) -> int:
-        """Where a watch starts: after the request's position, else after the last
-        row stored now."""
-        return int(request.after_id) if request.HasField("after_id") \
+    def _follow(self, request: Any, context: grpc.ServicerContext, table: str,
+                read: Callable[[int], Sequence[R]]) -> Iterator[Sequence[R]]:
+        """Batches of the rows of `table` that `read(position)` gives, from the
+        request's position (else from the last row stored now) on."""
+        start = int(request.after_id) if request.HasField("after_id") \
             else self._store.last_id(table)
+        return follow(read, start, lambda: self._store.last_id(table), self._commits, context)
 
     def _stream(self, name: str, request: Any, context: grpc.ServicerContext,
                 opened: Callable[[], Iterator[T]]) -> Iterator[T]:
