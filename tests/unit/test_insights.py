@@ -134,10 +134,12 @@ def step_matches(step: insights_pb2.FunnelStep, e: Any) -> bool:
 
 
 def reference_funnel(events: list[Any], steps: list[insights_pb2.FunnelStep],
-                     keys: Any, window_s: int) -> dict[Any, list[tuple[int, float | None]]]:
+                     keys: Any, window_s: int, by_day: bool = False
+                     ) -> dict[Any, list[tuple[int, float | None]]]:
     """{group: [(entrants, median seconds from the previous step)]}; `keys(e)` gives
-    an event's (group, entrant) pairs. Brute force: the first combination, in
-    order, of the most steps that fits the window."""
+    an event's (group, entrant) pairs; `by_day`: grouped by the UTC day of the
+    counted first step instead. Brute force: the first combination, in order,
+    of the most steps that fits the window."""
     trails: dict[Any, list[tuple[int, int, Any]]] = defaultdict(list)
     for order, e in enumerate(events):
         for key in keys(e):
@@ -150,6 +152,8 @@ def reference_funnel(events: list[Any], steps: list[insights_pb2.FunnelStep],
                            if all(step_matches(steps[i], c[i][2]) for i in range(k))
                            and c[-1][0] - c[0][0] <= window_s), None)
             if chosen:
+                if by_day:
+                    group = datetime.fromtimestamp(chosen[0][0], UTC).date().isoformat()
                 for i in range(k):
                     gaps[group][i].append(chosen[i][0] - chosen[i - 1][0] if i else 0)
                 break
@@ -237,14 +241,7 @@ def test_funnels_match_the_reference(store: Any, drawn: Any, duplicates: Any, pu
     check_steps(answer.steps, expected.pop(None, []), len(steps))
     assert [s.step for s in answer.steps] == steps
     if breakdown == "BY_DAY":
-        by_day: dict[str, list[Any]] = defaultdict(list)
-        whole = reference_funnel(events, steps, lambda e: [(None, field(e))] if field(e) else [],
-                                 window)
-        assert whole.keys() <= {None}
-        # the day of each entrant's first step: recompute with the day as group
-        first_days = reference_first_days(events, steps, field, window)
-        expected = {d: [(n, m) for n, m in v] for d, v in first_days.items()}
-        by_day.update(expected)
+        expected = reference_funnel(events, steps, keys, window, by_day=True)
     groups = {g.key: answered(g.steps) for g in answer.groups}
     if breakdown == "BREAKDOWN_UNSPECIFIED":
         assert not groups
@@ -252,29 +249,6 @@ def test_funnels_match_the_reference(store: Any, drawn: Any, duplicates: Any, pu
         assert groups.keys() == expected.keys()
         for key, value in expected.items():
             assert groups[key] == value
-
-
-def reference_first_days(events: list[Any], steps: list[Any], field: Any,
-                         window: int) -> dict[str, list[tuple[int, float | None]]]:
-    """The whole funnel's entrants grouped by the UTC day of their counted first step."""
-    per_entrant = reference_funnel(events, steps, lambda e: [(field(e), field(e))]
-                                   if field(e) else [], window)
-    days: dict[str, list[list[int]]] = defaultdict(lambda: [[] for _ in steps])
-    trails: dict[str, list[Any]] = defaultdict(list)
-    for order, e in enumerate(events):
-        if field(e):
-            trails[field(e)].append((seconds(e), order, e))
-    for entrant, counts in per_entrant.items():
-        trail = sorted(trails[entrant], key=lambda t: (t[0], t[1]))
-        k = sum(1 for n, _ in counts if n)
-        chosen = next(c for c in itertools.combinations(trail, k)
-                      if all(step_matches(steps[i], c[i][2]) for i in range(k))
-                      and c[-1][0] - c[0][0] <= window)
-        day = datetime.fromtimestamp(chosen[0][0], UTC).date().isoformat()
-        for i in range(k):
-            days[day][i].append(chosen[i][0] - chosen[i - 1][0] if i else 0)
-    return {d: [(len(x), statistics.median(x) if x and i else None) for i, x in enumerate(v)]
-            for d, v in days.items()}
 
 
 @EXAMPLES
