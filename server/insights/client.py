@@ -132,4 +132,7 @@ def _row_text(row: Any) -> str:
     fields = json_format.MessageToDict(row, always_print_fields_with_no_presence=True)
     name = fields.pop("productId", None) or fields.pop("job")
     fields.pop("company", None)
+    if "revenue" in fields:
+        fields["revenue"] = ",".join(f"{m['amount']:.2f} {m['currencyCode']}"
+                                     for m in fields["revenue"]) or "0"
     return f"{name}  " + " ".join(f"{k}={v}" for k, v in fields.items())
