@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata
 
 from server.config import DEFAULT_STORE, add_serve_arguments, environ, settings_from_args
+from server.insights import cli as insights_cli
 
 CATALOG_EXAMPLE = "projects/p/locations/global/catalogs/default_catalog"
 
@@ -69,6 +70,8 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true",
                          help="each google.longrunning.Operation as one line of JSON")
 
+    insights_cli.add_parser(commands, env)
+
     copy = commands.add_parser("backup", help="copy a SQLite store consistently, also while "
                                               "it serves")
     copy.add_argument("dest", metavar="DEST", help="the new file to write")
@@ -100,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "insights":
+        return insights_cli.run(args)
     from server import inspect
 
     if args.command == "operations":

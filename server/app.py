@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 import grpc.aio
 from footfall.console.v1 import console_pb2_grpc
+from footfall.insights.v1 import insights_pb2_grpc
 from footfall.retail.v2 import (
     product_service_pb2,
     product_service_pb2_grpc,
@@ -35,6 +36,7 @@ from server.console import service as console_service
 from server.console.rejections import Rejections
 from server.console.watch import Commits
 from server.http import HttpGateway
+from server.insights import service as insights_service
 from server.loop import LoopThread
 from server.operations import service as operations_service
 from server.operations.runner import Job, OperationRunner
@@ -64,6 +66,7 @@ SERVED = (
     event_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
     "google.longrunning.Operations",
     console_service.SERVICE,
+    insights_service.SERVICE,
 )
 
 
@@ -193,11 +196,14 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     operations_pb2_grpc.add_OperationsServicer_to_server(operations, guard)
     console = console_service.ConsoleService(store, commits, policy)
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(console, guard)
+    insights = insights_service.InsightsService(store)
+    insights_pb2_grpc.add_InsightsServiceServicer_to_server(insights, guard)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, guard)
     server.add_generic_rpc_handlers((guard,))
     # The same servicers answer HTTP: one implementation, two transports.
-    servicers = dict(zip(SERVED, (user_events, products, talent_events, operations, console),
+    servicers = dict(zip(SERVED, (user_events, products, talent_events, operations, console,
+                         insights),
                          strict=True))
     await _set_serving(health_servicer, True)
     reflection.enable_server_reflection(

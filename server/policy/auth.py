@@ -6,11 +6,12 @@ Keys live in a JSON file (`--auth-file`):
                            "name": "shop-frontend"}}}
 
 `writer` may write, collect and create client events; `reader` may list and
-watch through the console (footfall.console.v1), nothing else; `admin` may call
-every RPC. `projects` may hold "*" for every project; `name` (optional) is what the
-logs say instead of the key; `buckets` (optional, default every bucket) lists
-the Cloud Storage buckets the key's requests may name (`gs://` URIs, e.g. import
-sources and error folders), exactly or with `*` wildcards ("shop-a-*").
+watch through the console (footfall.console.v1) and ask for insights
+(footfall.insights.v1), nothing else; `admin` may call every RPC. `projects`
+may hold "*" for every project; `name` (optional) is what the logs say instead
+of the key; `buckets` (optional, default every bucket) lists the Cloud Storage
+buckets the key's requests may name (`gs://` URIs, e.g. import sources and
+error folders), exactly or with `*` wildcards ("shop-a-*").
 
 Keys are kept only as SHA-256 digests and looked up by digest, so no comparison
 ever runs over a secret (constant time in the key), and no message or log line
@@ -44,11 +45,14 @@ WRITER_METHODS = frozenset({
     "/google.cloud.retail.v2.UserEventService/CollectUserEvent",
     "/google.cloud.talent.v4.EventService/CreateClientEvent",
 })
-# The RPCs a reader may call: the console's lists and watches (not its resets).
+# The RPCs a reader may call: the console's lists and watches (not its resets)
+# and every insight.
 READER_METHODS = frozenset(
     f"/footfall.console.v1.ConsoleService/{rpc}" for rpc in (
         "ListUserEvents", "ListClientEvents", "ListRejections", "ListCatalogs",
-        "WatchUserEvents", "WatchClientEvents", "WatchRejections"))
+        "WatchUserEvents", "WatchClientEvents", "WatchRejections")) | frozenset(
+    f"/footfall.insights.v1.InsightsService/{rpc}" for rpc in (
+        "RunFunnel", "ListProductStats", "ListJobStats", "ComputeTotals"))
 # Request fields that hold a resource name, and so the project a call acts on.
 RESOURCE_FIELDS = (("parent",), ("name",), ("product", "name"), ("product",),
                    ("inventory", "name"))

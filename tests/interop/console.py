@@ -23,13 +23,15 @@ SERVICE = "footfall.console.v1.ConsoleService"
 
 
 class Console:
-    """The console over gRPC on `channel`; each call carries `metadata`."""
+    """The console (or another of our services, `service`) over gRPC on `channel`;
+    each call carries `metadata`."""
 
-    def __init__(self, channel: grpc.Channel, metadata: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(self, channel: grpc.Channel, metadata: Sequence[tuple[str, str]] = (),
+                 service: str = SERVICE) -> None:
         self._channel = channel
         self._metadata = tuple(metadata)
         self.pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
-        self.service = self.pool.FindServiceByName(SERVICE)
+        self.service = self.pool.FindServiceByName(service)
 
     def _method(self, rpc: str) -> tuple[type[Message], type[Message]]:
         method = self.service.methods_by_name[rpc]
@@ -39,7 +41,7 @@ class Console:
     def call(self, rpc: str, **fields: Any) -> dict[str, Any]:
         """The answer of `rpc` to a request of `fields` (proto3 JSON names), as a dict."""
         request_class, answer_class = self._method(rpc)
-        call = self._channel.unary_unary(f"/{SERVICE}/{rpc}",
+        call = self._channel.unary_unary(f"/{self.service.full_name}/{rpc}",
                                          request_serializer=request_class.SerializeToString,
                                          response_deserializer=answer_class.FromString)
         answer = call(json_format.ParseDict(fields, request_class()), timeout=RPC_DEADLINE,
@@ -48,7 +50,7 @@ class Console:
 
     def watch(self, rpc: str, seconds: float = 30.0, **fields: Any) -> Watch:
         request_class, answer_class = self._method(rpc)
-        call = self._channel.unary_stream(f"/{SERVICE}/{rpc}",
+        call = self._channel.unary_stream(f"/{self.service.full_name}/{rpc}",
                                           request_serializer=request_class.SerializeToString,
                                           response_deserializer=answer_class.FromString)
         return Watch(call(json_format.ParseDict(fields, request_class()), timeout=seconds,

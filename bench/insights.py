@@ -1,0 +1,124 @@
+"""Insights over a large catalog, computed in process as the servicer does
+(`server.insights`): the shop funnel, the per-product table and the totals over
+a SQLite store of N events (10,000 visitors, sessions of 10 events, 1,000
+priced products; home, detail, add-to-cart, purchase and search events).
+
+Beside each: the baseline of reading the same events (the Store's page reads
+and UserEvent.FromString, nothing computed), so the ratio says what the
+computation adds to the read it cannot avoid without SQL pushdown. The same on
+PostgreSQL when one answers (FOOTFALL_BENCH_POSTGRES_DSN). Seconds of
+wall time and of this process's CPU (/proc, via process_time) per run; events
+per second of the whole question.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from footfall.insights.v1 import insights_pb2
+from footfall.retail.v2 import user_event_pb2
+from google.protobuf import timestamp_pb2
+
+from bench.common import PARENT, postgres_available, postgres_database, summary
+from server.insights import funnel_request, read, tables, totals
+from server.store import EventRow, Store, open_store
+
+# A visit: most visitors look, fewer add to cart, fewer buy (the types in a session).
+VISIT = ("home-page-view", "detail-page-view", "search", "detail-page-view", "add-to-cart",
+         "detail-page-view", "home-page-view", "detail-page-view", "add-to-cart",
+         "purchase-complete")
+
+
+def _rows(start: int, count: int) -> list[EventRow]:
+    rows = []
+    for n in range(start, start + count):
+        kind = VISIT[n % len(VISIT)]
+        event = user_event_pb2.UserEvent(event_type=kind, visitor_id=f"v-{(n // 10) % 10_000}",
+                                         session_id=f"s-{n // 10}")
+        event.event_time.CopyFrom(timestamp_pb2.Timestamp(seconds=1_700_000_000 + n * 3))
+        if kind == "search":
+            event.search_query = f"q-{n % 50}"
+        elif kind != "home-page-view":
+            detail = event.product_details.add()
+            detail.product.id = f"p-{n % 1000}"
+            detail.product.price_info.price = 1 + n % 100
+            detail.product.price_info.currency_code = "USD" if n % 3 else "EUR"
+            if kind == "purchase-complete":
+                detail.quantity.value = 1 + n % 3
+                event.purchase_transaction.revenue = 10
+                event.purchase_transaction.currency_code = "USD"
+        rows.append(EventRow.from_event(PARENT, event, joined=True))
+    return rows
+
+
+def _timed(fn: Callable[[], Any], reps: int) -> dict[str, Any]:
+    wall, cpu = [], []
+    for _ in range(reps):
+        began, began_cpu = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - began)
+        cpu.append(time.process_time() - began_cpu)
+    return {"seconds": summary(wall), "cpu_seconds": summary(cpu)}
+
+
+def questions(store: Store, size: int, reps: int) -> dict[str, Any]:
+    span = read.TimeRange()
+    shop = funnel_request.parse(insights_pb2.RunFunnelRequest(parent=PARENT))
+    asked: dict[str, Callable[[], Any]] = {
+        "read_all": lambda: sum(1 for _ in read.user_events(store, PARENT, span)),
+        "read_funnel_types": lambda: sum(1 for _ in read.user_events(
+            store, PARENT, span, funnel_request.SHOP_FUNNEL)),
+        "shop_funnel": lambda: funnel_request.run(store, shop),
+        "product_table": lambda: tables.list_product_stats(
+            store, insights_pb2.ListProductStatsRequest(parent=PARENT)),
+        "totals": lambda: totals.compute_totals(
+            store, insights_pb2.ComputeTotalsRequest(parent=PARENT)),
+    }
+    out: dict[str, Any] = {"events": size}
+    for _ in range(reps):  # interleaved: each question once per round
+        for name, fn in asked.items():
+            out.setdefault(name, []).append(_timed(fn, 1))
+    for name in asked:
+        runs = out[name]
+        wall = [r["seconds"]["median"] for r in runs]
+        cpu = [r["cpu_seconds"]["median"] for r in runs]
+        out[name] = {"seconds": summary(wall), "cpu_seconds": summary(cpu),
+                     "events_per_second": size / summary(wall)["median"]}
+    for name, base in (("shop_funnel", "read_funnel_types"), ("product_table", "read_all"),
+                       ("totals", "read_all")):
+        out[name]["ratio_to_" + base] = (out[name]["seconds"]["median"]
+                                         / out[base]["seconds"]["median"])
+    return out
+
+
+def _on(url: str, size: int, reps: int) -> dict[str, Any]:
+    store = open_store(url)
+    try:
+        for start in range(0, size, 10_000):
+            store.write_user_events(_rows(start, min(10_000, size - start)))
+        return questions(store, size, reps)
+    finally:
+        store.close()
+
+
+def run(sizes: tuple[int, ...], reps: int) -> dict[str, Any]:
+    results = []
+    for size in sizes:
+        workdir = Path(tempfile.mkdtemp(prefix="footfall-bench-insights-"))
+        try:
+            on_sqlite = _on(f"sqlite:///{workdir}/events.db", size, reps)
+        finally:
+            subprocess.run(["rm", "-rf", str(workdir)], check=False)
+        if postgres_available():
+            with postgres_database() as url:
+                on_sqlite["postgres"] = _on(url, size, reps)
+            on_sqlite["postgres_to_sqlite_shop_funnel"] = (
+                on_sqlite["postgres"]["shop_funnel"]["seconds"]["median"]
+                / on_sqlite["shop_funnel"]["seconds"]["median"])
+        results.append(on_sqlite)
+    return {"sizes": results}

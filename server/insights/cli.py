@@ -1,0 +1,58 @@
+"""`footfall insights funnel|products|jobs|totals --server HOST:PORT`: the
+insights of a running server, through footfall.insights.v1 (a reader key is
+enough), as text or, with --json, as proto3 JSON. Light to import: `serve`
+builds this parser too; the asking is in `client`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from typing import Any
+
+CATALOG_EXAMPLE = "projects/p/locations/global/catalogs/default_catalog"
+TENANT_EXAMPLE = "projects/p/tenants/t"
+
+
+def add_parser(commands: Any, env: Mapping[str, str]) -> None:
+    """The `insights` command and its four subcommands."""
+    insights = commands.add_parser("insights", help="funnels, product and job tables, totals "
+                                                    "of a running server")
+    kinds = insights.add_subparsers(dest="insights_command", required=True)
+
+    def common(name: str, text: str, parent: str) -> argparse.ArgumentParser:
+        sub = kinds.add_parser(name, help=text)
+        sub.add_argument("--parent", required=True, help=parent)
+        sub.add_argument("--server", required=True, metavar="HOST:PORT",
+                         help="the server's gRPC address")
+        sub.add_argument("--key", default=env.get("FOOTFALL_KEY", ""),
+                         help="API key (reader role is enough) sent as x-goog-api-key "
+                              "(FOOTFALL_KEY)")
+        sub.add_argument("--start", help="only events at or after this RFC 3339 time")
+        sub.add_argument("--end", help="only events before this RFC 3339 time")
+        sub.add_argument("--json", action="store_true", help="proto3 JSON")
+        return sub
+
+    funnel = common("funnel", "entrants per step of a funnel",
+                    f"catalog ({CATALOG_EXAMPLE}) or tenant ({TENANT_EXAMPLE})")
+    funnel.add_argument("--step", action="append", default=[], metavar="TYPE[,FIELD=VALUE]",
+                        help="a step, in order (repeat it); conditions by their JSON names, "
+                             "e.g. 'add-to-cart,productId=sku-1'. None: the default funnel")
+    funnel.add_argument("--count-by", choices=("visitor", "user", "session", "request", "job"))
+    funnel.add_argument("--window", help="conversion window, e.g. 3600s (default 1 day)")
+    funnel.add_argument("--breakdown", choices=("day", "item"))
+    for name, parent, orders in (("products", CATALOG_EXAMPLE, "views desc"),
+                                 ("jobs", TENANT_EXAMPLE, "impressions desc")):
+        table = common(name, f"the per-{name[:-1]} table", parent)
+        table.add_argument("--order-by", default="", help=f"e.g. '{orders}' (the default)")
+        table.add_argument("--limit", type=int, default=100, help="rows to print (all: 0)")
+    totals = common("totals", "events per type over time, revenue, top searches",
+                    CATALOG_EXAMPLE)
+    totals.add_argument("--granularity", choices=("hour", "day"), default="day")
+    totals.add_argument("--top-queries", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    """0 done; 2 a bad request or one the server refused as such; 1 otherwise."""
+    from server.insights import client
+
+    return client.run(args)

@@ -1,0 +1,138 @@
+"""What `footfall insights` asks a running server and how it prints the answer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+from footfall.insights.v1 import insights_pb2, insights_pb2_grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from server.inspect import _remote_failed as remote_failed
+from server.remote import CALL_SECONDS, RemoteError
+
+
+def _step(text: str) -> dict[str, Any]:
+    kind, *conditions = text.split(",")
+    step: dict[str, Any] = {"eventType": kind.strip()}
+    for condition in conditions:
+        field, _, value = condition.partition("=")
+        step[field.strip()] = value.strip()
+    return step
+
+
+def _request(args: argparse.Namespace) -> Message:
+    """The request the command line asks for (json_format.ParseError on a bad value)."""
+    fields: dict[str, Any] = {"parent": args.parent}
+    if args.start:
+        fields["startTime"] = args.start
+    if args.end:
+        fields["endTime"] = args.end
+    command = args.insights_command
+    if command == "funnel":
+        fields["steps"] = [_step(s) for s in args.step]
+        if args.count_by:
+            fields["countBy"] = args.count_by.upper()
+        if args.window:
+            fields["conversionWindow"] = args.window
+        if args.breakdown:
+            fields["breakdown"] = f"BY_{args.breakdown.upper()}"
+        return json_format.ParseDict(fields, insights_pb2.RunFunnelRequest())
+    if command == "totals":
+        fields.update(granularity=args.granularity.upper(), topQueries=args.top_queries)
+        return json_format.ParseDict(fields, insights_pb2.ComputeTotalsRequest())
+    fields.update(orderBy=args.order_by, pageSize=min(args.limit or 1000, 1000))
+    kind = (insights_pb2.ListProductStatsRequest if command == "products"
+            else insights_pb2.ListJobStatsRequest)
+    return json_format.ParseDict(fields, kind())
+
+
+def _rows(call: Callable[[Any], Any], request: Any, field: str,
+          limit: int) -> Iterator[Message]:
+    """The rows of a table, page after page, up to `limit` (0: all)."""
+    shown = 0
+    while True:
+        page = call(request)
+        for row in getattr(page, field):
+            if limit and shown == limit:
+                return
+            shown += 1
+            yield row
+        if not page.next_page_token:
+            return
+        request.page_token = page.next_page_token
+
+
+def _text(answer: Any, command: str) -> Iterator[str]:
+    if command == "funnel":
+        for group in [insights_pb2.FunnelGroup(key="all", steps=answer.steps), *answer.groups]:
+            yield f"{group.key}:"
+            for r in group.steps:
+                median = (f"  median {r.median_time_from_previous.ToJsonString()}"
+                          if r.HasField("median_time_from_previous") else "")
+                yield (f"  {r.step.event_type:<24} {r.entrants:>10} "
+                       f"{r.conversion_from_previous:>8.1%} {r.conversion_from_first:>8.1%}"
+                       f"{median}")
+        yield from answer.notes
+    elif command == "totals":
+        for bucket in answer.buckets:
+            counts = " ".join(f"{c.event_type}={c.count}" for c in bucket.event_counts)
+            yield (f"{bucket.start_time.ToJsonString()}  visitors={bucket.distinct_visitors}"
+                   f"  {counts}")
+        for paid in answer.revenue:
+            yield f"{paid.day}  {paid.currency_code} {paid.revenue:.2f} ({paid.purchases})"
+        yield f"distinct visitors: {answer.distinct_visitors}"
+        for query in answer.top_queries:
+            yield f"{query.query!r}: {query.searches} searches, {query.led_to_detail_view} " \
+                  f"led to a detail view"
+
+
+def run(args: argparse.Namespace) -> int:
+    """0 done; 2 a bad request or one the server refused as such; 1 otherwise."""
+    try:
+        request = _request(args)
+    except json_format.ParseError as exc:
+        print(f"footfall: {exc}", file=sys.stderr)
+        return 2
+    metadata = (("x-goog-api-key", args.key),) if args.key else ()
+    command = args.insights_command
+    with grpc.insecure_channel(args.server) as channel:
+        stub = insights_pb2_grpc.InsightsServiceStub(channel)
+        method = {"funnel": stub.RunFunnel, "totals": stub.ComputeTotals,
+                  "products": stub.ListProductStats, "jobs": stub.ListJobStats}[command]
+
+        def call(request: Any) -> Any:
+            try:
+                return method(request, metadata=metadata, timeout=CALL_SECONDS)
+            except grpc.RpcError as exc:
+                raise RemoteError(exc.code(), exc.details() or "") from None
+
+        try:
+            if command in ("funnel", "totals"):
+                answer = call(request)
+                lines = ([json.dumps(json_format.MessageToDict(answer))] if args.json
+                         else list(_text(answer, command)))
+            else:
+                field = "products" if command == "products" else "jobs"
+                lines = [json.dumps(json_format.MessageToDict(row)) if args.json
+                         else _row_text(row) for row in _rows(call, request, field, args.limit)]
+        except RemoteError as exc:
+            return remote_failed(exc)
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _row_text(row: Any) -> str:
+    fields = json_format.MessageToDict(row, always_print_fields_with_no_presence=True)
+    name = fields.pop("productId", None) or fields.pop("job")
+    fields.pop("company", None)
+    if "revenue" in fields:
+        fields["revenue"] = ",".join(f"{m['amount']:.2f} {m['currencyCode']}"
+                                     for m in fields["revenue"]) or "0"
+    return f"{name}  " + " ".join(f"{k}={v}" for k, v in fields.items())

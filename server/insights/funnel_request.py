@@ -1,0 +1,282 @@
+"""A RunFunnelRequest answered: its steps parsed and checked, the events of the
+catalog or tenant turned into funnel points, the counts put in the response."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from footfall.insights.v1 import insights_pb2
+from footfall.talent.v4 import event_pb2
+from google.protobuf import duration_pb2
+
+from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
+from server.insights import funnel, read
+from server.names import CatalogName, TenantName, parse_catalog, parse_tenant
+from server.retail.join import load_products
+from server.store import Store
+
+MAX_STEPS = 10
+DEFAULT_WINDOW_US = funnel.US_PER_DAY
+SHOP_FUNNEL = ("home-page-view", "detail-page-view", "add-to-cart", "purchase-complete")
+TALENT_FUNNEL = ("IMPRESSION", "VIEW", "APPLICATION_START", "APPLICATION_FINISH")
+JOB_EVENT_TYPES = tuple(name for name in event_pb2.JobEvent.JobEventType.keys()
+                        if name != "JOB_EVENT_TYPE_UNSPECIFIED")
+RETAIL_COUNTS = (insights_pb2.VISITOR, insights_pb2.USER, insights_pb2.SESSION)
+TALENT_COUNTS = (insights_pb2.REQUEST, insights_pb2.JOB)
+# The event field that names an entrant, per CountBy (USER: user_info.user_id).
+ENTRANT_FIELDS: dict[int, str] = {
+    insights_pb2.VISITOR: "visitor_id", insights_pb2.SESSION: "session_id",
+    insights_pb2.REQUEST: "request_id"}
+_RETAIL_CONDITIONS = ("product_id", "category", "search_query_present", "attribute_key",
+                      "attribute_value")
+CATEGORY_NOTE = ("categories are the events' page categories, their products' categories "
+                 "as stored with them (joined when written) and those the catalog's "
+                 "default branch holds now; a product in neither has none")
+COMPANY_NOTE = ("companies are not counted: client events name jobs only, and Footfall "
+                "stores no job records")
+
+Match = Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """A checked request: whose events, which steps, counted how."""
+
+    parent: CatalogName | TenantName
+    steps: tuple[insights_pb2.FunnelStep, ...]
+    count_by: int
+    window_us: int
+    span: read.TimeRange
+    breakdown: int
+
+    @property
+    def retail(self) -> bool:
+        return isinstance(self.parent, CatalogName)
+
+
+def parse(request: insights_pb2.RunFunnelRequest) -> Funnel:
+    """The funnel `request` asks for, defaults filled in; INVALID_ARGUMENT naming
+    every bad field."""
+    violations: list[FieldViolation] = []
+    parent = gather(violations, _parent, request.parent)
+    retail = not isinstance(parent, TenantName)
+    steps = tuple(request.steps) or tuple(
+        insights_pb2.FunnelStep(event_type=t) for t in (SHOP_FUNNEL if retail else TALENT_FUNNEL))
+    if len(steps) > MAX_STEPS:
+        violations.append(FieldViolation("steps", f"must be at most {MAX_STEPS}, "
+                                                  f"got {len(steps)}"))
+    for i, step in enumerate(steps):
+        violations += _step_violations(f"steps[{i}]", step, retail)
+    counts = RETAIL_COUNTS if retail else TALENT_COUNTS
+    count_by = request.count_by or counts[0]
+    if count_by not in counts:
+        names = " or ".join(insights_pb2.CountBy.Name(c) for c in counts)
+        violations.append(FieldViolation("count_by", f"must be {names} for a "
+                                                     f"{'catalog' if retail else 'tenant'}"))
+    window = gather(violations, read.parse_duration, request, "conversion_window",
+                    DEFAULT_WINDOW_US)
+    span = gather(violations, read.parse_range, request)
+    if request.breakdown not in insights_pb2.Breakdown.values():
+        violations.append(FieldViolation("breakdown", f"unknown value {request.breakdown}"))
+    raise_if_any(violations)
+    assert parent is not None
+    return Funnel(parent, steps, count_by, window, span, request.breakdown)
+
+
+def _parent(value: str) -> CatalogName | TenantName:
+    """A catalog or a tenant; INVALID_ARGUMENT naming `parent` otherwise."""
+    for parse in (parse_tenant, parse_catalog):
+        try:
+            return parse(value)
+        except InvalidArgument:
+            pass
+    raise InvalidArgument.field("parent", "must be of the form 'projects/*/locations/*/catalogs/*' "
+                                          f"or 'projects/*/tenants/*', got {value[:200]!r}")
+
+
+def _step_violations(path: str, step: insights_pb2.FunnelStep,
+                     retail: bool) -> Iterator[FieldViolation]:
+    if not step.event_type:
+        yield FieldViolation(f"{path}.event_type", "is required")
+    elif not retail and step.event_type not in JOB_EVENT_TYPES:
+        yield FieldViolation(f"{path}.event_type",
+                             f"must be a JobEventType ({', '.join(JOB_EVENT_TYPES)}), "
+                             f"got {step.event_type[:200]!r}")
+    elif retail and len(step.event_type) > 128:
+        yield FieldViolation(f"{path}.event_type", "must be at most 128 characters")
+    if retail and step.job:
+        yield FieldViolation(f"{path}.job", "is a condition of talent funnels")
+    if not retail:
+        for name in _RETAIL_CONDITIONS:
+            if getattr(step, name):
+                yield FieldViolation(f"{path}.{name}", "is a condition of retail funnels")
+    if retail and step.attribute_value and not step.attribute_key:
+        yield FieldViolation(f"{path}.attribute_value", "needs attribute_key")
+
+
+class CatalogCategories:
+    """The categories of a catalog's products as its default branch holds them
+    now: for events stored before their product was (not joined, so carrying no
+    categories). Read once per product id."""
+
+    def __init__(self, store: Store, catalog: str) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._known: dict[str, tuple[str, ...]] = {}
+
+    def __call__(self, product_id: str) -> tuple[str, ...]:
+        if product_id not in self._known:
+            found = load_products(self._store, self._catalog, [product_id])
+            self._known[product_id] = (tuple(found[product_id].categories)
+                                       if product_id in found else ())
+        return self._known[product_id]
+
+
+def _retail_match(step: insights_pb2.FunnelStep, catalog: CatalogCategories) -> Match:
+    """Whether a UserEvent of the step's type meets its conditions."""
+    number: float | None = None
+    try:
+        number = float(step.attribute_value) if step.attribute_value else None
+    except ValueError:
+        pass
+
+    def matches(event: Any) -> bool:
+        products = event.product_details
+        if step.product_id and not any(d.product.id == step.product_id for d in products):
+            return False
+        if step.category and step.category not in event.page_categories and not any(
+                step.category in d.product.categories or step.category in catalog(d.product.id)
+                for d in products):
+            return False
+        if step.search_query_present and not event.search_query:
+            return False
+        if step.attribute_key:
+            if step.attribute_key not in event.attributes:
+                return False
+            value = event.attributes[step.attribute_key]
+            if step.attribute_value and step.attribute_value not in value.text and (
+                    number is None or number not in value.numbers):
+                return False
+        return True
+
+    return matches
+
+
+def _talent_match(step: insights_pb2.FunnelStep, _: CatalogCategories) -> Match:
+    return lambda event: not step.job or step.job in event.job_event.jobs
+
+
+def _matchers(spec: Funnel, catalog: CatalogCategories
+              ) -> dict[str, list[tuple[int, Match | None]]]:
+    """For each event type: the steps of that type (their bit) and their matchers
+    (None: the type is the only condition)."""
+    by_type: dict[str, list[tuple[int, Match | None]]] = {}
+    make = _retail_match if spec.retail else _talent_match
+    for i, step in enumerate(spec.steps):
+        conditions = any(getattr(step, name) for name in (*_RETAIL_CONDITIONS, "job"))
+        by_type.setdefault(step.event_type, []).append(
+            (1 << i, make(step, catalog) if conditions else None))
+    return by_type
+
+
+def points(spec: Funnel, events: Iterator[tuple[int, Any]], by_item: bool,
+           catalog: CatalogCategories) -> Iterator[funnel.Point]:
+    """The funnel points of `events` ((id, UserEvent or ClientEvent), in any
+    order); `by_item`: also one per product or job the event names, in its group."""
+    matchers = _matchers(spec, catalog)
+    # the common case, one entrant per event named by a field, without a detour
+    field = ENTRANT_FIELDS.get(spec.count_by) if not by_item else None
+    job_type = event_pb2.JobEvent.JobEventType.Name
+    retail = spec.retail
+    for order, event in events:
+        if retail:
+            kind, time = event.event_type, event.event_time
+        else:
+            kind, time = job_type(event.job_event.type), event.create_time
+        bits = 0
+        for bit, matches in matchers.get(kind, ()):
+            if matches is None or matches(event):
+                bits |= bit
+        if not bits:
+            continue
+        micros = time.seconds * 1_000_000 + time.nanos // 1000
+        if field is not None:
+            entrant = getattr(event, field)
+            if entrant:
+                yield None, entrant, micros, order, bits
+            continue
+        for group, entrant in _entrants(spec, event, by_item):
+            if entrant:
+                yield group, entrant, micros, order, bits
+
+
+def _entrants(spec: Funnel, event: Any, by_item: bool) -> list[tuple[str | None, str]]:
+    """(group, entrant) pairs of an event: (None, entrant) for the whole funnel,
+    and with `by_item` (item, entrant) for each product or job it names."""
+    if spec.count_by == insights_pb2.JOB:
+        entrants = list(dict.fromkeys(event.job_event.jobs))
+    else:
+        entrants = [event.user_info.user_id if spec.count_by == insights_pb2.USER
+                    else getattr(event, ENTRANT_FIELDS[spec.count_by])]
+    pairs: list[tuple[str | None, str]] = [(None, entrant) for entrant in entrants]
+    if by_item:
+        items = (dict.fromkeys(d.product.id for d in event.product_details) if spec.retail
+                 else dict.fromkeys(event.job_event.jobs))
+        pairs += [(item, entrant) for item in items for entrant in entrants
+                  if spec.count_by != insights_pb2.JOB or entrant == item]
+    return pairs
+
+
+def _events(store: Store, spec: Funnel) -> Iterator[tuple[int, Any]]:
+    if spec.retail:
+        return read.user_events(store, str(spec.parent), spec.span,
+                                [step.event_type for step in spec.steps])
+    return read.client_events(store, str(spec.parent), spec.span)
+
+
+def _results(spec: Funnel, counts: Sequence[funnel.StepCount]
+             ) -> list[insights_pb2.FunnelStepResult]:
+    results = []
+    counts = counts or [funnel.StepCount(0, None)] * len(spec.steps)
+    first = counts[0].entrants
+    for i, (step, count) in enumerate(zip(spec.steps, counts, strict=True)):
+        previous = counts[i - 1].entrants if i else count.entrants
+        result = insights_pb2.FunnelStepResult(
+            step=step, entrants=count.entrants,
+            conversion_from_previous=count.entrants / previous if previous else 0.0,
+            conversion_from_first=count.entrants / first if first else 0.0)
+        if count.median_us is not None:
+            result.median_time_from_previous.CopyFrom(_duration(count.median_us))
+        results.append(result)
+    return results
+
+
+def _duration(us: float) -> duration_pb2.Duration:
+    nanos = round(us * 1000)
+    return duration_pb2.Duration(seconds=nanos // 1_000_000_000, nanos=nanos % 1_000_000_000)
+
+
+def run(store: Store, spec: Funnel) -> insights_pb2.RunFunnelResponse:
+    """The funnel `spec` over the stored events (blocking: reads every event it needs)."""
+    read_count = 0
+
+    def counted() -> Iterator[tuple[int, Any]]:
+        nonlocal read_count
+        for item in _events(store, spec):
+            read_count += 1
+            yield item
+
+    by_item = spec.breakdown == insights_pb2.BY_ITEM
+    catalog = CatalogCategories(store, str(spec.parent))
+    groups = funnel.run(points(spec, counted(), by_item, catalog), len(spec.steps),
+                        spec.window_us, by_day=spec.breakdown == insights_pb2.BY_DAY)
+    totals = groups.pop(None, [])
+    answer = insights_pb2.RunFunnelResponse(steps=_results(spec, totals),
+                                            events_read=read_count)
+    for key in sorted(groups, key=str):
+        answer.groups.add(key=str(key), steps=_results(spec, groups[key]))
+    if spec.retail and any(step.category for step in spec.steps):
+        answer.notes.append(CATEGORY_NOTE)
+    return answer

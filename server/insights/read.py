@@ -1,0 +1,117 @@
+"""The events an insight reads, through the Store's public reads only (never SQL
+on the events table, whose columns are changing), page by page.
+
+User events are read latest first in keyset pages of the (catalog, event time)
+index, the one read whose page costs the same wherever it starts; every insight
+is indifferent to the order it is fed. Each event comes with its store id: the
+order of storing breaks ties between events of one time, so every answer is the
+same on every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from footfall.retail.v2 import user_event_pb2
+from footfall.talent.v4 import event_pb2
+
+from server.errors import FieldViolation, InvalidArgument, raise_if_any
+from server.store import Store
+from server.store.rows import EventQuery, TimeBound
+
+PAGE = 5000
+# Timestamp's valid range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """[start_us, end_us) in microseconds since the epoch; None: unbounded."""
+
+    start_us: int | None = None
+    end_us: int | None = None
+
+    def holds(self, time_us: int) -> bool:
+        return ((self.start_us is None or time_us >= self.start_us)
+                and (self.end_us is None or time_us < self.end_us))
+
+
+def _query(catalog: str, span: TimeRange, event_types: tuple[str, ...]) -> EventQuery:
+    return EventQuery(
+        catalog, event_types=event_types,
+        after=None if span.start_us is None else TimeBound(span.start_us, True),
+        before=None if span.end_us is None else TimeBound(span.end_us, False))
+
+
+def user_events(store: Store, catalog: str, span: TimeRange,
+                event_types: Sequence[str] = ()) -> Iterator[tuple[int, user_event_pb2.UserEvent]]:
+    """(id, UserEvent) of the catalog's events within `span`, of `event_types`
+    (every type when empty), latest first. One pass: a query's type terms are
+    ANDed, and no index leads with the type, so types are checked here."""
+    types = frozenset(event_types)
+    query = _query(catalog, span, ())
+    before: tuple[int, int] | None = None
+    while True:
+        rows = store.user_events_newest(query, PAGE, before)
+        for row in rows:
+            event = user_event_pb2.UserEvent.FromString(row.payload)
+            if not types or event.event_type in types:
+                yield row.id, event
+        if len(rows) < PAGE:
+            return
+        before = (rows[-1].event_time_us, rows[-1].id)
+
+
+def client_events(store: Store, tenant: str, span: TimeRange
+                  ) -> Iterator[tuple[int, event_pb2.ClientEvent]]:
+    """(id, ClientEvent) of the tenant's client events created within `span`, in
+    storage order."""
+    after = 0
+    while True:
+        rows = store.client_events_after(tenant, after, PAGE)
+        for row in rows:
+            event = event_pb2.ClientEvent.FromString(row.payload)
+            if span.holds(micros(event.create_time)):
+                yield row.id, event
+        if len(rows) < PAGE:
+            return
+        after = rows[-1].id
+
+
+def micros(time: object) -> int:
+    """Microseconds since the epoch of a Timestamp."""
+    return int(time.seconds) * 1_000_000 + int(time.nanos) // 1000  # type: ignore[attr-defined]
+
+
+def parse_range(request: object) -> TimeRange:
+    """The [start_time, end_time) of a request (each optional); INVALID_ARGUMENT
+    when a time is malformed or the end is not after the start."""
+    bounds: list[int | None] = []
+    violations: list[FieldViolation] = []
+    for field in ("start_time", "end_time"):
+        time = getattr(request, field)
+        if not request.HasField(field):  # type: ignore[attr-defined]
+            bounds.append(None)
+        elif not 0 <= time.nanos < 1_000_000_000 or not MIN_SECONDS <= time.seconds <= MAX_SECONDS:
+            violations.append(FieldViolation(field, "must be a time between years 1 and 9999"))
+            bounds.append(None)
+        else:
+            bounds.append(micros(time))
+    start, end = bounds
+    if start is not None and end is not None and end <= start:
+        violations.append(FieldViolation("end_time", "must be after start_time"))
+    raise_if_any(violations)
+    return TimeRange(start, end)
+
+
+def parse_duration(request: object, field: str, default_us: int) -> int:
+    """A positive Duration field in microseconds (`default_us` when unset);
+    INVALID_ARGUMENT otherwise."""
+    if not request.HasField(field):  # type: ignore[attr-defined]
+        return default_us
+    value = getattr(request, field)
+    us = int(value.seconds) * 1_000_000 + int(value.nanos) // 1000
+    if us <= 0 or (value.seconds > 0 and value.nanos < 0):
+        raise InvalidArgument.field(field, "must be positive")
+    return us

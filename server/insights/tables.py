@@ -1,0 +1,189 @@
+"""Per-product and per-job tables: counts of each kind of event naming an item,
+their rates, sorted and paged.
+
+A table is computed whole, then sorted; a page token holds the offset of the
+next row and a hash of what selects and sorts the rows, so a token is refused
+by a different question.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from footfall.insights.v1 import insights_pb2
+from footfall.talent.v4 import event_pb2
+
+from server.console.queries import decode_token, encode_token, page_size
+from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
+from server.insights import read
+from server.insights.funnel_request import COMPANY_NOTE
+from server.names import parse_catalog, parse_tenant
+from server.store import Store
+
+T = TypeVar("T")
+PRODUCT_TYPES = ("detail-page-view", "add-to-cart", "purchase-complete")
+DEFAULT_CURRENCY = "USD"  # Google's default for a price without a currency code
+PRICE_NOTE = ("{} purchased units named no price; they are counted in units, not in "
+              "revenue")
+_JOB_TYPE = event_pb2.JobEvent.JobEventType
+# Which JobStats count each job event type adds to.
+JOB_COUNTS = {
+    _JOB_TYPE.IMPRESSION: "impressions",
+    _JOB_TYPE.VIEW: "views",
+    _JOB_TYPE.APPLICATION_START: "application_starts",
+    _JOB_TYPE.APPLICATION_START_FROM_SEARCH: "application_starts",
+    _JOB_TYPE.APPLICATION_FINISH: "application_finishes",
+    _JOB_TYPE.APPLICATION_QUICK_SUBMISSION: "application_finishes",
+    _JOB_TYPE.APPLICATION_COMPANY_SUBMIT: "application_finishes",
+    _JOB_TYPE.VIEW_REDIRECT: "redirects",
+    _JOB_TYPE.APPLICATION_REDIRECT: "redirects",
+    _JOB_TYPE.APPLICATION_REDIRECT_FROM_SEARCH: "redirects",
+    _JOB_TYPE.BOOKMARK: "bookmarks",
+}
+
+
+def _rate(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def product_stats(store: Store, catalog: str, span: read.TimeRange
+                  ) -> tuple[list[insights_pb2.ProductStats], int, int]:
+    """Every product's stats (unsorted), the events read, and the purchased units
+    that named no price."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    revenue: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    column = {kind: i for i, kind in enumerate(PRODUCT_TYPES)}
+    events = unpriced = 0
+    for _, event in read.user_events(store, catalog, span, PRODUCT_TYPES):
+        events += 1
+        kind = column[event.event_type]
+        for product_id in dict.fromkeys(d.product.id for d in event.product_details):
+            counts[product_id][kind] += 1
+        if kind != 2:
+            continue
+        for detail in event.product_details:
+            units = detail.quantity.value if detail.HasField("quantity") else 1
+            counts[detail.product.id][3] += units
+            price = detail.product.price_info
+            if price.price:
+                revenue[detail.product.id][price.currency_code or DEFAULT_CURRENCY] += \
+                    price.price * units
+            else:
+                unpriced += units
+    rows = []
+    for product_id, (views, carts, purchases, units) in counts.items():
+        row = insights_pb2.ProductStats(
+            product_id=product_id, views=views, add_to_carts=carts, purchases=purchases,
+            units=units, view_to_purchase_rate=_rate(purchases, views))
+        for currency, amount in sorted(revenue[product_id].items()):
+            row.revenue.add(currency_code=currency, amount=amount)
+        rows.append(row)
+    return rows, events, unpriced
+
+
+def job_stats(store: Store, tenant: str, span: read.TimeRange
+              ) -> tuple[list[insights_pb2.JobStats], int]:
+    """Every job's stats (unsorted) and the events read."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    events = 0
+    for _, event in read.client_events(store, tenant, span):
+        events += 1
+        field = JOB_COUNTS.get(event.job_event.type)
+        if field is None:
+            continue
+        for job in dict.fromkeys(event.job_event.jobs):
+            counts[job][field] += 1
+    rows = []
+    for job, of in counts.items():
+        row = insights_pb2.JobStats(job=job)
+        for field, count in of.items():
+            setattr(row, field, count)
+        row.view_rate = _rate(row.views, row.impressions)
+        row.application_start_rate = _rate(row.application_starts, row.views)
+        row.application_finish_rate = _rate(row.application_finishes, row.application_starts)
+        rows.append(row)
+    return rows, events
+
+
+def parse_order(order_by: str, fields: Sequence[str], default: str) -> tuple[str, bool]:
+    """(field, descending) of an order_by such as "views desc"; INVALID_ARGUMENT."""
+    words = (order_by.strip() or default).split()
+    descending = len(words) == 2 and words[1].lower() == "desc"
+    if not words or words[0] not in fields or (len(words) == 2 and not descending
+                                               and words[1].lower() != "asc") or len(words) > 2:
+        raise InvalidArgument.field("order_by", f"must be one of {', '.join(fields)}, "
+                                                f"optionally followed by desc; "
+                                                f"got {order_by[:200]!r}")
+    return words[0], descending
+
+
+def page(rows: list[T], key: str, order: tuple[str, bool], size: int, token: str,
+         question: str) -> tuple[list[T], str]:
+    """One page of `rows` sorted by `order` (ties by `key`), and the next token."""
+    field, descending = order
+    fingerprint = zlib.crc32(question.encode())
+    position = decode_token(token, 2)
+    start = 0
+    if position is not None:
+        if position[1] != fingerprint or position[0] < 0:
+            raise InvalidArgument.field("page_token", "is not a page token of this list")
+        start = position[0]
+    rows.sort(key=lambda r: getattr(r, key))
+    rows.sort(key=lambda r: getattr(r, field), reverse=descending)
+    end = start + size
+    return rows[start:end], encode_token(end, fingerprint) if end < len(rows) else ""
+
+
+def _question(request: Any) -> str:
+    """What selects and sorts a table's rows: the request less its paging."""
+    copy = type(request)()
+    copy.CopyFrom(request)
+    copy.ClearField("page_token")
+    copy.ClearField("page_size")
+    return str(copy.SerializeToString(deterministic=True))
+
+
+PRODUCT_ORDERS = ("product_id", "views", "add_to_carts", "purchases", "units",
+                  "view_to_purchase_rate")
+JOB_ORDERS = ("job", "impressions", "views", "application_starts", "application_finishes",
+              "redirects", "bookmarks", "view_rate", "application_start_rate",
+              "application_finish_rate")
+
+
+def list_product_stats(store: Store, request: insights_pb2.ListProductStatsRequest
+                       ) -> insights_pb2.ListProductStatsResponse:
+    """INVALID_ARGUMENT for a bad parent, range, order, size or token."""
+    violations: list[FieldViolation] = []
+    catalog = gather(violations, parse_catalog, request.parent)
+    span = gather(violations, read.parse_range, request)
+    order = gather(violations, parse_order, request.order_by, PRODUCT_ORDERS, "views desc")
+    size = gather(violations, page_size, request.page_size)
+    raise_if_any(violations)
+    rows, events, unpriced = product_stats(store, str(catalog), span)
+    shown, token = page(rows, "product_id", order, size, request.page_token,
+                        _question(request))
+    answer = insights_pb2.ListProductStatsResponse(products=shown, next_page_token=token,
+                                                   events_read=events)
+    if unpriced:
+        answer.notes.append(PRICE_NOTE.format(unpriced))
+    return answer
+
+
+def list_job_stats(store: Store, request: insights_pb2.ListJobStatsRequest
+                   ) -> insights_pb2.ListJobStatsResponse:
+    """INVALID_ARGUMENT for a bad parent, range, order, size or token."""
+    violations: list[FieldViolation] = []
+    tenant = gather(violations, parse_tenant, request.parent)
+    span = gather(violations, read.parse_range, request)
+    order = gather(violations, parse_order, request.order_by, JOB_ORDERS, "impressions desc")
+    size = gather(violations, page_size, request.page_size)
+    raise_if_any(violations)
+    rows, events = job_stats(store, str(tenant), span)
+    shown, token = page(rows, "job", order, size, request.page_token, _question(request))
+    return insights_pb2.ListJobStatsResponse(jobs=shown, next_page_token=token,
+                                             events_read=events, notes=[COMPANY_NOTE])
+
+

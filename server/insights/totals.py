@@ -1,0 +1,90 @@
+"""Totals of a catalog over time: events per type per hour or day, distinct
+visitors, revenue per day per currency (never added across currencies), and
+the top search queries with how many led to a detail-page-view."""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter, defaultdict
+from typing import Any
+
+from footfall.insights.v1 import insights_pb2
+
+from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
+from server.insights import read
+from server.insights.funnel import US_PER_DAY, day
+from server.names import parse_catalog
+from server.store import Store
+
+US_PER_HOUR = 3_600_000_000
+DEFAULT_QUERIES, MAX_QUERIES = 10, 1000
+DEFAULT_SEARCH_WINDOW_US = 30 * 60 * 1_000_000
+
+
+def _top_queries(request: insights_pb2.ComputeTotalsRequest) -> int:
+    if not 0 <= request.top_queries <= MAX_QUERIES:
+        raise InvalidArgument.field("top_queries", f"must be between 0 and {MAX_QUERIES}, "
+                                                   f"got {request.top_queries}")
+    return request.top_queries or DEFAULT_QUERIES
+
+
+def _granularity(request: insights_pb2.ComputeTotalsRequest) -> int:
+    if request.granularity not in insights_pb2.Granularity.values():
+        raise InvalidArgument.field("granularity", f"unknown value {request.granularity}")
+    return US_PER_HOUR if request.granularity == insights_pb2.HOUR else US_PER_DAY
+
+
+def compute_totals(store: Store, request: insights_pb2.ComputeTotalsRequest
+                   ) -> insights_pb2.ComputeTotalsResponse:
+    """The totals `request` asks for (blocking: reads every event of the range).
+    INVALID_ARGUMENT for a bad parent, range, granularity, count or window."""
+    violations: list[FieldViolation] = []
+    catalog = gather(violations, parse_catalog, request.parent)
+    span = gather(violations, read.parse_range, request)
+    width = gather(violations, _granularity, request)
+    top = gather(violations, _top_queries, request)
+    window = gather(violations, read.parse_duration, request, "search_window",
+                    DEFAULT_SEARCH_WINDOW_US)
+    raise_if_any(violations)
+    types: dict[int, Counter[str]] = defaultdict(Counter)
+    visitors: dict[int, set[str]] = defaultdict(set)
+    revenue: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [0.0, 0])
+    searches: list[tuple[str, str, int]] = []
+    views: dict[str, list[int]] = defaultdict(list)
+    events = 0
+    for _, event in read.user_events(store, str(catalog), span):
+        events += 1
+        time = read.micros(event.event_time)
+        bucket = time // width
+        types[bucket][event.event_type] += 1
+        visitors[bucket].add(event.visitor_id)
+        if event.event_type == "purchase-complete" and event.HasField("purchase_transaction"):
+            paid = revenue[day(time), event.purchase_transaction.currency_code]
+            paid[0] += event.purchase_transaction.revenue
+            paid[1] += 1
+        elif event.event_type == "search" and event.search_query:
+            searches.append((event.search_query, event.visitor_id, time))
+        elif event.event_type == "detail-page-view":
+            views[event.visitor_id].append(time)
+    answer = insights_pb2.ComputeTotalsResponse(
+        events_read=events, distinct_visitors=len(set().union(*visitors.values())))
+    for bucket in sorted(types):
+        answer.buckets.add(distinct_visitors=len(visitors[bucket]), event_counts=[
+            insights_pb2.EventTypeCount(event_type=kind, count=count)
+            for kind, count in sorted(types[bucket].items())]
+        ).start_time.FromMicroseconds(bucket * width)
+    for (when, currency), (amount, purchases) in sorted(revenue.items()):
+        answer.revenue.add(day=when, currency_code=currency, revenue=amount, purchases=purchases)
+    for times in views.values():
+        times.sort()
+    counts: Counter[str] = Counter()
+    led: Counter[str] = Counter()
+    for query, visitor, time in searches:
+        counts[query] += 1
+        seen = views.get(visitor, ())
+        after = bisect.bisect_left(seen, time)
+        if after < len(seen) and seen[after] - time <= window:
+            led[query] += 1
+    for query, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]:
+        answer.top_queries.add(query=query, searches=count, led_to_detail_view=led[query])
+    return answer

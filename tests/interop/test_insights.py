@@ -1,0 +1,237 @@
+"""footfall.insights.v1 against a server subprocess: the official clients write
+a shop's and a job site's events; the funnel, the product and job tables and
+the totals answered over gRPC (a client made from reflection), REST and the
+CLI agree with each other and with the numbers worked out by hand, on SQLite,
+memory and PostgreSQL. A reader key may ask; a writer key may not. Imports
+nothing of ours."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import pytest
+import requests
+from google.cloud import retail_v2, talent_v4
+
+from . import test_console
+from .console import Console
+from .support import CLI_DEADLINE, RPC_DEADLINE, ServerProcess, retail_client, talent_client
+from .test_console import READER, WRITER
+from .trust import with_key
+
+# The console's servers: on SQLite, memory and PostgreSQL; with writer, reader and admin keys.
+served, secured = test_console.served, test_console.secured
+
+SERVICE = "footfall.insights.v1.InsightsService"
+PROJECT = "projects/footfall-interop"
+CATALOG = f"{PROJECT}/locations/global/catalogs/shop"
+TENANT = f"{PROJECT}/tenants/jobs"
+JOB1, JOB2 = f"{TENANT}/jobs/j1", f"{TENANT}/jobs/j2"
+T = datetime.datetime(2024, 3, 1, 10, tzinfo=datetime.UTC)
+TYPE = talent_v4.JobEvent.JobEventType
+
+
+def at(seconds: int) -> datetime.datetime:
+    return T + datetime.timedelta(seconds=seconds)
+
+
+def product(product_id: str, price: float, currency: str,
+            quantity: int | None = None) -> retail_v2.ProductDetail:
+    return retail_v2.ProductDetail(
+        product=retail_v2.Product(id=product_id, price_info=retail_v2.PriceInfo(
+            price=price, currency_code=currency)), quantity=quantity)
+
+
+P1, P2 = product("p1", 10, "USD"), product("p2", 5, "EUR")
+# visitor, seconds after T, type, and the rest of the event
+SHOP = [
+    ("v1", 0, "home-page-view", {}),
+    ("v1", 60, "detail-page-view", {"product_details": [P1]}),
+    ("v1", 120, "add-to-cart", {"product_details": [P1]}),
+    ("v1", 180, "purchase-complete", {"product_details": [product("p1", 10, "USD", 2)],
+                                      "purchase_transaction": retail_v2.PurchaseTransaction(
+                                          revenue=20, currency_code="USD")}),
+    ("v2", 0, "home-page-view", {}),
+    ("v2", 30, "detail-page-view", {"product_details": [P1]}),
+    ("v2", 90, "add-to-cart", {"product_details": [P1]}),
+    ("v3", 0, "home-page-view", {}),
+    ("v3", 600, "detail-page-view", {"product_details": [P2]}),
+    ("v3", 700, "purchase-complete", {"product_details": [product("p2", 5, "EUR", 1)],
+                                      "purchase_transaction": retail_v2.PurchaseTransaction(
+                                          revenue=5, currency_code="EUR")}),
+    ("v4", 1000, "search", {"search_query": "boots"}),
+    ("v4", 1100, "detail-page-view", {"product_details": [P2]}),
+    ("v4", 2000, "search", {"search_query": "boots"}),
+    ("v4", 3000, "search", {"search_query": "caps"}),
+]
+# request, seconds after T, type, jobs
+JOBS = [
+    ("r1", 0, TYPE.IMPRESSION, [JOB1, JOB2]),
+    ("r1", 10, TYPE.VIEW, [JOB1]),
+    ("r1", 20, TYPE.APPLICATION_START, [JOB1]),
+    ("r1", 30, TYPE.APPLICATION_FINISH, [JOB1]),
+    ("r2", 0, TYPE.IMPRESSION, [JOB1]),
+    ("r2", 5, TYPE.VIEW, [JOB2]),
+]
+
+
+def record(server: ServerProcess, metadata: Any = ()) -> None:
+    """The shop's events (one written twice: stored once) and the job site's."""
+    with retail_client(server.address) as retail:
+        for visitor, seconds, kind, more in [*SHOP, SHOP[0]]:
+            retail.write_user_event(retail_v2.WriteUserEventRequest(
+                parent=CATALOG, user_event=retail_v2.UserEvent(
+                    event_type=kind, visitor_id=visitor, event_time=at(seconds), **more)),
+                metadata=metadata)
+    with talent_client(server.address) as talent:
+        for n, (request_id, seconds, kind, jobs) in enumerate(JOBS):
+            talent.create_client_event(parent=TENANT, client_event=talent_v4.ClientEvent(
+                request_id=request_id, event_id=f"e{n}", create_time=at(seconds),
+                job_event=talent_v4.JobEvent(type_=kind, jobs=jobs)), metadata=metadata)
+
+
+def step(event_type: str, entrants: int, previous: float, first: float,
+         median: str | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"step": {"eventType": event_type}}
+    for name, value in (("entrants", str(entrants)), ("conversionFromPrevious", previous),
+                        ("conversionFromFirst", first), ("medianTimeFromPrevious", median)):
+        if value:
+            answer[name] = value
+    return answer
+
+
+SHOP_FUNNEL = {"steps": [
+    step("home-page-view", 3, 1, 1),
+    step("detail-page-view", 3, 1, 1, "60s"),  # 60, 30 and 600 seconds
+    step("add-to-cart", 2, 2 / 3, 2 / 3, "60s"),
+    step("purchase-complete", 1, 1 / 2, 1 / 3, "60s"),  # v3 bought without a cart
+], "eventsRead": "11"}
+TALENT_FUNNEL = {"steps": [
+    step("IMPRESSION", 2, 1, 1), step("VIEW", 2, 1, 1, "7.500s"),
+    step("APPLICATION_START", 1, 1 / 2, 1 / 2, "10s"),
+    step("APPLICATION_FINISH", 1, 1, 1 / 2, "10s")], "eventsRead": "6"}
+PRODUCTS = [
+    {"productId": "p1", "views": "2", "addToCarts": "2", "purchases": "1", "units": "2",
+     "revenue": [{"currencyCode": "USD", "amount": 20.0}], "viewToPurchaseRate": 0.5},
+    {"productId": "p2", "views": "2", "purchases": "1", "units": "1",
+     "revenue": [{"currencyCode": "EUR", "amount": 5.0}], "viewToPurchaseRate": 0.5},
+]
+TOTALS = {
+    "buckets": [{"startTime": "2024-03-01T00:00:00Z", "distinctVisitors": "4", "eventCounts": [
+        {"eventType": "add-to-cart", "count": "2"}, {"eventType": "detail-page-view", "count": "4"},
+        {"eventType": "home-page-view", "count": "3"},
+        {"eventType": "purchase-complete", "count": "2"}, {"eventType": "search", "count": "3"}]}],
+    "revenue": [{"day": "2024-03-01", "currencyCode": "EUR", "revenue": 5.0, "purchases": "1"},
+                {"day": "2024-03-01", "currencyCode": "USD", "revenue": 20.0, "purchases": "1"}],
+    "distinctVisitors": "4",
+    "topQueries": [{"query": "boots", "searches": "2", "ledToDetailView": "1"},
+                   {"query": "caps", "searches": "1"}],
+    "eventsRead": "14"}
+JOB_STATS = [
+    {"job": JOB1, "impressions": "2", "views": "1", "applicationStarts": "1",
+     "applicationFinishes": "1", "viewRate": 0.5, "applicationStartRate": 1.0,
+     "applicationFinishRate": 1.0},
+    {"job": JOB2, "impressions": "1", "views": "1", "viewRate": 1.0},
+]
+
+
+def rest(server: ServerProcess, method: str, path: str, key: str | None = None,
+         **options: Any) -> requests.Response:
+    headers = {"x-goog-api-key": key} if key else {}
+    return requests.request(method, f"http://{server.http_address}/insights/v1/{path}",
+                            headers=headers, timeout=RPC_DEADLINE, **options)
+
+
+def cli(server: ServerProcess, *args: str) -> list[dict[str, Any]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    proc = subprocess.run([sys.executable, "-m", "server", "insights", *args, "--server",
+                           server.address, "--json"], cwd=server.workdir, env=env,
+                          capture_output=True, text=True, timeout=CLI_DEADLINE)
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def test_every_way_of_asking_gives_the_numbers_of_the_events(
+        served: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    record(served)
+    insights = Console(channels(served), service=SERVICE)
+    table_notes = ["companies are not counted: client events name jobs only, and Footfall "
+                   "stores no job records"]
+    for answer in (insights.call("RunFunnel", parent=CATALOG),
+                   rest(served, "POST", f"{CATALOG}:runFunnel", json={}).json(),
+                   *cli(served, "funnel", "--parent", CATALOG)):
+        assert answer == SHOP_FUNNEL
+    for answer in (insights.call("RunFunnel", parent=TENANT),
+                   rest(served, "POST", f"{TENANT}:runFunnel", json={}).json(),
+                   *cli(served, "funnel", "--parent", TENANT)):
+        assert answer == TALENT_FUNNEL
+    products = insights.call("ListProductStats", parent=CATALOG)
+    assert products == {"products": PRODUCTS, "eventsRead": "8"}
+    assert rest(served, "GET", f"{CATALOG}/productStats").json() == products
+    assert cli(served, "products", "--parent", CATALOG) == PRODUCTS
+    jobs = insights.call("ListJobStats", parent=TENANT, orderBy="job")
+    assert jobs == {"jobs": JOB_STATS, "eventsRead": "6", "notes": table_notes}
+    assert rest(served, "GET", f"{TENANT}/jobStats", params={"orderBy": "job"}).json() == jobs
+    assert cli(served, "jobs", "--parent", TENANT, "--order-by", "job") == JOB_STATS
+    for answer in (insights.call("ComputeTotals", parent=CATALOG),
+                   rest(served, "GET", f"{CATALOG}:computeTotals").json(),
+                   *cli(served, "totals", "--parent", CATALOG)):
+        assert answer == TOTALS
+
+
+def test_a_funnel_of_steps_with_conditions_by_day_and_by_product(
+        served: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    record(served)
+    insights = Console(channels(served), service=SERVICE)
+    asked = {"steps": [{"eventType": "detail-page-view"},
+                       {"eventType": "purchase-complete", "productId": "p2"}],
+             "breakdown": "BY_ITEM", "startTime": "2024-03-01T10:00:00Z",
+             "endTime": "2024-03-01T11:00:00Z"}
+    answer = insights.call("RunFunnel", parent=CATALOG, **asked)
+    assert [s["entrants"] for s in answer["steps"]] == ["4", "1"]
+    assert {g["key"]: [s.get("entrants", "0") for s in g["steps"]]
+            for g in answer["groups"]} == {"p1": ["2", "0"], "p2": ["2", "1"]}
+    assert rest(served, "POST", f"{CATALOG}:runFunnel", json=asked).json() == answer
+    assert cli(served, "funnel", "--parent", CATALOG, "--step", "detail-page-view",
+               "--step", "purchase-complete,productId=p2", "--breakdown", "item",
+               "--start", "2024-03-01T10:00:00Z", "--end", "2024-03-01T11:00:00Z") == [answer]
+
+
+def test_bad_questions_are_refused_naming_the_field(
+        served: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    insights = Console(channels(served), service=SERVICE)
+    with pytest.raises(grpc.RpcError) as caught:
+        insights.call("RunFunnel", parent=CATALOG, steps=[{"eventType": ""}],
+                      countBy="REQUEST")
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details() == ("steps[0].event_type: is required; count_by: must be "
+                                      "VISITOR or USER or SESSION for a catalog")
+    answer = rest(served, "GET", f"{CATALOG}/productStats", params={"orderBy": "revenue"})
+    assert answer.status_code == 400
+    [violation] = answer.json()["error"]["details"][0]["fieldViolations"]
+    assert violation["field"] == "order_by"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    proc = subprocess.run([sys.executable, "-m", "server", "insights", "totals", "--parent",
+                           TENANT, "--server", served.address], env=env, capture_output=True,
+                          text=True, timeout=CLI_DEADLINE)
+    assert proc.returncode == 2 and "INVALID_ARGUMENT: parent:" in proc.stderr
+
+
+def test_a_reader_key_may_ask_and_a_writer_key_may_not(
+        secured: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    record(secured, with_key(WRITER))
+    reader = Console(channels(secured), with_key(READER), service=SERVICE)
+    assert reader.call("RunFunnel", parent=CATALOG) == SHOP_FUNNEL
+    assert rest(secured, "GET", f"{TENANT}/jobStats", key=READER).status_code == 200
+    with pytest.raises(grpc.RpcError) as caught:
+        Console(channels(secured), with_key(WRITER), service=SERVICE).call(
+            "ComputeTotals", parent=CATALOG)
+    assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert rest(secured, "POST", f"{CATALOG}:runFunnel", key=WRITER, json={}).status_code == 403

@@ -1,0 +1,494 @@
+"""Insights against an independent reference: random event histories (visitors,
+sessions, out-of-order times, exact duplicates, purged visitors, several
+currencies) written to memory, SQLite and PostgreSQL, every answer compared with
+a plain-Python computation over the events that should remain."""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from footfall.insights.v1 import insights_pb2
+from footfall.retail.v2 import product_pb2, user_event_pb2
+from footfall.talent.v4 import event_pb2
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from server.errors import InvalidArgument
+from server.insights import funnel_request, tables, totals
+from server.names import default_branch
+from server.store import ClientEventRow, EventQuery, EventRow
+from server.store.rows import OperationRecord, Progress, Step
+
+from . import test_store
+
+store_url, stores, store = test_store.store_url, test_store.stores, test_store.store
+
+T0 = 1_700_000_000  # seconds; event times spread over a few days after it
+HOUR, DAY = 3600, 86400
+SHOP = ("home-page-view", "detail-page-view", "add-to-cart", "purchase-complete")
+EXAMPLES = settings(max_examples=25, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                           HealthCheck.too_slow])
+_names = itertools.count()
+
+products = st.lists(st.fixed_dictionaries({
+    "id": st.sampled_from(["p0", "p1", "p2"]),
+    "quantity": st.one_of(st.none(), st.integers(1, 3)),
+    "price": st.sampled_from([0.0, 1.5, 10.0]),
+    "currency": st.sampled_from(["", "USD", "EUR"]),
+    "categories": st.lists(st.sampled_from(["shoes", "hats"]), max_size=2, unique=True),
+}), max_size=2)
+retail_events = st.lists(st.fixed_dictionaries({
+    "type": st.sampled_from([*SHOP, "search", "home-page-view", "detail-page-view"]),
+    "visitor": st.sampled_from(["v0", "v1", "v2", "v3"]),
+    "session": st.sampled_from(["", "s0", "s1"]),
+    "user": st.sampled_from(["", "u0", "u1"]),
+    # coarse times so that ties happen; listed out of order
+    "time": st.integers(0, 60).map(lambda n: T0 + n * 1800),
+    "products": products,
+    "query": st.sampled_from(["", "boots", "caps"]),
+    "color": st.sampled_from(["", "red", "blue"]),
+    "revenue": st.sampled_from([5.0, 12.5]),
+    "currency": st.sampled_from(["USD", "EUR", "JPY"]),
+    "pages": st.lists(st.sampled_from(["shoes", "hats"]), max_size=1),
+}), max_size=30)
+
+
+def user_event(d: dict[str, Any]) -> user_event_pb2.UserEvent:
+    event = user_event_pb2.UserEvent(event_type=d["type"], visitor_id=d["visitor"],
+                                      session_id=d["session"], page_categories=d["pages"])
+    event.event_time.FromSeconds(d["time"])
+    if d["user"]:
+        event.user_info.user_id = d["user"]
+    if d["type"] == "search":
+        event.search_query = d["query"]
+    if d["color"]:
+        event.attributes["color"].text.append(d["color"])
+    if d["type"] in SHOP[1:]:
+        for p in d["products"]:
+            detail = event.product_details.add()
+            detail.product.id = p["id"]
+            detail.product.categories.extend(p["categories"])
+            detail.product.price_info.price = p["price"]
+            detail.product.price_info.currency_code = p["currency"]
+            if p["quantity"] is not None:
+                detail.quantity.value = p["quantity"]
+    if d["type"] == "purchase-complete":
+        event.purchase_transaction.revenue = d["revenue"]
+        event.purchase_transaction.currency_code = d["currency"]
+    return event
+
+
+def stored_history(store: Any, drawn: list[dict[str, Any]], duplicates: list[int],
+                   purged: str | None) -> tuple[str, list[user_event_pb2.UserEvent]]:
+    """Write the events (and copies of some) to a new catalog, purge a visitor;
+    the catalog and what should remain, in storage order."""
+    catalog = f"projects/p/locations/global/catalogs/c{next(_names)}"
+    events = [user_event(d) for d in drawn]
+    events += [events[i % len(events)] for i in duplicates] if events else []
+    store.write_user_events([EventRow.from_event(catalog, e, joined=True) for e in events])
+    if purged is not None:
+        name = f"{catalog}/operations/purge"
+        store.create_operation(OperationRecord(name, "k", False, 1, b"", b""))
+        store.claim_operation("me", 0, 10**12, lambda _: False)
+        store.run_step(name, "me", Step(delete_events=EventQuery(catalog, visitor_ids=(purged,)),
+                                        delete_limit=1000),
+                       10**12, lambda _: Progress(b"", b"", True))
+    remaining, seen = [], set()
+    for e in events:
+        payload = e.SerializeToString(deterministic=True)
+        if payload not in seen and e.visitor_id != purged:
+            seen.add(payload)
+            remaining.append(e)
+    return catalog, remaining
+
+
+def seconds(event: Any) -> int:
+    time = event.event_time if hasattr(event, "event_time") else event.create_time
+    return int(time.seconds)
+
+
+# -- the reference ----------------------------------------------------------------
+
+
+def step_matches(step: insights_pb2.FunnelStep, e: Any) -> bool:
+    if hasattr(e, "job_event"):
+        return (event_pb2.JobEvent.JobEventType.Name(e.job_event.type) == step.event_type
+                and (not step.job or step.job in e.job_event.jobs))
+    ids = [d.product.id for d in e.product_details]
+    categories = list(e.page_categories) + [c for d in e.product_details
+                                            for c in d.product.categories]
+    color = e.attributes["color"].text if "color" in e.attributes else []
+    return (e.event_type == step.event_type
+            and (not step.product_id or step.product_id in ids)
+            and (not step.category or step.category in categories)
+            and (not step.search_query_present or e.search_query != "")
+            and (not step.attribute_key or (step.attribute_key == "color" and bool(color)
+                                            and (not step.attribute_value
+                                                 or step.attribute_value in color))))
+
+
+def reference_funnel(events: list[Any], steps: list[insights_pb2.FunnelStep],
+                     keys: Any, window_s: int, by_day: bool = False
+                     ) -> dict[Any, list[tuple[int, float | None]]]:
+    """{group: [(entrants, median seconds from the previous step)]}; `keys(e)` gives
+    an event's (group, entrant) pairs; `by_day`: grouped by the UTC day of the
+    counted first step instead. Brute force: the first combination, in order,
+    of the most steps that fits the window."""
+    trails: dict[Any, list[tuple[int, int, Any]]] = defaultdict(list)
+    for order, e in enumerate(events):
+        for key in keys(e):
+            trails[key].append((seconds(e), order, e))
+    gaps: dict[Any, list[list[int]]] = defaultdict(lambda: [[] for _ in steps])
+    for (group, _), trail in trails.items():
+        trail.sort(key=lambda t: (t[0], t[1]))
+        for k in range(len(steps), 0, -1):
+            chosen = next((c for c in itertools.combinations(trail, k)
+                           if all(step_matches(steps[i], c[i][2]) for i in range(k))
+                           and c[-1][0] - c[0][0] <= window_s), None)
+            if chosen:
+                if by_day:
+                    group = datetime.fromtimestamp(chosen[0][0], UTC).date().isoformat()
+                for i in range(k):
+                    gaps[group][i].append(chosen[i][0] - chosen[i - 1][0] if i else 0)
+                break
+    return {g: [(len(x), statistics.median(x) if x and i else None) for i, x in enumerate(v)]
+            for g, v in gaps.items()}
+
+
+def answered(results: Any) -> list[tuple[int, float | None]]:
+    return [(r.entrants, r.median_time_from_previous.ToNanoseconds() / 1e9
+             if r.HasField("median_time_from_previous") else None) for r in results]
+
+
+def check_steps(results: Any, expected: list[tuple[int, float | None]], n: int) -> None:
+    expected = expected or [(0, None)] * n
+    assert answered(results) == expected
+    first = expected[0][0]
+    for i, r in enumerate(results):
+        previous = expected[i - 1][0] if i else expected[i][0]
+        assert r.conversion_from_previous == pytest.approx(
+            expected[i][0] / previous if previous else 0.0)
+        assert r.conversion_from_first == pytest.approx(expected[i][0] / first if first else 0)
+
+
+custom_steps = st.lists(st.builds(
+    insights_pb2.FunnelStep,
+    event_type=st.sampled_from([*SHOP, "search"]),
+    product_id=st.sampled_from(["", "", "p0", "p1"]),
+    category=st.sampled_from(["", "", "shoes"]),
+    search_query_present=st.booleans(),
+    attribute_key=st.sampled_from(["", "color"]),
+    attribute_value=st.sampled_from(["", "red"]),
+).filter(lambda s: s.attribute_key or not s.attribute_value), min_size=1, max_size=4)
+
+
+def drawn_event(kind: str, visitor: str, time: int, **more: Any) -> dict[str, Any]:
+    return {"type": kind, "visitor": visitor, "session": "", "user": "", "time": time,
+            "products": [], "query": "", "color": "", "revenue": 5.0, "currency": "USD",
+            "pages": [], **more}
+
+
+# At the window's edge, ties at one time, and a later start that gets further.
+EDGES = [drawn_event("home-page-view", "v0", T0 + HOUR),
+         drawn_event("detail-page-view", "v0", T0 + 2 * HOUR),
+         drawn_event("home-page-view", "v1", T0), drawn_event("detail-page-view", "v1", T0),
+         drawn_event("home-page-view", "v2", T0), drawn_event("home-page-view", "v2", T0 + HOUR),
+         drawn_event("detail-page-view", "v2", T0 + 2 * HOUR),
+         drawn_event("add-to-cart", "v2", T0 + 2 * HOUR)]
+
+
+@settings(EXAMPLES, max_examples=80)
+@example(drawn=EDGES, duplicates=[], purged=None, steps=[], count_by="VISITOR", window=HOUR,
+         breakdown="BY_DAY", span=(None, None))
+@given(drawn=retail_events, duplicates=st.lists(st.integers(0, 29), max_size=5),
+       purged=st.sampled_from([None, "v1"]), steps=st.one_of(st.just([]), custom_steps),
+       count_by=st.sampled_from(["VISITOR", "USER", "SESSION"]),
+       window=st.sampled_from([HOUR, DAY, 10 * DAY]),
+       breakdown=st.sampled_from(["BREAKDOWN_UNSPECIFIED", "BY_DAY", "BY_ITEM"]),
+       span=st.sampled_from([(None, None), (T0 + 6 * HOUR, T0 + 2 * DAY)]))
+def test_funnels_match_the_reference(store: Any, drawn: Any, duplicates: Any, purged: Any,
+                                     steps: Any, count_by: str, window: int, breakdown: str,
+                                     span: Any) -> None:
+    catalog, events = stored_history(store, drawn, duplicates, purged)
+    request = insights_pb2.RunFunnelRequest(
+        parent=catalog, steps=steps, count_by=insights_pb2.CountBy.Value(count_by),
+        breakdown=insights_pb2.Breakdown.Value(breakdown))
+    request.conversion_window.FromSeconds(window)
+    if span[0] is not None:
+        request.start_time.FromSeconds(span[0])
+        request.end_time.FromSeconds(span[1])
+        events = [e for e in events if span[0] <= seconds(e) < span[1]]
+    answer = funnel_request.run(store, funnel_request.parse(request))
+    steps = steps or [insights_pb2.FunnelStep(event_type=t) for t in SHOP]
+    field = {"VISITOR": lambda e: e.visitor_id, "USER": lambda e: e.user_info.user_id,
+             "SESSION": lambda e: e.session_id}[count_by]
+
+    def keys(e: Any) -> list[tuple[Any, str]]:
+        if not field(e):
+            return []
+        found = [(None, field(e))]
+        if breakdown == "BY_ITEM":
+            found += [(p, field(e)) for p in {d.product.id for d in e.product_details}]
+        return found
+
+    expected = reference_funnel(events, steps, keys, window)
+    check_steps(answer.steps, expected.pop(None, []), len(steps))
+    assert [s.step for s in answer.steps] == steps
+    if breakdown == "BY_DAY":
+        expected = reference_funnel(events, steps, keys, window, by_day=True)
+    groups = {g.key: answered(g.steps) for g in answer.groups}
+    if breakdown == "BREAKDOWN_UNSPECIFIED":
+        assert not groups
+    else:
+        assert groups.keys() == expected.keys()
+        for key, value in expected.items():
+            assert groups[key] == value
+
+
+@EXAMPLES
+@given(drawn=retail_events, duplicates=st.lists(st.integers(0, 29), max_size=5),
+       purged=st.sampled_from([None, "v2"]),
+       order=st.sampled_from(["", "product_id", "purchases desc", "view_to_purchase_rate"]),
+       size=st.integers(1, 4))
+def test_product_stats_match_the_reference(store: Any, drawn: Any, duplicates: Any,
+                                           purged: Any, order: str, size: int) -> None:
+    catalog, events = stored_history(store, drawn, duplicates, purged)
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    revenue: dict[str, Counter[str]] = defaultdict(Counter)
+    for e in events:
+        if e.event_type not in SHOP[1:]:
+            continue
+        for product_id in {d.product.id for d in e.product_details}:
+            counts[product_id][e.event_type] += 1
+        if e.event_type == "purchase-complete":
+            for d in e.product_details:
+                units = d.quantity.value if d.HasField("quantity") else 1
+                counts[d.product.id]["units"] += units
+                if d.product.price_info.price:
+                    revenue[d.product.id][d.product.price_info.currency_code or "USD"] += \
+                        d.product.price_info.price * units
+    expected = {p: (c["detail-page-view"], c["add-to-cart"], c["purchase-complete"],
+                    c["units"], dict(revenue[p])) for p, c in counts.items()}
+    rows, token = [], ""
+    while True:
+        page = tables.list_product_stats(store, insights_pb2.ListProductStatsRequest(
+            parent=catalog, order_by=order, page_size=size, page_token=token))
+        rows += page.products
+        token = page.next_page_token
+        if not token:
+            break
+    got = {r.product_id: (r.views, r.add_to_carts, r.purchases, r.units,
+                          {m.currency_code: m.amount for m in r.revenue}) for r in rows}
+    assert got == expected  # prices and revenues are sums of exact binary fractions
+    for r in rows:
+        assert r.view_to_purchase_rate == pytest.approx(r.purchases / r.views if r.views else 0)
+    field, _, desc = (order or "views desc").partition(" ")
+    keys = [(getattr(r, field), r.product_id) for r in rows]
+    assert [k[0] for k in keys] == sorted((k[0] for k in keys), reverse=bool(desc))
+
+
+@EXAMPLES
+@example(drawn=[drawn_event("search", "v0", T0, query="boots"),
+                drawn_event("detail-page-view", "v0", T0 + HOUR),
+                drawn_event("search", "v1", T0, query="boots"),
+                drawn_event("detail-page-view", "v1", T0 + HOUR + 1)],
+         duplicates=[], purged=None, hourly=True, window=HOUR)
+@given(drawn=retail_events, duplicates=st.lists(st.integers(0, 29), max_size=5),
+       purged=st.sampled_from([None, "v0"]), hourly=st.booleans(),
+       window=st.sampled_from([HOUR, DAY]))
+def test_totals_match_the_reference(store: Any, drawn: Any, duplicates: Any, purged: Any,
+                                    hourly: bool, window: int) -> None:
+    catalog, events = stored_history(store, drawn, duplicates, purged)
+    request = insights_pb2.ComputeTotalsRequest(
+        parent=catalog, granularity=insights_pb2.HOUR if hourly else insights_pb2.DAY)
+    request.search_window.FromSeconds(window)
+    answer = totals.compute_totals(store, request)
+    width = HOUR if hourly else DAY
+    buckets: dict[int, Counter[str]] = defaultdict(Counter)
+    visitors: dict[int, set[str]] = defaultdict(set)
+    money: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0])
+    for e in events:
+        start = seconds(e) - seconds(e) % width
+        buckets[start][e.event_type] += 1
+        visitors[start].add(e.visitor_id)
+        if e.event_type == "purchase-complete":
+            day = datetime.fromtimestamp(seconds(e), UTC).date().isoformat()
+            money[day, e.purchase_transaction.currency_code][0] += e.purchase_transaction.revenue
+            money[day, e.purchase_transaction.currency_code][1] += 1
+    assert [(b.start_time.seconds, {c.event_type: c.count for c in b.event_counts},
+             b.distinct_visitors) for b in answer.buckets] == \
+        [(s, dict(buckets[s]), len(visitors[s])) for s in sorted(buckets)]
+    assert answer.distinct_visitors == len({e.visitor_id for e in events})
+    assert [(r.day, r.currency_code, r.revenue, r.purchases) for r in answer.revenue] == \
+        [(d, c, *money[d, c]) for d, c in sorted(money)]
+    searches = [e for e in events if e.event_type == "search" and e.search_query]
+    queries = Counter(e.search_query for e in searches)
+    led = Counter(s.search_query for s in searches if any(
+        v.event_type == "detail-page-view" and v.visitor_id == s.visitor_id
+        and 0 <= seconds(v) - seconds(s) <= window for v in events))
+    assert [(q.query, q.searches, q.led_to_detail_view) for q in answer.top_queries] == \
+        [(q, n, led[q]) for q, n in sorted(queries.items(), key=lambda x: (-x[1], x[0]))]
+
+
+JOBS = [f"projects/p/tenants/t/jobs/j{i}" for i in range(3)]
+client_events = st.lists(st.fixed_dictionaries({
+    "id": st.integers(0, 40).map(str),
+    "request": st.sampled_from(["", "r0", "r1", "r2"]),
+    "type": st.sampled_from(["IMPRESSION", "VIEW", "APPLICATION_START", "APPLICATION_FINISH",
+                             "BOOKMARK", "APPLICATION_REDIRECT", "NOTIFICATION"]),
+    "jobs": st.lists(st.sampled_from(JOBS), min_size=1, max_size=2),
+    "time": st.integers(0, 60).map(lambda n: T0 + n * 1800),
+}), max_size=30)
+
+
+def stored_client_events(store: Any, drawn: list[dict[str, Any]]
+                         ) -> tuple[str, list[event_pb2.ClientEvent]]:
+    """Create the events in a new tenant; a used event id keeps the first."""
+    tenant = f"projects/p/tenants/t{next(_names)}"
+    kept: dict[str, event_pb2.ClientEvent] = {}
+    for d in drawn:
+        event = event_pb2.ClientEvent(request_id=d["request"], event_id=d["id"])
+        event.create_time.FromSeconds(d["time"])
+        event.job_event.type = event_pb2.JobEvent.JobEventType.Value(d["type"])
+        event.job_event.jobs.extend(d["jobs"])
+        store.create_client_event(ClientEventRow(tenant, d["id"], d["time"] * 10**6,
+                                                 event.SerializeToString()))
+        kept.setdefault(d["id"], event)
+    return tenant, list(kept.values())
+
+
+@EXAMPLES
+@given(drawn=client_events, count_by=st.sampled_from(["REQUEST", "JOB"]),
+       breakdown=st.sampled_from(["BREAKDOWN_UNSPECIFIED", "BY_ITEM"]),
+       window=st.sampled_from([HOUR, DAY]), job=st.sampled_from(["", JOBS[0]]))
+def test_talent_funnels_and_job_stats_match_the_reference(
+        store: Any, drawn: Any, count_by: str, breakdown: str, window: int, job: str) -> None:
+    tenant, events = stored_client_events(store, drawn)
+    steps = [insights_pb2.FunnelStep(event_type=t) for t in funnel_request.TALENT_FUNNEL]
+    steps[1].job = job
+    request = insights_pb2.RunFunnelRequest(
+        parent=tenant, steps=steps, count_by=insights_pb2.CountBy.Value(count_by),
+        breakdown=insights_pb2.Breakdown.Value(breakdown))
+    request.conversion_window.FromSeconds(window)
+    answer = funnel_request.run(store, funnel_request.parse(request))
+
+    def keys(e: Any) -> list[tuple[Any, str]]:
+        entrants = sorted(set(e.job_event.jobs)) if count_by == "JOB" else \
+            [e.request_id] if e.request_id else []
+        found = [(None, x) for x in entrants]
+        if breakdown == "BY_ITEM":
+            found += [(j, x) for j in set(e.job_event.jobs) for x in entrants
+                      if count_by != "JOB" or x == j]
+        return found
+
+    expected = reference_funnel(events, steps, keys, window)
+    check_steps(answer.steps, expected.pop(None, []), len(steps))
+    assert {g.key: answered(g.steps) for g in answer.groups} == (
+        expected if breakdown == "BY_ITEM" else {})
+
+    stats = tables.list_job_stats(store, insights_pb2.ListJobStatsRequest(
+        parent=tenant, order_by="job", page_size=1000))
+    fields = {"IMPRESSION": "impressions", "VIEW": "views",
+              "APPLICATION_START": "application_starts",
+              "APPLICATION_FINISH": "application_finishes", "BOOKMARK": "bookmarks",
+              "APPLICATION_REDIRECT": "redirects"}
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for e in events:
+        name = event_pb2.JobEvent.JobEventType.Name(e.job_event.type)
+        for j in set(e.job_event.jobs):
+            if name in fields:
+                counts[j][fields[name]] += 1
+    assert [j.job for j in stats.jobs] == sorted(counts)
+    for j in stats.jobs:
+        assert {f: getattr(j, f) for f in fields.values()} == \
+            {f: counts[j.job][f] for f in fields.values()}
+        assert j.view_rate == pytest.approx(j.views / j.impressions if j.impressions else 0)
+    assert stats.notes == [funnel_request.COMPANY_NOTE]
+
+
+@pytest.mark.parametrize(("fields", "bad"), [
+    ({"parent": "catalogs/x"}, "parent"),
+    ({"parent": "projects/p/locations/tenants/catalogs/c/x"}, "parent"),
+    ({"steps": [{"event_type": ""}]}, "steps[0].event_type"),
+    ({"steps": [{"event_type": "search", "job": "j"}]}, "steps[0].job"),
+    ({"steps": [{"event_type": "search", "attribute_value": "red"}]},
+     "steps[0].attribute_value"),
+    ({"steps": [{"event_type": "search"}] * 11}, "steps"),
+    ({"count_by": "REQUEST"}, "count_by"),
+    ({"conversion_window": "-5s"}, "conversion_window"),
+    ({"start_time": "2024-01-02T00:00:00Z", "end_time": "2024-01-01T00:00:00Z"}, "end_time"),
+    ({"parent": "projects/p/tenants/t", "steps": [{"event_type": "VIEWED"}]},
+     "steps[0].event_type"),
+    ({"parent": "projects/p/tenants/t", "count_by": "SESSION"}, "count_by"),
+    ({"parent": "projects/p/tenants/t", "steps": [{"event_type": "VIEW", "product_id": "x"}]},
+     "steps[0].product_id"),
+])
+def test_bad_funnels_are_refused_naming_the_field(fields: dict[str, Any], bad: str) -> None:
+    from google.protobuf import json_format
+
+    request = json_format.ParseDict({"parent": "projects/p/locations/global/catalogs/c",
+                                     **fields}, insights_pb2.RunFunnelRequest())
+    with pytest.raises(InvalidArgument) as caught:
+        funnel_request.parse(request)
+    assert [v.field for v in caught.value.violations] == [bad]
+
+
+def test_bad_table_and_totals_requests_are_refused_naming_the_field(store: Any) -> None:
+    catalog = "projects/p/locations/global/catalogs/c"
+    cases = [
+        (tables.list_product_stats, insights_pb2.ListProductStatsRequest(
+            parent=catalog, order_by="revenue"), "order_by"),
+        (tables.list_product_stats, insights_pb2.ListProductStatsRequest(
+            parent=catalog, page_token="bm9wZQ=="), "page_token"),
+        (tables.list_job_stats, insights_pb2.ListJobStatsRequest(
+            parent=catalog), "parent"),
+        (tables.list_job_stats, insights_pb2.ListJobStatsRequest(
+            parent="projects/p/tenants/t", page_size=-1), "page_size"),
+        (totals.compute_totals, insights_pb2.ComputeTotalsRequest(
+            parent=catalog, top_queries=1001), "top_queries"),
+        (totals.compute_totals, insights_pb2.ComputeTotalsRequest(
+            parent=catalog, granularity=7), "granularity"),
+    ]
+    for call, request, bad in cases:
+        with pytest.raises(InvalidArgument) as caught:
+            call(store, request)
+        assert [v.field for v in caught.value.violations] == [bad]
+
+
+def test_a_page_token_of_another_question_is_refused(store: Any) -> None:
+    catalog, _ = stored_history(store, [drawn_event(
+        "detail-page-view", "v", T0, products=[{"id": f"p{i}", "quantity": None, "price": 0.0,
+                                                "currency": "", "categories": []}])
+        for i in range(3)], [], None)
+    first = tables.list_product_stats(store, insights_pb2.ListProductStatsRequest(
+        parent=catalog, page_size=1))
+    assert first.next_page_token
+    with pytest.raises(InvalidArgument):
+        tables.list_product_stats(store, insights_pb2.ListProductStatsRequest(
+            parent=catalog, page_size=1, order_by="product_id",
+            page_token=first.next_page_token))
+
+
+def test_a_category_step_also_asks_the_catalog_for_products_the_event_did_not_join(
+        store: Any) -> None:
+    catalog, _ = stored_history(store, [drawn_event(
+        "detail-page-view", "v", T0, products=[{"id": "p9", "quantity": None, "price": 0.0,
+                                                "currency": "", "categories": []}])], [], None)
+    request = insights_pb2.RunFunnelRequest(parent=catalog, steps=[
+        insights_pb2.FunnelStep(event_type="detail-page-view", category="boots")])
+
+    def entrants() -> int:
+        answer = funnel_request.run(store, funnel_request.parse(request))
+        assert answer.notes == [funnel_request.CATEGORY_NOTE]
+        return int(answer.steps[0].entrants)
+
+    assert entrants() == 0
+    store.create_product(default_branch(catalog), "p9", product_pb2.Product(
+        id="p9", title="Boots", categories=["boots"]).SerializeToString())
+    assert entrants() == 1
