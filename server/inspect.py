@@ -226,7 +226,7 @@ def run_talent_events(args: argparse.Namespace) -> int:
     except FootfallError as exc:
         _say(exc.message)
         return 2
-    if args.talent_command == "tail":
+    if args.talent_events_command == "tail":
         return _tail(args, "WatchClientEvents",
                      console_pb2.WatchClientEventsRequest(parent=tenant), lines.client_event)
     request = console_pb2.ListClientEventsRequest(parent=tenant)

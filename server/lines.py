@@ -21,7 +21,11 @@ def as_json(message: Any) -> str:
 
 
 def _time(stamp: Timestamp) -> str:
-    return stamp.ToJsonString() if stamp.seconds or stamp.nanos else "-"
+    """RFC 3339 to the millisecond at most; "-" when unset."""
+    if not (stamp.seconds or stamp.nanos):
+        return "-"
+    seconds, _, fraction = stamp.ToJsonString().rstrip("Z").partition(".")
+    return f"{seconds}.{fraction[:3]}Z" if fraction else f"{seconds}Z"
 
 
 def _quoted(text: str, limit: int = 60) -> str:
