@@ -16,7 +16,6 @@ from importlib import metadata
 from typing import Any
 
 from server.config import DEFAULT_STORE, add_serve_arguments, environ, settings_from_args
-from server.store.rows import StoreRefused, StoreUnavailable, StoreUnusable
 
 CATALOG_EXAMPLE = "projects/p/locations/global/catalogs/default_catalog"
 
@@ -141,6 +140,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from server.app import serve
+    from server.store.rows import StoreRefused, StoreUnavailable, StoreUnusable
 
     log = logging.getLogger("footfall")
     try:
@@ -169,6 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    # grpc's core logs each failed TLS handshake on stderr; a read command says why
+    # it failed in one line of its own. Read once, when grpc is first imported.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     from server import inspect
 
     run = {"operations": inspect.run_operations, "backup": inspect.run_backup,

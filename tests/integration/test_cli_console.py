@@ -354,10 +354,12 @@ def test_tail_goes_on_after_a_restart(tmp_path: Path, tails: list[Tail]) -> None
     running = start(settings(tmp_path, store, port))
     try:
         write(running, {"eventType": "home-page-view", "visitorId": "second"})
-        assert json.loads(tail.line())["userEvent"]["visitorId"] == "second"
-        assert tail.interrupt() == (0, "")
+        second = json.loads(tail.line())
+        assert second["userEvent"]["visitorId"] == "second"
     finally:
         running.stop()
+    assert f"after position {second['id']}" in tail.line(tail.stderr)
+    assert tail.interrupt() == (0, "")  # Ctrl-C while it waits for the server
 
 
 def test_tail_of_a_server_that_is_not_there_stops(tmp_path: Path) -> None:
