@@ -20,7 +20,14 @@ from google.cloud.retail_v2.services.user_event_service.transports import (
     UserEventServiceRestTransport,
 )
 
-from .support import CLI_DEADLINE, RPC_DEADLINE, ServerProcess, count_events, running_server, sqlite_url
+from .support import (
+    CLI_DEADLINE,
+    RPC_DEADLINE,
+    ServerProcess,
+    count_events,
+    running_server,
+    sqlite_url,
+)
 from .trust import Certificates, make_certificates, scrape, write_keys
 
 KEY = "tls-writer-key-5e0c81f2"
