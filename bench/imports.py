@@ -41,8 +41,8 @@ def baseline(files: list[Path], db: Path) -> float:
             if sql is not None:
                 conn.execute(sql)
     insert = ("INSERT OR IGNORE INTO user_events (catalog, event_type, visitor_id, user_id, "
-              "event_time_us, event_time_ns, joined, dedup_key, event, source) "
-              "VALUES (?,?,?,?,?,?,?,?,?,?)")
+              "event_time_us, event_time_ns, joined, dedup_key, event, source, received_us, "
+              "transport) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
     count = 0
     start = time.perf_counter()
     rows = []

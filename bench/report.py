@@ -43,6 +43,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _purge(results["purge"])
     if "scale" in results:
         lines += _scale(results["scale"])
+    if "console" in results:
+        lines += _console(results["console"])
     analysis = HERE / "ANALYSIS.md"
     if analysis.exists():
         lines += ["", analysis.read_text().rstrip(), ""]
@@ -139,4 +141,28 @@ def _scale(s: dict[str, Any]) -> list[str]:
             "- purge of 10k, largest ÷ smallest table: "
             + _bar(s["purge_ratio_largest_to_smallest"] <= 1.33,
                    f"{s['purge_ratio_largest_to_smallest']:.2f} (flat means ≤ 1.33)"), ""]
+    return out
+
+
+def _console(c: dict[str, Any]) -> list[str]:
+    out = ["## 6. Console: first page of a list; keeping refusals", "",
+           "| stored events | unfiltered ms | by visitor ms | by type ms | by session ms |",
+           "|---|---|---|---|---|"]
+    for p in c["list"]:
+        out.append(f"| {p['events']:,} | " + " | ".join(
+            f"{p[f]['ms']['median']:.1f}" for f in ("none", "visitor", "type", "session"))
+            + " |")
+    r = c["refusals"]
+    out += ["",
+            "- first page (100), largest store, worst filter: "
+            + _bar(max(c["list"][-1][f]["ms"]["median"] for f in ("none", "visitor", "type"))
+                   <= 100, "≤ 100 ms asked (at 10M events)"),
+            f"- accepted writes/s under a flood of kept refusals "
+            f"{r['kept']['accepted_per_second']['median']:,.0f} "
+            f"({r['kept']['server_cpu_us_per_accepted_call']['median']:.0f} µs server CPU per "
+            f"accepted call, flood included) against not kept "
+            f"{r['not_kept']['accepted_per_second']['median']:,.0f} "
+            f"({r['not_kept']['server_cpu_us_per_accepted_call']['median']:.0f} µs): "
+            + _bar(r["ratio_kept_to_not_kept"]["median"] >= 0.95,
+                   f"{r['ratio_kept_to_not_kept']['median']:.2f} (≥ 0.95 asked)"), ""]
     return out

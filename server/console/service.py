@@ -6,20 +6,22 @@ the store (resets) and `watch` (streams).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import grpc
 from footfall.console.v1 import console_pb2, console_pb2_grpc
 
 from server.console import queries
-from server.console.watch import Commits, admitted_stream, follow
+from server.console.watch import Commits, Positioned, admitted_stream, follow
 from server.errors import FieldViolation, gather, raise_if_any
 from server.names import parse_catalog, parse_tenant
 from server.policy import Policy
 from server.store import Store
 from server.store.console import ResetCounts
 
+T = TypeVar("T")
+R = TypeVar("R", bound=Positioned)
 SERVICE = console_pb2.DESCRIPTOR.services_by_name["ConsoleService"].full_name
 
 
@@ -89,50 +91,49 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
                         ) -> Iterator[console_pb2.StoredUserEvent]:
         """INVALID_ARGUMENT for a bad parent or filter; then every event selected,
         until the caller goes."""
-        def admitted() -> Iterator[console_pb2.StoredUserEvent]:
+        def opened() -> Iterator[console_pb2.StoredUserEvent]:
             catalog = parse_catalog(request.parent)
             events = queries.parse_filter(request.filter, str(catalog))
-            start = self._start(request, "user_events")
-            for rows in follow(lambda after: self._store.user_events_after(
-                    events.query, after, queries.MAX_PAGE), start, self._commits, context):
-                yield from queries.matching(rows, events)
+            batches = self._follow(request, context, "user_events", lambda after: (
+                self._store.user_events_after(events.query, after, queries.MAX_PAGE)))
+            return (m for rows in batches for m in queries.matching(rows, events))
 
-        return self._stream("WatchUserEvents", request, context, admitted)
+        return self._stream("WatchUserEvents", request, context, opened)
 
     def WatchClientEvents(self, request: console_pb2.WatchClientEventsRequest,
                           context: grpc.ServicerContext
                           ) -> Iterator[console_pb2.StoredClientEvent]:
         """INVALID_ARGUMENT for a bad parent; then every client event of the tenant."""
-        def admitted() -> Iterator[console_pb2.StoredClientEvent]:
+        def opened() -> Iterator[console_pb2.StoredClientEvent]:
             tenant = str(parse_tenant(request.parent))
-            start = self._start(request, "client_events")
-            for rows in follow(lambda after: self._store.client_events_after(
-                    tenant, after, queries.MAX_PAGE), start, self._commits, context):
-                yield from (queries.stored_client_event(r) for r in rows)
+            batches = self._follow(request, context, "client_events", lambda after: (
+                self._store.client_events_after(tenant, after, queries.MAX_PAGE)))
+            return (queries.stored_client_event(r) for rows in batches for r in rows)
 
-        return self._stream("WatchClientEvents", request, context, admitted)
+        return self._stream("WatchClientEvents", request, context, opened)
 
     def WatchRejections(self, request: console_pb2.WatchRejectionsRequest,
                         context: grpc.ServicerContext) -> Iterator[console_pb2.Rejection]:
         """INVALID_ARGUMENT for a bad parent; then every refusal of the project."""
-        def admitted() -> Iterator[console_pb2.Rejection]:
+        def opened() -> Iterator[console_pb2.Rejection]:
             project = queries.parse_project(request.parent)
-            start = self._start(request, "rejections")
-            for rows in follow(lambda after: self._store.rejections_after(
-                    project, after, queries.MAX_PAGE), start, self._commits, context):
-                yield from (queries.rejection(r.id, r.payload) for r in rows)
+            batches = self._follow(request, context, "rejections", lambda after: (
+                self._store.rejections_after(project, after, queries.MAX_PAGE)))
+            return (queries.rejection(*r) for rows in batches for r in rows)
 
-        return self._stream("WatchRejections", request, context, admitted)
+        return self._stream("WatchRejections", request, context, opened)
 
-    def _start(self, request: Any, table: str) -> int:
-        """Where a watch starts: after the request's position, else after the last
-        row stored now."""
-        return int(request.after_id) if request.HasField("after_id") \
+    def _follow(self, request: Any, context: grpc.ServicerContext, table: str,
+                read: Callable[[int], Sequence[R]]) -> Iterator[Sequence[R]]:
+        """Batches of the rows of `table` that `read(position)` gives, from the
+        request's position (else from the last row stored now) on."""
+        start = int(request.after_id) if request.HasField("after_id") \
             else self._store.last_id(table)
+        return follow(read, start, lambda: self._store.last_id(table), self._commits, context)
 
     def _stream(self, name: str, request: Any, context: grpc.ServicerContext,
-                admitted: Any) -> Iterator[Any]:
-        """`admitted()`'s messages once the policy lets the call through; a refusal
-        (or bad request) aborts the stream with its status."""
-        return admitted_stream(self._policy, f"/{SERVICE}/{name}", request, context, admitted)
+                opened: Callable[[], Iterator[T]]) -> Iterator[T]:
+        """The messages of the stream `opened()` opens once the policy lets the
+        call through (see watch.admitted_stream)."""
+        return admitted_stream(self._policy, f"/{SERVICE}/{name}", request, context, opened)
 

@@ -77,38 +77,68 @@ class Commits:
 class Caller(Protocol):
     def is_active(self) -> bool: ...
 
+    def time_remaining(self) -> float | None: ...
 
-def follow(read: Callable[[int], Sequence[R]], after: int, commits: Commits,
-           caller: Caller, poll: float = POLL_SECONDS) -> Iterator[Sequence[R]]:
+
+def follow(read: Callable[[int], Sequence[R]], after: int, last: Callable[[], int],
+           commits: Commits, caller: Caller, poll: float = POLL_SECONDS
+           ) -> Iterator[Sequence[R]]:
     """Batches of `read(position)` (rows with an id above it, in id order) from
-    `after` on, for as long as `caller` is active and the server runs."""
+    `after` on, for as long as `caller` is active, its deadline (if any) not
+    passed, and the server runs.
+
+    `last()` is the id of the last row stored: when it falls below the position
+    (the newest rows were deleted, by a reset, and SQLite gives their ids again)
+    the watch goes on from there, so it misses none of the rows stored next.
+    """
     while caller.is_active() and not commits.closed:
+        remaining = caller.time_remaining()
+        if remaining is not None and remaining <= 0:
+            return
         seen = commits.count  # before the read: a commit during it wakes the wait
+        top = last()  # before the read too: a row stored after it is read next time
         rows = read(after)
         if rows:
             after = rows[-1].id
             yield rows
             continue
-        commits.wait(seen, poll)
+        after = min(after, top)
+        commits.wait(seen, poll if remaining is None else min(poll, remaining))
 
 
-def admitted_stream(policy: Policy, method: str, request: Any, context: grpc.ServicerContext,
-                    messages: Callable[[], Iterator[T]]) -> Iterator[T]:
-    """`messages()` once `policy` admits the call (as the envelope does a unary
-    one), counted and logged; a refusal aborts the stream with its status."""
+def admitted_stream(policy: Policy, method: str, request: Any, context: Any,
+                    open_stream: Callable[[], Iterator[T]]) -> Iterator[T]:
+    """`open_stream()`'s messages, once `policy` admits the call (as the envelope
+    does a unary one) and the stream opens; counted and logged when it ends.
+
+    A refusal aborts a gRPC call with its status; over HTTP (a context without
+    `abort_with_status`) it is raised, for the gateway to record and render.
+    """
     started = time.perf_counter()
+    abort = getattr(context, "abort_with_status", None)
+    transport = TRANSPORT if abort is not None else "http"
     admission: Admission | None = None
     try:
         admission = policy.admit(method, context.invocation_metadata(), request, context)
-        yield from messages()
+        messages = open_stream()
     except Exception as exc:
+        if abort is None:
+            raise
         if isinstance(exc, FootfallError):
             refusal = exc
         else:
             log.exception("%s failed", method)
             refusal = Internal(f"internal error in {method}; see the server log")
-        policy.record(method, TRANSPORT, refusal.code, time.perf_counter() - started, admission,
+        policy.record(method, transport, refusal.code, time.perf_counter() - started, admission,
                       refusal.message)
-        context.abort_with_status(rpc_status.to_status(status_of(refusal)))
-    policy.record(method, TRANSPORT, grpc.StatusCode.OK, time.perf_counter() - started,
+        abort(rpc_status.to_status(status_of(refusal)))
+        raise AssertionError("abort_with_status returned") from exc
+    return _recorded(messages, policy, method, transport, started, admission)
+
+
+def _recorded(messages: Iterator[T], policy: Policy, method: str, transport: str,
+              started: float, admission: Admission | None) -> Iterator[T]:
+    """`messages`, with the call's log line once they end."""
+    yield from messages
+    policy.record(method, transport, grpc.StatusCode.OK, time.perf_counter() - started,
                   admission)

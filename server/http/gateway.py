@@ -21,7 +21,7 @@ import ssl
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from aiohttp import web
@@ -37,7 +37,7 @@ from server.errors import (
     RequestTooLarge,
     to_rpc_status,
 )
-from server.http import pixel, tracker, transcode
+from server.http import pixel, sse, tracker, transcode
 from server.http.connections import GuardedSite, fit_descriptors
 from server.http.crosssite import HostCheck, OriginCheck, is_loopback_listener
 from server.http.errors import error_body, http_status, http_status_of
@@ -47,6 +47,7 @@ from server.policy.envelope import Envelope
 from server.retail.collect import Requester
 
 log = logging.getLogger(__name__)
+R = TypeVar("R", bound=web.StreamResponse)
 
 HTTP_BODY = "google.api.HttpBody"
 TRACKER_PATH = "/footfall.js"
@@ -123,6 +124,9 @@ class HttpGateway:
             if is_loopback_listener(settings.host) else None
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=settings.workers, thread_name_prefix="footfall-http")
+        # Streams wait for their next message on threads of their own.
+        self._streams = concurrent.futures.ThreadPoolExecutor(
+            max_workers=settings.max_wait_operations, thread_name_prefix="footfall-http-stream")
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self.site: GuardedSite | None = None
@@ -194,6 +198,7 @@ class HttpGateway:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self._streams.shutdown(wait=False, cancel_futures=True)
 
     # -- requests ------------------------------------------------------------
 
@@ -231,6 +236,8 @@ class HttpGateway:
             body = await self._read_body(request)
         except Exception as exc:
             return self._refused(request, route, output, envelope.refuse(method, exc, started))
+        if route.method.server_streaming:
+            return await self._stream(request, route, path_values, context, output, started)
         work = asyncio.get_running_loop().run_in_executor(
             self._executor, envelope.run, method, context.invocation_metadata(), body,
             functools.partial(transcode.build_request, route, path_values,
@@ -244,6 +251,22 @@ class HttpGateway:
             return self._refused(request, route, output, answer)
         body, headers = answer
         return self._cors(request, web.Response(body=body, headers=headers))
+
+    async def _stream(self, request: web.Request, route: Route, path_values: dict[str, str],
+                      context: CallContext, output: transcode.Output,
+                      started: float) -> web.StreamResponse:
+        """A server-streaming RPC as server-sent events (the servicer admits it)."""
+        def opened() -> Any:
+            message = transcode.build_request(route, path_values, request.query.items(), b"")
+            return route.call(message, context)
+
+        try:
+            messages = await asyncio.get_running_loop().run_in_executor(self._streams, opened)
+        except Exception as exc:
+            return self._refused(request, route, output,
+                                 self._envelope.refuse(route.grpc_method, exc, started))
+        return await sse.respond(request, messages, output, self._streams,
+                                 functools.partial(self._cors, request))
 
     def _refused(self, request: web.Request, route: Route, output: transcode.Output,
                  error: FootfallError) -> web.Response:
@@ -282,7 +305,7 @@ class HttpGateway:
 
     # -- CORS ----------------------------------------------------------------
 
-    def _cors(self, request: web.Request, response: web.Response) -> web.Response:
+    def _cors(self, request: web.Request, response: R) -> R:
         origin = request.headers.get("Origin")
         if origin and self._origins.allows_origin(origin):
             response.headers["Access-Control-Allow-Origin"] = "*" if self._any_origin else origin

@@ -99,10 +99,11 @@ def http_bindings(rule: http_pb2.HttpRule) -> Iterator[tuple[str, str, str, str]
 
 def annotated_rules(service: descriptor.ServiceDescriptor
                     ) -> Iterator[tuple[descriptor.MethodDescriptor, http_pb2.HttpRule]]:
-    """The unary methods of `service` that carry a google.api.http annotation."""
+    """The methods of `service` that carry a google.api.http annotation, unary or
+    server-streaming (served as server-sent events)."""
     for method in service.methods:
         options = method.GetOptions()
-        if method.client_streaming or method.server_streaming:
+        if method.client_streaming:
             continue
         if options.HasExtension(annotations_pb2.http):
             yield method, options.Extensions[annotations_pb2.http]

@@ -29,7 +29,7 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
                          timeout=280)
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads(out.stdout[out.stdout.index("{"):])
-    assert {"write", "collect", "import", "purge", "scale", "machine"} <= set(results)
+    assert {"write", "collect", "import", "purge", "scale", "console", "machine"} <= set(results)
     assert results["collect"]["footfall_per_second"]["median"] > 0
     for target in ("empty-threaded", "empty-aio", "footfall-sqlite-full",
                    "footfall-sqlite-normal"):
@@ -37,6 +37,8 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
     assert results["import"]["footfall_per_second"]["median"] > 0
     assert results["purge"]["purged"] == 500
     assert len(results["scale"]["points"]) == 2
+    assert [p["none"]["returned"] for p in results["console"]["list"]] == [100]
+    assert results["console"]["refusals"]["ratio_kept_to_not_kept"]["median"] > 0
 
     sys.path.insert(0, str(ROOT))
     from bench.report import render

@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import grpc
 import pytest
 from google.cloud import retail_v2, talent_v4
 
@@ -64,6 +65,20 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for running in started:
         running.stop()
+
+
+@pytest.fixture
+def channels() -> Iterator[Callable[[ServerProcess], grpc.Channel]]:
+    """`open(server)`: a plaintext channel to `server`, closed at teardown."""
+    opened: list[grpc.Channel] = []
+
+    def open_channel(server: ServerProcess) -> grpc.Channel:
+        opened.append(grpc.insecure_channel(server.address))
+        return opened[-1]
+
+    yield open_channel
+    for channel in opened:
+        channel.close()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ it, never skipped in CI (.ci/run sets it). Imports nothing of ours.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,19 +63,6 @@ def replicas(server_factory: Callable[..., ServerProcess], store: str,
 
 def operations_stub(channel: grpc.Channel) -> operations_pb2_grpc.OperationsStub:
     return operations_pb2_grpc.OperationsStub(channel)
-
-
-@pytest.fixture
-def channels() -> Iterator[Callable[[ServerProcess], grpc.Channel]]:
-    opened: list[grpc.Channel] = []
-
-    def open_channel(server: ServerProcess) -> grpc.Channel:
-        opened.append(grpc.insecure_channel(server.address))
-        return opened[-1]
-
-    yield open_channel
-    for channel in opened:
-        channel.close()
 
 
 def all_operations(stub: operations_pb2_grpc.OperationsStub, done: str = "") -> list[Any]:

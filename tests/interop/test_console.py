@@ -1,0 +1,280 @@
+"""footfall.console.v1 against a server subprocess: what the official clients
+write, the pixel collects, an import reads and talent records is seen through
+the console's lists and watches, each refusal with its field, over gRPC (a
+client made from reflection) and REST, on SQLite, memory and PostgreSQL; two
+replicas see each other's; a writer key reads nothing, a reader key writes
+nothing. Imports nothing of ours."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import requests
+from google.api_core import exceptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import retail_v2, talent_v4
+from google.cloud.retail_v2.services.user_event_service.transports import (
+    UserEventServiceRestTransport,
+)
+
+from .console import Console, rest
+from .support import (
+    RPC_DEADLINE,
+    ServerProcess,
+    finish,
+    put_gcs,
+    retail_client,
+    talent_client,
+    wait_until,
+)
+from .trust import with_key, write_keys
+
+PROJECT = "projects/footfall-interop"
+CATALOG = f"{PROJECT}/locations/global/catalogs/console"
+TENANT = f"{PROJECT}/tenants/console"
+WRITE = "/google.cloud.retail.v2.UserEventService/WriteUserEvent"
+COLLECT = "/google.cloud.retail.v2.UserEventService/CollectUserEvent"
+IMPORT = "/google.cloud.retail.v2.UserEventService/ImportUserEvents"
+CREATE_CLIENT_EVENT = "/google.cloud.talent.v4.EventService/CreateClientEvent"
+
+
+def write(client: retail_v2.UserEventServiceClient, visitor: str, **options: Any) -> None:
+    """WriteUserEvent of a home-page-view by `visitor` to CATALOG."""
+    client.write_user_event(retail_v2.WriteUserEventRequest(
+        parent=CATALOG, user_event=retail_v2.UserEvent(event_type="home-page-view",
+                                                       visitor_id=visitor)), **options)
+
+
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
+def served(request: pytest.FixtureRequest,
+           server_factory: Callable[..., ServerProcess]) -> ServerProcess:
+    if request.param == "memory":
+        return server_factory(store="memory://")
+    if request.param == "postgres":
+        return server_factory(store=request.getfixturevalue("postgres_databases")
+                              .create("console"))
+    return server_factory()
+
+
+def pixel(server: ServerProcess, event: dict[str, Any]) -> requests.Response:
+    answer = requests.get(f"http://{server.http_address}/v2/{CATALOG}/userEvents:collect",
+                          params={"userEvent": json.dumps(event)}, timeout=RPC_DEADLINE)
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "image/gif"
+    return answer
+
+
+def client_event(event_id: str) -> talent_v4.ClientEvent:
+    return talent_v4.ClientEvent(
+        event_id=event_id, create_time=datetime.datetime.now(datetime.UTC),
+        job_event=talent_v4.JobEvent(type_=talent_v4.JobEvent.JobEventType.VIEW,
+                                     jobs=[f"{TENANT}/jobs/job-1"]))
+
+
+def rejections_of(console: Console, count: int) -> list[dict[str, Any]]:
+    """The project's refusals, newest first, once there are `count` (they are kept
+    without the refused call waiting for it)."""
+    def listed() -> list[dict[str, Any]] | None:
+        found = console.call("ListRejections", parent=PROJECT).get("rejections", [])
+        return found if len(found) >= count else None
+
+    return wait_until(listed, f"{count} refusals", deadline=10)
+
+
+def fields_of(rejection: dict[str, Any]) -> list[str]:
+    return [v["field"] for v in rejection.get("fieldViolations", [])]
+
+
+def test_every_way_in_is_seen_and_every_refusal_with_its_field(
+        served: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    retail = retail_client(served.address)
+    write(retail, "by-grpc")
+    rest_client = retail_v2.UserEventServiceClient(transport=UserEventServiceRestTransport(
+        host=served.http_address, url_scheme="http", credentials=AnonymousCredentials()))
+    write(rest_client, "by-rest")
+    pixel(served, {"eventType": "home-page-view", "visitorId": "by-pixel"})
+    imported = retail.import_user_events(retail_v2.ImportUserEventsRequest(
+        parent=CATALOG, input_config=retail_v2.UserEventInputConfig(
+            user_event_inline_source=retail_v2.UserEventInlineSource(user_events=[
+                retail_v2.UserEvent(event_type="home-page-view", visitor_id="by-import",
+                                    event_time=datetime.datetime(2024, 5, 1, tzinfo=datetime.UTC)),
+                retail_v2.UserEvent(event_type="home-page-view",
+                                    event_time=datetime.datetime(2024, 5, 1, tzinfo=datetime.UTC)),
+            ]))))
+    assert finish(imported).error_samples
+    talent = talent_client(served.address)
+    talent.create_client_event(parent=TENANT, client_event=client_event("event-1"))
+    # and one refusal each way
+    with pytest.raises(exceptions.InvalidArgument):
+        write(retail, "")
+    assert "X-Footfall-Error" in pixel(served, {"eventType": "home-page-view"}).headers
+    with pytest.raises(exceptions.InvalidArgument):
+        talent.create_client_event(parent=TENANT, client_event=client_event(""))
+
+    console = Console(channels(served))
+    listed = console.call("ListUserEvents", parent=CATALOG)["userEvents"]
+    assert {e["userEvent"]["visitorId"]: e["transport"] for e in listed} == {
+        "by-grpc": "GRPC", "by-rest": "REST", "by-pixel": "PIXEL", "by-import": "IMPORT"}
+    assert all(e["receiveTime"] and e["joined"] for e in listed)
+    over_rest = rest(served.http_address, f"{CATALOG}/userEvents", filter="transport = PIXEL")
+    assert [e["userEvent"]["visitorId"] for e in over_rest.json()["userEvents"]] == ["by-pixel"]
+    client_events = console.call("ListClientEvents", parent=TENANT)["clientEvents"]
+    assert [e["clientEvent"]["eventId"] for e in client_events] == ["event-1"]
+
+    refused = rejections_of(console, 4)
+    assert sorted((r["method"], r["transport"], tuple(fields_of(r))) for r in refused) == [
+        (COLLECT, "PIXEL", ("user_event.visitor_id",)),
+        (IMPORT, "IMPORT", ("input_config.user_event_inline_source.user_events[1].visitor_id",)),
+        (WRITE, "GRPC", ("user_event.visitor_id",)),
+        (CREATE_CLIENT_EVENT, "GRPC", ("client_event.event_id",)),
+    ]
+    by_method = {r["method"]: r for r in refused}
+    assert by_method[IMPORT]["operation"] == imported.operation.name
+    assert by_method[WRITE]["parent"] == CATALOG and by_method[WRITE]["code"] == 3
+    assert json.loads(by_method[WRITE]["requestJson"])["parent"] == CATALOG
+    over_rest = rest(served.http_address, f"{PROJECT}/rejections").json()["rejections"]
+    assert [r["id"] for r in over_rest] == [r["id"] for r in refused]
+
+    catalogs = console.call("ListCatalogs", parent=PROJECT)
+    assert [(c["name"], c["eventCount"]) for c in catalogs["catalogs"]] == [(CATALOG, "4")]
+    assert [(t["name"], t["eventCount"]) for t in catalogs["tenants"]] == [(TENANT, "1")]
+
+
+def test_watches_see_writes_and_refusals(served: ServerProcess,
+                                         channels: Callable[[ServerProcess], grpc.Channel]
+                                         ) -> None:
+    retail = retail_client(served.address)
+    write(retail, "before")
+    console = Console(channels(served))
+    [before] = console.call("ListUserEvents", parent=CATALOG)["userEvents"]
+    events = console.watch("WatchUserEvents", parent=CATALOG, afterId=before["id"])
+    refusals = console.watch("WatchRejections", parent=PROJECT, afterId=0)
+    over_http = requests.get(f"http://{served.http_address}/console/v1/{CATALOG}/userEvents:watch",
+                             params={"afterId": before["id"]}, stream=True, timeout=RPC_DEADLINE)
+    try:
+        write(retail, "after")
+        assert next(events)["userEvent"]["visitorId"] == "after"
+        sent = next(line for line in over_http.iter_lines() if line.startswith(b"data: "))
+        assert json.loads(sent[6:])["userEvent"]["visitorId"] == "after"
+        with pytest.raises(exceptions.InvalidArgument):
+            write(retail, "")
+        assert fields_of(next(refusals)) == ["user_event.visitor_id"]
+    finally:
+        events.cancel()
+        refusals.cancel()
+        over_http.close()
+
+
+def test_a_reset_starts_a_catalog_clean(served: ServerProcess,
+                                        channels: Callable[[ServerProcess], grpc.Channel]
+                                        ) -> None:
+    retail = retail_client(served.address)
+    write(retail, "v")
+    answer = requests.post(f"http://{served.http_address}/console/v1/{CATALOG}:reset",
+                           json={}, timeout=RPC_DEADLINE)
+    assert answer.json()["deletedEventsCount"] == "1"
+    assert "userEvents" not in Console(channels(served)).call("ListUserEvents", parent=CATALOG)
+    # the same event may be written again: it is new to the catalog
+    write(retail, "v")
+
+
+def test_a_replica_sees_what_the_other_stored(
+        server_factory: Callable[..., ServerProcess], postgres_databases: Any,
+        channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    store = postgres_databases.create("console_replicas")
+    first, second = server_factory(store=store), server_factory(store=store)
+    watched = Console(channels(second))
+    events = watched.watch("WatchUserEvents", parent=CATALOG, afterId=0)
+    try:
+        retail = retail_client(first.address)
+        write(retail, "through-first")
+        with pytest.raises(exceptions.InvalidArgument):
+            write(retail, "")
+        # the second replica commits nothing: its watch learns by polling
+        assert next(events)["userEvent"]["visitorId"] == "through-first"
+    finally:
+        events.cancel()
+    [refused] = rejections_of(watched, 1)
+    assert refused["method"] == WRITE and fields_of(refused) == ["user_event.visitor_id"]
+
+
+WRITER, READER, ADMIN = "writer-key-5e1f9c", "reader-key-0b7d3a", "admin-key-c2e8f4"
+
+
+@pytest.fixture
+def secured(server_factory: Callable[..., ServerProcess], tmp_path: Path) -> ServerProcess:
+    keys = write_keys(tmp_path / "keys.json", {
+        WRITER: ("writer", ["footfall-interop"]), READER: ("reader", ["footfall-interop"]),
+        ADMIN: ("admin", ["footfall-interop"])})
+    return server_factory("--auth-file", str(keys))
+
+
+def test_a_writer_key_reads_nothing(secured: ServerProcess,
+                                    channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    console = Console(channels(secured), with_key(WRITER))
+    for rpc, fields in (("ListUserEvents", {"parent": CATALOG}),
+                        ("ListRejections", {"parent": PROJECT}),
+                        ("ListCatalogs", {"parent": PROJECT})):
+        with pytest.raises(grpc.RpcError) as caught:
+            console.call(rpc, **fields)
+        assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+        assert "needs a reader or admin key" in caught.value.details()
+    with pytest.raises(grpc.RpcError) as caught:
+        next(console.watch("WatchUserEvents", parent=CATALOG))
+    assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert rest(secured.http_address, f"{CATALOG}/userEvents", key=WRITER).status_code == 403
+    with pytest.raises(grpc.RpcError) as caught:
+        next(Console(channels(secured)).watch("WatchUserEvents", parent=CATALOG))
+    assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_reader_key_reads_and_writes_nothing(
+        secured: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    retail = retail_client(secured.address)
+    write(retail, "v", metadata=with_key(WRITER))
+    with pytest.raises(exceptions.InvalidArgument):
+        write(retail, "", metadata=with_key(WRITER))
+    console = Console(channels(secured), with_key(READER))
+    assert len(console.call("ListUserEvents", parent=CATALOG)["userEvents"]) == 1
+    [refused] = rejections_of(console, 1)
+    assert refused["keyName"] == "writer-0"  # the key's name, never the key
+    assert WRITER not in json.dumps(refused)
+    assert rest(secured.http_address, f"{CATALOG}/userEvents", key=READER).status_code == 200
+    for denied in (
+            lambda: write(retail, "r", metadata=with_key(READER)),
+            lambda: retail.purge_user_events(retail_v2.PurgeUserEventsRequest(
+                parent=CATALOG, filter='visitorId = "v"', force=True), metadata=with_key(READER))):
+        with pytest.raises(exceptions.PermissionDenied):
+            denied()
+    with pytest.raises(grpc.RpcError) as caught:
+        console.call("ResetCatalog", name=CATALOG)
+    assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    admin = Console(channels(secured), with_key(ADMIN))
+    assert admin.call("ResetCatalog", name=CATALOG)["deletedEventsCount"] == "1"
+
+
+def test_bad_lines_of_an_imported_file_are_kept_with_their_fields(
+        server: ServerProcess, retail: retail_v2.UserEventServiceClient, catalog: str,
+        gcs_folder: str, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    uri = put_gcs(server.gcs_root, f"{gcs_folder}/events.json", [
+        '{"eventType": "home-page-view", "visitorId": "v1", "eventTime": "2024-05-01T00:00:00Z"}',
+        "{not json",
+        '{"eventType": "home-page-view", "eventTime": "2024-05-01T00:00:00Z"}',
+    ])
+    operation = retail.import_user_events(request={
+        "parent": catalog, "input_config": {"gcs_source": {"input_uris": [uri]}}})
+    assert finish(operation).error_samples
+    console = Console(channels(server))
+    kept = wait_until(lambda: [
+        r for r in console.call("ListRejections", parent=PROJECT).get("rejections", [])
+        if r.get("operation") == operation.operation.name] or None, "the import's refusals", 10)
+    invalid, not_json = kept  # newest first
+    assert invalid["message"] == f"{uri} line 3: user_event.visitor_id: is required"
+    assert fields_of(invalid) == ["user_event.visitor_id"]
+    assert not_json["message"].startswith(f"{uri} line 2: invalid JSON") and not fields_of(not_json)
+    assert all(r["transport"] == "IMPORT" and r["parent"] == catalog for r in kept)
