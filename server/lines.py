@@ -85,6 +85,7 @@ def rejection(refused: console_pb2.Rejection) -> str:
 
 def data_set(found: console_pb2.DataSet) -> str:
     """Name, how many events, and the latest event and receive times."""
-    what = "client events" if "/tenants/" in found.name else "events"
+    what = ("client event" if "/tenants/" in found.name else "event") \
+        + ("" if found.event_count == 1 else "s")
     return (f"{found.name}  {found.event_count} {what}  last event {_time(found.last_event_time)}"
             f"  last received {_time(found.last_receive_time)}")
