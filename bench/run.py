@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 from google import protobuf
 
-from bench import collect, console, imports, purge, scale, write
+from bench import collect, console, count, imports, purge, scale, write
 
 HERE = Path(__file__).resolve().parent
 PROFILES: dict[str, dict[str, Any]] = {
@@ -27,20 +27,23 @@ PROFILES: dict[str, dict[str, Any]] = {
              "purge": {"total": 1_000_000, "reps": 3, "write_requests": 4_000},
              "scale": {"sizes": (100_000, 1_000_000, 10_000_000), "write_requests": 5_000},
              "collect": {"seconds": 10, "reps": 3},
-             "console": {"sizes": (100_000, 1_000_000), "reps": 3, "write_requests": 5_000}},
+             "console": {"sizes": (100_000, 1_000_000), "reps": 3, "write_requests": 5_000},
+             "count": {"size": 1_000_000, "reps": 5}},
     "quick": {"write": {"requests": 1_500, "reps": 1},
               "import": {"total": 20_000, "small": 2_000, "reps": 1},
               "purge": {"total": 20_000, "reps": 1, "write_requests": 1_000},
               "scale": {"sizes": (10_000, 50_000), "write_requests": 1_000},
               "collect": {"seconds": 3, "reps": 1},
-              "console": {"sizes": (20_000,), "reps": 1, "write_requests": 1_000}},
+              "console": {"sizes": (20_000,), "reps": 1, "write_requests": 1_000},
+              "count": {"size": 20_000, "reps": 3}},
     # what the test suite runs so that no benchmark rots; the figures mean nothing
     "smoke": {"write": {"requests": 100, "reps": 1, "callers": (1, 4)},
               "import": {"total": 1_000, "small": 200, "reps": 1},
               "purge": {"total": 1_000, "reps": 1, "write_requests": 100},
               "scale": {"sizes": (1_000, 2_000), "write_requests": 100},
               "collect": {"seconds": 1, "reps": 1},
-              "console": {"sizes": (1_000,), "reps": 1, "write_requests": 100}},
+              "console": {"sizes": (1_000,), "reps": 1, "write_requests": 100},
+              "count": {"size": 1_000, "reps": 1}},
 }
 
 
@@ -63,7 +66,7 @@ def run(profile: str, only: set[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {"profile": profile, "machine": machine(),
                                "started": dt.datetime.now(dt.UTC).isoformat()}
     steps = {"write": write.run, "collect": collect.run, "import": imports.run,
-             "purge": purge.run, "scale": scale.run, "console": console.run}
+             "purge": purge.run, "scale": scale.run, "console": console.run, "count": count.run}
     for name, fn in steps.items():
         if only and name not in only:
             continue
@@ -77,7 +80,8 @@ def run(profile: str, only: set[str] | None = None) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
-    parser.add_argument("--only", nargs="*", help="write, collect, import, purge, scale, console")
+    parser.add_argument("--only", nargs="*",
+                        help="write, collect, import, purge, scale, console, count")
     parser.add_argument("--no-report", action="store_true", help="print JSON only")
     args = parser.parse_args()
     results = run(args.profile, set(args.only) if args.only else None)

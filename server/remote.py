@@ -63,14 +63,12 @@ class ServerSource:
         self._metadata = (("x-goog-api-key", connection.key),) if connection.key else ()
         self.console = console_pb2_grpc.ConsoleServiceStub(self._channel)
         self._operations = operations_pb2_grpc.OperationsStub(self._channel)
-        self._reached = False  # whether the channel was ever connected
-        self._channel.subscribe(self._state)
+        self._reached = False  # whether the channel was ever connected (followed by tails)
 
     def _state(self, state: grpc.ChannelConnectivity) -> None:
         self._reached = self._reached or state is grpc.ChannelConnectivity.READY
 
     def close(self) -> None:
-        self._channel.unsubscribe(self._state)
         self._channel.close()
 
     def call(self, method: Any, request: Any) -> Any:
@@ -98,6 +96,8 @@ class ServerSource:
         away, `say` so and call again after the last position seen (`after_id`)
         once it is back. RemoteError for a refusal (key, request), or when no
         server was ever reached."""
+        # Watching the channel's state costs its close a poll (about 0.2 s): tails only.
+        self._channel.subscribe(self._state)
         again = False  # the first call fails at once; the next ones wait for the server
         while True:
             try:

@@ -39,11 +39,12 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
     assert len(results["scale"]["points"]) == 2
     assert [p["none"]["returned"] for p in results["console"]["list"]] == [100]
     assert results["console"]["refusals"]["ratio_kept_to_not_kept"]["median"] > 0
+    assert results["count"]["filtered_pages"]["ms"]["median"] > 0  # it checks its counts
 
     sys.path.insert(0, str(ROOT))
     from bench.report import render
 
     report = render(results)
     for heading in ("## 1. WriteUserEvent", "## 2. Pixel", "## 3. Import", "## 4. Purge",
-                    "## 5. Scale"):
+                    "## 5. Scale", "## 7. `events count --server`"):
         assert heading in report
