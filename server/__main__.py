@@ -174,11 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     from server import inspect
 
-    run = {"operations": inspect.run_operations, "backup": inspect.run_backup,
-           "rejections": inspect.run_rejections, "talent-events": inspect.run_talent_events,
-           "catalogs": inspect.run_catalogs, "events": inspect.run_events}[args.command]
     try:
-        return run(args)
+        return inspect.run(args)
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush
         return 0

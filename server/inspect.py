@@ -14,7 +14,7 @@ import argparse
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import grpc
 from footfall.console.v1 import console_pb2
@@ -32,7 +32,7 @@ from google.rpc import error_details_pb2  # noqa: F401
 
 from server import lines
 from server.console import queries
-from server.errors import FootfallError
+from server.errors import FootfallError, InvalidArgument
 from server.names import parse_catalog, parse_tenant
 from server.operations.summary import summarize
 from server.remote import Connection, RemoteError, ServerSource
@@ -45,23 +45,44 @@ PAGE = queries.MAX_PAGE
 _CLIENT_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
                  grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
                  grpc.StatusCode.FAILED_PRECONDITION}
-# What each console record is printed as, and by which list RPC and field it comes.
-_USER_EVENTS = ("ListUserEvents", "user_events", lines.user_event)
-_CLIENT_EVENTS = ("ListClientEvents", "client_events", lines.client_event)
-_REJECTIONS = ("ListRejections", "rejections", lines.rejection)
+
+
+class Kind(NamedTuple):
+    """A kind of console record: the RPCs that list and watch it, the field of the
+    list's answer that holds it, and its line."""
+
+    list_rpc: str
+    field: str
+    watch_rpc: str
+    line: Callable[[Any], str]
+
+
+USER_EVENTS = Kind("ListUserEvents", "user_events", "WatchUserEvents", lines.user_event)
+CLIENT_EVENTS = Kind("ListClientEvents", "client_events", "WatchClientEvents",
+                     lines.client_event)
+REJECTIONS = Kind("ListRejections", "rejections", "WatchRejections", lines.rejection)
 
 
 def _say(message: str) -> None:
     print(f"footfall: {message}", file=sys.stderr, flush=True)
 
 
-def _open(url: str) -> Store | None:
-    """The store opened read-only, or None after saying in one line why not."""
+def run(args: argparse.Namespace) -> int:
+    """The read command `args` names (or backup); one line on stderr and exit code
+    2 for a mistake in the command (a bad flag value, a refused key), 1 for a store
+    or server that cannot be used."""
+    command = {"events": _events, "talent-events": _talent_events,
+               "rejections": _rejections, "catalogs": _catalogs,
+               "operations": _operations, "backup": _backup}[args.command]
     try:
-        return open_store(url, read_only=True)
-    except (FootfallError, ValueError, OSError, sqlite3.Error, StoreUnusable) as exc:
-        _say(f"cannot open the store: {getattr(exc, 'message', exc)}")
-        return None
+        return command(args)
+    except FootfallError as exc:
+        _say(exc.message)
+        return 2
+    except RemoteError as exc:
+        return _remote_failed(exc)
+    except KeyboardInterrupt:  # Ctrl-C ends a tail, which is how a tail ends
+        return 0
 
 
 def _remote_failed(exc: RemoteError) -> int:
@@ -128,54 +149,44 @@ class _Remote:
 
 
 def connection(args: argparse.Namespace) -> Connection:
-    """The server, TLS and key the command line names; ValueError for a CA file
-    that cannot be read."""
+    """The server, TLS and key the command line names; INVALID_ARGUMENT for a CA
+    file that cannot be read."""
     ca = None
     if args.tls_ca:
         try:
             with open(args.tls_ca, "rb") as file:
                 ca = file.read()
         except OSError as exc:
-            raise ValueError(f"--tls-ca: cannot read {args.tls_ca}: {exc.strerror}") from None
+            raise InvalidArgument.field("--tls-ca", f"cannot read {args.tls_ca}: "
+                                                    f"{exc.strerror}") from None
     return Connection(args.server, args.key, args.tls, ca)
 
 
 def _reading(args: argparse.Namespace, body: Callable[[Source], int]) -> int:
-    """`body` over the store or server the command names, closed after; one line
-    and an exit code for what goes wrong."""
+    """`body` over the store or server the command names, closed after."""
     source: Source
     if getattr(args, "server", None):
-        try:
-            source = _Remote(ServerSource(connection(args)))
-        except ValueError as exc:
-            _say(str(exc))
-            return 2
+        source = _Remote(ServerSource(connection(args)))
     else:
-        store = _open(args.store)
-        if store is None:
+        try:
+            source = StoreSource(open_store(args.store, read_only=True))
+        except (FootfallError, ValueError, OSError, sqlite3.Error, StoreUnusable) as exc:
+            _say(f"cannot open the store: {getattr(exc, 'message', exc)}")
             return 1
-        source = StoreSource(store)
     try:
         return body(source)
-    except FootfallError as exc:
-        _say(exc.message)
-        return 2
-    except RemoteError as exc:
-        return _remote_failed(exc)
     finally:
         source.close()
 
 
-def _records(source: Source, kind: tuple[str, str, Any], request: Any,
-             limit: int | None) -> Iterator[Any]:
+def _records(source: Source, kind: Kind, request: Any, limit: int | None) -> Iterator[Any]:
     """The records a list RPC answers, page after page, at most `limit`."""
-    rpc, field, _ = kind
-    fetch = source.rpc(rpc)
+    fetch = source.rpc(kind.list_rpc)
     left = sys.maxsize if limit is None else limit
     while left > 0:
         request.page_size = min(left, PAGE)
         reply = fetch(request)
-        found = list(getattr(reply, field))[:left]
+        found = list(getattr(reply, kind.field))[:left]
         yield from found
         left -= len(found)
         if not reply.next_page_token:
@@ -189,18 +200,34 @@ def _print(records: Iterator[Any], line: Callable[[Any], str], as_json: bool) ->
     return 0
 
 
-def run_events(args: argparse.Namespace) -> int:
+def _list_or_tail(args: argparse.Namespace, verb: str, kind: Kind, listing: Any,
+                  watching: Any) -> int:
+    """`list`: the records `listing` selects, newest first; `tail`: what the watch
+    `watching` sends, until Ctrl-C, after `--after` if given."""
+    if verb == "list":
+        return _reading(args, lambda source: _print(
+            _records(source, kind, listing, args.limit), kind.line, args.json))
+    if args.after is not None:
+        watching.after_id = args.after
+
+    def follow(source: Source) -> int:
+        assert isinstance(source, _Remote)  # tail takes --server only
+        server = source.server
+        return _print(server.follow(getattr(server.console, kind.watch_rpc), watching, _say),
+                      kind.line, args.json)
+
+    return _reading(args, follow)
+
+
+def _events(args: argparse.Namespace) -> int:
     """Count, print or follow the events of a catalog that a filter selects."""
-    try:
-        catalog = str(parse_catalog(args.parent, "--parent"))
-        events = queries.parse_filter(args.filter, catalog, "--filter")
-    except FootfallError as exc:
-        _say(exc.message)
-        return 2
-    if args.events_command == "tail":
-        request = console_pb2.WatchUserEventsRequest(parent=catalog, filter=args.filter)
-        return _tail(args, "WatchUserEvents", request, lines.user_event)
+    catalog = str(parse_catalog(args.parent, "--parent"))
+    events = queries.parse_filter(args.filter, catalog, "--filter")
     listing = console_pb2.ListUserEventsRequest(parent=catalog, filter=args.filter)
+    if args.events_command != "count":
+        return _list_or_tail(args, args.events_command, USER_EVENTS, listing,
+                             console_pb2.WatchUserEventsRequest(parent=catalog,
+                                                                filter=args.filter))
 
     def count(source: Source) -> int:
         if isinstance(source, StoreSource) and not events.on_events:
@@ -210,46 +237,29 @@ def run_events(args: argparse.Namespace) -> int:
                 parent=catalog.split("/locations/")[0]))
             print(next((c.event_count for c in reply.catalogs if c.name == catalog), 0))
         else:
-            print(sum(1 for _ in _records(source, _USER_EVENTS, listing, None)))
+            print(sum(1 for _ in _records(source, USER_EVENTS, listing, None)))
         return 0
 
-    if args.events_command == "count":
-        return _reading(args, count)
-    return _reading(args, lambda source: _print(
-        _records(source, _USER_EVENTS, listing, args.limit), lines.user_event, args.json))
+    return _reading(args, count)
 
 
-def run_talent_events(args: argparse.Namespace) -> int:
-    """Print or follow the client events of a tenant, newest first."""
-    try:
-        tenant = str(parse_tenant(args.parent, "--parent"))
-    except FootfallError as exc:
-        _say(exc.message)
-        return 2
-    if args.talent_events_command == "tail":
-        return _tail(args, "WatchClientEvents",
-                     console_pb2.WatchClientEventsRequest(parent=tenant), lines.client_event)
-    request = console_pb2.ListClientEventsRequest(parent=tenant)
-    return _reading(args, lambda source: _print(
-        _records(source, _CLIENT_EVENTS, request, args.limit), lines.client_event, args.json))
+def _talent_events(args: argparse.Namespace) -> int:
+    """Print or follow the client events of a tenant, last stored first."""
+    tenant = str(parse_tenant(args.parent, "--parent"))
+    return _list_or_tail(args, args.talent_events_command, CLIENT_EVENTS,
+                         console_pb2.ListClientEventsRequest(parent=tenant),
+                         console_pb2.WatchClientEventsRequest(parent=tenant))
 
 
-def run_rejections(args: argparse.Namespace) -> int:
+def _rejections(args: argparse.Namespace) -> int:
     """Print or follow the refused requests of a project (every project: projects/-)."""
-    try:
-        queries.parse_project(args.parent, "--parent")
-    except FootfallError as exc:
-        _say(exc.message)
-        return 2
-    if args.rejections_command == "tail":
-        return _tail(args, "WatchRejections",
-                     console_pb2.WatchRejectionsRequest(parent=args.parent), lines.rejection)
-    request = console_pb2.ListRejectionsRequest(parent=args.parent)
-    return _reading(args, lambda source: _print(
-        _records(source, _REJECTIONS, request, args.limit), lines.rejection, args.json))
+    queries.parse_project(args.parent, "--parent")
+    return _list_or_tail(args, args.rejections_command, REJECTIONS,
+                         console_pb2.ListRejectionsRequest(parent=args.parent),
+                         console_pb2.WatchRejectionsRequest(parent=args.parent))
 
 
-def run_catalogs(args: argparse.Namespace) -> int:
+def _catalogs(args: argparse.Namespace) -> int:
     """Print the catalogs, then the tenants, that hold events, with their counts."""
     def body(source: Source) -> int:
         reply = source.rpc("ListCatalogs")(console_pb2.ListCatalogsRequest(parent=args.parent))
@@ -258,25 +268,7 @@ def run_catalogs(args: argparse.Namespace) -> int:
     return _reading(args, body)
 
 
-def _tail(args: argparse.Namespace, watch: str, request: Any,
-          line: Callable[[Any], str]) -> int:
-    """Print what the `watch` stream sends until Ctrl-C (exit 0)."""
-    if args.after is not None:
-        request.after_id = args.after
-
-    def body(source: Source) -> int:
-        assert isinstance(source, _Remote)
-        server = source.server
-        try:
-            return _print(server.follow(getattr(server.console, watch), request, _say), line,
-                          args.json)
-        except KeyboardInterrupt:
-            return 0
-
-    return _reading(args, body)
-
-
-def run_operations(args: argparse.Namespace) -> int:
+def _operations(args: argparse.Namespace) -> int:
     """Print the operations under a parent, oldest first: state, kind, name, counts
     and error, or each Operation as proto3 JSON (--json)."""
     done = None if args.done is None else args.done == "true"
@@ -299,7 +291,7 @@ def _stored_operations(source: Source, parent: str,
         after = (page[-1].create_time_us, page[-1].name)
 
 
-def run_backup(args: argparse.Namespace) -> int:
+def _backup(args: argparse.Namespace) -> int:
     """Copy the store to DEST; 2 (with advice) for a store this cannot copy."""
     try:
         size = backup(args.store, args.dest)

@@ -27,6 +27,7 @@ from server.config import Settings
 
 from . import http_client
 from .cli import CATALOG, footfall
+from .test_cli_server import address
 from .test_server import retail
 
 TENANT = "projects/p/tenants/t"
@@ -95,10 +96,6 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         yield running
     finally:
         running.stop()
-
-
-def address(running: Running) -> str:
-    return f"127.0.0.1:{running.port}"
 
 
 def read(running: Running, *args: str, key: str = READER,
