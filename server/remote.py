@@ -63,10 +63,17 @@ class ServerSource:
         self._metadata = (("x-goog-api-key", connection.key),) if connection.key else ()
         self.console = console_pb2_grpc.ConsoleServiceStub(self._channel)
         self._operations = operations_pb2_grpc.OperationsStub(self._channel)
-        self._reached = False  # whether the channel was ever connected (followed by tails)
+        # Followed by tails: whether the channel was ever connected, and whom to tell
+        # when it is again after the server went away.
+        self._reached = False
+        self._back: Callable[[], None] | None = None
 
     def _state(self, state: grpc.ChannelConnectivity) -> None:
-        self._reached = self._reached or state is grpc.ChannelConnectivity.READY
+        if state is grpc.ChannelConnectivity.READY:
+            self._reached = True
+            back, self._back = self._back, None
+            if back is not None:
+                back()
 
     def close(self) -> None:
         self._channel.close()
@@ -110,9 +117,10 @@ class ServerSource:
                     raise _remote(exc) from None
                 why = f"the server went away ({exc.code().name})"
             again = True
-            say(f"{why}; reconnecting, to go on " + (
-                f"after position {request.after_id}" if request.HasField("after_id")
-                else "from what is stored once it is back (nothing had arrived yet)"))
+            where = (f"after position {request.after_id}" if request.HasField("after_id")
+                     else "from what is stored once it is back (nothing had arrived yet)")
+            say(f"{why}; reconnecting, to go on {where}")
+            self._back = lambda where=where: say(f"reconnected; going on {where}")
             time.sleep(0.2)  # a stream that ends at once (a stopping server) is not a loop
 
 

@@ -350,6 +350,8 @@ def test_tail_goes_on_after_a_restart(tmp_path: Path, tails: list[Tail]) -> None
         f"{first['id']}\n")
     running = start(settings(tmp_path, store, port))
     try:
+        assert tail.line(tail.stderr) == f"footfall: reconnected; going on after position " \
+                                         f"{first['id']}\n"
         write(running, {"eventType": "home-page-view", "visitorId": "second"})
         second = json.loads(tail.line())
         assert second["userEvent"]["visitorId"] == "second"
