@@ -41,6 +41,7 @@ from server.store.backup import BackupRefused, backup
 from server.store.rows import StoreUnusable
 
 PAGE = queries.MAX_PAGE
+EVERY_PROJECT = f"projects/{queries.ALL_PROJECTS}"
 # What the server answers when the request, not the server, is wrong.
 _CLIENT_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
                  grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
@@ -80,16 +81,19 @@ def run(args: argparse.Namespace) -> int:
         _say(exc.message)
         return 2
     except RemoteError as exc:
-        return _remote_failed(exc)
+        return _remote_failed(exc, getattr(args, "parent", ""))
     except KeyboardInterrupt:  # Ctrl-C ends a tail, which is how a tail ends
         return 0
 
 
-def _remote_failed(exc: RemoteError) -> int:
+def _remote_failed(exc: RemoteError, parent: str) -> int:
     advice = ""
     if exc.code is grpc.StatusCode.UNAUTHENTICATED:
         advice = ("; give an API key with the reader role (admin for operations) with --key "
                   "or FOOTFALL_KEY")
+    elif exc.code is grpc.StatusCode.PERMISSION_DENIED and parent == EVERY_PROJECT:
+        advice = (f"; {EVERY_PROJECT} (the default) needs a key granted every project: name "
+                  "one with --parent projects/PROJECT")
     _say(f"the server answered {exc}{advice}")
     return 2 if exc.code in _CLIENT_CODES else 1
 

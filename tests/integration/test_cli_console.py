@@ -240,6 +240,16 @@ def test_keys_a_writer_may_not_read_and_none_is_said(shop: Running, tmp_path: Pa
     assert all(len(out.stderr.splitlines()) == 1 for out in (writer, nobody, wrong))
 
 
+def test_every_project_needs_a_key_granted_every_project(shop: Running,
+                                                         tmp_path: Path) -> None:
+    out = read(shop, "rejections", "list", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr == ("footfall: the server answered PERMISSION_DENIED: the API key is not "
+                          "allowed to use project '-' (or it may not exist); projects/- (the "
+                          "default) needs a key granted every project: name one with --parent "
+                          "projects/PROJECT\n")
+
+
 def test_an_unreadable_authority_file_is_one_line(tmp_path: Path) -> None:
     out = footfall("catalogs", "--server", "127.0.0.1:1", "--tls-ca", str(tmp_path / "no.pem"),
                    cwd=tmp_path)
