@@ -82,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except RemoteError as exc:
         return _remote_failed(exc, getattr(args, "parent", ""))
-    except KeyboardInterrupt:  # Ctrl-C ends a tail, which is how a tail ends
-        return 0
+    except KeyboardInterrupt:  # Ctrl-C: stopped, as a shell says it (a tail's ends it: 0)
+        return 130
 
 
 def _remote_failed(exc: RemoteError, parent: str) -> int:
@@ -217,8 +217,11 @@ def _list_or_tail(args: argparse.Namespace, verb: str, kind: Kind, listing: Any,
     def follow(source: Source) -> int:
         assert isinstance(source, _Remote)  # tail takes --server only
         server = source.server
-        return _print(server.follow(getattr(server.console, kind.watch_rpc), watching, _say),
-                      kind.line, args.json)
+        try:
+            return _print(server.follow(getattr(server.console, kind.watch_rpc), watching,
+                                        _say), kind.line, args.json)
+        except KeyboardInterrupt:  # how a tail ends
+            return 0
 
     return _reading(args, follow)
 
