@@ -127,9 +127,13 @@ class ConsoleSql:
             where += (f" AND event_time_us <= {mark} AND (event_time_us < {mark} "
                       f"OR id < {mark})")
             params += [before[0], before[0], before[1]]
+        # A visitor or user has few events: find them by their index and sort them
+        # (the unary + keeps the planner off the time index, whose walk backwards
+        # would read the whole catalog to find a rare visitor's). Measured at 300k
+        # events, one visitor in 1,000: 3.6 ms against 109 ms.
+        by = "+event_time_us" if query.visitor_ids or query.user_ids else "event_time_us"
         rows = self._fetch(f"SELECT {_EVENT} FROM user_events WHERE {where} "
-                           f"ORDER BY event_time_us DESC, id DESC LIMIT {mark}",
-                           [*params, limit])
+                           f"ORDER BY {by} DESC, id DESC LIMIT {mark}", [*params, limit])
         return [StoredEvent.of(r) for r in rows]
 
     def user_events_after(self, query: EventQuery, after_id: int,

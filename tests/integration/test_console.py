@@ -180,40 +180,57 @@ def test_rest_routes_come_from_the_annotations(running: Running, channel: grpc.C
     assert reset.json() == {"deletedEventsCount": "1"}
 
 
+class Watched:
+    """The visitors of a watch's events, read on a thread of its own."""
+
+    def __init__(self, stream: Any) -> None:
+        self.got: list[str] = []
+        self._stream = stream
+        self._arrived = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(grpc.RpcError):  # CANCELLED at the end
+            for stored in self._stream:
+                with self._arrived:
+                    self.got.append(stored.user_event.visitor_id)
+                    self._arrived.notify_all()
+
+    def wait_for(self, test: Any, seconds: float) -> bool:
+        with self._arrived:
+            return bool(self._arrived.wait_for(test, seconds))
+
+    def first_of(self, channel: grpc.Channel, prefix: str) -> str:
+        """Write events `prefix-N` until the watch sends one (it starts from a
+        position this side cannot see); the first it sent."""
+        for n in range(100):
+            write(channel, visitorId=f"{prefix}-{n}")
+            if self.wait_for(lambda: self.got, 0.2):
+                break
+        assert self.got, "the watch sent nothing"
+        return self.got[0]
+
+    def close(self) -> None:
+        self._stream.cancel()
+        self._reader.join(5)
+
+
 def test_a_watch_sees_each_new_event_at_once(channel: grpc.Channel, console: Any) -> None:
     write(channel, visitorId="before")  # stored before the watch: not sent
-    stream = console.WatchUserEvents(console_pb2.WatchUserEventsRequest(
-        parent=PARENT, filter='eventType = "home-page-view"'), timeout=20)
-    got: list[str] = []
-    arrived = threading.Condition()
-
-    def read() -> None:
-        with contextlib.suppress(grpc.RpcError):  # CANCELLED at the end
-            for stored in stream:
-                with arrived:
-                    got.append(stored.user_event.visitor_id)
-                    arrived.notify_all()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    watched = Watched(console.WatchUserEvents(console_pb2.WatchUserEventsRequest(
+        parent=PARENT, filter='eventType = "home-page-view"'), timeout=20))
     try:
-        # The watch starts after the last event stored when it opens, which this
-        # side cannot see: write until one arrives, then each must within a second.
-        for n in range(100):
-            write(channel, visitorId=f"opening-{n}")
-            with arrived:
-                if arrived.wait_for(lambda: got, 0.2):
-                    break
-        assert got and got[0].startswith("opening-")
+        assert watched.first_of(channel, "opening").startswith("opening-")
         for name in ("first", "second"):
             write(channel, visitorId=f"{name}-search", eventType="search", searchQuery="x")
             write(channel, visitorId=name)
-            with arrived:
-                assert arrived.wait_for(lambda: got[-1] == name, 1.0), got  # noqa: B023
-        assert "before" not in got and not any(v.endswith("-search") for v in got)
+            assert watched.wait_for(lambda: watched.got[-1] == name, 1.0), \
+                watched.got  # noqa: B023
+        assert "before" not in watched.got
+        assert not any(v.endswith("-search") for v in watched.got)
     finally:
-        stream.cancel()
-        reader.join(5)
+        watched.close()
 
 
 def test_a_watch_from_a_position_sends_what_came_after_it(channel: grpc.Channel,
@@ -291,30 +308,14 @@ def test_a_watch_goes_on_across_a_reset(channel: grpc.Channel, console: Any) -> 
         write(channel, visitorId=f"old-{n}")
     last = max(e.id for e in console.ListUserEvents(
         console_pb2.ListUserEventsRequest(parent=PARENT)).user_events)
-    stream = console.WatchUserEvents(console_pb2.WatchUserEventsRequest(
-        parent=PARENT, after_id=last), timeout=10)
-    got: list[str] = []
-    arrived = threading.Condition()
-
-    def read() -> None:
-        with contextlib.suppress(grpc.RpcError):  # CANCELLED at the end
-            for stored in stream:
-                with arrived:
-                    got.append(stored.user_event.visitor_id)
-                    arrived.notify_all()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    watched = Watched(console.WatchUserEvents(console_pb2.WatchUserEventsRequest(
+        parent=PARENT, after_id=last), timeout=10))
     try:
         console.ResetCatalog(console_pb2.ResetCatalogRequest(name=PARENT))
         # SQLite gives the new events ids the watch has passed already: it must
-        # notice and go on (the first may land before it does; within 20 it has)
-        for n in range(20):
-            write(channel, visitorId=f"new-{n}")
-            with arrived:
-                if arrived.wait_for(lambda: got, 0.2):
-                    break
-        assert got and got[0].startswith("new-")
+        # notice and go on (the first may land before it does; within 20 it has,
+        # where without noticing it would wait for ids past the 30 old ones)
+        first = watched.first_of(channel, "new")
+        assert first.startswith("new-") and int(first.rsplit("-", 1)[1]) < 20
     finally:
-        stream.cancel()
-        reader.join(5)
+        watched.close()

@@ -42,6 +42,16 @@ def test_user_events_newest_first_in_keyset_pages(store: Any) -> None:
     assert seen == ["v4", "v0", "v3", "v2", "v1"]
 
 
+def test_a_visitors_events_newest_first(store: Any) -> None:
+    store.write_user_events([row(v, time=f"2024-01-0{d}T00:00:00Z")
+                             for d, v in ((1, "a"), (3, "a"), (2, "b"), (2, "a"))])
+    page = store.user_events_newest(EventQuery(CATALOG, visitor_ids=("a",)), 2)
+    assert [e.event_time_us for e in page] == [1_704_240_000_000_000, 1_704_153_600_000_000]
+    rest = store.user_events_newest(EventQuery(CATALOG, visitor_ids=("a",)), 2,
+                                    (page[-1].event_time_us, page[-1].id))
+    assert [e.event_time_us for e in rest] == [1_704_067_200_000_000]
+
+
 def test_stored_events_say_how_and_when_they_came(store: Any) -> None:
     origin.set_transport(origin.PIXEL)
     try:
