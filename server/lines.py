@@ -1,5 +1,9 @@
 """How the read commands print a console record: one line a person reads in a
-terminal, or (`--json`) the message as one line of proto3 JSON, for `jq`."""
+terminal, or (`--json`) the message as one line of proto3 JSON, for `jq`.
+
+Stored text may hold anything a client sent (line breaks of every kind, control
+characters): a line escapes what is not printable, and JSON is kept ASCII, so a
+record is one line whoever splits it."""
 
 from __future__ import annotations
 
@@ -17,7 +21,13 @@ _TRANSPORTS = {number: name.lower() for name, number in console_pb2.Transport.it
 
 
 def as_json(message: Any) -> str:
-    return json_format.MessageToJson(message, indent=None, ensure_ascii=False)
+    return json_format.MessageToJson(message, indent=None)
+
+
+def _printable(line: str) -> str:
+    """`line` with each character that is not printable (U+2028, NEL, ESC...) escaped."""
+    return line if line.isprintable() else "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)
 
 
 def _time(stamp: Timestamp) -> str:
@@ -30,8 +40,7 @@ def _time(stamp: Timestamp) -> str:
 
 def _quoted(text: str, limit: int = 60) -> str:
     """`text` as one quoted token, cut to `limit` characters."""
-    return json.dumps(text[:limit] + ("…" if len(text) > limit else ""),
-                                  ensure_ascii=False)
+    return json.dumps(text[:limit] + ("…" if len(text) > limit else ""), ensure_ascii=False)
 
 
 def _transport(record: Any) -> str:
@@ -55,8 +64,8 @@ def user_event(stored: console_pb2.StoredUserEvent) -> str:
                     ("search", event.search_query and _quoted(event.search_query)),
                     ("revenue", revenue)])
     unjoined = "" if stored.joined or not event.product_details else " not-joined"
-    return (f"{_time(event.event_time)}  {event.event_type:<20} {facts}{unjoined}"
-            f"  [{_transport(stored)}]")
+    return _printable(f"{_time(event.event_time)}  {event.event_type:<20} {facts}{unjoined}"
+                      f"  [{_transport(stored)}]")
 
 
 def client_event(stored: console_pb2.StoredClientEvent) -> str:
@@ -67,7 +76,7 @@ def client_event(stored: console_pb2.StoredClientEvent) -> str:
         if event.HasField("job_event") else "(no job event)"
     facts = _facts([("jobs", ",".join(j.rpartition("/")[2] for j in event.job_event.jobs)),
                     ("request", event.request_id), ("event", event.event_id)])
-    return f"{_time(event.create_time)}  {what:<20} {facts}  [{_transport(stored)}]"
+    return _printable(f"{_time(event.create_time)}  {what:<20} {facts}  [{_transport(stored)}]")
 
 
 def rejection(refused: console_pb2.Rejection) -> str:
@@ -76,16 +85,17 @@ def rejection(refused: console_pb2.Rejection) -> str:
     said = [f"{v.field}: {v.description}" for v in refused.field_violations]
     more = [s for s in said if s not in refused.message]
     where = _facts([("key", refused.key_name), ("operation", refused.operation)])
-    return "  ".join(part for part in (
+    return _printable("  ".join(part for part in (
         _time(refused.time), refused.method.rpartition("/")[2],
         f"[{_transport(refused)}]", refused.parent or "-",
         f"{_CODES.get(refused.code, refused.code)}: {refused.message}"
-        + "".join(f"; {s}" for s in more), where) if part)
+        + "".join(f"; {s}" for s in more), where) if part))
 
 
 def data_set(found: console_pb2.DataSet) -> str:
     """Name, how many events, and the latest event and receive times."""
     what = ("client event" if "/tenants/" in found.name else "event") \
         + ("" if found.event_count == 1 else "s")
-    return (f"{found.name}  {found.event_count} {what}  last event {_time(found.last_event_time)}"
-            f"  last received {_time(found.last_receive_time)}")
+    return _printable(f"{found.name}  {found.event_count} {what}  last event "
+                      f"{_time(found.last_event_time)}  last received "
+                      f"{_time(found.last_receive_time)}")
