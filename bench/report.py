@@ -47,6 +47,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _inventory(results["inventory"])
     if "console" in results:
         lines += _console(results["console"])
+    if "count" in results:
+        lines += _count(results["count"])
     analysis = HERE / "ANALYSIS.md"
     if analysis.exists():
         lines += ["", analysis.read_text().rstrip(), ""]
@@ -188,4 +190,20 @@ def _console(c: dict[str, Any]) -> list[str]:
             f"({r['not_kept']['server_cpu_us_per_accepted_call']['median']:.0f} µs): "
             + _bar(r["ratio_kept_to_not_kept"]["median"] >= 0.95,
                    f"{r['ratio_kept_to_not_kept']['median']:.2f} (≥ 0.95 asked)"), ""]
+    return out
+
+
+def _count(c: dict[str, Any]) -> list[str]:
+    out = [f"## 8. `events count --server` over {c['events']:,} events", "",
+           "| selection | way | ms per count | server CPU ms per count |", "|---|---|---|---|"]
+    for name, (selection, way) in {
+            "all_catalogs": ("all", "ListCatalogs (the CLI)"),
+            "all_dry_run_purge": ("all", "dry-run purge (before)"),
+            "filtered_pages": ("a quarter", "ListUserEvents pages (the CLI)"),
+            "filtered_dry_run_purge": ("a quarter", "dry-run purge (before)")}.items():
+        out.append(f"| {selection} | {way} | {_range(c[name]['ms'], 1)} | "
+                   f"{_range(c[name]['server_cpu_ms'])} |")
+    out += ["", f"- ratio to the dry-run purge, all: {c['all_ratio_ms_to_dry_run']:.2f}; "
+                f"a quarter: {c['filtered_ratio_ms_to_dry_run']:.2f} (a reader key, nothing "
+                "written, against an admin key and an operation written and deleted)", ""]
     return out

@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 from google import protobuf
 
-from bench import collect, console, imports, insights, inventory, purge, scale, write
+from bench import collect, console, count, imports, insights, inventory, purge, scale, write
 
 HERE = Path(__file__).resolve().parent
 PROFILES: dict[str, dict[str, Any]] = {
@@ -29,7 +29,8 @@ PROFILES: dict[str, dict[str, Any]] = {
              "collect": {"seconds": 10, "reps": 3},
              "inventory": {"requests": 2_000, "reps": 3},
              "console": {"sizes": (100_000, 1_000_000), "reps": 3, "write_requests": 5_000},
-             "insights": {"sizes": (1_000_000,), "reps": 3}},
+             "insights": {"sizes": (1_000_000,), "reps": 3},
+             "count": {"size": 1_000_000, "reps": 5}},
     "quick": {"write": {"requests": 1_500, "reps": 1},
               "import": {"total": 20_000, "small": 2_000, "reps": 1},
               "purge": {"total": 20_000, "reps": 1, "write_requests": 1_000},
@@ -37,7 +38,8 @@ PROFILES: dict[str, dict[str, Any]] = {
               "collect": {"seconds": 3, "reps": 1},
               "inventory": {"requests": 500, "reps": 1},
               "console": {"sizes": (20_000,), "reps": 1, "write_requests": 1_000},
-              "insights": {"sizes": (20_000,), "reps": 1}},
+              "insights": {"sizes": (20_000,), "reps": 1},
+              "count": {"size": 20_000, "reps": 3}},
     # what the test suite runs so that no benchmark rots; the figures mean nothing
     "smoke": {"write": {"requests": 100, "reps": 1, "callers": (1, 4)},
               "import": {"total": 1_000, "small": 200, "reps": 1},
@@ -46,7 +48,8 @@ PROFILES: dict[str, dict[str, Any]] = {
               "collect": {"seconds": 1, "reps": 1},
               "inventory": {"requests": 50, "reps": 1, "callers": 4},
               "console": {"sizes": (1_000,), "reps": 1, "write_requests": 100},
-              "insights": {"sizes": (1_000,), "reps": 1}},
+              "insights": {"sizes": (1_000,), "reps": 1},
+              "count": {"size": 1_000, "reps": 1}},
 }
 
 
@@ -70,7 +73,7 @@ def run(profile: str, only: set[str] | None = None) -> dict[str, Any]:
                                "started": dt.datetime.now(dt.UTC).isoformat()}
     steps = {"write": write.run, "collect": collect.run, "import": imports.run,
              "purge": purge.run, "scale": scale.run, "inventory": inventory.run,
-             "console": console.run, "insights": insights.run}
+             "console": console.run, "insights": insights.run, "count": count.run}
     for name, fn in steps.items():
         if only and name not in only:
             continue
@@ -86,7 +89,7 @@ def main() -> None:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
     parser.add_argument("--only", nargs="*",
                         help="write, collect, import, purge, scale, inventory, console, "
-                             "insights")
+                             "insights, count")
     parser.add_argument("--no-report", action="store_true", help="print JSON only")
     args = parser.parse_args()
     results = run(args.profile, set(args.only) if args.only else None)

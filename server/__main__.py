@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from importlib import metadata
+from typing import Any
 
 from server.config import DEFAULT_STORE, add_serve_arguments, environ, settings_from_args
 from server.insights import cli as insights_cli
@@ -26,17 +28,51 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def _add_source_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
-    """Where a read command reads: the store itself (read-only) or a running server."""
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
-                       help="read this store directly, read-only; it must exist "
-                            "(FOOTFALL_STORE; default %(default)s)")
+def _add_source_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str],
+                          store: bool = True) -> None:
+    """Where a read command reads: the store itself (read-only) or a running server
+    (the only choice when `store` is False)."""
+    where = parser.add_mutually_exclusive_group(required=not store)
+    if store:
+        where.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
+                           help="read this store directly, read-only; it must exist "
+                                "(FOOTFALL_STORE; default %(default)s)")
     where.add_argument("--server", metavar="HOST:PORT",
-                       help="ask a running server instead, through its public gRPC API "
+                       help="ask a running server, through its public gRPC API "
                             "(a memory:// store can only be read this way)")
     parser.add_argument("--key", default=env.get("FOOTFALL_KEY", ""),
-                        help="API key sent to --server as x-goog-api-key (FOOTFALL_KEY)")
+                        help="API key sent to --server as x-goog-api-key; better given as "
+                             "FOOTFALL_KEY, which other users cannot see in the process list")
+    parser.add_argument("--tls", action="store_true",
+                        help="reach --server over TLS, trusting the system's authorities")
+    parser.add_argument("--tls-ca", metavar="FILE",
+                        help="reach --server over TLS, trusting the authority (PEM) in FILE")
+
+
+def _add_output(parser: argparse.ArgumentParser, follow: bool = False) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="each record as one line of proto3 JSON")
+    if follow:
+        parser.add_argument("--after", type=int, metavar="POSITION",
+                            help="first those stored after this position (the id in --json; "
+                                 "0: from the first one stored)")
+
+
+def _add_reads(commands: Any, name: str, text: str, env: Mapping[str, str],
+               parent: dict[str, Any]) -> None:
+    """`name list` (from the store or a server) and `name tail` (a server's watch)."""
+    group = commands.add_parser(name, help=text)
+    verbs = group.add_subparsers(dest=f"{name.replace('-', '_')}_command", required=True)
+    listing = verbs.add_parser("list", help="print them, newest first")
+    listing.add_argument("--parent", **parent)
+    _add_source_arguments(listing, env)
+    listing.add_argument("--limit", type=int, default=100, help="at most so many (%(default)s)")
+    _add_output(listing)
+    tail = verbs.add_parser("tail", help="print each one the server keeps from now on, "
+                                         "until Ctrl-C")
+    tail.add_argument("--parent", **parent)
+    _add_source_arguments(tail, env, store=False)
+    _add_output(tail, follow=True)
 
 
 def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -48,16 +84,33 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 
     events = commands.add_parser("events", help="read stored retail user events")
     events_commands = events.add_subparsers(dest="events_command", required=True)
-    for name, text in (("count", "count events"), ("list", "print events")):
+    for name, text in (("count", "count events"), ("list", "print events, latest event "
+                                                           "time first"),
+                       ("tail", "print each event the server stores from now on, until "
+                                "Ctrl-C")):
         sub = events_commands.add_parser(name, help=text)
         sub.add_argument("--parent", required=True, help=f"catalog, e.g. {CATALOG_EXAMPLE}")
-        _add_source_arguments(sub, env)
+        _add_source_arguments(sub, env, store=name != "tail")
         sub.add_argument("--filter", default="",
-                         help='purge filter grammar, e.g. eventType = "search" '
-                              'eventTime > "2024-01-01T00:00:00Z"')
+                         help='e.g. eventType = "search" eventTime > "2024-01-01T00:00:00Z": '
+                              "the purge filter grammar, plus sessionId, productId, joined "
+                              "and transport")
         if name == "list":
             sub.add_argument("--limit", type=int, default=100)
-            sub.add_argument("--json", action="store_true", help="one JSON object per line")
+        if name != "count":
+            _add_output(sub, follow=name == "tail")
+    _add_reads(commands, "rejections", "read the requests the server refused", env,
+               {"default": "projects/-",
+                "help": "projects/PROJECT, or projects/- (the default) for every project"})
+    _add_reads(commands, "talent-events", "read stored talent client events", env,
+               {"required": True, "help": "tenant, e.g. projects/p/tenants/t"})
+    catalogs = commands.add_parser("catalogs", help="print the catalogs and tenants that "
+                                                    "hold events, with their counts")
+    catalogs.add_argument("--parent", default="projects/-",
+                          help="projects/PROJECT, or projects/- (the default) for every "
+                               "project")
+    _add_source_arguments(catalogs, env)
+    _add_output(catalogs)
 
     operations = commands.add_parser("operations", help="read long-running operations")
     operations_commands = operations.add_subparsers(dest="operations_command", required=True)
@@ -67,8 +120,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                          help="catalog, location or project whose operations to list")
     _add_source_arguments(listing, env)
     listing.add_argument("--done", choices=("true", "false"), help="only done or running ones")
-    listing.add_argument("--json", action="store_true",
-                         help="each google.longrunning.Operation as one line of JSON")
+    _add_output(listing)
 
     insights_cli.add_parser(commands, env)
 
@@ -103,15 +155,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    # grpc's core logs each failed TLS handshake on stderr; a read command says why
+    # it failed in one line of its own. Read once, when grpc is first imported.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     if args.command == "insights":
         return insights_cli.run(args)
     from server import inspect
 
-    if args.command == "operations":
-        return inspect.run_operations(args)
-    if args.command == "backup":
-        return inspect.run_backup(args)
-    return inspect.run_events(args)
+    try:
+        return inspect.run(args)
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush
+        return 0
 
 
 if __name__ == "__main__":

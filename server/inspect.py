@@ -1,8 +1,10 @@
-"""`footfall events ...`, `footfall operations ...` and `footfall backup`.
+"""`footfall events ...`, `rejections ...`, `talent-events ...`, `catalogs`,
+`operations ...` and `footfall backup`.
 
-Events and operations are read from the store, opened read-only (nothing is
-created or changed, and a store that does not exist is refused), or from a
-running server through its public API (`--server`, see server/remote.py).
+They read the store, opened read-only (nothing is created or changed, and a
+store that does not exist is refused), or a running server through its public
+API (`--server`, see server/remote.py); both give the same console.v1 messages,
+printed by server/lines.py. `tail` follows a server's watch until Ctrl-C.
 Exit codes: 0 done, 1 the store or server cannot be used, 2 bad input.
 """
 
@@ -11,9 +13,11 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple, Protocol
 
 import grpc
+from footfall.console.v1 import console_pb2
 
 # The messages operations carry in their Any fields (metadata, response, error
 # details): imported so that json_format and the summary can unpack them.
@@ -25,131 +29,277 @@ from footfall.retail.v2 import (  # noqa: F401
     user_event_service_pb2,
 )
 from google.longrunning import operations_pb2
-from google.protobuf import json_format
 from google.rpc import error_details_pb2  # noqa: F401
 
-from server.errors import FootfallError
-from server.names import parse_catalog
+from server import lines
+from server.console import queries
+from server.errors import FootfallError, InvalidArgument
+from server.names import parse_catalog, parse_tenant
 from server.operations.summary import summarize
-from server.remote import RemoteError, ServerSource
-from server.retail import purge_filter
-from server.store import EventQuery, Store, open_store
+from server.remote import Connection, RemoteError, ServerSource
+from server.store import Store, open_store
 from server.store.backup import BackupRefused, backup
 from server.store.rows import StoreUnusable
 
-PAGE = 1000
+PAGE = queries.MAX_PAGE
+EVERY_PROJECT = f"projects/{queries.ALL_PROJECTS}"
 # What the server answers when the request, not the server, is wrong.
 _CLIENT_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
                  grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
                  grpc.StatusCode.FAILED_PRECONDITION}
 
 
+class Kind(NamedTuple):
+    """A kind of console record: the RPCs that list and watch it, the field of the
+    list's answer that holds it, and its line."""
+
+    list_rpc: str
+    field: str
+    watch_rpc: str
+    line: Callable[[Any], str]
+
+
+USER_EVENTS = Kind("ListUserEvents", "user_events", "WatchUserEvents", lines.user_event)
+CLIENT_EVENTS = Kind("ListClientEvents", "client_events", "WatchClientEvents",
+                     lines.client_event)
+REJECTIONS = Kind("ListRejections", "rejections", "WatchRejections", lines.rejection)
+
+
 def _say(message: str) -> None:
-    print(f"footfall: {message}", file=sys.stderr)
+    print(f"footfall: {message}", file=sys.stderr, flush=True)
 
 
-def _open(url: str) -> Store | None:
-    """The store opened read-only, or None after saying in one line why not."""
+def run(args: argparse.Namespace) -> int:
+    """The read command `args` names (or backup); one line on stderr and exit code
+    2 for a mistake in the command (a bad flag value, a refused key), 1 for a store
+    or server that cannot be used."""
+    command = {"events": _events, "talent-events": _talent_events,
+               "rejections": _rejections, "catalogs": _catalogs,
+               "operations": _operations, "backup": _backup}[args.command]
     try:
-        return open_store(url, read_only=True)
-    except (FootfallError, ValueError, OSError, sqlite3.Error, StoreUnusable) as exc:
-        _say(f"cannot open the store: {getattr(exc, 'message', exc)}")
-        return None
-
-
-def _remote_failed(exc: RemoteError) -> int:
-    _say(f"the server answered {exc}")
-    return 2 if exc.code in _CLIENT_CODES else 1
-
-
-def run_events(args: argparse.Namespace) -> int:
-    """Count or print the events of a catalog that a filter selects."""
-    try:
-        catalog = str(parse_catalog(args.parent, "--parent"))
-        query = (purge_filter.parse(args.filter, catalog, "--filter") if args.filter.strip()
-                 else EventQuery(catalog))
+        return command(args)
     except FootfallError as exc:
         _say(exc.message)
         return 2
-    if args.server:
-        return _events_from_server(args, catalog)
-    store = _open(args.store)
-    if store is None:
-        return 1
-    try:
-        if args.events_command == "count":
-            print(store.count_user_events(query))
-            return 0
-        for event in _events(store, query, args.limit):
-            if args.json:
-                print(json_format.MessageToJson(event, indent=None))
-            else:
-                print(f"{event.event_time.ToJsonString()}  {event.event_type:<24} "
-                      f"visitor={event.visitor_id}")
-        return 0
-    finally:
-        store.close()
-
-
-def _events(store: Store, query: EventQuery, limit: int) -> Iterator[user_event_pb2.UserEvent]:
-    left, after = limit, 0
-    while left > 0 and (page := store.list_user_events(query, min(left, PAGE), after)):
-        for _, payload in page:
-            yield user_event_pb2.UserEvent.FromString(payload)
-        left -= len(page)
-        after = page[-1][0]
-
-
-def _events_from_server(args: argparse.Namespace, catalog: str) -> int:
-    if args.events_command == "list":
-        _say("listing events needs a read API that Google's contracts do not have (Footfall's "
-             "console API will add one); count them with `events count --server`, or list "
-             "them from the store with --store")
-        return 2
-    source = ServerSource(args.server, args.key)
-    try:
-        print(source.count_events(catalog, args.filter))
-        return 0
     except RemoteError as exc:
-        return _remote_failed(exc)
+        return _remote_failed(exc, getattr(args, "parent", ""))
+    except KeyboardInterrupt:  # Ctrl-C: stopped, as a shell says it (a tail's ends it: 0)
+        return 130
+
+
+def _remote_failed(exc: RemoteError, parent: str) -> int:
+    advice = ""
+    if exc.code is grpc.StatusCode.UNAUTHENTICATED:
+        advice = ("; give an API key with the reader role (admin for operations) with --key "
+                  "or FOOTFALL_KEY")
+    elif exc.code is grpc.StatusCode.PERMISSION_DENIED and parent == EVERY_PROJECT:
+        advice = (f"; {EVERY_PROJECT} (the default) needs a key granted every project: name "
+                  "one with --parent projects/PROJECT")
+    _say(f"the server answered {exc}{advice}")
+    return 2 if exc.code in _CLIENT_CODES else 1
+
+
+class Source(Protocol):
+    def rpc(self, name: str) -> Callable[[Any], Any]: ...
+
+    def close(self) -> None: ...
+
+
+class StoreSource:
+    """The console's lists over the store itself: the messages a server answers."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def rpc(self, name: str) -> Callable[[Any], Any]:
+        method: Callable[[Any], Any] = getattr(self, name)
+        return method
+
+    def close(self) -> None:
+        self.store.close()
+
+    def ListUserEvents(self, request: console_pb2.ListUserEventsRequest  # noqa: N802
+                       ) -> console_pb2.ListUserEventsResponse:
+        events = queries.parse_filter(request.filter, request.parent, "--filter")
+        return queries.list_user_events(self.store, events, request.page_size,
+                                        request.page_token)
+
+    def ListClientEvents(self, request: console_pb2.ListClientEventsRequest  # noqa: N802
+                         ) -> console_pb2.ListClientEventsResponse:
+        return queries.list_client_events(self.store, request.parent, request.page_size,
+                                          request.page_token)
+
+    def ListRejections(self, request: console_pb2.ListRejectionsRequest  # noqa: N802
+                       ) -> console_pb2.ListRejectionsResponse:
+        return queries.list_rejections(self.store, queries.parse_project(request.parent),
+                                       request.page_size, request.page_token)
+
+    def ListCatalogs(self, request: console_pb2.ListCatalogsRequest  # noqa: N802
+                     ) -> console_pb2.ListCatalogsResponse:
+        return queries.list_catalogs(self.store, queries.parse_project(request.parent))
+
+
+class _Remote:
+    """A ServerSource seen as a Source."""
+
+    def __init__(self, server: ServerSource) -> None:
+        self.server = server
+
+    def rpc(self, name: str) -> Callable[[Any], Any]:
+        method = getattr(self.server.console, name)
+        return lambda request: self.server.call(method, request)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def connection(args: argparse.Namespace) -> Connection:
+    """The server, TLS and key the command line names; INVALID_ARGUMENT for a CA
+    file that cannot be read."""
+    ca = None
+    if args.tls_ca:
+        try:
+            with open(args.tls_ca, "rb") as file:
+                ca = file.read()
+        except OSError as exc:
+            raise InvalidArgument.field("--tls-ca", f"cannot read {args.tls_ca}: "
+                                                    f"{exc.strerror}") from None
+    return Connection(args.server, args.key, args.tls, ca)
+
+
+def _reading(args: argparse.Namespace, body: Callable[[Source], int]) -> int:
+    """`body` over the store or server the command names, closed after."""
+    source: Source
+    if getattr(args, "server", None):
+        source = _Remote(ServerSource(connection(args)))
+    else:
+        try:
+            source = StoreSource(open_store(args.store, read_only=True))
+        except (FootfallError, ValueError, OSError, sqlite3.Error, StoreUnusable) as exc:
+            _say(f"cannot open the store: {getattr(exc, 'message', exc)}")
+            return 1
+    try:
+        return body(source)
     finally:
         source.close()
 
 
-def run_operations(args: argparse.Namespace) -> int:
+def _records(source: Source, kind: Kind, request: Any, limit: int | None) -> Iterator[Any]:
+    """The records a list RPC answers, page after page, at most `limit`."""
+    fetch = source.rpc(kind.list_rpc)
+    left = sys.maxsize if limit is None else limit
+    while left > 0:
+        request.page_size = min(left, PAGE)
+        reply = fetch(request)
+        found = list(getattr(reply, kind.field))[:left]
+        yield from found
+        left -= len(found)
+        if not reply.next_page_token:
+            return
+        request.page_token = reply.next_page_token
+
+
+def _print(records: Iterator[Any], line: Callable[[Any], str], as_json: bool) -> int:
+    for record in records:
+        print(lines.as_json(record) if as_json else line(record), flush=True)
+    return 0
+
+
+def _list_or_tail(args: argparse.Namespace, verb: str, kind: Kind, listing: Any,
+                  watching: Any) -> int:
+    """`list`: the records `listing` selects, newest first; `tail`: what the watch
+    `watching` sends, until Ctrl-C, after `--after` if given."""
+    if verb == "list":
+        return _reading(args, lambda source: _print(
+            _records(source, kind, listing, args.limit), kind.line, args.json))
+    if args.after is not None:
+        watching.after_id = args.after
+
+    def follow(source: Source) -> int:
+        assert isinstance(source, _Remote)  # tail takes --server only
+        server = source.server
+        try:
+            return _print(server.follow(getattr(server.console, kind.watch_rpc), watching,
+                                        _say), kind.line, args.json)
+        except KeyboardInterrupt:  # how a tail ends
+            return 0
+
+    return _reading(args, follow)
+
+
+def _events(args: argparse.Namespace) -> int:
+    """Count, print or follow the events of a catalog that a filter selects."""
+    catalog = str(parse_catalog(args.parent, "--parent"))
+    events = queries.parse_filter(args.filter, catalog, "--filter")
+    listing = console_pb2.ListUserEventsRequest(parent=catalog, filter=args.filter)
+    if args.events_command != "count":
+        return _list_or_tail(args, args.events_command, USER_EVENTS, listing,
+                             console_pb2.WatchUserEventsRequest(parent=catalog,
+                                                                filter=args.filter))
+
+    def count(source: Source) -> int:
+        if isinstance(source, StoreSource) and not events.on_events:
+            print(source.store.count_user_events(events.query))
+        elif not args.filter.strip():  # the server counts each catalog's events already
+            reply = source.rpc("ListCatalogs")(console_pb2.ListCatalogsRequest(
+                parent=catalog.split("/locations/")[0]))
+            print(next((c.event_count for c in reply.catalogs if c.name == catalog), 0))
+        else:
+            print(sum(1 for _ in _records(source, USER_EVENTS, listing, None)))
+        return 0
+
+    return _reading(args, count)
+
+
+def _talent_events(args: argparse.Namespace) -> int:
+    """Print or follow the client events of a tenant, last stored first."""
+    tenant = str(parse_tenant(args.parent, "--parent"))
+    return _list_or_tail(args, args.talent_events_command, CLIENT_EVENTS,
+                         console_pb2.ListClientEventsRequest(parent=tenant),
+                         console_pb2.WatchClientEventsRequest(parent=tenant))
+
+
+def _rejections(args: argparse.Namespace) -> int:
+    """Print or follow the refused requests of a project (every project: projects/-)."""
+    queries.parse_project(args.parent, "--parent")
+    return _list_or_tail(args, args.rejections_command, REJECTIONS,
+                         console_pb2.ListRejectionsRequest(parent=args.parent),
+                         console_pb2.WatchRejectionsRequest(parent=args.parent))
+
+
+def _catalogs(args: argparse.Namespace) -> int:
+    """Print the catalogs, then the tenants, that hold events, with their counts."""
+    def body(source: Source) -> int:
+        reply = source.rpc("ListCatalogs")(console_pb2.ListCatalogsRequest(parent=args.parent))
+        return _print(iter([*reply.catalogs, *reply.tenants]), lines.data_set, args.json)
+
+    return _reading(args, body)
+
+
+def _operations(args: argparse.Namespace) -> int:
     """Print the operations under a parent, oldest first: state, kind, name, counts
     and error, or each Operation as proto3 JSON (--json)."""
     done = None if args.done is None else args.done == "true"
-    if args.server:
-        source = ServerSource(args.server, args.key)
-        try:
-            for op in source.operations(args.parent, done):
-                _print_operation(op, args.json)
-            return 0
-        except RemoteError as exc:
-            return _remote_failed(exc)
-        finally:
-            source.close()
-    store = _open(args.store)
-    if store is None:
-        return 1
-    try:
-        after = None
-        while page := store.list_operations(args.parent, done, PAGE, after):
-            for record in page:
-                _print_operation(operations_pb2.Operation.FromString(record.operation),
-                                 args.json)
-            after = (page[-1].create_time_us, page[-1].name)
-        return 0
-    finally:
-        store.close()
+
+    def body(source: Source) -> int:
+        ops = source.server.operations(args.parent, done) if isinstance(source, _Remote) \
+            else _stored_operations(source, args.parent, done)
+        return _print(ops, lambda op: summarize(op).line(), args.json)
+
+    return _reading(args, body)
 
 
-def _print_operation(op: operations_pb2.Operation, as_json: bool) -> None:
-    print(json_format.MessageToJson(op, indent=None) if as_json else summarize(op).line())
+def _stored_operations(source: Source, parent: str,
+                       done: bool | None) -> Iterator[operations_pb2.Operation]:
+    assert isinstance(source, StoreSource)
+    after = None
+    while page := source.store.list_operations(parent, done, PAGE, after):
+        for record in page:
+            yield operations_pb2.Operation.FromString(record.operation)
+        after = (page[-1].create_time_us, page[-1].name)
 
 
-def run_backup(args: argparse.Namespace) -> int:
+def _backup(args: argparse.Namespace) -> int:
     """Copy the store to DEST; 2 (with advice) for a store this cannot copy."""
     try:
         size = backup(args.store, args.dest)

@@ -1,30 +1,33 @@
 """What the CLI reads from a running server (`--server HOST:PORT`), through the
 public API only, so that any store, `memory://` included, can be inspected.
 
-- Operations: google.longrunning.Operations/ListOperations.
-- Counting events: a dry-run PurgeUserEvents (`force=false` deletes nothing and
-  answers how many events the filter selects), whose operation is deleted once
-  read, so counting leaves nothing behind. It needs a key with the admin role.
-- Listing events needs a read RPC that Google's contracts do not have; Footfall's
-  console API will add one.
+- Events, client events, refusals and catalogs: footfall.console.v1
+  ConsoleService (a key with the reader or admin role).
+- Operations: google.longrunning.Operations/ListOperations (an admin key).
+- Tails: the console's Watch* streams, resumed after the last position seen when
+  the server goes away and comes back.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from footfall.retail.v2 import purge_config_pb2, user_event_service_pb2_grpc
+from footfall.console.v1 import console_pb2_grpc
 from google.longrunning import operations_pb2, operations_pb2_grpc
-from google.protobuf import duration_pb2
 
-CALL_SECONDS = 30.0  # per call; a count waits for its operation in steps of WAIT_SECONDS
-WAIT_SECONDS = 10
-# What selects every event: a purge filter may not be empty, and every stored
-# event has a time (a write without one gets the time it arrived).
-EVERY_EVENT = 'eventTime >= "0001-01-01T00:00:00Z"'
+CALL_SECONDS = 30.0  # per unary call
+# How often a channel whose server went away tries again: quickly, as a restart
+# takes seconds (grpc's own backoff grows to two minutes).
+RECONNECT_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 250),
+                     ("grpc.min_reconnect_backoff_ms", 250),
+                     ("grpc.max_reconnect_backoff_ms", 2000))
+# How a watch ends when its server stops or restarts: the stream closes (a
+# graceful stop ends every watch) or breaks.
+_GONE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
 
 
 class RemoteError(Exception):
@@ -35,39 +38,52 @@ class RemoteError(Exception):
         self.code = code
 
 
-class ServerSource:
-    """Reads a running server; `key` goes as x-goog-api-key with every call."""
+@dataclass(frozen=True)
+class Connection:
+    """How to reach the server: its address, TLS (`ca`: a PEM authority; None
+    with `tls`: the system's roots) and the API key sent with every call."""
 
-    def __init__(self, address: str, key: str = "") -> None:
-        self._channel = grpc.insecure_channel(address)
-        self._metadata = (("x-goog-api-key", key),) if key else ()
-        self._events = user_event_service_pb2_grpc.UserEventServiceStub(self._channel)
+    address: str
+    key: str = ""
+    tls: bool = False
+    ca: bytes | None = None
+
+    def channel(self) -> grpc.Channel:
+        if not (self.tls or self.ca):
+            return grpc.insecure_channel(self.address, options=RECONNECT_OPTIONS)
+        credentials = grpc.ssl_channel_credentials(root_certificates=self.ca)
+        return grpc.secure_channel(self.address, credentials, options=RECONNECT_OPTIONS)
+
+
+class ServerSource:
+    """Reads a running server; the key goes as x-goog-api-key with every call."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._channel = connection.channel()
+        self._metadata = (("x-goog-api-key", connection.key),) if connection.key else ()
+        self.console = console_pb2_grpc.ConsoleServiceStub(self._channel)
         self._operations = operations_pb2_grpc.OperationsStub(self._channel)
+        # Followed by tails: whether the channel was ever connected, and whom to tell
+        # when it is again after the server went away.
+        self._reached = False
+        self._back: Callable[[], None] | None = None
+
+    def _state(self, state: grpc.ChannelConnectivity) -> None:
+        if state is grpc.ChannelConnectivity.READY:
+            self._reached = True
+            back, self._back = self._back, None
+            if back is not None:
+                back()
 
     def close(self) -> None:
         self._channel.close()
 
-    def count_events(self, catalog: str, filter_text: str) -> int:
-        """How many events of `catalog` the purge filter selects; RemoteError."""
-        request = purge_config_pb2.PurgeUserEventsRequest(
-            parent=catalog, filter=filter_text.strip() or EVERY_EVENT, force=False)
-        op = self._call(self._events.PurgeUserEvents, request)
+    def call(self, method: Any, request: Any) -> Any:
+        """`method(request)`'s answer; RemoteError for an error status."""
         try:
-            while not op.done:
-                op = self._call(self._operations.WaitOperation,
-                                operations_pb2.WaitOperationRequest(
-                                    name=op.name,
-                                    timeout=duration_pb2.Duration(seconds=WAIT_SECONDS)))
-        finally:
-            with contextlib.suppress(RemoteError):  # a dry run changes nothing; its record may stay
-                self._call(self._operations.DeleteOperation,
-                           operations_pb2.DeleteOperationRequest(name=op.name))
-        if op.HasField("error"):
-            raise RemoteError(grpc.StatusCode.UNKNOWN if op.error.code not in _CODES
-                              else _CODES[op.error.code], op.error.message)
-        response = purge_config_pb2.PurgeUserEventsResponse()
-        op.response.Unpack(response)
-        return response.purged_events_count
+            return method(request, metadata=self._metadata, timeout=CALL_SECONDS)
+        except grpc.RpcError as exc:
+            raise _remote(exc) from None
 
     def operations(self, parent: str, done: bool | None) -> Iterator[operations_pb2.Operation]:
         """The operations under `parent`, oldest first, page by page; RemoteError."""
@@ -75,17 +91,38 @@ class ServerSource:
             name=parent, filter="" if done is None else f"done={str(done).lower()}",
             page_size=1000)
         while True:
-            reply = self._call(self._operations.ListOperations, request)
+            reply = self.call(self._operations.ListOperations, request)
             yield from reply.operations
             if not reply.next_page_token:
                 return
             request.page_token = reply.next_page_token
 
-    def _call(self, method: Any, request: Any) -> Any:
-        try:
-            return method(request, metadata=self._metadata, timeout=CALL_SECONDS)
-        except grpc.RpcError as exc:
-            raise RemoteError(exc.code(), exc.details() or "") from None
+    def follow(self, watch: Callable[..., Any], request: Any,
+               say: Callable[[str], None]) -> Iterator[Any]:
+        """Every message of the `watch` stream, without end: when the server goes
+        away, `say` so and call again after the last position seen (`after_id`)
+        once it is back. RemoteError for a refusal (key, request), or when no
+        server was ever reached."""
+        # Watching the channel's state costs its close a poll (about 0.2 s): tails only.
+        self._channel.subscribe(self._state)
+        again = False  # the first call fails at once; the next ones wait for the server
+        while True:
+            try:
+                for message in watch(request, metadata=self._metadata, wait_for_ready=again):
+                    request.after_id = message.id
+                    yield message
+                why = "the server ended the stream"
+            except grpc.RpcError as exc:
+                if exc.code() not in _GONE or not self._reached:
+                    raise _remote(exc) from None
+                why = f"the server went away ({exc.code().name})"
+            again = True
+            where = (f"after position {request.after_id}" if request.HasField("after_id")
+                     else "from what is stored once it is back (nothing had arrived yet)")
+            say(f"{why}; reconnecting, to go on {where}")
+            self._back = lambda where=where: say(f"reconnected; going on {where}")
+            time.sleep(0.2)  # a stream that ends at once (a stopping server) is not a loop
 
 
-_CODES = {code.value[0]: code for code in grpc.StatusCode}
+def _remote(exc: grpc.RpcError) -> RemoteError:
+    return RemoteError(exc.code(), exc.details() or "")

@@ -41,11 +41,12 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
     assert results["inventory"]["set_inventory"]["per_second"]["median"] > 0
     assert [p["none"]["returned"] for p in results["console"]["list"]] == [100]
     assert results["console"]["refusals"]["ratio_kept_to_not_kept"]["median"] > 0
+    assert results["count"]["filtered_pages"]["ms"]["median"] > 0  # it checks its counts
 
     sys.path.insert(0, str(ROOT))
     from bench.report import render
 
     report = render(results)
     for heading in ("## 1. WriteUserEvent", "## 2. Pixel", "## 3. Import", "## 4. Purge",
-                    "## 5. Scale", "## 6. Inventory"):
+                    "## 5. Scale", "## 6. Inventory", "## 8. `events count --server`"):
         assert heading in report

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from footfall.console.v1 import console_pb2
 from footfall.retail.v2 import (
     product_pb2,
     product_service_pb2,
@@ -126,13 +127,17 @@ def test_events_count_and_list_in_both_formats(history: str, tmp_path: Path) -> 
     text = footfall("events", "list", "--parent", CATALOG, "--store", history, "--limit", "3",
                     cwd=tmp_path)
     assert text.returncode == 0
-    assert [line.split()[-1] for line in text.stdout.splitlines()] == [
-        "visitor=a", "visitor=b", "visitor=i1"]
+    # latest event time first (all four share it), then the latest stored
+    assert text.stdout.splitlines() == [
+        "2024-01-01T00:00:00Z  home-page-view       visitor=i2  [import]",
+        "2024-01-01T00:00:00Z  home-page-view       visitor=i1  [import]",
+        "2024-01-01T00:00:00Z  home-page-view       visitor=b  [grpc]"]
     as_json = footfall("events", "list", "--parent", CATALOG, "--store", history, "--json",
                        cwd=tmp_path)
-    events = [json_format.Parse(line, user_event_pb2.UserEvent())
+    events = [json_format.Parse(line, console_pb2.StoredUserEvent())
               for line in as_json.stdout.splitlines()]
-    assert [e.visitor_id for e in events] == ["a", "b", "i1", "i2"]
+    assert [e.user_event.visitor_id for e in events] == ["i2", "i1", "b", "a"]
+    assert [e.catalog for e in events] == [CATALOG] * 4 and all(e.joined for e in events)
 
 
 def test_events_cli_refuses_bad_filters_and_parents(history: str, tmp_path: Path) -> None:

@@ -80,12 +80,12 @@ def test_events_count_through_the_server_leaves_nothing_behind(served: Running,
     assert served.store.count_user_events(EventQuery(CATALOG)) == 4  # and deleted nothing
 
 
-def test_events_list_through_the_server_needs_the_console_api(served: Running,
-                                                               tmp_path: Path) -> None:
+def test_events_list_reads_a_memory_store_through_the_server(served: Running,
+                                                             tmp_path: Path) -> None:
     out = footfall("events", "list", "--server", address(served), "--key", KEY,
-                   "--parent", CATALOG, cwd=tmp_path)
-    assert out.returncode == 2
-    assert "listing events needs a read API" in out.stderr and out.stdout == ""
+                   "--parent", CATALOG, "--filter", "transport = IMPORT", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert [line.split()[2] for line in out.stdout.splitlines()] == ["visitor=i2", "visitor=i1"]
 
 
 def test_without_the_key_the_server_refuses(served: Running, tmp_path: Path) -> None:

@@ -200,10 +200,12 @@ def count_events(store: str, parent: str, cwd: Path, where: str = "") -> int:
 
 
 def list_events(store: str, parent: str, cwd: Path, limit: int = 1000) -> list[dict[str, Any]]:
-    """Stored events of `parent` in write order, as proto3 JSON objects (camelCase)."""
+    """Stored events of `parent` in write order (by position), as proto3 JSON objects
+    (camelCase); at most `limit`, those of the latest event times."""
     out = _events_cli("list", "--parent", parent, "--store", store, "--json",
                       "--limit", str(limit), cwd=cwd)
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+    stored = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return [s["userEvent"] for s in sorted(stored, key=lambda s: int(s["id"]))]
 
 
 # -- clients -----------------------------------------------------------------------

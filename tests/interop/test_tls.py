@@ -5,6 +5,9 @@ credentials plugin), the REST client over https verifying against the test CA.""
 from __future__ import annotations
 
 import functools
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import grpc
@@ -17,10 +20,18 @@ from google.cloud.retail_v2.services.user_event_service.transports import (
     UserEventServiceRestTransport,
 )
 
-from .support import RPC_DEADLINE, ServerProcess, count_events, running_server, sqlite_url
+from .support import (
+    CLI_DEADLINE,
+    RPC_DEADLINE,
+    ServerProcess,
+    count_events,
+    running_server,
+    sqlite_url,
+)
 from .trust import Certificates, make_certificates, scrape, write_keys
 
 KEY = "tls-writer-key-5e0c81f2"
+READER = "tls-reader-key-93b1d0aa"
 CATALOG = "projects/shop/locations/global/catalogs/tls"
 EVENT = {"event_type": "home-page-view", "visitor_id": "tls-1"}
 
@@ -34,7 +45,8 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 def tls_server(tmp_path_factory: pytest.TempPathFactory,
                certificates: Certificates) -> Iterator[ServerProcess]:
     workdir = tmp_path_factory.mktemp("tls")
-    keys = write_keys(workdir / "keys.json", {KEY: ("writer", ["shop"])})
+    keys = write_keys(workdir / "keys.json", {KEY: ("writer", ["shop"]),
+                                                  READER: ("reader", ["shop"])})
     with running_server(workdir, sqlite_url(workdir / "events.db"),
                         "--tls-cert", str(certificates.cert), "--tls-key", str(certificates.key),
                         "--auth-file", str(keys)) as server:
@@ -83,3 +95,32 @@ def test_rest_client_over_https(tls_server: ServerProcess, certificates: Certifi
     samples = scrape(tls_server, "https", verify=str(certificates.ca))
     assert any(k.startswith("footfall_requests_total{") and 'transport="http"' in k
                for k in samples)
+
+
+def footfall_reading(server: ServerProcess, *flags: str) -> subprocess.CompletedProcess[str]:
+    """`footfall events list --server` as a user runs it, the reader key in FOOTFALL_KEY."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    return subprocess.run([sys.executable, "-m", "server", "events", "list", "--parent", CATALOG,
+                           "--filter", 'visitorId = "tls-cli"', "--server", server.address,
+                           *flags], cwd=server.workdir, env={**env, "FOOTFALL_KEY": READER},
+                          capture_output=True, text=True, timeout=CLI_DEADLINE)
+
+
+def test_the_cli_reads_over_tls_with_the_authority_it_is_given(
+        tls_server: ServerProcess, certificates: Certificates) -> None:
+    client = retail_v2.UserEventServiceClient(
+        client_options={"api_endpoint": tls_server.address, "api_key": KEY},
+        transport=functools.partial(UserEventServiceGrpcTransport,
+                                    ssl_channel_credentials=grpc.ssl_channel_credentials(
+                                        root_certificates=certificates.ca.read_bytes())))
+    with client:
+        client.write_user_event(request={"parent": CATALOG, "user_event": {
+            **EVENT, "visitor_id": "tls-cli"}}, timeout=RPC_DEADLINE)
+    trusted = footfall_reading(tls_server, "--tls-ca", str(certificates.ca))
+    assert trusted.returncode == 0, trusted.stderr
+    assert trusted.stdout.split()[1:3] == ["home-page-view", "visitor=tls-cli"]
+    for flags in (["--tls"], []):  # the system's authorities do not know the test CA
+        refused = footfall_reading(tls_server, *flags)
+        assert refused.returncode == 1, refused.stderr
+        assert refused.stderr.startswith("footfall: the server answered UNAVAILABLE: ")
+        assert len(refused.stderr.splitlines()) == 1 and READER not in refused.stderr

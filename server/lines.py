@@ -1,0 +1,101 @@
+"""How the read commands print a console record: one line a person reads in a
+terminal, or (`--json`) the message as one line of proto3 JSON, for `jq`.
+
+Stored text may hold anything a client sent (line breaks of every kind, control
+characters): a line escapes what is not printable, and JSON is kept ASCII, so a
+record is one line whoever splits it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+from footfall.console.v1 import console_pb2
+from footfall.talent.v4 import event_pb2
+from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
+
+_CODES = {code.value[0]: code.name for code in grpc.StatusCode}
+_TRANSPORTS = {number: name.lower() for name, number in console_pb2.Transport.items() if number}
+
+
+def as_json(message: Any) -> str:
+    return json_format.MessageToJson(message, indent=None)
+
+
+def _printable(line: str) -> str:
+    """`line` with each character that is not printable (U+2028, NEL, ESC...) escaped."""
+    return line if line.isprintable() else "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)
+
+
+def _time(stamp: Timestamp) -> str:
+    """RFC 3339 to the millisecond at most; "-" when unset."""
+    if not (stamp.seconds or stamp.nanos):
+        return "-"
+    seconds, _, fraction = stamp.ToJsonString().rstrip("Z").partition(".")
+    return f"{seconds}.{fraction[:3]}Z" if fraction else f"{seconds}Z"
+
+
+def _quoted(text: str, limit: int = 60) -> str:
+    """`text` as one quoted token, cut to `limit` characters."""
+    return json.dumps(text[:limit] + ("…" if len(text) > limit else ""), ensure_ascii=False)
+
+
+def _transport(record: Any) -> str:
+    return _TRANSPORTS.get(record.transport, "?")
+
+
+def _facts(pairs: list[tuple[str, object]]) -> str:
+    return " ".join(f"{name}={value}" for name, value in pairs if value not in ("", None))
+
+
+def user_event(stored: console_pb2.StoredUserEvent) -> str:
+    """Event time, type, visitor, then what else the event says (user, session,
+    products, search, revenue), whether it joined the catalog and how it came."""
+    event = stored.user_event
+    products = ",".join(d.product.id + (f"×{d.quantity.value}" if d.quantity.value > 1 else "")
+                        for d in event.product_details)
+    revenue = (f"{event.purchase_transaction.revenue:g}{event.purchase_transaction.currency_code}"
+               if event.HasField("purchase_transaction") else None)
+    facts = _facts([("visitor", event.visitor_id), ("user", event.user_info.user_id),
+                    ("session", event.session_id), ("products", products),
+                    ("search", event.search_query and _quoted(event.search_query)),
+                    ("revenue", revenue)])
+    unjoined = "" if stored.joined or not event.product_details else " not-joined"
+    return _printable(f"{_time(event.event_time)}  {event.event_type:<20} {facts}{unjoined}"
+                      f"  [{_transport(stored)}]")
+
+
+def client_event(stored: console_pb2.StoredClientEvent) -> str:
+    """Create time, the job event's type, its jobs (by id: the tenant is known),
+    and the request and event ids."""
+    event = stored.client_event
+    what = event_pb2.JobEvent.JobEventType.Name(event.job_event.type) \
+        if event.HasField("job_event") else "(no job event)"
+    facts = _facts([("jobs", ",".join(j.rpartition("/")[2] for j in event.job_event.jobs)),
+                    ("request", event.request_id), ("event", event.event_id)])
+    return _printable(f"{_time(event.create_time)}  {what:<20} {facts}  [{_transport(stored)}]")
+
+
+def rejection(refused: console_pb2.Rejection) -> str:
+    """When, the RPC and how it came, the parent it named, the status and its
+    message, then the field violations the message does not already say."""
+    said = [f"{v.field}: {v.description}" for v in refused.field_violations]
+    more = [s for s in said if s not in refused.message]
+    where = _facts([("key", refused.key_name), ("operation", refused.operation)])
+    return _printable("  ".join(part for part in (
+        _time(refused.time), refused.method.rpartition("/")[2],
+        f"[{_transport(refused)}]", refused.parent or "-",
+        f"{_CODES.get(refused.code, refused.code)}: {refused.message}"
+        + "".join(f"; {s}" for s in more), where) if part))
+
+
+def data_set(found: console_pb2.DataSet) -> str:
+    """Name, how many events, and the latest event and receive times."""
+    what = ("client event" if "/tenants/" in found.name else "event") \
+        + ("" if found.event_count == 1 else "s")
+    return _printable(f"{found.name}  {found.event_count} {what}  last event "
+                      f"{_time(found.last_event_time)}  last received "
+                      f"{_time(found.last_receive_time)}")

@@ -1,0 +1,379 @@
+"""The CLI over the console API: `events`, `rejections`, `talent-events` and
+`catalogs` against a running server (as a user runs them: a subprocess), the
+same lines read from the store itself, `tail` following until Ctrl-C and across
+a restart, and the keys each needs."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from footfall.console.v1 import console_pb2
+from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
+from footfall.talent.v4 import event_pb2, event_service_pb2, event_service_pb2_grpc
+from google.protobuf import json_format
+
+from server.app import Running, start
+from server.config import Settings
+
+from . import http_client
+from .cli import CATALOG, footfall
+from .test_cli_server import address
+from .test_server import retail
+
+TENANT = "projects/p/tenants/t"
+ADMIN, READER, WRITER = (f"cli-{role}-key-0123456789abcdef" for role in
+                         ("admin", "reader", "writer"))
+LINE_SECONDS = 30.0  # how long a tail may take to print what it was sent
+
+
+def keys_file(folder: Path) -> Path:
+    path = folder / "keys.json"
+    path.write_text(json.dumps({"keys": {key: {"projects": ["p"], "role": role, "name": role}
+                                         for key, role in ((ADMIN, "admin"), (READER, "reader"),
+                                                           (WRITER, "writer"))}}))
+    return path
+
+
+def settings(folder: Path, store: str, port: int = 0) -> Settings:
+    return Settings(host="127.0.0.1", port=port, http_port=-1, store=store, grace_seconds=5,
+                    auth_file=str(keys_file(folder)))
+
+
+def write(running: Running, body: dict[str, object], key: str = WRITER) -> None:
+    with grpc.insecure_channel(address(running)) as channel:
+        retail(channel).WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+            parent=CATALOG, user_event=json_format.ParseDict(body, user_event_pb2.UserEvent())),
+            metadata=(("x-goog-api-key", key),))
+
+
+def record_shop(running: Running) -> None:
+    """Events of three kinds over gRPC, one by pixel, two refused, two client events."""
+    write(running, {"eventType": "home-page-view", "visitorId": "a", "sessionId": "s1",
+                    "eventTime": "2024-01-01T00:00:00Z"})
+    write(running, {"eventType": "purchase-complete", "visitorId": "b",
+                    "userInfo": {"userId": "u7"}, "eventTime": "2024-01-02T00:00:00Z",
+                    "productDetails": [{"product": {"id": "sku-1"}, "quantity": 2}],
+                    "purchaseTransaction": {"revenue": 25.5, "currencyCode": "EUR"}})
+    write(running, {"eventType": "search", "visitorId": "c", "searchQuery": "red shoes",
+                    "eventTime": "2024-01-03T00:00:00Z"})
+    pixel = http_client.call(running.http_port, "GET", f"/v2/{CATALOG}/userEvents:collect?"
+                             f"key={WRITER}&userEvent=" + http_client.query_value(
+                                 {"eventType": "home-page-view", "visitorId": "d",
+                                  "eventTime": "2024-01-04T00:00:00Z"}))
+    assert pixel.status == 200 and "X-Footfall-Error" not in pixel.headers
+    with pytest.raises(grpc.RpcError):
+        write(running, {"eventType": "home-page-view", "visitorId": ""})
+    with pytest.raises(grpc.RpcError):
+        write(running, {"eventType": "search", "visitorId": "e"})
+    with grpc.insecure_channel(address(running)) as channel:
+        talent = event_service_pb2_grpc.EventServiceStub(channel)
+        for n, kind in ((1, "VIEW"), (2, "APPLICATION_START")):
+            talent.CreateClientEvent(event_service_pb2.CreateClientEventRequest(
+                parent=TENANT, client_event=json_format.ParseDict(
+                    {"eventId": f"e{n}", "requestId": "r1", "createTime": "2024-05-01T00:00:00Z",
+                     "jobEvent": {"type": kind, "jobs": [f"{TENANT}/jobs/j{n}"]}},
+                    event_pb2.ClientEvent())), metadata=(("x-goog-api-key", WRITER),))
+    running.store.flush()  # refusals are kept after the answer
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """A SQLite server that needs keys, holding the shop's history."""
+    folder = tmp_path_factory.mktemp("shop")
+    running = start(settings(folder, f"sqlite:///{folder}/events.db"))
+    try:
+        record_shop(running)
+        yield running
+    finally:
+        running.stop()
+
+
+def read(running: Running, *args: str, key: str = READER,
+         cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`footfall ARGS --server` with `key` in FOOTFALL_KEY."""
+    return footfall(*args, "--server", address(running), cwd=cwd, env={"FOOTFALL_KEY": key})
+
+
+EVENT_LINES = [
+    "2024-01-04T00:00:00Z  home-page-view       visitor=d  [pixel]",
+    '2024-01-03T00:00:00Z  search               visitor=c search="red shoes"  [grpc]',
+    "2024-01-02T00:00:00Z  purchase-complete    visitor=b user=u7 products=sku-1×2 "
+    "revenue=25.5EUR not-joined  [grpc]",
+    "2024-01-01T00:00:00Z  home-page-view       visitor=a session=s1  [grpc]",
+]
+
+
+def test_events_list_from_the_server_as_from_the_store(shop: Running, tmp_path: Path) -> None:
+    served = read(shop, "events", "list", "--parent", CATALOG, cwd=tmp_path)
+    assert (served.returncode, served.stderr) == (0, "")
+    assert served.stdout.splitlines() == EVENT_LINES
+    stored = footfall("events", "list", "--parent", CATALOG, "--store", shop.settings.store,
+                      cwd=tmp_path)
+    assert (stored.returncode, stored.stdout) == (0, served.stdout)
+    as_json = read(shop, "events", "list", "--parent", CATALOG, "--json", "--limit", "2",
+                   cwd=tmp_path)
+    events = [json_format.Parse(line, console_pb2.StoredUserEvent())
+              for line in as_json.stdout.splitlines()]
+    assert [(e.user_event.visitor_id, e.transport) for e in events] == [
+        ("d", console_pb2.PIXEL), ("c", console_pb2.GRPC)]
+    assert events[0].catalog == CATALOG and events[0].receive_time.seconds > 0
+    assert json.loads(as_json.stdout.splitlines()[1])["userEvent"]["searchQuery"] == "red shoes"
+
+
+@pytest.mark.parametrize(("text", "visitors"), [
+    ("", "abcd"),
+    ('eventType = "home-page-view"', "ad"),
+    ("transport = PIXEL", "d"),
+    ('sessionId = "s1"', "a"),  # read on the decoded events
+    ('productId = "sku-1" eventTime > "2024-01-01T12:00:00Z"', "b"),
+])
+def test_events_filter_and_count_with_a_reader_key(shop: Running, tmp_path: Path, text: str,
+                                                   visitors: str) -> None:
+    listed = read(shop, "events", "list", "--parent", CATALOG, "--filter", text, "--json",
+                  cwd=tmp_path)
+    assert sorted(json.loads(line)["userEvent"]["visitorId"]
+                  for line in listed.stdout.splitlines()) == list(visitors)
+    counted = read(shop, "events", "count", "--parent", CATALOG, "--filter", text, cwd=tmp_path)
+    assert (counted.returncode, counted.stdout) == (0, f"{len(visitors)}\n"), counted.stderr
+    stored = footfall("events", "count", "--parent", CATALOG, "--filter", text, "--store",
+                      shop.settings.store, cwd=tmp_path)
+    assert stored.stdout == counted.stdout
+
+
+def test_a_catalog_without_events_counts_zero(shop: Running, tmp_path: Path) -> None:
+    out = read(shop, "events", "count", "--parent", CATALOG.replace("default_catalog", "other"),
+               cwd=tmp_path)
+    assert (out.returncode, out.stdout) == (0, "0\n")
+
+
+def test_rejections_say_status_message_and_fields(shop: Running, tmp_path: Path) -> None:
+    out = read(shop, "rejections", "list", "--parent", "projects/p", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    no_query, no_visitor = out.stdout.splitlines()
+    time, method, transport, parent, status = no_visitor.split("  ", 4)
+    assert (method, transport, parent) == ("WriteUserEvent", "[grpc]", CATALOG)
+    assert len(time) == len("2024-01-01T00:00:00.000Z") and time.endswith("Z")  # ms
+    assert status.startswith("INVALID_ARGUMENT: user_event.visitor_id: ")
+    assert status.endswith("  key=writer")
+    assert "INVALID_ARGUMENT: user_event.search_query: search events need " in no_query
+    as_json = read(shop, "rejections", "list", "--parent", "projects/p", "--json", "--limit",
+                   "1", cwd=tmp_path)
+    [latest] = [json_format.Parse(line, console_pb2.Rejection())
+                for line in as_json.stdout.splitlines()]
+    assert [v.field for v in latest.field_violations] == ["user_event.search_query"]
+    assert latest.code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and latest.id > 0
+    stored = footfall("rejections", "list", "--store", shop.settings.store, cwd=tmp_path)
+    assert stored.stdout == out.stdout  # projects/-: every project, also those none named
+
+
+def test_talent_events_and_catalogs(shop: Running, tmp_path: Path) -> None:
+    out = read(shop, "talent-events", "list", "--parent", TENANT, cwd=tmp_path)
+    assert out.stdout.splitlines() == [
+        "2024-05-01T00:00:00Z  APPLICATION_START    jobs=j2 request=r1 event=e2  [grpc]",
+        "2024-05-01T00:00:00Z  VIEW                 jobs=j1 request=r1 event=e1  [grpc]"]
+    as_json = read(shop, "talent-events", "list", "--parent", TENANT, "--json", cwd=tmp_path)
+    assert [json.loads(line)["clientEvent"]["eventId"]
+            for line in as_json.stdout.splitlines()] == ["e2", "e1"]
+    catalogs = read(shop, "catalogs", "--parent", "projects/p", cwd=tmp_path)
+    assert catalogs.returncode == 0, catalogs.stderr
+    catalog, tenant = catalogs.stdout.splitlines()
+    assert catalog.startswith(f"{CATALOG}  4 events  last event 2024-01-04T00:00:00Z  "
+                              "last received 20")
+    assert tenant.startswith(f"{TENANT}  2 client events  last event 2024-05-01T00:00:00Z")
+    as_json = read(shop, "catalogs", "--parent", "projects/p", "--json", cwd=tmp_path)
+    assert [json.loads(line)["eventCount"] for line in as_json.stdout.splitlines()] == ["4", "2"]
+
+
+@pytest.mark.parametrize(("command", "said"), [
+    (["events", "list", "--parent", CATALOG, "--filter", 'colour = "red"'],
+     "footfall: --filter: at character 1: "),
+    (["events", "tail", "--parent", CATALOG, "--filter", "joined = maybe"],
+     "footfall: --filter: at character 10: expected true or false"),
+    (["events", "count", "--parent", "catalogs/x"], "footfall: --parent: must be of the form"),
+    (["rejections", "list", "--parent", "projects/p/locations/x"],
+     "footfall: --parent: must be projects/PROJECT"),
+    (["talent-events", "tail", "--parent", CATALOG], "footfall: --parent: must be of the form"),
+])
+def test_bad_input_is_one_line_naming_the_flag(shop: Running, tmp_path: Path,
+                                               command: list[str], said: str) -> None:
+    out = read(shop, *command, cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.startswith(said) and len(out.stderr.splitlines()) == 1, out.stderr
+    assert out.stdout == ""
+
+
+def test_tail_needs_a_server(tmp_path: Path) -> None:
+    out = footfall("events", "tail", "--parent", CATALOG, cwd=tmp_path)
+    assert out.returncode == 2 and "one of the arguments --server is required" in out.stderr
+
+
+@pytest.mark.parametrize("command", [
+    ["events", "list", "--parent", CATALOG], ["events", "count", "--parent", CATALOG],
+    ["rejections", "list", "--parent", "projects/p"], ["catalogs", "--parent", "projects/p"],
+    ["events", "tail", "--parent", CATALOG],
+])
+def test_keys_a_writer_may_not_read_and_none_is_said(shop: Running, tmp_path: Path,
+                                                     command: list[str]) -> None:
+    writer = read(shop, *command, key=WRITER, cwd=tmp_path)
+    assert writer.returncode == 2
+    assert writer.stderr.startswith("footfall: the server answered PERMISSION_DENIED: the API "
+                                    "key's role (writer) may not call "), writer.stderr
+    assert writer.stderr.endswith("it needs a reader or admin key\n")
+    nobody = read(shop, *command, key="", cwd=tmp_path)
+    assert nobody.returncode == 2
+    assert nobody.stderr.startswith("footfall: the server answered UNAUTHENTICATED: ")
+    assert nobody.stderr.endswith("give an API key with the reader role (admin for "
+                                  "operations) with --key or FOOTFALL_KEY\n")
+    wrong = read(shop, *command, key=READER[::-1], cwd=tmp_path)
+    assert wrong.returncode == 2 and "UNAUTHENTICATED" in wrong.stderr
+    assert READER[::-1] not in wrong.stderr + wrong.stdout  # a key is never printed
+    assert all(len(out.stderr.splitlines()) == 1 for out in (writer, nobody, wrong))
+
+
+def test_every_project_needs_a_key_granted_every_project(shop: Running,
+                                                         tmp_path: Path) -> None:
+    out = read(shop, "rejections", "list", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr == ("footfall: the server answered PERMISSION_DENIED: the API key is not "
+                          "allowed to use project '-' (or it may not exist); projects/- (the "
+                          "default) needs a key granted every project: name one with --parent "
+                          "projects/PROJECT\n")
+
+
+def test_an_unreadable_authority_file_is_one_line(tmp_path: Path) -> None:
+    out = footfall("catalogs", "--server", "127.0.0.1:1", "--tls-ca", str(tmp_path / "no.pem"),
+                   cwd=tmp_path)
+    assert (out.returncode, out.stderr) == (
+        2, f"footfall: --tls-ca: cannot read {tmp_path}/no.pem: No such file or directory\n")
+
+
+# -- tail --------------------------------------------------------------------------
+
+
+class Tail:
+    """`footfall ... tail` running, its output read line by line."""
+
+    def __init__(self, *args: str, cwd: Path) -> None:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+        self.proc = subprocess.Popen([sys.executable, "-m", "server", *args], cwd=cwd,
+                                     env={**clean, "FOOTFALL_KEY": READER},
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.stdout = self._lines(self.proc.stdout)
+        self.stderr = self._lines(self.proc.stderr)
+
+    @staticmethod
+    def _lines(pipe: object) -> queue.SimpleQueue[str]:
+        lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+        def drain() -> None:
+            for line in pipe:  # type: ignore[attr-defined]
+                lines.put(line)
+
+        threading.Thread(target=drain, daemon=True).start()
+        return lines
+
+    def line(self, lines: queue.SimpleQueue[str] | None = None) -> str:
+        try:
+            return (lines or self.stdout).get(timeout=LINE_SECONDS)
+        except queue.Empty:
+            raise AssertionError(f"no line from {self.proc.args}") from None
+
+    def interrupt(self) -> tuple[int, str]:
+        """Ctrl-C: the exit code and what it said on stderr from then on."""
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout=LINE_SECONDS)
+        said = []
+        while not self.stderr.empty():
+            said.append(self.stderr.get())
+        return code, "".join(said)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def tails() -> Iterator[list[Tail]]:
+    started: list[Tail] = []
+    yield started
+    for tail in started:
+        tail.kill()
+
+
+def test_tail_prints_what_arrives_until_ctrl_c(tmp_path: Path, tails: list[Tail]) -> None:
+    """On a memory:// store, which only its server can show."""
+    running = start(settings(tmp_path, "memory://"))
+    try:
+        write(running, {"eventType": "home-page-view", "visitorId": "before"})
+        tail = Tail("events", "tail", "--server", address(running), "--parent", CATALOG,
+                    "--after", "0", "--filter", 'eventType = "home-page-view"', cwd=tmp_path)
+        tails.append(tail)
+        assert "visitor=before" in tail.line()  # stored before: --after 0 sends it first
+        write(running, {"eventType": "search", "visitorId": "skipped", "searchQuery": "x"})
+        write(running, {"eventType": "home-page-view", "visitorId": "after"})
+        assert "visitor=after" in tail.line()  # written once it ran; the search filtered out
+        with pytest.raises(grpc.RpcError):
+            write(running, {"eventType": "home-page-view", "visitorId": "v" * 129})
+        running.store.flush()
+        rejected = Tail("rejections", "tail", "--server", address(running), "--json",
+                        "--parent", "projects/p", "--after", "0", cwd=tmp_path)
+        tails.append(rejected)
+        assert json.loads(rejected.line())["fieldViolations"][0]["field"] == \
+            "user_event.visitor_id"
+        with pytest.raises(grpc.RpcError):
+            write(running, {"eventType": "search", "visitorId": "v"})
+        assert json.loads(rejected.line())["fieldViolations"][0]["field"] == \
+            "user_event.search_query"
+        for each in (tail, rejected):
+            code, said = each.interrupt()
+            assert (code, said) == (0, "")
+    finally:
+        running.stop()
+
+
+def test_tail_goes_on_after_a_restart(tmp_path: Path, tails: list[Tail]) -> None:
+    store = f"sqlite:///{tmp_path}/events.db"
+    running = start(settings(tmp_path, store))
+    port = running.port
+    try:
+        write(running, {"eventType": "home-page-view", "visitorId": "first"})
+        tail = Tail("events", "tail", "--server", address(running), "--parent", CATALOG,
+                    "--after", "0", "--json", cwd=tmp_path)
+        tails.append(tail)
+        first = json.loads(tail.line())
+        assert first["userEvent"]["visitorId"] == "first"
+    finally:
+        running.stop()
+    assert tail.line(tail.stderr) == (
+        f"footfall: the server ended the stream; reconnecting, to go on after position "
+        f"{first['id']}\n")
+    running = start(settings(tmp_path, store, port))
+    try:
+        assert tail.line(tail.stderr) == f"footfall: reconnected; going on after position " \
+                                         f"{first['id']}\n"
+        write(running, {"eventType": "home-page-view", "visitorId": "second"})
+        second = json.loads(tail.line())
+        assert second["userEvent"]["visitorId"] == "second"
+    finally:
+        running.stop()
+    assert f"after position {second['id']}" in tail.line(tail.stderr)
+    assert tail.interrupt() == (0, "")  # Ctrl-C while it waits for the server
+
+
+def test_tail_of_a_server_that_is_not_there_stops(tmp_path: Path) -> None:
+    out = footfall("events", "tail", "--server", "127.0.0.1:1", "--parent", CATALOG,
+                   cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.startswith("footfall: the server answered UNAVAILABLE: ")
+    assert len(out.stderr.splitlines()) == 1

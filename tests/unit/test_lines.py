@@ -1,0 +1,33 @@
+"""A record is one line, whatever its text holds: what a client sent may hold line
+breaks of every kind that `str.splitlines` (and terminals) know."""
+
+from __future__ import annotations
+
+from footfall.console.v1 import console_pb2
+from google.protobuf import json_format
+
+from server import lines
+
+BREAKS = "a\nb\rc\x85d\u2028e\u2029f\x1bg\x0bh"
+
+
+def test_a_line_escapes_what_is_not_printable() -> None:
+    stored = console_pb2.StoredUserEvent(joined=True, transport=console_pb2.PIXEL)
+    stored.user_event.event_type = "search"
+    stored.user_event.visitor_id = BREAKS
+    stored.user_event.search_query = "rouge é\u2028"
+    stored.user_event.event_time.FromSeconds(1_700_000_000)
+    line = lines.user_event(stored)
+    assert line == ("2023-11-14T22:13:20Z  search               "
+                    "visitor=a\\nb\\rc\\x85d\\u2028e\\u2029f\\x1bg\\x0bh "
+                    'search="rouge é\\u2028"  [pixel]')
+    refused = console_pb2.Rejection(method="/x.Y/Z", message=f"bad {BREAKS}", code=3)
+    assert len(lines.rejection(refused).splitlines()) == 1
+
+
+def test_json_is_one_ascii_line_that_reads_back() -> None:
+    stored = console_pb2.StoredUserEvent()
+    stored.user_event.visitor_id = BREAKS + "é"
+    text = lines.as_json(stored)
+    assert text.isascii() and len(text.splitlines()) == 1
+    assert json_format.Parse(text, console_pb2.StoredUserEvent()) == stored
