@@ -15,13 +15,15 @@ def dedup_key(catalog: str, payload: bytes) -> bytes:
     """Canonical hash of an event: same catalog and same content, same key.
 
     `payload` must be a deterministic serialization (map entries sorted), so two
-    equal events always hash alike.
+    equal events always hash alike. The key is only unique with the event's time
+    (the dedup index), so 8 bytes are enough: the first 8 of a 16-byte BLAKE2b,
+    which older stores kept whole (migration 5 cut them).
     """
     digest = hashlib.blake2b(digest_size=16)
     digest.update(catalog.encode())
     digest.update(b"\0")
     digest.update(payload)
-    return digest.digest()
+    return digest.digest()[:8]
 
 
 def to_micros(seconds: int, nanos: int) -> int:
@@ -116,7 +118,7 @@ class EventQuery:
 def where_clause(query: EventQuery, placeholder: str = "?") -> tuple[str, list[Any]]:
     """SQL condition and parameters for `query` over user_events, with the driver's
     `placeholder`."""
-    terms = [f"catalog = {placeholder}"]
+    terms = [f"catalog_id = (SELECT id FROM catalogs WHERE name = {placeholder})"]
     params: list[Any] = [query.catalog]
     for column, values in (("event_type", query.event_types),
                            ("visitor_id", query.visitor_ids),

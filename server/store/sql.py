@@ -94,19 +94,12 @@ class Dialect:
         return f"{column} IN ({', '.join([self.mark] * len(values))})", values
 
 
-# The catalogs that hold an event older than the parameter (event_time_us). A
-# loose index scan: each step finds the next catalog by one seek in the
-# (catalog, event_time_us, ...) index, and each catalog is checked by one more,
-# so the cost grows with the number of catalogs, not of events.
+# The catalogs that hold an event older than the parameter (event_time_us): one
+# seek in the (catalog_id, event_time_us, ...) index per catalog.
 CATALOGS_WITH_EVENTS_BEFORE = """
-    WITH RECURSIVE catalogs(catalog) AS (
-        SELECT MIN(catalog) FROM user_events
-        UNION ALL
-        SELECT (SELECT MIN(e.catalog) FROM user_events e WHERE e.catalog > c.catalog)
-        FROM catalogs c WHERE c.catalog IS NOT NULL)
-    SELECT catalog FROM catalogs c WHERE c.catalog IS NOT NULL AND EXISTS (
-        SELECT 1 FROM user_events e WHERE e.catalog = c.catalog AND e.event_time_us < ?)
-    ORDER BY catalog"""
+    SELECT name FROM catalogs c WHERE EXISTS (
+        SELECT 1 FROM user_events e WHERE e.catalog_id = c.id AND e.event_time_us < ?)
+    ORDER BY name"""
 
 
 class Statements:
@@ -121,6 +114,10 @@ class Statements:
         self.client_event = spell(
             "SELECT event FROM client_events WHERE tenant = ? AND event_id = ?")
         self.catalogs_with_events_before = spell(CATALOGS_WITH_EVENTS_BEFORE)
+        # NOT EXISTS first: on PostgreSQL a conflict would still use up an id.
+        self.add_catalog = spell(
+            "INSERT INTO catalogs (name) SELECT ? WHERE NOT EXISTS (SELECT 1 FROM catalogs "
+            "WHERE name = ?) ON CONFLICT (name) DO NOTHING")
         self.list_products = spell("SELECT product_id, product FROM products WHERE branch = ? "
                                    "AND product_id > ? ORDER BY product_id LIMIT ?")
         self.products_containing = spell(
@@ -172,12 +169,18 @@ class SqlStore(ABC, Generic[Db]):
 
     @abstractmethod
     def _insert_events(self, db: Db, rows: Sequence[EventRow]) -> int:
-        """Insert `rows` in order inside a write, skipping duplicates; how many were new."""
+        """Insert `rows` in order inside a write, skipping duplicates; how many were new.
+        Rows name their catalog by id: `_add_catalogs` first."""
 
     @abstractmethod
     def _update_events(self, db: Db,
                        updates: Sequence[tuple[int, bool, bytes, bytes | None]]) -> None:
         """Apply Step.update_events inside a write (the last update of an id wins)."""
+
+    def _add_catalogs(self, db: Db, rows: Sequence[EventRow]) -> None:
+        """Give the catalogs of `rows` an id (rows name theirs by id), inside a write."""
+        for catalog in sorted({row.catalog for row in rows}):
+            db.execute(self._sql.add_catalog, (catalog, catalog))
 
     def _write(self, fn: Callable[[Db], T]) -> T:
         """Run `fn` in the writer's next transaction; its result once committed."""

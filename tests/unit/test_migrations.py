@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 from footfall.retail.v2 import user_event_pb2
 from google.protobuf import json_format
 
 from server.store import EventQuery, EventRow, TimeBound, open_store
 from server.store.migrations import MIGRATIONS, statement_for
+from server.store.rows import OperationRecord, Progress, Step
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
+OPS = f"{CATALOG}/operations/"
 
 
-def row(visitor: str, time: str) -> EventRow:
-    event = json_format.ParseDict({"eventType": "home-page-view", "visitorId": visitor,
+def row(visitor: str, time: str, event_type: str = "home-page-view",
+        catalog: str = CATALOG) -> EventRow:
+    event = json_format.ParseDict({"eventType": event_type, "visitorId": visitor,
                                    "eventTime": time}, user_event_pb2.UserEvent())
-    return EventRow.from_event(CATALOG, event, joined=True)
+    return EventRow.from_event(catalog, event, joined=True)
 
 
 def test_version_2_database_upgrades_in_place(tmp_path: Path) -> None:
@@ -78,3 +85,89 @@ def test_time_bounds_compare_to_the_nanosecond(tmp_path: Path) -> None:
         assert count(before=TimeBound.at(base, 0, True)) == 1
     finally:
         store.close()
+
+
+def _old_key(catalog: str, payload: bytes) -> bytes:
+    """The dedup key stores kept before migration 5: the whole 16-byte hash."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(catalog.encode() + b"\0" + payload)
+    return digest.digest()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def version_4_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """(URL, DB-API connection) of a database at migration 4, as the release before
+    migration 5 left it; the connection is closed at teardown."""
+    dialect = request.param
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path}/v4.db"
+        conn: Any = sqlite3.connect(tmp_path / "v4.db", isolation_level=None)
+    else:
+        import psycopg
+
+        url = request.getfixturevalue("postgres_databases").create("v4")
+        conn = psycopg.connect(url, autocommit=True)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                 "description TEXT NOT NULL)")
+    for version, description, statements in MIGRATIONS[:4]:
+        for statement in statements:
+            sql = statement_for(statement, dialect)
+            if sql is not None:
+                conn.execute(sql)
+        conn.execute(f"INSERT INTO schema_migrations VALUES ({version}, '{description}')")
+    yield url, conn
+    conn.close()
+
+
+def test_version_4_database_upgrades_in_place(version_4_store: tuple[str, Any]) -> None:
+    url, conn = version_4_store
+    other = CATALOG.replace("default_catalog", "other")
+    events = [(CATALOG, "v1", "home-page-view", "2024-01-01T00:00:00.000000500Z", None),
+              (other, "v1", "home-page-view", "2024-01-01T00:00:01Z", None),
+              (CATALOG, "v2", "search", "2024-01-01T00:00:02Z", b"as received"),
+              (CATALOG, "v1", "search", "2024-01-01T00:00:03Z", None)]
+    mark = "?" if url.startswith("sqlite") else "%s"
+    stored = []
+    for catalog, visitor, kind, time, source in events:
+        old = row(visitor, time, kind, catalog)
+        key = _old_key(catalog, source if source is not None else old.payload)
+        conn.execute("INSERT INTO user_events (catalog, event_type, visitor_id, user_id, "
+                     "event_time_us, event_time_ns, joined, dedup_key, event, source) VALUES "
+                     f"({', '.join([mark] * 10)})",
+                     (catalog, kind, visitor, "", old.event_time_us, old.event_time_ns, 1, key,
+                      old.payload, source))
+        stored.append((old.payload, source))
+
+    store = open_store(url)
+    try:
+        def read(catalog: str) -> list[tuple[bytes, bytes | None]]:
+            return [(e, s) for _, e, s in store.scan_user_events(EventQuery(catalog), 10)]
+
+        assert read(CATALOG) == [stored[0], stored[2], stored[3]]  # byte-equal, in order
+        assert read(other) == [stored[1]]
+        # dedup still matches what the old release stored (keys are cut, not remade)
+        store.write_user_events([row("v1", events[0][3]), row("v1", events[1][3], catalog=other)])
+        assert store.count_user_events(EventQuery(CATALOG)) == 3
+        assert store.count_user_events(EventQuery(other)) == 1
+        # purge filters by time, type and visitor
+        after = TimeBound.at(1_704_067_201, 0, inclusive=True)
+        assert store.count_user_events(EventQuery(CATALOG, after=after)) == 2
+        assert store.count_user_events(EventQuery(CATALOG, event_types=("search",),
+                                                  visitor_ids=("v1",))) == 1
+        store.create_operation(OperationRecord(OPS + "purge", "purge", False, 0, b"", b""))
+        store.claim_operation("w", 0, 60_000_000, lambda _: False)
+        store.run_step(OPS + "purge", "w", Step(delete_events=EventQuery(
+            CATALOG, visitor_ids=("v1",)), delete_limit=10), 60_000_000,
+            lambda _: Progress(b"", b"", False))
+        assert read(CATALOG) == [stored[2]]
+        assert read(other) == [stored[1]]
+        assert store.catalogs_with_events_before(1_704_067_202_000_000) == [other]
+    finally:
+        store.close()
+    # rows name their catalog by id, with 8-byte keys
+    assert [n for (n,) in conn.execute("SELECT DISTINCT length(dedup_key) FROM user_events")] \
+        == [8]
+    assert sorted(n for (n,) in conn.execute("SELECT name FROM catalogs")) == [CATALOG, other]
+    versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations "
+                                           "ORDER BY version")]
+    assert versions == [v for v, _, _ in MIGRATIONS]
