@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from server.errors import Unavailable
+from server.store.packed import pack
 
 
 def dedup_key(catalog: str, payload: bytes) -> bytes:
@@ -83,8 +84,11 @@ class EventRow:
                    source=source)
 
     def as_params(self) -> tuple[Any, ...]:
+        """Values of the row's columns (the event packed, see packed.py)."""
+        stored = pack(self.payload, self.event_type, self.visitor_id, self.event_time_us,
+                      self.event_time_ns)
         return (self.catalog, self.event_type, self.visitor_id, self.user_id,
-                self.event_time_us, self.event_time_ns, int(self.joined), self.key, self.payload,
+                self.event_time_us, self.event_time_ns, int(self.joined), self.key, stored,
                 self.source)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from server.store.group_commit import GroupCommitter, Job
+from server.store.packed import unpack
 from server.store.rows import (
     OPERATION_COLUMNS,
     ClientEventRow,
@@ -31,6 +32,8 @@ from server.store.rows import (
     where_clause,
 )
 
+# What a read of an event selects for packed.unpack, in its order.
+UNPACK_COLUMNS = "event_type, visitor_id, event_time_us, event_time_ns, event"
 PRODUCT_SCAN_BATCH = 500  # products a check reads at once when it looks for references
 
 
@@ -221,21 +224,17 @@ class SqlStore(ABC, Generic[Db]):
 
     def list_user_events(self, query: EventQuery, limit: int,
                          after_id: int = 0) -> list[tuple[int, bytes]]:
-        rows = self._event_rows("id, event", query, limit, after_id)
-        return [(int(i), bytes(e)) for i, e in rows]
+        return [(i, e) for i, e, _ in self.scan_user_events(query, limit, after_id)]
 
     def scan_user_events(self, query: EventQuery, limit: int,
                          after_id: int = 0) -> list[tuple[int, bytes, bytes | None]]:
-        rows = self._event_rows("id, event, source", query, limit, after_id)
-        return [(int(i), bytes(e), None if s is None else bytes(s)) for i, e, s in rows]
-
-    def _event_rows(self, columns: str, query: EventQuery, limit: int,
-                    after_id: int) -> list[Any]:
-        """`columns` of up to `limit` events `query` selects with id > `after_id`, by id."""
         mark = self._sql.dialect.mark
         where, params = where_clause(query, mark)
-        return self._fetch(f"SELECT {columns} FROM user_events WHERE {where} AND id > {mark} "
-                           f"ORDER BY id LIMIT {mark}", [*params, after_id, limit])
+        rows = self._fetch(f"SELECT id, {UNPACK_COLUMNS}, source FROM user_events WHERE {where} "
+                           f"AND id > {mark} ORDER BY id LIMIT {mark}",
+                           [*params, after_id, limit])
+        return [(int(i), unpack(bytes(e), kind, visitor, us, ns), None if s is None else bytes(s))
+                for i, kind, visitor, us, ns, e, s in rows]
 
     def catalogs_with_events_before(self, time_us: int) -> list[str]:
         return [c for (c,) in self._fetch(self._sql.catalogs_with_events_before, (time_us,))]
