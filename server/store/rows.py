@@ -242,9 +242,11 @@ class Step:
     insert_events: Sequence[EventRow] = ()
     put_products: Sequence[ProductPut] = ()
     update_events: Sequence[EventUpdate] = ()
-    # delete up to `delete_limit` events the query selects with id > delete_after_id
+    # delete up to `delete_limit` events the query selects with an id in
+    # (delete_after_id, delete_until_id]
     delete_events: EventQuery | None = None
     delete_after_id: int = 0
+    delete_until_id: int = 0
     delete_limit: int = 0
 
 
@@ -253,7 +255,8 @@ class StepResult:
     inserted: int = 0
     inserted_joined: int = 0
     deleted: int = 0
-    last_deleted_id: int = 0
+    # every event the delete selects with an id up to this one is gone (0: no delete)
+    deleted_through: int = 0
     cancel_requested: bool = False
 
 

@@ -376,11 +376,10 @@ class SqlStore(ABC, Generic[Db]):
                 db.executemany(self._sql.put_product, step.put_products)
             if step.update_events:
                 self._update_events(db, step.update_events)
-            deleted = last_deleted = 0
+            deleted = through = 0
             if step.delete_events is not None:
-                deleted, last_deleted = self._delete_events(
-                    db, step.delete_events, step.delete_after_id, step.delete_limit)
-            result = StepResult(inserted, inserted_joined, deleted, last_deleted, bool(found[1]))
+                deleted, through = self._delete_events(db, step)
+            result = StepResult(inserted, inserted_joined, deleted, through, bool(found[1]))
             done = progress(result)
             db.execute(self._sql.record_progress, (done.checkpoint, done.operation,
                                                    int(done.done), lease_until_us, name))
@@ -388,20 +387,39 @@ class SqlStore(ABC, Generic[Db]):
 
         return self._write(apply)
 
-    def _delete_events(self, db: Db, query: EventQuery, after_id: int,
-                       limit: int) -> tuple[int, int]:
-        """Delete the first `limit` events `query` selects with id > `after_id`; how
-        many went, and the id of the last (0, 0: none)."""
+    def _delete_events(self, db: Db, step: Step) -> tuple[int, int]:
+        """Delete the first `step.delete_limit` events its query selects with an id in
+        (delete_after_id, delete_until_id]; how many went, and the id up to which
+        none is left.
+
+        The batch walks the rowid (`walk`) over that range only, so what it reads is
+        bounded by the range, and the pages it changes are neighbours in the table,
+        the time index and the bucketed visitor and user indexes."""
         mark, walk = self._sql.dialect.mark, self._sql.dialect.walk
-        where, params = where_clause(query, mark)
+        assert step.delete_events is not None
+        where, params = where_clause(step.delete_events, mark)
+        span = [step.delete_after_id, step.delete_until_id]
         ids = [i for (i,) in db.execute(
-            f"SELECT id FROM user_events{walk} WHERE {where} AND id > {mark} "
-            f"ORDER BY id LIMIT {mark}", [*params, after_id, limit]).fetchall()]
+            f"SELECT id FROM user_events{walk} WHERE {where} AND id > {mark} AND id <= {mark} "
+            f"ORDER BY id LIMIT {mark}", [*params, *span, step.delete_limit]).fetchall()]
+        through = ids[-1] if len(ids) == step.delete_limit else step.delete_until_id
         if not ids:
-            return 0, 0
+            return 0, through
         deleted = db.execute(f"DELETE FROM user_events{walk} WHERE {where} AND id > {mark} "
-                             f"AND id <= {mark}", [*params, after_id, ids[-1]])
-        return deleted.rowcount, ids[-1]
+                             f"AND id <= {mark}", [*params, step.delete_after_id, ids[-1]])
+        return deleted.rowcount, through
+
+    def event_id_range(self, query: EventQuery) -> tuple[int, int] | None:
+        time_bound = query.after is not None or query.before is not None
+        if not time_bound:  # two seeks at the ends of the rowid
+            rows = self._fetch("SELECT MIN(id), MAX(id) FROM user_events", ())
+        else:  # one pass over the time range in the (catalog_id, event_time_us) index
+            where, params = where_clause(EventQuery(query.catalog, after=query.after,
+                                                    before=query.before),
+                                         self._sql.dialect.mark)
+            rows = self._fetch(f"SELECT MIN(id), MAX(id) FROM user_events WHERE {where}", params)
+        first, last = rows[0]
+        return None if first is None else (int(first), int(last))
 
     def release_operation(self, name: str, owner: str) -> None:
         self._write(lambda db: db.execute(self._sql.release, (name, owner)))

@@ -157,7 +157,7 @@ def test_version_4_database_upgrades_in_place(version_4_store: tuple[str, Any]) 
         store.create_operation(OperationRecord(OPS + "purge", "purge", False, 0, b"", b""))
         store.claim_operation("w", 0, 60_000_000, lambda _: False)
         store.run_step(OPS + "purge", "w", Step(delete_events=EventQuery(
-            CATALOG, visitor_ids=("v1",)), delete_limit=10), 60_000_000,
+            CATALOG, visitor_ids=("v1",)), delete_until_id=10, delete_limit=10), 60_000_000,
             lambda _: Progress(b"", b"", False))
         assert read(CATALOG) == [stored[2]]
         assert read(other) == [stored[1]]
