@@ -123,8 +123,10 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
             name TEXT NOT NULL UNIQUE
         )""",
         "INSERT INTO catalogs (name) SELECT DISTINCT catalog FROM user_events ORDER BY catalog",
+        # AUTOINCREMENT: an id is never given twice, even after the newest events were
+        # purged, so a reader that follows ids (a watch) never skips a new event.
         {"sqlite": """CREATE TABLE user_events_v5 (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             catalog_id INTEGER NOT NULL,
             event_type TEXT NOT NULL,
             visitor_id TEXT NOT NULL,

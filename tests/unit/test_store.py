@@ -1034,3 +1034,15 @@ def test_processes_starting_on_one_new_file_all_open_it(tmp_path: Path) -> None:
         for store in opened:
             store.close()
         assert errors == [], f"round {round_}"
+
+
+def test_ids_are_never_given_twice(store: Store) -> None:
+    store.write_user_events([row("a"), row("b", time="2024-01-02T00:00:00Z")])
+    (_, _), (newest, _) = store.list_user_events(EventQuery(CATALOG), 10)
+    store.create_operation(operation("purge"))
+    store.claim_operation("w1", SECOND, 30 * SECOND, never)
+    store.run_step(OPS + "purge", "w1", Step(delete_events=EventQuery(CATALOG, visitor_ids=("b",)),
+                                             delete_until_id=newest, delete_limit=10),
+                   30 * SECOND, step_progress([]))
+    store.write_user_events([row("c")])
+    assert [i for i, _ in store.list_user_events(EventQuery(CATALOG), 10)][-1] > newest
