@@ -55,3 +55,37 @@ def test_a_purge_bounds_its_walk_from_the_time_index_alone(store: SqliteStore) -
     found = plan(store, f"SELECT MIN(id), MAX(id) FROM user_events WHERE {where}", params)
     assert "COVERING INDEX user_events_dedup (catalog_id=? AND event_time_us<?)" in found
     assert store.event_id_range(query) is None
+
+
+def console_plan(store: SqliteStore, read: Any) -> str:
+    """The plan of the one query `read(store)` runs."""
+    seen: list[tuple[str, list[Any]]] = []
+    fetch = store._fetch
+
+    def recorded(sql: str, params: Any) -> list[Any]:
+        seen.append((sql, list(params)))
+        return fetch(sql, params)
+
+    store._fetch = recorded  # type: ignore[method-assign]
+    read(store)
+    [(sql, params)] = seen
+    return plan(store, sql, params)
+
+
+VISITOR = EventQuery(CATALOG, visitor_ids=("v1",))
+
+
+@pytest.mark.parametrize("read", [
+    lambda s: s.user_events_newest(VISITOR, 50),
+    lambda s: s.user_events_newest(VISITOR, 50, (1_000, 7)),  # a later page
+    lambda s: s.user_events_after(VISITOR, 7, 50),
+], ids=["newest", "newest-later-page", "after"])
+def test_the_console_finds_a_visitors_events_by_id_bucket(store: SqliteStore, read: Any) -> None:
+    found = console_plan(store, read)
+    assert "user_events_visitor (catalog_id=? AND <expr>=? AND visitor_id=?" in found
+
+
+def test_a_watch_reads_from_the_id_bucket_it_is_at(store: SqliteStore) -> None:
+    """Not every entry of the catalog each time it looks for new events."""
+    found = console_plan(store, lambda s: s.user_events_after(EventQuery(CATALOG), 70_000, 50))
+    assert "(catalog_id=? AND <expr>>?)" in found
