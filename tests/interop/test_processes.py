@@ -111,7 +111,7 @@ def test_sigterm_drains_every_process_and_loses_nothing_acknowledged(
         start: Callable[..., ServerProcess], tmp_path: Path) -> None:
     server = start()
     children = server_processes(server.proc.pid)
-    with Load(server.address, write_async=True) as load:
+    with Load(server, write_async=True) as load:
         wait_until(lambda: load.count() >= 300, "acknowledged writes", deadline=20)
         assert server.stop() == 0, server.log_text()
     acked = set(load.acked)
@@ -125,7 +125,7 @@ def test_a_killed_process_is_replaced_and_nothing_acknowledged_is_lost(
         start: Callable[..., ServerProcess], tmp_path: Path) -> None:
     server = start()
     victim = server_processes(server.proc.pid)[0]
-    with Load(server.address, write_async=False) as load:
+    with Load(server, write_async=False) as load:
         wait_until(lambda: load.count() >= 200, "acknowledged writes", deadline=20)
         os.kill(victim, signal.SIGKILL)
         wait_until(lambda: len(set(server_processes(server.proc.pid)) - {victim}) == PROCESSES
