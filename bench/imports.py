@@ -40,9 +40,11 @@ def baseline(files: list[Path], db: Path) -> float:
             sql = statement_for(statement, "sqlite")
             if sql is not None:
                 conn.execute(sql)
-    insert = ("INSERT OR IGNORE INTO user_events (catalog, event_type, visitor_id, user_id, "
+    conn.execute("INSERT INTO catalogs (name) VALUES (?)", (PARENT,))
+    insert = ("INSERT OR IGNORE INTO user_events (catalog_id, event_type, visitor_id, user_id, "
               "event_time_us, event_time_ns, joined, dedup_key, event, source, received_us, "
-              "transport) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
+              "transport) "
+              "VALUES ((SELECT id FROM catalogs WHERE name = ?),?,?,?,?,?,?,?,?,?,?,?)")
     count = 0
     start = time.perf_counter()
     rows = []

@@ -25,8 +25,8 @@ def raw_delete(db: Path, before_us: int) -> float:
     conn.execute("PRAGMA synchronous = FULL")
     start = time.perf_counter()
     conn.execute("BEGIN")
-    conn.execute("DELETE FROM user_events WHERE catalog = ? AND event_time_us < ?",
-                 (PARENT, before_us))
+    conn.execute("DELETE FROM user_events WHERE catalog_id = (SELECT id FROM catalogs "
+                 "WHERE name = ?) AND event_time_us < ?", (PARENT, before_us))
     conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     conn.close()

@@ -143,11 +143,15 @@ def _purge(p: dict[str, Any]) -> list[str]:
 def _scale(s: dict[str, Any]) -> list[str]:
     out = ["## 5. Scale: cost as the table grows", "",
            "| stored events | write events/s (16 callers) | write p99 ms | purge 10k s | "
-           "db MiB |", "|---|---|---|---|---|"]
+           "db MiB | bytes/event stored |", "|---|---|---|---|---|---|"]
     for p in s["points"]:
         out.append(f"| {p['stored']:,} | {p['write_per_second']:,.0f} | {p['write_p99_ms']:.1f} "
-                   f"| {p['purge_10k_seconds']:.2f} | {p['db_mib']:,.0f} |")
+                   f"| {p['purge_10k_seconds']:.2f} | {p['db_mib']:,.0f} "
+                   f"| {p['bytes_per_event']:,.0f} |")
+    largest = s["points"][-1]["bytes_per_event"]
     out += ["",
+            f"- bytes per event with {s['points'][-1]['stored']:,} stored: "
+            + _bar(largest <= 300, f"{largest:,.0f} (bar ≤ 300)"),
             "- write throughput, largest ÷ smallest table: "
             + _bar(s["write_ratio_largest_to_smallest"] >= 0.75,
                    f"{s['write_ratio_largest_to_smallest']:.2f} (flat means ≥ 0.75)"),

@@ -62,6 +62,11 @@ class Store(Protocol):
         """Up to `limit` (row id, serialized UserEvent) pairs with id > `after_id`,
         in id order."""
 
+    def event_id_range(self, query: EventQuery) -> tuple[int, int] | None:
+        """(first, last) row ids between which every event `query` selects now lies,
+        judged by its catalog and time terms alone (None: there is none): where a
+        purge's walk starts and ends."""
+
     def catalogs_with_events_before(self, time_us: int) -> list[str]:
         """The catalogs holding at least one event older than `time_us`, in order."""
 

@@ -71,11 +71,12 @@ CONNECTION_DEFAULTS = {"application_name": "footfall", "connect_timeout": "5", "
                        "keepalives_idle": "10", "keepalives_interval": "5",
                        "keepalives_count": "3"}
 
-_EVENT_COLUMNS = ("catalog, event_type, visitor_id, user_id, event_time_us, event_time_ns, joined, "
+_EVENT_COLUMNS = ("event_type, visitor_id, user_id, event_time_us, event_time_ns, joined, "
                   "dedup_key, event, source, received_us, transport")
-_DEDUP = "ON CONFLICT (catalog, event_time_us, dedup_key) DO NOTHING"
-_INSERT_EVENT = (f"INSERT INTO user_events ({_EVENT_COLUMNS}) VALUES "
-                 f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) {_DEDUP}")
+_DEDUP = "ON CONFLICT (catalog_id, event_time_us, dedup_key) DO NOTHING"
+_INSERT_EVENT = (f"INSERT INTO user_events (catalog_id, {_EVENT_COLUMNS}) VALUES "
+                 f"((SELECT id FROM catalogs WHERE name = %s), %s, %s, %s, %s, %s, %s, %s, %s, "
+                 f"%s, %s, %s) {_DEDUP}")
 _INCOMING = "footfall_incoming_events"
 _CREATE_INCOMING = (f"CREATE TEMP TABLE IF NOT EXISTS {_INCOMING} (seq INTEGER, catalog TEXT, "
                     "event_type TEXT, visitor_id TEXT, user_id TEXT, event_time_us BIGINT, "
@@ -245,18 +246,21 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         """Insert `rows` in order, skipping duplicates; how many were new."""
         if not rows:
             return 0
+        self._add_catalogs(cur, rows)
         if len(rows) < COPY_FROM_ROWS:
             cur.executemany(_INSERT_EVENT, [r.as_params() for r in rows])
             return max(cur.rowcount, 0)
         first = self._copy_seq
-        with cur.copy(f"COPY {_INCOMING} (seq, {_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)") \
+        with cur.copy(f"COPY {_INCOMING} (seq, catalog, {_EVENT_COLUMNS}) FROM STDIN "
+                      "(FORMAT BINARY)") \
                 as copy:
             copy.set_types(_COPY_TYPES)
             for seq, row in enumerate(rows, start=first):
                 copy.write_row((seq, *row.as_params()))
         self._copy_seq = first + len(rows)
-        cur.execute(f"INSERT INTO user_events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} "
-                    f"FROM {_INCOMING} WHERE seq >= %s ORDER BY seq {_DEDUP}", (first,))
+        cur.execute(f"INSERT INTO user_events (catalog_id, {_EVENT_COLUMNS}) SELECT c.id, "
+                    f"{_EVENT_COLUMNS} FROM {_INCOMING} JOIN catalogs c ON c.name = catalog "
+                    f"WHERE seq >= %s ORDER BY seq {_DEDUP}", (first,))
         return max(cur.rowcount, 0)
 
     def _update_events(self, cur: psycopg.Cursor[Any],

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from server.store.console import ConsoleSql
 from server.store.group_commit import GroupCommitter, Job, Join
+from server.store.packed import UNPACK_COLUMNS, unpack
 from server.store.rows import (
     OPERATION_COLUMNS,
     ClientEventRow,
@@ -95,19 +96,12 @@ class Dialect:
         return f"{column} IN ({', '.join([self.mark] * len(values))})", values
 
 
-# The catalogs that hold an event older than the parameter (event_time_us). A
-# loose index scan: each step finds the next catalog by one seek in the
-# (catalog, event_time_us, ...) index, and each catalog is checked by one more,
-# so the cost grows with the number of catalogs, not of events.
+# The catalogs that hold an event older than the parameter (event_time_us): one
+# seek in the (catalog_id, event_time_us, ...) index per catalog.
 CATALOGS_WITH_EVENTS_BEFORE = """
-    WITH RECURSIVE catalogs(catalog) AS (
-        SELECT MIN(catalog) FROM user_events
-        UNION ALL
-        SELECT (SELECT MIN(e.catalog) FROM user_events e WHERE e.catalog > c.catalog)
-        FROM catalogs c WHERE c.catalog IS NOT NULL)
-    SELECT catalog FROM catalogs c WHERE c.catalog IS NOT NULL AND EXISTS (
-        SELECT 1 FROM user_events e WHERE e.catalog = c.catalog AND e.event_time_us < ?)
-    ORDER BY catalog"""
+    SELECT name FROM catalogs c WHERE EXISTS (
+        SELECT 1 FROM user_events e WHERE e.catalog_id = c.id AND e.event_time_us < ?)
+    ORDER BY name"""
 
 
 class Statements:
@@ -122,6 +116,10 @@ class Statements:
         self.client_event = spell(
             "SELECT event FROM client_events WHERE tenant = ? AND event_id = ?")
         self.catalogs_with_events_before = spell(CATALOGS_WITH_EVENTS_BEFORE)
+        # NOT EXISTS first: on PostgreSQL a conflict would still use up an id.
+        self.add_catalog = spell(
+            "INSERT INTO catalogs (name) SELECT ? WHERE NOT EXISTS (SELECT 1 FROM catalogs "
+            "WHERE name = ?) ON CONFLICT (name) DO NOTHING")
         self.list_products = spell("SELECT product_id, product FROM products WHERE branch = ? "
                                    "AND product_id > ? ORDER BY product_id LIMIT ?")
         self.products_containing = spell(
@@ -182,7 +180,8 @@ class SqlStore(ConsoleSql, ABC, Generic[Db]):
 
     @abstractmethod
     def _insert_events(self, db: Db, rows: Sequence[EventRow]) -> int:
-        """Insert `rows` in order inside a write, skipping duplicates; how many were new."""
+        """Insert `rows` in order inside a write, skipping duplicates; how many were new.
+        Rows name their catalog by id: `_add_catalogs` first."""
 
     @abstractmethod
     def _update_events(self, db: Db,
@@ -222,6 +221,11 @@ class SqlStore(ConsoleSql, ABC, Generic[Db]):
     def acknowledged_uncommitted(self) -> int:
         """See Store.acknowledged_uncommitted."""
         return self._committer.acknowledged_uncommitted
+
+    def _add_catalogs(self, db: Db, rows: Sequence[EventRow]) -> None:
+        """Give the catalogs of `rows` an id (rows name theirs by id), inside a write."""
+        for catalog in sorted({row.catalog for row in rows}):
+            db.execute(self._sql.add_catalog, (catalog, catalog))
 
     def _write(self, fn: Callable[[Db], T]) -> T:
         """Run `fn` in the writer's next transaction; its result once committed."""
@@ -263,21 +267,17 @@ class SqlStore(ConsoleSql, ABC, Generic[Db]):
 
     def list_user_events(self, query: EventQuery, limit: int,
                          after_id: int = 0) -> list[tuple[int, bytes]]:
-        rows = self._event_rows("id, event", query, limit, after_id)
-        return [(int(i), bytes(e)) for i, e in rows]
+        return [(i, e) for i, e, _ in self.scan_user_events(query, limit, after_id)]
 
     def scan_user_events(self, query: EventQuery, limit: int,
                          after_id: int = 0) -> list[tuple[int, bytes, bytes | None]]:
-        rows = self._event_rows("id, event, source", query, limit, after_id)
-        return [(int(i), bytes(e), None if s is None else bytes(s)) for i, e, s in rows]
-
-    def _event_rows(self, columns: str, query: EventQuery, limit: int,
-                    after_id: int) -> list[Any]:
-        """`columns` of up to `limit` events `query` selects with id > `after_id`, by id."""
         mark = self._sql.dialect.mark
         where, params = where_clause(query, mark)
-        return self._fetch(f"SELECT {columns} FROM user_events WHERE {where} AND id > {mark} "
-                           f"ORDER BY id LIMIT {mark}", [*params, after_id, limit])
+        rows = self._fetch(f"SELECT id, {UNPACK_COLUMNS}, source FROM user_events WHERE {where} "
+                           f"AND id > {mark} ORDER BY id LIMIT {mark}",
+                           [*params, after_id, limit])
+        return [(int(i), unpack(bytes(e), kind, visitor, us, ns), None if s is None else bytes(s))
+                for i, kind, visitor, us, ns, e, s in rows]
 
     def catalogs_with_events_before(self, time_us: int) -> list[str]:
         return [c for (c,) in self._fetch(self._sql.catalogs_with_events_before, (time_us,))]
@@ -442,7 +442,7 @@ class SqlStore(ConsoleSql, ABC, Generic[Db]):
                 for branch in sorted({branch for branch, _, _ in step.put_products}):
                     self._bump_generation(db, branch)
                 db.executemany(self._sql.put_product, step.put_products)
-            deleted = last_deleted = 0
+            deleted = through = 0
             if step.delete_products:
                 for branch in sorted({branch for branch, _ in step.delete_products}):
                     self._bump_generation(db, branch)
@@ -452,9 +452,8 @@ class SqlStore(ConsoleSql, ABC, Generic[Db]):
             if step.update_events:
                 self._update_events(db, step.update_events)
             if step.delete_events is not None:
-                deleted, last_deleted = self._delete_events(
-                    db, step.delete_events, step.delete_after_id, step.delete_limit)
-            result = StepResult(inserted, inserted_joined, deleted, last_deleted, bool(found[1]))
+                deleted, through = self._delete_events(db, step)
+            result = StepResult(inserted, inserted_joined, deleted, through, bool(found[1]))
             done = progress(result)
             db.execute(self._sql.record_progress, (done.checkpoint, done.operation,
                                                    int(done.done), lease_until_us, name))
@@ -462,20 +461,39 @@ class SqlStore(ConsoleSql, ABC, Generic[Db]):
 
         return self._write(apply)
 
-    def _delete_events(self, db: Db, query: EventQuery, after_id: int,
-                       limit: int) -> tuple[int, int]:
-        """Delete the first `limit` events `query` selects with id > `after_id`; how
-        many went, and the id of the last (0, 0: none)."""
+    def _delete_events(self, db: Db, step: Step) -> tuple[int, int]:
+        """Delete the first `step.delete_limit` events its query selects with an id in
+        (delete_after_id, delete_until_id]; how many went, and the id up to which
+        none is left.
+
+        The batch walks the rowid (`walk`) over that range only, so what it reads is
+        bounded by the range, and the pages it changes are neighbours in the table,
+        the time index and the bucketed visitor and user indexes."""
         mark, walk = self._sql.dialect.mark, self._sql.dialect.walk
-        where, params = where_clause(query, mark)
+        assert step.delete_events is not None
+        where, params = where_clause(step.delete_events, mark)
+        span = [step.delete_after_id, step.delete_until_id]
         ids = [i for (i,) in db.execute(
-            f"SELECT id FROM user_events{walk} WHERE {where} AND id > {mark} "
-            f"ORDER BY id LIMIT {mark}", [*params, after_id, limit]).fetchall()]
+            f"SELECT id FROM user_events{walk} WHERE {where} AND id > {mark} AND id <= {mark} "
+            f"ORDER BY id LIMIT {mark}", [*params, *span, step.delete_limit]).fetchall()]
+        through = ids[-1] if len(ids) == step.delete_limit else step.delete_until_id
         if not ids:
-            return 0, 0
+            return 0, through
         deleted = db.execute(f"DELETE FROM user_events{walk} WHERE {where} AND id > {mark} "
-                             f"AND id <= {mark}", [*params, after_id, ids[-1]])
-        return deleted.rowcount, ids[-1]
+                             f"AND id <= {mark}", [*params, step.delete_after_id, ids[-1]])
+        return deleted.rowcount, through
+
+    def event_id_range(self, query: EventQuery) -> tuple[int, int] | None:
+        time_bound = query.after is not None or query.before is not None
+        if not time_bound:  # two seeks at the ends of the rowid
+            rows = self._fetch("SELECT MIN(id), MAX(id) FROM user_events", ())
+        else:  # one pass over the time range in the (catalog_id, event_time_us) index
+            where, params = where_clause(EventQuery(query.catalog, after=query.after,
+                                                    before=query.before),
+                                         self._sql.dialect.mark)
+            rows = self._fetch(f"SELECT MIN(id), MAX(id) FROM user_events WHERE {where}", params)
+        first, last = rows[0]
+        return None if first is None else (int(first), int(last))
 
     def release_operation(self, name: str, owner: str) -> None:
         self._write(lambda db: db.execute(self._sql.release, (name, owner)))

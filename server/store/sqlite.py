@@ -34,10 +34,10 @@ from server.store.sql import Dialect, SqlStore, Statements
 
 log = logging.getLogger(__name__)
 
-_INSERT_EVENTS = ("INSERT OR IGNORE INTO user_events (catalog, event_type, visitor_id, user_id, "
-                  "event_time_us, event_time_ns, joined, dedup_key, event, source, received_us, "
-                  "transport) VALUES ")
-_ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_EVENTS = ("INSERT OR IGNORE INTO user_events (catalog_id, event_type, visitor_id, "
+                  "user_id, event_time_us, event_time_ns, joined, dedup_key, event, source, "
+                  "received_us, transport) VALUES ")
+_ROW_MARKS = "((SELECT id FROM catalogs WHERE name = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # How often the background checkpointer copies the WAL into the database, and the
 # WAL size (4 KiB pages) past which the writer checkpoints itself.
 CHECKPOINT_SECONDS = 0.5
@@ -263,6 +263,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         and retakes the GIL around every step, and with the gRPC threads wanting it
         too each retake can wait a whole switch interval. Fewer steps, fewer waits.
         """
+        self._add_catalogs(conn, rows)
         before = conn.total_changes
         for start in range(0, len(rows), _ROWS_PER_STATEMENT):
             chunk = rows[start:start + _ROWS_PER_STATEMENT]

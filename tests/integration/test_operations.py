@@ -174,6 +174,27 @@ def test_purge_dry_run_then_force(stubs, running: Running) -> None:
     assert running.store.count_user_events(EventQuery(PARENT)) == 0
 
 
+def test_purge_walks_its_range_in_windows_and_batches(stubs, running: Running,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(purge, "WINDOW", 7)  # ids a batch walks
+    monkeypatch.setattr(purge, "BATCH", 2)  # events it deletes at most
+    retail, ops = stubs
+    wait(ops, retail.ImportUserEvents(inline_import(
+        *[event("rare" if i % 9 == 4 else f"v{i}", eventTime=f"2024-01-{1 + i:02d}T00:00:00Z")
+          for i in range(30)])))
+    response = purge_config_pb2.PurgeUserEventsResponse()
+    request = purge_config_pb2.PurgeUserEventsRequest(
+        parent=PARENT, filter='visitorId = "rare"', force=True)
+    wait(ops, retail.PurgeUserEvents(request)).response.Unpack(response)
+    assert response.purged_events_count == 3  # days 5, 14 and 23, far apart
+    assert running.store.count_user_events(EventQuery(PARENT, visitor_ids=("rare",))) == 0
+    # a dense time range: every window fills its batch before its end
+    request.filter = 'eventTime < "2024-01-12T00:00:00Z"'
+    wait(ops, retail.PurgeUserEvents(request)).response.Unpack(response)
+    assert response.purged_events_count == 10  # days 1-11 but 5
+    assert running.store.count_user_events(EventQuery(PARENT)) == 30 - 3 - 10
+
+
 @pytest.mark.parametrize(("text", "words"), [
     ("", "is empty"),
     ('eventType = "x" OR visitorId = "y"', "character 17"),

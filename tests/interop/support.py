@@ -376,11 +376,12 @@ def sqlite_event_count(store: str, catalog: str) -> int:
 
     Only to decide *when* to act while a job runs (a CLI call costs a process
     start, longer than a purge batch); what a test asserts is read with the
-    events CLI. Knows the table's name and catalog column, nothing else.
+    events CLI. Knows the tables' names and how events name their catalog, nothing else.
     """
     assert store.startswith("sqlite:///"), store
     path = store[len("sqlite:///"):]
     with contextlib.closing(sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro",
                                             uri=True, timeout=5.0)) as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM user_events WHERE catalog = ?",
+        return int(conn.execute("SELECT COUNT(*) FROM user_events WHERE catalog_id = "
+                                "(SELECT id FROM catalogs WHERE name = ?)",
                                 (catalog,)).fetchone()[0])

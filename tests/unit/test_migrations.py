@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 from footfall.retail.v2 import user_event_pb2
 from google.protobuf import json_format
 
 from server.store import EventQuery, EventRow, TimeBound, open_store
 from server.store.migrations import MIGRATIONS, statement_for
+from server.store.rows import OperationRecord, Progress, Step
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
+OPS = f"{CATALOG}/operations/"
 
 
-def row(visitor: str, time: str) -> EventRow:
-    event = json_format.ParseDict({"eventType": "home-page-view", "visitorId": visitor,
+def row(visitor: str, time: str, event_type: str = "home-page-view",
+        catalog: str = CATALOG) -> EventRow:
+    event = json_format.ParseDict({"eventType": event_type, "visitorId": visitor,
                                    "eventTime": time}, user_event_pb2.UserEvent())
-    return EventRow.from_event(CATALOG, event, joined=True)
+    return EventRow.from_event(catalog, event, joined=True)
 
 
 def test_version_2_database_upgrades_in_place(tmp_path: Path) -> None:
@@ -78,3 +85,104 @@ def test_time_bounds_compare_to_the_nanosecond(tmp_path: Path) -> None:
         assert count(before=TimeBound.at(base, 0, True)) == 1
     finally:
         store.close()
+
+
+def _old_key(catalog: str, payload: bytes) -> bytes:
+    """The dedup key stores kept before migration 8: the whole 16-byte hash."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(catalog.encode() + b"\0" + payload)
+    return digest.digest()
+
+
+# The schemas an upgrade starts from: the release before migration 8 (at 4), and
+# what main made before migration 8 was merged (4, then the console's 6 and 7).
+BEFORE_8 = {"4": 4, "4+6+7": 6}
+
+
+@pytest.fixture(params=[(d, level) for d in ("sqlite", "postgresql") for level in BEFORE_8],
+                ids=lambda p: f"{p[0]}-{p[1]}")
+def old_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Any, bool]]:
+    """(URL, DB-API connection, whether it has migration 6) of a database as a release
+    before migration 8 left it; the connection is closed at teardown."""
+    dialect, level = request.param
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path}/old.db"
+        conn: Any = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    else:
+        import psycopg
+
+        url = request.getfixturevalue("postgres_databases").create("old")
+        conn = psycopg.connect(url, autocommit=True)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                 "description TEXT NOT NULL)")
+    for version, description, statements in MIGRATIONS[:BEFORE_8[level]]:
+        assert version < 8
+        for statement in statements:
+            sql = statement_for(statement, dialect)
+            if sql is not None:
+                conn.execute(sql)
+        conn.execute(f"INSERT INTO schema_migrations VALUES ({version}, '{description}')")
+    yield url, conn, level != "4"
+    conn.close()
+
+
+def test_old_database_upgrades_in_place(old_store: tuple[str, Any, bool]) -> None:
+    url, conn, has_6 = old_store
+    other = CATALOG.replace("default_catalog", "other")
+    events = [(CATALOG, "v1", "home-page-view", "2024-01-01T00:00:00.000000500Z", None),
+              (other, "v1", "home-page-view", "2024-01-01T00:00:01Z", None),
+              (CATALOG, "v2", "search", "2024-01-01T00:00:02Z", b"as received"),
+              (CATALOG, "v1", "search", "2024-01-01T00:00:03Z", None)]
+    mark = "?" if url.startswith("sqlite") else "%s"
+    stored = []
+    # migration 6's columns, where the store has them: kept by the rebuild
+    console = ", received_us, transport" if has_6 else ""
+    for n, (catalog, visitor, kind, time, source) in enumerate(events):
+        old = row(visitor, time, kind, catalog)
+        key = _old_key(catalog, source if source is not None else old.payload)
+        values = (catalog, kind, visitor, "", old.event_time_us, old.event_time_ns, 1, key,
+                  old.payload, source) + ((1_000 + n, 1 + n % 2) if has_6 else ())
+        conn.execute("INSERT INTO user_events (catalog, event_type, visitor_id, user_id, "
+                     f"event_time_us, event_time_ns, joined, dedup_key, event, source{console}) "
+                     f"VALUES ({', '.join([mark] * len(values))})", values)
+        stored.append((old.payload, source))
+
+    store = open_store(url)
+    try:
+        def read(catalog: str) -> list[tuple[bytes, bytes | None]]:
+            return [(e, s) for _, e, s in store.scan_user_events(EventQuery(catalog), 10)]
+
+        assert read(CATALOG) == [stored[0], stored[2], stored[3]]  # byte-equal, in order
+        assert read(other) == [stored[1]]
+        # the console reads them too, newest first, with how and when they came
+        newest = store.user_events_newest(EventQuery(CATALOG), 10)
+        assert [(e.catalog, e.payload, e.source) for e in newest] == \
+            [(CATALOG, *stored[i]) for i in (3, 2, 0)]
+        assert [(e.received_us, e.transport) for e in newest] == \
+            ([(1_003, 2), (1_002, 1), (1_000, 1)] if has_6 else [(None, 0)] * 3)
+        # dedup still matches what the old release stored (keys are cut, not remade)
+        store.write_user_events([row("v1", events[0][3]), row("v1", events[1][3], catalog=other)])
+        assert store.count_user_events(EventQuery(CATALOG)) == 3
+        assert store.count_user_events(EventQuery(other)) == 1
+        # purge filters by time, type and visitor
+        after = TimeBound.at(1_704_067_201, 0, inclusive=True)
+        assert store.count_user_events(EventQuery(CATALOG, after=after)) == 2
+        assert store.count_user_events(EventQuery(CATALOG, event_types=("search",),
+                                                  visitor_ids=("v1",))) == 1
+        store.create_operation(OperationRecord(OPS + "purge", "purge", False, 0, b"", b""))
+        store.claim_operation("w", 0, 60_000_000, lambda _: False)
+        store.run_step(OPS + "purge", "w", Step(delete_events=EventQuery(
+            CATALOG, visitor_ids=("v1",)), delete_until_id=10, delete_limit=10), 60_000_000,
+            lambda _: Progress(b"", b"", False))
+        assert read(CATALOG) == [stored[2]]
+        assert read(other) == [stored[1]]
+        assert store.catalogs_with_events_before(1_704_067_202_000_000) == [other]
+    finally:
+        store.close()
+    # rows name their catalog by id, with 8-byte keys
+    assert [n for (n,) in conn.execute("SELECT DISTINCT length(dedup_key) FROM user_events")] \
+        == [8]
+    assert sorted(n for (n,) in conn.execute("SELECT name FROM catalogs")) == [CATALOG, other]
+    versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations "
+                                           "ORDER BY version")]
+    assert versions == [v for v, _, _ in MIGRATIONS]

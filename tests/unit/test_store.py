@@ -691,21 +691,40 @@ def test_run_step_deletes_in_batches_after_a_position(store: Store) -> None:
     store.claim_operation("w1", SECOND, 30 * SECOND, never)
     query = EventQuery(CATALOG, event_types=("search",))
     seen: list[StepResult] = []
-    after = 0
+    ids = [i for i, _ in store.list_user_events(EventQuery(CATALOG), 10)]
+    after = ids[0] - 1
     batches = []
-    while True:
-        result = store.run_step(OPS + "purge", "w1", Step(delete_events=query,
-                                                          delete_after_id=after, delete_limit=2),
-                                30 * SECOND, step_progress(seen))
-        if not result.deleted:
-            assert result.last_deleted_id == 0
-            break
-        batches.append(result.deleted)
-        after = result.last_deleted_id
-    assert batches == [2, 2, 1]
+    while after < ids[-1]:
+        # at most 2 events, among the next 5 ids at most
+        result = store.run_step(OPS + "purge", "w1", Step(
+            delete_events=query, delete_after_id=after, delete_until_id=min(after + 5, ids[-1]),
+            delete_limit=2), 30 * SECOND, step_progress(seen))
+        batches.append((result.deleted, result.deleted_through - ids[0] + 1))
+        after = result.deleted_through
+    # a full batch stops at its last event, one short of it at the end of its ids
+    assert batches == [(2, 4), (2, 8), (1, 10)]
     assert store.count_user_events(query) == 0
     assert store.count_user_events(EventQuery(CATALOG)) == 5
     assert store.count_user_events(EventQuery(CATALOG + "x")) == 1
+
+
+def test_event_id_range_bounds_a_query_by_its_time_terms(store: Store) -> None:
+    assert store.event_id_range(EventQuery(CATALOG)) is None
+    store.write_user_events([row("a", time="2024-01-01T00:00:00Z"),
+                             row("b", time="2024-01-01T00:00:01Z"),
+                             row("c", time="2024-01-01T00:00:02Z", catalog=CATALOG + "x"),
+                             row("d", time="2024-01-01T00:00:03Z")])
+    a, b, c, d = (i for i, _ in sorted(
+        store.list_user_events(EventQuery(CATALOG), 10)
+        + store.list_user_events(EventQuery(CATALOG + "x"), 10)))
+    start = 1_704_067_200 * SECOND
+    assert store.event_id_range(EventQuery(CATALOG)) == (a, d)
+    assert store.event_id_range(EventQuery(
+        CATALOG, after=TimeBound(start + SECOND, True))) == (b, d)
+    assert store.event_id_range(EventQuery(
+        CATALOG, before=TimeBound(start + 3 * SECOND, False))) == (a, b)
+    assert store.event_id_range(EventQuery(
+        CATALOG, after=TimeBound(start + 4 * SECOND, True))) is None
 
 
 def test_run_step_updates_events_and_puts_products(store: Store) -> None:
@@ -1086,3 +1105,15 @@ def test_processes_starting_on_one_new_file_all_open_it(tmp_path: Path) -> None:
         for store in opened:
             store.close()
         assert errors == [], f"round {round_}"
+
+
+def test_ids_are_never_given_twice(store: Store) -> None:
+    store.write_user_events([row("a"), row("b", time="2024-01-02T00:00:00Z")])
+    (_, _), (newest, _) = store.list_user_events(EventQuery(CATALOG), 10)
+    store.create_operation(operation("purge"))
+    store.claim_operation("w1", SECOND, 30 * SECOND, never)
+    store.run_step(OPS + "purge", "w1", Step(delete_events=EventQuery(CATALOG, visitor_ids=("b",)),
+                                             delete_until_id=newest, delete_limit=10),
+                   30 * SECOND, step_progress([]))
+    store.write_user_events([row("c")])
+    assert [i for i, _ in store.list_user_events(EventQuery(CATALOG), 10)][-1] > newest

@@ -3,6 +3,7 @@ SQLite file and PostgreSQL (when FOOTFALL_TEST_POSTGRES_DSN is set)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from server.console import origin
 from server.store import ClientEventRow, EventQuery, open_store
 from server.store.console import RejectionRow
+from server.store.group_commit import Join
 from server.store.migrations import MIGRATIONS, statement_for
 from server.store.rows import OperationRecord, Progress, Step
 
@@ -127,6 +129,52 @@ def test_reset_catalog_forgets_only_that_catalog(store: Any) -> None:
     assert store.count_user_events(EventQuery(CATALOG + "x")) == 1
     assert store.get_operation(f"{CATALOG}/operations/op-2") is not None
     assert len(store.rejections_after(None, 0, 10)) == 1
+    assert [c.name for c in store.data_sets()[0]] == [CATALOG + "x"]
+
+
+def test_a_reset_catalog_takes_new_events(store: Any) -> None:
+    """Its events are gone, its id is not: later writes and filters of the catalog
+    work as before, reset after reset."""
+    for _ in range(2):
+        store.write_user_events([row("a", time="2024-01-01T00:00:00Z"), row("b")])
+        assert store.reset_catalog(CATALOG).events == 2
+    store.write_user_events([row("a", time="2024-01-02T00:00:00Z"), row("b")])
+    assert [visitor(e.payload) for e in store.user_events_newest(
+        EventQuery(CATALOG, visitor_ids=("a",)), 10)] == ["a"]
+    assert store.count_user_events(EventQuery(CATALOG, visitor_ids=("b",))) == 1
+    [(name, events)] = [(c.name, c.events) for c in store.data_sets()[0]]
+    assert (name, events) == (CATALOG, 2)
+
+
+def test_joined_and_unacknowledged_writes_keep_how_they_came(store: Any) -> None:
+    """The rows the writer makes itself (a join) and those nobody waits for (a
+    pixel, write_async) are stored with their catalog, transport and receive time,
+    and read back byte-equal."""
+    other = CATALOG + "-joined"
+    origin.set_transport(origin.PIXEL)
+    try:
+        pixel, joined = row("pixel"), row("joined", catalog=other,
+                                          productDetails=[{"product": {"id": "sku"}}])
+    finally:
+        origin.set_transport(origin.UNSPECIFIED)
+    reads: list[tuple[str, list[str]]] = []
+
+    def read(catalog: str, ids: list[str]) -> dict[str, Any]:
+        reads.append((catalog, ids))
+        return {}
+
+    async def write() -> None:
+        await store.write_user_events_async([pixel], wait=False)
+        await store.write_joined_async(Join(other, ["sku"], read, lambda products: joined))
+
+    asyncio.run(write())  # the pixel, queued first, is committed with or before the join
+    for written in (pixel, joined):
+        [stored] = store.user_events_newest(EventQuery(written.catalog), 10)
+        assert (stored.catalog, stored.payload, stored.transport, stored.received_us) == \
+            (written.catalog, written.payload, origin.PIXEL, written.received_us)
+        [(_, payload, _)] = store.scan_user_events(EventQuery(written.catalog), 10)
+        assert payload == written.payload
+    assert reads == [(other, ["sku"])]
 
 
 def test_reset_tenant(store: Any) -> None:
@@ -139,7 +187,7 @@ def test_reset_tenant(store: Any) -> None:
     assert store.create_client_event(client_event("e1"))[1]
 
 
-def test_version_5_database_gets_the_console_tables(tmp_path: Path) -> None:
+def test_version_4_database_gets_the_console_tables(tmp_path: Path) -> None:
     """Client events stored before migration 6 keep their order and their rule."""
     db = tmp_path / "old.db"
     conn = sqlite3.connect(db, isolation_level=None)
