@@ -82,12 +82,12 @@ def run(args: argparse.Namespace) -> int:
         _say(exc.message)
         return 2
     except RemoteError as exc:
-        return _remote_failed(exc, getattr(args, "parent", ""))
+        return remote_failed(exc, getattr(args, "parent", ""))
     except KeyboardInterrupt:  # Ctrl-C: stopped, as a shell says it (a tail's ends it: 0)
         return 130
 
 
-def _remote_failed(exc: RemoteError, parent: str) -> int:
+def remote_failed(exc: RemoteError, parent: str) -> int:
     advice = ""
     if exc.code is grpc.StatusCode.UNAUTHENTICATED:
         advice = ("; give an API key with the reader role (admin for operations) with --key "

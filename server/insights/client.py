@@ -13,7 +13,7 @@ from footfall.insights.v1 import insights_pb2, insights_pb2_grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from server.inspect import _remote_failed as remote_failed
+from server.inspect import remote_failed
 from server.remote import CALL_SECONDS, RemoteError
 
 
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
                 lines = [json.dumps(json_format.MessageToDict(row)) if args.json
                          else _row_text(row) for row in _rows(call, request, field, args.limit)]
         except RemoteError as exc:
-            return remote_failed(exc)
+            return remote_failed(exc, args.parent)
     for line in lines:
         print(line)
     return 0
