@@ -48,5 +48,6 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
 
     report = render(results)
     for heading in ("## 1. WriteUserEvent", "## 2. Pixel", "## 3. Import", "## 4. Purge",
-                    "## 5. Scale", "## 6. Inventory", "## 8. `events count --server`"):
+                    "## 5. Scale", "## 6. Inventory", "## 8. `events count --server`",
+                    "## 9. Insights"):
         assert heading in report
