@@ -104,7 +104,7 @@ def _collect(c: dict[str, Any]) -> list[str]:
         "| | requests/s | server CPU µs/request |", "|---|---|---|",
         f"| bare aiohttp handler answering the same GIF | {_range(c['bare_per_second'])} | "
         f"{_cpu(c, 'bare_cpu_us_per_call')} |",
-        f"| Footfall GET userEvents:collect (answered once queued; committed with the next group) | "
+        f"| Footfall GET userEvents:collect (answered once queued, committed in the next group) | "
         f"{_range(c['footfall_per_second'])} | {_cpu(c, 'footfall_cpu_us_per_call')} |", "",
         "- " + _bar(c["ratio"] >= 0.5, f"{c['ratio']:.2f}× the bare handler (bar ≥ 0.5×)")
         + (f"; CPU per request {c['cpu_ratio']:.2f}×" if "cpu_ratio" in c else ""), ""]
