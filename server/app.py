@@ -27,6 +27,7 @@ from server.operations.runner import Job, OperationRunner
 from server.policy import Policy
 from server.policy.auth import AuthFileError
 from server.retail import import_events, import_products, purge, rejoin
+from server.retail.line_pool import LinePool
 from server.retail.product_service import ProductService
 from server.retail.retention import Retention
 from server.retail.user_event_service import UserEventService
@@ -60,6 +61,7 @@ class Running:
     policy: Policy | None = None
     retention: Retention | None = None  # None without --retain-days
     lanes: Lanes | None = None
+    line_pool: LinePool | None = None
 
     @property
     def http_port(self) -> int:
@@ -82,6 +84,8 @@ class Running:
         # Jobs stop at the end of their batch; one held longer (a file system that does
         # not answer) is left behind, to resume at the next start.
         self.runner.stop(max(self.settings.grace_seconds, 5.0))
+        if self.line_pool is not None:
+            self.line_pool.close()
         self.store.close()
 
 
@@ -103,12 +107,13 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     policy.metrics.watch_store(store)
     gcs_root = Path(settings.gcs_root)
     gcs_root.mkdir(parents=True, exist_ok=True)
+    line_pool = LinePool(settings.import_processes)
     jobs: dict[str, Job] = {
         import_events.KIND: import_events.ImportJob(gcs_root, settings.strict_event_types,
-                                                    settings.max_event_bytes),
+                                                    settings.max_event_bytes, line_pool),
         purge.KIND: purge.run_purge,
         rejoin.KIND: rejoin.run_rejoin,
-        import_products.KIND: import_products.ImportProductsJob(gcs_root),
+        import_products.KIND: import_products.ImportProductsJob(gcs_root, line_pool),
     }
     runner = OperationRunner(store, clock, {
         kind: policy.metrics.observe_job(kind, job) for kind, job in jobs.items()
@@ -164,6 +169,7 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
             server.stop(0).wait()
             lanes.shutdown()
             runner.stop()
+            line_pool.close()
             store.close()
             raise
     store_health = HealthWatch(store, lambda ok: _set_serving(health_servicer, ok))
@@ -175,7 +181,7 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
         retention.start()
     return Running(server, health_servicer, store, runner, port, settings, gateway,
                    store_health=store_health, policy=policy, retention=retention,
-                   lanes=lanes)
+                   lanes=lanes, line_pool=line_pool)
 
 
 def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:

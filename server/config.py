@@ -202,6 +202,12 @@ class Settings:
                                                  "loopback ones when listening on loopback "
                                                  "(behind a proxy that keeps the Host header)",
                                                  readme_default="none")
+    import_processes: int = option(-1, INTEGER,
+                                   "worker processes that decode and check the lines of "
+                                   "`gs://` imports (files of 1 MiB or more), shared by the "
+                                   "jobs of this server process; `-1` one per core, `0` none "
+                                   "(the job's own thread)", check=at_least(-1),
+                                   readme_default="`-1`")
 
 
 OPTIONS: tuple[Option, ...] = tuple(

@@ -6,6 +6,7 @@ update_mask only the masked fields of existing products change.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from footfall.retail.v2 import import_config_pb2, product_pb2
@@ -16,6 +17,7 @@ from server.operations.runner import JobContext
 from server.retail import products
 from server.retail.bulk_import import (
     BulkImport,
+    Checked,
     ImportState,
     Item,
     SourceRules,
@@ -60,7 +62,18 @@ def check_request(request: Request, gcs_root: Path, deadline: float | None = Non
     return str(branch)
 
 
-class ImportProductsJob(BulkImport[Request, Product]):
+@dataclass(frozen=True)
+class ProductCheck:
+    """Nothing to check alone: a product's rules apply once it is merged with the
+    stored one (in `prepare`), so workers only decode its line."""
+
+    message_class = Product
+
+    def __call__(self, item: Item[Product]) -> Checked[Product]:
+        return item
+
+
+class ImportProductsJob(BulkImport[Request, Product, Product]):
     """Runs import-products operations."""
 
     what = "the product import"
@@ -68,15 +81,20 @@ class ImportProductsJob(BulkImport[Request, Product]):
     item_class = Product
     sources = SOURCES
 
+    def item_check(self, request: Request) -> ProductCheck:
+        return ProductCheck()
+
     def prepare(self, ctx: JobContext, request: Request,
-                items: list[Item[Product]]) -> tuple[list[str], Step]:
+                items: list[Checked[Product]]) -> tuple[list[str], Step]:
         branch = names.parse_branch_key(request.parent)
         paths = list(request.update_mask.paths) if request.HasField("update_mask") else None
-        existing = ctx.store.get_products(branch, [i.message.id for i in items if i.message.id])
+        given_items = [item for item in items if not isinstance(item, str)]
+        existing = ctx.store.get_products(branch, [i.message.id for i in given_items
+                                                   if i.message.id])
         now = ctx.clock.now_ns()
         failures: list[str] = []
         upserts: dict[str, bytes] = {}
-        for item in items:
+        for item in given_items:
             path, given = item.path("product"), item.message
             violations = products.product_id_violations(given.id, f"{path}.id")
             if not violations:
