@@ -148,11 +148,12 @@ class _Chunk:
 
 
 def check_lines(check: ItemCheck[M, V], lines: list[tuple[str, bytes]]
-                ) -> tuple[list[Checked[V]], list[tuple[int, str]]]:
-    """Decode and check `lines` (in a worker process): the checked items, and the
-    failures of lines that do not decode, each with its index in `lines`."""
+                ) -> tuple[list[V | str], list[tuple[int, str]]]:
+    """Decode and check `lines` (in a worker process): for each line that decodes,
+    what storing it needs or why it is refused; and the failures of the lines that
+    do not, each with its index in `lines`. (Bare values: they pickle fast.)"""
     decode, what = check.message_class, check.message_class.DESCRIPTOR.name
-    items: list[Checked[V]] = []
+    checked: list[V | str] = []
     unread: list[tuple[int, str]] = []
     for i, (where, raw) in enumerate(lines):
         try:
@@ -160,8 +161,18 @@ def check_lines(check: ItemCheck[M, V], lines: list[tuple[str, bytes]]
         except ValueError as exc:
             unread.append((i, f"{where}: {exc}"))
             continue
-        items.append(check(Item(where, message, True)))
-    return items, unread
+        item = check(Item(where, message, True))
+        checked.append(item if isinstance(item, str) else item.message)
+    return checked, unread
+
+
+def _as_items(lines: list[tuple[str, bytes]], checked: list[V | str],
+              unread: list[tuple[int, str]]) -> list[Checked[V]]:
+    """`check_lines`' answer as items, each with the place of its line."""
+    skip = {i for i, _ in unread}
+    places = (where for i, (where, _) in enumerate(lines) if i not in skip)
+    return [value if isinstance(value, str) else Item(where, value, True)
+            for where, value in zip(places, checked, strict=True)]
 
 
 def _in_line_order(cut: list[tuple[int, str]], unread: list[tuple[int, str]]) -> list[str]:
@@ -406,8 +417,9 @@ class BulkImport(Generic[R, M, V]):
         the files are small), in order."""
         pool = self.pool if _bytes_left(files, start) >= self.pool_min_bytes else IN_THREAD
         chunks = ((chunk, chunk.lines) for chunk in self._chunks(files, start, check_stop))
-        for chunk, (items, unread) in pool.ordered_map(check_lines, check, chunks):
-            yield Batch(items, _in_line_order(chunk.cut, unread), chunk.end)
+        for chunk, (checked, unread) in pool.ordered_map(check_lines, check, chunks):
+            yield Batch(_as_items(chunk.lines, checked, unread),
+                        _in_line_order(chunk.cut, unread), chunk.end)
 
     def _chunks(self, files: Sequence[str], start: Position,
                 check_stop: Callable[[], None]) -> Iterator[_Chunk]:

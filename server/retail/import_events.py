@@ -53,11 +53,30 @@ def check_request(request: Request, gcs_root: Path, deadline: float | None = Non
 
 
 class GoodEvent(NamedTuple):
-    """A valid event: its row if it does not join (stored as received), and the ids
-    of its products (one per product detail)."""
+    """A valid event: the columns of its row as received (what is stored unless it
+    joins; flat, so it pickles fast), and the ids of its products (one per detail)."""
 
-    row: EventRow
+    event_type: str
+    visitor_id: str
+    user_id: str
+    event_time_us: int
+    event_time_ns: int
+    payload: bytes
+    key: bytes
     product_ids: tuple[str, ...]
+
+    @classmethod
+    def of(cls, catalog: str, event: UserEvent) -> GoodEvent:
+        ids = tuple(d.product.id for d in event.product_details)
+        row = EventRow.from_event(catalog, event, joined=not ids)
+        return cls(row.event_type, row.visitor_id, row.user_id, row.event_time_us,
+                   row.event_time_ns, row.payload, row.key, ids)
+
+    def row(self, catalog: str) -> EventRow:
+        """Its row when it does not join: joined only if it names no product."""
+        return EventRow(catalog, self.event_type, self.visitor_id, self.user_id,
+                        self.event_time_us, not self.product_ids, self.payload, self.key,
+                        event_time_ns=self.event_time_ns)
 
 
 @dataclass(frozen=True)
@@ -79,9 +98,7 @@ class EventCheck:
             require_event_time=True)
         if violations:
             return item.failure(violations)
-        ids = tuple(d.product.id for d in item.message.product_details)
-        row = EventRow.from_event(self.catalog, item.message, joined=not ids)
-        return Item(item.where, GoodEvent(row, ids), item.is_line)
+        return Item(item.where, GoodEvent.of(self.catalog, item.message), item.is_line)
 
 
 class ImportJob(BulkImport[Request, UserEvent, GoodEvent]):
@@ -107,24 +124,26 @@ class ImportJob(BulkImport[Request, UserEvent, GoodEvent]):
     def prepare(self, ctx: JobContext, request: Request,
                 items: list[Checked[GoodEvent]]) -> tuple[list[str], Step]:
         catalog = str(parse_catalog(request.parent))
-        good = [item for item in items if not isinstance(item, str)]
         products = join.load_products(ctx.store, catalog, sorted(
-            {pid for item in good for pid in item.message.product_ids if pid}))
+            {pid for item in items if not isinstance(item, str)
+             for pid in item.message.product_ids if pid}))
         failures: list[str] = []
         rows: list[EventRow] = []
         for item in items:
             if isinstance(item, str):
                 failures.append(item)
                 continue
-            row, ids = item.message
-            if ids and all(pid in products for pid in ids):  # it joins: fill it in
-                try:
-                    row = join.joined_row(catalog, UserEvent.FromString(row.payload), products,
-                                          item.path("user_event"), self._max_event_bytes)
-                except InvalidArgument as exc:
-                    failures.append(item.failure(exc.violations))
-                    continue
-            rows.append(row)
+            good = item.message
+            ids = good.product_ids
+            if not (ids and all(pid in products for pid in ids)):
+                rows.append(good.row(catalog))
+                continue
+            try:  # it joins: filled in from the catalog
+                rows.append(join.joined_row(catalog, UserEvent.FromString(good.payload),
+                                            products, item.path("user_event"),
+                                            self._max_event_bytes))
+            except InvalidArgument as exc:
+                failures.append(item.failure(exc.violations))
         return failures, Step(insert_events=rows)
 
     def account(self, state: ImportState, result: StepResult) -> None:

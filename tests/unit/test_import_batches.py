@@ -53,7 +53,7 @@ def test_reading_from_any_batch_end_yields_the_batches_after_it(tmp_path: Path) 
 
     batches = read(job, request, files, Position())
 
-    assert [item.message.row.visitor_id for b in batches for item in b.items] == \
+    assert [item.message.visitor_id for b in batches for item in b.items] == \
         ["a1", "a2", "a3", "a4", "b1", "b2"]
     assert [f.split(": ")[0] for b in batches for f in b.failures] == \
         ["gs://shop/a.json line 3", "gs://shop/a.json line 6"]
