@@ -20,16 +20,17 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, cast
 
 import orjson
 from footfall.retail.v2 import import_config_pb2
 from google.longrunning import operations_pb2
 from google.protobuf import json_format, timestamp_pb2
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 
-from server import protojson
+from server import lenient_json, protojson
 from server.errors import FieldViolation, InvalidArgument, gather, summary
 from server.operations import records
 from server.operations.runner import JobContext
@@ -267,7 +268,8 @@ def check_sources(request: R, root: Path, rules: SourceRules,
 
 
 def decode_json_line(line: bytes, message_class: type[M], what: str) -> M:
-    """A `message_class` from one line of proto3 JSON; ValueError saying what is wrong."""
+    """A `message_class` from one line of JSON: proto3 JSON, or a form Google's
+    importer accepts too (lenient_json); ValueError saying what is wrong."""
     try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -276,8 +278,16 @@ def decode_json_line(line: bytes, message_class: type[M], what: str) -> M:
         raise ValueError(f"each line must be one JSON object (a {what})")
     try:
         return protojson.parse_dict(data, message_class)
-    except json_format.ParseError as exc:
-        raise ValueError(f"not a {what}: {exc}") from None
+    except json_format.ParseError as strict:
+        error = strict
+    # Not proto3 JSON: rewrite the lenient forms (the fast path never comes here).
+    lenient = lenient_json.normalize(data, cast(Descriptor, message_class.DESCRIPTOR))
+    if lenient != data:
+        try:
+            return protojson.parse_dict(lenient, message_class)
+        except json_format.ParseError as exc:
+            error = exc
+    raise ValueError(f"not a {what}: {error}")
 
 
 def new_operation(name: str, now_ns: int) -> operations_pb2.Operation:
