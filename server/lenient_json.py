@@ -28,13 +28,6 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 _F = FieldDescriptor
 _BOOLS = {"true": True, "false": False}
 _SNAKE = re.compile(r"_([a-z0-9])")
-# Types whose JSON form is not an object of their fields: left to the strict parser.
-_OPAQUE = frozenset({
-    "google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.Struct",
-    "google.protobuf.Value", "google.protobuf.ListValue", "google.protobuf.Any",
-})
-
-
 # Requests whose JSON body (on the HTTP gateway) is read leniently: their inline items.
 IMPORT_REQUESTS = frozenset({"google.cloud.retail.v2.ImportUserEventsRequest",
                              "google.cloud.retail.v2.ImportProductsRequest"})
@@ -91,7 +84,7 @@ def _single(value: Any, field: FieldDescriptor) -> Any:
         return _field_mask(value)
     if name == "google.protobuf.BoolValue":
         return _BOOLS.get(value, value) if type(value) is str else value
-    if name in _OPAQUE or name.startswith("google.protobuf."):
+    if name.startswith("google.protobuf."):  # Timestamp, Struct...: their own JSON forms
         return value
     return normalize(value, message)
 
