@@ -160,6 +160,11 @@ def test_proto3_lines_decode_as_the_strict_parser_decodes(doc: dict[str, Any]) -
         assert decoded(doc, UserEvent) == strict(doc, UserEvent)
 
 
+NUMBERS = {FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64,
+           FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_UINT64,
+           FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE}
+
+
 def _loosen(doc: Any, message: Descriptor, draw: Any) -> Any:
     """`doc` (proto3 JSON of `message`) with lenient forms put in at random."""
     if type(doc) is not dict:
@@ -193,9 +198,9 @@ def _loosen_value(value: Any, field: FieldDescriptor, draw: Any) -> Any:
 def _loosen_one(value: Any, field: FieldDescriptor, draw: Any) -> Any:
     message = field.message_type
     if message is None:
-        if type(value) is bool and draw(st.booleans()):
+        if field.type == FieldDescriptor.TYPE_BOOL and draw(st.booleans()):
             return "true" if value else "false"
-        if type(value) in (int, float) and draw(st.booleans()):
+        if field.cpp_type in NUMBERS and type(value) in (int, float) and draw(st.booleans()):
             return str(value)
         return value
     if message.full_name == "google.protobuf.FieldMask" and type(value) is str:
