@@ -160,9 +160,9 @@ def test_proto3_lines_decode_as_the_strict_parser_decodes(doc: dict[str, Any]) -
         assert decoded(doc, UserEvent) == strict(doc, UserEvent)
 
 
-NUMBERS = {FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64,
-           FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_UINT64,
-           FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE}
+INTEGERS = {FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64,
+            FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_UINT64}
+FLOATS = {FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE}
 
 
 def _loosen(doc: Any, message: Descriptor, draw: Any) -> Any:
@@ -197,11 +197,13 @@ def _loosen_value(value: Any, field: FieldDescriptor, draw: Any) -> Any:
 
 def _loosen_one(value: Any, field: FieldDescriptor, draw: Any) -> Any:
     message = field.message_type
+    if value is None:
+        return value
     if message is None:
-        if field.type == FieldDescriptor.TYPE_BOOL and draw(st.booleans()):
-            return "true" if value else "false"
-        if field.cpp_type in NUMBERS and type(value) in (int, float) and draw(st.booleans()):
-            return str(value)
+        quotable = {bool: field.type == FieldDescriptor.TYPE_BOOL,
+                    int: field.cpp_type in INTEGERS | FLOATS, float: field.cpp_type in FLOATS}
+        if quotable.get(type(value), False) and draw(st.booleans()):
+            return json.dumps(value)
         return value
     if message.full_name == "google.protobuf.FieldMask" and type(value) is str:
         return re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), value)
