@@ -3,7 +3,7 @@
 One Python thread decodes and checks about 30k events/s; the job's thread then has
 its inserts left to do. Here chunks of lines go to `processes` worker processes
 while the job's thread reads ahead and inserts, in order, what they return. At
-most `2 × processes` chunks are in flight, so memory stays flat whatever the
+most `2 × processes + 1` chunks are in flight, so memory stays flat whatever the
 files hold.
 
 The pool belongs to one server process and is shared by its operation workers;
