@@ -22,11 +22,17 @@ $(TEST_STAMP): $(RUN_STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'
 	touch $(TEST_STAMP)
 
-# What the browser, Node.js and benchmark tests drive: Debian's chromium and
-# nghttp2-client (h2load), installed only if missing, and the official Node.js
-# client (npm ci into the ignored tests/node/node_modules). When one cannot be
-# had, its test skips, loudly.
+# What the browser, Node.js, generated-client and benchmark tests drive: Debian's
+# chromium, nghttp2-client (h2load) and the C++, Go and Ruby gRPC toolchains,
+# installed only if missing, and the official Node.js client (npm ci into the
+# ignored tests/node/node_modules). When one cannot be had, its test skips, loudly.
 NODE_MODULES := tests/node/node_modules/.package-lock.json
+# tests/clients: without golang-github-golang-protobuf-1-5-dev
+# apt picks golang/protobuf 1.3, whose Go client panics decoding a reply.
+CLIENT_PACKAGES := protobuf-compiler pkg-config g++ libgrpc++-dev protobuf-compiler-grpc \
+	golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-google-genproto-dev \
+	golang-github-golang-protobuf-1-5-dev protoc-gen-go protoc-gen-go-grpc \
+	ruby-grpc ruby-grpc-tools
 
 test-tools: $(NODE_MODULES)
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -41,6 +47,12 @@ test-tools: $(NODE_MODULES)
 	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	    $$SUDO apt-get install -y -qq nghttp2-client wrk >/dev/null; } \
 	  || echo "WARNING: could not install nghttp2-client/wrk; tests/benchmarks will skip"; }
+	@dpkg -s $(CLIENT_PACKAGES) >/dev/null 2>&1 || { \
+	  echo "installing Debian's C++, Go and Ruby gRPC toolchains for tests/clients"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $$SUDO apt-get install -y -qq $(CLIENT_PACKAGES) >/dev/null; } \
+	  || echo "WARNING: could not install the C++/Go/Ruby gRPC toolchains; tests/clients will skip"; }
 
 $(NODE_MODULES): tests/node/package.json tests/node/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
@@ -52,19 +64,20 @@ run: $(RUN_STAMP)
 
 # pytest exits 5 when it collects nothing, which fails make too.
 # Our own stubs and the official clients register the same message names in
-# protobuf's default pool, so the interop suite runs in a pytest process of its own.
+# protobuf's default pool, so the interop suite runs in a pytest process of its own
+# (with tests/clients, which starts the server as a subprocess the same way).
 # The PostgreSQL store and replica tests need FOOTFALL_TEST_POSTGRES_DSN (.ci/run sets it).
 test: setup test-tools
 	@[ -n "$$FOOTFALL_TEST_POSTGRES_DSN" ] || echo "!!!!!!!! FOOTFALL_TEST_POSTGRES_DSN is not set:" \
 	  "the PostgreSQL tests are SKIPPED (e.g. postgresql://postgres@127.0.0.1:5432/postgres) !!!!!!!!"
 	$(PY) -m pytest tests/unit tests/integration tests/browser tests/node tests/benchmarks
-	$(PY) -m pytest tests/contract tests/interop
+	$(PY) -m pytest tests/contract tests/interop tests/clients
 
 test-unit: setup
 	$(PY) -m pytest tests/unit tests/integration
 
 test-interop: setup
-	$(PY) -m pytest tests/contract tests/interop
+	$(PY) -m pytest tests/contract tests/interop tests/clients
 
 protos: setup
 	$(PY) tools/genprotos.py

@@ -40,43 +40,44 @@ class Server:
     store_url: str = ""
 
     def peak_rss_kib(self) -> int:
-        """The server's peak RSS plus its worker processes' (an upper bound of the
-        peak of the whole: each at its own peak)."""
+        """The server's peak RSS plus that of the processes it started (an upper
+        bound of the peak of the whole: each at its own peak)."""
         return sum(_peak_rss_kib(pid) for pid in _tree(self.process.pid))
 
     def cpu_seconds(self) -> float:
-        """CPU time of the server and of its live worker processes."""
-        return sum(_cpu_seconds(pid) for pid in _tree(self.process.pid))
+        """CPU (user + system) of the server and of the processes it started
+        (--processes, import workers), from /proc."""
+        return sum(_cpu_ticks(pid) for pid in _tree(self.process.pid)) \
+            / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # ended meanwhile
+        return 0
+    return int(fields[11]) + int(fields[12])
 
 
 def _tree(pid: int) -> list[int]:
-    """`pid` and its descendants (those alive)."""
-    out, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        out.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            try:
-                todo.extend(int(c) for c in (task / "children").read_text().split())
-            except OSError:
-                pass
-    return out
+    """`pid` and its descendants."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children = task.read_text().split()
+        except FileNotFoundError:
+            continue
+        for child in children:
+            found.extend(_tree(int(child)))
+    return found
 
 
 def _peak_rss_kib(pid: int) -> int:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
+    except FileNotFoundError:  # ended meanwhile
         return 0
     return int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
-
-
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager

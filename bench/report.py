@@ -69,6 +69,14 @@ def _write(w: dict[str, Any]) -> list[str]:
             lite = w["footfall-sqlite-full"][c]["per_second"]["median"]
             out.append(f"- PostgreSQL vs SQLite, {c} callers: "
                        + _bar(pg / lite >= 0.8, f"{pg / lite:.2f}×"))
+    if "footfall-sqlite-2-processes" in w:
+        for c in callers:
+            two, one = w["footfall-sqlite-2-processes"][c], w["footfall-sqlite-full"][c]
+            rate = two["per_second"]["median"] / one["per_second"]["median"]
+            cpu = two["cpu_us_per_call"]["median"] / one["cpu_us_per_call"]["median"]
+            out.append(f"- --processes 2 vs 1, {c} callers (h2load on the same cores): "
+                       f"throughput {rate:.2f}×; "
+                       + _bar(cpu <= 1.1, f"CPU per call {cpu:.2f}× (must not grow)"))
     for t in (t for t in targets if t.startswith("footfall")):
         for c in callers:
             r = w[t]["ratios"][c]

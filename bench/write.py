@@ -88,6 +88,8 @@ TARGETS = {
     "empty-aio": lambda: empty_server("aio"),
     "footfall-sqlite-full": lambda: footfall(),
     "footfall-sqlite-normal": lambda: footfall(sqlite_options="?synchronous=normal"),
+    # every core: the load generator shares them, so compare CPU per call as well
+    "footfall-sqlite-2-processes": lambda: footfall(None, "--processes", "2"),
     "footfall-postgres": footfall_postgres,
 }
 

@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata
 
 from server.config import DEFAULT_STORE, add_serve_arguments, environ, settings_from_args
-from server.store.rows import StoreRefused, StoreUnavailable, StoreUnusable
 
 CATALOG_EXAMPLE = "projects/p/locations/global/catalogs/default_catalog"
 
@@ -86,26 +85,10 @@ def _serve(args: argparse.Namespace) -> int:
             raise
         print(f"footfall serve: error: {exc.code}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from server.app import serve
+    from server.processes import LOG_FORMAT, run
 
-    log = logging.getLogger("footfall")
-    try:
-        return serve(settings)
-    except (StoreRefused, ValueError) as exc:
-        # an unknown store URL, no such database or role: the configuration is wrong
-        log.error("cannot start: %s", _one_line(exc))
-        return 2
-    except (OSError, StoreUnavailable, StoreUnusable) as exc:
-        # a port in use, an unwritable folder, a database that does not answer, a
-        # damaged or read-only database file
-        log.error("cannot start: %s", _one_line(exc))
-        return 1
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())  # StoreUnavailable's str() has the detail too
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
+    return run(settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,8 +127,9 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
         options=[
             ("grpc.max_receive_message_length", settings.max_request_bytes),
             ("grpc.max_send_message_length", settings.max_request_bytes),
-            # Never share a port with another process by accident.
-            ("grpc.so_reuseport", 0),
+            # Never share a port with another process by accident; --processes shares
+            # it on purpose (the kernel spreads connections over the processes).
+            ("grpc.so_reuseport", int(settings.processes > 1)),
         ],
     )
     user_events = UserEventService(store, settings, clock, runner)
@@ -233,8 +235,24 @@ def _log_trust(running: Running) -> None:
 HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 
-def serve(settings: Settings) -> int:
+def announce(settings: Settings, port: int, http_port: int, how: str = "") -> None:
+    """The ready lines: HTTP's first, then gRPC's, which says the server is ready."""
+    scheme = "TLS" if settings.tls_cert else "plaintext"
+    if http_port:
+        log.info("Footfall serving HTTP on %s:%d (REST, pixel, /footfall.js, /metrics; %s)",
+                 settings.host, http_port, scheme)
+    if settings.retain_days:
+        log.info("retention: events older than %d days are purged at start and then every "
+                 "%g s", settings.retain_days, settings.retention_interval_seconds)
+    log.info("Footfall serving gRPC on %s:%d (store %s; gcs root %s; %s%s)", settings.host,
+             port, located(settings.store), Path(settings.gcs_root).resolve(), scheme, how)
+
+
+def serve(settings: Settings, on_ready: Callable[[], None] | None = None,
+          ready_lines: bool = True, trust_lines: bool = True) -> int:
     """Run until SIGTERM or SIGINT, then drain and exit 0; SIGHUP re-reads the keys.
+    `on_ready` runs once serving. The parent of --processes says the ready lines
+    once for all its processes, and one of them the trust lines.
 
     The signals are blocked before any thread starts (every thread inherits that) and
     taken by this thread alone with sigwait. A Python handler would run only once the
@@ -247,16 +265,12 @@ def serve(settings: Settings) -> int:
     except AuthFileError as exc:
         log.error("%s", exc)
         return 2
-    _log_trust(running)
-    scheme = "TLS" if settings.tls_cert else "plaintext"
-    if running.http is not None:  # before the gRPC line, which says "ready"
-        log.info("Footfall serving HTTP on %s:%d (REST, pixel, /footfall.js, /metrics; %s)",
-                 settings.host, running.http_port, scheme)
-    if settings.retain_days:
-        log.info("retention: events older than %d days are purged at start and then every "
-                 "%g s", settings.retain_days, settings.retention_interval_seconds)
-    log.info("Footfall serving gRPC on %s:%d (store %s; gcs root %s; %s)", settings.host,
-             running.port, located(settings.store), Path(settings.gcs_root).resolve(), scheme)
+    if trust_lines:
+        _log_trust(running)
+    if ready_lines:
+        announce(settings, running.port, running.http_port)
+    if on_ready is not None:
+        on_ready()
     while signal.sigwait(HANDLED_SIGNALS) == signal.SIGHUP:
         _reload_keys(running)
     log.info("shutting down: draining in-flight calls (up to %ss)", settings.grace_seconds)

@@ -64,6 +64,19 @@ SWITCH: Kind[bool] = Kind(_switch, "a boolean", show=lambda on: "on" if on else 
 COMMA_LIST: Kind[tuple[str, ...]] = Kind(_comma_list, "a list", show=",".join)
 
 
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, not the machine's count)."""
+    return len(os.sched_getaffinity(0))
+
+
+def _count_or_auto(text: str) -> int:
+    return cores() if text.strip().lower() == "auto" else int(text)
+
+
+# A number, or `auto` for one per core.
+COUNT_OR_AUTO: Kind[int] = Kind(_count_or_auto, "an integer or auto")
+
+
 @dataclass(frozen=True)
 class Check:
     """A rule a value must keep: "--port must be 0..65535, got 70000"."""
@@ -202,6 +215,10 @@ class Settings:
                                                  "loopback ones when listening on loopback "
                                                  "(behind a proxy that keeps the Host header)",
                                                  readme_default="none")
+    processes: int = option(1, COUNT_OR_AUTO,
+                            "server processes sharing the ports and one store (`auto`: one "
+                            "per core); needs a SQLite or PostgreSQL store",
+                            check=at_least(1))
     import_processes: int = option(-1, INTEGER,
                                    "worker processes that decode and check the lines of "
                                    "`gs://` imports (files of 1 MiB or more), shared by the "
@@ -277,6 +294,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise SystemExit(f"--quota-bytes-per-minute ({quota_bytes}) must be at least "
                          f"--max-event-bytes ({max_event}), or the largest event could never "
                          f"be written")
+    if values["processes"] > 1 and values["store"].startswith("memory:"):
+        raise SystemExit(f"--processes {values['processes']} needs a store the processes "
+                         f"share: memory:// lives inside one process; use sqlite:/// or "
+                         f"postgresql://")
     return Settings(**values)
 
 

@@ -158,13 +158,14 @@ class GuardedSite(web.BaseSite):
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *,
                  header_timeout: float, max_connections: int,
                  handler_args: dict[str, Any], ssl_context: ssl.SSLContext | None = None,
-                 backlog: int = 128) -> None:
+                 backlog: int = 128, reuse_port: bool = False) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         self._host = host
         self._port = port
         self.header_timeout = header_timeout
         self.max_connections = max_connections
         self._handler_args = handler_args
+        self._reuse_port = reuse_port  # --processes: the port is shared on purpose
         self._listeners: list[socket.socket] = []
         self._connecting: set[asyncio.Task[None]] = set()
         self._retry: asyncio.TimerHandle | None = None
@@ -188,7 +189,7 @@ class GuardedSite(web.BaseSite):
 
     async def start(self) -> None:
         await super().start()
-        self._listeners = _listen(self._host, self._port, self._backlog)
+        self._listeners = _listen(self._host, self._port, self._backlog, self._reuse_port)
         self._watch(True)
 
     async def stop(self) -> None:
@@ -275,9 +276,11 @@ def _refuse(sock: socket.socket) -> None:
     sock.close()
 
 
-def _listen(host: str, port: int, backlog: int) -> list[socket.socket]:
+def _listen(host: str, port: int, backlog: int, reuse_port: bool = False
+            ) -> list[socket.socket]:
     """Listening sockets for every address of `host` (all of them for ""), on one
-    port (the first one's when `port` is 0); OSError if one cannot be bound."""
+    port (the first one's when `port` is 0), shared with other processes that set
+    SO_REUSEPORT too if `reuse_port`; OSError if one cannot be bound."""
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
                                flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
@@ -286,6 +289,8 @@ def _listen(host: str, port: int, backlog: int) -> list[socket.socket]:
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if port == 0 and len(sockets) > 1:

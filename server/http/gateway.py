@@ -168,7 +168,8 @@ class HttpGateway:
         site = GuardedSite(self._runner, settings.host, port,
                            header_timeout=settings.http_header_timeout,
                            max_connections=fit_descriptors(settings.http_max_connections),
-                           handler_args=handler_args, ssl_context=_ssl_context(settings))
+                           handler_args=handler_args, ssl_context=_ssl_context(settings),
+                           reuse_port=settings.processes > 1)
         try:
             await site.start()
         except OSError as exc:

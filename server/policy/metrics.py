@@ -3,11 +3,17 @@
 One registry per server (so in-process tests can run several). The stores stay
 free of prometheus: they take a commit listener (`Store.on_commit`),
 operations are observed by wrapping the runner's jobs.
+
+Under `--processes N` each process writes its values to files in the folder
+PROMETHEUS_MULTIPROC_DIR names (prometheus_client's multiprocess mode, chosen
+when that library is first imported), and /metrics, whichever process answers,
+sums them over all processes; gauges sum the live processes only.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,6 +29,7 @@ from prometheus_client import (
     Histogram,
     ProcessCollector,
     generate_latest,
+    multiprocess,
 )
 
 from server.errors import FootfallError
@@ -49,7 +56,15 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        ProcessCollector(registry=self.registry)
+        self.shared = "PROMETHEUS_MULTIPROC_DIR" in os.environ  # --processes
+        if self.shared:
+            # What /metrics shows: every process's files summed. The metrics below
+            # are then registered only to be created (their values go to the files).
+            self._exposed = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self._exposed)
+        else:
+            self._exposed = self.registry
+            ProcessCollector(registry=self.registry)  # one process's CPU and memory
         self.requests = Counter(
             "footfall_requests", "Calls answered, by RPC, transport and status code.",
             ["service", "method", "transport", "code"], registry=self.registry)
@@ -71,7 +86,7 @@ class Metrics:
             "it resumes) or crashed (retried).", ["kind", "state"], registry=self.registry)
         self.operations_running = Gauge(
             "footfall_operations_running", "Operations running in this process now.",
-            ["kind"], registry=self.registry)
+            ["kind"], registry=self.registry, multiprocess_mode="livesum")
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._lock = threading.Lock()
 
@@ -144,7 +159,7 @@ class Metrics:
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(self._exposed), CONTENT_TYPE_LATEST
 
 
 def _final_state(context: Any) -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from server.config import (
     COMMA_LIST,
+    COUNT_OR_AUTO,
     INTEGER,
     NUMBER,
     OPTIONS,
@@ -19,6 +20,7 @@ from server.config import (
     Option,
     Settings,
     add_serve_arguments,
+    cores,
     settings_from_args,
 )
 
@@ -43,7 +45,7 @@ def test_every_setting_has_a_flag_and_serve_defaults_to_the_declared_values() ->
 
 # text each kind takes that is no option's default
 SAMPLE_TEXT = {INTEGER: "4096", NUMBER: "2.5", TEXT: "some text", UPPERCASE: "debug",
-               SWITCH: "yes", COMMA_LIST: "a, b"}
+               SWITCH: "yes", COMMA_LIST: "a, b", COUNT_OR_AUTO: "3"}
 
 
 @pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.flag)
@@ -95,11 +97,21 @@ def test_variables_of_every_kind() -> None:
     (["--quota-writes-per-minute", "-1"], "--quota-writes-per-minute must not be negative, got -1"),
     (["--max-request-bytes", "1023"], "--max-request-bytes must be at least 1024, got 1023"),
     (["--tls-key", "k.pem"], "--tls-cert and --tls-key go together: give both or neither"),
+    (["--processes", "0"], "--processes must be at least 1, got 0"),
+    (["--processes", "2", "--store", "memory://"],
+     "--processes 2 needs a store the processes share: memory:// lives inside one process; "
+     "use sqlite:/// or postgresql://"),
 ])
 def test_checks_refuse_with_one_line(args: list[str], message: str) -> None:
     with pytest.raises(SystemExit) as stopped:
         parse(args)
     assert stopped.value.code == message
+
+
+def test_processes_auto_is_one_per_core_this_process_may_use() -> None:
+    assert parse(["--processes", "auto"]).processes == cores() >= 1
+    assert parse([], {"FOOTFALL_PROCESSES": "AUTO"}).processes == cores()
+    assert parse([]).processes == 1
 
 
 def test_a_variable_is_checked_like_its_flag() -> None:

@@ -1,0 +1,277 @@
+"""`footfall serve`, in one process or in N (`--processes`) over one store.
+
+Python runs one thread of Python code at a time, so one server process keeps about
+one core busy. With `--processes N` this process serves nothing itself: it checks
+the ports (picking free ones for `0`/`-1`), starts N server processes that listen
+on the same ports with SO_REUSEPORT (the kernel spreads connections over them),
+says the ready lines once all of them are ready, hands SIGTERM, SIGINT and SIGHUP
+on to them, starts a new one in place of one that dies, and exits once all have
+drained. They share the store (SQLite in WAL with a group commit each, or
+PostgreSQL); jobs are claimed through it with leases, as replicas claim them.
+/metrics sums over the processes: prometheus_client's multiprocess mode, in a
+folder of this process's own, removed at exit. Retention runs in the first one
+only, so that each interval starts one purge, not N.
+
+The server processes are spawned (a new interpreter each, never a fork of a
+process with grpc's threads) and end with this one (PR_SET_PDEATHSIG), so a
+kill -9 of the parent leaves no server behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from multiprocessing import resource_tracker
+from multiprocessing.connection import Connection
+
+from server.config import Settings
+from server.store.rows import StoreRefused, StoreUnavailable, StoreUnusable
+
+log = logging.getLogger("footfall")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+METRICS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess mode
+START_SECONDS = 60.0  # for every process to say it is ready
+RESTART_DELAY = 1.0  # before a process that died is replaced
+MAX_RESTARTS, RESTART_WINDOW = 5, 60.0  # more deaths than this in the window: give up
+PR_SET_PDEATHSIG = 1
+PARENT_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
+
+
+def run(settings: Settings) -> int:
+    """Serve as `settings` say until SIGTERM or SIGINT; the exit code."""
+    if settings.processes == 1:
+        return run_one(settings)
+    return Supervisor(settings).run()
+
+
+def run_one(settings: Settings, **serve_options: object) -> int:
+    """One server process; start-up failures as exit codes (see server.__main__)."""
+    from server.app import serve  # grpc and the stores: only in a serving process
+
+    try:
+        return serve(settings, **serve_options)  # type: ignore[arg-type]
+    except (StoreRefused, ValueError) as exc:
+        # an unknown store URL, no such database or role: the configuration is wrong
+        log.error("cannot start: %s", one_line(exc))
+        return 2
+    except (OSError, StoreUnavailable, StoreUnusable) as exc:
+        # a port in use, an unwritable folder, a database that does not answer, a
+        # damaged or read-only database file
+        log.error("cannot start: %s", one_line(exc))
+        return 1
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())  # StoreUnavailable's str() has the detail too
+
+
+def _serve_child(settings: Settings, index: int, ready: Connection) -> None:
+    """The body of server process `index` (a spawned interpreter)."""
+    with contextlib.suppress(OSError, AttributeError):  # Linux only: end with the parent
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
+    if os.getppid() == 1:  # the parent died before the line above took effect
+        sys.exit(1)
+    sys.exit(run_one(settings, on_ready=lambda: ready.send(True), ready_lines=False,
+                     trust_lines=index == 0))
+
+
+@dataclass
+class _Child:
+    index: int
+    process: multiprocessing.process.BaseProcess
+    ready: Connection  # says True once the process serves
+    was_ready: bool = False
+
+
+class Supervisor:
+    """Starts, watches and stops the server processes of one `footfall serve`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._context = multiprocessing.get_context("spawn")
+        self._children: list[_Child] = []
+        self._deaths: list[float] = []
+        self._held: list[socket.socket] = []  # ports picked for 0/-1, kept until exit
+
+    def run(self) -> int:
+        # Started before the signals are blocked: starting it unblocks SIGINT and SIGTERM.
+        resource_tracker.ensure_running()
+        signal.pthread_sigmask(signal.SIG_BLOCK, PARENT_SIGNALS)
+        try:
+            settings = self._with_ports(self.settings)
+        except OSError as exc:
+            log.error("cannot start: %s", one_line(exc))
+            return 1
+        folder = tempfile.mkdtemp(prefix="footfall-metrics-")
+        os.environ[METRICS_FOLDER] = folder  # the spawned processes inherit it
+        try:
+            return self._supervise(settings)
+        finally:
+            for sock in self._held:
+                sock.close()
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _supervise(self, settings: Settings) -> int:
+        self.settings = settings
+        for index in range(settings.processes):
+            self._children.append(self._spawn(index))
+        code = self._wait_ready()
+        if code is not None:
+            self._stop_all()
+            return code
+        from server.app import announce
+
+        announce(settings, settings.port, max(settings.http_port, 0),
+                 f"; {settings.processes} processes")
+        while True:
+            taken = signal.sigwait(PARENT_SIGNALS)
+            if taken == signal.SIGHUP:
+                self._signal_all(signal.SIGHUP)
+            elif taken == signal.SIGCHLD:
+                code = self._replace_dead()
+                if code is not None:
+                    self._stop_all()
+                    return code
+            else:
+                log.info("shutting down: %d processes drain their calls (up to %ss)",
+                         len(self._children), settings.grace_seconds)
+                return self._stop_all()
+
+    def _spawn(self, index: int) -> _Child:
+        settings = self.settings
+        if index:  # one retention loop for the whole server
+            settings = replace(settings, retain_days=0)
+        ready, told = self._context.Pipe(duplex=False)
+        process = self._context.Process(target=_serve_child, args=(settings, index, told),
+                                        name=f"footfall-{index}", daemon=False)
+        process.start()
+        told.close()  # the process's end
+        return _Child(index, process, ready)
+
+    def _wait_ready(self) -> int | None:
+        """None once every process is ready; else the exit code of the first that
+        ended before it was (a port, a store or a key file it could not use)."""
+        deadline = time.monotonic() + START_SECONDS
+        for child in self._children:
+            while not _said_ready(child.ready, 0.05):
+                if not child.process.is_alive():
+                    code = child.process.exitcode or 1
+                    return code if code > 0 else 1
+                if time.monotonic() > deadline:
+                    log.error("cannot start: process %d was not ready within %gs",
+                              child.index, START_SECONDS)
+                    return 1
+            child.was_ready = True
+        return None
+
+    def _replace_dead(self) -> int | None:
+        """Start a new process in place of each that ended; an exit code when they die
+        too often to go on."""
+        for i, child in enumerate(self._children):
+            if child.process.is_alive():
+                continue
+            child.process.join()
+            _forget_metrics(child.process.pid)
+            log.warning("process %d (pid %s) ended with %s; starting another",
+                        child.index, child.process.pid, _how_ended(child.process.exitcode))
+            now = time.monotonic()
+            self._deaths = [t for t in self._deaths if now - t < RESTART_WINDOW] + [now]
+            if len(self._deaths) > MAX_RESTARTS:
+                log.error("%d processes ended within %gs: stopping", len(self._deaths),
+                          RESTART_WINDOW)
+                return 1
+            time.sleep(RESTART_DELAY)
+            self._children[i] = replacement = self._spawn(child.index)
+            if not _said_ready(replacement.ready, START_SECONDS):
+                log.error("the process started in place of process %d was not ready",
+                          child.index)
+                return 1
+            replacement.was_ready = True
+        return None
+
+    def _signal_all(self, signum: int) -> None:
+        for child in self._children:
+            if child.process.is_alive() and child.process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.process.pid, signum)
+
+    def _stop_all(self) -> int:
+        """SIGTERM to every process, wait for each to drain (killed after the grace
+        period and some); 0 if all stopped cleanly."""
+        self._signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + self.settings.grace_seconds + 15
+        code = 0
+        for child in self._children:
+            child.process.join(max(deadline - time.monotonic(), 0))
+            if child.process.is_alive():
+                log.warning("process %d did not stop in time: killed", child.index)
+                child.process.kill()
+                child.process.join()
+            if child.process.exitcode:
+                code = 1
+        log.info("stopped")
+        return code
+
+    def _with_ports(self, settings: Settings) -> Settings:
+        """`settings` with the ports to share: free ones picked for 0 (gRPC) and -1
+        (HTTP) and held, the given ones checked free (OSError if in use)."""
+        port = self._port(settings.host, settings.port, pick=settings.port == 0)
+        http_port = settings.http_port
+        if http_port:
+            http_port = self._port(settings.host, http_port, pick=http_port == -1)
+        return replace(settings, port=port, http_port=http_port)
+
+    def _port(self, host: str, port: int, pick: bool) -> int:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        if pick:  # held, bound but not listening, so no one else takes it meanwhile
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        else:  # bound without SO_REUSEPORT: fails if anyone listens there already
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, 0 if pick else port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        bound = int(sock.getsockname()[1])
+        if pick:
+            self._held.append(sock)
+        else:
+            sock.close()
+        return bound
+
+
+def _said_ready(ready: Connection, seconds: float) -> bool:
+    """Whether the process said it serves within `seconds` (False if it ended)."""
+    try:
+        return ready.poll(seconds) and bool(ready.recv())
+    except EOFError:
+        return False
+
+
+def _how_ended(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        return signal.Signals(-exitcode).name
+    return f"exit code {exitcode}"
+
+
+def _forget_metrics(pid: int | None) -> None:
+    """Drop a dead process's live gauges (its counters stay in the sums)."""
+    if pid is None or METRICS_FOLDER not in os.environ:
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)
+

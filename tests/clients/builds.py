@@ -1,0 +1,149 @@
+"""Generate the C++, Go and Ruby clients from protos/ with Debian's toolchains, and build them.
+
+Each build takes the services the clients call plus every file those import, as protoc
+itself lists them (--include_imports), so a new import in protos/ needs no change here.
+Nothing of ours is imported: only protoc reads the .proto files.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import google.api  # googleapis-common-protos: the google/api, rpc, type and longrunning protos
+from google.protobuf import descriptor_pb2
+
+HERE = Path(__file__).resolve().parent
+PROTOS = HERE.parent.parent / "protos"
+# The services the clients call and the error detail they read.
+SERVICES = ("footfall/retail/v2/user_event_service.proto",
+            "footfall/talent/v4/event_service.proto",
+            "google/longrunning/operations.proto")
+ROOTS = (*SERVICES, "google/rpc/error_details.proto")
+GO_SYSTEM_PATH = Path("/usr/share/gocode")  # where Debian's golang-*-dev put their sources
+# Debian's genproto has no go_package matching the one googleapis-common-protos declares.
+GO_LONGRUNNING = ("Mgoogle/longrunning/operations.proto="
+                  "google.golang.org/genproto/googleapis/longrunning;longrunning")
+BUILD_DEADLINE = 300.0  # seconds for one build step; a cold C++ compile is the longest
+
+
+class Unavailable(Exception):
+    """A toolchain this machine lacks: the test skips (or, in CI, fails) saying which."""
+
+
+def _require(*programs: str) -> None:
+    missing = [p for p in programs if shutil.which(p) is None]
+    if missing:
+        raise Unavailable(f"{', '.join(missing)} not installed")
+
+
+def _run(command: Sequence[str | Path], cwd: Path | None = None,
+         env: dict[str, str] | None = None) -> str:
+    """Runs one build step; its stdout, or an error carrying all it said."""
+    done = subprocess.run([str(part) for part in command], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=BUILD_DEADLINE)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, command))} failed ({done.returncode}):\n"
+                           f"{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class Protos:
+    """protoc's include path and the files the clients need (none of google/protobuf:
+    every protobuf runtime has those)."""
+
+    includes: tuple[str, ...]
+    files: tuple[str, ...]
+
+    @property
+    def ours(self) -> tuple[str, ...]:
+        return tuple(f for f in self.files if f.startswith("footfall/"))
+
+    @classmethod
+    def stage(cls, staging: Path) -> Protos:
+        """googleapis-common-protos ships google/longrunning/operations.proto as
+        operations_proto.proto: it is copied under its registered name into `staging`."""
+        _require("protoc")
+        common = Path(google.api.__path__[0]).parent.parent
+        longrunning = staging / "google" / "longrunning"
+        longrunning.mkdir(parents=True)
+        shutil.copy(common / "google/longrunning/operations_proto.proto",
+                    longrunning / "operations.proto")
+        # Debian's google/protobuf first: the ones its C++ runtime was built from.
+        includes = ("-I/usr/include", f"-I{PROTOS}", f"-I{staging}", f"-I{common}")
+        listed = staging / "imports.pb"
+        _run(["protoc", *includes, "--include_imports", f"--descriptor_set_out={listed}",
+              *ROOTS])
+        found = descriptor_pb2.FileDescriptorSet.FromString(listed.read_bytes())
+        return cls(includes, tuple(f.name for f in found.file
+                                   if not f.name.startswith("google/protobuf/")))
+
+
+def build_cpp(protos: Protos, out: Path) -> list[str]:
+    """Debian ships no C++ for the googleapis protos, so google/* is generated too."""
+    _require("protoc", "grpc_cpp_plugin", "g++", "pkg-config")
+    if subprocess.run(["pkg-config", "--exists", "grpc++", "protobuf"]).returncode != 0:
+        raise Unavailable("pkg-config finds no grpc++ (libgrpc++-dev)")
+    _run(["protoc", *protos.includes, f"--cpp_out={out}", *protos.files])
+    _run(["protoc", *protos.includes, f"--grpc_out={out}",
+          f"--plugin=protoc-gen-grpc={shutil.which('grpc_cpp_plugin')}", *SERVICES])
+    shutil.copy(HERE / "client.cc", out)
+    cflags = _run(["pkg-config", "--cflags", "grpc++", "protobuf"]).split()
+    libs = _run(["pkg-config", "--libs", "grpc++", "protobuf"]).split()
+
+    def compile_one(source: Path) -> Path:
+        # -O0: the slow part is parsing headers; the client needs no speed.
+        _run(["g++", "-std=c++17", "-O0", "-c", f"-I{out}", *cflags, source,
+              "-o", source.with_suffix(".o")])
+        return source.with_suffix(".o")
+
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        objects = list(pool.map(compile_one, sorted(out.rglob("*.cc"))))
+    _run(["g++", "-o", out / "client", *objects, *libs, "-pthread"])
+    return [str(out / "client")]
+
+
+def _go_package(proto: str) -> str:
+    """footfall/retail/v2/x.proto -> M-option target `footfall.test/retail/v2;retailv2`:
+    our files declare no go_package, so protoc-gen-go is told one."""
+    folder = proto.removeprefix("footfall/").rpartition("/")[0]
+    return f"footfall.test/{folder};{folder.replace('/', '')}"
+
+
+def build_go(protos: Protos, gopath: Path) -> list[str]:
+    """GOPATH mode over Debian's sources; google/* is not generated (genproto registers it)."""
+    _require("protoc", "protoc-gen-go", "protoc-gen-go-grpc", "go")
+    if not (GO_SYSTEM_PATH / "src/google.golang.org/grpc").is_dir():
+        raise Unavailable(f"no grpc-go under {GO_SYSTEM_PATH} (golang-google-grpc-dev)")
+    mapping = ",".join([*(f"M{f}={_go_package(f)}" for f in protos.ours), GO_LONGRUNNING])
+    src = gopath / "src"
+    src.mkdir()
+    _run(["protoc", *protos.includes, f"--go_out={src}", f"--go_opt={mapping}",
+          f"--go-grpc_out={src}", f"--go-grpc_opt={mapping}", *protos.ours])
+    main = src / "footfall.test" / "client"
+    main.mkdir(parents=True)
+    shutil.copy(HERE / "client.go", main / "main.go")
+    env = {**os.environ, "GO111MODULE": "off", "GOPATH": f"{gopath}:{GO_SYSTEM_PATH}",
+           "GOCACHE": str(gopath / "cache"), "GOFLAGS": ""}
+    _run(["go", "build", "-o", gopath / "client", "."], cwd=main, env=env)
+    return [str(gopath / "client")]
+
+
+def build_ruby(protos: Protos, out: Path) -> list[str]:
+    """Debian's googleapis-common-protos-types already defines google/* messages, but
+    not the Operations service: that one is generated as a stub only."""
+    _require("ruby", "grpc_tools_ruby_protoc")
+    if subprocess.run(["ruby", "-e", "require 'grpc'; require 'google/rpc/error_details_pb'"],
+                      capture_output=True).returncode != 0:
+        raise Unavailable("ruby cannot load grpc (ruby-grpc)")
+    _run(["grpc_tools_ruby_protoc", *protos.includes, f"--ruby_out={out}", f"--grpc_out={out}",
+          *protos.ours])
+    _run(["grpc_tools_ruby_protoc", *protos.includes, f"--grpc_out={out}",
+          "google/longrunning/operations.proto"])
+    return ["ruby", "-I", str(out), str(HERE / "client.rb")]

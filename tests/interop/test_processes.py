@@ -1,0 +1,214 @@
+"""`footfall serve --processes N`: N server processes on the same ports over one
+SQLite store. Connections are spread over the processes; /metrics sums them;
+SIGTERM drains all of them and loses nothing; a process killed under load is
+replaced and loses nothing acknowledged; every job runs exactly once; the parent's
+death ends the processes. Imports nothing of ours."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .support import (
+    RPC_DEADLINE,
+    ServerProcess,
+    count_events,
+    finish,
+    list_events,
+    retail_client,
+    wait_until,
+)
+from .test_zero_loss import Load
+from .trust import with_key, write_keys
+
+CATALOG = "projects/footfall-interop/locations/global/catalogs/zero-loss"  # Load's
+JOBS_CATALOG = "projects/footfall-interop/locations/global/catalogs/processes-jobs"
+PROCESSES = 2
+CHANNELS = 16
+
+
+def server_processes(parent: int) -> list[int]:
+    """The pids of the server processes `parent` started (not its resource tracker)."""
+    pids: list[int] = []
+    for task in Path(f"/proc/{parent}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except FileNotFoundError:
+                continue
+            if b"spawn_main" in command:
+                pids.append(int(pid))
+    return sorted(pids)
+
+
+def cpu_ticks(pid: int) -> int:
+    """User plus system CPU ticks `pid` has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def metric_sum(http_port: int, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        found = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line)
+        if found and all(f'{k}="{v}"' in found[1] for k, v in labels.items()):
+            total += float(found[2])
+    return total
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def start(server_factory: Callable[..., ServerProcess]) -> Callable[..., ServerProcess]:
+    return lambda *flags: server_factory("--processes", str(PROCESSES), *flags)
+
+
+def test_the_processes_share_the_ports_the_store_and_the_metrics(
+        start: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    server = start()
+    children = server_processes(server.proc.pid)
+    assert len(children) == PROCESSES, server.log_text()
+    assert sum("Footfall serving gRPC on" in line for line in server.log) == 1
+    before = {pid: cpu_ticks(pid) for pid in children}
+    writes = 0
+    for channel in range(CHANNELS):  # a connection each: the kernel spreads them
+        with retail_client(server.address) as client:
+            for i in range(25):
+                client.write_user_event(request={"parent": CATALOG, "user_event": {
+                    "event_type": "home-page-view", "visitor_id": f"v{channel}-{i}"}},
+                    timeout=RPC_DEADLINE)
+                writes += 1
+    busy = [pid for pid in children if cpu_ticks(pid) - before[pid] > 5]
+    assert busy == children, "some process answered none of the connections"
+    served = metric_sum(server.http_port, "footfall_requests_total", method="WriteUserEvent",
+                        code="OK")
+    assert served == writes  # summed over the processes, whichever one answered /metrics
+    assert server.stop() == 0, server.log_text()
+    assert count_events(server.store, CATALOG, tmp_path) == writes
+    assert not any(alive(pid) for pid in children)
+
+
+def test_sigterm_drains_every_process_and_loses_nothing_acknowledged(
+        start: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    server = start()
+    children = server_processes(server.proc.pid)
+    with Load(server.address, write_async=True) as load:
+        wait_until(lambda: load.count() >= 300, "acknowledged writes", deadline=20)
+        assert server.stop() == 0, server.log_text()
+    acked = set(load.acked)
+    stored = {e["visitorId"] for e in list_events(server.store, CATALOG, tmp_path,
+                                                  limit=len(acked) + 100)}
+    assert not acked - stored, f"{len(acked - stored)} acknowledged events were lost"
+    assert not any(alive(pid) for pid in children)
+
+
+def test_a_killed_process_is_replaced_and_nothing_acknowledged_is_lost(
+        start: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    server = start()
+    victim = server_processes(server.proc.pid)[0]
+    with Load(server.address, write_async=False) as load:
+        wait_until(lambda: load.count() >= 200, "acknowledged writes", deadline=20)
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: len(set(server_processes(server.proc.pid)) - {victim}) == PROCESSES
+                   or None, "a process in place of the killed one", deadline=30)
+        count = load.count()
+        wait_until(lambda: load.count() >= count + 200, "writes after the replacement",
+                   deadline=20)
+    assert any("ended with SIGKILL; starting another" in line for line in server.log)
+    assert server.stop() == 0, server.log_text()
+    acked = set(load.acked)
+    stored = [e["visitorId"] for e in list_events(server.store, CATALOG, tmp_path,
+                                                  limit=len(acked) + 100)]
+    assert len(stored) == len(set(stored)), "an event was stored twice"
+    assert not acked - set(stored), f"{len(acked - set(stored))} acknowledged events were lost"
+
+
+def test_each_job_runs_exactly_once_whichever_process_took_it(
+        start: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    server = start()
+    jobs, per_job = 12, 50
+    with contextlib.ExitStack() as clients:
+        operations = []
+        for job in range(jobs):  # each on a new connection, so both processes get some
+            client = clients.enter_context(retail_client(server.address))
+            operations.append(client.import_user_events(request={
+                "parent": JOBS_CATALOG,
+                "input_config": {"user_event_inline_source": {"user_events": [
+                    {"event_type": "home-page-view", "visitor_id": f"j{job}-{i}",
+                     "event_time": {"seconds": 1_716_200_000 + i}}
+                    for i in range(per_job)]}}}, timeout=RPC_DEADLINE))
+        for operation in operations:
+            finish(operation)
+            assert operation.metadata.success_count == per_job
+    runs = metric_sum(server.http_port, "footfall_operations_total", kind="import-user-events")
+    succeeded = metric_sum(server.http_port, "footfall_operations_total",
+                           kind="import-user-events", state="succeeded")
+    assert runs == succeeded == jobs, server.log_text()
+    assert server.stop() == 0
+    assert count_events(server.store, JOBS_CATALOG, tmp_path) == jobs * per_job
+
+
+def test_sighup_reaches_every_process(start: Callable[..., ServerProcess],
+                                      tmp_path: Path) -> None:
+    keys = write_keys(tmp_path / "keys.json", {"first-key-0001": ("writer", ["footfall-interop"])})
+    server = start("--auth-file", str(keys))
+    write_keys(keys, {"second-key-0002": ("writer", ["footfall-interop"])})
+    os.kill(server.proc.pid, signal.SIGHUP)
+    wait_until(lambda: sum("SIGHUP: re-read" in line for line in server.log) == PROCESSES or None,
+               "every process to re-read the keys", deadline=20)
+    for channel in range(CHANNELS):  # a connection each: both processes answer some
+        with retail_client(server.address) as client:
+            client.write_user_event(request={"parent": CATALOG, "user_event": {
+                "event_type": "home-page-view", "visitor_id": f"k{channel}"}},
+                metadata=with_key("second-key-0002"), timeout=RPC_DEADLINE)
+
+
+def test_the_processes_end_with_their_parent(start: Callable[..., ServerProcess]) -> None:
+    server = start()
+    children = server_processes(server.proc.pid)
+    server.kill()  # SIGKILL: the parent cannot pass anything on
+    wait_until(lambda: not any(alive(pid) for pid in children) or None,
+               "the server processes to end", deadline=30)
+
+
+def _serve(*flags: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    return subprocess.run([sys.executable, "-m", "server", "serve", "--port", "0",
+                           "--http-port", "0", *flags], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_memory_store_cannot_be_shared(tmp_path: Path) -> None:
+    done = _serve("--processes", "2", "--store", "memory://", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "--processes 2 needs a store the processes share" in done.stderr
+
+
+def test_a_port_in_use_stops_the_start(start: Callable[..., ServerProcess],
+                                       tmp_path: Path) -> None:
+    other = start()
+    began = time.monotonic()
+    done = _serve("--processes", "2", "--port", str(other.port),
+                  "--store", f"sqlite:///{tmp_path / 'b.db'}", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert f"cannot listen on 127.0.0.1:{other.port}" in done.stderr
+    assert time.monotonic() - began < 30
