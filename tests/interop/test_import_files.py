@@ -265,3 +265,46 @@ def test_inline_imports_over_rest_take_the_same_forms(server: ServerProcess, cat
                           imported_so_far(retail, imported["name"]), "the event import")
     assert stored.attributes["eco_friendly"].indexable is True
     assert done == (True, 3)
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children = [int(c) for c in task.read_text().split()]
+        except FileNotFoundError:
+            continue
+        for child in children:
+            found |= {child} | _descendants(child)
+    return found
+
+
+def test_import_workers_under_processes_end_with_the_server(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """With --processes 2 and 2 import workers: a file of more than a MiB imports
+    whole, and a SIGTERM ends the server processes and their workers alike."""
+    server = server_factory("--processes", "2", "--import-processes", "2",
+                            "--gcs-root", str(tmp_path / "gcs"))
+    count = 20_000
+    uri = put_gcs(server.gcs_root, f"gs://{GCS_BUCKET}/many/events.json",
+                  event_lines(count, visitor="many"))
+    assert gcs_path(server.gcs_root, uri).stat().st_size > MIB
+    with retail_client(server.address) as retail:
+        operation = retail.import_user_events(request=file_import(SHOP, uri),
+                                              timeout=RPC_DEADLINE)
+        finish(operation)
+        assert operation.metadata.success_count == count
+    assert "starting 2 import worker processes" in server.log_text()
+    family = _descendants(server.proc.pid)
+    assert len(family) >= 4  # two server processes, two workers (and resource trackers)
+    assert server.stop() == 0
+    wait_until(lambda: not any(map(_alive, family)), "every process of the server to end",
+               deadline=5)
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie waiting for init to reap it does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
