@@ -68,20 +68,17 @@ class LinePool:
             for key, x in inputs:
                 window.append((key, executor.submit(fn, fixed, x)))
                 if len(window) > 2 * self.processes:
-                    yield self._take(window)
+                    oldest, future = window.popleft()
+                    yield oldest, future.result()
             while window:
-                yield self._take(window)
+                oldest, future = window.popleft()
+                yield oldest, future.result()
+        except BrokenProcessPool:  # from submit or result: a worker died
+            self._discard(executor)
+            raise
         finally:  # stopped early (cancelled, shutting down, failed): drop the rest
             for _, future in window:
                 future.cancel()
-
-    def _take(self, window: deque[tuple[K, Future[R]]]) -> tuple[K, R]:
-        key, future = window.popleft()
-        try:
-            return key, future.result()
-        except BrokenProcessPool:
-            self._discard()
-            raise
 
     def _ready(self) -> ProcessPoolExecutor | None:
         with self._lock:
@@ -94,12 +91,14 @@ class LinePool:
                     initializer=_worker_setup, initargs=(os.getpid(),))
             return self._executor
 
-    def _discard(self) -> None:
+    def _discard(self, broken: ProcessPoolExecutor) -> None:
+        """Forget `broken` (unless another job did already): the next map starts new
+        workers."""
         with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
-            log.warning("an import worker process died; starting new ones for the next job")
-            executor.shutdown(wait=False, cancel_futures=True)
+            if self._executor is broken:
+                self._executor = None
+        log.warning("an import worker process died; new ones start for the next try")
+        broken.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         """Stop the workers (after the chunk each is on); later maps run in the

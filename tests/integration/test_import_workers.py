@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import random
 import shutil
+import signal
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,8 +161,8 @@ def run(tmp_path: Path, job: BulkImport[Any, Any, Any], kind: str, request: Any,
             clock.advance(1)
             try:
                 job(ctx)
-            except Crash:
-                interrupt, at = None, -1  # the next start runs it to the end
+            except (Crash, BrokenProcessPool):
+                interrupt, at = None, -1  # the next try runs it to the end
         record = store.get_operation(name)
         assert record is not None and record.done
         rows = sqlite_rows(db, "user_events" if kind == import_events.KIND else "products")
@@ -271,3 +274,34 @@ def test_products_from_workers_are_the_thread_s(tmp_path: Path, pool: LinePool) 
     assert outcomes[1] == outcomes[0]
     refused = sum(1 for i in range(150) if i % 13 == 0 or i % 9 == 0)
     assert outcomes[0].rows and outcomes[0].errors.count(b"\n") == refused
+
+
+def kill_a_worker(store: Store, name: str) -> Callable[[], None]:
+    def kill() -> None:
+        workers = multiprocessing.active_children()
+        if workers:  # none in the job's own thread
+            os.kill(workers[0].pid, signal.SIGKILL)
+    return kill
+
+
+def test_a_worker_killed_mid_import_costs_a_retry_not_a_line(tmp_path: Path) -> None:
+    """The try that finds a worker dead fails (the runner retries it); the retry
+    starts new workers and ends as if nothing had happened."""
+    pool = LinePool(2)
+    try:
+        thread, workers = both_ways(tmp_path, pool, 11, interrupt=kill_a_worker, at=4)
+    finally:
+        pool.close()
+    # Equal but for when the operation was last updated: one more try, a second later.
+    assert (workers.rows, workers.checkpoint, workers.errors) == \
+        (thread.rows, thread.checkpoint, thread.errors)
+    assert without_update_time(workers.operation) == without_update_time(thread.operation)
+
+
+def without_update_time(payload: bytes) -> bytes:
+    operation = operations_pb2.Operation.FromString(payload)
+    meta = import_config_pb2.ImportMetadata()
+    operation.metadata.Unpack(meta)
+    meta.ClearField("update_time")
+    operation.metadata.Pack(meta)
+    return operation.SerializeToString(deterministic=True)
