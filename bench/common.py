@@ -40,12 +40,13 @@ class Server:
     store_url: str = ""
 
     def peak_rss_kib(self) -> int:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+        """The server's peak RSS plus that of the processes it started (an upper
+        bound of the peak of the whole: each at its own peak)."""
+        return sum(_peak_rss_kib(pid) for pid in _tree(self.process.pid))
 
     def cpu_seconds(self) -> float:
-        """CPU (user + system) of the server and of the server processes it started
-        (--processes), from /proc."""
+        """CPU (user + system) of the server and of the processes it started
+        (--processes, import workers), from /proc."""
         return sum(_cpu_ticks(pid) for pid in _tree(self.process.pid)) \
             / os.sysconf("SC_CLK_TCK")
 
@@ -69,6 +70,14 @@ def _tree(pid: int) -> list[int]:
         for child in children:
             found.extend(_tree(int(child)))
     return found
+
+
+def _peak_rss_kib(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:  # ended meanwhile
+        return 0
+    return int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
 
 
 @contextmanager

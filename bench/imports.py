@@ -71,7 +71,8 @@ def baseline(files: list[Path], db: Path) -> float:
 
 def footfall_import(total: int, files: int = 4, store: str | None = None) -> dict[str, float]:
     """events/s of ImportUserEvents from gs:// files into a fresh store (SQLite unless
-    `store` names one), and the server's peak RSS."""
+    `store` names one), CPU per event and the peak RSS of the server and its import
+    workers."""
     with footfall(store) as server:
         folder = server.workdir / "gcs" / "bench" / "events"
         write_files(folder, total, files)
@@ -80,15 +81,18 @@ def footfall_import(total: int, files: int = 4, store: str | None = None) -> dic
             request = import_config_pb2.ImportUserEventsRequest(parent=PARENT)
             request.input_config.gcs_source.input_uris.append("gs://bench/events/*.json")
             rss_before = server.peak_rss_kib()
+            cpu_before = server.cpu_seconds()
             start = time.perf_counter()
             op = wait_done(channel, retail.ImportUserEvents(request))
             elapsed = time.perf_counter() - start
+            cpu = server.cpu_seconds() - cpu_before
+            peak_rss = server.peak_rss_kib()
         meta = import_config_pb2.ImportMetadata()
         op.metadata.Unpack(meta)
         if meta.success_count != total or op.HasField("error"):
             raise RuntimeError(f"import stored {meta.success_count} of {total}: {op.error}")
         return {"per_second": total / elapsed, "seconds": elapsed,
-                "peak_rss_mib": server.peak_rss_kib() / 1024,
+                "cpu_us_per_event": cpu / total * 1e6, "peak_rss_mib": peak_rss / 1024,
                 "rss_before_mib": rss_before / 1024}
 
 
@@ -116,6 +120,7 @@ def run(total: int = 1_000_000, small: int = 10_000, reps: int = 3) -> dict[str,
     small_rss = summary([r["peak_rss_mib"] for r in tiny])
     pg = summary([r["per_second"] for r in on_postgres]) if on_postgres else None
     return {
+        "footfall_cpu_us_per_event": summary([r["cpu_us_per_event"] for r in ours]),
         "postgres_per_second": pg,
         "postgres_to_sqlite": pg["median"] / our_rate["median"] if pg else None,
         "events": total,

@@ -121,6 +121,9 @@ def _import(i: dict[str, Any]) -> list[str]:
         "| | events/s |", "|---|---|",
         f"| baseline: json_format.Parse + batched inserts | {_range(i['baseline_per_second'])} |",
         f"| Footfall ImportUserEvents, SQLite | {_range(i['footfall_per_second'])} |",
+        *([f"| (CPU per event, server and its import workers: "
+           f"{_range(i['footfall_cpu_us_per_event'], 1)} µs) | |"]
+          if "footfall_cpu_us_per_event" in i else []),
         *([f"| Footfall ImportUserEvents, PostgreSQL | {_range(i['postgres_per_second'])} "
            f"({i['postgres_to_sqlite']:.2f}× SQLite) |"] if i.get("postgres_per_second") else []),
         "",

@@ -49,6 +49,7 @@ from server.retail import (
     purge_products,
     rejoin,
 )
+from server.retail.line_pool import LinePool
 from server.retail.product_service import ProductService
 from server.retail.retention import Retention
 from server.retail.user_event_service import UserEventService
@@ -86,6 +87,7 @@ class Running:
     policy: Policy | None = None
     retention: Retention | None = None  # None without --retain-days
     commits: Commits | None = None  # wakes the console's watches
+    line_pool: LinePool | None = None
 
     @property
     def http_port(self) -> int:
@@ -102,6 +104,8 @@ class Running:
         # Jobs stop at the end of their batch; one held longer (a file system that does
         # not answer) is left behind, to resume at the next start.
         self.runner.stop(max(self.settings.grace_seconds, 5.0))
+        if self.line_pool is not None:
+            self.line_pool.close()
         self.store.close()
         self.loop.close()
 
@@ -141,14 +145,15 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
                                    settings.rejections_keep_hours * 3600)
     gcs_root = Path(settings.gcs_root)
     gcs_root.mkdir(parents=True, exist_ok=True)
+    line_pool = LinePool(settings.import_processes)
     import_job = import_events.ImportJob(gcs_root, settings.strict_event_types,
-                                         settings.max_event_bytes)
+                                         settings.max_event_bytes, line_pool)
     import_job.on_failures = policy.rejections.import_failures
     jobs: dict[str, Job] = {
         import_events.KIND: origin.as_import(import_job),
         purge.KIND: purge.run_purge,
         rejoin.KIND: rejoin.run_rejoin,
-        import_products.KIND: import_products.ImportProductsJob(gcs_root),
+        import_products.KIND: import_products.ImportProductsJob(gcs_root, line_pool),
         purge_products.KIND: purge_products.run_purge_products,
     }
     runner = OperationRunner(store, clock, {
@@ -160,8 +165,10 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
                                   commits))
     except BaseException:
         loop.close()
+        line_pool.close()
         store.close()
         raise
+    running.line_pool = line_pool
     runner.start()
     running.store_health = HealthWatch(
         store, lambda ok: loop.run(_set_serving(running.health, ok)))

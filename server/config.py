@@ -232,6 +232,12 @@ class Settings:
                                   "answer a browser's pixel (GET collect) only once its event "
                                   "is committed; off: once it is valid and queued, committed "
                                   "with the next group (see \"Pixels and kill -9\")")
+    import_processes: int = option(-1, INTEGER,
+                                   "worker processes that decode and check the lines of "
+                                   "`gs://` imports (files of 1 MiB or more), shared by the "
+                                   "jobs of this server process; `-1` one per core, `0` none "
+                                   "(the job's own thread)", check=at_least(-1),
+                                   readme_default="`-1`")
 
 
 OPTIONS: tuple[Option, ...] = tuple(

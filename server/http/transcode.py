@@ -24,6 +24,7 @@ from google.protobuf import descriptor, json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from server import lenient_json
 from server.errors import FieldViolation, InvalidArgument, raise_if_any
 from server.http.routes import Route
 
@@ -156,9 +157,25 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
         try:
             json_format.ParseDict({name: value}, request)
         except json_format.ParseError as exc:
-            violations.append(FieldViolation(field.name, f"Invalid JSON payload received: "
-                                                         f"{_clean(exc)}"))
+            if not _parsed_leniently(request, field, name, value):
+                violations.append(FieldViolation(field.name, f"Invalid JSON payload received: "
+                                                             f"{_clean(exc)}"))
     return violations
+
+
+def _parsed_leniently(request: Message, field: FieldDescriptor, name: str, value: Any) -> bool:
+    """Whether `value` parses once the forms Google's importer accepts are rewritten
+    (import requests only: their inline events and products are import data)."""
+    descriptor_ = cast(descriptor.Descriptor, request.DESCRIPTOR)
+    if descriptor_.full_name not in lenient_json.IMPORT_REQUESTS:
+        return False
+    request.ClearField(field.name)  # what the strict parse left half-done
+    try:
+        json_format.ParseDict(lenient_json.normalize({name: value}, descriptor_), request)
+    except json_format.ParseError:
+        request.ClearField(field.name)
+        return False
+    return True
 
 
 def _query_field(request: Message, name: str

@@ -6,28 +6,36 @@ counts, error samples, size of the error file) commit in one transaction, so a
 crash resumes after the last committed batch and nothing is written twice.
 A batch holds at most BATCH items and about BATCH_BYTES of lines, and a line at
 most `max_line_bytes`, so memory stays flat whatever the files hold.
+
+Each item is checked on its own first (`ItemCheck`: decoding a line, the rules that
+need no store), then a batch of checked items is stored (`prepare`: joins, upserts).
+The first part of a file import runs in worker processes (line_pool), the second
+in the job's thread, in the order of the lines.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import os
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar, cast
 
 import orjson
 from footfall.retail.v2 import import_config_pb2
 from google.longrunning import operations_pb2
 from google.protobuf import json_format, timestamp_pb2
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 
-from server import protojson
+from server import lenient_json, protojson
 from server.errors import FieldViolation, InvalidArgument, gather, summary
 from server.operations import records
 from server.operations.runner import JobContext
 from server.retail import gcs, ndjson
+from server.retail.line_pool import LinePool
 from server.store.rows import Progress, Step, StepResult
 
 BATCH = 1_000
@@ -38,6 +46,8 @@ MAX_ERROR_SAMPLES = 50
 R = TypeVar("R", import_config_pb2.ImportUserEventsRequest,
             import_config_pb2.ImportProductsRequest)
 M = TypeVar("M", bound=Message)
+V = TypeVar("V")  # what storing a checked item needs (a row, a product)
+T = TypeVar("T")
 Response = import_config_pb2.ImportUserEventsResponse | import_config_pb2.ImportProductsResponse
 
 
@@ -90,11 +100,12 @@ class ImportState:
 
 
 @dataclass(slots=True)
-class Item(Generic[M]):
-    """One message to import and where it came from."""
+class Item(Generic[T]):
+    """One message to import (or, once checked, what storing it needs) and where
+    it came from."""
 
     where: str  # e.g. input_config.user_event_inline_source.user_events[3]
-    message: M
+    message: T
     is_line: bool  # a file's line: its field paths start at the message, not at `where`
 
     def path(self, root: str) -> str:
@@ -105,14 +116,71 @@ class Item(Generic[M]):
         return failure_message(self.where, self.is_line, violations)
 
 
-@dataclass(frozen=True)
-class Batch(Generic[M]):
-    """What one step imports: the items read, messages for the lines that could
-    not be read or decoded, and where reading stands after them."""
+# A checked item: what storing it needs, or the failure message saying why it is refused.
+Checked = Item[V] | str
 
-    items: list[Item[M]]
+
+class ItemCheck(Protocol[M, V]):
+    """The checks of one item that need no store; pickles (it runs in workers)."""
+
+    message_class: type[M]
+
+    def __call__(self, item: Item[M]) -> Checked[V]: ...
+
+
+@dataclass(frozen=True)
+class Batch(Generic[V]):
+    """What one step imports: the items read (checked), messages for the lines that
+    could not be read or decoded, and where reading stands after them."""
+
+    items: list[Checked[V]]
     failures: list[str]
     end: Position
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """The lines of one batch as read, before decoding: `cut` holds the failures
+    of over-long lines, each with the index in `lines` of the line after it."""
+
+    lines: list[tuple[str, bytes]]  # (where, line)
+    cut: list[tuple[int, str]]
+    end: Position
+
+
+def check_lines(check: ItemCheck[M, V], lines: list[tuple[str, bytes]]
+                ) -> tuple[list[V | str], list[tuple[int, str]]]:
+    """Decode and check `lines` (in a worker process): for each line that decodes,
+    what storing it needs or why it is refused; and the failures of the lines that
+    do not, each with its index in `lines`. (Bare values: they pickle fast.)"""
+    decode, what = check.message_class, check.message_class.DESCRIPTOR.name
+    checked: list[V | str] = []
+    unread: list[tuple[int, str]] = []
+    for i, (where, raw) in enumerate(lines):
+        try:
+            message = decode_json_line(raw, decode, what)
+        except ValueError as exc:
+            unread.append((i, f"{where}: {exc}"))
+            continue
+        item = check(Item(where, message, True))
+        checked.append(item if isinstance(item, str) else item.message)
+    return checked, unread
+
+
+def _as_items(lines: list[tuple[str, bytes]], checked: list[V | str],
+              unread: list[tuple[int, str]]) -> list[Checked[V]]:
+    """`check_lines`' answer as items, each with the place of its line."""
+    skip = {i for i, _ in unread}
+    places = (where for i, (where, _) in enumerate(lines) if i not in skip)
+    return [value if isinstance(value, str) else Item(where, value, True)
+            for where, value in zip(places, checked, strict=True)]
+
+
+def _in_line_order(cut: list[tuple[int, str]], unread: list[tuple[int, str]]) -> list[str]:
+    """The failures of over-long lines and of lines that do not decode, in file order
+    (an over-long line comes before the line read after it)."""
+    keyed = [(i, 0, m) for i, m in cut] + [(i, 1, m) for i, m in unread]
+    return [m for _, _, m in sorted(keyed, key=lambda k: (k[0], k[1]))]
 
 
 def check_gcs_source(source: import_config_pb2.GcsSource, root: Path, prefix: str,
@@ -200,7 +268,8 @@ def check_sources(request: R, root: Path, rules: SourceRules,
 
 
 def decode_json_line(line: bytes, message_class: type[M], what: str) -> M:
-    """A `message_class` from one line of proto3 JSON; ValueError saying what is wrong."""
+    """A `message_class` from one line of JSON: proto3 JSON, or a form Google's
+    importer accepts too (lenient_json); ValueError saying what is wrong."""
     try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -209,8 +278,16 @@ def decode_json_line(line: bytes, message_class: type[M], what: str) -> M:
         raise ValueError(f"each line must be one JSON object (a {what})")
     try:
         return protojson.parse_dict(data, message_class)
-    except json_format.ParseError as exc:
-        raise ValueError(f"not a {what}: {exc}") from None
+    except json_format.ParseError as strict:
+        error = strict
+    # Not proto3 JSON: rewrite the lenient forms (the fast path never comes here).
+    lenient = lenient_json.normalize(data, cast(Descriptor, message_class.DESCRIPTOR))
+    if lenient != data:
+        try:
+            return protojson.parse_dict(lenient, message_class)
+        except json_format.ParseError as exc:
+            error = exc
+    raise ValueError(f"not a {what}: {error}")
 
 
 def new_operation(name: str, now_ns: int) -> operations_pb2.Operation:
@@ -221,9 +298,12 @@ def new_operation(name: str, now_ns: int) -> operations_pb2.Operation:
     return records.operation(name, meta)
 
 
-class BulkImport(Generic[R, M]):
-    """The batch loop of an import job; subclasses say what they import and how
-    to store it."""
+IN_THREAD = LinePool(0)
+
+
+class BulkImport(Generic[R, M, V]):
+    """The batch loop of an import job; subclasses say what they import, how to
+    check one item and how to store a batch."""
 
     # Set by a subclass: what it imports, and from where.
     request_class: type[R]
@@ -234,15 +314,24 @@ class BulkImport(Generic[R, M]):
     on_failures: Callable[[str, Sequence[str]], None] | None = None
     uris_field = "input_config.gcs_source.input_uris"
     max_line_bytes = ndjson.MAX_LINE_BYTES
+    # Files of fewer bytes (left to read) are decoded in the job's thread: starting
+    # worker processes costs more than it saves.
+    pool_min_bytes = 1024 * 1024
 
-    def __init__(self, gcs_root: Path) -> None:
+    def __init__(self, gcs_root: Path, pool: LinePool = IN_THREAD) -> None:
         self.root = gcs_root
+        self.pool = pool
 
     # -- what a subclass provides -------------------------------------------
 
+    def item_check(self, request: R) -> ItemCheck[M, V]:
+        """The checks of one item of `request` that need no store."""
+        raise NotImplementedError
+
     def prepare(self, ctx: JobContext, request: R,
-                items: list[Item[M]]) -> tuple[list[str], Step]:
-        """Failure messages of the batch's bad items, and the writes for the good ones."""
+                items: list[Checked[V]]) -> tuple[list[str], Step]:
+        """Failure messages of the batch's bad items (in item order), and the writes
+        for the good ones."""
         raise NotImplementedError
 
     def response(self, state: ImportState) -> Response:
@@ -266,21 +355,26 @@ class BulkImport(Generic[R, M]):
         if state.errors_file:  # drop what a batch that never committed wrote
             gcs.truncate_output(self.root, Path(state.errors_file), state.errors_size,
                                 ERRORS_FIELD)
-        for batch in self._batches(request, state.files, state.position, ctx.check_stop):
-            ctx.check_stop()
-            bad, step = self.prepare(ctx, request, batch.items)
-            failures = batch.failures + bad
-            after = state.after(batch.end, len(batch.items) - len(bad), failures)
-            if failures and after.errors_file:
-                after.errors_size = gcs.append_output(
-                    self.root, Path(after.errors_file), _error_lines(failures), ERRORS_FIELD)
-            result = ctx.step(step, partial(self._progress, ctx, after))
-            if failures and self.on_failures is not None:
-                self.on_failures(ctx.record.name, failures)
-            state = after
-            if result.cancel_requested:
-                self._finish(ctx, request, state, cancelled=True)
-                return
+        batches = self._batches(request, state.files, state.position, ctx.check_stop)
+        try:
+            for batch in batches:
+                ctx.check_stop()
+                bad, step = self.prepare(ctx, request, batch.items)
+                failures = batch.failures + bad
+                after = state.after(batch.end, len(batch.items) - len(bad), failures)
+                if failures and after.errors_file:
+                    after.errors_size = gcs.append_output(
+                        self.root, Path(after.errors_file), _error_lines(failures),
+                        ERRORS_FIELD)
+                result = ctx.step(step, partial(self._progress, ctx, after))
+                if failures and self.on_failures is not None:
+                    self.on_failures(ctx.record.name, failures)
+                state = after
+                if result.cancel_requested:
+                    self._finish(ctx, request, state, cancelled=True)
+                    return
+        finally:
+            batches.close()  # lines in flight in the workers are dropped
         self._finish(ctx, request, state, cancelled=False)
 
     def _progress(self, ctx: JobContext, state: ImportState, result: StepResult) -> Progress:
@@ -315,25 +409,36 @@ class BulkImport(Generic[R, M]):
         return items
 
     def _batches(self, request: R, files: Sequence[str], start: Position,
-                 check_stop: Callable[[], None]) -> Iterator[Batch[M]]:
-        """The batches from `start` to the end of the source."""
+                 check_stop: Callable[[], None]) -> Generator[Batch[V], None, None]:
+        """The batches from `start` to the end of the source, their items checked."""
+        check = self.item_check(request)
         inline = self.inline_items(request)
         if inline is not None:
-            yield from self._inline_batches(inline, start)
-        else:
-            yield from self._file_batches(files, start, check_stop)
+            return self._inline_batches(check, inline, start)
+        return self._file_batches(check, files, start, check_stop)
 
-    def _inline_batches(self, items: Sequence[M], start: Position) -> Iterator[Batch[M]]:
+    def _inline_batches(self, check: ItemCheck[M, V], items: Sequence[M],
+                        start: Position) -> Generator[Batch[V], None, None]:
         field = f"input_config.{self.sources.inline}.{self.sources.items}"
         for begin in range(start.index, len(items), BATCH):
             end = min(begin + BATCH, len(items))
-            yield Batch([Item(f"{field}[{i}]", items[i], False) for i in range(begin, end)],
-                        [], Position(index=end))
+            yield Batch([check(Item(f"{field}[{i}]", items[i], False))
+                         for i in range(begin, end)], [], Position(index=end))
 
-    def _file_batches(self, files: Sequence[str], start: Position,
-                      check_stop: Callable[[], None]) -> Iterator[Batch[M]]:
-        """Batches of at most BATCH lines and about BATCH_BYTES; after each file, an
-        empty batch that moves on to the next one."""
+    def _file_batches(self, check: ItemCheck[M, V], files: Sequence[str], start: Position,
+                      check_stop: Callable[[], None]) -> Generator[Batch[V], None, None]:
+        """The chunks read, decoded and checked by the pool (or in this thread when
+        the files are small), in order."""
+        pool = self.pool if _bytes_left(files, start) >= self.pool_min_bytes else IN_THREAD
+        chunks = ((chunk, chunk.lines) for chunk in self._chunks(files, start, check_stop))
+        for chunk, (checked, unread) in pool.ordered_map(check_lines, check, chunks):
+            yield Batch(_as_items(chunk.lines, checked, unread),
+                        _in_line_order(chunk.cut, unread), chunk.end)
+
+    def _chunks(self, files: Sequence[str], start: Position,
+                check_stop: Callable[[], None]) -> Iterator[_Chunk]:
+        """The lines of batches of at most BATCH lines and about BATCH_BYTES; after
+        each file, an empty one that moves on to the next file."""
         for file in range(start.file, len(files)):
             path = Path(files[file])
             uri = gcs.name_of(self.root, path)
@@ -341,13 +446,12 @@ class BulkImport(Generic[R, M]):
             with gcs.open_input(self.root, path, self.uris_field) as handle:
                 handle.seek(offset)
                 readline, limit = handle.readline, self.max_line_bytes + 1
-                decode, what = self.item_class, self.item_class.DESCRIPTOR.name
                 more = True
                 while more:
-                    chunk: list[Item[M]] = []
-                    failures: list[str] = []
+                    lines: list[tuple[str, bytes]] = []
+                    cut: list[tuple[int, str]] = []
                     begin, full = offset, offset + BATCH_BYTES
-                    while len(chunk) + len(failures) < BATCH and offset < full:
+                    while len(lines) + len(cut) < BATCH and offset < full:
                         raw = readline(limit)
                         size = len(raw)
                         if not size:
@@ -356,22 +460,16 @@ class BulkImport(Generic[R, M]):
                         line_no += 1
                         if size == limit and not raw.endswith(b"\n"):  # cut: too long
                             size += ndjson.skip_rest(handle, check_stop)
-                            failures.append(f"{uri} line {line_no}: "
-                                            f"{ndjson.too_long(size, self.max_line_bytes)}")
+                            cut.append((len(lines), f"{uri} line {line_no}: "
+                                        f"{ndjson.too_long(size, self.max_line_bytes)}"))
                             raw = b""
                         offset += size
                         if raw.strip():
-                            where = f"{uri} line {line_no}"
-                            try:
-                                chunk.append(Item(where, decode_json_line(raw, decode, what),
-                                                  True))
-                            except ValueError as exc:
-                                failures.append(f"{where}: {exc}")
+                            lines.append((f"{uri} line {line_no}", raw))
                     if offset == begin:
                         break
-                    yield Batch(chunk, failures, Position(file=file, offset=offset,
-                                                          line=line_no))
-            yield Batch([], [], Position(file=file + 1))
+                    yield _Chunk(lines, cut, Position(file=file, offset=offset, line=line_no))
+            yield _Chunk([], [], Position(file=file + 1))
 
     def _finish(self, ctx: JobContext, request: R, state: ImportState,
                 cancelled: bool) -> None:
@@ -382,6 +480,18 @@ class BulkImport(Generic[R, M]):
             response.errors_config.CopyFrom(request.errors_config)
         ctx.finish(records.ended(ctx.record.name, _metadata(ctx, state), response, cancelled,
                                  self.what), state.dump())
+
+
+def _bytes_left(files: Sequence[str], start: Position) -> int:
+    """About how many bytes are left to read from `start` (0 for what is not a
+    regular file: a FIFO, a link, a file gone; reading says what is wrong)."""
+    total = -start.offset
+    for name in files[start.file:]:
+        try:
+            total += os.lstat(name).st_size
+        except OSError:
+            pass
+    return max(total, 0)
 
 
 def _metadata(ctx: JobContext, state: ImportState) -> import_config_pb2.ImportMetadata:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from footfall.retail.v2 import import_config_pb2, user_event_pb2
 
@@ -13,13 +15,16 @@ from server.operations.runner import JobContext
 from server.policy.limits import event_size_violation
 from server.retail import join, ndjson, validation
 from server.retail.bulk_import import (
+    IN_THREAD,
     BulkImport,
+    Checked,
     ImportState,
     Item,
     SourceRules,
     check_sources,
     new_operation,
 )
+from server.retail.line_pool import LinePool
 from server.store import EventRow
 from server.store.rows import Step, StepResult
 
@@ -47,7 +52,56 @@ def check_request(request: Request, gcs_root: Path, deadline: float | None = Non
     return str(catalog)
 
 
-class ImportJob(BulkImport[Request, UserEvent]):
+class GoodEvent(NamedTuple):
+    """A valid event: the columns of its row as received (what is stored unless it
+    joins; flat, so it pickles fast), and the ids of its products (one per detail)."""
+
+    event_type: str
+    visitor_id: str
+    user_id: str
+    event_time_us: int
+    event_time_ns: int
+    payload: bytes
+    key: bytes
+    product_ids: tuple[str, ...]
+
+    @classmethod
+    def of(cls, catalog: str, event: UserEvent) -> GoodEvent:
+        ids = tuple(d.product.id for d in event.product_details)
+        row = EventRow.from_event(catalog, event, joined=not ids)
+        return cls(row.event_type, row.visitor_id, row.user_id, row.event_time_us,
+                   row.event_time_ns, row.payload, row.key, ids)
+
+    def row(self, catalog: str) -> EventRow:
+        """Its row when it does not join: joined only if it names no product."""
+        return EventRow(catalog, self.event_type, self.visitor_id, self.user_id,
+                        self.event_time_us, not self.product_ids, self.payload, self.key,
+                        event_time_ns=self.event_time_ns)
+
+
+@dataclass(frozen=True)
+class EventCheck:
+    """An event's own rules (size, fields) and its row as received; in a worker."""
+
+    catalog: str
+    strict_event_types: bool
+    max_event_bytes: int
+    message_class = UserEvent
+
+    def __call__(self, item: Item[UserEvent]) -> Checked[GoodEvent]:
+        path = item.path("user_event")
+        too_big = event_size_violation(item.message, path, self.max_event_bytes)
+        if too_big is not None:  # one failure; its fields are not looked at
+            return item.failure([too_big])
+        violations = validation.user_event_violations(
+            item.message, path, strict_event_types=self.strict_event_types,
+            require_event_time=True)
+        if violations:
+            return item.failure(violations)
+        return Item(item.where, GoodEvent.of(self.catalog, item.message), item.is_line)
+
+
+class ImportJob(BulkImport[Request, UserEvent, GoodEvent]):
     """Runs import-user-events operations; events already stored are skipped."""
 
     what = "the import"
@@ -56,34 +110,37 @@ class ImportJob(BulkImport[Request, UserEvent]):
     sources = SOURCES
 
     def __init__(self, gcs_root: Path, strict_event_types: bool,
-                 max_event_bytes: int = Settings.max_event_bytes) -> None:
-        super().__init__(gcs_root)
+                 max_event_bytes: int = Settings.max_event_bytes,
+                 pool: LinePool = IN_THREAD) -> None:
+        super().__init__(gcs_root, pool)
         self._strict = strict_event_types
         self._max_event_bytes = max_event_bytes
         self.max_line_bytes = ndjson.line_limit(max_event_bytes)
 
+    def item_check(self, request: Request) -> EventCheck:
+        return EventCheck(str(parse_catalog(request.parent)), self._strict,
+                          self._max_event_bytes)
+
     def prepare(self, ctx: JobContext, request: Request,
-                items: list[Item[UserEvent]]) -> tuple[list[str], Step]:
+                items: list[Checked[GoodEvent]]) -> tuple[list[str], Step]:
         catalog = str(parse_catalog(request.parent))
-        products = join.load_products(ctx.store, catalog,
-                                      join.product_ids(item.message for item in items))
+        products = join.load_products(ctx.store, catalog, sorted(
+            {pid for item in items if not isinstance(item, str)
+             for pid in item.message.product_ids if pid}))
         failures: list[str] = []
         rows: list[EventRow] = []
         for item in items:
-            path = item.path("user_event")
-            too_big = event_size_violation(item.message, path, self._max_event_bytes)
-            if too_big is not None:  # one failure; its fields are not looked at
-                failures.append(item.failure([too_big]))
+            if isinstance(item, str):
+                failures.append(item)
                 continue
-            event = UserEvent()
-            event.CopyFrom(item.message)
-            violations = validation.user_event_violations(
-                event, path, strict_event_types=self._strict, require_event_time=True)
-            if violations:
-                failures.append(item.failure(violations))
+            good = item.message
+            ids = good.product_ids
+            if not (ids and all(pid in products for pid in ids)):
+                rows.append(good.row(catalog))
                 continue
-            try:
-                rows.append(join.joined_row(catalog, event, products, path,
+            try:  # it joins: filled in from the catalog
+                rows.append(join.joined_row(catalog, UserEvent.FromString(good.payload),
+                                            products, item.path("user_event"),
                                             self._max_event_bytes))
             except InvalidArgument as exc:
                 failures.append(item.failure(exc.violations))

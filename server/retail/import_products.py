@@ -6,16 +6,18 @@ update_mask only the masked fields of existing products change.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from footfall.retail.v2 import import_config_pb2, product_pb2
 
 from server import names
-from server.errors import FieldViolation, gather, raise_if_any
+from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
 from server.operations.runner import JobContext
 from server.retail import products
 from server.retail.bulk_import import (
     BulkImport,
+    Checked,
     ImportState,
     Item,
     SourceRules,
@@ -60,7 +62,32 @@ def check_request(request: Request, gcs_root: Path, deadline: float | None = Non
     return str(branch)
 
 
-class ImportProductsJob(BulkImport[Request, Product]):
+def import_id(product: Product, branch: str) -> str:
+    """The id a product imports under: its `id`, else the id its `name` gives, as
+    Google's importer reads it: a full name in `branch`, or the bare id."""
+    if product.id or not product.name:
+        return product.id
+    if "/" not in product.name:
+        return product.name
+    try:
+        name_branch, pid = names.parse_product_key(product.name)
+    except InvalidArgument:
+        return ""  # then `id` is required
+    return pid if name_branch == branch else ""
+
+
+@dataclass(frozen=True)
+class ProductCheck:
+    """Nothing to check alone: a product's rules apply once it is merged with the
+    stored one (in `prepare`), so workers only decode its line."""
+
+    message_class = Product
+
+    def __call__(self, item: Item[Product]) -> Checked[Product]:
+        return item
+
+
+class ImportProductsJob(BulkImport[Request, Product, Product]):
     """Runs import-products operations."""
 
     what = "the product import"
@@ -68,16 +95,22 @@ class ImportProductsJob(BulkImport[Request, Product]):
     item_class = Product
     sources = SOURCES
 
+    def item_check(self, request: Request) -> ProductCheck:
+        return ProductCheck()
+
     def prepare(self, ctx: JobContext, request: Request,
-                items: list[Item[Product]]) -> tuple[list[str], Step]:
+                items: list[Checked[Product]]) -> tuple[list[str], Step]:
         branch = names.parse_branch_key(request.parent)
         paths = list(request.update_mask.paths) if request.HasField("update_mask") else None
-        existing = ctx.store.get_products(branch, [i.message.id for i in items if i.message.id])
+        given_items = [item for item in items if not isinstance(item, str)]
+        existing = ctx.store.get_products(branch, [pid for i in given_items
+                                                   if (pid := import_id(i.message, branch))])
         now = ctx.clock.now_ns()
         failures: list[str] = []
         upserts: dict[str, bytes] = {}
-        for item in items:
+        for item in given_items:
             path, given = item.path("product"), item.message
+            given.id = import_id(given, branch)
             violations = products.product_id_violations(given.id, f"{path}.id")
             if not violations:
                 current = upserts.get(given.id) or existing.get(given.id)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -164,3 +166,145 @@ def test_a_key_imports_only_from_and_into_its_buckets(
         wait_until(lambda: finished(everywhere.operation.name, EVERYWHERE), "the ops import")
     assert count_events(server.store, SHOP, server.workdir) == 5
     assert not (server.gcs_root / "shop-b-errors").exists()
+
+
+# -- files made for Google: the forms its importer accepts (issue 15, item 1) ----------
+
+
+def google_shaped_product(i: int) -> dict[str, Any]:
+    """A product line shaped like Google's retail tutorial data: a bare id as its
+    name, attributes as key/value objects with quoted booleans, quoted numbers,
+    snake_case retrievable fields."""
+    return {"name": f"GGOE{i:06d}", "id": f"GGOE{i:06d}", "type": "PRIMARY",
+            "primaryProductId": f"GGOE{i:06d}", "categories": ["Apparel"],
+            "title": f"Tutorial sweater {i}", "brands": ["Google"],
+            "attributes": [{"key": "eco_friendly", "value": {
+                "text": ["Low-impact fabrics"], "indexable": "true", "searchable": "false"}}],
+            "priceInfo": {"currencyCode": "USD", "price": "16", "originalPrice": "45.0"},
+            "availability": "IN_STOCK", "availableQuantity": "50",
+            "images": [{"uri": f"https://shop.example/{i}.jpg", "height": "300",
+                        "width": "400"}],
+            "retrievableFields": "name,price_info,color_info.color_families"}
+
+
+def google_shaped_event(i: int) -> dict[str, Any]:
+    """An event line as Google's tutorial writes them: a numeric UTC offset, one
+    product detail as an object rather than a list, a quoted quantity."""
+    return {"eventType": "detail-page-view", "visitorId": f"tutorial-visitor-{i % 97}",
+            "eventTime": f"2021-12-12T10:{i // 60 % 60:02d}:{i % 60:02d}+00:00",
+            "productDetails": {"product": {"id": f"GGOE{i % 20:06d}"}, "quantity": "1"},
+            "attributes": [{"key": "channel", "value": {"text": [f"c{i}"],
+                                                       "indexable": "false"}}],
+            "userInfo": {"userAgent": "Mozilla/5.0 " + "x" * 200}}
+
+
+def test_files_made_for_google_import_whole(server: ServerProcess, catalog: str,
+                                             branch: str) -> None:
+    folder = f"gs://{GCS_BUCKET}/{catalog.rsplit('/', 1)[-1]}"
+    products = put_gcs(server.gcs_root, f"{folder}/products.json",
+                       [json.dumps(google_shaped_product(i)) for i in range(20)])
+    # More than a MiB: decoded by the server's worker processes.
+    count = 3_000
+    events = put_gcs(server.gcs_root, f"{folder}/user_events.json",
+                     [json.dumps(google_shaped_event(i)) for i in range(count)])
+    assert gcs_path(server.gcs_root, events).stat().st_size > MIB
+    with product_client(server.address) as shop, retail_client(server.address) as retail:
+        finish(shop.import_products(request={
+            "parent": branch, "input_config": {"gcs_source": {"input_uris": [products]}}},
+            timeout=RPC_DEADLINE))
+        stored = shop.get_product(name=f"{branch}/products/GGOE000003", timeout=RPC_DEADLINE)
+        operation = retail.import_user_events(request=file_import(catalog, events),
+                                              timeout=RPC_DEADLINE)
+        summary = finish(operation).import_summary
+        meta = operation.metadata
+    assert stored.attributes["eco_friendly"].indexable is True
+    assert stored.attributes["eco_friendly"].searchable is False
+    assert stored.price_info.price == 16 and stored.price_info.original_price == 45
+    assert list(stored.retrievable_fields.paths) == ["name", "price_info",
+                                                     "color_info.color_families"]
+    assert (meta.success_count, meta.failure_count) == (count, 0)
+    assert summary.joined_events_count == count
+    assert count_events(server.store, catalog, server.workdir) == count
+
+
+def test_write_user_event_stays_strict(server: ServerProcess, catalog: str) -> None:
+    """Only imports are lenient: a write in a lenient form is refused as before."""
+    body = json.dumps({"eventType": "detail-page-view", "visitorId": "v",
+                       "productDetails": {"product": {"id": "p"}}}).encode()
+    request = urllib.request.Request(
+        f"http://{server.http_address}/v2/{catalog}/userEvents:write", data=body,
+        headers={"Content-Type": "application/json"}, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=RPC_DEADLINE)
+    assert refused.value.code == 400
+    assert "productDetails" in refused.value.read().decode()
+
+
+def _post(server: ServerProcess, path: str, document: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"http://{server.http_address}/v2/{path}", data=json.dumps(document).encode(),
+        headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=RPC_DEADLINE) as answer:
+        return json.loads(answer.read())
+
+
+def test_inline_imports_over_rest_take_the_same_forms(server: ServerProcess, catalog: str,
+                                                      branch: str) -> None:
+    product = google_shaped_product(7)
+    del product["id"]  # the bare name alone says which product
+    started = _post(server, f"{branch}/products:import", {
+        "inputConfig": {"productInlineSource": {"products": [product]}}})
+    events = [google_shaped_event(i) for i in range(3)]
+    imported = _post(server, f"{catalog}/userEvents:import", {
+        "inputConfig": {"userEventInlineSource": {"userEvents": events}}})
+    with product_client(server.address) as shop, retail_client(server.address) as retail:
+        wait_until(lambda: shop.get_operation({"name": started["name"]},
+                                              timeout=RPC_DEADLINE).done, "the product import")
+        stored = shop.get_product(name=f"{branch}/products/GGOE000007", timeout=RPC_DEADLINE)
+        done = wait_until(lambda: imported_so_far(retail, imported["name"])[0] and
+                          imported_so_far(retail, imported["name"]), "the event import")
+    assert stored.attributes["eco_friendly"].indexable is True
+    assert done == (True, 3)
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children = [int(c) for c in task.read_text().split()]
+        except FileNotFoundError:
+            continue
+        for child in children:
+            found |= {child} | _descendants(child)
+    return found
+
+
+def test_import_workers_under_processes_end_with_the_server(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """With --processes 2 and 2 import workers: a file of more than a MiB imports
+    whole, and a SIGTERM ends the server processes and their workers alike."""
+    server = server_factory("--processes", "2", "--import-processes", "2",
+                            "--gcs-root", str(tmp_path / "gcs"))
+    count = 20_000
+    uri = put_gcs(server.gcs_root, f"gs://{GCS_BUCKET}/many/events.json",
+                  event_lines(count, visitor="many"))
+    assert gcs_path(server.gcs_root, uri).stat().st_size > MIB
+    with retail_client(server.address) as retail:
+        operation = retail.import_user_events(request=file_import(SHOP, uri),
+                                              timeout=RPC_DEADLINE)
+        finish(operation)
+        assert operation.metadata.success_count == count
+    assert "starting 2 import worker processes" in server.log_text()
+    family = _descendants(server.proc.pid)
+    assert len(family) >= 4  # two server processes, two workers (and resource trackers)
+    assert server.stop() == 0
+    wait_until(lambda: not any(map(_alive, family)), "every process of the server to end",
+               deadline=5)
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie waiting for init to reap it does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

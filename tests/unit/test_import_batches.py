@@ -15,15 +15,17 @@ from server.retail.import_events import ImportJob
 
 MAX_EVENT_BYTES = 200  # lines of more than 250 bytes are skipped
 SMALL_BATCH = 3
+PARENT = "projects/p/locations/global/catalogs/default_catalog"
 
 
 def line(visitor: str) -> bytes:
-    return b'{"eventType": "home-page-view", "visitorId": "%s"}\n' % visitor.encode()
+    return (b'{"eventType": "home-page-view", "visitorId": "%s", '
+            b'"eventTime": "2024-01-01T00:00:00Z"}\n' % visitor.encode())
 
 
 def flat(batches: list[Batch[user_event_pb2.UserEvent]]) -> list[str]:
     """Every item and failure the batches hold, in order."""
-    return [item.where for b in batches for item in b.items] + \
+    return [item if isinstance(item, str) else item.where for b in batches for item in b.items] + \
         [f for b in batches for f in b.failures]
 
 
@@ -47,7 +49,7 @@ def test_reading_from_any_batch_end_yields_the_batches_after_it(tmp_path: Path) 
     second.write_bytes(line("b1") + line("b2"))
     files = [str(first), str(second)]
     job = ImportJob(tmp_path, strict_event_types=False, max_event_bytes=MAX_EVENT_BYTES)
-    request = import_config_pb2.ImportUserEventsRequest()
+    request = import_config_pb2.ImportUserEventsRequest(parent=PARENT)
 
     batches = read(job, request, files, Position())
 
@@ -67,10 +69,10 @@ def test_reading_from_any_batch_end_yields_the_batches_after_it(tmp_path: Path) 
 
 
 def test_inline_batches_end_at_the_next_item() -> None:
-    request = import_config_pb2.ImportUserEventsRequest()
+    request = import_config_pb2.ImportUserEventsRequest(parent=PARENT)
     events = request.input_config.user_event_inline_source.user_events
     for i in range(7):
-        events.add(event_type="home-page-view", visitor_id=f"v{i}")
+        events.add(event_type="home-page-view", visitor_id=f"v{i}", event_time={"seconds": i})
     job = ImportJob(Path("/nonexistent"), strict_event_types=False)
 
     batches = read(job, request, [], Position())

@@ -1,0 +1,96 @@
+"""The JSON forms Google's importer accepts beyond proto3 JSON, rewritten to proto3 JSON.
+
+Import files made for Google (its own tutorial data among them) use forms that
+protobuf's legacy JSON parsing accepts and strict proto3 JSON does not:
+
+- one object where a repeated field is expected (`"productDetails": {...}`);
+- a map as a list of `{"key": ..., "value": ...}` objects (`"attributes": [...]`);
+- booleans in quotes (`"indexable": "true"`);
+- FieldMask paths in snake_case (`"retrievableFields": "price_info,title"`).
+
+Numbers in quotes, snake_case field names and timestamps with a numeric offset
+(`+00:00`) are proto3 JSON already. `normalize` rewrites only those four forms,
+guided by the message's descriptor, and leaves everything else as it is, so a
+document that is proto3 JSON comes back unchanged and what Google refuses (an
+unknown field, `"yes"` for a boolean, a list for a single message) is still
+refused by the strict parser that reads the result. Only imports use it: lines of
+import files, and the JSON bodies of import requests on the HTTP gateway.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
+_F = FieldDescriptor
+_BOOLS = {"true": True, "false": False}
+_SNAKE = re.compile(r"_([a-z0-9])")
+# Requests whose JSON body (on the HTTP gateway) is read leniently: their inline items.
+IMPORT_REQUESTS = frozenset({"google.cloud.retail.v2.ImportUserEventsRequest",
+                             "google.cloud.retail.v2.ImportProductsRequest"})
+
+
+@functools.cache
+def _fields(message: Descriptor) -> dict[str, FieldDescriptor]:
+    found = {f.json_name: f for f in message.fields}
+    found.update({f.name: f for f in message.fields})
+    return found
+
+
+def normalize(document: Any, message: Descriptor) -> Any:
+    """`document` (parsed JSON for a `message`) with the lenient forms rewritten as
+    proto3 JSON; a new object where something changed."""
+    if type(document) is not dict:
+        return document
+    fields = _fields(message)
+    out = {}
+    for key, value in document.items():
+        field = fields.get(key)
+        out[key] = value if field is None or value is None else _field_value(value, field)
+    return out
+
+
+def _field_value(value: Any, field: FieldDescriptor) -> Any:
+    entry = field.message_type
+    if entry is not None and entry.GetOptions().map_entry:
+        return _map(value, entry)
+    if field.is_repeated:
+        items = [value] if type(value) is dict else value
+        return [_single(i, field) for i in items] if type(items) is list else items
+    return _single(value, field)
+
+
+def _map(value: Any, entry: Descriptor) -> Any:
+    if type(value) is list and all(type(i) is dict and "key" in i and set(i) <= {"key", "value"}
+                                   for i in value):
+        value = {i["key"]: i.get("value") for i in value}
+    if type(value) is not dict:
+        return value
+    inner = entry.fields_by_name["value"]
+    return {k: v if v is None else _single(v, inner) for k, v in value.items()}
+
+
+def _single(value: Any, field: FieldDescriptor) -> Any:
+    message = field.message_type
+    if message is None:
+        if field.type == _F.TYPE_BOOL and type(value) is str:
+            return _BOOLS.get(value, value)
+        return value
+    name = message.full_name
+    if name == "google.protobuf.FieldMask":
+        return _field_mask(value)
+    if name == "google.protobuf.BoolValue":
+        return _BOOLS.get(value, value) if type(value) is str else value
+    if name.startswith("google.protobuf."):  # Timestamp, Struct...: their own JSON forms
+        return value
+    return normalize(value, message)
+
+
+def _field_mask(value: Any) -> Any:
+    """`price_info,color_info.colors` as `priceInfo,colorInfo.colors`."""
+    if type(value) is not str:
+        return value
+    return _SNAKE.sub(lambda m: m.group(1).upper(), value)

@@ -1,0 +1,234 @@
+"""Import lines in the forms Google's importer accepts decode to what their proto3-JSON
+equivalent decodes to; lines that are proto3 JSON already decode exactly as the strict
+parser decodes them; what Google refuses stays refused (issue 15, item 1)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import orjson
+import pytest
+from footfall.retail.v2 import product_pb2, user_event_pb2
+from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server.retail.bulk_import import decode_json_line
+from tests.unit.test_protojson import _strategy
+
+UserEvent = user_event_pb2.UserEvent
+Product = product_pb2.Product
+
+
+def decoded(doc: Any, message_class: type) -> bytes:
+    message = decode_json_line(orjson.dumps(doc), message_class, message_class.__name__)
+    return message.SerializeToString(deterministic=True)
+
+
+def strict(doc: Any, message_class: type) -> bytes:
+    return json_format.ParseDict(doc, message_class()).SerializeToString(deterministic=True)
+
+
+def refusal(doc: Any, message_class: type) -> str:
+    with pytest.raises(ValueError) as refused:
+        decode_json_line(orjson.dumps(doc), message_class, message_class.__name__)
+    return str(refused.value)
+
+
+# (a lenient form, its proto3-JSON equivalent)
+EVENT_FORMS = [
+    ({"eventType": "detail-page-view", "visitorId": "v",
+      "productDetails": {"product": {"id": "p1"}, "quantity": 2}},
+     {"eventType": "detail-page-view", "visitorId": "v",
+      "productDetails": [{"product": {"id": "p1"}, "quantity": 2}]}),
+    ({"eventType": "home-page-view", "visitorId": "v",
+      "attributes": [{"key": "channel", "value": {"text": ["email"]}},
+                     {"key": "score", "value": {"numbers": [1.5]}}]},
+     {"eventType": "home-page-view", "visitorId": "v",
+      "attributes": {"channel": {"text": ["email"]}, "score": {"numbers": [1.5]}}}),
+    ({"eventType": "home-page-view", "visitorId": "v",
+      "userInfo": {"userId": "u", "directUserRequest": "true"}},
+     {"eventType": "home-page-view", "visitorId": "v",
+      "userInfo": {"userId": "u", "directUserRequest": True}}),
+    ({"eventType": "home-page-view", "visitorId": "v",
+      "attributes": {"a": {"text": ["x"], "indexable": "false", "searchable": "true"}}},
+     {"eventType": "home-page-view", "visitorId": "v",
+      "attributes": {"a": {"text": ["x"], "indexable": False, "searchable": True}}}),
+    ({"event_type": "search", "visitor_id": "v", "search_query": "q", "offset": "20"},
+     {"eventType": "search", "visitorId": "v", "searchQuery": "q", "offset": 20}),
+    ({"eventType": "home-page-view", "visitorId": "v", "eventTime": "2021-12-12T10:27:42+00:00"},
+     {"eventType": "home-page-view", "visitorId": "v", "eventTime": "2021-12-12T10:27:42Z"}),
+    ({"eventType": "purchase-complete", "visitorId": "v",
+      "purchaseTransaction": {"revenue": "16.5", "currencyCode": "USD"}},
+     {"eventType": "purchase-complete", "visitorId": "v",
+      "purchaseTransaction": {"revenue": 16.5, "currencyCode": "USD"}}),
+]
+
+PRODUCT_FORMS = [
+    ({"id": "p", "title": "T", "retrievableFields": "price_info,color_info.color_families,title"},
+     {"id": "p", "title": "T", "retrievableFields": "priceInfo,colorInfo.colorFamilies,title"}),
+    ({"id": "p", "priceInfo": {"currencyCode": "USD", "price": "16", "originalPrice": "45.0"}},
+     {"id": "p", "priceInfo": {"currencyCode": "USD", "price": 16, "originalPrice": 45}}),
+    ({"id": "p", "attributes": [{"key": "eco", "value": {"text": ["yes"], "indexable": "true",
+                                                         "searchable": "false"}}]},
+     {"id": "p", "attributes": {"eco": {"text": ["yes"], "indexable": True,
+                                        "searchable": False}}}),
+    ({"id": "p", "images": {"uri": "https://i/1.jpg", "height": "300", "width": "400"}},
+     {"id": "p", "images": [{"uri": "https://i/1.jpg", "height": 300, "width": 400}]}),
+    ({"id": "p", "color_info": {"color_families": ["Black"]}, "available_quantity": "5"},
+     {"id": "p", "colorInfo": {"colorFamilies": ["Black"]}, "availableQuantity": 5}),
+    ({"id": "p", "publishTime": "2021-05-01T12:00:00.5-05:30"},
+     {"id": "p", "publishTime": "2021-05-01T17:30:00.5Z"}),
+]
+
+
+@pytest.mark.parametrize(("lenient", "proto3"), EVENT_FORMS,
+                         ids=[json.dumps(f[0])[:70] for f in EVENT_FORMS])
+def test_each_event_form_alone(lenient: dict[str, Any], proto3: dict[str, Any]) -> None:
+    assert decoded(lenient, UserEvent) == strict(proto3, UserEvent)
+
+
+@pytest.mark.parametrize(("lenient", "proto3"), PRODUCT_FORMS,
+                         ids=[json.dumps(f[0])[:70] for f in PRODUCT_FORMS])
+def test_each_product_form_alone(lenient: dict[str, Any], proto3: dict[str, Any]) -> None:
+    assert decoded(lenient, Product) == strict(proto3, Product)
+
+
+def test_every_form_in_one_line() -> None:
+    lenient = {"event_type": "detail-page-view", "visitorId": "v", "offset": "3",
+               "eventTime": "2021-12-12T10:27:42.25+01:00",
+               "userInfo": {"user_id": "u", "directUserRequest": "false"},
+               "attributes": [{"key": "a", "value": {"text": ["x"], "indexable": "true"}}],
+               "productDetails": {"product": {"id": "p", "retrievable_fields": "price_info",
+                                              "priceInfo": {"price": "16"},
+                                              "attributes": [{"key": "k", "value": {
+                                                  "numbers": ["2"], "searchable": "true"}}]},
+                                  "quantity": "2"}}
+    proto3 = {"eventType": "detail-page-view", "visitorId": "v", "offset": 3,
+              "eventTime": "2021-12-12T09:27:42.25Z",
+              "userInfo": {"userId": "u", "directUserRequest": False},
+              "attributes": {"a": {"text": ["x"], "indexable": True}},
+              "productDetails": [{"product": {"id": "p", "retrievableFields": "priceInfo",
+                                              "priceInfo": {"price": 16},
+                                              "attributes": {"k": {"numbers": [2],
+                                                                   "searchable": True}}},
+                                  "quantity": 2}]}
+    assert decoded(lenient, UserEvent) == strict(proto3, UserEvent)
+
+
+@pytest.mark.parametrize(("doc", "field"), [
+    ({"eventType": "x", "visitorId": "v", "notAField": 1}, "notAField"),
+    ({"eventType": "x", "userInfo": {"directUserRequest": "yes"}}, "directUserRequest"),
+    ({"eventType": "x", "userInfo": {"directUserRequest": "True"}}, "directUserRequest"),
+    ({"eventType": "x", "userInfo": [{"userId": "u"}]}, "userInfo"),
+    ({"eventType": "x", "productDetails": "p1"}, "productDetails"),
+    ({"eventType": "x", "pageCategories": "shoes"}, "pageCategories"),
+    ({"eventType": "x", "attributes": [{"key": "k", "value": {"text": ["a"]}, "extra": 1}]},
+     "attributes"),
+    ({"eventType": "x", "attributes": [{"value": {"text": ["a"]}}]}, "attributes"),
+    ({"eventType": "x", "offset": "twenty"}, "offset"),
+    ({"eventType": "x", "eventTime": "2021-12-12 10:27:42"}, "eventTime"),
+    ({"eventType": "x", "productDetails": {"product": {"id": "p", "retrievableFields":
+                                                       "price_Info"}}}, "retrievableFields"),
+])
+def test_what_google_refuses_stays_refused(doc: dict[str, Any], field: str) -> None:
+    assert field in refusal(doc, UserEvent)
+
+
+def test_a_refused_line_names_what_is_still_wrong() -> None:
+    """A line with a lenient form and a real mistake: the message is about the mistake."""
+    why = refusal({"eventType": "x", "productDetails": {"product": {"id": "p"}},
+                   "offset": "twenty"}, UserEvent)
+    assert "offset" in why and "productDetails" not in why
+
+
+def _valid(doc: dict[str, Any], message_class: type) -> bool:
+    try:
+        json_format.ParseDict(doc, message_class())
+    except json_format.ParseError:
+        return False
+    return True
+
+
+@settings(max_examples=120, deadline=None)
+@given(_strategy(UserEvent.DESCRIPTOR, 0))
+def test_proto3_lines_decode_as_the_strict_parser_decodes(doc: dict[str, Any]) -> None:
+    if _valid(doc, UserEvent):
+        assert decoded(doc, UserEvent) == strict(doc, UserEvent)
+
+
+INTEGERS = {FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64,
+            FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_UINT64}
+FLOATS = {FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE}
+
+
+def _loosen(doc: Any, message: Descriptor, draw: Any) -> Any:
+    """`doc` (proto3 JSON of `message`) with lenient forms put in at random."""
+    if type(doc) is not dict:
+        return doc
+    fields = {f.json_name: f for f in message.fields} | {f.name: f for f in message.fields}
+    out = {}
+    for key, value in doc.items():
+        field = fields[key]
+        out[field.name if draw(st.booleans()) else key] = _loosen_value(value, field, draw)
+    return out
+
+
+def _loosen_value(value: Any, field: FieldDescriptor, draw: Any) -> Any:
+    if value is None:
+        return value
+    message = field.message_type
+    if message is not None and message.GetOptions().map_entry:
+        inner = message.fields_by_name["value"]
+        loose = {k: _loosen_one(v, inner, draw) for k, v in value.items()}
+        if draw(st.booleans()):
+            return [{"key": k, "value": v} for k, v in loose.items()]
+        return loose
+    if field.is_repeated and type(value) is list:
+        items = [_loosen_one(v, field, draw) for v in value]
+        if len(items) == 1 and type(items[0]) is dict and draw(st.booleans()):
+            return items[0]
+        return items
+    return _loosen_one(value, field, draw)
+
+
+def _loosen_one(value: Any, field: FieldDescriptor, draw: Any) -> Any:
+    message = field.message_type
+    if value is None:
+        return value
+    if message is None:
+        quotable = {bool: field.type == FieldDescriptor.TYPE_BOOL,
+                    int: field.cpp_type in INTEGERS | FLOATS, float: field.cpp_type in FLOATS}
+        if quotable.get(type(value), False) and draw(st.booleans()):
+            return json.dumps(value)
+        return value
+    if message.full_name == "google.protobuf.FieldMask" and type(value) is str:
+        return re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), value)
+    if message.full_name.startswith("google.protobuf."):
+        return value
+    return _loosen(value, message, draw)
+
+
+@st.composite
+def loosened(draw: Any, message_class: type) -> tuple[dict[str, Any], dict[str, Any]]:
+    doc = draw(_strategy(message_class.DESCRIPTOR, 0))
+    if not _valid(doc, message_class):
+        return {}, {}
+    return _loosen(doc, message_class.DESCRIPTOR, draw), doc
+
+
+@settings(max_examples=120, deadline=None)
+@given(loosened(UserEvent))
+def test_loosened_events_decode_as_their_proto3_form(pair: tuple[dict, dict]) -> None:
+    loose, exact = pair
+    assert decoded(loose, UserEvent) == strict(exact, UserEvent)
+
+
+@settings(max_examples=100, deadline=None)
+@given(loosened(Product))
+def test_loosened_products_decode_as_their_proto3_form(pair: tuple[dict, dict]) -> None:
+    loose, exact = pair
+    assert decoded(loose, Product) == strict(exact, Product)
