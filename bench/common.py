@@ -46,8 +46,12 @@ class Server:
     def cpu_seconds(self) -> float:
         """CPU (user + system) of the server and of the server processes it started
         (--processes), from /proc."""
-        return sum(_cpu_ticks(pid) for pid in _tree(self.process.pid)) \
-            / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU (user + system) of process `pid` and its descendants, from /proc."""
+    return sum(_cpu_ticks(p) for p in _tree(pid)) / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_ticks(pid: int) -> int:
