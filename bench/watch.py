@@ -120,8 +120,12 @@ class Watchers:
 
     def close(self) -> None:
         assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait(30)
+        self.process.stdin.close()  # its end of input: it cancels its streams and ends
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def _one_rep(frame: Path, watchers: int, callers: tuple[int, ...],
@@ -195,7 +199,7 @@ async def _serve_counts(port: int, count: int) -> None:
     counts = [0] * count
 
     async def watch(k: int, channel: grpc.aio.Channel) -> None:
-        call = channel.unary_stream(WATCH, request_serializer=None,
+        call: Any = channel.unary_stream(WATCH, request_serializer=None,
                                     response_deserializer=None)  # bytes: counted, not decoded
         request = console_pb2.WatchUserEventsRequest(parent=PARENT, after_id=0)
         async for _ in call(request.SerializeToString()):
