@@ -200,7 +200,7 @@ async def _serve_counts(port: int, count: int) -> None:
 
     async def watch(k: int, channel: grpc.aio.Channel) -> None:
         call: Any = channel.unary_stream(WATCH, request_serializer=None,
-                                    response_deserializer=None)  # bytes: counted, not decoded
+                                         response_deserializer=None)  # bytes: counted, not decoded
         request = console_pb2.WatchUserEventsRequest(parent=PARENT, after_id=0)
         async for _ in call(request.SerializeToString()):
             counts[k] += 1
