@@ -182,7 +182,7 @@ def _console(c: dict[str, Any]) -> list[str]:
     for p in c["list"]:
         out.append(f"| {p['events']:,} | " + " | ".join(
             f"{p[f]['ms']['median']:.1f}" for f in ("none", "visitor", "type", "session"))
-            + " |")
+            + f" ({p['session']['returned']} returned) |")
     r = c["refusals"]
     out += ["",
             "- first page (100), largest store, worst filter: "
