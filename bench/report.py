@@ -222,7 +222,7 @@ def _count(c: dict[str, Any]) -> list[str]:
 
 def _watch(w: dict[str, Any]) -> list[str]:
     lat, cost = w["latency"], w["watchers"]
-    out = ["## 9. Watch streams", "",
+    out = ["## 10. Watch streams", "",
            f"{lat['watchers']} watchers (grpc.aio WatchUserEvents) and one durable WriteUserEvent "
            f"writer at {lat['writes_per_second']:,.0f}/s, {lat['writes']:,} writes, "
            f"{lat['arrivals']:,} arrivals timed from the write's answer:", "",
