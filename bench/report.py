@@ -49,6 +49,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _console(results["console"])
     if "count" in results:
         lines += _count(results["count"])
+    if "insights" in results:
+        lines += _insights(results["insights"])
     if "watch" in results:
         lines += _watch(results["watch"])
     analysis = HERE / "ANALYSIS.md"
@@ -69,8 +71,9 @@ def _write(w: dict[str, Any]) -> list[str]:
             cpu = _range(r["cpu_us_per_call"]) if "cpu_us_per_call" in r else "–"
             out.append(f"| {t} | {c} | {_range(r['per_second'])} | {_range(r['p50_ms'], 2)} | "
                        f"{_range(r['p99_ms'], 2)} | {cpu} |")
-    out += ["", "Bar: ≥ 0.9× the best empty-handler throughput, p99 ≤ 1.5× its p99; "
-            "PostgreSQL ≥ 0.8× SQLite (synchronous=full).", ""]
+    out += ["", "Bar (issue 12, this step): ≥ 0.5× the best empty-handler throughput, p99 ≤ 2× "
+            "its p99, server CPU per call ≤ 2× its CPU; PostgreSQL ≥ 0.8× SQLite "
+            "(synchronous=full).", ""]
     if "footfall-postgres" in w:
         for c in callers:
             pg = w["footfall-postgres"][c]["per_second"]["median"]
@@ -90,9 +93,10 @@ def _write(w: dict[str, Any]) -> list[str]:
         for c in callers:
             r = w[t]["ratios"][c]
             out.append(f"- {t}, {c} callers, vs {r['vs']}: "
-                       + _bar(r["throughput"] >= 0.9, f"throughput {r['throughput']:.2f}×")
-                       + "; " + _bar(r["p99"] <= 1.5, f"p99 {r['p99']:.2f}×")
-                       + (f"; CPU per call {r['cpu']:.2f}×" if "cpu" in r else ""))
+                       + _bar(r["throughput"] >= 0.5, f"throughput {r['throughput']:.2f}×")
+                       + "; " + _bar(r["p99"] <= 2, f"p99 {r['p99']:.2f}×")
+                       + ("; " + _bar(r["cpu"] <= 2, f"CPU per call {r['cpu']:.2f}×")
+                          if "cpu" in r else ""))
     return out + [""]
 
 
@@ -102,9 +106,9 @@ def _collect(c: dict[str, Any]) -> list[str]:
         "| | requests/s | server CPU µs/request |", "|---|---|---|",
         f"| bare aiohttp handler answering the same GIF | {_range(c['bare_per_second'])} | "
         f"{_cpu(c, 'bare_cpu_us_per_call')} |",
-        f"| Footfall GET userEvents:collect (each stored durably) | "
+        f"| Footfall GET userEvents:collect (answered once queued, committed in the next group) | "
         f"{_range(c['footfall_per_second'])} | {_cpu(c, 'footfall_cpu_us_per_call')} |", "",
-        "- " + _bar(c["ratio"] >= 0.8, f"{c['ratio']:.2f}× the bare handler (bar ≥ 0.8×)")
+        "- " + _bar(c["ratio"] >= 0.5, f"{c['ratio']:.2f}× the bare handler (bar ≥ 0.5×)")
         + (f"; CPU per request {c['cpu_ratio']:.2f}×" if "cpu_ratio" in c else ""), ""]
 
 
@@ -217,6 +221,26 @@ def _count(c: dict[str, Any]) -> list[str]:
     out += ["", f"- ratio to the dry-run purge, all: {c['all_ratio_ms_to_dry_run']:.2f}; "
                 f"a quarter: {c['filtered_ratio_ms_to_dry_run']:.2f} (a reader key, nothing "
                 "written, against an admin key and an operation written and deleted)", ""]
+    return out
+
+
+def _insights(i: dict[str, Any]) -> list[str]:
+    out = ["## 9. Insights over stored events (SQLite, in process)", "",
+           "| events | question | seconds | CPU seconds | vs a plain read |",
+           "|---|---|---|---|---|"]
+    for point in i["sizes"]:
+        for name, base in (("read_all", ""), ("shop_funnel", "read_funnel_types"),
+                           ("product_table", "read_all"), ("totals", "read_all")):
+            r = point[name]
+            ratio = f"{r['ratio_to_' + base]:.2f}×" if base else "–"
+            out.append(f"| {point['events']:,} | {name} | {_range(r['seconds'], 2)} | "
+                       f"{_range(r['cpu_seconds'], 2)} | {ratio} |")
+    largest = i["sizes"][-1]
+    out += ["", f"- shop funnel over {largest['events']:,} events: "
+            + _bar(largest["events"] < 1_000_000
+                   or largest["shop_funnel"]["seconds"]["median"] <= 1.0,
+                   f"{largest['shop_funnel']['seconds']['median']:.2f} s (≤ 1 s per 1M asked)"),
+            ""]
     return out
 
 

@@ -54,5 +54,5 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
     report = render(results)
     for heading in ("## 1. WriteUserEvent", "## 2. Pixel", "## 3. Import", "## 4. Purge",
                     "## 5. Scale", "## 6. Inventory", "## 7. Console",
-                    "## 8. `events count --server`", "## 10. Watch streams"):
+                    "## 8. `events count --server`", "## 9. Insights", "## 10. Watch streams"):
         assert heading in report

@@ -97,7 +97,7 @@ def stored_history(store: Any, drawn: list[dict[str, Any]], duplicates: list[int
         store.create_operation(OperationRecord(name, "k", False, 1, b"", b""))
         store.claim_operation("me", 0, 10**12, lambda _: False)
         store.run_step(name, "me", Step(delete_events=EventQuery(catalog, visitor_ids=(purged,)),
-                                        delete_limit=1000),
+                                        delete_until_id=2**62, delete_limit=1000),
                        10**12, lambda _: Progress(b"", b"", True))
     remaining, seen = [], set()
     for e in events:
