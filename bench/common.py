@@ -45,10 +45,14 @@ class Server:
         return sum(_peak_rss_kib(pid) for pid in _tree(self.process.pid))
 
     def cpu_seconds(self) -> float:
-        """CPU (user + system) of the server and of the processes it started
+        """CPU (user + system) of the server and of the server processes it started
         (--processes, import workers), from /proc."""
-        return sum(_cpu_ticks(pid) for pid in _tree(self.process.pid)) \
-            / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU (user + system) of process `pid` and its descendants, from /proc."""
+    return sum(_cpu_ticks(p) for p in _tree(pid)) / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_ticks(pid: int) -> int:

@@ -11,10 +11,14 @@ refusals costs the accepted writes.
   WriteUserEvent) against refusals that are not (bad PurgeUserEvents: the same
   envelope and refusal, nothing kept). Interleaved reps; the ratio is the cost
   of keeping. Server CPU per accepted call from /proc beside each rate.
+- flood: N refused writes (N well above --rejections-keep K, 16 callers), then
+  the rejections table of the stopped server: at most K rows, and its last id
+  shows every refusal was recorded (so the bound is the trimming, not loss).
 """
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -73,6 +77,11 @@ def list_first_page(size: int, reps: int) -> dict[str, Any]:
         subprocess.run(["rm", "-rf", str(workdir)], check=False)
 
 
+def _refused_write() -> Path:
+    return _frame(user_event_service_pb2.WriteUserEventRequest(
+        parent=PARENT, user_event=user_event_pb2.UserEvent(event_type="home-page-view")))
+
+
 def _frame(message: Any) -> Path:
     path = Path(tempfile.mktemp(prefix="console-", suffix=".bin"))
     path.write_bytes(grpc_frame(message.SerializeToString()))
@@ -81,8 +90,7 @@ def _frame(message: Any) -> Path:
 
 def refusal_cost(requests: int, reps: int) -> dict[str, Any]:
     accepted = write_frame()
-    kept = _frame(user_event_service_pb2.WriteUserEventRequest(
-        parent=PARENT, user_event=user_event_pb2.UserEvent(event_type="home-page-view")))
+    kept = _refused_write()
     not_kept = _frame(purge_config_pb2.PurgeUserEventsRequest(parent=PARENT, filter=""))
     floods = {"kept": (WRITE_PATH, kept), "not_kept": (PURGE_PATH, not_kept)}
     rates: dict[str, list[float]] = {name: [] for name in floods}
@@ -110,6 +118,30 @@ def refusal_cost(requests: int, reps: int) -> dict[str, Any]:
         "ratio_kept_to_not_kept": summary(ratios)}
 
 
-def run(sizes: tuple[int, ...], reps: int, write_requests: int) -> dict[str, Any]:
+def flood_bound(requests: int, keep: int) -> dict[str, Any]:
+    """Rows left in the rejections table after `requests` refused writes."""
+    workdir = Path(tempfile.mkdtemp(prefix="footfall-bench-flood-"))
+    frame = _refused_write()
+    try:
+        with footfall(f"sqlite:///{workdir}/events.db", "--rejections-keep", str(keep)) as server:
+            began = server.cpu_seconds()
+            load = h2load(server.port, WRITE_PATH, frame, 16, requests)
+            cpu_us = (server.cpu_seconds() - began) / requests * 1e6
+        # the server stopped: whatever it had queued is committed
+        with sqlite3.connect(workdir / "events.db") as db:
+            rows, last = db.execute("SELECT COUNT(*), MAX(id) FROM rejections").fetchone()
+        db.close()
+    finally:
+        frame.unlink()
+        subprocess.run(["rm", "-rf", str(workdir)], check=False)
+    if last < requests:
+        raise RuntimeError(f"only {last} of {requests} refusals were recorded")
+    return {"refused": requests, "keep": keep, "rows": rows, "recorded": last,
+            "refused_per_second": load.per_second, "server_cpu_us_per_refusal": cpu_us}
+
+
+def run(sizes: tuple[int, ...], reps: int, write_requests: int,
+        flood: int, keep: int) -> dict[str, Any]:
     return {"list": [list_first_page(size, max(reps, 5)) for size in sizes],
-            "refusals": refusal_cost(write_requests, reps)}
+            "refusals": refusal_cost(write_requests, reps),
+            "flood": flood_bound(flood, keep)}

@@ -51,6 +51,8 @@ def render(results: dict[str, Any]) -> str:
         lines += _count(results["count"])
     if "insights" in results:
         lines += _insights(results["insights"])
+    if "watch" in results:
+        lines += _watch(results["watch"])
     analysis = HERE / "ANALYSIS.md"
     if analysis.exists():
         lines += ["", analysis.read_text().rstrip(), ""]
@@ -187,7 +189,7 @@ def _console(c: dict[str, Any]) -> list[str]:
     for p in c["list"]:
         out.append(f"| {p['events']:,} | " + " | ".join(
             f"{p[f]['ms']['median']:.1f}" for f in ("none", "visitor", "type", "session"))
-            + " |")
+            + f" ({p['session']['returned']} returned) |")
     r = c["refusals"]
     out += ["",
             "- first page (100), largest store, worst filter: "
@@ -200,7 +202,12 @@ def _console(c: dict[str, Any]) -> list[str]:
             f"{r['not_kept']['accepted_per_second']['median']:,.0f} "
             f"({r['not_kept']['server_cpu_us_per_accepted_call']['median']:.0f} µs): "
             + _bar(r["ratio_kept_to_not_kept"]["median"] >= 0.95,
-                   f"{r['ratio_kept_to_not_kept']['median']:.2f} (≥ 0.95 asked)"), ""]
+                   f"{r['ratio_kept_to_not_kept']['median']:.2f} (≥ 0.95 asked)")]
+    f = c["flood"]
+    out += [f"- a flood of {f['refused']:,} refused writes ({f['recorded']:,} recorded, "
+            f"{f['refused_per_second']:,.0f}/s, {f['server_cpu_us_per_refusal']:.0f} µs server "
+            f"CPU each) with --rejections-keep {f['keep']:,} leaves {f['rows']:,} rows: "
+            + _bar(f["rows"] <= f["keep"], "≤ the keep count asked"), ""]
     return out
 
 
@@ -238,3 +245,37 @@ def _insights(i: dict[str, Any]) -> list[str]:
                    f"{largest['shop_funnel']['seconds']['median']:.2f} s (≤ 1 s per 1M asked)"),
             ""]
     return out
+
+
+def _watch(w: dict[str, Any]) -> list[str]:
+    lat, cost = w["latency"], w["watchers"]
+    out = ["## 10. Watch streams", "",
+           f"{lat['watchers']} watchers (grpc.aio WatchUserEvents) and one durable WriteUserEvent "
+           f"writer at {lat['writes_per_second']:,.0f}/s, {lat['writes']:,} writes, "
+           f"{lat['arrivals']:,} arrivals timed from the write's answer:", "",
+           f"- p50 {lat['p50_ms']:.1f} ms, max {lat['max_ms']:.1f} ms "
+           f"({lat['server_cpu_us_per_write']:.0f} µs server CPU per write, fan-out included); "
+           "p99 " + _bar(lat["p99_ms"] <= 250, f"{lat['p99_ms']:.1f} ms (≤ 250 ms asked)"), "",
+           f"Durable writes (h2load) with no watch open and with {cost['watchers']} open on the "
+           f"catalog written (each received all {cost['received_per_watcher']:,} writes), a "
+           "fresh server per rep, interleaved:", "",
+           "| callers | watchers | writes/s | p99 ms | server CPU µs/write "
+           "| watcher process CPU µs/write | last watcher caught up after s |",
+           "|---|---|---|---|---|---|---|"]
+    callers = [c for c in cost if c not in ("watchers", "received_per_watcher")]
+    for c in callers:
+        for name, label in (("none", "0"), ("watched", str(cost["watchers"]))):
+            f = cost[c][name]
+            out.append(f"| {c} | {label} | {_range(f['per_second'])} | {_range(f['p99_ms'], 1)} "
+                       f"| {_range(f['cpu_us_per_write'])} "
+                       f"| {_range(f['watcher_cpu_us_per_write'])} "
+                       f"| {f['catch_up_s']['median']:.2f} |")
+    out.append("")
+    for c in callers:
+        r = cost[c]
+        out.append(f"- {c} callers: "
+                   + _bar(r["throughput_ratio"] >= 0.9, f"throughput {r['throughput_ratio']:.2f}× "
+                          "(≥ 0.9× asked)")
+                   + "; " + _bar(r["p99_ratio"] <= 1.5, f"p99 {r['p99_ratio']:.2f}× (≤ 1.5× asked)")
+                   + f"; server CPU per write {r['cpu_ratio']:.2f}×")
+    return out + [""]

@@ -18,7 +18,18 @@ from typing import Any
 import grpc
 from google import protobuf
 
-from bench import collect, console, count, imports, insights, inventory, purge, scale, write
+from bench import (
+    collect,
+    console,
+    count,
+    imports,
+    insights,
+    inventory,
+    purge,
+    scale,
+    watch,
+    write,
+)
 
 HERE = Path(__file__).resolve().parent
 PROFILES: dict[str, dict[str, Any]] = {
@@ -28,7 +39,10 @@ PROFILES: dict[str, dict[str, Any]] = {
              "scale": {"sizes": (100_000, 1_000_000, 10_000_000), "write_requests": 5_000},
              "collect": {"seconds": 10, "reps": 3},
              "inventory": {"requests": 2_000, "reps": 3},
-             "console": {"sizes": (100_000, 1_000_000), "reps": 3, "write_requests": 5_000},
+             "console": {"sizes": (100_000, 1_000_000, 10_000_000), "reps": 3,
+                         "write_requests": 5_000, "flood": 100_000, "keep": 1_000},
+             "watch": {"latency_watchers": 10, "rate": 200, "events": 3_000, "watchers": 200,
+                       "callers": (16, 64), "requests": 5_000, "reps": 3},
              "insights": {"sizes": (1_000_000,), "reps": 3},
              "count": {"size": 1_000_000, "reps": 5}},
     "quick": {"write": {"requests": 1_500, "reps": 1},
@@ -37,7 +51,10 @@ PROFILES: dict[str, dict[str, Any]] = {
               "scale": {"sizes": (10_000, 50_000), "write_requests": 1_000},
               "collect": {"seconds": 3, "reps": 1},
               "inventory": {"requests": 500, "reps": 1},
-              "console": {"sizes": (20_000,), "reps": 1, "write_requests": 1_000},
+              "console": {"sizes": (20_000,), "reps": 1, "write_requests": 1_000,
+                          "flood": 10_000, "keep": 1_000},
+              "watch": {"latency_watchers": 4, "rate": 100, "events": 500, "watchers": 200,
+                        "callers": (16, 64), "requests": 1_000, "reps": 1},
               "insights": {"sizes": (20_000,), "reps": 1},
               "count": {"size": 20_000, "reps": 3}},
     # what the test suite runs so that no benchmark rots; the figures mean nothing
@@ -47,7 +64,10 @@ PROFILES: dict[str, dict[str, Any]] = {
               "scale": {"sizes": (1_000, 2_000), "write_requests": 100},
               "collect": {"seconds": 1, "reps": 1},
               "inventory": {"requests": 50, "reps": 1, "callers": 4},
-              "console": {"sizes": (1_000,), "reps": 1, "write_requests": 100},
+              "console": {"sizes": (1_000,), "reps": 1, "write_requests": 100,
+                          "flood": 300, "keep": 100},
+              "watch": {"latency_watchers": 2, "rate": 100, "events": 20, "watchers": 3,
+                        "callers": (4,), "requests": 50, "reps": 1},
               "insights": {"sizes": (1_000,), "reps": 1},
               "count": {"size": 1_000, "reps": 1}},
 }
@@ -73,7 +93,8 @@ def run(profile: str, only: set[str] | None = None) -> dict[str, Any]:
                                "started": dt.datetime.now(dt.UTC).isoformat()}
     steps = {"write": write.run, "collect": collect.run, "import": imports.run,
              "purge": purge.run, "scale": scale.run, "inventory": inventory.run,
-             "console": console.run, "insights": insights.run, "count": count.run}
+             "console": console.run, "watch": watch.run, "insights": insights.run,
+             "count": count.run}
     for name, fn in steps.items():
         if only and name not in only:
             continue
@@ -89,7 +110,7 @@ def main() -> None:
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
     parser.add_argument("--only", nargs="*",
                         help="write, collect, import, purge, scale, inventory, console, "
-                             "insights, count")
+                             "watch, insights, count")
     parser.add_argument("--no-report", action="store_true", help="print JSON only")
     args = parser.parse_args()
     results = run(args.profile, set(args.only) if args.only else None)

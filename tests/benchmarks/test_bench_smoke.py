@@ -29,7 +29,7 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
                          timeout=280)
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads(out.stdout[out.stdout.index("{"):])
-    assert {"write", "collect", "import", "purge", "scale", "inventory", "console",
+    assert {"write", "collect", "import", "purge", "scale", "inventory", "console", "watch",
             "machine"} <= set(results)
     assert results["collect"]["footfall_per_second"]["median"] > 0
     for target in ("empty-threaded", "empty-aio", "footfall-sqlite-full",
@@ -41,6 +41,11 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
     assert results["inventory"]["set_inventory"]["per_second"]["median"] > 0
     assert [p["none"]["returned"] for p in results["console"]["list"]] == [100]
     assert results["console"]["refusals"]["ratio_kept_to_not_kept"]["median"] > 0
+    flood = results["console"]["flood"]  # it checks every refusal was recorded
+    assert flood["rows"] == flood["keep"] < flood["refused"]
+    watch = results["watch"]  # it checks every watcher received every write
+    assert watch["latency"]["arrivals"] == 2 * 20
+    assert watch["watchers"]["received_per_watcher"] == 500 + 50
     assert results["count"]["filtered_pages"]["ms"]["median"] > 0  # it checks its counts
 
     sys.path.insert(0, str(ROOT))
@@ -48,6 +53,6 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
 
     report = render(results)
     for heading in ("## 1. WriteUserEvent", "## 2. Pixel", "## 3. Import", "## 4. Purge",
-                    "## 5. Scale", "## 6. Inventory", "## 8. `events count --server`",
-                    "## 9. Insights"):
+                    "## 5. Scale", "## 6. Inventory", "## 7. Console",
+                    "## 8. `events count --server`", "## 9. Insights", "## 10. Watch streams"):
         assert heading in report

@@ -1,0 +1,220 @@
+"""Watch streams (issue 13): how soon a watcher sees an acknowledged write, and
+what open watches cost the writers.
+
+- latency: K watchers (grpc.aio WatchUserEvents streams) and one writer doing
+  durable WriteUserEvent at a steady rate, all on one loop in this process; per
+  event and watcher, the time from the write's answer to its arrival.
+- watchers: h2load durable writes (16 and 64 callers) with no watch open and with
+  N open on the catalog being written, a fresh server per rep, the two
+  interleaved. The watchers run in a process of their own (`python -m bench.watch`)
+  and count what each receives: every one must get every write. Server CPU per
+  write from /proc beside each rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+from footfall.console.v1 import console_pb2, console_pb2_grpc
+from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_event_service_pb2_grpc
+from google.protobuf import json_format
+
+from bench import write
+from bench.common import PARENT, cpu_seconds, footfall, h2load, percentile, summary
+
+WATCH = "/footfall.console.v1.ConsoleService/WatchUserEvents"
+
+
+def _event(n: int) -> user_event_service_pb2.WriteUserEventRequest:
+    event = json_format.ParseDict(write.EVENT, user_event_pb2.UserEvent())
+    event.session_id = f"w-{n}"  # how a watcher knows which write it got
+    return user_event_service_pb2.WriteUserEventRequest(parent=PARENT, user_event=event)
+
+
+async def _latency(port: int, watchers: int, rate: float, events: int) -> list[float]:
+    target = f"127.0.0.1:{port}"
+    arrivals: list[dict[int, float]] = [{} for _ in range(watchers)]
+
+    async def watch(seen: dict[int, float], stub: Any) -> None:
+        # after_id 0: everything stored, so no write can slip in before the stream opens
+        call = stub.WatchUserEvents(console_pb2.WatchUserEventsRequest(parent=PARENT, after_id=0))
+        async for stored in call:
+            seen[int(stored.user_event.session_id[2:])] = time.perf_counter()
+
+    async with grpc.aio.insecure_channel(target) as watch_channel, \
+            grpc.aio.insecure_channel(target) as write_channel:
+        stub = console_pb2_grpc.ConsoleServiceStub(watch_channel)
+        tasks = [asyncio.create_task(watch(seen, stub)) for seen in arrivals]
+        writer = user_event_service_pb2_grpc.UserEventServiceStub(write_channel)
+        try:
+            await writer.WriteUserEvent(_event(-1))  # warm-up: every stream must see it
+            await _until(lambda: all(-1 in seen for seen in arrivals), 30)
+            answered: dict[int, float] = {}
+            start = time.perf_counter()
+            for n in range(events):
+                await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
+                await writer.WriteUserEvent(_event(n))
+                answered[n] = time.perf_counter()
+            await _until(lambda: all(len(seen) > events for seen in arrivals), 60)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    # an arrival before the write's answer counts as a negative latency, not as none
+    return sorted((seen[n] - at) * 1000 for seen in arrivals for n, at in answered.items())
+
+
+async def _until(done: Any, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the watchers did not receive every write")
+        await asyncio.sleep(0.01)
+
+
+def latency(watchers: int, rate: float, events: int) -> dict[str, Any]:
+    with footfall() as server:
+        began = server.cpu_seconds()
+        millis = asyncio.run(_latency(server.port, watchers, rate, events))
+        cpu_us = (server.cpu_seconds() - began) / events * 1e6
+    return {"watchers": watchers, "writes_per_second": rate, "writes": events,
+            "arrivals": len(millis), "p50_ms": percentile(millis, 50),
+            "p99_ms": percentile(millis, 99), "max_ms": millis[-1],
+            "server_cpu_us_per_write": cpu_us}
+
+
+class Watchers:
+    """`count` watch streams in a process of their own, counting what each gets."""
+
+    def __init__(self, port: int, count: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.watch", str(port), str(count)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=Path(__file__).resolve().parent.parent)
+
+    def counts(self) -> list[int]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("count\n")
+        self.process.stdin.flush()
+        return [int(n) for n in self.process.stdout.readline().split()]
+
+    def wait_for(self, total: int, seconds: float) -> float:
+        """Seconds until every watcher got `total` events; RuntimeError if not in time."""
+        began = time.monotonic()
+        while min(counts := self.counts()) < total:
+            if time.monotonic() - began > seconds:
+                raise RuntimeError(f"watchers got {min(counts)}..{max(counts)} of {total}")
+            time.sleep(0.05)
+        if max(counts) != total:
+            raise RuntimeError(f"a watcher got {max(counts)} events, {total} were written")
+        return time.monotonic() - began
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()  # its end of input: it cancels its streams and ends
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _one_rep(frame: Path, watchers: int, callers: tuple[int, ...],
+             requests: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with footfall() as server:
+        group = Watchers(server.port, watchers) if watchers else None
+        try:
+            written = 500
+            h2load(server.port, write.PATH, frame, 4, written)  # warm-up
+            if group:
+                group.wait_for(written, 60)
+            for c in callers:
+                before = server.cpu_seconds(), group.cpu_seconds() if group else 0.0
+                load = h2load(server.port, write.PATH, frame, c, requests)
+                cpu = server.cpu_seconds() - before[0]
+                watcher_cpu = group.cpu_seconds() - before[1] if group else 0.0
+                if load.failed:
+                    raise RuntimeError(f"{load.failed} writes failed")
+                written += requests
+                # how long after the load the slowest watcher had every write
+                lag = group.wait_for(written, 120) if group else 0.0
+                out[str(c)] = {"per_second": load.per_second, "p99_ms": load.p99_ms,
+                               "cpu_us_per_write": cpu / requests * 1e6, "catch_up_s": lag,
+                               # the watchers' own process shares the cores
+                               "watcher_cpu_us_per_write": watcher_cpu / requests * 1e6}
+            out["received_per_watcher"] = written if group else 0
+            if write.stored(server) != written:
+                raise RuntimeError(f"stored {write.stored(server)}, not {written}")
+        finally:
+            if group:
+                group.close()
+    return out
+
+
+def watchers_cost(watchers: int, callers: tuple[int, ...], requests: int,
+                  reps: int) -> dict[str, Any]:
+    frame = write.frame_file()
+    runs: dict[str, list[dict[str, Any]]] = {"none": [], "watched": []}
+    try:
+        for _ in range(reps):  # interleaved
+            runs["none"].append(_one_rep(frame, 0, callers, requests))
+            runs["watched"].append(_one_rep(frame, watchers, callers, requests))
+    finally:
+        frame.unlink()
+    out: dict[str, Any] = {"watchers": watchers,
+                           "received_per_watcher": runs["watched"][0]["received_per_watcher"]}
+    for c in map(str, callers):
+        figures = {name: {key: summary([r[c][key] for r in reps_])
+                          for key in ("per_second", "p99_ms", "cpu_us_per_write", "catch_up_s",
+                                      "watcher_cpu_us_per_write")}
+                   for name, reps_ in runs.items()}
+        none, watched = figures["none"], figures["watched"]
+        out[c] = figures | {
+            "throughput_ratio": watched["per_second"]["median"] / none["per_second"]["median"],
+            "p99_ratio": watched["p99_ms"]["median"] / none["p99_ms"]["median"],
+            "cpu_ratio": watched["cpu_us_per_write"]["median"]
+            / (none["cpu_us_per_write"]["median"] or float("nan"))}
+    return out
+
+
+def run(latency_watchers: int, rate: float, events: int, watchers: int,
+        callers: tuple[int, ...], requests: int, reps: int) -> dict[str, Any]:
+    return {"latency": latency(latency_watchers, rate, events),
+            "watchers": watchers_cost(watchers, callers, requests, reps)}
+
+
+async def _serve_counts(port: int, count: int) -> None:
+    """The watcher process: `count` streams; a line "count" on stdin answers each
+    stream's count of events received; end of input ends it."""
+    counts = [0] * count
+
+    async def watch(k: int, channel: grpc.aio.Channel) -> None:
+        call: Any = channel.unary_stream(WATCH, request_serializer=None,
+                                         response_deserializer=None)  # bytes: counted, not decoded
+        request = console_pb2.WatchUserEventsRequest(parent=PARENT, after_id=0)
+        async for _ in call(request.SerializeToString()):
+            counts[k] += 1
+
+    loop = asyncio.get_running_loop()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        tasks = [asyncio.create_task(watch(k, channel)) for k in range(count)]
+        while (line := await loop.run_in_executor(None, sys.stdin.readline)):
+            if line.strip() == "count":
+                print(" ".join(map(str, counts)), flush=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve_counts(int(sys.argv[1]), int(sys.argv[2])))
