@@ -214,7 +214,8 @@ async def see_events_and_refusals(devtools_url: str, port: int, folder: Path) ->
         assert error.startswith("INVALID_ARGUMENT") and "filter" in error, error
 
         await go(devtools, session, "products", "tbody tr")
-        assert "Two-person tent" in await text_of(devtools, session, "tbody")
+        products = await text_of(devtools, session, "tbody")
+        assert "Two-person tent" in products and "Tents" in products, products
         await photograph(devtools, session, folder, "products")
 
         await go(devtools, session, "catalogs", "table")

@@ -20,7 +20,9 @@ export function render(main, ctx) {
   const results = h("div", {});
   const more = paged(async (pageToken) => {
     const page = await call(`/v2/${branch}/products`,
-      {query: {pageSize: 100, pageToken}, signal: ctx.signal});
+      // ListProducts' default fields leave out categories and availability
+      {query: {pageSize: 100, pageToken, readMask: "id,title,categories,priceInfo,availability"},
+       signal: ctx.signal});
     for (const p of page.products || []) {
       found.body.append(found.row([p.id || p.name.split("/").pop(), p.title || "",
         (p.categories || []).join(", "), price(p), p.availability || ""]));
