@@ -121,14 +121,13 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         async for message in self._grpc_stream("WatchRejections", request, context):
             yield message
 
-    async def open_stream(self, name: str, request: Any, context: Any) -> AsyncIterator[Any]:
+    async def open_stream(self, name: str, request: Any, context: Any,
+                          transport: str = "http") -> AsyncIterator[Any]:
         """The messages of the watch `name`, once the policy lets the call through and
         the stream opens; raises the refusal. What the gateway calls for HTTP."""
         opener = {"WatchUserEvents": self._user_events,
                   "WatchClientEvents": self._client_events,
                   "WatchRejections": self._rejections}[name]
-        transport = "http" if getattr(context, "requester", None) is not None \
-            or not hasattr(context, "abort_with_status") else TRANSPORT
         return await admitted(self._policy, f"/{SERVICE}/{name}", transport, request, context,
                               lambda: opener(request, context))
 
@@ -137,7 +136,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         """The watch over gRPC: a refusal before it opens aborts with its status."""
         started = time.perf_counter()
         try:
-            messages = await self.open_stream(name, request, context)
+            messages = await self.open_stream(name, request, context, TRANSPORT)
         except Exception as exc:
             refusal = self._envelope.refuse(f"/{SERVICE}/{name}", exc, started, context)
             await context.abort_with_status(rpc_status.to_status(status_of(refusal)))
