@@ -119,6 +119,11 @@ class ImportProductsJob(BulkImport[Request, Product, Product]):
                         products.decode(current, branch, given.id), given, paths, now)
                 else:
                     product = products.new_product(given, branch, given.id, now)
+                    if current is not None:
+                        # Output only here: AddLocalInventories' places outlive a
+                        # re-import, as on Google.
+                        product.local_inventories.extend(products.decode(
+                            current, branch, given.id).local_inventories)
                 violations = product_violations(product, path)
             if violations:
                 failures.append(item.failure(violations))

@@ -238,6 +238,16 @@ def test_local_inventories_are_added_masked_and_removed_by_time(
                             timeout=RPC_DEADLINE)
     assert [i.place_id for i in get(products, name).local_inventories] == ["store-1"]
 
+    # Nor does ImportProducts replacing the whole product, inline or with a mask.
+    for mask in (None, field_mask_pb2.FieldMask(paths=["title"])):
+        finish(products.import_products(request={
+            "parent": branch, "update_mask": mask, "input_config": {"product_inline_source": {
+                "products": [shirt(id="SHIRT-S", title="Linen Shirt III")]}}},
+            timeout=RPC_DEADLINE))
+        imported = get(products, name)
+        assert imported.title == "Linen Shirt III"
+        assert [i.place_id for i in imported.local_inventories] == ["store-1"]
+
 
 # -- missing products and bad input ----------------------------------------------------
 
