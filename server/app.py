@@ -184,7 +184,7 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
                  tls: grpc.ServerCredentials | None, store: Store, runner: OperationRunner,
                  gcs_root: Path, loop: LoopThread, commits: Commits) -> Running:
     """On the loop: the gRPC server and the HTTP gateway, both listening."""
-    server = grpc.aio.server(options=[
+    server = grpc.aio.server(maximum_concurrent_rpcs=settings.max_concurrent_rpcs, options=[
         ("grpc.max_receive_message_length", settings.max_request_bytes),
         ("grpc.max_send_message_length", settings.max_request_bytes),
         # Never share a port with another process by accident; --processes shares

@@ -238,6 +238,11 @@ class Settings:
                                    "jobs of this server process; `-1` one per core, `0` none "
                                    "(the job's own thread)", check=at_least(-1),
                                    readme_default="`-1`")
+    max_concurrent_rpcs: int = option(1000, INTEGER,
+                                      "gRPC calls in progress at once, open streams "
+                                      "included; more are refused at once with "
+                                      "RESOURCE_EXHAUSTED (bounds the memory callers can "
+                                      "hold)", check=at_least(1))
 
 
 OPTIONS: tuple[Option, ...] = tuple(

@@ -159,3 +159,53 @@ def test_open_streams_leave_writes_and_health_their_capacity(running: Running) -
             finish.set()
             for call in calls:
                 call.cancel()
+
+
+LIMIT = 4
+
+
+@pytest.fixture
+def limited(tmp_path: Path) -> Iterator[Running]:
+    server = start(Settings(host="127.0.0.1", port=0, store=f"sqlite:///{tmp_path}/events.db",
+                            grace_seconds=5, gcs_root=str(tmp_path / "gcs"),
+                            max_concurrent_rpcs=LIMIT))
+    yield server
+    server.stop()
+
+
+def test_calls_past_the_concurrency_limit_are_refused_at_once_and_later_ones_served(
+        limited: Running) -> None:
+    finish = threading.Event()
+
+    def requests() -> Iterator[reflection_pb2.ServerReflectionRequest]:
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+        finish.wait(60)
+
+    write = user_event_service_pb2.WriteUserEventRequest(parent=PARENT, user_event=event("v"))
+    with grpc.insecure_channel(f"127.0.0.1:{limited.port}") as channel:
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        writes = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+        calls = [reflection.ServerReflectionInfo(requests(), timeout=30) for _ in range(LIMIT)]
+        try:
+            for call in calls:  # each one is being served: it holds its place
+                assert next(call).list_services_response.service
+            began = time.monotonic()
+            with pytest.raises(grpc.RpcError) as refused:
+                writes.WriteUserEvent(write, timeout=WRITE_DEADLINE)
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert time.monotonic() - began < WRITE_DEADLINE / 2
+        finally:
+            finish.set()
+            for call in calls:
+                call.cancel()
+        # The places free up as the streams end.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                writes.WriteUserEvent(write, timeout=WRITE_DEADLINE)
+                break
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or \
+                        time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
