@@ -124,6 +124,12 @@ class StoreSource:
         return queries.list_user_events(self.store, events, request.page_size,
                                         request.page_token)
 
+    def CountUserEvents(self, request: console_pb2.CountUserEventsRequest  # noqa: N802
+                        ) -> console_pb2.CountUserEventsResponse:
+        events = queries.parse_filter(request.filter, request.parent, "--filter")
+        return console_pb2.CountUserEventsResponse(
+            count=queries.count_user_events(self.store, events))
+
     def ListClientEvents(self, request: console_pb2.ListClientEventsRequest  # noqa: N802
                          ) -> console_pb2.ListClientEventsResponse:
         return queries.list_client_events(self.store, request.parent, request.page_size,
@@ -230,7 +236,7 @@ def _list_or_tail(args: argparse.Namespace, verb: str, kind: Kind, listing: Any,
 def _events(args: argparse.Namespace) -> int:
     """Count, print or follow the events of a catalog that a filter selects."""
     catalog = str(parse_catalog(args.parent, "--parent"))
-    events = queries.parse_filter(args.filter, catalog, "--filter")
+    queries.parse_filter(args.filter, catalog, "--filter")  # refused before connecting
     listing = console_pb2.ListUserEventsRequest(parent=catalog, filter=args.filter)
     if args.events_command != "count":
         return _list_or_tail(args, args.events_command, USER_EVENTS, listing,
@@ -238,14 +244,8 @@ def _events(args: argparse.Namespace) -> int:
                                                                 filter=args.filter))
 
     def count(source: Source) -> int:
-        if isinstance(source, StoreSource) and not events.on_events:
-            print(source.store.count_user_events(events.query))
-        elif not args.filter.strip():  # the server counts each catalog's events already
-            reply = source.rpc("ListCatalogs")(console_pb2.ListCatalogsRequest(
-                parent=catalog.split("/locations/")[0]))
-            print(next((c.event_count for c in reply.catalogs if c.name == catalog), 0))
-        else:
-            print(sum(1 for _ in _records(source, USER_EVENTS, listing, None)))
+        print(source.rpc("CountUserEvents")(console_pb2.CountUserEventsRequest(
+            parent=catalog, filter=args.filter)).count)
         return 0
 
     return _reading(args, count)

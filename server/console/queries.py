@@ -189,6 +189,18 @@ def list_user_events(store: Store, events: EventFilter, size: int,
             return answer
 
 
+def count_user_events(store: Store, events: EventFilter) -> int:
+    """How many events `events` selects: counted by the store, or, with terms on
+    decoded events, by reading every event the store's terms select."""
+    if not events.on_events:
+        return store.count_user_events(events.query)
+    count, before = 0, None
+    while rows := store.user_events_newest(events.query, SCAN_LIMIT, before):
+        count += len(matching(rows, events))
+        before = (rows[-1].event_time_us, rows[-1].id)
+    return count
+
+
 def _micros(stamp: object) -> int:
     return int(stamp.ToMicroseconds())  # type: ignore[attr-defined]
 

@@ -58,6 +58,17 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         return await off_loop(queries.list_user_events, self._store, events, size,
                               request.page_token)
 
+    async def CountUserEvents(self, request: console_pb2.CountUserEventsRequest,
+                              context: grpc.aio.ServicerContext
+                              ) -> console_pb2.CountUserEventsResponse:
+        """INVALID_ARGUMENT for a bad parent or filter."""
+        violations: list[FieldViolation] = []
+        catalog = gather(violations, parse_catalog, request.parent)
+        events = gather(violations, queries.parse_filter, request.filter, str(catalog))
+        raise_if_any(violations)
+        count = await off_loop(queries.count_user_events, self._store, events)
+        return console_pb2.CountUserEventsResponse(count=count)
+
     async def ListClientEvents(self, request: console_pb2.ListClientEventsRequest,
                          context: grpc.aio.ServicerContext
                          ) -> console_pb2.ListClientEventsResponse:

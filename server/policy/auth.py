@@ -49,7 +49,7 @@ WRITER_METHODS = frozenset({
 # and every insight.
 READER_METHODS = frozenset(
     f"/footfall.console.v1.ConsoleService/{rpc}" for rpc in (
-        "ListUserEvents", "ListClientEvents", "ListRejections", "ListCatalogs",
+        "ListUserEvents", "CountUserEvents", "ListClientEvents", "ListRejections", "ListCatalogs",
         "WatchUserEvents", "WatchClientEvents", "WatchRejections")) | frozenset(
     f"/footfall.insights.v1.InsightsService/{rpc}" for rpc in (
         "RunFunnel", "ListProductStats", "ListJobStats", "ComputeTotals"))

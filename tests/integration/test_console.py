@@ -79,6 +79,9 @@ def test_filters(channel: grpc.Channel, console: Any, text: str, expected: list[
     answer = console.ListUserEvents(console_pb2.ListUserEventsRequest(parent=PARENT,
                                                                       filter=text))
     assert visitors(answer) == expected
+    counted = console.CountUserEvents(console_pb2.CountUserEventsRequest(parent=PARENT,
+                                                                         filter=text))
+    assert counted.count == len(expected)
 
 
 def test_a_filter_on_decoded_events_pages_all_the_way(channel: grpc.Channel,
@@ -319,3 +322,16 @@ def test_a_watch_goes_on_across_a_reset(channel: grpc.Channel, console: Any) -> 
         assert first.startswith("new-") and int(first.rsplit("-", 1)[1]) < 20
     finally:
         watched.close()
+
+
+@pytest.mark.parametrize(("request_fields", "field"), [
+    ({"parent": "catalogs/x"}, "parent"),
+    ({"filter": 'sessionId = "s" colour = "red"'}, "filter"),
+])
+def test_bad_count_requests_name_their_field(console: Any, request_fields: dict[str, Any],
+                                             field: str) -> None:
+    request = console_pb2.CountUserEventsRequest(**{"parent": PARENT, **request_fields})
+    with pytest.raises(grpc.RpcError) as caught:
+        console.CountUserEvents(request)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in bad_request(caught.value).field_violations] == [field]

@@ -123,6 +123,11 @@ def test_every_way_in_is_seen_and_every_refusal_with_its_field(
     assert all(e["receiveTime"] and e["joined"] for e in listed)
     over_rest = rest(served.http_address, f"{CATALOG}/userEvents", filter="transport = PIXEL")
     assert [e["userEvent"]["visitorId"] for e in over_rest.json()["userEvents"]] == ["by-pixel"]
+    assert console.call("CountUserEvents", parent=CATALOG) == {"count": "4"}
+    assert console.call("CountUserEvents", parent=CATALOG,
+                        filter='transport = PIXEL visitorId = "by-pixel"') == {"count": "1"}
+    counted = rest(served.http_address, f"{CATALOG}/userEvents:count", filter="transport = REST")
+    assert counted.json() == {"count": "1"}
     client_events = console.call("ListClientEvents", parent=TENANT)["clientEvents"]
     assert [e["clientEvent"]["eventId"] for e in client_events] == ["event-1"]
 
@@ -218,6 +223,7 @@ def test_a_writer_key_reads_nothing(secured: ServerProcess,
                                     channels: Callable[[ServerProcess], grpc.Channel]) -> None:
     console = Console(channels(secured), with_key(WRITER))
     for rpc, fields in (("ListUserEvents", {"parent": CATALOG}),
+                        ("CountUserEvents", {"parent": CATALOG}),
                         ("ListRejections", {"parent": PROJECT}),
                         ("ListCatalogs", {"parent": PROJECT})):
         with pytest.raises(grpc.RpcError) as caught:
@@ -245,6 +251,8 @@ def test_a_reader_key_reads_and_writes_nothing(
     assert refused["keyName"] == "writer-0"  # the key's name, never the key
     assert WRITER not in json.dumps(refused)
     assert rest(secured.http_address, f"{CATALOG}/userEvents", key=READER).status_code == 200
+    assert rest(secured.http_address, f"{CATALOG}/userEvents:count",
+                key=READER).json() == {"count": "1"}
     for denied in (
             lambda: write(retail, "r", metadata=with_key(READER)),
             lambda: retail.purge_user_events(retail_v2.PurgeUserEventsRequest(

@@ -120,6 +120,20 @@ class ListUserEventsResponse(_message.Message):
     next_page_token: str
     def __init__(self, user_events: _Optional[_Iterable[_Union[StoredUserEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class CountUserEventsRequest(_message.Message):
+    __slots__ = ("parent", "filter")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    filter: str
+    def __init__(self, parent: _Optional[str] = ..., filter: _Optional[str] = ...) -> None: ...
+
+class CountUserEventsResponse(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...
+
 class ListClientEventsRequest(_message.Message):
     __slots__ = ("parent", "page_size", "page_token")
     PARENT_FIELD_NUMBER: _ClassVar[int]

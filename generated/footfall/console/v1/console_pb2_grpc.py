@@ -41,6 +41,11 @@ class ConsoleServiceStub:
                 request_serializer=footfall_dot_console_dot_v1_dot_console__pb2.ListUserEventsRequest.SerializeToString,
                 response_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.ListUserEventsResponse.FromString,
                 _registered_method=True)
+        self.CountUserEvents = channel.unary_unary(
+                '/footfall.console.v1.ConsoleService/CountUserEvents',
+                request_serializer=footfall_dot_console_dot_v1_dot_console__pb2.CountUserEventsRequest.SerializeToString,
+                response_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.CountUserEventsResponse.FromString,
+                _registered_method=True)
         self.ListClientEvents = channel.unary_unary(
                 '/footfall.console.v1.ConsoleService/ListClientEvents',
                 request_serializer=footfall_dot_console_dot_v1_dot_console__pb2.ListClientEventsRequest.SerializeToString,
@@ -90,6 +95,14 @@ class ConsoleServiceServicer:
 
     def ListUserEvents(self, request, context):
         """The user events of a catalog, newest event time first, paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountUserEvents(self, request, context):
+        """How many user events of a catalog a filter selects (the filter of
+        ListUserEvents).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -162,6 +175,11 @@ def add_ConsoleServiceServicer_to_server(servicer, server):
                     request_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.ListUserEventsRequest.FromString,
                     response_serializer=footfall_dot_console_dot_v1_dot_console__pb2.ListUserEventsResponse.SerializeToString,
             ),
+            'CountUserEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountUserEvents,
+                    request_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.CountUserEventsRequest.FromString,
+                    response_serializer=footfall_dot_console_dot_v1_dot_console__pb2.CountUserEventsResponse.SerializeToString,
+            ),
             'ListClientEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListClientEvents,
                     request_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.ListClientEventsRequest.FromString,
@@ -232,6 +250,33 @@ class ConsoleService:
             '/footfall.console.v1.ConsoleService/ListUserEvents',
             footfall_dot_console_dot_v1_dot_console__pb2.ListUserEventsRequest.SerializeToString,
             footfall_dot_console_dot_v1_dot_console__pb2.ListUserEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountUserEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/footfall.console.v1.ConsoleService/CountUserEvents',
+            footfall_dot_console_dot_v1_dot_console__pb2.CountUserEventsRequest.SerializeToString,
+            footfall_dot_console_dot_v1_dot_console__pb2.CountUserEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,
