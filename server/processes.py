@@ -46,6 +46,12 @@ RESTART_DELAY = 1.0  # before a process that died is replaced
 MAX_RESTARTS, RESTART_WINDOW = 5, 60.0  # more deaths than this in the window: give up
 PR_SET_PDEATHSIG = 1
 PARENT_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+STOP_POLL_SECONDS = 0.1  # how soon a stop is taken while the parent waits for a process
+
+
+class _StopAsked(Exception):
+    """SIGTERM or SIGINT came while the parent was waiting for a process."""
 
 
 def run(settings: Settings) -> int:
@@ -127,27 +133,30 @@ class Supervisor:
         self.settings = settings
         for index in range(settings.processes):
             self._children.append(self._spawn(index))
-        code = self._wait_ready()
-        if code is not None:
-            self._stop_all()
-            return code
-        from server.app import announce
+        try:
+            code = self._wait_ready()
+            if code is not None:
+                self._stop_all()
+                return code
+            from server.app import announce
 
-        announce(settings, settings.port, max(settings.http_port, 0),
-                 f"; {settings.processes} processes")
-        while True:
-            taken = signal.sigwait(PARENT_SIGNALS)
-            if taken == signal.SIGHUP:
-                self._signal_all(signal.SIGHUP)
-            elif taken == signal.SIGCHLD:
-                code = self._replace_dead()
-                if code is not None:
-                    self._stop_all()
-                    return code
-            else:
-                log.info("shutting down: %d processes drain their calls (up to %ss)",
-                         len(self._children), settings.grace_seconds)
-                return self._stop_all()
+            announce(settings, settings.port, max(settings.http_port, 0),
+                     f"; {settings.processes} processes")
+            while True:
+                taken = signal.sigwait(PARENT_SIGNALS)
+                if taken == signal.SIGHUP:
+                    self._signal_all(signal.SIGHUP)
+                elif taken == signal.SIGCHLD:
+                    code = self._replace_dead()
+                    if code is not None:
+                        self._stop_all()
+                        return code
+                else:
+                    raise _StopAsked
+        except _StopAsked:
+            log.info("shutting down: %d processes drain their calls (up to %ss)",
+                     len(self._children), settings.grace_seconds)
+            return self._stop_all()
 
     def _spawn(self, index: int) -> _Child:
         settings = self.settings
@@ -166,6 +175,7 @@ class Supervisor:
         deadline = time.monotonic() + START_SECONDS
         for child in self._children:
             while not _said_ready(child.ready, 0.05):
+                _take_stop(0)
                 if not child.process.is_alive():
                     code = child.process.exitcode or 1
                     return code if code > 0 else 1
@@ -192,14 +202,25 @@ class Supervisor:
                 log.error("%d processes ended within %gs: stopping", len(self._deaths),
                           RESTART_WINDOW)
                 return 1
-            time.sleep(RESTART_DELAY)
+            _take_stop(RESTART_DELAY)
             self._children[i] = replacement = self._spawn(child.index)
-            if not _said_ready(replacement.ready, START_SECONDS):
+            if not self._ready_unless_stopped(replacement, START_SECONDS):
                 log.error("the process started in place of process %d was not ready",
                           child.index)
                 return 1
             replacement.was_ready = True
         return None
+
+    @staticmethod
+    def _ready_unless_stopped(child: _Child, seconds: float) -> bool:
+        """Whether `child` said it serves within `seconds`; _StopAsked if a stop
+        came first."""
+        deadline = time.monotonic() + seconds
+        while not _said_ready(child.ready, STOP_POLL_SECONDS):
+            _take_stop(0)
+            if not child.process.is_alive() or time.monotonic() > deadline:
+                return False
+        return True
 
     def _signal_all(self, signum: int) -> None:
         for child in self._children:
@@ -251,6 +272,13 @@ class Supervisor:
         else:
             sock.close()
         return bound
+
+
+def _take_stop(seconds: float) -> None:
+    """Wait up to `seconds` for SIGTERM or SIGINT (blocked in the parent); _StopAsked
+    if one came. Other signals stay pending for the supervising loop."""
+    if signal.sigtimedwait(STOP_SIGNALS, seconds) is not None:
+        raise _StopAsked
 
 
 def _said_ready(ready: Connection, seconds: float) -> bool:

@@ -142,6 +142,31 @@ def test_a_killed_process_is_replaced_and_nothing_acknowledged_is_lost(
     assert not acked - set(stored), f"{len(acked - set(stored))} acknowledged events were lost"
 
 
+def test_sigterm_is_taken_while_a_replacement_is_starting(
+        start: Callable[..., ServerProcess]) -> None:
+    server = start("--grace-seconds", "1")
+    first = set(server_processes(server.proc.pid))
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    # Freeze the replacement before it can say it serves: the parent is then waiting
+    # for it (up to a minute) and must still take a stop at once.
+    def started() -> int | None:
+        new = set(server_processes(server.proc.pid)) - first
+        return new.pop() if new else None
+
+    replacement = wait_until(started, "the replacement process", deadline=30, interval=0.005)
+    os.kill(replacement, signal.SIGSTOP)
+    try:
+        stopping = len(server.log)
+        server.proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: any("shutting down" in line for line in server.log[stopping:]),
+                   "the parent taking SIGTERM", deadline=5)
+    finally:
+        os.kill(replacement, signal.SIGCONT)
+    server.proc.wait(30)
+    assert not alive(replacement)
+
+
 def test_each_job_runs_exactly_once_whichever_process_took_it(
         start: Callable[..., ServerProcess], tmp_path: Path) -> None:
     server = start()
