@@ -72,8 +72,10 @@ def client_event(stored: console_pb2.StoredClientEvent) -> str:
     """Create time, the job event's type, its jobs (by id: the tenant is known),
     and the request and event ids."""
     event = stored.client_event
-    what = event_pb2.JobEvent.JobEventType.Name(event.job_event.type) \
-        if event.HasField("job_event") else "(no job event)"
+    types = event_pb2.JobEvent.JobEventType
+    what = "(no job event)" if not event.HasField("job_event") else \
+        types.Name(event.job_event.type) if event.job_event.type in types.values() else \
+        f"type {event.job_event.type}"  # stored before unknown numbers were refused
     facts = _facts([("jobs", ",".join(j.rpartition("/")[2] for j in event.job_event.jobs)),
                     ("request", event.request_id), ("event", event.event_id)])
     return _printable(f"{_time(event.create_time)}  {what:<20} {facts}  [{_transport(stored)}]")

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from footfall.talent.v4 import event_pb2
+
 from server.errors import FieldViolation, gather
 from server.names import TenantName, parse_job
 
 MAX_ID = 255
+# proto3 keeps an enum number it does not know: only the contract's are events.
+_KNOWN_TYPES = frozenset(event_pb2.JobEvent.JobEventType.values())
 
 
 def client_event_violations(event: Any, tenant: TenantName | None,
@@ -36,6 +40,9 @@ def client_event_violations(event: Any, tenant: TenantName | None,
     if job_event.type == 0:
         out.append(FieldViolation(f"{path}.job_event.type",
                                   "must not be JOB_EVENT_TYPE_UNSPECIFIED"))
+    elif job_event.type not in _KNOWN_TYPES:
+        out.append(FieldViolation(f"{path}.job_event.type",
+                                  f"{job_event.type} is not a JobEventType"))
     if not job_event.jobs:
         out.append(FieldViolation(f"{path}.job_event.jobs", "at least one job is required"))
     for i, job in enumerate(job_event.jobs):

@@ -121,6 +121,8 @@ REFUSED = [
                  [f"{C}.job_event.type"], id="unspecified-type"),
     pytest.param({"jobEvent": {"jobs": ["{T}/jobs/a"]}}, [f"{C}.job_event.type"],
                  id="type-left-out"),
+    pytest.param({"jobEvent": {"type": 999, "jobs": ["{T}/jobs/a"]}},
+                 [f"{C}.job_event.type"], id="unknown-type-number"),
     pytest.param({"jobEvent": {"type": "VIEW"}}, [f"{C}.job_event.jobs"], id="no-jobs"),
     pytest.param({"jobEvent": {"type": "VIEW", "jobs": ["{T}/jobs/a",
                                                         "projects/footfall-interop/tenants/"

@@ -31,3 +31,12 @@ def test_json_is_one_ascii_line_that_reads_back() -> None:
     text = lines.as_json(stored)
     assert text.isascii() and len(text.splitlines()) == 1
     assert json_format.Parse(text, console_pb2.StoredUserEvent()) == stored
+
+
+def test_a_client_event_of_a_type_the_contract_does_not_name_still_prints() -> None:
+    # Stored before such numbers were refused: the line says the number.
+    stored = console_pb2.StoredClientEvent(transport=console_pb2.REST)
+    stored.client_event.job_event.type = 999
+    stored.client_event.job_event.jobs.append("projects/p/tenants/t/jobs/j1")
+    stored.client_event.create_time.FromSeconds(1_700_000_000)
+    assert lines.client_event(stored).startswith("2023-11-14T22:13:20Z  type 999 ")
