@@ -16,7 +16,7 @@ from typing import Any
 from footfall.retail.v2 import product_pb2
 
 from server.errors import FieldViolation
-from server.retail.validation import attribute_violations, is_currency_code
+from server.retail.validation import attribute_violations, finite_violations, is_currency_code
 
 PRIMARY = product_pb2.Product.PRIMARY
 VARIANT = product_pb2.Product.VARIANT
@@ -171,6 +171,7 @@ def _attributes(attributes: Any, path: str, out: list[FieldViolation]) -> None:
 
 
 def check_price(price: Any, path: str, out: list[FieldViolation]) -> None:
+    finite_violations(price, ("price", "original_price", "cost"), path, out)
     if price.currency_code and not is_currency_code(price.currency_code):
         out.append(FieldViolation(f"{path}.currency_code",
                                   "must be a three-letter ISO 4217 code such as USD, "

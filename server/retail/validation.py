@@ -8,6 +8,7 @@ each naming the field path from the request's root, e.g.
 from __future__ import annotations
 
 import functools
+import math
 import socket
 from typing import Any
 
@@ -157,6 +158,9 @@ def _products(event: Any, kind: str, path: str, out: list[FieldViolation]) -> No
         elif len(detail.product.id) > MAX_ID:
             out.append(_too_long(f"{path}.product_details[{i}].product.id",
                                  detail.product.id, MAX_ID))
+        if detail.product.HasField("price_info"):
+            finite_violations(detail.product.price_info, ("price", "original_price", "cost"),
+                              f"{path}.product_details[{i}].product.price_info", out)
 
 
 def _purchase(event: Any, kind: str, path: str, out: list[FieldViolation]) -> None:
@@ -173,6 +177,7 @@ def _purchase(event: Any, kind: str, path: str, out: list[FieldViolation]) -> No
     if not has:
         return
     purchase = event.purchase_transaction
+    finite_violations(purchase, ("revenue", "tax", "cost"), field, out)
     if purchase.revenue == 0:
         out.append(FieldViolation(f"{field}.revenue", "must not be zero"))
     if not purchase.currency_code:
@@ -185,6 +190,16 @@ def _purchase(event: Any, kind: str, path: str, out: list[FieldViolation]) -> No
         out.append(_too_long(f"{field}.id", purchase.id, MAX_ID))
 
 
+def finite_violations(message: Any, names: tuple[str, ...], path: str,
+                      out: list[FieldViolation]) -> None:
+    """The float fields `names` of `message` that are NaN or infinite (proto3 JSON
+    reads "NaN" and "Infinity"; no price or revenue is either)."""
+    for name in names:
+        value = getattr(message, name)
+        if not math.isfinite(value):
+            out.append(FieldViolation(f"{path}.{name}", f"must be a finite number, got {value}"))
+
+
 def _fine(key: str, value: Any) -> bool:
     """Whether one attribute entry breaks no rule (the quick test of every entry)."""
     if not key or len(key) > MAX_LONG_TEXT:
@@ -193,7 +208,7 @@ def _fine(key: str, value: Any) -> bool:
     if text:
         return (not numbers and len(text) <= MAX_ATTRIBUTE_VALUES
                 and all(0 < len(t) <= MAX_ATTRIBUTE_TEXT for t in text))
-    return 0 < len(numbers) <= MAX_ATTRIBUTE_VALUES
+    return 0 < len(numbers) <= MAX_ATTRIBUTE_VALUES and all(map(math.isfinite, numbers))
 
 
 def attribute_violations(attributes: Any, path: str, out: list[FieldViolation]) -> None:
@@ -219,6 +234,10 @@ def attribute_violations(attributes: Any, path: str, out: list[FieldViolation]) 
                 out.append(FieldViolation(f"{where}.{name}",
                                           f"must have at most {MAX_ATTRIBUTE_VALUES} values, "
                                           f"got {len(values)}"))
+        for j, number in enumerate(numbers):
+            if not math.isfinite(number):
+                out.append(FieldViolation(f"{where}.numbers[{j}]",
+                                          f"must be a finite number, got {number}"))
         for j, value_text in enumerate(text):
             if not value_text:
                 out.append(FieldViolation(f"{where}.text[{j}]", "must not be empty"))

@@ -82,6 +82,9 @@ REFUSED = [
     case("revenue-zero", "purchase-complete",
          {"purchaseTransaction": {**TRANSACTION, "revenue": 0}},
          [f"{U}.purchase_transaction.revenue"]),
+    case("revenue-nan", "purchase-complete",
+         {"purchaseTransaction": {**TRANSACTION, "revenue": "NaN"}},
+         [f"{U}.purchase_transaction.revenue"]),
     *(case(f"currency-{label}", "purchase-complete",
            {"purchaseTransaction": {**TRANSACTION, "currencyCode": code}},
            [f"{U}.purchase_transaction.currency_code"])

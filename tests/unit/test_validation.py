@@ -103,6 +103,19 @@ INVALID = [
      "user_event.attributes['k']"),
     ("empty attribute text", make("home-page-view", attributes={"k": {"text": [""]}}),
      "user_event.attributes['k'].text[0]"),
+    # proto3 JSON reads these words as numbers; no revenue, price or measure is one
+    ("NaN revenue", make("purchase-complete", productDetails=PRODUCT,
+                         purchaseTransaction={"revenue": "NaN", "currencyCode": "USD"}),
+     "user_event.purchase_transaction.revenue"),
+    ("infinite tax", make("purchase-complete", productDetails=PRODUCT,
+                          purchaseTransaction={**PURCHASE, "tax": "Infinity"}),
+     "user_event.purchase_transaction.tax"),
+    ("infinite product price",
+     make("detail-page-view", productDetails=[{"product": {
+         "id": "p", "priceInfo": {"price": "-Infinity", "currencyCode": "USD"}}}]),
+     "user_event.product_details[0].product.price_info.price"),
+    ("NaN attribute number", make("home-page-view", attributes={"k": {"numbers": [1, "NaN"]}}),
+     "user_event.attributes['k'].numbers[1]"),
 ]
 
 
