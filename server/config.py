@@ -162,8 +162,9 @@ class Settings:
                             "`-1` picks a free one", check=between(-1, 65535),
                             serve_default=DEFAULT_HTTP_PORT)
     cors_origins: tuple[str, ...] = option(("*",), COMMA_LIST,
-                                           "origins whose pages may call the REST routes: "
-                                           "`*`, a comma-separated list, or empty for none")
+                                           "origins whose pages may call the REST routes "
+                                           "(comma-separated; empty for none); `*` lets "
+                                           "every page record events, and only that")
     trust_forwarded_for: bool = option(False, SWITCH,
                                        "take a pixel's client address from `X-Forwarded-For` "
                                        "(only behind a proxy that sets it)")

@@ -11,7 +11,8 @@ since the gateway reads the body as JSON whatever it is labelled. So:
   --http-allowed-hosts are answered, every request; others get 421.
 - **Origin**: a call that changes state (any method but GET and HEAD) from a
   page of an origin --cors-origins does not allow, and that is not this server's
-  own, gets 403. Non-browser clients send no Origin.
+  own, gets 403. Non-browser clients send no Origin. `*` allows every origin
+  only the calls that record events; the rest need the origin by name.
 - **Content-Type**: such a call must say `application/json` (a browser asks
   first before sending that cross-site, and --cors-origins answers); a DELETE
   without a body needs none. Else 415.
@@ -121,6 +122,19 @@ class HostCheck:
             f"--http-allowed-hosts); a page that renamed 127.0.0.1 (DNS rebinding) is refused")
 
 
+# What `*` in --cors-origins opens to every page: recording events, as a shop's or job
+# site's own pages do (any API version). Reading, purging, importing, resetting and
+# products need an origin listed by name: with auth off, `*` would otherwise let any
+# page a developer visits read or wipe a local server.
+_OPEN_TO_ANY = (".UserEventService.WriteUserEvent", ".UserEventService.CollectUserEvent",
+                ".EventService.CreateClientEvent")
+
+
+def open_to_any(route: Route | None) -> bool:
+    """Whether `route` records events (what `*` lets every page call)."""
+    return route is not None and route.rpc.endswith(_OPEN_TO_ANY)
+
+
 class OriginCheck:
     """Origin and Content-Type of calls that change state."""
 
@@ -128,9 +142,14 @@ class OriginCheck:
         self._origins = frozenset(o.rstrip("/").lower() for o in cors_origins)
         self._any = "*" in self._origins
 
-    def allows_origin(self, origin: str) -> bool:
-        """Whether --cors-origins lets pages of `origin` call the routes."""
-        return self._any or origin.lower() in self._origins
+    def lists(self, origin: str) -> bool:
+        """Whether --cors-origins names `origin` itself (not through `*`)."""
+        return origin.lower() in self._origins
+
+    def allows_origin(self, origin: str, route: Route | None) -> bool:
+        """Whether --cors-origins lets pages of `origin` call `route` (None: a path
+        no route serves, or a file such as /footfall.js)."""
+        return self.lists(origin) or (self._any and (route is None or open_to_any(route)))
 
     def check(self, request: web.BaseRequest, route: Route) -> None:
         """Raises ForeignOrigin (403) or NotJson (415) for a state-changing call a
@@ -140,7 +159,7 @@ class OriginCheck:
             return
         pixel = route.rpc == PIXEL_RPC
         origin = request.headers.get("Origin")
-        if origin is not None and not pixel and not self.allows_origin(origin) \
+        if origin is not None and not pixel and not self.allows_origin(origin, route) \
                 and not _same_origin(origin, request.headers.get("Host")):
             raise ForeignOrigin(
                 f"Origin {origin[:200]!r} may not call {method} {route.template.text}: "

@@ -119,7 +119,6 @@ class HttpGateway:
         self._envelope = Envelope(self._policy, TRANSPORT)
         self.router = Router(derive_routes(servicers))
         self._origins = OriginCheck(settings.cors_origins)
-        self._any_origin = "*" in settings.cors_origins
         self._hosts = HostCheck(settings.http_allowed_hosts) \
             if is_loopback_listener(settings.host) else None
         self._runner: web.AppRunner | None = None
@@ -182,7 +181,7 @@ class HttpGateway:
         if request.method == "OPTIONS":
             return self._preflight(request, raw_path)
         if raw_path == TRACKER_PATH and request.method in ("GET", "HEAD"):
-            return self._cors(request, web.Response(
+            return self._cors(request, None, web.Response(
                 text=tracker.SCRIPT, content_type="application/javascript",
                 headers={"Cache-Control": "public, max-age=300"}))
         if raw_path == METRICS_PATH and request.method in ("GET", "HEAD"):
@@ -194,7 +193,7 @@ class HttpGateway:
             return page
         found = self.router.match(request.method, raw_path)
         if found is None:
-            return self._cors(request, self._no_route(request.method, raw_path))
+            return self._cors(request, None, self._no_route(request.method, raw_path))
         route, path_values = found
         method, envelope = route.grpc_method, self._envelope
         started = time.perf_counter()
@@ -226,7 +225,7 @@ class HttpGateway:
         if isinstance(answer, FootfallError):
             return self._refused(request, route, output, answer)
         body, headers = answer
-        return self._cors(request, web.Response(body=body, headers=headers))
+        return self._cors(request, route, web.Response(body=body, headers=headers))
 
     async def _stream(self, request: web.Request, route: Route, path_values: dict[str, str],
                       context: CallContext, output: transcode.Output,
@@ -242,7 +241,7 @@ class HttpGateway:
             return self._refused(request, route, output,
                                  self._envelope.refuse(route.grpc_method, exc, started))
         return await sse.respond(request, messages, output,
-                                 functools.partial(self._cors, request))
+                                 functools.partial(self._cors, request, route))
 
     async def _within(self, work: Coroutine[Any, Any, Any], seconds: float | None) -> Any:
         """`work`'s result, or DEADLINE_EXCEEDED once the caller's `seconds` (its
@@ -264,11 +263,11 @@ class HttpGateway:
         """Google's JSON error for `error`, or the pixel's GIF."""
         status = to_rpc_status(error)
         if pixel.is_pixel(route, output):
-            return self._cors(request, pixel.refused(status, request.remote or "?"))
+            return self._cors(request, route, pixel.refused(status, request.remote or "?"))
         response = _error(status, http_status_of(error))
         if isinstance(error, BodyTooSlow):  # the rest of a slow body is not worth waiting for
             response.force_close()
-        return self._cors(request, response)
+        return self._cors(request, route, response)
 
     async def _read_body(self, request: web.Request) -> bytes:
         """The body; RequestTooLarge past --max-request-bytes, BodyTooSlow if it is
@@ -296,12 +295,15 @@ class HttpGateway:
 
     # -- CORS ----------------------------------------------------------------
 
-    def _cors(self, request: web.Request, response: R) -> R:
+    def _cors(self, request: web.Request, route: Route | None, response: R) -> R:
+        """`response` with the CORS headers --cors-origins grants the page's Origin
+        for `route`."""
         origin = request.headers.get("Origin")
-        if origin and self._origins.allows_origin(origin):
-            response.headers["Access-Control-Allow-Origin"] = "*" if self._any_origin else origin
+        if origin and self._origins.allows_origin(origin, route):
+            listed = self._origins.lists(origin)
+            response.headers["Access-Control-Allow-Origin"] = origin if listed else "*"
             response.headers["Access-Control-Expose-Headers"] = pixel.ERROR_HEADER
-            if not self._any_origin:
+            if listed:
                 response.headers["Vary"] = "Origin"
         return response
 
@@ -313,14 +315,18 @@ class HttpGateway:
         allow = ", ".join([*methods, "OPTIONS"])
         response = web.Response(status=204, headers={"Allow": allow})
         origin = request.headers.get("Origin")
-        if origin and self._origins.allows_origin(origin):
+        asked = self.router.match(request.headers.get("Access-Control-Request-Method", "GET"),
+                                  raw_path)
+        route = asked[0] if asked is not None else None
+        if origin and (route is not None or raw_path == TRACKER_PATH) \
+                and self._origins.allows_origin(origin, route):
             response.headers.update({
                 "Access-Control-Allow-Methods": allow,
                 "Access-Control-Allow-Headers": request.headers.get(
                     "Access-Control-Request-Headers", DEFAULT_ALLOWED_HEADERS),
                 "Access-Control-Max-Age": "3600",
             })
-        return self._cors(request, response)
+        return self._cors(request, route, response)
 
 
 async def _answer(route: Route, output: transcode.Output, message: Message,

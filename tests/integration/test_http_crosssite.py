@@ -51,6 +51,17 @@ def shop(settings: Settings, clock: FixedClock) -> Iterator[Running]:
         running.stop()
 
 
+@pytest.fixture
+def default(settings: Settings, clock: FixedClock) -> Iterator[Running]:
+    """The default --cors-origins `*`."""
+    assert Settings().cors_origins == ("*",)
+    running = start(dataclasses.replace(settings, http_port=-1), clock)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 def visitors(running: Running) -> list[str]:
     running.store.flush()  # a pixel is answered before its commit
     rows = running.store.list_user_events(EventQuery(CATALOG), 100, 0)
@@ -139,6 +150,37 @@ def test_a_purge_from_an_allowed_origin_runs(shop: Running) -> None:
     reply = call(shop.http_port, "POST", PURGE, PURGE_ALL,
                  {"Origin": SHOP, "Content-Type": "application/json"})
     assert reply.status == 200 and reply.json()["name"].startswith(f"{CATALOG}/operations/")
+
+
+def test_star_lets_every_page_record_events_and_nothing_else(default: Running) -> None:
+    recorded = write(default, "from-a-shop-page", Origin=EVIL)
+    assert recorded.status == 200, recorded.body
+    assert recorded.headers["Access-Control-Allow-Origin"] == "*"
+    asked = call(default.http_port, "OPTIONS", WRITE, None, {
+        "Origin": EVIL, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+    assert "POST" in asked.headers["Access-Control-Allow-Methods"]
+
+    # A page of any site that the developer opens must not wipe or read a local server.
+    purge = call(default.http_port, "POST", PURGE, PURGE_ALL,
+                 {"Origin": EVIL, "Content-Type": "application/json"})
+    assert purge.status == 403 and "--cors-origins" in purge.json()["error"]["message"]
+    reset = call(default.http_port, "POST", f"/console/v1/{CATALOG}:reset", {},
+                 {"Origin": EVIL})
+    assert reset.status == 403
+    asked = call(default.http_port, "OPTIONS", PURGE, None, {
+        "Origin": EVIL, "Access-Control-Request-Method": "POST"})
+    assert "Access-Control-Allow-Methods" not in asked.headers
+    assert "Access-Control-Allow-Origin" not in asked.headers
+    listed = call(default.http_port, "GET", f"/console/v1/{CATALOG}/userEvents", None,
+                  {"Origin": EVIL})
+    assert listed.status == 200  # a browser keeps the answer from the page: no CORS header
+    assert "Access-Control-Allow-Origin" not in listed.headers
+    assert visitors(default) == ["from-a-shop-page"]
+    # The console, the server's own page, goes on working.
+    own = call(default.http_port, "GET", f"/console/v1/{CATALOG}/userEvents", None,
+               {"Origin": f"http://127.0.0.1:{default.http_port}"})
+    assert own.status == 200 and own.json()["userEvents"]
 
 
 def test_the_pixel_stays_open_to_every_page(closed: Running) -> None:
