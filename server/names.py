@@ -20,10 +20,12 @@ MAX_PRODUCT_ID = 128
 
 
 class _Form:
-    """A name's form as Google writes it: `{x}` is a segment named x (anything but
-    '/', non-empty: Google's ids are stricter per kind, but Footfall accepts what a
-    client can put in a path); `{x=**}` is the rest of the name, '/' and line breaks
-    too, so an id a client chose names the same thing again."""
+    """A name's form as Google writes it: `{x}` is a segment named x (non-empty, no
+    '/' and no white space or control character: Google's ids are stricter per
+    kind, but Footfall accepts what a client can put in a path; a project is never
+    `-`, which stands for every project where a read allows it); `{x=**}` is the
+    rest of the name, '/' and line breaks too, so an id a client chose names the
+    same thing again."""
 
     def __init__(self, form: str) -> None:
         self.shown = re.sub(r"\{[^}]+\}", "*", form)
@@ -35,7 +37,10 @@ class _Form:
 
 
 def _group(variable: re.Match[str]) -> str:
-    return f"(?P<{variable[1]}>{'.+' if variable[2] else '[^/]+'})"
+    if variable[2]:
+        return f"(?P<{variable[1]}>.+)"
+    every_project = "(?!-/)" if variable[1] == "project" else ""
+    return rf"{every_project}(?P<{variable[1]}>[^/\s\x00-\x1f\x7f]+)"
 
 
 _CATALOG = _Form("projects/{project}/locations/{location}/catalogs/{catalog}")

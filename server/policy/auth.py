@@ -58,6 +58,7 @@ RESOURCE_FIELDS = (("parent",), ("name",), ("product", "name"), ("product",),
                    ("inventory", "name"))
 _PROJECT = re.compile(r"^projects/(?P<project>[^/]+)(?:/|$)")
 ANY_PROJECT = "*"
+EVERY_PROJECT = "-"  # `projects/-` in a read: what only ANY_PROJECT grants
 # Request fields that name Cloud Storage locations (gs://bucket/...), repeated or not.
 GCS_FIELDS = (("input_config", "gcs_source", "input_uris"),
               ("input_config", "big_query_source", "gcs_staging_dir"),
@@ -90,7 +91,10 @@ class Grant:
     buckets: re.Pattern[str] | None = None  # the bucket names allowed; None: every one
 
     def allows_project(self, project: str) -> bool:
-        return ANY_PROJECT in self.projects or project in self.projects
+        """Whether the key may act on `project`; `-` (every project, in a read's
+        parent) needs a key granted every project."""
+        return ANY_PROJECT in self.projects or (project != EVERY_PROJECT
+                                                and project in self.projects)
 
     def allows_bucket(self, bucket: str) -> bool:
         return self.buckets is None or self.buckets.fullmatch(bucket) is not None
@@ -158,9 +162,10 @@ def _grant(key: str, entry: Any, where: str) -> Grant:
         raise AuthFileError(f"{where}: 'role' must be 'admin', 'writer' or 'reader'") from None
     projects = entry.get("projects")
     if not isinstance(projects, list) or not projects or not all(
-            isinstance(p, str) and p and "/" not in p for p in projects):
+            isinstance(p, str) and p and "/" not in p and p != EVERY_PROJECT
+            for p in projects):
         raise AuthFileError(f"{where}: 'projects' must be a non-empty list of project ids "
-                            "(or \"*\" for every project)")
+                            "(or \"*\" for every project; \"-\" is no project id)")
     return Grant(role, frozenset(projects), name or where.rpartition(": ")[2],
                  _buckets(entry.get("buckets"), where))
 

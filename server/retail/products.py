@@ -40,12 +40,16 @@ DEFAULT_READ_FIELDS = ("name", "id", "title", "uri", "images", "price_info", "br
 # -- ids and stored products ----------------------------------------------
 
 def product_id_violations(product_id: str, field: str = "product_id") -> list[FieldViolation]:
-    """Rules for a client-chosen product id: required, at most 128 characters."""
+    """Rules for a client-chosen product id: required, at most 128 characters, and
+    (since it may hold '/') no empty, `.` or `..` segment, which a URL would lose."""
     if not product_id:
         return [FieldViolation(field, "is required")]
     if len(product_id) > MAX_PRODUCT_ID:
         return [FieldViolation(field, f"must be at most {MAX_PRODUCT_ID} characters, "
                                       f"got {len(product_id)}")]
+    if any(part in ("", ".", "..") for part in product_id.split("/")):
+        return [FieldViolation(field, "must not have an empty, '.' or '..' part between "
+                                      f"slashes (no URL could name it), got {product_id!r}")]
     return []
 
 

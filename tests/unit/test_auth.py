@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from footfall.console.v1 import console_pb2
 from footfall.retail.v2 import (
     import_config_pb2,
     product_service_pb2,
@@ -19,6 +20,7 @@ from server.policy.auth import (
     Authenticator,
     AuthFileError,
     Denied,
+    Grant,
     InvalidKey,
     KeyRing,
     MissingKey,
@@ -78,6 +80,7 @@ def test_keys_are_kept_only_as_digests(ring: KeyRing) -> None:
     ({"keys": {"SECRETKEY": {"projects": [], "role": "admin"}}}, "'projects' must be"),
     ({"keys": {"SECRETKEY": {"projects": "p", "role": "admin"}}}, "'projects' must be"),
     ({"keys": {"SECRETKEY": {"projects": ["a/b"], "role": "admin"}}}, "'projects' must be"),
+    ({"keys": {"SECRETKEY": {"projects": ["-"], "role": "reader"}}}, "is no project id"),
     ({"keys": {"SECRETKEY": {"projects": ["p"], "role": "admin", "project": "x"}}},
      "unknown fields"),
     ({"keys": {"": {"projects": ["p"], "role": "admin"}}}, "non-empty"),
@@ -137,6 +140,15 @@ def test_writer_writes_in_its_projects_only(ring: KeyRing) -> None:
     with pytest.raises(Denied, match="may not call ListOperations"):
         authorize(grant, LIST_OPERATIONS, operations_pb2.ListOperationsRequest(
             name="projects/shop"))
+
+
+def test_every_project_in_a_read_needs_a_key_for_every_project() -> None:
+    listing = console_pb2.ListCatalogsRequest(parent="projects/-")
+    method = "/footfall.console.v1.ConsoleService/ListCatalogs"
+    some = Grant(Role.READER, frozenset({"shop"}), "some")
+    with pytest.raises(Denied, match="not allowed to use project '-'"):
+        authorize(some, method, listing)
+    assert authorize(Grant(Role.READER, frozenset({"*"}), "all"), method, listing) == "-"
 
 
 def test_admin_does_everything_in_its_projects(ring: KeyRing) -> None:

@@ -43,6 +43,9 @@ def test_job_and_tenant() -> None:
 @pytest.mark.parametrize("bad", [
     "", "projects/p", "projects/p/locations/global/catalogs/", "projects//locations/l/catalogs/c",
     f"{CATALOG}/extra", f"/{CATALOG}", "projects/p/locations/l/catalog/c",
+    "projects/a b/locations/global/catalogs/c", "projects/a\nb/locations/global/catalogs/c",
+    "projects/p/locations/global/catalogs/c\t", "projects/p/locations/x\x00/catalogs/c",
+    "projects/-/locations/global/catalogs/c",  # `-` is every project, in reads only
 ])
 def test_bad_catalog_names_the_field(bad: str) -> None:
     with pytest.raises(InvalidArgument) as caught:

@@ -29,6 +29,8 @@ def as_dict(product: product_pb2.Product) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("product_id", "fields"), [
     ("sku-1", []), ("", ["product_id"]), ("x" * 128, []), ("x" * 129, ["product_id"]),
+    ("shoes/sku-1", []), ("../../x", ["product_id"]), ("a/./b", ["product_id"]),
+    ("a//b", ["product_id"]), ("a/", ["product_id"]), ("..", ["product_id"]), ("a..b", []),
 ])
 def test_product_id_rules(product_id: str, fields: list[str]) -> None:
     assert [v.field for v in products.product_id_violations(product_id)] == fields
