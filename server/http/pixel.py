@@ -41,14 +41,20 @@ def refused(status: status_pb2.Status, peer: str) -> web.Response:
 
 def requester(headers: Mapping[str, str], peer_host: str,
               trust_forwarded_for: bool) -> Requester:
-    """The browser facts of a request: User-Agent, address (the first
-    X-Forwarded-For entry when trusted and valid, else the peer), Referer."""
+    """The browser facts of a request: User-Agent, address (the last
+    X-Forwarded-For entry when trusted and valid, else the peer), Referer.
+
+    The last entry is the one the proxy in front of Footfall added: entries before
+    it came from the client, which may write anything there."""
     address = peer_host
     if trust_forwarded_for and "X-Forwarded-For" in headers:
-        first = headers["X-Forwarded-For"].split(",")[0].strip()
+        getall = getattr(headers, "getall", None)  # the header may come more than once
+        lines = getall("X-Forwarded-For") if getall is not None \
+            else [headers["X-Forwarded-For"]]
+        last = lines[-1].split(",")[-1].strip()
         try:
-            address = str(ipaddress.ip_address(first))
+            address = str(ipaddress.ip_address(last))
         except ValueError:
-            log.debug("ignoring X-Forwarded-For %r", first[:100])
+            log.debug("ignoring X-Forwarded-For %r", last[:100])
     return Requester(user_agent=headers.get("User-Agent", ""), ip_address=address,
                      page=headers.get("Referer", ""))

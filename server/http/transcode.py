@@ -129,6 +129,12 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
     except orjson.JSONDecodeError as exc:
         return [FieldViolation(where, f"Invalid JSON payload received: {exc}")]
     if route.body != "*":
+        field = request.DESCRIPTOR.fields_by_name.get(route.body)
+        if field is not None and field.message_type is not None and not field.is_repeated \
+                and not isinstance(document, dict) and field.message_type.full_name \
+                not in _QUERY_MESSAGES | {"google.protobuf.Value", "google.protobuf.ListValue"}:
+            return [FieldViolation(where, "Invalid JSON payload received: the body must be a "
+                                          f"JSON object (the {field.message_type.name})")]
         document = {route.body: document}
     elif not isinstance(document, dict):
         return [FieldViolation(where, "Invalid JSON payload received: the body must be a "

@@ -284,7 +284,8 @@ def test_collect_by_post_with_the_whole_request_as_body(gateway: Running) -> Non
 
 
 def test_forwarded_for_is_used_only_when_trusted(settings: Settings, clock: FixedClock) -> None:
-    headers = {"X-Forwarded-For": "203.0.113.9, 10.0.0.1"}
+    # What the client wrote, then what the proxy in front of the server added.
+    headers = {"X-Forwarded-For": "6.6.6.6, 203.0.113.9"}
     for trusted, expected in ((False, "127.0.0.1"), (True, "203.0.113.9")):
         for running in serve(settings, clock, trust_forwarded_for=trusted,
                              store=f"{settings.store}-{trusted}"):
@@ -387,3 +388,13 @@ def test_a_long_pixel_url_is_accepted(gateway: Running) -> None:
     reply = get(gateway, path)
     assert "X-Footfall-Error" not in reply.headers, reply.headers["X-Footfall-Error"]
     assert len(stored(gateway)[0].page_categories) == 300
+
+
+@pytest.mark.parametrize("route", ["userEvents:write"])
+@pytest.mark.parametrize("body", [b"[]", b'"abc"', b"5", b"null", b"true"])
+def test_a_body_that_is_no_json_object_is_refused_naming_the_body(
+        gateway: Running, route: str, body: bytes) -> None:
+    reply = post(gateway, f"/v2/{CATALOG}/{route}", body)
+    assert reply.status == 400, reply.body
+    assert "must be a JSON object" in reply.violations()["user_event"]
+    assert stored(gateway) == []
