@@ -58,6 +58,17 @@ def _add_output(parser: argparse.ArgumentParser, follow: bool = False) -> None:
                                  "0: from the first one stored)")
 
 
+def _at_least_one(text: str) -> int:
+    """argparse type of --limit: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _add_reads(commands: Any, name: str, text: str, env: Mapping[str, str],
                parent: dict[str, Any]) -> None:
     """`name list` (from the store or a server) and `name tail` (a server's watch)."""
@@ -66,7 +77,8 @@ def _add_reads(commands: Any, name: str, text: str, env: Mapping[str, str],
     listing = verbs.add_parser("list", help="print them, newest first")
     listing.add_argument("--parent", **parent)
     _add_source_arguments(listing, env)
-    listing.add_argument("--limit", type=int, default=100, help="at most so many (%(default)s)")
+    listing.add_argument("--limit", type=_at_least_one, default=100,
+                         help="at most so many (%(default)s)")
     _add_output(listing)
     tail = verbs.add_parser("tail", help="print each one the server keeps from now on, "
                                          "until Ctrl-C")
@@ -96,7 +108,8 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                               "the purge filter grammar, plus sessionId, productId, joined "
                               "and transport")
         if name == "list":
-            sub.add_argument("--limit", type=int, default=100)
+            sub.add_argument("--limit", type=_at_least_one, default=100,
+                             help="at most so many (%(default)s)")
         if name != "count":
             _add_output(sub, follow=name == "tail")
     _add_reads(commands, "rejections", "read the requests the server refused", env,

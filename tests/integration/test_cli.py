@@ -148,6 +148,10 @@ def test_events_cli_refuses_bad_filters_and_parents(history: str, tmp_path: Path
     wrong = footfall("events", "count", "--parent", "catalogs/x", "--store", history,
                      cwd=tmp_path)
     assert wrong.returncode == 2 and "--parent: must be of the form" in wrong.stderr
+    for limit in ("0", "-5", "x"):
+        none = footfall("events", "list", "--parent", CATALOG, "--store", history,
+                        "--limit", limit, cwd=tmp_path)
+        assert none.returncode == 2 and "argument --limit:" in none.stderr, none.stderr
 
 
 # -- read-only ---------------------------------------------------------------------
