@@ -25,6 +25,11 @@ MAX_PAGE = 1000
 # the decoded event) leaves its page short: a call's cost stays bounded, and the
 # page token says where the next one goes on.
 SCAN_LIMIT = 5000
+# A page ends once its events pass this many bytes (with at least one event): a
+# thousand events of up to 2 MiB each would otherwise make one answer of gigabytes,
+# past every client's message limit (4 MiB by default in gRPC).
+PAGE_BYTES = 3 * 1024 * 1024
+READ_BATCH = 50  # events read from the store at a time while a page fills
 TRANSPORTS = {name: number for name, number in console_pb2.Transport.items() if number}
 _PROJECT = re.compile(r"^projects/(?P<project>[^/]+)$")
 ALL_PROJECTS = "-"
@@ -169,18 +174,28 @@ def list_user_events(store: Store, events: EventFilter, size: int,
     position = decode_token(token, 2)
     before = None if position is None else (position[0], position[1])
     answer = console_pb2.ListUserEventsResponse()
-    read = 0
+    read, room = 0, PAGE_BYTES
+
+    def after_last() -> console_pb2.ListUserEventsResponse:
+        last = answer.user_events[-1]  # full: the next page starts after it
+        answer.next_page_token = encode_token(_micros(last.user_event.event_time), last.id)
+        return answer
+
     while True:
         want = size - len(answer.user_events)
-        batch = want if not events.on_events else min(max(want, 100), SCAN_LIMIT - read)
+        batch = min(want, READ_BATCH) if not events.on_events \
+            else min(max(want, 100), SCAN_LIMIT - read)
         rows = store.user_events_newest(events.query, batch, before)
         read += len(rows)
         found = matching(rows, events)
-        answer.user_events.extend(found[:want])
+        for message in found[:want]:
+            cost = message.ByteSize()
+            if answer.user_events and cost > room:
+                return after_last()
+            answer.user_events.append(message)
+            room -= cost
         if len(found) > want or (len(found) == want and len(rows) == batch):
-            last = answer.user_events[-1]  # full: the next page starts after it
-            answer.next_page_token = encode_token(_micros(last.user_event.event_time), last.id)
-            return answer
+            return after_last()
         if len(rows) < batch:
             return answer  # the last page
         before = (rows[-1].event_time_us, rows[-1].id)
@@ -208,11 +223,24 @@ def _micros(stamp: object) -> int:
 def list_client_events(store: Store, tenant: str, size: int,
                        token: str) -> console_pb2.ListClientEventsResponse:
     position = decode_token(token, 1)
-    rows = store.client_events_newest(tenant, size, None if position is None else position[0])
-    answer = console_pb2.ListClientEventsResponse(
-        client_events=[stored_client_event(r) for r in rows])
-    if len(rows) == size:
-        answer.next_page_token = encode_token(rows[-1].id)
+    before = None if position is None else position[0]
+    answer = console_pb2.ListClientEventsResponse()
+    room = PAGE_BYTES
+    while len(answer.client_events) < size:
+        batch = min(size - len(answer.client_events), READ_BATCH)
+        rows = store.client_events_newest(tenant, batch, before)
+        for row in rows:
+            message = stored_client_event(row)
+            cost = message.ByteSize()
+            if answer.client_events and cost > room:
+                answer.next_page_token = encode_token(answer.client_events[-1].id)
+                return answer
+            answer.client_events.append(message)
+            room -= cost
+        if len(rows) < batch:
+            return answer  # the last page
+        before = rows[-1].id
+    answer.next_page_token = encode_token(answer.client_events[-1].id)
     return answer
 
 

@@ -84,6 +84,26 @@ def test_filters(channel: grpc.Channel, console: Any, text: str, expected: list[
     assert counted.count == len(expected)
 
 
+def test_pages_of_big_events_stay_within_a_clients_message_limit(channel: grpc.Channel,
+                                                                 console: Any) -> None:
+    # ~1 MiB each: a page of 1,000 would be a gigabyte; a gRPC client takes 4 MiB.
+    big = {f"a{i}": {"text": [f"{i:03}" + "x" * 252] * 400} for i in range(10)}
+    for i in range(7):
+        write(channel, visitorId=f"big{i}", attributes=big,
+              eventTime=f"2024-01-01T00:00:0{i}Z")
+    seen, token, pages = [], "", 0
+    while True:
+        page = console.ListUserEvents(console_pb2.ListUserEventsRequest(
+            parent=PARENT, page_size=1000, page_token=token))
+        assert page.user_events and page.ByteSize() <= 4 * 1024 * 1024
+        seen += visitors(page)
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == [f"big{i}" for i in reversed(range(7))] and pages >= 3
+
+
 def test_a_filter_on_decoded_events_pages_all_the_way(channel: grpc.Channel,
                                                       console: Any) -> None:
     for i in range(7):
