@@ -256,3 +256,61 @@ def parse_dict(data: Any, message_class: type[M]) -> M:
         message = message_class()
         json_format.ParseDict(data, message)
         return message
+
+
+# -- json_format's errors, said as a field path and a reason --------------------------
+
+_STEP = re.compile(r"Failed to parse (\w+) field: ")
+_AT = re.compile(r" at \"?[A-Za-z_]\w*(?P<path>(?:\.[^\s\".]+)*)\"?\.*$")
+_LISTED_FIELDS = re.compile(r"\s*Available Fields.*", re.DOTALL)
+# Python's words inside json_format's messages, in the contract's
+_PLAIN = [
+    (re.compile(r"time data (?P<got>'[^']*') does not match format '[^']*'"),
+     "not an RFC 3339 timestamp such as 2024-01-01T00:00:00Z"),
+    (re.compile(r"expected string or bytes-like object, got '(?P<got>\w+)'"),
+     "must be a JSON string, got {got}"),
+    (re.compile(r"invalid literal for int\(\) with base 10: (?P<got>'.*')"),
+     "must be a whole number, got {got}"),
+    (re.compile(r"could not convert string to float: (?P<got>'.*')"),
+     "must be a number, got {got}"),
+]
+
+
+def parse_error(error: json_format.ParseError, descriptor: Any) -> tuple[str, str]:
+    """(`field.path[i]` of proto field names below `descriptor`, or "" when it names
+    none; the reason) of a json_format error met parsing a `descriptor` message."""
+    text = _LISTED_FIELDS.sub("", str(error)).strip()
+    names: list[str] = []
+    while step := _STEP.match(text):
+        names.append(step[1])
+        text = text[step.end():]
+    at = _AT.search(text)
+    if at is not None:
+        names = [part for part in at["path"].split(".") if part]
+        text = text[:at.start()]
+    reason = text.rstrip(".").strip()
+    for pattern, plain in _PLAIN:
+        found = pattern.search(reason)
+        if found is not None:
+            reason = reason[:found.start()] + plain.format(got=found["got"]) + \
+                reason[found.end():]
+    return _proto_path(descriptor, names), reason
+
+
+def _proto_path(descriptor: Descriptor | None, parts: list[str]) -> str:
+    """JSON names (with `[...]` suffixes) below `descriptor` as proto field names,
+    as far as they name fields."""
+    out = []
+    for part in parts:
+        name, bracket, index = part.partition("[")
+        field = None
+        if descriptor is not None:
+            field = next((f for f in descriptor.fields
+                          if name in (f.json_name, f.name)), None)
+        if field is None:
+            break
+        out.append(field.name + bracket + index)
+        descriptor = field.message_type
+        if descriptor is not None and descriptor.GetOptions().map_entry:
+            descriptor = descriptor.fields_by_name["value"].message_type
+    return ".".join(out)

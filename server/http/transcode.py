@@ -24,7 +24,7 @@ from google.protobuf import descriptor, json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from server import lenient_json
+from server import lenient_json, protojson
 from server.errors import FieldViolation, InvalidArgument, raise_if_any
 from server.http.routes import Route
 
@@ -164,8 +164,9 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
             json_format.ParseDict({name: value}, request)
         except json_format.ParseError as exc:
             if not _parsed_leniently(request, field, name, value):
-                violations.append(FieldViolation(field.name, f"Invalid JSON payload received: "
-                                                             f"{_clean(exc)}"))
+                path, reason = protojson.parse_error(exc, request.DESCRIPTOR)
+                violations.append(FieldViolation(path or field.name,
+                                                 f"Invalid JSON payload received: {reason}"))
     return violations
 
 

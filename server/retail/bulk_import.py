@@ -287,7 +287,8 @@ def decode_json_line(line: bytes, message_class: type[M], what: str) -> M:
             return protojson.parse_dict(lenient, message_class)
         except json_format.ParseError as exc:
             error = exc
-    raise ValueError(f"not a {what}: {error}")
+    path, reason = protojson.parse_error(error, cast(Descriptor, message_class.DESCRIPTOR))
+    raise ValueError(f"not a {what}: {path}: {reason}" if path else f"not a {what}: {reason}")
 
 
 def new_operation(name: str, now_ns: int) -> operations_pb2.Operation:

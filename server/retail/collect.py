@@ -52,7 +52,9 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
         else:
             json_format.Parse(text, event)
     except json_format.ParseError as exc:
-        raise InvalidArgument.field(field, f"not a valid UserEvent in JSON: {exc}") from None
+        path, reason = protojson.parse_error(exc, event.DESCRIPTOR)
+        raise InvalidArgument.field(f"{field}.{path}" if path else field,
+                                    f"not a valid UserEvent in JSON: {reason}") from None
 
 
 def decode_collect_request(request: Any, event: Any) -> list[FieldViolation]:

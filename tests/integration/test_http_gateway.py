@@ -398,3 +398,13 @@ def test_a_body_that_is_no_json_object_is_refused_naming_the_body(
     assert reply.status == 400, reply.body
     assert "must be a JSON object" in reply.violations()["user_event"]
     assert stored(gateway) == []
+
+
+def test_a_bad_json_value_names_its_field_path(gateway: Running) -> None:
+    reply = post(gateway, f"/v2/{CATALOG}/userEvents:write",
+                 {"eventType": "home-page-view", "visitorId": "v",
+                  "userInfo": {"ipAddress": 3}, "eventTime": "2024-13-01T00:00:00Z"})
+    assert reply.status == 400
+    violations = reply.violations()
+    assert "must be a JSON string" in violations["user_event.user_info.ip_address"]
+    assert stored(gateway) == []

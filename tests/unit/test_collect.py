@@ -7,6 +7,7 @@ import pytest
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
 from google.protobuf import json_format
 
+from server import protojson
 from server.errors import InvalidArgument
 from server.retail.collect import PIXEL_GIF, decode_collect_request
 
@@ -102,7 +103,10 @@ def test_a_pixel_event_reads_as_json_format_reads_it(text: str) -> None:
     except json_format.ParseError as exc:
         with pytest.raises(InvalidArgument) as refused:
             decode(user_event=text)
-        assert str(exc) in refused.value.violations[0].description
+        path, reason = protojson.parse_error(exc, user_event_pb2.UserEvent.DESCRIPTOR)
+        [violation] = refused.value.violations
+        assert violation.field == ("user_event." + path).rstrip(".")
+        assert reason in violation.description
     else:
         assert decode(user_event=text) == expected
 

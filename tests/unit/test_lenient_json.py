@@ -119,20 +119,21 @@ def test_every_form_in_one_line() -> None:
     assert decoded(lenient, UserEvent) == strict(proto3, UserEvent)
 
 
+# The field as a proto path (json_format's own words name it in JSON).
 @pytest.mark.parametrize(("doc", "field"), [
     ({"eventType": "x", "visitorId": "v", "notAField": 1}, "notAField"),
-    ({"eventType": "x", "userInfo": {"directUserRequest": "yes"}}, "directUserRequest"),
-    ({"eventType": "x", "userInfo": {"directUserRequest": "True"}}, "directUserRequest"),
-    ({"eventType": "x", "userInfo": [{"userId": "u"}]}, "userInfo"),
+    ({"eventType": "x", "userInfo": {"directUserRequest": "yes"}}, "direct_user_request"),
+    ({"eventType": "x", "userInfo": {"directUserRequest": "True"}}, "direct_user_request"),
+    ({"eventType": "x", "userInfo": [{"userId": "u"}]}, "user_info"),
     ({"eventType": "x", "productDetails": "p1"}, "productDetails"),
     ({"eventType": "x", "pageCategories": "shoes"}, "pageCategories"),
     ({"eventType": "x", "attributes": [{"key": "k", "value": {"text": ["a"]}, "extra": 1}]},
      "attributes"),
     ({"eventType": "x", "attributes": [{"value": {"text": ["a"]}}]}, "attributes"),
     ({"eventType": "x", "offset": "twenty"}, "offset"),
-    ({"eventType": "x", "eventTime": "2021-12-12 10:27:42"}, "eventTime"),
+    ({"eventType": "x", "eventTime": "2021-12-12 10:27:42"}, "event_time"),
     ({"eventType": "x", "productDetails": {"product": {"id": "p", "retrievableFields":
-                                                       "price_Info"}}}, "retrievableFields"),
+                                                       "price_Info"}}}, "retrievable_fields"),
 ])
 def test_what_google_refuses_stays_refused(doc: dict[str, Any], field: str) -> None:
     assert field in refusal(doc, UserEvent)

@@ -14,6 +14,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from server import protojson
 from server.protojson import parse_dict
 
 
@@ -190,3 +191,24 @@ def test_typical_events_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> N
         if "+02:00" in json.dumps(data) or ".1Z" in json.dumps(data):
             continue
         parse_dict(data, user_event_pb2.UserEvent)
+
+
+@pytest.mark.parametrize(("document", "path", "reason"), [
+    ({"visitorId": 5}, "visitor_id", "must be a JSON string, got int"),
+    ({"eventTime": "2024-13-01T00:00:00Z"}, "event_time",
+     "not an RFC 3339 timestamp such as 2024-01-01T00:00:00Z"),
+    ({"offset": 1.5}, "offset", "Couldn't parse integer: 1.5"),
+    ({"productDetails": [{"product": {"id": "x"}, "quantity": "a"}]},
+     "product_details.quantity", "must be a whole number, got 'a'"),
+    ({"attributes": {"k": {"numbers": ["x"]}}}, "attributes[k].numbers[0]",
+     "Couldn't parse float: x"),
+    ({"userInfo": {"ipAddress": 3}}, "user_info.ip_address", "must be a JSON string, got int"),
+    ({"bogus": 1}, "", 'has no field named "bogus"'),
+])
+def test_a_json_format_error_names_the_proto_field_and_says_why(
+        document: dict[str, Any], path: str, reason: str) -> None:
+    with pytest.raises(json_format.ParseError) as caught:
+        json_format.ParseDict(document, user_event_pb2.UserEvent())
+    named, said = protojson.parse_error(caught.value, user_event_pb2.UserEvent.DESCRIPTOR)
+    assert (named, reason in said) == (path, True), said
+    assert "%Y" not in said and "bytes-like" not in said and "Available Fields" not in said
