@@ -274,10 +274,11 @@ async def see_the_shop(devtools_url: str, server: ServerProcess, insights: Conso
             totals["distinctVisitors"]
         currencies = sorted({r["currencyCode"] for r in totals["revenue"]})
         assert currencies == ["EUR", "JPY", "USD"]
+        revenue_days = sorted(r["day"] for r in totals["revenue"])
+        days = timeline(f"{revenue_days[0]}T00:00:00+00:00", f"{revenue_days[-1]}T00:00:00+00:00",
+                        DAY)
         for currency in currencies:  # one chart each: amounts never added across currencies
             rows = [r for r in totals["revenue"] if r["currencyCode"] == currency]
-            days = timeline(f"{rows[0]['day']}T00:00:00+00:00", f"{rows[-1]['day']}T00:00:00+00:00",
-                            DAY)
             marks = {f"{currency} {d}": 0.0 for d in days}
             marks.update({f"{currency} {r['day']}T00:00:00.000Z": r["revenue"] for r in rows})
             await page.shows(READ_MARKS % f"#revenue-{currency} rect", marks, f"{currency} revenue")

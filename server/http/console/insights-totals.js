@@ -88,9 +88,11 @@ function overTime(buckets, hour, signal) {
 function revenue(rows, signal) {
   if (!rows.length) return [h("p", {class: "hint"}, "No purchase with a revenue in this time range.")];
   const currencies = [...new Set(rows.map((r) => r.currencyCode))].sort();
+  // the same days for every currency, so that the charts line up
+  const days = rows.map((r) => r.day).sort();
+  const times = timeline(`${days[0]}T00:00:00Z`, `${days.at(-1)}T00:00:00Z`, false);
   return currencies.map((currency) => {
     const mine = rows.filter((r) => r.currencyCode === currency);
-    const times = timeline(`${mine[0].day}T00:00:00Z`, `${mine.at(-1).day}T00:00:00Z`, false);
     const at = new Map(times.map((t, i) => [utc(t), i]));
     const values = times.map(() => 0);
     for (const r of mine) values[at.get(r.day)] = Number(r.revenue || 0);
@@ -98,7 +100,7 @@ function revenue(rows, signal) {
     const bought = mine.reduce((a, r) => a + int(r.purchases), 0);
     return figure({
       id: `revenue-${currency}`, title: `Revenue per day in ${currency} (UTC)`, signal,
-      before: [h("p", {class: "headline"}, h("strong", {}, money(sum, currency)), ` from ${count(bought)} purchases`)],
+      before: [h("p", {class: "headline"}, h("strong", {}, money(sum, currency)), ` from ${count(bought)} ${bought === 1 ? "purchase" : "purchases"}`)],
       draw: (width) => seriesChart({title: `Revenue per day in ${currency}`, times, kind: "bar",
         format: (v) => money(v, currency), series: [{name: currency, values, index: 2}]}, width),
       rows: () => [["Day", "Revenue", "Purchases"],
@@ -113,7 +115,7 @@ function queries(found) {
     id: "top-queries"}, h("table", {},
     h("caption", {}, "Top search queries"),
     h("thead", {}, h("tr", {}, ["Query", "Searches", "Led to a detail view", "Share"]
-      .map((t) => h("th", {scope: "col"}, t)))),
+      .map((t, i) => h("th", {scope: "col", class: i ? "number" : null}, t)))),
     h("tbody", {}, found.map((q) => h("tr", {"data-query": q.query},
       h("td", {"data-label": "Query"}, q.query),
       h("td", {"data-label": "Searches", class: "number"}, count(q.searches)),

@@ -30,9 +30,10 @@ export function statsTable({label, columns, load, orderBy, onOrder, signal}) {
 
   // Built once and updated in place, so a heading's button keeps the focus.
   const headings = columns.map((c) => {
-    if (!c.order) return {th: h("th", {scope: "col"}, c.title)};
+    const place = c.numeric ? "number" : null;
+    if (!c.order) return {th: h("th", {scope: "col", class: place}, c.title)};
     const arrow = h("span", {"aria-hidden": "true"});
-    const th = h("th", {scope: "col"}, h("button", {type: "button", class: "sort",
+    const th = h("th", {scope: "col", class: place}, h("button", {type: "button", class: "sort",
       "data-order": c.order, onclick: () => sort(c.order, c.order === field
         ? (direction ? "" : "desc") : (c.numeric ? "desc" : ""))}, c.title, arrow));
     return {th, arrow, order: c.order};
