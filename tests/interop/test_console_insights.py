@@ -326,6 +326,14 @@ async def see_the_shop(devtools_url: str, server: ServerProcess, insights: Conso
                          shown_events(hourly, datetime.timedelta(hours=1)),
                          "events per type per hour")
 
+        # A type hidden from the chart by its legend's checkbox (the space bar).
+        assert await page.js("(e => { e.focus(); return document.activeElement === e })("
+                             "document.querySelector('.legend input[data-series=search]'))")
+        await devtools.press(session, " ")
+        await page.shows(READ_MARKS % "#events-chart circle", {
+            mark: value for mark, value in shown_events(hourly, datetime.timedelta(hours=1)).items()
+            if not mark.startswith("search ")}, "events per type per hour but searches")
+
         # An edited funnel: the first step removed (keyboard), a condition, by day.
         await page.press("#funnel li:first-child button.remove")
         assert await page.js("document.activeElement.className") == "add"
@@ -375,7 +383,8 @@ def test_the_insights_page_shows_the_shops_funnel_totals_and_products_as_the_rpc
     server = server_factory()
     with retail_client(server.address) as retail:
         for event in shop_events():
-            retail.write_user_event(retail_v2.WriteUserEventRequest(parent=CATALOG, user_event=event))
+            retail.write_user_event(retail_v2.WriteUserEventRequest(parent=CATALOG,
+                                                                    user_event=event))
     insights = Console(channels(server), service=SERVICE)
     with chromium(browser_executable, tmp_path / "profile") as devtools_url:
         asyncio.run(asyncio.wait_for(see_the_shop(devtools_url, server, insights, shots), 200))
