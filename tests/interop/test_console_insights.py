@@ -338,6 +338,8 @@ async def see_the_shop(devtools_url: str, server: ServerProcess, insights: Conso
         await page.press("#funnel li:first-child button.remove")
         assert await page.js("document.activeElement.className") == "add"
         await page.set_value("#step-2-productId", "p00")
+        assert await page.js("document.querySelector('#funnel li:nth-child(3) summary')"
+                             ".innerText") == "Conditions (1)"
         await page.set_value("#breakdown", "BY_DAY", "change")
         await page.press("#run-funnel")
         question = {"parent": CATALOG, "countBy": "VISITOR", "conversionWindow": "86400s",

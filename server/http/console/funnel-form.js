@@ -42,13 +42,14 @@ export function funnelForm({retail, saved = {}, onRun}) {
   const list = h("ol", {class: "steps"});
   const types = h("datalist", {id: "retail-types"}, RETAIL_TYPES.map((t) => option(t)));
 
-  const field = (step, i, name, text) => {
+  const field = (step, i, name, text, changed) => {
     const id = `step-${i}-${name}`;
     const input = name === "searchQueryPresent"
       ? h("input", {id, type: "checkbox", checked: Boolean(step[name])})
       : h("input", {id, value: step[name] || "", autocomplete: "off"});
     input.addEventListener("input", () => {
       step[name] = input.type === "checkbox" ? input.checked : input.value.trim();
+      changed();
     });
     return h("span", {class: "field"}, h("label", {for: id}, text), input);
   };
@@ -71,11 +72,16 @@ export function funnelForm({retail, saved = {}, onRun}) {
         autocomplete: "off"})
       : select(id, JOB_TYPES.map((t) => [t, t]), step.eventType);
     type.addEventListener(retail ? "input" : "change", () => { step.eventType = type.value.trim(); });
+    const summary = h("summary", {});
+    const said = () => {
+      const set = Object.keys(step).filter((k) => k !== "eventType" && step[k]).length;
+      summary.textContent = set ? `Conditions (${set})` : "Conditions";
+      return set;
+    };
     const conditions = retail
-      ? [...RETAIL_CONDITIONS.map(([name, text]) => field(step, i, name, text)),
-        field(step, i, "searchQueryPresent", "Has a search query")]
-      : [field(step, i, "job", "Job (projects/…/jobs/…)")];
-    const set = Object.keys(step).filter((k) => k !== "eventType" && step[k]).length;
+      ? [...RETAIL_CONDITIONS.map(([name, text]) => field(step, i, name, text, said)),
+        field(step, i, "searchQueryPresent", "Has a search query", said)]
+      : [field(step, i, "job", "Job (projects/…/jobs/…)", said)];
     const n = i + 1;
     return h("li", {class: "step-row"},
       h("label", {for: id, class: "step-name"}, `Step ${n}`), type,
@@ -87,8 +93,7 @@ export function funnelForm({retail, saved = {}, onRun}) {
           onclick: () => move(i, 1, "down")}, "↓"),
         h("button", {type: "button", disabled: steps.length === 1, class: "remove",
           "aria-label": `Remove step ${n}`, onclick: () => move(i, null)}, "✕")),
-      h("details", {class: "conditions", open: set > 0},
-        h("summary", {}, set ? `Conditions (${set})` : "Conditions"), conditions));
+      h("details", {class: "conditions", open: said() > 0}, summary, conditions));
   };
 
   const add = h("button", {type: "button", class: "add", onclick: () => {
