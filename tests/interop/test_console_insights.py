@@ -428,6 +428,15 @@ async def see_the_job_site(devtools_url: str, server: ServerProcess, insights: C
             "ListJobStats", parent=TENANT, orderBy="application_starts desc",
             pageSize=PAGE_SIZE)["jobs"]], "the jobs, most applied to first")
         await photograph(devtools, session, folder, "insights-jobs-edited")
+
+        # A time range that ends before it starts: each part of the page says so.
+        await page.set_value("#start", "2024-03-02T00:00")
+        await page.set_value("#end", "2024-03-01T00:00")
+        await page.press(".scope button[type=submit]")
+        refused = "INVALID_ARGUMENT: end_time: must be after start_time"
+        for where in (".funnel-result", "#jobs .pages"):
+            await page.shows(f"document.querySelector('{where} .error')?.innerText", refused,
+                             f"the refusal in {where}")
         await no_problems(devtools, session)
 
 

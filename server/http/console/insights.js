@@ -62,7 +62,7 @@ export function render(main, ctx) {
     h("span", {class: "field"}, h("label", {for: "end"}, "Until (UTC)"), end),
     h("button", {type: "submit"}, "Apply"));
   const span = () => ({startTime: toTime(start.value), endTime: toTime(end.value)});
-  const funnelArea = h("div", {class: "funnel-result", role: "status"});
+  const funnelArea = h("div", {class: "funnel-result", "aria-live": "polite"});
   const saved = parsed(params.get("funnel"));
   const form = funnelForm({retail, saved, onRun: () => runFunnel()});
   const sections = [h("section", {"aria-labelledby": "funnel-h", id: "funnel"},

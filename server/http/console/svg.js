@@ -51,8 +51,8 @@ export function ticks(max, wanted = 4) {
 }
 
 /** A text label; `anchor` is start, middle or end. */
-export const label = (x, y, text, anchor = "start", more = {}) =>
-  s("text", {x, y, "text-anchor": anchor, ...more}, text);
+export const label = (x, y, text, anchor = "start", more = {}, ...children) =>
+  s("text", {x, y, "text-anchor": anchor, ...more}, text, ...children);
 
 /** The frame of a chart of `width` by `height` pixels, labelled for screen readers. */
 export const frame = (width, height, title, ...children) => s("svg", {
