@@ -260,8 +260,16 @@ async def see_the_shop(devtools_url: str, server: ServerProcess, insights: Conso
             devtools, f"http://{server.http_address}/console/#insights?parent={CATALOG}")
         page = Page(devtools, session, insights)
         # The shop funnel, counted per visitor within a day, as RunFunnel answers it.
-        await page.funnel_is(parent=CATALOG, steps=[{"eventType": t} for t in SHOP_FUNNEL],
-                             countBy="VISITOR", conversionWindow="86400s")
+        funnel = await page.funnel_is(parent=CATALOG, countBy="VISITOR",
+                                      conversionWindow="86400s",
+                                      steps=[{"eventType": t} for t in SHOP_FUNNEL])
+        # The same numbers as a table, opened with the keyboard.
+        await page.press("#funnel details.numbers summary")
+        await page.rows_are("#funnel details.numbers tbody tr", [
+            [f"{i + 1}. {s['step']['eventType']}", count(s.get("entrants")),
+             percent(s.get("conversionFromPrevious")), percent(s.get("conversionFromFirst")),
+             duration(s.get("medianTimeFromPrevious")) or ""]
+            for i, s in enumerate(funnel["steps"])], "the funnel as a table")
 
         # Totals per day: every type on every day, visitors, revenue per currency, queries.
         totals = insights.call("ComputeTotals", parent=CATALOG, granularity="DAY", topQueries=10)

@@ -22,8 +22,7 @@ export function figure({id, title, draw, rows, signal, before = []}) {
   });
   const element = h("figure", {class: "insight"}, h("figcaption", {}, h("h4", {}, title)),
     before, box, numbers);
-  const redraw = responsive(box, draw, signal);
-  return {element, redraw: () => { table.replaceChildren(); redraw(); }};
+  return {element, redraw: responsive(box, draw, signal)};
 }
 
 /** An AbortSignal that aborts with `parent` or when the returned `abort()` is called. */

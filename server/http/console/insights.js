@@ -26,7 +26,7 @@ function parsed(text) {
 }
 
 /** "2024-03-01T10:00" (a datetime-local input, read as UTC) as RFC 3339, and back. */
-const toTime = (local) => (local ? `${local}:00Z` : undefined);
+const toTime = (local) => (local ? `${`${local}:00`.slice(0, 19)}Z` : undefined);
 const fromTime = (rfc3339) => (rfc3339 ? rfc3339.slice(0, 16) : "");
 
 function dataSets(ctx) {
