@@ -437,6 +437,16 @@ async def see_the_job_site(devtools_url: str, server: ServerProcess, insights: C
             pageSize=PAGE_SIZE)["jobs"]], "the jobs, most applied to first")
         await photograph(devtools, session, folder, "insights-jobs-edited")
 
+        # The last step moved up with the keyboard (the focus moves with it).
+        await page.press("#funnel li:nth-child(4) button.up")
+        assert await page.js("document.activeElement === "
+                             "document.querySelector('#funnel li:nth-child(3) button.up')")
+        await page.press("#run-funnel")
+        await page.funnel_is(
+            parent=TENANT, countBy="JOB", conversionWindow="86400s", breakdown="BY_ITEM",
+            steps=[{"eventType": "IMPRESSION"}, {"eventType": "VIEW", "job": JOBS[2]},
+                   {"eventType": "APPLICATION_FINISH"}, {"eventType": "APPLICATION_START"}])
+
         # A time range that ends before it starts: each part of the page says so.
         await page.set_value("#start", "2024-03-02T00:00")
         await page.set_value("#end", "2024-03-01T00:00")
