@@ -6,7 +6,7 @@ import {h} from "./dom.js";
 import {count, money, percent} from "./format.js";
 
 /** The table of a catalog's products in `span()`, for statsTable(). */
-export function productTable(parent, span, signal) {
+export function productTable(parent, span) {
   return {
     label: "Per product",
     columns: [
@@ -20,7 +20,7 @@ export function productTable(parent, span, signal) {
       {title: "View to purchase", order: "view_to_purchase_rate", numeric: true,
         cell: (p) => percent(p.viewToPurchaseRate)},
     ],
-    load: async (query) => {
+    load: async (query, signal) => {
       const page = await call(`/insights/v1/${parent}/productStats`,
         {query: {...query, ...span()}, signal});
       return {items: page.products || [], nextPageToken: page.nextPageToken, notes: page.notes};
@@ -29,7 +29,7 @@ export function productTable(parent, span, signal) {
 }
 
 /** The table of a tenant's jobs in `span()`, for statsTable(). */
-export function jobTable(parent, span, signal) {
+export function jobTable(parent, span) {
   const n = (field) => (j) => count(j[field]);
   return {
     label: "Per job",
@@ -49,7 +49,7 @@ export function jobTable(parent, span, signal) {
       {title: "Finish rate", order: "application_finish_rate", numeric: true,
         cell: (j) => percent(j.applicationFinishRate)},
     ],
-    load: async (query) => {
+    load: async (query, signal) => {
       const page = await call(`/insights/v1/${parent}/jobStats`,
         {query: {...query, ...span()}, signal});
       return {items: page.jobs || [], nextPageToken: page.nextPageToken, notes: page.notes};

@@ -109,7 +109,7 @@ export function render(main, ctx) {
     sections.push(h("p", {class: "hint"}, "Totals over time are answered for catalogs only."));
   }
 
-  const table = statsTable({...(retail ? productTable : jobTable)(parent, span, ctx.signal),
+  const table = statsTable({...(retail ? productTable : jobTable)(parent, span),
     orderBy: params.get("order") || (retail ? "views desc" : "impressions desc"),
     onOrder: (order) => { params.set("order", order); save(); }, signal: ctx.signal});
   sections.push(h("section", {"aria-labelledby": "table-h", id: retail ? "products" : "jobs"},

@@ -3,11 +3,13 @@
 // at a phone's width, and Previous/Next walk the pages.
 
 import {failure, h} from "./dom.js";
+import {linked} from "./figure.js";
 
 const PAGE_SIZE = 20;
 
 /** `columns`: [{title, order (an order_by field, or none), cell(item), numeric}].
- *  `load({orderBy, pageSize, pageToken})` answers {items, nextPageToken, notes}. The
+ *  `load({orderBy, pageSize, pageToken}, signal)` answers {items, nextPageToken, notes}
+ *  (a page asked for while another loads aborts that one). The
  *  order starts as `orderBy` ("views desc"); `onOrder(orderBy)` hears changes. */
 export function statsTable({label, columns, load, orderBy, onOrder, signal}) {
   let [field, direction = ""] = orderBy.split(" ");
@@ -40,6 +42,7 @@ export function statsTable({label, columns, load, orderBy, onOrder, signal}) {
   });
   head.append(...headings.map((one) => one.th));
   let busy = false;
+  let loading = null;  // the controller of the page being read
 
   async function show() {
     for (const {th, arrow, order} of headings) {
@@ -51,9 +54,13 @@ export function statsTable({label, columns, load, orderBy, onOrder, signal}) {
     }
     sorter.value = `${field}${direction ? " desc" : ""}`;
     busy = true;
+    loading?.abort();
+    loading = linked(signal);
+    const mine = loading.signal;
     try {
       const page = await load({orderBy: sorter.value, pageSize: PAGE_SIZE,
-        pageToken: tokens.at(-1)});
+        pageToken: tokens.at(-1)}, mine);
+      if (mine.aborted) return;  // a newer page is on its way
       body.replaceChildren(...page.items.map((item) => h("tr", {},
         columns.map((c) => h("td", {"data-label": c.title, class: c.numeric ? "number" : ""},
           c.cell(item))))));
@@ -71,9 +78,9 @@ export function statsTable({label, columns, load, orderBy, onOrder, signal}) {
         if (off && focused) other.focus();  // a disabled button would drop the focus
       }
     } catch (error) {
-      if (!signal.aborted) status.replaceChildren(failure(error));
+      if (!mine.aborted) status.replaceChildren(failure(error));
     }
-    busy = false;
+    if (!mine.aborted) busy = false;
   }
 
   function sort(newField, newDirection) {
