@@ -14,6 +14,7 @@ from server.app import Running, start
 from server.config import Settings
 
 from .cdp import find_chromium
+from .pages import screenshots
 
 SKIPPED = ("BROWSER TEST SKIPPED: Debian's chromium is not installed "
            "(`make test` installs it: apt-get install -y chromium)")
@@ -44,3 +45,10 @@ def serve(tmp_path: Path, **more: Any) -> Iterator[Running]:
 def running(tmp_path: Path) -> Iterator[Running]:
     with serve(tmp_path) as server:
         yield server
+
+
+@pytest.fixture
+def shots(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """Where the screenshots go; copied to screenshots/ when the test ends."""
+    with screenshots(tmp_path, request.node.name) as folder:
+        yield folder

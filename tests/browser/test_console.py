@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from server.app import Running
 
 from .cdp import DevTools, chromium
 from .conftest import serve
+from .pages import focus_and_press, go, no_problems, open_console, photograph, text_of, until
 
 PROJECT = "console-test"
 CATALOG = f"projects/{PROJECT}/locations/global/catalogs/default_catalog"
@@ -32,24 +31,10 @@ BRANCH = f"{CATALOG}/branches/default_branch"
 TENANT = f"projects/{PROJECT}/tenants/jobs-site"
 DEADLINE = 30.0
 LIVE_WITHIN = 1.0  # seconds from a write's answer to its line in the feed
-SCREENS = {"desktop": (1280, 900, False), "phone": (390, 844, True)}
-COPIES = Path(__file__).resolve().parents[2] / "screenshots"
 BIG_IMPORT_EVENTS = 200_000  # far more than the test needs to find it running
 READER_KEY = "reader-key-for-the-console-test"
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-def shots(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
-    """Where the screenshots go; copied to screenshots/ when the test ends."""
-    folder = tmp_path / "screenshots"
-    folder.mkdir()
-    print(f"\nscreenshots of {request.node.name}: {folder}")
-    yield folder
-    COPIES.mkdir(exist_ok=True)
-    for shot in folder.iterdir():
-        shutil.copy(shot, COPIES / shot.name)
 
 
 def rest(port: int, method: str, path: str, body: Any = None,
@@ -71,76 +56,6 @@ def write(port: int, **event: Any) -> dict[str, Any]:
                           {"eventTime": "2026-01-01T00:00:00Z", **event})
     assert status == 200, answer
     return dict(answer)
-
-
-async def until(check: Callable[[], Awaitable[Any]], what: str,
-                within: float = DEADLINE) -> Any:
-    """The first truthy value of `check()`, asked every 20 ms; fails after `within`."""
-    end = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < end, f"{what}: not within {within}s"
-        await asyncio.sleep(0.02)
-
-
-async def photograph(devtools: DevTools, session: str, folder: Path, name: str) -> None:
-    """`name`-desktop.png and `name`-phone.png of the page as it is, and back to desktop.
-    At the phone's width nothing may be wider than the screen."""
-    for screen, (width, height, mobile) in SCREENS.items():
-        await devtools.viewport(session, width, height, mobile)
-        await asyncio.sleep(0.3)  # one layout and paint
-        overflow = await devtools.evaluate(
-            session, "document.documentElement.scrollWidth - innerWidth")
-        assert overflow <= 0, f"{name} is {overflow}px wider than a {width}px screen"
-        await devtools.screenshot(session, folder / f"{name}-{screen}.png")
-    await devtools.viewport(session, *SCREENS["desktop"])
-
-
-# Installed before the page's own scripts: what the CSP refused and what threw.
-WATCH_PROBLEMS = """
-window.problems = [];
-document.addEventListener("securitypolicyviolation",
-  (e) => problems.push(`CSP refused ${e.blockedURI || "inline"} (${e.violatedDirective})`));
-window.addEventListener("error", (e) => problems.push(`error: ${e.message}`));
-window.addEventListener("unhandledrejection", (e) => problems.push(`rejection: ${e.reason}`));
-"""
-
-
-async def open_console(devtools: DevTools, url: str) -> str:
-    """A tab showing `url` at the desktop size, its problems recorded from the start."""
-    session = await devtools.open_page("about:blank")
-    await devtools.send("Page.enable", {}, session)
-    await devtools.send("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH_PROBLEMS},
-                        session)
-    await devtools.viewport(session, *SCREENS["desktop"])
-    await devtools.send("Page.navigate", {"url": url}, session)
-    return session
-
-
-async def no_problems(devtools: DevTools, session: str) -> None:
-    assert await devtools.evaluate(session, "window.problems") == []
-
-
-async def text_of(devtools: DevTools, session: str, selector: str) -> str:
-    return str(await devtools.evaluate(
-        session, f"document.querySelector({selector!r})?.innerText || ''"))
-
-
-async def go(devtools: DevTools, session: str, hash_: str, ready: str) -> None:
-    """Show the page `hash_` and wait until `ready` (a selector) is on it."""
-    await devtools.evaluate(session, f"location.hash = {hash_!r}")
-    await until(lambda: devtools.evaluate(session, f"!!document.querySelector({ready!r})"),
-                f"{hash_} showing {ready}")
-
-
-async def focus_and_press(devtools: DevTools, session: str, selector: str) -> None:
-    """Focus `selector` and press Enter: what a keyboard user does."""
-    assert await devtools.evaluate(
-        session, f"(e => {{ e.focus(); return document.activeElement === e }})"
-                 f"(document.querySelector({selector!r}))"), selector
-    await devtools.press(session, "Enter")
 
 
 async def see_events_and_refusals(devtools_url: str, port: int, folder: Path) -> None:

@@ -7,11 +7,12 @@ import * as catalogs from "./catalogs.js";
 import * as event from "./event.js";
 import * as events from "./events.js";
 import * as feed from "./feed.js";
+import * as insights from "./insights.js";
 import * as operations from "./operations.js";
 import * as products from "./products.js";
 import * as talent from "./talent.js";
 
-const PAGES = {feed, events, event, operations, products, talent, catalogs};
+const PAGES = {feed, events, event, operations, products, talent, catalogs, insights};
 const CHOSEN = "footfall.catalog";
 const PROJECT = "footfall.project";  // set when the key may not read every project
 const CATALOGS_MS = 3000;

@@ -1,0 +1,48 @@
+// How the insights pages write numbers: counts, rates, durations, money and UTC
+// times, the same way in a chart's labels and in its tables.
+
+/** An int64 of proto3 JSON ("12", or absent for 0) as a Number. */
+export const int = (value) => Number(value || 0);
+
+/** 1234567 as "1,234,567". */
+export const count = (value) => int(value).toLocaleString("en-US");
+
+/** 0.6667 as "66.7%". */
+export const percent = (rate) => `${(Number(rate || 0) * 100).toFixed(1)}%`;
+
+/** The seconds of a proto3 JSON Duration ("7.500s"); null when absent. */
+export const seconds = (duration) => (duration ? Number(duration.replace(/s$/, "")) : null);
+
+/** 7.5 as "7.5 s", 60 as "1 min", 3725 as "1 h 2 min", 90000 as "1 d 1 h". */
+export function duration(total) {
+  if (total === null || total === undefined) return "";
+  if (total < 60) return `${Number(total.toFixed(1))} s`;
+  const parts = [[86400, "d"], [3600, "h"], [60, "min"], [1, "s"]];
+  const shown = [];
+  let rest = Math.round(total);
+  for (const [size, unit] of parts) {
+    const n = Math.floor(rest / size);
+    rest -= n * size;
+    if (n || shown.length) shown.push(n ? `${n} ${unit}` : "");
+    if (shown.length === 2) break;
+  }
+  return shown.filter(Boolean).join(" ");
+}
+
+/** 20 and "USD" as "20.00 USD": an amount always beside its own currency. */
+export const money = (amount, currency) => `${Number(amount || 0).toLocaleString("en-US",
+  {minimumFractionDigits: 2, maximumFractionDigits: 2})} ${currency}`;
+
+/** "2024-03-01" or "2024-03-01 10:00" (UTC) of an RFC 3339 time; `hour` adds the time. */
+export function utc(rfc3339, hour) {
+  const text = new Date(rfc3339).toISOString();
+  return hour ? `${text.slice(0, 10)} ${text.slice(11, 16)}` : text.slice(0, 10);
+}
+
+/** A number for an axis: 1500 as "1.5k", 2000000 as "2M". */
+export function short(value) {
+  const abs = Math.abs(value);
+  if (abs >= 1e6) return `${Number((value / 1e6).toFixed(1))}M`;
+  if (abs >= 1e4) return `${Number((value / 1e3).toFixed(1))}k`;
+  return String(Number(value.toFixed(2)));
+}

@@ -1,0 +1,79 @@
+// The funnel as a chart: one bar per step, as long as its entrants, with the
+// conversion from the previous and the first step and the median time between
+// steps. Every number is also a data attribute, as the RPC answered it.
+
+import {count, duration, int, percent, seconds} from "./format.js";
+import {frame, label, s} from "./svg.js";
+
+const CONDITIONS = [
+  ["productId", "product"], ["category", "category"], ["job", "job"],
+  ["attributeKey", "attribute"],
+];
+
+/** "purchase-complete · product p2 · with a search query" */
+export function describe(step) {
+  const parts = [step.eventType];
+  for (const [field, name] of CONDITIONS) {
+    if (!step[field]) continue;
+    const value = field === "attributeKey" && step.attributeValue
+      ? `${step.attributeKey} = ${step.attributeValue}` : step[field];
+    parts.push(`${name} ${field === "job" ? value.split("/").pop() : value}`);
+  }
+  if (step.searchQueryPresent) parts.push("with a search query");
+  return parts.join(" · ");
+}
+
+/** The words under a step's bar: its conversions and median time. */
+function rates(result, first, narrow) {
+  if (first) return [[s("tspan", {}, "first step")]];
+  const previous = [s("tspan", {class: "from-previous"}, percent(result.conversionFromPrevious)),
+    " of the previous step"];
+  const fromFirst = [s("tspan", {class: "from-first"}, percent(result.conversionFromFirst)),
+    " of the first"];
+  const median = result.medianTimeFromPrevious
+    ? ["median ", s("tspan", {class: "median"},
+      duration(seconds(result.medianTimeFromPrevious))), " after it"] : [];
+  if (narrow) return median.length ? [[...previous, ", ", ...fromFirst], median]
+    : [[...previous, ", ", ...fromFirst]];
+  return [[...previous, " · ", ...fromFirst, ...(median.length ? [" · ", ...median] : [])]];
+}
+
+/** A label cut to about `width` pixels (an SVG text never wraps), whole in its title. */
+function fitted(x, y, text, width, more) {
+  const room = Math.floor(width / 7.5);
+  if (text.length <= room) return label(x, y, text, "start", more);
+  return label(x, y, `${text.slice(0, room - 1)}…`, "start", more, s("title", {}, text));
+}
+
+/** The chart of `results` (RunFunnel's steps) at `width` pixels. */
+export function funnelChart(results, width) {
+  const narrow = width < 520;
+  const most = Math.max(1, ...results.map((r) => int(r.entrants)));
+  const rows = [];
+  let y = 0;
+  results.forEach((result, i) => {
+    const entrants = int(result.entrants);
+    const bar = Math.max(entrants ? 2 : 0, (width - 2) * entrants / most);
+    const text = count(result.entrants);
+    const inside = bar > text.length * 9 + 16;
+    const words = rates(result, i === 0, narrow);
+    rows.push(s("g", {
+      class: "step", "data-step": i, "data-event-type": result.step.eventType,
+      "data-entrants": entrants, "data-from-previous": result.conversionFromPrevious || 0,
+      "data-from-first": result.conversionFromFirst || 0,
+      "data-median": result.medianTimeFromPrevious || "",
+    },
+    fitted(0, y + 16, `${i + 1}. ${describe(result.step)}`, width, {class: "name"}),
+    s("rect", {x: 0, y: y + 24, width: width, height: 26, class: "track", rx: 3}),
+    s("rect", {x: 0, y: y + 24, width: bar, height: 26, class: `bar series-${i % 8}`, rx: 3},
+      s("title", {}, `${describe(result.step)}: ${text} entrants`)),
+    label(inside ? bar - 8 : bar + 8, y + 42, text, inside ? "end" : "start",
+      {class: `entrants ${inside ? "on-bar" : ""}`}),
+    words.map((line, n) => s("text", {x: 0, y: y + 68 + n * 18, class: "rates"}, line))));
+    y += 62 + words.length * 18 + 10;
+  });
+  const first = int(results[0]?.entrants);
+  const last = int(results.at(-1)?.entrants);
+  return frame(width, y, `Funnel of ${results.length} steps: ${count(first)} entered, ` +
+    `${count(last)} reached the last step`, rows);
+}

@@ -1,0 +1,58 @@
+// The columns of the per-product and per-job tables (ListProductStats,
+// ListJobStats) and how a page of each is read.
+
+import {call} from "./api.js";
+import {h} from "./dom.js";
+import {count, money, percent} from "./format.js";
+
+/** The table of a catalog's products in `span()`, for statsTable(). */
+export function productTable(parent, span) {
+  return {
+    label: "Per product",
+    columns: [
+      {title: "Product", order: "product_id", cell: (p) => p.productId},
+      {title: "Views", order: "views", numeric: true, cell: (p) => count(p.views)},
+      {title: "Add-to-carts", order: "add_to_carts", numeric: true, cell: (p) => count(p.addToCarts)},
+      {title: "Purchases", order: "purchases", numeric: true, cell: (p) => count(p.purchases)},
+      {title: "Units", order: "units", numeric: true, cell: (p) => count(p.units)},
+      {title: "Revenue", numeric: true,
+        cell: (p) => (p.revenue || []).map((r) => money(r.amount, r.currencyCode)).join(", ")},
+      {title: "View to purchase", order: "view_to_purchase_rate", numeric: true,
+        cell: (p) => percent(p.viewToPurchaseRate)},
+    ],
+    load: async (query, signal) => {
+      const page = await call(`/insights/v1/${parent}/productStats`,
+        {query: {...query, ...span()}, signal});
+      return {items: page.products || [], nextPageToken: page.nextPageToken, notes: page.notes};
+    },
+  };
+}
+
+/** The table of a tenant's jobs in `span()`, for statsTable(). */
+export function jobTable(parent, span) {
+  const n = (field) => (j) => count(j[field]);
+  return {
+    label: "Per job",
+    columns: [
+      {title: "Job", order: "job", cell: (j) => h("span", {title: j.job}, j.job.split("/").pop())},
+      {title: "Impressions", order: "impressions", numeric: true, cell: n("impressions")},
+      {title: "Views", order: "views", numeric: true, cell: n("views")},
+      {title: "Application starts", order: "application_starts", numeric: true,
+        cell: n("applicationStarts")},
+      {title: "Application finishes", order: "application_finishes", numeric: true,
+        cell: n("applicationFinishes")},
+      {title: "Redirects", order: "redirects", numeric: true, cell: n("redirects")},
+      {title: "Bookmarks", order: "bookmarks", numeric: true, cell: n("bookmarks")},
+      {title: "View rate", order: "view_rate", numeric: true, cell: (j) => percent(j.viewRate)},
+      {title: "Start rate", order: "application_start_rate", numeric: true,
+        cell: (j) => percent(j.applicationStartRate)},
+      {title: "Finish rate", order: "application_finish_rate", numeric: true,
+        cell: (j) => percent(j.applicationFinishRate)},
+    ],
+    load: async (query, signal) => {
+      const page = await call(`/insights/v1/${parent}/jobStats`,
+        {query: {...query, ...span()}, signal});
+      return {items: page.jobs || [], nextPageToken: page.nextPageToken, notes: page.notes};
+    },
+  };
+}

@@ -1,0 +1,125 @@
+// The catalog's totals over time (ComputeTotals): events per type per hour or
+// day, distinct visitors, revenue per day with one chart per currency (amounts
+// of two currencies are never added), and the top search queries.
+
+import {call} from "./api.js";
+import {failure, h} from "./dom.js";
+import {figure} from "./figure.js";
+import {count, int, money, percent, utc} from "./format.js";
+import {seriesChart, timeline} from "./series-chart.js";
+
+/** The totals of `parent` in `span` ({startTime, endTime}) into `where`. */
+export async function showTotals(where, {parent, span, granularity, topQueries, signal}) {
+  let answer;
+  try {
+    answer = await call(`/insights/v1/${parent}:computeTotals`,
+      {query: {...span, granularity, topQueries}, signal});
+  } catch (error) {
+    if (!signal.aborted) where.replaceChildren(failure(error));
+    return;
+  }
+  const buckets = answer.buckets || [];
+  const hour = granularity === "HOUR";
+  const parts = [h("p", {class: "headline"}, h("strong", {id: "distinct-visitors",
+    "data-value": int(answer.distinctVisitors)}, count(answer.distinctVisitors)),
+  " distinct visitors, ", h("strong", {id: "events-read"}, count(answer.eventsRead)),
+  " events read")];
+  if (!buckets.length) {
+    parts.push(h("p", {class: "hint"}, "No event in this time range."));
+  } else {
+    parts.push(...overTime(buckets, hour, signal));
+  }
+  parts.push(...revenue(answer.revenue || [], signal), queries(answer.topQueries || []));
+  where.replaceChildren(...parts);
+}
+
+/** The events-per-type chart (a legend of checkboxes shows or hides a type) and
+ *  the distinct-visitors chart. */
+function overTime(buckets, hour, signal) {
+  const times = timeline(buckets[0].startTime, buckets.at(-1).startTime, hour);
+  const at = new Map(times.map((t, i) => [t, i]));
+  const totals = new Map();
+  const visitors = times.map(() => 0);
+  for (const bucket of buckets) {
+    const i = at.get(Date.parse(bucket.startTime));
+    visitors[i] = int(bucket.distinctVisitors);
+    for (const {eventType, count: n} of bucket.eventCounts || []) {
+      if (!totals.has(eventType)) totals.set(eventType, times.map(() => 0));
+      totals.get(eventType)[i] = int(n);
+    }
+  }
+  const total = (values) => values.reduce((a, b) => a + b, 0);
+  const series = [...totals].map(([name, values]) => ({name, values, sum: total(values)}))
+    .sort((a, b) => b.sum - a.sum || (a.name < b.name ? -1 : 1))
+    .map((one, index) => ({...one, index}));
+  const hidden = new Set();
+  const unit = hour ? "hour" : "day";
+  const legend = h("fieldset", {class: "legend"}, h("legend", {}, "Event types shown"),
+    series.map((one) => {
+      const id = `type-${one.index}`;
+      const box = h("input", {type: "checkbox", id, checked: true, "data-series": one.name});
+      box.addEventListener("change", () => {
+        if (box.checked) hidden.delete(one.name); else hidden.add(one.name);
+        events.redraw();
+      });
+      return h("span", {class: "field"}, box, h("label", {for: id},
+        h("span", {class: `swatch series-${one.index % 8}`, "aria-hidden": "true"}),
+        `${one.name} (${count(one.sum)})`));
+    }));
+  const when = (t) => utc(t, hour);
+  const events = figure({
+    id: "events-chart", title: `Events per type per ${unit} (UTC)`, signal, before: [legend],
+    draw: (width) => seriesChart({title: `Events per type per ${unit}`, times, hour,
+      series: series.filter((one) => !hidden.has(one.name))}, width),
+    rows: () => [[unit, ...series.map((one) => one.name)],
+      ...times.map((t, i) => [when(t), ...series.map((one) => count(one.values[i]))])],
+  });
+  const people = figure({
+    id: "visitors-chart", title: `Distinct visitors per ${unit} (UTC)`, signal,
+    draw: (width) => seriesChart({title: `Distinct visitors per ${unit}`, times, hour,
+      kind: "bar", format: count, series: [{name: "distinct visitors", values: visitors,
+        index: 0}]}, width),
+    rows: () => [[unit, "Distinct visitors"], ...times.map((t, i) => [when(t), count(visitors[i])])],
+  });
+  return [events.element, people.element];
+}
+
+/** One chart of revenue per day for each currency. */
+function revenue(rows, signal) {
+  if (!rows.length) return [h("p", {class: "hint"}, "No purchase with a revenue in this time range.")];
+  const currencies = [...new Set(rows.map((r) => r.currencyCode))].sort();
+  // the same days for every currency, so that the charts line up
+  const days = rows.map((r) => r.day).sort();
+  const times = timeline(`${days[0]}T00:00:00Z`, `${days.at(-1)}T00:00:00Z`, false);
+  return currencies.map((currency) => {
+    const mine = rows.filter((r) => r.currencyCode === currency);
+    const at = new Map(times.map((t, i) => [utc(t), i]));
+    const values = times.map(() => 0);
+    for (const r of mine) values[at.get(r.day)] = Number(r.revenue || 0);
+    const sum = mine.reduce((a, r) => a + Number(r.revenue || 0), 0);
+    const bought = mine.reduce((a, r) => a + int(r.purchases), 0);
+    return figure({
+      id: `revenue-${currency}`, title: `Revenue per day in ${currency} (UTC)`, signal,
+      before: [h("p", {class: "headline"}, h("strong", {}, money(sum, currency)), ` from ${count(bought)} ${bought === 1 ? "purchase" : "purchases"}`)],
+      draw: (width) => seriesChart({title: `Revenue per day in ${currency}`, times, kind: "bar",
+        format: (v) => money(v, currency), series: [{name: currency, values, index: 2}]}, width),
+      rows: () => [["Day", "Revenue", "Purchases"],
+        ...mine.map((r) => [r.day, money(r.revenue, currency), count(r.purchases)])],
+    }).element;
+  });
+}
+
+function queries(found) {
+  if (!found.length) return h("p", {class: "hint"}, "No search in this time range.");
+  return h("div", {class: "table", tabindex: 0, role: "region", "aria-label": "Top search queries",
+    id: "top-queries"}, h("table", {},
+    h("caption", {}, "Top search queries"),
+    h("thead", {}, h("tr", {}, ["Query", "Searches", "Led to a detail view", "Share"]
+      .map((t, i) => h("th", {scope: "col", class: i ? "number" : null}, t)))),
+    h("tbody", {}, found.map((q) => h("tr", {"data-query": q.query},
+      h("td", {"data-label": "Query"}, q.query),
+      h("td", {"data-label": "Searches", class: "number"}, count(q.searches)),
+      h("td", {"data-label": "Led to a detail view", class: "number"}, count(q.ledToDetailView)),
+      h("td", {"data-label": "Share", class: "number"},
+        percent(int(q.searches) ? int(q.ledToDetailView) / int(q.searches) : 0)))))));
+}

@@ -1,0 +1,58 @@
+// Numbers over time as a chart: lines (several series) or bars (one), on a UTC
+// time axis with every hour or day from the first to the last, empty ones at 0.
+
+import {short, utc} from "./format.js";
+import {frame, label, s, ticks} from "./svg.js";
+
+const HEIGHT = 220;
+const LEFT = 48;
+const BOTTOM = 26;
+const TOP = 10;
+const MAX_MARKS = 400;  // more buckets than this: lines without a mark per point
+
+/** Every bucket start (ms) from `first` to `last` (RFC 3339), an hour or a day apart. */
+export function timeline(first, last, hour) {
+  const step = hour ? 3600e3 : 86400e3;
+  const times = [];
+  for (let t = Date.parse(first); t <= Date.parse(last); t += step) times.push(t);
+  return times;
+}
+
+/** The chart of `series` ([{name, values, index}], one value per time of `times`)
+ *  at `width`; `kind` "line" or "bar"; `format(value)` labels a value. */
+export function seriesChart({title, times, series, hour, kind = "line", format = String}, width) {
+  const plot = {left: LEFT, right: width - 12, top: TOP, bottom: HEIGHT - BOTTOM};
+  const most = Math.max(0, ...series.flatMap((one) => one.values));
+  const axis = ticks(most);
+  const top = axis.at(-1);
+  const band = (plot.right - plot.left) / Math.max(times.length, 1);
+  const x = (i) => plot.left + band * (i + 0.5);
+  const y = (v) => plot.bottom - (plot.bottom - plot.top) * v / top;
+  const grid = axis.map((v) => [
+    s("line", {x1: plot.left, x2: plot.right, y1: y(v), y2: y(v), class: "grid"}),
+    label(plot.left - 6, y(v) + 4, short(v), "end", {class: "axis"})]);
+  const every = Math.max(1, Math.ceil((hour ? 96 : 84) / band));
+  const dates = times.map((t, i) => (i % every ? null : label(x(i), HEIGHT - 8,
+    hour ? utc(t, true).slice(5) : utc(t), "middle", {class: "axis"})));
+  const marks = series.map((one) => {
+    const name = {"data-series": one.name, class: `series series-${one.index % 8}`};
+    const points = one.values.map((v, i) => ({v, i, at: new Date(times[i]).toISOString()}));
+    const tip = (p) => s("title", {}, `${one.name}, ${utc(times[p.i], hour)}: ${format(p.v)}`);
+    const data = (p) => ({"data-time": p.at, "data-value": p.v});
+    if (kind === "bar") {
+      const wide = Math.max(1, Math.min(band * 0.8, 48));
+      return s("g", name, points.map((p) => s("rect", {
+        x: x(p.i) - wide / 2, y: y(p.v), width: wide, height: plot.bottom - y(p.v),
+        class: "bar", ...data(p)}, tip(p))),
+      points.map((p) => (band > format(p.v).length * 7 + 4 && p.v ? label(x(p.i), y(p.v) - 4,
+        format(p.v), "middle", {class: "value"}) : null)));
+    }
+    const path = points.map((p) => `${p.i ? "L" : "M"}${x(p.i).toFixed(1)},${y(p.v).toFixed(1)}`);
+    return s("g", name, s("path", {d: path.join(""), class: "line"}),
+      times.length <= MAX_MARKS ? points.map((p) => s("circle", {
+        cx: x(p.i), cy: y(p.v), r: 3, class: "point", ...data(p)}, tip(p))) : null);
+  });
+  return frame(width, HEIGHT, title, grid,
+    s("line", {x1: plot.left, x2: plot.right, y1: plot.bottom, y2: plot.bottom, class: "axis-line"}),
+    dates, marks);
+}

@@ -1,0 +1,107 @@
+"""Driving a console page in Chromium as a person would, for any browser test
+(imports nothing of ours, so a test beside the official clients may use it too):
+wait for what the page shows, press keys in it, photograph it at a desktop and a
+phone width with no CSP refusal or script error on the way. Screenshots go to a
+test's temporary folder and are copied to screenshots/ at the top of the worktree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .cdp import DevTools
+
+DEADLINE = 30.0
+SCREENS = {"desktop": (1280, 900, False), "phone": (390, 844, True)}
+COPIES = Path(__file__).resolve().parents[2] / "screenshots"
+
+
+@contextlib.contextmanager
+def screenshots(tmp_path: Path, name: str) -> Iterator[Path]:
+    """A folder for the screenshots of test `name`, copied to screenshots/ when
+    the block ends."""
+    folder = tmp_path / "screenshots"
+    folder.mkdir()
+    print(f"\nscreenshots of {name}: {folder}")
+    yield folder
+    COPIES.mkdir(exist_ok=True)
+    for shot in folder.iterdir():
+        shutil.copy(shot, COPIES / shot.name)
+
+
+async def until(check: Callable[[], Awaitable[Any]], what: str,
+                within: float = DEADLINE) -> Any:
+    """The first truthy value of `check()`, asked every 20 ms; fails after `within`."""
+    end = time.monotonic() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        assert time.monotonic() < end, f"{what}: not within {within}s"
+        await asyncio.sleep(0.02)
+
+
+async def photograph(devtools: DevTools, session: str, folder: Path, name: str) -> None:
+    """`name`-desktop.png and `name`-phone.png of the page as it is, and back to desktop.
+    At the phone's width nothing may be wider than the screen."""
+    for screen, (width, height, mobile) in SCREENS.items():
+        await devtools.viewport(session, width, height, mobile)
+        await asyncio.sleep(0.3)  # one layout and paint
+        # Against the width asked for: a phone's innerWidth grows to fit what overflows.
+        overflow = await devtools.evaluate(
+            session, f"Math.max(document.documentElement.scrollWidth, innerWidth) - {width}")
+        assert overflow <= 0, f"{name} is {overflow}px wider than a {width}px screen"
+        await devtools.screenshot(session, folder / f"{name}-{screen}.png")
+    await devtools.viewport(session, *SCREENS["desktop"])
+
+
+# Installed before the page's own scripts: what the CSP refused and what threw.
+WATCH_PROBLEMS = """
+window.problems = [];
+document.addEventListener("securitypolicyviolation",
+  (e) => problems.push(`CSP refused ${e.blockedURI || "inline"} (${e.violatedDirective})`));
+window.addEventListener("error", (e) => problems.push(`error: ${e.message}`));
+window.addEventListener("unhandledrejection", (e) => problems.push(`rejection: ${e.reason}`));
+"""
+
+
+async def open_console(devtools: DevTools, url: str) -> str:
+    """A tab showing `url` at the desktop size, its problems recorded from the start."""
+    session = await devtools.open_page("about:blank")
+    await devtools.send("Page.enable", {}, session)
+    await devtools.send("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH_PROBLEMS},
+                        session)
+    await devtools.viewport(session, *SCREENS["desktop"])
+    await devtools.send("Page.navigate", {"url": url}, session)
+    return session
+
+
+async def no_problems(devtools: DevTools, session: str) -> None:
+    problems = await devtools.evaluate(session, "window.problems")
+    assert problems == [], problems
+
+
+async def text_of(devtools: DevTools, session: str, selector: str) -> str:
+    return str(await devtools.evaluate(
+        session, f"document.querySelector({selector!r})?.innerText || ''"))
+
+
+async def go(devtools: DevTools, session: str, hash_: str, ready: str) -> None:
+    """Show the page `hash_` and wait until `ready` (a selector) is on it."""
+    await devtools.evaluate(session, f"location.hash = {hash_!r}")
+    await until(lambda: devtools.evaluate(session, f"!!document.querySelector({ready!r})"),
+                f"{hash_} showing {ready}")
+
+
+async def focus_and_press(devtools: DevTools, session: str, selector: str) -> None:
+    """Focus `selector` and press Enter: what a keyboard user does."""
+    assert await devtools.evaluate(
+        session, f"(e => {{ e.focus(); return document.activeElement === e }})"
+                 f"(document.querySelector({selector!r}))"), selector
+    await devtools.press(session, "Enter")
