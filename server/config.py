@@ -228,6 +228,10 @@ class Settings:
     rejections_keep_hours: float = option(168.0, NUMBER,
                                           "how long a kept refusal stays (hours)",
                                           check=POSITIVE)
+    max_watches: int = option(1_000, INTEGER,
+                              "console watch streams (gRPC and server-sent events) open at "
+                              "once in this process; more are refused RESOURCE_EXHAUSTED",
+                              check=at_least(1))
     durable_pixels: bool = option(False, SWITCH,
                                   "answer a browser's pixel (GET collect) only once its event "
                                   "is committed; off: once it is valid and queued, committed "

@@ -8,6 +8,7 @@ import dataclasses
 import http.client
 import json
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -319,3 +320,41 @@ def test_a_watch_goes_on_across_a_reset(channel: grpc.Channel, console: Any) -> 
         assert first.startswith("new-") and int(first.rsplit("-", 1)[1]) < 20
     finally:
         watched.close()
+
+
+@pytest.fixture
+def one_watch(settings: Settings, clock: Any) -> Iterator[Running]:
+    """A server that lets one watch be open at a time."""
+    server = start(dataclasses.replace(settings, max_watches=1), clock)
+    yield server
+    server.stop()
+
+
+def test_watches_past_the_limit_are_refused(one_watch: Running) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{one_watch.port}") as chan:
+        console = console_pb2_grpc.ConsoleServiceStub(chan)
+        request = console_pb2.WatchUserEventsRequest(parent=PARENT)
+        first = Watched(console.WatchUserEvents(request, timeout=20))
+        try:
+            first.first_of(chan, "open")  # it is open and sending
+            with pytest.raises(grpc.RpcError) as caught:
+                next(console.WatchUserEvents(request, timeout=5))
+            assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "--max-watches" in caught.value.details()
+            reply = http_client.call(one_watch.http_port, "GET",
+                                     f"/console/v1/{PARENT}/userEvents:watch")
+            assert reply.status == 429
+        finally:
+            first.close()
+        # its place is free once the server has seen it go
+        for _ in range(50):
+            again = Watched(console.WatchUserEvents(request, timeout=20))
+            try:
+                if again.first_of(chan, "again"):
+                    break
+            except AssertionError:
+                pass
+            finally:
+                again.close()
+        else:
+            raise AssertionError("no watch opened after the first closed")

@@ -1,0 +1,282 @@
+"""Shared watch feeds: one store read per commit for every watch of the same rows.
+
+Every watch of one table and scope (a catalog and filter, a tenant, a project)
+shares a `Feed`. Its one reader task reads the rows stored after its position
+when this process commits (and every POLL_SECONDS anyway, for what other
+replicas store), makes each row into an `Item` once, and hands the same items
+to each watch's queue. An item encodes itself once per form (the gRPC bytes,
+the JSON of a server-sent event), whatever the number of watches sending it.
+
+A watch that starts before the feed's position, or falls more than
+QUEUE_LIMIT items behind (its client reads slower than rows are stored), is
+not dropped: its queue is let go and it reads the rows it lacks from the store
+itself, a page at a time, until it has caught up, then takes the feed's items
+again. So a slow client costs reads, never unbounded memory, and misses nothing.
+
+Watches are coroutines on the server's loop (their reads go off the loop): an
+open watch costs no thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+from typing import Any, Protocol
+
+from google.protobuf.message import Message
+
+from server.console.watch import Caller, Commits
+from server.errors import ResourceExhausted
+from server.loop import off_loop
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5  # how soon a watch sees what another replica stored
+QUEUE_LIMIT = 2_000  # items a watch may have waiting before it reads for itself
+
+
+class Item:
+    """One row as every watch sends it: its message, made once, and each encoding
+    of it made once, on first use."""
+
+    __slots__ = ("id", "_message", "_make", "_wire", "_json")
+
+    def __init__(self, row_id: int, make: Callable[[], Message] | None) -> None:
+        self.id = row_id
+        self._make: Callable[[], Message] | None = make
+        self._message: Message | None = None
+        self._wire: bytes | None = None
+        self._json: dict[Any, bytes] = {}
+
+    @classmethod
+    def of(cls, row_id: int, message: Message) -> Item:
+        """The item of a message made already."""
+        item = cls(row_id, None)
+        item._message = message
+        return item
+
+    def message(self) -> Message:
+        if self._message is None:
+            assert self._make is not None
+            self._message, self._make = self._make(), None
+        return self._message
+
+    def wire(self) -> bytes:
+        """The message serialized (what a gRPC stream sends)."""
+        if self._wire is None:
+            self._wire = self.message().SerializeToString()
+        return self._wire
+
+    def json(self, form: Hashable, encode: Callable[[Message], bytes]) -> bytes:
+        """`encode(message)`, made once per `form` (the JSON options of a stream)."""
+        text = self._json.get(form)
+        if text is None:
+            text = self._json[form] = encode(self.message())
+        return text
+
+
+class Source(Protocol):
+    """What a feed reads (both blocking: called off the loop)."""
+
+    def read(self, after: int) -> tuple[int, list[Item]]:
+        """The id of the last row read and the items of the rows (a page at most,
+        in id order) stored after the position `after` that the watch selects;
+        `after` itself when there are none."""
+
+    def last(self) -> int:
+        """The id of the last row of the table; 0 when it is empty."""
+
+
+# Queued in place of an item when the feed's position went back (the newest rows
+# were deleted, and SQLite gives their ids again): the ids start again.
+_RESTART = Item(-1, lambda: None)  # type: ignore[arg-type,return-value]
+
+
+class _Queue:
+    """One watch's items waiting to be sent, and its wake-up."""
+
+    __slots__ = ("items", "waiter", "behind")
+
+    def __init__(self) -> None:
+        self.items: deque[Item] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.behind = False  # items were let go: the watch reads from the store
+
+    def push(self, items: Sequence[Item]) -> None:
+        if self.behind:
+            return
+        if len(self.items) + len(items) > QUEUE_LIMIT:
+            self.items.clear()
+            self.behind = True
+        else:
+            self.items.extend(items)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+class Feed:
+    """The items of one `source`, read once per commit for every watch on it."""
+
+    def __init__(self, source: Source, position: int, commits: Commits,
+                 poll: float) -> None:
+        self.source = source
+        self.position = position  # the rows up to it are read and handed out
+        self._commits = commits
+        self._poll = poll
+        self.queues: set[_Queue] = set()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while self.queues and not self._commits.closed:
+            seen = self._commits.count  # before the read: a commit during it wakes the wait
+            try:
+                top, (position, items) = await off_loop(self._read, self.position)
+            except Exception:  # the store is away: try again after a poll
+                log.warning("a watch could not read the store", exc_info=True)
+                await asyncio.sleep(self._poll)
+                continue
+            if items:
+                for queue in self.queues:
+                    queue.push(items)
+            if position != self.position:
+                self.position = position
+                continue
+            if top < position:  # a reset: go on from the last row stored
+                self.position = top
+                for queue in self.queues:
+                    queue.push((_RESTART,))
+                continue
+            await self._commits.wait(seen, self._poll)
+
+    def _read(self, after: int) -> tuple[int, tuple[int, list[Item]]]:
+        # the last id before the read: a row stored after it is read next time
+        return self.source.last(), self.source.read(after)
+
+
+class Watches:
+    """The open watches of this process and their feeds, keyed by what they read;
+    at most `limit` watches at once."""
+
+    def __init__(self, commits: Commits, limit: int, poll: float = POLL_SECONDS) -> None:
+        self._commits = commits
+        self._limit = limit
+        self._poll = poll
+        self._feeds: dict[Hashable, Feed] = {}
+        self.open = 0
+
+    @property
+    def feeds(self) -> int:
+        """How many feeds are reading (one per distinct key watched)."""
+        return len(self._feeds)
+
+    def admit(self) -> None:
+        """RESOURCE_EXHAUSTED when `limit` watches are open already."""
+        if self.open >= self._limit:
+            raise ResourceExhausted(f"this server has {self.open} watches open, its limit "
+                                    f"(--max-watches); close one, or watch through another "
+                                    f"replica", retry_after=1.0)
+
+    def items(self, key: Hashable, source: Source, after: int,
+              caller: Caller) -> AsyncIterator[Item]:
+        """The items of the rows stored after the position `after`, then of each
+        row stored, for as long as `caller` is there, its deadline (if any) not
+        passed, and the server runs. Watches of one `key` (what `source` reads)
+        share one feed. RESOURCE_EXHAUSTED past the limit of watches (raised
+        here, before the stream starts)."""
+        self.admit()
+        self.open += 1
+        released = False
+
+        def release() -> None:  # once, whether the stream ran or was dropped unstarted
+            nonlocal released
+            if not released:
+                released = True
+                self.open -= 1
+
+        stream = self._watch(key, source, after, caller, release)
+        weakref.finalize(stream, release)  # a stream never iterated runs no `finally`
+        return stream
+
+    async def _watch(self, key: Hashable, source: Source, after: int, caller: Caller,
+                     release: Callable[[], None]) -> AsyncIterator[Item]:
+        queue = _Queue()
+        try:
+            feed = self._feeds.get(key)
+            if feed is None:  # a new feed starts where its first watch does
+                feed = self._feeds[key] = Feed(source, after, self._commits, self._poll)
+                feed.queues.add(queue)
+                feed.start()
+            else:
+                feed.queues.add(queue)
+            async for item in self._follow(feed, queue, after, caller):
+                yield item
+        finally:
+            release()
+            self._leave(key, queue)
+
+    def _leave(self, key: Hashable, queue: _Queue) -> None:
+        feed = self._feeds.get(key)
+        if feed is None:
+            return
+        feed.queues.discard(queue)
+        if not feed.queues:
+            del self._feeds[key]
+            if feed.task is not None:
+                feed.task.cancel()
+
+    async def _follow(self, feed: Feed, queue: _Queue, after: int,
+                      caller: Caller) -> AsyncIterator[Item]:
+        # The rows up to `sent` are sent (or were stored before the watch began).
+        sent = after
+        queue.behind = after < feed.position  # a watch from the past reads up to the feed
+        while not caller.done() and not self._commits.closed:
+            if queue.behind:
+                queue.behind = False  # the items read from here on are queued
+                upto = feed.position
+                async for item in self._catch_up(feed.source, sent, upto, caller):
+                    sent = item.id
+                    yield item
+                sent = max(sent, upto)
+                continue
+            if queue.items:
+                item = queue.items.popleft()
+                if item is _RESTART:
+                    sent = -1
+                elif item.id > sent:
+                    sent = item.id
+                    yield item
+                continue
+            remaining = caller.time_remaining()
+            if remaining is not None and remaining <= 0:
+                return
+            await self._wait(queue, self._poll if remaining is None
+                             else min(self._poll, remaining))
+
+    async def _catch_up(self, source: Source, after: int, upto: int,
+                        caller: Caller) -> AsyncIterator[Item]:
+        """The items of the rows after `after` up to the id `upto`, read by this
+        watch alone, a page at a time."""
+        while after < upto and not caller.done() and not self._commits.closed:
+            position, items = await off_loop(source.read, after)
+            for item in items:
+                if item.id > upto:
+                    return
+                yield item
+            if position == after:
+                return
+            after = position
+
+    async def _wait(self, queue: _Queue, seconds: float) -> None:
+        queue.waiter = asyncio.get_running_loop().create_future()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(queue.waiter, seconds)
+        finally:
+            queue.waiter = None
