@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -66,13 +67,22 @@ def _parent(request: Any) -> str:
 class Rejections:
     """Writes refusals to `store` without waiting for them (a refusal is never
     held up, nor failed, by keeping it), keeping the last `keep_count` and
-    those of the last `keep_seconds`."""
+    those of the last `keep_seconds`.
+
+    Refusals are gathered, and one job of the store's writer takes all those
+    gathered when it runs: a flood of refusals costs the writer one insert (and
+    one trim) per group commit, not one per refusal, and never splits the
+    accepted writes' multi-row inserts. At most `keep_count` wait (older ones
+    would be trimmed at once)."""
 
     def __init__(self, store: Store, clock: Clock, keep_count: int, keep_seconds: float) -> None:
         self._store = store
         self._clock = clock
         self._keep_count = keep_count
         self._keep_us = int(keep_seconds * 1_000_000)
+        self._lock = threading.Lock()
+        self._gathered: list[RejectionRow] = []
+        self.skipped = 0  # refusals let go unwritten: more than keep_count waited
 
     def refused(self, method: str, transport: str, request: Any, error: FootfallError,
                 key_name: str | None) -> None:
@@ -103,15 +113,31 @@ class Rejections:
         return rejection
 
     def _keep(self, rejections: list[console_pb2.Rejection]) -> None:
-        now_us = self._clock.now_ns() // 1000
         rows = [RejectionRow(project_of(r.parent) or "", r.parent, r.time.ToMicroseconds(),
                              r.SerializeToString()) for r in rejections]
+        with self._lock:
+            first = not self._gathered  # else the writer's queued job takes these too
+            self._gathered.extend(rows)
+            if len(self._gathered) > self._keep_count:
+                self.skipped += len(self._gathered) - self._keep_count
+                del self._gathered[:-self._keep_count]
+        if not first:
+            return
+        now_us = self._clock.now_ns() // 1000
         try:
-            kept = self._store.add_rejections(rows, self._keep_count, now_us - self._keep_us)
+            kept = self._store.add_rejections(self._take, self._keep_count,
+                                              now_us - self._keep_us)
         except Exception:  # a store that is closing or away: the refusal still answers
-            log.warning("could not keep %d refusals", len(rows), exc_info=True)
+            lost = self._take()
+            log.warning("could not keep %d refusals", len(lost), exc_info=True)
             return
         kept.add_done_callback(_log_failure)
+
+    def _take(self) -> list[RejectionRow]:
+        """The refusals gathered (on the writer, in its transaction)."""
+        with self._lock:
+            rows, self._gathered = self._gathered, []
+        return rows
 
 
 def _import_violations(failure: str) -> list[error_details_pb2.BadRequest.FieldViolation]:
