@@ -37,13 +37,14 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5  # how soon a watch sees what another replica stored
 QUEUE_LIMIT = 2_000  # items a watch may have waiting before it reads for itself
+BATCH_SECONDS = 0.05  # at most a list of items so often to a watch of batches
 
 
 class Item:
     """One row as every watch sends it: its message, made once, and each encoding
     of it made once, on first use."""
 
-    __slots__ = ("id", "_message", "_make", "_wire", "_json")
+    __slots__ = ("id", "_message", "_make", "_wire", "_json", "_entry")
 
     def __init__(self, row_id: int, make: Callable[[], Message] | None) -> None:
         self.id = row_id
@@ -51,6 +52,7 @@ class Item:
         self._message: Message | None = None
         self._wire: bytes | None = None
         self._json: dict[Any, bytes] = {}
+        self._entry: bytes | None = None
 
     @classmethod
     def of(cls, row_id: int, message: Message) -> Item:
@@ -77,6 +79,40 @@ class Item:
         if text is None:
             text = self._json[form] = encode(self.message())
         return text
+
+    def entry(self) -> bytes:
+        """The message as field 1 of another (an element of a batch's list)."""
+        if self._entry is None:
+            wire = self.wire()
+            self._entry = b"\x0a" + _varint(len(wire)) + wire
+        return self._entry
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+class Batch:
+    """Items sent as one message whose field 1 lists them (UserEventBatch): its
+    encodings are made of the items' own, never of the messages again."""
+
+    __slots__ = ("items", "_json_name")
+
+    def __init__(self, items: Sequence[Item], json_name: str) -> None:
+        self.items = items
+        self._json_name = json_name.encode()
+
+    def wire(self) -> bytes:
+        return b"".join(item.entry() for item in self.items)
+
+    def json(self, form: Hashable, encode: Callable[[Message], bytes]) -> bytes:
+        return b'{"%s":[%s]}' % (self._json_name,
+                                 b",".join(item.json(form, encode) for item in self.items))
 
 
 class Source(Protocol):
@@ -160,6 +196,20 @@ class Feed:
         return self.source.last(), self.source.read(after)
 
 
+def _unsent(queue: _Queue, sent: int) -> tuple[list[Item], int]:
+    """The items queued (emptying the queue) after the row `sent`, and the new
+    `sent`: the last of them."""
+    chunk = []
+    for item in queue.items:
+        if item is _RESTART:
+            sent = -1
+        elif item.id > sent:
+            sent = item.id
+            chunk.append(item)
+    queue.items.clear()
+    return chunk, sent
+
+
 class Watches:
     """The open watches of this process and their feeds, keyed by what they read;
     at most `limit` watches at once."""
@@ -190,6 +240,16 @@ class Watches:
         passed, and the server runs. Watches of one `key` (what `source` reads)
         share one feed. RESOURCE_EXHAUSTED past the limit of watches (raised
         here, before the stream starts)."""
+        return self._open(key, source, after, caller, None)
+
+    def batches(self, key: Hashable, source: Source, after: int, caller: Caller,
+                every: float = BATCH_SECONDS) -> AsyncIterator[list[Item]]:
+        """As `items`, in lists: all the items there are when one is sent, and
+        at most one list every `every` seconds (the first at once)."""
+        return self._open(key, source, after, caller, every)
+
+    def _open(self, key: Hashable, source: Source, after: int, caller: Caller,
+              every: float | None) -> Any:
         self.admit()
         self.open += 1
         released = False
@@ -200,12 +260,12 @@ class Watches:
                 released = True
                 self.open -= 1
 
-        stream = self._watch(key, source, after, caller, release)
+        stream = self._watch(key, source, after, caller, release, every)
         weakref.finalize(stream, release)  # a stream never iterated runs no `finally`
         return stream
 
     async def _watch(self, key: Hashable, source: Source, after: int, caller: Caller,
-                     release: Callable[[], None]) -> AsyncIterator[Item]:
+                     release: Callable[[], None], every: float | None) -> AsyncIterator[Any]:
         queue = _Queue()
         try:
             feed = self._feeds.get(key)
@@ -215,8 +275,14 @@ class Watches:
                 feed.start()
             else:
                 feed.queues.add(queue)
-            async for item in self._follow(feed, queue, after, caller):
-                yield item
+            chunks = self._follow(feed, queue, after, caller, every or 0.0)
+            if every is None:
+                async for chunk in chunks:
+                    for item in chunk:
+                        yield item
+            else:
+                async for chunk in chunks:
+                    yield chunk
         finally:
             release()
             self._leave(key, queue)
@@ -231,27 +297,32 @@ class Watches:
             if feed.task is not None:
                 feed.task.cancel()
 
-    async def _follow(self, feed: Feed, queue: _Queue, after: int,
-                      caller: Caller) -> AsyncIterator[Item]:
+    async def _follow(self, feed: Feed, queue: _Queue, after: int, caller: Caller,
+                      every: float) -> AsyncIterator[list[Item]]:
+        """Lists of items, in order: what the feed queued for this watch, or
+        pages it read itself; a list at most every `every` seconds."""
+        loop = asyncio.get_running_loop()
         # The rows up to `sent` are sent (or were stored before the watch began).
         sent = after
         queue.behind = after < feed.position  # a watch from the past reads up to the feed
+        next_at = 0.0
         while not caller.done() and not self._commits.closed:
             if queue.behind:
                 queue.behind = False  # the items read from here on are queued
                 upto = feed.position
-                async for item in self._catch_up(feed.source, sent, upto, caller):
-                    sent = item.id
-                    yield item
+                async for page in self._catch_up(feed.source, sent, upto, caller):
+                    sent = page[-1].id
+                    yield page
                 sent = max(sent, upto)
                 continue
             if queue.items:
-                item = queue.items.popleft()
-                if item is _RESTART:
-                    sent = -1
-                elif item.id > sent:
-                    sent = item.id
-                    yield item
+                if every and (wait := next_at - loop.time()) > 0:
+                    await asyncio.sleep(wait)  # more come meanwhile
+                    continue
+                chunk, sent = _unsent(queue, sent)
+                if chunk:
+                    next_at = loop.time() + every
+                    yield chunk
                 continue
             remaining = caller.time_remaining()
             if remaining is not None and remaining <= 0:
@@ -260,16 +331,15 @@ class Watches:
                              else min(self._poll, remaining))
 
     async def _catch_up(self, source: Source, after: int, upto: int,
-                        caller: Caller) -> AsyncIterator[Item]:
-        """The items of the rows after `after` up to the id `upto`, read by this
-        watch alone, a page at a time."""
+                        caller: Caller) -> AsyncIterator[list[Item]]:
+        """Pages of the items of the rows after `after` up to the id `upto`, read
+        by this watch alone."""
         while after < upto and not caller.done() and not self._commits.closed:
             position, items = await off_loop(source.read, after)
-            for item in items:
-                if item.id > upto:
-                    return
-                yield item
-            if position == after:
+            page = [item for item in items if item.id <= upto]
+            if page:
+                yield page
+            if len(page) < len(items) or position == after:
                 return
             after = position
 

@@ -7,7 +7,7 @@ the store (resets) and `watch` (streams).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -16,7 +16,7 @@ from footfall.console.v1 import console_pb2, console_pb2_grpc
 from grpc_status import rpc_status
 
 from server.console import queries, sources
-from server.console.feed import Item, Watches
+from server.console.feed import Batch, Item, Watches
 from server.console.watch import admitted
 from server.errors import FieldViolation, gather, raise_if_any
 from server.loop import off_loop
@@ -107,6 +107,14 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         async for message in self._grpc_stream("WatchUserEvents", request, context):
             yield message
 
+    async def WatchUserEventBatches(self, request: console_pb2.WatchUserEventsRequest,
+                                    context: grpc.aio.ServicerContext
+                                    ) -> AsyncIterator[bytes]:
+        """As WatchUserEvents, several events to a message (each a serialized
+        UserEventBatch), at most one every feed.BATCH_SECONDS."""
+        async for message in self._grpc_stream("WatchUserEventBatches", request, context):
+            yield message
+
     async def WatchClientEvents(self, request: console_pb2.WatchClientEventsRequest,
                                 context: grpc.aio.ServicerContext
                                 ) -> AsyncIterator[bytes]:
@@ -122,13 +130,15 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
             yield message
 
     async def open_stream(self, name: str, request: Any, context: Any,
-                          transport: str = "http") -> AsyncIterator[Item]:
-        """The items (see feed.Item) of the watch `name`, once the policy lets the
-        call through and the stream opens; raises the refusal. What the gateway
-        calls for HTTP."""
-        opener = {"WatchUserEvents": self._user_events,
-                  "WatchClientEvents": self._client_events,
-                  "WatchRejections": self._rejections}[name]
+                          transport: str = "http") -> AsyncIterator[Item | Batch]:
+        """The items (see feed.Item; Batches for WatchUserEventBatches) of the
+        watch `name`, once the policy lets the call through and the stream opens;
+        raises the refusal. What the gateway calls for HTTP."""
+        opener: Callable[[Any, Any], Awaitable[AsyncIterator[Any]]] = {
+            "WatchUserEvents": self._user_events,
+            "WatchUserEventBatches": self._user_event_batches,
+            "WatchClientEvents": self._client_events,
+            "WatchRejections": self._rejections}[name]
         return await admitted(self._policy, f"/{SERVICE}/{name}", transport, request, context,
                               lambda: opener(request, context))
 
@@ -151,6 +161,14 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         return await self._items(request, context, "user_events",
                                  sources.UserEvents(self._store, events, request.filter))
 
+    async def _user_event_batches(self, request: Any, context: Any) -> AsyncIterator[Batch]:
+        catalog = parse_catalog(request.parent)
+        events = queries.parse_filter(request.filter, str(catalog))
+        source = sources.UserEvents(self._store, events, request.filter)
+        start = await self._start(request, "user_events")
+        lists = self._watches.batches(source.key, source, start, context)
+        return (Batch(items, "userEvents") async for items in lists)
+
     async def _client_events(self, request: Any, context: Any) -> AsyncIterator[Item]:
         tenant = str(parse_tenant(request.parent))
         return await self._items(request, context, "client_events",
@@ -166,8 +184,13 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
                      ) -> AsyncIterator[Item]:
         """The items of `source` from the request's position (else from the last
         row stored now) on; RESOURCE_EXHAUSTED past --max-watches."""
-        self._watches.admit()  # before any read
+        start = await self._start(request, table)
+        return self._watches.items(source.key, source, start, context)
+
+    async def _start(self, request: Any, table: str) -> int:
+        """Where a watch starts: the request's position, else the last row of
+        `table` now. RESOURCE_EXHAUSTED past --max-watches (before any read)."""
+        self._watches.admit()
         last = await off_loop(self._store.last_id, table)
         # a position past the last row (its rows were reset): from the last row on
-        start = min(int(request.after_id), last) if request.HasField("after_id") else last
-        return self._watches.items(source.key, source, start, context)
+        return min(int(request.after_id), last) if request.HasField("after_id") else last

@@ -358,3 +358,43 @@ def test_watches_past_the_limit_are_refused(one_watch: Running) -> None:
                 again.close()
         else:
             raise AssertionError("no watch opened after the first closed")
+
+
+def test_a_watch_of_batches_sends_every_event_in_order(channel: grpc.Channel,
+                                                       console: Any) -> None:
+    write(channel, visitorId="before")
+    stream = console.WatchUserEventBatches(console_pb2.WatchUserEventsRequest(
+        parent=PARENT, after_id=0, filter='eventType = "home-page-view"'), timeout=20)
+    try:
+        seen: list[str] = []
+        for batch in stream:
+            seen += [e.user_event.visitor_id for e in batch.user_events]
+            if seen == ["before"]:  # then twenty in quick succession: fewer messages
+                for n in range(20):
+                    write(channel, visitorId=f"v{n}", eventType="search", searchQuery="x")
+                    write(channel, visitorId=f"v{n}")
+            if len(seen) == 21:
+                break
+        assert seen == ["before", *(f"v{n}" for n in range(20))]
+    finally:
+        stream.cancel()
+
+
+def test_a_watch_of_batches_over_http(running: Running, channel: grpc.Channel) -> None:
+    write(channel, visitorId="before")
+    conn = http.client.HTTPConnection("127.0.0.1", running.http_port, timeout=10)
+    try:
+        conn.request("GET", f"/console/v1/{PARENT}/userEvents:watchBatches?afterId=0")
+        answer = conn.getresponse()
+        assert answer.status == 200
+        write(channel, visitorId="after")
+        seen: list[str] = []
+        while len(seen) < 2:
+            line = answer.fp.readline()
+            if line.startswith(b"data: "):
+                batch = json.loads(line[6:])
+                seen += [e["userEvent"]["visitorId"] for e in batch["userEvents"]]
+        assert seen == ["before", "after"]
+        assert batch["userEvents"][-1]["transport"] == "GRPC"
+    finally:
+        conn.close()
