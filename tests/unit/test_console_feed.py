@@ -193,3 +193,25 @@ def test_no_more_watches_than_the_limit(store: Store) -> None:
         assert watches.open == 0 and watches.feeds == 0
 
     run(store, body, limit=2)
+
+
+def test_batches_hold_what_came_since_the_last_at_most_so_often(store: Store) -> None:
+    async def body(watches: Watches) -> None:
+        read = source(store)
+        lists = watches.batches(read.key, read, 0, Caller(), every=0.3)
+        first = asyncio.ensure_future(anext(lists))
+        await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        await write(store, "a")
+        assert [visitor_of(i) for i in await asyncio.wait_for(first, 5)] == ["a"]
+        sent_at = loop.time()
+        await write(store, *(f"v{n}" for n in range(8)))
+        got = []
+        while len(got) < 8:
+            got += await asyncio.wait_for(anext(lists), 5)
+            assert loop.time() - sent_at >= 0.29  # none sooner than `every` after the last
+            sent_at = loop.time()
+        assert [visitor_of(i) for i in got] == [f"v{n}" for n in range(8)]
+        await lists.aclose()
+
+    run(store, body)
