@@ -22,10 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from google.protobuf.message import Message
 
@@ -37,7 +38,12 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5  # how soon a watch sees what another replica stored
 QUEUE_LIMIT = 2_000  # items a watch may have waiting before it reads for itself
-BATCH_SECONDS = 0.05  # at most a list of items so often to a watch of batches
+# A feed of batches reads (and its watches send) at most once every BATCH_SECONDS,
+# plus BATCH_SECONDS_PER_WATCH for each of its watches, up to BATCH_SECONDS_MAX:
+# a message costs far more than an event in it, and its watches' messages add up.
+BATCH_SECONDS = 0.05
+BATCH_SECONDS_PER_WATCH = 0.001
+BATCH_SECONDS_MAX = 0.25
 
 
 class Item:
@@ -115,13 +121,21 @@ class Batch:
                                  b",".join(item.json(form, encode) for item in self.items))
 
 
+class Page(NamedTuple):
+    """What a source read: the id of the last row read (the position it started
+    from when there was none), the items of the rows the watch selects, in id
+    order, and whether the page was full (more may follow at once)."""
+
+    position: int
+    items: list[Item]
+    full: bool
+
+
 class Source(Protocol):
     """What a feed reads (both blocking: called off the loop)."""
 
-    def read(self, after: int) -> tuple[int, list[Item]]:
-        """The id of the last row read and the items of the rows (a page at most,
-        in id order) stored after the position `after` that the watch selects;
-        `after` itself when there are none."""
+    def read(self, after: int) -> Page:
+        """A page of the rows stored after the position `after`."""
 
     def last(self) -> int:
         """The id of the last row of the table; 0 when it is empty."""
@@ -154,15 +168,23 @@ class _Queue:
             self.waiter.set_result(None)
 
 
+def batch_seconds(watches: int) -> float:
+    """How often at least a feed of batches with `watches` watches reads."""
+    return min(BATCH_SECONDS_MAX, max(BATCH_SECONDS, watches * BATCH_SECONDS_PER_WATCH))
+
+
 class Feed:
-    """The items of one `source`, read once per commit for every watch on it."""
+    """The items of one `source`, read once per commit for every watch on it (a
+    feed of `batched` watches at most once every `batch_seconds`, the first read
+    after a quiet spell at once)."""
 
     def __init__(self, source: Source, position: int, commits: Commits,
-                 poll: float) -> None:
+                 poll: float, batched: bool) -> None:
         self.source = source
         self.position = position  # the rows up to it are read and handed out
         self._commits = commits
         self._poll = poll
+        self._batched = batched
         self.queues: set[_Queue] = set()
         self.task: asyncio.Task[None] | None = None
 
@@ -170,10 +192,12 @@ class Feed:
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        pushed_at = -math.inf
         while self.queues and not self._commits.closed:
             seen = self._commits.count  # before the read: a commit during it wakes the wait
             try:
-                top, (position, items) = await off_loop(self._read, self.position)
+                top, (position, items, full) = await off_loop(self._read, self.position)
             except Exception:  # the store is away: try again after a poll
                 log.warning("a watch could not read the store", exc_info=True)
                 await asyncio.sleep(self._poll)
@@ -181,8 +205,13 @@ class Feed:
             if items:
                 for queue in self.queues:
                     queue.push(items)
+                pushed_at = loop.time()
             if position != self.position:
                 self.position = position
+                if full or not self._batched:
+                    continue
+                # the rest comes with the next batch
+                await self._pace(loop, pushed_at)
                 continue
             if top < position:  # a reset: go on from the last row stored
                 self.position = top
@@ -190,8 +219,17 @@ class Feed:
                     queue.push((_RESTART,))
                 continue
             await self._commits.wait(seen, self._poll)
+            if self._batched:
+                await self._pace(loop, pushed_at)
 
-    def _read(self, after: int) -> tuple[int, tuple[int, list[Item]]]:
+    async def _pace(self, loop: asyncio.AbstractEventLoop, pushed_at: float) -> None:
+        """A feed of batches: wait until `batch_seconds` after the last push (what
+        is stored meanwhile goes in one read)."""
+        wait = pushed_at + batch_seconds(len(self.queues)) - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def _read(self, after: int) -> tuple[int, Page]:
         # the last id before the read: a row stored after it is read next time
         return self.source.last(), self.source.read(after)
 
@@ -240,16 +278,17 @@ class Watches:
         passed, and the server runs. Watches of one `key` (what `source` reads)
         share one feed. RESOURCE_EXHAUSTED past the limit of watches (raised
         here, before the stream starts)."""
-        return self._open(key, source, after, caller, None)
+        return self._open(key, source, after, caller, batched=False)
 
-    def batches(self, key: Hashable, source: Source, after: int, caller: Caller,
-                every: float = BATCH_SECONDS) -> AsyncIterator[list[Item]]:
-        """As `items`, in lists: all the items there are when one is sent, and
-        at most one list every `every` seconds (the first at once)."""
-        return self._open(key, source, after, caller, every)
+    def batches(self, key: Hashable, source: Source, after: int,
+                caller: Caller) -> AsyncIterator[list[Item]]:
+        """As `items`, in lists: all the items there are when one is sent, from a
+        feed that reads at most every `batch_seconds`. The watches of batches of
+        one key share a feed of their own."""
+        return self._open(key, source, after, caller, batched=True)
 
     def _open(self, key: Hashable, source: Source, after: int, caller: Caller,
-              every: float | None) -> Any:
+              batched: bool) -> Any:
         self.admit()
         self.open += 1
         released = False
@@ -260,29 +299,30 @@ class Watches:
                 released = True
                 self.open -= 1
 
-        stream = self._watch(key, source, after, caller, release, every)
+        stream = self._watch((key, batched), source, after, caller, release, batched)
         weakref.finalize(stream, release)  # a stream never iterated runs no `finally`
         return stream
 
     async def _watch(self, key: Hashable, source: Source, after: int, caller: Caller,
-                     release: Callable[[], None], every: float | None) -> AsyncIterator[Any]:
+                     release: Callable[[], None], batched: bool) -> AsyncIterator[Any]:
         queue = _Queue()
         try:
             feed = self._feeds.get(key)
             if feed is None:  # a new feed starts where its first watch does
-                feed = self._feeds[key] = Feed(source, after, self._commits, self._poll)
+                feed = self._feeds[key] = Feed(source, after, self._commits, self._poll,
+                                               batched)
                 feed.queues.add(queue)
                 feed.start()
             else:
                 feed.queues.add(queue)
-            chunks = self._follow(feed, queue, after, caller, every or 0.0)
-            if every is None:
+            chunks = self._follow(feed, queue, after, caller)
+            if batched:
+                async for chunk in chunks:
+                    yield chunk
+            else:
                 async for chunk in chunks:
                     for item in chunk:
                         yield item
-            else:
-                async for chunk in chunks:
-                    yield chunk
         finally:
             release()
             self._leave(key, queue)
@@ -297,15 +337,13 @@ class Watches:
             if feed.task is not None:
                 feed.task.cancel()
 
-    async def _follow(self, feed: Feed, queue: _Queue, after: int, caller: Caller,
-                      every: float) -> AsyncIterator[list[Item]]:
+    async def _follow(self, feed: Feed, queue: _Queue, after: int,
+                      caller: Caller) -> AsyncIterator[list[Item]]:
         """Lists of items, in order: what the feed queued for this watch, or
-        pages it read itself; a list at most every `every` seconds."""
-        loop = asyncio.get_running_loop()
+        pages it read itself."""
         # The rows up to `sent` are sent (or were stored before the watch began).
         sent = after
         queue.behind = after < feed.position  # a watch from the past reads up to the feed
-        next_at = 0.0
         while not caller.done() and not self._commits.closed:
             if queue.behind:
                 queue.behind = False  # the items read from here on are queued
@@ -316,12 +354,8 @@ class Watches:
                 sent = max(sent, upto)
                 continue
             if queue.items:
-                if every and (wait := next_at - loop.time()) > 0:
-                    await asyncio.sleep(wait)  # more come meanwhile
-                    continue
                 chunk, sent = _unsent(queue, sent)
                 if chunk:
-                    next_at = loop.time() + every
                     yield chunk
                 continue
             remaining = caller.time_remaining()
@@ -335,7 +369,7 @@ class Watches:
         """Pages of the items of the rows after `after` up to the id `upto`, read
         by this watch alone."""
         while after < upto and not caller.done() and not self._commits.closed:
-            position, items = await off_loop(source.read, after)
+            position, items, _ = await off_loop(source.read, after)
             page = [item for item in items if item.id <= upto]
             if page:
                 yield page

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from server.console import queries
-from server.console.feed import Item
+from server.console.feed import Item, Page
 from server.store import Store
 
 
@@ -25,15 +25,17 @@ class UserEvents:
     def key(self) -> Hashable:
         return ("user_events", self.events.query.catalog, self.filter_text.strip())
 
-    def read(self, after: int) -> tuple[int, list[Item]]:
+    def read(self, after: int) -> Page:
         rows = self.store.user_events_after(self.events.query, after, queries.MAX_PAGE)
         if not rows:
-            return after, []
+            return Page(after, [], False)
+        full = len(rows) == queries.MAX_PAGE
         if not self.events.on_events:  # each message is made once, when first sent
-            return rows[-1].id, [Item(r.id, partial(queries.stored_user_event, r))
-                                 for r in rows]
+            return Page(rows[-1].id, [Item(r.id, partial(queries.stored_user_event, r))
+                                      for r in rows], full)
         # the terms checked on the decoded events: decoded here, off the loop
-        return rows[-1].id, [Item.of(m.id, m) for m in queries.matching(rows, self.events)]
+        return Page(rows[-1].id, [Item.of(m.id, m) for m in queries.matching(rows, self.events)],
+                    full)
 
     def last(self) -> int:
         return self.store.last_id("user_events")
@@ -50,10 +52,11 @@ class ClientEvents:
     def key(self) -> Hashable:
         return ("client_events", self.tenant)
 
-    def read(self, after: int) -> tuple[int, list[Item]]:
+    def read(self, after: int) -> Page:
         rows = self.store.client_events_after(self.tenant, after, queries.MAX_PAGE)
-        return (rows[-1].id if rows else after,
-                [Item(r.id, partial(queries.stored_client_event, r)) for r in rows])
+        return Page(rows[-1].id if rows else after,
+                    [Item(r.id, partial(queries.stored_client_event, r)) for r in rows],
+                    len(rows) == queries.MAX_PAGE)
 
     def last(self) -> int:
         return self.store.last_id("client_events")
@@ -70,10 +73,11 @@ class Rejections:
     def key(self) -> Hashable:
         return ("rejections", self.project)
 
-    def read(self, after: int) -> tuple[int, list[Item]]:
+    def read(self, after: int) -> Page:
         rows = self.store.rejections_after(self.project, after, queries.MAX_PAGE)
-        return (rows[-1].id if rows else after,
-                [Item(r.id, partial(queries.rejection, *r)) for r in rows])
+        return Page(rows[-1].id if rows else after,
+                    [Item(r.id, partial(queries.rejection, *r)) for r in rows],
+                    len(rows) == queries.MAX_PAGE)
 
     def last(self) -> int:
         return self.store.last_id("rejections")

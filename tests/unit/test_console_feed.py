@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import pytest
 
 from server.console import feed, queries, sources
-from server.console.feed import Item, Watches
+from server.console.feed import Item, Page, Watches
 from server.console.watch import Commits
 from server.errors import ResourceExhausted
 from server.store import Store
@@ -41,7 +41,7 @@ class Counted(sources.UserEvents):
 
     reads: list[int]
 
-    def read(self, after: int) -> tuple[int, list[Item]]:
+    def read(self, after: int) -> Page:
         self.reads.append(after)
         return super().read(after)
 
@@ -169,6 +169,12 @@ def test_a_filtered_watch_has_a_feed_of_its_own(store: Store) -> None:
     run(store, body)
 
 
+def test_the_pace_of_batches_grows_with_their_watches() -> None:
+    assert feed.batch_seconds(1) == feed.BATCH_SECONDS
+    assert feed.batch_seconds(200) == 0.2
+    assert feed.batch_seconds(10_000) == feed.BATCH_SECONDS_MAX
+
+
 def test_no_more_watches_than_the_limit(store: Store) -> None:
     async def body(watches: Watches) -> None:
         read = source(store)
@@ -195,10 +201,14 @@ def test_no_more_watches_than_the_limit(store: Store) -> None:
     run(store, body, limit=2)
 
 
-def test_batches_hold_what_came_since_the_last_at_most_so_often(store: Store) -> None:
+def test_batches_hold_what_came_since_the_last_at_most_so_often(store: Store,
+                                                                monkeypatch: Any) -> None:
+    monkeypatch.setattr(feed, "BATCH_SECONDS", 0.3)
+    monkeypatch.setattr(feed, "BATCH_SECONDS_MAX", 0.3)
+
     async def body(watches: Watches) -> None:
         read = source(store)
-        lists = watches.batches(read.key, read, 0, Caller(), every=0.3)
+        lists = watches.batches(read.key, read, 0, Caller())
         first = asyncio.ensure_future(anext(lists))
         await asyncio.sleep(0.05)
         loop = asyncio.get_running_loop()
@@ -212,6 +222,7 @@ def test_batches_hold_what_came_since_the_last_at_most_so_often(store: Store) ->
             assert loop.time() - sent_at >= 0.29  # none sooner than `every` after the last
             sent_at = loop.time()
         assert [visitor_of(i) for i in got] == [f"v{n}" for n in range(8)]
+        assert len(read.reads) <= 6  # a read a batch (plus the empty ones that end them)
         await lists.aclose()
 
     run(store, body)
