@@ -198,9 +198,10 @@ def _console(c: dict[str, Any]) -> list[str]:
             f"- accepted writes/s under a flood of kept refusals "
             f"{r['kept']['accepted_per_second']['median']:,.0f} "
             f"({r['kept']['server_cpu_us_per_accepted_call']['median']:.0f} µs server CPU per "
-            f"accepted call, flood included) against not kept "
+            f"accepted call, flood included) against the same flood not kept "
             f"{r['not_kept']['accepted_per_second']['median']:,.0f} "
-            f"({r['not_kept']['server_cpu_us_per_accepted_call']['median']:.0f} µs): "
+            f"({r['not_kept']['server_cpu_us_per_accepted_call']['median']:.0f} µs, "
+            "--rejections-keep 0): "
             + _bar(r["ratio_kept_to_not_kept"]["median"] >= 0.95,
                    f"{r['ratio_kept_to_not_kept']['median']:.2f} (≥ 0.95 asked)")]
     f = c["flood"]

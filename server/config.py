@@ -223,8 +223,8 @@ class Settings:
                             check=at_least(1))
     rejections_keep: int = option(10_000, INTEGER,
                                   "refused event writes, pixels, client events and import "
-                                  "lines kept for the console (the latest ones)",
-                                  check=at_least(1))
+                                  "lines kept for the console (the latest ones); `0` keeps none",
+                                  check=at_least(0))
     rejections_keep_hours: float = option(168.0, NUMBER,
                                           "how long a kept refusal stays (hours)",
                                           check=POSITIVE)

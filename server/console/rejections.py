@@ -67,7 +67,7 @@ def _parent(request: Any) -> str:
 class Rejections:
     """Writes refusals to `store` without waiting for them (a refusal is never
     held up, nor failed, by keeping it), keeping the last `keep_count` and
-    those of the last `keep_seconds`.
+    those of the last `keep_seconds` (none when `keep_count` is 0).
 
     Refusals are gathered, and one job of the store's writer takes all those
     gathered when it runs: a flood of refusals costs the writer one insert (and
@@ -88,7 +88,7 @@ class Rejections:
                 key_name: str | None) -> None:
         """Keep the refusal of a call to `method` on `transport` ("grpc", "http"),
         if it is an event write."""
-        if method not in KEPT_METHODS:
+        if method not in KEPT_METHODS or not self._keep_count:
             return
         parent = _parent(request)
         text, cut = _request_json(request)
@@ -99,7 +99,7 @@ class Rejections:
 
     def import_failures(self, operation: str, failures: Sequence[str]) -> None:
         """Keep the failed lines (their messages) of the import `operation`."""
-        if not failures:
+        if not failures or not self._keep_count:
             return
         catalog = operation.rpartition("/operations/")[0]
         self._keep([self._rejection(

@@ -66,3 +66,12 @@ def test_the_store_keeps_the_latest_within_the_count(store: Store) -> None:
             store.flush()
     store.flush()
     assert sessions(store) == [str(n) for n in range(45, 55)]
+
+
+def test_a_keep_count_of_0_keeps_none(store: Store) -> None:
+    rejections = Rejections(store, SystemClock(), 0, 3600)
+    for n in range(5):
+        refuse(rejections, n)
+    rejections.import_failures(f"{CATALOG}/operations/import-1", ["gs://b/f line 1: x: bad"])
+    store.flush()
+    assert sessions(store) == []
