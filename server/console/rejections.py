@@ -71,9 +71,10 @@ class Rejections:
 
     Refusals are gathered, and one job of the store's writer takes all those
     gathered when it runs: a flood of refusals costs the writer one insert (and
-    one trim) per group commit, not one per refusal, and never splits the
-    accepted writes' multi-row inserts. At most `keep_count` wait (older ones
-    would be trimmed at once)."""
+    one trim) per group commit, not one per refusal. That job rides along with
+    the next commit of other writes (within ALONG_SECONDS one of its own), so
+    the accepted writes never wait behind a commit made for refusals alone.
+    At most `keep_count` wait (older ones would be trimmed at once)."""
 
     def __init__(self, store: Store, clock: Clock, keep_count: int, keep_seconds: float) -> None:
         self._store = store

@@ -184,7 +184,8 @@ class ConsoleSql:
 
     def add_rejections(self, rows: Sequence[RejectionRow] | Callable[[], Sequence[RejectionRow]],
                        keep: int, since_us: int) -> Future[Any]:
-        """Keep `rows` in the writer's next transaction, which also forgets the
+        """Keep `rows` in the writer's next transaction (one it makes for other
+        writes, or its own within ALONG_SECONDS), which also forgets the
         refusals beyond the last `keep` and those older than `since_us` (so no
         flood grows the table past them); the future of that transaction.
         `rows` may be a function, called on the writer in that transaction (once,
@@ -205,7 +206,7 @@ class ConsoleSql:
                        f"- {mark}", (keep,))
             db.execute(f"DELETE FROM rejections WHERE time_us < {mark}", (since_us,))
 
-        return self._committer.submit_fn(keep_within)
+        return self._committer.submit_along(keep_within)
 
     def rejections_newest(self, project: str | None, limit: int,
                           before_id: int | None = None) -> list[KeptRejection]:
