@@ -37,6 +37,7 @@ IMPORT_METHOD = "/google.cloud.retail.v2.UserEventService/ImportUserEvents"
 REQUEST_JSON_CHARS = 4096  # a few KB of each refused request
 RENDERED_BYTES = 64 * 1024  # larger requests are not rendered as JSON at all (a flood's cost)
 KEPT_VIOLATIONS = 20
+GATHERED_LIMIT = 10_000  # refusals waiting for the writer, at most
 # `gs://b/f.json line 4: ` before an import failure's violations
 _LINE = re.compile(r"^\S+ line \d+: ")
 _VIOLATION = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$", re.S)
@@ -74,7 +75,8 @@ class Rejections:
     one trim) per group commit, not one per refusal. That job rides along with
     the next commit of other writes (within ALONG_SECONDS one of its own), so
     the accepted writes never wait behind a commit made for refusals alone.
-    At most `keep_count` wait (older ones would be trimmed at once)."""
+    At most GATHERED_LIMIT (or `keep_count`, if more) wait: should the store be
+    away that long, the oldest are let go (and counted in `skipped`)."""
 
     def __init__(self, store: Store, clock: Clock, keep_count: int, keep_seconds: float) -> None:
         self._store = store
@@ -83,7 +85,7 @@ class Rejections:
         self._keep_us = int(keep_seconds * 1_000_000)
         self._lock = threading.Lock()
         self._gathered: list[RejectionRow] = []
-        self.skipped = 0  # refusals let go unwritten: more than keep_count waited
+        self.skipped = 0  # refusals let go unwritten: too many waited
 
     def refused(self, method: str, transport: str, request: Any, error: FootfallError,
                 key_name: str | None) -> None:
@@ -119,9 +121,10 @@ class Rejections:
         with self._lock:
             first = not self._gathered  # else the writer's queued job takes these too
             self._gathered.extend(rows)
-            if len(self._gathered) > self._keep_count:
-                self.skipped += len(self._gathered) - self._keep_count
-                del self._gathered[:-self._keep_count]
+            limit = max(self._keep_count, GATHERED_LIMIT)
+            if len(self._gathered) > limit:  # the store is away, or far behind
+                self.skipped += len(self._gathered) - limit
+                del self._gathered[:-limit]
         if not first:
             return
         now_us = self._clock.now_ns() // 1000

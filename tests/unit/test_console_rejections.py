@@ -75,3 +75,12 @@ def test_a_keep_count_of_0_keeps_none(store: Store) -> None:
     rejections.import_failures(f"{CATALOG}/operations/import-1", ["gs://b/f line 1: x: bad"])
     store.flush()
     assert sessions(store) == []
+
+
+def test_every_refusal_of_a_quick_flood_is_written_then_trimmed(store: Store) -> None:
+    rejections = Rejections(store, SystemClock(), 10, 3600)
+    for n in range(300):  # faster than the writer's delay for work that rides along
+        refuse(rejections, n)
+    store.flush()
+    assert sessions(store) == [str(n) for n in range(290, 300)]
+    assert store.last_id("rejections") >= 300  # each was written; the trim kept 10
