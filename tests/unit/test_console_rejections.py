@@ -69,12 +69,16 @@ def test_the_store_keeps_the_latest_within_the_count(store: Store) -> None:
 
 
 def test_a_keep_count_of_0_keeps_none(store: Store) -> None:
+    jobs: list[int] = []
+    store.on_commit(lambda batch: jobs.append(len(batch)))
     rejections = Rejections(store, SystemClock(), 0, 3600)
     for n in range(5):
         refuse(rejections, n)
     rejections.import_failures(f"{CATALOG}/operations/import-1", ["gs://b/f line 1: x: bad"])
     store.flush()
+    store.on_commit(None)
     assert sessions(store) == []
+    assert jobs == [1]  # the flush's own: keeping off gives the writer nothing to do
 
 
 def test_every_refusal_of_a_quick_flood_is_written_then_trimmed(store: Store) -> None:
