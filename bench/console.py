@@ -7,10 +7,11 @@ refusals costs the accepted writes.
   by visitor (one event in 1,000), by type, by session (checked on each decoded
   event). Median of `reps` calls each.
 - rejections: accepted WriteUserEvent calls (h2load, 16 callers) while 4 more
-  callers flood the server with refused calls, refusals that are kept (bad
-  WriteUserEvent) against refusals that are not (bad PurgeUserEvents: the same
-  envelope and refusal, nothing kept). Interleaved reps; the ratio is the cost
-  of keeping. Server CPU per accepted call from /proc beside each rate.
+  callers flood the server with refused WriteUserEvent calls, kept (the default
+  --rejections-keep) against the same flood with keeping off (--rejections-keep
+  0); a fresh server each, interleaved reps; the ratio is the cost of keeping.
+  Server CPU per accepted call from /proc beside each rate (the flood's share
+  included).
 - flood: N refused writes (N well above --rejections-keep K, 16 callers), then
   the rejections table of the stopped server: at most K rows, and its last id
   shows every refusal was recorded (so the bound is the trimming, not loss).
@@ -25,11 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from footfall.retail.v2 import (
-    purge_config_pb2,
-    user_event_pb2,
-    user_event_service_pb2,
-)
+from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
 from google.protobuf import timestamp_pb2
 
 from bench.common import PARENT, footfall, grpc_frame, h2load, h2load_path, summary
@@ -38,7 +35,6 @@ from bench.write import frame_file as write_frame
 from server.console import queries
 from server.store import EventRow, open_store
 
-PURGE_PATH = "/google.cloud.retail.v2.UserEventService/PurgeUserEvents"
 TYPES = ("home-page-view", "detail-page-view", "search", "add-to-cart")
 FILTERS = {"none": "", "visitor": 'visitorId = "v-7"', "type": 'eventType = "search"',
            "session": 'sessionId = "s-3"'}
@@ -90,31 +86,35 @@ def _frame(message: Any) -> Path:
 
 def refusal_cost(requests: int, reps: int) -> dict[str, Any]:
     accepted = write_frame()
-    kept = _refused_write()
-    not_kept = _frame(purge_config_pb2.PurgeUserEventsRequest(parent=PARENT, filter=""))
-    floods = {"kept": (WRITE_PATH, kept), "not_kept": (PURGE_PATH, not_kept)}
-    rates: dict[str, list[float]] = {name: [] for name in floods}
-    cpu: dict[str, list[float]] = {name: [] for name in floods}
-    with footfall() as server:
-        h2load(server.port, WRITE_PATH, accepted, 4, min(requests, 500))  # warm-up
+    refused = _refused_write()
+    # the same flood of refused writes, kept (the default retention) or not
+    settings = {"kept": (), "not_kept": ("--rejections-keep", "0")}
+    rates: dict[str, list[float]] = {name: [] for name in settings}
+    cpu: dict[str, list[float]] = {name: [] for name in settings}
+    try:
         for _ in range(reps):
-            for name, (path, frame) in floods.items():  # interleaved
-                flood = subprocess.Popen(
-                    [h2load_path(), "-n", "100000000", "-c", "4", "-m", "1", "-d", str(frame),
-                     "-H", "content-type: application/grpc", "-H", "te: trailers",
-                     f"http://127.0.0.1:{server.port}{path}"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                try:
-                    before = server.cpu_seconds()
-                    load = h2load(server.port, WRITE_PATH, accepted, 16, requests)
-                    cpu[name].append((server.cpu_seconds() - before) / requests * 1e6)
-                finally:
-                    flood.terminate()
-                    flood.wait()
-                rates[name].append(load.per_second)
+            for name, flags in settings.items():  # interleaved, a fresh server each
+                with footfall(None, *flags) as server:
+                    h2load(server.port, WRITE_PATH, accepted, 4, min(requests, 500))  # warm-up
+                    flood = subprocess.Popen(
+                        [h2load_path(), "-n", "100000000", "-c", "4", "-m", "1", "-d",
+                         str(refused), "-H", "content-type: application/grpc",
+                         "-H", "te: trailers", f"http://127.0.0.1:{server.port}{WRITE_PATH}"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    try:
+                        before = server.cpu_seconds()
+                        load = h2load(server.port, WRITE_PATH, accepted, 16, requests)
+                        cpu[name].append((server.cpu_seconds() - before) / requests * 1e6)
+                    finally:
+                        flood.terminate()
+                        flood.wait()
+                    rates[name].append(load.per_second)
+    finally:
+        accepted.unlink()
+        refused.unlink()
     ratios = [k / n for k, n in zip(rates["kept"], rates["not_kept"], strict=True)]
     return {name: {"accepted_per_second": summary(rates[name]),
-                   "server_cpu_us_per_accepted_call": summary(cpu[name])} for name in floods} | {
+                   "server_cpu_us_per_accepted_call": summary(cpu[name])} for name in settings} | {
         "ratio_kept_to_not_kept": summary(ratios)}
 
 

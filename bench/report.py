@@ -198,9 +198,10 @@ def _console(c: dict[str, Any]) -> list[str]:
             f"- accepted writes/s under a flood of kept refusals "
             f"{r['kept']['accepted_per_second']['median']:,.0f} "
             f"({r['kept']['server_cpu_us_per_accepted_call']['median']:.0f} µs server CPU per "
-            f"accepted call, flood included) against not kept "
+            f"accepted call, flood included) against the same flood not kept "
             f"{r['not_kept']['accepted_per_second']['median']:,.0f} "
-            f"({r['not_kept']['server_cpu_us_per_accepted_call']['median']:.0f} µs): "
+            f"({r['not_kept']['server_cpu_us_per_accepted_call']['median']:.0f} µs, "
+            "--rejections-keep 0): "
             + _bar(r["ratio_kept_to_not_kept"]["median"] >= 0.95,
                    f"{r['ratio_kept_to_not_kept']['median']:.2f} (≥ 0.95 asked)")]
     f = c["flood"]
@@ -248,21 +249,37 @@ def _insights(i: dict[str, Any]) -> list[str]:
 
 
 def _watch(w: dict[str, Any]) -> list[str]:
-    lat, cost = w["latency"], w["watchers"]
-    out = ["## 10. Watch streams", "",
-           f"{lat['watchers']} watchers (grpc.aio WatchUserEvents) and one durable WriteUserEvent "
-           f"writer at {lat['writes_per_second']:,.0f}/s, {lat['writes']:,} writes, "
-           f"{lat['arrivals']:,} arrivals timed from the write's answer:", "",
-           f"- p50 {lat['p50_ms']:.1f} ms, max {lat['max_ms']:.1f} ms "
-           f"({lat['server_cpu_us_per_write']:.0f} µs server CPU per write, fan-out included); "
-           "p99 " + _bar(lat["p99_ms"] <= 250, f"{lat['p99_ms']:.1f} ms (≤ 250 ms asked)"), "",
-           f"Durable writes (h2load) with no watch open and with {cost['watchers']} open on the "
+    out = ["## 10. Watch streams", ""]
+    for lat_key, cost_key in (("latency", "watchers"), ("latency_batches", "watchers_batches")):
+        if lat_key in w:
+            out += _watch_latency(w[lat_key])
+        if cost_key in w:
+            out += _watch_cost(w[cost_key])
+    return out
+
+
+def _rpc(figures: dict[str, Any]) -> str:
+    return str(figures.get("rpc", "WatchUserEvents")).rsplit("/", 1)[-1]
+
+
+def _watch_latency(lat: dict[str, Any]) -> list[str]:
+    return [f"{lat['watchers']} watchers (grpc.aio {_rpc(lat)}) and one durable WriteUserEvent "
+            f"writer at {lat['writes_per_second']:,.0f}/s, {lat['writes']:,} writes, "
+            f"{lat['arrivals']:,} arrivals timed from the write's answer:", "",
+            f"- p50 {lat['p50_ms']:.1f} ms, max {lat['max_ms']:.1f} ms "
+            f"({lat['server_cpu_us_per_write']:.0f} µs server CPU per write, fan-out included); "
+            "p99 " + _bar(lat["p99_ms"] <= 250, f"{lat['p99_ms']:.1f} ms (≤ 250 ms asked)"), ""]
+
+
+def _watch_cost(cost: dict[str, Any]) -> list[str]:
+    out = [f"Durable writes (h2load) with no watch open and with {cost['watchers']} "
+           f"{_rpc(cost)} streams open on the "
            f"catalog written (each received all {cost['received_per_watcher']:,} writes), a "
            "fresh server per rep, interleaved:", "",
            "| callers | watchers | writes/s | p99 ms | server CPU µs/write "
            "| watcher process CPU µs/write | last watcher caught up after s |",
            "|---|---|---|---|---|---|---|"]
-    callers = [c for c in cost if c not in ("watchers", "received_per_watcher")]
+    callers = [c for c in cost if c not in ("watchers", "received_per_watcher", "rpc")]
     for c in callers:
         for name, label in (("none", "0"), ("watched", str(cost["watchers"]))):
             f = cost[c][name]

@@ -9,6 +9,8 @@ what open watches cost the writers.
   interleaved. The watchers run in a process of their own (`python -m bench.watch`)
   and count what each receives: every one must get every write. Server CPU per
   write from /proc beside each rate.
+Both with WatchUserEvents (a message per event) and WatchUserEventBatches (the
+events stored since the last message, at most a message every 50 ms).
 """
 
 from __future__ import annotations
@@ -17,18 +19,20 @@ import asyncio
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 from footfall.console.v1 import console_pb2, console_pb2_grpc
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_event_service_pb2_grpc
-from google.protobuf import json_format
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 
 from bench import write
 from bench.common import PARENT, cpu_seconds, footfall, h2load, percentile, summary
 
 WATCH = "/footfall.console.v1.ConsoleService/WatchUserEvents"
+WATCH_BATCHES = "/footfall.console.v1.ConsoleService/WatchUserEventBatches"
 
 
 def _event(n: int) -> user_event_service_pb2.WriteUserEventRequest:
@@ -37,14 +41,21 @@ def _event(n: int) -> user_event_service_pb2.WriteUserEventRequest:
     return user_event_service_pb2.WriteUserEventRequest(parent=PARENT, user_event=event)
 
 
-async def _latency(port: int, watchers: int, rate: float, events: int) -> list[float]:
+async def _latency(port: int, watchers: int, rate: float, events: int,
+                   batches: bool) -> list[float]:
     target = f"127.0.0.1:{port}"
     arrivals: list[dict[int, float]] = [{} for _ in range(watchers)]
 
     async def watch(seen: dict[int, float], stub: Any) -> None:
         # after_id 0: everything stored, so no write can slip in before the stream opens
-        call = stub.WatchUserEvents(console_pb2.WatchUserEventsRequest(parent=PARENT, after_id=0))
-        async for stored in call:
+        request = console_pb2.WatchUserEventsRequest(parent=PARENT, after_id=0)
+        if batches:
+            async for batch in stub.WatchUserEventBatches(request):
+                now = time.perf_counter()
+                for stored in batch.user_events:
+                    seen[int(stored.user_event.session_id[2:])] = now
+            return
+        async for stored in stub.WatchUserEvents(request):
             seen[int(stored.user_event.session_id[2:])] = time.perf_counter()
 
     async with grpc.aio.insecure_channel(target) as watch_channel, \
@@ -78,12 +89,13 @@ async def _until(done: Any, seconds: float) -> None:
         await asyncio.sleep(0.01)
 
 
-def latency(watchers: int, rate: float, events: int) -> dict[str, Any]:
+def latency(watchers: int, rate: float, events: int, batches: bool = False) -> dict[str, Any]:
     with footfall() as server:
         began = server.cpu_seconds()
-        millis = asyncio.run(_latency(server.port, watchers, rate, events))
+        millis = asyncio.run(_latency(server.port, watchers, rate, events, batches))
         cpu_us = (server.cpu_seconds() - began) / events * 1e6
-    return {"watchers": watchers, "writes_per_second": rate, "writes": events,
+    return {"watchers": watchers, "rpc": WATCH_BATCHES if batches else WATCH,
+            "writes_per_second": rate, "writes": events,
             "arrivals": len(millis), "p50_ms": percentile(millis, 50),
             "p99_ms": percentile(millis, 99), "max_ms": millis[-1],
             "server_cpu_us_per_write": cpu_us}
@@ -92,9 +104,10 @@ def latency(watchers: int, rate: float, events: int) -> dict[str, Any]:
 class Watchers:
     """`count` watch streams in a process of their own, counting what each gets."""
 
-    def __init__(self, port: int, count: int) -> None:
+    def __init__(self, port: int, count: int, batches: bool) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.watch", str(port), str(count)],
+            [sys.executable, "-m", "bench.watch", str(port), str(count),
+             WATCH_BATCHES if batches else WATCH],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             cwd=Path(__file__).resolve().parent.parent)
 
@@ -129,10 +142,10 @@ class Watchers:
 
 
 def _one_rep(frame: Path, watchers: int, callers: tuple[int, ...],
-             requests: int) -> dict[str, Any]:
+             requests: int, batches: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with footfall() as server:
-        group = Watchers(server.port, watchers) if watchers else None
+        group = Watchers(server.port, watchers, batches) if watchers else None
         try:
             written = 500
             h2load(server.port, write.PATH, frame, 4, written)  # warm-up
@@ -162,16 +175,16 @@ def _one_rep(frame: Path, watchers: int, callers: tuple[int, ...],
 
 
 def watchers_cost(watchers: int, callers: tuple[int, ...], requests: int,
-                  reps: int) -> dict[str, Any]:
+                  reps: int, batches: bool = False) -> dict[str, Any]:
     frame = write.frame_file()
     runs: dict[str, list[dict[str, Any]]] = {"none": [], "watched": []}
     try:
         for _ in range(reps):  # interleaved
-            runs["none"].append(_one_rep(frame, 0, callers, requests))
-            runs["watched"].append(_one_rep(frame, watchers, callers, requests))
+            runs["none"].append(_one_rep(frame, 0, callers, requests, batches))
+            runs["watched"].append(_one_rep(frame, watchers, callers, requests, batches))
     finally:
         frame.unlink()
-    out: dict[str, Any] = {"watchers": watchers,
+    out: dict[str, Any] = {"watchers": watchers, "rpc": WATCH_BATCHES if batches else WATCH,
                            "received_per_watcher": runs["watched"][0]["received_per_watcher"]}
     for c in map(str, callers):
         figures = {name: {key: summary([r[c][key] for r in reps_])
@@ -190,20 +203,38 @@ def watchers_cost(watchers: int, callers: tuple[int, ...], requests: int,
 def run(latency_watchers: int, rate: float, events: int, watchers: int,
         callers: tuple[int, ...], requests: int, reps: int) -> dict[str, Any]:
     return {"latency": latency(latency_watchers, rate, events),
-            "watchers": watchers_cost(watchers, callers, requests, reps)}
+            "latency_batches": latency(latency_watchers, rate, events, batches=True),
+            "watchers": watchers_cost(watchers, callers, requests, reps),
+            "watchers_batches": watchers_cost(watchers, callers, requests, reps, batches=True)}
 
 
-async def _serve_counts(port: int, count: int) -> None:
-    """The watcher process: `count` streams; a line "count" on stdin answers each
-    stream's count of events received; end of input ends it."""
+def _counter(method: str) -> Callable[[bytes], int]:
+    """How many events a message of `method` carries, without decoding them: a
+    batch is read as a list of byte strings (field 1), in C."""
+    if method == WATCH:
+        return lambda _raw: 1
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(descriptor_pb2.FileDescriptorProto(
+        name="bench_count.proto", package="bench", message_type=[descriptor_pb2.DescriptorProto(
+            name="Count", field=[descriptor_pb2.FieldDescriptorProto(
+                name="events", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_BYTES,
+                label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED)])]))
+    count = message_factory.GetMessageClass(pool.FindMessageTypeByName("bench.Count"))
+    return lambda raw: len(count.FromString(raw).events)
+
+
+async def _serve_counts(port: int, count: int, method: str) -> None:
+    """The watcher process: `count` streams of `method`; a line "count" on stdin
+    answers each stream's count of events received; end of input ends it."""
     counts = [0] * count
+    events_in = _counter(method)
 
     async def watch(k: int, channel: grpc.aio.Channel) -> None:
-        call: Any = channel.unary_stream(WATCH, request_serializer=None,
+        call: Any = channel.unary_stream(method, request_serializer=None,
                                          response_deserializer=None)  # bytes: counted, not decoded
         request = console_pb2.WatchUserEventsRequest(parent=PARENT, after_id=0)
-        async for _ in call(request.SerializeToString()):
-            counts[k] += 1
+        async for raw in call(request.SerializeToString()):
+            counts[k] += events_in(raw)
 
     loop = asyncio.get_running_loop()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -217,4 +248,4 @@ async def _serve_counts(port: int, count: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve_counts(int(sys.argv[1]), int(sys.argv[2])))
+    asyncio.run(_serve_counts(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]))

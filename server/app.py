@@ -33,6 +33,7 @@ from server.clock import Clock, SystemClock
 from server.config import Settings
 from server.console import origin
 from server.console import service as console_service
+from server.console.feed import Watches
 from server.console.rejections import Rejections
 from server.console.watch import Commits
 from server.http import HttpGateway
@@ -201,7 +202,8 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     product_service_pb2_grpc.add_ProductServiceServicer_to_server(products, guard)
     event_service_pb2_grpc.add_EventServiceServicer_to_server(talent_events, guard)
     operations_pb2_grpc.add_OperationsServicer_to_server(operations, guard)
-    console = console_service.ConsoleService(store, commits, policy)
+    console = console_service.ConsoleService(store, Watches(commits, settings.max_watches),
+                                             policy)
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(console, guard)
     insights = insights_service.InsightsService(store)
     insights_pb2_grpc.add_InsightsServiceServicer_to_server(insights, guard)

@@ -224,11 +224,15 @@ class Settings:
                             check=at_least(1))
     rejections_keep: int = option(10_000, INTEGER,
                                   "refused event writes, pixels, client events and import "
-                                  "lines kept for the console (the latest ones)",
-                                  check=at_least(1))
+                                  "lines kept for the console (the latest ones); `0` keeps none",
+                                  check=at_least(0))
     rejections_keep_hours: float = option(168.0, NUMBER,
                                           "how long a kept refusal stays (hours)",
                                           check=POSITIVE)
+    max_watches: int = option(1_000, INTEGER,
+                              "console watch streams (gRPC and server-sent events) open at "
+                              "once in this process; more are refused RESOURCE_EXHAUSTED",
+                              check=at_least(1))
     durable_pixels: bool = option(False, SWITCH,
                                   "answer a browser's pixel (GET collect) only once its event "
                                   "is committed; off: once it is valid and queued, committed "

@@ -181,8 +181,21 @@ def _guard(handler: grpc.RpcMethodHandler, method: str,
     return guarded
 
 
+def _as_is(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """`serializer`, except that bytes (a message serialized once for many
+    streams, see console.feed) are sent as they are."""
+    if serializer is None:
+        return None
+
+    def serialize(message: Any) -> bytes:
+        return message if isinstance(message, bytes) else serializer(message)
+
+    return serialize
+
+
 class CallGuard(grpc.GenericRpcHandler):
-    """The servicers' handlers, each unary-unary one run in the envelope.
+    """The servicers' handlers, each unary-unary one run in the envelope, each
+    server-streaming one free to yield messages serialized already.
 
     The generated `add_*Servicer_to_server` functions register their services
     here (it has the two methods of a server they call); the grpc.aio server then
@@ -229,5 +242,9 @@ class CallGuard(grpc.GenericRpcHandler):
                 request_deserializer=None,  # decoded in the guard
                 response_serializer=handler.response_serializer,
             )
+        elif handler.unary_stream is not None:
+            handler = grpc.unary_stream_rpc_method_handler(
+                handler.unary_stream, request_deserializer=handler.request_deserializer,
+                response_serializer=_as_is(handler.response_serializer))
         self._cache[method] = handler
         return handler

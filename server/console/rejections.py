@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -36,6 +37,7 @@ IMPORT_METHOD = "/google.cloud.retail.v2.UserEventService/ImportUserEvents"
 REQUEST_JSON_CHARS = 4096  # a few KB of each refused request
 RENDERED_BYTES = 64 * 1024  # larger requests are not rendered as JSON at all (a flood's cost)
 KEPT_VIOLATIONS = 20
+GATHERED_LIMIT = 10_000  # refusals waiting for the writer, at most
 # `gs://b/f.json line 4: ` before an import failure's violations
 _LINE = re.compile(r"^\S+ line \d+: ")
 _VIOLATION = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$", re.S)
@@ -66,19 +68,30 @@ def _parent(request: Any) -> str:
 class Rejections:
     """Writes refusals to `store` without waiting for them (a refusal is never
     held up, nor failed, by keeping it), keeping the last `keep_count` and
-    those of the last `keep_seconds`."""
+    those of the last `keep_seconds` (none when `keep_count` is 0).
+
+    Refusals are gathered, and one job of the store's writer takes all those
+    gathered when it runs: a flood of refusals costs the writer one insert (and
+    one trim) per group commit, not one per refusal. That job rides along with
+    the next commit of other writes (within ALONG_SECONDS one of its own), so
+    the accepted writes never wait behind a commit made for refusals alone.
+    At most GATHERED_LIMIT (or `keep_count`, if more) wait: should the store be
+    away that long, the oldest are let go (and counted in `skipped`)."""
 
     def __init__(self, store: Store, clock: Clock, keep_count: int, keep_seconds: float) -> None:
         self._store = store
         self._clock = clock
         self._keep_count = keep_count
         self._keep_us = int(keep_seconds * 1_000_000)
+        self._lock = threading.Lock()
+        self._gathered: list[RejectionRow] = []
+        self.skipped = 0  # refusals let go unwritten: too many waited
 
     def refused(self, method: str, transport: str, request: Any, error: FootfallError,
                 key_name: str | None) -> None:
         """Keep the refusal of a call to `method` on `transport` ("grpc", "http"),
         if it is an event write."""
-        if method not in KEPT_METHODS:
+        if method not in KEPT_METHODS or not self._keep_count:
             return
         parent = _parent(request)
         text, cut = _request_json(request)
@@ -89,7 +102,7 @@ class Rejections:
 
     def import_failures(self, operation: str, failures: Sequence[str]) -> None:
         """Keep the failed lines (their messages) of the import `operation`."""
-        if not failures:
+        if not failures or not self._keep_count:
             return
         catalog = operation.rpartition("/operations/")[0]
         self._keep([self._rejection(
@@ -103,15 +116,32 @@ class Rejections:
         return rejection
 
     def _keep(self, rejections: list[console_pb2.Rejection]) -> None:
-        now_us = self._clock.now_ns() // 1000
         rows = [RejectionRow(project_of(r.parent) or "", r.parent, r.time.ToMicroseconds(),
                              r.SerializeToString()) for r in rejections]
+        with self._lock:
+            first = not self._gathered  # else the writer's queued job takes these too
+            self._gathered.extend(rows)
+            limit = max(self._keep_count, GATHERED_LIMIT)
+            if len(self._gathered) > limit:  # the store is away, or far behind
+                self.skipped += len(self._gathered) - limit
+                del self._gathered[:-limit]
+        if not first:
+            return
+        now_us = self._clock.now_ns() // 1000
         try:
-            kept = self._store.add_rejections(rows, self._keep_count, now_us - self._keep_us)
+            kept = self._store.add_rejections(self._take, self._keep_count,
+                                              now_us - self._keep_us)
         except Exception:  # a store that is closing or away: the refusal still answers
-            log.warning("could not keep %d refusals", len(rows), exc_info=True)
+            lost = self._take()
+            log.warning("could not keep %d refusals", len(lost), exc_info=True)
             return
         kept.add_done_callback(_log_failure)
+
+    def _take(self) -> list[RejectionRow]:
+        """The refusals gathered (on the writer, in its transaction)."""
+        with self._lock:
+            rows, self._gathered = self._gathered, []
+        return rows
 
 
 def _import_violations(failure: str) -> list[error_details_pb2.BadRequest.FieldViolation]:

@@ -7,16 +7,17 @@ the store (resets) and `watch` (streams).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
 import grpc.aio
 from footfall.console.v1 import console_pb2, console_pb2_grpc
 from grpc_status import rpc_status
 
-from server.console import queries
-from server.console.watch import Commits, Positioned, admitted, follow
+from server.console import queries, sources
+from server.console.feed import Batch, Item, Watches
+from server.console.watch import admitted
 from server.errors import FieldViolation, gather, raise_if_any
 from server.loop import off_loop
 from server.names import parse_catalog, parse_tenant
@@ -26,8 +27,6 @@ from server.rpc import TRANSPORT, status_of
 from server.store import Store
 from server.store.console import ResetCounts
 
-T = TypeVar("T")
-R = TypeVar("R", bound=Positioned)
 SERVICE = console_pb2.DESCRIPTOR.services_by_name["ConsoleService"].full_name
 
 
@@ -41,9 +40,9 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
     """Lists, watches and resets; `policy` admits the streams (the envelope does
     the unary calls)."""
 
-    def __init__(self, store: Store, commits: Commits, policy: Policy) -> None:
+    def __init__(self, store: Store, watches: Watches, policy: Policy) -> None:
         self._store = store
-        self._commits = commits
+        self._watches = watches
         self._policy = policy
         self._envelope = Envelope(policy, TRANSPORT)  # refuses the gRPC streams
 
@@ -112,33 +111,45 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
 
     async def WatchUserEvents(self, request: console_pb2.WatchUserEventsRequest,
                               context: grpc.aio.ServicerContext
-                              ) -> AsyncIterator[console_pb2.StoredUserEvent]:
-        """INVALID_ARGUMENT for a bad parent or filter; then every event selected,
-        until the caller goes."""
+                              ) -> AsyncIterator[bytes]:
+        """INVALID_ARGUMENT for a bad parent or filter, RESOURCE_EXHAUSTED past
+        --max-watches; then every event selected (each a serialized
+        StoredUserEvent), until the caller goes."""
         async for message in self._grpc_stream("WatchUserEvents", request, context):
+            yield message
+
+    async def WatchUserEventBatches(self, request: console_pb2.WatchUserEventsRequest,
+                                    context: grpc.aio.ServicerContext
+                                    ) -> AsyncIterator[bytes]:
+        """As WatchUserEvents, several events to a message (each a serialized
+        UserEventBatch), at most one every feed.BATCH_SECONDS."""
+        async for message in self._grpc_stream("WatchUserEventBatches", request, context):
             yield message
 
     async def WatchClientEvents(self, request: console_pb2.WatchClientEventsRequest,
                                 context: grpc.aio.ServicerContext
-                                ) -> AsyncIterator[console_pb2.StoredClientEvent]:
+                                ) -> AsyncIterator[bytes]:
         """INVALID_ARGUMENT for a bad parent; then every client event of the tenant."""
         async for message in self._grpc_stream("WatchClientEvents", request, context):
             yield message
 
     async def WatchRejections(self, request: console_pb2.WatchRejectionsRequest,
                               context: grpc.aio.ServicerContext
-                              ) -> AsyncIterator[console_pb2.Rejection]:
+                              ) -> AsyncIterator[bytes]:
         """INVALID_ARGUMENT for a bad parent; then every refusal of the project."""
         async for message in self._grpc_stream("WatchRejections", request, context):
             yield message
 
     async def open_stream(self, name: str, request: Any, context: Any,
-                          transport: str = "http") -> AsyncIterator[Any]:
-        """The messages of the watch `name`, once the policy lets the call through and
-        the stream opens; raises the refusal. What the gateway calls for HTTP."""
-        opener = {"WatchUserEvents": self._user_events,
-                  "WatchClientEvents": self._client_events,
-                  "WatchRejections": self._rejections}[name]
+                          transport: str = "http") -> AsyncIterator[Item | Batch]:
+        """The items (see feed.Item; Batches for WatchUserEventBatches) of the
+        watch `name`, once the policy lets the call through and the stream opens;
+        raises the refusal. What the gateway calls for HTTP."""
+        opener: Callable[[Any, Any], Awaitable[AsyncIterator[Any]]] = {
+            "WatchUserEvents": self._user_events,
+            "WatchUserEventBatches": self._user_event_batches,
+            "WatchClientEvents": self._client_events,
+            "WatchRejections": self._rejections}[name]
         return await admitted(self._policy, f"/{SERVICE}/{name}", transport, request, context,
                               lambda: opener(request, context))
 
@@ -152,35 +163,45 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
             refusal = self._envelope.refuse(f"/{SERVICE}/{name}", exc, started, context)
             await context.abort_with_status(rpc_status.to_status(status_of(refusal)))
             return
-        async for message in messages:
-            yield message
+        async for item in messages:
+            yield item.wire()  # the same bytes for every watch (the guard sends them as they are)
 
-    async def _user_events(self, request: Any, context: Any
-                           ) -> AsyncIterator[console_pb2.StoredUserEvent]:
+    async def _user_events(self, request: Any, context: Any) -> AsyncIterator[Item]:
         catalog = parse_catalog(request.parent)
         events = queries.parse_filter(request.filter, str(catalog))
-        batches = await self._follow(request, context, "user_events", lambda after: (
-            self._store.user_events_after(events.query, after, queries.MAX_PAGE)))
-        return (m async for rows in batches for m in queries.matching(rows, events))
+        return await self._items(request, context, "user_events",
+                                 sources.UserEvents(self._store, events, request.filter))
 
-    async def _client_events(self, request: Any, context: Any
-                             ) -> AsyncIterator[console_pb2.StoredClientEvent]:
+    async def _user_event_batches(self, request: Any, context: Any) -> AsyncIterator[Batch]:
+        catalog = parse_catalog(request.parent)
+        events = queries.parse_filter(request.filter, str(catalog))
+        source = sources.UserEvents(self._store, events, request.filter)
+        start = await self._start(request, "user_events")
+        lists = self._watches.batches(source.key, source, start, context)
+        return (Batch(items, "userEvents") async for items in lists)
+
+    async def _client_events(self, request: Any, context: Any) -> AsyncIterator[Item]:
         tenant = str(parse_tenant(request.parent))
-        batches = await self._follow(request, context, "client_events", lambda after: (
-            self._store.client_events_after(tenant, after, queries.MAX_PAGE)))
-        return (queries.stored_client_event(r) async for rows in batches for r in rows)
+        return await self._items(request, context, "client_events",
+                                 sources.ClientEvents(self._store, tenant))
 
-    async def _rejections(self, request: Any, context: Any
-                          ) -> AsyncIterator[console_pb2.Rejection]:
+    async def _rejections(self, request: Any, context: Any) -> AsyncIterator[Item]:
         project = queries.parse_project(request.parent)
-        batches = await self._follow(request, context, "rejections", lambda after: (
-            self._store.rejections_after(project, after, queries.MAX_PAGE)))
-        return (queries.rejection(*r) async for rows in batches for r in rows)
+        return await self._items(request, context, "rejections",
+                                 sources.Rejections(self._store, project))
 
-    async def _follow(self, request: Any, context: Any, table: str,
-                      read: Callable[[int], Sequence[R]]) -> AsyncIterator[Sequence[R]]:
-        """Batches of the rows of `table` that `read(position)` gives, from the
-        request's position (else from the last row stored now) on."""
-        start = int(request.after_id) if request.HasField("after_id") \
-            else await off_loop(self._store.last_id, table)
-        return follow(read, start, lambda: self._store.last_id(table), self._commits, context)
+    async def _items(self, request: Any, context: Any, table: str,
+                     source: sources.UserEvents | sources.ClientEvents | sources.Rejections
+                     ) -> AsyncIterator[Item]:
+        """The items of `source` from the request's position (else from the last
+        row stored now) on; RESOURCE_EXHAUSTED past --max-watches."""
+        start = await self._start(request, table)
+        return self._watches.items(source.key, source, start, context)
+
+    async def _start(self, request: Any, table: str) -> int:
+        """Where a watch starts: the request's position, else the last row of
+        `table` now. RESOURCE_EXHAUSTED past --max-watches (before any read)."""
+        self._watches.admit()
+        last = await off_loop(self._store.last_id, table)
+        # a position past the last row (its rows were reset): from the last row on
+        return min(int(request.after_id), last) if request.HasField("after_id") else last

@@ -1,13 +1,6 @@
-"""Watch streams: rows after a position, then each new one as it is stored.
-
-A watch reads the store after its position, then waits: this process's commits
-wake it at once (`Commits`, fed by the store's commit hook), and it reads again
-every POLL_SECONDS anyway, for the rows other replicas commit. The read is by
-id, so an idle poll is one index seek.
-
-A watch is a coroutine on the server's loop (its reads go off the loop), so an
-open stream costs no thread; `follow` is the whole loop, for both transports.
-"""
+"""Watch streams: what wakes them (`Commits`, fed by the store's commit hook) and
+how a stream is admitted and recorded like a unary call. The feeds that read
+for them are in `feed`."""
 
 from __future__ import annotations
 
@@ -21,20 +14,10 @@ from typing import Any, Protocol, TypeVar
 import grpc
 
 from server.errors import FootfallError
-from server.loop import off_loop
 from server.policy import Admission, Policy
 
 log = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.5  # how soon a watch sees what another replica stored
-
-
-class Positioned(Protocol):
-    @property
-    def id(self) -> int: ...
-
-
-R = TypeVar("R", bound=Positioned)
 T = TypeVar("T")
 
 
@@ -97,32 +80,6 @@ class Caller(Protocol):
     def done(self) -> bool: ...
 
     def time_remaining(self) -> float | None: ...
-
-
-async def follow(read: Callable[[int], Sequence[R]], after: int, last: Callable[[], int],
-                 commits: Commits, caller: Caller, poll: float = POLL_SECONDS
-                 ) -> AsyncIterator[Sequence[R]]:
-    """Batches of `read(position)` (rows with an id above it, in id order; called
-    off the loop) from `after` on, for as long as `caller` is there, its deadline
-    (if any) not passed, and the server runs.
-
-    `last()` is the id of the last row stored: when it falls below the position
-    (the newest rows were deleted, by a reset, and SQLite gives their ids again)
-    the watch goes on from there, so it misses none of the rows stored next.
-    """
-    while not caller.done() and not commits.closed:
-        remaining = caller.time_remaining()
-        if remaining is not None and remaining <= 0:
-            return
-        seen = commits.count  # before the read: a commit during it wakes the wait
-        top = await off_loop(last)  # before the read too: a row stored after it is read next
-        rows = await off_loop(read, after)
-        if rows:
-            after = rows[-1].id
-            yield rows
-            continue
-        after = min(after, top)
-        await commits.wait(seen, poll if remaining is None else min(poll, remaining))
 
 
 async def admitted(policy: Policy, method: str, transport: str, request: Any, context: Any,

@@ -12,9 +12,10 @@ client going away.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Hashable
+from typing import Any, Protocol
 
 from aiohttp import web
 from google.protobuf.message import Message
@@ -35,7 +36,14 @@ def event(data: bytes, kind: str = "") -> bytes:
     return head + b"".join(b"data: " + line + b"\n" for line in data.split(b"\n")) + b"\n"
 
 
-async def respond(request: web.Request, opened: AsyncIterator[Message],
+class Encoded(Protocol):
+    """A message shared by many streams that encodes itself once per form (see
+    console.feed.Item)."""
+
+    def json(self, form: Hashable, encode: Callable[[Message], bytes]) -> bytes: ...
+
+
+async def respond(request: web.Request, opened: AsyncIterator[Message | Encoded],
                   output: transcode.Output,
                   decorate: Callable[[web.StreamResponse], Any]) -> web.StreamResponse:
     """Send each message of `opened` (an open stream) as an event until it ends or
@@ -44,12 +52,20 @@ async def respond(request: web.Request, opened: AsyncIterator[Message],
     response = web.StreamResponse(headers=HEADERS)
     decorate(response)
     await response.prepare(request)
+    encode = functools.partial(_json, output=output)
+    form = output.enums_as_ints
     try:
         async for message in opened:
-            await response.write(event(transcode.response_json(message, output)))
+            data = encode(message) if isinstance(message, Message) \
+                else message.json(form, encode)
+            await response.write(event(data))
     except FootfallError as refusal:
         status = to_rpc_status(refusal)
         await response.write(event(error_body(status, http_status_of(refusal)), "error"))
     except ConnectionResetError:
         pass  # the client went
     return response
+
+
+def _json(message: Message, output: transcode.Output) -> bytes:
+    return transcode.response_json(message, output)

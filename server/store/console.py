@@ -182,22 +182,31 @@ class ConsoleSql:
 
     # -- rejections --------------------------------------------------------------
 
-    def add_rejections(self, rows: Sequence[RejectionRow], keep: int,
-                       since_us: int) -> Future[Any]:
-        """Keep `rows` in the writer's next transaction, which also forgets the
+    def add_rejections(self, rows: Sequence[RejectionRow] | Callable[[], Sequence[RejectionRow]],
+                       keep: int, since_us: int) -> Future[Any]:
+        """Keep `rows` in the writer's next transaction (one it makes for other
+        writes, or its own within ALONG_SECONDS), which also forgets the
         refusals beyond the last `keep` and those older than `since_us` (so no
-        flood grows the table past them); the future of that transaction."""
+        flood grows the table past them); the future of that transaction.
+        `rows` may be a function, called on the writer in that transaction (once,
+        should it be tried again): it takes the rows gathered until then."""
         mark = self._dialect.mark
         insert = self._dialect.spell(
             "INSERT INTO rejections (project, parent, time_us, rejection) VALUES (?, ?, ?, ?)")
 
+        taken: list[Sequence[RejectionRow]] = []  # once: a retried batch inserts the same
+
         def keep_within(db: Any) -> None:
-            db.executemany(insert, rows)
+            if not taken:
+                taken.append(rows() if callable(rows) else rows)
+            if not taken[0]:
+                return
+            db.executemany(insert, taken[0])
             db.execute(f"DELETE FROM rejections WHERE id <= (SELECT MAX(id) FROM rejections) "
                        f"- {mark}", (keep,))
             db.execute(f"DELETE FROM rejections WHERE time_us < {mark}", (since_us,))
 
-        return self._committer.submit_fn(keep_within)
+        return self._committer.submit_along(keep_within)
 
     def rejections_newest(self, project: str | None, limit: int,
                           before_id: int | None = None) -> list[KeptRejection]:

@@ -33,6 +33,9 @@ from server.store.rows import EventRow, StoreUnavailable
 log = logging.getLogger(__name__)
 
 FIRST_RETRY_DELAY = 0.05  # seconds; doubles up to MAX_RETRY_DELAY while the database is away
+# How long a job that rides along (`submit_along`) waits for a batch of others
+# before it makes one of its own.
+ALONG_SECONDS = 0.1
 MAX_RETRY_DELAY = 2.0
 
 
@@ -149,6 +152,7 @@ def settle(jobs: Sequence[Job], outcomes: list[Outcome]) -> None:
 
 
 _STOP = object()
+_ALONG = object()  # wakes the writer to note when jobs that ride along are due
 
 
 class GroupCommitter:
@@ -168,6 +172,8 @@ class GroupCommitter:
         self._retry_seconds = retry_seconds
         self._close_seconds = close_seconds
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._along: list[Job] = []  # jobs that ride with the next batch
+        self._along_due = 0.0  # when they make a batch of their own
         self._closed = False
         self._unwaited_rows = 0
         self.batches = 0  # committed batches, for metrics and tests
@@ -214,6 +220,22 @@ class GroupCommitter:
     def submit_fn(self, fn: Callable[[Any], Any]) -> Future[Any]:
         return self.submit(Job(fn=fn))
 
+    def submit_along(self, fn: Callable[[Any], Any]) -> Future[Any]:
+        """Run `fn` on the connection in the next batch the writer takes for other
+        jobs, or within ALONG_SECONDS in one of its own: work nobody waits for
+        (kept refusals) adds no commit of its own while writes flow, so the
+        writes never wait behind one. `flush` includes it."""
+        job = Job(fn=fn)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("store is closed")
+            first = not self._along
+            self._along.append(job)
+            if first:
+                self._along_due = time.monotonic() + ALONG_SECONDS
+                self._queue.put(_ALONG)  # a writer waiting without a timeout learns of it
+        return job.future
+
     def flush(self) -> None:
         """Return once every job submitted before this call is committed."""
         self.submit_fn(lambda _conn: None).result()
@@ -229,26 +251,47 @@ class GroupCommitter:
         self._thread.join()
 
     def _take(self, batch: list[Job]) -> bool:
-        """Add queued jobs to `batch` (blocking only when it is empty); True on _STOP.
+        """Add queued jobs to `batch` (blocking only when it is empty), and every
+        job that rides along; True on _STOP.
 
         A batch carried over from a failed try takes everything queued, so that
         waiting callers behind it are answered (or given up on) in time.
         """
         limit = self._max_batch if not batch else None
+        stop = False
         if not batch:
-            first = self._queue.get()
+            first = self._next()
             if first is _STOP:
-                return True
-            batch.append(first)
-        while limit is None or len(batch) < limit:
+                stop = True
+            elif first is not None:
+                batch.append(first)
+        while not stop and (limit is None or len(batch) < limit):
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                return False
+                break
             if item is _STOP:
-                return True
-            batch.append(item)
-        return False
+                stop = True
+            elif item is not _ALONG:
+                batch.append(item)
+        with self._lock:
+            batch.extend(self._along)
+            self._along = []
+        return stop
+
+    def _next(self) -> Any:
+        """The next queued job or _STOP, waiting for one; None once the jobs that
+        ride along are due without another."""
+        while True:
+            with self._lock:
+                due = self._along_due if self._along else None
+            try:
+                item = self._queue.get(timeout=None if due is None
+                                       else max(0.0, due - time.monotonic()))
+            except queue.Empty:
+                return None
+            if item is not _ALONG:
+                return item
 
     def _run(self) -> None:
         carried: list[Job] = []

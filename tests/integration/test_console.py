@@ -8,6 +8,7 @@ import dataclasses
 import http.client
 import json
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -355,3 +356,81 @@ def test_bad_count_requests_name_their_field(console: Any, request_fields: dict[
         console.CountUserEvents(request)
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert [v.field for v in bad_request(caught.value).field_violations] == [field]
+
+
+@pytest.fixture
+def one_watch(settings: Settings, clock: Any) -> Iterator[Running]:
+    """A server that lets one watch be open at a time."""
+    server = start(dataclasses.replace(settings, max_watches=1), clock)
+    yield server
+    server.stop()
+
+
+def test_watches_past_the_limit_are_refused(one_watch: Running) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{one_watch.port}") as chan:
+        console = console_pb2_grpc.ConsoleServiceStub(chan)
+        request = console_pb2.WatchUserEventsRequest(parent=PARENT)
+        first = Watched(console.WatchUserEvents(request, timeout=20))
+        try:
+            first.first_of(chan, "open")  # it is open and sending
+            with pytest.raises(grpc.RpcError) as caught:
+                next(console.WatchUserEvents(request, timeout=5))
+            assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "--max-watches" in caught.value.details()
+            reply = http_client.call(one_watch.http_port, "GET",
+                                     f"/console/v1/{PARENT}/userEvents:watch")
+            assert reply.status == 429
+        finally:
+            first.close()
+        # its place is free once the server has seen it go
+        for _ in range(50):
+            again = Watched(console.WatchUserEvents(request, timeout=20))
+            try:
+                if again.first_of(chan, "again"):
+                    break
+            except AssertionError:
+                pass
+            finally:
+                again.close()
+        else:
+            raise AssertionError("no watch opened after the first closed")
+
+
+def test_a_watch_of_batches_sends_every_event_in_order(channel: grpc.Channel,
+                                                       console: Any) -> None:
+    write(channel, visitorId="before")
+    stream = console.WatchUserEventBatches(console_pb2.WatchUserEventsRequest(
+        parent=PARENT, after_id=0, filter='eventType = "home-page-view"'), timeout=20)
+    try:
+        seen: list[str] = []
+        for batch in stream:
+            seen += [e.user_event.visitor_id for e in batch.user_events]
+            if seen == ["before"]:  # then twenty in quick succession: fewer messages
+                for n in range(20):
+                    write(channel, visitorId=f"v{n}", eventType="search", searchQuery="x")
+                    write(channel, visitorId=f"v{n}")
+            if len(seen) == 21:
+                break
+        assert seen == ["before", *(f"v{n}" for n in range(20))]
+    finally:
+        stream.cancel()
+
+
+def test_a_watch_of_batches_over_http(running: Running, channel: grpc.Channel) -> None:
+    write(channel, visitorId="before")
+    conn = http.client.HTTPConnection("127.0.0.1", running.http_port, timeout=10)
+    try:
+        conn.request("GET", f"/console/v1/{PARENT}/userEvents:watchBatches?afterId=0")
+        answer = conn.getresponse()
+        assert answer.status == 200
+        write(channel, visitorId="after")
+        seen: list[str] = []
+        while len(seen) < 2:
+            line = answer.fp.readline()
+            if line.startswith(b"data: "):
+                batch = json.loads(line[6:])
+                seen += [e["userEvent"]["visitorId"] for e in batch["userEvents"]]
+        assert seen == ["before", "after"]
+        assert batch["userEvents"][-1]["transport"] == "GRPC"
+    finally:
+        conn.close()

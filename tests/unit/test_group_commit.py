@@ -118,3 +118,33 @@ def test_rows_answered_before_their_commit_are_counted_until_it(held: HeldWriter
     held.release.set()
     held.committer.flush()
     assert held.committer.acknowledged_uncommitted == 0
+
+
+def test_a_job_that_rides_along_joins_the_next_batch_of_others(held: HeldWriter) -> None:
+    first = held.committer.submit_rows([row("a")])
+    assert held.entered.wait(5)  # the writer is busy with it
+    along = held.committer.submit_along(lambda _db: "along")
+    written = held.committer.submit_rows([row("b")])
+    held.release.set()
+    first.result(5)
+    written.result(5)
+    assert along.result(5) == "along"
+    # one batch for both: the job that rides along made no commit of its own
+    assert [len(batch) for batch in held.batches] == [1, 2]
+
+
+def test_a_job_that_rides_along_alone_commits_within_its_delay(held: HeldWriter) -> None:
+    held.release.set()
+    along = held.committer.submit_along(lambda _db: "alone")
+    assert along.result(5) == "alone"
+    assert [len(batch) for batch in held.batches] == [1]
+    held.committer.submit_along(lambda _db: None)
+    held.committer.flush()  # a flush takes it too
+    assert [len(batch) for batch in held.batches] == [1, 2]
+
+
+def test_jobs_that_ride_along_are_written_when_the_writer_closes(held: HeldWriter) -> None:
+    held.release.set()
+    along = held.committer.submit_along(lambda _db: "closing")
+    held.committer.close()
+    assert along.result(0) == "closing"

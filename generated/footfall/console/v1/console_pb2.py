@@ -30,7 +30,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from google.rpc import error_details_pb2 as google_dot_rpc_dot_error__details__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!footfall/console/v1/console.proto\x12\x13\x66ootfall.console.v1\x1a#footfall/retail/v2/user_event.proto\x1a\x1e\x66ootfall/talent/v4/event.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/rpc/error_details.proto\"\x95\x02\n\x0fStoredUserEvent\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x63\x61talog\x18\x02 \x01(\t\x12\x35\n\nuser_event\x18\x03 \x01(\x0b\x32!.google.cloud.retail.v2.UserEvent\x12\x39\n\x0ereceived_event\x18\x04 \x01(\x0b\x32!.google.cloud.retail.v2.UserEvent\x12\x0e\n\x06joined\x18\x05 \x01(\x08\x12\x30\n\x0creceive_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\ttransport\x18\x07 \x01(\x0e\x32\x1e.footfall.console.v1.Transport\"\xcf\x01\n\x11StoredClientEvent\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x39\n\x0c\x63lient_event\x18\x03 \x01(\x0b\x32#.google.cloud.talent.v4.ClientEvent\x12\x30\n\x0creceive_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\ttransport\x18\x05 \x01(\x0e\x32\x1e.footfall.console.v1.Transport\"\xca\x02\n\tRejection\x12\n\n\x02id\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\ttransport\x18\x03 \x01(\x0e\x32\x1e.footfall.console.v1.Transport\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x0e\n\x06parent\x18\x05 \x01(\t\x12\x10\n\x08key_name\x18\x06 \x01(\t\x12\x0c\n\x04\x63ode\x18\x07 \x01(\x05\x12\x0f\n\x07message\x18\x08 \x01(\t\x12?\n\x10\x66ield_violations\x18\t \x03(\x0b\x32%.google.rpc.BadRequest.FieldViolation\x12\x14\n\x0crequest_json\x18\n \x01(\t\x12\x19\n\x11request_truncated\x18\x0b \x01(\x08\x12\x11\n\toperation\x18\x0c \x01(\t\"\x98\x01\n\x07\x44\x61taSet\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x65vent_count\x18\x02 \x01(\x03\x12\x33\n\x0flast_event_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_receive_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x15ListUserEventsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x04 \x01(\t\"l\n\x16ListUserEventsResponse\x12\x39\n\x0buser_events\x18\x01 \x03(\x0b\x32$.footfall.console.v1.StoredUserEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x16\x43ountUserEventsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06\x66ilter\x18\x02 \x01(\t\"(\n\x17\x43ountUserEventsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\"V\n\x17ListClientEventsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"r\n\x18ListClientEventsResponse\x12=\n\rclient_events\x18\x01 \x03(\x0b\x32&.footfall.console.v1.StoredClientEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x15ListRejectionsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"e\n\x16ListRejectionsResponse\x12\x32\n\nrejections\x18\x01 \x03(\x0b\x32\x1e.footfall.console.v1.Rejection\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"+\n\x13ListCatalogsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"u\n\x14ListCatalogsResponse\x12.\n\x08\x63\x61talogs\x18\x01 \x03(\x0b\x32\x1c.footfall.console.v1.DataSet\x12-\n\x07tenants\x18\x02 \x03(\x0b\x32\x1c.footfall.console.v1.DataSet\")\n\x13ResetCatalogRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"(\n\x12ResetTenantRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x91\x01\n\rResetResponse\x12\x1c\n\x14\x64\x65leted_events_count\x18\x01 \x01(\x03\x12\x1e\n\x16\x64\x65leted_products_count\x18\x02 \x01(\x03\x12 \n\x18\x64\x65leted_rejections_count\x18\x03 \x01(\x03\x12 \n\x18\x64\x65leted_operations_count\x18\x04 \x01(\x03\"b\n\x16WatchUserEventsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06\x66ilter\x18\x02 \x01(\t\x12\x15\n\x08\x61\x66ter_id\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\x0b\n\t_after_id\"T\n\x18WatchClientEventsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x08\x61\x66ter_id\x18\x02 \x01(\x03H\x00\x88\x01\x01\x42\x0b\n\t_after_id\"R\n\x16WatchRejectionsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x08\x61\x66ter_id\x18\x02 \x01(\x03H\x00\x88\x01\x01\x42\x0b\n\t_after_id*Q\n\tTransport\x12\x19\n\x15TRANSPORT_UNSPECIFIED\x10\x00\x12\x08\n\x04GRPC\x10\x01\x12\x08\n\x04REST\x10\x02\x12\t\n\x05PIXEL\x10\x03\x12\n\n\x06IMPORT\x10\x04\x32\xba\r\n\x0e\x43onsoleService\x12\xb4\x01\n\x0eListUserEvents\x12*.footfall.console.v1.ListUserEventsRequest\x1a+.footfall.console.v1.ListUserEventsResponse\"I\x82\xd3\xe4\x93\x02\x43\x12\x41/console/v1/{parent=projects/*/locations/*/catalogs/*}/userEvents\x12\xbd\x01\n\x0f\x43ountUserEvents\x12+.footfall.console.v1.CountUserEventsRequest\x1a,.footfall.console.v1.CountUserEventsResponse\"O\x82\xd3\xe4\x93\x02I\x12G/console/v1/{parent=projects/*/locations/*/catalogs/*}/userEvents:count\x12\xaf\x01\n\x10ListClientEvents\x12,.footfall.console.v1.ListClientEventsRequest\x1a-.footfall.console.v1.ListClientEventsResponse\">\x82\xd3\xe4\x93\x02\x38\x12\x36/console/v1/{parent=projects/*/tenants/*}/clientEvents\x12\x9d\x01\n\x0eListRejections\x12*.footfall.console.v1.ListRejectionsRequest\x1a+.footfall.console.v1.ListRejectionsResponse\"2\x82\xd3\xe4\x93\x02,\x12*/console/v1/{parent=projects/*}/rejections\x12\x95\x01\n\x0cListCatalogs\x12(.footfall.console.v1.ListCatalogsRequest\x1a).footfall.console.v1.ListCatalogsResponse\"0\x82\xd3\xe4\x93\x02*\x12(/console/v1/{parent=projects/*}/catalogs\x12\xa3\x01\n\x0cResetCatalog\x12(.footfall.console.v1.ResetCatalogRequest\x1a\".footfall.console.v1.ResetResponse\"E\x82\xd3\xe4\x93\x02?\":/console/v1/{name=projects/*/locations/*/catalogs/*}:reset:\x01*\x12\x94\x01\n\x0bResetTenant\x12\'.footfall.console.v1.ResetTenantRequest\x1a\".footfall.console.v1.ResetResponse\"8\x82\xd3\xe4\x93\x02\x32\"-/console/v1/{name=projects/*/tenants/*}:reset:\x01*\x12\xb7\x01\n\x0fWatchUserEvents\x12+.footfall.console.v1.WatchUserEventsRequest\x1a$.footfall.console.v1.StoredUserEvent\"O\x82\xd3\xe4\x93\x02I\x12G/console/v1/{parent=projects/*/locations/*/catalogs/*}/userEvents:watch0\x01\x12\xb2\x01\n\x11WatchClientEvents\x12-.footfall.console.v1.WatchClientEventsRequest\x1a&.footfall.console.v1.StoredClientEvent\"D\x82\xd3\xe4\x93\x02>\x12</console/v1/{parent=projects/*/tenants/*}/clientEvents:watch0\x01\x12\x9a\x01\n\x0fWatchRejections\x12+.footfall.console.v1.WatchRejectionsRequest\x1a\x1e.footfall.console.v1.Rejection\"8\x82\xd3\xe4\x93\x02\x32\x12\x30/console/v1/{parent=projects/*}/rejections:watch0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!footfall/console/v1/console.proto\x12\x13\x66ootfall.console.v1\x1a#footfall/retail/v2/user_event.proto\x1a\x1e\x66ootfall/talent/v4/event.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egoogle/rpc/error_details.proto\"\x95\x02\n\x0fStoredUserEvent\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0f\n\x07\x63\x61talog\x18\x02 \x01(\t\x12\x35\n\nuser_event\x18\x03 \x01(\x0b\x32!.google.cloud.retail.v2.UserEvent\x12\x39\n\x0ereceived_event\x18\x04 \x01(\x0b\x32!.google.cloud.retail.v2.UserEvent\x12\x0e\n\x06joined\x18\x05 \x01(\x08\x12\x30\n\x0creceive_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\ttransport\x18\x07 \x01(\x0e\x32\x1e.footfall.console.v1.Transport\"K\n\x0eUserEventBatch\x12\x39\n\x0buser_events\x18\x01 \x03(\x0b\x32$.footfall.console.v1.StoredUserEvent\"\xcf\x01\n\x11StoredClientEvent\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0e\n\x06tenant\x18\x02 \x01(\t\x12\x39\n\x0c\x63lient_event\x18\x03 \x01(\x0b\x32#.google.cloud.talent.v4.ClientEvent\x12\x30\n\x0creceive_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\ttransport\x18\x05 \x01(\x0e\x32\x1e.footfall.console.v1.Transport\"\xca\x02\n\tRejection\x12\n\n\x02id\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\ttransport\x18\x03 \x01(\x0e\x32\x1e.footfall.console.v1.Transport\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x0e\n\x06parent\x18\x05 \x01(\t\x12\x10\n\x08key_name\x18\x06 \x01(\t\x12\x0c\n\x04\x63ode\x18\x07 \x01(\x05\x12\x0f\n\x07message\x18\x08 \x01(\t\x12?\n\x10\x66ield_violations\x18\t \x03(\x0b\x32%.google.rpc.BadRequest.FieldViolation\x12\x14\n\x0crequest_json\x18\n \x01(\t\x12\x19\n\x11request_truncated\x18\x0b \x01(\x08\x12\x11\n\toperation\x18\x0c \x01(\t\"\x98\x01\n\x07\x44\x61taSet\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x65vent_count\x18\x02 \x01(\x03\x12\x33\n\x0flast_event_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_receive_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x15ListUserEventsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x04 \x01(\t\"l\n\x16ListUserEventsResponse\x12\x39\n\x0buser_events\x18\x01 \x03(\x0b\x32$.footfall.console.v1.StoredUserEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x16\x43ountUserEventsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06\x66ilter\x18\x02 \x01(\t\"(\n\x17\x43ountUserEventsResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x03\"V\n\x17ListClientEventsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"r\n\x18ListClientEventsResponse\x12=\n\rclient_events\x18\x01 \x03(\x0b\x32&.footfall.console.v1.StoredClientEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"T\n\x15ListRejectionsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"e\n\x16ListRejectionsResponse\x12\x32\n\nrejections\x18\x01 \x03(\x0b\x32\x1e.footfall.console.v1.Rejection\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"+\n\x13ListCatalogsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"u\n\x14ListCatalogsResponse\x12.\n\x08\x63\x61talogs\x18\x01 \x03(\x0b\x32\x1c.footfall.console.v1.DataSet\x12-\n\x07tenants\x18\x02 \x03(\x0b\x32\x1c.footfall.console.v1.DataSet\")\n\x13ResetCatalogRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"(\n\x12ResetTenantRequest\x12\x12\n\x04name\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"\x91\x01\n\rResetResponse\x12\x1c\n\x14\x64\x65leted_events_count\x18\x01 \x01(\x03\x12\x1e\n\x16\x64\x65leted_products_count\x18\x02 \x01(\x03\x12 \n\x18\x64\x65leted_rejections_count\x18\x03 \x01(\x03\x12 \n\x18\x64\x65leted_operations_count\x18\x04 \x01(\x03\"b\n\x16WatchUserEventsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x0e\n\x06\x66ilter\x18\x02 \x01(\t\x12\x15\n\x08\x61\x66ter_id\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\x0b\n\t_after_id\"T\n\x18WatchClientEventsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x08\x61\x66ter_id\x18\x02 \x01(\x03H\x00\x88\x01\x01\x42\x0b\n\t_after_id\"R\n\x16WatchRejectionsRequest\x12\x14\n\x06parent\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x15\n\x08\x61\x66ter_id\x18\x02 \x01(\x03H\x00\x88\x01\x01\x42\x0b\n\t_after_id*Q\n\tTransport\x12\x19\n\x15TRANSPORT_UNSPECIFIED\x10\x00\x12\x08\n\x04GRPC\x10\x01\x12\x08\n\x04REST\x10\x02\x12\t\n\x05PIXEL\x10\x03\x12\n\n\x06IMPORT\x10\x04\x32\x80\x0f\n\x0e\x43onsoleService\x12\xb4\x01\n\x0eListUserEvents\x12*.footfall.console.v1.ListUserEventsRequest\x1a+.footfall.console.v1.ListUserEventsResponse\"I\x82\xd3\xe4\x93\x02\x43\x12\x41/console/v1/{parent=projects/*/locations/*/catalogs/*}/userEvents\x12\xbd\x01\n\x0f\x43ountUserEvents\x12+.footfall.console.v1.CountUserEventsRequest\x1a,.footfall.console.v1.CountUserEventsResponse\"O\x82\xd3\xe4\x93\x02I\x12G/console/v1/{parent=projects/*/locations/*/catalogs/*}/userEvents:count\x12\xaf\x01\n\x10ListClientEvents\x12,.footfall.console.v1.ListClientEventsRequest\x1a-.footfall.console.v1.ListClientEventsResponse\">\x82\xd3\xe4\x93\x02\x38\x12\x36/console/v1/{parent=projects/*/tenants/*}/clientEvents\x12\x9d\x01\n\x0eListRejections\x12*.footfall.console.v1.ListRejectionsRequest\x1a+.footfall.console.v1.ListRejectionsResponse\"2\x82\xd3\xe4\x93\x02,\x12*/console/v1/{parent=projects/*}/rejections\x12\x95\x01\n\x0cListCatalogs\x12(.footfall.console.v1.ListCatalogsRequest\x1a).footfall.console.v1.ListCatalogsResponse\"0\x82\xd3\xe4\x93\x02*\x12(/console/v1/{parent=projects/*}/catalogs\x12\xa3\x01\n\x0cResetCatalog\x12(.footfall.console.v1.ResetCatalogRequest\x1a\".footfall.console.v1.ResetResponse\"E\x82\xd3\xe4\x93\x02?\":/console/v1/{name=projects/*/locations/*/catalogs/*}:reset:\x01*\x12\x94\x01\n\x0bResetTenant\x12\'.footfall.console.v1.ResetTenantRequest\x1a\".footfall.console.v1.ResetResponse\"8\x82\xd3\xe4\x93\x02\x32\"-/console/v1/{name=projects/*/tenants/*}:reset:\x01*\x12\xb7\x01\n\x0fWatchUserEvents\x12+.footfall.console.v1.WatchUserEventsRequest\x1a$.footfall.console.v1.StoredUserEvent\"O\x82\xd3\xe4\x93\x02I\x12G/console/v1/{parent=projects/*/locations/*/catalogs/*}/userEvents:watch0\x01\x12\xc3\x01\n\x15WatchUserEventBatches\x12+.footfall.console.v1.WatchUserEventsRequest\x1a#.footfall.console.v1.UserEventBatch\"V\x82\xd3\xe4\x93\x02P\x12N/console/v1/{parent=projects/*/locations/*/catalogs/*}/userEvents:watchBatches0\x01\x12\xb2\x01\n\x11WatchClientEvents\x12-.footfall.console.v1.WatchClientEventsRequest\x1a&.footfall.console.v1.StoredClientEvent\"D\x82\xd3\xe4\x93\x02>\x12</console/v1/{parent=projects/*/tenants/*}/clientEvents:watch0\x01\x12\x9a\x01\n\x0fWatchRejections\x12+.footfall.console.v1.WatchRejectionsRequest\x1a\x1e.footfall.console.v1.Rejection\"8\x82\xd3\xe4\x93\x02\x32\x12\x30/console/v1/{parent=projects/*}/rejections:watch0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -73,52 +73,56 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONSOLESERVICE'].methods_by_name['ResetTenant']._serialized_options = b'\202\323\344\223\0022\"-/console/v1/{name=projects/*/tenants/*}:reset:\001*'
   _globals['_CONSOLESERVICE'].methods_by_name['WatchUserEvents']._loaded_options = None
   _globals['_CONSOLESERVICE'].methods_by_name['WatchUserEvents']._serialized_options = b'\202\323\344\223\002I\022G/console/v1/{parent=projects/*/locations/*/catalogs/*}/userEvents:watch'
+  _globals['_CONSOLESERVICE'].methods_by_name['WatchUserEventBatches']._loaded_options = None
+  _globals['_CONSOLESERVICE'].methods_by_name['WatchUserEventBatches']._serialized_options = b'\202\323\344\223\002P\022N/console/v1/{parent=projects/*/locations/*/catalogs/*}/userEvents:watchBatches'
   _globals['_CONSOLESERVICE'].methods_by_name['WatchClientEvents']._loaded_options = None
   _globals['_CONSOLESERVICE'].methods_by_name['WatchClientEvents']._serialized_options = b'\202\323\344\223\002>\022</console/v1/{parent=projects/*/tenants/*}/clientEvents:watch'
   _globals['_CONSOLESERVICE'].methods_by_name['WatchRejections']._loaded_options = None
   _globals['_CONSOLESERVICE'].methods_by_name['WatchRejections']._serialized_options = b'\202\323\344\223\0022\0220/console/v1/{parent=projects/*}/rejections:watch'
-  _globals['_TRANSPORT']._serialized_start=2611
-  _globals['_TRANSPORT']._serialized_end=2692
+  _globals['_TRANSPORT']._serialized_start=2688
+  _globals['_TRANSPORT']._serialized_end=2769
   _globals['_STOREDUSEREVENT']._serialized_start=256
   _globals['_STOREDUSEREVENT']._serialized_end=533
-  _globals['_STOREDCLIENTEVENT']._serialized_start=536
-  _globals['_STOREDCLIENTEVENT']._serialized_end=743
-  _globals['_REJECTION']._serialized_start=746
-  _globals['_REJECTION']._serialized_end=1076
-  _globals['_DATASET']._serialized_start=1079
-  _globals['_DATASET']._serialized_end=1231
-  _globals['_LISTUSEREVENTSREQUEST']._serialized_start=1233
-  _globals['_LISTUSEREVENTSREQUEST']._serialized_end=1333
-  _globals['_LISTUSEREVENTSRESPONSE']._serialized_start=1335
-  _globals['_LISTUSEREVENTSRESPONSE']._serialized_end=1443
-  _globals['_COUNTUSEREVENTSREQUEST']._serialized_start=1445
-  _globals['_COUNTUSEREVENTSREQUEST']._serialized_end=1507
-  _globals['_COUNTUSEREVENTSRESPONSE']._serialized_start=1509
-  _globals['_COUNTUSEREVENTSRESPONSE']._serialized_end=1549
-  _globals['_LISTCLIENTEVENTSREQUEST']._serialized_start=1551
-  _globals['_LISTCLIENTEVENTSREQUEST']._serialized_end=1637
-  _globals['_LISTCLIENTEVENTSRESPONSE']._serialized_start=1639
-  _globals['_LISTCLIENTEVENTSRESPONSE']._serialized_end=1753
-  _globals['_LISTREJECTIONSREQUEST']._serialized_start=1755
-  _globals['_LISTREJECTIONSREQUEST']._serialized_end=1839
-  _globals['_LISTREJECTIONSRESPONSE']._serialized_start=1841
-  _globals['_LISTREJECTIONSRESPONSE']._serialized_end=1942
-  _globals['_LISTCATALOGSREQUEST']._serialized_start=1944
-  _globals['_LISTCATALOGSREQUEST']._serialized_end=1987
-  _globals['_LISTCATALOGSRESPONSE']._serialized_start=1989
-  _globals['_LISTCATALOGSRESPONSE']._serialized_end=2106
-  _globals['_RESETCATALOGREQUEST']._serialized_start=2108
-  _globals['_RESETCATALOGREQUEST']._serialized_end=2149
-  _globals['_RESETTENANTREQUEST']._serialized_start=2151
-  _globals['_RESETTENANTREQUEST']._serialized_end=2191
-  _globals['_RESETRESPONSE']._serialized_start=2194
-  _globals['_RESETRESPONSE']._serialized_end=2339
-  _globals['_WATCHUSEREVENTSREQUEST']._serialized_start=2341
-  _globals['_WATCHUSEREVENTSREQUEST']._serialized_end=2439
-  _globals['_WATCHCLIENTEVENTSREQUEST']._serialized_start=2441
-  _globals['_WATCHCLIENTEVENTSREQUEST']._serialized_end=2525
-  _globals['_WATCHREJECTIONSREQUEST']._serialized_start=2527
-  _globals['_WATCHREJECTIONSREQUEST']._serialized_end=2609
-  _globals['_CONSOLESERVICE']._serialized_start=2695
-  _globals['_CONSOLESERVICE']._serialized_end=4417
+  _globals['_USEREVENTBATCH']._serialized_start=535
+  _globals['_USEREVENTBATCH']._serialized_end=610
+  _globals['_STOREDCLIENTEVENT']._serialized_start=613
+  _globals['_STOREDCLIENTEVENT']._serialized_end=820
+  _globals['_REJECTION']._serialized_start=823
+  _globals['_REJECTION']._serialized_end=1153
+  _globals['_DATASET']._serialized_start=1156
+  _globals['_DATASET']._serialized_end=1308
+  _globals['_LISTUSEREVENTSREQUEST']._serialized_start=1310
+  _globals['_LISTUSEREVENTSREQUEST']._serialized_end=1410
+  _globals['_LISTUSEREVENTSRESPONSE']._serialized_start=1412
+  _globals['_LISTUSEREVENTSRESPONSE']._serialized_end=1520
+  _globals['_COUNTUSEREVENTSREQUEST']._serialized_start=1522
+  _globals['_COUNTUSEREVENTSREQUEST']._serialized_end=1584
+  _globals['_COUNTUSEREVENTSRESPONSE']._serialized_start=1586
+  _globals['_COUNTUSEREVENTSRESPONSE']._serialized_end=1626
+  _globals['_LISTCLIENTEVENTSREQUEST']._serialized_start=1628
+  _globals['_LISTCLIENTEVENTSREQUEST']._serialized_end=1714
+  _globals['_LISTCLIENTEVENTSRESPONSE']._serialized_start=1716
+  _globals['_LISTCLIENTEVENTSRESPONSE']._serialized_end=1830
+  _globals['_LISTREJECTIONSREQUEST']._serialized_start=1832
+  _globals['_LISTREJECTIONSREQUEST']._serialized_end=1916
+  _globals['_LISTREJECTIONSRESPONSE']._serialized_start=1918
+  _globals['_LISTREJECTIONSRESPONSE']._serialized_end=2019
+  _globals['_LISTCATALOGSREQUEST']._serialized_start=2021
+  _globals['_LISTCATALOGSREQUEST']._serialized_end=2064
+  _globals['_LISTCATALOGSRESPONSE']._serialized_start=2066
+  _globals['_LISTCATALOGSRESPONSE']._serialized_end=2183
+  _globals['_RESETCATALOGREQUEST']._serialized_start=2185
+  _globals['_RESETCATALOGREQUEST']._serialized_end=2226
+  _globals['_RESETTENANTREQUEST']._serialized_start=2228
+  _globals['_RESETTENANTREQUEST']._serialized_end=2268
+  _globals['_RESETRESPONSE']._serialized_start=2271
+  _globals['_RESETRESPONSE']._serialized_end=2416
+  _globals['_WATCHUSEREVENTSREQUEST']._serialized_start=2418
+  _globals['_WATCHUSEREVENTSREQUEST']._serialized_end=2516
+  _globals['_WATCHCLIENTEVENTSREQUEST']._serialized_start=2518
+  _globals['_WATCHCLIENTEVENTSREQUEST']._serialized_end=2602
+  _globals['_WATCHREJECTIONSREQUEST']._serialized_start=2604
+  _globals['_WATCHREJECTIONSREQUEST']._serialized_end=2686
+  _globals['_CONSOLESERVICE']._serialized_start=2772
+  _globals['_CONSOLESERVICE']._serialized_end=4692
 # @@protoc_insertion_point(module_scope)

@@ -46,6 +46,12 @@ class StoredUserEvent(_message.Message):
     transport: Transport
     def __init__(self, id: _Optional[int] = ..., catalog: _Optional[str] = ..., user_event: _Optional[_Union[_user_event_pb2.UserEvent, _Mapping]] = ..., received_event: _Optional[_Union[_user_event_pb2.UserEvent, _Mapping]] = ..., joined: _Optional[bool] = ..., receive_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transport: _Optional[_Union[Transport, str]] = ...) -> None: ...
 
+class UserEventBatch(_message.Message):
+    __slots__ = ("user_events",)
+    USER_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    user_events: _containers.RepeatedCompositeFieldContainer[StoredUserEvent]
+    def __init__(self, user_events: _Optional[_Iterable[_Union[StoredUserEvent, _Mapping]]] = ...) -> None: ...
+
 class StoredClientEvent(_message.Message):
     __slots__ = ("id", "tenant", "client_event", "receive_time", "transport")
     ID_FIELD_NUMBER: _ClassVar[int]

@@ -76,6 +76,11 @@ class ConsoleServiceStub:
                 request_serializer=footfall_dot_console_dot_v1_dot_console__pb2.WatchUserEventsRequest.SerializeToString,
                 response_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.StoredUserEvent.FromString,
                 _registered_method=True)
+        self.WatchUserEventBatches = channel.unary_stream(
+                '/footfall.console.v1.ConsoleService/WatchUserEventBatches',
+                request_serializer=footfall_dot_console_dot_v1_dot_console__pb2.WatchUserEventsRequest.SerializeToString,
+                response_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.UserEventBatch.FromString,
+                _registered_method=True)
         self.WatchClientEvents = channel.unary_stream(
                 '/footfall.console.v1.ConsoleService/WatchClientEvents',
                 request_serializer=footfall_dot_console_dot_v1_dot_console__pb2.WatchClientEventsRequest.SerializeToString,
@@ -153,6 +158,17 @@ class ConsoleServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchUserEventBatches(self, request, context):
+        """The same events as WatchUserEvents, several to a message: each message
+        holds those stored since the last one, in order, and a watch gets one at
+        most every 50 ms while events keep coming (the first after a quiet spell
+        at once). For a client that must keep up with a busy catalog: a message
+        per event costs both ends far more than the event itself.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchClientEvents(self, request, context):
         """The client events of a tenant, likewise.
         """
@@ -209,6 +225,11 @@ def add_ConsoleServiceServicer_to_server(servicer, server):
                     servicer.WatchUserEvents,
                     request_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.WatchUserEventsRequest.FromString,
                     response_serializer=footfall_dot_console_dot_v1_dot_console__pb2.StoredUserEvent.SerializeToString,
+            ),
+            'WatchUserEventBatches': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchUserEventBatches,
+                    request_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.WatchUserEventsRequest.FromString,
+                    response_serializer=footfall_dot_console_dot_v1_dot_console__pb2.UserEventBatch.SerializeToString,
             ),
             'WatchClientEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchClientEvents,
@@ -439,6 +460,33 @@ class ConsoleService:
             '/footfall.console.v1.ConsoleService/WatchUserEvents',
             footfall_dot_console_dot_v1_dot_console__pb2.WatchUserEventsRequest.SerializeToString,
             footfall_dot_console_dot_v1_dot_console__pb2.StoredUserEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchUserEventBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/footfall.console.v1.ConsoleService/WatchUserEventBatches',
+            footfall_dot_console_dot_v1_dot_console__pb2.WatchUserEventsRequest.SerializeToString,
+            footfall_dot_console_dot_v1_dot_console__pb2.UserEventBatch.FromString,
             options,
             channel_credentials,
             insecure,

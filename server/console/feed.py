@@ -1,0 +1,386 @@
+"""Shared watch feeds: one store read per commit for every watch of the same rows.
+
+Every watch of one table and scope (a catalog and filter, a tenant, a project)
+shares a `Feed`. Its one reader task reads the rows stored after its position
+when this process commits (and every POLL_SECONDS anyway, for what other
+replicas store), makes each row into an `Item` once, and hands the same items
+to each watch's queue. An item encodes itself once per form (the gRPC bytes,
+the JSON of a server-sent event), whatever the number of watches sending it.
+
+A watch that starts before the feed's position, or falls more than
+QUEUE_LIMIT items behind (its client reads slower than rows are stored), is
+not dropped: its queue is let go and it reads the rows it lacks from the store
+itself, a page at a time, until it has caught up, then takes the feed's items
+again. So a slow client costs reads, never unbounded memory, and misses nothing.
+
+Watches are coroutines on the server's loop (their reads go off the loop): an
+open watch costs no thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+from typing import Any, NamedTuple, Protocol
+
+from google.protobuf.message import Message
+
+from server.console.watch import Caller, Commits
+from server.errors import ResourceExhausted
+from server.loop import off_loop
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5  # how soon a watch sees what another replica stored
+QUEUE_LIMIT = 2_000  # items a watch may have waiting before it reads for itself
+# A feed of batches reads (and its watches send) at most once every BATCH_SECONDS,
+# plus BATCH_SECONDS_PER_WATCH for each of its watches, up to BATCH_SECONDS_MAX:
+# a message costs far more than an event in it, and its watches' messages add up.
+BATCH_SECONDS = 0.05
+BATCH_SECONDS_PER_WATCH = 0.001
+BATCH_SECONDS_MAX = 0.25
+
+
+class Item:
+    """One row as every watch sends it: its message, made once, and each encoding
+    of it made once, on first use."""
+
+    __slots__ = ("id", "_message", "_make", "_wire", "_json", "_entry")
+
+    def __init__(self, row_id: int, make: Callable[[], Message] | None) -> None:
+        self.id = row_id
+        self._make: Callable[[], Message] | None = make
+        self._message: Message | None = None
+        self._wire: bytes | None = None
+        self._json: dict[Any, bytes] = {}
+        self._entry: bytes | None = None
+
+    @classmethod
+    def of(cls, row_id: int, message: Message) -> Item:
+        """The item of a message made already."""
+        item = cls(row_id, None)
+        item._message = message
+        return item
+
+    def message(self) -> Message:
+        if self._message is None:
+            assert self._make is not None
+            self._message, self._make = self._make(), None
+        return self._message
+
+    def wire(self) -> bytes:
+        """The message serialized (what a gRPC stream sends)."""
+        if self._wire is None:
+            self._wire = self.message().SerializeToString()
+        return self._wire
+
+    def json(self, form: Hashable, encode: Callable[[Message], bytes]) -> bytes:
+        """`encode(message)`, made once per `form` (the JSON options of a stream)."""
+        text = self._json.get(form)
+        if text is None:
+            text = self._json[form] = encode(self.message())
+        return text
+
+    def entry(self) -> bytes:
+        """The message as field 1 of another (an element of a batch's list)."""
+        if self._entry is None:
+            wire = self.wire()
+            self._entry = b"\x0a" + _varint(len(wire)) + wire
+        return self._entry
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+class Batch:
+    """Items sent as one message whose field 1 lists them (UserEventBatch): its
+    encodings are made of the items' own, never of the messages again."""
+
+    __slots__ = ("items", "_json_name")
+
+    def __init__(self, items: Sequence[Item], json_name: str) -> None:
+        self.items = items
+        self._json_name = json_name.encode()
+
+    def wire(self) -> bytes:
+        return b"".join(item.entry() for item in self.items)
+
+    def json(self, form: Hashable, encode: Callable[[Message], bytes]) -> bytes:
+        return b'{"%s":[%s]}' % (self._json_name,
+                                 b",".join(item.json(form, encode) for item in self.items))
+
+
+class Page(NamedTuple):
+    """What a source read: the id of the last row read (the position it started
+    from when there was none), the items of the rows the watch selects, in id
+    order, and whether the page was full (more may follow at once)."""
+
+    position: int
+    items: list[Item]
+    full: bool
+
+
+class Source(Protocol):
+    """What a feed reads (both blocking: called off the loop)."""
+
+    def read(self, after: int) -> Page:
+        """A page of the rows stored after the position `after`."""
+
+    def last(self) -> int:
+        """The id of the last row of the table; 0 when it is empty."""
+
+
+# Queued in place of an item when the feed's position went back (the newest rows
+# were deleted, and SQLite gives their ids again): the ids start again.
+_RESTART = Item(-1, lambda: None)  # type: ignore[arg-type,return-value]
+
+
+class _Queue:
+    """One watch's items waiting to be sent, and its wake-up."""
+
+    __slots__ = ("items", "waiter", "behind")
+
+    def __init__(self) -> None:
+        self.items: deque[Item] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.behind = False  # items were let go: the watch reads from the store
+
+    def push(self, items: Sequence[Item]) -> None:
+        if self.behind:
+            return
+        if len(self.items) + len(items) > QUEUE_LIMIT:
+            self.items.clear()
+            self.behind = True
+        else:
+            self.items.extend(items)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+def batch_seconds(watches: int) -> float:
+    """How often at least a feed of batches with `watches` watches reads."""
+    return min(BATCH_SECONDS_MAX, max(BATCH_SECONDS, watches * BATCH_SECONDS_PER_WATCH))
+
+
+class Feed:
+    """The items of one `source`, read once per commit for every watch on it (a
+    feed of `batched` watches at most once every `batch_seconds`, the first read
+    after a quiet spell at once)."""
+
+    def __init__(self, source: Source, position: int, commits: Commits,
+                 poll: float, batched: bool) -> None:
+        self.source = source
+        self.position = position  # the rows up to it are read and handed out
+        self._commits = commits
+        self._poll = poll
+        self._batched = batched
+        self.queues: set[_Queue] = set()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        pushed_at = -math.inf
+        while self.queues and not self._commits.closed:
+            seen = self._commits.count  # before the read: a commit during it wakes the wait
+            try:
+                top, (position, items, full) = await off_loop(self._read, self.position)
+            except Exception:  # the store is away: try again after a poll
+                log.warning("a watch could not read the store", exc_info=True)
+                await asyncio.sleep(self._poll)
+                continue
+            if items:
+                for queue in self.queues:
+                    queue.push(items)
+                pushed_at = loop.time()
+            if position != self.position:
+                self.position = position
+                if full or not self._batched:
+                    continue
+                # the rest comes with the next batch
+                await self._pace(loop, pushed_at)
+                continue
+            if top < position:  # a reset: go on from the last row stored
+                self.position = top
+                for queue in self.queues:
+                    queue.push((_RESTART,))
+                continue
+            await self._commits.wait(seen, self._poll)
+            if self._batched:
+                await self._pace(loop, pushed_at)
+
+    async def _pace(self, loop: asyncio.AbstractEventLoop, pushed_at: float) -> None:
+        """A feed of batches: wait until `batch_seconds` after the last push (what
+        is stored meanwhile goes in one read)."""
+        wait = pushed_at + batch_seconds(len(self.queues)) - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def _read(self, after: int) -> tuple[int, Page]:
+        # the last id before the read: a row stored after it is read next time
+        return self.source.last(), self.source.read(after)
+
+
+def _unsent(queue: _Queue, sent: int) -> tuple[list[Item], int]:
+    """The items queued (emptying the queue) after the row `sent`, and the new
+    `sent`: the last of them."""
+    chunk = []
+    for item in queue.items:
+        if item is _RESTART:
+            sent = -1
+        elif item.id > sent:
+            sent = item.id
+            chunk.append(item)
+    queue.items.clear()
+    return chunk, sent
+
+
+class Watches:
+    """The open watches of this process and their feeds, keyed by what they read;
+    at most `limit` watches at once."""
+
+    def __init__(self, commits: Commits, limit: int, poll: float = POLL_SECONDS) -> None:
+        self._commits = commits
+        self._limit = limit
+        self._poll = poll
+        self._feeds: dict[Hashable, Feed] = {}
+        self.open = 0
+
+    @property
+    def feeds(self) -> int:
+        """How many feeds are reading (one per distinct key watched)."""
+        return len(self._feeds)
+
+    def admit(self) -> None:
+        """RESOURCE_EXHAUSTED when `limit` watches are open already."""
+        if self.open >= self._limit:
+            raise ResourceExhausted(f"this server has {self.open} watches open, its limit "
+                                    f"(--max-watches); close one, or watch through another "
+                                    f"replica", retry_after=1.0)
+
+    def items(self, key: Hashable, source: Source, after: int,
+              caller: Caller) -> AsyncIterator[Item]:
+        """The items of the rows stored after the position `after`, then of each
+        row stored, for as long as `caller` is there, its deadline (if any) not
+        passed, and the server runs. Watches of one `key` (what `source` reads)
+        share one feed. RESOURCE_EXHAUSTED past the limit of watches (raised
+        here, before the stream starts)."""
+        return self._open(key, source, after, caller, batched=False)
+
+    def batches(self, key: Hashable, source: Source, after: int,
+                caller: Caller) -> AsyncIterator[list[Item]]:
+        """As `items`, in lists: all the items there are when one is sent, from a
+        feed that reads at most every `batch_seconds`. The watches of batches of
+        one key share a feed of their own."""
+        return self._open(key, source, after, caller, batched=True)
+
+    def _open(self, key: Hashable, source: Source, after: int, caller: Caller,
+              batched: bool) -> Any:
+        self.admit()
+        self.open += 1
+        released = False
+
+        def release() -> None:  # once, whether the stream ran or was dropped unstarted
+            nonlocal released
+            if not released:
+                released = True
+                self.open -= 1
+
+        stream = self._watch((key, batched), source, after, caller, release, batched)
+        weakref.finalize(stream, release)  # a stream never iterated runs no `finally`
+        return stream
+
+    async def _watch(self, key: Hashable, source: Source, after: int, caller: Caller,
+                     release: Callable[[], None], batched: bool) -> AsyncIterator[Any]:
+        queue = _Queue()
+        try:
+            feed = self._feeds.get(key)
+            if feed is None:  # a new feed starts where its first watch does
+                feed = self._feeds[key] = Feed(source, after, self._commits, self._poll,
+                                               batched)
+                feed.queues.add(queue)
+                feed.start()
+            else:
+                feed.queues.add(queue)
+            chunks = self._follow(feed, queue, after, caller)
+            if batched:
+                async for chunk in chunks:
+                    yield chunk
+            else:
+                async for chunk in chunks:
+                    for item in chunk:
+                        yield item
+        finally:
+            release()
+            self._leave(key, queue)
+
+    def _leave(self, key: Hashable, queue: _Queue) -> None:
+        feed = self._feeds.get(key)
+        if feed is None:
+            return
+        feed.queues.discard(queue)
+        if not feed.queues:
+            del self._feeds[key]
+            if feed.task is not None:
+                feed.task.cancel()
+
+    async def _follow(self, feed: Feed, queue: _Queue, after: int,
+                      caller: Caller) -> AsyncIterator[list[Item]]:
+        """Lists of items, in order: what the feed queued for this watch, or
+        pages it read itself."""
+        # The rows up to `sent` are sent (or were stored before the watch began).
+        sent = after
+        queue.behind = after < feed.position  # a watch from the past reads up to the feed
+        while not caller.done() and not self._commits.closed:
+            if queue.behind:
+                queue.behind = False  # the items read from here on are queued
+                upto = feed.position
+                async for page in self._catch_up(feed.source, sent, upto, caller):
+                    sent = page[-1].id
+                    yield page
+                sent = max(sent, upto)
+                continue
+            if queue.items:
+                chunk, sent = _unsent(queue, sent)
+                if chunk:
+                    yield chunk
+                continue
+            remaining = caller.time_remaining()
+            if remaining is not None and remaining <= 0:
+                return
+            await self._wait(queue, self._poll if remaining is None
+                             else min(self._poll, remaining))
+
+    async def _catch_up(self, source: Source, after: int, upto: int,
+                        caller: Caller) -> AsyncIterator[list[Item]]:
+        """Pages of the items of the rows after `after` up to the id `upto`, read
+        by this watch alone."""
+        while after < upto and not caller.done() and not self._commits.closed:
+            position, items, _ = await off_loop(source.read, after)
+            page = [item for item in items if item.id <= upto]
+            if page:
+                yield page
+            if len(page) < len(items) or position == after:
+                return
+            after = position
+
+    async def _wait(self, queue: _Queue, seconds: float) -> None:
+        queue.waiter = asyncio.get_running_loop().create_future()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(queue.waiter, seconds)
+        finally:
+            queue.waiter = None

@@ -1,0 +1,83 @@
+"""What the console's watches read: the rows of one table and scope, made into
+feed items (see `feed`). Each `key` names what its source reads, so that the
+watches of one catalog and filter, one tenant or one project share a feed."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+from functools import partial
+
+from server.console import queries
+from server.console.feed import Item, Page
+from server.store import Store
+
+
+@dataclass(frozen=True)
+class UserEvents:
+    """The user events of a catalog that a console filter selects."""
+
+    store: Store
+    events: queries.EventFilter
+    filter_text: str
+
+    @property
+    def key(self) -> Hashable:
+        return ("user_events", self.events.query.catalog, self.filter_text.strip())
+
+    def read(self, after: int) -> Page:
+        rows = self.store.user_events_after(self.events.query, after, queries.MAX_PAGE)
+        if not rows:
+            return Page(after, [], False)
+        full = len(rows) == queries.MAX_PAGE
+        if not self.events.on_events:  # each message is made once, when first sent
+            return Page(rows[-1].id, [Item(r.id, partial(queries.stored_user_event, r))
+                                      for r in rows], full)
+        # the terms checked on the decoded events: decoded here, off the loop
+        return Page(rows[-1].id, [Item.of(m.id, m) for m in queries.matching(rows, self.events)],
+                    full)
+
+    def last(self) -> int:
+        return self.store.last_id("user_events")
+
+
+@dataclass(frozen=True)
+class ClientEvents:
+    """The client events of a tenant."""
+
+    store: Store
+    tenant: str
+
+    @property
+    def key(self) -> Hashable:
+        return ("client_events", self.tenant)
+
+    def read(self, after: int) -> Page:
+        rows = self.store.client_events_after(self.tenant, after, queries.MAX_PAGE)
+        return Page(rows[-1].id if rows else after,
+                    [Item(r.id, partial(queries.stored_client_event, r)) for r in rows],
+                    len(rows) == queries.MAX_PAGE)
+
+    def last(self) -> int:
+        return self.store.last_id("client_events")
+
+
+@dataclass(frozen=True)
+class Rejections:
+    """The refusals kept of a project (None: of every one)."""
+
+    store: Store
+    project: str | None
+
+    @property
+    def key(self) -> Hashable:
+        return ("rejections", self.project)
+
+    def read(self, after: int) -> Page:
+        rows = self.store.rejections_after(self.project, after, queries.MAX_PAGE)
+        return Page(rows[-1].id if rows else after,
+                    [Item(r.id, partial(queries.rejection, *r)) for r in rows],
+                    len(rows) == queries.MAX_PAGE)
+
+    def last(self) -> int:
+        return self.store.last_id("rejections")

@@ -1,0 +1,228 @@
+"""Shared watch feeds (server/console/feed.py) over real stores: memory, a SQLite
+file and PostgreSQL (when FOOTFALL_TEST_POSTGRES_DSN is set)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+
+from server.console import feed, queries, sources
+from server.console.feed import Item, Page, Watches
+from server.console.watch import Commits
+from server.errors import ResourceExhausted
+from server.store import Store
+
+from . import test_store
+from .test_store import CATALOG, row
+
+store_url, stores, store = test_store.store_url, test_store.stores, test_store.store
+T = TypeVar("T")
+
+
+class Caller:
+    """What a watch asks of its caller: still there, no deadline."""
+
+    def __init__(self) -> None:
+        self.gone = False
+
+    def done(self) -> bool:
+        return self.gone
+
+    def time_remaining(self) -> float | None:
+        return None
+
+
+class Counted(sources.UserEvents):
+    """The user events of the catalog, counting the reads made of them."""
+
+    reads: list[int]
+
+    def read(self, after: int) -> Page:
+        self.reads.append(after)
+        return super().read(after)
+
+
+def source(store: Store, text: str = "") -> Counted:
+    counted = Counted(store, queries.parse_filter(text, CATALOG), text)
+    object.__setattr__(counted, "reads", [])
+    return counted
+
+
+def visitor_of(item: Item) -> str:
+    return str(item.message().user_event.visitor_id)  # type: ignore[attr-defined]
+
+
+async def write(store: Store, *visitors: str) -> None:
+    """One commit per visitor (as separate callers would)."""
+    for name in visitors:
+        await asyncio.to_thread(store.write_user_events, [row(name)])
+
+
+async def take(stream: AsyncIterator[Item], count: int) -> list[Item]:
+    return [await asyncio.wait_for(anext(stream), 5) for _ in range(count)]
+
+
+def run(store: Store, body: Callable[[Watches], Awaitable[T]], limit: int = 100) -> T:
+    async def main() -> T:
+        commits = Commits()
+        store.on_commit(commits.on_commit)
+        try:
+            return await body(Watches(commits, limit))
+        finally:
+            store.on_commit(None)
+            commits.close()
+
+    return asyncio.run(main())
+
+
+def test_watches_of_one_catalog_share_each_read_and_each_encoding(store: Store) -> None:
+    async def body(watches: Watches) -> None:
+        read = source(store)
+        streams = [watches.items(read.key, read, 0, Caller()) for _ in range(20)]
+        # each stream starts at its first anext: all are open before the writes
+        firsts = [asyncio.ensure_future(anext(s)) for s in streams]
+        await asyncio.sleep(0.05)
+        await write(store, "a", "b", "c")
+        got = [[await asyncio.wait_for(f, 5), *await take(s, 2)]
+               for f, s in zip(firsts, streams, strict=True)]
+        assert watches.feeds == 1
+        assert [visitor_of(i) for i in got[0]] == ["a", "b", "c"]
+        for items in got[1:]:  # the very same items, so the same bytes
+            assert all(mine is theirs for mine, theirs in zip(items, got[0], strict=True))
+        assert got[5][1].wire() is got[17][1].wire()
+        # 3 commits, 20 watches: a read per commit or so, not one per watch and commit
+        assert len(read.reads) < 20
+        for stream in streams:
+            await stream.aclose()
+        assert watches.open == 0 and watches.feeds == 0
+
+    run(store, body)
+
+
+def test_a_watch_from_the_past_catches_up_then_shares_the_feed(store: Store) -> None:
+    async def body(watches: Watches) -> None:
+        await write(store, "old-1", "old-2")
+        read = source(store)
+        now = store.last_id("user_events")
+        recent = watches.items(read.key, read, now, Caller())
+        first = asyncio.ensure_future(anext(recent))
+        await asyncio.sleep(0.05)
+        await write(store, "new-1")
+        assert visitor_of(await asyncio.wait_for(first, 5)) == "new-1"
+        past = watches.items(read.key, read, 0, Caller())
+        assert [visitor_of(i) for i in await take(past, 3)] == ["old-1", "old-2", "new-1"]
+        await write(store, "new-2")
+        [mine], [theirs] = await take(recent, 1), await take(past, 1)
+        assert visitor_of(mine) == "new-2" and mine is theirs
+        await recent.aclose()
+        await past.aclose()
+
+    run(store, body)
+
+
+def test_a_slow_watch_reads_for_itself_and_misses_nothing(store: Store,
+                                                          monkeypatch: Any) -> None:
+    monkeypatch.setattr(feed, "QUEUE_LIMIT", 3)
+
+    async def body(watches: Watches) -> None:
+        read = source(store)
+        fast, slow = (watches.items(read.key, read, 0, Caller()) for _ in range(2))
+        await write(store, "v0")
+        await take(fast, 1)
+        await take(slow, 1)
+        longest = 0
+        for n in range(1, 11):  # the slow watch reads nothing meanwhile
+            await write(store, f"v{n}")
+            await take(fast, 1)
+            [queues] = [f.queues for f in watches._feeds.values()]
+            longest = max(longest, *(len(q.items) for q in queues))
+        assert longest <= 3  # what waits for a slow watch is bounded
+        got = [visitor_of(i) for i in await take(slow, 10)]
+        assert got == [f"v{n}" for n in range(1, 11)]
+        await write(store, "v11")  # and it is back on the feed
+        assert visitor_of((await take(slow, 1))[0]) == "v11"
+        assert visitor_of((await take(fast, 1))[0]) == "v11"
+        await fast.aclose()
+        await slow.aclose()
+
+    run(store, body)
+
+
+def test_a_filtered_watch_has_a_feed_of_its_own(store: Store) -> None:
+    async def body(watches: Watches) -> None:
+        every, searches = source(store), source(store, 'eventType = "search"')
+        all_events = watches.items(every.key, every, 0, Caller())
+        only = watches.items(searches.key, searches, 0, Caller())
+        await write(store, "a")
+        await asyncio.to_thread(store.write_user_events,
+                                [row("s", event_type="search", searchQuery="x")])
+        assert [visitor_of(i) for i in await take(all_events, 2)] == ["a", "s"]
+        assert [visitor_of(i) for i in await take(only, 1)] == ["s"]
+        assert watches.feeds == 2
+        await all_events.aclose()
+        await only.aclose()
+
+    run(store, body)
+
+
+def test_the_pace_of_batches_grows_with_their_watches() -> None:
+    assert feed.batch_seconds(1) == feed.BATCH_SECONDS
+    assert feed.batch_seconds(200) == 0.2
+    assert feed.batch_seconds(10_000) == feed.BATCH_SECONDS_MAX
+
+
+def test_no_more_watches_than_the_limit(store: Store) -> None:
+    async def body(watches: Watches) -> None:
+        read = source(store)
+        one, two = (watches.items(read.key, read, 0, Caller()) for _ in range(2))
+        waiting = [asyncio.ensure_future(anext(s)) for s in (one, two)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(ResourceExhausted, match="--max-watches"):
+            watches.items(read.key, read, 0, Caller())
+        waiting[0].cancel()  # its client goes
+        await asyncio.gather(waiting[0], return_exceptions=True)
+        await one.aclose()
+        assert watches.open == 1
+        unstarted = watches.items(read.key, read, 0, Caller())
+        del unstarted  # dropped before it sent anything: its place is free again
+        gc.collect()
+        three = watches.items(read.key, read, 0, Caller())
+        await write(store, "a")
+        assert visitor_of(await asyncio.wait_for(waiting[1], 5)) == "a"
+        assert visitor_of((await take(three, 1))[0]) == "a"
+        await two.aclose()
+        await three.aclose()
+        assert watches.open == 0 and watches.feeds == 0
+
+    run(store, body, limit=2)
+
+
+def test_batches_hold_what_came_since_the_last_at_most_so_often(store: Store,
+                                                                monkeypatch: Any) -> None:
+    monkeypatch.setattr(feed, "BATCH_SECONDS", 0.3)
+    monkeypatch.setattr(feed, "BATCH_SECONDS_MAX", 0.3)
+
+    async def body(watches: Watches) -> None:
+        read = source(store)
+        lists = watches.batches(read.key, read, 0, Caller())
+        first = asyncio.ensure_future(anext(lists))
+        await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        await write(store, "a")
+        assert [visitor_of(i) for i in await asyncio.wait_for(first, 5)] == ["a"]
+        sent_at = loop.time()
+        await write(store, *(f"v{n}" for n in range(8)))
+        got = []
+        while len(got) < 8:
+            got += await asyncio.wait_for(anext(lists), 5)
+            assert loop.time() - sent_at >= 0.29  # none sooner than `every` after the last
+            sent_at = loop.time()
+        assert [visitor_of(i) for i in got] == [f"v{n}" for n in range(8)]
+        assert len(read.reads) <= 6  # a read a batch (plus the empty ones that end them)
+        await lists.aclose()
+
+    run(store, body)
