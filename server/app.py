@@ -27,7 +27,7 @@ from footfall.retail.v2 import (
 from footfall.talent.v4 import event_service_pb2, event_service_pb2_grpc
 from google.longrunning import operations_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from server.clock import Clock, SystemClock
 from server.config import Settings
@@ -197,7 +197,7 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     talent_events = EventService(store, settings.max_event_bytes)
     operations = operations_service.OperationsService(
         store, runner, max_waits=settings.max_wait_operations)
-    guard = CallGuard(policy)
+    guard = CallGuard(policy, settings.max_streams)
     user_event_service_pb2_grpc.add_UserEventServiceServicer_to_server(user_events, guard)
     product_service_pb2_grpc.add_ProductServiceServicer_to_server(products, guard)
     event_service_pb2_grpc.add_EventServiceServicer_to_server(talent_events, guard)
@@ -215,8 +215,9 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
                          insights),
                          strict=True))
     await _set_serving(health_servicer, True)
-    reflection.enable_server_reflection(
-        (*SERVED, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    # Through the guard, so that its streams count against --max-streams.
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection.aio.ReflectionServicer(
+        (*SERVED, health.SERVICE_NAME, reflection.SERVICE_NAME)), guard)
 
     address = f"[{settings.host}]:{settings.port}" if ":" in settings.host \
         else f"{settings.host}:{settings.port}"

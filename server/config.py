@@ -243,11 +243,16 @@ class Settings:
                                    "jobs of this server process; `-1` one per core, `0` none "
                                    "(the job's own thread)", check=at_least(-1),
                                    readme_default="`-1`")
-    max_concurrent_rpcs: int = option(1000, INTEGER,
+    max_concurrent_rpcs: int = option(10_000, INTEGER,
                                       "gRPC calls in progress at once, open streams "
                                       "included; more are refused at once with "
                                       "RESOURCE_EXHAUSTED (bounds the memory callers can "
-                                      "hold)", check=at_least(1))
+                                      "hold); must exceed --max-watches plus "
+                                      "--max-streams", check=at_least(1))
+    max_streams: int = option(1_000, INTEGER,
+                              "gRPC streams other than console watches (health watches, "
+                              "server reflection) open at once; more are refused "
+                              "RESOURCE_EXHAUSTED", check=at_least(1))
 
 
 OPTIONS: tuple[Option, ...] = tuple(
@@ -317,6 +322,12 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise SystemExit(f"--quota-bytes-per-minute ({quota_bytes}) must be at least "
                          f"--max-event-bytes ({max_event}), or the largest event could never "
                          f"be written")
+    calls, watches, streams = (values["max_concurrent_rpcs"], values["max_watches"],
+                               values["max_streams"])
+    if calls <= watches + streams:
+        raise SystemExit(f"--max-concurrent-rpcs ({calls}) must exceed --max-watches "
+                         f"({watches}) plus --max-streams ({streams}): else open streams "
+                         f"alone could take every call, writes and health checks included")
     if values["processes"] > 1 and values["store"].startswith("memory:"):
         raise SystemExit(f"--processes {values['processes']} needs a store the processes "
                          f"share: memory:// lives inside one process; use sqlite:/// or "

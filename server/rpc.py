@@ -16,6 +16,7 @@ Watch) holds no thread and cannot starve the others.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable
 from typing import Any
@@ -193,6 +194,49 @@ def _as_is(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] 
     return serialize
 
 
+# Streams counted by the console's own cap (--max-watches, over HTTP too)
+_WATCHES = "/footfall.console.v1.ConsoleService/"
+
+
+class _OpenStreams:
+    """The streams open now and how many may be (touched on the loop only)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+
+    async def enter(self, context: grpc.aio.ServicerContext, method: str) -> None:
+        """Count one more; RESOURCE_EXHAUSTED when `limit` are open."""
+        if self.open >= self.limit:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"{self.limit} streams are open (--max-streams); "
+                                f"{method.rpartition('/')[2]} is refused until one ends")
+        self.open += 1
+
+
+def _counted(behaviour: Callable[..., Any], streams: _OpenStreams,
+             method: str) -> Callable[..., Any]:
+    """`behaviour` (a streaming method: an async generator, or a coroutine that
+    writes to its context) counted against `streams` while it runs."""
+    if inspect.isasyncgenfunction(behaviour):
+        async def counted_replies(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await streams.enter(context, method)
+            try:
+                async for reply in behaviour(request, context):
+                    yield reply
+            finally:
+                streams.open -= 1
+        return counted_replies
+
+    async def counted(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await streams.enter(context, method)
+        try:
+            return await behaviour(request, context)
+        finally:
+            streams.open -= 1
+    return counted
+
+
 class CallGuard(grpc.GenericRpcHandler):
     """The servicers' handlers, each unary-unary one run in the envelope, each
     server-streaming one free to yield messages serialized already.
@@ -204,8 +248,11 @@ class CallGuard(grpc.GenericRpcHandler):
     This costs a call no coroutine of its own, as a grpc.aio interceptor would.
     """
 
-    def __init__(self, policy: Policy | None = None) -> None:
+    def __init__(self, policy: Policy | None = None, max_streams: int = 1000) -> None:
         self._envelope = Envelope(policy or Policy(()), TRANSPORT)
+        # Streams anyone may open (health watches, reflection): never all the calls
+        # --max-concurrent-rpcs allows, so writes and health checks stay possible.
+        self._streams = _OpenStreams(max_streams)
         self._generic: list[grpc.GenericRpcHandler] = []
         self._registered: dict[str, grpc.RpcMethodHandler] = {}
         self._cache: dict[str, grpc.RpcMethodHandler] = {}
@@ -243,8 +290,20 @@ class CallGuard(grpc.GenericRpcHandler):
                 response_serializer=handler.response_serializer,
             )
         elif handler.unary_stream is not None:
+            behaviour = handler.unary_stream if method.startswith(_WATCHES) \
+                else _counted(handler.unary_stream, self._streams, method)
             handler = grpc.unary_stream_rpc_method_handler(
-                handler.unary_stream, request_deserializer=handler.request_deserializer,
+                behaviour, request_deserializer=handler.request_deserializer,
                 response_serializer=_as_is(handler.response_serializer))
+        elif handler.stream_stream is not None:
+            handler = grpc.stream_stream_rpc_method_handler(
+                _counted(handler.stream_stream, self._streams, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        elif handler.stream_unary is not None:
+            handler = grpc.stream_unary_rpc_method_handler(
+                _counted(handler.stream_unary, self._streams, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
         self._cache[method] = handler
         return handler

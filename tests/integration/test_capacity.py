@@ -209,3 +209,60 @@ def test_calls_past_the_concurrency_limit_are_refused_at_once_and_later_ones_ser
                         time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+
+STREAMS = 3
+
+
+@pytest.fixture
+def few_streams(tmp_path: Path) -> Iterator[Running]:
+    server = start(Settings(host="127.0.0.1", port=0, store=f"sqlite:///{tmp_path}/events.db",
+                            grace_seconds=5, gcs_root=str(tmp_path / "gcs"),
+                            max_streams=STREAMS))
+    yield server
+    server.stop()
+
+
+def test_streams_anyone_may_open_never_take_the_calls_of_writes_and_health(
+        few_streams: Running) -> None:
+    finish = threading.Event()
+
+    def requests() -> Iterator[reflection_pb2.ServerReflectionRequest]:
+        yield reflection_pb2.ServerReflectionRequest(list_services="")
+        finish.wait(60)
+
+    write = user_event_service_pb2.WriteUserEventRequest(parent=PARENT, user_event=event("v"))
+    with grpc.insecure_channel(f"127.0.0.1:{few_streams.port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        watches = [health.Watch(health_pb2.HealthCheckRequest(), timeout=30)
+                   for _ in range(STREAMS)]
+        try:
+            for watch in watches:  # each one is open: it holds its place
+                assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+            for more in (lambda: next(health.Watch(health_pb2.HealthCheckRequest(), timeout=5)),
+                         lambda: next(reflection.ServerReflectionInfo(requests(), timeout=5))):
+                with pytest.raises(grpc.RpcError) as refused:
+                    more()
+                assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert "--max-streams" in str(refused.value.details())
+            # Calls that are no stream go on.
+            user_event_service_pb2_grpc.UserEventServiceStub(channel).WriteUserEvent(
+                write, timeout=WRITE_DEADLINE)
+            assert health.Check(health_pb2.HealthCheckRequest(), timeout=2).status == \
+                health_pb2.HealthCheckResponse.SERVING
+        finally:
+            finish.set()
+            for watch in watches:
+                watch.cancel()
+        # A place frees up when a stream ends.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert next(health.Watch(health_pb2.HealthCheckRequest(), timeout=5)).status
+                break
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or \
+                        time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
