@@ -24,7 +24,7 @@ from google.rpc import error_details_pb2
 
 from server.clock import Clock
 from server.console import origin
-from server.errors import FootfallError
+from server.errors import FootfallError, Unauthenticated
 from server.policy.auth import WRITER_METHODS, project_of
 from server.store.base import Store
 from server.store.console import RejectionRow
@@ -90,8 +90,11 @@ class Rejections:
     def refused(self, method: str, transport: str, request: Any, error: FootfallError,
                 key_name: str | None) -> None:
         """Keep the refusal of a call to `method` on `transport` ("grpc", "http"),
-        if it is an event write."""
-        if method not in KEPT_METHODS or not self._keep_count:
+        if it is an event write by a caller the server knows: without a valid key
+        (UNAUTHENTICATED) anyone could flood out the refusals of real clients, and
+        make the server write for each try; those are counted in /metrics only."""
+        if method not in KEPT_METHODS or not self._keep_count \
+                or isinstance(error, Unauthenticated):
             return
         parent = _parent(request)
         text, cut = _request_json(request)

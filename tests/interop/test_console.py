@@ -209,13 +209,14 @@ def test_a_replica_sees_what_the_other_stored(
 
 
 WRITER, READER, ADMIN = "writer-key-5e1f9c", "reader-key-0b7d3a", "admin-key-c2e8f4"
+EVERY_PROJECT_READER = "reader-of-every-project-9d41a7"
 
 
 @pytest.fixture
 def secured(server_factory: Callable[..., ServerProcess], tmp_path: Path) -> ServerProcess:
     keys = write_keys(tmp_path / "keys.json", {
         WRITER: ("writer", ["footfall-interop"]), READER: ("reader", ["footfall-interop"]),
-        ADMIN: ("admin", ["footfall-interop"])})
+        ADMIN: ("admin", ["footfall-interop"]), EVERY_PROJECT_READER: ("reader", ["*"])})
     return server_factory("--auth-file", str(keys))
 
 
@@ -243,11 +244,21 @@ def test_a_reader_key_reads_and_writes_nothing(
         secured: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
     retail = retail_client(secured.address)
     write(retail, "v", metadata=with_key(WRITER))
+    # Callers without a valid key are not kept: anyone could flood out real refusals.
+    for metadata in ((), with_key("not-a-key-of-this-server")):
+        with pytest.raises(exceptions.Unauthenticated):
+            write(retail, "", metadata=metadata)
+    for headers in ({}, {"x-goog-api-key": "not-a-key-of-this-server"}):
+        assert requests.post(f"http://{secured.http_address}/v2/{CATALOG}/userEvents:write",
+                             data="x", headers={"Content-Type": "application/json", **headers},
+                             timeout=RPC_DEADLINE).status_code == 401
     with pytest.raises(exceptions.InvalidArgument):
         write(retail, "", metadata=with_key(WRITER))
     console = Console(channels(secured), with_key(READER))
     assert len(console.call("ListUserEvents", parent=CATALOG)["userEvents"]) == 1
     [refused] = rejections_of(console, 1)
+    everywhere = Console(channels(secured), with_key(EVERY_PROJECT_READER))
+    assert everywhere.call("ListRejections", parent="projects/-")["rejections"] == [refused]
     assert refused["keyName"] == "writer-0"  # the key's name, never the key
     assert WRITER not in json.dumps(refused)
     assert rest(secured.http_address, f"{CATALOG}/userEvents", key=READER).status_code == 200
