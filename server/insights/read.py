@@ -66,11 +66,11 @@ def user_events(store: Store, catalog: str, span: TimeRange,
 
 
 def typed_pages(store: Store, catalog: str, span: TimeRange, bits: Mapping[str, int],
-                entrant: str | None, decode: Collection[str], page: int = ROWS_PAGE
-                ) -> Iterator[list[TypedRow]]:
+                entrant: str | None, decode: Collection[str]) -> Iterator[list[TypedRow]]:
     """Pages of Store.typed_rows over the catalog's events of `bits`' types within
     `span`, in (event time, id) order."""
     query = event_query(catalog, span)
+    page = ROWS_PAGE
     after: tuple[int, int] | None = None
     while True:
         rows = store.typed_rows(query, bits, entrant, decode, page, after)

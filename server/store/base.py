@@ -178,6 +178,8 @@ class Store(Protocol):
                     decode: Collection[str], limit: int,
                     after: tuple[int, int] | None = None) -> list[TypedRow]: ...
 
+    def visits(self, query: EventQuery, width_us: int) -> list[tuple[int, str, str, int]]: ...
+
     # -- the console (documented in server/store/console.py) ----------------
 
     def user_events_newest(self, query: EventQuery, limit: int,
