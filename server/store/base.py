@@ -175,8 +175,8 @@ class Store(Protocol):
     # -- insights (documented in server/store/insights.py) --------------------
 
     def typed_rows(self, query: EventQuery, bits: Mapping[str, int], entrant: str | None,
-                    decode: Collection[str], limit: int,
-                    after: tuple[int, int] | None = None) -> list[TypedRow]: ...
+                   decode: Collection[str], limit: int,
+                   after: tuple[int, int] | None = None) -> list[TypedRow]: ...
 
     def visits(self, query: EventQuery, width_us: int) -> list[tuple[int, str, str, int]]: ...
 
