@@ -3,16 +3,19 @@
 a SQLite store of N events (10,000 visitors, sessions of 10 events, 1,000
 priced products; home, detail, add-to-cart, purchase and search events).
 
-Beside each: the baseline of reading the same events (the Store's page reads
-and UserEvent.FromString, nothing computed), so the ratio says what the
-computation adds to the read it cannot avoid without SQL pushdown. The same on
-PostgreSQL when one answers (FOOTFALL_BENCH_POSTGRES_DSN). Seconds of
-wall time and of this process's CPU (/proc, via process_time) per run; events
-per second of the whole question.
+Beside each, baselines from the same run: reading and decoding the same events
+(the Store's page reads and UserEvent.FromString, nothing computed); reading
+only the columns the shop funnel needs (Store.typed_rows, what it cannot avoid
+without counting in SQL); and the shop funnel as it was computed before it read
+columns (every event decoded, `decode_all`). The same on PostgreSQL when one
+answers (FOOTFALL_BENCH_POSTGRES_DSN). Seconds of wall time and of this
+process's CPU (/proc, via process_time) per run; events per second of the whole
+question.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 import time
@@ -56,24 +59,60 @@ def _rows(start: int, count: int) -> list[EventRow]:
     return rows
 
 
-def _timed(fn: Callable[[], Any], reps: int) -> dict[str, Any]:
-    wall, cpu = [], []
+def _timed(fn: Callable[[], Any], reps: int,
+           server_cpu: Callable[[], float] | None = None) -> dict[str, Any]:
+    wall, cpu, server = [], [], []
     for _ in range(reps):
         began, began_cpu = time.perf_counter(), time.process_time()
+        began_server = server_cpu() if server_cpu else 0.0
         fn()
         wall.append(time.perf_counter() - began)
         cpu.append(time.process_time() - began_cpu)
-    return {"seconds": summary(wall), "cpu_seconds": summary(cpu)}
+        if server_cpu:
+            server.append(server_cpu() - began_server)
+    out = {"seconds": summary(wall), "cpu_seconds": summary(cpu)}
+    if server_cpu:
+        out["server_cpu_seconds"] = summary(server)
+    return out
 
 
-def questions(store: Store, size: int, reps: int) -> dict[str, Any]:
+def _backends_cpu(url: str) -> Callable[[], float]:
+    """CPU seconds (/proc) the PostgreSQL backends serving `url`'s database have used:
+    the database's own share of a question, which this process's CPU leaves out
+    (only this benchmark uses its database; the server is on this machine)."""
+    import psycopg
+
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def used() -> float:
+        with psycopg.connect(url, autocommit=True) as conn:
+            pids = [pid for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")]
+        total = 0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # ended meanwhile
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
+
+    return used
+
+
+def questions(store: Store, size: int, reps: int,
+              server_cpu: Callable[[], float] | None = None) -> dict[str, Any]:
     span = read.TimeRange()
     shop = funnel_request.parse(insights_pb2.RunFunnelRequest(parent=PARENT))
     asked: dict[str, Callable[[], Any]] = {
         "read_all": lambda: sum(1 for _ in read.user_events(store, PARENT, span)),
         "read_funnel_types": lambda: sum(1 for _ in read.user_events(
             store, PARENT, span, funnel_request.SHOP_FUNNEL)),
+        "read_funnel_columns": lambda: sum(len(rows) for rows in read.typed_pages(
+            store, PARENT, span, {t: 1 for t in funnel_request.SHOP_FUNNEL}, "visitor_id",
+            ())),
         "shop_funnel": lambda: funnel_request.run(store, shop),
+        "shop_funnel_decoded": lambda: funnel_request.run(store, shop, decode_all=True),
         "product_table": lambda: tables.list_product_stats(
             store, insights_pb2.ListProductStatsRequest(parent=PARENT)),
         "totals": lambda: totals.compute_totals(
@@ -82,15 +121,19 @@ def questions(store: Store, size: int, reps: int) -> dict[str, Any]:
     out: dict[str, Any] = {"events": size}
     for _ in range(reps):  # interleaved: each question once per round
         for name, fn in asked.items():
-            out.setdefault(name, []).append(_timed(fn, 1))
+            out.setdefault(name, []).append(_timed(fn, 1, server_cpu))
     for name in asked:
         runs = out[name]
         wall = [r["seconds"]["median"] for r in runs]
         cpu = [r["cpu_seconds"]["median"] for r in runs]
         out[name] = {"seconds": summary(wall), "cpu_seconds": summary(cpu),
                      "events_per_second": size / summary(wall)["median"]}
+        if server_cpu:
+            out[name]["server_cpu_seconds"] = summary(
+                [r["server_cpu_seconds"]["median"] for r in runs])
     for name, base in (("shop_funnel", "read_funnel_types"), ("product_table", "read_all"),
-                       ("totals", "read_all")):
+                       ("totals", "read_all"), ("shop_funnel", "shop_funnel_decoded"),
+                       ("shop_funnel", "read_funnel_columns")):
         out[name]["ratio_to_" + base] = (out[name]["seconds"]["median"]
                                          / out[base]["seconds"]["median"])
     return out
@@ -101,7 +144,8 @@ def _on(url: str, size: int, reps: int) -> dict[str, Any]:
     try:
         for start in range(0, size, 10_000):
             store.write_user_events(_rows(start, min(10_000, size - start)))
-        return questions(store, size, reps)
+        postgres = url.startswith("postgresql")
+        return questions(store, size, reps, _backends_cpu(url) if postgres else None)
     finally:
         store.close()
 
@@ -120,5 +164,8 @@ def run(sizes: tuple[int, ...], reps: int) -> dict[str, Any]:
             on_sqlite["postgres_to_sqlite_shop_funnel"] = (
                 on_sqlite["postgres"]["shop_funnel"]["seconds"]["median"]
                 / on_sqlite["shop_funnel"]["seconds"]["median"])
+            on_sqlite["postgres_to_sqlite_product_table"] = (
+                on_sqlite["postgres"]["product_table"]["seconds"]["median"]
+                / on_sqlite["product_table"]["seconds"]["median"])
         results.append(on_sqlite)
     return {"sizes": results}

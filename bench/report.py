@@ -229,22 +229,42 @@ def _count(c: dict[str, Any]) -> list[str]:
 
 
 def _insights(i: dict[str, Any]) -> list[str]:
-    out = ["## 9. Insights over stored events (SQLite, in process)", "",
-           "| events | question | seconds | CPU seconds | vs a plain read |",
-           "|---|---|---|---|---|"]
+    out = ["## 9. Insights over stored events (in process)", "",
+           "| events | store | question | seconds | CPU seconds (this process + database "
+           "backends) | vs its baseline |",
+           "|---|---|---|---|---|---|"]
+    rows = (("read_all", ""), ("read_funnel_types", ""), ("read_funnel_columns", ""),
+            ("shop_funnel_decoded", "read_funnel_types"), ("shop_funnel", "shop_funnel_decoded"),
+            ("product_table", "read_all"), ("totals", "read_all"))
     for point in i["sizes"]:
-        for name, base in (("read_all", ""), ("shop_funnel", "read_funnel_types"),
-                           ("product_table", "read_all"), ("totals", "read_all")):
-            r = point[name]
-            ratio = f"{r['ratio_to_' + base]:.2f}×" if base else "–"
-            out.append(f"| {point['events']:,} | {name} | {_range(r['seconds'], 2)} | "
-                       f"{_range(r['cpu_seconds'], 2)} | {ratio} |")
-    largest = i["sizes"][-1]
-    out += ["", f"- shop funnel over {largest['events']:,} events: "
-            + _bar(largest["events"] < 1_000_000
-                   or largest["shop_funnel"]["seconds"]["median"] <= 1.0,
-                   f"{largest['shop_funnel']['seconds']['median']:.2f} s (≤ 1 s per 1M asked)"),
-            ""]
+        for store, results in (("SQLite", point), ("PostgreSQL", point.get("postgres"))):
+            if results is None:
+                continue
+            for name, base in rows:
+                r = results[name]
+                ratio = (f"{r['seconds']['median'] / results[base]['seconds']['median']:.2f}× "
+                         f"{base}" if base else "–")
+                cpu = _range(r["cpu_seconds"], 2)
+                if "server_cpu_seconds" in r:
+                    cpu += f" + server {_range(r['server_cpu_seconds'], 2)}"
+                out.append(f"| {point['events']:,} | {store} | {name} | "
+                           f"{_range(r['seconds'], 2)} | {cpu} | {ratio} |")
+    out.append("")
+    for point in i["sizes"]:
+        n = point["events"]
+        asked = n / 1_000_000
+        funnel = point["shop_funnel"]["seconds"]["median"]
+        table = point["product_table"]["seconds"]["median"]
+        out.append(f"- {n:,} events: shop funnel "
+                   + _bar(n < 1_000_000 or funnel <= asked,
+                          f"{funnel:.2f} s (≤ 1 s per 1M asked)")
+                   + "; product table " + (_bar(table <= 5, f"{table:.2f} s (≤ 5 s asked)")
+                                            if n >= 10_000_000 else f"{table:.2f} s"))
+        if "postgres" in point:
+            ratio = point["postgres_to_sqlite_shop_funnel"]
+            out.append("  PostgreSQL to SQLite, shop funnel: "
+                       + _bar(ratio <= 2, f"{ratio:.2f}× (≤ 2× asked)"))
+    out.append("")
     return out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import datetime
+import itertools
 import statistics
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Sequence
@@ -39,7 +40,14 @@ def path(points: Sequence[tuple[int, int, int]], steps: int, window_us: int) -> 
     ((time, order, step bits), sorted): one per step reached. Each start jumps
     from step to step by bisection, so a visitor of a million events (a bot)
     costs starts x steps x log, not starts x events."""
-    at = [[i for i, point in enumerate(points) if point[2] >> k & 1] for k in range(steps)]
+    # the positions of each step's points, in one pass over them
+    by_bits: dict[int, list[int]] = defaultdict(list)
+    for i, point in enumerate(points):
+        by_bits[point[2]].append(i)
+    at: list[list[int]] = []
+    for k in range(steps):
+        parts = [positions for bits, positions in by_bits.items() if bits >> k & 1]
+        at.append(parts[0] if len(parts) == 1 else sorted(itertools.chain(*parts)))
     best: list[int] = []
     for start in at[0]:
         start_time = points[start][0]
@@ -57,14 +65,25 @@ def path(points: Sequence[tuple[int, int, int]], steps: int, window_us: int) -> 
     return best
 
 
+# Each (group, entrant)'s points: (time, order, step bits), in any order.
+Trails = dict[tuple[Hashable, Hashable], list[tuple[int, int, int]]]
+
+
 def run(points: Iterable[Point], steps: int, window_us: int,
         by_day: bool = False) -> dict[Hashable, list[StepCount]]:
     """The step counts of each group of points (None: the whole); `by_day`: also
     of each day (YYYY-MM-DD) of the whole's first steps."""
-    trails: dict[tuple[Hashable, Hashable], list[tuple[int, int, int]]] = defaultdict(list)
+    trails: Trails = defaultdict(list)
     for group, entrant, time_us, order, steps_matched in points:
         if steps_matched:
             trails[group, entrant].append((time_us, order, steps_matched))
+    return count(trails, steps, window_us, by_day)
+
+
+def count(trails: Trails, steps: int, window_us: int,
+          by_day: bool = False) -> dict[Hashable, list[StepCount]]:
+    """`run` over points already gathered per (group, entrant), each with at least
+    one step bit."""
     reached: dict[Hashable, list[list[int]]] = defaultdict(lambda: [[] for _ in range(steps)])
     for (group, _), trail in trails.items():
         trail.sort()

@@ -3,11 +3,13 @@ catalog or tenant turned into funnel points, the counts put in the response."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from footfall.insights.v1 import insights_pb2
+from footfall.retail.v2 import user_event_pb2
 from footfall.talent.v4 import event_pb2
 from google.protobuf import duration_pb2
 
@@ -29,6 +31,9 @@ TALENT_COUNTS = (insights_pb2.REQUEST, insights_pb2.JOB)
 ENTRANT_FIELDS: dict[int, str] = {
     insights_pb2.VISITOR: "visitor_id", insights_pb2.SESSION: "session_id",
     insights_pb2.REQUEST: "request_id"}
+# The user_events column that holds it, where one does.
+ENTRANT_COLUMNS: dict[int, str] = {insights_pb2.VISITOR: "visitor_id",
+                                   insights_pb2.USER: "user_id"}
 _RETAIL_CONDITIONS = ("product_id", "category", "search_query_present", "attribute_key",
                       "attribute_value")
 CATEGORY_NOTE = ("categories are the events' page categories, their products' categories "
@@ -229,11 +234,51 @@ def _entrants(spec: Funnel, event: Any, by_item: bool) -> list[tuple[str | None,
     return pairs
 
 
-def _events(store: Store, spec: Funnel) -> Iterator[tuple[int, Any]]:
-    if spec.retail:
-        return read.user_events(store, str(spec.parent), spec.span,
-                                [step.event_type for step in spec.steps])
-    return read.client_events(store, str(spec.parent), spec.span)
+def _retail_trails(store: Store, spec: Funnel, by_item: bool, catalog: CatalogCategories,
+                   decode_all: bool = False) -> tuple[funnel.Trails, int]:
+    """The trails of a catalog's events and how many were read. The store works
+    out what the event type alone says (the bits of the steps without
+    conditions) and names the entrant from its column; an event is decoded only
+    when a step of its type has a condition, or its entrant (a session) or its
+    group (its products) is in no column, or `decode_all` (as every event once was:
+    for comparing)."""
+    matchers = _matchers(spec, catalog)
+    type_bits = {kind: sum(bit for bit, matches in steps if matches is None)
+                 for kind, steps in matchers.items()}
+    conditioned = {kind: [(bit, matches) for bit, matches in steps if matches is not None]
+                   for kind, steps in matchers.items()}
+    column = ENTRANT_COLUMNS.get(spec.count_by)
+    if by_item or column is None or decode_all:
+        decode = set(matchers)
+    else:
+        decode = {kind for kind, steps in conditioned.items() if steps}
+    trails: funnel.Trails = defaultdict(list)
+    whole: dict[str, list[Any]] = defaultdict(list)  # the whole funnel's, by entrant
+    events = 0
+    for rows in read.typed_pages(store, str(spec.parent), spec.span, type_bits, column,
+                                 decode):
+        events += len(rows)
+        for row in rows:
+            if len(row) == 4 or row[4] is None:  # the columns say it all
+                if row[2] and row[3]:
+                    whole[row[3]].append(row)  # (time, order, bits, ...): a point as it is
+                continue
+            time_us, order, bits, entrant, payload = row
+            event = user_event_pb2.UserEvent.FromString(payload)
+            for bit, matches in conditioned[event.event_type]:
+                if matches(event):
+                    bits |= bit
+            if not bits:
+                continue
+            pairs = _entrants(spec, event, by_item) if entrant is None or by_item \
+                else [(None, entrant)]
+            for group, who in pairs:
+                if who:
+                    (whole[who] if group is None else trails[group, who]).append(
+                        (time_us, order, bits))
+    for who, trail in whole.items():
+        trails[None, who] = trail
+    return trails, events
 
 
 def _results(spec: Funnel, counts: Sequence[funnel.StepCount]
@@ -258,20 +303,26 @@ def _duration(us: float) -> duration_pb2.Duration:
     return duration_pb2.Duration(seconds=nanos // 1_000_000_000, nanos=nanos % 1_000_000_000)
 
 
-def run(store: Store, spec: Funnel) -> insights_pb2.RunFunnelResponse:
-    """The funnel `spec` over the stored events (blocking: reads every event it needs)."""
+def run(store: Store, spec: Funnel, decode_all: bool = False) -> insights_pb2.RunFunnelResponse:
+    """The funnel `spec` over the stored events (blocking: reads every event it
+    needs; `decode_all`: decodes every user event, see _retail_trails)."""
     read_count = 0
 
     def counted() -> Iterator[tuple[int, Any]]:
         nonlocal read_count
-        for item in _events(store, spec):
+        for item in read.client_events(store, str(spec.parent), spec.span):
             read_count += 1
             yield item
 
     by_item = spec.breakdown == insights_pb2.BY_ITEM
+    by_day = spec.breakdown == insights_pb2.BY_DAY
     catalog = CatalogCategories(store, str(spec.parent))
-    groups = funnel.run(points(spec, counted(), by_item, catalog), len(spec.steps),
-                        spec.window_us, by_day=spec.breakdown == insights_pb2.BY_DAY)
+    if spec.retail:
+        trails, read_count = _retail_trails(store, spec, by_item, catalog, decode_all)
+        groups = funnel.count(trails, len(spec.steps), spec.window_us, by_day)
+    else:
+        groups = funnel.run(points(spec, counted(), by_item, catalog), len(spec.steps),
+                            spec.window_us, by_day)
     totals = groups.pop(None, [])
     answer = insights_pb2.RunFunnelResponse(steps=_results(spec, totals),
                                             events_read=read_count)

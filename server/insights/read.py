@@ -10,7 +10,7 @@ same on every backend.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from footfall.retail.v2 import user_event_pb2
@@ -18,9 +18,11 @@ from footfall.talent.v4 import event_pb2
 
 from server.errors import FieldViolation, InvalidArgument, raise_if_any
 from server.store import Store
+from server.store.insights import TypedRow
 from server.store.rows import EventQuery, TimeBound
 
 PAGE = 5000
+ROWS_PAGE = 50_000  # typed rows: a few numbers and a name each, a few MB a page
 # Timestamp's valid range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
 MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799
 
@@ -37,10 +39,10 @@ class TimeRange:
                 and (self.end_us is None or time_us < self.end_us))
 
 
-def _query(catalog: str, span: TimeRange, event_types: tuple[str, ...]) -> EventQuery:
+def event_query(catalog: str, span: TimeRange) -> EventQuery:
+    """The catalog's events within `span`."""
     return EventQuery(
-        catalog, event_types=event_types,
-        after=None if span.start_us is None else TimeBound(span.start_us, True),
+        catalog, after=None if span.start_us is None else TimeBound(span.start_us, True),
         before=None if span.end_us is None else TimeBound(span.end_us, False))
 
 
@@ -50,7 +52,7 @@ def user_events(store: Store, catalog: str, span: TimeRange,
     (every type when empty), latest first. One pass: a query's type terms are
     ANDed, and no index leads with the type, so types are checked here."""
     types = frozenset(event_types)
-    query = _query(catalog, span, ())
+    query = event_query(catalog, span)
     before: tuple[int, int] | None = None
     while True:
         rows = store.user_events_newest(query, PAGE, before)
@@ -61,6 +63,21 @@ def user_events(store: Store, catalog: str, span: TimeRange,
         if len(rows) < PAGE:
             return
         before = (rows[-1].event_time_us, rows[-1].id)
+
+
+def typed_pages(store: Store, catalog: str, span: TimeRange, bits: Mapping[str, int],
+                entrant: str | None, decode: Collection[str]) -> Iterator[list[TypedRow]]:
+    """Pages of Store.typed_rows over the catalog's events of `bits`' types within
+    `span`, in (event time, id) order."""
+    query = event_query(catalog, span)
+    page = ROWS_PAGE
+    after: tuple[int, int] | None = None
+    while True:
+        rows = store.typed_rows(query, bits, entrant, decode, page, after)
+        yield rows
+        if len(rows) < page:
+            return
+        after = (rows[-1][0], rows[-1][1])
 
 
 def client_events(store: Store, tenant: str, span: TimeRange

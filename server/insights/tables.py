@@ -8,12 +8,14 @@ by a different question.
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from footfall.insights.v1 import insights_pb2
+from footfall.retail.v2 import user_event_pb2
 from footfall.talent.v4 import event_pb2
 
 from server.console.queries import decode_token, encode_token, page_size
@@ -57,9 +59,11 @@ def product_stats(store: Store, catalog: str, span: read.TimeRange
     revenue: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     column = {kind: i for i, kind in enumerate(PRODUCT_TYPES)}
     events = unpriced = 0
-    for _, event in read.user_events(store, catalog, span, PRODUCT_TYPES):
+    # The store skips the other types; these are decoded (their products are in no column).
+    pages = read.typed_pages(store, catalog, span, column, None, PRODUCT_TYPES)
+    for _, _, kind, _, payload in itertools.chain.from_iterable(pages):
         events += 1
-        kind = column[event.event_type]
+        event = user_event_pb2.UserEvent.FromString(payload)
         for product_id in dict.fromkeys(d.product.id for d in event.product_details):
             counts[product_id][kind] += 1
         if kind != 2:

@@ -10,7 +10,7 @@ StoreUnavailable (UNAVAILABLE) while the database cannot be reached.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
 
@@ -23,6 +23,7 @@ from server.store.console import (
     StoredEvent,
 )
 from server.store.group_commit import Job, Join
+from server.store.insights import TypedRow
 from server.store.rows import (
     ClientEventRow,
     EventQuery,
@@ -170,6 +171,14 @@ class Store(Protocol):
 
     def release_operation(self, name: str, owner: str) -> None:
         """Give up the lease (on shutdown) so the next start resumes at once."""
+
+    # -- insights (documented in server/store/insights.py) --------------------
+
+    def typed_rows(self, query: EventQuery, bits: Mapping[str, int], entrant: str | None,
+                   decode: Collection[str], limit: int,
+                   after: tuple[int, int] | None = None) -> list[TypedRow]: ...
+
+    def visits(self, query: EventQuery, width_us: int) -> list[tuple[int, str, str, int]]: ...
 
     # -- the console (documented in server/store/console.py) ----------------
 

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from server.store.console import ConsoleSql
 from server.store.group_commit import GroupCommitter, Job, Join
+from server.store.insights import InsightsSql
 from server.store.packed import UNPACK_COLUMNS, unpack
 from server.store.rows import (
     OPERATION_COLUMNS,
@@ -164,7 +165,7 @@ class Statements:
                              "WHERE name = ? AND lease_owner = ?")
 
 
-class SqlStore(ConsoleSql, ABC, Generic[Db]):
+class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
     """The Store methods SQLite and PostgreSQL share, over `_sql` (their dialect's
     statements), `_fetch` (a read) and `_write` (a function run in the writer's
     next group-commit transaction on a `Cursor`)."""
