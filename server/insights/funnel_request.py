@@ -193,7 +193,9 @@ def points(spec: Funnel, events: Iterator[tuple[int, Any]], by_item: bool,
     matchers = _matchers(spec, catalog)
     # the common case, one entrant per event named by a field, without a detour
     field = ENTRANT_FIELDS.get(spec.count_by) if not by_item else None
-    job_type = event_pb2.JobEvent.JobEventType.Name
+    # A number the contract does not name (stored before they were refused) is no step.
+    job_type = {number: name for name, number
+                in event_pb2.JobEvent.JobEventType.items()}.get
     retail = spec.retail
     for order, event in events:
         if retail:

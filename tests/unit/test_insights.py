@@ -531,3 +531,23 @@ def test_totals_put_times_before_1970_in_the_buckets_floor_division_gives(store:
         parent=catalog, granularity=insights_pb2.HOUR))
     assert [(b.start_time.seconds, b.distinct_visitors) for b in answer.buckets] == \
         [(-2 * HOUR, 1), (-HOUR, 2), (0, 1)]
+
+
+def test_a_stored_job_event_type_the_contract_does_not_name_counts_nowhere(
+        store: Any) -> None:
+    # Stored before such numbers were refused: the funnel and the job table go on.
+    tenant = f"projects/p/tenants/t{next(_names)}"
+    for event_id, kind in (("e1", 999), ("e2", event_pb2.JobEvent.IMPRESSION)):
+        event = event_pb2.ClientEvent(request_id="r1", event_id=event_id)
+        event.create_time.FromSeconds(1_700_000_000)
+        event.job_event.type = kind
+        event.job_event.jobs.append(f"{tenant}/jobs/j1")
+        store.create_client_event(ClientEventRow(tenant, event_id, 1_700_000_000 * 10**6,
+                                                 event.SerializeToString()))
+    steps = [insights_pb2.FunnelStep(event_type=t) for t in funnel_request.TALENT_FUNNEL]
+    answer = funnel_request.run(store, funnel_request.parse(insights_pb2.RunFunnelRequest(
+        parent=tenant, steps=steps)))
+    assert [s.entrants for s in answer.steps] == [1, 0, 0, 0]
+    [job] = tables.list_job_stats(store, insights_pb2.ListJobStatsRequest(
+        parent=tenant, page_size=10)).jobs
+    assert job.impressions == 1
