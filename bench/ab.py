@@ -4,7 +4,10 @@ baselines, all started at once and measured in turns (baseline, before, after,
 then again), so a busy machine weighs on every side alike.
 
     python -m bench.ab REV [--reps 3] [--seconds 5] [--requests 10000]
-        [--callers 16 64] [--only pixel|write]
+        [--callers 16 64] [--only pixel|write|inprocess]
+
+`--only inprocess` runs bench/inprocess.py (our own CPU per call, measured inside
+the server on its threads' clocks) under either tree in turn instead.
 
 REV is exported with `git archive` into a temporary folder and run from there
 (PYTHONPATH before the editable install). The figures to trust on a shared
@@ -19,6 +22,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,12 +66,18 @@ def _pixel(servers: dict[str, Server], seconds: int, reps: int) -> dict[str, Any
     cpu: dict[str, list[float]] = {name: [] for name in servers}
     for server in servers.values():
         collect.wrk(server.http_port, 1, 16)  # warm-up
-    for _ in range(reps):
-        for name, server in servers.items():
+    for rep in range(reps):
+        for name, server in _turns(servers, rep):
             rate, us = collect.measured(server, seconds, 16)
             rates[name].append(rate)
             cpu[name].append(us)
     return _table(rates, cpu, "bare")
+
+
+def _turns(servers: dict[str, Server], rep: int) -> list[tuple[str, Server]]:
+    """The baseline first, then before and after, in turn first."""
+    base, *others = servers.items()
+    return [base, *(others if rep % 2 == 0 else others[::-1])]
 
 
 def _write(servers: dict[str, Server], frame: Path, callers: int, requests: int,
@@ -77,8 +87,8 @@ def _write(servers: dict[str, Server], frame: Path, callers: int, requests: int,
     p99: dict[str, list[float]] = {name: [] for name in servers}
     for server in servers.values():
         h2load(server.port, write.PATH, frame, callers, min(requests, 1000))  # warm-up
-    for _ in range(reps):
-        for name, server in servers.items():
+    for rep in range(reps):
+        for name, server in _turns(servers, rep):
             before = server.cpu_seconds()
             load = h2load(server.port, write.PATH, frame, callers, requests)
             if load.failed:
@@ -104,10 +114,35 @@ def _table(rates: dict[str, list[float]], cpu: dict[str, list[float]],
     return out
 
 
+def _inprocess(tree: Path, reps: int) -> dict[str, Any]:
+    """bench/inprocess.py run by either tree in turn, `reps` times each: our own
+    CPU per pixel and per durable write (loop and writer threads), the least seen."""
+    runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+    for rep in range(reps):
+        for name in (("before", "after") if rep % 2 == 0 else ("after", "before")):
+            env = dict(os.environ)
+            if name == "before":
+                env["PYTHONPATH"] = f"{tree}{os.pathsep}{tree / 'generated'}"
+            out = subprocess.run([sys.executable, str(ROOT / "bench/inprocess.py")], env=env,
+                                 capture_output=True, text=True, check=True, cwd=tree).stdout
+            runs[name].append(json.loads(out.splitlines()[-1]))
+    table: dict[str, Any] = {}
+    for name, found in runs.items():
+        for kind in ("pixel", "write"):
+            for thread in ("loop_us", "writer_us"):
+                table.setdefault(f"{kind}_{thread}", {})[name] = min(
+                    r[kind][thread]["min"] for r in found)
+    return table
+
+
 def run(rev: str, reps: int, seconds: int, requests: int, callers: tuple[int, ...],
         only: str | None) -> dict[str, Any]:
     results: dict[str, Any] = {"before": rev, "load_average": os.getloadavg()}
     with exported(rev) as tree, contextlib.ExitStack() as stack:
+        if only == "inprocess":
+            results["inprocess"] = _inprocess(tree, reps)
+            results["load_average_after"] = os.getloadavg()
+            return results
         if only in (None, "pixel"):
             servers = {"bare": stack.enter_context(collect.bare()),
                        "before": stack.enter_context(footfall_from(tree)),
@@ -131,6 +166,12 @@ def _print(results: dict[str, Any]) -> None:
           f"{'/'.join(f'{x:.1f}' for x in results['load_average'])} at start, "
           f"{'/'.join(f'{x:.1f}' for x in results['load_average_after'])} at end")
     for section, table in results.items():
+        if section == "inprocess":
+            print("\nour own CPU per call, in-process (least over the runs):")
+            for what, row in table.items():
+                print(f"  {what:<18} before {row['before']:7.1f} us  after {row['after']:7.1f}"
+                      f" us  ({row['after'] / row['before']:.2f}x)")
+            continue
         if not isinstance(table, dict):
             continue
         print(f"\n{section}: {'server':<8} {'per s':>9} {'x base':>7} {'CPU us':>8} {'x base':>7}")
@@ -147,7 +188,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--callers", type=int, nargs="+", default=[16, 64])
-    parser.add_argument("--only", choices=("pixel", "write"))
+    parser.add_argument("--only", choices=("pixel", "write", "inprocess"),
+                        help="inprocess: bench/inprocess.py under both trees instead")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     results = run(args.rev, args.reps, args.seconds, args.requests, tuple(args.callers),
