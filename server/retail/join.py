@@ -37,6 +37,8 @@ def join_with_catalog(event: Any, products: dict[str, Any]) -> bool:
     Returns whether the event is joined; an unjoined event is left untouched.
     """
     details = event.product_details
+    if not products:  # none of its products is in the catalog (or it names none)
+        return not details
     if any(d.product.id not in products for d in details):
         return False
     for detail in details:
