@@ -37,7 +37,7 @@ def _prefix(event_type: str, visitor_id: str, time_us: int, time_ns: int) -> byt
     runs for every stored and every read event."""
     seconds, micros = divmod(time_us, 1_000_000)
     nanos = micros * 1000 + time_ns
-    parts = []
+    parts: list[bytes] = []
     if event_type:
         data = event_type.encode()
         parts += (b"\x0a", _varint(len(data)), data)
