@@ -7,7 +7,9 @@ then again), so a busy machine weighs on every side alike.
         [--callers 16 64] [--only pixel|write|inprocess]
 
 `--only inprocess` runs bench/inprocess.py (our own CPU per call, measured inside
-the server on its threads' clocks) under either tree in turn instead.
+the server on its threads' clocks) under either tree in turn instead;
+`--only pixel-together` (`write-together`) loads both servers with wrk (h2load) at
+the same moment.
 
 REV is exported with `git archive` into a temporary folder and run from there
 (PYTHONPATH before the editable install). The figures to trust on a shared
@@ -72,6 +74,54 @@ def _pixel(servers: dict[str, Server], seconds: int, reps: int) -> dict[str, Any
             rates[name].append(rate)
             cpu[name].append(us)
     return _table(rates, cpu, "bare")
+
+
+def _side_by_side(servers: dict[str, Server], seconds: int, reps: int) -> dict[str, Any]:
+    """Before and after under two wrk runs at the same moment, so that whatever else
+    the machine does weighs on both alike: CPU per request of each (the rates share
+    the cores, so they are each other's baseline)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rates: dict[str, list[float]] = {"before": [], "after": []}
+    cpu: dict[str, list[float]] = {"before": [], "after": []}
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(reps):
+            runs = {name: pool.submit(collect.measured, servers[name], seconds, 16)
+                    for name in rates}
+            for name, run in runs.items():
+                rate, us = run.result()
+                rates[name].append(rate)
+                cpu[name].append(us)
+    return _table(rates, cpu, "before")
+
+
+def _writes_side_by_side(servers: dict[str, Server], frame: Path, callers: int,
+                         requests: int, reps: int) -> dict[str, Any]:
+    """Durable writes from two h2load runs at the same moment (see _side_by_side)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def measured(server: Server) -> tuple[float, float, float]:
+        before = server.cpu_seconds()
+        load = h2load(server.port, write.PATH, frame, callers, requests)
+        if load.failed:
+            raise RuntimeError(f"{load.failed} calls failed")
+        return load.per_second, (server.cpu_seconds() - before) / requests * 1e6, load.p99_ms
+
+    rates: dict[str, list[float]] = {"before": [], "after": []}
+    cpu: dict[str, list[float]] = {"before": [], "after": []}
+    p99: dict[str, list[float]] = {"before": [], "after": []}
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(reps):
+            runs = {name: pool.submit(measured, servers[name]) for name in rates}
+            for name, run in runs.items():
+                rate, us, late = run.result()
+                rates[name].append(rate)
+                cpu[name].append(us)
+                p99[name].append(late)
+    table = _table(rates, cpu, "before")
+    for name in rates:
+        table[name]["p99_ms"] = summary(p99[name])
+    return table
 
 
 def _turns(servers: dict[str, Server], rep: int) -> list[tuple[str, Server]]:
@@ -143,6 +193,26 @@ def run(rev: str, reps: int, seconds: int, requests: int, callers: tuple[int, ..
             results["inprocess"] = _inprocess(tree, reps)
             results["load_average_after"] = os.getloadavg()
             return results
+        if only == "pixel-together":
+            servers = {"before": stack.enter_context(footfall_from(tree)),
+                       "after": stack.enter_context(footfall_from(None))}
+            for server in servers.values():
+                collect.wrk(server.http_port, 1, 16)  # warm-up
+            results["pixel_together"] = _side_by_side(servers, seconds, reps)
+            results["load_average_after"] = os.getloadavg()
+            return results
+        if only == "write-together":
+            frame = write.frame_file()
+            stack.callback(frame.unlink)
+            servers = {"before": stack.enter_context(footfall_from(tree)),
+                       "after": stack.enter_context(footfall_from(None))}
+            for server in servers.values():
+                h2load(server.port, write.PATH, frame, 4, 500)  # warm-up
+            for c in callers:
+                results[f"write_{c}_together"] = _writes_side_by_side(servers, frame, c,
+                                                                     requests, reps)
+            results["load_average_after"] = os.getloadavg()
+            return results
         if only in (None, "pixel"):
             servers = {"bare": stack.enter_context(collect.bare()),
                        "before": stack.enter_context(footfall_from(tree)),
@@ -188,8 +258,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--callers", type=int, nargs="+", default=[16, 64])
-    parser.add_argument("--only", choices=("pixel", "write", "inprocess"),
-                        help="inprocess: bench/inprocess.py under both trees instead")
+    parser.add_argument("--only", choices=("pixel", "write", "inprocess", "pixel-together",
+                                           "write-together"),
+                        help="inprocess: bench/inprocess.py under both trees instead; "
+                             "pixel-together, write-together: before and after loaded "
+                             "at the same time")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     results = run(args.rev, args.reps, args.seconds, args.requests, tuple(args.callers),
