@@ -7,6 +7,7 @@ in branch 0, 1 or 2, and `default_branch`, another name of 0, never reaches the 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import NoReturn
@@ -103,10 +104,24 @@ def _branch_of(match: re.Match[str]) -> BranchName:
                       match["branch"])
 
 
+# Names parsed lately: every write names its catalog, and a server has few. Only
+# names of a sensible length are kept, so the cache stays small whatever is sent.
+_CACHED_NAME_CHARS = 512
+
+
 def parse_catalog(value: str, field: str = "parent") -> CatalogName:
     """A catalog name; raises INVALID_ARGUMENT naming `field` otherwise."""
-    match = _CATALOG.regex.match(value) or _CATALOG.refuse(value, field)
-    return CatalogName(match["project"], match["location"], match["catalog"])
+    found = _catalog(value) if len(value) <= _CACHED_NAME_CHARS else _read_catalog(value)
+    return found or _CATALOG.refuse(value, field)
+
+
+def _read_catalog(value: str) -> CatalogName | None:
+    match = _CATALOG.regex.match(value)
+    return None if match is None else CatalogName(match["project"], match["location"],
+                                                  match["catalog"])
+
+
+_catalog = functools.lru_cache(maxsize=1024)(_read_catalog)
 
 
 def parse_branch(value: str, field: str = "parent") -> BranchName:

@@ -206,7 +206,14 @@ def _message_converter(descriptor: Descriptor) -> Callable[[Any], Any]:
         return _wrapper(descriptor)
     if name.startswith("google.protobuf."):
         return _unsupported  # Duration, FieldMask, Struct, Any...: json_format
-    return lambda value: _plan(descriptor).convert(value)
+    found: list[_Plan] = []  # the plan, looked up on first use (types may recurse)
+
+    def convert(value: Any) -> Any:
+        if not found:
+            found.append(_plan(descriptor))
+        return found[0].convert(value)
+
+    return convert
 
 
 def _value_converter(field: FieldDescriptor) -> Callable[[Any], Any]:

@@ -96,23 +96,29 @@ def violations(message: Message, path: str = "") -> list[FieldViolation]:
     return found
 
 
+@functools.cache
+def _plan(message: Descriptor) -> tuple[bool, tuple[tuple[str, int], ...]]:
+    """Whether `message` is a Timestamp or Duration, and its `_fields_to_check`."""
+    if message.full_name in _WELL_KNOWN:
+        return True, ()
+    return False, tuple(_fields_to_check(message).items())
+
+
 def _valid(message: Message) -> bool:
     """Whether `message` holds no bad value: `violations` without building paths
     (this runs on every gRPC call, so it stays lean)."""
-    descriptor = message.DESCRIPTOR
-    if descriptor.full_name in _WELL_KNOWN:
+    well_known, checks = _plan(message.DESCRIPTOR)
+    if well_known:
         return _problem(message) is None
-    wanted = _fields_to_check(descriptor)
-    if not wanted:
-        return True
-    for field, value in message.ListFields():
-        shape = wanted.get(field.name)
-        if shape is None:
-            continue
+    # Only the few fields that may hold one are looked at (ListFields would wrap
+    # every field that is set: most of the cost of a request's check).
+    for name, shape in checks:
         if shape == SINGLE:
-            if not _valid(value):
+            if message.HasField(name) and not _valid(getattr(message, name)):
                 return False
-        elif not all(map(_valid, value.values() if shape == MAP else value)):
+            continue
+        values = getattr(message, name)
+        if values and not all(map(_valid, values.values() if shape == MAP else values)):
             return False
     return True
 

@@ -19,8 +19,8 @@ import functools
 import logging
 import ssl
 import time
-from collections.abc import Coroutine, Mapping
-from typing import Any, TypeVar
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from typing import Any, TypeVar, overload
 
 import grpc
 from aiohttp import web
@@ -59,17 +59,45 @@ NO_STORE = {"Cache-Control": "no-store"}
 JSON_HEADERS = {**NO_STORE, "Content-Type": "application/json; charset=utf-8"}
 
 
+class Metadata(Sequence[tuple[str, str]]):
+    """An HTTP request's headers as gRPC metadata (lower-case names), made when first
+    read: most calls (no key to check, no fault to inject) never read them."""
+
+    __slots__ = ("_headers", "_pairs")
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self._headers = headers
+        self._pairs: tuple[tuple[str, str], ...] | None = None
+
+    def _all(self) -> tuple[tuple[str, str], ...]:
+        if self._pairs is None:
+            self._pairs = tuple((k.lower(), v) for k, v in self._headers.items())
+        return self._pairs
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[str, str]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[tuple[str, str]]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._all())
+
+
 class CallContext:
     """The part of grpc.ServicerContext servicers use, answered from an HTTP request."""
 
     def __init__(self, request: web.Request, requester: Requester, pixel: bool = False) -> None:
         self.requester = requester  # read by CollectUserEvent
         self.pixel = pixel  # the answer is the GIF whatever happens (see server.http.pixel)
-        self._metadata = tuple((k.lower(), v) for k, v in request.headers.items())
+        self._metadata = Metadata(request.headers)
         self._transport = request.transport
-        peer = request.transport.get_extra_info("peername") if request.transport else None
-        host, port = (peer[0], peer[1]) if peer else ("unknown", 0)
-        self._peer = f"ipv6:[{host}]:{port}" if ":" in host else f"ipv4:{host}:{port}"
         self._deadline: float | None = None
         timeout = request.headers.get("X-Server-Timeout")
         if timeout:
@@ -90,11 +118,14 @@ class CallContext:
         """Whether the caller is gone (its connection closed)."""
         return self._transport is None or self._transport.is_closing()
 
-    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+    def invocation_metadata(self) -> Metadata:
         return self._metadata
 
     def peer(self) -> str:
-        return self._peer
+        transport = self._transport
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        host, port = (peer[0], peer[1]) if peer else ("unknown", 0)
+        return f"ipv6:[{host}]:{port}" if ":" in host else f"ipv4:{host}:{port}"
 
     def set_code(self, code: grpc.StatusCode) -> None:
         self._code = code
@@ -218,8 +249,9 @@ class HttpGateway:
             functools.partial(transcode.build_request, route, path_values,
                               request.query.items()),
             context, functools.partial(_answer, route, output), grant, started)
+        remaining = context.time_remaining()
         try:
-            answer = await self._within(work, context.time_remaining())
+            answer = await (work if remaining is None else self._within(work, remaining))
         except DeadlineExceeded as exc:  # the call, still running, records itself
             answer = exc
         if isinstance(answer, FootfallError):

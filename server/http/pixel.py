@@ -8,7 +8,6 @@ no browser: it gets Google's JSON error like any other call.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Mapping
 
@@ -18,7 +17,7 @@ from google.rpc import status_pb2
 from server.http.errors import one_line
 from server.http.routes import Route
 from server.http.transcode import Output
-from server.retail.collect import PIXEL_CONTENT_TYPE, PIXEL_GIF, Requester
+from server.retail.collect import PIXEL_CONTENT_TYPE, PIXEL_GIF, Requester, normal_address
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +51,10 @@ def requester(headers: Mapping[str, str], peer_host: str,
         lines = getall("X-Forwarded-For") if getall is not None \
             else [headers["X-Forwarded-For"]]
         last = lines[-1].split(",")[-1].strip()
-        try:
-            address = str(ipaddress.ip_address(last))
-        except ValueError:
+        found = normal_address(last)
+        if found is None:
             log.debug("ignoring X-Forwarded-For %r", last[:100])
+        else:
+            address = found
     return Requester(user_agent=headers.get("User-Agent", ""), ip_address=address,
                      page=headers.get("Referer", ""))

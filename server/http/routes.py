@@ -163,6 +163,12 @@ def derive_routes(servicers: Mapping[str, Any],
     return routes
 
 
+# Paths matched lately, kept so that a path met again (every pixel of a catalog)
+# is not tried against each template again; at most this many, of sensible length.
+RECENT_PATHS = 256
+RECENT_PATH_CHARS = 1024
+
+
 class Router:
     """Finds the route of a request: first matching template of its HTTP method."""
 
@@ -171,12 +177,21 @@ class Router:
         self._by_method: dict[str, list[Route]] = {}
         for route in self.routes:
             self._by_method.setdefault(route.http_method, []).append(route)
+        self._recent: dict[tuple[str, str], tuple[Route, dict[str, str]]] = {}
 
     def match(self, http_method: str, raw_path: str) -> tuple[Route, dict[str, str]] | None:
-        """The route and its decoded path variables, or None."""
+        """The route and its decoded path variables (a dict of the caller's), or None."""
+        key = (http_method, raw_path)
+        recent = self._recent.get(key)
+        if recent is not None:
+            return recent[0], dict(recent[1])
         for route in self._by_method.get(http_method, ()):
             found = route.template.match(raw_path)
             if found is not None:
+                if len(raw_path) <= RECENT_PATH_CHARS:
+                    if len(self._recent) >= RECENT_PATHS:
+                        self._recent.clear()
+                    self._recent[key] = (route, dict(found))
                 return route, found
         return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
@@ -104,6 +105,26 @@ def decode_collect_request(request: Any, event: Any) -> list[FieldViolation]:
     return violations
 
 
+_CACHED_ADDRESS_CHARS = 64  # longer than any address (IPv6 with a zone): not kept
+
+
+def normal_address(text: str) -> str | None:
+    """`text` as `ipaddress` writes the address it names, or None when it names
+    none. A browser's address is met again and again: the last few thousand are
+    remembered (parsing one takes longer than the rest of a pixel's fields)."""
+    return _normal(text) if len(text) <= _CACHED_ADDRESS_CHARS else _parse_address(text)
+
+
+def _parse_address(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+_normal = functools.lru_cache(maxsize=4096)(_parse_address)
+
+
 @dataclass(frozen=True)
 class Requester:
     """What the HTTP request that carried a pixel says about the browser: its
@@ -135,9 +156,8 @@ def fill_from_requester(event: Any, requester: Requester) -> None:
     if requester.user_agent and not event.user_info.user_agent:
         event.user_info.user_agent = requester.user_agent[:MAX_USER_AGENT]
     if requester.ip_address and not event.user_info.ip_address:
-        try:
-            event.user_info.ip_address = str(ipaddress.ip_address(requester.ip_address))
-        except ValueError:
-            pass  # a garbled X-Forwarded-For is no reason to refuse the event
+        address = normal_address(requester.ip_address)
+        if address is not None:  # a garbled X-Forwarded-For is no reason to refuse the event
+            event.user_info.ip_address = address
     if requester.page and not event.uri and len(requester.page) <= MAX_LONG_TEXT:
         event.uri = requester.page

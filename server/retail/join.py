@@ -37,6 +37,8 @@ def join_with_catalog(event: Any, products: dict[str, Any]) -> bool:
     Returns whether the event is joined; an unjoined event is left untouched.
     """
     details = event.product_details
+    if not products:  # none of its products is in the catalog (or it names none)
+        return not details
     if any(d.product.id not in products for d in details):
         return False
     for detail in details:
@@ -51,13 +53,14 @@ def join_with_catalog(event: Any, products: dict[str, Any]) -> bool:
 
 
 def joined_row(catalog: str, event: Any, products: dict[str, Any], path: str,
-               max_event_bytes: int) -> EventRow:
+               max_event_bytes: int, came: tuple[int, int] | None = None) -> EventRow:
     """The row storing the valid `event` joined with `products`; INVALID_ARGUMENT
-    naming `path` when the join makes it larger than `max_event_bytes`."""
+    naming `path` when the join makes it larger than `max_event_bytes`. `came`:
+    (transport, received_us) of the call, when the row is made on another thread."""
     received = event.SerializeToString(deterministic=True)
     joined = join_with_catalog(event, products)
     if joined and event.product_details:
         too_big = event_size_violation(event, path, max_event_bytes, joined=True)
         if too_big is not None:
             raise InvalidArgument([too_big])
-    return EventRow.for_join(catalog, event, received, joined)
+    return EventRow.for_join(catalog, event, received, joined, came)

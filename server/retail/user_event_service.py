@@ -7,7 +7,6 @@ event write awaits the group commit, other store work goes `off_loop`.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -79,16 +78,14 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         ids = join.product_ids([event])
         if ids and (wait or not answered):
             # Joined by the writer, which reads the products of its whole batch at
-            # once; the event is not touched here until the write is done.
+            # once; the event is not touched here until the write is done. The row is
+            # made on the writer's thread: how and when the event came is known here,
+            # in the call's context (server.console.origin).
             finish = partial(join.joined_row, name, event, path=path,
-                             max_event_bytes=self._max_event_bytes)
-            # The row is made on the writer's thread: how and when the event came is
-            # known here, in the call's context (server.console.origin).
-            how, when = origin.transport(), origin.now_us()
-            await self._store.write_joined_async(Join(
-                name, ids, self._read_products,
-                lambda products: replace(finish(products), transport=how, received_us=when)),
-                wait=wait)
+                             max_event_bytes=self._max_event_bytes,
+                             came=(origin.transport(), origin.now_us()))
+            await self._store.write_joined_async(Join(name, ids, self._read_products, finish),
+                                                 wait=wait)
             return
         # No products to read, or the answer (write_async) comes before the commit.
         products = await off_loop(self._read_products, name, ids) if ids else {}

@@ -349,6 +349,7 @@ class GroupCommitter:
             assert job.join is not None
             wanted.setdefault(job.join.catalog, set()).update(job.join.product_ids)
         found: dict[str, dict[str, Any] | BaseException] = {}
+        failed: list[Job] = []
         for job in joins:
             join = job.join
             assert join is not None
@@ -364,7 +365,7 @@ class GroupCommitter:
                 job.rows = [join.finish(products)]
             except Exception as exc:
                 job.future.set_exception(exc)
-        failed = [job for job in joins if job.future.done()]
+                failed.append(job)
         if not failed:
             return batch
         for job in failed:

@@ -16,7 +16,12 @@ PACKED = b"\0"
 UNPACK_COLUMNS = "event_type, visitor_id, event_time_us, event_time_ns, event"
 
 
+_ONE_BYTE = [bytes((i,)) for i in range(0x80)]  # the varints of 0-127 (most lengths)
+
+
 def _varint(value: int) -> bytes:
+    if value < 0x80:
+        return _ONE_BYTE[value]
     out = bytearray()
     while value > 0x7F:
         out.append(value & 0x7F | 0x80)
@@ -25,20 +30,24 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _length_delimited(number: int, data: bytes) -> bytes:
-    return bytes([number << 3 | 2]) + _varint(len(data)) + data
-
-
 def _prefix(event_type: str, visitor_id: str, time_us: int, time_ns: int) -> bytes:
     """Fields 1-3 as a deterministic serialization writes them (proto3 omits empty
-    strings and zero numbers; an event_time that is set is always written)."""
+    strings and zero numbers; an event_time that is set is always written). Tags
+    written out (field 1, 2, 3 length-delimited; seconds 1, nanos 2 varint): this
+    runs for every stored and every read event."""
     seconds, micros = divmod(time_us, 1_000_000)
     nanos = micros * 1000 + time_ns
+    parts: list[bytes] = []
+    if event_type:
+        data = event_type.encode()
+        parts += (b"\x0a", _varint(len(data)), data)
+    if visitor_id:
+        data = visitor_id.encode()
+        parts += (b"\x12", _varint(len(data)), data)
     timestamp = ((b"\x08" + _varint(seconds & 0xFFFF_FFFF_FFFF_FFFF) if seconds else b"")
                  + (b"\x10" + _varint(nanos) if nanos else b""))
-    return ((_length_delimited(1, event_type.encode()) if event_type else b"")
-            + (_length_delimited(2, visitor_id.encode()) if visitor_id else b"")
-            + _length_delimited(3, timestamp))
+    parts += (b"\x1a", _varint(len(timestamp)), timestamp)
+    return b"".join(parts)
 
 
 def pack(payload: bytes, event_type: str, visitor_id: str, time_us: int, time_ns: int) -> bytes:

@@ -68,24 +68,32 @@ class EventRow:
         return cls._of(catalog, event, joined, payload, source)
 
     @classmethod
-    def for_join(cls, catalog: str, event: Any, received: bytes, joined: bool) -> EventRow:
+    def for_join(cls, catalog: str, event: Any, received: bytes, joined: bool,
+                 came: tuple[int, int] | None = None) -> EventRow:
         """The row after `join_with_catalog` said `joined`: it changed the event only
         if the event joined and names products, so otherwise `received` (its
-        deterministic serialization before the join) is reused, not made again."""
+        deterministic serialization before the join) is reused, not made again.
+        `came`: (transport, received_us) when the row is made away from the call
+        (on the writer), else the call's own."""
+        source = None
         if joined and event.product_details:
-            return cls.from_event(catalog, event, joined, received)
-        return cls._of(catalog, event, joined, received, None)
+            payload = event.SerializeToString(deterministic=True)
+            source = received if received != payload else None
+        else:
+            payload = received
+        return cls._of(catalog, event, joined, payload, source, came)
 
     @classmethod
     def _of(cls, catalog: str, event: Any, joined: bool, payload: bytes,
-            source: bytes | None) -> EventRow:
+            source: bytes | None, came: tuple[int, int] | None = None) -> EventRow:
         time = event.event_time
-        return cls(catalog=catalog, event_type=event.event_type, visitor_id=event.visitor_id,
-                   user_id=event.user_info.user_id,
-                   event_time_us=to_micros(time.seconds, time.nanos),
-                   event_time_ns=time.nanos % 1000, joined=joined, payload=payload,
-                   key=dedup_key(catalog, source if source is not None else payload),
-                   source=source)
+        seconds, nanos = time.seconds, time.nanos
+        transport, received_us = came if came is not None else (origin.transport(),
+                                                                 origin.now_us())
+        return cls(catalog, event.event_type, event.visitor_id, event.user_info.user_id,
+                   seconds * 1_000_000 + nanos // 1000, joined, payload,
+                   dedup_key(catalog, source if source is not None else payload), source,
+                   nanos % 1000, transport, received_us)
 
     def as_params(self) -> tuple[Any, ...]:
         """Values of the row's columns (the event packed, see packed.py)."""

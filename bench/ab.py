@@ -1,0 +1,276 @@
+"""Before/after in one run: Footfall's pixel GET and durable WriteUserEvent, served
+by this checkout and by an older commit, beside the bare aiohttp and empty grpc.aio
+baselines, all started at once and measured in turns (baseline, before, after,
+then again), so a busy machine weighs on every side alike.
+
+    python -m bench.ab REV [--reps 3] [--seconds 5] [--requests 10000]
+        [--callers 16 64] [--only pixel|write|inprocess]
+
+`--only inprocess` runs bench/inprocess.py (our own CPU per call, measured inside
+the server on its threads' clocks) under either tree in turn instead;
+`--only pixel-together` (`write-together`) loads both servers with wrk (h2load) at
+the same moment.
+
+REV is exported with `git archive` into a temporary folder and run from there
+(PYTHONPATH before the editable install). The figures to trust on a shared
+machine are the server CPU per call (from /proc); rates are given beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench import collect, write
+from bench.common import ROOT, Server, empty_server, footfall, h2load, summary
+
+
+@contextlib.contextmanager
+def exported(rev: str) -> Iterator[Path]:
+    """The tree of `rev`, in a temporary folder."""
+    folder = Path(tempfile.mkdtemp(prefix="footfall-ab-"))
+    try:
+        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def footfall_from(tree: Path | None) -> Iterator[Server]:
+    """A Footfall server run from `tree` (None: this checkout)."""
+    saved = os.environ.get("PYTHONPATH")
+    if tree is not None:
+        os.environ["PYTHONPATH"] = f"{tree}{os.pathsep}{tree / 'generated'}"
+    try:
+        with footfall() as server:
+            yield server
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
+def _pixel(servers: dict[str, Server], seconds: int, reps: int) -> dict[str, Any]:
+    rates: dict[str, list[float]] = {name: [] for name in servers}
+    cpu: dict[str, list[float]] = {name: [] for name in servers}
+    for server in servers.values():
+        collect.wrk(server.http_port, 1, 16)  # warm-up
+    for rep in range(reps):
+        for name, server in _turns(servers, rep):
+            rate, us = collect.measured(server, seconds, 16)
+            rates[name].append(rate)
+            cpu[name].append(us)
+    return _table(rates, cpu, "bare")
+
+
+def _side_by_side(servers: dict[str, Server], seconds: int, reps: int) -> dict[str, Any]:
+    """Before and after under two wrk runs at the same moment, so that whatever else
+    the machine does weighs on both alike: CPU per request of each (the rates share
+    the cores, so they are each other's baseline)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rates: dict[str, list[float]] = {"before": [], "after": []}
+    cpu: dict[str, list[float]] = {"before": [], "after": []}
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(reps):
+            runs = {name: pool.submit(collect.measured, servers[name], seconds, 16)
+                    for name in rates}
+            for name, run in runs.items():
+                rate, us = run.result()
+                rates[name].append(rate)
+                cpu[name].append(us)
+    return _table(rates, cpu, "before")
+
+
+def _writes_side_by_side(servers: dict[str, Server], frame: Path, callers: int,
+                         requests: int, reps: int) -> dict[str, Any]:
+    """Durable writes from two h2load runs at the same moment (see _side_by_side)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def measured(server: Server) -> tuple[float, float, float]:
+        before = server.cpu_seconds()
+        load = h2load(server.port, write.PATH, frame, callers, requests)
+        if load.failed:
+            raise RuntimeError(f"{load.failed} calls failed")
+        return load.per_second, (server.cpu_seconds() - before) / requests * 1e6, load.p99_ms
+
+    rates: dict[str, list[float]] = {"before": [], "after": []}
+    cpu: dict[str, list[float]] = {"before": [], "after": []}
+    p99: dict[str, list[float]] = {"before": [], "after": []}
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(reps):
+            runs = {name: pool.submit(measured, servers[name]) for name in rates}
+            for name, run in runs.items():
+                rate, us, late = run.result()
+                rates[name].append(rate)
+                cpu[name].append(us)
+                p99[name].append(late)
+    table = _table(rates, cpu, "before")
+    for name in rates:
+        table[name]["p99_ms"] = summary(p99[name])
+    return table
+
+
+def _turns(servers: dict[str, Server], rep: int) -> list[tuple[str, Server]]:
+    """The baseline first, then before and after, in turn first."""
+    base, *others = servers.items()
+    return [base, *(others if rep % 2 == 0 else others[::-1])]
+
+
+def _write(servers: dict[str, Server], frame: Path, callers: int, requests: int,
+           reps: int) -> dict[str, Any]:
+    rates: dict[str, list[float]] = {name: [] for name in servers}
+    cpu: dict[str, list[float]] = {name: [] for name in servers}
+    p99: dict[str, list[float]] = {name: [] for name in servers}
+    for server in servers.values():
+        h2load(server.port, write.PATH, frame, callers, min(requests, 1000))  # warm-up
+    for rep in range(reps):
+        for name, server in _turns(servers, rep):
+            before = server.cpu_seconds()
+            load = h2load(server.port, write.PATH, frame, callers, requests)
+            if load.failed:
+                raise RuntimeError(f"{name}: {load.failed} calls failed")
+            cpu[name].append((server.cpu_seconds() - before) / requests * 1e6)
+            rates[name].append(load.per_second)
+            p99[name].append(load.p99_ms)
+    table = _table(rates, cpu, "empty")
+    for name in servers:
+        table[name]["p99_ms"] = summary(p99[name])
+    return table
+
+
+def _table(rates: dict[str, list[float]], cpu: dict[str, list[float]],
+           baseline: str) -> dict[str, Any]:
+    base_rate = summary(rates[baseline])["median"]
+    base_cpu = summary(cpu[baseline])["median"]
+    out: dict[str, Any] = {}
+    for name in rates:
+        r, c = summary(rates[name]), summary(cpu[name])
+        out[name] = {"per_second": r, "cpu_us_per_call": c,
+                     "ratio": r["median"] / base_rate, "cpu_ratio": c["median"] / base_cpu}
+    return out
+
+
+def _inprocess(tree: Path, reps: int) -> dict[str, Any]:
+    """bench/inprocess.py run by either tree in turn, `reps` times each: our own
+    CPU per pixel and per durable write (loop and writer threads), the least seen."""
+    runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+    for rep in range(reps):
+        for name in (("before", "after") if rep % 2 == 0 else ("after", "before")):
+            env = dict(os.environ)
+            if name == "before":
+                env["PYTHONPATH"] = f"{tree}{os.pathsep}{tree / 'generated'}"
+            out = subprocess.run([sys.executable, str(ROOT / "bench/inprocess.py")], env=env,
+                                 capture_output=True, text=True, check=True, cwd=tree).stdout
+            runs[name].append(json.loads(out.splitlines()[-1]))
+    table: dict[str, Any] = {}
+    for name, found in runs.items():
+        for kind in ("pixel", "write"):
+            for thread in ("loop_us", "writer_us"):
+                table.setdefault(f"{kind}_{thread}", {})[name] = min(
+                    r[kind][thread]["min"] for r in found)
+    return table
+
+
+def run(rev: str, reps: int, seconds: int, requests: int, callers: tuple[int, ...],
+        only: str | None) -> dict[str, Any]:
+    results: dict[str, Any] = {"before": rev, "load_average": os.getloadavg()}
+    with exported(rev) as tree, contextlib.ExitStack() as stack:
+        if only == "inprocess":
+            results["inprocess"] = _inprocess(tree, reps)
+            results["load_average_after"] = os.getloadavg()
+            return results
+        if only == "pixel-together":
+            servers = {"before": stack.enter_context(footfall_from(tree)),
+                       "after": stack.enter_context(footfall_from(None))}
+            for server in servers.values():
+                collect.wrk(server.http_port, 1, 16)  # warm-up
+            results["pixel_together"] = _side_by_side(servers, seconds, reps)
+            results["load_average_after"] = os.getloadavg()
+            return results
+        if only == "write-together":
+            frame = write.frame_file()
+            stack.callback(frame.unlink)
+            servers = {"before": stack.enter_context(footfall_from(tree)),
+                       "after": stack.enter_context(footfall_from(None))}
+            for server in servers.values():
+                h2load(server.port, write.PATH, frame, 4, 500)  # warm-up
+            for c in callers:
+                results[f"write_{c}_together"] = _writes_side_by_side(servers, frame, c,
+                                                                     requests, reps)
+            results["load_average_after"] = os.getloadavg()
+            return results
+        if only in (None, "pixel"):
+            servers = {"bare": stack.enter_context(collect.bare()),
+                       "before": stack.enter_context(footfall_from(tree)),
+                       "after": stack.enter_context(footfall_from(None))}
+            results["pixel"] = _pixel(servers, seconds, reps)
+            stack.close()
+        if only in (None, "write"):
+            frame = write.frame_file()
+            stack.callback(frame.unlink)
+            servers = {"empty": stack.enter_context(empty_server("aio")),
+                       "before": stack.enter_context(footfall_from(tree)),
+                       "after": stack.enter_context(footfall_from(None))}
+            for c in callers:
+                results[f"write_{c}"] = _write(servers, frame, c, requests, reps)
+    results["load_average_after"] = os.getloadavg()
+    return results
+
+
+def _print(results: dict[str, Any]) -> None:
+    print(f"before = {results['before']}; load average "
+          f"{'/'.join(f'{x:.1f}' for x in results['load_average'])} at start, "
+          f"{'/'.join(f'{x:.1f}' for x in results['load_average_after'])} at end")
+    for section, table in results.items():
+        if section == "inprocess":
+            print("\nour own CPU per call, in-process (least over the runs):")
+            for what, row in table.items():
+                print(f"  {what:<18} before {row['before']:7.1f} us  after {row['after']:7.1f}"
+                      f" us  ({row['after'] / row['before']:.2f}x)")
+            continue
+        if not isinstance(table, dict):
+            continue
+        print(f"\n{section}: {'server':<8} {'per s':>9} {'x base':>7} {'CPU us':>8} {'x base':>7}")
+        for name, row in table.items():
+            print(f"{'':<{len(section) + 2}}{name:<8} {row['per_second']['median']:>9,.0f} "
+                  f"{row['ratio']:>7.2f} {row['cpu_us_per_call']['median']:>8,.0f} "
+                  f"{row['cpu_ratio']:>7.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("rev")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--callers", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--only", choices=("pixel", "write", "inprocess", "pixel-together",
+                                           "write-together"),
+                        help="inprocess: bench/inprocess.py under both trees instead; "
+                             "pixel-together, write-together: before and after loaded "
+                             "at the same time")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    results = run(args.rev, args.reps, args.seconds, args.requests, tuple(args.callers),
+                  args.only)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    _print(results)
+
+
+if __name__ == "__main__":
+    main()
