@@ -31,6 +31,9 @@ _OPERATION_NAMES = (
         "projects/*/locations/*/catalogs/*/branches/*/operations/*",
         "projects/*/locations/*/catalogs/*/operations/*",
         "projects/*/operations/*")),
+    # v2beta and v2alpha also name operations of a branch's places
+    *(f"/{version}/{{name=projects/*/locations/*/catalogs/*/branches/*/places/*/operations/*}}"
+      for version in RETAIL_VERSIONS[1:]),
     "/v4/{name=projects/*/operations/*}",
 )
 

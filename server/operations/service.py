@@ -24,8 +24,8 @@ from google.protobuf import empty_pb2
 
 from server.errors import FieldViolation, InvalidArgument, NotFound
 from server.loop import off_loop
-from server.operations.records import relabel
 from server.names import resolve_default_branch
+from server.operations.records import relabel
 from server.operations.runner import OperationRunner
 from server.operations.wakeups import Wakeups
 from server.store import Store

@@ -7,7 +7,8 @@ written as it was received (before the catalog join), and import joins it again.
 A batch is appended to the current file, which is flushed to disk, and then the
 job records how far it got and the file's size with one step; a job resumed
 after a crash first cuts the file back to that size, so no line is written twice.
-Files hold at most LINES_PER_FILE lines; the response lists them all.
+A new file is begun once one holds LINES_PER_FILE lines (a batch is never split);
+the response lists them all.
 """
 
 from __future__ import annotations
@@ -132,8 +133,8 @@ class ExportJob:
                       export_config_pb2.ExportUserEventsResponse, "the export of user events")
         else:
             products_request = ProductsRequest.FromString(ctx.record.request)
-            branch, selection = check_products_request(products_request, self.root)
-            self._run(ctx, products_request, "", _product_batches(ctx, branch, selection),
+            branch, products_wanted = check_products_request(products_request, self.root)
+            self._run(ctx, products_request, "", _product_batches(ctx, branch, products_wanted),
                       export_config_pb2.ExportProductsResponse, "the export of products")
 
     def _run(self, ctx: JobContext, request: Any, first: int | str, next_batch: NextBatch,

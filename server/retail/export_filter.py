@@ -42,6 +42,7 @@ _REFUSED_PRODUCT_FIELDS = {
     "tag": "tag expressions are not supported by Footfall",
 }
 
+_NO_NOT = "NOT is not supported by Footfall; list the values wanted (a OR b)"
 _TOKEN = re.compile(r"""
     (?P<space>\s+)
   | (?P<string>"(?:[^"\\]|\\.)*")
@@ -91,6 +92,8 @@ class _Terms:
         while (token := self.peek()) is not None:
             if token.kind == "word" and token.text == "AND" and self.pos:
                 self.pos += 1
+            elif token.text == "NOT":
+                raise Fail(token.at, _NO_NOT)
             self.term()
 
     def term(self) -> None:
@@ -116,7 +119,8 @@ class _Terms:
             if token.text == ")":
                 break
             if token.text != "OR":
-                raise Fail(token.at, f"expected OR or ')', got {token.text!r}")
+                raise Fail(token.at, _NO_NOT if token.text == "NOT"
+                           else f"expected OR or ')', got {token.text!r}")
             out.append(self.one_value(name, check))
         if name in self.seen:
             raise Fail(first.at, f"{name} is given twice; give its values as "
@@ -127,7 +131,7 @@ class _Terms:
     def one_value(self, name: str, check: Callable[[Token, str], Any]) -> Any:
         token = self.peek()
         if token is not None and token.text == "NOT":
-            raise Fail(token.at, "NOT is not supported by Footfall; list the values wanted")
+            raise Fail(token.at, _NO_NOT)
         self.take("word", name, (name,))
         self.take("op", f"'=' after {name}", ("=",))
         value = self.next(f"a value for {name}")
@@ -162,7 +166,8 @@ class _EventTerms(_Terms):
             if getattr(self.query, side) is not None:
                 raise Fail(op.at, f"eventTime {op.text[0]} is given twice; give one range")
             bound = time_bound(rfc3339_nanos(stamp), op.text in (">=", "<="))
-            self.query = replace(self.query, **{side: bound})
+            self.query = replace(self.query, after=bound) if side == "after" \
+                else replace(self.query, before=bound)
             after, before = self.query.after, self.query.before
             if after is not None and before is not None and (
                     (before.micros, before.nanos) < (after.micros, after.nanos) or (

@@ -8,7 +8,7 @@ copied field by field, and an event written through one version is the event
 every version reads, purges and exports. What v2 lacks is handled here, by name:
 
 - ExportUserEvents and ExportProducts (both versions): server.retail.export.
-- v2alpha's fields that v2 has no number for (tools/surface_diff.py lists them):
+- v2alpha's fields that v2 has no number for (tests/contract/retail_versions.py lists them):
   DeleteProductRequest.force deletes a primary's variants first;
   ListProductsRequest.require_total_size fills total_size on a first page;
   ImportProductsRequest.skip_default_branch_protection is accepted either way
@@ -146,7 +146,7 @@ class Exports:
 
 def _local_availabilities(message: Message, path: str, out: list[FieldViolation]) -> None:
     """A violation for each LocalInventory.availability set in `message` (at `path`)."""
-    if message.DESCRIPTOR.name == "LocalInventory" and getattr(message, "availability", 0):
+    if message.DESCRIPTOR.name == "LocalInventory" and getattr(message, "availability", None):
         out.append(FieldViolation(f"{path}availability", "is not supported by Footfall "
                                   "(v2 has no such field); use the product's availability"))
     for field, value in message.ListFields():

@@ -185,3 +185,37 @@ def test_fully_populated_messages_round_trip(ours: dict[str, Any]) -> None:
         for issue in issues
     ]
     _fail_on(problems)
+
+
+# What server.retail.surfaces handles by name; any other difference between v2 and
+# v2beta/v2alpha would be converted by wire bytes unseen, so it fails here first.
+EXPORT_DIFFERENCES = [
+    *(f"message {m}: only in {{v}}" for m in (
+        "BigQueryOutputResult", "ExportErrorsConfig", "ExportMetadata", "ExportProductsRequest",
+        "ExportProductsResponse", "ExportUserEventsRequest", "ExportUserEventsResponse",
+        "GcsOutputResult", "OutputConfig", "OutputConfig.BigQueryDestination",
+        "OutputConfig.GcsDestination", "OutputResult")),
+    "rpc ProductService.ExportProducts: only in {v}",
+    "rpc UserEventService.ExportUserEvents: only in {v}",
+]
+V2ALPHA_DIFFERENCES = [
+    "enum LocalInventory.Availability: only in v2alpha",
+    "field DeleteProductRequest.force = 4: only in v2alpha",
+    "field ImportMetadata.transformed_user_events_metadata = 7: only in v2alpha",
+    "field ImportProductsRequest.skip_default_branch_protection = 8: only in v2alpha",
+    "field ListProductsRequest.require_total_size = 6: only in v2alpha",
+    "field ListProductsResponse.total_size = 3: only in v2alpha",
+    "field LocalInventory.availability = 5: only in v2alpha",
+    "message TransformedUserEventsMetadata: only in v2alpha",
+]
+
+
+@pytest.mark.parametrize("version", ["v2beta", "v2alpha"])
+def test_versions_differ_from_v2_only_where_the_surfaces_say(official: dict[str, Any],
+                                                             version: str) -> None:
+    from retail_versions import differences
+
+    expected = [line.format(v=version) for line in EXPORT_DIFFERENCES]
+    if version == "v2alpha":
+        expected += V2ALPHA_DIFFERENCES
+    assert differences(official, version) == sorted(expected)
