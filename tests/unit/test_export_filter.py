@@ -119,3 +119,15 @@ def test_any_input_parses_or_is_invalid_argument(text: str) -> None:
             parse(text)
         except InvalidArgument as exc:
             assert str(exc).startswith("filter: ")
+
+
+@pytest.mark.parametrize("text", [
+    'eventTime > "2024-01-01T00:00:00Z"',
+    "eventType = detail-page-view",
+    '(eventType = "search" OR eventType = "home-page-view")',
+    "eventsMissingCatalogItems",
+    'eventTime >= "2024-01-01T00:00:00Z" eventTime < "2024-02-01T00:00:00Z" eventType = search',
+])
+def test_the_readme_forms_parse(text: str) -> None:
+    """The forms README's "Export" section lists, as written there."""
+    parse_events(text, CATALOG)
