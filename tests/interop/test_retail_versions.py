@@ -8,6 +8,8 @@ back, v2alpha's extra fields, and the RPCs out of scope answering UNIMPLEMENTED.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -159,6 +161,16 @@ def test_one_store_for_every_version(clients: dict[str, Clients], server: Server
     assert purged.purged_events_count == 1
     assert [e["visitorId"] for e in stored(server, catalog)] == ["v2beta-visitor",
                                                                  "v2alpha-visitor"]
+    # The CLI reads the operations from the store as the clients saw them.
+    listed = subprocess.run(
+        [sys.executable, "-m", "server", "operations", "list", "--parent", catalog,
+         "--store", server.store, "--json"], cwd=server.workdir, capture_output=True,
+        text=True, timeout=60, check=True).stdout.splitlines()
+    types = [json.loads(line)["response"]["@type"].rpartition("/")[2] for line in listed]
+    assert types == [f"google.cloud.retail.{v}.PurgeUserEventsResponse"
+                     for v in ("v2", "v2beta", "v2alpha")] + [
+        "google.cloud.retail.v2alpha.ExportUserEventsResponse",
+        "google.cloud.retail.v2beta.PurgeUserEventsResponse"]
 
 
 def test_export_purge_import_gives_back_the_same_events(
