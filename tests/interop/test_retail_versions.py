@@ -15,14 +15,12 @@ from typing import Any
 
 import grpc
 import pytest
+import requests
 from google.api_core import exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import retail_v2, retail_v2alpha, retail_v2beta
 from google.cloud.retail_v2alpha.services.catalog_service.transports import (
     CatalogServiceGrpcTransport,
-)
-from google.cloud.retail_v2beta.services.user_event_service.transports import (
-    UserEventServiceRestTransport,
 )
 from google.protobuf import json_format
 
@@ -36,6 +34,7 @@ from .support import (
     list_events,
     product_client,
     retail_client,
+    wait_until,
 )
 
 VERSIONS = {"v2beta": retail_v2beta, "v2alpha": retail_v2alpha}
@@ -387,18 +386,30 @@ def test_out_of_scope_rpcs_are_unimplemented_with_a_message(server: ServerProces
     assert "README" in caught.value.message
 
 
-def test_v2beta_rest_client_writes_and_exports(server: ServerProcess, catalog: str,
-                                               gcs_folder: str) -> None:
-    transport = UserEventServiceRestTransport(host=server.http_address, url_scheme="http",
-                                              credentials=AnonymousCredentials())
-    with retail_v2beta.UserEventServiceClient(transport=transport) as client:
+def test_rest_clients_write_and_export_and_a_get_collect_is_a_pixel(
+        server: ServerProcess, catalog: str, gcs_folder: str, version: str) -> None:
+    module = VERSIONS[version]
+    transports = __import__(f"google.cloud.retail_{version}.services.user_event_service."
+                            "transports", fromlist=["UserEventServiceRestTransport"])
+    transport = transports.UserEventServiceRestTransport(
+        host=server.http_address, url_scheme="http", credentials=AnonymousCredentials())
+    with module.UserEventServiceClient(transport=transport) as client:
         sent = example("home-page-view", eventTime="2024-05-20T10:00:00Z")
         client.write_user_event(request={"parent": catalog,
-                                         "user_event": retail_v2beta.UserEvent.from_json(
+                                         "user_event": module.UserEvent.from_json(
                                              json.dumps(sent))}, timeout=RPC_DEADLINE)
         response = finish(client.export_user_events(request={
             "parent": catalog, "output_config": export_uri(gcs_folder)}, timeout=RPC_DEADLINE))
+        assert isinstance(response, module.ExportUserEventsResponse)
     assert exported_lines(server, response) == [sent]
+    pixel = requests.get(
+        f"http://{server.http_address}/{version}/{catalog}/userEvents:collect",
+        params={"user_event": json.dumps(example("home-page-view", visitorId="px"))},
+        timeout=RPC_DEADLINE)
+    assert (pixel.status_code, pixel.headers["Content-Type"]) == (200, "image/gif")
+    # a browser's pixel is answered once queued: committed with the next group
+    wait_until(lambda: [e["visitorId"] for e in stored(server, catalog)][-1] == "px",
+               "the pixel's event to be stored")
 
 
 def test_v2_clients_still_see_v2_types(server: ServerProcess, catalog: str) -> None:
