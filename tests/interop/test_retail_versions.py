@@ -248,6 +248,7 @@ def test_export_filter_selects_by_time_and_type(
     ({"output_config": {}}, "output_config.gcs_destination.output_uri_prefix"),
     ({"output_config": {"gcs_destination": {"output_uri_prefix": "s3://bucket/x"}}},
      "output_config.gcs_destination.output_uri_prefix"),
+    ({"parent": "projects/p/catalogs/c"}, "parent"),
     ({"filter": 'visitorId = "x"'}, "filter"),
     ({"filter": '(eventType = a OR NOT eventType = b)'}, "filter"),
     ({"filter": 'eventTime > "2024-02-01T00:00:00Z" eventTime < "2024-01-01T00:00:00Z"'},
@@ -261,6 +262,23 @@ def test_bad_export_requests_are_refused_naming_the_field(
         clients[version].events.export_user_events(request=request, timeout=RPC_DEADLINE)
     assert_names_fields(caught.value, [field])
     assert not gcs_path(server.gcs_root, gcs_folder).exists()  # nothing was written
+
+
+@pytest.mark.parametrize(("request_fields", "field"), [
+    ({"output_config": {"bigquery_destination": {"dataset_id": "d"}}},
+     "output_config.bigquery_destination"),
+    ({"filter": 'lastModifiedTime > "2024-01-01T00:00:00Z"'}, "filter"),
+    ({"filter": "productType = collection"}, "filter"),
+    ({"parent": "projects/p/locations/global/catalogs/c"}, "parent"),
+])
+def test_bad_product_export_requests_are_refused_naming_the_field(
+        clients: dict[str, Clients], server: ServerProcess, branch: str, gcs_folder: str,
+        version: str, request_fields: dict[str, Any], field: str) -> None:
+    request = {"parent": branch, "output_config": export_uri(gcs_folder), **request_fields}
+    with pytest.raises(exceptions.InvalidArgument) as caught:
+        clients[version].products.export_products(request=request, timeout=RPC_DEADLINE)
+    assert_names_fields(caught.value, [field])
+    assert not gcs_path(server.gcs_root, gcs_folder).exists()
 
 
 def test_rejoin_answers_in_the_version(clients: dict[str, Clients], catalog: str,
