@@ -11,6 +11,7 @@ CPU per event read from /proc.
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -128,8 +129,8 @@ def export_round_trip(events: int, reps: int) -> dict[str, Any]:
             runs["import_cpu_us"].append(cpu / events * 1e6)
             request = export_config_pb2.ExportUserEventsRequest(parent=PARENT)
             request.output_config.gcs_destination.output_uri_prefix = f"gs://bench/out-{rep}/"
-            done, seconds, cpu = _timed(server, lambda: wait_done(
-                channel, v2beta.ExportUserEvents(request)))
+            done, seconds, cpu = _timed(server, functools.partial(
+                lambda r: wait_done(channel, v2beta.ExportUserEvents(r)), request))
             runs["export"].append(events / seconds)
             runs["export_cpu_us"].append(cpu / events * 1e6)
             answer = export_config_pb2.ExportUserEventsResponse()
