@@ -225,11 +225,29 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
             return 0
         variants = await off_loop(self._matching, branch, product_listing.ProductFilter(
             "primary_product_id", product_id), "", None)
+        # Refused before anything goes: a variant or the primary in a collection.
+        held = await off_loop(self._first_in_a_collection, branch,
+                              {product_id, *(v.id for v in variants)})
+        if held is not None:
+            member, collection = held
+            raise InvalidArgument.field("name", f"product {member!r} is a member of "
+                                                f"collection {collection!r}; remove it from "
+                                                "the collection first")
         deleted = 0
         for variant in variants:
             deleted += await off_loop(self._store.delete_product, branch, variant.id,
                                       self._nothing_refers_to(branch, variant.id))
         return deleted
+
+    def _first_in_a_collection(self, branch: str, ids: set[str]) -> tuple[str, str] | None:
+        """(member, collection) of the first collection of `branch` holding one of
+        `ids`, or None."""
+        for collection in product_listing.scan(self._store, branch,
+                                               lambda p: p.type == COLLECTION):
+            for member in collection.collection_member_ids:
+                if member in ids:
+                    return member, collection.id
+        return None
 
     def _collection_page(self, branch: str, collection_id: str, after_id: str,
                          limit: int | None) -> list[product_pb2.Product]:

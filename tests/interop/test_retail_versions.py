@@ -362,6 +362,16 @@ def test_v2alpha_force_delete_and_total_size(clients: dict[str, Clients], branch
     with pytest.raises(exceptions.InvalidArgument) as caught:
         mine.delete_product(request={"name": name, "force": False}, timeout=RPC_DEADLINE)
     assert_names_fields(caught.value, ["name"])
+    # A variant held by a collection: refused before anything is deleted.
+    mine.create_product(request={"parent": branch, "product_id": "set", "product": {
+        "title": "Set", "categories": ["Wear"], "type": "COLLECTION",
+        "collection_member_ids": ["jacket-red"]}}, timeout=RPC_DEADLINE)
+    with pytest.raises(exceptions.InvalidArgument) as caught:
+        mine.delete_product(request={"name": name, "force": True}, timeout=RPC_DEADLINE)
+    assert_names_fields(caught.value, ["name"])
+    assert "'jacket-red' is a member of collection 'set'" in caught.value.message
+    assert len(list(mine.list_products(request={"parent": branch}, timeout=RPC_DEADLINE))) == 4
+    mine.delete_product(name=f"{branch}/products/set", timeout=RPC_DEADLINE)
     mine.delete_product(request={"name": name, "force": True}, timeout=RPC_DEADLINE)
     assert list(mine.list_products(request={"parent": branch}, timeout=RPC_DEADLINE)) == []
 
