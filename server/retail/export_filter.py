@@ -92,6 +92,8 @@ class _Terms:
         while (token := self.peek()) is not None:
             if token.kind == "word" and token.text == "AND" and self.pos:
                 self.pos += 1
+                if self.peek() is None:
+                    raise Fail(token.at, "AND must be followed by a term")
             elif token.text == "NOT":
                 raise Fail(token.at, _NO_NOT)
             self.term()

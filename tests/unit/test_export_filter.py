@@ -62,6 +62,7 @@ def test_an_or_of_types_is_checked_per_event() -> None:
     ("(eventType = a", "at character 15: expected OR or ')', but the filter ends"),
     ("eventType = ", "expected a value for eventType, but the filter ends"),
     ("eventType = a $", "at character 15: unexpected character '$'"),
+    ("eventsMissingCatalogItems AND", "at character 27: AND must be followed by a term"),
 ])
 def test_bad_event_filters_name_the_field_and_place(text: str, why: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
