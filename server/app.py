@@ -13,6 +13,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -24,6 +25,10 @@ from footfall.retail.v2 import (
     user_event_service_pb2,
     user_event_service_pb2_grpc,
 )
+from footfall.retail.v2alpha import product_service_pb2_grpc as v2alpha_products_grpc
+from footfall.retail.v2alpha import user_event_service_pb2_grpc as v2alpha_events_grpc
+from footfall.retail.v2beta import product_service_pb2_grpc as v2beta_products_grpc
+from footfall.retail.v2beta import user_event_service_pb2_grpc as v2beta_events_grpc
 from footfall.talent.v4 import event_service_pb2, event_service_pb2_grpc
 from google.longrunning import operations_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -44,11 +49,13 @@ from server.operations.runner import Job, OperationRunner
 from server.policy import Policy
 from server.policy.auth import AuthFileError
 from server.retail import (
+    export,
     import_events,
     import_products,
     purge,
     purge_products,
     rejoin,
+    surfaces,
 )
 from server.retail.line_pool import LinePool
 from server.retail.product_service import ProductService
@@ -70,6 +77,21 @@ SERVED = (
     console_service.SERVICE,
     insights_service.SERVICE,
 )
+# The retail v2beta and v2alpha services, answered by the v2 servicers
+# (server.retail.surfaces), with the generated function that registers each.
+VERSIONED = {
+    f"google.cloud.retail.{version}.{service}": add
+    for version, service, add in (
+        ("v2beta", "UserEventService", v2beta_events_grpc.add_UserEventServiceServicer_to_server),
+        ("v2beta", "ProductService", v2beta_products_grpc.add_ProductServiceServicer_to_server),
+        ("v2alpha", "UserEventService",
+         v2alpha_events_grpc.add_UserEventServiceServicer_to_server),
+        ("v2alpha", "ProductService",
+         v2alpha_products_grpc.add_ProductServiceServicer_to_server),
+    )
+}
+# Every service of ours the policy guards and health reports on.
+GUARDED = (*SERVED, *VERSIONED)
 
 
 @dataclass
@@ -123,7 +145,7 @@ async def _set_serving(servicer: health.aio.HealthServicer, serving: bool) -> No
     """Every served service SERVING, or NOT_SERVING (while the database is away)."""
     status = (health_pb2.HealthCheckResponse.SERVING if serving
               else health_pb2.HealthCheckResponse.NOT_SERVING)
-    for name in ("", *SERVED):
+    for name in ("", *GUARDED):
         await servicer.set(name, status)
 
 
@@ -131,7 +153,7 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     """Open the store and start serving; raises if the address cannot be bound
     (OSError), or the auth file (AuthFileError) or TLS files (OSError) cannot be used."""
     clock = clock or SystemClock()
-    policy = Policy.from_settings(settings, SERVED, clock)
+    policy = Policy.from_settings(settings, GUARDED, clock)
     tls = _server_credentials(settings)
     store = open_store(settings.store)
     commits = Commits()
@@ -156,6 +178,8 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
         rejoin.KIND: rejoin.run_rejoin,
         import_products.KIND: import_products.ImportProductsJob(gcs_root, line_pool),
         purge_products.KIND: purge_products.run_purge_products,
+        export.EVENTS_KIND: export.ExportJob(gcs_root, export.EVENTS_KIND),
+        export.PRODUCTS_KIND: export.ExportJob(gcs_root, export.PRODUCTS_KIND),
     }
     runner = OperationRunner(store, clock, {
         kind: policy.metrics.observe_job(kind, job) for kind, job in jobs.items()
@@ -207,17 +231,21 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(console, guard)
     insights = insights_service.InsightsService(store)
     insights_pb2_grpc.add_InsightsServiceServicer_to_server(insights, guard)
+    versioned = surfaces.surfaces(user_events, products, runner, gcs_root)
+    for service, add in VERSIONED.items():
+        add(versioned[service], guard)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, guard)
     server.add_generic_rpc_handlers((guard,))
     # The same servicers answer HTTP: one implementation, two transports.
-    servicers = dict(zip(SERVED, (user_events, products, talent_events, operations, console,
-                         insights),
-                         strict=True))
+    servicers: dict[str, Any] = dict(zip(
+        SERVED, (user_events, products, talent_events, operations, console, insights),
+        strict=True))
+    servicers.update(versioned)
     await _set_serving(health_servicer, True)
     # Through the guard, so that its streams count against --max-streams.
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection.aio.ReflectionServicer(
-        (*SERVED, health.SERVICE_NAME, reflection.SERVICE_NAME)), guard)
+        (*servicers, health.SERVICE_NAME, reflection.SERVICE_NAME)), guard)
 
     address = f"[{settings.host}]:{settings.port}" if ":" in settings.host \
         else f"{settings.host}:{settings.port}"

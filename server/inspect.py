@@ -28,6 +28,12 @@ from footfall.retail.v2 import (  # noqa: F401
     user_event_pb2,
     user_event_service_pb2,
 )
+from footfall.retail.v2alpha import export_config_pb2 as _v2alpha_export  # noqa: F401
+from footfall.retail.v2alpha import product_service_pb2 as _v2alpha_products  # noqa: F401
+from footfall.retail.v2alpha import user_event_service_pb2 as _v2alpha_events  # noqa: F401
+from footfall.retail.v2beta import export_config_pb2 as _v2beta_export  # noqa: F401
+from footfall.retail.v2beta import product_service_pb2 as _v2beta_products  # noqa: F401
+from footfall.retail.v2beta import user_event_service_pb2 as _v2beta_events  # noqa: F401
 from google.longrunning import operations_pb2
 from google.rpc import error_details_pb2  # noqa: F401
 
@@ -35,6 +41,7 @@ from server import lines
 from server.console import queries
 from server.errors import FootfallError, InvalidArgument
 from server.names import parse_catalog, parse_tenant
+from server.operations.records import relabel
 from server.operations.summary import summarize
 from server.remote import Connection, RemoteError, ServerSource
 from server.store import Store, open_store
@@ -295,7 +302,7 @@ def _stored_operations(source: Source, parent: str,
     after = None
     while page := source.store.list_operations(parent, done, PAGE, after):
         for record in page:
-            yield operations_pb2.Operation.FromString(record.operation)
+            yield relabel(operations_pb2.Operation.FromString(record.operation))
         after = (page[-1].create_time_us, page[-1].name)
 
 

@@ -29,8 +29,9 @@ _F = FieldDescriptor
 _BOOLS = {"true": True, "false": False}
 _SNAKE = re.compile(r"_([a-z0-9])")
 # Requests whose JSON body (on the HTTP gateway) is read leniently: their inline items.
-IMPORT_REQUESTS = frozenset({"google.cloud.retail.v2.ImportUserEventsRequest",
-                             "google.cloud.retail.v2.ImportProductsRequest"})
+IMPORT_REQUESTS = frozenset(f"google.cloud.retail.{version}.{request}"
+                            for version in ("v2", "v2beta", "v2alpha")
+                            for request in ("ImportUserEventsRequest", "ImportProductsRequest"))
 
 
 @functools.cache

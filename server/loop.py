@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -22,8 +23,11 @@ START_TIMEOUT = 30.0
 
 async def off_loop(fn: Callable[..., T], /, *args: Any) -> T:
     """`fn(*args)`, run on the loop's pool: how a coroutine calls the store (or
-    anything else that blocks)."""
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    anything else that blocks). It runs in a copy of the caller's context, as
+    asyncio.to_thread does, so context variables (the retail API version an
+    operation is named for) reach it."""
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(None, context.run, fn, *args)
 
 
 class LoopThread:

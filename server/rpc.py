@@ -236,6 +236,24 @@ def _counted(behaviour: Callable[..., Any], streams: _OpenStreams,
             streams.open -= 1
     return counted
 
+# The Google APIs Footfall serves part of: their other RPCs (Search, Catalog,
+# Prediction, ..., of every version) are named in an UNIMPLEMENTED message.
+GOOGLE_APIS = ("/google.cloud.retail.", "/google.cloud.talent.")
+SERVED_PARTS = ("Footfall serves UserEventService and ProductService of google.cloud.retail "
+                "v2, v2beta and v2alpha, EventService of google.cloud.talent.v4 and "
+                "google.longrunning.Operations (the README's RPC table lists every RPC)")
+
+
+def _out_of_scope(method: str) -> grpc.RpcMethodHandler:
+    """A handler answering UNIMPLEMENTED, naming `method`, for an RPC of a Google API
+    that Footfall does not serve (made per call, never cached)."""
+    message = f"{_clip(method.lstrip('/'), MAX_FIELD_CHARS)} is not served: {SERVED_PARTS}"
+
+    async def refuse(_request: Any, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
+
+    return grpc.unary_unary_rpc_method_handler(refuse)
+
 
 class CallGuard(grpc.GenericRpcHandler):
     """The servicers' handlers, each unary-unary one run in the envelope, each
@@ -280,9 +298,9 @@ class CallGuard(grpc.GenericRpcHandler):
                 break
             handler = generic.service(handler_call_details)
         if handler is None:
-            # No such method: grpc answers UNIMPLEMENTED. Its name is not kept, since
-            # anyone (no key needed) can make up endless names of kilobytes each.
-            return None
+            # No such method: UNIMPLEMENTED. Its name is not kept, since anyone (no
+            # key needed) can make up endless names of kilobytes each.
+            return _out_of_scope(method) if method.startswith(GOOGLE_APIS) else None
         if handler.unary_unary is not None:
             handler = grpc.unary_unary_rpc_method_handler(
                 _guard(handler, method, self._envelope),

@@ -16,7 +16,8 @@ T = TypeVar("T")
 
 # The numbers of footfall.console.v1.Transport (the store keeps them as integers).
 UNSPECIFIED, GRPC, REST, PIXEL, IMPORT = range(5)
-PIXEL_METHOD = "/google.cloud.retail.v2.UserEventService/CollectUserEvent"
+PIXEL_METHODS = frozenset(f"/google.cloud.retail.{version}.UserEventService/CollectUserEvent"
+                          for version in ("v2", "v2beta", "v2alpha"))
 
 _transport: ContextVar[int] = ContextVar("footfall_transport", default=UNSPECIFIED)
 
@@ -25,7 +26,7 @@ def of_call(transport: str, method: str) -> int:
     """The Transport of a call on `transport` ("grpc" or "http") to `method`."""
     if transport == "grpc":
         return GRPC
-    return PIXEL if method == PIXEL_METHOD else REST
+    return PIXEL if method in PIXEL_METHODS else REST
 
 
 def set_transport(value: int) -> None:

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from server.errors import InvalidArgument, PermissionDenied
-from server.http.pixel import PIXEL_RPC
+from server.http.pixel import PIXEL_RPCS
 from server.http.routes import Route
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
@@ -157,7 +157,7 @@ class OriginCheck:
         method = request.method
         if method in SAFE_METHODS:
             return
-        pixel = route.rpc == PIXEL_RPC
+        pixel = route.rpc in PIXEL_RPCS
         origin = request.headers.get("Origin")
         if origin is not None and not pixel and not self.allows_origin(origin, route) \
                 and not _same_origin(origin, request.headers.get("Host")):

@@ -21,13 +21,15 @@ from server.retail.collect import PIXEL_CONTENT_TYPE, PIXEL_GIF, Requester, norm
 
 log = logging.getLogger(__name__)
 
-PIXEL_RPC = "google.cloud.retail.v2.UserEventService.CollectUserEvent"
+# CollectUserEvent of each retail version: a GET of it is a browser's pixel.
+PIXEL_RPCS = frozenset(f"google.cloud.retail.{version}.UserEventService.CollectUserEvent"
+                       for version in ("v2", "v2beta", "v2alpha"))
 ERROR_HEADER = "X-Footfall-Error"
 NO_STORE = {"Cache-Control": "no-store"}
 
 
 def is_pixel(route: Route, output: Output) -> bool:
-    return route.rpc == PIXEL_RPC and route.http_method == "GET" and not output.explicit_json
+    return route.rpc in PIXEL_RPCS and route.http_method == "GET" and not output.explicit_json
 
 
 def refused(status: status_pb2.Status, peer: str) -> web.Response:

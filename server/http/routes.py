@@ -22,12 +22,18 @@ LIST_OPERATIONS = "google.longrunning.Operations.ListOperations"
 CANCEL_OPERATION = "google.longrunning.Operations.CancelOperation"
 DELETE_OPERATION = "google.longrunning.Operations.DeleteOperation"
 
-# Where operations live: retail v2 (catalog, branch, location, project) and talent v4.
+# Where operations live: retail v2, v2beta and v2alpha (catalog, branch, location,
+# project) and talent v4.
+RETAIL_VERSIONS = ("v2", "v2beta", "v2alpha")
 _OPERATION_NAMES = (
-    "/v2/{name=projects/*/locations/*/operations/*}",
-    "/v2/{name=projects/*/locations/*/catalogs/*/branches/*/operations/*}",
-    "/v2/{name=projects/*/locations/*/catalogs/*/operations/*}",
-    "/v2/{name=projects/*/operations/*}",
+    *(f"/{version}/{{name={pattern}}}" for version in RETAIL_VERSIONS for pattern in (
+        "projects/*/locations/*/operations/*",
+        "projects/*/locations/*/catalogs/*/branches/*/operations/*",
+        "projects/*/locations/*/catalogs/*/operations/*",
+        "projects/*/operations/*")),
+    # v2beta and v2alpha also name operations of a branch's places
+    *(f"/{version}/{{name=projects/*/locations/*/catalogs/*/branches/*/places/*/operations/*}}"
+      for version in RETAIL_VERSIONS[1:]),
     "/v4/{name=projects/*/operations/*}",
 )
 
@@ -40,17 +46,17 @@ def _rule(selector: str, verb: str, paths: Iterable[str], body: str = "") -> htt
     return rule
 
 
-# The http rules of the retail v2 and talent v4 service configurations for
-# google.longrunning.Operations (what the official REST transports call), plus
+# The http rules of the retail (v2, v2beta, v2alpha) and talent v4 service
+# configurations for google.longrunning.Operations (what the official REST
+# transports call), plus
 # Cancel and Delete under the same names: a Footfall extension, so that a
 # client with only HTTP can stop and forget its jobs.
 SERVICE_CONFIG_RULES: tuple[http_pb2.HttpRule, ...] = (
     _rule(GET_OPERATION, "get", _OPERATION_NAMES),
     _rule(LIST_OPERATIONS, "get", (
-        "/v2/{name=projects/*/locations/*}/operations",
-        "/v2/{name=projects/*/locations/*/catalogs/*}/operations",
-        "/v2/{name=projects/*}/operations",
-    )),
+        f"/{version}/{{name={pattern}}}/operations" for version in RETAIL_VERSIONS
+        for pattern in ("projects/*/locations/*", "projects/*/locations/*/catalogs/*",
+                        "projects/*"))),
     _rule(CANCEL_OPERATION, "post", (f"{p}:cancel" for p in _OPERATION_NAMES), body="*"),
     _rule(DELETE_OPERATION, "delete", _OPERATION_NAMES),
 )

@@ -1,17 +1,56 @@
-"""Building the google.longrunning.Operation messages clients see."""
+"""Building the google.longrunning.Operation messages clients see.
+
+An operation started through the retail v2beta or v2alpha surface carries that
+version in its name (`.../operations/import-user-events-v2beta-123`), and its
+metadata and response are answered under that version's type names: the
+official clients of each version unpack only their own types. The jobs store
+what they pack (v2 types, or v2beta for exports, which v2 lacks); `relabel`
+renames them on the way out, whoever asks (GetOperation has no version).
+"""
 
 from __future__ import annotations
 
+import contextvars
+import re
 import secrets
 
 from google.longrunning import operations_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 
+# The retail surface a call came through ("" for v2); set by server.retail.surfaces
+# around the v2 servicer it calls, read by new_name (off the loop too: off_loop
+# carries the context).
+API_VERSION: contextvars.ContextVar[str] = contextvars.ContextVar("retail_api_version",
+                                                                   default="")
+VERSIONS = ("v2beta", "v2alpha")
+_MARKED = re.compile(r"-(v2beta|v2alpha)-\d+$")
+_RETAIL_TYPE = re.compile(r"^(type\.googleapis\.com/google\.cloud\.retail\.)(v2|v2beta|v2alpha)\.")
+
 
 def new_name(parent: str, kind: str) -> str:
-    """`{parent}/operations/{kind}-{random digits}`, as Google names them."""
-    return f"{parent}/operations/{kind}-{secrets.randbelow(10**18):018d}"
+    """`{parent}/operations/{kind}-{random digits}`, as Google names them; with the
+    surface's version before the digits when the call came through v2beta/v2alpha."""
+    version = API_VERSION.get()
+    marker = f"{version}-" if version else ""
+    return f"{parent}/operations/{kind}-{marker}{secrets.randbelow(10**18):018d}"
+
+
+def version_of(name: str) -> str:
+    """The retail version an operation name carries ("" for v2 and talent)."""
+    found = _MARKED.search(name)
+    return found[1] if found else ""
+
+
+def relabel(op: operations_pb2.Operation) -> operations_pb2.Operation:
+    """`op` with its retail metadata and response types named in the version its
+    name carries (in place; the same bytes, as the versions share field numbers)."""
+    version = version_of(op.name)
+    if version:
+        for packed in (op.metadata, op.response):
+            if packed.type_url:
+                packed.type_url = _RETAIL_TYPE.sub(rf"\g<1>{version}.", packed.type_url)
+    return op
 
 
 def operation(name: str, metadata: Message, *, response: Message | None = None,

@@ -25,6 +25,7 @@ from google.protobuf import empty_pb2
 from server.errors import FieldViolation, InvalidArgument, NotFound
 from server.loop import off_loop
 from server.names import resolve_default_branch
+from server.operations.records import relabel
 from server.operations.runner import OperationRunner
 from server.operations.wakeups import Wakeups
 from server.store import Store
@@ -50,6 +51,11 @@ def parse_done_filter(text: str) -> bool | None:
         raise InvalidArgument.field("filter", f"only 'done=true' or 'done=false' is supported, "
                                               f"got {text[:200]!r}")
     return match[1].lower() == "true"
+
+
+def _answer(payload: bytes) -> operations_pb2.Operation:
+    """A stored operation as clients see it: under its version's type names."""
+    return relabel(operations_pb2.Operation.FromString(payload))
 
 
 def _page_token(record: OperationRecord) -> str:
@@ -92,7 +98,7 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
                            context: grpc.aio.ServicerContext
                            ) -> operations_pb2.Operation:
         """The operation's latest state. NOT_FOUND for an unknown name."""
-        return operations_pb2.Operation.FromString((await self._read(request.name)).operation)
+        return _answer((await self._read(request.name)).operation)
 
     async def ListOperations(self, request: operations_pb2.ListOperationsRequest,
                              context: grpc.aio.ServicerContext
@@ -115,7 +121,7 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
         parent = resolve_default_branch(request.name).rstrip("/") + "/"
         records = await off_loop(self._store.list_operations, parent, done, size + 1, after)
         reply = operations_pb2.ListOperationsResponse(
-            operations=[operations_pb2.Operation.FromString(r.operation) for r in records[:size]])
+            operations=[_answer(r.operation) for r in records[:size]])
         if len(records) > size:
             reply.next_page_token = _page_token(records[size - 1])
         return reply
@@ -157,7 +163,7 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
         if remaining is not None:
             limit = min(limit, max(remaining - 0.05, 0.0))
         if not self._wait_slots.acquire(blocking=False):
-            return operations_pb2.Operation.FromString((await self._read(request.name)).operation)
+            return _answer((await self._read(request.name)).operation)
         try:
             return await self._wait(request.name, time.monotonic() + limit, context)
         finally:
@@ -176,5 +182,5 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
                 left = deadline - time.monotonic()
                 if record.done or left <= 0 or self._wakeups.closed or \
                         (context is not None and context.done()):
-                    return operations_pb2.Operation.FromString(record.operation)
+                    return _answer(record.operation)
                 await wake.wait(min(self._poll, left))

@@ -41,8 +41,9 @@ ERROR_DOMAIN = "footfall"
 # The RPCs a writer may call (full gRPC method names); every other guarded RPC
 # needs an admin key.
 WRITER_METHODS = frozenset({
-    "/google.cloud.retail.v2.UserEventService/WriteUserEvent",
-    "/google.cloud.retail.v2.UserEventService/CollectUserEvent",
+    *(f"/google.cloud.retail.{version}.UserEventService/{rpc}"
+      for version in ("v2", "v2beta", "v2alpha")
+      for rpc in ("WriteUserEvent", "CollectUserEvent")),
     "/google.cloud.talent.v4.EventService/CreateClientEvent",
 })
 # The RPCs a reader may call: the console's lists and watches (not its resets)
@@ -62,7 +63,8 @@ EVERY_PROJECT = "-"  # `projects/-` in a read: what only ANY_PROJECT grants
 # Request fields that name Cloud Storage locations (gs://bucket/...), repeated or not.
 GCS_FIELDS = (("input_config", "gcs_source", "input_uris"),
               ("input_config", "big_query_source", "gcs_staging_dir"),
-              ("errors_config", "gcs_prefix"))
+              ("errors_config", "gcs_prefix"),
+              ("output_config", "gcs_destination", "output_uri_prefix"))
 _BUCKET_PATTERN = re.compile(r"^[a-z0-9._*-]+$")
 
 

@@ -182,16 +182,7 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
             branch, request.filter, ",".join(request.read_mask.paths))
         after_id = product_listing.decode_page_token(request.page_token, fingerprint)
 
-        def read() -> list[product_pb2.Product]:
-            if query.key == "collection_product_id":
-                return self._collection_page(branch, query.value, after_id, size + 1)
-            if query.key == "primary_product_id":
-                self._must_get(branch, query.value, names.product_name(branch, query.value))
-            return list(islice(product_listing.scan(
-                self._store, branch, query.matches, after_id,
-                needle=query.value if query.key == "primary_product_id" else ""), size + 1))
-
-        page = await off_loop(read)
+        page = await off_loop(self._matching, branch, query, after_id, size + 1)
 
         answer = product_service_pb2.ListProductsResponse()
         for product in page[:size]:
@@ -201,8 +192,65 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
                                                                        fingerprint)
         return answer
 
+    def _matching(self, branch: str, query: product_listing.ProductFilter, after_id: str,
+                  limit: int | None) -> list[product_pb2.Product]:
+        """Up to `limit` (None: every) product the filter selects after `after_id`,
+        by id; NOT_FOUND when it names a primary or collection that does not exist."""
+        if query.key == "collection_product_id":
+            return self._collection_page(branch, query.value, after_id, limit)
+        if query.key == "primary_product_id":
+            self._must_get(branch, query.value, names.product_name(branch, query.value))
+        return list(islice(product_listing.scan(
+            self._store, branch, query.matches, after_id,
+            needle=query.value if query.key == "primary_product_id" else ""), limit))
+
+    async def count_products(self, parent: str, filter_text: str) -> int:
+        """How many products ListProducts would return for `parent` and `filter_text`
+        over all its pages (the v2alpha total_size). INVALID_ARGUMENT and NOT_FOUND
+        as ListProducts."""
+        violations: list[FieldViolation] = []
+        branch = gather(violations, names.parse_branch_key, parent, "parent")
+        query = gather(violations, product_listing.parse_filter, filter_text)
+        raise_if_any(violations)
+        return len(await off_loop(self._matching, branch, query, "", None))
+
+    async def delete_variants(self, name: str) -> int:
+        """Delete the variants of the primary product `name` (v2alpha's force);
+        how many went. Nothing for a product that is not a primary. INVALID_ARGUMENT
+        for a malformed name or a variant that a collection still holds; NOT_FOUND
+        when there is no such product."""
+        branch, product_id = names.parse_product_key(name, "name")
+        primary = await off_loop(self._must_get, branch, product_id, name)
+        if primary.type != PRIMARY:
+            return 0
+        variants = await off_loop(self._matching, branch, product_listing.ProductFilter(
+            "primary_product_id", product_id), "", None)
+        # Refused before anything goes: a variant or the primary in a collection.
+        held = await off_loop(self._first_in_a_collection, branch,
+                              {product_id, *(v.id for v in variants)})
+        if held is not None:
+            member, collection = held
+            raise InvalidArgument.field("name", f"product {member!r} is a member of "
+                                                f"collection {collection!r}; remove it from "
+                                                "the collection first")
+        deleted = 0
+        for variant in variants:
+            deleted += await off_loop(self._store.delete_product, branch, variant.id,
+                                      self._nothing_refers_to(branch, variant.id))
+        return deleted
+
+    def _first_in_a_collection(self, branch: str, ids: set[str]) -> tuple[str, str] | None:
+        """(member, collection) of the first collection of `branch` holding one of
+        `ids`, or None."""
+        for collection in product_listing.scan(self._store, branch,
+                                               lambda p: p.type == COLLECTION):
+            for member in collection.collection_member_ids:
+                if member in ids:
+                    return member, collection.id
+        return None
+
     def _collection_page(self, branch: str, collection_id: str, after_id: str,
-                         limit: int) -> list[product_pb2.Product]:
+                         limit: int | None) -> list[product_pb2.Product]:
         """Up to `limit` existing members of the collection, after `after_id`, by id."""
         name = names.product_name(branch, collection_id)
         collection = self._must_get(branch, collection_id, name)

@@ -66,7 +66,7 @@ def unquote(token: Token) -> str:
     return re.sub(r"\\(.)", r"\1", body)
 
 
-def _time(token: Token) -> int:
+def rfc3339_nanos(token: Token) -> int:
     """Nanoseconds since the epoch of a quoted RFC 3339 time."""
     stamp = timestamp_pb2.Timestamp()
     try:
@@ -77,7 +77,7 @@ def _time(token: Token) -> int:
     return stamp.seconds * 1_000_000_000 + stamp.nanos
 
 
-def _bound(nanos: int, inclusive: bool) -> TimeBound:
+def time_bound(nanos: int, inclusive: bool) -> TimeBound:
     return TimeBound.at(nanos // 1_000_000_000, nanos % 1_000_000_000, inclusive)
 
 
@@ -132,12 +132,12 @@ class Parser:
             elif name.text != "eventTime":
                 raise Fail(name.at, "use eventTime with > >= < <=")
             else:
-                nanos = _time(self.take("string", "a quoted RFC 3339 time"))
+                nanos = rfc3339_nanos(self.take("string", "a quoted RFC 3339 time"))
                 inclusive = op.text in (">=", "<=")
                 if op.text.startswith(">"):
-                    self.bound_after(_bound(nanos, inclusive))
+                    self.bound_after(time_bound(nanos, inclusive))
                 else:
-                    self.bound_before(_bound(nanos, inclusive))
+                    self.bound_before(time_bound(nanos, inclusive))
         elif not self.other_term(name):
             raise Fail(name.at, f"unknown field {name.text!r}; filter on {self.fields}")
 
@@ -148,15 +148,15 @@ class Parser:
 
     def range(self) -> None:
         self.take("op", "'['", ("[",))
-        start = _time(self.take("string", "a quoted RFC 3339 start time"))
+        start = rfc3339_nanos(self.take("string", "a quoted RFC 3339 start time"))
         self.take("op", "','", (",",))
         end_token = self.take("string", "a quoted RFC 3339 end time")
-        end = _time(end_token)
+        end = rfc3339_nanos(end_token)
         self.take("op", "']'", ("]",))
         if end < start:
             raise Fail(end_token.at, "the range ends before it starts")
-        self.bound_after(_bound(start, True))
-        self.bound_before(_bound(end, True))
+        self.bound_after(time_bound(start, True))
+        self.bound_before(time_bound(end, True))
 
     def bound_after(self, bound: TimeBound) -> None:
         old = self.query.after

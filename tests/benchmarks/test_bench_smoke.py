@@ -30,7 +30,7 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads(out.stdout[out.stdout.index("{"):])
     assert {"write", "collect", "import", "purge", "scale", "inventory", "console", "watch",
-            "machine"} <= set(results)
+            "versions", "machine"} <= set(results)
     assert results["collect"]["footfall_per_second"]["median"] > 0
     for target in ("empty-threaded", "empty-aio", "footfall-sqlite-full",
                    "footfall-sqlite-normal"):
@@ -47,6 +47,9 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
     assert watch["latency"]["arrivals"] == 2 * 20
     assert watch["watchers"]["received_per_watcher"] == 500 + 50
     assert results["count"]["filtered_pages"]["ms"]["median"] > 0  # it checks its counts
+    versions = results["versions"]  # it checks what was stored and re-imported
+    assert set(versions["write"]["4"]["ratios"]) == {"v2", "v2beta", "v2alpha"}
+    assert versions["export"]["export_per_second"]["median"] > 0
 
     sys.path.insert(0, str(ROOT))
     from bench.report import render

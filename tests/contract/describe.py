@@ -31,11 +31,19 @@ SERVICES = {
     "google.cloud.retail.v2.UserEventService": "google.cloud.retail_v2.services.user_event_service",
     "google.cloud.retail.v2.ProductService": "google.cloud.retail_v2.services.product_service",
     "google.cloud.talent.v4.EventService": "google.cloud.talent_v4.services.event_service",
+    **{
+        f"google.cloud.retail.{version}.{service}":
+            f"google.cloud.retail_{version}.services.{module}"
+        for version in ("v2beta", "v2alpha")
+        for service, module in (("UserEventService", "user_event_service"),
+                                ("ProductService", "product_service"))
+    },
 }
 # Messages under these packages are described field by field; anything else
 # (google.protobuf, google.rpc, google.type, google.longrunning, google.api)
 # comes from shared libraries and is only checked for presence.
-OWNED_PREFIXES = ("google.cloud.retail.v2.", "google.cloud.talent.v4.")
+OWNED_PREFIXES = ("google.cloud.retail.v2.", "google.cloud.retail.v2beta.",
+                  "google.cloud.retail.v2alpha.", "google.cloud.talent.v4.")
 
 FDP = descriptor_pb2.FieldDescriptorProto
 ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -47,7 +47,8 @@ def _run(*args: str, generated: bool) -> dict[str, Any]:
 def official() -> dict[str, Any]:
     # Only look the packages up: importing them here would register Google's
     # descriptors in this pytest process and clash with anything importing ours.
-    for name in ("google.cloud.retail_v2", "google.cloud.talent_v4"):
+    for name in ("google.cloud.retail_v2", "google.cloud.retail_v2beta",
+                 "google.cloud.retail_v2alpha", "google.cloud.talent_v4"):
         if importlib.util.find_spec(name) is None:
             pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
     return _run("official", generated=False)
@@ -83,8 +84,9 @@ def _fail_on(problems: list[str]) -> None:
 
 def test_contract_is_not_trivially_small(official: dict[str, Any]) -> None:
     owned = [n for n, v in official["messages"].items() if v is not None]
-    assert len(official["services"]) == 3
-    assert sum(len(m) for m in official["services"].values()) == 18
+    # retail v2 (5 + 12 RPCs), talent v4 (1), retail v2beta and v2alpha (6 + 13 each)
+    assert len(official["services"]) == 7
+    assert sum(len(m) for m in official["services"].values()) == 18 + 2 * 19
     assert len(owned) >= 60, owned
     assert "google.cloud.retail.v2.UserEvent" in owned
     assert "google.cloud.talent.v4.ClientEvent" in owned
@@ -183,3 +185,37 @@ def test_fully_populated_messages_round_trip(ours: dict[str, Any]) -> None:
         for issue in issues
     ]
     _fail_on(problems)
+
+
+# What server.retail.surfaces handles by name; any other difference between v2 and
+# v2beta/v2alpha would be converted by wire bytes unseen, so it fails here first.
+EXPORT_DIFFERENCES = [
+    *(f"message {m}: only in {{v}}" for m in (
+        "BigQueryOutputResult", "ExportErrorsConfig", "ExportMetadata", "ExportProductsRequest",
+        "ExportProductsResponse", "ExportUserEventsRequest", "ExportUserEventsResponse",
+        "GcsOutputResult", "OutputConfig", "OutputConfig.BigQueryDestination",
+        "OutputConfig.GcsDestination", "OutputResult")),
+    "rpc ProductService.ExportProducts: only in {v}",
+    "rpc UserEventService.ExportUserEvents: only in {v}",
+]
+V2ALPHA_DIFFERENCES = [
+    "enum LocalInventory.Availability: only in v2alpha",
+    "field DeleteProductRequest.force = 4: only in v2alpha",
+    "field ImportMetadata.transformed_user_events_metadata = 7: only in v2alpha",
+    "field ImportProductsRequest.skip_default_branch_protection = 8: only in v2alpha",
+    "field ListProductsRequest.require_total_size = 6: only in v2alpha",
+    "field ListProductsResponse.total_size = 3: only in v2alpha",
+    "field LocalInventory.availability = 5: only in v2alpha",
+    "message TransformedUserEventsMetadata: only in v2alpha",
+]
+
+
+@pytest.mark.parametrize("version", ["v2beta", "v2alpha"])
+def test_versions_differ_from_v2_only_where_the_surfaces_say(official: dict[str, Any],
+                                                             version: str) -> None:
+    from retail_versions import differences
+
+    expected = [line.format(v=version) for line in EXPORT_DIFFERENCES]
+    if version == "v2alpha":
+        expected += V2ALPHA_DIFFERENCES
+    assert differences(official, version) == sorted(expected)

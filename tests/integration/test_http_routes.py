@@ -13,7 +13,7 @@ import pytest
 from google.api import http_pb2
 from google.protobuf import descriptor_pool
 
-from server.app import SERVED, Running, start
+from server.app import GUARDED, Running, start
 from server.clock import FixedClock
 from server.config import Settings
 from server.http.routes import (
@@ -33,6 +33,10 @@ REST_TRANSPORTS = {
     ("google.cloud.retail_v2", "user_event_service"): "google.cloud.retail.v2.UserEventService",
     ("google.cloud.retail_v2", "product_service"): "google.cloud.retail.v2.ProductService",
     ("google.cloud.talent_v4", "event_service"): "google.cloud.talent.v4.EventService",
+    **{(f"google.cloud.retail_{version}", module): f"google.cloud.retail.{version}.{service}"
+       for version in ("v2beta", "v2alpha")
+       for module, service in (("user_event_service", "UserEventService"),
+                               ("product_service", "ProductService"))},
 }
 OPERATIONS = "google.longrunning.Operations"
 
@@ -52,7 +56,7 @@ def annotated_bindings() -> list[tuple[str, str, str]]:
     services, and of the service-configuration rules for the operations."""
     pool = descriptor_pool.Default()
     found = []
-    for service in SERVED:
+    for service in GUARDED:
         for method, rule in annotated_rules(pool.FindServiceByName(service)):
             found.extend((method.full_name, verb, path)
                          for verb, path, _, _ in http_bindings(rule))
@@ -86,9 +90,10 @@ ANNOTATED = annotated_bindings()
 def test_the_served_contracts_have_annotations_to_route() -> None:
     rpcs = {rpc for rpc, _, _ in ANNOTATED}
     assert "google.cloud.retail.v2.UserEventService.CollectUserEvent" in rpcs
-    assert len([1 for rpc, _, _ in ANNOTATED if rpc.endswith("CollectUserEvent")]) == 2
+    assert len([1 for rpc, _, _ in ANNOTATED if rpc.endswith("CollectUserEvent")]) == 2 * 3
     assert {f"{OPERATIONS}.GetOperation", f"{OPERATIONS}.ListOperations"} <= rpcs
-    assert len(ANNOTATED) >= 30
+    assert "google.cloud.retail.v2alpha.UserEventService.ExportUserEvents" in rpcs
+    assert len(ANNOTATED) >= 100
 
 
 @pytest.mark.parametrize(("rpc", "verb", "template"), ANNOTATED,
@@ -112,7 +117,7 @@ def test_every_annotated_binding_is_routed_and_answered(gateway: Running, rpc: s
 def test_every_rest_transport_uri_is_routed(gateway: Running) -> None:
     assert gateway.http is not None
     bindings = rest_transport_bindings()
-    assert len(bindings) >= 20
+    assert len(bindings) >= 60
     missing = []
     for rpc, verb, template in bindings:
         found = gateway.http.router.match(verb, PathTemplate.parse(template).example())

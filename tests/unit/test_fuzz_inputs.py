@@ -125,7 +125,7 @@ class AnyServicer:
         return lambda request, context: None
 
 
-ROUTES = [r for r in derive_routes({s: AnyServicer() for s in app.SERVED}) if r.body]
+ROUTES = [r for r in derive_routes({s: AnyServicer() for s in app.GUARDED}) if r.body]
 
 
 @FUZZ

@@ -1,0 +1,213 @@
+"""ExportUserEvents and ExportProducts (v2beta, v2alpha): checked when called, then
+run as resumable operations writing JSON lines under a gs:// folder.
+
+The lines are the form import reads (one proto3-JSON UserEvent or Product per
+line), so export, purge and import give back the same events: an event is
+written as it was received (before the catalog join), and import joins it again.
+A batch is appended to the current file, which is flushed to disk, and then the
+job records how far it got and the file's size with one step; a job resumed
+after a crash first cuts the file back to that size, so no line is written twice.
+A new file is begun once one holds LINES_PER_FILE lines (a batch is never split);
+the response lists them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from footfall.retail.v2 import user_event_pb2
+from footfall.retail.v2beta import export_config_pb2
+from google.longrunning import operations_pb2
+from google.protobuf import json_format, timestamp_pb2
+
+from server import names
+from server.errors import FieldViolation, gather, raise_if_any
+from server.operations import records
+from server.operations.runner import JobContext
+from server.retail import export_filter, gcs, products
+from server.store.rows import Progress, Step, StepResult
+
+EVENTS_KIND = "export-user-events"
+PRODUCTS_KIND = "export-products"
+OUTPUT_FIELD = "output_config.gcs_destination.output_uri_prefix"
+BATCH = 1_000
+LINES_PER_FILE = 100_000
+# The v2beta messages stand for v2alpha's too (the same names and numbers);
+# records.relabel names them in the version of the call.
+EventsRequest = export_config_pb2.ExportUserEventsRequest
+ProductsRequest = export_config_pb2.ExportProductsRequest
+
+
+def _output_violations(request: Any, gcs_root: Path) -> list[FieldViolation]:
+    """What is wrong with the request's output_config (nothing is created yet)."""
+    config = request.output_config
+    if config.HasField("bigquery_destination"):
+        return [FieldViolation("output_config.bigquery_destination",
+                               "Footfall exports to Cloud Storage only; give "
+                               "output_config.gcs_destination.output_uri_prefix instead")]
+    prefix = config.gcs_destination.output_uri_prefix
+    if not prefix:
+        return [FieldViolation(OUTPUT_FIELD, "is required, e.g. gs://bucket/exports/")]
+    out: list[FieldViolation] = []
+    gather(out, gcs.check_output_folder, gcs_root, prefix, OUTPUT_FIELD)
+    return out
+
+
+def check_events_request(request: Any, gcs_root: Path
+                         ) -> tuple[str, export_filter.EventSelection]:
+    """The catalog and the events to write; INVALID_ARGUMENT naming each bad field
+    (parent, output_config, filter)."""
+    violations: list[FieldViolation] = []
+    catalog = gather(violations, names.parse_catalog, request.parent, "parent")
+    selection = gather(violations, export_filter.parse_events, request.filter,
+                       str(catalog or ""))
+    violations.extend(_output_violations(request, gcs_root))
+    raise_if_any(violations)
+    assert selection is not None
+    return str(catalog), selection
+
+
+def check_products_request(request: Any, gcs_root: Path
+                           ) -> tuple[str, export_filter.ProductSelection]:
+    """The branch (as the store names it) and the products to write;
+    INVALID_ARGUMENT naming each bad field (parent, output_config, filter)."""
+    violations: list[FieldViolation] = []
+    branch = gather(violations, names.parse_branch_key, request.parent, "parent")
+    selection = gather(violations, export_filter.parse_products, request.filter)
+    violations.extend(_output_violations(request, gcs_root))
+    raise_if_any(violations)
+    assert branch is not None and selection is not None
+    return branch, selection
+
+
+def _metadata(create_us: int, now_us: int) -> export_config_pb2.ExportMetadata:
+    created, updated = timestamp_pb2.Timestamp(), timestamp_pb2.Timestamp()
+    created.FromMicroseconds(create_us)
+    updated.FromMicroseconds(now_us)
+    return export_config_pb2.ExportMetadata(create_time=created, update_time=updated)
+
+
+def new_operation(name: str, now_ns: int) -> operations_pb2.Operation:
+    """An export's Operation before its job starts (created at `now_ns`)."""
+    return records.operation(name, _metadata(now_ns // 1000, now_ns // 1000))
+
+
+def _line(message: Any) -> bytes:
+    return orjson.dumps(json_format.MessageToDict(message)) + b"\n"
+
+
+@dataclass
+class _State:
+    cursor: int | str  # the last row id (events) or product id (products) written
+    files: list[str]  # gs:// URIs, the last one being written
+    size: int  # bytes of the last file that are written for good
+    lines: int  # lines in the last file
+
+    @classmethod
+    def load(cls, checkpoint: bytes | None, first: int | str) -> _State:
+        if not checkpoint:
+            return cls(first, [], 0, 0)
+        return cls(**orjson.loads(checkpoint))
+
+
+# (lines of the next batch, its cursor), or None at the end
+NextBatch = Callable[[int | str], "tuple[list[bytes], int | str] | None"]
+
+
+class ExportJob:
+    """Runs export operations of one kind; `gcs_root` is where gs:// URIs live."""
+
+    def __init__(self, gcs_root: Path, kind: str) -> None:
+        self.root = gcs_root
+        self.kind = kind
+
+    def __call__(self, ctx: JobContext) -> None:
+        if self.kind == EVENTS_KIND:
+            events_request = EventsRequest.FromString(ctx.record.request)
+            _, selection = check_events_request(events_request, self.root)
+            self._run(ctx, events_request, 0, _event_batches(ctx, selection),
+                      export_config_pb2.ExportUserEventsResponse, "the export of user events")
+        else:
+            products_request = ProductsRequest.FromString(ctx.record.request)
+            branch, products_wanted = check_products_request(products_request, self.root)
+            self._run(ctx, products_request, "", _product_batches(ctx, branch, products_wanted),
+                      export_config_pb2.ExportProductsResponse, "the export of products")
+
+    def _run(self, ctx: JobContext, request: Any, first: int | str, next_batch: NextBatch,
+             response_class: Any, what: str) -> None:
+        prefix = request.output_config.gcs_destination.output_uri_prefix.rstrip("/")
+        folder = gcs.make_output_folder(self.root, prefix, OUTPUT_FIELD)
+        stem = ctx.record.name.rpartition("/")[2]
+        state = _State.load(ctx.record.checkpoint, first)
+        if not state.files:
+            state.files.append(f"{prefix}/{stem}-0000.json")
+        # Lines a run wrote after its last step are not part of the export.
+        gcs.truncate_output(self.root, folder / _base(state.files[-1]), state.size,
+                            OUTPUT_FIELD)
+        gcs.append_output(self.root, folder / _base(state.files[-1]), b"", OUTPUT_FIELD)
+        cancelled = ctx.record.cancel_requested
+        while not cancelled:
+            ctx.check_stop()
+            batch = next_batch(state.cursor)
+            if batch is None:
+                break
+            lines, cursor = batch
+            if state.lines >= LINES_PER_FILE and lines:
+                state.files.append(f"{prefix}/{stem}-{len(state.files):04d}.json")
+                state.size = state.lines = 0
+                # what a run that stopped before its next step may have left there
+                gcs.truncate_output(self.root, folder / _base(state.files[-1]), 0,
+                                    OUTPUT_FIELD)
+            if lines:
+                state.size = gcs.append_output(self.root, folder / _base(state.files[-1]),
+                                               b"".join(lines), OUTPUT_FIELD)
+            state.lines += len(lines)
+            state.cursor = cursor
+            checkpoint = orjson.dumps(state.__dict__)
+            meta = _metadata(ctx.record.create_time_us, ctx.now_us())
+
+            def progress(_: StepResult, checkpoint: bytes = checkpoint,
+                         meta: Any = meta) -> Progress:
+                return Progress(checkpoint, records.operation(ctx.record.name, meta)
+                                .SerializeToString(), False)
+
+            cancelled = ctx.step(Step(), progress).cancel_requested
+        response = response_class(output_result=export_config_pb2.OutputResult(
+            gcs_result=[export_config_pb2.GcsOutputResult(output_uri=uri)
+                        for uri in state.files]))
+        meta = _metadata(ctx.record.create_time_us, ctx.now_us())
+        ctx.finish(records.ended(ctx.record.name, meta, response, cancelled, what),
+                   orjson.dumps(state.__dict__))
+
+
+def _base(uri: str) -> str:
+    return uri.rpartition("/")[2]
+
+
+def _event_batches(ctx: JobContext, selection: export_filter.EventSelection) -> NextBatch:
+    def next_batch(cursor: int | str) -> tuple[list[bytes], int | str] | None:
+        rows = ctx.store.scan_user_events(selection.query, BATCH, after_id=int(cursor))
+        if not rows:
+            return None
+        # As received: import joins it again with the catalog of its time.
+        events = (user_event_pb2.UserEvent.FromString(received or payload)
+                  for _, payload, received in rows)
+        return [_line(e) for e in events if selection.matches(e)], rows[-1][0]
+
+    return next_batch
+
+
+def _product_batches(ctx: JobContext, branch: str,
+                     selection: export_filter.ProductSelection) -> NextBatch:
+    def next_batch(cursor: int | str) -> tuple[list[bytes], int | str] | None:
+        rows = ctx.store.list_products(branch, BATCH, str(cursor))
+        if not rows:
+            return None
+        kept: Iterable[Any] = (products.decode(payload, branch, pid) for pid, payload in rows)
+        return [_line(p) for p in kept if selection.matches(p)], rows[-1][0]
+
+    return next_batch

@@ -1,0 +1,270 @@
+"""The filters of ExportUserEvents and ExportProducts (v2beta, v2alpha), parsed.
+
+User events, Google's export grammar where it meets what the store selects:
+
+    filter := ( term ["AND"] )*                 (an empty filter selects all)
+    term   := "eventTime" (">" | ">=" | "<" | "<=") STRING   (RFC 3339; one bound
+                                                  of each side at most)
+            | "eventType" "=" VALUE
+            | "(" "eventType" "=" VALUE ( "OR" "eventType" "=" VALUE )* ")"
+            | "eventsMissingCatalogItems"
+    VALUE  := STRING | a bare word such as detail-page-view
+
+As on Google, only joined events (every product found in the catalog; events
+naming none count as joined) are exported unless the filter says
+eventsMissingCatalogItems, which exports only the others. NOT is refused.
+
+Products: `productType = primary|variant` and `availability = IN_STOCK|...`,
+each alone or as a parenthesised OR of its values; lastModifiedTime, tags and
+NOT are refused (the store keeps no modification time).
+
+Every input gives a query or an InvalidArgument naming the filter field, saying at
+which character; never another exception.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from footfall.retail.v2 import product_pb2
+
+from server.retail.purge_filter import Fail, Token, checked, rfc3339_nanos, time_bound, unquote
+from server.store.rows import EventQuery
+
+MISSING = "eventsMissingCatalogItems"
+PRODUCT_TYPES = {"primary": product_pb2.Product.PRIMARY, "variant": product_pb2.Product.VARIANT}
+AVAILABILITIES = ("IN_STOCK", "OUT_OF_STOCK", "PREORDER", "BACKORDER")
+_REFUSED_PRODUCT_FIELDS = {
+    "lastModifiedTime": "Footfall keeps no modification time of products",
+    "tag": "tag expressions are not supported by Footfall",
+}
+
+_NO_NOT = "NOT is not supported by Footfall; list the values wanted (a OR b)"
+_TOKEN = re.compile(r"""
+    (?P<space>\s+)
+  | (?P<string>"(?:[^"\\]|\\.)*")
+  | (?P<op>>=|<=|=|>|<|\(|\))
+  | (?P<word>[A-Za-z_][A-Za-z0-9_.:-]*)
+""", re.VERBOSE)
+
+
+def _tokens(text: str) -> list[Token]:
+    out: list[Token] = []
+    pos = 0
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None:
+            raise Fail(pos, f"unexpected character {text[pos]!r}")
+        if match.lastgroup != "space":
+            out.append(Token(match.lastgroup or "", match.group(), pos))
+        pos = match.end()
+    return out
+
+
+class _Terms:
+    """What both grammars share: tokens, AND between terms, and `name = value`
+    terms alone or as a parenthesised OR."""
+
+    fields = ""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = _tokens(text)
+        self.pos = 0
+        self.seen: set[str] = set()
+
+    def peek(self) -> Token | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self, kind: str, what: str, texts: tuple[str, ...] = ()) -> Token:
+        token = self.peek()
+        if token is None:
+            raise Fail(len(self.text), f"expected {what}, but the filter ends")
+        if token.kind != kind or (texts and token.text not in texts):
+            raise Fail(token.at, f"expected {what}, got {token.text!r}")
+        self.pos += 1
+        return token
+
+    def run(self) -> None:
+        while (token := self.peek()) is not None:
+            if token.kind == "word" and token.text == "AND" and self.pos:
+                self.pos += 1
+                if self.peek() is None:
+                    raise Fail(token.at, "AND must be followed by a term")
+            elif token.text == "NOT":
+                raise Fail(token.at, _NO_NOT)
+            self.term()
+
+    def term(self) -> None:
+        raise NotImplementedError
+
+    def next(self, what: str) -> Token:
+        token = self.peek()
+        if token is None:
+            raise Fail(len(self.text), f"expected {what}, but the filter ends")
+        self.pos += 1
+        return token
+
+    def values(self, name: str, check: Callable[[Token, str], Any]) -> list[Any]:
+        """The values of a `name = VALUE` term or of a parenthesised OR of them (the
+        opening parenthesis or the name is next); each passed through `check`."""
+        first = self.next(name)
+        grouped = first.text == "("
+        if not grouped:
+            self.pos -= 1
+        out = [self.one_value(name, check)]
+        while grouped:
+            token = self.next("OR or ')'")
+            if token.text == ")":
+                break
+            if token.text != "OR":
+                raise Fail(token.at, _NO_NOT if token.text == "NOT"
+                           else f"expected OR or ')', got {token.text!r}")
+            out.append(self.one_value(name, check))
+        if name in self.seen:
+            raise Fail(first.at, f"{name} is given twice; give its values as "
+                                 f"({name} = a OR {name} = b)")
+        self.seen.add(name)
+        return out
+
+    def one_value(self, name: str, check: Callable[[Token, str], Any]) -> Any:
+        token = self.peek()
+        if token is not None and token.text == "NOT":
+            raise Fail(token.at, _NO_NOT)
+        self.take("word", name, (name,))
+        self.take("op", f"'=' after {name}", ("=",))
+        value = self.next(f"a value for {name}")
+        if value.kind not in ("string", "word"):
+            raise Fail(value.at, f"expected a value for {name}, got {value.text!r}")
+        return check(value, unquote(value) if value.kind == "string" else value.text)
+
+
+class _EventTerms(_Terms):
+    fields = f"eventTime, eventType, {MISSING}"
+
+    def __init__(self, text: str, catalog: str) -> None:
+        super().__init__(text)
+        self.query = EventQuery(catalog, joined=True)
+        self.types: frozenset[str] = frozenset()
+
+    def term(self) -> None:
+        token = self.peek()
+        assert token is not None
+        if token.text == "(" or token.text == "eventType":
+            self.types = frozenset(self.values("eventType", lambda _t, v: v))
+            if len(self.types) == 1:  # one type: the store selects it
+                self.query = replace(self.query, event_types=tuple(self.types))
+        elif token.text == MISSING:
+            self.pos += 1
+            self.query = replace(self.query, joined=False)
+        elif token.text == "eventTime":
+            self.pos += 1
+            op = self.take("op", "one of > >= < <= after eventTime", (">", ">=", "<", "<="))
+            stamp = self.take("string", "a quoted RFC 3339 time")
+            side = "after" if op.text.startswith(">") else "before"
+            if getattr(self.query, side) is not None:
+                raise Fail(op.at, f"eventTime {op.text[0]} is given twice; give one range")
+            bound = time_bound(rfc3339_nanos(stamp), op.text in (">=", "<="))
+            self.query = replace(self.query, after=bound) if side == "after" \
+                else replace(self.query, before=bound)
+            after, before = self.query.after, self.query.before
+            if after is not None and before is not None and (
+                    (before.micros, before.nanos) < (after.micros, after.nanos) or (
+                    (before.micros, before.nanos) == (after.micros, after.nanos)
+                    and not (before.inclusive and after.inclusive))):
+                raise Fail(stamp.at, "the eventTime range is empty")
+        else:
+            raise Fail(token.at, f"unknown term {token.text!r}; filter on {self.fields}")
+
+
+@dataclass(frozen=True)
+class EventSelection:
+    """The events an export writes: those `query` selects, of `types` (any when
+    empty). A query's type terms are ANDed, so a choice of several types is
+    checked on each event read."""
+
+    query: EventQuery
+    types: frozenset[str] = frozenset()
+
+    def matches(self, event: Any) -> bool:
+        return not self.types or event.event_type in self.types
+
+
+@dataclass(frozen=True)
+class ProductSelection:
+    """Which products an export writes: all, or those of these types/availabilities."""
+
+    types: tuple[int, ...] = ()
+    availabilities: tuple[int, ...] = ()
+
+    def matches(self, product: Any) -> bool:
+        # unset availability means in stock
+        availability = product.availability or product_pb2.Product.IN_STOCK
+        return (not self.types or product.type in self.types) and (
+            not self.availabilities or availability in self.availabilities)
+
+
+class _ProductTerms(_Terms):
+    fields = "productType, availability"
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.selection = ProductSelection()
+
+    def term(self) -> None:
+        token = self.peek()
+        assert token is not None
+        name = token.text
+        if name == "(":
+            following = self.tokens[self.pos + 1] if self.pos + 1 < len(self.tokens) else token
+            name = following.text
+        if name == "productType":
+            types = self.values(name, self._type)
+            self.selection = replace(self.selection, types=tuple(types))
+        elif name == "availability":
+            found = self.values(name, self._availability)
+            self.selection = replace(self.selection, availabilities=tuple(found))
+        elif name in _REFUSED_PRODUCT_FIELDS:
+            raise Fail(token.at, f"{name}: {_REFUSED_PRODUCT_FIELDS[name]}; filter on "
+                                 f"{self.fields}")
+        else:
+            raise Fail(token.at, f"unknown term {name!r}; filter on {self.fields}")
+
+    @staticmethod
+    def _type(token: Token, value: str) -> int:
+        if value.lower() not in PRODUCT_TYPES:
+            raise Fail(token.at, f"productType must be primary or variant, got {value!r}")
+        return PRODUCT_TYPES[value.lower()]
+
+    @staticmethod
+    def _availability(token: Token, value: str) -> int:
+        if value not in AVAILABILITIES:
+            raise Fail(token.at, f"availability must be one of {', '.join(AVAILABILITIES)}, "
+                                 f"got {value!r}")
+        return int(product_pb2.Product.Availability.Value(value))
+
+
+def parse_events(text: str, catalog: str, field: str = "filter") -> EventSelection:
+    """The events of `catalog` an export with filter `text` writes. INVALID_ARGUMENT
+    naming `field` for an over-long or malformed filter, saying at which character."""
+    def run() -> EventSelection:
+        terms = _EventTerms(text, catalog)
+        terms.run()
+        return EventSelection(terms.query, terms.types)
+
+    return checked(text, field, run)
+
+
+def parse_products(text: str, field: str = "filter") -> ProductSelection:
+    """The products an export with filter `text` writes. INVALID_ARGUMENT naming
+    `field` as parse_events."""
+    def run() -> ProductSelection:
+        terms = _ProductTerms(text)
+        terms.run()
+        return terms.selection
+
+    return checked(text, field, run)
+

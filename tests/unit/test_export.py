@@ -1,0 +1,167 @@
+"""ExportUserEvents and ExportProducts as jobs: every selected item written once,
+as received, across files; a job stopped between batches (and one that wrote a
+batch but died before recording it) resumes without writing a line twice; a
+cancel before the job runs writes nothing. And the operation names and type names
+of the retail version a job was started through."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from footfall.retail.v2 import product_pb2, user_event_pb2
+from footfall.retail.v2beta import export_config_pb2
+from google.longrunning import operations_pb2
+from google.protobuf import json_format
+
+from server.clock import FixedClock
+from server.operations import records
+from server.operations.runner import JobContext
+from server.retail import export
+from server.store import EventRow, Store, open_store
+from server.store.rows import OperationRecord
+
+CATALOG = "projects/p/locations/global/catalogs/c"
+BRANCH = f"{CATALOG}/branches/0"
+NAME = f"{CATALOG}/operations/export-user-events-v2beta-1"
+PREFIX = "gs://bucket/out"
+
+
+class StopAfter(threading.Event):
+    """A stop request that comes after `checks` checks: a shutdown between batches."""
+
+    def __init__(self, checks: int) -> None:
+        super().__init__()
+        self.checks = checks
+
+    def is_set(self) -> bool:
+        self.checks -= 1
+        return self.checks < 0
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    opened = open_store("memory://")
+    yield opened
+    opened.close()
+
+
+def events(count: int) -> list[user_event_pb2.UserEvent]:
+    return [json_format.ParseDict({"eventType": "search" if i % 3 else "home-page-view",
+                                   "visitorId": f"v{i}", "searchQuery": "tent",
+                                   "eventTime": f"2024-01-01T00:00:{i:02d}Z"},
+                                  user_event_pb2.UserEvent()) for i in range(count)]
+
+
+def submit(store: Store, request: export_config_pb2.ExportUserEventsRequest | None = None,
+           kind: str = export.EVENTS_KIND, name: str = NAME) -> None:
+    request = request or export_config_pb2.ExportUserEventsRequest(
+        parent=CATALOG, output_config={"gcs_destination": {"output_uri_prefix": PREFIX}})
+    store.create_operation(OperationRecord(
+        name=name, kind=kind, done=False, create_time_us=0,
+        request=request.SerializeToString(),
+        operation=export.new_operation(name, 0).SerializeToString()))
+
+
+def run(store: Store, root: Path, stopping: threading.Event, kind: str = export.EVENTS_KIND
+        ) -> None:
+    record = store.claim_operation("w1", 0, 10**9, lambda _: False)
+    assert record is not None
+    job = export.ExportJob(root, kind)
+    try:
+        job(JobContext(record, store, FixedClock(0), "w1", 10**9, stopping))
+    except Exception:
+        store.release_operation(record.name, "w1")  # as the runner leaves it for the next
+        raise
+
+
+def response(store: Store, name: str = NAME) -> tuple[operations_pb2.Operation, list[str]]:
+    record = store.get_operation(name)
+    assert record is not None and record.done
+    done = operations_pb2.Operation.FromString(record.operation)
+    answer = export_config_pb2.ExportUserEventsResponse()
+    if done.HasField("response"):
+        assert done.response.Unpack(answer)
+    return done, [r.output_uri for r in answer.output_result.gcs_result]
+
+
+def read(root: Path, uris: list[str]) -> list[dict[str, object]]:
+    return [json.loads(line) for uri in uris
+            for line in (root / uri[len("gs://"):]).read_text().splitlines()]
+
+
+def test_a_stopped_export_resumes_writing_every_event_once_across_files(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(export, "BATCH", 4)
+    monkeypatch.setattr(export, "LINES_PER_FILE", 6)
+    sent = events(23)
+    store.write_user_events([EventRow.from_event(CATALOG, e, joined=True) for e in sent])
+    submit(store)
+    with pytest.raises(Exception, match=NAME):  # StopRequested after two batches
+        run(store, tmp_path, StopAfter(2))
+    record = store.get_operation(NAME)
+    assert record is not None and not record.done
+    state = json.loads(record.checkpoint or b"{}")
+    assert state["cursor"] > 0 and state["size"] > 0
+    # A run that wrote its next batch and died before recording it leaves lines behind.
+    current = tmp_path / state["files"][-1][len("gs://"):]
+    with current.open("ab") as leftover:
+        leftover.write(b'{"eventType": "written-but-never-recorded"}\n')
+    run(store, tmp_path, threading.Event())
+
+    done, uris = response(store)
+    # a file is full after two batches (8 lines >= 6): 8 + 8 + 7
+    assert uris == [f"{PREFIX}/export-user-events-v2beta-1-{i:04d}.json" for i in range(3)]
+    assert read(tmp_path, uris) == [json_format.MessageToDict(e) for e in sent]
+    meta = export_config_pb2.ExportMetadata()
+    assert done.metadata.Unpack(meta) and meta.HasField("update_time")
+
+
+def test_a_cancel_before_the_job_runs_writes_nothing(store: Store, tmp_path: Path) -> None:
+    store.write_user_events([EventRow.from_event(CATALOG, e, joined=True) for e in events(3)])
+    submit(store)
+    store.request_cancel(NAME)
+    run(store, tmp_path, threading.Event())
+    done, _ = response(store)
+    assert done.error.code == 1  # CANCELLED
+    assert (tmp_path / "bucket/out/export-user-events-v2beta-1-0000.json").read_bytes() == b""
+
+
+def test_products_export_as_stored_with_their_names(store: Store, tmp_path: Path) -> None:
+    for pid, availability in (("a", 0), ("b", product_pb2.Product.OUT_OF_STOCK)):
+        store.create_product(BRANCH, pid, product_pb2.Product(
+            title=pid, availability=availability).SerializeToString())
+    name = f"{BRANCH}/operations/export-products-v2alpha-7"
+    submit(store, export_config_pb2.ExportProductsRequest(
+        parent=BRANCH, filter="availability = IN_STOCK",
+        output_config={"gcs_destination": {"output_uri_prefix": PREFIX}}),
+        export.PRODUCTS_KIND, name)
+    run(store, tmp_path, threading.Event(), export.PRODUCTS_KIND)
+    record = store.get_operation(name)
+    assert record is not None
+    answer = export_config_pb2.ExportProductsResponse()
+    assert operations_pb2.Operation.FromString(record.operation).response.Unpack(answer)
+    assert read(tmp_path, [r.output_uri for r in answer.output_result.gcs_result]) == [
+        {"name": f"{BRANCH}/products/a", "id": "a", "title": "a"}]
+
+
+def test_operations_carry_the_version_they_were_started_through() -> None:
+    assert records.version_of(records.new_name(CATALOG, "purge-user-events")) == ""
+    token = records.API_VERSION.set("v2alpha")
+    try:
+        name = records.new_name(CATALOG, "purge-user-events")
+    finally:
+        records.API_VERSION.reset(token)
+    assert records.version_of(name) == "v2alpha"
+    op = records.operation(name, export_config_pb2.ExportMetadata(),
+                           response=user_event_pb2.UserEvent())
+    records.relabel(op)
+    assert op.metadata.type_url == "type.googleapis.com/google.cloud.retail.v2alpha.ExportMetadata"
+    assert op.response.type_url == "type.googleapis.com/google.cloud.retail.v2alpha.UserEvent"
+    v2 = records.operation(f"{CATALOG}/operations/purge-user-events-12",
+                           export_config_pb2.ExportMetadata())
+    # a v2 operation is answered as stored
+    assert records.relabel(v2).metadata.type_url.endswith("retail.v2beta.ExportMetadata")
