@@ -33,6 +33,7 @@ from google.protobuf.message import Message
 from server.console.watch import Caller, Commits
 from server.errors import ResourceExhausted
 from server.loop import off_loop
+from server.store.packed import varint
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +91,9 @@ class Item:
         """The message as field 1 of another (an element of a batch's list)."""
         if self._entry is None:
             wire = self.wire()
-            self._entry = b"\x0a" + _varint(len(wire)) + wire
+            self._entry = b"\x0a" + varint(len(wire)) + wire
         return self._entry
 
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 class Batch:

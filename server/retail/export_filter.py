@@ -31,7 +31,15 @@ from typing import Any
 
 from footfall.retail.v2 import product_pb2
 
-from server.retail.purge_filter import Fail, Token, checked, rfc3339_nanos, time_bound, unquote
+from server.retail.purge_filter import (
+    Cursor,
+    Fail,
+    Token,
+    checked,
+    rfc3339_nanos,
+    time_bound,
+    unquote,
+)
 from server.store.rows import EventQuery
 
 MISSING = "eventsMissingCatalogItems"
@@ -64,29 +72,15 @@ def _tokens(text: str) -> list[Token]:
     return out
 
 
-class _Terms:
+class _Terms(Cursor):
     """What both grammars share: tokens, AND between terms, and `name = value`
     terms alone or as a parenthesised OR."""
 
     fields = ""
 
     def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens = _tokens(text)
-        self.pos = 0
+        super().__init__(text, _tokens(text))
         self.seen: set[str] = set()
-
-    def peek(self) -> Token | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def take(self, kind: str, what: str, texts: tuple[str, ...] = ()) -> Token:
-        token = self.peek()
-        if token is None:
-            raise Fail(len(self.text), f"expected {what}, but the filter ends")
-        if token.kind != kind or (texts and token.text not in texts):
-            raise Fail(token.at, f"expected {what}, got {token.text!r}")
-        self.pos += 1
-        return token
 
     def run(self) -> None:
         while (token := self.peek()) is not None:

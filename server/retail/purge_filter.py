@@ -81,21 +81,21 @@ def time_bound(nanos: int, inclusive: bool) -> TimeBound:
     return TimeBound.at(nanos // 1_000_000_000, nanos % 1_000_000_000, inclusive)
 
 
-class Parser:
-    """The grammar above; a subclass adds fields through `other_term`."""
+class Cursor:
+    """A filter's tokens and how far a parse has read them (every filter grammar
+    reads this way)."""
 
-    fields = "eventType, visitorId, userId, eventTime"
-
-    def __init__(self, text: str, catalog: str) -> None:
+    def __init__(self, text: str, tokens: list[Token]) -> None:
         self.text = text
-        self.tokens = _tokens(text)
+        self.tokens = tokens
         self.pos = 0
-        self.query = EventQuery(catalog)
 
     def peek(self) -> Token | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
 
     def take(self, kind: str, what: str, texts: tuple[str, ...] = ()) -> Token:
+        """The next token, which must be of `kind` (and one of `texts`); Fail
+        saying `what` was expected otherwise."""
         token = self.peek()
         if token is None:
             raise Fail(len(self.text), f"expected {what}, but the filter ends")
@@ -103,6 +103,16 @@ class Parser:
             raise Fail(token.at, f"expected {what}, got {token.text!r}")
         self.pos += 1
         return token
+
+
+class Parser(Cursor):
+    """The grammar above; a subclass adds fields through `other_term`."""
+
+    fields = "eventType, visitorId, userId, eventTime"
+
+    def __init__(self, text: str, catalog: str) -> None:
+        super().__init__(text, _tokens(text))
+        self.query = EventQuery(catalog)
 
     def parse(self) -> EventQuery:
         if not self.tokens:

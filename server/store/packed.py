@@ -19,7 +19,8 @@ UNPACK_COLUMNS = "event_type, visitor_id, event_time_us, event_time_ns, event"
 _ONE_BYTE = [bytes((i,)) for i in range(0x80)]  # the varints of 0-127 (most lengths)
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """`value` (not negative) as a protobuf base-128 varint."""
     if value < 0x80:
         return _ONE_BYTE[value]
     out = bytearray()
@@ -40,13 +41,13 @@ def _prefix(event_type: str, visitor_id: str, time_us: int, time_ns: int) -> byt
     parts: list[bytes] = []
     if event_type:
         data = event_type.encode()
-        parts += (b"\x0a", _varint(len(data)), data)
+        parts += (b"\x0a", varint(len(data)), data)
     if visitor_id:
         data = visitor_id.encode()
-        parts += (b"\x12", _varint(len(data)), data)
-    timestamp = ((b"\x08" + _varint(seconds & 0xFFFF_FFFF_FFFF_FFFF) if seconds else b"")
-                 + (b"\x10" + _varint(nanos) if nanos else b""))
-    parts += (b"\x1a", _varint(len(timestamp)), timestamp)
+        parts += (b"\x12", varint(len(data)), data)
+    timestamp = ((b"\x08" + varint(seconds & 0xFFFF_FFFF_FFFF_FFFF) if seconds else b"")
+                 + (b"\x10" + varint(nanos) if nanos else b""))
+    parts += (b"\x1a", varint(len(timestamp)), timestamp)
     return b"".join(parts)
 
 
