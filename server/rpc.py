@@ -158,6 +158,9 @@ def _decoder(deserializer: Callable[[bytes], Any] | None, method: str) -> Callab
             raise InvalidArgument.field("request", f"is not a valid serialized request of "
                                                    f"{method}: {exc}") from None
         if isinstance(request, Message):
+            # Fields this contract does not know are dropped, as Google's front end
+            # drops them: kept, they would be stored, echoed, and defeat deduplication.
+            request.DiscardUnknownFields()
             wellknown.check(request)
         return request
 

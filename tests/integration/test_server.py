@@ -171,3 +171,22 @@ def test_server_faults_are_internal_not_unknown(channel: grpc.Channel, running: 
             user_event_service_pb2.WriteUserEventRequest(parent=PARENT, user_event=event()))
     assert caught.value.code() == grpc.StatusCode.INTERNAL
     assert "WriteUserEvent" in caught.value.details()
+
+
+def test_fields_the_contract_does_not_know_are_dropped_not_stored(
+        channel: grpc.Channel, running: Running) -> None:
+    # A client built from another contract: the same event with an unknown field 999
+    # (string "j1", "j2") inside user_event. Google's front end drops such fields.
+    known = event(eventTime="2023-01-02T03:04:05Z").SerializeToString()
+    write = channel.unary_unary("/google.cloud.retail.v2.UserEventService/WriteUserEvent",
+                                request_serializer=None,
+                                response_deserializer=user_event_pb2.UserEvent.FromString)
+    for tag in (b"j1", b"j2"):
+        unknown = b"\xba\x3e" + bytes([len(tag)]) + tag  # field 999, length-delimited
+        user_event = known + unknown
+        request = user_event_service_pb2.WriteUserEventRequest(parent=PARENT) \
+            .SerializeToString() + b"\x12" + bytes([len(user_event)]) + user_event
+        answer = write(request)
+        assert b"\xba\x3e" not in answer.SerializeToString()  # not echoed back
+    # The same event twice: stored once.
+    assert running.store.count_user_events(EventQuery(PARENT)) == 1
