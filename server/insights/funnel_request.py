@@ -36,6 +36,9 @@ ENTRANT_COLUMNS: dict[int, str] = {insights_pb2.VISITOR: "visitor_id",
                                    insights_pb2.USER: "user_id"}
 _RETAIL_CONDITIONS = ("product_id", "category", "search_query_present", "attribute_key",
                       "attribute_value")
+NO_ITEM_NOTE = ("no {item} groups: a {item}'s group begins with a first-step event that "
+                "names the {item}, and no first-step event names one (home-page-view names "
+                "no product; begin with detail-page-view to compare products)")
 CATEGORY_NOTE = ("categories are the events' page categories, their products' categories "
                  "as stored with them (joined when written) and those the catalog's "
                  "default branch holds now; a product in neither has none")
@@ -332,4 +335,6 @@ def run(store: Store, spec: Funnel, decode_all: bool = False) -> insights_pb2.Ru
         answer.groups.add(key=str(key), steps=_results(spec, groups[key]))
     if spec.retail and any(step.category for step in spec.steps):
         answer.notes.append(CATEGORY_NOTE)
+    if by_item and not groups and answer.steps and answer.steps[0].entrants:
+        answer.notes.append(NO_ITEM_NOTE.format(item="product" if spec.retail else "job"))
     return answer

@@ -551,3 +551,21 @@ def test_a_stored_job_event_type_the_contract_does_not_name_counts_nowhere(
     [job] = tables.list_job_stats(store, insights_pb2.ListJobStatsRequest(
         parent=tenant, page_size=10)).jobs
     assert job.impressions == 1
+
+
+def test_a_breakdown_by_product_of_a_funnel_whose_first_step_names_none_says_why(
+        store: Any) -> None:
+    product = [{"id": "p1", "quantity": None, "price": 0.0, "currency": "", "categories": []}]
+    catalog, _ = stored_history(store, [
+        drawn_event("home-page-view", "v", T0),
+        drawn_event("detail-page-view", "v", T0 + 1, products=product)], [], None)
+    steps = [insights_pb2.FunnelStep(event_type=t) for t in ("home-page-view",
+                                                              "detail-page-view")]
+    answer = funnel_request.run(store, funnel_request.parse(insights_pb2.RunFunnelRequest(
+        parent=catalog, steps=steps, breakdown=insights_pb2.BY_ITEM)))
+    assert (list(answer.groups), [s.entrants for s in answer.steps]) == ([], [1, 1])
+    assert answer.notes == [funnel_request.NO_ITEM_NOTE.format(item="product")]
+    # Begun where products are named, the groups are there and the note is not.
+    answer = funnel_request.run(store, funnel_request.parse(insights_pb2.RunFunnelRequest(
+        parent=catalog, steps=steps[1:], breakdown=insights_pb2.BY_ITEM)))
+    assert [g.key for g in answer.groups] == ["p1"] and not answer.notes
