@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,9 +35,10 @@ from .http_client import Reply, call, query_value
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 TENANT = "projects/p/tenants/t"
 LIMIT = 4096  # --max-event-bytes of the `small` server
-# Wide bounds for work that took 15.9 s (40,000 violations) or would never end
-# (5 million) before; each takes a small fraction of it now.
-SECONDS = 8.0
+# Work that took 120 s (40,000 violations) or would never end (5 million) before
+# fails on the calls' own deadline (30 s); how fast it now is, bench/ measures, not
+# these tests.
+DEADLINE = 30
 FLOOD = 40_000  # empty attribute texts: the issue's 1 MB request
 
 
@@ -102,17 +102,15 @@ def post(running: Running, path: str, body: Any) -> Reply:
 # -- a flood of violations -------------------------------------------------------------
 
 
-def test_a_flood_of_violations_is_answered_quickly_with_the_first_hundred(
+def test_a_flood_of_violations_is_answered_with_the_first_hundred(
         default: Running) -> None:
     flood = event()
     for i in range(FLOOD):
         flood.attributes[f"k{i:05}"].text.append("")
     with channel_of(default) as channel:
         write = user_event_service_pb2_grpc.UserEventServiceStub(channel).WriteUserEvent
-        started = time.monotonic()
         error = refused(lambda: write(user_event_service_pb2.WriteUserEventRequest(
-            parent=CATALOG, user_event=flood), timeout=30))
-        assert time.monotonic() - started < SECONDS
+            parent=CATALOG, user_event=flood), timeout=DEADLINE))
     entries = bad_request(error)
     assert entries[0] == ("user_event.attributes['k00000'].text[0]", "must not be empty")
     assert entries[-1] == ("", f"and {FLOOD - (len(entries) - 1)} more violations")
@@ -120,9 +118,7 @@ def test_a_flood_of_violations_is_answered_quickly_with_the_first_hundred(
     assert error.details().endswith(f"; and {FLOOD - shown} more violations")  # type: ignore[attr-defined]
 
     body = json_format.MessageToDict(flood)
-    started = time.monotonic()
     reply = post(default, f"/v2/{CATALOG}/userEvents:write", body)
-    assert time.monotonic() - started < SECONDS
     assert reply.status == 400 and len(reply.body) < 32 * 1024  # was 7.8 MB
     error_json = reply.error()
     assert error_json["message"].endswith(f"; and {FLOOD - 100} more violations")
@@ -142,10 +138,8 @@ def test_a_10_mib_request_of_violations_is_refused_by_its_size_at_once(
     assert 10_000_000 < size < default.settings.max_request_bytes
     with channel_of(default) as channel:
         write = user_event_service_pb2_grpc.UserEventServiceStub(channel).WriteUserEvent
-        started = time.monotonic()
         error = refused(lambda: write(user_event_service_pb2.WriteUserEventRequest(
-            parent=CATALOG, user_event=huge), timeout=30))
-        assert time.monotonic() - started < SECONDS
+            parent=CATALOG, user_event=huge), timeout=DEADLINE))
     assert error.details() == f"user_event: is {size} bytes; at most 2097152"  # type: ignore[attr-defined]
     assert bad_request(error) == [("user_event", f"is {size} bytes; at most 2097152")]
     assert stored(default) == 0
