@@ -189,22 +189,21 @@ def _matchers(spec: Funnel, catalog: CatalogCategories
     return by_type
 
 
+# A number the contract does not name (stored before they were refused) is no step.
+_JOB_TYPE_NAME = {number: name for name, number
+                  in event_pb2.JobEvent.JobEventType.items()}.get
+
+
 def points(spec: Funnel, events: Iterator[tuple[int, Any]], by_item: bool,
            catalog: CatalogCategories) -> Iterator[funnel.Point]:
-    """The funnel points of `events` ((id, UserEvent or ClientEvent), in any
-    order); `by_item`: also one per product or job the event names, in its group."""
+    """The funnel points of talent `events` ((id, ClientEvent), in any order;
+    retail funnels go through _retail_trails); `by_item`: also one per job the
+    event names, in its group."""
     matchers = _matchers(spec, catalog)
     # the common case, one entrant per event named by a field, without a detour
     field = ENTRANT_FIELDS.get(spec.count_by) if not by_item else None
-    # A number the contract does not name (stored before they were refused) is no step.
-    job_type = {number: name for name, number
-                in event_pb2.JobEvent.JobEventType.items()}.get
-    retail = spec.retail
     for order, event in events:
-        if retail:
-            kind, time = event.event_type, event.event_time
-        else:
-            kind, time = job_type(event.job_event.type), event.create_time
+        kind, time = _JOB_TYPE_NAME(event.job_event.type, ""), event.create_time
         bits = 0
         for bit, matches in matchers.get(kind, ()):
             if matches is None or matches(event):

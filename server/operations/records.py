@@ -24,7 +24,8 @@ from google.rpc import code_pb2, status_pb2
 API_VERSION: contextvars.ContextVar[str] = contextvars.ContextVar("retail_api_version",
                                                                    default="")
 VERSIONS = ("v2beta", "v2alpha")
-_MARKED = re.compile(r"-(v2beta|v2alpha)-\d+$")
+# `-v2beta` before an operation name's digits (see new_name)
+VERSION_MARKER = re.compile(rf"-({'|'.join(VERSIONS)})(?=-\d+$)")
 _RETAIL_TYPE = re.compile(r"^(type\.googleapis\.com/google\.cloud\.retail\.)(v2|v2beta|v2alpha)\.")
 
 
@@ -38,7 +39,7 @@ def new_name(parent: str, kind: str) -> str:
 
 def version_of(name: str) -> str:
     """The retail version an operation name carries ("" for v2 and talent)."""
-    found = _MARKED.search(name)
+    found = VERSION_MARKER.search(name)
     return found[1] if found else ""
 
 

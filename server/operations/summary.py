@@ -18,12 +18,13 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.rpc import code_pb2
 
+from server.operations import records
+
 # The kinds operations are named after (records.new_name); a name such as
 # `purge-user-events-retention-...` still has the kind it starts with.
 KINDS = ("import-user-events", "purge-user-events", "rejoin-user-events", "import-products",
          "export-user-events", "export-products")
 _TRAILING_ID = re.compile(r"-\d+$")
-_VERSION = re.compile(r"-(?:v2beta|v2alpha)(?=-\d+$)")
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Summary:
 def kind_of(name: str) -> str:
     """The kind an operation name says (`.../operations/purge-user-events-123`,
     `.../operations/export-user-events-v2beta-123`)."""
-    last = _VERSION.sub("", name.rpartition("/")[2])
+    last = records.VERSION_MARKER.sub("", name.rpartition("/")[2])
     for kind in KINDS:
         if last.startswith(kind + "-"):
             return kind

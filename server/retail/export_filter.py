@@ -38,6 +38,7 @@ from server.retail.purge_filter import (
     checked,
     rfc3339_nanos,
     time_bound,
+    tokens,
     unquote,
 )
 from server.store.rows import EventQuery
@@ -59,19 +60,6 @@ _TOKEN = re.compile(r"""
 """, re.VERBOSE)
 
 
-def _tokens(text: str) -> list[Token]:
-    out: list[Token] = []
-    pos = 0
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None:
-            raise Fail(pos, f"unexpected character {text[pos]!r}")
-        if match.lastgroup != "space":
-            out.append(Token(match.lastgroup or "", match.group(), pos))
-        pos = match.end()
-    return out
-
-
 class _Terms(Cursor):
     """What both grammars share: tokens, AND between terms, and `name = value`
     terms alone or as a parenthesised OR."""
@@ -79,7 +67,7 @@ class _Terms(Cursor):
     fields = ""
 
     def __init__(self, text: str) -> None:
-        super().__init__(text, _tokens(text))
+        super().__init__(text, tokens(text, _TOKEN))
         self.seen: set[str] = set()
 
     def run(self) -> None:

@@ -47,11 +47,13 @@ class Fail(Exception):
         self.at, self.why = at, why
 
 
-def _tokens(text: str) -> list[Token]:
+def tokens(text: str, pattern: re.Pattern[str] = _TOKEN) -> list[Token]:
+    """`text` as the tokens `pattern` (named groups; `space` is skipped) finds;
+    Fail at the first character it does not take."""
     out: list[Token] = []
     pos = 0
     while pos < len(text):
-        match = _TOKEN.match(text, pos)
+        match = pattern.match(text, pos)
         if match is None:
             raise Fail(pos, f"unexpected character {text[pos]!r}")
         kind = match.lastgroup or ""
@@ -111,7 +113,7 @@ class Parser(Cursor):
     fields = "eventType, visitorId, userId, eventTime"
 
     def __init__(self, text: str, catalog: str) -> None:
-        super().__init__(text, _tokens(text))
+        super().__init__(text, tokens(text))
         self.query = EventQuery(catalog)
 
     def parse(self) -> EventQuery:
