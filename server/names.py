@@ -22,9 +22,10 @@ MAX_PRODUCT_ID = 128
 
 class _Form:
     """A name's form as Google writes it: `{x}` is a segment named x (non-empty, no
-    '/' and no white space or control character: Google's ids are stricter per
-    kind, but Footfall accepts what a client can put in a path; a project is never
-    `-`, which stands for every project where a read allows it); `{x=**}` is the
+    '/', no white space, control or invisible format character, not '.' or '..':
+    Google's ids are stricter per kind, but Footfall accepts what a client can put
+    in a path; a project is never `-`, which stands for every project where a read
+    allows it); `{x=**}` is the
     rest of the name, '/' and line breaks too, so an id a client chose names the
     same thing again."""
 
@@ -37,11 +38,20 @@ class _Form:
         raise InvalidArgument.field(field, f"must be of the form {self.shown!r}, got {shown!r}")
 
 
+# What no segment holds: '/', white space, control characters (C0 and C1) and the
+# invisible format characters (zero-width, bidirectional overrides, byte-order mark)
+# that make two names look alike in a log or the console.
+_NOT_IN_SEGMENT = "/\\s\\x00-\\x1f\\x7f-\\x9f\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff"
+
+
 def _group(variable: re.Match[str]) -> str:
     if variable[2]:
         return f"(?P<{variable[1]}>.+)"
     every_project = "(?!-/)" if variable[1] == "project" else ""
-    return rf"{every_project}(?P<{variable[1]}>[^/\s\x00-\x1f\x7f]+)"
+    # '.' and '..' are not names: a URL path cannot carry them (clients and proxies
+    # resolve them away), so nothing could read back what was stored under them.
+    dots = r"(?!\.\.?(?:/|\Z))"
+    return rf"{every_project}{dots}(?P<{variable[1]}>[^{_NOT_IN_SEGMENT}]+)"
 
 
 _CATALOG = _Form("projects/{project}/locations/{location}/catalogs/{catalog}")

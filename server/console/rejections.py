@@ -25,7 +25,7 @@ from google.rpc import error_details_pb2
 from server.clock import Clock
 from server.console import origin
 from server.errors import FootfallError, Unauthenticated
-from server.policy.auth import WRITER_METHODS, project_of
+from server.policy.auth import WRITER_METHODS, NotYourProject, project_of
 from server.store.base import Store
 from server.store.console import RejectionRow
 
@@ -90,11 +90,14 @@ class Rejections:
     def refused(self, method: str, transport: str, request: Any, error: FootfallError,
                 key_name: str | None) -> None:
         """Keep the refusal of a call to `method` on `transport` ("grpc", "http"),
-        if it is an event write by a caller the server knows: without a valid key
-        (UNAUTHENTICATED) anyone could flood out the refusals of real clients, and
-        make the server write for each try; those are counted in /metrics only."""
+        if it is an event write by a caller the server knows, in a project its key
+        may use: without a valid key (UNAUTHENTICATED) anyone could flood out the
+        refusals of real clients, and make the server write for each try; with a key
+        of another project (a writer key is public in a shop's pages) anyone could
+        flood out a project's refusals from outside it. Those are counted in
+        /metrics only."""
         if method not in KEPT_METHODS or not self._keep_count \
-                or isinstance(error, Unauthenticated):
+                or isinstance(error, (Unauthenticated, NotYourProject)):
             return
         parent = _parent(request)
         text, cut = _request_json(request)

@@ -213,6 +213,11 @@ class Denied(PermissionDenied):
         return _error_info("ACCESS_DENIED")
 
 
+class NotYourProject(Denied):
+    """A key used on a project (or bucket) it is not granted: the call is nobody's
+    in that project, so it is not kept among that project's refusals."""
+
+
 def key_of(metadata: Iterable[tuple[str, str | bytes]], query_key: str | None = None
            ) -> str | None:
     """The API key a call carries: x-goog-api-key, else authorization: Bearer,
@@ -318,13 +323,13 @@ def authorize(grant: Grant, method: str, request: Message) -> str:
     for project in projects:
         assert project is not None
         if not grant.allows_project(project):
-            raise Denied(f"the API key is not allowed to use project {project!r} "
+            raise NotYourProject(f"the API key is not allowed to use project {project!r} "
                          "(or it may not exist)")
     if grant.buckets is not None:
         for field, uri in gcs_uris(request):
             bucket = bucket_of(uri)
             if bucket is not None and not grant.allows_bucket(bucket):
-                raise Denied(f"the API key is not allowed to use bucket {bucket!r} "
+                raise NotYourProject(f"the API key is not allowed to use bucket {bucket!r} "
                              f"({field})")
     return str(projects[0])
 

@@ -84,21 +84,23 @@ class Envelope:
             self.refuse(method, caller_gone(context), started, context, admission)
             raise
         except Exception as exc:
-            return self.refuse(method, exc, started, context, admission, request)
+            return self.refuse(method, exc, started, context, admission, request, grant)
         self.policy.record(method, self.transport, grpc.StatusCode.OK,
                            time.perf_counter() - started, admission)
         return answer
 
     def refuse(self, method: str, exc: Exception, started: float, context: Any = None,
-               admission: Admission | None = None, request: Any = None) -> FootfallError:
+               admission: Admission | None = None, request: Any = None,
+               grant: Grant | None = None) -> FootfallError:
         """What answers `exc`, recorded (and kept, for an event write: see
-        server.console.rejections): itself if a FootfallError, else the status the
-        servicer set on `context`, else Internal (a bug of ours, logged with its
-        traceback). Call it while handling `exc`."""
+        server.console.rejections, with the name of the key: `admission`'s, or
+        `grant`'s when the key was known but the call not admitted): itself if a
+        FootfallError, else the status the servicer set on `context`, else Internal
+        (a bug of ours, logged with its traceback). Call it while handling `exc`."""
         refusal = exc if isinstance(exc, FootfallError) else _chosen(context) or _bug(method)
         self.policy.record(method, self.transport, refusal.code,
                            time.perf_counter() - started, admission, refusal.message)
         if self.policy.rejections is not None:
-            self.policy.rejections.refused(method, self.transport, request, refusal,
-                                           admission.key_name if admission else None)
+            key_name = admission.key_name if admission else grant.name if grant else None
+            self.policy.rejections.refused(method, self.transport, request, refusal, key_name)
         return refusal

@@ -297,3 +297,28 @@ def test_bad_lines_of_an_imported_file_are_kept_with_their_fields(
     assert fields_of(invalid) == ["user_event.visitor_id"]
     assert not_json["message"].startswith(f"{uri} line 2: invalid JSON") and not fields_of(not_json)
     assert all(r["transport"] == "IMPORT" and r["parent"] == catalog for r in kept)
+
+
+def test_a_key_used_on_another_project_fills_no_refusals_there(
+        secured: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    # A writer key sits in a shop's pages: whoever copies it must not flood out another
+    # project's refusals (nor, with the kept count shared, this project's).
+    retail = retail_client(secured.address)
+    elsewhere = "projects/someone-else/locations/global/catalogs/default_catalog"
+    with pytest.raises(exceptions.PermissionDenied, match="not allowed to use project"):
+        retail.write_user_event(retail_v2.WriteUserEventRequest(
+            parent=elsewhere, user_event=retail_v2.UserEvent(event_type="home-page-view",
+                                                             visitor_id="")),
+            metadata=with_key(WRITER))
+    answer = requests.get(f"http://{secured.http_address}/v2/{elsewhere}/userEvents:collect",
+                          params={"userEvent": "{}", "key": WRITER}, timeout=RPC_DEADLINE)
+    assert answer.status_code == 200 and "not allowed to use project" in \
+        answer.headers["X-Footfall-Error"]
+    # after them, a refusal in the key's own project: kept (the role is too weak)
+    with pytest.raises(exceptions.PermissionDenied, match="role"):
+        write(retail, "r", metadata=with_key(READER))
+    everywhere = Console(channels(secured), with_key(EVERY_PROJECT_READER))
+    [kept] = wait_until(lambda: everywhere.call("ListRejections", parent="projects/-")
+                        .get("rejections"), "the refusal in the key's project", 10)
+    # the key was known though the call was not admitted: its name is kept
+    assert kept["parent"] == CATALOG and kept["keyName"] == "reader-1"

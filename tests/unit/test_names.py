@@ -46,6 +46,12 @@ def test_job_and_tenant() -> None:
     "projects/a b/locations/global/catalogs/c", "projects/a\nb/locations/global/catalogs/c",
     "projects/p/locations/global/catalogs/c\t", "projects/p/locations/x\x00/catalogs/c",
     "projects/-/locations/global/catalogs/c",  # `-` is every project, in reads only
+    # no URL can carry '.' or '..' as a segment: nothing could read them back
+    "projects/../locations/global/catalogs/c", "projects/./locations/global/catalogs/c",
+    "projects/p/locations/global/catalogs/..",
+    # invisible characters that make two names look alike
+    "projects/p\u200b/locations/global/catalogs/c", "projects/p\u202e/locations/global/catalogs/c",
+    "projects/\ufeffp/locations/global/catalogs/c", "projects/p\x85/locations/global/catalogs/c",
 ])
 def test_bad_catalog_names_the_field(bad: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
@@ -53,6 +59,11 @@ def test_bad_catalog_names_the_field(bad: str) -> None:
     [violation] = caught.value.violations
     assert violation.field == "parent"
     assert "projects/*/locations/*/catalogs/*" in violation.description
+
+
+@pytest.mark.parametrize("segment", ["..a", ".x", "a.", "é", "名前"])
+def test_dots_within_a_segment_and_other_letters_are_names(segment: str) -> None:
+    assert parse_catalog(f"projects/{segment}/locations/global/catalogs/c").project == segment
 
 
 def test_long_bad_names_are_shortened_in_the_message() -> None:
