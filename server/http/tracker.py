@@ -12,7 +12,10 @@ about 13 months), `uri`, `referrerUri`, `pageViewId` (one per page load), sends
 the event as a pixel to `userEvents:collect`, and returns a Promise of whether
 the pixel loaded. The endpoint defaults to where the script came from; set it
 (and the catalog) with `data-endpoint` / `data-parent` on the script tag or with
-`footfall.init({endpoint, parent, cookieName, cookieDays})`.
+`footfall.init({endpoint, parent, cookieName, cookieDays, apiKey})`. With auth on,
+`data-api-key` (or `apiKey`) is a writer key, sent as the pixel's `key` query
+parameter as Google's browser API keys are: a page's key is public, so grant it
+writes to the shop's project only.
 
 Kept as a Python string so that it ships inside the package whatever the install.
 """
@@ -26,7 +29,8 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
     endpoint: attr("endpoint") || (script && script.src ? new URL(script.src).origin : ""),
     parent: attr("parent") || "projects/default/locations/global/catalogs/default_catalog",
     cookieName: attr("cookie-name") || "_footfall_vid",
-    cookieDays: 395
+    cookieDays: 395,
+    apiKey: attr("api-key") || ""
   };
 
   function randomId() {
@@ -65,7 +69,8 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
       if (!e.referrerUri && document.referrer) e.referrerUri = document.referrer;
       e.pageViewId = e.pageViewId || pageViewId;
       var url = config.endpoint + "/v2/" + config.parent + "/userEvents:collect" +
-        "?user_event=" + encodeURIComponent(JSON.stringify(e)) + "&ets=" + Date.now();
+        "?user_event=" + encodeURIComponent(JSON.stringify(e)) + "&ets=" + Date.now() +
+        (config.apiKey ? "&key=" + encodeURIComponent(config.apiKey) : "");
       return new Promise(function (resolve) {
         var pixel = new Image(1, 1);
         pixel.onload = function () { resolve(true); };

@@ -6,7 +6,9 @@ id of the cookie the tracker set."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.server
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ from server.app import Running
 from server.store import EventQuery
 
 from .cdp import DevTools, chromium
+from .conftest import serve
 
 CATALOG = "projects/browser-test/locations/global/catalogs/default_catalog"
 COOKIE = "_footfall_vid"
@@ -27,7 +30,7 @@ DEADLINE = 30.0
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title>
-<script src="http://127.0.0.1:{gateway}/footfall.js" data-parent="{catalog}"></script>
+<script src="http://127.0.0.1:{gateway}/footfall.js" data-parent="{catalog}"{key}></script>
 </head><body><h1>{title}</h1><a href="/second.html">next</a>
 <script>
 window.tracked = footfall.track({{eventType: "detail-page-view",
@@ -36,14 +39,16 @@ window.tracked = footfall.track({{eventType: "detail-page-view",
 """
 
 
-@pytest.fixture
-def shop(running: Running) -> Iterator[str]:
-    """A two-page shop on a port of its own; yields its base URL."""
+@contextlib.contextmanager
+def shop_of(running: Running, key: str = "") -> Iterator[str]:
+    """A two-page shop on a port of its own (its script tags give `key` as
+    data-api-key, if any); yields its base URL."""
+    attribute = f' data-api-key="{key}"' if key else ""
     pages = {
         "/tents/2p.html": PAGE.format(title="Tent", gateway=running.http_port,
-                                      catalog=CATALOG, sku="tent-2p"),
+                                      catalog=CATALOG, sku="tent-2p", key=attribute),
         "/second.html": PAGE.format(title="Stove", gateway=running.http_port,
-                                    catalog=CATALOG, sku="stove-1"),
+                                    catalog=CATALOG, sku="stove-1", key=attribute),
     }
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -64,6 +69,12 @@ def shop(running: Running) -> Iterator[str]:
     site.shutdown()
     site.server_close()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def shop(running: Running) -> Iterator[str]:
+    with shop_of(running) as base:
+        yield base
 
 
 async def tracked(devtools: DevTools, session: str, path: str) -> dict[str, Any]:
@@ -131,3 +142,18 @@ def test_tracker_in_chromium_stores_the_page_view(browser_executable: str, runni
     assert next_viewed.referrer_uri == first_page  # document.referrer
     assert next_viewed.page_view_id and next_viewed.page_view_id != viewed.page_view_id
     assert [p.product.id for p in next_viewed.product_details] == ["stove-1"]
+
+
+def test_with_auth_the_page_key_lets_the_tracker_in(browser_executable: str,
+                                                    tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": {"page-writer-key": {
+        "projects": ["browser-test"], "role": "writer", "name": "shop-page"}}}))
+    with serve(tmp_path, auth_file=str(keys)) as running:
+        for key in ("", "page-writer-key"):  # without it the pixels are refused
+            with shop_of(running, key) as shop, \
+                    chromium(browser_executable, tmp_path / f"profile{key}") as devtools_url:
+                asyncio.run(asyncio.wait_for(browse(devtools_url, f"{shop}/tents/2p.html"),
+                                             DEADLINE * 2))
+        viewed = stored(running)
+    assert [e.uri.rpartition("/")[2] for e in viewed] == ["2p.html", "second.html"]
