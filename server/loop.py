@@ -30,6 +30,20 @@ async def off_loop(fn: Callable[..., T], /, *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(None, context.run, fn, *args)
 
 
+# Large HTTP requests are decoded here, not on the loop: a body of a few MB (a
+# million-element list) takes the JSON parser a second or more, which would hold
+# up every call of both transports. Two threads of their own, so that a burst of
+# large bodies never queues the store reads of the pool behind it.
+_DECODERS = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="footfall-decode")
+
+
+async def in_decoder(fn: Callable[..., T], /, *args: Any) -> T:
+    """`fn(*args)` (a decode), run on the decoders' threads in a copy of the caller's
+    context; the loop serves other calls meanwhile (between the GIL's switches)."""
+    context = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(_DECODERS, context.run, fn, *args)
+
+
 class LoopThread:
     """An event loop running on a daemon thread of its own, with `threads` pool
     threads for `off_loop`."""

@@ -23,6 +23,7 @@ import grpc
 
 from server.console import origin
 from server.errors import ChosenStatus, FootfallError, Internal
+from server.loop import in_decoder
 from server.policy import Admission, Metadata, Policy, caller_gone
 from server.policy.auth import Grant
 
@@ -64,10 +65,11 @@ class Envelope:
     async def run(self, method: str, metadata: Metadata, raw: Any,
                   decode: Callable[[Any], Any], context: Any,
                   call: Callable[[Any, Any], Awaitable[Any]], grant: Grant | None = None,
-                  started: float | None = None) -> Any:
+                  started: float | None = None, large: bool = False) -> Any:
         """`await call(decode(raw), context)`'s answer, or the FootfallError that refuses
         the call (see `refuse`). `grant`: what `screen` found (else the key is
-        checked here, before decoding); `started`: when the transport began."""
+        checked here, before decoding); `started`: when the transport began; `large`:
+        decode off the loop (server.loop.in_decoder)."""
         if started is None:
             started = time.perf_counter()
         origin.set_transport(origin.of_call(self.transport, method))
@@ -76,7 +78,7 @@ class Envelope:
         try:
             if grant is None:
                 grant = self.policy.authenticate_early(method, metadata)
-            request = decode(raw)
+            request = await in_decoder(decode, raw) if large else decode(raw)
             admission = await self.policy.admit(method, metadata, request, context,
                                                 grant=grant)
             answer = await call(request, context)

@@ -7,6 +7,7 @@ import argparse
 import base64
 import dataclasses
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -408,3 +409,26 @@ def test_a_bad_json_value_names_its_field_path(gateway: Running) -> None:
     violations = reply.violations()
     assert "must be a JSON string" in violations["user_event.user_info.ip_address"]
     assert stored(gateway) == []
+
+
+def test_a_large_request_is_decoded_off_the_loop(gateway: Running,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # A body of a few MB takes the JSON parser seconds: on the loop it would hold up
+    # every call of both transports meanwhile.
+    from server.http import gateway as module, transcode
+    decoded_on: list[str] = []
+    build = transcode.build_request
+
+    def recording(*args: Any) -> Any:
+        decoded_on.append(threading.current_thread().name)
+        return build(*args)
+
+    monkeypatch.setattr(transcode, "build_request", recording)
+    categories = ["c" * 20] * (module.LARGE_REQUEST_BYTES // 20)
+    for event in ({"eventType": "home-page-view", "visitorId": "small"},
+                  {"eventType": "category-page-view", "visitorId": "large",
+                   "pageCategories": categories}):
+        post(gateway, f"/v2/{CATALOG}/userEvents:write", event)
+    assert [name.rpartition("_")[0] for name in decoded_on] == ["", "footfall-decode"]
+    assert decoded_on[0] == "footfall-loop"
+    assert [e.visitor_id for e in stored(gateway)] == ["small", "large"]
