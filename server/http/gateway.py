@@ -30,10 +30,12 @@ from google.rpc import status_pb2
 from server.config import Settings
 from server.errors import (
     BodyTooSlow,
+    Cancelled,
     DeadlineExceeded,
     FootfallError,
     InvalidArgument,
     RequestTooLarge,
+    ResourceExhausted,
     to_rpc_status,
 )
 from server.http import console_pages, pixel, sse, tracker, transcode
@@ -56,6 +58,12 @@ MAX_WAIT_SECONDS = 86_400.0  # a longer X-Server-Timeout is no deadline at all
 # (JSON to proto costs about 1 ms per 5 KB in Python; on the loop, a 7 MB body held
 # every call of both transports for 1.5 s).
 LARGE_REQUEST_BYTES = 64 * 1024
+# Request bodies being read at once hold at most this many times --max-request-bytes
+# between them; a body that would go past is refused (RESOURCE_EXHAUSTED, retry). Each
+# body is bounded, but not their number: without it a thousand connections (or a few
+# dozen gzip bodies, cheap to send and unpacked as they are read) could make the server
+# hold gigabytes.
+BODIES_HELD = 16
 TRANSPORT = "http"
 DEFAULT_ALLOWED_HEADERS = ("Content-Type, Authorization, X-Goog-Api-Client, "
                            "X-Goog-User-Project, X-Goog-Request-Params, X-Server-Timeout")
@@ -160,6 +168,7 @@ class HttpGateway:
         self.site: GuardedSite | None = None
         self.port = 0
         self._running: set[asyncio.Task[Any]] = set()  # calls past their X-Server-Timeout
+        self._body_bytes = 0  # of the bodies being read (see BODIES_HELD)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -308,20 +317,42 @@ class HttpGateway:
 
     async def _read_body(self, request: web.Request) -> bytes:
         """The body; RequestTooLarge past --max-request-bytes, BodyTooSlow if it is
-        not in within --http-body-timeout."""
+        not in within --http-body-timeout, ResourceExhausted while the bodies being
+        read hold BODIES_HELD times --max-request-bytes."""
         try:
             if request.content.is_eof():  # it came with the head: no timer needed
-                return await request.read()
+                return await self._gather(request)
             async with asyncio.timeout(self._settings.http_body_timeout):
-                return await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise RequestTooLarge(f"the request body is larger than the "
-                                  f"{self._settings.max_request_bytes} bytes this server "
-                                  f"accepts") from None
+                return await self._gather(request)
+        except ConnectionError:  # not a bug of ours: no traceback, no INTERNAL
+            raise Cancelled("the caller closed the connection before its body was in") \
+                from None
         except TimeoutError:
             raise BodyTooSlow(f"the request body did not arrive within "
                               f"{self._settings.http_body_timeout:g} s "
                               f"(--http-body-timeout)") from None
+
+    async def _gather(self, request: web.Request) -> bytes:
+        """The body as it arrives (unpacked, if it came with a Content-Encoding),
+        counted against the bytes all bodies being read may hold."""
+        limit = self._settings.max_request_bytes
+        budget = BODIES_HELD * limit
+        body = bytearray()
+        try:
+            while chunk := await request.content.readany():
+                if self._body_bytes + len(chunk) > budget:
+                    raise ResourceExhausted(
+                        f"the server is reading too many request bodies at once (they "
+                        f"hold {BODIES_HELD} x --max-request-bytes); retry shortly",
+                        retry_after=1.0)
+                self._body_bytes += len(chunk)
+                body += chunk
+                if len(body) > limit:
+                    raise RequestTooLarge(f"the request body is larger than the {limit} "
+                                          f"bytes this server accepts")
+        finally:
+            self._body_bytes -= len(body)
+        return bytes(body)
 
     def _no_route(self, method: str, raw_path: str) -> web.Response:
         others = self.router.methods_for(raw_path)

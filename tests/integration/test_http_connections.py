@@ -213,3 +213,57 @@ def test_failed_accepts_are_logged_once_with_a_count_and_served_after(
                 if r.levelno >= logging.WARNING and "accept" in r.getMessage()]
     assert 1 <= len(failures) <= 2, [r.getMessage() for r in failures]
     assert "Too many open files" in failures[0].getMessage()
+
+
+def test_the_bodies_being_read_hold_a_bounded_number_of_bytes(
+        settings: Settings, clock: FixedClock) -> None:
+    # Each body is bounded by --max-request-bytes; their number is not (a gzip body is
+    # cheap to send and unpacked as it is read): together they hold at most
+    # BODIES_HELD times it, and a body that would go past is refused, to retry.
+    from server.http.gateway import BODIES_HELD
+    limit = 64 * 1024
+    path = "/v2/projects/p/locations/global/catalogs/default_catalog/userEvents:write"
+    event = b'{"eventType": "home-page-view", "visitorId": "v"}'
+    padded = event + b" " * (limit - 100)  # JSON may end in white space
+
+    def head(length: int) -> bytes:
+        return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+                f"\r\nContent-Length: {length}\r\n\r\n").encode()
+
+    with serving(settings, clock, max_request_bytes=limit, http_body_timeout=60.0) as running, \
+            contextlib.ExitStack() as stack:
+        held = [stack.enter_context(raw(running.http_port)) for _ in range(BODIES_HELD)]
+        for sock in held:  # all but the last byte: each body is being read
+            sock.sendall(head(len(padded)) + padded[:-1])
+        refused = None
+        deadline = time.monotonic() + BOUND
+        while refused is None:
+            assert time.monotonic() < deadline, "no body was refused"
+            with raw(running.http_port) as sock:
+                sock.sendall(head(len(padded)) + padded)
+                answer = sock.recv(65536)
+            if answer.startswith(b"HTTP/1.1 429"):
+                refused = answer
+            time.sleep(TRICKLE)
+        assert b"too many request bodies" in refused
+        for sock in held:  # the bodies being read are served in full
+            sock.sendall(padded[-1:])
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        with raw(running.http_port) as sock:  # and the room they held is given back
+            sock.sendall(head(len(padded)) + padded)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+def test_a_body_cut_off_by_its_caller_is_cancelled_not_a_bug(
+        gateway: Running, caplog: pytest.LogCaptureFixture) -> None:
+    path = "/v2/projects/p/locations/global/catalogs/default_catalog/userEvents:write"
+    caplog.set_level(logging.INFO)
+    with raw(gateway.http_port) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                     "application/json\r\nContent-Length: 1000\r\n\r\n{".encode())
+        time.sleep(TRICKLE * 4)  # the body is being read
+    deadline = time.monotonic() + BOUND
+    while "code=CANCELLED" not in caplog.text:
+        assert time.monotonic() < deadline, caplog.text
+        time.sleep(TRICKLE)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
