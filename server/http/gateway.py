@@ -64,6 +64,9 @@ LARGE_REQUEST_BYTES = 64 * 1024
 # dozen gzip bodies, cheap to send and unpacked as they are read) could make the server
 # hold gigabytes.
 BODIES_HELD = 16
+# Streams (watches as server-sent events) hold at most this share of the HTTP
+# connections, so that idle watches can never leave no room for writes and pixels.
+STREAM_SHARE = 0.5
 TRANSPORT = "http"
 DEFAULT_ALLOWED_HEADERS = ("Content-Type, Authorization, X-Goog-Api-Client, "
                            "X-Goog-User-Project, X-Goog-Request-Params, X-Server-Timeout")
@@ -169,6 +172,7 @@ class HttpGateway:
         self.port = 0
         self._running: set[asyncio.Task[Any]] = set()  # calls past their X-Server-Timeout
         self._body_bytes = 0  # of the bodies being read (see BODIES_HELD)
+        self._streams = 0  # open server-sent-event streams (see STREAM_SHARE)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -279,15 +283,25 @@ class HttpGateway:
         """A server-streaming RPC as server-sent events: the servicer admits and
         opens it (`open_stream`) before the answer starts, so a refusal is an
         ordinary JSON error."""
+        most = max(1, int(self._settings.http_max_connections * STREAM_SHARE))
         try:
+            if self._streams >= most:
+                raise ResourceExhausted(
+                    f"{most} HTTP streams are open, as many as may be (half of "
+                    f"--http-max-connections, so that writes always find room); watch "
+                    f"over gRPC, which has room for --max-watches", retry_after=1.0)
             message = transcode.build_request(route, path_values, request.query.items(), b"")
             servicer: Any = getattr(route.call, "__self__")  # noqa: B009
             messages = await servicer.open_stream(route.method.name, message, context)
         except Exception as exc:
             return self._refused(request, route, output,
                                  self._envelope.refuse(route.grpc_method, exc, started))
-        return await sse.respond(request, messages, output,
-                                 functools.partial(self._cors, request, route))
+        self._streams += 1
+        try:
+            return await sse.respond(request, messages, output,
+                                     functools.partial(self._cors, request, route))
+        finally:
+            self._streams -= 1
 
     async def _within(self, work: Coroutine[Any, Any, Any], seconds: float | None) -> Any:
         """`work`'s result, or DEADLINE_EXCEEDED once the caller's `seconds` (its

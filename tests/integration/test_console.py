@@ -434,3 +434,25 @@ def test_a_watch_of_batches_over_http(running: Running, channel: grpc.Channel) -
         assert batch["userEvents"][-1]["transport"] == "GRPC"
     finally:
         conn.close()
+
+
+def test_watches_over_http_leave_room_for_writes(settings: Settings, clock: Any) -> None:
+    # Idle watches hold their connections: without a share of their own, as many as
+    # --http-max-connections of them would leave no room for a pixel or a write.
+    few = start(dataclasses.replace(settings, http_max_connections=4), clock)
+    watch = f"/console/v1/{PARENT}/userEvents:watch"
+    opened = [http.client.HTTPConnection("127.0.0.1", few.http_port, timeout=10)
+              for _ in range(2)]
+    try:
+        for conn in opened:  # half of the 4 connections
+            conn.request("GET", watch)
+            assert conn.getresponse().status == 200
+        refused = http_client.call(few.http_port, "GET", watch)
+        assert refused.status == 429 and b"--http-max-connections" in refused.body
+        wrote = http_client.call(few.http_port, "POST", f"/v2/{PARENT}/userEvents:write",
+                                 {"eventType": "home-page-view", "visitorId": "room"})
+        assert wrote.status == 200
+    finally:
+        for conn in opened:
+            conn.close()
+        few.stop()
