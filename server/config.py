@@ -215,8 +215,9 @@ class Settings:
                                        check=at_least(1))
     http_allowed_hosts: tuple[str, ...] = option((), COMMA_LIST,
                                                  "Host names the HTTP port answers besides "
-                                                 "loopback ones when listening on loopback "
-                                                 "(behind a proxy that keeps the Host header)",
+                                                 "loopback ones (behind a proxy that keeps "
+                                                 "the Host header); listening beyond "
+                                                 "loopback, set it to answer only these",
                                                  readme_default="none")
     processes: int = option(1, COUNT_OR_AUTO,
                             "server processes sharing the ports and one store (`auto`: one "

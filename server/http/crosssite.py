@@ -90,8 +90,17 @@ def split_host(host: str) -> str | None:
     return name
 
 
+def host_check(listen_host: str, allowed: Iterable[str]) -> HostCheck | None:
+    """The Host check of a server listening on `listen_host` with
+    --http-allowed-hosts `allowed` (None: every Host is answered). On loopback a
+    check always runs (DNS rebinding); beyond it, only when names are listed, so
+    that an operator whose server faces a network can pin its names too."""
+    allowed = tuple(allowed)
+    return HostCheck(allowed) if is_loopback_listener(listen_host) or allowed else None
+
+
 class HostCheck:
-    """The Host names a loopback listener answers to."""
+    """The Host names a server answers to: loopback ones and the allowed ones."""
 
     def __init__(self, allowed: Iterable[str] = ()) -> None:
         self._allowed = frozenset(a.strip().lower().rstrip(".") for a in allowed)
@@ -117,9 +126,9 @@ class HostCheck:
     @staticmethod
     def refusal(host: str) -> MisdirectedHost:
         return MisdirectedHost(
-            f"Host {host[:200]!r} is not a name of this server: it listens on loopback, so "
-            f"it answers only localhost, *.localhost, 127.0.0.0/8 and [::1] (and "
-            f"--http-allowed-hosts); a page that renamed 127.0.0.1 (DNS rebinding) is refused")
+            f"Host {host[:200]!r} is not a name of this server: it answers only localhost, "
+            f"*.localhost, 127.0.0.0/8 and [::1] (and --http-allowed-hosts); a page that "
+            f"renamed the server's address (DNS rebinding) is refused")
 
 
 # What `*` in --cors-origins opens to every page: recording events, as a shop's or job

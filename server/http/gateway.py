@@ -40,7 +40,7 @@ from server.errors import (
 )
 from server.http import console_pages, pixel, sse, tracker, transcode
 from server.http.connections import GuardedSite, fit_descriptors
-from server.http.crosssite import HostCheck, OriginCheck, is_loopback_listener
+from server.http.crosssite import HostCheck, OriginCheck, host_check
 from server.http.errors import error_body, http_status, http_status_of
 from server.http.routes import Route, Router, derive_routes
 from server.policy import Policy
@@ -165,8 +165,7 @@ class HttpGateway:
         self._envelope = Envelope(self._policy, TRANSPORT)
         self.router = Router(derive_routes(servicers))
         self._origins = OriginCheck(settings.cors_origins)
-        self._hosts = HostCheck(settings.http_allowed_hosts) \
-            if is_loopback_listener(settings.host) else None
+        self._hosts = host_check(settings.host, settings.http_allowed_hosts)
         self._runner: web.AppRunner | None = None
         self.site: GuardedSite | None = None
         self.port = 0

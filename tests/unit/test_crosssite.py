@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from server.config import add_serve_arguments, settings_from_args
-from server.http.crosssite import HostCheck, is_loopback_listener, split_host
+from server.http.crosssite import HostCheck, host_check, is_loopback_listener, split_host
 
 
 @pytest.mark.parametrize(("host", "name"), [
@@ -57,3 +57,13 @@ def test_the_allowed_hosts_flag() -> None:
         ("a.example", "b.example")
     assert settings_from_args(parser.parse_args(["--http-allowed-hosts", ""])) \
         .http_allowed_hosts == ()
+
+
+def test_beyond_loopback_listed_hosts_pin_the_names_answered() -> None:
+    assert host_check("0.0.0.0", ()) is None  # answers any Host, as before
+    pinned = host_check("0.0.0.0", ["events.shop.example"])
+    assert pinned is not None
+    assert pinned.allows("events.shop.example:8080") and pinned.allows("localhost:8080")
+    assert not pinned.allows("attacker.example:8080")  # a renamed address: DNS rebinding
+    on_loopback = host_check("127.0.0.1", ())
+    assert on_loopback is not None and not on_loopback.allows("attacker.example")
