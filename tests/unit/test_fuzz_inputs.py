@@ -85,10 +85,11 @@ def test_deeply_nested_collect_json_is_refused_not_a_crash(depth: int) -> None:
 # -- resource names ----------------------------------------------------------------------
 
 SEGMENT = st.text(st.characters(blacklist_characters="/"), min_size=1, max_size=8)
-# What a name's segment may be: no white space or control character, and not `-`
-# (every project, in reads only).
-WELL_FORMED = SEGMENT.filter(lambda s: s != "-" and not any(
-    c.isspace() or ord(c) < 32 or ord(c) == 127 for c in s))
+# What a name's segment may be: no white space, control or format (invisible)
+# character, not `-` (every project, in reads only), not `.` or `..`.
+WELL_FORMED = st.text(st.characters(blacklist_characters="/", blacklist_categories=(
+    "Cc", "Cf", "Cs", "Zs", "Zl", "Zp")), min_size=1, max_size=8).filter(
+    lambda s: s not in ("-", ".", "..") and not any(c.isspace() for c in s))
 PARSERS: list[tuple[Callable[..., Any], str]] = [
     (names.parse_catalog, "projects/{}/locations/{}/catalogs/{}"),
     (names.parse_branch, "projects/{}/locations/{}/catalogs/{}/branches/{}"),
