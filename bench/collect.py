@@ -1,9 +1,10 @@
 """Pixel GETs over HTTP (wrk): Footfall's CollectUserEvent beside a bare handler
-that answers the same GIF. Every Footfall GET stores an event (the server stamps
-the time, so none is a duplicate)."""
+that answers the same GIF, measured in turns in one run. Every Footfall GET stores
+an event (the server stamps the time, so none is a duplicate)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -55,19 +56,26 @@ def measured(server: Server, seconds: int, connections: int) -> tuple[float, flo
 
 
 def run(seconds: int = 10, reps: int = 3, connections: int = 16) -> dict[str, Any]:
-    with bare() as server:
-        wrk(server.http_port, 1, connections)
-        base, base_cpu = zip(*(measured(server, seconds, connections) for _ in range(reps)),
-                             strict=True)
-    with footfall() as server:
-        wrk(server.http_port, 1, connections)
-        ours, ours_cpu = zip(*(measured(server, seconds, connections) for _ in range(reps)),
-                             strict=True)
-    b, o = summary(base), summary(ours)
-    bc, oc = summary(base_cpu), summary(ours_cpu)
+    """Both servers up at once and measured in turns (bare first, then Footfall,
+    then again), so that whatever else the machine does weighs on both alike."""
+    rates: dict[str, list[float]] = {"bare": [], "footfall": []}
+    cpu: dict[str, list[float]] = {"bare": [], "footfall": []}
+    load = os.getloadavg()
+    with bare() as base, footfall() as ours:
+        servers = {"bare": base, "footfall": ours}
+        for server in servers.values():
+            wrk(server.http_port, 1, connections)  # warm-up
+        for _ in range(reps):
+            for name, server in servers.items():
+                rate, us = measured(server, seconds, connections)
+                rates[name].append(rate)
+                cpu[name].append(us)
+    b, o = summary(rates["bare"]), summary(rates["footfall"])
+    bc, oc = summary(cpu["bare"]), summary(cpu["footfall"])
     return {"connections": connections, "bare_per_second": b, "footfall_per_second": o,
             "ratio": o["median"] / b["median"], "bare_cpu_us_per_call": bc,
-            "footfall_cpu_us_per_call": oc, "cpu_ratio": oc["median"] / bc["median"]}
+            "footfall_cpu_us_per_call": oc, "cpu_ratio": oc["median"] / bc["median"],
+            "load_average": [load, os.getloadavg()]}
 
 
 if __name__ == "__main__":

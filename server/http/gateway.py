@@ -19,7 +19,7 @@ import functools
 import logging
 import ssl
 import time
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 import grpc
@@ -28,6 +28,7 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 
 from server.config import Settings
+from server.console import origin
 from server.errors import (
     BodyTooSlow,
     Cancelled,
@@ -172,6 +173,11 @@ class HttpGateway:
         self._running: set[asyncio.Task[Any]] = set()  # calls past their X-Server-Timeout
         self._body_bytes = 0  # of the bodies being read (see BODIES_HELD)
         self._streams = 0  # open server-sent-event streams (see STREAM_SHARE)
+        # The servicer's CollectUserEvent for pixels answered once queued, or None
+        # (--durable-pixels, or no retail v2 servicer): see pixel.inline.
+        events: Any = servicers.get(pixel.INLINE_RPC.rpartition(".")[0])
+        self._collect_queued: Callable[[Any, Requester | None], None] | None = \
+            events.collect_queued if getattr(events, "queues_pixels", False) else None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -242,6 +248,11 @@ class HttpGateway:
         if found is None:
             return self._cors(request, None, self._no_route(request.method, raw_path))
         route, path_values = found
+        collect_queued = self._collect_queued
+        if collect_queued is not None and route.rpc == pixel.INLINE_RPC \
+                and request.method == "GET" and pixel.inline(request, self._policy) \
+                and len(request.query_string) <= LARGE_REQUEST_BYTES:  # (else off the loop)
+            return self._pixel(request, route, path_values, collect_queued)
         method, envelope = route.grpc_method, self._envelope
         started = time.perf_counter()
         output = transcode.Output()
@@ -275,6 +286,36 @@ class HttpGateway:
             return self._refused(request, route, output, answer)
         body, headers = answer
         return self._cors(request, route, web.Response(body=body, headers=headers))
+
+    def _pixel(self, request: web.Request, route: Route, path_values: dict[str, str],
+               collect_queued: Callable[[Any, Requester | None], None]) -> web.Response:
+        """A browser's pixel, inline: the steps of `_handle` and `Envelope.run` in
+        their order, none of them awaited, the servicer's `collect_queued` for its
+        call (see server.http.pixel)."""
+        method, envelope, policy = route.grpc_method, self._envelope, self._policy
+        started = time.perf_counter()
+        query = request.query
+        try:
+            context = CallContext(request, pixel.requester(
+                request.headers, request.remote or "", self._settings.trust_forwarded_for),
+                pixel=True)
+            grant = envelope.screen(method, context.invocation_metadata(), query.get("key"))
+        except Exception as exc:
+            return self._refused(request, route, transcode.DEFAULT_OUTPUT,
+                                 envelope.refuse(method, exc, started))
+        origin.set_transport(origin.PIXEL)
+        admission = message = None
+        try:
+            message = transcode.build_request(route, path_values, query.items(), b"")
+            admission = policy.admit_now(method, context.invocation_metadata(), message,
+                                         context, grant=grant)
+            collect_queued(message, context.requester)
+        except Exception as exc:
+            return self._refused(request, route, transcode.DEFAULT_OUTPUT, envelope.refuse(
+                method, exc, started, context, admission, message, grant))
+        policy.record(method, TRANSPORT, grpc.StatusCode.OK, time.perf_counter() - started,
+                      admission)
+        return self._cors(request, route, pixel.gif())
 
     async def _stream(self, request: web.Request, route: Route, path_values: dict[str, str],
                       context: CallContext, output: transcode.Output,

@@ -4,6 +4,13 @@ A page must never show a broken image, so a refused event still gets the GIF
 (status 200); the refusal goes to the log and to an `X-Footfall-Error` header.
 A client that asks for JSON (`$alt=json`, as the official REST clients do) is
 no browser: it gets Google's JSON error like any other call.
+
+A browser's pixel is answered once its event is queued (unless
+--durable-pixels), so nothing in its way needs awaiting: the gateway serves a v2
+GET collect inline (`inline`), through the envelope's steps called one after the
+other (key, request, admission, the servicer's `collect_queued`, the call
+recorded), with no task, future or coroutine of its own. What needs the long way
+takes it: a JSON caller, a body, a deadline (X-Server-Timeout), a fault to inject.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from google.rpc import status_pb2
 
 from server.http.errors import one_line
 from server.http.routes import Route
-from server.http.transcode import Output
+from server.http.transcode import Output, default_output
+from server.policy import Policy
+from server.policy.faults import HEADER as FAULT_HEADER
 from server.retail.collect import PIXEL_CONTENT_TYPE, PIXEL_GIF, Requester, normal_address
 
 log = logging.getLogger(__name__)
@@ -24,12 +33,32 @@ log = logging.getLogger(__name__)
 # CollectUserEvent of each retail version: a GET of it is a browser's pixel.
 PIXEL_RPCS = frozenset(f"google.cloud.retail.{version}.UserEventService.CollectUserEvent"
                        for version in ("v2", "v2beta", "v2alpha"))
+# The one a browser's pixel is served inline for (v2beta and v2alpha are bridged).
+INLINE_RPC = "google.cloud.retail.v2.UserEventService.CollectUserEvent"
 ERROR_HEADER = "X-Footfall-Error"
 NO_STORE = {"Cache-Control": "no-store"}
+# What the long way answers a pixel with (the servicer's HttpBody, as the gateway
+# writes one).
+GIF_HEADERS = {**NO_STORE, "Content-Type": PIXEL_CONTENT_TYPE}
 
 
 def is_pixel(route: Route, output: Output) -> bool:
     return route.rpc in PIXEL_RPCS and route.http_method == "GET" and not output.explicit_json
+
+
+def inline(request: web.Request, policy: Policy) -> bool:
+    """Whether a GET of the pixel route can be served inline: no output format
+    asked for (a JSON caller is no browser), no body, no X-Server-Timeout, and no
+    fault the policy may inject."""
+    headers = request.headers
+    return default_output(request.query) and not request.body_exists \
+        and "X-Server-Timeout" not in headers \
+        and not policy.has_fault(headers.get(FAULT_HEADER))
+
+
+def gif() -> web.Response:
+    """The answer to an accepted pixel."""
+    return web.Response(body=PIXEL_GIF, headers=GIF_HEADERS)
 
 
 def refused(status: status_pb2.Status, peer: str) -> web.Response:

@@ -64,10 +64,16 @@ def _system_name(name: str) -> str | None:
     return bare if bare in SYSTEM_PARAMETERS else None
 
 
+def default_output(query: Mapping[str, str]) -> bool:
+    """Whether `query` names no system parameter that changes the response format
+    (most calls, every browser's pixel): then `output_of` is DEFAULT_OUTPUT."""
+    return not any(name in query for name in _OUTPUT_PARAMETERS)
+
+
 def output_of(query: Mapping[str, str]) -> Output:
     """The response format the system parameters ask for; INVALID_ARGUMENT for an
     `alt` other than json (with `;enum-encoding=int` or not)."""
-    if not any(name in query for name in _OUTPUT_PARAMETERS):  # most calls, every pixel
+    if default_output(query):
         return DEFAULT_OUTPUT
     enums_as_ints, explicit = False, False
     for name in ("alt", "$alt"):

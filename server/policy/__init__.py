@@ -122,13 +122,41 @@ class Policy:
         """
         if not self.guards(method):
             return OPEN
-        admission = OPEN
-        if self.auth.enabled:
-            if grant is None:
-                grant = self.auth.authenticate(metadata, query_key)
-            admission = Admission(authorize(grant, method, request), grant.name)
+        admission = self._authorized(method, metadata, request, query_key, grant)
         if self.faults is not None:
             await self._inject(method, metadata, context)
+        self._charge(method, admission, request, context)
+        return admission
+
+    def has_fault(self, header: str | None) -> bool:
+        """Whether a call whose x-footfall-fail header is `header` may have a fault
+        injected (it then needs `admit`)."""
+        return header is not None and self.faults is not None
+
+    def admit_now(self, method: str, metadata: Metadata, request: Message, context: Any,
+                  query_key: str | None = None, grant: Grant | None = None) -> Admission:
+        """`admit` for a call with no fault to inject (`has_fault` is False), without a
+        coroutine; raises as `admit` does."""
+        if not self.guards(method):
+            return OPEN
+        admission = self._authorized(method, metadata, request, query_key, grant)
+        self._charge(method, admission, request, context)
+        return admission
+
+    def _authorized(self, method: str, metadata: Metadata, request: Message,
+                    query_key: str | None, grant: Grant | None) -> Admission:
+        """Who the call is admitted for (auth off: nobody in particular);
+        UNAUTHENTICATED or PERMISSION_DENIED."""
+        if not self.auth.enabled:
+            return OPEN
+        if grant is None:
+            grant = self.auth.authenticate(metadata, query_key)
+        return Admission(authorize(grant, method, request), grant.name)
+
+    def _charge(self, method: str, admission: Admission, request: Message,
+                context: Any) -> None:
+        """Take the call's share of the quotas (RESOURCE_EXHAUSTED), unless its caller
+        is gone (CANCELLED, DEADLINE_EXCEEDED)."""
         if (self.quota is not None or self.byte_quota is not None) and method in QUOTA_METHODS:
             project = admission.project or next(
                 (p for p in map(project_of, resource_names(request)) if p), None)
@@ -138,7 +166,6 @@ class Policy:
                 if self.byte_quota is not None:
                     self.byte_quota.take(project, request.ByteSize())
         drop_if_gone(context)
-        return admission
 
     async def _inject(self, method: str, metadata: Metadata, context: Any) -> None:
         assert self.faults is not None

@@ -8,14 +8,22 @@ Under `--processes N` each process writes its values to files in the folder
 PROMETHEUS_MULTIPROC_DIR names (prometheus_client's multiprocess mode, chosen
 when that library is first imported), and /metrics, whichever process answers,
 sums them over all processes; gauges sum the live processes only.
+
+Calls are counted on every call of either transport (tens of thousands a second
+of pixels): in one process, in plain integers that a collector turns into the
+two families at scrape time (`CallCounts`), not through prometheus_client's
+children, which take a lock for each counter and each histogram per call.
+Under `--processes` the values must reach the files, so the children count them.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import grpc
@@ -31,6 +39,9 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from server.errors import FootfallError
 from server.operations.runner import StopRequested
@@ -42,6 +53,8 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
                    2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 CLIENT_EVENT_RPC = "/google.cloud.talent.v4.EventService/CreateClientEvent"
+REQUESTS = ("footfall_requests", "Calls answered, by RPC, transport and status code.")
+LATENCY = ("footfall_request_duration_seconds", "Time to answer a call, by RPC and transport.")
 
 
 def split_method(method: str) -> tuple[str, str]:
@@ -65,12 +78,15 @@ class Metrics:
         else:
             self._exposed = self.registry
             ProcessCollector(registry=self.registry)  # one process's CPU and memory
-        self.requests = Counter(
-            "footfall_requests", "Calls answered, by RPC, transport and status code.",
-            ["service", "method", "transport", "code"], registry=self.registry)
-        self.latency = Histogram(
-            "footfall_request_duration_seconds", "Time to answer a call, by RPC and transport.",
-            ["service", "method", "transport"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self._calls: CallCounts | None = None
+        if self.shared:
+            self.requests = Counter(*REQUESTS, ["service", "method", "transport", "code"],
+                                    registry=self.registry)
+            self.latency = Histogram(*LATENCY, ["service", "method", "transport"],
+                                     buckets=LATENCY_BUCKETS, registry=self.registry)
+        else:
+            self._calls = CallCounts()
+            self.registry.register(self._calls)
         self.events = Counter(
             "footfall_events_stored",
             "Events committed: user_event (writes, collects and imports; an exact duplicate "
@@ -94,6 +110,16 @@ class Metrics:
 
     def observe_call(self, method: str, transport: str, code: grpc.StatusCode,
                      seconds: float) -> None:
+        """Count one answered call (on the loop's thread, or any under --processes)."""
+        if self._calls is not None:
+            self._calls.observe(method, transport, code, seconds)
+        else:
+            self._observe_shared(method, transport, code, seconds)
+        if method == CLIENT_EVENT_RPC and code is grpc.StatusCode.OK:
+            self.events.labels("client_event").inc()
+
+    def _observe_shared(self, method: str, transport: str, code: grpc.StatusCode,
+                        seconds: float) -> None:
         key = (method, transport, code.name)
         children = self._children.get(key)
         if children is None:  # labels() is slow-ish: resolve each combination once
@@ -104,8 +130,6 @@ class Metrics:
                 self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
-        if method == CLIENT_EVENT_RPC and code is grpc.StatusCode.OK:
-            self.events.labels("client_event").inc()
 
     # -- the store's group commit --------------------------------------------
 
@@ -160,6 +184,54 @@ class Metrics:
     def render(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""
         return generate_latest(self._exposed), CONTENT_TYPE_LATEST
+
+
+class CallCounts(Collector):
+    """footfall_requests and footfall_request_duration_seconds of one process, kept
+    in plain integers and floats and written out as prometheus_client's Counter and
+    Histogram would write them (same samples, labels and `_created` times).
+
+    `observe` runs on the loop's thread; a scrape on another thread reads values
+    at most one call old, as it would from the children."""
+
+    def __init__(self) -> None:
+        # (method, transport, code) -> [count, created]
+        self._requests: dict[tuple[str, str, grpc.StatusCode], list[float]] = {}
+        # (method, transport) -> [count per bucket (+Inf last)..., sum, created]
+        self._latency: dict[tuple[str, str], list[float]] = {}
+
+    def observe(self, method: str, transport: str, code: grpc.StatusCode,
+                seconds: float) -> None:
+        counted = self._requests.get((method, transport, code))
+        if counted is None:
+            counted = self._requests[(method, transport, code)] = [0, time.time()]
+        counted[0] += 1
+        latency = self._latency.get((method, transport))
+        if latency is None:
+            latency = self._latency[(method, transport)] = \
+                [0] * (len(LATENCY_BUCKETS) + 1) + [0.0, time.time()]
+        latency[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1  # buckets are `le`
+        latency[-2] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(*REQUESTS, labels=["service", "method", "transport",
+                                                          "code"])
+        for (method, transport, code), (count, created) in list(self._requests.items()):
+            requests.add_metric([*split_method(method), transport, code.name], count,
+                                created=created)
+        yield requests
+        latency = HistogramMetricFamily(*LATENCY, labels=["service", "method", "transport"])
+        for (method, transport), values in list(self._latency.items()):
+            labels = [*split_method(method), transport]
+            cumulative, buckets = 0.0, []
+            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), values, strict=False):
+                cumulative += count
+                buckets.append((floatToGoString(bound), cumulative))
+            latency.add_metric(labels, buckets, values[-2])
+            latency.add_sample(LATENCY[0] + "_created",
+                               dict(zip(("service", "method", "transport"), labels,
+                                        strict=True)), values[-1])
+        yield latency
 
 
 def _final_state(context: Any) -> str:

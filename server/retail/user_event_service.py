@@ -50,11 +50,10 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         self._runner = runner
         self._gcs_root = Path(settings.gcs_root)
 
-    async def _store_event(self, parent: str, event: user_event_pb2.UserEvent, path: str,
-                           wait: bool, found: list[FieldViolation] | None = None,
-                           answered: bool = True) -> None:
-        """Validate `event` for the catalog `parent`, stamp its time, store it.
-        `answered`: the caller gets the event back (joined with the catalog).
+    def _checked(self, parent: str, event: user_event_pb2.UserEvent, path: str,
+                 found: list[FieldViolation] | None = None) -> str:
+        """The catalog `parent` names, once `event` is valid for it (stamped with the
+        time now if it has none).
 
         Raises INVALID_ARGUMENT listing every violation: the parent's, those
         already `found` in the request, and the event's own (unless the event
@@ -74,17 +73,29 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         raise_if_any(violations)
         if not event.HasField("event_time"):
             event.event_time.FromNanoseconds(self._clock.now_ns())
-        name = str(catalog)
+        return str(catalog)
+
+    def _joined_later(self, name: str, event: user_event_pb2.UserEvent, ids: list[str],
+                      path: str) -> Join:
+        """The write of `event` joined by the writer, which reads the products of its
+        whole batch at once; the event is not touched here until the write is done.
+        The row is made on the writer's thread: how and when the event came is known
+        here, in the call's context (server.console.origin)."""
+        finish = partial(join.joined_row, name, event, path=path,
+                         max_event_bytes=self._max_event_bytes,
+                         came=(origin.transport(), origin.now_us()))
+        return Join(name, ids, self._read_products, finish)
+
+    async def _store_event(self, parent: str, event: user_event_pb2.UserEvent, path: str,
+                           wait: bool, found: list[FieldViolation] | None = None,
+                           answered: bool = True) -> None:
+        """Validate `event` for the catalog `parent` (see `_checked`), stamp its
+        time, store it. `answered`: the caller gets the event back (joined with the
+        catalog). INVALID_ARGUMENT listing every violation."""
+        name = self._checked(parent, event, path, found)
         ids = join.product_ids([event])
         if ids and (wait or not answered):
-            # Joined by the writer, which reads the products of its whole batch at
-            # once; the event is not touched here until the write is done. The row is
-            # made on the writer's thread: how and when the event came is known here,
-            # in the call's context (server.console.origin).
-            finish = partial(join.joined_row, name, event, path=path,
-                             max_event_bytes=self._max_event_bytes,
-                             came=(origin.transport(), origin.now_us()))
-            await self._store.write_joined_async(Join(name, ids, self._read_products, finish),
+            await self._store.write_joined_async(self._joined_later(name, event, ids, path),
                                                  wait=wait)
             return
         # No products to read, or the answer (write_async) comes before the commit.
@@ -120,17 +131,50 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
 
         INVALID_ARGUMENT for bad JSON, size limits, unknown rules, a bad event.
         """
-        event = user_event_pb2.UserEvent()
-        found = collect.decode_collect_request(request, event)
-        requester = collect.requester_of(context)  # the browser, when it came over HTTP
-        if requester is not None:
-            collect.fill_from_requester(event, requester)
-        path = "raw_json" if request.raw_json else "user_event"
-        wait = self._durable_pixels or not collect.answers_gif_only(context)
-        await self._store_event(request.parent, event, path, wait=wait, found=found,
-                                answered=False)
+        if not self._durable_pixels and collect.answers_gif_only(context):
+            self.collect_queued(request, collect.requester_of(context))
+        else:
+            event, path, found = self._collected(request, collect.requester_of(context))
+            await self._store_event(request.parent, event, path, wait=True, found=found,
+                                    answered=False)
         return httpbody_pb2.HttpBody(content_type=collect.PIXEL_CONTENT_TYPE,
                                      data=collect.PIXEL_GIF)
+
+    @property
+    def queues_pixels(self) -> bool:
+        """Whether a browser's pixel is answered once queued (not --durable-pixels)."""
+        return not self._durable_pixels
+
+    def collect_queued(self, request: user_event_service_pb2.CollectUserEventRequest,
+                       requester: collect.Requester | None) -> None:
+        """CollectUserEvent for a browser's pixel, answered before its commit, with no
+        coroutine (the HTTP gateway calls it inline): the event decoded, filled from
+        `requester`, checked, and queued for the next group commit.
+
+        INVALID_ARGUMENT as CollectUserEvent; UNAVAILABLE (or RESOURCE_EXHAUSTED for a
+        full disk) when the store cannot take events nobody waits for.
+        """
+        event, path, found = self._collected(request, requester)
+        name = self._checked(request.parent, event, path, found)
+        ids = join.product_ids([event])
+        if ids:
+            self._store.queue_joined(self._joined_later(name, event, ids, path))
+        else:
+            row = join.joined_row(name, event, {}, path, self._max_event_bytes)
+            self._store.write_user_events([row], wait=False)
+
+    @staticmethod
+    def _collected(request: user_event_service_pb2.CollectUserEventRequest,
+                   requester: collect.Requester | None
+                   ) -> tuple[user_event_pb2.UserEvent, str, list[FieldViolation]]:
+        """The event a collect request carries (filled from the browser's request
+        when it came over HTTP), the request field it came in, and the request's
+        violations."""
+        event = user_event_pb2.UserEvent()
+        found = collect.decode_collect_request(request, event)
+        if requester is not None:
+            collect.fill_from_requester(event, requester)
+        return event, "raw_json" if request.raw_json else "user_event", found
 
     async def ImportUserEvents(self, request: import_config_pb2.ImportUserEventsRequest,
                                context: grpc.aio.ServicerContext) -> operations_pb2.Operation:

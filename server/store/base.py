@@ -51,6 +51,11 @@ class Store(Protocol):
         read the products the event names (with those of the batch's other events);
         raises what `join.finish` raises, nothing written."""
 
+    def queue_joined(self, join: Join) -> None:
+        """write_joined_async without `wait`, for a caller that is no coroutine: queued
+        for the next batch (an event `join.finish` refuses then is logged, not stored);
+        raises at once when rows nobody waits for cannot be accepted now."""
+
     @property
     def acknowledged_uncommitted(self) -> int:
         """Events written without `wait` that are not committed yet."""

@@ -37,6 +37,10 @@ FIRST_RETRY_DELAY = 0.05  # seconds; doubles up to MAX_RETRY_DELAY while the dat
 # before it makes one of its own.
 ALONG_SECONDS = 0.1
 MAX_RETRY_DELAY = 2.0
+# How long a batch that nobody waits for (pixels, write_async) gathers more before
+# its commit: fewer commits under a stream of pixels, each far below the bound of
+# what a kill -9 may lose of them (README, "Pixels and kill -9").
+LINGER_SECONDS = 0.005
 
 
 @dataclass
@@ -50,6 +54,36 @@ class Join:
     product_ids: Sequence[str]
     read: Callable[[str, list[str]], dict[str, Any]]
     finish: Callable[[dict[str, Any]], EventRow]
+
+
+class Unwaited:
+    """The outcome of a job nobody waits for (write_async, pixels): the part of a
+    Future the writer uses, without the lock and condition each Future makes
+    (a pixel's whole answer costs a few of those)."""
+
+    __slots__ = ("_done", "_value", "_error")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, value: Any) -> None:
+        self._value, self._done = value, True
+
+    def set_exception(self, error: BaseException) -> None:
+        self._error, self._done = error, True
+
+    def exception(self) -> BaseException | None:
+        return self._error
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 class Job:
@@ -70,7 +104,8 @@ class Job:
         self.rows = rows
         self.fn = fn
         self.join = join
-        self.future: Future[Any] = Future()
+        # a Future, or for a job nobody waits for its lighter stand-in (Unwaited)
+        self.future: Any = Future() if waited or awaited is not None else Unwaited()
         self.waited = waited
         self.submitted = time.monotonic()
         self.awaited = awaited
@@ -166,11 +201,15 @@ class GroupCommitter:
 
     def __init__(self, apply_batch: Callable[[list[Job]], None], *,
                  max_batch: int = 2000, name: str = "footfall-writer",
-                 retry_seconds: float = 5.0, close_seconds: float = 30.0) -> None:
+                 retry_seconds: float = 5.0, close_seconds: float = 30.0,
+                 linger_seconds: float = LINGER_SECONDS) -> None:
         self._apply_batch = apply_batch
         self._max_batch = max_batch
         self._retry_seconds = retry_seconds
         self._close_seconds = close_seconds
+        self._linger_seconds = linger_seconds
+        self._lingering = False  # the writer lingers: a job somebody waits for sets _wake
+        self._wake = threading.Event()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._along: list[Job] = []  # jobs that ride with the next batch
         self._along_due = 0.0  # when they make a batch of their own
@@ -191,7 +230,14 @@ class GroupCommitter:
             if not job.waited:
                 self._unwaited_rows += job.row_count
             self._queue.put(job)
+            if job.waited and self._lingering:
+                self._wake.set()
         return job.future
+
+    @property
+    def lingering(self) -> bool:
+        """Whether the writer holds a batch nobody waits for, gathering more."""
+        return self._lingering
 
     @property
     def acknowledged_uncommitted(self) -> int:
@@ -248,6 +294,7 @@ class GroupCommitter:
                 return
             self._closed = True
             self._queue.put(_STOP)
+            self._wake.set()
         self._thread.join()
 
     def _take(self, batch: list[Job]) -> bool:
@@ -255,29 +302,64 @@ class GroupCommitter:
         job that rides along; True on _STOP.
 
         A batch carried over from a failed try takes everything queued, so that
-        waiting callers behind it are answered (or given up on) in time.
+        waiting callers behind it are answered (or given up on) in time. A new
+        batch of jobs nobody waits for lingers (see `_linger`).
         """
         limit = self._max_batch if not batch else None
         stop = False
-        if not batch:
+        fresh = not batch
+        if fresh:
             first = self._next()
             if first is _STOP:
                 stop = True
             elif first is not None:
                 batch.append(first)
-        while not stop and (limit is None or len(batch) < limit):
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:
-                stop = True
-            elif item is not _ALONG:
-                batch.append(item)
+        if not stop:
+            stop = self._drain(batch, limit)
+        if not stop and fresh and batch and self._linger_seconds > 0 \
+                and not any(job.waited for job in batch):
+            stop = self._linger(batch)
         with self._lock:
             batch.extend(self._along)
             self._along = []
         return stop
+
+    def _drain(self, batch: list[Job], limit: int | None) -> bool:
+        """Add what is queued to `batch` (up to `limit` jobs in all); True on _STOP."""
+        while limit is None or len(batch) < limit:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if item is _STOP:
+                return True
+            if item is not _ALONG:
+                batch.append(item)
+        return False
+
+    def _linger(self, batch: list[Job]) -> bool:
+        """Let `batch`, whose jobs nobody waits for (pixels, write_async), gather those
+        that come within `linger_seconds` of its first: a commit (and a wake-up of
+        this thread) for many, not a few, while nobody is kept waiting, since a job
+        somebody waits for (or `close`) cuts it short. True on _STOP."""
+        due = batch[0].submitted + self._linger_seconds
+        with self._lock:
+            self._lingering = True
+            self._wake.clear()
+        try:
+            while True:
+                start = len(batch)
+                stop = self._drain(batch, self._max_batch)
+                if stop or any(job.waited for job in batch[start:]) \
+                        or len(batch) >= self._max_batch:
+                    return stop
+                remaining = due - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._wake.wait(remaining)
+        finally:
+            with self._lock:
+                self._lingering = False
 
     def _next(self) -> Any:
         """The next queued job or _STOP, waiting for one; None once the jobs that

@@ -215,8 +215,12 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         if wait:
             await self._committer.submit_awaited(join=join)
         else:
-            self._refuse_unwaited()
-            self._committer.submit(Job(join=join, waited=False))
+            self.queue_joined(join)
+
+    def queue_joined(self, join: Join) -> None:
+        """See Store.queue_joined."""
+        self._refuse_unwaited()
+        self._committer.submit(Job(join=join, waited=False))
 
     @property
     def acknowledged_uncommitted(self) -> int:

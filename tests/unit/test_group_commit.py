@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -148,3 +149,60 @@ def test_jobs_that_ride_along_are_written_when_the_writer_closes(held: HeldWrite
     along = held.committer.submit_along(lambda _db: "closing")
     held.committer.close()
     assert along.result(0) == "closing"
+
+
+class Recorder:
+    """A GroupCommitter that lingers `linger_seconds`, remembering each batch."""
+
+    def __init__(self, linger_seconds: float) -> None:
+        self.batches: list[list[str]] = []
+        self.committed = threading.Event()
+        self.committer = GroupCommitter(self._apply, linger_seconds=linger_seconds)
+
+    def _apply(self, jobs: list[Job]) -> None:
+        self.batches.append([r.visitor_id for job in jobs for r in job.rows or ()]
+                            + ["fn" for job in jobs if job.fn is not None])
+        settle(jobs, apply_in_order(jobs, lambda rows: None, lambda job: (job.fn(None), None)))
+        self.committed.set()
+
+
+def test_rows_nobody_waits_for_linger_until_a_waited_job_comes() -> None:
+    writer = Recorder(linger_seconds=60)
+    try:
+        for name in ("a", "b", "c"):
+            unwaited = writer.committer.submit_rows([row(name)], waited=False)
+            assert not isinstance(unwaited, Future)  # no lock and condition of its own
+            if name == "a":  # the writer took it, and waits for more
+                pause = threading.Event()
+                for _ in range(10_000):  # polled, up to 10 s
+                    if writer.committer.lingering or writer.batches:
+                        break
+                    pause.wait(0.001)
+                assert writer.committer.lingering and not writer.batches
+        assert writer.committer.acknowledged_uncommitted == 3
+        # A job somebody waits for is not kept waiting for the linger (60 s).
+        assert writer.committer.submit_fn(lambda _db: "done").result(10) == "done"
+        assert writer.batches == [["a", "b", "c", "fn"]]
+        assert writer.committer.acknowledged_uncommitted == 0
+    finally:
+        writer.committer.close()
+
+
+def test_a_lingering_batch_commits_once_its_time_is_up() -> None:
+    writer = Recorder(linger_seconds=0.05)
+    try:
+        writer.committer.submit_rows([row("a")], waited=False)
+        assert writer.committed.wait(10)
+        assert writer.batches == [["a"]]
+    finally:
+        writer.committer.close()
+
+
+def test_closing_cuts_a_linger_short_and_commits_what_lingered() -> None:
+    writer = Recorder(linger_seconds=60)
+    writer.committer.submit_rows([row("a")], waited=False)
+    closing = threading.Thread(target=writer.committer.close)
+    closing.start()
+    closing.join(10)
+    assert not closing.is_alive()
+    assert writer.batches == [["a"]]
