@@ -105,12 +105,12 @@ def entrant_events(store: Store, catalog: str, span: TimeRange, kinds: Mapping[s
     slices = min(SLICES, end - start)
     cuts = [start + (end - start) * i // slices for i in range(slices + 1)]
 
-    def read(first: int, last: int) -> tuple[list[EntrantEvents], int]:
+    def one_slice(first: int, last: int) -> tuple[list[EntrantEvents], int]:
         return store.entrant_events(event_query(catalog, TimeRange(first, last)), kinds, entrant)
 
     pieces: dict[str, list[tuple[list[int], str]]] = {}
     events = 0
-    for gathered, count in _readers.map(read, cuts, cuts[1:]):  # in time order
+    for gathered, count in _readers.map(one_slice, cuts, cuts[1:]):  # in time order
         events += count
         for who, times, kinds_in_order in gathered:
             pieces.setdefault(who, []).append((times, kinds_in_order))
