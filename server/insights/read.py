@@ -25,10 +25,11 @@ from server.store.rows import EventQuery, TimeBound
 
 PAGE = 5000
 ROWS_PAGE = 50_000  # typed rows: a few numbers and a name each, a few MB a page
-# Entrants' events are read in time slices, READERS at once: the database groups each
-# slice (sqlite3 and psycopg let go of the GIL meanwhile), so a second core helps. One
-# slice a reader: each slice costs CPU (1M events, a loaded 2-core machine: SQLite
-# 0.83 s of CPU in one slice, 0.90 in two, 1.02 in four; wall 0.94, 0.85, 0.96 s).
+# Entrants' events are read in time slices, READERS at once, where slices pay
+# (Store.time_slices_pay): the database groups each slice (sqlite3 lets go of the
+# GIL meanwhile), so a second core helps. One slice a reader: each slice costs CPU
+# (1M events, a loaded 2-core machine: SQLite 0.83 s of CPU in one slice, 0.90 in
+# two, 1.02 in four; wall 0.94, 0.85, 0.96 s).
 READERS = 2
 SLICES = 2
 _readers = concurrent.futures.ThreadPoolExecutor(READERS, thread_name_prefix="footfall-insights")
@@ -93,8 +94,8 @@ def entrant_events(store: Store, catalog: str, span: TimeRange, kinds: Mapping[s
                    entrant: str) -> tuple[dict[str, tuple[list[int], str]], int]:
     """Each entrant's events of `kinds`' types within `span` (Store.entrant_events):
     {entrant: (times, kinds)} in (event time, id) order; and how many events were
-    read. Read in SLICES slices of time (one time is never split), each grouped
-    by the database, and joined in time order."""
+    read. Read in SLICES slices of time where slices pay (one time is never
+    split), each grouped by the database, and joined in time order."""
     bounds = store.time_bounds(catalog)
     if bounds is None:
         return {}, 0
@@ -102,7 +103,7 @@ def entrant_events(store: Store, catalog: str, span: TimeRange, kinds: Mapping[s
     end = bounds[1] + 1 if span.end_us is None else min(span.end_us, bounds[1] + 1)
     if start >= end:
         return {}, 0
-    slices = min(SLICES, end - start)
+    slices = min(SLICES if store.time_slices_pay() else 1, end - start)
     cuts = [start + (end - start) * i // slices for i in range(slices + 1)]
 
     def one_slice(first: int, last: int) -> tuple[list[EntrantEvents], int]:

@@ -96,6 +96,14 @@ class InsightsSql:
                  unpack(bytes(event), kind, visitor, t, ns))
                 for t, i, b, who, event, kind, visitor, ns in rows]
 
+    def time_slices_pay(self) -> bool:
+        """Whether reading a catalog's events in slices of time at once shares the
+        work: SQLite reads a slice as a range of the (catalog, event time) index;
+        PostgreSQL plans a scan of the whole table for a slice of half of it, so two
+        slices read it twice (measured on 1M events, a loaded machine: 0.72 s of
+        server CPU in two slices, 0.60 in one)."""
+        return self._sql.dialect.name == "sqlite"
+
     def time_bounds(self, catalog: str) -> tuple[int, int] | None:
         """The earliest and the latest event time (microseconds) of the catalog's user
         events, None when it has none: two seeks of the (catalog, event time) index."""
