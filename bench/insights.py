@@ -5,12 +5,14 @@ priced products; home, detail, add-to-cart, purchase and search events).
 
 Beside each, baselines from the same run: reading and decoding the same events
 (the Store's page reads and UserEvent.FromString, nothing computed); reading
-only the columns the shop funnel needs (Store.typed_rows, what it cannot avoid
-without counting in SQL); and the shop funnel as it was computed before it read
-columns (every event decoded, `decode_all`). The same on PostgreSQL when one
-answers (FOOTFALL_BENCH_POSTGRES_DSN). Seconds of wall time and of this
-process's CPU (/proc, via process_time) per run; events per second of the whole
-question.
+each entrant's events gathered by the database (read.entrant_events, what the
+shop funnel cannot avoid); reading a row per event of the columns it needs
+(Store.typed_rows); the shop funnel as it was computed from those rows
+(`by_rows`) and before it read columns (every event decoded, `decode_all`). The
+same on PostgreSQL when one answers (FOOTFALL_BENCH_POSTGRES_DSN). Seconds of
+wall time and of this process's CPU (/proc, via process_time; the reading
+threads included) per run, and of the database's backends on PostgreSQL;
+events per second of the whole question.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +102,29 @@ def _backends_cpu(url: str) -> Callable[[], float]:
     return used
 
 
+# Each ratio: a question, the baseline it is compared with.
+RATIOS = (("shop_funnel", "read_funnel_types"), ("product_table", "read_all"),
+          ("totals", "read_all"), ("shop_funnel", "shop_funnel_decoded"),
+          ("shop_funnel", "read_funnel_columns"), ("shop_funnel", "shop_funnel_rows"),
+          ("shop_funnel", "read_entrant_events"))
+
+
+def _analyze(url: str) -> None:
+    """The planner's statistics of the table just filled, as autovacuum gathers them
+    some time after a bulk load (without them PostgreSQL plans for a few rows)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE user_events")
+
+
 def questions(store: Store, size: int, reps: int,
-              server_cpu: Callable[[], float] | None = None) -> dict[str, Any]:
+              server_cpu: Callable[[], float] | None = None,
+              only: Collection[str] = ()) -> dict[str, Any]:
+    """Each question (`only` those named, when given) asked `reps` times, interleaved."""
     span = read.TimeRange()
     shop = funnel_request.parse(insights_pb2.RunFunnelRequest(parent=PARENT))
+    letters = {kind: chr(ord("a") + i) for i, kind in enumerate(funnel_request.SHOP_FUNNEL)}
     asked: dict[str, Callable[[], Any]] = {
         "read_all": lambda: sum(1 for _ in read.user_events(store, PARENT, span)),
         "read_funnel_types": lambda: sum(1 for _ in read.user_events(
@@ -111,13 +132,18 @@ def questions(store: Store, size: int, reps: int,
         "read_funnel_columns": lambda: sum(len(rows) for rows in read.typed_pages(
             store, PARENT, span, {t: 1 for t in funnel_request.SHOP_FUNNEL}, "visitor_id",
             ())),
+        "read_entrant_events": lambda: read.entrant_events(store, PARENT, span, letters,
+                                                           "visitor_id"),
         "shop_funnel": lambda: funnel_request.run(store, shop),
+        "shop_funnel_rows": lambda: funnel_request.run(store, shop, by_rows=True),
         "shop_funnel_decoded": lambda: funnel_request.run(store, shop, decode_all=True),
         "product_table": lambda: tables.list_product_stats(
             store, insights_pb2.ListProductStatsRequest(parent=PARENT)),
         "totals": lambda: totals.compute_totals(
             store, insights_pb2.ComputeTotalsRequest(parent=PARENT)),
     }
+    if only:
+        asked = {name: fn for name, fn in asked.items() if name in only}
     out: dict[str, Any] = {"events": size}
     for _ in range(reps):  # interleaved: each question once per round
         for name, fn in asked.items():
@@ -131,19 +157,17 @@ def questions(store: Store, size: int, reps: int,
         if server_cpu:
             out[name]["server_cpu_seconds"] = summary(
                 [r["server_cpu_seconds"]["median"] for r in runs])
-    for name, base in (("shop_funnel", "read_funnel_types"), ("product_table", "read_all"),
-                       ("totals", "read_all"), ("shop_funnel", "shop_funnel_decoded"),
-                       ("shop_funnel", "read_funnel_columns")):
-        out[name]["ratio_to_" + base] = (out[name]["seconds"]["median"]
-                                         / out[base]["seconds"]["median"])
+    for name, base in RATIOS:
+        if name in asked and base in asked:
+            out[name]["ratio_to_" + base] = (out[name]["seconds"]["median"]
+                                             / out[base]["seconds"]["median"])
     return out
 
 
 def _on(url: str, size: int, reps: int) -> dict[str, Any]:
+    fill(url, size)
     store = open_store(url)
     try:
-        for start in range(0, size, 10_000):
-            store.write_user_events(_rows(start, min(10_000, size - start)))
         postgres = url.startswith("postgresql")
         return questions(store, size, reps, _backends_cpu(url) if postgres else None)
     finally:
@@ -169,3 +193,81 @@ def run(sizes: tuple[int, ...], reps: int) -> dict[str, Any]:
                 / on_sqlite["product_table"]["seconds"]["median"])
         results.append(on_sqlite)
     return {"sizes": results}
+
+
+def fill(url: str, size: int) -> None:
+    """Write the bench's `size` events (_rows) into the store at `url`."""
+    store = open_store(url)
+    try:
+        for start in range(0, size, 10_000):
+            store.write_user_events(_rows(start, min(10_000, size - start)))
+    finally:
+        store.close()
+    if url.startswith("postgresql"):
+        _analyze(url)
+
+
+def interleaved(sqlite_url: str, postgres_url: str | None, size: int, reps: int,
+                only: Collection[str]) -> dict[str, Any]:
+    """`questions` (`only` those) over stores that already hold the bench's `size`
+    events (`fill`), one round on SQLite then one on PostgreSQL, `reps` times: the
+    ratio of the two is of one moment, whatever else the machine is doing."""
+    stores = {"sqlite": open_store(sqlite_url)}
+    if postgres_url:
+        stores["postgres"] = open_store(postgres_url)
+    cpu = {"sqlite": None, "postgres": _backends_cpu(postgres_url) if postgres_url else None}
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in stores}
+    load = [os.getloadavg()[0]]
+    try:
+        for _ in range(reps):
+            for name, store in stores.items():
+                rounds[name].append(questions(store, size, 1, cpu[name], only))
+            load.append(os.getloadavg()[0])
+    finally:
+        for store in stores.values():
+            store.close()
+    out: dict[str, Any] = {"events": size, "load_average": load}
+    for name, runs in rounds.items():
+        merged: dict[str, Any] = {"events": size}
+        for question in runs[0]:
+            if question == "events" or question.startswith("ratio"):
+                continue
+            merged[question] = {key: summary([r[question][key]["median"] for r in runs])
+                                for key in ("seconds", "cpu_seconds", "server_cpu_seconds")
+                                if key in runs[0][question]}
+            merged[question]["events_per_second"] = size / merged[question]["seconds"]["median"]
+        for question, base in RATIOS:
+            if question in merged and base in merged:
+                merged[question]["ratio_to_" + base] = (merged[question]["seconds"]["median"]
+                                                        / merged[base]["seconds"]["median"])
+        out[name] = merged
+    if "postgres" in out:
+        out["postgres_to_sqlite_shop_funnel"] = (
+            out["postgres"]["shop_funnel"]["seconds"]["median"]
+            / out["sqlite"]["shop_funnel"]["seconds"]["median"])
+    return out
+
+
+def main() -> None:
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="Insights questions over stores filled with "
+                                                 "the bench's events, SQLite and PostgreSQL "
+                                                 "interleaved.")
+    parser.add_argument("--sqlite", required=True, help="sqlite:///PATH")
+    parser.add_argument("--postgres", help="postgresql://... (a database of its own)")
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--fill", action="store_true", help="write the events first")
+    parser.add_argument("--only", nargs="*", default=(), help="question names")
+    args = parser.parse_args()
+    if args.fill:
+        for url in filter(None, (args.sqlite, args.postgres)):
+            fill(url, args.events)
+    print(json.dumps(interleaved(args.sqlite, args.postgres, args.events, args.reps,
+                                 args.only), indent=1))
+
+
+if __name__ == "__main__":
+    main()

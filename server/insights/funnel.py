@@ -15,7 +15,7 @@ import datetime
 import itertools
 import statistics
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 US_PER_DAY = 86_400_000_000
@@ -65,6 +65,39 @@ def path(points: Sequence[tuple[int, int, int]], steps: int, window_us: int) -> 
     return best
 
 
+def kind_path(kinds: str, times: Sequence[int], steps: str, window_us: int) -> list[int]:
+    """`path` for a funnel whose steps are event types alone, over one entrant's
+    events in (time, order) order given as their kinds (a character per event
+    type: `kinds`) and `times`; step i is an event of kind `steps[i]`. The next
+    event of a step is found by str.find (in C) and kept for the later starts,
+    whose every step lies no earlier; a start that cannot beat the one before is
+    skipped. So an entrant costs a few steps of Python, not one per event."""
+    first, rest = steps[0], steps[1:]
+    found = [-1] * len(rest)  # per step: the last event found for it
+    best: list[int] = []
+    start = kinds.find(first)
+    while start >= 0:
+        start_time = times[start]
+        reached, position = [start_time], start
+        for k, kind in enumerate(rest):
+            at = found[k]
+            if at <= position:
+                at = found[k] = kinds.find(kind, position + 1)
+                if at < 0:  # none after this start's: no later start gets further
+                    return reached if len(reached) > len(best) else best
+            if times[at] - start_time > window_us:
+                break
+            position = at
+            reached.append(times[at])
+        else:
+            return reached
+        if len(reached) > len(best):
+            best = reached
+        # a start earlier than this step's event less the window misses it too
+        start = kinds.find(first, max(start + 1, bisect.bisect_left(times, times[at] - window_us)))
+    return best
+
+
 # Each (group, entrant)'s points: (time, order, step bits), in any order.
 Trails = dict[tuple[Hashable, Hashable], list[tuple[int, int, int]]]
 
@@ -84,10 +117,22 @@ def count(trails: Trails, steps: int, window_us: int,
           by_day: bool = False) -> dict[Hashable, list[StepCount]]:
     """`run` over points already gathered per (group, entrant), each with at least
     one step bit."""
+
+    def paths() -> Iterator[tuple[Hashable, list[int]]]:
+        for (group, _), trail in trails.items():
+            trail.sort()
+            yield group, path(trail, steps, window_us)
+
+    return tally(paths(), steps, by_day)
+
+
+def tally(paths: Iterable[tuple[Hashable, list[int]]], steps: int,
+          by_day: bool = False) -> dict[Hashable, list[StepCount]]:
+    """The step counts of each group from the counted paths (the times of the
+    steps reached) of its entrants; `by_day`: also of each day of the whole's
+    first steps."""
     reached: dict[Hashable, list[list[int]]] = defaultdict(lambda: [[] for _ in range(steps)])
-    for (group, _), trail in trails.items():
-        trail.sort()
-        times = path(trail, steps, window_us)
+    for group, times in paths:
         keys = [group, day(times[0])] if by_day and group is None and times else [group]
         for key in keys:
             for i, time in enumerate(times):

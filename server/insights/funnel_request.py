@@ -183,9 +183,8 @@ def _matchers(spec: Funnel, catalog: CatalogCategories
     by_type: dict[str, list[tuple[int, Match | None]]] = {}
     make = _retail_match if spec.retail else _talent_match
     for i, step in enumerate(spec.steps):
-        conditions = any(getattr(step, name) for name in (*_RETAIL_CONDITIONS, "job"))
         by_type.setdefault(step.event_type, []).append(
-            (1 << i, make(step, catalog) if conditions else None))
+            (1 << i, make(step, catalog) if _has_conditions(step) else None))
     return by_type
 
 
@@ -285,6 +284,30 @@ def _retail_trails(store: Store, spec: Funnel, by_item: bool, catalog: CatalogCa
     return trails, events
 
 
+def _has_conditions(step: insights_pb2.FunnelStep) -> bool:
+    return any(getattr(step, name) for name in (*_RETAIL_CONDITIONS, "job"))
+
+
+def _by_type_alone(spec: Funnel, by_item: bool) -> bool:
+    """Whether the columns answer the funnel: a retail one whose steps are event
+    types alone, counted by an entrant that has a column, as a whole or by day."""
+    return (spec.retail and not by_item and spec.count_by in ENTRANT_COLUMNS
+            and not any(_has_conditions(step) for step in spec.steps))
+
+
+def _entrant_paths(store: Store, spec: Funnel) -> tuple[list[tuple[None, list[int]]], int]:
+    """The counted paths of a funnel of event types alone (see _by_type_alone) and
+    how many events were read: each event type is a letter, each entrant's
+    events a string of them that funnel.kind_path walks."""
+    letters = {kind: chr(ord("a") + i) for i, kind in enumerate(
+        dict.fromkeys(step.event_type for step in spec.steps))}
+    steps = "".join(letters[step.event_type] for step in spec.steps)
+    entrants, events = read.entrant_events(store, str(spec.parent), spec.span, letters,
+                                           ENTRANT_COLUMNS[spec.count_by])
+    return [(None, funnel.kind_path(kinds, times, steps, spec.window_us))
+            for times, kinds in entrants.values()], events
+
+
 def _results(spec: Funnel, counts: Sequence[funnel.StepCount]
              ) -> list[insights_pb2.FunnelStepResult]:
     results = []
@@ -307,9 +330,12 @@ def _duration(us: float) -> duration_pb2.Duration:
     return duration_pb2.Duration(seconds=nanos // 1_000_000_000, nanos=nanos % 1_000_000_000)
 
 
-def run(store: Store, spec: Funnel, decode_all: bool = False) -> insights_pb2.RunFunnelResponse:
+def run(store: Store, spec: Funnel, decode_all: bool = False,
+        by_rows: bool = False) -> insights_pb2.RunFunnelResponse:
     """The funnel `spec` over the stored events (blocking: reads every event it
-    needs; `decode_all`: decodes every user event, see _retail_trails)."""
+    needs; `decode_all`: decodes every user event, see _retail_trails; `by_rows`:
+    reads a row per event, as a funnel of event types alone once did: for
+    comparing)."""
     read_count = 0
 
     def counted() -> Iterator[tuple[int, Any]]:
@@ -321,7 +347,10 @@ def run(store: Store, spec: Funnel, decode_all: bool = False) -> insights_pb2.Ru
     by_item = spec.breakdown == insights_pb2.BY_ITEM
     by_day = spec.breakdown == insights_pb2.BY_DAY
     catalog = CatalogCategories(store, str(spec.parent))
-    if spec.retail:
+    if _by_type_alone(spec, by_item) and not (decode_all or by_rows):
+        paths, read_count = _entrant_paths(store, spec)
+        groups = funnel.tally(paths, len(spec.steps), by_day)
+    elif spec.retail:
         trails, read_count = _retail_trails(store, spec, by_item, catalog, decode_all)
         groups = funnel.count(trails, len(spec.steps), spec.window_us, by_day)
     else:

@@ -10,6 +10,8 @@ same on every backend.
 
 from __future__ import annotations
 
+import concurrent.futures
+import itertools
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,11 +20,19 @@ from footfall.talent.v4 import event_pb2
 
 from server.errors import FieldViolation, InvalidArgument, raise_if_any
 from server.store import Store
-from server.store.insights import TypedRow
+from server.store.insights import EntrantEvents, TypedRow
 from server.store.rows import EventQuery, TimeBound
 
 PAGE = 5000
 ROWS_PAGE = 50_000  # typed rows: a few numbers and a name each, a few MB a page
+# Entrants' events are read in time slices, READERS at once, where slices pay
+# (Store.time_slices_pay): the database groups each slice (sqlite3 lets go of the
+# GIL meanwhile), so a second core helps. One slice a reader: each slice costs CPU
+# (1M events, a loaded 2-core machine: SQLite 0.83 s of CPU in one slice, 0.90 in
+# two, 1.02 in four; wall 0.94, 0.85, 0.96 s).
+READERS = 2
+SLICES = 2
+_readers = concurrent.futures.ThreadPoolExecutor(READERS, thread_name_prefix="footfall-insights")
 # Timestamp's valid range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
 MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799
 
@@ -78,6 +88,37 @@ def typed_pages(store: Store, catalog: str, span: TimeRange, bits: Mapping[str, 
         if len(rows) < page:
             return
         after = (rows[-1][0], rows[-1][1])
+
+
+def entrant_events(store: Store, catalog: str, span: TimeRange, kinds: Mapping[str, str],
+                   entrant: str) -> tuple[dict[str, tuple[list[int], str]], int]:
+    """Each entrant's events of `kinds`' types within `span` (Store.entrant_events):
+    {entrant: (times, kinds)} in (event time, id) order; and how many events were
+    read. Read in SLICES slices of time where slices pay (one time is never
+    split), each grouped by the database, and joined in time order."""
+    bounds = store.time_bounds(catalog)
+    if bounds is None:
+        return {}, 0
+    start = bounds[0] if span.start_us is None else max(span.start_us, bounds[0])
+    end = bounds[1] + 1 if span.end_us is None else min(span.end_us, bounds[1] + 1)
+    if start >= end:
+        return {}, 0
+    slices = min(SLICES if store.time_slices_pay() else 1, end - start)
+    cuts = [start + (end - start) * i // slices for i in range(slices + 1)]
+
+    def one_slice(first: int, last: int) -> tuple[list[EntrantEvents], int]:
+        return store.entrant_events(event_query(catalog, TimeRange(first, last)), kinds, entrant)
+
+    pieces: dict[str, list[tuple[list[int], str]]] = {}
+    events = 0
+    for gathered, count in _readers.map(one_slice, cuts, cuts[1:]):  # in time order
+        events += count
+        for who, times, kinds_in_order in gathered:
+            pieces.setdefault(who, []).append((times, kinds_in_order))
+    return {who: parts[0] if len(parts) == 1 else (
+        list(itertools.chain.from_iterable(times for times, _ in parts)),
+        "".join(kinds_in_order for _, kinds_in_order in parts))
+        for who, parts in pieces.items()}, events
 
 
 def client_events(store: Store, tenant: str, span: TimeRange

@@ -23,7 +23,7 @@ from server.store.console import (
     StoredEvent,
 )
 from server.store.group_commit import Job, Join
-from server.store.insights import TypedRow
+from server.store.insights import EntrantEvents, TypedRow
 from server.store.rows import (
     ClientEventRow,
     EventQuery,
@@ -182,6 +182,13 @@ class Store(Protocol):
     def typed_rows(self, query: EventQuery, bits: Mapping[str, int], entrant: str | None,
                    decode: Collection[str], limit: int,
                    after: tuple[int, int] | None = None) -> list[TypedRow]: ...
+
+    def time_slices_pay(self) -> bool: ...
+
+    def time_bounds(self, catalog: str) -> tuple[int, int] | None: ...
+
+    def entrant_events(self, query: EventQuery, kinds: Mapping[str, str],
+                       entrant: str) -> tuple[list[EntrantEvents], int]: ...
 
     def visits(self, query: EventQuery, width_us: int) -> list[tuple[int, str, str, int]]: ...
 

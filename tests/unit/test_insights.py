@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from server.errors import InvalidArgument
-from server.insights import funnel_request, read, tables, totals
+from server.insights import funnel, funnel_request, read, tables, totals
 from server.names import default_branch
 from server.store import ClientEventRow, EventQuery, EventRow, TimeBound
 from server.store.rows import OperationRecord, Progress, Step
@@ -40,8 +40,10 @@ _names = itertools.count()
 @pytest.fixture(autouse=True)
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     """Histories here are a few dozen events: pages of 4 make every answer read
-    several, so the keyset paging (ties in time included) is part of what is checked."""
+    several, so the keyset paging (ties in time included) is part of what is checked;
+    and so are the joins of the slices of time entrants' events are read in."""
     monkeypatch.setattr(read, "ROWS_PAGE", 4)
+    monkeypatch.setattr(read, "SLICES", 5)
 
 products = st.lists(st.fixed_dictionaries({
     "id": st.sampled_from(["p0", "p1", "p2"]),
@@ -569,3 +571,85 @@ def test_a_breakdown_by_product_of_a_funnel_whose_first_step_names_none_says_why
     answer = funnel_request.run(store, funnel_request.parse(insights_pb2.RunFunnelRequest(
         parent=catalog, steps=steps[1:], breakdown=insights_pb2.BY_ITEM)))
     assert [g.key for g in answer.groups] == ["p1"] and not answer.notes
+
+
+@settings(max_examples=400, deadline=None)
+@given(events=st.lists(st.tuples(st.integers(0, 20), st.sampled_from("abc")), max_size=25),
+       steps=st.text("abc", min_size=1, max_size=5), window=st.integers(0, 12))
+def test_a_funnel_of_types_walks_a_string_of_kinds_as_path_walks_points(
+        events: list[tuple[int, str]], steps: str, window: int) -> None:
+    events.sort(key=lambda e: e[0])  # stable: ties keep the order drawn (their storage order)
+    points = [(time, order, sum(1 << i for i, step in enumerate(steps) if step == kind))
+              for order, (time, kind) in enumerate(events)]
+    expected = funnel.path([p for p in points if p[2]], len(steps), window)
+    kinds, times = "".join(k for _, k in events), [t for t, _ in events]
+    assert funnel.kind_path(kinds, times, steps, window) == expected
+
+
+def test_entrant_events_come_in_time_then_storage_order_however_they_were_stored(
+        store: Any) -> None:
+    catalog, _ = stored_history(store, [
+        drawn_event("add-to-cart", "v0", T0 + HOUR, user="u0"),
+        drawn_event("home-page-view", "v0", T0, user="u0"),  # earlier, stored later
+        drawn_event("detail-page-view", "v0", T0 + HOUR, user="u0"),  # a tie, stored after
+        drawn_event("search", "v0", T0),  # a type not asked for
+        drawn_event("home-page-view", "v1", T0 + DAY),  # no user
+        drawn_event("home-page-view", "v2", T0 + 2 * DAY)], [], None)  # after the range
+    query = EventQuery(catalog, after=TimeBound(T0 * 10**6, True),
+                       before=TimeBound((T0 + 2 * DAY) * 10**6, False))
+    kinds = {"home-page-view": "a", "detail-page-view": "b", "add-to-cart": "c"}
+    by_visitor, events = store.entrant_events(query, kinds, "visitor_id")
+    assert events == 4
+    assert sorted((who, [t // 10**6 - T0 for t in times], k) for who, times, k in by_visitor) \
+        == [("v0", [0, HOUR, HOUR], "acb"), ("v1", [DAY], "a")]
+    by_user, events = store.entrant_events(query, kinds, "user_id")
+    assert events == 4 and [(who, k) for who, _, k in by_user] == [("u0", "acb")]
+    assert store.time_bounds(catalog) == (T0 * 10**6, (T0 + 2 * DAY) * 10**6)
+    assert store.time_bounds(catalog + "x") is None
+    with pytest.raises(ValueError):
+        store.entrant_events(query, {"search": "'"}, "visitor_id")
+
+
+type_steps = st.lists(st.builds(insights_pb2.FunnelStep,
+                                event_type=st.sampled_from([*SHOP, "search"])),
+                      min_size=1, max_size=4)
+
+
+@EXAMPLES
+@example(drawn=EDGES, duplicates=[], purged=None, steps=[], count_by="VISITOR", window=HOUR,
+         breakdown="BY_DAY", span=(T0, T0 + 2 * HOUR))
+@given(drawn=retail_events, duplicates=st.lists(st.integers(0, 29), max_size=5),
+       purged=st.sampled_from([None, "v1"]), steps=st.one_of(st.just([]), type_steps),
+       count_by=st.sampled_from(["VISITOR", "USER"]),
+       window=st.sampled_from([HOUR, DAY, 10 * DAY]),
+       breakdown=st.sampled_from(["BREAKDOWN_UNSPECIFIED", "BY_DAY"]),
+       span=st.sampled_from([(None, None), (T0 + 6 * HOUR, T0 + 2 * DAY), (T0, T0 + HOUR)]))
+def test_a_funnel_of_event_types_alone_gives_what_its_rows_give(
+        store: Any, drawn: Any, duplicates: Any, purged: Any, steps: Any, count_by: str,
+        window: int, breakdown: str, span: Any) -> None:
+    """Grouped by the database and walked as strings, or read row by row and walked
+    as points: ties, times stored out of order, duplicates, purged events, windows
+    and ranges that end on an event."""
+    catalog, _ = stored_history(store, drawn, duplicates, purged)
+    request = insights_pb2.RunFunnelRequest(
+        parent=catalog, steps=steps, count_by=insights_pb2.CountBy.Value(count_by),
+        breakdown=insights_pb2.Breakdown.Value(breakdown))
+    request.conversion_window.FromSeconds(window)
+    if span[0] is not None:
+        request.start_time.FromSeconds(span[0])
+        request.end_time.FromSeconds(span[1])
+    spec = funnel_request.parse(request)
+    assert funnel_request.run(store, spec) == funnel_request.run(store, spec, by_rows=True)
+
+
+def test_a_funnel_of_event_types_alone_reads_no_row_per_event(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    catalog, _ = stored_history(store, EDGES, [], None)
+
+    def row_by_row(*_: Any) -> None:
+        raise AssertionError("read row by row")
+
+    monkeypatch.setattr(read, "typed_pages", row_by_row)
+    answer = funnel_request.run(store, funnel_request.parse(
+        insights_pb2.RunFunnelRequest(parent=catalog)))
+    assert [s.entrants for s in answer.steps] == [3, 3, 1, 0] and answer.events_read == 8
