@@ -259,6 +259,7 @@ class HttpGateway:
         try:
             self._origins.check(request, route)
             output = transcode.output_of(request.query)
+            transcode.check_query_text(request.query, request.rel_url.raw_query_string)
             context = CallContext(request, pixel.requester(
                 request.headers, request.remote or "", self._settings.trust_forwarded_for),
                 pixel.is_pixel(route, output))
@@ -306,6 +307,7 @@ class HttpGateway:
         origin.set_transport(origin.PIXEL)
         admission = message = None
         try:
+            transcode.check_query_text(request.query, request.rel_url.raw_query_string)
             message = transcode.build_request(route, path_values, query.items(), b"")
             admission = policy.admit_now(method, context.invocation_metadata(), message,
                                          context, grant=grant)

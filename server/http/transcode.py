@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
+import urllib.parse
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -68,6 +69,28 @@ def default_output(query: Mapping[str, str]) -> bool:
     """Whether `query` names no system parameter that changes the response format
     (most calls, every browser's pixel): then `output_of` is DEFAULT_OUTPUT."""
     return not any(name in query for name in _OUTPUT_PARAMETERS)
+
+
+def check_query_text(decoded: Mapping[str, str], raw: str) -> None:
+    """INVALID_ARGUMENT naming the parameter whose percent-encoded bytes are not
+    UTF-8. The query as decoded (`decoded`) holds U+FFFD where they were replaced;
+    only then is the raw query (`raw`) read again, strictly: a U+FFFD the client
+    sent itself (%EF%BF%BD) is text like any other."""
+    if not any("\ufffd" in name or "\ufffd" in value for name, value in decoded.items()):
+        return
+    violations = []
+    for part in raw.split("&"):
+        name, _, value = (urllib.parse.unquote_to_bytes(p.replace("+", " "))
+                          for p in part.partition("="))
+        for piece in (name, value):
+            try:
+                piece.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                field = name.decode("utf-8", "replace")
+                violations.append(FieldViolation(field, f"is not UTF-8 text (byte "
+                                                        f"{piece[bad.start]:#04x} at {bad.start})"))
+                break
+    raise_if_any(violations)
 
 
 def output_of(query: Mapping[str, str]) -> Output:

@@ -439,3 +439,18 @@ def test_a_large_request_is_decoded_off_the_loop(gateway: Running,
     assert [name.rpartition("_")[0] for name in decoded_on[2:]] == ["", "footfall-decode"]
     assert [e.visitor_id for e in stored(gateway)] == ["small", "large", "small-pixel",
                                                        "large-pixel"]
+
+
+def test_a_query_that_is_not_utf8_is_refused_not_mended(gateway: Running) -> None:
+    # A byte that is no UTF-8 was stored as U+FFFD: the visitor id was not what the
+    # page sent. A U+FFFD the page sent itself is text like any other.
+    path = f"/v2/{CATALOG}/userEvents:collect?userEvent="
+    event = "%7B%22eventType%22%3A%22home-page-view%22%2C%22visitorId%22%3A%22px{}10%22%7D"
+    refused = get(gateway, path + event.format("%FF"))
+    assert refused.status == 200 and refused.headers["X-Footfall-Error"] == \
+        "INVALID_ARGUMENT: userEvent: is not UTF-8 text (byte 0xff at 45)"
+    as_json = get(gateway, path + event.format("%C3") + "&$alt=json")
+    assert as_json.status == 400 and as_json.violations() == {
+        "userEvent": "is not UTF-8 text (byte 0xc3 at 45)"}
+    assert get(gateway, path + event.format("%EF%BF%BD")).status == 200
+    assert [e.visitor_id for e in stored(gateway)] == ["px\ufffd10"]
