@@ -235,15 +235,18 @@ def _insights(i: dict[str, Any]) -> list[str]:
            "|---|---|---|---|---|---|"]
     rows = (("read_all", ""), ("read_funnel_types", ""), ("read_funnel_columns", ""),
             ("shop_funnel_decoded", "read_funnel_types"), ("shop_funnel", "shop_funnel_decoded"),
-            ("product_table", "read_all"), ("totals", "read_all"))
+            ("product_table", "read_all"), ("product_table_edges", "product_table"),
+            ("totals", "read_all"))
     for point in i["sizes"]:
         for store, results in (("SQLite", point), ("PostgreSQL", point.get("postgres"))):
             if results is None:
                 continue
             for name, base in rows:
+                if name not in results:
+                    continue  # (a run of some questions only)
                 r = results[name]
                 ratio = (f"{r['seconds']['median'] / results[base]['seconds']['median']:.2f}× "
-                         f"{base}" if base else "–")
+                         f"{base}" if base in results else "–")
                 cpu = _range(r["cpu_seconds"], 2)
                 if "server_cpu_seconds" in r:
                     cpu += f" + server {_range(r['server_cpu_seconds'], 2)}"

@@ -1,7 +1,9 @@
 """Per-product and per-job tables: counts of each kind of event naming an item,
 their rates, sorted and paged.
 
-A table is computed whole, then sorted; a page token holds the offset of the
+The per-product table sums the store's per-day rollups (server/store/rollups.py)
+for the whole days of its range and decodes only the events of the part days at
+its edges. A table is computed whole, then sorted; a page token holds the offset of the
 next row and a hash of what selects and sorts the rows, so a token is refused
 by a different question.
 """
