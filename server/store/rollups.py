@@ -119,7 +119,9 @@ class Tally:
 
     def apply(self, db: Executes, dialect: Dialect) -> None:
         """Write the changes inside the caller's transaction."""
-        changed = [(*key, *row) for key, row in self._rows.items() if any(row)]
+        # In key order: two writers (replicas) that touch the same rows lock them in
+        # the same order, so neither waits for the other in a deadlock.
+        changed = sorted((*key, *row) for key, row in self._rows.items() if any(row))
         if not changed:
             return
         if dialect.arrays:  # one statement whatever the count: planned once
