@@ -55,22 +55,24 @@ def _rate(part: int, whole: int) -> float:
 
 def product_stats(store: Store, catalog: str, span: read.TimeRange
                   ) -> tuple[list[insights_pb2.ProductStats], int, int]:
-    """Every product's stats (unsorted), the events read, and the purchased units
-    that named no price: the whole days of `span` from the store's per-day
-    rollups, the part days at its edges from the events, decoded."""
+    """Every product's stats (unsorted), the events they count (the rollups' and
+    those read), and the purchased units that named no price: the whole days of
+    `span` from the store's per-day rollups, the part days at its edges from the
+    events, decoded."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     revenue: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     days = rollups.whole_days(span.start_us, span.end_us)
-    edges, unpriced = [span], 0
+    edges, unpriced, events = [span], 0, 0
     if days is not None:
         first, end = days
-        unpriced = _add(store.product_days(catalog, first, end), counts, revenue)
+        summed = store.product_days(catalog, first, end)
+        events = sum(row[2] for row in summed if row[:2] == rollups.EVENTS)
+        unpriced = _add((row for row in summed if row[:2] != rollups.EVENTS), counts, revenue)
         edges = []
         if first is not None and span.start_us is not None and span.start_us < first * DAY_US:
             edges.append(read.TimeRange(span.start_us, first * DAY_US))
         if end is not None and span.end_us is not None and end * DAY_US < span.end_us:
             edges.append(read.TimeRange(end * DAY_US, span.end_us))
-    events = 0
     for edge in edges:
         # The store skips the other types; these are decoded (their products are in no
         # column), as the rollups count them.

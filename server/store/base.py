@@ -185,7 +185,8 @@ class Store(Protocol):
         """The per-product rollups (rollups.py) of the catalog's days [first_day,
         end_day) (days since the epoch, UTC; None: no bound) summed per (product id,
         currency): views, add-to-carts, purchases, units, unpriced units, revenue.
-        Currency "" carries the counts (revenue 0), a currency code the revenue."""
+        Currency "" carries the counts (revenue 0), a currency code the revenue;
+        rollups.EVENTS ("", "*") the events of the three types, in views."""
 
     # -- the console (documented in server/store/console.py) ----------------
 

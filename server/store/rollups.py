@@ -8,7 +8,9 @@ holds the counts of the events naming the product that day (views, add-to-carts,
 purchases, units, units purchased without a price); a currency code holds the
 revenue of the units priced in it. `lines` counts what was added to a row (an
 event's part in it): a row whose lines fall to 0 counts nothing and is deleted,
-so a product whose events were all purged is listed no more.
+so a product whose events were all purged is listed no more. One more row a day,
+EVENTS (no product id, currency "*", never a code), counts the day's events of
+the three types in `views`: what the table's `events_read` adds up.
 
 Only events actually stored count: the writers add the contributions of the rows
 their INSERT reports as inserted (a duplicate that dedup skips adds nothing),
@@ -40,6 +42,7 @@ Line = tuple[str, str, int, int, int, int, int, float]
 Counts = tuple[Line, ...]
 # the currency and counts of a view's and of an add-to-cart's line
 _TAILS = (("", 1, 0, 0, 0, 0, 0.0), ("", 0, 1, 0, 0, 0, 0.0))
+EVENTS = ("", "*")  # (product id, currency) of a day's count of events
 
 COLUMNS = ("catalog_id, day, product_id, currency, views, add_to_carts, purchases, units, "
            "unpriced_units, revenue, lines")
@@ -95,9 +98,11 @@ class Tally:
         self._lost = False  # something was taken away: rows may have fallen to 0
 
     def add(self, catalog_id: int, time_us: int, counts: Counts, sign: int = 1) -> None:
-        """Add (sign 1) or take away (-1) an event's lines."""
+        """Add (sign 1) or take away (-1) an event's lines, and the event to its day's
+        EVENTS."""
         day = time_us // DAY_US
         rows = self._rows
+        counts = ((*EVENTS, 1, 0, 0, 0, 0, 0.0), *counts)
         for pid, currency, *values in counts:
             key = (catalog_id, day, pid, currency)
             row = rows.get(key)
@@ -116,7 +121,7 @@ class Tally:
             if event is None:
                 continue
             counts = counts_of_payload(unpack(bytes(event), kind, visitor, time_us, time_ns))
-            if counts:
+            if counts is not None:
                 self.add(int(catalog_id), int(time_us), counts, sign)
 
     def apply(self, db: Executes, dialect: Dialect) -> None:

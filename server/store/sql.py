@@ -240,7 +240,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
             if row is None:
                 continue
             counts = row.counts if row.counts is not None else counts_of_payload(row.payload)
-            if not counts:
+            if counts is None:
                 continue
             catalog_id = ids.get(row.catalog)
             if catalog_id is None:
@@ -264,7 +264,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
                 continue  # a type that counts nowhere (the update keeps the type)
             tally.add_stored([stored], -1)
             counts = counts_of_payload(latest[event_id])
-            if counts:
+            if counts is not None:
                 tally.add(int(stored[0]), int(stored[3]), counts)
         tally.apply(db, self._sql.dialect)
 

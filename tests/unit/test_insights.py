@@ -302,6 +302,8 @@ def test_product_stats_match_the_reference(store: Any, drawn: Any, duplicates: A
         if span[1] is not None:
             request.end_time.FromSeconds(span[1])
         page = tables.list_product_stats(store, request)
+        # every event of the three types in the range, from the rollups or read
+        assert page.events_read == sum(e.event_type in SHOP[1:] for e in events)
         rows += page.products
         token = page.next_page_token
         if not token:

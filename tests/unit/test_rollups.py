@@ -79,7 +79,8 @@ def test_duplicates_in_later_writes_and_imports_count_once(store: Any) -> None:
     step(store, catalog, Step(insert_events=rows(catalog, viewed, bought)))
     assert table(store, catalog)[0] == {"p1": (1, 0, 1, 2, {"EUR": 3.0})}
     assert sorted(store.product_days(catalog, None, None)) == [
-        ("p1", "", 1, 0, 1, 2, 0, 0.0), ("p1", "EUR", 0, 0, 0, 0, 0, 3.0)]
+        ("", "*", 2, 0, 0, 0, 0, 0.0), ("p1", "", 1, 0, 1, 2, 0, 0.0),
+        ("p1", "EUR", 0, 0, 0, 0, 0, 3.0)]
 
 
 def test_an_imported_row_without_counts_is_counted_from_its_payload(store: Any) -> None:
@@ -132,25 +133,49 @@ def test_a_catalog_reset_takes_its_rollups_away(store: Any) -> None:
     assert table(store, other)[0] == {"p1": (1, 0, 0, 0, {})}
 
 
+class ReadsSeen:
+    """The store, noting the time ranges of the events read through it."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.ranges: list[tuple[int | None, int | None]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def typed_rows(self, query: EventQuery, *args: Any) -> Any:
+        if args[-1] is None:  # (its first page)
+            self.ranges.append((query.after and query.after.micros,
+                                query.before and query.before.micros))
+        return self._store.typed_rows(query, *args)
+
+
 def test_whole_days_come_from_the_rollups_and_part_days_from_the_events(store: Any) -> None:
     catalog = new_catalog()
     store.write_user_events(rows(catalog, *(
         event("detail-page-view", MIDNIGHT + day * DAY + 12 * HOUR) for day in range(3))))
+    seen = ReadsSeen(store)
     # 06:00 on day 0 to 18:00 on day 2: day 1 is whole, the others are read as events
-    counted, read_count = table(store, catalog, MIDNIGHT + 6 * HOUR,
-                                MIDNIGHT + 2 * DAY + 18 * HOUR)
-    assert counted == {"p1": (3, 0, 0, 0, {})} and read_count == 2
-    # at midnights: whole days only, no event read
-    assert table(store, catalog, MIDNIGHT, MIDNIGHT + 2 * DAY) == ({"p1": (2, 0, 0, 0, {})}, 0)
+    start, end = MIDNIGHT + 6 * HOUR, MIDNIGHT + 2 * DAY + 18 * HOUR
+    assert table(seen, catalog, start, end) == ({"p1": (3, 0, 0, 0, {})}, 3)
+    assert seen.ranges == [(start * 10**6, (MIDNIGHT + DAY) * 10**6),
+                           ((MIDNIGHT + 2 * DAY) * 10**6, end * 10**6)]
+    # at midnights, or unbounded: whole days only, no event read
+    seen.ranges.clear()
+    assert table(seen, catalog, MIDNIGHT, MIDNIGHT + 2 * DAY) == ({"p1": (2, 0, 0, 0, {})}, 2)
+    assert table(seen, catalog) == ({"p1": (3, 0, 0, 0, {})}, 3)
+    assert seen.ranges == []
     # within one day: the events
-    assert table(store, catalog, MIDNIGHT + HOUR, MIDNIGHT + 13 * HOUR) == (
+    assert table(seen, catalog, MIDNIGHT + HOUR, MIDNIGHT + 13 * HOUR) == (
         {"p1": (1, 0, 0, 0, {})}, 1)
+    assert seen.ranges == [((MIDNIGHT + HOUR) * 10**6, (MIDNIGHT + 13 * HOUR) * 10**6)]
 
 
 def test_an_event_before_1970_counts_in_its_own_day(store: Any) -> None:
     catalog = new_catalog()
     store.write_user_events(rows(catalog, event("detail-page-view", -1)))
-    assert store.product_days(catalog, -1, 0) == [("p1", "", 1, 0, 0, 0, 0, 0.0)]
+    assert sorted(store.product_days(catalog, -1, 0)) == [("", "*", 1, 0, 0, 0, 0, 0.0),
+                                                          ("p1", "", 1, 0, 0, 0, 0, 0.0)]
     assert store.product_days(catalog, 0, None) == []
 
 
@@ -194,6 +219,7 @@ def test_an_upgraded_store_counts_the_events_it_already_held(store_url: str) -> 
     upgraded = open_store(store_url)
     try:
         assert sorted(upgraded.product_days(catalog, None, None)) == expected == [
-            ("p1", "", 1, 0, 1, 3, 0, 0.0), ("p1", "USD", 0, 0, 0, 0, 0, 4.5)]
+            ("", "*", 2, 0, 0, 0, 0, 0.0), ("p1", "", 1, 0, 1, 3, 0, 0.0),
+            ("p1", "USD", 0, 0, 0, 0, 0, 4.5)]
     finally:
         upgraded.close()
