@@ -173,10 +173,10 @@ def fill(db: Executes, dialect: Dialect) -> None:
                           f"id > {mark} ORDER BY id LIMIT {mark}",
                           [*column_params, *type_params, after, _FILL_PAGE]).fetchall()
         tally.add_stored((row[1:] for row in rows), 1)
+        tally.apply(db, dialect)  # a page at a time: memory stays bounded by the page
         if len(rows) < _FILL_PAGE:
-            break
+            return
         after = rows[-1][0]
-    tally.apply(db, dialect)
 
 
 def whole_days(start_us: int | None, end_us: int | None) -> tuple[int | None, int | None] | None:

@@ -13,7 +13,7 @@ from footfall.insights.v1 import insights_pb2
 from footfall.retail.v2 import user_event_pb2
 
 from server.insights import tables
-from server.store import EventQuery, EventRow, open_store
+from server.store import EventQuery, EventRow, open_store, rollups
 from server.store.rollups import product_counts
 from server.store.rows import OperationRecord, Progress, Step
 
@@ -193,15 +193,18 @@ def test_an_event_counts_its_products_once_and_its_unpriced_units(store: Any) ->
     assert answer.notes == [tables.PRICE_NOTE.format(2)]
 
 
-def test_an_upgraded_store_counts_the_events_it_already_held(store_url: str) -> None:
+def test_an_upgraded_store_counts_the_events_it_already_held(
+        store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if store_url == "memory://":
         pytest.skip("memory:// is one process's own")
+    monkeypatch.setattr(rollups, "_FILL_PAGE", 2)  # pages that add to the same rows
     catalog = new_catalog()
     first = open_store(store_url)
     try:
         first.write_user_events(rows(
             catalog, event("purchase-complete", MIDNIGHT, price=1.5, quantity=3),
-            event("detail-page-view", MIDNIGHT + DAY), event("search", MIDNIGHT)))
+            event("detail-page-view", MIDNIGHT + DAY), event("search", MIDNIGHT),
+            event("detail-page-view", MIDNIGHT + DAY + 1)))
         expected = sorted(first.product_days(catalog, None, None))
     finally:
         first.close()
@@ -219,7 +222,7 @@ def test_an_upgraded_store_counts_the_events_it_already_held(store_url: str) -> 
     upgraded = open_store(store_url)
     try:
         assert sorted(upgraded.product_days(catalog, None, None)) == expected == [
-            ("", "*", 2, 0, 0, 0, 0, 0.0), ("p1", "", 1, 0, 1, 3, 0, 0.0),
+            ("", "*", 3, 0, 0, 0, 0, 0.0), ("p1", "", 2, 0, 1, 3, 0, 0.0),
             ("p1", "USD", 0, 0, 0, 0, 0, 4.5)]
     finally:
         upgraded.close()
