@@ -34,6 +34,7 @@ from server.insights import funnel_request, read, tables, totals
 from server.store import EventRow, Store, open_store
 
 # A visit: most visitors look, fewer add to cart, fewer buy (the types in a session).
+FIRST_SECOND, SECONDS_APART = 1_700_000_000, 3  # the events' times: one every 3 s
 VISIT = ("home-page-view", "detail-page-view", "search", "detail-page-view", "add-to-cart",
          "detail-page-view", "home-page-view", "detail-page-view", "add-to-cart",
          "purchase-complete")
@@ -45,7 +46,8 @@ def _rows(start: int, count: int) -> list[EventRow]:
         kind = VISIT[n % len(VISIT)]
         event = user_event_pb2.UserEvent(event_type=kind, visitor_id=f"v-{(n // 10) % 10_000}",
                                          session_id=f"s-{n // 10}")
-        event.event_time.CopyFrom(timestamp_pb2.Timestamp(seconds=1_700_000_000 + n * 3))
+        event.event_time.CopyFrom(timestamp_pb2.Timestamp(seconds=FIRST_SECOND
+                                                           + n * SECONDS_APART))
         if kind == "search":
             event.search_query = f"q-{n % 50}"
         elif kind != "home-page-view":
@@ -104,6 +106,7 @@ def _backends_cpu(url: str) -> Callable[[], float]:
 
 # Each ratio: a question, the baseline it is compared with.
 RATIOS = (("shop_funnel", "read_funnel_types"), ("product_table", "read_all"),
+          ("product_table_edges", "product_table"),
           ("totals", "read_all"), ("shop_funnel", "shop_funnel_decoded"),
           ("shop_funnel", "read_funnel_columns"), ("shop_funnel", "shop_funnel_rows"),
           ("shop_funnel", "read_entrant_events"))
@@ -118,6 +121,17 @@ def _analyze(url: str) -> None:
         conn.execute("ANALYZE user_events")
 
 
+def _product_table_with_edges(size: int) -> insights_pb2.ListProductStatsRequest:
+    """The product table from noon of the first day to noon of the last: whole days
+    from the rollups, two half days from the events."""
+    request = insights_pb2.ListProductStatsRequest(parent=PARENT)
+    first_day = FIRST_SECOND // 86_400 + 1
+    last_day = (FIRST_SECOND + (size - 1) * SECONDS_APART) // 86_400
+    request.start_time.FromSeconds(first_day * 86_400 + 43_200)
+    request.end_time.FromSeconds(max(last_day, first_day + 1) * 86_400 - 43_200)
+    return request
+
+
 def questions(store: Store, size: int, reps: int,
               server_cpu: Callable[[], float] | None = None,
               only: Collection[str] = ()) -> dict[str, Any]:
@@ -125,6 +139,7 @@ def questions(store: Store, size: int, reps: int,
     span = read.TimeRange()
     shop = funnel_request.parse(insights_pb2.RunFunnelRequest(parent=PARENT))
     letters = {kind: chr(ord("a") + i) for i, kind in enumerate(funnel_request.SHOP_FUNNEL)}
+    edges = _product_table_with_edges(size)
     asked: dict[str, Callable[[], Any]] = {
         "read_all": lambda: sum(1 for _ in read.user_events(store, PARENT, span)),
         "read_funnel_types": lambda: sum(1 for _ in read.user_events(
@@ -139,6 +154,8 @@ def questions(store: Store, size: int, reps: int,
         "shop_funnel_decoded": lambda: funnel_request.run(store, shop, decode_all=True),
         "product_table": lambda: tables.list_product_stats(
             store, insights_pb2.ListProductStatsRequest(parent=PARENT)),
+        # whole days from the rollups, the two half days at the edges from the events
+        "product_table_edges": lambda: tables.list_product_stats(store, edges),
         "totals": lambda: totals.compute_totals(
             store, insights_pb2.ComputeTotalsRequest(parent=PARENT)),
     }
@@ -164,33 +181,37 @@ def questions(store: Store, size: int, reps: int,
     return out
 
 
-def _on(url: str, size: int, reps: int) -> dict[str, Any]:
+def _on(url: str, size: int, reps: int, only: Collection[str]) -> dict[str, Any]:
+    began = time.perf_counter()
     fill(url, size)
+    filled = time.perf_counter() - began
     store = open_store(url)
     try:
         postgres = url.startswith("postgresql")
-        return questions(store, size, reps, _backends_cpu(url) if postgres else None)
+        out = questions(store, size, reps, _backends_cpu(url) if postgres else None, only)
+        out["fill_seconds"] = filled
+        return out
     finally:
         store.close()
 
 
-def run(sizes: tuple[int, ...], reps: int) -> dict[str, Any]:
+def run(sizes: tuple[int, ...], reps: int, only: Collection[str] = ()) -> dict[str, Any]:
+    """The questions (those in `only`, when given) over stores of each size."""
     results = []
     for size in sizes:
         workdir = Path(tempfile.mkdtemp(prefix="footfall-bench-insights-"))
         try:
-            on_sqlite = _on(f"sqlite:///{workdir}/events.db", size, reps)
+            on_sqlite = _on(f"sqlite:///{workdir}/events.db", size, reps, only)
         finally:
             subprocess.run(["rm", "-rf", str(workdir)], check=False)
         if postgres_available():
             with postgres_database() as url:
-                on_sqlite["postgres"] = _on(url, size, reps)
-            on_sqlite["postgres_to_sqlite_shop_funnel"] = (
-                on_sqlite["postgres"]["shop_funnel"]["seconds"]["median"]
-                / on_sqlite["shop_funnel"]["seconds"]["median"])
-            on_sqlite["postgres_to_sqlite_product_table"] = (
-                on_sqlite["postgres"]["product_table"]["seconds"]["median"]
-                / on_sqlite["product_table"]["seconds"]["median"])
+                on_sqlite["postgres"] = _on(url, size, reps, only)
+            for name in ("shop_funnel", "product_table"):
+                if name in on_sqlite:
+                    on_sqlite[f"postgres_to_sqlite_{name}"] = (
+                        on_sqlite["postgres"][name]["seconds"]["median"]
+                        / on_sqlite[name]["seconds"]["median"])
         results.append(on_sqlite)
     return {"sizes": results}
 

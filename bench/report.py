@@ -236,14 +236,15 @@ def _insights(i: dict[str, Any]) -> list[str]:
     rows = (("read_all", ""), ("read_funnel_types", ""), ("read_funnel_columns", ""),
             ("read_entrant_events", ""), ("shop_funnel_decoded", "read_funnel_types"),
             ("shop_funnel_rows", "shop_funnel_decoded"), ("shop_funnel", "shop_funnel_rows"),
-            ("product_table", "read_all"), ("totals", "read_all"))
+            ("product_table", "read_all"), ("product_table_edges", "product_table"),
+            ("totals", "read_all"))
     for point in i["sizes"]:
         for store, results in (("SQLite", point), ("PostgreSQL", point.get("postgres"))):
             if results is None:
                 continue
             for name, base in rows:
                 if name not in results:
-                    continue
+                    continue  # (a run of some questions only)
                 r = results[name]
                 ratio = (f"{r['seconds']['median'] / results[base]['seconds']['median']:.2f}× "
                          f"{base}" if base in results else "–")

@@ -1,7 +1,9 @@
 """Per-product and per-job tables: counts of each kind of event naming an item,
 their rates, sorted and paged.
 
-A table is computed whole, then sorted; a page token holds the offset of the
+The per-product table sums the store's per-day rollups (server/store/rollups.py)
+for the whole days of its range and decodes only the events of the part days at
+its edges. A table is computed whole, then sorted; a page token holds the offset of the
 next row and a hash of what selects and sorts the rows, so a token is refused
 by a different question.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 import itertools
 import zlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from footfall.insights.v1 import insights_pb2
@@ -23,11 +25,11 @@ from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
 from server.insights import read
 from server.insights.funnel_request import COMPANY_NOTE
 from server.names import parse_catalog, parse_tenant
-from server.store import Store
+from server.store import Store, rollups
+from server.store.rollups import DAY_US, PRODUCT_TYPES
 
 T = TypeVar("T")
-PRODUCT_TYPES = ("detail-page-view", "add-to-cart", "purchase-complete")
-DEFAULT_CURRENCY = "USD"  # Google's default for a price without a currency code
+TYPE_BITS = {kind: i for i, kind in enumerate(PRODUCT_TYPES)}
 PRICE_NOTE = ("{} purchased units named no price; they are counted in units, not in "
               "revenue")
 _JOB_TYPE = event_pb2.JobEvent.JobEventType
@@ -53,30 +55,32 @@ def _rate(part: int, whole: int) -> float:
 
 def product_stats(store: Store, catalog: str, span: read.TimeRange
                   ) -> tuple[list[insights_pb2.ProductStats], int, int]:
-    """Every product's stats (unsorted), the events read, and the purchased units
-    that named no price."""
+    """Every product's stats (unsorted), the events they count (the rollups' and
+    those read), and the purchased units that named no price: the whole days of
+    `span` from the store's per-day rollups, the part days at its edges from the
+    events, decoded."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     revenue: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    column = {kind: i for i, kind in enumerate(PRODUCT_TYPES)}
-    events = unpriced = 0
-    # The store skips the other types; these are decoded (their products are in no column).
-    pages = read.typed_pages(store, catalog, span, column, None, PRODUCT_TYPES)
-    for _, _, kind, _, payload in itertools.chain.from_iterable(pages):
-        events += 1
-        event = user_event_pb2.UserEvent.FromString(payload)
-        for product_id in dict.fromkeys(d.product.id for d in event.product_details):
-            counts[product_id][kind] += 1
-        if kind != 2:
-            continue
-        for detail in event.product_details:
-            units = detail.quantity.value if detail.HasField("quantity") else 1
-            counts[detail.product.id][3] += units
-            price = detail.product.price_info
-            if price.price:
-                revenue[detail.product.id][price.currency_code or DEFAULT_CURRENCY] += \
-                    price.price * units
-            else:
-                unpriced += units
+    days = rollups.whole_days(span.start_us, span.end_us)
+    edges, unpriced, events = [span], 0, 0
+    if days is not None:
+        first, end = days
+        summed = store.product_days(catalog, first, end)
+        events = sum(row[2] for row in summed if row[:2] == rollups.EVENTS)
+        unpriced = _add((row for row in summed if row[:2] != rollups.EVENTS), counts, revenue)
+        edges = []
+        if first is not None and span.start_us is not None and span.start_us < first * DAY_US:
+            edges.append(read.TimeRange(span.start_us, first * DAY_US))
+        if end is not None and span.end_us is not None and end * DAY_US < span.end_us:
+            edges.append(read.TimeRange(end * DAY_US, span.end_us))
+    for edge in edges:
+        # The store skips the other types; these are decoded (their products are in no
+        # column), as the rollups count them.
+        pages = read.typed_pages(store, catalog, edge, TYPE_BITS, None, PRODUCT_TYPES)
+        for _, _, _, _, payload in itertools.chain.from_iterable(pages):
+            events += 1
+            unpriced += _add(rollups.product_counts(
+                user_event_pb2.UserEvent.FromString(payload)) or (), counts, revenue)
     rows = []
     for product_id, (views, carts, purchases, units) in counts.items():
         row = insights_pb2.ProductStats(
@@ -86,6 +90,23 @@ def product_stats(store: Store, catalog: str, span: read.TimeRange
             row.revenue.add(currency_code=currency, amount=amount)
         rows.append(row)
     return rows, events, unpriced
+
+
+def _add(lines: Iterable[rollups.Line], counts: dict[str, list[int]],
+         revenue: dict[str, dict[str, float]]) -> int:
+    """Add rollup lines (an event's, or summed days') to `counts` (views, add-to-carts,
+    purchases, units per product) and `revenue` (per product and currency); the
+    purchased units they say named no price."""
+    unpriced = 0
+    for product_id, currency, *summed, priceless, amount in lines:
+        if currency:
+            revenue[product_id][currency] += amount
+            continue
+        of = counts[product_id]
+        for i, value in enumerate(summed):
+            of[i] += value
+        unpriced += priceless
+    return unpriced
 
 
 def job_stats(store: Store, tenant: str, span: read.TimeRange

@@ -26,6 +26,7 @@ from server.retail.bulk_import import (
 )
 from server.retail.line_pool import LinePool
 from server.store import EventRow
+from server.store.rollups import Counts
 from server.store.rows import Step, StepResult
 
 __all__ = ["KIND", "ImportJob", "check_request", "new_operation"]
@@ -64,19 +65,20 @@ class GoodEvent(NamedTuple):
     payload: bytes
     key: bytes
     product_ids: tuple[str, ...]
+    counts: Counts | None  # its lines in the per-product rollups (server/store/rollups.py)
 
     @classmethod
     def of(cls, catalog: str, event: UserEvent) -> GoodEvent:
         ids = tuple(d.product.id for d in event.product_details)
         row = EventRow.from_event(catalog, event, joined=not ids)
         return cls(row.event_type, row.visitor_id, row.user_id, row.event_time_us,
-                   row.event_time_ns, row.payload, row.key, ids)
+                   row.event_time_ns, row.payload, row.key, ids, row.counts)
 
     def row(self, catalog: str) -> EventRow:
         """Its row when it does not join: joined only if it names no product."""
         return EventRow(catalog, self.event_type, self.visitor_id, self.user_id,
                         self.event_time_us, not self.product_ids, self.payload, self.key,
-                        event_time_ns=self.event_time_ns)
+                        event_time_ns=self.event_time_ns, counts=self.counts)
 
 
 @dataclass(frozen=True)

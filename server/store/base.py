@@ -192,6 +192,14 @@ class Store(Protocol):
 
     def visits(self, query: EventQuery, width_us: int) -> list[tuple[int, str, str, int]]: ...
 
+    def product_days(self, catalog: str, first_day: int | None,
+                     end_day: int | None) -> list[tuple[str, str, int, int, int, int, int, float]]:
+        """The per-product rollups (rollups.py) of the catalog's days [first_day,
+        end_day) (days since the epoch, UTC; None: no bound) summed per (product id,
+        currency): views, add-to-carts, purchases, units, unpriced units, revenue.
+        Currency "" carries the counts (revenue 0), a currency code the revenue;
+        rollups.EVENTS ("", "*") the events of the three types, in views."""
+
     # -- the console (documented in server/store/console.py) ----------------
 
     def user_events_newest(self, query: EventQuery, limit: int,

@@ -273,6 +273,8 @@ class ConsoleSql:
         under = catalog + "/"
 
         def reset(db: Any) -> ResetCounts:
+            db.execute(spell("DELETE FROM product_days WHERE catalog_id = "
+                             "(SELECT id FROM catalogs WHERE name = ?)"), (catalog,))
             return ResetCounts(
                 db.execute(spell("DELETE FROM user_events WHERE catalog_id = "
                                  "(SELECT id FROM catalogs WHERE name = ?)"), (catalog,)).rowcount,

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
+from server.store import rollups
 from server.store.sql import Dialect, Executes
 
 log = logging.getLogger(__name__)
 
 # Types are written in SQLite's spelling; the PostgreSQL store maps BLOB to BYTEA
-# and INTEGER PRIMARY KEY to a BIGINT identity.
-Statement = str | dict[str, str]
+# and INTEGER PRIMARY KEY to a BIGINT identity. A function is a step SQL cannot say
+# (it runs on the migration's connection, in its transaction).
+Statement = str | dict[str, str] | Callable[[Executes, Dialect], None]
 MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
     (1, "user and client events", [
         """CREATE TABLE user_events (
@@ -209,6 +212,41 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         "CREATE INDEX user_events_visitor ON user_events (catalog_id, (id >> 14), visitor_id)",
         "CREATE INDEX user_events_user ON user_events (catalog_id, (id >> 14), user_id)",
     ]),
+    (9, "per-product-per-day rollups", [
+        # Kept by every write, purge, rejoin and reset in its transaction (rollups.py);
+        # the per-product table reads them for whole days. The key leads with the
+        # catalog and day: a table over a time range is one range of it.
+        {"sqlite": """CREATE TABLE product_days (
+            catalog_id INTEGER NOT NULL,
+            day INTEGER NOT NULL,
+            product_id TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            views BIGINT NOT NULL,
+            add_to_carts BIGINT NOT NULL,
+            purchases BIGINT NOT NULL,
+            units BIGINT NOT NULL,
+            unpriced_units BIGINT NOT NULL,
+            revenue DOUBLE PRECISION NOT NULL,
+            lines BIGINT NOT NULL,
+            PRIMARY KEY (catalog_id, day, product_id, currency)
+        ) WITHOUT ROWID""",
+         "postgresql": """CREATE TABLE product_days (
+            catalog_id INTEGER NOT NULL,
+            day INTEGER NOT NULL,
+            product_id TEXT COLLATE "C" NOT NULL,
+            currency TEXT COLLATE "C" NOT NULL,
+            views BIGINT NOT NULL,
+            add_to_carts BIGINT NOT NULL,
+            purchases BIGINT NOT NULL,
+            units BIGINT NOT NULL,
+            unpriced_units BIGINT NOT NULL,
+            revenue DOUBLE PRECISION NOT NULL,
+            lines BIGINT NOT NULL,
+            PRIMARY KEY (catalog_id, day, product_id, currency)
+        )"""},
+        # The events already stored, counted once (decoded: SQL cannot read them).
+        rollups.fill,
+    ]),
 ]
 
 
@@ -223,6 +261,9 @@ def apply_missing(db: Executes, dialect: Dialect) -> None:
         if version in done:
             continue
         for statement in statements:
+            if callable(statement):
+                statement(db, dialect)
+                continue
             sql = statement_for(statement, dialect.name)
             if sql is not None:
                 db.execute(sql)
@@ -254,7 +295,7 @@ _POSTGRES_TYPES = [
 ]
 
 
-def statement_for(statement: Statement, dialect: str) -> str | None:
+def statement_for(statement: str | dict[str, str], dialect: str) -> str | None:
     """The SQL `dialect` ("sqlite" or "postgresql") runs for `statement`, or None
     when that backend has nothing to do for it."""
     if isinstance(statement, str):

@@ -77,6 +77,8 @@ _DEDUP = "ON CONFLICT (catalog_id, event_time_us, dedup_key) DO NOTHING"
 _INSERT_EVENT = (f"INSERT INTO user_events (catalog_id, {_EVENT_COLUMNS}) VALUES "
                  f"((SELECT id FROM catalogs WHERE name = %s), %s, %s, %s, %s, %s, %s, %s, %s, "
                  f"%s, %s, %s) {_DEDUP}")
+# What the rollups need to know which rows were new (a duplicate returns nothing).
+_INSERTED = " RETURNING event_time_us, dedup_key"
 _INCOMING = "footfall_incoming_events"
 _CREATE_INCOMING = (f"CREATE TEMP TABLE IF NOT EXISTS {_INCOMING} (seq INTEGER, catalog TEXT, "
                     "event_type TEXT, visitor_id TEXT, user_id TEXT, event_time_us BIGINT, "
@@ -247,9 +249,15 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         if not rows:
             return 0
         self._add_catalogs(cur, rows)
+        inserted: list[tuple[int, bytes]] = []
         if len(rows) < COPY_FROM_ROWS:
-            cur.executemany(_INSERT_EVENT, [r.as_params() for r in rows])
-            return max(cur.rowcount, 0)
+            cur.executemany(_INSERT_EVENT + _INSERTED, [r.as_params() for r in rows],
+                            returning=True)
+            inserted += cur.fetchall()
+            while cur.nextset():
+                inserted += cur.fetchall()
+            self._count_inserted(cur, rows, inserted)
+            return len(inserted)
         first = self._copy_seq
         with cur.copy(f"COPY {_INCOMING} (seq, catalog, {_EVENT_COLUMNS}) FROM STDIN "
                       "(FORMAT BINARY)") \
@@ -260,8 +268,10 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         self._copy_seq = first + len(rows)
         cur.execute(f"INSERT INTO user_events (catalog_id, {_EVENT_COLUMNS}) SELECT c.id, "
                     f"{_EVENT_COLUMNS} FROM {_INCOMING} JOIN catalogs c ON c.name = catalog "
-                    f"WHERE seq >= %s ORDER BY seq {_DEDUP}", (first,))
-        return max(cur.rowcount, 0)
+                    f"WHERE seq >= %s ORDER BY seq {_DEDUP}{_INSERTED}", (first,))
+        inserted += cur.fetchall()
+        self._count_inserted(cur, rows, inserted)
+        return len(inserted)
 
     def _update_events(self, cur: psycopg.Cursor[Any],
                        updates: Sequence[tuple[int, bool, bytes, bytes | None]]) -> None:

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple, Protocol
 from server.console import origin
 from server.errors import Unavailable
 from server.store.packed import pack
+from server.store.rollups import Counts, product_counts
 
 
 def dedup_key(catalog: str, payload: bytes) -> bytes:
@@ -57,6 +58,9 @@ class EventRow:
     # how and when it came (console.v1 Transport; wall-clock microseconds)
     transport: int = field(default_factory=origin.transport)
     received_us: int = field(default_factory=origin.now_us)
+    # its lines in the per-product rollups (rollups.py), made here where the event is
+    # parsed; None: the writer decodes the payload if its type counts
+    counts: Counts | None = None
 
     @classmethod
     def from_event(cls, catalog: str, event: Any, joined: bool,
@@ -93,7 +97,7 @@ class EventRow:
         return cls(catalog, event.event_type, event.visitor_id, event.user_info.user_id,
                    seconds * 1_000_000 + nanos // 1000, joined, payload,
                    dedup_key(catalog, source if source is not None else payload), source,
-                   nanos % 1000, transport, received_us)
+                   nanos % 1000, transport, received_us, product_counts(event))
 
     def as_params(self) -> tuple[Any, ...]:
         """Values of the row's columns (the event packed, see packed.py)."""

@@ -20,6 +20,7 @@ from server.store.console import ConsoleSql
 from server.store.group_commit import GroupCommitter, Job, Join
 from server.store.insights import InsightsSql
 from server.store.packed import UNPACK_COLUMNS, unpack
+from server.store.rollups import PRODUCT_TYPES, Tally, counts_of_payload, stored_columns
 from server.store.rows import (
     OPERATION_COLUMNS,
     ClientEventRow,
@@ -121,6 +122,7 @@ class Statements:
         self.add_catalog = spell(
             "INSERT INTO catalogs (name) SELECT ? WHERE NOT EXISTS (SELECT 1 FROM catalogs "
             "WHERE name = ?) ON CONFLICT (name) DO NOTHING")
+        self.catalog_id = spell("SELECT id FROM catalogs WHERE name = ?")
         self.list_products = spell("SELECT product_id, product FROM products WHERE branch = ? "
                                    "AND product_id > ? ORDER BY product_id LIMIT ?")
         self.products_containing = spell(
@@ -226,6 +228,65 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
     def acknowledged_uncommitted(self) -> int:
         """See Store.acknowledged_uncommitted."""
         return self._committer.acknowledged_uncommitted
+
+    def _count_inserted(self, db: Db, rows: Sequence[EventRow],
+                        inserted: Iterable[tuple[int, bytes]]) -> None:
+        """Add to the rollups the rows of `rows` their insert reported as new, by
+        (event_time_us, dedup_key): a duplicate dedup skipped counts nothing."""
+        counted = {(row.event_time_us, row.key): row for row in reversed(rows)
+                   if row.event_type in PRODUCT_TYPES}  # (reversed: the first of equals)
+        if not counted:
+            return
+        ids: dict[str, int] = {}
+        tally = Tally()
+        for time_us, key in inserted:
+            row = counted.pop((time_us, bytes(key)), None)
+            if row is None:
+                continue
+            counts = row.counts if row.counts is not None else counts_of_payload(row.payload)
+            if counts is None:
+                continue
+            catalog_id = ids.get(row.catalog)
+            if catalog_id is None:
+                catalog_id = ids[row.catalog] = int(db.execute(
+                    self._sql.catalog_id, (row.catalog,)).fetchone()[0])
+            tally.add(catalog_id, row.event_time_us, counts)
+        tally.apply(db, self._sql.dialect)
+
+    def _recount_updates(self, db: Db,
+                         updates: Sequence[tuple[int, bool, bytes, bytes | None]]) -> None:
+        """Before Step.update_events: take the events' rollup lines away and add those
+        of their new payloads (a join may change a product's price)."""
+        latest = {i: payload for i, _, payload, _ in updates}
+        columns, params = stored_columns(self._sql.dialect)
+        among, ids = self._sql.dialect.among("id", list(latest))
+        tally = Tally()
+        for event_id, *stored in db.execute(
+                f"SELECT id, {columns} FROM user_events WHERE {among}",
+                [*params, *ids]).fetchall():
+            if stored[-1] is None:
+                continue  # a type that counts nowhere (the update keeps the type)
+            tally.add_stored([stored], -1)
+            counts = counts_of_payload(latest[event_id])
+            if counts is not None:
+                tally.add(int(stored[0]), int(stored[3]), counts)
+        tally.apply(db, self._sql.dialect)
+
+    def product_days(self, catalog: str, first_day: int | None,
+                     end_day: int | None) -> list[tuple[str, str, int, int, int, int, int, float]]:
+        """See Store.product_days."""
+        mark = self._sql.dialect.mark
+        terms, params = "", list[Any]([catalog])
+        for bound, op in ((first_day, ">="), (end_day, "<")):
+            if bound is not None:
+                terms += f" AND day {op} {mark}"
+                params.append(bound)
+        return [(pid, currency, int(v), int(c), int(p), int(u), int(n), float(r))
+                for pid, currency, v, c, p, u, n, r in self._fetch(
+                    "SELECT product_id, currency, SUM(views), SUM(add_to_carts), SUM(purchases), "
+                    "SUM(units), SUM(unpriced_units), SUM(revenue) FROM product_days WHERE "
+                    f"catalog_id = (SELECT id FROM catalogs WHERE name = {mark}){terms} "
+                    "GROUP BY product_id, currency", params)]
 
     def _add_catalogs(self, db: Db, rows: Sequence[EventRow]) -> None:
         """Give the catalogs of `rows` an id (rows name theirs by id), inside a write."""
@@ -455,6 +516,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
                     deleted += db.execute(self._sql.delete_product,
                                           (branch, product_id)).rowcount
             if step.update_events:
+                self._recount_updates(db, step.update_events)
                 self._update_events(db, step.update_events)
             if step.delete_events is not None:
                 deleted, through = self._delete_events(db, step)
@@ -484,9 +546,15 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         through = ids[-1] if len(ids) == step.delete_limit else step.delete_until_id
         if not ids:
             return 0, through
+        # RETURNING: the rollups lose what exactly these rows counted, in this transaction.
+        columns, column_params = stored_columns(self._sql.dialect)
         deleted = db.execute(f"DELETE FROM user_events{walk} WHERE {where} AND id > {mark} "
-                             f"AND id <= {mark}", [*params, step.delete_after_id, ids[-1]])
-        return deleted.rowcount, through
+                             f"AND id <= {mark} RETURNING {columns}",
+                             [*params, step.delete_after_id, ids[-1], *column_params]).fetchall()
+        tally = Tally()
+        tally.add_stored(deleted, -1)
+        tally.apply(db, self._sql.dialect)
+        return len(deleted), through
 
     def event_id_range(self, query: EventQuery) -> tuple[int, int] | None:
         time_bound = query.after is not None or query.before is not None

@@ -38,6 +38,8 @@ _INSERT_EVENTS = ("INSERT OR IGNORE INTO user_events (catalog_id, event_type, vi
                   "user_id, event_time_us, event_time_ns, joined, dedup_key, event, source, "
                   "received_us, transport) VALUES ")
 _ROW_MARKS = "((SELECT id FROM catalogs WHERE name = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# What the rollups need to know which rows were new (a duplicate returns nothing).
+_INSERTED = " RETURNING event_time_us, dedup_key"
 # How often the background checkpointer copies the WAL into the database, and the
 # WAL size (4 KiB pages) past which the writer checkpoints itself.
 CHECKPOINT_SECONDS = 0.5
@@ -264,12 +266,14 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         too each retake can wait a whole switch interval. Fewer steps, fewer waits.
         """
         self._add_catalogs(conn, rows)
-        before = conn.total_changes
+        inserted: list[tuple[int, bytes]] = []
         for start in range(0, len(rows), _ROWS_PER_STATEMENT):
             chunk = rows[start:start + _ROWS_PER_STATEMENT]
             params = [value for row in chunk for value in row.as_params()]
-            conn.execute(_INSERT_EVENTS + ", ".join([_ROW_MARKS] * len(chunk)), params)
-        return conn.total_changes - before
+            inserted += conn.execute(_INSERT_EVENTS + ", ".join([_ROW_MARKS] * len(chunk))
+                                     + _INSERTED, params).fetchall()
+        self._count_inserted(conn, rows, inserted)
+        return len(inserted)
 
     def _update_events(self, conn: sqlite3.Connection,
                        updates: Sequence[tuple[int, bool, bytes, bytes | None]]) -> None:

@@ -260,14 +260,25 @@ def test_funnels_match_the_reference(store: Any, drawn: Any, duplicates: Any, pu
             assert groups[key] == value
 
 
+# T0 is 80,000 s into a UTC day: the whole days (rollups) and part days (events) of a
+# range mix in these, and one range is whole days only.
+MIDNIGHT = T0 - 80_000
+SPANS = [(None, None), (T0 + 2 * HOUR, None), (None, T0 + 20 * HOUR),
+         (MIDNIGHT + DAY, MIDNIGHT + 2 * DAY), (T0 + 2 * HOUR + 1, T0 + 28 * HOUR + 7),
+         (T0 + HOUR, T0 + 3 * HOUR)]
+
+
 @EXAMPLES
 @given(drawn=retail_events, duplicates=st.lists(st.integers(0, 29), max_size=5),
        purged=st.sampled_from([None, "v2"]),
        order=st.sampled_from(["", "product_id", "purchases desc", "view_to_purchase_rate"]),
-       size=st.integers(1, 4))
+       size=st.integers(1, 4), span=st.sampled_from(SPANS))
 def test_product_stats_match_the_reference(store: Any, drawn: Any, duplicates: Any,
-                                           purged: Any, order: str, size: int) -> None:
+                                           purged: Any, order: str, size: int,
+                                           span: Any) -> None:
     catalog, events = stored_history(store, drawn, duplicates, purged)
+    events = [e for e in events if (span[0] is None or seconds(e) >= span[0])
+              and (span[1] is None or seconds(e) < span[1])]
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     revenue: dict[str, Counter[str]] = defaultdict(Counter)
     for e in events:
@@ -286,8 +297,15 @@ def test_product_stats_match_the_reference(store: Any, drawn: Any, duplicates: A
                     c["units"], dict(revenue[p])) for p, c in counts.items()}
     rows, token = [], ""
     while True:
-        page = tables.list_product_stats(store, insights_pb2.ListProductStatsRequest(
-            parent=catalog, order_by=order, page_size=size, page_token=token))
+        request = insights_pb2.ListProductStatsRequest(
+            parent=catalog, order_by=order, page_size=size, page_token=token)
+        if span[0] is not None:
+            request.start_time.FromSeconds(span[0])
+        if span[1] is not None:
+            request.end_time.FromSeconds(span[1])
+        page = tables.list_product_stats(store, request)
+        # every event of the three types in the range, from the rollups or read
+        assert page.events_read == sum(e.event_type in SHOP[1:] for e in events)
         rows += page.products
         token = page.next_page_token
         if not token:
