@@ -8,6 +8,7 @@ any other thread.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -345,6 +346,11 @@ def serve(settings: Settings, on_ready: Callable[[], None] | None = None,
     except AuthFileError as exc:
         log.error("%s", exc)
         return 2
+    # What start-up made (modules, descriptors, servicers) lives as long as the
+    # process: out of the collector's sight, the full collections that the objects
+    # of busy watches and refusals set off walk only what came since (with 200
+    # batch watchers at 1,280 writes/s: 4-6% less server CPU per write, bench.watch).
+    gc.freeze()
     if trust_lines:
         _log_trust(running)
     if ready_lines:

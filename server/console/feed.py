@@ -3,18 +3,21 @@
 Every watch of one table and scope (a catalog and filter, a tenant, a project)
 shares a `Feed`. Its one reader task reads the rows stored after its position
 when this process commits (and every POLL_SECONDS anyway, for what other
-replicas store), makes each row into an `Item` once, and hands the same items
-to each watch's queue. An item encodes itself once per form (the gRPC bytes,
-the JSON of a server-sent event), whatever the number of watches sending it.
+replicas store), makes each row into an `Item` once, and hands the items of
+each read, as one `Chunk`, to each watch's queue. An item encodes itself once
+per form (the gRPC bytes, the JSON of a server-sent event), and a chunk its
+items' list once, whatever the number of watches sending it: a watch that keeps
+up costs a send per message, nothing per event.
 
 A watch that starts before the feed's position, or falls more than
 QUEUE_LIMIT items behind (its client reads slower than rows are stored), is
 not dropped: its queue is let go and it reads the rows it lacks from the store
-itself, a page at a time, until it has caught up, then takes the feed's items
+itself, a page at a time, until it has caught up, then takes the feed's chunks
 again. So a slow client costs reads, never unbounded memory, and misses nothing.
 
 Watches are coroutines on the server's loop (their reads go off the loop): an
-open watch costs no thread.
+open watch costs no thread. The watches of a read are woken a few per turn of
+the loop, so that the writes answered meanwhile never wait for all their sends.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5  # how soon a watch sees what another replica stored
 QUEUE_LIMIT = 2_000  # items a watch may have waiting before it reads for itself
+# Watches woken a turn of the loop when a read is handed out (see `_wake`).
+WAKE_SLICE = 10
 # A feed of batches reads (and its watches send) at most once every BATCH_SECONDS,
 # plus BATCH_SECONDS_PER_WATCH for each of its watches, up to BATCH_SECONDS_MAX:
 # a message costs far more than an event in it, and its watches' messages add up.
@@ -96,22 +101,61 @@ class Item:
 
 
 
-class Batch:
-    """Items sent as one message whose field 1 lists them (UserEventBatch): its
-    encodings are made of the items' own, never of the messages again."""
+class Chunk:
+    """The items of one read (or a part of them), in id order, as every watch at
+    that position sends them: their list as a UserEventBatch is encoded once
+    (field 1 once per item, so the chunks of a message are joined as they are),
+    whatever the number of watches sending it."""
 
-    __slots__ = ("items", "_json_name")
+    __slots__ = ("items", "_wire", "_json")
 
-    def __init__(self, items: Sequence[Item], json_name: str) -> None:
+    def __init__(self, items: Sequence[Item]) -> None:
         self.items = items
+        self._wire: bytes | None = None
+        self._json: dict[Any, bytes] = {}
+
+    def after(self, sent: int) -> Chunk | None:
+        """The part of this chunk after the row `sent` (itself when that is all
+        of it, as it is unless a watch caught up from the store); None if none."""
+        if self.items[0].id > sent:
+            return self
+        if self.items[-1].id <= sent:
+            return None
+        return Chunk([item for item in self.items if item.id > sent])
+
+    def wire(self) -> bytes:
+        """The items as the elements of a message's field 1."""
+        if self._wire is None:
+            self._wire = b"".join(item.entry() for item in self.items)
+        return self._wire
+
+    def json(self, form: Hashable, encode: Callable[[Message], bytes]) -> bytes:
+        """The items' JSON, comma-separated (the inside of a JSON list)."""
+        text = self._json.get(form)
+        if text is None:
+            text = self._json[form] = b",".join(item.json(form, encode)
+                                                for item in self.items)
+        return text
+
+
+class Batch:
+    """Chunks sent as one message whose field 1 lists their items (UserEventBatch):
+    one chunk (a watch keeping up) sends the chunk's own bytes."""
+
+    __slots__ = ("chunks", "_json_name")
+
+    def __init__(self, chunks: Sequence[Chunk], json_name: str) -> None:
+        self.chunks = chunks
         self._json_name = json_name.encode()
 
     def wire(self) -> bytes:
-        return b"".join(item.entry() for item in self.items)
+        if len(self.chunks) == 1:
+            return self.chunks[0].wire()
+        return b"".join(chunk.wire() for chunk in self.chunks)
 
     def json(self, form: Hashable, encode: Callable[[Message], bytes]) -> bytes:
         return b'{"%s":[%s]}' % (self._json_name,
-                                 b",".join(item.json(form, encode) for item in self.items))
+                                 b",".join(chunk.json(form, encode) for chunk in self.chunks))
 
 
 class Page(NamedTuple):
@@ -134,31 +178,45 @@ class Source(Protocol):
         """The id of the last row of the table; 0 when it is empty."""
 
 
-# Queued in place of an item when the feed's position went back (the newest rows
+# Queued in place of a chunk when the feed's position went back (the newest rows
 # were deleted, and SQLite gives their ids again): the ids start again.
-_RESTART = Item(-1, lambda: None)  # type: ignore[arg-type,return-value]
+_RESTART = Chunk(())
 
 
 class _Queue:
-    """One watch's items waiting to be sent, and its wake-up."""
+    """One watch's chunks waiting to be sent, and its wake-up."""
 
-    __slots__ = ("items", "waiter", "behind")
+    __slots__ = ("chunks", "count", "waiter", "behind")
 
     def __init__(self) -> None:
-        self.items: deque[Item] = deque()
+        self.chunks: deque[Chunk] = deque()
+        self.count = 0  # the items of `chunks`
         self.waiter: asyncio.Future[None] | None = None
         self.behind = False  # items were let go: the watch reads from the store
 
-    def push(self, items: Sequence[Item]) -> None:
+    def push(self, chunk: Chunk) -> None:
         if self.behind:
             return
-        if len(self.items) + len(items) > QUEUE_LIMIT:
-            self.items.clear()
+        if self.count + len(chunk.items) > QUEUE_LIMIT:
+            self.chunks.clear()
+            self.count = 0
             self.behind = True
         else:
-            self.items.extend(items)
+            self.chunks.append(chunk)
+            self.count += len(chunk.items)
+
+    def wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
+
+
+def _wake(queues: list[_Queue], start: int = 0) -> None:
+    """Wake the watches of `queues` from `start` on, WAKE_SLICE a turn of the loop:
+    the writes answered meanwhile wait for a few sends, not for every watch's."""
+    for queue in queues[start:start + WAKE_SLICE]:
+        queue.wake()
+    if start + WAKE_SLICE < len(queues):
+        asyncio.get_running_loop().call_soon(_wake, queues, start + WAKE_SLICE)
 
 
 def batch_seconds(watches: int) -> float:
@@ -190,14 +248,13 @@ class Feed:
         while self.queues and not self._commits.closed:
             seen = self._commits.count  # before the read: a commit during it wakes the wait
             try:
-                top, (position, items, full) = await off_loop(self._read, self.position)
+                top, position, chunk, full = await off_loop(self._read, self.position)
             except Exception:  # the store is away: try again after a poll
                 log.warning("a watch could not read the store", exc_info=True)
                 await asyncio.sleep(self._poll)
                 continue
-            if items:
-                for queue in self.queues:
-                    queue.push(items)
+            if chunk is not None:
+                self._hand_out(chunk)
                 pushed_at = loop.time()
             if position != self.position:
                 self.position = position
@@ -208,8 +265,7 @@ class Feed:
                 continue
             if top < position:  # a reset: go on from the last row stored
                 self.position = top
-                for queue in self.queues:
-                    queue.push((_RESTART,))
+                self._hand_out(_RESTART)
                 continue
             await self._commits.wait(seen, self._poll)
             if self._batched:
@@ -222,23 +278,41 @@ class Feed:
         if wait > 0:
             await asyncio.sleep(wait)
 
-    def _read(self, after: int) -> tuple[int, Page]:
-        # the last id before the read: a row stored after it is read next time
-        return self.source.last(), self.source.read(after)
+    def _hand_out(self, chunk: Chunk) -> None:
+        queues = list(self.queues)
+        for queue in queues:
+            queue.push(chunk)
+        _wake(queues)
+
+    def _read(self, after: int) -> tuple[int, int, Chunk | None, bool]:
+        """The last row's id (before the read: a row stored after it is read next
+        time), and the page read after `after`: its position, its items as a
+        chunk (None if none), whether it was full."""
+        top = self.source.last()
+        position, items, full = self.source.read(after)
+        if not items:
+            return top, position, None, full
+        chunk = Chunk(items)
+        if self._batched:  # what its watches send (over gRPC nearly always), made off the loop
+            chunk.wire()
+        return top, position, chunk, full
 
 
-def _unsent(queue: _Queue, sent: int) -> tuple[list[Item], int]:
-    """The items queued (emptying the queue) after the row `sent`, and the new
-    `sent`: the last of them."""
-    chunk = []
-    for item in queue.items:
-        if item is _RESTART:
+def _unsent(queue: _Queue, sent: int) -> tuple[list[Chunk], int]:
+    """The chunks queued (emptying the queue), cut to what follows the row
+    `sent`, and the new `sent`: the last row of them."""
+    chunks = []
+    for chunk in queue.chunks:
+        if chunk is _RESTART:
             sent = -1
-        elif item.id > sent:
-            sent = item.id
-            chunk.append(item)
-    queue.items.clear()
-    return chunk, sent
+            continue
+        part = chunk.after(sent)
+        if part is not None:
+            chunks.append(part)
+            sent = part.items[-1].id
+    queue.chunks.clear()
+    queue.count = 0
+    return chunks, sent
 
 
 class Watches:
@@ -274,10 +348,11 @@ class Watches:
         return self._open(key, source, after, caller, batched=False)
 
     def batches(self, key: Hashable, source: Source, after: int,
-                caller: Caller) -> AsyncIterator[list[Item]]:
-        """As `items`, in lists: all the items there are when one is sent, from a
+                caller: Caller) -> AsyncIterator[list[Chunk]]:
+        """As `items`, in chunks: all those there are when a list is sent, from a
         feed that reads at most every `batch_seconds`. The watches of batches of
-        one key share a feed of their own."""
+        one key share a feed of their own; those at one position send one chunk,
+        the same for all."""
         return self._open(key, source, after, caller, batched=True)
 
     def _open(self, key: Hashable, source: Source, after: int, caller: Caller,
@@ -308,14 +383,15 @@ class Watches:
                 feed.start()
             else:
                 feed.queues.add(queue)
-            chunks = self._follow(feed, queue, after, caller)
+            lists = self._follow(feed, queue, after, caller)
             if batched:
-                async for chunk in chunks:
-                    yield chunk
+                async for chunks in lists:
+                    yield chunks
             else:
-                async for chunk in chunks:
-                    for item in chunk:
-                        yield item
+                async for chunks in lists:
+                    for chunk in chunks:
+                        for item in chunk.items:
+                            yield item
         finally:
             release()
             self._leave(key, queue)
@@ -331,8 +407,8 @@ class Watches:
                 feed.task.cancel()
 
     async def _follow(self, feed: Feed, queue: _Queue, after: int,
-                      caller: Caller) -> AsyncIterator[list[Item]]:
-        """Lists of items, in order: what the feed queued for this watch, or
+                      caller: Caller) -> AsyncIterator[list[Chunk]]:
+        """Lists of chunks, in order: what the feed queued for this watch, or
         pages it read itself."""
         # The rows up to `sent` are sent (or were stored before the watch began).
         sent = after
@@ -343,13 +419,13 @@ class Watches:
                 upto = feed.position
                 async for page in self._catch_up(feed.source, sent, upto, caller):
                     sent = page[-1].id
-                    yield page
+                    yield [Chunk(page)]
                 sent = max(sent, upto)
                 continue
-            if queue.items:
-                chunk, sent = _unsent(queue, sent)
-                if chunk:
-                    yield chunk
+            if queue.chunks:
+                chunks, sent = _unsent(queue, sent)
+                if chunks:
+                    yield chunks
                 continue
             remaining = caller.time_remaining()
             if remaining is not None and remaining <= 0:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from footfall.console.v1 import console_pb2
 from footfall.retail.v2 import user_event_pb2
 
+from server.console import rejections
 from server.errors import InvalidArgument
 from server.retail import purge_filter
 from server.store.base import Store
@@ -154,12 +155,6 @@ def stored_client_event(row: StoredClientEvent) -> console_pb2.StoredClientEvent
     return message
 
 
-def rejection(row_id: int, payload: bytes) -> console_pb2.Rejection:
-    message = console_pb2.Rejection.FromString(payload)
-    message.id = row_id
-    return message
-
-
 def matching(rows: Sequence[StoredEvent], events: EventFilter
              ) -> list[console_pb2.StoredUserEvent]:
     """The console messages of the `rows` that `events` selects."""
@@ -248,7 +243,7 @@ def list_rejections(store: Store, project: str | None, size: int,
                     token: str) -> console_pb2.ListRejectionsResponse:
     position = decode_token(token, 1)
     rows = store.rejections_newest(project, size, None if position is None else position[0])
-    answer = console_pb2.ListRejectionsResponse(rejections=[rejection(*r) for r in rows])
+    answer = console_pb2.ListRejectionsResponse(rejections=[rejections.shown(*r) for r in rows])
     if len(rows) == size:
         answer.next_page_token = encode_token(rows[-1][0])
     return answer

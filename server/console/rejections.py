@@ -6,6 +6,10 @@ every replica sees them, within a count and an age.
 Never a key or an auth header: a Rejection holds the key's name from the auth
 file and the request message, and keys travel only in metadata (the pixel's
 `?key=` is a query parameter, not a field of the request).
+
+A request is kept as its bytes, and its JSON (Rejection.request_json) is made
+when the refusal is read (`shown`): in a flood nearly every refusal is trimmed
+unread, and rendering JSON cost more than all the rest of keeping one.
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ from concurrent.futures import Future
 from typing import Any
 
 from footfall.console.v1 import console_pb2
-from google.protobuf import json_format
+from google.protobuf import (
+    any_pb2,
+    descriptor_pool,
+    json_format,
+    message_factory,
+    timestamp_pb2,
+    unknown_fields,
+)
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
@@ -28,6 +39,7 @@ from server.errors import FootfallError, Unauthenticated
 from server.policy.auth import WRITER_METHODS, NotYourProject, project_of
 from server.store.base import Store
 from server.store.console import RejectionRow
+from server.store.packed import varint
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +48,16 @@ KEPT_METHODS = WRITER_METHODS
 IMPORT_METHOD = "/google.cloud.retail.v2.UserEventService/ImportUserEvents"
 REQUEST_JSON_CHARS = 4096  # a few KB of each refused request
 RENDERED_BYTES = 64 * 1024  # larger requests are not rendered as JSON at all (a flood's cost)
+# Requests up to this size are kept as bytes (their JSON made when read); larger
+# ones as their JSON cut to REQUEST_JSON_CHARS at once, so that a row stays small.
+KEPT_REQUEST_BYTES = 4096
+# The stored Rejection's field holding the request (a google.protobuf.Any) until
+# it is read: a number the contract does not use (a reader of the raw row sees an
+# unknown field).
+REQUEST_FIELD = 1000
+_REQUEST_TAG = varint(REQUEST_FIELD << 3 | 2)  # length-delimited
+_TIME_TAG = varint(console_pb2.Rejection.DESCRIPTOR.fields_by_name["time"].number << 3 | 2)
+ALIKE_KINDS = 256  # kinds of refusal whose common part is kept made (see Rejections._alike_part)
 KEPT_VIOLATIONS = 20
 GATHERED_LIMIT = 10_000  # refusals waiting for the writer, at most
 # `gs://b/f.json line 4: ` before an import failure's violations
@@ -72,9 +94,10 @@ class Rejections:
 
     Refusals are gathered, and one job of the store's writer takes all those
     gathered when it runs: a flood of refusals costs the writer one insert (and
-    one trim) per group commit, not one per refusal. That job rides along with
-    the next commit of other writes (within ALONG_SECONDS one of its own), so
-    the accepted writes never wait behind a commit made for refusals alone.
+    one trim) every ALONG_SECONDS, not one per refusal nor per group commit.
+    That job rides along with a commit of other writes (or makes its own when
+    there is none), so the accepted writes never wait behind a commit made for
+    refusals alone.
     At most GATHERED_LIMIT (or `keep_count`, if more) wait: should the store be
     away that long, the oldest are let go (and counted in `skipped`)."""
 
@@ -86,6 +109,8 @@ class Rejections:
         self._lock = threading.Lock()
         self._gathered: list[RejectionRow] = []
         self.skipped = 0  # refusals let go unwritten: too many waited
+        # What refusals alike share, made once (see `_alike_part`): in a flood most are.
+        self._alike: dict[tuple[Any, ...], tuple[str, bytes]] = {}
 
     def refused(self, method: str, transport: str, request: Any, error: FootfallError,
                 key_name: str | None) -> None:
@@ -100,30 +125,43 @@ class Rejections:
                 or isinstance(error, (Unauthenticated, NotYourProject)):
             return
         parent = _parent(request)
-        text, cut = _request_json(request)
-        self._keep([self._rejection(
-            transport=origin.of_call(transport, method), method=method, parent=parent,
-            key_name=key_name or "", code=error.code.value[0], message=error.message,
-            field_violations=_violations(error), request_json=text, request_truncated=cut)])
+        project, alike = self._alike_part(origin.of_call(transport, method), method, parent,
+                                          key_name or "", error)
+        now_ns = self._clock.now_ns()
+        self._keep([RejectionRow(project, parent, now_ns // 1000,
+                                 alike + _time(now_ns) + _request(request))])
 
     def import_failures(self, operation: str, failures: Sequence[str]) -> None:
         """Keep the failed lines (their messages) of the import `operation`."""
         if not failures or not self._keep_count:
             return
         catalog = operation.rpartition("/operations/")[0]
-        self._keep([self._rejection(
-            transport=origin.IMPORT, method=IMPORT_METHOD, parent=catalog, operation=operation,
-            code=3, message=failure, field_violations=_import_violations(failure))
-            for failure in failures])
+        project = project_of(catalog) or ""
+        now_ns = self._clock.now_ns()
+        self._keep([RejectionRow(project, catalog, now_ns // 1000, console_pb2.Rejection(
+            transport=origin.IMPORT, method=IMPORT_METHOD,  # type: ignore[arg-type]
+            parent=catalog, operation=operation, code=3, message=failure,
+            field_violations=_import_violations(failure),
+        ).SerializeToString() + _time(now_ns)) for failure in failures])
 
-    def _rejection(self, **fields: Any) -> console_pb2.Rejection:
-        rejection = console_pb2.Rejection(**fields)
-        rejection.time.FromNanoseconds(self._clock.now_ns())
-        return rejection
+    def _alike_part(self, transport: int, method: str, parent: str, key_name: str,
+                    error: FootfallError) -> tuple[str, bytes]:
+        """The project of `parent`, and the fields of the Rejection that every
+        refusal alike has (all but its time and request) serialized: made for the
+        first, looked up for the others. Alike: the same call, key and answer
+        (the answer's message names its field violations)."""
+        key = (transport, method, parent, key_name, error.code, error.message)
+        found = self._alike.get(key)
+        if found is None:
+            if len(self._alike) >= ALIKE_KINDS:
+                self._alike.clear()
+            found = self._alike[key] = (project_of(parent) or "", console_pb2.Rejection(
+                transport=transport,  # type: ignore[arg-type]
+                method=method, parent=parent, key_name=key_name, code=error.code.value[0],
+                message=error.message, field_violations=_violations(error)).SerializeToString())
+        return found
 
-    def _keep(self, rejections: list[console_pb2.Rejection]) -> None:
-        rows = [RejectionRow(project_of(r.parent) or "", r.parent, r.time.ToMicroseconds(),
-                             r.SerializeToString()) for r in rejections]
+    def _keep(self, rows: list[RejectionRow]) -> None:
         with self._lock:
             first = not self._gathered  # else the writer's queued job takes these too
             self._gathered.extend(rows)
@@ -148,6 +186,55 @@ class Rejections:
         with self._lock:
             rows, self._gathered = self._gathered, []
         return rows
+
+
+# A kept Rejection is made of parts, each a serialized message of its own: parsing
+# them as one merges them (the way protobuf reads concatenated messages).
+def _time(now_ns: int) -> bytes:
+    """A Rejection's `time` field, `now_ns`."""
+    seconds, nanos = divmod(now_ns, 1_000_000_000)
+    stamp = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos).SerializeToString()
+    return _TIME_TAG + varint(len(stamp)) + stamp
+
+
+def _request(request: Any) -> bytes:
+    """The request of a Rejection as kept: itself as the field REQUEST_FIELD when
+    it is small enough, else its JSON (cut) now."""
+    if isinstance(request, Message) and request.ByteSize() <= KEPT_REQUEST_BYTES:
+        packed = any_pb2.Any()
+        packed.Pack(request)
+        wrapped = packed.SerializeToString()
+        return _REQUEST_TAG + varint(len(wrapped)) + wrapped
+    text, cut = _request_json(request)
+    return console_pb2.Rejection(request_json=text, request_truncated=cut).SerializeToString()
+
+
+def shown(row_id: int, payload: bytes) -> console_pb2.Rejection:
+    """The Rejection kept as `payload` (see `_request`) with its id, and the JSON
+    of its request made now if it was kept as itself."""
+    rejection = console_pb2.Rejection.FromString(payload)
+    rejection.id = row_id
+    unknown = unknown_fields.UnknownFieldSet(rejection)
+    for field in (unknown[i] for i in range(len(unknown))):
+        if field.field_number == REQUEST_FIELD:
+            request = _unpacked(field.data)
+            rejection.request_json, rejection.request_truncated = \
+                _request_json(request) if request is not None else ("", True)
+    rejection.DiscardUnknownFields()
+    return rejection
+
+
+def _unpacked(data: bytes) -> Message | None:
+    """The request a google.protobuf.Any holds; None if this server does not know
+    its type (a row kept by another version)."""
+    packed = any_pb2.Any.FromString(data)
+    try:
+        descriptor = descriptor_pool.Default().FindMessageTypeByName(packed.TypeName())
+    except KeyError:
+        return None
+    request = message_factory.GetMessageClass(descriptor)()
+    packed.Unpack(request)
+    return request
 
 
 def _import_violations(failure: str) -> list[error_details_pb2.BadRequest.FieldViolation]:

@@ -178,7 +178,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         source = sources.UserEvents(self._store, events, request.filter)
         start = await self._start(request, "user_events")
         lists = self._watches.batches(source.key, source, start, context)
-        return (Batch(items, "userEvents") async for items in lists)
+        return (Batch(chunks, "userEvents") async for chunks in lists)
 
     async def _client_events(self, request: Any, context: Any) -> AsyncIterator[Item]:
         tenant = str(parse_tenant(request.parent))

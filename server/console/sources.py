@@ -8,7 +8,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from functools import partial
 
-from server.console import queries
+from server.console import queries, rejections
 from server.console.feed import Item, Page
 from server.store import Store
 
@@ -76,7 +76,7 @@ class Rejections:
     def read(self, after: int) -> Page:
         rows = self.store.rejections_after(self.project, after, queries.MAX_PAGE)
         return Page(rows[-1].id if rows else after,
-                    [Item(r.id, partial(queries.rejection, *r)) for r in rows],
+                    [Item(r.id, partial(rejections.shown, *r)) for r in rows],
                     len(rows) == queries.MAX_PAGE)
 
     def last(self) -> int:

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 # The columns of a StoredEvent but its catalog (the query names it), in order.
 _EVENT = f"id, {UNPACK_COLUMNS}, source, joined, received_us, transport"
 _CLIENT_EVENT = "id, tenant, event, received_us, transport"
+# Refusals per INSERT (4 parameters each): one statement for many rather than
+# executemany, whose every step gives up and retakes the GIL (a wait of up to a
+# switch interval each while the loop is busy: see sqlite._insert_events).
+_REJECTIONS_PER_STATEMENT = 500
 
 
 class StoredEvent(NamedTuple):
@@ -184,24 +188,29 @@ class ConsoleSql:
 
     def add_rejections(self, rows: Sequence[RejectionRow] | Callable[[], Sequence[RejectionRow]],
                        keep: int, since_us: int) -> Future[Any]:
-        """Keep `rows` in the writer's next transaction (one it makes for other
-        writes, or its own within ALONG_SECONDS), which also forgets the
+        """Keep `rows` in a transaction of the writer (the first it makes for other
+        writes once ALONG_SECONDS have passed, else its own), which also forgets the
         refusals beyond the last `keep` and those older than `since_us` (so no
         flood grows the table past them); the future of that transaction.
         `rows` may be a function, called on the writer in that transaction (once,
         should it be tried again): it takes the rows gathered until then."""
         mark = self._dialect.mark
         insert = self._dialect.spell(
-            "INSERT INTO rejections (project, parent, time_us, rejection) VALUES (?, ?, ?, ?)")
+            "INSERT INTO rejections (project, parent, time_us, rejection) VALUES ")
+        values = self._dialect.spell("(?, ?, ?, ?)")
 
         taken: list[Sequence[RejectionRow]] = []  # once: a retried batch inserts the same
 
         def keep_within(db: Any) -> None:
             if not taken:
                 taken.append(rows() if callable(rows) else rows)
-            if not taken[0]:
+            kept = taken[0]
+            if not kept:
                 return
-            db.executemany(insert, taken[0])
+            for start in range(0, len(kept), _REJECTIONS_PER_STATEMENT):
+                chunk = kept[start:start + _REJECTIONS_PER_STATEMENT]
+                db.execute(insert + ", ".join([values] * len(chunk)),
+                           [value for row in chunk for value in row])
             db.execute(f"DELETE FROM rejections WHERE id <= (SELECT MAX(id) FROM rejections) "
                        f"- {mark}", (keep,))
             db.execute(f"DELETE FROM rejections WHERE time_us < {mark}", (since_us,))

@@ -33,8 +33,8 @@ from server.store.rows import EventRow, StoreUnavailable
 log = logging.getLogger(__name__)
 
 FIRST_RETRY_DELAY = 0.05  # seconds; doubles up to MAX_RETRY_DELAY while the database is away
-# How long a job that rides along (`submit_along`) waits for a batch of others
-# before it makes one of its own.
+# How long jobs that ride along (`submit_along`) wait before they join a batch of
+# others (or make one of their own): what comes meanwhile goes in the same job.
 ALONG_SECONDS = 0.1
 MAX_RETRY_DELAY = 2.0
 # How long a batch that nobody waits for (pixels, write_async) gathers more before
@@ -267,10 +267,11 @@ class GroupCommitter:
         return self.submit(Job(fn=fn))
 
     def submit_along(self, fn: Callable[[Any], Any]) -> Future[Any]:
-        """Run `fn` on the connection in the next batch the writer takes for other
-        jobs, or within ALONG_SECONDS in one of its own: work nobody waits for
-        (kept refusals) adds no commit of its own while writes flow, so the
-        writes never wait behind one. `flush` includes it."""
+        """Run `fn` on the connection in the first batch the writer takes for other
+        jobs once ALONG_SECONDS have passed, or then in one of its own: work
+        nobody waits for (kept refusals) adds no commit of its own while writes
+        flow, so the writes never wait behind one, and rides with one batch in
+        ALONG_SECONDS at most, not with each. `flush` includes it at once."""
         job = Job(fn=fn)
         with self._lock:
             if self._closed:
@@ -284,6 +285,8 @@ class GroupCommitter:
 
     def flush(self) -> None:
         """Return once every job submitted before this call is committed."""
+        with self._lock:
+            self._along_due = 0.0  # those that ride along too
         self.submit_fn(lambda _conn: None).result()
 
     def close(self) -> None:
@@ -320,8 +323,9 @@ class GroupCommitter:
                 and not any(job.waited for job in batch):
             stop = self._linger(batch)
         with self._lock:
-            batch.extend(self._along)
-            self._along = []
+            if stop or time.monotonic() >= self._along_due:
+                batch.extend(self._along)
+                self._along = []
         return stop
 
     def _drain(self, batch: list[Job], limit: int | None) -> bool:

@@ -20,6 +20,7 @@ from google.protobuf import json_format
 
 from server.app import Running, start
 from server.config import Settings
+from server.console import rejections
 
 from . import http_client
 from .test_server import PARENT, TENANT, bad_request, event, retail
@@ -322,7 +323,7 @@ def test_a_flood_of_refusals_keeps_only_the_latest(settings: Settings, clock: An
         flooded.store.flush()
         kept = flooded.store.rejections_after(None, 0, 100)
         assert len(kept) == 5
-        assert console_pb2.Rejection.FromString(kept[-1].payload).request_json.count('"s39"') == 1
+        assert rejections.shown(*kept[-1]).request_json.count('"s39"') == 1
     finally:
         flooded.stop()
 
@@ -414,6 +415,48 @@ def test_a_watch_of_batches_sends_every_event_in_order(channel: grpc.Channel,
         assert seen == ["before", *(f"v{n}" for n in range(20))]
     finally:
         stream.cancel()
+
+
+def test_many_watches_each_get_every_event_once_in_order(channel: grpc.Channel,
+                                                         console: Any) -> None:
+    """Forty watches, of batches and of single events, woken a few a turn of the
+    loop while four callers write: each gets every event once, in the order
+    stored."""
+    request = console_pb2.WatchUserEventsRequest(parent=PARENT, after_id=0)
+    streams = [console.WatchUserEventBatches(request, timeout=30) for _ in range(30)] + \
+        [console.WatchUserEvents(request, timeout=30) for _ in range(10)]
+    got: list[list[tuple[int, str]]] = [[] for _ in streams]
+
+    def read(stream: Any, into: list[tuple[int, str]]) -> None:
+        with contextlib.suppress(grpc.RpcError):  # CANCELLED at the end
+            for message in stream:
+                events = message.user_events if hasattr(message, "user_events") \
+                    else [message]
+                into += [(e.id, e.user_event.visitor_id) for e in events]
+                if len(into) >= 100:
+                    return
+
+    def write_some(caller: int) -> None:
+        for n in range(25):
+            write(channel, visitorId=f"c{caller}-{n}")
+
+    readers = [threading.Thread(target=read, args=pair, daemon=True)
+               for pair in zip(streams, got, strict=True)]
+    try:
+        for reader in readers:
+            reader.start()
+        writers = [threading.Thread(target=write_some, args=(c,)) for c in range(4)]
+        for writer in writers:
+            writer.start()
+        for thread in (*writers, *readers):
+            thread.join(30)
+        written = {f"c{c}-{n}" for c in range(4) for n in range(25)}
+        for events in got:
+            assert len(events) == 100 and {v for _, v in events} == written
+            assert [i for i, _ in events] == sorted({i for i, _ in events})
+    finally:
+        for stream in streams:
+            stream.cancel()
 
 
 def test_a_watch_of_batches_over_http(running: Running, channel: grpc.Channel) -> None:

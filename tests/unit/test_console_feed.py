@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
+from footfall.console.v1 import console_pb2
+from google.protobuf import json_format
 
 from server.console import feed, queries, sources
-from server.console.feed import Item, Page, Watches
+from server.console.feed import Chunk, Item, Page, Watches
 from server.console.watch import Commits
 from server.errors import ResourceExhausted
 from server.store import Store
@@ -60,6 +63,10 @@ async def write(store: Store, *visitors: str) -> None:
     """One commit per visitor (as separate callers would)."""
     for name in visitors:
         await asyncio.to_thread(store.write_user_events, [row(name)])
+
+
+def items_of(chunks: list[Chunk]) -> list[Item]:
+    return [item for chunk in chunks for item in chunk.items]
 
 
 async def take(stream: AsyncIterator[Item], count: int) -> list[Item]:
@@ -139,7 +146,7 @@ def test_a_slow_watch_reads_for_itself_and_misses_nothing(store: Store,
             await write(store, f"v{n}")
             await take(fast, 1)
             [queues] = [f.queues for f in watches._feeds.values()]
-            longest = max(longest, *(len(q.items) for q in queues))
+            longest = max(longest, *(q.count for q in queues))
         assert longest <= 3  # what waits for a slow watch is bounded
         got = [visitor_of(i) for i in await take(slow, 10)]
         assert got == [f"v{n}" for n in range(1, 11)]
@@ -213,16 +220,95 @@ def test_batches_hold_what_came_since_the_last_at_most_so_often(store: Store,
         await asyncio.sleep(0.05)
         loop = asyncio.get_running_loop()
         await write(store, "a")
-        assert [visitor_of(i) for i in await asyncio.wait_for(first, 5)] == ["a"]
+        assert [visitor_of(i) for i in items_of(await asyncio.wait_for(first, 5))] == ["a"]
         sent_at = loop.time()
         await write(store, *(f"v{n}" for n in range(8)))
-        got = []
+        got: list[Item] = []
         while len(got) < 8:
-            got += await asyncio.wait_for(anext(lists), 5)
+            got += items_of(await asyncio.wait_for(anext(lists), 5))
             assert loop.time() - sent_at >= 0.29  # none sooner than `every` after the last
             sent_at = loop.time()
         assert [visitor_of(i) for i in got] == [f"v{n}" for n in range(8)]
         assert len(read.reads) <= 6  # a read a batch (plus the empty ones that end them)
         await lists.aclose()
+
+    run(store, body)
+
+
+def test_watches_of_batches_at_one_position_send_the_same_bytes(store: Store) -> None:
+    async def body(watches: Watches) -> None:
+        read = source(store)
+        streams = [watches.batches(read.key, read, 0, Caller()) for _ in range(20)]
+        firsts = [asyncio.ensure_future(anext(s)) for s in streams]
+        await asyncio.sleep(0.05)
+        await asyncio.to_thread(store.write_user_events, [row(v) for v in ("a", "b", "c")])
+        sent = [feed.Batch(await asyncio.wait_for(f, 5), "userEvents").wire() for f in firsts]
+        assert all(wire is sent[0] for wire in sent)  # encoded once, for all 20
+        batch = console_pb2.UserEventBatch.FromString(sent[0])
+        assert [e.user_event.visitor_id for e in batch.user_events] == ["a", "b", "c"]
+        assert [e.id for e in batch.user_events] == sorted(e.id for e in batch.user_events)
+        for stream in streams:
+            await stream.aclose()
+
+    run(store, body)
+
+
+def test_a_batch_of_several_chunks_is_one_list(store: Store) -> None:
+    """What a watch that fell behind sends: its chunks' bytes joined as they are,
+    and their JSON in one list."""
+    store.write_user_events([row(v) for v in ("a", "b", "c")])
+    items = source(store).read(0).items
+    batch = feed.Batch([Chunk(items[:1]), Chunk(items[1:])], "userEvents")
+    decoded = console_pb2.UserEventBatch.FromString(batch.wire())
+    assert [e.user_event.visitor_id for e in decoded.user_events] == ["a", "b", "c"]
+    text = batch.json("form", lambda m: json_format.MessageToJson(m, indent=None).encode())
+    assert [e["userEvent"]["visitorId"] for e in json.loads(text)["userEvents"]] \
+        == ["a", "b", "c"]
+    assert Chunk(items).after(items[0].id).items == items[1:]  # type: ignore[union-attr]
+    assert Chunk(items).after(items[-1].id) is None
+
+
+def test_watches_are_woken_a_few_a_turn_and_each_gets_everything_in_order(
+        store: Store, monkeypatch: Any) -> None:
+    monkeypatch.setattr(feed, "WAKE_SLICE", 3)
+    writes = [[f"w{n}-{k}" for k in range(n + 1)] for n in range(6)]  # a commit each
+
+    async def body(watches: Watches) -> None:
+        read = source(store)
+        turn = 0
+
+        async def count_turns() -> None:
+            nonlocal turn
+            while True:
+                turn += 1
+                await asyncio.sleep(0)  # one turn of the loop
+
+        async def consume(stream: AsyncIterator[list[Chunk]],
+                          got: list[Item], turns: list[int]) -> None:
+            async for chunks in stream:
+                turns.append(turn)
+                got += items_of(chunks)
+                if len(got) == sum(map(len, writes)):
+                    return
+
+        streams = [watches.batches(read.key, read, 0, Caller()) for _ in range(12)]
+        got: list[list[Item]] = [[] for _ in streams]
+        turns: list[list[int]] = [[] for _ in streams]
+        consumers = [asyncio.ensure_future(consume(s, g, t))
+                     for s, g, t in zip(streams, got, turns, strict=True)]
+        await asyncio.sleep(0.05)  # every watch waits
+        ticker = asyncio.ensure_future(count_turns())
+        for names in writes:
+            await asyncio.to_thread(store.write_user_events, [row(v) for v in names])
+        await asyncio.wait_for(asyncio.gather(*consumers), 10)
+        ticker.cancel()
+        # the first read went out over four turns (3 watches each), not in one
+        assert len({t[0] for t in turns}) == 4
+        expected = [name for names in writes for name in names]
+        for items in got:  # each watch: every event once, in the order stored
+            assert [visitor_of(i) for i in items] == expected
+            assert [i.id for i in items] == sorted({i.id for i in items})
+        for stream in streams:
+            await stream.aclose()
 
     run(store, body)

@@ -9,9 +9,11 @@ from typing import Any
 
 from footfall.console.v1 import console_pb2
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
+from google.protobuf import json_format
 
-from server.clock import SystemClock
-from server.console.rejections import Rejections
+from server.clock import FixedClock, SystemClock
+from server.console import rejections
+from server.console.rejections import Rejections, shown
 from server.errors import InvalidArgument
 from server.store import Store
 from server.store.group_commit import Job
@@ -32,8 +34,7 @@ def refuse(rejections: Rejections, n: int) -> None:
 
 def sessions(store: Store) -> list[str]:
     kept = store.rejections_after(None, 0, 1000)
-    return [json.loads(console_pb2.Rejection.FromString(r.payload).request_json)
-            ["userEvent"]["sessionId"][1:] for r in kept]
+    return [json.loads(shown(*r).request_json)["userEvent"]["sessionId"][1:] for r in kept]
 
 
 def test_a_flood_of_refusals_is_one_write_job_per_commit(store: Store) -> None:
@@ -88,3 +89,79 @@ def test_every_refusal_of_a_quick_flood_is_written_then_trimmed(store: Store) ->
     store.flush()
     assert sessions(store) == [str(n) for n in range(290, 300)]
     assert store.last_id("rejections") >= 300  # each was written; the trim kept 10
+
+
+def test_a_request_is_kept_as_bytes_and_shown_as_json_when_read(store: Store) -> None:
+    request = user_event_service_pb2.WriteUserEventRequest(
+        parent=CATALOG, user_event=user_event_pb2.UserEvent(session_id="s1", uri="é"))
+    keeper = Rejections(store, SystemClock(), 10, 3600)
+    keeper.refused(WRITE, "grpc", request, InvalidArgument.field("user_event.visitor_id", "x"),
+                   "k")
+    store.flush()
+    [row] = store.rejections_after(None, 0, 10)
+    raw = console_pb2.Rejection.FromString(row.payload)
+    assert not raw.request_json  # no JSON made while refusing
+    shown_now = shown(*row)
+    assert shown_now.request_json == json_format.MessageToJson(request, indent=None)
+    assert not shown_now.request_truncated and shown_now.id == row.id
+    assert shown_now.field_violations[0].field == "user_event.visitor_id"
+    assert request.SerializeToString() not in shown_now.SerializeToString()  # not sent
+
+
+def test_a_large_request_is_kept_as_its_json_cut_at_once(store: Store) -> None:
+    request = user_event_service_pb2.WriteUserEventRequest(
+        parent=CATALOG, user_event=user_event_pb2.UserEvent(
+            uri="u" * rejections.KEPT_REQUEST_BYTES))
+    keeper = Rejections(store, SystemClock(), 10, 3600)
+    keeper.refused(WRITE, "grpc", request, InvalidArgument.field("user_event.visitor_id", "x"),
+                   "k")
+    store.flush()
+    [row] = store.rejections_after(None, 0, 10)
+    assert len(row.payload) < 2 * rejections.REQUEST_JSON_CHARS  # the row stays small
+    kept = shown(*row)
+    assert kept.request_truncated
+    assert len(kept.request_json) == rejections.REQUEST_JSON_CHARS
+    assert console_pb2.Rejection.FromString(row.payload).request_json == kept.request_json
+
+
+def test_refusals_gathered_past_one_statement_are_all_kept_in_order(store: Store) -> None:
+    rejections = Rejections(store, SystemClock(), 5000, 3600)
+    busy, free = threading.Event(), threading.Event()
+
+    def hold(_db: Any) -> None:
+        busy.set()
+        free.wait(10)
+
+    store._committer.submit(Job(fn=hold))  # type: ignore[attr-defined]  # noqa: SLF001
+    assert busy.wait(10)
+    for n in range(1201):  # more than one INSERT's rows (console._REJECTIONS_PER_STATEMENT)
+        refuse(rejections, n)
+    free.set()
+    store.flush()
+    assert sessions(store)[:1000] == [str(n) for n in range(1000)]  # the first page read
+    assert len(store.rejections_after(None, 1000, 1000)) == 201
+
+
+def test_refusals_alike_share_their_common_part_and_keep_their_own(store: Store) -> None:
+    keeper = Rejections(store, FixedClock(1_700_000_000_000_000_000), 10, 3600 * 24 * 365 * 99)
+
+    def refuse_as(key: str, session: str, error: InvalidArgument) -> None:
+        request = user_event_service_pb2.WriteUserEventRequest(
+            parent=CATALOG, user_event=user_event_pb2.UserEvent(session_id=session))
+        keeper.refused(WRITE, "http", request, error, key)
+        keeper._clock.advance(1)  # type: ignore[attr-defined]  # noqa: SLF001
+
+    missing = InvalidArgument.field("user_event.visitor_id", "is required")
+    refuse_as("k1", "s1", missing)
+    refuse_as("k2", "s2", InvalidArgument.field("user_event.event_type", "is required"))
+    refuse_as("k1", "s3", InvalidArgument.field("user_event.visitor_id", "is required"))
+    store.flush()
+    kept = [shown(*row) for row in store.rejections_after(None, 0, 10)]
+    assert [(r.key_name, r.field_violations[0].field) for r in kept] == [
+        ("k1", "user_event.visitor_id"), ("k2", "user_event.event_type"),
+        ("k1", "user_event.visitor_id")]
+    assert [json.loads(r.request_json)["userEvent"]["sessionId"] for r in kept] == \
+        ["s1", "s2", "s3"]
+    assert [r.time.seconds for r in kept] == [1_700_000_000, 1_700_000_001, 1_700_000_002]
+    assert {r.transport for r in kept} == {console_pb2.REST} and kept[0].parent == CATALOG
+    assert len(keeper._alike) == 2  # noqa: SLF001  # the third was made of the first's part

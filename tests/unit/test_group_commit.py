@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from server.errors import InvalidArgument
+from server.store import group_commit
 from server.store.group_commit import GroupCommitter, Job, Join, apply_in_order, settle
 
 from .test_store import row
@@ -121,7 +122,9 @@ def test_rows_answered_before_their_commit_are_counted_until_it(held: HeldWriter
     assert held.committer.acknowledged_uncommitted == 0
 
 
-def test_a_job_that_rides_along_joins_the_next_batch_of_others(held: HeldWriter) -> None:
+def test_a_job_that_rides_along_joins_the_next_batch_of_others(held: HeldWriter,
+                                                                monkeypatch: Any) -> None:
+    monkeypatch.setattr(group_commit, "ALONG_SECONDS", 0.0)  # due at once
     first = held.committer.submit_rows([row("a")])
     assert held.entered.wait(5)  # the writer is busy with it
     along = held.committer.submit_along(lambda _db: "along")
@@ -132,6 +135,21 @@ def test_a_job_that_rides_along_joins_the_next_batch_of_others(held: HeldWriter)
     assert along.result(5) == "along"
     # one batch for both: the job that rides along made no commit of its own
     assert [len(batch) for batch in held.batches] == [1, 2]
+
+
+def test_jobs_that_ride_along_wait_their_delay_while_batches_pass(held: HeldWriter,
+                                                                 monkeypatch: Any) -> None:
+    """A flood's refusals ride with one batch in ALONG_SECONDS, not with each."""
+    monkeypatch.setattr(group_commit, "ALONG_SECONDS", 60.0)
+    held.release.set()
+    along = [held.committer.submit_along(lambda _db, n=n: n) for n in range(3)]
+    for name in ("a", "b", "c"):
+        held.committer.submit_rows([row(name)]).result(5)
+    assert not any(job.done() for job in along)
+    assert [len(batch) for batch in held.batches] == [1, 1, 1]
+    held.committer.flush()  # takes them at once
+    assert [job.result(0) for job in along] == [0, 1, 2]
+    assert [len(batch) for batch in held.batches] == [1, 1, 1, 4]
 
 
 def test_a_job_that_rides_along_alone_commits_within_its_delay(held: HeldWriter) -> None:

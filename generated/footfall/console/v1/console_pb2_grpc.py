@@ -162,8 +162,9 @@ class ConsoleServiceServicer:
         """The same events as WatchUserEvents, several to a message: each message
         holds those stored since the last one, in order, and a watch gets one at
         most every 50 ms while events keep coming (the first after a quiet spell
-        at once). For a client that must keep up with a busy catalog: a message
-        per event costs both ends far more than the event itself.
+        at once). For a client that must keep up with a busy catalog, and for
+        many watchers at once: a message per event costs both ends far more than
+        the event itself.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
