@@ -108,6 +108,7 @@ class Rejections:
         self._keep_us = int(keep_seconds * 1_000_000)
         self._lock = threading.Lock()
         self._gathered: list[RejectionRow] = []
+        self._last: Future[Any] | None = None  # of the newest job keeping refusals
         self.skipped = 0  # refusals let go unwritten: too many waited
         # What refusals alike share, made once (see `_alike_part`): in a flood most are.
         self._alike: dict[tuple[Any, ...], tuple[str, bytes]] = {}
@@ -180,6 +181,15 @@ class Rejections:
             log.warning("could not keep %d refusals", len(lost), exc_info=True)
             return
         kept.add_done_callback(_log_failure)
+        self._last = kept
+
+    def waiting(self) -> bool:
+        """Whether refusals made here are not yet committed (gathered, or in a
+        commit still to come)."""
+        with self._lock:
+            if self._gathered:
+                return True
+        return self._last is not None and not self._last.done()
 
     def _take(self) -> list[RejectionRow]:
         """The refusals gathered (on the writer, in its transaction)."""

@@ -86,6 +86,11 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         project = gather(violations, queries.parse_project, request.parent)
         size = gather(violations, queries.page_size, request.page_size)
         raise_if_any(violations)
+        kept = self._policy.rejections
+        if kept is not None and kept.waiting():
+            # Refusals ride along with a later commit (up to 0.1 s): a caller that
+            # lists right after a refused call sees it, as it sees an accepted write.
+            await off_loop(self._store.flush)
         return await off_loop(queries.list_rejections, self._store, project, size,
                               request.page_token)
 

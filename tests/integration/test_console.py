@@ -162,6 +162,18 @@ def test_refused_writes_are_kept_with_their_fields(channel: grpc.Channel, runnin
     assert [r.id for r in mine.rejections] == [no_visitor.id]
 
 
+def test_a_refusal_is_listed_right_after_its_answer(channel: grpc.Channel,
+                                                    console: Any) -> None:
+    # It is kept with a later commit (up to 0.1 s on): a list made at once still sees
+    # it, as the README's quick start does with two curls in a row.
+    for n in range(3):
+        with pytest.raises(grpc.RpcError):
+            write(channel, visitorId="", sessionId=f"s{n}")
+        answer = console.ListRejections(console_pb2.ListRejectionsRequest(parent="projects/p"))
+        assert len(answer.rejections) == n + 1
+        assert f'"s{n}"' in answer.rejections[0].request_json
+
+
 def test_pixel_refusals_are_kept(running: Running, console: Any) -> None:
     reply = http_client.call(
         running.http_port, "GET", f"/v2/{PARENT}/userEvents:collect?userEvent="
