@@ -127,8 +127,10 @@ def _product_table_with_edges(size: int) -> insights_pb2.ListProductStatsRequest
     request = insights_pb2.ListProductStatsRequest(parent=PARENT)
     first_day = FIRST_SECOND // 86_400 + 1
     last_day = (FIRST_SECOND + (size - 1) * SECONDS_APART) // 86_400
-    request.start_time.FromSeconds(first_day * 86_400 + 43_200)
-    request.end_time.FromSeconds(max(last_day, first_day + 1) * 86_400 - 43_200)
+    start = first_day * 86_400 + 43_200
+    request.start_time.FromSeconds(start)
+    # (a store of less than two days: one day from that noon)
+    request.end_time.FromSeconds(max(last_day * 86_400 - 43_200, start + 86_400))
     return request
 
 
