@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5  # how soon a watch sees what another replica stored
 QUEUE_LIMIT = 2_000  # items a watch may have waiting before it reads for itself
+# ... and bytes (of the rows as stored): events may be of up to --max-event-bytes
+# each, so a count alone would let a slow client hold gigabytes.
+QUEUE_BYTES = 4 * 1024 * 1024
 # Watches woken a turn of the loop when a read is handed out (see `_wake`).
 WAKE_SLICE = 10
 # A feed of batches reads (and its watches send) at most once every BATCH_SECONDS,
@@ -56,10 +59,11 @@ class Item:
     """One row as every watch sends it: its message, made once, and each encoding
     of it made once, on first use."""
 
-    __slots__ = ("id", "_message", "_make", "_wire", "_json", "_entry")
+    __slots__ = ("id", "size", "_message", "_make", "_wire", "_json", "_entry")
 
-    def __init__(self, row_id: int, make: Callable[[], Message] | None) -> None:
+    def __init__(self, row_id: int, make: Callable[[], Message] | None, size: int = 0) -> None:
         self.id = row_id
+        self.size = size  # about what it holds: the bytes of its row as stored
         self._make: Callable[[], Message] | None = make
         self._message: Message | None = None
         self._wire: bytes | None = None
@@ -69,7 +73,7 @@ class Item:
     @classmethod
     def of(cls, row_id: int, message: Message) -> Item:
         """The item of a message made already."""
-        item = cls(row_id, None)
+        item = cls(row_id, None, message.ByteSize())
         item._message = message
         return item
 
@@ -107,10 +111,11 @@ class Chunk:
     (field 1 once per item, so the chunks of a message are joined as they are),
     whatever the number of watches sending it."""
 
-    __slots__ = ("items", "_wire", "_json")
+    __slots__ = ("items", "size", "_wire", "_json")
 
     def __init__(self, items: Sequence[Item]) -> None:
         self.items = items
+        self.size = sum(item.size for item in items)
         self._wire: bytes | None = None
         self._json: dict[Any, bytes] = {}
 
@@ -186,24 +191,26 @@ _RESTART = Chunk(())
 class _Queue:
     """One watch's chunks waiting to be sent, and its wake-up."""
 
-    __slots__ = ("chunks", "count", "waiter", "behind")
+    __slots__ = ("chunks", "count", "bytes", "waiter", "behind")
 
     def __init__(self) -> None:
         self.chunks: deque[Chunk] = deque()
         self.count = 0  # the items of `chunks`
+        self.bytes = 0  # their sizes
         self.waiter: asyncio.Future[None] | None = None
         self.behind = False  # items were let go: the watch reads from the store
 
     def push(self, chunk: Chunk) -> None:
         if self.behind:
             return
-        if self.count + len(chunk.items) > QUEUE_LIMIT:
+        if self.count + len(chunk.items) > QUEUE_LIMIT or self.bytes + chunk.size > QUEUE_BYTES:
             self.chunks.clear()
-            self.count = 0
+            self.count = self.bytes = 0
             self.behind = True
         else:
             self.chunks.append(chunk)
             self.count += len(chunk.items)
+            self.bytes += chunk.size
 
     def wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -311,7 +318,7 @@ def _unsent(queue: _Queue, sent: int) -> tuple[list[Chunk], int]:
             chunks.append(part)
             sent = part.items[-1].id
     queue.chunks.clear()
-    queue.count = 0
+    queue.count = queue.bytes = 0
     return chunks, sent
 
 

@@ -31,7 +31,8 @@ class UserEvents:
             return Page(after, [], False)
         full = len(rows) == queries.MAX_PAGE
         if not self.events.on_events:  # each message is made once, when first sent
-            return Page(rows[-1].id, [Item(r.id, partial(queries.stored_user_event, r))
+            return Page(rows[-1].id, [Item(r.id, partial(queries.stored_user_event, r),
+                                           len(r.payload) + len(r.source or b""))
                                       for r in rows], full)
         # the terms checked on the decoded events: decoded here, off the loop
         return Page(rows[-1].id, [Item.of(m.id, m) for m in queries.matching(rows, self.events)],
@@ -55,7 +56,8 @@ class ClientEvents:
     def read(self, after: int) -> Page:
         rows = self.store.client_events_after(self.tenant, after, queries.MAX_PAGE)
         return Page(rows[-1].id if rows else after,
-                    [Item(r.id, partial(queries.stored_client_event, r)) for r in rows],
+                    [Item(r.id, partial(queries.stored_client_event, r), len(r.payload))
+                     for r in rows],
                     len(rows) == queries.MAX_PAGE)
 
     def last(self) -> int:
@@ -76,7 +78,7 @@ class Rejections:
     def read(self, after: int) -> Page:
         rows = self.store.rejections_after(self.project, after, queries.MAX_PAGE)
         return Page(rows[-1].id if rows else after,
-                    [Item(r.id, partial(rejections.shown, *r)) for r in rows],
+                    [Item(r.id, partial(rejections.shown, *r), len(r.payload)) for r in rows],
                     len(rows) == queries.MAX_PAGE)
 
     def last(self) -> int:

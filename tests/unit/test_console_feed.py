@@ -159,6 +159,33 @@ def test_a_slow_watch_reads_for_itself_and_misses_nothing(store: Store,
     run(store, body)
 
 
+def test_what_waits_for_a_slow_watch_is_bounded_in_bytes_too(store: Store) -> None:
+    # Events may be large (up to --max-event-bytes): a count of items alone would let
+    # a client that reads nothing make the server hold gigabytes.
+    big = "x" * 200_000  # a 200 kB event: the count of 2,000 would allow 400 MB
+
+    async def body(watches: Watches) -> None:
+        read = source(store)
+        fast, slow = (watches.items(read.key, read, 0, Caller()) for _ in range(2))
+        await write(store, "v0")
+        await take(fast, 1)
+        await take(slow, 1)
+        longest = 0
+        for n in range(1, 41):  # 8 MB in all; the slow watch reads nothing meanwhile
+            await asyncio.to_thread(store.write_user_events, [row(f"v{n}", uri=big[:4000],
+                                                                  pageCategories=[big])])
+            await take(fast, 1)
+            [queues] = [f.queues for f in watches._feeds.values()]
+            longest = max(longest, *(q.bytes for q in queues))
+        assert longest <= feed.QUEUE_BYTES
+        got = [visitor_of(i) for i in await take(slow, 40)]  # and it misses nothing
+        assert got == [f"v{n}" for n in range(1, 41)]
+        await fast.aclose()
+        await slow.aclose()
+
+    run(store, body)
+
+
 def test_a_filtered_watch_has_a_feed_of_its_own(store: Store) -> None:
     async def body(watches: Watches) -> None:
         every, searches = source(store), source(store, 'eventType = "search"')
