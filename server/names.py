@@ -41,7 +41,8 @@ class _Form:
 # What no segment holds: '/', white space, control characters (C0 and C1) and the
 # invisible format characters (zero-width, bidirectional overrides, byte-order mark)
 # that make two names look alike in a log or the console.
-_NOT_IN_SEGMENT = "/\\s\\x00-\\x1f\\x7f-\\x9f\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff"
+_NOT_IN_SEGMENT = ("/\\s\\x00-\\x1f\\x7f-\\x9f"
+                   "\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff")
 
 
 def _group(variable: re.Match[str]) -> str:

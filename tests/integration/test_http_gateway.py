@@ -415,7 +415,8 @@ def test_a_large_request_is_decoded_off_the_loop(gateway: Running,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # A body of a few MB takes the JSON parser seconds: on the loop it would hold up
     # every call of both transports meanwhile.
-    from server.http import gateway as module, transcode
+    from server.http import gateway as module
+    from server.http import transcode
     decoded_on: list[str] = []
     build = transcode.build_request
 
