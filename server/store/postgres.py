@@ -92,7 +92,8 @@ _COPY_TYPES = ["int4", "text", "text", "text", "text", "int8", "int2", "int2", "
 # (they take ROW EXCLUSIVE) and holds off new ones; only one holder at a time.
 POSTGRES = Dialect(name="postgresql", mark="%s", lock=" FOR UPDATE", walk="",
                    contains="position(?::bytea in product) > 0", arrays=True,
-                   hold_writes="LOCK TABLE user_events IN SHARE ROW EXCLUSIVE MODE")
+                   hold_writes="LOCK TABLE user_events IN SHARE ROW EXCLUSIVE MODE",
+                   lock_events="LOCK TABLE user_events IN ROW EXCLUSIVE MODE")
 
 
 def _nul_safe(dumper: type[Any]) -> type[Any]:

@@ -125,14 +125,11 @@ class Tally:
         if sign < 0:
             self._lost = True
 
-    def add_stored(self, rows: Iterable[Sequence[Any]], sign: int,
-                   gaps: Sequence[Gap] = ()) -> None:
+    def add_stored(self, rows: Iterable[Sequence[Any]], sign: int) -> None:
         """Add or take away the events of stored rows: (id, catalog_id, then
-        UNPACK_COLUMNS; event None for a type that counts nowhere), but those in
-        `gaps` (they count nowhere)."""
-        for event_id, catalog_id, kind, visitor, time_us, time_ns, event in rows:
-            if event is None or (gaps and any(g.holds(event_id, catalog_id, time_us)
-                                               for g in gaps)):
+        UNPACK_COLUMNS; event None for one that counts nowhere, see stored_columns)."""
+        for _, catalog_id, kind, visitor, time_us, time_ns, event in rows:
+            if event is None:
                 continue
             counts = counts_of_payload(unpack(bytes(event), kind, visitor, time_us, time_ns))
             if counts is not None:
@@ -165,13 +162,26 @@ class Tally:
         self._lost = False
 
 
-def stored_columns(dialect: Dialect) -> tuple[str, list[Any]]:
+def stored_columns(dialect: Dialect, gaps: Sequence[Gap] = ()) -> tuple[str, list[Any]]:
     """What to select (or return) of a user_events row for Tally.add_stored, and its
-    parameters: the payload of the product types only."""
+    parameters: the payload of the product types only, and of no event in `gaps`
+    (not even handed over: a purge by time returns no payload of its whole days)."""
     wanted, params = dialect.among("event_type", list(PRODUCT_TYPES))
+    if gaps:
+        held, held_params = held_by(dialect, gaps)
+        wanted += f" AND NOT {held}"
+        params += held_params
     kind, visitor, time_us, time_ns, _ = (c.strip() for c in UNPACK_COLUMNS.split(","))
     return (f"id, catalog_id, {kind}, {visitor}, {time_us}, {time_ns}, "
             f"CASE WHEN {wanted} THEN event END"), params
+
+
+def held_by(dialect: Dialect, gaps: Sequence[Gap]) -> tuple[str, list[Any]]:
+    """Condition and parameters: a user_events row is an event one of `gaps` holds."""
+    m = dialect.mark
+    one = (f"(catalog_id = {m} AND event_time_us >= {m} AND event_time_us < {m} AND "
+           f"id > {m} AND id <= {m})")
+    return "(" + " OR ".join([one] * len(gaps)) + ")", [v for gap in gaps for v in gap]
 
 
 class Gap(NamedTuple):
@@ -184,20 +194,17 @@ class Gap(NamedTuple):
     after_id: int
     until_id: int
 
-    def holds(self, event_id: int, catalog_id: int, time_us: int) -> bool:
-        return (self.after_id < event_id <= self.until_id and catalog_id == self.catalog_id
-                and self.first_us <= time_us < self.end_us)
-
     @staticmethod
-    def read(db: Executes, dialect: Dialect, but: str = "") -> list[Gap]:
-        """The open gaps (but operation `but`'s).
+    def read(db: Executes, dialect: Dialect) -> list[Gap]:
+        """The open gaps, for a write about to change events (inside its transaction).
 
-        Read after the caller's own change to user_events: on PostgreSQL that change
-        holds the table lock Gap.open and Gap.close wait for, so what is read here
-        stays true until the caller commits."""
+        On PostgreSQL the write first takes the lock its change would (`lock_events`),
+        which Gap.open and Gap.close wait for: what is read stays true until it commits."""
+        if dialect.lock_events:
+            db.execute(dialect.lock_events)
         return [Gap(*(int(v) for v in row)) for row in db.execute(
-            dialect.spell("SELECT catalog_id, first_us, end_us, after_id, until_id FROM "
-                          "rollup_gaps WHERE operation <> ?"), (but,)).fetchall()]
+            "SELECT catalog_id, first_us, end_us, after_id, until_id FROM rollup_gaps"
+        ).fetchall()]
 
     def open(self, db: Executes, dialect: Dialect, operation: str) -> None:
         """Open this gap for `operation` (once: a resumed purge finds it open), in the
@@ -239,7 +246,7 @@ class Gap(NamedTuple):
     def _recount(self, db: Executes, dialect: Dialect, ids: str, gaps: list[Gap]) -> None:
         """Add the events of this gap's days whose id meets `ids` (over after_id,
         until_id), but those `gaps` hold."""
-        columns, params = stored_columns(dialect)
+        columns, params = stored_columns(dialect, gaps)
         wanted, types = dialect.among("event_type", list(PRODUCT_TYPES))
         tally = Tally()
         m = dialect.mark
@@ -247,7 +254,7 @@ class Gap(NamedTuple):
             f"SELECT {columns} FROM user_events WHERE catalog_id = {m} AND event_time_us >= "
             f"{m} AND event_time_us < {m} AND {ids.replace('?', m)} AND {wanted}",
             [*params, self.catalog_id, self.first_us, self.end_us, self.after_id,
-             self.until_id, *types]).fetchall(), 1, gaps)
+             self.until_id, *types]).fetchall(), 1)
         tally.apply(db, dialect)
 
 

@@ -20,7 +20,14 @@ from server.store.console import ConsoleSql
 from server.store.group_commit import GroupCommitter, Job, Join
 from server.store.insights import InsightsSql
 from server.store.packed import UNPACK_COLUMNS, unpack
-from server.store.rollups import PRODUCT_TYPES, Gap, Tally, counts_of_payload, stored_columns
+from server.store.rollups import (
+    PRODUCT_TYPES,
+    Gap,
+    Tally,
+    counts_of_payload,
+    held_by,
+    stored_columns,
+)
 from server.store.rows import (
     OPERATION_COLUMNS,
     ClientEventRow,
@@ -84,6 +91,8 @@ class Dialect:
     # run first by a write that must see no other write of events in flight and let
     # none start until it commits ("": the writer holds the whole database already)
     hold_writes: str = ""
+    # run by a write of events before it reads what hold_writes guards (rollups.Gap)
+    lock_events: str = ""
 
     def spell(self, sql: str) -> str:
         """`sql`, written with `?`, as this driver takes it. ValueError for a `%` when
@@ -258,16 +267,15 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         those of their new payloads (a join may change a product's price)."""
         latest = {i: payload for i, _, payload, _ in updates}
         dialect = self._sql.dialect
-        columns, params = stored_columns(dialect)
+        columns, params = stored_columns(dialect, Gap.read(db, dialect))
         among, ids = dialect.among("id", list(latest))
         old = db.execute(f"SELECT {columns} FROM user_events WHERE {among}",
                          [*params, *ids]).fetchall()
         self._update_events(db, updates)
-        gaps = Gap.read(db, dialect)  # (after the update: see Gap.read)
         tally = Tally()
         for stored in old:
-            if stored[-1] is None or any(g.holds(stored[0], stored[1], stored[4]) for g in gaps):
-                continue  # a type that counts nowhere (the update keeps the type), or a gap's
+            if stored[-1] is None:
+                continue  # a type that counts nowhere (the update keeps it), or in a gap
             tally.add_stored([stored], -1)
             counts = counts_of_payload(latest[stored[0]])
             if counts is not None:
@@ -557,16 +565,20 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         through = ids[-1] if len(ids) == step.delete_limit else step.delete_until_id
         if not ids:
             return 0, through
-        # RETURNING: the rollups lose what exactly these rows counted, in this transaction
-        # (nothing for those a gap holds: not decoded).
+        delete = f"DELETE FROM user_events{walk} WHERE {where} AND id > {mark} AND id <= {mark}"
+        span = [*params, step.delete_after_id, ids[-1]]
+        uncounted = 0
+        gaps = Gap.read(db, self._sql.dialect)
+        if gaps:  # the events gaps hold count nowhere: deleted first, nothing returned
+            held, held_params = held_by(self._sql.dialect, gaps)
+            uncounted = db.execute(f"{delete} AND {held}", [*span, *held_params]).rowcount
+        # RETURNING: the rollups lose what exactly these rows counted, in this transaction.
         columns, column_params = stored_columns(self._sql.dialect)
-        deleted = db.execute(f"DELETE FROM user_events{walk} WHERE {where} AND id > {mark} "
-                             f"AND id <= {mark} RETURNING {columns}",
-                             [*params, step.delete_after_id, ids[-1], *column_params]).fetchall()
+        deleted = db.execute(f"{delete} RETURNING {columns}", [*span, *column_params]).fetchall()
         tally = Tally()
-        tally.add_stored(deleted, -1, Gap.read(db, self._sql.dialect))
+        tally.add_stored(deleted, -1)
         tally.apply(db, self._sql.dialect)
-        return len(deleted), through
+        return uncounted + len(deleted), through
 
     def _open_gap(self, db: Db, name: str, catalog: str,
                   uncount: tuple[int, int, int, int]) -> None:
