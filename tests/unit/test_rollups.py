@@ -476,3 +476,38 @@ def test_other_purges_and_rejoins_of_events_in_a_gap_leave_the_rollups_exact(
     kept = [repriced if e.visitor_id == "v11" else e for e in kept] + [late]
     assert store.count_user_events(EventQuery(catalog)) == len(kept)
     assert_counted_as(store, catalog, kept)
+
+
+def test_a_purge_by_time_beside_a_replica_writing_into_its_days_ends_exact(
+        stores: Any, store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Writes really at the same time as the batches (on PostgreSQL from a second store,
+    # as a replica would): whatever the purge did not delete is counted, and only that.
+    store = stores()
+    writer = store if store_url == "memory://" else stores()
+    monkeypatch.setattr(purge, "WINDOW", 2)
+    catalog, made = new_catalog(), history(6)
+    store.write_user_events(rows(catalog, *made))
+    stop = threading.Event()
+    written: list[user_event_pb2.UserEvent] = []
+
+    def write() -> None:
+        for n in itertools.count():
+            if stop.is_set():
+                return
+            late = event("purchase-complete", MIDNIGHT + (1 + n % 4) * DAY + n, price=0.5,
+                         product=f"q{n % 3}", quantity=1 + n % 2, visitor=f"w{n}")
+            writer.write_user_events(rows(catalog, late))
+            written.append(late)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        run_purge(store, start_purge(store, catalog, BETWEEN))
+    finally:
+        stop.set()
+        thread.join()
+    assert written
+    left = [user_event_pb2.UserEvent.FromString(payload)
+            for _, payload in store.list_user_events(EventQuery(catalog), 10_000)]
+    assert len(left) >= len(kept_after(made))
+    assert_counted_as(store, catalog, left)
