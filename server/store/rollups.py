@@ -37,6 +37,7 @@ from footfall.retail.v2 import user_event_pb2
 from server.store.packed import UNPACK_COLUMNS, unpack
 
 if TYPE_CHECKING:
+    from server.store.rows import EventQuery
     from server.store.sql import Dialect, Executes
 
 DAY_US = 86_400 * 1_000_000
@@ -258,7 +259,7 @@ class Gap(NamedTuple):
         tally.apply(db, dialect)
 
 
-def time_only_gap(query: Any) -> tuple[int, int] | None:
+def time_only_gap(query: EventQuery) -> tuple[int, int] | None:
     """[first_us, end_us): the whole UTC days every event of which the EventQuery
     `query` selects, when it selects by time alone; else (or no whole day) None."""
     if (query.event_types or query.visitor_ids or query.user_ids or query.transports
