@@ -5,6 +5,10 @@ how far it got in the same transaction, so a huge purge never holds one giant
 transaction or stalls writes, and a crash resumes where it stopped. The walk goes
 from the first to the last id the filter's time range holds when the purge starts
 (the time index tells), not over the whole table.
+
+A purge by time alone does not decode the events of the UTC days it covers whole
+to take them out of the product rollups: their rows are dropped at its first
+batch instead (see server/store/rollups.py, Gap).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from server.names import parse_catalog
 from server.operations import records
 from server.operations.runner import JobContext
 from server.retail import purge_filter
+from server.store.rollups import time_only_gap
 from server.store.rows import EventQuery, Progress, Step, StepResult
 
 KIND = "purge-user-events"
@@ -46,7 +51,7 @@ def run_purge(ctx: JobContext) -> None:
     """Count (force=false) or delete (force=true) the selected events."""
     request = purge_config_pb2.PurgeUserEventsRequest.FromString(ctx.record.request)
     query = check_request(request)
-    state = orjson.loads(ctx.record.checkpoint) if ctx.record.checkpoint else {
+    state: dict[str, Any] = orjson.loads(ctx.record.checkpoint) if ctx.record.checkpoint else {
         "last_id": 0, "purged": 0}
     meta = purge_config_pb2.PurgeMetadata()
     cancelled = ctx.record.cancel_requested
@@ -59,6 +64,10 @@ def run_purge(ctx: JobContext) -> None:
         ids = ctx.store.event_id_range(query)
         state["last_id"], state["end_id"] = (0, 0) if ids is None else (
             max(state["last_id"], ids[0] - 1), ids[1])
+        days = time_only_gap(query)
+        if days is not None and ids is not None:  # (its whole days and whole id range)
+            state["uncount"] = [*days, state["last_id"], state["end_id"]]
+    uncount = state.get("uncount")
     while not cancelled and state["last_id"] < state["end_id"]:
         ctx.check_stop()
         after = dict(state)
@@ -71,7 +80,9 @@ def run_purge(ctx: JobContext) -> None:
 
         result = ctx.step(Step(delete_events=query, delete_after_id=state["last_id"],
                                delete_until_id=min(state["end_id"], state["last_id"] + WINDOW),
-                               delete_limit=BATCH), progress)
+                               delete_limit=BATCH,
+                               uncount=None if uncount is None else tuple(uncount)),
+                        progress)
         state = after
         cancelled = result.cancel_requested
     response = purge_config_pb2.PurgeUserEventsResponse(purged_events_count=state["purged"])

@@ -244,6 +244,15 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
             lines BIGINT NOT NULL,
             PRIMARY KEY (catalog_id, day, product_id, currency)
         )"""},
+        # The open gaps of time-only purges (rollups.Gap): events they hold count nowhere.
+        """CREATE TABLE rollup_gaps (
+            operation TEXT PRIMARY KEY,
+            catalog_id INTEGER NOT NULL,
+            first_us BIGINT NOT NULL,
+            end_us BIGINT NOT NULL,
+            after_id BIGINT NOT NULL,
+            until_id BIGINT NOT NULL
+        )""",
         # The events already stored, counted once (decoded: SQL cannot read them).
         rollups.fill,
     ]),

@@ -88,8 +88,12 @@ _CREATE_INCOMING = (f"CREATE TEMP TABLE IF NOT EXISTS {_INCOMING} (seq INTEGER, 
 _COPY_TYPES = ["int4", "text", "text", "text", "text", "int8", "int2", "int2", "bytea", "bytea",
                "bytea", "int8", "int2"]
 # FOR UPDATE: the rows a write reads stay locked against other replicas until it commits.
+# SHARE ROW EXCLUSIVE: waits for every INSERT, UPDATE and DELETE of events in flight
+# (they take ROW EXCLUSIVE) and holds off new ones; only one holder at a time.
 POSTGRES = Dialect(name="postgresql", mark="%s", lock=" FOR UPDATE", walk="",
-                   contains="position(?::bytea in product) > 0", arrays=True)
+                   contains="position(?::bytea in product) > 0", arrays=True,
+                   hold_writes="LOCK TABLE user_events IN SHARE ROW EXCLUSIVE MODE",
+                   lock_events="LOCK TABLE user_events IN ROW EXCLUSIVE MODE")
 
 
 def _nul_safe(dumper: type[Any]) -> type[Any]:

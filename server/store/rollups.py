@@ -15,21 +15,33 @@ the three types in `views`: what the table's `events_read` adds up.
 Only events actually stored count: the writers add the contributions of the rows
 their INSERT reports as inserted (a duplicate that dedup skips adds nothing),
 and take away those of the rows a DELETE reports as deleted.
+
+A purge whose filter is a time range only need not decode the events of the UTC
+days it covers whole (9 µs each on the writer): its first batch opens a *gap*
+(`rollup_gaps`, one row per operation), drops those days' rows, and counts again
+only their events it will not delete (outside its fixed id range; normally none).
+An event inside an open gap (its catalog, a whole day, an id in the range) counts
+nowhere, so no writer decodes it: not the purge deleting it, not another purge or a
+rejoin. The gap closes when its operation ends (done, cancelled, failed) or is
+deleted: the events of it still stored (a cancelled purge's) are counted again.
+New events always have higher ids than the range (see Gap.open), so they count.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from footfall.retail.v2 import user_event_pb2
 
 from server.store.packed import UNPACK_COLUMNS, unpack
 
 if TYPE_CHECKING:
+    from server.store.rows import EventQuery
     from server.store.sql import Dialect, Executes
 
 DAY_US = 86_400 * 1_000_000
+NO_BOUND_US = 2**62  # a gap's time bound on a side the purge leaves open
 PRODUCT_TYPES = ("detail-page-view", "add-to-cart", "purchase-complete")
 _KIND = {kind: i for i, kind in enumerate(PRODUCT_TYPES)}
 DEFAULT_CURRENCY = "USD"  # Google's default for a price without a currency code
@@ -115,9 +127,9 @@ class Tally:
             self._lost = True
 
     def add_stored(self, rows: Iterable[Sequence[Any]], sign: int) -> None:
-        """Add or take away the events of stored rows: (catalog_id, then
-        UNPACK_COLUMNS; event None for a type that counts nowhere)."""
-        for catalog_id, kind, visitor, time_us, time_ns, event in rows:
+        """Add or take away the events of stored rows: (id, catalog_id, then
+        UNPACK_COLUMNS; event None for one that counts nowhere, see stored_columns)."""
+        for _, catalog_id, kind, visitor, time_us, time_ns, event in rows:
             if event is None:
                 continue
             counts = counts_of_payload(unpack(bytes(event), kind, visitor, time_us, time_ns))
@@ -151,13 +163,120 @@ class Tally:
         self._lost = False
 
 
-def stored_columns(dialect: Dialect) -> tuple[str, list[Any]]:
+def stored_columns(dialect: Dialect, gaps: Sequence[Gap] = ()) -> tuple[str, list[Any]]:
     """What to select (or return) of a user_events row for Tally.add_stored, and its
-    parameters: the payload of the product types only."""
+    parameters: the payload of the product types only, and of no event in `gaps`
+    (not even handed over: a purge by time returns no payload of its whole days)."""
     wanted, params = dialect.among("event_type", list(PRODUCT_TYPES))
+    if gaps:
+        held, held_params = held_by(dialect, gaps)
+        wanted += f" AND NOT {held}"
+        params += held_params
     kind, visitor, time_us, time_ns, _ = (c.strip() for c in UNPACK_COLUMNS.split(","))
-    return (f"catalog_id, {kind}, {visitor}, {time_us}, {time_ns}, "
+    return (f"id, catalog_id, {kind}, {visitor}, {time_us}, {time_ns}, "
             f"CASE WHEN {wanted} THEN event END"), params
+
+
+def held_by(dialect: Dialect, gaps: Sequence[Gap]) -> tuple[str, list[Any]]:
+    """Condition and parameters: a user_events row is an event one of `gaps` holds."""
+    m = dialect.mark
+    one = (f"(catalog_id = {m} AND event_time_us >= {m} AND event_time_us < {m} AND "
+           f"id > {m} AND id <= {m})")
+    return "(" + " OR ".join([one] * len(gaps)) + ")", [v for gap in gaps for v in gap]
+
+
+class Gap(NamedTuple):
+    """Events that count in no rollup row: those of catalog `catalog_id` at a time in
+    [first_us, end_us) (whole UTC days) with an id in (after_id, until_id]."""
+
+    catalog_id: int
+    first_us: int
+    end_us: int
+    after_id: int
+    until_id: int
+
+    @staticmethod
+    def read(db: Executes, dialect: Dialect) -> list[Gap]:
+        """The open gaps, for a write about to change events (inside its transaction).
+
+        On PostgreSQL the write first takes the lock its change would (`lock_events`),
+        which Gap.open and Gap.close wait for: what is read stays true until it commits."""
+        if dialect.lock_events:
+            db.execute(dialect.lock_events)
+        return [Gap(*(int(v) for v in row)) for row in db.execute(
+            "SELECT catalog_id, first_us, end_us, after_id, until_id FROM rollup_gaps"
+        ).fetchall()]
+
+    def open(self, db: Executes, dialect: Dialect, operation: str) -> None:
+        """Open this gap for `operation` (once: a resumed purge finds it open), in the
+        transaction of its first batch: drop the rows of its days and count again
+        their events outside its id range (ones the purge will not delete)."""
+        spell = dialect.spell
+        if db.execute(spell("SELECT 1 FROM rollup_gaps WHERE operation = ?"),
+                      (operation,)).fetchone() is not None:
+            return
+        # PostgreSQL: wait for every transaction that changes events to commit, and hold
+        # off new ones until this one does. Then no event with an id in the range
+        # can still appear (an insert in flight took its id before the purge read its
+        # range), and no other writer acts on what it read of the gaps before this.
+        # SQLite's writer already holds the whole database.
+        if dialect.hold_writes:
+            db.execute(dialect.hold_writes)
+        db.execute(spell("INSERT INTO rollup_gaps (operation, catalog_id, first_us, end_us, "
+                         "after_id, until_id) VALUES (?, ?, ?, ?, ?, ?)"), (operation, *self))
+        db.execute(spell("DELETE FROM product_days WHERE catalog_id = ? AND day >= ? AND "
+                         "day < ?"), (self.catalog_id, self.first_us // DAY_US,
+                                      self.end_us // DAY_US))
+        self._recount(db, dialect, "(id <= ? OR id > ?)", Gap.read(db, dialect))
+
+    @staticmethod
+    def close(db: Executes, dialect: Dialect, operation: str) -> None:
+        """Close `operation`'s gap, if it has one: count again the events of it still
+        stored (but those another gap holds)."""
+        spell = dialect.spell
+        found = db.execute(spell("SELECT catalog_id, first_us, end_us, after_id, until_id "
+                                 "FROM rollup_gaps WHERE operation = ?"), (operation,)).fetchone()
+        if found is None:
+            return
+        if dialect.hold_writes:  # (see open: no purge or rejoin acts on an older read)
+            db.execute(dialect.hold_writes)
+        db.execute(spell("DELETE FROM rollup_gaps WHERE operation = ?"), (operation,))
+        gap = Gap(*(int(v) for v in found))
+        gap._recount(db, dialect, "id > ? AND id <= ?", Gap.read(db, dialect))
+
+    def _recount(self, db: Executes, dialect: Dialect, ids: str, gaps: list[Gap]) -> None:
+        """Add the events of this gap's days whose id meets `ids` (over after_id,
+        until_id), but those `gaps` hold."""
+        columns, params = stored_columns(dialect, gaps)
+        wanted, types = dialect.among("event_type", list(PRODUCT_TYPES))
+        tally = Tally()
+        m = dialect.mark
+        tally.add_stored(db.execute(
+            f"SELECT {columns} FROM user_events WHERE catalog_id = {m} AND event_time_us >= "
+            f"{m} AND event_time_us < {m} AND {ids.replace('?', m)} AND {wanted}",
+            [*params, self.catalog_id, self.first_us, self.end_us, self.after_id,
+             self.until_id, *types]).fetchall(), 1)
+        tally.apply(db, dialect)
+
+
+def time_only_gap(query: EventQuery) -> tuple[int, int] | None:
+    """[first_us, end_us): the whole UTC days every event of which the EventQuery
+    `query` selects, when it selects by time alone; else (or no whole day) None."""
+    if (query.event_types or query.visitor_ids or query.user_ids or query.transports
+            or query.joined is not None):
+        return None
+    start_us = end_us = None
+    if query.after is not None:  # at x.000 or later: all of x's microsecond; else from x+1
+        bound = query.after
+        start_us = bound.micros + (0 if bound.inclusive and not bound.nanos else 1)
+    if query.before is not None:  # x's microsecond is never wholly before x (or x.000)
+        end_us = query.before.micros
+    days = whole_days(start_us, end_us)
+    if days is None:
+        return None
+    first, end = days
+    return (-NO_BOUND_US if first is None else first * DAY_US,
+            NO_BOUND_US if end is None else end * DAY_US)
 
 
 def fill(db: Executes, dialect: Dialect) -> None:
@@ -169,10 +288,10 @@ def fill(db: Executes, dialect: Dialect) -> None:
     tally = Tally()
     after = -1
     while True:
-        rows = db.execute(f"SELECT id, {columns} FROM user_events WHERE {wanted} AND "
+        rows = db.execute(f"SELECT {columns} FROM user_events WHERE {wanted} AND "
                           f"id > {mark} ORDER BY id LIMIT {mark}",
                           [*column_params, *type_params, after, _FILL_PAGE]).fetchall()
-        tally.add_stored((row[1:] for row in rows), 1)
+        tally.add_stored(rows, 1)
         tally.apply(db, dialect)  # a page at a time: memory stays bounded by the page
         if len(rows) < _FILL_PAGE:
             return

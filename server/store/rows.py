@@ -282,6 +282,10 @@ class Step:
     delete_after_id: int = 0
     delete_until_id: int = 0
     delete_limit: int = 0
+    # a time-only purge's whole days, [first_us, end_us), and its whole id range
+    # (after, until]: their events stop counting in the rollups before this step
+    # deletes any (rollups.Gap; once per operation)
+    uncount: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True)

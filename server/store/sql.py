@@ -20,7 +20,14 @@ from server.store.console import ConsoleSql
 from server.store.group_commit import GroupCommitter, Job, Join
 from server.store.insights import InsightsSql
 from server.store.packed import UNPACK_COLUMNS, unpack
-from server.store.rollups import PRODUCT_TYPES, Tally, counts_of_payload, stored_columns
+from server.store.rollups import (
+    PRODUCT_TYPES,
+    Gap,
+    Tally,
+    counts_of_payload,
+    held_by,
+    stored_columns,
+)
 from server.store.rows import (
     OPERATION_COLUMNS,
     ClientEventRow,
@@ -81,6 +88,11 @@ class Dialect:
     walk: str  # after `user_events` in a purge's batch: how its rows are walked
     contains: str  # condition: the product's bytes contain the parameter's (`?` spelling)
     arrays: bool  # a list of values is one array parameter, not one parameter each
+    # run first by a write that must see no other write of events in flight and let
+    # none start until it commits ("": the writer holds the whole database already)
+    hold_writes: str = ""
+    # run by a write of events before it reads what hold_writes guards (rollups.Gap)
+    lock_events: str = ""
 
     def spell(self, sql: str) -> str:
         """`sql`, written with `?`, as this driver takes it. ValueError for a `%` when
@@ -253,24 +265,26 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
             tally.add(catalog_id, row.event_time_us, counts)
         tally.apply(db, self._sql.dialect)
 
-    def _recount_updates(self, db: Db,
-                         updates: Sequence[tuple[int, bool, bytes, bytes | None]]) -> None:
-        """Before Step.update_events: take the events' rollup lines away and add those
-        of their new payloads (a join may change a product's price)."""
+    def _rewrite_events(self, db: Db,
+                        updates: Sequence[tuple[int, bool, bytes, bytes | None]]) -> None:
+        """Apply Step.update_events, and in the rollups replace the events' lines by
+        those of their new payloads (a join may change a product's price)."""
         latest = {i: payload for i, _, payload, _ in updates}
-        columns, params = stored_columns(self._sql.dialect)
-        among, ids = self._sql.dialect.among("id", list(latest))
+        dialect = self._sql.dialect
+        columns, params = stored_columns(dialect, Gap.read(db, dialect))
+        among, ids = dialect.among("id", list(latest))
+        old = db.execute(f"SELECT {columns} FROM user_events WHERE {among}",
+                         [*params, *ids]).fetchall()
+        self._update_events(db, updates)
         tally = Tally()
-        for event_id, *stored in db.execute(
-                f"SELECT id, {columns} FROM user_events WHERE {among}",
-                [*params, *ids]).fetchall():
+        for stored in old:
             if stored[-1] is None:
-                continue  # a type that counts nowhere (the update keeps the type)
+                continue  # a type that counts nowhere (the update keeps it), or in a gap
             tally.add_stored([stored], -1)
-            counts = counts_of_payload(latest[event_id])
+            counts = counts_of_payload(latest[stored[0]])
             if counts is not None:
-                tally.add(int(stored[0]), int(stored[3]), counts)
-        tally.apply(db, self._sql.dialect)
+                tally.add(int(stored[1]), int(stored[4]), counts)
+        tally.apply(db, dialect)
 
     def product_days(self, catalog: str, first_day: int | None,
                      end_day: int | None) -> list[tuple[str, str, int, int, int, int, int, float]]:
@@ -480,8 +494,14 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         return [OperationRecord.from_row(r) for r in rows]
 
     def delete_operation(self, name: str) -> bool:
-        return bool(self._write(lambda db: db.execute(
-            self._sql.delete_operation, (name,)).rowcount == 1))
+        def delete(db: Db) -> bool:
+            # The row first: a step of the operation in flight (which locks it) then
+            # commits before, or finds it gone; a running purge stops here.
+            deleted = db.execute(self._sql.delete_operation, (name,)).rowcount == 1
+            Gap.close(db, self._sql.dialect, name)
+            return bool(deleted)
+
+        return bool(self._write(delete))
 
     def request_cancel(self, name: str) -> OperationRecord | None:
         def mark(db: Db) -> OperationRecord | None:
@@ -516,12 +536,15 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
                     deleted += db.execute(self._sql.delete_product,
                                           (branch, product_id)).rowcount
             if step.update_events:
-                self._recount_updates(db, step.update_events)
-                self._update_events(db, step.update_events)
+                self._rewrite_events(db, step.update_events)
+            if step.uncount is not None and step.delete_events is not None:
+                self._open_gap(db, name, step.delete_events.catalog, step.uncount)
             if step.delete_events is not None:
                 deleted, through = self._delete_events(db, step)
             result = StepResult(inserted, inserted_joined, deleted, through, bool(found[1]))
             done = progress(result)
+            if done.done:  # however it ends: what its purge left is counted again
+                Gap.close(db, self._sql.dialect, name)
             db.execute(self._sql.record_progress, (done.checkpoint, done.operation,
                                                    int(done.done), lease_until_us, name))
             return result
@@ -546,15 +569,27 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         through = ids[-1] if len(ids) == step.delete_limit else step.delete_until_id
         if not ids:
             return 0, through
+        delete = f"DELETE FROM user_events{walk} WHERE {where} AND id > {mark} AND id <= {mark}"
+        span = [*params, step.delete_after_id, ids[-1]]
+        uncounted = 0
+        gaps = Gap.read(db, self._sql.dialect)
+        if gaps:  # the events gaps hold count nowhere: deleted first, nothing returned
+            held, held_params = held_by(self._sql.dialect, gaps)
+            uncounted = db.execute(f"{delete} AND {held}", [*span, *held_params]).rowcount
         # RETURNING: the rollups lose what exactly these rows counted, in this transaction.
         columns, column_params = stored_columns(self._sql.dialect)
-        deleted = db.execute(f"DELETE FROM user_events{walk} WHERE {where} AND id > {mark} "
-                             f"AND id <= {mark} RETURNING {columns}",
-                             [*params, step.delete_after_id, ids[-1], *column_params]).fetchall()
+        deleted = db.execute(f"{delete} RETURNING {columns}", [*span, *column_params]).fetchall()
         tally = Tally()
         tally.add_stored(deleted, -1)
         tally.apply(db, self._sql.dialect)
-        return len(deleted), through
+        return uncounted + len(deleted), through
+
+    def _open_gap(self, db: Db, name: str, catalog: str,
+                  uncount: tuple[int, int, int, int]) -> None:
+        """Open the gap of Step.uncount for operation `name` (see rollups.Gap.open)."""
+        found = db.execute(self._sql.catalog_id, (catalog,)).fetchone()
+        if found is not None:  # (else the catalog has no event to purge)
+            Gap(int(found[0]), *uncount).open(db, self._sql.dialect, name)
 
     def event_id_range(self, query: EventQuery) -> tuple[int, int] | None:
         time_bound = query.after is not None or query.before is not None

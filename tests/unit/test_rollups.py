@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from footfall.insights.v1 import insights_pb2
-from footfall.retail.v2 import user_event_pb2
+from footfall.retail.v2 import purge_config_pb2, user_event_pb2
 
+from server.clock import SystemClock
 from server.insights import tables
+from server.operations.runner import JobContext, StopRequested
+from server.retail import purge
 from server.store import EventQuery, EventRow, open_store, rollups
 from server.store.rollups import product_counts
-from server.store.rows import OperationRecord, Progress, Step
+from server.store.rows import LeaseLost, OperationRecord, Progress, Step
 
 from . import test_store
 
@@ -208,7 +213,8 @@ def test_an_upgraded_store_counts_the_events_it_already_held(
         expected = sorted(first.product_days(catalog, None, None))
     finally:
         first.close()
-    forget = ["DROP TABLE product_days", "DELETE FROM schema_migrations WHERE version = 9"]
+    forget = ["DROP TABLE product_days", "DROP TABLE rollup_gaps",
+              "DELETE FROM schema_migrations WHERE version = 9"]
     if store_url.startswith("sqlite"):
         with sqlite3.connect(store_url[len("sqlite:///"):]) as conn:
             for sql in forget:
@@ -226,3 +232,282 @@ def test_an_upgraded_store_counts_the_events_it_already_held(
             ("p1", "USD", 0, 0, 0, 0, 0, 4.5)]
     finally:
         upgraded.close()
+
+
+# -- purges by time alone: whole days dropped, not decoded (rollups.Gap) -------------------
+
+
+class Purging:
+    """The store, with `after_range` run once the purge has read its id range and
+    `after_step(n)` after its n-th committed batch (1, 2, ...)."""
+
+    def __init__(self, store: Any, after_range: Any = None, after_step: Any = None) -> None:
+        self._store = store
+        self._after_range, self._after_step = after_range, after_step
+        self.steps = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def event_id_range(self, query: EventQuery) -> Any:
+        ids = self._store.event_id_range(query)
+        if self._after_range is not None:
+            self._after_range()
+        return ids
+
+    def run_step(self, *args: Any) -> Any:
+        result = self._store.run_step(*args)
+        self.steps += 1
+        if self._after_step is not None:
+            self._after_step(self.steps)
+        return result
+
+
+def start_purge(store: Any, catalog: str, text: str) -> str:
+    name = f"{catalog}/operations/{purge.KIND}-{next(_names)}"
+    request = purge_config_pb2.PurgeUserEventsRequest(parent=catalog, filter=text, force=True)
+    store.create_operation(OperationRecord(name, purge.KIND, False, 1,
+                                           request.SerializeToString(), b""))
+    return name
+
+
+def run_purge(store: Any, name: str, seen: Any = None) -> None:
+    """Run the purge `name` as a worker would (claimed, then its job), through `seen`."""
+    record = store.claim_operation("me", 0, 10**12, lambda _: False)
+    assert record is not None and record.name == name
+    purge.run_purge(JobContext(record, seen or store, SystemClock(), "me", 10**12,
+                               threading.Event()))
+
+
+def stamp(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime('"%Y-%m-%dT%H:%M:%SZ"')
+
+
+class Decoded:
+    """Counts the stored events the rollups decode (rollups.counts_of_payload)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = rollups.counts_of_payload
+
+        def counting(payload: bytes) -> Any:
+            self.count += 1
+            return real(payload)
+
+        monkeypatch.setattr(rollups, "counts_of_payload", counting)
+
+
+def history(days: int = 4) -> list[user_event_pb2.UserEvent]:
+    """Each day: a view at 03:00 and 15:00, a purchase at 09:00 and an add-to-cart
+    at 21:00, of products p0..p2; and a search (counts nowhere)."""
+    made = []
+    for day in range(days):
+        at = MIDNIGHT + day * DAY
+        made += [event("detail-page-view", at + 3 * HOUR, product=f"p{day % 3}"),
+                 event("purchase-complete", at + 9 * HOUR, product="p1", price=1.5,
+                       currency="EUR", quantity=day + 1),
+                 event("detail-page-view", at + 15 * HOUR, product="p2"),
+                 event("add-to-cart", at + 21 * HOUR, product=f"p{(day + 1) % 3}"),
+                 event("search", at + 12 * HOUR)]
+    return made
+
+
+def seconds_of(made: user_event_pb2.UserEvent) -> int:
+    return made.event_time.seconds
+
+
+def assert_counted_as(store: Any, catalog: str, kept: list[user_event_pb2.UserEvent]) -> None:
+    """The catalog's rollups are exactly those of `kept` written afresh."""
+    mirror = new_catalog()
+    store.write_user_events(rows(mirror, *kept))
+    assert sorted(store.product_days(catalog, None, None)) == sorted(
+        store.product_days(mirror, None, None))
+    assert table(store, catalog) == table(store, mirror)
+
+
+# 12:00 on day 0 to 06:00 on day 3: days 1 and 2 whole, day 0's and day 3's edges partial
+START, END = MIDNIGHT + 12 * HOUR, MIDNIGHT + 3 * DAY + 6 * HOUR
+BETWEEN = f"eventTime > {stamp(START)} eventTime < {stamp(END)}"
+
+
+def kept_after(made: list[user_event_pb2.UserEvent]) -> list[user_event_pb2.UserEvent]:
+    return [e for e in made if not START < seconds_of(e) < END]
+
+
+def test_a_purge_by_time_decodes_only_the_events_of_its_part_days(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    catalog, made = new_catalog(), history()
+    store.write_user_events(rows(catalog, *made))
+    decoded = Decoded(monkeypatch)
+    run_purge(store, start_purge(store, catalog, BETWEEN))
+    # day 0's purchase at 09:00 and view at 03:00 stay; its 15:00 view and 21:00
+    # add-to-cart go, decoded, as does day 3's view at 03:00; days 1 and 2: dropped
+    assert decoded.count == 3
+    assert_counted_as(store, catalog, kept_after(made))
+    assert store.product_days(catalog, MIDNIGHT // DAY + 1, MIDNIGHT // DAY + 3) == []
+
+
+def test_a_purge_before_a_time_or_of_every_time_drops_those_days(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    catalog, made = new_catalog(), history()
+    store.write_user_events(rows(catalog, *made))
+    decoded = Decoded(monkeypatch)
+    run_purge(store, start_purge(store, catalog, f"eventTime < {stamp(MIDNIGHT + 2 * DAY)}"))
+    assert decoded.count == 0
+    assert_counted_as(store, catalog, made[10:])
+    run_purge(store, start_purge(store, catalog, f"eventTime >= {stamp(MIDNIGHT)}"))
+    assert decoded.count == 0
+    assert store.product_days(catalog, None, None) == []
+
+
+def test_a_purge_by_time_and_visitor_decodes_as_before(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    catalog, made = new_catalog(), history()
+    store.write_user_events(rows(catalog, *made))
+    decoded = Decoded(monkeypatch)
+    run_purge(store, start_purge(store, catalog, f'{BETWEEN} visitorId = "v1"'))
+    assert decoded.count == 11  # the product events between START and END
+    assert_counted_as(store, catalog, kept_after(made))
+
+
+def test_events_written_into_purged_whole_days_meanwhile_stay_counted(
+        stores: Any, store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # another replica writes, where there can be one
+    store = stores()
+    writer = store if store_url == "memory://" else stores()
+    monkeypatch.setattr(purge, "WINDOW", 3)  # a few batches
+    catalog, made = new_catalog(), history()
+    store.write_user_events(rows(catalog, *made))
+    late = [event("purchase-complete", MIDNIGHT + DAY + 10 * HOUR, price=2.5, quantity=3),
+            event("detail-page-view", MIDNIGHT + 2 * DAY + HOUR, product="p7")]
+    # after the purge read its range, before its first batch (which counts them again),
+    # and after its first batch
+    seen = Purging(store, after_range=lambda: writer.write_user_events(rows(catalog, late[0])),
+                   after_step=lambda n: n == 1 and writer.write_user_events(
+                       rows(catalog, late[1])))
+    decoded = Decoded(monkeypatch)
+    run_purge(store, start_purge(store, catalog, BETWEEN), seen)
+    assert seen.steps > 3
+    assert decoded.count == 3 + 1  # the part days' events, and the first late one
+    assert_counted_as(store, catalog, kept_after(made) + late)
+
+
+def test_a_cancelled_purge_counts_again_what_it_left_of_its_whole_days(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(purge, "WINDOW", 4)
+    catalog, made = new_catalog(), history()
+    store.write_user_events(rows(catalog, *made))
+    name = start_purge(store, catalog, BETWEEN)
+    seen = Purging(store, after_step=lambda n: n == 1 and store.request_cancel(name))
+    decoded = Decoded(monkeypatch)
+    run_purge(store, name, seen)
+    assert store.get_operation(name).done and seen.steps == 3  # two batches, then the end
+    # ids 3-10 walked (days 0 and 1: ids 1-5, 6-10); day 2 is left, counted again
+    kept = [e for i, e in enumerate(made) if not (START < seconds_of(e) < END and i < 10)]
+    assert store.count_user_events(EventQuery(catalog)) == len(kept)
+    assert decoded.count == 2 + 4  # day 0's two deleted, day 2's four counted again
+    assert_counted_as(store, catalog, kept)
+
+
+def test_a_purge_resumed_after_a_stop_keeps_its_gap_and_ends_exact(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(purge, "WINDOW", 4)
+    catalog, made = new_catalog(), history()
+    store.write_user_events(rows(catalog, *made))
+    name = start_purge(store, catalog, BETWEEN)
+
+    def crash(n: int) -> None:
+        if n == 2:
+            raise StopRequested(name)  # the process stops after two committed batches
+
+    with pytest.raises(StopRequested):
+        run_purge(store, name, Purging(store, after_step=crash))
+    store.release_operation(name, "me")
+    late = event("add-to-cart", MIDNIGHT + 2 * DAY + HOUR, product="p8")
+    store.write_user_events(rows(catalog, late))
+    decoded = Decoded(monkeypatch)
+    run_purge(store, name, Purging(store))
+    assert decoded.count == 1  # the one part-day event left: day 3's at 03:00
+    assert_counted_as(store, catalog, [*kept_after(made), late])
+
+
+def test_deleting_a_running_purge_counts_again_what_it_left(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(purge, "WINDOW", 7)
+    catalog, made = new_catalog(), history()
+    store.write_user_events(rows(catalog, *made))
+    name = start_purge(store, catalog, BETWEEN)
+    with pytest.raises(LeaseLost):
+        run_purge(store, name, Purging(store, after_step=lambda n: store.delete_operation(name)))
+    # one batch walked ids 3-9
+    kept = [e for i, e in enumerate(made) if not (START < seconds_of(e) < END and i < 9)]
+    assert store.count_user_events(EventQuery(catalog)) == len(kept)
+    assert_counted_as(store, catalog, kept)
+
+
+def test_other_purges_and_rejoins_of_events_in_a_gap_leave_the_rollups_exact(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(purge, "WINDOW", 1)
+    catalog, made = new_catalog(), history()
+    for i, e in enumerate(made):
+        e.visitor_id = f"v{i}"
+    store.write_user_events(rows(catalog, *made))
+    ids = {user_event_pb2.UserEvent.FromString(payload).visitor_id: i
+           for i, payload in store.list_user_events(EventQuery(catalog), 100)}
+    repriced = event("purchase-complete", MIDNIGHT + 2 * DAY + 9 * HOUR, price=9.0, quantity=9,
+                     visitor="v11")
+    name = start_purge(store, catalog, BETWEEN)
+
+    def meanwhile(n: int) -> None:
+        if n == 1:  # the gap is open: day 2's events are in it, not yet deleted
+            step(store, catalog, Step(delete_events=EventQuery(catalog, visitor_ids=("v10",)),
+                                      delete_until_id=2**62, delete_limit=10))
+            step(store, catalog, Step(update_events=[
+                (ids["v11"], True, repriced.SerializeToString(deterministic=True), None)]))
+
+    # a later event of day 2 (the gap leaves it counted): what a wrong take-away would hit
+    late = event("detail-page-view", MIDNIGHT + 2 * DAY + HOUR, product="p2", visitor="late")
+    seen = Purging(store, after_range=lambda: store.write_user_events(rows(catalog, late)),
+                   after_step=lambda n: (meanwhile(n), n == 1 and store.request_cancel(name)))
+    run_purge(store, name, seen)
+    # two batches walked ids 3 and 4; the visitor purge took id 11 (day 2's first)
+    kept = [e for i, e in enumerate(made)
+            if i != 10 and not (START < seconds_of(e) < END and i < 4)]
+    kept = [repriced if e.visitor_id == "v11" else e for e in kept] + [late]
+    assert store.count_user_events(EventQuery(catalog)) == len(kept)
+    assert_counted_as(store, catalog, kept)
+
+
+def test_a_purge_by_time_beside_a_replica_writing_into_its_days_ends_exact(
+        stores: Any, store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Writes really at the same time as the batches (on PostgreSQL from a second store,
+    # as a replica would): whatever the purge did not delete is counted, and only that.
+    store = stores()
+    writer = store if store_url == "memory://" else stores()
+    monkeypatch.setattr(purge, "WINDOW", 2)
+    catalog, made = new_catalog(), history(6)
+    store.write_user_events(rows(catalog, *made))
+    stop = threading.Event()
+    written: list[user_event_pb2.UserEvent] = []
+
+    def write() -> None:
+        for n in itertools.count():
+            if stop.is_set():
+                return
+            late = event("purchase-complete", MIDNIGHT + (1 + n % 4) * DAY + n, price=0.5,
+                         product=f"q{n % 3}", quantity=1 + n % 2, visitor=f"w{n}")
+            writer.write_user_events(rows(catalog, late))
+            written.append(late)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    try:
+        run_purge(store, start_purge(store, catalog, BETWEEN))
+    finally:
+        stop.set()
+        thread.join()
+    assert written
+    left = [user_event_pb2.UserEvent.FromString(payload)
+            for _, payload in store.list_user_events(EventQuery(catalog), 10_000)]
+    assert len(left) >= len(kept_after(made))
+    assert_counted_as(store, catalog, left)
