@@ -216,7 +216,9 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         # Kept by every write, purge, rejoin and reset in its transaction (rollups.py);
         # the per-product table reads them for whole days. The key leads with the
         # catalog and day: a table over a time range is one range of it.
-        {"sqlite": """CREATE TABLE product_days (
+        # (WITHOUT ROWID: the key is the table; PostgreSQL has no such clause, so its
+        # spelling drops it)
+        """CREATE TABLE product_days (
             catalog_id INTEGER NOT NULL,
             day INTEGER NOT NULL,
             product_id TEXT NOT NULL,
@@ -230,20 +232,6 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
             lines BIGINT NOT NULL,
             PRIMARY KEY (catalog_id, day, product_id, currency)
         ) WITHOUT ROWID""",
-         "postgresql": """CREATE TABLE product_days (
-            catalog_id INTEGER NOT NULL,
-            day INTEGER NOT NULL,
-            product_id TEXT COLLATE "C" NOT NULL,
-            currency TEXT COLLATE "C" NOT NULL,
-            views BIGINT NOT NULL,
-            add_to_carts BIGINT NOT NULL,
-            purchases BIGINT NOT NULL,
-            units BIGINT NOT NULL,
-            unpriced_units BIGINT NOT NULL,
-            revenue DOUBLE PRECISION NOT NULL,
-            lines BIGINT NOT NULL,
-            PRIMARY KEY (catalog_id, day, product_id, currency)
-        )"""},
         # The open gaps of time-only purges (rollups.Gap): events they hold count nowhere.
         """CREATE TABLE rollup_gaps (
             operation TEXT PRIMARY KEY,
@@ -301,6 +289,7 @@ _POSTGRES_TYPES = [
      r"\1 BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
     (re.compile(r"\bBLOB\b"), "BYTEA"),
     (re.compile(r"\bTEXT\b"), 'TEXT COLLATE "C"'),
+    (re.compile(r"\)\s*WITHOUT ROWID\s*\Z"), ")"),
 ]
 
 

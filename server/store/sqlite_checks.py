@@ -110,7 +110,7 @@ def _read_edges(conn: sqlite3.Connection, kind: str, name: str, table: str, sql:
     quoted = _quote(name)
     if kind == "table":
         if not sql.upper().startswith("CREATE TABLE") or "WITHOUT ROWID" in sql.upper():
-            return  # virtual or WITHOUT ROWID tables (Footfall has none): no rowid to seek
+            return  # virtual or WITHOUT ROWID tables (product_days): no rowid to seek
         for end in ("min", "max"):
             # One aggregate per statement: min() and max() together would scan.
             conn.execute(f"SELECT * FROM {quoted} NOT INDEXED WHERE rowid = "
