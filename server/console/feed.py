@@ -203,7 +203,10 @@ class _Queue:
     def push(self, chunk: Chunk) -> None:
         if self.behind:
             return
-        if self.count + len(chunk.items) > QUEUE_LIMIT or self.bytes + chunk.size > QUEUE_BYTES:
+        # (a chunk larger than the bound still goes into an empty queue: a watch that
+        # keeps up sends the feed's shared bytes, not a copy read for itself)
+        if self.chunks and (self.count + len(chunk.items) > QUEUE_LIMIT
+                            or self.bytes + chunk.size > QUEUE_BYTES):
             self.chunks.clear()
             self.count = self.bytes = 0
             self.behind = True

@@ -50,6 +50,7 @@ from server.retail.collect import Requester
 
 log = logging.getLogger(__name__)
 R = TypeVar("R", bound=web.StreamResponse)
+T = TypeVar("T")
 
 HTTP_BODY = "google.api.HttpBody"
 TRACKER_PATH = "/footfall.js"
@@ -259,7 +260,6 @@ class HttpGateway:
         try:
             self._origins.check(request, route)
             output = transcode.output_of(request.query)
-            transcode.check_query_text(request.query, request.rel_url.raw_query_string)
             context = CallContext(request, pixel.requester(
                 request.headers, request.remote or "", self._settings.trust_forwarded_for),
                 pixel.is_pixel(route, output))
@@ -267,17 +267,19 @@ class HttpGateway:
             # The key before the body: nobody without one makes the server read
             # (up to --max-request-bytes of) a body, let alone parse it.
             grant = envelope.screen(method, context.invocation_metadata(), query_key)
+            transcode.check_query_text(request.query, request.rel_url.raw_query_string)
             body = await self._read_body(request)
         except Exception as exc:
             return self._refused(request, route, output, envelope.refuse(method, exc, started))
         if route.method.server_streaming:
+            self._body_bytes -= len(body)
             return await self._stream(request, route, path_values, context, output, started)
-        work = envelope.run(
+        work = self._holding(len(body), envelope.run(
             method, context.invocation_metadata(), body,
             functools.partial(transcode.build_request, route, path_values,
                               request.query.items()),
             context, functools.partial(_answer, route, output), grant, started,
-            large=len(body) + len(request.query_string) > LARGE_REQUEST_BYTES)
+            large=len(body) + len(request.query_string) > LARGE_REQUEST_BYTES))
         remaining = context.time_remaining()
         try:
             answer = await (work if remaining is None else self._within(work, remaining))
@@ -332,14 +334,19 @@ class HttpGateway:
                     f"{most} HTTP streams are open, as many as may be (half of "
                     f"--http-max-connections, so that writes always find room); watch "
                     f"over gRPC, which has room for --max-watches", retry_after=1.0)
-            message = transcode.build_request(route, path_values, request.query.items(), b"")
-            servicer: Any = getattr(route.call, "__self__")  # noqa: B009
-            messages = await servicer.open_stream(route.method.name, message, context)
-        except Exception as exc:
+        except ResourceExhausted as exc:
             return self._refused(request, route, output,
                                  self._envelope.refuse(route.grpc_method, exc, started))
-        self._streams += 1
+        self._streams += 1  # taken before the stream opens: opens at once count too
         try:
+            try:
+                message = transcode.build_request(route, path_values, request.query.items(),
+                                                  b"")
+                servicer: Any = getattr(route.call, "__self__")  # noqa: B009
+                messages = await servicer.open_stream(route.method.name, message, context)
+            except Exception as exc:
+                return self._refused(request, route, output,
+                                     self._envelope.refuse(route.grpc_method, exc, started))
             return await sse.respond(request, messages, output,
                                      functools.partial(self._cors, request, route))
         finally:
@@ -390,7 +397,8 @@ class HttpGateway:
 
     async def _gather(self, request: web.Request) -> bytes:
         """The body as it arrives (unpacked, if it came with a Content-Encoding),
-        counted against the bytes all bodies being read may hold."""
+        counted against the bytes all bodies being read or served may hold: the
+        caller gives them back (`_holding`) once its call is done with the body."""
         limit = self._settings.max_request_bytes
         budget = BODIES_HELD * limit
         body = bytearray()
@@ -398,7 +406,7 @@ class HttpGateway:
             while chunk := await request.content.readany():
                 if self._body_bytes + len(chunk) > budget:
                     raise ResourceExhausted(
-                        f"the server is reading too many request bodies at once (they "
+                        f"the server holds too many request bodies at once (they may "
                         f"hold {BODIES_HELD} x --max-request-bytes); retry shortly",
                         retry_after=1.0)
                 self._body_bytes += len(chunk)
@@ -406,9 +414,19 @@ class HttpGateway:
                 if len(body) > limit:
                     raise RequestTooLarge(f"the request body is larger than the {limit} "
                                           f"bytes this server accepts")
-        finally:
+        except BaseException:
             self._body_bytes -= len(body)
+            raise
         return bytes(body)
+
+    async def _holding(self, size: int, work: Coroutine[Any, Any, T]) -> T:
+        """`work`'s answer; the `size` bytes of its body count against the budget
+        (BODIES_HELD) until it is done, deadline passed or not (a large body waits
+        for a decoder thread, and is decoded, while it is held)."""
+        try:
+            return await work
+        finally:
+            self._body_bytes -= size
 
     def _no_route(self, method: str, raw_path: str) -> web.Response:
         others = self.router.methods_for(raw_path)

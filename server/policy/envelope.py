@@ -102,7 +102,9 @@ class Envelope:
         refusal = exc if isinstance(exc, FootfallError) else _chosen(context) or _bug(method)
         self.policy.record(method, self.transport, refusal.code,
                            time.perf_counter() - started, admission, refusal.message)
-        if self.policy.rejections is not None:
-            key_name = admission.key_name if admission else grant.name if grant else None
+        key_name = admission.key_name if admission else grant.name if grant else None
+        # With auth on, only the refusals of a known key are kept: whoever sends no key
+        # (refused for anything before the key was looked at) cannot fill the table.
+        if self.policy.rejections is not None and (key_name or not self.policy.auth.enabled):
             self.policy.rejections.refused(method, self.transport, request, refusal, key_name)
         return refusal

@@ -3,6 +3,7 @@ events and refusals read back, filtered, paged, watched and reset."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import http.client
@@ -509,5 +510,30 @@ def test_watches_over_http_leave_room_for_writes(settings: Settings, clock: Any)
         assert wrote.status == 200
     finally:
         for conn in opened:
+            conn.close()
+        few.stop()
+
+
+def test_watches_opened_at_once_over_http_keep_to_their_share(settings: Settings,
+                                                              clock: Any) -> None:
+    # The share is taken before a stream opens (which awaits the store): opens made at
+    # the same moment must not all pass the check.
+    few = start(dataclasses.replace(settings, http_max_connections=8), clock)
+    watch = f"/console/v1/{PARENT}/userEvents:watch"
+    conns = [http.client.HTTPConnection("127.0.0.1", few.http_port, timeout=10)
+             for _ in range(8)]
+    try:
+        barrier = threading.Barrier(len(conns))
+
+        def open_one(conn: http.client.HTTPConnection) -> int:
+            barrier.wait()
+            conn.request("GET", watch)
+            return conn.getresponse().status
+
+        with concurrent.futures.ThreadPoolExecutor(len(conns)) as pool:
+            statuses = sorted(pool.map(open_one, conns))
+        assert statuses == [200] * 4 + [429] * 4
+    finally:
+        for conn in conns:
             conn.close()
         few.stop()

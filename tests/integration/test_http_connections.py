@@ -14,6 +14,7 @@ import os
 import resource
 import select
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -245,7 +246,7 @@ def test_the_bodies_being_read_hold_a_bounded_number_of_bytes(
             if answer.startswith(b"HTTP/1.1 429"):
                 refused = answer
             time.sleep(TRICKLE)
-        assert b"too many request bodies" in refused
+        assert b"too many request bodies at once" in refused
         for sock in held:  # the bodies being read are served in full
             sock.sendall(padded[-1:])
             assert sock.recv(65536).startswith(b"HTTP/1.1 200")
@@ -267,3 +268,45 @@ def test_a_body_cut_off_by_its_caller_is_cancelled_not_a_bug(
         assert time.monotonic() < deadline, caplog.text
         time.sleep(TRICKLE)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_bodies_waiting_to_be_decoded_still_count(settings: Settings, clock: FixedClock,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # A large body is read whole, then waits for one of two decoder threads: while it
+    # waits (and is decoded) it is held, and counted.
+    from server.http import gateway as module
+    from server.http import transcode
+    release = threading.Event()
+    build = transcode.build_request
+
+    def slow(*args: Any) -> Any:
+        release.wait(BOUND)
+        return build(*args)
+
+    monkeypatch.setattr(transcode, "build_request", slow)
+    limit = 100 * 1024
+    path = "/v2/projects/p/locations/global/catalogs/default_catalog/userEvents:write"
+    body = b'{"eventType": "home-page-view", "visitorId": "v"}'
+    body += b" " * (module.LARGE_REQUEST_BYTES + 1000 - len(body))  # decoded off the loop
+    request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+               f"\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    fits = module.BODIES_HELD * limit // len(body)
+    with serving(settings, clock, max_request_bytes=limit) as running, \
+            contextlib.ExitStack() as stack:
+        waiting = [stack.enter_context(raw(running.http_port)) for _ in range(fits)]
+        for sock in waiting:  # whole bodies, waiting to be decoded
+            sock.sendall(request)
+        deadline = time.monotonic() + BOUND
+        while True:  # once they are all in, one more does not fit
+            assert time.monotonic() < deadline, "no body was refused"
+            with raw(running.http_port) as sock:
+                sock.sendall(request)
+                if sock.recv(65536).startswith(b"HTTP/1.1 429"):
+                    break
+            time.sleep(TRICKLE)
+        release.set()
+        for sock in waiting:
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        with raw(running.http_port) as sock:  # the room they held is given back
+            sock.sendall(request)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")

@@ -322,3 +322,20 @@ def test_a_key_used_on_another_project_fills_no_refusals_there(
                         .get("rejections"), "the refusal in the key's project", 10)
     # the key was known though the call was not admitted: its name is kept
     assert kept["parent"] == CATALOG and kept["keyName"] == "reader-1"
+
+
+def test_with_auth_a_call_refused_before_its_key_is_looked_at_is_not_kept(
+        secured: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    url = f"http://{secured.http_address}/v2/{CATALOG}/userEvents:write"
+    event = {"eventType": "home-page-view", "visitorId": "v"}
+    for query in ("?$alt=xml", "?x=%FF"):  # refused before or after the key: no key, no row
+        answer = requests.post(url + query, json=event, timeout=RPC_DEADLINE)
+        assert answer.status_code in (400, 401)
+    assert requests.post(url + "?x=%FF", json=event, timeout=RPC_DEADLINE).status_code == 401
+    retail = retail_client(secured.address)
+    with pytest.raises(exceptions.InvalidArgument):  # after them, one of a known key
+        write(retail, "", metadata=with_key(WRITER))
+    everywhere = Console(channels(secured), with_key(EVERY_PROJECT_READER))
+    [kept] = wait_until(lambda: everywhere.call("ListRejections", parent="projects/-")
+                        .get("rejections"), "the refusal of the known key", 10)
+    assert kept["keyName"] == "writer-0"
