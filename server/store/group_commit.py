@@ -93,17 +93,20 @@ class Job:
     until then). `waited` is False for rows acknowledged before they commit
     (write_async, pixels);
     `awaited`, when a coroutine waits for it, is a future of that coroutine's loop
-    (made on it), resolved like `future` once the batch is settled.
+    (made on it), resolved like `future` once the batch is settled. A function job
+    `first` runs before every other job of its batch (see apply_in_order).
     """
 
-    __slots__ = ("rows", "fn", "join", "future", "waited", "submitted", "awaited")
+    __slots__ = ("rows", "fn", "join", "future", "waited", "submitted", "awaited", "first")
 
     def __init__(self, rows: Sequence[EventRow] | None = None,
                  fn: Callable[[Any], Any] | None = None, *, join: Join | None = None,
-                 waited: bool = True, awaited: asyncio.Future[Any] | None = None) -> None:
+                 waited: bool = True, awaited: asyncio.Future[Any] | None = None,
+                 first: bool = False) -> None:
         self.rows = rows
         self.fn = fn
         self.join = join
+        self.first = first
         # a Future, or for a job nobody waits for its lighter stand-in (Unwaited)
         self.future: Any = Future() if waited or awaited is not None else Unwaited()
         self.waited = waited
@@ -156,9 +159,16 @@ def apply_in_order(jobs: Sequence[Job], insert: Callable[[list[EventRow]], objec
     run of row jobs by one `insert` of all their rows, each function job by
     `call(job)` (its value and None, or None and the error that fails that job
     alone). What either raises fails the whole batch. Returns the function jobs'
-    outcomes, for `settle` once the transaction has committed."""
+    outcomes, for `settle` once the transaction has committed.
+
+    Jobs marked `first` run before the others: a purge step may lock the events
+    table (a rollup gap, on PostgreSQL), and must ask for it before the batch's
+    inserts hold row locks another replica's writer may be waiting for (else the
+    two wait on each other until PostgreSQL breaks the deadlock)."""
     outcomes: list[Outcome] = []
     pending: list[EventRow] = []
+    if any(job.first for job in jobs):
+        jobs = [job for job in jobs if job.first] + [job for job in jobs if not job.first]
     for job in jobs:
         if job.rows is not None:
             pending.extend(job.rows)
@@ -263,8 +273,8 @@ class GroupCommitter:
         self.submit(Job(rows=rows, join=join, awaited=awaited))
         return awaited
 
-    def submit_fn(self, fn: Callable[[Any], Any]) -> Future[Any]:
-        return self.submit(Job(fn=fn))
+    def submit_fn(self, fn: Callable[[Any], Any], *, first: bool = False) -> Future[Any]:
+        return self.submit(Job(fn=fn, first=first))
 
     def submit_along(self, fn: Callable[[Any], Any]) -> Future[Any]:
         """Run `fn` on the connection in the first batch the writer takes for other

@@ -307,9 +307,10 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         for catalog in sorted({row.catalog for row in rows}):
             db.execute(self._sql.add_catalog, (catalog, catalog))
 
-    def _write(self, fn: Callable[[Db], T]) -> T:
-        """Run `fn` in the writer's next transaction; its result once committed."""
-        result: T = self._committer.submit_fn(fn).result()
+    def _write(self, fn: Callable[[Db], T], first: bool = False) -> T:
+        """Run `fn` in the writer's next transaction (`first`: before the rest of
+        it, see group_commit.apply_in_order); its result once committed."""
+        result: T = self._committer.submit_fn(fn, first=first).result()
         return result
 
     # -- group commit -------------------------------------------------------------
@@ -501,7 +502,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
             Gap.close(db, self._sql.dialect, name)
             return bool(deleted)
 
-        return bool(self._write(delete))
+        return bool(self._write(delete, first=True))
 
     def request_cancel(self, name: str) -> OperationRecord | None:
         def mark(db: Db) -> OperationRecord | None:
@@ -549,7 +550,8 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
                                                    int(done.done), lease_until_us, name))
             return result
 
-        return self._write(apply)
+        # a purge's step may open or close a gap (a table lock on PostgreSQL): first
+        return self._write(apply, first=step.delete_events is not None)
 
     def _delete_events(self, db: Db, step: Step) -> tuple[int, int]:
         """Delete the first `step.delete_limit` events its query selects with an id in

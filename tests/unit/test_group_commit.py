@@ -224,3 +224,19 @@ def test_closing_cuts_a_linger_short_and_commits_what_lingered() -> None:
     closing.join(10)
     assert not closing.is_alive()
     assert writer.batches == [["a"]]
+
+
+def test_jobs_marked_first_run_before_the_rest_of_their_batch() -> None:
+    # A purge step may lock the events table (PostgreSQL): it asks before the batch's
+    # inserts hold row locks another replica may wait for, else the two deadlock.
+    done: list[str] = []
+    jobs = [Job(rows=["row 1"]), Job(fn=lambda _db: done.append("write")),  # type: ignore[list-item]
+            Job(fn=lambda _db: done.append("purge step"), first=True),
+            Job(rows=["row 2"])]  # type: ignore[list-item]
+    inserts: list[int] = []
+    outcomes = apply_in_order(jobs, lambda rows: inserts.append(len(done)),
+                              lambda job: (job.fn(None), None))
+    assert done == ["purge step", "write"]
+    assert inserts == [1, 2]  # each run of rows where it was, after the step
+    settle(jobs, outcomes)
+    assert all(job.future.done() for job in jobs if job.fn is not None)
