@@ -36,11 +36,14 @@ class Variable:
     multi_segment: bool
 
     def decode(self, raw: str) -> str:
+        """`raw` with its %-escapes decoded; bytes that are not UTF-8 become lone
+        surrogates (U+DC80..U+DCFF), which the request refuses naming the field,
+        rather than U+FFFD, which would name another resource."""
         if not self.multi_segment:
-            return unquote(raw)
+            return unquote(raw, errors="surrogateescape")
         parts = _ENCODED_SLASH.split(raw)
-        return "".join(part if _ENCODED_SLASH.fullmatch(part) else unquote(part)
-                       for part in parts)
+        return "".join(part if _ENCODED_SLASH.fullmatch(part)
+                       else unquote(part, errors="surrogateescape") for part in parts)
 
 
 def _split_top_level(text: str, separator: str) -> list[str]:

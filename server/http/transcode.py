@@ -140,9 +140,16 @@ def _set(target: Message, name: str, value: Any) -> None:
     json_format.ParseDict({name: value}, target)
 
 
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what templates.Variable.decode leaves
+
+
 def _apply_path(request: Message, path_values: Mapping[str, str]) -> list[FieldViolation]:
     violations = []
     for field_path, value in path_values.items():
+        if _NOT_UTF8.search(value):
+            violations.append(FieldViolation(field_path, "is not UTF-8 text (in the URL "
+                                                         "path)"))
+            continue
         *parents, leaf = field_path.split(".")
         target = request
         for name in parents:

@@ -455,3 +455,16 @@ def test_a_query_that_is_not_utf8_is_refused_not_mended(gateway: Running) -> Non
         "userEvent": "is not UTF-8 text (byte 0xc3 at 45)"}
     assert get(gateway, path + event.format("%EF%BF%BD")).status == 200
     assert [e.visitor_id for e in stored(gateway)] == ["px\ufffd10"]
+
+
+def test_a_path_that_is_not_utf8_is_refused_not_mended(gateway: Running) -> None:
+    # `cat%FFx` was stored under catalog `cat\ufffdx`, the name `cat%EF%BF%BDx` gives.
+    path = "/v2/projects/p/locations/global/catalogs/cat{}x/userEvents:write"
+    event = {"eventType": "home-page-view", "visitorId": "v"}
+    refused = post(gateway, path.format("%FF"), event)
+    assert refused.status == 400 and refused.violations() == {
+        "parent": "is not UTF-8 text (in the URL path)"}
+    assert post(gateway, path.format("%EF%BF%BD"), event).status == 200
+    assert get(gateway, collect_path(event, catalog="projects/p/locations/global/catalogs/c%FF")
+               ).headers["X-Footfall-Error"] == \
+        "INVALID_ARGUMENT: parent: is not UTF-8 text (in the URL path)"
