@@ -131,16 +131,22 @@ def test_a_watch_from_the_past_catches_up_then_shares_the_feed(store: Store) -> 
     run(store, body)
 
 
+async def two_watches(store: Store, watches: Watches) -> tuple[AsyncIterator[Item], ...]:
+    """Two watches of the catalog (to be a fast and a slow one), each past a first event."""
+    read = source(store)
+    both = tuple(watches.items(read.key, read, 0, Caller()) for _ in range(2))
+    await write(store, "v0")
+    for watch in both:
+        await take(watch, 1)
+    return both
+
+
 def test_a_slow_watch_reads_for_itself_and_misses_nothing(store: Store,
                                                           monkeypatch: Any) -> None:
     monkeypatch.setattr(feed, "QUEUE_LIMIT", 3)
 
     async def body(watches: Watches) -> None:
-        read = source(store)
-        fast, slow = (watches.items(read.key, read, 0, Caller()) for _ in range(2))
-        await write(store, "v0")
-        await take(fast, 1)
-        await take(slow, 1)
+        fast, slow = await two_watches(store, watches)
         longest = 0
         for n in range(1, 11):  # the slow watch reads nothing meanwhile
             await write(store, f"v{n}")
@@ -165,11 +171,7 @@ def test_what_waits_for_a_slow_watch_is_bounded_in_bytes_too(store: Store) -> No
     big = "x" * 200_000  # a 200 kB event: the count of 2,000 would allow 400 MB
 
     async def body(watches: Watches) -> None:
-        read = source(store)
-        fast, slow = (watches.items(read.key, read, 0, Caller()) for _ in range(2))
-        await write(store, "v0")
-        await take(fast, 1)
-        await take(slow, 1)
+        fast, slow = await two_watches(store, watches)
         longest = 0
         for n in range(1, 41):  # 8 MB in all; the slow watch reads nothing meanwhile
             await asyncio.to_thread(store.write_user_events, [row(f"v{n}", uri=big[:4000],
