@@ -328,15 +328,13 @@ class HttpGateway:
         opens it (`open_stream`) before the answer starts, so a refusal is an
         ordinary JSON error."""
         most = max(1, int(self._settings.http_max_connections * STREAM_SHARE))
-        try:
-            if self._streams >= most:
-                raise ResourceExhausted(
-                    f"{most} HTTP streams are open, as many as may be (half of "
-                    f"--http-max-connections, so that writes always find room); watch "
-                    f"over gRPC, which has room for --max-watches", retry_after=1.0)
-        except ResourceExhausted as exc:
+        if self._streams >= most:
+            full = ResourceExhausted(
+                f"{most} HTTP streams are open, as many as may be (half of "
+                f"--http-max-connections, so that writes always find room); watch "
+                f"over gRPC, which has room for --max-watches", retry_after=1.0)
             return self._refused(request, route, output,
-                                 self._envelope.refuse(route.grpc_method, exc, started))
+                                 self._envelope.refuse(route.grpc_method, full, started))
         self._streams += 1  # taken before the stream opens: opens at once count too
         try:
             try:

@@ -17,7 +17,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from footfall.insights.v1 import insights_pb2
-from footfall.retail.v2 import user_event_pb2
 from footfall.talent.v4 import event_pb2
 
 from server.console.queries import decode_token, encode_token, page_size
@@ -79,8 +78,7 @@ def product_stats(store: Store, catalog: str, span: read.TimeRange
         pages = read.typed_pages(store, catalog, edge, TYPE_BITS, None, PRODUCT_TYPES)
         for _, _, _, _, payload in itertools.chain.from_iterable(pages):
             events += 1
-            unpriced += _add(rollups.product_counts(
-                user_event_pb2.UserEvent.FromString(payload)) or (), counts, revenue)
+            unpriced += _add(rollups.counts_of_payload(payload) or (), counts, revenue)
     rows = []
     for product_id, (views, carts, purchases, units) in counts.items():
         row = insights_pb2.ProductStats(
