@@ -10,10 +10,10 @@ items' list once, whatever the number of watches sending it: a watch that keeps
 up costs a send per message, nothing per event.
 
 A watch that starts before the feed's position, or falls more than
-QUEUE_LIMIT items behind (its client reads slower than rows are stored), is
-not dropped: its queue is let go and it reads the rows it lacks from the store
-itself, a page at a time, until it has caught up, then takes the feed's chunks
-again. So a slow client costs reads, never unbounded memory, and misses nothing.
+QUEUE_LIMIT items (or QUEUE_BYTES) behind (its client reads slower than rows are
+stored), is not dropped: its queue is let go and it reads the rows it lacks from
+the store itself, a page at a time, until it has caught up, then takes the feed's
+chunks again. So a slow client costs reads, never unbounded memory, and misses nothing.
 
 Watches are coroutines on the server's loop (their reads go off the loop): an
 open watch costs no thread. The watches of a read are woken a few per turn of
