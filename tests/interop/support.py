@@ -61,12 +61,17 @@ T = TypeVar("T")
 
 _running: set[ServerProcess] = set()
 
+# `python -c _LIMIT_FILES N command...`: RLIMIT_NOFILE N (soft and hard), then exec.
+_LIMIT_FILES = ("import os, resource, sys; n = int(sys.argv[1]); "
+                "resource.setrlimit(resource.RLIMIT_NOFILE, (n, n)); "
+                "os.execv(sys.argv[2], sys.argv[2:])")
+
 
 class ServerProcess:
     """A `python -m server serve` child: its address, its log, how to stop it."""
 
     def __init__(self, workdir: Path, store: str, args: Sequence[str],
-                 preexec_fn: Callable[[], None] | None = None) -> None:
+                 max_files: int | None = None) -> None:
         self.workdir = workdir
         self.store = store
         # FOOTFALL_* from the developer's shell must not change what we test
@@ -75,12 +80,17 @@ class ServerProcess:
         # The HTTP gateway on a free port too (`args` may say otherwise: last wins).
         self.command = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1",
                         "--port", "0", "--http-port", "-1", "--store", store, *args]
+        # A descriptor limit is set by a launcher that execs the server, never by a
+        # preexec_fn: Popen forks (no vfork) for one, and with gRPC channels open in
+        # this process the child's gRPC fork handler can abort it before exec
+        # (grpc/grpc#43055: "epoll_wait error: Bad file descriptor", SIGABRT).
+        launch = [] if max_files is None else [sys.executable, "-c", _LIMIT_FILES, str(max_files)]
         self.log: list[str] = []
         self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-        self.proc = subprocess.Popen(self.command, cwd=workdir, env=env,
+        self.proc = subprocess.Popen([*launch, *self.command], cwd=workdir, env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True, encoding="utf-8",
-                                     errors="replace", preexec_fn=preexec_fn)
+                                     errors="replace")
         _running.add(self)
         # Drain stderr for the whole life of the process so the pipe never fills.
         self._reader = threading.Thread(target=self._read_log, daemon=True,

@@ -6,7 +6,6 @@ files", before the cap existed)."""
 
 from __future__ import annotations
 
-import resource
 import select
 import socket
 import time
@@ -26,16 +25,11 @@ FLOOD = 300
 HEADER_TIMEOUT = 2.0
 
 
-def few_descriptors() -> None:
-    """In the server's process, before it starts."""
-    resource.setrlimit(resource.RLIMIT_NOFILE, (DESCRIPTORS, DESCRIPTORS))
-
-
 @pytest.fixture
 def small(tmp_path: Path) -> Iterator[ServerProcess]:
     server = ServerProcess(tmp_path, sqlite_url(tmp_path / "events.db"),
                            ["--http-header-timeout", str(HEADER_TIMEOUT)],
-                           preexec_fn=few_descriptors)
+                           max_files=DESCRIPTORS)
     try:
         yield server
     finally:
