@@ -12,9 +12,10 @@ refusals costs the accepted writes.
   0); a fresh server each, interleaved reps; the ratio is the cost of keeping.
   Server CPU per accepted call from /proc beside each rate (the flood's share
   included).
-- flood: N refused writes (N well above --rejections-keep K, 16 callers), then
-  the rejections table of the stopped server: at most K rows, and its last id
-  shows every refusal was recorded (so the bound is the trimming, not loss).
+- flood: N refused pixels, no two alike (alike ones are kept as one row that
+  counts them), from 4 HTTP/1.1 connections (N well above --rejections-keep K),
+  then the rejections table of the stopped server: at most K rows, and its last
+  id shows every refusal was recorded (so the bound is the trimming, not loss).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
 from google.protobuf import timestamp_pb2
 
-from bench.common import PARENT, footfall, grpc_frame, h2load, h2load_path, summary
+from bench.common import PARENT, Server, footfall, grpc_frame, h2load, h2load_path, summary
 from bench.write import PATH as WRITE_PATH
 from bench.write import frame_file as write_frame
 from server.console import queries
@@ -84,7 +85,17 @@ def _frame(message: Any) -> Path:
     return path
 
 
-def refusal_cost(requests: int, reps: int) -> dict[str, Any]:
+# Refused pixels a second from each of 4 connections, beside the accepted writes
+# (closed loop, a pixel would outrun the writes 15 to 1): about what 4 callers of
+# refused writes send.
+UNLIKE_RATE = 250
+
+
+def refusal_cost(requests: int, reps: int, alike: bool = True) -> dict[str, Any]:
+    """Accepted writes beside a flood of refusals kept against the same flood not
+    kept. `alike`: the flood is one bad write sent again and again by 4 callers
+    (kept as a few rows that count it); else refused pixels, no two alike (a row
+    each), UNLIKE_RATE a second from each of 4 connections."""
     accepted = write_frame()
     refused = _refused_write()
     # the same flood of refused writes, kept (the default retention) or not
@@ -96,52 +107,86 @@ def refusal_cost(requests: int, reps: int) -> dict[str, Any]:
             for name, flags in settings.items():  # interleaved, a fresh server each
                 with footfall(None, *flags) as server:
                     h2load(server.port, WRITE_PATH, accepted, 4, min(requests, 500))  # warm-up
-                    flood = subprocess.Popen(
-                        [h2load_path(), "-n", "100000000", "-c", "4", "-m", "1", "-d",
-                         str(refused), "-H", "content-type: application/grpc",
-                         "-H", "te: trailers", f"http://127.0.0.1:{server.port}{WRITE_PATH}"],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    flood = _flood(server, refused) if alike else \
+                        _unlike_pixels(server, requests * 10, rate=UNLIKE_RATE)
                     try:
                         before = server.cpu_seconds()
                         load = h2load(server.port, WRITE_PATH, accepted, 16, requests)
                         cpu[name].append((server.cpu_seconds() - before) / requests * 1e6)
                     finally:
-                        flood.terminate()
-                        flood.wait()
+                        for process in flood:
+                            process.terminate()
+                            process.wait()
                     rates[name].append(load.per_second)
     finally:
         accepted.unlink()
         refused.unlink()
     ratios = [k / n for k, n in zip(rates["kept"], rates["not_kept"], strict=True)]
-    return {name: {"accepted_per_second": summary(rates[name]),
-                   "server_cpu_us_per_accepted_call": summary(cpu[name])} for name in settings} | {
-        "ratio_kept_to_not_kept": summary(ratios)}
+    return {"flood": "one request again and again" if alike else "refused pixels, no two alike"} \
+        | {name: {"accepted_per_second": summary(rates[name]),
+                  "server_cpu_us_per_accepted_call": summary(cpu[name])} for name in settings} \
+        | {"ratio_kept_to_not_kept": summary(ratios)}
 
 
-def flood_bound(requests: int, keep: int) -> dict[str, Any]:
-    """Rows left in the rejections table after `requests` refused writes."""
+def _flood(server: Server, frame: Path) -> list[subprocess.Popen[bytes]]:
+    """4 connections sending the refused write `frame` as fast as they are answered."""
+    return [subprocess.Popen(
+        [h2load_path(), "-n", "100000000", "-c", "4", "-m", "1", "-d", str(frame),
+         "-H", "content-type: application/grpc", "-H", "te: trailers",
+         f"http://127.0.0.1:{server.port}{WRITE_PATH}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+
+
+def _unlike_pixels(server: Server, count: int, floods: int = 4,
+                   rate: int | None = None) -> list[subprocess.Popen[bytes]]:
+    """`floods` HTTP/1.1 connections each sending `count` // `floods` refused pixels
+    (no visitor), no two alike, as fast as they are answered (or `rate` a second
+    each)."""
+    share = -(-count // floods)
+    processes = []
+    for k in range(floods):  # each from its own list: h2load starts every client on line 1
+        uris = server.workdir / f"uris-{k}.txt"
+        uris.write_text("".join(
+            f"http://127.0.0.1:{server.http_port}/v2/{PARENT}/userEvents:collect?"
+            f"userEvent=%7B%22eventType%22%3A%22home-page-view%22%2C"
+            f"%22sessionId%22%3A%22flood-{k}-{n}%22%7D\n" for n in range(share)))
+        processes.append(subprocess.Popen(
+            [h2load_path(), "--h1", "-n", str(share), "-c", "1", "-i", str(uris),
+             *(["--rps", str(rate)] if rate else [])],
+            stdout=subprocess.PIPE, text=True))
+    return processes
+
+
+def flood_bound(requests: int, keep: int, floods: int = 4) -> dict[str, Any]:
+    """Rows left in the rejections table after `requests` refused pixels, each
+    unlike the others (alike ones would be kept as one row that counts them), from
+    `floods` HTTP/1.1 connections."""
     workdir = Path(tempfile.mkdtemp(prefix="footfall-bench-flood-"))
-    frame = _refused_write()
     try:
         with footfall(f"sqlite:///{workdir}/events.db", "--rejections-keep", str(keep)) as server:
-            began = server.cpu_seconds()
-            load = h2load(server.port, WRITE_PATH, frame, 16, requests)
-            cpu_us = (server.cpu_seconds() - began) / requests * 1e6
+            began, start = server.cpu_seconds(), time.monotonic()
+            loads = _unlike_pixels(server, requests, floods)
+            outs = [load.communicate()[0] for load in loads]
+            seconds = time.monotonic() - start
+            refused = -(-requests // floods) * floods
+            cpu_us = (server.cpu_seconds() - began) / refused * 1e6
+        if any(" 0 failed" not in out for out in outs):
+            raise RuntimeError("refused pixels were not all answered:\n" + "\n".join(outs))
         # the server stopped: whatever it had queued is committed
         with sqlite3.connect(workdir / "events.db") as db:
             rows, last = db.execute("SELECT COUNT(*), MAX(id) FROM rejections").fetchone()
         db.close()
     finally:
-        frame.unlink()
         subprocess.run(["rm", "-rf", str(workdir)], check=False)
-    if last < requests:
-        raise RuntimeError(f"only {last} of {requests} refusals were recorded")
-    return {"refused": requests, "keep": keep, "rows": rows, "recorded": last,
-            "refused_per_second": load.per_second, "server_cpu_us_per_refusal": cpu_us}
+    if last < refused:
+        raise RuntimeError(f"only {last} of {refused} refusals were recorded")
+    return {"refused": refused, "keep": keep, "rows": rows, "recorded": last,
+            "refused_per_second": refused / seconds, "server_cpu_us_per_refusal": cpu_us}
 
 
 def run(sizes: tuple[int, ...], reps: int, write_requests: int,
         flood: int, keep: int) -> dict[str, Any]:
     return {"list": [list_first_page(size, max(reps, 5)) for size in sizes],
             "refusals": refusal_cost(write_requests, reps),
+            "refusals_unlike": refusal_cost(write_requests, reps, alike=False),
             "flood": flood_bound(flood, keep)}

@@ -190,12 +190,13 @@ def _console(c: dict[str, Any]) -> list[str]:
         out.append(f"| {p['events']:,} | " + " | ".join(
             f"{p[f]['ms']['median']:.1f}" for f in ("none", "visitor", "type", "session"))
             + f" ({p['session']['returned']} returned) |")
-    r = c["refusals"]
     out += ["",
             "- first page (100), largest store, worst filter: "
             + _bar(max(c["list"][-1][f]["ms"]["median"] for f in ("none", "visitor", "type"))
-                   <= 100, "≤ 100 ms asked (at 10M events)"),
-            f"- accepted writes/s under a flood of kept refusals "
+                   <= 100, "≤ 100 ms asked (at 10M events)")]
+    for r in (c[k] for k in ("refusals", "refusals_unlike") if k in c):
+        out.append(
+            f"- accepted writes/s under a flood of kept refusals ({r.get('flood', 'alike')}) "
             f"{r['kept']['accepted_per_second']['median']:,.0f} "
             f"({r['kept']['server_cpu_us_per_accepted_call']['median']:.0f} µs server CPU per "
             f"accepted call, flood included) against the same flood not kept "
@@ -203,9 +204,10 @@ def _console(c: dict[str, Any]) -> list[str]:
             f"({r['not_kept']['server_cpu_us_per_accepted_call']['median']:.0f} µs, "
             "--rejections-keep 0): "
             + _bar(r["ratio_kept_to_not_kept"]["median"] >= 0.95,
-                   f"{r['ratio_kept_to_not_kept']['median']:.2f} (≥ 0.95 asked)")]
+                   f"{r['ratio_kept_to_not_kept']['median']:.2f} (≥ 0.95 asked)"))
     f = c["flood"]
-    out += [f"- a flood of {f['refused']:,} refused writes ({f['recorded']:,} recorded, "
+    out += [f"- a flood of {f['refused']:,} refused pixels, no two alike ({f['recorded']:,} "
+            "recorded, "
             f"{f['refused_per_second']:,.0f}/s, {f['server_cpu_us_per_refusal']:.0f} µs server "
             f"CPU each) with --rejections-keep {f['keep']:,} leaves {f['rows']:,} rows: "
             + _bar(f["rows"] <= f["keep"], "≤ the keep count asked"), ""]

@@ -86,7 +86,9 @@ def rejection(refused: console_pb2.Rejection) -> str:
     message, then the field violations the message does not already say."""
     said = [f"{v.field}: {v.description}" for v in refused.field_violations]
     more = [s for s in said if s not in refused.message]
-    where = _facts([("key", refused.key_name), ("operation", refused.operation)])
+    where = _facts([("key", refused.key_name), ("operation", refused.operation),
+                    ("times", str(refused.repeats + 1) if refused.repeats else ""),
+                    ("last", _time(refused.last_time) if refused.repeats else "")])
     return _printable("  ".join(part for part in (
         _time(refused.time), refused.method.rpartition("/")[2],
         f"[{_transport(refused)}]", refused.parent or "-",

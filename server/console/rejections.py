@@ -10,6 +10,12 @@ file and the request message, and keys travel only in metadata (the pixel's
 A request is kept as its bytes, and its JSON (Rejection.request_json) is made
 when the refusal is read (`shown`): in a flood nearly every refusal is trimmed
 unread, and rendering JSON cost more than all the rest of keeping one.
+
+Refusals alike (the same call, key, answer and request bytes) gathered for one
+write of the store are kept as one row that counts the others (Rejection.repeats,
+last_time): a flood of one bad request costs the writer a row a tenth of a second,
+not a row per try, and shows as one line that says how often, not thousands of
+the same.
 """
 
 from __future__ import annotations
@@ -56,7 +62,11 @@ KEPT_REQUEST_BYTES = 4096
 # unknown field).
 REQUEST_FIELD = 1000
 _REQUEST_TAG = varint(REQUEST_FIELD << 3 | 2)  # length-delimited
-_TIME_TAG = varint(console_pb2.Rejection.DESCRIPTOR.fields_by_name["time"].number << 3 | 2)
+_FIELDS = console_pb2.Rejection.DESCRIPTOR.fields_by_name
+_TIME_TAG = varint(_FIELDS["time"].number << 3 | 2)
+_REPEATS_TAG = varint(_FIELDS["repeats"].number << 3)  # a varint
+_LAST_TIME_TAG = varint(_FIELDS["last_time"].number << 3 | 2)
+_ANY_PREFIX = "type.googleapis.com/"
 ALIKE_KINDS = 256  # kinds of refusal whose common part is kept made (see Rejections._alike_part)
 KEPT_VIOLATIONS = 20
 GATHERED_LIMIT = 10_000  # refusals waiting for the writer, at most
@@ -108,6 +118,9 @@ class Rejections:
         self._keep_us = int(keep_seconds * 1_000_000)
         self._lock = threading.Lock()
         self._gathered: list[RejectionRow] = []
+        # The refusals of `_gathered` that others alike may join: (alike, request
+        # bytes) -> [its index in `_gathered`, repeats, the last one's time in ns].
+        self._repeats: dict[tuple[Any, bytes | None], list[int]] = {}
         self._last: Future[Any] | None = None  # of the newest job keeping refusals
         self.skipped = 0  # refusals let go unwritten: too many waited
         # What refusals alike share, made once (see `_alike_part`): in a flood most are.
@@ -126,11 +139,20 @@ class Rejections:
                 or isinstance(error, (Unauthenticated, NotYourProject)):
             return
         parent = _parent(request)
-        project, alike = self._alike_part(origin.of_call(transport, method), method, parent,
-                                          key_name or "", error)
+        alike = (origin.of_call(transport, method), method, parent, key_name or "",
+                 error.code, error.message)
+        data = request.SerializeToString() if isinstance(request, Message) else None
         now_ns = self._clock.now_ns()
+        same = (alike, data)
+        with self._lock:
+            repeated = self._repeats.get(same)
+            if repeated is not None:  # one alike waits still: it counts this one
+                repeated[1] += 1
+                repeated[2] = now_ns
+                return
+        project, common = self._alike_part(alike, error)
         self._keep([RejectionRow(project, parent, now_ns // 1000,
-                                 alike + _time(now_ns) + _request(request))])
+                                 common + _time(now_ns) + _request(request, data))], same)
 
     def import_failures(self, operation: str, failures: Sequence[str]) -> None:
         """Keep the failed lines (their messages) of the import `operation`."""
@@ -145,31 +167,36 @@ class Rejections:
             field_violations=_import_violations(failure),
         ).SerializeToString() + _time(now_ns)) for failure in failures])
 
-    def _alike_part(self, transport: int, method: str, parent: str, key_name: str,
-                    error: FootfallError) -> tuple[str, bytes]:
-        """The project of `parent`, and the fields of the Rejection that every
-        refusal alike has (all but its time and request) serialized: made for the
-        first, looked up for the others. Alike: the same call, key and answer
-        (the answer's message names its field violations)."""
-        key = (transport, method, parent, key_name, error.code, error.message)
-        found = self._alike.get(key)
+    def _alike_part(self, alike: tuple[Any, ...], error: FootfallError) -> tuple[str, bytes]:
+        """The project of the parent, and the fields of the Rejection that every
+        refusal `alike` has (all but its time and request) serialized: made for
+        the first, looked up for the others. Alike: the same call (transport,
+        method, parent), key name and answer (code and message: the message names
+        its field violations)."""
+        found = self._alike.get(alike)
         if found is None:
             if len(self._alike) >= ALIKE_KINDS:
                 self._alike.clear()
-            found = self._alike[key] = (project_of(parent) or "", console_pb2.Rejection(
+            transport, method, parent, key_name, _, _ = alike
+            found = self._alike[alike] = (project_of(parent) or "", console_pb2.Rejection(
                 transport=transport,  # type: ignore[arg-type]
                 method=method, parent=parent, key_name=key_name, code=error.code.value[0],
                 message=error.message, field_violations=_violations(error)).SerializeToString())
         return found
 
-    def _keep(self, rows: list[RejectionRow]) -> None:
+    def _keep(self, rows: list[RejectionRow], same: tuple[Any, bytes | None] | None = None
+              ) -> None:
+        """Gather `rows` for the writer; a refusal `same` as later ones may count them."""
         with self._lock:
             first = not self._gathered  # else the writer's queued job takes these too
+            if same is not None:
+                self._repeats[same] = [len(self._gathered), 0, 0]
             self._gathered.extend(rows)
             limit = max(self._keep_count, GATHERED_LIMIT)
             if len(self._gathered) > limit:  # the store is away, or far behind
                 self.skipped += len(self._gathered) - limit
                 del self._gathered[:-limit]
+                self._repeats.clear()  # their indexes moved: the next ones start anew
         if not first:
             return
         now_us = self._clock.now_ns() // 1000
@@ -192,9 +219,15 @@ class Rejections:
         return self._last is not None and not self._last.done()
 
     def _take(self) -> list[RejectionRow]:
-        """The refusals gathered (on the writer, in its transaction)."""
+        """The refusals gathered (on the writer, in its transaction), each with the
+        count of the repeats it stands for."""
         with self._lock:
             rows, self._gathered = self._gathered, []
+            repeats, self._repeats = self._repeats, {}
+        for index, count, last_ns in repeats.values():
+            if count:
+                row = rows[index]
+                rows[index] = row._replace(payload=row.payload + _repeated(count, last_ns))
         return rows
 
 
@@ -207,13 +240,20 @@ def _time(now_ns: int) -> bytes:
     return _TIME_TAG + varint(len(stamp)) + stamp
 
 
-def _request(request: Any) -> bytes:
-    """The request of a Rejection as kept: itself as the field REQUEST_FIELD when
-    it is small enough, else its JSON (cut) now."""
-    if isinstance(request, Message) and request.ByteSize() <= KEPT_REQUEST_BYTES:
-        packed = any_pb2.Any()
-        packed.Pack(request)
-        wrapped = packed.SerializeToString()
+def _repeated(count: int, last_ns: int) -> bytes:
+    """A Rejection's `repeats` (`count`) and `last_time` (`last_ns`) fields."""
+    seconds, nanos = divmod(last_ns, 1_000_000_000)
+    stamp = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos).SerializeToString()
+    return _REPEATS_TAG + varint(count) + _LAST_TIME_TAG + varint(len(stamp)) + stamp
+
+
+def _request(request: Any, data: bytes | None) -> bytes:
+    """The request of a Rejection as kept (`data`: it serialized, if a message):
+    itself as the field REQUEST_FIELD when it is small enough, else its JSON
+    (cut) now."""
+    if data is not None and len(data) <= KEPT_REQUEST_BYTES:
+        wrapped = any_pb2.Any(type_url=_ANY_PREFIX + request.DESCRIPTOR.full_name,
+                              value=data).SerializeToString()
         return _REQUEST_TAG + varint(len(wrapped)) + wrapped
     text, cut = _request_json(request)
     return console_pb2.Rejection(request_json=text, request_truncated=cut).SerializeToString()

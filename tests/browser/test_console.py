@@ -58,6 +58,9 @@ def write(port: int, **event: Any) -> dict[str, Any]:
     return dict(answer)
 
 
+TRIES = 20  # of one bad request
+
+
 async def see_events_and_refusals(devtools_url: str, port: int, folder: Path) -> None:
     async with DevTools.connect(devtools_url) as devtools:
         session = await open_console(devtools, f"http://127.0.0.1:{port}/")
@@ -93,6 +96,21 @@ async def see_events_and_refusals(devtools_url: str, port: int, folder: Path) ->
         assert "← user_event.visitor_id: " in too_long and "128" in too_long, marked
         missing, = [line for line in marked if line.startswith('  "userEvent": {')]
         assert "← user_event.product_details: " in missing, marked
+        # One bad request sent again and again: a line that counts it, not a line a try.
+        for _ in range(TRIES):
+            status, _ = rest(port, "POST", f"/v2/{CATALOG}/userEvents:write",
+                             {"eventType": "home-page-view", "sessionId": "again"})
+            assert status == 400
+        again = ("[...document.querySelectorAll('#refused details')]"
+                 ".filter(d => d.textContent.includes('\"again\"'))")
+        await until(lambda: devtools.evaluate(
+            session, f"{again}.reduce((n, d) => n + Number((d.querySelector('.tag.repeats')"
+                     f"?.innerText || '×1').slice(1)), 0) === {TRIES}"),
+            "every try counted in the feed", within=LIVE_WITHIN)
+        lines = await devtools.evaluate(session, f"{again}.length")
+        assert 1 <= lines < TRIES, lines
+        # the column counts tries: the first refusal and these
+        assert await text_of(devtools, session, "#refused-h .count") == str(1 + TRIES)
         await photograph(devtools, session, folder, "feed")
         await devtools.color_scheme(session, "dark")
         await photograph(devtools, session, folder, "feed-dark")

@@ -339,3 +339,34 @@ def test_with_auth_a_call_refused_before_its_key_is_looked_at_is_not_kept(
     [kept] = wait_until(lambda: everywhere.call("ListRejections", parent="projects/-")
                         .get("rejections"), "the refusal of the known key", 10)
     assert kept["keyName"] == "writer-0"
+
+
+def test_one_bad_request_sent_again_and_again_is_counted_not_repeated(
+        served: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    retail = retail_client(served.address)
+    rest_client = retail_v2.UserEventServiceClient(transport=UserEventServiceRestTransport(
+        host=served.http_address, url_scheme="http", credentials=AnonymousCredentials()))
+    tries = {"GRPC": (retail, 30), "REST": (rest_client, 20)}
+    for client, times in tries.values():
+        for _ in range(times):
+            with pytest.raises((exceptions.InvalidArgument, exceptions.BadRequest)):  # gRPC, REST
+                write(client, "")  # the very same request each time
+    console = Console(channels(served))
+
+    def counted() -> dict[str, int] | None:
+        found = console.call("ListRejections", parent=PROJECT).get("rejections", [])
+        times: dict[str, int] = {}
+        for r in found:
+            times[r["transport"]] = times.get(r["transport"], 0) + int(r.get("repeats", 0)) + 1
+        return times if times == {way: n for way, (_, n) in tries.items()} else None
+
+    wait_until(counted, "every try counted")
+    refused = console.call("ListRejections", parent=PROJECT)["rejections"]
+    # tries that came within one gathering of the writer are one row: far fewer rows
+    assert len(refused) < 30
+    repeated = [r for r in refused if "repeats" in r]
+    assert repeated and all(r["lastTime"] > r["time"] for r in repeated)
+    assert all(fields_of(r) == ["user_event.visitor_id"] for r in refused)
+    over_rest = rest(served.http_address, f"{PROJECT}/rejections").json()["rejections"]
+    assert [(r["id"], r.get("repeats")) for r in over_rest] == \
+        [(r["id"], r.get("repeats")) for r in refused]

@@ -165,3 +165,51 @@ def test_refusals_alike_share_their_common_part_and_keep_their_own(store: Store)
     assert [r.time.seconds for r in kept] == [1_700_000_000, 1_700_000_001, 1_700_000_002]
     assert {r.transport for r in kept} == {console_pb2.REST} and kept[0].parent == CATALOG
     assert len(keeper._alike) == 2  # noqa: SLF001  # the third was made of the first's part
+
+
+def test_one_request_refused_again_before_the_writer_takes_it_is_one_row_counting_them(
+        store: Store) -> None:
+    keeper = Rejections(store, FixedClock(1_700_000_000_000_000_000), 10, 3600 * 24 * 365 * 99)
+    busy, free = threading.Event(), threading.Event()
+
+    def hold(_db: Any) -> None:  # the writer is busy while the refusals come
+        busy.set()
+        free.wait(10)
+
+    def refuse_as(key: str, session: str) -> None:
+        request = user_event_service_pb2.WriteUserEventRequest(
+            parent=CATALOG, user_event=user_event_pb2.UserEvent(session_id=session))
+        keeper.refused(WRITE, "grpc", request,
+                       InvalidArgument.field("user_event.visitor_id", "is required"), key)
+        keeper._clock.advance(1)  # type: ignore[attr-defined]  # noqa: SLF001
+
+    store._committer.submit(Job(fn=hold))  # type: ignore[attr-defined]  # noqa: SLF001
+    assert busy.wait(10)
+    for key, session in [("k", "a"), ("k", "b"), ("k", "a"), ("k", "a"), ("k", "b"),
+                         ("k2", "a")]:
+        refuse_as(key, session)
+    free.set()
+    store.flush()
+    refuse_as("k", "a")  # the writer took the others: a row of its own
+    store.flush()
+    kept = [shown(*row) for row in store.rejections_after(None, 0, 10)]
+    assert [(r.key_name, json.loads(r.request_json)["userEvent"]["sessionId"], r.repeats,
+             r.time.seconds - 1_700_000_000,
+             r.last_time.seconds - 1_700_000_000 if r.HasField("last_time") else None)
+            for r in kept] == [("k", "a", 2, 0, 3), ("k", "b", 1, 1, 4), ("k2", "a", 0, 5, None),
+                               ("k", "a", 0, 6, None)]
+    as_json = json.loads(json_format.MessageToJson(kept[0]))
+    assert (as_json["repeats"], as_json["lastTime"]) == ("2", "2023-11-14T22:13:23Z")
+
+
+def test_a_flood_of_one_request_is_a_row_a_write_not_a_row_a_try(store: Store) -> None:
+    rejections = Rejections(store, SystemClock(), 1000, 3600)
+    request = user_event_service_pb2.WriteUserEventRequest(
+        parent=CATALOG, user_event=user_event_pb2.UserEvent(session_id="same"))
+    for _ in range(500):
+        rejections.refused(WRITE, "grpc", request,
+                           InvalidArgument.field("user_event.visitor_id", "is required"), "k")
+    store.flush()
+    kept = [shown(*row) for row in store.rejections_after(None, 0, 1000)]
+    assert sum(r.repeats + 1 for r in kept) == 500  # every try counted
+    assert len(kept) < 50  # the writer took them a few times at most, not 500

@@ -40,3 +40,15 @@ def test_a_client_event_of_a_type_the_contract_does_not_name_still_prints() -> N
     stored.client_event.job_event.jobs.append("projects/p/tenants/t/jobs/j1")
     stored.client_event.create_time.FromSeconds(1_700_000_000)
     assert lines.client_event(stored).startswith("2023-11-14T22:13:20Z  type 999 ")
+
+
+def test_a_refusal_repeated_says_how_often_and_when_last() -> None:
+    refused = console_pb2.Rejection(method="/x.Y/Z", message="bad", code=3, repeats=4,
+                                    key_name="shop")
+    refused.time.FromSeconds(1_700_000_000)
+    refused.last_time.FromMilliseconds(1_700_000_000_250)
+    assert lines.rejection(refused) == ("2023-11-14T22:13:20Z  Z  [?]  -  "
+                                        "INVALID_ARGUMENT: bad  key=shop times=5 "
+                                        "last=2023-11-14T22:13:20.250Z")
+    refused.repeats = 0
+    assert "times=" not in lines.rejection(refused) and "last=" not in lines.rejection(refused)

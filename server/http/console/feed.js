@@ -24,11 +24,17 @@ export function rejectionItem(rejection) {
       h("time", {}, when(rejection.time)), " ",
       h("strong", {}, method), " ",
       h("span", {class: "tag bad"}, codeName(rejection.code)), " ",
-      h("span", {class: "message"}, rejection.message || "")),
+      h("span", {class: "message"}, rejection.message || ""),
+      rejection.repeats ? [" ", h("span", {class: "tag repeats",
+        title: `refused ${Number(rejection.repeats) + 1} times alike, the last at ${
+          when(rejection.lastTime)}`}, `×${Number(rejection.repeats) + 1}`)] : null),
     h("dl", {class: "facts"},
       h("dt", {}, "Parent"), h("dd", {}, rejection.parent || "(none)"),
       h("dt", {}, "Came by"), h("dd", {}, rejection.transport || "TRANSPORT_UNSPECIFIED"),
       rejection.keyName ? [h("dt", {}, "Key"), h("dd", {}, rejection.keyName)] : null,
+      rejection.repeats ? [h("dt", {}, "Refused"),
+        h("dd", {}, `${Number(rejection.repeats) + 1} times alike, the last at ${
+          when(rejection.lastTime)}`)] : null,
       rejection.operation ? [h("dt", {}, "Operation"), h("dd", {}, rejection.operation)] : null),
     violations.length && !request ? h("ul", {class: "violations"}, violations.map((v) =>
       h("li", {}, h("code", {}, v.field), ": ", v.description))) : null,
@@ -58,8 +64,8 @@ function column(id, title, hint) {
   let total = 0;
   return {
     section,
-    add(items, render) {
-      total += items.length;
+    add(items, render, weight = () => 1) {
+      total += items.reduce((n, item) => n + weight(item), 0);
       count.textContent = String(total);
       for (const item of items) list.prepend(h("li", {}, render(item)));
       while (list.children.length > KEPT) list.lastChild.remove();
@@ -90,6 +96,7 @@ export function render(main, ctx) {
   }
   follow(`/console/v1/${ctx.projects}/rejections`, "rejections", {
     signal: ctx.signal, onError: refused.error,
-    onItems: (items) => refused.add(items, rejectionItem),
+    // each refusal with those it counts (alike, right after it)
+    onItems: (items) => refused.add(items, rejectionItem, (r) => Number(r.repeats || 0) + 1),
   });
 }

@@ -67,7 +67,7 @@ class StoredClientEvent(_message.Message):
     def __init__(self, id: _Optional[int] = ..., tenant: _Optional[str] = ..., client_event: _Optional[_Union[_event_pb2.ClientEvent, _Mapping]] = ..., receive_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transport: _Optional[_Union[Transport, str]] = ...) -> None: ...
 
 class Rejection(_message.Message):
-    __slots__ = ("id", "time", "transport", "method", "parent", "key_name", "code", "message", "field_violations", "request_json", "request_truncated", "operation")
+    __slots__ = ("id", "time", "transport", "method", "parent", "key_name", "code", "message", "field_violations", "request_json", "request_truncated", "operation", "repeats", "last_time")
     ID_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     TRANSPORT_FIELD_NUMBER: _ClassVar[int]
@@ -80,6 +80,8 @@ class Rejection(_message.Message):
     REQUEST_JSON_FIELD_NUMBER: _ClassVar[int]
     REQUEST_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
+    REPEATS_FIELD_NUMBER: _ClassVar[int]
+    LAST_TIME_FIELD_NUMBER: _ClassVar[int]
     id: int
     time: _timestamp_pb2.Timestamp
     transport: Transport
@@ -92,7 +94,9 @@ class Rejection(_message.Message):
     request_json: str
     request_truncated: bool
     operation: str
-    def __init__(self, id: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transport: _Optional[_Union[Transport, str]] = ..., method: _Optional[str] = ..., parent: _Optional[str] = ..., key_name: _Optional[str] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., field_violations: _Optional[_Iterable[_Union[_error_details_pb2.BadRequest.FieldViolation, _Mapping]]] = ..., request_json: _Optional[str] = ..., request_truncated: _Optional[bool] = ..., operation: _Optional[str] = ...) -> None: ...
+    repeats: int
+    last_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transport: _Optional[_Union[Transport, str]] = ..., method: _Optional[str] = ..., parent: _Optional[str] = ..., key_name: _Optional[str] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., field_violations: _Optional[_Iterable[_Union[_error_details_pb2.BadRequest.FieldViolation, _Mapping]]] = ..., request_json: _Optional[str] = ..., request_truncated: _Optional[bool] = ..., operation: _Optional[str] = ..., repeats: _Optional[int] = ..., last_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DataSet(_message.Message):
     __slots__ = ("name", "event_count", "last_event_time", "last_receive_time")
