@@ -17,7 +17,7 @@ from server.console import rejections
 from server.errors import InvalidArgument
 from server.retail import purge_filter
 from server.store.base import Store
-from server.store.console import StoredClientEvent, StoredEvent
+from server.store.console import StoredClientEvent, StoredEvent, may_continue
 from server.store.rows import EventQuery
 
 DEFAULT_PAGE = 100
@@ -191,7 +191,7 @@ def list_user_events(store: Store, events: EventFilter, size: int,
             room -= cost
         if len(found) > want or (len(found) == want and len(rows) == batch):
             return after_last()
-        if len(rows) < batch:
+        if not may_continue(rows, batch):
             return answer  # the last page
         before = (rows[-1].event_time_us, rows[-1].id)
         if read >= SCAN_LIMIT:  # short, but this call has read enough
@@ -232,7 +232,7 @@ def list_client_events(store: Store, tenant: str, size: int,
                 return answer
             answer.client_events.append(message)
             room -= cost
-        if len(rows) < batch:
+        if not may_continue(rows, batch):
             return answer  # the last page
         before = rows[-1].id
     answer.next_page_token = encode_token(answer.client_events[-1].id)

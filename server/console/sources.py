@@ -11,6 +11,7 @@ from functools import partial
 from server.console import queries, rejections
 from server.console.feed import Item, Page
 from server.store import Store
+from server.store.console import may_continue
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class UserEvents:
         rows = self.store.user_events_after(self.events.query, after, queries.MAX_PAGE)
         if not rows:
             return Page(after, [], False)
-        full = len(rows) == queries.MAX_PAGE
+        full = may_continue(rows, queries.MAX_PAGE)
         if not self.events.on_events:  # each message is made once, when first sent
             return Page(rows[-1].id, [Item(r.id, partial(queries.stored_user_event, r),
                                            len(r.payload) + len(r.source or b""))
@@ -58,7 +59,7 @@ class ClientEvents:
         return Page(rows[-1].id if rows else after,
                     [Item(r.id, partial(queries.stored_client_event, r), len(r.payload))
                      for r in rows],
-                    len(rows) == queries.MAX_PAGE)
+                    may_continue(rows, queries.MAX_PAGE))
 
     def last(self) -> int:
         return self.store.last_id("client_events")

@@ -20,6 +20,7 @@ from footfall.talent.v4 import event_pb2
 
 from server.errors import FieldViolation, InvalidArgument, raise_if_any
 from server.store import Store
+from server.store.console import may_continue
 from server.store.insights import EntrantEvents, TypedRow
 from server.store.rows import EventQuery, TimeBound
 
@@ -70,7 +71,7 @@ def user_events(store: Store, catalog: str, span: TimeRange,
             event = user_event_pb2.UserEvent.FromString(row.payload)
             if not types or event.event_type in types:
                 yield row.id, event
-        if len(rows) < PAGE:
+        if not may_continue(rows, PAGE):
             return
         before = (rows[-1].event_time_us, rows[-1].id)
 
@@ -132,7 +133,7 @@ def client_events(store: Store, tenant: str, span: TimeRange
             event = event_pb2.ClientEvent.FromString(row.payload)
             if span.holds(micros(event.create_time)):
                 yield row.id, event
-        if len(rows) < PAGE:
+        if not may_continue(rows, PAGE):
             return
         after = rows[-1].id
 

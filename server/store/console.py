@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 # The columns of a StoredEvent but its catalog (the query names it), in order.
 _EVENT = f"id, {UNPACK_COLUMNS}, source, joined, received_us, transport"
 _CLIENT_EVENT = "id, tenant, event, received_us, transport"
+# A read of events stops at about READ_BYTES of them: an event may hold up to
+# --max-event-bytes (and its copy as received as much again), so the thousands of
+# rows of a page or a watch's catch-up could otherwise hold gigabytes. The ids
+# and sizes are read first (the database gives a blob's length without reading
+# it), then by id the rows up to the one that passes READ_BYTES (so always one).
+READ_BYTES = 8 * 1024 * 1024
+_EVENT_BYTES = "LENGTH(event) + COALESCE(LENGTH(source), 0)"
 # Refusals per INSERT (4 parameters each): one statement for many rather than
 # executemany, whose every step gives up and retakes the GIL (a wait of up to a
 # switch interval each while the loop is busy: see sqlite._insert_events).
@@ -59,6 +66,15 @@ class StoredClientEvent(NamedTuple):
     @classmethod
     def of(cls, row: Sequence[Any]) -> StoredClientEvent:
         return cls(int(row[0]), row[1], bytes(row[2]), row[3], int(row[4]))
+
+
+def may_continue(rows: Sequence[StoredEvent | StoredClientEvent], limit: int) -> bool:
+    """Whether rows may follow `rows`, read with `limit`: as many came, or the
+    read stopped at READ_BYTES. (A payload as read is never shorter than as
+    stored, so a read cut short is always seen; one that merely came near the
+    bound costs a read that finds nothing.)"""
+    return len(rows) >= limit or sum(
+        len(r.payload) + len(getattr(r, "source", None) or b"") for r in rows) >= READ_BYTES
 
 
 class RejectionRow(NamedTuple):
@@ -140,8 +156,8 @@ class ConsoleSql:
             where += (f" AND {time} <= {mark} AND (event_time_us < {mark} "
                       f"OR id < {mark})")
             params += [before[0], before[0], before[1]]
-        rows = self._fetch(f"SELECT {_EVENT} FROM user_events WHERE {where} "
-                           f"ORDER BY {time} DESC, id DESC LIMIT {mark}", [*params, limit])
+        rows = self._within(_EVENT, _EVENT_BYTES, "user_events", f"WHERE {where} "
+                            f"ORDER BY {time} DESC, id DESC LIMIT {mark}", [*params, limit])
         return [StoredEvent.of(query.catalog, r) for r in rows]
 
     def user_events_after(self, query: EventQuery, after_id: int,
@@ -154,9 +170,29 @@ class ConsoleSql:
             # a watch reads what came since, however large the catalog.
             where += f" AND (id >> 14) >= {mark}"
             params.append(after_id >> 14)
-        rows = self._fetch(f"SELECT {_EVENT} FROM user_events WHERE {where} AND id > {mark} "
-                           f"ORDER BY id LIMIT {mark}", [*params, after_id, limit])
+        rows = self._within(_EVENT, _EVENT_BYTES, "user_events",
+                            f"WHERE {where} AND id > {mark} ORDER BY id LIMIT {mark}",
+                            [*params, after_id, limit])
         return [StoredEvent.of(query.catalog, r) for r in rows]
+
+    def _within(self, columns: str, size: str, table: str, rest: str,
+                params: list[Any]) -> list[Any]:
+        """SELECT `columns` FROM `table` `rest` (whose last parameter is its LIMIT),
+        cut to the rows before the one whose `size`s pass READ_BYTES, and that one
+        (see READ_BYTES): their ids and sizes first, then those rows by id (the
+        columns must start with id)."""
+        total, ids = 0, []
+        for row_id, bytes_ in self._fetch(f"SELECT id, {size} FROM {table} {rest}", params):
+            ids.append(row_id)
+            total += bytes_
+            if total >= READ_BYTES:
+                break
+        if not ids:
+            return []
+        marks = ", ".join([self._dialect.mark] * len(ids))
+        rows = {r[0]: r for r in self._fetch(
+            f"SELECT {columns} FROM {table} WHERE id IN ({marks})", ids)}
+        return [rows[i] for i in ids if i in rows]  # (one deleted meanwhile is gone)
 
     def last_id(self, table: str) -> int:
         """The id of the last row stored in `table` (user_events, client_events or
@@ -173,15 +209,17 @@ class ConsoleSql:
         mark = self._dialect.mark
         below, params = ("", [tenant]) if before_id is None else \
             (f" AND id < {mark}", [tenant, before_id])
-        rows = self._fetch(f"SELECT {_CLIENT_EVENT} FROM client_events WHERE tenant = {mark}"
-                           f"{below} ORDER BY id DESC LIMIT {mark}", [*params, limit])
+        rows = self._within(_CLIENT_EVENT, "LENGTH(event)", "client_events",
+                            f"WHERE tenant = {mark}{below} ORDER BY id DESC LIMIT {mark}",
+                            [*params, limit])
         return [StoredClientEvent.of(r) for r in rows]
 
     def client_events_after(self, tenant: str, after_id: int,
                             limit: int) -> list[StoredClientEvent]:
         mark = self._dialect.mark
-        rows = self._fetch(f"SELECT {_CLIENT_EVENT} FROM client_events WHERE tenant = {mark} "
-                           f"AND id > {mark} ORDER BY id LIMIT {mark}", [tenant, after_id, limit])
+        rows = self._within(_CLIENT_EVENT, "LENGTH(event)", "client_events",
+                            f"WHERE tenant = {mark} AND id > {mark} ORDER BY id LIMIT {mark}",
+                            [tenant, after_id, limit])
         return [StoredClientEvent.of(r) for r in rows]
 
     # -- rejections --------------------------------------------------------------

@@ -18,6 +18,7 @@ from server.console.feed import Chunk, Item, Page, Watches
 from server.console.watch import Commits
 from server.errors import ResourceExhausted
 from server.store import Store
+from server.store import console as store_console
 
 from . import test_store
 from .test_store import CATALOG, row
@@ -339,5 +340,31 @@ def test_watches_are_woken_a_few_a_turn_and_each_gets_everything_in_order(
             assert [i.id for i in items] == sorted({i.id for i in items})
         for stream in streams:
             await stream.aclose()
+
+    run(store, body)
+
+
+def test_pages_and_watches_of_large_events_go_on_past_each_read_bound(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Reads stop at READ_BYTES (here 3 or 4 events of 3 KB): a list and a watch
+    # read on, and see every event once.
+    monkeypatch.setattr(store_console, "READ_BYTES", 10_000)
+    store.write_user_events([row(f"v{n:02}", uri="u" * 3_000) for n in range(25)])
+    events = queries.parse_filter("", CATALOG)
+    listed, token = [], ""
+    while True:
+        page = queries.list_user_events(store, events, 10, token)
+        listed += [e.user_event.visitor_id for e in page.user_events]
+        if not (token := page.next_page_token):
+            break
+    assert sorted(listed) == [f"v{n:02}" for n in range(25)] and len(listed) == 25
+    assert source(store).read(0).full  # the first read stopped short of all 25: more follow
+
+    async def body(watches: Watches) -> None:
+        read = source(store)
+        stream = watches.items(read.key, read, 0, Caller())
+        got = await take(stream, 25)
+        assert [visitor_of(i) for i in got] == [f"v{n:02}" for n in range(25)]
+        await stream.aclose()
 
     run(store, body)

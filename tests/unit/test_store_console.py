@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from server.console import origin
-from server.store import ClientEventRow, EventQuery, open_store
+from server.store import ClientEventRow, EventQuery, console, open_store
 from server.store.console import RejectionRow
 from server.store.group_commit import Join
 from server.store.migrations import MIGRATIONS, statement_for
@@ -213,3 +213,36 @@ def test_version_4_database_gets_the_console_tables(tmp_path: Path) -> None:
             [b"new", b"old-1", b"old-2"]
     finally:
         upgraded.close()
+
+
+def test_reads_of_large_events_stop_at_about_read_bytes(store: Any, monkeypatch: Any) -> None:
+    # Events of up to --max-event-bytes: a page of a thousand must not hold gigabytes.
+    monkeypatch.setattr(console, "READ_BYTES", 10_000)
+    store.write_user_events([row(f"v{n}", time=f"2024-01-01T00:00:{n:02}Z", uri="u" * 3_000)
+                             for n in range(10)])
+    for n in range(10):
+        store.create_client_event(ClientEventRow(TENANT, f"e{n}", 1_000, b"x" * 3_000))
+    # each read takes the rows up to the one that passes the bound, then says so
+    after = store.user_events_after(EventQuery(CATALOG), 0, 1000)
+    assert [visitor(e.payload) for e in after] == ["v0", "v1", "v2", "v3"]
+    assert console.may_continue(after, 1000)
+    newest = store.user_events_newest(EventQuery(CATALOG), 1000)
+    assert [visitor(e.payload) for e in newest] == ["v9", "v8", "v7", "v6"]
+    assert len(store.client_events_after(TENANT, 0, 1000)) == 4
+    assert len(store.client_events_newest(TENANT, 1000)) == 4
+    # read on while it may continue: every event once, in order
+    seen, position = [], 0
+    while rows := store.user_events_after(EventQuery(CATALOG), position, 1000):
+        seen += [visitor(e.payload) for e in rows]
+        position = rows[-1].id
+        if not console.may_continue(rows, 1000):
+            break
+    assert seen == [f"v{n}" for n in range(10)]
+    # one event larger than the bound still comes, alone
+    store.write_user_events([row("huge", time="2024-01-02T00:00:00Z", uri="u" * 20_000)])
+    assert [visitor(e.payload) for e in store.user_events_newest(EventQuery(CATALOG), 1000)] \
+        == ["huge"]
+    # small events: one read takes all that were asked for
+    monkeypatch.setattr(console, "READ_BYTES", 8 * 1024 * 1024)
+    assert len(store.user_events_after(EventQuery(CATALOG), 0, 1000)) == 11
+    assert not console.may_continue(store.user_events_after(EventQuery(CATALOG), 0, 1000), 1000)
