@@ -122,6 +122,9 @@ class Rejections:
         # bytes) -> [its index in `_gathered`, repeats, the last one's time in ns].
         self._repeats: dict[tuple[Any, bytes | None], list[int]] = {}
         self._last: Future[Any] | None = None  # of the newest job keeping refusals
+        # A job is queued that will take what is gathered (until it runs, or fails
+        # before it could: then the next refusal, or a reader, queues another).
+        self._queued = False
         self.skipped = 0  # refusals let go unwritten: too many waited
         # What refusals alike share, made once (see `_alike_part`): in a flood most are.
         self._alike: dict[tuple[Any, ...], tuple[str, bytes]] = {}
@@ -143,9 +146,11 @@ class Rejections:
                  error.code, error.message)
         data = request.SerializeToString() if isinstance(request, Message) else None
         now_ns = self._clock.now_ns()
-        same = (alike, data)
+        # Alike requests are found by their bytes, of those kept as bytes only: a
+        # large one (kept as its JSON, cut) would hold its megabytes while it waits.
+        same = (alike, data) if data is not None and len(data) <= KEPT_REQUEST_BYTES else None
         with self._lock:
-            repeated = self._repeats.get(same)
+            repeated = self._repeats.get(same) if same is not None else None
             if repeated is not None:  # one alike waits still: it counts this one
                 repeated[1] += 1
                 repeated[2] = now_ns
@@ -188,7 +193,8 @@ class Rejections:
               ) -> None:
         """Gather `rows` for the writer; a refusal `same` as later ones may count them."""
         with self._lock:
-            first = not self._gathered  # else the writer's queued job takes these too
+            first = not self._queued  # else the writer's queued job takes these too
+            self._queued = True
             if same is not None:
                 self._repeats[same] = [len(self._gathered), 0, 0]
             self._gathered.extend(rows)
@@ -197,8 +203,11 @@ class Rejections:
                 self.skipped += len(self._gathered) - limit
                 del self._gathered[:-limit]
                 self._repeats.clear()  # their indexes moved: the next ones start anew
-        if not first:
-            return
+        if first:
+            self._queue()
+
+    def _queue(self) -> None:
+        """Queue the job that takes what is gathered."""
         now_us = self._clock.now_ns() // 1000
         try:
             kept = self._store.add_rejections(self._take, self._keep_count,
@@ -207,16 +216,30 @@ class Rejections:
             lost = self._take()
             log.warning("could not keep %d refusals", len(lost), exc_info=True)
             return
-        kept.add_done_callback(_log_failure)
+        kept.add_done_callback(self._done)
         self._last = kept
+
+    def _done(self, kept: Future[Any]) -> None:
+        """A job ended. One that failed before it took the refusals gathered (the
+        store busy or away at its BEGIN) leaves them waiting: the next refusal, or
+        a reader (`waiting`), queues another."""
+        if kept.exception() is not None:
+            log.warning("could not keep refusals: %s", kept.exception())
+            with self._lock:
+                if self._gathered:
+                    self._queued = False
 
     def waiting(self) -> bool:
         """Whether refusals made here are not yet committed (gathered, or in a
         commit still to come)."""
         with self._lock:
             if self._gathered:
-                return True
-        return self._last is not None and not self._last.done()
+                stranded, self._queued = not self._queued, True
+            else:
+                return self._last is not None and not self._last.done()
+        if stranded:  # their job failed: another, so that the reader's flush keeps them
+            self._queue()
+        return True
 
     def _take(self) -> list[RejectionRow]:
         """The refusals gathered (on the writer, in its transaction), each with the
@@ -224,6 +247,7 @@ class Rejections:
         with self._lock:
             rows, self._gathered = self._gathered, []
             repeats, self._repeats = self._repeats, {}
+            self._queued = False
         for index, count, last_ns in repeats.values():
             if count:
                 row = rows[index]
@@ -298,7 +322,3 @@ def _import_violations(failure: str) -> list[error_details_pb2.BadRequest.FieldV
                 field=match[1], description=match[2]))
     return found
 
-
-def _log_failure(kept: Future[Any]) -> None:
-    if kept.exception() is not None:
-        log.warning("could not keep refusals: %s", kept.exception())

@@ -4,9 +4,11 @@ SQLite file and PostgreSQL (when FOOTFALL_TEST_POSTGRES_DSN is set)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from typing import Any
 
+import pytest
 from footfall.console.v1 import console_pb2
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
 from google.protobuf import json_format
@@ -213,3 +215,62 @@ def test_a_flood_of_one_request_is_a_row_a_write_not_a_row_a_try(store: Store) -
     kept = [shown(*row) for row in store.rejections_after(None, 0, 1000)]
     assert sum(r.repeats + 1 for r in kept) == 500  # every try counted
     assert len(kept) < 50  # the writer took them a few times at most, not 500
+
+
+def test_refusals_are_kept_again_once_a_locked_store_is_free(tmp_path: Any) -> None:
+    # A job of the writer that fails before it takes the refusals (SQLite locked by
+    # another connection past its busy timeout, at BEGIN) must not leave them, and
+    # every later one, waiting for good.
+    store = test_store.open_store(f"sqlite:///{tmp_path}/events.db")
+    keeper = Rejections(store, SystemClock(), 100, 3600)
+    other = sqlite3.connect(tmp_path / "events.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        refuse(keeper, 1)
+        assert keeper._last is not None  # noqa: SLF001
+        with pytest.raises(Exception, match="locked"):
+            keeper._last.result(30)  # noqa: SLF001
+        other.execute("COMMIT")
+        refuse(keeper, 2)  # queues a job again, which takes both
+        store.flush()
+        assert sessions(store) == ["1", "2"]
+        refuse(keeper, 3)
+        keeper_waits = keeper.waiting()
+        store.flush()
+        assert sessions(store) == ["1", "2", "3"] and keeper_waits
+    finally:
+        other.close()
+        store.close()
+
+
+def test_a_reader_queues_again_what_a_failed_job_left(tmp_path: Any) -> None:
+    store = test_store.open_store(f"sqlite:///{tmp_path}/events.db")
+    keeper = Rejections(store, SystemClock(), 100, 3600)
+    other = sqlite3.connect(tmp_path / "events.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        refuse(keeper, 1)
+        with pytest.raises(Exception, match="locked"):
+            keeper._last.result(30)  # type: ignore[union-attr]  # noqa: SLF001
+        other.execute("COMMIT")
+        assert keeper.waiting()  # what ListRejections asks before it flushes
+        store.flush()
+        assert sessions(store) == ["1"] and not keeper.waiting()
+    finally:
+        other.close()
+        store.close()
+
+
+def test_large_requests_refused_again_are_not_held_to_be_counted(store: Store) -> None:
+    # Alike requests are found by their bytes: a large one (kept as its JSON, cut)
+    # is not held whole while it waits for the writer.
+    keeper = Rejections(store, SystemClock(), 10, 3600)
+    request = user_event_service_pb2.WriteUserEventRequest(
+        parent=CATALOG, user_event=user_event_pb2.UserEvent(
+            uri="u" * rejections.KEPT_REQUEST_BYTES))
+    for _ in range(2):
+        keeper.refused(WRITE, "grpc", request,
+                       InvalidArgument.field("user_event.visitor_id", "x"), "k")
+    assert not keeper._repeats  # noqa: SLF001
+    store.flush()
+    assert [shown(*row).repeats for row in store.rejections_after(None, 0, 10)] == [0, 0]
