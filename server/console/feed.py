@@ -301,7 +301,10 @@ class Feed:
         top = self.source.last()
         position, items, full = self.source.read(after)
         if not items:
-            return top, position, None, full
+            # None of the rows up to `top` is selected: the next read starts from
+            # there, not again from `after` (a filter that no new row matches
+            # would read every row stored since the watch began, at each commit).
+            return top, position if full else max(position, top), None, full
         chunk = Chunk(items)
         if self._batched:  # what its watches send (over gRPC nearly always), made off the loop
             chunk.wire()

@@ -368,3 +368,24 @@ def test_pages_and_watches_of_large_events_go_on_past_each_read_bound(
         await stream.aclose()
 
     run(store, body)
+
+
+def test_a_filtered_watch_reads_on_from_the_rows_it_did_not_select(store: Store) -> None:
+    # A filter no new row matches: each read starts after the last row stored when
+    # the previous one began, not again from where the watch began (which read every
+    # row stored since, at each commit).
+    async def body(watches: Watches) -> None:
+        read = source(store, 'eventType = "search"')
+        stream = watches.items(read.key, read, 0, Caller())
+        first = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.05)
+        await write(store, "a", "b", "c", "d")
+        await asyncio.sleep(0.2)
+        last = store.last_id("user_events")
+        assert read.reads[-1] == last, read.reads  # where the last read began
+        await asyncio.to_thread(store.write_user_events, [row("e", event_type="search",
+                                                              search_query="tent")])
+        assert visitor_of(await asyncio.wait_for(first, 5)) == "e"
+        await stream.aclose()
+
+    run(store, body)
