@@ -114,16 +114,22 @@ def page_size(value: int) -> int:
     return min(value or DEFAULT_PAGE, MAX_PAGE)
 
 
+_TOKEN_NUMBER = re.compile(rb"-?[0-9]{1,19}")
+
+
 def decode_token(token: str, parts: int) -> tuple[int, ...] | None:
     """The position a page token holds (`parts` integers); None for no token.
     INVALID_ARGUMENT for one this server did not make."""
     if not token:
         return None
     try:
-        numbers = tuple(int(n) for n in base64.urlsafe_b64decode(token.encode()).split(b"."))
+        texts = base64.urlsafe_b64decode(token.encode()).split(b".")
     except (ValueError, binascii.Error):
-        numbers = ()
-    if len(numbers) != parts:
+        texts = []
+    # as encode_token writes them: plain decimals a database integer holds
+    numbers = tuple(int(t) for t in texts if _TOKEN_NUMBER.fullmatch(t))
+    if len(numbers) != parts or len(texts) != parts \
+            or not all(-(2 ** 63) <= n < 2 ** 63 for n in numbers):
         raise InvalidArgument.field("page_token", "is not a page token of this list")
     return numbers
 

@@ -4,6 +4,7 @@ file and PostgreSQL (when FOOTFALL_TEST_POSTGRES_DSN is set)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,7 +17,7 @@ from google.protobuf import json_format
 from server.console import feed, queries, sources
 from server.console.feed import Chunk, Item, Page, Watches
 from server.console.watch import Commits
-from server.errors import ResourceExhausted
+from server.errors import InvalidArgument, ResourceExhausted
 from server.store import Store
 from server.store import console as store_console
 
@@ -389,3 +390,16 @@ def test_a_filtered_watch_reads_on_from_the_rows_it_did_not_select(store: Store)
         await stream.aclose()
 
     run(store, body)
+
+
+@pytest.mark.parametrize("text", [b"99999999999999999999999", b"1.99999999999999999999999",
+                                  b"1_0", b" 7", b"7 ", b"+7", b"", b"1.2.3", b"9223372036854775808"])
+def test_a_forged_page_token_is_invalid_argument_naming_it(store: Store, text: bytes) -> None:
+    token = base64.urlsafe_b64encode(text).decode() or "=="
+    events = queries.parse_filter("", CATALOG)
+    for read in (lambda: queries.list_user_events(store, events, 10, token),
+                 lambda: queries.list_client_events(store, "projects/p/tenants/t", 10, token),
+                 lambda: queries.list_rejections(store, None, 10, token)):
+        with pytest.raises(InvalidArgument) as refused:
+            read()
+        assert [v.field for v in refused.value.violations] == ["page_token"]
