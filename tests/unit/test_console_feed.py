@@ -393,7 +393,8 @@ def test_a_filtered_watch_reads_on_from_the_rows_it_did_not_select(store: Store)
 
 
 @pytest.mark.parametrize("text", [b"99999999999999999999999", b"1.99999999999999999999999",
-                                  b"1_0", b" 7", b"7 ", b"+7", b"", b"1.2.3", b"9223372036854775808"])
+                                  b"1_0", b" 7", b"7 ", b"+7", b"", b"1.2.3",
+                                  b"9223372036854775808"])
 def test_a_forged_page_token_is_invalid_argument_naming_it(store: Store, text: bytes) -> None:
     token = base64.urlsafe_b64encode(text).decode() or "=="
     events = queries.parse_filter("", CATALOG)
