@@ -70,7 +70,8 @@ def summary(violations: Sequence[FieldViolation], limit: int = MAX_REPORTED_VIOL
     used = 0
     reserve = len(MORE_VIOLATIONS) + 24  # "; " and the count
     for violation in violations[:limit]:
-        text = f"{_clipped(violation.field)}: {_clipped(violation.description)}"
+        text = (f"{_clipped(violation.field)}: " if violation.field else "") \
+            + _clipped(violation.description)  # (field "": the request as a whole)
         if max_chars is not None and shown and used + len(text) + 2 > max_chars - reserve:
             break
         shown.append(text)

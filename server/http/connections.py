@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import web, web_protocol
 from google.rpc import code_pb2, status_pb2
 
 from server.http.errors import error_body
@@ -149,6 +149,13 @@ class _Connection(web.RequestHandler):
     def connection_lost(self, exc: BaseException | None) -> None:
         self._site.closed(self)
         super().connection_lost(exc)
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        # A body that does not unpack (its Content-Encoding lies) was answered 400
+        # already; aiohttp meets the error again draining what is left, and closes.
+        if isinstance(kw.get("exc_info"), web_protocol.RequestPayloadError):
+            return
+        super().log_exception(*args, **kw)
 
 
 class GuardedSite(web.BaseSite):

@@ -19,11 +19,12 @@ import functools
 import logging
 import ssl
 import time
+import zlib
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 import grpc
-from aiohttp import web
+from aiohttp import http_exceptions, web, web_protocol
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
@@ -388,6 +389,18 @@ class HttpGateway:
         except ConnectionError:  # not a bug of ours: no traceback, no INTERNAL
             raise Cancelled("the caller closed the connection before its body was in") \
                 from None
+        except (zlib.error, http_exceptions.PayloadEncodingError,
+                web_protocol.RequestPayloadError) as exc:
+            # gzip or deflate that does not unpack (aiohttp unpacks as it reads; the
+            # connection closes after the answer: see connections._Connection)
+            cause = exc.__cause__ if isinstance(exc, web_protocol.RequestPayloadError) else exc
+            if isinstance(cause, http_exceptions.DecompressSizeError):
+                raise RequestTooLarge(f"the request body unpacks to more than the "
+                                      f"{self._settings.max_request_bytes} bytes this server "
+                                      f"accepts") from None
+            encoding = request.headers.get("Content-Encoding", "")[:50]
+            raise InvalidArgument.field("", f"the request body is not valid {encoding} "
+                                            f"(its Content-Encoding header)") from None
         except TimeoutError:
             raise BodyTooSlow(f"the request body did not arrive within "
                               f"{self._settings.http_body_timeout:g} s "

@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import gzip
 import http.client
+import json
 import logging
 import os
 import resource
@@ -26,6 +28,7 @@ from server.clock import FixedClock
 from server.config import Settings
 from server.http import HttpGateway
 from server.loop import LoopThread
+from server.store import EventQuery
 
 HEADER_TIMEOUT = 0.5  # seconds: short, so the tests are quick
 BOUND = 10.0  # seconds a test waits for what should take about HEADER_TIMEOUT
@@ -310,3 +313,29 @@ def test_bodies_waiting_to_be_decoded_still_count(settings: Settings, clock: Fix
         with raw(running.http_port) as sock:  # the room they held is given back
             sock.sendall(request)
             assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.parametrize(("encoding", "body"), [
+    ("gzip", b'{"eventType": "home-page-view", "visitorId": "v"}'),  # not gzip at all
+    ("deflate", gzip.compress(b'{"eventType": "home-page-view", "visitorId": "v"}')),
+    ("gzip", gzip.compress(b'{"eventType": "home-page-view", "visitorId": "v"}') + b"junk"),
+])
+def test_a_body_that_is_not_what_its_content_encoding_says_is_400(
+        gateway: Running, caplog: pytest.LogCaptureFixture, encoding: str, body: bytes) -> None:
+    path = "/v2/projects/p/locations/global/catalogs/default_catalog/userEvents:write"
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.http_port, timeout=BOUND)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            connection.request("POST", path, body, {"Content-Type": "application/json",
+                                                    "Content-Encoding": encoding})
+            answer = connection.getresponse()
+            error = json.loads(answer.read())["error"]
+    finally:
+        connection.close()
+    assert (answer.status, error["status"]) == (400, "INVALID_ARGUMENT")
+    assert error["message"] == f"the request body is not valid {encoding} (its Content-Encoding " \
+                               "header)"
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    gateway.store.flush()
+    assert gateway.store.count_user_events(
+        EventQuery("projects/p/locations/global/catalogs/default_catalog")) == 0
