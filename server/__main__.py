@@ -53,7 +53,7 @@ def _add_output(parser: argparse.ArgumentParser, follow: bool = False) -> None:
     parser.add_argument("--json", action="store_true",
                         help="each record as one line of proto3 JSON")
     if follow:
-        parser.add_argument("--after", type=int, metavar="POSITION",
+        parser.add_argument("--after", type=_position, metavar="POSITION",
                             help="first those stored after this position (the id in --json; "
                                  "0: from the first one stored)")
 
@@ -66,6 +66,17 @@ def _at_least_one(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _position(text: str) -> int:
+    """argparse type of --after: a position (0 or a stored row's id, an int64)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"must be 0 or a stored row's id, got {value}")
     return value
 
 

@@ -212,6 +212,14 @@ def test_bad_input_is_one_line_naming_the_flag(shop: Running, tmp_path: Path,
     assert out.stdout == ""
 
 
+@pytest.mark.parametrize("after", ["99999999999999999999", "-3"])
+def test_a_position_out_of_range_is_said_by_argparse(tmp_path: Path, after: str) -> None:
+    out = footfall("rejections", "tail", "--server", "127.0.0.1:1", "--after", after,
+                   cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"argument --after: must be 0 or a stored row's id, got {after}" in out.stderr
+
+
 def test_tail_needs_a_server(tmp_path: Path) -> None:
     out = footfall("events", "tail", "--parent", CATALOG, cwd=tmp_path)
     assert out.returncode == 2 and "one of the arguments --server is required" in out.stderr
