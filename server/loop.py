@@ -16,18 +16,42 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from server.errors import Cancelled
+
 T = TypeVar("T")
 
 START_TIMEOUT = 30.0
+
+
+# Set, in the context a pool thread runs `off_loop`'s work in, once the coroutine
+# that awaits it is cancelled (its caller went, or its deadline passed).
+_ABANDONED: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar(
+    "footfall_abandoned", default=None)
 
 
 async def off_loop(fn: Callable[..., T], /, *args: Any) -> T:
     """`fn(*args)`, run on the loop's pool: how a coroutine calls the store (or
     anything else that blocks). It runs in a copy of the caller's context, as
     asyncio.to_thread does, so context variables (the retail API version an
-    operation is named for) reach it."""
+    operation is named for) reach it. Cancelled, it goes on in its thread, but
+    work of many reads stops at the next (`stop_if_abandoned`)."""
     context = contextvars.copy_context()
-    return await asyncio.get_running_loop().run_in_executor(None, context.run, fn, *args)
+    gone = threading.Event()
+    context.run(_ABANDONED.set, gone)
+    try:
+        return await asyncio.get_running_loop().run_in_executor(None, context.run, fn, *args)
+    except asyncio.CancelledError:
+        gone.set()
+        raise
+
+
+def stop_if_abandoned() -> None:
+    """In work run by `off_loop`, between the reads of one call: CANCELLED once
+    the coroutine awaiting it was cancelled (its caller went, or its deadline
+    passed), so that a long scan does not hold a pool thread for nobody."""
+    gone = _ABANDONED.get()
+    if gone is not None and gone.is_set():
+        raise Cancelled("the caller went before the answer was ready")
 
 
 # Large HTTP requests are decoded here, not on the loop: a body of a few MB (a

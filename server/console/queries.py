@@ -15,6 +15,7 @@ from footfall.retail.v2 import user_event_pb2
 
 from server.console import rejections
 from server.errors import InvalidArgument
+from server.loop import stop_if_abandoned
 from server.retail import purge_filter
 from server.store.base import Store
 from server.store.console import StoredClientEvent, StoredEvent, may_continue
@@ -183,6 +184,7 @@ def list_user_events(store: Store, events: EventFilter, size: int,
         return answer
 
     while True:
+        stop_if_abandoned()
         want = size - len(answer.user_events)
         batch = min(want, READ_BATCH) if not events.on_events \
             else min(max(want, 100), SCAN_LIMIT - read)
@@ -212,6 +214,7 @@ def count_user_events(store: Store, events: EventFilter) -> int:
         return store.count_user_events(events.query)
     count, before = 0, None
     while rows := store.user_events_newest(events.query, SCAN_LIMIT, before):
+        stop_if_abandoned()
         count += len(matching(rows, events))
         before = (rows[-1].event_time_us, rows[-1].id)
     return count
@@ -228,6 +231,7 @@ def list_client_events(store: Store, tenant: str, size: int,
     answer = console_pb2.ListClientEventsResponse()
     room = PAGE_BYTES
     while len(answer.client_events) < size:
+        stop_if_abandoned()
         batch = min(size - len(answer.client_events), READ_BATCH)
         rows = store.client_events_newest(tenant, batch, before)
         for row in rows:

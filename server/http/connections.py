@@ -125,14 +125,14 @@ def fit_descriptors(wanted: int) -> int:
     return cap
 
 
-class _Connection(web.RequestHandler):
+class Connection(web.RequestHandler):
     """aiohttp's protocol for one connection, counted. Its keep-alive timer, set
     to the header timeout, is the head deadline: aiohttp (from 3.14.5) arms it at
     accept and again at the end of each response, bytes arriving do not move it,
     and when it fires a connection still waiting for a complete head is closed.
     So a request costs nothing extra here."""
 
-    __slots__ = ("_site", "made")
+    __slots__ = ("_site", "made", "_lost")
 
     def __init__(self, site: GuardedSite, manager: web.Server, **kwargs: Any) -> None:
         # A body left unread after the answer is drained for as long, no longer.
@@ -140,6 +140,7 @@ class _Connection(web.RequestHandler):
                          lingering_time=site.header_timeout, **kwargs)
         self._site = site
         self.made = False  # connection_made was called
+        self._lost: list[Callable[[], Any]] = []  # called when the connection is lost
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -148,7 +149,20 @@ class _Connection(web.RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._site.closed(self)
+        for call in self._lost:
+            call()
+        self._lost.clear()
         super().connection_lost(exc)
+
+    def when_lost(self, call: Callable[[], Any]) -> Callable[[], None]:
+        """Call `call` if the connection is lost; the function that stops that."""
+        self._lost.append(call)
+
+        def forget() -> None:
+            with contextlib.suppress(ValueError):
+                self._lost.remove(call)
+
+        return forget
 
     def log_exception(self, *args: Any, **kw: Any) -> None:
         # A body that does not unpack (its Content-Encoding lies) was answered 400
@@ -176,7 +190,7 @@ class GuardedSite(web.BaseSite):
         self._listeners: list[socket.socket] = []
         self._connecting: set[asyncio.Task[None]] = set()
         self._retry: asyncio.TimerHandle | None = None
-        self._open: set[_Connection] = set()
+        self._open: set[Connection] = set()
         self._pending = 0  # accepted, not connected yet (a TLS handshake, say)
         self.refused = RateLimitedLog(log)
         self.accept_errors = RateLimitedLog(log)
@@ -212,11 +226,11 @@ class GuardedSite(web.BaseSite):
         self.accept_errors.flush()
         await super().stop()  # the open connections are the runner's to drain
 
-    def opened(self, connection: _Connection) -> None:
+    def opened(self, connection: Connection) -> None:
         self._pending -= 1  # the same moment, so it is never counted twice
         self._open.add(connection)
 
-    def closed(self, connection: _Connection) -> None:
+    def closed(self, connection: Connection) -> None:
         self._open.discard(connection)
 
     def _watch(self, on: bool) -> None:
@@ -257,10 +271,10 @@ class GuardedSite(web.BaseSite):
     async def _connect(self, sock: socket.socket) -> None:
         """Counted as pending from accept until connection_made, which a TLS
         handshake that fails never reaches."""
-        made: list[_Connection] = []
+        made: list[Connection] = []
 
-        def connection() -> _Connection:
-            made.append(_Connection(self, self._runner.server,  # type: ignore[arg-type]
+        def connection() -> Connection:
+            made.append(Connection(self, self._runner.server,  # type: ignore[arg-type]
                                     loop=asyncio.get_running_loop(), **self._handler_args))
             return made[0]
 

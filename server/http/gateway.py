@@ -41,11 +41,12 @@ from server.errors import (
     to_rpc_status,
 )
 from server.http import console_pages, pixel, sse, tracker, transcode
-from server.http.connections import GuardedSite, fit_descriptors
+from server.http.connections import Connection, GuardedSite, fit_descriptors
 from server.http.crosssite import HostCheck, OriginCheck, host_check
 from server.http.errors import error_body, http_status, http_status_of
 from server.http.routes import Route, Router, derive_routes
 from server.policy import Policy
+from server.policy.auth import READER_METHODS
 from server.policy.envelope import Envelope
 from server.retail.collect import Requester
 
@@ -282,10 +283,18 @@ class HttpGateway:
             context, functools.partial(_answer, route, output), grant, started,
             large=len(body) + len(request.query_string) > LARGE_REQUEST_BYTES))
         remaining = context.time_remaining()
+        # A read is for its caller alone: it ends when the caller goes or its
+        # deadline passes (a write goes on: what it started still commits).
+        reading = method in READER_METHODS
+        stop = _cancel_when_lost(request) if reading else None
         try:
-            answer = await (work if remaining is None else self._within(work, remaining))
-        except DeadlineExceeded as exc:  # the call, still running, records itself
+            answer = await (work if remaining is None
+                            else self._within(work, remaining, go_on=not reading))
+        except DeadlineExceeded as exc:  # the call, ended or still running, records itself
             answer = exc
+        finally:
+            if stop is not None:
+                stop()
         if isinstance(answer, FootfallError):
             return self._refused(request, route, output, answer)
         body, headers = answer
@@ -351,12 +360,20 @@ class HttpGateway:
         finally:
             self._streams -= 1
 
-    async def _within(self, work: Coroutine[Any, Any, Any], seconds: float | None) -> Any:
+    async def _within(self, work: Coroutine[Any, Any, Any], seconds: float | None,
+                      go_on: bool = True) -> Any:
         """`work`'s result, or DEADLINE_EXCEEDED once the caller's `seconds` (its
-        X-Server-Timeout) are up; the work itself goes on (a write it started still
-        commits) and records its own outcome, and `stop` waits for it."""
+        X-Server-Timeout) are up; the work itself goes on if `go_on` (a write it
+        started still commits) and records its own outcome, and `stop` waits for
+        it; else it is cancelled (and records that)."""
         if seconds is None or seconds > MAX_WAIT_SECONDS:
             return await work
+        if not go_on:
+            try:
+                return await asyncio.wait_for(work, timeout=seconds)
+            except TimeoutError:
+                raise DeadlineExceeded("the deadline (X-Server-Timeout) passed before the "
+                                       "answer was ready") from None
         task = asyncio.ensure_future(work)
         self._running.add(task)
         task.add_done_callback(self._running.discard)
@@ -392,7 +409,7 @@ class HttpGateway:
         except (zlib.error, http_exceptions.PayloadEncodingError,
                 web_protocol.RequestPayloadError) as exc:
             # gzip or deflate that does not unpack (aiohttp unpacks as it reads; the
-            # connection closes after the answer: see connections._Connection)
+            # connection closes after the answer: see connections.Connection)
             cause = exc.__cause__ if isinstance(exc, web_protocol.RequestPayloadError) else exc
             if isinstance(cause, http_exceptions.DecompressSizeError):
                 raise RequestTooLarge(f"the request body unpacks to more than the "
@@ -493,6 +510,16 @@ async def _answer(route: Route, output: transcode.Output, message: Message,
         return answer.data, {**NO_STORE, "Content-Type": answer.content_type
                              or "application/octet-stream"}
     return transcode.response_json(answer, output), JSON_HEADERS
+
+
+def _cancel_when_lost(request: web.Request) -> Callable[[], None] | None:
+    """Cancel the task serving `request` if its connection is lost before it is
+    done; the function that stops watching (None: not a connection of ours)."""
+    connection = request.protocol
+    task = asyncio.current_task()
+    if not isinstance(connection, Connection) or task is None:
+        return None
+    return connection.when_lost(task.cancel)
 
 
 def _error(status: status_pb2.Status, http: int | None = None) -> web.Response:

@@ -19,6 +19,7 @@ from footfall.retail.v2 import user_event_pb2
 from footfall.talent.v4 import event_pb2
 
 from server.errors import FieldViolation, InvalidArgument, raise_if_any
+from server.loop import stop_if_abandoned
 from server.store import Store
 from server.store.console import may_continue
 from server.store.insights import EntrantEvents, TypedRow
@@ -66,6 +67,7 @@ def user_events(store: Store, catalog: str, span: TimeRange,
     query = event_query(catalog, span)
     before: tuple[int, int] | None = None
     while True:
+        stop_if_abandoned()
         rows = store.user_events_newest(query, PAGE, before)
         for row in rows:
             event = user_event_pb2.UserEvent.FromString(row.payload)
@@ -84,6 +86,7 @@ def typed_pages(store: Store, catalog: str, span: TimeRange, bits: Mapping[str, 
     page = ROWS_PAGE
     after: tuple[int, int] | None = None
     while True:
+        stop_if_abandoned()
         rows = store.typed_rows(query, bits, entrant, decode, page, after)
         yield rows
         if len(rows) < page:
@@ -128,6 +131,7 @@ def client_events(store: Store, tenant: str, span: TimeRange
     storage order."""
     after = 0
     while True:
+        stop_if_abandoned()
         rows = store.client_events_after(tenant, after, PAGE)
         for row in rows:
             event = event_pb2.ClientEvent.FromString(row.payload)

@@ -8,7 +8,10 @@ import contextlib
 import dataclasses
 import http.client
 import json
+import socket
 import threading
+import time
+import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +24,8 @@ from google.protobuf import json_format
 
 from server.app import Running, start
 from server.config import Settings
-from server.console import rejections
+from server.console import queries, rejections
+from server.store import EventRow
 
 from . import http_client
 from .test_server import PARENT, TENANT, bad_request, event, retail
@@ -537,3 +541,78 @@ def test_watches_opened_at_once_over_http_keep_to_their_share(settings: Settings
         for conn in conns:
             conn.close()
         few.stop()
+
+
+def visited(count: int) -> list[EventRow]:
+    return [EventRow.from_event(PARENT, event(visitorId=f"v{n}"), joined=True)
+            for n in range(count)]
+
+
+class SlowReads:
+    """The running server's store, its reads of newest events counted and slowed."""
+
+    def __init__(self, running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reads = 0
+        read = running.store.user_events_newest
+
+        def slow(*args: Any, **kwargs: Any) -> Any:
+            self.reads += 1
+            time.sleep(0.02)
+            return read(*args, **kwargs)
+
+        monkeypatch.setattr(running.store, "user_events_newest", slow)
+        monkeypatch.setattr(queries, "SCAN_LIMIT", 10)  # a count reads 10 events a time
+
+    def settled(self) -> int:
+        """The count of reads once they stop (fails if they go on for 2 s)."""
+        for _ in range(40):
+            before = self.reads
+            time.sleep(0.05)
+            if self.reads == before:
+                return before
+        pytest.fail(f"reads go on: {self.reads}")
+
+
+COUNT_SESSION = (f"/console/v1/{PARENT}/userEvents:count?filter="
+                 + urllib.parse.quote('sessionId = "nobody"'))
+
+
+def test_a_long_read_past_its_deadline_stops_and_is_recorded_so(
+        running: Running, channel: grpc.Channel, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A count by session reads every event: 300 events, 10 a read, 20 ms a read
+    # (6 s in all). Past its X-Server-Timeout it is answered 504, stops reading,
+    # and is counted in /metrics as what it answered, not OK once it ends.
+    running.store.write_user_events(visited(300))
+    reads = SlowReads(running, monkeypatch)
+    reply = http_client.call(running.http_port, "GET", COUNT_SESSION,
+                             headers={"X-Server-Timeout": "0.2"})
+    assert reply.status == 504
+    assert reads.settled() < 15
+    metrics = http_client.call(running.http_port, "GET", "/metrics").body.decode()
+    counted = [line for line in metrics.splitlines() if line.startswith("footfall_requests_total")
+               and "CountUserEvents" in line]
+    assert len(counted) == 1 and 'code="DEADLINE_EXCEEDED"' in counted[0], counted
+
+
+def test_a_long_read_whose_caller_went_stops(
+        running: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    running.store.write_user_events(visited(300))
+    reads = SlowReads(running, monkeypatch)
+    with socket.create_connection(("127.0.0.1", running.http_port)) as sock:
+        sock.sendall(f"GET {COUNT_SESSION} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        deadline = time.monotonic() + 5
+        while reads.reads < 3:
+            assert time.monotonic() < deadline, "the count did not start"
+            time.sleep(0.01)
+    assert reads.settled() < 15  # of 30
+
+
+def test_a_long_read_past_its_grpc_deadline_stops(
+        running: Running, console: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    running.store.write_user_events(visited(300))
+    reads = SlowReads(running, monkeypatch)
+    with pytest.raises(grpc.RpcError) as ended:
+        console.CountUserEvents(console_pb2.CountUserEventsRequest(
+            parent=PARENT, filter='sessionId = "nobody"'), timeout=0.2)
+    assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert reads.settled() < 15  # of 30
