@@ -59,12 +59,15 @@ class Item:
     """One row as every watch sends it: its message, made once, and each encoding
     of it made once, on first use."""
 
-    __slots__ = ("id", "size", "_message", "_make", "_wire", "_json", "_entry")
+    __slots__ = ("id", "size", "_message", "_make", "_encode", "_wire", "_json", "_entry")
 
-    def __init__(self, row_id: int, make: Callable[[], Message] | None, size: int = 0) -> None:
+    def __init__(self, row_id: int, make: Callable[[], Message] | None, size: int = 0,
+                 encode: Callable[[], bytes] | None = None) -> None:
         self.id = row_id
         self.size = size  # about what it holds: the bytes of its row as stored
         self._make: Callable[[], Message] | None = make
+        # the message's bytes made without the message, when its row allows
+        self._encode = encode
         self._message: Message | None = None
         self._wire: bytes | None = None
         self._json: dict[Any, bytes] = {}
@@ -86,7 +89,8 @@ class Item:
     def wire(self) -> bytes:
         """The message serialized (what a gRPC stream sends)."""
         if self._wire is None:
-            self._wire = self.message().SerializeToString()
+            self._wire = self._encode() if self._encode is not None \
+                else self.message().SerializeToString()
         return self._wire
 
     def json(self, form: Hashable, encode: Callable[[Message], bytes]) -> bytes:
