@@ -339,6 +339,8 @@ class Watches:
         self._poll = poll
         self._feeds: dict[Hashable, Feed] = {}
         self.open = 0
+        self._waiting: set[_Queue] = set()  # watches waiting for a chunk or a poll
+        self._tick: asyncio.TimerHandle | None = None
 
     @property
     def feeds(self) -> int:
@@ -461,9 +463,28 @@ class Watches:
             after = position
 
     async def _wait(self, queue: _Queue, seconds: float) -> None:
-        queue.waiter = asyncio.get_running_loop().create_future()
+        """Until `queue` is woken, or `seconds` (a poll, or less when a deadline
+        comes first) have passed: the waits of a poll share one timer (`_tick`),
+        so that a watch sending a message every read makes no timer for each."""
+        loop = asyncio.get_running_loop()
+        queue.waiter = loop.create_future()
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(queue.waiter, seconds)
+            if seconds < self._poll:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(queue.waiter, seconds)
+                return
+            self._waiting.add(queue)
+            if self._tick is None:
+                self._tick = loop.call_later(self._poll, self._on_tick)
+            await queue.waiter
         finally:
             queue.waiter = None
+            self._waiting.discard(queue)
+
+    def _on_tick(self) -> None:
+        """A poll after the first of them began to wait, wake the waiting watches
+        (some sooner than a poll: they only look again), so that none waits longer."""
+        self._tick = None
+        waiting, self._waiting = self._waiting, set()
+        for queue in waiting:
+            queue.wake()
