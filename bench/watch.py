@@ -19,11 +19,13 @@ events stored since the last message, at most a message every 50 ms).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -121,15 +123,17 @@ def cpp_watchers() -> Path | None:
     out = ROOT / "build" / "watchers" / digest
     if (out / "watchers").exists():
         return out / "watchers"
-    staging = out.with_name(digest + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    shutil.copy(CPP_SOURCE, staging)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{digest}-", dir=out.parent))
     try:
+        shutil.copy(CPP_SOURCE, staging)
         builds.compile_cpp(staging, "watchers", "-O2")
+        with contextlib.suppress(OSError):  # another process built it meanwhile
+            staging.rename(out)  # whole or not at all: a build cut short is made again
     except builds.Unavailable:
         return None
-    staging.rename(out)  # whole or not at all: a build cut short is made again
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return out / "watchers"
 
 
