@@ -27,6 +27,7 @@ $(TEST_STAMP): $(RUN_STAMP)
 # installed only if missing, and the official Node.js client (npm ci into the
 # ignored tests/node/node_modules). When one cannot be had, its test skips, loudly.
 NODE_MODULES := tests/node/node_modules/.package-lock.json
+# The C++ toolchain also builds bench/watchers.cc, the watch benchmark's watchers.
 # tests/clients: without golang-github-golang-protobuf-1-5-dev
 # apt picks golang/protobuf 1.3, whose Go client panics decoding a reply.
 CLIENT_PACKAGES := protobuf-compiler pkg-config g++ libgrpc++-dev protobuf-compiler-grpc \

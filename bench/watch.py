@@ -6,9 +6,12 @@ what open watches cost the writers.
   event and watcher, the time from the write's answer to its arrival.
 - watchers: h2load durable writes (16 and 64 callers) with no watch open and with
   N open on the catalog being written, a fresh server per rep, the two
-  interleaved. The watchers run in a process of their own (`python -m bench.watch`)
-  and count what each receives: every one must get every write. Server CPU per
-  write from /proc beside each rate.
+  interleaved. The watchers run in a process of their own and count what each
+  receives: every one must get every write. Server CPU per write from /proc beside
+  each rate, and the watchers' process's own (it shares the cores). That process
+  is bench/watchers.cc compiled (`client="cpp"`, when grpc++ is installed: it
+  costs the shared cores far less than grpc.aio receiving the same bytes) or
+  `python -m bench.watch` (`client="python"`).
 Both with WatchUserEvents (a message per event) and WatchUserEventBatches (the
 events stored since the last message, at most a message every 50 ms).
 """
@@ -16,8 +19,13 @@ events stored since the last message, at most a message every 50 ms).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import hashlib
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +37,7 @@ from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_even
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 
 from bench import write
-from bench.common import PARENT, cpu_seconds, footfall, h2load, percentile, summary
+from bench.common import PARENT, ROOT, cpu_seconds, footfall, h2load, percentile, summary
 
 WATCH = "/footfall.console.v1.ConsoleService/WatchUserEvents"
 WATCH_BATCHES = "/footfall.console.v1.ConsoleService/WatchUserEventBatches"
@@ -101,21 +109,70 @@ def latency(watchers: int, rate: float, events: int, batches: bool = False) -> d
             "server_cpu_us_per_write": cpu_us}
 
 
-class Watchers:
-    """`count` watch streams in a process of their own, counting what each gets."""
+CLIENTS = ("cpp", "python")
+CPP_SOURCE = Path(__file__).resolve().parent / "watchers.cc"
 
-    def __init__(self, port: int, count: int, batches: bool) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.watch", str(port), str(count),
-             WATCH_BATCHES if batches else WATCH],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            cwd=Path(__file__).resolve().parent.parent)
+
+@functools.cache
+def cpp_watchers() -> Path | None:
+    """bench/watchers.cc built (-O2) under build/, once per version of it; None
+    when this machine has no grpc++ to build it with (`make test-tools` installs it)."""
+    from tests.clients import builds  # the C++ client's build: g++ over Debian's grpc++
+
+    digest = hashlib.sha256(CPP_SOURCE.read_bytes()).hexdigest()[:16]
+    out = ROOT / "build" / "watchers" / digest
+    if (out / "watchers").exists():
+        return out / "watchers"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{digest}-", dir=out.parent))
+    try:
+        shutil.copy(CPP_SOURCE, staging)
+        builds.compile_cpp(staging, "watchers", "-O2")
+        with contextlib.suppress(OSError):  # another process built it meanwhile
+            staging.rename(out)  # whole or not at all: a build cut short is made again
+    except builds.Unavailable:
+        return None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out / "watchers"
+
+
+def default_client() -> str:
+    """"cpp" when it builds here, else "python"."""
+    return "cpp" if cpp_watchers() is not None else "python"
+
+
+class Watchers:
+    """`count` watch streams in a process of their own, counting what each gets:
+    `client` "cpp" (bench/watchers.cc) or "python" (`_serve_counts`), both
+    speaking the same lines on stdin and stdout."""
+
+    def __init__(self, port: int, count: int, batches: bool, client: str = "cpp") -> None:
+        method = WATCH_BATCHES if batches else WATCH
+        if client == "cpp":
+            program = cpp_watchers()
+            if program is None:
+                raise RuntimeError("the C++ watchers do not build here: no grpc++ "
+                                   "(make test-tools installs it)")
+            request = console_pb2.WatchUserEventsRequest(parent=PARENT, after_id=0)
+            command = [str(program), str(port), str(count), method,
+                       request.SerializeToString().hex()]
+        elif client == "python":
+            command = [sys.executable, "-m", "bench.watch", str(port), str(count), method]
+        else:
+            raise ValueError(f"client must be one of {CLIENTS}, got {client!r}")
+        self.client = client
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True, cwd=ROOT)
 
     def counts(self) -> list[int]:
         assert self.process.stdin is not None and self.process.stdout is not None
         self.process.stdin.write("count\n")
         self.process.stdin.flush()
-        return [int(n) for n in self.process.stdout.readline().split()]
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.client} watchers ended ({self.process.wait()})")
+        return [int(n) for n in line.split()]
 
     def wait_for(self, total: int, seconds: float) -> float:
         """Seconds until every watcher got `total` events; RuntimeError if not in time."""
@@ -142,10 +199,10 @@ class Watchers:
 
 
 def _one_rep(frame: Path, watchers: int, callers: tuple[int, ...],
-             requests: int, batches: bool) -> dict[str, Any]:
+             requests: int, batches: bool, client: str = "cpp") -> dict[str, Any]:
     out: dict[str, Any] = {}
     with footfall() as server:
-        group = Watchers(server.port, watchers, batches) if watchers else None
+        group = Watchers(server.port, watchers, batches, client) if watchers else None
         try:
             written = 500
             h2load(server.port, write.PATH, frame, 4, written)  # warm-up
@@ -175,16 +232,20 @@ def _one_rep(frame: Path, watchers: int, callers: tuple[int, ...],
 
 
 def watchers_cost(watchers: int, callers: tuple[int, ...], requests: int,
-                  reps: int, batches: bool = False) -> dict[str, Any]:
+                  reps: int, batches: bool = False, client: str | None = None) -> dict[str, Any]:
+    """`client`: the watchers' process, "cpp" or "python" (None: `default_client()`)."""
+    client = client or default_client()
     frame = write.frame_file()
     runs: dict[str, list[dict[str, Any]]] = {"none": [], "watched": []}
     try:
         for _ in range(reps):  # interleaved
             runs["none"].append(_one_rep(frame, 0, callers, requests, batches))
-            runs["watched"].append(_one_rep(frame, watchers, callers, requests, batches))
+            runs["watched"].append(_one_rep(frame, watchers, callers, requests, batches,
+                                            client))
     finally:
         frame.unlink()
     out: dict[str, Any] = {"watchers": watchers, "rpc": WATCH_BATCHES if batches else WATCH,
+                           "client": client,
                            "received_per_watcher": runs["watched"][0]["received_per_watcher"]}
     for c in map(str, callers):
         figures = {name: {key: summary([r[c][key] for r in reps_])

@@ -59,12 +59,15 @@ class Item:
     """One row as every watch sends it: its message, made once, and each encoding
     of it made once, on first use."""
 
-    __slots__ = ("id", "size", "_message", "_make", "_wire", "_json", "_entry")
+    __slots__ = ("id", "size", "_message", "_make", "_encode", "_wire", "_json", "_entry")
 
-    def __init__(self, row_id: int, make: Callable[[], Message] | None, size: int = 0) -> None:
+    def __init__(self, row_id: int, make: Callable[[], Message] | None, size: int = 0,
+                 encode: Callable[[], bytes] | None = None) -> None:
         self.id = row_id
         self.size = size  # about what it holds: the bytes of its row as stored
         self._make: Callable[[], Message] | None = make
+        # the message's bytes made without the message, when its row allows
+        self._encode = encode
         self._message: Message | None = None
         self._wire: bytes | None = None
         self._json: dict[Any, bytes] = {}
@@ -86,7 +89,8 @@ class Item:
     def wire(self) -> bytes:
         """The message serialized (what a gRPC stream sends)."""
         if self._wire is None:
-            self._wire = self.message().SerializeToString()
+            self._wire = self._encode() if self._encode is not None \
+                else self.message().SerializeToString()
         return self._wire
 
     def json(self, form: Hashable, encode: Callable[[Message], bytes]) -> bytes:
@@ -338,6 +342,8 @@ class Watches:
         self._poll = poll
         self._feeds: dict[Hashable, Feed] = {}
         self.open = 0
+        self._waiting: set[_Queue] = set()  # watches waiting for a chunk or a poll
+        self._tick: asyncio.TimerHandle | None = None
 
     @property
     def feeds(self) -> int:
@@ -460,9 +466,28 @@ class Watches:
             after = position
 
     async def _wait(self, queue: _Queue, seconds: float) -> None:
-        queue.waiter = asyncio.get_running_loop().create_future()
+        """Until `queue` is woken, or `seconds` (a poll, or less when a deadline
+        comes first) have passed: the waits of a poll share one timer (`_tick`),
+        so that a watch sending a message every read makes no timer for each."""
+        loop = asyncio.get_running_loop()
+        queue.waiter = loop.create_future()
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(queue.waiter, seconds)
+            if seconds < self._poll:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(queue.waiter, seconds)
+                return
+            self._waiting.add(queue)
+            if self._tick is None:
+                self._tick = loop.call_later(self._poll, self._on_tick)
+            await queue.waiter
         finally:
             queue.waiter = None
+            self._waiting.discard(queue)
+
+    def _on_tick(self) -> None:
+        """A poll after the first of them began to wait, wake the waiting watches
+        (some sooner than a poll: they only look again), so that none waits longer."""
+        self._tick = None
+        waiting, self._waiting = self._waiting, set()
+        for queue in waiting:
+            queue.wake()

@@ -19,6 +19,7 @@ from server.loop import stop_if_abandoned
 from server.retail import purge_filter
 from server.store.base import Store
 from server.store.console import StoredClientEvent, StoredEvent, may_continue
+from server.store.packed import varint
 from server.store.rows import EventQuery
 
 DEFAULT_PAGE = 100
@@ -152,6 +153,36 @@ def stored_user_event(row: StoredEvent) -> console_pb2.StoredUserEvent:
         message.received_event.ParseFromString(row.source)
     _time(row.received_us, message.receive_time)
     return message
+
+
+def stored_user_event_wire(row: StoredEvent) -> bytes:
+    """`stored_user_event(row)` serialized, made from the row's bytes as they are:
+    its events are not decoded and encoded again. The fields in number order, as
+    protobuf writes them; an event's own bytes are those stored (a deterministic
+    serialization), so a map of several entries may be in another order than
+    `SerializeToString` of the decoded message would write (the same message)."""
+    parts: list[bytes] = []
+    if row.id:
+        parts += (b"\x08", varint(row.id & _INT64))
+    if row.catalog:
+        catalog = row.catalog.encode()
+        parts += (b"\x12", varint(len(catalog)), catalog)
+    parts += (b"\x1a", varint(len(row.payload)), row.payload)
+    if row.source is not None:
+        parts += (b"\x22", varint(len(row.source)), row.source)
+    if row.joined:
+        parts.append(b"\x28\x01")
+    if row.received_us is not None:
+        seconds, micros = divmod(row.received_us, 1_000_000)  # as Timestamp.FromMicroseconds
+        timestamp = ((b"\x08" + varint(seconds & _INT64) if seconds else b"")
+                     + (b"\x10" + varint(micros * 1000) if micros else b""))
+        parts += (b"\x32", varint(len(timestamp)), timestamp)
+    if row.transport:
+        parts += (b"\x38", varint(row.transport & _INT64))
+    return b"".join(parts)
+
+
+_INT64 = 0xFFFF_FFFF_FFFF_FFFF  # a negative int64 is written as its two's complement
 
 
 def stored_client_event(row: StoredClientEvent) -> console_pb2.StoredClientEvent:

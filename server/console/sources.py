@@ -33,7 +33,8 @@ class UserEvents:
         full = may_continue(rows, queries.MAX_PAGE)
         if not self.events.on_events:  # each message is made once, when first sent
             return Page(rows[-1].id, [Item(r.id, partial(queries.stored_user_event, r),
-                                           len(r.payload) + len(r.source or b""))
+                                           len(r.payload) + len(r.source or b""),
+                                           partial(queries.stored_user_event_wire, r))
                                       for r in rows], full)
         # the terms checked on the decoded events: decoded here, off the loop
         return Page(rows[-1].id, [Item.of(m.id, m) for m in queries.matching(rows, self.events)],

@@ -85,28 +85,35 @@ class Protos:
                                    if not f.name.startswith("google/protobuf/")))
 
 
-def build_cpp(protos: Protos, out: Path) -> list[str]:
-    """Debian ships no C++ for the googleapis protos, so google/* is generated too."""
-    _require("protoc", "grpc_cpp_plugin", "g++", "pkg-config")
+def compile_cpp(out: Path, program: str, optimize: str = "-O0") -> Path:
+    """Every .cc under `out` compiled (`optimize`) and linked with Debian's grpc++ and
+    protobuf into the executable `out`/`program`."""
+    _require("g++", "pkg-config")
     if subprocess.run(["pkg-config", "--exists", "grpc++", "protobuf"]).returncode != 0:
         raise Unavailable("pkg-config finds no grpc++ (libgrpc++-dev)")
-    _run(["protoc", *protos.includes, f"--cpp_out={out}", *protos.files])
-    _run(["protoc", *protos.includes, f"--grpc_out={out}",
-          f"--plugin=protoc-gen-grpc={shutil.which('grpc_cpp_plugin')}", *SERVICES])
-    shutil.copy(HERE / "client.cc", out)
     cflags = _run(["pkg-config", "--cflags", "grpc++", "protobuf"]).split()
     libs = _run(["pkg-config", "--libs", "grpc++", "protobuf"]).split()
 
     def compile_one(source: Path) -> Path:
-        # -O0: the slow part is parsing headers; the client needs no speed.
-        _run(["g++", "-std=c++17", "-O0", "-c", f"-I{out}", *cflags, source,
+        _run(["g++", "-std=c++17", optimize, "-c", f"-I{out}", *cflags, source,
               "-o", source.with_suffix(".o")])
         return source.with_suffix(".o")
 
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         objects = list(pool.map(compile_one, sorted(out.rglob("*.cc"))))
-    _run(["g++", "-o", out / "client", *objects, *libs, "-pthread"])
-    return [str(out / "client")]
+    _run(["g++", "-o", out / program, *objects, *libs, "-pthread"])
+    return out / program
+
+
+def build_cpp(protos: Protos, out: Path) -> list[str]:
+    """Debian ships no C++ for the googleapis protos, so google/* is generated too."""
+    _require("protoc", "grpc_cpp_plugin", "g++", "pkg-config")
+    _run(["protoc", *protos.includes, f"--cpp_out={out}", *protos.files])
+    _run(["protoc", *protos.includes, f"--grpc_out={out}",
+          f"--plugin=protoc-gen-grpc={shutil.which('grpc_cpp_plugin')}", *SERVICES])
+    shutil.copy(HERE / "client.cc", out)
+    # -O0: the slow part is parsing headers; the client needs no speed.
+    return [str(compile_cpp(out, "client"))]
 
 
 def _go_package(proto: str) -> str:

@@ -75,12 +75,13 @@ async def take(stream: AsyncIterator[Item], count: int) -> list[Item]:
     return [await asyncio.wait_for(anext(stream), 5) for _ in range(count)]
 
 
-def run(store: Store, body: Callable[[Watches], Awaitable[T]], limit: int = 100) -> T:
+def run(store: Store, body: Callable[[Watches], Awaitable[T]], limit: int = 100,
+        poll: float = feed.POLL_SECONDS) -> T:
     async def main() -> T:
         commits = Commits()
         store.on_commit(commits.on_commit)
         try:
-            return await body(Watches(commits, limit))
+            return await body(Watches(commits, limit, poll))
         finally:
             store.on_commit(None)
             commits.close()
@@ -404,3 +405,25 @@ def test_a_forged_page_token_is_invalid_argument_naming_it(store: Store, text: b
         with pytest.raises(InvalidArgument) as refused:
             read()
         assert [v.field for v in refused.value.violations] == ["page_token"]
+
+
+def test_waiting_watches_share_one_timer_and_still_see_their_caller_go(store: Store) -> None:
+    """A watch looks at its caller at least once a poll, with one timer for all the
+    waits of a poll (not one per wait: a busy watch waits after every message)."""
+    async def body(watches: Watches) -> None:
+        read = source(store)
+        callers = [Caller() for _ in range(20)]
+        streams = [watches.items(read.key, read, 0, c) for c in callers]
+        waiting = [asyncio.ensure_future(anext(s)) for s in streams]
+        await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        timers = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+        assert len(timers) <= 3  # the feed's poll, the watches' shared tick
+        for caller in callers:
+            caller.gone = True  # nothing wakes them: the tick must
+        done, _ = await asyncio.wait(waiting, timeout=5 * 0.2)
+        assert len(done) == len(waiting)
+        assert all(isinstance(t.exception(), StopAsyncIteration) for t in waiting)
+        assert watches.open == 0
+
+    run(store, body, poll=0.2)
