@@ -272,11 +272,12 @@ class Feed:
                 pushed_at = loop.time()
             if position != self.position:
                 self.position = position
-                if full or not self._batched:
+                if full or (chunk is not None and not self._batched):
                     continue
-                # the rest comes with the next batch
-                await self._pace(loop, pushed_at)
-                continue
+                if chunk is not None:  # the rest comes with the next batch
+                    await self._pace(loop, pushed_at)
+                    continue
+                # none of the rows read was selected: wait for a commit, as after none
             if top < position:  # a reset: go on from the last row stored
                 self.position = top
                 self._hand_out(_RESTART)

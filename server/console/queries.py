@@ -33,6 +33,7 @@ SCAN_LIMIT = 5000
 # past every client's message limit (4 MiB by default in gRPC).
 PAGE_BYTES = 3 * 1024 * 1024
 READ_BATCH = 50  # events read from the store at a time while a page fills
+_INT64 = 0xFFFF_FFFF_FFFF_FFFF  # a negative int64 is written as its two's complement
 TRANSPORTS = {name: number for name, number in console_pb2.Transport.items() if number}
 _PROJECT = re.compile(r"^projects/(?P<project>[^/]+)$")
 ALL_PROJECTS = "-"
@@ -181,8 +182,6 @@ def stored_user_event_wire(row: StoredEvent) -> bytes:
         parts += (b"\x38", varint(row.transport & _INT64))
     return b"".join(parts)
 
-
-_INT64 = 0xFFFF_FFFF_FFFF_FFFF  # a negative int64 is written as its two's complement
 
 
 def stored_client_event(row: StoredClientEvent) -> console_pb2.StoredClientEvent:

@@ -154,7 +154,11 @@ class Rejections:
             if repeated is not None:  # one alike waits still: it counts this one
                 repeated[1] += 1
                 repeated[2] = now_ns
-                return
+                stranded, self._queued = not self._queued, True
+        if repeated is not None:
+            if stranded:  # its job failed before taking it: another takes them
+                self._queue()
+            return
         project, common = self._alike_part(alike, error)
         self._keep([RejectionRow(project, parent, now_ns // 1000,
                                  common + _time(now_ns) + _request(request, data))], same)

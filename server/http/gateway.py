@@ -407,14 +407,9 @@ class HttpGateway:
             raise Cancelled("the caller closed the connection before its body was in") \
                 from None
         except (zlib.error, http_exceptions.PayloadEncodingError,
-                web_protocol.RequestPayloadError) as exc:
+                web_protocol.RequestPayloadError):
             # gzip or deflate that does not unpack (aiohttp unpacks as it reads; the
             # connection closes after the answer: see connections.Connection)
-            cause = exc.__cause__ if isinstance(exc, web_protocol.RequestPayloadError) else exc
-            if isinstance(cause, http_exceptions.DecompressSizeError):
-                raise RequestTooLarge(f"the request body unpacks to more than the "
-                                      f"{self._settings.max_request_bytes} bytes this server "
-                                      f"accepts") from None
             encoding = request.headers.get("Content-Encoding", "")[:50]
             raise InvalidArgument.field("", f"the request body is not valid {encoding} "
                                             f"(its Content-Encoding header)") from None

@@ -68,13 +68,17 @@ class StoredClientEvent(NamedTuple):
         return cls(int(row[0]), row[1], bytes(row[2]), row[3], int(row[4]))
 
 
-def may_continue(rows: Sequence[StoredEvent | StoredClientEvent], limit: int) -> bool:
-    """Whether rows may follow `rows`, read with `limit`: as many came, or the
-    read stopped at READ_BYTES. (A payload as read is never shorter than as
-    stored, so a read cut short is always seen; one that merely came near the
-    bound costs a read that finds nothing.)"""
-    return len(rows) >= limit or sum(
-        len(r.payload) + len(getattr(r, "source", None) or b"") for r in rows) >= READ_BYTES
+class Read(list[Any]):
+    """The rows of one read, and whether rows may follow them: the read found as
+    many as it asked for, or stopped at READ_BYTES (then it holds fewer)."""
+
+    more = False
+
+
+def may_continue(rows: Sequence[Any], limit: int) -> bool:
+    """Whether rows may follow `rows`, read with `limit` (a `Read` knows; a
+    row deleted between its two statements leaves it one short, not ended)."""
+    return rows.more if isinstance(rows, Read) else len(rows) >= limit
 
 
 class RejectionRow(NamedTuple):
@@ -156,9 +160,7 @@ class ConsoleSql:
             where += (f" AND {time} <= {mark} AND (event_time_us < {mark} "
                       f"OR id < {mark})")
             params += [before[0], before[0], before[1]]
-        rows = self._within(_EVENT, _EVENT_BYTES, "user_events", f"WHERE {where} "
-                            f"ORDER BY {time} DESC, id DESC LIMIT {mark}", [*params, limit])
-        return [StoredEvent.of(query.catalog, r) for r in rows]
+        return self._events(query.catalog, where, params, f"{time} DESC, id DESC", limit)
 
     def user_events_after(self, query: EventQuery, after_id: int,
                           limit: int) -> list[StoredEvent]:
@@ -170,29 +172,40 @@ class ConsoleSql:
             # a watch reads what came since, however large the catalog.
             where += f" AND (id >> 14) >= {mark}"
             params.append(after_id >> 14)
-        rows = self._within(_EVENT, _EVENT_BYTES, "user_events",
-                            f"WHERE {where} AND id > {mark} ORDER BY id LIMIT {mark}",
-                            [*params, after_id, limit])
-        return [StoredEvent.of(query.catalog, r) for r in rows]
+        return self._events(query.catalog, f"{where} AND id > {mark}", [*params, after_id],
+                            "id", limit)
 
-    def _within(self, columns: str, size: str, table: str, rest: str,
-                params: list[Any]) -> list[Any]:
-        """SELECT `columns` FROM `table` `rest` (whose last parameter is its LIMIT),
-        cut to the rows before the one whose `size`s pass READ_BYTES, and that one
-        (see READ_BYTES): their ids and sizes first, then those rows by id (the
-        columns must start with id)."""
+    def _events(self, catalog: str, where: str, params: list[Any], order: str,
+                limit: int) -> Read:
+        read = self._within(_EVENT, _EVENT_BYTES, "user_events", where, params, order, limit)
+        read[:] = [StoredEvent.of(catalog, r) for r in read]
+        return read
+
+    def _within(self, columns: str, size: str, table: str, where: str, params: list[Any],
+                order: str, limit: int, lead: tuple[str, Any] | None = None) -> Read:
+        """SELECT `columns` (starting with id) FROM `table` WHERE `where` ORDER BY
+        `order` LIMIT `limit`, cut to the rows before the one whose `size`s pass
+        READ_BYTES, and that one (see READ_BYTES): their ids and sizes first, then
+        those rows by id (and the `lead` column's value: on PostgreSQL,
+        client_events has no index on id alone, only one that leads with the tenant)."""
+        mark = self._dialect.mark
+        sizes = self._fetch(f"SELECT id, {size} FROM {table} WHERE {where} ORDER BY {order} "
+                            f"LIMIT {mark}", [*params, limit])
         total, ids = 0, []
-        for row_id, bytes_ in self._fetch(f"SELECT id, {size} FROM {table} {rest}", params):
+        for row_id, bytes_ in sizes:
             ids.append(row_id)
             total += bytes_
             if total >= READ_BYTES:
                 break
-        if not ids:
-            return []
-        marks = ", ".join([self._dialect.mark] * len(ids))
-        rows = {r[0]: r for r in self._fetch(
-            f"SELECT {columns} FROM {table} WHERE id IN ({marks})", ids)}
-        return [rows[i] for i in ids if i in rows]  # (one deleted meanwhile is gone)
+        read = Read()
+        read.more = len(sizes) >= limit or len(ids) < len(sizes)
+        if ids:
+            leading, values = (f"{lead[0]} = {mark} AND ", [lead[1]]) if lead else ("", [])
+            rows = {r[0]: r for r in self._fetch(
+                f"SELECT {columns} FROM {table} WHERE {leading}id IN "
+                f"({', '.join([mark] * len(ids))})", [*values, *ids])}
+            read.extend(rows[i] for i in ids if i in rows)  # (one deleted meanwhile is gone)
+        return read
 
     def last_id(self, table: str) -> int:
         """The id of the last row stored in `table` (user_events, client_events or
@@ -209,18 +222,19 @@ class ConsoleSql:
         mark = self._dialect.mark
         below, params = ("", [tenant]) if before_id is None else \
             (f" AND id < {mark}", [tenant, before_id])
-        rows = self._within(_CLIENT_EVENT, "LENGTH(event)", "client_events",
-                            f"WHERE tenant = {mark}{below} ORDER BY id DESC LIMIT {mark}",
-                            [*params, limit])
-        return [StoredClientEvent.of(r) for r in rows]
+        return self._client_events(f"tenant = {mark}{below}", params, "id DESC", limit)
 
     def client_events_after(self, tenant: str, after_id: int,
                             limit: int) -> list[StoredClientEvent]:
         mark = self._dialect.mark
-        rows = self._within(_CLIENT_EVENT, "LENGTH(event)", "client_events",
-                            f"WHERE tenant = {mark} AND id > {mark} ORDER BY id LIMIT {mark}",
-                            [tenant, after_id, limit])
-        return [StoredClientEvent.of(r) for r in rows]
+        return self._client_events(f"tenant = {mark} AND id > {mark}", [tenant, after_id],
+                                   "id", limit)
+
+    def _client_events(self, where: str, params: list[Any], order: str, limit: int) -> Read:
+        read = self._within(_CLIENT_EVENT, "LENGTH(event)", "client_events", where, params,
+                            order, limit, lead=("tenant", params[0]))
+        read[:] = [StoredClientEvent.of(r) for r in read]
+        return read
 
     # -- rejections --------------------------------------------------------------
 

@@ -231,7 +231,11 @@ def test_refusals_are_kept_again_once_a_locked_store_is_free(tmp_path: Any) -> N
         with pytest.raises(Exception, match="locked"):
             keeper._last.result(30)  # noqa: SLF001
         other.execute("COMMIT")
-        refuse(keeper, 2)  # queues a job again, which takes both
+        refuse(keeper, 1)  # the same again: counted, and a job queued again
+        store.flush()
+        [kept] = store.rejections_after(None, 0, 10)
+        assert shown(*kept).repeats == 1
+        refuse(keeper, 2)
         store.flush()
         assert sessions(store) == ["1", "2"]
         refuse(keeper, 3)
