@@ -33,7 +33,6 @@ from google.protobuf import (
     descriptor_pool,
     json_format,
     message_factory,
-    timestamp_pb2,
     unknown_fields,
 )
 from google.protobuf.message import Message
@@ -67,6 +66,7 @@ _TIME_TAG = varint(_FIELDS["time"].number << 3 | 2)
 _REPEATS_TAG = varint(_FIELDS["repeats"].number << 3)  # a varint
 _LAST_TIME_TAG = varint(_FIELDS["last_time"].number << 3 | 2)
 _ANY_PREFIX = "type.googleapis.com/"
+_TYPE_URLS: dict[Any, bytes] = {}  # a request type's Any.type_url field, made once
 ALIKE_KINDS = 256  # kinds of refusal whose common part is kept made (see Rejections._alike_part)
 KEPT_VIOLATIONS = 20
 GATHERED_LIMIT = 10_000  # refusals waiting for the writer, at most
@@ -261,17 +261,23 @@ class Rejections:
 
 # A kept Rejection is made of parts, each a serialized message of its own: parsing
 # them as one merges them (the way protobuf reads concatenated messages).
+def _stamp(ns: int) -> bytes:
+    """A google.protobuf.Timestamp of `ns` (since the epoch, not before it)
+    serialized: seconds (field 1) and nanos (field 2), each left out when 0."""
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    return (b"\x08" + varint(seconds) if seconds else b"") \
+        + (b"\x10" + varint(nanos) if nanos else b"")
+
+
 def _time(now_ns: int) -> bytes:
     """A Rejection's `time` field, `now_ns`."""
-    seconds, nanos = divmod(now_ns, 1_000_000_000)
-    stamp = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos).SerializeToString()
+    stamp = _stamp(now_ns)
     return _TIME_TAG + varint(len(stamp)) + stamp
 
 
 def _repeated(count: int, last_ns: int) -> bytes:
     """A Rejection's `repeats` (`count`) and `last_time` (`last_ns`) fields."""
-    seconds, nanos = divmod(last_ns, 1_000_000_000)
-    stamp = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos).SerializeToString()
+    stamp = _stamp(last_ns)
     return _REPEATS_TAG + varint(count) + _LAST_TIME_TAG + varint(len(stamp)) + stamp
 
 
@@ -280,8 +286,12 @@ def _request(request: Any, data: bytes | None) -> bytes:
     itself as the field REQUEST_FIELD when it is small enough, else its JSON
     (cut) now."""
     if data is not None and len(data) <= KEPT_REQUEST_BYTES:
-        wrapped = any_pb2.Any(type_url=_ANY_PREFIX + request.DESCRIPTOR.full_name,
-                              value=data).SerializeToString()
+        # a google.protobuf.Any: type_url (field 1), value (field 2)
+        type_url = _TYPE_URLS.get(request.DESCRIPTOR)
+        if type_url is None:
+            url = (_ANY_PREFIX + request.DESCRIPTOR.full_name).encode()
+            type_url = _TYPE_URLS[request.DESCRIPTOR] = b"\x0a" + varint(len(url)) + url
+        wrapped = type_url + b"\x12" + varint(len(data)) + data
         return _REQUEST_TAG + varint(len(wrapped)) + wrapped
     text, cut = _request_json(request)
     return console_pb2.Rejection(request_json=text, request_truncated=cut).SerializeToString()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from footfall.console.v1 import console_pb2
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
-from google.protobuf import json_format
+from google.protobuf import json_format, unknown_fields
 
 from server.clock import FixedClock, SystemClock
 from server.console import rejections
@@ -278,3 +278,20 @@ def test_large_requests_refused_again_are_not_held_to_be_counted(store: Store) -
     assert not keeper._repeats  # noqa: SLF001
     store.flush()
     assert [shown(*row).repeats for row in store.rejections_after(None, 0, 10)] == [0, 0]
+
+
+def test_hand_made_parts_are_what_protobuf_serializes() -> None:
+    from google.protobuf import any_pb2, timestamp_pb2
+    for ns in (0, 7, 1_000_000_000, 1_700_000_000_123_456_789, 2 ** 62):
+        seconds, nanos = divmod(ns, 1_000_000_000)
+        assert rejections._stamp(ns) == timestamp_pb2.Timestamp(  # noqa: SLF001
+            seconds=seconds, nanos=nanos).SerializeToString()
+    request = user_event_service_pb2.WriteUserEventRequest(
+        parent=CATALOG, user_event=user_event_pb2.UserEvent(session_id="é" * 100))
+    packed = any_pb2.Any()
+    packed.Pack(request)
+    kept = console_pb2.Rejection.FromString(
+        rejections._request(request, request.SerializeToString()))  # noqa: SLF001
+    unknown = unknown_fields.UnknownFieldSet(kept)
+    assert [(f.field_number, f.data) for f in (unknown[i] for i in range(len(unknown)))] == \
+        [(rejections.REQUEST_FIELD, packed.SerializeToString())]
