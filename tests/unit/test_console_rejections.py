@@ -3,9 +3,12 @@ SQLite file and PostgreSQL (when FOOTFALL_TEST_POSTGRES_DSN is set)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -217,10 +220,11 @@ def test_a_flood_of_one_request_is_a_row_a_write_not_a_row_a_try(store: Store) -
     assert len(kept) < 50  # the writer took them a few times at most, not 500
 
 
-def test_refusals_are_kept_again_once_a_locked_store_is_free(tmp_path: Any) -> None:
-    # A job of the writer that fails before it takes the refusals (SQLite locked by
-    # another connection past its busy timeout, at BEGIN) must not leave them, and
-    # every later one, waiting for good.
+@contextlib.contextmanager
+def failed_once(tmp_path: Any) -> Iterator[tuple[Store, Rejections]]:
+    """A SQLite store and its keeper of refusals, whose first job failed before it
+    took refusal 1 (SQLite locked by another connection past its busy timeout, at
+    BEGIN); the lock is gone when this yields."""
     store = test_store.open_store(f"sqlite:///{tmp_path}/events.db")
     keeper = Rejections(store, SystemClock(), 100, 3600)
     other = sqlite3.connect(tmp_path / "events.db", isolation_level=None)
@@ -230,7 +234,22 @@ def test_refusals_are_kept_again_once_a_locked_store_is_free(tmp_path: Any) -> N
         assert keeper._last is not None  # noqa: SLF001
         with pytest.raises(Exception, match="locked"):
             keeper._last.result(30)  # noqa: SLF001
+        # the future's waiters wake before its callbacks run: wait for the keeper's
+        deadline = time.monotonic() + 10
+        while keeper._queued:  # noqa: SLF001
+            assert time.monotonic() < deadline, "the failed job's callback never ran"
+            time.sleep(0.01)
         other.execute("COMMIT")
+        yield store, keeper
+    finally:
+        other.close()
+        store.close()
+
+
+def test_refusals_are_kept_again_once_a_locked_store_is_free(tmp_path: Any) -> None:
+    # A failed job must not leave the refusals it did not take, and every later
+    # one, waiting for good.
+    with failed_once(tmp_path) as (store, keeper):
         refuse(keeper, 1)  # the same again: counted, and a job queued again
         store.flush()
         [kept] = store.rejections_after(None, 0, 10)
@@ -242,27 +261,13 @@ def test_refusals_are_kept_again_once_a_locked_store_is_free(tmp_path: Any) -> N
         keeper_waits = keeper.waiting()
         store.flush()
         assert sessions(store) == ["1", "2", "3"] and keeper_waits
-    finally:
-        other.close()
-        store.close()
 
 
 def test_a_reader_queues_again_what_a_failed_job_left(tmp_path: Any) -> None:
-    store = test_store.open_store(f"sqlite:///{tmp_path}/events.db")
-    keeper = Rejections(store, SystemClock(), 100, 3600)
-    other = sqlite3.connect(tmp_path / "events.db", isolation_level=None)
-    try:
-        other.execute("BEGIN IMMEDIATE")
-        refuse(keeper, 1)
-        with pytest.raises(Exception, match="locked"):
-            keeper._last.result(30)  # type: ignore[union-attr]  # noqa: SLF001
-        other.execute("COMMIT")
+    with failed_once(tmp_path) as (store, keeper):
         assert keeper.waiting()  # what ListRejections asks before it flushes
         store.flush()
         assert sessions(store) == ["1"] and not keeper.waiting()
-    finally:
-        other.close()
-        store.close()
 
 
 def test_large_requests_refused_again_are_not_held_to_be_counted(store: Store) -> None:
