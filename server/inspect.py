@@ -11,11 +11,8 @@ Exit codes: 0 done, 1 the store or server cannot be used, 2 bad input.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sqlite3
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, Protocol
 
@@ -94,29 +91,7 @@ def run(args: argparse.Namespace) -> int:
     except RemoteError as exc:
         return remote_failed(exc, getattr(args, "parent", ""))
     except KeyboardInterrupt:  # Ctrl-C: stopped, as a shell says it (a tail's ends it: 0)
-        _exit_soon(130)
         return 130
-
-
-# How long the way out after Ctrl-C may take (closing the channel, ending the
-# interpreter) before the process just ends.
-EXIT_SECONDS = 2.0
-
-
-def _exit_soon(code: int) -> None:
-    """End the process with `code` within EXIT_SECONDS, whatever holds it up: after
-    Ctrl-C in a watch, closing gRPC's channel and its threads has been seen (once,
-    on a loaded machine) to keep a tail from exiting at all. What was printed is
-    flushed first (every line is, as it is printed)."""
-    def end() -> None:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
-
-    timer = threading.Timer(EXIT_SECONDS, end)
-    timer.daemon = True
-    timer.start()
 
 
 def remote_failed(exc: RemoteError, parent: str) -> int:
@@ -260,7 +235,6 @@ def _list_or_tail(args: argparse.Namespace, verb: str, kind: Kind, listing: Any,
             return _print(server.follow(getattr(server.console, kind.watch_rpc), watching,
                                         _say), kind.line, args.json)
         except KeyboardInterrupt:  # how a tail ends
-            _exit_soon(0)
             return 0
 
     return _reading(args, follow)
