@@ -268,12 +268,22 @@ def test_an_unreadable_authority_file_is_one_line(tmp_path: Path) -> None:
 # -- tail --------------------------------------------------------------------------
 
 
+# `python -c _INTERRUPTIBLE args...`: `python -m server args...` with SIGINT as Python
+# has it by default (KeyboardInterrupt), neither ignored nor blocked.
+_INTERRUPTIBLE = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                  "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+                  "os.execv(sys.executable, [sys.executable, '-m', 'server', *sys.argv[1:]])")
+
+
 class Tail:
     """`footfall ... tail` running, its output read line by line."""
 
     def __init__(self, *args: str, cwd: Path) -> None:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
-        self.proc = subprocess.Popen([sys.executable, "-m", "server", *args], cwd=cwd,
+        # Ctrl-C reaches it even when this test runs with SIGINT ignored (started in
+        # the background by a shell without job control): a child inherits that, and a
+        # CI run started so saw two tails not end at Ctrl-C.
+        self.proc = subprocess.Popen([sys.executable, "-c", _INTERRUPTIBLE, *args], cwd=cwd,
                                      env={**clean, "FOOTFALL_KEY": READER},
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.stdout = self._lines(self.proc.stdout)
