@@ -107,8 +107,8 @@ def refusal_cost(requests: int, reps: int, alike: bool = True) -> dict[str, Any]
             for name, flags in settings.items():  # interleaved, a fresh server each
                 with footfall(None, *flags) as server:
                     h2load(server.port, WRITE_PATH, accepted, 4, min(requests, 500))  # warm-up
-                    flood = _flood(server, refused) if alike else \
-                        _unlike_pixels(server, requests * 10, rate=UNLIKE_RATE)
+                    flood: list[subprocess.Popen[Any]] = [*_flood(server, refused)] \
+                        if alike else _unlike_pixels(server, requests * 10, rate=UNLIKE_RATE)
                     try:
                         before = server.cpu_seconds()
                         load = h2load(server.port, WRITE_PATH, accepted, 16, requests)
@@ -138,7 +138,7 @@ def _flood(server: Server, frame: Path) -> list[subprocess.Popen[bytes]]:
 
 
 def _unlike_pixels(server: Server, count: int, floods: int = 4,
-                   rate: int | None = None) -> list[subprocess.Popen[bytes]]:
+                   rate: int | None = None) -> list[subprocess.Popen[str]]:
     """`floods` HTTP/1.1 connections each sending `count` // `floods` refused pixels
     (no visitor), no two alike, as fast as they are answered (or `rate` a second
     each)."""
@@ -155,6 +155,62 @@ def _unlike_pixels(server: Server, count: int, floods: int = 4,
              *(["--rps", str(rate)] if rate else [])],
             stdout=subprocess.PIPE, text=True))
     return processes
+
+
+def refusal_cpu(reps: int, accepted_rps: int = 30, flood_rps: int = 150) -> dict[str, Any]:
+    """Server CPU a second, refusals kept or not, with every rate fixed (closed loops
+    swing more than the bar): accepted writes from 16 callers at `accepted_rps` each,
+    beside a flood at `flood_rps` from each of 4 connections, alike (one refused
+    write) or unlike (refused pixels, no two alike). Low enough rates that the server
+    keeps up, so that what keeping costs shows as CPU, not as a rate."""
+    accepted, refused = write_frame(), _refused_write()
+    runs: list[dict[str, Any]] = []
+    try:
+        for _ in range(reps):
+            for flood_kind in ("alike", "unlike"):
+                for arm, flags in (("kept", ()), ("not_kept", ("--rejections-keep", "0"))):
+                    with footfall(None, *flags) as server:
+                        _paced(server, accepted, 4, 100, 400).communicate()  # warm-up
+                        flood = [_paced(server, refused, 4, flood_rps, 10 ** 8)] \
+                            if flood_kind == "alike" else \
+                            _unlike_pixels(server, flood_rps * 4 * 60, rate=flood_rps)
+                        try:
+                            time.sleep(0.5)
+                            before, began = server.cpu_seconds(), time.monotonic()
+                            out = _paced(server, accepted, 16, accepted_rps,
+                                         accepted_rps * 16 * 6).communicate()[0]
+                            used = server.cpu_seconds() - before
+                            seconds = time.monotonic() - began
+                        finally:
+                            for process in flood:
+                                process.terminate()
+                                process.wait()
+                    if " 0 failed" not in out:
+                        raise RuntimeError(f"accepted writes failed:\n{out}")
+                    runs.append({"flood": flood_kind, "arm": arm, "seconds": seconds,
+                                 "server_cpu_per_second": used / seconds})
+    finally:
+        accepted.unlink()
+        refused.unlink()
+    out_: dict[str, Any] = {"accepted_per_second": accepted_rps * 16,
+                            "flood_per_second": flood_rps * 4, "runs": runs}
+    for flood_kind in ("alike", "unlike"):
+        cpu = {arm: summary([r["server_cpu_per_second"] for r in runs
+                             if r["flood"] == flood_kind and r["arm"] == arm])
+               for arm in ("kept", "not_kept")}
+        out_[flood_kind] = cpu | {"ratio": cpu["kept"]["median"] / cpu["not_kept"]["median"]}
+    return out_
+
+
+def _paced(server: Server, frame: Path, clients: int, rate: int,
+           requests: int) -> subprocess.Popen[str]:
+    """h2load sending `frame` (a WriteUserEvent) from `clients` connections at `rate`
+    calls a second each."""
+    return subprocess.Popen(
+        [h2load_path(), "-n", str(requests), "-c", str(clients), "-m", "1", "--rps", str(rate),
+         "-d", str(frame), "-H", "content-type: application/grpc", "-H", "te: trailers",
+         f"http://127.0.0.1:{server.port}{WRITE_PATH}"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
 def flood_bound(requests: int, keep: int, floods: int = 4) -> dict[str, Any]:
