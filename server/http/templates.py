@@ -42,7 +42,8 @@ class Variable:
         if not self.multi_segment:
             return unquote(raw, errors="surrogateescape")
         parts = _ENCODED_SLASH.split(raw)
-        return "".join(part if _ENCODED_SLASH.fullmatch(part)
+        # (%2f and %2F are one byte: kept as one spelling, they name one resource)
+        return "".join("%2F" if _ENCODED_SLASH.fullmatch(part)
                        else unquote(part, errors="surrogateescape") for part in parts)
 
 

@@ -60,6 +60,9 @@ def violations(route: Route, query: list[tuple[str, str]], body: bytes = b"") ->
      {"name": "projects/p/products/a/b/c"}),
     ("/v2/{name=projects/*/products/**}:set", "/v2/projects/p/products/a%2Fb:set",
      {"name": "projects/p/products/a%2Fb"}),  # multi-segment: %2F stays
+    ("/v2/{parent=projects/*/catalogs/*}/userEvents:write",
+     "/v2/projects/p/catalogs/a%2fb/userEvents:write",
+     {"parent": "projects/p/catalogs/a%2Fb"}),  # %2f is %2F: one spelling, one catalog
     ("/v1/{id}", "/v1/a%2Fb%20c", {"id": "a/b c"}),  # one segment: all decoded
     ("/v1/{id}", "/v1/a/b", None),
     ("/v1/{product.name=items/*}/x", "/v1/items/%C3%BC/x", {"product.name": "items/ü"}),
