@@ -218,12 +218,15 @@ def run(sizes: tuple[int, ...], reps: int, only: Collection[str] = ()) -> dict[s
     return {"sizes": results}
 
 
-def fill(url: str, size: int) -> None:
-    """Write the bench's `size` events (_rows) into the store at `url`."""
+def fill(url: str, size: int,
+         rows: Callable[[int, int], list[EventRow]] | None = None) -> None:
+    """Write `size` events into the store at `url`, 10,000 a commit: `rows(start,
+    count)` of them (the bench's own, _rows, by default)."""
+    make = rows or _rows
     store = open_store(url)
     try:
         for start in range(0, size, 10_000):
-            store.write_user_events(_rows(start, min(10_000, size - start)))
+            store.write_user_events(make(start, min(10_000, size - start)))
     finally:
         store.close()
     if url.startswith("postgresql"):

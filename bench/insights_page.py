@@ -30,8 +30,9 @@ from typing import Any
 from footfall.retail.v2 import user_event_pb2
 from google.protobuf import timestamp_pb2
 
+from bench import insights
 from bench.common import PARENT, footfall
-from server.store import EventRow, open_store
+from server.store import EventRow
 from tests.browser.cdp import DevTools, chromium, find_chromium
 
 VISIT = ("home-page-view", "search", "detail-page-view", "detail-page-view", "add-to-cart",
@@ -68,15 +69,6 @@ def rows(start: int, count: int) -> list[EventRow]:
                 event.purchase_transaction.currency_code = CURRENCIES[session % 3]
         found.append(EventRow.from_event(PARENT, event, joined=True))
     return found
-
-
-def fill(url: str, size: int) -> None:
-    store = open_store(url)
-    try:
-        for start in range(0, size, 10_000):
-            store.write_user_events(rows(start, min(10_000, size - start)))
-    finally:
-        store.close()
 
 
 def rest(port: int, method: str, path: str, body: Any = None) -> Any:
@@ -128,7 +120,7 @@ def run(size: int, reps: int) -> dict[str, Any]:
     assert executable, "Debian's chromium is needed (apt-get install chromium)"
     workdir = Path(tempfile.mkdtemp(prefix="footfall-bench-page-"))
     url = f"sqlite:///{workdir}/events.db"
-    fill(url, size)
+    insights.fill(url, size, rows)
     out: dict[str, Any] = {"events": size}
     with footfall(url) as server, chromium(executable, workdir / "profile") as devtools_url:
         base = f"http://127.0.0.1:{server.http_port}/console/#insights?parent={PARENT}"

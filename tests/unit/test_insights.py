@@ -212,6 +212,19 @@ EDGES = [drawn_event("home-page-view", "v0", T0 + HOUR),
          drawn_event("add-to-cart", "v2", T0 + 2 * HOUR)]
 
 
+def funnel_of(catalog: str, steps: Any, count_by: str, window: int, breakdown: str,
+              span: Any) -> insights_pb2.RunFunnelRequest:
+    """The RunFunnelRequest the drawn values of a funnel test make."""
+    request = insights_pb2.RunFunnelRequest(
+        parent=catalog, steps=steps, count_by=insights_pb2.CountBy.Value(count_by),
+        breakdown=insights_pb2.Breakdown.Value(breakdown))
+    request.conversion_window.FromSeconds(window)
+    if span[0] is not None:
+        request.start_time.FromSeconds(span[0])
+        request.end_time.FromSeconds(span[1])
+    return request
+
+
 @settings(EXAMPLES, max_examples=80)
 @example(drawn=EDGES, duplicates=[], purged=None, steps=[], count_by="VISITOR", window=HOUR,
          breakdown="BY_DAY", span=(None, None))
@@ -225,13 +238,8 @@ def test_funnels_match_the_reference(store: Any, drawn: Any, duplicates: Any, pu
                                      steps: Any, count_by: str, window: int, breakdown: str,
                                      span: Any) -> None:
     catalog, events = stored_history(store, drawn, duplicates, purged)
-    request = insights_pb2.RunFunnelRequest(
-        parent=catalog, steps=steps, count_by=insights_pb2.CountBy.Value(count_by),
-        breakdown=insights_pb2.Breakdown.Value(breakdown))
-    request.conversion_window.FromSeconds(window)
+    request = funnel_of(catalog, steps, count_by, window, breakdown, span)
     if span[0] is not None:
-        request.start_time.FromSeconds(span[0])
-        request.end_time.FromSeconds(span[1])
         events = [e for e in events if span[0] <= seconds(e) < span[1]]
     answer = funnel_request.run(store, funnel_request.parse(request))
     steps = steps or [insights_pb2.FunnelStep(event_type=t) for t in SHOP]
@@ -649,13 +657,7 @@ def test_a_funnel_of_event_types_alone_gives_what_its_rows_give(
     as points: ties, times stored out of order, duplicates, purged events, windows
     and ranges that end on an event."""
     catalog, _ = stored_history(store, drawn, duplicates, purged)
-    request = insights_pb2.RunFunnelRequest(
-        parent=catalog, steps=steps, count_by=insights_pb2.CountBy.Value(count_by),
-        breakdown=insights_pb2.Breakdown.Value(breakdown))
-    request.conversion_window.FromSeconds(window)
-    if span[0] is not None:
-        request.start_time.FromSeconds(span[0])
-        request.end_time.FromSeconds(span[1])
+    request = funnel_of(catalog, steps, count_by, window, breakdown, span)
     spec = funnel_request.parse(request)
     assert funnel_request.run(store, spec) == funnel_request.run(store, spec, by_rows=True)
 
