@@ -111,6 +111,11 @@ async def see_events_and_refusals(devtools_url: str, port: int, folder: Path) ->
         assert 1 <= lines < TRIES, lines
         # the column counts tries: the first refusal and these
         assert await text_of(devtools, session, "#refused-h .count") == str(1 + TRIES)
+        # opened, a line that counts says how often and when last
+        counted = await devtools.evaluate(
+            session, "[...document.querySelectorAll('#refused details')].filter(d => "
+                     "d.querySelector('.tag.repeats')).map(d => d.textContent).join('|')")
+        assert " times alike, the last at " in counted, counted
         await photograph(devtools, session, folder, "feed")
         await devtools.color_scheme(session, "dark")
         await photograph(devtools, session, folder, "feed-dark")
