@@ -195,14 +195,15 @@ _RESTART = Chunk(())
 class _Queue:
     """One watch's chunks waiting to be sent, and its wake-up."""
 
-    __slots__ = ("chunks", "count", "bytes", "waiter", "behind")
+    __slots__ = ("chunks", "count", "bytes", "waiter", "behind", "caller")
 
-    def __init__(self) -> None:
+    def __init__(self, caller: Caller) -> None:
         self.chunks: deque[Chunk] = deque()
         self.count = 0  # the items of `chunks`
         self.bytes = 0  # their sizes
         self.waiter: asyncio.Future[None] | None = None
         self.behind = False  # items were let go: the watch reads from the store
+        self.caller = caller
 
     def push(self, chunk: Chunk) -> None:
         if self.behind:
@@ -365,18 +366,18 @@ class Watches:
         passed, and the server runs. Watches of one `key` (what `source` reads)
         share one feed. RESOURCE_EXHAUSTED past the limit of watches (raised
         here, before the stream starts)."""
-        return self._open(key, source, after, caller, batched=False)
+        return self._open(key, source, after, caller)
 
-    def batches(self, key: Hashable, source: Source, after: int,
-                caller: Caller) -> AsyncIterator[list[Chunk]]:
-        """As `items`, in chunks: all those there are when a list is sent, from a
-        feed that reads at most every `batch_seconds`. The watches of batches of
-        one key share a feed of their own; those at one position send one chunk,
-        the same for all."""
-        return self._open(key, source, after, caller, batched=True)
+    def batches(self, key: Hashable, source: Source, after: int, caller: Caller,
+                json_name: str) -> AsyncIterator[Batch]:
+        """As `items`, in batches (their JSON list named `json_name`): all the
+        chunks there are when one is sent, from a feed that reads at most every
+        `batch_seconds`. The watches of batches of one key share a feed of their
+        own; those at one position send one chunk, the same for all."""
+        return self._open(key, source, after, caller, json_name)
 
     def _open(self, key: Hashable, source: Source, after: int, caller: Caller,
-              batched: bool) -> Any:
+              json_name: str | None = None) -> Any:
         self.admit()
         self.open += 1
         released = False
@@ -387,31 +388,59 @@ class Watches:
                 released = True
                 self.open -= 1
 
-        stream = self._watch((key, batched), source, after, caller, release, batched)
+        stream = self._watch((key, json_name is not None), source, after, caller, release,
+                             json_name)
         weakref.finalize(stream, release)  # a stream never iterated runs no `finally`
         return stream
 
     async def _watch(self, key: Hashable, source: Source, after: int, caller: Caller,
-                     release: Callable[[], None], batched: bool) -> AsyncIterator[Any]:
-        queue = _Queue()
+                     release: Callable[[], None], json_name: str | None) -> AsyncIterator[Any]:
+        """The stream: a Batch of what the feed queued for this watch (or of a page
+        it read itself) whenever there is some, or (`json_name` None) each item of
+        it. One generator, not a chain of them: a watch of batches wakes for
+        every message it sends, and each layer would cost every wake-up."""
+        queue = _Queue(caller)
         try:
             feed = self._feeds.get(key)
             if feed is None:  # a new feed starts where its first watch does
                 feed = self._feeds[key] = Feed(source, after, self._commits, self._poll,
-                                               batched)
+                                               batched=json_name is not None)
                 feed.queues.add(queue)
                 feed.start()
             else:
                 feed.queues.add(queue)
-            lists = self._follow(feed, queue, after, caller)
-            if batched:
-                async for chunks in lists:
-                    yield chunks
-            else:
-                async for chunks in lists:
-                    for chunk in chunks:
-                        for item in chunk.items:
-                            yield item
+            # The rows up to `sent` are sent (or were stored before the watch began).
+            sent = after
+            queue.behind = after < feed.position  # a watch from the past reads up to the feed
+            while not caller.done() and not self._commits.closed:
+                if queue.behind:
+                    queue.behind = False  # the items read from here on are queued
+                    upto = feed.position
+                    async for page in self._catch_up(feed.source, sent, upto, caller):
+                        sent = page[-1].id
+                        if json_name is not None:
+                            yield Batch([Chunk(page)], json_name)
+                        else:
+                            for item in page:
+                                yield item
+                    sent = max(sent, upto)
+                    continue
+                if queue.chunks:
+                    chunks, sent = _unsent(queue, sent)
+                    if not chunks:
+                        continue
+                    if json_name is not None:
+                        yield Batch(chunks, json_name)
+                    else:
+                        for chunk in chunks:
+                            for item in chunk.items:
+                                yield item
+                    continue
+                remaining = caller.time_remaining()
+                if remaining is not None and remaining <= 0:
+                    return
+                await self._wait(queue, self._poll if remaining is None
+                                 else min(self._poll, remaining))
         finally:
             release()
             self._leave(key, queue)
@@ -425,33 +454,6 @@ class Watches:
             del self._feeds[key]
             if feed.task is not None:
                 feed.task.cancel()
-
-    async def _follow(self, feed: Feed, queue: _Queue, after: int,
-                      caller: Caller) -> AsyncIterator[list[Chunk]]:
-        """Lists of chunks, in order: what the feed queued for this watch, or
-        pages it read itself."""
-        # The rows up to `sent` are sent (or were stored before the watch began).
-        sent = after
-        queue.behind = after < feed.position  # a watch from the past reads up to the feed
-        while not caller.done() and not self._commits.closed:
-            if queue.behind:
-                queue.behind = False  # the items read from here on are queued
-                upto = feed.position
-                async for page in self._catch_up(feed.source, sent, upto, caller):
-                    sent = page[-1].id
-                    yield [Chunk(page)]
-                sent = max(sent, upto)
-                continue
-            if queue.chunks:
-                chunks, sent = _unsent(queue, sent)
-                if chunks:
-                    yield chunks
-                continue
-            remaining = caller.time_remaining()
-            if remaining is not None and remaining <= 0:
-                return
-            await self._wait(queue, self._poll if remaining is None
-                             else min(self._poll, remaining))
 
     async def _catch_up(self, source: Source, after: int, upto: int,
                         caller: Caller) -> AsyncIterator[list[Item]]:
@@ -487,8 +489,16 @@ class Watches:
 
     def _on_tick(self) -> None:
         """A poll after the first of them began to wait, wake the waiting watches
-        (some sooner than a poll: they only look again), so that none waits longer."""
+        that have something to look at: their caller gone or with a deadline, or
+        the server stopping. The others wait on (for the next tick): nothing has
+        changed for them, and 200 idle watches woken twice a second to look would
+        cost the loop as much as their messages."""
         self._tick = None
-        waiting, self._waiting = self._waiting, set()
-        for queue in waiting:
-            queue.wake()
+        closed = self._commits.closed
+        for queue in list(self._waiting):
+            caller = queue.caller
+            if closed or caller.done() or caller.time_remaining() is not None:
+                self._waiting.discard(queue)
+                queue.wake()
+        if self._waiting:
+            self._tick = asyncio.get_running_loop().call_later(self._poll, self._on_tick)

@@ -115,35 +115,27 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
     # -- streams ---------------------------------------------------------------
 
     async def WatchUserEvents(self, request: console_pb2.WatchUserEventsRequest,
-                              context: grpc.aio.ServicerContext
-                              ) -> AsyncIterator[bytes]:
+                              context: grpc.aio.ServicerContext) -> None:
         """INVALID_ARGUMENT for a bad parent or filter, RESOURCE_EXHAUSTED past
         --max-watches; then every event selected (each a serialized
         StoredUserEvent), until the caller goes."""
-        async for message in self._grpc_stream("WatchUserEvents", request, context):
-            yield message
+        await self._grpc_watch("WatchUserEvents", request, context)
 
     async def WatchUserEventBatches(self, request: console_pb2.WatchUserEventsRequest,
-                                    context: grpc.aio.ServicerContext
-                                    ) -> AsyncIterator[bytes]:
+                                    context: grpc.aio.ServicerContext) -> None:
         """As WatchUserEvents, several events to a message (each a serialized
         UserEventBatch), at most one every feed.BATCH_SECONDS."""
-        async for message in self._grpc_stream("WatchUserEventBatches", request, context):
-            yield message
+        await self._grpc_watch("WatchUserEventBatches", request, context)
 
     async def WatchClientEvents(self, request: console_pb2.WatchClientEventsRequest,
-                                context: grpc.aio.ServicerContext
-                                ) -> AsyncIterator[bytes]:
+                                context: grpc.aio.ServicerContext) -> None:
         """INVALID_ARGUMENT for a bad parent; then every client event of the tenant."""
-        async for message in self._grpc_stream("WatchClientEvents", request, context):
-            yield message
+        await self._grpc_watch("WatchClientEvents", request, context)
 
     async def WatchRejections(self, request: console_pb2.WatchRejectionsRequest,
-                              context: grpc.aio.ServicerContext
-                              ) -> AsyncIterator[bytes]:
+                              context: grpc.aio.ServicerContext) -> None:
         """INVALID_ARGUMENT for a bad parent; then every refusal of the project."""
-        async for message in self._grpc_stream("WatchRejections", request, context):
-            yield message
+        await self._grpc_watch("WatchRejections", request, context)
 
     async def open_stream(self, name: str, request: Any, context: Any,
                           transport: str = "http") -> AsyncIterator[Item | Batch]:
@@ -158,9 +150,13 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         return await admitted(self._policy, f"/{SERVICE}/{name}", transport, request, context,
                               lambda: opener(request, context))
 
-    async def _grpc_stream(self, name: str, request: Any,
-                           context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        """The watch over gRPC: a refusal before it opens aborts with its status."""
+    async def _grpc_watch(self, name: str, request: Any,
+                          context: grpc.aio.ServicerContext) -> None:
+        """The watch `name` over gRPC: a refusal before it opens aborts with its
+        status; then each message is written to `context` as the same bytes for
+        every watch (the guard sends bytes as they are). Written here, not
+        yielded: each generator between the feed and grpc would cost every
+        message of every watch."""
         started = time.perf_counter()
         try:
             messages = await self.open_stream(name, request, context, TRANSPORT)
@@ -168,8 +164,9 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
             refusal = self._envelope.refuse(f"/{SERVICE}/{name}", exc, started, context)
             await context.abort_with_status(rpc_status.to_status(status_of(refusal)))
             return
-        async for item in messages:
-            yield item.wire()  # the same bytes for every watch (the guard sends them as they are)
+        write = context.write
+        async for message in messages:
+            await write(message.wire())
 
     async def _user_events(self, request: Any, context: Any) -> AsyncIterator[Item]:
         catalog = parse_catalog(request.parent)
@@ -182,8 +179,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         events = queries.parse_filter(request.filter, str(catalog))
         source = sources.UserEvents(self._store, events, request.filter)
         start = await self._start(request, "user_events")
-        lists = self._watches.batches(source.key, source, start, context)
-        return (Batch(chunks, "userEvents") async for chunks in lists)
+        return self._watches.batches(source.key, source, start, context, "userEvents")
 
     async def _client_events(self, request: Any, context: Any) -> AsyncIterator[Item]:
         tenant = str(parse_tenant(request.parent))

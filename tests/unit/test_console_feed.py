@@ -67,8 +67,8 @@ async def write(store: Store, *visitors: str) -> None:
         await asyncio.to_thread(store.write_user_events, [row(name)])
 
 
-def items_of(chunks: list[Chunk]) -> list[Item]:
-    return [item for chunk in chunks for item in chunk.items]
+def items_of(batch: feed.Batch) -> list[Item]:
+    return [item for chunk in batch.chunks for item in chunk.items]
 
 
 async def take(stream: AsyncIterator[Item], count: int) -> list[Item]:
@@ -247,7 +247,7 @@ def test_batches_hold_what_came_since_the_last_at_most_so_often(store: Store,
 
     async def body(watches: Watches) -> None:
         read = source(store)
-        lists = watches.batches(read.key, read, 0, Caller())
+        lists = watches.batches(read.key, read, 0, Caller(), "userEvents")
         first = asyncio.ensure_future(anext(lists))
         await asyncio.sleep(0.05)
         loop = asyncio.get_running_loop()
@@ -270,11 +270,11 @@ def test_batches_hold_what_came_since_the_last_at_most_so_often(store: Store,
 def test_watches_of_batches_at_one_position_send_the_same_bytes(store: Store) -> None:
     async def body(watches: Watches) -> None:
         read = source(store)
-        streams = [watches.batches(read.key, read, 0, Caller()) for _ in range(20)]
+        streams = [watches.batches(read.key, read, 0, Caller(), "userEvents") for _ in range(20)]
         firsts = [asyncio.ensure_future(anext(s)) for s in streams]
         await asyncio.sleep(0.05)
         await asyncio.to_thread(store.write_user_events, [row(v) for v in ("a", "b", "c")])
-        sent = [feed.Batch(await asyncio.wait_for(f, 5), "userEvents").wire() for f in firsts]
+        sent = [(await asyncio.wait_for(f, 5)).wire() for f in firsts]
         assert all(wire is sent[0] for wire in sent)  # encoded once, for all 20
         batch = console_pb2.UserEventBatch.FromString(sent[0])
         assert [e.user_event.visitor_id for e in batch.user_events] == ["a", "b", "c"]
@@ -323,7 +323,7 @@ def test_watches_are_woken_a_few_a_turn_and_each_gets_everything_in_order(
                 if len(got) == sum(map(len, writes)):
                     return
 
-        streams = [watches.batches(read.key, read, 0, Caller()) for _ in range(12)]
+        streams = [watches.batches(read.key, read, 0, Caller(), "userEvents") for _ in range(12)]
         got: list[list[Item]] = [[] for _ in streams]
         turns: list[list[int]] = [[] for _ in streams]
         consumers = [asyncio.ensure_future(consume(s, g, t))
@@ -433,3 +433,41 @@ def test_waiting_watches_share_one_timer_and_still_see_their_caller_go(store: St
         assert watches.open == 0
 
     run(store, body, poll=0.2)
+
+
+def test_the_poll_wakes_only_the_watches_that_have_something_to_look_at(
+        store: Store, monkeypatch: Any) -> None:
+    """Idle watches stay asleep through the polls (200 of them woken twice a second
+    would cost the loop as much as their messages); one whose caller went, or
+    that has a deadline, is woken by the next one."""
+    woken: list[object] = []
+    wake = feed._Queue.wake
+
+    def counted(queue: Any) -> None:
+        woken.append(queue.caller)
+        wake(queue)
+
+    monkeypatch.setattr(feed._Queue, "wake", counted)
+
+    class Due(Caller):
+        def time_remaining(self) -> float | None:
+            return 30.0  # longer than a poll: waits with the others, looks again each poll
+
+    async def body(watches: Watches) -> None:
+        read = source(store)
+        idle = [Caller() for _ in range(10)]
+        due, going = Due(), Caller()
+        streams = [watches.items(read.key, read, 0, c) for c in (*idle, due, going)]
+        pending = [asyncio.ensure_future(anext(s)) for s in streams]
+        await asyncio.sleep(0.05 + 3 * 0.1)  # three polls, nothing stored
+        assert not any(caller in woken for caller in idle)
+        assert woken.count(due) >= 2  # (not a promise to it: it looks at its deadline)
+        going.gone = True
+        done, _ = await asyncio.wait(pending, timeout=3 * 0.1)
+        assert done == {pending[-1]}
+        assert isinstance(pending[-1].exception(), StopAsyncIteration)
+        for task in pending[:-1]:
+            task.cancel()
+        await asyncio.gather(*pending[:-1], return_exceptions=True)
+
+    run(store, body, poll=0.1)
