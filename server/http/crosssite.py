@@ -15,7 +15,7 @@ since the gateway reads the body as JSON whatever it is labelled. So:
   only the calls that record events; the rest need the origin by name.
 - **Content-Type**: such a call must say `application/json` (a browser asks
   first before sending that cross-site, and --cors-origins answers); a DELETE
-  without a body needs none. Else 415.
+  without a body needs none. Else 415; so is a charset other than UTF-8.
 
 The pixel stays open to every page, as Google's is: GET collect by design, and
 POST collect (Google's form for events too long for a URL, sent by its
@@ -38,6 +38,9 @@ from server.http.routes import Route
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 JSON = "application/json"
 PIXEL_TYPES = frozenset({JSON, "text/plain"})
+# JSON exchanged between systems is UTF-8 (RFC 8259 section 8.1), of which ASCII is
+# a part: a body said to be in another charset is refused, not read as UTF-8.
+UTF8_CHARSETS = frozenset({"utf-8", "us-ascii"})
 _KNOWN_HOSTS_KEPT = 1024  # Host values whose verdict is remembered
 
 
@@ -162,7 +165,8 @@ class OriginCheck:
 
     def check(self, request: web.BaseRequest, route: Route) -> None:
         """Raises ForeignOrigin (403) or NotJson (415) for a state-changing call a
-        page of another site could have sent; nothing for the rest."""
+        page of another site could have sent, or whose body is in a charset other
+        than UTF-8 (NotJson); nothing for the rest."""
         method = request.method
         if method in SAFE_METHODS:
             return
@@ -179,6 +183,11 @@ class OriginCheck:
                 return
             media_type = ""
         if media_type == JSON or (pixel and media_type in PIXEL_TYPES):
+            charset = request.charset
+            if charset is not None and charset.lower() not in UTF8_CHARSETS:
+                raise NotJson.field("Content-Type", f"charset {charset[:100]!r}: a JSON body "
+                                                    f"must be UTF-8 (RFC 8259), sent as "
+                                                    f"charset=utf-8 or without a charset")
             return
         accepted = "application/json or text/plain" if pixel else JSON
         raise NotJson.field("Content-Type", f"must be {accepted} for {method} "

@@ -455,6 +455,38 @@ def test_a_body_that_is_no_json_object_is_refused_naming_the_body(
     assert stored(gateway) == []
 
 
+@pytest.mark.parametrize("charset", ["utf-16", "UTF-16LE", '"iso-8859-1"', "latin1"])
+def test_a_body_in_another_charset_than_utf8_is_refused_and_kept(gateway: Running,
+                                                                 charset: str) -> None:
+    # JSON between systems is UTF-8 (RFC 8259 section 8.1): reading it as such
+    # would store what the client did not send.
+    event = {"eventType": "home-page-view", "visitorId": "v\u00e9"}
+    body = json.dumps(event, ensure_ascii=False).encode(charset.strip('"').replace("LE", "-le"))
+    for path, content_type in ((f"/v2/{CATALOG}/userEvents:write", "application/json"),
+                               (f"/v2/{CATALOG}/userEvents:collect", "text/plain")):
+        refused = post(gateway, path, body if "write" in path else
+                       json.dumps({"userEvent": json.dumps(event)}).encode(),
+                       **{"Content-Type": f"{content_type}; charset={charset}"})
+        assert (refused.status, refused.error()["status"]) == (415, "INVALID_ARGUMENT")
+        assert refused.violations() == {"Content-Type": (
+            f"charset {charset.strip(chr(34))!r}: a JSON body must be UTF-8 (RFC 8259), "
+            f"sent as charset=utf-8 or without a charset")}
+    assert stored(gateway) == []
+    kept = get(gateway, "/console/v1/projects/-/rejections").json()["rejections"]
+    assert [(r["method"].rpartition("/")[2], r["transport"]) for r in kept] == \
+        [("CollectUserEvent", "PIXEL"), ("WriteUserEvent", "REST")]
+    assert all(f"charset {charset.strip(chr(34))!r}" in r["message"] for r in kept)
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "UTF-8", '"utf-8"', "US-ASCII"])
+def test_a_body_in_utf8_or_ascii_is_read(gateway: Running, charset: str) -> None:
+    reply = post(gateway, f"/v2/{CATALOG}/userEvents:write",
+                 {"eventType": "home-page-view", "visitorId": "v"},
+                 **{"Content-Type": f"application/json; charset={charset}"})
+    assert reply.status == 200, reply.body
+    assert [e.visitor_id for e in stored(gateway)] == ["v"]
+
+
 def test_a_bad_json_value_names_its_field_path(gateway: Running) -> None:
     reply = post(gateway, f"/v2/{CATALOG}/userEvents:write",
                  {"eventType": "home-page-view", "visitorId": "v",
