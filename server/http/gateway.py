@@ -44,7 +44,7 @@ from server.errors import (
 )
 from server.http import console_pages, pixel, sse, tracker, transcode
 from server.http.connections import Connection, GuardedSite, fit_descriptors
-from server.http.crosssite import HostCheck, OriginCheck, host_check
+from server.http.crosssite import HostCheck, OriginCheck, authority, host_check
 from server.http.errors import error_body, http_status, http_status_of
 from server.http.routes import Route, Router, derive_routes
 from server.policy import Policy
@@ -233,9 +233,11 @@ class HttpGateway:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.rel_url.raw_path
-        if self._hosts is not None and not self._hosts.allows(request.headers.get("Host")):
-            refusal = HostCheck.refusal(request.headers["Host"])
-            return _error(to_rpc_status(refusal), http_status_of(refusal))
+        if self._hosts is not None:
+            named_by, host = authority(request)
+            if not self._hosts.allows(host):
+                refusal = HostCheck.refusal(host or "", named_by)
+                return _error(to_rpc_status(refusal), http_status_of(refusal))
         if request.method == "OPTIONS":
             return self._preflight(request, raw_path)
         if raw_path == TRACKER_PATH and request.method in ("GET", "HEAD"):
