@@ -81,8 +81,16 @@ def client_event(stored: console_pb2.StoredClientEvent) -> str:
     return _printable(f"{_time(event.create_time)}  {what:<20} {facts}  [{_transport(stored)}]")
 
 
+def _rpc(method: str) -> str:
+    """`retail.v2beta.UserEventService/WriteUserEvent` for the gRPC method name
+    `/google.cloud.retail.v2beta.UserEventService/WriteUserEvent`: the API and its
+    version stay (a refusal of v2 and one of v2beta are told apart), the prefix
+    every retail and talent name shares goes."""
+    return method.lstrip("/").removeprefix("google.cloud.")
+
+
 def rejection(refused: console_pb2.Rejection) -> str:
-    """When, the RPC and how it came, the parent it named, the status and its
+    """When, the RPC (with its API version) and how it came, the parent it named, the status and its
     message, then the field violations the message does not already say."""
     said = [f"{v.field}: {v.description}" for v in refused.field_violations]
     more = [s for s in said if s not in refused.message]
@@ -90,7 +98,7 @@ def rejection(refused: console_pb2.Rejection) -> str:
                     ("times", str(refused.repeats + 1) if refused.repeats else ""),
                     ("last", _time(refused.last_time) if refused.repeats else "")])
     return _printable("  ".join(part for part in (
-        _time(refused.time), refused.method.rpartition("/")[2],
+        _time(refused.time), _rpc(refused.method),
         f"[{_transport(refused)}]", refused.parent or "-",
         f"{_CODES.get(refused.code, refused.code)}: {refused.message}"
         + "".join(f"; {s}" for s in more), where) if part))

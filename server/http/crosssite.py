@@ -8,14 +8,16 @@ since the gateway reads the body as JSON whatever it is labelled. So:
 - **Host** (DNS rebinding: a name of the attacker's that resolves to 127.0.0.1
   makes its page "same-origin" with us): on a loopback listener, only loopback
   names (`localhost`, `*.localhost`, 127.0.0.0/8, `[::1]`, any port) and
-  --http-allowed-hosts are answered, every request; others get 421.
+  --http-allowed-hosts are answered, every request; others get 421. A request
+  line that names the server itself (absolute-form, as sent to a proxy) is
+  checked by that name, and its Host ignored (RFC 9112 section 3.2.2).
 - **Origin**: a call that changes state (any method but GET and HEAD) from a
   page of an origin --cors-origins does not allow, and that is not this server's
   own, gets 403. Non-browser clients send no Origin. `*` allows every origin
   only the calls that record events; the rest need the origin by name.
 - **Content-Type**: such a call must say `application/json` (a browser asks
   first before sending that cross-site, and --cors-origins answers); a DELETE
-  without a body needs none. Else 415.
+  without a body needs none. Else 415; so is a charset other than UTF-8.
 
 The pixel stays open to every page, as Google's is: GET collect by design, and
 POST collect (Google's form for events too long for a URL, sent by its
@@ -38,6 +40,9 @@ from server.http.routes import Route
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 JSON = "application/json"
 PIXEL_TYPES = frozenset({JSON, "text/plain"})
+# JSON exchanged between systems is UTF-8 (RFC 8259 section 8.1), of which ASCII is
+# a part: a body said to be in another charset is refused, not read as UTF-8.
+UTF8_CHARSETS = frozenset({"utf-8", "us-ascii"})
 _KNOWN_HOSTS_KEPT = 1024  # Host values whose verdict is remembered
 
 
@@ -90,6 +95,18 @@ def split_host(host: str) -> str | None:
     return name
 
 
+def authority(request: web.BaseRequest) -> tuple[str, str | None]:
+    """What names the server `request` is for, and the name: the authority of its
+    target when the request line gives one (absolute-form: RFC 9112 section 3.2.2
+    has the Host header ignored then), else its Host header (None: no Host)."""
+    target = request.raw_path  # the request line's target, as sent
+    # Origin-form starts with "/", asterisk-form is "*"; the forms that name the
+    # server are what aiohttp builds `request.url` from then.
+    if not target.startswith("/") and target != "*":
+        return "the request target's authority", request.url.host_port_subcomponent or ""
+    return "Host", request.headers.get("Host")
+
+
 def host_check(listen_host: str, allowed: Iterable[str]) -> HostCheck | None:
     """The Host check of a server listening on `listen_host` with
     --http-allowed-hosts `allowed` (None: every Host is answered). On loopback a
@@ -124,9 +141,10 @@ class HostCheck:
         return _loopback_name(name) or name.rstrip(".") in self._allowed
 
     @staticmethod
-    def refusal(host: str) -> MisdirectedHost:
+    def refusal(host: str, named_by: str = "Host") -> MisdirectedHost:
+        """421 for `host`, found in `named_by` (see `authority`)."""
         return MisdirectedHost(
-            f"Host {host[:200]!r} is not a name of this server: it answers only localhost, "
+            f"{named_by} {host[:200]!r} is not a name of this server: it answers only localhost, "
             f"*.localhost, 127.0.0.0/8 and [::1] (and --http-allowed-hosts); a page that "
             f"renamed the server's address (DNS rebinding) is refused")
 
@@ -162,14 +180,15 @@ class OriginCheck:
 
     def check(self, request: web.BaseRequest, route: Route) -> None:
         """Raises ForeignOrigin (403) or NotJson (415) for a state-changing call a
-        page of another site could have sent; nothing for the rest."""
+        page of another site could have sent, or whose body is in a charset other
+        than UTF-8 (NotJson); nothing for the rest."""
         method = request.method
         if method in SAFE_METHODS:
             return
         pixel = route.rpc in PIXEL_RPCS
         origin = request.headers.get("Origin")
         if origin is not None and not pixel and not self.allows_origin(origin, route) \
-                and not _same_origin(origin, request.headers.get("Host")):
+                and not _same_origin(origin, authority(request)[1]):
             raise ForeignOrigin(
                 f"Origin {origin[:200]!r} may not call {method} {route.template.text}: "
                 f"--cors-origins does not allow it")
@@ -179,6 +198,11 @@ class OriginCheck:
                 return
             media_type = ""
         if media_type == JSON or (pixel and media_type in PIXEL_TYPES):
+            charset = request.charset
+            if charset is not None and charset.lower() not in UTF8_CHARSETS:
+                raise NotJson.field("Content-Type", f"charset {charset[:100]!r}: a JSON body "
+                                                    f"must be UTF-8 (RFC 8259), sent as "
+                                                    f"charset=utf-8 or without a charset")
             return
         accepted = "application/json or text/plain" if pixel else JSON
         raise NotJson.field("Content-Type", f"must be {accepted} for {method} "
@@ -188,8 +212,8 @@ class OriginCheck:
 
 def _same_origin(origin: str, host: str | None) -> bool:
     """Whether `origin` (scheme://name[:port]) names this server as the request
-    reached it (its Host): a page the server itself served."""
+    reached it (its `authority`): a page the server itself served."""
     if host is None:
         return False
-    _, separator, authority = origin.partition("://")
-    return bool(separator) and authority.lower() == host.strip().lower()
+    _, separator, named = origin.partition("://")
+    return bool(separator) and named.lower() == host.strip().lower()

@@ -7,7 +7,9 @@ web console's pages (`console_pages`: `/console/`, and `/` leads there), CORS
 (preflight included) for pages on other origins, and the pixel's always-a-GIF
 answer. Every routed call runs in the same envelope as over gRPC
 (`server.policy.envelope`: keys, faults, quotas, metrics and the log line); the
-key is checked before the body is read, then the body decoded. Connections
+key is checked before the body is read, then the body decoded. HEAD runs a GET
+route as GET does (aiohttp sends no body), save the pixel's, which does nothing
+(`_pixel_head`). Connections
 are capped and must send their heads in time (`connections`); pages of other
 sites cannot change anything (`crosssite`).
 """
@@ -42,13 +44,13 @@ from server.errors import (
 )
 from server.http import console_pages, pixel, sse, tracker, transcode
 from server.http.connections import Connection, GuardedSite, fit_descriptors
-from server.http.crosssite import HostCheck, OriginCheck, host_check
+from server.http.crosssite import HostCheck, OriginCheck, authority, host_check
 from server.http.errors import error_body, http_status, http_status_of
 from server.http.routes import Route, Router, derive_routes
 from server.policy import Policy
 from server.policy.auth import READER_METHODS
 from server.policy.envelope import Envelope
-from server.retail.collect import Requester
+from server.retail.collect import Requester, pixel_body
 
 log = logging.getLogger(__name__)
 R = TypeVar("R", bound=web.StreamResponse)
@@ -231,9 +233,11 @@ class HttpGateway:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.rel_url.raw_path
-        if self._hosts is not None and not self._hosts.allows(request.headers.get("Host")):
-            refusal = HostCheck.refusal(request.headers["Host"])
-            return _error(to_rpc_status(refusal), http_status_of(refusal))
+        if self._hosts is not None:
+            named_by, host = authority(request)
+            if not self._hosts.allows(host):
+                refusal = HostCheck.refusal(host or "", named_by)
+                return _error(to_rpc_status(refusal), http_status_of(refusal))
         if request.method == "OPTIONS":
             return self._preflight(request, raw_path)
         if raw_path == TRACKER_PATH and request.method in ("GET", "HEAD"):
@@ -251,6 +255,8 @@ class HttpGateway:
         if found is None:
             return self._cors(request, None, self._no_route(request.method, raw_path))
         route, path_values = found
+        if request.method == "HEAD" and route.rpc in pixel.PIXEL_RPCS:
+            return self._pixel_head(request, route)
         collect_queued = self._collect_queued
         if collect_queued is not None and route.rpc == pixel.INLINE_RPC \
                 and request.method == "GET" and pixel.inline(request, self._policy) \
@@ -331,6 +337,18 @@ class HttpGateway:
                       admission)
         return self._cors(request, route, pixel.gif())
 
+    def _pixel_head(self, request: web.Request, route: Route) -> web.Response:
+        """HEAD of a collect route: the status and headers of an accepted pixel, and
+        nothing done. HEAD is safe (RFC 9110 section 9.2.1) while the GET records an
+        event, so a link checker or prefetcher asking for the headers is no visit:
+        nothing is checked, recorded or kept (a refusal kept would be a write too)."""
+        try:
+            output = transcode.output_of(request.query)  # the form of the answer
+        except FootfallError as exc:
+            return self._refused(request, route, transcode.DEFAULT_OUTPUT, exc)
+        body, headers = _render(route, output, pixel_body())
+        return self._cors(request, route, web.Response(body=body, headers=headers))
+
     async def _stream(self, request: web.Request, route: Route, path_values: dict[str, str],
                       context: CallContext, output: transcode.Output,
                       started: float) -> web.StreamResponse:
@@ -355,6 +373,8 @@ class HttpGateway:
             except Exception as exc:
                 return self._refused(request, route, output,
                                      self._envelope.refuse(route.grpc_method, exc, started))
+            if request.method == "HEAD":  # the opened stream's headers; dropped unread
+                return self._cors(request, route, web.StreamResponse(headers=sse.HEADERS))
             return await sse.respond(request, messages, output,
                                      functools.partial(self._cors, request, route))
         finally:
@@ -498,7 +518,12 @@ async def _answer(route: Route, output: transcode.Output, message: Message,
                   context: CallContext) -> tuple[bytes, dict[str, str]]:
     """The servicer's answer to `message`, as the body and headers of the HTTP
     response."""
-    answer = await route.call(message, context)
+    return _render(route, output, await route.call(message, context))
+
+
+def _render(route: Route, output: transcode.Output, answer: Any
+            ) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of the HTTP response that carries `answer`."""
     if route.response_body:
         answer = getattr(answer, route.response_body)
     if answer.DESCRIPTOR.full_name == HTTP_BODY and not output.explicit_json:

@@ -176,13 +176,18 @@ RECENT_PATH_CHARS = 1024
 
 
 class Router:
-    """Finds the route of a request: first matching template of its HTTP method."""
+    """Finds the route of a request: first matching template of its HTTP method
+    (of GET for HEAD)."""
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes = list(routes)
         self._by_method: dict[str, list[Route]] = {}
         for route in self.routes:
             self._by_method.setdefault(route.http_method, []).append(route)
+        # HEAD is answered wherever GET is (RFC 9110 section 9.3.2), on the GET's route:
+        # the gateway sends its status and headers, and aiohttp leaves out the body.
+        if "GET" in self._by_method:
+            self._by_method["HEAD"] = self._by_method["GET"]
         self._recent: dict[tuple[str, str], tuple[Route, dict[str, str]]] = {}
 
     def match(self, http_method: str, raw_path: str) -> tuple[Route, dict[str, str]] | None:

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import orjson
+from google.api import httpbody_pb2
 from google.protobuf import json_format
 
 from server import protojson
@@ -30,6 +31,12 @@ MAX_ETS_MILLIS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last valid
 # Conversion rules for raw_json that this server implements: none yet; Google's
 # service knows e.g. "ga4_bq". A raw_json without a rule must be a UserEvent.
 KNOWN_PREBUILT_RULES: frozenset[str] = frozenset()
+
+
+def pixel_body() -> httpbody_pb2.HttpBody:
+    """What CollectUserEvent answers: the GIF (a new message each time: the caller
+    may change its own)."""
+    return httpbody_pb2.HttpBody(content_type=PIXEL_CONTENT_TYPE, data=PIXEL_GIF)
 
 
 def parse_event_json(text: str, field: str, event: Any) -> None:

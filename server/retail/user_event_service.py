@@ -137,8 +137,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
             event, path, found = self._collected(request, collect.requester_of(context))
             await self._store_event(request.parent, event, path, wait=True, found=found,
                                     answered=False)
-        return httpbody_pb2.HttpBody(content_type=collect.PIXEL_CONTENT_TYPE,
-                                     data=collect.PIXEL_GIF)
+        return collect.pixel_body()
 
     @property
     def queues_pixels(self) -> bool:

@@ -161,7 +161,8 @@ def test_rejections_say_status_message_and_fields(shop: Running, tmp_path: Path)
     assert out.returncode == 0, out.stderr
     no_query, no_visitor = out.stdout.splitlines()
     time, method, transport, parent, status = no_visitor.split("  ", 4)
-    assert (method, transport, parent) == ("WriteUserEvent", "[grpc]", CATALOG)
+    assert (method, transport, parent) == ("retail.v2.UserEventService/WriteUserEvent",
+                                           "[grpc]", CATALOG)
     assert len(time) == len("2024-01-01T00:00:00.000Z") and time.endswith("Z")  # ms
     assert status.startswith("INVALID_ARGUMENT: user_event.visitor_id: ")
     assert status.endswith("  key=writer")
@@ -174,6 +175,35 @@ def test_rejections_say_status_message_and_fields(shop: Running, tmp_path: Path)
     assert latest.code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and latest.id > 0
     stored = footfall("rejections", "list", "--store", shop.settings.store, cwd=tmp_path)
     assert stored.stdout == out.stdout  # projects/-: every project, also those none named
+
+
+@pytest.fixture
+def versions(tmp_path: Path) -> Iterator[Running]:
+    """A server with keys, a refused write of retail v2 and one of v2beta (over REST)."""
+    running = start(settings(tmp_path, f"sqlite:///{tmp_path}/events.db"))
+    try:
+        for version in ("v2", "v2beta"):
+            refused = http_client.call(
+                running.http_port, "POST", f"/{version}/{CATALOG}/userEvents:write",
+                {"eventType": "home-page-view"}, {"x-goog-api-key": WRITER})
+            assert refused.status == 400, refused.body
+        running.store.flush()
+        yield running
+    finally:
+        running.stop()
+
+
+def test_rejections_tell_the_api_versions_apart(versions: Running, tmp_path: Path) -> None:
+    out = read(versions, "rejections", "list", "--parent", "projects/p", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert [line.split("  ")[1:3] for line in out.stdout.splitlines()] == [
+        ["retail.v2beta.UserEventService/WriteUserEvent", "[rest]"],
+        ["retail.v2.UserEventService/WriteUserEvent", "[rest]"]]
+    as_json = read(versions, "rejections", "list", "--parent", "projects/p", "--json",
+                   cwd=tmp_path)
+    assert [json.loads(line)["method"] for line in as_json.stdout.splitlines()] == [
+        "/google.cloud.retail.v2beta.UserEventService/WriteUserEvent",
+        "/google.cloud.retail.v2.UserEventService/WriteUserEvent"]
 
 
 def test_talent_events_and_catalogs(shop: Running, tmp_path: Path) -> None:

@@ -234,3 +234,40 @@ def test_a_request_without_host_is_answered(closed: Running) -> None:
     with socket.create_connection(("127.0.0.1", closed.http_port), timeout=10) as sock:
         sock.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
         assert sock.recv(100).startswith(b"HTTP/1.0 200 ")
+
+
+def _raw(running: Running, head: bytes) -> bytes:
+    """The answer to a request head sent as it is, read until the server closes."""
+    with socket.create_connection(("127.0.0.1", running.http_port), timeout=10) as sock:
+        sock.sendall(head + b"Connection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("target", ["http://evil.example", "http://evil.example:8080",
+                                    "https://EVIL.example", "http://127.0.0.1.evil.example",
+                                    "http://user@evil.example", "http://[::2]"])
+def test_an_absolute_target_must_name_this_server_whatever_host_says(closed: Running,
+                                                                     target: str) -> None:
+    # The request line of a request sent to a proxy: RFC 9112 section 3.2.2 has the
+    # target's authority stand for the server, and the Host header ignored.
+    pixel = f"{COLLECT}?userEvent={query_value({'eventType': 'home-page-view', 'visitorId': 'x'})}"
+    authority = target.partition("://")[2].removeprefix("user@").lower()
+    for method, path in (("GET", f"/v2/{CATALOG}/operations"), ("GET", "/metrics"),
+                         ("OPTIONS", WRITE), ("GET", pixel)):
+        answer = _raw(closed, f"{method} {target}{path} HTTP/1.1\r\n"
+                              f"Host: 127.0.0.1:{closed.http_port}\r\n".encode())
+        assert answer.startswith(b"HTTP/1.1 421 "), (method, path, answer[:300])
+        assert f"the request target's authority {authority!r}" in answer.decode().lower()
+    assert visitors(closed) == []
+
+
+@pytest.mark.parametrize("target", ["http://localhost", "http://127.0.0.1:{port}",
+                                    "HTTP://[::1]:{port}"])
+def test_an_absolute_target_naming_this_server_is_answered(closed: Running,
+                                                          target: str) -> None:
+    target = target.format(port=closed.http_port)
+    answer = _raw(closed, f"GET {target}/metrics HTTP/1.1\r\nHost: evil.example\r\n".encode())
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]

@@ -219,6 +219,60 @@ def test_body_on_a_route_without_one_is_refused(gateway: Running) -> None:
     assert set(reply.violations()) == {"body"}
 
 
+def _head_and_get(running: Running, path: str) -> tuple[Reply, Reply]:
+    """HEAD then GET of `path`: their status, headers (the Date aside) and bodies."""
+    head, got = (call(running.http_port, method, path) for method in ("HEAD", "GET"))
+    for reply in (head, got):
+        del reply.headers["Date"]
+    return head, got
+
+
+@pytest.mark.parametrize("path", [
+    f"/console/v1/{CATALOG}/userEvents", f"/console/v1/{CATALOG}/userEvents?filter=nonsense",
+    "/console/v1/projects/-/rejections", f"/v2/{CATALOG}/operations",
+    f"/v2/{BRANCH}/products/none", f"/console/v1/{CATALOG}/userEvents:count"])
+def test_head_of_a_read_answers_what_get_does_without_the_body(gateway: Running,
+                                                                path: str) -> None:
+    assert post(gateway, f"/v2/{CATALOG}/userEvents:write",
+                {"eventType": "home-page-view", "visitorId": "v"}).status == 200
+    head, got = _head_and_get(gateway, path)
+    assert (head.status, head.body) == (got.status, b"")
+    assert dict(head.headers) == dict(got.headers)
+    assert int(head.headers["Content-Length"]) == len(got.body) > 0
+
+
+def test_head_of_a_watch_answers_its_headers_and_ends(settings: Settings,
+                                                     clock: FixedClock) -> None:
+    path = f"/console/v1/{CATALOG}/userEvents:watch?afterId=0"
+    for running in serve(settings, clock, max_watches=1):
+        for _ in range(3):  # each gives its watch back: the one allowed is free again
+            # (and a stream sent on would outlast the client's timeout)
+            head = call(running.http_port, "HEAD", path)
+            assert (head.status, head.headers["Content-Type"], head.body) == \
+                (200, "text/event-stream", b"")
+        refused = call(running.http_port, "HEAD", path + "&filter=nonsense")
+        assert (refused.status, refused.body) == (400, b"")
+
+
+def test_head_of_the_pixel_records_nothing(gateway: Running) -> None:
+    """A link checker or prefetcher asking for the pixel's headers is no visit: HEAD
+    answers what an accepted pixel is answered, and records (or refuses) nothing."""
+    good = collect_path({"eventType": "home-page-view", "visitorId": "v1"})
+    bad = collect_path({"eventType": "home-page-view"})
+    for path in (good, bad, good + "&$alt=json"):
+        head = call(gateway.http_port, "HEAD", path)
+        assert (head.status, head.body) == (200, b""), head.headers
+        assert "X-Footfall-Error" not in head.headers
+    head, got = _head_and_get(gateway, good)
+    assert dict(head.headers) == dict(got.headers)
+    assert (head.headers["Content-Type"], head.headers["Content-Length"]) == \
+        ("image/gif", str(len(PIXEL_GIF)))
+    as_json = call(gateway.http_port, "HEAD", good + "&$alt=json")
+    assert as_json.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert [e.visitor_id for e in stored(gateway)] == ["v1"]  # the GET's
+    assert get(gateway, "/console/v1/projects/-/rejections").json() == {}
+
+
 # -- the pixel ------------------------------------------------------------------
 
 
@@ -399,6 +453,38 @@ def test_a_body_that_is_no_json_object_is_refused_naming_the_body(
     assert reply.status == 400, reply.body
     assert "must be a JSON object" in reply.violations()["user_event"]
     assert stored(gateway) == []
+
+
+@pytest.mark.parametrize("charset", ["utf-16", "UTF-16LE", '"iso-8859-1"', "latin1"])
+def test_a_body_in_another_charset_than_utf8_is_refused_and_kept(gateway: Running,
+                                                                 charset: str) -> None:
+    # JSON between systems is UTF-8 (RFC 8259 section 8.1): reading it as such
+    # would store what the client did not send.
+    event = {"eventType": "home-page-view", "visitorId": "v\u00e9"}
+    body = json.dumps(event, ensure_ascii=False).encode(charset.strip('"').replace("LE", "-le"))
+    for path, content_type in ((f"/v2/{CATALOG}/userEvents:write", "application/json"),
+                               (f"/v2/{CATALOG}/userEvents:collect", "text/plain")):
+        refused = post(gateway, path, body if "write" in path else
+                       json.dumps({"userEvent": json.dumps(event)}).encode(),
+                       **{"Content-Type": f"{content_type}; charset={charset}"})
+        assert (refused.status, refused.error()["status"]) == (415, "INVALID_ARGUMENT")
+        assert refused.violations() == {"Content-Type": (
+            f"charset {charset.strip(chr(34))!r}: a JSON body must be UTF-8 (RFC 8259), "
+            f"sent as charset=utf-8 or without a charset")}
+    assert stored(gateway) == []
+    kept = get(gateway, "/console/v1/projects/-/rejections").json()["rejections"]
+    assert [(r["method"].rpartition("/")[2], r["transport"]) for r in kept] == \
+        [("CollectUserEvent", "PIXEL"), ("WriteUserEvent", "REST")]
+    assert all(f"charset {charset.strip(chr(34))!r}" in r["message"] for r in kept)
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "UTF-8", '"utf-8"', "US-ASCII"])
+def test_a_body_in_utf8_or_ascii_is_read(gateway: Running, charset: str) -> None:
+    reply = post(gateway, f"/v2/{CATALOG}/userEvents:write",
+                 {"eventType": "home-page-view", "visitorId": "v"},
+                 **{"Content-Type": f"application/json; charset={charset}"})
+    assert reply.status == 200, reply.body
+    assert [e.visitor_id for e in stored(gateway)] == ["v"]
 
 
 def test_a_bad_json_value_names_its_field_path(gateway: Running) -> None:

@@ -47,7 +47,7 @@ def test_a_refusal_repeated_says_how_often_and_when_last() -> None:
                                     key_name="shop")
     refused.time.FromSeconds(1_700_000_000)
     refused.last_time.FromMilliseconds(1_700_000_000_250)
-    assert lines.rejection(refused) == ("2023-11-14T22:13:20Z  Z  [?]  -  "
+    assert lines.rejection(refused) == ("2023-11-14T22:13:20Z  x.Y/Z  [?]  -  "
                                         "INVALID_ARGUMENT: bad  key=shop times=5 "
                                         "last=2023-11-14T22:13:20.250Z")
     refused.repeats = 0
