@@ -19,7 +19,7 @@ from server.loop import stop_if_abandoned
 from server.retail import purge_filter
 from server.store.base import Store
 from server.store.console import StoredClientEvent, StoredEvent, may_continue
-from server.store.packed import varint
+from server.store.packed import timestamp, varint
 from server.store.rows import EventQuery
 
 DEFAULT_PAGE = 100
@@ -175,9 +175,8 @@ def stored_user_event_wire(row: StoredEvent) -> bytes:
         parts.append(b"\x28\x01")
     if row.received_us is not None:
         seconds, micros = divmod(row.received_us, 1_000_000)  # as Timestamp.FromMicroseconds
-        timestamp = ((b"\x08" + varint(seconds & _INT64) if seconds else b"")
-                     + (b"\x10" + varint(micros * 1000) if micros else b""))
-        parts += (b"\x32", varint(len(timestamp)), timestamp)
+        stamp = timestamp(seconds, micros * 1000)
+        parts += (b"\x32", varint(len(stamp)), stamp)
     if row.transport:
         parts += (b"\x38", varint(row.transport & _INT64))
     return b"".join(parts)

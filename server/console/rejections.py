@@ -44,7 +44,7 @@ from server.errors import FootfallError, Unauthenticated
 from server.policy.auth import WRITER_METHODS, NotYourProject, project_of
 from server.store.base import Store
 from server.store.console import RejectionRow
-from server.store.packed import varint
+from server.store.packed import timestamp, varint
 
 log = logging.getLogger(__name__)
 
@@ -264,9 +264,7 @@ class Rejections:
 def _stamp(ns: int) -> bytes:
     """A google.protobuf.Timestamp of `ns` (since the epoch, not before it)
     serialized: seconds (field 1) and nanos (field 2), each left out when 0."""
-    seconds, nanos = divmod(ns, 1_000_000_000)
-    return (b"\x08" + varint(seconds) if seconds else b"") \
-        + (b"\x10" + varint(nanos) if nanos else b"")
+    return timestamp(*divmod(ns, 1_000_000_000))
 
 
 def _time(now_ns: int) -> bytes:

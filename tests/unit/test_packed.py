@@ -7,9 +7,12 @@ from typing import Any
 
 import pytest
 from footfall.retail.v2 import user_event_pb2
-from google.protobuf import json_format
+from google.protobuf import json_format, timestamp_pb2
+from google.protobuf.internal import encoder
+from hypothesis import given
+from hypothesis import strategies as st
 
-from server.store.packed import PACKED, pack, unpack
+from server.store.packed import PACKED, pack, timestamp, unpack, varint
 from server.store.rows import EventRow
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
@@ -68,3 +71,24 @@ def test_random_events_read_back_equal() -> None:
             [0, 1, -1, 1_700_000_000, -62_135_596_800, 253_402_300_799])
         message.event_time.nanos = rng.choice([0, 1, 999, 1000, 999_999_999])
         assert round_trip(message)[1] == message.SerializeToString(deterministic=True)
+
+
+# every size of varint, its edges most of all
+_EDGES = [0, 1, 0x7F, 0x80, 0x3FFF, 0x4000, 0x1F_FFFF, 0x20_0000, 0xFFF_FFFF, 0x1000_0000,
+          0x7_FFFF_FFFF, 0x8_0000_0000, 2**63 - 1, 2**64 - 1]
+
+
+@pytest.mark.parametrize("value", _EDGES)
+def test_varints_are_protobufs_at_every_size_edge(value: int) -> None:
+    assert varint(value) == encoder._VarintBytes(value)
+
+
+@given(st.integers(0, 2**64 - 1))
+def test_varints_are_protobufs(value: int) -> None:
+    assert varint(value) == encoder._VarintBytes(value)
+
+
+@given(st.integers(-62_135_596_800, 253_402_300_799), st.integers(0, 999_999_999))
+def test_timestamps_are_protobufs(seconds: int, nanos: int) -> None:
+    expected = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+    assert timestamp(seconds, nanos) == expected.SerializeToString(deterministic=True)
