@@ -26,7 +26,8 @@ _CLIENT_EVENT = "id, tenant, event, received_us, transport"
 # --max-event-bytes (and its copy as received as much again), so the thousands of
 # rows of a page or a watch's catch-up could otherwise hold gigabytes. The ids
 # and sizes are read first (the database gives a blob's length without reading
-# it), then by id the rows up to the one that passes READ_BYTES (so always one).
+# it), then by id the rows up to the one that passes READ_BYTES (so always one),
+# in one statement (`_within`).
 READ_BYTES = 8 * 1024 * 1024
 _EVENT_BYTES = "LENGTH(event) + COALESCE(LENGTH(source), 0)"
 # Refusals per INSERT (4 parameters each): one statement for many rather than
@@ -76,8 +77,8 @@ class Read(list[Any]):
 
 
 def may_continue(rows: Sequence[Any], limit: int) -> bool:
-    """Whether rows may follow `rows`, read with `limit` (a `Read` knows; a
-    row deleted between its two statements leaves it one short, not ended)."""
+    """Whether rows may follow `rows`, read with `limit` (a `Read` knows: it may
+    stop short of `limit` at READ_BYTES, and not be ended)."""
     return rows.more if isinstance(rows, Read) else len(rows) >= limit
 
 
@@ -183,28 +184,32 @@ class ConsoleSql:
 
     def _within(self, columns: str, size: str, table: str, where: str, params: list[Any],
                 order: str, limit: int, lead: tuple[str, Any] | None = None) -> Read:
-        """SELECT `columns` (starting with id) FROM `table` WHERE `where` ORDER BY
-        `order` LIMIT `limit`, cut to the rows before the one whose `size`s pass
-        READ_BYTES, and that one (see READ_BYTES): their ids and sizes first, then
-        those rows by id (and the `lead` column's value: on PostgreSQL,
-        client_events has no index on id alone, only one that leads with the tenant)."""
+        """SELECT `columns` (plain column names, starting with id) FROM `table` WHERE
+        `where` ORDER BY `order` LIMIT `limit`, cut to the rows before the one whose
+        `size`s pass READ_BYTES, and that one (see READ_BYTES). One statement: the
+        page's ids and sizes (no blob read), their running total over the page
+        alone, then the rows kept fetched by id (with the `lead` column's value:
+        on PostgreSQL, client_events has no index on id alone, only one that
+        leads with the tenant). One snapshot, so no row stored or deleted between
+        two statements can shift it."""
         mark = self._dialect.mark
-        sizes = self._fetch(f"SELECT id, {size} FROM {table} WHERE {where} ORDER BY {order} "
-                            f"LIMIT {mark}", [*params, limit])
-        total, ids = 0, []
-        for row_id, bytes_ in sizes:
-            ids.append(row_id)
-            total += bytes_
-            if total >= READ_BYTES:
-                break
-        read = Read()
-        read.more = len(sizes) >= limit or len(ids) < len(sizes)
-        if ids:
-            leading, values = (f"{lead[0]} = {mark} AND ", [lead[1]]) if lead else ("", [])
-            rows = {r[0]: r for r in self._fetch(
-                f"SELECT {columns} FROM {table} WHERE {leading}id IN "
-                f"({', '.join([mark] * len(ids))})", [*values, *ids])}
-            read.extend(rows[i] for i in ids if i in rows)  # (one deleted meanwhile is gone)
+        # The page's own order again, over its columns (a planner's unary + dropped).
+        terms = [term.split() for term in order.split(",")]
+        keys = [name.lstrip("+") for name, *_ in terms]
+        again = ", ".join(" ".join([name.lstrip("+"), *rest]) for name, *rest in terms)
+        picked = ", ".join(f"t.{name.strip()}" for name in columns.split(","))
+        leading, values = (f"t.{lead[0]} = {mark} AND ", [lead[1]]) if lead else ("", [])
+        rows = self._fetch(
+            f"WITH page AS (SELECT {', '.join(dict.fromkeys(['id', *keys]))}, {size} AS page_size "
+            f"FROM {table} WHERE {where} ORDER BY {order} LIMIT {mark}), "
+            f"sized AS (SELECT id AS page_id, page_size, ROW_NUMBER() OVER w AS page_n, "
+            f"SUM(page_size) OVER w AS page_upto, COUNT(*) OVER () AS page_count FROM page "
+            f"WINDOW w AS (ORDER BY {again} ROWS UNBOUNDED PRECEDING)) "
+            f"SELECT {picked}, page_count FROM sized JOIN {table} t ON {leading}t.id = page_id "
+            f"WHERE page_upto - page_size < {mark} ORDER BY page_n",
+            [*params, limit, *values, READ_BYTES])
+        read = Read(row[:-1] for row in rows)
+        read.more = bool(rows) and (rows[0][-1] >= limit or len(rows) < rows[0][-1])
         return read
 
     def last_id(self, table: str) -> int:

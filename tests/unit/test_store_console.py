@@ -246,3 +246,22 @@ def test_reads_of_large_events_stop_at_about_read_bytes(store: Any, monkeypatch:
     monkeypatch.setattr(console, "READ_BYTES", 8 * 1024 * 1024)
     assert len(store.user_events_after(EventQuery(CATALOG), 0, 1000)) == 11
     assert not console.may_continue(store.user_events_after(EventQuery(CATALOG), 0, 1000), 1000)
+
+
+def test_a_bounded_read_is_one_statement_so_one_snapshot(store: Any, monkeypatch: Any) -> None:
+    """Ids and sizes, then rows by id, read in one statement: a row stored or deleted
+    between two of them could have shifted the read by one."""
+    store.write_user_events([row(f"v{n}", time=f"2024-01-01T00:00:{n:02}Z") for n in range(5)])
+    store.create_client_event(ClientEventRow(TENANT, "e0", 1_000, b"x"))
+    statements: list[str] = []
+    fetch = store._fetch
+    monkeypatch.setattr(store, "_fetch", lambda sql, params: (statements.append(sql),
+                                                              fetch(sql, params))[1])
+    reads = [lambda: store.user_events_after(EventQuery(CATALOG), 0, 1000),
+             lambda: store.user_events_newest(EventQuery(CATALOG), 3),
+             lambda: store.client_events_after(TENANT, 0, 10),
+             lambda: store.client_events_newest(TENANT, 10)]
+    for read, expected in zip(reads, (5, 3, 1, 1), strict=True):
+        statements.clear()
+        assert len(read()) == expected
+        assert len(statements) == 1
