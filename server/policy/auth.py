@@ -51,7 +51,8 @@ WRITER_METHODS = frozenset({
 READER_METHODS = frozenset(
     f"/footfall.console.v1.ConsoleService/{rpc}" for rpc in (
         "ListUserEvents", "CountUserEvents", "ListClientEvents", "ListRejections", "ListCatalogs",
-        "WatchUserEvents", "WatchClientEvents", "WatchRejections")) | frozenset(
+        "WatchUserEvents", "WatchUserEventBatches", "WatchClientEvents", "WatchRejections"
+    )) | frozenset(
     f"/footfall.insights.v1.InsightsService/{rpc}" for rpc in (
         "RunFunnel", "ListProductStats", "ListJobStats", "ComputeTotals"))
 # Request fields that hold a resource name, and so the project a call acts on.

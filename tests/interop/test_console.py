@@ -271,6 +271,22 @@ def test_a_reader_key_reads_and_writes_nothing(
     assert rest(secured.http_address, f"{CATALOG}/userEvents", key=READER).status_code == 200
     assert rest(secured.http_address, f"{CATALOG}/userEvents:count",
                 key=READER).json() == {"count": "1"}
+    # every watch, the batches the README points many watchers to included
+    for rpc in ("WatchUserEvents", "WatchUserEventBatches"):
+        watch = console.watch(rpc, parent=CATALOG, afterId=0)
+        try:
+            first = next(watch)
+            assert first.get("userEvent", first.get("userEvents", [{}])[0].get("userEvent")) \
+                ["visitorId"] == "v"
+        finally:
+            watch.cancel()
+    for path in ("userEvents:watch", "userEvents:watchBatches"):
+        with requests.get(f"http://{secured.http_address}/console/v1/{CATALOG}/{path}",
+                          params={"afterId": 0}, headers={"x-goog-api-key": READER},
+                          stream=True, timeout=RPC_DEADLINE) as over_http:
+            assert over_http.status_code == 200, over_http.text
+            sent = next(line for line in over_http.iter_lines() if line.startswith(b"data: "))
+            assert b'"visitorId":"v"' in sent.replace(b" ", b"")
     for denied in (
             lambda: write(retail, "r", metadata=with_key(READER)),
             lambda: retail.purge_user_events(retail_v2.PurgeUserEventsRequest(
