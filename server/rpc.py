@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -258,6 +259,22 @@ def _out_of_scope(method: str) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(refuse)
 
 
+def _refused_unread(refusal: FootfallError) -> grpc.RpcMethodHandler:
+    """A handler answering `refusal` without reading the request. A call without
+    a known key gets it the moment its headers arrive: as a unary call's handler,
+    grpc would first wait for the whole request, however long the caller takes
+    to send it (a call never finished held one of --max-concurrent-rpcs for
+    good) and hold however much it is (up to --max-request-bytes a call). A
+    request-streaming handler runs before any message: the calling client's
+    kind of call does not matter, the status ends it."""
+    status = rpc_status.to_status(status_of(refusal))
+
+    async def refuse(_requests: Any, context: grpc.aio.ServicerContext) -> None:
+        await context.abort_with_status(status)
+
+    return grpc.stream_unary_rpc_method_handler(refuse)
+
+
 class CallGuard(grpc.GenericRpcHandler):
     """The servicers' handlers, each unary-unary one run in the envelope, each
     server-streaming one free to yield messages serialized already.
@@ -292,6 +309,12 @@ class CallGuard(grpc.GenericRpcHandler):
     def service(self, handler_call_details: grpc.HandlerCallDetails
                 ) -> grpc.RpcMethodHandler | None:
         method = handler_call_details.method
+        if self._envelope.policy.auth.enabled:
+            started = time.perf_counter()
+            try:  # grpc reads a unary call's request before its handler runs: not theirs
+                self._envelope.screen(method, handler_call_details.invocation_metadata)  # type: ignore[arg-type]
+            except FootfallError as exc:
+                return _refused_unread(self._envelope.refuse(method, exc, started))
         cached = self._cache.get(method)
         if cached is not None:
             return cached

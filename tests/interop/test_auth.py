@@ -9,6 +9,7 @@ import functools
 import json
 import signal
 import subprocess
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,35 @@ def test_no_key_or_an_unknown_key_is_unauthenticated(
         retail.write_user_event(request={"parent": SHOP, "user_event": EVENT},
                                 metadata=[("authorization", "Basic " + WRITER)],
                                 timeout=RPC_DEADLINE)
+
+
+def test_a_call_without_a_known_key_is_refused_before_its_request_is_read(
+        secured: ServerProcess) -> None:
+    """A unary call whose request never comes (a half-open stream from the client)
+    is refused as its headers arrive: it once waited for its request for good, and
+    enough of them took every one of --max-concurrent-rpcs, health checks' too."""
+    method = "/google.cloud.retail.v2.UserEventService/WriteUserEvent"
+    never = threading.Event()
+
+    def nothing() -> Iterator[bytes]:
+        never.wait()  # the request never comes, nor the end of the requests
+        yield b""
+
+    with grpc.insecure_channel(secured.address) as channel:
+        half_open = channel.stream_unary(method)
+        try:
+            for metadata in ((), with_key(WRITER + "x")):
+                with pytest.raises(grpc.RpcError) as refused:
+                    half_open(nothing(), timeout=RPC_DEADLINE, metadata=metadata)
+                assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+            # a known key's call is read and answered as before (an empty request)
+            with pytest.raises(grpc.RpcError) as caught:
+                channel.unary_unary(method)(b"", timeout=RPC_DEADLINE,
+                                            metadata=with_key(WRITER))
+            assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+            assert "names no project" in str(caught.value.details())
+        finally:
+            never.set()
 
 
 def test_a_writer_writes_in_its_projects(secured: ServerProcess,
