@@ -18,7 +18,7 @@ from grpc_status import rpc_status
 from server.console import queries, sources
 from server.console.feed import Batch, Item, Watches
 from server.console.watch import admitted
-from server.errors import FieldViolation, gather, raise_if_any
+from server.errors import FieldViolation, FootfallError, gather, raise_if_any
 from server.loop import off_loop
 from server.names import parse_catalog, parse_tenant
 from server.policy import Policy
@@ -148,7 +148,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
             "WatchClientEvents": self._client_events,
             "WatchRejections": self._rejections}[name]
         return await admitted(self._policy, f"/{SERVICE}/{name}", transport, request, context,
-                              lambda: opener(request, context))
+                              lambda caller: opener(request, caller))
 
     async def _grpc_watch(self, name: str, request: Any,
                           context: grpc.aio.ServicerContext) -> None:
@@ -165,8 +165,11 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
             await context.abort_with_status(rpc_status.to_status(status_of(refusal)))
             return
         write = context.write
-        async for message in messages:
-            await write(message.wire())
+        try:
+            async for message in messages:
+                await write(message.wire())
+        except FootfallError as refusal:  # (the key that opened it no longer allows it)
+            await context.abort_with_status(rpc_status.to_status(status_of(refusal)))
 
     async def _user_events(self, request: Any, context: Any) -> AsyncIterator[Item]:
         catalog = parse_catalog(request.parent)

@@ -82,24 +82,54 @@ class Caller(Protocol):
     def time_remaining(self) -> float | None: ...
 
 
+class _Keyed:
+    """The caller of a watch admitted with an API key: gone too once the keys are
+    read again (SIGHUP) without one that still allows the watch, `refusal` then
+    saying why. A key revoked, or its role lowered, ends the watches it opened."""
+
+    __slots__ = ("_caller", "_recheck", "refusal")
+
+    def __init__(self, caller: Caller, recheck: Callable[[], FootfallError | None]) -> None:
+        self._caller = caller
+        self._recheck = recheck
+        self.refusal: FootfallError | None = None
+
+    def done(self) -> bool:
+        if self.refusal is None:
+            self.refusal = self._recheck()
+        return self.refusal is not None or self._caller.done()
+
+    def time_remaining(self) -> float | None:
+        return self._caller.time_remaining()
+
+
 async def admitted(policy: Policy, method: str, transport: str, request: Any, context: Any,
-                   open_stream: Callable[[], Awaitable[AsyncIterator[T]]]) -> AsyncIterator[T]:
-    """`open_stream()`'s messages, once `policy` admits the call (as the envelope
-    does a unary one) and the stream opens; raises the refusal. The call is
-    counted and logged when the messages end."""
+                   open_stream: Callable[[Caller], Awaitable[AsyncIterator[T]]]
+                   ) -> AsyncIterator[T]:
+    """`open_stream(caller)`'s messages, once `policy` admits the call (as the
+    envelope does a unary one) and the stream opens; raises the refusal. `caller`
+    is `context`, or stands for it with the call's key checked again whenever the
+    keys are (see _Keyed). The call is counted and logged when the messages end."""
     started = time.perf_counter()
-    admission = await policy.admit(method, context.invocation_metadata(), request, context)
-    messages = await open_stream()
-    return _recorded(messages, policy, method, transport, started, admission)
+    metadata = context.invocation_metadata()
+    admission = await policy.admit(method, metadata, request, context)
+    recheck = policy.recheck(method, metadata, request)
+    caller = context if recheck is None else _Keyed(context, recheck)
+    messages = await open_stream(caller)
+    return _recorded(messages, policy, method, transport, started, admission, caller)
 
 
 async def _recorded(messages: AsyncIterator[T], policy: Policy, method: str, transport: str,
-                    started: float, admission: Admission | None) -> AsyncIterator[T]:
-    """`messages`, with the call's log line once they end."""
+                    started: float, admission: Admission | None,
+                    caller: Caller) -> AsyncIterator[T]:
+    """`messages`, with the call's log line once they end; the refusal of a key no
+    longer allowed (raised after the messages sent)."""
     code = grpc.StatusCode.OK
     try:
         async for message in messages:
             yield message
+        if isinstance(caller, _Keyed) and caller.refusal is not None:
+            raise caller.refusal
     except FootfallError as exc:
         code = exc.code
         raise

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ from google.protobuf.message import Message
 
 from server.clock import Clock
 from server.config import Settings
-from server.errors import Cancelled, DeadlineExceeded
+from server.errors import Cancelled, DeadlineExceeded, FootfallError
 from server.policy import faults
 from server.policy.auth import (
     WRITER_METHODS,
@@ -127,6 +127,29 @@ class Policy:
             await self._inject(method, metadata, context)
         self._charge(method, admission, request, context)
         return admission
+
+    def recheck(self, method: str, metadata: Metadata, request: Message
+                ) -> Callable[[], FootfallError | None] | None:
+        """For a call admitted now that goes on (a watch): what refuses it once the
+        keys are read again without one that still allows it (None while they do,
+        and until they are read again); None when auth is off or `method` open."""
+        if not (self.auth.enabled and self.guards(method)):
+            return None
+        auth = self.auth
+        checked = auth.generation
+
+        def recheck() -> FootfallError | None:
+            nonlocal checked
+            if auth.generation == checked:
+                return None
+            checked = auth.generation
+            try:
+                self._authorized(method, metadata, request, None, None)
+            except FootfallError as refusal:
+                return refusal
+            return None
+
+        return recheck
 
     def has_fault(self, header: str | None) -> bool:
         """Whether a call whose x-footfall-fail header is `header` may have a fault

@@ -341,6 +341,7 @@ class Authenticator:
     def __init__(self, path: str | None) -> None:
         self.path = path or None
         self._ring = KeyRing.load(self.path) if self.path else None
+        self.generation = 0  # how many times the keys were read again
 
     @property
     def enabled(self) -> bool:
@@ -355,6 +356,7 @@ class Authenticator:
         if self.path is None:
             return
         self._ring = KeyRing.load(self.path)  # one reference swap: calls see old or new
+        self.generation += 1
 
     def authenticate(self, metadata: Iterable[tuple[str, str | bytes]],
                      query_key: str | None = None) -> Grant:

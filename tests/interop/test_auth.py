@@ -26,6 +26,7 @@ from google.cloud.retail_v2.services.user_event_service.transports import (
 )
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from .console import Console
 from .support import (
     RPC_DEADLINE,
     ServerProcess,
@@ -334,3 +335,45 @@ def test_talent_without_a_key_is_unauthenticated(secured: ServerProcess) -> None
         talent.create_client_event(request=talent_v4.CreateClientEventRequest(
             parent="projects/jobs/tenants/t", client_event={"event_id": "e"}),
             timeout=RPC_DEADLINE)
+
+
+def test_watches_end_when_their_key_is_revoked(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """Keys read again (SIGHUP): a watch opened with a key that is gone, or whose role
+    no longer reads, ends with the refusal a new call would get; one whose key stays
+    goes on."""
+    reader, lowered, kept, writer = ("reader-key-0001", "lowered-key-0002", "kept-key-0003",
+                                     "writer-key-0004")
+    grants = {reader: ("reader", ["shop"]), lowered: ("reader", ["shop"]),
+              kept: ("reader", ["shop"]), writer: ("writer", ["shop"])}
+    keys = write_keys(tmp_path / "keys.json", grants)
+    server = server_factory("--auth-file", str(keys))
+    with grpc.insecure_channel(server.address) as channel, \
+            retail_client(server.address) as client:
+        watches = {key: Console(channel, with_key(key)).watch("WatchUserEvents", parent=SHOP,
+                                                              seconds=60)
+                   for key in (reader, lowered, kept)}
+        http = requests.get(f"http://{server.http_address}/console/v1/{SHOP}/userEvents:watch",
+                            headers={"x-goog-api-key": reader}, stream=True,
+                            timeout=RPC_DEADLINE)
+        try:
+            write(client, writer, visitor="before")
+            for watch in watches.values():
+                assert next(watch)["userEvent"]["visitorId"] == "before"
+            lines = http.iter_lines()
+            assert b"before" in next(line for line in lines if line.startswith(b"data: "))
+            write_keys(keys, {**{k: v for k, v in grants.items() if k != reader},
+                              lowered: ("writer", ["shop"])})
+            server.proc.send_signal(signal.SIGHUP)
+            for key, code in ((reader, grpc.StatusCode.UNAUTHENTICATED),
+                              (lowered, grpc.StatusCode.PERMISSION_DENIED)):
+                with pytest.raises(grpc.RpcError) as ended:
+                    next(watches[key])  # within a poll (0.5 s), with no event to send
+                assert ended.value.code() is code
+            assert next(line for line in lines if line.startswith(b"event: ")) == b"event: error"
+            write(client, writer, visitor="after")
+            assert next(watches[kept])["userEvent"]["visitorId"] == "after"
+        finally:
+            for watch in watches.values():
+                watch.cancel()
+            http.close()
