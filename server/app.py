@@ -320,8 +320,8 @@ def announce(settings: Settings, port: int, http_port: int, how: str = "") -> No
     """The ready lines: HTTP's first, then gRPC's, which says the server is ready."""
     scheme = "TLS" if settings.tls_cert else "plaintext"
     if http_port:
-        log.info("Footfall serving HTTP on %s:%d (REST, pixel, /footfall.js, /metrics; %s)",
-                 settings.host, http_port, scheme)
+        log.info("Footfall serving HTTP on %s:%d (REST, pixel, the console at /console/, "
+                 "/footfall.js, /metrics; %s)", settings.host, http_port, scheme)
     if settings.retain_days:
         log.info("retention: events older than %d days are purged at start and then every "
                  "%g s", settings.retain_days, settings.retention_interval_seconds)

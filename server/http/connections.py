@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web, web_protocol
+from aiohttp import http_exceptions, web, web_protocol
 from google.rpc import code_pb2, status_pb2
 
 from server.http.errors import error_body
@@ -165,9 +165,20 @@ class Connection(web.RequestHandler):
         return forget
 
     def log_exception(self, *args: Any, **kw: Any) -> None:
+        error = kw.get("exc_info")
         # A body that does not unpack (its Content-Encoding lies) was answered 400
         # already; aiohttp meets the error again draining what is left, and closes.
-        if isinstance(kw.get("exc_info"), web_protocol.RequestPayloadError):
+        if isinstance(error, web_protocol.RequestPayloadError):
+            return
+        # A request aiohttp cannot read (a header line without a colon, a header
+        # twice that may be there once, a Content-Encoding it cannot undo) is the
+        # client's fault, answered 400 by aiohttp: a line of its own, not an ERROR
+        # with a traceback that any client could have the log fill with.
+        if isinstance(error, http_exceptions.HttpProcessingError):
+            peer = self.transport.get_extra_info("peername") if self.transport else None
+            said = str(error.message or type(error).__name__).strip().splitlines()
+            log.info("an unreadable HTTP request from %s was answered 400: %s",
+                     peer[0] if peer else "?", said[0][:200] if said else "")
             return
         super().log_exception(*args, **kw)
 

@@ -62,8 +62,8 @@ async def respond(request: web.Request, opened: AsyncIterator[Message | Encoded]
     except FootfallError as refusal:
         status = to_rpc_status(refusal)
         await response.write(event(error_body(status, http_status_of(refusal)), "error"))
-    except ConnectionResetError:
-        pass  # the client went
+    except ConnectionError:  # the client went (reset, or lost while we wrote)
+        pass
     return response
 
 

@@ -339,3 +339,25 @@ def test_a_body_that_is_not_what_its_content_encoding_says_is_400(
     gateway.store.flush()
     assert gateway.store.count_user_events(
         EventQuery("projects/p/locations/global/catalogs/default_catalog")) == 0
+
+
+@pytest.mark.parametrize("head", [
+    b"GET /v2/x HTTP/1.1\r\nHost: 127.0.0.1\r\nNoColonHere\r\n\r\n",
+    b"POST /v2/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+    b"POST /v2/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    b"Content-Encoding: br\r\nContent-Length: 2\r\n\r\n{}",
+])
+def test_a_request_aiohttp_cannot_read_is_a_line_of_log_not_a_traceback(
+        gateway: Running, caplog: pytest.LogCaptureFixture, head: bytes) -> None:
+    # Any client can send these: an ERROR with a traceback each let it fill the log.
+    caplog.set_level(logging.INFO)
+    with raw(gateway.http_port) as sock:
+        sock.sendall(head)
+        assert sock.recv(65536).startswith(b"HTTP/1.0 400")
+    deadline = time.monotonic() + BOUND
+    while "unreadable HTTP request" not in caplog.text:
+        assert time.monotonic() < deadline, caplog.text
+        time.sleep(TRICKLE)
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR], \
+        caplog.text
