@@ -124,9 +124,14 @@ def normal_address(text: str) -> str | None:
 
 def _parse_address(text: str) -> str | None:
     try:
-        return str(ipaddress.ip_address(text))
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None
+    if getattr(address, "scope_id", None):  # fe80::1%eth0: the zone names an interface
+        # of the host that wrote it, and user_info.ip_address holds none (it refused
+        # the event the server had filled it for)
+        address = ipaddress.IPv6Address(address.packed)
+    return str(address)
 
 
 _normal = functools.lru_cache(maxsize=4096)(_parse_address)

@@ -349,6 +349,18 @@ def test_forwarded_for_is_used_only_when_trusted(settings: Settings, clock: Fixe
             assert stored(running)[0].user_info.ip_address == expected
 
 
+def test_a_forwarded_address_with_a_zone_is_stored_without_it(settings: Settings,
+                                                             clock: FixedClock) -> None:
+    # A proxy may write an IPv6 link-local address with its interface (fe80::1%eth0),
+    # which user_info.ip_address refuses: what the server fills in must not refuse the
+    # event it fills.
+    for running in serve(settings, clock, trust_forwarded_for=True):
+        answer = get(running, collect_path({"eventType": "home-page-view", "visitorId": "v"}),
+                     **{"X-Forwarded-For": "fe80::1%eth0"})
+        assert "X-Footfall-Error" not in answer.headers
+        assert stored(running)[0].user_info.ip_address == "fe80::1"
+
+
 # -- CORS and the tracker ---------------------------------------------------------
 
 
