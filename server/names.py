@@ -45,6 +45,17 @@ _NOT_IN_SEGMENT = ("/\\s\\x00-\\x1f\\x7f-\\x9f"
                    "\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff")
 
 
+# NUL (U+0000) is in no id or name a column keeps: PostgreSQL's text cannot hold it
+# (SQLite's can), so one store would merge ids the other keeps apart.
+NUL_REFUSED = "must not hold a NUL character (U+0000)"
+
+
+def product_id_problem(product_id: str) -> str | None:
+    """Why `product_id` cannot be a product's id for the characters it holds (NUL),
+    or None."""
+    return NUL_REFUSED if "\0" in product_id else None
+
+
 def _group(variable: re.Match[str]) -> str:
     if variable[2]:
         return f"(?P<{variable[1]}>.+)"
@@ -193,13 +204,17 @@ def parse_product_key(value: str, field: str = "name") -> tuple[str, str]:
     """(branch name as stored, product id) of a product name.
 
     INVALID_ARGUMENT naming `field` for a malformed name, a branch other than 0,
-    1, 2 or default_branch, or an id longer than MAX_PRODUCT_ID characters.
+    1, 2 or default_branch, an id longer than MAX_PRODUCT_ID characters or
+    holding what no id may (product_id_problem).
     """
     name = parse_product(value, field)
     branch = _branch_key(name.branch, field)
     if len(name.product) > MAX_PRODUCT_ID:
         raise InvalidArgument.field(field, f"product id must be at most {MAX_PRODUCT_ID} "
                                            f"characters, got {len(name.product)}")
+    problem = product_id_problem(name.product)
+    if problem is not None:
+        raise InvalidArgument.field(field, f"product id {problem}")
     return branch, name.product
 
 
