@@ -41,7 +41,7 @@ DEFAULT_READ_FIELDS = ("name", "id", "title", "uri", "images", "price_info", "br
 
 def product_id_violations(product_id: str, field: str = "product_id") -> list[FieldViolation]:
     """Rules for a client-chosen product id: required, at most 128 characters, no
-    NUL (names.product_id_problem), and
+    white space, control or invisible format character (NUL among them), and
     (since it may hold '/') no empty, `.` or `..` segment, which a URL would lose."""
     if not product_id:
         return [FieldViolation(field, "is required")]

@@ -1,6 +1,7 @@
 """What an id or name kept in a column may hold, alike on every store: no NUL
 (PostgreSQL's text cannot hold it and wrote U+FFFD, so `e\\x00` and `e\\ufffd` were one
-id there and two on SQLite)."""
+id there and two on SQLite), and in a product id no white space, control or
+invisible format character, as in every other segment of a name."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ import grpc
 import pytest
 from footfall.retail.v2 import (
     common_pb2,
+    product_pb2,
+    product_service_pb2,
+    product_service_pb2_grpc,
     user_event_pb2,
     user_event_service_pb2,
     user_event_service_pb2_grpc,
@@ -100,6 +104,18 @@ def post_product(server: Running, product_id: str) -> Any:
                 {"title": "Shoe", "categories": ["Shoes"]})
 
 
+@pytest.mark.parametrize("product_id", ["a%00b", "a%20b", "a%E2%80%AEb", "a%07b",
+                                        "a%C2%85b", "a%E2%80%8Bb", "a%EF%BB%BFb"])
+def test_a_product_id_with_what_no_name_holds_is_refused_over_rest(
+        server: Running, product_id: str) -> None:
+    made = post_product(server, product_id)
+    assert made.status == 400, made.body
+    assert list(made.violations()) == ["product_id"]
+    read = call(server.http_port, "GET", f"/v2/{BRANCH}/products/{product_id}")
+    assert read.status == 400, read.body
+    assert list(read.violations()) == ["name"]
+
+
 def test_nul_and_its_replacement_are_not_one_product_id(server: Running) -> None:
     made = post_product(server, "a%00b")
     assert made.status == 400, made.body
@@ -110,3 +126,17 @@ def test_nul_and_its_replacement_are_not_one_product_id(server: Running) -> None
     assert post_product(server, "a%EF%BF%BDb").status == 200  # U+FFFD: a character as any
     got = call(server.http_port, "GET", f"/v2/{BRANCH}/products/a%EF%BF%BDb")
     assert got.status == 200 and got.json()["id"] == "a\ufffdb"
+
+
+def test_a_product_id_with_white_space_and_a_control_is_refused_over_grpc(
+        channel: grpc.Channel) -> None:
+    stub = product_service_pb2_grpc.ProductServiceStub(channel)
+    product = product_pb2.Product(title="Shoe", categories=["Shoes"])
+    assert refused_fields(lambda: stub.CreateProduct(product_service_pb2.CreateProductRequest(
+        parent=BRANCH, product_id="x y\u0007z", product=product))) == ["product_id"]
+    assert refused_fields(lambda: stub.GetProduct(product_service_pb2.GetProductRequest(
+        name=f"{BRANCH}/products/x y\u0007z"))) == ["name"]
+    # an id may still hold '/' and any other character
+    made = stub.CreateProduct(product_service_pb2.CreateProductRequest(
+        parent=BRANCH, product_id="shoes/42-ß", product=product))
+    assert made.id == "shoes/42-ß"
