@@ -166,3 +166,16 @@ def test_a_pixel_whose_catalog_cannot_be_read_is_kept_as_a_refusal(
     assert (rejection["code"], rejection["transport"]) == (14, "PIXEL")
     assert "the database is away" in rejection["message"]
     assert list(refused_later(running).values()) == [1.0]
+
+
+def test_a_pixel_nested_deeper_than_json_is_written_is_refused_not_a_crash(
+        serving: Any) -> None:
+    """orjson reads 1,024 levels and writes 255: a pixel between the two was INTERNAL."""
+    running = serving()
+    event = '{"eventType":"home-page-view","visitorId":"v","x":' + "[" * 300 + "]" * 300 + "}"
+    reply = call(running.http_port, "GET",
+                 f"/v2/{CATALOG}/userEvents:collect?userEvent={quote(event, safe='')}")
+    assert reply.status == 200 and reply.body[:6] == b"GIF89a"
+    assert "X-Footfall-Error" in reply.headers
+    [rejection] = kept_rejections(running)
+    assert rejection["code"] == 3 and rejection["fieldViolations"][0]["field"] == "user_event"

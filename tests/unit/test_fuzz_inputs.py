@@ -76,13 +76,27 @@ def test_collect_payloads_give_violations_never_exceptions(
     assert all(v.field and v.description for v in violations)
 
 
-@pytest.mark.parametrize("depth", [50, 5_000, 200_000])
+@pytest.mark.parametrize("depth", [50, 300, 600, 1_000, 5_000, 200_000])
 def test_deeply_nested_collect_json_is_refused_not_a_crash(depth: int) -> None:
     nested = '{"eventType": "home-page-view", "visitorId": "v", "x": ' + "[" * depth + \
         "]" * depth + "}"
     request = user_event_service_pb2.CollectUserEventRequest(user_event=nested)
     violations = collect.decode_collect_request(request, user_event_pb2.UserEvent())
     assert [v.field for v in violations] == ["user_event"]
+
+
+@pytest.mark.parametrize("depth", [150, 300, 450])
+def test_a_collected_product_nested_past_the_limit_is_refused_not_a_crash(depth: int) -> None:
+    """Product.variants holds Products: a pixel's JSON may nest as deep as orjson
+    reads (1,024), deeper than it writes (255) and than the stack holds."""
+    product = '{"id":"p","variants":[' * depth + '{"id":"p"}' + "]}" * depth
+    event = '{"eventType":"detail-page-view","visitorId":"v","productDetails":[{"product":' \
+        + product + "}]}"
+    request = user_event_service_pb2.CollectUserEventRequest(user_event=event)
+    violations = collect.decode_collect_request(request, user_event_pb2.UserEvent())
+    [violation] = violations
+    assert violation.field.startswith("user_event.product_details.product.variants")
+    assert violation.description.endswith("Message too deep. Max recursion depth is 100")
 
 
 # -- resource names ----------------------------------------------------------------------
