@@ -148,6 +148,25 @@ def test_a_pixel_too_large_once_joined_is_kept_as_a_refusal(
         'service="google.cloud.retail.v2.UserEventService",transport="http"}': 1.0}
 
 
+def test_write_async_too_large_once_joined_is_refused_in_its_answer(serving: Any) -> None:
+    """write_async is answered before its commit too, but joins before its answer:
+    the caller hears the refusal (and it is kept as any refused write)."""
+    running = serving(max_event_bytes=3000)
+    product = {"id": "fat2", "title": "Fat", "categories": ["C"], "description": "d" * 2950}
+    made = call(running.http_port, "POST",
+                f"/v2/{CATALOG}/branches/0/products?productId=fat2", product)
+    assert made.status == 200, made.body
+    event = {"eventType": "detail-page-view", "visitorId": "wa",
+             "productDetails": [{"product": {"id": "fat2"}}]}
+    reply = call(running.http_port, "POST",
+                 f"/v2/{CATALOG}/userEvents:write?writeAsync=true", event)
+    assert reply.status == 400 and list(reply.violations()) == ["user_event"], reply.body
+    assert stored(running) == 0
+    [rejection] = kept_rejections(running)
+    assert rejection["method"] == "/google.cloud.retail.v2.UserEventService/WriteUserEvent"
+    assert refused_later(running) == {}
+
+
 def test_a_pixel_whose_catalog_cannot_be_read_is_kept_as_a_refusal(
         serving: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from server.retail import join
