@@ -43,7 +43,16 @@ def _fields(message: Descriptor) -> dict[str, FieldDescriptor]:
 
 def normalize(document: Any, message: Descriptor) -> Any:
     """`document` (parsed JSON for a `message`) with the lenient forms rewritten as
-    proto3 JSON; a new object where something changed."""
+    proto3 JSON; a new object where something changed. Never raises: what it
+    cannot read (nesting deeper than the stack, through Product.variants) comes
+    back as it is, for the strict parser to refuse."""
+    try:
+        return _normalize(document, message)
+    except RecursionError:
+        return document
+
+
+def _normalize(document: Any, message: Descriptor) -> Any:
     if type(document) is not dict:
         return document
     fields = _fields(message)
@@ -65,8 +74,10 @@ def _field_value(value: Any, field: FieldDescriptor) -> Any:
 
 
 def _map(value: Any, entry: Descriptor) -> Any:
-    if type(value) is list and all(type(i) is dict and "key" in i and set(i) <= {"key", "value"}
-                                   for i in value):
+    # Only string keys make a map: any other (a list or an object cannot even be a
+    # dict's key) leaves the list as it is, which the strict parser refuses.
+    if type(value) is list and all(type(i) is dict and type(i.get("key")) is str
+                                   and set(i) <= {"key", "value"} for i in value):
         value = {i["key"]: i.get("value") for i in value}
     if type(value) is not dict:
         return value
@@ -87,7 +98,7 @@ def _single(value: Any, field: FieldDescriptor) -> Any:
         return _BOOLS.get(value, value) if type(value) is str else value
     if name.startswith("google.protobuf."):  # Timestamp, Struct...: their own JSON forms
         return value
-    return normalize(value, message)
+    return _normalize(value, message)
 
 
 def _field_mask(value: Any) -> Any:

@@ -26,8 +26,8 @@ class _Form:
     Google's ids are stricter per kind, but Footfall accepts what a client can put
     in a path; a project is never `-`, which stands for every project where a read
     allows it); `{x=**}` is the
-    rest of the name, '/' and line breaks too, so an id a client chose names the
-    same thing again."""
+    rest of the name, '/' too, so an id a client chose names the same thing again
+    (parse_product_key then refuses in a product id what a segment refuses, but '/')."""
 
     def __init__(self, form: str) -> None:
         self.shown = re.sub(r"\{[^}]+\}", "*", form)
@@ -43,6 +43,24 @@ class _Form:
 # that make two names look alike in a log or the console.
 _NOT_IN_SEGMENT = ("/\\s\\x00-\\x1f\\x7f-\\x9f"
                    "\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff")
+
+
+# What a product id holds of those: all but '/' (an id may hold it, see above).
+_NOT_IN_PRODUCT_ID = re.compile(f"[{_NOT_IN_SEGMENT.removeprefix('/')}]")
+# NUL (U+0000) is in no id or name a column keeps: PostgreSQL's text cannot hold it
+# (SQLite's can), so one store would merge ids the other keeps apart.
+NUL_REFUSED = "must not hold a NUL character (U+0000)"
+
+
+def product_id_problem(product_id: str) -> str | None:
+    """Why `product_id` cannot be a product's id for the characters it holds (white
+    space, a control or invisible format character, as in every name's segment),
+    or None."""
+    bad = _NOT_IN_PRODUCT_ID.search(product_id)
+    if bad is None:
+        return None
+    return (f"must not hold white space, control or invisible format characters, got "
+            f"{bad[0]!r} at {bad.start()}")
 
 
 def _group(variable: re.Match[str]) -> str:
@@ -193,13 +211,17 @@ def parse_product_key(value: str, field: str = "name") -> tuple[str, str]:
     """(branch name as stored, product id) of a product name.
 
     INVALID_ARGUMENT naming `field` for a malformed name, a branch other than 0,
-    1, 2 or default_branch, or an id longer than MAX_PRODUCT_ID characters.
+    1, 2 or default_branch, an id longer than MAX_PRODUCT_ID characters or
+    holding what no id may (product_id_problem).
     """
     name = parse_product(value, field)
     branch = _branch_key(name.branch, field)
     if len(name.product) > MAX_PRODUCT_ID:
         raise InvalidArgument.field(field, f"product id must be at most {MAX_PRODUCT_ID} "
                                            f"characters, got {len(name.product)}")
+    problem = product_id_problem(name.product)
+    if problem is not None:
+        raise InvalidArgument.field(field, f"product id {problem}")
     return branch, name.product
 
 

@@ -259,7 +259,9 @@ def parse_dict(data: Any, message_class: type[M]) -> M:
     try:
         # At run time the Descriptor is upb's, which the stubs keep apart (isinstance agrees).
         return message_class(**_plan(cast(Descriptor, message_class.DESCRIPTOR)).convert(data))
-    except (_Fallback, ValueError, TypeError):
+    # RecursionError: nesting deeper than the stack (Product.variants holds Products),
+    # which json_format refuses past its own depth limit, as a ParseError.
+    except (_Fallback, ValueError, TypeError, RecursionError):
         message = message_class()
         json_format.ParseDict(data, message)
         return message

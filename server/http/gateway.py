@@ -55,6 +55,8 @@ from server.retail.collect import Requester, pixel_body
 log = logging.getLogger(__name__)
 R = TypeVar("R", bound=web.StreamResponse)
 T = TypeVar("T")
+# The servicer's collect_queued: (request, requester, what keeps a refusal made later).
+CollectQueued = Callable[[Any, Requester | None, Callable[[BaseException], None] | None], None]
 
 HTTP_BODY = "google.api.HttpBody"
 TRACKER_PATH = "/footfall.js"
@@ -117,6 +119,8 @@ class CallContext:
     def __init__(self, request: web.Request, requester: Requester, pixel: bool = False) -> None:
         self.requester = requester  # read by CollectUserEvent
         self.pixel = pixel  # the answer is the GIF whatever happens (see server.http.pixel)
+        # A pixel's: keeps its refusal if its commit refuses it (Envelope.refused_later).
+        self.refused_later: Callable[[BaseException], None] | None = None
         self._metadata = Metadata(request.headers)
         self._transport = request.transport
         self._deadline: float | None = None
@@ -181,7 +185,7 @@ class HttpGateway:
         # The servicer's CollectUserEvent for pixels answered once queued, or None
         # (--durable-pixels, or no retail v2 servicer): see pixel.inline.
         events: Any = servicers.get(pixel.INLINE_RPC.rpartition(".")[0])
-        self._collect_queued: Callable[[Any, Requester | None], None] | None = \
+        self._collect_queued: CollectQueued | None = \
             events.collect_queued if getattr(events, "queues_pixels", False) else None
 
     # -- lifecycle -----------------------------------------------------------
@@ -307,7 +311,7 @@ class HttpGateway:
         return self._cors(request, route, web.Response(body=body, headers=headers))
 
     def _pixel(self, request: web.Request, route: Route, path_values: dict[str, str],
-               collect_queued: Callable[[Any, Requester | None], None]) -> web.Response:
+               collect_queued: CollectQueued) -> web.Response:
         """A browser's pixel, inline: the steps of `_handle` and `Envelope.run` in
         their order, none of them awaited, the servicer's `collect_queued` for its
         call (see server.http.pixel)."""
@@ -329,7 +333,8 @@ class HttpGateway:
             message = transcode.build_request(route, path_values, query.items(), b"")
             admission = policy.admit_now(method, context.invocation_metadata(), message,
                                          context, grant=grant)
-            collect_queued(message, context.requester)
+            collect_queued(message, context.requester,
+                           envelope.refused_later(method, message, admission, grant))
         except Exception as exc:
             return self._refused(request, route, transcode.DEFAULT_OUTPUT, envelope.refuse(
                 method, exc, started, context, admission, message, grant))

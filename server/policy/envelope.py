@@ -14,6 +14,7 @@ renders it in its own framing.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -81,6 +82,8 @@ class Envelope:
             request = await in_decoder(decode, raw) if large else decode(raw)
             admission = await self.policy.admit(method, metadata, request, context,
                                                 grant=grant)
+            if getattr(context, "pixel", False):  # answered before its commit
+                context.refused_later = self.refused_later(method, request, admission, grant)
             answer = await call(request, context)
         except asyncio.CancelledError:  # grpc.aio: the caller went, or its deadline passed
             self.refuse(method, caller_gone(context), started, context, admission)
@@ -90,6 +93,26 @@ class Envelope:
         self.policy.record(method, self.transport, grpc.StatusCode.OK,
                            time.perf_counter() - started, admission)
         return answer
+
+    def refused_later(self, method: str, request: Any, admission: Admission | None,
+                      grant: Grant | None) -> Callable[[BaseException], None]:
+        """What keeps the refusal of a call to `method` already answered as accepted
+        (a pixel, answered before its commit) when its commit refuses it: counted in
+        /metrics and kept as `refuse` keeps one, from the writer's thread."""
+        key_name = admission.key_name if admission else grant.name if grant else None
+        return functools.partial(self._refused_later, method, request, key_name)
+
+    def _refused_later(self, method: str, request: Any, key_name: str | None,
+                       exc: BaseException) -> None:
+        if isinstance(exc, FootfallError):
+            refusal = exc
+        else:
+            log.error("%s: an event acknowledged before its commit was not stored",
+                      method, exc_info=exc)
+            refusal = Internal(f"internal error in {method}; see the server log")
+        self.policy.metrics.refused_after_answer(method, self.transport, refusal.code)
+        if self.policy.rejections is not None and (key_name or not self.policy.auth.enabled):
+            self.policy.rejections.refused(method, self.transport, request, refusal, key_name)
 
     def refuse(self, method: str, exc: Exception, started: float, context: Any = None,
                admission: Admission | None = None, request: Any = None,

@@ -92,6 +92,12 @@ class Metrics:
             "Events committed: user_event (writes, collects and imports; an exact duplicate "
             "write counts though it is stored once) and client_event (talent).",
             ["kind"], registry=self.registry)
+        self.refused_after_answers = Counter(
+            "footfall_events_refused_after_answer",
+            "Events answered as accepted before their commit (pixels) that the commit then "
+            "refused (too large once joined with the catalog, the catalog unreadable): kept "
+            "as rejections, by RPC, transport and status code.",
+            ["service", "method", "transport", "code"], registry=self.registry)
         self.batch_size = Histogram(
             "footfall_group_commit_batch_size", "Writes committed together in one transaction.",
             buckets=BATCH_BUCKETS, registry=self.registry)
@@ -130,6 +136,11 @@ class Metrics:
                 self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def refused_after_answer(self, method: str, transport: str, code: grpc.StatusCode) -> None:
+        """Count an event answered before its commit and refused at it (any thread)."""
+        service, name = split_method(method)
+        self.refused_after_answers.labels(service, name, transport, code.name).inc()
 
     # -- the store's group commit --------------------------------------------
 

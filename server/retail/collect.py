@@ -55,7 +55,7 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
             data = None
         # orjson writes each key once, so a key given twice shows as one `":` fewer
         # (spaces before a colon, or an escaped quote, send it to json_format too).
-        if isinstance(data, dict) and text.count('":') == orjson.dumps(data).count(b'":'):
+        if isinstance(data, dict) and text.count('":') == _written_pairs(data):
             event.CopyFrom(protojson.parse_dict(data, type(event)))
         else:
             json_format.Parse(text, event)
@@ -63,6 +63,15 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
         path, reason = protojson.parse_error(exc, event.DESCRIPTOR)
         raise InvalidArgument.field(f"{field}.{path}" if path else field,
                                     f"not a valid UserEvent in JSON: {reason}") from None
+
+
+def _written_pairs(data: dict[str, Any]) -> int:
+    """How many `":` orjson writes for `data`; -1 when it cannot write it: nesting
+    deeper than its limit (255), which it reads (to 1,024), goes to json_format."""
+    try:
+        return orjson.dumps(data).count(b'":')
+    except TypeError:
+        return -1
 
 
 def decode_collect_request(request: Any, event: Any) -> list[FieldViolation]:

@@ -15,7 +15,7 @@ from google.api import field_behavior_pb2
 from google.protobuf import field_mask_pb2
 
 from server.errors import FieldViolation
-from server.names import MAX_PRODUCT_ID, product_name
+from server.names import MAX_PRODUCT_ID, product_id_problem, product_name
 from server.retail.product_validation import PRIMARY
 
 RESOURCE_TYPE = "google.cloud.retail.v2.Product"
@@ -40,13 +40,17 @@ DEFAULT_READ_FIELDS = ("name", "id", "title", "uri", "images", "price_info", "br
 # -- ids and stored products ----------------------------------------------
 
 def product_id_violations(product_id: str, field: str = "product_id") -> list[FieldViolation]:
-    """Rules for a client-chosen product id: required, at most 128 characters, and
+    """Rules for a client-chosen product id: required, at most 128 characters, no
+    white space, control or invisible format character (NUL among them), and
     (since it may hold '/') no empty, `.` or `..` segment, which a URL would lose."""
     if not product_id:
         return [FieldViolation(field, "is required")]
     if len(product_id) > MAX_PRODUCT_ID:
         return [FieldViolation(field, f"must be at most {MAX_PRODUCT_ID} characters, "
                                       f"got {len(product_id)}")]
+    problem = product_id_problem(product_id)
+    if problem is not None:
+        return [FieldViolation(field, problem)]
     if any(part in ("", ".", "..") for part in product_id.split("/")):
         return [FieldViolation(field, "must not have an empty, '.' or '..' part between "
                                       f"slashes (no URL could name it), got {product_id!r}")]

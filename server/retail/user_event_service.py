@@ -7,6 +7,7 @@ event write awaits the group commit, other store work goes `off_loop`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ from server.store import Store
 from server.store.group_commit import Join
 
 log = logging.getLogger(__name__)
+# Told why an event answered before its commit was refused at it (see Join.refused).
+Refused = Callable[[BaseException], None]
 
 
 class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
@@ -76,15 +79,15 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         return str(catalog)
 
     def _joined_later(self, name: str, event: user_event_pb2.UserEvent, ids: list[str],
-                      path: str) -> Join:
+                      path: str, refused: Refused | None = None) -> Join:
         """The write of `event` joined by the writer, which reads the products of its
         whole batch at once; the event is not touched here until the write is done.
         The row is made on the writer's thread: how and when the event came is known
-        here, in the call's context (server.console.origin)."""
+        here, in the call's context (server.console.origin). `refused`: see Join."""
         finish = partial(join.joined_row, name, event, path=path,
                          max_event_bytes=self._max_event_bytes,
                          came=(origin.transport(), origin.now_us()))
-        return Join(name, ids, self._read_products, finish)
+        return Join(name, ids, self._read_products, finish, refused)
 
     async def _store_event(self, parent: str, event: user_event_pb2.UserEvent, path: str,
                            wait: bool, found: list[FieldViolation] | None = None,
@@ -132,7 +135,8 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         INVALID_ARGUMENT for bad JSON, size limits, unknown rules, a bad event.
         """
         if not self._durable_pixels and collect.answers_gif_only(context):
-            self.collect_queued(request, collect.requester_of(context))
+            self.collect_queued(request, collect.requester_of(context),
+                                getattr(context, "refused_later", None))
         else:
             event, path, found = self._collected(request, collect.requester_of(context))
             await self._store_event(request.parent, event, path, wait=True, found=found,
@@ -145,10 +149,13 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         return not self._durable_pixels
 
     def collect_queued(self, request: user_event_service_pb2.CollectUserEventRequest,
-                       requester: collect.Requester | None) -> None:
+                       requester: collect.Requester | None,
+                       refused: Refused | None = None) -> None:
         """CollectUserEvent for a browser's pixel, answered before its commit, with no
         coroutine (the HTTP gateway calls it inline): the event decoded, filled from
-        `requester`, checked, and queued for the next group commit.
+        `requester`, checked, and queued for the next group commit. `refused` is
+        told why, should the commit refuse it after all (its products make it too
+        large, the catalog cannot be read): the answer is gone by then.
 
         INVALID_ARGUMENT as CollectUserEvent; UNAVAILABLE (or RESOURCE_EXHAUSTED for a
         full disk) when the store cannot take events nobody waits for.
@@ -157,7 +164,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         name = self._checked(request.parent, event, path, found)
         ids = join.product_ids([event])
         if ids:
-            self._store.queue_joined(self._joined_later(name, event, ids, path))
+            self._store.queue_joined(self._joined_later(name, event, ids, path, refused))
         else:
             row = join.joined_row(name, event, {}, path, self._max_event_bytes)
             self._store.write_user_events([row], wait=False)

@@ -15,6 +15,7 @@ from typing import Any
 import pycountry
 
 from server.errors import FieldViolation
+from server.names import NUL_REFUSED
 
 # Google's event types; each has the rules below. Others are custom types.
 EVENT_TYPES = (
@@ -76,6 +77,8 @@ def user_event_violations(event: Any, path: str = "user_event", *,
 
     if not kind:
         out.append(FieldViolation(f"{path}.event_type", "is required"))
+    elif "\0" in kind:  # the event type, visitor and user ids are columns
+        out.append(FieldViolation(f"{path}.event_type", NUL_REFUSED))
     elif strict_event_types and kind not in EVENT_TYPES:
         out.append(FieldViolation(
             f"{path}.event_type",
@@ -85,6 +88,8 @@ def user_event_violations(event: Any, path: str = "user_event", *,
         out.append(FieldViolation(f"{path}.visitor_id", "is required"))
     elif len(event.visitor_id) > MAX_ID:
         out.append(_too_long(f"{path}.visitor_id", event.visitor_id, MAX_ID))
+    elif "\0" in event.visitor_id:
+        out.append(FieldViolation(f"{path}.visitor_id", NUL_REFUSED))
 
     if len(event.session_id.encode()) > MAX_ID:
         out.append(FieldViolation(f"{path}.session_id",
@@ -116,6 +121,8 @@ def user_event_violations(event: Any, path: str = "user_event", *,
 def _user_info(info: Any, path: str, out: list[FieldViolation]) -> None:
     if len(info.user_id) > MAX_ID:
         out.append(_too_long(f"{path}.user_id", info.user_id, MAX_ID))
+    elif "\0" in info.user_id:
+        out.append(FieldViolation(f"{path}.user_id", NUL_REFUSED))
     if len(info.user_agent) > MAX_USER_AGENT:
         out.append(_too_long(f"{path}.user_agent", info.user_agent, MAX_USER_AGENT))
     if info.ip_address:

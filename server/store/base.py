@@ -53,7 +53,8 @@ class Store(Protocol):
 
     def queue_joined(self, join: Join) -> None:
         """write_joined_async without `wait`, for a caller that is no coroutine: queued
-        for the next batch (an event `join.finish` refuses then is logged, not stored);
+        for the next batch (an event `join.finish` refuses then is not stored, and told to
+        `join.refused`);
         raises at once when rows nobody waits for cannot be accepted now."""
 
     @property

@@ -48,12 +48,16 @@ class Join:
     """An event row the writer makes itself, once it has read the catalog products
     the event names: the events of one batch read their products with one read per
     catalog, not one each. `read(catalog, ids)` gives the products found (parsed),
-    `finish(products)` the row, or raises what refuses the event."""
+    `finish(products)` the row, or raises what refuses the event. `refused`, for
+    an event answered before its commit (a pixel), is told why it was not stored
+    after all (on the writer's thread): its caller knows no more, so the refusal
+    must be kept where a person sees it."""
 
     catalog: str
     product_ids: Sequence[str]
     read: Callable[[str, list[str]], dict[str, Any]]
     finish: Callable[[dict[str, Any]], EventRow]
+    refused: Callable[[BaseException], None] | None = None
 
 
 class Unwaited:
@@ -256,11 +260,26 @@ class GroupCommitter:
         return self._unwaited_rows
 
     def _settled(self, jobs: Sequence[Job]) -> None:
-        """`jobs` are done with (committed or failed): count their unwaited rows out."""
-        done = sum(job.row_count for job in jobs if not job.waited and job.future.done())
+        """`jobs` are done with (committed or failed): count their unwaited rows out,
+        and tell the joins answered before their commit that failed why."""
+        done = 0
+        for job in jobs:
+            if not job.waited and job.future.done():
+                done += job.row_count
+                if job.join is not None and job.join.refused is not None \
+                        and job.future.exception() is not None:
+                    self._tell_refused(job.join.refused, job.future.exception())
         if done:
             with self._lock:
                 self._unwaited_rows -= done
+
+    @staticmethod
+    def _tell_refused(refused: Callable[[BaseException], None], error: BaseException) -> None:
+        try:
+            refused(error)
+        except Exception:  # keeping a refusal must never fail the writer
+            log.exception("could not keep the refusal of an event acknowledged before "
+                          "its commit: %s", error)
 
     def submit_rows(self, rows: Sequence[EventRow], *, waited: bool = True) -> Future[Any]:
         return self.submit(Job(rows=rows, waited=waited))
@@ -465,7 +484,7 @@ class GroupCommitter:
         if not failed:
             return batch
         for job in failed:
-            if not job.waited:
+            if not job.waited and (job.join is None or job.join.refused is None):
                 log.warning("an event acknowledged before its commit was not stored: %s",
                             job.future.exception())
         answer_coroutines(failed)

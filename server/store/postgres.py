@@ -98,8 +98,11 @@ POSTGRES = Dialect(name="postgresql", mark="%s", lock=" FOR UPDATE", walk="",
 
 def _nul_safe(dumper: type[Any]) -> type[Any]:
     """`dumper` for str that writes NUL as U+FFFD: SQLite keeps NUL in text, PostgreSQL
-    refuses it, and one such visitor id must not fail a whole group-commit batch.
-    Only the indexed columns are text; the events themselves are kept as bytes."""
+    refuses it, and one such text must not fail a whole group-commit batch.
+    Only the indexed columns are text; the events themselves are kept as bytes.
+    Validation refuses NUL in every id and name kept in a column (README,
+    Validation), since here it would merge with U+FFFD; this stays for what is
+    kept unchecked (the parent of a refused request)."""
 
     class NulSafe(dumper):  # type: ignore[misc, valid-type]
         def dump(self, obj: str) -> Any:

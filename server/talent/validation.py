@@ -7,7 +7,7 @@ from typing import Any
 from footfall.talent.v4 import event_pb2
 
 from server.errors import FieldViolation, gather
-from server.names import TenantName, parse_job
+from server.names import NUL_REFUSED, TenantName, parse_job
 
 MAX_ID = 255
 # proto3 keeps an enum number it does not know: only the contract's are events.
@@ -27,6 +27,8 @@ def client_event_violations(event: Any, tenant: TenantName | None,
     elif len(event.event_id) > MAX_ID:
         out.append(FieldViolation(f"{path}.event_id", f"must be at most {MAX_ID} characters, "
                                                       f"got {len(event.event_id)}"))
+    elif "\0" in event.event_id:  # the key of its column (unique per tenant)
+        out.append(FieldViolation(f"{path}.event_id", NUL_REFUSED))
     if len(event.request_id) > MAX_ID:
         out.append(FieldViolation(f"{path}.request_id",
                                   f"must be at most {MAX_ID} characters, "

@@ -8,6 +8,7 @@ files, then let a runner of their own run the job, so nothing races.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import threading
@@ -34,6 +35,7 @@ from server.retail import import_events, import_products, ndjson
 from server.retail.bulk_import import ImportState
 from server.store import EventQuery, open_store
 from server.store.rows import OperationRecord
+from tests.integration.http_client import call
 
 PARENT = "projects/p/locations/global/catalogs/default_catalog"
 PRECIOUS = b"a file outside the storage root\n"
@@ -390,3 +392,52 @@ def test_shutdown_leaves_a_job_that_is_stuck_in_io(tmp_path: Path) -> None:
     finally:
         release.set()
         store.close()
+
+
+# -- a map key that is not a string (lenient_json) ---------------------------------------
+
+BAD_KEY_LINE = ('{"eventType":"home-page-view","visitorId":"evil",'
+                '"eventTime":"2024-05-01T12:00:00Z",'
+                '"attributes":[{"key":["x"],"value":{"text":["v"]}}]}\n')
+
+
+def test_a_map_key_not_a_string_is_one_failed_line_and_the_job_goes_on(
+        stubs, held: Running, root: Path) -> None:
+    retail, ops = stubs
+    lines = [event_line(f"v{i}") for i in range(2_500)]
+    lines[1_500] = BAD_KEY_LINE  # line 1501: past the first batch of 1,000
+    put(root / "shop/events.json", "".join(lines))
+    op = retail.ImportUserEvents(file_import("gs://shop/events.json"))
+    with jobs(held, root):
+        done = finished(ops, op.name)
+    assert not done.HasField("error"), done.error
+    meta = import_config_pb2.ImportMetadata()
+    done.metadata.Unpack(meta)
+    assert (meta.success_count, meta.failure_count) == (2_499, 1)
+    response = import_config_pb2.ImportUserEventsResponse()
+    done.response.Unpack(response)
+    [sample] = [s.message for s in response.error_samples]
+    assert sample.startswith("gs://shop/events.json line 1501: not a UserEvent: attributes: ")
+    assert stored(held) == 2_499
+
+
+@pytest.mark.parametrize("key", [["x"], {"a": 1}])
+def test_an_inline_import_with_a_map_key_not_a_string_is_invalid_argument(
+        settings: Settings, key: object) -> None:
+    running = start(dataclasses.replace(settings, http_port=-1))
+    try:
+        attributes = [{"key": key, "value": {"text": ["v"]}}]
+        events = call(running.http_port, "POST", f"/v2/{PARENT}/userEvents:import", {
+            "inputConfig": {"userEventInlineSource": {"userEvents": [{
+                "eventType": "home-page-view", "visitorId": "evil",
+                "attributes": attributes}]}}})
+        products = call(running.http_port, "POST", f"/v2/{PARENT}/branches/0/products:import", {
+            "inputConfig": {"productInlineSource": {"products": [{
+                "id": "p", "title": "t", "attributes": attributes}]}}})
+    finally:
+        running.stop()
+    for reply in (events, products):
+        assert reply.status == 400, reply.body
+        [(field, why)] = reply.violations().items()
+        assert field.startswith("input_config.") and field.endswith("[0].attributes"), field
+        assert why.startswith("Invalid JSON payload received: "), why

@@ -97,3 +97,104 @@ def test_durable_pixels_and_json_callers_wait_for_the_commit(
     finally:
         release.set()
     assert stored(running) == 1
+
+
+# -- a pixel refused at its commit is kept, not lost --------------------------------------
+
+REFUSED_LATER = "footfall_events_refused_after_answer_total"
+
+
+def fat_pixel_path(visitor: str) -> str:
+    event = json.dumps({"eventType": "detail-page-view", "visitorId": visitor,
+                        "productDetails": [{"product": {"id": "fat2"}}]})
+    return f"/v2/{CATALOG}/userEvents:collect?userEvent={quote(event, safe='')}"
+
+
+def kept_rejections(running: Running) -> list[dict[str, Any]]:
+    """The console's rejections of the shop, as a reader sees them over REST."""
+    running.store.flush()
+    reply = call(running.http_port, "GET", "/console/v1/projects/shop/rejections")
+    assert reply.status == 200, reply.body
+    return list(reply.json().get("rejections", []))
+
+
+def refused_later(running: Running) -> dict[str, float]:
+    text = call(running.http_port, "GET", "/metrics").body.decode()
+    return {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+            if line.startswith(REFUSED_LATER + "{")}
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-Server-Timeout": "30"}],
+                         ids=["inline", "through-the-envelope"])
+def test_a_pixel_too_large_once_joined_is_kept_as_a_refusal(
+        serving: Any, headers: dict[str, str]) -> None:
+    running = serving(max_event_bytes=3000)
+    product = {"id": "fat2", "title": "Fat", "categories": ["C"], "description": "d" * 2950}
+    made = call(running.http_port, "POST",
+                f"/v2/{CATALOG}/branches/0/products?productId=fat2", product)
+    assert made.status == 200, made.body
+    reply = call(running.http_port, "GET", fat_pixel_path("px"), headers=headers)
+    assert reply.status == 200 and "X-Footfall-Error" not in reply.headers  # answered first
+    assert stored(running) == 0
+    [rejection] = kept_rejections(running)
+    assert rejection["method"] == "/google.cloud.retail.v2.UserEventService/CollectUserEvent"
+    assert (rejection["transport"], rejection["parent"], rejection["code"]) == \
+        ("PIXEL", CATALOG, 3)
+    assert "products are filled in" in rejection["message"]
+    assert [v["field"] for v in rejection["fieldViolations"]] == ["user_event"]
+    assert "fat2" in rejection["requestJson"]
+    assert refused_later(running) == {
+        REFUSED_LATER + '{code="INVALID_ARGUMENT",method="CollectUserEvent",'
+        'service="google.cloud.retail.v2.UserEventService",transport="http"}': 1.0}
+
+
+def test_write_async_too_large_once_joined_is_refused_in_its_answer(serving: Any) -> None:
+    """write_async is answered before its commit too, but joins before its answer:
+    the caller hears the refusal (and it is kept as any refused write)."""
+    running = serving(max_event_bytes=3000)
+    product = {"id": "fat2", "title": "Fat", "categories": ["C"], "description": "d" * 2950}
+    made = call(running.http_port, "POST",
+                f"/v2/{CATALOG}/branches/0/products?productId=fat2", product)
+    assert made.status == 200, made.body
+    event = {"eventType": "detail-page-view", "visitorId": "wa",
+             "productDetails": [{"product": {"id": "fat2"}}]}
+    reply = call(running.http_port, "POST",
+                 f"/v2/{CATALOG}/userEvents:write?writeAsync=true", event)
+    assert reply.status == 400 and list(reply.violations()) == ["user_event"], reply.body
+    assert stored(running) == 0
+    [rejection] = kept_rejections(running)
+    assert rejection["method"] == "/google.cloud.retail.v2.UserEventService/WriteUserEvent"
+    assert refused_later(running) == {}
+
+
+def test_a_pixel_whose_catalog_cannot_be_read_is_kept_as_a_refusal(
+        serving: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.retail import join
+    from server.store.rows import StoreUnavailable
+
+    def away(*_: Any) -> Any:
+        raise StoreUnavailable("the database is away")
+
+    running = serving()
+    monkeypatch.setattr(join, "load_products", away)
+    reply = call(running.http_port, "GET", fat_pixel_path("px"))
+    assert reply.status == 200 and "X-Footfall-Error" not in reply.headers
+    assert stored(running) == 0  # its commit came and went while the catalog was away
+    monkeypatch.undo()
+    [rejection] = kept_rejections(running)
+    assert (rejection["code"], rejection["transport"]) == (14, "PIXEL")
+    assert "the database is away" in rejection["message"]
+    assert list(refused_later(running).values()) == [1.0]
+
+
+def test_a_pixel_nested_deeper_than_json_is_written_is_refused_not_a_crash(
+        serving: Any) -> None:
+    """orjson reads 1,024 levels and writes 255: a pixel between the two was INTERNAL."""
+    running = serving()
+    event = '{"eventType":"home-page-view","visitorId":"v","x":' + "[" * 300 + "]" * 300 + "}"
+    reply = call(running.http_port, "GET",
+                 f"/v2/{CATALOG}/userEvents:collect?userEvent={quote(event, safe='')}")
+    assert reply.status == 200 and reply.body[:6] == b"GIF89a"
+    assert "X-Footfall-Error" in reply.headers
+    [rejection] = kept_rejections(running)
+    assert rejection["code"] == 3 and rejection["fieldViolations"][0]["field"] == "user_event"

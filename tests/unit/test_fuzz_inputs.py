@@ -12,8 +12,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
-from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
+from footfall.retail.v2 import product_pb2, user_event_pb2, user_event_service_pb2
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +25,7 @@ from server.http import transcode
 from server.http.routes import Route, derive_routes
 from server.policy.auth import AuthFileError, KeyRing
 from server.retail import collect
+from server.retail.bulk_import import decode_json_line
 
 FUZZ = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -73,13 +76,27 @@ def test_collect_payloads_give_violations_never_exceptions(
     assert all(v.field and v.description for v in violations)
 
 
-@pytest.mark.parametrize("depth", [50, 5_000, 200_000])
+@pytest.mark.parametrize("depth", [50, 300, 600, 1_000, 5_000, 200_000])
 def test_deeply_nested_collect_json_is_refused_not_a_crash(depth: int) -> None:
     nested = '{"eventType": "home-page-view", "visitorId": "v", "x": ' + "[" * depth + \
         "]" * depth + "}"
     request = user_event_service_pb2.CollectUserEventRequest(user_event=nested)
     violations = collect.decode_collect_request(request, user_event_pb2.UserEvent())
     assert [v.field for v in violations] == ["user_event"]
+
+
+@pytest.mark.parametrize("depth", [150, 300, 450])
+def test_a_collected_product_nested_past_the_limit_is_refused_not_a_crash(depth: int) -> None:
+    """Product.variants holds Products: a pixel's JSON may nest as deep as orjson
+    reads (1,024), deeper than it writes (255) and than the stack holds."""
+    product = '{"id":"p","variants":[' * depth + '{"id":"p"}' + "]}" * depth
+    event = '{"eventType":"detail-page-view","visitorId":"v","productDetails":[{"product":' \
+        + product + "}]}"
+    request = user_event_service_pb2.CollectUserEventRequest(user_event=event)
+    violations = collect.decode_collect_request(request, user_event_pb2.UserEvent())
+    [violation] = violations
+    assert violation.field.startswith("user_event.product_details.product.variants")
+    assert violation.description.endswith("Message too deep. Max recursion depth is 100")
 
 
 # -- resource names ----------------------------------------------------------------------
@@ -167,3 +184,83 @@ def test_any_auth_file_loads_or_is_an_auth_file_error(text: str) -> None:
         KeyRing.parse(text)
     except AuthFileError:
         pass
+
+
+# -- import lines and inline imports (lenient JSON) ------------------------------------------
+
+
+def _shaped(message: Descriptor, depth: int = 0) -> st.SearchStrategy[dict[str, Any]]:
+    """Objects shaped like `message` the way an import file may write it (maps as
+    lists of key/value objects, one object for a list, quoted booleans), with any
+    JSON at any place: a map's key too."""
+    fields = list(message.fields)
+
+    @st.composite
+    def objects(draw: st.DrawFn) -> dict[str, Any]:
+        chosen = draw(st.lists(st.sampled_from(fields), max_size=4)) if fields else []
+        return {draw(st.sampled_from([f.json_name, f.name])): draw(_shaped_value(f, depth))
+                for f in chosen}
+
+    return objects()
+
+
+def _shaped_value(field: FieldDescriptor, depth: int) -> st.SearchStrategy[Any]:
+    message = field.message_type
+    if message is None or depth > 2 or message.full_name.startswith("google.protobuf."):
+        return JSON | st.sampled_from(["true", "false", "price_info"])
+    if message.GetOptions().map_entry:
+        value = _shaped_value(message.fields_by_name["value"], depth + 1)
+        entry = st.fixed_dictionaries({"key": JSON, "value": value})
+        return st.lists(entry, max_size=3) | st.dictionaries(st.text(max_size=4), value,
+                                                             max_size=2) | JSON
+    single = _shaped(message, depth + 1)
+    return single | st.lists(single, max_size=2) | JSON
+
+
+@FUZZ
+@given(st.sampled_from([user_event_pb2.UserEvent, product_pb2.Product]), st.data())
+def test_any_import_line_decodes_or_is_a_failed_line(message_class: type,
+                                                     data: st.DataObject) -> None:
+    document = data.draw(_shaped(message_class.DESCRIPTOR))
+    try:
+        decode_json_line(json.dumps(document).encode(), message_class, "x")
+    except ValueError as exc:
+        assert str(exc).startswith(("not a x", "invalid JSON")), exc  # Infinity: not JSON
+
+
+@pytest.mark.parametrize("key", [["x"], {"a": 1}, 1, None])
+def test_an_import_line_with_a_map_key_not_a_string_is_a_failed_line(key: Any) -> None:
+    line = orjson.dumps({"eventType": "home-page-view", "visitorId": "evil",
+                         "attributes": [{"key": key, "value": {"text": ["v"]}}]})
+    with pytest.raises(ValueError, match=r"^not a UserEvent: attributes"):
+        decode_json_line(line, user_event_pb2.UserEvent, "UserEvent")
+
+
+@pytest.mark.parametrize("depth", [300, 500])
+def test_a_deeply_nested_import_line_is_a_failed_line(depth: int) -> None:
+    """Product.variants holds Products: nesting is as deep as the line's JSON."""
+    for inner in (b'{"id":"p"}', b'{"id":"p","attributes":[{"key":"a","value":{}}]}'):
+        line = b'{"id":"p","variants":[' * depth + inner + b"]}" * depth
+        with pytest.raises(ValueError, match="too deep"):
+            decode_json_line(line, product_pb2.Product, "Product")
+
+
+IMPORT_ROUTES = [r for r in ROUTES if r.grpc_method.endswith(("/ImportUserEvents",
+                                                              "/ImportProducts"))]
+
+
+@FUZZ
+@given(route=st.sampled_from(IMPORT_ROUTES), data=st.data())
+def test_any_inline_import_builds_a_request_or_is_invalid_argument(
+        route: Route, data: st.DataObject) -> None:
+    if route.grpc_method.endswith("/ImportUserEvents"):
+        items = {"userEventInlineSource": {"userEvents": data.draw(
+            st.lists(_shaped(user_event_pb2.UserEvent.DESCRIPTOR), max_size=2))}}
+    else:
+        items = {"productInlineSource": {"products": data.draw(
+            st.lists(_shaped(product_pb2.Product.DESCRIPTOR), max_size=2))}}
+    path = {v.field_path: "projects/p/locations/global/catalogs/c/branches/0"
+            if "branches" in route.template.text else "projects/p/locations/global/catalogs/c"
+            for v in route.template.variables}
+    body = json.dumps({"inputConfig": items}).encode()
+    _accepted_or_invalid(lambda: transcode.build_request(route, path, [], body))

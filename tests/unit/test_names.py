@@ -121,12 +121,21 @@ def test_product_ids_may_hold_slashes_as_the_http_route_allows() -> None:
 
 
 @pytest.mark.parametrize("product_id", ["sku\n", "a\nb", "\n"])
-def test_a_line_break_in_a_product_id_is_kept_not_cut_off(product_id: str) -> None:
-    """A client may create a product with any id of at most 128 characters; the
-    same id names it again (an id ending in a line break used to name the product
-    without it)."""
-    assert parse_product_key(f"{CATALOG}/branches/0/products/{product_id}") == (BRANCH,
-                                                                                product_id)
+def test_a_line_break_in_a_product_id_is_refused_not_cut_off(product_id: str) -> None:
+    """An id ending in a line break used to name the product without it; now the
+    name is read whole, and its id refused: a product id holds no white space, as
+    no segment does."""
+    assert parse_product(f"{CATALOG}/branches/0/products/{product_id}").product == product_id
+    with pytest.raises(InvalidArgument, match="white space"):
+        parse_product_key(f"{CATALOG}/branches/0/products/{product_id}")
+
+
+@pytest.mark.parametrize("product_id", ["x y", "x\u0007z", "a\u202eb", "a\u200bb", "a\x85b",
+                                        "a\ufeffb", "a\x00b", "\t"])
+def test_a_product_id_holds_what_a_segment_holds_but_slashes(product_id: str) -> None:
+    with pytest.raises(InvalidArgument, match="name: product id must not hold"):
+        parse_product_key(f"{CATALOG}/branches/0/products/{product_id}")
+    assert parse_product_key(f"{CATALOG}/branches/0/products/a/b-ß") == (BRANCH, "a/b-ß")
 
 
 def test_the_default_branch_is_branch_0_wherever_it_is_named() -> None:
