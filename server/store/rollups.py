@@ -32,12 +32,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import orjson
 from footfall.retail.v2 import user_event_pb2
 
 from server.store.packed import UNPACK_COLUMNS, unpack
 
 if TYPE_CHECKING:
-    from server.store.rows import EventQuery
+    from server.store.rows import EventQuery, EventRow
     from server.store.sql import Dialect, Executes
 
 DAY_US = 86_400 * 1_000_000
@@ -161,6 +162,58 @@ class Tally:
                                          "day = ? AND lines <= 0"), (catalog_id, day))
         self._rows.clear()
         self._lost = False
+
+
+# PostgreSQL counts a write's new events in the statement that inserts them (see
+# postgres.py): the lines of every event that may be new go along as one JSON
+# parameter (new_lines: one parameter, not one array per column, which psycopg
+# dumps at ~10 us each), and only those of the rows its INSERT returns are summed.
+_LINE_COLUMNS = ("n integer, catalog text, event_time_us bigint, dedup_key text, day bigint, "
+                 "product_id text, currency text, views bigint, add_to_carts bigint, "
+                 "purchases bigint, units bigint, unpriced_units bigint, revenue float8")
+_LINE_KEYS = ("views", "add_to_carts", "purchases", "units", "unpriced_units", "revenue")
+
+
+def new_lines(rows: Sequence[EventRow]) -> str | None:
+    """The parameter of count_new (JSON): the lines of the events of `rows` that
+    count (of the first of equal rows: dedup keeps it, not the others); None when
+    none counts."""
+    lines: list[dict[str, Any]] = []
+    seen: set[tuple[str, int, bytes]] = set()
+    for row in rows:
+        if row.event_type not in _KIND:
+            continue
+        key = (row.catalog, row.event_time_us, row.key)
+        if key in seen:
+            continue
+        seen.add(key)
+        counts = row.counts if row.counts is not None else counts_of_payload(row.payload)
+        if counts is None:
+            continue
+        head = {"catalog": row.catalog, "event_time_us": row.event_time_us,
+                "dedup_key": row.key.hex(), "day": row.event_time_us // DAY_US}
+        for pid, currency, *values in ((*EVENTS, 1, 0, 0, 0, 0, 0.0), *counts):
+            lines.append({"n": len(lines), **head, "product_id": pid, "currency": currency,
+                          **dict(zip(_LINE_KEYS, values, strict=True))})
+    return orjson.dumps(lines).decode() if lines else None
+
+
+def count_new(inserted: str) -> str:
+    """PostgreSQL: the statement that adds to the rollups the lines (parameter:
+    new_lines) of the events `inserted` names (a data-modifying CTE returning
+    catalog_id, event_time_us, dedup_key: the rows its INSERT really inserted), summed
+    per row, upserted in key order as Tally.apply does (two writers lock rows in one
+    order: C collation sorts text as Python does), revenue summed in the rows' order."""
+    summed = ", ".join(f"sum(l.{c})::bigint" for c in _SUMMED[:5])
+    return (f"INSERT INTO product_days ({COLUMNS}) SELECT i.catalog_id, l.day, l.product_id, "
+            f"l.currency, {summed}, sum(l.revenue ORDER BY l.n), count(*) "
+            f"FROM json_to_recordset(%s::json) AS l({_LINE_COLUMNS}) "
+            "JOIN catalogs c ON c.name = l.catalog "
+            f"JOIN {inserted} i ON i.catalog_id = c.id AND i.event_time_us = l.event_time_us "
+            "AND i.dedup_key = decode(l.dedup_key, 'hex') "
+            "GROUP BY i.catalog_id, l.day, l.product_id, l.currency "
+            'ORDER BY i.catalog_id, l.day, l.product_id COLLATE "C", l.currency COLLATE "C" '
+            f"{_ON_CONFLICT}")
 
 
 def stored_columns(dialect: Dialect, gaps: Sequence[Gap] = ()) -> tuple[str, list[Any]]:
