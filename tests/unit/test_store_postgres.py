@@ -383,3 +383,18 @@ def test_a_batch_that_fails_leaves_nothing_not_even_its_catalog(database: str) -
                                                            ("p1", "", 1, 0, 0, 0, 0, 0.0)]
     finally:
         store.close()
+
+
+def test_a_catalog_row_deleted_by_hand_is_added_again_by_the_next_write(database: str) -> None:
+    # The writer adds no catalog it saw committed; one deleted behind its back is
+    # added again by a second try of the batch, not one whose events vanish or fail.
+    store = PostgresStore(database)
+    try:
+        store.write_user_events([row("a")])
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute("DELETE FROM user_events")
+            conn.execute("DELETE FROM catalogs WHERE name = %s", (CATALOG,))
+        store.write_user_events([row("b")])
+        assert store.count_user_events(EventQuery(CATALOG)) == 1
+    finally:
+        store.close()
