@@ -49,7 +49,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from server.store.group_commit import GroupCommitter, Job, Outcome, apply_in_order, settle
 from server.store.migrations import apply_missing, check_readable
-from server.store.rollups import count_new, new_lines
+from server.store.rollups import NewLine, count_new, new_lines
 from server.store.rows import (
     OPERATION_COLUMNS,
     EventRow,
@@ -129,6 +129,7 @@ POSTGRES = Dialect(name="postgresql", mark="%s", lock=" FOR UPDATE", walk="",
 
 
 def _text(value: str) -> str:
+    """`value` as _nul_safe writes it (JSON may hold NUL, PostgreSQL's text not)."""
     return value.replace("\0", "\ufffd") if "\0" in value else value
 
 
@@ -144,6 +145,18 @@ def _as_json(rows: Sequence[EventRow]) -> str:
         for seq, (catalog, event_type, visitor_id, user_id, time_us, time_ns, joined, key,
                   event, source, received_us, transport)
         in enumerate(row.as_params() for row in rows)]).decode()
+
+
+def _lines_json(lines: Sequence[NewLine]) -> str:
+    """The last parameter of _FROM_JSON[1] and _FROM_COPY[1]: rollups.new_lines as
+    JSON (a revenue as text: NaN and infinities are no JSON numbers)."""
+    return orjson.dumps([
+        {"n": n, "catalog": _text(catalog), "event_time_us": time_us, "dedup_key": key.hex(),
+         "day": day, "product_id": _text(product), "currency": _text(currency),
+         "views": views, "add_to_carts": carts, "purchases": purchases, "units": units,
+         "unpriced_units": unpriced, "revenue": repr(revenue)}
+        for n, (catalog, time_us, key, day, product, currency, views, carts, purchases,
+                units, unpriced, revenue) in enumerate(lines)]).decode()
 
 
 def _nul_safe(dumper: type[Any]) -> type[Any]:
@@ -337,10 +350,10 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             params = [first]
             statements = _FROM_COPY
         lines = new_lines(rows)
-        if lines is None:
-            cur.execute(statements[0], params)
+        if lines:
+            cur.execute(statements[1], [*params, _lines_json(lines)])
         else:
-            cur.execute(statements[1], [*params, lines])
+            cur.execute(statements[0], params)
 
     def _update_events(self, cur: psycopg.Cursor[Any],
                        updates: Sequence[tuple[int, bool, bytes, bytes | None]]) -> None:

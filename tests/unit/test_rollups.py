@@ -120,6 +120,15 @@ def test_revenue_of_one_batch_is_summed_in_the_order_of_its_events(store: Any) -
     assert table(store, catalog)[0]["p1"][4] == {"EUR": 1.0}
 
 
+def test_a_product_id_with_nul_is_counted(store: Any) -> None:
+    # (PostgreSQL's text holds no NUL: it keeps U+FFFD, as for a visitor id)
+    catalog = new_catalog()
+    store.write_user_events(rows(catalog, event("detail-page-view", MIDNIGHT, product="p\0x")))
+    [(product, currency, views, *_)] = [
+        line for line in store.product_days(catalog, None, None) if line[:2] != ("", "*")]
+    assert (product.replace("\ufffd", "\0"), currency, views) == ("p\0x", "", 1)
+
+
 def test_an_imported_row_without_counts_is_counted_from_its_payload(store: Any) -> None:
     catalog = new_catalog()
     [made] = rows(catalog, event("add-to-cart", MIDNIGHT, product="p2"))
