@@ -62,19 +62,24 @@ def exported(rev: str) -> Iterator[Path]:
 @contextlib.contextmanager
 def footfall_from(tree: Path | None, postgres: bool = False) -> Iterator[Server]:
     """A Footfall server run from `tree` (None: this checkout), on a fresh SQLite
-    file or (`postgres`) a fresh PostgreSQL database."""
-    saved = os.environ.get("PYTHONPATH")
-    if tree is not None:
-        os.environ["PYTHONPATH"] = f"{tree}{os.pathsep}{tree / 'generated'}"
-    try:
-        with contextlib.ExitStack() as stack:
-            url = stack.enter_context(postgres_database()) if postgres else None
-            yield stack.enter_context(footfall(url))
-    finally:
-        if saved is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved
+    file or (`postgres`) a fresh PostgreSQL database.
+
+    PYTHONPATH names `tree` only while the server starts: a server of this checkout
+    started while an older one runs must not inherit it (until 2026-12-01 it did, so
+    the "after" of every run compared the older tree with itself)."""
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(postgres_database()) if postgres else None
+        saved = os.environ.get("PYTHONPATH")
+        if tree is not None:
+            os.environ["PYTHONPATH"] = f"{tree}{os.pathsep}{tree / 'generated'}"
+        try:
+            server = stack.enter_context(footfall(url))
+        finally:
+            if saved is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = saved
+        yield server
 
 
 def _pixel(servers: dict[str, Server], seconds: int, reps: int) -> dict[str, Any]:
