@@ -6,6 +6,10 @@ then again), so a busy machine weighs on every side alike.
     python -m bench.ab REV [--reps 3] [--seconds 5] [--requests 10000]
         [--callers 16 64] [--only pixel|write|inprocess]
 
+`--only write-postgres` measures durable writes on PostgreSQL (a fresh database
+each, dropped afterwards) and on SQLite (synchronous=full) under either tree, in
+rotating turns, with the ratios PostgreSQL / SQLite of each tree (issue 12's bar).
+
 `--only inprocess` runs bench/inprocess.py (our own CPU per call, measured inside
 the server on its threads' clocks) under either tree in turn instead;
 `--only pixel-together` (`write-together`) loads both servers with wrk (h2load) at
@@ -31,7 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import collect, write
-from bench.common import ROOT, Server, empty_server, footfall, h2load, summary
+from bench.common import (
+    ROOT,
+    Server,
+    empty_server,
+    footfall,
+    h2load,
+    postgres_database,
+    summary,
+)
 
 
 @contextlib.contextmanager
@@ -48,19 +60,26 @@ def exported(rev: str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def footfall_from(tree: Path | None) -> Iterator[Server]:
-    """A Footfall server run from `tree` (None: this checkout)."""
-    saved = os.environ.get("PYTHONPATH")
-    if tree is not None:
-        os.environ["PYTHONPATH"] = f"{tree}{os.pathsep}{tree / 'generated'}"
-    try:
-        with footfall() as server:
-            yield server
-    finally:
-        if saved is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved
+def footfall_from(tree: Path | None, postgres: bool = False) -> Iterator[Server]:
+    """A Footfall server run from `tree` (None: this checkout), on a fresh SQLite
+    file or (`postgres`) a fresh PostgreSQL database.
+
+    PYTHONPATH names `tree` only while the server starts: a server of this checkout
+    started while an older one runs must not inherit it (until 2026-12-01 it did, so
+    the "after" of every run compared the older tree with itself)."""
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(postgres_database()) if postgres else None
+        saved = os.environ.get("PYTHONPATH")
+        if tree is not None:
+            os.environ["PYTHONPATH"] = f"{tree}{os.pathsep}{tree / 'generated'}"
+        try:
+            server = stack.enter_context(footfall(url))
+        finally:
+            if saved is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = saved
+        yield server
 
 
 def _pixel(servers: dict[str, Server], seconds: int, reps: int) -> dict[str, Any]:
@@ -152,6 +171,39 @@ def _write(servers: dict[str, Server], frame: Path, callers: int, requests: int,
     return table
 
 
+def _write_postgres(servers: dict[str, Server], frame: Path, callers: int, requests: int,
+                    reps: int) -> dict[str, Any]:
+    """Durable writes of every server in rotating turns (each goes first once in
+    len(servers) reps); rates, p99 and server CPU per write, and each tree's
+    PostgreSQL / SQLite ratios."""
+    names = list(servers)
+    runs: dict[str, dict[str, list[float]]] = {
+        name: {"rate": [], "cpu": [], "p99": []} for name in names}
+    for server in servers.values():
+        h2load(server.port, write.PATH, frame, callers, min(requests, 1000))  # warm-up
+    for rep in range(reps):
+        turn = rep % len(names)
+        for name in names[turn:] + names[:turn]:
+            server = servers[name]
+            before = server.cpu_seconds()
+            load = h2load(server.port, write.PATH, frame, callers, requests)
+            if load.failed:
+                raise RuntimeError(f"{name}: {load.failed} calls failed")
+            runs[name]["cpu"].append((server.cpu_seconds() - before) / requests * 1e6)
+            runs[name]["rate"].append(load.per_second)
+            runs[name]["p99"].append(load.p99_ms)
+    table: dict[str, Any] = {name: {"per_second": summary(r["rate"]),
+                                    "cpu_us_per_call": summary(r["cpu"]),
+                                    "p99_ms": summary(r["p99"])} for name, r in runs.items()}
+    for side in ("before", "after"):
+        pg, lite = table[f"postgres-{side}"], table[f"sqlite-{side}"]
+        for row, other in ((pg, lite), (lite, lite)):
+            row["ratio"] = row["per_second"]["median"] / other["per_second"]["median"]
+            row["cpu_ratio"] = (row["cpu_us_per_call"]["median"]
+                                / other["cpu_us_per_call"]["median"])
+    return table
+
+
 def _table(rates: dict[str, list[float]], cpu: dict[str, list[float]],
            baseline: str) -> dict[str, Any]:
     base_rate = summary(rates[baseline])["median"]
@@ -201,6 +253,17 @@ def run(rev: str, reps: int, seconds: int, requests: int, callers: tuple[int, ..
             results["pixel_together"] = _side_by_side(servers, seconds, reps)
             results["load_average_after"] = os.getloadavg()
             return results
+        if only == "write-postgres":
+            frame = write.frame_file()
+            stack.callback(frame.unlink)
+            servers = {f"{engine}-{side}": stack.enter_context(
+                           footfall_from(tree if side == "before" else None,
+                                         postgres=engine == "postgres"))
+                       for side in ("before", "after") for engine in ("sqlite", "postgres")}
+            for c in callers:
+                results[f"write_{c}"] = _write_postgres(servers, frame, c, requests, reps)
+            results["load_average_after"] = os.getloadavg()
+            return results
         if only == "write-together":
             frame = write.frame_file()
             stack.callback(frame.unlink)
@@ -244,11 +307,15 @@ def _print(results: dict[str, Any]) -> None:
             continue
         if not isinstance(table, dict):
             continue
-        print(f"\n{section}: {'server':<8} {'per s':>9} {'x base':>7} {'CPU us':>8} {'x base':>7}")
+        width = max(8, *(len(name) for name in table))
+        print(f"\n{section}: {'server':<{width}} {'per s':>9} {'x base':>7} {'CPU us':>8} "
+              f"{'x base':>7} {'p99 ms':>7}")
         for name, row in table.items():
-            print(f"{'':<{len(section) + 2}}{name:<8} {row['per_second']['median']:>9,.0f} "
-                  f"{row['ratio']:>7.2f} {row['cpu_us_per_call']['median']:>8,.0f} "
-                  f"{row['cpu_ratio']:>7.2f}")
+            p99 = row.get("p99_ms", {}).get("median", float("nan"))
+            print(f"{'':<{len(section) + 2}}{name:<{width}} "
+                  f"{row['per_second']['median']:>9,.0f} {row['ratio']:>7.2f} "
+                  f"{row['cpu_us_per_call']['median']:>8,.0f} {row['cpu_ratio']:>7.2f} "
+                  f"{p99:>7.2f}")
 
 
 def main() -> None:
@@ -259,10 +326,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--callers", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--only", choices=("pixel", "write", "inprocess", "pixel-together",
-                                           "write-together"),
+                                           "write-together", "write-postgres"),
                         help="inprocess: bench/inprocess.py under both trees instead; "
                              "pixel-together, write-together: before and after loaded "
-                             "at the same time")
+                             "at the same time; write-postgres: durable writes on "
+                             "PostgreSQL and SQLite under both trees")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     results = run(args.rev, args.reps, args.seconds, args.requests, tuple(args.callers),

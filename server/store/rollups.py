@@ -37,7 +37,7 @@ from footfall.retail.v2 import user_event_pb2
 from server.store.packed import UNPACK_COLUMNS, unpack
 
 if TYPE_CHECKING:
-    from server.store.rows import EventQuery
+    from server.store.rows import EventQuery, EventRow
     from server.store.sql import Dialect, Executes
 
 DAY_US = 86_400 * 1_000_000
@@ -161,6 +161,56 @@ class Tally:
                                          "day = ? AND lines <= 0"), (catalog_id, day))
         self._rows.clear()
         self._lost = False
+
+
+# PostgreSQL counts a write's new events in the statement that inserts them (see
+# postgres.py): the lines of every event that may be new go along (new_lines), and
+# only those of the rows its INSERT returns are summed.
+LINE_COLUMNS = ("n integer, catalog text, event_time_us bigint, dedup_key text, day bigint, "
+                "product_id text, currency text, views bigint, add_to_carts bigint, "
+                "purchases bigint, units bigint, unpriced_units bigint, revenue float8")
+# (catalog, event_time_us, dedup key, day, product id, currency, views, add-to-carts,
+# purchases, units, unpriced units, revenue)
+NewLine = tuple[str, int, bytes, int, str, str, int, int, int, int, int, float]
+
+
+def new_lines(rows: Sequence[EventRow]) -> list[NewLine]:
+    """The lines of the events of `rows` that count, in their order (of the first of
+    equal rows: dedup keeps it, not the others)."""
+    lines: list[NewLine] = []
+    seen: set[tuple[str, int, bytes]] = set()
+    for row in rows:
+        if row.event_type not in _KIND:
+            continue
+        key = (row.catalog, row.event_time_us, row.key)
+        if key in seen:
+            continue
+        seen.add(key)
+        counts = row.counts if row.counts is not None else counts_of_payload(row.payload)
+        if counts is None:
+            continue
+        head = (row.catalog, row.event_time_us, row.key, row.event_time_us // DAY_US)
+        lines.extend((*head, *line) for line in ((*EVENTS, 1, 0, 0, 0, 0, 0.0), *counts))
+    return lines
+
+
+def count_new(inserted: str) -> str:
+    """PostgreSQL: the statement that adds to the rollups the lines (parameter: JSON
+    records of LINE_COLUMNS, `n` their order: new_lines) of the events `inserted`
+    names (a data-modifying CTE returning catalog_id, event_time_us, dedup_key: the
+    rows its INSERT really inserted), summed per row, upserted in key order as
+    Tally.apply does (two writers lock rows in one order: C collation sorts text as
+    Python does), revenue summed in the order of the lines as Tally sums it."""
+    summed = ", ".join(f"sum(l.{c})::bigint" for c in _SUMMED[:5])
+    return (f"INSERT INTO product_days ({COLUMNS}) SELECT i.catalog_id, l.day, l.product_id, "
+            f"l.currency, {summed}, sum(l.revenue ORDER BY l.n), count(*) "
+            f"FROM json_to_recordset(%s::json) AS l({LINE_COLUMNS}) "
+            "JOIN catalogs c ON c.name = l.catalog "
+            f"JOIN {inserted} i ON i.catalog_id = c.id AND i.event_time_us = l.event_time_us "
+            "AND i.dedup_key = decode(l.dedup_key, 'hex') "
+            "GROUP BY i.catalog_id, l.day, l.product_id, l.currency "
+            'ORDER BY i.catalog_id, l.day, l.product_id COLLATE "C", l.currency COLLATE "C" '
+            f"{_ON_CONFLICT}")
 
 
 def stored_columns(dialect: Dialect, gaps: Sequence[Gap] = ()) -> tuple[str, list[Any]]:

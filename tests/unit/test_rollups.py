@@ -88,6 +88,47 @@ def test_duplicates_in_later_writes_and_imports_count_once(store: Any) -> None:
         ("p1", "EUR", 0, 0, 0, 0, 0, 3.0)]
 
 
+def test_one_batch_of_new_rows_and_duplicates_counts_only_the_new(store: Any) -> None:
+    # PostgreSQL sends a batch at once (pipeline mode) and counts it in the statement
+    # that inserts it: what dedup skips, in the batch or already stored, adds nothing.
+    catalog = new_catalog()
+    viewed = event("detail-page-view", MIDNIGHT + HOUR)
+    store.write_user_events(rows(catalog, viewed))
+    bought = event("purchase-complete", MIDNIGHT + HOUR, product="p2", price=2.0, quantity=3)
+    carted = event("add-to-cart", MIDNIGHT + 2 * HOUR, product="p2")
+    other = event("home-page-view", MIDNIGHT + HOUR)
+    other.ClearField("product_details")
+    seen_again = event("detail-page-view", MIDNIGHT + DAY, visitor="v2")
+    commits = store.commits
+    store.write_user_events(rows(catalog, viewed, bought, carted, bought, other, seen_again,
+                                 viewed, seen_again))
+    assert store.commits == commits + 1
+    assert store.count_user_events(EventQuery(catalog)) == 5
+    assert table(store, catalog)[0] == {"p1": (2, 0, 0, 0, {}),
+                                        "p2": (0, 1, 1, 3, {"USD": 6.0})}
+    assert sorted(store.product_days(catalog, None, None)) == [
+        ("", "*", 4, 0, 0, 0, 0, 0.0), ("p1", "", 2, 0, 0, 0, 0, 0.0),
+        ("p2", "", 0, 1, 1, 3, 0, 0.0), ("p2", "USD", 0, 0, 0, 0, 0, 6.0)]
+
+
+def test_revenue_of_one_batch_is_summed_in_the_order_of_its_events(store: Any) -> None:
+    catalog = new_catalog()
+    store.write_user_events(rows(catalog, *(
+        event("purchase-complete", MIDNIGHT + i, price=price, currency="EUR", quantity=1,
+              visitor=f"v{i}") for i, price in enumerate((1.0, 2.0**-53, 2.0**-53)))))
+    # (1 + 2**-53) + 2**-53 == 1.0, 1 + (2**-53 + 2**-53) == 1 + 2**-52: as Python sums
+    assert table(store, catalog)[0]["p1"][4] == {"EUR": 1.0}
+
+
+def test_a_product_id_with_nul_is_counted(store: Any) -> None:
+    # (PostgreSQL's text holds no NUL: it keeps U+FFFD, as for a visitor id)
+    catalog = new_catalog()
+    store.write_user_events(rows(catalog, event("detail-page-view", MIDNIGHT, product="p\0x")))
+    [(product, currency, views, *_)] = [
+        line for line in store.product_days(catalog, None, None) if line[:2] != ("", "*")]
+    assert (product.replace("\ufffd", "\0"), currency, views) == ("p\0x", "", 1)
+
+
 def test_an_imported_row_without_counts_is_counted_from_its_payload(store: Any) -> None:
     catalog = new_catalog()
     [made] = rows(catalog, event("add-to-cart", MIDNIGHT, product="p2"))

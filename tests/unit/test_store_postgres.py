@@ -7,6 +7,7 @@ stops. Skipped unless FOOTFALL_TEST_POSTGRES_DSN is set (tests/conftest.py).
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import socket
 import threading
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_event_service_pb2_grpc
 from footfall.talent.v4 import event_pb2, event_service_pb2, event_service_pb2_grpc
@@ -353,3 +355,46 @@ def _http_get(port: int, path: str) -> tuple[int, str]:
         return response.status, response.read().decode()
     finally:
         connection.close()
+
+
+def test_a_batch_that_fails_leaves_nothing_not_even_its_catalog(database: str) -> None:
+    # A batch of rows goes out in pipeline mode, its statements one implicit
+    # transaction up to the Sync: the catalog added before the failing insert is
+    # rolled back with it, and the connection is fit for the next batch.
+    store = PostgresStore(database)
+    try:
+        catalog = "projects/p/locations/global/catalogs/failed_batch"
+        good = EventRow.from_event(catalog, json_format.ParseDict(
+            {"eventType": "detail-page-view", "visitorId": "a",
+             "eventTime": "2024-01-01T00:00:00Z",
+             "productDetails": [{"product": {"id": "p1"}}]}, user_event_pb2.UserEvent()),
+            joined=True)
+        bad = dataclasses.replace(good, key=b"other", event_time_ns=40_000)  # not a SMALLINT
+        with pytest.raises(psycopg.errors.NumericValueOutOfRange):
+            store.write_user_events([good, bad])
+        assert store.count_user_events(EventQuery(catalog)) == 0
+        assert store.product_days(catalog, None, None) == []
+        with psycopg.connect(database) as conn:
+            assert conn.execute("SELECT count(*) FROM catalogs WHERE name = %s",
+                                (catalog,)).fetchone() == (0,)
+        store.write_user_events([good, good])
+        assert store.count_user_events(EventQuery(catalog)) == 1
+        assert store.product_days(catalog, None, None) == [("", "*", 1, 0, 0, 0, 0, 0.0),
+                                                           ("p1", "", 1, 0, 0, 0, 0, 0.0)]
+    finally:
+        store.close()
+
+
+def test_a_catalog_row_deleted_by_hand_is_added_again_by_the_next_write(database: str) -> None:
+    # The writer adds no catalog it saw committed; one deleted behind its back is
+    # added again by a second try of the batch, not one whose events vanish or fail.
+    store = PostgresStore(database)
+    try:
+        store.write_user_events([row("a")])
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute("DELETE FROM user_events")
+            conn.execute("DELETE FROM catalogs WHERE name = %s", (CATALOG,))
+        store.write_user_events([row("b")])
+        assert store.count_user_events(EventQuery(CATALOG)) == 1
+    finally:
+        store.close()
