@@ -95,6 +95,22 @@ def event_line(visitor: str, **more: object) -> str:
                        "eventTime": "2024-01-01T00:00:00Z", **more}) + "\n"
 
 
+def imported_file(retail: user_event_service_pb2_grpc.UserEventServiceStub,
+                  ops: operations_pb2_grpc.OperationsStub, held: Running, root: Path,
+                  uri: str) -> tuple[tuple[int, int], list[str]]:
+    """Import the events of `uri` and run the job: its (success, failure) counts and
+    the messages of its error samples (an operation that ended in an error fails)."""
+    op = retail.ImportUserEvents(file_import(uri))
+    with jobs(held, root):
+        done = finished(ops, op.name)
+    assert not done.HasField("error"), done.error
+    meta = import_config_pb2.ImportMetadata()
+    done.metadata.Unpack(meta)
+    response = import_config_pb2.ImportUserEventsResponse()
+    done.response.Unpack(response)
+    return (meta.success_count, meta.failure_count), [e.message for e in response.error_samples]
+
+
 def put(path: Path, text: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(text, str):
@@ -267,15 +283,8 @@ def test_an_over_long_line_is_one_failure_and_its_neighbours_import(
     retail, ops = stubs
     long_line = event_line("long", pageViewId="x" * (ndjson.MAX_LINE_BYTES + 10))
     put(root / "shop/events.json", event_line("a") + long_line + event_line("b"))
-    op = retail.ImportUserEvents(file_import("gs://shop/events.json"))
-    with jobs(held, root):
-        done = finished(ops, op.name)
-    meta = import_config_pb2.ImportMetadata()
-    done.metadata.Unpack(meta)
-    assert (meta.success_count, meta.failure_count) == (2, 1)
-    response = import_config_pb2.ImportUserEventsResponse()
-    done.response.Unpack(response)
-    [sample] = [s.message for s in response.error_samples]
+    counts, [sample] = imported_file(retail, ops, held, root, "gs://shop/events.json")
+    assert counts == (2, 1)
     assert sample == (f"gs://shop/events.json line 2: the line is {len(long_line)} bytes; "
                       f"a line (one item) may hold at most {ndjson.MAX_LINE_BYTES} bytes")
     assert stored(held) == 2
@@ -407,16 +416,8 @@ def test_a_map_key_not_a_string_is_one_failed_line_and_the_job_goes_on(
     lines = [event_line(f"v{i}") for i in range(2_500)]
     lines[1_500] = BAD_KEY_LINE  # line 1501: past the first batch of 1,000
     put(root / "shop/events.json", "".join(lines))
-    op = retail.ImportUserEvents(file_import("gs://shop/events.json"))
-    with jobs(held, root):
-        done = finished(ops, op.name)
-    assert not done.HasField("error"), done.error
-    meta = import_config_pb2.ImportMetadata()
-    done.metadata.Unpack(meta)
-    assert (meta.success_count, meta.failure_count) == (2_499, 1)
-    response = import_config_pb2.ImportUserEventsResponse()
-    done.response.Unpack(response)
-    [sample] = [s.message for s in response.error_samples]
+    counts, [sample] = imported_file(retail, ops, held, root, "gs://shop/events.json")
+    assert counts == (2_499, 1)
     assert sample.startswith("gs://shop/events.json line 1501: not a UserEvent: attributes: ")
     assert stored(held) == 2_499
 
