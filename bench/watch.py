@@ -22,7 +22,9 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -258,6 +260,54 @@ def watchers_cost(watchers: int, callers: tuple[int, ...], requests: int,
             "p99_ratio": watched["p99_ms"]["median"] / none["p99_ms"]["median"],
             "cpu_ratio": watched["cpu_us_per_write"]["median"]
             / (none["cpu_us_per_write"]["median"] or float("nan"))}
+    return out
+
+
+@contextlib.contextmanager
+def _served_from(tree: Path | None) -> Any:
+    """Servers started meanwhile run `tree`'s code (None: this checkout's)."""
+    saved = os.environ.pop("PYTHONPATH", None)
+    if tree is not None:
+        os.environ["PYTHONPATH"] = f"{tree}{os.pathsep}{tree / 'generated'}"
+    try:
+        yield
+    finally:
+        os.environ.pop("PYTHONPATH", None)
+        if saved is not None:
+            os.environ["PYTHONPATH"] = saved
+
+
+def paired(rev: str, watchers: int, callers: tuple[int, ...], requests: int,
+           reps: int) -> dict[str, Any]:
+    """What `watchers` batch watchers (the compiled client) cost durable writes under
+    `rev`'s tree ("before") and this checkout's ("after") in one run: in each rep
+    each tree runs `_one_rep` with none and then with the watchers, the trees'
+    order alternating; the ratios (watched ÷ none) per rep and their medians."""
+    from bench.ab import exported
+
+    frame = write.frame_file()
+    out: dict[str, Any] = {"rev": rev, "watchers": watchers, "before": [], "after": []}
+    try:
+        with exported(rev) as tree:
+            for rep in range(reps):
+                for side in ("before", "after") if rep % 2 == 0 else ("after", "before"):
+                    with _served_from(tree if side == "before" else None):
+                        none = _one_rep(frame, 0, callers, requests, True)
+                        watched = _one_rep(frame, watchers, callers, requests, True, "cpp")
+                    out[side].append({str(c): {
+                        "throughput_ratio": watched[str(c)]["per_second"]
+                        / none[str(c)]["per_second"],
+                        "p99_ratio": watched[str(c)]["p99_ms"] / none[str(c)]["p99_ms"],
+                        "cpu_ratio": watched[str(c)]["cpu_us_per_write"]
+                        / none[str(c)]["cpu_us_per_write"],
+                        "none_per_second": none[str(c)]["per_second"]} for c in callers})
+    finally:
+        frame.unlink()
+    for side in ("before", "after"):
+        out[f"{side}_medians"] = {
+            str(c): {key: statistics.median(r[str(c)][key] for r in out[side])
+                     for key in ("throughput_ratio", "p99_ratio", "cpu_ratio")}
+            for c in callers}
     return out
 
 
