@@ -309,15 +309,9 @@ class CallGuard(grpc.GenericRpcHandler):
     def service(self, handler_call_details: grpc.HandlerCallDetails
                 ) -> grpc.RpcMethodHandler | None:
         method = handler_call_details.method
-        if self._envelope.policy.auth.enabled:
-            started = time.perf_counter()
-            try:  # grpc reads a unary call's request before its handler runs: not theirs
-                self._envelope.screen(method, handler_call_details.invocation_metadata)  # type: ignore[arg-type]
-            except FootfallError as exc:
-                return _refused_unread(self._envelope.refuse(method, exc, started))
         cached = self._cache.get(method)
         if cached is not None:
-            return cached
+            return self._unread_refusal(handler_call_details) or cached
         handler = self._registered.get(method)
         for generic in self._generic:
             if handler is not None:
@@ -350,4 +344,20 @@ class CallGuard(grpc.GenericRpcHandler):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer)
         self._cache[method] = handler
-        return handler
+        return self._unread_refusal(handler_call_details) or handler
+
+    def _unread_refusal(self, handler_call_details: grpc.HandlerCallDetails
+                        ) -> grpc.RpcMethodHandler | None:
+        """With auth on, a handler refusing a call of a method served here that
+        carries no known key, before its request is read (see _refused_unread);
+        None to serve it. (Only methods served: the policy remembers each method
+        it is asked about, and anyone can make up endless names.)"""
+        if not self._envelope.policy.auth.enabled:
+            return None
+        started = time.perf_counter()
+        method = handler_call_details.method
+        try:
+            self._envelope.screen(method, handler_call_details.invocation_metadata)  # type: ignore[arg-type]
+        except FootfallError as exc:
+            return _refused_unread(self._envelope.refuse(method, exc, started))
+        return None
