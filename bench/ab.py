@@ -60,6 +60,22 @@ def exported(rev: str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def served_from(tree: Path | None) -> Iterator[None]:
+    """Servers started meanwhile run `tree`'s code (None: this checkout's, as the
+    environment has it); PYTHONPATH as it was afterwards."""
+    saved = os.environ.get("PYTHONPATH")
+    if tree is not None:
+        os.environ["PYTHONPATH"] = f"{tree}{os.pathsep}{tree / 'generated'}"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
+@contextlib.contextmanager
 def footfall_from(tree: Path | None, postgres: bool = False) -> Iterator[Server]:
     """A Footfall server run from `tree` (None: this checkout), on a fresh SQLite
     file or (`postgres`) a fresh PostgreSQL database.
@@ -69,16 +85,8 @@ def footfall_from(tree: Path | None, postgres: bool = False) -> Iterator[Server]
     the "after" of every run compared the older tree with itself)."""
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(postgres_database()) if postgres else None
-        saved = os.environ.get("PYTHONPATH")
-        if tree is not None:
-            os.environ["PYTHONPATH"] = f"{tree}{os.pathsep}{tree / 'generated'}"
-        try:
+        with served_from(tree):
             server = stack.enter_context(footfall(url))
-        finally:
-            if saved is None:
-                os.environ.pop("PYTHONPATH", None)
-            else:
-                os.environ["PYTHONPATH"] = saved
         yield server
 
 

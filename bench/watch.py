@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import functools
 import hashlib
-import os
 import shutil
 import statistics
 import subprocess
@@ -263,27 +262,13 @@ def watchers_cost(watchers: int, callers: tuple[int, ...], requests: int,
     return out
 
 
-@contextlib.contextmanager
-def _served_from(tree: Path | None) -> Any:
-    """Servers started meanwhile run `tree`'s code (None: this checkout's)."""
-    saved = os.environ.pop("PYTHONPATH", None)
-    if tree is not None:
-        os.environ["PYTHONPATH"] = f"{tree}{os.pathsep}{tree / 'generated'}"
-    try:
-        yield
-    finally:
-        os.environ.pop("PYTHONPATH", None)
-        if saved is not None:
-            os.environ["PYTHONPATH"] = saved
-
-
 def paired(rev: str, watchers: int, callers: tuple[int, ...], requests: int,
            reps: int) -> dict[str, Any]:
     """What `watchers` batch watchers (the compiled client) cost durable writes under
     `rev`'s tree ("before") and this checkout's ("after") in one run: in each rep
     each tree runs `_one_rep` with none and then with the watchers, the trees'
     order alternating; the ratios (watched ÷ none) per rep and their medians."""
-    from bench.ab import exported
+    from bench.ab import exported, served_from
 
     frame = write.frame_file()
     out: dict[str, Any] = {"rev": rev, "watchers": watchers, "before": [], "after": []}
@@ -291,7 +276,7 @@ def paired(rev: str, watchers: int, callers: tuple[int, ...], requests: int,
         with exported(rev) as tree:
             for rep in range(reps):
                 for side in ("before", "after") if rep % 2 == 0 else ("after", "before"):
-                    with _served_from(tree if side == "before" else None):
+                    with served_from(tree if side == "before" else None):
                         none = _one_rep(frame, 0, callers, requests, True)
                         watched = _one_rep(frame, watchers, callers, requests, True, "cpp")
                     out[side].append({str(c): {
