@@ -12,7 +12,7 @@ event rows in bulk (multi-row INSERT, COPY, unnest) and claiming operations.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -302,9 +302,11 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
                     f"catalog_id = (SELECT id FROM catalogs WHERE name = {mark}){terms} "
                     "GROUP BY product_id, currency", params)]
 
-    def _add_catalogs(self, db: Db, rows: Sequence[EventRow]) -> None:
-        """Give the catalogs of `rows` an id (rows name theirs by id), inside a write."""
-        for catalog in sorted({row.catalog for row in rows}):
+    def _add_catalogs(self, db: Db, rows: Sequence[EventRow],
+                      known: Collection[str] = ()) -> None:
+        """Give the catalogs of `rows` an id (rows name theirs by id), inside a write;
+        but the `known` ones, seen to have one."""
+        for catalog in sorted({row.catalog for row in rows}.difference(known)):
             db.execute(self._sql.add_catalog, (catalog, catalog))
 
     def _write(self, fn: Callable[[Db], T], first: bool = False) -> T:
