@@ -9,6 +9,8 @@ then again), so a busy machine weighs on every side alike.
 `--only write-postgres` measures durable writes on PostgreSQL (a fresh database
 each, dropped afterwards) and on SQLite (synchronous=full) under either tree, in
 rotating turns, with the ratios PostgreSQL / SQLite of each tree (issue 12's bar).
+`--only write-processes` does the same with `--processes 2` against one process
+(SQLite), the ratios 2 / 1 of each tree.
 
 `--only inprocess` runs bench/inprocess.py (our own CPU per call, measured inside
 the server on its threads' clocks) under either tree in turn instead;
@@ -76,7 +78,7 @@ def served_from(tree: Path | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def footfall_from(tree: Path | None, postgres: bool = False) -> Iterator[Server]:
+def footfall_from(tree: Path | None, postgres: bool = False, *extra: str) -> Iterator[Server]:
     """A Footfall server run from `tree` (None: this checkout), on a fresh SQLite
     file or (`postgres`) a fresh PostgreSQL database.
 
@@ -86,7 +88,7 @@ def footfall_from(tree: Path | None, postgres: bool = False) -> Iterator[Server]
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(postgres_database()) if postgres else None
         with served_from(tree):
-            server = stack.enter_context(footfall(url))
+            server = stack.enter_context(footfall(url, *extra))
         yield server
 
 
@@ -179,11 +181,12 @@ def _write(servers: dict[str, Server], frame: Path, callers: int, requests: int,
     return table
 
 
-def _write_postgres(servers: dict[str, Server], frame: Path, callers: int, requests: int,
-                    reps: int) -> dict[str, Any]:
-    """Durable writes of every server in rotating turns (each goes first once in
-    len(servers) reps); rates, p99 and server CPU per write, and each tree's
-    PostgreSQL / SQLite ratios."""
+def _write_rotating(servers: dict[str, Server], frame: Path, callers: int, requests: int,
+                    reps: int, kinds: tuple[str, str]) -> dict[str, Any]:
+    """Durable writes of every server ("<kind>-before", "<kind>-after") in
+    rotating turns (each goes first once in len(servers) reps); rates, p99 and
+    server CPU per write, and each tree's ratios of the first of `kinds` to the
+    second."""
     names = list(servers)
     runs: dict[str, dict[str, list[float]]] = {
         name: {"rate": [], "cpu": [], "p99": []} for name in names}
@@ -204,8 +207,8 @@ def _write_postgres(servers: dict[str, Server], frame: Path, callers: int, reque
                                     "cpu_us_per_call": summary(r["cpu"]),
                                     "p99_ms": summary(r["p99"])} for name, r in runs.items()}
     for side in ("before", "after"):
-        pg, lite = table[f"postgres-{side}"], table[f"sqlite-{side}"]
-        for row, other in ((pg, lite), (lite, lite)):
+        measured, base = table[f"{kinds[0]}-{side}"], table[f"{kinds[1]}-{side}"]
+        for row, other in ((measured, base), (base, base)):
             row["ratio"] = row["per_second"]["median"] / other["per_second"]["median"]
             row["cpu_ratio"] = (row["cpu_us_per_call"]["median"]
                                 / other["cpu_us_per_call"]["median"])
@@ -269,7 +272,20 @@ def run(rev: str, reps: int, seconds: int, requests: int, callers: tuple[int, ..
                                          postgres=engine == "postgres"))
                        for side in ("before", "after") for engine in ("sqlite", "postgres")}
             for c in callers:
-                results[f"write_{c}"] = _write_postgres(servers, frame, c, requests, reps)
+                results[f"write_{c}"] = _write_rotating(servers, frame, c, requests, reps,
+                                                        ("postgres", "sqlite"))
+            results["load_average_after"] = os.getloadavg()
+            return results
+        if only == "write-processes":
+            frame = write.frame_file()
+            stack.callback(frame.unlink)
+            servers = {f"{kind}-{side}": stack.enter_context(
+                           footfall_from(tree if side == "before" else None, False,
+                                         *(("--processes", "2") if kind == "two" else ())))
+                       for side in ("before", "after") for kind in ("one", "two")}
+            for c in callers:
+                results[f"write_{c}"] = _write_rotating(servers, frame, c, requests, reps,
+                                                        ("two", "one"))
             results["load_average_after"] = os.getloadavg()
             return results
         if only == "write-together":
@@ -334,11 +350,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--callers", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--only", choices=("pixel", "write", "inprocess", "pixel-together",
-                                           "write-together", "write-postgres"),
+                                           "write-together", "write-postgres",
+                                           "write-processes"),
                         help="inprocess: bench/inprocess.py under both trees instead; "
                              "pixel-together, write-together: before and after loaded "
                              "at the same time; write-postgres: durable writes on "
-                             "PostgreSQL and SQLite under both trees")
+                             "PostgreSQL and SQLite under both trees; write-processes: "
+                             "--processes 2 and 1 under both trees")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     results = run(args.rev, args.reps, args.seconds, args.requests, tuple(args.callers),

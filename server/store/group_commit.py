@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,8 +217,12 @@ class GroupCommitter:
     def __init__(self, apply_batch: Callable[[list[Job]], None], *,
                  max_batch: int = 2000, name: str = "footfall-writer",
                  retry_seconds: float = 5.0, close_seconds: float = 30.0,
-                 linger_seconds: float = LINGER_SECONDS) -> None:
+                 linger_seconds: float = LINGER_SECONDS,
+                 turn: AbstractContextManager[Any] | None = None) -> None:
         self._apply_batch = apply_batch
+        # Held around each `apply_batch`: the writers of other processes wait for it
+        # (see `_commit_in_turn`).
+        self._turn = turn
         self._max_batch = max_batch
         self._retry_seconds = retry_seconds
         self._close_seconds = close_seconds
@@ -426,7 +431,10 @@ class GroupCommitter:
                     return
                 continue
             try:
-                self._apply_batch(batch)
+                if self._turn is None:
+                    self._apply_batch(batch)
+                else:
+                    self._commit_in_turn(batch, stop_deadline is not None)
                 self.batches += 1
                 answer_coroutines(batch)  # before the listener: callers first
                 self._settled(batch)
@@ -452,6 +460,20 @@ class GroupCommitter:
             if stop_deadline is not None and not carried:
                 self._fail_leftovers()
                 return
+
+    def _commit_in_turn(self, batch: list[Job], stopping: bool) -> None:
+        """`apply_batch(batch)` in this process's turn (`turn`), with the jobs
+        queued while another process had it: they would wait out that commit and
+        then one more of their own, so under several processes writing one
+        database the batches grow instead of shrinking."""
+        assert self._turn is not None
+        with self._turn:
+            if not stopping and len(batch) < self._max_batch:
+                more: list[Job] = []
+                if self._drain(more, self._max_batch - len(batch)):
+                    self._queue.put(_STOP)  # for the next `_take`: nothing comes after it
+                batch.extend(self._joined(more))
+            self._apply_batch(batch)
 
     def _joined(self, batch: list[Job]) -> list[Job]:
         """`batch` with the rows of its join jobs made (one product read per catalog);

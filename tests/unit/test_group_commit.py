@@ -172,10 +172,10 @@ def test_jobs_that_ride_along_are_written_when_the_writer_closes(held: HeldWrite
 class Recorder:
     """A GroupCommitter that lingers `linger_seconds`, remembering each batch."""
 
-    def __init__(self, linger_seconds: float) -> None:
+    def __init__(self, linger_seconds: float, turn: Any = None) -> None:
         self.batches: list[list[str]] = []
         self.committed = threading.Event()
-        self.committer = GroupCommitter(self._apply, linger_seconds=linger_seconds)
+        self.committer = GroupCommitter(self._apply, linger_seconds=linger_seconds, turn=turn)
 
     def _apply(self, jobs: list[Job]) -> None:
         self.batches.append([r.visitor_id for job in jobs for r in job.rows or ()]
@@ -240,3 +240,58 @@ def test_jobs_marked_first_run_before_the_rest_of_their_batch() -> None:
     assert inserts == [1, 2]  # each run of rows where it was, after the step
     settle(jobs, outcomes)
     assert all(job.future.done() for job in jobs if job.fn is not None)
+
+
+class OtherProcess:
+    """The writers' turn (`GroupCommitter(turn=...)`), held by the test as another
+    process would hold it while it commits; notes when the writer asks for it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.asked = threading.Event()
+
+    def __enter__(self) -> None:
+        self.asked.set()
+        self.lock.acquire()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.lock.release()
+
+
+def test_writes_queued_while_another_process_commits_join_the_batch_waiting_for_its_turn(
+        ) -> None:
+    other = OtherProcess()
+    other.lock.acquire()
+    writer = Recorder(linger_seconds=0, turn=other)
+    try:
+        first = writer.committer.submit_rows([row("a")])
+        assert other.asked.wait(10)  # the writer took "a" and waits for its turn
+        later = [writer.committer.submit_rows([row(name)]) for name in "bcd"]
+        other.lock.release()
+        for future in (first, *later):
+            future.result(10)
+        # one commit, not one for "a" and then one more for the rest
+        assert writer.batches == [["a", "b", "c", "d"]]
+    finally:
+        writer.committer.close()
+
+
+def test_closing_while_the_writer_waits_for_its_turn_commits_what_it_holds() -> None:
+    other = OtherProcess()
+    other.lock.acquire()
+    writer = Recorder(linger_seconds=0, turn=other)
+    first = writer.committer.submit_rows([row("a")])
+    assert other.asked.wait(10)
+    closing = threading.Thread(target=writer.committer.close)
+    closing.start()
+    for _ in range(10_000):  # until close() has queued its stop (polled, up to 10 s)
+        try:
+            writer.committer.submit_rows([row("b")])  # queued before the stop
+        except RuntimeError:  # "store is closed"
+            break
+        threading.Event().wait(0.001)
+    other.lock.release()  # the writer finds the stop behind "a" as it takes its turn
+    closing.join(10)
+    assert not closing.is_alive()
+    first.result(0)
+    assert writer.batches[0][0] == "a"

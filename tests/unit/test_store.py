@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -254,6 +256,25 @@ def test_a_second_store_on_the_same_database_sees_every_write(
     assert two.create_client_event(ClientEventRow("projects/p/tenants/t", "e", 1, b"x"))[1]
     assert one.create_client_event(ClientEventRow("projects/p/tenants/t", "e", 1, b"y")) \
         == (b"x", False)
+
+
+def test_sqlite_writers_of_several_processes_take_turns_by_the_lock_beside_the_file(
+        tmp_path: Path) -> None:
+    # Another process's writer in its turn holds the flock on events.db-lock: a
+    # write waits for it (not for SQLite's sleeps between tries of its own lock).
+    store = open_store(f"sqlite:///{tmp_path}/events.db")
+    other = os.open(tmp_path / "events.db-lock", os.O_RDWR)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        thread, out = in_background(lambda: store.write_user_events([row("a")]))
+        thread.join(0.3)
+        assert thread.is_alive() and store.count_user_events(EventQuery(CATALOG)) == 0
+        fcntl.flock(other, fcntl.LOCK_UN)
+        thread.join(10)
+        assert out == [None] and store.count_user_events(EventQuery(CATALOG)) == 1
+    finally:
+        os.close(other)
+        store.close()
 
 
 def test_the_store_is_healthy(store: Store) -> None:
