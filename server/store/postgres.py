@@ -63,6 +63,9 @@ log = logging.getLogger(__name__)
 
 COPY_FROM_ROWS = 100  # below this executemany is quicker than COPY (measured crossover 50..200)
 MIGRATION_LOCK = 0x466F6F7466616C6C  # pg_advisory_xact_lock key: "Footfall"
+# The writers' turn, taken first by every write transaction (see `_apply_batch`).
+WRITERS_LOCK = MIGRATION_LOCK + 1
+_TAKE_TURN = f"SELECT pg_advisory_xact_lock({WRITERS_LOCK})"
 POOL_SIZE = 10
 READ_TIMEOUT = 5.0  # seconds to wait for a pooled connection before UNAVAILABLE
 DOWN_READ_TIMEOUT = 0.5  # the same while the database is known to be away
@@ -380,6 +383,12 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                     raise
                 return None, exc
 
+        # Every write transaction of every replica takes the writers' turn first, and
+        # keeps it until it has committed: so ids (taken from a sequence as rows are
+        # inserted) become visible in their order, and a watch, which reads after the
+        # last id it saw, never steps over an id whose row commits later through
+        # another replica. (Taken first, before any row lock: no deadlock.) Replicas'
+        # commits follow each other, each a whole group of writes.
         self._copy_seq = 0
         rows = [row for job in jobs if job.rows is not None for row in job.rows]
         try:
@@ -393,9 +402,11 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 outcomes: list[Outcome] = []
                 if rows:
                     with conn.pipeline(), conn.cursor() as cur:
+                        cur.execute(_TAKE_TURN)
                         self._send_events(cur, rows)
             else:
                 with conn.transaction(), conn.cursor() as cur:
+                    cur.execute(_TAKE_TURN)
                     outcomes = apply_in_order(jobs, partial(self._insert_events, cur),
                                               partial(call, cur))
         except psycopg.OperationalError as exc:

@@ -398,3 +398,59 @@ def test_a_catalog_row_deleted_by_hand_is_added_again_by_the_next_write(database
         assert store.count_user_events(EventQuery(CATALOG)) == 1
     finally:
         store.close()
+
+
+def test_a_watch_through_one_replica_misses_no_event_committed_late_through_another(
+        database: str) -> None:
+    # Ids come from a sequence when a row is inserted, but rows become visible when
+    # their transaction commits. Were a replica's write free to commit while another
+    # one's, begun earlier, holds a lower id, a watch (which reads after the last id
+    # it saw, and moves past the ids no row of its has) would step over the lower id
+    # before it is visible, and never send that event.
+    first, second = PostgresStore(database), PostgresStore(database)
+    watched = PostgresStore(database)
+    try:
+        for store in (first, second):  # the catalog committed: no conflict on its row
+            store.write_user_events([row(f"warm-up-{id(store)}")])
+        position = watched.last_id("user_events")
+        inserted, go_on = threading.Event(), threading.Event()
+
+        def insert_and_hold(cur: Any) -> None:  # a write under way on the first replica
+            first._insert_events(cur, [dated("early", "2024-03-01T00:00:00Z")])
+            inserted.set()
+            assert go_on.wait(10)
+
+        holding = threading.Thread(target=lambda: first._write(insert_and_hold))
+        holding.start()
+        assert inserted.wait(10)
+        # (another day: the two rows count in rollup rows of their own)
+        later = threading.Thread(target=lambda: second.write_user_events(
+            [dated("late", "2024-04-01T00:00:00Z")]))
+        later.start()
+        later.join(0.5)  # committed by now, unless it waits for the first replica's turn
+        seen = read_as_a_watch(watched, position)
+        position = max([position, *(event.id for event in seen)], default=position)
+        go_on.set()
+        holding.join(10)
+        later.join(10)
+        seen += read_as_a_watch(watched, position)
+        assert sorted(visitor_of(event) for event in seen) == ["early", "late"]
+    finally:
+        go_on.set()
+        for store in (first, second, watched):
+            store.close()
+
+
+def dated(visitor: str, time: str) -> EventRow:
+    event = json_format.ParseDict({"eventType": "home-page-view", "visitorId": visitor,
+                                   "eventTime": time}, user_event_pb2.UserEvent())
+    return EventRow.from_event(CATALOG, event, joined=True)
+
+
+def read_as_a_watch(store: PostgresStore, after: int) -> list[Any]:
+    """What a watch's feed reads after the position `after`, as it reads it."""
+    return list(store.user_events_after(EventQuery(CATALOG), after, 100))
+
+
+def visitor_of(event: Any) -> str:
+    return str(user_event_pb2.UserEvent.FromString(event.payload).visitor_id)
