@@ -248,6 +248,14 @@ def _inprocess(tree: Path, reps: int) -> dict[str, Any]:
     return table
 
 
+# The --only modes of four servers, a kind measured against a base kind under either
+# tree: (measured kind, base kind) and each kind's footfall_from arguments.
+_PAIRED: dict[str, tuple[tuple[str, str], dict[str, tuple[Any, ...]]]] = {
+    "write-postgres": (("postgres", "sqlite"), {"postgres": (True,), "sqlite": (False,)}),
+    "write-processes": (("two", "one"), {"two": (False, "--processes", "2"), "one": (False,)}),
+}
+
+
 def run(rev: str, reps: int, seconds: int, requests: int, callers: tuple[int, ...],
         only: str | None) -> dict[str, Any]:
     results: dict[str, Any] = {"before": rev, "load_average": os.getloadavg()}
@@ -264,28 +272,16 @@ def run(rev: str, reps: int, seconds: int, requests: int, callers: tuple[int, ..
             results["pixel_together"] = _side_by_side(servers, seconds, reps)
             results["load_average_after"] = os.getloadavg()
             return results
-        if only == "write-postgres":
-            frame = write.frame_file()
-            stack.callback(frame.unlink)
-            servers = {f"{engine}-{side}": stack.enter_context(
-                           footfall_from(tree if side == "before" else None,
-                                         postgres=engine == "postgres"))
-                       for side in ("before", "after") for engine in ("sqlite", "postgres")}
-            for c in callers:
-                results[f"write_{c}"] = _write_rotating(servers, frame, c, requests, reps,
-                                                        ("postgres", "sqlite"))
-            results["load_average_after"] = os.getloadavg()
-            return results
-        if only == "write-processes":
+        if only in _PAIRED:
+            kinds, arguments = _PAIRED[only]
             frame = write.frame_file()
             stack.callback(frame.unlink)
             servers = {f"{kind}-{side}": stack.enter_context(
-                           footfall_from(tree if side == "before" else None, False,
-                                         *(("--processes", "2") if kind == "two" else ())))
-                       for side in ("before", "after") for kind in ("one", "two")}
+                           footfall_from(tree if side == "before" else None, *arguments[kind]))
+                       for side in ("before", "after") for kind in reversed(kinds)}
             for c in callers:
                 results[f"write_{c}"] = _write_rotating(servers, frame, c, requests, reps,
-                                                        ("two", "one"))
+                                                        kinds)
             results["load_average_after"] = os.getloadavg()
             return results
         if only == "write-together":
