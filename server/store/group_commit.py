@@ -242,6 +242,13 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
+    def settle(self, jobs: Sequence[Job], outcomes: list[Outcome]) -> None:
+        """`apply_batch`, once it has committed `jobs`: count the commit, then
+        answer their callers (see the function `settle`). Counted first: a caller
+        answered may look at `batches` at once."""
+        self.batches += 1
+        settle(jobs, outcomes)
+
     def submit(self, job: Job) -> Future[Any]:
         with self._lock:
             if self._closed:
@@ -356,11 +363,16 @@ class GroupCommitter:
         if not stop and fresh and batch and self._linger_seconds > 0 \
                 and not any(job.waited for job in batch):
             stop = self._linger(batch)
+        self._take_along(batch, stop)
+        return stop
+
+    def _take_along(self, batch: list[Job], stop: bool) -> None:
+        """Add the jobs that ride along to `batch` once they are due (or `flush`
+        or _STOP made them so)."""
         with self._lock:
             if stop or time.monotonic() >= self._along_due:
                 batch.extend(self._along)
                 self._along = []
-        return stop
 
     def _drain(self, batch: list[Job], limit: int | None) -> bool:
         """Add what is queued to `batch` (up to `limit` jobs in all); True on _STOP."""
@@ -435,7 +447,6 @@ class GroupCommitter:
                     self._apply_batch(batch)
                 else:
                     self._commit_in_turn(batch, stop_deadline is not None)
-                self.batches += 1
                 answer_coroutines(batch)  # before the listener: callers first
                 self._settled(batch)
                 listener = self.on_commit  # once: another thread may unset it meanwhile
@@ -472,6 +483,7 @@ class GroupCommitter:
                 more: list[Job] = []
                 if self._drain(more, self._max_batch - len(batch)):
                     self._queue.put(_STOP)  # for the next `_take`: nothing comes after it
+                self._take_along(more, False)  # (a `flush` drained may have made them due)
                 batch.extend(self._joined(more))
             self._apply_batch(batch)
 

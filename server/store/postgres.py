@@ -47,7 +47,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.string import StrBinaryDumper, StrDumper, StrDumperUnknown
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from server.store.group_commit import GroupCommitter, Job, Outcome, apply_in_order, settle
+from server.store.group_commit import GroupCommitter, Job, Outcome, apply_in_order
 from server.store.migrations import apply_missing, check_readable
 from server.store.rollups import NewLine, count_new, new_lines
 from server.store.rows import (
@@ -65,6 +65,7 @@ COPY_FROM_ROWS = 100  # below this executemany is quicker than COPY (measured cr
 MIGRATION_LOCK = 0x466F6F7466616C6C  # pg_advisory_xact_lock key: "Footfall"
 # The writers' turn, taken first by every write transaction (see `_apply_batch`).
 WRITERS_LOCK = MIGRATION_LOCK + 1
+WRITER_IDLE_SECONDS = 60.0  # a write transaction no statement is sent to ends then
 _TAKE_TURN = f"SELECT pg_advisory_xact_lock({WRITERS_LOCK})"
 POOL_SIZE = 10
 READ_TIMEOUT = 5.0  # seconds to wait for a pooled connection before UNAVAILABLE
@@ -289,6 +290,11 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             try:
                 conn = self._connect()
                 conn.execute(_CREATE_INCOMING)
+                # A transaction of this connection left open (its process stopped, its
+                # host gone) ends within WRITER_IDLE_SECONDS, and lets go of the
+                # writers' turn every replica waits for.
+                conn.execute(f"SET idle_in_transaction_session_timeout = "
+                             f"{int(WRITER_IDLE_SECONDS * 1000)}")
             except psycopg.OperationalError as exc:
                 self._set_reachable(False, exc)
                 raise _unreachable(exc) from exc
@@ -440,7 +446,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         # The rows of row jobs were inserted outside any savepoint: their catalogs are
         # committed now.
         self._catalogs.update(row.catalog for row in rows)
-        settle(jobs, outcomes)
+        self._committer.settle(jobs, outcomes)
 
     def _refuse_unwaited(self) -> None:
         # Never acknowledge what may not be stored: refused while the database is away.

@@ -9,10 +9,12 @@ PostgreSQL is in sql.py.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 import urllib.parse
@@ -22,7 +24,7 @@ from functools import partial
 from typing import Any
 
 from server.store import sqlite_checks
-from server.store.group_commit import GroupCommitter, Job, apply_in_order, settle
+from server.store.group_commit import GroupCommitter, Job, apply_in_order
 from server.store.migrations import apply_missing, check_readable
 from server.store.rows import (
     OPERATION_COLUMNS,
@@ -53,6 +55,9 @@ ROOM_TO_RESUME = 32 * 2**20
 # retries of a queued batch).
 PROBE_SECONDS = 3.0
 WAL_AUTOCHECKPOINT_PAGES = 4_000
+# How long a writer waits for another process's turn (`_Writers`) before it goes on
+# to SQLite's own lock: as long as SQLite's busy_timeout.
+TURN_SECONDS = 10.0
 # Rows per INSERT statement (12 parameters each, under SQLite's 32,766 limit).
 _ROWS_PER_STATEMENT = 500
 
@@ -100,7 +105,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         self._closed = False
         self._full = False  # the last write failed for want of disk space
         self._writer_conn = self._open_checked()
-        self._writers = None if path is None or read_only else _Writers(path + "-lock")
+        self._writers = None if path is None or read_only else _writers_beside(path)
         self._committer = GroupCommitter(self._apply_batch, name="footfall-sqlite-writer",
                                          turn=self._writers)
         self._checkpointer: threading.Thread | None = None
@@ -241,7 +246,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         if self._full and self._has_room():
             self._full = False
             log.warning("%s: the disk has room again; writes commit", self.path)
-        settle(jobs, outcomes)
+        self._committer.settle(jobs, outcomes)
 
     def _disk_full(self, exc: BaseException, ran: list[Job]) -> StoreFull:
         """Note that writes cannot commit; fail the function jobs that ran (their
@@ -370,6 +375,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     def close(self) -> None:
         if self._closed:
             return
+        if self._writers is not None:
+            self._writers.stop_waiting()
         self._committer.close()
         self._stop_checkpoints.set()
         if self._checkpointer is not None:
@@ -395,26 +402,121 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
 class _Writers:
     """The turn of the writers of one file across processes (`--processes`, or
     two servers on one file): an flock on a file beside the database, held by the
-    group commit around each transaction. SQLite's own wait for its write lock sleeps and
-    tries again, up to 100 ms between tries, so a process that finds the other's
-    commit under way would wait long after it ended (write p99 ×5 with two
-    processes); the kernel hands the flock over the moment it is let go, and lets
-    it go when its process dies, even by kill -9. Processes that do not take it
-    (an older version, the CLI) still meet SQLite's lock, which stays the guard."""
+    group commit around each transaction. SQLite's own wait for its write lock
+    sleeps and tries again, up to 100 ms between tries, so a process that finds
+    the other's commit under way would wait long after it ended (write p99 ×6 with
+    two processes); the kernel hands the flock over the moment it is let go, and
+    lets it go when its process dies, even by kill -9. Processes that do not take
+    it (an older version, the CLI) still meet SQLite's lock, which stays the guard.
 
-    __slots__ = ("_fd",)
+    The writer tries the flock without waiting; when another process holds it, a
+    thread of its own waits for it (an flock cannot be waited for with a time
+    limit), and the writer waits for that thread up to TURN_SECONDS, or until the
+    store closes: then it goes on without the turn, to SQLite's lock (a process
+    stopped while it holds the turn, SIGSTOP or a debugger, must not hang the
+    others' writes for ever, nor their shutdown). The two hold the flock through
+    two opens of the file: an flock belongs to an open file, and one open's lock
+    does not stop another open of the same process."""
 
-    def __init__(self, path: str) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    def __init__(self, path: str, mode: int) -> None:
+        self._path = path
+        self._fd = self._open(path, mode)  # the writer's
+        try:
+            self._waiter_fd = self._open(path, mode)  # the waiting thread's
+        except OSError:
+            os.close(self._fd)
+            raise
+        self._held: int | None = None  # the fd whose flock this process holds
+        self._changed = threading.Condition()
+        self._asked = 0  # the turn the writer waits for (0: none)
+        self._granted = 0  # the last turn the waiting thread took for it
+        self._turns = 0
+        self._closing = False
+        self._waiter: threading.Thread | None = None
+
+    @staticmethod
+    def _open(path: str, mode: int) -> int:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
+        except PermissionError:  # made by another user: an flock needs reading only
+            return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        with contextlib.suppress(OSError):  # made now, or by us: as open as the database
+            os.fchmod(fd, mode)
+        return fd
 
     def __enter__(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_EX)  # (the GIL is let go while it waits)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._held = self._fd
+            return
+        except BlockingIOError:  # another process's turn: wait for its end
+            pass
+        with self._changed:
+            self._turns += 1
+            turn = self._asked = self._turns
+            if self._waiter is None:
+                self._waiter = threading.Thread(target=self._wait_for_turns, daemon=True,
+                                                name="footfall-sqlite-turn")
+                self._waiter.start()
+            self._changed.notify_all()
+            self._changed.wait_for(lambda: self._granted == turn or self._closing,
+                                   TURN_SECONDS)
+            if self._granted == turn:
+                self._held = self._waiter_fd
+                return
+            self._asked = 0  # given up: the waiting thread lets it go when it comes
+        if not self._closing:
+            log.warning("%s: another process has held the writers' turn for %g s; this "
+                        "write goes on to SQLite's own lock", self._path, TURN_SECONDS)
 
     def __exit__(self, *_exc: object) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        held, self._held = self._held, None
+        if held is not None:
+            fcntl.flock(held, fcntl.LOCK_UN)
+
+    def _wait_for_turns(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._asked or self._closing)
+                if self._closing:
+                    return
+                turn = self._asked
+            fcntl.flock(self._waiter_fd, fcntl.LOCK_EX)  # (the GIL is let go meanwhile)
+            with self._changed:
+                if self._asked == turn and not self._closing:
+                    self._granted, self._asked = turn, 0
+                    self._changed.notify_all()
+                    continue
+            fcntl.flock(self._waiter_fd, fcntl.LOCK_UN)  # the writer gave up on it
 
     def close(self) -> None:
+        """After the writer's last transaction: end the waiting thread (one still
+        waiting for a process that holds the turn keeps its file open; it is a
+        daemon)."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
         os.close(self._fd)
+        if self._waiter is None or not self._waiter.is_alive():
+            os.close(self._waiter_fd)
+
+    def stop_waiting(self) -> None:
+        """The store closes: a write waiting for its turn goes on without it."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+
+
+def _writers_beside(path: str) -> _Writers | None:
+    """The writers' turn of the database at `path` (made as open as the database
+    is), or None when its file cannot be opened at all: then SQLite's lock alone
+    orders the writers, as it always does those that do not take the turn."""
+    try:
+        return _Writers(path + "-lock", stat.S_IMODE(os.stat(path).st_mode))
+    except OSError as exc:
+        log.warning("%s-lock: %s; the writers of several processes on this store wait "
+                    "for each other by SQLite's lock alone (slower)", path, exc)
+        return None
 
 
 def _enter_wal(conn: sqlite3.Connection, seconds: float = 10.0) -> None:

@@ -18,6 +18,7 @@ from server.store import group_commit
 from server.store.group_commit import GroupCommitter, Job, Join, apply_in_order, settle
 
 from .test_store import row
+from .threads import in_background
 
 WRITERS = 50
 
@@ -244,54 +245,76 @@ def test_jobs_marked_first_run_before_the_rest_of_their_batch() -> None:
 
 class OtherProcess:
     """The writers' turn (`GroupCommitter(turn=...)`), held by the test as another
-    process would hold it while it commits; notes when the writer asks for it."""
+    process would hold it while it commits: the writer's turns come as the test
+    `grant`s them; notes when the writer asks for one."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self._turns = threading.Semaphore(0)
         self.asked = threading.Event()
+
+    def grant(self, turns: int = 1) -> None:
+        self._turns.release(turns)
 
     def __enter__(self) -> None:
         self.asked.set()
-        self.lock.acquire()
+        assert self._turns.acquire(timeout=10)
 
     def __exit__(self, *_exc: object) -> None:
-        self.lock.release()
+        self.asked.clear()
 
 
 def test_writes_queued_while_another_process_commits_join_the_batch_waiting_for_its_turn(
         ) -> None:
     other = OtherProcess()
-    other.lock.acquire()
     writer = Recorder(linger_seconds=0, turn=other)
     try:
         first = writer.committer.submit_rows([row("a")])
         assert other.asked.wait(10)  # the writer took "a" and waits for its turn
         later = [writer.committer.submit_rows([row(name)]) for name in "bcd"]
-        other.lock.release()
+        other.grant()
         for future in (first, *later):
             future.result(10)
         # one commit, not one for "a" and then one more for the rest
         assert writer.batches == [["a", "b", "c", "d"]]
     finally:
+        other.grant(100)
+        writer.committer.close()
+
+
+def test_a_flush_while_the_writer_waits_for_its_turn_commits_the_jobs_riding_along() -> None:
+    other = OtherProcess()
+    writer = Recorder(linger_seconds=0, turn=other)
+    try:
+        writer.committer.submit_rows([row("a")])
+        assert other.asked.wait(10)
+        along = writer.committer.submit_along(lambda _db: "kept refusals")
+        flushing, flushed = in_background(writer.committer.flush)
+        flushing.join(0.2)  # its job queued behind "a" (the writer waits for its turn)
+        other.grant()  # one turn: a batch after it would wait
+        flushing.join(10)
+        assert flushed == [None]
+        assert along.done() and along.result() == "kept refusals"
+    finally:
+        other.grant(100)
         writer.committer.close()
 
 
 def test_closing_while_the_writer_waits_for_its_turn_commits_what_it_holds() -> None:
     other = OtherProcess()
-    other.lock.acquire()
     writer = Recorder(linger_seconds=0, turn=other)
     first = writer.committer.submit_rows([row("a")])
     assert other.asked.wait(10)
     closing = threading.Thread(target=writer.committer.close)
     closing.start()
+    queued = []
     for _ in range(10_000):  # until close() has queued its stop (polled, up to 10 s)
         try:
-            writer.committer.submit_rows([row("b")])  # queued before the stop
+            queued.append(writer.committer.submit_rows([row("b")]))  # before the stop
         except RuntimeError:  # "store is closed"
             break
         threading.Event().wait(0.001)
-    other.lock.release()  # the writer finds the stop behind "a" as it takes its turn
+    other.grant(100)  # the writer finds the stop behind them as it takes its turn
     closing.join(10)
     assert not closing.is_alive()
-    first.result(0)
-    assert writer.batches[0][0] == "a"
+    assert [future.result(0) for future in (first, *queued)] == [None] * (1 + len(queued))
+    assert writer.batches == [["a", *("b" * len(queued))]]

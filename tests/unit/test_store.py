@@ -20,7 +20,7 @@ from google.rpc import code_pb2
 from server.clock import FixedClock
 from server.errors import InvalidArgument
 from server.operations.runner import JobContext, OperationRunner
-from server.store import ClientEventRow, EventQuery, EventRow, Store, TimeBound, open_store
+from server.store import ClientEventRow, EventQuery, EventRow, Store, TimeBound, open_store, sqlite
 from server.store.migrations import MIGRATIONS, postgres_dialect
 from server.store.rows import LeaseLost, OperationRecord, Progress, Step, StepResult
 
@@ -267,7 +267,7 @@ def test_sqlite_writers_of_several_processes_take_turns_by_the_lock_beside_the_f
     try:
         fcntl.flock(other, fcntl.LOCK_EX)
         thread, out = in_background(lambda: store.write_user_events([row("a")]))
-        thread.join(0.3)
+        assert poll(lambda: waiting_for_the_turn(tmp_path / "events.db-lock"))
         assert thread.is_alive() and store.count_user_events(EventQuery(CATALOG)) == 0
         fcntl.flock(other, fcntl.LOCK_UN)
         thread.join(10)
@@ -275,6 +275,58 @@ def test_sqlite_writers_of_several_processes_take_turns_by_the_lock_beside_the_f
     finally:
         os.close(other)
         store.close()
+
+
+def test_a_sqlite_writer_waits_for_a_stopped_process_no_longer_than_its_turn(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+        ) -> None:
+    # A process that holds the turn and never lets go (stopped by SIGSTOP, say):
+    # the write goes on to SQLite's own lock after TURN_SECONDS, and is stored.
+    monkeypatch.setattr(sqlite, "TURN_SECONDS", 0.2)
+    store = open_store(f"sqlite:///{tmp_path}/events.db")
+    other = os.open(tmp_path / "events.db-lock", os.O_RDWR)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+        store.write_user_events([row("a")])
+        assert store.count_user_events(EventQuery(CATALOG)) == 1
+        assert "held the writers' turn for 0.2 s" in caplog.text
+        # ... and closing the store ends such a wait at once.
+        monkeypatch.setattr(sqlite, "TURN_SECONDS", 60.0)
+        thread, out = in_background(lambda: store.write_user_events([row("b")]))
+        assert poll(lambda: waiting_for_the_turn(tmp_path / "events.db-lock"))
+        closing, _ = in_background(store.close)
+        closing.join(10)
+        thread.join(10)
+        assert not closing.is_alive() and out == [None]
+    finally:
+        os.close(other)
+        store.close()
+
+
+def test_the_sqlite_writers_lock_is_as_open_as_the_database(tmp_path: Path) -> None:
+    # Another user allowed to write the database (a group, say) can take the turn.
+    open_store(f"sqlite:///{tmp_path}/events.db").close()
+    os.chmod(tmp_path / "events.db", 0o660)
+    (tmp_path / "events.db-lock").unlink()
+    open_store(f"sqlite:///{tmp_path}/events.db").close()
+    assert (tmp_path / "events.db-lock").stat().st_mode & 0o777 == 0o660
+
+
+def waiting_for_the_turn(lock_file: Path) -> bool:
+    """Whether a process waits for the flock of `lock_file` (/proc/locks: `->`)."""
+    inode = lock_file.stat().st_ino
+    return any(line.split()[1] == "->" and line.split()[-3].endswith(f":{inode}")
+               for line in Path("/proc/locks").read_text().splitlines())
+
+
+def poll(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Whether `condition` holds within `seconds` (asked every 10 ms)."""
+    pause = threading.Event()
+    for _ in range(int(seconds * 100)):
+        if condition():
+            return True
+        pause.wait(0.01)
+    return condition()
 
 
 def test_the_store_is_healthy(store: Store) -> None:

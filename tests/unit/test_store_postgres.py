@@ -30,7 +30,7 @@ from server.clock import SystemClock
 from server.config import Settings
 from server.operations.runner import JobContext, OperationRunner
 from server.store import EventQuery, EventRow
-from server.store.postgres import PostgresStore
+from server.store.postgres import WRITERS_LOCK, PostgresStore
 from server.store.rows import OperationRecord, Progress, Step, StoreUnavailable
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
@@ -427,7 +427,9 @@ def test_a_watch_through_one_replica_misses_no_event_committed_late_through_anot
         later = threading.Thread(target=lambda: second.write_user_events(
             [dated("late", "2024-04-01T00:00:00Z")]))
         later.start()
-        later.join(0.5)  # committed by now, unless it waits for the first replica's turn
+        # until it waits for the first replica's turn, or (without one) has committed
+        assert poll(lambda: waiting_for_the_writers_turn(database)
+                    or "late" in map(visitor_of, read_as_a_watch(watched, position)))
         seen = read_as_a_watch(watched, position)
         position = max([position, *(event.id for event in seen)], default=position)
         go_on.set()
@@ -439,6 +441,54 @@ def test_a_watch_through_one_replica_misses_no_event_committed_late_through_anot
         go_on.set()
         for store in (first, second, watched):
             store.close()
+
+
+def test_a_batch_sent_in_pipeline_mode_holds_the_writers_turn_until_its_commit(
+        database: str) -> None:
+    # A batch of rows alone is one implicit transaction up to its Sync: the turn
+    # taken at its start must last until the rows are visible, not end at once.
+    store = PostgresStore(database)
+    try:
+        store.write_user_events([row("warm-up")])  # the catalog committed
+        with psycopg.connect(database) as blocker:
+            blocker.execute("LOCK TABLE user_events IN SHARE MODE")  # the insert waits
+            writing = threading.Thread(target=lambda: store.write_user_events([row("held")]))
+            writing.start()
+            assert poll(lambda: inserts_waiting(database))
+            with psycopg.connect(database) as other:
+                assert other.execute("SELECT pg_try_advisory_xact_lock(%s)",
+                                     (WRITERS_LOCK,)).fetchone() == (False,)
+        writing.join(10)  # the blocker's transaction ended with its connection
+        assert store.count_user_events(EventQuery(CATALOG)) == 2
+    finally:
+        store.close()
+
+
+def waiting_for_the_writers_turn(database: str) -> bool:
+    """Whether a session waits for the advisory lock of the writers' turn."""
+    with psycopg.connect(database) as conn:
+        found = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                             "AND NOT granted AND ((classid::bigint << 32) | objid::bigint) "
+                             "= %s", (WRITERS_LOCK,)).fetchone()
+        return found is not None and found[0] > 0
+
+
+def inserts_waiting(database: str) -> bool:
+    """Whether a session waits for a lock on user_events."""
+    with psycopg.connect(database) as conn:
+        found = conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted "
+                             "AND relation = 'user_events'::regclass").fetchone()
+        return found is not None and found[0] > 0
+
+
+def poll(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Whether `condition` holds within `seconds` (asked every 20 ms)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def dated(visitor: str, time: str) -> EventRow:
