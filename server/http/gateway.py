@@ -195,7 +195,9 @@ class HttpGateway:
         the address cannot be bound."""
         settings = self._settings
         app = web.Application(client_max_size=settings.max_request_bytes)
-        app.router.add_route("*", "/{path:.*}", self._handle)
+        # Every path (a line break in it too: `.` would stop there, and aiohttp answer
+        # with its own plain-text 404) comes to the gateway.
+        app.router.add_route("*", r"/{path:[\s\S]*}", self._handle)
         # A pixel carries its event in the URL: allow request lines as long as
         # the bodies (aiohttp's default is 8 KiB).
         handler_args: dict[str, Any] = {"access_log": None,

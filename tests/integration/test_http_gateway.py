@@ -214,6 +214,16 @@ def test_unknown_path_is_a_json_404(gateway: Running) -> None:
     assert "this path answers POST" in wrong_method.error()["message"]
 
 
+def test_a_path_with_a_line_break_is_answered_like_any_other(gateway: Running) -> None:
+    # (aiohttp's catch-all pattern, a `.*`, did not match past a line break: such a
+    # path got aiohttp's own plain-text 404, with none of the gateway's headers)
+    reply = get(gateway, f"/v2/{BRANCH}/products/a%0Ab")
+    assert reply.status == 400 and "product" in reply.error()["message"]
+    assert reply.headers["Content-Type"].startswith("application/json")
+    elsewhere = get(gateway, "/v2/nothing%0Ahere")
+    assert (elsewhere.status, elsewhere.error()["status"]) == (404, "NOT_FOUND")
+
+
 def test_body_on_a_route_without_one_is_refused(gateway: Running) -> None:
     reply = call(gateway.http_port, "GET", f"/v2/{BRANCH}/products/x", b'{"a": 1}')
     assert set(reply.violations()) == {"body"}
