@@ -184,9 +184,10 @@ class Settings:
                                          "honour `x-footfall-fail` (tests of client retry "
                                          "logic; never in production)")
     retain_days: int = option(0, INTEGER,
-                              "purge events older than this many days, at start and then "
-                              "every `--retention-interval-seconds`, as ordinary purge "
-                              "operations; `0` keeps everything",
+                              "purge retail user events older than this many days, at "
+                              "start and then every `--retention-interval-seconds`, as "
+                              "ordinary purge operations (talent client events are kept); "
+                              "`0` keeps everything",
                               check=at_least(0), readme_default="off")
     retention_interval_seconds: float = option(3600.0, NUMBER,
                                                "how often `--retain-days` looks for old events",

@@ -282,6 +282,14 @@ _PLAIN = [
      "must be a whole number, got {got}"),
     (re.compile(r"could not convert string to float: (?P<got>'.*')"),
      "must be a number, got {got}"),
+    (re.compile(r"int\(\) argument must be a string, a bytes-like object or a real number, "
+                r"not '(?P<got>\w+)'"), "must be a whole number, got {got}"),
+    (re.compile(r"float\(\) argument must be a string or a real number, not '(?P<got>\w+)'"),
+     "must be a number, got {got}"),
+    (re.compile(r"repeated field \w+ must be in \[\] which is (?P<got>.*)"),
+     "must be a JSON list, got {got}"),
+    (re.compile(r"Map field \w+ must be in a dict which is (?P<got>.*)"),
+     "must be a JSON object, got {got}"),
 ]
 
 
@@ -295,7 +303,11 @@ def parse_error(error: json_format.ParseError, descriptor: Any) -> tuple[str, st
         text = text[step.end():]
     at = _AT.search(text)
     if at is not None:
-        names = [part for part in at["path"].split(".") if part]
+        steps, names = names, [part for part in at["path"].split(".") if part]
+        # "at" names the field itself, or (a list or map of the wrong kind) the
+        # message holding it: then the field is the last step.
+        if steps and steps[-1] not in {part.partition("[")[0] for part in names}:
+            names.append(steps[-1])
         text = text[:at.start()]
     reason = text.rstrip(".").strip()
     for pattern, plain in _PLAIN:

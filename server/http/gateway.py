@@ -417,7 +417,7 @@ class HttpGateway:
         if pixel.is_pixel(route, output):
             return self._cors(request, route, pixel.refused(status, request.remote or "?"))
         response = _error(status, http_status_of(error))
-        if isinstance(error, BodyTooSlow):  # the rest of a slow body is not worth waiting for
+        if isinstance(error, (BodyTooSlow, RequestTooLarge)):  # the rest is not worth reading
             response.force_close()
         return self._cors(request, route, response)
 
@@ -425,6 +425,11 @@ class HttpGateway:
         """The body; RequestTooLarge past --max-request-bytes, BodyTooSlow if it is
         not in within --http-body-timeout, ResourceExhausted while the bodies being
         read hold BODIES_HELD times --max-request-bytes."""
+        limit = self._settings.max_request_bytes
+        if (request.content_length or 0) > limit and "Content-Encoding" not in request.headers:
+            # Said in its head: refused before it is sent (and the connection closed).
+            raise RequestTooLarge(f"the request body is larger than the {limit} bytes this "
+                                  f"server accepts (Content-Length: {request.content_length})")
         try:
             if request.content.is_eof():  # it came with the head: no timer needed
                 return await self._gather(request)

@@ -325,8 +325,9 @@ class BulkImport(Generic[R, M, V]):
 
     # -- what a subclass provides -------------------------------------------
 
-    def item_check(self, request: R) -> ItemCheck[M, V]:
-        """The checks of one item of `request` that need no store."""
+    def item_check(self, request: R, now_s: int) -> ItemCheck[M, V]:
+        """The checks of one item of `request` that need no store, at the server's
+        time `now_s`."""
         raise NotImplementedError
 
     def prepare(self, ctx: JobContext, request: R,
@@ -356,7 +357,8 @@ class BulkImport(Generic[R, M, V]):
         if state.errors_file:  # drop what a batch that never committed wrote
             gcs.truncate_output(self.root, Path(state.errors_file), state.errors_size,
                                 ERRORS_FIELD)
-        batches = self._batches(request, state.files, state.position, ctx.check_stop)
+        batches = self._batches(request, state.files, state.position, ctx.check_stop,
+                                ctx.clock.now_ns() // 10**9)
         try:
             for batch in batches:
                 ctx.check_stop()
@@ -410,9 +412,11 @@ class BulkImport(Generic[R, M, V]):
         return items
 
     def _batches(self, request: R, files: Sequence[str], start: Position,
-                 check_stop: Callable[[], None]) -> Generator[Batch[V], None, None]:
-        """The batches from `start` to the end of the source, their items checked."""
-        check = self.item_check(request)
+                 check_stop: Callable[[], None], now_s: int
+                 ) -> Generator[Batch[V], None, None]:
+        """The batches from `start` to the end of the source, their items checked
+        at the server's time `now_s`."""
+        check = self.item_check(request, now_s)
         inline = self.inline_items(request)
         if inline is not None:
             return self._inline_batches(check, inline, start)

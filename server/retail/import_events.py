@@ -88,6 +88,7 @@ class EventCheck:
     catalog: str
     strict_event_types: bool
     max_event_bytes: int
+    now_s: int  # the server's time when the job (or its resumption) began
     message_class = UserEvent
 
     def __call__(self, item: Item[UserEvent]) -> Checked[GoodEvent]:
@@ -97,7 +98,7 @@ class EventCheck:
             return item.failure([too_big])
         violations = validation.user_event_violations(
             item.message, path, strict_event_types=self.strict_event_types,
-            require_event_time=True)
+            require_event_time=True, now_s=self.now_s)
         if violations:
             return item.failure(violations)
         return Item(item.where, GoodEvent.of(self.catalog, item.message), item.is_line)
@@ -119,9 +120,9 @@ class ImportJob(BulkImport[Request, UserEvent, GoodEvent]):
         self._max_event_bytes = max_event_bytes
         self.max_line_bytes = ndjson.line_limit(max_event_bytes)
 
-    def item_check(self, request: Request) -> EventCheck:
+    def item_check(self, request: Request, now_s: int) -> EventCheck:
         return EventCheck(str(parse_catalog(request.parent)), self._strict,
-                          self._max_event_bytes)
+                          self._max_event_bytes, now_s)
 
     def prepare(self, ctx: JobContext, request: Request,
                 items: list[Checked[GoodEvent]]) -> tuple[list[str], Step]:

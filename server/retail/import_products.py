@@ -95,7 +95,7 @@ class ImportProductsJob(BulkImport[Request, Product, Product]):
     item_class = Product
     sources = SOURCES
 
-    def item_check(self, request: Request) -> ProductCheck:
+    def item_check(self, request: Request, now_s: int) -> ProductCheck:
         return ProductCheck()
 
     def prepare(self, ctx: JobContext, request: Request,

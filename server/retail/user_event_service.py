@@ -72,7 +72,8 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
                 violations.append(too_big)
             else:
                 violations.extend(validation.user_event_violations(
-                    event, path, strict_event_types=self._strict))
+                    event, path, strict_event_types=self._strict,
+                    now_s=self._clock.now_ns() // 10**9))
         raise_if_any(violations)
         if not event.HasField("event_time"):
             event.event_time.FromNanoseconds(self._clock.now_ns())

@@ -13,6 +13,7 @@ import socket
 from typing import Any
 
 import pycountry
+from google.protobuf import timestamp_pb2
 
 from server.errors import FieldViolation
 from server.names import NUL_REFUSED
@@ -40,6 +41,10 @@ MAX_FILTER = 1_000
 MAX_LONG_TEXT = 5_000
 MAX_ATTRIBUTE_VALUES = 400
 MAX_ATTRIBUTE_TEXT = 256
+# How far ahead of the server's clock an event_time may be (clocks differ). Later
+# ones are refused: retention purges by event time, so an event stamped years ahead
+# would outlive every --retain-days, and head every newest-first list meanwhile.
+MAX_AHEAD_SECONDS = 86_400
 
 
 def _too_long(path: str, value: str, limit: int, unit: str = "characters") -> FieldViolation:
@@ -66,11 +71,14 @@ def is_currency_code(code: str) -> bool:
 
 def user_event_violations(event: Any, path: str = "user_event", *,
                           strict_event_types: bool = False,
-                          require_event_time: bool = False) -> list[FieldViolation]:
+                          require_event_time: bool = False,
+                          now_s: int | None = None) -> list[FieldViolation]:
     """Every rule `event` breaks; empty when it may be stored.
 
     `strict_event_types` refuses types outside Google's list, as Google does;
-    `require_event_time` is the import rule (a write sets a missing time to now).
+    `require_event_time` is the import rule (a write sets a missing time to now);
+    `now_s`, the server's time: an event_time more than MAX_AHEAD_SECONDS after it
+    is refused.
     """
     out: list[FieldViolation] = []
     kind = event.event_type
@@ -98,6 +106,11 @@ def user_event_violations(event: Any, path: str = "user_event", *,
 
     if require_event_time and not event.HasField("event_time"):
         out.append(FieldViolation(f"{path}.event_time", "is required"))
+    elif now_s is not None and event.event_time.seconds > now_s + MAX_AHEAD_SECONDS:
+        out.append(FieldViolation(
+            f"{path}.event_time", "must be at most a day after the server's time "
+            f"({timestamp_pb2.Timestamp(seconds=now_s).ToJsonString()}), got "
+            f"{event.event_time.ToJsonString()}"))
 
     _user_info(event.user_info, f"{path}.user_info", out)
     _page_fields(event, kind, path, out)

@@ -31,6 +31,7 @@ from server.store.rows import (
     EventRow,
     OperationRecord,
     StoreFull,
+    StoreUnavailable,
     StoreUnusable,
 )
 from server.store.sql import Dialect, SqlStore, Statements
@@ -46,6 +47,8 @@ _INSERTED = " RETURNING event_time_us, dedup_key"
 # How often the background checkpointer copies the WAL into the database, and the
 # WAL size (4 KiB pages) past which the writer checkpoints itself.
 CHECKPOINT_SECONDS = 0.5
+# How long a connection waits for another's lock on the file before SQLITE_BUSY.
+BUSY_TIMEOUT_MS = 10_000
 # After a write failed for want of space, the free space the file system must have
 # again before writes count as possible (health SERVING, write_async accepted):
 # about twice what the WAL may grow to between checkpoints. Without this margin a
@@ -104,6 +107,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         self._local = threading.local()
         self._closed = False
         self._full = False  # the last write failed for want of disk space
+        self._busy = False  # the last write found the file locked by another connection
         self._writer_conn = self._open_checked()
         self._writers = None if path is None or read_only else _writers_beside(path)
         self._committer = GroupCommitter(self._apply_batch, name="footfall-sqlite-writer",
@@ -152,11 +156,11 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             uri = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=ro"
             conn = sqlite3.connect(uri, uri=True, isolation_level=None,
                                    check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             return conn
         conn = sqlite3.connect(self.path or ":memory:", isolation_level=None,
                                check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not self._memory:
             _enter_wal(conn)
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
@@ -233,7 +237,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             return value, None
 
         with self._shared_lock if self._memory else nullcontext():
-            conn.execute("BEGIN IMMEDIATE")  # the write lock now: no upgrade to fail later
+            self._begin_write(conn)
             try:
                 outcomes = apply_in_order(jobs, partial(self._insert_events, conn), call)
                 conn.execute("COMMIT")
@@ -243,10 +247,25 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                 if sqlite_checks.is_full(exc):
                     raise self._disk_full(exc, ran) from exc
                 raise
+        self._busy = False
         if self._full and self._has_room():
             self._full = False
             log.warning("%s: the disk has room again; writes commit", self.path)
         self._committer.settle(jobs, outcomes)
+
+    def _begin_write(self, conn: sqlite3.Connection) -> None:
+        """Take the write lock (no upgrade to fail later); StoreUnavailable when
+        another connection to the file (the sqlite3 shell, a second server) holds
+        it past busy_timeout: nothing ran, so the committer keeps the batch for
+        another try rather than dropping the events it acknowledged."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+            self._busy = True
+            raise StoreUnavailable("the event store is locked by another connection; "
+                                   "try again later", f"{self.path}: {exc}") from exc
 
     def _disk_full(self, exc: BaseException, ran: list[Job]) -> StoreFull:
         """Note that writes cannot commit; fail the function jobs that ran (their
@@ -262,9 +281,13 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         return full
 
     def _refuse_unwaited(self) -> None:
-        # Never acknowledge what may not be stored: refused while the disk is full.
+        # Never acknowledge what may not be stored: refused while the disk is full,
+        # or while another connection holds the write lock.
         if self._full:
             raise StoreFull(f"{self.path}: write_async refused")
+        if self._busy:
+            raise StoreUnavailable("the event store is locked by another connection; "
+                                   "try again later", f"{self.path}: write_async refused")
 
     def _insert_events(self, conn: sqlite3.Connection, rows: Sequence[EventRow]) -> int:
         """Insert `rows` (skipping duplicates); returns how many were new.
@@ -356,7 +379,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         writer or a reader, and keep the WAL from growing without bound."""
         assert self.path is not None
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         full = False  # said once per spell of a full disk, not twice a second
         try:
             while not self._stop_checkpoints.wait(CHECKPOINT_SECONDS):

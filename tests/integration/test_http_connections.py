@@ -258,6 +258,26 @@ def test_the_bodies_being_read_hold_a_bounded_number_of_bytes(
             assert sock.recv(65536).startswith(b"HTTP/1.1 200")
 
 
+@pytest.mark.parametrize("expect", ["", "Expect: 100-continue\r\n"], ids=["plain", "expect"])
+def test_a_body_declared_larger_than_the_limit_is_refused_before_it_is_sent(
+        settings: Settings, clock: FixedClock, expect: str) -> None:
+    # Content-Length says the body is over --max-request-bytes: 413 at once (with
+    # Connection: close); the server waited for (and read) the limit's worth first.
+    path = "/v2/projects/p/locations/global/catalogs/default_catalog/userEvents:write"
+    with serving(settings, clock, max_request_bytes=64 * 1024, http_body_timeout=60.0) \
+            as running, raw(running.http_port) as sock:
+        sock.settimeout(HEADER_TIMEOUT)
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                     f"application/json\r\nContent-Length: 100000000000\r\n{expect}"
+                     f"\r\n".encode())
+        answer = b""
+        while b"bytes this server accepts" not in answer:
+            answer += sock.recv(65536)
+        assert answer.removeprefix(b"HTTP/1.1 100 Continue\r\n\r\n").startswith(
+            b"HTTP/1.1 413"), answer
+        assert b"Connection: close" in answer and b"larger than the 65536 bytes" in answer
+
+
 def test_a_body_cut_off_by_its_caller_is_cancelled_not_a_bug(
         gateway: Running, caplog: pytest.LogCaptureFixture) -> None:
     path = "/v2/projects/p/locations/global/catalogs/default_catalog/userEvents:write"

@@ -519,6 +519,25 @@ def test_a_bad_json_value_names_its_field_path(gateway: Running) -> None:
     assert stored(gateway) == []
 
 
+def test_a_json_value_of_the_wrong_kind_names_its_field_in_plain_words(
+        gateway: Running) -> None:
+    """A list or map given the wrong kind named only user_event, and an object where a
+    number goes said Python's words ("int() argument must be a string, a bytes-like
+    object or a real number, not 'dict'")."""
+    reply = post(gateway, f"/v2/{CATALOG}/userEvents:write",
+                 {"eventType": "home-page-view", "visitorId": "v", "experimentIds": "x"})
+    assert reply.status == 400
+    assert reply.violations() == {"user_event.experiment_ids": "Invalid JSON payload "
+                                  "received: must be a JSON list, got x"}
+    reply = post(gateway, f"/v2/{CATALOG}/userEvents:write",
+                 {"eventType": "detail-page-view", "visitorId": "v",
+                  "productDetails": [{"product": {"id": "p"}, "quantity": {"value": 1}}]})
+    assert reply.status == 400
+    assert reply.violations() == {"user_event.product_details.quantity": "Invalid JSON "
+                                  "payload received: must be a whole number, got dict"}
+    assert stored(gateway) == []
+
+
 def test_a_large_request_is_decoded_off_the_loop(gateway: Running,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # A body of a few MB takes the JSON parser seconds: on the loop it would hold up

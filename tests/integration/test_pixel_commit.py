@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -19,7 +21,7 @@ import pytest
 from server.app import Running, start
 from server.clock import FixedClock
 from server.config import Settings
-from server.store import EventQuery
+from server.store import EventQuery, sqlite
 
 from .http_client import call
 
@@ -198,3 +200,31 @@ def test_a_pixel_nested_deeper_than_json_is_written_is_refused_not_a_crash(
     assert "X-Footfall-Error" in reply.headers
     [rejection] = kept_rejections(running)
     assert rejection["code"] == 3 and rejection["fieldViolations"][0]["field"] == "user_event"
+
+
+def test_pixels_answered_while_another_connection_holds_the_write_lock_are_stored(
+        serving: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another connection to the file (the sqlite3 shell, a second server) holding its
+    write lock past busy_timeout failed the writer's batch, and the pixels answered
+    before it were dropped: not stored, not kept, not counted. They wait, and are
+    committed once the lock is let go; new ones are refused meanwhile."""
+    monkeypatch.setattr(sqlite, "BUSY_TIMEOUT_MS", 200)
+    running = serving()
+    other = sqlite3.connect(settings.store.removeprefix("sqlite:///"), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        for i in range(3):
+            reply = call(running.http_port, "GET", pixel_path(f"v{i}"))
+            assert reply.status == 200 and "X-Footfall-Error" not in reply.headers
+        deadline = time.monotonic() + 10  # the writer's BEGIN gives up after 0.2 s
+        while "X-Footfall-Error" not in (refused := call(
+                running.http_port, "GET", pixel_path("late"))).headers:
+            assert time.monotonic() < deadline, "pixels were still accepted"
+            time.sleep(0.05)
+        assert "UNAVAILABLE" in refused.headers["X-Footfall-Error"]
+        assert uncommitted(running) >= 3
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert stored(running) >= 3
+    assert uncommitted(running) == 0

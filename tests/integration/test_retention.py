@@ -11,7 +11,13 @@ from typing import Any
 
 import grpc
 import pytest
-from footfall.retail.v2 import purge_config_pb2, user_event_pb2
+from footfall.retail.v2 import (
+    import_config_pb2,
+    purge_config_pb2,
+    user_event_pb2,
+    user_event_service_pb2,
+    user_event_service_pb2_grpc,
+)
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import json_format
 
@@ -24,6 +30,7 @@ from server.retail.retention import Retention, operation_name
 from server.store import EventQuery, EventRow, Store, open_store
 
 from .cli import CATALOG, footfall, wait
+from .http_client import call, query_value
 
 OTHER = "projects/q/locations/global/catalogs/default_catalog"
 NOW_NS = 1_714_564_800 * 10**9  # 2024-05-01T12:00:00Z
@@ -159,3 +166,40 @@ def test_the_flag_and_its_variable(tmp_path: Path) -> None:
     assert negative.returncode == 2
     assert negative.stderr == "footfall serve: error: --retain-days must not be negative, " \
                               "got -1\n"
+
+
+def test_an_event_stamped_past_tomorrow_is_refused_on_every_path(tmp_path: Path) -> None:
+    """Retention purges by event time: an event stamped in 9999 would outlive every
+    --retain-days (and head every newest-first list), so a write, a pixel and an
+    import line may carry a time at most a day after the server's (NOW_NS)."""
+    running = start(Settings(host="127.0.0.1", port=0, http_port=-1, grace_seconds=5,
+                             store=f"sqlite:///{tmp_path}/events.db"), FixedClock(NOW_NS))
+    far = {"eventType": "home-page-view", "visitorId": "far", "eventTime": "9999-12-31T00:00:00Z"}
+    why = ("user_event.event_time: must be at most a day after the server's time "
+           "(2024-05-01T12:00:00Z), got 9999-12-31T00:00:00Z")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            write = user_event_service_pb2_grpc.UserEventServiceStub(channel).WriteUserEvent
+            with pytest.raises(grpc.RpcError) as refused:
+                write(user_event_service_pb2.WriteUserEventRequest(
+                    parent=CATALOG, user_event=json_format.ParseDict(
+                        far, user_event_pb2.UserEvent())))
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert refused.value.details() == why
+            pixel = call(running.http_port, "GET", f"/v2/{CATALOG}/userEvents:collect"
+                         f"?userEvent={query_value(far)}")
+            assert pixel.headers["X-Footfall-Error"] == f"INVALID_ARGUMENT: {why}"
+            request = import_config_pb2.ImportUserEventsRequest(parent=CATALOG)
+            events = request.input_config.user_event_inline_source.user_events
+            json_format.ParseDict(far, events.add())
+            json_format.ParseDict(far | {"visitorId": "tomorrow",
+                                         "eventTime": "2024-05-02T12:00:00Z"}, events.add())
+            ops = operations_pb2_grpc.OperationsStub(channel)
+            started = user_event_service_pb2_grpc.UserEventServiceStub(channel) \
+                .ImportUserEvents(request)
+            metadata = import_config_pb2.ImportMetadata()
+            assert wait(ops, started.name).metadata.Unpack(metadata)
+            assert (metadata.success_count, metadata.failure_count) == (1, 1)
+        assert visitors(running.store) == ["tomorrow"]
+    finally:
+        running.stop()

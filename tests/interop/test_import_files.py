@@ -237,7 +237,8 @@ def test_write_user_event_stays_strict(server: ServerProcess, catalog: str) -> N
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=RPC_DEADLINE)
     assert refused.value.code == 400
-    assert "productDetails" in refused.value.read().decode()
+    assert "user_event.product_details: Invalid JSON payload received: must be a JSON list" \
+        in refused.value.read().decode()
 
 
 def _post(server: ServerProcess, path: str, document: dict[str, Any]) -> dict[str, Any]:

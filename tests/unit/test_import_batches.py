@@ -16,6 +16,7 @@ from server.retail.import_events import ImportJob
 MAX_EVENT_BYTES = 200  # lines of more than 250 bytes are skipped
 SMALL_BATCH = 3
 PARENT = "projects/p/locations/global/catalogs/default_catalog"
+NOW_S = 1_714_564_800  # 2024-05-01T12:00:00Z: the job's time
 
 
 def line(visitor: str) -> bytes:
@@ -31,7 +32,7 @@ def flat(batches: list[Batch[user_event_pb2.UserEvent]]) -> list[str]:
 
 def read(job: ImportJob, request: import_config_pb2.ImportUserEventsRequest,
          files: list[str], start: Position) -> list[Batch[user_event_pb2.UserEvent]]:
-    return list(job._batches(request, files, start, lambda: None))
+    return list(job._batches(request, files, start, lambda: None, NOW_S))
 
 
 @pytest.fixture(autouse=True)

@@ -204,6 +204,14 @@ def test_typical_events_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> N
      "Couldn't parse float: x"),
     ({"userInfo": {"ipAddress": 3}}, "user_info.ip_address", "must be a JSON string, got int"),
     ({"bogus": 1}, "", 'has no field named "bogus"'),
+    ({"productDetails": [{"product": {"id": "x"}, "quantity": {"value": 1}}]},
+     "product_details.quantity", "must be a whole number, got dict"),
+    ({"attributes": {"k": {"numbers": [{"a": 1}]}}}, "attributes.numbers",
+     "must be a number, got dict"),
+    ({"experimentIds": "x"}, "experiment_ids", "must be a JSON list, got x"),
+    ({"attributes": {"k": {"text": "abc"}}}, "attributes[k].text",
+     "must be a JSON list, got abc"),
+    ({"attributes": []}, "attributes", "must be a JSON object, got []"),
 ])
 def test_a_json_format_error_names_the_proto_field_and_says_why(
         document: dict[str, Any], path: str, reason: str) -> None:
@@ -212,3 +220,4 @@ def test_a_json_format_error_names_the_proto_field_and_says_why(
     named, said = protojson.parse_error(caught.value, user_event_pb2.UserEvent.DESCRIPTOR)
     assert (named, reason in said) == (path, True), said
     assert "%Y" not in said and "bytes-like" not in said and "Available Fields" not in said
+    assert "real number" not in said and "[]" not in said.replace("got []", "")
