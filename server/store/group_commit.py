@@ -234,7 +234,7 @@ class GroupCommitter:
         self._along_due = 0.0  # when they make a batch of their own
         self._closed = False
         self._unwaited_rows = 0
-        self.batches = 0  # committed batches (and the one committing), for tests
+        self.batches = 0  # committed batches, for tests (counted in `settle`)
         # Called on the writer thread with each committed batch (futures resolved);
         # how metrics see batch sizes without the store knowing about them.
         self.on_commit: Callable[[list[Job]], None] | None = None
@@ -442,9 +442,6 @@ class GroupCommitter:
                     self._fail_leftovers()
                     return
                 continue
-            # Counted before the commit: the store answers the batch's blocking callers
-            # as it commits, and one that then reads `batches` must find its batch in it.
-            self.batches += 1
             try:
                 if self._turn is None:
                     self._apply_batch(batch)
@@ -457,7 +454,6 @@ class GroupCommitter:
                     self._notify(listener, batch)
                 carried, delay = [], FIRST_RETRY_DELAY
             except StoreUnavailable as exc:
-                self.batches -= 1
                 carried = self._keep_for_retry(batch, exc, stop_deadline)
                 answer_coroutines(batch)  # those given up on
                 self._settled(batch)
@@ -465,7 +461,6 @@ class GroupCommitter:
                     time.sleep(delay)
                     delay = min(delay * 2, MAX_RETRY_DELAY)
             except BaseException as exc:  # the batch failed as a whole: tell every waiter
-                self.batches -= 1
                 log.exception("write batch of %d jobs failed", len(batch))
                 for job in batch:
                     if not job.future.done():
