@@ -285,9 +285,20 @@ def _apply_query(request: Message, route: Route, query: Iterable[tuple[str, str]
         try:
             _set(target, leaf.name, converted if repeated else converted[0])
         except json_format.ParseError as exc:
-            violations.append(FieldViolation(name, f"cannot take {values[0][:100]!r}: "
-                                                   f"{_clean(exc)}"))
+            why = _NUMBER_KINDS.get(leaf.cpp_type) or _clean(exc)
+            violations.append(FieldViolation(name, f"cannot take {values[0][:100]!r}: {why}"))
     return violations
+
+
+# What a query parameter of a number field must be (json_format's own words are
+# Python's: "invalid literal for int() with base 10").
+_NUMBER_KINDS = {
+    **dict.fromkeys((FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64,
+                     FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_UINT64),
+                    "must be a whole number"),
+    **dict.fromkeys((FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE),
+                    "must be a number"),
+}
 
 
 @functools.cache

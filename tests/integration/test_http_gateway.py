@@ -224,6 +224,15 @@ def test_a_path_with_a_line_break_is_answered_like_any_other(gateway: Running) -
     assert (elsewhere.status, elsewhere.error()["status"]) == (404, "NOT_FOUND")
 
 
+@pytest.mark.parametrize("seconds", ["١".encode(), b"1_0", b"inf", b"-1", b"1e3"])
+def test_a_server_timeout_is_plain_seconds(gateway: Running, seconds: bytes) -> None:
+    # (float() reads all of these, an Arabic-Indic one among them; none is a deadline)
+    reply = call(gateway.http_port, "POST", f"/v2/{CATALOG}/userEvents:write",
+                 {"eventType": "home-page-view", "visitorId": "v"},
+                 {"X-Server-Timeout": seconds})  # type: ignore[dict-item]
+    assert set(reply.violations()) == {"X-Server-Timeout"}
+
+
 def test_body_on_a_route_without_one_is_refused(gateway: Running) -> None:
     reply = call(gateway.http_port, "GET", f"/v2/{BRANCH}/products/x", b'{"a": 1}')
     assert set(reply.violations()) == {"body"}

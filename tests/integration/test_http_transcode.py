@@ -116,6 +116,10 @@ def test_query_takes_enums_by_name_or_number(value: str) -> None:
      "given 2 times"),
     ([("parent", "q")], "parent", "bound by the URL path"),
     ([("userEvent.eventTime", "yesterday")], "userEvent.eventTime", "cannot take"),
+    ([("userEvent.offset", "ten")], "userEvent.offset",
+     "cannot take 'ten': must be a whole number"),
+    ([("userEvent.purchaseTransaction.revenue", "lots")],
+     "userEvent.purchaseTransaction.revenue", "cannot take 'lots': must be a number"),
 ])
 def test_bad_query_parameters_are_invalid_argument(query: list[tuple[str, str]], field: str,
                                                    why: str) -> None:
