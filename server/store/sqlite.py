@@ -61,6 +61,7 @@ WAL_AUTOCHECKPOINT_PAGES = 4_000
 # How long a writer waits for another process's turn (`_Writers`) before it goes on
 # to SQLite's own lock: as long as SQLite's busy_timeout.
 TURN_SECONDS = 10.0
+CLOSE_WAIT_SECONDS = 1.0  # how long closing waits for the thread waiting for the turn
 # Rows per INSERT statement (12 parameters each, under SQLite's 32,766 limit).
 _ROWS_PER_STATEMENT = 500
 
@@ -475,6 +476,8 @@ class _Writers:
         except BlockingIOError:  # another process's turn: wait for its end
             pass
         with self._changed:
+            if self._closing:  # the store closes: no wait, and no thread started for one
+                return
             self._turns += 1
             turn = self._asked = self._turns
             if self._waiter is None:
@@ -512,22 +515,22 @@ class _Writers:
                     continue
             fcntl.flock(self._waiter_fd, fcntl.LOCK_UN)  # the writer gave up on it
 
-    def close(self) -> None:
-        """After the writer's last transaction: end the waiting thread (one still
-        waiting for a process that holds the turn keeps its file open; it is a
-        daemon)."""
-        with self._changed:
-            self._closing = True
-            self._changed.notify_all()
-        os.close(self._fd)
-        if self._waiter is None or not self._waiter.is_alive():
-            os.close(self._waiter_fd)
-
     def stop_waiting(self) -> None:
         """The store closes: a write waiting for its turn goes on without it."""
         with self._changed:
             self._closing = True
             self._changed.notify_all()
+
+    def close(self) -> None:
+        """After the writer's last transaction: end the waiting thread and close the
+        files (one waiting for a process that holds the turn keeps its file open;
+        it is a daemon)."""
+        self.stop_waiting()
+        os.close(self._fd)
+        if self._waiter is not None:
+            self._waiter.join(CLOSE_WAIT_SECONDS)  # an idle one ends at once
+        if self._waiter is None or not self._waiter.is_alive():
+            os.close(self._waiter_fd)
 
 
 def _writers_beside(path: str) -> _Writers | None:

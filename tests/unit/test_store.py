@@ -272,6 +272,8 @@ def test_sqlite_writers_of_several_processes_take_turns_by_the_lock_beside_the_f
         fcntl.flock(other, fcntl.LOCK_UN)
         thread.join(10)
         assert out == [None] and store.count_user_events(EventQuery(CATALOG)) == 1
+        store.close()  # ... and lets go of the file, the waiting thread's open too
+        assert opens_of(tmp_path / "events.db-lock") == 1  # the test's own
     finally:
         os.close(other)
         store.close()
@@ -317,6 +319,12 @@ def waiting_for_the_turn(lock_file: Path) -> bool:
     inode = lock_file.stat().st_ino
     return any(line.split()[1] == "->" and line.split()[-3].endswith(f":{inode}")
                for line in Path("/proc/locks").read_text().splitlines())
+
+
+def opens_of(path: Path) -> int:
+    """How many file descriptors of this process are open on `path`."""
+    return sum(os.readlink(fd) == str(path) for fd in Path("/proc/self/fd").iterdir()
+               if fd.is_symlink() and fd.exists())
 
 
 def poll(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
