@@ -263,40 +263,41 @@ class OtherProcess:
         self.asked.clear()
 
 
+@pytest.fixture
+def in_turns() -> Iterator[tuple[OtherProcess, Recorder]]:
+    """A writer that commits in the turns another process grants it."""
+    other = OtherProcess()
+    writer = Recorder(linger_seconds=0, turn=other)
+    yield other, writer
+    other.grant(100)
+    writer.committer.close()
+
+
 def test_writes_queued_while_another_process_commits_join_the_batch_waiting_for_its_turn(
-        ) -> None:
-    other = OtherProcess()
-    writer = Recorder(linger_seconds=0, turn=other)
-    try:
-        first = writer.committer.submit_rows([row("a")])
-        assert other.asked.wait(10)  # the writer took "a" and waits for its turn
-        later = [writer.committer.submit_rows([row(name)]) for name in "bcd"]
-        other.grant()
-        for future in (first, *later):
-            future.result(10)
-        # one commit, not one for "a" and then one more for the rest
-        assert writer.batches == [["a", "b", "c", "d"]]
-    finally:
-        other.grant(100)
-        writer.committer.close()
+        in_turns: tuple[OtherProcess, Recorder]) -> None:
+    other, writer = in_turns
+    first = writer.committer.submit_rows([row("a")])
+    assert other.asked.wait(10)  # the writer took "a" and waits for its turn
+    later = [writer.committer.submit_rows([row(name)]) for name in "bcd"]
+    other.grant()
+    for future in (first, *later):
+        future.result(10)
+    # one commit, not one for "a" and then one more for the rest
+    assert writer.batches == [["a", "b", "c", "d"]]
 
 
-def test_a_flush_while_the_writer_waits_for_its_turn_commits_the_jobs_riding_along() -> None:
-    other = OtherProcess()
-    writer = Recorder(linger_seconds=0, turn=other)
-    try:
-        writer.committer.submit_rows([row("a")])
-        assert other.asked.wait(10)
-        along = writer.committer.submit_along(lambda _db: "kept refusals")
-        flushing, flushed = in_background(writer.committer.flush)
-        flushing.join(0.2)  # its job queued behind "a" (the writer waits for its turn)
-        other.grant()  # one turn: a batch after it would wait
-        flushing.join(10)
-        assert flushed == [None]
-        assert along.done() and along.result() == "kept refusals"
-    finally:
-        other.grant(100)
-        writer.committer.close()
+def test_a_flush_while_the_writer_waits_for_its_turn_commits_the_jobs_riding_along(
+        in_turns: tuple[OtherProcess, Recorder]) -> None:
+    other, writer = in_turns
+    writer.committer.submit_rows([row("a")])
+    assert other.asked.wait(10)
+    along = writer.committer.submit_along(lambda _db: "kept refusals")
+    flushing, flushed = in_background(writer.committer.flush)
+    flushing.join(0.2)  # its job queued behind "a" (the writer waits for its turn)
+    other.grant()  # one turn: a batch after it would wait
+    flushing.join(10)
+    assert flushed == [None]
+    assert along.done() and along.result() == "kept refusals"
 
 
 def test_closing_while_the_writer_waits_for_its_turn_commits_what_it_holds() -> None:
