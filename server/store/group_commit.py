@@ -443,34 +443,87 @@ class GroupCommitter:
                     return
                 continue
             try:
-                if self._turn is None:
-                    self._apply_batch(batch)
-                else:
-                    self._commit_in_turn(batch, stop_deadline is not None)
-                answer_coroutines(batch)  # before the listener: callers first
-                self._settled(batch)
-                listener = self.on_commit  # once: another thread may unset it meanwhile
-                if listener is not None:
-                    self._notify(listener, batch)
+                self._commit(batch, stop_deadline is not None)
                 carried, delay = [], FIRST_RETRY_DELAY
             except StoreUnavailable as exc:
-                carried = self._keep_for_retry(batch, exc, stop_deadline)
-                answer_coroutines(batch)  # those given up on
-                self._settled(batch)
-                if carried:
-                    time.sleep(delay)
-                    delay = min(delay * 2, MAX_RETRY_DELAY)
-            except BaseException as exc:  # the batch failed as a whole: tell every waiter
-                log.exception("write batch of %d jobs failed", len(batch))
-                for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
-                answer_coroutines(batch)
-                self._settled(batch)
-                carried = []
+                carried = self._unavailable(batch, exc, stop_deadline)
+            except BaseException as exc:  # failed as a whole, not for want of the database
+                carried = self._commit_one_by_one(batch, exc, stop_deadline)
+            if carried:
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY)
             if stop_deadline is not None and not carried:
                 self._fail_leftovers()
                 return
+
+    def _commit(self, batch: list[Job], stopping: bool) -> None:
+        """Apply and commit `batch`, then answer its callers and the listener."""
+        if self._turn is None:
+            self._apply_batch(batch)
+        else:
+            self._commit_in_turn(batch, stopping)
+        answer_coroutines(batch)  # before the listener: callers first
+        self._settled(batch)
+        listener = self.on_commit  # once: another thread may unset it meanwhile
+        if listener is not None:
+            self._notify(listener, batch)
+
+    def _unavailable(self, batch: list[Job], exc: StoreUnavailable,
+                     stop_deadline: float | None) -> list[Job]:
+        """The jobs of `batch` to try again once the database is back; the others
+        are answered with `exc`."""
+        carried = self._keep_for_retry(batch, exc, stop_deadline)
+        answer_coroutines(batch)  # those given up on
+        self._settled(batch)
+        return carried
+
+    def _commit_one_by_one(self, batch: list[Job], error: BaseException,
+                           stop_deadline: float | None) -> list[Job]:
+        """After `batch` failed as a whole on something other than the database being
+        away (a bug let through a row the database refuses, say): its row jobs are
+        committed again one at a time, so that the bad one fails alone instead of
+        taking with it the events acknowledged before their commit (pixels,
+        write_async) and the writes waited for beside it. Its function jobs fail with
+        `error`: they ran in the transaction rolled back, and running one twice may
+        not be safe. Returns the jobs to retry if the database went away meanwhile."""
+        log.error("a write batch of %d jobs failed; its event rows are committed again "
+                  "one job at a time", len(batch), exc_info=error)
+        again = [job for job in batch if job.rows is not None and not job.future.done()] \
+            if len(batch) > 1 else []
+        retried = {id(job) for job in again}
+        self._fail([job for job in batch if id(job) not in retried], error)
+        failed: list[Job] = []
+        for i, job in enumerate(again):
+            try:
+                self._commit([job], True)  # (True: no other queued job joins it)
+            except StoreUnavailable as exc:
+                self._fail(failed, error)
+                return self._unavailable(again[i:], exc, stop_deadline)
+            except BaseException as exc:
+                if not failed:
+                    log.error("a write job of %d events failed alone", job.row_count,
+                              exc_info=exc)
+                job.future.set_exception(exc)
+                failed.append(job)
+        if failed:
+            log.error("%d of the %d write jobs failed alone", len(failed), len(again))
+        self._fail(failed, error)
+        return []
+
+    def _fail(self, jobs: list[Job], error: BaseException) -> None:
+        """Answer the unanswered `jobs` with `error` (the others failed already), and
+        say how many events acknowledged before their commit are lost with them."""
+        lost = 0
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_exception(error)
+            if not job.waited and job.future.exception() is not None:
+                lost += job.row_count
+        if lost:
+            log.error("%d events acknowledged before their commit were NOT stored: %s",
+                      lost, error)
+        answer_coroutines(jobs)
+        self._settled(jobs)
 
     def _commit_in_turn(self, batch: list[Job], stopping: bool) -> None:
         """`apply_batch(batch)` in this process's turn (`turn`), with the jobs

@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from server.clock import FixedClock
 from server.errors import InvalidArgument
 from server.operations.runner import JobContext, OperationRunner
 from server.store import ClientEventRow, EventQuery, EventRow, Store, TimeBound, open_store, sqlite
+from server.store.group_commit import Job
 from server.store.migrations import MIGRATIONS, postgres_dialect
 from server.store.rows import LeaseLost, OperationRecord, Progress, Step, StepResult
 
@@ -227,6 +229,33 @@ def test_a_failing_job_does_not_undo_its_batch(store: Any) -> None:
     with pytest.raises(RuntimeError):
         failing.result()
     assert store.count_user_events(EventQuery(CATALOG)) == 1
+
+
+def test_a_row_the_database_refuses_fails_alone_not_the_rest_of_its_batch(
+        store: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A bug letting through a row the database refuses (a time past 64 bits here)
+    loses that row's write only: the events acknowledged before their commit and the
+    write waited for in the same batch are stored."""
+    busy, free = threading.Event(), threading.Event()
+
+    def hold(_db: Any) -> None:  # the writer is busy while the batch gathers
+        busy.set()
+        free.wait(10)
+
+    committer = store._committer  # noqa: SLF001
+    committer.submit(Job(fn=hold))
+    assert busy.wait(10)
+    store.write_user_events([row("early")], wait=False)
+    store.write_user_events([replace(row("bad"), event_time_us=2**64)], wait=False)
+    store.write_user_events([row("late")], wait=False)
+    waited = committer.submit(Job(rows=[row("waited")]))
+    free.set()
+    assert waited.result(10) is None
+    store.flush()
+    stored = store.list_user_events(EventQuery(CATALOG), 10)
+    assert sorted(visitor(payload) for _, payload in stored) == ["early", "late", "waited"]
+    assert store.acknowledged_uncommitted == 0
+    assert "1 events acknowledged before their commit were NOT stored" in caplog.text
 
 
 def test_async_writes_are_flushed_by_flush_and_close(shared_url: str) -> None:
