@@ -16,6 +16,7 @@ import pytest
 from server.errors import InvalidArgument
 from server.store import group_commit
 from server.store.group_commit import GroupCommitter, Job, Join, apply_in_order, settle
+from server.store.rows import StoreUnavailable
 
 from .test_store import row
 from .threads import in_background
@@ -319,3 +320,50 @@ def test_closing_while_the_writer_waits_for_its_turn_commits_what_it_holds() -> 
     assert not closing.is_alive()
     assert [future.result(0) for future in (first, *queued)] == [None] * (1 + len(queued))
     assert writer.batches == [["a", *("b" * len(queued))]]
+
+
+class RefusesBad:
+    """A GroupCommitter whose database refuses any batch holding the row of visitor
+    "bad" (as it would a row a bug let through), and is away (StoreUnavailable)
+    for the first `away` tries of a lone row job; remembers the rows it committed."""
+
+    def __init__(self, away: int = 0) -> None:
+        self.away = away
+        self.committed: list[list[str]] = []
+        self.committer = GroupCommitter(self._apply, linger_seconds=0)
+
+    def _apply(self, jobs: list[Job]) -> None:
+        names = [r.visitor_id for job in jobs for r in job.rows or ()]
+        if "bad" in names:
+            raise RuntimeError("the database refuses the row of 'bad'")
+        if len(jobs) == 1 and names and self.away:
+            self.away -= 1
+            raise StoreUnavailable("the database is away")
+        settle(jobs, apply_in_order(jobs, lambda rows: None, lambda job: (job.fn(None), None)))
+        if names:
+            self.committed.append(names)
+
+
+@pytest.mark.parametrize("away", [0, 2])
+def test_a_batch_the_database_refuses_is_committed_again_job_by_job(away: int) -> None:
+    writer = RefusesBad(away)
+    entered, held = threading.Event(), threading.Event()
+    writer.committer.submit_fn(lambda _db: (entered.set(), held.wait(10)))
+    assert entered.wait(10)  # the writer is busy: the next jobs make one batch
+    jobs = [writer.committer.submit(Job(rows=[row(name)], waited=name == "waited"))
+            for name in ("early", "bad", "waited", "late")]
+    step = writer.committer.submit_fn(lambda _db: "ran")  # runs in the refused transaction
+    held.set()
+    try:
+        with pytest.raises(RuntimeError, match="refuses"):
+            step.result(10)
+        assert jobs[2].result(10) is None
+        writer.committer.flush()
+        with pytest.raises(RuntimeError, match="refuses"):
+            jobs[1].result()
+        # "bad" fails alone; the others are stored one at a time, in their order (the
+        # database away meanwhile only delays them)
+        assert writer.committed == [["early"], ["waited"], ["late"]]
+        assert writer.committer.acknowledged_uncommitted == 0
+    finally:
+        writer.committer.close()
