@@ -165,10 +165,6 @@ class AlreadyExists(_ResourceError):
     verb = "already exists"
 
 
-class Unimplemented(FootfallError):
-    code = grpc.StatusCode.UNIMPLEMENTED
-
-
 class Unauthenticated(FootfallError):
     code = grpc.StatusCode.UNAUTHENTICATED
 

@@ -98,7 +98,6 @@ class _Child:
     index: int
     process: multiprocessing.process.BaseProcess
     ready: Connection  # says True once the process serves
-    was_ready: bool = False
 
 
 class Supervisor:
@@ -183,7 +182,6 @@ class Supervisor:
                     log.error("cannot start: process %d was not ready within %gs",
                               child.index, START_SECONDS)
                     return 1
-            child.was_ready = True
         return None
 
     def _replace_dead(self) -> int | None:
@@ -208,7 +206,6 @@ class Supervisor:
                 log.error("the process started in place of process %d was not ready",
                           child.index)
                 return 1
-            replacement.was_ready = True
         return None
 
     @staticmethod

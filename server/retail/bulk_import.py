@@ -308,7 +308,6 @@ class BulkImport(Generic[R, M, V]):
 
     # Set by a subclass: what it imports, and from where.
     request_class: type[R]
-    item_class: type[M]
     sources: SourceRules
     what = "the import"
     # Told the failures of each committed batch (operation name, messages): the console keeps them.

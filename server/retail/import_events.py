@@ -109,7 +109,6 @@ class ImportJob(BulkImport[Request, UserEvent, GoodEvent]):
 
     what = "the import"
     request_class = Request
-    item_class = UserEvent
     sources = SOURCES
 
     def __init__(self, gcs_root: Path, strict_event_types: bool,

@@ -92,7 +92,6 @@ class ImportProductsJob(BulkImport[Request, Product, Product]):
 
     what = "the product import"
     request_class = Request
-    item_class = Product
     sources = SOURCES
 
     def item_check(self, request: Request, now_s: int) -> ProductCheck:
