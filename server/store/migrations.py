@@ -244,6 +244,41 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         # The events already stored, counted once (decoded: SQL cannot read them).
         rollups.fill,
     ]),
+    (10, "client events and refusals never give an id twice", [
+        # As user_events in 8: SQLite gives the ids of deleted newest rows out again
+        # unless AUTOINCREMENT, so after a reset of the tenant (or catalog) that held
+        # them, new rows got ids a watch had passed and never sent. PostgreSQL's
+        # identities never repeat. SQLite rebuilds the two tables (same columns, same
+        # ids) to add it.
+        {"sqlite": """CREATE TABLE client_events_v10 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            tenant TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            create_time_us BIGINT NOT NULL,
+            event BLOB NOT NULL,
+            received_us BIGINT,
+            transport SMALLINT NOT NULL DEFAULT 0,
+            UNIQUE (tenant, event_id)
+        )"""},
+        {"sqlite": "INSERT INTO client_events_v10 SELECT id, tenant, event_id, create_time_us, "
+                   "event, received_us, transport FROM client_events ORDER BY id"},
+        {"sqlite": "DROP TABLE client_events"},
+        {"sqlite": "ALTER TABLE client_events_v10 RENAME TO client_events"},
+        {"sqlite": "CREATE UNIQUE INDEX client_events_order ON client_events (tenant, id)"},
+        {"sqlite": """CREATE TABLE rejections_v10 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            project TEXT NOT NULL,
+            parent TEXT NOT NULL,
+            time_us BIGINT NOT NULL,
+            rejection BLOB NOT NULL
+        )"""},
+        {"sqlite": "INSERT INTO rejections_v10 SELECT id, project, parent, time_us, rejection "
+                   "FROM rejections ORDER BY id"},
+        {"sqlite": "DROP TABLE rejections"},
+        {"sqlite": "ALTER TABLE rejections_v10 RENAME TO rejections"},
+        {"sqlite": "CREATE INDEX rejections_project ON rejections (project, id)"},
+        {"sqlite": "CREATE INDEX rejections_time ON rejections (time_us)"},
+    ]),
 ]
 
 

@@ -187,6 +187,58 @@ def test_reset_tenant(store: Any) -> None:
     assert store.create_client_event(client_event("e1"))[1]
 
 
+def test_ids_are_never_given_twice_after_a_reset(store: Any) -> None:
+    """A watch follows ids: after a reset deleted the newest rows, new rows of
+    another tenant or project get higher ids than any given before, or the watch,
+    past those, would never send them."""
+    store.create_client_event(client_event("e1", tenant=TENANT + "x"))
+    store.create_client_event(client_event("e1"))
+    store.create_client_event(client_event("e2"))
+    seen = store.client_events_newest(TENANT, 1)[0].id
+    store.reset_tenant(TENANT)
+    store.create_client_event(client_event("e3", tenant=TENANT + "x"))
+    assert [e.payload for e in store.client_events_after(TENANT + "x", seen, 10)] == [b"e3"]
+
+    store.add_rejections([RejectionRow("q", "projects/q", 1, b"q1"),
+                          RejectionRow("p", CATALOG, 1, b"p1")], 100, 0).result()
+    seen = store.rejections_newest(None, 1)[0][0]
+    store.reset_catalog(CATALOG)
+    store.add_rejections([RejectionRow("q", "projects/q", 1, b"q2")], 100, 0).result()
+    assert [r for _, r in store.rejections_after("q", seen, 10)] == [b"q2"]
+
+
+def test_version_9_database_never_gives_an_id_twice(tmp_path: Path) -> None:
+    """Migration 10 keeps the client events and refusals of an older SQLite store,
+    ids included, and from then on never gives an id twice."""
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                 "description TEXT NOT NULL)")
+    for version, description, statements in MIGRATIONS:
+        if version >= 10:
+            continue
+        for statement in statements:
+            sql = statement_for(statement, "sqlite") if not callable(statement) else None
+            if sql is not None:
+                conn.execute(sql)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, description))
+    conn.execute("INSERT INTO client_events (id, tenant, event_id, create_time_us, event, "
+                 "received_us, transport) VALUES (7, ?, 'old', 1, x'01', 5, 2)", (TENANT,))
+    conn.execute("INSERT INTO rejections VALUES (4, 'p', ?, 1, x'02')", (CATALOG,))
+    conn.close()
+    upgraded = open_store(f"sqlite:///{db}")
+    try:
+        [old] = upgraded.client_events_newest(TENANT, 10)
+        assert (old.id, old.payload, old.received_us, old.transport) == (7, b"\x01", 5, 2)
+        assert upgraded.rejections_newest("p", 10) == [(4, b"\x02")]
+        assert not upgraded.create_client_event(ClientEventRow(TENANT, "old", 1, b"x"))[1]
+        upgraded.reset_tenant(TENANT)
+        upgraded.create_client_event(client_event("new"))
+        assert upgraded.client_events_newest(TENANT, 1)[0].id > 7
+    finally:
+        upgraded.close()
+
+
 def test_version_4_database_gets_the_console_tables(tmp_path: Path) -> None:
     """Client events stored before migration 6 keep their order and their rule."""
     db = tmp_path / "old.db"
