@@ -312,20 +312,24 @@ class ConsoleSql:
             "WHERE e.catalog_id = c.id) ORDER BY name", ()) if c.startswith(prefix)]
         tenants = [t for (t,) in self._fetch(
             _DISTINCT.format(column="tenant", table="client_events"), ()) if t.startswith(prefix)]
-        return ([self._data_set(name, key, "user_events", "catalog_id", "event_time_us")
-                 for name, key in catalogs],
-                [self._data_set(name, name, "client_events", "tenant", "create_time_us")
-                 for name in tenants])
+        found = [self._data_set(name, key, "user_events", "catalog_id", "event_time_us")
+                 for name, key in catalogs], \
+            [self._data_set(name, name, "client_events", "tenant", "create_time_us")
+             for name in tenants]
+        # (one emptied since it was listed, by a reset, a purge or retention, is left out)
+        return [c for c in found[0] if c is not None], [t for t in found[1] if t is not None]
 
-    def _data_set(self, name: str, key: Any, table: str, column: str, time: str) -> DataSetRow:
-        """The data set `name`: the rows of `table` whose `column` is `key`."""
-        mark = self._dialect.mark
-        [(count, last_time, last_id)] = self._fetch(
-            f"SELECT COUNT(*), MAX({time}), MAX(id) FROM {table} WHERE {column} = {mark}",
+    def _data_set(self, name: str, key: Any, table: str, column: str,
+                  time: str) -> DataSetRow | None:
+        """The data set `name`: the rows of `table` whose `column` is `key` (None when
+        there are none). One statement, so one snapshot: rows deleted meanwhile
+        cannot leave the count without its latest row."""
+        [(count, last_time, received)] = self._fetch(
+            f"WITH s AS (SELECT COUNT(*) AS n, MAX({time}) AS t, MAX(id) AS last FROM {table} "
+            f"WHERE {column} = {self._dialect.mark}) "
+            f"SELECT s.n, s.t, (SELECT received_us FROM {table} WHERE id = s.last) FROM s",
             (key,))
-        [(received,)] = self._fetch(f"SELECT received_us FROM {table} WHERE id = {mark}",
-                                    (last_id,))
-        return DataSetRow(name, int(count), int(last_time), received)
+        return DataSetRow(name, int(count), int(last_time), received) if count else None
 
     # -- resets ------------------------------------------------------------------------
 

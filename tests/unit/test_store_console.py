@@ -113,6 +113,27 @@ def test_data_sets_count_what_catalogs_and_tenants_hold(store: Any) -> None:
     assert len(every) == 2
 
 
+def test_data_sets_leave_out_one_emptied_while_they_are_read(store: Any,
+                                                             monkeypatch: Any) -> None:
+    """A catalog listed, then emptied (a reset, a purge, retention) before it is
+    counted, is left out; before, its count found no latest row and the console's
+    ListCatalogs answered INTERNAL."""
+    store.write_user_events([row("a"), row("b", catalog=CATALOG + "x")])
+    fetch = store._fetch
+    reads: list[str] = []
+
+    def fetch_then_reset(query: str, params: Any) -> Any:
+        found = fetch(query, params)
+        reads.append(query)
+        if len(reads) == 1:  # the catalogs are listed: one is emptied now
+            store.reset_catalog(CATALOG)
+        return found
+
+    monkeypatch.setattr(store, "_fetch", fetch_then_reset)
+    catalogs, _ = store.data_sets()
+    assert [(c.name, c.events) for c in catalogs] == [(CATALOG + "x", 1)]
+
+
 def test_reset_catalog_forgets_only_that_catalog(store: Any) -> None:
     store.write_user_events([row("a"), row("b"), row("c", catalog=CATALOG + "x")])
     store.create_operation(OperationRecord(f"{CATALOG}/operations/op-1", "k", False, 1, b"", b""))
