@@ -402,9 +402,15 @@ class Watches:
         queue = _Queue(caller)
         try:
             feed = self._feeds.get(key)
-            if feed is None:  # a new feed starts where its first watch does
-                feed = self._feeds[key] = Feed(source, after, self._commits, self._poll,
-                                               batched=json_name is not None)
+            if feed is None:
+                # A new feed starts at the last row stored: a first watch from the past
+                # catches up by itself, as any other does, and does not hold back the
+                # live watches that come while it reads the history.
+                last = await off_loop(source.last)
+                feed = self._feeds.get(key)  # (another watch of the key may have made it)
+            if feed is None:
+                feed = self._feeds[key] = Feed(source, max(after, last), self._commits,
+                                               self._poll, batched=json_name is not None)
                 feed.queues.add(queue)
                 feed.start()
             else:

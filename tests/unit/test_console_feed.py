@@ -134,6 +134,36 @@ def test_a_watch_from_the_past_catches_up_then_shares_the_feed(store: Store) -> 
     run(store, body)
 
 
+def test_a_first_watch_from_the_past_does_not_hold_back_the_live_ones(
+        store: Store, monkeypatch: Any) -> None:
+    """The feed a watch from the past makes starts at the last row: that watch reads
+    the history by itself, as fast as it takes it, while the live watches that
+    come meanwhile get each new row at once. (The feed began where its first watch
+    did, and read the whole history before a live watch saw anything new.)"""
+    monkeypatch.setattr(queries, "MAX_PAGE", 10)
+
+    async def body(watches: Watches) -> None:
+        await asyncio.to_thread(store.write_user_events, [row(f"old-{n}") for n in range(50)])
+        read = source(store)
+        last = store.last_id("user_events")
+        past = watches.items(read.key, read, 0, Caller())
+        [first] = await take(past, 1)  # it reads no further yet
+        assert visitor_of(first) == "old-0"
+        live = watches.items(read.key, read, last, Caller())
+        coming = asyncio.ensure_future(anext(live))
+        await asyncio.sleep(0.05)
+        await write(store, "new")
+        assert visitor_of(await asyncio.wait_for(coming, 5)) == "new"
+        # nothing read past the history's first page: the feed began at the last row
+        assert [after for after in read.reads if 0 < after < last] == []
+        assert [visitor_of(i) for i in await take(past, 50)] == \
+            [f"old-{n}" for n in range(1, 50)] + ["new"]
+        await live.aclose()
+        await past.aclose()
+
+    run(store, body)
+
+
 async def two_watches(store: Store, watches: Watches) -> tuple[AsyncIterator[Item], ...]:
     """Two watches of the catalog (to be a fast and a slow one), each past a first event."""
     read = source(store)
