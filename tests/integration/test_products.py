@@ -268,6 +268,21 @@ def test_update_errors(stub: Stub) -> None:
         product_pb2.Product.PRIMARY
 
 
+# A ttl whose end (now + ttl) is past 9999-12-31, the last time a Timestamp holds.
+TTL_PAST_9999 = "315576000000s"
+
+
+def test_a_ttl_ending_past_9999_is_refused_naming_it(stub: Stub) -> None:
+    error = fails(lambda: create(stub, "p1", ttl=TTL_PAST_9999), grpc.StatusCode.INVALID_ARGUMENT)
+    assert fields_of(error) == ["product.ttl"]
+    assert "must end by 9999-12-31T23:59:59Z" in error.details()
+    create(stub, "p1")
+    error = fails(lambda: update(stub, product(name=f"{DEFAULT}/products/p1", ttl=TTL_PAST_9999),
+                                 ["ttl"]), grpc.StatusCode.INVALID_ARGUMENT)
+    assert fields_of(error) == ["product.ttl"]
+    assert not get(stub, "p1").HasField("expire_time")
+
+
 # -- delete ----------------------------------------------------------------
 
 def delete(stub: Stub, product_id: str) -> Any:
