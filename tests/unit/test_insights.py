@@ -599,6 +599,51 @@ def test_a_breakdown_by_product_of_a_funnel_whose_first_step_names_none_says_why
     assert [g.key for g in answer.groups] == ["p1"] and not answer.notes
 
 
+def test_a_breakdown_keeps_the_groups_an_answer_can_carry_and_says_how_many_it_left(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One group per product or day: unbounded, an answer grew past the 10 MiB the
+    # server sends (and clients' 4 MiB), and failed RESOURCE_EXHAUSTED.
+    def viewed(product: str) -> list[dict[str, Any]]:
+        return [{"id": product, "quantity": None, "price": 0.0, "currency": "",
+                 "categories": []}]
+    # p0 has 1 entrant, p1 2, ... p4 5; one day each, p4's the latest.
+    catalog, _ = stored_history(store, [
+        drawn_event("detail-page-view", f"v{k}-{v}", T0 + k * DAY, products=viewed(f"p{k}"))
+        for k in range(5) for v in range(k + 1)], [], None)
+    steps = [insights_pb2.FunnelStep(event_type="detail-page-view")]
+    monkeypatch.setattr(funnel_request, "MAX_GROUPS", 3)
+
+    def groups(breakdown: int) -> tuple[list[str], list[str]]:
+        answer = funnel_request.run(store, funnel_request.parse(insights_pb2.RunFunnelRequest(
+            parent=catalog, steps=steps, breakdown=breakdown)))
+        assert answer.steps[0].entrants == 15
+        return [g.key for g in answer.groups], list(answer.notes)
+
+    assert groups(insights_pb2.BY_ITEM) == (["p2", "p3", "p4"], [
+        "3 of 5 product groups, those with the most entrants at the first step: an answer "
+        "holds at most 3 groups and 3 MiB"])
+    days = [datetime.fromtimestamp(T0 + k * DAY, UTC).strftime("%Y-%m-%d") for k in (2, 3, 4)]
+    keys, notes = groups(insights_pb2.BY_DAY)
+    assert keys == days and notes[0].startswith("3 of 5 days, the latest ones")
+    # The size bound: only as many groups as fit in it.
+    whole = funnel_request.run(store, funnel_request.parse(insights_pb2.RunFunnelRequest(
+        parent=catalog, steps=steps)))
+    group = insights_pb2.FunnelGroup(key="p4", steps=whole.steps).ByteSize() + 6
+    monkeypatch.setattr(funnel_request, "MAX_GROUP_BYTES", whole.ByteSize() + group * 3 // 2)
+    assert groups(insights_pb2.BY_ITEM)[0] == ["p4"]
+
+
+def test_a_step_condition_longer_than_any_stored_value_is_refused() -> None:
+    # Each step comes back in the answer once per group: its texts are bounded.
+    step = insights_pb2.FunnelStep(event_type="detail-page-view", product_id="p" * 129,
+                                   category="c" * 5001)
+    with pytest.raises(InvalidArgument) as caught:
+        funnel_request.parse(insights_pb2.RunFunnelRequest(
+            parent="projects/p/locations/global/catalogs/c", steps=[step]))
+    assert [v.field for v in caught.value.violations] == ["steps[0].product_id",
+                                                          "steps[0].category"]
+
+
 @settings(max_examples=400, deadline=None)
 @given(events=st.lists(st.tuples(st.integers(0, 20), st.sampled_from("abc")), max_size=25),
        steps=st.text("abc", min_size=1, max_size=5), window=st.integers(0, 12))
