@@ -561,6 +561,33 @@ def test_totals_put_times_before_1970_in_the_buckets_floor_division_gives(store:
         [(-2 * HOUR, 1), (-HOUR, 2), (0, 1)]
 
 
+def test_totals_keep_what_an_answer_can_carry_and_say_what_they_left_out(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Unbounded, 100,000 event types over a few hundred hours answered RESOURCE_EXHAUSTED
+    # (11 MB past the server's 10 MiB; clients take 4 MiB).
+    catalog, _ = stored_history(store, [
+        drawn_event(kind, f"v{i}", T0 + i * HOUR, query=f"q{i}")
+        for i, kind in enumerate(["a", "b", "b", "c", "c", "c", "search", "search"])]
+        + [drawn_event("purchase-complete", "v", T0 + k * DAY) for k in range(3)], [], None)
+    monkeypatch.setattr(totals, "MAX_EVENT_TYPES", 2)
+    whole = totals.compute_totals(store, insights_pb2.ComputeTotalsRequest(
+        parent=catalog, granularity=insights_pb2.HOUR))
+    assert {c.event_type for b in whole.buckets for c in b.event_counts} == \
+        {"c", "purchase-complete"}
+    assert whole.notes == ["event counts of the 2 most frequent of 5 event types: 5 events of "
+                           "the others are left out"]
+    assert len(whole.buckets) == 10 and len(whole.top_queries) == 2
+    # Each part keeps what fits: the latest hours and days, the most searched queries.
+    monkeypatch.setattr(totals, "SECTION_BYTES", whole.buckets[-1].ByteSize() * 3)
+    cut = totals.compute_totals(store, insights_pb2.ComputeTotalsRequest(
+        parent=catalog, granularity=insights_pb2.HOUR))
+    assert [b.start_time.seconds for b in cut.buckets] == \
+        [b.start_time.seconds for b in whole.buckets][-len(cut.buckets):]
+    assert 0 < len(cut.buckets) < 10
+    assert cut.notes[1].startswith(f"{len(cut.buckets)} of 10 hours of event counts, the latest")
+    assert cut.revenue[-1] == whole.revenue[-1] and cut.events_read == whole.events_read
+
+
 def test_a_stored_job_event_type_the_contract_does_not_name_counts_nowhere(
         store: Any) -> None:
     # Stored before such numbers were refused: the funnel and the job table go on.
