@@ -10,6 +10,7 @@ crash lands the same) and is ignored where it is older.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -345,6 +346,10 @@ def _local_attributes(attributes: Any, path: str, out: list[FieldViolation]) -> 
                 out.append(FieldViolation(f"{where}.text[{j}]", f"must be at most "
                                                                 f"{MAX_LOCAL_ATTRIBUTE_TEXT} "
                                                                 f"characters, got {len(text)}"))
+        for j, number in enumerate(value.numbers):
+            if not math.isfinite(number):  # as a product's attributes: no NaN, no infinity
+                out.append(FieldViolation(f"{where}.numbers[{j}]",
+                                          f"must be a finite number, got {number}"))
         if value.searchable:
             out.append(FieldViolation(f"{where}.searchable", "local attributes are not "
                                                              "searchable"))
