@@ -15,6 +15,7 @@ import pytest
 from footfall.insights.v1 import insights_pb2
 from footfall.retail.v2 import product_pb2, user_event_pb2
 from footfall.talent.v4 import event_pb2
+from google.protobuf import json_format
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -745,3 +746,17 @@ def test_a_funnel_of_event_types_alone_reads_no_row_per_event(
     answer = funnel_request.run(store, funnel_request.parse(
         insights_pb2.RunFunnelRequest(parent=catalog)))
     assert [s.entrants for s in answer.steps] == [3, 3, 1, 0] and answer.events_read == 8
+
+
+def test_the_cli_step_takes_every_condition_and_refuses_one_without_a_value() -> None:
+    from server.insights.client import _step
+
+    assert _step("search, searchQueryPresent=true") == {"eventType": "search",
+                                                         "searchQueryPresent": True}
+    assert _step("add-to-cart,productId=sku-1,attributeKey=k") == {
+        "eventType": "add-to-cart", "productId": "sku-1", "attributeKey": "k"}
+    # A condition without a value was dropped unsaid: the funnel ran without it.
+    for bad, said in (("detail-page-view,productId", "a condition is FIELD=VALUE"),
+                      ("search,searchQueryPresent=yes", "searchQueryPresent is true or false")):
+        with pytest.raises(json_format.ParseError, match=said):
+            _step(bad)
