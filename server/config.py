@@ -69,6 +69,11 @@ def cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
+# --processes and --import-processes beyond this many per core are refused: 1,000
+# processes on 2 cores started and brought the machine to a load of 500.
+MAX_PROCESSES_PER_CORE = 4
+
+
 def _count_or_auto(text: str) -> int:
     return cores() if text.strip().lower() == "auto" else int(text)
 
@@ -330,6 +335,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise SystemExit(f"--max-concurrent-rpcs ({calls}) must exceed --max-watches "
                          f"({watches}) plus --max-streams ({streams}): else open streams "
                          f"alone could take every call, writes and health checks included")
+    for flag, name in (("--processes", "processes"), ("--import-processes", "import_processes")):
+        if values[name] > MAX_PROCESSES_PER_CORE * cores():
+            raise SystemExit(f"{flag} {values[name]} is more than {MAX_PROCESSES_PER_CORE} per "
+                             f"core ({cores()} here): each is a whole process, and past one "
+                             f"per core they only take turns")
     if values["processes"] > 1 and values["store"].startswith("memory:"):
         raise SystemExit(f"--processes {values['processes']} needs a store the processes "
                          f"share: memory:// lives inside one process; use sqlite:/// or "

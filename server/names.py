@@ -18,6 +18,10 @@ DEFAULT_BRANCH = "default_branch"
 DEFAULT_BRANCH_ID = "0"
 BRANCH_IDS = ("0", "1", "2")
 MAX_PRODUCT_ID = 128
+# The longest segment of a name (a project, location, catalog, tenant or job id):
+# Google's ids are far shorter; a name comes back in every list and watch that
+# shows what it names, so a megabyte id made one catalog's line a megabyte.
+MAX_SEGMENT = 255
 
 
 class _Form:
@@ -35,6 +39,11 @@ class _Form:
 
     def refuse(self, value: str, field: str) -> NoReturn:
         shown = value if len(value) <= 200 else value[:200] + "..."
+        longest = max(len(segment) for segment in value.split("/"))
+        if longest > MAX_SEGMENT:
+            raise InvalidArgument.field(field, f"each segment of {self.shown!r} must be at most "
+                                               f"{MAX_SEGMENT} characters, got {longest} in "
+                                               f"{shown!r}")
         raise InvalidArgument.field(field, f"must be of the form {self.shown!r}, got {shown!r}")
 
 
@@ -70,7 +79,7 @@ def _group(variable: re.Match[str]) -> str:
     # '.' and '..' are not names: a URL path cannot carry them (clients and proxies
     # resolve them away), so nothing could read back what was stored under them.
     dots = r"(?!\.\.?(?:/|\Z))"
-    return rf"{every_project}{dots}(?P<{variable[1]}>[^{_NOT_IN_SEGMENT}]+)"
+    return rf"{every_project}{dots}(?P<{variable[1]}>[^{_NOT_IN_SEGMENT}]{{1,{MAX_SEGMENT}}})"
 
 
 _CATALOG = _Form("projects/{project}/locations/{location}/catalogs/{catalog}")

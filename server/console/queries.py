@@ -282,7 +282,16 @@ def list_rejections(store: Store, project: str | None, size: int,
                     token: str) -> console_pb2.ListRejectionsResponse:
     position = decode_token(token, 1)
     rows = store.rejections_newest(project, size, None if position is None else position[0])
-    answer = console_pb2.ListRejectionsResponse(rejections=[rejections.shown(*r) for r in rows])
+    answer = console_pb2.ListRejectionsResponse()
+    room = PAGE_BYTES  # as a page of events: at least one, then what fits
+    for row in rows:
+        shown = rejections.shown(*row)
+        cost = shown.ByteSize()
+        if answer.rejections and cost > room:
+            answer.next_page_token = encode_token(answer.rejections[-1].id)
+            return answer
+        answer.rejections.append(shown)
+        room -= cost
     if len(rows) == size:
         answer.next_page_token = encode_token(rows[-1][0])
     return answer

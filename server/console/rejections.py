@@ -92,9 +92,18 @@ def _request_json(request: Any) -> tuple[str, bool]:
     return text[:REQUEST_JSON_CHARS], len(text) > REQUEST_JSON_CHARS
 
 
+# The longest parent kept as given: longer than any valid name (names.MAX_SEGMENT), so
+# only one refused for its length is cut, and a refusal stays a few KB however long
+# the parent it was sent (a megabyte each made a page of refusals pass every
+# client's message limit).
+KEPT_PARENT_CHARS = 2_000
+
+
 def _parent(request: Any) -> str:
     parent = getattr(request, "parent", "")
-    return parent if isinstance(parent, str) else ""
+    if not isinstance(parent, str):
+        return ""
+    return parent if len(parent) <= KEPT_PARENT_CHARS else parent[:KEPT_PARENT_CHARS] + "..."
 
 
 class Rejections:

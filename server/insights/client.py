@@ -16,13 +16,27 @@ from google.protobuf.message import Message
 from server.inspect import remote_failed
 from server.remote import CALL_SECONDS, RemoteError
 
+_SWITCHES = {"true": True, "false": False}
+
 
 def _step(text: str) -> dict[str, Any]:
+    """One `--step TYPE[,FIELD=VALUE]...` as proto3 JSON; json_format.ParseError
+    naming --step for a condition without `=VALUE` (it was dropped unsaid) or a
+    switch (searchQueryPresent) that is not true or false."""
     kind, *conditions = text.split(",")
     step: dict[str, Any] = {"eventType": kind.strip()}
     for condition in conditions:
-        field, _, value = condition.partition("=")
-        step[field.strip()] = value.strip()
+        field, equals, value = (part.strip() for part in condition.partition("="))
+        if not equals:
+            raise json_format.ParseError(f"--step {text!r}: a condition is FIELD=VALUE, "
+                                         f"got {condition.strip()!r}")
+        if field in ("searchQueryPresent", "search_query_present"):
+            if value.lower() not in _SWITCHES:
+                raise json_format.ParseError(f"--step {text!r}: {field} is true or false, "
+                                             f"got {value!r}")
+            step[field] = _SWITCHES[value.lower()]
+        else:
+            step[field] = value
     return step
 
 

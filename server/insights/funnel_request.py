@@ -20,6 +20,15 @@ from server.retail.join import load_products
 from server.store import Store
 
 MAX_STEPS = 10
+# The longest condition text a step may give (a product id, as ids are; other texts
+# as Google's longest event texts): each step comes back in every group's results.
+MAX_PRODUCT_ID = 128
+MAX_CONDITION = 5_000
+# A breakdown has as many groups as products, jobs or days hold entrants: the answer
+# keeps at most this many, and stays under this size (as a console page does), so
+# that it never passes a client's 4 MiB message limit nor the server's own.
+MAX_GROUPS = 1_000
+MAX_GROUP_BYTES = 3 * 1024 * 1024
 DEFAULT_WINDOW_US = funnel.US_PER_DAY
 SHOP_FUNNEL = ("home-page-view", "detail-page-view", "add-to-cart", "purchase-complete")
 TALENT_FUNNEL = ("IMPRESSION", "VIEW", "APPLICATION_START", "APPLICATION_FINISH")
@@ -122,6 +131,10 @@ def _step_violations(path: str, step: insights_pb2.FunnelStep,
                 yield FieldViolation(f"{path}.{name}", "is a condition of retail funnels")
     if retail and step.attribute_value and not step.attribute_key:
         yield FieldViolation(f"{path}.attribute_value", "needs attribute_key")
+    for name in ("product_id", "category", "attribute_key", "attribute_value", "job"):
+        longest = MAX_PRODUCT_ID if name == "product_id" else MAX_CONDITION
+        if len(getattr(step, name)) > longest:
+            yield FieldViolation(f"{path}.{name}", f"must be at most {longest} characters")
 
 
 class CatalogCategories:
@@ -359,10 +372,35 @@ def run(store: Store, spec: Funnel, decode_all: bool = False,
     totals = groups.pop(None, [])
     answer = insights_pb2.RunFunnelResponse(steps=_results(spec, totals),
                                             events_read=read_count)
-    for key in sorted(groups, key=str):
-        answer.groups.add(key=str(key), steps=_results(spec, groups[key]))
+    _add_groups(answer, spec, groups, by_day)
     if spec.retail and any(step.category for step in spec.steps):
         answer.notes.append(CATEGORY_NOTE)
     if by_item and not groups and answer.steps and answer.steps[0].entrants:
         answer.notes.append(NO_ITEM_NOTE.format(item="product" if spec.retail else "job"))
     return answer
+
+
+def _add_groups(answer: insights_pb2.RunFunnelResponse, spec: Funnel,
+                groups: dict[Any, list[funnel.StepCount]], by_day: bool) -> None:
+    """The groups of `answer`, in key order: all of them, or the latest days (by day)
+    or the products or jobs with the most entrants at the first step, as many as
+    MAX_GROUPS and MAX_GROUP_BYTES allow, and a note saying how many were left out."""
+    if by_day:
+        order = sorted(groups, key=str, reverse=True)
+    else:
+        order = sorted(groups, key=lambda k: (-(groups[k][0].entrants if groups[k] else 0),
+                                              str(k)))
+    kept, size = [], answer.ByteSize()
+    for key in order[:MAX_GROUPS]:
+        group = insights_pb2.FunnelGroup(key=str(key), steps=_results(spec, groups[key]))
+        size += group.ByteSize() + 6  # its tag and length
+        if size > MAX_GROUP_BYTES:
+            break
+        kept.append(group)
+    answer.groups.extend(sorted(kept, key=lambda g: g.key))
+    if len(kept) < len(groups):
+        what = ("days, the latest ones (narrow start_time and end_time for earlier days)"
+                if by_day else f"{'product' if spec.retail else 'job'} groups, those with "
+                               "the most entrants at the first step")
+        answer.notes.append(f"{len(kept):,} of {len(groups):,} {what}: an answer holds at "
+                            f"most {MAX_GROUPS:,} groups and {MAX_GROUP_BYTES >> 20} MiB")

@@ -22,6 +22,12 @@ US_PER_HOUR = 3_600_000_000
 DEFAULT_QUERIES, MAX_QUERIES = 10, 1000
 DEFAULT_SEARCH_WINDOW_US = 30 * 60 * 1_000_000
 _PURCHASE, _SEARCH, _VIEW = 1, 2, 3
+# An answer stays well under a client's 4 MiB message limit (and the server's own)
+# however many hours, event types, days or queries the events hold: the buckets
+# count the most frequent event types only, and each of buckets, revenue and top
+# queries keeps what fits in SECTION_BYTES (the latest, or the most searched).
+MAX_EVENT_TYPES = 100
+SECTION_BYTES = 1024 * 1024
 _KINDS = {"purchase-complete": _PURCHASE, "search": _SEARCH, "detail-page-view": _VIEW}
 
 
@@ -78,13 +84,22 @@ def compute_totals(store: Store, request: insights_pb2.ComputeTotalsRequest
             searches.append((event.search_query, visitor, time))
     answer = insights_pb2.ComputeTotalsResponse(
         events_read=events, distinct_visitors=len(set().union(*visitors.values())))
-    for bucket in sorted(types):
-        answer.buckets.add(distinct_visitors=len(visitors[bucket]), event_counts=[
-            insights_pb2.EventTypeCount(event_type=kind, count=count)
-            for kind, count in sorted(types[bucket].items())]
-        ).start_time.FromMicroseconds(bucket * width)
-    for (when, currency), (amount, purchases) in sorted(revenue.items()):
-        answer.revenue.add(day=when, currency_code=currency, revenue=amount, purchases=purchases)
+    shown = _frequent_types(types, answer.notes)
+    buckets = []
+    for bucket in sorted(types, reverse=True):
+        buckets.append(insights_pb2.TimeBucket(
+            distinct_visitors=len(visitors[bucket]), event_counts=[
+                insights_pb2.EventTypeCount(event_type=kind, count=count)
+                for kind, count in sorted(types[bucket].items()) if kind in shown]))
+        buckets[-1].start_time.FromMicroseconds(bucket * width)
+    unit = "hours" if width == US_PER_HOUR else "days"
+    answer.buckets.extend(reversed(_fitting(buckets, f"{unit} of event counts, the latest ones",
+                                            answer.notes)))
+    answer.revenue.extend(reversed(_fitting(
+        [insights_pb2.DailyRevenue(day=when, currency_code=currency, revenue=amount,
+                                   purchases=purchases)
+         for (when, currency), (amount, purchases) in sorted(revenue.items(), reverse=True)],
+        "days and currencies of revenue, the latest ones", answer.notes)))
     for times in views.values():
         times.sort()
     counts: Counter[str] = Counter()
@@ -95,6 +110,35 @@ def compute_totals(store: Store, request: insights_pb2.ComputeTotalsRequest
         after = bisect.bisect_left(seen, time)
         if after < len(seen) and seen[after] - time <= window:
             led[query] += 1
-    for query, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]:
-        answer.top_queries.add(query=query, searches=count, led_to_detail_view=led[query])
+    answer.top_queries.extend(_fitting(
+        [insights_pb2.SearchQueryCount(query=query, searches=count, led_to_detail_view=led[query])
+         for query, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top]],
+        "top queries, the most searched", answer.notes))
     return answer
+
+
+def _frequent_types(types: dict[int, Counter[str]], notes: Any) -> set[str]:
+    """The MAX_EVENT_TYPES event types with the most events (ties by name); a note
+    in `notes` when others are left out."""
+    every: Counter[str] = Counter()
+    for counted in types.values():
+        every.update(counted)
+    ranked = sorted(every.items(), key=lambda item: (-item[1], item[0]))
+    if len(ranked) > MAX_EVENT_TYPES:
+        left = sum(count for _, count in ranked[MAX_EVENT_TYPES:])
+        notes.append(f"event counts of the {MAX_EVENT_TYPES} most frequent of {len(ranked):,} "
+                     f"event types: {left:,} events of the others are left out")
+    return {kind for kind, _ in ranked[:MAX_EVENT_TYPES]}
+
+
+def _fitting(items: list[Any], what: str, notes: Any) -> list[Any]:
+    """The first of `items` that fit in SECTION_BYTES together; a note in `notes`
+    saying how many of `what` were left out, when some were."""
+    size = 0
+    for i, item in enumerate(items):
+        size += item.ByteSize() + 6  # its tag and length
+        if size > SECTION_BYTES:
+            notes.append(f"{i:,} of {len(items):,} {what}: each part of an answer holds at "
+                         f"most {SECTION_BYTES >> 20} MiB")
+            return items[:i]
+    return items

@@ -10,6 +10,7 @@ crash lands the same) and is ignored where it is older.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,12 @@ MAX_LOCAL_ATTRIBUTE_KEY = 32
 MAX_LOCAL_ATTRIBUTE_TEXT = 256
 
 ProductKey = tuple[str, str]  # (branch as stored, product id)
+
+# An update's time, kept in `Times` to the nanosecond as a 64-bit integer (what the
+# JSON it is stored as reads back exactly): 1677-09-21T00:12:44Z..2262-04-11T23:47:16Z.
+TIME_FIELDS = ("set_time", "add_time", "remove_time")
+EARLIEST_NS, LATEST_NS = -(2**63), 2**63 - 1
+TIME_RANGE = "must be between 1677-09-21T00:12:44Z and 2262-04-11T23:47:16Z"
 
 
 @dataclass
@@ -203,13 +210,18 @@ def overwritten(times: Times, paths: Iterable[str], when: int) -> Times:
 
 # -- requests ------------------------------------------------------------------------
 
-def _checked(name: str, path: str, rules: Callable[[list[FieldViolation]], None]
-             ) -> ProductKey:
+def _checked(request: Any, name: str, path: str,
+             rules: Callable[[list[FieldViolation]], None]) -> ProductKey:
     """The product `name` (the request's field `path`) names, once `rules` found no
-    bad field; INVALID_ARGUMENT naming each one otherwise."""
+    bad field and the request's time is one `Times` can keep; INVALID_ARGUMENT naming
+    each bad field otherwise."""
     out: list[FieldViolation] = []
     located: ProductKey | None = gather(out, names.parse_product_key, name, path)
     rules(out)
+    for when in TIME_FIELDS:
+        if when in request.DESCRIPTOR.fields_by_name and request.HasField(when) and \
+                not EARLIEST_NS <= getattr(request, when).ToNanoseconds() <= LATEST_NS:
+            out.append(FieldViolation(when, TIME_RANGE))
     raise_if_any(out)
     assert located is not None
     return located
@@ -258,7 +270,7 @@ def check_set_inventory(request: Any) -> ProductKey:
         if "fulfillment_info" in paths:
             check_fulfillment(inventory.fulfillment_info, "inventory.fulfillment_info", out)
 
-    return _checked(inventory.name, "inventory.name", rules)
+    return _checked(request, inventory.name, "inventory.name", rules)
 
 
 def check_fulfillment_places(request: Any) -> ProductKey:
@@ -271,7 +283,7 @@ def check_fulfillment_places(request: Any) -> ProductKey:
         _place_ids(request.place_ids, "place_ids", MAX_REQUEST_PLACES, MAX_REQUEST_PLACE_ID,
                    True, out)
 
-    return _checked(request.product, "product", rules)
+    return _checked(request, request.product, "product", rules)
 
 
 def check_add_local_inventories(request: Any) -> ProductKey:
@@ -294,13 +306,13 @@ def check_add_local_inventories(request: Any) -> ProductKey:
             _fulfillment_types(inventory.fulfillment_types, f"{where}.fulfillment_types", out)
         _mask(request.add_mask.paths, ADD_MASK_PATHS, "add_mask", out)
 
-    return _checked(request.product, "product", rules)
+    return _checked(request, request.product, "product", rules)
 
 
 def check_remove_local_inventories(request: Any) -> ProductKey:
     """The product a RemoveLocalInventoriesRequest names; INVALID_ARGUMENT naming each
     bad field."""
-    return _checked(request.product, "product", lambda out: _place_ids(
+    return _checked(request, request.product, "product", lambda out: _place_ids(
         request.place_ids, "place_ids", MAX_LOCAL_INVENTORIES, MAX_LOCAL_PLACE_ID, False, out))
 
 
@@ -334,6 +346,10 @@ def _local_attributes(attributes: Any, path: str, out: list[FieldViolation]) -> 
                 out.append(FieldViolation(f"{where}.text[{j}]", f"must be at most "
                                                                 f"{MAX_LOCAL_ATTRIBUTE_TEXT} "
                                                                 f"characters, got {len(text)}"))
+        for j, number in enumerate(value.numbers):
+            if not math.isfinite(number):  # as a product's attributes: no NaN, no infinity
+                out.append(FieldViolation(f"{where}.numbers[{j}]",
+                                          f"must be a finite number, got {number}"))
         if value.searchable:
             out.append(FieldViolation(f"{where}.searchable", "local attributes are not "
                                                              "searchable"))

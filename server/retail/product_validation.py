@@ -15,6 +15,7 @@ from typing import Any
 
 from footfall.retail.v2 import product_pb2
 
+from server import wellknown
 from server.errors import FieldViolation
 from server.retail.validation import attribute_violations, finite_violations, is_currency_code
 
@@ -38,6 +39,10 @@ FULFILLMENT_TYPES = (
 )
 INDEXABLE_KEY = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_]*")
 PLACE_ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]+")
+# The last expire_time a Timestamp holds (9999-12-31T23:59:59.999999999Z): a ttl that
+# ends later has no expire_time to become.
+LATEST_EXPIRE_NS = (wellknown.MAX_SECONDS + 1) * 1_000_000_000 - 1
+TTL_TOO_LONG = "must end by 9999-12-31T23:59:59Z (expire_time is now + ttl)"
 
 # Repeated string fields: (name, most values, most characters per value,
 # whether empty values are refused). Limits as Google documents them.
@@ -238,8 +243,10 @@ def _images(images: Sequence[Any], path: str, out: list[FieldViolation]) -> None
 
 
 def _times(product: Any, path: str, out: list[FieldViolation]) -> None:
-    if product.HasField("ttl") and product.ttl.ToNanoseconds() < 0:
-        out.append(FieldViolation(f"{path}.ttl", "must not be negative"))
+    # products.apply_defaults turns a ttl into expire_time; one left is one it could not.
+    if product.HasField("ttl"):
+        out.append(FieldViolation(f"{path}.ttl", "must not be negative"
+                                  if product.ttl.ToNanoseconds() < 0 else TTL_TOO_LONG))
     if not product.HasField("expire_time"):
         return
     expires = product.expire_time.ToNanoseconds()

@@ -16,7 +16,7 @@ from google.protobuf import field_mask_pb2
 
 from server.errors import FieldViolation
 from server.names import MAX_PRODUCT_ID, product_id_problem, product_name
-from server.retail.product_validation import PRIMARY
+from server.retail.product_validation import LATEST_EXPIRE_NS, PRIMARY
 
 RESOURCE_TYPE = "google.cloud.retail.v2.Product"
 _DESCRIPTOR = product_pb2.Product.DESCRIPTOR
@@ -75,9 +75,11 @@ def apply_defaults(product: Any, now_ns: int) -> None:
     if product.type == PRIMARY and not product.primary_product_id:
         product.primary_product_id = product.id
     if product.HasField("ttl") and product.ttl.ToNanoseconds() >= 0:
-        # A negative ttl stays, so validation can name it.
+        # A negative ttl, or one that ends past what a Timestamp holds, stays, so
+        # validation can name it.
         expires = now_ns + product.ttl.ToNanoseconds()
-        product.expire_time.FromNanoseconds(expires)  # also clears the ttl (one oneof)
+        if expires <= LATEST_EXPIRE_NS:
+            product.expire_time.FromNanoseconds(expires)  # also clears the ttl (one oneof)
     product.ClearField("variants")
     product.price_info.ClearField("price_range")
     if not product.price_info.ListFields():

@@ -167,6 +167,35 @@ def test_refused_writes_are_kept_with_their_fields(channel: grpc.Channel, runnin
     assert [r.id for r in mine.rejections] == [no_visitor.id]
 
 
+def test_refusals_of_huge_parents_are_kept_cut_and_listed_a_page_at_a_time(
+        channel: grpc.Channel, running: Running, console: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A dozen writes naming a megabyte parent were kept whole: the list of the
+    # project's refusals passed the server's 10 MiB message limit (RESOURCE_EXHAUSTED).
+    huge = PARENT + "x" * 1_000_000 + " "
+    for n in range(12):
+        with pytest.raises(grpc.RpcError):
+            retail(channel).WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+                parent=huge, user_event=event(sessionId=f"s{n}")))
+    running.store.flush()
+    answer = console.ListRejections(console_pb2.ListRejectionsRequest(parent="projects/p"))
+    assert len(answer.rejections) == 12
+    assert {r.parent for r in answer.rejections} == {
+        huge[:rejections.KEPT_PARENT_CHARS] + "..."}
+    # A page ends once it holds PAGE_BYTES (at least one refusal); the token goes on.
+    monkeypatch.setattr(queries, "PAGE_BYTES", answer.rejections[0].ByteSize() * 5 // 2)
+    seen, token = [], ""
+    while True:
+        page = console.ListRejections(console_pb2.ListRejectionsRequest(
+            parent="projects/p", page_token=token))
+        assert 1 <= len(page.rejections) <= 3
+        seen += [r.id for r in page.rejections]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == [r.id for r in answer.rejections]
+
+
 def test_a_refusal_is_listed_right_after_its_answer(channel: grpc.Channel,
                                                     console: Any) -> None:
     # It is kept with a later commit (up to 0.1 s on): a list made at once still sees

@@ -321,6 +321,29 @@ def product_json(pid: str, **more: object) -> dict:
     return {"id": pid, "title": f"Product {pid}", "categories": ["Shoes"], **more}
 
 
+def test_a_product_import_line_whose_ttl_ends_past_9999_fails_alone(
+        stubs, channel: grpc.Channel) -> None:
+    from footfall.retail.v2 import product_service_pb2, product_service_pb2_grpc
+
+    _, ops = stubs
+    catalog = product_service_pb2_grpc.ProductServiceStub(channel)
+    branch = f"{PARENT}/branches/0"
+    request = import_config_pb2.ImportProductsRequest(parent=branch)
+    for given in (product_json("sku-1"), product_json("sku-2", ttl="315576000000s")):
+        json_format.ParseDict(given, request.input_config.product_inline_source.products.add())
+    done = wait(ops, catalog.ImportProducts(request))
+    assert done.HasField("response"), done.error
+    meta = import_config_pb2.ImportMetadata()
+    done.metadata.Unpack(meta)
+    assert (meta.success_count, meta.failure_count) == (1, 1)
+    response = import_config_pb2.ImportProductsResponse()
+    done.response.Unpack(response)
+    assert response.error_samples[0].message.startswith(
+        "input_config.product_inline_source.products[1].ttl: must end by 9999-12-31T23:59:59Z")
+    assert catalog.GetProduct(product_service_pb2.GetProductRequest(
+        name=f"{branch}/products/sku-1")).title == "Product sku-1"
+
+
 def test_product_import_then_events_join(stubs, channel: grpc.Channel, running: Running,
                                          settings: Settings) -> None:
     from footfall.retail.v2 import product_service_pb2, product_service_pb2_grpc

@@ -14,7 +14,7 @@ from footfall.retail.v2 import (
     product_service_pb2_grpc,
 )
 from google.longrunning import operations_pb2_grpc
-from google.protobuf import field_mask_pb2, json_format
+from google.protobuf import field_mask_pb2, json_format, timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -268,6 +268,21 @@ def test_update_errors(stub: Stub) -> None:
         product_pb2.Product.PRIMARY
 
 
+# A ttl whose end (now + ttl) is past 9999-12-31, the last time a Timestamp holds.
+TTL_PAST_9999 = "315576000000s"
+
+
+def test_a_ttl_ending_past_9999_is_refused_naming_it(stub: Stub) -> None:
+    error = fails(lambda: create(stub, "p1", ttl=TTL_PAST_9999), grpc.StatusCode.INVALID_ARGUMENT)
+    assert fields_of(error) == ["product.ttl"]
+    assert "must end by 9999-12-31T23:59:59Z" in error.details()
+    create(stub, "p1")
+    error = fails(lambda: update(stub, product(name=f"{DEFAULT}/products/p1", ttl=TTL_PAST_9999),
+                                 ["ttl"]), grpc.StatusCode.INVALID_ARGUMENT)
+    assert fields_of(error) == ["product.ttl"]
+    assert not get(stub, "p1").HasField("expire_time")
+
+
 # -- delete ----------------------------------------------------------------
 
 def delete(stub: Stub, product_id: str) -> Any:
@@ -326,3 +341,33 @@ def test_an_inventory_update_is_not_refused_for_what_it_does_not_change(
     done = wait(operations_pb2_grpc.OperationsStub(channel), started.name)
     assert done.HasField("response"), done.error
     assert list(get(stub, "old").fulfillment_info[0].place_ids) == ["s1"]
+
+
+def test_an_inventory_time_past_what_its_record_keeps_is_refused_naming_it(
+        stub: Stub) -> None:
+    # Times are kept to the nanosecond in 64 bits: 9999-12-31 and 0001-01-01 are
+    # valid Timestamps beyond that (they were INTERNAL).
+    before = create(stub, "p1")
+    name = f"{DEFAULT}/products/p1"
+    late = timestamp_pb2.Timestamp(seconds=253_402_300_799)
+    early = timestamp_pb2.Timestamp(seconds=-62_135_596_800)
+    R = product_service_pb2
+    cases = [
+        (lambda: stub.SetInventory(R.SetInventoryRequest(
+            inventory=product(name=name, availability="OUT_OF_STOCK"), set_time=late,
+            set_mask=field_mask_pb2.FieldMask(paths=["availability"]))), "set_time"),
+        (lambda: stub.AddFulfillmentPlaces(R.AddFulfillmentPlacesRequest(
+            product=name, type="pickup-in-store", place_ids=["s1"], add_time=early)), "add_time"),
+        (lambda: stub.RemoveFulfillmentPlaces(R.RemoveFulfillmentPlacesRequest(
+            product=name, type="pickup-in-store", place_ids=["s1"], remove_time=late)),
+         "remove_time"),
+        (lambda: stub.AddLocalInventories(R.AddLocalInventoriesRequest(
+            product=name, local_inventories=[{"place_id": "s1"}], add_time=late)), "add_time"),
+        (lambda: stub.RemoveLocalInventories(R.RemoveLocalInventoriesRequest(
+            product=name, place_ids=["s1"], remove_time=early)), "remove_time"),
+    ]
+    for call, field in cases:
+        error = fails(call, grpc.StatusCode.INVALID_ARGUMENT)
+        assert fields_of(error) == [field]
+        assert "must be between 1677-09-21T00:12:44Z and 2262-04-11T23:47:16Z" in error.details()
+    assert get(stub, "p1") == before

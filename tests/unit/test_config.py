@@ -111,6 +111,18 @@ def test_checks_refuse_with_one_line(args: list[str], message: str) -> None:
     assert stopped.value.code == message
 
 
+@pytest.mark.parametrize("flag", ["--processes", "--import-processes"])
+def test_processes_past_4_per_core_are_refused(flag: str) -> None:
+    # 1,000 server processes on 2 cores started, and the machine's load went to 500.
+    most = 4 * cores()
+    assert parse([flag, str(most)]) is not None
+    with pytest.raises(SystemExit) as stopped:
+        parse([flag, str(most + 1)])
+    assert stopped.value.code == (f"{flag} {most + 1} is more than 4 per core ({cores()} "
+                                  f"here): each is a whole process, and past one per core "
+                                  f"they only take turns")
+
+
 def test_processes_auto_is_one_per_core_this_process_may_use() -> None:
     assert parse(["--processes", "auto"]).processes == cores() >= 1
     assert parse([], {"FOOTFALL_PROCESSES": "AUTO"}).processes == cores()

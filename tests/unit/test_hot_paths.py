@@ -155,7 +155,9 @@ def test_an_event_whose_products_are_not_in_the_catalog_is_left_unjoined() -> No
 def test_catalog_names_are_parsed_once_and_bad_ones_still_refused() -> None:
     assert names.parse_catalog(CATALOG) is names.parse_catalog(CATALOG)
     assert str(names.parse_catalog(CATALOG)) == CATALOG
-    long_name = CATALOG.replace("/p/", "/" + "p" * 600 + "/")
+    # past the cached length, each segment within its 255 characters
+    long_name = f"projects/{'p' * 255}/locations/global/catalogs/{'c' * 255}"
+    assert len(long_name) > names._CACHED_NAME_CHARS  # noqa: SLF001
     assert str(names.parse_catalog(long_name)) == long_name
     with pytest.raises(InvalidArgument, match="user_event.parent"):
         names.parse_catalog("projects/p", "user_event.parent")

@@ -15,6 +15,7 @@ import pytest
 from footfall.insights.v1 import insights_pb2
 from footfall.retail.v2 import product_pb2, user_event_pb2
 from footfall.talent.v4 import event_pb2
+from google.protobuf import json_format
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -561,6 +562,33 @@ def test_totals_put_times_before_1970_in_the_buckets_floor_division_gives(store:
         [(-2 * HOUR, 1), (-HOUR, 2), (0, 1)]
 
 
+def test_totals_keep_what_an_answer_can_carry_and_say_what_they_left_out(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Unbounded, 100,000 event types over a few hundred hours answered RESOURCE_EXHAUSTED
+    # (11 MB past the server's 10 MiB; clients take 4 MiB).
+    catalog, _ = stored_history(store, [
+        drawn_event(kind, f"v{i}", T0 + i * HOUR, query=f"q{i}")
+        for i, kind in enumerate(["a", "b", "b", "c", "c", "c", "search", "search"])]
+        + [drawn_event("purchase-complete", "v", T0 + k * DAY) for k in range(3)], [], None)
+    monkeypatch.setattr(totals, "MAX_EVENT_TYPES", 2)
+    whole = totals.compute_totals(store, insights_pb2.ComputeTotalsRequest(
+        parent=catalog, granularity=insights_pb2.HOUR))
+    assert {c.event_type for b in whole.buckets for c in b.event_counts} == \
+        {"c", "purchase-complete"}
+    assert whole.notes == ["event counts of the 2 most frequent of 5 event types: 5 events of "
+                           "the others are left out"]
+    assert len(whole.buckets) == 10 and len(whole.top_queries) == 2
+    # Each part keeps what fits: the latest hours and days, the most searched queries.
+    monkeypatch.setattr(totals, "SECTION_BYTES", whole.buckets[-1].ByteSize() * 3)
+    cut = totals.compute_totals(store, insights_pb2.ComputeTotalsRequest(
+        parent=catalog, granularity=insights_pb2.HOUR))
+    assert [b.start_time.seconds for b in cut.buckets] == \
+        [b.start_time.seconds for b in whole.buckets][-len(cut.buckets):]
+    assert 0 < len(cut.buckets) < 10
+    assert cut.notes[1].startswith(f"{len(cut.buckets)} of 10 hours of event counts, the latest")
+    assert cut.revenue[-1] == whole.revenue[-1] and cut.events_read == whole.events_read
+
+
 def test_a_stored_job_event_type_the_contract_does_not_name_counts_nowhere(
         store: Any) -> None:
     # Stored before such numbers were refused: the funnel and the job table go on.
@@ -597,6 +625,51 @@ def test_a_breakdown_by_product_of_a_funnel_whose_first_step_names_none_says_why
     answer = funnel_request.run(store, funnel_request.parse(insights_pb2.RunFunnelRequest(
         parent=catalog, steps=steps[1:], breakdown=insights_pb2.BY_ITEM)))
     assert [g.key for g in answer.groups] == ["p1"] and not answer.notes
+
+
+def test_a_breakdown_keeps_the_groups_an_answer_can_carry_and_says_how_many_it_left(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One group per product or day: unbounded, an answer grew past the 10 MiB the
+    # server sends (and clients' 4 MiB), and failed RESOURCE_EXHAUSTED.
+    def viewed(product: str) -> list[dict[str, Any]]:
+        return [{"id": product, "quantity": None, "price": 0.0, "currency": "",
+                 "categories": []}]
+    # p0 has 1 entrant, p1 2, ... p4 5; one day each, p4's the latest.
+    catalog, _ = stored_history(store, [
+        drawn_event("detail-page-view", f"v{k}-{v}", T0 + k * DAY, products=viewed(f"p{k}"))
+        for k in range(5) for v in range(k + 1)], [], None)
+    steps = [insights_pb2.FunnelStep(event_type="detail-page-view")]
+    monkeypatch.setattr(funnel_request, "MAX_GROUPS", 3)
+
+    def groups(breakdown: int) -> tuple[list[str], list[str]]:
+        answer = funnel_request.run(store, funnel_request.parse(insights_pb2.RunFunnelRequest(
+            parent=catalog, steps=steps, breakdown=breakdown)))
+        assert answer.steps[0].entrants == 15
+        return [g.key for g in answer.groups], list(answer.notes)
+
+    assert groups(insights_pb2.BY_ITEM) == (["p2", "p3", "p4"], [
+        "3 of 5 product groups, those with the most entrants at the first step: an answer "
+        "holds at most 3 groups and 3 MiB"])
+    days = [datetime.fromtimestamp(T0 + k * DAY, UTC).strftime("%Y-%m-%d") for k in (2, 3, 4)]
+    keys, notes = groups(insights_pb2.BY_DAY)
+    assert keys == days and notes[0].startswith("3 of 5 days, the latest ones")
+    # The size bound: only as many groups as fit in it.
+    whole = funnel_request.run(store, funnel_request.parse(insights_pb2.RunFunnelRequest(
+        parent=catalog, steps=steps)))
+    group = insights_pb2.FunnelGroup(key="p4", steps=whole.steps).ByteSize() + 6
+    monkeypatch.setattr(funnel_request, "MAX_GROUP_BYTES", whole.ByteSize() + group * 3 // 2)
+    assert groups(insights_pb2.BY_ITEM)[0] == ["p4"]
+
+
+def test_a_step_condition_longer_than_any_stored_value_is_refused() -> None:
+    # Each step comes back in the answer once per group: its texts are bounded.
+    step = insights_pb2.FunnelStep(event_type="detail-page-view", product_id="p" * 129,
+                                   category="c" * 5001)
+    with pytest.raises(InvalidArgument) as caught:
+        funnel_request.parse(insights_pb2.RunFunnelRequest(
+            parent="projects/p/locations/global/catalogs/c", steps=[step]))
+    assert [v.field for v in caught.value.violations] == ["steps[0].product_id",
+                                                          "steps[0].category"]
 
 
 @settings(max_examples=400, deadline=None)
@@ -673,3 +746,17 @@ def test_a_funnel_of_event_types_alone_reads_no_row_per_event(
     answer = funnel_request.run(store, funnel_request.parse(
         insights_pb2.RunFunnelRequest(parent=catalog)))
     assert [s.entrants for s in answer.steps] == [3, 3, 1, 0] and answer.events_read == 8
+
+
+def test_the_cli_step_takes_every_condition_and_refuses_one_without_a_value() -> None:
+    from server.insights.client import _step
+
+    assert _step("search, searchQueryPresent=true") == {"eventType": "search",
+                                                         "searchQueryPresent": True}
+    assert _step("add-to-cart,productId=sku-1,attributeKey=k") == {
+        "eventType": "add-to-cart", "productId": "sku-1", "attributeKey": "k"}
+    # A condition without a value was dropped unsaid: the funnel ran without it.
+    for bad, said in (("detail-page-view,productId", "a condition is FIELD=VALUE"),
+                      ("search,searchQueryPresent=yes", "searchQueryPresent is true or false")):
+        with pytest.raises(json_format.ParseError, match=said):
+            _step(bad)

@@ -170,6 +170,14 @@ NAME = "projects/p/locations/global/catalogs/c/branches/default_branch/products/
      ["local_inventories[0].attributes['k']", "local_inventories[0].attributes['t'].text[0]",
       "local_inventories[0].attributes['t'].searchable", "local_inventories[1].place_id",
       "local_inventories[1].fulfillment_types[0]"]),
+    # As a product's attributes: no NaN or infinity (they were stored and shown).
+    (inventory.check_add_local_inventories,
+     _request(product_service_pb2.AddLocalInventoriesRequest, product=NAME,
+              localInventories=[
+                  {"placeId": "s1", "attributes": {"n": {"numbers": ["NaN"]}}},
+                  {"placeId": "s2", "attributes": {"i": {"numbers": ["-Infinity"]}}}]),
+     ["local_inventories[0].attributes['n'].numbers[0]",
+      "local_inventories[1].attributes['i'].numbers[0]"]),
     (inventory.check_remove_local_inventories,
      _request(product_service_pb2.RemoveLocalInventoriesRequest, product="p1",
               placeIds=["s" * 129]),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from server.errors import InvalidArgument
@@ -70,6 +72,28 @@ def test_long_bad_names_are_shortened_in_the_message() -> None:
     with pytest.raises(InvalidArgument) as caught:
         parse_tenant("x" * 10_000, "parent")
     assert len(caught.value.message) < 400
+
+
+@pytest.mark.parametrize(("parse", "form"), [
+    (parse_catalog, "projects/{}/locations/{}/catalogs/{}"),
+    (parse_tenant, "projects/{}/tenants/{}"),
+    (lambda value, field: parse_job(value, field), "projects/{}/tenants/{}/jobs/{}"),
+])
+def test_a_segment_is_at_most_255_characters(parse: Any, form: str) -> None:
+    # A name comes back in every list of what it names: a megabyte catalog id
+    # made ListCatalogs pass the server's 10 MiB message limit with a dozen events.
+    slots = form.count("{}")
+    for i in range(slots):
+        fine = ["x"] * slots
+        fine[i] = "x" * 255
+        parse(form.format(*fine), "parent")
+        long = ["x"] * slots
+        long[i] = "x" * 256
+        with pytest.raises(InvalidArgument) as caught:
+            parse(form.format(*long), "parent")
+        [violation] = caught.value.violations
+        assert violation.field == "parent"
+        assert "must be at most 255 characters, got 256" in violation.description
 
 
 # -- product branches: the names the store keys products by ---------------------

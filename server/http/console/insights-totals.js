@@ -6,7 +6,7 @@ import {call} from "./api.js";
 import {failure, h} from "./dom.js";
 import {figure} from "./figure.js";
 import {count, int, money, percent, utc} from "./format.js";
-import {seriesChart, timeline} from "./series-chart.js";
+import {MAX_SLOTS, seriesChart, timeline} from "./series-chart.js";
 
 /** The totals of `parent` in `span` ({startTime, endTime}) into `where`. */
 export async function showTotals(where, {parent, span, granularity, topQueries, signal}) {
@@ -24,6 +24,8 @@ export async function showTotals(where, {parent, span, granularity, topQueries, 
     "data-value": int(answer.distinctVisitors)}, count(answer.distinctVisitors)),
   " distinct visitors, ", h("strong", {id: "events-read"}, count(answer.eventsRead)),
   " events read")];
+  // what the server left out to keep its answer small
+  for (const note of answer.notes || []) parts.push(h("p", {class: "hint note"}, `Note: ${note}`));
   if (!buckets.length) {
     parts.push(h("p", {class: "hint"}, "No event in this time range."));
   } else {
@@ -36,7 +38,7 @@ export async function showTotals(where, {parent, span, granularity, topQueries, 
 /** The events-per-type chart (a legend of checkboxes shows or hides a type) and
  *  the distinct-visitors chart. */
 function overTime(buckets, hour, signal) {
-  const times = timeline(buckets[0].startTime, buckets.at(-1).startTime, hour);
+  const {times, sparse} = timeline(buckets.map((b) => b.startTime), hour);
   const at = new Map(times.map((t, i) => [t, i]));
   const totals = new Map();
   const visitors = times.map(() => 0);
@@ -81,7 +83,10 @@ function overTime(buckets, hour, signal) {
         index: 0}]}, width),
     rows: () => [[unit, "Distinct visitors"], ...times.map((t, i) => [when(t), count(visitors[i])])],
   });
-  return [events.element, people.element];
+  const gaps = sparse ? [h("p", {class: "hint", id: "sparse-time"}, `Only the ${unit}s that ` +
+    `hold events are drawn: they span more than ${count(MAX_SLOTS)} ${unit}s. ` +
+    "Narrow From and Until to see the empty ones.")] : [];
+  return [...gaps, events.element, people.element];
 }
 
 /** One chart of revenue per day for each currency. */
@@ -89,8 +94,8 @@ function revenue(rows, signal) {
   if (!rows.length) return [h("p", {class: "hint"}, "No purchase with a revenue in this time range.")];
   const currencies = [...new Set(rows.map((r) => r.currencyCode))].sort();
   // the same days for every currency, so that the charts line up
-  const days = rows.map((r) => r.day).sort();
-  const times = timeline(`${days[0]}T00:00:00Z`, `${days.at(-1)}T00:00:00Z`, false);
+  const days = [...new Set(rows.map((r) => r.day))].sort();
+  const {times} = timeline(days.map((day) => `${day}T00:00:00Z`), false);
   return currencies.map((currency) => {
     const mine = rows.filter((r) => r.currencyCode === currency);
     const at = new Map(times.map((t, i) => [utc(t), i]));

@@ -10,12 +10,24 @@ const BOTTOM = 26;
 const TOP = 10;
 const MAX_MARKS = 400;  // more buckets than this: lines without a mark per point
 
-/** Every bucket start (ms) from `first` to `last` (RFC 3339), an hour or a day apart. */
-export function timeline(first, last, hour) {
+// More hours or days than this from the first bucket to the last (an event stored
+// with a time in year 1 beside today's), and only the buckets that hold events are
+// drawn: every one between would be millions, more than a page can hold.
+export const MAX_SLOTS = 5000;
+
+/** The bucket starts (ms) to draw, from the RFC 3339 times of the buckets that hold
+ *  something (in order): every hour or day from the first to the last, or, past
+ *  MAX_SLOTS of them, those buckets alone (`sparse`). */
+export function timeline(present, hour) {
   const step = hour ? 3600e3 : 86400e3;
+  const first = Date.parse(present[0]);
+  const last = Date.parse(present.at(-1));
+  if ((last - first) / step >= MAX_SLOTS) {
+    return {times: [...new Set(present.map((t) => Date.parse(t)))], sparse: true};
+  }
   const times = [];
-  for (let t = Date.parse(first); t <= Date.parse(last); t += step) times.push(t);
-  return times;
+  for (let t = first; t <= last; t += step) times.push(t);
+  return {times, sparse: false};
 }
 
 /** The chart of `series` ([{name, values, index}], one value per time of `times`)

@@ -281,15 +281,17 @@ class ComputeTotalsRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., granularity: _Optional[_Union[Granularity, str]] = ..., top_queries: _Optional[int] = ..., search_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class ComputeTotalsResponse(_message.Message):
-    __slots__ = ("buckets", "revenue", "distinct_visitors", "top_queries", "events_read")
+    __slots__ = ("buckets", "revenue", "distinct_visitors", "top_queries", "events_read", "notes")
     BUCKETS_FIELD_NUMBER: _ClassVar[int]
     REVENUE_FIELD_NUMBER: _ClassVar[int]
     DISTINCT_VISITORS_FIELD_NUMBER: _ClassVar[int]
     TOP_QUERIES_FIELD_NUMBER: _ClassVar[int]
     EVENTS_READ_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
     buckets: _containers.RepeatedCompositeFieldContainer[TimeBucket]
     revenue: _containers.RepeatedCompositeFieldContainer[DailyRevenue]
     distinct_visitors: int
     top_queries: _containers.RepeatedCompositeFieldContainer[SearchQueryCount]
     events_read: int
-    def __init__(self, buckets: _Optional[_Iterable[_Union[TimeBucket, _Mapping]]] = ..., revenue: _Optional[_Iterable[_Union[DailyRevenue, _Mapping]]] = ..., distinct_visitors: _Optional[int] = ..., top_queries: _Optional[_Iterable[_Union[SearchQueryCount, _Mapping]]] = ..., events_read: _Optional[int] = ...) -> None: ...
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, buckets: _Optional[_Iterable[_Union[TimeBucket, _Mapping]]] = ..., revenue: _Optional[_Iterable[_Union[DailyRevenue, _Mapping]]] = ..., distinct_visitors: _Optional[int] = ..., top_queries: _Optional[_Iterable[_Union[SearchQueryCount, _Mapping]]] = ..., events_read: _Optional[int] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
