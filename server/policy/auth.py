@@ -306,16 +306,11 @@ def project_of(name: str) -> str | None:
 def authorize(grant: Grant, method: str, request: Message) -> str:
     """The project the call acts on, if `grant` may call `method` on it.
 
-    Raises PERMISSION_DENIED when the role is too weak, when a resource name of
-    the request is in a project the key is not granted, when the request names
-    no project at all, or a gs:// bucket the key is not granted.
+    Raises PERMISSION_DENIED when a resource name of the request is in a project
+    the key is not granted, when the request names no project at all or a gs://
+    bucket the key is not granted, or when the role is too weak (in that order).
     """
     rpc = method.rpartition("/")[2]
-    if not grant.role.may_call(method):
-        needs = ("a writer or admin key" if method in WRITER_METHODS else
-                 "a reader or admin key" if method in READER_METHODS else "an admin key")
-        raise Denied(f"the API key's role ({grant.role.value}) may not call {rpc}; "
-                     f"it needs {needs}")
     names = resource_names(request)
     projects = [project_of(n) for n in names]
     if not projects or None in projects:
@@ -332,6 +327,14 @@ def authorize(grant: Grant, method: str, request: Message) -> str:
             if bucket is not None and not grant.allows_bucket(bucket):
                 raise NotYourProject(f"the API key is not allowed to use bucket {bucket!r} "
                              f"({field})")
+    # The role after the projects: a key's call on a project it is not granted is
+    # NotYourProject whatever its role, so it is never kept among that project's
+    # refusals (a reader key of one shop wrote refusals into another's list).
+    if not grant.role.may_call(method):
+        needs = ("a writer or admin key" if method in WRITER_METHODS else
+                 "a reader or admin key" if method in READER_METHODS else "an admin key")
+        raise Denied(f"the API key's role ({grant.role.value}) may not call {rpc}; "
+                     f"it needs {needs}")
     return str(projects[0])
 
 

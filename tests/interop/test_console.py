@@ -337,6 +337,13 @@ def test_a_key_used_on_another_project_fills_no_refusals_there(
                           params={"userEvent": "{}", "key": WRITER}, timeout=RPC_DEADLINE)
     assert answer.status_code == 200 and "not allowed to use project" in \
         answer.headers["X-Footfall-Error"]
+    # a reader key there too: its project is looked at before its role (it was refused
+    # for its role, and the refusal was kept in the other project's list)
+    with pytest.raises(exceptions.PermissionDenied, match="not allowed to use project"):
+        retail.write_user_event(retail_v2.WriteUserEventRequest(
+            parent=elsewhere, user_event=retail_v2.UserEvent(event_type="home-page-view",
+                                                             visitor_id="injected")),
+            metadata=with_key(READER))
     # after them, a refusal in the key's own project: kept (the role is too weak)
     with pytest.raises(exceptions.PermissionDenied, match="role"):
         write(retail, "r", metadata=with_key(READER))
