@@ -12,7 +12,7 @@ import gc
 import logging
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from server.console.feed import Watches
 from server.console.rejections import Rejections
 from server.console.watch import Commits
 from server.http import HttpGateway
+from server.http.connections import fit_connections
 from server.insights import service as insights_service
 from server.loop import LoopThread
 from server.operations import service as operations_service
@@ -210,7 +211,13 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
                  tls: grpc.ServerCredentials | None, store: Store, runner: OperationRunner,
                  gcs_root: Path, loop: LoopThread, commits: Commits) -> Running:
     """On the loop: the gRPC server and the HTTP gateway, both listening."""
+    # Each connection holds a file descriptor: without a cap on both ports, anyone
+    # (no key is looked at before a connection is accepted) could take them all.
+    http_cap, grpc_cap = fit_connections(settings.http_max_connections if settings.http_port
+                                         else 0, settings.grpc_max_connections)
+    settings = replace(settings, http_max_connections=max(http_cap, 1))
     server = grpc.aio.server(maximum_concurrent_rpcs=settings.max_concurrent_rpcs, options=[
+        ("grpc.max_allowed_incoming_connections", grpc_cap),
         ("grpc.max_receive_message_length", settings.max_request_bytes),
         ("grpc.max_send_message_length", settings.max_request_bytes),
         # Never share a port with another process by accident; --processes shares

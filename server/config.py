@@ -217,7 +217,12 @@ class Settings:
                                       check=POSITIVE)
     http_max_connections: int = option(1000, INTEGER,
                                        "HTTP connections open at once; more are refused (503). "
-                                       "Kept within 3/4 of the file descriptor limit",
+                                       "With --grpc-max-connections, kept within 3/4 of the "
+                                       "file descriptor limit",
+                                       check=at_least(1))
+    grpc_max_connections: int = option(1000, INTEGER,
+                                       "gRPC connections open at once; more are closed as "
+                                       "they come (before any call)",
                                        check=at_least(1))
     http_allowed_hosts: tuple[str, ...] = option((), COMMA_LIST,
                                                  "Host names the HTTP port answers besides "

@@ -105,9 +105,20 @@ def plan_descriptors(wanted: int, soft: int, hard: int) -> tuple[int | None, int
     return new_soft, wanted if usable >= needed else max(int(usable * DESCRIPTOR_SHARE), 1)
 
 
+def fit_connections(http: int, grpc: int) -> tuple[int, int]:
+    """The caps of HTTP and gRPC connections (--http-max-connections, 0 when the HTTP
+    port is off, and --grpc-max-connections) once both fit the file descriptor limit
+    (see fit_descriptors): lowered alike if they must be."""
+    total = http + grpc
+    cap = fit_descriptors(total)
+    if cap >= total:
+        return http, grpc
+    return (max(1, http * cap // total) if http else 0), max(1, grpc * cap // total)
+
+
 def fit_descriptors(wanted: int) -> int:
-    """The connection cap to use for `wanted` (--http-max-connections), after raising
-    the soft descriptor limit if it must and can be; a lower cap is logged."""
+    """The connection cap to use for `wanted` connections, after raising the soft
+    descriptor limit if it must and can be; a lower cap is logged."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     new_soft, cap = plan_descriptors(wanted, soft, hard)
     if new_soft is not None:
@@ -119,9 +130,9 @@ def fit_descriptors(wanted: int) -> int:
             _, cap = plan_descriptors(wanted, soft, soft)
             log.warning("cannot raise the file descriptor limit: %s", exc)
     if cap < wanted:
-        log.warning("--http-max-connections %d does not fit the file descriptor limit "
-                    "(RLIMIT_NOFILE soft %d, hard %d): at most %d HTTP connections; raise "
-                    "the limit (ulimit -n) for more", wanted, soft, hard, cap)
+        log.warning("%d connections (--http-max-connections plus --grpc-max-connections) do "
+                    "not fit the file descriptor limit (RLIMIT_NOFILE soft %d, hard %d): at "
+                    "most %d; raise the limit (ulimit -n) for more", wanted, soft, hard, cap)
     return cap
 
 

@@ -44,7 +44,7 @@ from server.errors import (
     to_rpc_status,
 )
 from server.http import console_pages, pixel, sse, tracker, transcode
-from server.http.connections import Connection, GuardedSite, fit_descriptors
+from server.http.connections import Connection, GuardedSite
 from server.http.crosssite import HostCheck, OriginCheck, authority, host_check
 from server.http.errors import error_body, http_status, http_status_of
 from server.http.routes import Route, Router, derive_routes
@@ -207,7 +207,7 @@ class HttpGateway:
         port = max(settings.http_port, 0)  # -1: any free port
         site = GuardedSite(self._runner, settings.host, port,
                            header_timeout=settings.http_header_timeout,
-                           max_connections=fit_descriptors(settings.http_max_connections),
+                           max_connections=settings.http_max_connections,
                            handler_args=handler_args, ssl_context=_ssl_context(settings),
                            reuse_port=settings.processes > 1)
         try:

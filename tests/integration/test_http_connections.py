@@ -183,6 +183,41 @@ def test_connections_beyond_the_cap_are_refused_while_open_ones_are_served(
     assert ": 5 times in the last" in refusals[-1].getMessage()
 
 
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # what an HTTP/2 client sends first
+
+
+def test_grpc_connections_beyond_their_cap_are_closed_and_http_is_served(
+        settings: Settings, clock: FixedClock) -> None:
+    """No key is asked for before a connection is accepted: without a cap on the gRPC
+    port, anyone could hold every file descriptor there, and HTTP calls timed out."""
+    cap = 3
+    with serving(settings, clock, grpc_max_connections=cap) as running, \
+            contextlib.ExitStack() as stack:
+        held = [stack.enter_context(raw(running.port)) for _ in range(cap + 12)]
+        for sock in held:
+            sock.sendall(PREFACE)
+        closed = [closed_by_server(sock) for sock in held]
+        assert sum(closed) == 12, closed
+        answer = http.client.HTTPConnection("127.0.0.1", running.http_port, timeout=BOUND)
+        stack.callback(answer.close)
+        answer.request("GET", "/metrics")
+        assert answer.getresponse().status == 200
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server closes `sock` (what it sends until then is read): False
+    once it has been silent for half a second."""
+    while True:
+        readable, _, _ = select.select([sock], [], [], 0.5)
+        if not readable:
+            return False
+        try:
+            if not sock.recv(65536):
+                return True
+        except ConnectionResetError:
+            return True
+
+
 def test_failed_accepts_are_logged_once_with_a_count_and_served_after(
         settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     """At the descriptor limit accept fails (EMFILE): the port waits a little
