@@ -64,7 +64,9 @@ def gif() -> web.Response:
 def refused(status: status_pb2.Status, peer: str) -> web.Response:
     """The GIF for a refused pixel; the reason in the log and the header."""
     reason = one_line(status)
-    log.warning("pixel from %s refused: %s", peer, reason)
+    # INFO, as every client's mistake: anyone may send pixels, so a WARNING each would
+    # let anyone fill the log at the level operators watch.
+    log.info("pixel from %s refused: %s", peer, reason)
     return web.Response(body=PIXEL_GIF, content_type=PIXEL_CONTENT_TYPE,
                         headers={**NO_STORE, ERROR_HEADER: reason})
 
