@@ -39,7 +39,12 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -161,10 +166,7 @@ class Metrics:
     def watch_uncommitted(self, store: Any) -> None:
         """Show `store`'s acknowledged events not yet committed (under --processes,
         those of the process answering the scrape)."""
-        Gauge("footfall_events_acknowledged_uncommitted",
-              "Events answered before their commit (pixels, write_async) and not committed "
-              "yet: what a kill -9 now would lose.", registry=self._exposed
-              ).set_function(lambda: store.acknowledged_uncommitted)
+        self._exposed.register(_Uncommitted(store))
 
     # -- operations ------------------------------------------------------------
 
@@ -195,6 +197,21 @@ class Metrics:
     def render(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""
         return generate_latest(self._exposed), CONTENT_TYPE_LATEST
+
+
+class _Uncommitted(Collector):
+    """The gauge of a store's acknowledged, uncommitted events, read at each scrape. A
+    collector, not a Gauge: under --processes a Gauge writes a file of its own, which
+    the multiprocess collector then showed as a second metric of the same name."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "footfall_events_acknowledged_uncommitted",
+            "Events answered before their commit (pixels, write_async) and not committed "
+            "yet: what a kill -9 now would lose.", value=self._store.acknowledged_uncommitted)
 
 
 class CallCounts(Collector):

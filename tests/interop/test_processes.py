@@ -102,6 +102,13 @@ def test_the_processes_share_the_ports_the_store_and_the_metrics(
     served = metric_sum(server.http_port, "footfall_requests_total", method="WriteUserEvent",
                         code="OK")
     assert served == writes  # summed over the processes, whichever one answered /metrics
+    # each metric once: a parser (Prometheus' own) refuses a second TYPE line of a name
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/metrics",
+                                timeout=10) as reply:
+        types = [line.split()[2] for line in reply.read().decode().splitlines()
+                 if line.startswith("# TYPE ")]
+    assert sorted({t for t in types if types.count(t) > 1}) == []
+    assert "footfall_events_acknowledged_uncommitted" in types
     assert server.stop() == 0, server.log_text()
     assert count_events(server.store, CATALOG, tmp_path) == writes
     assert not any(alive(pid) for pid in children)
