@@ -22,7 +22,7 @@ from google.protobuf.message import Message
 
 from server.clock import Clock
 from server.config import Settings
-from server.errors import Cancelled, DeadlineExceeded, FootfallError
+from server.errors import Cancelled, DeadlineExceeded, FootfallError, ResourceExhausted
 from server.policy import faults
 from server.policy.auth import (
     WRITER_METHODS,
@@ -179,7 +179,9 @@ class Policy:
     def _charge(self, method: str, admission: Admission, request: Message,
                 context: Any) -> None:
         """Take the call's share of the quotas (RESOURCE_EXHAUSTED), unless its caller
-        is gone (CANCELLED, DEADLINE_EXCEEDED)."""
+        is gone (CANCELLED, DEADLINE_EXCEEDED): a call refused, or one nobody waits
+        for any more, spends nothing."""
+        drop_if_gone(context)
         if (self.quota is not None or self.byte_quota is not None) and method in QUOTA_METHODS:
             project = admission.project or next(
                 (p for p in map(project_of, resource_names(request)) if p), None)
@@ -187,8 +189,12 @@ class Policy:
                 if self.quota is not None:
                     self.quota.take(project)
                 if self.byte_quota is not None:
-                    self.byte_quota.take(project, request.ByteSize())
-        drop_if_gone(context)
+                    try:
+                        self.byte_quota.take(project, request.ByteSize())
+                    except ResourceExhausted:
+                        if self.quota is not None:
+                            self.quota.give_back(project)
+                        raise
 
     async def _inject(self, method: str, metadata: Metadata, context: Any) -> None:
         assert self.faults is not None

@@ -62,6 +62,13 @@ class TokenBuckets:
                 return None
             return (amount - bucket.tokens) / (self._per_ns * 1e9)
 
+    def give_back(self, project: str, amount: float = 1.0) -> None:
+        """Return `amount` tokens taken for a call refused after all (by another quota)."""
+        with self._lock:
+            bucket = self._buckets.get(project)
+            if bucket is not None:
+                bucket.tokens = min(self._capacity, bucket.tokens + amount)
+
     def _sweep(self, now_ns: int) -> None:
         """Forget full buckets (under the lock); grows the threshold if few were."""
         full = [p for p, b in self._buckets.items() if self._refilled(b, now_ns) >= self._capacity]

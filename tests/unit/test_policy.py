@@ -114,6 +114,24 @@ def test_the_byte_quota_counts_the_request_bytes_of_each_project() -> None:
     admit(policy, HEALTH, [], request, Context())  # not an event write: not counted
 
 
+def test_a_write_the_byte_quota_refuses_spends_no_write_token() -> None:
+    big, small = write_request(), write_request()
+    big.user_event.visitor_id = "v" * 1000
+    policy = Policy([SERVICE], quota=WriteQuota(10, FixedClock(0)),
+                    byte_quota=ByteQuota(500, FixedClock(0)))
+    for _ in range(10):
+        with pytest.raises(ResourceExhausted, match="more than the byte quota"):
+            admit(policy, WRITE, [], big, Context())
+    admit(policy, WRITE, [], small, Context())  # the refused ones spent no write token
+
+
+def test_a_caller_gone_spends_no_quota() -> None:
+    policy = Policy([SERVICE], quota=WriteQuota(1, FixedClock(0)))
+    with pytest.raises(CallerGone):
+        admit(policy, WRITE, [], write_request(), Context(active=False))
+    admit(policy, WRITE, [], write_request(), Context())
+
+
 def test_gone_callers_are_dropped() -> None:
     policy = Policy([SERVICE])
     with pytest.raises(CallerGone) as gone:
