@@ -112,8 +112,10 @@ async def admitted(policy: Policy, method: str, transport: str, request: Any, co
     keys are (see _Keyed). The call is counted and logged when the messages end."""
     started = time.perf_counter()
     metadata = context.invocation_metadata()
-    admission = await policy.admit(method, metadata, request, context)
+    # The recheck first: it notes the keys as they are now, so keys read again while
+    # the call is admitted (before its stream starts) are checked against as well.
     recheck = policy.recheck(method, metadata, request)
+    admission = await policy.admit(method, metadata, request, context)
     caller = context if recheck is None else _Keyed(context, recheck)
     messages = await open_stream(caller)
     return _recorded(messages, policy, method, transport, started, admission, caller)

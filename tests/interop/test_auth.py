@@ -10,6 +10,7 @@ import json
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
@@ -335,6 +336,41 @@ def test_talent_without_a_key_is_unauthenticated(secured: ServerProcess) -> None
         talent.create_client_event(request=talent_v4.CreateClientEventRequest(
             parent="projects/jobs/tenants/t", client_event={"event_id": "e"}),
             timeout=RPC_DEADLINE)
+
+
+def test_a_watch_admitted_while_the_keys_are_read_again_is_checked_against_them(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """Keys read again between a watch's key check and the start of its stream: the
+    watch is checked against the new keys too (it went on with a revoked key)."""
+    reader, writer = "reader-key-0001", "writer-key-0004"
+    keys = write_keys(tmp_path / "keys.json", {reader: ("reader", ["shop"]),
+                                               writer: ("writer", ["shop"])})
+    server = server_factory("--auth-file", str(keys), "--allow-fault-injection")
+    with grpc.insecure_channel(server.address) as channel, \
+            retail_client(server.address) as client:
+        # admitted, then held 2 s before its stream starts (a fault's delay stands for
+        # a busy moment)
+        watch = Console(channel, [*with_key(reader), ("x-footfall-fail", "OK;delay=2")]) \
+            .watch("WatchUserEvents", parent=SHOP, seconds=10)
+        time.sleep(0.5)
+        write_keys(keys, {writer: ("writer", ["shop"])})
+        server.proc.send_signal(signal.SIGHUP)
+
+        def revoked() -> bool:
+            try:
+                Console(channel, with_key(reader)).call("ListCatalogs", parent="projects/shop")
+            except grpc.RpcError as refused:
+                return refused.code() is grpc.StatusCode.UNAUTHENTICATED
+            return False
+
+        wait_until(revoked, "the re-read keys to apply")
+        write(client, writer, visitor="after")
+        try:
+            with pytest.raises(grpc.RpcError) as ended:
+                next(watch)
+            assert ended.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        finally:
+            watch.cancel()
 
 
 def test_watches_end_when_their_key_is_revoked(
