@@ -67,6 +67,8 @@ class JobContext:
     _stopping: threading.Event
     # The final Operation once the job has recorded it (for the line it logs).
     ended: operations_pb2.Operation | None = field(default=None)
+    # This try is the last: if the job crashes, the runner ends the operation with INTERNAL.
+    last_try: bool = False
 
     def now_us(self) -> int:
         return self.clock.now_ns() // 1000
@@ -244,6 +246,7 @@ class OperationRunner:
         # leaves nothing behind.
         with self._failures_lock:
             tries = self._failures.pop(record.name, 0)
+        context.last_try = tries + 1 >= MAX_TRIES
         try:
             job(context)
         except StoreUnavailable as exc:  # before FootfallError: the database, not the client

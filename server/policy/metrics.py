@@ -110,7 +110,8 @@ class Metrics:
             "footfall_operations",
             "Long-running operation runs in this process, by kind and how they ended: "
             "succeeded, failed, cancelled, paused (shutdown, database away or handed over; "
-            "it resumes) or crashed (retried).", ["kind", "state"], registry=self.registry)
+            "it resumes) or crashed (retried; on its last try, failed).", ["kind", "state"],
+            registry=self.registry)
         self.operations_running = Gauge(
             "footfall_operations_running", "Operations running in this process now.",
             ["kind"], registry=self.registry, multiprocess_mode="livesum")
@@ -175,7 +176,8 @@ class Metrics:
         running = self.operations_running.labels(kind)
 
         def observed(context: Any) -> None:
-            state = "crashed"
+            # a crash is retried, but on the last try the runner ends the operation
+            state = "failed" if context.last_try else "crashed"
             running.inc()
             try:
                 job(context)

@@ -192,6 +192,7 @@ def test_jobs_are_counted_by_how_they_end() -> None:
     class JobContext:
         store: Any
         record: Any
+        last_try: bool = False
 
     def raising(exc: BaseException) -> Any:
         def job(context: Any) -> None:
@@ -201,8 +202,11 @@ def test_jobs_are_counted_by_how_they_end() -> None:
     for exc in (InvalidArgument.field("f", "bad"), RuntimeError("bug")):
         with pytest.raises(type(exc)):
             metrics.observe_job("import", raising(exc))(JobContext(None, None))
+    # a crash on the last try ends the operation (INTERNAL): failed, not retried
+    with pytest.raises(RuntimeError):
+        metrics.observe_job("import", raising(RuntimeError("bug")))(JobContext(None, None, True))
     text = metrics.render()[0].decode()
-    assert 'footfall_operations_total{kind="import",state="failed"} 1.0' in text
+    assert 'footfall_operations_total{kind="import",state="failed"} 2.0' in text
     assert 'footfall_operations_total{kind="import",state="crashed"} 1.0' in text
     assert 'footfall_operations_running{kind="import"} 0.0' in text
 
