@@ -7,11 +7,13 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from footfall.console.v1 import console_pb2
 from footfall.retail.v2 import user_event_pb2
+from google.protobuf.message import Message
 
 from server.console import rejections
 from server.errors import InvalidArgument
@@ -263,14 +265,10 @@ def list_client_events(store: Store, tenant: str, size: int,
         stop_if_abandoned()
         batch = min(size - len(answer.client_events), READ_BATCH)
         rows = store.client_events_newest(tenant, batch, before)
-        for row in rows:
-            message = stored_client_event(row)
-            cost = message.ByteSize()
-            if answer.client_events and cost > room:
-                answer.next_page_token = encode_token(answer.client_events[-1].id)
-                return answer
-            answer.client_events.append(message)
-            room -= cost
+        room, full = _add_within(answer.client_events, map(stored_client_event, rows), room)
+        if full:
+            answer.next_page_token = encode_token(answer.client_events[-1].id)
+            return answer
         if not may_continue(rows, batch):
             return answer  # the last page
         before = rows[-1].id
@@ -283,18 +281,24 @@ def list_rejections(store: Store, project: str | None, size: int,
     position = decode_token(token, 1)
     rows = store.rejections_newest(project, size, None if position is None else position[0])
     answer = console_pb2.ListRejectionsResponse()
-    room = PAGE_BYTES  # as a page of events: at least one, then what fits
-    for row in rows:
-        shown = rejections.shown(*row)
-        cost = shown.ByteSize()
-        if answer.rejections and cost > room:
-            answer.next_page_token = encode_token(answer.rejections[-1].id)
-            return answer
-        answer.rejections.append(shown)
-        room -= cost
-    if len(rows) == size:
-        answer.next_page_token = encode_token(rows[-1][0])
+    # as a page of events: at least one, then what fits
+    _, full = _add_within(answer.rejections, (rejections.shown(*row) for row in rows),
+                          PAGE_BYTES)
+    if full or len(rows) == size:
+        answer.next_page_token = encode_token(answer.rejections[-1].id)
     return answer
+
+
+def _add_within(page: Any, messages: Iterable[Message], room: int) -> tuple[int, bool]:
+    """Append `messages` to the repeated field `page` while they fit in `room` bytes
+    (the first always goes in); (the room left, whether one did not fit)."""
+    for message in messages:
+        cost = message.ByteSize()
+        if len(page) and cost > room:
+            return room, True
+        page.append(message)
+        room -= cost
+    return room, False
 
 
 def list_catalogs(store: Store, project: str | None) -> console_pb2.ListCatalogsResponse:

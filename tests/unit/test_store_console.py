@@ -208,6 +208,23 @@ def test_reset_tenant(store: Any) -> None:
     assert store.create_client_event(client_event("e1"))[1]
 
 
+def old_sqlite_store(db: Path, below: int) -> sqlite3.Connection:
+    """A SQLite store at `db` as a release with the migrations before `below` made it
+    (the steps SQL cannot say, which fill tables, have nothing to fill); open."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                 "description TEXT NOT NULL)")
+    for version, description, statements in MIGRATIONS:
+        if version >= below:
+            continue
+        for statement in statements:
+            sql = statement_for(statement, "sqlite") if not callable(statement) else None
+            if sql is not None:
+                conn.execute(sql)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, description))
+    return conn
+
+
 def test_ids_are_never_given_twice_after_a_reset(store: Any) -> None:
     """A watch follows ids: after a reset deleted the newest rows, new rows of
     another tenant or project get higher ids than any given before, or the watch,
@@ -232,17 +249,7 @@ def test_version_9_database_never_gives_an_id_twice(tmp_path: Path) -> None:
     """Migration 10 keeps the client events and refusals of an older SQLite store,
     ids included, and from then on never gives an id twice."""
     db = tmp_path / "old.db"
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                 "description TEXT NOT NULL)")
-    for version, description, statements in MIGRATIONS:
-        if version >= 10:
-            continue
-        for statement in statements:
-            sql = statement_for(statement, "sqlite") if not callable(statement) else None
-            if sql is not None:
-                conn.execute(sql)
-        conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, description))
+    conn = old_sqlite_store(db, below=10)
     conn.execute("INSERT INTO client_events (id, tenant, event_id, create_time_us, event, "
                  "received_us, transport) VALUES (7, ?, 'old', 1, x'01', 5, 2)", (TENANT,))
     conn.execute("INSERT INTO rejections VALUES (4, 'p', ?, 1, x'02')", (CATALOG,))
@@ -263,17 +270,7 @@ def test_version_9_database_never_gives_an_id_twice(tmp_path: Path) -> None:
 def test_version_4_database_gets_the_console_tables(tmp_path: Path) -> None:
     """Client events stored before migration 6 keep their order and their rule."""
     db = tmp_path / "old.db"
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                 "description TEXT NOT NULL)")
-    for version, description, statements in MIGRATIONS:
-        if version >= 6:
-            continue
-        for statement in statements:
-            sql = statement_for(statement, "sqlite")
-            if sql is not None:
-                conn.execute(sql)
-        conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, description))
+    conn = old_sqlite_store(db, below=6)
     for event_id in ("old-2", "old-1"):
         conn.execute("INSERT INTO client_events VALUES (?, ?, 1, ?)",
                      (TENANT, event_id, event_id.encode()))
