@@ -278,23 +278,25 @@ def test_with_auth_the_page_asks_for_a_key_and_its_project_once_and_sends_the_ke
     assert seen["urls"] and not any(READER_KEY in url for url in [*seen["urls"], seen["page"]])
 
 
-async def see_totals_of_year_1_and_today(devtools_url: str, port: int) -> str:
+async def see_totals_of_year_1_and_today(devtools_url: str, port: int, shots: Path) -> str:
     async with DevTools.connect(devtools_url) as devtools:
         session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#insights?"
                                                f"parent={CATALOG}&granularity=HOUR")
         await until(lambda: devtools.evaluate(
             session, "!!document.querySelector('#visitors-chart svg')"), "the hourly charts")
         await no_problems(devtools, session)
+        await photograph(devtools, session, shots, "insights-sparse")
         return await text_of(devtools, session, "#sparse-time")
 
 
 def test_insights_draw_the_hours_that_hold_events_when_they_span_millions(
-        browser_executable: str, running: Running, tmp_path: Path) -> None:
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
     # A writer may store an event of year 1: the page filled every hour from it to
     # today (17 million) and threw "Map maximum size exceeded" after a minute.
     for when in ("0001-01-01T00:00:00Z", "2026-01-01T00:00:00Z"):
         write(running.http_port, eventType="home-page-view", visitorId="v", eventTime=when)
     with chromium(browser_executable, tmp_path / "profile") as devtools_url:
         said = asyncio.run(asyncio.wait_for(
-            see_totals_of_year_1_and_today(devtools_url, running.http_port), DEADLINE * 2))
+            see_totals_of_year_1_and_today(devtools_url, running.http_port, shots),
+            DEADLINE * 2))
     assert said.startswith("Only the hours that hold events are drawn"), said
