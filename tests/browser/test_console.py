@@ -286,6 +286,11 @@ async def see_totals_of_year_1_and_today(devtools_url: str, port: int, shots: Pa
             session, "!!document.querySelector('#visitors-chart svg')"), "the hourly charts")
         await no_problems(devtools, session)
         await photograph(devtools, session, shots, "insights-sparse")
+        # the hours of year 1 and of 2026 say their years (the labels read "01-01 00:00")
+        labels = await devtools.evaluate(session, "[...document.querySelectorAll("
+                                                  "'#visitors-chart text.axis')].map(t => "
+                                                  "t.textContent).join('|')")
+        assert "0001-01-01 00:00" in labels and "2026-01-01 00:00" in labels, labels
         return await text_of(devtools, session, "#sparse-time")
 
 

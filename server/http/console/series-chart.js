@@ -43,9 +43,12 @@ export function seriesChart({title, times, series, hour, kind = "line", format =
   const grid = axis.map((v) => [
     s("line", {x1: plot.left, x2: plot.right, y1: y(v), y2: y(v), class: "grid"}),
     label(plot.left - 6, y(v) + 4, short(v), "end", {class: "axis"})]);
-  const every = Math.max(1, Math.ceil((hour ? 96 : 84) / band));
+  // An hour's label leaves out its year when every time is in one year (a sparse axis
+  // may span centuries: then each label says its year).
+  const oneYear = !times.length || utc(times[0]).slice(0, 4) === utc(times.at(-1)).slice(0, 4);
+  const every = Math.max(1, Math.ceil((hour ? (oneYear ? 96 : 132) : 84) / band));
   const dates = times.map((t, i) => (i % every ? null : label(x(i), HEIGHT - 8,
-    hour ? utc(t, true).slice(5) : utc(t), "middle", {class: "axis"})));
+    hour ? utc(t, true).slice(oneYear ? 5 : 0) : utc(t), "middle", {class: "axis"})));
   const marks = series.map((one) => {
     const name = {"data-series": one.name, class: `series series-${one.index % 8}`};
     const points = one.values.map((v, i) => ({v, i, at: new Date(times[i]).toISOString()}));
