@@ -390,13 +390,9 @@ def _add_groups(answer: insights_pb2.RunFunnelResponse, spec: Funnel,
     else:
         order = sorted(groups, key=lambda k: (-(groups[k][0].entrants if groups[k] else 0),
                                               str(k)))
-    kept, size = [], answer.ByteSize()
-    for key in order[:MAX_GROUPS]:
-        group = insights_pb2.FunnelGroup(key=str(key), steps=_results(spec, groups[key]))
-        size += group.ByteSize() + 6  # its tag and length
-        if size > MAX_GROUP_BYTES:
-            break
-        kept.append(group)
+    kept = [insights_pb2.FunnelGroup(key=str(key), steps=_results(spec, groups[key]))
+            for key in order[:MAX_GROUPS]]
+    kept = kept[:read.fitting(kept, MAX_GROUP_BYTES - answer.ByteSize())]
     answer.groups.extend(sorted(kept, key=lambda g: g.key))
     if len(kept) < len(groups):
         what = ("days, the latest ones (narrow start_time and end_time for earlier days)"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from footfall.retail.v2 import user_event_pb2
 from footfall.talent.v4 import event_pb2
+from google.protobuf.message import Message
 
 from server.errors import FieldViolation, InvalidArgument, raise_if_any
 from server.loop import stop_if_abandoned
@@ -178,3 +179,15 @@ def parse_duration(request: object, field: str, default_us: int) -> int:
     if us <= 0 or (value.seconds > 0 and value.nanos < 0):
         raise InvalidArgument.field(field, "must be positive")
     return us
+
+
+def fitting(items: Sequence[Message], budget: int) -> int:
+    """How many of `items`, from the first, fit in `budget` bytes of an answer (each
+    with its field's tag and length): what keeps an answer under a client's message
+    limit however much the events hold."""
+    size = 0
+    for i, item in enumerate(items):
+        size += item.ByteSize() + 6
+        if size > budget:
+            return i
+    return len(items)

@@ -134,11 +134,8 @@ def _frequent_types(types: dict[int, Counter[str]], notes: Any) -> set[str]:
 def _fitting(items: list[Any], what: str, notes: Any) -> list[Any]:
     """The first of `items` that fit in SECTION_BYTES together; a note in `notes`
     saying how many of `what` were left out, when some were."""
-    size = 0
-    for i, item in enumerate(items):
-        size += item.ByteSize() + 6  # its tag and length
-        if size > SECTION_BYTES:
-            notes.append(f"{i:,} of {len(items):,} {what}: each part of an answer holds at "
-                         f"most {SECTION_BYTES >> 20} MiB")
-            return items[:i]
-    return items
+    kept = read.fitting(items, SECTION_BYTES)
+    if kept < len(items):
+        notes.append(f"{kept:,} of {len(items):,} {what}: each part of an answer holds at "
+                     f"most {SECTION_BYTES >> 20} MiB")
+    return items[:kept]
