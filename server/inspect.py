@@ -149,7 +149,8 @@ class StoreSource:
 
     def ListCatalogs(self, request: console_pb2.ListCatalogsRequest  # noqa: N802
                      ) -> console_pb2.ListCatalogsResponse:
-        return queries.list_catalogs(self.store, queries.parse_project(request.parent))
+        return queries.list_catalogs(self.store, queries.parse_project(request.parent),
+                                     queries.page_size(request.page_size), request.page_token)
 
 
 class _Remote:
@@ -207,6 +208,18 @@ def _records(source: Source, kind: Kind, request: Any, limit: int | None) -> Ite
         found = list(getattr(reply, kind.field))[:left]
         yield from found
         left -= len(found)
+        if not reply.next_page_token:
+            return
+        request.page_token = reply.next_page_token
+
+
+def _data_sets(fetch: Callable[[Any], Any], parent: str) -> Iterator[Any]:
+    """The catalogs, then the tenants, of `parent`, page after page."""
+    request = console_pb2.ListCatalogsRequest(parent=parent, page_size=PAGE)
+    while True:
+        reply = fetch(request)
+        yield from reply.catalogs
+        yield from reply.tenants
         if not reply.next_page_token:
             return
         request.page_token = reply.next_page_token
@@ -277,8 +290,8 @@ def _rejections(args: argparse.Namespace) -> int:
 def _catalogs(args: argparse.Namespace) -> int:
     """Print the catalogs, then the tenants, that hold events, with their counts."""
     def body(source: Source) -> int:
-        reply = source.rpc("ListCatalogs")(console_pb2.ListCatalogsRequest(parent=args.parent))
-        return _print(iter([*reply.catalogs, *reply.tenants]), lines.data_set, args.json)
+        return _print(_data_sets(source.rpc("ListCatalogs"), args.parent), lines.data_set,
+                      args.json)
 
     return _reading(args, body)
 

@@ -301,13 +301,44 @@ def _add_within(page: Any, messages: Iterable[Message], room: int) -> tuple[int,
     return room, False
 
 
-def list_catalogs(store: Store, project: str | None) -> console_pb2.ListCatalogsResponse:
-    catalogs, tenants = store.data_sets("" if project is None else f"projects/{project}/")
+def list_catalogs(store: Store, project: str | None, size: int,
+                  token: str) -> console_pb2.ListCatalogsResponse:
+    """A page of the data sets of `project` (every project: None): the catalogs by
+    name, then the tenants."""
+    prefix = "" if project is None else f"projects/{project}/"
     answer = console_pb2.ListCatalogsResponse()
-    for rows, into in ((catalogs, answer.catalogs), (tenants, answer.tenants)):
+    first, after = _data_set_position(token)
+    for kind in range(first, len(_DATA_SETS)):
+        rows, more = store.data_sets(kind == 1, prefix, after, size)
+        into = answer.tenants if kind else answer.catalogs
         for row in rows:
             data_set = into.add(name=row.name, event_count=row.events)
             data_set.last_event_time.FromMicroseconds(row.last_event_us)
             _time(row.last_received_us, data_set.last_receive_time)
+        if more:  # (with the page full, the tenants' first asks for none: are there any?)
+            answer.next_page_token = _data_set_token(kind, rows[-1].name if rows else after)
+            break
+        size -= len(rows)
+        after = ""
     return answer
+
+
+_DATA_SETS = ("catalogs", "tenants")
+
+
+def _data_set_token(kind: int, after: str) -> str:
+    return base64.urlsafe_b64encode(f"{_DATA_SETS[kind]}:{after}".encode()).decode()
+
+
+def _data_set_position(token: str) -> tuple[int, str]:
+    """(0 for the catalogs, 1 for the tenants; the name the page starts after) of a
+    ListCatalogs page token; (0, "") for none. INVALID_ARGUMENT for one this server
+    did not make."""
+    if not token:
+        return 0, ""
+    try:
+        kind, _, after = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        return _DATA_SETS.index(kind), after
+    except (ValueError, binascii.Error):  # (a UnicodeDecodeError is a ValueError)
+        raise InvalidArgument.field("page_token", "is not a page token of this list") from None
 

@@ -96,9 +96,13 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
 
     async def ListCatalogs(self, request: console_pb2.ListCatalogsRequest,
                      context: grpc.aio.ServicerContext) -> console_pb2.ListCatalogsResponse:
-        """INVALID_ARGUMENT for a bad parent."""
-        return await off_loop(queries.list_catalogs, self._store,
-                              queries.parse_project(request.parent))
+        """INVALID_ARGUMENT for a bad parent, page size or token."""
+        violations: list[FieldViolation] = []
+        project = gather(violations, queries.parse_project, request.parent)
+        size = gather(violations, queries.page_size, request.page_size)
+        raise_if_any(violations)
+        return await off_loop(queries.list_catalogs, self._store, project, size,
+                              request.page_token)
 
     async def ResetCatalog(self, request: console_pb2.ResetCatalogRequest,
                      context: grpc.aio.ServicerContext) -> console_pb2.ResetResponse:

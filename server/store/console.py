@@ -115,15 +115,15 @@ class ResetCounts(NamedTuple):
     operations: int = 0
 
 
-# The distinct values of a leading index column, by a loose index scan: one seek
-# per value, whatever the number of rows.
+# The distinct values of a leading index column after a given one, in order, by a
+# loose index scan: one seek per value, whatever the number of rows.
 _DISTINCT = """
     WITH RECURSIVE v(value) AS (
-        SELECT MIN({column}) FROM {table}
+        SELECT MIN({column}) FROM {table} WHERE {column} > {mark}
         UNION ALL
         SELECT (SELECT MIN(t.{column}) FROM {table} t WHERE t.{column} > v.value)
         FROM v WHERE v.value IS NOT NULL)
-    SELECT value FROM v WHERE value IS NOT NULL"""
+    SELECT value FROM v WHERE value IS NOT NULL LIMIT {mark}"""
 
 
 class ConsoleSql:
@@ -302,22 +302,29 @@ class ConsoleSql:
 
     # -- what holds data -------------------------------------------------------------
 
-    def data_sets(self, prefix: str = "") -> tuple[list[DataSetRow], list[DataSetRow]]:
-        """The catalogs and the tenants whose names start with `prefix` that hold
-        events, by name, with their counts and latest times."""
-        # A catalog keeps its id when its events are gone (purged, reset): it is
-        # listed only while it holds one (one seek each in the time index).
-        catalogs = [(c, i) for c, i in self._fetch(
-            "SELECT name, id FROM catalogs c WHERE EXISTS (SELECT 1 FROM user_events e "
-            "WHERE e.catalog_id = c.id) ORDER BY name", ()) if c.startswith(prefix)]
-        tenants = [t for (t,) in self._fetch(
-            _DISTINCT.format(column="tenant", table="client_events"), ()) if t.startswith(prefix)]
-        found = [self._data_set(name, key, "user_events", "catalog_id", "event_time_us")
-                 for name, key in catalogs], \
-            [self._data_set(name, name, "client_events", "tenant", "create_time_us")
-             for name in tenants]
+    def data_sets(self, tenants: bool, prefix: str = "", after: str = "",
+                  limit: int = 1000) -> tuple[list[DataSetRow], bool]:
+        """Up to `limit` of the catalogs (the tenants) whose names start with
+        `prefix` that hold events, by name, the first after `after`, with their counts
+        and latest times; and whether more follow them."""
+        start = max(after, prefix)  # (the names of a prefix follow it, side by side)
+        if tenants:
+            found = [(t, t) for (t,) in self._fetch(_DISTINCT.format(
+                column="tenant", table="client_events", mark=self._dialect.mark),
+                (start, limit + 1))]
+        else:
+            # A catalog keeps its id when its events are gone (purged, reset): it is
+            # listed only while it holds one (one seek each in the time index).
+            found = self._fetch(self._dialect.spell(
+                "SELECT name, id FROM catalogs c WHERE name > ? AND EXISTS (SELECT 1 FROM "
+                "user_events e WHERE e.catalog_id = c.id) ORDER BY name LIMIT ?"),
+                (start, limit + 1))
+        named = [(name, key) for name, key in found if name.startswith(prefix)]
+        table, column, time = ("client_events", "tenant", "create_time_us") if tenants \
+            else ("user_events", "catalog_id", "event_time_us")
+        rows = [self._data_set(name, key, table, column, time) for name, key in named[:limit]]
         # (one emptied since it was listed, by a reset, a purge or retention, is left out)
-        return [c for c in found[0] if c is not None], [t for t in found[1] if t is not None]
+        return [r for r in rows if r is not None], len(named) > limit
 
     def _data_set(self, name: str, key: Any, table: str, column: str,
                   time: str) -> DataSetRow | None:

@@ -156,7 +156,7 @@ async def see_events_and_refusals(devtools_url: str, port: int, folder: Path) ->
         assert "Two-person tent" in products and "Tents" in products, products
         await photograph(devtools, session, folder, "products")
 
-        await go(devtools, session, "catalogs", "table")
+        await go(devtools, session, "catalogs", "[aria-label=Tenants] tbody tr")
         sets = await text_of(devtools, session, "main")
         assert CATALOG in sets and TENANT in sets, sets
         await photograph(devtools, session, folder, "catalogs")
@@ -305,3 +305,38 @@ def test_insights_draw_the_hours_that_hold_events_when_they_span_millions(
             see_totals_of_year_1_and_today(devtools_url, running.http_port, shots),
             DEADLINE * 2))
     assert said.startswith("Only the hours that hold events are drawn"), said
+
+
+async def page_through_catalogs(devtools_url: str, port: int, shots: Path) -> None:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#catalogs")
+        rows = "document.querySelectorAll('[aria-label=Catalogs] tbody tr').length"
+        await until(lambda: devtools.evaluate(session, f"{rows} === 100"), "the first page")
+        assert not await devtools.evaluate(
+            session, "document.querySelector('[aria-label=Tenants]').offsetParent")
+        await photograph(devtools, session, shots, "catalogs-first-page")
+        await focus_and_press(devtools, session, "main > button:not([hidden])")  # More
+        await until(lambda: devtools.evaluate(session, f"{rows} === 101"), "the second page")
+        assert TENANT in await text_of(devtools, session, "[aria-label=Tenants]")
+        assert await devtools.evaluate(
+            session, "[...document.querySelectorAll('main button')].every(b => b.hidden || "
+                     "b.classList.contains('link'))"), "More is gone after the last page"
+        await no_problems(devtools, session)
+        await photograph(devtools, session, shots, "catalogs-second-page")
+
+
+def test_catalogs_page_shows_a_page_at_a_time(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    # A writer key may fill a project with catalogs: the page showed them all at once.
+    for n in range(101):
+        status, answer = rest(running.http_port, "POST", f"/v2/projects/{PROJECT}/locations/"
+                              f"global/catalogs/c{n:03}/userEvents:write",
+                              {"eventType": "home-page-view", "visitorId": "v"})
+        assert status == 200, answer
+    status, answer = rest(running.http_port, "POST", f"/v4/{TENANT}/clientEvents", {
+        "eventId": "event-1", "createTime": "2026-01-01T00:00:00Z",
+        "jobEvent": {"type": "VIEW", "jobs": [f"{TENANT}/jobs/job-1"]}})
+    assert status == 200, answer
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        asyncio.run(asyncio.wait_for(page_through_catalogs(devtools_url, running.http_port, shots),
+                                     DEADLINE * 2))

@@ -24,6 +24,7 @@ from google.protobuf import json_format
 
 from server.app import Running, start
 from server.config import Settings
+from server.store import ClientEventRow, EventRow, open_store
 
 from . import http_client
 from .cli import CATALOG, footfall
@@ -222,6 +223,25 @@ def test_talent_events_and_catalogs(shop: Running, tmp_path: Path) -> None:
     assert tenant.startswith(f"{TENANT}  2 client events  last event 2024-05-01T00:00:00Z")
     as_json = read(shop, "catalogs", "--parent", "projects/p", "--json", cwd=tmp_path)
     assert [json.loads(line)["eventCount"] for line in as_json.stdout.splitlines()] == ["4", "2"]
+
+
+def test_catalogs_follows_the_pages(tmp_path: Path) -> None:
+    """More data sets than a page holds (1,000): every one is printed, catalogs first."""
+    store = open_store(f"sqlite:///{tmp_path}/many.db")
+    try:
+        store.write_user_events([EventRow.from_event(
+            f"projects/p/locations/global/catalogs/c{n:04}",
+            user_event_pb2.UserEvent(event_type="home-page-view", visitor_id="v"), joined=True)
+            for n in range(1_001)])
+        store.create_client_event(ClientEventRow(TENANT, "e1", 1_000, b""))
+    finally:
+        store.close()
+    out = footfall("catalogs", "--parent", "projects/p", "--store",
+                   f"sqlite:///{tmp_path}/many.db", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    names = [line.split()[0] for line in out.stdout.splitlines()]
+    assert names == [f"projects/p/locations/global/catalogs/c{n:04}" for n in range(1_001)] \
+        + [TENANT]
 
 
 @pytest.mark.parametrize(("command", "said"), [

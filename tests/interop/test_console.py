@@ -69,11 +69,11 @@ def pixel(server: ServerProcess, event: dict[str, Any]) -> requests.Response:
     return answer
 
 
-def client_event(event_id: str) -> talent_v4.ClientEvent:
+def client_event(event_id: str, tenant: str = TENANT) -> talent_v4.ClientEvent:
     return talent_v4.ClientEvent(
         event_id=event_id, create_time=datetime.datetime.now(datetime.UTC),
         job_event=talent_v4.JobEvent(type_=talent_v4.JobEvent.JobEventType.VIEW,
-                                     jobs=[f"{TENANT}/jobs/job-1"]))
+                                     jobs=[f"{tenant}/jobs/job-1"]))
 
 
 def rejections_of(console: Console, count: int) -> list[dict[str, Any]]:
@@ -155,6 +155,43 @@ def test_every_way_in_is_seen_and_every_refusal_with_its_field(
     catalogs = console.call("ListCatalogs", parent=PROJECT)
     assert [(c["name"], c["eventCount"]) for c in catalogs["catalogs"]] == [(CATALOG, "4")]
     assert [(t["name"], t["eventCount"]) for t in catalogs["tenants"]] == [(TENANT, "1")]
+
+
+def test_catalogs_and_tenants_come_a_page_at_a_time(
+        served: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    """Catalogs by name, then tenants, page_size at a time, over gRPC and REST: a
+    writer key can make catalogs without end, and one answer held them all."""
+    retail, talent = retail_client(served.address), talent_client(served.address)
+    for name in ("c0", "c1", "c2"):
+        retail.write_user_event(retail_v2.WriteUserEventRequest(
+            parent=f"{PROJECT}/locations/global/catalogs/{name}",
+            user_event=retail_v2.UserEvent(event_type="home-page-view", visitor_id="v")))
+    for tenant in (f"{PROJECT}/tenants/t0", f"{PROJECT}/tenants/t1"):
+        talent.create_client_event(parent=tenant, client_event=client_event("event", tenant))
+    console = Console(channels(served))
+
+    def pages(fetch: Callable[[str], dict[str, Any]]) -> list[list[str]]:
+        found, token = [], ""
+        while True:
+            page = fetch(token)
+            found.append([s["name"].rsplit("/", 1)[1]
+                          for s in page.get("catalogs", []) + page.get("tenants", [])])
+            token = page.get("nextPageToken", "")
+            if not token:
+                return found
+
+    expected = [["c0", "c1"], ["c2", "t0"], ["t1"]]
+    assert pages(lambda token: console.call("ListCatalogs", parent=PROJECT, pageSize=2,
+                                            pageToken=token)) == expected
+    assert pages(lambda token: rest(served.http_address, f"{PROJECT}/catalogs", pageSize=2,
+                                    pageToken=token).json()) == expected
+    assert pages(lambda token: console.call("ListCatalogs", parent=PROJECT, pageSize=3,
+                                            pageToken=token)) == [["c0", "c1", "c2"], ["t0", "t1"]]
+    for fields, field in (({"pageSize": -1}, "page_size"), ({"pageToken": "bm8"}, "page_token")):
+        with pytest.raises(grpc.RpcError) as caught:
+            console.call("ListCatalogs", parent=PROJECT, **fields)
+        assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert caught.value.details().startswith(field)
 
 
 def test_watches_see_writes_and_refusals(served: ServerProcess,

@@ -104,13 +104,42 @@ def test_data_sets_count_what_catalogs_and_tenants_hold(store: Any) -> None:
                              row("b", time="2024-01-02T00:00:00Z"),
                              row("c", catalog="projects/q/locations/global/catalogs/c")])
     store.create_client_event(client_event("e1"))
-    catalogs, tenants = store.data_sets("projects/p/")
+    catalogs, more = store.data_sets(False, "projects/p/")
     assert [(c.name, c.events, c.last_event_us) for c in catalogs] == \
-        [(CATALOG, 2, 1_704_153_600_000_000)]
+        [(CATALOG, 2, 1_704_153_600_000_000)] and not more
     assert catalogs[0].last_received_us is not None
+    tenants, _ = store.data_sets(True, "projects/p/")
     assert [(t.name, t.events, t.last_event_us) for t in tenants] == [(TENANT, 1, 1_000)]
-    every, _ = store.data_sets()
+    every, _ = store.data_sets(False)
     assert len(every) == 2
+
+
+def test_data_sets_come_a_page_at_a_time(store: Any) -> None:
+    """By name, after a given one, at most `limit`, saying whether more follow; a
+    prefix keeps to one project (projects/p2 sorts between projects/p and p3)."""
+    projects = ("p", "p2", "p3")
+
+    def catalog(project: str, i: int) -> str:
+        return f"projects/{project}/locations/global/catalogs/c{i}"
+
+    store.write_user_events([row(f"v{i}", catalog=catalog(p, i)) for p in projects
+                             for i in range(3)])
+    for p in projects:
+        for t in range(3):
+            store.create_client_event(client_event(f"e-{p}-{t}", f"projects/{p}/tenants/t{t}"))
+
+    def names(tenants: bool, prefix: str, after: str, limit: int) -> tuple[list[str], bool]:
+        rows, more = store.data_sets(tenants, prefix, after, limit)
+        return [r.name.split("/")[1] + "/" + r.name.rsplit("/", 1)[1] for r in rows], more
+
+    assert names(False, "projects/p/", "", 2) == (["p/c0", "p/c1"], True)
+    assert names(False, "projects/p/", catalog("p", 1), 2) == (["p/c2"], False)
+    assert names(False, "projects/p2/", "", 3) == (["p2/c0", "p2/c1", "p2/c2"], False)
+    assert names(False, "", catalog("p2", 2), 2) == (["p3/c0", "p3/c1"], True)
+    assert names(True, "projects/p3/", "", 5) == (["p3/t0", "p3/t1", "p3/t2"], False)
+    assert names(True, "projects/p/", "projects/p/tenants/t0", 1) == (["p/t1"], True)
+    assert names(True, "", "", 0) == ([], True)  # none asked: are there any?
+    assert names(True, "projects/q/", "", 0) == ([], False)
 
 
 def test_data_sets_leave_out_one_emptied_while_they_are_read(store: Any,
@@ -130,7 +159,7 @@ def test_data_sets_leave_out_one_emptied_while_they_are_read(store: Any,
         return found
 
     monkeypatch.setattr(store, "_fetch", fetch_then_reset)
-    catalogs, _ = store.data_sets()
+    catalogs, _ = store.data_sets(False)
     assert [(c.name, c.events) for c in catalogs] == [(CATALOG + "x", 1)]
 
 
@@ -150,7 +179,7 @@ def test_reset_catalog_forgets_only_that_catalog(store: Any) -> None:
     assert store.count_user_events(EventQuery(CATALOG + "x")) == 1
     assert store.get_operation(f"{CATALOG}/operations/op-2") is not None
     assert len(store.rejections_after(None, 0, 10)) == 1
-    assert [c.name for c in store.data_sets()[0]] == [CATALOG + "x"]
+    assert [c.name for c in store.data_sets(False)[0]] == [CATALOG + "x"]
 
 
 def test_a_reset_catalog_takes_new_events(store: Any) -> None:
@@ -163,7 +192,7 @@ def test_a_reset_catalog_takes_new_events(store: Any) -> None:
     assert [visitor(e.payload) for e in store.user_events_newest(
         EventQuery(CATALOG, visitor_ids=("a",)), 10)] == ["a"]
     assert store.count_user_events(EventQuery(CATALOG, visitor_ids=("b",))) == 1
-    [(name, events)] = [(c.name, c.events) for c in store.data_sets()[0]]
+    [(name, events)] = [(c.name, c.events) for c in store.data_sets(False)[0]]
     assert (name, events) == (CATALOG, 2)
 
 

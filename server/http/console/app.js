@@ -64,11 +64,11 @@ function askProject(error) {
   input.focus();
 }
 
-/** The catalogs and tenants, every few seconds: a new catalog joins the chooser
- *  (the first one is chosen). The first answer shows the page. */
+/** The catalogs and tenants (the first thousand), every few seconds: a new catalog
+ *  joins the chooser (the first one is chosen). The first answer shows the page. */
 async function loadCatalogs() {
   try {
-    known = await call(`/console/v1/${context.projects}/catalogs`);
+    known = await call(`/console/v1/${context.projects}/catalogs`, {query: {pageSize: 1000}});
     known.catalogs ||= [];
     known.tenants ||= [];
     const before = chooser.value;

@@ -1,31 +1,34 @@
-// #catalogs: the catalogs and tenants that hold events, in every project the key reads.
+// #catalogs: the catalogs and tenants that hold events, in every project the key reads,
+// a page at a time (the catalogs by name, then the tenants).
 
 import {call} from "./api.js";
-import {failure, h, table, when} from "./dom.js";
+import {h, paged, table, when} from "./dom.js";
 
-export async function render(main, ctx) {
+export function render(main, ctx) {
   main.append(h("h2", {}, "Catalogs and tenants"));
-  let sets;
-  try {
-    sets = await call(`/console/v1/${ctx.projects}/catalogs`, {signal: ctx.signal});
-  } catch (error) {
-    if (!ctx.signal.aborted) main.append(failure(error));
-    return;
-  }
-  const row = (set, open) => [open(set.name), set.eventCount || "0", when(set.lastEventTime),
-    when(set.lastReceiveTime)];
   const headings = ["Name", "Events", "Latest event time", "Latest received"];
   const chooseButton = (name) => h("button", {type: "button", class: "link",
     onclick: () => { ctx.choose(name); location.hash = "feed"; }}, name);
   const tenantLink = (name) => h("a", {href: `#talent?${new URLSearchParams({tenant: name})}`}, name);
-  const shown = (label, caption, found, open, none) => {
-    if (!found?.length) return h("p", {class: "hint"}, none);
-    const list = table(label, headings, caption);
-    list.body.append(...found.map((set) => list.row(row(set, open))));
-    return list.element;
-  };
-  main.append(
-    shown("Catalogs", "Catalogs (choose one to watch it)", sets.catalogs, chooseButton,
-      "No catalog holds events yet."),
-    shown("Tenants", "Tenants", sets.tenants, tenantLink, "No tenant holds client events yet."));
+  const lists = [
+    {field: "catalogs", open: chooseButton, none: "No catalog holds events yet.",
+      list: table("Catalogs", headings, "Catalogs (choose one to watch it)")},
+    {field: "tenants", open: tenantLink, none: "No tenant holds client events yet.",
+      list: table("Tenants", headings, "Tenants")},
+  ];
+  const slots = lists.map(({list}) => h("div", {}, list.element));
+  const results = h("div", {});
+  const more = paged(async (pageToken) => {
+    const page = await call(`/console/v1/${ctx.projects}/catalogs`,
+      {query: {pageToken}, signal: ctx.signal});
+    lists.forEach(({field, open, none, list}, i) => {
+      list.body.append(...(page[field] || []).map((set) => list.row([open(set.name),
+        set.eventCount || "0", when(set.lastEventTime), when(set.lastReceiveTime)])));
+      const empty = !list.body.children.length;
+      if (empty && !page.nextPageToken) slots[i].replaceChildren(h("p", {class: "hint"}, none));
+      else list.element.hidden = empty;
+    });
+    return page.nextPageToken || "";
+  }, ctx.signal, results);
+  main.append(...slots, more, results);
 }

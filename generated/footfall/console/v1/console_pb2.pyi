@@ -181,18 +181,24 @@ class ListRejectionsResponse(_message.Message):
     def __init__(self, rejections: _Optional[_Iterable[_Union[Rejection, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ListCatalogsRequest(_message.Message):
-    __slots__ = ("parent",)
+    __slots__ = ("parent", "page_size", "page_token")
     PARENT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     parent: str
-    def __init__(self, parent: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListCatalogsResponse(_message.Message):
-    __slots__ = ("catalogs", "tenants")
+    __slots__ = ("catalogs", "tenants", "next_page_token")
     CATALOGS_FIELD_NUMBER: _ClassVar[int]
     TENANTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     catalogs: _containers.RepeatedCompositeFieldContainer[DataSet]
     tenants: _containers.RepeatedCompositeFieldContainer[DataSet]
-    def __init__(self, catalogs: _Optional[_Iterable[_Union[DataSet, _Mapping]]] = ..., tenants: _Optional[_Iterable[_Union[DataSet, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, catalogs: _Optional[_Iterable[_Union[DataSet, _Mapping]]] = ..., tenants: _Optional[_Iterable[_Union[DataSet, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ResetCatalogRequest(_message.Message):
     __slots__ = ("name",)
