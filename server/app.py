@@ -167,7 +167,8 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     store.on_commit(committed)
     policy.metrics.watch_uncommitted(store)
     policy.rejections = Rejections(store, clock, settings.rejections_keep,
-                                   settings.rejections_keep_hours * 3600)
+                                   settings.rejections_keep_hours * 3600,
+                                   settings.rejections_keep_per_project)
     gcs_root = Path(settings.gcs_root)
     gcs_root.mkdir(parents=True, exist_ok=True)
     line_pool = LinePool(settings.import_processes)

@@ -238,6 +238,11 @@ class Settings:
                                   "refused event writes, pixels, client events and import "
                                   "lines kept for the console (the latest ones); `0` keeps none",
                                   check=at_least(0))
+    rejections_keep_per_project: int = option(2_000, INTEGER,
+                                              "of those, the most kept of one project (the "
+                                              "latest), so that one project's refused "
+                                              "requests cannot push out all the others'",
+                                              check=at_least(1))
     rejections_keep_hours: float = option(168.0, NUMBER,
                                           "how long a kept refusal stays (hours)",
                                           check=POSITIVE)

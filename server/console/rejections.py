@@ -120,10 +120,12 @@ class Rejections:
     At most GATHERED_LIMIT (or `keep_count`, if more) wait: should the store be
     away that long, the oldest are let go (and counted in `skipped`)."""
 
-    def __init__(self, store: Store, clock: Clock, keep_count: int, keep_seconds: float) -> None:
+    def __init__(self, store: Store, clock: Clock, keep_count: int, keep_seconds: float,
+                 keep_per_project: int | None = None) -> None:
         self._store = store
         self._clock = clock
         self._keep_count = keep_count
+        self._keep_per_project = keep_per_project
         self._keep_us = int(keep_seconds * 1_000_000)
         self._lock = threading.Lock()
         self._gathered: list[RejectionRow] = []
@@ -224,7 +226,7 @@ class Rejections:
         now_us = self._clock.now_ns() // 1000
         try:
             kept = self._store.add_rejections(self._take, self._keep_count,
-                                              now_us - self._keep_us)
+                                              now_us - self._keep_us, self._keep_per_project)
         except Exception:  # a store that is closing or away: the refusal still answers
             lost = self._take()
             log.warning("could not keep %d refusals", len(lost), exc_info=True)

@@ -244,13 +244,16 @@ class ConsoleSql:
     # -- rejections --------------------------------------------------------------
 
     def add_rejections(self, rows: Sequence[RejectionRow] | Callable[[], Sequence[RejectionRow]],
-                       keep: int, since_us: int) -> Future[Any]:
+                       keep: int, since_us: int, keep_per_project: int | None = None
+                       ) -> Future[Any]:
         """Keep `rows` in a transaction of the writer (the first it makes for other
         writes once ALONG_SECONDS have passed, else its own), which also forgets the
-        refusals beyond the last `keep` and those older than `since_us` (so no
-        flood grows the table past them); the future of that transaction.
-        `rows` may be a function, called on the writer in that transaction (once,
-        should it be tried again): it takes the rows gathered until then."""
+        refusals of each of their projects beyond its last `keep_per_project`, those
+        beyond the last `keep` of all, and those older than `since_us` (so no flood
+        grows the table past them, and a flood of one project's leaves the others');
+        the future of that transaction. `rows` may be a function, called on the
+        writer in that transaction (once, should it be tried again): it takes the
+        rows gathered until then."""
         mark = self._dialect.mark
         insert = self._dialect.spell(
             "INSERT INTO rejections (project, parent, time_us, rejection) VALUES ")
@@ -268,8 +271,14 @@ class ConsoleSql:
                 chunk = kept[start:start + _REJECTIONS_PER_STATEMENT]
                 db.execute(insert + ", ".join([values] * len(chunk)),
                            [value for row in chunk for value in row])
-            db.execute(f"DELETE FROM rejections WHERE id <= (SELECT MAX(id) FROM rejections) "
-                       f"- {mark}", (keep,))
+            # by rows, not ids: those a project's trim took leave gaps in the ids
+            if keep_per_project is not None and keep_per_project < keep:
+                for project in sorted({row.project for row in kept}):
+                    db.execute(f"DELETE FROM rejections WHERE project = {mark} AND id <= "
+                               f"(SELECT id FROM rejections WHERE project = {mark} ORDER BY id "
+                               f"DESC LIMIT 1 OFFSET {mark})", (project, project, keep_per_project))
+            db.execute(f"DELETE FROM rejections WHERE id <= (SELECT id FROM rejections ORDER BY "
+                       f"id DESC LIMIT 1 OFFSET {mark})", (keep,))
             db.execute(f"DELETE FROM rejections WHERE time_us < {mark}", (since_us,))
 
         return self._committer.submit_along(keep_within)

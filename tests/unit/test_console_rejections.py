@@ -30,9 +30,9 @@ store_url, stores, store = test_store.store_url, test_store.stores, test_store.s
 WRITE = "/google.cloud.retail.v2.UserEventService/WriteUserEvent"
 
 
-def refuse(rejections: Rejections, n: int) -> None:
+def refuse(rejections: Rejections, n: int, parent: str = CATALOG) -> None:
     request = user_event_service_pb2.WriteUserEventRequest(
-        parent=CATALOG, user_event=user_event_pb2.UserEvent(session_id=f"s{n}"))
+        parent=parent, user_event=user_event_pb2.UserEvent(session_id=f"s{n}"))
     rejections.refused(WRITE, "grpc", request,
                        InvalidArgument.field("user_event.visitor_id", "is required"), "k")
 
@@ -72,6 +72,17 @@ def test_the_store_keeps_the_latest_within_the_count(store: Store) -> None:
             store.flush()
     store.flush()
     assert sessions(store) == [str(n) for n in range(45, 55)]
+
+
+def test_a_flood_of_one_projects_refusals_keeps_the_others(store: Store) -> None:
+    rejections = Rejections(store, SystemClock(), 10, 3600, keep_per_project=3)
+    refuse(rejections, 0, "projects/other/locations/global/catalogs/c")
+    for n in range(1, 30):
+        refuse(rejections, n)
+        if n % 7 == 0:
+            store.flush()
+    store.flush()
+    assert sessions(store) == ["0", "27", "28", "29"]
 
 
 def test_a_keep_count_of_0_keeps_none(store: Store) -> None:

@@ -99,6 +99,24 @@ def test_rejections_stay_within_their_count_and_age(store: Any) -> None:
     assert [r for _, r in store.rejections_after(None, 0, 10)] == [b"r9"]
 
 
+def test_a_flood_of_one_projects_refusals_leaves_the_others(store: Any) -> None:
+    """Each project keeps its latest `keep_per_project`, all of them the latest
+    `keep`: refused requests of one project no longer push out another's."""
+    def keep(project: str, n: int) -> None:
+        store.add_rejections([RejectionRow(project, f"projects/{project}", 1, f"{project}{n}"
+                                           .encode())], 10, 0, keep_per_project=3).result()
+
+    keep("p", 0)
+    keep("p", 1)
+    for n in range(6):
+        keep("flood", n)
+    assert [r for _, r in store.rejections_newest(None, 100)] == \
+        [b"flood5", b"flood4", b"flood3", b"p1", b"p0"]
+    store.add_rejections([RejectionRow("q", "projects/q", 1, b"q0")] * 4, 4, 0,
+                         keep_per_project=10).result()
+    assert [r for _, r in store.rejections_newest(None, 100)] == [b"q0"] * 4  # the total
+
+
 def test_data_sets_count_what_catalogs_and_tenants_hold(store: Any) -> None:
     store.write_user_events([row("a", time="2024-01-01T00:00:00Z"),
                              row("b", time="2024-01-02T00:00:00Z"),
