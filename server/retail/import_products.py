@@ -1,7 +1,8 @@
 """ImportProducts: checked when called, then run as a resumable operation.
 
 Products are upserted (INCREMENTAL reconciliation) in batches; with an
-update_mask only the masked fields of existing products change.
+update_mask only the masked fields of existing products change, and products
+not stored yet are not created (Google's rule for a masked import).
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ class ImportProductsJob(BulkImport[Request, Product, Product]):
             violations = products.product_id_violations(given.id, f"{path}.id")
             if not violations:
                 current = upserts.get(given.id) or existing.get(given.id)
+                if paths is not None and current is None:
+                    continue  # a masked import only updates: valid, but nothing to change
                 if paths is not None and current is not None:
                     product = products.apply_update(
                         products.decode(current, branch, given.id), given, paths, now)
