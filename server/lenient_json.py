@@ -3,17 +3,22 @@
 Import files made for Google (its own tutorial data among them) use forms that
 protobuf's legacy JSON parsing accepts and strict proto3 JSON does not:
 
-- one object where a repeated field is expected (`"productDetails": {...}`);
+- one object where a repeated field is expected (`"productDetails": {...}`), and one
+  value where a list of values is expected (`"experimentIds": "exp-1"`, the form of
+  the event JSON in Google's own pages);
 - a map as a list of `{"key": ..., "value": ...}` objects (`"attributes": [...]`);
 - booleans in quotes (`"indexable": "true"`);
 - FieldMask paths in snake_case (`"retrievableFields": "price_info,title"`).
 
 Numbers in quotes, snake_case field names and timestamps with a numeric offset
-(`+00:00`) are proto3 JSON already. `normalize` rewrites only those four forms,
+(`+00:00`) are proto3 JSON already. `normalize` rewrites only those forms,
 guided by the message's descriptor, and leaves everything else as it is, so a
 document that is proto3 JSON comes back unchanged and what Google refuses (an
-unknown field, `"yes"` for a boolean, a list for a single message) is still
-refused by the strict parser that reads the result. Only imports use it: lines of
+unknown field, `"yes"` for a boolean, a list for a single message, a text where a
+list of messages is expected) is still refused by the strict parser that reads the
+result. protobuf's own JSON converter (ProtoStreamObjectWriter, which Google's
+published HTTP/JSON transcoder feeds) reads both one-item forms: its tests
+`ImplicitPrimitiveList` and `ImplicitMessageList`. Only imports use it: lines of
 import files, and the JSON bodies of import requests on the HTTP gateway.
 """
 
@@ -68,7 +73,10 @@ def _field_value(value: Any, field: FieldDescriptor) -> Any:
     if entry is not None and entry.GetOptions().map_entry:
         return _map(value, entry)
     if field.is_repeated:
-        items = [value] if type(value) is dict else value
+        # One item where a list goes: an object for a list of messages, a text,
+        # number or boolean for a list of values.
+        one = dict if field.message_type is not None else (str, int, float, bool)
+        items = [value] if isinstance(value, one) else value
         return [_single(i, field) for i in items] if type(items) is list else items
     return _single(value, field)
 
