@@ -18,25 +18,50 @@ unknown field, `"yes"` for a boolean, a list for a single message, a text where 
 list of messages is expected) is still refused by the strict parser that reads the
 result. protobuf's own JSON converter (ProtoStreamObjectWriter, which Google's
 published HTTP/JSON transcoder feeds) reads both one-item forms: its tests
-`ImplicitPrimitiveList` and `ImplicitMessageList`. Only imports use it: lines of
-import files, and the JSON bodies of import requests on the HTTP gateway.
+`ImplicitPrimitiveList` and `ImplicitMessageList`. Read after the strict parse
+failed: lines of import files, the JSON bodies of import and user-event write
+requests on the HTTP gateway, and a pixel's event (Google's JavaScript pixel example
+writes `experimentIds: "experiment-id"`). Products created or updated one by one
+stay strict proto3 JSON.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import Any, TypeVar, cast
 
+from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from server import protojson
+
+M = TypeVar("M", bound=Message)
 
 _F = FieldDescriptor
 _BOOLS = {"true": True, "false": False}
 _SNAKE = re.compile(r"_([a-z0-9])")
-# Requests whose JSON body (on the HTTP gateway) is read leniently: their inline items.
-IMPORT_REQUESTS = frozenset(f"google.cloud.retail.{version}.{request}"
-                            for version in ("v2", "v2beta", "v2alpha")
-                            for request in ("ImportUserEventsRequest", "ImportProductsRequest"))
+# Requests whose JSON body (on the HTTP gateway) is read leniently: their inline items,
+# the event written.
+LENIENT_REQUESTS = frozenset(f"google.cloud.retail.{version}.{request}"
+                             for version in ("v2", "v2beta", "v2alpha")
+                             for request in ("ImportUserEventsRequest", "ImportProductsRequest",
+                                             "WriteUserEventRequest"))
+
+
+def parse_dict(data: dict[str, Any], message_class: type[M]) -> M:
+    """A `message_class` from parsed JSON: proto3 JSON, else with the forms above
+    rewritten. Raises json_format.ParseError: the rewritten document's when the
+    rewriting changed something (so it names what is still wrong), else the strict
+    parse's."""
+    try:
+        return protojson.parse_dict(data, message_class)
+    except json_format.ParseError as strict:
+        lenient = normalize(data, cast(Descriptor, message_class.DESCRIPTOR))
+        if lenient == data:
+            raise strict from None
+    return protojson.parse_dict(lenient, message_class)
 
 
 @functools.cache

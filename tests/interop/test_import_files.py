@@ -255,10 +255,18 @@ def test_one_value_where_a_list_goes_imports_as_a_list_of_one(server: ServerProc
     assert stored[0]["attributes"] == {"size": {"numbers": [42]}, "tone": {"text": ["warm"]}}
 
 
-def test_write_user_event_stays_strict(server: ServerProcess, catalog: str) -> None:
-    """Only imports are lenient: a write in a lenient form is refused as before."""
+def test_write_user_event_over_rest_takes_the_same_forms(server: ServerProcess,
+                                                         catalog: str) -> None:
+    """Google's JSON front end reads one item where a list goes on every call: the
+    event JSON of Google's pages (`"experimentIds": "experiment-id"`) writes as it
+    imports. A text where a list of objects goes is still refused."""
+    written = _post(server, f"{catalog}/userEvents:write", {
+        "eventType": "detail-page-view", "visitorId": "v", "experimentIds": "exp-1",
+        "productDetails": {"product": {"id": "p"}, "quantity": "2"}})
+    assert written["experimentIds"] == ["exp-1"]
+    assert written["productDetails"] == [{"product": {"id": "p"}, "quantity": 2}]
     body = json.dumps({"eventType": "detail-page-view", "visitorId": "v",
-                       "productDetails": {"product": {"id": "p"}}}).encode()
+                       "productDetails": "p"}).encode()
     request = urllib.request.Request(
         f"http://{server.http_address}/v2/{catalog}/userEvents:write", data=body,
         headers={"Content-Type": "application/json"}, method="POST")
@@ -267,6 +275,7 @@ def test_write_user_event_stays_strict(server: ServerProcess, catalog: str) -> N
     assert refused.value.code == 400
     assert "user_event.product_details: Invalid JSON payload received: must be a JSON list" \
         in refused.value.read().decode()
+    assert count_events(server.store, catalog, server.workdir) == 1
 
 
 def _post(server: ServerProcess, path: str, document: dict[str, Any]) -> dict[str, Any]:
