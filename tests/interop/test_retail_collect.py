@@ -197,6 +197,13 @@ REFUSED = [
                  ["raw_json"], "line 1 column", id="bad-raw-json"),
     pytest.param({"user_event": '{"eventType": "login", "visitorId": "v", "clicks": 3}'},
                  [U], "clicks", id="unknown-field"),
+    # A JSON error inside the event: only it is reported, not the type and visitor sent.
+    pytest.param({"user_event": '{"eventType": "detail-page-view", "visitorId": "v", '
+                                '"productDetails": "sku-3"}'},
+                 [f"{U}.product_details"], "must be a JSON list", id="text-for-a-list-of-objects"),
+    pytest.param({"raw_json": '{"eventType": "home-page-view", "visitorId": "v", '
+                              '"eventTime": "2024-05-20 14:03"}'},
+                 ["raw_json.event_time"], "RFC 3339", id="bad-time-in-raw-json"),
     pytest.param({"user_event": padded_event(2_000_001)}, [U], "2000000", id="user_event-2000001"),
     pytest.param({"user_event": event_json("home-page-view"), "uri": "u" * 5_001},
                  ["uri"], "5000", id="uri-5001"),
