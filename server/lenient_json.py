@@ -3,35 +3,65 @@
 Import files made for Google (its own tutorial data among them) use forms that
 protobuf's legacy JSON parsing accepts and strict proto3 JSON does not:
 
-- one object where a repeated field is expected (`"productDetails": {...}`);
+- one object where a repeated field is expected (`"productDetails": {...}`), and one
+  value where a list of values is expected (`"experimentIds": "exp-1"`, the form of
+  the event JSON in Google's own pages);
 - a map as a list of `{"key": ..., "value": ...}` objects (`"attributes": [...]`);
 - booleans in quotes (`"indexable": "true"`);
 - FieldMask paths in snake_case (`"retrievableFields": "price_info,title"`).
 
 Numbers in quotes, snake_case field names and timestamps with a numeric offset
-(`+00:00`) are proto3 JSON already. `normalize` rewrites only those four forms,
+(`+00:00`) are proto3 JSON already. `normalize` rewrites only those forms,
 guided by the message's descriptor, and leaves everything else as it is, so a
 document that is proto3 JSON comes back unchanged and what Google refuses (an
-unknown field, `"yes"` for a boolean, a list for a single message) is still
-refused by the strict parser that reads the result. Only imports use it: lines of
-import files, and the JSON bodies of import requests on the HTTP gateway.
+unknown field, `"yes"` for a boolean, a list for a single message, a text where a
+list of messages is expected) is still refused by the strict parser that reads the
+result. protobuf's own JSON converter (ProtoStreamObjectWriter, which Google's
+published HTTP/JSON transcoder feeds) reads both one-item forms: its tests
+`ImplicitPrimitiveList` and `ImplicitMessageList`. Read after the strict parse
+failed: lines of import files, the JSON bodies of import and user-event write
+requests on the HTTP gateway, and a pixel's event (Google's JavaScript pixel example
+writes `experimentIds: "experiment-id"`). Products created or updated one by one
+stay strict proto3 JSON.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import Any, TypeVar, cast
 
+from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from server import protojson
+
+M = TypeVar("M", bound=Message)
 
 _F = FieldDescriptor
 _BOOLS = {"true": True, "false": False}
 _SNAKE = re.compile(r"_([a-z0-9])")
-# Requests whose JSON body (on the HTTP gateway) is read leniently: their inline items.
-IMPORT_REQUESTS = frozenset(f"google.cloud.retail.{version}.{request}"
-                            for version in ("v2", "v2beta", "v2alpha")
-                            for request in ("ImportUserEventsRequest", "ImportProductsRequest"))
+# Requests whose JSON body (on the HTTP gateway) is read leniently: their inline items,
+# the event written.
+LENIENT_REQUESTS = frozenset(f"google.cloud.retail.{version}.{request}"
+                             for version in ("v2", "v2beta", "v2alpha")
+                             for request in ("ImportUserEventsRequest", "ImportProductsRequest",
+                                             "WriteUserEventRequest"))
+
+
+def parse_dict(data: dict[str, Any], message_class: type[M]) -> M:
+    """A `message_class` from parsed JSON: proto3 JSON, else with the forms above
+    rewritten. Raises json_format.ParseError: the rewritten document's when the
+    rewriting changed something (so it names what is still wrong), else the strict
+    parse's."""
+    try:
+        return protojson.parse_dict(data, message_class)
+    except json_format.ParseError as strict:
+        lenient = normalize(data, cast(Descriptor, message_class.DESCRIPTOR))
+        if lenient == data:
+            raise strict from None
+    return protojson.parse_dict(lenient, message_class)
 
 
 @functools.cache
@@ -68,7 +98,10 @@ def _field_value(value: Any, field: FieldDescriptor) -> Any:
     if entry is not None and entry.GetOptions().map_entry:
         return _map(value, entry)
     if field.is_repeated:
-        items = [value] if type(value) is dict else value
+        # One item where a list goes: an object for a list of messages, a text,
+        # number or boolean for a list of values.
+        one = dict if field.message_type is not None else (str, int, float, bool)
+        items = [value] if isinstance(value, one) else value
         return [_single(i, field) for i in items] if type(items) is list else items
     return _single(value, field)
 

@@ -213,10 +213,10 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
 
 
 def _parsed_leniently(request: Message, field: FieldDescriptor, name: str, value: Any) -> bool:
-    """Whether `value` parses once the forms Google's importer accepts are rewritten
-    (import requests only: their inline events and products are import data)."""
+    """Whether `value` parses once the forms Google's JSON front end accepts are
+    rewritten (imports and user-event writes: see lenient_json)."""
     descriptor_ = cast(descriptor.Descriptor, request.DESCRIPTOR)
-    if descriptor_.full_name not in lenient_json.IMPORT_REQUESTS:
+    if descriptor_.full_name not in lenient_json.LENIENT_REQUESTS:
         return False
     request.ClearField(field.name)  # what the strict parse left half-done
     try:

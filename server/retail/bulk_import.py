@@ -277,17 +277,9 @@ def decode_json_line(line: bytes, message_class: type[M], what: str) -> M:
     if not isinstance(data, dict):
         raise ValueError(f"each line must be one JSON object (a {what})")
     try:
-        return protojson.parse_dict(data, message_class)
-    except json_format.ParseError as strict:
-        error = strict
-    # Not proto3 JSON: rewrite the lenient forms (the fast path never comes here).
-    lenient = lenient_json.normalize(data, cast(Descriptor, message_class.DESCRIPTOR))
-    if lenient != data:
-        try:
-            return protojson.parse_dict(lenient, message_class)
-        except json_format.ParseError as exc:
-            error = exc
-    path, reason = protojson.parse_error(error, cast(Descriptor, message_class.DESCRIPTOR))
+        return lenient_json.parse_dict(data, message_class)
+    except json_format.ParseError as error:
+        path, reason = protojson.parse_error(error, cast(Descriptor, message_class.DESCRIPTOR))
     raise ValueError(f"not a {what}: {path}: {reason}" if path else f"not a {what}: {reason}")
 
 

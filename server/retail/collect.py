@@ -12,7 +12,7 @@ import orjson
 from google.api import httpbody_pb2
 from google.protobuf import json_format
 
-from server import protojson
+from server import lenient_json, protojson
 from server.errors import FieldViolation, InvalidArgument
 from server.retail.validation import MAX_LONG_TEXT, MAX_USER_AGENT
 
@@ -40,8 +40,9 @@ def pixel_body() -> httpbody_pb2.HttpBody:
 
 
 def parse_event_json(text: str, field: str, event: Any) -> None:
-    """Fill the empty `event` from proto3 JSON in `text`; INVALID_ARGUMENT naming
-    `field` and saying where the JSON is bad.
+    """Fill the empty `event` from proto3 JSON in `text` (or the forms Google's JSON
+    front end reads too, see lenient_json); INVALID_ARGUMENT naming `field` and
+    saying where the JSON is bad.
 
     A pixel's event is read with orjson and built by `protojson` (json_format
     takes about 150 µs an event, most of a pixel's cost). What that path cannot
@@ -56,7 +57,7 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
         # orjson writes each key once, so a key given twice shows as one `":` fewer
         # (spaces before a colon, or an escaped quote, send it to json_format too).
         if isinstance(data, dict) and text.count('":') == _written_pairs(data):
-            event.CopyFrom(protojson.parse_dict(data, type(event)))
+            event.CopyFrom(lenient_json.parse_dict(data, type(event)))
         else:
             json_format.Parse(text, event)
     except json_format.ParseError as exc:

@@ -66,7 +66,9 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         violations: list[FieldViolation] = []
         catalog = gather(violations, parse_catalog, parent, "parent")
         violations.extend(found or [])
-        if not any(v.field == path for v in found or []):
+        # A JSON error anywhere in the event (`user_event.product_details`) leaves it
+        # undecoded: checking what is left would report fields the caller did send.
+        if not any(v.field == path or v.field.startswith(f"{path}.") for v in found or []):
             too_big = event_size_violation(event, path, self._max_event_bytes)
             if too_big is not None:
                 violations.append(too_big)

@@ -539,10 +539,11 @@ def test_a_json_value_of_the_wrong_kind_names_its_field_in_plain_words(
     """A list or map given the wrong kind named only user_event, and an object where a
     number goes said Python's words ("int() argument must be a string, a bytes-like
     object or a real number, not 'dict'")."""
+    # (One text where a list of texts goes is read as a list of one, as Google reads it.)
     reply = post(gateway, f"/v2/{CATALOG}/userEvents:write",
-                 {"eventType": "home-page-view", "visitorId": "v", "experimentIds": "x"})
+                 {"eventType": "detail-page-view", "visitorId": "v", "productDetails": "x"})
     assert reply.status == 400
-    assert reply.violations() == {"user_event.experiment_ids": "Invalid JSON payload "
+    assert reply.violations() == {"user_event.product_details": "Invalid JSON payload "
                                   "received: must be a JSON list, got x"}
     reply = post(gateway, f"/v2/{CATALOG}/userEvents:write",
                  {"eventType": "detail-page-view", "visitorId": "v",

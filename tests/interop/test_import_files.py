@@ -27,6 +27,7 @@ from .support import (
     event_lines,
     finish,
     gcs_path,
+    list_events,
     product_client,
     put_gcs,
     retail_client,
@@ -227,10 +228,45 @@ def test_files_made_for_google_import_whole(server: ServerProcess, catalog: str,
     assert count_events(server.store, catalog, server.workdir) == count
 
 
-def test_write_user_event_stays_strict(server: ServerProcess, catalog: str) -> None:
-    """Only imports are lenient: a write in a lenient form is refused as before."""
+def test_one_value_where_a_list_goes_imports_as_a_list_of_one(server: ServerProcess,
+                                                                catalog: str) -> None:
+    """Google's pages write `"experimentIds": "experiment-id"`; protobuf's converter,
+    behind Google's JSON front ends, reads one value as a list of one. A list of
+    messages given a text is still a bad line."""
+    lines = [{"eventType": "category-page-view", "visitorId": f"single-{i}",
+              "eventTime": f"2021-12-12T10:00:0{i}Z", "experimentIds": f"exp-{i}",
+              "pageCategories": "Sale > Boots",
+              "attributes": {"size": {"numbers": 42}, "tone": {"text": "warm"}}}
+             for i in range(3)]
+    lines.append({"eventType": "detail-page-view", "visitorId": "single-bad",
+                  "eventTime": "2021-12-12T10:00:09Z", "productDetails": "p1"})
+    uri = put_gcs(server.gcs_root, f"gs://{GCS_BUCKET}/single-values/events.json",
+                  [json.dumps(line) for line in lines])
+    with retail_client(server.address) as retail:
+        operation = retail.import_user_events(request=file_import(catalog, uri),
+                                              timeout=RPC_DEADLINE)
+        result = finish(operation)
+    assert (operation.metadata.success_count, operation.metadata.failure_count) == (3, 1)
+    assert "line 4" in result.error_samples[0].message
+    assert "product_details" in result.error_samples[0].message
+    stored = list_events(server.store, catalog, server.workdir)
+    assert [e["experimentIds"] for e in stored] == [["exp-0"], ["exp-1"], ["exp-2"]]
+    assert {tuple(e["pageCategories"]) for e in stored} == {("Sale > Boots",)}
+    assert stored[0]["attributes"] == {"size": {"numbers": [42]}, "tone": {"text": ["warm"]}}
+
+
+def test_write_user_event_over_rest_takes_the_same_forms(server: ServerProcess,
+                                                         catalog: str) -> None:
+    """Google's JSON front end reads one item where a list goes on every call: the
+    event JSON of Google's pages (`"experimentIds": "experiment-id"`) writes as it
+    imports. A text where a list of objects goes is still refused."""
+    written = _post(server, f"{catalog}/userEvents:write", {
+        "eventType": "detail-page-view", "visitorId": "v", "experimentIds": "exp-1",
+        "productDetails": {"product": {"id": "p"}, "quantity": "2"}})
+    assert written["experimentIds"] == ["exp-1"]
+    assert written["productDetails"] == [{"product": {"id": "p"}, "quantity": 2}]
     body = json.dumps({"eventType": "detail-page-view", "visitorId": "v",
-                       "productDetails": {"product": {"id": "p"}}}).encode()
+                       "productDetails": "p"}).encode()
     request = urllib.request.Request(
         f"http://{server.http_address}/v2/{catalog}/userEvents:write", data=body,
         headers={"Content-Type": "application/json"}, method="POST")
@@ -239,6 +275,7 @@ def test_write_user_event_stays_strict(server: ServerProcess, catalog: str) -> N
     assert refused.value.code == 400
     assert "user_event.product_details: Invalid JSON payload received: must be a JSON list" \
         in refused.value.read().decode()
+    assert count_events(server.store, catalog, server.workdir) == 1
 
 
 def _post(server: ServerProcess, path: str, document: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import requests
 from google.api_core import exceptions
 from google.cloud import retail_v2
 
@@ -141,6 +142,38 @@ def test_raw_json_wins_over_user_event(retail: retail_v2.UserEventServiceClient,
     assert list_events(server.store, catalog, server.workdir) == [stored_as(raw)]
 
 
+# An event as Google's JavaScript pixel example writes one: experimentIds one text
+# ("experimentIds": "experiment-id"), and one product detail as an object.
+PAGE_SHAPED = {"eventType": "detail-page-view", "visitorId": "v-page", "userInfo": {"userId": "u"},
+               "attributionToken": "token-9", "experimentIds": "exp-a",
+               "productDetails": {"product": {"id": "sku-3"}, "quantity": 2},
+               "eventTime": "2024-05-20T14:03:07Z"}
+PAGE_SHAPED_AS_LISTS = {**PAGE_SHAPED, "experimentIds": ["exp-a"],
+                        "productDetails": [{"product": {"id": "sku-3"}, "quantity": 2}]}
+
+
+def test_a_browser_pixel_in_the_page_example_shape_is_recorded(server: ServerProcess,
+                                                               catalog: str) -> None:
+    answer = requests.get(f"http://{server.http_address}/v2/{catalog}/userEvents:collect",
+                          params={"userEvent": json.dumps(PAGE_SHAPED), "ets": "1716213787123"},
+                          timeout=RPC_DEADLINE)
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "image/gif"
+    assert "X-Footfall-Error" not in answer.headers, answer.headers["X-Footfall-Error"]
+    # The browser's address and agent fill what the event left empty.
+    filled = {"userId": "u", "ipAddress": "127.0.0.1",
+              "userAgent": answer.request.headers["User-Agent"]}
+    stored = list_events(server.store, catalog, server.workdir)
+    assert stored == [stored_as({**PAGE_SHAPED_AS_LISTS, "userInfo": filled})]
+
+
+@pytest.mark.parametrize("encode", ENCODINGS)
+def test_collect_reads_one_item_where_a_list_goes(retail: retail_v2.UserEventServiceClient,
+                                                  server: ServerProcess, catalog: str,
+                                                  encode: Any) -> None:
+    collect(retail, {"parent": catalog, **encode(json.dumps(PAGE_SHAPED))})
+    assert list_events(server.store, catalog, server.workdir) == [stored_as(PAGE_SHAPED_AS_LISTS)]
+
+
 def test_user_event_of_exactly_2_000_000_chars_is_accepted(
         retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str) -> None:
     text = padded_event(2_000_000)
@@ -164,6 +197,13 @@ REFUSED = [
                  ["raw_json"], "line 1 column", id="bad-raw-json"),
     pytest.param({"user_event": '{"eventType": "login", "visitorId": "v", "clicks": 3}'},
                  [U], "clicks", id="unknown-field"),
+    # A JSON error inside the event: only it is reported, not the type and visitor sent.
+    pytest.param({"user_event": '{"eventType": "detail-page-view", "visitorId": "v", '
+                                '"productDetails": "sku-3"}'},
+                 [f"{U}.product_details"], "must be a JSON list", id="text-for-a-list-of-objects"),
+    pytest.param({"raw_json": '{"eventType": "home-page-view", "visitorId": "v", '
+                              '"eventTime": "2024-05-20 14:03"}'},
+                 ["raw_json.event_time"], "RFC 3339", id="bad-time-in-raw-json"),
     pytest.param({"user_event": padded_event(2_000_001)}, [U], "2000000", id="user_event-2000001"),
     pytest.param({"user_event": event_json("home-page-view"), "uri": "u" * 5_001},
                  ["uri"], "5000", id="uri-5001"),

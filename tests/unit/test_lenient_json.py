@@ -65,6 +65,15 @@ EVENT_FORMS = [
       "purchaseTransaction": {"revenue": "16.5", "currencyCode": "USD"}},
      {"eventType": "purchase-complete", "visitorId": "v",
       "purchaseTransaction": {"revenue": 16.5, "currencyCode": "USD"}}),
+    # One value where a list of values goes, as Google's pages write experimentIds.
+    ({"eventType": "home-page-view", "visitorId": "v", "experimentIds": "exp-7"},
+     {"eventType": "home-page-view", "visitorId": "v", "experimentIds": ["exp-7"]}),
+    ({"eventType": "category-page-view", "visitorId": "v", "pageCategories": "Sale > Boots"},
+     {"eventType": "category-page-view", "visitorId": "v", "pageCategories": ["Sale > Boots"]}),
+    ({"eventType": "home-page-view", "visitorId": "v",
+      "attributes": {"size": {"numbers": 42}, "tone": {"text": "warm"}}},
+     {"eventType": "home-page-view", "visitorId": "v",
+      "attributes": {"size": {"numbers": [42]}, "tone": {"text": ["warm"]}}}),
 ]
 
 PRODUCT_FORMS = [
@@ -126,7 +135,8 @@ def test_every_form_in_one_line() -> None:
     ({"eventType": "x", "userInfo": {"directUserRequest": "True"}}, "direct_user_request"),
     ({"eventType": "x", "userInfo": [{"userId": "u"}]}, "user_info"),
     ({"eventType": "x", "productDetails": "p1"}, "product_details"),
-    ({"eventType": "x", "pageCategories": "shoes"}, "page_categories"),
+    ({"eventType": "x", "pageCategories": {"name": "shoes"}}, "page_categories"),
+    ({"eventType": "x", "experimentIds": [["a"]]}, "experiment_ids"),
     ({"eventType": "x", "attributes": [{"key": "k", "value": {"text": ["a"]}, "extra": 1}]},
      "attributes"),
     ({"eventType": "x", "attributes": [{"value": {"text": ["a"]}}]}, "attributes"),
