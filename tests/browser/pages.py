@@ -35,12 +35,23 @@ def screenshots(tmp_path: Path, name: str) -> Iterator[Path]:
         shutil.copy(shot, COPIES / shot.name)
 
 
+# What DevTools answers an evaluation that a navigation (a reload) cut short.
+_NAVIGATED = ("Inspected target navigated or closed", "Execution context was destroyed",
+              "Cannot find context with specified id")
+
+
 async def until(check: Callable[[], Awaitable[Any]], what: str,
                 within: float = DEADLINE) -> Any:
-    """The first truthy value of `check()`, asked every 20 ms; fails after `within`."""
+    """The first truthy value of `check()`, asked every 20 ms (one cut short by a
+    navigation counts as falsy); fails after `within`."""
     end = time.monotonic() + within
     while True:
-        value = await check()
+        try:
+            value = await check()
+        except RuntimeError as error:
+            if not any(said in str(error) for said in _NAVIGATED):
+                raise
+            value = None
         if value:
             return value
         assert time.monotonic() < end, f"{what}: not within {within}s"
