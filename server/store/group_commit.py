@@ -234,6 +234,9 @@ class GroupCommitter:
         self._along_due = 0.0  # when they make a batch of their own
         self._closed = False
         self._unwaited_rows = 0
+        # join jobs whose catalog could not be read (the database away a moment):
+        # tried again like a batch that could not commit (see _joined)
+        self._unread: list[tuple[Job, StoreUnavailable]] = []
         self.batches = 0  # committed batches, for tests (counted in `settle`)
         # Called on the writer thread with each committed batch (futures resolved);
         # how metrics see batch sizes without the store knowing about them.
@@ -436,19 +439,18 @@ class GroupCommitter:
             if not batch:
                 return
             batch = self._joined(batch)
-            if not batch:  # each of its writes was refused
-                carried = []
-                if stop_deadline is not None:
-                    self._fail_leftovers()
-                    return
-                continue
-            try:
-                self._commit(batch, stop_deadline is not None)
-                carried, delay = [], FIRST_RETRY_DELAY
-            except StoreUnavailable as exc:
-                carried = self._unavailable(batch, exc, stop_deadline)
-            except BaseException as exc:  # failed as a whole, not for want of the database
-                carried = self._commit_one_by_one(batch, exc, stop_deadline)
+            carried = []
+            if batch:  # (else each of its writes was refused, or could not be joined yet)
+                try:
+                    self._commit(batch, stop_deadline is not None)
+                    delay = FIRST_RETRY_DELAY
+                except StoreUnavailable as exc:
+                    carried = self._unavailable(batch, exc, stop_deadline)
+                except BaseException as exc:  # failed as a whole, not for want of the database
+                    carried = self._commit_one_by_one(batch, exc, stop_deadline)
+            unread, self._unread = self._unread, []
+            for job, why in unread:
+                carried += self._unavailable([job], why, stop_deadline)
             if carried:
                 time.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY)
@@ -542,7 +544,9 @@ class GroupCommitter:
 
     def _joined(self, batch: list[Job]) -> list[Job]:
         """`batch` with the rows of its join jobs made (one product read per catalog);
-        the jobs whose row could not be made are answered with why, and left out."""
+        the jobs whose row could not be made are answered with why, and left out.
+        Those whose catalog could not be read for want of the database are left out
+        too, in `_unread`, to be tried again as a batch that could not commit is."""
         joins = [job for job in batch if job.join is not None and job.rows is None]
         if not joins:
             return batch
@@ -561,6 +565,9 @@ class GroupCommitter:
                 except Exception as exc:  # e.g. StoreUnavailable: these writes fail
                     found[join.catalog] = exc
             products = found[join.catalog]
+            if isinstance(products, StoreUnavailable):
+                self._unread.append((job, products))
+                continue
             try:
                 if isinstance(products, BaseException):
                     raise products
@@ -569,14 +576,15 @@ class GroupCommitter:
                 job.future.set_exception(exc)
                 failed.append(job)
         if not failed:
-            return batch
+            return [job for job in batch if job.rows is not None or job.join is None]
         for job in failed:
             if not job.waited and (job.join is None or job.join.refused is None):
                 log.warning("an event acknowledged before its commit was not stored: %s",
                             job.future.exception())
         answer_coroutines(failed)
         self._settled(failed)
-        return [job for job in batch if not job.future.done()]
+        return [job for job in batch if not job.future.done()
+                and (job.rows is not None or job.join is None)]
 
     def _notify(self, listener: Callable[[list[Job]], None], batch: list[Job]) -> None:
         try:

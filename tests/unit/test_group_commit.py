@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
@@ -110,6 +111,36 @@ def test_a_batch_reads_each_catalog_once_and_a_refused_join_fails_alone(
     assert outcomes[:2] == [None, None] and isinstance(outcomes[2], InvalidArgument)
     assert [[r.visitor_id for job in batch for r in job.rows or ()]
             for batch in held.batches] == [["first"], ["A", "B"]]
+
+
+def test_a_pixel_whose_catalog_could_not_be_read_a_moment_is_joined_again(
+        held: HeldWriter) -> None:
+    """The database away for one product read: the pixel naming products is tried
+    again, as rows are, not dropped (it was kept as a refusal only), and the batch's
+    other events commit meanwhile."""
+    reads: list[str] = []
+    refused: list[BaseException] = []
+
+    def read(catalog: str, ids: list[str]) -> dict[str, Any]:
+        reads.append(catalog)
+        if len(reads) == 1:
+            raise StoreUnavailable("the database is unreachable; try again later")
+        return {pid: pid.upper() for pid in ids}
+
+    held.committer.submit_rows([row("first")])
+    held.entered.wait(10)
+    pixel = held.committer.submit(Job(join=Join("c", ["x"], read, lambda p: row(p["x"]),
+                                                refused.append), waited=False))
+    beside = held.committer.submit_rows([row("beside")], waited=False)
+    held.release.set()
+    deadline = time.monotonic() + 10
+    while not pixel.done() and time.monotonic() < deadline:  # after a retry's delay
+        time.sleep(0.01)
+    assert pixel.exception() is None and beside.exception() is None and refused == []
+    assert reads == ["c", "c"]
+    assert [[r.visitor_id for job in batch for r in job.rows or ()]
+            for batch in held.batches] == [["first"], ["beside"], ["X"]]
+    assert held.committer.acknowledged_uncommitted == 0
 
 
 def test_rows_answered_before_their_commit_are_counted_until_it(held: HeldWriter) -> None:
