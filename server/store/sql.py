@@ -39,10 +39,15 @@ from server.store.rows import (
     Progress,
     Step,
     StepResult,
+    StoreUnavailable,
     where_clause,
 )
 
 PRODUCT_SCAN_BATCH = 500  # products a check reads at once when it looks for references
+# Events answered before their commit (pixels, write_async) and not committed yet, at
+# most: more are refused UNAVAILABLE until the writer catches up, so that a writer held
+# up (a lock, a slow disk) cannot gather without end what a kill -9 would lose.
+MAX_UNCOMMITTED = 20_000
 
 
 class Result(Protocol):
@@ -208,9 +213,19 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         """Raise why rows nobody waits for cannot be accepted now (the disk is full,
         the database away), if they cannot."""
 
+    def _accept_unwaited(self, count: int) -> None:
+        """Raise why `count` more rows nobody waits for cannot be accepted now: the
+        backend's reasons, or MAX_UNCOMMITTED answered and not committed already (the
+        writer blocked or far behind: a kill -9 would lose them all)."""
+        if self._committer.acknowledged_uncommitted + count > MAX_UNCOMMITTED:
+            raise StoreUnavailable(
+                f"more than {MAX_UNCOMMITTED:,} events wait for their commit (the event "
+                "store is blocked or slow); try again later")
+        self._refuse_unwaited()
+
     def write_user_events(self, rows: Sequence[EventRow], *, wait: bool = True) -> None:
         if not wait:
-            self._refuse_unwaited()
+            self._accept_unwaited(len(rows))
         future = self._committer.submit_rows(rows, waited=wait)
         if wait:
             future.result()
@@ -221,7 +236,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         if wait:
             await self._committer.submit_awaited(rows)
         else:
-            self._refuse_unwaited()
+            self._accept_unwaited(len(rows))
             self._committer.submit_rows(rows, waited=False)
 
     async def write_joined_async(self, join: Join, *, wait: bool = True) -> None:
@@ -233,7 +248,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
 
     def queue_joined(self, join: Join) -> None:
         """See Store.queue_joined."""
-        self._refuse_unwaited()
+        self._accept_unwaited(1)
         self._committer.submit(Job(join=join, waited=False))
 
     @property

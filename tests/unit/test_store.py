@@ -22,9 +22,17 @@ from server.clock import FixedClock
 from server.errors import InvalidArgument
 from server.operations.runner import JobContext, OperationRunner
 from server.store import ClientEventRow, EventQuery, EventRow, Store, TimeBound, open_store, sqlite
-from server.store.group_commit import Job
+from server.store.group_commit import Job, Join
 from server.store.migrations import MIGRATIONS, postgres_dialect
-from server.store.rows import LeaseLost, OperationRecord, Progress, Step, StepResult
+from server.store.rows import (
+    LeaseLost,
+    OperationRecord,
+    Progress,
+    Step,
+    StepResult,
+    StoreUnavailable,
+)
+from server.store.sql import MAX_UNCOMMITTED
 
 from .threads import in_background
 
@@ -256,6 +264,32 @@ def test_a_row_the_database_refuses_fails_alone_not_the_rest_of_its_batch(
     assert sorted(visitor(payload) for _, payload in stored) == ["early", "late", "waited"]
     assert store.acknowledged_uncommitted == 0
     assert "1 events acknowledged before their commit were NOT stored" in caplog.text
+
+
+def test_events_answered_before_their_commit_are_refused_past_a_bound(store: Any) -> None:
+    """A writer held up (another connection's lock, a slow disk) no longer gathers
+    pixels and write_async events without end, all lost to a kill -9: past
+    MAX_UNCOMMITTED they are refused UNAVAILABLE until it catches up."""
+    busy, free = threading.Event(), threading.Event()
+
+    def hold(_db: Any) -> None:
+        busy.set()
+        free.wait(30)
+
+    store._committer.submit(Job(fn=hold))  # noqa: SLF001
+    assert busy.wait(10)
+    store.write_user_events([row(f"v{i}") for i in range(MAX_UNCOMMITTED)], wait=False)
+    for more in (lambda: store.write_user_events([row("over")], wait=False),
+                 lambda: store.queue_joined(Join(CATALOG, ["p"], lambda c, ids: {},
+                                                 lambda products: row("joined")))):
+        with pytest.raises(StoreUnavailable, match="more than 20,000 events wait"):
+            more()
+    assert store.acknowledged_uncommitted == MAX_UNCOMMITTED
+    free.set()
+    store.flush()
+    store.write_user_events([row("after")], wait=False)  # taken again
+    store.flush()
+    assert store.count_user_events(EventQuery(CATALOG)) == MAX_UNCOMMITTED + 1
 
 
 def test_async_writes_are_flushed_by_flush_and_close(shared_url: str) -> None:
