@@ -66,6 +66,10 @@ MIGRATION_LOCK = 0x466F6F7466616C6C  # pg_advisory_xact_lock key: "Footfall"
 # The writers' turn, taken first by every write transaction (see `_apply_batch`).
 WRITERS_LOCK = MIGRATION_LOCK + 1
 WRITER_IDLE_SECONDS = 60.0  # a write transaction no statement is sent to ends then
+# How long a write waits for a lock (another replica's turn left held, a migration of a
+# newer version, a LOCK TABLE by hand) before its batch is tried again as if the
+# database were away, its waiting callers told UNAVAILABLE.
+LOCK_WAIT_SECONDS = 10.0
 _TAKE_TURN = f"SELECT pg_advisory_xact_lock({WRITERS_LOCK})"
 POOL_SIZE = 10
 READ_TIMEOUT = 5.0  # seconds to wait for a pooled connection before UNAVAILABLE
@@ -218,8 +222,9 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
 
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE, retry_seconds: float = 5.0,
                  close_seconds: float = 30.0, startup_seconds: float = STARTUP_SECONDS,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False, lock_wait_seconds: float = LOCK_WAIT_SECONDS) -> None:
         self.url = url
+        self._lock_wait_ms = int(lock_wait_seconds * 1000)
         params = conninfo_to_dict(url)
         for key, value in CONNECTION_DEFAULTS.items():
             params.setdefault(key, value)
@@ -233,6 +238,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                        f"{params.get('dbname', '')}")
         self._closed = False
         self._reachable = True
+        self._schema_changed: str | None = None  # why no write can commit until a restart
         self._writer_conn: psycopg.Connection[Any] | None = None
         self._probe_conn: psycopg.Connection[Any] | None = None
         self._probe_lock = threading.Lock()
@@ -295,6 +301,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 # writers' turn every replica waits for.
                 conn.execute(f"SET idle_in_transaction_session_timeout = "
                              f"{int(WRITER_IDLE_SECONDS * 1000)}")
+                conn.execute(f"SET lock_timeout = {self._lock_wait_ms}")
             except psycopg.OperationalError as exc:
                 self._set_reachable(False, exc)
                 raise _unreachable(exc) from exc
@@ -424,9 +431,27 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 self._writer_conn = None
                 self._set_reachable(False, exc)
                 unavailable = _unreachable(exc)
+            elif isinstance(exc, psycopg.errors.LockNotAvailable):
+                unavailable = StoreUnavailable(
+                    f"the database kept the write waiting for a lock over "
+                    f"{self._lock_wait_ms / 1000:g} s; try again later", _why(exc))
             else:
                 unavailable = StoreUnavailable("the write was interrupted; try again",
                                                _why(exc))
+            for job in started:
+                job.future.set_exception(unavailable)
+            raise unavailable from exc
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+            # The tables changed under this server: a newer version migrated the
+            # database. What it cannot write now stays queued, and the health check
+            # says NOT_SERVING, until it is restarted as that version.
+            self._schema_changed = ("the database was migrated by a newer Footfall: this "
+                                    "server must be restarted as that version")
+            log.error("%s (%s)", self._schema_changed, _why(exc))
+            conn.close()  # (its prepared statements name what is gone)
+            self._writer_conn = None
+            unavailable = StoreUnavailable(f"{self._schema_changed}; try again later",
+                                           _why(exc))
             for job in started:
                 job.future.set_exception(unavailable)
             raise unavailable from exc
@@ -443,6 +468,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 job.future.set_exception(unavailable)
             raise unavailable from exc
         self._set_reachable(True)
+        self._schema_changed = None
         # The rows of row jobs were inserted outside any savepoint: their catalogs are
         # committed now.
         self._catalogs.update(row.catalog for row in rows)
@@ -452,6 +478,8 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         # Never acknowledge what may not be stored: refused while the database is away.
         if not self._reachable:
             raise StoreUnavailable("the database is unreachable; events cannot be accepted")
+        if self._schema_changed is not None:
+            raise StoreUnavailable(f"{self._schema_changed}; events cannot be accepted")
 
     # -- operations --------------------------------------------------------
 
@@ -486,8 +514,9 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
     # -- lifecycle ---------------------------------------------------------
 
     def healthy(self) -> bool:
-        """Whether the database answers now: SELECT 1 on a connection of the probe's
-        own, so that a busy pool never reads as an outage."""
+        """Whether the database answers now (SELECT 1 on a connection of the probe's
+        own, so that a busy pool never reads as an outage) and takes this server's
+        writes (not since a newer version migrated it)."""
         with self._probe_lock:
             if self._closed:
                 return False
@@ -505,7 +534,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                         self._set_reachable(False, exc)
                         return False
             self._set_reachable(True)
-            return True
+            return self._schema_changed is None
 
     def close(self) -> None:
         if self._closed:

@@ -194,6 +194,50 @@ def test_a_write_is_refused_when_the_outage_lasts(open_proxied: Callable[..., Po
     assert store.count_user_events(EventQuery(CATALOG)) == 1  # the refused ones are not there
 
 
+def test_a_write_kept_waiting_for_a_lock_is_refused_and_tried_again(database: str) -> None:
+    """A lock held elsewhere (a newer replica migrating, a LOCK TABLE by hand) made
+    writes wait without end, answered when it was let go; now a write waits at most
+    lock_wait_seconds a try and its caller hears UNAVAILABLE after retry_seconds."""
+    store = PostgresStore(database, retry_seconds=1.0, lock_wait_seconds=0.3)
+    try:
+        store.write_user_events([row("before")])
+        with psycopg.connect(database) as locker:
+            locker.execute("LOCK TABLE user_events IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="waiting for a lock over 0.3 s"):
+                store.write_user_events([row("kept-waiting")])
+            assert time.monotonic() - started < 5
+            store.write_user_events([row("acknowledged")], wait=False)
+        store.flush()  # let go: the queued event is stored after all
+        assert store.count_user_events(EventQuery(CATALOG)) == 2
+    finally:
+        store.close()
+
+
+def test_events_queued_when_a_newer_version_changes_the_tables_are_kept(database: str) -> None:
+    """A newer replica migrating the database (a column renamed, as migration 8
+    dropped one) failed this one's batch as a bug would: the events answered before
+    their commit were lost and its callers heard INTERNAL. Now the batch is tried
+    again, callers hear UNAVAILABLE, health says NOT_SERVING and nothing more is
+    acknowledged, until the tables take the writes again."""
+    store = PostgresStore(database, retry_seconds=0.5)
+    try:
+        store.write_user_events([row("before")])
+        store.write_user_events([row("acknowledged")], wait=False)
+        with psycopg.connect(database, autocommit=True) as other:
+            other.execute("ALTER TABLE user_events RENAME COLUMN transport TO transport_new")
+            with pytest.raises(StoreUnavailable, match="migrated by a newer Footfall"):
+                store.write_user_events([row("waited")])
+            assert store.acknowledged_uncommitted == 1 and not store.healthy()
+            with pytest.raises(StoreUnavailable, match="migrated by a newer Footfall"):
+                store.write_user_events([row("refused")], wait=False)
+            other.execute("ALTER TABLE user_events RENAME COLUMN transport_new TO transport")
+        store.flush()
+        assert store.count_user_events(EventQuery(CATALOG)) == 2 and store.healthy()
+    finally:
+        store.close()
+
+
 def test_async_events_accepted_before_an_outage_are_stored_after_it(
         open_proxied: Callable[..., PostgresStore], proxy: Proxy, database: str) -> None:
     store = open_proxied()
