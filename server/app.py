@@ -126,6 +126,8 @@ class Running:
         self.loop.run(self._drain(), timeout=None)
         if self.retention is not None:
             self.retention.stop()
+        if self.policy is not None and self.policy.rejections is not None:
+            self.policy.rejections.stop()
         # Jobs stop at the end of their batch; one held longer (a file system that does
         # not answer) is left behind, to resume at the next start.
         self.runner.stop(max(self.settings.grace_seconds, 5.0))
@@ -166,15 +168,15 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
 
     store.on_commit(committed)
     policy.metrics.watch_uncommitted(store)
-    policy.rejections = Rejections(store, clock, settings.rejections_keep,
-                                   settings.rejections_keep_hours * 3600,
-                                   settings.rejections_keep_per_project)
+    rejections = policy.rejections = Rejections(store, clock, settings.rejections_keep,
+                                                settings.rejections_keep_hours * 3600,
+                                                settings.rejections_keep_per_project)
     gcs_root = Path(settings.gcs_root)
     gcs_root.mkdir(parents=True, exist_ok=True)
     line_pool = LinePool(settings.import_processes)
     import_job = import_events.ImportJob(gcs_root, settings.strict_event_types,
                                          settings.max_event_bytes, line_pool)
-    import_job.on_failures = policy.rejections.import_failures
+    import_job.on_failures = rejections.import_failures
     jobs: dict[str, Job] = {
         import_events.KIND: origin.as_import(import_job),
         purge.KIND: purge.run_purge,
@@ -197,6 +199,7 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
         store.close()
         raise
     running.line_pool = line_pool
+    rejections.start()
     runner.start()
     running.store_health = HealthWatch(
         store, lambda ok: loop.run(_set_serving(running.health, ok)))

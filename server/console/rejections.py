@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 KEPT_METHODS = WRITER_METHODS
 IMPORT_METHOD = "/google.cloud.retail.v2.UserEventService/ImportUserEvents"
 REQUEST_JSON_CHARS = 4096  # a few KB of each refused request
+# How often the refusals past their age are forgotten when no new refusal comes
+# (each refusal kept forgets them too).
+FORGET_SECONDS = 600.0
 RENDERED_BYTES = 64 * 1024  # larger requests are not rendered as JSON at all (a flood's cost)
 # Requests up to this size are kept as bytes (their JSON made when read); larger
 # ones as their JSON cut to REQUEST_JSON_CHARS at once, so that a row stays small.
@@ -137,8 +140,37 @@ class Rejections:
         # before it could: then the next refusal, or a reader, queues another).
         self._queued = False
         self.skipped = 0  # refusals let go unwritten: too many waited
+        self._stop = threading.Event()
+        self._forgetting: threading.Thread | None = None
         # What refusals alike share, made once (see `_alike_part`): in a flood most are.
         self._alike: dict[tuple[Any, ...], tuple[str, bytes]] = {}
+
+    def start(self, every_seconds: float = FORGET_SECONDS) -> None:
+        """Forget the refusals past their age or count now (so that a start with
+        `keep_count` 0 forgets those kept before), then every `every_seconds`: a
+        trim comes with each refusal kept, and none when none comes."""
+        def forget() -> None:
+            while True:
+                try:
+                    self.forget_old().result()
+                except Exception as exc:  # the store away: next time
+                    log.warning("could not forget old refusals: %s", exc)
+                if self._stop.wait(every_seconds):
+                    return
+
+        self._forgetting = threading.Thread(target=forget, name="footfall-refusals-forget",
+                                            daemon=True)
+        self._forgetting.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._forgetting is not None:
+            self._forgetting.join(10)
+
+    def forget_old(self) -> Future[Any]:
+        """The store's job forgetting the refusals past `keep_seconds` or the counts."""
+        return self._store.add_rejections([], self._keep_count, self._clock.now_ns() // 1000
+                                          - self._keep_us, self._keep_per_project)
 
     def refused(self, method: str, transport: str, request: Any, error: FootfallError,
                 key_name: str | None) -> None:

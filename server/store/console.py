@@ -253,7 +253,7 @@ class ConsoleSql:
         grows the table past them, and a flood of one project's leaves the others');
         the future of that transaction. `rows` may be a function, called on the
         writer in that transaction (once, should it be tried again): it takes the
-        rows gathered until then."""
+        rows gathered until then. No rows: it only forgets."""
         mark = self._dialect.mark
         insert = self._dialect.spell(
             "INSERT INTO rejections (project, parent, time_us, rejection) VALUES ")
@@ -265,8 +265,6 @@ class ConsoleSql:
             if not taken:
                 taken.append(rows() if callable(rows) else rows)
             kept = taken[0]
-            if not kept:
-                return
             for start in range(0, len(kept), _REJECTIONS_PER_STATEMENT):
                 chunk = kept[start:start + _REJECTIONS_PER_STATEMENT]
                 db.execute(insert + ", ".join([values] * len(chunk)),

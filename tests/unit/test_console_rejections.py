@@ -85,6 +85,35 @@ def test_a_flood_of_one_projects_refusals_keeps_the_others(store: Store) -> None
     assert sessions(store) == ["0", "27", "28", "29"]
 
 
+def test_refusals_past_their_age_are_forgotten_when_no_new_one_comes(store: Store) -> None:
+    """They were forgotten only when another refusal was kept: a server refusing
+    nothing more kept (and listed) them, requests and addresses, for good."""
+    clock = FixedClock(1_700_000_000_000_000_000)
+    keeper = Rejections(store, clock, 10, 3600)
+    for n in range(3):
+        refuse(keeper, n)
+    store.flush()
+    clock.advance(1800)
+    keeper.forget_old().result()
+    assert sessions(store) == ["0", "1", "2"]  # half an hour old: kept
+    clock.advance(3600)
+    keeper.start(every_seconds=0.05)
+    try:
+        deadline = time.monotonic() + 10
+        while sessions(store) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sessions(store) == []
+    finally:
+        keeper.stop()
+    # started with keeping off, a server forgets those kept before
+    refuse(Rejections(store, clock, 10, 3600), 9)
+    store.flush()
+    off = Rejections(store, clock, 0, 3600)
+    off.start()
+    off.stop()
+    assert sessions(store) == []
+
+
 def test_a_keep_count_of_0_keeps_none(store: Store) -> None:
     jobs: list[int] = []
     store.on_commit(lambda batch: jobs.append(len(batch)))
