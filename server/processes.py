@@ -67,15 +67,19 @@ def run_one(settings: Settings, **serve_options: object) -> int:
 
     try:
         return serve(settings, **serve_options)  # type: ignore[arg-type]
-    except (StoreRefused, ValueError) as exc:
-        # an unknown store URL, no such database or role: the configuration is wrong
-        log.error("cannot start: %s", one_line(exc))
-        return 2
-    except (OSError, StoreUnavailable, StoreUnusable) as exc:
-        # a port in use, an unwritable folder, a database that does not answer, a
-        # damaged or read-only database file
-        log.error("cannot start: %s", one_line(exc))
-        return 1
+    except START_FAILURES as exc:
+        return _cannot_start(exc)
+
+
+# What stops a start, said in one line: an unknown store URL, no such database or role
+# (the configuration is wrong: exit code 2); a port in use, an unwritable folder, a
+# database that does not answer, a damaged or read-only database file (1).
+START_FAILURES = (StoreRefused, ValueError, OSError, StoreUnavailable, StoreUnusable)
+
+
+def _cannot_start(exc: BaseException) -> int:
+    log.error("cannot start: %s", one_line(exc))
+    return 2 if isinstance(exc, (StoreRefused, ValueError)) else 1
 
 
 def one_line(exc: BaseException) -> str:
@@ -113,6 +117,10 @@ class Supervisor:
     def run(self) -> int:
         # Started before the signals are blocked: starting it unblocks SIGINT and SIGTERM.
         resource_tracker.ensure_running()
+        try:
+            self._migrate()
+        except START_FAILURES as exc:
+            return _cannot_start(exc)
         signal.pthread_sigmask(signal.SIG_BLOCK, PARENT_SIGNALS)
         try:
             settings = self._with_ports(self.settings)
@@ -127,6 +135,15 @@ class Supervisor:
             for sock in self._held:
                 sock.close()
             shutil.rmtree(folder, ignore_errors=True)
+
+    def _migrate(self) -> None:
+        """Bring the store to this version once, before any server process opens it.
+        A long migration (a large store of an older version: minutes) held up the
+        process doing it past the start deadline, and the others past their wait
+        for the database, so the start failed and rolled it back, at every start."""
+        from server.store import open_store  # (the stores, not grpc: no thread is left)
+
+        open_store(self.settings.store).close()
 
     def _supervise(self, settings: Settings) -> int:
         self.settings = settings
