@@ -205,26 +205,35 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
         try:
             json_format.ParseDict({name: value}, request)
         except json_format.ParseError as exc:
-            if not _parsed_leniently(request, field, name, value):
-                path, reason = protojson.parse_error(exc, request.DESCRIPTOR)
+            error = _parse_leniently(request, field, name, value, exc)
+            if error is not None:
+                path, reason = protojson.parse_error(error, request.DESCRIPTOR)
                 violations.append(FieldViolation(path or field.name,
                                                  f"Invalid JSON payload received: {reason}"))
     return violations
 
 
-def _parsed_leniently(request: Message, field: FieldDescriptor, name: str, value: Any) -> bool:
-    """Whether `value` parses once the forms Google's JSON front end accepts are
-    rewritten (imports and user-event writes: see lenient_json)."""
+def _parse_leniently(request: Message, field: FieldDescriptor, name: str, value: Any,
+                     strict: json_format.ParseError) -> json_format.ParseError | None:
+    """Parse `value`, which the strict parse refused (`strict`), once the forms Google's
+    JSON front end accepts are rewritten (imports and user-event writes: see
+    lenient_json); None when it parses, else what to report: the rewritten value's
+    error when the rewriting changed something (`"experimentIds": "x"` beside an
+    unknown field is refused for that field, not for the one read as a list), else
+    `strict`."""
     descriptor_ = cast(descriptor.Descriptor, request.DESCRIPTOR)
     if descriptor_.full_name not in lenient_json.LENIENT_REQUESTS:
-        return False
+        return strict
+    lenient = lenient_json.normalize({name: value}, descriptor_)
+    if lenient == {name: value}:
+        return strict
     request.ClearField(field.name)  # what the strict parse left half-done
     try:
-        json_format.ParseDict(lenient_json.normalize({name: value}, descriptor_), request)
-    except json_format.ParseError:
+        json_format.ParseDict(lenient, request)
+    except json_format.ParseError as exc:
         request.ClearField(field.name)
-        return False
-    return True
+        return exc
+    return None
 
 
 def _query_field(request: Message, name: str

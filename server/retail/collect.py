@@ -59,11 +59,27 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
         if isinstance(data, dict) and text.count('":') == _written_pairs(data):
             event.CopyFrom(lenient_json.parse_dict(data, type(event)))
         else:
-            json_format.Parse(text, event)
+            try:
+                json_format.Parse(text, event)
+            except json_format.ParseError as strict:
+                # JSON it loaded (no key given twice) that is not proto3 JSON: the
+                # forms read leniently, as on the fast path (`"eventType" : "x"`, a
+                # space before the colon, must not make `"experimentIds": "e"` bad).
+                lenient = lenient_json.normalize(data, event.DESCRIPTOR)
+                if not isinstance(data, dict) or str(strict).startswith(_NOT_LOADED) \
+                        or lenient == data:
+                    raise
+                event.Clear()
+                json_format.ParseDict(lenient, event)  # (its depth limit, as Parse's)
     except json_format.ParseError as exc:
         path, reason = protojson.parse_error(exc, event.DESCRIPTOR)
         raise InvalidArgument.field(f"{field}.{path}" if path else field,
                                     f"not a valid UserEvent in JSON: {reason}") from None
+
+
+# How json_format.Parse begins its error for text it cannot load as JSON (a key given
+# twice among them).
+_NOT_LOADED = "Failed to load JSON"
 
 
 def _written_pairs(data: dict[str, Any]) -> int:

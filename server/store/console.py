@@ -125,6 +125,9 @@ _DISTINCT = """
         FROM v WHERE v.value IS NOT NULL)
     SELECT value FROM v WHERE value IS NOT NULL LIMIT {mark}"""
 
+# The projects that hold kept refusals (at most `keep` rows are read).
+_KEPT_PROJECTS = "SELECT DISTINCT project FROM rejections"
+
 
 class ConsoleSql:
     """The console's part of SqlStore, over the same `_fetch`, `_write` and
@@ -253,7 +256,8 @@ class ConsoleSql:
         grows the table past them, and a flood of one project's leaves the others');
         the future of that transaction. `rows` may be a function, called on the
         writer in that transaction (once, should it be tried again): it takes the
-        rows gathered until then. No rows: it only forgets."""
+        rows gathered until then. No rows: it only forgets (each project's beyond
+        `keep_per_project` too)."""
         mark = self._dialect.mark
         insert = self._dialect.spell(
             "INSERT INTO rejections (project, parent, time_us, rejection) VALUES ")
@@ -271,7 +275,11 @@ class ConsoleSql:
                            [value for row in chunk for value in row])
             # by rows, not ids: those a project's trim took leave gaps in the ids
             if keep_per_project is not None and keep_per_project < keep:
-                for project in sorted({row.project for row in kept}):
+                # A trim alone (at start, then every few minutes) trims every project:
+                # one started with a lower keep_per_project keeps no more than it says.
+                projects = sorted({row.project for row in kept}) if kept else [
+                    project for (project,) in db.execute(_KEPT_PROJECTS).fetchall()]
+                for project in projects:
                     db.execute(f"DELETE FROM rejections WHERE project = {mark} AND id <= "
                                f"(SELECT id FROM rejections WHERE project = {mark} ORDER BY id "
                                f"DESC LIMIT 1 OFFSET {mark})", (project, project, keep_per_project))

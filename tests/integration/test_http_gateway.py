@@ -611,3 +611,22 @@ def test_a_path_that_is_not_utf8_is_refused_not_mended(gateway: Running) -> None
     assert get(gateway, collect_path(event, catalog="projects/p/locations/global/catalogs/c%FF")
                ).headers["X-Footfall-Error"] == \
         "INVALID_ARGUMENT: parent: is not UTF-8 text (in the URL path)"
+
+
+def test_a_lenient_form_beside_a_bad_field_reports_the_bad_field(gateway: Running) -> None:
+    """One text where a list goes is read as a list of one: the refusal of the event
+    names what is still wrong once it is, not the field read leniently (it named
+    user_event.experiment_ids, "must be a JSON list", for an unknown field or a bad
+    time beside it)."""
+    reply = post(gateway, f"/v2/{CATALOG}/userEvents:write",
+                 {"eventType": "home-page-view", "visitorId": "v", "experimentIds": "x",
+                  "eventTime": "2024-13-01T00:00:00Z"})
+    assert reply.status == 400
+    assert list(reply.violations()) == ["user_event.event_time"]
+    reply = post(gateway, f"/v2/{CATALOG}/userEvents:write",
+                 {"eventType": "home-page-view", "visitorId": "v", "experimentIds": "x",
+                  "clicks": 3})
+    assert reply.status == 400
+    [(field, why)] = reply.violations().items()
+    assert "clicks" in why and "experiment" not in field
+    assert stored(gateway) == []

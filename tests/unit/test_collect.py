@@ -118,3 +118,27 @@ def test_a_plain_pixel_event_does_not_take_json_format(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(json_format, "Parse", slow)
     assert decode(user_event=json.dumps(EVENT)).visitor_id == "v1"
+
+
+@pytest.mark.parametrize("text", [
+    '{"eventType" : "home-page-view", "visitorId": "v1", "experimentIds": "e"}',
+    '{"eventType": "home-page-view", "visitorId"\n: "v1", "experimentIds": "e"}',
+])
+def test_a_pixel_event_off_the_fast_path_reads_the_lenient_forms_too(text: str) -> None:
+    """A space (or a line break) before a colon sends the event to json_format, which
+    read it strictly: "experimentIds": "e" was refused, and recorded without it."""
+    event = decode(user_event=text)
+    assert list(event.experiment_ids) == ["e"] and event.event_type == "home-page-view"
+
+
+@pytest.mark.parametrize(("text", "field", "words"), [
+    ('{"eventType": "a", "eventType": "b", "experimentIds": "e"}', "user_event", "duplicate key"),
+    ('{"eventType" : "a", "visitorId": "v", "experimentIds": "e", "clicks": 1}',
+     "user_event", "clicks"),
+])
+def test_a_pixel_event_off_the_fast_path_is_still_refused(text: str, field: str,
+                                                          words: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        decode(user_event=text)
+    [violation] = caught.value.violations
+    assert violation.field == field and words in violation.description, violation

@@ -117,6 +117,19 @@ def test_a_flood_of_one_projects_refusals_leaves_the_others(store: Any) -> None:
     assert [r for _, r in store.rejections_newest(None, 100)] == [b"q0"] * 4  # the total
 
 
+def test_a_trim_alone_keeps_each_project_within_its_count(store: Any) -> None:
+    """The trim made at start and every few minutes (no rows) cut only the total:
+    a server restarted with a lower keep_per_project kept a project's older
+    refusals past it until that project was refused again."""
+    for project, count in (("p", 5), ("q", 2), ("", 4)):
+        store.add_rejections([RejectionRow(project, f"projects/{project}", 1,
+                                           f"{project}{n}".encode()) for n in range(count)],
+                             100, 0).result()
+    store.add_rejections([], 100, 0, keep_per_project=2).result()
+    assert sorted(r for _, r in store.rejections_newest(None, 100)) == \
+        [b"2", b"3", b"p3", b"p4", b"q0", b"q1"]
+
+
 def test_data_sets_count_what_catalogs_and_tenants_hold(store: Any) -> None:
     store.write_user_events([row("a", time="2024-01-01T00:00:00Z"),
                              row("b", time="2024-01-02T00:00:00Z"),
