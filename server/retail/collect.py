@@ -65,9 +65,10 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
                 # JSON it loaded (no key given twice) that is not proto3 JSON: the
                 # forms read leniently, as on the fast path (`"eventType" : "x"`, a
                 # space before the colon, must not make `"experimentIds": "e"` bad).
+                if not isinstance(data, dict) or str(strict).startswith(_NOT_LOADED):
+                    raise
                 lenient = lenient_json.normalize(data, event.DESCRIPTOR)
-                if not isinstance(data, dict) or str(strict).startswith(_NOT_LOADED) \
-                        or lenient == data:
+                if lenient == data:
                     raise
                 event.Clear()
                 json_format.ParseDict(lenient, event)  # (its depth limit, as Parse's)
