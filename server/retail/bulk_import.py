@@ -357,9 +357,9 @@ class BulkImport(Generic[R, M, V]):
                 failures = batch.failures + bad
                 after = state.after(batch.end, len(batch.items) - len(bad), failures)
                 if failures and after.errors_file:
-                    after.errors_size = gcs.append_output(
+                    after.errors_size = gcs.write_output(
                         self.root, Path(after.errors_file), _error_lines(failures),
-                        ERRORS_FIELD)
+                        ERRORS_FIELD, at=state.errors_size)
                 result = ctx.step(step, partial(self._progress, ctx, after))
                 if failures and self.on_failures is not None:
                     self.on_failures(ctx.record.name, failures)

@@ -148,7 +148,8 @@ class ExportJob:
         # Lines a run wrote after its last step are not part of the export.
         gcs.truncate_output(self.root, folder / _base(state.files[-1]), state.size,
                             OUTPUT_FIELD)
-        gcs.append_output(self.root, folder / _base(state.files[-1]), b"", OUTPUT_FIELD)
+        gcs.write_output(self.root, folder / _base(state.files[-1]), b"", OUTPUT_FIELD,
+                         at=state.size)
         cancelled = ctx.record.cancel_requested
         while not cancelled:
             ctx.check_stop()
@@ -163,8 +164,8 @@ class ExportJob:
                 gcs.truncate_output(self.root, folder / _base(state.files[-1]), 0,
                                     OUTPUT_FIELD)
             if lines:
-                state.size = gcs.append_output(self.root, folder / _base(state.files[-1]),
-                                               b"".join(lines), OUTPUT_FIELD)
+                state.size = gcs.write_output(self.root, folder / _base(state.files[-1]),
+                                              b"".join(lines), OUTPUT_FIELD, at=state.size)
             state.lines += len(lines)
             state.cursor = cursor
             checkpoint = orjson.dumps(state.__dict__)

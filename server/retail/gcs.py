@@ -295,28 +295,34 @@ def _output_fd(root: Path, path: Path, flags: int, field: str) -> int:
                                            f"{_why(exc)}") from None
 
 
-def append_output(root: Path, path: Path, data: bytes, field: str) -> int:
-    """Append `data` to the output file `path` (created if missing, never through a
-    link) and flush it to disk; returns the file's new size. INVALID_ARGUMENT naming
-    `field` and the file when it cannot be written."""
+def write_output(root: Path, path: Path, data: bytes, field: str, at: int) -> int:
+    """Write `data` to the output file `path` (created if missing, never through a
+    link) at byte `at`, the size its job's last step recorded (or at its end, if it
+    is shorter), cutting whatever lies past; flush it to disk and return the new
+    size. Not an append: a run that lost its job to another process and writes a
+    batch before it learns so must not leave lines inside what the other records.
+    INVALID_ARGUMENT naming `field` and the file when it cannot be written."""
     try:
-        fd = _output_fd(root, path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, field)
+        fd = _output_fd(root, path, os.O_WRONLY | os.O_CREAT, field)
     except FileNotFoundError:  # its folder is gone
         raise InvalidArgument.field(field, f"cannot write {name_of(root, path)}: its folder "
                                            "is gone") from None
     try:
+        offset = min(at, os.fstat(fd).st_size)
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            written = os.pwrite(fd, view, offset)
+            view, offset = view[written:], offset + written
+        os.ftruncate(fd, offset)
         os.fsync(fd)
-        return os.fstat(fd).st_size
+        return offset
     finally:
         os.close(fd)
 
 
 def truncate_output(root: Path, path: Path, size: int, field: str) -> None:
     """Cut the output file `path` back to `size` bytes if it is longer (never through
-    a link); nothing if it does not exist. INVALID_ARGUMENT as append_output."""
+    a link); nothing if it does not exist. INVALID_ARGUMENT as write_output."""
     try:
         fd = _output_fd(root, path, os.O_WRONLY, field)
     except FileNotFoundError:

@@ -95,11 +95,26 @@ def test_output_folders_are_checked_without_being_made(root: Path, tmp_path: Pat
         gcs.check_output_folder(root, "gs://bkt/away/errors", "errors_config.gcs_prefix")
 
 
-def test_outputs_are_appended_and_truncated_but_never_through_a_link(
+def test_an_output_is_written_where_its_last_step_left_it(root: Path) -> None:
+    """A run that lost its job to another process may still append a batch's lines
+    before it learns so: the new holder's next write goes where its own last step
+    ended, over them, so what it records counts none of them."""
+    target = root / "bkt/d/op-errors.json"
+    assert gcs.write_output(root, target, b"committed\n", "f", at=0) == 10
+    with target.open("ab") as stale:  # the run that lost the job
+        stale.write(b"stray from the old run\n")
+    assert gcs.write_output(root, target, b"next\n", "f", at=10) == 15
+    assert target.read_bytes() == b"committed\nnext\n"
+    target.write_bytes(b"cut")  # shorter than recorded (cut by hand): written at its end
+    assert gcs.write_output(root, target, b"!\n", "f", at=10) == 5
+    assert target.read_bytes() == b"cut!\n"
+
+
+def test_outputs_are_written_and_truncated_but_never_through_a_link(
         root: Path, tmp_path: Path) -> None:
     target = root / "bkt/d/op-errors.json"
-    assert gcs.append_output(root, target, b"one\n", "f") == 4
-    assert gcs.append_output(root, target, b"two\n", "f") == 8
+    assert gcs.write_output(root, target, b"one\n", "f", at=0) == 4
+    assert gcs.write_output(root, target, b"two\n", "f", at=4) == 8
     gcs.truncate_output(root, target, 4, "f")
     assert target.read_bytes() == b"one\n"
     gcs.truncate_output(root, root / "bkt/d/none.json", 0, "f")  # nothing to cut
@@ -107,7 +122,7 @@ def test_outputs_are_appended_and_truncated_but_never_through_a_link(
     outside.write_bytes(b"keep")
     link = root / "bkt/d/link-errors.json"
     os.symlink(outside, link)
-    for act in (lambda: gcs.append_output(root, link, b"x", "f"),
+    for act in (lambda: gcs.write_output(root, link, b"x", "f", at=0),
                 lambda: gcs.truncate_output(root, link, 0, "f")):
         with pytest.raises(InvalidArgument, match="gs://bkt/d/link-errors.json: it is a link"):
             act()
