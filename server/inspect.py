@@ -150,7 +150,8 @@ class StoreSource:
     def ListCatalogs(self, request: console_pb2.ListCatalogsRequest  # noqa: N802
                      ) -> console_pb2.ListCatalogsResponse:
         return queries.list_catalogs(self.store, queries.parse_project(request.parent),
-                                     queries.page_size(request.page_size), request.page_token)
+                                     queries.page_size(request.page_size), request.page_token,
+                                     request.view != console_pb2.DATA_SET_VIEW_BASIC)
 
 
 class _Remote:

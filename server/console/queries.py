@@ -301,20 +301,22 @@ def _add_within(page: Any, messages: Iterable[Message], room: int) -> tuple[int,
     return room, False
 
 
-def list_catalogs(store: Store, project: str | None, size: int,
-                  token: str) -> console_pb2.ListCatalogsResponse:
+def list_catalogs(store: Store, project: str | None, size: int, token: str,
+                  counted: bool = True) -> console_pb2.ListCatalogsResponse:
     """A page of the data sets of `project` (every project: None): the catalogs by
-    name, then the tenants."""
+    name, then the tenants; their names alone unless `counted`."""
     prefix = "" if project is None else f"projects/{project}/"
     answer = console_pb2.ListCatalogsResponse()
     first, after = _data_set_position(token)
     for kind in range(first, len(_DATA_SETS)):
-        rows, more = store.data_sets(kind == 1, prefix, after, size)
+        rows, more = store.data_sets(kind == 1, prefix, after, size, counted)
         into = answer.tenants if kind else answer.catalogs
         for row in rows:
-            data_set = into.add(name=row.name, event_count=row.events)
-            data_set.last_event_time.FromMicroseconds(row.last_event_us)
-            _time(row.last_received_us, data_set.last_receive_time)
+            data_set = into.add(name=row.name)
+            if counted:
+                data_set.event_count = row.events
+                data_set.last_event_time.FromMicroseconds(row.last_event_us)
+                _time(row.last_received_us, data_set.last_receive_time)
         if more:  # (with the page full, the tenants' first asks for none: are there any?)
             answer.next_page_token = _data_set_token(kind, rows[-1].name if rows else after)
             break

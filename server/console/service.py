@@ -102,7 +102,8 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         size = gather(violations, queries.page_size, request.page_size)
         raise_if_any(violations)
         return await off_loop(queries.list_catalogs, self._store, project, size,
-                              request.page_token)
+                              request.page_token,
+                              request.view != console_pb2.DATA_SET_VIEW_BASIC)
 
     async def ResetCatalog(self, request: console_pb2.ResetCatalogRequest,
                      context: grpc.aio.ServicerContext) -> console_pb2.ResetResponse:

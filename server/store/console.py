@@ -318,10 +318,11 @@ class ConsoleSql:
     # -- what holds data -------------------------------------------------------------
 
     def data_sets(self, tenants: bool, prefix: str = "", after: str = "",
-                  limit: int = 1000) -> tuple[list[DataSetRow], bool]:
+                  limit: int = 1000, counted: bool = True) -> tuple[list[DataSetRow], bool]:
         """Up to `limit` of the catalogs (the tenants) whose names start with
         `prefix` that hold events, by name, the first after `after`, with their counts
-        and latest times; and whether more follow them."""
+        and latest times (`counted`; else names alone: 0 and None); and whether more
+        follow them."""
         start = max(after, prefix)  # (the names of a prefix follow it, side by side)
         if tenants:
             found = [(t, t) for (t,) in self._fetch(_DISTINCT.format(
@@ -335,6 +336,9 @@ class ConsoleSql:
                 "user_events e WHERE e.catalog_id = c.id) ORDER BY name LIMIT ?"),
                 (start, limit + 1))
         named = [(name, key) for name, key in found if name.startswith(prefix)]
+        if not counted:
+            return [DataSetRow(name, 0, 0, None) for name, _ in named[:limit]], \
+                len(named) > limit
         table, column, time = ("client_events", "tenant", "create_time_us") if tenants \
             else ("user_events", "catalog_id", "event_time_us")
         rows = [self._data_set(name, key, table, column, time) for name, key in named[:limit]]

@@ -187,6 +187,12 @@ def test_catalogs_and_tenants_come_a_page_at_a_time(
                                     pageToken=token).json()) == expected
     assert pages(lambda token: console.call("ListCatalogs", parent=PROJECT, pageSize=3,
                                             pageToken=token)) == [["c0", "c1", "c2"], ["t0", "t1"]]
+    # names alone (what the console's chooser asks every few seconds): nothing counted
+    basic = console.call("ListCatalogs", parent=PROJECT, view="DATA_SET_VIEW_BASIC")
+    assert basic["catalogs"][0] == {"name": f"{PROJECT}/locations/global/catalogs/c0"}
+    over_rest = rest(served.http_address, f"{PROJECT}/catalogs", view="DATA_SET_VIEW_BASIC")
+    assert over_rest.json()["tenants"][1] == {"name": f"{PROJECT}/tenants/t1"}
+    assert console.call("ListCatalogs", parent=PROJECT)["catalogs"][0]["eventCount"] == "1"
     for fields, field in (({"pageSize": -1}, "page_size"), ({"pageToken": "bm8"}, "page_token")):
         with pytest.raises(grpc.RpcError) as caught:
             console.call("ListCatalogs", parent=PROJECT, **fields)

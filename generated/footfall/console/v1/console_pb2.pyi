@@ -22,11 +22,20 @@ class Transport(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REST: _ClassVar[Transport]
     PIXEL: _ClassVar[Transport]
     IMPORT: _ClassVar[Transport]
+
+class DataSetView(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DATA_SET_VIEW_UNSPECIFIED: _ClassVar[DataSetView]
+    DATA_SET_VIEW_BASIC: _ClassVar[DataSetView]
+    DATA_SET_VIEW_FULL: _ClassVar[DataSetView]
 TRANSPORT_UNSPECIFIED: Transport
 GRPC: Transport
 REST: Transport
 PIXEL: Transport
 IMPORT: Transport
+DATA_SET_VIEW_UNSPECIFIED: DataSetView
+DATA_SET_VIEW_BASIC: DataSetView
+DATA_SET_VIEW_FULL: DataSetView
 
 class StoredUserEvent(_message.Message):
     __slots__ = ("id", "catalog", "user_event", "received_event", "joined", "receive_time", "transport")
@@ -181,14 +190,16 @@ class ListRejectionsResponse(_message.Message):
     def __init__(self, rejections: _Optional[_Iterable[_Union[Rejection, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ListCatalogsRequest(_message.Message):
-    __slots__ = ("parent", "page_size", "page_token")
+    __slots__ = ("parent", "page_size", "page_token", "view")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
     parent: str
     page_size: int
     page_token: str
-    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    view: DataSetView
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., view: _Optional[_Union[DataSetView, str]] = ...) -> None: ...
 
 class ListCatalogsResponse(_message.Message):
     __slots__ = ("catalogs", "tenants", "next_page_token")
