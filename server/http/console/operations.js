@@ -76,11 +76,24 @@ export function render(main, ctx) {
       button.disabled = false;
     }
   };
+  // ListOperations lists the oldest first: past 50 operations (an hourly retention
+  // purge makes 50 in two days) a new import was not on the first page, and could not
+  // be seen nor cancelled here. So the running ones are asked for by themselves, beside
+  // the first page; one shown running that neither holds now ended since: read it once.
   const refresh = async () => {
     try {
-      const page = await call(`/v2/${ctx.catalog}/operations`,
-        {query: {pageSize: 50}, signal: ctx.signal});
-      const ops = page.operations || [];
+      const path = `/v2/${ctx.catalog}/operations`;
+      const [first, running] = await Promise.all([
+        call(path, {query: {pageSize: 50}, signal: ctx.signal}),
+        call(path, {query: {pageSize: 100, filter: "done=false"}, signal: ctx.signal})]);
+      const found = new Map([...first.operations || [], ...running.operations || []]
+        .map((op) => [op.name, op]));
+      for (const [name, shown] of cards) {
+        if (!found.has(name) && shown.element.dataset.state === "running") {
+          found.set(name, await call(`/v2/${name}`, {signal: ctx.signal}));
+        }
+      }
+      const ops = [...found.values()];
       if (!ops.length) list.replaceChildren(h("p", {class: "hint"}, "No operation yet."));
       else if (!cards.size) list.replaceChildren();
       for (const op of ops) {
