@@ -53,9 +53,20 @@ def _comma_list(text: str) -> tuple[str, ...]:
 
 
 # argparse also runs `parse` over a default that is a string, so a kind of text must
-# accept its own output (str and str.upper do).
+# accept its own output (str and _log_level do).
 TEXT: Kind[str] = Kind(str, "text")
-UPPERCASE: Kind[str] = Kind(str.upper, "text")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(text)
+    return level
+
+
+_log_level.__name__ = "log level"  # argparse: "invalid log level value: 'VERBOSE'"
+LOG_LEVEL: Kind[str] = Kind(_log_level, "one of DEBUG, INFO, WARNING, ERROR")
 INTEGER: Kind[int] = Kind(int, "an integer")  # `int` keeps argparse's "invalid int value"
 NUMBER: Kind[float] = Kind(float, "a number", show=lambda value: f"{value:g}")
 # A store_true flag; its variable takes 1/true/yes/on or 0/false/no/off.
@@ -153,7 +164,7 @@ class Settings:
     max_request_bytes: int = option(10 * 1024 * 1024, INTEGER,
                                     "largest request on either transport",
                                     check=at_least(1024), readme_default="10 MiB")
-    log_level: str = option("INFO", UPPERCASE, "`DEBUG`, `INFO`, `WARNING` or `ERROR`")
+    log_level: str = option("INFO", LOG_LEVEL, "`DEBUG`, `INFO`, `WARNING` or `ERROR`")
     gcs_root: str = option("./data/gcs", TEXT, "folder that stands in for Cloud Storage: "
                            "`gs://b/x` is `GCS_ROOT/b/x`")
     operation_workers: int = option(1, INTEGER, "threads running import/purge/rejoin jobs",

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 # and INTEGER PRIMARY KEY to a BIGINT identity. A function is a step SQL cannot say
 # (it runs on the migration's connection, in its transaction).
 Statement = str | dict[str, str] | Callable[[Executes, Dialect], None]
+# There is no 5: it was written as 5 beside 6 and 7 and merged after them as 8 (see
+# there); no store ever applied a 5.
 MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
     (1, "user and client events", [
         """CREATE TABLE user_events (

@@ -12,11 +12,11 @@ from server.config import (
     COMMA_LIST,
     COUNT_OR_AUTO,
     INTEGER,
+    LOG_LEVEL,
     NUMBER,
     OPTIONS,
     SWITCH,
     TEXT,
-    UPPERCASE,
     Option,
     Settings,
     add_serve_arguments,
@@ -44,7 +44,7 @@ def test_every_setting_has_a_flag_and_serve_defaults_to_the_declared_values() ->
 
 
 # text each kind takes that is no option's default
-SAMPLE_TEXT = {INTEGER: "4096", NUMBER: "2.5", TEXT: "some text", UPPERCASE: "debug",
+SAMPLE_TEXT = {INTEGER: "4096", NUMBER: "2.5", TEXT: "some text", LOG_LEVEL: "debug",
                SWITCH: "yes", COMMA_LIST: "a, b", COUNT_OR_AUTO: "3"}
 
 
@@ -63,6 +63,9 @@ def test_a_flag_and_its_variable_parse_alike(option: Option) -> None:
     ("FOOTFALL_LEASE_SECONDS", "soon", "footfall: FOOTFALL_LEASE_SECONDS: not a number: 'soon'"),
     ("FOOTFALL_STRICT_EVENT_TYPES", "maybe",
      "footfall: FOOTFALL_STRICT_EVENT_TYPES: not a boolean: 'maybe'"),
+    # an unknown level was taken, then the start ended in a traceback (exit code 1)
+    ("FOOTFALL_LOG_LEVEL", "verbose",
+     "footfall: FOOTFALL_LOG_LEVEL: not one of DEBUG, INFO, WARNING, ERROR: 'verbose'"),
 ])
 def test_a_bad_variable_stops_the_start_with_one_line(
         variable: str, text: str, line: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -138,7 +141,9 @@ def test_a_variable_is_checked_like_its_flag() -> None:
 def test_bad_flag_text_keeps_argparse_words(capsys: pytest.CaptureFixture[str]) -> None:
     for args, words in ((["--port", "abc"], "argument --port: invalid int value: 'abc'"),
                         (["--grace-seconds", "x"],
-                         "argument --grace-seconds: invalid float value: 'x'")):
+                         "argument --grace-seconds: invalid float value: 'x'"),
+                        (["--log-level", "VERBOSE"],
+                         "argument --log-level: invalid log level value: 'VERBOSE'")):
         with pytest.raises(SystemExit) as stopped:
             parse(args)
         assert stopped.value.code == 2 and words in capsys.readouterr().err
