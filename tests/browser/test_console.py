@@ -194,6 +194,10 @@ async def cancel_from_the_page(devtools_url: str, port: int, folder: Path) -> st
                     "the import, running")
         name = await devtools.evaluate(
             session, f"document.querySelector({running!r}).closest('article').dataset.name")
+        # a purge's metadata has no update time: its card says nothing of one
+        assert await devtools.evaluate(session, "[...document.querySelectorAll("
+                                       "'article.operation')].filter(a => a.innerText.includes("
+                                       "'Updated')).length") == 1
         await photograph(devtools, session, folder, "operations-running")
         await focus_and_press(devtools, session, running)
         cancelled = f'article.operation[data-name="{name}"][data-state=cancelled]'

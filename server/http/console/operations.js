@@ -32,9 +32,10 @@ function card(op, onCancel) {
     state: h("span", {class: "tag"}), counts: h("span", {}), updated: h("time", {}),
     error: h("p", {class: "error"}), progress, cancel,
   };
+  fields.when = h("p", {class: "hint"}, "Updated ", fields.updated);
   const element = h("article", {class: "operation", "data-name": op.name},
     h("h3", {}, name), h("p", {}, fields.state, " ", fields.counts),
-    progress, h("p", {class: "hint"}, "Updated ", fields.updated), fields.error, cancel);
+    progress, fields.when, fields.error, cancel);
   return {element, fields};
 }
 
@@ -46,6 +47,7 @@ function update({element, fields}, op) {
   fields.state.className = `tag ${now === "failed" ? "bad" : now === "cancelled" ? "warn" : ""}`;
   fields.counts.textContent = counts(op);
   fields.updated.textContent = when(op.metadata?.updateTime);
+  fields.when.hidden = !op.metadata?.updateTime;  // (a purge's metadata has no time)
   fields.error.textContent = op.error ? op.error.message : "";
   fields.error.hidden = !op.error;
   // No job knows its total ahead: a running bar moves without a value.
