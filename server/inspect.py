@@ -100,8 +100,7 @@ def remote_failed(exc: RemoteError, parent: str) -> int:
         advice = ("; give an API key with the reader role (admin for operations) with --key "
                   "or FOOTFALL_KEY")
     elif exc.code is grpc.StatusCode.PERMISSION_DENIED and parent == EVERY_PROJECT:
-        advice = (f"; {EVERY_PROJECT} (the default) needs a key granted every project: name "
-                  "one with --parent projects/PROJECT")
+        advice = f" ({EVERY_PROJECT} is the default: --parent projects/PROJECT names one)"
     _say(f"the server answered {exc}{advice}")
     return 2 if exc.code in _CLIENT_CODES else 1
 

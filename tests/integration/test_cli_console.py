@@ -302,10 +302,10 @@ def test_every_project_needs_a_key_granted_every_project(shop: Running,
                                                          tmp_path: Path) -> None:
     out = read(shop, "rejections", "list", cwd=tmp_path)
     assert out.returncode == 2
-    assert out.stderr == ("footfall: the server answered PERMISSION_DENIED: the API key is not "
-                          "allowed to use project '-' (or it may not exist); projects/- (the "
-                          "default) needs a key granted every project: name one with --parent "
-                          "projects/PROJECT\n")
+    assert out.stderr == ("footfall: the server answered PERMISSION_DENIED: projects/- (every "
+                          "project) needs an API key granted every project (\"*\"); name one: "
+                          "projects/PROJECT (projects/- is the default: --parent "
+                          "projects/PROJECT names one)\n")
 
 
 def test_an_unreadable_authority_file_is_one_line(tmp_path: Path) -> None:
