@@ -317,9 +317,10 @@ def list_catalogs(store: Store, project: str | None, size: int, token: str,
                 data_set.event_count = row.events
                 data_set.last_event_time.FromMicroseconds(row.last_event_us)
                 _time(row.last_received_us, data_set.last_receive_time)
-        if more:  # (with the page full, the tenants' first asks for none: are there any?)
+        if more:
             answer.next_page_token = _data_set_token(kind, rows[-1].name if rows else after)
             break
+        # (a page the catalogs filled asks the tenants for none: only whether any follow)
         size -= len(rows)
         after = ""
     return answer

@@ -318,12 +318,11 @@ def authorize(grant: Grant, method: str, request: Message) -> str:
                      "no API key is allowed to make it")
     for project in projects:
         assert project is not None
-        if project == EVERY_PROJECT and not grant.allows_project(project):
-            raise NotYourProject("projects/- (every project) needs an API key granted every "
-                                 "project (\"*\"); name one: projects/PROJECT")
         if not grant.allows_project(project):
-            raise NotYourProject(f"the API key is not allowed to use project {project!r} "
-                         "(or it may not exist)")
+            raise NotYourProject(
+                "projects/- (every project) needs an API key granted every project (\"*\"); "
+                "name one: projects/PROJECT" if project == EVERY_PROJECT else
+                f"the API key is not allowed to use project {project!r} (or it may not exist)")
     if grant.buckets is not None:
         for field, uri in gcs_uris(request):
             bucket = bucket_of(uri)

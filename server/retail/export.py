@@ -145,9 +145,7 @@ class ExportJob:
         state = _State.load(ctx.record.checkpoint, first)
         if not state.files:
             state.files.append(f"{prefix}/{stem}-0000.json")
-        # Lines a run wrote after its last step are not part of the export.
-        gcs.truncate_output(self.root, folder / _base(state.files[-1]), state.size,
-                            OUTPUT_FIELD)
+        # Lines a run wrote after its last step are not part of the export: cut.
         gcs.write_output(self.root, folder / _base(state.files[-1]), b"", OUTPUT_FIELD,
                          at=state.size)
         cancelled = ctx.record.cancel_requested
@@ -159,10 +157,9 @@ class ExportJob:
             lines, cursor = batch
             if state.lines >= LINES_PER_FILE and lines:
                 state.files.append(f"{prefix}/{stem}-{len(state.files):04d}.json")
+                # (the write below, at 0, cuts what a run that stopped before its next
+                # step may have left there)
                 state.size = state.lines = 0
-                # what a run that stopped before its next step may have left there
-                gcs.truncate_output(self.root, folder / _base(state.files[-1]), 0,
-                                    OUTPUT_FIELD)
             if lines:
                 state.size = gcs.write_output(self.root, folder / _base(state.files[-1]),
                                               b"".join(lines), OUTPUT_FIELD, at=state.size)

@@ -206,6 +206,14 @@ def _why(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def _told(started: Sequence[Job], unavailable: StoreUnavailable) -> StoreUnavailable:
+    """`unavailable`, once the function jobs of a batch that ran (`started`) are
+    answered with it: whether they committed is not known, so they are not run again."""
+    for job in started:
+        job.future.set_exception(unavailable)
+    return unavailable
+
+
 def _unreachable(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable("the database is unreachable; try again later", _why(exc))
 
@@ -438,9 +446,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             else:
                 unavailable = StoreUnavailable("the write was interrupted; try again",
                                                _why(exc))
-            for job in started:
-                job.future.set_exception(unavailable)
-            raise unavailable from exc
+            raise _told(started, unavailable) from exc
         except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
             # The tables changed under this server: a newer version migrated the
             # database. What it cannot write now stays queued, and the health check
@@ -452,9 +458,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             self._writer_conn = None
             unavailable = StoreUnavailable(f"{self._schema_changed}; try again later",
                                            _why(exc))
-            for job in started:
-                job.future.set_exception(unavailable)
-            raise unavailable from exc
+            raise _told(started, unavailable) from exc
         except psycopg.errors.NotNullViolation as exc:
             # A catalog row deleted by hand (or a database restored meanwhile): when
             # the batch skipped adding a catalog, it is tried again (StoreUnavailable:
@@ -464,9 +468,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             if not skipped:
                 raise
             unavailable = StoreUnavailable("the write was interrupted; try again", _why(exc))
-            for job in started:
-                job.future.set_exception(unavailable)
-            raise unavailable from exc
+            raise _told(started, unavailable) from exc
         self._set_reachable(True)
         self._schema_changed = None
         # The rows of row jobs were inserted outside any savepoint: their catalogs are
