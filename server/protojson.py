@@ -12,7 +12,7 @@ corpus.
 
 from __future__ import annotations
 
-import calendar
+import datetime
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -44,9 +44,12 @@ _INT_LIMITS = {
     _F.TYPE_SINT64: (-(2**63), 2**63 - 1), _F.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
     _F.TYPE_UINT64: (0, 2**64 - 1), _F.TYPE_FIXED64: (0, 2**64 - 1),
 }
-# The common timestamp form: 2024-01-31T23:59:59Z with 0, 3, 6 or 9 fraction digits.
+# The common timestamp form: 2024-01-31T23:59:59Z with 0, 3, 6 or 9 fraction digits
+# (ASCII digits: \d would take any script's).
 _TIMESTAMP = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{3}|\d{6}|\d{9}))?Z$")
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.([0-9]{3}|[0-9]{6}|[0-9]{9}))?Z")
+_EPOCH = datetime.datetime(1970, 1, 1)
+_fromisoformat = datetime.datetime.fromisoformat
 
 
 def _string(value: Any) -> Any:
@@ -100,23 +103,16 @@ def _enum(field: FieldDescriptor) -> Callable[[Any], Any]:
 def _timestamp(value: Any) -> Any:
     if type(value) is not str:
         raise _Fallback
-    match = _TIMESTAMP.match(value)
+    match = _TIMESTAMP.fullmatch(value)
     if match is None:
         raise _Fallback
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 60
-            and 1 <= year):
-        raise _Fallback
-    try:
-        seconds = calendar.timegm((year, month, day, hour, minute, second))
-    except (ValueError, OverflowError):
+    try:  # datetime checks the ranges as json_format does (31 February, year 0, hour 24)
+        since = _fromisoformat(value[:19]) - _EPOCH
+    except ValueError:
         raise _Fallback from None
-    # timegm accepts 31 February; json_format does not: check the date round-trips.
-    if calendar.monthrange(year, month)[1] < day:
-        raise _Fallback
-    fraction = match.group(7) or ""
-    nanos = int(fraction.ljust(9, "0")) if fraction else 0
-    return {"seconds": seconds, "nanos": nanos}
+    fraction = match.group(1)
+    return {"seconds": since.days * 86_400 + since.seconds,
+            "nanos": int(fraction.ljust(9, "0")) if fraction else 0}
 
 
 def _wrapper(message: Descriptor) -> Callable[[Any], Any]:

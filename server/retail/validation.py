@@ -169,17 +169,20 @@ def _page_fields(event: Any, kind: str, path: str, out: list[FieldViolation]) ->
 
 
 def _products(event: Any, kind: str, path: str, out: list[FieldViolation]) -> None:
-    if kind in NEEDS_PRODUCTS and not event.product_details:
-        out.append(FieldViolation(f"{path}.product_details",
-                                  f"at least one product is required for {kind} events"))
-    for i, detail in enumerate(event.product_details):
-        if not detail.product.id:
+    details = event.product_details
+    if not details:
+        if kind in NEEDS_PRODUCTS:
+            out.append(FieldViolation(f"{path}.product_details",
+                                      f"at least one product is required for {kind} events"))
+        return
+    for i, detail in enumerate(details):
+        product = detail.product
+        if not product.id:
             out.append(FieldViolation(f"{path}.product_details[{i}].product.id", "is required"))
-        elif len(detail.product.id) > MAX_ID:
-            out.append(_too_long(f"{path}.product_details[{i}].product.id",
-                                 detail.product.id, MAX_ID))
-        if detail.product.HasField("price_info"):
-            finite_violations(detail.product.price_info, ("price", "original_price", "cost"),
+        elif len(product.id) > MAX_ID:
+            out.append(_too_long(f"{path}.product_details[{i}].product.id", product.id, MAX_ID))
+        if product.HasField("price_info"):
+            finite_violations(product.price_info, ("price", "original_price", "cost"),
                               f"{path}.product_details[{i}].product.price_info", out)
 
 
@@ -226,8 +229,11 @@ def _fine(key: str, value: Any) -> bool:
         return False
     text, numbers = value.text, value.numbers
     if text:
-        return (not numbers and len(text) <= MAX_ATTRIBUTE_VALUES
-                and all(0 < len(t) <= MAX_ATTRIBUTE_TEXT for t in text))
+        if numbers or len(text) > MAX_ATTRIBUTE_VALUES:
+            return False
+        if len(text) == 1:  # (most attributes: a third of the time)
+            return 0 < len(text[0]) <= MAX_ATTRIBUTE_TEXT
+        return all(0 < len(t) <= MAX_ATTRIBUTE_TEXT for t in text)
     return 0 < len(numbers) <= MAX_ATTRIBUTE_VALUES and all(map(math.isfinite, numbers))
 
 
@@ -237,7 +243,11 @@ def attribute_violations(attributes: Any, path: str, out: list[FieldViolation]) 
     One quick pass over the map; only the bad entries are then described, in key
     order (so messages are stable), at a cost linear in the entries.
     """
+    if not attributes:
+        return
     bad = [(key, value) for key, value in attributes.items() if not _fine(key, value)]
+    if not bad:
+        return
     bad.sort(key=lambda entry: entry[0])
     for key, value in bad:
         where = f"{path}[{key[:50]!r}]"

@@ -94,6 +94,19 @@ CORPUS: list[dict[str, Any]] = [
                                                         "expireTime": "2030-01-01T00:00:00Z"}}]},
     {"eventType": "x", "productDetails": [{"product": {"id": "p", "images": [
         {"uri": "https://i", "height": 10, "width": 20}]}}]},
+    # timestamps at the edges of the fast path's own reading
+    {"eventType": "x", "visitorId": "v", "eventTime": "0000-01-01T00:00:00Z"},
+    {"eventType": "x", "visitorId": "v", "eventTime": "9999-12-31T23:59:59.999999999Z"},
+    {"eventType": "x", "visitorId": "v", "eventTime": "1969-12-31T23:59:59.5Z"},
+    {"eventType": "x", "visitorId": "v", "eventTime": "1969-12-31T23:59:59.500Z"},
+    {"eventType": "x", "visitorId": "v", "eventTime": "2024-02-29T12:00:00Z"},
+    {"eventType": "x", "visitorId": "v", "eventTime": "2024-01-31T24:00:00Z"},
+    {"eventType": "x", "visitorId": "v", "eventTime": "2024-01-31T23:60:00Z"},
+    {"eventType": "x", "visitorId": "v", "eventTime": "2024-01-31T23:59:60Z"},
+    {"eventType": "x", "visitorId": "v", "eventTime": "2024-01-31T23:59:59z"},
+    {"eventType": "x", "visitorId": "v", "eventTime": "2024-01-31 23:59:59Z"},
+    {"eventType": "x", "visitorId": "v", "eventTime": "\u0662024-01-31T23:59:59Z"},
+    {"eventType": "x", "visitorId": "v", "eventTime": "2024-01-31T23:59:59Z\n"},
 ]
 
 
