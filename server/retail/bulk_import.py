@@ -35,7 +35,7 @@ from server.errors import FieldViolation, InvalidArgument, gather, summary
 from server.operations import records
 from server.operations.runner import JobContext
 from server.retail import gcs, ndjson
-from server.retail.line_pool import LinePool
+from server.retail.line_pool import LinePool, ahead
 from server.store.rows import Progress, Step, StepResult
 
 BATCH = 1_000
@@ -170,8 +170,11 @@ def check_lines(check: ItemCheck[M, V], lines: list[tuple[str, bytes]]
 def _as_items(lines: list[tuple[str, bytes]], checked: list[V | str],
               unread: list[tuple[int, str]]) -> list[Checked[V]]:
     """`check_lines`' answer as items, each with the place of its line."""
-    skip = {i for i, _ in unread}
-    places = (where for i, (where, _) in enumerate(lines) if i not in skip)
+    if unread:
+        skip = {i for i, _ in unread}
+        places = [where for i, (where, _) in enumerate(lines) if i not in skip]
+    else:
+        places = [where for where, _ in lines]
     return [value if isinstance(value, str) else Item(where, value, True)
             for where, value in zip(places, checked, strict=True)]
 
@@ -309,6 +312,9 @@ class BulkImport(Generic[R, M, V]):
     # Files of fewer bytes (left to read) are decoded in the job's thread: starting
     # worker processes costs more than it saves.
     pool_min_bytes = 1024 * 1024
+    # Whether `prepare` of a batch may run while the batch before it commits: only
+    # when it reads nothing those batches write.
+    prepare_ahead = False
 
     def __init__(self, gcs_root: Path, pool: LinePool = IN_THREAD) -> None:
         self.root = gcs_root
@@ -350,10 +356,12 @@ class BulkImport(Generic[R, M, V]):
                                 ERRORS_FIELD)
         batches = self._batches(request, state.files, state.position, ctx.check_stop,
                                 ctx.clock.now_ns() // 10**9)
+        prepared = self._prepared(ctx, request, batches)
+        if self.prepare_ahead:
+            prepared = ahead(prepared)
         try:
-            for batch in batches:
+            for batch, bad, step in prepared:
                 ctx.check_stop()
-                bad, step = self.prepare(ctx, request, batch.items)
                 failures = batch.failures + bad
                 after = state.after(batch.end, len(batch.items) - len(bad), failures)
                 if failures and after.errors_file:
@@ -368,8 +376,16 @@ class BulkImport(Generic[R, M, V]):
                     self._finish(ctx, request, state, cancelled=True)
                     return
         finally:
+            prepared.close()
             batches.close()  # lines in flight in the workers are dropped
         self._finish(ctx, request, state, cancelled=False)
+
+    def _prepared(self, ctx: JobContext, request: R, batches: Iterator[Batch[V]]
+                  ) -> Generator[tuple[Batch[V], list[str], Step], None, None]:
+        """Each batch with its failures and writes (`prepare`)."""
+        for batch in batches:
+            bad, step = self.prepare(ctx, request, batch.items)
+            yield batch, bad, step
 
     def _progress(self, ctx: JobContext, state: ImportState, result: StepResult) -> Progress:
         """What a step records with its writes: `state` (with what the step did

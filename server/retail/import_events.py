@@ -9,6 +9,7 @@ from typing import NamedTuple
 from footfall.retail.v2 import import_config_pb2, user_event_pb2
 
 from server.config import Settings
+from server.console import origin
 from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
 from server.names import parse_catalog
 from server.operations.runner import JobContext
@@ -26,8 +27,9 @@ from server.retail.bulk_import import (
 )
 from server.retail.line_pool import LinePool
 from server.store import EventRow
-from server.store.rollups import Counts
-from server.store.rows import Step, StepResult
+from server.store.packed import pack
+from server.store.rollups import Counts, product_counts
+from server.store.rows import Step, StepResult, dedup_key, to_micros
 
 __all__ = ["KIND", "ImportJob", "check_request", "new_operation"]
 
@@ -55,7 +57,8 @@ def check_request(request: Request, gcs_root: Path, deadline: float | None = Non
 
 class GoodEvent(NamedTuple):
     """A valid event: the columns of its row as received (what is stored unless it
-    joins; flat, so it pickles fast), and the ids of its products (one per detail)."""
+    joins; flat, so it pickles fast), and the ids of its products (one per detail).
+    Made in a worker process, with all that can be made there."""
 
     event_type: str
     visitor_id: str
@@ -63,22 +66,26 @@ class GoodEvent(NamedTuple):
     event_time_us: int
     event_time_ns: int
     payload: bytes
+    packed: bytes  # the payload as its row stores it (packed.pack)
     key: bytes
     product_ids: tuple[str, ...]
     counts: Counts | None  # its lines in the per-product rollups (server/store/rollups.py)
 
     @classmethod
     def of(cls, catalog: str, event: UserEvent) -> GoodEvent:
-        ids = tuple(d.product.id for d in event.product_details)
-        row = EventRow.from_event(catalog, event, joined=not ids)
-        return cls(row.event_type, row.visitor_id, row.user_id, row.event_time_us,
-                   row.event_time_ns, row.payload, row.key, ids, row.counts)
+        payload = event.SerializeToString(deterministic=True)
+        kind, visitor, time = event.event_type, event.visitor_id, event.event_time
+        time_us, time_ns = to_micros(time.seconds, time.nanos), time.nanos % 1000
+        return cls(kind, visitor, event.user_info.user_id, time_us, time_ns, payload,
+                   pack(payload, kind, visitor, time_us, time_ns), dedup_key(catalog, payload),
+                   tuple(d.product.id for d in event.product_details), product_counts(event))
 
-    def row(self, catalog: str) -> EventRow:
-        """Its row when it does not join: joined only if it names no product."""
+    def row(self, catalog: str, came: tuple[int, int]) -> EventRow:
+        """Its row when it does not join (joined only if it names no product), which
+        came as `came` (transport, received_us)."""
         return EventRow(catalog, self.event_type, self.visitor_id, self.user_id,
                         self.event_time_us, not self.product_ids, self.payload, self.key,
-                        event_time_ns=self.event_time_ns, counts=self.counts)
+                        None, self.event_time_ns, *came, self.counts, self.packed)
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,8 @@ class ImportJob(BulkImport[Request, UserEvent, GoodEvent]):
     what = "the import"
     request_class = Request
     sources = SOURCES
+    # A batch's preparation reads the catalog's products, which no event import writes.
+    prepare_ahead = True
 
     def __init__(self, gcs_root: Path, strict_event_types: bool,
                  max_event_bytes: int = Settings.max_event_bytes,
@@ -131,6 +140,7 @@ class ImportJob(BulkImport[Request, UserEvent, GoodEvent]):
              for pid in item.message.product_ids if pid}))
         failures: list[str] = []
         rows: list[EventRow] = []
+        came = (origin.transport(), origin.now_us())  # the rows of one batch come together
         for item in items:
             if isinstance(item, str):
                 failures.append(item)
@@ -138,7 +148,7 @@ class ImportJob(BulkImport[Request, UserEvent, GoodEvent]):
             good = item.message
             ids = good.product_ids
             if not (ids and all(pid in products for pid in ids)):
-                rows.append(good.row(catalog))
+                rows.append(good.row(catalog, came))
                 continue
             try:  # it joins: filled in from the catalog
                 rows.append(join.joined_row(catalog, UserEvent.FromString(good.payload),

@@ -15,6 +15,7 @@ server process is gone (even after `kill -9`).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import multiprocessing
 import os
@@ -22,10 +23,10 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TypeVar
+from typing import TypeVar, cast
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ X = TypeVar("X")
 R = TypeVar("R")
 
 PARENT_POLL_SECONDS = 0.5
+_END = object()
 
 
 def cores() -> int:
@@ -108,6 +110,30 @@ class LinePool:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+def ahead(items: Generator[X, None, None]) -> Generator[X, None, None]:
+    """`items`, the next one made in a thread of its own (in the caller's context
+    variables) while the caller uses the one before: work between two items of the
+    caller (a commit's wait) overlaps the making of the next. Closing this closes
+    `items` once the thread is done with it."""
+    context = contextvars.copy_context()
+
+    def make() -> object:
+        return context.run(next, items, _END)
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="footfall-ahead")
+    try:
+        coming = pool.submit(make)
+        while True:
+            item = coming.result()
+            if item is _END:
+                return
+            coming = pool.submit(make)
+            yield cast(X, item)
+    finally:
+        pool.shutdown(wait=True)
+        items.close()
 
 
 def _worker_setup(parent: int) -> None:
