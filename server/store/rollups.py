@@ -107,21 +107,29 @@ class Tally:
 
     def __init__(self) -> None:
         self._rows: dict[tuple[int, int, str, str], list[Any]] = {}
+        self._days: dict[tuple[int, int], int] = {}  # events added to a day's EVENTS
         self._lost = False  # something was taken away: rows may have fallen to 0
 
     def add(self, catalog_id: int, time_us: int, counts: Counts, sign: int = 1) -> None:
         """Add (sign 1) or take away (-1) an event's lines, and the event to its day's
-        EVENTS."""
+        EVENTS. (Written out: every event of a product type stored passes here.)"""
         day = time_us // DAY_US
+        days = self._days
+        days[catalog_id, day] = days.get((catalog_id, day), 0) + sign
         rows = self._rows
-        counts = ((*EVENTS, 1, 0, 0, 0, 0, 0.0), *counts)
-        for pid, currency, *values in counts:
+        for pid, currency, views, carts, purchases, units, unpriced, revenue in counts:
             key = (catalog_id, day, pid, currency)
             row = rows.get(key)
             if row is None:
-                row = rows[key] = [0, 0, 0, 0, 0, 0.0, 0]
-            for i, value in enumerate(values):
-                row[i] += sign * value
+                rows[key] = [sign * views, sign * carts, sign * purchases, sign * units,
+                             sign * unpriced, 0.0 + sign * revenue, sign]
+                continue
+            row[0] += sign * views
+            row[1] += sign * carts
+            row[2] += sign * purchases
+            row[3] += sign * units
+            row[4] += sign * unpriced
+            row[5] += sign * revenue
             row[6] += sign
         if sign < 0:
             self._lost = True
@@ -138,6 +146,11 @@ class Tally:
 
     def apply(self, db: Executes, dialect: Dialect) -> None:
         """Write the changes inside the caller's transaction."""
+        for (catalog_id, day), events in self._days.items():
+            row = self._rows.setdefault((catalog_id, day, *EVENTS), [0, 0, 0, 0, 0, 0.0, 0])
+            row[0] += events  # an event's EVENTS line: one view, one line
+            row[6] += events
+        self._days.clear()
         # In key order: two writers (replicas) that touch the same rows lock them in
         # the same order, so neither waits for the other in a deadlock.
         changed = sorted((*key, *row) for key, row in self._rows.items() if any(row))

@@ -260,16 +260,17 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
                         inserted: Iterable[tuple[int, bytes]]) -> None:
         """Add to the rollups the rows of `rows` their insert reported as new, by
         (event_time_us, dedup_key): a duplicate dedup skipped counts nothing."""
-        counted = {(row.event_time_us, row.key): row for row in reversed(rows)
-                   if row.event_type in PRODUCT_TYPES}  # (reversed: the first of equals)
-        if not counted:
-            return
+        inserted = list(inserted)
+        if len(inserted) == len(rows):  # all new (most writes): no matching needed
+            new: Iterable[EventRow] = (row for row in rows if row.event_type in PRODUCT_TYPES)
+        else:
+            counted = {(row.event_time_us, row.key): row for row in reversed(rows)
+                       if row.event_type in PRODUCT_TYPES}  # (reversed: the first of equals)
+            new = (row for row in (counted.pop((time_us, bytes(key)), None)
+                                   for time_us, key in inserted) if row is not None)
         ids: dict[str, int] = {}
         tally = Tally()
-        for time_us, key in inserted:
-            row = counted.pop((time_us, bytes(key)), None)
-            if row is None:
-                continue
+        for row in new:
             counts = row.counts if row.counts is not None else counts_of_payload(row.payload)
             if counts is None:
                 continue

@@ -41,9 +41,7 @@ log = logging.getLogger(__name__)
 _INSERT_EVENTS = ("INSERT OR IGNORE INTO user_events (catalog_id, event_type, visitor_id, "
                   "user_id, event_time_us, event_time_ns, joined, dedup_key, event, source, "
                   "received_us, transport) VALUES ")
-_ROW_MARKS = "((SELECT id FROM catalogs WHERE name = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-# What the rollups need to know which rows were new (a duplicate returns nothing).
-_INSERTED = " RETURNING event_time_us, dedup_key"
+_ROW_MARKS = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # How often the background checkpointer copies the WAL into the database, and the
 # WAL size (4 KiB pages) past which the writer checkpoints itself.
 CHECKPOINT_SECONDS = 0.5
@@ -298,12 +296,27 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         too each retake can wait a whole switch interval. Fewer steps, fewer waits.
         """
         self._add_catalogs(conn, rows)
+        ids = {catalog: conn.execute(self._sql.catalog_id, (catalog,)).fetchone()[0]
+               for catalog in {row.catalog for row in rows}}
         inserted: list[tuple[int, bytes]] = []
         for start in range(0, len(rows), _ROWS_PER_STATEMENT):
             chunk = rows[start:start + _ROWS_PER_STATEMENT]
-            params = [value for row in chunk for value in row.as_params()]
-            inserted += conn.execute(_INSERT_EVENTS + ", ".join([_ROW_MARKS] * len(chunk))
-                                     + _INSERTED, params).fetchall()
+            params: list[Any] = []
+            for row in chunk:
+                values = row.as_params()
+                params.append(ids[row.catalog])  # (its catalog by id, not by name)
+                params += values[1:]
+            # What the rollups need to know: which rows were new. New rows take ids
+            # above every row's, so when some were duplicates (skipped) the new ones
+            # are read back by id; most often all are new (no RETURNING to read).
+            (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM user_events").fetchone()
+            added = conn.execute(_INSERT_EVENTS + ", ".join([_ROW_MARKS] * len(chunk)),
+                                 params).rowcount
+            if added == len(chunk):
+                inserted += [(row.event_time_us, row.key) for row in chunk]
+            elif added:
+                inserted += conn.execute("SELECT event_time_us, dedup_key FROM user_events "
+                                         "WHERE id > ? ORDER BY id", (last,)).fetchall()
         self._count_inserted(conn, rows, inserted)
         return len(inserted)
 
