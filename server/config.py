@@ -346,10 +346,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if bool(values["tls_cert"]) != bool(values["tls_key"]):
         raise SystemExit("--tls-cert and --tls-key go together: give both or neither")
     quota_bytes, max_event = values["quota_bytes_per_minute"], values["max_event_bytes"]
-    if 0 < quota_bytes < max_event:
-        raise SystemExit(f"--quota-bytes-per-minute ({quota_bytes}) must be at least "
-                         f"--max-event-bytes ({max_event}), or the largest event could never "
-                         f"be written")
+    if 0 < quota_bytes <= max_event:
+        # The quota counts the whole request (the event, its parent and their tags).
+        raise SystemExit(f"--quota-bytes-per-minute ({quota_bytes}) must be more than "
+                         f"--max-event-bytes ({max_event}): it counts the whole request, so "
+                         f"an event of the largest size could never be written")
     calls, watches, streams = (values["max_concurrent_rpcs"], values["max_watches"],
                                values["max_streams"])
     if calls <= watches + streams:

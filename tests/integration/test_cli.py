@@ -236,6 +236,19 @@ def test_a_bad_variable_stops_serve_in_one_line(variables: dict[str, str], said:
     assert out.stderr.startswith(said), out.stderr
 
 
+@pytest.mark.parametrize(("flags", "said"), [
+    (["--quota-bytes-per-minute", "4096", "--max-event-bytes", "4096"],
+     "footfall serve: error: --quota-bytes-per-minute (4096) must be more than "
+     "--max-event-bytes (4096): it counts the whole request, so an event of the largest size "
+     "could never be written\n"),
+])
+def test_flags_that_contradict_each_other_stop_serve_in_one_line(
+        flags: list[str], said: str, tmp_path: Path) -> None:
+    out = footfall("serve", "--port", "0", "--http-port", "0", "--store", "memory://", *flags,
+                   cwd=tmp_path, timeout=30)  # a start that is not refused serves on
+    assert (out.returncode, out.stderr) == (2, said)
+
+
 def test_a_bad_serve_variable_does_not_stop_other_commands(history: str,
                                                             tmp_path: Path) -> None:
     out = footfall("events", "count", "--parent", CATALOG, "--store", history, cwd=tmp_path,
