@@ -241,6 +241,10 @@ def test_a_bad_variable_stops_serve_in_one_line(variables: dict[str, str], said:
      "footfall serve: error: --quota-bytes-per-minute (4096) must be more than "
      "--max-event-bytes (4096): it counts the whole request, so an event of the largest size "
      "could never be written\n"),
+    (["--rejections-keep", "500", "--rejections-keep-per-project", "600"],
+     "footfall serve: error: --rejections-keep-per-project (600) is more than "
+     "--rejections-keep (500): only the latest 500 of every project are kept, so it could "
+     "never bind; give at most 500, or leave it out\n"),
 ])
 def test_flags_that_contradict_each_other_stop_serve_in_one_line(
         flags: list[str], said: str, tmp_path: Path) -> None:

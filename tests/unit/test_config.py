@@ -126,6 +126,35 @@ def test_processes_past_4_per_core_are_refused(flag: str) -> None:
                                   f"they only take turns")
 
 
+PER_PROJECT_ABOVE_ALL = (
+    "--rejections-keep-per-project (600) is more than --rejections-keep (500): only the "
+    "latest 500 of every project are kept, so it could never bind; give at most 500, or leave "
+    "it out")
+
+
+@pytest.mark.parametrize(("args", "env"), [
+    (["--rejections-keep", "500", "--rejections-keep-per-project", "600"], {}),
+    ([], {"FOOTFALL_REJECTIONS_KEEP": "500", "FOOTFALL_REJECTIONS_KEEP_PER_PROJECT": "600"}),
+    (["--rejections-keep-per-project", "600"], {"FOOTFALL_REJECTIONS_KEEP": "500"}),
+])
+def test_a_per_project_bound_given_above_the_total_is_refused(args: list[str],
+                                                              env: dict[str, str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        parse(args, env)
+    assert stopped.value.code == PER_PROJECT_ABOVE_ALL
+
+
+@pytest.mark.parametrize(("args", "kept"), [
+    (["--rejections-keep", "500"], (500, 2000)),  # the default per-project bound: not given
+    (["--rejections-keep", "500", "--rejections-keep-per-project", "500"], (500, 500)),
+    (["--rejections-keep", "0", "--rejections-keep-per-project", "600"], (0, 600)),  # none kept
+])
+def test_a_per_project_bound_that_is_not_given_or_not_above_is_taken(
+        args: list[str], kept: tuple[int, int]) -> None:
+    settings = parse(args)
+    assert (settings.rejections_keep, settings.rejections_keep_per_project) == kept
+
+
 def test_processes_auto_is_one_per_core_this_process_may_use() -> None:
     assert parse(["--processes", "auto"]).processes == cores() >= 1
     assert parse([], {"FOOTFALL_PROCESSES": "AUTO"}).processes == cores()
