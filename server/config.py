@@ -282,6 +282,12 @@ class Settings:
                               "gRPC streams other than console watches (health watches, "
                               "server reflection) open at once; more are refused "
                               "RESOURCE_EXHAUSTED", check=at_least(1))
+    operations_keep_days: int = option(30, INTEGER,
+                                       "ended long-running operations (imports, purges, "
+                                       "exports, ...) are deleted this many days after they "
+                                       "end, at start and then every hour (running ones "
+                                       "never are); `0` keeps them all",
+                                       check=at_least(0))
 
 
 OPTIONS: tuple[Option, ...] = tuple(

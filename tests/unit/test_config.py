@@ -101,6 +101,7 @@ def test_variables_of_every_kind() -> None:
     (["--max-request-bytes", "1023"], "--max-request-bytes must be at least 1024, got 1023"),
     (["--tls-key", "k.pem"], "--tls-cert and --tls-key go together: give both or neither"),
     (["--processes", "0"], "--processes must be at least 1, got 0"),
+    (["--operations-keep-days", "-1"], "--operations-keep-days must not be negative, got -1"),
     (["--max-concurrent-rpcs", "2000"],
      "--max-concurrent-rpcs (2000) must exceed --max-watches (1000) plus --max-streams (1000): "
      "else open streams alone could take every call, writes and health checks included"),
