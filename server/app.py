@@ -48,6 +48,7 @@ from server.insights import service as insights_service
 from server.loop import LoopThread
 from server.operations import service as operations_service
 from server.operations.runner import Job, OperationRunner
+from server.operations.sweep import OperationSweep
 from server.policy import Policy
 from server.policy.auth import AuthFileError
 from server.retail import (
@@ -111,6 +112,7 @@ class Running:
     store_health: HealthWatch | None = None
     policy: Policy | None = None
     retention: Retention | None = None  # None without --retain-days
+    operation_sweep: OperationSweep | None = None  # None with --operations-keep-days 0
     commits: Commits | None = None  # wakes the console's watches
     line_pool: LinePool | None = None
 
@@ -126,6 +128,8 @@ class Running:
         self.loop.run(self._drain(), timeout=None)
         if self.retention is not None:
             self.retention.stop()
+        if self.operation_sweep is not None:
+            self.operation_sweep.stop()
         if self.policy is not None and self.policy.rejections is not None:
             self.policy.rejections.stop()
         # Jobs stop at the end of their batch; one held longer (a file system that does
@@ -204,6 +208,9 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     running.store_health = HealthWatch(
         store, lambda ok: loop.run(_set_serving(running.health, ok)))
     running.store_health.start()
+    if settings.operations_keep_days:
+        running.operation_sweep = OperationSweep(store, clock, settings.operations_keep_days)
+        running.operation_sweep.start()
     if settings.retain_days:
         running.retention = Retention(store, runner, clock, settings.retain_days,
                                       settings.retention_interval_seconds)

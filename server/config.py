@@ -252,7 +252,8 @@ class Settings:
     rejections_keep_per_project: int = option(2_000, INTEGER,
                                               "of those, the most kept of one project (the "
                                               "latest), so that one project's refused "
-                                              "requests cannot push out all the others'",
+                                              "requests cannot push out all the others'; "
+                                              "given, at most `--rejections-keep`",
                                               check=at_least(1))
     rejections_keep_hours: float = option(168.0, NUMBER,
                                           "how long a kept refusal stays (hours)",
@@ -281,6 +282,12 @@ class Settings:
                               "gRPC streams other than console watches (health watches, "
                               "server reflection) open at once; more are refused "
                               "RESOURCE_EXHAUSTED", check=at_least(1))
+    operations_keep_days: int = option(30, INTEGER,
+                                       "ended long-running operations (imports, purges, "
+                                       "exports, ...) are deleted this many days after they "
+                                       "end, at start and then every hour (running ones "
+                                       "never are); `0` keeps them all",
+                                       check=at_least(0))
 
 
 OPTIONS: tuple[Option, ...] = tuple(
@@ -316,15 +323,30 @@ def _help(opt: Option, default: Any) -> str:
     return f"{opt.meaning.replace('`', '')} ({where})".replace("%", "%%")
 
 
+# The attribute of parsed `serve` flags naming the options given, by flag or by variable
+# (a check between two flags may hold only for a value someone chose).
+_GIVEN = "footfall_given"
+
+
+class _Given(argparse.Action):
+    """Stores a flag's value (`const` for a switch) and notes that the flag was given."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        setattr(namespace, _GIVEN, getattr(namespace, _GIVEN, frozenset()) | {self.dest})
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     """Flags of `footfall serve`; each default comes from its FOOTFALL_* variable."""
+    parser.set_defaults(**{_GIVEN: frozenset(o.name for o in OPTIONS if o.variable in env)})
     for opt in OPTIONS:
         default = _default(opt, env)
         if opt.kind is SWITCH:
-            parser.add_argument(opt.flag, action="store_true", default=default,
+            parser.add_argument(opt.flag, action=_Given, nargs=0, const=True, default=default,
                                 help=_help(opt, default))
         else:
-            parser.add_argument(opt.flag, type=opt.kind.parse, default=default,
+            parser.add_argument(opt.flag, action=_Given, type=opt.kind.parse, default=default,
                                 help=_help(opt, default))
 
 
@@ -346,10 +368,19 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if bool(values["tls_cert"]) != bool(values["tls_key"]):
         raise SystemExit("--tls-cert and --tls-key go together: give both or neither")
     quota_bytes, max_event = values["quota_bytes_per_minute"], values["max_event_bytes"]
-    if 0 < quota_bytes < max_event:
-        raise SystemExit(f"--quota-bytes-per-minute ({quota_bytes}) must be at least "
-                         f"--max-event-bytes ({max_event}), or the largest event could never "
-                         f"be written")
+    if 0 < quota_bytes <= max_event:
+        # The quota counts the whole request (the event, its parent and their tags).
+        raise SystemExit(f"--quota-bytes-per-minute ({quota_bytes}) must be more than "
+                         f"--max-event-bytes ({max_event}): it counts the whole request, so "
+                         f"an event of the largest size could never be written")
+    keep, per_project = values["rejections_keep"], values["rejections_keep_per_project"]
+    # Unless given, the per-project bound's default is no reason to refuse a lower
+    # --rejections-keep (nor is any bound when none is kept).
+    if "rejections_keep_per_project" in getattr(args, _GIVEN, ()) and 0 < keep < per_project:
+        raise SystemExit(f"--rejections-keep-per-project ({per_project}) is more than "
+                         f"--rejections-keep ({keep}): only the latest {keep} of every project "
+                         f"are kept, so it could never bind; give at most {keep}, or leave it "
+                         f"out")
     calls, watches, streams = (values["max_concurrent_rpcs"], values["max_watches"],
                                values["max_streams"])
     if calls <= watches + streams:

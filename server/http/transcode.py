@@ -13,8 +13,10 @@ unknown field in a JSON body: nothing a client sends is dropped.
 
 from __future__ import annotations
 
+import decimal
 import functools
 import re
+import sys
 import urllib.parse
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -288,26 +290,87 @@ def _apply_query(request: Message, route: Route, query: Iterable[tuple[str, str]
             continue
         converted: list[Any] = [_BOOLS.get(v.lower(), v) if leaf.type == leaf.TYPE_BOOL else v
                                 for v in values]
+        bad = next((why for why in map(functools.partial(_number_problem, leaf), values)
+                    if why is not None), None)
+        if bad is not None:
+            violations.append(FieldViolation(name, bad))
+            continue
         target = request
         for field in walked[:-1]:
             target = getattr(target, field.name)
         try:
             _set(target, leaf.name, converted if repeated else converted[0])
         except json_format.ParseError as exc:
-            why = _NUMBER_KINDS.get(leaf.cpp_type) or _clean(exc)
+            why = _NUMBER_KINDS.get(_number_type(leaf)) or _clean(exc)
             violations.append(FieldViolation(name, f"cannot take {values[0][:100]!r}: {why}"))
     return violations
 
 
 # What a query parameter of a number field must be (json_format's own words are
 # Python's: "invalid literal for int() with base 10").
+_INTEGERS = (FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64,
+             FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_UINT64)
 _NUMBER_KINDS = {
-    **dict.fromkeys((FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64,
-                     FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_UINT64),
-                    "must be a whole number"),
+    **dict.fromkeys(_INTEGERS, "must be a whole number"),
     **dict.fromkeys((FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE),
                     "must be a number"),
 }
+# The range of each number type (a float's is that of its largest finite value).
+_RANGES = {
+    FieldDescriptor.CPPTYPE_INT32: (-2 ** 31, 2 ** 31 - 1, "an int32"),
+    FieldDescriptor.CPPTYPE_ENUM: (-2 ** 31, 2 ** 31 - 1, "an enum number"),
+    FieldDescriptor.CPPTYPE_INT64: (-2 ** 63, 2 ** 63 - 1, "an int64"),
+    FieldDescriptor.CPPTYPE_UINT32: (0, 2 ** 32 - 1, "a uint32"),
+    FieldDescriptor.CPPTYPE_UINT64: (0, 2 ** 64 - 1, "a uint64"),
+    FieldDescriptor.CPPTYPE_FLOAT: (-3.4028234663852886e38, 3.4028234663852886e38, "a float"),
+    FieldDescriptor.CPPTYPE_DOUBLE: (-sys.float_info.max, sys.float_info.max, "a double"),
+}
+# A number as proto3 JSON writes one (ASCII digits, an optional fraction and
+# exponent): json_format reads a string with Python's int() and float(), which
+# also take "1_0", "١" (Arabic-Indic one) and " 5".
+_JSON_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?", re.ASCII)
+_WHOLE_NUMBER = re.compile(r"-?[0-9]+", re.ASCII)
+_SPECIAL_FLOATS = frozenset({"NaN", "Infinity", "-Infinity"})
+
+
+def _number_type(leaf: FieldDescriptor) -> int:
+    """The cpp type of the number `leaf` holds: its own, or its wrapper's
+    (`google.protobuf.Int32Value` and the like)."""
+    if leaf.message_type is not None and "value" in leaf.message_type.fields_by_name:
+        return cast(int, leaf.message_type.fields_by_name["value"].cpp_type)
+    return cast(int, leaf.cpp_type)
+
+
+def _number_problem(leaf: FieldDescriptor, text: str) -> str | None:
+    """Why `text` cannot set the number (or enum) field `leaf` from a query
+    parameter, else None: it must be a JSON number in ASCII digits, whole for an
+    integer, within the type's range (NaN and Infinity for a float); an enum's
+    number, when it is not given by name, is a whole number within int32."""
+    kind = _number_type(leaf)
+    if kind not in _RANGES or text in _SPECIAL_FLOATS and kind not in _INTEGERS:
+        return None
+    shown = f"cannot take {text[:100]!r}"
+    if leaf.enum_type is not None:
+        if text in leaf.enum_type.values_by_name:
+            return None
+        if not _WHOLE_NUMBER.fullmatch(text):
+            return f"{shown}: not a value of {leaf.enum_type.full_name} (a name, or its " \
+                   f"number in ASCII digits)"
+    elif not _JSON_NUMBER.fullmatch(text):
+        return f"{shown}: {_NUMBER_KINDS[kind]} in ASCII digits (e.g. 10)"
+    low, high, type_name = _RANGES[kind]
+    try:
+        value = decimal.Decimal(text)
+        whole = value == value.to_integral_value()
+    except decimal.InvalidOperation:  # an exponent past what decimal holds (1e10**20)
+        whole, value = False, decimal.Decimal("Infinity")
+    if kind in _INTEGERS and not whole and value.is_finite():
+        return f"{shown}: {_NUMBER_KINDS[kind]}"
+    if not low <= value <= high:
+        return f"{shown}: out of range for {type_name} ({low:g} to {high:g})" \
+            if isinstance(low, float) else \
+            f"{shown}: out of range for {type_name} ({low} to {high})"
+    return None
 
 
 @functools.cache

@@ -11,6 +11,35 @@ from typing import Any
 
 CATALOG_EXAMPLE = "projects/p/locations/global/catalogs/default_catalog"
 TENANT_EXAMPLE = "projects/p/tenants/t"
+TIME_EXAMPLE = "2024-05-01T00:00:00Z"
+
+
+def _time(text: str) -> str:
+    """argparse type of --start and --end: an RFC 3339 time with its offset, as
+    google.protobuf.Timestamp reads it (argparse names the flag)."""
+    from google.protobuf import timestamp_pb2
+
+    try:
+        timestamp_pb2.Timestamp().FromJsonString(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an RFC 3339 time with its offset: {text!r} (e.g. {TIME_EXAMPLE} or "
+            f"2024-05-01T02:00:00+02:00)") from None
+    return text
+
+
+def _duration(text: str) -> str:
+    """argparse type of --window: seconds ending in `s`, as google.protobuf.Duration
+    reads them."""
+    from google.protobuf import duration_pb2
+
+    try:
+        duration_pb2.Duration().FromJsonString(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a duration in seconds: {text!r} (e.g. 3600s for an hour, 86400s for a "
+            f"day)") from None
+    return text
 
 
 def add_parser(commands: Any, env: Mapping[str, str]) -> None:
@@ -27,8 +56,10 @@ def add_parser(commands: Any, env: Mapping[str, str]) -> None:
         sub.add_argument("--key", default=env.get("FOOTFALL_KEY", ""),
                          help="API key (reader role is enough) sent as x-goog-api-key "
                               "(FOOTFALL_KEY)")
-        sub.add_argument("--start", help="only events at or after this RFC 3339 time")
-        sub.add_argument("--end", help="only events before this RFC 3339 time")
+        sub.add_argument("--start", type=_time, metavar="TIME",
+                         help=f"only events at or after this RFC 3339 time, e.g. {TIME_EXAMPLE}")
+        sub.add_argument("--end", type=_time, metavar="TIME",
+                         help="only events before this RFC 3339 time")
         sub.add_argument("--json", action="store_true", help="proto3 JSON")
         return sub
 
@@ -38,7 +69,8 @@ def add_parser(commands: Any, env: Mapping[str, str]) -> None:
                         help="a step, in order (repeat it); conditions by their JSON names, "
                              "e.g. 'add-to-cart,productId=sku-1'. None: the default funnel")
     funnel.add_argument("--count-by", choices=("visitor", "user", "session", "request", "job"))
-    funnel.add_argument("--window", help="conversion window, e.g. 3600s (default 1 day)")
+    funnel.add_argument("--window", type=_duration, metavar="DURATION",
+                        help="conversion window, e.g. 3600s (default 1 day)")
     funnel.add_argument("--breakdown", choices=("day", "item"))
     for name, parent, orders in (("products", CATALOG_EXAMPLE, "views desc"),
                                  ("jobs", TENANT_EXAMPLE, "impressions desc")):

@@ -160,6 +160,11 @@ class Store(Protocol):
 
     def delete_operation(self, name: str) -> bool: ...
 
+    def forget_operations(self, ended_before_us: int) -> int:
+        """Delete the operations that ended before `ended_before_us` (within a
+        lease's length: see Statements.forget_operations); how many. A running
+        operation is never deleted."""
+
     def request_cancel(self, name: str) -> OperationRecord | None:
         """Mark a running operation as to be cancelled; the record, or None."""
 

@@ -172,6 +172,13 @@ class Statements:
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING")
         self.operation = spell(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE name = ?")
         self.delete_operation = spell("DELETE FROM operations WHERE name = ?")
+        # An ended operation's lease_expires_us is the lease its last step took (every
+        # ending is a step: JobContext.finish, OperationRunner._end_with), so when it
+        # ended plus --lease-seconds; it has none only if it was stored done: then its
+        # creation time.
+        self.forget_operations = spell(
+            "DELETE FROM operations WHERE done = 1 AND "
+            "COALESCE(lease_expires_us, create_time_us) < ?")
         self.request_cancel = spell(
             "UPDATE operations SET cancel_requested = 1 WHERE name = ? AND done = 0")
         self.lease = spell("SELECT lease_owner, cancel_requested FROM operations "
@@ -521,6 +528,11 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
             return bool(deleted)
 
         return bool(self._write(delete, first=True))
+
+    def forget_operations(self, ended_before_us: int) -> int:
+        # An ended operation has closed its purge's gap (run_step): nothing else to do.
+        return int(self._write(lambda db: db.execute(self._sql.forget_operations,
+                                                     (ended_before_us,)).rowcount))
 
     def request_cancel(self, name: str) -> OperationRecord | None:
         def mark(db: Db) -> OperationRecord | None:

@@ -154,6 +154,27 @@ def test_events_cli_refuses_bad_filters_and_parents(history: str, tmp_path: Path
         assert none.returncode == 2 and "argument --limit:" in none.stderr, none.stderr
 
 
+@pytest.mark.parametrize(("flags", "said"), [
+    (["--start", "yesterday"], "argument --start: not an RFC 3339 time with its offset: "
+                               "'yesterday' (e.g. 2024-05-01T00:00:00Z or "
+                               "2024-05-01T02:00:00+02:00)"),
+    (["--end", "2024-05-01T00:00:00"], "argument --end: not an RFC 3339 time with its offset: "
+                                       "'2024-05-01T00:00:00' (e.g. 2024-05-01T00:00:00Z"),
+    (["--end", "2024-13-01T00:00:00Z"], "argument --end: not an RFC 3339 time"),
+    (["--window", "1h"], "argument --window: not a duration in seconds: '1h' (e.g. 3600s for "
+                         "an hour, 86400s for a day)"),
+])
+def test_insights_time_flags_are_refused_naming_the_flag_with_an_example(
+        flags: list[str], said: str, tmp_path: Path) -> None:
+    """They said json_format's words ("Failed to parse startTime field: ... at
+    RunFunnelRequest.startTime"), which name no flag; refused before any call."""
+    out = footfall("insights", "funnel", "--parent", CATALOG, "--server", "127.0.0.1:1",
+                   *flags, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.splitlines()[-1].startswith(f"footfall insights funnel: error: {said}"), \
+        out.stderr
+
+
 # -- read-only ---------------------------------------------------------------------
 
 
@@ -234,6 +255,23 @@ def test_a_bad_variable_stops_serve_in_one_line(variables: dict[str, str], said:
     assert out.returncode == 2
     assert len(out.stderr.splitlines()) == 1, out.stderr
     assert out.stderr.startswith(said), out.stderr
+
+
+@pytest.mark.parametrize(("flags", "said"), [
+    (["--quota-bytes-per-minute", "4096", "--max-event-bytes", "4096"],
+     "footfall serve: error: --quota-bytes-per-minute (4096) must be more than "
+     "--max-event-bytes (4096): it counts the whole request, so an event of the largest size "
+     "could never be written\n"),
+    (["--rejections-keep", "500", "--rejections-keep-per-project", "600"],
+     "footfall serve: error: --rejections-keep-per-project (600) is more than "
+     "--rejections-keep (500): only the latest 500 of every project are kept, so it could "
+     "never bind; give at most 500, or leave it out\n"),
+])
+def test_flags_that_contradict_each_other_stop_serve_in_one_line(
+        flags: list[str], said: str, tmp_path: Path) -> None:
+    out = footfall("serve", "--port", "0", "--http-port", "0", "--store", "memory://", *flags,
+                   cwd=tmp_path, timeout=30)  # a start that is not refused serves on
+    assert (out.returncode, out.stderr) == (2, said)
 
 
 def test_a_bad_serve_variable_does_not_stop_other_commands(history: str,

@@ -109,6 +109,23 @@ def test_unknown_query_parameter_and_bad_json_are_invalid_argument(gateway: Runn
     assert set(reply.violations()) == {"user_event", "visitor"}
 
 
+@pytest.mark.parametrize(("page_size", "why"), [
+    ("1_0", "cannot take '1_0': must be a whole number in ASCII digits (e.g. 10)"),
+    ("%D9%A1", "cannot take '\u0661': must be a whole number in ASCII digits (e.g. 10)"),
+    ("99999999999", "cannot take '99999999999': out of range for an int32 "
+                    "(-2147483648 to 2147483647)"),
+])
+def test_a_query_number_is_ascii_digits_within_its_type(gateway: Running, page_size: str,
+                                                        why: str) -> None:
+    """json_format reads a query string with Python's int(): `1_0` and an
+    Arabic-Indic one were page sizes, and a whole number past int32 was "not a
+    whole number"."""
+    reply = get(gateway, f"/v2/{BRANCH}/products?pageSize={page_size}")
+    assert (reply.status, reply.error()["status"]) == (400, "INVALID_ARGUMENT")
+    assert reply.violations() == {"pageSize": why}
+    assert get(gateway, f"/v2/{BRANCH}/products?pageSize=10").status == 200
+
+
 def test_validation_errors_carry_every_violation(gateway: Running) -> None:
     reply = post(gateway, "/v2/projects/p/locations/global/catalogs/c/userEvents:write",
                  {"eventType": "purchase-complete", "visitorId": "v" * 200})

@@ -120,11 +120,48 @@ def test_query_takes_enums_by_name_or_number(value: str) -> None:
      "cannot take 'ten': must be a whole number"),
     ([("userEvent.purchaseTransaction.revenue", "lots")],
      "userEvent.purchaseTransaction.revenue", "cannot take 'lots': must be a number"),
+    # Python's int() and float() read these; a JSON number is ASCII digits.
+    ([("userEvent.offset", "1_0")], "userEvent.offset",
+     "cannot take '1_0': must be a whole number in ASCII digits (e.g. 10)"),
+    ([("userEvent.offset", "\u0661")], "userEvent.offset",  # ARABIC-INDIC DIGIT ONE
+     "cannot take '\u0661': must be a whole number in ASCII digits"),
+    ([("userEvent.offset", " 5")], "userEvent.offset", "in ASCII digits"),
+    ([("userEvent.purchaseTransaction.revenue", "1_0.5")],
+     "userEvent.purchaseTransaction.revenue", "must be a number in ASCII digits"),
+    ([("userEvent.purchaseTransaction.revenue", "inf")],
+     "userEvent.purchaseTransaction.revenue", "must be a number in ASCII digits"),
+    # A whole number past the type's range is one: it is out of range.
+    ([("userEvent.offset", "99999999999")], "userEvent.offset",
+     "cannot take '99999999999': out of range for an int32 (-2147483648 to 2147483647)"),
+    ([("userEvent.offset", "1e10")], "userEvent.offset", "out of range for an int32"),
+    ([("userEvent.offset", "1.5")], "userEvent.offset", "cannot take '1.5': must be a whole "
+                                                        "number"),
+    ([("userEvent.purchaseTransaction.revenue", "1e39")],
+     "userEvent.purchaseTransaction.revenue", "out of range for a float"),
 ])
 def test_bad_query_parameters_are_invalid_argument(query: list[tuple[str, str]], field: str,
                                                    why: str) -> None:
     found = violations(WRITE_BY_QUERY, query)
     assert why in found[field], found
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("-2147483648", -2147483648), ("2147483647", 2147483647), ("1e2", 100), ("10.0", 10)])
+def test_query_takes_whole_numbers_as_proto3_json_writes_them(value: str, expected: int
+                                                              ) -> None:
+    request: Any = build(WRITE_BY_QUERY, [("userEvent.offset", value)])
+    assert request.user_event.offset == expected
+
+
+@pytest.mark.parametrize(("value", "why"), [
+    ("\u0661", "not a value of google.cloud.retail.v2.RejoinUserEventsRequest."
+                "UserEventRejoinScope (a name, or its number in ASCII digits)"),
+    ("1_0", "not a value of"),
+    ("99999999999", "out of range for an enum number"),
+])
+def test_enum_numbers_in_the_query_are_ascii_and_in_range(value: str, why: str) -> None:
+    found = violations(REJOIN_BY_QUERY, [("userEventRejoinScope", value)])
+    assert why in found["userEventRejoinScope"], found
 
 
 def test_every_bad_parameter_is_reported_together() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -26,6 +27,7 @@ from server.names import default_branch
 from server.operations.runner import OperationRunner
 from server.retail import import_events, purge, rejoin
 from server.store import EventQuery
+from server.store.rows import OperationRecord
 
 PARENT = "projects/p/locations/global/catalogs/default_catalog"
 
@@ -309,6 +311,53 @@ def test_unfinished_jobs_resume_after_a_restart(settings: Settings) -> None:
         assert second.store.count_user_events(EventQuery(PARENT)) == 1500
     finally:
         second.stop()
+
+
+DAY = 86_400.0
+
+
+def test_ended_operations_are_deleted_days_after_they_end_and_running_ones_never(
+        settings: Settings, clock: FixedClock) -> None:
+    """--operations-keep-days (30): an hourly retention purge made 24 operations a
+    day, and none was ever deleted."""
+    first = start(settings, clock)
+    # One that runs for ever here: of a kind from a newer version, which no worker takes.
+    unknown = f"{PARENT}/operations/from-a-newer-version-1"
+    first.store.create_operation(OperationRecord(
+        unknown, "from-a-newer-version", False, clock.now_ns() // 1000, b"",
+        operations_pb2.Operation(name=unknown).SerializeToString()))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{first.port}") as chan:
+            retail, ops = (user_event_service_pb2_grpc.UserEventServiceStub(chan),
+                           operations_pb2_grpc.OperationsStub(chan))
+            old = wait(ops, retail.ImportUserEvents(inline_import(event("v1"))))
+            clock.advance(DAY)
+            kept = wait(ops, retail.ImportUserEvents(inline_import(event("v2"))))
+            clock.advance(29 * DAY)
+            assert first.operation_sweep is not None
+            assert first.operation_sweep.sweep() == 0  # 30 days, less the lease's 30 s
+            clock.advance(settings.lease_seconds + 1)
+            assert first.operation_sweep.sweep() == 1
+            with pytest.raises(grpc.RpcError) as caught:
+                ops.GetOperation(operations_pb2.GetOperationRequest(name=old.name))
+            assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+            listed = ops.ListOperations(operations_pb2.ListOperationsRequest(name=PARENT))
+            assert [o.name for o in listed.operations] == [unknown, kept.name]
+    finally:
+        first.stop()
+    clock.advance(DAY)  # a start sweeps at once
+    second = start(settings, clock)
+    try:
+        assert [r.name for r in second.store.list_operations(PARENT, None, 10)] == [unknown]
+    finally:
+        second.stop()
+    clock.advance(365 * DAY)
+    for_ever = start(replace(settings, operations_keep_days=0), clock)
+    try:
+        assert for_ever.operation_sweep is None
+        assert [r.name for r in for_ever.store.list_operations(PARENT, None, 10)] == [unknown]
+    finally:
+        for_ever.stop()
 
 
 @pytest.fixture

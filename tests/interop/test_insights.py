@@ -201,7 +201,8 @@ def test_a_funnel_of_steps_with_conditions_by_day_and_by_product(
     assert rest(served, "POST", f"{CATALOG}:runFunnel", json=asked).json() == answer
     assert cli(served, "funnel", "--parent", CATALOG, "--step", "detail-page-view",
                "--step", "purchase-complete,productId=p2", "--breakdown", "item",
-               "--start", "2024-03-01T10:00:00Z", "--end", "2024-03-01T11:00:00Z") == [answer]
+               "--start", "2024-03-01T10:00:00Z", "--end", "2024-03-01T11:00:00Z",
+               "--window", "86400s") == [answer]  # the default window, given
 
 
 def test_bad_questions_are_refused_naming_the_field(

@@ -101,6 +101,7 @@ def test_variables_of_every_kind() -> None:
     (["--max-request-bytes", "1023"], "--max-request-bytes must be at least 1024, got 1023"),
     (["--tls-key", "k.pem"], "--tls-cert and --tls-key go together: give both or neither"),
     (["--processes", "0"], "--processes must be at least 1, got 0"),
+    (["--operations-keep-days", "-1"], "--operations-keep-days must not be negative, got -1"),
     (["--max-concurrent-rpcs", "2000"],
      "--max-concurrent-rpcs (2000) must exceed --max-watches (1000) plus --max-streams (1000): "
      "else open streams alone could take every call, writes and health checks included"),
@@ -124,6 +125,35 @@ def test_processes_past_4_per_core_are_refused(flag: str) -> None:
     assert stopped.value.code == (f"{flag} {most + 1} is more than 4 per core ({cores()} "
                                   f"here): each is a whole process, and past one per core "
                                   f"they only take turns")
+
+
+PER_PROJECT_ABOVE_ALL = (
+    "--rejections-keep-per-project (600) is more than --rejections-keep (500): only the "
+    "latest 500 of every project are kept, so it could never bind; give at most 500, or leave "
+    "it out")
+
+
+@pytest.mark.parametrize(("args", "env"), [
+    (["--rejections-keep", "500", "--rejections-keep-per-project", "600"], {}),
+    ([], {"FOOTFALL_REJECTIONS_KEEP": "500", "FOOTFALL_REJECTIONS_KEEP_PER_PROJECT": "600"}),
+    (["--rejections-keep-per-project", "600"], {"FOOTFALL_REJECTIONS_KEEP": "500"}),
+])
+def test_a_per_project_bound_given_above_the_total_is_refused(args: list[str],
+                                                              env: dict[str, str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        parse(args, env)
+    assert stopped.value.code == PER_PROJECT_ABOVE_ALL
+
+
+@pytest.mark.parametrize(("args", "kept"), [
+    (["--rejections-keep", "500"], (500, 2000)),  # the default per-project bound: not given
+    (["--rejections-keep", "500", "--rejections-keep-per-project", "500"], (500, 500)),
+    (["--rejections-keep", "0", "--rejections-keep-per-project", "600"], (0, 600)),  # none kept
+])
+def test_a_per_project_bound_that_is_not_given_or_not_above_is_taken(
+        args: list[str], kept: tuple[int, int]) -> None:
+    settings = parse(args)
+    assert (settings.rejections_keep, settings.rejections_keep_per_project) == kept
 
 
 def test_processes_auto_is_one_per_core_this_process_may_use() -> None:

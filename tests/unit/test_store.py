@@ -796,6 +796,32 @@ def test_run_step_inserts_counts_and_records_progress_atomically(store: Store) -
     assert store.claim_operation("w2", 1000 * SECOND, SECOND, never) is None  # done
 
 
+def test_operations_that_ended_before_a_time_are_forgotten_and_running_ones_never(
+        store: Store) -> None:
+    """What keeps the operations table bounded (--operations-keep-days): an ended
+    operation counts from the lease its last step took (when it ended, plus the
+    lease), one stored done from its creation."""
+    store.create_operation(operation("ended", created_s=1))
+    store.claim_operation("w1", 100 * SECOND, 30 * SECOND, never)
+    store.run_step(OPS + "ended", "w1", Step(), 130 * SECOND, step_progress([], done=True))
+    store.create_operation(operation("running", created_s=3))  # its lease ran out long ago
+    store.claim_operation("w2", 4 * SECOND, SECOND, never)
+    store.create_operation(operation("stored-done", created_s=50, done=True))
+    store.create_operation(operation("recent", created_s=200, done=True))
+
+    def kept() -> list[str]:
+        return [r.name.rsplit("/", 1)[1] for r in store.list_operations(OPS, None, 10)]
+
+    assert store.forget_operations(50 * SECOND) == 0  # nothing ended before 50 s
+    assert store.forget_operations(51 * SECOND) == 1
+    assert kept() == ["ended", "running", "recent"]
+    assert store.forget_operations(130 * SECOND) == 0
+    assert store.forget_operations(131 * SECOND) == 1
+    assert store.forget_operations(10**9 * SECOND) == 1
+    assert kept() == ["running"]
+    assert store.forget_operations(10**9 * SECOND) == 0
+
+
 def test_run_step_without_the_lease_raises_and_writes_nothing(store: Store) -> None:
     store.create_operation(operation("job"))
     store.claim_operation("w1", SECOND, SECOND, never)

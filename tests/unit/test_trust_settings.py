@@ -47,10 +47,22 @@ def test_flags_and_variables() -> None:
     (["--max-event-bytes", "1000"], "at least 1024"),
     (["--quota-bytes-per-minute", "-1"], "must not be negative"),
     (["--quota-bytes-per-minute", "4096", "--max-event-bytes", "8192"], "could never be written"),
+    # The quota counts the whole request: the event and its parent.
+    (["--quota-bytes-per-minute", "8192", "--max-event-bytes", "8192"], "could never be written"),
 ])
 def test_bad_combinations_stop_the_start(args: list[str], words: str) -> None:
     with pytest.raises(SystemExit, match=words):
         parse(args)
+
+
+def test_a_byte_quota_must_hold_a_request_of_the_largest_event() -> None:
+    with pytest.raises(SystemExit) as stopped:
+        parse(["--quota-bytes-per-minute", "8192", "--max-event-bytes", "8192"])
+    assert stopped.value.code == (
+        "--quota-bytes-per-minute (8192) must be more than --max-event-bytes (8192): it "
+        "counts the whole request, so an event of the largest size could never be written")
+    assert parse(["--quota-bytes-per-minute", "8193", "--max-event-bytes", "8192"]
+                 ).quota_bytes_per_minute == 8193
 
 
 def test_event_size_and_byte_quota_flags_and_variables() -> None:

@@ -1,0 +1,71 @@
+"""`--operations-keep-days N`: ended operations are deleted N days after they end.
+
+Every job is an operation, and an hourly retention purge (`--retain-days`) makes
+one each hour, so without this the operations table grows for ever. At start and
+then every hour, the operations that ended more than N days ago are deleted (in
+one statement of the store's writer); a running operation never is. Replicas
+sharing a store may each sweep: a second delete finds nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from server.clock import Clock
+from server.store import Store
+from server.store.rows import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+DAY_US = 86_400 * 1_000_000
+SWEEP_SECONDS = 3600.0
+
+
+class OperationSweep:
+    """Deletes the operations that ended more than `days` ago, at start and then
+    every `every_seconds` on a thread of its own."""
+
+    def __init__(self, store: Store, clock: Clock, days: int,
+                 every_seconds: float = SWEEP_SECONDS) -> None:
+        if days < 1 or every_seconds <= 0:
+            raise ValueError("the sweep needs at least one day and a positive interval")
+        self._store = store
+        self._clock = clock
+        self._days = days
+        self._every = every_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Sweep now, then every interval."""
+        self._sweep_safely()
+        self._thread = threading.Thread(target=self._loop, name="footfall-operation-sweep",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def sweep(self) -> int:
+        """Delete the operations that ended more than `days` ago; how many."""
+        deleted = self._store.forget_operations(self._clock.now_ns() // 1000
+                                                - self._days * DAY_US)
+        if deleted:
+            log.info("deleted %d operation(s) that ended more than %d days ago", deleted,
+                     self._days)
+        return deleted
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every):
+            self._sweep_safely()
+
+    def _sweep_safely(self) -> None:
+        try:
+            self.sweep()
+        except StoreUnavailable as exc:
+            log.warning("could not delete old operations; next time: %s", exc.message)
+        except Exception:
+            log.exception("could not delete old operations; next time")
