@@ -45,6 +45,17 @@ def test_wildcards_match_within_one_segment(root: Path, uri: str, expected: list
             gcs.input_files(root, uri, FIELD)
 
 
+@pytest.mark.timeout(10)
+def test_a_segment_of_many_wildcards_matches_in_linear_time(root: Path) -> None:
+    # As a regular expression (.*a.*a...b) a name of 200 a's held the thread, and
+    # with it the GIL (every call of the server), for hours.
+    (root / "bkt" / "d" / ("a" * 200)).write_text("{}\n")
+    with pytest.raises(InvalidArgument, match="no file matches"):
+        gcs.input_files(root, "gs://bkt/d/" + "*a" * 25 + "*b", FIELD)
+    many = "gs://bkt/d/" + "*a" * 25 + "*"
+    assert names(root, gcs.input_files(root, many, FIELD)) == ["gs://bkt/d/" + "a" * 200]
+
+
 def test_listing_stops_one_past_the_limit(root: Path) -> None:
     assert len(gcs.input_files(root, "gs://bkt/*/*/*.json", FIELD, limit=1)) == 2
     assert len(gcs.input_files(root, "gs://bkt/d/*", FIELD, limit=0)) == 1
