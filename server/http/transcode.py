@@ -25,7 +25,7 @@ from google.protobuf import descriptor, json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from server import lenient_json, protojson
+from server import json_keys, lenient_json, protojson
 from server.errors import FieldViolation, InvalidArgument, raise_if_any
 from server.http.routes import Route
 
@@ -170,6 +170,11 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         return [FieldViolation(where, f"Invalid JSON payload received: {exc}")]
+    if json_keys.may_repeat(body, document):  # orjson kept the last one: the first is lost
+        key = json_keys.repeated_key(body)
+        if key is not None:
+            return [FieldViolation(where, f"Invalid JSON payload received: the key {key!r} "
+                                          "is given twice in one object")]
     if route.body != "*":
         field = request.DESCRIPTOR.fields_by_name.get(route.body)
         if field is not None and field.message_type is not None and not field.is_repeated \

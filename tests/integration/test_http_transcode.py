@@ -149,6 +149,10 @@ def test_whole_body_request_in_either_naming() -> None:
     (b'{"inputConfig": {}, "input_config": {}}', [], {"input_config"}),
     (b"[1, 2]", [], {"body"}),
     (b"{oops", [], {"body"}),
+    # a key given twice (orjson keeps the last silently: the first was dropped)
+    (b'{"inputConfig": {}, "inputConfig": {}}', [], {"body"}),
+    (b'{"inputConfig": {"userEventInlineSource": {"userEvents": [{"eventType": "a", '
+     b'"visitorId" : "v", "visitorId": "w"}]}}}', [], {"body"}),
     (b"{}", [("errorsConfig.gcsPrefix", "gs://x")], {"errorsConfig.gcsPrefix"}),
 ])
 def test_bad_bodies_are_invalid_argument(body: bytes, query: list[tuple[str, str]],
