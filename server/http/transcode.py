@@ -291,6 +291,11 @@ def _apply_query(request: Message, route: Route, query: Iterable[tuple[str, str]
             violations.append(FieldViolation(name, f"given {len(values)} times; it is not "
                                                    "repeated"))
             continue
+        unread = next((v for v in values if not _number_form(leaf, v)), None)
+        if unread is not None:
+            violations.append(FieldViolation(name, f"cannot take {unread[:100]!r}: "
+                                                   f"{_NUMBER_KINDS[leaf.cpp_type]}"))
+            continue
         converted: list[Any] = [_BOOLS.get(v.lower(), v) if leaf.type == leaf.TYPE_BOOL else v
                                 for v in values]
         target = request
@@ -299,20 +304,52 @@ def _apply_query(request: Message, route: Route, query: Iterable[tuple[str, str]
         try:
             _set(target, leaf.name, converted if repeated else converted[0])
         except json_format.ParseError as exc:
-            why = _NUMBER_KINDS.get(leaf.cpp_type) or _clean(exc)
+            why = _out_of_range(leaf, values) or _NUMBER_KINDS.get(leaf.cpp_type) or _clean(exc)
             violations.append(FieldViolation(name, f"cannot take {values[0][:100]!r}: {why}"))
     return violations
 
 
+_INTEGERS = {FieldDescriptor.CPPTYPE_INT32: (-(2 ** 31), 2 ** 31 - 1),
+             FieldDescriptor.CPPTYPE_INT64: (-(2 ** 63), 2 ** 63 - 1),
+             FieldDescriptor.CPPTYPE_UINT32: (0, 2 ** 32 - 1),
+             FieldDescriptor.CPPTYPE_UINT64: (0, 2 ** 64 - 1)}
+_FLOATS = (FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE)
 # What a query parameter of a number field must be (json_format's own words are
 # Python's: "invalid literal for int() with base 10").
 _NUMBER_KINDS = {
-    **dict.fromkeys((FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64,
-                     FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_UINT64),
-                    "must be a whole number"),
-    **dict.fromkeys((FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE),
-                    "must be a number"),
+    **dict.fromkeys(_INTEGERS, "must be a whole number"),
+    **dict.fromkeys(_FLOATS, "must be a number"),
+    FieldDescriptor.CPPTYPE_ENUM: "must be a value's name or number",
 }
+# A number as JSON writes one (json_format reads numbers with Python's int() and
+# float(), which take `1_0`, `inf` and the digits of every script: `١`, `１`).
+_JSON_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+_WHOLE = re.compile(r"-?[0-9]+")
+_NOT_FINITE = frozenset({"NaN", "Infinity", "-Infinity"})
+
+
+def _number_form(field: FieldDescriptor, value: str) -> bool:
+    """Whether `value` is written as proto3 JSON writes a value of `field` (any text
+    for a field that holds no number)."""
+    if field.cpp_type in _INTEGERS:
+        return _JSON_NUMBER.fullmatch(value) is not None
+    if field.cpp_type in _FLOATS:
+        return value in _NOT_FINITE or _JSON_NUMBER.fullmatch(value) is not None
+    if field.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
+        assert field.enum_type is not None  # an enum field
+        return value in field.enum_type.values_by_name or _WHOLE.fullmatch(value) is not None
+    return True
+
+
+def _out_of_range(field: FieldDescriptor, values: list[str]) -> str | None:
+    """Why a whole number of `values` does not fit `field`, if one does not."""
+    if field.cpp_type not in _INTEGERS:
+        return None
+    low, high = _INTEGERS[field.cpp_type]
+    # (past 20 digits, int() of thousands would be refused: every one is out of range)
+    if any(_WHOLE.fullmatch(v) and (len(v) > 21 or not low <= int(v) <= high) for v in values):
+        return f"must be a whole number from {low} to {high}"
+    return None
 
 
 @functools.cache

@@ -104,6 +104,17 @@ def test_query_takes_enums_by_name_or_number(value: str) -> None:
     assert request.user_event_rejoin_scope == 1  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("value", ["1e0", "1.0", "-0", "1"])
+def test_query_takes_numbers_as_json_writes_them(value: str) -> None:
+    request = build(WRITE_BY_QUERY, [("userEvent.offset", value), ("writeAsync", "true")])
+    assert request.user_event.offset == int(float(value))  # type: ignore[attr-defined]
+
+
+def test_query_takes_an_enum_number_only_in_ascii_digits() -> None:
+    assert "must be" in violations(REJOIN_BY_QUERY, [("userEventRejoinScope", "\u0661")])[
+        "userEventRejoinScope"]
+
+
 @pytest.mark.parametrize(("query", "field", "why"), [
     ([("nope", "1")], "nope", "unknown query parameter"),
     ([("userEvent.nope", "1")], "userEvent.nope", "has no field 'nope'"),
@@ -120,6 +131,17 @@ def test_query_takes_enums_by_name_or_number(value: str) -> None:
      "cannot take 'ten': must be a whole number"),
     ([("userEvent.purchaseTransaction.revenue", "lots")],
      "userEvent.purchaseTransaction.revenue", "cannot take 'lots': must be a number"),
+    # Python's int() and float() read these, JSON numbers are none of them
+    ([("userEvent.offset", "1_0")], "userEvent.offset", "must be a whole number"),
+    ([("userEvent.offset", "\u0661")], "userEvent.offset", "must be a whole number"),
+    ([("userEvent.offset", "\uff11")], "userEvent.offset", "must be a whole number"),
+    ([("userEvent.purchaseTransaction.revenue", "1_0.5")],
+     "userEvent.purchaseTransaction.revenue", "must be a number"),
+    ([("userEvent.purchaseTransaction.revenue", "infinity")],
+     "userEvent.purchaseTransaction.revenue", "must be a number"),
+    ([("userEvent.offset", "99999999999")], "userEvent.offset",
+     "must be a whole number from -2147483648 to 2147483647"),
+    ([("userEvent.offset", "9" * 5000)], "userEvent.offset", "from -2147483648"),
 ])
 def test_bad_query_parameters_are_invalid_argument(query: list[tuple[str, str]], field: str,
                                                    why: str) -> None:
