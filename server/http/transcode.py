@@ -414,6 +414,15 @@ def build_request(route: Route, path_values: Mapping[str, str],
     return request
 
 
+def path_request(route: Route, path_values: Mapping[str, str]) -> Message:
+    """The request of a call on `route` with the fields its URL path binds alone:
+    what a refusal keeps of a request whose body or query cannot be read.
+    INVALID_ARGUMENT for a path value that cannot be read either."""
+    request = route.request_class()
+    raise_if_any(_apply_path(request, path_values))
+    return request
+
+
 def response_json(message: Message, output: Output) -> bytes:
     """`message` in proto3 JSON (lowerCamel names, defaults left out)."""
     document = json_format.MessageToDict(message, use_integers_for_enums=output.enums_as_ints)
