@@ -218,7 +218,10 @@ def check_output_folder(root: Path, prefix: str, field: str) -> Path:
     """
     bucket, path = _split(prefix, field)
     folder = root / bucket / path.strip("/")
-    existing = _existing_ancestor(folder)
+    try:
+        existing = _existing_ancestor(folder)
+    except OSError as exc:  # a part longer than the file system takes (ENAMETOOLONG)
+        raise InvalidArgument.field(field, f"cannot use {prefix[:200]!r}: {_why(exc)}") from None
     if not _inside(os.path.realpath(root), existing):
         raise InvalidArgument.field(field, "must stay inside the emulated storage root")
     if not existing.is_dir():

@@ -106,6 +106,15 @@ def test_output_folders_are_checked_without_being_made(root: Path, tmp_path: Pat
         gcs.check_output_folder(root, "gs://bkt/away/errors", "errors_config.gcs_prefix")
 
 
+@pytest.mark.parametrize("prefix", ["gs://bkt/" + "x" * 300, "gs://bkt/d/" + "x" * 300 + "/e"])
+def test_an_output_folder_named_longer_than_the_file_system_takes_is_refused(
+        root: Path, prefix: str) -> None:
+    # os.stat's ENAMETOOLONG went up through Path.exists: the import was INTERNAL
+    with pytest.raises(InvalidArgument, match="too long") as caught:
+        gcs.check_output_folder(root, prefix, "errors_config.gcs_prefix")
+    assert [v.field for v in caught.value.violations] == ["errors_config.gcs_prefix"]
+
+
 def test_an_output_is_written_where_its_last_step_left_it(root: Path) -> None:
     """A run that lost its job to another process may still append a batch's lines
     before it learns so: the new holder's next write goes where its own last step
