@@ -109,12 +109,16 @@ def _field_value(value: Any, field: FieldDescriptor) -> Any:
 def _map(value: Any, entry: Descriptor) -> Any:
     # Only string keys make a map: any other (a list or an object cannot even be a
     # dict's key) leaves the list as it is, which the strict parser refuses.
+    inner = entry.fields_by_name["value"]
     if type(value) is list and all(type(i) is dict and type(i.get("key")) is str
                                    and set(i) <= {"key", "value"} for i in value):
-        value = {i["key"]: i.get("value") for i in value}
+        # an entry without a value holds the default one, as a map entry on the wire
+        # (a message's: {}; None went to the parser, which said "'NoneType' object
+        # is not iterable")
+        empty: dict[str, Any] | None = {} if inner.message_type is not None else None
+        value = {i["key"]: i.get("value", empty) for i in value}
     if type(value) is not dict:
         return value
-    inner = entry.fields_by_name["value"]
     return {k: v if v is None else _single(v, inner) for k, v in value.items()}
 
 

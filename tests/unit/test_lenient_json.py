@@ -149,6 +149,14 @@ def test_what_google_refuses_stays_refused(doc: dict[str, Any], field: str) -> N
     assert field in refusal(doc, UserEvent)
 
 
+def test_a_map_entry_without_a_value_holds_the_default_value() -> None:
+    """As a map entry on the wire: its value was None, refused in Python's words
+    ("'NoneType' object is not iterable"); the empty attribute is then refused by
+    validation, naming it."""
+    assert decoded({"eventType": "x", "attributes": [{"key": "k"}]}, UserEvent) == \
+        strict({"eventType": "x", "attributes": {"k": {}}}, UserEvent)
+
+
 def test_a_refused_line_names_what_is_still_wrong() -> None:
     """A line with a lenient form and a real mistake: the message is about the mistake."""
     why = refusal({"eventType": "x", "productDetails": {"product": {"id": "p"}},
