@@ -56,12 +56,27 @@ def parse_dict(data: dict[str, Any], message_class: type[M]) -> M:
     rewriting changed something (so it names what is still wrong), else the strict
     parse's."""
     try:
-        return protojson.parse_dict(data, message_class)
+        return _parsed(data, message_class)
     except json_format.ParseError as strict:
         lenient = normalize(data, cast(Descriptor, message_class.DESCRIPTOR))
         if lenient == data:
             raise strict from None
-    return protojson.parse_dict(lenient, message_class)
+    return _parsed(lenient, message_class)
+
+
+def _parsed(data: dict[str, Any], message_class: type[M]) -> M:
+    try:
+        return protojson.parse_dict(data, message_class)
+    except RecursionError:
+        raise too_deep() from None
+
+
+def too_deep() -> json_format.ParseError:
+    """What refuses JSON nested past the stack: json_format's own message for an
+    object where a list goes takes the repr of what lies below, and raises
+    RecursionError a few hundred levels down (its depth limit, 100 messages, is
+    checked after)."""
+    return json_format.ParseError("Message too deep: it nests deeper than the server reads")
 
 
 @functools.cache

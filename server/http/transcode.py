@@ -208,7 +208,10 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
                                                              f"set, {oneofs[oneof.name]} is too"))
             oneofs[oneof.name] = field.name
         try:
-            json_format.ParseDict({name: value}, request)
+            try:
+                json_format.ParseDict({name: value}, request)
+            except RecursionError:
+                raise lenient_json.too_deep() from None
         except json_format.ParseError as exc:
             error = _parse_leniently(request, field, name, value, exc)
             if error is not None:
@@ -235,9 +238,9 @@ def _parse_leniently(request: Message, field: FieldDescriptor, name: str, value:
     request.ClearField(field.name)  # what the strict parse left half-done
     try:
         json_format.ParseDict(lenient, request)
-    except json_format.ParseError as exc:
+    except (json_format.ParseError, RecursionError) as exc:
         request.ClearField(field.name)
-        return exc
+        return exc if isinstance(exc, json_format.ParseError) else lenient_json.too_deep()
     return None
 
 

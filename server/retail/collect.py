@@ -71,7 +71,10 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
                 if lenient == data:
                     raise
                 event.Clear()
-                json_format.ParseDict(lenient, event)  # (its depth limit, as Parse's)
+                try:
+                    json_format.ParseDict(lenient, event)  # (its depth limit, as Parse's)
+                except RecursionError:
+                    raise lenient_json.too_deep() from None
     except json_format.ParseError as exc:
         path, reason = protojson.parse_error(exc, event.DESCRIPTOR)
         raise InvalidArgument.field(f"{field}.{path}" if path else field,

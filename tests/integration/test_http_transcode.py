@@ -182,6 +182,17 @@ def test_bad_bodies_are_invalid_argument(body: bytes, query: list[tuple[str, str
     assert set(violations(IMPORT_WHOLE_BODY, query, body)) == fields
 
 
+def test_a_body_nesting_past_the_stack_is_invalid_argument() -> None:
+    """json_format's message for an object where a list goes takes the repr of the
+    rest, which raised RecursionError a thousand levels down: INTERNAL, and a
+    traceback of thousands of lines in the log for each such request."""
+    depth = 1000
+    product = b'{"id": "x", "variants": ' * depth + b'{"id": "y"}' + b"}" * depth
+    body = (b'{"inputConfig": {"userEventInlineSource": {"userEvents": [{"eventType": "x", '
+            b'"visitorId": "v", "productDetails": [{"product": ' + product + b"}]}]}}}")
+    assert set(violations(IMPORT_WHOLE_BODY, [], body)) == {"input_config"}
+
+
 def test_path_values_win_over_the_body() -> None:
     request = build(IMPORT_WHOLE_BODY, [], b'{"parent": "from-body"}', {"parent": "from-path"})
     assert request.parent == "from-path"  # type: ignore[attr-defined]
