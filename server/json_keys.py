@@ -16,14 +16,17 @@ import orjson
 
 def may_repeat(text: str | bytes, data: Any) -> bool:
     """Whether the JSON `text`, which orjson loaded as `data`, may give a key twice
-    in one object (False: it gives none). Without a backslash every string of
-    `text` is written by orjson as it stands, so the two hold as many colons unless
-    a pair was dropped; a backslash (an escape may be a colon) or nesting deeper
-    than orjson writes (255 levels; it reads 1,024) leaves it open."""
+    in one object (False: it gives none). A colon in `text` is a pair's or one in a
+    string, and orjson writes each string with its colons as they are, so the two
+    hold as many colons unless a pair was dropped. An escaped colon (`\\u003a`),
+    which orjson writes as one, or nesting deeper than orjson writes (255 levels;
+    it reads 1,024) leaves it open."""
     if isinstance(text, bytes):
-        escaped, colons = b"\\" in text, text.count(b":")
+        escaped = b"\\u003a" in text or b"\\u003A" in text
+        colons = text.count(b":")
     else:
-        escaped, colons = "\\" in text, text.count(":")
+        escaped = "\\u003a" in text or "\\u003A" in text
+        colons = text.count(":")
     if escaped:
         return True
     try:
