@@ -56,12 +56,27 @@ def parse_dict(data: dict[str, Any], message_class: type[M]) -> M:
     rewriting changed something (so it names what is still wrong), else the strict
     parse's."""
     try:
-        return protojson.parse_dict(data, message_class)
+        return _parsed(data, message_class)
     except json_format.ParseError as strict:
         lenient = normalize(data, cast(Descriptor, message_class.DESCRIPTOR))
         if lenient == data:
             raise strict from None
-    return protojson.parse_dict(lenient, message_class)
+    return _parsed(lenient, message_class)
+
+
+def _parsed(data: dict[str, Any], message_class: type[M]) -> M:
+    try:
+        return protojson.parse_dict(data, message_class)
+    except RecursionError:
+        raise too_deep() from None
+
+
+def too_deep() -> json_format.ParseError:
+    """What refuses JSON nested past the stack: json_format's own message for an
+    object where a list goes takes the repr of what lies below, and raises
+    RecursionError a few hundred levels down (its depth limit, 100 messages, is
+    checked after)."""
+    return json_format.ParseError("Message too deep: it nests deeper than the server reads")
 
 
 @functools.cache
@@ -109,12 +124,16 @@ def _field_value(value: Any, field: FieldDescriptor) -> Any:
 def _map(value: Any, entry: Descriptor) -> Any:
     # Only string keys make a map: any other (a list or an object cannot even be a
     # dict's key) leaves the list as it is, which the strict parser refuses.
+    inner = entry.fields_by_name["value"]
     if type(value) is list and all(type(i) is dict and type(i.get("key")) is str
                                    and set(i) <= {"key", "value"} for i in value):
-        value = {i["key"]: i.get("value") for i in value}
+        # an entry without a value holds the default one, as a map entry on the wire
+        # (a message's: {}; None went to the parser, which said "'NoneType' object
+        # is not iterable")
+        empty: dict[str, Any] | None = {} if inner.message_type is not None else None
+        value = {i["key"]: i.get("value", empty) for i in value}
     if type(value) is not dict:
         return value
-    inner = entry.fields_by_name["value"]
     return {k: v if v is None else _single(v, inner) for k, v in value.items()}
 
 

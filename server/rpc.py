@@ -240,6 +240,57 @@ def _counted(behaviour: Callable[..., Any], streams: _OpenStreams,
             streams.open -= 1
     return counted
 
+def _decoded(behaviour: Callable[..., Any], deserializer: Callable[[bytes], Any] | None,
+             method: str) -> Callable[..., Any]:
+    """`behaviour` (a server-streaming method: an async generator, or a coroutine
+    that writes to its context) given its request decoded as _decoder does: bytes
+    that are no valid message end the call INVALID_ARGUMENT before it starts
+    (grpc's own decoding answered UNKNOWN, and logged an ERROR with a traceback
+    for each such call of anyone: health watches need no key)."""
+    decode = _decoder(deserializer, method)
+    if inspect.isasyncgenfunction(behaviour):
+        async def replies(raw: Any, context: grpc.aio.ServicerContext) -> Any:
+            request = await _decoded_or_abort(decode, raw, context)
+            async for reply in behaviour(request, context):
+                yield reply
+        return replies
+
+    async def run(raw: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await behaviour(await _decoded_or_abort(decode, raw, context), context)
+    return run
+
+
+def _decoding_each(behaviour: Callable[..., Any], deserializer: Callable[[bytes], Any] | None,
+                   method: str) -> Callable[..., Any]:
+    """`behaviour` (a client-streaming method: server reflection) given each of its
+    requests decoded as _decoder does: the first that is no valid message ends
+    the call INVALID_ARGUMENT, not UNKNOWN."""
+    decode = _decoder(deserializer, method)
+
+    async def decoded(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        async for raw in requests:
+            yield await _decoded_or_abort(decode, raw, context)
+
+    if inspect.isasyncgenfunction(behaviour):
+        async def replies(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+            async for reply in behaviour(decoded(requests, context), context):
+                yield reply
+        return replies
+
+    async def run(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await behaviour(decoded(requests, context), context)
+    return run
+
+
+async def _decoded_or_abort(decode: Callable[[Any], Any], raw: Any,
+                            context: grpc.aio.ServicerContext) -> Any:
+    try:
+        return decode(raw)
+    except FootfallError as refusal:
+        await context.abort_with_status(rpc_status.to_status(status_of(refusal)))
+        raise  # (abort_with_status raises; never reached)
+
+
 # The Google APIs Footfall serves part of: their other RPCs (Search, Catalog,
 # Prediction, ..., of every version) are named in an UNIMPLEMENTED message.
 GOOGLE_APIS = ("/google.cloud.retail.", "/google.cloud.talent.")
@@ -328,20 +379,23 @@ class CallGuard(grpc.GenericRpcHandler):
                 response_serializer=handler.response_serializer,
             )
         elif handler.unary_stream is not None:
-            behaviour = handler.unary_stream if method.startswith(_WATCHES) \
-                else _counted(handler.unary_stream, self._streams, method)
+            behaviour = _decoded(handler.unary_stream, handler.request_deserializer, method)
+            if not method.startswith(_WATCHES):
+                behaviour = _counted(behaviour, self._streams, method)
             handler = grpc.unary_stream_rpc_method_handler(
-                behaviour, request_deserializer=handler.request_deserializer,
+                behaviour, request_deserializer=None,  # decoded in _decoded
                 response_serializer=_as_is(handler.response_serializer))
         elif handler.stream_stream is not None:
             handler = grpc.stream_stream_rpc_method_handler(
-                _counted(handler.stream_stream, self._streams, method),
-                request_deserializer=handler.request_deserializer,
+                _counted(_decoding_each(handler.stream_stream, handler.request_deserializer,
+                                        method), self._streams, method),
+                request_deserializer=None,  # decoded in _decoding_each
                 response_serializer=handler.response_serializer)
         elif handler.stream_unary is not None:
             handler = grpc.stream_unary_rpc_method_handler(
-                _counted(handler.stream_unary, self._streams, method),
-                request_deserializer=handler.request_deserializer,
+                _counted(_decoding_each(handler.stream_unary, handler.request_deserializer,
+                                        method), self._streams, method),
+                request_deserializer=None,  # decoded in _decoding_each
                 response_serializer=handler.response_serializer)
         self._cache[method] = handler
         return self._unread_refusal(handler_call_details) or handler

@@ -113,6 +113,16 @@ def parse_project(value: str, field: str = "parent") -> str | None:
     return None if project == ALL_PROJECTS else project
 
 
+def counted(view: int) -> bool:
+    """Whether a ListCatalogs `view` asks for counts (FULL, and UNSPECIFIED as
+    FULL); INVALID_ARGUMENT naming `view` for a value the contract does not have."""
+    if view not in console_pb2.DataSetView.values():
+        names = ", ".join(f"{n} ({v})" for v, n in sorted(
+            (v, n) for n, v in console_pb2.DataSetView.items()))
+        raise InvalidArgument.field("view", f"unknown view {view}; use {names}")
+    return view != console_pb2.DATA_SET_VIEW_BASIC
+
+
 def page_size(value: int) -> int:
     if value < 0:
         raise InvalidArgument.field("page_size", f"must not be negative, got {value}")

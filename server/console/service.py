@@ -96,14 +96,14 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
 
     async def ListCatalogs(self, request: console_pb2.ListCatalogsRequest,
                      context: grpc.aio.ServicerContext) -> console_pb2.ListCatalogsResponse:
-        """INVALID_ARGUMENT for a bad parent, page size or token."""
+        """INVALID_ARGUMENT for a bad parent, page size, view or token."""
         violations: list[FieldViolation] = []
         project = gather(violations, queries.parse_project, request.parent)
         size = gather(violations, queries.page_size, request.page_size)
+        counted = gather(violations, queries.counted, request.view)
         raise_if_any(violations)
         return await off_loop(queries.list_catalogs, self._store, project, size,
-                              request.page_token,
-                              request.view != console_pb2.DATA_SET_VIEW_BASIC)
+                              request.page_token, bool(counted))
 
     async def ResetCatalog(self, request: console_pb2.ResetCatalogRequest,
                      context: grpc.aio.ServicerContext) -> console_pb2.ResetResponse:

@@ -270,6 +270,8 @@ class HttpGateway:
         method, envelope = route.grpc_method, self._envelope
         started = time.perf_counter()
         output = transcode.Output()
+        bare = functools.partial(transcode.path_request, route, path_values)
+        grant = None
         try:
             self._origins.check(request, route)
             output = transcode.output_of(request.query)
@@ -283,7 +285,9 @@ class HttpGateway:
             transcode.check_query_text(request.query, request.rel_url.raw_query_string)
             body = await self._read_body(request)
         except Exception as exc:
-            return self._refused(request, route, output, envelope.refuse(method, exc, started))
+            named, grant = envelope.bare_request(method, bare, grant)
+            return self._refused(request, route, output, envelope.refuse(
+                method, exc, started, request=named, grant=grant))
         if route.method.server_streaming:
             self._body_bytes -= len(body)
             return await self._stream(request, route, path_values, context, output, started)
@@ -292,7 +296,7 @@ class HttpGateway:
             functools.partial(transcode.build_request, route, path_values,
                               request.query.items()),
             context, functools.partial(_answer, route, output), grant, started,
-            large=len(body) + len(request.query_string) > LARGE_REQUEST_BYTES))
+            large=len(body) + len(request.query_string) > LARGE_REQUEST_BYTES, bare=bare))
         remaining = context.time_remaining()
         # A read is for its caller alone: it ends when the caller goes or its
         # deadline passes (a write goes on: what it started still commits).
@@ -337,6 +341,10 @@ class HttpGateway:
             collect_queued(message, context.requester,
                            envelope.refused_later(method, message, admission, grant))
         except Exception as exc:
+            if message is None:  # its query could not be read: kept as its path names it
+                message, grant = envelope.bare_request(
+                    method, functools.partial(transcode.path_request, route, path_values),
+                    grant)
             return self._refused(request, route, transcode.DEFAULT_OUTPUT, envelope.refuse(
                 method, exc, started, context, admission, message, grant))
         policy.record(method, TRANSPORT, grpc.StatusCode.OK, time.perf_counter() - started,

@@ -27,7 +27,7 @@ from google.protobuf import descriptor, json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from server import lenient_json, protojson
+from server import json_keys, lenient_json, protojson
 from server.errors import FieldViolation, InvalidArgument, raise_if_any
 from server.http.routes import Route
 
@@ -172,6 +172,11 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         return [FieldViolation(where, f"Invalid JSON payload received: {exc}")]
+    if json_keys.may_repeat(body, document):  # orjson kept the last one: the first is lost
+        key = json_keys.repeated_key(body)
+        if key is not None:
+            return [FieldViolation(where, f"Invalid JSON payload received: the key {key!r} "
+                                          "is given twice in one object")]
     if route.body != "*":
         field = request.DESCRIPTOR.fields_by_name.get(route.body)
         if field is not None and field.message_type is not None and not field.is_repeated \
@@ -205,7 +210,10 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
                                                              f"set, {oneofs[oneof.name]} is too"))
             oneofs[oneof.name] = field.name
         try:
-            json_format.ParseDict({name: value}, request)
+            try:
+                json_format.ParseDict({name: value}, request)
+            except RecursionError:
+                raise lenient_json.too_deep() from None
         except json_format.ParseError as exc:
             error = _parse_leniently(request, field, name, value, exc)
             if error is not None:
@@ -232,9 +240,9 @@ def _parse_leniently(request: Message, field: FieldDescriptor, name: str, value:
     request.ClearField(field.name)  # what the strict parse left half-done
     try:
         json_format.ParseDict(lenient, request)
-    except json_format.ParseError as exc:
+    except (json_format.ParseError, RecursionError) as exc:
         request.ClearField(field.name)
-        return exc
+        return exc if isinstance(exc, json_format.ParseError) else lenient_json.too_deep()
     return None
 
 
@@ -432,6 +440,15 @@ def build_request(route: Route, path_values: Mapping[str, str],
     bound = set(path_values) | ({route.body} if route.body not in ("", "*") else set())
     violations.extend(_apply_query(request, route, query, bound))
     raise_if_any(violations)
+    return request
+
+
+def path_request(route: Route, path_values: Mapping[str, str]) -> Message:
+    """The request of a call on `route` with the fields its URL path binds alone:
+    what a refusal keeps of a request whose body or query cannot be read.
+    INVALID_ARGUMENT for a path value that cannot be read either."""
+    request = route.request_class()
+    raise_if_any(_apply_path(request, path_values))
     return request
 
 

@@ -26,7 +26,7 @@ from server.console import origin
 from server.errors import ChosenStatus, FootfallError, Internal
 from server.loop import in_decoder
 from server.policy import Admission, Metadata, Policy, caller_gone
-from server.policy.auth import Grant
+from server.policy.auth import Grant, NotYourProject, authorize
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +66,13 @@ class Envelope:
     async def run(self, method: str, metadata: Metadata, raw: Any,
                   decode: Callable[[Any], Any], context: Any,
                   call: Callable[[Any, Any], Awaitable[Any]], grant: Grant | None = None,
-                  started: float | None = None, large: bool = False) -> Any:
+                  started: float | None = None, large: bool = False,
+                  bare: Callable[[], Any] | None = None) -> Any:
         """`await call(decode(raw), context)`'s answer, or the FootfallError that refuses
         the call (see `refuse`). `grant`: what `screen` found (else the key is
         checked here, before decoding); `started`: when the transport began; `large`:
-        decode off the loop (server.loop.in_decoder)."""
+        decode off the loop (server.loop.in_decoder); `bare`: the request without
+        `raw` (its URL path's fields), for the refusal of one `decode` refuses."""
         if started is None:
             started = time.perf_counter()
         origin.set_transport(origin.of_call(self.transport, method))
@@ -89,10 +91,32 @@ class Envelope:
             self.refuse(method, caller_gone(context), started, context, admission)
             raise
         except Exception as exc:
+            if request is None and bare is not None:
+                request, grant = self.bare_request(method, bare, grant)
             return self.refuse(method, exc, started, context, admission, request, grant)
         self.policy.record(method, self.transport, grpc.StatusCode.OK,
                            time.perf_counter() - started, admission)
         return answer
+
+    def bare_request(self, method: str, bare: Callable[[], Any], grant: Grant | None
+                     ) -> tuple[Any, Grant | None]:
+        """For the refusal of a call to `method` whose request could not be read (its
+        body, its query): the request as far as its URL path names it (`bare()`;
+        None if that cannot be read either), so that it is kept among its project's
+        refusals; and `grant`, or None when the key may not use that project, so
+        that it is not kept at all (as a call on a project its key is not granted)."""
+        try:
+            request = bare()
+        except FootfallError:
+            return None, grant
+        if grant is not None:
+            try:
+                authorize(grant, method, request)
+            except NotYourProject:
+                return request, None
+            except FootfallError:  # its role, say: kept as such refusals are
+                pass
+        return request, grant
 
     def refused_later(self, method: str, request: Any, admission: Admission | None,
                       grant: Grant | None) -> Callable[[BaseException], None]:

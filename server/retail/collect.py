@@ -12,7 +12,7 @@ import orjson
 from google.api import httpbody_pb2
 from google.protobuf import json_format
 
-from server import lenient_json, protojson
+from server import json_keys, lenient_json, protojson
 from server.errors import FieldViolation, InvalidArgument
 from server.retail.validation import MAX_LONG_TEXT, MAX_USER_AGENT
 
@@ -54,24 +54,27 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
             data = orjson.loads(text)
         except orjson.JSONDecodeError:
             data = None
-        # orjson writes each key once, so a key given twice shows as one `":` fewer
-        # (spaces before a colon, or an escaped quote, send it to json_format too).
-        if isinstance(data, dict) and text.count('":') == _written_pairs(data):
+        # orjson keeps the last of a key given twice: json_format judges a text that
+        # may give one (json_keys), so that it is refused
+        if isinstance(data, dict) and not json_keys.may_repeat(text, data):
             event.CopyFrom(lenient_json.parse_dict(data, type(event)))
         else:
             try:
                 json_format.Parse(text, event)
             except json_format.ParseError as strict:
                 # JSON it loaded (no key given twice) that is not proto3 JSON: the
-                # forms read leniently, as on the fast path (`"eventType" : "x"`, a
-                # space before the colon, must not make `"experimentIds": "e"` bad).
+                # forms read leniently, as on the fast path (an escape, `"\u0078"`,
+                # must not make `"experimentIds": "e"` bad).
                 if not isinstance(data, dict) or str(strict).startswith(_NOT_LOADED):
                     raise
                 lenient = lenient_json.normalize(data, event.DESCRIPTOR)
                 if lenient == data:
                     raise
                 event.Clear()
-                json_format.ParseDict(lenient, event)  # (its depth limit, as Parse's)
+                try:
+                    json_format.ParseDict(lenient, event)  # (its depth limit, as Parse's)
+                except RecursionError:
+                    raise lenient_json.too_deep() from None
     except json_format.ParseError as exc:
         path, reason = protojson.parse_error(exc, event.DESCRIPTOR)
         raise InvalidArgument.field(f"{field}.{path}" if path else field,
@@ -81,15 +84,6 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
 # How json_format.Parse begins its error for text it cannot load as JSON (a key given
 # twice among them).
 _NOT_LOADED = "Failed to load JSON"
-
-
-def _written_pairs(data: dict[str, Any]) -> int:
-    """How many `":` orjson writes for `data`; -1 when it cannot write it: nesting
-    deeper than its limit (255), which it reads (to 1,024), goes to json_format."""
-    try:
-        return orjson.dumps(data).count(b'":')
-    except TypeError:
-        return -1
 
 
 def decode_collect_request(request: Any, event: Any) -> list[FieldViolation]:

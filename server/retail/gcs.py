@@ -118,14 +118,24 @@ def _listing(root_real: str, folder: str, deadline: float | None
 
 
 def _matcher(segment: str) -> Callable[[str], bool]:
-    """Whether a name matches one path segment whose `*` matches any run of characters
-    (a leading dot only explicitly, as in shell wildcards)."""
-    pattern = re.compile(".*".join(re.escape(piece) for piece in segment.split("*")),
-                         re.DOTALL)
+    """Whether a name matches one path segment (holding a `*`) whose `*` matches any
+    run of characters (a leading dot only explicitly, as in shell wildcards). Each
+    piece between two `*` is taken where it is first found, in one pass over the
+    name: a regular expression (`.*a.*a...b`) backtracked for hours, holding the
+    GIL, so one import request stopped every call of the server."""
+    first, *middle, last = segment.split("*")
     hidden_ok = segment.startswith(".")
 
     def matches(name: str) -> bool:
-        return (hidden_ok or not name.startswith(".")) and pattern.fullmatch(name) is not None
+        if (not hidden_ok and name.startswith(".")) or not name.startswith(first):
+            return False
+        at = len(first)
+        for piece in middle:
+            at = name.find(piece, at)
+            if at < 0:
+                return False
+            at += len(piece)
+        return len(name) - at >= len(last) and name.endswith(last)
 
     return matches
 
@@ -208,7 +218,10 @@ def check_output_folder(root: Path, prefix: str, field: str) -> Path:
     """
     bucket, path = _split(prefix, field)
     folder = root / bucket / path.strip("/")
-    existing = _existing_ancestor(folder)
+    try:
+        existing = _existing_ancestor(folder)
+    except OSError as exc:  # a part longer than the file system takes (ENAMETOOLONG)
+        raise InvalidArgument.field(field, f"cannot use {prefix[:200]!r}: {_why(exc)}") from None
     if not _inside(os.path.realpath(root), existing):
         raise InvalidArgument.field(field, "must stay inside the emulated storage root")
     if not existing.is_dir():

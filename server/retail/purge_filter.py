@@ -64,8 +64,13 @@ def tokens(text: str, pattern: re.Pattern[str] = _TOKEN) -> list[Token]:
 
 
 def unquote(token: Token) -> str:
-    body = token.text[1:-1]
-    return re.sub(r"\\(.)", r"\1", body)
+    """The text of a quoted value; Fail for one holding a NUL, which no stored id or
+    type holds (validation refuses it) and PostgreSQL's text cannot: the store
+    writes it as U+FFFD, so it selected (and purged) what another value names."""
+    value = re.sub(r"\\(.)", r"\1", token.text[1:-1])
+    if "\0" in value:
+        raise Fail(token.at, "a value must not hold a NUL character (U+0000)")
+    return value
 
 
 def rfc3339_nanos(token: Token) -> int:

@@ -102,7 +102,8 @@ class Job:
     `first` runs before every other job of its batch (see apply_in_order).
     """
 
-    __slots__ = ("rows", "fn", "join", "future", "waited", "submitted", "awaited", "first")
+    __slots__ = ("rows", "fn", "join", "future", "waited", "submitted", "awaited", "first",
+                 "counted_out")
 
     def __init__(self, rows: Sequence[EventRow] | None = None,
                  fn: Callable[[Any], Any] | None = None, *, join: Join | None = None,
@@ -117,6 +118,7 @@ class Job:
         self.waited = waited
         self.submitted = time.monotonic()
         self.awaited = awaited
+        self.counted_out = False  # (unwaited) no longer in acknowledged_uncommitted
 
     @property
     def row_count(self) -> int:
@@ -246,11 +248,27 @@ class GroupCommitter:
         self._thread.start()
 
     def settle(self, jobs: Sequence[Job], outcomes: list[Outcome]) -> None:
-        """`apply_batch`, once it has committed `jobs`: count the commit, then
-        answer their callers (see the function `settle`). Counted first: a caller
-        answered may look at `batches` at once."""
+        """`apply_batch`, once it has committed `jobs`: count the commit and their
+        rows nobody waited for, then answer their callers (see the function
+        `settle`). Counted first: a caller answered may look at `batches` and
+        `acknowledged_uncommitted` at once (a flush that returned while the rows it
+        waited for still counted let the next pixel be refused, as past
+        MAX_UNCOMMITTED)."""
         self.batches += 1
+        self._count_out([job for job in jobs if not job.waited])
         settle(jobs, outcomes)
+
+    def _count_out(self, jobs: Sequence[Job]) -> None:
+        """Take the rows of `jobs` (nobody waits for them) out of
+        acknowledged_uncommitted, each job once."""
+        done = 0
+        for job in jobs:
+            if not job.counted_out:
+                job.counted_out = True
+                done += job.row_count
+        if done:
+            with self._lock:
+                self._unwaited_rows -= done
 
     def submit(self, job: Job) -> Future[Any]:
         with self._lock:
@@ -275,18 +293,15 @@ class GroupCommitter:
         return self._unwaited_rows
 
     def _settled(self, jobs: Sequence[Job]) -> None:
-        """`jobs` are done with (committed or failed): count their unwaited rows out,
-        and tell the joins answered before their commit that failed why."""
-        done = 0
-        for job in jobs:
-            if not job.waited and job.future.done():
-                done += job.row_count
-                if job.join is not None and job.join.refused is not None \
-                        and job.future.exception() is not None:
-                    self._tell_refused(job.join.refused, job.future.exception())
-        if done:
-            with self._lock:
-                self._unwaited_rows -= done
+        """`jobs` are done with (committed or failed): count their unwaited rows out
+        (if `settle` has not), and tell the joins answered before their commit that
+        failed why."""
+        done = [job for job in jobs if not job.waited and job.future.done()]
+        for job in done:
+            if job.join is not None and job.join.refused is not None \
+                    and job.future.exception() is not None:
+                self._tell_refused(job.join.refused, job.future.exception())
+        self._count_out(done)
 
     @staticmethod
     def _tell_refused(refused: Callable[[BaseException], None], error: BaseException) -> None:

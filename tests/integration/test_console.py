@@ -327,6 +327,16 @@ def test_a_bad_watch_is_refused_naming_the_field(console: Any) -> None:
     assert [v.field for v in bad_request(caught.value).field_violations] == ["filter"]
 
 
+@pytest.mark.parametrize("view", [3, 99, -1])
+def test_an_unknown_catalogs_view_is_refused_naming_the_field(console: Any, view: int) -> None:
+    """It was read as DATA_SET_VIEW_FULL: a client asking for a view of a later
+    contract would get every event counted and think it got what it asked."""
+    with pytest.raises(grpc.RpcError) as caught:
+        console.ListCatalogs(console_pb2.ListCatalogsRequest(parent="projects/-", view=view))
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in bad_request(caught.value).field_violations] == ["view"]
+
+
 def test_a_watch_over_http_is_server_sent_events(running: Running,
                                                  channel: grpc.Channel) -> None:
     write(channel, visitorId="before")

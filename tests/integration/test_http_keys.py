@@ -20,6 +20,7 @@ from .http_client import Reply, call, query_value
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 WRITE = f"/v2/{CATALOG}/userEvents:write"
 KEY = "http-keys-test-writer-0123456789"
+READER = "http-keys-test-reader-0123456789"
 LIMIT = 64 * 1024  # --max-request-bytes
 EVERYTHING = EventQuery(CATALOG)
 
@@ -27,7 +28,8 @@ EVERYTHING = EventQuery(CATALOG)
 @pytest.fixture
 def keyed(settings: Settings, clock: FixedClock, tmp_path: Path) -> Iterator[Running]:
     keys = tmp_path / "keys.json"
-    keys.write_text(json.dumps({"keys": {KEY: {"projects": ["p"], "role": "writer"}}}))
+    keys.write_text(json.dumps({"keys": {KEY: {"projects": ["p"], "role": "writer"},
+                                         READER: {"projects": ["p"], "role": "reader"}}}))
     running = start(dataclasses.replace(settings, http_port=-1, auth_file=str(keys),
                                         max_request_bytes=LIMIT), clock)
     try:
@@ -66,3 +68,24 @@ def test_the_pixel_key_in_the_query_is_checked_up_front_too(keyed: Running) -> N
     assert taken.status == 200 and "X-Footfall-Error" not in taken.headers
     keyed.store.flush()  # a pixel is answered before its commit
     assert keyed.store.count_user_events(EVERYTHING) == 1
+
+
+def test_a_request_that_cannot_be_read_is_kept_in_the_project_its_url_names(
+        keyed: Running) -> None:
+    """Refused for its body (no JSON, an unknown field) or a query parameter, a
+    write was kept without a parent: not among its project's refusals, so the
+    project's readers never saw why, and any key could push them out."""
+    for path, body in ((WRITE, b'{"eventType": '), (WRITE, b'{"nope": 1}'),
+                       (f"{WRITE}?nope=1", b"{}")):
+        assert call(keyed.http_port, "POST", path, body, {"x-goog-api-key": KEY}).status == 400
+    pixel = f"/v2/{CATALOG}/userEvents:collect?userEvent=%7B%7D&nope=1&key={KEY}"
+    assert "INVALID_ARGUMENT" in call(keyed.http_port, "GET", pixel).headers["X-Footfall-Error"]
+    listed = call(keyed.http_port, "GET", "/console/v1/projects/p/rejections",
+                  headers={"x-goog-api-key": READER}).json()["rejections"]
+    assert [r.get("parent") for r in listed] == [CATALOG] * 4, listed
+    # A key sending such a request to a project it is not granted keeps nothing.
+    other = WRITE.replace("projects/p/", "projects/q/")
+    for body in (b'{"nope": 1}', b"{"):
+        assert call(keyed.http_port, "POST", other, body, {"x-goog-api-key": KEY}).status == 400
+    keyed.store.flush()
+    assert len(keyed.store.rejections_newest(None, 100)) == 4

@@ -104,6 +104,12 @@ def test_query_takes_enums_by_name_or_number(value: str) -> None:
     assert request.user_event_rejoin_scope == 1  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("value", ["1e0", "1.0", "-0", "1"])
+def test_query_takes_numbers_as_json_writes_them(value: str) -> None:
+    request = build(WRITE_BY_QUERY, [("userEvent.offset", value), ("writeAsync", "true")])
+    assert request.user_event.offset == int(float(value))  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize(("query", "field", "why"), [
     ([("nope", "1")], "nope", "unknown query parameter"),
     ([("userEvent.nope", "1")], "userEvent.nope", "has no field 'nope'"),
@@ -126,6 +132,8 @@ def test_query_takes_enums_by_name_or_number(value: str) -> None:
     ([("userEvent.offset", "\u0661")], "userEvent.offset",  # ARABIC-INDIC DIGIT ONE
      "cannot take '\u0661': must be a whole number in ASCII digits"),
     ([("userEvent.offset", " 5")], "userEvent.offset", "in ASCII digits"),
+    ([("userEvent.offset", "\uff11")], "userEvent.offset", "in ASCII digits"),  # FULLWIDTH ONE
+    ([("userEvent.offset", "9" * 5000)], "userEvent.offset", "out of range for an int32"),
     ([("userEvent.purchaseTransaction.revenue", "1_0.5")],
      "userEvent.purchaseTransaction.revenue", "must be a number in ASCII digits"),
     ([("userEvent.purchaseTransaction.revenue", "inf")],
@@ -186,11 +194,26 @@ def test_whole_body_request_in_either_naming() -> None:
     (b'{"inputConfig": {}, "input_config": {}}', [], {"input_config"}),
     (b"[1, 2]", [], {"body"}),
     (b"{oops", [], {"body"}),
+    # a key given twice (orjson keeps the last silently: the first was dropped)
+    (b'{"inputConfig": {}, "inputConfig": {}}', [], {"body"}),
+    (b'{"inputConfig": {"userEventInlineSource": {"userEvents": [{"eventType": "a", '
+     b'"visitorId" : "v", "visitorId": "w"}]}}}', [], {"body"}),
     (b"{}", [("errorsConfig.gcsPrefix", "gs://x")], {"errorsConfig.gcsPrefix"}),
 ])
 def test_bad_bodies_are_invalid_argument(body: bytes, query: list[tuple[str, str]],
                                          fields: set[str]) -> None:
     assert set(violations(IMPORT_WHOLE_BODY, query, body)) == fields
+
+
+def test_a_body_nesting_past_the_stack_is_invalid_argument() -> None:
+    """json_format's message for an object where a list goes takes the repr of the
+    rest, which raised RecursionError a thousand levels down: INTERNAL, and a
+    traceback of thousands of lines in the log for each such request."""
+    depth = 1000
+    product = b'{"id": "x", "variants": ' * depth + b'{"id": "y"}' + b"}" * depth
+    body = (b'{"inputConfig": {"userEventInlineSource": {"userEvents": [{"eventType": "x", '
+            b'"visitorId": "v", "productDetails": [{"product": ' + product + b"}]}]}}}")
+    assert set(violations(IMPORT_WHOLE_BODY, [], body)) == {"input_config"}
 
 
 def test_path_values_win_over_the_body() -> None:

@@ -190,3 +190,36 @@ def test_fields_the_contract_does_not_know_are_dropped_not_stored(
         assert b"\xba\x3e" not in answer.SerializeToString()  # not echoed back
     # The same event twice: stored once.
     assert running.store.count_user_events(EventQuery(PARENT)) == 1
+
+
+BAD_UTF8 = b"\x0a\x03\xff\xfe\xfd"  # field 1 (a string) holding no UTF-8
+
+
+@pytest.mark.parametrize("method", [
+    "/footfall.console.v1.ConsoleService/WatchUserEvents",
+    "/footfall.console.v1.ConsoleService/WatchUserEventBatches",
+    "/footfall.console.v1.ConsoleService/WatchClientEvents",
+    "/footfall.console.v1.ConsoleService/WatchRejections",
+    "/grpc.health.v1.Health/Watch",
+])
+def test_a_stream_request_that_does_not_decode_is_invalid_argument(
+        channel: grpc.Channel, method: str, caplog: pytest.LogCaptureFixture) -> None:
+    """grpc's own decoding answered UNKNOWN and logged an ERROR with a traceback,
+    for every such call (health and reflection need no key)."""
+    stream = channel.unary_stream(method, request_serializer=None,
+                                  response_deserializer=None)
+    with pytest.raises(grpc.RpcError) as caught:
+        next(iter(stream(BAD_UTF8, timeout=10)))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    assert [v.field for v in bad_request(caught.value).field_violations] == ["request"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_a_reflection_request_that_does_not_decode_is_invalid_argument(
+        channel: grpc.Channel, caplog: pytest.LogCaptureFixture) -> None:
+    method = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+    stream = channel.stream_stream(method, request_serializer=None, response_deserializer=None)
+    with pytest.raises(grpc.RpcError) as caught:
+        next(iter(stream(iter([BAD_UTF8]), timeout=10)))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

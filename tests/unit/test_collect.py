@@ -133,6 +133,10 @@ def test_a_pixel_event_off_the_fast_path_reads_the_lenient_forms_too(text: str) 
 
 @pytest.mark.parametrize(("text", "field", "words"), [
     ('{"eventType": "a", "eventType": "b", "experimentIds": "e"}', "user_event", "duplicate key"),
+    # a space before a colon, or an escaped colon, hid the key given twice from the count
+    ('{"eventType" : "a", "visitorId": "v", "visitorId": "w"}', "user_event", "duplicate key"),
+    ('{"eventType": "a", "visitorId": "v", "visitorId": "\\u003a"}', "user_event",
+     "duplicate key"),
     ('{"eventType" : "a", "visitorId": "v", "experimentIds": "e", "clicks": 1}',
      "user_event", "clicks"),
 ])

@@ -48,6 +48,7 @@ def test_an_or_of_types_is_checked_per_event() -> None:
 
 @pytest.mark.parametrize(("text", "why"), [
     ('visitorId = "v"', "at character 1: unknown term 'visitorId'"),
+    ('eventType = "search\0"', "at character 13: a value must not hold a NUL character"),
     ("(eventType = a OR NOT eventType = b)", "at character 19: NOT is not supported"),
     ("NOT eventType = a", "at character 1: NOT is not supported"),
     ("eventType = a eventType = b", "at character 15: eventType is given twice"),

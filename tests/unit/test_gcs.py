@@ -45,6 +45,17 @@ def test_wildcards_match_within_one_segment(root: Path, uri: str, expected: list
             gcs.input_files(root, uri, FIELD)
 
 
+@pytest.mark.timeout(10)
+def test_a_segment_of_many_wildcards_matches_in_linear_time(root: Path) -> None:
+    # As a regular expression (.*a.*a...b) a name of 200 a's held the thread, and
+    # with it the GIL (every call of the server), for hours.
+    (root / "bkt" / "d" / ("a" * 200)).write_text("{}\n")
+    with pytest.raises(InvalidArgument, match="no file matches"):
+        gcs.input_files(root, "gs://bkt/d/" + "*a" * 25 + "*b", FIELD)
+    many = "gs://bkt/d/" + "*a" * 25 + "*"
+    assert names(root, gcs.input_files(root, many, FIELD)) == ["gs://bkt/d/" + "a" * 200]
+
+
 def test_listing_stops_one_past_the_limit(root: Path) -> None:
     assert len(gcs.input_files(root, "gs://bkt/*/*/*.json", FIELD, limit=1)) == 2
     assert len(gcs.input_files(root, "gs://bkt/d/*", FIELD, limit=0)) == 1
@@ -93,6 +104,15 @@ def test_output_folders_are_checked_without_being_made(root: Path, tmp_path: Pat
     os.symlink(tmp_path, root / "bkt/away")
     with pytest.raises(InvalidArgument, match="inside the emulated storage root"):
         gcs.check_output_folder(root, "gs://bkt/away/errors", "errors_config.gcs_prefix")
+
+
+@pytest.mark.parametrize("prefix", ["gs://bkt/" + "x" * 300, "gs://bkt/d/" + "x" * 300 + "/e"])
+def test_an_output_folder_named_longer_than_the_file_system_takes_is_refused(
+        root: Path, prefix: str) -> None:
+    # os.stat's ENAMETOOLONG went up through Path.exists: the import was INTERNAL
+    with pytest.raises(InvalidArgument, match="too long") as caught:
+        gcs.check_output_folder(root, prefix, "errors_config.gcs_prefix")
+    assert [v.field for v in caught.value.violations] == ["errors_config.gcs_prefix"]
 
 
 def test_an_output_is_written_where_its_last_step_left_it(root: Path) -> None:

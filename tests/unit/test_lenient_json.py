@@ -149,6 +149,26 @@ def test_what_google_refuses_stays_refused(doc: dict[str, Any], field: str) -> N
     assert field in refusal(doc, UserEvent)
 
 
+def test_a_map_entry_without_a_value_holds_the_default_value() -> None:
+    """As a map entry on the wire: its value was None, refused in Python's words
+    ("'NoneType' object is not iterable"); the empty attribute is then refused by
+    validation, naming it."""
+    assert decoded({"eventType": "x", "attributes": [{"key": "k"}]}, UserEvent) == \
+        strict({"eventType": "x", "attributes": {"k": {}}}, UserEvent)
+
+
+@pytest.mark.parametrize("depth", [600, 1000])
+def test_a_line_nesting_past_the_stack_is_refused_alone(depth: int) -> None:
+    """Products nested as variants (an object where a list goes) past the stack:
+    json_format's error message took the repr of the rest and raised RecursionError,
+    which failed the whole import (INTERNAL), not the line."""
+    product = '{"id": "x", "variants": ' * depth + '{"id": "y"}' + "}" * depth
+    line = ('{"eventType": "x", "visitorId": "v", "productDetails": [{"product": '
+            + product + "}]}").encode()
+    with pytest.raises(ValueError, match="not a UserEvent"):
+        decode_json_line(line, UserEvent, "UserEvent")
+
+
 def test_a_refused_line_names_what_is_still_wrong() -> None:
     """A line with a lenient form and a real mistake: the message is about the mistake."""
     why = refusal({"eventType": "x", "productDetails": {"product": {"id": "p"}},
