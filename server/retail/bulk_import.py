@@ -30,7 +30,7 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 
-from server import lenient_json, protojson
+from server import json_keys, lenient_json, protojson
 from server.errors import FieldViolation, InvalidArgument, gather, summary
 from server.operations import records
 from server.operations.runner import JobContext
@@ -279,6 +279,10 @@ def decode_json_line(line: bytes, message_class: type[M], what: str) -> M:
         raise ValueError(f"invalid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"each line must be one JSON object (a {what})")
+    if json_keys.may_repeat(line, data):  # orjson kept the last: the first would be lost
+        key = json_keys.repeated_key(line)
+        if key is not None:
+            raise ValueError(f"invalid JSON: the key {key!r} is given twice in one object")
     try:
         return lenient_json.parse_dict(data, message_class)
     except json_format.ParseError as error:

@@ -355,6 +355,8 @@ BAD_LINES: list[tuple[str, tuple[str, ...]]] = [
     ('{"eventType": "detail-page-view", "visitorId": "v", "eventTime": "2024-05-20T10:00:00Z"}',
      ("user_event.product_details: ",)),
     ('{"eventType": "home-page-view", "visitorId": "v-no-time"}', ("user_event.event_time: ",)),
+    ('{"eventType": "home-page-view", "visitorId": "v1", "visitorId": "v2", '
+     '"eventTime": "2024-05-20T10:00:00Z"}', ("invalid JSON", "'visitorId' is given twice")),
     ('{"eventType": "search", "visitorId": "v", "eventTime": "2024-05-20T10:00:00Z", '
      '"offset": -1}', ("user_event.search_query: ", "user_event.offset: ")),
 ]
