@@ -12,6 +12,9 @@ rotating turns, with the ratios PostgreSQL / SQLite of each tree (issue 12's bar
 `--only write-processes` does the same with `--processes 2` against one process
 (SQLite), the ratios 2 / 1 of each tree.
 
+`--only import` imports `--events` lines (300,000) into a fresh server of either tree
+and the json_format baseline (bench/imports.py) in turns, CPU per event beside each.
+
 `--only inprocess` runs bench/inprocess.py (our own CPU per call, measured inside
 the server on its threads' clocks) under either tree in turn instead;
 `--only pixel-together` (`write-together`) loads both servers with wrk (h2load) at
@@ -32,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -248,6 +252,32 @@ def _inprocess(tree: Path, reps: int) -> dict[str, Any]:
     return table
 
 
+def _import(tree: Path, events: int, reps: int) -> dict[str, Any]:
+    """ImportUserEvents of `events` lines (bench/imports.py) under either tree beside
+    the json_format baseline: each rep runs the baseline, then a fresh server of each
+    tree (their order alternating). The baseline's CPU is this process's own."""
+    from bench import imports
+    from bench.data import temp_dir, write_files
+
+    rates: dict[str, list[float]] = {"baseline": [], "before": [], "after": []}
+    cpu: dict[str, list[float]] = {name: [] for name in rates}
+    folder = temp_dir("footfall-bench-import-ab-")
+    try:
+        files = write_files(folder / "events", events)
+        for rep in range(reps):
+            started = time.process_time()
+            rates["baseline"].append(imports.baseline(files, folder / f"baseline-{rep}.db"))
+            cpu["baseline"].append((time.process_time() - started) / events * 1e6)
+            for name in (("before", "after") if rep % 2 == 0 else ("after", "before")):
+                with served_from(tree if name == "before" else None):
+                    measured = imports.footfall_import(events)
+                rates[name].append(measured["per_second"])
+                cpu[name].append(measured["cpu_us_per_event"])
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return _table(rates, cpu, "baseline")
+
+
 # The --only modes of four servers, a kind measured against a base kind under either
 # tree: (measured kind, base kind) and each kind's footfall_from arguments.
 _PAIRED: dict[str, tuple[tuple[str, str], dict[str, tuple[Any, ...]]]] = {
@@ -257,9 +287,13 @@ _PAIRED: dict[str, tuple[tuple[str, str], dict[str, tuple[Any, ...]]]] = {
 
 
 def run(rev: str, reps: int, seconds: int, requests: int, callers: tuple[int, ...],
-        only: str | None) -> dict[str, Any]:
+        only: str | None, events: int = 300_000) -> dict[str, Any]:
     results: dict[str, Any] = {"before": rev, "load_average": os.getloadavg()}
     with exported(rev) as tree, contextlib.ExitStack() as stack:
+        if only == "import":
+            results["import"] = _import(tree, events, reps)
+            results["load_average_after"] = os.getloadavg()
+            return results
         if only == "inprocess":
             results["inprocess"] = _inprocess(tree, reps)
             results["load_average_after"] = os.getloadavg()
@@ -345,18 +379,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--callers", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--events", type=int, default=300_000,
+                        help="lines imported by each server (--only import)")
     parser.add_argument("--only", choices=("pixel", "write", "inprocess", "pixel-together",
                                            "write-together", "write-postgres",
-                                           "write-processes"),
+                                           "write-processes", "import"),
                         help="inprocess: bench/inprocess.py under both trees instead; "
                              "pixel-together, write-together: before and after loaded "
                              "at the same time; write-postgres: durable writes on "
                              "PostgreSQL and SQLite under both trees; write-processes: "
-                             "--processes 2 and 1 under both trees")
+                             "--processes 2 and 1 under both trees; import: "
+                             "ImportUserEvents under both trees beside the json_format "
+                             "baseline (CPU per event)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     results = run(args.rev, args.reps, args.seconds, args.requests, tuple(args.callers),
-                  args.only)
+                  args.only, args.events)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     _print(results)
