@@ -104,7 +104,7 @@ def _timestamp(value: Any) -> Any:
     if type(value) is not str:
         raise _Fallback
     match = _TIMESTAMP.fullmatch(value)
-    if match is None:
+    if match is None or value[11:13] == "24":  # (Python 3.14 reads 24:00 as the next day)
         raise _Fallback
     try:  # datetime checks the ranges as json_format does (31 February, year 0, hour 24)
         since = _fromisoformat(value[:19]) - _EPOCH

@@ -19,12 +19,13 @@ import contextvars
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar, cast
 
@@ -116,23 +117,35 @@ def ahead(items: Generator[X, None, None]) -> Generator[X, None, None]:
     """`items`, the next one made in a thread of its own (in the caller's context
     variables) while the caller uses the one before: work between two items of the
     caller (a commit's wait) overlaps the making of the next. Closing this closes
-    `items` once the thread is done with it."""
+    `items` once the thread is done with it. The thread is a daemon, as the
+    operation runner's are: one stuck in a file system that does not answer does
+    not hold the process at exit."""
     context = contextvars.copy_context()
+    asked: queue.SimpleQueue[bool] = queue.SimpleQueue()
+    made: queue.SimpleQueue[tuple[object, BaseException | None]] = queue.SimpleQueue()
 
-    def make() -> object:
-        return context.run(next, items, _END)
+    def make() -> None:
+        while asked.get():
+            try:
+                made.put((context.run(next, items, _END), None))
+            except BaseException as exc:  # the caller raises it
+                made.put((_END, exc))
 
-    pool = ThreadPoolExecutor(1, thread_name_prefix="footfall-ahead")
+    thread = threading.Thread(target=make, name="footfall-ahead", daemon=True)
+    thread.start()
     try:
-        coming = pool.submit(make)
+        asked.put(True)
         while True:
-            item = coming.result()
+            item, error = made.get()
+            if error is not None:
+                raise error
             if item is _END:
                 return
-            coming = pool.submit(make)
+            asked.put(True)
             yield cast(X, item)
     finally:
-        pool.shutdown(wait=True)
+        asked.put(False)
+        thread.join()
         items.close()
 
 

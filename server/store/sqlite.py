@@ -102,7 +102,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         # In memory there is one database per connection, so everything shares
         # the writer's connection under a lock.
         self._shared_lock = threading.Lock()
-        self._readers: list[sqlite3.Connection] = []
+        # Each reading thread's connection, with the thread (see _reader).
+        self._readers: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._local = threading.local()
         self._closed = False
         self._full = False  # the last write failed for want of disk space
@@ -179,7 +180,14 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             conn.execute("PRAGMA query_only = ON")
             self._local.conn = conn
             with self._shared_lock:
-                self._readers.append(conn)
+                # The connections of threads that ended are closed here (an import's
+                # helper thread lives for one run), not left open until close().
+                for thread, ended in self._readers:
+                    if not thread.is_alive():
+                        ended.close()
+                self._readers = [(thread, reader) for thread, reader in self._readers
+                                 if thread.is_alive()]
+                self._readers.append((threading.current_thread(), conn))
         yield conn
 
     @staticmethod
@@ -428,7 +436,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                                 "replays the WAL")
         self._closed = True
         with self._shared_lock:
-            for conn in self._readers:
+            for _, conn in self._readers:
                 conn.close()
             self._readers.clear()
         self._writer_conn.close()

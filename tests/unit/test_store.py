@@ -1287,3 +1287,20 @@ def test_ids_are_never_given_twice(store: Store) -> None:
                    30 * SECOND, step_progress([]))
     store.write_user_events([row("c")])
     assert [i for i, _ in store.list_user_events(EventQuery(CATALOG), 10)][-1] > newest
+
+
+def test_reads_from_threads_that_ended_leave_no_connection_open(store: Store) -> None:
+    # An event import's helper thread reads products for one run, then ends: its
+    # connection (and the database's files it holds open) must not stay behind.
+    store.write_user_events([row("a")])
+
+    def count() -> None:
+        assert store.count_user_events(EventQuery(CATALOG)) == 1
+
+    count()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(40):
+        reader = threading.Thread(target=count)
+        reader.start()
+        reader.join()
+    assert len(os.listdir("/proc/self/fd")) <= before + 4
