@@ -47,8 +47,7 @@ def test_stopping_early_closes_the_source_once_its_thread_is_done() -> None:
 
     def made() -> Iterator[int]:
         try:
-            for i in range(100):
-                yield i
+            yield from range(100)
         finally:
             closed.append(True)
 
