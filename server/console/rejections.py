@@ -41,6 +41,7 @@ from google.rpc import error_details_pb2
 from server.clock import Clock
 from server.console import origin
 from server.errors import FootfallError, Unauthenticated
+from server.periodic import Periodic
 from server.policy.auth import WRITER_METHODS, NotYourProject, project_of
 from server.store.base import Store
 from server.store.console import RejectionRow
@@ -140,8 +141,7 @@ class Rejections:
         # before it could: then the next refusal, or a reader, queues another).
         self._queued = False
         self.skipped = 0  # refusals let go unwritten: too many waited
-        self._stop = threading.Event()
-        self._forgetting: threading.Thread | None = None
+        self._forgetting: Periodic | None = None
         # What refusals alike share, made once (see `_alike_part`): in a flood most are.
         self._alike: dict[tuple[Any, ...], tuple[str, bytes]] = {}
 
@@ -149,23 +149,13 @@ class Rejections:
         """Forget the refusals past their age or count now (so that a start with
         `keep_count` 0 forgets those kept before), then every `every_seconds`: a
         trim comes with each refusal kept, and none when none comes."""
-        def forget() -> None:
-            while True:
-                try:
-                    self.forget_old().result()
-                except Exception as exc:  # the store away: next time
-                    log.warning("could not forget old refusals: %s", exc)
-                if self._stop.wait(every_seconds):
-                    return
-
-        self._forgetting = threading.Thread(target=forget, name="footfall-refusals-forget",
-                                            daemon=True)
-        self._forgetting.start()
+        self._forgetting = Periodic(lambda: self.forget_old().result(), every_seconds,
+                                    "footfall-refusals-forget", "forgetting old refusals")
+        self._forgetting.start(first_on_thread=True)
 
     def stop(self) -> None:
-        self._stop.set()
         if self._forgetting is not None:
-            self._forgetting.join(10)
+            self._forgetting.stop(10)
 
     def forget_old(self) -> Future[Any]:
         """The store's job forgetting the refusals past `keep_seconds` or the counts."""

@@ -10,11 +10,10 @@ sharing a store may each sweep: a second delete finds nothing.
 from __future__ import annotations
 
 import logging
-import threading
 
 from server.clock import Clock
+from server.periodic import Periodic
 from server.store import Store
-from server.store.rows import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +32,15 @@ class OperationSweep:
         self._store = store
         self._clock = clock
         self._days = days
-        self._every = every_seconds
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._periodic = Periodic(self.sweep, every_seconds, "footfall-operation-sweep",
+                                  "deleting old operations")
 
     def start(self) -> None:
         """Sweep now, then every interval."""
-        self._sweep_safely()
-        self._thread = threading.Thread(target=self._loop, name="footfall-operation-sweep",
-                                        daemon=True)
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._periodic.stop()
 
     def sweep(self) -> int:
         """Delete the operations that ended more than `days` ago; how many."""
@@ -57,15 +50,3 @@ class OperationSweep:
             log.info("deleted %d operation(s) that ended more than %d days ago", deleted,
                      self._days)
         return deleted
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._every):
-            self._sweep_safely()
-
-    def _sweep_safely(self) -> None:
-        try:
-            self.sweep()
-        except StoreUnavailable as exc:
-            log.warning("could not delete old operations; next time: %s", exc.message)
-        except Exception:
-            log.exception("could not delete old operations; next time")

@@ -11,16 +11,15 @@ second replica finds the name taken and stores nothing.
 from __future__ import annotations
 
 import logging
-import threading
 
 from footfall.retail.v2 import purge_config_pb2
 from google.protobuf import timestamp_pb2
 
 from server.clock import Clock
 from server.operations.runner import OperationRunner
+from server.periodic import Periodic
 from server.retail import purge
 from server.store import Store
-from server.store.rows import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -45,21 +44,16 @@ class Retention:
         self._clock = clock
         self._days = days
         self._interval = interval_seconds
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._periodic = Periodic(self.tick, interval_seconds, "footfall-retention",
+                                  "retention: creating the purges")
 
     def start(self) -> None:
         """Create this period's purges now (so they exist once the server is ready),
         then again every interval on a thread of their own."""
-        self._tick_safely()
-        self._thread = threading.Thread(target=self._loop, name="footfall-retention",
-                                        daemon=True)
-        self._thread.start()
+        self._periodic.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._periodic.stop()
 
     def tick(self) -> list[str]:
         """Create this period's purges; returns the names this call created (none for
@@ -78,15 +72,3 @@ class Retention:
                          cutoff.ToJsonString(), catalog, name)
                 created.append(name)
         return created
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            self._tick_safely()
-
-    def _tick_safely(self) -> None:
-        try:
-            self.tick()
-        except StoreUnavailable as exc:
-            log.warning("retention: will try again at the next period: %s", exc.message)
-        except Exception:
-            log.exception("retention: will try again at the next period")
