@@ -6,7 +6,7 @@ builds this parser too; the asking is in `client`."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 CATALOG_EXAMPLE = "projects/p/locations/global/catalogs/default_catalog"
@@ -14,32 +14,28 @@ TENANT_EXAMPLE = "projects/p/tenants/t"
 TIME_EXAMPLE = "2024-05-01T00:00:00Z"
 
 
-def _time(text: str) -> str:
-    """argparse type of --start and --end: an RFC 3339 time with its offset, as
-    google.protobuf.Timestamp reads it (argparse names the flag)."""
-    from google.protobuf import timestamp_pb2
+def _json_value(kind: str, what: str, examples: str) -> Callable[[str], str]:
+    """argparse type of a flag holding a google.protobuf `kind` (Timestamp, Duration)
+    as its JSON form reads it; a bad one is refused saying `what` it must be, with
+    `examples` (argparse names the flag)."""
+    def parse(text: str) -> str:
+        from google.protobuf import duration_pb2, timestamp_pb2
 
-    try:
-        timestamp_pb2.Timestamp().FromJsonString(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an RFC 3339 time with its offset: {text!r} (e.g. {TIME_EXAMPLE} or "
-            f"2024-05-01T02:00:00+02:00)") from None
-    return text
+        reads = {"Timestamp": timestamp_pb2.Timestamp().FromJsonString,
+                 "Duration": duration_pb2.Duration().FromJsonString}
+        try:
+            reads[kind](text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r} ({examples})") from None
+        return text
+
+    return parse
 
 
-def _duration(text: str) -> str:
-    """argparse type of --window: seconds ending in `s`, as google.protobuf.Duration
-    reads them."""
-    from google.protobuf import duration_pb2
-
-    try:
-        duration_pb2.Duration().FromJsonString(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a duration in seconds: {text!r} (e.g. 3600s for an hour, 86400s for a "
-            f"day)") from None
-    return text
+_time = _json_value("Timestamp", "an RFC 3339 time with its offset",
+                    f"e.g. {TIME_EXAMPLE} or 2024-05-01T02:00:00+02:00")
+_duration = _json_value("Duration", "a duration in seconds",
+                        "e.g. 3600s for an hour, 86400s for a day")
 
 
 def add_parser(commands: Any, env: Mapping[str, str]) -> None:
