@@ -278,7 +278,7 @@ class HttpGateway:
             context = CallContext(request, pixel.requester(
                 request.headers, request.remote or "", self._settings.trust_forwarded_for),
                 pixel.is_pixel(route, output))
-            query_key = request.query.get("key") if route.rpc in pixel.PIXEL_RPCS else None
+            query_key = pixel.query_key(request.query) if route.rpc in pixel.PIXEL_RPCS else None
             # The key before the body: nobody without one makes the server read
             # (up to --max-request-bytes of) a body, let alone parse it.
             grant = envelope.screen(method, context.invocation_metadata(), query_key)
@@ -327,7 +327,8 @@ class HttpGateway:
             context = CallContext(request, pixel.requester(
                 request.headers, request.remote or "", self._settings.trust_forwarded_for),
                 pixel=True)
-            grant = envelope.screen(method, context.invocation_metadata(), query.get("key"))
+            grant = envelope.screen(method, context.invocation_metadata(),
+                                    pixel.query_key(query))
         except Exception as exc:
             return self._refused(request, route, transcode.DEFAULT_OUTPUT,
                                  envelope.refuse(method, exc, started))

@@ -46,6 +46,12 @@ def is_pixel(route: Route, output: Output) -> bool:
     return route.rpc in PIXEL_RPCS and route.http_method == "GET" and not output.explicit_json
 
 
+def query_key(query: Mapping[str, str]) -> str | None:
+    """The API key a pixel gives in its URL: `key`, or `$key` (a system parameter
+    may take a `$`, see transcode.SYSTEM_PARAMETERS)."""
+    return query.get("key", query.get("$key"))
+
+
 def inline(request: web.Request, policy: Policy) -> bool:
     """Whether a GET of the pixel route can be served inline: no output format
     asked for (a JSON caller is no browser), no body, no X-Server-Timeout, and no
