@@ -59,6 +59,8 @@ T = TypeVar("T")
 # The servicer's collect_queued: (request, requester, what keeps a refusal made later).
 CollectQueued = Callable[[Any, Requester | None, Callable[[BaseException], None] | None], None]
 
+# The Content-Encodings a request body may come with (aiohttp unpacks them as it reads).
+_CODINGS = frozenset({"gzip", "deflate", "identity"})
 HTTP_BODY = "google.api.HttpBody"
 TRACKER_PATH = "/footfall.js"
 METRICS_PATH = "/metrics"
@@ -434,6 +436,13 @@ class HttpGateway:
         not in within --http-body-timeout, ResourceExhausted while the bodies being
         read hold BODIES_HELD times --max-request-bytes."""
         limit = self._settings.max_request_bytes
+        encoding = request.headers.get("Content-Encoding")
+        if encoding is not None and encoding.strip().lower() not in _CODINGS:
+            # aiohttp hands any other (gzip, gzip; compress) over as it came: its
+            # bytes would be read as JSON and refused for what they are not.
+            raise InvalidArgument.field("", f"the request body's Content-Encoding "
+                                            f"{encoding[:50]!r} is not one this server "
+                                            f"unpacks: give gzip, deflate or none")
         if (request.content_length or 0) > limit and "Content-Encoding" not in request.headers:
             # Said in its head: refused before it is sent (and the connection closed).
             raise RequestTooLarge(f"the request body is larger than the {limit} bytes this "

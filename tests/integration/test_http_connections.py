@@ -396,6 +396,25 @@ def test_a_body_that_is_not_what_its_content_encoding_says_is_400(
         EventQuery("projects/p/locations/global/catalogs/default_catalog")) == 0
 
 
+@pytest.mark.parametrize("encoding", ["gzip, gzip", "compress", "x-gzip, identity"])
+def test_a_content_encoding_the_server_does_not_unpack_is_400_naming_it(
+        gateway: Running, encoding: str) -> None:
+    # aiohttp unpacks one gzip or deflate and hands anything else over as it came.
+    body = gzip.compress(gzip.compress(b'{"eventType": "home-page-view", "visitorId": "v"}'))
+    path = "/v2/projects/p/locations/global/catalogs/default_catalog/userEvents:write"
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.http_port, timeout=BOUND)
+    try:
+        connection.request("POST", path, body, {"Content-Type": "application/json",
+                                                "Content-Encoding": encoding})
+        answer = connection.getresponse()
+        error = json.loads(answer.read())["error"]
+    finally:
+        connection.close()
+    assert (answer.status, error["status"]) == (400, "INVALID_ARGUMENT")
+    assert error["message"] == (f"the request body's Content-Encoding {encoding!r} is not one "
+                                "this server unpacks: give gzip, deflate or none")
+
+
 @pytest.mark.parametrize("head", [
     b"GET /v2/x HTTP/1.1\r\nHost: 127.0.0.1\r\nNoColonHere\r\n\r\n",
     b"POST /v2/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
