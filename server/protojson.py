@@ -289,9 +289,12 @@ _PLAIN = [
 ]
 
 
-def parse_error(error: json_format.ParseError, descriptor: Any) -> tuple[str, str]:
+def parse_error(error: json_format.ParseError, descriptor: Any,
+                data: Any = None) -> tuple[str, str]:
     """(`field.path[i]` of proto field names below `descriptor`, or "" when it names
-    none; the reason) of a json_format error met parsing a `descriptor` message."""
+    none; the reason) of a json_format error met parsing a `descriptor` message;
+    with the JSON `data` parsed, the place in a list json_format leaves out (its
+    messages of a wrapper, such as `quantity`, name no index) is found in it."""
     text = _LISTED_FIELDS.sub("", str(error)).strip()
     names: list[str] = []
     while step := _STEP.match(text):
@@ -311,7 +314,56 @@ def parse_error(error: json_format.ParseError, descriptor: Any) -> tuple[str, st
         if found is not None:
             reason = reason[:found.start()] + plain.format(got=found["got"]) + \
                 reason[found.end():]
+    if data is not None and len(names) <= _PLACED_DEPTH:
+        names = _placed(descriptor, names, data)
     return _proto_path(descriptor, names), reason
+
+
+# How deep a path `_placed` looks into (each list on the way parses its elements
+# again): a message nested past json_format's depth limit keeps json_format's path.
+_PLACED_DEPTH = 8
+
+
+def _placed(descriptor: Descriptor, names: list[str], data: Any) -> list[str]:
+    """`names` (JSON or proto names, json_format's path) with the index of the
+    first element json_format refuses added to a list of messages named without
+    one, and a wrapper's own `value` left out (it is not in the JSON)."""
+    out: list[str] = []
+    for part in names:
+        name, bracket, _ = part.partition("[")
+        field = next((f for f in descriptor.fields if name in (f.json_name, f.name)), None)
+        value = data.get(field.json_name, data.get(field.name)) \
+            if field is not None and isinstance(data, dict) else None
+        if field is None or value is None:
+            return out + names[len(out):]
+        if field.message_type is None or field.message_type.GetOptions().map_entry:
+            return out + names[len(out):]
+        if field.message_type.full_name in _WRAPPERS:
+            return [*out, part]  # its `value` is the wrapper's inside, not the caller's
+        descriptor = field.message_type
+        if field.is_repeated and not bracket and isinstance(value, list):
+            bad = next((i for i, item in enumerate(value) if _refused(item, descriptor)), None)
+            if bad is None:
+                return out + names[len(out):]
+            part, value = f"{part}[{bad}]", value[bad]
+        elif bracket:
+            index = part[len(name) + 1:-1]
+            value = value[int(index)] if index.isdigit() and isinstance(value, list) \
+                and int(index) < len(value) else None
+        out.append(part)
+        data = value
+    return out
+
+
+def _refused(item: Any, descriptor: Descriptor) -> bool:
+    """Whether json_format refuses `item` as a `descriptor` message."""
+    from google.protobuf import message_factory
+
+    try:
+        json_format.ParseDict(item, message_factory.GetMessageClass(descriptor)())
+    except (json_format.ParseError, RecursionError):
+        return True
+    return False
 
 
 def _proto_path(descriptor: Descriptor | None, parts: list[str]) -> str:

@@ -217,7 +217,7 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
         except json_format.ParseError as exc:
             error = _parse_leniently(request, field, name, value, exc)
             if error is not None:
-                path, reason = protojson.parse_error(error, request.DESCRIPTOR)
+                path, reason = protojson.parse_error(error, request.DESCRIPTOR, {name: value})
                 violations.append(FieldViolation(path or field.name,
                                                  f"Invalid JSON payload received: {reason}"))
     return violations

@@ -286,7 +286,8 @@ def decode_json_line(line: bytes, message_class: type[M], what: str) -> M:
     try:
         return lenient_json.parse_dict(data, message_class)
     except json_format.ParseError as error:
-        path, reason = protojson.parse_error(error, cast(Descriptor, message_class.DESCRIPTOR))
+        path, reason = protojson.parse_error(error, cast(Descriptor, message_class.DESCRIPTOR),
+                                             data)
     raise ValueError(f"not a {what}: {path}: {reason}" if path else f"not a {what}: {reason}")
 
 

@@ -49,6 +49,7 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
     judge as json_format does (text orjson refuses, no object, a key given twice,
     which orjson lets pass) goes to json_format, so a bad event is told in its words.
     """
+    data: Any = None
     try:
         try:
             data = orjson.loads(text)
@@ -76,7 +77,8 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
                 except RecursionError:
                     raise lenient_json.too_deep() from None
     except json_format.ParseError as exc:
-        path, reason = protojson.parse_error(exc, event.DESCRIPTOR)
+        path, reason = protojson.parse_error(exc, event.DESCRIPTOR,
+                                             data if isinstance(data, dict) else None)
         raise InvalidArgument.field(f"{field}.{path}" if path else field,
                                     f"not a valid UserEvent in JSON: {reason}") from None
 

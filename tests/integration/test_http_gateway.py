@@ -566,7 +566,7 @@ def test_a_json_value_of_the_wrong_kind_names_its_field_in_plain_words(
                  {"eventType": "detail-page-view", "visitorId": "v",
                   "productDetails": [{"product": {"id": "p"}, "quantity": {"value": 1}}]})
     assert reply.status == 400
-    assert reply.violations() == {"user_event.product_details.quantity": "Invalid JSON "
+    assert reply.violations() == {"user_event.product_details[0].quantity": "Invalid JSON "
                                   "payload received: must be a whole number, got dict"}
     assert stored(gateway) == []
 

@@ -355,6 +355,9 @@ BAD_LINES: list[tuple[str, tuple[str, ...]]] = [
     ('{"eventType": "detail-page-view", "visitorId": "v", "eventTime": "2024-05-20T10:00:00Z"}',
      ("user_event.product_details: ",)),
     ('{"eventType": "home-page-view", "visitorId": "v-no-time"}', ("user_event.event_time: ",)),
+    ('{"eventType": "add-to-cart", "visitorId": "v", "eventTime": "2024-05-20T10:00:00Z", '
+     '"productDetails": [{"product": {"id": "a"}}, {"product": {"id": "b"}, "quantity": "x"}]}',
+     ("not a UserEvent", "product_details[1].quantity: must be a whole number")),
     ('{"eventType": "home-page-view", "visitorId": "v1", "visitorId": "v2", '
      '"eventTime": "2024-05-20T10:00:00Z"}', ("invalid JSON", "'visitorId' is given twice")),
     ('{"eventType": "search", "visitorId": "v", "eventTime": "2024-05-20T10:00:00Z", '

@@ -234,3 +234,21 @@ def test_a_json_format_error_names_the_proto_field_and_says_why(
     assert (named, reason in said) == (path, True), said
     assert "%Y" not in said and "bytes-like" not in said and "Available Fields" not in said
     assert "real number" not in said and "[]" not in said.replace("got []", "")
+
+
+@pytest.mark.parametrize(("document", "path"), [
+    # json_format names no index for a wrapper (quantity), and a wrapper's own `value`
+    ({"productDetails": [{"quantity": 1}, {"quantity": "x"}]}, "product_details[1].quantity"),
+    ({"productDetails": [{"quantity": "1e999"}]}, "product_details[0].quantity"),
+    ({"productDetails": [{"product": {"id": "a"}}, {"product": {"priceInfo": {"price": "c"}}}]},
+     "product_details[1].product.price_info.price"),
+    ({"userInfo": {"userId": 5}}, "user_info.user_id"),
+    ({"attributes": {"a": {"text": ["x"]}, "b": {"numbers": ["n"]}}}, "attributes[b].numbers[0]"),
+])
+def test_with_its_document_an_error_names_the_element_of_a_list(document: dict[str, Any],
+                                                                 path: str) -> None:
+    with pytest.raises(json_format.ParseError) as caught:
+        json_format.ParseDict(document, user_event_pb2.UserEvent())
+    named, _ = protojson.parse_error(caught.value, user_event_pb2.UserEvent.DESCRIPTOR,
+                                     document)
+    assert named == path
