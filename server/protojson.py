@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from google.protobuf import json_format
+from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
@@ -357,8 +357,6 @@ def _placed(descriptor: Descriptor, names: list[str], data: Any) -> list[str]:
 
 def _refused(item: Any, descriptor: Descriptor) -> bool:
     """Whether json_format refuses `item` as a `descriptor` message."""
-    from google.protobuf import message_factory
-
     try:
         json_format.ParseDict(item, message_factory.GetMessageClass(descriptor)())
     except (json_format.ParseError, RecursionError):
