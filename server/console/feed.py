@@ -53,6 +53,11 @@ WAKE_SLICE = 10
 BATCH_SECONDS = 0.05
 BATCH_SECONDS_PER_WATCH = 0.001
 BATCH_SECONDS_MAX = 0.25
+# The reads of all feeds together, at most (a second): each feed reads at most once
+# every feeds / FEED_READS_PER_SECOND seconds. A feed reads at each commit, and each
+# distinct filter watched is a feed: without a bound, a reader key opening hundreds
+# of watches of distinct filters made a read per watch and commit, and writes waited.
+FEED_READS_PER_SECOND = 200
 
 
 class Item:
@@ -245,12 +250,13 @@ class Feed:
     after a quiet spell at once)."""
 
     def __init__(self, source: Source, position: int, commits: Commits,
-                 poll: float, batched: bool) -> None:
+                 poll: float, batched: bool, spacing: Callable[[], float]) -> None:
         self.source = source
         self.position = position  # the rows up to it are read and handed out
         self._commits = commits
         self._poll = poll
         self._batched = batched
+        self._spacing = spacing  # the least time between two of its reads, now
         self.queues: set[_Queue] = set()
         self.task: asyncio.Task[None] | None = None
 
@@ -259,8 +265,12 @@ class Feed:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        pushed_at = -math.inf
+        pushed_at = read_at = -math.inf
         while self.queues and not self._commits.closed:
+            wait = read_at + self._spacing() - loop.time()
+            if wait > 0:  # (what is stored meanwhile comes with the next read)
+                await asyncio.sleep(wait)
+            read_at = loop.time()
             seen = self._commits.count  # before the read: a commit during it wakes the wait
             try:
                 top, position, chunk, full = await off_loop(self._read, self.position)
@@ -347,6 +357,11 @@ class Watches:
         self._waiting: set[_Queue] = set()  # watches waiting for a chunk or a poll
         self._tick: asyncio.TimerHandle | None = None
 
+    def _read_spacing(self) -> float:
+        """The least time between two reads of a feed: the feeds share
+        FEED_READS_PER_SECOND."""
+        return len(self._feeds) / FEED_READS_PER_SECOND
+
     @property
     def feeds(self) -> int:
         """How many feeds are reading (one per distinct key watched)."""
@@ -410,7 +425,8 @@ class Watches:
                 feed = self._feeds.get(key)  # (another watch of the key may have made it)
             if feed is None:
                 feed = self._feeds[key] = Feed(source, max(after, last), self._commits,
-                                               self._poll, batched=json_name is not None)
+                                               self._poll, json_name is not None,
+                                               self._read_spacing)
                 feed.queues.add(queue)
                 feed.start()
             else:

@@ -501,3 +501,28 @@ def test_the_poll_wakes_only_the_watches_that_have_something_to_look_at(
         await asyncio.gather(*pending[:-1], return_exceptions=True)
 
     run(store, body, poll=0.1)
+
+
+def test_many_feeds_share_a_bound_on_their_reads_and_miss_nothing(store: Store) -> None:
+    # A reader key may watch hundreds of distinct filters: a feed each, which read at
+    # every commit, so writes waited for reads. Together they read at most
+    # FEED_READS_PER_SECOND (plus each feed's first read), and each sees every event.
+    async def body(watches: Watches) -> None:
+        reads = [source(store, f'eventTime > "2000-01-01T00:00:{k:02d}Z"') for k in range(40)]
+        streams = [watches.items(read.key, read, 0, Caller()) for read in reads]
+        firsts = [asyncio.ensure_future(anext(s)) for s in streams]
+        await asyncio.sleep(0.1)
+        assert watches.feeds == 40
+        started = asyncio.get_running_loop().time()
+        await write(store, *[f"v{i}" for i in range(60)])  # 60 commits
+        got = [[await asyncio.wait_for(f, 5), *await take(s, 59)]
+               for f, s in zip(firsts, streams, strict=True)]
+        elapsed = asyncio.get_running_loop().time() - started
+        assert all(len(items) == 60 for items in got)
+        total = sum(len(read.reads) for read in reads)
+        # FEED_READS_PER_SECOND is 200 (with room for a busy machine); unbounded, 3,000
+        assert total <= 80 + 300 * elapsed, (total, elapsed)
+        for stream in streams:
+            await stream.aclose()
+
+    run(store, body)
