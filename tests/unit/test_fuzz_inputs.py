@@ -16,7 +16,7 @@ import orjson
 import pytest
 from footfall.retail.v2 import product_pb2, user_event_pb2, user_event_service_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from server import app, names
@@ -60,6 +60,7 @@ def _accepted_or_invalid(call: Callable[[], Any]) -> Any:
 
 
 @FUZZ
+@example(user_event="", raw_json='{"productDetails":[false]}', uri="", ets=0, rule=None)
 @given(user_event=st.text(max_size=200) | event_documents().map(json.dumps),
        raw_json=st.sampled_from([""]) | event_documents().map(json.dumps) | st.text(max_size=50),
        uri=st.text(max_size=40), ets=st.integers(min_value=-(2**63), max_value=2**63 - 1),
