@@ -319,9 +319,11 @@ def parse_error(error: json_format.ParseError, descriptor: Any,
     return _proto_path(descriptor, names), reason
 
 
-# How deep a path `_placed` looks into (each list on the way parses its elements
-# again): a message nested past json_format's depth limit keeps json_format's path.
+# How deep a path `_placed` looks into, and how many elements of a list (each list on
+# the way parses its elements again, so a refusal costs at most a few times its first
+# parse): past either, json_format's path is kept.
 _PLACED_DEPTH = 8
+_PLACED_ITEMS = 1_000
 
 
 def _placed(descriptor: Descriptor, names: list[str], data: Any) -> list[str]:
@@ -342,7 +344,8 @@ def _placed(descriptor: Descriptor, names: list[str], data: Any) -> list[str]:
             return [*out, part]  # its `value` is the wrapper's inside, not the caller's
         descriptor = field.message_type
         if field.is_repeated and not bracket and isinstance(value, list):
-            bad = next((i for i, item in enumerate(value) if _refused(item, descriptor)), None)
+            bad = next((i for i, item in enumerate(value[:_PLACED_ITEMS])
+                        if _refused(item, descriptor)), None)
             if bad is None:
                 return out + names[len(out):]
             part, value = f"{part}[{bad}]", value[bad]
