@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -242,22 +242,16 @@ def _counted(behaviour: Callable[..., Any], streams: _OpenStreams,
 
 def _decoded(behaviour: Callable[..., Any], deserializer: Callable[[bytes], Any] | None,
              method: str) -> Callable[..., Any]:
-    """`behaviour` (a server-streaming method: an async generator, or a coroutine
-    that writes to its context) given its request decoded as _decoder does: bytes
-    that are no valid message end the call INVALID_ARGUMENT before it starts
-    (grpc's own decoding answered UNKNOWN, and logged an ERROR with a traceback
-    for each such call of anyone: health watches need no key)."""
+    """`behaviour` (a server-streaming method) given its request decoded as _decoder
+    does: bytes that are no valid message end the call INVALID_ARGUMENT before it
+    starts (grpc's own decoding answered UNKNOWN, and logged an ERROR with a
+    traceback for each such call of anyone: health watches need no key)."""
     decode = _decoder(deserializer, method)
-    if inspect.isasyncgenfunction(behaviour):
-        async def replies(raw: Any, context: grpc.aio.ServicerContext) -> Any:
-            request = await _decoded_or_abort(decode, raw, context)
-            async for reply in behaviour(request, context):
-                yield reply
-        return replies
 
-    async def run(raw: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await behaviour(await _decoded_or_abort(decode, raw, context), context)
-    return run
+    async def request(raw: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await _decoded_or_abort(decode, raw, context)
+
+    return _given(behaviour, request)
 
 
 def _decoding_each(behaviour: Callable[..., Any], deserializer: Callable[[bytes], Any] | None,
@@ -267,18 +261,28 @@ def _decoding_each(behaviour: Callable[..., Any], deserializer: Callable[[bytes]
     the call INVALID_ARGUMENT, not UNKNOWN."""
     decode = _decoder(deserializer, method)
 
-    async def decoded(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-        async for raw in requests:
-            yield await _decoded_or_abort(decode, raw, context)
+    async def requests(raws: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def decoded() -> Any:
+            async for raw in raws:
+                yield await _decoded_or_abort(decode, raw, context)
+        return decoded()
 
+    return _given(behaviour, requests)
+
+
+def _given(behaviour: Callable[..., Any],
+           made: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+           ) -> Callable[..., Any]:
+    """`behaviour` (an async generator, or a coroutine that writes to its context)
+    called with `await made(what grpc passes, context)` in place of what grpc passes."""
     if inspect.isasyncgenfunction(behaviour):
-        async def replies(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-            async for reply in behaviour(decoded(requests, context), context):
+        async def replies(given: Any, context: grpc.aio.ServicerContext) -> Any:
+            async for reply in behaviour(await made(given, context), context):
                 yield reply
         return replies
 
-    async def run(requests: Any, context: grpc.aio.ServicerContext) -> Any:
-        return await behaviour(decoded(requests, context), context)
+    async def run(given: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await behaviour(await made(given, context), context)
     return run
 
 

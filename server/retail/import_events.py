@@ -27,9 +27,8 @@ from server.retail.bulk_import import (
 )
 from server.retail.line_pool import LinePool
 from server.store import EventRow
-from server.store.packed import pack
-from server.store.rollups import Counts, product_counts
-from server.store.rows import Step, StepResult, dedup_key, to_micros
+from server.store.rollups import Counts
+from server.store.rows import Step, StepResult
 
 __all__ = ["KIND", "ImportJob", "check_request", "new_operation"]
 
@@ -73,12 +72,10 @@ class GoodEvent(NamedTuple):
 
     @classmethod
     def of(cls, catalog: str, event: UserEvent) -> GoodEvent:
-        payload = event.SerializeToString(deterministic=True)
-        kind, visitor, time = event.event_type, event.visitor_id, event.event_time
-        time_us, time_ns = to_micros(time.seconds, time.nanos), time.nanos % 1000
-        return cls(kind, visitor, event.user_info.user_id, time_us, time_ns, payload,
-                   pack(payload, kind, visitor, time_us, time_ns), dedup_key(catalog, payload),
-                   tuple(d.product.id for d in event.product_details), product_counts(event))
+        ids = tuple(d.product.id for d in event.product_details)
+        row = EventRow.from_event(catalog, event, joined=not ids)
+        return cls(row.event_type, row.visitor_id, row.user_id, row.event_time_us,
+                   row.event_time_ns, row.payload, row.stored(), row.key, ids, row.counts)
 
     def row(self, catalog: str, came: tuple[int, int]) -> EventRow:
         """Its row when it does not join (joined only if it names no product), which

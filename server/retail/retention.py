@@ -37,8 +37,8 @@ class Retention:
 
     def __init__(self, store: Store, runner: OperationRunner, clock: Clock, days: int,
                  interval_seconds: float = 3600.0) -> None:
-        if days < 1 or interval_seconds <= 0:
-            raise ValueError("retention needs at least one day and a positive interval")
+        if days < 1:  # (Periodic checks the interval)
+            raise ValueError("retention needs at least one day")
         self._store = store
         self._runner = runner
         self._clock = clock

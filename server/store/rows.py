@@ -102,14 +102,18 @@ class EventRow:
                    dedup_key(catalog, source if source is not None else payload), source,
                    nanos % 1000, transport, received_us, product_counts(event))
 
+    def stored(self) -> bytes:
+        """The payload as the row's column holds it (packed, see packed.py)."""
+        if self.packed is not None:
+            return self.packed
+        return pack(self.payload, self.event_type, self.visitor_id, self.event_time_us,
+                    self.event_time_ns)
+
     def as_params(self) -> tuple[Any, ...]:
-        """Values of the row's columns (the event packed, see packed.py)."""
-        stored = self.packed if self.packed is not None else pack(
-            self.payload, self.event_type, self.visitor_id, self.event_time_us,
-            self.event_time_ns)
+        """Values of the row's columns."""
         return (self.catalog, self.event_type, self.visitor_id, self.user_id,
-                self.event_time_us, self.event_time_ns, int(self.joined), self.key, stored,
-                self.source, self.received_us, self.transport)
+                self.event_time_us, self.event_time_ns, int(self.joined), self.key,
+                self.stored(), self.source, self.received_us, self.transport)
 
 
 @dataclass(frozen=True)

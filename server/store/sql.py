@@ -12,7 +12,7 @@ event rows in bulk (multi-row INSERT, COPY, unnest) and claiming operations.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -264,9 +264,10 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         return self._committer.acknowledged_uncommitted
 
     def _count_inserted(self, db: Db, rows: Sequence[EventRow],
-                        inserted: Iterable[tuple[int, bytes]]) -> None:
+                        inserted: Iterable[tuple[int, bytes]], ids: Mapping[str, int]) -> None:
         """Add to the rollups the rows of `rows` their insert reported as new, by
-        (event_time_us, dedup_key): a duplicate dedup skipped counts nothing."""
+        (event_time_us, dedup_key): a duplicate dedup skipped counts nothing. `ids`:
+        the id of each catalog the rows name."""
         inserted = list(inserted)
         if len(inserted) == len(rows):  # all new (most writes): no matching needed
             new: Iterable[EventRow] = (row for row in rows if row.event_type in PRODUCT_TYPES)
@@ -275,17 +276,11 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
                        if row.event_type in PRODUCT_TYPES}  # (reversed: the first of equals)
             new = (row for row in (counted.pop((time_us, bytes(key)), None)
                                    for time_us, key in inserted) if row is not None)
-        ids: dict[str, int] = {}
         tally = Tally()
         for row in new:
             counts = row.counts if row.counts is not None else counts_of_payload(row.payload)
-            if counts is None:
-                continue
-            catalog_id = ids.get(row.catalog)
-            if catalog_id is None:
-                catalog_id = ids[row.catalog] = int(db.execute(
-                    self._sql.catalog_id, (row.catalog,)).fetchone()[0])
-            tally.add(catalog_id, row.event_time_us, counts)
+            if counts is not None:
+                tally.add(ids[row.catalog], row.event_time_us, counts)
         tally.apply(db, self._sql.dialect)
 
     def _rewrite_events(self, db: Db,

@@ -304,7 +304,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         too each retake can wait a whole switch interval. Fewer steps, fewer waits.
         """
         self._add_catalogs(conn, rows)
-        ids = {catalog: conn.execute(self._sql.catalog_id, (catalog,)).fetchone()[0]
+        ids = {catalog: int(conn.execute(self._sql.catalog_id, (catalog,)).fetchone()[0])
                for catalog in {row.catalog for row in rows}}
         inserted: list[tuple[int, bytes]] = []
         for start in range(0, len(rows), _ROWS_PER_STATEMENT):
@@ -325,7 +325,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             elif added:
                 inserted += conn.execute("SELECT event_time_us, dedup_key FROM user_events "
                                          "WHERE id > ? ORDER BY id", (last,)).fetchall()
-        self._count_inserted(conn, rows, inserted)
+        self._count_inserted(conn, rows, inserted, ids)
         return len(inserted)
 
     def _update_events(self, conn: sqlite3.Connection,

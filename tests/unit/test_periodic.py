@@ -40,15 +40,19 @@ def test_runs_at_start_then_every_interval_and_lives_through_failures(
 def test_the_first_run_may_go_on_the_thread() -> None:
     started = threading.Event()
     release = threading.Event()
+    finished = threading.Event()
 
     def slow() -> None:
         started.set()
         release.wait(5)
+        finished.set()
 
     periodic = Periodic(slow, 60, "test-periodic", "testing")
     periodic.start(first_on_thread=True)  # returns while the first run waits
+    assert not finished.is_set()
     assert started.wait(5)
     release.set()
+    assert finished.wait(5)
     periodic.stop(5)
 
 
