@@ -266,6 +266,53 @@ def test_a_row_the_database_refuses_fails_alone_not_the_rest_of_its_batch(
     assert "1 events acknowledged before their commit were NOT stored" in caplog.text
 
 
+def test_a_sqlite_batch_of_a_known_catalog_runs_no_statement_for_its_id(tmp_path: Path) -> None:
+    """A catalog seen committed is known by its id: a durable write's batch runs its
+    insert, its rollups and the transaction's two ends, nothing for the catalog."""
+    store = open_store(f"sqlite:///{tmp_path}/events.db")
+    try:
+        store.write_user_events([row("first", "detail-page-view", productDetails=[
+            {"product": {"id": "p1"}}])])
+        ran: list[str] = []
+        store._writer_conn.set_trace_callback(ran.append)  # noqa: SLF001
+        store.write_user_events([row("second", "detail-page-view", productDetails=[
+            {"product": {"id": "p1"}}])])
+        store._writer_conn.set_trace_callback(None)  # noqa: SLF001
+        assert [statement.split(" (")[0].split(" VALUES")[0] for statement in ran] == [
+            "BEGIN IMMEDIATE", "SELECT coalesce(max(id), 0) FROM user_events",
+            "INSERT OR IGNORE INTO user_events", "INSERT INTO product_days", "COMMIT"]
+        assert store.count_user_events(EventQuery(CATALOG)) == 2
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("undone", ["job", "batch"])
+def test_a_catalog_added_in_what_is_rolled_back_is_not_taken_as_known(
+        store: Any, undone: str) -> None:
+    """The id a catalog was given in a job (or a whole batch) that was rolled back
+    names no catalog: a later write of that catalog gives it one again, and its
+    events are found under its name."""
+    catalog = f"{CATALOG}-undone-{undone}"
+
+    def insert_then_fail(db: Any) -> None:
+        store._insert_events(db, [row("lost", catalog=catalog)])  # noqa: SLF001
+        raise RuntimeError("the job failed after inserting")
+
+    if undone == "job":
+        with pytest.raises(RuntimeError):
+            store._committer.submit_fn(insert_then_fail).result(10)  # noqa: SLF001
+    else:
+        with pytest.raises((OverflowError, TypeError)):  # (sqlite3's, orjson's)
+            store.write_user_events([row("first", catalog=catalog),
+                                     replace(row("bad", catalog=catalog), event_time_us=2**64)])
+    store.write_user_events([row("other", catalog=f"{CATALOG}-other")])  # (could reuse the id)
+    store.write_user_events([row("kept", catalog=catalog)])
+    assert [visitor(payload) for _, payload in
+            store.list_user_events(EventQuery(catalog), 10)] == ["kept"]
+    assert [visitor(payload) for _, payload in
+            store.list_user_events(EventQuery(f"{CATALOG}-other"), 10)] == ["other"]
+
+
 def test_events_answered_before_their_commit_are_refused_past_a_bound(store: Any) -> None:
     """A writer held up (another connection's lock, a slow disk) no longer gathers
     pixels and write_async events without end, all lost to a kill -9: past
