@@ -325,20 +325,35 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                 values = row.as_params()
                 params.append(ids[row.catalog])  # (its catalog by id, not by name)
                 params += values[1:]
-            # What the rollups need to know: which rows were new. New rows take ids
-            # above every row's, so when some were duplicates (skipped) the new ones
-            # are read back by id; most often all are new (no RETURNING to read).
-            # (Not from lastrowid: a row skipped as a duplicate may use up an id.)
-            (last,) = conn.execute("SELECT coalesce(max(id), 0) FROM user_events").fetchone()
+            # What the rollups need to know: which rows were new. Most often all are
+            # (no RETURNING to read, no statement more); else see `_added`.
             added = conn.execute(_INSERT_EVENTS + ", ".join([_ROW_MARKS] * len(chunk)),
                                  params).rowcount
             if added == len(chunk):
                 inserted += [(row.event_time_us, row.key) for row in chunk]
             elif added:
-                inserted += conn.execute("SELECT event_time_us, dedup_key FROM user_events "
-                                         "WHERE id > ? ORDER BY id", (last,)).fetchall()
+                inserted += self._added(conn, chunk, ids, added)
         self._count_inserted(conn, rows, inserted, ids)
         return len(inserted)
+
+    @staticmethod
+    def _added(conn: sqlite3.Connection, chunk: Sequence[EventRow], ids: dict[str, int],
+               added: int) -> list[tuple[int, bytes]]:
+        """(event_time_us, dedup_key) of the `added` rows of `chunk` that its INSERT
+        stored, in id order, when it skipped some as duplicates: of the rows stored
+        under the chunk's keys, the `added` with the highest ids, since a row stored
+        before has a lower id than any added after it (AUTOINCREMENT). Each key is
+        looked up in the dedup index. (Not by id from lastrowid: a skipped row may
+        use up an id.)"""
+        keys = list(dict.fromkeys((ids[row.catalog], row.event_time_us, row.key)
+                                  for row in chunk))
+        stored = conn.execute(
+            "SELECT e.id, e.event_time_us, e.dedup_key FROM (VALUES "
+            + ", ".join(["(?, ?, ?)"] * len(keys)) + ") AS k JOIN user_events e ON "
+            "e.catalog_id = k.column1 AND e.event_time_us = k.column2 AND "
+            "e.dedup_key = k.column3", [value for key in keys for value in key]).fetchall()
+        stored.sort()
+        return [(time_us, bytes(key)) for _, time_us, key in stored[len(stored) - added:]]
 
     def _catalog_ids_of(self, conn: sqlite3.Connection, rows: Sequence[EventRow]) -> dict[str, int]:
         """The id of each catalog `rows` name, given one in this transaction if it has
