@@ -1,5 +1,7 @@
 """bench/REPORT.md from one run's results: every figure beside its baseline, each
-bar met or missed by how much, then the analysis kept in bench/ANALYSIS.md."""
+bar met or missed by how much. A run replaces only the part of REPORT.md it wrote
+(between BEGIN and END); what follows it (before/after runs, analysis, written by
+hand) is kept."""
 
 from __future__ import annotations
 
@@ -7,6 +9,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+BEGIN = ("<!-- From here to the end mark, written by `make bench` from one run; a run "
+         "replaces it and keeps the rest of this file. -->")
+END = "<!-- End of the part written by `make bench`. -->"
+EARLIER = "## Earlier runs and analysis (kept by `make bench`)"
 
 
 def _range(s: dict[str, float], digits: int = 0) -> str:
@@ -53,10 +59,23 @@ def render(results: dict[str, Any]) -> str:
         lines += _insights(results["insights"])
     if "watch" in results:
         lines += _watch(results["watch"])
-    analysis = HERE / "ANALYSIS.md"
-    if analysis.exists():
-        lines += ["", analysis.read_text().rstrip(), ""]
+    if results.get("failed"):
+        lines += ["## Benchmarks that failed in this run", "",
+                  *(f"- {name}: {why}" for name, why in results["failed"].items()), ""]
     return "\n".join(lines) + "\n"
+
+
+def with_run(report: str, results: dict[str, Any]) -> str:
+    """REPORT.md (`report`, as it is) with the part a run writes made from `results`:
+    what follows that part's end mark is kept; a report without the marks is kept
+    whole, under EARLIER, but its title."""
+    if END in report:
+        kept = report.split(END, 1)[1].lstrip("\n")
+    else:
+        body = report.split("\n", 1)[1] if report.startswith("# ") else report
+        kept = f"{EARLIER}\n\n{body.lstrip()}" if body.strip() else ""
+    title, generated = render(results).split("\n", 1)
+    return f"{title}\n\n{BEGIN}\n{generated.lstrip()}{END}\n\n{kept}".rstrip() + "\n"
 
 
 def _write(w: dict[str, Any]) -> list[str]:

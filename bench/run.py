@@ -11,7 +11,10 @@ import os
 import platform
 import sqlite3
 import subprocess
+import sys
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +94,11 @@ def machine() -> dict[str, Any]:
             "load_average_at_start": os.getloadavg()}
 
 
-def run(profile: str, only: set[str] | None = None) -> dict[str, Any]:
+def run(profile: str, only: set[str] | None = None,
+        save: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Every benchmark of `profile` (or those in `only`), in turn; `save(results)` after
+    each, so that a long run that fails or is stopped keeps what it measured. A
+    benchmark that fails is named in results["failed"] and the others still run."""
     settings = PROFILES[profile]
     results: dict[str, Any] = {"profile": profile, "machine": machine(),
                                "started": dt.datetime.now(dt.UTC).isoformat()}
@@ -104,8 +111,15 @@ def run(profile: str, only: set[str] | None = None) -> dict[str, Any]:
             continue
         start = time.monotonic()
         print(f"== {name} ({profile})", flush=True)
-        results[name] = fn(**settings[name])
-        results[name]["wall_seconds"] = time.monotonic() - start
+        try:
+            results[name] = fn(**settings[name])
+        except Exception as exc:
+            traceback.print_exc()
+            results.setdefault("failed", {})[name] = f"{type(exc).__name__}: {exc}"
+        else:
+            results[name]["wall_seconds"] = time.monotonic() - start
+        if save is not None:
+            save(results)
     return results
 
 
@@ -117,19 +131,25 @@ def main() -> None:
                              "watch, insights, count, versions")
     parser.add_argument("--no-report", action="store_true", help="print JSON only")
     args = parser.parse_args()
-    results = run(args.profile, set(args.only) if args.only else None)
+    only = set(args.only) if args.only else None
     if args.no_report:
+        results = run(args.profile, only)
         print(json.dumps(results, indent=1))
-        return
-    from bench.report import render
+        sys.exit(1 if results.get("failed") else 0)
+    from bench.report import with_run
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     out = HERE / "results" / f"{stamp}-{args.profile}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    results = run(args.profile, only,
+                  save=lambda so_far: out.write_text(json.dumps(so_far, indent=1) + "\n"))
+    if results.get("failed"):
+        print(f"FAILED: {', '.join(results['failed'])} (see above); the rest is reported")
     if args.profile == "full":
-        (HERE / "REPORT.md").write_text(render(results))
+        report = HERE / "REPORT.md"
+        report.write_text(with_run(report.read_text() if report.exists() else "", results))
     print(f"wrote {out}" + (" and bench/REPORT.md" if args.profile == "full" else ""))
+    sys.exit(1 if results.get("failed") else 0)
 
 
 if __name__ == "__main__":

@@ -59,3 +59,29 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
                     "## 5. Scale", "## 6. Inventory", "## 7. Console",
                     "## 8. `events count --server`", "## 9. Insights", "## 10. Watch streams"):
         assert heading in report
+
+
+def test_a_run_replaces_only_the_part_of_the_report_it_wrote() -> None:
+    """`make bench` rewrites its own part of bench/REPORT.md and keeps what was written
+    by hand after it (a report without the marks is kept whole, but its title)."""
+    sys.path.insert(0, str(ROOT))
+    from bench.report import BEGIN, EARLIER, END, with_run
+
+    machine = {"cpu": "cpu", "cores": 2, "memory_gib": 1.0, "kernel": "k", "python": "3",
+               "grpcio": "g", "protobuf": "p", "sqlite": "s", "h2load": "h",
+               "load_average_at_start": (0.1, 0.2, 0.3)}
+
+    def results(started: str, failed: dict[str, str] | None = None) -> dict[str, object]:
+        return {"profile": "full", "machine": machine, "started": started,
+                **({"failed": failed} if failed else {})}
+
+    old = "# Footfall benchmark report\n\nGenerated long ago.\n\n## Analysis\n\nBy hand.\n"
+    first = with_run(old, results("run-1"))
+    assert first.startswith("# Footfall benchmark report\n\n" + BEGIN)
+    assert "run-1" in first and "Generated long ago." in first.split(END)[1]
+    assert first.split(END)[1].lstrip().startswith(EARLIER)
+    second = with_run(first + "\nAdded later by hand.\n", results("run-2", {"purge": "boom"}))
+    assert "run-1" not in second and "run-2" in second.split(END)[0]
+    assert "- purge: boom" in second.split(END)[0]
+    assert second.split(END)[1] == (first.split(END)[1] + "\nAdded later by hand.\n")
+    assert second.count(BEGIN) == second.count(END) == 1
