@@ -266,7 +266,15 @@ def caller_gone(context: Any) -> Cancelled | DeadlineExceeded:
 
 
 def _logfmt(value: Any) -> str:
+    """`value` as one logfmt token: bare when it is a plain word, else quoted, with
+    every character that is not printable escaped (`\\r`, `\\x1b`, `\\u2028`): a
+    message quotes what a client sent, and a carriage return or a terminal's escape
+    sequence in it would let the client forge or hide lines of the log."""
     text = str(value)
     if text and all(c.isalnum() or c in "-_./:@" for c in text):
         return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                       for c in text)
+    return '"' + text + '"'
