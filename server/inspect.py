@@ -73,7 +73,8 @@ REJECTIONS = Kind("ListRejections", "rejections", "WatchRejections", lines.rejec
 
 
 def _say(message: str) -> None:
-    print(f"footfall: {message}", file=sys.stderr, flush=True)
+    # (a message may quote a server's answer: escaped, as every line printed)
+    print(lines.printable(f"footfall: {message}"), file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -304,7 +305,7 @@ def _operations(args: argparse.Namespace) -> int:
     def body(source: Source) -> int:
         ops = source.server.operations(args.parent, done) if isinstance(source, _Remote) \
             else _stored_operations(source, args.parent, done)
-        return _print(ops, lambda op: summarize(op).line(), args.json)
+        return _print(ops, lambda op: lines.printable(summarize(op).line()), args.json)
 
     return _reading(args, body)
 

@@ -24,7 +24,7 @@ def as_json(message: Any) -> str:
     return json_format.MessageToJson(message, indent=None)
 
 
-def _printable(line: str) -> str:
+def printable(line: str) -> str:
     """`line` with each character that is not printable (U+2028, NEL, ESC...) escaped."""
     return line if line.isprintable() else "".join(
         c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)
@@ -64,7 +64,7 @@ def user_event(stored: console_pb2.StoredUserEvent) -> str:
                     ("search", event.search_query and _quoted(event.search_query)),
                     ("revenue", revenue)])
     unjoined = "" if stored.joined or not event.product_details else " not-joined"
-    return _printable(f"{_time(event.event_time)}  {event.event_type:<20} {facts}{unjoined}"
+    return printable(f"{_time(event.event_time)}  {event.event_type:<20} {facts}{unjoined}"
                       f"  [{_transport(stored)}]")
 
 
@@ -78,7 +78,7 @@ def client_event(stored: console_pb2.StoredClientEvent) -> str:
         f"type {event.job_event.type}"  # stored before unknown numbers were refused
     facts = _facts([("jobs", ",".join(j.rpartition("/")[2] for j in event.job_event.jobs)),
                     ("request", event.request_id), ("event", event.event_id)])
-    return _printable(f"{_time(event.create_time)}  {what:<20} {facts}  [{_transport(stored)}]")
+    return printable(f"{_time(event.create_time)}  {what:<20} {facts}  [{_transport(stored)}]")
 
 
 def _rpc(method: str) -> str:
@@ -97,7 +97,7 @@ def rejection(refused: console_pb2.Rejection) -> str:
     where = _facts([("key", refused.key_name), ("operation", refused.operation),
                     ("times", str(refused.repeats + 1) if refused.repeats else ""),
                     ("last", _time(refused.last_time) if refused.repeats else "")])
-    return _printable("  ".join(part for part in (
+    return printable("  ".join(part for part in (
         _time(refused.time), _rpc(refused.method),
         f"[{_transport(refused)}]", refused.parent or "-",
         f"{_CODES.get(refused.code, refused.code)}: {refused.message}"
@@ -108,6 +108,6 @@ def data_set(found: console_pb2.DataSet) -> str:
     """Name, how many events, and the latest event and receive times."""
     what = ("client event" if "/tenants/" in found.name else "event") \
         + ("" if found.event_count == 1 else "s")
-    return _printable(f"{found.name}  {found.event_count} {what}  last event "
+    return printable(f"{found.name}  {found.event_count} {what}  last event "
                       f"{_time(found.last_event_time)}  last received "
                       f"{_time(found.last_receive_time)}")

@@ -83,6 +83,7 @@ def _group(variable: re.Match[str]) -> str:
 
 
 _CATALOG = _Form("projects/{project}/locations/{location}/catalogs/{catalog}")
+_PROJECT_ID = re.compile(rf"(?!-\Z)(?!\.\.?\Z)[^{_NOT_IN_SEGMENT}]{{1,{MAX_SEGMENT}}}")
 _BRANCH = _Form("projects/{project}/locations/{location}/catalogs/{catalog}/branches/{branch}")
 _PRODUCT = _Form("projects/{project}/locations/{location}/catalogs/{catalog}/branches/{branch}"
                  "/products/{product=**}")
@@ -145,6 +146,12 @@ def _branch_of(match: re.Match[str]) -> BranchName:
 # Names parsed lately: every write names its catalog, and a server has few. Only
 # names of a sensible length are kept, so the cache stays small whatever is sent.
 _CACHED_NAME_CHARS = 512
+
+
+def is_project_id(text: str) -> bool:
+    """Whether `text` may be the project of a name (a segment, not `-`): what a
+    name no parser takes (a project id of a megabyte, say) is not."""
+    return _PROJECT_ID.fullmatch(text) is not None
 
 
 def parse_catalog(value: str, field: str = "parent") -> CatalogName:

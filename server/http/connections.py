@@ -16,7 +16,13 @@ accept loop here is ours:
   trickled bytes do not move (aiohttp's keep-alive timer);
 - a TLS handshake gets the same time;
 - a failed accept (EMFILE, ENFILE, ...) waits a moment before the next one, and
-  is logged at most once per LOG_INTERVAL with a count.
+  is logged at most once per LOG_INTERVAL with a count;
+- the request heads held at once (arriving, queued behind another request on the
+  connection, or being answered) hold at most HEADS_HELD times the longest request
+  line between them: a pixel's URL may be as long as a body (--max-request-bytes),
+  and aiohttp keeps each head whole, so a thousand connections sending long request
+  lines (or pipelining 32 each behind a watch) held gigabytes. Past that, a
+  connection whose head would hold more is answered 429 and closed.
 
 The body has a deadline of its own, kept by the gateway where it reads it.
 """
@@ -24,6 +30,7 @@ The body has a deadline of its own, kept by the gateway where it reads it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
@@ -34,7 +41,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import http_exceptions, web, web_protocol
+from aiohttp import http_exceptions, streams, web, web_protocol, web_request
+from aiohttp.http import RawRequestMessage
 from google.rpc import code_pb2, status_pb2
 
 from server.http.errors import error_body
@@ -53,6 +61,21 @@ _REFUSAL_BODY = error_body(_REFUSAL_STATUS, 503)
 REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; "
            b"charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: "
            + str(len(_REFUSAL_BODY)).encode() + b"\r\n\r\n" + _REFUSAL_BODY)
+# Request heads held at once (see GuardedSite.hold_heads) hold at most this many times
+# the longest request line (max_line_size: --max-request-bytes) between them, beyond
+# the first FREE_HEAD_BYTES of each connection's: ordinary heads never wait for room,
+# only long ones (a pixel of a large event) share it.
+HEADS_HELD = 16
+FREE_HEAD_BYTES = 64 * 1024
+_HEADS_STATUS = status_pb2.Status(
+    code=code_pb2.RESOURCE_EXHAUSTED,
+    message="the server holds too many long request heads (request lines and headers) "
+            "at once; retry shortly, or send a large event as a POST body")
+_HEADS_BODY = error_body(_HEADS_STATUS, 429)
+HEADS_REFUSAL = (b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json; "
+                 b"charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\n"
+                 b"Content-Length: " + str(len(_HEADS_BODY)).encode() + b"\r\n\r\n"
+                 + _HEADS_BODY)
 
 
 class RateLimitedLog:
@@ -141,9 +164,15 @@ class Connection(web.RequestHandler):
     to the header timeout, is the head deadline: aiohttp (from 3.14.5) arms it at
     accept and again at the end of each response, bytes arriving do not move it,
     and when it fires a connection still waiting for a complete head is closed.
-    So a request costs nothing extra here."""
+    So a request costs nothing extra here.
 
-    __slots__ = ("_site", "made", "_lost")
+    The bytes of its request heads are counted (`GuardedSite.hold_heads`) from
+    their arrival until their request is answered: a head arriving, the heads
+    aiohttp queued behind the request being answered (it parses up to 32 ahead),
+    and the one being answered. Bytes of a body are not (the gateway counts them,
+    and aiohttp stops reading a body no one reads)."""
+
+    __slots__ = ("_site", "made", "_lost", "_arriving", "_heads", "_held", "_body")
 
     def __init__(self, site: GuardedSite, manager: web.Server, **kwargs: Any) -> None:
         # A body left unread after the answer is drained for as long, no longer.
@@ -152,14 +181,71 @@ class Connection(web.RequestHandler):
         self._site = site
         self.made = False  # connection_made was called
         self._lost: list[Callable[[], Any]] = []  # called when the connection is lost
+        self._arriving = 0  # bytes of the head that is arriving
+        self._heads: collections.deque[int] = collections.deque()  # of those unanswered
+        self._held = 0  # the two together
+        self._body: streams.StreamReader | None = None  # of the last head in
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.made = True
         self._site.opened(self)
 
+    def data_received(self, data: bytes) -> None:
+        body = self._body
+        if (body is not None and not body.is_eof()) or self._force_close or self._close:
+            super().data_received(data)
+            return
+        if not self._hold(self._held + len(data)):
+            self._refuse_heads()
+            return
+        self._arriving += len(data)
+        before = self._request_count
+        super().data_received(data)
+        came = self._request_count - before
+        if came:  # whole heads: each held (by its size) until answered
+            messages = list(self._messages)[-came:]
+            sizes = [_head_bytes(message) for message, _ in messages]
+            self._heads.extend(sizes)
+            # The rest of the data is a body, or the start of the next head (from
+            # the next data on, that is counted).
+            self._arriving = 0
+            self._hold(sum(self._heads))
+            self._body = messages[-1][1]
+
+    async def _handle_request(self, request: web_request.BaseRequest, start_time: float | None,
+                              request_handler: Callable[[web_request.BaseRequest], Any]
+                              ) -> tuple[web.StreamResponse, bool]:
+        try:
+            return await super()._handle_request(request, start_time, request_handler)
+        finally:  # its head is let go (requests are answered in the order they came)
+            if self._heads:
+                self._heads.popleft()
+                self._hold(self._arriving + sum(self._heads))
+
+    def _hold(self, held: int) -> bool:
+        """Hold `held` bytes of heads now; False (and nothing changed) when the
+        server has no room for that many more."""
+        if not self._site.hold_heads(self._held, held):
+            return False
+        self._held = held
+        return True
+
+    def _refuse_heads(self) -> None:
+        """429 and close: the server holds as many heads as it may."""
+        self._site.heads_refused.note(
+            f"HTTP: refusing long request heads: {self._site.head_budget} bytes of them "
+            f"are held (beyond {FREE_HEAD_BYTES} a connection)")
+        transport = self.transport
+        if transport is not None and not self._heads and not self._request_in_progress:
+            transport.write(HEADS_REFUSAL)  # (else mid-answer: just closed)
+        self.force_close()
+
     def connection_lost(self, exc: BaseException | None) -> None:
         self._site.closed(self)
+        self._heads.clear()
+        self._arriving = 0
+        self._hold(0)
         for call in self._lost:
             call()
         self._lost.clear()
@@ -216,6 +302,9 @@ class GuardedSite(web.BaseSite):
         self._pending = 0  # accepted, not connected yet (a TLS handshake, say)
         self.refused = RateLimitedLog(log)
         self.accept_errors = RateLimitedLog(log)
+        self.head_budget = HEADS_HELD * int(handler_args.get("max_line_size", 8190))
+        self.head_bytes = 0  # of heads held, beyond each connection's FREE_HEAD_BYTES
+        self.heads_refused = RateLimitedLog(log)
 
     @property
     def name(self) -> str:
@@ -246,6 +335,7 @@ class GuardedSite(web.BaseSite):
         await asyncio.gather(*self._connecting, return_exceptions=True)
         self.refused.flush()
         self.accept_errors.flush()
+        self.heads_refused.flush()
         await super().stop()  # the open connections are the runner's to drain
 
     def opened(self, connection: Connection) -> None:
@@ -254,6 +344,15 @@ class GuardedSite(web.BaseSite):
 
     def closed(self, connection: Connection) -> None:
         self._open.discard(connection)
+
+    def hold_heads(self, was: int, now: int) -> bool:
+        """A connection that held `was` bytes of request heads holds `now`: whether
+        there is room (always, for fewer), counting what is beyond FREE_HEAD_BYTES."""
+        more = max(now - FREE_HEAD_BYTES, 0) - max(was - FREE_HEAD_BYTES, 0)
+        if more > 0 and self.head_bytes + more > self.head_budget:
+            return False
+        self.head_bytes += more
+        return True
 
     def _watch(self, on: bool) -> None:
         loop = asyncio.get_running_loop()
@@ -310,6 +409,15 @@ class GuardedSite(web.BaseSite):
             if not (made and made[0].made):  # else the transport has the socket
                 sock.close()
                 self._pending -= 1
+
+
+def _head_bytes(message: Any) -> int:
+    """The bytes of a parsed request head: its target and header lines (0 for a
+    request aiohttp could not read, answered 400 and closed)."""
+    if not isinstance(message, RawRequestMessage):
+        return 0
+    return len(message.path) + sum(len(name) + len(value) + 4
+                                   for name, value in message.raw_headers)
 
 
 def _refuse(sock: socket.socket) -> None:

@@ -14,6 +14,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from server.inspect import remote_failed
+from server.lines import printable
 from server.remote import CALL_SECONDS, RemoteError
 
 _SWITCHES = {"true": True, "false": False}
@@ -138,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         except RemoteError as exc:
             return remote_failed(exc, args.parent)
     for line in lines:
-        print(line)
+        print(printable(line))  # ids and event types are what clients sent
     return 0
 
 

@@ -23,6 +23,7 @@ from google.protobuf.message import Message
 from server.clock import Clock
 from server.config import Settings
 from server.errors import Cancelled, DeadlineExceeded, FootfallError, ResourceExhausted
+from server.names import is_project_id
 from server.policy import faults
 from server.policy.auth import (
     WRITER_METHODS,
@@ -185,7 +186,10 @@ class Policy:
         if (self.quota is not None or self.byte_quota is not None) and method in QUOTA_METHODS:
             project = admission.project or next(
                 (p for p in map(project_of, resource_names(request)) if p), None)
-            if project is not None:  # no project: the servicer refuses the name
+            # No project, or none a name may hold: the servicer refuses the name. (A
+            # bucket kept the id: writes naming projects of a megabyte each, refused
+            # all the same, held a megabyte each until 10,000 buckets were swept.)
+            if project is not None and is_project_id(project):
                 if self.quota is not None:
                     self.quota.take(project)
                 if self.byte_quota is not None:
@@ -266,7 +270,15 @@ def caller_gone(context: Any) -> Cancelled | DeadlineExceeded:
 
 
 def _logfmt(value: Any) -> str:
+    """`value` as one logfmt token: bare when it is a plain word, else quoted, with
+    every character that is not printable escaped (`\\r`, `\\x1b`, `\\u2028`): a
+    message quotes what a client sent, and a carriage return or a terminal's escape
+    sequence in it would let the client forge or hide lines of the log."""
     text = str(value)
     if text and all(c.isalnum() or c in "-_./:@" for c in text):
         return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                       for c in text)
+    return '"' + text + '"'

@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
+from footfall.console.v1 import console_pb2_grpc
+from footfall.retail.v2 import (
+    user_event_pb2,
+    user_event_service_pb2,
+    user_event_service_pb2_grpc,
+)
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import json_format
 
@@ -126,3 +135,79 @@ def test_without_a_key_no_request_is_even_decoded(served: Running) -> None:
             call(b"\xff" * 100_000, timeout=10, metadata=ADMIN)
     assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert keyed.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # decoded: it has a key
+
+
+# What a terminal takes for commands: move to the line's start, clear the screen, set
+# the window title (OSC ... BEL), hide what follows.
+CONTROLS = "\r\x1b[2J\x1b]0;owned\x07\x1b[8m"
+
+
+def _shown(out: subprocess.CompletedProcess[str]) -> list[str]:
+    """The lines a command printed (stdout, then stderr), each checked to be printable:
+    what a server answers, or a client stored, never drives the terminal."""
+    printed = out.stdout.splitlines() + out.stderr.splitlines()
+    assert all(line.isprintable() for line in printed), printed
+    return printed
+
+
+def test_what_a_writer_stored_reaches_the_terminal_escaped(tmp_path: Path) -> None:
+    # A writer key sits in a shop's pages: anyone may store an event type or a product
+    # id holding a terminal's control sequences, for `footfall insights` to print.
+    running = start(Settings(host="127.0.0.1", port=0, store="memory://", grace_seconds=5))
+    try:
+        with grpc.insecure_channel(address(running)) as channel:
+            retail = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+            for event_type, products in ((f"page-view{CONTROLS}", []),
+                                         ("detail-page-view", [f"sku{CONTROLS}"])):
+                retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+                    parent=CATALOG, user_event=json_format.ParseDict(
+                        {"eventType": event_type, "visitorId": "v",
+                         "productDetails": [{"product": {"id": p}} for p in products]},
+                        user_event_pb2.UserEvent())))
+        for command in ("totals", "products"):
+            out = footfall("insights", command, "--server", address(running), "--parent",
+                           CATALOG, cwd=tmp_path)
+            assert out.returncode == 0, out.stderr
+            assert any(r"\r\x1b[2J\x1b]0;owned\x07\x1b[8m" in line for line in _shown(out))
+    finally:
+        running.stop()
+
+
+class Hostile(operations_pb2_grpc.OperationsServicer, console_pb2_grpc.ConsoleServiceServicer):
+    """A server (or anything listening where one is expected) that answers with text
+    meant for the terminal of whoever asks."""
+
+    def ListOperations(self, request: Any, context: Any) -> Any:  # noqa: N802
+        op = operations_pb2.Operation(name=f"{CATALOG}/operations/import-user-events-1{CONTROLS}",
+                                      done=True)
+        op.error.code, op.error.message = 3, f"refused{CONTROLS}"
+        return operations_pb2.ListOperationsResponse(operations=[op])
+
+    def ListUserEvents(self, request: Any, context: Any) -> Any:  # noqa: N802
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad{CONTROLS}")
+
+
+@pytest.fixture
+def hostile() -> Iterator[str]:
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    operations_pb2_grpc.add_OperationsServicer_to_server(Hostile(), server)
+    console_pb2_grpc.add_ConsoleServiceServicer_to_server(Hostile(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(None)
+
+
+def test_a_hostile_server_cannot_drive_the_terminal(hostile: str, tmp_path: Path) -> None:
+    listed = footfall("operations", "list", "--server", hostile, "--parent", CATALOG,
+                      cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    [line] = _shown(listed)
+    assert line.startswith("failed") and r"refused\r\x1b[2J" in line
+    refused = footfall("events", "list", "--server", hostile, "--parent", CATALOG,
+                       cwd=tmp_path)
+    assert refused.returncode == 2
+    assert _shown(refused) == [r"footfall: the server answered INVALID_ARGUMENT: bad\r\x1b[2J"
+                               r"\x1b]0;owned\x07\x1b[8m"]

@@ -293,6 +293,72 @@ def test_the_bodies_being_read_hold_a_bounded_number_of_bytes(
             assert sock.recv(65536).startswith(b"HTTP/1.1 200")
 
 
+PIXEL = "/v2/projects/p/locations/global/catalogs/default_catalog/userEvents:collect"
+
+
+def test_the_request_heads_being_read_hold_a_bounded_number_of_bytes(
+        settings: Settings, clock: FixedClock) -> None:
+    # A request line may be as long as a body (a pixel's URL), and aiohttp holds each
+    # head whole until it is in: connections that never finish theirs held gigabytes
+    # (40 lines of 9 MiB: 370 MB). Together they hold at most HEADS_HELD times the
+    # limit; past that a long head is refused, to retry, and short ones are served.
+    from server.http.connections import HEADS_HELD
+    limit = 256 * 1024
+    line = f"GET {PIXEL}?userEvent=".encode() + b"a" * (limit - 1000)
+    with serving(settings, clock, max_request_bytes=limit) as running, \
+            contextlib.ExitStack() as stack:
+        refused = None
+        for _ in range(2 * HEADS_HELD):
+            sock = stack.enter_context(raw(running.http_port))
+            try:
+                sock.sendall(line)
+                readable, _, _ = select.select([sock], [], [], TRICKLE)
+                answer = sock.recv(65536) if readable else b""
+            except ConnectionResetError:
+                answer = b"reset"
+            if answer:
+                refused = answer
+                break
+        assert refused is not None, "no long head was refused"
+        assert refused.startswith(b"HTTP/1.1 429 "), refused[:200]
+        assert b'"status": "RESOURCE_EXHAUSTED"' in refused
+        assert b"too many long request heads" in refused
+        with raw(running.http_port) as sock:  # a short request is served meanwhile
+            sock.sendall(HEAD)
+            assert sock.recv(100).startswith(b"HTTP/1.1 200 ")
+        stack.close()  # the long heads go: their room is given back
+        site = running.http.site  # type: ignore[union-attr]
+        assert site is not None
+        wait_for(lambda: site.head_bytes == 0, "the heads' bytes given back")
+        with raw(running.http_port) as sock:
+            sock.sendall(line + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 200 ")  # the pixel's GIF
+
+
+def test_heads_queued_behind_a_long_request_count_too(
+        settings: Settings, clock: FixedClock) -> None:
+    # aiohttp parses up to 32 requests ahead of the one it answers: pipelined behind
+    # a watch (which never ends), one connection held 30 heads of 9 MiB (280 MB).
+    from server.http.connections import HEADS_HELD
+    limit = 256 * 1024
+    watch = "/console/v1/projects/p/locations/global/catalogs/default_catalog/userEvents:watch"
+    pixel = (f"GET {PIXEL}?userEvent=".encode() + b"a" * (limit - 1000)
+             + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    with serving(settings, clock, max_request_bytes=limit) as running, \
+            raw(running.http_port) as sock:
+        sock.sendall(f"GET {watch} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")  # the stream is open
+        with contextlib.suppress(OSError):  # closed once the heads fill their room
+            for _ in range(30):
+                sock.sendall(pixel)
+        _, rest = read_until_closed(sock)
+        assert b"HTTP/1.1" not in rest  # (mid-stream: closed, no answer written)
+        site = running.http.site  # type: ignore[union-attr]
+        assert site is not None
+        assert site.head_bytes <= HEADS_HELD * limit
+        wait_for(lambda: site.head_bytes == 0, "the heads' bytes given back")
+
+
 @pytest.mark.parametrize("expect", ["", "Expect: 100-continue\r\n"], ids=["plain", "expect"])
 def test_a_body_declared_larger_than_the_limit_is_refused_before_it_is_sent(
         settings: Settings, clock: FixedClock, expect: str) -> None:

@@ -3,6 +3,7 @@ path; every job that ends writes one INFO line with its kind, outcome, time and 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import re
@@ -23,9 +24,12 @@ from footfall.retail.v2 import (
 )
 from google.longrunning import operations_pb2_grpc
 
-from server.app import Running
+from server.app import Running, start
+from server.clock import FixedClock
+from server.config import Settings
 
 from .cli import CATALOG, event, wait
+from .http_client import call
 
 
 class Lines(logging.Handler):
@@ -99,3 +103,24 @@ def test_the_start_line_names_the_store_and_gcs_root_by_absolute_path(tmp_path: 
         reader.join()
     assert f"(store sqlite:///{tmp_path}/shop/events.db; gcs root {tmp_path}/shop/gcs; " \
            "plaintext)" in line, line
+
+
+def test_a_call_line_escapes_what_a_client_sent(settings: Settings, clock: FixedClock,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    # A refusal's message quotes the client (here, the name of a field the event does
+    # not have): a carriage return in it let the client write over the line in a
+    # terminal, an escape sequence recolour or hide it, U+2028 or NEL start a line of
+    # its own for whatever splits the log by lines.
+    forged = "x\r2024-05-01 12:00:00,000 WARNING footfall: \x1b[8mforged\x85\u2028\x0b"
+    running = start(dataclasses.replace(settings, http_port=-1), clock)
+    try:
+        with caplog.at_level(logging.INFO, "footfall.requests"):
+            reply = call(running.http_port, "POST", f"/v2/{CATALOG}/userEvents:write",
+                         {"eventType": "home-page-view", "visitorId": "v", forged: 1})
+    finally:
+        running.stop()
+    assert reply.status == 400
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("call ")]
+    assert "has no field named" in line
+    assert line.isprintable(), repr(line)
+    assert r"x\r2024-05-01 12:00:00,000 WARNING footfall: \x1b[8mforged\x85\u2028\x0b" in line

@@ -99,6 +99,24 @@ def test_quota_without_auth_takes_the_project_from_the_request() -> None:
     admit(policy, WRITE, [], write_request("nonsense"), Context())  # the servicer refuses it
 
 
+def test_a_name_no_parser_takes_costs_the_quotas_no_bucket(tmp_path: Any) -> None:
+    # The servicer refuses such a name; its project kept as a bucket's key held what
+    # it holds: 300 writes naming projects of a megabyte each held 430 MB until
+    # 10,000 buckets were swept.
+    path = tmp_path / "keys.json"
+    path.write_text('{"keys": {"key-1": {"projects": ["*"], "role": "writer"}}}')
+    writes, size = WriteQuota(60, FixedClock(0)), ByteQuota(10**7, FixedClock(0))
+    for auth, metadata in ((None, []), (Authenticator(str(path)), [("x-goog-api-key", "key-1")])):
+        policy = Policy([SERVICE], auth, writes, byte_quota=size)
+        for project in ("p" * 1_000_000, "p" * 256, "-", "..", "a b", "x\x1b"):
+            request = write_request(f"projects/{project}/locations/l/catalogs/c")
+            admit(policy, WRITE, metadata, request, Context())
+        assert (len(writes), len(size)) == (0, 0)
+    admit(policy, WRITE, metadata, write_request(f"projects/{'p' * 255}/locations/l/catalogs/c"),
+          Context())  # (the longest a segment may be)
+    assert (len(writes), len(size)) == (1, 1)
+
+
 def test_the_byte_quota_counts_the_request_bytes_of_each_project() -> None:
     request = write_request()
     request.user_event.visitor_id = "v" * 1000
