@@ -204,14 +204,17 @@ class Connection(web.RequestHandler):
         super().data_received(data)
         came = self._request_count - before
         if came:  # whole heads: each held (by its size) until answered
-            messages = list(self._messages)[-came:]
-            sizes = [_head_bytes(message) for message, _ in messages]
-            self._heads.extend(sizes)
+            if came == 1:  # (nearly always: no list made)
+                message, self._body = self._messages[-1]
+                self._heads.append(_head_bytes(message))
+            else:
+                messages = list(self._messages)[-came:]
+                self._heads.extend(_head_bytes(message) for message, _ in messages)
+                self._body = messages[-1][1]
             # The rest of the data is a body, or the start of the next head (from
             # the next data on, that is counted).
             self._arriving = 0
             self._hold(sum(self._heads))
-            self._body = messages[-1][1]
 
     async def _handle_request(self, request: web_request.BaseRequest, start_time: float | None,
                               request_handler: Callable[[web_request.BaseRequest], Any]
@@ -225,8 +228,10 @@ class Connection(web.RequestHandler):
 
     def _hold(self, held: int) -> bool:
         """Hold `held` bytes of heads now; False (and nothing changed) when the
-        server has no room for that many more."""
-        if not self._site.hold_heads(self._held, held):
+        server has no room for that many more. (Within FREE_HEAD_BYTES, before and
+        after, the site has nothing to count: most requests.)"""
+        if (held > FREE_HEAD_BYTES or self._held > FREE_HEAD_BYTES) \
+                and not self._site.hold_heads(self._held, held):
             return False
         self._held = held
         return True
