@@ -35,6 +35,8 @@ def made_up_route(rpc: str, verb: str, path: str, body: str = "") -> Route:
 WRITE_BY_QUERY = made_up_route("WriteUserEvent", "get", "/test/{parent=**}:write")
 REJOIN_BY_QUERY = made_up_route("RejoinUserEvents", "get", "/test/{parent=**}:rejoin")
 IMPORT_WHOLE_BODY = made_up_route("ImportUserEvents", "post", "/test/{parent=**}:import", "*")
+IMPORT_BODY_FIELD = made_up_route("ImportUserEvents", "post", "/test/{parent=**}:import",
+                                  "input_config")
 
 
 def build(route: Route, query: list[tuple[str, str]], body: bytes = b"",
@@ -242,3 +244,37 @@ def test_path_values_win_over_the_same_field_in_a_named_body() -> None:
 def test_output_follows_the_system_parameters(query: dict[str, str],
                                               expected: transcode.Output) -> None:
     assert transcode.output_of(query) == expected
+
+
+# -- numbers given as JSON strings -----------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "expected"), [("+5", 5), ("5.", 5), ("50e-1", 5)])
+def test_query_takes_what_a_json_string_may_hold_for_a_number(value: str, expected: int) -> None:
+    """One reading for both (protojson.NUMBER_TEXT): a sign, a point, an exponent."""
+    request: Any = build(WRITE_BY_QUERY, [("userEvent.offset", value)])
+    assert request.user_event.offset == expected
+    body = b'{"userEventInlineSource": {"userEvents": [{"offset": "%s"}]}}' % value.encode()
+    request = build(IMPORT_BODY_FIELD, [], body)
+    assert request.input_config.user_event_inline_source.user_events[0].offset == expected
+
+
+@pytest.mark.parametrize("lenient", ["", ', "experimentIds": "e"'])
+@pytest.mark.parametrize(("value", "field", "why"), [
+    ("1_0", "offset", "must be a whole number in ASCII digits (e.g. 10), got '1_0'"),
+    ("\u0661", "offset", "in ASCII digits"),
+    ("\u0661.5", "purchase_transaction.revenue", "must be a number in ASCII digits"),
+    ("Inf", "purchase_transaction.revenue", "must be a number in ASCII digits"),
+])
+def test_a_body_takes_numbers_in_json_strings_in_ascii_digits_only(
+        value: str, field: str, why: str, lenient: str) -> None:
+    """json_format read all of these (Python's int() and float()); the strict and the
+    lenient reading of a body refuse them alike."""
+    json_field = "offset" if field == "offset" else "purchaseTransaction"
+    json_value = f'"{value}"' if field == "offset" else f'{{"revenue": "{value}"}}'
+    body = ('{"userEventInlineSource": {"userEvents": [{"eventType": "x"}, '
+            f'{{"{json_field}": {json_value}{lenient}}}]}}}}').encode()
+    found = violations(IMPORT_BODY_FIELD, [], body)
+    path = f"input_config.user_event_inline_source.user_events[1].{field}"
+    assert list(found) == [path], found
+    assert found[path].startswith("Invalid JSON payload received: ") and why in found[path]

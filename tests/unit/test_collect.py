@@ -146,3 +146,28 @@ def test_a_pixel_event_off_the_fast_path_is_still_refused(text: str, field: str,
         decode(user_event=text)
     [violation] = caught.value.violations
     assert violation.field == field and words in violation.description, violation
+
+
+CART = {"eventType": "add-to-cart", "visitorId": "v1",
+        "productDetails": [{"product": {"id": "a"}, "quantity": 1},
+                           {"product": {"id": "b"}, "quantity": "1_0"}]}
+
+
+@pytest.mark.parametrize("text", [
+    json.dumps(CART),
+    quote(json.dumps(CART)),
+    # a space before a colon: off the fast path, to json_format.Parse
+    json.dumps(CART).replace('"visitorId":', '"visitorId" :'),
+    # and the lenient forms read after it refused the text
+    json.dumps({**CART, "experimentIds": "e"}).replace('"visitorId":', '"visitorId" :'),
+], ids=["fast-path", "url-encoded", "json_format", "json_format-then-lenient"])
+def test_a_pixel_event_reads_numbers_in_ascii_digits_only(text: str) -> None:
+    """json_format.Parse read "1_0" as 10 (Python's int())."""
+    for field in ("user_event", "raw_json"):
+        if field == "raw_json" and not text.startswith("{"):
+            continue
+        with pytest.raises(InvalidArgument) as refused:
+            decode(**{field: text})
+        [violation] = refused.value.violations
+        assert violation.field == f"{field}.product_details[1].quantity", violation
+        assert "whole number in ASCII digits (e.g. 10), got '1_0'" in violation.description
