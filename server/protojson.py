@@ -428,6 +428,16 @@ def parse_text(text: str | bytes, message: Message) -> None:
         raise
 
 
+def placed(error: json_format.ParseError, descriptor: Descriptor, data: Any) -> PlacedError:
+    """`error`, met parsing `data` as a `descriptor` message, as a PlacedError whose
+    place is found in `data` (see parse_error): for a caller that reports against an
+    earlier form of the document (lenient_json rewrites one object as a list of one,
+    a list of map entries as a map), where the place could not be found."""
+    if isinstance(error, PlacedError):
+        return error
+    return PlacedError(*parse_error(error, descriptor, data))
+
+
 # -- json_format's errors, said as a field path and a reason --------------------------
 
 _STEP = re.compile(r"Failed to parse (\w+) field: ")
@@ -497,25 +507,36 @@ _PLACED_ITEMS = 1_000
 def _placed(descriptor: Descriptor, names: list[str], data: Any) -> list[str]:
     """`names` (JSON or proto names, json_format's path) with the index of the
     first element json_format refuses added to a list of messages named without
-    one, and a wrapper's own `value` left out (it is not in the JSON)."""
+    one, the field of a oneof json_format leaves out put back, and a wrapper's own
+    `value` left out (it is not in the JSON)."""
     out: list[str] = []
-    for part in names:
+    for i, part in enumerate(names):
         name, bracket, _ = part.partition("[")
-        field = next((f for f in descriptor.fields if name in (f.json_name, f.name)), None)
-        value = data.get(field.json_name, data.get(field.name)) \
-            if field is not None and isinstance(data, dict) else None
+        field = _field_named(descriptor, name)
+        if field is None and isinstance(data, dict):
+            # json_format names no step for a field of a oneof (an import's
+            # user_event_inline_source): the one `data` sets whose message has `name`
+            member = next((f for f in descriptor.fields if f.containing_oneof is not None
+                           and f.message_type is not None and not f.is_repeated
+                           and _json_value(data, f) is not None
+                           and _field_named(f.message_type, name) is not None), None)
+            if member is not None and member.message_type is not None:
+                out.append(member.json_name)
+                descriptor, data = member.message_type, _json_value(data, member)
+                field = _field_named(descriptor, name)
+        value = _json_value(data, field) if field is not None else None
         if field is None or value is None:
-            return out + names[len(out):]
+            return out + names[i:]
         if field.message_type is None or field.message_type.GetOptions().map_entry:
-            return out + names[len(out):]
+            return out + names[i:]
         if field.message_type.full_name in _WRAPPERS:
             return [*out, part]  # its `value` is the wrapper's inside, not the caller's
         descriptor = field.message_type
         if field.is_repeated and not bracket and isinstance(value, list):
-            bad = next((i for i, item in enumerate(value[:_PLACED_ITEMS])
+            bad = next((j for j, item in enumerate(value[:_PLACED_ITEMS])
                         if _refused(item, descriptor)), None)
             if bad is None:
-                return out + names[len(out):]
+                return out + names[i:]
             part, value = f"{part}[{bad}]", value[bad]
         elif bracket:
             index = part[len(name) + 1:-1]
@@ -524,6 +545,17 @@ def _placed(descriptor: Descriptor, names: list[str], data: Any) -> list[str]:
         out.append(part)
         data = value
     return out
+
+
+def _field_named(descriptor: Descriptor, name: str) -> FieldDescriptor | None:
+    return _fields_by_any_name(descriptor).get(name)
+
+
+def _json_value(data: Any, field: FieldDescriptor) -> Any:
+    """What the JSON object `data` gives `field` (under either name), or None."""
+    if not isinstance(data, dict):
+        return None
+    return data.get(field.json_name, data.get(field.name))
 
 
 def _refused(item: Any, descriptor: Descriptor) -> bool:

@@ -228,9 +228,9 @@ def _parse_leniently(request: Message, field: FieldDescriptor, name: str, value:
     """Parse `value`, which the strict parse refused (`strict`), once the forms Google's
     JSON front end accepts are rewritten (imports and user-event writes: see
     lenient_json); None when it parses, else what to report: the rewritten value's
-    error when the rewriting changed something (`"experimentIds": "x"` beside an
-    unknown field is refused for that field, not for the one read as a list), else
-    `strict`."""
+    error, placed in it, when the rewriting changed something (`"experimentIds": "x"`
+    beside an unknown field is refused for that field, not for the one read as a
+    list), else `strict`."""
     descriptor_ = cast(descriptor.Descriptor, request.DESCRIPTOR)
     if descriptor_.full_name not in lenient_json.LENIENT_REQUESTS:
         return strict
@@ -240,9 +240,13 @@ def _parse_leniently(request: Message, field: FieldDescriptor, name: str, value:
     request.ClearField(field.name)  # what the strict parse left half-done
     try:
         protojson.parse_into(lenient, request)
-    except (json_format.ParseError, RecursionError) as exc:
+    except json_format.ParseError as exc:
         request.ClearField(field.name)
-        return exc if isinstance(exc, json_format.ParseError) else lenient_json.too_deep()
+        # placed in the rewritten value: one object there is a list of one
+        return protojson.placed(exc, descriptor_, lenient)
+    except RecursionError:
+        request.ClearField(field.name)
+        return lenient_json.too_deep()
     return None
 
 

@@ -77,6 +77,8 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
                     protojson.parse_into(lenient, event)  # (its depth limit, as Parse's)
                 except RecursionError:
                     raise lenient_json.too_deep() from None
+                except json_format.ParseError as error:  # placed where it was rewritten
+                    raise protojson.placed(error, event.DESCRIPTOR, lenient) from None
     except json_format.ParseError as exc:
         path, reason = protojson.parse_error(exc, event.DESCRIPTOR,
                                              data if isinstance(data, dict) else None)

@@ -278,3 +278,21 @@ def test_a_body_takes_numbers_in_json_strings_in_ascii_digits_only(
     path = f"input_config.user_event_inline_source.user_events[1].{field}"
     assert list(found) == [path], found
     assert found[path].startswith("Invalid JSON payload received: ") and why in found[path]
+
+
+@pytest.mark.parametrize(("events", "field"), [
+    ('{"productDetails": {"product": {"id": "a"}, "quantity": {"value": 1}}}',
+     "user_events[0].product_details[0].quantity"),
+    ('{"productDetails": [{"product": {"id": "a", "attributes": [{"key": "k", "value": '
+     '{"text": ["x"]}}]}}, {"product": {"id": "b"}, "quantity": 1.5}]}',
+     "user_events[0].product_details[1].quantity"),
+    ('{"productDetails": {"product": {"id": "a"}, "quantity": 1.5}}',
+     "user_events[0].product_details[0].quantity"),  # (said quantity.value)
+    # proto3 JSON: json_format names no step for user_event_inline_source (a oneof's)
+    ('{"productDetails": [{"product": {"id": "a"}}, {"quantity": {"value": 1}}]}',
+     "user_events[0].product_details[1].quantity"),
+], ids=["one-object", "after-a-map-as-entries", "wrapper", "proto3"])
+def test_a_body_read_leniently_names_the_element_at_fault(events: str, field: str) -> None:
+    body = b'{"userEventInlineSource": {"userEvents": %s}}' % events.encode()
+    found = violations(IMPORT_BODY_FIELD, [], body)
+    assert list(found) == [f"input_config.user_event_inline_source.{field}"], found

@@ -171,3 +171,18 @@ def test_a_pixel_event_reads_numbers_in_ascii_digits_only(text: str) -> None:
         [violation] = refused.value.violations
         assert violation.field == f"{field}.product_details[1].quantity", violation
         assert "whole number in ASCII digits (e.g. 10), got '1_0'" in violation.description
+
+
+@pytest.mark.parametrize("space", ["", " "], ids=["fast-path", "json_format"])
+@pytest.mark.parametrize(("details", "field"), [
+    ({"product": {"id": "a"}, "quantity": {"value": 1}}, "product_details[0].quantity"),
+    ([{"product": {"id": "a", "attributes": [{"key": "k", "value": {"text": ["x"]}}]}},
+      {"product": {"id": "b"}, "quantity": 1.5}], "product_details[1].quantity"),
+], ids=["one-object", "after-a-map-as-entries"])
+def test_a_pixel_event_read_leniently_names_the_element_at_fault(details: object, field: str,
+                                                                 space: str) -> None:
+    text = json.dumps({"eventType": "add-to-cart", "visitorId": "v", "productDetails": details})
+    with pytest.raises(InvalidArgument) as refused:
+        decode(user_event=text.replace('"visitorId":', f'"visitorId"{space}:'))
+    [violation] = refused.value.violations
+    assert violation.field == f"user_event.{field}", violation

@@ -354,3 +354,16 @@ def test_a_number_beside_a_loose_one_is_refused_in_a_product_too() -> None:
     with pytest.raises(protojson.PlacedError) as caught:
         parse_dict(document, product_pb2.Product)
     assert caught.value.path == "available_quantity"
+
+
+def test_with_its_document_an_error_names_the_field_of_a_oneof_json_format_leaves_out() -> None:
+    """json_format's message names no step for a field in a oneof: `input_config:` was
+    all an inline import's refusal named."""
+    from footfall.retail.v2 import import_config_pb2
+    request = import_config_pb2.ImportUserEventsRequest
+    document = {"inputConfig": {"userEventInlineSource": {"userEvents": [
+        {"eventType": "a"}, {"productDetails": [{"quantity": {"value": 1}}]}]}}}
+    with pytest.raises(json_format.ParseError) as caught:
+        json_format.ParseDict(document, request())
+    assert protojson.parse_error(caught.value, request.DESCRIPTOR, document)[0] == \
+        "input_config.user_event_inline_source.user_events[1].product_details[0].quantity"
