@@ -11,11 +11,13 @@ corpus.
 
 json_format reads a number given as a JSON string with Python's int() and
 float(), which also take "1_0" (10), "١" (an Arabic-Indic one), "５", white space
-round the number, "inf" and "nan" in any case; the proto3 JSON mapping and
+round the number, "inf" and "nan" in any case, and a Timestamp or Duration with
+int() and datetime, which take the same digits; the proto3 JSON mapping and
 Google's own parser (protobuf's C++ one) read ASCII digits only. `check_texts`
 refuses what they refuse before json_format reads a document (the fast path takes
-no number from a string), and `parse_into` and `parse_text` are json_format with
-that check: every JSON path uses them, so a value is read alike on each.
+no number from a string, and only timestamps it reads in ASCII digits), and
+`parse_into` and `parse_text` are json_format with that check: every JSON path
+uses them, so a value is read alike on each.
 """
 
 from __future__ import annotations
@@ -276,7 +278,7 @@ def parse_dict(data: Any, message_class: type[M]) -> M:
         return message
 
 
-# -- numbers given as JSON strings ----------------------------------------------------
+# -- numbers, Timestamps and Durations given as JSON strings -------------------------
 
 # A number in a JSON string, as protobuf's C++ parser reads one (absl's SimpleAtoi and
 # SimpleAtod, less the white space and the "inf" and "nan" it lets through): ASCII
@@ -287,6 +289,12 @@ NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9
 WHOLE_NUMBER_TEXT = re.compile(r"[+-]?[0-9]+")
 # The only other strings a float or double field takes, spelled exactly so.
 SPECIAL_FLOATS = frozenset({"NaN", "Infinity", "-Infinity"})
+# RFC 3339 as the proto3 JSON mapping takes it: two digits a field, an upper-case T
+# and Z, 1 to 9 fraction digits, an offset [+-]hh:mm (json_format leaves the ranges
+# to datetime); and a Duration: whole seconds, 1 to 9 fraction digits, then "s".
+_TIMESTAMP_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+                             r"(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})")
+_DURATION_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]{1,9})?s")
 _INTEGER_CPP_TYPES = frozenset({_F.CPPTYPE_INT32, _F.CPPTYPE_INT64, _F.CPPTYPE_UINT32,
                                 _F.CPPTYPE_UINT64})
 _MAX_DEPTH = 100  # json_format's own limit: it refuses a document nested deeper
@@ -360,8 +368,16 @@ def _check_value(value: Any, field: FieldDescriptor, path: str, depth: int) -> N
         why = _scalar_problem(value, field)
     elif message.full_name in _WRAPPERS:
         why = _scalar_problem(value, message.fields_by_name["value"])
+    elif message.full_name == "google.protobuf.Timestamp":
+        why = None if type(value) is not str or _TIMESTAMP_TEXT.fullmatch(value) else (
+            "not an RFC 3339 timestamp such as 2024-01-01T00:00:00Z (two ASCII digits a "
+            f"field, upper-case T and Z, offset +hh:mm), got {value[:_SHOWN]!r}")
+    elif message.full_name == "google.protobuf.Duration":
+        why = None if type(value) is not str or _DURATION_TEXT.fullmatch(value) else (
+            "not a duration such as 1.5s (seconds in ASCII digits, at most 9 after the "
+            f"point, then s), got {value[:_SHOWN]!r}")
     elif message.full_name.startswith("google.protobuf."):
-        why = None  # Timestamp, Struct, Value, FieldMask, Any...: no number from a string
+        why = None  # Struct, Value, FieldMask, Any...: no number read from a string
     else:
         _check_message(value, message, path, depth + 1)
         return
@@ -402,9 +418,9 @@ def _fields_by_any_name(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
 
 
 def check_texts(data: Any, descriptor: Descriptor) -> None:
-    """Raise PlacedError for the first number or enum number in `data` (parsed
-    JSON for a `descriptor` message) given as a string the proto3 JSON mapping
-    does not read, though json_format would (see the module's words)."""
+    """Raise PlacedError for the first number, enum number, Timestamp or Duration
+    in `data` (parsed JSON for a `descriptor` message) given as a string the proto3
+    JSON mapping does not read, though json_format would (see the module's words)."""
     _check_message(data, descriptor, "", 0)
 
 

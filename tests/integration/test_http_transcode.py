@@ -3,6 +3,7 @@ bodies, and what is refused."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -296,3 +297,14 @@ def test_a_body_read_leniently_names_the_element_at_fault(events: str, field: st
     body = b'{"userEventInlineSource": {"userEvents": %s}}' % events.encode()
     found = violations(IMPORT_BODY_FIELD, [], body)
     assert list(found) == [f"input_config.user_event_inline_source.{field}"], found
+
+
+@pytest.mark.parametrize("value", ["\u0662\u0660\u0662\u0664-05-01T12:00:00Z",
+                                   "2024-05-01T12:00:00.1_0Z", "2024-05-01T12:00:00+5:00"])
+def test_a_timestamp_in_the_query_or_the_body_is_read_in_ascii_digits_only(value: str) -> None:
+    found = violations(WRITE_BY_QUERY, [("userEvent.eventTime", value)])
+    assert "RFC 3339" in found["userEvent.eventTime"], found
+    body = json.dumps({"userEventInlineSource": {"userEvents": [{"eventTime": value}]}}).encode()
+    found = violations(IMPORT_BODY_FIELD, [], body)
+    path = "input_config.user_event_inline_source.user_events[0].event_time"
+    assert list(found) == [path] and "RFC 3339" in found[path], found

@@ -6,8 +6,9 @@ client, lines of imported files and inline imports.
 The proto3 JSON mapping reads a quoted number in ASCII digits, with an optional
 sign, fraction and exponent ("1e2" is 100, for integer fields too); protobuf's
 Python json_format reads it with int() and float(), which also take "1_0" (10),
-"١" (an Arabic-Indic one), "５" (a fullwidth five) and white space round it. Each
-of those is refused, naming the field, and nothing is stored."""
+"١" (an Arabic-Indic one), "５" (a fullwidth five) and white space round it, and a
+Timestamp or Duration with datetime and int(), which take the same digits. Each of
+those is refused, naming the field, and nothing is stored."""
 
 from __future__ import annotations
 
@@ -189,5 +190,45 @@ def test_a_product_over_rest_with_a_loose_number_is_refused_naming_it(
     product = {"title": "Tent", "categories": ["Tents"], **changes}
     found = violations(post(server, f"{branch}/products?productId=tent", product))
     assert list(found) == [field] and says in found[field], found
+    with pytest.raises(exceptions.NotFound):
+        products.get_product(name=f"{branch}/products/tent", timeout=RPC_DEADLINE)
+
+
+# -- Timestamps and Durations ----------------------------------------------------------
+
+LOOSE_TIMES = ["\u0662\u0660\u0662\u0664-05-20T10:00:00Z", "2024-05-20T10:00:00.1_0Z",
+               "2024-05-20T10:00:00+5:00", "2024-05-20T10:00:00.Z"]
+
+
+@pytest.mark.parametrize("event_time", LOOSE_TIMES)
+def test_an_event_time_not_in_ascii_digits_is_refused_on_every_road(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str,
+        gcs_folder: str, event_time: str) -> None:
+    event = {"eventType": "home-page-view", "visitorId": "v", "eventTime": event_time}
+    found = violations(post(server, f"{catalog}/userEvents:write", event))
+    assert list(found) == ["user_event.event_time"] and "RFC 3339" in found[
+        "user_event.event_time"]
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        retail.collect_user_event(request={"parent": catalog, "user_event": json.dumps(event)},
+                                  timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, ["user_event.event_time"])
+    uri = put_gcs(server.gcs_root, f"{gcs_folder}/events.json", [json.dumps(event)])
+    operation = retail.import_user_events(request={
+        "parent": catalog, "input_config": {"gcs_source": {"input_uris": [uri]}}},
+        timeout=RPC_DEADLINE)
+    [sample] = [s.message for s in finish(operation).error_samples]
+    assert sample.startswith(f"{uri} line 1: not a UserEvent: event_time: not an RFC 3339 "
+                             "timestamp"), sample
+    assert count_events(server.store, catalog, server.workdir) == 0
+
+
+@pytest.mark.parametrize("ttl", ["1_0s", "\u0661s", "+1s", "1.5 s", "1.0000000001s"])
+def test_a_product_ttl_not_in_ascii_digits_is_refused_naming_it(
+        server: ServerProcess, products: retail_v2.ProductServiceClient, branch: str,
+        ttl: str) -> None:
+    product = {"title": "Tent", "categories": ["Tents"], "ttl": ttl}
+    found = violations(post(server, f"{branch}/products?productId=tent", product))
+    assert list(found) == ["product.ttl"] and "not a duration such as 1.5s" in found[
+        "product.ttl"], found
     with pytest.raises(exceptions.NotFound):
         products.get_product(name=f"{branch}/products/tent", timeout=RPC_DEADLINE)

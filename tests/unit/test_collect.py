@@ -186,3 +186,13 @@ def test_a_pixel_event_read_leniently_names_the_element_at_fault(details: object
         decode(user_event=text.replace('"visitorId":', f'"visitorId"{space}:'))
     [violation] = refused.value.violations
     assert violation.field == f"user_event.{field}", violation
+
+
+@pytest.mark.parametrize("space", ["", " "], ids=["fast-path", "json_format"])
+def test_a_pixel_event_time_is_read_in_ascii_digits_only(space: str) -> None:
+    text = json.dumps({"eventType": "home-page-view", "visitorId": "v",
+                       "eventTime": "2024-05-20T10:00:00.1_0Z"})
+    with pytest.raises(InvalidArgument) as refused:
+        decode(user_event=text.replace('"visitorId":', f'"visitorId"{space}:'))
+    [violation] = refused.value.violations
+    assert violation.field == "user_event.event_time" and "RFC 3339" in violation.description

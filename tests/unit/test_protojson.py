@@ -367,3 +367,65 @@ def test_with_its_document_an_error_names_the_field_of_a_oneof_json_format_leave
         json_format.ParseDict(document, request())
     assert protojson.parse_error(caught.value, request.DESCRIPTOR, document)[0] == \
         "input_config.user_event_inline_source.user_events[1].product_details[0].quantity"
+
+
+# -- Timestamps and Durations given as JSON strings ------------------------------------
+
+# json_format read each (datetime and int() take any script's digits and "_"; its
+# Duration takes int()'s white space and sign, "1." and 10 fraction digits, rounded).
+LOOSE_TIMES = [
+    ({"eventTime": "\u0662\u0660\u0662\u0664-05-20T10:00:00Z"}, "event_time"),
+    ({"eventTime": "2024-05-20T10:00:00.\u0661Z"}, "event_time"),
+    ({"eventTime": "2024-05-20T10:00:00.1_0Z"}, "event_time"),
+    ({"eventTime": "2024-05-20T10:00:00+0_1:00"}, "event_time"),
+    ({"eventTime": "2024-05-20T10:00:00+05:3\u0660"}, "event_time"),
+    ({"eventTime": "2024-05-20T10:00:00.Z"}, "event_time"),
+    ({"eventTime": "2024-05-20T10:00:00+5:30"}, "event_time"),
+    ({"eventTime": "2024-5-20T10:00:00Z"}, "event_time"),
+    ({"eventTime": "2024-05-20T1:0:0Z"}, "event_time"),
+    ({"productDetails": [{}, {"product": {"availableTime": "2024-05-2\u0660T10:00:00Z"}}]},
+     "product_details[1].product.available_time"),
+    ({"productDetails": [{"product": {"priceInfo": {
+        "priceEffectiveTime": "2024-05-20T10:00:00.\uff11Z"}}}]},
+     "product_details[0].product.price_info.price_effective_time"),
+    ({"productDetails": [{"product": {"ttl": "1_0s"}}]}, "product_details[0].product.ttl"),
+    ({"productDetails": [{"product": {"ttl": "\u0661s"}}]}, "product_details[0].product.ttl"),
+    ({"productDetails": [{"product": {"ttl": " 1s"}}]}, "product_details[0].product.ttl"),
+    ({"productDetails": [{"product": {"ttl": "+1s"}}]}, "product_details[0].product.ttl"),
+    ({"productDetails": [{"product": {"ttl": "1.s"}}]}, "product_details[0].product.ttl"),
+    ({"productDetails": [{"product": {"ttl": "1.5 s"}}]}, "product_details[0].product.ttl"),
+    ({"productDetails": [{"product": {"ttl": "1.0000000001s"}}]},
+     "product_details[0].product.ttl"),
+    ({"productDetails": [{"product": {"ttl": "1.\u0665s"}}]}, "product_details[0].product.ttl"),
+]
+
+
+@pytest.mark.parametrize(("document", "path"), LOOSE_TIMES,
+                         ids=[json.dumps(d, ensure_ascii=False)[:60] for d, _ in LOOSE_TIMES])
+def test_a_timestamp_or_duration_is_read_in_ascii_digits_only(document: dict[str, Any],
+                                                              path: str) -> None:
+    json_format.ParseDict(document, user_event_pb2.UserEvent())  # (it still does)
+    for parse in (parse_dict, lenient_json.parse_dict):
+        with pytest.raises(json_format.ParseError) as caught:
+            parse(document, user_event_pb2.UserEvent)
+        named, said = protojson.parse_error(caught.value, user_event_pb2.UserEvent.DESCRIPTOR,
+                                            document)
+        assert named == path, (named, said)
+        assert ("RFC 3339" if path.endswith("time") else "not a duration such as 1.5s") in said
+
+
+@pytest.mark.parametrize("document", [
+    {"eventTime": "2024-05-20T10:00:00Z"},
+    {"eventTime": "2024-05-20T10:00:00.5Z"},
+    {"eventTime": "2024-05-20T10:00:00.123456789Z"},
+    {"eventTime": "2024-05-20T10:00:00+00:00"},  # as Google's tutorial files write it
+    {"eventTime": "2024-05-20T10:00:00.25-07:30"},
+    {"productDetails": [{"product": {"ttl": "1s"}}]},
+    {"productDetails": [{"product": {"ttl": "-1.5s"}}]},
+    {"productDetails": [{"product": {"ttl": "01.000000001s"}}]},
+])
+def test_a_timestamp_or_duration_in_ascii_digits_reads_as_json_format_reads_it(
+        document: dict[str, Any]) -> None:
+    expected = json_format.ParseDict(document, user_event_pb2.UserEvent())
+    for parse in (parse_dict, lenient_json.parse_dict):
+        assert parse(document, user_event_pb2.UserEvent) == expected
