@@ -53,15 +53,21 @@ LENIENT_REQUESTS = frozenset(f"google.cloud.retail.{version}.{request}"
 def parse_dict(data: dict[str, Any], message_class: type[M]) -> M:
     """A `message_class` from parsed JSON: proto3 JSON, else with the forms above
     rewritten. Raises json_format.ParseError: the rewritten document's when the
-    rewriting changed something (so it names what is still wrong), else the strict
-    parse's."""
+    rewriting changed something (so it names what is still wrong; a
+    protojson.PlacedError, its place found in the rewritten document, where one
+    object stands for a list of one and a map may have been a list of entries),
+    else the strict parse's."""
+    descriptor = cast(Descriptor, message_class.DESCRIPTOR)
     try:
         return _parsed(data, message_class)
     except json_format.ParseError as strict:
-        lenient = normalize(data, cast(Descriptor, message_class.DESCRIPTOR))
+        lenient = normalize(data, descriptor)
         if lenient == data:
             raise strict from None
-    return _parsed(lenient, message_class)
+    try:
+        return _parsed(lenient, message_class)
+    except json_format.ParseError as error:
+        raise protojson.placed(error, descriptor, lenient) from None
 
 
 def _parsed(data: dict[str, Any], message_class: type[M]) -> M:

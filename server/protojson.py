@@ -8,12 +8,26 @@ cover exactly — an unusual type, a value of the wrong kind, null, a key it doe
 not know — falls back to `json_format.ParseDict` for the whole object, so the
 result and every error message are json_format's own. Tests compare both on a
 corpus.
+
+json_format reads a number given as a JSON string with Python's int() and
+float(), which also take "1_0" (10), "١" (an Arabic-Indic one), "５", white space
+round the number, "inf" and "nan" in any case, and a Timestamp or Duration with
+int() and datetime, which take the same digits; the proto3 JSON mapping and
+Google's own parser (protobuf's C++ one) read ASCII digits only. `check_texts`
+refuses what they refuse before json_format reads a document (the fast path takes
+no number from a string, and only timestamps it reads in ASCII digits), and
+`parse_into` and `parse_text` are json_format with that check: every JSON path
+uses them, so a value is read alike on each.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
+import json
+import math
 import re
+import struct
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -250,8 +264,9 @@ def _not_none(value: Any) -> bool:
 
 
 def parse_dict(data: Any, message_class: type[M]) -> M:
-    """`message_class` from a parsed proto3-JSON object, exactly as
-    `json_format.ParseDict` makes it; raises json_format.ParseError as it does."""
+    """`message_class` from a parsed proto3-JSON object, exactly as `parse_into`
+    (json_format.ParseDict, with `check_texts`) makes it; raises
+    json_format.ParseError as it does."""
     try:
         # At run time the Descriptor is upb's, which the stubs keep apart (isinstance agrees).
         return message_class(**_plan(cast(Descriptor, message_class.DESCRIPTOR)).convert(data))
@@ -259,8 +274,184 @@ def parse_dict(data: Any, message_class: type[M]) -> M:
     # which json_format refuses past its own depth limit, as a ParseError.
     except (_Fallback, ValueError, TypeError, RecursionError):
         message = message_class()
-        json_format.ParseDict(data, message)
+        parse_into(data, message)
         return message
+
+
+# -- numbers, Timestamps and Durations given as JSON strings -------------------------
+
+# A number in a JSON string, as protobuf's C++ parser reads one (absl's SimpleAtoi and
+# SimpleAtod, less the white space and the "inf" and "nan" it lets through): ASCII
+# digits, an optional sign, fraction and exponent ("1e2" is 100 for an integer field
+# too, as the proto3 JSON mapping says). A whole number must be whole once read.
+NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# An enum's number given as a string (no fraction, no exponent).
+WHOLE_NUMBER_TEXT = re.compile(r"[+-]?[0-9]+")
+# The only other strings a float or double field takes, spelled exactly so.
+SPECIAL_FLOATS = frozenset({"NaN", "Infinity", "-Infinity"})
+# RFC 3339 as the proto3 JSON mapping takes it: two digits a field, an upper-case T
+# and Z, 1 to 9 fraction digits, an offset [+-]hh:mm (json_format leaves the ranges
+# to datetime); and a Duration: whole seconds, 1 to 9 fraction digits, then "s".
+_TIMESTAMP_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+                             r"(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})")
+_DURATION_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]{1,9})?s")
+_INTEGER_CPP_TYPES = frozenset({_F.CPPTYPE_INT32, _F.CPPTYPE_INT64, _F.CPPTYPE_UINT32,
+                                _F.CPPTYPE_UINT64})
+_MAX_DEPTH = 100  # json_format's own limit: it refuses a document nested deeper
+_SHOWN = 100  # characters of a refused value that a message repeats
+
+
+class PlacedError(json_format.ParseError):
+    """A json_format.ParseError whose place is known: `path`, proto field names
+    below the message parsed (`product_details[1].quantity`, `attributes[k]`), and
+    `reason`. str() is the reason."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(reason)
+        self.path = path
+        self.reason = reason
+
+
+def whole_number_problem(text: str) -> str | None:
+    """Why `text` is no whole number in a JSON string, else None (a fraction or a
+    range is json_format's to judge: "1.5" and "1e999" read, and are refused)."""
+    if NUMBER_TEXT.fullmatch(text):
+        return None
+    return f"must be a whole number in ASCII digits (e.g. 10), got {text[:_SHOWN]!r}"
+
+
+def number_problem(text: str, is_float: bool) -> str | None:
+    """Why `text` is no number for a double (`is_float`: a float) field, else None:
+    a number in ASCII digits within the type's range, or NaN, Infinity, -Infinity."""
+    if text in SPECIAL_FLOATS:
+        return None
+    if not NUMBER_TEXT.fullmatch(text):
+        return (f'must be a number in ASCII digits (e.g. 1.5), "NaN", "Infinity" or '
+                f'"-Infinity", got {text[:_SHOWN]!r}')
+    value = float(text)
+    if math.isinf(value) or is_float and not _fits_float(value):
+        return f"out of range for a {'float' if is_float else 'double'}, got {text[:_SHOWN]!r}"
+    return None
+
+
+def _fits_float(value: float) -> bool:
+    """Whether a double stays finite as a float (as C++ casts one: a value past the
+    largest float by half a step or more does not)."""
+    try:
+        struct.pack("<f", value)
+    except OverflowError:
+        return False
+    return True
+
+
+def _scalar_problem(value: Any, field: FieldDescriptor) -> str | None:
+    if type(value) is not str:
+        return None  # json_format judges JSON numbers, booleans and the rest
+    kind = field.cpp_type
+    if kind in _INTEGER_CPP_TYPES:
+        return whole_number_problem(value)
+    if kind in (_F.CPPTYPE_FLOAT, _F.CPPTYPE_DOUBLE):
+        return number_problem(value, kind == _F.CPPTYPE_FLOAT)
+    if kind == _F.CPPTYPE_ENUM:
+        enum = field.enum_type
+        assert enum is not None  # an enum field
+        if value in enum.values_by_name or WHOLE_NUMBER_TEXT.fullmatch(value):
+            return None
+        return (f"not a value of {enum.full_name} (a name, or its number in ASCII digits), "
+                f"got {value[:_SHOWN]!r}")
+    return None
+
+
+def _check_value(value: Any, field: FieldDescriptor, path: str, depth: int) -> None:
+    message = field.message_type
+    if message is None:
+        why = _scalar_problem(value, field)
+    elif message.full_name in _WRAPPERS:
+        why = _scalar_problem(value, message.fields_by_name["value"])
+    elif message.full_name == "google.protobuf.Timestamp":
+        why = None if type(value) is not str or _TIMESTAMP_TEXT.fullmatch(value) else (
+            "not an RFC 3339 timestamp such as 2024-01-01T00:00:00Z (two ASCII digits a "
+            f"field, upper-case T and Z, offset +hh:mm), got {value[:_SHOWN]!r}")
+    elif message.full_name == "google.protobuf.Duration":
+        why = None if type(value) is not str or _DURATION_TEXT.fullmatch(value) else (
+            "not a duration such as 1.5s (seconds in ASCII digits, at most 9 after the "
+            f"point, then s), got {value[:_SHOWN]!r}")
+    elif message.full_name.startswith("google.protobuf."):
+        why = None  # Struct, Value, FieldMask, Any...: no number read from a string
+    else:
+        _check_message(value, message, path, depth + 1)
+        return
+    if why is not None:
+        raise PlacedError(path, why)
+
+
+def _check_message(data: Any, descriptor: Descriptor, path: str, depth: int) -> None:
+    if type(data) is not dict or depth > _MAX_DEPTH:
+        return  # not an object (or too deep): json_format refuses it in its own words
+    fields = _fields_by_any_name(descriptor)
+    for key, value in data.items():
+        field = fields.get(key)
+        if field is None or value is None:
+            continue
+        where = f"{path}.{field.name}" if path else field.name
+        entry = field.message_type
+        if entry is not None and entry.GetOptions().map_entry:
+            if type(value) is dict:
+                inner = entry.fields_by_name["value"]
+                for name, item in value.items():
+                    if item is not None:
+                        _check_value(item, inner, f"{where}[{name}]", depth)
+        elif field.is_repeated:
+            if type(value) is list:
+                for i, item in enumerate(value):
+                    if item is not None:
+                        _check_value(item, field, f"{where}[{i}]", depth)
+        else:
+            _check_value(value, field, where, depth)
+
+
+@functools.cache
+def _fields_by_any_name(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
+    found = {f.json_name: f for f in descriptor.fields}
+    found.update({f.name: f for f in descriptor.fields})
+    return found
+
+
+def check_texts(data: Any, descriptor: Descriptor) -> None:
+    """Raise PlacedError for the first number, enum number, Timestamp or Duration
+    in `data` (parsed JSON for a `descriptor` message) given as a string the proto3
+    JSON mapping does not read, though json_format would (see the module's words)."""
+    _check_message(data, descriptor, "", 0)
+
+
+def parse_into(data: Any, message: Message) -> None:
+    """json_format.ParseDict(`data`, `message`) after `check_texts`: raises
+    json_format.ParseError (a PlacedError for what the check refuses, with
+    `message` left untouched)."""
+    check_texts(data, cast(Descriptor, message.DESCRIPTOR))
+    json_format.ParseDict(data, message)
+
+
+def parse_text(text: str | bytes, message: Message) -> None:
+    """json_format.Parse(`text`, `message`) with `check_texts`: raises
+    json_format.ParseError (a PlacedError for what the check refuses, with
+    `message` cleared)."""
+    json_format.Parse(text, message)
+    try:
+        check_texts(json.loads(text), cast(Descriptor, message.DESCRIPTOR))
+    except PlacedError:
+        message.Clear()
+        raise
+
+
+def placed(error: json_format.ParseError, descriptor: Descriptor, data: Any) -> PlacedError:
+    """`error`, met parsing `data` as a `descriptor` message, as a PlacedError whose
+    place is found in `data` (see parse_error): for a caller that reports against an
+    earlier form of the document (lenient_json rewrites one object as a list of one,
+    a list of map entries as a map), where the place could not be found."""
+    if isinstance(error, PlacedError):
+        return error
+    return PlacedError(*parse_error(error, descriptor, data))
 
 
 # -- json_format's errors, said as a field path and a reason --------------------------
@@ -294,7 +485,10 @@ def parse_error(error: json_format.ParseError, descriptor: Any,
     """(`field.path[i]` of proto field names below `descriptor`, or "" when it names
     none; the reason) of a json_format error met parsing a `descriptor` message;
     with the JSON `data` parsed, the place in a list json_format leaves out (its
-    messages of a wrapper, such as `quantity`, name no index) is found in it."""
+    messages of a wrapper, such as `quantity`, name no index) is found in it. A
+    PlacedError says its own place."""
+    if isinstance(error, PlacedError):
+        return error.path, error.reason
     text = _LISTED_FIELDS.sub("", str(error)).strip()
     names: list[str] = []
     while step := _STEP.match(text):
@@ -329,25 +523,36 @@ _PLACED_ITEMS = 1_000
 def _placed(descriptor: Descriptor, names: list[str], data: Any) -> list[str]:
     """`names` (JSON or proto names, json_format's path) with the index of the
     first element json_format refuses added to a list of messages named without
-    one, and a wrapper's own `value` left out (it is not in the JSON)."""
+    one, the field of a oneof json_format leaves out put back, and a wrapper's own
+    `value` left out (it is not in the JSON)."""
     out: list[str] = []
-    for part in names:
+    for i, part in enumerate(names):
         name, bracket, _ = part.partition("[")
-        field = next((f for f in descriptor.fields if name in (f.json_name, f.name)), None)
-        value = data.get(field.json_name, data.get(field.name)) \
-            if field is not None and isinstance(data, dict) else None
+        field = _field_named(descriptor, name)
+        if field is None and isinstance(data, dict):
+            # json_format names no step for a field of a oneof (an import's
+            # user_event_inline_source): the one `data` sets whose message has `name`
+            member = next((f for f in descriptor.fields if f.containing_oneof is not None
+                           and f.message_type is not None and not f.is_repeated
+                           and _json_value(data, f) is not None
+                           and _field_named(f.message_type, name) is not None), None)
+            if member is not None and member.message_type is not None:
+                out.append(member.json_name)
+                descriptor, data = member.message_type, _json_value(data, member)
+                field = _field_named(descriptor, name)
+        value = _json_value(data, field) if field is not None else None
         if field is None or value is None:
-            return out + names[len(out):]
+            return out + names[i:]
         if field.message_type is None or field.message_type.GetOptions().map_entry:
-            return out + names[len(out):]
+            return out + names[i:]
         if field.message_type.full_name in _WRAPPERS:
             return [*out, part]  # its `value` is the wrapper's inside, not the caller's
         descriptor = field.message_type
         if field.is_repeated and not bracket and isinstance(value, list):
-            bad = next((i for i, item in enumerate(value[:_PLACED_ITEMS])
+            bad = next((j for j, item in enumerate(value[:_PLACED_ITEMS])
                         if _refused(item, descriptor)), None)
             if bad is None:
-                return out + names[len(out):]
+                return out + names[i:]
             part, value = f"{part}[{bad}]", value[bad]
         elif bracket:
             index = part[len(name) + 1:-1]
@@ -356,6 +561,17 @@ def _placed(descriptor: Descriptor, names: list[str], data: Any) -> list[str]:
         out.append(part)
         data = value
     return out
+
+
+def _field_named(descriptor: Descriptor, name: str) -> FieldDescriptor | None:
+    return _fields_by_any_name(descriptor).get(name)
+
+
+def _json_value(data: Any, field: FieldDescriptor) -> Any:
+    """What the JSON object `data` gives `field` (under either name), or None."""
+    if not isinstance(data, dict):
+        return None
+    return data.get(field.json_name, data.get(field.name))
 
 
 def _refused(item: Any, descriptor: Descriptor) -> bool:

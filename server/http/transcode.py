@@ -128,7 +128,7 @@ def _clean(error: Exception) -> str:
 
 
 def _set(target: Message, name: str, value: Any) -> None:
-    """Set field `name` of `target` from a proto3-JSON `value`, as json_format.ParseDict
+    """Set field `name` of `target` from a proto3-JSON `value`, as protojson.parse_into
     does (raising its ParseError); a plain string field directly, since json_format's
     walk costs tens of µs and a pixel sets several."""
     field = target.DESCRIPTOR.fields_by_name.get(name)
@@ -139,7 +139,7 @@ def _set(target: Message, name: str, value: Any) -> None:
             return
         except (ValueError, TypeError):  # e.g. not valid UTF-8: json_format says why
             pass
-    json_format.ParseDict({name: value}, target)
+    protojson.parse_into({name: value}, target)
 
 
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what templates.Variable.decode leaves
@@ -211,7 +211,7 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
             oneofs[oneof.name] = field.name
         try:
             try:
-                json_format.ParseDict({name: value}, request)
+                protojson.parse_into({name: value}, request)
             except RecursionError:
                 raise lenient_json.too_deep() from None
         except json_format.ParseError as exc:
@@ -228,9 +228,9 @@ def _parse_leniently(request: Message, field: FieldDescriptor, name: str, value:
     """Parse `value`, which the strict parse refused (`strict`), once the forms Google's
     JSON front end accepts are rewritten (imports and user-event writes: see
     lenient_json); None when it parses, else what to report: the rewritten value's
-    error when the rewriting changed something (`"experimentIds": "x"` beside an
-    unknown field is refused for that field, not for the one read as a list), else
-    `strict`."""
+    error, placed in it, when the rewriting changed something (`"experimentIds": "x"`
+    beside an unknown field is refused for that field, not for the one read as a
+    list), else `strict`."""
     descriptor_ = cast(descriptor.Descriptor, request.DESCRIPTOR)
     if descriptor_.full_name not in lenient_json.LENIENT_REQUESTS:
         return strict
@@ -239,10 +239,14 @@ def _parse_leniently(request: Message, field: FieldDescriptor, name: str, value:
         return strict
     request.ClearField(field.name)  # what the strict parse left half-done
     try:
-        json_format.ParseDict(lenient, request)
-    except (json_format.ParseError, RecursionError) as exc:
+        protojson.parse_into(lenient, request)
+    except json_format.ParseError as exc:
         request.ClearField(field.name)
-        return exc if isinstance(exc, json_format.ParseError) else lenient_json.too_deep()
+        # placed in the rewritten value: one object there is a list of one
+        return protojson.placed(exc, descriptor_, lenient)
+    except RecursionError:
+        request.ClearField(field.name)
+        return lenient_json.too_deep()
     return None
 
 
@@ -333,12 +337,6 @@ _RANGES = {
     FieldDescriptor.CPPTYPE_FLOAT: (-3.4028234663852886e38, 3.4028234663852886e38, "a float"),
     FieldDescriptor.CPPTYPE_DOUBLE: (-sys.float_info.max, sys.float_info.max, "a double"),
 }
-# A number as proto3 JSON writes one (ASCII digits, an optional fraction and
-# exponent): json_format reads a string with Python's int() and float(), which
-# also take "1_0", "١" (Arabic-Indic one) and " 5".
-_JSON_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?", re.ASCII)
-_WHOLE_NUMBER = re.compile(r"-?[0-9]+", re.ASCII)
-_SPECIAL_FLOATS = frozenset({"NaN", "Infinity", "-Infinity"})
 
 
 def _number_type(leaf: FieldDescriptor) -> int:
@@ -355,16 +353,16 @@ def _number_problem(leaf: FieldDescriptor, text: str) -> str | None:
     integer, within the type's range (NaN and Infinity for a float); an enum's
     number, when it is not given by name, is a whole number within int32."""
     kind = _number_type(leaf)
-    if kind not in _RANGES or text in _SPECIAL_FLOATS and kind not in _INTEGERS:
+    if kind not in _RANGES or text in protojson.SPECIAL_FLOATS and kind not in _INTEGERS:
         return None
     shown = f"cannot take {text[:100]!r}"
     if leaf.enum_type is not None:
         if text in leaf.enum_type.values_by_name:
             return None
-        if not _WHOLE_NUMBER.fullmatch(text):
+        if not protojson.WHOLE_NUMBER_TEXT.fullmatch(text):
             return f"{shown}: not a value of {leaf.enum_type.full_name} (a name, or its " \
                    f"number in ASCII digits)"
-    elif not _JSON_NUMBER.fullmatch(text):
+    elif not protojson.NUMBER_TEXT.fullmatch(text):
         return f"{shown}: {_NUMBER_KINDS[kind]} in ASCII digits (e.g. 10)"
     low, high, type_name = _RANGES[kind]
     try:

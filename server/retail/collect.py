@@ -47,7 +47,8 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
     A pixel's event is read with orjson and built by `protojson` (json_format
     takes about 150 µs an event, most of a pixel's cost). What that path cannot
     judge as json_format does (text orjson refuses, no object, a key given twice,
-    which orjson lets pass) goes to json_format, so a bad event is told in its words.
+    which orjson lets pass) goes to json_format (protojson.parse_text: with the
+    proto3 JSON reading of numbers), so a bad event is told in its words.
     """
     data: Any = None
     try:
@@ -61,7 +62,7 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
             event.CopyFrom(lenient_json.parse_dict(data, type(event)))
         else:
             try:
-                json_format.Parse(text, event)
+                protojson.parse_text(text, event)
             except json_format.ParseError as strict:
                 # JSON it loaded (no key given twice) that is not proto3 JSON: the
                 # forms read leniently, as on the fast path (an escape, `"\u0078"`,
@@ -73,9 +74,11 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
                     raise
                 event.Clear()
                 try:
-                    json_format.ParseDict(lenient, event)  # (its depth limit, as Parse's)
+                    protojson.parse_into(lenient, event)  # (its depth limit, as Parse's)
                 except RecursionError:
                     raise lenient_json.too_deep() from None
+                except json_format.ParseError as error:  # placed where it was rewritten
+                    raise protojson.placed(error, event.DESCRIPTOR, lenient) from None
     except json_format.ParseError as exc:
         path, reason = protojson.parse_error(exc, event.DESCRIPTOR,
                                              data if isinstance(data, dict) else None)

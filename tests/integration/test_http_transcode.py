@@ -3,6 +3,7 @@ bodies, and what is refused."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,8 @@ def made_up_route(rpc: str, verb: str, path: str, body: str = "") -> Route:
 WRITE_BY_QUERY = made_up_route("WriteUserEvent", "get", "/test/{parent=**}:write")
 REJOIN_BY_QUERY = made_up_route("RejoinUserEvents", "get", "/test/{parent=**}:rejoin")
 IMPORT_WHOLE_BODY = made_up_route("ImportUserEvents", "post", "/test/{parent=**}:import", "*")
+IMPORT_BODY_FIELD = made_up_route("ImportUserEvents", "post", "/test/{parent=**}:import",
+                                  "input_config")
 
 
 def build(route: Route, query: list[tuple[str, str]], body: bytes = b"",
@@ -242,3 +245,66 @@ def test_path_values_win_over_the_same_field_in_a_named_body() -> None:
 def test_output_follows_the_system_parameters(query: dict[str, str],
                                               expected: transcode.Output) -> None:
     assert transcode.output_of(query) == expected
+
+
+# -- numbers given as JSON strings -----------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "expected"), [("+5", 5), ("5.", 5), ("50e-1", 5)])
+def test_query_takes_what_a_json_string_may_hold_for_a_number(value: str, expected: int) -> None:
+    """One reading for both (protojson.NUMBER_TEXT): a sign, a point, an exponent."""
+    request: Any = build(WRITE_BY_QUERY, [("userEvent.offset", value)])
+    assert request.user_event.offset == expected
+    body = b'{"userEventInlineSource": {"userEvents": [{"offset": "%s"}]}}' % value.encode()
+    request = build(IMPORT_BODY_FIELD, [], body)
+    assert request.input_config.user_event_inline_source.user_events[0].offset == expected
+
+
+@pytest.mark.parametrize("lenient", ["", ', "experimentIds": "e"'])
+@pytest.mark.parametrize(("value", "field", "why"), [
+    ("1_0", "offset", "must be a whole number in ASCII digits (e.g. 10), got '1_0'"),
+    ("\u0661", "offset", "in ASCII digits"),
+    ("\u0661.5", "purchase_transaction.revenue", "must be a number in ASCII digits"),
+    ("Inf", "purchase_transaction.revenue", "must be a number in ASCII digits"),
+])
+def test_a_body_takes_numbers_in_json_strings_in_ascii_digits_only(
+        value: str, field: str, why: str, lenient: str) -> None:
+    """json_format read all of these (Python's int() and float()); the strict and the
+    lenient reading of a body refuse them alike."""
+    json_field = "offset" if field == "offset" else "purchaseTransaction"
+    json_value = f'"{value}"' if field == "offset" else f'{{"revenue": "{value}"}}'
+    body = ('{"userEventInlineSource": {"userEvents": [{"eventType": "x"}, '
+            f'{{"{json_field}": {json_value}{lenient}}}]}}}}').encode()
+    found = violations(IMPORT_BODY_FIELD, [], body)
+    path = f"input_config.user_event_inline_source.user_events[1].{field}"
+    assert list(found) == [path], found
+    assert found[path].startswith("Invalid JSON payload received: ") and why in found[path]
+
+
+@pytest.mark.parametrize(("events", "field"), [
+    ('{"productDetails": {"product": {"id": "a"}, "quantity": {"value": 1}}}',
+     "user_events[0].product_details[0].quantity"),
+    ('{"productDetails": [{"product": {"id": "a", "attributes": [{"key": "k", "value": '
+     '{"text": ["x"]}}]}}, {"product": {"id": "b"}, "quantity": 1.5}]}',
+     "user_events[0].product_details[1].quantity"),
+    ('{"productDetails": {"product": {"id": "a"}, "quantity": 1.5}}',
+     "user_events[0].product_details[0].quantity"),  # (said quantity.value)
+    # proto3 JSON: json_format names no step for user_event_inline_source (a oneof's)
+    ('{"productDetails": [{"product": {"id": "a"}}, {"quantity": {"value": 1}}]}',
+     "user_events[0].product_details[1].quantity"),
+], ids=["one-object", "after-a-map-as-entries", "wrapper", "proto3"])
+def test_a_body_read_leniently_names_the_element_at_fault(events: str, field: str) -> None:
+    body = b'{"userEventInlineSource": {"userEvents": %s}}' % events.encode()
+    found = violations(IMPORT_BODY_FIELD, [], body)
+    assert list(found) == [f"input_config.user_event_inline_source.{field}"], found
+
+
+@pytest.mark.parametrize("value", ["\u0662\u0660\u0662\u0664-05-01T12:00:00Z",
+                                   "2024-05-01T12:00:00.1_0Z", "2024-05-01T12:00:00+5:00"])
+def test_a_timestamp_in_the_query_or_the_body_is_read_in_ascii_digits_only(value: str) -> None:
+    found = violations(WRITE_BY_QUERY, [("userEvent.eventTime", value)])
+    assert "RFC 3339" in found["userEvent.eventTime"], found
+    body = json.dumps({"userEventInlineSource": {"userEvents": [{"eventTime": value}]}}).encode()
+    found = violations(IMPORT_BODY_FIELD, [], body)
+    path = "input_config.user_event_inline_source.user_events[0].event_time"
+    assert list(found) == [path] and "RFC 3339" in found[path], found

@@ -146,3 +146,53 @@ def test_a_pixel_event_off_the_fast_path_is_still_refused(text: str, field: str,
         decode(user_event=text)
     [violation] = caught.value.violations
     assert violation.field == field and words in violation.description, violation
+
+
+CART = {"eventType": "add-to-cart", "visitorId": "v1",
+        "productDetails": [{"product": {"id": "a"}, "quantity": 1},
+                           {"product": {"id": "b"}, "quantity": "1_0"}]}
+
+
+@pytest.mark.parametrize("text", [
+    json.dumps(CART),
+    quote(json.dumps(CART)),
+    # a space before a colon: off the fast path, to json_format.Parse
+    json.dumps(CART).replace('"visitorId":', '"visitorId" :'),
+    # and the lenient forms read after it refused the text
+    json.dumps({**CART, "experimentIds": "e"}).replace('"visitorId":', '"visitorId" :'),
+], ids=["fast-path", "url-encoded", "json_format", "json_format-then-lenient"])
+def test_a_pixel_event_reads_numbers_in_ascii_digits_only(text: str) -> None:
+    """json_format.Parse read "1_0" as 10 (Python's int())."""
+    for field in ("user_event", "raw_json"):
+        if field == "raw_json" and not text.startswith("{"):
+            continue
+        with pytest.raises(InvalidArgument) as refused:
+            decode(**{field: text})
+        [violation] = refused.value.violations
+        assert violation.field == f"{field}.product_details[1].quantity", violation
+        assert "whole number in ASCII digits (e.g. 10), got '1_0'" in violation.description
+
+
+@pytest.mark.parametrize("space", ["", " "], ids=["fast-path", "json_format"])
+@pytest.mark.parametrize(("details", "field"), [
+    ({"product": {"id": "a"}, "quantity": {"value": 1}}, "product_details[0].quantity"),
+    ([{"product": {"id": "a", "attributes": [{"key": "k", "value": {"text": ["x"]}}]}},
+      {"product": {"id": "b"}, "quantity": 1.5}], "product_details[1].quantity"),
+], ids=["one-object", "after-a-map-as-entries"])
+def test_a_pixel_event_read_leniently_names_the_element_at_fault(details: object, field: str,
+                                                                 space: str) -> None:
+    text = json.dumps({"eventType": "add-to-cart", "visitorId": "v", "productDetails": details})
+    with pytest.raises(InvalidArgument) as refused:
+        decode(user_event=text.replace('"visitorId":', f'"visitorId"{space}:'))
+    [violation] = refused.value.violations
+    assert violation.field == f"user_event.{field}", violation
+
+
+@pytest.mark.parametrize("space", ["", " "], ids=["fast-path", "json_format"])
+def test_a_pixel_event_time_is_read_in_ascii_digits_only(space: str) -> None:
+    text = json.dumps({"eventType": "home-page-view", "visitorId": "v",
+                       "eventTime": "2024-05-20T10:00:00.1_0Z"})
+    with pytest.raises(InvalidArgument) as refused:
+        decode(user_event=text.replace('"visitorId":', f'"visitorId"{space}:'))
+    [violation] = refused.value.violations
+    assert violation.field == "user_event.event_time" and "RFC 3339" in violation.description

@@ -16,6 +16,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from server import protojson
 from server.retail.bulk_import import decode_json_line
 from tests.unit.test_protojson import _strategy
 
@@ -177,8 +178,10 @@ def test_a_refused_line_names_what_is_still_wrong() -> None:
 
 
 def _valid(doc: dict[str, Any], message_class: type) -> bool:
+    """Whether the strict reading (json_format, with protojson's check of numbers in
+    strings) takes `doc`."""
     try:
-        json_format.ParseDict(doc, message_class())
+        protojson.parse_into(doc, message_class())
     except json_format.ParseError:
         return False
     return True
@@ -263,3 +266,42 @@ def test_loosened_events_decode_as_their_proto3_form(pair: tuple[dict, dict]) ->
 def test_loosened_products_decode_as_their_proto3_form(pair: tuple[dict, dict]) -> None:
     loose, exact = pair
     assert decoded(loose, Product) == strict(exact, Product)
+
+
+# A line read leniently names the element of a list as a proto3 line does: one object
+# for a list is its element [0], and an element before it in a lenient form (a map as
+# a list of entries, which the strict parse refuses) is not the one at fault.
+MAP_AS_LIST = {"product": {"id": "a", "attributes": [{"key": "k", "value": {"text": ["x"]}}]}}
+PLACED = [
+    ({"productDetails": {"product": {"id": "p"}, "quantity": {"value": 1}}},
+     "product_details[0].quantity", "must be a whole number, got dict"),
+    ({"productDetails": {"product": {"id": "p"}, "quantity": 1.5}},
+     "product_details[0].quantity", "Couldn't parse integer: 1.5"),  # (was quantity.value)
+    ({"productDetails": {"product": {"id": "p"}, "quantity": "1.5"}},
+     "product_details[0].quantity", 'non-integer string: "1.5"'),
+    ({"productDetails": {"product": {"id": "p", "colour": "red"}}},
+     "product_details[0].product", 'no field named "colour"'),
+    ({"productDetails": [MAP_AS_LIST, {"product": {"id": "b"}, "quantity": {"value": 1}}]},
+     "product_details[1].quantity", "must be a whole number, got dict"),
+    ({"productDetails": [MAP_AS_LIST, {"product": {"id": "b", "priceInfo": {"price": [1]}}}]},
+     "product_details[1].product.price_info.price", "must be a number, got list"),
+    ({"experimentIds": "e", "productDetails": [{"product": {"id": "a"}},
+                                               {"product": {"id": "b"}, "quantity": True}]},
+     "product_details[1].quantity", "Bool value True is not acceptable for integer field"),
+    ({"productDetails": {"product": {"id": "p", "images": {"uri": "u", "height": 1.5}}}},
+     "product_details[0].product.images[0].height", "Couldn't parse integer: 1.5"),
+]
+
+
+@pytest.mark.parametrize(("doc", "field", "why"), PLACED,
+                         ids=[json.dumps(d)[:60] for d, _, _ in PLACED])
+def test_a_line_read_leniently_names_the_element_at_fault(doc: dict[str, Any], field: str,
+                                                          why: str) -> None:
+    said = refusal({"eventType": "add-to-cart", "visitorId": "v", **doc}, UserEvent)
+    assert said.startswith(f"not a UserEvent: {field}: ") and why in said, said
+
+
+def test_a_product_line_read_leniently_names_the_element_at_fault() -> None:
+    said = refusal({"id": "p", "title": "t", "images": {"uri": "u", "width": {"w": 1}},
+                    "attributes": [{"key": "k", "value": {"text": ["x"]}}]}, Product)
+    assert said.startswith("not a Product: images[0].width: "), said

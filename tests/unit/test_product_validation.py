@@ -47,6 +47,10 @@ VALID = [
     {"images": [{"uri": "https://img/1", "height": 10, "width": 0}]},
     {"availableTime": "2024-01-01T00:00:00Z", "expireTime": "2025-01-01T00:00:00Z"},
     {"title": "t" * 1000},
+    # Google documents no rule for available_quantity ("The available quantity of the
+    # item."), where it does for rating_count and an image's height and width (must be
+    # nonnegative, else INVALID_ARGUMENT): a negative one is not refused.
+    {"availableQuantity": -5},
 ]
 
 

@@ -1,0 +1,113 @@
+"""An event or product in the forms Google's JSON front end reads beyond proto3 JSON
+(one object where a list goes, a map as a list of entries) whose value is wrong: the
+refusal names the element of the list as it does for the proto3 form, over every road
+into a `footfall serve` subprocess (REST write, the pixel, CollectUserEvent through
+the official client, lines of imported files, inline imports over REST)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import requests
+from google.api_core import exceptions
+from google.cloud import retail_v2
+
+from .support import (
+    RPC_DEADLINE,
+    ServerProcess,
+    assert_names_fields,
+    count_events,
+    finish,
+    put_gcs,
+)
+
+MAP_AS_ENTRIES = {"product": {"id": "tent", "attributes": [
+    {"key": "colour", "value": {"text": ["green"]}}]}}
+# (product details in a lenient form, the field at fault below the event, what is said)
+CASES = [
+    pytest.param({"product": {"id": "tent"}, "quantity": {"value": 2}},
+                 "product_details[0].quantity", "must be a whole number, got dict",
+                 id="one-object"),
+    pytest.param({"product": {"id": "tent"}, "quantity": 1.5},
+                 "product_details[0].quantity", "Couldn't parse integer: 1.5",
+                 id="one-object-wrapper"),
+    pytest.param([MAP_AS_ENTRIES, {"product": {"id": "stakes"}, "quantity": {"value": 2}}],
+                 "product_details[1].quantity", "must be a whole number, got dict",
+                 id="after-a-map-as-entries"),
+]
+
+
+def cart(details: Any) -> dict[str, Any]:
+    return {"eventType": "add-to-cart", "visitorId": "v", "eventTime": "2024-05-20T10:00:00Z",
+            "productDetails": details}
+
+
+def violations(answer: requests.Response) -> dict[str, str]:
+    assert answer.status_code == 400, answer.text
+    [bad] = [d for d in answer.json()["error"]["details"]
+             if d["@type"].endswith("google.rpc.BadRequest")]
+    return {v["field"]: v["description"] for v in bad["fieldViolations"]}
+
+
+@pytest.mark.parametrize(("details", "field", "says"), CASES)
+def test_a_rest_write_names_the_element_at_fault(server: ServerProcess, catalog: str,
+                                                 details: Any, field: str, says: str) -> None:
+    answer = requests.post(f"http://{server.http_address}/v2/{catalog}/userEvents:write",
+                           json=cart(details), timeout=RPC_DEADLINE)
+    found = violations(answer)
+    assert list(found) == [f"user_event.{field}"] and says in found[f"user_event.{field}"]
+    assert count_events(server.store, catalog, server.workdir) == 0
+
+
+@pytest.mark.parametrize(("details", "field", "says"), CASES)
+def test_an_inline_import_over_rest_names_the_element_at_fault(
+        server: ServerProcess, catalog: str, details: Any, field: str, says: str) -> None:
+    answer = requests.post(f"http://{server.http_address}/v2/{catalog}/userEvents:import",
+                           json={"inputConfig": {"userEventInlineSource": {
+                               "userEvents": [cart([{"product": {"id": "a"}}]), cart(details)]}}},
+                           timeout=RPC_DEADLINE)
+    path = f"input_config.user_event_inline_source.user_events[1].{field}"
+    found = violations(answer)
+    assert list(found) == [path] and says in found[path], found
+    assert count_events(server.store, catalog, server.workdir) == 0
+
+
+@pytest.mark.parametrize(("details", "field", "says"), CASES)
+def test_the_pixel_names_the_element_at_fault(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str,
+        details: Any, field: str, says: str) -> None:
+    text = json.dumps(cart(details))
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        retail.collect_user_event(request={"parent": catalog, "user_event": text},
+                                  timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, [f"user_event.{field}"])
+    answer = requests.get(f"http://{server.http_address}/v2/{catalog}/userEvents:collect",
+                          params={"userEvent": text}, timeout=RPC_DEADLINE)
+    assert answer.status_code == 200
+    assert f"user_event.{field}: " in answer.headers["X-Footfall-Error"]
+    assert count_events(server.store, catalog, server.workdir) == 0
+
+
+def test_import_lines_name_the_element_at_fault(
+        retail: retail_v2.UserEventServiceClient, products: retail_v2.ProductServiceClient,
+        server: ServerProcess, catalog: str, branch: str, gcs_folder: str) -> None:
+    events = put_gcs(server.gcs_root, f"{gcs_folder}/events.json",
+                     [json.dumps(cart(p.values[0])) for p in CASES])
+    operation = retail.import_user_events(request={
+        "parent": catalog, "input_config": {"gcs_source": {"input_uris": [events]}}},
+        timeout=RPC_DEADLINE)
+    samples = [s.message for s in finish(operation).error_samples]
+    assert [s.partition(": not a UserEvent: ")[2].partition(": ")[0] for s in samples] == \
+        [p.values[1] for p in CASES], samples
+    # a product's images as one object, beside attributes as a list of entries
+    product = {"id": "tent", "title": "Tent", "categories": ["Tents"],
+               "images": {"uri": "https://shop.example/tent.jpg", "width": {"px": 300}},
+               "attributes": [{"key": "colour", "value": {"text": ["green"]}}]}
+    lines = put_gcs(server.gcs_root, f"{gcs_folder}/products.json", [json.dumps(product)])
+    operation = products.import_products(request={
+        "parent": branch, "input_config": {"gcs_source": {"input_uris": [lines]}}},
+        timeout=RPC_DEADLINE)
+    [sample] = [s.message for s in finish(operation).error_samples]
+    assert sample.startswith(f"{lines} line 1: not a Product: images[0].width: "), sample
