@@ -89,20 +89,50 @@ def run(args: argparse.Namespace) -> int:
         _say(exc.message)
         return 2
     except RemoteError as exc:
-        return remote_failed(exc, getattr(args, "parent", ""))
+        return remote_failed(exc, args)
     except KeyboardInterrupt:  # Ctrl-C: stopped, as a shell says it (a tail's ends it: 0)
         return 130
 
 
-def remote_failed(exc: RemoteError, parent: str) -> int:
+def remote_failed(exc: RemoteError, args: argparse.Namespace) -> int:
+    """One line on stderr for a call to --server that failed; 2 when the request
+    (or its key) was wrong, 1 when the server could not be used."""
+    if exc.unreached:
+        _say(f"cannot reach a server at {args.server}: {_why_unreached(exc.message, args)} "
+             f"({exc})")
+        return 1
     advice = ""
     if exc.code is grpc.StatusCode.UNAUTHENTICATED:
         advice = ("; give an API key with the reader role (admin for operations) with --key "
                   "or FOOTFALL_KEY")
-    elif exc.code is grpc.StatusCode.PERMISSION_DENIED and parent == EVERY_PROJECT:
+    elif exc.code is grpc.StatusCode.PERMISSION_DENIED \
+            and getattr(args, "parent", "") == EVERY_PROJECT:
         advice = f" ({EVERY_PROJECT} is the default: --parent projects/PROJECT names one)"
     _say(f"the server answered {exc}{advice}")
     return 2 if exc.code in _CLIENT_CODES else 1
+
+
+def _why_unreached(details: str, args: argparse.Namespace) -> str:
+    """What most likely kept the call from the server, said from gRPC's `details`,
+    and what to do about it."""
+    tls = bool(getattr(args, "tls", False) or getattr(args, "tls_ca", None))
+    if "http1.x server" in details or "Failed parsing HTTP/2" in details:
+        return ("it answers HTTP/1.1, not gRPC: --server takes the gRPC port (the server's "
+                "'Footfall serving gRPC on' line names it; 50051 by default), not the HTTP one")
+    if "CERTIFICATE_VERIFY_FAILED" in details:
+        return ("its TLS certificate is not trusted: --tls-ca FILE names the authority (PEM) "
+                "that signed it")
+    if tls and "WRONG_VERSION_NUMBER" in details:
+        return "it does not serve TLS: leave out --tls and --tls-ca"
+    if not tls and "Socket closed" in details:
+        return ("it closed the connection: if it serves TLS (--tls-cert), add --tls-ca FILE, "
+                "or --tls if a public authority signed its certificate")
+    if "Connection refused" in details:
+        return ("nothing listens there: is the server running, and is that its gRPC port "
+                "(50051 by default)?")
+    if "resolv" in details or "DNS" in details:
+        return "the host name does not resolve"
+    return "no connection could be made"
 
 
 class Source(Protocol):

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
                 lines = [json.dumps(json_format.MessageToDict(row)) if args.json
                          else _row_text(row) for row in _rows(call, request, field, args.limit)]
         except RemoteError as exc:
-            return remote_failed(exc, args.parent)
+            return remote_failed(exc, args)
     for line in lines:
         print(line)
     return 0

@@ -272,7 +272,32 @@ def test_a_position_out_of_range_is_said_by_argparse(tmp_path: Path, after: str)
 
 def test_tail_needs_a_server(tmp_path: Path) -> None:
     out = footfall("events", "tail", "--parent", CATALOG, cwd=tmp_path)
-    assert out.returncode == 2 and "one of the arguments --server is required" in out.stderr
+    assert out.returncode == 2
+    assert "error: the following arguments are required: --server" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize(("where", "flags", "said"), [
+    ("http", [], "it answers HTTP/1.1, not gRPC: --server takes the gRPC port (the server's "
+                 "'Footfall serving gRPC on' line names it; 50051 by default), not the HTTP one"),
+    ("grpc", ["--tls"], "it does not serve TLS: leave out --tls and --tls-ca"),
+])
+def test_a_server_reached_the_wrong_way_says_what_to_change(
+        shop: Running, tmp_path: Path, where: str, flags: list[str], said: str) -> None:
+    port = shop.http_port if where == "http" else shop.port
+    for command in (["catalogs"], ["events", "count", "--parent", CATALOG]):
+        out = footfall(*command, "--server", f"127.0.0.1:{port}", *flags, cwd=tmp_path,
+                       env={"FOOTFALL_KEY": READER})
+        assert out.returncode == 1, out.stderr
+        assert out.stderr.startswith(f"footfall: cannot reach a server at 127.0.0.1:{port}: "
+                                     f"{said} (UNAVAILABLE: "), out.stderr
+        assert len(out.stderr.splitlines()) == 1
+
+
+def test_a_url_is_no_server_address(tmp_path: Path) -> None:
+    out = footfall("catalogs", "--server", "http://127.0.0.1:50051", cwd=tmp_path)
+    assert out.returncode == 2
+    assert ("argument --server: takes HOST:PORT (the server's gRPC port), not a URL: "
+            "'http://127.0.0.1:50051'") in out.stderr
 
 
 @pytest.mark.parametrize("command", [
@@ -443,5 +468,6 @@ def test_tail_of_a_server_that_is_not_there_stops(tmp_path: Path) -> None:
     out = footfall("events", "tail", "--server", "127.0.0.1:1", "--parent", CATALOG,
                    cwd=tmp_path)
     assert out.returncode == 1
-    assert out.stderr.startswith("footfall: the server answered UNAVAILABLE: ")
+    assert out.stderr.startswith("footfall: cannot reach a server at 127.0.0.1:1: nothing "
+                                 "listens there: "), out.stderr
     assert len(out.stderr.splitlines()) == 1

@@ -104,7 +104,9 @@ def test_a_server_that_is_not_there_is_one_line(tmp_path: Path) -> None:
         port = probe.getsockname()[1]
     out = footfall("operations", "list", "--server", f"127.0.0.1:{port}", cwd=tmp_path)
     assert out.returncode == 1
-    assert out.stderr.startswith("footfall: the server answered UNAVAILABLE: ")
+    assert out.stderr.startswith(f"footfall: cannot reach a server at 127.0.0.1:{port}: "
+                                 "nothing listens there: is the server running, and is that "
+                                 "its gRPC port (50051 by default)? (UNAVAILABLE: "), out.stderr
     assert len(out.stderr.splitlines()) == 1
 
 

@@ -119,8 +119,16 @@ def test_the_cli_reads_over_tls_with_the_authority_it_is_given(
     trusted = footfall_reading(tls_server, "--tls-ca", str(certificates.ca))
     assert trusted.returncode == 0, trusted.stderr
     assert trusted.stdout.split()[1:3] == ["home-page-view", "visitor=tls-cli"]
-    for flags in (["--tls"], []):  # the system's authorities do not know the test CA
+    for flags, said in (
+            # the system's authorities do not know the test CA
+            (["--tls"], "its TLS certificate is not trusted: --tls-ca FILE names the authority "
+                        "(PEM) that signed it"),
+            ([], "it closed the connection: if it serves TLS (--tls-cert), add --tls-ca FILE, "
+                 "or --tls if a public authority signed its certificate")):
         refused = footfall_reading(tls_server, *flags)
         assert refused.returncode == 1, refused.stderr
-        assert refused.stderr.startswith("footfall: the server answered UNAVAILABLE: ")
+        assert refused.stderr.startswith(
+            f"footfall: cannot reach a server at {tls_server.address}: {said} (UNAVAILABLE: "), \
+            refused.stderr
         assert len(refused.stderr.splitlines()) == 1 and READER not in refused.stderr
+
