@@ -13,7 +13,8 @@ from footfall.insights.v1 import insights_pb2, insights_pb2_grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from server.inspect import remote_failed
+from server.errors import FootfallError
+from server.inspect import connection, remote_failed
 from server.remote import CALL_SECONDS, RemoteError
 
 _SWITCHES = {"true": True, "false": False}
@@ -113,9 +114,14 @@ def run(args: argparse.Namespace) -> int:
     except json_format.ParseError as exc:
         print(f"footfall: {exc}", file=sys.stderr)
         return 2
+    try:
+        reach = connection(args)
+    except FootfallError as exc:
+        print(f"footfall: {exc.message}", file=sys.stderr)
+        return 2
     metadata = (("x-goog-api-key", args.key),) if args.key else ()
     command = args.insights_command
-    with grpc.insecure_channel(args.server) as channel:
+    with reach.channel() as channel:
         stub = insights_pb2_grpc.InsightsServiceStub(channel)
         method = {"funnel": stub.RunFunnel, "totals": stub.ComputeTotals,
                   "products": stub.ListProductStats, "jobs": stub.ListJobStats}[command]

@@ -284,7 +284,7 @@ def test_tail_needs_a_server(tmp_path: Path) -> None:
 def test_a_server_reached_the_wrong_way_says_what_to_change(
         shop: Running, tmp_path: Path, where: str, flags: list[str], said: str) -> None:
     port = shop.http_port if where == "http" else shop.port
-    for command in (["catalogs"], ["events", "count", "--parent", CATALOG]):
+    for command in (["catalogs"], ["insights", "totals", "--parent", CATALOG]):
         out = footfall(*command, "--server", f"127.0.0.1:{port}", *flags, cwd=tmp_path,
                        env={"FOOTFALL_KEY": READER})
         assert out.returncode == 1, out.stderr
