@@ -293,6 +293,60 @@ def test_with_auth_the_page_asks_for_a_key_and_its_project_once_and_sends_the_ke
     assert seen["urls"] and not any(READER_KEY in url for url in [*seen["urls"], seen["page"]])
 
 
+async def change_a_key_that_reads_nothing(devtools_url: str, port: int, folder: Path) -> str:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/")
+        dialog_open = "document.querySelector('dialog')?.open"
+        await until(lambda: devtools.evaluate(session, dialog_open), "the key dialog")
+        # The first time the server's words only repeat the dialog's.
+        assert await text_of(devtools, session, "#key-why") == ""
+        await devtools.type_text(session, "writer-key")
+        await devtools.press(session, "Enter")
+        project_form = "document.activeElement?.id === 'project'"
+        await until(lambda: devtools.evaluate(session, project_form), "the project's form")
+        await devtools.type_text(session, PROJECT)
+        await devtools.press(session, "Enter")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('main').innerText.includes('role (writer)')"),
+            "the writer key refused")
+        said = await text_of(devtools, session, "main")
+        await photograph(devtools, session, folder, "key-reads-nothing")
+        # A way out other than closing the tab: the key can be changed.
+        await focus_and_press(devtools, session, "#key-button:not([hidden])")
+        await until(lambda: devtools.evaluate(session, dialog_open), "the key dialog again")
+        await devtools.type_text(session, READER_KEY)
+        await devtools.press(session, "Enter")
+        await until(lambda: devtools.evaluate(session, project_form), "the project's form")
+        await devtools.type_text(session, PROJECT)
+        await devtools.press(session, "Enter")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('#accepted')?.innerText.includes('keyed')"),
+            "the event, read with the reader key")
+        await no_problems(devtools, session)
+        return said
+
+
+def test_a_key_that_may_not_read_can_be_changed_from_the_project_page(
+        browser_executable: str, shots: Path, tmp_path: Path) -> None:
+    # A writer key was asked for a project, then again and again: "Change key" stayed
+    # hidden on that page, and only closing the tab forgot the key.
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": {
+        READER_KEY: {"projects": [PROJECT], "role": "reader", "name": "console"},
+        "writer-key": {"projects": [PROJECT], "role": "writer", "name": "shop"}}}))
+    with serve(tmp_path, auth_file=str(keys)) as running:
+        status, _ = rest(running.http_port, "POST", f"/v2/{CATALOG}/userEvents:write",
+                         {"eventType": "home-page-view", "visitorId": "keyed"},
+                         {"x-goog-api-key": "writer-key"})
+        assert status == 200
+        with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+            said = asyncio.run(asyncio.wait_for(
+                change_a_key_that_reads_nothing(devtools_url, running.http_port, shots),
+                DEADLINE * 2))
+    assert f"This key may not read project {PROJECT}: name another one, or use another " \
+           "key (Change key, above)." in said, said
+
+
 async def see_totals_of_year_1_and_today(devtools_url: str, port: int, shots: Path) -> str:
     async with DevTools.connect(devtools_url) as devtools:
         session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#insights?"
