@@ -376,6 +376,35 @@ def test_insights_draw_the_hours_that_hold_events_when_they_span_millions(
     assert said.startswith("Only the hours that hold events are drawn"), said
 
 
+async def see_an_empty_table_on_a_phone(devtools_url: str, port: int, shots: Path) -> float:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#insights?"
+                                               f"parent={CATALOG}")
+        empty = "document.querySelector('.stats td[colspan]')"
+        await until(lambda: devtools.evaluate(session, f"!!{empty}"), "the empty product table")
+        await devtools.viewport(session, 390, 844, True)
+        await asyncio.sleep(0.3)  # one layout
+        shift = await devtools.evaluate(  # of the text, not of the cell's box
+            session, f"(td => {{ const text = document.createRange(); "
+                     f"text.selectNodeContents(td); return text.getBoundingClientRect().left - "
+                     f"td.closest('table').getBoundingClientRect().left }})({empty})")
+        await no_problems(devtools, session)
+        await photograph(devtools, session, shots, "insights-empty-table")
+        return float(shift)
+
+
+def test_an_empty_table_says_so_from_its_left_edge_on_a_phone(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    # On a phone each cell is a grid of its label and its value: the one cell of
+    # "Nothing in this time range." has no label, and its text stood in the value
+    # column, pushed 8rem to the right.
+    write(running.http_port, eventType="home-page-view", visitorId="v")  # no product
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        shift = asyncio.run(asyncio.wait_for(
+            see_an_empty_table_on_a_phone(devtools_url, running.http_port, shots), DEADLINE * 2))
+    assert shift < 1, shift
+
+
 async def page_through_catalogs(devtools_url: str, port: int, shots: Path) -> None:
     async with DevTools.connect(devtools_url) as devtools:
         session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#catalogs")
