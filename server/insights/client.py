@@ -83,15 +83,27 @@ def _rows(call: Callable[[Any], Any], request: Any, field: str,
         request.page_token = page.next_page_token
 
 
+def _step_text(step: Any) -> str:
+    """A funnel step as --step takes it: its type, then its conditions."""
+    conditions = json_format.MessageToDict(step)
+    conditions.pop("eventType", None)
+    return ",".join([step.event_type, *(f"{field}={str(value).lower() if value is True else value}"
+                                         for field, value in conditions.items())])
+
+
 def _text(answer: Any, command: str) -> Iterator[str]:
     if command == "funnel":
-        for group in [insights_pb2.FunnelGroup(key="all", steps=answer.steps), *answer.groups]:
+        groups = [insights_pb2.FunnelGroup(key="all", steps=answer.steps), *answer.groups]
+        width = max([24, *(len(_step_text(r.step)) for r in answer.steps)])
+        yield (f"  {'step':<{width}} {'entrants':>10} {'from prev':>11} {'from first':>11}"
+               f"  median time from prev")
+        for group in groups:
             yield f"{group.key}:"
             for r in group.steps:
-                median = (f"  median {r.median_time_from_previous.ToJsonString()}"
+                median = (f"  {r.median_time_from_previous.ToJsonString()}"
                           if r.HasField("median_time_from_previous") else "")
-                yield (f"  {r.step.event_type:<24} {r.entrants:>10} "
-                       f"{r.conversion_from_previous:>8.1%} {r.conversion_from_first:>8.1%}"
+                yield (f"  {_step_text(r.step):<{width}} {r.entrants:>10} "
+                       f"{r.conversion_from_previous:>11.1%} {r.conversion_from_first:>11.1%}"
                        f"{median}")
         yield from answer.notes
     elif command == "totals":

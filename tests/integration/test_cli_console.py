@@ -244,6 +244,22 @@ def test_catalogs_follows_the_pages(tmp_path: Path) -> None:
         + [TENANT]
 
 
+def test_a_funnel_as_text_names_its_columns_and_each_step_with_its_conditions(
+        shop: Running, tmp_path: Path) -> None:
+    # The columns were unnamed (which percentage is which?) and a step showed its
+    # event type alone, so two steps of one type with different conditions looked alike.
+    out = read(shop, "insights", "funnel", "--parent", CATALOG, "--step", "home-page-view",
+               "--step", "purchase-complete,productId=sku-1", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "  step                                entrants   from prev  from first  "
+        "median time from prev",
+        "all:",
+        "  home-page-view                             2      100.0%      100.0%",
+        "  purchase-complete,productId=sku-1          0        0.0%        0.0%",
+    ]
+
+
 @pytest.mark.parametrize(("command", "said"), [
     (["events", "list", "--parent", CATALOG, "--filter", 'colour = "red"'],
      "footfall: --filter: at character 1: "),
