@@ -255,19 +255,27 @@ def _data_sets(fetch: Callable[[Any], Any], parent: str) -> Iterator[Any]:
         request.page_token = reply.next_page_token
 
 
-def _print(records: Iterator[Any], line: Callable[[Any], str], as_json: bool) -> int:
+def _print(records: Iterator[Any], line: Callable[[Any], str], as_json: bool,
+           none: str = "") -> int:
+    """Each record on a line of its own; when there is none, `none` on stderr (an empty
+    answer and a mistyped name look alike otherwise)."""
+    printed = False
     for record in records:
         print(lines.as_json(record) if as_json else line(record), flush=True)
+        printed = True
+    if not printed and none:
+        _say(none)
     return 0
 
 
 def _list_or_tail(args: argparse.Namespace, verb: str, kind: Kind, listing: Any,
-                  watching: Any) -> int:
-    """`list`: the records `listing` selects, newest first; `tail`: what the watch
-    `watching` sends, until Ctrl-C, after `--after` if given."""
+                  watching: Any, none: str) -> int:
+    """`list`: the records `listing` selects, newest first (`none` on stderr if there
+    are none); `tail`: what the watch `watching` sends, until Ctrl-C, after `--after`
+    if given."""
     if verb == "list":
         return _reading(args, lambda source: _print(
-            _records(source, kind, listing, args.limit), kind.line, args.json))
+            _records(source, kind, listing, args.limit), kind.line, args.json, none))
     if args.after is not None:
         watching.after_id = args.after
 
@@ -289,9 +297,11 @@ def _events(args: argparse.Namespace) -> int:
     queries.parse_filter(args.filter, catalog, "--filter")  # refused before connecting
     listing = console_pb2.ListUserEventsRequest(parent=catalog, filter=args.filter)
     if args.events_command != "count":
+        none = (f"no event of {catalog} matches --filter" if args.filter else
+                f"no event in {catalog} (`footfall catalogs` lists those that hold events)")
         return _list_or_tail(args, args.events_command, USER_EVENTS, listing,
                              console_pb2.WatchUserEventsRequest(parent=catalog,
-                                                                filter=args.filter))
+                                                                filter=args.filter), none)
 
     def count(source: Source) -> int:
         print(source.rpc("CountUserEvents")(console_pb2.CountUserEventsRequest(
@@ -306,7 +316,9 @@ def _talent_events(args: argparse.Namespace) -> int:
     tenant = str(parse_tenant(args.parent, "--parent"))
     return _list_or_tail(args, args.talent_events_command, CLIENT_EVENTS,
                          console_pb2.ListClientEventsRequest(parent=tenant),
-                         console_pb2.WatchClientEventsRequest(parent=tenant))
+                         console_pb2.WatchClientEventsRequest(parent=tenant),
+                         f"no client event in {tenant} (`footfall catalogs` lists the tenants "
+                         f"that hold them)")
 
 
 def _rejections(args: argparse.Namespace) -> int:
@@ -314,14 +326,20 @@ def _rejections(args: argparse.Namespace) -> int:
     queries.parse_project(args.parent, "--parent")
     return _list_or_tail(args, args.rejections_command, REJECTIONS,
                          console_pb2.ListRejectionsRequest(parent=args.parent),
-                         console_pb2.WatchRejectionsRequest(parent=args.parent))
+                         console_pb2.WatchRejectionsRequest(parent=args.parent),
+                         f"no refusal kept {_of(args.parent)}")
+
+
+def _of(parent: str) -> str:
+    """`parent` (projects/P, or projects/- for every project) as words."""
+    return "in any project" if parent == EVERY_PROJECT else f"in {parent}"
 
 
 def _catalogs(args: argparse.Namespace) -> int:
     """Print the catalogs, then the tenants, that hold events, with their counts."""
     def body(source: Source) -> int:
         return _print(_data_sets(source.rpc("ListCatalogs"), args.parent), lines.data_set,
-                      args.json)
+                      args.json, f"no catalog or tenant holds events {_of(args.parent)}")
 
     return _reading(args, body)
 
@@ -334,7 +352,9 @@ def _operations(args: argparse.Namespace) -> int:
     def body(source: Source) -> int:
         ops = source.server.operations(args.parent, done) if isinstance(source, _Remote) \
             else _stored_operations(source, args.parent, done)
-        return _print(ops, lambda op: summarize(op).line(), args.json)
+        which = {None: "", True: " that is done", False: " running"}[done]
+        return _print(ops, lambda op: summarize(op).line(), args.json,
+                      f"no operation{which} under {args.parent}")
 
     return _reading(args, body)
 

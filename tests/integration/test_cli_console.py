@@ -157,6 +157,29 @@ def test_a_catalog_without_events_counts_zero(shop: Running, tmp_path: Path) -> 
     assert (out.returncode, out.stdout) == (0, "0\n")
 
 
+@pytest.mark.parametrize(("command", "said"), [
+    (["events", "list", "--parent", CATALOG.replace("default_catalog", "default")],
+     "footfall: no event in projects/p/locations/global/catalogs/default (`footfall catalogs` "
+     "lists those that hold events)\n"),
+    (["events", "list", "--parent", CATALOG, "--filter", 'visitorId = "nobody"'],
+     f"footfall: no event of {CATALOG} matches --filter\n"),
+    (["talent-events", "list", "--parent", "projects/p/tenants/none"],
+     "footfall: no client event in projects/p/tenants/none (`footfall catalogs` lists the "
+     "tenants that hold them)\n"),
+])
+def test_a_list_of_nothing_says_so_on_stderr(shop: Running, tmp_path: Path,
+                                             command: list[str], said: str) -> None:
+    # A mistyped catalog printed nothing at all, as an empty one does.
+    for out in (read(shop, *command, cwd=tmp_path),
+                footfall(*command, "--store", shop.settings.store, cwd=tmp_path)):
+        assert (out.returncode, out.stdout, out.stderr) == (0, "", said)
+    # (the keys here may read project p only)
+    none = footfall("catalogs", "--parent", "projects/none", "--store", shop.settings.store,
+                    cwd=tmp_path)
+    assert (none.returncode, none.stdout, none.stderr) == (
+        0, "", "footfall: no catalog or tenant holds events in projects/none\n")
+
+
 def test_rejections_say_status_message_and_fields(shop: Running, tmp_path: Path) -> None:
     out = read(shop, "rejections", "list", "--parent", "projects/p", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
