@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
-from server.cli_args import add_source_arguments
+from server.cli_args import EVERY_OPERATION, add_source_arguments
 from server.config import DEFAULT_STORE, add_serve_arguments, environ, settings_from_args
 from server.insights import cli as insights_cli
 
@@ -120,8 +120,10 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     operations_commands = operations.add_subparsers(dest="operations_command", required=True)
     listing = operations_commands.add_parser(
         "list", help="print operations: state, kind, name, counts and error")
-    listing.add_argument("--parent", default="projects/",
-                         help="catalog, location or project whose operations to list")
+    listing.add_argument("--parent", default=EVERY_OPERATION,
+                         help="catalog, location or project whose operations to list "
+                              "(default: every one; a server that checks keys needs one "
+                              "named)")
     add_source_arguments(listing, env)
     listing.add_argument("--done", choices=("true", "false"), help="only done or running ones")
     _add_output(listing)

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 
 from server.config import DEFAULT_STORE
 
+EVERY_OPERATION = "projects/"  # the default of `operations list`: no key may list them all
+
 
 def server_address(text: str) -> str:
     """argparse type of --server: HOST:PORT, as gRPC takes it (a URL is refused

@@ -38,6 +38,7 @@ from google.longrunning import operations_pb2
 from google.rpc import error_details_pb2  # noqa: F401
 
 from server import lines
+from server.cli_args import EVERY_OPERATION
 from server.console import queries
 from server.errors import FootfallError, InvalidArgument
 from server.names import parse_catalog, parse_tenant
@@ -108,6 +109,10 @@ def remote_failed(exc: RemoteError, args: argparse.Namespace) -> int:
     elif exc.code is grpc.StatusCode.PERMISSION_DENIED \
             and getattr(args, "parent", "") == EVERY_PROJECT:
         advice = f" ({EVERY_PROJECT} is the default: --parent projects/PROJECT names one)"
+    elif exc.code is grpc.StatusCode.PERMISSION_DENIED and args.command == "operations" \
+            and args.parent == EVERY_OPERATION:
+        advice = (" (every operation is the default: --parent names a catalog, location or "
+                  "project, e.g. projects/PROJECT)")
     _say(f"the server answered {exc}{advice}")
     return 2 if exc.code in _CLIENT_CODES else 1
 
