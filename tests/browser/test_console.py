@@ -293,6 +293,46 @@ def test_with_auth_the_page_asks_for_a_key_and_its_project_once_and_sends_the_ke
     assert seen["urls"] and not any(READER_KEY in url for url in [*seen["urls"], seen["page"]])
 
 
+async def read_why_import_lines_failed(devtools_url: str, port: int, shots: Path) -> str:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#operations")
+        summary = "article.operation details.samples:not([hidden]) > summary"
+        await until(lambda: devtools.evaluate(session, f"!!document.querySelector({summary!r})"),
+                    "the failures of the import")
+        await focus_and_press(devtools, session, summary)
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('details.samples')?.open"), "the failures open")
+        await no_problems(devtools, session)
+        await photograph(devtools, session, shots, "operations-failures")
+        return await text_of(devtools, session, "article.operation")
+
+
+def test_operations_say_why_lines_of_an_import_failed(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    # The card said "failure: 2" and nothing more: the reasons were in the operation's
+    # error samples, which the page never showed.
+    source = Path(running.settings.gcs_root) / "shop" / "events.json"
+    source.parent.mkdir(parents=True)
+    source.write_text('{"eventType": "home-page-view", "visitorId": "v", '
+                      '"eventTime": "2026-01-01T00:00:00Z"}\n'
+                      '{"eventType": "add-to-cart", "visitorId": "v", '
+                      '"eventTime": "2026-01-01T00:00:00Z"}\n'
+                      'not json\n')
+    status, op = rest(running.http_port, "POST", f"/v2/{CATALOG}/userEvents:import", {
+        "inputConfig": {"gcsSource": {"inputUris": ["gs://shop/events.json"]}},
+        "errorsConfig": {"gcsPrefix": "gs://shop/errors/"}})
+    assert status == 200, op
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        said = asyncio.run(asyncio.wait_for(
+            read_why_import_lines_failed(devtools_url, running.http_port, shots), DEADLINE * 2))
+    assert "Why lines failed" in said, said
+    assert ("gs://shop/events.json line 2: user_event.product_details: at least one product is "
+            "required for add-to-cart events") in said
+    assert "gs://shop/events.json line 3: invalid JSON" in said
+    assert f"Every failure is also in gs://shop/errors/{op['name'].split('/')[-1]}-errors.json." \
+        in said
+
+
 async def change_a_key_that_reads_nothing(devtools_url: str, port: int, folder: Path) -> str:
     async with DevTools.connect(devtools_url) as devtools:
         session = await open_console(devtools, f"http://127.0.0.1:{port}/console/")
