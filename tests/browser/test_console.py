@@ -445,6 +445,30 @@ def test_an_empty_table_says_so_from_its_left_edge_on_a_phone(
     assert shift < 1, shift
 
 
+async def read_the_counts_of_one_event(devtools_url: str, port: int) -> list[str]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#insights?"
+                                               f"parent={CATALOG}")
+        await until(lambda: devtools.evaluate(session, "!!document.querySelector('.headline')"),
+                    "the totals")
+        funnel_hint = ("[...document.querySelectorAll('p.hint')].map(p => p.innerText)"
+                       ".find(t => t.endsWith(' read.'))")
+        await until(lambda: devtools.evaluate(session, funnel_hint), "the funnel's count")
+        await no_problems(devtools, session)
+        return [await text_of(devtools, session, ".headline"),
+                await devtools.evaluate(session, funnel_hint)]
+
+
+def test_insights_count_one_event_and_one_visitor_in_the_singular(
+        browser_executable: str, running: Running, tmp_path: Path) -> None:
+    # "1 distinct visitors, 1 events read"
+    write(running.http_port, eventType="home-page-view", visitorId="v")
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        said = asyncio.run(asyncio.wait_for(
+            read_the_counts_of_one_event(devtools_url, running.http_port), DEADLINE * 2))
+    assert said == ["1 distinct visitor, 1 event read", "1 event read."]
+
+
 async def page_through_catalogs(devtools_url: str, port: int, shots: Path) -> None:
     async with DevTools.connect(devtools_url) as devtools:
         session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#catalogs")
