@@ -83,6 +83,11 @@ def _rows(call: Callable[[Any], Any], request: Any, field: str,
         request.page_token = page.next_page_token
 
 
+def _counted(number: int, one: str, many: str = "") -> str:
+    """1 and "purchase" as "1 purchase", 3 as "3 purchases" (`many`: if not one + s)."""
+    return f"{number} {one if number == 1 else many or one + 's'}"
+
+
 def _step_text(step: Any) -> str:
     """A funnel step as --step takes it: its type, then its conditions."""
     conditions = json_format.MessageToDict(step)
@@ -112,11 +117,12 @@ def _text(answer: Any, command: str) -> Iterator[str]:
             yield (f"{bucket.start_time.ToJsonString()}  visitors={bucket.distinct_visitors}"
                    f"  {counts}")
         for paid in answer.revenue:
-            yield f"{paid.day}  {paid.currency_code} {paid.revenue:.2f} ({paid.purchases})"
+            yield (f"{paid.day}  {paid.currency_code} {paid.revenue:.2f} "
+                   f"({_counted(paid.purchases, 'purchase')})")
         yield f"distinct visitors: {answer.distinct_visitors}"
         for query in answer.top_queries:
-            yield f"{query.query!r}: {query.searches} searches, {query.led_to_detail_view} " \
-                  f"led to a detail view"
+            yield (f"{query.query!r}: {_counted(query.searches, 'search', 'searches')}, "
+                   f"{query.led_to_detail_view} led to a detail view")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -283,6 +283,16 @@ def test_a_funnel_as_text_names_its_columns_and_each_step_with_its_conditions(
     ]
 
 
+def test_totals_as_text_say_what_they_count(shop: Running, tmp_path: Path) -> None:
+    # "EUR 25.50 (1)" left the number unnamed; "1 searches".
+    out = read(shop, "insights", "totals", "--parent", CATALOG, "--top-queries", "5",
+               cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "2024-01-02  EUR 25.50 (1 purchase)" in lines, lines
+    assert "'red shoes': 1 search, 0 led to a detail view" in lines, lines
+
+
 @pytest.mark.parametrize(("command", "said"), [
     (["events", "list", "--parent", CATALOG, "--filter", 'colour = "red"'],
      "footfall: --filter: at character 1: "),
