@@ -110,6 +110,7 @@ def _text(answer: Any, command: str) -> Iterator[str]:
                 yield (f"  {_step_text(r.step):<{width}} {r.entrants:>10} "
                        f"{r.conversion_from_previous:>11.1%} {r.conversion_from_first:>11.1%}"
                        f"{median}")
+        yield f"{_counted(answer.events_read, 'event')} read"
         yield from answer.notes
     elif command == "totals":
         for bucket in answer.buckets:

@@ -280,6 +280,7 @@ def test_a_funnel_as_text_names_its_columns_and_each_step_with_its_conditions(
         "all:",
         "  home-page-view                             2      100.0%      100.0%",
         "  purchase-complete,productId=sku-1          0        0.0%        0.0%",
+        "3 events read",  # of the steps' types: the search is not read
     ]
 
 
