@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
+from server.cli_args import EVERY_OPERATION, add_source_arguments
 from server.config import DEFAULT_STORE, add_serve_arguments, environ, settings_from_args
 from server.insights import cli as insights_cli
 
@@ -26,27 +27,6 @@ def _version() -> str:
         return metadata.version("footfall")
     except metadata.PackageNotFoundError:  # run from a checkout that was never installed
         return "unknown (not installed)"
-
-
-def _add_source_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str],
-                          store: bool = True) -> None:
-    """Where a read command reads: the store itself (read-only) or a running server
-    (the only choice when `store` is False)."""
-    where = parser.add_mutually_exclusive_group(required=not store)
-    if store:
-        where.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
-                           help="read this store directly, read-only; it must exist "
-                                "(FOOTFALL_STORE; default %(default)s)")
-    where.add_argument("--server", metavar="HOST:PORT",
-                       help="ask a running server, through its public gRPC API "
-                            "(a memory:// store can only be read this way)")
-    parser.add_argument("--key", default=env.get("FOOTFALL_KEY", ""),
-                        help="API key sent to --server as x-goog-api-key; better given as "
-                             "FOOTFALL_KEY, which other users cannot see in the process list")
-    parser.add_argument("--tls", action="store_true",
-                        help="reach --server over TLS, trusting the system's authorities")
-    parser.add_argument("--tls-ca", metavar="FILE",
-                        help="reach --server over TLS, trusting the authority (PEM) in FILE")
 
 
 def _add_output(parser: argparse.ArgumentParser, follow: bool = False) -> None:
@@ -87,14 +67,14 @@ def _add_reads(commands: Any, name: str, text: str, env: Mapping[str, str],
     verbs = group.add_subparsers(dest=f"{name.replace('-', '_')}_command", required=True)
     listing = verbs.add_parser("list", help="print them, newest first")
     listing.add_argument("--parent", **parent)
-    _add_source_arguments(listing, env)
+    add_source_arguments(listing, env)
     listing.add_argument("--limit", type=_at_least_one, default=100,
                          help="at most so many (%(default)s)")
     _add_output(listing)
     tail = verbs.add_parser("tail", help="print each one the server keeps from now on, "
                                          "until Ctrl-C")
     tail.add_argument("--parent", **parent)
-    _add_source_arguments(tail, env, store=False)
+    add_source_arguments(tail, env, store=False)
     _add_output(tail, follow=True)
 
 
@@ -113,7 +93,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                                 "Ctrl-C")):
         sub = events_commands.add_parser(name, help=text)
         sub.add_argument("--parent", required=True, help=f"catalog, e.g. {CATALOG_EXAMPLE}")
-        _add_source_arguments(sub, env, store=name != "tail")
+        add_source_arguments(sub, env, store=name != "tail")
         sub.add_argument("--filter", default="",
                          help='e.g. eventType = "search" eventTime > "2024-01-01T00:00:00Z": '
                               "the purge filter grammar, plus sessionId, productId, joined "
@@ -133,16 +113,18 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     catalogs.add_argument("--parent", default="projects/-",
                           help="projects/PROJECT, or projects/- (the default) for every "
                                "project")
-    _add_source_arguments(catalogs, env)
+    add_source_arguments(catalogs, env)
     _add_output(catalogs)
 
     operations = commands.add_parser("operations", help="read long-running operations")
     operations_commands = operations.add_subparsers(dest="operations_command", required=True)
     listing = operations_commands.add_parser(
         "list", help="print operations: state, kind, name, counts and error")
-    listing.add_argument("--parent", default="projects/",
-                         help="catalog, location or project whose operations to list")
-    _add_source_arguments(listing, env)
+    listing.add_argument("--parent", default=EVERY_OPERATION,
+                         help="catalog, location or project whose operations to list "
+                              "(default: every one; a server that checks keys needs one "
+                              "named)")
+    add_source_arguments(listing, env)
     listing.add_argument("--done", choices=("true", "false"), help="only done or running ones")
     _add_output(listing)
 

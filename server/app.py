@@ -8,9 +8,11 @@ any other thread.
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -271,8 +273,8 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     try:
         port = (server.add_secure_port(address, tls) if tls is not None
                 else server.add_insecure_port(address))
-    except RuntimeError as exc:
-        raise OSError(f"cannot listen on {address}: {exc}") from exc
+    except RuntimeError as exc:  # grpc says only "Failed to bind": ask the system why
+        raise OSError(f"cannot listen on {address}: {_bind_refusal(settings) or exc}") from exc
     await server.start()
     gateway = HttpGateway(settings, servicers, policy) if settings.http_port else None
     if gateway is not None:
@@ -381,3 +383,20 @@ def serve(settings: Settings, on_ready: Callable[[], None] | None = None,
     running.stop()
     log.info("stopped")
     return 0
+
+
+def _bind_refusal(settings: Settings) -> str:
+    """Why the system refuses to bind the gRPC port, and what to change; "" if it
+    does not (grpc failed for another reason)."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            advice = {errno.EADDRINUSE: " (--port or FOOTFALL_PORT picks another port; 0 a "
+                                        "free one)",
+                      errno.EADDRNOTAVAIL: " (--host or FOOTFALL_HOST names an address of "
+                                           "this machine)"}.get(exc.errno or 0, "")
+            return f"{exc.strerror or exc}{advice}"
+    return ""

@@ -38,6 +38,7 @@ from google.longrunning import operations_pb2
 from google.rpc import error_details_pb2  # noqa: F401
 
 from server import lines
+from server.cli_args import EVERY_OPERATION
 from server.console import queries
 from server.errors import FootfallError, InvalidArgument
 from server.names import parse_catalog, parse_tenant
@@ -90,20 +91,54 @@ def run(args: argparse.Namespace) -> int:
         _say(exc.message)
         return 2
     except RemoteError as exc:
-        return remote_failed(exc, getattr(args, "parent", ""))
+        return remote_failed(exc, args)
     except KeyboardInterrupt:  # Ctrl-C: stopped, as a shell says it (a tail's ends it: 0)
         return 130
 
 
-def remote_failed(exc: RemoteError, parent: str) -> int:
+def remote_failed(exc: RemoteError, args: argparse.Namespace) -> int:
+    """One line on stderr for a call to --server that failed; 2 when the request
+    (or its key) was wrong, 1 when the server could not be used."""
+    if exc.unreached:
+        _say(f"cannot reach a server at {args.server}: {_why_unreached(exc.message, args)} "
+             f"({exc})")
+        return 1
     advice = ""
     if exc.code is grpc.StatusCode.UNAUTHENTICATED:
         advice = ("; give an API key with the reader role (admin for operations) with --key "
                   "or FOOTFALL_KEY")
-    elif exc.code is grpc.StatusCode.PERMISSION_DENIED and parent == EVERY_PROJECT:
+    elif exc.code is grpc.StatusCode.PERMISSION_DENIED \
+            and getattr(args, "parent", "") == EVERY_PROJECT:
         advice = f" ({EVERY_PROJECT} is the default: --parent projects/PROJECT names one)"
+    elif exc.code is grpc.StatusCode.PERMISSION_DENIED and args.command == "operations" \
+            and args.parent == EVERY_OPERATION:
+        advice = (" (every operation is the default: --parent names a catalog, location or "
+                  "project, e.g. projects/PROJECT)")
     _say(f"the server answered {exc}{advice}")
     return 2 if exc.code in _CLIENT_CODES else 1
+
+
+def _why_unreached(details: str, args: argparse.Namespace) -> str:
+    """What most likely kept the call from the server, said from gRPC's `details`,
+    and what to do about it."""
+    tls = bool(getattr(args, "tls", False) or getattr(args, "tls_ca", None))
+    if "http1.x server" in details or "Failed parsing HTTP/2" in details:
+        return ("it answers HTTP/1.1, not gRPC: --server takes the gRPC port (the server's "
+                "'Footfall serving gRPC on' line names it; 50051 by default), not the HTTP one")
+    if "CERTIFICATE_VERIFY_FAILED" in details:
+        return ("its TLS certificate is not trusted: --tls-ca FILE names the authority (PEM) "
+                "that signed it")
+    if tls and "WRONG_VERSION_NUMBER" in details:
+        return "it does not serve TLS: leave out --tls and --tls-ca"
+    if not tls and "Socket closed" in details:
+        return ("it closed the connection: if it serves TLS (--tls-cert), add --tls-ca FILE, "
+                "or --tls if a public authority signed its certificate")
+    if "Connection refused" in details:
+        return ("nothing listens there: is the server running, and is that its gRPC port "
+                "(50051 by default)?")
+    if "resolv" in details or "DNS" in details:
+        return "the host name does not resolve"
+    return "no connection could be made"
 
 
 class Source(Protocol):
@@ -226,19 +261,27 @@ def _data_sets(fetch: Callable[[Any], Any], parent: str) -> Iterator[Any]:
         request.page_token = reply.next_page_token
 
 
-def _print(records: Iterator[Any], line: Callable[[Any], str], as_json: bool) -> int:
+def _print(records: Iterator[Any], line: Callable[[Any], str], as_json: bool,
+           none: str = "") -> int:
+    """Each record on a line of its own; when there is none, `none` on stderr (an empty
+    answer and a mistyped name look alike otherwise)."""
+    printed = False
     for record in records:
         print(lines.as_json(record) if as_json else line(record), flush=True)
+        printed = True
+    if not printed and none:
+        _say(none)
     return 0
 
 
 def _list_or_tail(args: argparse.Namespace, verb: str, kind: Kind, listing: Any,
-                  watching: Any) -> int:
-    """`list`: the records `listing` selects, newest first; `tail`: what the watch
-    `watching` sends, until Ctrl-C, after `--after` if given."""
+                  watching: Any, none: str) -> int:
+    """`list`: the records `listing` selects, newest first (`none` on stderr if there
+    are none); `tail`: what the watch `watching` sends, until Ctrl-C, after `--after`
+    if given."""
     if verb == "list":
         return _reading(args, lambda source: _print(
-            _records(source, kind, listing, args.limit), kind.line, args.json))
+            _records(source, kind, listing, args.limit), kind.line, args.json, none))
     if args.after is not None:
         watching.after_id = args.after
 
@@ -260,9 +303,11 @@ def _events(args: argparse.Namespace) -> int:
     queries.parse_filter(args.filter, catalog, "--filter")  # refused before connecting
     listing = console_pb2.ListUserEventsRequest(parent=catalog, filter=args.filter)
     if args.events_command != "count":
+        none = (f"no event of {catalog} matches --filter" if args.filter else
+                f"no event in {catalog} (`footfall catalogs` lists those that hold events)")
         return _list_or_tail(args, args.events_command, USER_EVENTS, listing,
                              console_pb2.WatchUserEventsRequest(parent=catalog,
-                                                                filter=args.filter))
+                                                                filter=args.filter), none)
 
     def count(source: Source) -> int:
         print(source.rpc("CountUserEvents")(console_pb2.CountUserEventsRequest(
@@ -277,7 +322,9 @@ def _talent_events(args: argparse.Namespace) -> int:
     tenant = str(parse_tenant(args.parent, "--parent"))
     return _list_or_tail(args, args.talent_events_command, CLIENT_EVENTS,
                          console_pb2.ListClientEventsRequest(parent=tenant),
-                         console_pb2.WatchClientEventsRequest(parent=tenant))
+                         console_pb2.WatchClientEventsRequest(parent=tenant),
+                         f"no client event in {tenant} (`footfall catalogs` lists the tenants "
+                         f"that hold them)")
 
 
 def _rejections(args: argparse.Namespace) -> int:
@@ -285,14 +332,20 @@ def _rejections(args: argparse.Namespace) -> int:
     queries.parse_project(args.parent, "--parent")
     return _list_or_tail(args, args.rejections_command, REJECTIONS,
                          console_pb2.ListRejectionsRequest(parent=args.parent),
-                         console_pb2.WatchRejectionsRequest(parent=args.parent))
+                         console_pb2.WatchRejectionsRequest(parent=args.parent),
+                         f"no refusal kept {_of(args.parent)}")
+
+
+def _of(parent: str) -> str:
+    """`parent` (projects/P, or projects/- for every project) as words."""
+    return "in any project" if parent == EVERY_PROJECT else f"in {parent}"
 
 
 def _catalogs(args: argparse.Namespace) -> int:
     """Print the catalogs, then the tenants, that hold events, with their counts."""
     def body(source: Source) -> int:
         return _print(_data_sets(source.rpc("ListCatalogs"), args.parent), lines.data_set,
-                      args.json)
+                      args.json, f"no catalog or tenant holds events {_of(args.parent)}")
 
     return _reading(args, body)
 
@@ -305,7 +358,9 @@ def _operations(args: argparse.Namespace) -> int:
     def body(source: Source) -> int:
         ops = source.server.operations(args.parent, done) if isinstance(source, _Remote) \
             else _stored_operations(source, args.parent, done)
-        return _print(ops, lambda op: lines.printable(summarize(op).line()), args.json)
+        which = {None: "", True: " that is done", False: " running"}[done]
+        return _print(ops, lambda op: lines.printable(summarize(op).line()), args.json,
+                      f"no operation{which} under {args.parent}")
 
     return _reading(args, body)
 

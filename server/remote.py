@@ -36,6 +36,16 @@ class RemoteError(Exception):
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
+        self.message = message
+
+    @property
+    def unreached(self) -> bool:
+        """Whether no server answered: gRPC found no address to connect to (nothing
+        listening, a name that does not resolve, a failed handshake). A server that
+        answers UNAVAILABLE itself (its database away) says more than that."""
+        return self.code is grpc.StatusCode.UNAVAILABLE and self.message.startswith(
+            ("failed to connect to all addresses", "DNS resolution failed",
+             "errors resolving"))
 
 
 @dataclass(frozen=True)

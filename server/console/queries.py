@@ -77,7 +77,7 @@ class _Parser(purge_filter.Parser):
             return False
         self.take("op", f"'=' after {name.text}", ("=",))
         if name.text in ("sessionId", "productId"):
-            value = purge_filter.unquote(self.take("string", f"a quoted value for {name.text}"))
+            value = self.quoted_value(name.text)
             (self.session_ids if name.text == "sessionId" else self.product_ids).append(value)
         elif name.text == "joined":
             value = self.take("word", "true or false", ("true", "false")).text

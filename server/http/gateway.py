@@ -17,6 +17,7 @@ sites cannot change anything (`crosssite`).
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import logging
 import re
@@ -216,8 +217,10 @@ class HttpGateway:
             await site.start()
         except OSError as exc:
             await self._runner.cleanup()
-            raise OSError(f"cannot listen for HTTP on {settings.host}:{port}: "
-                          f"{exc}") from exc
+            advice = (" (--http-port or FOOTFALL_HTTP_PORT picks another port; -1 a free one, "
+                      "0 none)" if exc.errno == errno.EADDRINUSE else "")
+            raise OSError(f"cannot listen for HTTP on {settings.host}:{port}: {exc}"
+                          f"{advice}") from exc
         self.site = site
         self.port = site.port
         return self.port

@@ -1,6 +1,7 @@
 """`footfall insights funnel|products|jobs|totals --server HOST:PORT`: the
-insights of a running server, through footfall.insights.v1 (a reader key is
-enough), as text or, with --json, as proto3 JSON. Light to import: `serve`
+insights of a running server (over TLS with --tls or --tls-ca), through
+footfall.insights.v1 (a reader key is enough), as text or, with --json, as
+proto3 JSON. Light to import: `serve`
 builds this parser too; the asking is in `client`."""
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from server.cli_args import add_source_arguments
 
 CATALOG_EXAMPLE = "projects/p/locations/global/catalogs/default_catalog"
 TENANT_EXAMPLE = "projects/p/tenants/t"
@@ -47,11 +50,7 @@ def add_parser(commands: Any, env: Mapping[str, str]) -> None:
     def common(name: str, text: str, parent: str) -> argparse.ArgumentParser:
         sub = kinds.add_parser(name, help=text)
         sub.add_argument("--parent", required=True, help=parent)
-        sub.add_argument("--server", required=True, metavar="HOST:PORT",
-                         help="the server's gRPC address")
-        sub.add_argument("--key", default=env.get("FOOTFALL_KEY", ""),
-                         help="API key (reader role is enough) sent as x-goog-api-key "
-                              "(FOOTFALL_KEY)")
+        add_source_arguments(sub, env, store=False)
         sub.add_argument("--start", type=_time, metavar="TIME",
                          help=f"only events at or after this RFC 3339 time, e.g. {TIME_EXAMPLE}")
         sub.add_argument("--end", type=_time, metavar="TIME",

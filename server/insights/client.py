@@ -13,7 +13,8 @@ from footfall.insights.v1 import insights_pb2, insights_pb2_grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from server.inspect import remote_failed
+from server.errors import FootfallError
+from server.inspect import connection, remote_failed
 from server.lines import printable
 from server.remote import CALL_SECONDS, RemoteError
 
@@ -83,16 +84,34 @@ def _rows(call: Callable[[Any], Any], request: Any, field: str,
         request.page_token = page.next_page_token
 
 
+def _counted(number: int, one: str, many: str = "") -> str:
+    """1 and "purchase" as "1 purchase", 3 as "3 purchases" (`many`: if not one + s)."""
+    return f"{number} {one if number == 1 else many or one + 's'}"
+
+
+def _step_text(step: Any) -> str:
+    """A funnel step as --step takes it: its type, then its conditions."""
+    conditions = json_format.MessageToDict(step)
+    conditions.pop("eventType", None)
+    return ",".join([step.event_type, *(f"{field}={str(value).lower() if value is True else value}"
+                                         for field, value in conditions.items())])
+
+
 def _text(answer: Any, command: str) -> Iterator[str]:
     if command == "funnel":
-        for group in [insights_pb2.FunnelGroup(key="all", steps=answer.steps), *answer.groups]:
+        groups = [insights_pb2.FunnelGroup(key="all", steps=answer.steps), *answer.groups]
+        width = max([24, *(len(_step_text(r.step)) for r in answer.steps)])
+        yield (f"  {'step':<{width}} {'entrants':>10} {'from prev':>11} {'from first':>11}"
+               f"  median time from prev")
+        for group in groups:
             yield f"{group.key}:"
             for r in group.steps:
-                median = (f"  median {r.median_time_from_previous.ToJsonString()}"
+                median = (f"  {r.median_time_from_previous.ToJsonString()}"
                           if r.HasField("median_time_from_previous") else "")
-                yield (f"  {r.step.event_type:<24} {r.entrants:>10} "
-                       f"{r.conversion_from_previous:>8.1%} {r.conversion_from_first:>8.1%}"
+                yield (f"  {_step_text(r.step):<{width}} {r.entrants:>10} "
+                       f"{r.conversion_from_previous:>11.1%} {r.conversion_from_first:>11.1%}"
                        f"{median}")
+        yield f"{_counted(answer.events_read, 'event')} read"
         yield from answer.notes
     elif command == "totals":
         for bucket in answer.buckets:
@@ -100,11 +119,12 @@ def _text(answer: Any, command: str) -> Iterator[str]:
             yield (f"{bucket.start_time.ToJsonString()}  visitors={bucket.distinct_visitors}"
                    f"  {counts}")
         for paid in answer.revenue:
-            yield f"{paid.day}  {paid.currency_code} {paid.revenue:.2f} ({paid.purchases})"
+            yield (f"{paid.day}  {paid.currency_code} {paid.revenue:.2f} "
+                   f"({_counted(paid.purchases, 'purchase')})")
         yield f"distinct visitors: {answer.distinct_visitors}"
         for query in answer.top_queries:
-            yield f"{query.query!r}: {query.searches} searches, {query.led_to_detail_view} " \
-                  f"led to a detail view"
+            yield (f"{query.query!r}: {_counted(query.searches, 'search', 'searches')}, "
+                   f"{query.led_to_detail_view} led to a detail view")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,9 +134,14 @@ def run(args: argparse.Namespace) -> int:
     except json_format.ParseError as exc:
         print(f"footfall: {exc}", file=sys.stderr)
         return 2
+    try:
+        reach = connection(args)
+    except FootfallError as exc:
+        print(f"footfall: {exc.message}", file=sys.stderr)
+        return 2
     metadata = (("x-goog-api-key", args.key),) if args.key else ()
     command = args.insights_command
-    with grpc.insecure_channel(args.server) as channel:
+    with reach.channel() as channel:
         stub = insights_pb2_grpc.InsightsServiceStub(channel)
         method = {"funnel": stub.RunFunnel, "totals": stub.ComputeTotals,
                   "products": stub.ListProductStats, "jobs": stub.ListJobStats}[command]
@@ -137,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
                 lines = [json.dumps(json_format.MessageToDict(row)) if args.json
                          else _row_text(row) for row in _rows(call, request, field, args.limit)]
         except RemoteError as exc:
-            return remote_failed(exc, args.parent)
+            return remote_failed(exc, args)
     for line in lines:
         print(printable(line))  # ids and event types are what clients sent
     return 0

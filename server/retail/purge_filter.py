@@ -31,8 +31,8 @@ _TOKEN = re.compile(r"""
     (?P<space>\s+)
   | (?P<string>"(?:[^"\\]|\\.)*")
   | (?P<op>>=|<=|=|>|<|:|\[|\]|,)
-  | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
-""", re.VERBOSE)
+  | (?P<word>[A-Za-z_][A-Za-z0-9_-]*)
+""", re.VERBOSE)  # a word may hold "-" so that a value left bare (home-page-view) is one word
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ def tokens(text: str, pattern: re.Pattern[str] = _TOKEN) -> list[Token]:
     while pos < len(text):
         match = pattern.match(text, pos)
         if match is None:
-            raise Fail(pos, f"unexpected character {text[pos]!r}")
+            advice = ": values go in double quotes" if text[pos] == "'" else ""
+            raise Fail(pos, f"unexpected character {text[pos]!r}{advice}")
         kind = match.lastgroup or ""
         if kind != "space":
             out.append(Token(kind, match.group(), pos))
@@ -100,6 +101,15 @@ class Cursor:
     def peek(self) -> Token | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
 
+    def quoted_value(self, field: str) -> str:
+        """The quoted value after `field =`; Fail for a value left bare, saying how
+        to write it."""
+        token = self.peek()
+        if token is not None and token.kind == "word":
+            raise Fail(token.at, f"expected a quoted value for {field}, got {token.text!r}: "
+                                 f'write {field} = "{token.text}"')
+        return unquote(self.take("string", f"a quoted value for {field}"))
+
     def take(self, kind: str, what: str, texts: tuple[str, ...] = ()) -> Token:
         """The next token, which must be of `kind` (and one of `texts`); Fail
         saying `what` was expected otherwise."""
@@ -137,7 +147,7 @@ class Parser(Cursor):
         name = self.take("word", f"a field ({self.fields})")
         if name.text in STRING_FIELDS:
             self.take("op", f"'=' after {name.text}", ("=",))
-            value = unquote(self.take("string", f'a quoted value for {name.text}'))
+            value = self.quoted_value(name.text)
             attribute = STRING_FIELDS[name.text]
             current: tuple[str, ...] = getattr(self.query, attribute)
             self.query = replace(self.query, **{attribute: (*current, value)})  # type: ignore[arg-type]

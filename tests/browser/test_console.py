@@ -293,6 +293,100 @@ def test_with_auth_the_page_asks_for_a_key_and_its_project_once_and_sends_the_ke
     assert seen["urls"] and not any(READER_KEY in url for url in [*seen["urls"], seen["page"]])
 
 
+async def read_why_import_lines_failed(devtools_url: str, port: int, shots: Path) -> str:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#operations")
+        summary = "article.operation details.samples:not([hidden]) > summary"
+        await until(lambda: devtools.evaluate(session, f"!!document.querySelector({summary!r})"),
+                    "the failures of the import")
+        await focus_and_press(devtools, session, summary)
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('details.samples')?.open"), "the failures open")
+        await no_problems(devtools, session)
+        await photograph(devtools, session, shots, "operations-failures")
+        return await text_of(devtools, session, "article.operation")
+
+
+def test_operations_say_why_lines_of_an_import_failed(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    # The card said "failure: 2" and nothing more: the reasons were in the operation's
+    # error samples, which the page never showed.
+    source = Path(running.settings.gcs_root) / "shop" / "events.json"
+    source.parent.mkdir(parents=True)
+    source.write_text('{"eventType": "home-page-view", "visitorId": "v", '
+                      '"eventTime": "2026-01-01T00:00:00Z"}\n'
+                      '{"eventType": "add-to-cart", "visitorId": "v", '
+                      '"eventTime": "2026-01-01T00:00:00Z"}\n'
+                      'not json\n')
+    status, op = rest(running.http_port, "POST", f"/v2/{CATALOG}/userEvents:import", {
+        "inputConfig": {"gcsSource": {"inputUris": ["gs://shop/events.json"]}},
+        "errorsConfig": {"gcsPrefix": "gs://shop/errors/"}})
+    assert status == 200, op
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        said = asyncio.run(asyncio.wait_for(
+            read_why_import_lines_failed(devtools_url, running.http_port, shots), DEADLINE * 2))
+    assert "Why lines failed" in said, said
+    assert ("gs://shop/events.json line 2: user_event.product_details: at least one product is "
+            "required for add-to-cart events") in said
+    assert "gs://shop/events.json line 3: invalid JSON" in said
+    assert f"Every failure is also in gs://shop/errors/{op['name'].split('/')[-1]}-errors.json." \
+        in said
+
+
+async def change_a_key_that_reads_nothing(devtools_url: str, port: int, folder: Path) -> str:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/")
+        dialog_open = "document.querySelector('dialog')?.open"
+        await until(lambda: devtools.evaluate(session, dialog_open), "the key dialog")
+        # The first time the server's words only repeat the dialog's.
+        assert await text_of(devtools, session, "#key-why") == ""
+        await devtools.type_text(session, "writer-key")
+        await devtools.press(session, "Enter")
+        project_form = "document.activeElement?.id === 'project'"
+        await until(lambda: devtools.evaluate(session, project_form), "the project's form")
+        await devtools.type_text(session, PROJECT)
+        await devtools.press(session, "Enter")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('main').innerText.includes('role (writer)')"),
+            "the writer key refused")
+        said = await text_of(devtools, session, "main")
+        await photograph(devtools, session, folder, "key-reads-nothing")
+        # A way out other than closing the tab: the key can be changed.
+        await focus_and_press(devtools, session, "#key-button:not([hidden])")
+        await until(lambda: devtools.evaluate(session, dialog_open), "the key dialog again")
+        await devtools.type_text(session, READER_KEY)
+        await devtools.press(session, "Enter")
+        await until(lambda: devtools.evaluate(session, project_form), "the project's form")
+        await devtools.type_text(session, PROJECT)
+        await devtools.press(session, "Enter")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('#accepted')?.innerText.includes('keyed')"),
+            "the event, read with the reader key")
+        await no_problems(devtools, session)
+        return said
+
+
+def test_a_key_that_may_not_read_can_be_changed_from_the_project_page(
+        browser_executable: str, shots: Path, tmp_path: Path) -> None:
+    # A writer key was asked for a project, then again and again: "Change key" stayed
+    # hidden on that page, and only closing the tab forgot the key.
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": {
+        READER_KEY: {"projects": [PROJECT], "role": "reader", "name": "console"},
+        "writer-key": {"projects": [PROJECT], "role": "writer", "name": "shop"}}}))
+    with serve(tmp_path, auth_file=str(keys)) as running:
+        status, _ = rest(running.http_port, "POST", f"/v2/{CATALOG}/userEvents:write",
+                         {"eventType": "home-page-view", "visitorId": "keyed"},
+                         {"x-goog-api-key": "writer-key"})
+        assert status == 200
+        with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+            said = asyncio.run(asyncio.wait_for(
+                change_a_key_that_reads_nothing(devtools_url, running.http_port, shots),
+                DEADLINE * 2))
+    assert f"This key may not read project {PROJECT}: name another one, or use another " \
+           "key (Change key, above)." in said, said
+
+
 async def see_totals_of_year_1_and_today(devtools_url: str, port: int, shots: Path) -> str:
     async with DevTools.connect(devtools_url) as devtools:
         session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#insights?"
@@ -320,6 +414,59 @@ def test_insights_draw_the_hours_that_hold_events_when_they_span_millions(
             see_totals_of_year_1_and_today(devtools_url, running.http_port, shots),
             DEADLINE * 2))
     assert said.startswith("Only the hours that hold events are drawn"), said
+
+
+async def see_an_empty_table_on_a_phone(devtools_url: str, port: int, shots: Path) -> float:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#insights?"
+                                               f"parent={CATALOG}")
+        empty = "document.querySelector('.stats td[colspan]')"
+        await until(lambda: devtools.evaluate(session, f"!!{empty}"), "the empty product table")
+        await devtools.viewport(session, 390, 844, True)
+        await asyncio.sleep(0.3)  # one layout
+        shift = await devtools.evaluate(  # of the text, not of the cell's box
+            session, f"(td => {{ const text = document.createRange(); "
+                     f"text.selectNodeContents(td); return text.getBoundingClientRect().left - "
+                     f"td.closest('table').getBoundingClientRect().left }})({empty})")
+        await no_problems(devtools, session)
+        await photograph(devtools, session, shots, "insights-empty-table")
+        return float(shift)
+
+
+def test_an_empty_table_says_so_from_its_left_edge_on_a_phone(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    # On a phone each cell is a grid of its label and its value: the one cell of
+    # "Nothing in this time range." has no label, and its text stood in the value
+    # column, pushed 8rem to the right.
+    write(running.http_port, eventType="home-page-view", visitorId="v")  # no product
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        shift = asyncio.run(asyncio.wait_for(
+            see_an_empty_table_on_a_phone(devtools_url, running.http_port, shots), DEADLINE * 2))
+    assert shift < 1, shift
+
+
+async def read_the_counts_of_one_event(devtools_url: str, port: int) -> list[str]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#insights?"
+                                               f"parent={CATALOG}")
+        await until(lambda: devtools.evaluate(session, "!!document.querySelector('.headline')"),
+                    "the totals")
+        funnel_hint = ("[...document.querySelectorAll('p.hint')].map(p => p.innerText)"
+                       ".find(t => t.endsWith(' read.'))")
+        await until(lambda: devtools.evaluate(session, funnel_hint), "the funnel's count")
+        await no_problems(devtools, session)
+        return [await text_of(devtools, session, ".headline"),
+                await devtools.evaluate(session, funnel_hint)]
+
+
+def test_insights_count_one_event_and_one_visitor_in_the_singular(
+        browser_executable: str, running: Running, tmp_path: Path) -> None:
+    # "1 distinct visitors, 1 events read"
+    write(running.http_port, eventType="home-page-view", visitorId="v")
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        said = asyncio.run(asyncio.wait_for(
+            read_the_counts_of_one_event(devtools_url, running.http_port), DEADLINE * 2))
+    assert said == ["1 distinct visitor, 1 event read", "1 event read."]
 
 
 async def page_through_catalogs(devtools_url: str, port: int, shots: Path) -> None:

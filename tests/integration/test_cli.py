@@ -229,15 +229,24 @@ def test_unknown_store_url_stops_the_start_like_a_bad_flag(tmp_path: Path) -> No
     assert "Traceback" not in out.stderr
 
 
-def test_port_in_use(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("flag", "said"), [
+    # grpc said only "Failed to bind ...; set GRPC_VERBOSITY=debug ..."
+    ("--port", "cannot start: cannot listen on 127.0.0.1:{port}: Address already in use "
+               "(--port or FOOTFALL_PORT picks another port; 0 a free one)"),
+    ("--http-port", "cannot start: cannot listen for HTTP on 127.0.0.1:{port}: [Errno 98] "
+                    "Address already in use (--http-port or FOOTFALL_HTTP_PORT picks another "
+                    "port; -1 a free one, 0 none)"),
+])
+def test_port_in_use(tmp_path: Path, flag: str, said: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        out = footfall("serve", "--port", str(port), "--http-port", "0", "--store", "memory://",
-                       cwd=tmp_path)
+        ports = {"--port": "0", "--http-port": "0", flag: str(port)}
+        out = footfall("serve", *[part for pair in ports.items() for part in pair],
+                       "--store", "memory://", cwd=tmp_path)
     assert out.returncode == 1
-    assert f"cannot start: cannot listen on 127.0.0.1:{port}" in out.stderr
+    assert said.format(port=port) in out.stderr, out.stderr
     assert "Traceback" not in out.stderr
 
 

@@ -157,6 +157,29 @@ def test_a_catalog_without_events_counts_zero(shop: Running, tmp_path: Path) -> 
     assert (out.returncode, out.stdout) == (0, "0\n")
 
 
+@pytest.mark.parametrize(("command", "said"), [
+    (["events", "list", "--parent", CATALOG.replace("default_catalog", "default")],
+     "footfall: no event in projects/p/locations/global/catalogs/default (`footfall catalogs` "
+     "lists those that hold events)\n"),
+    (["events", "list", "--parent", CATALOG, "--filter", 'visitorId = "nobody"'],
+     f"footfall: no event of {CATALOG} matches --filter\n"),
+    (["talent-events", "list", "--parent", "projects/p/tenants/none"],
+     "footfall: no client event in projects/p/tenants/none (`footfall catalogs` lists the "
+     "tenants that hold them)\n"),
+])
+def test_a_list_of_nothing_says_so_on_stderr(shop: Running, tmp_path: Path,
+                                             command: list[str], said: str) -> None:
+    # A mistyped catalog printed nothing at all, as an empty one does.
+    for out in (read(shop, *command, cwd=tmp_path),
+                footfall(*command, "--store", shop.settings.store, cwd=tmp_path)):
+        assert (out.returncode, out.stdout, out.stderr) == (0, "", said)
+    # (the keys here may read project p only)
+    none = footfall("catalogs", "--parent", "projects/none", "--store", shop.settings.store,
+                    cwd=tmp_path)
+    assert (none.returncode, none.stdout, none.stderr) == (
+        0, "", "footfall: no catalog or tenant holds events in projects/none\n")
+
+
 def test_rejections_say_status_message_and_fields(shop: Running, tmp_path: Path) -> None:
     out = read(shop, "rejections", "list", "--parent", "projects/p", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -244,6 +267,33 @@ def test_catalogs_follows_the_pages(tmp_path: Path) -> None:
         + [TENANT]
 
 
+def test_a_funnel_as_text_names_its_columns_and_each_step_with_its_conditions(
+        shop: Running, tmp_path: Path) -> None:
+    # The columns were unnamed (which percentage is which?) and a step showed its
+    # event type alone, so two steps of one type with different conditions looked alike.
+    out = read(shop, "insights", "funnel", "--parent", CATALOG, "--step", "home-page-view",
+               "--step", "purchase-complete,productId=sku-1", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "  step                                entrants   from prev  from first  "
+        "median time from prev",
+        "all:",
+        "  home-page-view                             2      100.0%      100.0%",
+        "  purchase-complete,productId=sku-1          0        0.0%        0.0%",
+        "3 events read",  # of the steps' types: the search is not read
+    ]
+
+
+def test_totals_as_text_say_what_they_count(shop: Running, tmp_path: Path) -> None:
+    # "EUR 25.50 (1)" left the number unnamed; "1 searches".
+    out = read(shop, "insights", "totals", "--parent", CATALOG, "--top-queries", "5",
+               cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "2024-01-02  EUR 25.50 (1 purchase)" in lines, lines
+    assert "'red shoes': 1 search, 0 led to a detail view" in lines, lines
+
+
 @pytest.mark.parametrize(("command", "said"), [
     (["events", "list", "--parent", CATALOG, "--filter", 'colour = "red"'],
      "footfall: --filter: at character 1: "),
@@ -272,7 +322,32 @@ def test_a_position_out_of_range_is_said_by_argparse(tmp_path: Path, after: str)
 
 def test_tail_needs_a_server(tmp_path: Path) -> None:
     out = footfall("events", "tail", "--parent", CATALOG, cwd=tmp_path)
-    assert out.returncode == 2 and "one of the arguments --server is required" in out.stderr
+    assert out.returncode == 2
+    assert "error: the following arguments are required: --server" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize(("where", "flags", "said"), [
+    ("http", [], "it answers HTTP/1.1, not gRPC: --server takes the gRPC port (the server's "
+                 "'Footfall serving gRPC on' line names it; 50051 by default), not the HTTP one"),
+    ("grpc", ["--tls"], "it does not serve TLS: leave out --tls and --tls-ca"),
+])
+def test_a_server_reached_the_wrong_way_says_what_to_change(
+        shop: Running, tmp_path: Path, where: str, flags: list[str], said: str) -> None:
+    port = shop.http_port if where == "http" else shop.port
+    for command in (["catalogs"], ["insights", "totals", "--parent", CATALOG]):
+        out = footfall(*command, "--server", f"127.0.0.1:{port}", *flags, cwd=tmp_path,
+                       env={"FOOTFALL_KEY": READER})
+        assert out.returncode == 1, out.stderr
+        assert out.stderr.startswith(f"footfall: cannot reach a server at 127.0.0.1:{port}: "
+                                     f"{said} (UNAVAILABLE: "), out.stderr
+        assert len(out.stderr.splitlines()) == 1
+
+
+def test_a_url_is_no_server_address(tmp_path: Path) -> None:
+    out = footfall("catalogs", "--server", "http://127.0.0.1:50051", cwd=tmp_path)
+    assert out.returncode == 2
+    assert ("argument --server: takes HOST:PORT (the server's gRPC port), not a URL: "
+            "'http://127.0.0.1:50051'") in out.stderr
 
 
 @pytest.mark.parametrize("command", [
@@ -443,5 +518,6 @@ def test_tail_of_a_server_that_is_not_there_stops(tmp_path: Path) -> None:
     out = footfall("events", "tail", "--server", "127.0.0.1:1", "--parent", CATALOG,
                    cwd=tmp_path)
     assert out.returncode == 1
-    assert out.stderr.startswith("footfall: the server answered UNAVAILABLE: ")
+    assert out.stderr.startswith("footfall: cannot reach a server at 127.0.0.1:1: nothing "
+                                 "listens there: "), out.stderr
     assert len(out.stderr.splitlines()) == 1

@@ -107,13 +107,27 @@ def test_without_the_key_the_server_refuses(served: Running, tmp_path: Path) -> 
     assert wrong.returncode == 2 and "UNAUTHENTICATED" in wrong.stderr
 
 
+def test_every_operation_with_keys_on_says_to_name_a_parent(served: Running,
+                                                            tmp_path: Path) -> None:
+    # The default --parent (every operation) is refused for every key, admin too, and
+    # nothing said that --parent was the way out.
+    out = footfall("operations", "list", "--server", address(served), "--key", KEY,
+                   cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.startswith("footfall: the server answered PERMISSION_DENIED: ")
+    assert out.stderr.endswith(" (every operation is the default: --parent names a catalog, "
+                               "location or project, e.g. projects/PROJECT)\n"), out.stderr
+
+
 def test_a_server_that_is_not_there_is_one_line(tmp_path: Path) -> None:
     with socket.socket() as probe:  # a port nothing listens on once closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     out = footfall("operations", "list", "--server", f"127.0.0.1:{port}", cwd=tmp_path)
     assert out.returncode == 1
-    assert out.stderr.startswith("footfall: the server answered UNAVAILABLE: ")
+    assert out.stderr.startswith(f"footfall: cannot reach a server at 127.0.0.1:{port}: "
+                                 "nothing listens there: is the server running, and is that "
+                                 "its gRPC port (50051 by default)? (UNAVAILABLE: "), out.stderr
     assert len(out.stderr.splitlines()) == 1
 
 

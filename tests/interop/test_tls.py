@@ -5,6 +5,7 @@ credentials plugin), the REST client over https verifying against the test CA.""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import subprocess
 import sys
@@ -119,8 +120,33 @@ def test_the_cli_reads_over_tls_with_the_authority_it_is_given(
     trusted = footfall_reading(tls_server, "--tls-ca", str(certificates.ca))
     assert trusted.returncode == 0, trusted.stderr
     assert trusted.stdout.split()[1:3] == ["home-page-view", "visitor=tls-cli"]
-    for flags in (["--tls"], []):  # the system's authorities do not know the test CA
+    for flags, said in (
+            # the system's authorities do not know the test CA
+            (["--tls"], "its TLS certificate is not trusted: --tls-ca FILE names the authority "
+                        "(PEM) that signed it"),
+            ([], "it closed the connection: if it serves TLS (--tls-cert), add --tls-ca FILE, "
+                 "or --tls if a public authority signed its certificate")):
         refused = footfall_reading(tls_server, *flags)
         assert refused.returncode == 1, refused.stderr
-        assert refused.stderr.startswith("footfall: the server answered UNAVAILABLE: ")
+        assert refused.stderr.startswith(
+            f"footfall: cannot reach a server at {tls_server.address}: {said} (UNAVAILABLE: "), \
+            refused.stderr
         assert len(refused.stderr.splitlines()) == 1 and READER not in refused.stderr
+
+
+def test_insights_over_tls_with_the_authority_it_is_given(
+        tls_server: ServerProcess, certificates: Certificates) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+
+    def totals(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "server", "insights", "totals", "--parent",
+                               CATALOG, "--server", tls_server.address, "--json", *flags],
+                              cwd=tls_server.workdir, env={**env, "FOOTFALL_KEY": READER},
+                              capture_output=True, text=True, timeout=CLI_DEADLINE)
+
+    trusted = totals("--tls-ca", str(certificates.ca))
+    assert trusted.returncode == 0, trusted.stderr
+    assert isinstance(json.loads(trusted.stdout), dict)
+    plaintext = totals()
+    assert plaintext.returncode == 1
+    assert "it closed the connection: if it serves TLS" in plaintext.stderr

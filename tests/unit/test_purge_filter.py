@@ -50,9 +50,14 @@ def test_the_tighter_bound_wins() -> None:
     ('eventTime > "soon"', "RFC 3339"),
     ('eventTime >', "but the filter ends"),
     ('visitorId = visitor', "at character 13: expected a quoted value"),
+    # The first filter a newcomer types: the value was cut at its "-" and refused as
+    # "unexpected character '-'", with no word of quotes.
+    ("eventType = home-page-view", "at character 13: expected a quoted value for eventType, "
+                                   "got 'home-page-view': write eventType = \"home-page-view\""),
     ('eventType = "unterminated', "unexpected character"),
     ('event_time: ["2024-02-01T00:00:00Z", "2024-01-01T00:00:00Z"]', "ends before it starts"),
-    ("eventType = 'single'", "unexpected character"),
+    ("eventType = 'single'", "at character 13: unexpected character \"'\": values go in double "
+                             "quotes"),
     ("x" * 5001, "at most 5000 characters"),
     # PostgreSQL's text holds no NUL (the store writes U+FFFD): it selected, and
     # purged, the events of visitor "v\ufffd"; no stored id holds a NUL

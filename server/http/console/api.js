@@ -66,7 +66,9 @@ async function send(url, {method = "GET", body, signal} = {}) {
     if (response.ok) return response;
     const answer = await response.json().catch(() => ({}));
     if (response.status !== 401) throw new ApiError(response.status, answer.error);
-    await askKey(answer.error?.message);
+    // The server's words matter once a key was sent ("API key not valid"); the first
+    // time they only say what the dialog says (send one as x-goog-api-key).
+    await askKey(key ? answer.error?.message : "");
   }
 }
 

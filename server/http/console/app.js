@@ -48,10 +48,12 @@ function refreshChooser() {
   if (!names.length) chooser.replaceChildren(h("option", {value: ""}, "no catalog yet"));
 }
 
-/** Asks which project to read, in place of the page: the key may not read them all. */
+/** Asks which project to read, in place of the page: the key may not read them all
+ *  (or not the one named, or none: a writer key reads nothing, so "Change key" shows). */
 function askProject(error) {
+  const named = sessionStorage.getItem(PROJECT);
   const input = h("input", {id: "project", required: true, autocomplete: "off",
-    value: sessionStorage.getItem(PROJECT) || ""});
+    value: named || ""});
   const form = h("form", {class: "search"},
     h("label", {for: "project"}, "Project id"), input, h("button", {type: "submit"}, "Read it"));
   form.addEventListener("submit", (e) => {
@@ -59,8 +61,12 @@ function askProject(error) {
     sessionStorage.setItem(PROJECT, input.value.trim());
     loadCatalogs();
   });
-  main.replaceChildren(h("h2", {}, "Which project?"), failure(error),
-    h("p", {}, "This key may read only some projects: name the one to read."), form);
+  const advice = named
+    ? `This key may not read project ${named}: name another one, or use another key ` +
+      "(Change key, above)."
+    : "This key may read only some projects: name the one to read.";
+  main.replaceChildren(h("h2", {}, "Which project?"), failure(error), h("p", {}, advice), form);
+  keyButton.hidden = !hasKey();
   input.focus();
 }
 

@@ -7,6 +7,10 @@ export const int = (value) => Number(value || 0);
 /** 1234567 as "1,234,567". */
 export const count = (value) => int(value).toLocaleString("en-US");
 
+/** 1 and "event" as "1 event", 1234 as "1,234 events" (`many`: the plural, if not +s). */
+export const counted = (value, one, many = `${one}s`) =>
+  `${count(value)} ${int(value) === 1 ? one : many}`;
+
 /** 0.6667 as "66.7%". */
 export const percent = (rate) => `${(Number(rate || 0) * 100).toFixed(1)}%`;
 

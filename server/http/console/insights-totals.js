@@ -22,8 +22,9 @@ export async function showTotals(where, {parent, span, granularity, topQueries, 
   const hour = granularity === "HOUR";
   const parts = [h("p", {class: "headline"}, h("strong", {id: "distinct-visitors",
     "data-value": int(answer.distinctVisitors)}, count(answer.distinctVisitors)),
-  " distinct visitors, ", h("strong", {id: "events-read"}, count(answer.eventsRead)),
-  " events read")];
+  int(answer.distinctVisitors) === 1 ? " distinct visitor, " : " distinct visitors, ",
+  h("strong", {id: "events-read"}, count(answer.eventsRead)),
+  int(answer.eventsRead) === 1 ? " event read" : " events read")];
   // what the server left out to keep its answer small
   for (const note of answer.notes || []) parts.push(h("p", {class: "hint note"}, `Note: ${note}`));
   if (!buckets.length) {

@@ -6,7 +6,7 @@
 import {call} from "./api.js";
 import {failure, h} from "./dom.js";
 import {figure, linked} from "./figure.js";
-import {count, duration, int, percent, seconds} from "./format.js";
+import {count, counted, duration, int, percent, seconds} from "./format.js";
 import {describe, funnelChart} from "./funnel-chart.js";
 import {funnelForm} from "./funnel-form.js";
 import {showTotals} from "./insights-totals.js";
@@ -141,7 +141,7 @@ function funnelResult(answer, question, retail, signal) {
         percent(s.conversionFromPrevious), percent(s.conversionFromFirst),
         duration(seconds(s.medianTimeFromPrevious))])],
   });
-  const parts = [chart.element, h("p", {class: "hint"}, `${count(answer.eventsRead)} events read.`)];
+  const parts = [chart.element, h("p", {class: "hint"}, `${counted(answer.eventsRead, "event")} read.`)];
   for (const note of answer.notes || []) parts.push(h("p", {class: "hint note"}, `Note: ${note}`));
   const groups = answer.groups || [];
   if (question.breakdown) parts.push(groupTable(groups, question, retail));

@@ -1,5 +1,6 @@
 // #operations: the catalog's long-running operations (imports, purges, rejoins),
-// with their counts, a progress bar and a cancel button while they run.
+// with their counts, a progress bar and a cancel button while they run, and why an
+// import's lines failed (its error samples).
 
 import {call} from "./api.js";
 import {failure, h, when} from "./dom.js";
@@ -31,11 +32,15 @@ function card(op, onCancel) {
   const fields = {
     state: h("span", {class: "tag"}), counts: h("span", {}), updated: h("time", {}),
     error: h("p", {class: "error"}), progress, cancel,
+    why: h("summary", {}), samples: h("ul", {}), errorsFile: h("p", {class: "hint"}),
+    shownSamples: 0,
   };
   fields.when = h("p", {class: "hint"}, "Updated ", fields.updated);
+  fields.failures = h("details", {class: "samples"}, fields.why, fields.samples,
+    fields.errorsFile);
   const element = h("article", {class: "operation", "data-name": op.name},
     h("h3", {}, name), h("p", {}, fields.state, " ", fields.counts),
-    progress, fields.when, fields.error, cancel);
+    progress, fields.when, fields.error, fields.failures, cancel);
   return {element, fields};
 }
 
@@ -55,6 +60,26 @@ function update({element, fields}, op) {
   else fields.progress.removeAttribute("value");
   fields.progress.hidden = Boolean(op.error);
   fields.cancel.hidden = op.done;
+  showSamples(fields, op);
+}
+
+/** An import's error samples (each names its file, line and field), once it has some;
+ *  rebuilt only when their number changes, so that an open list stays open. */
+function showSamples(fields, op) {
+  const samples = op.response?.errorSamples || [];
+  fields.failures.hidden = !samples.length;
+  if (samples.length === fields.shownSamples) return;
+  fields.shownSamples = samples.length;
+  const failed = Number(op.metadata?.failureCount || samples.length);
+  fields.why.textContent = samples.length < failed
+    ? `Why lines failed: the first ${samples.length} of ${failed}`
+    : `Why ${failed === 1 ? "a line" : "lines"} failed`;
+  fields.samples.replaceChildren(...samples.map((sample) => h("li", {}, sample.message)));
+  const prefix = op.response?.errorsConfig?.gcsPrefix;
+  const id = op.name.split("/").pop();
+  fields.errorsFile.textContent = prefix
+    ? `Every failure is also in ${prefix.replace(/\/$/, "")}/${id}-errors.json.` : "";
+  fields.errorsFile.hidden = !prefix;
 }
 
 export function render(main, ctx) {

@@ -1,0 +1,45 @@
+"""Where a read command (`footfall events ...`, `insights ...`) reads: the store
+itself, or a running server with its key and TLS. Light to import: `serve` builds
+these parsers too."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+
+from server.config import DEFAULT_STORE
+
+EVERY_OPERATION = "projects/"  # the default of `operations list`: no key may list them all
+
+
+def server_address(text: str) -> str:
+    """argparse type of --server: HOST:PORT, as gRPC takes it (a URL is refused
+    here: gRPC would read `http` as the host name)."""
+    if "://" in text:
+        raise argparse.ArgumentTypeError(
+            f"takes HOST:PORT (the server's gRPC port), not a URL: {text!r}")
+    return text
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str],
+                         store: bool = True) -> None:
+    """--store (when `store`) or --server, --key, --tls and --tls-ca; without
+    `store`, --server is required."""
+    if store:
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
+                           help="read this store directly, read-only; it must exist "
+                                "(FOOTFALL_STORE; default %(default)s)")
+        where.add_argument("--server", metavar="HOST:PORT", type=server_address,
+                           help="ask a running server at its gRPC port, through its public "
+                                "API (a memory:// store can only be read this way)")
+    else:
+        parser.add_argument("--server", metavar="HOST:PORT", type=server_address,
+                            required=True, help="the running server to ask, at its gRPC port")
+    parser.add_argument("--key", default=env.get("FOOTFALL_KEY", ""),
+                        help="API key sent to --server as x-goog-api-key; better given as "
+                             "FOOTFALL_KEY, which other users cannot see in the process list")
+    parser.add_argument("--tls", action="store_true",
+                        help="reach --server over TLS, trusting the system's authorities")
+    parser.add_argument("--tls-ca", metavar="FILE",
+                        help="reach --server over TLS, trusting the authority (PEM) in FILE")
