@@ -275,8 +275,9 @@ class Settings:
     max_concurrent_rpcs: int = option(10_000, INTEGER,
                                       "gRPC calls in progress at once, open streams "
                                       "included; more are refused at once with "
-                                      "RESOURCE_EXHAUSTED (bounds the memory callers can "
-                                      "hold); must exceed --max-watches plus "
+                                      "RESOURCE_EXHAUSTED (bounds the calls, not the "
+                                      "memory their unfinished requests hold: see Limits); "
+                                      "must exceed --max-watches plus "
                                       "--max-streams", check=at_least(1))
     max_streams: int = option(1_000, INTEGER,
                               "gRPC streams other than console watches (health watches, "
