@@ -5,6 +5,7 @@ these parsers too."""
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Mapping
 
 from server.config import DEFAULT_STORE
@@ -12,12 +13,21 @@ from server.config import DEFAULT_STORE
 EVERY_OPERATION = "projects/"  # the default of `operations list`: no key may list them all
 
 
+# HOST:PORT, the host a name, an IPv4 address or an IPv6 one in brackets.
+_HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[^:\[\]/\s]+):([0-9]{1,5})")
+
+
 def server_address(text: str) -> str:
-    """argparse type of --server: HOST:PORT, as gRPC takes it (a URL is refused
-    here: gRPC would read `http` as the host name)."""
+    """argparse type of --server: HOST:PORT, as gRPC takes it. A URL is refused
+    here (gRPC would read `http` as the host name), and so is a host without its
+    port (gRPC would dial 443, a port Footfall never serves by default)."""
     if "://" in text:
         raise argparse.ArgumentTypeError(
             f"takes HOST:PORT (the server's gRPC port), not a URL: {text!r}")
+    found = _HOST_PORT.fullmatch(text)
+    if found is None or not 0 < int(found[1]) < 65536:
+        raise argparse.ArgumentTypeError(
+            f"takes HOST:PORT (the server's gRPC port, e.g. localhost:50051), got {text!r}")
     return text
 
 

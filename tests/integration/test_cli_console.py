@@ -23,6 +23,7 @@ from footfall.talent.v4 import event_pb2, event_service_pb2, event_service_pb2_g
 from google.protobuf import json_format
 
 from server.app import Running, start
+from server.cli_args import server_address
 from server.config import Settings
 from server.store import ClientEventRow, EventRow, open_store
 
@@ -348,6 +349,22 @@ def test_a_url_is_no_server_address(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert ("argument --server: takes HOST:PORT (the server's gRPC port), not a URL: "
             "'http://127.0.0.1:50051'") in out.stderr
+
+
+@pytest.mark.parametrize("given", ["localhost", "127.0.0.1", "localhost:", "localhost:0",
+                                   "localhost:65536", "[::1]", "::1:50051", "local host:1"])
+def test_a_server_address_names_its_port(tmp_path: Path, given: str) -> None:
+    # without one gRPC dialled port 443 and said only UNAVAILABLE
+    out = footfall("catalogs", "--server", given, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert ("argument --server: takes HOST:PORT (the server's gRPC port, e.g. "
+            f"localhost:50051), got {given!r}") in out.stderr
+
+
+@pytest.mark.parametrize("given", ["localhost:50051", "127.0.0.1:1", "[::1]:50051",
+                                   "shop.example:443"])
+def test_server_addresses_with_a_port_are_taken(given: str) -> None:
+    assert server_address(given) == given
 
 
 @pytest.mark.parametrize("command", [
