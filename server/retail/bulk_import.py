@@ -130,11 +130,11 @@ class ItemCheck(Protocol[M, V]):
 
 @dataclass(frozen=True)
 class Batch(Generic[V]):
-    """What one step imports: the items read (checked), messages for the lines that
-    could not be read or decoded, and where reading stands after them."""
+    """What one step imports: the items read, checked, in their order (a line that
+    could not be read or decoded is its failure message, in its place), and where
+    reading stands after them."""
 
     items: list[Checked[V]]
-    failures: list[str]
     end: Position
 
 
@@ -168,22 +168,29 @@ def check_lines(check: ItemCheck[M, V], lines: list[tuple[str, bytes]]
 
 
 def _as_items(lines: list[tuple[str, bytes]], checked: list[V | str],
-              unread: list[tuple[int, str]]) -> list[Checked[V]]:
-    """`check_lines`' answer as items, each with the place of its line."""
-    if unread:
-        skip = {i for i, _ in unread}
-        places = [where for i, (where, _) in enumerate(lines) if i not in skip]
-    else:
-        places = [where for where, _ in lines]
-    return [value if isinstance(value, str) else Item(where, value, True)
-            for where, value in zip(places, checked, strict=True)]
-
-
-def _in_line_order(cut: list[tuple[int, str]], unread: list[tuple[int, str]]) -> list[str]:
-    """The failures of over-long lines and of lines that do not decode, in file order
-    (an over-long line comes before the line read after it)."""
-    keyed = [(i, 0, m) for i, m in cut] + [(i, 1, m) for i, m in unread]
-    return [m for _, _, m in sorted(keyed, key=lambda k: (k[0], k[1]))]
+              unread: list[tuple[int, str]], cut: list[tuple[int, str]]) -> list[Checked[V]]:
+    """`check_lines`' answer as items in line order, each with the place of its line:
+    a line that did not decode (`unread`) or was too long to read (`cut`, placed
+    before the line read after it) is its failure message, in its place, so that an
+    import's failures are listed in the order of its lines."""
+    if not unread and not cut:
+        return [value if isinstance(value, str) else Item(where, value, True)
+                for (where, _), value in zip(lines, checked, strict=True)]
+    unreadable = dict(unread)
+    before: dict[int, list[str]] = {}
+    for i, message in cut:
+        before.setdefault(i, []).append(message)
+    values = iter(checked)
+    items: list[Checked[V]] = []
+    for i, (where, _) in enumerate(lines):
+        items += before.get(i, ())
+        if i in unreadable:
+            items.append(unreadable[i])
+            continue
+        value = next(values)
+        items.append(value if isinstance(value, str) else Item(where, value, True))
+    items += before.get(len(lines), ())
+    return items
 
 
 def check_gcs_source(source: import_config_pb2.GcsSource, root: Path, prefix: str,
@@ -334,8 +341,8 @@ class BulkImport(Generic[R, M, V]):
 
     def prepare(self, ctx: JobContext, request: R,
                 items: list[Checked[V]]) -> tuple[list[str], Step]:
-        """Failure messages of the batch's bad items (in item order), and the writes
-        for the good ones."""
+        """Failure messages of the batch's bad items, a string item among them (each
+        in item order: the order of the lines), and the writes for the good ones."""
         raise NotImplementedError
 
     def response(self, state: ImportState) -> Response:
@@ -367,15 +374,14 @@ class BulkImport(Generic[R, M, V]):
         try:
             for batch, bad, step in prepared:
                 ctx.check_stop()
-                failures = batch.failures + bad
-                after = state.after(batch.end, len(batch.items) - len(bad), failures)
-                if failures and after.errors_file:
+                after = state.after(batch.end, len(batch.items) - len(bad), bad)
+                if bad and after.errors_file:
                     after.errors_size = gcs.write_output(
-                        self.root, Path(after.errors_file), _error_lines(failures),
+                        self.root, Path(after.errors_file), _error_lines(bad),
                         ERRORS_FIELD, at=state.errors_size)
                 result = ctx.step(step, partial(self._progress, ctx, after))
-                if failures and self.on_failures is not None:
-                    self.on_failures(ctx.record.name, failures)
+                if bad and self.on_failures is not None:
+                    self.on_failures(ctx.record.name, bad)
                 state = after
                 if result.cancel_requested:
                     self._finish(ctx, request, state, cancelled=True)
@@ -440,7 +446,7 @@ class BulkImport(Generic[R, M, V]):
         for begin in range(start.index, len(items), BATCH):
             end = min(begin + BATCH, len(items))
             yield Batch([check(Item(f"{field}[{i}]", items[i], False))
-                         for i in range(begin, end)], [], Position(index=end))
+                         for i in range(begin, end)], Position(index=end))
 
     def _file_batches(self, check: ItemCheck[M, V], files: Sequence[str], start: Position,
                       check_stop: Callable[[], None]) -> Generator[Batch[V], None, None]:
@@ -449,8 +455,7 @@ class BulkImport(Generic[R, M, V]):
         pool = self.pool if _bytes_left(files, start) >= self.pool_min_bytes else IN_THREAD
         chunks = ((chunk, chunk.lines) for chunk in self._chunks(files, start, check_stop))
         for chunk, (checked, unread) in pool.ordered_map(check_lines, check, chunks):
-            yield Batch(_as_items(chunk.lines, checked, unread),
-                        _in_line_order(chunk.cut, unread), chunk.end)
+            yield Batch(_as_items(chunk.lines, checked, unread, chunk.cut), chunk.end)
 
     def _chunks(self, files: Sequence[str], start: Position,
                 check_stop: Callable[[], None]) -> Iterator[_Chunk]:

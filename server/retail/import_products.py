@@ -108,7 +108,10 @@ class ImportProductsJob(BulkImport[Request, Product, Product]):
         now = ctx.clock.now_ns()
         failures: list[str] = []
         upserts: dict[str, bytes] = {}
-        for item in given_items:
+        for item in items:
+            if isinstance(item, str):  # a line that could not be read or decoded
+                failures.append(item)
+                continue
             path, given = item.path("product"), item.message
             given.id = import_id(given, branch)
             violations = products.product_id_violations(given.id, f"{path}.id")

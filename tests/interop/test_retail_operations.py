@@ -388,6 +388,10 @@ def test_bad_lines_are_reported_by_file_line_and_field_and_written_to_the_error_
     assert all(code == code_pb2.INVALID_ARGUMENT for code, _ in samples)
     by_line = {message.partition(": ")[0]: message for _, message in samples}
     assert len(by_line) == len(samples) == failures
+    # in the order of their lines (the lines that did not decode came first, then those
+    # whose events were refused)
+    assert list(by_line) == [f"{first_uri} line {i + 2}" for i in range(len(BAD_LINES))] \
+        + [f"{second_uri} line 2"]
     for i, (_, fragments) in enumerate(BAD_LINES):
         message = by_line[f"{first_uri} line {i + 2}"]
         for fragment in fragments:
