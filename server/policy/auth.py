@@ -210,8 +210,17 @@ class InvalidKey(Unauthenticated):
 
 
 class Denied(PermissionDenied):
+    """A key that may not make the call; `reason` (its ErrorInfo's) says why, so that
+    a client (the console) tells a key it must change from a name it must change:
+    ROLE_NOT_ALLOWED (the role is too weak), PROJECT_REQUIRED (the request names no
+    project), PROJECT_NOT_GRANTED, BUCKET_NOT_GRANTED."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
     def details(self) -> list[Message]:
-        return _error_info("ACCESS_DENIED")
+        return _error_info(self.reason)
 
 
 class NotYourProject(Denied):
@@ -315,20 +324,21 @@ def authorize(grant: Grant, method: str, request: Message) -> str:
     projects = [project_of(n) for n in names]
     if not projects or None in projects:
         raise Denied(f"{rpc}: the request names no project (projects/PROJECT/...), so "
-                     "no API key is allowed to make it")
+                     "no API key is allowed to make it", "PROJECT_REQUIRED")
     for project in projects:
         assert project is not None
         if not grant.allows_project(project):
             raise NotYourProject(
                 "projects/- (every project) needs an API key granted every project (\"*\"); "
                 "name one: projects/PROJECT" if project == EVERY_PROJECT else
-                f"the API key is not allowed to use project {project!r} (or it may not exist)")
+                f"the API key is not allowed to use project {project!r} (or it may not exist)",
+                "PROJECT_NOT_GRANTED")
     if grant.buckets is not None:
         for field, uri in gcs_uris(request):
             bucket = bucket_of(uri)
             if bucket is not None and not grant.allows_bucket(bucket):
                 raise NotYourProject(f"the API key is not allowed to use bucket {bucket!r} "
-                             f"({field})")
+                                     f"({field})", "BUCKET_NOT_GRANTED")
     # The role after the projects: a key's call on a project it is not granted is
     # NotYourProject whatever its role, so it is never kept among that project's
     # refusals (a reader key of one shop wrote refusals into another's list).
@@ -336,7 +346,7 @@ def authorize(grant: Grant, method: str, request: Message) -> str:
         needs = ("a writer or admin key" if method in WRITER_METHODS else
                  "a reader or admin key" if method in READER_METHODS else "an admin key")
         raise Denied(f"the API key's role ({grant.role.value}) may not call {rpc}; "
-                     f"it needs {needs}")
+                     f"it needs {needs}", "ROLE_NOT_ALLOWED")
     return str(projects[0])
 
 

@@ -154,6 +154,29 @@ def test_a_writer_may_not_administer(retail: retail_v2.UserEventServiceClient,
                                metadata=with_key(WRITER), timeout=RPC_DEADLINE)
 
 
+@pytest.mark.parametrize(("key", "call", "reason"), [
+    (WRITER, "purge", "ROLE_NOT_ALLOWED"),
+    (WRITER, "write elsewhere", "PROJECT_NOT_GRANTED"),
+    (ADMIN, "list every operation", "PROJECT_REQUIRED"),
+])
+def test_each_refusal_of_a_key_says_why_in_its_reason(
+        retail: retail_v2.UserEventServiceClient, key: str, call: str, reason: str) -> None:
+    """A client (the console) tells a key it must change from a name it must change by
+    the refusal's ErrorInfo, not by its words: each used to say ACCESS_DENIED. (A
+    bucket not granted: tests/unit/test_auth.py.)"""
+    calls: dict[str, Callable[[], Any]] = {
+        "purge": lambda: retail.purge_user_events(
+            request={"parent": SHOP, "filter": 'eventType = "search"'},
+            metadata=with_key(key), timeout=RPC_DEADLINE),
+        "write elsewhere": lambda: write(retail, key, parent=ELSEWHERE),
+        "list every operation": lambda: retail.list_operations(
+            {"name": ""}, metadata=with_key(key), timeout=RPC_DEADLINE),
+    }
+    with pytest.raises(exceptions.PermissionDenied) as refused:
+        calls[call]()
+    assert (refused.value.reason, refused.value.domain) == (reason, "footfall")
+
+
 def test_an_admin_does_everything_in_its_project_only(
         retail: retail_v2.UserEventServiceClient, secured: ServerProcess) -> None:
     write(retail, ADMIN, visitor="admin-1")

@@ -272,6 +272,7 @@ def test_a_key_uses_only_its_buckets(bucket_ring: KeyRing) -> None:
             authorize(grant, IMPORT_EVENTS, request)
         assert denied.value.message == (f"the API key is not allowed to use bucket "
                                         f"{bucket!r} ({field})")
+        assert [d.reason for d in denied.value.details()] == ["BUCKET_NOT_GRANTED"]
     products = import_config_pb2.ImportProductsRequest(parent=f"{CATALOG}/branches/0")
     products.input_config.gcs_source.input_uris.append("gs://shop-b/products.json")
     with pytest.raises(Denied, match="bucket 'shop-b'"):

@@ -6,11 +6,13 @@
 const KEY = "footfall.apiKey";
 const RETRY_MS = 1000;  // before a dropped watch is opened again
 
-/** A refused call: `code` is the status name (INVALID_ARGUMENT), the message Google's. */
+/** A refused call: `code` is the status name (INVALID_ARGUMENT), the message Google's,
+ *  `reason` its ErrorInfo's when it has one (ROLE_NOT_ALLOWED, PROJECT_NOT_GRANTED...). */
 class ApiError extends Error {
   constructor(status, error) {
     super(error?.message || `HTTP ${status}`);
     this.code = error?.status || "";
+    this.reason = (error?.details || []).find((detail) => detail?.reason)?.reason || "";
   }
 }
 

@@ -61,11 +61,18 @@ function askProject(error) {
     sessionStorage.setItem(PROJECT, input.value.trim());
     loadCatalogs();
   });
-  const advice = named
-    ? `This key may not read project ${named}: name another one, or use another key ` +
-      "(Change key, above)."
-    : "This key may read only some projects: name the one to read.";
-  main.replaceChildren(h("h2", {}, "Which project?"), failure(error), h("p", {}, advice), form);
+  // (a key whose role may not read is told so: naming another project would not help)
+  const role = error.reason === "ROLE_NOT_ALLOWED";
+  const advice = role
+    ? "This key's role may not read any project: use a reader or admin key (Change key, " +
+      "above)."
+    : named
+      ? `This key may not read project ${named}: name another one, or use another key ` +
+        "(Change key, above)."
+      : "This key may read only some projects: name the one to read.";
+  form.hidden = role;
+  main.replaceChildren(h("h2", {}, role ? "This key may not read" : "Which project?"),
+    failure(error), h("p", {}, advice), form);
   keyButton.hidden = !hasKey();
   input.focus();
 }
