@@ -454,6 +454,27 @@ def placed(error: json_format.ParseError, descriptor: Descriptor, data: Any) -> 
     return PlacedError(*parse_error(error, descriptor, data))
 
 
+# -- JSON that does not parse ---------------------------------------------------------
+
+_NEAR = 24  # characters of a document shown where its JSON stops parsing
+
+
+def syntax_problem(error: ValueError, document: bytes | str) -> str:
+    """What orjson's `error` (a JSONDecodeError) says of `document`, with the place
+    and the text there: "invalid literal, expected 'null': line 1 column 1 (char 0)"
+    left a reader of `not json` guessing; now "... at line 1 column 1, at 'not json'"."""
+    msg, pos = getattr(error, "msg", str(error)), getattr(error, "pos", None)
+    line, column = getattr(error, "lineno", None), getattr(error, "colno", None)
+    if pos is None or line is None:
+        return str(error)
+    text = (document.decode("utf-8", "replace") if isinstance(document, bytes)
+            else document).rstrip()  # (an import line's newline)
+    near = text[pos:pos + _NEAR]
+    shown = f"at {near!r}" + ("..." if len(text) > pos + _NEAR else "") if near.strip() \
+        else "at the end"
+    return f"{msg} at line {line} column {column}, {shown}"
+
+
 # -- json_format's errors, said as a field path and a reason --------------------------
 
 _STEP = re.compile(r"Failed to parse (\w+) field: ")

@@ -171,7 +171,8 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        return [FieldViolation(where, f"Invalid JSON payload received: {exc}")]
+        return [FieldViolation(where, "Invalid JSON payload received: "
+                                      + protojson.syntax_problem(exc, body))]
     if json_keys.may_repeat(body, document):  # orjson kept the last one: the first is lost
         key = json_keys.repeated_key(body)
         if key is not None:

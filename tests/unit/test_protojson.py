@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import pytest
 from footfall.retail.v2 import product_pb2, user_event_pb2
 from google.protobuf import json_format
@@ -429,3 +430,18 @@ def test_a_timestamp_or_duration_in_ascii_digits_reads_as_json_format_reads_it(
     expected = json_format.ParseDict(document, user_event_pb2.UserEvent())
     for parse in (parse_dict, lenient_json.parse_dict):
         assert parse(document, user_event_pb2.UserEvent) == expected
+
+
+@pytest.mark.parametrize(("document", "said"), [
+    # orjson said "invalid literal, expected 'null': line 1 column 1 (char 0)"
+    (b"not json", "invalid literal, expected 'null' at line 1 column 1, at 'not json'"),
+    (b'{"a": 1,}', "trailing comma is not allowed at line 1 column 8, at ',}'"),
+    (b'{"a": 1', "unexpected end of data at line 1 column 8, at the end"),
+    ('{"é": x' + "y" * 40, "at line 1 column 7, at 'xyyyyyyyyyyyyyyyyyyyyyyy'..."),
+    (b"{\n\n", "unexpected end of data at line 3 column 1, at the end"),
+])
+def test_json_that_does_not_parse_is_said_with_its_place_and_text(
+        document: bytes | str, said: str) -> None:
+    with pytest.raises(orjson.JSONDecodeError) as error:
+        orjson.loads(document)
+    assert said in protojson.syntax_problem(error.value, document)
