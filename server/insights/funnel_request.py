@@ -51,6 +51,11 @@ NO_ITEM_NOTE = ("no {item} groups: a {item}'s group begins with a first-step eve
 CATEGORY_NOTE = ("categories are the events' page categories, their products' categories "
                  "as stored with them (joined when written) and those the catalog's "
                  "default branch holds now; a product in neither has none")
+UNNAMED_NOTE = "events of the steps that name no {name}, left out: {count:,} (counted by {by})"
+UNNAMED_BY: dict[int, str] = {
+    insights_pb2.VISITOR: "visitor", insights_pb2.USER: "user (user_info.user_id)",
+    insights_pb2.SESSION: "session (session_id)", insights_pb2.REQUEST: "request (request_id)",
+    insights_pb2.JOB: "job"}
 COMPANY_NOTE = ("companies are not counted: client events name jobs only, and Footfall "
                 "stores no job records")
 
@@ -206,11 +211,22 @@ _JOB_TYPE_NAME = {number: name for name, number
                   in event_pb2.JobEvent.JobEventType.items()}.get
 
 
+class Unnamed:
+    """How many events a step took that name no entrant (a client event without a
+    request_id, counted by REQUEST): left out of the funnel, and said so in a note."""
+
+    def __init__(self) -> None:
+        self.events = 0
+
+
 def points(spec: Funnel, events: Iterator[tuple[int, Any]], by_item: bool,
-           catalog: CatalogCategories) -> Iterator[funnel.Point]:
+           catalog: CatalogCategories, unnamed: Unnamed | None = None
+           ) -> Iterator[funnel.Point]:
     """The funnel points of talent `events` ((id, ClientEvent), in any order;
     retail funnels go through _retail_trails); `by_item`: also one per job the
-    event names, in its group."""
+    event names, in its group. The events that name no entrant are counted in
+    `unnamed`."""
+    unnamed = unnamed or Unnamed()
     matchers = _matchers(spec, catalog)
     # the common case, one entrant per event named by a field, without a detour
     field = ENTRANT_FIELDS.get(spec.count_by) if not by_item else None
@@ -227,10 +243,15 @@ def points(spec: Funnel, events: Iterator[tuple[int, Any]], by_item: bool,
             entrant = getattr(event, field)
             if entrant:
                 yield None, entrant, micros, order, bits
+            else:
+                unnamed.events += 1
             continue
+        named = False
         for group, entrant in _entrants(spec, event, by_item):
             if entrant:
+                named = named or group is None
                 yield group, entrant, micros, order, bits
+        unnamed.events += not named
 
 
 def _entrants(spec: Funnel, event: Any, by_item: bool) -> list[tuple[str | None, str]]:
@@ -251,13 +272,14 @@ def _entrants(spec: Funnel, event: Any, by_item: bool) -> list[tuple[str | None,
 
 
 def _retail_trails(store: Store, spec: Funnel, by_item: bool, catalog: CatalogCategories,
-                   decode_all: bool = False) -> tuple[funnel.Trails, int]:
+                   unnamed: Unnamed, decode_all: bool = False) -> tuple[funnel.Trails, int]:
     """The trails of a catalog's events and how many were read. The store works
     out what the event type alone says (the bits of the steps without
     conditions) and names the entrant from its column; an event is decoded only
     when a step of its type has a condition, or its entrant (a session) or its
     group (its products) is in no column, or `decode_all` (as every event once was:
-    for comparing)."""
+    for comparing). The events a step takes that name no entrant are counted in
+    `unnamed`."""
     matchers = _matchers(spec, catalog)
     type_bits = {kind: sum(bit for bit, matches in steps if matches is None)
                  for kind, steps in matchers.items()}
@@ -278,6 +300,8 @@ def _retail_trails(store: Store, spec: Funnel, by_item: bool, catalog: CatalogCa
             if len(row) == 4 or row[4] is None:  # the columns say it all
                 if row[2] and row[3]:
                     whole[row[3]].append(row)  # (time, order, bits, ...): a point as it is
+                elif row[2]:
+                    unnamed.events += 1
                 continue
             time_us, order, bits, entrant, payload = row
             event = user_event_pb2.UserEvent.FromString(payload)
@@ -288,6 +312,7 @@ def _retail_trails(store: Store, spec: Funnel, by_item: bool, catalog: CatalogCa
                 continue
             pairs = _entrants(spec, event, by_item) if entrant is None or by_item \
                 else [(None, entrant)]
+            unnamed.events += not any(who for group, who in pairs if group is None)
             for group, who in pairs:
                 if who:
                     (whole[who] if group is None else trails[group, who]).append(
@@ -308,15 +333,18 @@ def _by_type_alone(spec: Funnel, by_item: bool) -> bool:
             and not any(_has_conditions(step) for step in spec.steps))
 
 
-def _entrant_paths(store: Store, spec: Funnel) -> tuple[list[tuple[None, list[int]]], int]:
+def _entrant_paths(store: Store, spec: Funnel, unnamed: Unnamed
+                   ) -> tuple[list[tuple[None, list[int]]], int]:
     """The counted paths of a funnel of event types alone (see _by_type_alone) and
     how many events were read: each event type is a letter, each entrant's
-    events a string of them that funnel.kind_path walks."""
+    events a string of them that funnel.kind_path walks. The events read that name
+    no entrant (no user_id) are counted in `unnamed`."""
     letters = {kind: chr(ord("a") + i) for i, kind in enumerate(
         dict.fromkeys(step.event_type for step in spec.steps))}
     steps = "".join(letters[step.event_type] for step in spec.steps)
     entrants, events = read.entrant_events(store, str(spec.parent), spec.span, letters,
                                            ENTRANT_COLUMNS[spec.count_by])
+    unnamed.events += events - sum(len(times) for times, _ in entrants.values())
     return [(None, funnel.kind_path(kinds, times, steps, spec.window_us))
             for times, kinds in entrants.values()], events
 
@@ -360,15 +388,17 @@ def run(store: Store, spec: Funnel, decode_all: bool = False,
     by_item = spec.breakdown == insights_pb2.BY_ITEM
     by_day = spec.breakdown == insights_pb2.BY_DAY
     catalog = CatalogCategories(store, str(spec.parent))
+    unnamed = Unnamed()
     if _by_type_alone(spec, by_item) and not (decode_all or by_rows):
-        paths, read_count = _entrant_paths(store, spec)
+        paths, read_count = _entrant_paths(store, spec, unnamed)
         groups = funnel.tally(paths, len(spec.steps), by_day)
     elif spec.retail:
-        trails, read_count = _retail_trails(store, spec, by_item, catalog, decode_all)
+        trails, read_count = _retail_trails(store, spec, by_item, catalog, unnamed,
+                                            decode_all)
         groups = funnel.count(trails, len(spec.steps), spec.window_us, by_day)
     else:
-        groups = funnel.run(points(spec, counted(), by_item, catalog), len(spec.steps),
-                            spec.window_us, by_day)
+        groups = funnel.run(points(spec, counted(), by_item, catalog, unnamed),
+                            len(spec.steps), spec.window_us, by_day)
     totals = groups.pop(None, [])
     answer = insights_pb2.RunFunnelResponse(steps=_results(spec, totals),
                                             events_read=read_count)
@@ -377,6 +407,10 @@ def run(store: Store, spec: Funnel, decode_all: bool = False,
         answer.notes.append(CATEGORY_NOTE)
     if by_item and not groups and answer.steps and answer.steps[0].entrants:
         answer.notes.append(NO_ITEM_NOTE.format(item="product" if spec.retail else "job"))
+    if unnamed.events:
+        answer.notes.append(UNNAMED_NOTE.format(
+            count=unnamed.events, name=UNNAMED_BY.get(spec.count_by, "entrant"),
+            by=insights_pb2.CountBy.Name(spec.count_by)))
     return answer
 
 

@@ -627,6 +627,52 @@ def test_a_breakdown_by_product_of_a_funnel_whose_first_step_names_none_says_why
     assert [g.key for g in answer.groups] == ["p1"] and not answer.notes
 
 
+@pytest.mark.parametrize(("count_by", "read_as", "note"), [
+    ("USER", {}, "events of the steps that name no user (user_info.user_id), left out: 2 "
+                 "(counted by USER)"),
+    ("USER", {"by_rows": True}, "events of the steps that name no user (user_info.user_id), "
+                                "left out: 2 "),
+    ("USER", {"decode_all": True}, "events of the steps that name no user (user_info."
+                                   "user_id), left out: 2 "),
+    ("SESSION", {}, "events of the steps that name no session (session_id), left out: 2 "
+                    "(counted by SESSION)"),
+    ("VISITOR", {}, None),
+])
+def test_a_funnel_says_how_many_of_its_events_name_no_entrant(
+        store: Any, count_by: str, read_as: dict[str, bool], note: str | None) -> None:
+    # They were left out with no word: a funnel of zeros looked like one of no events.
+    catalog, _ = stored_history(store, [
+        drawn_event("home-page-view", "v1", T0, user="u1", session="s1"),
+        drawn_event("detail-page-view", "v1", T0 + 1, user="u1", session="s1"),
+        drawn_event("home-page-view", "v2", T0 + 2),
+        drawn_event("detail-page-view", "v2", T0 + 3),
+        drawn_event("search", "v3", T0 + 4)], [], None)  # no step's: not counted
+    steps = [insights_pb2.FunnelStep(event_type=t) for t in ("home-page-view",
+                                                              "detail-page-view")]
+    answer = funnel_request.run(store, funnel_request.parse(insights_pb2.RunFunnelRequest(
+        parent=catalog, steps=steps, count_by=insights_pb2.CountBy.Value(count_by))),
+        **read_as)
+    assert [s.entrants for s in answer.steps] == ([2, 2] if note is None else [1, 1])
+    if note is None:
+        assert not answer.notes
+    else:
+        [said] = answer.notes
+        assert said.startswith(note), said
+
+
+def test_a_talent_funnel_says_how_many_client_events_name_no_request(store: Any) -> None:
+    tenant, _ = stored_client_events(store, [
+        {"request": "r1", "id": "e1", "time": T0, "type": "IMPRESSION", "jobs": ["j1"]},
+        {"request": "", "id": "e2", "time": T0 + 1, "type": "IMPRESSION", "jobs": ["j1"]},
+        {"request": "", "id": "e3", "time": T0 + 2, "type": "BOOKMARK", "jobs": ["j1"]}])
+    steps = [insights_pb2.FunnelStep(event_type=t) for t in funnel_request.TALENT_FUNNEL]
+    answer = funnel_request.run(store, funnel_request.parse(insights_pb2.RunFunnelRequest(
+        parent=tenant, steps=steps)))
+    assert answer.steps[0].entrants == 1
+    assert list(answer.notes) == ["events of the steps that name no request (request_id), "
+                                  "left out: 1 (counted by REQUEST)"]
+
+
 def test_a_breakdown_keeps_the_groups_an_answer_can_carry_and_says_how_many_it_left(
         store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # One group per product or day: unbounded, an answer grew past the 10 MiB the
