@@ -27,7 +27,6 @@ stay strict proto3 JSON.
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any, TypeVar, cast
 
@@ -85,13 +84,6 @@ def too_deep() -> json_format.ParseError:
     return json_format.ParseError("Message too deep: it nests deeper than the server reads")
 
 
-@functools.cache
-def _fields(message: Descriptor) -> dict[str, FieldDescriptor]:
-    found = {f.json_name: f for f in message.fields}
-    found.update({f.name: f for f in message.fields})
-    return found
-
-
 def normalize(document: Any, message: Descriptor) -> Any:
     """`document` (parsed JSON for a `message`) with the lenient forms rewritten as
     proto3 JSON; a new object where something changed. Never raises: what it
@@ -106,7 +98,7 @@ def normalize(document: Any, message: Descriptor) -> Any:
 def _normalize(document: Any, message: Descriptor) -> Any:
     if type(document) is not dict:
         return document
-    fields = _fields(message)
+    fields = protojson.fields_by_any_name(message)
     out = {}
     for key, value in document.items():
         field = fields.get(key)

@@ -388,7 +388,7 @@ def _check_value(value: Any, field: FieldDescriptor, path: str, depth: int) -> N
 def _check_message(data: Any, descriptor: Descriptor, path: str, depth: int) -> None:
     if type(data) is not dict or depth > _MAX_DEPTH:
         return  # not an object (or too deep): json_format refuses it in its own words
-    fields = _fields_by_any_name(descriptor)
+    fields = fields_by_any_name(descriptor)
     for key, value in data.items():
         field = fields.get(key)
         if field is None or value is None:
@@ -411,7 +411,8 @@ def _check_message(data: Any, descriptor: Descriptor, path: str, depth: int) -> 
 
 
 @functools.cache
-def _fields_by_any_name(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
+def fields_by_any_name(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
+    """A message's fields by their JSON and their proto names (JSON takes either)."""
     found = {f.json_name: f for f in descriptor.fields}
     found.update({f.name: f for f in descriptor.fields})
     return found
@@ -585,7 +586,7 @@ def _placed(descriptor: Descriptor, names: list[str], data: Any) -> list[str]:
 
 
 def _field_named(descriptor: Descriptor, name: str) -> FieldDescriptor | None:
-    return _fields_by_any_name(descriptor).get(name)
+    return fields_by_any_name(descriptor).get(name)
 
 
 def _json_value(data: Any, field: FieldDescriptor) -> Any:

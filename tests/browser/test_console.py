@@ -11,9 +11,11 @@ copies go to screenshots/ at the top of the worktree.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -270,18 +272,26 @@ async def ask_for_the_key(devtools_url: str, port: int, folder: Path) -> dict[st
         }
 
 
-def test_with_auth_the_page_asks_for_a_key_and_its_project_once_and_sends_the_key_as_a_header(
-        browser_executable: str, shots: Path, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def keyed_shop(tmp_path: Path) -> Iterator[Running]:
+    """A server that checks keys (READER_KEY, and "writer-key" for writes) holding one
+    event the writer key wrote, of the visitor "keyed"."""
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps({"keys": {
         READER_KEY: {"projects": [PROJECT], "role": "reader", "name": "console"},
         "writer-key": {"projects": [PROJECT], "role": "writer", "name": "shop"}}}))
     with serve(tmp_path, auth_file=str(keys)) as running:
-        port = running.http_port
-        status, _ = rest(port, "POST", f"/v2/{CATALOG}/userEvents:write",
+        status, _ = rest(running.http_port, "POST", f"/v2/{CATALOG}/userEvents:write",
                          {"eventType": "home-page-view", "visitorId": "keyed"},
                          {"x-goog-api-key": "writer-key"})
         assert status == 200
+        yield running
+
+
+def test_with_auth_the_page_asks_for_a_key_and_its_project_once_and_sends_the_key_as_a_header(
+        browser_executable: str, shots: Path, tmp_path: Path) -> None:
+    with keyed_shop(tmp_path) as running:
+        port = running.http_port
         status, _ = rest(port, "POST", f"/v2/{CATALOG}/userEvents:write",
                          {"eventType": "add-to-cart", "visitorId": "keyed"},
                          {"x-goog-api-key": "writer-key"})
@@ -370,15 +380,7 @@ def test_a_key_that_may_not_read_can_be_changed_from_the_project_page(
         browser_executable: str, shots: Path, tmp_path: Path) -> None:
     # A writer key was asked for a project, then again and again: "Change key" stayed
     # hidden on that page, and only closing the tab forgot the key.
-    keys = tmp_path / "keys.json"
-    keys.write_text(json.dumps({"keys": {
-        READER_KEY: {"projects": [PROJECT], "role": "reader", "name": "console"},
-        "writer-key": {"projects": [PROJECT], "role": "writer", "name": "shop"}}}))
-    with serve(tmp_path, auth_file=str(keys)) as running:
-        status, _ = rest(running.http_port, "POST", f"/v2/{CATALOG}/userEvents:write",
-                         {"eventType": "home-page-view", "visitorId": "keyed"},
-                         {"x-goog-api-key": "writer-key"})
-        assert status == 200
+    with keyed_shop(tmp_path) as running:
         with chromium(browser_executable, tmp_path / "profile") as devtools_url:
             said = asyncio.run(asyncio.wait_for(
                 change_a_key_that_reads_nothing(devtools_url, running.http_port, shots),

@@ -299,17 +299,25 @@ LOOSE_NUMBERS = [
 ]
 
 
+def refusals_of(document: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field path, reason) of the strict and the lenient parse's refusals of
+    `document`, which json_format takes."""
+    json_format.ParseDict(document, user_event_pb2.UserEvent())  # (it still does)
+    found = []
+    for parse in (parse_dict, lenient_json.parse_dict):
+        with pytest.raises(json_format.ParseError) as caught:
+            parse(document, user_event_pb2.UserEvent)
+        found.append(protojson.parse_error(caught.value, user_event_pb2.UserEvent.DESCRIPTOR,
+                                           document))
+    return found
+
+
 @pytest.mark.parametrize(("document", "path", "reason"), LOOSE_NUMBERS,
                          ids=[json.dumps(d, ensure_ascii=False)[:50] for d, _, _ in LOOSE_NUMBERS])
 def test_a_number_in_a_string_is_read_in_ascii_digits_only(document: dict[str, Any],
                                                            path: str, reason: str) -> None:
     """json_format read every one of these (as 10, 1, 5, ..., inf, nan)."""
-    json_format.ParseDict(document, user_event_pb2.UserEvent())  # (it still does)
-    for parse in (parse_dict, lenient_json.parse_dict):
-        with pytest.raises(json_format.ParseError) as caught:
-            parse(document, user_event_pb2.UserEvent)
-        named, said = protojson.parse_error(caught.value, user_event_pb2.UserEvent.DESCRIPTOR,
-                                            document)
+    for named, said in refusals_of(document):
         assert named == path and reason in said, (named, said)
     message = user_event_pb2.UserEvent()
     with pytest.raises(protojson.PlacedError):
@@ -405,12 +413,7 @@ LOOSE_TIMES = [
                          ids=[json.dumps(d, ensure_ascii=False)[:60] for d, _ in LOOSE_TIMES])
 def test_a_timestamp_or_duration_is_read_in_ascii_digits_only(document: dict[str, Any],
                                                               path: str) -> None:
-    json_format.ParseDict(document, user_event_pb2.UserEvent())  # (it still does)
-    for parse in (parse_dict, lenient_json.parse_dict):
-        with pytest.raises(json_format.ParseError) as caught:
-            parse(document, user_event_pb2.UserEvent)
-        named, said = protojson.parse_error(caught.value, user_event_pb2.UserEvent.DESCRIPTOR,
-                                            document)
+    for named, said in refusals_of(document):
         assert named == path, (named, said)
         assert ("RFC 3339" if path.endswith("time") else "not a duration such as 1.5s") in said
 
