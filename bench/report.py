@@ -148,7 +148,7 @@ def _import(i: dict[str, Any]) -> list[str]:
         *([f"| Footfall ImportUserEvents, PostgreSQL | {_range(i['postgres_per_second'])} "
            f"({i['postgres_to_sqlite']:.2f}× SQLite) |"] if i.get("postgres_per_second") else []),
         "",
-        "- " + _bar(i["ratio"] >= 5, f"{i['ratio']:.2f}× the baseline (bar ≥ 5×)"),
+        "- " + _bar(i["ratio"] >= 3, f"{i['ratio']:.2f}× the baseline (bar ≥ 3×)"),
         f"- peak RSS: {sizes[0]} events {_range(i['peak_rss_mib'][sizes[0]], 1)} MiB, "
         f"{sizes[1]} events {_range(i['peak_rss_mib'][sizes[1]], 1)} MiB — "
         + _bar(i["rss_ratio"] <= 1.2, f"{i['rss_ratio']:.2f}× (bar ≤ 1.2×)"),
