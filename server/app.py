@@ -159,9 +159,10 @@ async def _set_serving(servicer: health.aio.HealthServicer, serving: bool) -> No
         await servicer.set(name, status)
 
 
-def start(settings: Settings, clock: Clock | None = None) -> Running:
+def start(settings: Settings, clock: Clock | None = None, process: int = 0) -> Running:
     """Open the store and start serving; raises if the address cannot be bound
-    (OSError), or the auth file (AuthFileError) or TLS files (OSError) cannot be used."""
+    (OSError), or the auth file (AuthFileError) or TLS files (OSError) cannot be used.
+    `process`: this process's index among --processes."""
     clock = clock or SystemClock()
     policy = Policy.from_settings(settings, GUARDED, clock)
     tls = _server_credentials(settings)
@@ -198,7 +199,7 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
     loop = LoopThread(settings.workers)
     try:
         running = loop.run(_serve(settings, clock, policy, tls, store, runner, gcs_root, loop,
-                                  commits))
+                                  commits, process))
     except BaseException:
         loop.close()
         line_pool.close()
@@ -222,7 +223,7 @@ def start(settings: Settings, clock: Clock | None = None) -> Running:
 
 async def _serve(settings: Settings, clock: Clock, policy: Policy,
                  tls: grpc.ServerCredentials | None, store: Store, runner: OperationRunner,
-                 gcs_root: Path, loop: LoopThread, commits: Commits) -> Running:
+                 gcs_root: Path, loop: LoopThread, commits: Commits, process: int) -> Running:
     """On the loop: the gRPC server and the HTTP gateway, both listening."""
     # Each connection holds a file descriptor: without a cap on both ports, anyone
     # (no key is looked at before a connection is accepted) could take them all.
@@ -237,7 +238,7 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
         # it on purpose (the kernel spreads connections over the processes).
         ("grpc.so_reuseport", int(settings.processes > 1)),
     ])
-    user_events = UserEventService(store, settings, clock, runner)
+    user_events = UserEventService(store, settings, clock, runner, process)
     products = ProductService(store, clock, runner, gcs_root)
     talent_events = EventService(store, settings.max_event_bytes)
     operations = operations_service.OperationsService(
@@ -350,10 +351,11 @@ def announce(settings: Settings, port: int, http_port: int, how: str = "") -> No
 
 
 def serve(settings: Settings, on_ready: Callable[[], None] | None = None,
-          ready_lines: bool = True, trust_lines: bool = True) -> int:
+          ready_lines: bool = True, trust_lines: bool = True, process: int = 0) -> int:
     """Run until SIGTERM or SIGINT, then drain and exit 0; SIGHUP re-reads the keys.
     `on_ready` runs once serving. The parent of --processes says the ready lines
-    once for all its processes, and one of them the trust lines.
+    once for all its processes, and one of them the trust lines; `process` is this
+    one's index among them.
 
     The signals are blocked before any thread starts (every thread inherits that) and
     taken by this thread alone with sigwait. A Python handler would run only once the
@@ -362,7 +364,7 @@ def serve(settings: Settings, on_ready: Callable[[], None] | None = None,
     """
     signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
     try:
-        running = start(settings)
+        running = start(settings, process=process)
     except AuthFileError as exc:
         log.error("%s", exc)
         return 2

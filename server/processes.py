@@ -94,7 +94,7 @@ def _serve_child(settings: Settings, index: int, ready: Connection) -> None:
     if os.getppid() == 1:  # the parent died before the line above took effect
         sys.exit(1)
     sys.exit(run_one(settings, on_ready=lambda: ready.send(True), ready_lines=False,
-                     trust_lines=index == 0))
+                     trust_lines=index == 0, process=index))
 
 
 @dataclass

@@ -24,7 +24,7 @@ from footfall.retail.v2 import (
 from google.api import httpbody_pb2
 from google.longrunning import operations_pb2
 
-from server.clock import Clock
+from server.clock import Clock, EventStamps
 from server.config import Settings
 from server.console import origin
 from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
@@ -44,8 +44,11 @@ Refused = Callable[[BaseException], None]
 
 class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
     def __init__(self, store: Store, settings: Settings, clock: Clock,
-                 runner: OperationRunner) -> None:
+                 runner: OperationRunner, process: int = 0) -> None:
+        """`process`: this process's index among the server's --processes (see
+        EventStamps)."""
         self._store = store
+        self._stamps = EventStamps(clock, process, settings.processes)
         self._strict = settings.strict_event_types
         self._max_event_bytes = settings.max_event_bytes
         self._durable_pixels = settings.durable_pixels
@@ -78,7 +81,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
                     now_s=self._clock.now_ns() // 10**9))
         raise_if_any(violations)
         if not event.HasField("event_time"):
-            event.event_time.FromNanoseconds(self._clock.now_ns())
+            event.event_time.FromNanoseconds(self._stamps.now_ns())
         return str(catalog)
 
     def _joined_later(self, name: str, event: user_event_pb2.UserEvent, ids: list[str],

@@ -55,6 +55,17 @@ def test_write_stamps_time_and_stores(channel: grpc.Channel, running: Running) -
     assert running.store.count_user_events(EventQuery(PARENT)) == 1
 
 
+def test_equal_writes_stamped_at_one_time_are_two_events(channel: grpc.Channel,
+                                                        running: Running) -> None:
+    # Two equal events with one time are one event (dedup): two writes the server
+    # stamped alike (the clock standing still here; two --processes reading the same
+    # nanosecond) were both acknowledged and stored once.
+    answers = [retail(channel).WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+        parent=PARENT, user_event=event())) for _ in range(3)]
+    assert [a.event_time.ToNanoseconds() for a in answers] == [NOW_NS, NOW_NS + 1, NOW_NS + 2]
+    assert running.store.count_user_events(EventQuery(PARENT)) == 3
+
+
 def test_write_keeps_a_given_time(channel: grpc.Channel) -> None:
     answer = retail(channel).WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
         parent=PARENT, user_event=event(eventTime="2023-01-02T03:04:05.5Z")))
