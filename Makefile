@@ -93,7 +93,8 @@ lint: setup
 	$(VENV)/bin/mypy
 
 # Every benchmark, each beside a baseline measured in the same run:
-# bench/results/<date>-full.json and bench/REPORT.md (about 20 minutes).
+# bench/results/<date>-full.json and its part of bench/REPORT.md, the rest kept
+# (about 35 minutes on 2 cores).
 bench: setup test-tools
 	$(PY) -m bench.run --profile full
 
