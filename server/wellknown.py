@@ -3,8 +3,10 @@
 protobuf's binary format carries any seconds and nanos; its JSON form (and so
 every reply over HTTP, and `footfall events list --json`) cannot show a
 Timestamp outside 0001-01-01..9999-12-31 or with nanos outside 0..999,999,999,
-nor a Duration beyond +-10,000 years. The gRPC side refuses such values when it
-decodes a request, naming the field, so none is ever stored.
+nor a Duration beyond +-10,000 years, nor a FieldMask path with an upper-case
+letter (or a "_" not followed by a lower-case one). The gRPC side refuses such
+values when it decodes a request, naming the field, so none is ever stored (one
+stored event with such a path made every REST read of its catalog's events fail).
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from server.errors import FieldViolation, raise_if_any
 
 TIMESTAMP = "google.protobuf.Timestamp"
 DURATION = "google.protobuf.Duration"
+FIELD_MASK = "google.protobuf.FieldMask"
 MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799  # 0001-01-01, 9999-12-31T23:59:59
 MAX_DURATION_SECONDS = 315_576_000_000
 MAX_NANOS = 999_999_999
-_WELL_KNOWN = frozenset({TIMESTAMP, DURATION})
+_WELL_KNOWN = frozenset({TIMESTAMP, DURATION, FIELD_MASK})
 
 
 SINGLE, REPEATED, MAP = 0, 1, 2
@@ -30,8 +33,8 @@ SINGLE, REPEATED, MAP = 0, 1, 2
 
 @functools.cache
 def _fields_to_check(message: Descriptor) -> dict[str, int]:
-    """The message fields of `message` that are, or may contain, a Timestamp or
-    Duration, each with its shape (computed once per type; cut at cycles)."""
+    """The message fields of `message` that are, or may contain, a Timestamp,
+    Duration or FieldMask, each with its shape (computed once per type; cut at cycles)."""
     found = {}
     for field in message.fields:
         inner = field.message_type
@@ -48,12 +51,18 @@ def _fields_to_check(message: Descriptor) -> dict[str, int]:
 def _reaches(message: Descriptor | None, seen: frozenset[str]) -> bool:
     if message is None or message.full_name in seen:
         return False
-    if message.full_name in (TIMESTAMP, DURATION):
+    if message.full_name in _WELL_KNOWN:
         return True
     return any(_reaches(f.message_type, seen | {message.full_name}) for f in message.fields)
 
 
 def _problem(value: Any) -> str | None:
+    if value.DESCRIPTOR.full_name == FIELD_MASK:
+        try:
+            value.ToJsonString()
+        except ValueError as exc:  # (json_format's words name the path)
+            return f"cannot be written as proto3 JSON: {exc}"
+        return None
     seconds, nanos = value.seconds, value.nanos
     if value.DESCRIPTOR.full_name == TIMESTAMP:
         if not MIN_SECONDS <= seconds <= MAX_SECONDS:
@@ -69,10 +78,11 @@ def _problem(value: Any) -> str | None:
 
 
 def violations(message: Message, path: str = "") -> list[FieldViolation]:
-    """Every Timestamp or Duration in `message` out of its range, by field path."""
+    """Every Timestamp or Duration in `message` out of its range, and FieldMask proto3
+    JSON cannot write, by field path."""
     found: list[FieldViolation] = []
     name = message.DESCRIPTOR.full_name
-    if name in (TIMESTAMP, DURATION):
+    if name in _WELL_KNOWN:
         why = _problem(message)
         if why is not None:
             found.append(FieldViolation(path or "request", why))
@@ -98,7 +108,8 @@ def violations(message: Message, path: str = "") -> list[FieldViolation]:
 
 @functools.cache
 def _plan(message: Descriptor) -> tuple[bool, tuple[tuple[str, int], ...]]:
-    """Whether `message` is a Timestamp or Duration, and its `_fields_to_check`."""
+    """Whether `message` is a Timestamp, Duration or FieldMask, and its
+    `_fields_to_check`."""
     if message.full_name in _WELL_KNOWN:
         return True, ()
     return False, tuple(_fields_to_check(message).items())
@@ -124,6 +135,7 @@ def _valid(message: Message) -> bool:
 
 
 def check(message: Message) -> None:
-    """INVALID_ARGUMENT listing every out-of-range Timestamp or Duration."""
+    """INVALID_ARGUMENT listing every out-of-range Timestamp or Duration and every
+    FieldMask proto3 JSON cannot write."""
     if not _valid(message):
         raise_if_any(violations(message))

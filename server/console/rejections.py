@@ -92,7 +92,13 @@ def _request_json(request: Any) -> tuple[str, bool]:
         return "", request is not None  # bytes that never decoded
     if request.ByteSize() > RENDERED_BYTES:
         return "", True
-    text = json_format.MessageToJson(request, indent=None)
+    try:
+        text = json_format.MessageToJson(request, indent=None)
+    except (json_format.SerializeToJsonError, ValueError):
+        # What proto3 JSON cannot write (a FieldMask path with an upper-case letter, a
+        # client may send one): kept without its JSON, as one too large is. (It raised
+        # out of the refusal, answering UNKNOWN, or out of every read of the list.)
+        return "", True
     return text[:REQUEST_JSON_CHARS], len(text) > REQUEST_JSON_CHARS
 
 

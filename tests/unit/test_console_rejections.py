@@ -174,6 +174,27 @@ def test_a_large_request_is_kept_as_its_json_cut_at_once(store: Store) -> None:
     assert console_pb2.Rejection.FromString(row.payload).request_json == kept.request_json
 
 
+@pytest.mark.parametrize("uri_size", [0, rejections.KEPT_REQUEST_BYTES])
+def test_a_request_proto3_json_cannot_write_is_kept_without_its_json(
+        store: Store, uri_size: int) -> None:
+    # json_format refuses a FieldMask path with an upper-case letter: the refusal of a
+    # large request raised out of the call (UNKNOWN, the fuzz test found it), and a
+    # small one's out of every read of the list of refusals.
+    event = user_event_pb2.UserEvent(uri="u" * uri_size)
+    event.product_details.add().product.retrievable_fields.paths.append("À")
+    request = user_event_service_pb2.WriteUserEventRequest(parent=CATALOG, user_event=event)
+    with pytest.raises(json_format.SerializeToJsonError):
+        json_format.MessageToJson(request)
+    keeper = Rejections(store, SystemClock(), 10, 3600)
+    keeper.refused(WRITE, "grpc", request, InvalidArgument.field("user_event.visitor_id", "x"),
+                   "k")
+    store.flush()
+    [row] = store.rejections_after(None, 0, 10)
+    kept = shown(*row)
+    assert (kept.request_json, kept.request_truncated) == ("", True)
+    assert kept.field_violations[0].field == "user_event.visitor_id"
+
+
 def test_refusals_gathered_past_one_statement_are_all_kept_in_order(store: Store) -> None:
     rejections = Rejections(store, SystemClock(), 5000, 3600)
     busy, free = threading.Event(), threading.Event()
