@@ -7,9 +7,11 @@ export const int = (value) => Number(value || 0);
 /** 1234567 as "1,234,567". */
 export const count = (value) => int(value).toLocaleString("en-US");
 
-/** 1 and "event" as "1 event", 1234 as "1,234 events" (`many`: the plural, if not +s). */
-export const counted = (value, one, many = `${one}s`) =>
-  `${count(value)} ${int(value) === 1 ? one : many}`;
+/** "event" for 1, else "events" (`many`: the plural, if not +s). */
+export const plural = (value, one, many = `${one}s`) => (int(value) === 1 ? one : many);
+
+/** 1 and "event" as "1 event", 1234 as "1,234 events". */
+export const counted = (value, one, many = `${one}s`) => `${count(value)} ${plural(value, one, many)}`;
 
 /** 0.6667 as "66.7%". */
 export const percent = (rate) => `${(Number(rate || 0) * 100).toFixed(1)}%`;

@@ -5,7 +5,7 @@
 import {call} from "./api.js";
 import {failure, h} from "./dom.js";
 import {figure} from "./figure.js";
-import {count, int, money, percent, utc} from "./format.js";
+import {count, counted, int, money, percent, plural, utc} from "./format.js";
 import {MAX_SLOTS, seriesChart, timeline} from "./series-chart.js";
 
 /** The totals of `parent` in `span` ({startTime, endTime}) into `where`. */
@@ -22,9 +22,9 @@ export async function showTotals(where, {parent, span, granularity, topQueries, 
   const hour = granularity === "HOUR";
   const parts = [h("p", {class: "headline"}, h("strong", {id: "distinct-visitors",
     "data-value": int(answer.distinctVisitors)}, count(answer.distinctVisitors)),
-  int(answer.distinctVisitors) === 1 ? " distinct visitor, " : " distinct visitors, ",
+  ` ${plural(answer.distinctVisitors, "distinct visitor")}, `,
   h("strong", {id: "events-read"}, count(answer.eventsRead)),
-  int(answer.eventsRead) === 1 ? " event read" : " events read")];
+  ` ${plural(answer.eventsRead, "event")} read`)];
   // what the server left out to keep its answer small
   for (const note of answer.notes || []) parts.push(h("p", {class: "hint note"}, `Note: ${note}`));
   if (!buckets.length) {
@@ -106,7 +106,7 @@ function revenue(rows, signal) {
     const bought = mine.reduce((a, r) => a + int(r.purchases), 0);
     return figure({
       id: `revenue-${currency}`, title: `Revenue per day in ${currency} (UTC)`, signal,
-      before: [h("p", {class: "headline"}, h("strong", {}, money(sum, currency)), ` from ${count(bought)} ${bought === 1 ? "purchase" : "purchases"}`)],
+      before: [h("p", {class: "headline"}, h("strong", {}, money(sum, currency)), ` from ${counted(bought, "purchase")}`)],
       draw: (width) => seriesChart({title: `Revenue per day in ${currency}`, times, kind: "bar",
         format: (v) => money(v, currency), series: [{name: currency, values, index: 2}]}, width),
       rows: () => [["Day", "Revenue", "Purchases"],
