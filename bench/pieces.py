@@ -28,7 +28,7 @@ from server.http.routes import Router, derive_routes
 from server.names import parse_catalog
 from server.policy.metrics import Metrics
 from server.retail import collect, join, validation
-from server.store.packed import pack
+from server.store.packed import pack, unpack
 
 CATALOG = "projects/bench/locations/global/catalogs/default_catalog"
 
@@ -90,8 +90,11 @@ def main() -> None:
     timed("dataclasses.replace(row)", lambda: dataclasses.replace(row, transport=3,
                                                                   received_us=5))
     timed("EventRow.as_params", row.as_params)
-    args = (row.payload, row.event_type, row.visitor_id, row.event_time_us, row.event_time_ns)
+    args = (row.payload, row.event_type, row.visitor_id, row.user_id, row.event_time_us,
+            row.event_time_ns)
     timed("packed.pack", lambda: pack(*args))
+    stored = pack(*args)
+    timed("packed.unpack", lambda: unpack(stored, *args[1:]))
     timed("orjson.loads (the pixel's event)", lambda: orjson.loads(EVENT))
     data = orjson.loads(EVENT)
     timed("protojson.parse_dict", lambda: protojson.parse_dict(data, user_event_pb2.UserEvent))

@@ -51,8 +51,8 @@ class StoredEvent(NamedTuple):
     @classmethod
     def of(cls, catalog: str, row: Sequence[Any]) -> StoredEvent:
         """The event of `catalog` whose `_EVENT` columns are `row` (unpacked)."""
-        i, kind, visitor, time_us, time_ns, event, source, joined, received, transport = row
-        return cls(int(i), catalog, unpack(bytes(event), kind, visitor, time_us, time_ns),
+        i, kind, visitor, user, time_us, time_ns, event, source, joined, received, transport = row
+        return cls(int(i), catalog, unpack(bytes(event), kind, visitor, user, time_us, time_ns),
                    None if source is None else bytes(source), bool(joined), received,
                    int(transport), int(time_us))
 

@@ -79,7 +79,7 @@ class InsightsSql:
         if decode:
             wanted, payload_params = dialect.among("event_type", list(decode))
             columns += (f", CASE WHEN {wanted} THEN event END, event_type, visitor_id, "
-                        "event_time_ns")
+                        "user_id, event_time_ns")
         where += f" AND {types}"
         params += type_params
         if after is not None:
@@ -93,8 +93,8 @@ class InsightsSql:
         if not decode:
             return rows  # (a million rows are read per question: no copy, no NamedTuple)
         return [(t, i, b, who, None if event is None else
-                 unpack(bytes(event), kind, visitor, t, ns))
-                for t, i, b, who, event, kind, visitor, ns in rows]
+                 unpack(bytes(event), kind, visitor, user, t, ns))
+                for t, i, b, who, event, kind, visitor, user, ns in rows]
 
     def time_slices_pay(self) -> bool:
         """Whether reading a catalog's events in slices of time at once shares the

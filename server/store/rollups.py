@@ -137,10 +137,11 @@ class Tally:
     def add_stored(self, rows: Iterable[Sequence[Any]], sign: int) -> None:
         """Add or take away the events of stored rows: (id, catalog_id, then
         UNPACK_COLUMNS; event None for one that counts nowhere, see stored_columns)."""
-        for _, catalog_id, kind, visitor, time_us, time_ns, event in rows:
+        for _, catalog_id, kind, visitor, user, time_us, time_ns, event in rows:
             if event is None:
                 continue
-            counts = counts_of_payload(unpack(bytes(event), kind, visitor, time_us, time_ns))
+            counts = counts_of_payload(unpack(bytes(event), kind, visitor, user, time_us,
+                                              time_ns))
             if counts is not None:
                 self.add(int(catalog_id), int(time_us), counts, sign)
 
@@ -235,8 +236,8 @@ def stored_columns(dialect: Dialect, gaps: Sequence[Gap] = ()) -> tuple[str, lis
         held, held_params = held_by(dialect, gaps)
         wanted += f" AND NOT {held}"
         params += held_params
-    kind, visitor, time_us, time_ns, _ = (c.strip() for c in UNPACK_COLUMNS.split(","))
-    return (f"id, catalog_id, {kind}, {visitor}, {time_us}, {time_ns}, "
+    kind, visitor, user, time_us, time_ns, _ = (c.strip() for c in UNPACK_COLUMNS.split(","))
+    return (f"id, catalog_id, {kind}, {visitor}, {user}, {time_us}, {time_ns}, "
             f"CASE WHEN {wanted} THEN event END"), params
 
 

@@ -106,8 +106,8 @@ class EventRow:
         """The payload as the row's column holds it (packed, see packed.py)."""
         if self.packed is not None:
             return self.packed
-        return pack(self.payload, self.event_type, self.visitor_id, self.event_time_us,
-                    self.event_time_ns)
+        return pack(self.payload, self.event_type, self.visitor_id, self.user_id,
+                    self.event_time_us, self.event_time_ns)
 
     def as_params(self) -> tuple[Any, ...]:
         """Values of the row's columns."""

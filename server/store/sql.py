@@ -296,12 +296,13 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         self._update_events(db, updates)
         tally = Tally()
         for stored in old:
-            if stored[-1] is None:
+            row_id, catalog_id, _, _, _, time_us, _, event = stored  # stored_columns
+            if event is None:
                 continue  # a type that counts nowhere (the update keeps it), or in a gap
             tally.add_stored([stored], -1)
-            counts = counts_of_payload(latest[stored[0]])
+            counts = counts_of_payload(latest[row_id])
             if counts is not None:
-                tally.add(int(stored[1]), int(stored[4]), counts)
+                tally.add(int(catalog_id), int(time_us), counts)
         tally.apply(db, dialect)
 
     def product_days(self, catalog: str, first_day: int | None,
@@ -377,8 +378,9 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         rows = self._fetch(f"SELECT id, {UNPACK_COLUMNS}, source FROM user_events WHERE {where} "
                            f"AND id > {mark} ORDER BY id LIMIT {mark}",
                            [*params, after_id, limit])
-        return [(int(i), unpack(bytes(e), kind, visitor, us, ns), None if s is None else bytes(s))
-                for i, kind, visitor, us, ns, e, s in rows]
+        return [(int(i), unpack(bytes(e), kind, visitor, user, us, ns),
+                 None if s is None else bytes(s))
+                for i, kind, visitor, user, us, ns, e, s in rows]
 
     def catalogs_with_events_before(self, time_us: int) -> list[str]:
         return [c for (c,) in self._fetch(self._sql.catalogs_with_events_before, (time_us,))]
