@@ -13,8 +13,8 @@ follows fields 4-11 (each length-delimited, each skipped by its length). An even
 stored without it starts with a 1 byte (field 0 again) instead: its user_info is
 kept, shorter by the user id's field, and a read puts that field back. 11 of the
 bench corpus's 300 bytes a row; events stored before keep their 0 byte and read
-as they did. (A Footfall older than this reads the new rows wrongly: going back
-to one needs a store it wrote or a backup from it.)
+as they did. (A Footfall older than this cannot read the new rows: it fails to
+decode them.)
 """
 
 from __future__ import annotations
