@@ -248,8 +248,10 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     product_service_pb2_grpc.add_ProductServiceServicer_to_server(products, guard)
     event_service_pb2_grpc.add_EventServiceServicer_to_server(talent_events, guard)
     operations_pb2_grpc.add_OperationsServicer_to_server(operations, guard)
-    console = console_service.ConsoleService(store, Watches(commits, settings.max_watches),
-                                             policy)
+    watches = Watches(commits, settings.max_watches,
+                      messages_per_second=settings.watch_messages)
+    policy.metrics.watch_pace(watches.pace)
+    console = console_service.ConsoleService(store, watches, policy)
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(console, guard)
     insights = insights_service.InsightsService(store)
     insights_pb2_grpc.add_InsightsServiceServicer_to_server(insights, guard)

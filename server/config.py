@@ -262,6 +262,13 @@ class Settings:
                               "console watch streams (gRPC and server-sent events) open at "
                               "once in this process; more are refused RESOURCE_EXHAUSTED",
                               check=at_least(1))
+    watch_messages: int = option(4_000, INTEGER,
+                                 "messages a second that the console's watches of single "
+                                 "rows (WatchUserEvents, WatchClientEvents, WatchRejections "
+                                 "and their server-sent events) send together in this "
+                                 "process; past it they fall behind and the writes keep "
+                                 "their pace (see \"The console API\"); `0` no bound. Not counted: "
+                                 "WatchUserEventBatches", check=at_least(0))
     durable_pixels: bool = option(False, SWITCH,
                                   "answer a browser's pixel (GET collect) only once its event "
                                   "is committed; off: once it is valid and queued, committed "

@@ -13,7 +13,9 @@ A watch that starts before the feed's position, or falls more than
 QUEUE_LIMIT items (or QUEUE_BYTES) behind (its client reads slower than rows are
 stored), is not dropped: its queue is let go and it reads the rows it lacks from
 the store itself, a page at a time, until it has caught up, then takes the feed's
-chunks again. So a slow client costs reads, never unbounded memory, and misses nothing.
+chunks again (watches catching up from one position share its pages for a moment:
+PAGE_CACHE_BYTES). So a slow client costs reads, never unbounded memory, and misses
+nothing. The watches of single rows share a budget of messages a second (pace.py).
 
 Watches are coroutines on the server's loop (their reads go off the loop): an
 open watch costs no thread. The watches of a read are woken a few per turn of
@@ -27,12 +29,13 @@ import contextlib
 import logging
 import math
 import weakref
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from google.protobuf.message import Message
 
+from server.console.pace import Pace
 from server.console.watch import Caller, Commits
 from server.errors import ResourceExhausted
 from server.loop import off_loop
@@ -58,6 +61,13 @@ BATCH_SECONDS_MAX = 0.25
 # distinct filter watched is a feed: without a bound, a reader key opening hundreds
 # of watches of distinct filters made a read per watch and commit, and writes waited.
 FEED_READS_PER_SECOND = 200
+# The pages that watches catching up read from the store, kept (the latest, up to
+# this many bytes of rows, as stored) for the other watches of the same key at the
+# same position: watches held back by their budget of messages (pace.py) fall
+# behind together and read the same pages, each of whose items is then made and
+# encoded once, not once per watch.
+PAGE_CACHE_BYTES = 16 * 1024 * 1024
+PAGE_CACHE_SECONDS = 2.0
 
 
 class Item:
@@ -346,16 +356,22 @@ def _unsent(queue: _Queue, sent: int) -> tuple[list[Chunk], int]:
 
 class Watches:
     """The open watches of this process and their feeds, keyed by what they read;
-    at most `limit` watches at once."""
+    at most `limit` watches at once. The watches of items (a message per row) send
+    at most `messages_per_second` messages together (0: no bound; see pace.py)."""
 
-    def __init__(self, commits: Commits, limit: int, poll: float = POLL_SECONDS) -> None:
+    def __init__(self, commits: Commits, limit: int, poll: float = POLL_SECONDS,
+                 messages_per_second: int = 0) -> None:
         self._commits = commits
         self._limit = limit
         self._poll = poll
+        self.pace = Pace(messages_per_second)
         self._feeds: dict[Hashable, Feed] = {}
         self.open = 0
         self._waiting: set[_Queue] = set()  # watches waiting for a chunk or a poll
         self._tick: asyncio.TimerHandle | None = None
+        # (key, position read after) -> the page read there, oldest first
+        self._pages: OrderedDict[tuple[Hashable, int], tuple[float, Page]] = OrderedDict()
+        self._page_bytes = 0
 
     def _read_spacing(self) -> float:
         """The least time between two reads of a feed: the feeds share
@@ -438,12 +454,12 @@ class Watches:
                 if queue.behind:
                     queue.behind = False  # the items read from here on are queued
                     upto = feed.position
-                    async for page in self._catch_up(feed.source, sent, upto, caller):
+                    async for page in self._catch_up(key, feed.source, sent, upto, caller):
                         sent = page[-1].id
                         if json_name is not None:
                             yield Batch([Chunk(page)], json_name)
                         else:
-                            for item in page:
+                            async for item in self._paced(page):
                                 yield item
                     sent = max(sent, upto)
                     continue
@@ -455,7 +471,7 @@ class Watches:
                         yield Batch(chunks, json_name)
                     else:
                         for chunk in chunks:
-                            for item in chunk.items:
+                            async for item in self._paced(chunk.items):
                                 yield item
                     continue
                 remaining = caller.time_remaining()
@@ -467,6 +483,16 @@ class Watches:
             release()
             self._leave(key, queue)
 
+    async def _paced(self, items: Sequence[Item]) -> AsyncIterator[Item]:
+        """`items`, as fast as the budget of messages shared by the watches of items
+        allows."""
+        sent = 0
+        while sent < len(items):
+            granted = await self.pace.take(len(items) - sent)
+            for item in items[sent:sent + granted]:
+                yield item
+            sent += granted
+
     def _leave(self, key: Hashable, queue: _Queue) -> None:
         feed = self._feeds.get(key)
         if feed is None:
@@ -477,18 +503,46 @@ class Watches:
             if feed.task is not None:
                 feed.task.cancel()
 
-    async def _catch_up(self, source: Source, after: int, upto: int,
+    async def _catch_up(self, key: Hashable, source: Source, after: int, upto: int,
                         caller: Caller) -> AsyncIterator[list[Item]]:
         """Pages of the items of the rows after `after` up to the id `upto`, read
-        by this watch alone."""
+        by this watch (or by another of `key` at the same position, a moment ago)."""
         while after < upto and not caller.done() and not self._commits.closed:
-            position, items, _ = await off_loop(source.read, after)
+            position, items, _ = await self._page(key, source, after, upto)
             page = [item for item in items if item.id <= upto]
             if page:
                 yield page
             if len(page) < len(items) or position == after:
                 return
             after = position
+
+    async def _page(self, key: Hashable, source: Source, after: int, upto: int) -> Page:
+        """The page of `source` after `after`, for a watch catching up to `upto`:
+        kept from a read of it within PAGE_CACHE_SECONDS, or read now and kept. A
+        page kept is used only when it holds every row up to its end (full) or up
+        to `upto`: ids are given in the order rows commit, so the rows up to its end
+        were all there when it was read, and it is what a read now would give (but
+        for rows deleted since, as if this read had come first)."""
+        now = asyncio.get_running_loop().time()
+        kept = self._pages.get((key, after))
+        if kept is not None:
+            read_at, page = kept
+            if now - read_at <= PAGE_CACHE_SECONDS and (page.full or page.position >= upto):
+                return page
+        page = await off_loop(source.read, after)
+        if page.full or page.position >= upto:
+            self._forget_page((key, after))
+            self._pages[key, after] = (now, page)
+            self._page_bytes += sum(item.size for item in page.items)
+            while self._pages and (self._page_bytes > PAGE_CACHE_BYTES or now - next(
+                    iter(self._pages.values()))[0] > PAGE_CACHE_SECONDS):
+                self._forget_page(next(iter(self._pages)))
+        return page
+
+    def _forget_page(self, where: tuple[Hashable, int]) -> None:
+        kept = self._pages.pop(where, None)
+        if kept is not None:
+            self._page_bytes -= sum(item.size for item in kept[1].items)
 
     async def _wait(self, queue: _Queue, seconds: float) -> None:
         """Until `queue` is woken, or `seconds` (a poll, or less when a deadline

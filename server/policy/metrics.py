@@ -169,6 +169,11 @@ class Metrics:
         those of the process answering the scrape)."""
         self._exposed.register(_Uncommitted(store))
 
+    def watch_pace(self, pace: Any) -> None:
+        """Show how often the console's watches of single rows waited for their
+        shared budget of messages (console/pace.py; this process's, under --processes)."""
+        self._exposed.register(_PaceWaits(pace))
+
     # -- operations ------------------------------------------------------------
 
     def observe_job(self, kind: str, job: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -214,6 +219,25 @@ class _Uncommitted(Collector):
             "footfall_events_acknowledged_uncommitted",
             "Events answered before their commit (pixels, write_async) and not committed "
             "yet: what a kill -9 now would lose.", value=self._store.acknowledged_uncommitted)
+
+
+class _PaceWaits(Collector):
+    """The waits of the watches' shared budget of messages, read at each scrape
+    (a collector for the same reason as _Uncommitted)."""
+
+    def __init__(self, pace: Any) -> None:
+        self._pace = pace
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "footfall_watch_message_waits",
+            "Times a console watch of single rows (WatchUserEvents and the like) waited "
+            "for its turn in --watch-messages: each time, it fell behind the rows "
+            "stored rather than slow the writes.", value=self._pace.waits)
+        yield GaugeMetricFamily(
+            "footfall_watches_waiting_for_messages",
+            "Console watches of single rows waiting for --watch-messages now.",
+            value=self._pace.waiting)
 
 
 class CallCounts(Collector):

@@ -225,6 +225,36 @@ def test_watches_see_writes_and_refusals(served: ServerProcess,
         over_http.close()
 
 
+def test_watches_of_single_events_past_their_budget_fall_behind_and_miss_nothing(
+        server_factory: Callable[..., ServerProcess],
+        channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    # 100 messages a second for all of them (a grant of 50 unspent at the start)
+    served = server_factory("--watch-messages", "100")
+    retail = retail_client(served.address)
+    visitors = [f"paced-{i:03d}" for i in range(60)]
+    for visitor in visitors:
+        write(retail, visitor)
+    console = Console(channels(served))
+    watches = [console.watch("WatchUserEvents", parent=CATALOG, afterId=0) for _ in range(2)]
+    over_http = requests.get(f"http://{served.http_address}/console/v1/{CATALOG}/userEvents:watch",
+                             params={"afterId": 0}, stream=True, timeout=RPC_DEADLINE)
+    try:
+        for watch in watches:  # every event, in order, however long the wait
+            assert [next(watch)["userEvent"]["visitorId"] for _ in visitors] == visitors
+        lines = (line for line in over_http.iter_lines() if line.startswith(b"data: "))
+        assert [json.loads(next(lines)[6:])["userEvent"]["visitorId"]
+                for _ in visitors] == visitors
+    finally:
+        for watch in watches:
+            watch.cancel()
+        over_http.close()
+    # 180 messages against 50 unspent and 100 a second: the watches waited their turn
+    metrics = requests.get(f"http://{served.http_address}/metrics", timeout=RPC_DEADLINE).text
+    [waits] = [line for line in metrics.splitlines()
+               if line.startswith("footfall_watch_message_waits_total ")]
+    assert float(waits.split()[1]) > 0
+
+
 def test_a_reset_starts_a_catalog_clean(served: ServerProcess,
                                         channels: Callable[[ServerProcess], grpc.Channel]
                                         ) -> None:

@@ -76,12 +76,12 @@ async def take(stream: AsyncIterator[Item], count: int) -> list[Item]:
 
 
 def run(store: Store, body: Callable[[Watches], Awaitable[T]], limit: int = 100,
-        poll: float = feed.POLL_SECONDS) -> T:
+        poll: float = feed.POLL_SECONDS, messages_per_second: int = 0) -> T:
     async def main() -> T:
         commits = Commits()
         store.on_commit(commits.on_commit)
         try:
-            return await body(Watches(commits, limit, poll))
+            return await body(Watches(commits, limit, poll, messages_per_second))
         finally:
             store.on_commit(None)
             commits.close()
@@ -109,6 +109,53 @@ def test_watches_of_one_catalog_share_each_read_and_each_encoding(store: Store) 
         for stream in streams:
             await stream.aclose()
         assert watches.open == 0 and watches.feeds == 0
+
+    run(store, body)
+
+
+def test_watches_of_single_rows_past_their_budget_fall_behind_and_miss_nothing(
+        store: Store) -> None:
+    async def body(watches: Watches) -> None:
+        read = source(store)
+        streams = [watches.items(read.key, read, 0, Caller()) for _ in range(3)]
+        firsts = [asyncio.ensure_future(anext(s)) for s in streams]
+        await asyncio.sleep(0.05)
+        names = [f"v{i:03d}" for i in range(120)]
+        await asyncio.to_thread(store.write_user_events, [row(name) for name in names])
+        got = [[await asyncio.wait_for(f, 5), *await take(s, len(names) - 1)]
+               for f, s in zip(firsts, streams, strict=True)]
+        for items in got:  # every row, in order, to every watch
+            assert [visitor_of(i) for i in items] == names
+        # 360 messages against 50 unspent and 400 a second: watches waited their turn
+        assert watches.pace.waits > 0
+        batches = watches.batches(read.key, read, 0, Caller(), "userEvents")
+        waits = watches.pace.waits
+        assert [visitor_of(i) for i in items_of(await anext(batches))] == names
+        assert watches.pace.waits == waits  # a watch of batches is not counted
+        for stream in [*streams, batches]:
+            await stream.aclose()
+
+    run(store, body, messages_per_second=400)
+
+
+def test_watches_catching_up_from_one_position_share_its_pages(store: Store) -> None:
+    async def body(watches: Watches) -> None:
+        names = [f"old-{i:02d}" for i in range(30)]
+        await asyncio.to_thread(store.write_user_events, [row(name) for name in names])
+        read = source(store)
+        live = watches.items(read.key, read, store.last_id("user_events"), Caller())
+        first = asyncio.ensure_future(anext(live))  # the feed starts after the old rows
+        await asyncio.sleep(0.05)
+        past = [watches.items(read.key, read, 0, Caller()) for _ in range(3)]
+        for stream in past:
+            assert [visitor_of(i) for i in await take(stream, 30)] == names
+        assert read.reads.count(0) == 1  # the page after 0: read once, for all three
+        await write(store, "new")
+        assert visitor_of(await asyncio.wait_for(first, 5)) == "new"
+        for stream in past:  # then each takes the feed's chunks again
+            assert [visitor_of(i) for i in await take(stream, 1)] == ["new"]
+        for stream in [live, *past]:
+            await stream.aclose()
 
     run(store, body)
 

@@ -1,0 +1,94 @@
+"""A budget of messages a second for the watches that send one message per row.
+
+WatchUserEvents, WatchClientEvents and WatchRejections (and their server-sent
+events) send a message for every row to every watch: with 200 of them open on a
+busy catalog, 200 messages for every write took the loop from the writers
+(durable writes fell to 0.04x, each costing 11 ms of server CPU). Those watches
+share one budget instead: a token bucket of `per_second` messages, handed out in
+grants of up to GRANT messages, to the watches in the order they asked. Past the
+budget the watches fall behind (and, past their queue's bound, read what they
+lack from the store at the pace they send it: see feed.py), and the writes keep
+their pace. A watch of batches (WatchUserEventBatches) is paced by its feed and
+not counted here.
+
+A waiting watch costs a future, not a timer: one timer wakes the first in line
+when its grant is there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+# The most messages one watch sends for one grant: the other watches (and the
+# writes answered meanwhile) wait for at most this many of its sends.
+GRANT = 50
+
+
+class Pace:
+    """Messages a second shared by the watches of this process; `per_second` 0: no
+    bound. On the server's loop only."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        # Unspent messages pile up to a twentieth of a second's (at least a grant), so
+        # that a quiet spell buys no long burst.
+        self._most = max(GRANT, per_second / 20)
+        self._tokens = self._most
+        self._at: float | None = None  # loop time of the last refill
+        self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self.waits = 0  # grants that had to wait (a watch held back), for /metrics
+
+    @property
+    def waiting(self) -> int:
+        """Watches waiting for a grant now."""
+        return sum(1 for _, future in self._waiting if not future.done())
+
+    async def take(self, wanted: int) -> int:
+        """How many messages (1 to `wanted`, at most GRANT) the caller may send now,
+        after its turn has come."""
+        if self.per_second <= 0:
+            return wanted
+        count = min(wanted, GRANT)
+        self._refill()
+        if not self._waiting and self._tokens >= count:
+            self._tokens -= count
+            return count
+        self.waits += 1
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((count, future))
+        self._schedule()
+        await future  # (cancelled with its watch: `_hand_out` skips it)
+        return count
+
+    def _refill(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._at is not None:
+            self._tokens = min(self._most, self._tokens + (now - self._at) * self.per_second)
+        self._at = now
+
+    def _schedule(self) -> None:
+        """A timer for when the first in line can have its grant (none if one is set)."""
+        while self._waiting and self._waiting[0][1].done():
+            self._waiting.popleft()  # its watch ended while it waited
+        if self._timer is not None or not self._waiting:
+            return
+        short = self._waiting[0][0] - self._tokens
+        self._timer = asyncio.get_running_loop().call_later(
+            max(0.0, short / self.per_second), self._hand_out)
+
+    def _hand_out(self) -> None:
+        self._timer = None
+        self._refill()
+        while self._waiting:
+            count, future = self._waiting[0]
+            if future.done():
+                self._waiting.popleft()
+                continue
+            if self._tokens < count:
+                break
+            self._waiting.popleft()
+            self._tokens -= count
+            future.set_result(None)
+        self._schedule()
