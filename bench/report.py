@@ -322,12 +322,14 @@ def _watch_cost(cost: dict[str, Any]) -> list[str]:
            f"{_rpc(cost)} streams open on the "
            f"catalog written (each received all {cost['received_per_watcher']:,} writes), a "
            f"fresh server per rep, interleaved; the watchers a {cost.get('client', 'python')} "
-           "process beside the server:", "",
+           "process beside the server"
+           + (f" (server flags: `{' '.join(cost['flags'])}`)" if cost.get("flags") else "")
+           + ":", "",
            "| callers | watchers | writes/s | p99 ms | server CPU µs/write "
            "| watcher process CPU µs/write | last watcher caught up after s |",
            "|---|---|---|---|---|---|---|"]
     callers = [c for c in cost
-               if c not in ("watchers", "received_per_watcher", "rpc", "client")]
+               if c not in ("watchers", "received_per_watcher", "rpc", "client", "flags")]
     for c in callers:
         for name, label in (("none", "0"), ("watched", str(cost["watchers"]))):
             f = cost[c][name]

@@ -200,9 +200,10 @@ class Watchers:
 
 
 def _one_rep(frame: Path, watchers: int, callers: tuple[int, ...],
-             requests: int, batches: bool, client: str = "cpp") -> dict[str, Any]:
+             requests: int, batches: bool, client: str = "cpp",
+             flags: tuple[str, ...] = ()) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    with footfall() as server:
+    with footfall(None, *flags) as server:
         group = Watchers(server.port, watchers, batches, client) if watchers else None
         try:
             written = 500
@@ -233,20 +234,22 @@ def _one_rep(frame: Path, watchers: int, callers: tuple[int, ...],
 
 
 def watchers_cost(watchers: int, callers: tuple[int, ...], requests: int,
-                  reps: int, batches: bool = False, client: str | None = None) -> dict[str, Any]:
-    """`client`: the watchers' process, "cpp" or "python" (None: `default_client()`)."""
+                  reps: int, batches: bool = False, client: str | None = None,
+                  flags: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`client`: the watchers' process, "cpp" or "python" (None: `default_client()`);
+    `flags`: the servers' own, with and without watchers."""
     client = client or default_client()
     frame = write.frame_file()
     runs: dict[str, list[dict[str, Any]]] = {"none": [], "watched": []}
     try:
         for _ in range(reps):  # interleaved
-            runs["none"].append(_one_rep(frame, 0, callers, requests, batches))
+            runs["none"].append(_one_rep(frame, 0, callers, requests, batches, flags=flags))
             runs["watched"].append(_one_rep(frame, watchers, callers, requests, batches,
-                                            client))
+                                            client, flags))
     finally:
         frame.unlink()
     out: dict[str, Any] = {"watchers": watchers, "rpc": WATCH_BATCHES if batches else WATCH,
-                           "client": client,
+                           "client": client, "flags": list(flags),
                            "received_per_watcher": runs["watched"][0]["received_per_watcher"]}
     for c in map(str, callers):
         figures = {name: {key: summary([r[c][key] for r in reps_])
@@ -300,7 +303,10 @@ def run(latency_watchers: int, rate: float, events: int, watchers: int,
         callers: tuple[int, ...], requests: int, reps: int) -> dict[str, Any]:
     return {"latency": latency(latency_watchers, rate, events),
             "latency_batches": latency(latency_watchers, rate, events, batches=True),
-            "watchers": watchers_cost(watchers, callers, requests, reps),
+            # every write to every watch: without a budget (--watch-messages 0) each
+            # watch receives them all as they come, and the cost of each message shows
+            "watchers": watchers_cost(watchers, callers, requests, reps,
+                                      flags=("--watch-messages", "0")),
             "watchers_batches": watchers_cost(watchers, callers, requests, reps, batches=True)}
 
 
