@@ -558,7 +558,10 @@ def test_many_feeds_share_a_bound_on_their_reads_and_miss_nothing(store: Store) 
         reads = [source(store, f'eventTime > "2000-01-01T00:00:{k:02d}Z"') for k in range(40)]
         streams = [watches.items(read.key, read, 0, Caller()) for read in reads]
         firsts = [asyncio.ensure_future(anext(s)) for s in streams]
-        await asyncio.sleep(0.1)
+        for _ in range(500):  # each feed starts after a read of the last id, off the loop
+            if watches.feeds == 40:
+                break
+            await asyncio.sleep(0.01)
         assert watches.feeds == 40
         started = asyncio.get_running_loop().time()
         await write(store, *[f"v{i}" for i in range(60)])  # 60 commits
