@@ -14,6 +14,12 @@ StoreUnavailable, or StoreFull which is one), the batch's unresolved jobs are
 carried over and retried with backoff: a waiting caller gives up after
 `retry_seconds` (StoreUnavailable), rows nobody waits for (`write_async`) are
 kept until they commit or `close` runs out of time.
+
+A job `alone` (a purge's step: thousands of deletions) commits in a transaction
+of its own, in its place in the queue: the writes queued before it commit before
+it, those queued after it in the next transaction. So a write waits for one such
+step at most, never for one in its own transaction too, and the step can see
+(`waiting`) that writes wait behind it and end early.
 """
 
 from __future__ import annotations
@@ -99,20 +105,22 @@ class Job:
     (write_async, pixels);
     `awaited`, when a coroutine waits for it, is a future of that coroutine's loop
     (made on it), resolved like `future` once the batch is settled. A function job
-    `first` runs before every other job of its batch (see apply_in_order).
+    `first` runs before every other job of its batch (see apply_in_order); one
+    `alone` is a batch of its own (see the module doc).
     """
 
     __slots__ = ("rows", "fn", "join", "future", "waited", "submitted", "awaited", "first",
-                 "counted_out")
+                 "alone", "counted_out")
 
     def __init__(self, rows: Sequence[EventRow] | None = None,
                  fn: Callable[[Any], Any] | None = None, *, join: Join | None = None,
                  waited: bool = True, awaited: asyncio.Future[Any] | None = None,
-                 first: bool = False) -> None:
+                 first: bool = False, alone: bool = False) -> None:
         self.rows = rows
         self.fn = fn
         self.join = join
         self.first = first
+        self.alone = alone
         # a Future, or for a job nobody waits for its lighter stand-in (Unwaited)
         self.future: Any = Future() if waited or awaited is not None else Unwaited()
         self.waited = waited
@@ -232,6 +240,9 @@ class GroupCommitter:
         self._lingering = False  # the writer lingers: a job somebody waits for sets _wake
         self._wake = threading.Event()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # a job `alone` taken from the queue while a batch of others was gathered: the
+        # next batch, before anything still queued
+        self._held: Job | None = None
         self._along: list[Job] = []  # jobs that ride with the next batch
         self._along_due = 0.0  # when they make a batch of their own
         self._closed = False
@@ -322,8 +333,15 @@ class GroupCommitter:
         self.submit(Job(rows=rows, join=join, awaited=awaited))
         return awaited
 
-    def submit_fn(self, fn: Callable[[Any], Any], *, first: bool = False) -> Future[Any]:
-        return self.submit(Job(fn=fn, first=first))
+    def submit_fn(self, fn: Callable[[Any], Any], *, first: bool = False,
+                  alone: bool = False) -> Future[Any]:
+        return self.submit(Job(fn=fn, first=first, alone=alone))
+
+    @property
+    def waiting(self) -> bool:
+        """Whether jobs wait for the batch being applied (asked on the writer's thread
+        by a long job `alone`, which may end early to let them go)."""
+        return self._held is not None or not self._queue.empty()
 
     def submit_along(self, fn: Callable[[Any], Any]) -> Future[Any]:
         """Run `fn` on the connection in the first batch the writer takes for other
@@ -363,9 +381,9 @@ class GroupCommitter:
         """Add queued jobs to `batch` (blocking only when it is empty), and every
         job that rides along; True on _STOP.
 
-        A batch carried over from a failed try takes everything queued, so that
-        waiting callers behind it are answered (or given up on) in time. A new
-        batch of jobs nobody waits for lingers (see `_linger`).
+        A batch carried over from a failed try takes everything queued (up to a
+        job alone), so that waiting callers behind it are answered (or given up on)
+        in time. A new batch of jobs nobody waits for lingers (see `_linger`).
         """
         limit = self._max_batch if not batch else None
         stop = False
@@ -386,23 +404,32 @@ class GroupCommitter:
 
     def _take_along(self, batch: list[Job], stop: bool) -> None:
         """Add the jobs that ride along to `batch` once they are due (or `flush`
-        or _STOP made them so)."""
+        or _STOP made them so), unless it is a job alone."""
+        if batch and batch[0].alone:
+            return
         with self._lock:
             if stop or time.monotonic() >= self._along_due:
                 batch.extend(self._along)
                 self._along = []
 
-    def _drain(self, batch: list[Job], limit: int | None) -> bool:
-        """Add what is queued to `batch` (up to `limit` jobs in all); True on _STOP."""
-        while limit is None or len(batch) < limit:
+    def _drain(self, batch: list[Job], limit: int | None, joins: bool = False) -> bool:
+        """Add what is queued to `batch` (up to `limit` jobs in all), up to the next
+        job alone (held for the next batch), nothing to a job alone; True on _STOP.
+        `joins`: `batch` is to join a batch of others (no job alone may start it)."""
+        while (limit is None or len(batch) < limit) and self._held is None \
+                and not (batch and batch[0].alone):
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return False
             if item is _STOP:
                 return True
-            if item is not _ALONG:
-                batch.append(item)
+            if item is _ALONG:
+                continue
+            if item.alone and (batch or joins):
+                self._held = item
+                return False
+            batch.append(item)
         return False
 
     def _linger(self, batch: list[Job]) -> bool:
@@ -419,7 +446,7 @@ class GroupCommitter:
                 start = len(batch)
                 stop = self._drain(batch, self._max_batch)
                 if stop or any(job.waited for job in batch[start:]) \
-                        or len(batch) >= self._max_batch:
+                        or len(batch) >= self._max_batch or self._held is not None:
                     return stop
                 remaining = due - time.monotonic()
                 if remaining <= 0:
@@ -430,8 +457,11 @@ class GroupCommitter:
                 self._lingering = False
 
     def _next(self) -> Any:
-        """The next queued job or _STOP, waiting for one; None once the jobs that
-        ride along are due without another."""
+        """The job held back, else the next queued job or _STOP, waiting for one; None
+        once the jobs that ride along are due without another."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            return held
         while True:
             with self._lock:
                 due = self._along_due if self._along else None
@@ -549,9 +579,9 @@ class GroupCommitter:
         database the batches grow instead of shrinking."""
         assert self._turn is not None
         with self._turn:
-            if not stopping and len(batch) < self._max_batch:
+            if not stopping and len(batch) < self._max_batch and not batch[0].alone:
                 more: list[Job] = []
-                if self._drain(more, self._max_batch - len(batch)):
+                if self._drain(more, self._max_batch - len(batch), joins=True):
                     self._queue.put(_STOP)  # for the next `_take`: nothing comes after it
                 self._take_along(more, False)  # (a `flush` drained may have made them due)
                 batch.extend(self._joined(more))

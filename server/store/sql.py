@@ -48,6 +48,11 @@ PRODUCT_SCAN_BATCH = 500  # products a check reads at once when it looks for ref
 # most: more are refused UNAVAILABLE until the writer catches up, so that a writer held
 # up (a lock, a slow disk) cannot gather without end what a kill -9 would lose.
 MAX_UNCOMMITTED = 20_000
+# Events a purge's step deletes with one statement. A step of more (purge.BATCH) goes
+# on with its next chunk only while no write waits for the writer, so that a write
+# queued behind a step waits for one chunk and the step's commit, not a whole step;
+# alone, the step deletes its whole batch with one commit.
+DELETE_CHUNK = 500
 
 
 class Result(Protocol):
@@ -328,10 +333,11 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         for catalog in sorted({row.catalog for row in rows}.difference(known)):
             db.execute(self._sql.add_catalog, (catalog, catalog))
 
-    def _write(self, fn: Callable[[Db], T], first: bool = False) -> T:
+    def _write(self, fn: Callable[[Db], T], first: bool = False, alone: bool = False) -> T:
         """Run `fn` in the writer's next transaction (`first`: before the rest of
-        it, see group_commit.apply_in_order); its result once committed."""
-        result: T = self._committer.submit_fn(fn, first=first).result()
+        it, see group_commit.apply_in_order; `alone`: in a transaction of its own,
+        see group_commit); its result once committed."""
+        result: T = self._committer.submit_fn(fn, first=first, alone=alone).result()
         return result
 
     # -- group commit -------------------------------------------------------------
@@ -577,41 +583,67 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
                                                    int(done.done), lease_until_us, name))
             return result
 
-        # a purge's step may open or close a gap (a table lock on PostgreSQL): first
-        return self._write(apply, first=step.delete_events is not None)
+        # A purge's step may open or close a gap (a table lock on PostgreSQL): first. It
+        # commits alone, so that the writes queued behind it wait for it only once (not
+        # again in their own transaction), and it ends early when they wait.
+        purging = step.delete_events is not None
+        return self._write(apply, first=purging, alone=purging)
 
     def _delete_events(self, db: Db, step: Step) -> tuple[int, int]:
         """Delete the first `step.delete_limit` events its query selects with an id in
-        (delete_after_id, delete_until_id]; how many went, and the id up to which
-        none is left.
+        (delete_after_id, delete_until_id], DELETE_CHUNK at a time, or only the first
+        chunks when writes wait for the writer (see DELETE_CHUNK); how many went, and
+        the id up to which none is left.
 
         The batch walks the rowid (`walk`) over that range only, so what it reads is
         bounded by the range, and the pages it changes are neighbours in the table,
         the time index and the bucketed visitor and user indexes."""
-        mark, walk = self._sql.dialect.mark, self._sql.dialect.walk
         assert step.delete_events is not None
-        where, params = where_clause(step.delete_events, mark)
-        span = [step.delete_after_id, step.delete_until_id]
-        ids = [i for (i,) in db.execute(
+        where, params = where_clause(step.delete_events, self._sql.dialect.mark)
+        gaps: list[Gap] | None = None  # (read once there is something to delete)
+        tally = Tally()
+        deleted, after = 0, step.delete_after_id
+        while True:
+            limit = min(DELETE_CHUNK, step.delete_limit - deleted)
+            ids = self._ids_to_delete(db, where, params, after, step.delete_until_id, limit)
+            if ids:
+                if gaps is None:
+                    gaps = Gap.read(db, self._sql.dialect)
+                deleted += self._delete_through(db, where, params, gaps, tally, after, ids[-1])
+            if len(ids) < limit:  # none left in the range
+                through = step.delete_until_id
+                break
+            after = through = ids[-1]
+            if deleted >= step.delete_limit or self._committer.waiting:
+                break
+        tally.apply(db, self._sql.dialect)
+        return deleted, through
+
+    def _ids_to_delete(self, db: Db, where: str, params: list[Any], after_id: int,
+                       until_id: int, limit: int) -> list[int]:
+        """The ids of the first `limit` events `where` selects with an id in (after_id,
+        until_id]."""
+        mark, walk = self._sql.dialect.mark, self._sql.dialect.walk
+        return [i for (i,) in db.execute(
             f"SELECT id FROM user_events{walk} WHERE {where} AND id > {mark} AND id <= {mark} "
-            f"ORDER BY id LIMIT {mark}", [*params, *span, step.delete_limit]).fetchall()]
-        through = ids[-1] if len(ids) == step.delete_limit else step.delete_until_id
-        if not ids:
-            return 0, through
+            f"ORDER BY id LIMIT {mark}", [*params, after_id, until_id, limit]).fetchall()]
+
+    def _delete_through(self, db: Db, where: str, params: list[Any], gaps: list[Gap],
+                        tally: Tally, after_id: int, last_id: int) -> int:
+        """Delete the events `where` selects with an id in (after_id, last_id], taking
+        what they counted (but those `gaps` hold) out of `tally`; how many went."""
+        mark, walk = self._sql.dialect.mark, self._sql.dialect.walk
         delete = f"DELETE FROM user_events{walk} WHERE {where} AND id > {mark} AND id <= {mark}"
-        span = [*params, step.delete_after_id, ids[-1]]
+        span = [*params, after_id, last_id]
         uncounted = 0
-        gaps = Gap.read(db, self._sql.dialect)
         if gaps:  # the events gaps hold count nowhere: deleted first, nothing returned
             held, held_params = held_by(self._sql.dialect, gaps)
             uncounted = db.execute(f"{delete} AND {held}", [*span, *held_params]).rowcount
         # RETURNING: the rollups lose what exactly these rows counted, in this transaction.
         columns, column_params = stored_columns(self._sql.dialect)
-        deleted = db.execute(f"{delete} RETURNING {columns}", [*span, *column_params]).fetchall()
-        tally = Tally()
-        tally.add_stored(deleted, -1)
-        tally.apply(db, self._sql.dialect)
-        return uncounted + len(deleted), through
+        returned = db.execute(f"{delete} RETURNING {columns}", [*span, *column_params]).fetchall()
+        tally.add_stored(returned, -1)
+        return uncounted + len(returned)
 
     def _open_gap(self, db: Db, name: str, catalog: str,
                   uncount: tuple[int, int, int, int]) -> None:

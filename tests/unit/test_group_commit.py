@@ -275,6 +275,60 @@ def test_jobs_marked_first_run_before_the_rest_of_their_batch() -> None:
     assert all(job.future.done() for job in jobs if job.fn is not None)
 
 
+def described(batch: list[Job]) -> list[str]:
+    """A batch's rows by visitor, then its function jobs ("alone" or "fn")."""
+    return [r.visitor_id for job in batch for r in job.rows or ()] + [
+        "alone" if job.alone else "fn" for job in batch if job.fn is not None]
+
+
+def test_a_job_alone_commits_in_a_transaction_of_its_own_in_its_place(
+        held: HeldWriter) -> None:
+    # A purge's step: the writes queued behind it wait for it once, not again in a
+    # transaction they share with the next step.
+    blocker = held.committer.submit_rows([row("first")])
+    assert held.entered.wait(10)
+    before = held.committer.submit_rows([row("before")])
+    alone = held.committer.submit_fn(lambda _db: "step", alone=True)
+    after = [held.committer.submit_rows([row(name)]) for name in ("after", "later")]
+    held.release.set()
+    assert alone.result(10) == "step"
+    assert [future.result(10) for future in (blocker, before, *after)] == [None] * 4
+    assert [described(batch) for batch in held.batches] == [
+        ["first"], ["before"], ["alone"], ["after", "later"]]
+
+
+def test_a_job_alone_sees_whether_jobs_wait_behind_it(held: HeldWriter) -> None:
+    seen: list[bool] = []
+
+    def step(_db: Any) -> None:
+        seen.append(held.committer.waiting)
+
+    blocker = held.committer.submit_rows([row("first")])
+    assert held.entered.wait(10)
+    stepped = held.committer.submit_fn(step, alone=True)
+    behind = held.committer.submit_rows([row("behind")])
+    held.release.set()
+    for future in (blocker, stepped, behind):
+        future.result(10)
+    held.committer.submit_fn(step, alone=True).result(10)
+    assert seen == [True, False]
+
+
+def test_closing_commits_a_job_alone_queued_among_others(held: HeldWriter) -> None:
+    held.committer.submit_rows([row("first")])
+    assert held.entered.wait(10)
+    queued = [held.committer.submit_rows([row("a")]),
+              held.committer.submit_fn(lambda _db: "step", alone=True),
+              held.committer.submit_rows([row("b")])]
+    closing = threading.Thread(target=held.committer.close)
+    closing.start()
+    held.release.set()
+    closing.join(10)
+    assert not closing.is_alive()
+    assert [future.result(0) for future in queued] == [None, "step", None]
+    assert [described(batch) for batch in held.batches] == [["first"], ["a"], ["alone"], ["b"]]
+
+
 class OtherProcess:
     """The writers' turn (`GroupCommitter(turn=...)`), held by the test as another
     process would hold it while it commits: the writer's turns come as the test
@@ -316,6 +370,19 @@ def test_writes_queued_while_another_process_commits_join_the_batch_waiting_for_
         future.result(10)
     # one commit, not one for "a" and then one more for the rest
     assert writer.batches == [["a", "b", "c", "d"]]
+
+
+def test_a_job_alone_neither_joins_nor_takes_in_the_jobs_queued_during_a_wait_for_the_turn(
+        in_turns: tuple[OtherProcess, Recorder]) -> None:
+    other, writer = in_turns
+    first = writer.committer.submit_fn(lambda _db: "step", alone=True)
+    assert other.asked.wait(10)  # the writer took the step alone and waits for its turn
+    queued = [writer.committer.submit_rows([row("a")]),
+              writer.committer.submit_fn(lambda _db: "step", alone=True),
+              writer.committer.submit_rows([row("b")])]
+    other.grant(4)
+    assert [future.result(10) for future in (first, *queued)] == ["step", None, "step", None]
+    assert writer.batches == [["fn"], ["a"], ["fn"], ["b"]]
 
 
 def test_a_flush_while_the_writer_waits_for_its_turn_commits_the_jobs_riding_along(

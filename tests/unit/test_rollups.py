@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 from footfall.insights.v1 import insights_pb2
 from footfall.retail.v2 import purge_config_pb2, user_event_pb2
+from google.longrunning import operations_pb2
 
 from server.clock import SystemClock
 from server.insights import tables
 from server.operations.runner import JobContext, StopRequested
 from server.retail import purge
-from server.store import EventQuery, EventRow, open_store, rollups
+from server.store import EventQuery, EventRow, open_store, rollups, sql
+from server.store.group_commit import GroupCommitter
 from server.store.rollups import product_counts
 from server.store.rows import LeaseLost, OperationRecord, Progress, Step
 
@@ -386,6 +388,28 @@ def test_a_purge_by_time_decodes_only_the_events_of_its_part_days(
     assert decoded.count == 3
     assert_counted_as(store, catalog, kept_after(made))
     assert store.product_days(catalog, MIDNIGHT // DAY + 1, MIDNIGHT // DAY + 3) == []
+
+
+def test_a_purge_whose_steps_end_early_for_waiting_writes_ends_the_same(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Writes wait behind every step (as under load): each ends after its first chunk,
+    # here one event; what the purge deletes, says and leaves counted is the same.
+    monkeypatch.setattr(sql, "DELETE_CHUNK", 1)
+    monkeypatch.setattr(GroupCommitter, "waiting", property(lambda _committer: True))
+    catalog, made = new_catalog(), history()
+    store.write_user_events(rows(catalog, *made))
+    decoded = Decoded(monkeypatch)
+    name = start_purge(store, catalog, BETWEEN)
+    seen = Purging(store)
+    run_purge(store, name, seen)
+    kept = kept_after(made)
+    assert seen.steps == len(made) - len(kept) + 1  # one event a step, then the end
+    assert decoded.count == 3
+    assert_counted_as(store, catalog, kept)
+    response = purge_config_pb2.PurgeUserEventsResponse()
+    operations_pb2.Operation.FromString(store.get_operation(name).operation).response.Unpack(
+        response)
+    assert response.purged_events_count == len(made) - len(kept)
 
 
 def test_a_purge_before_a_time_or_of_every_time_drops_those_days(

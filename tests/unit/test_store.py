@@ -21,7 +21,16 @@ from google.rpc import code_pb2
 from server.clock import FixedClock
 from server.errors import InvalidArgument
 from server.operations.runner import JobContext, OperationRunner
-from server.store import ClientEventRow, EventQuery, EventRow, Store, TimeBound, open_store, sqlite
+from server.store import (
+    ClientEventRow,
+    EventQuery,
+    EventRow,
+    Store,
+    TimeBound,
+    open_store,
+    sql,
+    sqlite,
+)
 from server.store.group_commit import Job, Join
 from server.store.migrations import MIGRATIONS, postgres_dialect
 from server.store.rows import (
@@ -901,7 +910,11 @@ def test_run_step_reports_a_cancel_request(store: Store) -> None:
         .cancel_requested
 
 
-def test_run_step_deletes_in_batches_after_a_position(store: Store) -> None:
+@pytest.mark.parametrize("chunk", [sql.DELETE_CHUNK, 1])
+def test_run_step_deletes_in_batches_after_a_position(
+        store: Store, chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (a step deletes its batch one chunk at a time: alone, to the same end)
+    monkeypatch.setattr(sql, "DELETE_CHUNK", chunk)
     store.write_user_events([row(f"v{i}", "search" if i % 2 else "home-page-view",
                                  searchQuery="q" if i % 2 else None) for i in range(10)]
                             + [row("elsewhere", catalog=CATALOG + "x")])
@@ -924,6 +937,63 @@ def test_run_step_deletes_in_batches_after_a_position(store: Store) -> None:
     assert store.count_user_events(query) == 0
     assert store.count_user_events(EventQuery(CATALOG)) == 5
     assert store.count_user_events(EventQuery(CATALOG + "x")) == 1
+
+
+def test_a_write_queued_behind_a_purge_step_commits_after_its_first_chunk(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A purge's step commits in a transaction of its own, and deletes DELETE_CHUNK
+    events at a time: with a write queued behind it, it ends after its first chunk
+    (saying how far none is left), so the write waits for one chunk, not a whole
+    step nor that step again in its own transaction; the next step goes on."""
+    monkeypatch.setattr(sql, "DELETE_CHUNK", 2)
+    store.write_user_events([row(f"v{i}") for i in range(10)])
+    ids = sorted(i for i, _ in store.list_user_events(EventQuery(CATALOG), 10))
+    store.create_operation(operation("purge"))
+    store.claim_operation("w1", SECOND, 30 * SECOND, never)
+    busy, free = threading.Event(), threading.Event()
+
+    def hold(_db: Any) -> None:  # the writer is busy while the step and the write queue
+        busy.set()
+        free.wait(10)
+
+    held = Job(fn=hold)
+    committed: list[list[str]] = []
+    store.on_commit(lambda batch: committed.append(
+        ["held" if job is held else "rows" if job.rows is not None else
+         "step" if job.alone else "fn" for job in batch]))
+    committer = store._committer  # noqa: SLF001
+    committer.submit(held)
+    assert busy.wait(10)
+    seen: list[StepResult] = []
+    step = Step(delete_events=EventQuery(CATALOG), delete_after_id=ids[0] - 1,
+                delete_until_id=ids[-1], delete_limit=10)
+    purging, out = in_background(lambda: store.run_step(OPS + "purge", "w1", step,
+                                                        30 * SECOND, step_progress(seen)))
+    until(lambda: committer.waiting, "the step to queue behind the held batch")
+    write = committer.submit(Job(rows=[row("late")]))
+    free.set()
+    purging.join(10)
+    assert write.result(10) is None
+    (result,) = out
+    assert (result.deleted, result.deleted_through) == (2, ids[1])
+    rest = store.run_step(OPS + "purge", "w1", replace(step, delete_after_id=ids[1]),
+                          30 * SECOND, step_progress(seen))
+    assert (rest.deleted, rest.deleted_through) == (8, ids[-1])  # nothing waits: all of it
+    # (heard after their callers are answered: those before this step's batch)
+    assert committed[committed.index(["held"]):][:3] == [["held"], ["step"], ["rows"]]
+    assert [visitor(payload) for _, payload in
+            store.list_user_events(EventQuery(CATALOG), 10)] == ["late"]
+    store.on_commit(None)
+
+
+def until(probe: Callable[[], bool], what: str) -> None:
+    """Poll `probe` (nothing says when a call on another thread has queued its job)."""
+    checked = threading.Event()
+    for _ in range(1000):
+        if probe():
+            return
+        checked.wait(0.01)
+    raise AssertionError(f"gave up waiting for {what}")
 
 
 def test_event_id_range_bounds_a_query_by_its_time_terms(store: Store) -> None:
