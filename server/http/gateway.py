@@ -49,6 +49,7 @@ from server.http.connections import Connection, GuardedSite
 from server.http.crosssite import HostCheck, OriginCheck, authority, host_check
 from server.http.errors import error_body, http_status, http_status_of
 from server.http.routes import Route, Router, derive_routes
+from server.loop import in_decoder
 from server.policy import Policy
 from server.policy.auth import READER_METHODS
 from server.policy.envelope import Envelope
@@ -71,6 +72,11 @@ _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")  # what X-Server-Timeout 
 # (JSON to proto costs about 1 ms per 5 KB in Python; on the loop, a 7 MB body held
 # every call of both transports for 1.5 s).
 LARGE_REQUEST_BYTES = 64 * 1024
+# An answer larger than this (serialized) is written as JSON off the loop too:
+# json_format writes about 3 MB a second, and on the loop the echo of a 2 MB event
+# (a WriteUserEvent of 60,000 products, which any writer key may send) held every
+# call of both transports for 1.6 s, so four at once left durable writes waiting 9 s.
+LARGE_ANSWER_BYTES = 64 * 1024
 # Request bodies being read at once hold at most this many times --max-request-bytes
 # between them; a body that would go past is refused (RESOURCE_EXHAUSTED, retry). Each
 # body is bounded, but not their number: without it a thousand connections (or a few
@@ -549,8 +555,11 @@ class HttpGateway:
 async def _answer(route: Route, output: transcode.Output, message: Message,
                   context: CallContext) -> tuple[bytes, dict[str, str]]:
     """The servicer's answer to `message`, as the body and headers of the HTTP
-    response."""
-    return _render(route, output, await route.call(message, context))
+    response (written off the loop when large)."""
+    answer = await route.call(message, context)
+    if answer.ByteSize() > LARGE_ANSWER_BYTES:
+        return await in_decoder(_render, route, output, answer)
+    return _render(route, output, answer)
 
 
 def _render(route: Route, output: transcode.Output, answer: Any
