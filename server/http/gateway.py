@@ -72,11 +72,6 @@ _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")  # what X-Server-Timeout 
 # (JSON to proto costs about 1 ms per 5 KB in Python; on the loop, a 7 MB body held
 # every call of both transports for 1.5 s).
 LARGE_REQUEST_BYTES = 64 * 1024
-# An answer larger than this (serialized) is written as JSON off the loop too:
-# json_format writes about 3 MB a second, and on the loop the echo of a 2 MB event
-# (a WriteUserEvent of 60,000 products, which any writer key may send) held every
-# call of both transports for 1.6 s, so four at once left durable writes waiting 9 s.
-LARGE_ANSWER_BYTES = 64 * 1024
 # Request bodies being read at once hold at most this many times --max-request-bytes
 # between them; a body that would go past is refused (RESOURCE_EXHAUSTED, retry). Each
 # body is bounded, but not their number: without it a thousand connections (or a few
@@ -557,7 +552,7 @@ async def _answer(route: Route, output: transcode.Output, message: Message,
     """The servicer's answer to `message`, as the body and headers of the HTTP
     response (written off the loop when large)."""
     answer = await route.call(message, context)
-    if answer.ByteSize() > LARGE_ANSWER_BYTES:
+    if answer.ByteSize() > transcode.LARGE_ANSWER_BYTES:
         return await in_decoder(_render, route, output, answer)
     return _render(route, output, answer)
 
