@@ -126,27 +126,48 @@ def _add(lines: Iterable[rollups.Line], counts: dict[str, list[int]],
 
 
 def job_stats(store: Store, tenant: str, span: read.TimeRange
-              ) -> tuple[list[insights_pb2.JobStats], int]:
+              ) -> tuple[list[JobRow], int]:
     """Every job's stats (unsorted) and the events read."""
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    counts: dict[str, list[int]] = defaultdict(lambda: [0] * len(_JOB_FIELDS))
     events = 0
     for _, event in read.client_events(store, tenant, span):
         events += 1
-        field = JOB_COUNTS.get(event.job_event.type)
+        field = _JOB_INDEX.get(event.job_event.type)
         if field is None:
             continue
         for job in dict.fromkeys(event.job_event.jobs):
             counts[job][field] += 1
     rows = []
-    for job, of in counts.items():
-        row = insights_pb2.JobStats(job=job)
-        for field, count in of.items():
-            setattr(row, field, count)
-        row.view_rate = _rate(row.views, row.impressions)
-        row.application_start_rate = _rate(row.application_starts, row.views)
-        row.application_finish_rate = _rate(row.application_finishes, row.application_starts)
-        rows.append(row)
+    for job, (impressions, views, starts, finishes, redirects, bookmarks) in counts.items():
+        rows.append(JobRow(job, impressions, views, starts, finishes, redirects, bookmarks,
+                           _rate(views, impressions), _rate(starts, views),
+                           _rate(finishes, starts)))
     return rows, events
+
+
+class JobRow(NamedTuple):
+    """A job's stats as the table sorts them; its message is made for a page's rows
+    only (as ProductRow: a writer key's ten client events named 500,000 jobs in 4 s,
+    and a page of ten held 430 MB while it was answered)."""
+
+    job: str
+    impressions: int
+    views: int
+    application_starts: int
+    application_finishes: int
+    redirects: int
+    bookmarks: int
+    view_rate: float
+    application_start_rate: float
+    application_finish_rate: float
+
+    def message(self) -> insights_pb2.JobStats:
+        return insights_pb2.JobStats(**self._asdict())
+
+
+# The counts of JobRow, in its order, and where each job event type counts.
+_JOB_FIELDS = JobRow._fields[1:7]
+_JOB_INDEX = {kind: _JOB_FIELDS.index(field) for kind, field in JOB_COUNTS.items()}
 
 
 def parse_order(order_by: str, fields: Sequence[str], default: str) -> tuple[str, bool]:
@@ -224,7 +245,8 @@ def list_job_stats(store: Store, request: insights_pb2.ListJobStatsRequest
     raise_if_any(violations)
     rows, events = job_stats(store, str(tenant), span)
     shown, token = page(rows, "job", order, size, request.page_token, _question(request))
-    return insights_pb2.ListJobStatsResponse(jobs=shown, next_page_token=token,
-                                             events_read=events, notes=[COMPANY_NOTE])
+    return insights_pb2.ListJobStatsResponse(jobs=[r.message() for r in shown],
+                                             next_page_token=token, events_read=events,
+                                             notes=[COMPANY_NOTE])
 
 
