@@ -4,7 +4,8 @@ gRPC (grpc.aio) and the HTTP gateway (aiohttp) run on one loop on one thread
 ("footfall-loop"), calling the same async servicers. Nothing blocking runs on
 it: event writes await the group-commit writer (which answers a whole batch at
 once); every other blocking store call goes through `off_loop`, to the loop's
-small pool of threads (--workers).
+small pool of threads (--workers), but reads that may take minutes (insights),
+which go through `long_read`, to threads of their own.
 """
 
 from __future__ import annotations
