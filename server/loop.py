@@ -4,7 +4,8 @@ gRPC (grpc.aio) and the HTTP gateway (aiohttp) run on one loop on one thread
 ("footfall-loop"), calling the same async servicers. Nothing blocking runs on
 it: event writes await the group-commit writer (which answers a whole batch at
 once); every other blocking store call goes through `off_loop`, to the loop's
-small pool of threads (--workers).
+small pool of threads (--workers), but reads that may take minutes (insights),
+which go through `long_read`, to threads of their own.
 """
 
 from __future__ import annotations
@@ -29,17 +30,37 @@ _ABANDONED: contextvars.ContextVar[threading.Event | None] = contextvars.Context
     "footfall_abandoned", default=None)
 
 
+# Reads that may take seconds to minutes (insights, which read a whole catalog or
+# range; a count that decodes every event its filter's other terms select) run on
+# threads of their own: on the loop's pool, ten ComputeTotals of one reader key
+# over 300k events held all of its threads, and a one-event page of ListUserEvents
+# (5 ms alone) waited 24 s behind them, as did every product call and operation.
+# Those past these threads wait in line, as coroutines, within their deadlines.
+_LONG_READERS = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="footfall-long-read")
+
+
 async def off_loop(fn: Callable[..., T], /, *args: Any) -> T:
     """`fn(*args)`, run on the loop's pool: how a coroutine calls the store (or
     anything else that blocks). It runs in a copy of the caller's context, as
     asyncio.to_thread does, so context variables (the retail API version an
     operation is named for) reach it. Cancelled, it goes on in its thread, but
     work of many reads stops at the next (`stop_if_abandoned`)."""
+    return await _off_loop(None, fn, *args)
+
+
+async def long_read(fn: Callable[..., T], /, *args: Any) -> T:
+    """As `off_loop`, on the long reads' own threads (see _LONG_READERS)."""
+    return await _off_loop(_LONG_READERS, fn, *args)
+
+
+async def _off_loop(executor: concurrent.futures.Executor | None, fn: Callable[..., T],
+                    /, *args: Any) -> T:
     context = contextvars.copy_context()
     gone = threading.Event()
     context.run(_ABANDONED.set, gone)
     try:
-        return await asyncio.get_running_loop().run_in_executor(None, context.run, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(executor, context.run, fn,
+                                                                *args)
     except asyncio.CancelledError:
         gone.set()
         raise

@@ -172,6 +172,10 @@ class Batch:
         self.chunks = chunks
         self._json_name = json_name.encode()
 
+    @property
+    def size(self) -> int:
+        return sum(chunk.size for chunk in self.chunks)
+
     def wire(self) -> bytes:
         if len(self.chunks) == 1:
             return self.chunks[0].wire()

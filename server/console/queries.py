@@ -22,7 +22,7 @@ from server.retail import purge_filter
 from server.store.base import Store
 from server.store.console import StoredClientEvent, StoredEvent, may_continue
 from server.store.packed import timestamp, varint
-from server.store.rows import EventQuery
+from server.store.rows import EventQuery, TimeBound
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -211,11 +211,30 @@ def matching(rows: Sequence[StoredEvent], events: EventFilter
         else messages
 
 
+def _window(store: Store, query: EventQuery, before: tuple[int, int] | None
+            ) -> tuple[EventQuery, int | None]:
+    """`query` cut to the next SCAN_LIMIT events of its catalog's time order (and
+    those of the same microsecond as the last), when it has terms no index seeks
+    (event type, joined, transport), and the event time its window ends at (None:
+    not cut). The store walks the time index until a page fills: a type that no
+    event has read the whole catalog in one statement that nothing stops (0.6 s of
+    a pool thread at 300k events, half a minute at 10M), however often asked."""
+    if not (query.event_types or query.joined is not None or query.transports) \
+            or query.visitor_ids or query.user_ids:
+        return query, None
+    edge = store.user_event_time_past(query, before, SCAN_LIMIT - 1)
+    if edge is None or (query.after is not None and query.after.micros >= edge):
+        return query, None
+    return replace(query, after=TimeBound(edge, True)), edge
+
+
 def list_user_events(store: Store, events: EventFilter, size: int,
                      token: str) -> console_pb2.ListUserEventsResponse:
-    """A page of the selected events, latest event time first."""
+    """A page of the selected events, latest event time first; short (or empty),
+    with a token to go on, once the call has looked at SCAN_LIMIT events."""
     position = decode_token(token, 2)
     before = None if position is None else (position[0], position[1])
+    query, window_end = _window(store, events.query, before)
     answer = console_pb2.ListUserEventsResponse()
     read, room = 0, PAGE_BYTES
 
@@ -229,7 +248,7 @@ def list_user_events(store: Store, events: EventFilter, size: int,
         want = size - len(answer.user_events)
         batch = min(want, READ_BATCH) if not events.on_events \
             else min(max(want, 100), SCAN_LIMIT - read)
-        rows = store.user_events_newest(events.query, batch, before)
+        rows = store.user_events_newest(query, batch, before)
         read += len(rows)
         found = matching(rows, events)
         for message in found[:want]:
@@ -241,7 +260,9 @@ def list_user_events(store: Store, events: EventFilter, size: int,
         if len(found) > want or (len(found) == want and len(rows) == batch):
             return after_last()
         if not may_continue(rows, batch):
-            return answer  # the last page
+            if window_end is not None:  # the window's end: on from before its time
+                answer.next_page_token = encode_token(window_end, 0)
+            return answer  # (else the last page)
         before = (rows[-1].event_time_us, rows[-1].id)
         if read >= SCAN_LIMIT:  # short, but this call has read enough
             answer.next_page_token = encode_token(*before)

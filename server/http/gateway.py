@@ -49,6 +49,7 @@ from server.http.connections import Connection, GuardedSite
 from server.http.crosssite import HostCheck, OriginCheck, authority, host_check
 from server.http.errors import error_body, http_status, http_status_of
 from server.http.routes import Route, Router, derive_routes
+from server.loop import in_decoder
 from server.policy import Policy
 from server.policy.auth import READER_METHODS
 from server.policy.envelope import Envelope
@@ -549,8 +550,11 @@ class HttpGateway:
 async def _answer(route: Route, output: transcode.Output, message: Message,
                   context: CallContext) -> tuple[bytes, dict[str, str]]:
     """The servicer's answer to `message`, as the body and headers of the HTTP
-    response."""
-    return _render(route, output, await route.call(message, context))
+    response (written off the loop when large)."""
+    answer = await route.call(message, context)
+    if answer.ByteSize() > transcode.LARGE_ANSWER_BYTES:
+        return await in_decoder(_render, route, output, answer)
+    return _render(route, output, answer)
 
 
 def _render(route: Route, output: transcode.Output, answer: Any

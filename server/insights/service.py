@@ -1,5 +1,6 @@
 """footfall.insights.v1.InsightsService: thin, each method hands its request to
-a plain function that reads the store and computes, off the loop (`off_loop`)."""
+a plain function that reads the store and computes, off the loop on the long
+reads' own threads (`long_read`: an insight may read a whole catalog)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import grpc.aio
 from footfall.insights.v1 import insights_pb2, insights_pb2_grpc
 
 from server.insights import funnel_request, tables, totals
-from server.loop import off_loop
+from server.loop import long_read
 from server.store import Store
 
 SERVICE = insights_pb2.DESCRIPTOR.services_by_name["InsightsService"].full_name
@@ -20,20 +21,20 @@ class InsightsService(insights_pb2_grpc.InsightsServiceServicer):
     async def RunFunnel(self, request: insights_pb2.RunFunnelRequest,
                   context: grpc.aio.ServicerContext) -> insights_pb2.RunFunnelResponse:
         """INVALID_ARGUMENT for a bad parent, step, count, window, range or breakdown."""
-        return await off_loop(funnel_request.run, self._store, funnel_request.parse(request))
+        return await long_read(funnel_request.run, self._store, funnel_request.parse(request))
 
     async def ListProductStats(self, request: insights_pb2.ListProductStatsRequest,
                          context: grpc.aio.ServicerContext
                          ) -> insights_pb2.ListProductStatsResponse:
         """INVALID_ARGUMENT for a bad parent, range, order, page size or token."""
-        return await off_loop(tables.list_product_stats, self._store, request)
+        return await long_read(tables.list_product_stats, self._store, request)
 
     async def ListJobStats(self, request: insights_pb2.ListJobStatsRequest,
                      context: grpc.aio.ServicerContext) -> insights_pb2.ListJobStatsResponse:
         """INVALID_ARGUMENT for a bad parent, range, order, page size or token."""
-        return await off_loop(tables.list_job_stats, self._store, request)
+        return await long_read(tables.list_job_stats, self._store, request)
 
     async def ComputeTotals(self, request: insights_pb2.ComputeTotalsRequest,
                       context: grpc.aio.ServicerContext) -> insights_pb2.ComputeTotalsResponse:
         """INVALID_ARGUMENT for a bad parent, range, granularity, count or window."""
-        return await off_loop(totals.compute_totals, self._store, request)
+        return await long_read(totals.compute_totals, self._store, request)

@@ -14,7 +14,7 @@ import itertools
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from footfall.insights.v1 import insights_pb2
 from footfall.talent.v4 import event_pb2
@@ -53,7 +53,7 @@ def _rate(part: int, whole: int) -> float:
 
 
 def product_stats(store: Store, catalog: str, span: read.TimeRange
-                  ) -> tuple[list[insights_pb2.ProductStats], int, int]:
+                  ) -> tuple[list[ProductRow], int, int]:
     """Every product's stats (unsorted), the events they count (the rollups' and
     those read), and the purchased units that named no price: the whole days of
     `span` from the store's per-day rollups, the part days at its edges from the
@@ -79,15 +79,33 @@ def product_stats(store: Store, catalog: str, span: read.TimeRange
         for _, _, _, _, payload in itertools.chain.from_iterable(pages):
             events += 1
             unpriced += _add(rollups.counts_of_payload(payload) or (), counts, revenue)
-    rows = []
-    for product_id, (views, carts, purchases, units) in counts.items():
-        row = insights_pb2.ProductStats(
-            product_id=product_id, views=views, add_to_carts=carts, purchases=purchases,
-            units=units, view_to_purchase_rate=_rate(purchases, views))
-        for currency, amount in sorted(revenue[product_id].items()):
-            row.revenue.add(currency_code=currency, amount=amount)
-        rows.append(row)
+    rows = [ProductRow(product_id, views, carts, purchases, units, _rate(purchases, views),
+                       revenue.get(product_id))
+            for product_id, (views, carts, purchases, units) in counts.items()]
     return rows, events, unpriced
+
+
+class ProductRow(NamedTuple):
+    """A product's stats as the table sorts them; its message is made for a page's
+    rows only (a message for each of 600,000 products made one page of ten hold
+    570 MB while it was answered)."""
+
+    product_id: str
+    views: int
+    add_to_carts: int
+    purchases: int
+    units: int
+    view_to_purchase_rate: float
+    revenue: dict[str, float] | None  # per currency
+
+    def message(self) -> insights_pb2.ProductStats:
+        row = insights_pb2.ProductStats(
+            product_id=self.product_id, views=self.views, add_to_carts=self.add_to_carts,
+            purchases=self.purchases, units=self.units,
+            view_to_purchase_rate=self.view_to_purchase_rate)
+        for currency, amount in sorted((self.revenue or {}).items()):
+            row.revenue.add(currency_code=currency, amount=amount)
+        return row
 
 
 def _add(lines: Iterable[rollups.Line], counts: dict[str, list[int]],
@@ -108,27 +126,48 @@ def _add(lines: Iterable[rollups.Line], counts: dict[str, list[int]],
 
 
 def job_stats(store: Store, tenant: str, span: read.TimeRange
-              ) -> tuple[list[insights_pb2.JobStats], int]:
+              ) -> tuple[list[JobRow], int]:
     """Every job's stats (unsorted) and the events read."""
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    counts: dict[str, list[int]] = defaultdict(lambda: [0] * len(_JOB_FIELDS))
     events = 0
     for _, event in read.client_events(store, tenant, span):
         events += 1
-        field = JOB_COUNTS.get(event.job_event.type)
+        field = _JOB_INDEX.get(event.job_event.type)
         if field is None:
             continue
         for job in dict.fromkeys(event.job_event.jobs):
             counts[job][field] += 1
     rows = []
-    for job, of in counts.items():
-        row = insights_pb2.JobStats(job=job)
-        for field, count in of.items():
-            setattr(row, field, count)
-        row.view_rate = _rate(row.views, row.impressions)
-        row.application_start_rate = _rate(row.application_starts, row.views)
-        row.application_finish_rate = _rate(row.application_finishes, row.application_starts)
-        rows.append(row)
+    for job, (impressions, views, starts, finishes, redirects, bookmarks) in counts.items():
+        rows.append(JobRow(job, impressions, views, starts, finishes, redirects, bookmarks,
+                           _rate(views, impressions), _rate(starts, views),
+                           _rate(finishes, starts)))
     return rows, events
+
+
+class JobRow(NamedTuple):
+    """A job's stats as the table sorts them; its message is made for a page's rows
+    only (as ProductRow: a writer key's ten client events named 500,000 jobs in 4 s,
+    and a page of ten held 430 MB while it was answered)."""
+
+    job: str
+    impressions: int
+    views: int
+    application_starts: int
+    application_finishes: int
+    redirects: int
+    bookmarks: int
+    view_rate: float
+    application_start_rate: float
+    application_finish_rate: float
+
+    def message(self) -> insights_pb2.JobStats:
+        return insights_pb2.JobStats(**self._asdict())
+
+
+# The counts of JobRow, in its order, and where each job event type counts.
+_JOB_FIELDS = JobRow._fields[1:7]
+_JOB_INDEX = {kind: _JOB_FIELDS.index(field) for kind, field in JOB_COUNTS.items()}
 
 
 def parse_order(order_by: str, fields: Sequence[str], default: str) -> tuple[str, bool]:
@@ -188,8 +227,8 @@ def list_product_stats(store: Store, request: insights_pb2.ListProductStatsReque
     rows, events, unpriced = product_stats(store, str(catalog), span)
     shown, token = page(rows, "product_id", order, size, request.page_token,
                         _question(request))
-    answer = insights_pb2.ListProductStatsResponse(products=shown, next_page_token=token,
-                                                   events_read=events)
+    answer = insights_pb2.ListProductStatsResponse(products=[r.message() for r in shown],
+                                                   next_page_token=token, events_read=events)
     if unpriced:
         answer.notes.append(PRICE_NOTE.format(unpriced))
     return answer
@@ -206,7 +245,8 @@ def list_job_stats(store: Store, request: insights_pb2.ListJobStatsRequest
     raise_if_any(violations)
     rows, events = job_stats(store, str(tenant), span)
     shown, token = page(rows, "job", order, size, request.page_token, _question(request))
-    return insights_pb2.ListJobStatsResponse(jobs=shown, next_page_token=token,
-                                             events_read=events, notes=[COMPANY_NOTE])
+    return insights_pb2.ListJobStatsResponse(jobs=[r.message() for r in shown],
+                                             next_page_token=token, events_read=events,
+                                             notes=[COMPANY_NOTE])
 
 

@@ -211,6 +211,9 @@ class Store(Protocol):
     def user_events_newest(self, query: EventQuery, limit: int,
                            before: tuple[int, int] | None = None) -> list[StoredEvent]: ...
 
+    def user_event_time_past(self, query: EventQuery, before: tuple[int, int] | None,
+                             skip: int) -> int | None: ...
+
     def user_events_after(self, query: EventQuery, after_id: int,
                           limit: int) -> list[StoredEvent]: ...
 

@@ -166,6 +166,22 @@ class ConsoleSql:
             params += [before[0], before[0], before[1]]
         return self._events(query.catalog, where, params, f"{time} DESC, id DESC", limit)
 
+    def user_event_time_past(self, query: EventQuery, before: tuple[int, int] | None,
+                             skip: int) -> int | None:
+        """The event time (µs) of the event `skip` places past `before` (None: the
+        newest) in `query`'s catalog and time range, latest first, its other terms
+        left out; None when there are not that many. One walk of the (catalog, event
+        time) index, reading no row."""
+        mark = self._dialect.mark
+        where, params = where_clause(EventQuery(query.catalog, after=query.after,
+                                                before=query.before), mark)
+        if before is not None:
+            where += f" AND event_time_us <= {mark} AND (event_time_us < {mark} OR id < {mark})"
+            params += [before[0], before[0], before[1]]
+        rows = self._fetch(f"SELECT event_time_us FROM user_events WHERE {where} "
+                           f"ORDER BY event_time_us DESC LIMIT 1 OFFSET {mark}", [*params, skip])
+        return int(rows[0][0]) if rows else None
+
     def user_events_after(self, query: EventQuery, after_id: int,
                           limit: int) -> list[StoredEvent]:
         """Up to `limit` events `query` selects stored after `after_id`, in id order."""

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from server.app import Running
+from server.console import queries
 
 from .cdp import DevTools, chromium
 from .conftest import serve
@@ -505,3 +506,31 @@ def test_catalogs_page_shows_a_page_at_a_time(
     with chromium(browser_executable, tmp_path / "profile") as devtools_url:
         asyncio.run(asyncio.wait_for(page_through_catalogs(devtools_url, running.http_port, shots),
                                      DEADLINE * 2))
+
+
+async def find_the_rare_event(devtools_url: str, port: int, shots: Path) -> None:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/"
+                                     "#events?filter=eventType%20%3D%20%22rare%22")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelectorAll('.results tbody tr').length === 1"),
+            "the one rare event")
+        shown = await text_of(devtools, session, ".results")
+        assert "rare-visitor" in shown and "No event matches" not in shown, shown
+        await no_problems(devtools, session)
+        await photograph(devtools, session, shots, "events-rare")
+
+
+def test_events_page_follows_short_pages_to_a_rare_event(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A call looks through SCAN_LIMIT events at most (10 here): the first pages of a
+    # type only the oldest of 35 events has are empty, each with a token.
+    monkeypatch.setattr(queries, "SCAN_LIMIT", 10)
+    write(running.http_port, eventType="rare", visitorId="rare-visitor")
+    for n in range(34):
+        write(running.http_port, eventType="home-page-view", visitorId=f"v{n}",
+              eventTime=f"2026-01-02T00:00:{n:02d}Z")
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        asyncio.run(asyncio.wait_for(find_the_rare_event(devtools_url, running.http_port, shots),
+                                     DEADLINE))

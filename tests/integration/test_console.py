@@ -359,6 +359,42 @@ def test_a_watch_over_http_is_server_sent_events(running: Running,
         conn.close()
 
 
+@pytest.mark.parametrize("route", ["watch", "watchBatches"])
+def test_a_large_event_is_written_as_json_off_the_loop_for_a_watch(
+        running: Running, channel: grpc.Channel, monkeypatch: pytest.MonkeyPatch,
+        route: str) -> None:
+    # json_format writes about 3 MB a second: on the loop, the line of a 2 MB event in
+    # each open console feed held every call of both transports for 0.7-1 s.
+    from server.http import transcode
+    written_on: dict[str, str] = {}
+    write_json = transcode.response_json
+
+    def recording(message: Any, *args: Any) -> Any:
+        written_on[message.user_event.visitor_id] = threading.current_thread().name
+        return write_json(message, *args)
+
+    monkeypatch.setattr(transcode, "response_json", recording)
+    write(channel, visitorId="small")
+    write(channel, visitorId="large", eventType="category-page-view",
+          pageCategories=["c" * 20] * 4_000)  # 80 KB, past LARGE_ANSWER_BYTES
+    conn = http.client.HTTPConnection("127.0.0.1", running.http_port, timeout=10)
+    try:
+        conn.request("GET", f"/console/v1/{PARENT}/userEvents:{route}?afterId=0")
+        answer = conn.getresponse()
+        seen: list[str] = []
+        while len(seen) < 2:
+            line = answer.fp.readline()
+            if line.startswith(b"data: "):
+                data = json.loads(line[6:])
+                seen += [e["userEvent"]["visitorId"] for e in data.get("userEvents", [data])]
+        assert seen == ["small", "large"]
+    finally:
+        conn.close()
+    assert written_on["large"].startswith("footfall-decode")
+    if route == "watch":  # (of a batch, its size decides: here both are in one)
+        assert written_on["small"] == "footfall-loop"
+
+
 def test_a_refused_watch_over_http_is_a_json_error(running: Running) -> None:
     reply = http_client.call(running.http_port, "GET",
                              f"/console/v1/{PARENT}/userEvents:watch?filter=nonsense")
@@ -585,6 +621,32 @@ def test_watches_opened_at_once_over_http_keep_to_their_share(settings: Settings
 def visited(count: int) -> list[EventRow]:
     return [EventRow.from_event(PARENT, event(visitorId=f"v{n}"), joined=True)
             for n in range(count)]
+
+
+def test_a_filter_no_index_seeks_looks_at_a_bounded_window_a_call(
+        running: Running, console: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An event type that only the oldest of 36 events has: the first page read the
+    # whole catalog in one statement to find it (at 300k events, 0.6 s of a pool
+    # thread a call). Now a call looks at SCAN_LIMIT events, and its token goes on.
+    monkeypatch.setattr(queries, "SCAN_LIMIT", 10)
+    running.store.write_user_events([EventRow.from_event(
+        PARENT, event(eventType="rare", visitorId=f"v{n}",
+                      eventTime=f"2026-01-01T00:00:{n:02d}Z"), joined=True)
+        if n == 0 else EventRow.from_event(
+        PARENT, event(visitorId=f"v{n}", eventTime=f"2026-01-01T00:00:{n:02d}Z"), joined=True)
+        for n in range(36)])
+    pages, token = [], ""
+    while True:
+        answer = console.ListUserEvents(console_pb2.ListUserEventsRequest(
+            parent=PARENT, filter='eventType = "rare"', page_size=5, page_token=token))
+        pages.append(visitors(answer))
+        token = answer.next_page_token
+        if not token:
+            break
+    assert pages == [[], [], [], ["v0"]]
+    everything = console.ListUserEvents(console_pb2.ListUserEventsRequest(
+        parent=PARENT, filter='eventType = "home-page-view"', page_size=50))
+    assert len(everything.user_events) == 10 and everything.next_page_token
 
 
 class SlowReads:

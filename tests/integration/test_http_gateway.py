@@ -22,7 +22,7 @@ from server.app import Running, start
 from server.clock import FixedClock
 from server.config import Settings, add_serve_arguments, settings_from_args
 from server.retail.collect import PIXEL_GIF
-from server.store import EventQuery
+from server.store import EventQuery, EventRow
 
 from .http_client import Reply, call, query_value
 
@@ -600,6 +600,31 @@ def test_a_large_request_is_decoded_off_the_loop(gateway: Running,
     assert [name.rpartition("_")[0] for name in decoded_on[2:]] == ["", "footfall-decode"]
     assert [e.visitor_id for e in stored(gateway)] == ["small", "large", "small-pixel",
                                                        "large-pixel"]
+
+
+def test_a_large_answer_is_written_off_the_loop(gateway: Running,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # json_format writes about 3 MB a second: the echo of a 2 MB event written on the
+    # loop held every call of both transports for 1.6 s.
+    from server.http import transcode
+    written_on: list[str] = []
+    write = transcode.response_json
+
+    def recording(*args: Any) -> Any:
+        written_on.append(threading.current_thread().name)
+        return write(*args)
+
+    monkeypatch.setattr(transcode, "response_json", recording)
+    categories = ["c" * 20] * 4_000  # 80 KB, past the 64 KiB of LARGE_ANSWER_BYTES
+    gateway.store.write_user_events([EventRow.from_event(CATALOG, json_format.ParseDict(
+        {"eventType": "category-page-view", "visitorId": "large", "pageCategories": categories,
+         "eventTime": "2026-01-01T00:00:00Z"}, user_event_pb2.UserEvent()), joined=True)])
+    assert get(gateway, f"/v2/{CATALOG}/branches/0/products").status == 200  # small
+    listed = get(gateway, f"/console/v1/{CATALOG}/userEvents")  # a small request, large answer
+    assert listed.status == 200
+    assert listed.json()["userEvents"][0]["userEvent"]["visitorId"] == "large"
+    assert [name.rpartition("_")[0] for name in written_on] == ["", "footfall-decode"]
+    assert written_on[0] == "footfall-loop"
 
 
 def test_a_query_that_is_not_utf8_is_refused_not_mended(gateway: Running) -> None:

@@ -13,7 +13,7 @@ from server.store import ClientEventRow, EventQuery, console, open_store
 from server.store.console import RejectionRow
 from server.store.group_commit import Join
 from server.store.migrations import MIGRATIONS, statement_for
-from server.store.rows import OperationRecord, Progress, Step
+from server.store.rows import OperationRecord, Progress, Step, TimeBound
 
 from . import test_store
 from .test_store import BRANCH, CATALOG, row, visitor
@@ -42,6 +42,25 @@ def test_user_events_newest_first_in_keyset_pages(store: Any) -> None:
         before = (page[-1].event_time_us, page[-1].id)
     # latest time first; of two at one time, the later stored first
     assert seen == ["v4", "v0", "v3", "v2", "v1"]
+
+
+def test_the_time_an_event_some_places_past_a_position_has(store: Any) -> None:
+    days = [1, 3, 2, 2, 4]  # newest first: 4, 3, 2, 2 (the later stored first), 1
+    store.write_user_events([row(f"v{i}", "rare" if d == 1 else "home-page-view",
+                                 time=f"2024-01-0{d}T00:00:00Z") for i, d in enumerate(days)])
+    store.write_user_events([row("other", catalog=CATALOG + "x")])
+    day = 86_400_000_000
+    first = 1_704_067_200_000_000  # 2024-01-01
+    rare = EventQuery(CATALOG, event_types=("rare",))  # its other terms are left out
+    assert [store.user_event_time_past(rare, None, n) for n in range(6)] == \
+        [first + 3 * day, first + 2 * day, first + day, first + day, first, None]
+    newest = store.user_events_newest(EventQuery(CATALOG), 2)
+    position = (newest[-1].event_time_us, newest[-1].id)
+    assert store.user_event_time_past(rare, position, 0) == first + day
+    assert store.user_event_time_past(rare, position, 3) is None
+    since = TimeBound(first + day, True)
+    assert store.user_event_time_past(EventQuery(CATALOG, after=since), None, 3) == first + day
+    assert store.user_event_time_past(EventQuery(CATALOG, after=since), None, 4) is None
 
 
 def test_a_visitors_events_newest_first(store: Any) -> None:

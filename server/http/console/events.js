@@ -33,18 +33,25 @@ export function render(main, ctx) {
   }
   const found = table("Events found", ["Event time", "Type", "Visitor", "User", "Came by", "Joined"]);
   const more = paged(async (pageToken) => {
-    const page = await call(`/console/v1/${ctx.catalog}/userEvents`,
-      {query: {filter, pageSize: 50, pageToken}, signal: ctx.signal});
-    for (const stored of page.userEvents || []) {
-      remember(stored);
-      const e = stored.userEvent || {};
-      found.body.append(found.row([
-        h("a", {href: `#event/${stored.id}`}, when(e.eventTime)), e.eventType || "",
-        e.visitorId || "", e.userInfo?.userId || "", stored.transport || "",
-        stored.joined ? "yes" : "no"]));
-    }
+    // A call looks through a few thousand events at most: a filter that few match
+    // answers short (even empty) pages with a token, followed here until 50 are shown.
+    let shown = 0;
+    do {
+      const page = await call(`/console/v1/${ctx.catalog}/userEvents`,
+        {query: {filter, pageSize: 50 - shown, pageToken}, signal: ctx.signal});
+      for (const stored of page.userEvents || []) {
+        remember(stored);
+        const e = stored.userEvent || {};
+        found.body.append(found.row([
+          h("a", {href: `#event/${stored.id}`}, when(e.eventTime)), e.eventType || "",
+          e.visitorId || "", e.userInfo?.userId || "", stored.transport || "",
+          stored.joined ? "yes" : "no"]));
+        shown += 1;
+      }
+      pageToken = page.nextPageToken || "";
+    } while (pageToken && shown < 50);
     if (!found.body.children.length) results.append(h("p", {class: "hint"}, "No event matches."));
-    return page.nextPageToken || "";
+    return pageToken;
   }, ctx.signal, results);
   results.append(found.element, more);
 }

@@ -1,0 +1,66 @@
+"""Slow reads (insights, counts that decode every event) never hold the loop's
+pool, whose few threads serve every other read of every caller."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from footfall.insights.v1 import insights_pb2
+
+from server.insights.service import InsightsService
+from server.loop import LoopThread, off_loop
+from server.store import Store, open_store
+
+CATALOG = "projects/p/locations/global/catalogs/c"
+POOL = 2  # --workers
+
+
+class HeldStore:
+    """The real store, whose every call waits until `release` is set (a read over
+    a large catalog, held as long as the test wants)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.entered = threading.Semaphore(0)
+        self.release = threading.Event()
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        real = getattr(self._store, name)
+
+        def held(*args: Any, **kwargs: Any) -> Any:
+            self.entered.release()
+            self.release.wait()
+            return real(*args, **kwargs)
+
+        return held
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(f"sqlite:///{tmp_path}/events.db")
+    yield opened
+    opened.close()
+
+
+def test_insights_running_long_leave_the_pool_to_other_reads(store: Store) -> None:
+    held = HeldStore(store)
+    loop = LoopThread(POOL)
+    service = InsightsService(held)  # type: ignore[arg-type]
+    request = insights_pb2.ComputeTotalsRequest(parent=CATALOG)
+    calls = [asyncio.run_coroutine_threadsafe(service.ComputeTotals(request, None), loop.loop)
+             for _ in range(POOL + 1)]
+    try:
+        assert held.entered.acquire(timeout=30)  # (one is reading: the rest are queued)
+        # A quick read of anyone else's, on the pool: answered while they run. (On
+        # the pool they held every thread, and it waited for them all.)
+        assert loop.run(off_loop(store.last_id, "user_events"), timeout=30) == 0
+    finally:
+        held.release.set()
+        for call in calls:
+            call.result(timeout=30)
+        loop.close()
