@@ -511,6 +511,20 @@ def test_a_page_token_of_another_question_is_refused(store: Any) -> None:
             page_token=first.next_page_token))
 
 
+
+def counted(monkeypatch: pytest.MonkeyPatch, name: str) -> list[None]:
+    """A list that grows by one for every `insights_pb2.<name>` the tables make."""
+    made: list[None] = []
+    message = getattr(insights_pb2, name)
+
+    def count(*args: Any, **kwargs: Any) -> Any:
+        made.append(None)
+        return message(*args, **kwargs)
+
+    monkeypatch.setattr(tables.insights_pb2, name, count)
+    return made
+
+
 def test_a_page_of_product_stats_makes_messages_for_its_rows_only(
         store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # A message for every product (600,000 a writer key's ten events named) made a page
@@ -519,19 +533,11 @@ def test_a_page_of_product_stats_makes_messages_for_its_rows_only(
         "detail-page-view", "v", T0, products=[{"id": f"p{i}", "quantity": None, "price": 1.0,
                                                 "currency": "EUR", "categories": []}])
         for i in range(30)], [], None)
-    made = 0
-    message = insights_pb2.ProductStats
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        nonlocal made
-        made += 1
-        return message(*args, **kwargs)
-
-    monkeypatch.setattr(tables.insights_pb2, "ProductStats", counted)
+    made = counted(monkeypatch, "ProductStats")
     page = tables.list_product_stats(store, insights_pb2.ListProductStatsRequest(
         parent=catalog, page_size=4, order_by="product_id"))
     assert [p.product_id for p in page.products] == ["p0", "p1", "p10", "p11"]
-    assert made == 4
+    assert len(made) == 4
 
 
 def test_a_page_of_job_stats_makes_messages_for_its_rows_only(
@@ -540,20 +546,12 @@ def test_a_page_of_job_stats_makes_messages_for_its_rows_only(
         {"request": "r", "id": "e1", "time": T0, "type": "IMPRESSION",
          "jobs": [f"j{i}" for i in range(30)]},
         {"request": "r", "id": "e2", "time": T0 + 1, "type": "VIEW", "jobs": ["j7"]}])
-    made = 0
-    message = insights_pb2.JobStats
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        nonlocal made
-        made += 1
-        return message(*args, **kwargs)
-
-    monkeypatch.setattr(tables.insights_pb2, "JobStats", counted)
+    made = counted(monkeypatch, "JobStats")
     page = tables.list_job_stats(store, insights_pb2.ListJobStatsRequest(
         parent=tenant, page_size=2, order_by="views desc"))
     assert [(j.job, j.impressions, j.views, j.view_rate) for j in page.jobs] == \
         [("j7", 1, 1, 1.0), ("j0", 1, 0, 0.0)]
-    assert made == 2
+    assert len(made) == 2
 
 
 def test_a_category_step_also_asks_the_catalog_for_products_the_event_did_not_join(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -20,7 +20,7 @@ from server.operations.service import WAIT_POLL_SECONDS, OperationsService
 from server.store.rows import OperationRecord
 from server.store.sqlite import SqliteStore
 
-from .threads import in_background
+from .threads import in_background, until
 
 OPS = "projects/p/locations/global/catalogs/default_catalog/operations/"
 
@@ -62,16 +62,6 @@ def pending(store: Any, name: str, kind: str = "job") -> str:
 def wait_request(name: str, seconds: int) -> operations_pb2.WaitOperationRequest:
     return operations_pb2.WaitOperationRequest(name=name,
                                                timeout=duration_pb2.Duration(seconds=seconds))
-
-
-def until(probe: Callable[[], bool], what: str) -> None:
-    """Poll `probe` (no event says when a call has started waiting)."""
-    checked = threading.Event()
-    for _ in range(1000):
-        if probe():
-            return
-        checked.wait(0.01)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def test_a_wait_is_woken_when_the_runner_ends_the_operation(store: CountingStore) -> None:

@@ -43,7 +43,7 @@ from server.store.rows import (
 )
 from server.store.sql import MAX_UNCOMMITTED
 
-from .threads import in_background
+from .threads import in_background, until
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 BRANCH = f"{CATALOG}/branches/0"
@@ -984,16 +984,6 @@ def test_a_write_queued_behind_a_purge_step_commits_after_its_first_chunk(
     assert [visitor(payload) for _, payload in
             store.list_user_events(EventQuery(CATALOG), 10)] == ["late"]
     store.on_commit(None)
-
-
-def until(probe: Callable[[], bool], what: str) -> None:
-    """Poll `probe` (nothing says when a call on another thread has queued its job)."""
-    checked = threading.Event()
-    for _ in range(1000):
-        if probe():
-            return
-        checked.wait(0.01)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def test_event_id_range_bounds_a_query_by_its_time_terms(store: Store) -> None:

@@ -1,4 +1,5 @@
-"""Running a call on a thread of its own, for tests that need two at once."""
+"""Running a call on a thread of its own, for tests that need two at once, and
+waiting for what it does."""
 
 from __future__ import annotations
 
@@ -20,3 +21,14 @@ def in_background(call: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]
     thread = threading.Thread(target=run)
     thread.start()
     return thread, out
+
+
+def until(probe: Callable[[], bool], what: str) -> None:
+    """Poll `probe` for up to 10 s (nothing says when a call on another thread has
+    reached the point a test waits for)."""
+    checked = threading.Event()
+    for _ in range(1000):
+        if probe():
+            return
+        checked.wait(0.01)
+    raise AssertionError(f"gave up waiting for {what}")
