@@ -468,12 +468,31 @@ def syntax_problem(error: ValueError, document: bytes | str) -> str:
     line, column = getattr(error, "lineno", None), getattr(error, "colno", None)
     if pos is None or line is None:
         return str(error)
+    if isinstance(document, bytes) and "not valid UTF-8" in msg:
+        return _not_utf8(document) or msg
     text = (document.decode("utf-8", "replace") if isinstance(document, bytes)
             else document).rstrip()  # (an import line's newline)
     near = text[pos:pos + _NEAR]
     shown = f"at {near!r}" + ("..." if len(text) > pos + _NEAR else "") if near.strip() \
         else "at the end"
     return f"{msg} at line {line} column {column}, {shown}"
+
+
+
+def _not_utf8(document: bytes) -> str | None:
+    """Where `document` stops being UTF-8, and the byte there: orjson says "str is
+    not valid UTF-8: surrogates not allowed: line 1 column 1 (char 0)" wherever
+    the byte is (a Latin-1 "é" in the middle of a body, say). None if it decodes."""
+    try:
+        document.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        start = bad.start
+        line_start = document.rfind(b"\n", 0, start) + 1
+        before = document[line_start:start].decode("utf-8", "replace")
+        line = document.count(b"\n", 0, start) + 1
+        return (f"not valid UTF-8: the byte 0x{document[start]:02x} at line {line} column "
+                f"{len(before) + 1} (byte {start}), after {before[-_NEAR:]!r}")
+    return None
 
 
 # -- json_format's errors, said as a field path and a reason --------------------------

@@ -442,6 +442,12 @@ def test_a_timestamp_or_duration_in_ascii_digits_reads_as_json_format_reads_it(
     (b'{"a": 1', "unexpected end of data at line 1 column 8, at the end"),
     ('{"é": x' + "y" * 40, "at line 1 column 7, at 'xyyyyyyyyyyyyyyyyyyyyyyy'..."),
     (b"{\n\n", "unexpected end of data at line 3 column 1, at the end"),
+    # orjson said "str is not valid UTF-8: surrogates not allowed: line 1 column 1
+    # (char 0)" wherever the byte was
+    (b'{"visitorId": "caf\xe9"}',
+     "not valid UTF-8: the byte 0xe9 at line 1 column 19 (byte 18), after '{\"visitorId\": \"caf'"),
+    (b'{\n "a": "\xc3\xa9",\n "b": "x\xff"}',
+     "not valid UTF-8: the byte 0xff at line 3 column 9 (byte 22), after ' \"b\": \"x'"),
 ])
 def test_json_that_does_not_parse_is_said_with_its_place_and_text(
         document: bytes | str, said: str) -> None:
