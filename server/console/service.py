@@ -103,8 +103,10 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         size = gather(violations, queries.page_size, request.page_size)
         counted = gather(violations, queries.counted, request.view)
         raise_if_any(violations)
-        return await off_loop(queries.list_catalogs, self._store, project, size,
-                              request.page_token, bool(counted))
+        # counted, each catalog's events are counted (0.1 s a million): a long read
+        read = long_read if counted else off_loop
+        return await read(queries.list_catalogs, self._store, project, size,
+                          request.page_token, bool(counted))
 
     async def ResetCatalog(self, request: console_pb2.ResetCatalogRequest,
                      context: grpc.aio.ServicerContext) -> console_pb2.ResetResponse:

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from footfall.console.v1 import console_pb2
 from footfall.insights.v1 import insights_pb2
 
+from server.console.service import ConsoleService
 from server.insights.service import InsightsService
 from server.loop import LoopThread, off_loop
 from server.store import Store, open_store
@@ -58,6 +60,25 @@ def test_insights_running_long_leave_the_pool_to_other_reads(store: Store) -> No
         assert held.entered.acquire(timeout=30)  # (one is reading: the rest are queued)
         # A quick read of anyone else's, on the pool: answered while they run. (On
         # the pool they held every thread, and it waited for them all.)
+        assert loop.run(off_loop(store.last_id, "user_events"), timeout=30) == 0
+    finally:
+        held.release.set()
+        for call in calls:
+            call.result(timeout=30)
+        loop.close()
+
+
+def test_catalogs_listed_with_their_counts_leave_the_pool_to_other_reads(store: Store) -> None:
+    held = HeldStore(store)
+    loop = LoopThread(POOL)
+    # (a list of catalogs needs neither the watches nor the policy)
+    service = ConsoleService(held, None, None)  # type: ignore[arg-type]
+    request = console_pb2.ListCatalogsRequest(parent="projects/p",
+                                              view=console_pb2.DATA_SET_VIEW_FULL)
+    calls = [asyncio.run_coroutine_threadsafe(service.ListCatalogs(request, None), loop.loop)
+             for _ in range(POOL + 1)]
+    try:
+        assert held.entered.acquire(timeout=30)
         assert loop.run(off_loop(store.last_id, "user_events"), timeout=30) == 0
     finally:
         held.release.set()
