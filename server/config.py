@@ -266,9 +266,9 @@ class Settings:
                                  "messages a second that the console's watches of single "
                                  "rows (WatchUserEvents, WatchClientEvents, WatchRejections "
                                  "and their server-sent events) send together in this "
-                                 "process; past it they fall behind and the writes keep "
-                                 "their pace (see \"The console API\"); `0` no bound. Not counted: "
-                                 "WatchUserEventBatches", check=at_least(0))
+                                 "process; past it they fall behind, and slow the writes "
+                                 "less (see \"The console API\"); `0` no bound. Not "
+                                 "counted: WatchUserEventBatches", check=at_least(0))
     durable_pixels: bool = option(False, SWITCH,
                                   "answer a browser's pixel (GET collect) only once its event "
                                   "is committed; off: once it is valid and queued, committed "
