@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,39 +49,34 @@ def store(tmp_path: Path) -> Iterator[Store]:
     opened.close()
 
 
-def test_insights_running_long_leave_the_pool_to_other_reads(store: Store) -> None:
-    held = HeldStore(store)
+def quick_read_beside(store: Store, held: HeldStore,
+                      slow: Callable[[], Awaitable[Any]]) -> None:
+    """Run POOL + 1 of the `slow` calls (each held in the store), then a quick read
+    of anyone else's on the pool: it must be answered while they run. (On the pool
+    they held every thread, and it waited for them all.)"""
     loop = LoopThread(POOL)
-    service = InsightsService(held)  # type: ignore[arg-type]
-    request = insights_pb2.ComputeTotalsRequest(parent=CATALOG)
-    calls = [asyncio.run_coroutine_threadsafe(service.ComputeTotals(request, None), loop.loop)
-             for _ in range(POOL + 1)]
+    calls = [asyncio.run_coroutine_threadsafe(slow(), loop.loop) for _ in range(POOL + 1)]
     try:
         assert held.entered.acquire(timeout=30)  # (one is reading: the rest are queued)
-        # A quick read of anyone else's, on the pool: answered while they run. (On
-        # the pool they held every thread, and it waited for them all.)
         assert loop.run(off_loop(store.last_id, "user_events"), timeout=30) == 0
     finally:
         held.release.set()
         for call in calls:
             call.result(timeout=30)
         loop.close()
+
+
+def test_insights_running_long_leave_the_pool_to_other_reads(store: Store) -> None:
+    held = HeldStore(store)
+    service = InsightsService(held)  # type: ignore[arg-type]
+    request = insights_pb2.ComputeTotalsRequest(parent=CATALOG)
+    quick_read_beside(store, held, lambda: service.ComputeTotals(request, None))
 
 
 def test_catalogs_listed_with_their_counts_leave_the_pool_to_other_reads(store: Store) -> None:
     held = HeldStore(store)
-    loop = LoopThread(POOL)
     # (a list of catalogs needs neither the watches nor the policy)
     service = ConsoleService(held, None, None)  # type: ignore[arg-type]
     request = console_pb2.ListCatalogsRequest(parent="projects/p",
                                               view=console_pb2.DATA_SET_VIEW_FULL)
-    calls = [asyncio.run_coroutine_threadsafe(service.ListCatalogs(request, None), loop.loop)
-             for _ in range(POOL + 1)]
-    try:
-        assert held.entered.acquire(timeout=30)
-        assert loop.run(off_loop(store.last_id, "user_events"), timeout=30) == 0
-    finally:
-        held.release.set()
-        for call in calls:
-            call.result(timeout=30)
-        loop.close()
+    quick_read_beside(store, held, lambda: service.ListCatalogs(request, None))
