@@ -7,8 +7,9 @@ busy catalog, 200 messages for every write took the loop from the writers
 share one budget instead: a token bucket of `per_second` messages, handed out in
 grants of up to GRANT messages, to the watches in the order they asked. Past the
 budget the watches fall behind (and, past their queue's bound, read what they
-lack from the store at the pace they send it: see feed.py), and the writes keep
-their pace. A watch of batches (WatchUserEventBatches) is paced by its feed and
+lack from the store at the pace they send it: see feed.py), and slow the writes
+less (200 such watches: writes at about a third of their pace, not a twentieth).
+A watch of batches (WatchUserEventBatches) is paced by its feed and
 not counted here.
 
 A waiting watch costs a future, not a timer: one timer wakes the first in line
