@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 
 from server.store import rollups
+from server.store.rows import StoreUnusable
 from server.store.sql import Dialect, Executes
 
 log = logging.getLogger(__name__)
@@ -281,16 +282,25 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         {"sqlite": "CREATE INDEX rejections_project ON rejections (project, id)"},
         {"sqlite": "CREATE INDEX rejections_time ON rejections (time_us)"},
     ]),
+    # Nothing to change in the tables: from here on a stored event may leave out its
+    # user id (packed.PACKED_USER), which a Footfall that lacks this migration cannot
+    # decode. Recorded, it makes a later Footfall refuse such a store at start-up
+    # (`apply_missing`) rather than fail on its reads.
+    (11, "stored events may leave out the user id, which its column holds", []),
 ]
 
 
-def apply_missing(db: Executes, dialect: Dialect) -> None:
-    """Apply, in order, the migrations `db` lacks (creating the table that records
-    them), in the caller's transaction: it holds the lock that makes two processes
-    starting at once apply each exactly once."""
+def apply_missing(db: Executes, dialect: Dialect, where: str) -> None:
+    """Apply, in order, the migrations `db` (the store at `where`) lacks, creating
+    the table that records them, in the caller's transaction: it holds the lock that
+    makes two processes starting at once apply each exactly once. StoreUnusable
+    when a newer Footfall migrated it: this one could misread what that one wrote."""
     db.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
                "version INTEGER PRIMARY KEY, description TEXT NOT NULL)")
     done = {v for (v,) in db.execute("SELECT version FROM schema_migrations").fetchall()}
+    newer = _unknown(done, where)
+    if newer:
+        raise StoreUnusable(newer)
     for version, description, statements in MIGRATIONS:
         if version in done:
             continue
@@ -312,10 +322,24 @@ def check_readable(applied: set[int] | None, where: str) -> None:
     store this version can read as it is."""
     if applied is None:
         raise ValueError(f"{where} is not a Footfall store (it has no schema_migrations table)")
+    newer = _unknown(applied, where)
+    if newer:
+        raise ValueError(newer)
     missing = sorted({version for version, _, _ in MIGRATIONS} - applied)
     if missing:
         raise ValueError(f"{where} has an older schema (it lacks migration {missing[0]}); "
                          "start `footfall serve` on it once to upgrade it")
+
+
+def _unknown(applied: set[int], where: str) -> str:
+    """What is wrong when `applied` holds migrations this version does not know;
+    empty when it holds none."""
+    unknown = sorted(applied - {version for version, _, _ in MIGRATIONS})
+    if not unknown:
+        return ""
+    return (f"{where} was migrated by a newer Footfall (it has migration {unknown[-1]}, "
+            "which this version does not know, and may hold rows this version would "
+            "misread): run that version or a later one on it")
 
 
 # SQLite spelling -> PostgreSQL. An `INTEGER PRIMARY KEY` is SQLite's rowid, which

@@ -280,7 +280,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                         self._check_readable(conn)
                         return
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                    apply_missing(conn, POSTGRES)
+                    apply_missing(conn, POSTGRES, f"PostgreSQL at {self._where}")
                 return
             except psycopg.OperationalError as exc:
                 why = f"cannot open PostgreSQL at {self._where}: {str(exc).strip()}"

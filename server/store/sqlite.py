@@ -224,7 +224,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         # apply each migration exactly once.
         conn.execute("BEGIN IMMEDIATE")
         try:
-            apply_missing(conn, SQLITE)
+            apply_missing(conn, SQLITE, os.path.abspath(self.path) if self.path
+                          else "the memory store")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

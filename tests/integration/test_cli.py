@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import tomllib
 from collections.abc import Iterator
@@ -382,6 +383,22 @@ def test_a_damaged_database_is_refused_and_left_alone(tmp_path: Path) -> None:
     damaged = path.read_bytes()
     assert_refused(serve(path, tmp_path), f"{path} is damaged: ")
     assert path.read_bytes() == damaged  # nothing written into it
+
+
+def test_a_store_a_newer_footfall_migrated_is_refused(tmp_path: Path) -> None:
+    """Its rows may be in a form this version misreads: neither served nor read."""
+    path = stored(tmp_path / "events.db", 10)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (99, 'from the future')")
+    conn.close()  # the last connection's close moves the WAL into the file
+    before = path.read_bytes()
+    assert_refused(serve(path, tmp_path), f"{path} was migrated by a newer Footfall (it has "
+                   "migration 99, which this version does not know")
+    assert path.read_bytes() == before  # nothing written into it
+    out = footfall("events", "count", "--parent", CATALOG, "--store", f"sqlite:///{path}",
+                   cwd=tmp_path)
+    assert out.returncode != 0 and "migrated by a newer Footfall" in out.stderr, out
 
 
 def test_a_read_only_file_system_is_refused(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from server.store.rows import (
     Step,
     StepResult,
     StoreUnavailable,
+    StoreUnusable,
 )
 from server.store.sql import MAX_UNCOMMITTED
 
@@ -1337,6 +1338,27 @@ def test_migrations_apply_once_even_when_opened_concurrently(empty_database_url:
     finally:
         for s in opened:
             s.close()
+
+
+def test_a_store_a_newer_footfall_migrated_is_refused(empty_database_url: str) -> None:
+    """A migration this version does not know: the store may hold rows it misreads, so
+    it neither serves nor reads it (a read of a packed row would fail, or worse)."""
+    open_store(empty_database_url).close()
+    if empty_database_url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(empty_database_url.removeprefix("sqlite:///")) as conn:
+            conn.execute("INSERT INTO schema_migrations VALUES (99, 'from the future')")
+    else:
+        import psycopg
+
+        with psycopg.connect(empty_database_url, autocommit=True) as pg:
+            pg.execute("INSERT INTO schema_migrations VALUES (99, 'from the future')")
+    newer = "was migrated by a newer Footfall .it has migration 99, which this version"
+    with pytest.raises(StoreUnusable, match=newer):
+        open_store(empty_database_url)
+    with pytest.raises(ValueError, match=newer):
+        open_store(empty_database_url, read_only=True)
 
 
 def test_postgres_dialect_maps_sqlite_types() -> None:
