@@ -44,7 +44,7 @@ from server.errors import FootfallError, InvalidArgument
 from server.names import parse_catalog, parse_tenant
 from server.operations.records import relabel
 from server.operations.summary import summarize
-from server.remote import Connection, RemoteError, ServerSource
+from server.remote import Connection, RemoteError, ServerSource, pages
 from server.store import Store, open_store
 from server.store.backup import BackupRefused, backup
 from server.store.rows import StoreUnusable
@@ -238,27 +238,23 @@ def _records(source: Source, kind: Kind, request: Any, limit: int | None) -> Ite
     """The records a list RPC answers, page after page, at most `limit`."""
     fetch = source.rpc(kind.list_rpc)
     left = sys.maxsize if limit is None else limit
-    while left > 0:
-        request.page_size = min(left, PAGE)
-        reply = fetch(request)
+    if left <= 0:
+        return
+    request.page_size = min(left, PAGE)
+    for reply in pages(fetch, request):
         found = list(getattr(reply, kind.field))[:left]
         yield from found
         left -= len(found)
-        if not reply.next_page_token:
+        if left <= 0:
             return
-        request.page_token = reply.next_page_token
+        request.page_size = min(left, PAGE)
 
 
 def _data_sets(fetch: Callable[[Any], Any], parent: str) -> Iterator[Any]:
     """The catalogs, then the tenants, of `parent`, page after page."""
-    request = console_pb2.ListCatalogsRequest(parent=parent, page_size=PAGE)
-    while True:
-        reply = fetch(request)
+    for reply in pages(fetch, console_pb2.ListCatalogsRequest(parent=parent, page_size=PAGE)):
         yield from reply.catalogs
         yield from reply.tenants
-        if not reply.next_page_token:
-            return
-        request.page_token = reply.next_page_token
 
 
 def _print(records: Iterator[Any], line: Callable[[Any], str], as_json: bool,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import grpc
@@ -46,6 +47,37 @@ class RemoteError(Exception):
         return self.code is grpc.StatusCode.UNAVAILABLE and self.message.startswith(
             ("failed to connect to all addresses", "DNS resolution failed",
              "errors resolving"))
+
+
+class PagesWithoutEnd(RemoteError):
+    """The server answered a page token it had already given: following it would
+    list the same pages again and again."""
+
+    def __init__(self, pages: int) -> None:
+        super().__init__(grpc.StatusCode.UNKNOWN, "")
+        self.pages = pages
+
+    def __str__(self) -> str:
+        return (f"a page token it had already given, after {self.pages:,} pages: its pages "
+                "would repeat without end, so the listing stopped there")
+
+
+def pages(fetch: Callable[[Any], Any], request: Any) -> Iterator[Any]:
+    """The answers of a list RPC, page after page: `fetch(request)`, then again
+    with each `next_page_token` until an answer has none (a caller may change the
+    request's page size between pages). PagesWithoutEnd when a token comes back:
+    a server (or whatever listens at its address) must not keep a CLI busy forever."""
+    seen: set[int] = set()  # hashes: a token may be as long as a message allows
+    while True:
+        reply = fetch(request)
+        yield reply
+        token = reply.next_page_token
+        if not token:
+            return
+        if hash(token) in seen:
+            raise PagesWithoutEnd(len(seen) + 1)
+        seen.add(hash(token))
+        request.page_token = token
 
 
 @dataclass(frozen=True)
@@ -100,12 +132,8 @@ class ServerSource:
         request = operations_pb2.ListOperationsRequest(
             name=parent, filter="" if done is None else f"done={str(done).lower()}",
             page_size=1000)
-        while True:
-            reply = self.call(self._operations.ListOperations, request)
+        for reply in pages(partial(self.call, self._operations.ListOperations), request):
             yield from reply.operations
-            if not reply.next_page_token:
-                return
-            request.page_token = reply.next_page_token
 
     def follow(self, watch: Callable[..., Any], request: Any,
                say: Callable[[str], None]) -> Iterator[Any]:

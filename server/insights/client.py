@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from server.errors import FootfallError
 from server.inspect import connection, remote_failed
 from server.lines import printable
-from server.remote import CALL_SECONDS, RemoteError
+from server.remote import CALL_SECONDS, RemoteError, pages
 
 _SWITCHES = {"true": True, "false": False}
 
@@ -72,16 +72,12 @@ def _rows(call: Callable[[Any], Any], request: Any, field: str,
           limit: int) -> Iterator[Message]:
     """The rows of a table, page after page, up to `limit` (0: all)."""
     shown = 0
-    while True:
-        page = call(request)
+    for page in pages(call, request):
         for row in getattr(page, field):
             if limit and shown == limit:
                 return
             shown += 1
             yield row
-        if not page.next_page_token:
-            return
-        request.page_token = page.next_page_token
 
 
 def _counted(number: int, one: str, many: str = "") -> str:

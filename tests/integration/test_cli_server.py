@@ -13,7 +13,8 @@ from typing import Any
 
 import grpc
 import pytest
-from footfall.console.v1 import console_pb2_grpc
+from footfall.console.v1 import console_pb2, console_pb2_grpc
+from footfall.insights.v1 import insights_pb2, insights_pb2_grpc
 from footfall.retail.v2 import (
     user_event_pb2,
     user_event_service_pb2,
@@ -225,3 +226,53 @@ def test_a_hostile_server_cannot_drive_the_terminal(hostile: str, tmp_path: Path
     assert refused.returncode == 2
     assert _shown(refused) == [r"footfall: the server answered INVALID_ARGUMENT: bad\r\x1b[2J"
                                r"\x1b]0;owned\x07\x1b[8m"]
+
+
+class Looping(operations_pb2_grpc.OperationsServicer, console_pb2_grpc.ConsoleServiceServicer,
+              insights_pb2_grpc.InsightsServiceServicer):
+    """A server whose pages never end: each answer holds one record and a page token
+    it gave before (the same one, or one of two in turn)."""
+
+    def ListOperations(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return operations_pb2.ListOperationsResponse(
+            operations=[operations_pb2.Operation(name=f"{CATALOG}/operations/purge-1")],
+            next_page_token="again")
+
+    def ListUserEvents(self, request: Any, context: Any) -> Any:  # noqa: N802
+        answer = console_pb2.ListUserEventsResponse(
+            next_page_token="b" if request.page_token == "a" else "a")
+        answer.user_events.add().user_event.event_type = "page-view"
+        return answer
+
+    def ListCatalogs(self, request: Any, context: Any) -> Any:  # noqa: N802
+        answer = console_pb2.ListCatalogsResponse(next_page_token="again")
+        answer.catalogs.add(name=CATALOG, event_count=1)
+        return answer
+
+    def ListProductStats(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return insights_pb2.ListProductStatsResponse(
+            products=[insights_pb2.ProductStats(product_id="sku", views=1)],
+            next_page_token="again")
+
+
+def test_pages_that_never_end_are_not_followed_forever(tmp_path: Path) -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    looping = Looping()
+    operations_pb2_grpc.add_OperationsServicer_to_server(looping, server)
+    console_pb2_grpc.add_ConsoleServiceServicer_to_server(looping, server)
+    insights_pb2_grpc.add_InsightsServiceServicer_to_server(looping, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        for command, pages in ((["operations", "list"], 2), (["events", "list"], 3),
+                               (["catalogs"], 2),
+                               (["insights", "products"], 2)):
+            out = footfall(*command, "--server", f"127.0.0.1:{port}", "--parent", CATALOG,
+                           cwd=tmp_path, timeout=60)
+            assert out.returncode == 1, (command, out)
+            assert _shown(out)[-1] == (
+                f"footfall: the server answered a page token it had already given, after "
+                f"{pages} pages: its pages would repeat without end, so the listing "
+                "stopped there"), (command, out.stderr)
+    finally:
+        server.stop(None)
