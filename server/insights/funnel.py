@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import bisect
 import datetime
+import heapq
 import itertools
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -102,21 +103,37 @@ def kind_path(kinds: str, times: Sequence[int], steps: str, window_us: int) -> l
 Trails = dict[tuple[Hashable, Hashable], list[tuple[int, int, int]]]
 
 
-def run(points: Iterable[Point], steps: int, window_us: int,
-        by_day: bool = False) -> dict[Hashable, list[StepCount]]:
-    """The step counts of each group of points (None: the whole); `by_day`: also
-    of each day (YYYY-MM-DD) of the whole's first steps."""
+def gather(points: Iterable[Point]) -> Trails:
+    """The trails of `points`, those that match a step."""
     trails: Trails = defaultdict(list)
     for group, entrant, time_us, order, steps_matched in points:
         if steps_matched:
             trails[group, entrant].append((time_us, order, steps_matched))
-    return count(trails, steps, window_us, by_day)
+    return trails
+
+
+def leading(trails: Trails, top: int) -> tuple[Trails, int]:
+    """`trails` with only the whole funnel's and those of the `top` groups with
+    the most entrants at the first step (ties by the key's text, as an answer
+    orders them), and how many groups have an entrant there. An entrant is at the
+    first step when a point of its trail matches it: that is known without its
+    path, so a breakdown walks the paths of the groups it keeps only, not of
+    every product or job its events name (hundreds of thousands, from a few
+    events that name that many)."""
+    first: Counter[Hashable] = Counter()
+    for (group, _), trail in trails.items():
+        if group is not None and any(bits & 1 for _, _, bits in trail):
+            first[group] += 1
+    kept = set(heapq.nsmallest(top, first, key=lambda group: (-first[group], str(group))))
+    return ({key: trail for key, trail in trails.items() if key[0] is None or key[0] in kept},
+            len(first))
 
 
 def count(trails: Trails, steps: int, window_us: int,
           by_day: bool = False) -> dict[Hashable, list[StepCount]]:
-    """`run` over points already gathered per (group, entrant), each with at least
-    one step bit."""
+    """The step counts of each group (None: the whole) of the trails of its
+    entrants, each with at least one step bit; `by_day`: also of each day
+    (YYYY-MM-DD) of the whole's first steps."""
 
     def paths() -> Iterator[tuple[Hashable, list[int]]]:
         for (group, _), trail in trails.items():

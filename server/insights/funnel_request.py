@@ -389,20 +389,23 @@ def run(store: Store, spec: Funnel, decode_all: bool = False,
     by_day = spec.breakdown == insights_pb2.BY_DAY
     catalog = CatalogCategories(store, str(spec.parent))
     unnamed = Unnamed()
+    items: int | None = None  # the groups of a breakdown by item, kept or not
     if _by_type_alone(spec, by_item) and not (decode_all or by_rows):
         paths, read_count = _entrant_paths(store, spec, unnamed)
         groups = funnel.tally(paths, len(spec.steps), by_day)
-    elif spec.retail:
-        trails, read_count = _retail_trails(store, spec, by_item, catalog, unnamed,
-                                            decode_all)
-        groups = funnel.count(trails, len(spec.steps), spec.window_us, by_day)
     else:
-        groups = funnel.run(points(spec, counted(), by_item, catalog, unnamed),
-                            len(spec.steps), spec.window_us, by_day)
+        if spec.retail:
+            trails, read_count = _retail_trails(store, spec, by_item, catalog, unnamed,
+                                                decode_all)
+        else:
+            trails = funnel.gather(points(spec, counted(), by_item, catalog, unnamed))
+        if by_item:
+            trails, items = funnel.leading(trails, MAX_GROUPS)
+        groups = funnel.count(trails, len(spec.steps), spec.window_us, by_day)
     totals = groups.pop(None, [])
     answer = insights_pb2.RunFunnelResponse(steps=_results(spec, totals),
                                             events_read=read_count)
-    _add_groups(answer, spec, groups, by_day)
+    _add_groups(answer, spec, groups, by_day, len(groups) if items is None else items)
     if spec.retail and any(step.category for step in spec.steps):
         answer.notes.append(CATEGORY_NOTE)
     if by_item and not groups and answer.steps and answer.steps[0].entrants:
@@ -415,10 +418,11 @@ def run(store: Store, spec: Funnel, decode_all: bool = False,
 
 
 def _add_groups(answer: insights_pb2.RunFunnelResponse, spec: Funnel,
-                groups: dict[Any, list[funnel.StepCount]], by_day: bool) -> None:
+                groups: dict[Any, list[funnel.StepCount]], by_day: bool, total: int) -> None:
     """The groups of `answer`, in key order: all of them, or the latest days (by day)
     or the products or jobs with the most entrants at the first step, as many as
-    MAX_GROUPS and MAX_GROUP_BYTES allow, and a note saying how many were left out."""
+    MAX_GROUPS and MAX_GROUP_BYTES allow, and a note saying how many of the `total`
+    were left out (`groups` may hold only those that could be kept)."""
     if by_day:
         order = sorted(groups, key=str, reverse=True)
     else:
@@ -428,9 +432,9 @@ def _add_groups(answer: insights_pb2.RunFunnelResponse, spec: Funnel,
             for key in order[:MAX_GROUPS]]
     kept = kept[:read.fitting(kept, MAX_GROUP_BYTES - answer.ByteSize())]
     answer.groups.extend(sorted(kept, key=lambda g: g.key))
-    if len(kept) < len(groups):
+    if len(kept) < total:
         what = ("days, the latest ones (narrow start_time and end_time for earlier days)"
                 if by_day else f"{'product' if spec.retail else 'job'} groups, those with "
                                "the most entrants at the first step")
-        answer.notes.append(f"{len(kept):,} of {len(groups):,} {what}: an answer holds at "
+        answer.notes.append(f"{len(kept):,} of {total:,} {what}: an answer holds at "
                             f"most {MAX_GROUPS:,} groups and {MAX_GROUP_BYTES >> 20} MiB")
