@@ -69,10 +69,12 @@ def _request(args: argparse.Namespace) -> Message:
 
 
 def _rows(call: Callable[[Any], Any], request: Any, field: str,
-          limit: int) -> Iterator[Message]:
-    """The rows of a table, page after page, up to `limit` (0: all)."""
+          limit: int, notes: list[str]) -> Iterator[Message]:
+    """The rows of a table, page after page, up to `limit` (0: all); each page's
+    notes not yet in `notes` are added to it."""
     shown = 0
     for page in pages(call, request):
+        notes.extend(note for note in page.notes if note not in notes)
         for row in getattr(page, field):
             if limit and shown == limit:
                 return
@@ -121,6 +123,7 @@ def _text(answer: Any, command: str) -> Iterator[str]:
         for query in answer.top_queries:
             yield (f"{query.query!r}: {_counted(query.searches, 'search', 'searches')}, "
                    f"{query.led_to_detail_view} led to a detail view")
+        yield from answer.notes  # what was left out, as a funnel's
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     metadata = (("x-goog-api-key", args.key),) if args.key else ()
     command = args.insights_command
+    notes: list[str] = []  # of a table's pages
     with reach.channel() as channel:
         stub = insights_pb2_grpc.InsightsServiceStub(channel)
         method = {"funnel": stub.RunFunnel, "totals": stub.ComputeTotals,
@@ -156,16 +160,28 @@ def run(args: argparse.Namespace) -> int:
             else:
                 field = "products" if command == "products" else "jobs"
                 lines = [json.dumps(json_format.MessageToDict(row)) if args.json
-                         else _row_text(row) for row in _rows(call, request, field, args.limit)]
+                         else _row_text(row)
+                         for row in _rows(call, request, field, args.limit, notes)]
         except RemoteError as exc:
             return remote_failed(exc, args)
     for line in lines:
         print(printable(line))  # ids and event types are what clients sent
+    if not args.json:
+        # On stderr, so that every line on stdout stays a row; without them a revenue
+        # of 0 for purchased units that named no price went unexplained.
+        for note in notes:
+            print(f"footfall: {printable(note)}", file=sys.stderr)
     return 0
 
 
 def _row_text(row: Any) -> str:
-    fields = json_format.MessageToDict(row, always_print_fields_with_no_presence=True)
+    """A table's row as `NAME  field=value ...`, every field of the row's message in
+    the message's order, zero or not, so that the rows' columns line up."""
+    given = json_format.MessageToDict(row, always_print_fields_with_no_presence=True)
+    # MessageToDict puts the fields left at zero after the others: each row had its
+    # own order.
+    fields = {f.json_name: given[f.json_name] for f in row.DESCRIPTOR.fields
+              if f.json_name in given}
     name = fields.pop("productId", None) or fields.pop("job")
     fields.pop("company", None)
     if "revenue" in fields:

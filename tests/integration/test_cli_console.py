@@ -25,6 +25,9 @@ from google.protobuf import json_format
 from server.app import Running, start
 from server.cli_args import server_address
 from server.config import Settings
+from server.insights import totals
+from server.insights.funnel_request import COMPANY_NOTE
+from server.insights.tables import PRICE_NOTE
 from server.store import ClientEventRow, EventRow, open_store
 
 from . import http_client
@@ -293,6 +296,37 @@ def test_totals_as_text_say_what_they_count(shop: Running, tmp_path: Path) -> No
     lines = out.stdout.splitlines()
     assert "2024-01-02  EUR 25.50 (1 purchase)" in lines, lines
     assert "'red shoes': 1 search, 0 led to a detail view" in lines, lines
+
+
+def test_table_rows_line_up_and_their_notes_are_said(shop: Running, tmp_path: Path) -> None:
+    # A row's fields left at zero came after its others, so each row had its own
+    # column order (j1 began `views=1`, j2 `applicationStarts=1`); and the tables'
+    # notes were dropped, so a revenue of 0 for unpriced purchases went unexplained.
+    jobs = read(shop, "insights", "jobs", "--parent", TENANT, cwd=tmp_path)
+    assert jobs.returncode == 0, jobs.stderr
+    columns = [[pair.split("=")[0] for pair in line.split("  ", 1)[1].split()]
+               for line in jobs.stdout.splitlines()]
+    assert columns == [["impressions", "views", "applicationStarts", "applicationFinishes",
+                        "redirects", "bookmarks", "viewRate", "applicationStartRate",
+                        "applicationFinishRate"]] * 2
+    assert jobs.stderr == f"footfall: {COMPANY_NOTE}\n"
+    products = read(shop, "insights", "products", "--parent", CATALOG, cwd=tmp_path)
+    assert products.returncode == 0, products.stderr
+    assert products.stdout.splitlines() == [
+        "sku-1  views=0 addToCarts=0 purchases=1 units=2 revenue=0 viewToPurchaseRate=0.0"]
+    assert products.stderr == f"footfall: {PRICE_NOTE.format(2)}\n"
+    as_json = read(shop, "insights", "products", "--parent", CATALOG, "--json", cwd=tmp_path)
+    assert (as_json.returncode, as_json.stderr) == (0, "")  # --json rows only
+
+
+def test_totals_as_text_end_with_their_notes(shop: Running, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(totals, "MAX_EVENT_TYPES", 1)  # the server runs in this process
+    out = read(shop, "insights", "totals", "--parent", CATALOG, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == (
+        "event counts of the 1 most frequent of 3 event types: 2 events of the others are "
+        "left out"), out.stdout
 
 
 @pytest.mark.parametrize(("command", "said"), [
