@@ -133,11 +133,14 @@ def test_events_count_and_list_in_both_formats(history: str, tmp_path: Path) -> 
         "2024-01-01T00:00:00Z  home-page-view       visitor=i2  [import]",
         "2024-01-01T00:00:00Z  home-page-view       visitor=i1  [import]",
         "2024-01-01T00:00:00Z  home-page-view       visitor=b  [grpc]"]
+    # One more is stored: said, or `list | wc -l` passes for a count.
+    assert text.stderr == "footfall: only 3 shown; more are stored (raise --limit)\n"
     as_json = footfall("events", "list", "--parent", CATALOG, "--store", history, "--json",
                        cwd=tmp_path)
     events = [json_format.Parse(line, console_pb2.StoredUserEvent())
               for line in as_json.stdout.splitlines()]
     assert [e.user_event.visitor_id for e in events] == ["i2", "i1", "b", "a"]
+    assert as_json.stderr == ""  # all shown
     assert [e.catalog for e in events] == [CATALOG] * 4 and all(e.joined for e in events)
 
 
