@@ -181,7 +181,11 @@ def input_files(root: Path, uri: str, field: str, limit: int = MAX_FILES,
             if len(files) > limit:
                 break
     if not files:
-        raise InvalidArgument.field(field, f"no file matches {uri!r}")
+        # The mapping is said, not the server's path: a caller new to the emulator
+        # read only that nothing matched, and not where to put the file.
+        raise InvalidArgument.field(field, f"no file matches {uri!r} (gs://BUCKET/PATH is "
+                                           "the file BUCKET/PATH under the server's "
+                                           "--gcs-root, which its ready line names)")
     return sorted(files)
 
 

@@ -45,6 +45,16 @@ def test_wildcards_match_within_one_segment(root: Path, uri: str, expected: list
             gcs.input_files(root, uri, FIELD)
 
 
+def test_a_uri_matching_nothing_says_where_such_files_are_read(root: Path) -> None:
+    # "no file matches 'gs://bkt/none.json'" left a new user guessing which folder
+    # stands for the bucket.
+    with pytest.raises(InvalidArgument) as refused:
+        gcs.input_files(root, "gs://bkt/none.json", FIELD)
+    assert str(refused.value.violations[0].description) == (
+        "no file matches 'gs://bkt/none.json' (gs://BUCKET/PATH is the file BUCKET/PATH "
+        "under the server's --gcs-root, which its ready line names)")
+
+
 @pytest.mark.timeout(10)
 def test_a_segment_of_many_wildcards_matches_in_linear_time(root: Path) -> None:
     # As a regular expression (.*a.*a...b) a name of 200 a's held the thread, and
