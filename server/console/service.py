@@ -87,13 +87,18 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         project = gather(violations, queries.parse_project, request.parent)
         size = gather(violations, queries.page_size, request.page_size)
         raise_if_any(violations)
-        kept = self._policy.rejections
-        if kept is not None and kept.waiting():
-            # Refusals ride along with a later commit (up to 0.1 s): a caller that
-            # lists right after a refused call sees it, as it sees an accepted write.
-            await off_loop(self._store.flush)
+        # A caller that lists right after a refused call sees it, as it sees an
+        # accepted write.
+        await self._commit_waiting_refusals()
         return await off_loop(queries.list_rejections, self._store, project, size,
                               request.page_token)
+
+    async def _commit_waiting_refusals(self) -> None:
+        """Return once the refusals made so far are stored: they ride along with a
+        later commit (up to 0.1 s on)."""
+        kept = self._policy.rejections
+        if kept is not None and kept.waiting():
+            await off_loop(self._store.flush)
 
     async def ListCatalogs(self, request: console_pb2.ListCatalogsRequest,
                      context: grpc.aio.ServicerContext) -> console_pb2.ListCatalogsResponse:
@@ -112,12 +117,16 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
                      context: grpc.aio.ServicerContext) -> console_pb2.ResetResponse:
         """INVALID_ARGUMENT for a bad name."""
         name = str(parse_catalog(request.name, "name"))
+        # Else a refusal made just before (a test's last call) was stored after the
+        # reset, and the next test found it.
+        await self._commit_waiting_refusals()
         return _reset(await off_loop(self._store.reset_catalog, name))
 
     async def ResetTenant(self, request: console_pb2.ResetTenantRequest,
                     context: grpc.aio.ServicerContext) -> console_pb2.ResetResponse:
         """INVALID_ARGUMENT for a bad name."""
         name = str(parse_tenant(request.name, "name"))
+        await self._commit_waiting_refusals()  # as for a catalog
         return _reset(await off_loop(self._store.reset_tenant, name))
 
     # -- streams ---------------------------------------------------------------

@@ -241,6 +241,27 @@ def test_client_events_catalogs_and_reset(channel: grpc.Channel, console: Any) -
     assert not sets.catalogs and not sets.tenants
 
 
+def test_a_reset_takes_the_refusals_made_just_before_it(channel: grpc.Channel,
+                                                        console: Any) -> None:
+    # Refusals are stored with a later commit (up to 0.1 s on): one made right before
+    # a reset was stored after it, so a test suite resetting between tests found the
+    # previous test's refusal in the next one.
+    talent = event_service_pb2_grpc.EventServiceStub(channel)
+    for n in range(3):
+        with pytest.raises(grpc.RpcError):
+            write(channel, visitorId="", sessionId=f"s{n}")
+        with pytest.raises(grpc.RpcError):
+            talent.CreateClientEvent(event_service_pb2.CreateClientEventRequest(
+                parent=TENANT, client_event=event_pb2.ClientEvent(event_id=f"e{n}")))
+        assert console.ResetCatalog(console_pb2.ResetCatalogRequest(
+            name=PARENT)).deleted_rejections_count == 1
+        assert console.ResetTenant(console_pb2.ResetTenantRequest(
+            name=TENANT)).deleted_rejections_count == 1
+        # (a list stores the refusals still to come first: none is)
+        left = console.ListRejections(console_pb2.ListRejectionsRequest(parent="projects/p"))
+        assert list(left.rejections) == []
+
+
 def test_rest_routes_come_from_the_annotations(running: Running, channel: grpc.Channel) -> None:
     write(channel, visitorId="a")
     reply = http_client.call(running.http_port, "GET",
