@@ -17,7 +17,7 @@ from google.protobuf.message import Message
 
 from server.console import rejections
 from server.errors import InvalidArgument
-from server.loop import stop_if_abandoned
+from server.loop import off_loop, stop_if_abandoned
 from server.retail import purge_filter
 from server.store.base import Store
 from server.store.console import StoredClientEvent, StoredEvent, may_continue
@@ -38,6 +38,15 @@ READ_BATCH = 50  # events read from the store at a time while a page fills
 _INT64 = 0xFFFF_FFFF_FFFF_FFFF  # a negative int64 is written as its two's complement
 TRANSPORTS = {name: number for name, number in console_pb2.Transport.items() if number}
 _PROJECT = re.compile(r"^projects/(?P<project>[^/]+)$")
+
+
+async def answered_events_stored(store: Store) -> None:
+    """Return once the events this process answered before their commit (pixels,
+    write_async) are stored, so that a read made after such an answer sees its
+    event, as it sees a write's. A pixel is committed a few milliseconds after its
+    GIF: a test that sent one and read at once did not find it."""
+    if store.acknowledged_uncommitted:
+        await off_loop(store.flush)
 ALL_PROJECTS = "-"
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import grpc.aio
 from footfall.insights.v1 import insights_pb2, insights_pb2_grpc
 
+from server.console.queries import answered_events_stored
 from server.insights import funnel_request, tables, totals
 from server.loop import long_read
 from server.store import Store
@@ -15,18 +16,23 @@ SERVICE = insights_pb2.DESCRIPTOR.services_by_name["InsightsService"].full_name
 
 
 class InsightsService(insights_pb2_grpc.InsightsServiceServicer):
+    """Each retail insight first waits for the pixels this process answered, as the
+    console's reads do."""
+
     def __init__(self, store: Store) -> None:
         self._store = store
 
     async def RunFunnel(self, request: insights_pb2.RunFunnelRequest,
                   context: grpc.aio.ServicerContext) -> insights_pb2.RunFunnelResponse:
         """INVALID_ARGUMENT for a bad parent, step, count, window, range or breakdown."""
+        await answered_events_stored(self._store)
         return await long_read(funnel_request.run, self._store, funnel_request.parse(request))
 
     async def ListProductStats(self, request: insights_pb2.ListProductStatsRequest,
                          context: grpc.aio.ServicerContext
                          ) -> insights_pb2.ListProductStatsResponse:
         """INVALID_ARGUMENT for a bad parent, range, order, page size or token."""
+        await answered_events_stored(self._store)
         return await long_read(tables.list_product_stats, self._store, request)
 
     async def ListJobStats(self, request: insights_pb2.ListJobStatsRequest,
@@ -37,4 +43,5 @@ class InsightsService(insights_pb2_grpc.InsightsServiceServicer):
     async def ComputeTotals(self, request: insights_pb2.ComputeTotalsRequest,
                       context: grpc.aio.ServicerContext) -> insights_pb2.ComputeTotalsResponse:
         """INVALID_ARGUMENT for a bad parent, range, granularity, count or window."""
+        await answered_events_stored(self._store)
         return await long_read(totals.compute_totals, self._store, request)

@@ -101,6 +101,35 @@ def test_durable_pixels_and_json_callers_wait_for_the_commit(
     assert stored(running) == 1
 
 
+@pytest.mark.parametrize(("path", "said"), [
+    (f"/console/v1/{CATALOG}/userEvents", '"visitorId": "v"'),
+    (f"/console/v1/{CATALOG}/userEvents:count", '"count": "1"'),
+    ("/console/v1/projects/shop/catalogs", f'"name": "{CATALOG}"'),
+    (f"/insights/v1/{CATALOG}:computeTotals", '"eventType": "home-page-view"'),
+], ids=["list", "count", "catalogs", "totals"])
+def test_a_read_after_a_pixels_answer_waits_for_its_commit(
+        serving: Any, path: str, said: str) -> None:
+    # A test suite that sent a pixel and read the events at once did not find it
+    # (committed a few milliseconds after its GIF), as it finds a write.
+    running = serving()
+    release = hold_writer(running)
+    with socket.create_connection(("127.0.0.1", running.http_port)) as sock:
+        try:
+            assert call(running.http_port, "GET", pixel_path("v")).status == 200
+            sock.settimeout(HELD)
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         f"Connection: close\r\n\r\n".encode())
+            with pytest.raises(TimeoutError):  # no answer while the pixel waits
+                sock.recv(100)
+        finally:
+            release.set()
+        sock.settimeout(30)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 ") and said in answer.decode(), answer
+
+
 # -- a pixel refused at its commit is kept, not lost --------------------------------------
 
 REFUSED_LATER = "footfall_events_refused_after_answer_total"

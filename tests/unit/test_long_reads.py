@@ -31,8 +31,10 @@ class HeldStore:
         self.entered = threading.Semaphore(0)
         self.release = threading.Event()
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:
+    def __getattr__(self, name: str) -> Any:
         real = getattr(self._store, name)
+        if not callable(real):  # a property (acknowledged_uncommitted) reads no rows
+            return real
 
         def held(*args: Any, **kwargs: Any) -> Any:
             self.entered.release()
