@@ -1,4 +1,4 @@
-"""`footfall` / `python -m server`: serve, inspect what was recorded, back it up.
+"""`footfall` / `python -m server`: serve, inspect what was recorded, reset it, back it up.
 
 Exit codes: 0 done; 1 the environment failed (a port in use, a database that
 does not answer, a store that cannot be opened); 2 a mistake in the command
@@ -127,6 +127,14 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     add_source_arguments(listing, env)
     listing.add_argument("--done", choices=("true", "false"), help="only done or running ones")
     _add_output(listing)
+
+    reset = commands.add_parser(
+        "reset", help="delete what a running server holds of a catalog (events, products, "
+                      "refusals, finished operations) or a tenant (client events, refusals): "
+                      "a test suite's clean start")
+    reset.add_argument("--parent", required=True,
+                       help=f"catalog (e.g. {CATALOG_EXAMPLE}) or tenant (projects/p/tenants/t)")
+    add_source_arguments(reset, env, store=False)
 
     insights_cli.add_parser(commands, env)
 

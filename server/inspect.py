@@ -1,5 +1,5 @@
 """`footfall events ...`, `rejections ...`, `talent-events ...`, `catalogs`,
-`operations ...` and `footfall backup`.
+`operations ...`, and `footfall reset` and `footfall backup`.
 
 They read the store, opened read-only (nothing is created or changed, and a
 store that does not exist is refused), or a running server through its public
@@ -79,12 +79,12 @@ def _say(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The read command `args` names (or backup); one line on stderr and exit code
+    """The read command `args` names (or reset, or backup); one line on stderr and exit code
     2 for a mistake in the command (a bad flag value, a refused key), 1 for a store
     or server that cannot be used."""
     command = {"events": _events, "talent-events": _talent_events,
                "rejections": _rejections, "catalogs": _catalogs,
-               "operations": _operations, "backup": _backup}[args.command]
+               "operations": _operations, "reset": _reset, "backup": _backup}[args.command]
     try:
         return command(args)
     except FootfallError as exc:
@@ -105,8 +105,9 @@ def remote_failed(exc: RemoteError, args: argparse.Namespace) -> int:
         return 1
     advice = ""
     if exc.code is grpc.StatusCode.UNAUTHENTICATED:
-        advice = ("; give an API key with the reader role (admin for operations) with --key "
-                  "or FOOTFALL_KEY")
+        role = ("the admin role" if args.command == "reset"
+                else "the reader role (admin for operations)")
+        advice = f"; give an API key with {role} with --key or FOOTFALL_KEY"
     elif exc.code is grpc.StatusCode.PERMISSION_DENIED \
             and getattr(args, "parent", "") == EVERY_PROJECT:
         advice = f" ({EVERY_PROJECT} is the default: --parent projects/PROJECT names one)"
@@ -376,6 +377,29 @@ def _stored_operations(source: Source, parent: str,
         for record in page:
             yield relabel(operations_pb2.Operation.FromString(record.operation))
         after = (page[-1].create_time_us, page[-1].name)
+
+
+def _reset(args: argparse.Namespace) -> int:
+    """ResetCatalog or ResetTenant of --parent on --server; one line saying what
+    was deleted."""
+    request: Any
+    try:
+        name = str(parse_catalog(args.parent, "--parent"))
+        rpc, request = "ResetCatalog", console_pb2.ResetCatalogRequest(name=name)
+    except InvalidArgument:
+        if "/tenants/" not in args.parent:
+            raise InvalidArgument.field("--parent", f"must be a catalog "
+                                                    f"(projects/*/locations/*/catalogs/*) or a "
+                                                    f"tenant (projects/*/tenants/*), got "
+                                                    f"{args.parent[:200]!r}") from None
+        name = str(parse_tenant(args.parent, "--parent"))
+        rpc, request = "ResetTenant", console_pb2.ResetTenantRequest(name=name)
+
+    def body(source: Source) -> int:
+        print(lines.reset(name, source.rpc(rpc)(request)))
+        return 0
+
+    return _reading(args, body)
 
 
 def _backup(args: argparse.Namespace) -> int:

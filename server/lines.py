@@ -111,3 +111,19 @@ def data_set(found: console_pb2.DataSet) -> str:
     return printable(f"{found.name}  {found.event_count} {what}  last event "
                       f"{_time(found.last_event_time)}  last received "
                       f"{_time(found.last_receive_time)}")
+
+
+def reset(name: str, deleted: console_pb2.ResetResponse) -> str:
+    """What a reset of the catalog or tenant `name` deleted, counted."""
+    def counted(number: int, one: str) -> str:
+        return f"{number} {one}{'' if number == 1 else 's'}"
+
+    if "/tenants/" in name:
+        parts = [counted(deleted.deleted_events_count, "client event"),
+                 counted(deleted.deleted_rejections_count, "refusal")]
+    else:
+        parts = [counted(deleted.deleted_events_count, "event"),
+                 counted(deleted.deleted_products_count, "product"),
+                 counted(deleted.deleted_rejections_count, "refusal"),
+                 counted(deleted.deleted_operations_count, "finished operation")]
+    return printable(f"reset {name}: deleted {', '.join(parts[:-1])} and {parts[-1]}")

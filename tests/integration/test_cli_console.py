@@ -329,6 +329,36 @@ def test_totals_as_text_end_with_their_notes(shop: Running, tmp_path: Path,
         "left out"), out.stdout
 
 
+def test_reset_starts_a_catalog_and_a_tenant_clean(tmp_path: Path) -> None:
+    # A test suite driven from a shell had no way to start clean but a hand-made
+    # POST with the right Content-Type.
+    running = start(settings(tmp_path, "memory://"))
+    try:
+        record_shop(running)
+        out = read(running, "reset", "--parent", CATALOG, key=ADMIN, cwd=tmp_path)
+        assert (out.returncode, out.stderr) == (0, "")
+        assert out.stdout == (f"reset {CATALOG}: deleted 4 events, 0 products, 2 refusals "
+                              "and 0 finished operations\n")
+        out = read(running, "reset", "--parent", TENANT, key=ADMIN, cwd=tmp_path)
+        assert out.stdout == f"reset {TENANT}: deleted 2 client events and 0 refusals\n"
+        left = read(running, "catalogs", "--parent", "projects/p", cwd=tmp_path)
+        assert (left.returncode, left.stdout) == (0, "")
+        refused = read(running, "reset", "--parent", CATALOG, key=READER, cwd=tmp_path)
+        assert refused.returncode == 2
+        assert refused.stderr.startswith("footfall: the server answered PERMISSION_DENIED: ")
+        keyless = footfall("reset", "--parent", CATALOG, "--server", address(running),
+                           cwd=tmp_path)
+        assert keyless.returncode == 2 and keyless.stderr.endswith(
+            "; give an API key with the admin role with --key or FOOTFALL_KEY\n"), \
+            keyless.stderr
+        wrong = read(running, "reset", "--parent", "projects/p", key=ADMIN, cwd=tmp_path)
+        assert (wrong.returncode, wrong.stderr) == (2, (
+            "footfall: --parent: must be a catalog (projects/*/locations/*/catalogs/*) or a "
+            "tenant (projects/*/tenants/*), got 'projects/p'\n"))
+    finally:
+        running.stop()
+
+
 @pytest.mark.parametrize(("command", "said"), [
     (["events", "list", "--parent", CATALOG, "--filter", 'colour = "red"'],
      "footfall: --filter: at character 1: "),
