@@ -89,13 +89,28 @@ class _Parser(purge_filter.Parser):
             value = self.quoted_value(name.text)
             (self.session_ids if name.text == "sessionId" else self.product_ids).append(value)
         elif name.text == "joined":
-            value = self.take("word", "true or false", ("true", "false")).text
+            value = self.bare_value(name.text, "true or false", ("true", "false"))
             self.query = replace(self.query, joined=value == "true")
         else:
-            token = self.take("word", f"one of {', '.join(TRANSPORTS)}", tuple(TRANSPORTS))
+            value = self.bare_value(name.text, f"one of {', '.join(TRANSPORTS)}",
+                                    tuple(TRANSPORTS))
             self.query = replace(self.query,
-                                 transports=(*self.query.transports, TRANSPORTS[token.text]))
+                                 transports=(*self.query.transports, TRANSPORTS[value]))
         return True
+
+    def bare_value(self, field: str, what: str, choices: tuple[str, ...]) -> str:
+        """The bare word after `field =`, one of `choices`; Fail otherwise, saying
+        how to write a choice given in quotes or in another case (every other
+        field's value is quoted: `transport = "PIXEL"` was refused without a word
+        of why)."""
+        token = self.peek()
+        if token is not None and token.kind in ("word", "string"):
+            given = token.text[1:-1] if token.kind == "string" else token.text
+            meant = next((c for c in choices if c.lower() == given.lower()), None)
+            if meant is not None and token.text != meant:
+                raise purge_filter.Fail(token.at, f"expected {what}, got {token.text!r}: "
+                                                  f"write {field} = {meant}")
+        return self.take("word", what, choices).text
 
 
 def parse_filter(text: str, catalog: str, field: str = "filter") -> EventFilter:

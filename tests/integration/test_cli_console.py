@@ -364,6 +364,13 @@ def test_reset_starts_a_catalog_and_a_tenant_clean(tmp_path: Path) -> None:
      "footfall: --filter: at character 1: "),
     (["events", "tail", "--parent", CATALOG, "--filter", "joined = maybe"],
      "footfall: --filter: at character 10: expected true or false"),
+    # Quoted as every other field's value is, or in another case: refused, saying how.
+    (["events", "list", "--parent", CATALOG, "--filter", 'transport = "PIXEL"'],
+     "footfall: --filter: at character 13: expected one of GRPC, REST, PIXEL, IMPORT, got "
+     "'\"PIXEL\"': write transport = PIXEL\n"),
+    (["events", "count", "--parent", CATALOG, "--filter", "joined = True"],
+     "footfall: --filter: at character 10: expected true or false, got 'True': write "
+     "joined = true\n"),
     (["events", "count", "--parent", "catalogs/x"], "footfall: --parent: must be of the form"),
     (["rejections", "list", "--parent", "projects/p/locations/x"],
      "footfall: --parent: must be projects/PROJECT"),
