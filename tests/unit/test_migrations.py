@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,26 @@ def test_version_2_database_upgrades_in_place(tmp_path: Path) -> None:
         assert {"user_events_dedup", "user_events_visitor", "user_events_user"} <= indexes
     finally:
         store.close()
+
+
+def test_a_new_store_says_so_in_one_line_and_an_upgrade_names_each_migration(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # A memory:// store logged ten "applied migration" lines at every start, as if
+    # an old store were being upgraded.
+    caplog.set_level(logging.INFO, logger="server.store.migrations")
+    open_store("memory://").close()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"created the store's tables (schema version {MIGRATIONS[-1][0]})"]
+    caplog.clear()
+    db = tmp_path / "old.db"
+    open_store(f"sqlite:///{db}").close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM schema_migrations WHERE version = ?", (MIGRATIONS[-1][0],))
+    conn.close()
+    caplog.clear()
+    open_store(f"sqlite:///{db}").close()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"applied migration {MIGRATIONS[-1][0]}: {MIGRATIONS[-1][1]}"]
 
 
 def test_time_bounds_compare_to_the_nanosecond(tmp_path: Path) -> None:
