@@ -4,8 +4,10 @@ call these."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -17,12 +19,14 @@ from google.protobuf.message import Message
 
 from server.console import rejections
 from server.errors import InvalidArgument
-from server.loop import off_loop, stop_if_abandoned
+from server.loop import stop_if_abandoned
 from server.retail import purge_filter
 from server.store.base import Store
 from server.store.console import StoredClientEvent, StoredEvent, may_continue
 from server.store.packed import timestamp, varint
-from server.store.rows import EventQuery, TimeBound
+from server.store.rows import EventQuery, StoreUnavailable, TimeBound
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -40,13 +44,26 @@ TRANSPORTS = {name: number for name, number in console_pb2.Transport.items() if 
 _PROJECT = re.compile(r"^projects/(?P<project>[^/]+)$")
 
 
+# How long a read waits for the events its process answered before their commit.
+ANSWERED_WAIT_SECONDS = 2.0
+
+
 async def answered_events_stored(store: Store) -> None:
     """Return once the events this process answered before their commit (pixels,
     write_async) are stored, so that a read made after such an answer sees its
     event, as it sees a write's. A pixel is committed a few milliseconds after its
-    GIF: a test that sent one and read at once did not find it."""
-    if store.acknowledged_uncommitted:
-        await off_loop(store.flush)
+    GIF: a test that sent one and read at once did not find it. A store that cannot
+    commit them now (its database away, its disk full) is read as it is, after
+    ANSWERED_WAIT_SECONDS at most: what it holds is still worth seeing then."""
+    if not store.acknowledged_uncommitted:
+        return
+    try:  # (shielded: the flush goes on, and is answered, whoever stops waiting)
+        await asyncio.wait_for(asyncio.shield(store.flush_async()), ANSWERED_WAIT_SECONDS)
+    except (TimeoutError, StoreUnavailable) as exc:
+        log.info("read without waiting for the events answered before their commit: %s",
+                 exc or "they are not committed yet")
+
+
 ALL_PROJECTS = "-"
 
 

@@ -100,7 +100,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         later commit (up to 0.1 s on)."""
         kept = self._policy.rejections
         if kept is not None and kept.waiting():
-            await off_loop(self._store.flush)
+            await self._store.flush_async()
 
     async def ListCatalogs(self, request: console_pb2.ListCatalogsRequest,
                      context: grpc.aio.ServicerContext) -> console_pb2.ListCatalogsResponse:

@@ -88,6 +88,9 @@ class Store(Protocol):
     def flush(self) -> None:
         """Wait until every write accepted so far is committed."""
 
+    async def flush_async(self) -> None:
+        """flush for a coroutine on a running loop, costing no thread while it waits."""
+
     def on_commit(self, listener: Callable[[list[Job]], None] | None) -> None:
         """From now on call `listener(jobs)` after each committed write transaction
         (for metrics), on the writer thread, with the batch's jobs: their futures are

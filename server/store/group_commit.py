@@ -362,9 +362,14 @@ class GroupCommitter:
 
     def flush(self) -> None:
         """Return once every job submitted before this call is committed."""
+        self.flush_started().result()
+
+    def flush_started(self) -> Future[Any]:
+        """`flush` without the wait: a future done once every job submitted before
+        this call is committed (failed with StoreUnavailable if they could not be)."""
         with self._lock:
             self._along_due = 0.0  # those that ride along too
-        self.submit_fn(lambda _conn: None).result()
+        return self.submit_fn(lambda _conn: None)
 
     def close(self) -> None:
         """Commit what is queued (retrying for up to `close_seconds` if the database

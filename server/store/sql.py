@@ -11,6 +11,7 @@ event rows in bulk (multi-row INSERT, COPY, unnest) and claiming operations.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -353,6 +354,10 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
 
     def flush(self) -> None:
         self._committer.flush()
+
+    async def flush_async(self) -> None:
+        """See Store.flush_async."""
+        await asyncio.wrap_future(self._committer.flush_started())
 
     # -- events ---------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import pytest
 from server.app import Running, start
 from server.clock import FixedClock
 from server.config import Settings
+from server.console import queries
 from server.store import EventQuery, sqlite
 
 from .http_client import call
@@ -128,6 +129,23 @@ def test_a_read_after_a_pixels_answer_waits_for_its_commit(
         while chunk := sock.recv(65536):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 200 ") and said in answer.decode(), answer
+
+
+def test_a_read_waits_for_a_pixels_commit_a_while_only(
+        serving: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A store that cannot commit now (a long step, its disk full, its database away)
+    # is read as it is: the console is what shows why, and must answer.
+    monkeypatch.setattr(queries, "ANSWERED_WAIT_SECONDS", 0.2)
+    running = serving()
+    release = hold_writer(running)
+    try:
+        assert call(running.http_port, "GET", pixel_path("v")).status == 200
+        counted = call(running.http_port, "GET", f"/console/v1/{CATALOG}/userEvents:count")
+        assert counted.status == 200 and json.loads(counted.body) == {}  # (a count of 0)
+        assert uncommitted(running) == 1  # answered while the pixel still waits
+    finally:
+        release.set()
+    assert stored(running) == 1
 
 
 # -- a pixel refused at its commit is kept, not lost --------------------------------------
