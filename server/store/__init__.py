@@ -41,6 +41,8 @@ def open_store(url: str, *, read_only: bool = False) -> Store:
     """
     parsed = urlparse(url)
     if parsed.scheme == "memory":
+        if url != "memory://":  # (memory:/ and memory://name read as some other store)
+            raise ValueError(f"a memory store's URL is memory:// alone, got {url!r}")
         if read_only:
             raise ValueError("a memory:// store lives inside the server that holds it: "
                              "ask that server (--server HOST:PORT)")

@@ -1370,7 +1370,8 @@ def test_postgres_dialect_maps_sqlite_types() -> None:
         "ALTER TABLE t ADD COLUMN s BYTEA"
 
 
-@pytest.mark.parametrize("url", ["mysql://x", "sqlite://", "nonsense"])
+@pytest.mark.parametrize("url", ["mysql://x", "sqlite://", "nonsense", "memory:/", "memory://shop",
+                                 "memory://?x=1"])
 def test_unknown_store_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError):
         open_store(url)
