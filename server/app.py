@@ -279,7 +279,11 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     except RuntimeError as exc:  # grpc says only "Failed to bind": ask the system why
         raise OSError(f"cannot listen on {address}: {_bind_refusal(settings) or exc}") from exc
     await server.start()
-    gateway = HttpGateway(settings, servicers, policy) if settings.http_port else None
+    async def serving() -> bool:  # (the overall status: it is always set, see _set_serving)
+        answer = await health_servicer.Check(health_pb2.HealthCheckRequest(service=""), None)
+        return answer.status == health_pb2.HealthCheckResponse.SERVING
+
+    gateway = HttpGateway(settings, servicers, policy, serving) if settings.http_port else None
     if gateway is not None:
         try:
             await gateway.start()

@@ -2,7 +2,8 @@
 awaiting the very servicers gRPC calls, on routes derived from the contracts'
 `google.api.http` annotations.
 
-Besides the routes: `/footfall.js` (the tracker), `/metrics` (Prometheus), the
+Besides the routes: `/footfall.js` (the tracker), `/metrics` (Prometheus),
+`/healthz` (gRPC health's overall status, for checkers that speak HTTP only), the
 web console's pages (`console_pages`: `/console/`, and `/` leads there), CORS
 (preflight included) for pages on other origins, and the pixel's always-a-GIF
 answer. Every routed call runs in the same envelope as over gRPC
@@ -66,6 +67,9 @@ _CODINGS = frozenset({"gzip", "deflate", "identity"})
 HTTP_BODY = "google.api.HttpBody"
 TRACKER_PATH = "/footfall.js"
 METRICS_PATH = "/metrics"
+HEALTH_PATH = "/healthz"
+# Whether the server serves now, as grpc.health.v1.Health says of it as a whole.
+Serving = Callable[[], Coroutine[Any, Any, bool]]
 MAX_WAIT_SECONDS = 86_400.0  # a longer X-Server-Timeout is no deadline at all
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")  # what X-Server-Timeout may be
 # A request whose body and query hold more bytes than this is decoded off the loop
@@ -172,8 +176,9 @@ class HttpGateway:
     """Serves the routes of `servicers` (full service name -> servicer) over HTTP."""
 
     def __init__(self, settings: Settings, servicers: Mapping[str, Any],
-                 policy: Policy | None = None) -> None:
+                 policy: Policy | None = None, serving: Serving | None = None) -> None:
         self._settings = settings
+        self._serving = serving
         self._policy = policy or Policy(servicers)
         self._envelope = Envelope(self._policy, TRANSPORT)
         self.router = Router(derive_routes(servicers))
@@ -259,6 +264,13 @@ class HttpGateway:
             body, content_type = self._policy.metrics.render()
             return web.Response(body=body, headers={"Content-Type": content_type,
                                                     "Cache-Control": "no-store"})
+        if raw_path == HEALTH_PATH and request.method in ("GET", "HEAD") \
+                and self._serving is not None:
+            # 503 while draining or while the database is away, as health says over gRPC
+            serving = await self._serving()
+            return web.Response(text="SERVING\n" if serving else "NOT_SERVING\n",
+                                status=200 if serving else 503,
+                                headers={"Cache-Control": "no-store"})
         page = console_pages.answer(request.method, raw_path, request.headers.get("If-None-Match"))
         if page is not None:
             return page

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from footfall.retail.v2 import user_event_pb2
 from google.protobuf import json_format
+from grpc_health.v1 import health_pb2
 
 from server.app import Running, start
 from server.clock import FixedClock
@@ -222,6 +223,25 @@ def test_inventory_routes_take_the_product_from_the_path(gateway: Running) -> No
     refused = post(gateway, f"/v2/{name}:removeLocalInventories", {"placeIds": []})
     assert (refused.status, refused.error()["message"]) == (
         400, "place_ids: at least one place id is required")
+
+
+def test_healthz_says_what_grpc_health_says(settings: Settings, clock: FixedClock,
+                                            tmp_path: Path) -> None:
+    # For what checks over HTTP only (a load balancer in front of the pixels, a
+    # container's health check with curl): open, like gRPC health, with keys on.
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": {"healthz-test-key-0123456789": {
+        "projects": ["p"], "role": "admin"}}}))
+    for running in serve(settings, clock, auth_file=str(keys)):
+        answer = get(running, "/healthz")
+        assert (answer.status, answer.body) == (200, b"SERVING\n")
+        assert answer.headers["Cache-Control"] == "no-store"
+        assert call(running.http_port, "HEAD", "/healthz").status == 200
+        # the database away (store_health), or draining: gRPC health says NOT_SERVING
+        running.loop.run(running.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING))
+        assert (get(running, "/healthz").status, get(running, "/healthz").body) == (
+            503, b"NOT_SERVING\n")
+        assert post(running, "/healthz").status == 404  # (not a route of the API either)
 
 
 def test_unknown_path_is_a_json_404(gateway: Running) -> None:
