@@ -57,8 +57,11 @@ async def answered_events_stored(store: Store) -> None:
     ANSWERED_WAIT_SECONDS at most: what it holds is still worth seeing then."""
     if not store.acknowledged_uncommitted:
         return
+    flushed = asyncio.ensure_future(store.flush_async())
+    # (what it raises once nobody waits any more is not "never retrieved")
+    flushed.add_done_callback(lambda done: done.cancelled() or done.exception())
     try:  # (shielded: the flush goes on, and is answered, whoever stops waiting)
-        await asyncio.wait_for(asyncio.shield(store.flush_async()), ANSWERED_WAIT_SECONDS)
+        await asyncio.wait_for(asyncio.shield(flushed), ANSWERED_WAIT_SECONDS)
     except (TimeoutError, StoreUnavailable) as exc:
         log.info("read without waiting for the events answered before their commit: %s",
                  exc or "they are not committed yet")
