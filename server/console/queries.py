@@ -4,10 +4,8 @@ call these."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -24,9 +22,7 @@ from server.retail import purge_filter
 from server.store.base import Store
 from server.store.console import StoredClientEvent, StoredEvent, may_continue
 from server.store.packed import timestamp, varint
-from server.store.rows import EventQuery, StoreUnavailable, TimeBound
-
-log = logging.getLogger(__name__)
+from server.store.rows import EventQuery, TimeBound
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -42,30 +38,6 @@ READ_BATCH = 50  # events read from the store at a time while a page fills
 _INT64 = 0xFFFF_FFFF_FFFF_FFFF  # a negative int64 is written as its two's complement
 TRANSPORTS = {name: number for name, number in console_pb2.Transport.items() if number}
 _PROJECT = re.compile(r"^projects/(?P<project>[^/]+)$")
-
-
-# How long a read waits for the events its process answered before their commit.
-ANSWERED_WAIT_SECONDS = 2.0
-
-
-async def answered_events_stored(store: Store) -> None:
-    """Return once the events this process answered before their commit (pixels,
-    write_async) are stored, so that a read made after such an answer sees its
-    event, as it sees a write's. A pixel is committed a few milliseconds after its
-    GIF: a test that sent one and read at once did not find it. A store that cannot
-    commit them now (its database away, its disk full) is read as it is, after
-    ANSWERED_WAIT_SECONDS at most: what it holds is still worth seeing then."""
-    if not store.acknowledged_uncommitted:
-        return
-    flushed = asyncio.ensure_future(store.flush_async())
-    # (what it raises once nobody waits any more is not "never retrieved")
-    flushed.add_done_callback(lambda done: done.cancelled() or done.exception())
-    try:  # (shielded: the flush goes on, and is answered, whoever stops waiting)
-        await asyncio.wait_for(asyncio.shield(flushed), ANSWERED_WAIT_SECONDS)
-    except (TimeoutError, StoreUnavailable) as exc:
-        log.info("read without waiting for the events answered before their commit: %s",
-                 exc or "they are not committed yet")
-
 
 ALL_PROJECTS = "-"
 

@@ -24,7 +24,7 @@ from server.names import parse_catalog, parse_tenant
 from server.policy import Policy
 from server.policy.envelope import Envelope
 from server.rpc import TRANSPORT, status_of
-from server.store import Store
+from server.store import Store, answered_stored
 from server.store.console import ResetCounts
 
 SERVICE = console_pb2.DESCRIPTOR.services_by_name["ConsoleService"].full_name
@@ -54,7 +54,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         size = gather(violations, queries.page_size, request.page_size)
         events = gather(violations, queries.parse_filter, request.filter, str(catalog))
         raise_if_any(violations)
-        await queries.answered_events_stored(self._store)
+        await answered_stored(self._store)
         return await off_loop(queries.list_user_events, self._store, events, size,
                               request.page_token)
 
@@ -66,7 +66,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         catalog = gather(violations, parse_catalog, request.parent)
         events = gather(violations, queries.parse_filter, request.filter, str(catalog))
         raise_if_any(violations)
-        await queries.answered_events_stored(self._store)
+        await answered_stored(self._store)
         # (by sessionId or productId it decodes every event the other terms select)
         count = await long_read(queries.count_user_events, self._store, events)
         return console_pb2.CountUserEventsResponse(count=count)
@@ -110,7 +110,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         size = gather(violations, queries.page_size, request.page_size)
         counted = gather(violations, queries.counted, request.view)
         raise_if_any(violations)
-        await queries.answered_events_stored(self._store)
+        await answered_stored(self._store)
         # counted, each catalog's events are counted (0.1 s a million): a long read
         read = long_read if counted else off_loop
         return await read(queries.list_catalogs, self._store, project, size,

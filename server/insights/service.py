@@ -7,10 +7,9 @@ from __future__ import annotations
 import grpc.aio
 from footfall.insights.v1 import insights_pb2, insights_pb2_grpc
 
-from server.console.queries import answered_events_stored
 from server.insights import funnel_request, tables, totals
 from server.loop import long_read
-from server.store import Store
+from server.store import Store, answered_stored
 
 SERVICE = insights_pb2.DESCRIPTOR.services_by_name["InsightsService"].full_name
 
@@ -25,14 +24,14 @@ class InsightsService(insights_pb2_grpc.InsightsServiceServicer):
     async def RunFunnel(self, request: insights_pb2.RunFunnelRequest,
                   context: grpc.aio.ServicerContext) -> insights_pb2.RunFunnelResponse:
         """INVALID_ARGUMENT for a bad parent, step, count, window, range or breakdown."""
-        await answered_events_stored(self._store)
+        await answered_stored(self._store)
         return await long_read(funnel_request.run, self._store, funnel_request.parse(request))
 
     async def ListProductStats(self, request: insights_pb2.ListProductStatsRequest,
                          context: grpc.aio.ServicerContext
                          ) -> insights_pb2.ListProductStatsResponse:
         """INVALID_ARGUMENT for a bad parent, range, order, page size or token."""
-        await answered_events_stored(self._store)
+        await answered_stored(self._store)
         return await long_read(tables.list_product_stats, self._store, request)
 
     async def ListJobStats(self, request: insights_pb2.ListJobStatsRequest,
@@ -43,5 +42,5 @@ class InsightsService(insights_pb2_grpc.InsightsServiceServicer):
     async def ComputeTotals(self, request: insights_pb2.ComputeTotalsRequest,
                       context: grpc.aio.ServicerContext) -> insights_pb2.ComputeTotalsResponse:
         """INVALID_ARGUMENT for a bad parent, range, granularity, count or window."""
-        await answered_events_stored(self._store)
+        await answered_stored(self._store)
         return await long_read(totals.compute_totals, self._store, request)

@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from urllib.parse import parse_qs, urlparse
 
 from server.store.base import Store
-from server.store.rows import ClientEventRow, EventQuery, EventRow, TimeBound
+from server.store.rows import ClientEventRow, EventQuery, EventRow, StoreUnavailable, TimeBound
 from server.store.sqlite import SqliteStore
 
-__all__ = ["ClientEventRow", "EventQuery", "EventRow", "Store", "TimeBound", "located",
-           "open_store", "redacted"]
+__all__ = ["ClientEventRow", "EventQuery", "EventRow", "Store", "TimeBound", "answered_stored",
+           "located", "open_store", "redacted"]
+
+log = logging.getLogger(__name__)
+
+# How long a read waits for the events its process answered before their commit.
+ANSWERED_WAIT_SECONDS = 2.0
+
+
+async def answered_stored(store: Store) -> None:
+    """Return once the events this process answered before their commit (pixels,
+    write_async) are stored, so that a read made after such an answer sees its
+    event, as it sees a write's: a pixel is committed a few milliseconds after its
+    GIF, and a test that sent one and read at once did not find it. A store that
+    cannot commit them now (its database away, its disk full) is read as it is,
+    after ANSWERED_WAIT_SECONDS at most: what it holds is still worth seeing then."""
+    if not store.acknowledged_uncommitted:
+        return
+    try:
+        await asyncio.wait_for(store.flush_async(), ANSWERED_WAIT_SECONDS)
+    except (TimeoutError, StoreUnavailable) as exc:
+        log.info("read without waiting for the events answered before their commit: %s",
+                 exc or "they are not committed yet")
 
 
 def redacted(url: str) -> str:

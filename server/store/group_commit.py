@@ -362,14 +362,22 @@ class GroupCommitter:
 
     def flush(self) -> None:
         """Return once every job submitted before this call is committed."""
-        self.flush_started().result()
+        self.submit(self._flush_job()).result()
 
-    def flush_started(self) -> Future[Any]:
-        """`flush` without the wait: a future done once every job submitted before
-        this call is committed (failed with StoreUnavailable if they could not be)."""
+    def flush_awaited(self) -> asyncio.Future[Any]:
+        """On a running loop: `flush` as a future of that loop, done once every job
+        submitted before this call is committed (or failed). Cancelling it gives up
+        that wait only, as for submit_awaited: the job's own Future, which the writer
+        answers, is never cancelled."""
+        awaited = asyncio.get_running_loop().create_future()
+        self.submit(self._flush_job(awaited))
+        return awaited
+
+    def _flush_job(self, awaited: asyncio.Future[Any] | None = None) -> Job:
+        """A job that does nothing but commit after what is queued before it."""
         with self._lock:
             self._along_due = 0.0  # those that ride along too
-        return self.submit_fn(lambda _conn: None)
+        return Job(fn=lambda _conn: None, awaited=awaited)
 
     def close(self) -> None:
         """Commit what is queued (retrying for up to `close_seconds` if the database

@@ -11,7 +11,6 @@ event rows in bulk (multi-row INSERT, COPY, unnest) and claiming operations.
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -357,7 +356,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
 
     async def flush_async(self) -> None:
         """See Store.flush_async."""
-        await asyncio.wrap_future(self._committer.flush_started())
+        await self._committer.flush_awaited()
 
     # -- events ---------------------------------------------------------------------
 

@@ -18,10 +18,10 @@ from urllib.parse import quote
 
 import pytest
 
+from server import store as store_module
 from server.app import Running, start
 from server.clock import FixedClock
 from server.config import Settings
-from server.console import queries
 from server.store import EventQuery, sqlite
 
 from .http_client import call
@@ -135,7 +135,7 @@ def test_a_read_waits_for_a_pixels_commit_a_while_only(
         serving: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # A store that cannot commit now (a long step, its disk full, its database away)
     # is read as it is: the console is what shows why, and must answer.
-    monkeypatch.setattr(queries, "ANSWERED_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(store_module, "ANSWERED_WAIT_SECONDS", 0.2)
     running = serving()
     release = hold_writer(running)
     try:

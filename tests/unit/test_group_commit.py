@@ -6,6 +6,7 @@ they commit."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -15,11 +16,11 @@ from typing import Any
 import pytest
 
 from server.errors import InvalidArgument
-from server.store import group_commit
+from server.store import EventQuery, group_commit, open_store
 from server.store.group_commit import GroupCommitter, Job, Join, apply_in_order, settle
 from server.store.rows import StoreUnavailable
 
-from .test_store import row
+from .test_store import CATALOG, row
 from .threads import in_background
 
 WRITERS = 50
@@ -465,3 +466,30 @@ def test_a_batch_the_database_refuses_is_committed_again_job_by_job(away: int) -
         assert writer.committer.acknowledged_uncommitted == 0
     finally:
         writer.committer.close()
+
+
+def test_a_flush_whose_waiter_gave_up_commits_and_troubles_no_batch(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A read that stops waiting for a flush (its deadline, its caller gone) cancels
+    # only its own wait: the flush job still runs, and its batch is answered as any.
+    store = open_store("memory://")
+    try:
+        release = threading.Event()
+        held = store._committer.submit_fn(lambda _conn: release.wait(10))  # type: ignore[attr-defined]
+
+        async def give_up() -> None:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(store.flush_async(), 0.05)
+
+        with caplog.at_level(logging.ERROR):
+            asyncio.run(give_up())
+            # a write queued behind the flush, in its batch
+            written = store._committer.submit_rows([row("v")])  # type: ignore[attr-defined]
+            release.set()
+            written.result(5)
+            store.flush()
+        assert held.result(5) is True
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+        assert store.count_user_events(EventQuery(CATALOG)) == 1
+    finally:
+        store.close()
