@@ -8,11 +8,14 @@ new ones in the per-product rollups (a data-modifying CTE: a row that dedup skip
 returns nothing, so it counts nothing): a small batch as one JSON parameter, a
 large one (COPY_FROM_ROWS) by COPY into a temporary table first (measured on the
 2-core machine, JSON against COPY: 100-row batches about even, 1,000-row batches
-12k against 14k rows/s). A batch of rows alone (most of them) goes out in pipeline mode, its
-statements and its commit in one round trip: a durable write of one row took 1.0 ms
-and 430 us of the writer's CPU against 1.5 to 2.5 ms and 800 us with the former
-executemany, rollups upsert and explicit transaction (six round trips). Reads use a
-connection pool.
+12k against 14k rows/s). A batch of rows alone (most of them) is one statement sent in
+autocommit, the writers' turn taken by the statement itself, so one round trip (or, when
+a catalog of the batch may lack its row, the turn, the catalogs and the rows in pipeline
+mode: one round trip too). The pipeline made a durable write of one row 1.0 ms and
+430 us of the writer's CPU against 1.5 to 2.5 ms and 800 us with the former executemany,
+rollups upsert and explicit transaction (six round trips); the one statement, at 16
+callers, 466 against 544 us of the server's CPU per write (bench.ab write-postgres,
+2026-12-03). Reads use a connection pool.
 
 The driver is psycopg 3, synchronous, with psycopg_pool: asyncpg measured no faster
 at what matters here (COPY of 1,000-row batches, median of five rounds: asyncpg
@@ -111,29 +114,33 @@ _COPY_TYPES = ["int4", "text", "text", "text", "text", "int8", "int2", "int2", "
                "bytea", "int8", "int2"]
 
 
-def _inserting(values: str, source: str) -> tuple[str, str]:
+def _inserting(values: str, source: str, first: str = "") -> tuple[str, str]:
     """The statements that insert the events of `source` (rows `v` numbered by `seq`,
     naming their catalog; `values`: what they give for _EVENT_COLUMNS) in order,
     skipping duplicates, and answer how many were new: the first counts nothing in
     the rollups (no row of the batch would), the second counts the new rows (its
     last parameter: rollups.new_lines). A catalog without a row fails the statement
-    (catalog_id NOT NULL), never drops its events: see _send_events."""
+    (catalog_id NOT NULL), never drops its events: see _send_events. `first`: common
+    table expressions that come before the insert's."""
     insert = (f"INSERT INTO user_events (catalog_id, {_EVENT_COLUMNS}) SELECT (SELECT id "
               f"FROM catalogs WHERE name = v.catalog), {values} FROM {source} "
               f"ORDER BY v.seq {_DEDUP}{_INSERTED}")
-    return (f"WITH ins AS ({insert}) SELECT count(*) FROM ins",
-            f"WITH ins AS ({insert}), counted AS ({count_new('ins')}) SELECT count(*) FROM ins")
+    return (f"WITH {first}ins AS ({insert}) SELECT count(*) FROM ins",
+            f"WITH {first}ins AS ({insert}), counted AS ({count_new('ins')}) "
+            "SELECT count(*) FROM ins")
 
 
 _FROM_JSON = _inserting(_JSON_VALUES, _JSON_ROWS)
 _FROM_COPY = _inserting(_EVENT_COLUMNS, f"{_INCOMING} v WHERE v.seq >= %s")
+# The same as _FROM_JSON, the writers' turn taken by the statement itself: a row of
+# the batch joins the turn's one row, so no row (and no id from the sequence, taken
+# as rows are inserted) comes before the turn is held. One statement, sent alone in
+# autocommit, is its own transaction: one round trip, no pipeline, no turn statement.
+_TURN_FIRST = f"turn AS MATERIALIZED ({_TAKE_TURN} AS held), "
+_FROM_JSON_IN_TURN = _inserting(_JSON_VALUES, f"{_JSON_ROWS} CROSS JOIN turn", _TURN_FIRST)
 # FOR UPDATE: the rows a write reads stay locked against other replicas until it commits.
-# SHARE ROW EXCLUSIVE: waits for every INSERT, UPDATE and DELETE of events in flight
-# (they take ROW EXCLUSIVE) and holds off new ones; only one holder at a time.
 POSTGRES = Dialect(name="postgresql", mark="%s", lock=" FOR UPDATE", walk="",
-                   contains="position(?::bytea in product) > 0", arrays=True,
-                   hold_writes="LOCK TABLE user_events IN SHARE ROW EXCLUSIVE MODE",
-                   lock_events="LOCK TABLE user_events IN ROW EXCLUSIVE MODE")
+                   contains="position(?::bytea in product) > 0", arrays=True)
 
 
 def _text(value: str) -> str:
@@ -352,15 +359,18 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         assert found is not None
         return int(found[0])
 
-    def _send_events(self, cur: psycopg.Cursor[Any], rows: Sequence[EventRow]) -> None:
+    def _send_events(self, cur: psycopg.Cursor[Any], rows: Sequence[EventRow],
+                     in_turn: bool = False) -> None:
         """Insert `rows` in order, skipping duplicates, and count the new ones in the
         rollups, with one statement (after the catalogs'), whose one row is how many
-        rows were new. In pipeline mode (`_apply_batch`) nothing waits for it."""
+        rows were new. In pipeline mode (`_apply_batch`) nothing waits for it.
+        `in_turn`: the statement takes the writers' turn itself (a small batch whose
+        catalogs all have their row)."""
         # (but the catalogs seen committed: a tenth less of the writer's CPU a one-row
         # write, a statement less)
         self._add_catalogs(cur, rows, known=self._catalogs)
         if len(rows) < COPY_FROM_ROWS:
-            statements = _FROM_JSON
+            statements = _FROM_JSON_IN_TURN if in_turn else _FROM_JSON
             params: list[Any] = [_as_json(rows)]
         else:
             first = self._copy_seq
@@ -404,24 +414,31 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                     raise
                 return None, exc
 
-        # Every write transaction of every replica takes the writers' turn first, and
-        # keeps it until it has committed: so ids (taken from a sequence as rows are
-        # inserted) become visible in their order, and a watch, which reads after the
-        # last id it saw, never steps over an id whose row commits later through
-        # another replica. (Taken first, before any row lock: no deadlock.) Replicas'
-        # commits follow each other, each a whole group of writes.
+        # Every write transaction of every replica takes the writers' turn before it
+        # takes an id or a row lock, and keeps it until it has committed: so ids
+        # (taken from a sequence as rows are inserted) become visible in their order,
+        # and a watch, which reads after the last id it saw, never steps over an id
+        # whose row commits later through another replica. Replicas' commits follow
+        # each other, each a whole group of writes. No deadlock: the one statement of
+        # a batch of rows takes its tables' locks (ROW EXCLUSIVE, which no write
+        # conflicts with) before the turn, and no write holding the turn waits for a
+        # table lock that conflicts with those (rollups.Gap.open takes none).
         self._copy_seq = 0
         rows = [row for job in jobs if job.rows is not None for row in job.rows]
         try:
             if len(rows) < COPY_FROM_ROWS and all(job.rows is not None for job in jobs):
-                # Rows alone (most batches): one round trip. In pipeline mode the
-                # statements go out at once, and up to the Sync that ends the pipeline
-                # they are one implicit transaction, committed at the Sync (rolled
-                # back whole on an error), answered once committed. (Not
-                # conn.transaction(): inside a pipeline it syncs after BEGIN and
-                # before COMMIT, three round trips.)
+                # Rows alone (most batches): one round trip. Their catalogs known to
+                # have a row, one statement in autocommit, turn included. Else in
+                # pipeline mode: the statements go out at once, and up to the Sync
+                # that ends the pipeline they are one implicit transaction, committed
+                # at the Sync (rolled back whole on an error), answered once
+                # committed. (Not conn.transaction(): inside a pipeline it syncs after
+                # BEGIN and before COMMIT, three round trips.)
                 outcomes: list[Outcome] = []
-                if rows:
+                if rows and self._catalogs.issuperset(row.catalog for row in rows):
+                    with conn.cursor() as cur:
+                        self._send_events(cur, rows, in_turn=True)
+                elif rows:
                     with conn.pipeline(), conn.cursor() as cur:
                         cur.execute(_TAKE_TURN)
                         self._send_events(cur, rows)

@@ -260,13 +260,9 @@ class Gap(NamedTuple):
     until_id: int
 
     @staticmethod
-    def read(db: Executes, dialect: Dialect) -> list[Gap]:
-        """The open gaps, for a write about to change events (inside its transaction).
-
-        On PostgreSQL the write first takes the lock its change would (`lock_events`),
-        which Gap.open and Gap.close wait for: what is read stays true until it commits."""
-        if dialect.lock_events:
-            db.execute(dialect.lock_events)
+    def read(db: Executes) -> list[Gap]:
+        """The open gaps, for a write about to change events (inside its transaction,
+        whose writers' turn keeps what is read true until it commits: see open)."""
         return [Gap(*(int(v) for v in row)) for row in db.execute(
             "SELECT catalog_id, first_us, end_us, after_id, until_id FROM rollup_gaps"
         ).fetchall()]
@@ -279,19 +275,19 @@ class Gap(NamedTuple):
         if db.execute(spell("SELECT 1 FROM rollup_gaps WHERE operation = ?"),
                       (operation,)).fetchone() is not None:
             return
-        # PostgreSQL: wait for every transaction that changes events to commit, and hold
-        # off new ones until this one does. Then no event with an id in the range
-        # can still appear (an insert in flight took its id before the purge read its
-        # range), and no other writer acts on what it read of the gaps before this.
-        # SQLite's writer already holds the whole database.
-        if dialect.hold_writes:
-            db.execute(dialect.hold_writes)
+        # Every write that changes events holds the writers' turn from before it takes
+        # an id or reads the gaps to its commit (SQLite's writer holds the whole
+        # database; on PostgreSQL, the advisory lock of every replica's writes), and
+        # so does this one: no event with an id in the range can still appear, and no
+        # other writer acts on what it read of the gaps before this. (No table lock:
+        # a batch of rows of another replica takes its table's lock before the turn,
+        # and waiting for it here while holding the turn would be a deadlock.)
         db.execute(spell("INSERT INTO rollup_gaps (operation, catalog_id, first_us, end_us, "
                          "after_id, until_id) VALUES (?, ?, ?, ?, ?, ?)"), (operation, *self))
         db.execute(spell("DELETE FROM product_days WHERE catalog_id = ? AND day >= ? AND "
                          "day < ?"), (self.catalog_id, self.first_us // DAY_US,
                                       self.end_us // DAY_US))
-        self._recount(db, dialect, "(id <= ? OR id > ?)", Gap.read(db, dialect))
+        self._recount(db, dialect, "(id <= ? OR id > ?)", Gap.read(db))
 
     @staticmethod
     def close(db: Executes, dialect: Dialect, operation: str) -> None:
@@ -302,11 +298,9 @@ class Gap(NamedTuple):
                                  "FROM rollup_gaps WHERE operation = ?"), (operation,)).fetchone()
         if found is None:
             return
-        if dialect.hold_writes:  # (see open: no purge or rejoin acts on an older read)
-            db.execute(dialect.hold_writes)
         db.execute(spell("DELETE FROM rollup_gaps WHERE operation = ?"), (operation,))
         gap = Gap(*(int(v) for v in found))
-        gap._recount(db, dialect, "id > ? AND id <= ?", Gap.read(db, dialect))
+        gap._recount(db, dialect, "id > ? AND id <= ?", Gap.read(db))
 
     def _recount(self, db: Executes, dialect: Dialect, ids: str, gaps: list[Gap]) -> None:
         """Add the events of this gap's days whose id meets `ids` (over after_id,

@@ -98,11 +98,6 @@ class Dialect:
     walk: str  # after `user_events` in a purge's batch: how its rows are walked
     contains: str  # condition: the product's bytes contain the parameter's (`?` spelling)
     arrays: bool  # a list of values is one array parameter, not one parameter each
-    # run first by a write that must see no other write of events in flight and let
-    # none start until it commits ("": the writer holds the whole database already)
-    hold_writes: str = ""
-    # run by a write of events before it reads what hold_writes guards (rollups.Gap)
-    lock_events: str = ""
 
     def spell(self, sql: str) -> str:
         """`sql`, written with `?`, as this driver takes it. ValueError for a `%` when
@@ -294,7 +289,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         those of their new payloads (a join may change a product's price)."""
         latest = {i: payload for i, _, payload, _ in updates}
         dialect = self._sql.dialect
-        columns, params = stored_columns(dialect, Gap.read(db, dialect))
+        columns, params = stored_columns(dialect, Gap.read(db))
         among, ids = dialect.among("id", list(latest))
         old = db.execute(f"SELECT {columns} FROM user_events WHERE {among}",
                          [*params, *ids]).fetchall()
@@ -612,7 +607,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
             ids = self._ids_to_delete(db, where, params, after, step.delete_until_id, limit)
             if ids:
                 if gaps is None:
-                    gaps = Gap.read(db, self._sql.dialect)
+                    gaps = Gap.read(db)
                 deleted += self._delete_through(db, where, params, gaps, tally, after, ids[-1])
             if len(ids) < limit:  # none left in the range
                 through = step.delete_until_id

@@ -30,7 +30,8 @@ from server.clock import SystemClock
 from server.config import Settings
 from server.operations.runner import JobContext, OperationRunner
 from server.store import EventQuery, EventRow
-from server.store.postgres import WRITERS_LOCK, PostgresStore
+from server.store.postgres import POSTGRES, WRITERS_LOCK, PostgresStore
+from server.store.rollups import DAY_US, Gap
 from server.store.rows import OperationRecord, Progress, Step, StoreUnavailable
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
@@ -492,25 +493,87 @@ def test_a_watch_through_one_replica_misses_no_event_committed_late_through_anot
             store.close()
 
 
-def test_a_batch_sent_in_pipeline_mode_holds_the_writers_turn_until_its_commit(
+def test_a_batch_of_rows_holds_the_writers_turn_from_its_first_id_to_its_commit(
         database: str) -> None:
-    # A batch of rows alone is one implicit transaction up to its Sync: the turn
-    # taken at its start must last until the rows are visible, not end at once.
+    # A batch of rows alone is one statement, which takes the turn itself: once it
+    # holds the turn (and takes ids), it keeps it until its rows are visible.
     store = PostgresStore(database)
     try:
         store.write_user_events([row("warm-up")])  # the catalog committed
+        held = row("held")
         with psycopg.connect(database) as blocker:
-            blocker.execute("LOCK TABLE user_events IN SHARE MODE")  # the insert waits
-            writing = threading.Thread(target=lambda: store.write_user_events([row("held")]))
+            # the same event inserted and not committed: the batch's insert waits for it
+            blocker.execute(
+                "INSERT INTO user_events (catalog_id, event_type, visitor_id, user_id, "
+                "event_time_us, event_time_ns, joined, dedup_key, event, source, received_us, "
+                "transport) SELECT id, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM "
+                "catalogs WHERE name = %s", (*held.as_params()[1:], CATALOG))
+            writing = threading.Thread(target=lambda: store.write_user_events([held]))
             writing.start()
-            assert poll(lambda: inserts_waiting(database))
+            assert poll(lambda: waiting_for_a_transaction(database))
             with psycopg.connect(database) as other:
                 assert other.execute("SELECT pg_try_advisory_xact_lock(%s)",
                                      (WRITERS_LOCK,)).fetchone() == (False,)
-        writing.join(10)  # the blocker's transaction ended with its connection
+            blocker.rollback()
+        writing.join(10)
         assert store.count_user_events(EventQuery(CATALOG)) == 2
     finally:
         store.close()
+
+
+def test_a_gap_opened_while_another_replica_waits_for_the_turn_deadlocks_nothing(
+        database: str) -> None:
+    # A purge opens its gap (rollups) in a write that holds the writers' turn; a batch
+    # of rows of another replica already sent waits for that turn meanwhile. Neither
+    # may wait for the other (PostgreSQL would end one of them as a deadlock after
+    # deadlock_timeout, failing the purge's step): both commit, the rows once.
+    first, second = PostgresStore(database), PostgresStore(database)
+    try:
+        for store in (first, second):
+            store.write_user_events([row(f"warm-up-{id(store)}")])
+        waiting = threading.Event()
+
+        def open_a_gap(cur: Any) -> None:
+            assert waiting.wait(10)
+            [(catalog_id,)] = cur.execute("SELECT id FROM catalogs WHERE name = %s",
+                                          (CATALOG,)).fetchall()
+            Gap(catalog_id, 0, DAY_US, 0, 10).open(cur, POSTGRES, "operations/purge-1")
+
+        purging = threading.Thread(target=lambda: first._write(open_a_gap))
+        purging.start()
+        assert poll(lambda: holding_the_writers_turn(database))
+        writing = threading.Thread(target=lambda: second.write_user_events([row("late")]))
+        writing.start()
+        assert poll(lambda: waiting_for_the_writers_turn(database))
+        waiting.set()
+        started = time.monotonic()
+        purging.join(10)
+        writing.join(10)
+        assert time.monotonic() - started < 0.9  # deadlock_timeout is 1 s
+        assert first.count_user_events(EventQuery(CATALOG)) == 3
+        with psycopg.connect(database) as conn:
+            assert conn.execute("SELECT count(*) FROM rollup_gaps").fetchone() == (1,)
+    finally:
+        waiting.set()
+        first.close()
+        second.close()
+
+
+def holding_the_writers_turn(database: str) -> bool:
+    """Whether a session holds the advisory lock of the writers' turn."""
+    with psycopg.connect(database) as conn:
+        found = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                             "AND granted AND ((classid::bigint << 32) | objid::bigint) "
+                             "= %s", (WRITERS_LOCK,)).fetchone()
+        return found is not None and found[0] > 0
+
+
+def waiting_for_a_transaction(database: str) -> bool:
+    """Whether a session waits for another transaction to end (a row it inserted)."""
+    with psycopg.connect(database) as conn:
+        found = conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted "
+                             "AND locktype = 'transactionid'").fetchone()
+        return found is not None and found[0] > 0
 
 
 def waiting_for_the_writers_turn(database: str) -> bool:
@@ -519,14 +582,6 @@ def waiting_for_the_writers_turn(database: str) -> bool:
         found = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
                              "AND NOT granted AND ((classid::bigint << 32) | objid::bigint) "
                              "= %s", (WRITERS_LOCK,)).fetchone()
-        return found is not None and found[0] > 0
-
-
-def inserts_waiting(database: str) -> bool:
-    """Whether a session waits for a lock on user_events."""
-    with psycopg.connect(database) as conn:
-        found = conn.execute("SELECT count(*) FROM pg_locks WHERE NOT granted "
-                             "AND relation = 'user_events'::regclass").fetchone()
         return found is not None and found[0] > 0
 
 
