@@ -23,11 +23,15 @@ def product_ids(events: Iterable[Any]) -> list[str]:
     return [d.product.id for e in events for d in e.product_details if d.product.id]
 
 
-def load_products(store: Store, catalog: str, ids: list[str]) -> dict[str, Any]:
-    """The catalog's default-branch Products among `ids`, parsed."""
+def load_products(store: Store, catalog: str, ids: list[str], *,
+                  to_join: bool = False) -> dict[str, Any]:
+    """The catalog's default-branch Products among `ids`, parsed. `to_join`: read
+    by the writer for the rows of its batch (Join.read), which the store may answer
+    from what it read before (see Store.products_to_join)."""
     if not ids:
         return {}
-    found = store.get_products(default_branch(catalog), ids)
+    branch = default_branch(catalog)
+    found = store.products_to_join(branch, ids) if to_join else store.get_products(branch, ids)
     return {pid: product_pb2.Product.FromString(payload) for pid, payload in found.items()}
 
 
@@ -53,14 +57,44 @@ def join_with_catalog(event: Any, products: dict[str, Any]) -> bool:
 
 
 def joined_row(catalog: str, event: Any, products: dict[str, Any], path: str,
-               max_event_bytes: int, came: tuple[int, int] | None = None) -> EventRow:
+               max_event_bytes: int, came: tuple[int, int] | None = None,
+               received: bytes | None = None) -> EventRow:
     """The row storing the valid `event` joined with `products`; INVALID_ARGUMENT
     naming `path` when the join makes it larger than `max_event_bytes`. `came`:
-    (transport, received_us) of the call, when the row is made on another thread."""
-    received = event.SerializeToString(deterministic=True)
+    (transport, received_us) of the call, when the row is made on another thread;
+    `received`: the event's deterministic serialization, when made already."""
+    if received is None:
+        received = event.SerializeToString(deterministic=True)
     joined = join_with_catalog(event, products)
     if joined and event.product_details:
         too_big = event_size_violation(event, path, max_event_bytes, joined=True)
         if too_big is not None:
             raise InvalidArgument([too_big])
     return EventRow.for_join(catalog, event, received, joined, came)
+
+
+class JoinedLater:
+    """Join.finish for one event the writer joins (the event is joined in place):
+    its row joined with the products given. Called again, when the writer learns
+    that the products it joined with had changed before the commit, it joins the
+    event as it was received, not the one joined already."""
+
+    __slots__ = ("_catalog", "_event", "_path", "_max_event_bytes", "_came", "_received")
+
+    def __init__(self, catalog: str, event: Any, path: str, max_event_bytes: int,
+                 came: tuple[int, int]) -> None:
+        self._catalog = catalog
+        self._event = event
+        self._path = path
+        self._max_event_bytes = max_event_bytes
+        self._came = came
+        self._received: bytes | None = None
+
+    def __call__(self, products: dict[str, Any]) -> EventRow:
+        if self._received is None:
+            self._received = self._event.SerializeToString(deterministic=True)
+        else:
+            self._event.Clear()
+            self._event.MergeFromString(self._received)
+        return joined_row(self._catalog, self._event, products, self._path,
+                          self._max_event_bytes, self._came, self._received)

@@ -90,10 +90,10 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         whole batch at once; the event is not touched here until the write is done.
         The row is made on the writer's thread: how and when the event came is known
         here, in the call's context (server.console.origin). `refused`: see Join."""
-        finish = partial(join.joined_row, name, event, path=path,
-                         max_event_bytes=self._max_event_bytes,
-                         came=(origin.transport(), origin.now_us()))
-        return Join(name, ids, self._read_products, finish, refused)
+        finish = join.JoinedLater(name, event, path, self._max_event_bytes,
+                                  (origin.transport(), origin.now_us()))
+        return Join(name, ids, partial(join.load_products, self._store, to_join=True), finish,
+                    refused)
 
     async def _store_event(self, parent: str, event: user_event_pb2.UserEvent, path: str,
                            wait: bool, found: list[FieldViolation] | None = None,

@@ -110,6 +110,11 @@ class Store(Protocol):
     def get_products(self, branch: str, product_ids: Sequence[str]) -> dict[str, bytes]:
         """The serialized Products of `branch` among `product_ids` that exist."""
 
+    def products_to_join(self, branch: str, product_ids: Sequence[str]) -> dict[str, bytes]:
+        """get_products, for the writer's thread only (Join.read: the rows of its next
+        batch), which may answer from what it read before if it makes sure, in the
+        batch's transaction, that no product of `branch` changed since."""
+
     def list_products(self, branch: str, limit: int, after_id: str = "") -> list[tuple[str, bytes]]:
         """Up to `limit` (product_id, serialized Product) with id > `after_id`, by id."""
 

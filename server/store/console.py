@@ -387,6 +387,10 @@ class ConsoleSql:
         def reset(db: Any) -> ResetCounts:
             db.execute(spell("DELETE FROM product_days WHERE catalog_id = "
                              "(SELECT id FROM catalogs WHERE name = ?)"), (catalog,))
+            # a write to the products of its branches, as any other (see
+            # SqlStore._bump_generation): every branch with products has a generation
+            db.execute(spell("UPDATE product_generations SET generation = generation + 1 "
+                             "WHERE substr(branch, 1, ?) = ?"), (len(under), under))
             return ResetCounts(
                 db.execute(spell("DELETE FROM user_events WHERE catalog_id = "
                                  "(SELECT id FROM catalogs WHERE name = ?)"), (catalog,)).rowcount,

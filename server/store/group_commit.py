@@ -106,11 +106,12 @@ class Job:
     `awaited`, when a coroutine waits for it, is a future of that coroutine's loop
     (made on it), resolved like `future` once the batch is settled. A function job
     `first` runs before every other job of its batch (see apply_in_order); one
-    `alone` is a batch of its own (see the module doc).
+    `alone` is a batch of its own (see the module doc). `relied`: what the store said
+    its join's products were read as of (see GroupCommitter), once its row is made.
     """
 
     __slots__ = ("rows", "fn", "join", "future", "waited", "submitted", "awaited", "first",
-                 "alone", "counted_out")
+                 "alone", "counted_out", "relied")
 
     def __init__(self, rows: Sequence[EventRow] | None = None,
                  fn: Callable[[Any], Any] | None = None, *, join: Join | None = None,
@@ -127,6 +128,7 @@ class Job:
         self.submitted = time.monotonic()
         self.awaited = awaited
         self.counted_out = False  # (unwaited) no longer in acknowledged_uncommitted
+        self.relied: Any = None
 
     @property
     def row_count(self) -> int:
@@ -228,8 +230,13 @@ class GroupCommitter:
                  max_batch: int = 2000, name: str = "footfall-writer",
                  retry_seconds: float = 5.0, close_seconds: float = 30.0,
                  linger_seconds: float = LINGER_SECONDS,
-                 turn: AbstractContextManager[Any] | None = None) -> None:
+                 turn: AbstractContextManager[Any] | None = None,
+                 relied: Callable[[str], Any] | None = None) -> None:
         self._apply_batch = apply_batch
+        # What the products read for a catalog's join jobs were read as of (asked
+        # right after the read, on this thread): kept on each job whose row was made
+        # from them, for `apply_batch` to check (see `rejoin`).
+        self._relied = relied
         # Held around each `apply_batch`: the writers of other processes wait for it
         # (see `_commit_in_turn`).
         self._turn = turn
@@ -630,6 +637,8 @@ class GroupCommitter:
                 if isinstance(products, BaseException):
                     raise products
                 job.rows = [join.finish(products)]
+                if self._relied is not None:
+                    job.relied = self._relied(join.catalog)
             except Exception as exc:
                 job.future.set_exception(exc)
                 failed.append(job)
@@ -643,6 +652,17 @@ class GroupCommitter:
         self._settled(failed)
         return [job for job in batch if not job.future.done()
                 and (job.rows is not None or job.join is None)]
+
+    def rejoin(self, batch: list[Job]) -> None:
+        """For `apply_batch`, once it found that products its join jobs were made
+        from had changed before it could commit (nothing committed): `batch` with
+        the rows of its join jobs made again from products read now, in place (the
+        jobs that cannot be made now are answered or kept for later, as in `_joined`)."""
+        for job in batch:
+            if job.join is not None:
+                job.rows = None
+                job.relied = None
+        batch[:] = self._joined(batch)
 
     def _notify(self, listener: Callable[[list[Job]], None], batch: list[Job]) -> None:
         try:

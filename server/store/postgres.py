@@ -50,6 +50,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.string import StrBinaryDumper, StrDumper, StrDumperUnknown
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from server.names import default_branch
 from server.store.group_commit import GroupCommitter, Job, Outcome, apply_in_order
 from server.store.migrations import apply_missing, check_readable
 from server.store.rollups import NewLine, count_new, new_lines
@@ -114,20 +115,22 @@ _COPY_TYPES = ["int4", "text", "text", "text", "text", "int8", "int2", "int2", "
                "bytea", "int8", "int2"]
 
 
-def _inserting(values: str, source: str, first: str = "") -> tuple[str, str]:
+def _inserting(values: str, source: str, first: str = "",
+               answer: str = "count(*)") -> tuple[str, str]:
     """The statements that insert the events of `source` (rows `v` numbered by `seq`,
     naming their catalog; `values`: what they give for _EVENT_COLUMNS) in order,
     skipping duplicates, and answer how many were new: the first counts nothing in
     the rollups (no row of the batch would), the second counts the new rows (its
     last parameter: rollups.new_lines). A catalog without a row fails the statement
     (catalog_id NOT NULL), never drops its events: see _send_events. `first`: common
-    table expressions that come before the insert's."""
+    table expressions that come before the insert's; `answer`: what the statement
+    answers (of `ins`, the rows inserted)."""
     insert = (f"INSERT INTO user_events (catalog_id, {_EVENT_COLUMNS}) SELECT (SELECT id "
               f"FROM catalogs WHERE name = v.catalog), {values} FROM {source} "
               f"ORDER BY v.seq {_DEDUP}{_INSERTED}")
-    return (f"WITH {first}ins AS ({insert}) SELECT count(*) FROM ins",
+    return (f"WITH {first}ins AS ({insert}) SELECT {answer} FROM ins",
             f"WITH {first}ins AS ({insert}), counted AS ({count_new('ins')}) "
-            "SELECT count(*) FROM ins")
+            f"SELECT {answer} FROM ins")
 
 
 _FROM_JSON = _inserting(_JSON_VALUES, _JSON_ROWS)
@@ -138,6 +141,34 @@ _FROM_COPY = _inserting(_EVENT_COLUMNS, f"{_INCOMING} v WHERE v.seq >= %s")
 # autocommit, is its own transaction: one round trip, no pipeline, no turn statement.
 _TURN_FIRST = f"turn AS MATERIALIZED ({_TAKE_TURN} AS held), "
 _FROM_JSON_IN_TURN = _inserting(_JSON_VALUES, f"{_JSON_ROWS} CROSS JOIN turn", _TURN_FIRST)
+# Whether no product of the branches a batch's rows were joined with changed since
+# they were read (parameter: JSON records of branch and generation, see
+# `products_to_join`): a generation moves with every product write, in its transaction.
+_UNCHANGED = ("SELECT bool_and(e.generation IS NOT DISTINCT FROM (SELECT g.generation FROM "
+              "product_generations g WHERE g.branch = e.branch)) AS ok FROM "
+              "json_to_recordset(%s::json) AS e(branch text, generation bigint)")
+# _FROM_JSON_IN_TURN that inserts nothing when _UNCHANGED says no (its first parameter),
+# and answers it beside the count.
+_FROM_JSON_IF_UNCHANGED = _inserting(
+    _JSON_VALUES, f"{_JSON_ROWS} CROSS JOIN turn CROSS JOIN unchanged WHERE unchanged.ok",
+    f"{_TURN_FIRST}unchanged AS MATERIALIZED ({_UNCHANGED}), ",
+    "count(*), (SELECT ok FROM unchanged)")
+# The products of a branch among some ids, with the branch's generation, as of one
+# snapshot (one statement): at least one row, whose product_id is NULL if none is found.
+_PRODUCTS_AS_OF = ("SELECT (SELECT generation FROM product_generations WHERE branch = %s), "
+                   "p.product_id, p.product FROM (SELECT 1) AS one LEFT JOIN products p "
+                   "ON p.branch = %s AND p.product_id = ANY(%s)")
+# How many products the writer keeps for its joins, per branch, and how many branches.
+JOIN_CACHE_PRODUCTS = 4096
+JOIN_CACHE_BRANCHES = 64
+# How many times a batch is joined again when its products changed before its commit;
+# then it is committed as joined with what it last read, as a read before the
+# transaction would have done.
+REJOIN_TRIES = 3
+
+
+class _ProductsChanged(Exception):
+    """A product a batch's rows were joined with changed before the batch committed."""
 # FOR UPDATE: the rows a write reads stay locked against other replicas until it commits.
 POSTGRES = Dialect(name="postgresql", mark="%s", lock=" FOR UPDATE", walk="",
                    contains="position(?::bytea in product) > 0", arrays=True)
@@ -262,13 +293,19 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         # as no catalog row is ever deleted (a reset keeps it: see console.py).
         # Touched on the writer's thread only.
         self._catalogs: set[str] = set()
+        # Products the writer read for its joins, per branch: (generation, {id: the
+        # product, or None where none was found}); and the generation of the last
+        # answer of each branch (see products_to_join). Writer's thread only.
+        self._join_products: dict[str, tuple[int | None, dict[str, bytes | None]]] = {}
+        self._joined_as_of: dict[str, int | None] = {}
         self._migrate(startup_seconds)
         self._pool = ConnectionPool(self._conninfo, min_size=1, max_size=pool_size, open=True,
                                     kwargs={"autocommit": True, "context": _ADAPTERS},
                                     timeout=READ_TIMEOUT, reconnect_timeout=RECONNECT_SECONDS,
                                     name="footfall-postgres")
         self._committer = GroupCommitter(self._apply_batch, name="footfall-postgres-writer",
-                                         retry_seconds=retry_seconds, close_seconds=close_seconds)
+                                         retry_seconds=retry_seconds, close_seconds=close_seconds,
+                                         relied=self._relied)
 
     # -- connections -------------------------------------------------------
 
@@ -321,7 +358,9 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 self._set_reachable(False, exc)
                 raise _unreachable(exc) from exc
             self._writer_conn = conn
-            self._catalogs.clear()  # (a new connection may be to a database restored meanwhile)
+            # (a new connection may be to a database restored meanwhile)
+            self._catalogs.clear()
+            self._forget_products()
         return conn
 
     def _set_reachable(self, reachable: bool, why: BaseException | None = None) -> None:
@@ -360,18 +399,26 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         return int(found[0])
 
     def _send_events(self, cur: psycopg.Cursor[Any], rows: Sequence[EventRow],
-                     in_turn: bool = False) -> None:
+                     in_turn: bool = False, unchanged: str | None = None) -> None:
         """Insert `rows` in order, skipping duplicates, and count the new ones in the
         rollups, with one statement (after the catalogs'), whose one row is how many
         rows were new. In pipeline mode (`_apply_batch`) nothing waits for it.
         `in_turn`: the statement takes the writers' turn itself (a small batch whose
-        catalogs all have their row)."""
+        catalogs all have their row); and with `unchanged` (_UNCHANGED's parameter)
+        inserts nothing unless the products its rows were joined with are unchanged,
+        which its row says beside the count."""
         # (but the catalogs seen committed: a tenth less of the writer's CPU a one-row
         # write, a statement less)
         self._add_catalogs(cur, rows, known=self._catalogs)
         if len(rows) < COPY_FROM_ROWS:
-            statements = _FROM_JSON_IN_TURN if in_turn else _FROM_JSON
             params: list[Any] = [_as_json(rows)]
+            if not in_turn:
+                statements = _FROM_JSON
+            elif unchanged is None:
+                statements = _FROM_JSON_IN_TURN
+            else:
+                statements = _FROM_JSON_IF_UNCHANGED
+                params.insert(0, unchanged)
         else:
             first = self._copy_seq
             with cur.copy(f"COPY {_INCOMING} (seq, catalog, {_EVENT_COLUMNS}) FROM STDIN "
@@ -400,8 +447,27 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                     "WHERE u.id = v.id", (ids, joined, payloads, sources))
 
     def _apply_batch(self, jobs: list[Job]) -> None:
+        """Commit `jobs`; the rows of join jobs made from products that changed since
+        they were read are made again (in `jobs`, in place) and the batch tried again."""
+        for tries in range(1, REJOIN_TRIES + 1):
+            if tries == REJOIN_TRIES:
+                for job in jobs:  # as joined with what was just read, unchecked
+                    job.relied = None
+            if self._applied(jobs):
+                return
+            log.debug("products changed before a batch of %d writes committed: joined again",
+                      len(jobs))
+            self._forget_products()
+            self._committer.rejoin(jobs)
+
+    def _applied(self, jobs: list[Job]) -> bool:
+        """Commit `jobs` and settle them; False (nothing committed) when a product
+        their rows were joined with changed since it was read."""
         conn = self._writer()
         started: list[Job] = []
+        relied = {job.relied for job in jobs if job.relied is not None}
+        unchanged = orjson.dumps([{"branch": branch, "generation": generation}
+                                  for branch, generation in relied]).decode() if relied else None
 
         def call(cur: psycopg.Cursor[Any], job: Job) -> tuple[Any, BaseException | None]:
             assert job.fn is not None
@@ -437,16 +503,29 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 outcomes: list[Outcome] = []
                 if rows and self._catalogs.issuperset(row.catalog for row in rows):
                     with conn.cursor() as cur:
-                        self._send_events(cur, rows, in_turn=True)
-                elif rows:
+                        self._send_events(cur, rows, in_turn=True, unchanged=unchanged)
+                        if unchanged is not None:
+                            answer = cur.fetchone()
+                            if answer is None or not answer[1]:
+                                return False
+                elif rows and unchanged is None:
                     with conn.pipeline(), conn.cursor() as cur:
                         cur.execute(_TAKE_TURN)
+                        self._send_events(cur, rows)
+                elif unchanged is not None:
+                    with conn.transaction(), conn.cursor() as cur:
+                        cur.execute(_TAKE_TURN)
+                        self._check_unchanged(cur, unchanged)
                         self._send_events(cur, rows)
             else:
                 with conn.transaction(), conn.cursor() as cur:
                     cur.execute(_TAKE_TURN)
+                    if unchanged is not None:
+                        self._check_unchanged(cur, unchanged)
                     outcomes = apply_in_order(jobs, partial(self._insert_events, cur),
                                               partial(call, cur))
+        except _ProductsChanged:
+            return False
         except psycopg.OperationalError as exc:
             # Connection lost, deadlock, serialization failure, admin shutdown: the
             # rows are sent again; a function job that already ran may have
@@ -492,6 +571,55 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         # committed now.
         self._catalogs.update(row.catalog for row in rows)
         self._committer.settle(jobs, outcomes)
+        return True
+
+    @staticmethod
+    def _check_unchanged(cur: psycopg.Cursor[Any], unchanged: str) -> None:
+        """_ProductsChanged (rolling back the transaction) unless the products named
+        by `unchanged` (_UNCHANGED's parameter) are unchanged."""
+        found = cur.execute(_UNCHANGED, [unchanged]).fetchone()
+        if found is None or not found[0]:
+            raise _ProductsChanged
+
+    # -- the products of the writer's joins ---------------------------------
+
+    def products_to_join(self, branch: str, product_ids: Sequence[str]) -> dict[str, bytes]:
+        """The products of `branch` among `product_ids`, from those the writer read
+        before when it knows them all (read again otherwise): the batch's statement
+        then inserts nothing if the branch's generation has moved since (`relied`),
+        and the batch is joined again. A round trip less per batch. Writer only."""
+        wanted = list(dict.fromkeys(product_ids))
+        entry = self._join_products.get(branch)
+        if entry is None or any(pid not in entry[1] for pid in wanted):
+            rows = self._fetch(_PRODUCTS_AS_OF, (branch, branch, wanted))
+            generation = rows[0][0]
+            if entry is None or entry[0] != generation or \
+                    len(entry[1]) + len(wanted) > JOIN_CACHE_PRODUCTS:
+                if len(self._join_products) >= JOIN_CACHE_BRANCHES:
+                    self._join_products.clear()
+                entry = (generation, {})
+                self._join_products[branch] = entry
+            known = entry[1]
+            for pid in wanted:
+                known[pid] = None
+            for _, pid, payload in rows:
+                if pid is not None:
+                    known[pid] = bytes(payload)
+        known = entry[1]
+        self._joined_as_of[branch] = entry[0]
+        return {pid: payload for pid in wanted if (payload := known[pid]) is not None}
+
+    def _relied(self, catalog: str) -> tuple[str, int | None] | None:
+        """What the products a join job of `catalog` was just made from were read as
+        of (the committer keeps it on the job): its branch and generation."""
+        branch = default_branch(catalog)
+        if branch not in self._joined_as_of:
+            return None
+        return branch, self._joined_as_of[branch]
+
+    def _forget_products(self) -> None:
+        self._join_products.clear()
+        self._joined_as_of.clear()
 
     def _refuse_unwaited(self) -> None:
         # Never acknowledge what may not be stored: refused while the database is away.

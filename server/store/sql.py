@@ -395,6 +395,9 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
     def get_products(self, branch: str, product_ids: Sequence[str]) -> dict[str, bytes]:
         return BranchReader(self._fetch, branch, self._sql).get(product_ids)
 
+    def products_to_join(self, branch: str, product_ids: Sequence[str]) -> dict[str, bytes]:
+        return self.get_products(branch, product_ids)
+
     def list_products(self, branch: str, limit: int, after_id: str = "") -> list[tuple[str, bytes]]:
         rows = self._fetch(self._sql.list_products, (branch, after_id, limit))
         return [(pid, bytes(payload)) for pid, payload in rows]
