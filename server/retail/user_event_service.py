@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +91,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         here, in the call's context (server.console.origin). `refused`: see Join."""
         finish = join.JoinedLater(name, event, path, self._max_event_bytes,
                                   (origin.transport(), origin.now_us()))
-        return Join(name, ids, partial(join.load_products, self._store, to_join=True), finish,
-                    refused)
+        return Join(name, ids, self._products_to_join, finish, refused)
 
     async def _store_event(self, parent: str, event: user_event_pb2.UserEvent, path: str,
                            wait: bool, found: list[FieldViolation] | None = None,
@@ -114,6 +112,10 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
 
     def _read_products(self, catalog: str, ids: list[str]) -> dict[str, Any]:
         return join.load_products(self._store, catalog, ids)
+
+    def _products_to_join(self, catalog: str, ids: list[str]) -> dict[str, Any]:
+        """Join.read: on the writer's thread (see Store.products_to_join)."""
+        return join.load_products(self._store, catalog, ids, to_join=True)
 
     async def WriteUserEvent(self, request: user_event_service_pb2.WriteUserEventRequest,
                              context: grpc.aio.ServicerContext) -> user_event_pb2.UserEvent:

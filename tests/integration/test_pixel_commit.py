@@ -223,7 +223,7 @@ def test_a_pixel_whose_catalog_cannot_be_read_a_moment_is_stored_once_it_can(
     from server.retail import join
     from server.store.rows import StoreUnavailable
 
-    def away(*_: Any) -> Any:
+    def away(*_: Any, **__: Any) -> Any:
         raise StoreUnavailable("the database is away")
 
     running = serving()
