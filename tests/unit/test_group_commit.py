@@ -493,3 +493,36 @@ def test_a_flush_whose_waiter_gave_up_commits_and_troubles_no_batch(
         assert store.count_user_events(EventQuery(CATALOG)) == 1
     finally:
         store.close()
+
+
+def test_callers_answered_together_are_committed_together() -> None:
+    # Callers answered by one commit write again a moment apart (a server's loop
+    # hands their calls over one by one): the next batch waits for as many as the
+    # last had, rather than commit the first alone and the rest behind it.
+    batches: list[int] = []
+
+    def apply(jobs: list[Job]) -> None:
+        batches.append(len(jobs))
+        settle(jobs, apply_in_order(jobs, lambda rows: None, lambda job: (None, None)))
+
+    committer = GroupCommitter(apply, gather_seconds=1.0)
+    try:
+        first = committer.submit_fn(lambda db: time.sleep(0.2), alone=True)  # a batch of one
+        held = [committer.submit_rows([row(f"a{i}")]) for i in range(4)]  # queued meanwhile
+        for future in [first, *held]:
+            future.result(10)
+        assert batches == [1, 4]
+        again = []
+        for i in range(4):
+            again.append(committer.submit_rows([row(f"b{i}")]))
+            time.sleep(0.05)
+        for future in again:
+            future.result(10)
+        assert batches[-1] == 4
+        committer.submit_rows([row("c")]).result(10)  # fewer than before: waited once
+        started = time.monotonic()
+        committer.submit_rows([row("d")]).result(10)  # a lone caller: never kept waiting
+        assert time.monotonic() - started < 0.5
+        assert batches[-2:] == [1, 1]
+    finally:
+        committer.close()
