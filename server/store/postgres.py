@@ -158,9 +158,9 @@ _FROM_JSON_IF_UNCHANGED = _inserting(
 _PRODUCTS_AS_OF = ("SELECT (SELECT generation FROM product_generations WHERE branch = %s), "
                    "p.product_id, p.product FROM (SELECT 1) AS one LEFT JOIN products p "
                    "ON p.branch = %s AND p.product_id = ANY(%s)")
-# How many products the writer keeps for its joins, per branch, and how many branches.
-JOIN_CACHE_PRODUCTS = 4096
-JOIN_CACHE_BRANCHES = 64
+# How many products (or ids found missing) the writer keeps for its joins, all
+# branches together: it forgets them all when more would be kept.
+JOIN_CACHE_PRODUCTS = 10_000
 # How many times a batch is joined again when its products changed before its commit;
 # then it is committed as joined with what it last read, as a read before the
 # transaction would have done.
@@ -298,6 +298,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         # answer of each branch (see products_to_join). Writer's thread only.
         self._join_products: dict[str, tuple[int | None, dict[str, bytes | None]]] = {}
         self._joined_as_of: dict[str, int | None] = {}
+        self._join_kept = 0  # products (and ids found missing) in _join_products
         self._migrate(startup_seconds)
         self._pool = ConnectionPool(self._conninfo, min_size=1, max_size=pool_size, open=True,
                                     kwargs={"autocommit": True, "context": _ADAPTERS},
@@ -593,33 +594,38 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         if entry is None or any(pid not in entry[1] for pid in wanted):
             rows = self._fetch(_PRODUCTS_AS_OF, (branch, branch, wanted))
             generation = rows[0][0]
-            if entry is None or entry[0] != generation or \
-                    len(entry[1]) + len(wanted) > JOIN_CACHE_PRODUCTS:
-                if len(self._join_products) >= JOIN_CACHE_BRANCHES:
-                    self._join_products.clear()
+            if self._join_kept + len(wanted) > JOIN_CACHE_PRODUCTS:
+                self._forget_products()
+                entry = None
+            if entry is None or entry[0] != generation:
+                if entry is not None:
+                    self._join_kept -= len(entry[1])
                 entry = (generation, {})
                 self._join_products[branch] = entry
             known = entry[1]
+            self._join_kept -= len(known)
             for pid in wanted:
                 known[pid] = None
             for _, pid, payload in rows:
                 if pid is not None:
                     known[pid] = bytes(payload)
+            self._join_kept += len(known)
         known = entry[1]
         self._joined_as_of[branch] = entry[0]
         return {pid: payload for pid in wanted if (payload := known[pid]) is not None}
 
-    def _relied(self, catalog: str) -> tuple[str, int | None] | None:
+    def _relied(self, catalog: str) -> tuple[str, int | None]:
         """What the products a join job of `catalog` was just made from were read as
-        of (the committer keeps it on the job): its branch and generation."""
+        of (the committer keeps it on the job): its branch and generation; -1, which
+        no generation is, if that is not known (forgotten meanwhile), so that the
+        batch is joined again rather than committed unchecked."""
         branch = default_branch(catalog)
-        if branch not in self._joined_as_of:
-            return None
-        return branch, self._joined_as_of[branch]
+        return branch, self._joined_as_of.get(branch, -1)
 
     def _forget_products(self) -> None:
         self._join_products.clear()
         self._joined_as_of.clear()
+        self._join_kept = 0
 
     def _refuse_unwaited(self) -> None:
         # Never acknowledge what may not be stored: refused while the database is away.

@@ -39,7 +39,7 @@ from server.config import Settings
 from server.names import default_branch
 from server.operations.runner import JobContext, OperationRunner
 from server.retail import join
-from server.store import EventQuery, EventRow
+from server.store import EventQuery, EventRow, postgres
 from server.store.group_commit import Join
 from server.store.postgres import POSTGRES, WRITERS_LOCK, PostgresStore
 from server.store.rollups import DAY_US, Gap
@@ -631,18 +631,19 @@ def product(title: str, price: float) -> bytes:
         price=price, currency_code="USD")).SerializeToString()
 
 
-def write_joined(store: PostgresStore, visitor: str, own_price: float | None = None) -> None:
-    """One detail-page-view of sku-1 written through `store` as a WriteUserEvent is:
-    joined by the writer (Join, JoinedLater), waited for."""
+def write_joined(store: PostgresStore, visitor: str, own_price: float | None = None,
+                 product_id: str = "sku-1") -> None:
+    """One detail-page-view of `product_id` written through `store` as a
+    WriteUserEvent is: joined by the writer (Join, JoinedLater), waited for."""
     event = json_format.ParseDict({
         "eventType": "detail-page-view", "visitorId": visitor,
         "eventTime": "2024-01-01T00:00:00Z",
-        "productDetails": [{"product": {"id": "sku-1"}}]}, user_event_pb2.UserEvent())
+        "productDetails": [{"product": {"id": product_id}}]}, user_event_pb2.UserEvent())
     if own_price is not None:
         event.product_details[0].product.price_info.price = own_price
     finish = join.JoinedLater(CATALOG, event, "user_event", 1_000_000, (1, 0))
     asyncio.run(store.write_joined_async(
-        Join(CATALOG, ["sku-1"], partial(join.load_products, store, to_join=True), finish)))
+        Join(CATALOG, [product_id], partial(join.load_products, store, to_join=True), finish)))
 
 
 def stored(store: PostgresStore) -> dict[str, tuple[str, float, bool]]:
@@ -695,5 +696,22 @@ def test_the_writer_reads_a_branchs_products_once_per_generation(database: str) 
         store.reset_catalog(CATALOG)
         write_joined(store, "c")
         assert stored(store) == {"c": ("", 0.0, False)}
+    finally:
+        store.close()
+
+
+def test_the_products_the_writer_keeps_for_its_joins_are_bounded(
+        database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Events naming ever new product ids (found or not) keep at most
+    # JOIN_CACHE_PRODUCTS of them; each event is joined as the catalog says.
+    monkeypatch.setattr(postgres, "JOIN_CACHE_PRODUCTS", 5)
+    store = PostgresStore(database)
+    try:
+        store.create_product(BRANCH, "sku-1", product("Title", 10.0))
+        for i in range(12):
+            write_joined(store, f"v{i}", product_id=f"sku-{i % 4}" if i % 3 else f"new-{i}")
+            assert store._join_kept <= 5
+        joined = {visitor: found[2] for visitor, found in stored(store).items()}
+        assert joined == {f"v{i}": i % 3 != 0 and i % 4 == 1 for i in range(12)}
     finally:
         store.close()
