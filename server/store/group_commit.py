@@ -4,6 +4,10 @@ Callers hand in jobs and (usually) wait on a future; the writer takes every job
 that is queued, applies them in order inside one transaction, commits once, and
 only then resolves the futures. A durable write therefore costs one commit per
 batch, not per event, and callers never see an answer before their data is safe.
+After a batch of several, the next one waits a moment (GATHER_SECONDS) for as many
+jobs as that one had: its callers, answered together, write again one after the
+other as the server hands their calls over, and are committed together again
+rather than over two or three commits (one job alone is never kept waiting).
 
 A coroutine's job carries an asyncio future of its loop besides: once a batch
 is settled, its futures are resolved with one `call_soon_threadsafe` per loop

@@ -169,6 +169,8 @@ REJOIN_TRIES = 3
 
 class _ProductsChanged(Exception):
     """A product a batch's rows were joined with changed before the batch committed."""
+
+
 # FOR UPDATE: the rows a write reads stay locked against other replicas until it commits.
 POSTGRES = Dialect(name="postgresql", mark="%s", lock=" FOR UPDATE", walk="",
                    contains="position(?::bytea in product) > 0", arrays=True)
