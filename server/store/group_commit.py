@@ -450,14 +450,17 @@ class GroupCommitter:
                 batch.extend(self._along)
                 self._along = []
 
-    def _drain(self, batch: list[Job], limit: int | None, joins: bool = False) -> bool:
+    def _drain(self, batch: list[Job], limit: int | None, joins: bool = False,
+               until: float | None = None) -> bool:
         """Add what is queued to `batch` (up to `limit` jobs in all), up to the next
         job alone (held for the next batch), nothing to a job alone; True on _STOP.
-        `joins`: `batch` is to join a batch of others (no job alone may start it)."""
+        `joins`: `batch` is to join a batch of others (no job alone may start it).
+        `until` (time.monotonic()): wait until then for the jobs still short of `limit`."""
         while (limit is None or len(batch) < limit) and self._held is None \
                 and not (batch and batch[0].alone):
             try:
-                item = self._queue.get_nowait()
+                item = self._queue.get_nowait() if until is None else \
+                    self._queue.get(timeout=max(0.0, until - time.monotonic()))
             except queue.Empty:
                 return False
             if item is _STOP:
@@ -501,26 +504,10 @@ class GroupCommitter:
         left the rest for one more commit. A lone caller (a last batch of one) is
         never kept waiting, and fewer callers than before wait `gather_seconds` once.
         True on _STOP."""
-        due = time.monotonic() + self._gather_seconds
-        while len(batch) < min(size, self._max_batch) and self._held is None:
-            remaining = due - time.monotonic()
-            if remaining <= 0:
-                return False
-            try:
-                item = self._queue.get(timeout=remaining)
-            except queue.Empty:
-                return False
-            if item is _STOP:
-                return True
-            if item is _ALONG:
-                continue
-            if item.alone:
-                self._held = item
-                return False
-            batch.append(item)
-            if self._drain(batch, self._max_batch):
-                return True
-        return False
+        if self._drain(batch, min(size, self._max_batch),
+                       until=time.monotonic() + self._gather_seconds):
+            return True
+        return self._drain(batch, self._max_batch)  # (what came meanwhile besides)
 
     def _next(self) -> Any:
         """The job held back, else the next queued job or _STOP, waiting for one; None
