@@ -299,6 +299,9 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         # product, or None where none was found}); and the generation of the last
         # answer of each branch (see products_to_join). Writer's thread only.
         self._join_products: dict[str, tuple[int | None, dict[str, bytes | None]]] = {}
+        # (one entry a branch joined with, forgotten with the products when a batch
+        # is joined again or the writer connects again, never in between: the jobs
+        # of the batch being made ask for theirs after reads of other branches)
         self._joined_as_of: dict[str, int | None] = {}
         self._join_kept = 0  # products (and ids found missing) in _join_products
         self._migrate(startup_seconds)
@@ -597,7 +600,9 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             rows = self._fetch(_PRODUCTS_AS_OF, (branch, branch, wanted))
             generation = rows[0][0]
             if self._join_kept + len(wanted) > JOIN_CACHE_PRODUCTS:
-                self._forget_products()
+                # (what the jobs made meanwhile were read as of stays: see _relied)
+                self._join_products.clear()
+                self._join_kept = 0
                 entry = None
             if entry is None or entry[0] != generation:
                 if entry is not None:
@@ -616,13 +621,14 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         self._joined_as_of[branch] = entry[0]
         return {pid: payload for pid in wanted if (payload := known[pid]) is not None}
 
-    def _relied(self, catalog: str) -> tuple[str, int | None]:
+    def _relied(self, catalog: str) -> tuple[str, int | None] | None:
         """What the products a join job of `catalog` was just made from were read as
-        of (the committer keeps it on the job): its branch and generation; -1, which
-        no generation is, if that is not known (forgotten meanwhile), so that the
-        batch is joined again rather than committed unchecked."""
+        of (the committer keeps it on the job): its branch and generation; None when
+        they were not read by products_to_join (nothing to check)."""
         branch = default_branch(catalog)
-        return branch, self._joined_as_of.get(branch, -1)
+        if branch not in self._joined_as_of:
+            return None
+        return branch, self._joined_as_of[branch]
 
     def _forget_products(self) -> None:
         self._join_products.clear()
