@@ -38,7 +38,6 @@ READ_BATCH = 50  # events read from the store at a time while a page fills
 _INT64 = 0xFFFF_FFFF_FFFF_FFFF  # a negative int64 is written as its two's complement
 TRANSPORTS = {name: number for name, number in console_pb2.Transport.items() if number}
 _PROJECT = re.compile(r"^projects/(?P<project>[^/]+)$")
-
 ALL_PROJECTS = "-"
 
 

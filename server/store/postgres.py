@@ -497,31 +497,29 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         # table lock that conflicts with those (rollups.Gap.open takes none).
         self._copy_seq = 0
         rows = [row for job in jobs if job.rows is not None for row in job.rows]
+        known = self._catalogs.issuperset(row.catalog for row in rows)
         try:
-            if len(rows) < COPY_FROM_ROWS and all(job.rows is not None for job in jobs):
+            if len(rows) < COPY_FROM_ROWS and all(job.rows is not None for job in jobs) \
+                    and (known or unchanged is None):
                 # Rows alone (most batches): one round trip. Their catalogs known to
                 # have a row, one statement in autocommit, turn included. Else in
                 # pipeline mode: the statements go out at once, and up to the Sync
                 # that ends the pipeline they are one implicit transaction, committed
                 # at the Sync (rolled back whole on an error), answered once
                 # committed. (Not conn.transaction(): inside a pipeline it syncs after
-                # BEGIN and before COMMIT, three round trips.)
+                # BEGIN and before COMMIT, three round trips.) A batch joined with
+                # products to check whose catalog may lack its row takes the long way.
                 outcomes: list[Outcome] = []
-                if rows and self._catalogs.issuperset(row.catalog for row in rows):
+                if rows and known:
                     with conn.cursor() as cur:
                         self._send_events(cur, rows, in_turn=True, unchanged=unchanged)
                         if unchanged is not None:
                             answer = cur.fetchone()
                             if answer is None or not answer[1]:
                                 return False
-                elif rows and unchanged is None:
+                elif rows:
                     with conn.pipeline(), conn.cursor() as cur:
                         cur.execute(_TAKE_TURN)
-                        self._send_events(cur, rows)
-                elif unchanged is not None:
-                    with conn.transaction(), conn.cursor() as cur:
-                        cur.execute(_TAKE_TURN)
-                        self._check_unchanged(cur, unchanged)
                         self._send_events(cur, rows)
             else:
                 with conn.transaction(), conn.cursor() as cur:
@@ -605,18 +603,14 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 self._join_kept = 0
                 entry = None
             if entry is None or entry[0] != generation:
-                if entry is not None:
-                    self._join_kept -= len(entry[1])
+                self._join_kept -= 0 if entry is None else len(entry[1])
                 entry = (generation, {})
                 self._join_products[branch] = entry
             known = entry[1]
-            self._join_kept -= len(known)
-            for pid in wanted:
-                known[pid] = None
-            for _, pid, payload in rows:
-                if pid is not None:
-                    known[pid] = bytes(payload)
-            self._join_kept += len(known)
+            before = len(known)
+            known.update(dict.fromkeys(wanted))
+            known.update((pid, bytes(payload)) for _, pid, payload in rows if pid is not None)
+            self._join_kept += len(known) - before
         known = entry[1]
         self._joined_as_of[branch] = entry[0]
         return {pid: payload for pid in wanted if (payload := known[pid]) is not None}
