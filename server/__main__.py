@@ -38,15 +38,16 @@ def _add_output(parser: argparse.ArgumentParser, follow: bool = False) -> None:
                                  "0: from the first one stored)")
 
 
-def _at_least_one(text: str) -> int:
-    """argparse type of --limit: a whole number of at least 1."""
+def _limit(text: str) -> int | None:
+    """argparse type of a list's --limit: a whole number; 0 is no limit (None), as
+    for the insights tables."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (all) or more, got {value}")
+    return value or None
 
 
 def _position(text: str) -> int:
@@ -68,8 +69,8 @@ def _add_reads(commands: Any, name: str, text: str, env: Mapping[str, str],
     listing = verbs.add_parser("list", help="print them, newest first")
     listing.add_argument("--parent", **parent)
     add_source_arguments(listing, env)
-    listing.add_argument("--limit", type=_at_least_one, default=100,
-                         help="at most so many (%(default)s)")
+    listing.add_argument("--limit", type=_limit, default=100,
+                         help="at most so many (%(default)s; all: 0)")
     _add_output(listing)
     tail = verbs.add_parser("tail", help="print each one the server keeps from now on, "
                                          "until Ctrl-C")
@@ -99,8 +100,8 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                               "the purge filter grammar, plus sessionId, productId, joined "
                               "and transport")
         if name == "list":
-            sub.add_argument("--limit", type=_at_least_one, default=100,
-                             help="at most so many (%(default)s)")
+            sub.add_argument("--limit", type=_limit, default=100,
+                             help="at most so many (%(default)s; all: 0)")
         if name != "count":
             _add_output(sub, follow=name == "tail")
     _add_reads(commands, "rejections", "read the requests the server refused", env,

@@ -253,7 +253,7 @@ def _records(source: Source, kind: Kind, request: Any, limit: int | None) -> Ite
             # Otherwise `list | wc -l` in a test suite read 100 where 103 were stored.
             if len(page) > len(found) or reply.next_page_token:
                 more = "are" if len(page) > len(found) else "may be"
-                _say(f"only {limit} shown; more {more} stored (raise --limit)")
+                _say(f"only {limit} shown; more {more} stored (raise --limit; 0 shows all)")
             return
         request.page_size = min(left + 1, PAGE)
 

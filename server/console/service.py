@@ -24,7 +24,7 @@ from server.names import parse_catalog, parse_tenant
 from server.policy import Policy
 from server.policy.envelope import Envelope
 from server.rpc import TRANSPORT, status_of
-from server.store import Store, answered_stored
+from server.store import Store, answered_stored, committed_a_while
 from server.store.console import ResetCounts
 
 SERVICE = console_pb2.DESCRIPTOR.services_by_name["ConsoleService"].full_name
@@ -90,8 +90,10 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         size = gather(violations, queries.page_size, request.page_size)
         raise_if_any(violations)
         # A caller that lists right after a refused call sees it, as it sees an
-        # accepted write.
-        await self._commit_waiting_refusals()
+        # accepted write (unless the store cannot commit it now: see committed_a_while).
+        kept = self._policy.rejections
+        if kept is not None and kept.waiting():
+            await committed_a_while(self._store, "the refusals kept")
         return await off_loop(queries.list_rejections, self._store, project, size,
                               request.page_token)
 

@@ -12,11 +12,12 @@ from server.store.rows import ClientEventRow, EventQuery, EventRow, StoreUnavail
 from server.store.sqlite import SqliteStore
 
 __all__ = ["ClientEventRow", "EventQuery", "EventRow", "Store", "TimeBound", "answered_stored",
-           "located", "open_store", "redacted"]
+           "committed_a_while", "located", "open_store", "redacted"]
 
 log = logging.getLogger(__name__)
 
-# How long a read waits for the events its process answered before their commit.
+# How long a read waits for what its process queued before it (the events answered
+# before their commit, the refusals kept) to be committed.
 ANSWERED_WAIT_SECONDS = 2.0
 
 
@@ -27,13 +28,19 @@ async def answered_stored(store: Store) -> None:
     GIF, and a test that sent one and read at once did not find it. A store that
     cannot commit them now (its database away, its disk full) is read as it is,
     after ANSWERED_WAIT_SECONDS at most: what it holds is still worth seeing then."""
-    if not store.acknowledged_uncommitted:
-        return
+    if store.acknowledged_uncommitted:
+        await committed_a_while(store, "the events answered before their commit")
+
+
+async def committed_a_while(store: Store, what: str) -> None:
+    """Return once what was queued before this call is committed, or after
+    ANSWERED_WAIT_SECONDS (or at once if the store says it cannot commit): a read
+    that waits for `what` is read as the store is then, not held up for as long
+    as the writer is (a long step, a lost database)."""
     try:
         await asyncio.wait_for(store.flush_async(), ANSWERED_WAIT_SECONDS)
     except (TimeoutError, StoreUnavailable) as exc:
-        log.info("read without waiting for the events answered before their commit: %s",
-                 exc or "they are not committed yet")
+        log.info("read without waiting for %s: %s", what, exc or "they are not committed yet")
 
 
 def redacted(url: str) -> str:

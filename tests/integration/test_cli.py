@@ -134,13 +134,21 @@ def test_events_count_and_list_in_both_formats(history: str, tmp_path: Path) -> 
         "2024-01-01T00:00:00Z  home-page-view       visitor=i1  [import]",
         "2024-01-01T00:00:00Z  home-page-view       visitor=b  [grpc]"]
     # One more is stored: said, or `list | wc -l` passes for a count.
-    assert text.stderr == "footfall: only 3 shown; more are stored (raise --limit)\n"
+    assert text.stderr == \
+        "footfall: only 3 shown; more are stored (raise --limit; 0 shows all)\n"
     as_json = footfall("events", "list", "--parent", CATALOG, "--store", history, "--json",
                        cwd=tmp_path)
     events = [json_format.Parse(line, console_pb2.StoredUserEvent())
               for line in as_json.stdout.splitlines()]
     assert [e.user_event.visitor_id for e in events] == ["i2", "i1", "b", "a"]
     assert as_json.stderr == ""  # all shown
+    every = footfall("events", "list", "--parent", CATALOG, "--store", history, "--limit", "0",
+                     cwd=tmp_path)  # 0: no limit, as for the insights tables
+    assert (len(every.stdout.splitlines()), every.stderr) == (4, "")
+    negative = footfall("events", "list", "--parent", CATALOG, "--store", history, "--limit",
+                        "-1", cwd=tmp_path)
+    assert negative.returncode == 2 and "--limit: must be 0 (all) or more, got -1" \
+        in negative.stderr
     assert [e.catalog for e in events] == [CATALOG] * 4 and all(e.joined for e in events)
 
 
@@ -152,7 +160,7 @@ def test_events_cli_refuses_bad_filters_and_parents(history: str, tmp_path: Path
     wrong = footfall("events", "count", "--parent", "catalogs/x", "--store", history,
                      cwd=tmp_path)
     assert wrong.returncode == 2 and "--parent: must be of the form" in wrong.stderr
-    for limit in ("0", "-5", "x"):
+    for limit in ("-5", "x"):  # (0 is no limit: see above)
         none = footfall("events", "list", "--parent", CATALOG, "--store", history,
                         "--limit", limit, cwd=tmp_path)
         assert none.returncode == 2 and "argument --limit:" in none.stderr, none.stderr

@@ -148,6 +148,27 @@ def test_a_read_waits_for_a_pixels_commit_a_while_only(
     assert stored(running) == 1
 
 
+def test_a_list_of_refusals_waits_for_their_commit_a_while_only(
+        serving: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As a read of events: a refusal just made is listed once committed, but a
+    # store that cannot commit now is listed as it is (the list waited for the
+    # writer for as long as it was held: a long step, a database away).
+    monkeypatch.setattr(store_module, "ANSWERED_WAIT_SECONDS", 0.2)
+    running = serving()
+    release = hold_writer(running)
+    try:
+        refused = call(running.http_port, "GET", pixel_path(""))  # no visitorId
+        assert refused.status == 200 and "visitor_id" in refused.headers["X-Footfall-Error"]
+        started = time.monotonic()
+        listed = call(running.http_port, "GET", "/console/v1/projects/shop/rejections")
+        assert listed.status == 200 and json.loads(listed.body) == {}  # none stored yet
+        assert time.monotonic() - started < HELD
+    finally:
+        release.set()
+    [kept] = kept_rejections(running)
+    assert "visitor_id" in kept["message"]
+
+
 # -- a pixel refused at its commit is kept, not lost --------------------------------------
 
 REFUSED_LATER = "footfall_events_refused_after_answer_total"
