@@ -106,7 +106,8 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
             _add_output(sub, follow=name == "tail")
     _add_reads(commands, "rejections", "read the requests the server refused", env,
                {"default": "projects/-",
-                "help": "projects/PROJECT, or projects/- (the default) for every project"})
+                "help": "projects/PROJECT, or projects/- (the default) for every project; "
+                        "or a catalog or tenant: the requests that named it"})
     _add_reads(commands, "talent-events", "read stored talent client events", env,
                {"required": True, "help": "tenant, e.g. projects/p/tenants/t"})
     catalogs = commands.add_parser("catalogs", help="print the catalogs and tenants that "

@@ -180,7 +180,7 @@ class StoreSource:
 
     def ListRejections(self, request: console_pb2.ListRejectionsRequest  # noqa: N802
                        ) -> console_pb2.ListRejectionsResponse:
-        return queries.list_rejections(self.store, queries.parse_project(request.parent),
+        return queries.list_rejections(self.store, queries.parse_rejection_scope(request.parent),
                                        request.page_size, request.page_token)
 
     def ListCatalogs(self, request: console_pb2.ListCatalogsRequest  # noqa: N802
@@ -332,8 +332,9 @@ def _talent_events(args: argparse.Namespace) -> int:
 
 
 def _rejections(args: argparse.Namespace) -> int:
-    """Print or follow the refused requests of a project (every project: projects/-)."""
-    queries.parse_project(args.parent, "--parent")
+    """Print or follow the refused requests of a project (every project: projects/-),
+    or of those the ones that named a catalog or tenant."""
+    queries.parse_rejection_scope(args.parent, "--parent")
     return _list_or_tail(args, args.rejections_command, REJECTIONS,
                          console_pb2.ListRejectionsRequest(parent=args.parent),
                          console_pb2.WatchRejectionsRequest(parent=args.parent),

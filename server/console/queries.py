@@ -9,7 +9,7 @@ import binascii
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from footfall.console.v1 import console_pb2
 from footfall.retail.v2 import user_event_pb2
@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 from server.console import rejections
 from server.errors import InvalidArgument
 from server.loop import stop_if_abandoned
+from server.names import CatalogName, TenantName, parse_catalog, parse_tenant
 from server.retail import purge_filter
 from server.store.base import Store
 from server.store.console import StoredClientEvent, StoredEvent, may_continue
@@ -126,6 +127,30 @@ def parse_project(value: str, field: str = "parent") -> str | None:
                                            f"project), got {value[:200]!r}")
     project = match["project"]
     return None if project == ALL_PROJECTS else project
+
+
+class RejectionScope(NamedTuple):
+    """Which refusals a list or watch is of: a project's (None: every project's),
+    and of those the ones whose request named `parent` (None: any)."""
+
+    project: str | None
+    parent: str | None = None
+
+
+def parse_rejection_scope(value: str, field: str = "parent") -> RejectionScope:
+    """`projects/PROJECT` (`projects/-`: every project), or a catalog or tenant
+    name: the refusals of requests that named it as their parent."""
+    if _PROJECT.match(value):
+        return RejectionScope(parse_project(value, field))
+    try:
+        name: CatalogName | TenantName = parse_catalog(value, field) \
+            if "/catalogs/" in value else parse_tenant(value, field)
+    except InvalidArgument:
+        raise InvalidArgument.field(
+            field, f"must be projects/PROJECT (projects/- for every project), a catalog "
+                   f"(projects/P/locations/L/catalogs/C) or a tenant (projects/P/tenants/T), "
+                   f"got {value[:200]!r}") from None
+    return RejectionScope(name.project, str(name))
 
 
 def counted(view: int) -> bool:
@@ -322,10 +347,11 @@ def list_client_events(store: Store, tenant: str, size: int,
     return answer
 
 
-def list_rejections(store: Store, project: str | None, size: int,
+def list_rejections(store: Store, scope: RejectionScope, size: int,
                     token: str) -> console_pb2.ListRejectionsResponse:
     position = decode_token(token, 1)
-    rows = store.rejections_newest(project, size, None if position is None else position[0])
+    rows = store.rejections_newest(scope.project, size,
+                                   None if position is None else position[0], scope.parent)
     answer = console_pb2.ListRejectionsResponse()
     # as a page of events: at least one, then what fits
     _, full = _add_within(answer.rejections, (rejections.shown(*row) for row in rows),

@@ -86,7 +86,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
                        context: grpc.aio.ServicerContext) -> console_pb2.ListRejectionsResponse:
         """INVALID_ARGUMENT for a bad parent, page size or token."""
         violations: list[FieldViolation] = []
-        project = gather(violations, queries.parse_project, request.parent)
+        scope = gather(violations, queries.parse_rejection_scope, request.parent)
         size = gather(violations, queries.page_size, request.page_size)
         raise_if_any(violations)
         # A caller that lists right after a refused call sees it, as it sees an
@@ -94,7 +94,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         kept = self._policy.rejections
         if kept is not None and kept.waiting():
             await committed_a_while(self._store, "the refusals kept")
-        return await off_loop(queries.list_rejections, self._store, project, size,
+        return await off_loop(queries.list_rejections, self._store, scope, size,
                               request.page_token)
 
     async def _commit_waiting_refusals(self) -> None:
@@ -212,9 +212,9 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
                                  sources.ClientEvents(self._store, tenant))
 
     async def _rejections(self, request: Any, context: Any) -> AsyncIterator[Item]:
-        project = queries.parse_project(request.parent)
+        scope = queries.parse_rejection_scope(request.parent)
         return await self._items(request, context, "rejections",
-                                 sources.Rejections(self._store, project))
+                                 sources.Rejections(self._store, scope))
 
     async def _items(self, request: Any, context: Any, table: str,
                      source: sources.UserEvents | sources.ClientEvents | sources.Rejections

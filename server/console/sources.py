@@ -68,17 +68,18 @@ class ClientEvents:
 
 @dataclass(frozen=True)
 class Rejections:
-    """The refusals kept of a project (None: of every one)."""
+    """The refusals kept of a scope (a project or every one, a parent or any)."""
 
     store: Store
-    project: str | None
+    scope: queries.RejectionScope
 
     @property
     def key(self) -> Hashable:
-        return ("rejections", self.project)
+        return ("rejections", *self.scope)
 
     def read(self, after: int) -> Page:
-        rows = self.store.rejections_after(self.project, after, queries.MAX_PAGE)
+        rows = self.store.rejections_after(self.scope.project, after, queries.MAX_PAGE,
+                                           self.scope.parent)
         return Page(rows[-1].id if rows else after,
                     [Item(r.id, partial(rejections.shown, *r), len(r.payload)) for r in rows],
                     len(rows) == queries.MAX_PAGE)

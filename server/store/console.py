@@ -306,23 +306,33 @@ class ConsoleSql:
         return self._committer.submit_along(keep_within)
 
     def rejections_newest(self, project: str | None, limit: int,
-                          before_id: int | None = None) -> list[KeptRejection]:
-        """Up to `limit` (id, Rejection) of `project` (None: every one), last first."""
-        terms, params = self._rejections_of(project)
+                          before_id: int | None = None,
+                          parent: str | None = None) -> list[KeptRejection]:
+        """Up to `limit` (id, Rejection) of `project` (None: every one), last first;
+        of requests that named `parent` (as sent) only, if given."""
+        terms, params = self._rejections_of(project, parent)
         if before_id is not None:
             terms.append(f"id < {self._dialect.mark}")
             params.append(before_id)
         return self._rejections(terms, params, "DESC", limit)
 
-    def rejections_after(self, project: str | None, after_id: int,
-                         limit: int) -> list[KeptRejection]:
-        terms, params = self._rejections_of(project)
+    def rejections_after(self, project: str | None, after_id: int, limit: int,
+                         parent: str | None = None) -> list[KeptRejection]:
+        terms, params = self._rejections_of(project, parent)
         terms.append(f"id > {self._dialect.mark}")
         params.append(after_id)
         return self._rejections(terms, params, "", limit)
 
-    def _rejections_of(self, project: str | None) -> tuple[list[str], list[Any]]:
-        return ([], []) if project is None else ([f"project = {self._dialect.mark}"], [project])
+    def _rejections_of(self, project: str | None,
+                       parent: str | None) -> tuple[list[str], list[Any]]:
+        # (a parent is a project's: the project's index finds its rows, at most
+        # --rejections-keep-per-project of them)
+        terms, params = [], []
+        for column, value in (("project", project), ("parent", parent)):
+            if value is not None:
+                terms.append(f"{column} = {self._dialect.mark}")
+                params.append(value)
+        return terms, params
 
     def _rejections(self, terms: list[str], params: list[Any], order: str,
                     limit: int) -> list[KeptRejection]:

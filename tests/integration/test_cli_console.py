@@ -203,6 +203,19 @@ def test_rejections_say_status_message_and_fields(shop: Running, tmp_path: Path)
     assert latest.code == grpc.StatusCode.INVALID_ARGUMENT.value[0] and latest.id > 0
     stored = footfall("rejections", "list", "--store", shop.settings.store, cwd=tmp_path)
     assert stored.stdout == out.stdout  # projects/-: every project, also those none named
+    # those whose request named a catalog (both here), from the server and the file
+    for of_catalog in (read(shop, "rejections", "list", "--parent", CATALOG, cwd=tmp_path),
+                       footfall("rejections", "list", "--parent", CATALOG, "--store",
+                                shop.settings.store, cwd=tmp_path)):
+        assert of_catalog.stdout == out.stdout, of_catalog.stderr
+    other = CATALOG.replace("default_catalog", "other")
+    none = read(shop, "rejections", "list", "--parent", other, cwd=tmp_path)
+    assert (none.returncode, none.stdout, none.stderr) == (
+        0, "", f"footfall: no refusal kept in {other}\n")
+    wrong = read(shop, "rejections", "list", "--parent", "catalogs/x", cwd=tmp_path)
+    assert wrong.returncode == 2 and "--parent: must be projects/PROJECT (projects/- for " \
+        "every project), a catalog (projects/P/locations/L/catalogs/C) or a tenant " \
+        "(projects/P/tenants/T), got 'catalogs/x'" in wrong.stderr, wrong.stderr
 
 
 @pytest.fixture

@@ -151,6 +151,15 @@ def test_every_way_in_is_seen_and_every_refusal_with_its_field(
     assert json.loads(by_method[WRITE]["requestJson"])["parent"] == CATALOG
     over_rest = rest(served.http_address, f"{PROJECT}/rejections").json()["rejections"]
     assert [r["id"] for r in over_rest] == [r["id"] for r in refused]
+    # those of one catalog, or one tenant: the requests that named it as their parent
+    of_catalog = console.call("ListRejections", parent=CATALOG)["rejections"]
+    assert [r["id"] for r in of_catalog] == [r["id"] for r in refused
+                                             if r["method"] != CREATE_CLIENT_EVENT]
+    assert [r["id"] for r in rest(served.http_address, f"{CATALOG}/rejections")
+            .json()["rejections"]] == [r["id"] for r in of_catalog]
+    [of_tenant] = rest(served.http_address, f"{TENANT}/rejections").json()["rejections"]
+    assert of_tenant["method"] == CREATE_CLIENT_EVENT
+    assert console.call("ListRejections", parent=CATALOG + "-other") == {}
 
     catalogs = console.call("ListCatalogs", parent=PROJECT)
     assert [(c["name"], c["eventCount"]) for c in catalogs["catalogs"]] == [(CATALOG, "4")]
@@ -211,18 +220,30 @@ def test_watches_see_writes_and_refusals(served: ServerProcess,
     refusals = console.watch("WatchRejections", parent=PROJECT, afterId=0)
     over_http = requests.get(f"http://{served.http_address}/console/v1/{CATALOG}/userEvents:watch",
                              params={"afterId": before["id"]}, stream=True, timeout=RPC_DEADLINE)
+    # the refusals of the catalog alone, over server-sent events
+    catalog_refusals = requests.get(
+        f"http://{served.http_address}/console/v1/{CATALOG}/rejections:watch",
+        params={"afterId": 0}, stream=True, timeout=RPC_DEADLINE)
     try:
         write(retail, "after")
         assert next(events)["userEvent"]["visitorId"] == "after"
         sent = next(line for line in over_http.iter_lines() if line.startswith(b"data: "))
         assert json.loads(sent[6:])["userEvent"]["visitorId"] == "after"
+        with pytest.raises(exceptions.InvalidArgument):  # (of the tenant, not the catalog)
+            talent_client(served.address).create_client_event(
+                parent=TENANT, client_event=client_event(""))
         with pytest.raises(exceptions.InvalidArgument):
             write(retail, "")
-        assert fields_of(next(refusals)) == ["user_event.visitor_id"]
+        assert [r["method"] for r in (next(refusals), next(refusals))] == [
+            CREATE_CLIENT_EVENT, WRITE]
+        sent = next(line for line in catalog_refusals.iter_lines()
+                    if line.startswith(b"data: "))
+        assert json.loads(sent[6:])["method"] == WRITE
     finally:
         events.cancel()
         refusals.cancel()
         over_http.close()
+        catalog_refusals.close()
 
 
 def test_watches_of_single_events_past_their_budget_fall_behind_and_miss_nothing(

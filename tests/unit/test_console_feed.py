@@ -484,7 +484,7 @@ def test_a_forged_page_token_is_invalid_argument_naming_it(store: Store, text: b
     events = queries.parse_filter("", CATALOG)
     for read in (lambda: queries.list_user_events(store, events, 10, token),
                  lambda: queries.list_client_events(store, "projects/p/tenants/t", 10, token),
-                 lambda: queries.list_rejections(store, None, 10, token)):
+                 lambda: queries.list_rejections(store, queries.RejectionScope(None), 10, token)):
         with pytest.raises(InvalidArgument) as refused:
             read()
         assert [v.field for v in refused.value.violations] == ["page_token"]

@@ -118,6 +118,20 @@ def test_rejections_stay_within_their_count_and_age(store: Any) -> None:
     assert [r for _, r in store.rejections_after(None, 0, 10)] == [b"r9"]
 
 
+def test_rejections_of_one_parent(store: Any) -> None:
+    catalog = "projects/p/locations/global/catalogs/c"
+    for n, parent in enumerate((catalog, "projects/p", catalog + "x", catalog)):
+        store.add_rejections([RejectionRow("p", parent, 1, f"r{n}".encode())], 10, 0).result()
+    store.add_rejections([RejectionRow("q", catalog.replace("/p/", "/q/"), 1, b"q")],
+                         10, 0).result()
+    assert [r for _, r in store.rejections_newest("p", 10, parent=catalog)] == [b"r3", b"r0"]
+    last = store.rejections_newest("p", 1, parent=catalog)[0][0]
+    assert [r for _, r in store.rejections_newest("p", 10, last, catalog)] == [b"r0"]
+    assert [r for _, r in store.rejections_after("p", 0, 10, catalog)] == [b"r0", b"r3"]
+    assert [r for _, r in store.rejections_after("p", 0, 10, "projects/p")] == [b"r1"]
+    assert store.rejections_after("q", 0, 10, catalog) == []
+
+
 def test_a_flood_of_one_projects_refusals_leaves_the_others(store: Any) -> None:
     """Each project keeps its latest `keep_per_project`, all of them the latest
     `keep`: refused requests of one project no longer push out another's."""

@@ -121,7 +121,8 @@ class ConsoleServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListRejections(self, request, context):
-        """The refused requests of a project (every project: projects/-), newest first.
+        """The refused requests of a project (every project: projects/-), or of those the
+        ones that named a catalog or tenant as their parent, newest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
