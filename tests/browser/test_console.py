@@ -125,6 +125,31 @@ async def see_events_and_refusals(devtools_url: str, port: int, folder: Path) ->
         await photograph(devtools, session, folder, "feed-dark")
         await devtools.color_scheme(session, "light")
 
+        # A refusal of another catalog of the project shows too, until the column is
+        # narrowed (with the keyboard) to the requests that named this catalog.
+        other = CATALOG.replace("default_catalog", "other_catalog")
+        status, _ = rest(port, "POST", f"/v2/{other}/userEvents:write",
+                         {"eventType": "home-page-view"})
+        assert status == 400
+        has_other = f"document.querySelector('#refused').textContent.includes({other!r})"
+        await until(lambda: devtools.evaluate(session, has_other),
+                    "the other catalog's refusal", within=LIVE_WITHIN)
+        assert await text_of(devtools, session, "#refused-h .count") == str(2 + TRIES)
+        for narrowed, shown in ((True, 1 + TRIES), (False, 2 + TRIES)):
+            assert await devtools.evaluate(
+                session, "(e => { e.focus(); return document.activeElement === e })"
+                         "(document.querySelector('#refused-of-catalog'))")
+            await devtools.press(session, " ")
+            await until(lambda narrowed=narrowed, shown=shown: devtools.evaluate(
+                session, f"document.querySelector('#refused-of-catalog').checked === "
+                         f"{str(narrowed).lower()} && ({has_other}) === {str(not narrowed).lower()}"
+                         f" && document.querySelector('#refused-h .count').innerText === "
+                         f"'{shown}'"), f"the column narrowed: {narrowed}")
+            if narrowed:
+                about = await text_of(devtools, session, "#refused-h + label + p")
+                assert about.startswith(f"Refused requests that named {CATALOG}"), about
+                await photograph(devtools, session, folder, "feed-of-catalog")
+
         # Open an event with the keyboard: as stored (joined with the catalog) and as received.
         joined = await devtools.evaluate(session, "[...document.querySelectorAll("
                                          "'#accepted a.event')].find(a => a.innerText"

@@ -1,5 +1,5 @@
 // #feed: accepted events of the chosen catalog beside the requests refused in
-// every project, as they arrive.
+// every project (or those that named the chosen catalog), as they arrive.
 
 import {follow} from "./api.js";
 import {failure, h, when} from "./dom.js";
@@ -7,6 +7,9 @@ import {eventLink, remember} from "./event.js";
 import {jsonView} from "./json.js";
 
 const KEPT = 200;  // items each column keeps on screen
+// Whether the refused column shows only the requests that named the chosen catalog
+// (kept for the tab, as the chosen catalog is).
+const OF_CATALOG = "footfall.refusedOfCatalog";
 
 /** A refusal, opened with Enter or a click: its message, and the request with
  *  each violation beside its field. */
@@ -59,11 +62,20 @@ function column(id, title, hint) {
   const count = h("span", {class: "count"}, "0");
   const status = h("div", {class: "status", role: "status"});
   const list = h("ol", {class: "feed", reversed: true, id});
+  const about = h("p", {class: "hint"}, hint);
   const section = h("section", {"aria-labelledby": `${id}-h`},
-    h("h3", {id: `${id}-h`}, `${title} `, count), h("p", {class: "hint"}, hint), status, list);
+    h("h3", {id: `${id}-h`}, `${title} `, count), about, status, list);
   let total = 0;
   return {
     section,
+    /** Start again empty, saying `hint`. */
+    clear(hint) {
+      total = 0;
+      count.textContent = "0";
+      about.textContent = hint;
+      list.replaceChildren();
+      status.replaceChildren();
+    },
     add(items, render, weight = () => 1) {
       total += items.reduce((n, item) => n + weight(item), 0);
       count.textContent = String(total);
@@ -81,9 +93,9 @@ export function render(main, ctx) {
   const accepted = column("accepted", "Accepted",
     ctx.catalog ? `Stored in ${ctx.catalog}; open one to see it whole.`
       : "No catalog holds events yet: send one and it shows here.");
-  const refused = column("refused", "Refused",
-    `Refused in ${ctx.projects === "projects/-" ? "every project" : ctx.projects}; ` +
-    "open one to see why, beside the field.");
+  const everywhere = `Refused in ${ctx.projects === "projects/-" ? "every project"
+    : ctx.projects}; open one to see why, beside the field.`;
+  const refused = column("refused", "Refused", everywhere);
   main.append(h("div", {class: "columns"}, accepted.section, refused.section));
   if (ctx.catalog) {
     follow(`/console/v1/${ctx.catalog}/userEvents`, "userEvents", {
@@ -94,9 +106,31 @@ export function render(main, ctx) {
       },
     });
   }
-  follow(`/console/v1/${ctx.projects}/rejections`, "rejections", {
-    signal: ctx.signal, onError: refused.error,
-    // each refusal with those it counts (alike, right after it)
-    onItems: (items) => refused.add(items, rejectionItem, (r) => Number(r.repeats || 0) + 1),
-  });
+  let following = null;
+  const followRefusals = () => {
+    following?.abort();
+    following = new AbortController();
+    const signal = AbortSignal.any([ctx.signal, following.signal]);
+    const ofCatalog = ctx.catalog && sessionStorage.getItem(OF_CATALOG) === "yes";
+    refused.clear(ofCatalog ? `Refused requests that named ${ctx.catalog} (not those whose ` +
+      "parent was malformed); open one to see why, beside the field." : everywhere);
+    follow(`/console/v1/${ofCatalog ? ctx.catalog : ctx.projects}/rejections`, "rejections", {
+      signal, onError: refused.error,
+      // each refusal with those it counts (alike, right after it)
+      onItems: (items) => {  // (none of a follow let go: its page may come after)
+        if (!signal.aborted) refused.add(items, rejectionItem, (r) => Number(r.repeats || 0) + 1);
+      },
+    });
+  };
+  if (ctx.catalog) {
+    const only = h("input", {type: "checkbox", id: "refused-of-catalog",
+      checked: sessionStorage.getItem(OF_CATALOG) === "yes"});
+    only.addEventListener("change", () => {
+      sessionStorage.setItem(OF_CATALOG, only.checked ? "yes" : "no");
+      followRefusals();
+    });
+    refused.section.querySelector("h3").after(
+      h("label", {class: "narrow"}, only, " Only those that named this catalog"));
+  }
+  followRefusals();
 }
