@@ -138,7 +138,9 @@ def raise_if_any(violations: Iterable[FieldViolation]) -> None:
         raise InvalidArgument(found)
 
 
-class _ResourceError(FootfallError):
+class ResourceError(FootfallError):
+    """An error about a named resource of a type: NotFound, AlreadyExists."""
+
     verb = ""
 
     def __init__(self, resource_type: str, name: str, message: str | None = None) -> None:
@@ -150,15 +152,22 @@ class _ResourceError(FootfallError):
         return [error_details_pb2.ResourceInfo(resource_type=self.resource_type,
                                                resource_name=self.name)]
 
+    def retyped(self, resource_type: str) -> None:
+        """Name the resource's type `resource_type` instead (in the message too)."""
+        if self.message.startswith(f"{self.resource_type} "):
+            self.message = resource_type + self.message[len(self.resource_type):]
+            self.args = (self.message,)
+        self.resource_type = resource_type
 
-class NotFound(_ResourceError):
+
+class NotFound(ResourceError):
     """NOT_FOUND for a named resource, with a ResourceInfo detail."""
 
     code = grpc.StatusCode.NOT_FOUND
     verb = "not found"
 
 
-class AlreadyExists(_ResourceError):
+class AlreadyExists(ResourceError):
     """ALREADY_EXISTS for a named resource, with a ResourceInfo detail."""
 
     code = grpc.StatusCode.ALREADY_EXISTS

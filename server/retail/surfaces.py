@@ -18,7 +18,8 @@ every version reads, purges and exports. What v2 lacks is handled here, by name:
   ImportMetadata.transformed_user_events_metadata is output only, never set.
 - Operations started here carry the version in their name, and their metadata
   and response are answered under that version's type names
-  (server.operations.records).
+  (server.operations.records); so are the types a NOT_FOUND or ALREADY_EXISTS
+  names (its ResourceInfo and message).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from google.longrunning import operations_pb2
 from google.protobuf import descriptor, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
-from server.errors import FieldViolation, raise_if_any
+from server.errors import FieldViolation, ResourceError, raise_if_any
 from server.loop import off_loop
 from server.operations import records
 from server.operations.runner import OperationRunner
@@ -55,6 +56,11 @@ After = Callable[[Any, Any], Awaitable[None]]
 def v2_name(full_name: str, version: str) -> str:
     """`google.cloud.retail.v2beta.X` as v2 names it."""
     return full_name.replace(f"{RETAIL}{version}.", f"{RETAIL}v2.", 1)
+
+
+def versioned_name(v2_full_name: str, version: str) -> str:
+    """`google.cloud.retail.v2.X` as `version` names it."""
+    return v2_full_name.replace(f"{RETAIL}v2.", f"{RETAIL}{version}.", 1)
 
 
 class Surface:
@@ -88,6 +94,10 @@ class Surface:
             token = records.API_VERSION.set(version)
             try:
                 answer = await call(request, context)
+            except ResourceError as error:  # (a Product not found: this version's Product)
+                if error.resource_type.startswith(f"{RETAIL}v2."):
+                    error.retyped(versioned_name(error.resource_type, version))
+                raise
             finally:
                 records.API_VERSION.reset(token)
             if isinstance(answer, operations_pb2.Operation):

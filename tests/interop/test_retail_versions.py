@@ -23,6 +23,7 @@ from google.cloud.retail_v2alpha.services.catalog_service.transports import (
     CatalogServiceGrpcTransport,
 )
 from google.protobuf import json_format
+from google.rpc import error_details_pb2
 
 from .examples import GOOGLE_EVENTS, example
 from .support import (
@@ -330,8 +331,13 @@ def test_products_crud_and_export_import(clients: dict[str, Clients], server: Se
                                                    timeout=RPC_DEADLINE)]
     for product_id in ("p1", "p2"):
         mine.delete_product(name=f"{branch}/products/{product_id}", timeout=RPC_DEADLINE)
-    with pytest.raises(exceptions.NotFound):
+    with pytest.raises(exceptions.NotFound) as gone:
         mine.get_product(name=made.name, timeout=RPC_DEADLINE)
+    # named as this version names its Product (v2beta and v2alpha were told v2's)
+    product_type = f"google.cloud.retail.{version}.Product"
+    [info] = [d for d in gone.value.details if isinstance(d, error_details_pb2.ResourceInfo)]
+    assert (info.resource_type, info.resource_name) == (product_type, made.name)
+    assert gone.value.message.startswith(f"{product_type} '{made.name}' not found")
     uris = [r.output_uri for r in everything.output_result.gcs_result]
     finish(mine.import_products(request={
         "parent": branch, "input_config": {"gcs_source": {"input_uris": uris}}},
