@@ -34,6 +34,10 @@ from footfall.retail.v2alpha import user_event_service_pb2 as _v2alpha_events  #
 from footfall.retail.v2beta import export_config_pb2 as _v2beta_export  # noqa: F401
 from footfall.retail.v2beta import product_service_pb2 as _v2beta_products  # noqa: F401
 from footfall.retail.v2beta import user_event_service_pb2 as _v2beta_events  # noqa: F401
+
+# ... and the requests kept refusals hold (read from a store file, a talent refusal's
+# request was shown as cut, its type unknown to the CLI)
+from footfall.talent.v4 import event_service_pb2 as _talent_events  # noqa: F401
 from google.longrunning import operations_pb2
 from google.rpc import error_details_pb2  # noqa: F401
 

@@ -69,14 +69,17 @@ def _request(args: argparse.Namespace) -> Message:
 
 
 def _rows(call: Callable[[Any], Any], request: Any, field: str,
-          limit: int, notes: list[str]) -> Iterator[Message]:
+          limit: int, notes: list[str], cut: list[str]) -> Iterator[Message]:
     """The rows of a table, page after page, up to `limit` (0: all); each page's
-    notes not yet in `notes` are added to it."""
+    notes not yet in `notes` are added to it, and to `cut` what says that rows
+    were left out past `limit` (as every `list` says it: a table of 100 rows read
+    as the whole table)."""
     shown = 0
     for page in pages(call, request):
         notes.extend(note for note in page.notes if note not in notes)
         for row in getattr(page, field):
             if limit and shown == limit:
+                cut.append(f"only {limit} shown; more are stored (raise --limit; 0 shows all)")
                 return
             shown += 1
             yield row
@@ -141,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     metadata = (("x-goog-api-key", args.key),) if args.key else ()
     command = args.insights_command
     notes: list[str] = []  # of a table's pages
+    cut: list[str] = []  # that a table was cut at --limit
     with reach.channel() as channel:
         stub = insights_pb2_grpc.InsightsServiceStub(channel)
         method = {"funnel": stub.RunFunnel, "totals": stub.ComputeTotals,
@@ -161,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
                 field = "products" if command == "products" else "jobs"
                 lines = [json.dumps(json_format.MessageToDict(row)) if args.json
                          else _row_text(row)
-                         for row in _rows(call, request, field, args.limit, notes)]
+                         for row in _rows(call, request, field, args.limit, notes, cut)]
         except RemoteError as exc:
             return remote_failed(exc, args)
     for line in lines:
@@ -171,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
         # of 0 for purchased units that named no price went unexplained.
         for note in notes:
             print(f"footfall: {printable(note)}", file=sys.stderr)
+    for note in cut:
+        print(f"footfall: {note}", file=sys.stderr)
     return 0
 
 

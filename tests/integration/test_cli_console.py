@@ -247,6 +247,26 @@ def test_rejections_tell_the_api_versions_apart(versions: Running, tmp_path: Pat
         "/google.cloud.retail.v2.UserEventService/WriteUserEvent"]
 
 
+def test_a_talent_refusal_read_from_the_store_shows_its_request(tmp_path: Path) -> None:
+    running = start(settings(tmp_path, f"sqlite:///{tmp_path}/events.db"))
+    try:
+        refused = http_client.call(running.http_port, "POST", f"/v4/{TENANT}/clientEvents", {
+            "eventId": "", "createTime": "2024-05-01T00:00:00Z",
+            "jobEvent": {"type": "VIEW", "jobs": [f"{TENANT}/jobs/j1"]}},
+            {"x-goog-api-key": WRITER})
+        assert refused.status == 400, refused.body
+        running.store.flush()
+        served = read(running, "rejections", "list", "--parent", TENANT, "--json", cwd=tmp_path)
+    finally:
+        running.stop()
+    stored = footfall("rejections", "list", "--parent", TENANT, "--json", "--store",
+                      running.settings.store, cwd=tmp_path)
+    assert (stored.returncode, stored.stdout) == (0, served.stdout)
+    [kept] = [json.loads(line) for line in stored.stdout.splitlines()]
+    assert "requestTruncated" not in kept, kept
+    assert json.loads(kept["requestJson"])["clientEvent"]["jobEvent"]["type"] == "VIEW"
+
+
 def test_talent_events_and_catalogs(shop: Running, tmp_path: Path) -> None:
     out = read(shop, "talent-events", "list", "--parent", TENANT, cwd=tmp_path)
     assert out.stdout.splitlines() == [
@@ -330,6 +350,15 @@ def test_table_rows_line_up_and_their_notes_are_said(shop: Running, tmp_path: Pa
     assert products.stderr == f"footfall: {PRICE_NOTE.format(2)}\n"
     as_json = read(shop, "insights", "products", "--parent", CATALOG, "--json", cwd=tmp_path)
     assert (as_json.returncode, as_json.stderr) == (0, "")  # --json rows only
+    # Cut at --limit, a table says so, as every list does (100 of 1,500 rows read as all).
+    for flags in ([], ["--json"]):
+        one = read(shop, "insights", "jobs", "--parent", TENANT, "--limit", "1", *flags,
+                   cwd=tmp_path)
+        assert len(one.stdout.splitlines()) == 1
+        assert one.stderr.endswith(
+            "footfall: only 1 shown; more are stored (raise --limit; 0 shows all)\n"), one.stderr
+    exact = read(shop, "insights", "jobs", "--parent", TENANT, "--limit", "2", cwd=tmp_path)
+    assert (len(exact.stdout.splitlines()), exact.stderr) == (2, f"footfall: {COMPANY_NOTE}\n")
 
 
 def test_totals_as_text_end_with_their_notes(shop: Running, tmp_path: Path,
