@@ -227,10 +227,13 @@ def run_shell(block: Block, workdir: Path) -> None:
 
 def serve_block(block: Block, workdir: Path) -> None:
     """The block starts the server: it must become ready (on free ports: the gRPC
-    port written as 50051 becomes 0, the HTTP port -1) and stop on SIGTERM."""
+    port written as 50051 becomes 0, the HTTP port -1, and a block that names no
+    port takes the same from the environment, not the defaults, which another
+    server on the machine may hold) and stop on SIGTERM."""
     (workdir / "block.sh").write_text(substitute(block.text, "0", "-1"), encoding="utf-8")
     proc = subprocess.Popen(["bash", "-e", "-o", "pipefail", "block.sh"], cwd=workdir,
-                            env=block_env(FOOTFALL_HTTP_PORT="-1"), stdin=subprocess.DEVNULL,
+                            env=block_env(FOOTFALL_PORT="0", FOOTFALL_HTTP_PORT="-1"),
+                            stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
