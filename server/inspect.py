@@ -37,7 +37,7 @@ from footfall.retail.v2beta import user_event_service_pb2 as _v2beta_events  # n
 
 # ... and the requests kept refusals hold (read from a store file, a talent refusal's
 # request was shown as cut, its type unknown to the CLI)
-from footfall.talent.v4 import event_service_pb2 as _talent_events  # noqa: F401
+from footfall.talent.v4 import event_service_pb2 as _talent_requests  # noqa: F401
 from google.longrunning import operations_pb2
 from google.rpc import error_details_pb2  # noqa: F401
 
