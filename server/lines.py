@@ -55,7 +55,10 @@ def user_event(stored: console_pb2.StoredUserEvent) -> str:
     """Event time, type, visitor, then what else the event says (user, session,
     products, search, revenue), whether it joined the catalog and how it came."""
     event = stored.user_event
-    products = ",".join(d.product.id + (f"×{d.quantity.value}" if d.quantity.value > 1 else "")
+    # a quantity given is shown unless it is 1 (0 and negative ones too: a line that
+    # left them out looked like a quantity of 1)
+    products = ",".join(d.product.id + (f"×{d.quantity.value}" if d.HasField("quantity")
+                                        and d.quantity.value != 1 else "")
                         for d in event.product_details)
     revenue = (f"{event.purchase_transaction.revenue:g}{event.purchase_transaction.currency_code}"
                if event.HasField("purchase_transaction") else None)

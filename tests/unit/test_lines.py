@@ -25,6 +25,17 @@ def test_a_line_escapes_what_is_not_printable() -> None:
     assert len(lines.rejection(refused).splitlines()) == 1
 
 
+def test_a_quantity_given_shows_unless_it_is_one() -> None:
+    stored = console_pb2.StoredUserEvent()
+    stored.user_event.event_type = "add-to-cart"
+    for product, quantity in (("a", None), ("b", 1), ("c", 3), ("d", 0), ("e", -2)):
+        detail = stored.user_event.product_details.add()
+        detail.product.id = product
+        if quantity is not None:
+            detail.quantity.value = quantity
+    assert " products=a,b,c×3,d×0,e×-2 " in lines.user_event(stored)
+
+
 def test_json_is_one_ascii_line_that_reads_back() -> None:
     stored = console_pb2.StoredUserEvent()
     stored.user_event.visitor_id = BREAKS + "é"
