@@ -34,6 +34,7 @@ class _Form:
     (parse_product_key then refuses in a product id what a segment refuses, but '/')."""
 
     def __init__(self, form: str) -> None:
+        self.form = form
         self.shown = re.sub(r"\{[^}]+\}", "*", form)
         self.regex = re.compile(re.sub(r"\{(\w+)(=\*\*)?\}", _group, form) + r"\Z", re.DOTALL)
 
@@ -44,7 +45,41 @@ class _Form:
             raise InvalidArgument.field(field, f"each segment of {self.shown!r} must be at most "
                                                f"{MAX_SEGMENT} characters, got {longest} in "
                                                f"{shown!r}")
+        why = self._segment_problem(value)
+        if why is not None:  # of the form, but for what one segment holds: say which
+            raise InvalidArgument.field(field, f"{why}, in {shown!r} (of the form "
+                                               f"{self.shown!r})")
         raise InvalidArgument.field(field, f"must be of the form {self.shown!r}, got {shown!r}")
+
+    def _segment_problem(self, value: str) -> str | None:
+        """Why `value`, of this form segment by segment, is not a name: the first
+        segment that is empty, `-` for a project, `.` or `..`, or holds a character
+        no segment may; None if it is not of the form at all."""
+        parts, slots = value.split("/"), self.form.split("/")
+        if slots[-1].endswith("=**}"):  # the rest of the name, '/' too
+            if len(parts) < len(slots):
+                return None
+            parts = [*parts[:len(slots) - 1], "/".join(parts[len(slots) - 1:])]
+        if len(parts) != len(slots):
+            return None
+        found = None
+        for part, slot in zip(parts, slots, strict=True):
+            if not slot.startswith("{"):
+                if part != slot:
+                    return None
+                continue
+            name = slot.strip("{}").removesuffix("=**")
+            bad = _BAD_IN_SEGMENT.search(part) if not slot.endswith("=**}") else \
+                _NOT_IN_PRODUCT_ID.search(part)
+            why = (f"the {name} is empty" if not part
+                   else f"the {name} must be named ('-' stands for every project only "
+                        f"where a read allows it)" if name == "project" and part == "-"
+                   else f"the {name} must not be {part!r}" if part in (".", "..")
+                   else f"the {name} must not hold white space, control or invisible format "
+                        f"characters, got {bad[0]!r} at {bad.start()}" if bad is not None
+                   else None)
+            found = found or why
+        return found
 
 
 # What no segment holds: '/', white space, control characters (C0 and C1) and the
@@ -56,6 +91,7 @@ _NOT_IN_SEGMENT = ("/\\s\\x00-\\x1f\\x7f-\\x9f"
 
 # What a product id holds of those: all but '/' (an id may hold it, see above).
 _NOT_IN_PRODUCT_ID = re.compile(f"[{_NOT_IN_SEGMENT.removeprefix('/')}]")
+_BAD_IN_SEGMENT = re.compile(f"[{_NOT_IN_SEGMENT}]")
 # NUL (U+0000) is in no id or name a column keeps: PostgreSQL's text cannot hold it
 # (SQLite's can), so one store would merge ids the other keeps apart.
 NUL_REFUSED = "must not hold a NUL character (U+0000)"

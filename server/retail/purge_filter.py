@@ -55,13 +55,22 @@ def tokens(text: str, pattern: re.Pattern[str] = _TOKEN) -> list[Token]:
     while pos < len(text):
         match = pattern.match(text, pos)
         if match is None:
-            advice = ": values go in double quotes" if text[pos] == "'" else ""
-            raise Fail(pos, f"unexpected character {text[pos]!r}{advice}")
+            raise Fail(pos, f"unexpected character {text[pos]!r}{_advice(text, pos)}")
         kind = match.lastgroup or ""
         if kind != "space":
             out.append(Token(kind, match.group(), pos))
         pos = match.end()
     return out
+
+
+def _advice(text: str, pos: int) -> str:
+    """What to write instead, for a character no token starts with: a value left
+    bare or in single quotes, or an operator the grammar does not have."""
+    if text[pos] == "'" or text[pos].isdigit():
+        return ': values go in double quotes, times too (eventTime > "2024-01-31T23:59:59Z")'
+    if text.startswith("!=", pos):
+        return ": '!=' is not in the grammar: a term selects what equals its value"
+    return ""
 
 
 def unquote(token: Token) -> str:
@@ -165,6 +174,9 @@ class Parser(Cursor):
                     self.bound_after(time_bound(nanos, inclusive))
                 else:
                     self.bound_before(time_bound(nanos, inclusive))
+        elif name.text in ("OR", "NOT"):
+            raise Fail(name.at, f"{name.text} is not in the grammar: terms one after another "
+                                "(or joined by AND) must all hold")
         elif not self.other_term(name):
             raise Fail(name.at, f"unknown field {name.text!r}; filter on {self.fields}")
 

@@ -63,6 +63,27 @@ def test_bad_catalog_names_the_field(bad: str) -> None:
     assert "projects/*/locations/*/catalogs/*" in violation.description
 
 
+@pytest.mark.parametrize(("bad", "why"), [
+    ("projects/p/locations/global/catalogs/a b",
+     "the catalog must not hold white space, control or invisible format characters, "
+     "got ' ' at 1, in 'projects/p/locations/global/catalogs/a b'"),
+    ("projects/p\u200b/locations/global/catalogs/c",
+     "the project must not hold white space, control or invisible format characters, "
+     "got '\\u200b' at 1"),
+    ("projects/-/locations/global/catalogs/c", "the project must be named ('-' stands for "
+                                               "every project only where a read allows it)"),
+    ("projects/p/locations//catalogs/c", "the location is empty"),
+    ("projects/p/locations/global/catalogs/..", "the catalog must not be '..'"),
+    ("projects/p/locations/global/catalog/c",
+     "must be of the form 'projects/*/locations/*/catalogs/*', got"),  # not of the form
+])
+def test_a_name_of_the_form_says_what_is_wrong_with_its_segment(bad: str, why: str) -> None:
+    # `a b` was told "must be of the form 'projects/*/locations/*/catalogs/*'": it is.
+    with pytest.raises(InvalidArgument) as caught:
+        parse_catalog(bad, "parent")
+    assert caught.value.violations[0].description.startswith(why)
+
+
 @pytest.mark.parametrize("segment", ["..a", ".x", "a.", "é", "名前"])
 def test_dots_within_a_segment_and_other_letters_are_names(segment: str) -> None:
     assert parse_catalog(f"projects/{segment}/locations/global/catalogs/c").project == segment
