@@ -56,14 +56,16 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         self._gcs_root = Path(settings.gcs_root)
 
     def _checked(self, parent: str, event: user_event_pb2.UserEvent, path: str,
-                 found: list[FieldViolation] | None = None) -> str:
+                 found: list[FieldViolation] | None = None,
+                 time_field: str | None = None) -> str:
         """The catalog `parent` names, once `event` is valid for it (stamped with the
         time now if it has none).
 
         Raises INVALID_ARGUMENT listing every violation: the parent's, those
         already `found` in the request, and the event's own (unless the event
         could not be decoded at all, which `found` then says, or is over the size
-        limit, which is then its one violation).
+        limit, which is then its one violation). `time_field`: the request field
+        the event's time came from (a pixel's `ets`), which its violation names.
         """
         violations: list[FieldViolation] = []
         catalog = gather(violations, parse_catalog, parent, "parent")
@@ -78,6 +80,9 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
                 violations.extend(validation.user_event_violations(
                     event, path, strict_event_types=self._strict,
                     now_s=self._clock.now_ns() // 10**9))
+        if time_field is not None:
+            violations = [FieldViolation(time_field, f"as the event's time, {v.description}")
+                          if v.field == f"{path}.event_time" else v for v in violations]
         raise_if_any(violations)
         if not event.HasField("event_time"):
             event.event_time.FromNanoseconds(self._stamps.now_ns())
@@ -95,11 +100,11 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
 
     async def _store_event(self, parent: str, event: user_event_pb2.UserEvent, path: str,
                            wait: bool, found: list[FieldViolation] | None = None,
-                           answered: bool = True) -> None:
+                           answered: bool = True, time_field: str | None = None) -> None:
         """Validate `event` for the catalog `parent` (see `_checked`), stamp its
         time, store it. `answered`: the caller gets the event back (joined with the
         catalog). INVALID_ARGUMENT listing every violation."""
-        name = self._checked(parent, event, path, found)
+        name = self._checked(parent, event, path, found, time_field)
         ids = join.product_ids([event])
         if ids and (wait or not answered):
             await self._store.write_joined_async(self._joined_later(name, event, ids, path),
@@ -146,9 +151,10 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
             self.collect_queued(request, collect.requester_of(context),
                                 getattr(context, "refused_later", None))
         else:
-            event, path, found = self._collected(request, collect.requester_of(context))
+            event, path, found, time_field = self._collected(
+                request, collect.requester_of(context))
             await self._store_event(request.parent, event, path, wait=True, found=found,
-                                    answered=False)
+                                    answered=False, time_field=time_field)
         return collect.pixel_body()
 
     @property
@@ -168,8 +174,8 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         INVALID_ARGUMENT as CollectUserEvent; UNAVAILABLE (or RESOURCE_EXHAUSTED for a
         full disk) when the store cannot take events nobody waits for.
         """
-        event, path, found = self._collected(request, requester)
-        name = self._checked(request.parent, event, path, found)
+        event, path, found, time_field = self._collected(request, requester)
+        name = self._checked(request.parent, event, path, found, time_field)
         ids = join.product_ids([event])
         if ids:
             self._store.queue_joined(self._joined_later(name, event, ids, path, refused))
@@ -180,15 +186,19 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
     @staticmethod
     def _collected(request: user_event_service_pb2.CollectUserEventRequest,
                    requester: collect.Requester | None
-                   ) -> tuple[user_event_pb2.UserEvent, str, list[FieldViolation]]:
+                   ) -> tuple[user_event_pb2.UserEvent, str, list[FieldViolation], str | None]:
         """The event a collect request carries (filled from the browser's request
-        when it came over HTTP), the request field it came in, and the request's
-        violations."""
+        when it came over HTTP), the request field it came in, the request's
+        violations, and "ets" when the event's time is the request's `ets` (a
+        pixel that sent only that was told of a `user_event.event_time`)."""
         event = user_event_pb2.UserEvent()
         found = collect.decode_collect_request(request, event)
         if requester is not None:
             collect.fill_from_requester(event, requester)
-        return event, "raw_json" if request.raw_json else "user_event", found
+        from_ets = 0 < request.ets <= collect.MAX_ETS_MILLIS \
+            and event.event_time.ToMilliseconds() == request.ets
+        return (event, "raw_json" if request.raw_json else "user_event", found,
+                "ets" if from_ets else None)
 
     async def ImportUserEvents(self, request: import_config_pb2.ImportUserEventsRequest,
                                context: grpc.aio.ServicerContext) -> operations_pb2.Operation:

@@ -197,3 +197,21 @@ def test_durable_pixels_are_never_served_inline(settings: Settings, clock: Fixed
         assert len(stored(running)) == 1
     finally:
         running.stop()
+
+
+def test_a_time_too_far_ahead_given_as_ets_names_ets(pair: Callable[..., Pair]) -> None:
+    # A pixel that sent only `ets` was told of `user_event.event_time`, a field it never
+    # set; one whose own eventTime is too far ahead still names that.
+    servers = pair()
+    far = "&ets=99999999999999"  # (5138)
+    for running in (servers.inline, servers.long):
+        reply = call(running.http_port, "GET", pixel(HOME, extra=far))
+        assert reply.headers["X-Footfall-Error"].startswith(
+            "INVALID_ARGUMENT: ets: as the event's time, must be at most a day after the "
+            "server's time"), reply.headers["X-Footfall-Error"]
+        own = call(running.http_port, "GET", pixel(
+            {**HOME, "eventTime": "5138-11-16T09:46:39Z"}, extra=far + "&$alt=json"))
+        assert own.status == 400
+        [violation] = own.json()["error"]["details"][0]["fieldViolations"]
+        assert violation["field"] == "user_event.event_time"
+    assert stored(servers.inline) == stored(servers.long) == []
