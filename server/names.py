@@ -78,7 +78,7 @@ class _Form:
                    else f"the {name} must not hold white space, control or invisible format "
                         f"characters, got {bad[0]!r} at {bad.start()}" if bad is not None
                    else None)
-            found = found or why
+            found = found or why  # (the first; the segments after it must still fit the form)
         return found
 
 

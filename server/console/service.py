@@ -91,17 +91,20 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         raise_if_any(violations)
         # A caller that lists right after a refused call sees it, as it sees an
         # accepted write (unless the store cannot commit it now: see committed_a_while).
-        kept = self._policy.rejections
-        if kept is not None and kept.waiting():
-            await committed_a_while(self._store, "the refusals kept")
+        await self._commit_waiting_refusals(a_while=True)
         return await off_loop(queries.list_rejections, self._store, scope, size,
                               request.page_token)
 
-    async def _commit_waiting_refusals(self) -> None:
+    async def _commit_waiting_refusals(self, a_while: bool = False) -> None:
         """Return once the refusals made so far are stored: they ride along with a
-        later commit (up to 0.1 s on)."""
+        later commit (up to 0.1 s on). `a_while`: or once committed_a_while gives up
+        (a read; a reset needs the writer itself, so it waits for it either way)."""
         kept = self._policy.rejections
-        if kept is not None and kept.waiting():
+        if kept is None or not kept.waiting():
+            return
+        if a_while:
+            await committed_a_while(self._store, "the refusals kept")
+        else:
             await self._store.flush_async()
 
     async def ListCatalogs(self, request: console_pb2.ListCatalogsRequest,

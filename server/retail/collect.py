@@ -133,9 +133,19 @@ def decode_collect_request(request: Any, event: Any) -> list[FieldViolation]:
         violations.extend(exc.violations)
     if not event.uri and request.uri and len(request.uri) <= MAX_URI_CHARS:
         event.uri = request.uri
-    if not event.HasField("event_time") and 0 < request.ets <= MAX_ETS_MILLIS:
+    if not event.HasField("event_time") and _usable_ets(request):
         event.event_time.FromMilliseconds(request.ets)
     return violations
+
+
+def _usable_ets(request: Any) -> bool:
+    return 0 < request.ets <= MAX_ETS_MILLIS
+
+
+def time_from_ets(request: Any, event: Any) -> bool:
+    """Whether the time of `event` (decoded from `request`) is the request's `ets`:
+    its violations then name `ets`, the field the caller set."""
+    return _usable_ets(request) and event.event_time.ToMilliseconds() == request.ets
 
 
 _CACHED_ADDRESS_CHARS = 64  # longer than any address (IPv6 with a zone): not kept

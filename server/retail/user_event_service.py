@@ -195,10 +195,8 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         found = collect.decode_collect_request(request, event)
         if requester is not None:
             collect.fill_from_requester(event, requester)
-        from_ets = 0 < request.ets <= collect.MAX_ETS_MILLIS \
-            and event.event_time.ToMilliseconds() == request.ets
         return (event, "raw_json" if request.raw_json else "user_event", found,
-                "ets" if from_ets else None)
+                "ets" if collect.time_from_ets(request, event) else None)
 
     async def ImportUserEvents(self, request: import_config_pb2.ImportUserEventsRequest,
                                context: grpc.aio.ServicerContext) -> operations_pb2.Operation:
