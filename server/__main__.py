@@ -118,6 +118,21 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     add_source_arguments(catalogs, env)
     _add_output(catalogs)
 
+    products = commands.add_parser("products", help="read the products of a catalog")
+    products_commands = products.add_subparsers(dest="products_command", required=True)
+    listing = products_commands.add_parser("list", help="print the products of a branch, by "
+                                                        "id")
+    listing.add_argument("--parent", required=True,
+                         help=f"branch (e.g. {CATALOG_EXAMPLE}/branches/default_branch), or a "
+                              f"catalog for its default branch")
+    add_source_arguments(listing, env)
+    listing.add_argument("--filter", default="",
+                         help='as ListProducts: type = "PRIMARY" (or "VARIANT", "COLLECTION"), '
+                              'primary_product_id = "ID" or collection_product_id = "ID"')
+    listing.add_argument("--limit", type=_limit, default=100,
+                         help="at most so many (%(default)s; all: 0)")
+    _add_output(listing)
+
     operations = commands.add_parser("operations", help="read long-running operations")
     operations_commands = operations.add_subparsers(dest="operations_command", required=True)
     listing = operations_commands.add_parser(

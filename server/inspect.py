@@ -1,5 +1,5 @@
 """`footfall events ...`, `rejections ...`, `talent-events ...`, `catalogs`,
-`operations ...`, and `footfall reset` and `footfall backup`.
+`products list`, `operations ...`, and `footfall reset` and `footfall backup`.
 
 They read the store, opened read-only (nothing is created or changed, and a
 store that does not exist is refused), or a running server through its public
@@ -41,7 +41,7 @@ from footfall.talent.v4 import event_service_pb2 as _talent_requests  # noqa: F4
 from google.longrunning import operations_pb2
 from google.rpc import error_details_pb2  # noqa: F401
 
-from server import lines
+from server import lines, names
 from server.cli_args import EVERY_OPERATION
 from server.console import queries
 from server.errors import FootfallError, InvalidArgument
@@ -49,6 +49,8 @@ from server.names import parse_catalog, parse_tenant
 from server.operations.records import relabel
 from server.operations.summary import summarize
 from server.remote import Connection, RemoteError, ServerSource, pages
+from server.retail import product_listing
+from server.retail.product_listing import ProductReads
 from server.store import Store, open_store
 from server.store.backup import BackupRefused, backup
 from server.store.rows import StoreUnusable
@@ -75,6 +77,7 @@ USER_EVENTS = Kind("ListUserEvents", "user_events", "WatchUserEvents", lines.use
 CLIENT_EVENTS = Kind("ListClientEvents", "client_events", "WatchClientEvents",
                      lines.client_event)
 REJECTIONS = Kind("ListRejections", "rejections", "WatchRejections", lines.rejection)
+PRODUCTS = Kind("ListProducts", "products", "", lines.product)  # (ProductService: no watch)
 
 
 def _say(message: str) -> None:
@@ -88,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     or server that cannot be used."""
     command = {"events": _events, "talent-events": _talent_events,
                "rejections": _rejections, "catalogs": _catalogs,
-               "operations": _operations, "reset": _reset, "backup": _backup}[args.command]
+               "products": _products, "operations": _operations, "reset": _reset,
+               "backup": _backup}[args.command]
     try:
         return command(args)
     except FootfallError as exc:
@@ -193,6 +197,10 @@ class StoreSource:
                                      queries.page_size(request.page_size), request.page_token,
                                      request.view != console_pb2.DATA_SET_VIEW_BASIC)
 
+    def ListProducts(self, request: product_service_pb2.ListProductsRequest  # noqa: N802
+                     ) -> product_service_pb2.ListProductsResponse:
+        return ProductReads(self.store).page(request)
+
 
 class _Remote:
     """A ServerSource seen as a Source."""
@@ -201,7 +209,8 @@ class _Remote:
         self.server = server
 
     def rpc(self, name: str) -> Callable[[Any], Any]:
-        method = getattr(self.server.console, name)
+        method = getattr(self.server.products if name == PRODUCTS.list_rpc
+                         else self.server.console, name)
         return lambda request: self.server.call(method, request)
 
     def close(self) -> None:
@@ -357,6 +366,34 @@ def _catalogs(args: argparse.Namespace) -> int:
                       args.json, f"no catalog or tenant holds events {_of(args.parent)}")
 
     return _reading(args, body)
+
+
+def _products(args: argparse.Namespace) -> int:
+    """Print the products of a branch (a catalog: its default branch) that the
+    filter selects, by id."""
+    branch = _branch(args.parent)
+    product_listing.parse_filter(args.filter, "--filter")  # refused before connecting
+    # every field (Google's default set leaves out the type, categories, availability)
+    listing = product_service_pb2.ListProductsRequest(parent=branch, filter=args.filter,
+                                                      read_mask={"paths": ["*"]})
+    none = (f"no product of {branch} matches --filter" if args.filter
+            else f"no product in {branch}")
+    return _reading(args, lambda source: _print(
+        _records(source, PRODUCTS, listing, args.limit), PRODUCTS.line, args.json, none))
+
+
+def _branch(parent: str) -> str:
+    """`parent` if it is a branch, a catalog's default branch if it is a catalog;
+    INVALID_ARGUMENT naming --parent otherwise."""
+    if "/branches/" in parent:
+        names.parse_branch_key(parent, "--parent")
+        return parent
+    if "/catalogs/" in parent:
+        return f"{parse_catalog(parent, '--parent')}/branches/{names.DEFAULT_BRANCH}"
+    raise InvalidArgument.field("--parent", f"must be a branch "
+                                            f"(projects/*/locations/*/catalogs/*/branches/*) or "
+                                            f"a catalog (projects/*/locations/*/catalogs/*), got "
+                                            f"{parent[:200]!r}")
 
 
 def _operations(args: argparse.Namespace) -> int:

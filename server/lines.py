@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 from footfall.console.v1 import console_pb2
+from footfall.retail.v2 import product_pb2
 from footfall.talent.v4 import event_pb2
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -114,6 +115,31 @@ def data_set(found: console_pb2.DataSet) -> str:
     return printable(f"{found.name}  {found.event_count} {what}  last event "
                       f"{_time(found.last_event_time)}  last received "
                       f"{_time(found.last_receive_time)}")
+
+
+def _enum(kind: Any, number: int) -> str:
+    """The name of `number` in the enum `kind` ('' when unset, the number when unknown)."""
+    if not number:
+        return ""
+    return kind.Name(number) if number in kind.values() else str(number)
+
+
+def product(found: product_pb2.Product) -> str:
+    """Id and type, then its title, price, availability, categories, a variant's
+    primary and a collection's member count."""
+    price = found.price_info
+    facts = _facts([
+        ("title", found.title and _quoted(found.title)),
+        ("price", f"{price.price:g}{price.currency_code}" if found.HasField("price_info")
+         else None),
+        ("availability", _enum(product_pb2.Product.Availability, found.availability)),
+        ("categories", _quoted(" | ".join(found.categories)) if found.categories else None),
+        ("primary", found.primary_product_id if found.type == product_pb2.Product.VARIANT
+         else None),
+        ("members", str(len(found.collection_member_ids)) if found.collection_member_ids
+         else None)])
+    kind = _enum(product_pb2.Product.Type, found.type) or "PRIMARY"  # (unset: a primary)
+    return printable(f"{found.id}  {kind:<10} {facts}")
 
 
 def reset(name: str, deleted: console_pb2.ResetResponse) -> str:

@@ -3,6 +3,7 @@ public API only, so that any store, `memory://` included, can be inspected.
 
 - Events, client events, refusals and catalogs: footfall.console.v1
   ConsoleService (a key with the reader or admin role).
+- Products: google.cloud.retail.v2 ProductService/ListProducts (reader or admin).
 - Operations: google.longrunning.Operations/ListOperations (an admin key).
 - Tails: the console's Watch* streams, resumed after the last position seen when
   the server goes away and comes back.
@@ -18,6 +19,7 @@ from typing import Any
 
 import grpc
 from footfall.console.v1 import console_pb2_grpc
+from footfall.retail.v2 import product_service_pb2_grpc
 from google.longrunning import operations_pb2, operations_pb2_grpc
 
 CALL_SECONDS = 30.0  # per unary call
@@ -104,6 +106,7 @@ class ServerSource:
         self._channel = connection.channel()
         self._metadata = (("x-goog-api-key", connection.key),) if connection.key else ()
         self.console = console_pb2_grpc.ConsoleServiceStub(self._channel)
+        self.products = product_service_pb2_grpc.ProductServiceStub(self._channel)
         self._operations = operations_pb2_grpc.OperationsStub(self._channel)
         # Followed by tails: whether the channel was ever connected, and whom to tell
         # when it is again after the server went away.

@@ -6,12 +6,13 @@ Keys live in a JSON file (`--auth-file`):
                            "name": "shop-frontend"}}}
 
 `writer` may write, collect and create client events; `reader` may list and
-watch through the console (footfall.console.v1) and ask for insights
-(footfall.insights.v1), nothing else; `admin` may call every RPC. `projects`
-may hold "*" for every project; `name` (optional) is what the logs say instead
-of the key; `buckets` (optional, default every bucket) lists the Cloud Storage
-buckets the key's requests may name (`gs://` URIs, e.g. import sources and
-error folders), exactly or with `*` wildcards ("shop-a-*").
+watch through the console (footfall.console.v1), ask for insights
+(footfall.insights.v1) and get and list products (ProductService), nothing
+else; `admin` may call every RPC. `projects` may hold "*" for every project;
+`name` (optional) is what the logs say instead of the key; `buckets`
+(optional, default every bucket) lists the Cloud Storage buckets the key's
+requests may name (`gs://` URIs, e.g. import sources and error folders),
+exactly or with `*` wildcards ("shop-a-*").
 
 Keys are kept only as SHA-256 digests and looked up by digest, so no comparison
 ever runs over a secret (constant time in the key), and no message or log line
@@ -46,15 +47,18 @@ WRITER_METHODS = frozenset({
       for rpc in ("WriteUserEvent", "CollectUserEvent")),
     "/google.cloud.talent.v4.EventService/CreateClientEvent",
 })
-# The RPCs a reader may call: the console's lists and watches (not its resets)
-# and every insight.
+# The RPCs a reader may call: the console's lists and watches (not its resets),
+# every insight, and the product reads (the console's products page, `footfall
+# products list`).
 READER_METHODS = frozenset(
     f"/footfall.console.v1.ConsoleService/{rpc}" for rpc in (
         "ListUserEvents", "CountUserEvents", "ListClientEvents", "ListRejections", "ListCatalogs",
         "WatchUserEvents", "WatchUserEventBatches", "WatchClientEvents", "WatchRejections"
     )) | frozenset(
     f"/footfall.insights.v1.InsightsService/{rpc}" for rpc in (
-        "RunFunnel", "ListProductStats", "ListJobStats", "ComputeTotals"))
+        "RunFunnel", "ListProductStats", "ListJobStats", "ComputeTotals")) | frozenset(
+    f"/google.cloud.retail.{version}.ProductService/{rpc}"
+    for version in ("v2", "v2beta", "v2alpha") for rpc in ("GetProduct", "ListProducts"))
 # Request fields that hold a resource name, and so the project a call acts on.
 RESOURCE_FIELDS = (("parent",), ("name",), ("product", "name"), ("product",),
                    ("inventory", "name"))

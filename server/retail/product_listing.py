@@ -1,4 +1,6 @@
-"""ListProducts filters and page tokens, and scanning a branch for products.
+"""ListProducts: its filters, page tokens and pages, and scanning a branch for
+products. ProductReads answers it over a store, for the servicer and for
+`footfall products list` reading a store file alike.
 
 Google documents four filter forms; anything else is INVALID_ARGUMENT:
   (empty)                         every product of the branch
@@ -16,12 +18,15 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
-from footfall.retail.v2 import product_pb2
+from footfall.retail.v2 import product_pb2, product_service_pb2
 
-from server.errors import InvalidArgument
-from server.retail.product_validation import VARIANT
+from server import names
+from server.errors import FieldViolation, InvalidArgument, NotFound, gather, raise_if_any
+from server.retail import products
+from server.retail.product_validation import COLLECTION, VARIANT
 from server.retail.products import decode
 from server.store import Store
 
@@ -126,3 +131,77 @@ def scan(store: Store, branch: str, keep: Callable[[Any], bool], after_id: str =
         if len(rows) < _SCAN_BATCH:
             return
         after_id = rows[-1][0]
+
+
+class ProductReads:
+    """The products of a store as ProductService reads them (blocking: the
+    servicer calls these off the loop)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def get(self, branch: str, product_id: str) -> product_pb2.Product | None:
+        found = self._store.get_products(branch, [product_id]).get(product_id)
+        return None if found is None else decode(found, branch, product_id)
+
+    def must_get(self, branch: str, product_id: str, shown_name: str) -> product_pb2.Product:
+        product = self.get(branch, product_id)
+        if product is None:
+            raise NotFound(products.RESOURCE_TYPE, shown_name)
+        return product
+
+    def page(self, request: product_service_pb2.ListProductsRequest
+             ) -> product_service_pb2.ListProductsResponse:
+        """One page of the branch's products in id order, with a next_page_token
+        when more follow; fields as read_mask says (Google's default set if empty).
+
+        INVALID_ARGUMENT for a bad parent, negative page_size, unsupported filter,
+        unknown read_mask path, or a page_token from another query; NOT_FOUND
+        when the filter names a primary or collection that does not exist.
+        """
+        violations: list[FieldViolation] = []
+        branch = gather(violations, names.parse_branch_key, request.parent, "parent")
+        size = gather(violations, page_size, request.page_size)
+        query = gather(violations, parse_filter, request.filter)
+        violations.extend(products.read_mask_violations(request.read_mask))
+        raise_if_any(violations)
+        fingerprint = query_fingerprint(branch, request.filter,
+                                        ",".join(request.read_mask.paths))
+        after_id = decode_page_token(request.page_token, fingerprint)
+        page = self.matching(branch, query, after_id, size + 1)
+        answer = product_service_pb2.ListProductsResponse()
+        for product in page[:size]:
+            answer.products.append(products.apply_read_mask(product, request.read_mask.paths))
+        if len(page) > size:
+            answer.next_page_token = encode_page_token(page[size - 1].id, fingerprint)
+        return answer
+
+    def matching(self, branch: str, query: ProductFilter, after_id: str,
+                 limit: int | None) -> list[product_pb2.Product]:
+        """Up to `limit` (None: every) product the filter selects after `after_id`,
+        by id; NOT_FOUND when it names a primary or collection that does not exist."""
+        if query.key == "collection_product_id":
+            return self._collection_page(branch, query.value, after_id, limit)
+        if query.key == "primary_product_id":
+            self.must_get(branch, query.value, names.product_name(branch, query.value))
+        return list(islice(scan(
+            self._store, branch, query.matches, after_id,
+            needle=query.value if query.key == "primary_product_id" else ""), limit))
+
+    def first_in_a_collection(self, branch: str, ids: set[str]) -> tuple[str, str] | None:
+        """(member, collection) of the first collection of `branch` holding one of
+        `ids`, or None."""
+        for collection in scan(self._store, branch, lambda p: p.type == COLLECTION):
+            for member in collection.collection_member_ids:
+                if member in ids:
+                    return member, collection.id
+        return None
+
+    def _collection_page(self, branch: str, collection_id: str, after_id: str,
+                         limit: int | None) -> list[product_pb2.Product]:
+        """Up to `limit` existing members of the collection, after `after_id`, by id."""
+        name = names.product_name(branch, collection_id)
+        collection = self.must_get(branch, collection_id, name)
+        members = sorted(m for m in set(collection.collection_member_ids) if m > after_id)
+        stored = self._store.get_products(branch, members)  # at most 1000, by validation
+        return [decode(stored[m], branch, m) for m in members if m in stored][:limit]

@@ -66,18 +66,9 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         self._clock = clock
         self._runner = runner
         self._gcs_root = gcs_root
+        self._reads = product_listing.ProductReads(store)
 
     # -- helpers -----------------------------------------------------------
-
-    def _get(self, branch: str, product_id: str) -> product_pb2.Product | None:
-        found = self._store.get_products(branch, [product_id]).get(product_id)
-        return None if found is None else products.decode(found, branch, product_id)
-
-    def _must_get(self, branch: str, product_id: str, shown_name: str) -> product_pb2.Product:
-        product = self._get(branch, product_id)
-        if product is None:
-            raise NotFound(products.RESOURCE_TYPE, shown_name)
-        return product
 
     @staticmethod
     def _references_hold(branch: str, product_id: str) -> ProductCheck:
@@ -161,48 +152,12 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         INVALID_ARGUMENT for a malformed name; NOT_FOUND when there is no such product.
         """
         branch, product_id = names.parse_product_key(request.name, "name")
-        return await off_loop(self._must_get, branch, product_id, request.name)
+        return await off_loop(self._reads.must_get, branch, product_id, request.name)
 
     async def ListProducts(self, request: product_service_pb2.ListProductsRequest,
                      context: grpc.aio.ServicerContext) -> product_service_pb2.ListProductsResponse:
-        """One page of the branch's products in id order, with a next_page_token
-        when more follow; fields as read_mask says (Google's default set if empty).
-
-        INVALID_ARGUMENT for a bad parent, negative page_size, unsupported filter,
-        unknown read_mask path, or a page_token from another query; NOT_FOUND
-        when the filter names a primary or collection that does not exist.
-        """
-        violations: list[FieldViolation] = []
-        branch = gather(violations, names.parse_branch_key, request.parent, "parent")
-        size = gather(violations, product_listing.page_size, request.page_size)
-        query = gather(violations, product_listing.parse_filter, request.filter)
-        violations.extend(products.read_mask_violations(request.read_mask))
-        raise_if_any(violations)
-        fingerprint = product_listing.query_fingerprint(
-            branch, request.filter, ",".join(request.read_mask.paths))
-        after_id = product_listing.decode_page_token(request.page_token, fingerprint)
-
-        page = await off_loop(self._matching, branch, query, after_id, size + 1)
-
-        answer = product_service_pb2.ListProductsResponse()
-        for product in page[:size]:
-            answer.products.append(products.apply_read_mask(product, request.read_mask.paths))
-        if len(page) > size:
-            answer.next_page_token = product_listing.encode_page_token(page[size - 1].id,
-                                                                       fingerprint)
-        return answer
-
-    def _matching(self, branch: str, query: product_listing.ProductFilter, after_id: str,
-                  limit: int | None) -> list[product_pb2.Product]:
-        """Up to `limit` (None: every) product the filter selects after `after_id`,
-        by id; NOT_FOUND when it names a primary or collection that does not exist."""
-        if query.key == "collection_product_id":
-            return self._collection_page(branch, query.value, after_id, limit)
-        if query.key == "primary_product_id":
-            self._must_get(branch, query.value, names.product_name(branch, query.value))
-        return list(islice(product_listing.scan(
-            self._store, branch, query.matches, after_id,
-            needle=query.value if query.key == "primary_product_id" else ""), limit))
+        """One page of the branch's products in id order (product_listing.ProductReads.page)."""
+        return await off_loop(self._reads.page, request)
 
     async def count_products(self, parent: str, filter_text: str) -> int:
         """How many products ListProducts would return for `parent` and `filter_text`
@@ -212,7 +167,7 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         branch = gather(violations, names.parse_branch_key, parent, "parent")
         query = gather(violations, product_listing.parse_filter, filter_text)
         raise_if_any(violations)
-        return len(await off_loop(self._matching, branch, query, "", None))
+        return len(await off_loop(self._reads.matching, branch, query, "", None))
 
     async def delete_variants(self, name: str) -> int:
         """Delete the variants of the primary product `name` (v2alpha's force);
@@ -220,13 +175,13 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         for a malformed name or a variant that a collection still holds; NOT_FOUND
         when there is no such product."""
         branch, product_id = names.parse_product_key(name, "name")
-        primary = await off_loop(self._must_get, branch, product_id, name)
+        primary = await off_loop(self._reads.must_get, branch, product_id, name)
         if primary.type != PRIMARY:
             return 0
-        variants = await off_loop(self._matching, branch, product_listing.ProductFilter(
+        variants = await off_loop(self._reads.matching, branch, product_listing.ProductFilter(
             "primary_product_id", product_id), "", None)
         # Refused before anything goes: a variant or the primary in a collection.
-        held = await off_loop(self._first_in_a_collection, branch,
+        held = await off_loop(self._reads.first_in_a_collection, branch,
                               {product_id, *(v.id for v in variants)})
         if held is not None:
             member, collection = held
@@ -238,25 +193,6 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
             deleted += await off_loop(self._store.delete_product, branch, variant.id,
                                       self._nothing_refers_to(branch, variant.id))
         return deleted
-
-    def _first_in_a_collection(self, branch: str, ids: set[str]) -> tuple[str, str] | None:
-        """(member, collection) of the first collection of `branch` holding one of
-        `ids`, or None."""
-        for collection in product_listing.scan(self._store, branch,
-                                               lambda p: p.type == COLLECTION):
-            for member in collection.collection_member_ids:
-                if member in ids:
-                    return member, collection.id
-        return None
-
-    def _collection_page(self, branch: str, collection_id: str, after_id: str,
-                         limit: int | None) -> list[product_pb2.Product]:
-        """Up to `limit` existing members of the collection, after `after_id`, by id."""
-        name = names.product_name(branch, collection_id)
-        collection = self._must_get(branch, collection_id, name)
-        members = sorted(m for m in set(collection.collection_member_ids) if m > after_id)
-        stored = self._store.get_products(branch, members)  # at most 1000, by validation
-        return [products.decode(stored[m], branch, m) for m in members if m in stored][:limit]
 
     async def UpdateProduct(self, request: product_service_pb2.UpdateProductRequest,
                       context: grpc.aio.ServicerContext) -> product_pb2.Product:

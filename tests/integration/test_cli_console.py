@@ -18,7 +18,13 @@ from pathlib import Path
 import grpc
 import pytest
 from footfall.console.v1 import console_pb2
-from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
+from footfall.retail.v2 import (
+    product_pb2,
+    product_service_pb2,
+    product_service_pb2_grpc,
+    user_event_pb2,
+    user_event_service_pb2,
+)
 from footfall.talent.v4 import event_pb2, event_service_pb2, event_service_pb2_grpc
 from google.protobuf import json_format
 
@@ -133,6 +139,50 @@ def test_events_list_from_the_server_as_from_the_store(shop: Running, tmp_path: 
         ("d", console_pb2.PIXEL), ("c", console_pb2.GRPC)]
     assert events[0].catalog == CATALOG and events[0].receive_time.seconds > 0
     assert json.loads(as_json.stdout.splitlines()[1])["userEvent"]["searchQuery"] == "red shoes"
+
+
+def test_products_list_from_the_server_as_from_the_store(shop: Running,
+                                                         tmp_path: Path) -> None:
+    branch = f"{CATALOG}/branches/1"  # (the events' branch, 0, keeps no product)
+    with grpc.insecure_channel(address(shop)) as channel:
+        products = product_service_pb2_grpc.ProductServiceStub(channel)
+        for product_id, product in (
+                ("sku-9", {"title": "Blue\nsocks", "categories": ["Socks"],
+                           "priceInfo": {"price": 4, "currencyCode": "EUR"}}),
+                ("sku-9-m", {"type": "VARIANT", "primaryProductId": "sku-9", "title": "M"}),
+                ("box", {"type": "COLLECTION", "title": "Box", "categories": ["A > B", "C"],
+                         "collectionMemberIds": ["sku-9"], "availability": "PREORDER"})):
+            products.CreateProduct(product_service_pb2.CreateProductRequest(
+                parent=branch, product_id=product_id,
+                product=json_format.ParseDict(product, product_pb2.Product())),
+                metadata=(("x-goog-api-key", ADMIN),))
+    lines = ['box  COLLECTION title="Box" availability=PREORDER categories="A > B | C" members=1',
+             'sku-9  PRIMARY    title="Blue\\nsocks" price=4EUR categories="Socks"',
+             'sku-9-m  VARIANT    title="M" primary=sku-9']
+    served = read(shop, "products", "list", "--parent", branch, cwd=tmp_path)
+    assert (served.returncode, served.stdout.splitlines(), served.stderr) == (0, lines, "")
+    stored = footfall("products", "list", "--parent", branch, "--store", shop.settings.store,
+                      cwd=tmp_path)
+    assert (stored.returncode, stored.stdout) == (0, served.stdout), stored.stderr
+    for where in (["--store", shop.settings.store], ["--server", address(shop)]):
+        variants = footfall("products", "list", "--parent", branch, "--filter",
+                            'primary_product_id = "sku-9"', "--json", *where, cwd=tmp_path,
+                            env={"FOOTFALL_KEY": READER})
+        assert [json.loads(line)["id"] for line in variants.stdout.splitlines()] == ["sku-9-m"]
+        first = footfall("products", "list", "--parent", branch, "--limit", "1", *where,
+                         cwd=tmp_path, env={"FOOTFALL_KEY": READER})
+        assert (first.stdout.splitlines(), first.stderr) == (lines[:1], (
+            "footfall: only 1 shown; more are stored (raise --limit; 0 shows all)\n"))
+        # a catalog is its default branch, which holds none here
+        none = footfall("products", "list", "--parent", CATALOG, *where, cwd=tmp_path,
+                        env={"FOOTFALL_KEY": READER})
+        assert (none.returncode, none.stdout, none.stderr) == (
+            0, "", f"footfall: no product in {CATALOG}/branches/default_branch\n")
+        missing = footfall("products", "list", "--parent", branch, "--filter",
+                           'collection_product_id = "nope"', *where, cwd=tmp_path,
+                           env={"FOOTFALL_KEY": READER})
+        assert missing.returncode == 2 and "NOT_FOUND" not in missing.stdout
+        assert f"{branch}/products/nope' not found" in missing.stderr, missing.stderr
 
 
 @pytest.mark.parametrize(("text", "visitors"), [
@@ -417,6 +467,13 @@ def test_reset_starts_a_catalog_and_a_tenant_clean(tmp_path: Path) -> None:
     (["rejections", "list", "--parent", "projects/p/locations/x"],
      "footfall: --parent: must be projects/PROJECT"),
     (["talent-events", "tail", "--parent", CATALOG], "footfall: --parent: must be of the form"),
+    (["products", "list", "--parent", "projects/p"],
+     "footfall: --parent: must be a branch (projects/*/locations/*/catalogs/*/branches/*) or a "
+     "catalog (projects/*/locations/*/catalogs/*), got 'projects/p'\n"),
+    (["products", "list", "--parent", f"{CATALOG}/branches/3"],
+     "footfall: --parent: branch must be one of 0, 1, 2 or default_branch, got '3'\n"),
+    (["products", "list", "--parent", CATALOG, "--filter", 'type = "variant"'],
+     "footfall: --filter: type must be one of PRIMARY, VARIANT, COLLECTION, got 'variant'\n"),
 ])
 def test_bad_input_is_one_line_naming_the_flag(shop: Running, tmp_path: Path,
                                                command: list[str], said: str) -> None:
@@ -483,7 +540,7 @@ def test_server_addresses_with_a_port_are_taken(given: str) -> None:
 @pytest.mark.parametrize("command", [
     ["events", "list", "--parent", CATALOG], ["events", "count", "--parent", CATALOG],
     ["rejections", "list", "--parent", "projects/p"], ["catalogs", "--parent", "projects/p"],
-    ["events", "tail", "--parent", CATALOG],
+    ["events", "tail", "--parent", CATALOG], ["products", "list", "--parent", CATALOG],
 ])
 def test_keys_a_writer_may_not_read_and_none_is_said(shop: Running, tmp_path: Path,
                                                      command: list[str]) -> None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -436,3 +438,66 @@ def test_watches_end_when_their_key_is_revoked(
             for watch in watches.values():
                 watch.cancel()
             http.close()
+
+
+def test_a_reader_reads_products_and_changes_none(tmp_path: Path) -> None:
+    """The console's products page and `footfall products list` read products with a
+    reader key: ProductService's reads answered it PERMISSION_DENIED ("needs an admin
+    key"), so a reader saw an error where the catalog's products belong."""
+    reader, writer, admin = "reader-key-0005", "writer-key-0006", "admin-key-0007"
+    keys = write_keys(tmp_path / "keys.json", {reader: ("reader", ["shop"]),
+                                               writer: ("writer", ["shop"]),
+                                               admin: ("admin", ["shop"])})
+    branch = f"{SHOP}/branches/default_branch"
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
+                        "--auth-file", str(keys)) as server, \
+            product_client(server.address) as products:
+        for product_id, product in (
+                ("sku-1", {"title": "Red shoes", "categories": ["Shoes > Running"],
+                           "price_info": {"price": 59.9, "currency_code": "USD"},
+                           "availability": "IN_STOCK"}),
+                ("sku-1-42", {"title": "Red shoes, 42", "type_": "VARIANT",
+                              "primary_product_id": "sku-1"})):
+            products.create_product(parent=branch, product=product, product_id=product_id,
+                                    metadata=with_key(admin), timeout=RPC_DEADLINE)
+        listed = products.list_products(request={"parent": branch},
+                                        metadata=with_key(reader), timeout=RPC_DEADLINE)
+        assert [p.id for p in listed] == ["sku-1", "sku-1-42"]
+        assert products.get_product(name=f"{branch}/products/sku-1", metadata=with_key(reader),
+                                    timeout=RPC_DEADLINE).title == "Red shoes"
+        rest = requests.get(f"http://{server.http_address}/v2/{branch}/products",
+                            headers={"x-goog-api-key": reader}, timeout=RPC_DEADLINE)
+        assert rest.status_code == 200, rest.text
+        assert [p["id"] for p in rest.json()["products"]] == ["sku-1", "sku-1-42"]
+
+        changes: dict[str, Callable[[], Any]] = {
+            "create": lambda: products.create_product(
+                parent=branch, product={"title": "x"}, product_id="sku-2",
+                metadata=with_key(reader), timeout=RPC_DEADLINE),
+            "update": lambda: products.update_product(
+                product={"name": f"{branch}/products/sku-1", "title": "changed"},
+                metadata=with_key(reader), timeout=RPC_DEADLINE),
+            "delete": lambda: products.delete_product(
+                name=f"{branch}/products/sku-1-42", metadata=with_key(reader),
+                timeout=RPC_DEADLINE),
+        }
+        for change in changes.values():
+            with pytest.raises(exceptions.PermissionDenied, match="needs an admin key"):
+                change()
+        with pytest.raises(exceptions.PermissionDenied, match="a reader or admin key"):
+            products.list_products(request={"parent": branch}, metadata=with_key(writer),
+                                   timeout=RPC_DEADLINE)
+        assert [(p.id, p.title) for p in products.list_products(
+            request={"parent": branch}, metadata=with_key(admin), timeout=RPC_DEADLINE)] \
+            == [("sku-1", "Red shoes"), ("sku-1-42", "Red shoes, 42")]
+
+        cli = subprocess.run(
+            [sys.executable, "-m", "server", "products", "list", "--server", server.address,
+             "--parent", SHOP], capture_output=True, text=True, timeout=60,
+            env={**{k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")},
+                 "FOOTFALL_KEY": reader})
+        assert cli.returncode == 0, cli.stderr
+        assert cli.stdout.splitlines() == [
+            'sku-1  PRIMARY    title="Red shoes" price=59.9USD availability=IN_STOCK '
+            'categories="Shoes > Running"',
+            'sku-1-42  VARIANT    title="Red shoes, 42" primary=sku-1']
