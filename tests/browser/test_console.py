@@ -290,6 +290,13 @@ async def ask_for_the_key(devtools_url: str, port: int, folder: Path) -> dict[st
             session, "document.querySelector('#accepted')?.innerText.includes('keyed')"),
             "the event, read with the key")
         await no_problems(devtools, session)
+        # The products page reads with the same key (it was refused: "needs an admin key").
+        await devtools.evaluate(session, "location.hash = '#products'")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('main')?.innerText.includes('Keyed socks')"),
+            "the product, read with the key")
+        await no_problems(devtools, session)
+        await photograph(devtools, session, folder, "products-reader")
         return {
             "stored": await devtools.evaluate(session, "sessionStorage.getItem('footfall.apiKey')"),
             "urls": await devtools.evaluate(
@@ -300,16 +307,23 @@ async def ask_for_the_key(devtools_url: str, port: int, folder: Path) -> dict[st
 
 @contextlib.contextmanager
 def keyed_shop(tmp_path: Path) -> Iterator[Running]:
-    """A server that checks keys (READER_KEY, and "writer-key" for writes) holding one
-    event the writer key wrote, of the visitor "keyed"."""
+    """A server that checks keys (READER_KEY, "writer-key" for writes, "admin-key" for
+    products) holding one event the writer key wrote, of the visitor "keyed", and one
+    product, "Keyed socks"."""
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps({"keys": {
         READER_KEY: {"projects": [PROJECT], "role": "reader", "name": "console"},
-        "writer-key": {"projects": [PROJECT], "role": "writer", "name": "shop"}}}))
+        "writer-key": {"projects": [PROJECT], "role": "writer", "name": "shop"},
+        "admin-key": {"projects": [PROJECT], "role": "admin", "name": "ops"}}}))
     with serve(tmp_path, auth_file=str(keys)) as running:
         status, _ = rest(running.http_port, "POST", f"/v2/{CATALOG}/userEvents:write",
                          {"eventType": "home-page-view", "visitorId": "keyed"},
                          {"x-goog-api-key": "writer-key"})
+        assert status == 200
+        status, _ = rest(running.http_port, "POST",
+                         f"/v2/{CATALOG}/branches/default_branch/products?productId=socks",
+                         {"title": "Keyed socks", "categories": ["Socks"]},
+                         {"x-goog-api-key": "admin-key"})
         assert status == 200
         yield running
 
