@@ -19,10 +19,9 @@ list of messages is expected) is still refused by the strict parser that reads t
 result. protobuf's own JSON converter (ProtoStreamObjectWriter, which Google's
 published HTTP/JSON transcoder feeds) reads both one-item forms: its tests
 `ImplicitPrimitiveList` and `ImplicitMessageList`. Read after the strict parse
-failed: lines of import files, the JSON bodies of import and user-event write
-requests on the HTTP gateway, and a pixel's event (Google's JavaScript pixel example
-writes `experimentIds: "experiment-id"`). Products created or updated one by one
-stay strict proto3 JSON.
+failed: lines of import files, the JSON body of every request on the HTTP gateway
+(Google's own purge example sends `"force": "false"`), and a pixel's event (Google's
+JavaScript pixel example writes `experimentIds: "experiment-id"`).
 """
 
 from __future__ import annotations
@@ -41,12 +40,6 @@ M = TypeVar("M", bound=Message)
 _F = FieldDescriptor
 _BOOLS = {"true": True, "false": False}
 _SNAKE = re.compile(r"_([a-z0-9])")
-# Requests whose JSON body (on the HTTP gateway) is read leniently: their inline items,
-# the event written.
-LENIENT_REQUESTS = frozenset(f"google.cloud.retail.{version}.{request}"
-                             for version in ("v2", "v2beta", "v2alpha")
-                             for request in ("ImportUserEventsRequest", "ImportProductsRequest",
-                                             "WriteUserEventRequest"))
 
 
 def parse_dict(data: dict[str, Any], message_class: type[M]) -> M:

@@ -227,14 +227,12 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
 def _parse_leniently(request: Message, field: FieldDescriptor, name: str, value: Any,
                      strict: json_format.ParseError) -> json_format.ParseError | None:
     """Parse `value`, which the strict parse refused (`strict`), once the forms Google's
-    JSON front end accepts are rewritten (imports and user-event writes: see
+    JSON front end accepts are rewritten (on every request, as Google's front end: see
     lenient_json); None when it parses, else what to report: the rewritten value's
     error, placed in it, when the rewriting changed something (`"experimentIds": "x"`
     beside an unknown field is refused for that field, not for the one read as a
     list), else `strict`."""
     descriptor_ = cast(descriptor.Descriptor, request.DESCRIPTOR)
-    if descriptor_.full_name not in lenient_json.LENIENT_REQUESTS:
-        return strict
     lenient = lenient_json.normalize({name: value}, descriptor_)
     if lenient == {name: value}:
         return strict

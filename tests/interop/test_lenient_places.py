@@ -2,11 +2,13 @@
 (one object where a list goes, a map as a list of entries) whose value is wrong: the
 refusal names the element of the list as it does for the proto3 form, over every road
 into a `footfall serve` subprocess (REST write, the pixel, CollectUserEvent through
-the official client, lines of imported files, inline imports over REST)."""
+the official client, lines of imported files, inline imports over REST); and those
+forms in requests other than writes and imports (Google's own purge example)."""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -111,3 +113,41 @@ def test_import_lines_name_the_element_at_fault(
         timeout=RPC_DEADLINE)
     [sample] = [s.message for s in finish(operation).error_samples]
     assert sample.startswith(f"{lines} line 1: not a Product: images[0].width: "), sample
+
+
+def operation_of(server: ServerProcess, answer: requests.Response) -> dict[str, Any]:
+    """The operation a REST call started, once done (polled over REST)."""
+    assert answer.status_code == 200, answer.text
+    name = answer.json()["name"]
+    for _ in range(200):
+        found = requests.get(f"http://{server.http_address}/v2/{name}",
+                             timeout=RPC_DEADLINE).json()
+        if found.get("done"):
+            return dict(found)
+        time.sleep(0.05)
+    raise AssertionError(f"{name} not done")
+
+
+def test_googles_purge_example_runs_as_its_page_sends_it(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str) -> None:
+    """The curl example of Google's "Manage user events" page sends `"force":"false"`,
+    a boolean in quotes: refused with "Expected true or false without quotes", as only
+    imports and writes were read in Google's forms."""
+    for minute in ("26", "29", "31"):
+        retail.write_user_event(request={"parent": catalog, "user_event": {
+            "event_type": "home-page-view", "visitor_id": f"v-{minute}",
+            "event_time": f"2019-12-23T18:{minute}:00Z"}}, timeout=RPC_DEADLINE)
+    window = 'eventTime > "2019-12-23T18:25:43.511Z" eventTime < "2019-12-23T18:30:43.511Z"'
+    url = f"http://{server.http_address}/v2/{catalog}/userEvents:purge"
+    counted = operation_of(server, requests.post(
+        url, data='{"filter": "%s", "force": "false"}' % window.replace('"', '\\"'),
+        headers={"Content-Type": "application/json; charset=utf-8"}, timeout=RPC_DEADLINE))
+    assert counted["response"]["purgedEventsCount"] == "2", counted
+    assert count_events(server.store, catalog, server.workdir) == 3  # counted, not purged
+    purged = operation_of(server, requests.post(url, json={"filter": window, "force": "true"},
+                                                timeout=RPC_DEADLINE))
+    assert purged["response"]["purgedEventsCount"] == "2", purged
+    assert count_events(server.store, catalog, server.workdir) == 1
+    # What Google refuses still is: a boolean's other words.
+    refused = requests.post(url, json={"filter": window, "force": "yes"}, timeout=RPC_DEADLINE)
+    assert list(violations(refused)) == ["force"], refused.text
