@@ -140,7 +140,7 @@ def test_googles_purge_example_runs_as_its_page_sends_it(
     window = 'eventTime > "2019-12-23T18:25:43.511Z" eventTime < "2019-12-23T18:30:43.511Z"'
     url = f"http://{server.http_address}/v2/{catalog}/userEvents:purge"
     counted = operation_of(server, requests.post(
-        url, data='{"filter": "%s", "force": "false"}' % window.replace('"', '\\"'),
+        url, data=json.dumps({"filter": window, "force": "false"}, separators=(",", ":")),
         headers={"Content-Type": "application/json; charset=utf-8"}, timeout=RPC_DEADLINE))
     assert counted["response"]["purgedEventsCount"] == "2", counted
     assert count_events(server.store, catalog, server.workdir) == 3  # counted, not purged
