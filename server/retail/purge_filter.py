@@ -2,6 +2,7 @@
 
     filter  := term ( ["AND"] term )*
     term    := ("eventType" | "visitorId" | "userId") "=" STRING
+             | "eventType" "=" WORD          (left bare: eventType=search, as Google takes it)
              | "eventTime" (">" | ">=" | "<" | "<=") STRING        (RFC 3339)
              | ("event_time" | "eventTime") ":" "[" STRING "," STRING "]"
                                   (an extension: an inclusive range, from the seed docs)
@@ -156,7 +157,8 @@ class Parser(Cursor):
         name = self.take("word", f"a field ({self.fields})")
         if name.text in STRING_FIELDS:
             self.take("op", f"'=' after {name.text}", ("=",))
-            value = self.quoted_value(name.text)
+            value = self.bare_event_type() if name.text == "eventType" \
+                else self.quoted_value(name.text)
             attribute = STRING_FIELDS[name.text]
             current: tuple[str, ...] = getattr(self.query, attribute)
             self.query = replace(self.query, **{attribute: (*current, value)})  # type: ignore[arg-type]
@@ -179,6 +181,15 @@ class Parser(Cursor):
                                 "(or joined by AND) must all hold")
         elif not self.other_term(name):
             raise Fail(name.at, f"unknown field {name.text!r}; filter on {self.fields}")
+
+    def bare_event_type(self) -> str:
+        """The value after `eventType =`, quoted or bare (`eventType=search`: Google's
+        own purge refusal lists it among valid filters, as its export filter takes it)."""
+        token = self.peek()
+        if token is not None and token.kind == "word":
+            self.pos += 1
+            return token.text
+        return self.quoted_value("eventType")
 
     def other_term(self, name: Token) -> bool:
         """Parse the term of field `name` that the grammar above does not know, if

@@ -523,6 +523,8 @@ PURGE_CASES = {
                          'visitorId = "visitor2048" AND userId = "user-8" '
                          'eventType = "home-page-view"', "e"),
     "nothing-matches": ('eventType = "purchase-complete"', ""),
+    # a bare event type, one of the "valid filter examples" of Google's own refusal
+    "bare-type": ('eventType=home-page-view visitorId="visitor2048"', "e"),
     # the seed documentation's range, an extension: inclusive at both ends
     "extension-range": (f'event_time: ["{LOW}", "{HIGH}"]', "bcde"),
     "extension-range-and-type": (f'event_time: ["{LOW}", "{HIGH}"] eventType = "search"', "c"),
