@@ -378,6 +378,8 @@ def _check_value(value: Any, field: FieldDescriptor, path: str, depth: int) -> N
             f"point, then s), got {value[:_SHOWN]!r}")
     elif message.full_name.startswith("google.protobuf."):
         why = None  # Struct, Value, FieldMask, Any...: no number read from a string
+    elif type(value) is list:  # (json_format's words were "unhashable type: 'dict'")
+        why = f"expected one JSON object (a {message.name}), got a list"
     else:
         _check_message(value, message, path, depth + 1)
         return
@@ -389,11 +391,18 @@ def _check_message(data: Any, descriptor: Descriptor, path: str, depth: int) -> 
     if type(data) is not dict or depth > _MAX_DEPTH:
         return  # not an object (or too deep): json_format refuses it in its own words
     fields = fields_by_any_name(descriptor)
+    keys: dict[str, str] = {}  # field name -> the key that gave it
     for key, value in data.items():
         field = fields.get(key)
-        if field is None or value is None:
+        if field is None:
             continue
         where = f"{path}.{field.name}" if path else field.name
+        # (json_format compares the keys, so it let the last of the two win)
+        if keys.setdefault(field.name, key) != key:
+            raise PlacedError(where, f"given twice, as {keys[field.name]!r} and {key!r} (its "
+                                     f"JSON and its proto name)")
+        if value is None:
+            continue
         entry = field.message_type
         if entry is not None and entry.GetOptions().map_entry:
             if type(value) is dict:
@@ -421,7 +430,8 @@ def fields_by_any_name(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
 def check_texts(data: Any, descriptor: Descriptor) -> None:
     """Raise PlacedError for the first number, enum number, Timestamp or Duration
     in `data` (parsed JSON for a `descriptor` message) given as a string the proto3
-    JSON mapping does not read, though json_format would (see the module's words)."""
+    JSON mapping does not read, though json_format would (see the module's words),
+    or for a field given twice, under its JSON and its proto name."""
     _check_message(data, descriptor, "", 0)
 
 

@@ -498,3 +498,47 @@ def test_a_request_aiohttp_cannot_read_is_a_line_of_log_not_a_traceback(
         time.sleep(TRICKLE)
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR], \
         caplog.text
+
+
+# -- the shape of a URL ---------------------------------------------------------------
+
+
+def answer_to(port: int, target: bytes) -> bytes:
+    """What the server answers `GET target` (its whole answer: it closes after)."""
+    with raw(port) as sock:
+        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Connection: close\r\n\r\n")
+        _, answer = read_until_closed(sock)
+    return answer
+
+
+def test_a_path_too_long_or_of_too_many_segments_is_414_before_it_is_routed(
+        gateway: Running) -> None:
+    # aiohttp's routing takes time in the square of a path's segments: a 320 KB path
+    # of "a/" (no key needed, an <img> on any page can send it) held the loop, and
+    # every gRPC call with it, for 17 s; a 10 MiB one for good.
+    from server.http.connections import MAX_PATH_BYTES, MAX_PATH_SEGMENTS
+    for path in (b"/a" * (MAX_PATH_SEGMENTS + 1), b"/" + b"a/" * 160_000,
+                 b"/" + b"a" * MAX_PATH_BYTES + b"?userEvent=%7B%7D"):
+        answer = answer_to(gateway.http_port, path)
+        assert answer.startswith(b"HTTP/1.1 414 "), answer[:200]
+        assert b'"status": "INVALID_ARGUMENT"' in answer
+        assert b"at most 8,192 bytes and 256 segments are served" in answer
+    # at the bounds, a path is routed as any other (here: no such route)
+    for path in (b"/a" * MAX_PATH_SEGMENTS, b"/" + b"a" * (MAX_PATH_BYTES - 1)):
+        answer = answer_to(gateway.http_port, path)
+        assert answer.startswith(b"HTTP/1.1 404 "), answer[:200]
+
+
+def test_a_query_of_too_many_parameters_is_400_before_it_is_parsed(gateway: Running) -> None:
+    # Parsed, a query holds about 60 times its bytes: 5 million empty parameters (10
+    # MiB, no key needed) held 3.6 s of the loop and 600 MB.
+    from server.http.connections import MAX_QUERY_PARAMETERS
+    answer = answer_to(gateway.http_port, PIXEL.encode() + b"?" + b"a&" * 100_000)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert b"the URL's query has 100,001 parameters; at most 1,000 are read" in answer
+    # a query at the bound is read as any other: its parameters are refused by name
+    answer = answer_to(gateway.http_port, PIXEL.encode() + b"?$alt=json&" + b"&".join(
+        b"p%d=1" % n for n in range(MAX_QUERY_PARAMETERS - 1)))
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"unknown query parameter" in answer, \
+        answer[:400]

@@ -151,3 +151,32 @@ def test_googles_purge_example_runs_as_its_page_sends_it(
     # What Google refuses still is: a boolean's other words.
     refused = requests.post(url, json={"filter": window, "force": "yes"}, timeout=RPC_DEADLINE)
     assert list(violations(refused)) == ["force"], refused.text
+
+
+def test_a_field_under_both_its_names_is_refused_on_every_road(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str,
+        gcs_folder: str) -> None:
+    """`visitorId` and `visitor_id` in one event: the last was stored, silently (a key
+    given twice in the query was refused already)."""
+    event = {"eventType": "home-page-view", "visitorId": "a", "visitor_id": "b",
+             "eventTime": "2024-05-20T10:00:00Z"}
+    said = "given twice, as 'visitorId' and 'visitor_id' (its JSON and its proto name)"
+    found = violations(requests.post(f"http://{server.http_address}/v2/{catalog}"
+                                     f"/userEvents:write", json=event, timeout=RPC_DEADLINE))
+    assert list(found) == ["user_event.visitor_id"] and said in found["user_event.visitor_id"]
+    pixel = requests.get(f"http://{server.http_address}/v2/{catalog}/userEvents:collect",
+                         params={"userEvent": json.dumps(event)}, timeout=RPC_DEADLINE)
+    assert pixel.status_code == 200 and said in pixel.headers["X-Footfall-Error"]
+    tenant = catalog.replace("/locations/global/catalogs/", "/tenants/")
+    talent = violations(requests.post(
+        f"http://{server.http_address}/v4/{tenant}/clientEvents", timeout=RPC_DEADLINE,
+        json={"eventId": "e-1", "event_id": "e-2", "createTime": "2024-05-20T10:00:00Z",
+              "jobEvent": {"type": "VIEW", "jobs": [f"{tenant}/jobs/j"]}}))
+    assert list(talent) == ["client_event.event_id"], talent
+    lines = put_gcs(server.gcs_root, f"{gcs_folder}/twice.json", [json.dumps(event)])
+    operation = retail.import_user_events(request={
+        "parent": catalog, "input_config": {"gcs_source": {"input_uris": [lines]}}},
+        timeout=RPC_DEADLINE)
+    [sample] = [s.message for s in finish(operation).error_samples]
+    assert "visitor_id" in sample and said in sample, sample
+    assert count_events(server.store, catalog, server.workdir) == 0

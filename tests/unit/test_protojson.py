@@ -454,3 +454,28 @@ def test_json_that_does_not_parse_is_said_with_its_place_and_text(
     with pytest.raises(orjson.JSONDecodeError) as error:
         orjson.loads(document)
     assert said in protojson.syntax_problem(error.value, document)
+
+
+@pytest.mark.parametrize(("document", "path", "says"), [
+    ({"eventType": "x", "visitorId": "a", "visitor_id": "b"}, "visitor_id",
+     "given twice, as 'visitorId' and 'visitor_id' (its JSON and its proto name)"),
+    ({"visitor_id": None, "visitorId": "b"}, "visitor_id",
+     "given twice, as 'visitor_id' and 'visitorId'"),
+    ({"productDetails": [{"product": {"priceInfo": {"price": 1}, "price_info": {"price": 2}}}]},
+     "product_details[0].product.price_info", "given twice, as 'priceInfo' and 'price_info'"),
+    ({"experimentIds": ["e"], "experiment_ids": ["f"]}, "experiment_ids", "given twice"),
+    # one list where one object goes: json_format said "unhashable type: 'dict'"
+    ({"userInfo": [{"userId": "u"}]}, "user_info",
+     "expected one JSON object (a UserInfo), got a list"),
+    ({"attributes": {"k": [{"text": ["x"]}]}}, "attributes[k]",
+     "expected one JSON object (a CustomAttribute), got a list"),
+])
+def test_a_field_twice_or_a_list_for_an_object_is_refused_naming_it(
+        document: dict[str, Any], path: str, says: str) -> None:
+    # json_format compares the keys, not the fields they name: of a field given under
+    # both names the last was kept, silently.
+    for parse in (lambda: parse_dict(document, user_event_pb2.UserEvent),
+                  lambda: protojson.parse_into(document, user_event_pb2.UserEvent())):
+        with pytest.raises(protojson.PlacedError) as refused:
+            parse()
+        assert refused.value.path == path and says in refused.value.reason, refused.value
