@@ -17,7 +17,11 @@ from footfall.retail.v2 import product_pb2
 
 from server import wellknown
 from server.errors import FieldViolation
-from server.retail.validation import attribute_violations, finite_violations, is_currency_code
+from server.retail.validation import (
+    attribute_violations,
+    currency_violations,
+    finite_violations,
+)
 
 PRIMARY = product_pb2.Product.PRIMARY
 VARIANT = product_pb2.Product.VARIANT
@@ -177,10 +181,7 @@ def _attributes(attributes: Any, path: str, out: list[FieldViolation]) -> None:
 
 def check_price(price: Any, path: str, out: list[FieldViolation]) -> None:
     finite_violations(price, ("price", "original_price", "cost"), path, out)
-    if price.currency_code and not is_currency_code(price.currency_code):
-        out.append(FieldViolation(f"{path}.currency_code",
-                                  "must be a three-letter ISO 4217 code such as USD, "
-                                  f"got {price.currency_code!r}"))
+    currency_violations(price.currency_code, f"{path}.currency_code", out)
     if price.original_price and price.original_price < price.price:
         out.append(FieldViolation(f"{path}.original_price",
                                   f"must be at least price ({price.price:g}), "

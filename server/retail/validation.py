@@ -69,6 +69,13 @@ def is_currency_code(code: str) -> bool:
             and pycountry.currencies.get(alpha_3=code) is not None)
 
 
+def currency_violations(code: str, path: str, out: list[FieldViolation]) -> None:
+    """A violation of `path` when `code` (given) is no current ISO 4217 code."""
+    if code and not is_currency_code(code):
+        out.append(FieldViolation(path, "must be a three-letter ISO 4217 code such as USD, "
+                                        f"got {code!r}"))
+
+
 def user_event_violations(event: Any, path: str = "user_event", *,
                           strict_event_types: bool = False,
                           require_event_time: bool = False,
@@ -182,8 +189,12 @@ def _products(event: Any, kind: str, path: str, out: list[FieldViolation]) -> No
         elif len(product.id) > MAX_ID:
             out.append(_too_long(f"{path}.product_details[{i}].product.id", product.id, MAX_ID))
         if product.HasField("price_info"):
-            finite_violations(product.price_info, ("price", "original_price", "cost"),
-                              f"{path}.product_details[{i}].product.price_info", out)
+            # (a code of no currency, or "usd", stood as a currency of its own in insights)
+            where = f"{path}.product_details[{i}].product.price_info"
+            finite_violations(product.price_info, ("price", "original_price", "cost"), where,
+                              out)
+            currency_violations(product.price_info.currency_code, f"{where}.currency_code",
+                                out)
 
 
 def _purchase(event: Any, kind: str, path: str, out: list[FieldViolation]) -> None:
@@ -205,10 +216,7 @@ def _purchase(event: Any, kind: str, path: str, out: list[FieldViolation]) -> No
         out.append(FieldViolation(f"{field}.revenue", "must not be zero"))
     if not purchase.currency_code:
         out.append(FieldViolation(f"{field}.currency_code", "is required"))
-    elif not is_currency_code(purchase.currency_code):
-        out.append(FieldViolation(f"{field}.currency_code",
-                                  "must be a three-letter ISO 4217 code such as USD, "
-                                  f"got {purchase.currency_code!r}"))
+    currency_violations(purchase.currency_code, f"{field}.currency_code", out)
     if len(purchase.id) > MAX_ID:
         out.append(_too_long(f"{field}.id", purchase.id, MAX_ID))
 

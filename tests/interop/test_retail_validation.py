@@ -90,6 +90,13 @@ REFUSED = [
            [f"{U}.purchase_transaction.currency_code"])
       for label, code in [("missing", ""), ("two-letters", "US"), ("word", "DOLLAR"),
                           ("not-iso", "XYZ"), ("symbol", "$")]),
+    # a product's price in an event: "usd" or "XYZ" stood as currencies of their own in
+    # the insights' revenue
+    *(case(f"product-currency-{label}", "add-to-cart",
+           {"productDetails": [{"product": {"id": "TENT-2P-ULTRA", "priceInfo": {
+               "price": 5, "currencyCode": code}}, "quantity": 1}]},
+           [f"{U}.product_details[0].product.price_info.currency_code"])
+      for label, code in [("lower-case", "usd"), ("not-iso", "XYZ")]),
     case("transaction-id-129", "purchase-complete",
          {"purchaseTransaction": {**TRANSACTION, "id": "o" * 129}},
          [f"{U}.purchase_transaction.id"]),
