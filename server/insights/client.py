@@ -21,9 +21,17 @@ from server.remote import CALL_SECONDS, RemoteError, pages
 _SWITCHES = {"true": True, "false": False}
 
 
+# The conditions a step may have, by their JSON names (the proto names work too).
+_CONDITIONS = [f.json_name for f in insights_pb2.FunnelStep.DESCRIPTOR.fields
+               if f.name != "event_type"]
+_CONDITION_NAMES = {*_CONDITIONS, *(f.name for f in insights_pb2.FunnelStep.DESCRIPTOR.fields
+                                    if f.name != "event_type")}
+
+
 def _step(text: str) -> dict[str, Any]:
     """One `--step TYPE[,FIELD=VALUE]...` as proto3 JSON; json_format.ParseError
-    naming --step for a condition without `=VALUE` (it was dropped unsaid) or a
+    naming --step for a condition without `=VALUE` (it was dropped unsaid), one
+    that is no condition of a step (protobuf's two lines of words were said), or a
     switch (searchQueryPresent) that is not true or false."""
     kind, *conditions = text.split(",")
     step: dict[str, Any] = {"eventType": kind.strip()}
@@ -32,6 +40,9 @@ def _step(text: str) -> dict[str, Any]:
         if not equals:
             raise json_format.ParseError(f"--step {text!r}: a condition is FIELD=VALUE, "
                                          f"got {condition.strip()!r}")
+        if field not in _CONDITION_NAMES:
+            raise json_format.ParseError(f"--step {text!r}: unknown condition {field!r}; "
+                                         f"one of {', '.join(_CONDITIONS)}")
         if field in ("searchQueryPresent", "search_query_present"):
             if value.lower() not in _SWITCHES:
                 raise json_format.ParseError(f"--step {text!r}: {field} is true or false, "
@@ -161,23 +172,37 @@ def run(args: argparse.Namespace) -> int:
                 answer = call(request)
                 lines = ([json.dumps(json_format.MessageToDict(answer))] if args.json
                          else list(_text(answer, command)))
+                empty = (answer.events_read == 0 if command == "funnel"
+                         else not answer.buckets)
             else:
                 field = "products" if command == "products" else "jobs"
                 lines = [json.dumps(json_format.MessageToDict(row)) if args.json
                          else _row_text(row)
                          for row in _rows(call, request, field, args.limit, notes, cut)]
+                empty = not lines
         except RemoteError as exc:
             return remote_failed(exc, args)
     for line in lines:
         print(printable(line))  # ids and event types are what clients sent
-    if not args.json:
-        # On stderr, so that every line on stdout stays a row; without them a revenue
-        # of 0 for purchased units that named no price went unexplained.
-        for note in notes:
-            print(f"footfall: {printable(note)}", file=sys.stderr)
+    # On stderr, so that every line on stdout stays a row (or the JSON answer, which
+    # holds a funnel's and totals' notes itself); without them a revenue of 0 for
+    # purchased units that named no price went unexplained, with --json too.
+    for note in notes:
+        print(f"footfall: {printable(note)}", file=sys.stderr)
     for note in cut:
         print(f"footfall: {note}", file=sys.stderr)
+    if empty:  # a mistyped name and a quiet catalog look alike otherwise
+        print(f"footfall: {printable(_nothing(args))}", file=sys.stderr)
     return 0
+
+
+def _nothing(args: argparse.Namespace) -> str:
+    """What stderr says when nothing was counted: where, and what to check."""
+    what = "client event" if "/tenants/" in args.parent else "event"
+    which = " of the steps' types" if args.insights_command == "funnel" else ""
+    when = " in that time" if args.start or args.end else ""
+    return (f"no {what}{which} of {args.parent} was read{when} (`footfall catalogs` lists "
+            f"the catalogs and tenants that hold events)")
 
 
 def _row_text(row: Any) -> str:

@@ -398,8 +398,10 @@ def test_table_rows_line_up_and_their_notes_are_said(shop: Running, tmp_path: Pa
     assert products.stdout.splitlines() == [
         "sku-1  views=0 addToCarts=0 purchases=1 units=2 revenue=0 viewToPurchaseRate=0.0"]
     assert products.stderr == f"footfall: {PRICE_NOTE.format(2)}\n"
+    # --json prints rows only on stdout; the notes still go to stderr (they were dropped)
     as_json = read(shop, "insights", "products", "--parent", CATALOG, "--json", cwd=tmp_path)
-    assert (as_json.returncode, as_json.stderr) == (0, "")  # --json rows only
+    assert (as_json.returncode, as_json.stderr) == (0, f"footfall: {PRICE_NOTE.format(2)}\n")
+    assert [json.loads(line)["productId"] for line in as_json.stdout.splitlines()] == ["sku-1"]
     # Cut at --limit, a table says so, as every list does (100 of 1,500 rows read as all).
     for flags in ([], ["--json"]):
         one = read(shop, "insights", "jobs", "--parent", TENANT, "--limit", "1", *flags,
@@ -409,6 +411,35 @@ def test_table_rows_line_up_and_their_notes_are_said(shop: Running, tmp_path: Pa
             "footfall: only 1 shown; more are stored (raise --limit; 0 shows all)\n"), one.stderr
     exact = read(shop, "insights", "jobs", "--parent", TENANT, "--limit", "2", cwd=tmp_path)
     assert (len(exact.stdout.splitlines()), exact.stderr) == (2, f"footfall: {COMPANY_NOTE}\n")
+
+
+@pytest.mark.parametrize("command", [
+    ["funnel"], ["funnel", "--json"], ["totals"], ["products"], ["products", "--json"]])
+def test_insights_of_a_mistyped_catalog_say_nothing_was_read(shop: Running, tmp_path: Path,
+                                                              command: list[str]) -> None:
+    # A zero funnel or an empty table, exit 0 and nothing said: a typo looked like a
+    # quiet catalog.
+    mistyped = CATALOG.replace("default_catalog", "default_catalgo")
+    out = read(shop, "insights", *command, "--parent", mistyped, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    which = " of the steps' types" if command[0] == "funnel" else ""
+    assert out.stderr == (f"footfall: no event{which} of {mistyped} was read (`footfall "
+                          f"catalogs` lists the catalogs and tenants that hold events)\n")
+    held = read(shop, "insights", *command, "--parent", CATALOG, cwd=tmp_path)
+    assert "was read" not in held.stderr, held.stderr
+
+
+def test_a_misspelled_step_condition_is_one_line_naming_the_conditions(
+        shop: Running, tmp_path: Path) -> None:
+    out = read(shop, "insights", "funnel", "--parent", CATALOG, "--step",
+               "detail-page-view,productid=sku-1", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr == ("footfall: --step 'detail-page-view,productid=sku-1': unknown "
+                          "condition 'productid'; one of productId, category, "
+                          "searchQueryPresent, attributeKey, attributeValue, job\n")
+    snake = read(shop, "insights", "funnel", "--parent", CATALOG, "--step",
+                 "purchase-complete,product_id=sku-1", cwd=tmp_path)
+    assert snake.returncode == 0, snake.stderr
 
 
 def test_totals_as_text_end_with_their_notes(shop: Running, tmp_path: Path,
