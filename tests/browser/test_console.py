@@ -488,6 +488,49 @@ def test_an_empty_table_says_so_from_its_left_edge_on_a_phone(
     assert shift < 1, shift
 
 
+async def open_a_link_to_another_catalog(devtools_url: str, port: int, other: str,
+                                         shots: Path) -> dict[str, str]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#insights?"
+                                               f"parent={other}&granularity=HOUR")
+        await until(lambda: devtools.evaluate(session, "!!document.querySelector('.headline')"),
+                    "the totals")
+        seen = {"page": await devtools.evaluate(session, "document.getElementById('data-set')"
+                                                         ".value"),
+                "header": await devtools.evaluate(session, "document.getElementById('catalog')"
+                                                           ".value"),
+                "headline": await text_of(devtools, session, ".headline")}
+        await photograph(devtools, session, shots, "insights-linked-catalog")
+        # Choosing another catalog in the header: the page and its URL follow it.
+        await devtools.evaluate(session, f"(s => {{ s.value = {CATALOG!r}; "
+                                         f"s.dispatchEvent(new Event('change')); }})"
+                                         f"(document.getElementById('catalog'))")
+        await until(lambda: devtools.evaluate(
+            session, f"document.getElementById('data-set')?.value === {CATALOG!r}"),
+            "the page following the header")
+        seen["hash"] = await devtools.evaluate(session, "decodeURIComponent(location.hash)")
+        await no_problems(devtools, session)
+        return seen
+
+
+def test_a_link_to_a_catalogs_insights_opens_that_catalog(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    # A fresh tab showed the header's first catalog (and rewrote the link's parent to it).
+    other = CATALOG.replace("default_catalog", "zz_other")
+    write(running.http_port, eventType="home-page-view", visitorId="v")
+    for visitor in ("a", "b"):
+        status, _ = rest(running.http_port, "POST", f"/v2/{other}/userEvents:write",
+                         {"eventType": "home-page-view", "visitorId": visitor})
+        assert status == 200
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        seen = asyncio.run(asyncio.wait_for(
+            open_a_link_to_another_catalog(devtools_url, running.http_port, other, shots),
+            DEADLINE * 2))
+    assert (seen["page"], seen["header"]) == (other, other), seen
+    assert seen["headline"].startswith("2 distinct visitors"), seen
+    assert f"parent={CATALOG}" in seen["hash"] and "granularity=HOUR" in seen["hash"], seen
+
+
 async def read_the_counts_of_one_event(devtools_url: str, port: int) -> list[str]:
     async with DevTools.connect(devtools_url) as devtools:
         session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#insights?"

@@ -32,9 +32,27 @@ export const context = {
   choose(name) {
     sessionStorage.setItem(CHOSEN, name);
     refreshChooser();
+    followChoice(name);
     show();
   },
+  /** Make the catalog a page's URL names the chosen one, without showing the page again:
+   *  a link or a bookmark opens what it names (the header's first catalog was read). */
+  adopt(name) {
+    if (name === chooser.value) return;
+    sessionStorage.setItem(CHOSEN, name);
+    refreshChooser();
+  },
 };
+
+/** A catalog chosen in the header replaces the one the page's URL names (`parent`). */
+function followChoice(name) {
+  const [route, query = ""] = location.hash.slice(1).split("?");
+  const params = new URLSearchParams(query);
+  const named = params.get("parent");
+  if (!named || named.includes("/tenants/")) return;
+  params.set("parent", name);
+  history.replaceState(null, "", `#${route}?${params}`);
+}
 
 function refreshChooser() {
   const names = known.catalogs.map((c) => c.name);

@@ -31,9 +31,13 @@ const fromTime = (rfc3339) => (rfc3339 ? rfc3339.slice(0, 16) : "");
 
 function dataSets(ctx) {
   const saved = ctx.params.get("parent") || "";
-  // the header's catalog wins over a catalog saved in the URL: it was chosen last
-  const parent = saved.includes("/tenants/") ? saved : ctx.catalog || ctx.tenants[0] || "";
-  return {parent, choices: [...new Set([ctx.catalog, ...ctx.tenants, parent].filter(Boolean))]};
+  // What the URL names is read, and a catalog it names becomes the header's (a shared
+  // link opened the header's first catalog); choosing another in the header rewrites
+  // the URL (app.js followChoice).
+  if (saved && !saved.includes("/tenants/")) ctx.adopt(saved);
+  const catalog = saved && !saved.includes("/tenants/") ? saved : ctx.catalog;
+  const parent = saved || catalog || ctx.tenants[0] || "";
+  return {parent, choices: [...new Set([catalog, ...ctx.tenants, parent].filter(Boolean))]};
 }
 
 export function render(main, ctx) {
