@@ -51,17 +51,27 @@ class Fail(Exception):
 def tokens(text: str, pattern: re.Pattern[str] = _TOKEN) -> list[Token]:
     """`text` as the tokens `pattern` (named groups; `space` is skipped) finds;
     Fail at the first character it does not take."""
+    found, broken = tokens_until_broken(text, pattern)
+    if broken is not None:
+        raise broken
+    return found
+
+
+def tokens_until_broken(text: str, pattern: re.Pattern[str] = _TOKEN
+                        ) -> tuple[list[Token], Fail | None]:
+    """The tokens of `text` up to the first character `pattern` does not take, and
+    the Fail that says so (None when it takes them all)."""
     out: list[Token] = []
     pos = 0
     while pos < len(text):
         match = pattern.match(text, pos)
         if match is None:
-            raise Fail(pos, f"unexpected character {text[pos]!r}{_advice(text, pos)}")
+            return out, Fail(pos, f"unexpected character {text[pos]!r}{_advice(text, pos)}")
         kind = match.lastgroup or ""
         if kind != "space":
             out.append(Token(kind, match.group(), pos))
         pos = match.end()
-    return out
+    return out, None
 
 
 def _advice(text: str, pos: int) -> str:
@@ -103,13 +113,20 @@ class Cursor:
     """A filter's tokens and how far a parse has read them (every filter grammar
     reads this way)."""
 
-    def __init__(self, text: str, tokens: list[Token]) -> None:
+    def __init__(self, text: str, tokens: list[Token], broken: Fail | None = None) -> None:
         self.text = text
         self.tokens = tokens
+        self.broken = broken  # what ends `tokens` before the text ends
         self.pos = 0
 
     def peek(self) -> Token | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+        """The next token; None at the end; `broken` where the tokens end before the
+        text does (so that a mistake before that character is said first)."""
+        if self.pos < len(self.tokens):
+            return self.tokens[self.pos]
+        if self.broken is not None:
+            raise self.broken
+        return None
 
     def quoted_value(self, field: str) -> str:
         """The quoted value after `field =`; Fail for a value left bare, saying how
@@ -138,11 +155,11 @@ class Parser(Cursor):
     fields = "eventType, visitorId, userId, eventTime"
 
     def __init__(self, text: str, catalog: str) -> None:
-        super().__init__(text, tokens(text))
+        super().__init__(text, *tokens_until_broken(text))
         self.query = EventQuery(catalog)
 
     def parse(self) -> EventQuery:
-        if not self.tokens:
+        if not self.tokens and self.broken is None:
             raise Fail(0, "is empty; name the events to select, e.g. "
                            'eventType = "detail-page-view"')
         self.term()

@@ -81,6 +81,11 @@ def test_the_tighter_bound_wins() -> None:
     ('userId != "x"', "at character 8: unexpected character '!': '!=' is not in the grammar"),
     ('eventType = "a" OR eventType = "b"', "at character 17: OR is not in the grammar"),
     ('NOT visitorId = "a"', "at character 1: NOT is not in the grammar"),
+    # Two mistakes: the first is said (the bare time's character was, and fixing it
+    # only led to the second error).
+    ("visitorId = bob eventTime > 2026-11-20", "at character 13: expected a quoted value for "
+                                               'visitorId, got \'bob\': write visitorId = "bob"'),
+    ('visitorId "a" eventTime > 2026-11-20', "at character 11: expected '=' after visitorId"),
     ("x" * 5001, "at most 5000 characters"),
     # PostgreSQL's text holds no NUL (the store writes U+FFFD): it selected, and
     # purged, the events of visitor "v\ufffd"; no stored id holds a NUL
