@@ -22,10 +22,10 @@ _SWITCHES = {"true": True, "false": False}
 
 
 # The conditions a step may have, by their JSON names (the proto names work too).
-_CONDITIONS = [f.json_name for f in insights_pb2.FunnelStep.DESCRIPTOR.fields
-               if f.name != "event_type"]
-_CONDITION_NAMES = {*_CONDITIONS, *(f.name for f in insights_pb2.FunnelStep.DESCRIPTOR.fields
-                                    if f.name != "event_type")}
+_CONDITION_FIELDS = [f for f in insights_pb2.FunnelStep.DESCRIPTOR.fields
+                     if f.name != "event_type"]
+_CONDITIONS = [f.json_name for f in _CONDITION_FIELDS]
+_CONDITION_NAMES = {*_CONDITIONS, *(f.name for f in _CONDITION_FIELDS)}
 
 
 def _step(text: str) -> dict[str, Any]:
