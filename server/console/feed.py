@@ -39,6 +39,7 @@ from server.console.pace import Pace
 from server.console.watch import Caller, Commits
 from server.errors import ResourceExhausted
 from server.loop import off_loop
+from server.store.console import READ_BYTES
 from server.store.packed import varint
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,21 @@ FEED_READS_PER_SECOND = 200
 # encoded once, not once per watch.
 PAGE_CACHE_BYTES = 16 * 1024 * 1024
 PAGE_CACHE_SECONDS = 2.0
+# What the watches of this process hold at most together: the rows (as stored) of the
+# chunks queued for them and of the messages they are sending, each chunk counted
+# once however many watches hold it. Past it, a watch whose queue would take a chunk
+# lets its queue go (it reads from the store later), and a watch catching up waits
+# before it reads: watches that never read, each of its own filter (a feed of its
+# own), held 20 to 85 MB each (a queued read of up to READ_BYTES, and a message being
+# sent), and a few hundred of them gigabytes.
+HELD_BYTES = 32 * 1024 * 1024
+# A watch whose client has taken no message for this long is ended (CANCELLED: it
+# watches again after the last id it saw, as `footfall ... tail` does), so that
+# clients that never read do not keep what their messages hold, nor keep the
+# others waiting for room (HELD_BYTES).
+SEND_SECONDS = 30.0
+SLOW_CLIENT = (f"the watch's client took no message for {SEND_SECONDS:g} s; watch again after "
+               f"the last id it saw")
 
 
 class Item:
@@ -115,12 +131,21 @@ class Item:
             text = self._json[form] = encode(self.message())
         return text
 
-    def entry(self) -> bytes:
-        """The message as field 1 of another (an element of a batch's list)."""
-        if self._entry is None:
-            wire = self.wire()
-            self._entry = b"\x0a" + varint(len(wire)) + wire
-        return self._entry
+    def entry(self, keep: bool = True) -> bytes:
+        """The message as field 1 of another (an element of a batch's list); made
+        afresh each time when not `keep` (a chunk keeps the joined bytes of its
+        items: each item keeping its own two copies as well held the rows thrice
+        over)."""
+        if self._entry is not None:
+            return self._entry
+        wire = self._wire
+        if wire is None:
+            wire = self._encode() if self._encode is not None \
+                else self.message().SerializeToString()
+        entry = b"\x0a" + varint(len(wire)) + wire
+        if keep:
+            self._wire, self._entry = wire, entry
+        return entry
 
 
 
@@ -130,11 +155,12 @@ class Chunk:
     (field 1 once per item, so the chunks of a message are joined as they are),
     whatever the number of watches sending it."""
 
-    __slots__ = ("items", "size", "_wire", "_json")
+    __slots__ = ("items", "size", "holders", "_wire", "_json")
 
     def __init__(self, items: Sequence[Item]) -> None:
         self.items = items
         self.size = sum(item.size for item in items)
+        self.holders = 0  # the queues and sends holding it (see Held)
         self._wire: bytes | None = None
         self._json: dict[Any, bytes] = {}
 
@@ -150,7 +176,7 @@ class Chunk:
     def wire(self) -> bytes:
         """The items as the elements of a message's field 1."""
         if self._wire is None:
-            self._wire = b"".join(item.entry() for item in self.items)
+            self._wire = b"".join(item.entry(keep=False) for item in self.items)
         return self._wire
 
     def json(self, form: Hashable, encode: Callable[[Message], bytes]) -> bytes:
@@ -186,6 +212,35 @@ class Batch:
                                  b",".join(chunk.json(form, encode) for chunk in self.chunks))
 
 
+class Held:
+    """The bytes (of rows as stored) of the chunks the watches of this process hold,
+    queued or being sent, each counted once; at most `limit` are taken on."""
+
+    __slots__ = ("bytes", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.bytes = 0
+        self.limit = limit
+
+    @property
+    def full(self) -> bool:
+        return self.bytes >= self.limit
+
+    def room(self, chunk: Chunk) -> bool:
+        """Whether `chunk` may be held (it is already, or it fits)."""
+        return chunk.holders > 0 or self.bytes + chunk.size <= self.limit
+
+    def hold(self, chunk: Chunk) -> None:
+        if chunk.holders == 0:
+            self.bytes += chunk.size
+        chunk.holders += 1
+
+    def release(self, chunk: Chunk) -> None:
+        chunk.holders -= 1
+        if chunk.holders == 0:
+            self.bytes -= chunk.size
+
+
 class Page(NamedTuple):
     """What a source read: the id of the last row read (the position it started
     from when there was none), the items of the rows the watch selects, in id
@@ -214,30 +269,40 @@ _RESTART = Chunk(())
 class _Queue:
     """One watch's chunks waiting to be sent, and its wake-up."""
 
-    __slots__ = ("chunks", "count", "bytes", "waiter", "behind", "caller")
+    __slots__ = ("chunks", "count", "bytes", "waiter", "behind", "caller", "held")
 
-    def __init__(self, caller: Caller) -> None:
+    def __init__(self, caller: Caller, held: Held) -> None:
         self.chunks: deque[Chunk] = deque()
         self.count = 0  # the items of `chunks`
         self.bytes = 0  # their sizes
         self.waiter: asyncio.Future[None] | None = None
         self.behind = False  # items were let go: the watch reads from the store
         self.caller = caller
+        self.held = held
 
     def push(self, chunk: Chunk) -> None:
         if self.behind:
             return
         # (a chunk larger than the bound still goes into an empty queue: a watch that
-        # keeps up sends the feed's shared bytes, not a copy read for itself)
-        if self.chunks and (self.count + len(chunk.items) > QUEUE_LIMIT
-                            or self.bytes + chunk.size > QUEUE_BYTES):
-            self.chunks.clear()
-            self.count = self.bytes = 0
+        # keeps up sends the feed's shared bytes, not a copy read for itself; unless
+        # the watches hold all they may)
+        if (self.chunks and (self.count + len(chunk.items) > QUEUE_LIMIT
+                             or self.bytes + chunk.size > QUEUE_BYTES)) \
+                or not self.held.room(chunk):
+            self.let_go()
             self.behind = True
         else:
             self.chunks.append(chunk)
             self.count += len(chunk.items)
             self.bytes += chunk.size
+            self.held.hold(chunk)
+
+    def let_go(self) -> None:
+        """Empty the queue."""
+        for chunk in self.chunks:
+            self.held.release(chunk)
+        self.chunks.clear()
+        self.count = self.bytes = 0
 
     def wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -327,8 +392,13 @@ class Feed:
     def _read(self, after: int) -> tuple[int, int, Chunk | None, bool]:
         """The last row's id (before the read: a row stored after it is read next
         time), and the page read after `after`: its position, its items as a
-        chunk (None if none), whether it was full."""
+        chunk (None if none), whether it was full. When every watch of the feed
+        reads from the store by itself (they fell behind), nothing is read: the
+        position goes to the last row, for them to catch up to (the read was made,
+        and let go, for no one)."""
         top = self.source.last()
+        if self.queues and all(queue.behind for queue in list(self.queues)):
+            return top, max(after, top), None, False
         position, items, full = self.source.read(after)
         if not items:
             # None of the rows up to `top` is selected: the next read starts from
@@ -343,7 +413,8 @@ class Feed:
 
 def _unsent(queue: _Queue, sent: int) -> tuple[list[Chunk], int]:
     """The chunks queued (emptying the queue), cut to what follows the row
-    `sent`, and the new `sent`: the last row of them."""
+    `sent`, and the new `sent`: the last row of them. They are held (Held) for
+    the caller, who releases them once sent."""
     chunks = []
     for chunk in queue.chunks:
         if chunk is _RESTART:
@@ -351,10 +422,10 @@ def _unsent(queue: _Queue, sent: int) -> tuple[list[Chunk], int]:
             continue
         part = chunk.after(sent)
         if part is not None:
+            queue.held.hold(part)
             chunks.append(part)
             sent = part.items[-1].id
-    queue.chunks.clear()
-    queue.count = queue.bytes = 0
+    queue.let_go()
     return chunks, sent
 
 
@@ -364,11 +435,12 @@ class Watches:
     at most `messages_per_second` messages together (0: no bound; see pace.py)."""
 
     def __init__(self, commits: Commits, limit: int, poll: float = POLL_SECONDS,
-                 messages_per_second: int = 0) -> None:
+                 messages_per_second: int = 0, held_bytes: int = HELD_BYTES) -> None:
         self._commits = commits
         self._limit = limit
         self._poll = poll
         self.pace = Pace(messages_per_second)
+        self.held = Held(held_bytes)
         self._feeds: dict[Hashable, Feed] = {}
         self.open = 0
         self._waiting: set[_Queue] = set()  # watches waiting for a chunk or a poll
@@ -434,7 +506,8 @@ class Watches:
         it read itself) whenever there is some, or (`json_name` None) each item of
         it. One generator, not a chain of them: a watch of batches wakes for
         every message it sends, and each layer would cost every wake-up."""
-        queue = _Queue(caller)
+        queue = _Queue(caller, self.held)
+        sending: list[Chunk] = []  # held while they are sent
         try:
             feed = self._feeds.get(key)
             if feed is None:
@@ -460,23 +533,27 @@ class Watches:
                     upto = feed.position
                     async for page in self._catch_up(key, feed.source, sent, upto, caller):
                         sent = page[-1].id
+                        sending = [Chunk(page)]
+                        self.held.hold(sending[0])
                         if json_name is not None:
-                            yield Batch([Chunk(page)], json_name)
+                            yield Batch(sending, json_name)
                         else:
                             async for item in self._paced(page):
                                 yield item
+                        self._sent(sending)
                     sent = max(sent, upto)
                     continue
                 if queue.chunks:
-                    chunks, sent = _unsent(queue, sent)
-                    if not chunks:
+                    sending, sent = _unsent(queue, sent)
+                    if not sending:
                         continue
                     if json_name is not None:
-                        yield Batch(chunks, json_name)
+                        yield Batch(sending, json_name)
                     else:
-                        for chunk in chunks:
+                        for chunk in sending:
                             async for item in self._paced(chunk.items):
                                 yield item
+                    self._sent(sending)
                     continue
                 remaining = caller.time_remaining()
                 if remaining is not None and remaining <= 0:
@@ -484,8 +561,16 @@ class Watches:
                 await self._wait(queue, self._poll if remaining is None
                                  else min(self._poll, remaining))
         finally:
+            self._sent(sending)
+            queue.let_go()
             release()
             self._leave(key, queue)
+
+    def _sent(self, chunks: list[Chunk]) -> None:
+        """Release `chunks` (held while sent), emptying the list."""
+        for chunk in chunks:
+            self.held.release(chunk)
+        chunks.clear()
 
     async def _paced(self, items: Sequence[Item]) -> AsyncIterator[Item]:
         """`items`, as fast as the budget of messages shared by the watches of items
@@ -512,7 +597,17 @@ class Watches:
         """Pages of the items of the rows after `after` up to the id `upto`, read
         by this watch (or by another of `key` at the same position, a moment ago)."""
         while after < upto and not caller.done() and not self._commits.closed:
-            position, items, _ = await self._page(key, source, after, upto)
+            # Room for a whole read, kept while it is made (else each watch catching up
+            # could read one past the bound); none: wait (a client that takes nothing
+            # is let go after SEND_SECONDS, and its room with it).
+            if self.held.bytes + READ_BYTES > self.held.limit:
+                await asyncio.sleep(self._poll)
+                continue
+            self.held.bytes += READ_BYTES
+            try:
+                position, items, _ = await self._page(key, source, after, upto)
+            finally:
+                self.held.bytes -= READ_BYTES
             page = [item for item in items if item.id <= upto]
             if page:
                 yield page

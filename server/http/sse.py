@@ -11,6 +11,7 @@ client going away.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import logging
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from google.protobuf.message import Message
 
+from server.console.feed import SEND_SECONDS
 from server.errors import FootfallError, to_rpc_status
 from server.http import transcode
 from server.http.errors import error_body, http_status_of
@@ -68,7 +70,15 @@ async def respond(request: web.Request, opened: AsyncIterator[Message | Encoded]
             # A large one is written off the loop, as a large answer is (the JSON of
             # one 2 MB event held every call of both transports for 0.7-1 s).
             data = await in_decoder(write) if size > transcode.LARGE_ANSWER_BYTES else write()
-            await response.write(event(data))
+            # a client that takes nothing for SEND_SECONDS is let go (console/feed.py)
+            async with asyncio.timeout(SEND_SECONDS):
+                await response.write(event(data))
+    except TimeoutError:
+        close = getattr(opened, "aclose", None)
+        if close is not None:
+            await close()
+        if request.transport is not None:  # (an event cut short: the stream ends)
+            request.transport.close()
     except FootfallError as refusal:
         status = to_rpc_status(refusal)
         await response.write(event(error_body(status, http_status_of(refusal)), "error"))

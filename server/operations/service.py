@@ -63,11 +63,18 @@ def _page_token(record: OperationRecord) -> str:
     return base64.urlsafe_b64encode(raw).decode()
 
 
+_CREATED = re.compile(r"-?[0-9]{1,19}")
+
+
 def _parse_page_token(token: str) -> tuple[int, str] | None:
     if not token:
         return None
     try:
         created, _, name = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        # (a time of ASCII digits within int64: a forged one past it was an INTERNAL error
+        # on SQLite, "Python int too large to convert to SQLite INTEGER")
+        if not _CREATED.fullmatch(created) or not -(2**63) <= int(created) < 2**63:
+            raise ValueError(created)
         return int(created), name
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidArgument.field("page_token", "is not a token this server issued") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -476,3 +477,16 @@ def test_branch_alias_names_the_same_operations(channel: grpc.Channel, stubs) ->
     listed = ops.ListOperations(operations_pb2.ListOperationsRequest(
         name=f"{PARENT}/branches/default_branch"))
     assert [o.name for o in listed.operations] == [done.name]
+
+
+@pytest.mark.parametrize("created", ["99999999999999999999999999999", "-99999999999999999999",
+                                     "\u0661\u0662", "1.5", ""])
+def test_a_forged_page_token_is_invalid_argument(stubs, created: str) -> None:
+    # A time past int64 answered INTERNAL on SQLite (and a traceback in the log); one in
+    # other digits than ASCII was read as a number.
+    _, ops = stubs
+    token = base64.urlsafe_b64encode(f"{created}:x".encode()).decode()
+    with pytest.raises(grpc.RpcError) as caught:
+        ops.ListOperations(operations_pb2.ListOperationsRequest(name=PARENT, page_token=token))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details() == "page_token: is not a token this server issued"

@@ -1,0 +1,85 @@
+"""Watches whose clients never read, each of a filter of its own (a feed of its own),
+while large events are written: what the server holds stays bounded (feed.HELD_BYTES),
+where each such watch held 20 to 85 MB and a few hundred of them gigabytes."""
+
+from __future__ import annotations
+
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from footfall.console.v1 import console_pb2, console_pb2_grpc
+from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_event_service_pb2_grpc
+from google.protobuf import json_format
+
+CATALOG = "projects/p/locations/global/catalogs/default_catalog"
+WATCHES = 40
+EVENTS = 60
+TEXT = "t" * 250  # 400 of them in each of 10 attributes: an event of about 1 MB
+
+
+def rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"VmRSS:\s+(\d+) kB", status)
+    assert found is not None
+    return int(found[1]) / 1024
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """(pid, gRPC port) of a `footfall serve` on a memory store."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", "0", "--http-port", "0",
+         "--store", "memory://"], cwd=tmp_path, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stderr or ()])
+    reader.start()
+    try:
+        while (ready := re.search(r"serving gRPC on 127\.0\.0\.1:(\d+)",
+                                  lines.get(timeout=60))) is None:
+            pass
+        yield process.pid, int(ready[1])
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        reader.join()
+
+
+def big_event(n: int) -> user_event_pb2.UserEvent:
+    return json_format.ParseDict({
+        "eventType": "home-page-view", "visitorId": f"v-{n}",
+        "attributes": {f"a{k}": {"text": [TEXT] * 400} for k in range(10)}},
+        user_event_pb2.UserEvent())
+
+
+@pytest.mark.parametrize("rpc", ["WatchUserEventBatches", "WatchUserEvents"])
+def test_watches_that_never_read_hold_a_bounded_number_of_bytes(
+        server: tuple[int, int], rpc: str) -> None:
+    pid, port = server
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        console = console_pb2_grpc.ConsoleServiceStub(channel)
+        writes = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+        before = rss_mib(pid)
+        # each of a filter of its own, so that no two share a feed; none is ever read
+        watches = [getattr(console, rpc)(console_pb2.WatchUserEventsRequest(
+            parent=CATALOG, filter=f'eventTime > "2020-01-01T00:00:00.{i:06d}Z"'))
+            for i in range(WATCHES)]
+        most = before
+        for n in range(EVENTS):
+            writes.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+                parent=CATALOG, user_event=big_event(n)))
+            most = max(most, rss_mib(pid))
+        for watch in watches:
+            watch.cancel()
+    # Unbounded, the 40 watches held 40 x (a queued read and a message being sent) of
+    # these events: gigabytes. Bounded: HELD_BYTES (128 MiB) of rows and their copies.
+    print(f"{rpc}: {most - before:.0f} MiB more with {WATCHES} watches")
+    assert most - before < 1024, f"{most - before:.0f} MiB more with {WATCHES} watches"
