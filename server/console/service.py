@@ -7,6 +7,7 @@ the store (resets) and `watch` (streams).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -28,6 +29,7 @@ from server.rpc import TRANSPORT, status_of
 from server.store import Store, answered_stored, committed_a_while
 from server.store.console import ResetCounts
 
+log = logging.getLogger(__name__)
 SERVICE = console_pb2.DESCRIPTOR.services_by_name["ConsoleService"].full_name
 
 
@@ -35,6 +37,13 @@ def _reset(counts: ResetCounts) -> console_pb2.ResetResponse:
     return console_pb2.ResetResponse(
         deleted_events_count=counts.events, deleted_products_count=counts.products,
         deleted_rejections_count=counts.rejections, deleted_operations_count=counts.operations)
+
+
+async def _close(messages: AsyncIterator[Any]) -> None:
+    """End the stream `messages` (its feed lets go of what the watch holds)."""
+    close = getattr(messages, "aclose", None)
+    if close is not None:
+        await close()
 
 
 class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
@@ -193,21 +202,25 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         write = context.write
         try:
             async for message in messages:
-                # a client that takes nothing for SEND_SECONDS is let go (feed.py)
-                async with asyncio.timeout(SEND_SECONDS):
-                    await write(message.wire())
+                try:
+                    # a client that takes nothing for SEND_SECONDS is let go (feed.py)
+                    async with asyncio.timeout(SEND_SECONDS):
+                        await write(message.wire())
+                except TimeoutError:
+                    raise
+                except Exception as gone:
+                    # The caller went while a message was being written (grpc's
+                    # ExecuteBatchError): the watch ends so. Raised, it was logged as an
+                    # ERROR with its traceback, 17 lines a watch.
+                    log.debug("a watch's caller went while it was sent to: %r", gone)
+                    return
         except FootfallError as refusal:  # (the key that opened it no longer allows it)
             await context.abort_with_status(rpc_status.to_status(status_of(refusal)))
         except TimeoutError:
-            close = getattr(messages, "aclose", None)
-            if close is not None:
-                await close()  # (what it held is let go now, not when grpc is done)
+            await _close(messages)  # (what it held is let go now, not when grpc is done)
             await context.abort(grpc.StatusCode.UNAVAILABLE, SLOW_CLIENT)
-        except Exception:
-            if not context.done():
-                raise
-            # The caller went while a message was being written: a watch ends so
-            # (grpc logged each as an ERROR with its traceback: 3,476 lines for 200).
+        finally:
+            await _close(messages)
 
     async def _user_events(self, request: Any, context: Any) -> AsyncIterator[Item]:
         catalog = parse_catalog(request.parent)

@@ -10,8 +10,10 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import grpc
 import pytest
@@ -32,21 +34,29 @@ def rss_mib(pid: int) -> float:
     return int(found[1]) / 1024
 
 
+class Served(NamedTuple):
+    pid: int
+    port: int
+    log: list[str]  # its lines so far
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[int, int]]:
-    """(pid, gRPC port) of a `footfall serve` on a memory store."""
+def server(tmp_path: Path) -> Iterator[Served]:
+    """A `footfall serve` on a memory store."""
     process = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--port", "0", "--http-port", "0",
          "--store", "memory://"], cwd=tmp_path, stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL, text=True)
     lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stderr or ()])
+    log: list[str] = []
+    reader = threading.Thread(target=lambda: [(lines.put(line), log.append(line))
+                                              for line in process.stderr or ()])
     reader.start()
     try:
         while (ready := re.search(r"serving gRPC on 127\.0\.0\.1:(\d+)",
                                   lines.get(timeout=60))) is None:
             pass
-        yield process.pid, int(ready[1])
+        yield Served(process.pid, int(ready[1]), log)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
@@ -62,8 +72,8 @@ def big_event(n: int) -> user_event_pb2.UserEvent:
 
 @pytest.mark.parametrize("rpc", ["WatchUserEventBatches", "WatchUserEvents"])
 def test_watches_that_never_read_hold_a_bounded_number_of_bytes(
-        server: tuple[int, int], rpc: str) -> None:
-    pid, port = server
+        server: Served, rpc: str) -> None:
+    pid, port = server.pid, server.port
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         console = console_pb2_grpc.ConsoleServiceStub(channel)
         writes = user_event_service_pb2_grpc.UserEventServiceStub(channel)
@@ -79,6 +89,10 @@ def test_watches_that_never_read_hold_a_bounded_number_of_bytes(
             most = max(most, rss_mib(pid))
         for watch in watches:
             watch.cancel()
+        time.sleep(1)  # (the server meets each cancel as it writes)
+    # A caller gone while a message was written to it ends its watch quietly: each was
+    # an ERROR with a 17-line traceback.
+    assert not [line for line in server.log if " ERROR " in line or "Traceback" in line]
     # Unbounded, the 40 watches held 40 x (a queued read and a message being sent) of
     # these events: gigabytes. Bounded: HELD_BYTES (128 MiB) of rows and their copies.
     print(f"{rpc}: {most - before:.0f} MiB more with {WATCHES} watches")
