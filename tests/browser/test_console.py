@@ -531,6 +531,49 @@ def test_a_link_to_a_catalogs_insights_opens_that_catalog(
     assert f"parent={CATALOG}" in seen["hash"] and "granularity=HOUR" in seen["hash"], seen
 
 
+async def open_the_feed_over_history(devtools_url: str, port: int, shots: Path) -> list[str]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#feed")
+        rows = "[...document.querySelectorAll('#accepted a.event')].map(a => a.innerText)"
+        await until(lambda: devtools.evaluate(session, f"{rows}.length >= 100"), "the first page")
+        await asyncio.sleep(2)  # what a watch would send again comes within a poll
+        shown = await devtools.evaluate(session, rows)
+        write(port, eventType="home-page-view", visitorId="after-the-page",
+              eventTime="2026-12-01T00:00:00Z")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('#accepted').innerText.includes('after-the-page')"),
+            "a new event", within=LIVE_WITHIN)
+        await no_problems(devtools, session)
+        await photograph(devtools, session, shots, "feed-over-history")
+        return [str(row) for row in shown]
+
+
+def test_the_live_feed_shows_history_imported_once_not_again_as_new(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    # The page (newest by event time) held the lowest ids of an import whose times go
+    # back line by line; the watch began after the page's highest id and sent the
+    # other 50 as if they had just arrived (on a store of 400k, tens of thousands).
+    status, op = rest(running.http_port, "POST", f"/v2/{CATALOG}/userEvents:import", {
+        "inputConfig": {"userEventInlineSource": {"userEvents": [
+            {"eventType": "home-page-view", "visitorId": f"hist-{i}",
+             "eventTime": f"2025-01-01T{23 - i // 60:02d}:{59 - i % 60:02d}:00Z"}
+            for i in range(150)]}}})
+    assert status == 200, op
+    status, done = rest(running.http_port, "GET", f"/v2/{op['name']}")
+    while not done.get("done"):
+        time.sleep(0.05)
+        status, done = rest(running.http_port, "GET", f"/v2/{op['name']}")
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        shown = asyncio.run(asyncio.wait_for(
+            open_the_feed_over_history(devtools_url, running.http_port, shots), DEADLINE * 2))
+    # (a row's lines: its time, type, visitor, transport)
+    visitors = [next((line for line in row.split("\n") if line.startswith("hist-")), row)
+                for row in shown]
+    assert len(visitors) == 100 and len(set(visitors)) == 100, visitors
+    # the newest 100 by time, newest on top: hist-0 to hist-99, none of the 50 older ones
+    assert visitors == [f"hist-{i}" for i in range(100)], visitors
+
+
 async def read_the_counts_of_one_event(devtools_url: str, port: int) -> list[str]:
     async with DevTools.connect(devtools_url) as devtools:
         session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#insights?"

@@ -126,24 +126,40 @@ const pause = (ms, signal) => new Promise((resolve) => {
  *  with each item its watch route (`path:watch`) streams after them, until
  *  `signal` aborts. The stream's server-sent events are read with fetch(), as
  *  EventSource cannot send the key. A stream that drops is opened again after
- *  the last item seen; `onError` hears each failure, and null once items flow. */
-export async function follow(path, field, {query = {}, onItems, onError, signal}) {
-  let after = null;  // the highest id shown
+ *  the last item seen; `onError` hears each failure, and null once items flow.
+ *  `byTime`: the list's newest are by event time, not by id (user events), so the
+ *  watch is opened first, from now, and the page read after it: a watch after the
+ *  page's highest id sent again every event stored later with an older time (an
+ *  import of history replayed thousands as if new). What both hold is shown once. */
+export async function follow(path, field, {query = {}, onItems, onError, signal, byTime = false}) {
+  let after = null;  // the highest id the stream sent
+  const shown = new Set();  // the ids of the page (the stream may send them again)
   while (!signal.aborted) {
     try {
-      if (after === null) {
+      let response;
+      if (after === null && byTime) {
+        response = await send(withQuery(`${path}:watch`, query), {signal});
         const page = await call(path, {query: {...query, pageSize: 100}, signal});
-        const items = (page[field] || []).sort(byId);
-        after = items.length ? BigInt(items.at(-1).id) : 0n;
+        // (oldest first, as the stream sends: the newest by time is shown on top)
+        const items = (page[field] || []).filter((item) => !shown.has(item.id)).reverse();
+        items.forEach((item) => shown.add(item.id));
         if (items.length) onItems(items);
+      } else {
+        if (after === null) {
+          const page = await call(path, {query: {...query, pageSize: 100}, signal});
+          const items = (page[field] || []).sort(byId);
+          after = items.length ? BigInt(items.at(-1).id) : 0n;
+          if (items.length) onItems(items);
+        }
+        response = await send(withQuery(`${path}:watch`,
+          {...query, afterId: String(after)}), {signal});
       }
-      const response = await send(withQuery(`${path}:watch`,
-        {...query, afterId: String(after)}), {signal});
       onError?.(null);
       for await (const {event, data} of events(response)) {
         const message = JSON.parse(data);
         if (event === "error") throw new ApiError(message.error?.code, message.error);
         after = BigInt(message.id);
+        if (shown.delete(message.id)) continue;  // (listed already)
         onItems([message]);
       }
     } catch (error) {

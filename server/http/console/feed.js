@@ -99,7 +99,7 @@ export function render(main, ctx) {
   main.append(h("div", {class: "columns"}, accepted.section, refused.section));
   if (ctx.catalog) {
     follow(`/console/v1/${ctx.catalog}/userEvents`, "userEvents", {
-      signal: ctx.signal, onError: accepted.error,
+      signal: ctx.signal, onError: accepted.error, byTime: true,
       onItems: (items) => {
         items.forEach(remember);
         accepted.add(items, eventLink);
