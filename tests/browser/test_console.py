@@ -157,7 +157,9 @@ async def see_events_and_refusals(devtools_url: str, port: int, folder: Path) ->
         await focus_and_press(devtools, session, f'#accepted a.event[data-id="{joined}"]')
         await until(lambda: devtools.evaluate(session, "!!document.querySelector('#received-h')"),
                     "the event's page")
-        assert await devtools.evaluate(session, "location.hash") == f"#event/{joined}"
+        # (the link names its catalog: it opens in another tab, or after a reload, too)
+        assert await devtools.evaluate(session, "decodeURIComponent(location.hash)") == \
+            f"#event/{joined}?parent={CATALOG}"
         stored = await text_of(devtools, session, "section[aria-labelledby=stored-h] pre")
         received = await text_of(devtools, session, "section[aria-labelledby=received-h]")
         assert '"title": "Two-person tent"' in stored, stored
@@ -572,6 +574,46 @@ def test_the_live_feed_shows_history_imported_once_not_again_as_new(
     assert len(visitors) == 100 and len(set(visitors)) == 100, visitors
     # the newest 100 by time, newest on top: hist-0 to hist-99, none of the 50 older ones
     assert visitors == [f"hist-{i}" for i in range(100)], visitors
+
+
+async def open_event_links(devtools_url: str, port: int, links: list[str],
+                           shots: Path) -> list[str]:
+    """The text of the page each link (a hash) opens, in a fresh tab each."""
+    said = []
+    async with DevTools.connect(devtools_url) as devtools:
+        for n, link in enumerate(links):
+            session = await open_console(devtools, f"http://127.0.0.1:{port}/console/{link}")
+            await until(lambda session=session: devtools.evaluate(
+                session, "!!document.querySelector('#received-h, main p.error')"),
+                f"the page of {link}")
+            await no_problems(devtools, session)
+            await photograph(devtools, session, shots, f"event-link-{n}")
+            said.append(await text_of(devtools, session, "main"))
+    return said
+
+
+def test_an_event_link_opens_its_event_in_a_fresh_tab(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    # The page looked for the event among the newest 5,000 by time of the header's
+    # catalog (the first one): a link of another catalog, or of an older event, said
+    # "No event ... among the newest 5000".
+    other = CATALOG.replace("default_catalog", "a_first_catalog")
+    write(running.http_port, eventType="home-page-view", visitorId="in-the-default")
+    status, written = rest(running.http_port, "POST", f"/v2/{other}/userEvents:write",
+                           {"eventType": "search", "visitorId": "linked", "searchQuery": "tent"})
+    assert status == 200, written
+    write(running.http_port, eventType="home-page-view", visitorId="after-it")
+    status, page = rest(running.http_port, "GET", f"/console/v1/{other}/userEvents")
+    [stored] = page["userEvents"]
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        said = asyncio.run(asyncio.wait_for(open_event_links(
+            devtools_url, running.http_port,
+            [f"#event/{stored['id']}?parent={other}", f"#event/{stored['id']}?parent={CATALOG}",
+             f"#event/99999?parent={other}"], shots), DEADLINE * 2))
+    assert f"Event {stored['id']}: search" in said[0] and '"visitorId": "linked"' in said[0], \
+        said[0]
+    assert f"No event {stored['id']} in {CATALOG}." in said[1], said[1]
+    assert f"No event 99999 in {other}." in said[2], said[2]
 
 
 async def read_the_counts_of_one_event(devtools_url: str, port: int) -> list[str]:

@@ -80,18 +80,6 @@ export async function call(path, {method = "GET", query = {}, body, signal} = {}
   return response.json();
 }
 
-/** Every item of `field` in the pages of `path`, up to `limit`. */
-export async function listAll(path, field, {query = {}, limit = 1000, signal} = {}) {
-  const items = [];
-  let pageToken = "";
-  do {
-    const page = await call(path, {query: {...query, pageSize: 100, pageToken}, signal});
-    items.push(...(page[field] || []));
-    pageToken = page.nextPageToken || "";
-  } while (pageToken && items.length < limit);
-  return items;
-}
-
 const byId = (a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1);
 
 /** The server-sent events of `response`, one {event, data} at a time. */
@@ -131,6 +119,32 @@ const pause = (ms, signal) => new Promise((resolve) => {
  *  watch is opened first, from now, and the page read after it: a watch after the
  *  page's highest id sent again every event stored later with an older time (an
  *  import of history replayed thousands as if new). What both hold is shown once. */
+/** The item of id `id` of the watch route `path:watch` (one whose list is not in id
+ *  order, so that the newest pages may not hold it): the watch after `id - 1` sends
+ *  it first if it is there; null when it sends another first, or nothing within
+ *  `waitMs` (no later item is stored). */
+export async function findById(path, id, {signal, waitMs = 3000} = {}) {
+  const stop = new AbortController();
+  const both = AbortSignal.any([signal, stop.signal]);
+  const timer = setTimeout(() => stop.abort(), waitMs);
+  try {
+    const response = await send(withQuery(`${path}:watch`,
+      {afterId: String(BigInt(id) - 1n)}), {signal: both});
+    for await (const {event, data} of events(response)) {
+      const message = JSON.parse(data);
+      if (event === "error") throw new ApiError(message.error?.code, message.error);
+      return message.id === id ? message : null;
+    }
+    return null;
+  } catch (error) {
+    if (stop.signal.aborted && !signal.aborted) return null;  // nothing came in time
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    stop.abort();
+  }
+}
+
 export async function follow(path, field, {query = {}, onItems, onError, signal, byTime = false}) {
   let after = null;  // the highest id the stream sent
   const shown = new Set();  // the ids of the page (the stream may send them again)

@@ -1,12 +1,11 @@
-// #event/ID: one stored user event, as stored beside as received.
+// #event/ID?parent=CATALOG: one stored user event, as stored beside as received.
 
-import {listAll} from "./api.js";
+import {findById} from "./api.js";
 import {failure, h, when} from "./dom.js";
 import {jsonView} from "./json.js";
 
 const seen = new Map();  // id -> StoredUserEvent, from the feed and the search
 const KEPT = 2000;  // the latest events remembered (a busy feed runs for hours)
-const SEARCHED = 5000;  // events read to find one the tab has not seen
 
 /** Keeps `stored` for its page. */
 export function remember(stored) {
@@ -17,7 +16,7 @@ export function remember(stored) {
 /** A one-line summary of a stored event, linking to its page. */
 export function eventLink(stored) {
   const e = stored.userEvent || {};
-  return h("a", {href: `#event/${stored.id}`, class: "event", "data-id": stored.id},
+  return h("a", {href: eventHref(stored), class: "event", "data-id": stored.id},
     h("time", {}, when(e.eventTime)), " ",
     h("strong", {}, e.eventType || "(no type)"), " ",
     h("span", {}, e.visitorId || ""), " ",
@@ -25,18 +24,24 @@ export function eventLink(stored) {
     stored.joined ? null : h("span", {class: "tag warn"}, "not joined"));
 }
 
+/** The page of a stored event: its catalog named, so that the link opens it in
+ *  another tab, or after a reload, too. */
+export function eventHref(stored) {
+  return `#event/${stored.id}?${new URLSearchParams({parent: stored.catalog})}`;
+}
+
 export async function render(main, ctx) {
   const id = ctx.path;
+  const catalog = ctx.params.get("parent") || ctx.catalog;
   const heading = h("h2", {}, `Event ${id}`);
   main.append(heading);
   let stored = seen.get(id);
-  if (!stored && ctx.catalog) {
+  if (!stored && catalog && /^[0-9]+$/.test(id)) {
+    // read by its id (it was looked for among the newest 5,000 by time only)
     main.append(h("p", {class: "hint"}, "Looking for it…"));
     try {
-      const found = await listAll(`/console/v1/${ctx.catalog}/userEvents`, "userEvents",
-        {limit: SEARCHED, signal: ctx.signal});
-      found.forEach(remember);
-      stored = seen.get(id);
+      stored = await findById(`/console/v1/${catalog}/userEvents`, id, {signal: ctx.signal});
+      if (stored) remember(stored);
     } catch (error) {
       if (!ctx.signal.aborted) main.append(failure(error));
       return;
@@ -45,7 +50,7 @@ export async function render(main, ctx) {
   }
   if (ctx.signal.aborted) return;
   if (!stored) {
-    main.append(h("p", {class: "error"}, `No event ${id} among the newest ${SEARCHED} of ${ctx.catalog}.`));
+    main.append(h("p", {class: "error"}, `No event ${id} in ${catalog}.`));
     return;
   }
   heading.textContent = `Event ${id}: ${stored.userEvent?.eventType || "(no type)"}`;

@@ -2,7 +2,7 @@
 
 import {call} from "./api.js";
 import {h, paged, table, when} from "./dom.js";
-import {remember} from "./event.js";
+import {eventHref, remember} from "./event.js";
 
 const EXAMPLES = [
   'eventType = "add-to-cart"',
@@ -43,7 +43,7 @@ export function render(main, ctx) {
         remember(stored);
         const e = stored.userEvent || {};
         found.body.append(found.row([
-          h("a", {href: `#event/${stored.id}`}, when(e.eventTime)), e.eventType || "",
+          h("a", {href: eventHref(stored)}, when(e.eventTime)), e.eventType || "",
           e.visitorId || "", e.userInfo?.userId || "", stored.transport || "",
           stored.joined ? "yes" : "no"]));
         shown += 1;
