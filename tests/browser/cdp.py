@@ -141,8 +141,9 @@ class DevTools:
         return result["result"].get("value")
 
     async def press(self, session: str, key: str) -> None:
-        """Press and release `key` ("Enter", "Tab", " ") in the focused element."""
-        codes = {"Enter": 13, "Tab": 9, " ": 32, "Escape": 27}
+        """Press and release `key` ("Enter", "Tab", " ", "ArrowDown") in the focused
+        element."""
+        codes = {"Enter": 13, "Tab": 9, " ": 32, "Escape": 27, "ArrowDown": 40}
         text = {"Enter": "\r", " ": " "}.get(key, "")
         for kind in ("keyDown", "keyUp"):
             await self.send("Input.dispatchKeyEvent", {

@@ -616,6 +616,41 @@ def test_an_event_link_opens_its_event_in_a_fresh_tab(
     assert f"No event 99999 in {other}." in said[2], said[2]
 
 
+async def step_through_tenants(devtools_url: str, port: int, tenants: list[str]) -> list[str]:
+    """The focused element's id after each ArrowDown in the talent page's tenant chooser."""
+    focused = []
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#talent?"
+                                               f"tenant={tenants[0]}")
+        await until(lambda: devtools.evaluate(session, "!!document.getElementById('tenant')"),
+                    "the tenant chooser")
+        await devtools.evaluate(session, "document.getElementById('tenant').focus()")
+        for tenant in tenants[1:]:
+            await devtools.press(session, "ArrowDown")
+            await until(lambda tenant=tenant: devtools.evaluate(
+                session, f"decodeURIComponent(location.hash).includes({tenant!r})"),
+                f"the page of {tenant}")
+            focused.append(await devtools.evaluate(session, "document.activeElement.id"))
+        await no_problems(devtools, session)
+    return focused
+
+
+def test_arrow_keys_step_through_the_tenants_keeping_the_focus(
+        browser_executable: str, running: Running, tmp_path: Path) -> None:
+    # Each arrow key shows the next tenant's page: the focus went to the page as a
+    # whole, and a keyboard user could not step on to the one after.
+    tenants = [f"projects/{PROJECT}/tenants/t{n}" for n in range(3)]
+    for tenant in tenants:
+        status, answer = rest(running.http_port, "POST", f"/v4/{tenant}/clientEvents", {
+            "eventId": "e-1", "createTime": "2026-01-01T00:00:00Z",
+            "jobEvent": {"type": "VIEW", "jobs": [f"{tenant}/jobs/j"]}})
+        assert status == 200, answer
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        focused = asyncio.run(asyncio.wait_for(
+            step_through_tenants(devtools_url, running.http_port, tenants), DEADLINE * 2))
+    assert focused == ["tenant", "tenant"], focused
+
+
 async def read_the_counts_of_one_event(devtools_url: str, port: int) -> list[str]:
     async with DevTools.connect(devtools_url) as devtools:
         session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#insights?"

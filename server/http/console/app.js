@@ -145,8 +145,14 @@ keyButton.addEventListener("click", () => {
   location.reload();  // the first call asks for the new key
 });
 window.addEventListener("hashchange", () => {
+  // A control of the page that changed the page (the insights' catalog, the talent
+  // page's tenant: a select changes with each arrow key) keeps the focus on the page
+  // it shows again; a link's page takes it on the whole.
+  const control = main.contains(document.activeElement) ? document.activeElement.id : "";
   show();
-  main.focus({preventScroll: true});
+  const again = control && document.getElementById(control);
+  if (again && main.contains(again)) again.focus({preventScroll: true});
+  else main.focus({preventScroll: true});
 });
 refreshChooser();
 loadCatalogs();

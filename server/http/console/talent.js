@@ -17,7 +17,8 @@ export function render(main, ctx) {
     return;
   }
   const chooser = h("select", {id: "tenant"},
-    [...new Set([tenant, ...tenants])].map((t) => h("option", {value: t}, t)));
+    // (in one order on every page, so that arrow keys step through them)
+    [...new Set([...tenants, tenant])].map((t) => h("option", {value: t}, t)));
   chooser.value = tenant;
   chooser.addEventListener("change", () => {
     location.hash = `talent?${new URLSearchParams({tenant: chooser.value})}`;
