@@ -233,6 +233,9 @@ async def cancel_from_the_page(devtools_url: str, port: int, folder: Path) -> st
         cancelled = f'article.operation[data-name="{name}"][data-state=cancelled]'
         await until(lambda: devtools.evaluate(session, f"!!document.querySelector({cancelled!r})"),
                     "the import, cancelled")
+        # the focus stays with the operation (it went to the page's body with the button)
+        assert await devtools.evaluate(
+            session, "document.activeElement.closest('article')?.dataset.name") == name
         await photograph(devtools, session, folder, "operations-cancelled")
         await no_problems(devtools, session)
         return str(name)
@@ -689,6 +692,10 @@ async def page_through_catalogs(devtools_url: str, port: int, shots: Path) -> No
         assert await devtools.evaluate(
             session, "[...document.querySelectorAll('main button')].every(b => b.hidden || "
                      "b.classList.contains('link'))"), "More is gone after the last page"
+        # ... and the focus stays on the page (it went to the body with the button)
+        assert await devtools.evaluate(
+            session, "document.querySelector('main').contains(document.activeElement) && "
+                     "document.activeElement !== document.querySelector('main')")
         await no_problems(devtools, session)
         await photograph(devtools, session, shots, "catalogs-second-page")
 

@@ -50,14 +50,22 @@ export function paged(load, signal, where) {
   const more = h("button", {type: "button", hidden: true}, "More");
   let token = "";
   const next = async () => {
+    const focused = document.activeElement === more;  // (disabled, it loses the focus)
     more.disabled = true;
     try {
       token = await load(token);
+      if (!token && focused) {
+        // (hidden after the last page, the button took the focus with it): the place
+        // the rows went on from
+        where.setAttribute("tabindex", "-1");
+        where.focus({preventScroll: true});
+      }
       more.hidden = !token;
     } catch (error) {
       if (!signal.aborted) where.append(failure(error));
     }
     more.disabled = false;
+    if (token && focused) more.focus({preventScroll: true});
   };
   more.addEventListener("click", next);
   next();

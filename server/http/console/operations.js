@@ -94,10 +94,18 @@ export function render(main, ctx) {
   main.append(status, list);
   const cards = new Map();
   const onCancel = async (name, button) => {
+    // Disabled, then hidden, the button takes the focus with it (to the page's body):
+    // it goes to the operation's card, whose state says what came of the cancel.
+    const focused = document.activeElement === button;
     button.disabled = true;
     try {
       await call(`/v2/${name}:cancel`, {method: "POST", body: {}, signal: ctx.signal});
       status.replaceChildren(h("p", {}, `Cancel asked of ${name.split("/").pop()}.`));
+      const article = button.closest("article");
+      if (focused && article) {
+        article.setAttribute("tabindex", "-1");
+        article.focus({preventScroll: true});
+      }
     } catch (error) {
       status.replaceChildren(failure(error));
       button.disabled = false;
