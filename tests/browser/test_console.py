@@ -654,6 +654,34 @@ def test_arrow_keys_step_through_the_tenants_keeping_the_focus(
     assert focused == ["tenant", "tenant"], focused
 
 
+async def read_times_in_kolkata(devtools_url: str, port: int) -> str:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#feed")
+        await devtools.send("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Kolkata"},
+                            session)
+        await devtools.evaluate(session, "location.hash = '#events'")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('main').innerText.includes('year-one')"),
+            "the events")
+        assert await devtools.evaluate(session, "new Date(0).getHours()") == 5  # (+05:30)
+        await no_problems(devtools, session)
+        return await text_of(devtools, session, "main")
+
+
+def test_times_show_in_utc_whatever_the_browsers_zone(
+        browser_executable: str, running: Running, tmp_path: Path) -> None:
+    # Events showed in the browser's zone, unlabelled, beside the insights' UTC:
+    # 1999-12-31T23:59:59Z was "2000-01-01 05:29:59" in Kolkata; year 1 was "1-01-01".
+    write(running.http_port, eventType="home-page-view", visitorId="eve",
+          eventTime="1999-12-31T23:59:59Z")
+    write(running.http_port, eventType="home-page-view", visitorId="year-one",
+          eventTime="0001-01-01T00:00:00Z")
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        said = asyncio.run(asyncio.wait_for(
+            read_times_in_kolkata(devtools_url, running.http_port), DEADLINE * 2))
+    assert "1999-12-31 23:59:59Z" in said and "0001-01-01 00:00:00Z" in said, said
+
+
 async def read_the_counts_of_one_event(devtools_url: str, port: int) -> list[str]:
     async with DevTools.connect(devtools_url) as devtools:
         session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#insights?"

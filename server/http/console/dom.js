@@ -17,10 +17,14 @@ export function h(tag, attributes = {}, ...children) {
 /** "2026-12-01 10:23:12" in the browser's time zone, from an RFC 3339 time. */
 export function when(rfc3339) {
   if (!rfc3339) return "";
+  // In UTC, said so (the Z), as the insights and the filters read times: the browser's
+  // own zone showed 1999-12-31T23:59:59Z as "2000-01-01 05:29:59" in Kolkata, unlabelled;
+  // and the year in four digits (year 1 was "1-01-01").
   const date = new Date(rfc3339);
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ` +
-    `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  const pad = (n, width = 2) => String(n).padStart(width, "0");
+  return `${pad(date.getUTCFullYear(), 4)}-${pad(date.getUTCMonth() + 1)}-` +
+    `${pad(date.getUTCDate())} ${pad(date.getUTCHours())}:${pad(date.getUTCMinutes())}:` +
+    `${pad(date.getUTCSeconds())}Z`;
 }
 
 /** A paragraph saying what went wrong, for a page or a column. */
