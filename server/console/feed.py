@@ -77,8 +77,8 @@ PAGE_CACHE_SECONDS = 2.0
 # own), held 20 to 85 MB each (a queued read of up to READ_BYTES, and a message being
 # sent), and a few hundred of them gigabytes.
 HELD_BYTES = 32 * 1024 * 1024
-# A watch whose client has taken no message for this long is ended (CANCELLED: it
-# watches again after the last id it saw, as `footfall ... tail` does), so that
+# A watch whose client has taken no message for this long is ended (UNAVAILABLE over
+# gRPC: it watches again after the last id it saw, as `footfall ... tail` does), so that
 # clients that never read do not keep what their messages hold, nor keep the
 # others waiting for room (HELD_BYTES).
 SEND_SECONDS = 30.0
