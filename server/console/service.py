@@ -210,10 +210,12 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
                     raise
                 except Exception as gone:
                     # The caller went while a message was being written (grpc's
-                    # ExecuteBatchError): the watch ends so. Raised, it was logged as an
-                    # ERROR with its traceback, 17 lines a watch.
+                    # ExecuteBatchError): the watch ends as a cancelled call does, with
+                    # no status sent to no one. Raised as it was, it was logged as an
+                    # ERROR with its traceback, 17 lines a watch; returning, grpc sent
+                    # the status beside the failed write, and logged that instead.
                     log.debug("a watch's caller went while it was sent to: %r", gone)
-                    return
+                    raise asyncio.CancelledError() from None
         except FootfallError as refusal:  # (the key that opened it no longer allows it)
             await context.abort_with_status(rpc_status.to_status(status_of(refusal)))
         except TimeoutError:
