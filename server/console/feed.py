@@ -86,6 +86,14 @@ SLOW_CLIENT = (f"the watch's client took no message for {SEND_SECONDS:g} s; watc
                f"the last id it saw")
 
 
+async def close_stream(stream: AsyncIterator[Any]) -> None:
+    """End a watch's stream now (its feed lets go of what the watch holds), not
+    when the stream is collected; a stream that has ended already is left alone."""
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
+
+
 class Item:
     """One row as every watch sends it: its message, made once, and each encoding
     of it made once, on first use."""

@@ -18,7 +18,7 @@ from footfall.console.v1 import console_pb2, console_pb2_grpc
 from grpc_status import rpc_status
 
 from server.console import queries, sources
-from server.console.feed import SEND_SECONDS, SLOW_CLIENT, Batch, Item, Watches
+from server.console.feed import SEND_SECONDS, SLOW_CLIENT, Batch, Item, Watches, close_stream
 from server.console.watch import admitted
 from server.errors import FieldViolation, FootfallError, gather, raise_if_any
 from server.loop import long_read, off_loop
@@ -37,13 +37,6 @@ def _reset(counts: ResetCounts) -> console_pb2.ResetResponse:
     return console_pb2.ResetResponse(
         deleted_events_count=counts.events, deleted_products_count=counts.products,
         deleted_rejections_count=counts.rejections, deleted_operations_count=counts.operations)
-
-
-async def _close(messages: AsyncIterator[Any]) -> None:
-    """End the stream `messages` (its feed lets go of what the watch holds)."""
-    close = getattr(messages, "aclose", None)
-    if close is not None:
-        await close()
 
 
 class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
@@ -219,10 +212,10 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         except FootfallError as refusal:  # (the key that opened it no longer allows it)
             await context.abort_with_status(rpc_status.to_status(status_of(refusal)))
         except TimeoutError:
-            await _close(messages)  # (what it held is let go now, not when grpc is done)
+            await close_stream(messages)  # (what it held is let go before the status is sent)
             await context.abort(grpc.StatusCode.UNAVAILABLE, SLOW_CLIENT)
         finally:
-            await _close(messages)
+            await close_stream(messages)  # (a second close, after a timeout, does nothing)
 
     async def _user_events(self, request: Any, context: Any) -> AsyncIterator[Item]:
         catalog = parse_catalog(request.parent)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from google.protobuf.message import Message
 
-from server.console.feed import SEND_SECONDS
+from server.console.feed import SEND_SECONDS, close_stream
 from server.errors import FootfallError, to_rpc_status
 from server.http import transcode
 from server.http.errors import error_body, http_status_of
@@ -74,9 +74,7 @@ async def respond(request: web.Request, opened: AsyncIterator[Message | Encoded]
             async with asyncio.timeout(SEND_SECONDS):
                 await response.write(event(data))
     except TimeoutError:
-        close = getattr(opened, "aclose", None)
-        if close is not None:
-            await close()
+        await close_stream(opened)  # (what it held is let go before the connection is)
         if request.transport is not None:  # (an event cut short: the stream ends)
             request.transport.close()
     except FootfallError as refusal:
@@ -84,6 +82,8 @@ async def respond(request: web.Request, opened: AsyncIterator[Message | Encoded]
         await response.write(event(error_body(status, http_status_of(refusal)), "error"))
     except ConnectionError:  # the client went (reset, or lost while we wrote)
         pass
+    finally:
+        await close_stream(opened)  # (now, not when the stream is collected)
     return response
 
 
