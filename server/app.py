@@ -44,7 +44,7 @@ from server.console import service as console_service
 from server.console.feed import Watches
 from server.console.rejections import Rejections
 from server.console.watch import Commits
-from server.http import HttpGateway
+from server.http import HttpGateway, crosssite
 from server.http.connections import fit_connections
 from server.insights import service as insights_service
 from server.loop import LoopThread
@@ -328,9 +328,11 @@ def _log_trust(running: Running) -> None:
         log.info("auth is on: %d API keys from %s (SIGHUP re-reads it)", policy.auth.key_count,
                  policy.auth.path)
     else:
-        loopback = settings.host in ("127.0.0.1", "localhost", "::1")
-        log.log(logging.INFO if loopback else logging.WARNING,
+        log.log(logging.INFO if crosssite.is_loopback_listener(settings.host) else logging.WARNING,
                 "auth is off: any caller may call any RPC (--auth-file to require API keys)")
+    if settings.http_port != 0 and crosssite.open_to_rebinding(
+            settings.host, settings.http_allowed_hosts, policy.auth.enabled):
+        log.warning(crosssite.REBINDING)
     if policy.quota is not None:
         log.info("write quota: %d writes per minute per project", policy.quota.per_minute)
     if policy.byte_quota is not None:

@@ -116,6 +116,18 @@ def host_check(listen_host: str, allowed: Iterable[str]) -> HostCheck | None:
     return HostCheck(allowed) if is_loopback_listener(listen_host) or allowed else None
 
 
+REBINDING = ("auth is off and the HTTP port answers any Host name: a web page whose own name "
+             "its DNS points at this server (DNS rebinding) can read, purge and reset what it "
+             "holds from a browser on its network; list the names it is reached by with "
+             "--http-allowed-hosts, or require keys with --auth-file")
+
+
+def open_to_rebinding(listen_host: str, allowed: Iterable[str], auth_on: bool) -> bool:
+    """Whether a page could reach the HTTP port under a name of its own and be let
+    through (REBINDING): auth off, and no Host check (see `host_check`)."""
+    return not auth_on and host_check(listen_host, allowed) is None
+
+
 class HostCheck:
     """The Host names a server answers to: loopback ones and the allowed ones."""
 

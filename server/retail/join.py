@@ -79,22 +79,25 @@ class JoinedLater:
     that the products it joined with had changed before the commit, it joins the
     event as it was received, not the one joined already."""
 
-    __slots__ = ("_catalog", "_event", "_path", "_max_event_bytes", "_came", "_received")
+    __slots__ = ("_catalog", "_event", "_path", "_max_event_bytes", "_came", "_received",
+                 "_joined")
 
     def __init__(self, catalog: str, event: Any, path: str, max_event_bytes: int,
-                 came: tuple[int, int]) -> None:
+                 came: tuple[int, int], received: bytes | None = None) -> None:
         self._catalog = catalog
         self._event = event
         self._path = path
         self._max_event_bytes = max_event_bytes
         self._came = came
-        self._received: bytes | None = None
+        self._received = received  # the event's deterministic serialization, if made
+        self._joined = False
 
     def __call__(self, products: dict[str, Any]) -> EventRow:
         if self._received is None:
             self._received = self._event.SerializeToString(deterministic=True)
-        else:
+        elif self._joined:
             self._event.Clear()
             self._event.MergeFromString(self._received)
+        self._joined = True
         return joined_row(self._catalog, self._event, products, self._path,
                           self._max_event_bytes, self._came, self._received)

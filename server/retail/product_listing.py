@@ -18,7 +18,6 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 from footfall.retail.v2 import product_pb2, product_service_pb2
@@ -32,7 +31,11 @@ from server.store import Store
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1_000
-_SCAN_BATCH = 500
+# A page ends before the product that would take it past this many bytes (at least one
+# product a page): clients take answers of at most 4 MiB by default, and a page of
+# 1,000 products of a few MB each was built whole, in gigabytes of the server's memory.
+PAGE_BYTES = 3 * 1024 * 1024
+_SCAN_BATCH = 200  # products read at once (each of up to product_validation.MAX_PRODUCT_BYTES)
 
 _FILTER = re.compile(r'^\s*(?P<key>primary_product_id|collection_product_id|type)\s*=\s*'
                      r'"(?P<value>(?:[^"\\]|\\.)*)"\s*$')
@@ -168,25 +171,38 @@ class ProductReads:
         fingerprint = query_fingerprint(branch, request.filter,
                                         ",".join(request.read_mask.paths))
         after_id = decode_page_token(request.page_token, fingerprint)
-        page = self.matching(branch, query, after_id, size + 1)
         answer = product_service_pb2.ListProductsResponse()
-        for product in page[:size]:
-            answer.products.append(products.apply_read_mask(product, request.read_mask.paths))
-        if len(page) > size:
-            answer.next_page_token = encode_page_token(page[size - 1].id, fingerprint)
+        held = 0
+        for product in self.matching(branch, query, after_id):
+            shown = products.apply_read_mask(product, request.read_mask.paths)
+            if len(answer.products) == size or (
+                    answer.products and held + shown.ByteSize() > PAGE_BYTES):
+                answer.next_page_token = encode_page_token(answer.products[-1].id,
+                                                           fingerprint)
+                break
+            answer.products.append(shown)
+            held += shown.ByteSize()
         return answer
 
-    def matching(self, branch: str, query: ProductFilter, after_id: str,
-                 limit: int | None) -> list[product_pb2.Product]:
-        """Up to `limit` (None: every) product the filter selects after `after_id`,
-        by id; NOT_FOUND when it names a primary or collection that does not exist."""
+    def matching(self, branch: str, query: ProductFilter,
+                 after_id: str) -> Iterator[product_pb2.Product]:
+        """The products the filter selects after `after_id`, by id, read as they are
+        taken; NOT_FOUND (at once) when it names a primary or collection that does
+        not exist."""
         if query.key == "collection_product_id":
-            return self._collection_page(branch, query.value, after_id, limit)
+            return self._collection_members(branch, query.value, after_id)
         if query.key == "primary_product_id":
             self.must_get(branch, query.value, names.product_name(branch, query.value))
-        return list(islice(scan(
-            self._store, branch, query.matches, after_id,
-            needle=query.value if query.key == "primary_product_id" else ""), limit))
+        return scan(self._store, branch, query.matches, after_id,
+                    needle=query.value if query.key == "primary_product_id" else "")
+
+    def count(self, branch: str, query: ProductFilter) -> int:
+        """How many products the filter selects (each read and let go)."""
+        return sum(1 for _ in self.matching(branch, query, ""))
+
+    def ids(self, branch: str, query: ProductFilter) -> list[str]:
+        """The ids of the products the filter selects, by id."""
+        return [product.id for product in self.matching(branch, query, "")]
 
     def first_in_a_collection(self, branch: str, ids: set[str]) -> tuple[str, str] | None:
         """(member, collection) of the first collection of `branch` holding one of
@@ -197,11 +213,17 @@ class ProductReads:
                     return member, collection.id
         return None
 
-    def _collection_page(self, branch: str, collection_id: str, after_id: str,
-                         limit: int | None) -> list[product_pb2.Product]:
-        """Up to `limit` existing members of the collection, after `after_id`, by id."""
+    def _collection_members(self, branch: str, collection_id: str,
+                            after_id: str) -> Iterator[product_pb2.Product]:
+        """The existing members of the collection, after `after_id`, by id (NOT_FOUND
+        at once, before the first is taken, when the collection does not exist)."""
         name = names.product_name(branch, collection_id)
         collection = self.must_get(branch, collection_id, name)
         members = sorted(m for m in set(collection.collection_member_ids) if m > after_id)
-        stored = self._store.get_products(branch, members)  # at most 1000, by validation
-        return [decode(stored[m], branch, m) for m in members if m in stored][:limit]
+
+        def read() -> Iterator[product_pb2.Product]:
+            for start in range(0, len(members), _SCAN_BATCH):
+                part = members[start:start + _SCAN_BATCH]
+                stored = self._store.get_products(branch, part)
+                yield from (decode(stored[m], branch, m) for m in part if m in stored)
+        return read()

@@ -167,7 +167,7 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         branch = gather(violations, names.parse_branch_key, parent, "parent")
         query = gather(violations, product_listing.parse_filter, filter_text)
         raise_if_any(violations)
-        return len(await off_loop(self._reads.matching, branch, query, "", None))
+        return await off_loop(self._reads.count, branch, query)
 
     async def delete_variants(self, name: str) -> int:
         """Delete the variants of the primary product `name` (v2alpha's force);
@@ -178,11 +178,11 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         primary = await off_loop(self._reads.must_get, branch, product_id, name)
         if primary.type != PRIMARY:
             return 0
-        variants = await off_loop(self._reads.matching, branch, product_listing.ProductFilter(
-            "primary_product_id", product_id), "", None)
+        variants = await off_loop(self._reads.ids, branch, product_listing.ProductFilter(
+            "primary_product_id", product_id))
         # Refused before anything goes: a variant or the primary in a collection.
         held = await off_loop(self._reads.first_in_a_collection, branch,
-                              {product_id, *(v.id for v in variants)})
+                              {product_id, *variants})
         if held is not None:
             member, collection = held
             raise InvalidArgument.field("name", f"product {member!r} is a member of "
@@ -190,8 +190,8 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
                                                 "the collection first")
         deleted = 0
         for variant in variants:
-            deleted += await off_loop(self._store.delete_product, branch, variant.id,
-                                      self._nothing_refers_to(branch, variant.id))
+            deleted += await off_loop(self._store.delete_product, branch, variant,
+                                      self._nothing_refers_to(branch, variant))
         return deleted
 
     async def UpdateProduct(self, request: product_service_pb2.UpdateProductRequest,

@@ -89,31 +89,42 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         return str(catalog)
 
     def _joined_later(self, name: str, event: user_event_pb2.UserEvent, ids: list[str],
-                      path: str, refused: Refused | None = None) -> Join:
+                      path: str, refused: Refused | None = None,
+                      received: bytes | None = None) -> Join:
         """The write of `event` joined by the writer, which reads the products of its
         whole batch at once; the event is not touched here until the write is done.
         The row is made on the writer's thread: how and when the event came is known
         here, in the call's context (server.console.origin). `refused`: see Join."""
         finish = join.JoinedLater(name, event, path, self._max_event_bytes,
-                                  (origin.transport(), origin.now_us()))
+                                  (origin.transport(), origin.now_us()), received)
         return Join(name, ids, self._products_to_join, finish, refused)
 
     async def _store_event(self, parent: str, event: user_event_pb2.UserEvent, path: str,
                            wait: bool, found: list[FieldViolation] | None = None,
                            answered: bool = True, time_field: str | None = None) -> None:
         """Validate `event` for the catalog `parent` (see `_checked`), stamp its
-        time, store it. `answered`: the caller gets the event back (joined with the
-        catalog). INVALID_ARGUMENT listing every violation."""
+        time, store it. `answered`: the caller gets the event back, as received and
+        stamped: not joined with the catalog, whose products a writer key may not
+        read (nor, with auth off, a page of any origin). INVALID_ARGUMENT listing
+        every violation."""
         name = self._checked(parent, event, path, found, time_field)
         ids = join.product_ids([event])
-        if ids and (wait or not answered):
-            await self._store.write_joined_async(self._joined_later(name, event, ids, path),
-                                                 wait=wait)
+        if not ids:
+            row = join.joined_row(name, event, {}, path, self._max_event_bytes)
+            await self._store.write_user_events_async([row], wait=wait)
             return
-        # No products to read, or the answer (write_async) comes before the commit.
-        products = await off_loop(self._read_products, name, ids) if ids else {}
-        row = join.joined_row(name, event, products, path, self._max_event_bytes)
-        await self._store.write_user_events_async([row], wait=wait)
+        received = event.SerializeToString(deterministic=True) if answered else None
+        if wait or not answered:
+            await self._store.write_joined_async(
+                self._joined_later(name, event, ids, path, received=received), wait=wait)
+        else:  # the answer (write_async) comes before the commit
+            products = await off_loop(self._read_products, name, ids)
+            row = join.joined_row(name, event, products, path, self._max_event_bytes,
+                                  received=received)
+            await self._store.write_user_events_async([row], wait=wait)
+        if received is not None:  # (joined in place by then)
+            event.Clear()
+            event.MergeFromString(received)
 
     def _read_products(self, catalog: str, ids: list[str]) -> dict[str, Any]:
         return join.load_products(self._store, catalog, ids)

@@ -124,3 +124,40 @@ def test_a_call_line_escapes_what_a_client_sent(settings: Settings, clock: Fixed
     assert "has no field named" in line
     assert line.isprintable(), repr(line)
     assert r"x\r2024-05-01 12:00:00,000 WARNING footfall: \x1b[8mforged\x85\u2028\x0b" in line
+
+
+
+def start_log(cwd: Path, *flags: str) -> list[str]:
+    """The lines `footfall serve` logs up to its ready line (then it is stopped)."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", "0", "--store", "memory://",
+         *flags], cwd=cwd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in server.stderr or ()])
+    reader.start()
+    said: list[str] = []
+    try:
+        while "serving gRPC" not in (line := lines.get(timeout=60)):
+            said.append(line)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        reader.join()
+    return said
+
+
+@pytest.mark.parametrize(("flags", "warned"), [
+    (("--host", "0.0.0.0"), True),  # (bound on every address; the test talks to none)
+    (("--host", "0.0.0.0", "--http-allowed-hosts", "shop.example"), False),
+    (("--host", "0.0.0.0", "--http-port", "0"), False),  # no HTTP port
+    (("--host", "127.0.0.1"), False),  # loopback: only loopback Host names are answered
+])
+def test_the_start_log_warns_of_dns_rebinding_when_any_host_is_answered_with_auth_off(
+        tmp_path: Path, flags: tuple[str, ...], warned: bool) -> None:
+    """A server beyond loopback with auth off answered any Host, and said only that
+    auth was off: a page renamed to its address could read and reset it."""
+    said = [line for line in start_log(tmp_path, "--http-port", "-1", *flags)
+            if "DNS rebinding" in line]
+    assert len(said) == int(warned), said
+    if warned:
+        assert "WARNING" in said[0] and "--http-allowed-hosts" in said[0], said

@@ -91,6 +91,13 @@ def test_create_twice_is_already_exists(products: retail_v2.ProductServiceClient
     ({"product_id": ""}, ["product_id"]),
     ({"parent": "projects/p/catalogs/c"}, ["parent"]),
     ({"product": tent(type_=Product.Type.VARIANT)}, ["product.primary_product_id"]),
+    # Google: promotion_id matches [a-zA-Z][a-zA-Z0-9_]*, at most 128 characters, and
+    # retrievable_fields names at most 30 paths, "otherwise, an INVALID_ARGUMENT error"
+    ({"product": tent(promotions=[{"promotion_id": "free_gift"},
+                                  {"promotion_id": "10%-off!"}])},
+     ["product.promotions[1].promotion_id"]),
+    ({"product": tent(retrievable_fields={"paths": [f"attributes.k{i}" for i in range(31)]})},
+     ["product.retrievable_fields"]),
 ])
 def test_create_refuses_a_bad_product_naming_every_field(
         products: retail_v2.ProductServiceClient, branch: str, kwargs: dict[str, Any],
@@ -155,6 +162,41 @@ def test_list_pages_through_every_product_in_id_order(
         products.list_products(request={"parent": branch, "page_size": 2,
                                         "page_token": "bogus"}, timeout=RPC_DEADLINE)
     assert_names_fields(refused.value, ["page_token"])
+
+
+def bulky(megabytes: float) -> Product:
+    """A valid product of about `megabytes` MB: attributes of 400 texts of 250 characters."""
+    keys = round(megabytes * 1e6 / (400 * 252))
+    return tent(attributes={f"a{k}": retail_v2.CustomAttribute(
+        text=[f"{k:03d}{v:03d}" + "x" * 244 for v in range(400)]) for k in range(keys)})
+
+
+def test_a_product_too_large_to_answer_is_refused_and_not_stored(
+        products: retail_v2.ProductServiceClient, branch: str) -> None:
+    """2.5 MB was stored, and answered RESOURCE_EXHAUSTED by the client (its 4 MiB
+    limit past the answer's size): retried, ALREADY_EXISTS; read, never."""
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        create(products, branch, "HUGE", bulky(4.5))
+    assert_names_fields(refused.value, ["product"])
+    assert "at most 2097152" in refused.value.message
+    with pytest.raises(exceptions.NotFound):
+        get(products, branch, "HUGE")
+
+
+def test_a_page_of_large_products_ends_before_a_client_cannot_take_it(
+        products: retail_v2.ProductServiceClient, branch: str) -> None:
+    """Five products of 1.3 MB each, listed 100 a page, all fields: one page of 6.5 MB
+    failed on the client (RESOURCE_EXHAUSTED), and was built whole in the server's
+    memory. Each page now ends before 3 MiB, and the pager reads them all."""
+    ids = [f"BIG-{i}" for i in range(5)]
+    for product_id in ids:
+        create(products, branch, product_id, bulky(1.3))
+    pages = list(products.list_products(request={
+        "parent": branch, "page_size": 100, "read_mask": {"paths": ["*"]}},
+        timeout=RPC_DEADLINE).pages)
+    assert [[p.id for p in page.products] for page in pages] == [ids[0:2], ids[2:4], ids[4:]]
+    assert all(len(p.attributes) == len(bulky(1.3).attributes) for page in pages
+               for p in page.products)
 
 
 def test_list_filters_variants_of_a_primary(products: retail_v2.ProductServiceClient,

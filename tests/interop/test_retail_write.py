@@ -76,6 +76,35 @@ def test_write_async_is_accepted_and_answers_the_event(
     assert as_json(got) == as_json(sent)
 
 
+@pytest.mark.parametrize("write_async", [False, True])
+def test_the_answer_is_the_event_as_sent_not_the_catalogs_product(
+        retail: retail_v2.UserEventServiceClient, products: retail_v2.ProductServiceClient,
+        catalog: str, branch: str, server: ServerProcess, write_async: bool) -> None:
+    """The event is stored joined with the catalog, but answered as sent: the
+    product's title, cost and attributes are the catalog's, which a writer key may
+    not read (a writer key in a page is public)."""
+    products.create_product(parent=branch, product_id="SKU-SECRET", product=retail_v2.Product(
+        title="Unreleased Phone X", categories=["Phones"],
+        price_info={"currency_code": "USD", "price": 999.0, "cost": 412.5},
+        attributes={"supplier": retail_v2.CustomAttribute(text=["ACME internal"])}),
+        timeout=RPC_DEADLINE)
+    sent = user_event(example("detail-page-view", sessionId="s-answer",
+                              eventTime="2024-05-20T10:00:00Z",
+                              productDetails=[{"product": {"id": "SKU-SECRET"}}]))
+    got = write(retail, catalog, sent, write_async=write_async)
+    assert as_json(got) == as_json(sent)
+    assert got.product_details[0].product.title == ""
+
+    def stored() -> dict[str, Any]:
+        return {e["sessionId"]: e for e in list_events(server.store, catalog,
+                                                       server.workdir)}.get("s-answer", {})
+    deadline = time.monotonic() + 5  # (write_async answers before the commit)
+    while not stored() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    product = stored()["productDetails"][0]["product"]
+    assert (product["title"], product["priceInfo"]["cost"]) == ("Unreleased Phone X", 412.5)
+
+
 def test_write_async_still_validates(retail: retail_v2.UserEventServiceClient, catalog: str,
                                      server: ServerProcess) -> None:
     with pytest.raises(exceptions.InvalidArgument) as refused:
