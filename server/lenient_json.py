@@ -42,6 +42,45 @@ _BOOLS = {"true": True, "false": False}
 _SNAKE = re.compile(r"_([a-z0-9])")
 
 
+# A JSON text's strings: double-quoted (kept as they are) or single-quoted (rewritten).
+_STRING = re.compile(r""""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'""", re.DOTALL)
+_IN_SINGLE = re.compile(r'\\(.)|"', re.DOTALL)
+
+
+def double_quoted(body: bytes) -> bytes | None:
+    """`body` with its single-quoted strings and keys written in double quotes, as
+    Google's JSON front end reads them (the curl examples of its pages on managing
+    user events send `--data "{ 'userEventRejoinScope': 'UNJOINED_EVENTS' }"`); None
+    when it has none, or is not UTF-8. Within one, `\'` is a quote and a bare
+    `"` is escaped; everything outside strings is left as it is, so what is still
+    not JSON stays refused."""
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        return None
+    if "'" not in text:
+        return None
+    changed = False
+
+    def rewrite(match: re.Match[str]) -> str:
+        nonlocal changed
+        found = match.group()
+        if found[0] == '"':
+            return found
+        changed = True
+        return '"' + _IN_SINGLE.sub(_unsingled, found[1:-1]) + '"'
+
+    rewritten = _STRING.sub(rewrite, text)
+    return rewritten.encode() if changed else None
+
+
+def _unsingled(match: re.Match[str]) -> str:
+    escaped = match.group(1)
+    if escaped is None:  # a bare double quote
+        return '\\"'
+    return "'" if escaped == "'" else "\\" + escaped
+
+
 def parse_dict(data: dict[str, Any], message_class: type[M]) -> M:
     """A `message_class` from parsed JSON: proto3 JSON, else with the forms above
     rewritten. Raises json_format.ParseError: the rewritten document's when the

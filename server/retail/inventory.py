@@ -258,7 +258,10 @@ def check_set_inventory(request: Any) -> ProductKey:
 
     def rules(out: list[FieldViolation]) -> None:
         if not paths:
-            out.append(FieldViolation("set_mask", "at least one path is required; allowed: "
+            # (Google's reference: "At least one field must be provided"; some of its
+            # older samples sent none, meaning all four)
+            out.append(FieldViolation("set_mask", "at least one path is required (name "
+                                                  "every field to set); allowed: "
                                                   f"{', '.join(SET_MASK_PATHS)}"))
         _mask(paths, SET_MASK_PATHS, "set_mask", out)
         if "price_info" in paths:

@@ -28,6 +28,11 @@ VARIANT = product_pb2.Product.VARIANT
 COLLECTION = product_pb2.Product.COLLECTION
 
 MAX_ID = 128
+# A product's serialized bytes, at most: what answers it (CreateProduct, GetProduct) must
+# fit the 4 MiB answers clients take by default. Google documents field limits only;
+# a product at several of them at once (200 attributes of 400 texts of 256 characters)
+# was stored and then answered RESOURCE_EXHAUSTED by the client, and never read again.
+MAX_PRODUCT_BYTES = 2 * 1024 * 1024
 MAX_TITLE = 1_000
 MAX_LONG_TEXT = 5_000
 MAX_ATTRIBUTES = 200
@@ -35,6 +40,9 @@ MAX_ATTRIBUTE_KEY = 128
 MAX_COLLECTION_MEMBERS = 1_000
 MAX_IMAGES = 300
 MAX_PROMOTIONS = 10
+MAX_PROMOTION_ID = 128
+PROMOTION_ID = re.compile(r"[a-zA-Z][a-zA-Z0-9_]*")
+MAX_RETRIEVABLE_FIELDS = 30
 MAX_PLACE_IDS = 3_000
 MAX_PLACE_ID = 30
 FULFILLMENT_TYPES = (
@@ -95,6 +103,10 @@ def is_gtin(value: str) -> bool:
 def product_violations(product: Any, path: str = "product") -> list[FieldViolation]:
     """Every rule `product` (with its type and primary already defaulted) breaks."""
     out: list[FieldViolation] = []
+    size = product.ByteSize()
+    if size > MAX_PRODUCT_BYTES:
+        out.append(FieldViolation(path, f"is {size} bytes; at most {MAX_PRODUCT_BYTES} (the "
+                                        "answer that carries it must fit a client's 4 MiB)"))
     kind = product.type
     if kind not in (PRIMARY, VARIANT, COLLECTION):
         out.append(FieldViolation(f"{path}.type", f"unknown product type {kind}"))
@@ -132,11 +144,25 @@ def product_violations(product: Any, path: str = "product") -> list[FieldViolati
     check_fulfillment(product.fulfillment_info, f"{path}.fulfillment_info", out)
     _images(product.images, f"{path}.images", out)
     _times(product, path, out)
-    if len(product.promotions) > MAX_PROMOTIONS:
-        out.append(FieldViolation(f"{path}.promotions",
-                                  f"must have at most {MAX_PROMOTIONS} values, "
-                                  f"got {len(product.promotions)}"))
+    _promotions(product.promotions, f"{path}.promotions", out)
+    if len(product.retrievable_fields.paths) > MAX_RETRIEVABLE_FIELDS:
+        out.append(FieldViolation(f"{path}.retrievable_fields",
+                                  f"must name at most {MAX_RETRIEVABLE_FIELDS} paths, "
+                                  f"got {len(product.retrievable_fields.paths)}"))
     return out
+
+
+def _promotions(promotions: Sequence[Any], path: str, out: list[FieldViolation]) -> None:
+    if len(promotions) > MAX_PROMOTIONS:
+        out.append(FieldViolation(path, f"must have at most {MAX_PROMOTIONS} values, "
+                                        f"got {len(promotions)}"))
+    for i, promotion in enumerate(promotions):
+        given = promotion.promotion_id
+        if len(given) > MAX_PROMOTION_ID or not PROMOTION_ID.fullmatch(given):
+            out.append(FieldViolation(
+                f"{path}[{i}].promotion_id",
+                f"must match [a-zA-Z][a-zA-Z0-9_]* and be at most {MAX_PROMOTION_ID} "
+                f"characters (e.g. free_gift), got {given[:50]!r}"))
 
 
 def _grouping(product: Any, path: str, out: list[FieldViolation]) -> None:

@@ -129,10 +129,9 @@ def user_event_violations(event: Any, path: str = "user_event", *,
                                   "is only allowed on add-to-cart, purchase-complete "
                                   f"and shopping-cart-page-view events, not {kind!r}"))
 
-    for name in ("uri", "referrer_uri"):
-        value = getattr(event, name)
-        if len(value) > MAX_LONG_TEXT:
-            out.append(_too_long(f"{path}.{name}", value, MAX_LONG_TEXT))
+    # (Google documents no limit for referrer_uri: the event's size bounds it)
+    if len(event.uri) > MAX_LONG_TEXT:
+        out.append(_too_long(f"{path}.uri", event.uri, MAX_LONG_TEXT))
 
     attribute_violations(event.attributes, f"{path}.attributes", out)
     return out
@@ -158,6 +157,10 @@ def _page_fields(event: Any, kind: str, path: str, out: list[FieldViolation]) ->
     if kind == "category-page-view" and not event.page_categories:
         out.append(FieldViolation(f"{path}.page_categories",
                                   "is required for category-page-view events"))
+    if event.page_categories and kind not in ("search", "category-page-view"):
+        out.append(FieldViolation(f"{path}.page_categories",
+                                  "is only allowed on search and category-page-view events, "
+                                  f"not {kind!r}"))
     if kind != "search":
         for name in ("search_query", "order_by"):
             if getattr(event, name):
@@ -188,6 +191,8 @@ def _products(event: Any, kind: str, path: str, out: list[FieldViolation]) -> No
             out.append(FieldViolation(f"{path}.product_details[{i}].product.id", "is required"))
         elif len(product.id) > MAX_ID:
             out.append(_too_long(f"{path}.product_details[{i}].product.id", product.id, MAX_ID))
+        elif "\0" in product.id:  # (the product's stats keep it in a column of its own)
+            out.append(FieldViolation(f"{path}.product_details[{i}].product.id", NUL_REFUSED))
         if product.HasField("price_info"):
             # (a code of no currency, or "usd", stood as a currency of its own in insights)
             where = f"{path}.product_details[{i}].product.price_info"

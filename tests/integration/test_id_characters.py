@@ -88,6 +88,10 @@ def test_a_client_event_id_with_nul_is_refused(channel: grpc.Channel) -> None:
     ({"event_type": "home-page-view\x00"}, "user_event.event_type"),
     ({"visitor_id": "v\x00"}, "user_event.visitor_id"),
     ({"user_info": common_pb2.UserInfo(user_id="u\x00")}, "user_event.user_info.user_id"),
+    # an event's product id is kept in the product stats' column: PostgreSQL's text
+    # stored U+FFFD there, so `p\0` and `p\ufffd` were one product in the insights
+    ({"event_type": "detail-page-view", "product_details": [user_event_pb2.ProductDetail(
+        product=product_pb2.Product(id="p\x00"))]}, "user_event.product_details[0].product.id"),
 ])
 def test_user_event_ids_with_nul_are_refused(channel: grpc.Channel, fields: dict[str, Any],
                                              field: str) -> None:

@@ -153,6 +153,39 @@ def test_googles_purge_example_runs_as_its_page_sends_it(
     assert list(violations(refused)) == ["force"], refused.text
 
 
+def test_googles_single_quoted_curl_bodies_run_as_its_pages_send_them(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str) -> None:
+    """Google's pages on managing user events send their JSON in single quotes (`--data
+    "{ 'userEventRejoinScope': 'UNJOINED_EVENTS' }"`): refused as "expected a string
+    key". What is still not JSON once its quotes are doubled is refused as sent."""
+    for minute in ("26", "29", "31"):
+        retail.write_user_event(request={"parent": catalog, "user_event": {
+            "event_type": "detail-page-view", "visitor_id": f"v-{minute}",
+            "event_time": f"2019-12-23T18:{minute}:00Z",
+            "product_details": [{"product": {"id": "never-listed"}}]}}, timeout=RPC_DEADLINE)
+    headers = {"Content-Type": "application/json; charset=utf-8"}
+    base = f"http://{server.http_address}/v2/{catalog}/userEvents"
+    rejoined = operation_of(server, requests.post(
+        f"{base}:rejoin", data="{\n     'userEventRejoinScope': 'UNJOINED_EVENTS'\n     }",
+        headers=headers, timeout=RPC_DEADLINE))
+    assert rejoined["response"]["@type"].endswith("RejoinUserEventsResponse"), rejoined
+    assert "error" not in rejoined and rejoined["response"].get(
+        "rejoinedUserEventsCount", "0") == "0", rejoined  # (no product is listed)
+    # a double quote inside single quotes, as the shell leaves `\"` of the purge example
+    purge = ("{ 'filter':'eventTime > \"2019-12-23T18:25:43.511Z\" "
+             "eventTime < \"2019-12-23T18:30:43.511Z\"', 'force':'true' }")
+    purged = operation_of(server, requests.post(f"{base}:purge", data=purge, headers=headers,
+                                                timeout=RPC_DEADLINE))
+    assert purged["response"]["purgedEventsCount"] == "2", purged
+    assert count_events(server.store, catalog, server.workdir) == 1
+    # Python's str() of a dict: True is no JSON in any quotes; said of the body as sent
+    refused = requests.post(f"{base}:purge", data="{'filter': '*', 'force': True}",
+                            headers=headers, timeout=RPC_DEADLINE)
+    assert refused.status_code == 400 and list(violations(refused)) == ["body"], refused.text
+    assert "line 1 column 2" in violations(refused)["body"], refused.text
+    assert count_events(server.store, catalog, server.workdir) == 1
+
+
 def test_a_field_under_both_its_names_is_refused_on_every_road(
         retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str,
         gcs_folder: str) -> None:

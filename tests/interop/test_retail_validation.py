@@ -119,8 +119,11 @@ REFUSED = [
     case("order_by-1001", "search", {"orderBy": "o" * 1001}, [f"{U}.order_by"]),
     case("search_query-5001", "search", {"searchQuery": "q" * 5001}, [f"{U}.search_query"]),
     case("uri-5001", "home-page-view", {"uri": url(5001)}, [f"{U}.uri"]),
-    case("referrer_uri-5001", "detail-page-view", {"referrerUri": url(5001)},
-         [f"{U}.referrer_uri"]),
+    # Google: "Other event types should not set this field. Otherwise, an
+    # INVALID_ARGUMENT error is returned." (as for search_query)
+    *(case(f"page_categories-on-{kind}", kind, {"pageCategories": ["Sales > Black Friday"]},
+           [f"{U}.page_categories"])
+      for kind in ("home-page-view", "detail-page-view", "add-to-cart")),
     case("attribute-key-5001", "home-page-view", {"attributes": {"k" * 5001: {"text": ["x"]}}},
          [MapEntry(f"{U}.attributes", "k" * 5001)]),
     case("attribute-text-and-numbers", "home-page-view",
@@ -159,7 +162,10 @@ ACCEPTED = [
     case("order_by-1000", "search", {"orderBy": "o" * 1000}, []),
     case("search_query-5000", "search", {"searchQuery": "q" * 5000}, []),
     case("uri-5000", "home-page-view", {"uri": url(5000)}, []),
-    case("referrer_uri-5000", "home-page-view", {"referrerUri": url(5000)}, []),
+    # Google documents no limit for referrer_uri (5,000 is uri's)
+    case("referrer_uri-20000", "detail-page-view", {"referrerUri": url(20000)}, []),
+    case("page_categories-on-category-page-view", "category-page-view",
+         {"pageCategories": ["Sales > Black Friday"]}, []),
     case("attribute-key-5000", "home-page-view",
          {"attributes": {"k" * 5000: {"numbers": [1]}}}, []),
     case("product-id-128", "detail-page-view",

@@ -16,7 +16,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server import protojson
+from server import lenient_json, protojson
 from server.retail.bulk_import import decode_json_line
 from tests.unit.test_protojson import _strategy
 
@@ -305,3 +305,36 @@ def test_a_product_line_read_leniently_names_the_element_at_fault() -> None:
     said = refusal({"id": "p", "title": "t", "images": {"uri": "u", "width": {"w": 1}},
                     "attributes": [{"key": "k", "value": {"text": ["x"]}}]}, Product)
     assert said.startswith("not a Product: images[0].width: "), said
+
+
+@pytest.mark.parametrize(("body", "read"), [
+    # Google's pages on managing user events
+    (b"{ 'userEventRejoinScope': 'UNJOINED_EVENTS' }",
+     {"userEventRejoinScope": "UNJOINED_EVENTS"}),
+    (b"{'filter':'eventTime > \"2019-12-23T18:25:43.511Z\"', 'force':'true'}",
+     {"filter": 'eventTime > "2019-12-23T18:25:43.511Z"', "force": "true"}),
+    (b"{'a': 'it\\'s', 'b': 'two\\nlines', 'c': \"'kept'\"}",
+     {"a": "it's", "b": "two\nlines", "c": "'kept'"}),
+    ("{'caf\u00e9': ['\u00e9t\u00e9', 1, null]}".encode(),
+     {"caf\u00e9": ["\u00e9t\u00e9", 1, None]}),
+])
+def test_single_quoted_strings_are_read_as_double_quoted(body: bytes, read: Any) -> None:
+    rewritten = lenient_json.double_quoted(body)
+    assert rewritten is not None and json.loads(rewritten) == read
+
+
+@pytest.mark.parametrize("body", [
+    b'{"a": "it\'s"}',  # a quote inside a JSON string: nothing to rewrite
+    b"{'unterminated: 1}",
+    b"\xff{'a': 1}",  # not UTF-8
+    b"{}",
+])
+def test_nothing_to_rewrite_is_none(body: bytes) -> None:
+    assert lenient_json.double_quoted(body) is None
+
+
+def test_what_is_not_json_in_any_quotes_stays_refused() -> None:
+    rewritten = lenient_json.double_quoted(b"{'force': True, 'n': 1,}")
+    assert rewritten == b'{"force": True, "n": 1,}'
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(rewritten)

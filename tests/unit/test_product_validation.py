@@ -51,6 +51,9 @@ VALID = [
     # item."), where it does for rating_count and an image's height and width (must be
     # nonnegative, else INVALID_ARGUMENT): a negative one is not refused.
     {"availableQuantity": -5},
+    {"promotions": [{"promotionId": "id0LikeThis"}, {"promotionId": "ID_1_LIKE_THIS"},
+                    {"promotionId": "p" * 128}]},
+    {"retrievableFields": ",".join(f"attributes.k{i}" for i in range(30))},
 ]
 
 
@@ -116,6 +119,10 @@ INVALID = [
     ({"images": [{"uri": "u", "height": -1}]}, "product.images[0].height"),
     ({"images": [{"uri": "u"}] * 301}, "product.images"),
     ({"promotions": [{"promotionId": "p"}] * 11}, "product.promotions"),
+    *(({"promotions": [{"promotionId": given}]}, "product.promotions[0].promotion_id")
+      for given in ("free gift", "1abc", "a" * 129, "10%-off", "")),
+    ({"retrievableFields": ",".join(f"attributes.k{i}" for i in range(31))},
+     "product.retrievable_fields"),
     ({"availableTime": "2024-01-02T00:00:00Z", "expireTime": "2024-01-01T00:00:00Z"},
      "product.expire_time"),
     ({"publishTime": "2024-01-01T00:00:00Z", "expireTime": "2024-01-01T00:00:00Z"},
