@@ -185,6 +185,9 @@ class Statements:
                            f"WHERE name = ?{dialect.lock}")
         self.record_progress = spell("UPDATE operations SET checkpoint = ?, operation = ?, "
                                      "done = ?, lease_expires_us = ? WHERE name = ?")
+        # An ended operation's request is let go: nothing reads it again, and an inline
+        # import's was kept for --operations-keep-days (100 imports of 9 MB: 0.4 GB).
+        self.let_go_request = spell("UPDATE operations SET request = ? WHERE name = ?")
         self.take_lease = spell(
             "UPDATE operations SET lease_owner = ?, lease_expires_us = ? WHERE name = ?")
         self.release = spell("UPDATE operations SET lease_owner = NULL, lease_expires_us = NULL "
@@ -583,6 +586,8 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
                 Gap.close(db, self._sql.dialect, name)
             db.execute(self._sql.record_progress, (done.checkpoint, done.operation,
                                                    int(done.done), lease_until_us, name))
+            if done.done:
+                db.execute(self._sql.let_go_request, (b"", name))
             return result
 
         # A purge's step may open or close a gap (a table lock on PostgreSQL): first. It

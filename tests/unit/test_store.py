@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import fcntl
 import logging
 import os
@@ -878,6 +880,19 @@ def test_operations_that_ended_before_a_time_are_forgotten_and_running_ones_neve
     assert store.forget_operations(10**9 * SECOND) == 1
     assert kept() == ["running"]
     assert store.forget_operations(10**9 * SECOND) == 0
+
+
+def test_an_operation_lets_its_request_go_when_it_ends(store: Store) -> None:
+    """Nothing reads an ended operation's request again; an inline import's (MBs of
+    events) was kept as long as the operation (--operations-keep-days)."""
+    store.create_operation(dataclasses.replace(operation("job"), request=b"x" * 100_000))
+    store.claim_operation("w1", SECOND, 30 * SECOND, never)
+    store.run_step(OPS + "job", "w1", Step(), 2 * SECOND, step_progress([]))
+    running = store.get_operation(OPS + "job")
+    assert running is not None and running.request == b"x" * 100_000  # still needed
+    store.run_step(OPS + "job", "w1", Step(), 3 * SECOND, step_progress([], done=True))
+    ended = store.get_operation(OPS + "job")
+    assert ended is not None and ended.done and ended.request == b""
 
 
 def test_run_step_without_the_lease_raises_and_writes_nothing(store: Store) -> None:
