@@ -229,13 +229,27 @@ async def cancel_from_the_page(devtools_url: str, port: int, folder: Path) -> st
                                        "'article.operation')].filter(a => a.innerText.includes("
                                        "'Updated')).length") == 1
         await photograph(devtools, session, folder, "operations-running")
+        # One press asks for another (one Enter stopped an import for good); pressed
+        # again, it cancels.
         await focus_and_press(devtools, session, running)
+        assert await text_of(devtools, session, running) == "Press again to cancel"
+        await asyncio.sleep(1.5)  # (a refresh of the card meanwhile keeps it asking)
+        assert await devtools.evaluate(
+            session, f"document.querySelector({running!r}) === document.activeElement")
+        assert await devtools.evaluate(session, f"!!document.querySelector({running!r})")
+        await photograph(devtools, session, folder, "operations-confirm")
+        await devtools.press(session, "Enter")
         cancelled = f'article.operation[data-name="{name}"][data-state=cancelled]'
         await until(lambda: devtools.evaluate(session, f"!!document.querySelector({cancelled!r})"),
                     "the import, cancelled")
         # the focus stays with the operation (it went to the page's body with the button)
         assert await devtools.evaluate(
             session, "document.activeElement.closest('article')?.dataset.name") == name
+        card = await text_of(devtools, session, f'article.operation[data-name="{name}"]')
+        assert "stored: " in card and "successCount" not in card, card  # counts in words
+        assert await devtools.evaluate(
+            session, f"document.querySelector('article.operation[data-name=\"{name}\"] "
+                     f".warning')?.innerText.length > 0"), card  # a cancel is no failure
         await photograph(devtools, session, folder, "operations-cancelled")
         await no_problems(devtools, session)
         return str(name)

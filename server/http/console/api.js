@@ -5,6 +5,8 @@
 
 const KEY = "footfall.apiKey";
 const RETRY_MS = 1000;  // before a dropped watch is opened again
+export const UNREACHABLE = "The server did not answer: it has stopped, is restarting, or " +
+  "cannot be reached from this browser.";
 
 /** A refused call: `code` is the status name (INVALID_ARGUMENT), the message Google's,
  *  `reason` its ErrorInfo's when it has one (ROLE_NOT_ALLOWED, PROJECT_NOT_GRANTED...). */
@@ -61,10 +63,17 @@ async function send(url, {method = "GET", body, signal} = {}) {
     const key = sessionStorage.getItem(KEY);
     if (key) headers["x-goog-api-key"] = key;
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    const response = await fetch(url, {
-      method, headers, signal, cache: "no-store", credentials: "omit",
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    let response;
+    try {
+      response = await fetch(url, {
+        method, headers, signal, cache: "no-store", credentials: "omit",
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (error) {
+      // fetch() says only "Failed to fetch" (a TypeError) when no answer came at all
+      if (signal?.aborted) throw error;
+      throw new ApiError(0, {status: "UNAVAILABLE", message: UNREACHABLE});
+    }
     if (response.ok) return response;
     const answer = await response.json().catch(() => ({}));
     if (response.status !== 401) throw new ApiError(response.status, answer.error);

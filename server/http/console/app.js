@@ -3,6 +3,7 @@
 
 import {call, forgetKey, hasKey} from "./api.js";
 import {h, failure} from "./dom.js";
+import {shortName} from "./format.js";
 import * as catalogs from "./catalogs.js";
 import * as event from "./event.js";
 import * as events from "./events.js";
@@ -60,8 +61,12 @@ function refreshChooser() {
   if (wanted && !names.includes(wanted)) names.unshift(wanted);
   const same = names.length === chooser.options.length &&
     names.every((name, i) => chooser.options[i].value === name);
-  if (!same) chooser.replaceChildren(...names.map((name) => h("option", {value: name}, name)));
+  if (!same) {
+    chooser.replaceChildren(...names.map((name) => h("option", {value: name, title: name},
+      shortName(name, names))));
+  }
   chooser.value = wanted;
+  chooser.title = wanted;
   chooser.disabled = names.length === 0;
   if (!names.length) chooser.replaceChildren(h("option", {value: ""}, "no catalog yet"));
 }
@@ -139,6 +144,12 @@ function show() {
 }
 
 chooser.addEventListener("change", () => context.choose(chooser.value));
+// "Skip to the page" moves the focus to the page: as a link to #main, it changed the
+// hash, and the page shown with it (to the live feed, the page's filter lost).
+document.querySelector("a.skip").addEventListener("click", (e) => {
+  e.preventDefault();
+  main.focus();
+});
 keyButton.addEventListener("click", () => {
   forgetKey();
   sessionStorage.removeItem(PROJECT);

@@ -3,6 +3,7 @@
 
 import {call} from "./api.js";
 import {h, paged, table, when} from "./dom.js";
+import {count} from "./format.js";
 
 export function render(main, ctx) {
   main.append(h("h2", {}, "Catalogs and tenants"));
@@ -12,9 +13,9 @@ export function render(main, ctx) {
   const tenantLink = (name) => h("a", {href: `#talent?${new URLSearchParams({tenant: name})}`}, name);
   const lists = [
     {field: "catalogs", open: chooseButton, none: "No catalog holds events yet.",
-      list: table("Catalogs", headings, "Catalogs (choose one to watch it)")},
+      list: table("Catalogs", headings, "Catalogs (choose one to watch it)", [1])},
     {field: "tenants", open: tenantLink, none: "No tenant holds client events yet.",
-      list: table("Tenants", headings, "Tenants")},
+      list: table("Tenants", headings, "Tenants", [1])},
   ];
   const slots = lists.map(({list}) => h("div", {}, list.element));
   const results = h("div", {});
@@ -23,7 +24,7 @@ export function render(main, ctx) {
       {query: {pageToken}, signal: ctx.signal});
     lists.forEach(({field, open, none, list}, i) => {
       list.body.append(...(page[field] || []).map((set) => list.row([open(set.name),
-        set.eventCount || "0", when(set.lastEventTime), when(set.lastReceiveTime)])));
+        count(set.eventCount), when(set.lastEventTime), when(set.lastReceiveTime)])));
       const empty = !list.body.children.length;
       if (empty && !page.nextPageToken) slots[i].replaceChildren(h("p", {class: "hint"}, none));
       else list.element.hidden = empty;

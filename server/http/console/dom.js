@@ -35,15 +35,18 @@ export function failure(error) {
 
 /** A table with a header row, in a box that scrolls sideways (a wide table never
  *  widens the page); on a phone each row shows as a card of labelled cells.
- *  `row(cells)` makes a row for its `body`. */
-export function table(label, headings, caption = "") {
+ *  `row(cells)` makes a row for its `body`; the columns of `numbers` (their indexes)
+ *  hold numbers (right-aligned, never broken). */
+export function table(label, headings, caption = "", numbers = []) {
   const body = h("tbody", {});
+  const kind = (i) => (numbers.includes(i) ? "number" : null);
   const element = h("div", {class: "table", tabindex: 0, role: "region", "aria-label": label},
     h("table", {}, caption ? h("caption", {}, caption) : null,
-      h("thead", {}, h("tr", {}, headings.map((text) => h("th", {scope: "col"}, text)))),
+      h("thead", {}, h("tr", {}, headings.map((text, i) => h("th", {scope: "col", class: kind(i)},
+        text)))),
       body));
   const row = (cells) => h("tr", {},
-    cells.map((cell, i) => h("td", {"data-label": headings[i]}, cell)));
+    cells.map((cell, i) => h("td", {"data-label": headings[i], class: kind(i)}, cell)));
   return {element, body, row};
 }
 
@@ -66,10 +69,23 @@ export function paged(load, signal, where) {
       }
       more.hidden = !token;
     } catch (error) {
-      if (!signal.aborted) where.append(failure(error));
+      if (!signal.aborted) {
+        // (the server may be back in a moment: the same page, asked again)
+        const again = h("button", {type: "button"}, "Try again");
+        const said = h("div", {class: "failed"}, failure(error), again);
+        again.addEventListener("click", () => {
+          // (removed, the button would take the focus with it: to where the rows go on)
+          where.setAttribute("tabindex", "-1");
+          where.focus({preventScroll: true});
+          said.remove();
+          next();
+        });
+        where.append(said);
+        if (focused) again.focus({preventScroll: true});
+      }
     }
     more.disabled = false;
-    if (token && focused) more.focus({preventScroll: true});
+    if (token && focused && !where.querySelector(".failed")) more.focus({preventScroll: true});
   };
   more.addEventListener("click", next);
   next();

@@ -64,5 +64,9 @@ export async function render(main, ctx) {
       jsonView(stored.userEvent || {})),
     h("section", {"aria-labelledby": "received-h"}, h("h3", {id: "received-h"}, "Received"),
       stored.receivedEvent ? jsonView(stored.receivedEvent)
-        : h("p", {class: "hint"}, "As stored: joining the catalog changed nothing."))));
+        : h("p", {class: "hint"}, stored.joined
+          ? "As stored: joining the catalog changed nothing."
+          // (not "joining changed nothing" beside "Joined the catalog: no")
+          : "As stored: it was not joined (a product it names is not in the catalog's " +
+            "default branch), so nothing in it was filled in."))));
 }

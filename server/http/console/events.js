@@ -32,6 +32,7 @@ export function render(main, ctx) {
     return;
   }
   const found = table("Events found", ["Event time", "Type", "Visitor", "User", "Came by", "Joined"]);
+  found.element.hidden = true;  // (until rows come: headings over an error said nothing)
   const more = paged(async (pageToken) => {
     // A call looks through a few thousand events at most: a filter that few match
     // answers short (even empty) pages with a token, followed here until 50 are shown.
@@ -50,6 +51,8 @@ export function render(main, ctx) {
       }
       pageToken = page.nextPageToken || "";
     } while (pageToken && shown < 50);
+    // (no rows: no table, only the headings above the words that say so)
+    found.element.hidden = !found.body.children.length;
     if (!found.body.children.length) results.append(h("p", {class: "hint"}, "No event matches."));
     return pageToken;
   }, ctx.signal, results);

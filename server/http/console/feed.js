@@ -78,7 +78,7 @@ function column(id, title, hint) {
     },
     add(items, render, weight = () => 1) {
       total += items.reduce((n, item) => n + weight(item), 0);
-      count.textContent = String(total);
+      count.textContent = total.toLocaleString("en-US");
       for (const item of items) list.prepend(h("li", {}, render(item)));
       while (list.children.length > KEPT) list.lastChild.remove();
     },
@@ -91,7 +91,8 @@ function column(id, title, hint) {
 export function render(main, ctx) {
   main.append(h("h2", {}, "Live feed"));
   const accepted = column("accepted", "Accepted",
-    ctx.catalog ? `Stored in ${ctx.catalog}; open one to see it whole.`
+    ctx.catalog ? `Stored in ${ctx.catalog}: the last 100, then each as it comes (the ` +
+      "count is of these; the Catalogs page counts them all). Open one to see it whole."
       : "No catalog holds events yet: send one and it shows here.");
   const everywhere = `Refused in ${ctx.projects === "projects/-" ? "every project"
     : ctx.projects}; open one to see why, beside the field.`;

@@ -52,3 +52,19 @@ export function short(value) {
   if (abs >= 1e4) return `${Number((value / 1e3).toFixed(1))}k`;
   return String(Number(value.toFixed(2)));
 }
+
+/** A catalog's or a tenant's name as a chooser shows it: its id ("default_catalog"),
+ *  with its location when not global, a tenant said so, and its project when `names`
+ *  (all shown together) hold several. The full name, cut to a chooser's width, showed
+ *  "projects/p/locations/glob". */
+export function shortName(name, names = [name]) {
+  const parts = name.split("/");
+  const tenant = parts[2] === "tenants";
+  const id = tenant ? parts[3] : parts[5];
+  if (id === undefined) return name;
+  const where = !tenant && parts[3] !== "global" ? ` in ${parts[3]}` : "";
+  const projects = new Set(names.map((n) => n.split("/")[1]));
+  const about = [tenant ? "tenant" : "", projects.size > 1 ? `project ${parts[1]}` : ""]
+    .filter(Boolean).join(", ");
+  return `${id}${where}${about ? ` (${about})` : ""}`;
+}

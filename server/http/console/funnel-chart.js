@@ -2,8 +2,8 @@
 // conversion from the previous and the first step and the median time between
 // steps. Every number is also a data attribute, as the RPC answered it.
 
-import {count, duration, int, percent, seconds} from "./format.js";
-import {frame, label, s} from "./svg.js";
+import {count, duration, int, percent, plural, seconds} from "./format.js";
+import {frame, label, s, seriesClass} from "./svg.js";
 
 const CONDITIONS = [
   ["productId", "product"], ["category", "category"], ["job", "job"],
@@ -24,11 +24,13 @@ export function describe(step) {
 }
 
 /** The words under a step's bar: its conversions and median time. */
-function rates(result, first, narrow) {
+function rates(result, first, narrow, before, start) {
   if (first) return [[s("tspan", {}, "first step")]];
-  const previous = [s("tspan", {class: "from-previous"}, percent(result.conversionFromPrevious)),
-    " of the previous step"];
-  const fromFirst = [s("tspan", {class: "from-first"}, percent(result.conversionFromFirst)),
+  // (of no entrant, no rate: "0.0% of the previous step" said it was one)
+  const rate = (value, of) => (of ? percent(value) : "–");
+  const previous = [s("tspan", {class: "from-previous"},
+    rate(result.conversionFromPrevious, before)), " of the previous step"];
+  const fromFirst = [s("tspan", {class: "from-first"}, rate(result.conversionFromFirst, start)),
     " of the first"];
   const median = result.medianTimeFromPrevious
     ? ["median ", s("tspan", {class: "median"},
@@ -56,7 +58,8 @@ export function funnelChart(results, width) {
     const bar = Math.max(entrants ? 2 : 0, (width - 2) * entrants / most);
     const text = count(result.entrants);
     const inside = bar > text.length * 9 + 16;
-    const words = rates(result, i === 0, narrow);
+    const words = rates(result, i === 0, narrow, int(results[i - 1]?.entrants),
+      int(results[0]?.entrants));
     rows.push(s("g", {
       class: "step", "data-step": i, "data-event-type": result.step.eventType,
       "data-entrants": entrants, "data-from-previous": result.conversionFromPrevious || 0,
@@ -65,8 +68,8 @@ export function funnelChart(results, width) {
     },
     fitted(0, y + 16, `${i + 1}. ${describe(result.step)}`, width, {class: "name"}),
     s("rect", {x: 0, y: y + 24, width: width, height: 26, class: "track", rx: 3}),
-    s("rect", {x: 0, y: y + 24, width: bar, height: 26, class: `bar series-${i % 8}`, rx: 3},
-      s("title", {}, `${describe(result.step)}: ${text} entrants`)),
+    s("rect", {x: 0, y: y + 24, width: bar, height: 26, class: `bar ${seriesClass(i)}`, rx: 3},
+      s("title", {}, `${describe(result.step)}: ${text} ${plural(entrants, "entrant")}`)),
     label(inside ? bar - 8 : bar + 8, y + 42, text, inside ? "end" : "start",
       {class: `entrants ${inside ? "on-bar" : ""}`}),
     words.map((line, n) => s("text", {x: 0, y: y + 68 + n * 18, class: "rates"}, line))));

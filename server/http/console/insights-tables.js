@@ -15,7 +15,9 @@ export function productTable(parent, span) {
       {title: "Add-to-carts", order: "add_to_carts", numeric: true, cell: (p) => count(p.addToCarts)},
       {title: "Purchases", order: "purchases", numeric: true, cell: (p) => count(p.purchases)},
       {title: "Units", order: "units", numeric: true, cell: (p) => count(p.units)},
-      {title: "Revenue", numeric: true,
+      // (each purchase's price × quantity, in the product's currency: not the purchases'
+      // revenue, which the revenue charts add up, tax and shipping included)
+      {title: "Price × units", numeric: true,
         cell: (p) => (p.revenue || []).map((r) => money(r.amount, r.currencyCode)).join(", ")},
       {title: "View to purchase", order: "view_to_purchase_rate", numeric: true,
         cell: (p) => percent(p.viewToPurchaseRate)},

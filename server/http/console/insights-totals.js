@@ -7,16 +7,29 @@ import {failure, h} from "./dom.js";
 import {figure} from "./figure.js";
 import {count, counted, int, money, percent, plural, utc} from "./format.js";
 import {MAX_SLOTS, seriesChart, timeline} from "./series-chart.js";
+import {seriesClass} from "./svg.js";
 
 /** The totals of `parent` in `span` ({startTime, endTime}) into `where`. */
 export async function showTotals(where, {parent, span, granularity, topQueries, signal}) {
   let answer;
+  // What is shown stays until the answer comes (seconds over millions of events), said
+  // to be the old one: "per day" charts stood under "Per: hour" as if they were its.
+  where.setAttribute("aria-busy", "true");
+  where.classList.add("stale");
+  const reading = h("p", {class: "hint reading", role: "status"}, "Counting again…");
+  where.prepend(reading);
   try {
     answer = await call(`/insights/v1/${parent}:computeTotals`,
       {query: {...span, granularity, topQueries}, signal});
   } catch (error) {
     if (!signal.aborted) where.replaceChildren(failure(error));
     return;
+  } finally {
+    reading.remove();
+    if (!signal.aborted) {  // (else a newer reading has begun)
+      where.removeAttribute("aria-busy");
+      where.classList.remove("stale");
+    }
   }
   const buckets = answer.buckets || [];
   const hour = granularity === "HOUR";
@@ -66,7 +79,7 @@ function overTime(buckets, hour, signal) {
         events.redraw();
       });
       return h("span", {class: "field"}, box, h("label", {for: id},
-        h("span", {class: `swatch series-${one.index % 8}`, "aria-hidden": "true"}),
+        h("span", {class: `swatch ${seriesClass(one.index)}`, "aria-hidden": "true"}),
         `${one.name} (${count(one.sum)})`));
     }));
   const when = (t) => utc(t, hour);
@@ -120,12 +133,12 @@ function queries(found) {
   return h("div", {class: "table", tabindex: 0, role: "region", "aria-label": "Top search queries",
     id: "top-queries"}, h("table", {},
     h("caption", {}, "Top search queries"),
-    h("thead", {}, h("tr", {}, ["Query", "Searches", "Led to a detail view", "Share"]
+    h("thead", {}, h("tr", {}, ["Query", "Searches", "Led to a detail view", "Detail-view rate"]
       .map((t, i) => h("th", {scope: "col", class: i ? "number" : null}, t)))),
     h("tbody", {}, found.map((q) => h("tr", {"data-query": q.query},
       h("td", {"data-label": "Query"}, q.query),
       h("td", {"data-label": "Searches", class: "number"}, count(q.searches)),
       h("td", {"data-label": "Led to a detail view", class: "number"}, count(q.ledToDetailView)),
-      h("td", {"data-label": "Share", class: "number"},
+      h("td", {"data-label": "Detail-view rate", class: "number"},
         percent(int(q.searches) ? int(q.ledToDetailView) / int(q.searches) : 0)))))));
 }

@@ -6,7 +6,7 @@
 import {call} from "./api.js";
 import {failure, h} from "./dom.js";
 import {figure, linked} from "./figure.js";
-import {count, counted, duration, int, percent, seconds} from "./format.js";
+import {count, counted, duration, int, percent, seconds, shortName} from "./format.js";
 import {describe, funnelChart} from "./funnel-chart.js";
 import {funnelForm} from "./funnel-form.js";
 import {showTotals} from "./insights-totals.js";
@@ -37,7 +37,9 @@ function dataSets(ctx) {
   if (saved && !saved.includes("/tenants/")) ctx.adopt(saved);
   const catalog = saved && !saved.includes("/tenants/") ? saved : ctx.catalog;
   const parent = saved || catalog || ctx.tenants[0] || "";
-  return {parent, choices: [...new Set([catalog, ...ctx.tenants, parent].filter(Boolean))]};
+  const catalogs = ctx.catalogs.map((c) => c.name);
+  return {parent,
+    choices: [...new Set([catalog, ...catalogs, ...ctx.tenants, parent].filter(Boolean))]};
 }
 
 export function render(main, ctx) {
@@ -53,7 +55,8 @@ export function render(main, ctx) {
   const save = () => history.replaceState(null, "", `#insights?${params}`);
   save();
 
-  const chooser = h("select", {id: "data-set"}, choices.map((c) => h("option", {value: c}, c)));
+  const chooser = h("select", {id: "data-set", title: parent},
+    choices.map((c) => h("option", {value: c, title: c}, shortName(c, choices))));
   chooser.value = parent;
   chooser.addEventListener("change", () => {
     location.hash = `insights?${new URLSearchParams({parent: chooser.value})}`;
@@ -65,7 +68,11 @@ export function render(main, ctx) {
     h("span", {class: "field"}, h("label", {for: "start"}, "From (UTC)"), start),
     h("span", {class: "field"}, h("label", {for: "end"}, "Until (UTC)"), end),
     h("button", {type: "submit"}, "Apply"));
-  const span = () => ({startTime: toTime(start.value), endTime: toTime(end.value)});
+  // The range applied (Apply), not what the inputs hold: changing "Per" drew a range
+  // typed but not applied, beside a funnel and a table of the one applied.
+  const span = () => ({startTime: params.get("start") || undefined,
+    endTime: params.get("end") || undefined});
+  const rangeError = h("p", {class: "error", role: "alert", hidden: true});
   const funnelArea = h("div", {class: "funnel-result", "aria-live": "polite"});
   const saved = parsed(params.get("funnel"));
   const form = funnelForm({retail, saved, onRun: () => runFunnel()});
@@ -121,6 +128,14 @@ export function render(main, ctx) {
 
   scope.addEventListener("submit", (e) => {
     e.preventDefault();
+    // (said once, here: each of the three answers said it again, as INVALID_ARGUMENT)
+    const wrong = start.value && end.value && toTime(end.value) <= toTime(start.value);
+    rangeError.hidden = !wrong;
+    rangeError.textContent = wrong ? "“Until” must come after “From”: nothing was read again." : "";
+    if (wrong) {
+      end.focus();
+      return;
+    }
     for (const [name, input] of [["start", start], ["end", end]]) {
       if (input.value) params.set(name, toTime(input.value)); else params.delete(name);
     }
@@ -129,7 +144,7 @@ export function render(main, ctx) {
     if (retail) runTotals();
     table.reload();
   });
-  main.append(scope, ...sections);
+  main.append(scope, rangeError, ...sections);
   runFunnel();
   if (retail) runTotals();
 }

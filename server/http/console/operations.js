@@ -4,6 +4,9 @@
 
 import {call} from "./api.js";
 import {failure, h, when} from "./dom.js";
+import {count} from "./format.js";
+
+const CONFIRM_MS = 5000;  // a Cancel pressed once waits this long to be pressed again
 
 const REFRESH_MS = 1000;
 
@@ -13,22 +16,45 @@ function state(op) {
   return op.error.code === 1 ? "cancelled" : "failed";
 }
 
-/** The integer counts of the metadata and response ({successCount: "12"} ...). */
+/** The integer counts of the metadata and response ({successCount: "12"} ...), in
+ *  words: "purgedEventsCount" as "purged events: 1,234". */
 function counts(op) {
-  const found = [];
+  const found = new Map();
   for (const part of [op.metadata, op.response]) {
     for (const [name, value] of Object.entries(part || {})) {
-      if (name.endsWith("Count")) found.push(`${name.replace(/Count$/, "")}: ${value}`);
+      if (!name.endsWith("Count")) continue;
+      const words = name.replace(/Count$/, "").replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`);
+      const said = {success: "stored", failure: "failed"}[words] || words;
+      found.set(words, `${said}: ${count(value)}`);
     }
   }
-  return found.join(", ");
+  return [...found.values()].join(", ");
 }
 
 function card(op, onCancel) {
   const name = op.name.split("/operations/").pop();
   const progress = h("progress", {max: 1, "aria-label": `Progress of ${name}`});
   const cancel = h("button", {type: "button", class: "cancel"}, "Cancel");
-  cancel.addEventListener("click", () => onCancel(op.name, cancel));
+  // Pressed once, it asks to be pressed again: one Enter on a focused button stopped an
+  // import of 600,000 lines for good.
+  let armed = null;
+  cancel.addEventListener("click", () => {
+    if (armed === null) {
+      cancel.textContent = "Press again to cancel";
+      cancel.classList.add("armed");
+      armed = setTimeout(() => {
+        armed = null;
+        cancel.textContent = "Cancel";
+        cancel.classList.remove("armed");
+      }, CONFIRM_MS);
+      return;
+    }
+    clearTimeout(armed);
+    armed = null;
+    cancel.textContent = "Cancel";
+    cancel.classList.remove("armed");
+    onCancel(op.name, cancel);
+  });
   const fields = {
     state: h("span", {class: "tag"}), counts: h("span", {}), updated: h("time", {}),
     error: h("p", {class: "error"}), progress, cancel,
@@ -55,6 +81,8 @@ function update({element, fields}, op) {
   fields.when.hidden = !op.metadata?.updateTime;  // (a purge's metadata has no time)
   fields.error.textContent = op.error ? op.error.message : "";
   fields.error.hidden = !op.error;
+  // (a cancel asked for is no failure: said as a warning, not in red)
+  fields.error.className = now === "cancelled" ? "warning" : "error";
   // No job knows its total ahead: a running bar moves without a value.
   if (op.done) fields.progress.value = 1;
   else fields.progress.removeAttribute("value");
@@ -140,9 +168,19 @@ export function render(main, ctx) {
         }
         update(shown, op);
       }
+      status.querySelector(".error")?.remove();  // (a failure before: the server is back)
     } catch (error) {
       if (ctx.signal.aborted) return;
-      status.replaceChildren(failure(error));
+      if (error.code === "PERMISSION_DENIED") {
+        // Asked again each second, the same refusal was said again each second (and a
+        // screen reader read it each time): said once, in words, and asked no more.
+        status.replaceChildren(h("p", {class: "error", role: "alert"},
+          "This key may not read operations: they need an admin key (Change key, above). ",
+          `The server said: ${error.message}`));
+        return;
+      }
+      if (!status.querySelector(".error")) status.replaceChildren(failure(error));
+      else status.querySelector(".error").textContent = failure(error).textContent;
     }
     if (!ctx.signal.aborted) setTimeout(refresh, REFRESH_MS);
   };

@@ -2,10 +2,11 @@
 
 import {call} from "./api.js";
 import {h, paged, table} from "./dom.js";
+import {money} from "./format.js";
 
 function price(product) {
   const info = product.priceInfo;
-  return info?.price === undefined ? "" : `${info.price} ${info.currencyCode || ""}`.trim();
+  return info?.price === undefined ? "" : money(info.price, info.currencyCode || "").trim();
 }
 
 export function render(main, ctx) {
@@ -16,7 +17,8 @@ export function render(main, ctx) {
   }
   const branch = `${ctx.catalog}/branches/default_branch`;
   main.append(h("p", {class: "hint"}, `The products of ${branch}; events join with them.`));
-  const found = table("Products", ["Id", "Title", "Categories", "Price", "Availability"]);
+  const found = table("Products", ["Id", "Title", "Categories", "Price", "Availability"], "",
+    [3]);
   const results = h("div", {});
   const more = paged(async (pageToken) => {
     const page = await call(`/v2/${branch}/products`,

@@ -2,7 +2,7 @@
 // time axis with every hour or day from the first to the last, empty ones at 0.
 
 import {short, utc} from "./format.js";
-import {frame, label, s, ticks} from "./svg.js";
+import {frame, label, s, seriesClass, ticks} from "./svg.js";
 
 const HEIGHT = 220;
 const LEFT = 48;
@@ -50,7 +50,7 @@ export function seriesChart({title, times, series, hour, kind = "line", format =
   const dates = times.map((t, i) => (i % every ? null : label(x(i), HEIGHT - 8,
     hour ? utc(t, true).slice(oneYear ? 5 : 0) : utc(t), "middle", {class: "axis"})));
   const marks = series.map((one) => {
-    const name = {"data-series": one.name, class: `series series-${one.index % 8}`};
+    const name = {"data-series": one.name, class: `series ${seriesClass(one.index)}`};
     const points = one.values.map((v, i) => ({v, i, at: new Date(times[i]).toISOString()}));
     const tip = (p) => s("title", {}, `${one.name}, ${utc(times[p.i], hour)}: ${format(p.v)}`);
     const data = (p) => ({"data-time": p.at, "data-value": p.v});

@@ -71,14 +71,20 @@ export function statsTable({label, columns, load, orderBy, onOrder, signal}) {
       notes.replaceChildren(...(page.notes || []).map((note) =>
         h("p", {class: "hint note"}, `Note: ${note}`)));
       next.dataset.token = page.nextPageToken || "";
-      for (const [button, off, other] of [[previous, tokens.length === 1, next],
-        [next, !page.nextPageToken, previous]]) {
-        const focused = document.activeElement === button;
-        button.disabled = off;
-        if (off && focused) other.focus();  // a disabled button would drop the focus
-      }
+      // Both set before the focus moves: a disabled button drops the focus, to the
+      // other one if that is enabled now (from Previous on page 2, Next was still
+      // disabled as on the last page, and the focus fell to the page's body).
+      const focused = [previous, next].find((button) => document.activeElement === button);
+      previous.disabled = tokens.length === 1;
+      next.disabled = !page.nextPageToken;
+      if (focused?.disabled) (focused === previous ? next : previous).focus();
     } catch (error) {
-      if (!mine.aborted) status.replaceChildren(failure(error));
+      if (!mine.aborted) {
+        // (the rows of the range before stood beside the error as if of this one)
+        body.replaceChildren();
+        notes.replaceChildren();
+        status.replaceChildren(failure(error));
+      }
     }
     if (!mine.aborted) busy = false;
   }

@@ -58,3 +58,7 @@ export const label = (x, y, text, anchor = "start", more = {}, ...children) =>
 export const frame = (width, height, title, ...children) => s("svg", {
   width, height, viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": title,
   class: "chart"}, s("title", {}, title), ...children);
+
+/** The class of the `index`-th series (its colour): twelve colours, then the same
+ *  again with dashed lines, so that no two of the first 24 look alike. */
+export const seriesClass = (index) => `series-${index % 12}${index >= 12 ? " series-again" : ""}`;

@@ -1,0 +1,256 @@
+"""What a review of the console in Chromium found, each fixed and held here: the skip
+link left the page; choosers showed "projects/p/locations/glob" for every catalog; a
+long tenant's name widened a phone's page; counts stood unformatted, and 600,000 read as
+60000 over 0; "Failed to fetch" stood on every page when the server was out of reach,
+and the events page never tried again; a reader key's operations page said its refusal
+again every second; the insights drew a range typed but not applied, said a wrong range
+three times as INVALID_ARGUMENT, kept the rows of the range before beside an error, and
+dropped the focus in the per-product pager; an unjoined event said "joining changed
+nothing" beside "Joined: no".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from server.app import Running
+
+from .cdp import DevTools, chromium
+from .pages import focus_and_press, go, no_problems, open_console, photograph, text_of, until
+from .test_console import (
+    CATALOG,
+    DEADLINE,
+    PROJECT,
+    READER_KEY,
+    keyed_shop,
+    rest,
+    write,
+)
+
+LONG_CATALOG = CATALOG.replace("default_catalog", "spring_collection_" + "x" * 40)
+LONG_TENANT = f"projects/{PROJECT}/tenants/careers-portal-emea-region-graduate-programmes"
+IMPORTED = 1_234  # events of one inline import: a count with a thousands separator
+
+
+def imported(port: int) -> None:
+    """IMPORTED events in LONG_CATALOG, through one inline import, done."""
+    status, op = rest(port, "POST", f"/v2/{LONG_CATALOG}/userEvents:import", {
+        "inputConfig": {"userEventInlineSource": {"userEvents": [
+            {"eventType": "home-page-view", "visitorId": f"v-{n}",
+             "eventTime": "2026-01-01T00:00:00Z"} for n in range(IMPORTED)]}}})
+    assert status == 200, op
+    deadline = time.monotonic() + DEADLINE
+    while not rest(port, "GET", f"/v2/{op['name']}")[1].get("done"):
+        assert time.monotonic() < deadline, "the import did not end"
+        time.sleep(0.05)
+
+
+async def review_the_frame(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(
+            devtools, f"http://127.0.0.1:{port}/console/#events?filter=eventType%20%3D%20"
+                      "%22home-page-view%22")
+        await until(lambda: devtools.evaluate(session, "!!document.querySelector('.results "
+                                                       "tbody tr')"), "the events")
+        before = await devtools.evaluate(session, "location.hash")
+        # Skip to the page: the focus goes to the page, which stays as it is.
+        await focus_and_press(devtools, session, "a.skip")
+        skipped = {"hash": await devtools.evaluate(session, "location.hash"), "before": before,
+                   "focused": await devtools.evaluate(session, "document.activeElement.id"),
+                   "rows": await text_of(devtools, session, ".results tbody")}
+        choices = await devtools.evaluate(
+            session, "[...document.querySelectorAll('#catalog option')].map(o => [o.text, "
+                     "o.title])")
+        await go(devtools, session, "catalogs", "[aria-label=Catalogs] tbody tr")
+        counts = await devtools.evaluate(
+            session, "[...document.querySelectorAll('[aria-label=Catalogs] td.number')]"
+                     ".map(td => [td.innerText, getComputedStyle(td).whiteSpace])")
+        await photograph(devtools, session, folder, "review-catalogs")
+        await go(devtools, session, f"talent?tenant={LONG_TENANT}", "tbody tr")
+        jobs = await text_of(devtools, session, "tbody td[data-label=Jobs]")
+        # (photograph fails when the page is wider than the phone's screen)
+        await photograph(devtools, session, folder, "review-talent-long-tenant")
+        unjoined = await devtools.evaluate(
+            session, "fetch('/console/v1/" + CATALOG + "/userEvents?filter=visitorId%20%3D%20%22browser%22')"
+                     ".then(r => r.json()).then(j => j.userEvents[0].id)")
+        await go(devtools, session, f"event/{unjoined}?parent={CATALOG}", "#received-h")
+        received = await text_of(devtools, session, "section[aria-labelledby=received-h]")
+        await no_problems(devtools, session)
+        return {"skipped": skipped, "choices": choices, "counts": counts, "jobs": jobs,
+                "received": received}
+
+
+def test_the_frame_names_things_briefly_fits_a_phone_and_keeps_its_page(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    port = running.http_port
+    write(port, eventType="home-page-view", visitorId="home")
+    write(port, eventType="detail-page-view", visitorId="browser",
+          productDetails=[{"product": {"id": "not-in-the-catalog"}}])
+    imported(port)
+    status, answer = rest(port, "POST", f"/v4/{LONG_TENANT}/clientEvents", {
+        "eventId": "e-1", "createTime": "2026-01-01T00:00:00Z",
+        "jobEvent": {"type": "APPLICATION_FINISH", "jobs": [f"{LONG_TENANT}/jobs/graduate-7"]}})
+    assert status == 200, answer
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        seen = asyncio.run(asyncio.wait_for(review_the_frame(devtools_url, port, shots),
+                                            DEADLINE * 3))
+    skipped = seen["skipped"]
+    assert skipped["hash"] == skipped["before"] and skipped["focused"] == "main", skipped
+    assert "home" in skipped["rows"], skipped  # (the feed showed instead, its filter lost)
+    assert sorted(seen["choices"]) == sorted([
+        ["default_catalog", CATALOG], [LONG_CATALOG.rsplit("/", 1)[1], LONG_CATALOG]]), seen
+    assert [f"{IMPORTED:,}", "nowrap"] in seen["counts"], seen["counts"]
+    assert seen["jobs"] == "graduate-7", seen["jobs"]  # the tenant's job by its id
+    assert "it was not joined" in seen["received"], seen["received"]
+
+
+async def lose_the_server(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#events")
+        await until(lambda: devtools.evaluate(session, "!!document.querySelector('.results "
+                                                       "tbody tr')"), "the events")
+        await devtools.send("Network.enable", {}, session)
+        offline = {"latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+        await devtools.send("Network.emulateNetworkConditions", {"offline": True, **offline},
+                            session)
+        await go(devtools, session, "events?filter=visitorId%20%3D%20%22home%22",
+                 ".results .failed")
+        said = await text_of(devtools, session, "main")
+        await photograph(devtools, session, folder, "review-server-gone")
+        await devtools.send("Network.emulateNetworkConditions", {"offline": False, **offline},
+                            session)
+        await focus_and_press(devtools, session, ".results .failed button")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('.results tbody')?.innerText.includes('home')"),
+            "the events, asked again")
+        after = await text_of(devtools, session, "main")
+        # the operations page, refused once the network is gone, is asked again by itself
+        await devtools.send("Network.emulateNetworkConditions", {"offline": True, **offline},
+                            session)
+        await go(devtools, session, "operations", "[role=status] .error")
+        await devtools.send("Network.emulateNetworkConditions", {"offline": False, **offline},
+                            session)
+        await until(lambda: devtools.evaluate(
+            session, "!document.querySelector('[role=status] .error')"),
+            "the operations page, back")
+        await no_problems(devtools, session)
+        return {"said": said, "after": after}
+
+
+def test_a_server_out_of_reach_is_said_in_words_and_asked_again(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    write(running.http_port, eventType="home-page-view", visitorId="home")
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        seen = asyncio.run(asyncio.wait_for(
+            lose_the_server(devtools_url, running.http_port, shots), DEADLINE * 3))
+    assert "Failed to fetch" not in seen["said"], seen["said"]
+    assert "UNAVAILABLE: The server did not answer" in seen["said"], seen["said"]
+    assert "did not answer" not in seen["after"], seen["after"]
+
+
+async def read_operations_with_a_reader_key(devtools_url: str, port: int) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await devtools.open_page("about:blank")
+        await devtools.send("Page.enable", {}, session)
+        await devtools.send("Page.addScriptToEvaluateOnNewDocument", {"source": (
+            f"sessionStorage.setItem('footfall.apiKey', {READER_KEY!r});"
+            f"sessionStorage.setItem('footfall.project', {PROJECT!r});")}, session)
+        await devtools.send("Page.navigate", {
+            "url": f"http://127.0.0.1:{port}/console/#operations"}, session)
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('[role=status]')?.innerText.includes('admin key')"),
+            "the refusal, in words")
+        asked = ("performance.getEntriesByType('resource').filter(e => "
+                 "e.name.includes('/operations')).length")
+        await asyncio.sleep(0.5)  # (a first page shown again as the catalogs came)
+        before = await devtools.evaluate(session, asked)
+        await asyncio.sleep(3)  # three refreshes, had it gone on asking
+        return {"asked": await devtools.evaluate(session, asked) - before,
+                "said": await text_of(devtools, session, "[role=status]")}
+
+
+def test_a_reader_keys_operations_page_says_why_once_and_stops_asking(
+        browser_executable: str, tmp_path: Path) -> None:
+    with keyed_shop(tmp_path) as running:
+        with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+            seen = asyncio.run(asyncio.wait_for(
+                read_operations_with_a_reader_key(devtools_url, running.http_port),
+                DEADLINE * 2))
+    assert seen["asked"] == 0, seen  # (two calls a second, each refused again)
+    assert seen["said"].startswith("This key may not read operations: they need an admin key")
+
+
+async def use_the_insights(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#insights?"
+                                               f"parent={CATALOG}")
+        await until(lambda: devtools.evaluate(
+            session, "!!document.querySelector('#products tbody tr td.number')"),
+            "the per-product table")
+        await until(lambda: devtools.evaluate(session, "!!document.querySelector('.headline')"),
+                    "the totals")
+        headings = await text_of(devtools, session, "main")
+        # The pager: Next, then Previous, keep the focus on a button that works.
+        await focus_and_press(devtools, session, "#products button.next")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('#products .pages').innerText === 'Page 2'"),
+            "page 2")
+        await devtools.press(session, "Enter")  # (on Previous: Next is off on the last page)
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('#products .pages').innerText === 'Page 1'"),
+            "page 1 again")
+        focused = await devtools.evaluate(session, "document.activeElement.className")
+        # A range typed but not applied is not what "Per" reads.
+        await devtools.evaluate(session, "document.querySelector('#start').value = "
+                                         "'2026-01-02T00:00'")
+        await devtools.evaluate(session, "(s => { s.value = 'HOUR'; s.dispatchEvent("
+                                         "new Event('change')) })(document.querySelector("
+                                         "'#granularity'))")
+        await until(lambda: devtools.evaluate(
+            session, "performance.getEntriesByType('resource').some(e => "
+                     "e.name.includes('granularity=HOUR'))"), "the hourly totals asked")
+        hourly = await devtools.evaluate(
+            session, "performance.getEntriesByType('resource').filter(e => "
+                     "e.name.includes('granularity=HOUR')).map(e => e.name)")
+        await until(lambda: devtools.evaluate(
+            session, "!document.querySelector('.totals[aria-busy]')"), "the hourly totals")
+        # Until before From, applied: said once, in words, and nothing asked again.
+        rows_before = await text_of(devtools, session, "#products tbody")
+        await devtools.evaluate(session, "document.querySelector('#end').value = "
+                                         "'2026-01-01T00:00'")
+        await focus_and_press(devtools, session, ".scope button[type=submit]")
+        await until(lambda: devtools.evaluate(
+            session, "!!document.querySelector('.scope + .error:not([hidden])')"),
+            "the range refused")
+        errors = await devtools.evaluate(
+            session, "[...document.querySelectorAll('main .error')].filter(e => !e.hidden)"
+                     ".map(e => e.innerText)")
+        await photograph(devtools, session, folder, "review-insights-bad-range")
+        await no_problems(devtools, session)
+        return {"headings": headings, "focused": focused, "hourly": hourly, "errors": errors,
+                "rows_before": rows_before,
+                "rows_after": await text_of(devtools, session, "#products tbody")}
+
+
+def test_insights_read_the_range_applied_and_say_a_wrong_one_once(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    port = running.http_port
+    for n in range(25):  # more products than a page of the table (20)
+        write(port, eventType="detail-page-view", visitorId=f"v-{n}",
+              eventTime=f"2026-01-01T{n % 24:02d}:00:00Z",
+              productDetails=[{"product": {"id": f"sku-{n:02d}"}}])
+    write(port, eventType="search", visitorId="v-0", searchQuery="tent",
+          eventTime="2026-01-03T00:00:00Z")
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        seen = asyncio.run(asyncio.wait_for(use_the_insights(devtools_url, port, shots),
+                                            DEADLINE * 3))
+    assert "Price × units" in seen["headings"] and "Detail-view rate" in seen["headings"]
+    assert "next" in seen["focused"], seen["focused"]  # (it fell to the page's body)
+    assert seen["hourly"] and not any("startTime" in url for url in seen["hourly"]), seen
+    assert seen["errors"] == ["“Until” must come after “From”: nothing was read again."], seen
+    assert seen["rows_after"] == seen["rows_before"], seen  # the range applied still shows
+    json.dumps(seen)  # (all of it plain data)
