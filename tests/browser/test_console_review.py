@@ -75,8 +75,8 @@ async def review_the_frame(devtools_url: str, port: int, folder: Path) -> dict[s
         # (photograph fails when the page is wider than the phone's screen)
         await photograph(devtools, session, folder, "review-talent-long-tenant")
         unjoined = await devtools.evaluate(
-            session, "fetch('/console/v1/" + CATALOG + "/userEvents?filter=visitorId%20%3D%20%22browser%22')"
-                     ".then(r => r.json()).then(j => j.userEvents[0].id)")
+            session, f"fetch('/console/v1/{CATALOG}/userEvents?filter=visitorId%20%3D%20"
+                     "%22browser%22').then(r => r.json()).then(j => j.userEvents[0].id)")
         await go(devtools, session, f"event/{unjoined}?parent={CATALOG}", "#received-h")
         received = await text_of(devtools, session, "section[aria-labelledby=received-h]")
         await no_problems(devtools, session)
