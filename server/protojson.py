@@ -380,11 +380,24 @@ def _check_value(value: Any, field: FieldDescriptor, path: str, depth: int) -> N
         why = None  # Struct, Value, FieldMask, Any...: no number read from a string
     elif type(value) is list:  # (json_format's words were "unhashable type: 'dict'")
         why = f"expected one JSON object (a {message.name}), got a list"
+    elif type(value) is not dict:
+        # json_format read a text as the names of its letters ("has no field named
+        # \"u\"" for "u1"), said "'int' object is not iterable", and took "" as {}.
+        why = f"expected a JSON object (a {message.name}), got {_json_kind(value)}"
     else:
         _check_message(value, message, path, depth + 1)
         return
     if why is not None:
         raise PlacedError(path, why)
+
+
+def _json_kind(value: Any) -> str:
+    """What JSON value `value` is, in words, with a glimpse of it."""
+    if type(value) is bool:
+        return f"{str(value).lower()}"
+    if type(value) is str:
+        return f"a text, {value[:_SHOWN]!r}"
+    return f"a number, {value!r}"
 
 
 def _check_message(data: Any, descriptor: Descriptor, path: str, depth: int) -> None:

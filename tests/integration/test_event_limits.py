@@ -214,7 +214,8 @@ def test_talent_client_event(small: Running) -> None:
 
 
 def test_an_event_too_big_once_joined_with_the_catalog_is_not_stored(small: Running) -> None:
-    """The stored event and WriteUserEvent's answer carry the catalog's products."""
+    """The stored event carries the catalog's products (WriteUserEvent answers it as
+    sent: see test_retail_write)."""
     product = product_pb2.Product(id="sku", title="Tent", categories=["Outdoor"],
                                   description="d" * 3000)
     small.store.create_product(default_branch(CATALOG), "sku", product.SerializeToString())
@@ -230,10 +231,13 @@ def test_an_event_too_big_once_joined_with_the_catalog_is_not_stored(small: Runn
         assert why.endswith(f"bytes once its products are filled in from the catalog; "
                             f"at most {LIMIT}")
         del viewed.product_details[1]
-        joined = write(user_event_service_pb2.WriteUserEventRequest(parent=CATALOG,
-                                                                     user_event=viewed))
-        assert joined.product_details[0].product.title == "Tent"
+        answered = write(user_event_service_pb2.WriteUserEventRequest(parent=CATALOG,
+                                                                       user_event=viewed))
+        assert answered.product_details[0].product.title == ""  # as sent
     assert stored(small) == 1
+    [(_, payload)] = small.store.list_user_events(EventQuery(CATALOG), 10)
+    assert user_event_pb2.UserEvent.FromString(payload).product_details[0].product.title == \
+        "Tent"
 
 
 def wait(channel: grpc.Channel, operation: operations_pb2.Operation) -> operations_pb2.Operation:

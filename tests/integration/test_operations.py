@@ -431,12 +431,14 @@ def test_product_import_then_events_join(stubs, channel: grpc.Channel, running: 
         name=f"{branch}/products/sku-7"))
     assert got.title == "Renamed" and list(got.categories) == ["Shoes"]
 
-    written = retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+    retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
         parent=PARENT, user_event=json_format.ParseDict(
             event("v", "detail-page-view", productDetails=[{"product": {"id": "sku-7"}}]),
             user_event_pb2.UserEvent())))
-    assert written.product_details[0].product.title == "Renamed"
     assert running.store.count_user_events(EventQuery(PARENT, joined=True)) == 1
+    [(_, payload)] = running.store.list_user_events(EventQuery(PARENT), 10)
+    assert user_event_pb2.UserEvent.FromString(payload).product_details[0].product.title == \
+        "Renamed"
 
 
 @pytest.mark.parametrize(("mutate", "words"), [

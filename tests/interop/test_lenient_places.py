@@ -213,3 +213,27 @@ def test_a_field_under_both_its_names_is_refused_on_every_road(
     [sample] = [s.message for s in finish(operation).error_samples]
     assert "visitor_id" in sample and said in sample, sample
     assert count_events(server.store, catalog, server.workdir) == 0
+
+
+@pytest.mark.parametrize(("value", "kind"), [("u1", "a text, 'u1'"), (5, "a number, 5"),
+                                             (True, "true"), ("", "a text, ''")])
+def test_a_scalar_where_an_object_goes_is_refused_in_words_on_every_road(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str,
+        gcs_folder: str, value: Any, kind: str) -> None:
+    """`"userInfo": "u1"` was refused as having "no field named \\"u\\"" (a text read as
+    the names of its letters), 5 as "'int' object is not iterable"; and "" was stored,
+    as an empty UserInfo."""
+    event = {"eventType": "home-page-view", "visitorId": "v", "userInfo": value,
+             "eventTime": "2024-05-20T10:00:00Z"}
+    said = f"expected a JSON object (a UserInfo), got {kind}"
+    found = violations(requests.post(f"http://{server.http_address}/v2/{catalog}"
+                                     f"/userEvents:write", json=event, timeout=RPC_DEADLINE))
+    assert list(found) == ["user_event.user_info"] and said in found["user_event.user_info"], \
+        found
+    lines = put_gcs(server.gcs_root, f"{gcs_folder}/scalar.json", [json.dumps(event)])
+    operation = retail.import_user_events(request={
+        "parent": catalog, "input_config": {"gcs_source": {"input_uris": [lines]}}},
+        timeout=RPC_DEADLINE)
+    [sample] = [s.message for s in finish(operation).error_samples]
+    assert "user_info" in sample and said in sample, sample
+    assert count_events(server.store, catalog, server.workdir) == 0
