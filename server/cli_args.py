@@ -31,6 +31,18 @@ def server_address(text: str) -> str:
     return text
 
 
+def api_key(text: str) -> str:
+    """argparse type of --key (and FOOTFALL_KEY): what a header can carry. A key with
+    a typographic quote or a letter beyond ASCII was refused by gRPC before sending,
+    and said as the server's INTERNAL error ("Invalid metadata") with grpc's log."""
+    for char in text:
+        if not " " <= char <= "~":
+            raise argparse.ArgumentTypeError(
+                f"an API key is printable ASCII (a header carries it); this one holds "
+                f"{char!r} (from --key or FOOTFALL_KEY: was it copied with quotes?)")
+    return text
+
+
 def add_source_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str],
                          store: bool = True) -> None:
     """--store (when `store`) or --server, --key, --tls and --tls-ca; without
@@ -46,7 +58,7 @@ def add_source_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]
     else:
         parser.add_argument("--server", metavar="HOST:PORT", type=server_address,
                             required=True, help="the running server to ask, at its gRPC port")
-    parser.add_argument("--key", default=env.get("FOOTFALL_KEY", ""),
+    parser.add_argument("--key", default=env.get("FOOTFALL_KEY", ""), type=api_key,
                         help="API key sent to --server as x-goog-api-key; better given as "
                              "FOOTFALL_KEY, which other users cannot see in the process list")
     parser.add_argument("--tls", action="store_true",

@@ -739,3 +739,20 @@ def test_tail_of_a_server_that_is_not_there_stops(tmp_path: Path) -> None:
     assert out.stderr.startswith("footfall: cannot reach a server at 127.0.0.1:1: nothing "
                                  "listens there: "), out.stderr
     assert len(out.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("key", ["\u201cq9PdX2mL\u201d", "\u043a\u043b\u044e\u0447", "\tkey"])
+def test_a_key_no_header_can_carry_is_a_mistake_in_the_command(shop: Running, tmp_path: Path,
+                                                               key: str) -> None:
+    """A key copied with typographic quotes (or in another script) was refused by grpc
+    before it was sent, and said as the server's INTERNAL error, with grpc's own log
+    lines on stderr (exit 1)."""
+    for given in ({"env": {"FOOTFALL_KEY": key}}, {"args": ("--key", key)}):
+        out = footfall("events", "count", "--server", f"127.0.0.1:{shop.port}", "--parent",
+                       CATALOG, *given.get("args", ()), cwd=tmp_path, env=given.get("env"))
+        assert out.returncode == 2, out
+        [said] = [line for line in out.stderr.splitlines() if "error:" in line]
+        assert said.endswith("an API key is printable ASCII (a header carries it); this one "
+                             f"holds {key[0]!r} (from --key or FOOTFALL_KEY: was it copied with "
+                             "quotes?)"), said
+        assert "INTERNAL" not in out.stderr and "validate_metadata" not in out.stderr
