@@ -26,6 +26,8 @@ _CONDITION_FIELDS = [f for f in insights_pb2.FunnelStep.DESCRIPTOR.fields
                      if f.name != "event_type"]
 _CONDITIONS = [f.json_name for f in _CONDITION_FIELDS]
 _CONDITION_NAMES = {*_CONDITIONS, *(f.name for f in _CONDITION_FIELDS)}
+_PROTO_NAMES = {**{f.json_name: f.name for f in _CONDITION_FIELDS},
+                **{f.name: f.name for f in _CONDITION_FIELDS}}
 
 
 def _step(text: str) -> dict[str, Any]:
@@ -35,6 +37,7 @@ def _step(text: str) -> dict[str, Any]:
     switch (searchQueryPresent) that is not true or false."""
     kind, *conditions = text.split(",")
     step: dict[str, Any] = {"eventType": kind.strip()}
+    given: dict[str, str] = {}  # each condition's field (proto name) -> as written
     for condition in conditions:
         field, equals, value = (part.strip() for part in condition.partition("="))
         if not equals:
@@ -43,6 +46,15 @@ def _step(text: str) -> dict[str, Any]:
         if field not in _CONDITION_NAMES:
             raise json_format.ParseError(f"--step {text!r}: unknown condition {field!r}; "
                                          f"one of {', '.join(_CONDITIONS)}")
+        name = _PROTO_NAMES[field]
+        if name in given:  # (the last of the two was taken, unsaid)
+            raise json_format.ParseError(f"--step {text!r}: {field} is given twice; a step "
+                                         "matches one value of each condition")
+        given[name] = field
+        # Quoted as in a filter (productId = "sku-1"): the quotes are no part of the
+        # value, which matched nothing.
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
         if field in ("searchQueryPresent", "search_query_present"):
             if value.lower() not in _SWITCHES:
                 raise json_format.ParseError(f"--step {text!r}: {field} is true or false, "
@@ -63,6 +75,10 @@ def _request(args: argparse.Namespace) -> Message:
     command = args.insights_command
     if command == "funnel":
         fields["steps"] = [_step(s) for s in args.step]
+        if "/tenants/" in args.parent:
+            for step in fields["steps"]:  # a job by its id, as `talent-events list` shows it
+                if "/" not in step.get("job", "/"):
+                    step["job"] = f"{args.parent}/jobs/{step['job']}"
         if args.count_by:
             fields["countBy"] = args.count_by.upper()
         if args.window:

@@ -15,7 +15,7 @@ from google.protobuf import duration_pb2
 
 from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
 from server.insights import funnel, read
-from server.names import CatalogName, TenantName, parse_catalog, parse_tenant
+from server.names import CatalogName, TenantName, parse_catalog, parse_job, parse_tenant
 from server.retail.join import load_products
 from server.store import Store
 
@@ -90,7 +90,8 @@ def parse(request: insights_pb2.RunFunnelRequest) -> Funnel:
         violations.append(FieldViolation("steps", f"must be at most {MAX_STEPS}, "
                                                   f"got {len(steps)}"))
     for i, step in enumerate(steps):
-        violations += _step_violations(f"steps[{i}]", step, retail)
+        violations += _step_violations(f"steps[{i}]", step, retail,
+                                       parent if isinstance(parent, TenantName) else None)
     counts = RETAIL_COUNTS if retail else TALENT_COUNTS
     count_by = request.count_by or counts[0]
     if count_by not in counts:
@@ -118,8 +119,8 @@ def _parent(value: str) -> CatalogName | TenantName:
                                           f"or 'projects/*/tenants/*', got {value[:200]!r}")
 
 
-def _step_violations(path: str, step: insights_pb2.FunnelStep,
-                     retail: bool) -> Iterator[FieldViolation]:
+def _step_violations(path: str, step: insights_pb2.FunnelStep, retail: bool,
+                     tenant: TenantName | None = None) -> Iterator[FieldViolation]:
     if not step.event_type:
         yield FieldViolation(f"{path}.event_type", "is required")
     elif not retail and step.event_type not in JOB_EVENT_TYPES:
@@ -140,6 +141,14 @@ def _step_violations(path: str, step: insights_pb2.FunnelStep,
         longest = MAX_PRODUCT_ID if name == "product_id" else MAX_CONDITION
         if len(getattr(step, name)) > longest:
             yield FieldViolation(f"{path}.{name}", f"must be at most {longest} characters")
+    if tenant is not None and step.job and len(step.job) <= MAX_CONDITION:
+        # (a job of another tenant, or a bare id, matched nothing, unsaid)
+        found: list[FieldViolation] = []
+        job = gather(found, parse_job, step.job, f"{path}.job")
+        yield from found
+        if job is not None and job.tenant != tenant:
+            yield FieldViolation(f"{path}.job", f"is a job of {job.tenant}; this funnel reads "
+                                                f"the events of {tenant}")
 
 
 class CatalogCategories:

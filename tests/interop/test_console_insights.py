@@ -125,6 +125,11 @@ def percent(rate: Any) -> str:
     return f"{float(rate or 0) * 100:.1f}%"
 
 
+def rate_of(rate: Any, of: Any) -> str:
+    """A rate of `of` entrants: none of none."""
+    return percent(rate) if int(of or 0) else "–"
+
+
 def money(amount: Any, currency: str) -> str:
     return f"{float(amount or 0):,.2f} {currency}"
 
@@ -173,8 +178,10 @@ def shown_funnel(answer: dict[str, Any]) -> list[dict[str, Any]]:
             "first": repr(step.get("conversionFromFirst", 0)).removesuffix(".0"),
             "median": step.get("medianTimeFromPrevious", ""),
             "entrantsText": count(step.get("entrants")),
-            "previousText": percent(step.get("conversionFromPrevious")) if later else None,
-            "firstText": percent(step.get("conversionFromFirst")) if later else None,
+            "previousText": rate_of(step.get("conversionFromPrevious"),
+                                    answer["steps"][i - 1].get("entrants")) if later else None,
+            "firstText": rate_of(step.get("conversionFromFirst"),
+                                 answer["steps"][0].get("entrants")) if later else None,
             "medianText": duration(step.get("medianTimeFromPrevious")) if later else None})
     return steps
 
@@ -267,7 +274,9 @@ async def see_the_shop(devtools_url: str, server: ServerProcess, insights: Conso
         await page.press("#funnel details.numbers summary")
         await page.rows_are("#funnel details.numbers tbody tr", [
             [f"{i + 1}. {s['step']['eventType']}", count(s.get("entrants")),
-             percent(s.get("conversionFromPrevious")), percent(s.get("conversionFromFirst")),
+             rate_of(s.get("conversionFromPrevious"),
+                     funnel["steps"][i - 1 if i else 0].get("entrants")),
+             rate_of(s.get("conversionFromFirst"), funnel["steps"][0].get("entrants")),
              duration(s.get("medianTimeFromPrevious")) or ""]
             for i, s in enumerate(funnel["steps"])], "the funnel as a table")
 
@@ -447,14 +456,16 @@ async def see_the_job_site(devtools_url: str, server: ServerProcess, insights: C
             steps=[{"eventType": "IMPRESSION"}, {"eventType": "VIEW", "job": JOBS[2]},
                    {"eventType": "APPLICATION_FINISH"}, {"eventType": "APPLICATION_START"}])
 
-        # A time range that ends before it starts: each part of the page says so.
+        # A time range that ends before it starts: said once, beside the range (each part
+        # of the page said the server's INVALID_ARGUMENT), and nothing is asked again.
         await page.set_value("#start", "2024-03-02T00:00")
         await page.set_value("#end", "2024-03-01T00:00")
         await page.press(".scope button[type=submit]")
-        refused = "INVALID_ARGUMENT: end_time: must be after start_time"
-        for where in (".funnel-result", "#jobs .pages"):
-            await page.shows(f"document.querySelector('{where} .error')?.innerText", refused,
-                             f"the refusal in {where}")
+        await page.shows("document.querySelector('.scope + .error:not([hidden])')?.innerText",
+                         "“Until” must come after “From”: nothing was read again.",
+                         "the range refused")
+        assert await page.js("document.querySelectorAll('.funnel-result .error, "
+                             "#jobs .pages .error').length") == 0
         await no_problems(devtools, session)
 
 

@@ -16,6 +16,10 @@ export const counted = (value, one, many = `${one}s`) => `${count(value)} ${plur
 /** 0.6667 as "66.7%". */
 export const percent = (rate) => `${(Number(rate || 0) * 100).toFixed(1)}%`;
 
+/** `percent(rate)` of a number of entrants `of`; "–" when there were none (a rate of
+ *  nothing is none: "0.0%" said it was one). */
+export const rateOf = (rate, of) => (int(of) ? percent(rate) : "–");
+
 /** The seconds of a proto3 JSON Duration ("7.500s"); null when absent. */
 export const seconds = (duration) => (duration ? Number(duration.replace(/s$/, "")) : null);
 

@@ -2,7 +2,7 @@
 // conversion from the previous and the first step and the median time between
 // steps. Every number is also a data attribute, as the RPC answered it.
 
-import {count, duration, int, percent, plural, seconds} from "./format.js";
+import {count, duration, int, plural, rateOf, seconds} from "./format.js";
 import {frame, label, s, seriesClass} from "./svg.js";
 
 const CONDITIONS = [
@@ -26,11 +26,9 @@ export function describe(step) {
 /** The words under a step's bar: its conversions and median time. */
 function rates(result, first, narrow, before, start) {
   if (first) return [[s("tspan", {}, "first step")]];
-  // (of no entrant, no rate: "0.0% of the previous step" said it was one)
-  const rate = (value, of) => (of ? percent(value) : "–");
   const previous = [s("tspan", {class: "from-previous"},
-    rate(result.conversionFromPrevious, before)), " of the previous step"];
-  const fromFirst = [s("tspan", {class: "from-first"}, rate(result.conversionFromFirst, start)),
+    rateOf(result.conversionFromPrevious, before)), " of the previous step"];
+  const fromFirst = [s("tspan", {class: "from-first"}, rateOf(result.conversionFromFirst, start)),
     " of the first"];
   const median = result.medianTimeFromPrevious
     ? ["median ", s("tspan", {class: "median"},

@@ -6,7 +6,7 @@
 import {call} from "./api.js";
 import {failure, h} from "./dom.js";
 import {figure, linked} from "./figure.js";
-import {count, counted, duration, int, percent, seconds, shortName} from "./format.js";
+import {count, counted, duration, int, percent, rateOf, seconds, shortName} from "./format.js";
 import {describe, funnelChart} from "./funnel-chart.js";
 import {funnelForm} from "./funnel-form.js";
 import {showTotals} from "./insights-totals.js";
@@ -157,7 +157,8 @@ function funnelResult(answer, question, retail, signal) {
     draw: (width) => funnelChart(steps, width),
     rows: () => [["Step", "Entrants", "Of the previous", "Of the first", "Median time after the previous"],
       ...steps.map((s, i) => [`${i + 1}. ${describe(s.step)}`, count(s.entrants),
-        percent(s.conversionFromPrevious), percent(s.conversionFromFirst),
+        rateOf(s.conversionFromPrevious, steps[i - 1]?.entrants ?? s.entrants),
+        rateOf(s.conversionFromFirst, steps[0].entrants),
         duration(seconds(s.medianTimeFromPrevious))])],
   });
   const parts = [chart.element, h("p", {class: "hint"}, `${counted(answer.eventsRead, "event")} read.`)];
