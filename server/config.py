@@ -345,6 +345,17 @@ class _Given(argparse.Action):
         setattr(namespace, _GIVEN, getattr(namespace, _GIVEN, frozenset()) | {self.dest})
 
 
+def _flag_type(kind: Kind[T]) -> Callable[[str], T]:
+    """argparse type of a flag of `kind`: what it refuses is said as its variable's is
+    ("not an integer or auto: 'two'"); argparse said "invalid _count_or_auto value"."""
+    def parse(text: str) -> T:
+        try:
+            return kind.parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {kind.noun}: {text!r}") from None
+    return parse
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     """Flags of `footfall serve`; each default comes from its FOOTFALL_* variable."""
     parser.set_defaults(**{_GIVEN: frozenset(o.name for o in OPTIONS if o.variable in env)})
@@ -354,8 +365,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str])
             parser.add_argument(opt.flag, action=_Given, nargs=0, const=True, default=default,
                                 help=_help(opt, default))
         else:
-            parser.add_argument(opt.flag, action=_Given, type=opt.kind.parse, default=default,
-                                help=_help(opt, default))
+            parser.add_argument(opt.flag, action=_Given, type=_flag_type(opt.kind),
+                                default=default, help=_help(opt, default))
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -375,6 +386,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             raise SystemExit(f"{opt.flag} {opt.check.rule}, got {value}")
     if bool(values["tls_cert"]) != bool(values["tls_key"]):
         raise SystemExit("--tls-cert and --tls-key go together: give both or neither")
+    if values["port"] > 0 and values["http_port"] == values["port"]:
+        # (said as the HTTP port being "already in use": by the gRPC port, just bound)
+        raise SystemExit(f"--port and --http-port are both {values['port']}: gRPC and HTTP "
+                         "each need a port of their own")
     quota_bytes, max_event = values["quota_bytes_per_minute"], values["max_event_bytes"]
     if 0 < quota_bytes <= max_event:
         # The quota counts the whole request (the event, its parent and their tags).

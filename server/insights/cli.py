@@ -17,6 +17,10 @@ TENANT_EXAMPLE = "projects/p/tenants/t"
 TIME_EXAMPLE = "2024-05-01T00:00:00Z"
 
 
+_RANGES = {"Duration": "at most 315576000000s, 10,000 years",
+           "Timestamp": "0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z"}
+
+
 def _json_value(kind: str, what: str, examples: str) -> Callable[[str], str]:
     """argparse type of a flag holding a google.protobuf `kind` (Timestamp, Duration)
     as its JSON form reads it; a bad one is refused saying `what` it must be, with
@@ -28,7 +32,10 @@ def _json_value(kind: str, what: str, examples: str) -> Callable[[str], str]:
                  "Duration": duration_pb2.Duration().FromJsonString}
         try:
             reads[kind](text)
-        except ValueError:
+        except ValueError as exc:
+            if "range" in str(exc):  # ("not a duration in seconds" of one, too long)
+                raise argparse.ArgumentTypeError(f"{text!r} is out of range ({_RANGES[kind]})"
+                                                 ) from None
             raise argparse.ArgumentTypeError(f"not {what}: {text!r} ({examples})") from None
         return text
 
@@ -39,6 +46,18 @@ _time = _json_value("Timestamp", "an RFC 3339 time with its offset",
                     f"e.g. {TIME_EXAMPLE} or 2024-05-01T02:00:00+02:00")
 _duration = _json_value("Duration", "a duration in seconds",
                         "e.g. 3600s for an hour, 86400s for a day")
+
+
+def _rows(text: str) -> int:
+    """argparse type of a table's --limit: 0 (all) or more, checked here (the server
+    refused -1 as "page_size: must not be negative", after a round trip)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (all) or more, got {value}")
+    return value
 
 
 def add_parser(commands: Any, env: Mapping[str, str]) -> None:
@@ -71,7 +90,7 @@ def add_parser(commands: Any, env: Mapping[str, str]) -> None:
                                  ("jobs", TENANT_EXAMPLE, "impressions desc")):
         table = common(name, f"the per-{name[:-1]} table", parent)
         table.add_argument("--order-by", default="", help=f"e.g. '{orders}' (the default)")
-        table.add_argument("--limit", type=int, default=100, help="rows to print (all: 0)")
+        table.add_argument("--limit", type=_rows, default=100, help="rows to print (all: 0)")
     totals = common("totals", "events per type over time, revenue, top searches",
                     CATALOG_EXAMPLE)
     totals.add_argument("--granularity", choices=("hour", "day"), default="day")

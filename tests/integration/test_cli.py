@@ -424,3 +424,19 @@ def test_a_full_disk_at_start_is_one_line(tmp_path: Path) -> None:
         disk.fill()
         path = disk.path / "events.db"
         assert_refused(serve(path, tmp_path), f"{path}: the disk is full")
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    # checked here: the server refused -1 as "page_size: must not be negative", exit 2
+    # after a round trip, where `events list --limit -1` was refused at once
+    (["insights", "products", "--parent", CATALOG, "--limit", "-1"],
+     "argument --limit: must be 0 (all) or more, got -1"),
+    # a duration, too long: "not a duration in seconds" said it was none
+    (["insights", "funnel", "--parent", "projects/p/tenants/t", "--window", "999999999999s"],
+     "argument --window: '999999999999s' is out of range (at most 315576000000s, 10,000 "
+     "years)"),
+])
+def test_insights_flags_are_checked_before_anything_is_asked(tmp_path: Path, args: list[str],
+                                                             said: str) -> None:
+    out = footfall(*args, "--server", "127.0.0.1:9", cwd=tmp_path)  # (nobody there)
+    assert out.returncode == 2 and out.stderr.strip().endswith(said), out.stderr
