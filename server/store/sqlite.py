@@ -99,8 +99,17 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         self._synchronous = synchronous
         self._memory = path is None
         self._read_only = read_only
-        if path is not None and read_only and not os.path.isfile(path):
-            raise ValueError(f"no store at {os.path.abspath(path)}")
+        if path is not None and read_only:
+            # said as `serve` says it (a directory was "no store at", a text file "not
+            # a Footfall store: file is not a database")
+            if os.path.isdir(path):
+                raise ValueError(f"{os.path.abspath(path)} is a directory, not a database file")
+            if not os.path.isfile(path):
+                raise ValueError(f"no store at {os.path.abspath(path)}")
+            try:
+                sqlite_checks.check_header(path)
+            except StoreUnusable as exc:
+                raise ValueError(str(exc)) from None
         if path is not None and not read_only:
             sqlite_checks.check_file(path)
         # In memory there is one database per connection, so everything shares

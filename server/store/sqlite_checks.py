@@ -56,10 +56,12 @@ def check_file(path: str) -> None:
         raise StoreUnusable(f"{path}: the file system is read-only" if read_only
                             else f"{path}: this user may not write it")
     if exists:
-        _check_header(path)
+        check_header(path)
 
 
-def _check_header(path: str) -> None:
+def check_header(path: str) -> None:
+    """StoreUnusable unless `path` (a file) starts with a sound SQLite header and is as
+    long as it says (an empty file is an empty database)."""
     with open(path, "rb") as file:
         header = file.read(100)
         size = os.fstat(file.fileno()).st_size

@@ -729,8 +729,13 @@ def test_read_only_refuses_what_is_not_a_store(tmp_path: Path) -> None:
         open_store(f"sqlite:///{tmp_path}/folder/missing.db", read_only=True)
     assert list(tmp_path.iterdir()) == []  # neither the file nor its folder was created
     (tmp_path / "notes.txt").write_text("not a database, but long enough to be read " * 40)
-    with pytest.raises(ValueError, match="is not a Footfall store"):
+    # said as `serve` says it
+    with pytest.raises(ValueError, match="notes.txt is not a SQLite database .it does not "
+                                         "start with the SQLite header"):
         open_store(f"sqlite:///{tmp_path}/notes.txt", read_only=True)
+    (tmp_path / "folder.db").mkdir()
+    with pytest.raises(ValueError, match="folder.db is a directory, not a database file"):
+        open_store(f"sqlite:///{tmp_path}/folder.db", read_only=True)
     import sqlite3
 
     sqlite3.connect(tmp_path / "other.db").execute("CREATE TABLE t (x)").connection.close()
