@@ -80,7 +80,7 @@ class JoinedLater:
     event as it was received, not the one joined already."""
 
     __slots__ = ("_catalog", "_event", "_path", "_max_event_bytes", "_came", "_received",
-                 "_joined")
+                 "_joined", "changed")
 
     def __init__(self, catalog: str, event: Any, path: str, max_event_bytes: int,
                  came: tuple[int, int], received: bytes | None = None) -> None:
@@ -91,6 +91,7 @@ class JoinedLater:
         self._came = came
         self._received = received  # the event's deterministic serialization, if made
         self._joined = False
+        self.changed = False  # whether the join changed the event (its row says so)
 
     def __call__(self, products: dict[str, Any]) -> EventRow:
         if self._received is None:
@@ -99,5 +100,7 @@ class JoinedLater:
             self._event.Clear()
             self._event.MergeFromString(self._received)
         self._joined = True
-        return joined_row(self._catalog, self._event, products, self._path,
-                          self._max_event_bytes, self._came, self._received)
+        row = joined_row(self._catalog, self._event, products, self._path,
+                         self._max_event_bytes, self._came, self._received)
+        self.changed = row.source is not None
+        return row

@@ -90,14 +90,20 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
 
     def _joined_later(self, name: str, event: user_event_pb2.UserEvent, ids: list[str],
                       path: str, refused: Refused | None = None,
-                      received: bytes | None = None) -> Join:
+                      finish: join.JoinedLater | None = None) -> Join:
         """The write of `event` joined by the writer, which reads the products of its
         whole batch at once; the event is not touched here until the write is done.
         The row is made on the writer's thread: how and when the event came is known
-        here, in the call's context (server.console.origin). `refused`: see Join."""
-        finish = join.JoinedLater(name, event, path, self._max_event_bytes,
-                                  (origin.transport(), origin.now_us()), received)
+        here, in the call's context (server.console.origin). `refused`: see Join;
+        `finish`: the join's row, made already."""
+        if finish is None:
+            finish = self._joining(name, event, path)
         return Join(name, ids, self._products_to_join, finish, refused)
+
+    def _joining(self, name: str, event: user_event_pb2.UserEvent, path: str,
+                 received: bytes | None = None) -> join.JoinedLater:
+        return join.JoinedLater(name, event, path, self._max_event_bytes,
+                                (origin.transport(), origin.now_us()), received)
 
     async def _store_event(self, parent: str, event: user_event_pb2.UserEvent, path: str,
                            wait: bool, found: list[FieldViolation] | None = None,
@@ -115,14 +121,17 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
             return
         received = event.SerializeToString(deterministic=True) if answered else None
         if wait or not answered:
+            finish = self._joining(name, event, path, received)
             await self._store.write_joined_async(
-                self._joined_later(name, event, ids, path, received=received), wait=wait)
+                self._joined_later(name, event, ids, path, finish=finish), wait=wait)
+            changed = finish.changed
         else:  # the answer (write_async) comes before the commit
             products = await off_loop(self._read_products, name, ids)
             row = join.joined_row(name, event, products, path, self._max_event_bytes,
                                   received=received)
             await self._store.write_user_events_async([row], wait=wait)
-        if received is not None:  # (joined in place by then)
+            changed = row.source is not None
+        if received is not None and changed:  # (joined in place by then)
             event.Clear()
             event.MergeFromString(received)
 
