@@ -419,6 +419,8 @@ async def change_a_key_that_reads_nothing(devtools_url: str, port: int, folder: 
             session, "document.querySelector('main').innerText.includes('role (writer)')"),
             "the writer key refused")
         said = await text_of(devtools, session, "main")
+        # the focus is on the way out (it fell to the page's body: the form is hidden)
+        assert await devtools.evaluate(session, "document.activeElement.id") == "key-button"
         await photograph(devtools, session, folder, "key-reads-nothing")
         # A way out other than closing the tab: the key can be changed.
         await focus_and_press(devtools, session, "#key-button:not([hidden])")

@@ -254,3 +254,38 @@ def test_insights_read_the_range_applied_and_say_a_wrong_one_once(
     assert seen["errors"] == ["“Until” must come after “From”: nothing was read again."], seen
     assert seen["rows_after"] == seen["rows_before"], seen  # the range applied still shows
     json.dumps(seen)  # (all of it plain data)
+
+
+async def measure_long_step_names(devtools_url: str, port: int, folder: Path) -> list[Any]:
+    funnel = json.dumps({"steps": [{"eventType": "detail-page-view", "productId": "W" * 120},
+                                   {"eventType": "add-to-cart", "category": "M" * 200}]})
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#insights?"
+                                               f"parent={CATALOG}&funnel={funnel}")
+        fits = ("[...document.querySelectorAll('#funnel-chart svg text.name')].map(t => "
+                "[t.firstChild.textContent.endsWith('…'), Math.round(t.getComputedTextLength()), "
+                "Math.round(t.closest('svg').getBoundingClientRect().width)])")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelectorAll('#funnel-chart svg text.name').length === 2"),
+            "the funnel's steps")
+        measured = [await devtools.evaluate(session, fits)]
+        await photograph(devtools, session, folder, "review-long-step-names")
+        await devtools.viewport(session, 390, 844, True)
+        await asyncio.sleep(0.5)  # (the chart is drawn again for the width)
+        measured.append(await devtools.evaluate(session, fits))
+        await no_problems(devtools, session)
+        return measured
+
+
+def test_a_long_step_name_is_cut_to_its_charts_width(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    # Cut at 7.5 px a letter, capitals ran past the chart (and were cut unmarked by
+    # the phone's screen).
+    write(running.http_port, eventType="detail-page-view", visitorId="v",
+          productDetails=[{"product": {"id": "W" * 120}}])
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        measured = asyncio.run(asyncio.wait_for(
+            measure_long_step_names(devtools_url, running.http_port, shots), DEADLINE * 2))
+    for width in measured:
+        assert width and all(drawn <= box for _, drawn, box in width), measured
+        assert all(cut for cut, _, _ in width), measured  # cut, and marked so

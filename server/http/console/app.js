@@ -97,7 +97,9 @@ function askProject(error) {
   main.replaceChildren(h("h2", {}, role ? "This key may not read" : "Which project?"),
     failure(error), h("p", {}, advice), form);
   keyButton.hidden = !hasKey();
-  input.focus();
+  // (hidden, the form's input could not take the focus: it fell to the page's body)
+  if (role && !keyButton.hidden) keyButton.focus();
+  else input.focus();
 }
 
 /** The names of the catalogs and tenants (the first thousand), every few seconds: a

@@ -38,11 +38,27 @@ function rates(result, first, narrow, before, start) {
   return [[...previous, " · ", ...fromFirst, ...(median.length ? [" · ", ...median] : [])]];
 }
 
-/** A label cut to about `width` pixels (an SVG text never wraps), whole in its title. */
+let ruler = null;  // a canvas's 2D context, measuring text as the chart draws it
+
+/** How wide `text` is drawn in the chart's font (13px, bold for a step's name). */
+function drawnWidth(text, bold) {
+  ruler ||= document.createElement("canvas").getContext("2d");
+  ruler.font = `${bold ? "600 " : ""}13px ${getComputedStyle(document.body).fontFamily}`;
+  return ruler.measureText(text).width;
+}
+
+/** A label cut to `width` pixels (an SVG text never wraps), whole in its title: cut by
+ *  its drawn width (a guess of 7.5 px a letter let capitals run past the chart). */
 function fitted(x, y, text, width, more) {
-  const room = Math.floor(width / 7.5);
-  if (text.length <= room) return label(x, y, text, "start", more);
-  return label(x, y, `${text.slice(0, room - 1)}…`, "start", more, s("title", {}, text));
+  const bold = /\bname\b/.test(more?.class || "");
+  if (drawnWidth(text, bold) <= width) return label(x, y, text, "start", more);
+  let [shortest, longest] = [0, text.length];  // the longest start that fits with "…"
+  while (shortest < longest) {
+    const middle = Math.ceil((shortest + longest) / 2);
+    if (drawnWidth(`${text.slice(0, middle)}…`, bold) <= width) shortest = middle;
+    else longest = middle - 1;
+  }
+  return label(x, y, `${text.slice(0, shortest)}…`, "start", more, s("title", {}, text));
 }
 
 /** The chart of `results` (RunFunnel's steps) at `width` pixels. */
