@@ -62,6 +62,11 @@ async def review_the_frame(devtools_url: str, port: int, folder: Path) -> dict[s
         skipped = {"hash": await devtools.evaluate(session, "location.hash"), "before": before,
                    "focused": await devtools.evaluate(session, "document.activeElement.id"),
                    "rows": await text_of(devtools, session, ".results tbody")}
+        await focus_and_press(devtools, session, "#count-events")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('#events-counted').innerText.endsWith('.')"),
+            "the count")
+        skipped["counted"] = await text_of(devtools, session, "#events-counted")
         choices = await devtools.evaluate(
             session, "[...document.querySelectorAll('#catalog option')].map(o => [o.text, "
                      "o.title])")
@@ -101,6 +106,7 @@ def test_the_frame_names_things_briefly_fits_a_phone_and_keeps_its_page(
     skipped = seen["skipped"]
     assert skipped["hash"] == skipped["before"] and skipped["focused"] == "main", skipped
     assert "home" in skipped["rows"], skipped  # (the feed showed instead, its filter lost)
+    assert skipped["counted"] == "1 event matches.", skipped  # (no count was on the page)
     assert sorted(seen["choices"]) == sorted([
         ["default_catalog", CATALOG], [LONG_CATALOG.rsplit("/", 1)[1], LONG_CATALOG]]), seen
     assert [f"{IMPORTED:,}", "nowrap"] in seen["counts"], seen["counts"]

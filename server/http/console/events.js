@@ -1,7 +1,8 @@
 // #events?filter=...: the stored events of the catalog that a filter selects, page by page.
 
 import {call} from "./api.js";
-import {h, paged, table, when} from "./dom.js";
+import {failure, h, paged, table, when} from "./dom.js";
+import {counted} from "./format.js";
 import {eventHref, remember} from "./event.js";
 
 const EXAMPLES = [
@@ -56,5 +57,23 @@ export function render(main, ctx) {
     if (!found.body.children.length) results.append(h("p", {class: "hint"}, "No event matches."));
     return pageToken;
   }, ctx.signal, results);
-  results.append(found.element, more);
+  // How many match, asked for (a count reads every event the filter may select:
+  // seconds over millions, so not with each page).
+  const tally = h("span", {role: "status", id: "events-counted"});
+  const countButton = h("button", {type: "button", id: "count-events"}, "Count them");
+  countButton.addEventListener("click", async () => {
+    countButton.disabled = true;
+    tally.replaceChildren("Counting…");
+    try {
+      const answer = await call(`/console/v1/${ctx.catalog}/userEvents:count`,
+        {query: {filter}, signal: ctx.signal});
+      const one = Number(answer.count || 0) === 1;
+      tally.replaceChildren(`${counted(answer.count, "event")} ` +
+        `${filter ? (one ? "matches" : "match") : "stored"}.`);
+    } catch (error) {
+      if (!ctx.signal.aborted) tally.replaceChildren(failure(error));
+    }
+    countButton.disabled = false;
+  });
+  results.append(h("p", {class: "row"}, countButton, tally), found.element, more);
 }
