@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata
 from typing import Any
 
-from server.cli_args import EVERY_OPERATION, add_source_arguments
+from server.cli_args import EVERY_OPERATION, add_source_arguments, row_limit
 from server.config import DEFAULT_STORE, add_serve_arguments, environ, settings_from_args
 from server.insights import cli as insights_cli
 
@@ -41,13 +41,7 @@ def _add_output(parser: argparse.ArgumentParser, follow: bool = False) -> None:
 def _limit(text: str) -> int | None:
     """argparse type of a list's --limit: a whole number; 0 is no limit (None), as
     for the insights tables."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (all) or more, got {value}")
-    return value or None
+    return row_limit(text) or None
 
 
 def _position(text: str) -> int:

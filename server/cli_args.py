@@ -31,6 +31,18 @@ def server_address(text: str) -> str:
     return text
 
 
+def row_limit(text: str) -> int:
+    """argparse type of a --limit of rows: 0 (all) or more, checked before any call (a
+    server refused -1 as "page_size: must not be negative", after a round trip)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (all) or more, got {value}")
+    return value
+
+
 def api_key(text: str) -> str:
     """argparse type of --key (and FOOTFALL_KEY): what a header can carry. A key with
     a typographic quote or a letter beyond ASCII was refused by gRPC before sending,

@@ -10,7 +10,7 @@ import argparse
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from server.cli_args import add_source_arguments
+from server.cli_args import add_source_arguments, row_limit
 
 CATALOG_EXAMPLE = "projects/p/locations/global/catalogs/default_catalog"
 TENANT_EXAMPLE = "projects/p/tenants/t"
@@ -48,18 +48,6 @@ _duration = _json_value("Duration", "a duration in seconds",
                         "e.g. 3600s for an hour, 86400s for a day")
 
 
-def _rows(text: str) -> int:
-    """argparse type of a table's --limit: 0 (all) or more, checked here (the server
-    refused -1 as "page_size: must not be negative", after a round trip)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (all) or more, got {value}")
-    return value
-
-
 def add_parser(commands: Any, env: Mapping[str, str]) -> None:
     """The `insights` command and its four subcommands."""
     insights = commands.add_parser("insights", help="funnels, product and job tables, totals "
@@ -90,7 +78,7 @@ def add_parser(commands: Any, env: Mapping[str, str]) -> None:
                                  ("jobs", TENANT_EXAMPLE, "impressions desc")):
         table = common(name, f"the per-{name[:-1]} table", parent)
         table.add_argument("--order-by", default="", help=f"e.g. '{orders}' (the default)")
-        table.add_argument("--limit", type=_rows, default=100, help="rows to print (all: 0)")
+        table.add_argument("--limit", type=row_limit, default=100, help="rows to print (all: 0)")
     totals = common("totals", "events per type over time, revenue, top searches",
                     CATALOG_EXAMPLE)
     totals.add_argument("--granularity", choices=("hour", "day"), default="day")

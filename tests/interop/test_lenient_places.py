@@ -186,6 +186,16 @@ def test_googles_single_quoted_curl_bodies_run_as_its_pages_send_them(
     assert count_events(server.store, catalog, server.workdir) == 1
 
 
+def imported_failures(retail: retail_v2.UserEventServiceClient, server: ServerProcess,
+                      catalog: str, uri: str, event: dict[str, Any]) -> list[str]:
+    """The error samples of importing `event` as the one line of the file `uri`."""
+    lines = put_gcs(server.gcs_root, uri, [json.dumps(event)])
+    operation = retail.import_user_events(request={
+        "parent": catalog, "input_config": {"gcs_source": {"input_uris": [lines]}}},
+        timeout=RPC_DEADLINE)
+    return [s.message for s in finish(operation).error_samples]
+
+
 def test_a_field_under_both_its_names_is_refused_on_every_road(
         retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str,
         gcs_folder: str) -> None:
@@ -206,11 +216,7 @@ def test_a_field_under_both_its_names_is_refused_on_every_road(
         json={"eventId": "e-1", "event_id": "e-2", "createTime": "2024-05-20T10:00:00Z",
               "jobEvent": {"type": "VIEW", "jobs": [f"{tenant}/jobs/j"]}}))
     assert list(talent) == ["client_event.event_id"], talent
-    lines = put_gcs(server.gcs_root, f"{gcs_folder}/twice.json", [json.dumps(event)])
-    operation = retail.import_user_events(request={
-        "parent": catalog, "input_config": {"gcs_source": {"input_uris": [lines]}}},
-        timeout=RPC_DEADLINE)
-    [sample] = [s.message for s in finish(operation).error_samples]
+    [sample] = imported_failures(retail, server, catalog, f"{gcs_folder}/twice.json", event)
     assert "visitor_id" in sample and said in sample, sample
     assert count_events(server.store, catalog, server.workdir) == 0
 
@@ -230,10 +236,6 @@ def test_a_scalar_where_an_object_goes_is_refused_in_words_on_every_road(
                                      f"/userEvents:write", json=event, timeout=RPC_DEADLINE))
     assert list(found) == ["user_event.user_info"] and said in found["user_event.user_info"], \
         found
-    lines = put_gcs(server.gcs_root, f"{gcs_folder}/scalar.json", [json.dumps(event)])
-    operation = retail.import_user_events(request={
-        "parent": catalog, "input_config": {"gcs_source": {"input_uris": [lines]}}},
-        timeout=RPC_DEADLINE)
-    [sample] = [s.message for s in finish(operation).error_samples]
+    [sample] = imported_failures(retail, server, catalog, f"{gcs_folder}/scalar.json", event)
     assert "user_info" in sample and said in sample, sample
     assert count_events(server.store, catalog, server.workdir) == 0
