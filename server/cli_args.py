@@ -43,16 +43,16 @@ def row_limit(text: str) -> int:
     return value
 
 
-def api_key(text: str) -> str:
-    """argparse type of --key (and FOOTFALL_KEY): what a header can carry. A key with
-    a typographic quote or a letter beyond ASCII was refused by gRPC before sending,
-    and said as the server's INTERNAL error ("Invalid metadata") with grpc's log."""
+def key_problem(text: str) -> str | None:
+    """What makes --key (or FOOTFALL_KEY) a key no header can carry, if anything: one
+    with a typographic quote or a letter beyond ASCII was refused by gRPC before it was
+    sent, and said as the server's INTERNAL error ("Invalid metadata") with grpc's log.
+    Asked only when a server is asked (a store read sends no key)."""
     for char in text:
         if not " " <= char <= "~":
-            raise argparse.ArgumentTypeError(
-                f"an API key is printable ASCII (a header carries it); this one holds "
-                f"{char!r} (from --key or FOOTFALL_KEY: was it copied with quotes?)")
-    return text
+            return (f"an API key is printable ASCII (a header carries it); this one holds "
+                    f"{char!r} (from --key or FOOTFALL_KEY: was it copied with quotes?)")
+    return None
 
 
 def add_source_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str],
@@ -70,7 +70,7 @@ def add_source_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]
     else:
         parser.add_argument("--server", metavar="HOST:PORT", type=server_address,
                             required=True, help="the running server to ask, at its gRPC port")
-    parser.add_argument("--key", default=env.get("FOOTFALL_KEY", ""), type=api_key,
+    parser.add_argument("--key", default=env.get("FOOTFALL_KEY", ""),
                         help="API key sent to --server as x-goog-api-key; better given as "
                              "FOOTFALL_KEY, which other users cannot see in the process list")
     parser.add_argument("--tls", action="store_true",

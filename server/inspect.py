@@ -42,7 +42,7 @@ from google.longrunning import operations_pb2
 from google.rpc import error_details_pb2  # noqa: F401
 
 from server import lines, names
-from server.cli_args import EVERY_OPERATION
+from server.cli_args import EVERY_OPERATION, key_problem
 from server.console import queries
 from server.errors import FootfallError, InvalidArgument
 from server.names import parse_catalog, parse_tenant
@@ -220,6 +220,9 @@ class _Remote:
 def connection(args: argparse.Namespace) -> Connection:
     """The server, TLS and key the command line names; INVALID_ARGUMENT for a CA
     file that cannot be read."""
+    problem = key_problem(args.key)
+    if problem is not None:
+        raise InvalidArgument.field("--key", problem)
     ca = None
     if args.tls_ca:
         try:

@@ -171,11 +171,16 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        requoted = _single_quotes_read(body)
-        if requoted is None:  # what is wrong with the body as it was sent
+        requoted = lenient_json.double_quoted(body)  # (Google's pages send '...' strings)
+        if requoted is None:
             return [FieldViolation(where, "Invalid JSON payload received: "
                                           + protojson.syntax_problem(exc, body))]
-        body, document = requoted
+        try:
+            document, body = orjson.loads(requoted), requoted
+        except orjson.JSONDecodeError as again:  # said where the rewritten one stops
+            return [FieldViolation(where, "Invalid JSON payload received: "
+                                          + protojson.syntax_problem(again, requoted)
+                                          + " (its strings in single quotes read as double)")]
     if json_keys.may_repeat(body, document):  # orjson kept the last one: the first is lost
         key = json_keys.repeated_key(body)
         if key is not None:
@@ -225,19 +230,6 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
                 violations.append(FieldViolation(path or field.name,
                                                  f"Invalid JSON payload received: {reason}"))
     return violations
-
-
-def _single_quotes_read(body: bytes) -> tuple[bytes, Any] | None:
-    """The body that is not JSON as it stands, and its document, once its strings in
-    single quotes are written in double quotes (Google's pages send them); None if
-    it is still not JSON."""
-    requoted = lenient_json.double_quoted(body)
-    if requoted is None:
-        return None
-    try:
-        return requoted, orjson.loads(requoted)
-    except orjson.JSONDecodeError:
-        return None
 
 
 def _parse_leniently(request: Message, field: FieldDescriptor, name: str, value: Any,

@@ -55,6 +55,11 @@ def _step(text: str) -> dict[str, Any]:
         # value, which matched nothing.
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
+        elif value[:1] in ("\"", "'") or value[-1:] in ("\"", "'"):
+            raise json_format.ParseError(f"--step {text!r}: {field}'s value has a quote at "
+                                         f"one end only: {value!r}")
+        if not value:  # (job= named ".../jobs/", a value never typed)
+            raise json_format.ParseError(f"--step {text!r}: {field} has no value")
         if field in ("searchQueryPresent", "search_query_present"):
             if value.lower() not in _SWITCHES:
                 raise json_format.ParseError(f"--step {text!r}: {field} is true or false, "

@@ -22,5 +22,7 @@ def event_size_violation(event: Any, path: str, limit: int,
     found = event.ByteSize()
     if found <= limit:
         return None
-    how = " once its products are filled in from the catalog" if joined else ""
-    return FieldViolation(path, f"is {found} bytes{how}; at most {limit}")
+    if joined:  # (its size then would tell a writer key how large a catalog product is)
+        return FieldViolation(path, f"is over {limit} bytes once its products are filled "
+                                    "in from the catalog")
+    return FieldViolation(path, f"is {found} bytes; at most {limit}")

@@ -105,9 +105,12 @@ def prepare(kind_name: str, request: Request, now_ns: int) -> Update:
         times = inventory.Times.load(raw_times)
         kind.apply(product, times, stored, when)
         broken = product_violations(product)
-        if broken:  # only those this update brought are its to report
-            before = set(product_violations(products.decode(payload, branch, product_id)))
-            raise_if_any(v for v in broken if v not in before)
+        if broken:  # only those this update brought are its to report: of a field that
+            # was sound (a product stored before MAX_PRODUCT_BYTES, whose size said
+            # afresh differed each time, could not be changed at all, not even smaller)
+            before = {v.field for v in product_violations(
+                products.decode(payload, branch, product_id))}
+            raise_if_any(v for v in broken if v.field not in before)
         return product.SerializeToString(), times.dump()
 
     name = records.new_name(branch, kind.name)

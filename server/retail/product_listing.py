@@ -173,15 +173,16 @@ class ProductReads:
         after_id = decode_page_token(request.page_token, fingerprint)
         answer = product_service_pb2.ListProductsResponse()
         held = 0
+        last = ""  # the id of the last product shown (a read_mask may leave `id` out)
         for product in self.matching(branch, query, after_id):
             shown = products.apply_read_mask(product, request.read_mask.paths)
             if len(answer.products) == size or (
                     answer.products and held + shown.ByteSize() > PAGE_BYTES):
-                answer.next_page_token = encode_page_token(answer.products[-1].id,
-                                                           fingerprint)
+                answer.next_page_token = encode_page_token(last, fingerprint)
                 break
             answer.products.append(shown)
             held += shown.ByteSize()
+            last = product.id
         return answer
 
     def matching(self, branch: str, query: ProductFilter,

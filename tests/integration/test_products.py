@@ -343,6 +343,25 @@ def test_an_inventory_update_is_not_refused_for_what_it_does_not_change(
     assert list(get(stub, "old").fulfillment_info[0].place_ids) == ["s1"]
 
 
+def test_a_product_stored_past_the_size_bound_can_still_be_changed(
+        stub: Stub, channel: grpc.Channel, running: Any) -> None:
+    # Stored before products were bound to 2 MiB: its size, said afresh ("product: is N
+    # bytes"), differed from the one before with every change, so none was let through,
+    # not even one making it smaller.
+    big = product_pb2.Product(id="big", title="Big", categories=["Shoes"])
+    for n in range(30):
+        place = big.local_inventories.add(place_id=f"s{n}")
+        for k in range(30):
+            place.attributes[f"a{k}"].text.append("x" * 3_000)
+    assert big.ByteSize() > 2 * 1024 * 1024
+    running.store.create_product(BRANCH0, "big", big.SerializeToString())
+    started = stub.RemoveLocalInventories(product_service_pb2.RemoveLocalInventoriesRequest(
+        product=f"{DEFAULT}/products/big", place_ids=["s0"]))
+    done = wait(operations_pb2_grpc.OperationsStub(channel), started.name)
+    assert done.HasField("response"), done.error
+    assert [p.place_id for p in get(stub, "big").local_inventories][:1] == ["s1"]
+
+
 def test_an_inventory_time_past_what_its_record_keeps_is_refused_naming_it(
         stub: Stub) -> None:
     # Times are kept to the nanosecond in 64 bits: 9999-12-31 and 0001-01-01 are

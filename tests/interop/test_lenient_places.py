@@ -178,11 +178,13 @@ def test_googles_single_quoted_curl_bodies_run_as_its_pages_send_them(
                                                 timeout=RPC_DEADLINE))
     assert purged["response"]["purgedEventsCount"] == "2", purged
     assert count_events(server.store, catalog, server.workdir) == 1
-    # Python's str() of a dict: True is no JSON in any quotes; said of the body as sent
+    # Python's str() of a dict: True is no JSON in any quotes; said where it stops
     refused = requests.post(f"{base}:purge", data="{'filter': '*', 'force': True}",
                             headers=headers, timeout=RPC_DEADLINE)
     assert refused.status_code == 400 and list(violations(refused)) == ["body"], refused.text
-    assert "line 1 column 2" in violations(refused)["body"], refused.text
+    said = violations(refused)["body"]
+    assert "line 1 column 26" in said and said.endswith("(its strings in single quotes read "
+                                                        "as double)"), said
     assert count_events(server.store, catalog, server.workdir) == 1
 
 

@@ -199,6 +199,24 @@ def test_a_page_of_large_products_ends_before_a_client_cannot_take_it(
                for p in page.products)
 
 
+def test_pages_of_a_read_mask_without_the_id_go_on_after_the_last_product(
+        products: retail_v2.ProductServiceClient, branch: str) -> None:
+    """The token was made of the page's last product as shown, whose id the mask left
+    out: every page started again from the first product, and the pager never ended."""
+    ids = [f"M-{i}" for i in range(8)]
+    for product_id in ids:
+        create(products, branch, product_id, tent(title=f"Tent {product_id}"))
+    pager = products.list_products(request={"parent": branch, "page_size": 3,
+                                            "read_mask": {"paths": ["title"]}},
+                                   timeout=RPC_DEADLINE)
+    pages = []
+    for page in pager.pages:
+        pages.append([p.title for p in page.products])
+        assert len(pages) <= 3, pages
+    assert pages == [[f"Tent {i}" for i in ids[:3]], [f"Tent {i}" for i in ids[3:6]],
+                     [f"Tent {i}" for i in ids[6:]]]
+
+
 def test_list_filters_variants_of_a_primary(products: retail_v2.ProductServiceClient,
                                             branch: str) -> None:
     create(products, branch, "JACKET")

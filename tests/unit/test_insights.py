@@ -6,6 +6,7 @@ a plain-Python computation over the events that should remain."""
 from __future__ import annotations
 
 import itertools
+import re
 import statistics
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
@@ -897,6 +898,11 @@ def test_the_cli_step_reads_a_quoted_value_and_refuses_a_condition_twice() -> No
                   "detail-page-view,productId=sku-1,product_id=sku-2"):
         with pytest.raises(json_format.ParseError, match="is given twice"):
             _step(twice)
+    # a quote at one end was kept in the value; an empty one named what was never typed
+    for bad, said in (('VIEW,job="j1', "job's value has a quote at one end only: '\"j1'"),
+                      ("VIEW,job=", "job has no value"), ("VIEW,job=''", "job has no value")):
+        with pytest.raises(json_format.ParseError, match=re.escape(said)):
+            _step(bad)
 
 
 @pytest.mark.parametrize(("job", "said"), [

@@ -338,3 +338,14 @@ def test_what_is_not_json_in_any_quotes_stays_refused() -> None:
     assert rewritten == b'{"force": True, "n": 1,}'
     with pytest.raises(json.JSONDecodeError):
         json.loads(rewritten)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("unit", [b"'\\", b"'\"\\\"\\", b"\"'"])
+def test_a_body_of_quotes_that_never_close_is_read_in_one_pass(unit: bytes) -> None:
+    """A quote whose string never closed sent the search to the end of the body from
+    every quote: 80 KB held the server 17 s, and a body of 1 MiB would have held it
+    most of an hour (a hang guard: far below the timeout once read in one pass)."""
+    body = unit * (lenient_json.SINGLE_QUOTED_MAX // len(unit))
+    assert lenient_json.double_quoted(body) is None
+    assert lenient_json.double_quoted(body + b"!" * lenient_json.SINGLE_QUOTED_MAX) is None

@@ -168,7 +168,8 @@ export function render(main, ctx) {
         }
         update(shown, op);
       }
-      status.querySelector(".error")?.remove();  // (a failure before: the server is back)
+      // (a refresh that failed before: the server is back; a refused cancel stays said)
+      status.querySelector(".error.polled")?.remove();
     } catch (error) {
       if (ctx.signal.aborted) return;
       if (error.code === "PERMISSION_DENIED") {
@@ -179,8 +180,9 @@ export function render(main, ctx) {
           `The server said: ${error.message}`));
         return;
       }
-      if (!status.querySelector(".error")) status.replaceChildren(failure(error));
-      else status.querySelector(".error").textContent = failure(error).textContent;
+      const said = status.querySelector(".error.polled");
+      if (said) said.textContent = failure(error).textContent;
+      else status.replaceChildren(Object.assign(failure(error), {className: "error polled"}));
     }
     if (!ctx.signal.aborted) setTimeout(refresh, REFRESH_MS);
   };
