@@ -215,6 +215,10 @@ class Settings:
     quota_bytes_per_minute: int = option(0, INTEGER,
                                          "request bytes of event writes per project per minute",
                                          check=at_least(0), readme_default="off")
+    max_pending_operations: int = option(100, INTEGER,
+                                         "operations not done yet (imports, purges, rejoins, "
+                                         "exports) that one project may have; more are "
+                                         "RESOURCE_EXHAUSTED; `0`: no bound", check=at_least(0))
     max_wait_operations: int = option(64, INTEGER,
                                       "WaitOperation calls that may wait at once (each costs "
                                       "no thread); more answer at once with the operation "

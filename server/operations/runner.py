@@ -28,7 +28,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 
 from server.clock import Clock
-from server.errors import FootfallError, to_rpc_status
+from server.errors import FootfallError, ResourceExhausted, to_rpc_status
 from server.operations import records
 from server.operations.summary import summarize
 from server.operations.wakeups import Wakeups
@@ -122,8 +122,9 @@ class OperationRunner:
 
     def __init__(self, store: Store, clock: Clock, jobs: Mapping[str, Job], *,
                  workers: int = 1, lease_seconds: float = 30.0,
-                 poll_seconds: float = 1.0) -> None:
+                 poll_seconds: float = 1.0, max_pending: int = 0) -> None:
         self._store = store
+        self._max_pending = max_pending  # a project's operations not done, at most (0: any)
         self._clock = clock
         self._jobs = dict(jobs)
         self._workers = workers
@@ -153,7 +154,18 @@ class OperationRunner:
                first: FirstOperation) -> operations_pb2.Operation:
         """Store a new operation of `kind` under `parent`, wake a worker, and return
         `first(name, create_time_ns)`: the Operation clients see before the job starts
-        (the time is the one stored, to the microsecond)."""
+        (the time is the one stored, to the microsecond). RESOURCE_EXHAUSTED when the
+        project has `max_pending` operations not done already."""
+        if self._max_pending:
+            # (a hundred inline imports of 9 MB each were all taken, their requests held
+            # in the store until each ran)
+            project = "/".join(str(parent).split("/")[:2])
+            pending = self._store.count_operations(f"{project}/", done=False)
+            if pending >= self._max_pending:
+                raise ResourceExhausted(
+                    f"{project} has {pending} operations not done yet, its limit "
+                    f"(--max-pending-operations): wait for some to end, or cancel some",
+                    retry_after=5.0)
         operation = self.submit_named(records.new_name(parent, kind), kind, request, first)
         if operation is None:  # one chance in 10**18
             raise RuntimeError("a new operation's random name is taken")

@@ -166,6 +166,9 @@ class Store(Protocol):
         """Operations whose name starts with `prefix`, oldest first, after the
         (create_time_us, name) position `after`."""
 
+    def count_operations(self, prefix: str, done: bool | None) -> int:
+        """How many operations list_operations would list over every page."""
+
     def delete_operation(self, name: str) -> bool: ...
 
     def forget_operations(self, ended_before_us: int) -> int:

@@ -514,11 +514,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
     def list_operations(self, prefix: str, done: bool | None, limit: int,
                         after: tuple[int, str] | None = None) -> list[OperationRecord]:
         mark = self._sql.dialect.mark
-        terms = [f"substr(name, 1, {mark}) = {mark}"]
-        params: list[Any] = [len(prefix), prefix]
-        if done is not None:
-            terms.append(f"done = {mark}")
-            params.append(int(done))
+        terms, params = self._operation_terms(prefix, done)
         if after is not None:
             terms.append(f"(create_time_us, name) > ({mark}, {mark})")
             params.extend(after)
@@ -526,6 +522,23 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
                            f"{' AND '.join(terms)} ORDER BY create_time_us, name LIMIT {mark}",
                            [*params, limit])
         return [OperationRecord.from_row(r) for r in rows]
+
+    def count_operations(self, prefix: str, done: bool | None) -> int:
+        terms, params = self._operation_terms(prefix, done)
+        [(count,)] = self._fetch(f"SELECT COUNT(*) FROM operations WHERE {' AND '.join(terms)}",
+                                 params)
+        return int(count)
+
+    def _operation_terms(self, prefix: str, done: bool | None) -> tuple[list[str], list[Any]]:
+        """The WHERE terms (and their values) of the operations whose name starts with
+        `prefix`, and are `done` (or not; None: either)."""
+        mark = self._sql.dialect.mark
+        terms = [f"substr(name, 1, {mark}) = {mark}"]
+        params: list[Any] = [len(prefix), prefix]
+        if done is not None:
+            terms.append(f"done = {mark}")
+            params.append(int(done))
+        return terms, params
 
     def delete_operation(self, name: str) -> bool:
         def delete(db: Db) -> bool:

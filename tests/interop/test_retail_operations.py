@@ -42,6 +42,7 @@ from .support import (
     product_async_client,
     put_gcs,
     retail_async_client,
+    retail_client,
     wait_until,
 )
 
@@ -981,3 +982,39 @@ def test_async_client_lists_and_gets_operations(server: ServerProcess, catalog: 
     assert got.done
     assert retail_v2.ImportMetadata.deserialize(got.metadata.value).success_count == 3
     assert metadata.success_count == 3
+
+
+def test_a_project_may_have_so_many_operations_not_done_and_no_more(
+        server_factory: Callable[..., ServerProcess]) -> None:
+    """A hundred inline imports of 9 MB were all taken (65 still queued two minutes
+    later), each request held in the store until it ran: --max-pending-operations
+    bounds a project's operations not done yet."""
+    server = server_factory("--max-pending-operations", "2", "--operation-workers", "1")
+    parent = "projects/busy/locations/global/catalogs/default_catalog"
+    lines = put_gcs(server.gcs_root, "gs://busy/events.json", (
+        json.dumps({"eventType": "home-page-view", "visitorId": f"v-{n}",
+                    "eventTime": "2025-06-01T00:00:00Z"}) for n in range(300_000)))
+    retail = retail_client(server.address)
+    request = {"parent": parent, "input_config": {"gcs_source": {"input_uris": [lines]}}}
+    first, second = (retail.import_user_events(request=request, timeout=RPC_DEADLINE)
+                     for _ in range(2))
+    with pytest.raises(exceptions.ResourceExhausted) as refused:
+        retail.import_user_events(request=request, timeout=RPC_DEADLINE)
+    assert refused.value.message == (
+        "projects/busy has 2 operations not done yet, its limit (--max-pending-operations): "
+        "wait for some to end, or cancel some")
+    # another project is its own (taken, though it waits for the one worker)
+    other = retail.purge_user_events(request={
+        "parent": parent.replace("busy", "quiet"), "filter": "visitorId = \"nobody\"",
+        "force": True},
+        timeout=RPC_DEADLINE)
+    for operation in (first, second):
+        operation.cancel()
+    for operation in (first, second, other):
+        with contextlib.suppress(exceptions.GoogleAPICallError):
+            finish(operation)
+    # with them ended, the project may start another
+    purged = retail.purge_user_events(request={"parent": parent, "force": False,
+                                               "filter": "visitorId = \"nobody\""},
+                                      timeout=RPC_DEADLINE)
+    assert finish(purged) is not None

@@ -1454,3 +1454,14 @@ def test_reads_from_threads_that_ended_leave_no_connection_open(store: Store) ->
         reader.start()
         reader.join()
     assert len(os.listdir("/proc/self/fd")) <= before + 4
+
+
+def test_operations_are_counted_by_prefix_and_state(store: Store) -> None:
+    store.create_operation(operation("a"))
+    store.create_operation(operation("b", done=True))
+    store.create_operation(dataclasses.replace(operation("c"), name="projects/other/operations/c"))
+    assert store.count_operations(OPS, done=False) == 1
+    assert store.count_operations(OPS, done=True) == 1
+    assert store.count_operations(OPS, done=None) == 2
+    assert store.count_operations("projects/", done=False) == 2
+    assert store.count_operations("projects/none/", done=None) == 0
