@@ -77,6 +77,9 @@ async def review_the_frame(devtools_url: str, port: int, folder: Path) -> dict[s
         await photograph(devtools, session, folder, "review-catalogs")
         await go(devtools, session, f"talent?tenant={LONG_TENANT}", "tbody tr")
         jobs = await text_of(devtools, session, "tbody td[data-label=Jobs]")
+        # a tenant's page reads no catalog: the header's chooser steps aside
+        chooser_on_talent = await devtools.evaluate(
+            session, "document.querySelector('#catalog').checkVisibility()")
         # (photograph fails when the page is wider than the phone's screen)
         await photograph(devtools, session, folder, "review-talent-long-tenant")
         unjoined = await devtools.evaluate(
@@ -85,8 +88,10 @@ async def review_the_frame(devtools_url: str, port: int, folder: Path) -> dict[s
         await go(devtools, session, f"event/{unjoined}?parent={CATALOG}", "#received-h")
         received = await text_of(devtools, session, "section[aria-labelledby=received-h]")
         await no_problems(devtools, session)
+        chooser_on_event = await devtools.evaluate(
+            session, "document.querySelector('#catalog').checkVisibility()")
         return {"skipped": skipped, "choices": choices, "counts": counts, "jobs": jobs,
-                "received": received}
+                "received": received, "chooser": [chooser_on_talent, chooser_on_event]}
 
 
 def test_the_frame_names_things_briefly_fits_a_phone_and_keeps_its_page(
@@ -112,6 +117,7 @@ def test_the_frame_names_things_briefly_fits_a_phone_and_keeps_its_page(
     assert [f"{IMPORTED:,}", "nowrap"] in seen["counts"], seen["counts"]
     assert seen["jobs"] == "graduate-7", seen["jobs"]  # the tenant's job by its id
     assert "it was not joined" in seen["received"], seen["received"]
+    assert seen["chooser"] == [False, True], seen["chooser"]  # (on talent, it did nothing)
 
 
 async def lose_the_server(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:

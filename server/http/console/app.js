@@ -138,6 +138,13 @@ function show() {
     if (link.getAttribute("href") === `#${name}`) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
+  // A tenant's pages read no catalog: the header's chooser, which changed nothing
+  // visible there, steps aside (the key's button stays).
+  const tenantPage = name === "talent" ||
+    (name === "insights" && (new URLSearchParams(query).get("parent") || "").includes("/tenants/"));
+  for (const part of [chooser, document.querySelector("label[for=catalog]")]) {
+    part.hidden = tenantPage;
+  }
   main.replaceChildren();
   page.render(main, {
     ...context, catalog: chooser.value, path: rest.join("/"),
