@@ -85,8 +85,8 @@ def main() -> None:
         grpc.StatusCode.OK, 0.001))
     event.event_time.FromNanoseconds(1_700_000_000_123_456_789)
     timed("joined_row (no product found)", lambda: join.joined_row(CATALOG, event, {},
-                                                                    "user_event", 1 << 20))
-    row = join.joined_row(CATALOG, event, {}, "user_event", 1 << 20)
+                                                                    1 << 20))
+    row = join.joined_row(CATALOG, event, {}, 1 << 20)
     timed("dataclasses.replace(row)", lambda: dataclasses.replace(row, transport=3,
                                                                   received_us=5))
     timed("EventRow.as_params", row.as_params)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import gc
 import logging
 import signal
@@ -187,7 +188,7 @@ def start(settings: Settings, clock: Clock | None = None, process: int = 0) -> R
     jobs: dict[str, Job] = {
         import_events.KIND: origin.as_import(import_job),
         purge.KIND: purge.run_purge,
-        rejoin.KIND: rejoin.run_rejoin,
+        rejoin.KIND: functools.partial(rejoin.run_rejoin, max_event_bytes=settings.max_event_bytes),
         import_products.KIND: import_products.ImportProductsJob(gcs_root, line_pool),
         purge_products.KIND: purge_products.run_purge_products,
         export.EVENTS_KIND: export.ExportJob(gcs_root, export.EVENTS_KIND),

@@ -100,7 +100,7 @@ class Metrics:
         self.refused_after_answers = Counter(
             "footfall_events_refused_after_answer",
             "Events answered as accepted before their commit (pixels) that the commit then "
-            "refused (too large once joined with the catalog, the catalog unreadable): kept "
+            "refused (a catalog product that cannot be decoded, a failure of its row): kept "
             "as rejections, by RPC, transport and status code.",
             ["service", "method", "transport", "code"], registry=self.registry)
         self.batch_size = Histogram(

@@ -10,7 +10,7 @@ from footfall.retail.v2 import import_config_pb2, user_event_pb2
 
 from server.config import Settings
 from server.console import origin
-from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
+from server.errors import FieldViolation, gather, raise_if_any
 from server.names import parse_catalog
 from server.operations.runner import JobContext
 from server.policy.limits import event_size_violation
@@ -147,12 +147,9 @@ class ImportJob(BulkImport[Request, UserEvent, GoodEvent]):
             if not (ids and all(pid in products for pid in ids)):
                 rows.append(good.row(catalog, came))
                 continue
-            try:  # it joins: filled in from the catalog
-                rows.append(join.joined_row(catalog, UserEvent.FromString(good.payload),
-                                            products, item.path("user_event"),
-                                            self._max_event_bytes))
-            except InvalidArgument as exc:
-                failures.append(item.failure(exc.violations))
+            # it joins: filled in from the catalog
+            rows.append(join.joined_row(catalog, UserEvent.FromString(good.payload),
+                                        products, self._max_event_bytes, received=good.payload))
         return failures, Step(insert_events=rows)
 
     def account(self, state: ImportState, result: StepResult) -> None:

@@ -8,15 +8,16 @@ Events that name no product count as joined.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from footfall.retail.v2 import product_pb2
 
-from server.errors import InvalidArgument
 from server.names import default_branch
-from server.policy.limits import event_size_violation
 from server.store import EventRow, Store
+
+log = logging.getLogger("footfall.join")
 
 
 def product_ids(events: Iterable[Any]) -> list[str]:
@@ -56,20 +57,32 @@ def join_with_catalog(event: Any, products: dict[str, Any]) -> bool:
     return True
 
 
-def joined_row(catalog: str, event: Any, products: dict[str, Any], path: str,
+def join_within(catalog: str, event: Any, products: dict[str, Any], received: bytes,
+                max_event_bytes: int) -> bool:
+    """`join_with_catalog`, unless the products filled in would make `event` larger
+    than `max_event_bytes`: then it is left as `received` (its serialization before
+    the join) and counts as not joined, with a warning in the log. Never refused: a
+    refusal would tell a writer key which products the catalog holds, and how large."""
+    joined = join_with_catalog(event, products)
+    if joined and event.product_details and event.ByteSize() > max_event_bytes:
+        event.Clear()
+        event.MergeFromString(received)
+        log.warning("an event of %s (%s) is left not joined: its products filled in "
+                    "from the catalog would make it larger than --max-event-bytes (%d)",
+                    catalog, event.event_type, max_event_bytes)
+        return False
+    return joined
+
+
+def joined_row(catalog: str, event: Any, products: dict[str, Any],
                max_event_bytes: int, came: tuple[int, int] | None = None,
                received: bytes | None = None) -> EventRow:
-    """The row storing the valid `event` joined with `products`; INVALID_ARGUMENT
-    naming `path` when the join makes it larger than `max_event_bytes`. `came`:
-    (transport, received_us) of the call, when the row is made on another thread;
-    `received`: the event's deterministic serialization, when made already."""
+    """The row storing the valid `event` joined with `products` (see join_within).
+    `came`: (transport, received_us) of the call, when the row is made on another
+    thread; `received`: the event's deterministic serialization, when made already."""
     if received is None:
         received = event.SerializeToString(deterministic=True)
-    joined = join_with_catalog(event, products)
-    if joined and event.product_details:
-        too_big = event_size_violation(event, path, max_event_bytes, joined=True)
-        if too_big is not None:
-            raise InvalidArgument([too_big])
+    joined = join_within(catalog, event, products, received, max_event_bytes)
     return EventRow.for_join(catalog, event, received, joined, came)
 
 
@@ -79,14 +92,13 @@ class JoinedLater:
     that the products it joined with had changed before the commit, it joins the
     event as it was received, not the one joined already."""
 
-    __slots__ = ("_catalog", "_event", "_path", "_max_event_bytes", "_came", "_received",
+    __slots__ = ("_catalog", "_event", "_max_event_bytes", "_came", "_received",
                  "_joined", "changed")
 
-    def __init__(self, catalog: str, event: Any, path: str, max_event_bytes: int,
+    def __init__(self, catalog: str, event: Any, max_event_bytes: int,
                  came: tuple[int, int], received: bytes | None = None) -> None:
         self._catalog = catalog
         self._event = event
-        self._path = path
         self._max_event_bytes = max_event_bytes
         self._came = came
         self._received = received  # the event's deterministic serialization, if made
@@ -100,7 +112,7 @@ class JoinedLater:
             self._event.Clear()
             self._event.MergeFromString(self._received)
         self._joined = True
-        row = joined_row(self._catalog, self._event, products, self._path,
-                         self._max_event_bytes, self._came, self._received)
+        row = joined_row(self._catalog, self._event, products, self._max_event_bytes,
+                         self._came, self._received)
         self.changed = row.source is not None
         return row

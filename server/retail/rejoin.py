@@ -6,6 +6,7 @@ import orjson
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
 from google.longrunning import operations_pb2
 
+from server.config import Settings
 from server.errors import FieldViolation, gather, raise_if_any
 from server.names import parse_catalog
 from server.operations import records
@@ -38,8 +39,9 @@ def new_operation(name: str, _create_time_ns: int) -> operations_pb2.Operation:
     return records.operation(name, user_event_service_pb2.RejoinUserEventsMetadata())
 
 
-def run_rejoin(ctx: JobContext) -> None:
-    """Re-join every event in scope; the response counts the events that joined."""
+def run_rejoin(ctx: JobContext, max_event_bytes: int = Settings.max_event_bytes) -> None:
+    """Re-join every event in scope; the response counts the events that joined (an
+    event its products would make larger than `max_event_bytes` is left not joined)."""
     request = user_event_service_pb2.RejoinUserEventsRequest.FromString(ctx.record.request)
     query = check_request(request)
     meta = user_event_service_pb2.RejoinUserEventsMetadata()
@@ -58,7 +60,8 @@ def run_rejoin(ctx: JobContext) -> None:
         joined_count = 0
         for (row_id, payload, source), event in zip(batch, events, strict=True):
             received = source or payload
-            joined = join.join_with_catalog(event, products)
+            joined = join.join_within(query.catalog, event, products, received,
+                                      max_event_bytes)
             joined_count += joined
             stored = event.SerializeToString(deterministic=True)
             updates.append(EventUpdate(row_id, joined, stored,

@@ -89,7 +89,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         return str(catalog)
 
     def _joined_later(self, name: str, event: user_event_pb2.UserEvent, ids: list[str],
-                      path: str, refused: Refused | None = None,
+                      refused: Refused | None = None,
                       finish: join.JoinedLater | None = None) -> Join:
         """The write of `event` joined by the writer, which reads the products of its
         whole batch at once; the event is not touched here until the write is done.
@@ -97,12 +97,12 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         here, in the call's context (server.console.origin). `refused`: see Join;
         `finish`: the join's row, made already."""
         if finish is None:
-            finish = self._joining(name, event, path)
+            finish = self._joining(name, event)
         return Join(name, ids, self._products_to_join, finish, refused)
 
-    def _joining(self, name: str, event: user_event_pb2.UserEvent, path: str,
+    def _joining(self, name: str, event: user_event_pb2.UserEvent,
                  received: bytes | None = None) -> join.JoinedLater:
-        return join.JoinedLater(name, event, path, self._max_event_bytes,
+        return join.JoinedLater(name, event, self._max_event_bytes,
                                 (origin.transport(), origin.now_us()), received)
 
     async def _store_event(self, parent: str, event: user_event_pb2.UserEvent, path: str,
@@ -116,18 +116,18 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         name = self._checked(parent, event, path, found, time_field)
         ids = join.product_ids([event])
         if not ids:
-            row = join.joined_row(name, event, {}, path, self._max_event_bytes)
+            row = join.joined_row(name, event, {}, self._max_event_bytes)
             await self._store.write_user_events_async([row], wait=wait)
             return
         received = event.SerializeToString(deterministic=True) if answered else None
         if wait or not answered:
-            finish = self._joining(name, event, path, received)
+            finish = self._joining(name, event, received)
             await self._store.write_joined_async(
-                self._joined_later(name, event, ids, path, finish=finish), wait=wait)
+                self._joined_later(name, event, ids, finish=finish), wait=wait)
             changed = finish.changed
         else:  # the answer (write_async) comes before the commit
             products = await off_loop(self._read_products, name, ids)
-            row = join.joined_row(name, event, products, path, self._max_event_bytes,
+            row = join.joined_row(name, event, products, self._max_event_bytes,
                                   received=received)
             await self._store.write_user_events_async([row], wait=wait)
             changed = row.source is not None
@@ -188,8 +188,8 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         """CollectUserEvent for a browser's pixel, answered before its commit, with no
         coroutine (the HTTP gateway calls it inline): the event decoded, filled from
         `requester`, checked, and queued for the next group commit. `refused` is
-        told why, should the commit refuse it after all (its products make it too
-        large, the catalog cannot be read): the answer is gone by then.
+        told why, should the commit refuse it after all (the catalog cannot be read):
+        the answer is gone by then.
 
         INVALID_ARGUMENT as CollectUserEvent; UNAVAILABLE (or RESOURCE_EXHAUSTED for a
         full disk) when the store cannot take events nobody waits for.
@@ -198,9 +198,9 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         name = self._checked(request.parent, event, path, found, time_field)
         ids = join.product_ids([event])
         if ids:
-            self._store.queue_joined(self._joined_later(name, event, ids, path, refused))
+            self._store.queue_joined(self._joined_later(name, event, ids, refused))
         else:
-            row = join.joined_row(name, event, {}, path, self._max_event_bytes)
+            row = join.joined_row(name, event, {}, self._max_event_bytes)
             self._store.write_user_events([row], wait=False)
 
     @staticmethod

@@ -213,9 +213,11 @@ def test_talent_client_event(small: Running) -> None:
             parent=TENANT, client_event=client_event)).event_id == "e1"
 
 
-def test_an_event_too_big_once_joined_with_the_catalog_is_not_stored(small: Running) -> None:
-    """The stored event carries the catalog's products (WriteUserEvent answers it as
-    sent: see test_retail_write)."""
+def test_an_event_too_big_once_joined_with_the_catalog_is_stored_not_joined(
+        small: Running) -> None:
+    """Not refused (which would tell a writer key the product is there, and large):
+    stored as received and not joined; one product fewer, it joins (WriteUserEvent
+    answers it as sent either way: see test_retail_write)."""
     product = product_pb2.Product(id="sku", title="Tent", categories=["Outdoor"],
                                   description="d" * 3000)
     small.store.create_product(default_branch(CATALOG), "sku", product.SerializeToString())
@@ -224,20 +226,17 @@ def test_an_event_too_big_once_joined_with_the_catalog_is_not_stored(small: Runn
     viewed.product_details.add().product.id = "sku"
     with channel_of(small) as channel:
         write = user_event_service_pb2_grpc.UserEventServiceStub(channel).WriteUserEvent
-        error = refused(lambda: write(user_event_service_pb2.WriteUserEventRequest(
-            parent=CATALOG, user_event=viewed)))
-        [(field, why)] = bad_request(error)
-        assert field == "user_event"
-        # (no size: it would tell a writer key how large the catalog's product is)
-        assert why == f"is over {LIMIT} bytes once its products are filled in from the catalog"
-        del viewed.product_details[1]
         answered = write(user_event_service_pb2.WriteUserEventRequest(parent=CATALOG,
                                                                        user_event=viewed))
-        assert answered.product_details[0].product.title == ""  # as sent
-    assert stored(small) == 1
-    [(_, payload)] = small.store.list_user_events(EventQuery(CATALOG), 10)
-    assert user_event_pb2.UserEvent.FromString(payload).product_details[0].product.title == \
-        "Tent"
+        assert [d.product.title for d in answered.product_details] == ["", ""]
+        del viewed.product_details[1]
+        write(user_event_service_pb2.WriteUserEventRequest(parent=CATALOG, user_event=viewed))
+    assert stored(small) == 2
+    titles = {len(event.product_details): [d.product.title for d in event.product_details]
+              for _, payload in small.store.list_user_events(EventQuery(CATALOG), 10)
+              for event in [user_event_pb2.UserEvent.FromString(payload)]}
+    assert titles == {2: ["", ""], 1: ["Tent"]}
+    assert small.store.count_user_events(EventQuery(CATALOG, joined=False)) == 1
 
 
 def wait(channel: grpc.Channel, operation: operations_pb2.Operation) -> operations_pb2.Operation:

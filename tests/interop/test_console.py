@@ -19,6 +19,9 @@ import requests
 from google.api_core import exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import retail_v2, talent_v4
+from google.cloud.retail_v2.services.product_service.transports import (
+    ProductServiceGrpcTransport,
+)
 from google.cloud.retail_v2.services.user_event_service.transports import (
     UserEventServiceRestTransport,
 )
@@ -494,3 +497,61 @@ def test_one_bad_request_sent_again_and_again_is_counted_not_repeated(
     over_rest = rest(served.http_address, f"{PROJECT}/rejections").json()["rejections"]
     assert [(r["id"], r.get("repeats")) for r in over_rest] == \
         [(r["id"], r.get("repeats")) for r in refused]
+
+
+def test_an_event_too_large_once_joined_is_stored_not_joined_and_refused_nowhere(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """Its refusal told a writer key (public in a page) which products the catalog
+    holds: the write was refused only when the product named was there, and large.
+    Written, collected, imported or rejoined, such an event is stored as received,
+    not joined, and nothing is refused or kept as a refusal."""
+    served = server_factory("--max-event-bytes", "3000", "--gcs-root", str(tmp_path / "gcs"))
+    products = retail_v2.ProductServiceClient(transport=ProductServiceGrpcTransport(
+        channel=grpc.insecure_channel(served.address)))
+    branch = f"{CATALOG}/branches/default_branch"
+    for pid, description in (("fat", "d" * 2950), ("slim", "d")):
+        products.create_product(parent=branch, product_id=pid, product=retail_v2.Product(
+            title=f"{pid} tent", categories=["Tents"], description=description))
+    retail = retail_client(served.address)
+
+    def viewed(visitor: str, pid: str) -> retail_v2.UserEvent:
+        return retail_v2.UserEvent(event_type="detail-page-view", visitor_id=visitor,
+                                   product_details=[{"product": {"id": pid}}])
+
+    answered = retail.write_user_event(request={"parent": CATALOG,
+                                                "user_event": viewed("by-grpc", "fat")})
+    assert answered.product_details[0].product.title == ""  # as sent
+    retail.write_user_event(request={"parent": CATALOG, "write_async": True,
+                                     "user_event": viewed("by-grpc-async", "fat")})
+    retail.write_user_event(request={"parent": CATALOG, "user_event": viewed("joins", "slim")})
+    answer = pixel(served, {"eventType": "detail-page-view", "visitorId": "by-pixel",
+                            "productDetails": [{"product": {"id": "fat"}}]})
+    assert "X-Footfall-Error" not in answer.headers
+    imported = finish(retail.import_user_events(request={"parent": CATALOG, "input_config": {
+        "user_event_inline_source": {"user_events": [retail_v2.UserEvent(
+            viewed("by-import", "fat"), event_time=datetime.datetime.now(datetime.UTC))]}}}))
+    assert not imported.error_samples
+    assert (imported.import_summary.joined_events_count,
+            imported.import_summary.unjoined_events_count) == (0, 1)
+
+    def stored() -> dict[str, tuple[bool, str]]:
+        listed = rest(served.http_address, f"{CATALOG}/userEvents").json()["userEvents"]
+        return {e["userEvent"]["visitorId"]: (
+            e.get("joined", False), e["userEvent"]["productDetails"][0]["product"].get("title", ""))
+            for e in listed}
+
+    fat_ones = ("by-grpc", "by-grpc-async", "by-pixel", "by-import")
+    wait_until(lambda: len(stored()) == 5, "the five events to be stored")
+    assert stored() == {**{v: (False, "") for v in fat_ones}, "joins": (True, "slim tent")}
+    assert rest(served.http_address, f"{PROJECT}/rejections").json() == {}
+    assert any("left not joined" in line and "--max-event-bytes (3000)" in line
+               for line in served.log)
+
+    # A rejoin leaves them as they were, and leaves "joins" not joined once its
+    # product grows past the limit too, as received.
+    products.update_product(product={"name": f"{branch}/products/slim",
+                                     "description": "d" * 2950},
+                            update_mask={"paths": ["description"]})
+    rejoined = finish(retail.rejoin_user_events(request={"parent": CATALOG}))
+    assert rejoined.rejoined_user_events_count == 0
+    assert stored() == {**{v: (False, "") for v in fat_ones}, "joins": (False, "")}

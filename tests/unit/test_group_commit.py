@@ -93,7 +93,7 @@ def test_a_batch_reads_each_catalog_once_and_a_refused_join_fails_alone(
     def finish(name: str) -> Any:
         def made(products: dict[str, Any]) -> Any:
             if name == "too-big":
-                raise InvalidArgument.field("user_event", "is too big once joined")
+                raise InvalidArgument.field("user_event", "cannot be joined")
             return row(products[name])
         return made
 

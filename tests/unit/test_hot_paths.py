@@ -137,7 +137,7 @@ def test_a_row_made_on_the_writer_says_how_and_when_its_event_came() -> None:
     event = json_format.ParseDict({"eventType": "home-page-view", "visitorId": "v",
                                    "eventTime": "2024-01-01T00:00:00.000001234Z"},
                                   user_event_pb2.UserEvent())
-    row = join.joined_row(CATALOG, event, {}, "user_event", 1 << 20, came=(3, 1234))
+    row = join.joined_row(CATALOG, event, {}, 1 << 20, came=(3, 1234))
     same = EventRow.from_event(CATALOG, event, joined=True)
     assert (row.transport, row.received_us) == (3, 1234)
     assert (row.payload, row.key, row.event_time_us, row.event_time_ns, row.joined) == \

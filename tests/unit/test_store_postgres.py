@@ -641,7 +641,7 @@ def write_joined(store: PostgresStore, visitor: str, own_price: float | None = N
         "productDetails": [{"product": {"id": product_id}}]}, user_event_pb2.UserEvent())
     if own_price is not None:
         event.product_details[0].product.price_info.price = own_price
-    finish = join.JoinedLater(CATALOG, event, "user_event", 1_000_000, (1, 0))
+    finish = join.JoinedLater(CATALOG, event, 1_000_000, (1, 0))
     asyncio.run(store.write_joined_async(
         Join(CATALOG, [product_id], partial(join.load_products, store, to_join=True), finish)))
 
