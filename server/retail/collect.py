@@ -190,6 +190,29 @@ def requester_of(context: Any) -> Requester | None:
     return found if isinstance(found, Requester) else None
 
 
+def direct_requester(context: Any) -> Requester:
+    """Who made a call: the User-Agent and address of its HTTP request (REST), or
+    of its gRPC channel (the `user-agent` metadata, the peer); a page is never
+    taken. For `user_info.direct_user_request`, which says the call came from the
+    end user's own device."""
+    found = requester_of(context)
+    if found is not None:
+        return Requester(found.user_agent, found.ip_address)
+    agents = [v for k, v in context.invocation_metadata() or () if k == "user-agent"]
+    return Requester(str(agents[0]) if agents else "", _peer_host(context.peer() or ""))
+
+
+def _peer_host(peer: str) -> str:
+    """The address in a gRPC peer: `ipv4:10.0.0.1:5000`, `ipv6:[::1]:5000`; "" for
+    another kind (`unix:`)."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    if kind == "ipv6":
+        return rest.rpartition(":")[0].strip("[]")
+    return ""
+
+
 def answers_gif_only(context: Any) -> bool:
     """Whether the call is a browser's pixel, answered with the GIF whatever
     happens: it learns nothing from a durable answer, and never retries."""

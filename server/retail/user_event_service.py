@@ -144,7 +144,9 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
 
     async def WriteUserEvent(self, request: user_event_service_pb2.WriteUserEventRequest,
                              context: grpc.aio.ServicerContext) -> user_event_pb2.UserEvent:
-        """Store one event (durably unless write_async); returns it as stored.
+        """Store one event (durably unless write_async); returns it as sent, with its
+        time (and with user_info.direct_user_request, the address and User-Agent the
+        call came with, where the event left them empty).
 
         INVALID_ARGUMENT for a bad parent or event.
         """
@@ -153,6 +155,9 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
             gather(problems, parse_catalog, request.parent, "parent")
             raise InvalidArgument([*problems, FieldViolation("user_event", "is required")])
         event = request.user_event  # ours (decoded for this call): stamped and joined in place
+        if event.user_info.direct_user_request:  # "ip_address and user_agent can be
+            # populated from the HTTP request" (Google's UserInfo), when left empty
+            collect.fill_from_requester(event, collect.direct_requester(context))
         await self._store_event(request.parent, event, "user_event",
                                 wait=not request.write_async)
         return event

@@ -10,6 +10,9 @@ import pytest
 from google.api_core import exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import retail_v2
+from google.cloud.retail_v2.services.user_event_service.transports import (
+    UserEventServiceRestTransport,
+)
 
 from .examples import ALL_EVENTS, CUSTOM_EVENTS, GOOGLE_EVENTS, as_json, example, user_event
 from .support import (
@@ -157,3 +160,34 @@ def test_api_endpoint_with_anonymous_credentials(server: ServerProcess, catalog:
         assert client.api_endpoint == server.address
         got = write(client, catalog, user_event(timed("home-page-view")))
     assert got.event_type == "home-page-view"
+
+
+def test_direct_user_request_fills_the_address_and_user_agent_of_the_call(
+        server: ServerProcess, catalog: str, retail: retail_v2.UserEventServiceClient) -> None:
+    """Google's UserInfo: "True if the request is made directly from the end user, in
+    which case the ip_address and user_agent can be populated from the HTTP request."
+    Over REST and gRPC alike; what the event gives itself is kept, and without the
+    flag nothing is filled."""
+    rest = retail_v2.UserEventServiceClient(transport=UserEventServiceRestTransport(
+        host=server.http_address, url_scheme="http", credentials=AnonymousCredentials()))
+
+    def sent(client: Any, label: str, **user_info: Any) -> retail_v2.UserInfo:
+        event = user_event(example("home-page-view", sessionId=label, userInfo=user_info))
+        return write(client, catalog, event).user_info
+
+    for way, client in (("grpc", retail), ("rest", rest)):
+        filled = sent(client, f"{way}-direct", directUserRequest=True)
+        assert filled.ip_address == "127.0.0.1"
+        # what each client library sends as its User-Agent
+        assert filled.user_agent.startswith({"grpc": "grpc-python/",
+                                             "rest": "python-requests/"}[way])
+        kept = sent(client, f"{way}-own", directUserRequest=True, ipAddress="203.0.113.9",
+                    userAgent="Mozilla/5.0 (phone)")
+        assert (kept.ip_address, kept.user_agent) == ("203.0.113.9", "Mozilla/5.0 (phone)")
+        plain = sent(client, f"{way}-server")
+        assert (plain.ip_address, plain.user_agent) == ("", "")
+    stored = {e["sessionId"]: e.get("userInfo", {})
+              for e in list_events(server.store, catalog, server.workdir)}
+    assert stored["rest-direct"]["ipAddress"] == stored["grpc-direct"]["ipAddress"] == \
+        "127.0.0.1"
+    assert "ipAddress" not in stored["grpc-server"]
