@@ -56,12 +56,14 @@ function card(op, onCancel) {
     onCancel(op.name, cancel);
   });
   const fields = {
-    state: h("span", {class: "tag"}), counts: h("span", {}), updated: h("time", {}),
+    state: h("span", {class: "tag"}), counts: h("span", {}), started: h("time", {}),
+    updated: h("time", {}),
     error: h("p", {class: "error"}), progress, cancel,
     why: h("summary", {}), samples: h("ul", {}), errorsFile: h("p", {class: "hint"}),
     shownSamples: 0,
   };
-  fields.when = h("p", {class: "hint"}, "Updated ", fields.updated);
+  fields.when = h("p", {class: "hint"}, "Started ", fields.started, ", updated ",
+    fields.updated);
   fields.failures = h("details", {class: "samples"}, fields.why, fields.samples,
     fields.errorsFile);
   const element = h("article", {class: "operation", "data-name": op.name},
@@ -77,8 +79,10 @@ function update({element, fields}, op) {
   fields.state.textContent = now;
   fields.state.className = `tag ${now === "failed" ? "bad" : now === "cancelled" ? "warn" : ""}`;
   fields.counts.textContent = counts(op);
+  fields.started.textContent = when(op.metadata?.createTime);
   fields.updated.textContent = when(op.metadata?.updateTime);
-  fields.when.hidden = !op.metadata?.updateTime;  // (a purge's metadata has no time)
+  // (the metadata of a purge or a rejoin has no times)
+  fields.when.hidden = !op.metadata?.createTime || !op.metadata?.updateTime;
   fields.error.textContent = op.error ? op.error.message : "";
   fields.error.hidden = !op.error;
   // (a cancel asked for is no failure: said as a warning, not in red)
