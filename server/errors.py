@@ -174,6 +174,24 @@ class AlreadyExists(ResourceError):
     verb = "already exists"
 
 
+class FailedPrecondition(FootfallError):
+    """FAILED_PRECONDITION: the request is valid, but what is stored forbids it; a
+    PreconditionFailure detail names the rule (`kind`) and what it is about."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, kind: str, subject: str, message: str) -> None:
+        self.kind = kind
+        self.subject = subject
+        super().__init__(message)
+
+    def details(self) -> list[Message]:
+        return [error_details_pb2.PreconditionFailure(violations=[
+            error_details_pb2.PreconditionFailure.Violation(
+                type=self.kind, subject=_clipped(self.subject),
+                description=_clipped(self.message))])]
+
+
 class Unauthenticated(FootfallError):
     code = grpc.StatusCode.UNAUTHENTICATED
 

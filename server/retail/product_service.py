@@ -51,12 +51,23 @@ from server.retail.product_validation import (
     COLLECTION,
     PRIMARY,
     VARIANT,
+    check_variant_siblings,
     product_violations,
     reference_violations,
     referenced_ids,
 )
 from server.store import Store
 from server.store.rows import ProductCheck, ProductReader
+
+
+def _variants_of(stored_now: ProductReader, branch: str, primary: str,
+                 but: str) -> Iterator[product_pb2.Product]:
+    """The stored variants of the product `primary`, but the product `but`."""
+    for pid, payload in stored_now.containing(primary):
+        if pid != but:
+            other = products.decode(payload, branch, pid)
+            if other.type == VARIANT and other.primary_product_id == primary:
+                yield other
 
 
 class ProductService(product_service_pb2_grpc.ProductServiceServicer):
@@ -73,13 +84,22 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
     @staticmethod
     def _references_hold(branch: str, product_id: str) -> ProductCheck:
         """The store's check before a product is written: INVALID_ARGUMENT when it
-        names a primary or members of the wrong kind (or a missing primary)."""
+        names a primary or members of the wrong kind (or a missing primary), or when
+        a variant would break a rule shared with its primary's other variants
+        (product_validation.check_variant_siblings)."""
         def check(payload: bytes, stored_now: ProductReader) -> None:
             product = products.decode(payload, branch, product_id)
             wanted = referenced_ids(product)
             stored = stored_now.get(wanted) if wanted else {}
             found = {pid: products.decode(p, branch, pid) for pid, p in stored.items()}
             raise_if_any(reference_violations(product, found))
+            if product.type == VARIANT and product.primary_product_id:
+                primary = product.primary_product_id
+                before = stored_now.get([product_id]).get(product_id)
+                was = products.decode(before, branch, product_id) if before else None
+                joining = was is None or was.type != VARIANT or was.primary_product_id != primary
+                check_variant_siblings(product, _variants_of(stored_now, branch, primary,
+                                                             but=product_id), joining)
 
         return check
 

@@ -10,13 +10,13 @@ those products already read from the store.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from footfall.retail.v2 import product_pb2
 
 from server import wellknown
-from server.errors import FieldViolation
+from server.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from server.retail.validation import (
     attribute_violations,
     currency_violations,
@@ -288,6 +288,37 @@ def referenced_ids(product: Any) -> list[str]:
     if product.type == VARIANT and product.primary_product_id:
         ids.append(product.primary_product_id)
     return [i for i in dict.fromkeys(ids) if i and i != product.id]
+
+
+# "A maximum of 2,000 products are allowed to share the same Type.PRIMARY Product.
+# Otherwise, an INVALID_ARGUMENT error is returned." (Product.primary_product_id)
+MAX_VARIANTS = 2_000
+
+
+def check_variant_siblings(product: Any, siblings: Iterable[Any], joining: bool,
+                           path: str = "product") -> None:
+    """The rules a VARIANT `product` must keep with the other variants of its primary
+    (`siblings`, without itself), as Google states them: at most MAX_VARIANTS share
+    one primary (INVALID_ARGUMENT; counted only when the product `joining` them was
+    not a variant of that primary already), and variants of one primary "must share
+    the same currency_code. Otherwise, a FAILED_PRECONDITION error is returned."
+    (PriceInfo)."""
+    own = product.price_info.currency_code
+    count = 0
+    for sibling in siblings:
+        count += 1
+        if joining and count >= MAX_VARIANTS:
+            raise InvalidArgument.field(
+                f"{path}.primary_product_id",
+                f"product {product.primary_product_id!r} has {MAX_VARIANTS:,} variants "
+                "already; at most 2,000 products may share one PRIMARY product")
+        theirs = sibling.price_info.currency_code
+        if own and theirs and own != theirs:
+            raise FailedPrecondition(
+                "CURRENCY_CODE", f"{path}.price_info.currency_code",
+                f"{path}.price_info.currency_code: {own!r}, but variant {sibling.id!r} of "
+                f"the same primary product {product.primary_product_id!r} is priced in "
+                f"{theirs!r}; variants of one primary must share one currency_code")
 
 
 def reference_violations(product: Any, found: Mapping[str, Any],

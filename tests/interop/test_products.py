@@ -316,6 +316,81 @@ def test_delete_refuses_a_primary_that_still_has_variants(
     assert "BOOT-42" in refused.value.message
 
 
+def variant(primary: str, currency: str | None = "USD", **changes: Any) -> Product:
+    price = {"price_info": {"currency_code": currency, "price": 10.0}} if currency \
+        else {"price_info": None}
+    return tent(type_=Product.Type.VARIANT, primary_product_id=primary, categories=[],
+                **{**price, **changes})
+
+
+def test_variants_of_one_primary_share_one_currency(
+        products: retail_v2.ProductServiceClient, branch: str) -> None:
+    """Google's PriceInfo: "The Product.Type.VARIANT Products with the same
+    Product.primary_product_id must share the same currency_code. Otherwise, a
+    FAILED_PRECONDITION error is returned." On create and update alike."""
+    create(products, branch, "SHIRT")
+    create(products, branch, "SHIRT-S", variant("SHIRT", "USD"))
+    create(products, branch, "SHIRT-M", variant("SHIRT", None))  # no price: no currency
+    with pytest.raises(exceptions.FailedPrecondition) as refused:
+        create(products, branch, "SHIRT-L", variant("SHIRT", "EUR"))
+    assert "SHIRT-S" in refused.value.message and "'EUR'" in refused.value.message
+    [detail] = refused.value.details
+    assert detail.violations[0].subject == "product.price_info.currency_code"
+    with pytest.raises(exceptions.NotFound):
+        get(products, branch, "SHIRT-L")  # nothing stored
+    with pytest.raises(exceptions.FailedPrecondition):
+        products.update_product(product={"name": f"{branch}/products/SHIRT-M",
+                                         "price_info": {"currency_code": "EUR", "price": 9.0}},
+                                update_mask={"paths": ["price_info"]}, timeout=RPC_DEADLINE)
+    assert not get(products, branch, "SHIRT-M").price_info.currency_code
+    # the same currency, and another primary's variants, are free
+    create(products, branch, "SHIRT-L", variant("SHIRT", "USD"))
+    create(products, branch, "SOCK")
+    create(products, branch, "SOCK-S", variant("SOCK", "EUR"))
+    # a variant moved to another primary keeps the currency rule of its new siblings
+    with pytest.raises(exceptions.FailedPrecondition):
+        products.update_product(product={"name": f"{branch}/products/SOCK-S",
+                                         "primary_product_id": "SHIRT"},
+                                update_mask={"paths": ["primary_product_id"]},
+                                timeout=RPC_DEADLINE)
+
+
+def test_at_most_2000_variants_share_one_primary(
+        products: retail_v2.ProductServiceClient, server: ServerProcess, branch: str,
+        gcs_folder: str) -> None:
+    """Google's Product.primary_product_id: "A maximum of 2,000 products are allowed
+    to share the same Type.PRIMARY Product. Otherwise, an INVALID_ARGUMENT error is
+    returned." Checked by CreateProduct and UpdateProduct (an import does not check
+    references: see the README)."""
+    create(products, branch, "POSTER")
+    lines = [json.dumps({"id": f"POSTER-{i:04d}", "type": "VARIANT",
+                         "primaryProductId": "POSTER", "title": f"Poster {i}"})
+             for i in range(2000)]
+    uri = put_gcs(server.gcs_root, f"{gcs_folder}/variants.json", lines)
+    imported = finish(products.import_products(request={
+        "parent": branch, "input_config": {"gcs_source": {"input_uris": [uri]}}},
+        timeout=RPC_DEADLINE))
+    assert not imported.error_samples
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        create(products, branch, "POSTER-2000", variant("POSTER"))
+    assert_names_fields(refused.value, ["product.primary_product_id"])
+    assert "2,000" in refused.value.message
+    create(products, branch, "FRAME")
+    create(products, branch, "FRAME-S", variant("FRAME"))
+    with pytest.raises(exceptions.InvalidArgument):  # nor by moving one there
+        products.update_product(product={"name": f"{branch}/products/FRAME-S",
+                                         "primary_product_id": "POSTER"},
+                                update_mask={"paths": ["primary_product_id"]},
+                                timeout=RPC_DEADLINE)
+    # one of the 2,000 still changes
+    changed = products.update_product(product={"name": f"{branch}/products/POSTER-0007",
+                                               "title": "Poster seven"},
+                                      update_mask={"paths": ["title"]}, timeout=RPC_DEADLINE)
+    assert changed.title == "Poster seven"
+    products.delete_product(name=f"{branch}/products/POSTER-0000", timeout=RPC_DEADLINE)
+    create(products, branch, "POSTER-2000", variant("POSTER"))  # room for one again
+
+
 # -- ImportProducts ----------------------------------------------------------------
 
 
