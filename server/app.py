@@ -96,6 +96,7 @@ VERSIONED = {
          v2alpha_products_grpc.add_ProductServiceServicer_to_server),
     )
 }
+GRPC_IDLE_MS = 30_000  # see _serve
 # Every service of ours the policy guards and health reports on.
 GUARDED = (*SERVED, *VERSIONED)
 
@@ -239,6 +240,10 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
         # Never share a port with another process by accident; --processes shares
         # it on purpose (the kernel spreads connections over the processes).
         ("grpc.so_reuseport", int(settings.processes > 1)),
+        # A connection with no call in progress is closed (GOAWAY; clients reconnect
+        # on their next call): otherwise --grpc-max-connections idle connections,
+        # opened without a key and never used, shut every other client out for good.
+        ("grpc.max_connection_idle_ms", GRPC_IDLE_MS),
     ])
     user_events = UserEventService(store, settings, clock, runner, process)
     products = ProductService(store, clock, runner, gcs_root)

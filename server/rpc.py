@@ -38,9 +38,13 @@ from server.errors import (
     to_rpc_status,
 )
 from server.policy import Policy
-from server.policy.envelope import Envelope
+from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
 
 TRANSPORT = "grpc"
+# The services open to callers without a key (health, reflection), whose requests
+# are small: a service or symbol name.
+_OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+OPEN_REQUEST_BYTES = 16 * 1024
 # Trailers a status may fill: grpc-message (percent-encoded) and
 # grpc-status-details-bin (base64, so 4/3 of this), well under grpc's 8 KiB.
 MESSAGE_BUDGET = 2048
@@ -151,8 +155,14 @@ def _decoder(deserializer: Callable[[bytes], Any] | None, method: str) -> Callab
     INVALID_ARGUMENT."""
     if deserializer is None:
         return lambda raw: raw
+    most = OPEN_REQUEST_BYTES if method.startswith(_OPEN_SERVICES) else None
 
     def decode(raw: Any) -> Any:
+        if most is not None and isinstance(raw, bytes) and len(raw) > most:
+            # Anyone may call these, key or not: a health watch of a 10 MB service
+            # name held some 30 MB for as long as it stayed open.
+            raise InvalidArgument.field("request", f"is {len(raw)} bytes; {method} takes "
+                                                   f"at most {most}")
         try:
             request = deserializer(raw)
         except (DecodeError, ValueError, TypeError) as exc:
@@ -177,8 +187,11 @@ def _guard(handler: grpc.RpcMethodHandler, method: str,
 
     async def guarded(raw: Any, context: grpc.aio.ServicerContext) -> Any:
         # grpc.aio's metadata is a tuple of (key, value) pairs; its stubs say otherwise
+        # A large request (a million-element list) takes seconds to decode and
+        # check: off the loop, as the HTTP gateway decodes its large bodies.
         answer = await run(method, context.invocation_metadata(), raw, decode,  # type: ignore[arg-type]
-                           context, behaviour)
+                           context, behaviour,
+                           large=isinstance(raw, bytes) and len(raw) > LARGE_REQUEST_BYTES)
         if isinstance(answer, FootfallError):
             await context.abort_with_status(rpc_status.to_status(status_of(answer)))
         return answer

@@ -53,7 +53,7 @@ from server.http.routes import Route, Router, derive_routes
 from server.loop import in_decoder
 from server.policy import Policy
 from server.policy.auth import READER_METHODS
-from server.policy.envelope import Envelope
+from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
 from server.retail.collect import Requester, pixel_body
 
 log = logging.getLogger(__name__)
@@ -72,10 +72,6 @@ HEALTH_PATH = "/healthz"
 Serving = Callable[[], Coroutine[Any, Any, bool]]
 MAX_WAIT_SECONDS = 86_400.0  # a longer X-Server-Timeout is no deadline at all
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")  # what X-Server-Timeout may be
-# A request whose body and query hold more bytes than this is decoded off the loop
-# (JSON to proto costs about 1 ms per 5 KB in Python; on the loop, a 7 MB body held
-# every call of both transports for 1.5 s).
-LARGE_REQUEST_BYTES = 64 * 1024
 # Request bodies being read at once hold at most this many times --max-request-bytes
 # between them; a body that would go past is refused (RESOURCE_EXHAUSTED, retry). Each
 # body is bounded, but not their number: without it a thousand connections (or a few

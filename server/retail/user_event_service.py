@@ -6,6 +6,7 @@ event write awaits the group commit, other store work goes `off_loop`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -27,10 +28,11 @@ from server.clock import Clock, EventStamps
 from server.config import Settings
 from server.console import origin
 from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
-from server.loop import off_loop
+from server.loop import in_decoder, off_loop
 from server.names import parse_catalog
 from server.operations.runner import OperationRunner
 from server.policy import deadline_of
+from server.policy.envelope import LARGE_REQUEST_BYTES
 from server.policy.limits import event_size_violation
 from server.retail import collect, import_events, join, purge, rejoin, validation
 from server.store import Store
@@ -113,7 +115,10 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         stamped: not joined with the catalog, whose products a writer key may not
         read (nor, with auth off, a page of any origin). INVALID_ARGUMENT listing
         every violation."""
-        name = self._checked(parent, event, path, found, time_field)
+        # (the rules of an event of a million products take a second: off the loop)
+        name = await in_decoder(self._checked, parent, event, path, found, time_field) \
+            if event.ByteSize() > LARGE_REQUEST_BYTES \
+            else self._checked(parent, event, path, found, time_field)
         ids = join.product_ids([event])
         if not ids:
             row = join.joined_row(name, event, {}, self._max_event_bytes)
@@ -172,12 +177,21 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
 
         INVALID_ARGUMENT for bad JSON, size limits, unknown rules, a bad event.
         """
+        requester = collect.requester_of(context)
+        # A large event (up to 2,000,000 characters of JSON) takes the parser a second
+        # or more: decoded and checked off the loop, which serves every call.
+        large = len(request.user_event) + len(request.raw_json) > LARGE_REQUEST_BYTES
         if not self._durable_pixels and collect.answers_gif_only(context):
-            self.collect_queued(request, collect.requester_of(context),
-                                getattr(context, "refused_later", None))
+            queue = functools.partial(self.collect_queued, request, requester,
+                                      getattr(context, "refused_later", None))
+            if large:
+                await in_decoder(queue)
+            else:
+                queue()
         else:
-            event, path, found, time_field = self._collected(
-                request, collect.requester_of(context))
+            event, path, found, time_field = await in_decoder(
+                self._collected, request, requester) if large \
+                else self._collected(request, requester)
             await self._store_event(request.parent, event, path, wait=True, found=found,
                                     answered=False, time_field=time_field)
         return collect.pixel_body()
