@@ -250,7 +250,7 @@ async def cancel_from_the_page(devtools_url: str, port: int, folder: Path) -> st
         assert await devtools.evaluate(
             session, "document.activeElement.closest('article')?.dataset.name") == name
         card = await text_of(devtools, session, f'article.operation[data-name="{name}"]')
-        assert "stored: " in card and "successCount" not in card, card  # counts in words
+        assert "valid: " in card and "successCount" not in card, card  # counts in words
         assert await devtools.evaluate(
             session, f"document.querySelector('article.operation[data-name=\"{name}\"] "
                      f".warning')?.innerText.length > 0"), card  # a cancel is no failure

@@ -19,19 +19,30 @@ class ApiError extends Error {
 }
 
 let asking = null;  // the one pending key prompt, shared by every call that met a 401
+let declined = false;  // the prompt was closed without a key (Escape): not asked again
 
-/** Shows the key dialog; resolves once a key is stored. */
+/** Shows the key dialog; resolves once a key is stored, or fails UNAUTHENTICATED when
+ *  it is closed without one (Escape reopened it at once, with no way out), and from
+ *  then on without asking, until the page is loaded again (Change key). */
 function askKey(why) {
+  const none = () => new ApiError(401, {status: "UNAUTHENTICATED",
+    message: "No API key given: this server answers only calls that carry one (Enter key, above)."});
+  if (declined) return Promise.reject(none());
   if (asking) return asking;
   const dialog = document.getElementById("key-dialog");
   const input = document.getElementById("key-input");
   document.getElementById("key-why").textContent = why || "";
   input.value = "";
-  asking = new Promise((resolve) => {
+  asking = new Promise((resolve, reject) => {
     dialog.addEventListener("close", () => {
       asking = null;
-      if (input.value) sessionStorage.setItem(KEY, input.value);
-      resolve();
+      if (input.value) {
+        sessionStorage.setItem(KEY, input.value);
+        resolve();
+      } else {
+        declined = true;
+        reject(none());
+      }
     }, {once: true});
   });
   dialog.showModal();

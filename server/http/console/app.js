@@ -23,6 +23,7 @@ const chooser = document.getElementById("catalog");
 const keyButton = document.getElementById("key-button");
 let current = null;  // {controller, hash}
 let known = {catalogs: [], tenants: []};
+let denied = null;  // the refusal of the catalogs' list, while the key may not read
 
 /** What the pages share: the chosen catalog, the project(s) read, the data sets seen. */
 export const context = {
@@ -109,19 +110,29 @@ async function loadCatalogs() {
   try {
     known = await call(`/console/v1/${context.projects}/catalogs`,
       {query: {pageSize: 1000, view: "DATA_SET_VIEW_BASIC"}});
+    const wasDenied = denied !== null;
+    denied = null;
     known.catalogs ||= [];
     known.tenants ||= [];
     const before = chooser.value;
     refreshChooser();
     if (chooser.value !== before && current) show();  // the first catalog appeared
-    if (!current) show();
+    if (!current || wasDenied) show();
   } catch (error) {
+    if (error.code === "PERMISSION_DENIED") denied = error;
     if (error.code === "PERMISSION_DENIED" && !current) {
       askProject(error);
       return;  // until the form is sent
     }
     if (!current) main.replaceChildren(failure(error));
+    if (error.code === "UNAUTHENTICATED") {  // (the key prompt closed without one)
+      keyButton.textContent = "Enter key";
+      keyButton.hidden = false;
+      setTimeout(loadCatalogs, CATALOGS_MS);
+      return;
+    }
   }
+  keyButton.textContent = "Change key";
   keyButton.hidden = !hasKey();
   setTimeout(loadCatalogs, CATALOGS_MS);
 }
@@ -146,6 +157,11 @@ function show() {
     part.hidden = tenantPage;
   }
   main.replaceChildren();
+  // (a key that may not read: every page said "No catalog holds events yet")
+  if (denied) {
+    askProject(denied);
+    return;
+  }
   page.render(main, {
     ...context, catalog: chooser.value, path: rest.join("/"),
     params: new URLSearchParams(query), signal: controller.signal,

@@ -70,9 +70,11 @@ export function paged(load, signal, where) {
       more.hidden = !token;
     } catch (error) {
       if (!signal.aborted) {
-        // (the server may be back in a moment: the same page, asked again)
+        // (the server may be back in a moment: the same page, asked again; a request
+        // refused for what it asks, a bad filter, would be refused again)
         const again = h("button", {type: "button"}, "Try again");
-        const said = h("div", {class: "failed"}, failure(error), again);
+        const said = h("div", {class: "failed"}, failure(error));
+        if (error.code !== "INVALID_ARGUMENT") said.append(again);
         again.addEventListener("click", () => {
           // (removed, the button would take the focus with it: to where the rows go on)
           where.setAttribute("tabindex", "-1");
@@ -81,7 +83,7 @@ export function paged(load, signal, where) {
           next();
         });
         where.append(said);
-        if (focused) again.focus({preventScroll: true});
+        if (focused && again.isConnected) again.focus({preventScroll: true});
       }
     }
     more.disabled = false;

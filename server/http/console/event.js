@@ -33,20 +33,23 @@ export function eventHref(stored) {
 export async function render(main, ctx) {
   const id = ctx.path;
   const catalog = ctx.params.get("parent") || ctx.catalog;
+  if (ctx.params.get("parent")) ctx.adopt(catalog);  // (the header named another catalog)
   const heading = h("h2", {}, `Event ${id}`);
   main.append(heading);
   let stored = seen.get(id);
   if (!stored && catalog && /^[0-9]+$/.test(id)) {
     // read by its id (it was looked for among the newest 5,000 by time only)
-    main.append(h("p", {class: "hint"}, "Looking for it…"));
+    const looking = h("p", {class: "hint"}, "Looking for it…");
+    main.append(looking);
     try {
       stored = await findById(`/console/v1/${catalog}/userEvents`, id, {signal: ctx.signal});
       if (stored) remember(stored);
     } catch (error) {
+      looking.remove();
       if (!ctx.signal.aborted) main.append(failure(error));
       return;
     }
-    main.lastChild.remove();
+    looking.remove();
   }
   if (ctx.signal.aborted) return;
   if (!stored) {

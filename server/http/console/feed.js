@@ -21,6 +21,16 @@ export function rejectionItem(rejection) {
   } catch {
     request = null;  // cut short: shown as text below
   }
+  // A pixel's event travels as a JSON text (CollectUserEventRequest.user_event, or
+  // raw_json): shown as the object it names, so each violation finds its field.
+  for (const field of ["userEvent", "rawJson"]) {
+    if (typeof request?.[field] !== "string") continue;
+    try {
+      request[field] = JSON.parse(request[field]);
+    } catch {
+      // not JSON: shown as sent
+    }
+  }
   const violations = rejection.fieldViolations || [];
   return h("details", {class: "rejection", "data-id": rejection.id},
     h("summary", {},

@@ -13,8 +13,12 @@ export const plural = (value, one, many = `${one}s`) => (int(value) === 1 ? one 
 /** 1 and "event" as "1 event", 1234 as "1,234 events". */
 export const counted = (value, one, many = `${one}s`) => `${count(value)} ${plural(value, one, many)}`;
 
-/** 0.6667 as "66.7%". */
-export const percent = (rate) => `${(Number(rate || 0) * 100).toFixed(1)}%`;
+/** 0.6667 as "66.7%"; a rate above 0 that rounds to 0.0% as "<0.1%" (25 of 166,000
+ *  read as none). */
+export const percent = (rate) => {
+  const value = Number(rate || 0);
+  return value > 0 && value < 0.0005 ? "<0.1%" : `${(value * 100).toFixed(1)}%`;
+};
 
 /** `percent(rate)` of a number of entrants `of`; "–" when there were none (a rate of
  *  nothing is none: "0.0%" said it was one). */
@@ -40,8 +44,17 @@ export function duration(total) {
 }
 
 /** 20 and "USD" as "20.00 USD": an amount always beside its own currency. */
-export const money = (amount, currency) => `${Number(amount || 0).toLocaleString("en-US",
-  {minimumFractionDigits: 2, maximumFractionDigits: 2})} ${currency}`;
+export const money = (amount, currency) => {
+  let digits = 2;  // the currency's own minor unit: "123,456 JPY", not "123,456.00 JPY"
+  try {
+    digits = new Intl.NumberFormat("en-US", {style: "currency", currency})
+      .resolvedOptions().maximumFractionDigits;
+  } catch {
+    // not an ISO 4217 code: two digits
+  }
+  return `${Number(amount || 0).toLocaleString("en-US",
+    {minimumFractionDigits: digits, maximumFractionDigits: digits})} ${currency}`;
+};
 
 /** "2024-03-01" or "2024-03-01 10:00" (UTC) of an RFC 3339 time; `hour` adds the time. */
 export function utc(rfc3339, hour) {

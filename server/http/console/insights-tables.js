@@ -3,7 +3,7 @@
 
 import {call} from "./api.js";
 import {h} from "./dom.js";
-import {count, money, percent} from "./format.js";
+import {count, money, rateOf} from "./format.js";
 
 /** The table of a catalog's products in `span()`, for statsTable(). */
 export function productTable(parent, span) {
@@ -20,7 +20,7 @@ export function productTable(parent, span) {
       {title: "Price × units", numeric: true,
         cell: (p) => (p.revenue || []).map((r) => money(r.amount, r.currencyCode)).join(", ")},
       {title: "View to purchase", order: "view_to_purchase_rate", numeric: true,
-        cell: (p) => percent(p.viewToPurchaseRate)},
+        cell: (p) => rateOf(p.viewToPurchaseRate, p.views)},
     ],
     load: async (query, signal) => {
       const page = await call(`/insights/v1/${parent}/productStats`,
@@ -45,11 +45,11 @@ export function jobTable(parent, span) {
         cell: n("applicationFinishes")},
       {title: "Redirects", order: "redirects", numeric: true, cell: n("redirects")},
       {title: "Bookmarks", order: "bookmarks", numeric: true, cell: n("bookmarks")},
-      {title: "View rate", order: "view_rate", numeric: true, cell: (j) => percent(j.viewRate)},
+      {title: "View rate", order: "view_rate", numeric: true, cell: (j) => rateOf(j.viewRate, j.impressions)},
       {title: "Start rate", order: "application_start_rate", numeric: true,
-        cell: (j) => percent(j.applicationStartRate)},
+        cell: (j) => rateOf(j.applicationStartRate, j.views)},
       {title: "Finish rate", order: "application_finish_rate", numeric: true,
-        cell: (j) => percent(j.applicationFinishRate)},
+        cell: (j) => rateOf(j.applicationFinishRate, j.applicationStarts)},
     ],
     load: async (query, signal) => {
       const page = await call(`/insights/v1/${parent}/jobStats`,

@@ -4,7 +4,7 @@
 
 import {call} from "./api.js";
 import {failure, h, when} from "./dom.js";
-import {count} from "./format.js";
+import {count, int} from "./format.js";
 
 const CONFIRM_MS = 5000;  // a Cancel pressed once waits this long to be pressed again
 
@@ -16,17 +16,38 @@ function state(op) {
   return op.error.code === 1 ? "cancelled" : "failed";
 }
 
+// The counts each kind of operation answers: proto3 JSON leaves a 0 out, so a purge
+// that deleted nothing said no count at all.
+const KNOWN = {
+  ImportMetadata: ["successCount", "failureCount"],
+  PurgeUserEventsResponse: ["purgedEventsCount"],
+  RejoinUserEventsResponse: ["rejoinedUserEventsCount"],
+};
+
 /** The integer counts of the metadata and response ({successCount: "12"} ...), in
- *  words: "purgedEventsCount" as "purged events: 1,234". */
+ *  words: "purgedEventsCount" as "purged events: 1,234"; an import's newly stored
+ *  events from its summary. */
 function counts(op) {
   const found = new Map();
   for (const part of [op.metadata, op.response]) {
-    for (const [name, value] of Object.entries(part || {})) {
+    if (!part) continue;
+    const type = (part["@type"] || "").split(".").pop();
+    // (a response's counts are known once done; a metadata's from the start)
+    const zeros = op.done || type.endsWith("Metadata") ? KNOWN[type] || [] : [];
+    const given = {...Object.fromEntries(zeros.map((name) => [name, "0"])), ...part};
+    for (const [name, value] of Object.entries(given)) {
       if (!name.endsWith("Count")) continue;
       const words = name.replace(/Count$/, "").replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`);
-      const said = {success: "stored", failure: "failed"}[words] || words;
+      // (success_count counts lines stored before too: "stored" said 281 of a
+      // re-import that stored none)
+      const said = {success: "valid", failure: "failed"}[words] || words;
       found.set(words, `${said}: ${count(value)}`);
     }
+  }
+  const summary = op.response?.importSummary;
+  if (summary) {
+    found.set("new", `newly stored: ${count(int(summary.joinedEventsCount) +
+      int(summary.unjoinedEventsCount))} (not joined: ${count(summary.unjoinedEventsCount)})`);
   }
   return [...found.values()].join(", ");
 }
