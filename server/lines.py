@@ -31,10 +31,12 @@ def printable(line: str) -> str:
         c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in line)
 
 
-def _time(stamp: Timestamp) -> str:
-    """RFC 3339 to the millisecond at most; "-" when unset."""
-    if not (stamp.seconds or stamp.nanos):
+def _time(message: Any, field: str) -> str:
+    """The Timestamp `field` of `message` in RFC 3339, to the millisecond at most; "-"
+    when unset (not when 1970-01-01T00:00:00Z, which is a time)."""
+    if not message.HasField(field):
         return "-"
+    stamp: Timestamp = getattr(message, field)
     seconds, _, fraction = stamp.ToJsonString().rstrip("Z").partition(".")
     return f"{seconds}.{fraction[:3]}Z" if fraction else f"{seconds}Z"
 
@@ -68,7 +70,7 @@ def user_event(stored: console_pb2.StoredUserEvent) -> str:
                     ("search", event.search_query and _quoted(event.search_query)),
                     ("revenue", revenue)])
     unjoined = "" if stored.joined or not event.product_details else " not-joined"
-    return printable(f"{_time(event.event_time)}  {event.event_type:<20} {facts}{unjoined}"
+    return printable(f"{_time(event, 'event_time')}  {event.event_type:<20} {facts}{unjoined}"
                       f"  [{_transport(stored)}]")
 
 
@@ -82,7 +84,7 @@ def client_event(stored: console_pb2.StoredClientEvent) -> str:
         f"type {event.job_event.type}"  # stored before unknown numbers were refused
     facts = _facts([("jobs", ",".join(j.rpartition("/")[2] for j in event.job_event.jobs)),
                     ("request", event.request_id), ("event", event.event_id)])
-    return printable(f"{_time(event.create_time)}  {what:<20} {facts}  [{_transport(stored)}]")
+    return printable(f"{_time(event, 'create_time')}  {what:<20} {facts}  [{_transport(stored)}]")
 
 
 def _rpc(method: str) -> str:
@@ -100,9 +102,9 @@ def rejection(refused: console_pb2.Rejection) -> str:
     more = [s for s in said if s not in refused.message]
     where = _facts([("key", refused.key_name), ("operation", refused.operation),
                     ("times", str(refused.repeats + 1) if refused.repeats else ""),
-                    ("last", _time(refused.last_time) if refused.repeats else "")])
+                    ("last", _time(refused, 'last_time') if refused.repeats else "")])
     return printable("  ".join(part for part in (
-        _time(refused.time), _rpc(refused.method),
+        _time(refused, 'time'), _rpc(refused.method),
         f"[{_transport(refused)}]", refused.parent or "-",
         f"{_CODES.get(refused.code, refused.code)}: {refused.message}"
         + "".join(f"; {s}" for s in more), where) if part))
@@ -113,8 +115,8 @@ def data_set(found: console_pb2.DataSet) -> str:
     what = ("client event" if "/tenants/" in found.name else "event") \
         + ("" if found.event_count == 1 else "s")
     return printable(f"{found.name}  {found.event_count} {what}  last event "
-                      f"{_time(found.last_event_time)}  last received "
-                      f"{_time(found.last_receive_time)}")
+                      f"{_time(found, 'last_event_time')}  last received "
+                      f"{_time(found, 'last_receive_time')}")
 
 
 def _enum(kind: Any, number: int) -> str:

@@ -36,6 +36,10 @@ def _json_value(kind: str, what: str, examples: str) -> Callable[[str], str]:
             if "range" in str(exc):  # ("not a duration in seconds" of one, too long)
                 raise argparse.ArgumentTypeError(f"{text!r} is out of range ({_RANGES[kind]})"
                                                  ) from None
+            if kind == "Duration" and text.strip().replace(".", "", 1).isdigit():
+                # (3600 is a duration in seconds to a person: its unit was left out)
+                raise argparse.ArgumentTypeError(
+                    f"a duration takes its unit: {text.strip()}s, not {text!r}") from None
             raise argparse.ArgumentTypeError(f"not {what}: {text!r} ({examples})") from None
         return text
 

@@ -213,9 +213,11 @@ class Policy:
             raise faults.injected(spec.code, header)
 
     def record(self, method: str, transport: str, code: grpc.StatusCode, seconds: float,
-               admission: Admission | None = None, message: str = "") -> None:
+               admission: Admission | None = None, message: str = "",
+               key_name: str | None = None) -> None:
         """Count the call and write its log line: DEBUG when OK, INFO for a client's
-        error, WARNING for the server's."""
+        error, WARNING for the server's. `key_name`: the key's, when the call was
+        refused before it was admitted (a role or a project not granted)."""
         self.metrics.observe_call(method, transport, code, seconds)
         level = (logging.DEBUG if code is grpc.StatusCode.OK else
                  logging.WARNING if code in SERVER_CODES else logging.INFO)
@@ -225,8 +227,9 @@ class Policy:
                                   "code": code.name, "duration_ms": round(seconds * 1000, 3)}
         if admission is not None and admission.project:
             fields["project"] = admission.project
-        if admission is not None and admission.key_name:
-            fields["key"] = admission.key_name
+        key_name = admission.key_name if admission is not None else key_name
+        if key_name:
+            fields["key"] = key_name
         if message:
             fields["message"] = message[:300]
         text = " ".join(f"{k}={_logfmt(v)}" for k, v in fields.items())

@@ -152,9 +152,9 @@ class Envelope:
         FootfallError, else the status the servicer set on `context`, else Internal
         (a bug of ours, logged with its traceback). Call it while handling `exc`."""
         refusal = exc if isinstance(exc, FootfallError) else _chosen(context) or _bug(method)
-        self.policy.record(method, self.transport, refusal.code,
-                           time.perf_counter() - started, admission, refusal.message)
         key_name = admission.key_name if admission else grant.name if grant else None
+        self.policy.record(method, self.transport, refusal.code,
+                           time.perf_counter() - started, admission, refusal.message, key_name)
         # With auth on, only the refusals of a known key are kept: whoever sends no key
         # (refused for anything before the key was looked at) cannot fill the table.
         if self.policy.rejections is not None and (key_name or not self.policy.auth.enabled):

@@ -175,6 +175,8 @@ def test_events_cli_refuses_bad_filters_and_parents(history: str, tmp_path: Path
     (["--end", "2024-13-01T00:00:00Z"], "argument --end: not an RFC 3339 time"),
     (["--window", "1h"], "argument --window: not a duration in seconds: '1h' (e.g. 3600s for "
                          "an hour, 86400s for a day)"),
+    # (3600 is a number of seconds to a person: the unit was left out)
+    (["--window", "3600"], "argument --window: a duration takes its unit: 3600s, not '3600'"),
 ])
 def test_insights_time_flags_are_refused_naming_the_flag_with_an_example(
         flags: list[str], said: str, tmp_path: Path) -> None:

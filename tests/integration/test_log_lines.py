@@ -161,3 +161,33 @@ def test_the_start_log_warns_of_dns_rebinding_when_any_host_is_answered_with_aut
     assert len(said) == int(warned), said
     if warned:
         assert "WARNING" in said[0] and "--http-allowed-hosts" in said[0], said
+
+
+def test_a_call_refused_for_its_keys_role_or_project_names_the_key(
+        settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+    """A call refused before it was admitted logged no key: an operator could not tell
+    which key was misused."""
+    keys = tmp_path / "keys.json"
+    keys.write_text('{"keys": {"writer-secret": {"projects": ["p"], "role": "writer", '
+                    '"name": "shop-frontend"}}}')
+    logger = logging.getLogger("footfall.requests")
+    handler, level = Lines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    running = start(dataclasses.replace(settings, http_port=-1, auth_file=str(keys)), clock)
+    try:
+        key = {"x-goog-api-key": "writer-secret"}
+        assert call(running.http_port, "GET", f"/console/v1/{CATALOG}/userEvents",
+                    headers=key).status == 403  # the role may not read
+        other = CATALOG.replace("projects/p/", "projects/other/")
+        assert call(running.http_port, "POST", f"/v2/{other}/userEvents:write",
+                    {"eventType": "home-page-view", "visitorId": "v"}, headers=key).status == 403
+        for method in ("ListUserEvents", "WriteUserEvent"):
+            line = handler.wait_for(lambda m, method=method: method in m
+                                    and "code=PERMISSION_DENIED" in m)
+            assert " key=shop-frontend " in line, line
+            assert "writer-secret" not in line
+    finally:
+        running.stop()
+        logger.removeHandler(handler)
+        logger.setLevel(level)

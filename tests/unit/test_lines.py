@@ -63,3 +63,14 @@ def test_a_refusal_repeated_says_how_often_and_when_last() -> None:
                                         "last=2023-11-14T22:13:20.250Z")
     refused.repeats = 0
     assert "times=" not in lines.rejection(refused) and "last=" not in lines.rejection(refused)
+
+
+def test_the_first_second_of_1970_is_a_time_not_an_unset_one() -> None:
+    """`-` stood for an event stamped 1970-01-01T00:00:00Z, which --json and the
+    console show as that time."""
+    stored = console_pb2.StoredUserEvent()
+    stored.user_event.event_type = "home-page-view"
+    stored.user_event.event_time.FromSeconds(0)
+    assert lines.user_event(stored).startswith("1970-01-01T00:00:00Z  home-page-view")
+    stored.user_event.ClearField("event_time")
+    assert lines.user_event(stored).startswith("-  home-page-view")
