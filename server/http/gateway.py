@@ -119,6 +119,23 @@ class Metadata(Sequence[tuple[str, str]]):
         return iter(self._all())
 
 
+# What a path of Google's services looks like, for a path that matched none (a catalog
+# without its /locations/*, userEvent:write for userEvents:write).
+_PATH_FORMS = (
+    (re.compile(r"/v2(beta|alpha)?/"), "a retail path is /v2/projects/*/locations/*/catalogs/*"
+     "/userEvents:write (or :collect, :import, :purge, :rejoin; /branches/*/products...)"),
+    (re.compile(r"/v4/"), "a talent path is /v4/projects/*/tenants/*/clientEvents"),
+)
+
+
+def _route_hint(raw_path: str) -> str:
+    """"; " and the form of the paths of the service `raw_path` seems to be for, or ""."""
+    for pattern, form in _PATH_FORMS:
+        if pattern.match(raw_path):
+            return f"; {form}"
+    return ""
+
+
 class CallContext:
     """The part of grpc.ServicerContext servicers use, answered from an HTTP request."""
 
@@ -272,6 +289,12 @@ class HttpGateway:
             return page
         found = self.router.match(request.method, raw_path)
         if found is None:
+            if request.method == "GET" and raw_path.endswith("/userEvents:collect") \
+                    and transcode.default_output(request.query):
+                # a browser's pixel of a mistyped catalog still gets its GIF ("always a
+                # 1x1 GIF": a JSON 404 showed as a broken image), the reason in its header
+                return self._cors(request, None, pixel.refused(
+                    self._no_route_status(request.method, raw_path), request.remote or ""))
             return self._cors(request, None, self._no_route(request.method, raw_path))
         route, path_values = found
         if request.method == "HEAD" and route.rpc in pixel.PIXEL_RPCS:
@@ -513,11 +536,13 @@ class HttpGateway:
             self._body_bytes -= size
 
     def _no_route(self, method: str, raw_path: str) -> web.Response:
+        return _error(self._no_route_status(method, raw_path))
+
+    def _no_route_status(self, method: str, raw_path: str) -> status_pb2.Status:
         others = self.router.methods_for(raw_path)
-        why = f"; this path answers {', '.join(others)}" if others else ""
-        status = status_pb2.Status(code=grpc.StatusCode.NOT_FOUND.value[0],
-                                   message=f"no route for {method} {raw_path[:300]}{why}")
-        return _error(status)
+        why = f"; this path answers {', '.join(others)}" if others else _route_hint(raw_path)
+        return status_pb2.Status(code=grpc.StatusCode.NOT_FOUND.value[0],
+                                 message=f"no route for {method} {raw_path[:300]}{why}")
 
     # -- CORS ----------------------------------------------------------------
 

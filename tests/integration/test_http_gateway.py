@@ -252,6 +252,33 @@ def test_unknown_path_is_a_json_404(gateway: Running) -> None:
     assert "this path answers POST" in wrong_method.error()["message"]
 
 
+def test_a_mistyped_path_is_told_the_form_of_googles(gateway: Running) -> None:
+    # the likeliest mistakes: a catalog without its /locations/*, userEvent:write
+    for path in ("/v2/projects/p/catalogs/default_catalog/userEvents:write",
+                 f"/v2/{CATALOG}/userEvent:write"):
+        reply = post(gateway, path, {"eventType": "home-page-view", "visitorId": "v"})
+        assert reply.status == 404, reply.body
+        assert "a retail path is /v2/projects/*/locations/*/catalogs/*/userEvents:write" in \
+            reply.error()["message"]
+    talent = post(gateway, "/v4/projects/p/clientEvents", {})
+    assert "a talent path is /v4/projects/*/tenants/*/clientEvents" in talent.error()["message"]
+    assert "; " not in get(gateway, "/nothing").error()["message"]
+
+
+def test_a_pixel_of_a_mistyped_path_still_gets_its_gif(gateway: Running) -> None:
+    """"Always a 1x1 transparent GIF": a JSON 404 showed as a broken image."""
+    reply = get(gateway, "/v2/projects/p/catalogs/default_catalog/userEvents:collect"
+                         "?userEvent=%7B%7D")
+    assert reply.status == 200 and reply.body[:6] == b"GIF89a"
+    assert reply.headers["Content-Type"] == "image/gif"
+    assert reply.headers["X-Footfall-Error"].startswith("NOT_FOUND: no route for GET")
+    assert "a retail path is" in reply.headers["X-Footfall-Error"]
+    # a JSON caller still hears a 404
+    asked = get(gateway, "/v2/projects/p/catalogs/default_catalog/userEvents:collect"
+                         "?userEvent=%7B%7D&$alt=json")
+    assert (asked.status, asked.error()["status"]) == (404, "NOT_FOUND")
+
+
 def test_a_path_with_a_line_break_is_answered_like_any_other(gateway: Running) -> None:
     # (aiohttp's catch-all pattern, a `.*`, did not match past a line break: such a
     # path got aiohttp's own plain-text 404, with none of the gateway's headers)
