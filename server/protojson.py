@@ -383,7 +383,7 @@ def _check_value(value: Any, field: FieldDescriptor, path: str, depth: int) -> N
     elif type(value) is not dict:
         # json_format read a text as the names of its letters ("has no field named
         # \"u\"" for "u1"), said "'int' object is not iterable", and took "" as {}.
-        why = f"expected a JSON object (a {message.name}), got {_json_kind(value)}"
+        why = f"expected a JSON object (a {message.name}), got {json_kind(value)}"
     else:
         _check_message(value, message, path, depth + 1)
         return
@@ -391,12 +391,18 @@ def _check_value(value: Any, field: FieldDescriptor, path: str, depth: int) -> N
         raise PlacedError(path, why)
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
     """What JSON value `value` is, in words, with a glimpse of it."""
+    if value is None:
+        return "null"
     if type(value) is bool:
-        return f"{str(value).lower()}"
+        return str(value).lower()
     if type(value) is str:
         return f"a text, {value[:_SHOWN]!r}"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return "an object"
     return f"a number, {value!r}"
 
 

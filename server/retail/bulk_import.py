@@ -280,6 +280,8 @@ def check_sources(request: R, root: Path, rules: SourceRules,
 def decode_json_line(line: bytes, message_class: type[M], what: str) -> M:
     """A `message_class` from one line of JSON: proto3 JSON, or a form Google's
     importer accepts too (lenient_json); ValueError saying what is wrong."""
+    # (with its line break, a line cut short was "unexpected end of data at line 2")
+    line = line.rstrip(b"\r\n")
     try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError as exc:

@@ -53,9 +53,14 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
     data: Any = None
     try:
         try:
-            data = orjson.loads(text)
+            data, loaded = orjson.loads(text), True
         except orjson.JSONDecodeError:
-            data = None
+            data, loaded = None, False
+        if loaded and not isinstance(data, dict):
+            # (json_format read `[]` as an empty event, a text as the names of its
+            # letters, and said "'int' object is not iterable" of a number)
+            raise InvalidArgument.field(field, "must be a JSON object (a UserEvent), got "
+                                               f"{protojson.json_kind(data)}")
         # orjson keeps the last of a key given twice: json_format judges a text that
         # may give one (json_keys), so that it is refused
         if isinstance(data, dict) and not json_keys.may_repeat(text, data):

@@ -89,10 +89,24 @@ def test_pixel_is_a_well_formed_1x1_transparent_gif() -> None:
 
 
 # Texts the fast path must read exactly as json_format does, or leave to it.
-JSON_TEXTS = ['[]', '"x"', '1', 'null', 'NaN', '{"eventType": 1}', '{"unknownField": 1}',
+JSON_TEXTS = ['NaN', '{"eventType": 1}', '{"unknownField": 1}',
               '{"eventType": "a", "eventType": "b"}', '{"a" : {"b": 1}}',
               '{"uri": "x\\":y", "visitorId": "v"}', json.dumps(EVENT),
               '{"eventTime": "2020-01-01T00:00:00.5Z", "attributes": {"a": {"numbers": [1.5]}}}']
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("[]", "a list of 0"), ('[{"eventType": "x"}]', "a list of 1"), ('"x"', "a text, 'x'"),
+    ("1", "a number, 1"), ("null", "null"), ("true", "true")])
+def test_a_pixel_event_that_is_no_json_object_is_refused_in_words(text: str, kind: str) -> None:
+    """json_format read `[]` as an empty event, a text as the names of its letters
+    ("has no field named 'x'"), and said "'int' object is not iterable" of a number."""
+    for field in ("user_event", "raw_json"):
+        with pytest.raises(InvalidArgument) as refused:
+            decode(**{field: text})
+        [violation] = refused.value.violations
+        assert (violation.field, violation.description) == (
+            field, f"must be a JSON object (a UserEvent), got {kind}")
 
 
 @pytest.mark.parametrize("text", JSON_TEXTS)
