@@ -52,7 +52,7 @@ from server.http.errors import error_body, http_status, http_status_of
 from server.http.routes import Route, Router, derive_routes
 from server.loop import in_decoder
 from server.policy import Policy
-from server.policy.auth import READER_METHODS
+from server.policy.auth import READER_METHODS, MissingKey
 from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
 from server.retail.collect import Requester, pixel_body
 
@@ -126,6 +126,17 @@ _PATH_FORMS = (
      "/userEvents:write (or :collect, :import, :purge, :rejoin; /branches/*/products...)"),
     (re.compile(r"/v4/"), "a talent path is /v4/projects/*/tenants/*/clientEvents"),
 )
+
+
+def _screened(envelope: Envelope, route: Route, request: web.Request, context: Any,
+              query_key: str | None) -> Any:
+    """Envelope.screen of an HTTP call; a missing key is told the ways HTTP sends one
+    (auth.MissingKey.over_http)."""
+    try:
+        return envelope.screen(route.grpc_method, context.invocation_metadata(), query_key)
+    except MissingKey:
+        raise MissingKey.over_http(route.rpc in pixel.PIXEL_RPCS,
+                                   "key" in request.query) from None
 
 
 def _route_hint(raw_path: str) -> str:
@@ -318,7 +329,7 @@ class HttpGateway:
             query_key = pixel.query_key(request.query) if route.rpc in pixel.PIXEL_RPCS else None
             # The key before the body: nobody without one makes the server read
             # (up to --max-request-bytes of) a body, let alone parse it.
-            grant = envelope.screen(method, context.invocation_metadata(), query_key)
+            grant = _screened(envelope, route, request, context, query_key)
             transcode.check_query_text(request.query, request.rel_url.raw_query_string)
             body = await self._read_body(request)
         except Exception as exc:
@@ -364,8 +375,7 @@ class HttpGateway:
             context = CallContext(request, pixel.requester(
                 request.headers, request.remote or "", self._settings.trust_forwarded_for),
                 pixel=True)
-            grant = envelope.screen(method, context.invocation_metadata(),
-                                    pixel.query_key(query))
+            grant = _screened(envelope, route, request, context, pixel.query_key(query))
         except Exception as exc:
             return self._refused(request, route, transcode.DEFAULT_OUTPUT,
                                  envelope.refuse(method, exc, started))

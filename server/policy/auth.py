@@ -197,9 +197,25 @@ def _error_info(reason: str) -> list[Message]:
 
 
 class MissingKey(Unauthenticated):
-    def __init__(self) -> None:
-        super().__init__("this server requires an API key: send it as the x-goog-api-key "
-                         "header (or authorization: Bearer KEY)")
+    def __init__(self, message: str = "this server requires an API key: send it as the "
+                                      "x-goog-api-key header (or authorization: Bearer KEY)"
+                 ) -> None:
+        super().__init__(message)
+
+    @classmethod
+    def over_http(cls, pixel: bool, key_in_query: bool) -> MissingKey:
+        """The refusal said for an HTTP call: a pixel (an <img> sends no header) is told
+        of its `key` parameter; another call that sent one, that only the pixel reads it
+        (Google's `key` is a system parameter, so it is not refused as unknown)."""
+        if pixel:
+            return cls("this server requires an API key: a pixel sends it as its key "
+                       "parameter (?key=KEY; the tracker: data-api-key), or as the "
+                       "x-goog-api-key header")
+        if key_in_query:
+            return cls("this server requires an API key, and reads the key parameter of "
+                       "the pixel (GET userEvents:collect) only: send it as the "
+                       "x-goog-api-key header (or authorization: Bearer KEY)")
+        return cls()
 
     def details(self) -> list[Message]:
         return _error_info("API_KEY_MISSING")

@@ -92,3 +92,23 @@ def test_a_request_that_cannot_be_read_is_kept_in_the_project_its_url_names(
         assert call(keyed.http_port, "POST", other, body, {"x-goog-api-key": KEY}).status == 400
     keyed.store.flush()
     assert len(keyed.store.rejections_newest(None, 100)) == 4
+
+
+def test_a_missing_key_is_told_the_ways_http_sends_one(keyed: Running) -> None:
+    """A pixel (an <img> sends no header) was told to send a header; a call that sent
+    key= was told it sent no key, though Google's clients send key= everywhere."""
+    event = '{"eventType":"home-page-view","visitorId":"v"}'
+    pixel = call(keyed.http_port, "GET", f"/v2/{CATALOG}/userEvents:collect?userEvent={event}")
+    assert pixel.status == 200 and pixel.body[:6] == b"GIF89a"
+    assert "a pixel sends it as its key parameter (?key=KEY; the tracker: data-api-key)" in \
+        pixel.headers["X-Footfall-Error"]
+    asked = call(keyed.http_port, "POST", f"{WRITE}?key={KEY}",
+                 {"eventType": "home-page-view", "visitorId": "v"})
+    assert asked.status == 401 and asked.error()["details"][0]["reason"] == "API_KEY_MISSING"
+    assert "reads the key parameter of the pixel (GET userEvents:collect) only" in \
+        asked.error()["message"]
+    plain = call(keyed.http_port, "POST", WRITE, {"eventType": "home-page-view",
+                                                  "visitorId": "v"})
+    assert plain.error()["message"].startswith("this server requires an API key: send it as "
+                                               "the x-goog-api-key header")
+    assert keyed.store.count_user_events(EVERYTHING) == 0
