@@ -25,8 +25,10 @@ import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from footfall.console.v1 import console_pb2
 from google.protobuf import (
     any_pb2,
@@ -84,6 +86,44 @@ def _violations(error: FootfallError) -> list[error_details_pb2.BadRequest.Field
         if isinstance(detail, error_details_pb2.BadRequest):
             return list(detail.field_violations[:KEPT_VIOLATIONS])
     return []
+
+
+@dataclass(frozen=True)
+class UnreadBody:
+    """A request whose HTTP body could not be read into it (an unknown field, a bad
+    time): `bare`, as its URL path names it, and the `body` as sent, which its refusal
+    keeps beside it (under `field`, the JSON name of the request field the body
+    fills; "" when the body is the whole request): kept without it, the console
+    showed `{"parent": ...}` and marked its violation on the `{`."""
+
+    bare: Message
+    body: bytes
+    field: str
+
+    def json(self) -> tuple[str, bool]:
+        """The request's JSON with the body as sent in it, cut to REQUEST_JSON_CHARS
+        (a body that is not JSON, or too long to read here, as text); whether cut."""
+        head, cut = _request_json(self.bare)
+        document = orjson.loads(head) if head and not cut else {}
+        value: Any = self.body[:REQUEST_JSON_CHARS].decode("utf-8", "replace")
+        if len(self.body) <= REQUEST_JSON_CHARS:
+            try:
+                value = orjson.loads(self.body)
+            except orjson.JSONDecodeError:
+                pass  # not JSON: kept as the text it is
+        if self.field:
+            document[self.field] = value
+        elif isinstance(value, dict):
+            document = {**value, **document}
+        else:
+            document["body"] = value
+        try:
+            text = orjson.dumps(document).decode()
+        except orjson.JSONEncodeError:  # (nested deeper than orjson writes)
+            text = orjson.dumps({**document, self.field or "body": self.body[
+                :REQUEST_JSON_CHARS].decode("utf-8", "replace")}).decode()
+        return text[:REQUEST_JSON_CHARS], cut or len(text) > REQUEST_JSON_CHARS \
+            or len(self.body) > REQUEST_JSON_CHARS
 
 
 def _request_json(request: Any) -> tuple[str, bool]:
@@ -180,10 +220,11 @@ class Rejections:
         if method not in KEPT_METHODS or not self._keep_count \
                 or isinstance(error, (Unauthenticated, NotYourProject)):
             return
-        parent = _parent(request)
+        parent = _parent(request.bare if isinstance(request, UnreadBody) else request)
         alike = (origin.of_call(transport, method), method, parent, key_name or "",
                  error.code, error.message)
-        data = request.SerializeToString() if isinstance(request, Message) else None
+        data = request.body if isinstance(request, UnreadBody) \
+            else request.SerializeToString() if isinstance(request, Message) else None
         now_ns = self._clock.now_ns()
         # Alike requests are found by their bytes, of those kept as bytes only: a
         # large one (kept as its JSON, cut) would hold its megabytes while it waits.
@@ -322,6 +363,10 @@ def _request(request: Any, data: bytes | None) -> bytes:
     """The request of a Rejection as kept (`data`: it serialized, if a message):
     itself as the field REQUEST_FIELD when it is small enough, else its JSON
     (cut) now."""
+    if isinstance(request, UnreadBody):
+        text, cut = request.json()
+        return console_pb2.Rejection(request_json=text, request_truncated=cut
+                                     ).SerializeToString()
     if data is not None and len(data) <= KEPT_REQUEST_BYTES:
         # a google.protobuf.Any: type_url (field 1), value (field 2)
         type_url = _TYPE_URLS.get(request.DESCRIPTOR)

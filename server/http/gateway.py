@@ -35,6 +35,7 @@ from google.rpc import status_pb2
 
 from server.config import Settings
 from server.console import origin
+from server.console.rejections import UnreadBody
 from server.errors import (
     BodyTooSlow,
     Cancelled,
@@ -126,6 +127,16 @@ _PATH_FORMS = (
      "/userEvents:write (or :collect, :import, :purge, :rejoin; /branches/*/products...)"),
     (re.compile(r"/v4/"), "a talent path is /v4/projects/*/tenants/*/clientEvents"),
 )
+
+
+def _with_body(bare: Callable[[], Any], body: bytes, route: Route) -> Any:
+    """For the refusal of a call whose body could not be read: the request its path
+    names (`bare()`), with the body as sent beside it (rejections.UnreadBody)."""
+    request = bare()
+    if not body or request is None:
+        return request
+    field = request.DESCRIPTOR.fields_by_name.get(route.body) if route.body != "*" else None
+    return UnreadBody(request, body, field.json_name if field is not None else "")
 
 
 def _screened(envelope: Envelope, route: Route, request: web.Request, context: Any,
@@ -344,7 +355,8 @@ class HttpGateway:
             functools.partial(transcode.build_request, route, path_values,
                               request.query.items()),
             context, functools.partial(_answer, route, output), grant, started,
-            large=len(body) + len(request.query_string) > LARGE_REQUEST_BYTES, bare=bare))
+            large=len(body) + len(request.query_string) > LARGE_REQUEST_BYTES,
+            bare=functools.partial(_with_body, bare, body, route)))
         remaining = context.time_remaining()
         # A read is for its caller alone: it ends when the caller goes or its
         # deadline passes (a write goes on: what it started still commits).

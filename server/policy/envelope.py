@@ -116,7 +116,8 @@ class Envelope:
             return None, grant
         if grant is not None:
             try:
-                authorize(grant, method, request)
+                # (an UnreadBody: the request its path names, beside the body as sent)
+                authorize(grant, method, getattr(request, "bare", request))
             except NotYourProject:
                 return request, None
             except FootfallError:  # its role, say: kept as such refusals are

@@ -308,3 +308,30 @@ def test_pixels_answered_while_another_connection_holds_the_write_lock_are_store
         other.close()
     assert stored(running) >= 3
     assert uncommitted(running) == 0
+
+
+def test_a_write_refused_for_its_body_keeps_the_body_as_sent(serving: Any) -> None:
+    """Kept as its path named it only, the console showed `{"parent": ...}` and marked
+    the violation on the `{`: what was sent could not be seen."""
+    running = serving()
+    write = f"/v2/{CATALOG}/userEvents:write"
+    reply = call(running.http_port, "POST", write,
+                 {"eventType": "home-page-view", "visitorId": "v1", "unknownField": 1})
+    assert reply.status == 400
+    reply = call(running.http_port, "POST", write, b"{not json", {"Content-Type":
+                                                                   "application/json"})
+    assert reply.status == 400
+    bad_time = {"eventType": "home-page-view", "visitorId": "v2", "eventTime": "yesterday"}
+    assert call(running.http_port, "POST", write, bad_time).status == 400
+    kept = kept_rejections(running)
+    assert len(kept) == 3, kept
+    unknown, = [r for r in kept if "unknownField" in r["message"]]
+    assert json.loads(unknown["requestJson"]) == {
+        "parent": CATALOG,
+        "userEvent": {"eventType": "home-page-view", "visitorId": "v1", "unknownField": 1}}
+    timed, = [r for r in kept if '"v2"' in r["requestJson"]]
+    assert json.loads(timed["requestJson"])["userEvent"] == bad_time
+    [field] = [v["field"] for v in timed["fieldViolations"]]
+    assert field == "user_event.event_time"
+    garbled, = [r for r in kept if r not in (unknown, timed)]
+    assert json.loads(garbled["requestJson"]) == {"parent": CATALOG, "userEvent": "{not json"}
