@@ -122,7 +122,9 @@ def count(value: Any) -> str:
 
 
 def percent(rate: Any) -> str:
-    return f"{float(rate or 0) * 100:.1f}%"
+    """A rate above 0 that rounds to 0.0% is "<0.1%"."""
+    value = float(rate or 0)
+    return "<0.1%" if 0 < value < 0.0005 else f"{value * 100:.1f}%"
 
 
 def rate_of(rate: Any, of: Any) -> str:
@@ -130,8 +132,13 @@ def rate_of(rate: Any, of: Any) -> str:
     return percent(rate) if int(of or 0) else "–"
 
 
+# Currencies of this test whose minor unit is not the cent (ISO 4217).
+MINOR_DIGITS = {"JPY": 0, "KRW": 0}
+
+
 def money(amount: Any, currency: str) -> str:
-    return f"{float(amount or 0):,.2f} {currency}"
+    """In the currency's own decimals: "54 JPY", "20.00 USD"."""
+    return f"{float(amount or 0):,.{MINOR_DIGITS.get(currency, 2)}f} {currency}"
 
 
 def duration(text: str | None) -> str | None:
@@ -212,14 +219,15 @@ def product_row(p: dict[str, Any]) -> list[str]:
     return [p["productId"], count(p.get("views")), count(p.get("addToCarts")),
             count(p.get("purchases")), count(p.get("units")),
             ", ".join(money(r.get("amount"), r["currencyCode"]) for r in p.get("revenue", [])),
-            percent(p.get("viewToPurchaseRate"))]
+            rate_of(p.get("viewToPurchaseRate"), p.get("views"))]
 
 
 def job_row(j: dict[str, Any]) -> list[str]:
     return [j["job"].split("/")[-1], *(count(j.get(f)) for f in (
         "impressions", "views", "applicationStarts", "applicationFinishes", "redirects",
-        "bookmarks")), *(percent(j.get(f)) for f in (
-            "viewRate", "applicationStartRate", "applicationFinishRate"))]
+        "bookmarks")), *(rate_of(j.get(rate), j.get(of)) for rate, of in (
+            ("viewRate", "impressions"), ("applicationStartRate", "views"),
+            ("applicationFinishRate", "applicationStarts")))]
 
 
 class Page:
