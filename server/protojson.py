@@ -344,6 +344,17 @@ def _fits_float(value: float) -> bool:
     return True
 
 
+def not_a_value_of(enum: Any) -> str:
+    return f"not a value of {enum.full_name} (a name, or its number in ASCII digits)"
+
+
+def enum_names(enum: Any, most: int = 12) -> str:
+    """"its names: A, B" of the values of `enum` (the first `most`; not *_UNSPECIFIED):
+    what a caller who wrote another may mean."""
+    names = [v.name for v in enum.values if not v.name.endswith("_UNSPECIFIED")]
+    return f"its names: {', '.join(names[:most])}" + (", ..." if len(names) > most else "")
+
+
 def _scalar_problem(value: Any, field: FieldDescriptor) -> str | None:
     if type(value) is not str:
         return None  # json_format judges JSON numbers, booleans and the rest
@@ -357,8 +368,7 @@ def _scalar_problem(value: Any, field: FieldDescriptor) -> str | None:
         assert enum is not None  # an enum field
         if value in enum.values_by_name or WHOLE_NUMBER_TEXT.fullmatch(value):
             return None
-        return (f"not a value of {enum.full_name} (a name, or its number in ASCII digits), "
-                f"got {value[:_SHOWN]!r}")
+        return f"{not_a_value_of(enum)}, got {value[:_SHOWN]!r}; {enum_names(enum)}"
     return None
 
 

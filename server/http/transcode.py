@@ -367,8 +367,8 @@ def _number_problem(leaf: FieldDescriptor, text: str) -> str | None:
         if text in leaf.enum_type.values_by_name:
             return None
         if not protojson.WHOLE_NUMBER_TEXT.fullmatch(text):
-            return f"{shown}: not a value of {leaf.enum_type.full_name} (a name, or its " \
-                   f"number in ASCII digits)"
+            return f"{shown}: {protojson.not_a_value_of(leaf.enum_type)}; " \
+                   f"{protojson.enum_names(leaf.enum_type)}"
     elif not protojson.NUMBER_TEXT.fullmatch(text):
         return f"{shown}: {_NUMBER_KINDS[kind]} in ASCII digits (e.g. 10)"
     low, high, type_name = _RANGES[kind]

@@ -161,6 +161,11 @@ def test_enum_encoding_int_is_honoured(gateway: Running) -> None:
     assert as_int.json()["jobEvent"]["type"] == 2
     bad = post(gateway, f"/v4/{TENANT}/clientEvents?alt=proto", event)
     assert set(bad.violations()) == {"alt"}
+    # a name it does not know is told the names it does
+    misnamed = post(gateway, f"/v4/{TENANT}/clientEvents",
+                    {**event, "jobEvent": {"type": "VIEWED", "jobs": [f"{TENANT}/jobs/j1"]}})
+    why = misnamed.violations()["client_event.job_event.type"]
+    assert "got 'VIEWED'; its names: IMPRESSION, VIEW, " in why, why
 
 
 def test_products_crud_with_path_query_and_field_mask(gateway: Running) -> None:

@@ -168,6 +168,10 @@ def test_query_takes_whole_numbers_as_proto3_json_writes_them(value: str, expect
     ("\u0661", "not a value of google.cloud.retail.v2.RejoinUserEventsRequest."
                 "UserEventRejoinScope (a name, or its number in ASCII digits)"),
     ("1_0", "not a value of"),
+    # the names it takes are said (json_format's words named none)
+    ("JOINED", "cannot take 'JOINED': not a value of google.cloud.retail.v2."
+                "RejoinUserEventsRequest.UserEventRejoinScope (a name, or its number in ASCII "
+                "digits); its names: JOINED_EVENTS, UNJOINED_EVENTS"),
     ("99999999999", "out of range for an enum number"),
 ])
 def test_enum_numbers_in_the_query_are_ascii_and_in_range(value: str, why: str) -> None:
