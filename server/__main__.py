@@ -73,11 +73,32 @@ def _add_reads(commands: Any, name: str, text: str, env: Mapping[str, str],
     _add_output(tail, follow=True)
 
 
+class _Command(argparse.ArgumentParser):
+    """The parser of a command (`events list`): an argument it does not know is
+    refused with its own usage and name, not the top-level one's (`footfall: error:
+    unrecognized arguments`, which listed the commands, not the flags). Every
+    argument after a command's name is the command's: a flag of `footfall` itself
+    comes before it."""
+
+    has_commands = False
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        self.has_commands = True
+        return super().add_subparsers(**kwargs)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras and not self.has_commands:  # (one with commands of its own: the
+            # inner command, which took them, said so already)
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="footfall", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"footfall {_version()}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Command)
     add_serve_arguments(commands.add_parser("serve", help="run the server"), env)
 
     events = commands.add_parser("events", help="read stored retail user events")

@@ -442,3 +442,21 @@ def test_insights_flags_are_checked_before_anything_is_asked(tmp_path: Path, arg
                                                              said: str) -> None:
     out = footfall(*args, "--server", "127.0.0.1:9", cwd=tmp_path)  # (nobody there)
     assert out.returncode == 2 and out.stderr.strip().endswith(said), out.stderr
+
+
+@pytest.mark.parametrize(("command", "name"), [
+    (["events", "list", "--parent", CATALOG, "--fliter", "x"], "footfall events list"),
+    (["operations", "list", "--fliter"], "footfall operations list"),
+    (["insights", "funnel", "--parent", CATALOG, "--server", "127.0.0.1:1", "--windw", "3"],
+     "footfall insights funnel"),
+    (["serve", "--prot", "3"], "footfall serve"),
+])
+def test_a_mistyped_flag_is_refused_with_its_commands_usage(command: list[str], name: str,
+                                                             tmp_path: Path) -> None:
+    """It was `footfall: error: unrecognized arguments`, under the usage of `footfall`
+    itself, which lists the commands, not the flags."""
+    out = footfall(*command, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith(f"usage: {name} "), out.stderr
+    assert out.stderr.splitlines()[-1].startswith(f"{name}: error: unrecognized arguments: "), \
+        out.stderr
