@@ -82,12 +82,16 @@ window.addEventListener("unhandledrejection", (e) => problems.push(`rejection: $
 """
 
 
-async def open_console(devtools: DevTools, url: str) -> str:
-    """A tab showing `url` at the desktop size, its problems recorded from the start."""
+async def open_console(devtools: DevTools, url: str, key: str | None = None,
+                       project: str | None = None) -> str:
+    """A tab showing `url` at the desktop size, its problems recorded from the start;
+    `key` and `project`: as if entered in this tab before (sessionStorage)."""
     session = await devtools.open_page("about:blank")
     await devtools.send("Page.enable", {}, session)
-    await devtools.send("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH_PROBLEMS},
-                        session)
+    given = "".join(f"sessionStorage.setItem({name!r}, {value!r});" for name, value in (
+        ("footfall.apiKey", key), ("footfall.project", project)) if value is not None)
+    await devtools.send("Page.addScriptToEvaluateOnNewDocument",
+                        {"source": WATCH_PROBLEMS + given}, session)
     await devtools.viewport(session, *SCREENS["desktop"])
     await devtools.send("Page.navigate", {"url": url}, session)
     return session

@@ -166,13 +166,8 @@ def test_a_server_out_of_reach_is_said_in_words_and_asked_again(
 
 async def read_operations_with_a_reader_key(devtools_url: str, port: int) -> dict[str, Any]:
     async with DevTools.connect(devtools_url) as devtools:
-        session = await devtools.open_page("about:blank")
-        await devtools.send("Page.enable", {}, session)
-        await devtools.send("Page.addScriptToEvaluateOnNewDocument", {"source": (
-            f"sessionStorage.setItem('footfall.apiKey', {READER_KEY!r});"
-            f"sessionStorage.setItem('footfall.project', {PROJECT!r});")}, session)
-        await devtools.send("Page.navigate", {
-            "url": f"http://127.0.0.1:{port}/console/#operations"}, session)
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#operations",
+                                     READER_KEY, PROJECT)
         await until(lambda: devtools.evaluate(
             session, "document.querySelector('[role=status]')?.innerText.includes('admin key')"),
             "the refusal, in words")

@@ -20,7 +20,15 @@ from server.app import Running
 
 from .cdp import DevTools, chromium
 from .pages import go, no_problems, open_console, photograph, text_of, until
-from .test_console import CATALOG, DEADLINE, PROJECT, READER_KEY, keyed_shop, rest, write
+from .test_console import (
+    CATALOG,
+    DEADLINE,
+    PROJECT,
+    enter_reader_key,
+    keyed_shop,
+    rest,
+    write,
+)
 
 DIALOG_OPEN = "document.querySelector('dialog')?.open"
 
@@ -40,15 +48,7 @@ async def decline_the_key(devtools_url: str, port: int, folder: Path) -> dict[st
         await photograph(devtools, session, folder, "key-declined")
         await devtools.evaluate(session, "document.querySelector('#key-button').click()")
         await until(lambda: devtools.evaluate(session, DIALOG_OPEN), "the key dialog again")
-        await devtools.type_text(session, READER_KEY)
-        await devtools.press(session, "Enter")
-        await until(lambda: devtools.evaluate(session, "document.activeElement?.id === 'project'"),
-                    "the project's form")
-        await devtools.type_text(session, PROJECT)
-        await devtools.press(session, "Enter")
-        await until(lambda: devtools.evaluate(
-            session, "document.querySelector('#accepted')?.innerText.includes('keyed')"),
-            "the event, read with the reader key")
+        await enter_reader_key(devtools, session)
         await no_problems(devtools, session)
         return seen
 
@@ -66,13 +66,8 @@ def test_the_key_prompt_can_be_declined_and_a_key_entered_later(
 
 async def walk_with_a_writer_key(devtools_url: str, port: int, folder: Path) -> list[str]:
     async with DevTools.connect(devtools_url) as devtools:
-        session = await devtools.open_page("about:blank")
-        await devtools.send("Page.enable", {}, session)
-        await devtools.send("Page.addScriptToEvaluateOnNewDocument", {"source": (
-            "sessionStorage.setItem('footfall.apiKey', 'writer-key');"
-            f"sessionStorage.setItem('footfall.project', {PROJECT!r});")}, session)
-        await devtools.send("Page.navigate", {
-            "url": f"http://127.0.0.1:{port}/console/"}, session)
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/",
+                                     "writer-key", PROJECT)
         said = []
         for page in ("feed", "events", "operations", "insights", "talent", "products"):
             await devtools.evaluate(session, f"location.hash = {page!r}")
