@@ -210,7 +210,7 @@ def direct_requester(context: Any) -> Requester:
 def _peer_host(peer: str) -> str:
     """The address in a gRPC peer: `ipv4:10.0.0.1:5000`, `ipv6:[::1]:5000`; "" for
     another kind (`unix:`)."""
-    kind, _, rest = peer.partition(":")
+    kind, _, rest = unquote(peer).partition(":")  # (grpc writes ipv6:%5B::1%5D:5000)
     if kind == "ipv4":
         return rest.rpartition(":")[0]
     if kind == "ipv6":

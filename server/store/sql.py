@@ -425,9 +425,12 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
     def create_product(self, branch: str, product_id: str, payload: bytes,
                        check: ProductCheck | None = None,
                        inventory_times: bytes | None = None) -> bool:
+        checked_at = None if check is None else self._check_on_a_read(
+            branch, check, lambda _: payload)
+
         def insert(db: Db) -> bool:
-            self._bump_generation(db, branch)
-            if check is not None:
+            generation = self._bump_generation(db, branch)
+            if check is not None and checked_at != generation - 1:
                 check(payload, self._branch_in(db, branch))
             return db.execute(self._sql.insert_product,
                               (branch, product_id, payload, inventory_times)).rowcount == 1
@@ -439,14 +442,17 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
                        check: ProductCheck | None = None,
                        inventory_times: Callable[[bytes | None], bytes] | None = None
                        ) -> bytes | None:
+        checked_at = None if check is None else self._check_on_a_read(
+            branch, check, lambda products: change(products.get([product_id]).get(product_id)))
+
         def read_modify_write(db: Db) -> bytes | None:
-            self._bump_generation(db, branch)
+            generation = self._bump_generation(db, branch)
             found = db.execute(self._sql.inventory_for_write, (branch, product_id)).fetchone()
             current = bytes(found[0]) if found else None
             updated = change(current)
             if updated is None:
                 return current
-            if check is not None:
+            if check is not None and checked_at != generation - 1:
                 check(updated, self._branch_in(db, branch))
             if inventory_times is None:
                 db.execute(self._sql.put_product, (branch, product_id, updated))
@@ -477,7 +483,8 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
 
     def delete_product(self, branch: str, product_id: str,
                        check: ProductCheck | None = None) -> bool:
-        checked_at = None if check is None else self._check_on_a_read(branch, product_id, check)
+        checked_at = None if check is None else self._check_on_a_read(
+            branch, check, lambda products: products.get([product_id]).get(product_id))
 
         def delete(db: Db) -> bool:
             generation = self._bump_generation(db, branch)
@@ -490,12 +497,18 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
 
         return self._write(delete)
 
-    def _check_on_a_read(self, branch: str, product_id: str, check: ProductCheck) -> int | None:
-        """Run `check` on what a read sees now; the generation of the branch read before
-        it, or None when there is no such product (nothing was checked)."""
+    def _check_on_a_read(self, branch: str, check: ProductCheck,
+                         product: Callable[[BranchReader], bytes | None]) -> int | None:
+        """Run `check` on the product `product` gives from what a read sees now: the
+        product as stored (a delete) or as it is to be (a create, an update); the
+        generation of the branch read before it, or None when there is no such product
+        (nothing was checked). A product write checks again in its transaction only if
+        the branch changed since: the check's scans of the branch (what refers to a
+        product, a primary's variants) would otherwise run on the writer, holding up
+        every event write behind them."""
         found = self._fetch(self._sql.generation, (branch,))
         products = BranchReader(self._fetch, branch, self._sql)
-        current = products.get([product_id]).get(product_id)
+        current = product(products)
         if current is None:
             return None
         check(current, products)

@@ -24,6 +24,7 @@ from .test_console import (
     CATALOG,
     DEADLINE,
     PROJECT,
+    READER_KEY,
     enter_reader_key,
     keyed_shop,
     rest,
@@ -45,6 +46,16 @@ async def decline_the_key(devtools_url: str, port: int, folder: Path) -> dict[st
         seen = {"reopened": await devtools.evaluate(session, DIALOG_OPEN),
                 "said": await text_of(devtools, session, "main"),
                 "button": await text_of(devtools, session, "#key-button:not([hidden])")}
+        # Another page says so too ("No catalog holds events yet" it said), and asks the
+        # server nothing more than the catalogs' poll (its feed asked every second).
+        await devtools.evaluate(session, "location.hash = 'events'")
+        await devtools.evaluate(session, "location.hash = 'feed'")
+        await asyncio.sleep(0.5)
+        asked = "performance.getEntriesByType('resource').length"
+        before = await devtools.evaluate(session, asked)
+        await asyncio.sleep(4)
+        seen["asked"] = await devtools.evaluate(session, asked) - before
+        seen["feed"] = await text_of(devtools, session, "main")
         await photograph(devtools, session, folder, "key-declined")
         await devtools.evaluate(session, "document.querySelector('#key-button').click()")
         await until(lambda: devtools.evaluate(session, DIALOG_OPEN), "the key dialog again")
@@ -62,6 +73,8 @@ def test_the_key_prompt_can_be_declined_and_a_key_entered_later(
     assert not seen["reopened"], seen
     assert "UNAUTHENTICATED" in seen["said"] and "No API key given" in seen["said"], seen
     assert seen["button"] == "Enter key", seen
+    assert "No API key given" in seen["feed"] and "No catalog" not in seen["feed"], seen
+    assert seen["asked"] <= 2, seen  # the catalogs' poll (every 3 s), not a watch a second
 
 
 async def walk_with_a_writer_key(devtools_url: str, port: int, folder: Path) -> list[str]:
@@ -195,3 +208,50 @@ def test_money_in_its_own_decimals_small_rates_and_no_retry_of_a_bad_filter(
                                "66.7%", "–"], seen
     assert "INVALID_ARGUMENT" in seen["failed"], seen
     assert seen["buttons"] == [], seen  # the same filter would be refused again
+
+
+CLEAR_PROJECT = "(i => { i.value = ''; i.focus() })(document.querySelector('#project'))"
+
+
+async def name_projects_from_another_page(devtools_url: str, port: int) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/", READER_KEY)
+        form = "document.activeElement?.id === 'project'"
+        await until(lambda: devtools.evaluate(session, form), "the project's form")
+        await devtools.evaluate(session, "location.hash = 'events'")
+        said = []
+        for wrong in ("zzz", "yyy"):
+            await until(lambda: devtools.evaluate(session, "!!document.querySelector('#project')"),
+                        "the project's form, over the page")
+            await devtools.evaluate(session, CLEAR_PROJECT)
+            await devtools.type_text(session, wrong)
+            await devtools.press(session, "Enter")
+            await until(lambda wrong=wrong: devtools.evaluate(
+                session, f"document.querySelector('main').innerText.includes('project {wrong}')"),
+                f"the refusal of {wrong}")
+            said.append(await text_of(devtools, session, "main"))
+        await devtools.evaluate(session, CLEAR_PROJECT)
+        await devtools.type_text(session, PROJECT)
+        await devtools.press(session, "Enter")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('main').innerText.includes('keyed')"),
+            "the events of the project")
+        polls = ("performance.getEntriesByType('resource').filter(e => "
+                 "e.name.includes('/catalogs')).length")
+        before = await devtools.evaluate(session, polls)
+        await asyncio.sleep(6.5)
+        return {"said": said, "polls": await devtools.evaluate(session, polls) - before}
+
+
+def test_a_project_named_over_a_page_is_answered_and_polled_once(
+        browser_executable: str, tmp_path: Path) -> None:
+    """Named with another page shown, a wrong project got no answer, and each one sent
+    started one more poll of the catalogs, for as long as the tab stayed open."""
+    with keyed_shop(tmp_path) as running:
+        with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+            seen = asyncio.run(asyncio.wait_for(
+                name_projects_from_another_page(devtools_url, running.http_port),
+                DEADLINE * 2))
+    assert "may not read project zzz" in seen["said"][0], seen
+    assert "may not read project yyy" in seen["said"][1], seen
+    assert seen["polls"] <= 3, seen  # one poll every 3 s

@@ -543,9 +543,16 @@ def test_an_event_too_large_once_joined_is_stored_not_joined_and_refused_nowhere
     fat_ones = ("by-grpc", "by-grpc-async", "by-pixel", "by-import")
     wait_until(lambda: len(stored()) == 5, "the five events to be stored")
     assert stored() == {**{v: (False, "") for v in fat_ones}, "joins": (True, "slim tent")}
+    fat_ones = (*fat_ones, "forger")
     assert rest(served.http_address, f"{PROJECT}/rejections").json() == {}
     assert any("left not joined" in line and "--max-event-bytes (3000)" in line
-               for line in served.log)
+               and " INFO " in line for line in served.log)
+    # its type is the caller's words: quoted, a line break in it forges no log line
+    retail.write_user_event(request={"parent": CATALOG, "user_event": retail_v2.UserEvent(
+        viewed("forger", "fat"), event_type="odd\n2026-12-03 CRITICAL footfall: forged")})
+    wait_until(lambda: any("'odd\\n2026-12-03 CRITICAL footfall: forged'" in line
+                           for line in served.log), "the quoted type in the log")
+    assert not any(line.startswith("2026-12-03 CRITICAL") for line in served.log)
 
     # A rejoin leaves them as they were, and leaves "joins" not joined once its
     # product grows past the limit too, as received.

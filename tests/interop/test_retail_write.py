@@ -6,11 +6,13 @@ import asyncio
 import time
 from typing import Any
 
+import grpc
 import pytest
 from google.api_core import exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import retail_v2
 from google.cloud.retail_v2.services.user_event_service.transports import (
+    UserEventServiceGrpcTransport,
     UserEventServiceRestTransport,
 )
 
@@ -191,3 +193,16 @@ def test_direct_user_request_fills_the_address_and_user_agent_of_the_call(
     assert stored["rest-direct"]["ipAddress"] == stored["grpc-direct"]["ipAddress"] == \
         "127.0.0.1"
     assert "ipAddress" not in stored["grpc-server"]
+
+
+def test_direct_user_request_over_grpc_on_ipv6_fills_the_address(
+        server_factory: Any) -> None:
+    """gRPC writes an IPv6 peer URI-encoded (ipv6:%5B::1%5D:port): the address was left
+    empty."""
+    served = server_factory("--host", "::1")
+    with grpc.insecure_channel(f"[::1]:{served.port}") as channel:
+        client = retail_v2.UserEventServiceClient(
+            transport=UserEventServiceGrpcTransport(channel=channel))
+        event = user_event(example("home-page-view", userInfo={"directUserRequest": True}))
+        assert write(client, "projects/p/locations/global/catalogs/ipv6", event
+                     ).user_info.ip_address == "::1"

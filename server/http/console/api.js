@@ -25,9 +25,7 @@ let declined = false;  // the prompt was closed without a key (Escape): not aske
  *  it is closed without one (Escape reopened it at once, with no way out), and from
  *  then on without asking, until the page is loaded again (Change key). */
 function askKey(why) {
-  const none = () => new ApiError(401, {status: "UNAUTHENTICATED",
-    message: "No API key given: this server answers only calls that carry one (Enter key, above)."});
-  if (declined) return Promise.reject(none());
+  if (declined) return Promise.reject(noKeyGiven());
   if (asking) return asking;
   const dialog = document.getElementById("key-dialog");
   const input = document.getElementById("key-input");
@@ -41,7 +39,7 @@ function askKey(why) {
         resolve();
       } else {
         declined = true;
-        reject(none());
+        reject(noKeyGiven());
       }
     }, {once: true});
   });
@@ -49,6 +47,13 @@ function askKey(why) {
   input.focus();
   return asking;
 }
+
+/** What a call meets once the key prompt was closed without a key. */
+export const noKeyGiven = () => new ApiError(401, {status: "UNAUTHENTICATED",
+  message: "No API key given: this server answers only calls that carry one (Enter key, above)."});
+
+/** Whether the key prompt was closed without a key: no call is answered until one is. */
+export const keyDeclined = () => declined;
 
 export function forgetKey() {
   sessionStorage.removeItem(KEY);
@@ -199,6 +204,7 @@ export async function follow(path, field, {query = {}, onItems, onError, signal,
     } catch (error) {
       if (signal.aborted) return;
       onError?.(error);
+      if (declined) return;  // (no key: asked again each second, each a 401, for ever)
     }
     await pause(RETRY_MS, signal);
   }

@@ -1,7 +1,7 @@
 // The console's frame: the catalog chooser, the key, and the page the URL's
 // hash names (#feed, #events?filter=..., #event/ID, #operations, ...).
 
-import {call, forgetKey, hasKey} from "./api.js";
+import {call, forgetKey, hasKey, keyDeclined, noKeyGiven} from "./api.js";
 import {h, failure} from "./dom.js";
 import {shortName} from "./format.js";
 import * as catalogs from "./catalogs.js";
@@ -119,9 +119,9 @@ async function loadCatalogs() {
     if (chooser.value !== before && current) show();  // the first catalog appeared
     if (!current || wasDenied) show();
   } catch (error) {
-    if (error.code === "PERMISSION_DENIED") denied = error;
-    if (error.code === "PERMISSION_DENIED" && !current) {
-      askProject(error);
+    if (error.code === "PERMISSION_DENIED") {
+      denied = error;
+      askProject(error);  // (over a page too: its form starts this loop again)
       return;  // until the form is sent
     }
     if (!current) main.replaceChildren(failure(error));
@@ -160,6 +160,10 @@ function show() {
   // (a key that may not read: every page said "No catalog holds events yet")
   if (denied) {
     askProject(denied);
+    return;
+  }
+  if (keyDeclined()) {  // (every page said "No catalog holds events yet")
+    main.replaceChildren(failure(noKeyGiven()));
     return;
   }
   page.render(main, {
