@@ -207,8 +207,8 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         """CollectUserEvent for a browser's pixel, answered before its commit, with no
         coroutine (the HTTP gateway calls it inline): the event decoded, filled from
         `requester`, checked, and queued for the next group commit. `refused` is
-        told why, should the commit refuse it after all (the catalog cannot be read):
-        the answer is gone by then.
+        told why, should the commit refuse it after all (a catalog product that cannot
+        be decoded, a failure of its row): the answer is gone by then.
 
         INVALID_ARGUMENT as CollectUserEvent; UNAVAILABLE (or RESOURCE_EXHAUSTED for a
         full disk) when the store cannot take events nobody waits for.
