@@ -193,14 +193,23 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
             await context.abort_with_status(rpc_status.to_status(status_of(refusal)))
             return
         write = context.write
+        loop = asyncio.get_running_loop()
+        let_go: list[asyncio.Future[None]] = []  # the stream's closing, once let go
+
+        def slow_client() -> None:
+            # grpc can neither cancel a message being sent nor send a status while one
+            # is (TOO_MANY_OPERATIONS; the call then hung until the client's deadline,
+            # or for ever): the feed lets go of what the watch holds now, and the call
+            # ends with UNAVAILABLE once the client takes that message (or when it
+            # goes, or its deadline passes).
+            let_go.append(asyncio.ensure_future(close_stream(messages)))
+
         try:
             async for message in messages:
+                # a client that takes nothing for SEND_SECONDS is let go (feed.py)
+                timer = loop.call_later(SEND_SECONDS, slow_client)
                 try:
-                    # a client that takes nothing for SEND_SECONDS is let go (feed.py)
-                    async with asyncio.timeout(SEND_SECONDS):
-                        await write(message.wire())
-                except TimeoutError:
-                    raise
+                    await write(message.wire())
                 except Exception as gone:
                     # The caller went while a message was being written (grpc's
                     # ExecuteBatchError): the watch ends as a cancelled call does, with
@@ -209,13 +218,15 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
                     # the status beside the failed write, and logged that instead.
                     log.debug("a watch's caller went while it was sent to: %r", gone)
                     raise asyncio.CancelledError() from None
+                finally:
+                    timer.cancel()
+                if let_go:
+                    await let_go[0]
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, SLOW_CLIENT)
         except FootfallError as refusal:  # (the key that opened it no longer allows it)
             await context.abort_with_status(rpc_status.to_status(status_of(refusal)))
-        except TimeoutError:
-            await close_stream(messages)  # (what it held is let go before the status is sent)
-            await context.abort(grpc.StatusCode.UNAVAILABLE, SLOW_CLIENT)
         finally:
-            await close_stream(messages)  # (a second close, after a timeout, does nothing)
+            await close_stream(messages)  # (a second close, once let go, does nothing)
 
     async def _user_events(self, request: Any, context: Any) -> AsyncIterator[Item]:
         catalog = parse_catalog(request.parent)

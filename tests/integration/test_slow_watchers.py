@@ -1,0 +1,95 @@
+"""A watch whose client takes nothing for SEND_SECONDS is let go, over gRPC
+(UNAVAILABLE, saying to watch again) and over server-sent events (the connection
+closed): else a client that stops reading keeps what its messages hold, and the
+room the other watches of its feed wait for, for as long as it stays connected."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import time
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from footfall.console.v1 import console_pb2, console_pb2_grpc
+from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_event_service_pb2_grpc
+from google.protobuf import json_format
+
+from server.app import Running, start
+from server.clock import FixedClock
+from server.config import Settings
+from server.console import service
+from server.http import sse
+
+CATALOG = "projects/p/locations/global/catalogs/default_catalog"
+SECONDS = 0.5
+TEXT = "t" * 250  # 400 of them in each of 10 attributes: an event of about 1 MB
+
+
+@pytest.fixture
+def slow_limit(settings: Settings, clock: FixedClock,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
+    monkeypatch.setattr(service, "SEND_SECONDS", SECONDS)
+    monkeypatch.setattr(sse, "SEND_SECONDS", SECONDS)
+    running = start(dataclasses.replace(settings, http_port=-1), clock)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def write_big_events(port: int, count: int) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        writes = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+        for n in range(count):
+            writes.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+                parent=CATALOG, user_event=json_format.ParseDict({
+                    "eventType": "home-page-view", "visitorId": f"v-{n}",
+                    "attributes": {f"a{k}": {"text": [TEXT] * 400} for k in range(10)}},
+                    user_event_pb2.UserEvent())), timeout=30)
+
+
+def test_a_grpc_watch_never_read_is_ended(slow_limit: Running) -> None:
+    # No BDP probing: the client's window stays 64 KiB, as a client that stops
+    # reading leaves it, so the server's writes wait for room at once.
+    with grpc.insecure_channel(f"127.0.0.1:{slow_limit.port}",
+                               options=[("grpc.http2.bdp_probe", 0),
+                                        ("grpc.max_receive_message_length", -1)]) as channel:
+        console = console_pb2_grpc.ConsoleServiceStub(channel)
+        watch = console.WatchUserEvents(console_pb2.WatchUserEventsRequest(parent=CATALOG),
+                                        timeout=60)
+        write_big_events(slow_limit.port, 12)
+        time.sleep(SECONDS * 4)  # the server waits SECONDS for room, then lets go
+        received, reading = 0, time.monotonic()
+        with pytest.raises(grpc.RpcError) as ended:
+            for _ in watch:
+                received += 1
+        # It ends once the client takes what was being sent, not at its deadline (grpc
+        # cannot send a status while a message is being sent: the call hung 60 s).
+        assert time.monotonic() - reading < 30
+        assert ended.value.code() is grpc.StatusCode.UNAVAILABLE, ended.value
+        assert "took no message" in (ended.value.details() or "")
+        assert "watch again after the last id it saw" in (ended.value.details() or "")
+        assert received < 12  # it was ended, not finished
+
+
+def test_a_server_sent_events_watch_never_read_is_closed(slow_limit: Running) -> None:
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect
+    client.connect(("127.0.0.1", slow_limit.http_port))
+    client.sendall(f"GET /console/v1/{CATALOG}/userEvents:watch HTTP/1.1\r\n"
+                   f"Host: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode())
+    time.sleep(0.3)  # (the watch opens before the events are written)
+    write_big_events(slow_limit.port, 12)
+    time.sleep(SECONDS * 4)
+    client.settimeout(10)
+    got, started = bytearray(), time.monotonic()
+    while chunk := client.recv(1 << 20):  # what was sent before it let go, then the close
+        got += chunk
+        assert time.monotonic() - started < 10, "the server kept the stream open"
+    client.close()
+    assert got.startswith(b"HTTP/1.1 200")
+    assert b"text/event-stream" in got.split(b"\r\n\r\n", 1)[0]
+    # The 12 events (about 12 MB of JSON) were not all sent: it was cut short.
+    assert got.count(b"\ndata: ") + got.count(b"\r\ndata: ") < 12, len(got)
