@@ -238,6 +238,9 @@ class SourceRules:
     schemas: tuple[str, ...]
     schema_help: str
     max_inline: int = 10_000
+    # Whether errors_config may name a folder for an inline import too (products: yes;
+    # user events: "Cannot be set for inline user event imports", Google says)
+    inline_errors: bool = False
 
 
 def check_sources(request: R, root: Path, rules: SourceRules,
@@ -264,14 +267,15 @@ def check_sources(request: R, root: Path, rules: SourceRules,
             out.append(FieldViolation(
                 inline_path, f"at most {rules.max_inline} {rules.what}s inline, got {count}; "
                              "import larger sets from files with gcs_source"))
-        if request.HasField("errors_config"):
+        if request.HasField("errors_config") and not rules.inline_errors:
             out.append(FieldViolation(
                 "errors_config", "is only for gcs_source imports; inline imports report "
                                  "error_samples"))
     else:
         out.extend(check_gcs_source(config.gcs_source, root, "input_config.gcs_source",
                                     rules.schemas, rules.schema_help, deadline))
-    if request.errors_config.gcs_prefix and source == "gcs_source":
+    if request.errors_config.gcs_prefix and (
+            source == "gcs_source" or source == rules.inline and rules.inline_errors):
         gather(out, gcs.check_output_folder, root, request.errors_config.gcs_prefix,
                ERRORS_FIELD)
     return out

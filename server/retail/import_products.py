@@ -32,7 +32,7 @@ KIND = "import-products"
 MAX_INLINE_PRODUCTS = 10_000
 SOURCES = SourceRules("product_inline_source", "products", "product", ("", "product"),
                       "Footfall reads 'product' (one proto3-JSON Product per line)",
-                      max_inline=MAX_INLINE_PRODUCTS)
+                      max_inline=MAX_INLINE_PRODUCTS, inline_errors=True)
 Request = import_config_pb2.ImportProductsRequest
 Product = product_pb2.Product
 Mode = Request.ReconciliationMode

@@ -36,6 +36,7 @@ Matcher = Callable[[Any], bool]
 _TOKEN = re.compile(r'\s*(?:(?P<paren>[()])|(?P<string>"(?:[^"\\]|\\.)*")|(?P<op><=|>=|!=|[=<>])'
                     r'|(?P<word>[A-Za-z_][A-Za-z0-9_]*))')
 _AVAILABILITY = product_pb2.Product.Availability
+_IN_STOCK = product_pb2.Product.IN_STOCK
 _SPOKEN = {"word": "a field name", "op": "an operator", "string": "a double-quoted value"}
 
 
@@ -129,7 +130,9 @@ class _Parser:
         if value not in _AVAILABILITY.keys() or value == "AVAILABILITY_UNSPECIFIED":
             raise self._error(at, f"unknown availability {value[:50]!r}")
         wanted = _AVAILABILITY.Value(value)
-        return lambda p: bool(p.availability == wanted)
+        # unset is in stock (Google's default, filled on every write since; a product
+        # stored before, or given no availability by SetInventory, has none)
+        return lambda p: bool((p.availability or _IN_STOCK) == wanted)
 
 
 def parse_filter(text: str) -> Matcher:

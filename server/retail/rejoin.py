@@ -23,16 +23,13 @@ _JOINED = {Scope.USER_EVENT_REJOIN_SCOPE_UNSPECIFIED: None, Scope.JOINED_EVENTS:
 
 
 def check_request(request: user_event_service_pb2.RejoinUserEventsRequest) -> EventQuery:
-    """The events in scope; INVALID_ARGUMENT for a bad parent or scope."""
+    """The events in scope (an unknown scope: all); INVALID_ARGUMENT for a bad parent."""
     violations: list[FieldViolation] = []
     catalog = gather(violations, parse_catalog, request.parent, "parent")
-    scope = request.user_event_rejoin_scope
-    if scope not in _JOINED:
-        violations.append(FieldViolation("user_event_rejoin_scope",
-                                         f"unknown scope {scope}; use 0 (all), "
-                                         "1 (JOINED_EVENTS) or 2 (UNJOINED_EVENTS)"))
     raise_if_any(violations)
-    return EventQuery(str(catalog), joined=_JOINED[scope])
+    # "Defaults to USER_EVENT_REJOIN_SCOPE_UNSPECIFIED if this field is not set, or set
+    # to an invalid integer value" (Google's RejoinUserEventsRequest): all events
+    return EventQuery(str(catalog), joined=_JOINED.get(request.user_event_rejoin_scope))
 
 
 def new_operation(name: str, _create_time_ns: int) -> operations_pb2.Operation:

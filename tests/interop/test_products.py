@@ -457,6 +457,57 @@ def test_file_import_reads_gcs_lines_and_writes_errors(
     assert get(products, branch, "FILE-24").price_info.price == 29.0
 
 
+def test_an_inline_import_writes_its_errors_where_errors_config_says(
+        products: retail_v2.ProductServiceClient, server: ServerProcess, branch: str,
+        gcs_folder: str) -> None:
+    """Google refuses errors_config only for inline *user event* imports; an inline
+    product import with one (as its gcs samples always send) was refused."""
+    prefix = f"{gcs_folder}/inline-errors"
+    operation = products.import_products(request=inline_products(
+        branch, {"id": "IN-1", "title": "Inline one", "categories": ["A"]},
+        {"id": "IN-2", "categories": ["B"]},  # no title
+        errors_config={"gcs_prefix": prefix}), timeout=RPC_DEADLINE)
+    response = finish(operation)
+    assert (operation.metadata.success_count, operation.metadata.failure_count) == (1, 1)
+    assert response.errors_config.gcs_prefix == prefix
+    [message] = [s.message for s in response.error_samples]
+    assert "input_config.product_inline_source.products[1].title" in message
+    op_id = operation.operation.name.rsplit("/", 1)[-1]
+    written = gcs_path(server.gcs_root, f"{prefix}/{op_id}-errors.json").read_text()
+    assert [json.loads(line)["message"] for line in written.splitlines()] == [message]
+    with pytest.raises(exceptions.InvalidArgument) as refused:  # the folder is still checked
+        products.import_products(request=inline_products(
+            branch, {"id": "IN-3", "title": "Inline three", "categories": ["A"]},
+            errors_config={"gcs_prefix": "s3://elsewhere"}), timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, ["errors_config.gcs_prefix"])
+
+
+def test_availability_defaults_to_in_stock(products: retail_v2.ProductServiceClient,
+                                           branch: str) -> None:
+    """Google's Product.availability: "Default to Availability.IN_STOCK". Stored
+    unset, a product Google counts in stock was left by a purge of IN_STOCK ones."""
+    In = Product.Availability
+    assert create(products, branch, "AV-1", Product(
+        title="No availability given", categories=["A"])).availability == In.IN_STOCK
+    assert get(products, branch, "AV-1").availability == In.IN_STOCK
+    finish(products.import_products(request=inline_products(
+        branch, {"id": "AV-2", "title": "Imported", "categories": ["A"]}),
+        timeout=RPC_DEADLINE))
+    assert get(products, branch, "AV-2").availability == In.IN_STOCK
+    updated = products.update_product(
+        product={"name": f"{branch}/products/AV-1", "availability": "OUT_OF_STOCK"},
+        update_mask={"paths": ["availability"]}, timeout=RPC_DEADLINE)
+    assert updated.availability == In.OUT_OF_STOCK
+    cleared = products.update_product(  # the mask names it, the product leaves it unset
+        product={"name": f"{branch}/products/AV-1"}, update_mask={"paths": ["availability"]},
+        timeout=RPC_DEADLINE)
+    assert cleared.availability == In.IN_STOCK
+    purge = products.purge_products(request={
+        "parent": branch, "filter": 'availability = "IN_STOCK"', "force": False},
+        timeout=RPC_DEADLINE)
+    assert finish(purge).purge_count == 2
+
+
 def test_import_with_an_update_mask_changes_only_masked_fields_of_existing_products(
         products: retail_v2.ProductServiceClient, branch: str) -> None:
     create(products, branch, "KEEP", tent(title="Old title", description="Kept description"))

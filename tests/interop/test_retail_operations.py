@@ -740,12 +740,21 @@ def test_rejoin_scopes_select_joined_unjoined_or_all_events(
     assert rejoin(retail, catalog, Scope.UNJOINED_EVENTS) == 0
 
 
-def test_rejoin_refuses_an_unknown_scope(retail: retail_v2.UserEventServiceClient,
-                                         catalog: str) -> None:
-    with pytest.raises(exceptions.InvalidArgument) as refused:
-        retail.rejoin_user_events(request={"parent": catalog, "user_event_rejoin_scope": 7},
+def test_rejoin_of_an_unknown_scope_rejoins_every_event(
+        retail: retail_v2.UserEventServiceClient, products: retail_v2.ProductServiceClient,
+        catalog: str, branch: str) -> None:
+    """Google: the scope "Defaults to USER_EVENT_REJOIN_SCOPE_UNSPECIFIED if this field
+    is not set, or set to an invalid integer value" (it was refused)."""
+    write(retail, catalog, viewed(["A"], "e1"))                 # unjoined: A is not listed
+    write(retail, catalog, example("home-page-view", sessionId="e2",
+                                   eventTime="2024-05-20T10:00:00Z"))  # joined: no products
+    create_product(products, branch, "A", "Alpine Tent v1")
+    # both, joined and not (either scope alone would rejoin one)
+    assert rejoin(retail, catalog, 7) == 2
+    with pytest.raises(exceptions.InvalidArgument) as refused:  # the parent is still checked
+        retail.rejoin_user_events(request={"parent": "catalogs/x", "user_event_rejoin_scope": 7},
                                   timeout=RPC_DEADLINE)
-    assert_names_fields(refused.value, ["user_event_rejoin_scope"])
+    assert_names_fields(refused.value, ["parent"])
 
 
 def test_async_client_rejoins(server: ServerProcess, catalog: str, branch: str, run: Any,

@@ -37,6 +37,14 @@ def test_filters_select(text: str, selected: list[str]) -> None:
     assert [p.id for p in ALL if matches(p)] == selected
 
 
+def test_a_product_stored_with_no_availability_is_in_stock() -> None:
+    """As Google's default says (and as export reads it): stored before the default
+    was filled, such a product survived a purge of the IN_STOCK ones."""
+    unset = product_pb2.Product(id="unset")
+    assert parse_filter('availability = "IN_STOCK"')(unset)
+    assert not parse_filter('availability = "OUT_OF_STOCK"')(unset)
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("  ", 'filter: is required; "*" purges every product'),
     ("* *", "filter: unexpected character at character 1"),
