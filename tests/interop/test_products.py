@@ -539,7 +539,7 @@ def test_import_again_upserts(products: retail_v2.ProductServiceClient, branch: 
 @pytest.mark.parametrize("changes,fields", [
     ({"reconciliation_mode": Mode.FULL}, ["reconciliation_mode"]),
     ({"update_mask": {"paths": ["name"]}}, ["update_mask.paths[0]"]),
-    ({"errors_config": {"gcs_prefix": "gs://footfall-interop/e"}}, ["errors_config"]),
+    ({"errors_config": {"gcs_prefix": "s3://footfall-interop/e"}}, ["errors_config.gcs_prefix"]),
     ({"input_config": {"big_query_source": {"dataset_id": "d", "table_id": "t"}}},
      ["input_config.big_query_source"]),
     ({"input_config": {"gcs_source": {"input_uris": ["gs://footfall-interop/none-*.json"]}}},
