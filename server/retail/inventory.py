@@ -155,8 +155,6 @@ def set_inventory(product: Any, times: Times, inventory: Any, paths: Sequence[st
                 replace_places(product, times, info.type, info.place_ids, when)
         elif _fresh(when, times.fields.get(path)):
             _assign(product, inventory, path)
-            if path == "availability" and not product.availability:
-                product.availability = product_pb2.Product.IN_STOCK  # (Google's default)
             times.fields[path] = when
 
 

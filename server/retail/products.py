@@ -68,13 +68,11 @@ def decode(payload: bytes, branch: str, product_id: str) -> Any:
 # -- defaults --------------------------------------------------------------
 
 def apply_defaults(product: Any, now_ns: int) -> None:
-    """Apply Google's defaults in place: type PRIMARY, availability IN_STOCK, a
-    primary's own id as its primary_product_id, `ttl` turned into `expire_time`;
-    output-only fields dropped."""
+    """Apply Google's defaults in place: type PRIMARY, a primary's own id as its
+    primary_product_id, `ttl` turned into `expire_time`; output-only fields dropped.
+    (An unset availability stays unset, and reads as IN_STOCK where it counts.)"""
     if product.type == product_pb2.Product.TYPE_UNSPECIFIED:
         product.type = PRIMARY
-    if product.availability == product_pb2.Product.AVAILABILITY_UNSPECIFIED:
-        product.availability = product_pb2.Product.IN_STOCK  # "Default to IN_STOCK"
     if product.type == PRIMARY and not product.primary_product_id:
         product.primary_product_id = product.id
     if product.HasField("ttl") and product.ttl.ToNanoseconds() >= 0:

@@ -130,8 +130,8 @@ class _Parser:
         if value not in _AVAILABILITY.keys() or value == "AVAILABILITY_UNSPECIFIED":
             raise self._error(at, f"unknown availability {value[:50]!r}")
         wanted = _AVAILABILITY.Value(value)
-        # unset is in stock (Google's default, filled on every write since; a product
-        # stored before, or given no availability by SetInventory, has none)
+        # unset is in stock: "Default to Availability.IN_STOCK" (Google's Product), as
+        # an export's filter reads it
         return lambda p: bool((p.availability or _IN_STOCK) == wanted)
 
 

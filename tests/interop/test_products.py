@@ -482,30 +482,22 @@ def test_an_inline_import_writes_its_errors_where_errors_config_says(
     assert_names_fields(refused.value, ["errors_config.gcs_prefix"])
 
 
-def test_availability_defaults_to_in_stock(products: retail_v2.ProductServiceClient,
-                                           branch: str) -> None:
-    """Google's Product.availability: "Default to Availability.IN_STOCK". Stored
-    unset, a product Google counts in stock was left by a purge of IN_STOCK ones."""
-    In = Product.Availability
-    assert create(products, branch, "AV-1", Product(
-        title="No availability given", categories=["A"])).availability == In.IN_STOCK
-    assert get(products, branch, "AV-1").availability == In.IN_STOCK
+def test_a_product_with_no_availability_is_purged_as_in_stock(
+        products: retail_v2.ProductServiceClient, branch: str) -> None:
+    """Google's Product.availability: "Default to Availability.IN_STOCK". A product
+    given none was left by a purge of the IN_STOCK ones, though export counted it."""
+    create(products, branch, "AV-1", Product(title="No availability given", categories=["A"]))
     finish(products.import_products(request=inline_products(
         branch, {"id": "AV-2", "title": "Imported", "categories": ["A"]}),
         timeout=RPC_DEADLINE))
-    assert get(products, branch, "AV-2").availability == In.IN_STOCK
-    updated = products.update_product(
-        product={"name": f"{branch}/products/AV-1", "availability": "OUT_OF_STOCK"},
-        update_mask={"paths": ["availability"]}, timeout=RPC_DEADLINE)
-    assert updated.availability == In.OUT_OF_STOCK
-    cleared = products.update_product(  # the mask names it, the product leaves it unset
-        product={"name": f"{branch}/products/AV-1"}, update_mask={"paths": ["availability"]},
-        timeout=RPC_DEADLINE)
-    assert cleared.availability == In.IN_STOCK
+    create(products, branch, "AV-3", Product(title="Sold out", categories=["A"],
+                                             availability="OUT_OF_STOCK"))
     purge = products.purge_products(request={
-        "parent": branch, "filter": 'availability = "IN_STOCK"', "force": False},
+        "parent": branch, "filter": 'availability = "IN_STOCK"', "force": True},
         timeout=RPC_DEADLINE)
     assert finish(purge).purge_count == 2
+    assert [p.id for p in products.list_products(parent=branch, timeout=RPC_DEADLINE)] == [
+        "AV-3"]
 
 
 def test_import_with_an_update_mask_changes_only_masked_fields_of_existing_products(
