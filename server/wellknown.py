@@ -12,6 +12,7 @@ stored event with such a path made every REST read of its catalog's events fail)
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor
@@ -26,6 +27,7 @@ MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799  # 0001-01-01, 9999-
 MAX_DURATION_SECONDS = 315_576_000_000
 MAX_NANOS = 999_999_999
 _WELL_KNOWN = frozenset({TIMESTAMP, DURATION, FIELD_MASK})
+_CAPITAL = re.compile(r"[A-Z]")
 
 
 SINGLE, REPEATED, MAP = 0, 1, 2
@@ -57,12 +59,7 @@ def _reaches(message: Descriptor | None, seen: frozenset[str]) -> bool:
 
 
 def _problem(value: Any) -> str | None:
-    if value.DESCRIPTOR.full_name == FIELD_MASK:
-        try:
-            value.ToJsonString()
-        except ValueError as exc:  # (json_format's words name the path)
-            return f"cannot be written as proto3 JSON: {exc}"
-        return None
+    """What is wrong with a Timestamp or Duration, if anything."""
     seconds, nanos = value.seconds, value.nanos
     if value.DESCRIPTOR.full_name == TIMESTAMP:
         if not MIN_SECONDS <= seconds <= MAX_SECONDS:
@@ -77,11 +74,34 @@ def _problem(value: Any) -> str | None:
     return None
 
 
+def _mask_violations(mask: Any, path: str) -> list[FieldViolation]:
+    """The paths of a FieldMask proto3 JSON cannot write (json_format's words: "Fail
+    to print FieldMask to Json string"): not snake_case."""
+    try:
+        mask.ToJsonString()
+        return []
+    except ValueError:
+        pass
+    found = []
+    for i, given in enumerate(mask.paths):
+        try:
+            type(mask)(paths=[given]).ToJsonString()
+        except ValueError:
+            snake = _CAPITAL.sub(lambda m: "_" + m[0].lower(), given)
+            found.append(FieldViolation(
+                f"{path}.paths[{i}]", f"must be snake_case, as field mask paths are (proto3 "
+                f"JSON cannot carry it), got {given[:100]!r}"
+                + (f"; did you mean {snake[:100]!r}?" if snake != given else "")))
+    return found
+
+
 def violations(message: Message, path: str = "") -> list[FieldViolation]:
     """Every Timestamp or Duration in `message` out of its range, and FieldMask proto3
     JSON cannot write, by field path."""
     found: list[FieldViolation] = []
     name = message.DESCRIPTOR.full_name
+    if name == FIELD_MASK:
+        return _mask_violations(message, path or "request")
     if name in _WELL_KNOWN:
         why = _problem(message)
         if why is not None:
@@ -120,6 +140,8 @@ def _valid(message: Message) -> bool:
     (this runs on every gRPC call, so it stays lean)."""
     well_known, checks = _plan(message.DESCRIPTOR)
     if well_known:
+        if message.DESCRIPTOR.full_name == FIELD_MASK:
+            return not _mask_violations(message, "")
         return _problem(message) is None
     # Only the few fields that may hold one are looked at (ListFields would wrap
     # every field that is set: most of the cost of a request's check).

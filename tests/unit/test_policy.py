@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 import pytest
-from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
+from footfall.retail.v2 import product_service_pb2, user_event_pb2, user_event_service_pb2
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from hypothesis import given, settings
@@ -277,3 +277,19 @@ def test_a_checked_timestamp_always_renders_as_json(seconds: int, nanos: int) ->
         return
     event.event_time.ToJsonString()  # raises for what check let through
 
+
+
+def test_a_field_mask_path_proto3_json_cannot_carry_is_named() -> None:
+    """Over gRPC a client may send `priceInfo`: the refusal named json_format's
+    internals ("Fail to print FieldMask to Json string") and no path."""
+    request = product_service_pb2.UpdateProductRequest(
+        update_mask={"paths": ["title", "priceInfo", "a__b"]})
+    with pytest.raises(InvalidArgument) as caught:
+        wellknown.check(request)
+    assert [(v.field, v.description) for v in caught.value.violations] == [
+        ("update_mask.paths[1]", "must be snake_case, as field mask paths are (proto3 JSON "
+                                 "cannot carry it), got 'priceInfo'; did you mean 'price_info'?"),
+        ("update_mask.paths[2]", "must be snake_case, as field mask paths are (proto3 JSON "
+                                 "cannot carry it), got 'a__b'")]
+    wellknown.check(product_service_pb2.UpdateProductRequest(
+        update_mask={"paths": ["title", "price_info.price"]}))
