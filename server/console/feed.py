@@ -139,6 +139,10 @@ class Item:
             text = self._json[form] = encode(self.message())
         return text
 
+    def json_parts(self, form: Hashable, encode: Callable[[Message], bytes]) -> list[bytes]:
+        """`json` as parts that every watch shares (see Batch.json_parts)."""
+        return [self.json(form, encode)]
+
     def entry(self, keep: bool = True) -> bytes:
         """The message as field 1 of another (an element of a batch's list); made
         afresh each time when not `keep` (a chunk keeps the joined bytes of its
@@ -216,8 +220,17 @@ class Batch:
         return b"".join(chunk.wire() for chunk in self.chunks)
 
     def json(self, form: Hashable, encode: Callable[[Message], bytes]) -> bytes:
-        return b'{"%s":[%s]}' % (self._json_name,
-                                 b",".join(chunk.json(form, encode) for chunk in self.chunks))
+        return b"".join(self.json_parts(form, encode))
+
+    def json_parts(self, form: Hashable, encode: Callable[[Message], bytes]) -> list[bytes]:
+        """The message's JSON as parts to send one after the other: its chunks' own
+        JSON, which every watch shares, between the few bytes around them (joined, a
+        batch of large events was a copy per watch, held while it was sent)."""
+        parts = [b'{"%s":[' % self._json_name]
+        for chunk in self.chunks:
+            parts += (chunk.json(form, encode), b",")
+        parts[-1] = b"]}" if self.chunks else parts[-1] + b"]}"
+        return parts
 
 
 class Held:

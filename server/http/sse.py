@@ -47,7 +47,9 @@ class Encoded(Protocol):
     def size(self) -> int:
         """About how many bytes it holds (serialized)."""
 
-    def json(self, form: Hashable, encode: Callable[[Message], bytes]) -> bytes: ...
+    def json_parts(self, form: Hashable, encode: Callable[[Message], bytes]) -> list[bytes]:
+        """Its JSON (one line) as parts to send one after the other, shared by the
+        streams that send it."""
 
 
 async def respond(request: web.Request, opened: AsyncIterator[Message | Encoded],
@@ -64,15 +66,13 @@ async def respond(request: web.Request, opened: AsyncIterator[Message | Encoded]
     try:
         async for message in opened:
             if isinstance(message, Message):
-                size, write = message.ByteSize(), functools.partial(encode, message)
+                size, made = message.ByteSize(), functools.partial(_one_part, encode, message)
             else:
-                size, write = message.size, functools.partial(message.json, form, encode)
-            # A large one is written off the loop, as a large answer is (the JSON of
+                size, made = message.size, functools.partial(message.json_parts, form, encode)
+            # A large one is made off the loop, as a large answer is (the JSON of
             # one 2 MB event held every call of both transports for 0.7-1 s).
-            data = await in_decoder(write) if size > transcode.LARGE_ANSWER_BYTES else write()
-            # a client that takes nothing for SEND_SECONDS is let go (console/feed.py)
-            async with asyncio.timeout(SEND_SECONDS):
-                await response.write(event(data))
+            parts = await in_decoder(made) if size > transcode.LARGE_ANSWER_BYTES else made()
+            await _send(response, parts)
     except TimeoutError:
         await close_stream(opened)  # (what it held is let go before the connection is)
         if request.transport is not None:  # (an event cut short: the stream ends)
@@ -89,3 +89,37 @@ async def respond(request: web.Request, opened: AsyncIterator[Message | Encoded]
 
 def _json(message: Message, output: transcode.Output) -> bytes:
     return transcode.response_json(message, output)
+
+
+def _one_part(encode: Callable[[Message], bytes], message: Message) -> list[bytes]:
+    return [encode(message)]
+
+
+# How much of an event is handed to the connection at a time: a client that reads
+# slowly holds at most about this much of its own (twice, with aiohttp's buffer)
+# beside the JSON every stream shares. Framed whole, each of 100 streams that
+# stopped reading held its own copy of a 10 MB event's JSON: 1.6 GB.
+PIECE_BYTES = 64 * 1024
+
+
+async def _send(response: web.StreamResponse, parts: list[bytes]) -> None:
+    """One event whose data is `parts` joined, written PIECE_BYTES at a time; a
+    client that takes no piece for SEND_SECONDS is let go (console/feed.py)."""
+    pending = bytearray()
+    # (one `data:` line: compact JSON holds no line break, its strings' are escaped)
+    for part in (b"data: ", *parts, b"\n\n"):
+        view = memoryview(part)
+        while view:
+            room = PIECE_BYTES - len(pending)
+            pending += view[:room]
+            view = view[room:]
+            if len(pending) == PIECE_BYTES:
+                await _write(response, bytes(pending))
+                pending.clear()
+    if pending:
+        await _write(response, bytes(pending))
+
+
+async def _write(response: web.StreamResponse, piece: bytes) -> None:
+    async with asyncio.timeout(SEND_SECONDS):
+        await response.write(piece)

@@ -372,7 +372,7 @@ def test_a_watch_over_http_is_server_sent_events(running: Running,
         write(channel, visitorId="after")
         seen = []
         while len(seen) < 2:
-            line = answer.fp.readline()
+            line = answer.readline()  # (the chunked body decoded)
             if line.startswith(b"data: "):
                 seen.append(json.loads(line[6:])["userEvent"]["visitorId"])
         assert seen == ["before", "after"]
@@ -404,7 +404,7 @@ def test_a_large_event_is_written_as_json_off_the_loop_for_a_watch(
         answer = conn.getresponse()
         seen: list[str] = []
         while len(seen) < 2:
-            line = answer.fp.readline()
+            line = answer.readline()  # (the chunked body decoded)
             if line.startswith(b"data: "):
                 data = json.loads(line[6:])
                 seen += [e["userEvent"]["visitorId"] for e in data.get("userEvents", [data])]
@@ -582,7 +582,7 @@ def test_a_watch_of_batches_over_http(running: Running, channel: grpc.Channel) -
         write(channel, visitorId="after")
         seen: list[str] = []
         while len(seen) < 2:
-            line = answer.fp.readline()
+            line = answer.readline()  # (the chunked body decoded)
             if line.startswith(b"data: "):
                 batch = json.loads(line[6:])
                 seen += [e["userEvent"]["visitorId"] for e in batch["userEvents"]]
