@@ -256,7 +256,10 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     event_service_pb2_grpc.add_EventServiceServicer_to_server(talent_events, guard)
     operations_pb2_grpc.add_OperationsServicer_to_server(operations, guard)
     watches = Watches(commits, settings.max_watches,
-                      messages_per_second=settings.watch_messages)
+                      messages_per_second=settings.watch_messages,
+                      per_project=settings.max_watches_per_project
+                      if settings.max_watches_per_project >= 0
+                      else max(1, settings.max_watches // 2))
     policy.metrics.watch_pace(watches.pace)
     console = console_service.ConsoleService(store, watches, policy)
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(console, guard)

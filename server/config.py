@@ -266,6 +266,13 @@ class Settings:
                               "console watch streams (gRPC and server-sent events) open at "
                               "once in this process; more are refused RESOURCE_EXHAUSTED",
                               check=at_least(1))
+    max_watches_per_project: int = option(-1, INTEGER,
+                                          "of those, the most one project's may take, so "
+                                          "that one project's reader key cannot take them "
+                                          "all (`projects/-` counts as one project); `-1` "
+                                          "half of --max-watches; a server of one project "
+                                          "may give --max-watches", check=at_least(-1),
+                                          readme_default="`-1`")
     watch_messages: int = option(4_000, INTEGER,
                                  "messages a second that the console's watches of single "
                                  "rows (WatchUserEvents, WatchClientEvents, WatchRejections "

@@ -14,7 +14,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, TypeVar
 
 from server.errors import Cancelled
@@ -37,6 +37,13 @@ _ABANDONED: contextvars.ContextVar[threading.Event | None] = contextvars.Context
 # (5 ms alone) waited 24 s behind them, as did every product call and operation.
 # Those past these threads wait in line, as coroutines, within their deadlines.
 _LONG_READERS = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="footfall-long-read")
+# How many of those threads the reads of one share (a project) may hold at once:
+# six counts of one reader key, each decoding a 200k-event catalog, made another
+# project's count wait 16 s and its writes fall from about 830/s to 9/s.
+LONG_READS_PER_SHARE = 2
+# share -> [its semaphore, the calls holding or awaiting it]; dropped when none do
+# (a semaphore belongs to the loop it first waited on)
+_SHARES: dict[Hashable, list[Any]] = {}
 
 
 async def off_loop(fn: Callable[..., T], /, *args: Any) -> T:
@@ -48,9 +55,21 @@ async def off_loop(fn: Callable[..., T], /, *args: Any) -> T:
     return await _off_loop(None, fn, *args)
 
 
-async def long_read(fn: Callable[..., T], /, *args: Any) -> T:
-    """As `off_loop`, on the long reads' own threads (see _LONG_READERS)."""
-    return await _off_loop(_LONG_READERS, fn, *args)
+async def long_read(fn: Callable[..., T], /, *args: Any, share: Hashable) -> T:
+    """As `off_loop`, on the long reads' own threads (see _LONG_READERS), at most
+    LONG_READS_PER_SHARE at a time of those of `share` (the project read): the
+    others wait in line, as coroutines."""
+    entry = _SHARES.get(share)
+    if entry is None:
+        entry = _SHARES[share] = [asyncio.Semaphore(LONG_READS_PER_SHARE), 0]
+    entry[1] += 1
+    try:
+        async with entry[0]:
+            return await _off_loop(_LONG_READERS, fn, *args)
+    finally:
+        entry[1] -= 1
+        if not entry[1]:
+            del _SHARES[share]
 
 
 async def _off_loop(executor: concurrent.futures.Executor | None, fn: Callable[..., T],

@@ -456,9 +456,14 @@ class Watches:
     at most `messages_per_second` messages together (0: no bound; see pace.py)."""
 
     def __init__(self, commits: Commits, limit: int, poll: float = POLL_SECONDS,
-                 messages_per_second: int = 0, held_bytes: int = HELD_BYTES) -> None:
+                 messages_per_second: int = 0, held_bytes: int = HELD_BYTES,
+                 per_project: int | None = None) -> None:
         self._commits = commits
         self._limit = limit
+        # the most one project's watches may take (None: `limit`), so that one
+        # project's reader key cannot take every watch of every other project
+        self._per_project = limit if per_project is None else per_project
+        self._by_project: dict[str, int] = {}  # open watches of each project (some)
         self._poll = poll
         self.pace = Pace(messages_per_second)
         self.held = Held(held_bytes)
@@ -480,34 +485,41 @@ class Watches:
         """How many feeds are reading (one per distinct key watched)."""
         return len(self._feeds)
 
-    def admit(self) -> None:
-        """RESOURCE_EXHAUSTED when `limit` watches are open already."""
+    def admit(self, project: str = "") -> None:
+        """RESOURCE_EXHAUSTED when `limit` watches are open already, or the
+        per-project limit of `project`'s (`-`: every project's at once)."""
         if self.open >= self._limit:
             raise ResourceExhausted(f"this server has {self.open} watches open, its limit "
                                     f"(--max-watches); close one, or watch through another "
                                     f"replica", retry_after=1.0)
+        if self._by_project.get(project, 0) >= self._per_project:
+            raise ResourceExhausted(f"project {project[:100]!r} has {self._per_project} "
+                                    f"watches open on this server, the most one project may "
+                                    f"(--max-watches-per-project); close one, or watch "
+                                    f"through another replica", retry_after=1.0)
 
-    def items(self, key: Hashable, source: Source, after: int,
-              caller: Caller) -> AsyncIterator[Item]:
+    def items(self, key: Hashable, source: Source, after: int, caller: Caller,
+              project: str = "") -> AsyncIterator[Item]:
         """The items of the rows stored after the position `after`, then of each
         row stored, for as long as `caller` is there, its deadline (if any) not
         passed, and the server runs. Watches of one `key` (what `source` reads)
-        share one feed. RESOURCE_EXHAUSTED past the limit of watches (raised
-        here, before the stream starts)."""
-        return self._open(key, source, after, caller)
+        share one feed. RESOURCE_EXHAUSTED past the limit of watches, or of those
+        of `project` (raised here, before the stream starts)."""
+        return self._open(key, source, after, caller, project)
 
     def batches(self, key: Hashable, source: Source, after: int, caller: Caller,
-                json_name: str) -> AsyncIterator[Batch]:
+                json_name: str, project: str = "") -> AsyncIterator[Batch]:
         """As `items`, in batches (their JSON list named `json_name`): all the
         chunks there are when one is sent, from a feed that reads at most every
         `batch_seconds`. The watches of batches of one key share a feed of their
         own; those at one position send one chunk, the same for all."""
-        return self._open(key, source, after, caller, json_name)
+        return self._open(key, source, after, caller, project, json_name)
 
     def _open(self, key: Hashable, source: Source, after: int, caller: Caller,
-              json_name: str | None = None) -> Any:
-        self.admit()
+              project: str, json_name: str | None = None) -> Any:
+        self.admit(project)
         self.open += 1
+        self._by_project[project] = self._by_project.get(project, 0) + 1
         released = False
 
         def release() -> None:  # once, whether the stream ran or was dropped unstarted
@@ -515,6 +527,11 @@ class Watches:
             if not released:
                 released = True
                 self.open -= 1
+                left = self._by_project[project] - 1
+                if left:
+                    self._by_project[project] = left
+                else:
+                    del self._by_project[project]
 
         stream = self._watch((key, json_name is not None), source, after, caller, release,
                              json_name)

@@ -71,7 +71,8 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         raise_if_any(violations)
         await answered_stored(self._store)
         # (by sessionId or productId it decodes every event the other terms select)
-        count = await long_read(queries.count_user_events, self._store, events)
+        count = await long_read(queries.count_user_events, self._store, events,
+                                share=catalog.project)
         return console_pb2.CountUserEventsResponse(count=count)
 
     async def ListClientEvents(self, request: console_pb2.ListClientEventsRequest,
@@ -120,9 +121,11 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         raise_if_any(violations)
         await answered_stored(self._store)
         # counted, each catalog's events are counted (0.1 s a million): a long read
-        read = long_read if counted else off_loop
-        return await read(queries.list_catalogs, self._store, project, size,
-                          request.page_token, bool(counted))
+        if counted:
+            return await long_read(queries.list_catalogs, self._store, project, size,
+                                   request.page_token, True, share=project or "-")
+        return await off_loop(queries.list_catalogs, self._store, project, size,
+                              request.page_token, False)
 
     async def ResetCatalog(self, request: console_pb2.ResetCatalogRequest,
                      context: grpc.aio.ServicerContext) -> console_pb2.ResetResponse:
@@ -232,37 +235,42 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         catalog = parse_catalog(request.parent)
         events = queries.parse_filter(request.filter, str(catalog))
         return await self._items(request, context, "user_events",
-                                 sources.UserEvents(self._store, events, request.filter))
+                                 sources.UserEvents(self._store, events, request.filter),
+                                 catalog.project)
 
     async def _user_event_batches(self, request: Any, context: Any) -> AsyncIterator[Batch]:
         catalog = parse_catalog(request.parent)
         events = queries.parse_filter(request.filter, str(catalog))
         source = sources.UserEvents(self._store, events, request.filter)
-        start = await self._start(request, "user_events")
-        return self._watches.batches(source.key, source, start, context, "userEvents")
+        start = await self._start(request, "user_events", catalog.project)
+        return self._watches.batches(source.key, source, start, context, "userEvents",
+                                     catalog.project)
 
     async def _client_events(self, request: Any, context: Any) -> AsyncIterator[Item]:
-        tenant = str(parse_tenant(request.parent))
+        tenant = parse_tenant(request.parent)
         return await self._items(request, context, "client_events",
-                                 sources.ClientEvents(self._store, tenant))
+                                 sources.ClientEvents(self._store, str(tenant)), tenant.project)
 
     async def _rejections(self, request: Any, context: Any) -> AsyncIterator[Item]:
         scope = queries.parse_rejection_scope(request.parent)
         return await self._items(request, context, "rejections",
-                                 sources.Rejections(self._store, scope))
+                                 sources.Rejections(self._store, scope),
+                                 scope.project or queries.ALL_PROJECTS)
 
     async def _items(self, request: Any, context: Any, table: str,
-                     source: sources.UserEvents | sources.ClientEvents | sources.Rejections
-                     ) -> AsyncIterator[Item]:
+                     source: sources.UserEvents | sources.ClientEvents | sources.Rejections,
+                     project: str) -> AsyncIterator[Item]:
         """The items of `source` from the request's position (else from the last
-        row stored now) on; RESOURCE_EXHAUSTED past --max-watches."""
-        start = await self._start(request, table)
-        return self._watches.items(source.key, source, start, context)
+        row stored now) on; RESOURCE_EXHAUSTED past --max-watches (or those of
+        `project`, the project watched)."""
+        start = await self._start(request, table, project)
+        return self._watches.items(source.key, source, start, context, project)
 
-    async def _start(self, request: Any, table: str) -> int:
+    async def _start(self, request: Any, table: str, project: str) -> int:
         """Where a watch starts: the request's position, else the last row of
-        `table` now. RESOURCE_EXHAUSTED past --max-watches (before any read)."""
-        self._watches.admit()
+        `table` now. RESOURCE_EXHAUSTED past --max-watches, or those of `project`
+        (before any read)."""
+        self._watches.admit(project)
         last = await off_loop(self._store.last_id, table)
         # a position past the last row (its rows were reset): from the last row on
         return min(int(request.after_id), last) if request.HasField("after_id") else last

@@ -4,14 +4,22 @@ reads' own threads (`long_read`: an insight may read a whole catalog)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc.aio
 from footfall.insights.v1 import insights_pb2, insights_pb2_grpc
 
 from server.insights import funnel_request, tables, totals
 from server.loop import long_read
+from server.policy.auth import project_of
 from server.store import Store, answered_stored
 
 SERVICE = insights_pb2.DESCRIPTOR.services_by_name["InsightsService"].full_name
+
+
+def _project(request: Any) -> str:
+    """Whose reads a request's are (see loop.long_read): its parent's project."""
+    return project_of(request.parent) or request.parent
 
 
 class InsightsService(insights_pb2_grpc.InsightsServiceServicer):
@@ -25,22 +33,26 @@ class InsightsService(insights_pb2_grpc.InsightsServiceServicer):
                   context: grpc.aio.ServicerContext) -> insights_pb2.RunFunnelResponse:
         """INVALID_ARGUMENT for a bad parent, step, count, window, range or breakdown."""
         await answered_stored(self._store)
-        return await long_read(funnel_request.run, self._store, funnel_request.parse(request))
+        return await long_read(funnel_request.run, self._store, funnel_request.parse(request),
+                               share=_project(request))
 
     async def ListProductStats(self, request: insights_pb2.ListProductStatsRequest,
                          context: grpc.aio.ServicerContext
                          ) -> insights_pb2.ListProductStatsResponse:
         """INVALID_ARGUMENT for a bad parent, range, order, page size or token."""
         await answered_stored(self._store)
-        return await long_read(tables.list_product_stats, self._store, request)
+        return await long_read(tables.list_product_stats, self._store, request,
+                               share=_project(request))
 
     async def ListJobStats(self, request: insights_pb2.ListJobStatsRequest,
                      context: grpc.aio.ServicerContext) -> insights_pb2.ListJobStatsResponse:
         """INVALID_ARGUMENT for a bad parent, range, order, page size or token."""
-        return await long_read(tables.list_job_stats, self._store, request)
+        return await long_read(tables.list_job_stats, self._store, request,
+                               share=_project(request))
 
     async def ComputeTotals(self, request: insights_pb2.ComputeTotalsRequest,
                       context: grpc.aio.ServicerContext) -> insights_pb2.ComputeTotalsResponse:
         """INVALID_ARGUMENT for a bad parent, range, granularity, count or window."""
         await answered_stored(self._store)
-        return await long_read(totals.compute_totals, self._store, request)
+        return await long_read(totals.compute_totals, self._store, request,
+                               share=_project(request))

@@ -480,6 +480,43 @@ def one_watch(settings: Settings, clock: Any) -> Iterator[Running]:
     server.stop()
 
 
+def test_one_project_cannot_take_every_watch(settings: Settings, clock: Any) -> None:
+    """A reader key of one project held every watch of the server (1,000 of a filter
+    each that never sends), and every other project's console was refused."""
+    server = start(dataclasses.replace(settings, max_watches=4), clock)  # 2 a project
+    other = "projects/q/locations/global/catalogs/default_catalog"
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as chan:
+            console = console_pb2_grpc.ConsoleServiceStub(chan)
+            request = console_pb2.WatchUserEventsRequest(parent=PARENT)
+            held = [Watched(console.WatchUserEvents(request, timeout=20)) for _ in range(2)]
+            try:
+                for n, watched in enumerate(held):
+                    watched.first_of(chan, f"open-{n}")
+                with pytest.raises(grpc.RpcError) as caught:
+                    next(console.WatchUserEvents(request, timeout=5))
+                assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert "project 'p' has 2 watches open" in caught.value.details()
+                assert "--max-watches-per-project" in caught.value.details()
+                reply = http_client.call(server.http_port, "GET",
+                                         f"/console/v1/{PARENT}/userEvents:watch")
+                assert reply.status == 429
+                # another project's watch opens (from its one event, stored before)
+                retail(chan).WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+                    parent=other, user_event=event(visitorId="q-1")), timeout=10)
+                theirs = Watched(console.WatchUserEvents(console_pb2.WatchUserEventsRequest(
+                    parent=other, after_id=0), timeout=20))
+                try:
+                    assert theirs.wait_for(lambda: theirs.got == ["q-1"], 10), theirs.got
+                finally:
+                    theirs.close()
+            finally:
+                for watched in held:
+                    watched.close()
+    finally:
+        server.stop()
+
+
 def test_watches_past_the_limit_are_refused(one_watch: Running) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{one_watch.port}") as chan:
         console = console_pb2_grpc.ConsoleServiceStub(chan)

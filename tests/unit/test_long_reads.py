@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from footfall.insights.v1 import insights_pb2
 
 from server.console.service import ConsoleService
 from server.insights.service import InsightsService
-from server.loop import LoopThread, off_loop
+from server.loop import LONG_READS_PER_SHARE, LoopThread, long_read, off_loop
 from server.store import Store, open_store
 
 CATALOG = "projects/p/locations/global/catalogs/c"
@@ -82,3 +83,36 @@ def test_catalogs_listed_with_their_counts_leave_the_pool_to_other_reads(store: 
     request = console_pb2.ListCatalogsRequest(parent="projects/p",
                                               view=console_pb2.DATA_SET_VIEW_FULL)
     quick_read_beside(store, held, lambda: service.ListCatalogs(request, None))
+
+
+def test_one_projects_long_reads_leave_threads_to_another_projects() -> None:
+    """Six counts of one reader key's project, each decoding a whole catalog, held
+    every long-read thread: another project's count waited 16 s behind them."""
+    loop = LoopThread(POOL)
+    running, most, lock = [0], [0], threading.Lock()
+    release = threading.Event()
+
+    def slow() -> str:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        release.wait(30)
+        with lock:
+            running[0] -= 1
+        return "a"
+
+    calls = [asyncio.run_coroutine_threadsafe(long_read(slow, share="a"), loop.loop)
+             for _ in range(6)]
+    try:
+        deadline = time.monotonic() + 30
+        while running[0] < LONG_READS_PER_SHARE:  # (threads start when they start)
+            assert time.monotonic() < deadline, running
+            time.sleep(0.01)
+        # another project's read is answered while the first's are held
+        assert loop.run(long_read(lambda: "b", share="b"), timeout=30) == "b"
+        time.sleep(0.1)
+        assert most[0] == LONG_READS_PER_SHARE  # the others wait, holding no thread
+    finally:
+        release.set()
+        assert [call.result(timeout=30) for call in calls] == ["a"] * 6
+        loop.close()
