@@ -74,6 +74,12 @@ def _problem(value: Any) -> str | None:
     return None
 
 
+def _snake_case(path: str) -> str:
+    """`priceInfo.Price` as `price_info.price` (what a client meant, likely)."""
+    return _CAPITAL.sub(lambda m: ("_" if m.start() and path[m.start() - 1] != "." else "")
+                        + m[0].lower(), path)
+
+
 def _mask_violations(mask: Any, path: str) -> list[FieldViolation]:
     """The paths of a FieldMask proto3 JSON cannot write (json_format's words: "Fail
     to print FieldMask to Json string"): not snake_case."""
@@ -87,7 +93,7 @@ def _mask_violations(mask: Any, path: str) -> list[FieldViolation]:
         try:
             type(mask)(paths=[given]).ToJsonString()
         except ValueError:
-            snake = _CAPITAL.sub(lambda m: "_" + m[0].lower(), given)
+            snake = _snake_case(given)
             found.append(FieldViolation(
                 f"{path}.paths[{i}]", f"must be snake_case, as field mask paths are (proto3 "
                 f"JSON cannot carry it), got {given[:100]!r}"

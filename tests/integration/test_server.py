@@ -77,8 +77,9 @@ def test_a_field_mask_proto3_json_cannot_write_is_refused_naming_it(
             user_event_service_pb2.WriteUserEventRequest(parent=PARENT, user_event=bad))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     [violation] = bad_request(caught.value).field_violations
-    assert violation.field == "user_event.product_details[0].product.retrievable_fields"
-    assert "Path name Title must not contain uppercase letters" in violation.description
+    assert violation.field == "user_event.product_details[0].product.retrievable_fields.paths[0]"
+    assert violation.description == ("must be snake_case, as field mask paths are (proto3 JSON "
+                                     "cannot carry it), got 'Title'; did you mean 'title'?")
     assert running.store.count_user_events(EventQuery(PARENT)) == 0
 
 

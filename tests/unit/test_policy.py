@@ -283,13 +283,16 @@ def test_a_field_mask_path_proto3_json_cannot_carry_is_named() -> None:
     """Over gRPC a client may send `priceInfo`: the refusal named json_format's
     internals ("Fail to print FieldMask to Json string") and no path."""
     request = product_service_pb2.UpdateProductRequest(
-        update_mask={"paths": ["title", "priceInfo", "a__b"]})
+        update_mask={"paths": ["title", "priceInfo", "a__b", "Title.Price"]})
     with pytest.raises(InvalidArgument) as caught:
         wellknown.check(request)
     assert [(v.field, v.description) for v in caught.value.violations] == [
         ("update_mask.paths[1]", "must be snake_case, as field mask paths are (proto3 JSON "
                                  "cannot carry it), got 'priceInfo'; did you mean 'price_info'?"),
         ("update_mask.paths[2]", "must be snake_case, as field mask paths are (proto3 JSON "
-                                 "cannot carry it), got 'a__b'")]
+                                 "cannot carry it), got 'a__b'"),
+        ("update_mask.paths[3]", "must be snake_case, as field mask paths are (proto3 JSON "
+                                 "cannot carry it), got 'Title.Price'; did you mean "
+                                 "'title.price'?")]
     wellknown.check(product_service_pb2.UpdateProductRequest(
         update_mask={"paths": ["title", "price_info.price"]}))
