@@ -14,6 +14,7 @@ import gc
 import logging
 import signal
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -163,7 +164,7 @@ async def _set_serving(servicer: health.aio.HealthServicer, serving: bool) -> No
 
 def start(settings: Settings, clock: Clock | None = None, process: int = 0) -> Running:
     """Open the store and start serving; raises if the address cannot be bound
-    (OSError), or the auth file (AuthFileError) or TLS files (OSError) cannot be used.
+    (OSError), or the auth file (AuthFileError) or TLS files (ValueError) cannot be used.
     `process`: this process's index among --processes."""
     clock = clock or SystemClock()
     policy = Policy.from_settings(settings, GUARDED, clock)
@@ -305,14 +306,25 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
 
 
 def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
-    """TLS credentials from --tls-cert/--tls-key, or None; OSError if unreadable."""
+    """TLS credentials from --tls-cert/--tls-key, or None; ValueError (the
+    configuration is wrong: exit 2) if they cannot be read or do not make a TLS
+    identity (grpc said only that it could not listen on the port)."""
     if not settings.tls_cert:
         return None
     try:
         cert = Path(settings.tls_cert).read_bytes()
         key = Path(settings.tls_key).read_bytes()
     except OSError as exc:
-        raise OSError(f"cannot read the TLS certificate or key: {exc}") from exc
+        raise ValueError(f"cannot read the TLS certificate or key: {exc}") from exc
+    try:  # what grpc and the HTTP port will load, checked where it can say why
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(settings.tls_cert,
+                                                                settings.tls_key)
+    except ssl.SSLError as exc:
+        why = {"KEY_VALUES_MISMATCH": "the key is not the certificate's"}.get(
+            exc.reason or "", "each must be PEM: --tls-cert the certificate (chain), "
+            "--tls-key its private key")
+        raise ValueError(f"--tls-cert {settings.tls_cert} and --tls-key {settings.tls_key} "
+                         f"make no TLS identity: {why} ({exc.reason or exc})") from None
     return grpc.ssl_server_credentials([(key, cert)])
 
 

@@ -150,3 +150,33 @@ def test_insights_over_tls_with_the_authority_it_is_given(
     plaintext = totals()
     assert plaintext.returncode == 1
     assert "it closed the connection: if it serves TLS" in plaintext.stderr
+
+
+@pytest.mark.parametrize("case", ["not-pem", "swapped", "another-key", "missing"])
+def test_a_certificate_and_key_that_make_no_identity_stop_the_start_saying_why(
+        tmp_path_factory: pytest.TempPathFactory, certificates: Certificates, case: str) -> None:
+    """grpc said only that it could not listen on the port (exit 1, with three lines of
+    its own): a configuration mistake, said as one (exit 2) naming the files."""
+    folder = tmp_path_factory.mktemp("bad-tls")
+    cert, key = certificates.cert, certificates.key
+    if case == "not-pem":
+        cert = folder / "cert.txt"
+        cert.write_text("not a certificate\n")
+    elif case == "swapped":
+        cert, key = key, cert
+    elif case == "another-key":
+        key = make_certificates(folder).key
+    else:
+        cert = folder / "gone.pem"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    done = subprocess.run([sys.executable, "-m", "server", "serve", "--port", "0",
+                           "--http-port", "0", "--store", "memory://", "--tls-cert", str(cert),
+                           "--tls-key", str(key)], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    said = {"not-pem": "make no TLS identity: each must be PEM",
+            "swapped": "make no TLS identity: each must be PEM",
+            "another-key": "make no TLS identity: the key is not the certificate's",
+            "missing": "cannot read the TLS certificate or key"}[case]
+    assert said in done.stderr
+    assert "cannot listen" not in done.stderr
