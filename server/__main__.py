@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from importlib import metadata
-from typing import Any
+from typing import Any, NoReturn
 
 from server.cli_args import EVERY_OPERATION, add_source_arguments, row_limit
 from server.config import DEFAULT_STORE, add_serve_arguments, environ, settings_from_args
@@ -85,6 +85,13 @@ class _Command(argparse.ArgumentParser):
     def add_subparsers(self, **kwargs: Any) -> Any:
         self.has_commands = True
         return super().add_subparsers(**kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """A known flag's bad value is said in one line (its usage, 33 lines for
+        `serve`, told nothing more); anything else with the command's usage."""
+        if message.startswith("argument "):  # (argparse: "argument --port: ...")
+            self.exit(2, f"{self.prog}: error: {message}\n")
+        super().error(message)
 
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
         parsed, extras = super().parse_known_args(args, namespace)

@@ -460,3 +460,17 @@ def test_a_mistyped_flag_is_refused_with_its_commands_usage(command: list[str], 
     assert out.stderr.startswith(f"usage: {name} "), out.stderr
     assert out.stderr.splitlines()[-1].startswith(f"{name}: error: unrecognized arguments: "), \
         out.stderr
+
+
+@pytest.mark.parametrize(("command", "said"), [
+    (["serve", "--port", "abc"], "footfall serve: error: argument --port: not an integer: 'abc'"),
+    (["serve", "--log-level", "LOUD"], "footfall serve: error: argument --log-level: not one of "
+                                       "DEBUG, INFO, WARNING, ERROR: 'LOUD'"),
+    (["events", "list", "--parent", CATALOG, "--limit", "x"],
+     "footfall events list: error: argument --limit: not a whole number: 'x'"),
+])
+def test_a_known_flags_bad_value_is_said_in_one_line(command: list[str], said: str,
+                                                     tmp_path: Path) -> None:
+    """As the README says of serve; it came under the command's usage (33 lines)."""
+    out = footfall(*command, cwd=tmp_path)
+    assert (out.returncode, out.stderr) == (2, said + "\n")
