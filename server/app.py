@@ -182,7 +182,12 @@ def start(settings: Settings, clock: Clock | None = None, process: int = 0) -> R
                                                 settings.rejections_keep_hours * 3600,
                                                 settings.rejections_keep_per_project)
     gcs_root = Path(settings.gcs_root)
-    gcs_root.mkdir(parents=True, exist_ok=True)
+    try:
+        gcs_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # (it said only "No such file or directory: '/proc/x'")
+        store.close()
+        raise OSError(f"--gcs-root {settings.gcs_root}: cannot make the folder: "
+                      f"{exc.strerror or exc}") from None
     line_pool = LinePool(settings.import_processes)
     import_job = import_events.ImportJob(gcs_root, settings.strict_event_types,
                                          settings.max_event_bytes, line_pool)

@@ -243,7 +243,8 @@ def _reading(args: argparse.Namespace, body: Callable[[Source], int]) -> int:
         try:
             source = StoreSource(open_store(args.store, read_only=True))
         except (FootfallError, ValueError, OSError, sqlite3.Error, StoreUnusable) as exc:
-            _say(f"cannot open the store: {getattr(exc, 'message', exc)}")
+            _say(f"cannot open the store: {getattr(exc, 'message', exc)}; name the "
+                 f"store with --store, or ask a running server with --server HOST:PORT")
             return 1
     try:
         return body(source)

@@ -202,7 +202,8 @@ def test_read_commands_refuse_a_store_that_does_not_exist(command: list[str],
     typo = footfall(*command, "--store", f"sqlite:///{tmp_path}/typo/events.db", cwd=tmp_path)
     assert typo.returncode == 1
     assert typo.stderr == f"footfall: cannot open the store: no store at " \
-                          f"{tmp_path}/typo/events.db\n"
+                          f"{tmp_path}/typo/events.db; name the store with --store, or ask " \
+                          f"a running server with --server HOST:PORT\n"
     assert typo.stdout == ""
     # the default store is ./data/footfall.db of the folder the command runs in
     default = footfall(*command, cwd=tmp_path)

@@ -724,3 +724,13 @@ def test_a_lenient_form_beside_a_bad_field_reports_the_bad_field(gateway: Runnin
     [(field, why)] = reply.violations().items()
     assert "clicks" in why and "experiment" not in field
     assert stored(gateway) == []
+
+
+def test_a_gcs_root_that_cannot_be_made_fails_the_start_naming_the_flag(
+        settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+    """It said only "[Errno 2] No such file or directory: '/proc/x'"."""
+    (tmp_path / "a-file").write_text("")
+    bad = dataclasses.replace(settings, gcs_root=str(tmp_path / "a-file" / "gcs"))
+    with pytest.raises(OSError, match=r"^--gcs-root .*/a-file/gcs: cannot make the folder: "):
+        start(bad, clock)
+    start(settings, clock).stop()  # nothing was left held (the store was closed)
