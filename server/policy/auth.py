@@ -348,9 +348,13 @@ def authorize(grant: Grant, method: str, request: Message) -> str:
     for project in projects:
         assert project is not None
         if not grant.allows_project(project):
+            # (of every project, the key's own may be what was meant: if its role may
+            # not make the call either, say so too, or naming one led to a second no)
             raise NotYourProject(
                 "projects/- (every project) needs an API key granted every project (\"*\"); "
-                "name one: projects/PROJECT" if project == EVERY_PROJECT else
+                + ("name one: projects/PROJECT" if grant.role.may_call(method) else
+                   f"and {_role_refusal(grant, method, rpc)}")
+                if project == EVERY_PROJECT else
                 f"the API key is not allowed to use project {project!r} (or it may not exist)",
                 "PROJECT_NOT_GRANTED")
     if grant.buckets is not None:
@@ -363,11 +367,14 @@ def authorize(grant: Grant, method: str, request: Message) -> str:
     # NotYourProject whatever its role, so it is never kept among that project's
     # refusals (a reader key of one shop wrote refusals into another's list).
     if not grant.role.may_call(method):
-        needs = ("a writer or admin key" if method in WRITER_METHODS else
-                 "a reader or admin key" if method in READER_METHODS else "an admin key")
-        raise Denied(f"the API key's role ({grant.role.value}) may not call {rpc}; "
-                     f"it needs {needs}", "ROLE_NOT_ALLOWED")
+        raise Denied(_role_refusal(grant, method, rpc), "ROLE_NOT_ALLOWED")
     return str(projects[0])
+
+
+def _role_refusal(grant: Grant, method: str, rpc: str) -> str:
+    needs = ("a writer or admin key" if method in WRITER_METHODS else
+             "a reader or admin key" if method in READER_METHODS else "an admin key")
+    return f"the API key's role ({grant.role.value}) may not call {rpc}; it needs {needs}"
 
 
 class Authenticator:

@@ -143,6 +143,20 @@ def test_writer_writes_in_its_projects_only(ring: KeyRing) -> None:
             name="projects/shop"))
 
 
+def test_every_project_with_a_role_that_may_not_read_says_both() -> None:
+    """A writer key asking for projects/- was told to name a project; naming one, it
+    was then told its role may not read at all."""
+    listing = console_pb2.ListRejectionsRequest(parent="projects/-")
+    method = "/footfall.console.v1.ConsoleService/ListRejections"
+    writer = Grant(Role.WRITER, frozenset({"shop"}), "w")
+    with pytest.raises(Denied) as refused:
+        authorize(writer, method, listing)
+    assert refused.value.message == (
+        "projects/- (every project) needs an API key granted every project (\"*\"); and "
+        "the API key's role (writer) may not call ListRejections; it needs a reader or "
+        "admin key")
+
+
 def test_every_project_in_a_read_needs_a_key_for_every_project() -> None:
     listing = console_pb2.ListCatalogsRequest(parent="projects/-")
     method = "/footfall.console.v1.ConsoleService/ListCatalogs"
