@@ -10,6 +10,7 @@ from functools import partial
 
 from server.console import queries, rejections
 from server.console.feed import Item, Page
+from server.policy.auth import project_of
 from server.store import Store
 from server.store.console import may_continue
 
@@ -25,6 +26,12 @@ class UserEvents:
     @property
     def key(self) -> Hashable:
         return ("user_events", self.events.query.catalog, self.filter_text.strip())
+
+    @property
+    def decoding(self) -> Hashable | None:
+        """Whose reads these are, when each decodes every row it reads (a filter by
+        session or product: see feed.Watches._page); None when the store selects."""
+        return project_of(self.events.query.catalog) if self.events.on_events else None
 
     def read(self, after: int) -> Page:
         rows = self.store.user_events_after(self.events.query, after, queries.MAX_PAGE)

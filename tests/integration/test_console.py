@@ -24,7 +24,7 @@ from google.protobuf import json_format
 
 from server.app import Running, start
 from server.config import Settings
-from server.console import queries, rejections
+from server.console import queries, rejections, sources
 from server.store import EventRow
 
 from . import http_client
@@ -515,6 +515,33 @@ def test_one_project_cannot_take_every_watch(settings: Settings, clock: Any) -> 
                     watched.close()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(("filter_text", "thread"), [
+    ('sessionId = "s-1"', "footfall-long-read"),  # each row decoded: a long read
+    ('eventType = "home-page-view"', "footfall-store"),  # the store selects: the pool
+])
+def test_a_watch_catching_up_over_decoded_rows_reads_as_a_long_read(
+        channel: grpc.Channel, console: Any, monkeypatch: pytest.MonkeyPatch,
+        filter_text: str, thread: str) -> None:
+    """20 watches by session, from afterId 1 over 200k events, each decoded every
+    event on the pool every call uses (another project's writes 360/s -> 20/s)."""
+    seen: list[str] = []
+    read = sources.UserEvents.read
+
+    def recording(self: sources.UserEvents, after: int) -> Any:
+        seen.append(threading.current_thread().name.rpartition("_")[0])
+        return read(self, after)
+
+    monkeypatch.setattr(sources.UserEvents, "read", recording)
+    write(channel, visitorId="v-1", sessionId="s-1")
+    watched = Watched(console.WatchUserEvents(console_pb2.WatchUserEventsRequest(
+        parent=PARENT, filter=filter_text, after_id=0), timeout=20))
+    try:
+        assert watched.wait_for(lambda: watched.got == ["v-1"], 10), watched.got
+    finally:
+        watched.close()
+    assert seen and seen[0] == thread, seen
 
 
 def test_watches_past_the_limit_are_refused(one_watch: Running) -> None:
