@@ -255,3 +255,46 @@ def test_a_project_named_over_a_page_is_answered_and_polled_once(
     assert "may not read project zzz" in seen["said"][0], seen
     assert "may not read project yyy" in seen["said"][1], seen
     assert seen["polls"] <= 3, seen  # one poll every 3 s
+
+
+async def four_tabs(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    """Three tabs of the live feed hold Chromium's six connections to the server (two
+    streams each); a fourth waits for one. It stayed blank, saying nothing."""
+    url = f"http://127.0.0.1:{port}/console/#feed"
+    visible = "!document.querySelector('#waiting').hidden"
+    seen: dict[str, Any] = {}
+    async with DevTools.connect(devtools_url) as devtools:
+        tabs = []
+        for n in range(3):
+            tab = await open_console(devtools, url)
+            await until(lambda tab=tab: devtools.evaluate(
+                tab, "document.querySelector('#accepted li') !== null"), f"tab {n}'s feed")
+            tabs.append(tab)
+        fourth = await open_console(devtools, url)
+        await asyncio.sleep(2)
+        seen["early"] = await devtools.evaluate(fourth, visible)  # not before WAITING_MS
+        began = time.monotonic()
+        await until(lambda: devtools.evaluate(fourth, visible), "the waiting notice", 15)
+        seen["after"] = time.monotonic() - began + 2
+        seen["notice"] = await text_of(devtools, fourth, "#waiting")
+        await photograph(devtools, fourth, folder, "fourth-tab-waiting")
+        info = await devtools.send("Target.getTargetInfo", {}, tabs[0])
+        await devtools.send("Target.closeTarget", {"targetId": info["targetInfo"]["targetId"]})
+        await until(lambda: devtools.evaluate(
+            fourth, "document.querySelector('#accepted li') !== null"), "the fourth's feed")
+        await until(lambda: devtools.evaluate(fourth, "document.querySelector('#waiting')"
+                                                      ".hidden"), "the notice gone")
+        await no_problems(devtools, fourth)
+    return seen
+
+
+def test_a_tab_past_the_browsers_connections_says_why_it_waits(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    write(running.http_port, eventType="home-page-view", visitorId="v-1")
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        seen = asyncio.run(asyncio.wait_for(
+            four_tabs(devtools_url, running.http_port, shots), DEADLINE * 2))
+    assert seen["early"] is False, seen
+    assert 4 <= seen["after"] <= 12, seen
+    assert "six connections to one server" in seen["notice"], seen
+    assert "Close another Footfall tab" in seen["notice"], seen

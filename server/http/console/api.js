@@ -73,7 +73,32 @@ function withQuery(path, query) {
 
 /** The response to `url` once it is a success; an ApiError otherwise. A 401
  *  asks for a key and tries again. */
-async function send(url, {method = "GET", body, signal} = {}) {
+// A call that has had no answer for this long is said on the page (see whenWaiting).
+export const WAITING_MS = 5000;
+let waiting = 0;  // calls past WAITING_MS with no answer yet
+let onWaiting = null;
+
+/** `fn(true)` once some call has waited WAITING_MS for an answer, `fn(false)` once none
+ *  waits. A browser opens at most six connections to one server over http://, and
+ *  each console tab's live feed holds two: a fourth tab's calls waited, its page
+ *  blank, and nothing said why. */
+export function whenWaiting(fn) { onWaiting = fn; }
+
+async function send(url, options = {}) {
+  let late = false;
+  const timer = setTimeout(() => {
+    late = true;
+    if (++waiting === 1) onWaiting?.(true);
+  }, WAITING_MS);
+  try {
+    return await sendNow(url, options);
+  } finally {
+    clearTimeout(timer);
+    if (late && --waiting === 0) onWaiting?.(false);
+  }
+}
+
+async function sendNow(url, {method = "GET", body, signal} = {}) {
   for (;;) {
     const headers = {};
     const key = sessionStorage.getItem(KEY);

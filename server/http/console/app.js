@@ -1,7 +1,7 @@
 // The console's frame: the catalog chooser, the key, and the page the URL's
 // hash names (#feed, #events?filter=..., #event/ID, #operations, ...).
 
-import {call, forgetKey, hasKey, keyDeclined, noKeyGiven} from "./api.js";
+import {call, forgetKey, hasKey, keyDeclined, noKeyGiven, whenWaiting} from "./api.js";
 import {h, failure} from "./dom.js";
 import {shortName} from "./format.js";
 import * as catalogs from "./catalogs.js";
@@ -21,6 +21,8 @@ const CATALOGS_MS = 3000;
 const main = document.getElementById("main");
 const chooser = document.getElementById("catalog");
 const keyButton = document.getElementById("key-button");
+const waitingNotice = document.getElementById("waiting");
+whenWaiting((now) => { waitingNotice.hidden = !now; });
 let current = null;  // {controller, hash}
 let known = {catalogs: [], tenants: []};
 let denied = null;  // the refusal of the catalogs' list, while the key may not read
