@@ -256,6 +256,13 @@ async def cancel_from_the_page(devtools_url: str, port: int, folder: Path) -> st
                      f".warning')?.innerText.length > 0"), card  # a cancel is no failure
         await photograph(devtools, session, folder, "operations-cancelled")
         await no_problems(devtools, session)
+        # Opened afresh, the page still shows it, ended, on top: past the first page of
+        # ListOperations (oldest first), an ended operation was never shown again.
+        await devtools.evaluate(session, "location.reload()")
+        await until(lambda: devtools.evaluate(session, f"!!document.querySelector({cancelled!r})"),
+                    "the ended import, after a reload")
+        assert await devtools.evaluate(
+            session, "document.querySelector('article.operation').dataset.name") == name
         return str(name)
 
 

@@ -135,13 +135,31 @@ function showSamples(fields, op) {
   fields.errorsFile.hidden = !prefix;
 }
 
+const SHOWN = 50;  // the newest operations shown (and every running one)
+const PAGES = 20;  // of 100 operations, read at most (oldest first: the newest are last)
+
+async function allPages(path, signal) {
+  const listed = [];
+  let pageToken = "";
+  for (let page = 0; page < PAGES; page++) {
+    const answer = await call(path, {query: {pageSize: 100, ...(pageToken && {pageToken})},
+      signal});
+    listed.push(...answer.operations || []);
+    pageToken = answer.nextPageToken || "";
+    if (!pageToken) break;
+  }
+  return listed;
+}
+
 export function render(main, ctx) {
   main.append(h("h2", {}, "Operations"));
   if (!ctx.catalog) {
     main.append(h("p", {class: "hint"}, "No catalog holds events yet."));
     return;
   }
-  main.append(h("p", {class: "hint"}, `Imports, purges and rejoins of ${ctx.catalog}, newest first.`));
+  main.append(h("p", {class: "hint"}, `Long-running operations of ${ctx.catalog} (imports, ` +
+    `exports, purges, rejoins, inventory updates): the newest ${SHOWN} and every running one, ` +
+    "newest first."));
   const status = h("div", {role: "status"});
   const list = h("div", {class: "operations"});
   main.append(status, list);
@@ -166,15 +184,17 @@ export function render(main, ctx) {
   };
   // ListOperations lists the oldest first: past 50 operations (an hourly retention
   // purge makes 50 in two days) a new import was not on the first page, and could not
-  // be seen nor cancelled here. So the running ones are asked for by themselves, beside
-  // the first page; one shown running that neither holds now ended since: read it once.
+  // be seen nor cancelled here (nor, once ended, read). So the pages are read to their
+  // end (up to PAGES of them) and the newest SHOWN kept, and the running ones are asked
+  // for by themselves beside them; one shown running that neither holds now ended
+  // since: read it once.
   const refresh = async () => {
     try {
       const path = `/v2/${ctx.catalog}/operations`;
-      const [first, running] = await Promise.all([
-        call(path, {query: {pageSize: 50}, signal: ctx.signal}),
+      const [listed, running] = await Promise.all([
+        allPages(path, ctx.signal),
         call(path, {query: {pageSize: 100, filter: "done=false"}, signal: ctx.signal})]);
-      const found = new Map([...first.operations || [], ...running.operations || []]
+      const found = new Map([...listed.slice(-SHOWN), ...running.operations || []]
         .map((op) => [op.name, op]));
       for (const [name, shown] of cards) {
         if (!found.has(name) && shown.element.dataset.state === "running") {
