@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .cdp import DevTools
+from .cdp import DevTools, chromium
 
 DEADLINE = 30.0
 SCREENS = {"desktop": (1280, 900, False), "phone": (390, 844, True)}
@@ -120,3 +120,11 @@ async def focus_and_press(devtools: DevTools, session: str, selector: str) -> No
         session, f"(e => {{ e.focus(); return document.activeElement === e }})"
                  f"(document.querySelector({selector!r}))"), selector
     await devtools.press(session, "Enter")
+
+
+def in_chromium(executable: str, profile: Path, scenario: Callable[..., Awaitable[Any]],
+                *args: Any, within: float = DEADLINE * 2) -> Any:
+    """What `scenario(devtools_url, *args)` returns, run in a Chromium of its own (its
+    profile in `profile`) within `within` seconds."""
+    with chromium(executable, profile) as devtools_url:
+        return asyncio.run(asyncio.wait_for(scenario(devtools_url, *args), within))

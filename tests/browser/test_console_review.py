@@ -20,7 +20,16 @@ from typing import Any
 from server.app import Running
 
 from .cdp import DevTools, chromium
-from .pages import focus_and_press, go, no_problems, open_console, photograph, text_of, until
+from .pages import (
+    focus_and_press,
+    go,
+    in_chromium,
+    no_problems,
+    open_console,
+    photograph,
+    text_of,
+    until,
+)
 from .test_console import (
     CATALOG,
     DEADLINE,
@@ -156,9 +165,8 @@ async def lose_the_server(devtools_url: str, port: int, folder: Path) -> dict[st
 def test_a_server_out_of_reach_is_said_in_words_and_asked_again(
         browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
     write(running.http_port, eventType="home-page-view", visitorId="home")
-    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
-        seen = asyncio.run(asyncio.wait_for(
-            lose_the_server(devtools_url, running.http_port, shots), DEADLINE * 3))
+    seen = in_chromium(browser_executable, tmp_path / "profile", lose_the_server,
+                       running.http_port, shots, within=DEADLINE * 3)
     assert "Failed to fetch" not in seen["said"], seen["said"]
     assert "UNAVAILABLE: The server did not answer" in seen["said"], seen["said"]
     assert "did not answer" not in seen["after"], seen["after"]

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from server.app import Running
 
 from .cdp import DevTools, chromium
-from .pages import go, no_problems, open_console, photograph, text_of, until
+from .pages import go, in_chromium, no_problems, open_console, photograph, text_of, until
 from .test_console import (
     CATALOG,
     DEADLINE,
@@ -291,9 +291,8 @@ async def four_tabs(devtools_url: str, port: int, folder: Path) -> dict[str, Any
 def test_a_tab_past_the_browsers_connections_says_why_it_waits(
         browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
     write(running.http_port, eventType="home-page-view", visitorId="v-1")
-    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
-        seen = asyncio.run(asyncio.wait_for(
-            four_tabs(devtools_url, running.http_port, shots), DEADLINE * 2))
+    seen = in_chromium(browser_executable, tmp_path / "profile", four_tabs, running.http_port,
+                       shots)
     assert seen["early"] is False, seen
     assert 4 <= seen["after"] <= 12, seen
     assert "six connections to one server" in seen["notice"], seen
