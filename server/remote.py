@@ -148,6 +148,15 @@ class ServerSource:
         server was ever reached."""
         # Watching the channel's state costs its close a poll (about 0.2 s): tails only.
         self._channel.subscribe(self._state)
+        try:
+            yield from self._follow(watch, request, say)
+        finally:
+            # (left to the channel's close, grpc's polling thread once died at exit with
+            # a traceback, and once the close after a Ctrl-C hung a test for 30 s)
+            self._channel.unsubscribe(self._state)
+
+    def _follow(self, watch: Callable[..., Any], request: Any,
+                say: Callable[[str], None]) -> Iterator[Any]:
         again = False  # the first call fails at once; the next ones wait for the server
         while True:
             try:
