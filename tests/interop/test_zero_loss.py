@@ -41,6 +41,7 @@ class Load:
 
     def __init__(self, server: ServerProcess, write_async: bool, pixels: bool = False) -> None:
         self.acked: list[str] = []
+        self.sent: list[str] = []  # every visitor id sent, answered or not
         self.failures = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -98,6 +99,8 @@ class Load:
             if self._stop.is_set():
                 return
             visitor = f"c{client_id}-{i}"
+            with self._lock:
+                self.sent.append(visitor)
             if send(visitor):
                 failed_since = None
                 with self._lock:
@@ -117,18 +120,21 @@ class Load:
 
 def interrupt_under_load(server: ServerProcess, write_async: bool,
                          interrupt: Callable[[ServerProcess], None],
-                         pixels: bool = False) -> list[str]:
-    """Load `server`, `interrupt` it at a random moment; the acknowledged visitor ids."""
+                         pixels: bool = False) -> Load:
+    """Load `server`, `interrupt` it at a random moment; the load, ended."""
     with Load(server, write_async, pixels) as load:
         wait_until(lambda: load.count() >= 100, "the first acknowledged writes", deadline=15)
         time.sleep(random.uniform(*LOAD_SECONDS))  # a random moment under load
         interrupt(server)
     assert load.failures > 0, "the clients never saw the server go"
-    return list(load.acked)
+    return load
 
 
-def assert_all_stored(acked: list[str], server_factory: Callable[..., ServerProcess],
-                      tmp_path: Path) -> None:
+def assert_all_stored(load: Load, server_factory: Callable[..., ServerProcess],
+                      tmp_path: Path, acked: list[str] | None = None) -> None:
+    """Every acknowledged event of `load` (or `acked`, those of them that must be) is
+    stored once, and nothing it did not send."""
+    acked = list(load.acked) if acked is None else acked
     restarted = server_factory()  # same store: opens after the crash and serves
     with retail_client(restarted.address) as client:
         client.write_user_event(request={"parent": CATALOG, "user_event": {
@@ -142,14 +148,17 @@ def assert_all_stored(acked: list[str], server_factory: Callable[..., ServerProc
     missing = set(acked) - set(stored)
     assert not missing, f"{len(missing)} of {len(acked)} acknowledged events were lost, " \
                         f"e.g. {sorted(missing)[:5]}"
-    # What is stored beyond the acknowledged: writes committed whose answer was lost.
-    assert len(stored) - 1 - len(acked) <= CLIENTS
+    # Beyond the acknowledged, only writes sent whose answer was lost (a timeout on a
+    # stalled machine, the server gone): counted against one in flight per client, a
+    # 2 s stall of the machine could pass it with no event wrongly stored.
+    unsent = set(stored) - set(load.sent) - {"after-restart"}
+    assert not unsent, f"stored, never sent: {sorted(unsent)[:5]}"
 
 
 def test_sigkill_under_synchronous_writes_loses_no_acknowledged_event(
         server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
-    acked = interrupt_under_load(server_factory(), False, ServerProcess.kill)
-    assert_all_stored(acked, server_factory, tmp_path)
+    load = interrupt_under_load(server_factory(), False, ServerProcess.kill)
+    assert_all_stored(load, server_factory, tmp_path)
 
 
 def test_sigterm_under_write_async_flushes_every_acknowledged_event(
@@ -157,8 +166,8 @@ def test_sigterm_under_write_async_flushes_every_acknowledged_event(
     def stop(server: ServerProcess) -> None:
         assert server.stop() == 0, server.log_text()
 
-    acked = interrupt_under_load(server_factory(), True, stop)
-    assert_all_stored(acked, server_factory, tmp_path)
+    load = interrupt_under_load(server_factory(), True, stop)
+    assert_all_stored(load, server_factory, tmp_path)
 
 
 def test_sigterm_under_pixels_commits_every_answered_pixel(
@@ -166,8 +175,8 @@ def test_sigterm_under_pixels_commits_every_answered_pixel(
     def stop(server: ServerProcess) -> None:
         assert server.stop() == 0, server.log_text()
 
-    acked = interrupt_under_load(server_factory(), False, stop, pixels=True)
-    assert_all_stored(acked, server_factory, tmp_path)
+    load = interrupt_under_load(server_factory(), False, stop, pixels=True)
+    assert_all_stored(load, server_factory, tmp_path)
 
 
 def test_sigkill_loses_no_pixel_answered_before_the_window(
@@ -187,7 +196,7 @@ def test_sigkill_loses_no_pixel_answered_before_the_window(
         time.sleep(0.01)
     print(f"every answered pixel committed {time.monotonic() - started:.3f} s after the last")
     server.kill()
-    assert_all_stored(acked, server_factory, tmp_path)
+    assert_all_stored(load, server_factory, tmp_path, acked)
 
 
 # Seconds; README's window for what a kill -9 may lose of answered pixels is 50 ms on a
