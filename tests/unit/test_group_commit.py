@@ -507,8 +507,10 @@ def test_callers_answered_together_are_committed_together() -> None:
 
     committer = GroupCommitter(apply, gather_seconds=1.0)
     try:
-        first = committer.submit_fn(lambda db: time.sleep(0.2), alone=True)  # a batch of one
+        release = threading.Event()
+        first = committer.submit_fn(lambda db: release.wait(10), alone=True)  # a batch of one
         held = [committer.submit_rows([row(f"a{i}")]) for i in range(4)]  # queued meanwhile
+        release.set()  # (held, not slept: a stalled machine queued them after it ended)
         for future in [first, *held]:
             future.result(10)
         assert batches == [1, 4]
@@ -522,7 +524,7 @@ def test_callers_answered_together_are_committed_together() -> None:
         committer.submit_rows([row("c")]).result(10)  # fewer than before: waited once
         started = time.monotonic()
         committer.submit_rows([row("d")]).result(10)  # a lone caller: never kept waiting
-        assert time.monotonic() - started < 0.5
+        assert time.monotonic() - started < 0.9  # (the gathering would wait 1 s)
         assert batches[-2:] == [1, 1]
     finally:
         committer.close()
