@@ -24,6 +24,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from server.errors import PermissionDenied, Unauthenticated
 API_KEY_HEADER = "x-goog-api-key"
 AUTHORIZATION_HEADER = "authorization"
 ERROR_DOMAIN = "footfall"
+log = logging.getLogger(__name__)
 
 # The RPCs a writer may call (full gRPC method names); every other guarded RPC
 # needs an admin key.
@@ -150,6 +152,9 @@ class KeyRing:
         return cls.parse(text, f"auth file {path}")
 
 
+SHORT_KEY = 16  # characters: a key shorter than this is warned of
+
+
 def _grant(key: str, entry: Any, where: str) -> Grant:
     if not key or key != key.strip():
         raise AuthFileError(f"{where}: a key must be non-empty, without surrounding spaces")
@@ -173,6 +178,9 @@ def _grant(key: str, entry: Any, where: str) -> Grant:
             for p in projects):
         raise AuthFileError(f"{where}: 'projects' must be a non-empty list of project ids "
                             "(or \"*\" for every project; \"-\" is no project id)")
+    if len(key) < SHORT_KEY:  # (said, not refused: a test's keys may be short)
+        log.warning("%s: the key is %d characters, short enough to guess; use a long random "
+                    "one (at least %d characters)", where, len(key), SHORT_KEY)
     return Grant(role, frozenset(projects), name or where.rpartition(": ")[2],
                  _buckets(entry.get("buckets"), where))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -322,3 +323,14 @@ def test_a_reader_may_call_every_console_read_and_watch() -> None:
     assert reads <= READER_METHODS
     assert {f"/{service.full_name}/{m.name}" for m in service.methods} - reads \
         <= {f"/{service.full_name}/ResetCatalog", f"/{service.full_name}/ResetTenant"}
+
+
+def test_a_short_key_is_warned_of_never_shown(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    KeyRing.parse(json.dumps({"keys": {
+        "abcde": {"projects": ["shop"], "role": "writer", "name": "shop"},
+        "a-long-random-key-0123456789": {"projects": ["shop"], "role": "admin"}}}))
+    [warned] = [r.getMessage() for r in caplog.records]
+    assert warned == ("auth file: key #1 (shop): the key is 5 characters, short enough to "
+                      "guess; use a long random one (at least 16 characters)")
+    assert "abcde" not in caplog.text
