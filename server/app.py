@@ -321,15 +321,24 @@ def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
         key = Path(settings.tls_key).read_bytes()
     except OSError as exc:
         raise ValueError(f"cannot read the TLS certificate or key: {exc}") from exc
+    asked: list[bool] = []
+
+    def no_pass_phrase() -> bytes:  # (else OpenSSL asked for one on the terminal, or failed
+        asked.append(True)          # with "[Errno 22] Invalid argument" without one)
+        return b""
+
     try:  # what grpc and the HTTP port will load, checked where it can say why
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(settings.tls_cert,
-                                                                settings.tls_key)
-    except ssl.SSLError as exc:
-        why = {"KEY_VALUES_MISMATCH": "the key is not the certificate's"}.get(
-            exc.reason or "", "each must be PEM: --tls-cert the certificate (chain), "
-            "--tls-key its private key")
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(
+            settings.tls_cert, settings.tls_key, password=no_pass_phrase)
+    except (ssl.SSLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or ""
+        why = ("the key is encrypted (it has a pass phrase): give it unencrypted, e.g. "
+               "`openssl pkey -in KEY -out key.pem`" if asked else
+               "the key is not the certificate's" if reason == "KEY_VALUES_MISMATCH" else
+               "each must be PEM: --tls-cert the certificate (chain), --tls-key its "
+               "private key")
         raise ValueError(f"--tls-cert {settings.tls_cert} and --tls-key {settings.tls_key} "
-                         f"make no TLS identity: {why} ({exc.reason or exc})") from None
+                         f"make no TLS identity: {why} ({reason or exc})") from None
     return grpc.ssl_server_credentials([(key, cert)])
 
 

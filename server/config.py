@@ -271,7 +271,9 @@ class Settings:
                                           "that one project's reader key cannot take them "
                                           "all (`projects/-` counts as one project); `-1` "
                                           "half of --max-watches; a server of one project "
-                                          "may give --max-watches", check=at_least(-1),
+                                          "may give --max-watches",
+                                          check=Check("must be -1 or at least 1",
+                                                      lambda value: value == -1 or value >= 1),
                                           readme_default="`-1`")
     watch_messages: int = option(4_000, INTEGER,
                                  "messages a second that the console's watches of single "

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
 from google.api_core import exceptions
 from google.cloud import retail_v2
 from google.cloud.retail_v2.services.user_event_service.transports import (
@@ -152,7 +153,7 @@ def test_insights_over_tls_with_the_authority_it_is_given(
     assert "it closed the connection: if it serves TLS" in plaintext.stderr
 
 
-@pytest.mark.parametrize("case", ["not-pem", "swapped", "another-key", "missing"])
+@pytest.mark.parametrize("case", ["not-pem", "swapped", "another-key", "missing", "encrypted"])
 def test_a_certificate_and_key_that_make_no_identity_stop_the_start_saying_why(
         tmp_path_factory: pytest.TempPathFactory, certificates: Certificates, case: str) -> None:
     """grpc said only that it could not listen on the port (exit 1, with three lines of
@@ -166,17 +167,24 @@ def test_a_certificate_and_key_that_make_no_identity_stop_the_start_saying_why(
         cert, key = key, cert
     elif case == "another-key":
         key = make_certificates(folder).key
+    elif case == "encrypted":  # (OpenSSL asked for its pass phrase, or failed: Errno 22)
+        key = folder / "encrypted.pem"
+        key.write_bytes(serialization.load_pem_private_key(
+            certificates.key.read_bytes(), None).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"a pass phrase")))
     else:
         cert = folder / "gone.pem"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
     done = subprocess.run([sys.executable, "-m", "server", "serve", "--port", "0",
                            "--http-port", "0", "--store", "memory://", "--tls-cert", str(cert),
                            "--tls-key", str(key)], cwd=folder, env=env, capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == 2, done.stderr
     said = {"not-pem": "make no TLS identity: each must be PEM",
             "swapped": "make no TLS identity: each must be PEM",
             "another-key": "make no TLS identity: the key is not the certificate's",
+            "encrypted": "make no TLS identity: the key is encrypted (it has a pass phrase)",
             "missing": "cannot read the TLS certificate or key"}[case]
     assert said in done.stderr
     assert "cannot listen" not in done.stderr
