@@ -11,10 +11,12 @@ which go through `long_read`, to threads of their own.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
+import contextlib
 import contextvars
 import threading
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable
 from typing import Any, TypeVar
 
 from server.errors import Cancelled
@@ -41,9 +43,21 @@ _LONG_READERS = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="foo
 # six counts of one reader key, each decoding a 200k-event catalog, made another
 # project's count wait 16 s and its writes fall from about 830/s to 9/s.
 LONG_READS_PER_SHARE = 2
-# share -> [its semaphore, the calls holding or awaiting it]; dropped when none do
-# (a semaphore belongs to the loop it first waited on)
-_SHARES: dict[Hashable, list[Any]] = {}
+
+
+class _Share:
+    """The turns of one share's long reads on one loop: LONG_READS_PER_SHARE at once."""
+
+    __slots__ = ("free", "waiting")
+
+    def __init__(self) -> None:
+        self.free = LONG_READS_PER_SHARE
+        self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+
+
+# (loop, share) -> its turns; dropped when no call holds or awaits one. By loop: two
+# servers of one process (tests) share no turn.
+_SHARES: dict[tuple[asyncio.AbstractEventLoop, Hashable], _Share] = {}
 
 
 async def off_loop(fn: Callable[..., T], /, *args: Any) -> T:
@@ -59,24 +73,97 @@ async def long_read(fn: Callable[..., T], /, *args: Any, share: Hashable) -> T:
     """As `off_loop`, on the long reads' own threads (see _LONG_READERS), at most
     LONG_READS_PER_SHARE at a time of those of `share` (the project read): the
     others wait in line, as coroutines."""
-    entry = _SHARES.get(share)
-    if entry is None:
-        entry = _SHARES[share] = [asyncio.Semaphore(LONG_READS_PER_SHARE), 0]
-    entry[1] += 1
+    async with long_read_turn(share) as run:
+        return await run(fn, *args)
+
+
+@contextlib.asynccontextmanager
+async def long_read_turn(share: Hashable) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """A turn among the long reads of `share` (waited for in line, holding no thread);
+    within it, `run(fn, *args)` runs `fn` as `long_read` does. The turn ends with the
+    block, or, if a read it ran was cancelled while its thread goes on, once that
+    thread ends: a caller that gives up does not free a turn its work still holds
+    (short deadlines again and again took every long-read thread)."""
+    loop = asyncio.get_running_loop()
+    key = (loop, share)
+    turns = _SHARES.get(key)
+    if turns is None:
+        turns = _SHARES[key] = _Share()
+    held = False
+    running: list[concurrent.futures.Future[Any]] = []
     try:
-        async with entry[0]:
-            return await _off_loop(_LONG_READERS, fn, *args)
+        if turns.free and not turns.waiting:
+            turns.free -= 1
+        else:
+            waiter = loop.create_future()
+            turns.waiting.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():  # granted as it was cancelled
+                    _pass_on(key, turns)
+                else:
+                    turns.waiting.remove(waiter)
+                raise
+        held = True
+
+        async def run(fn: Callable[..., T], /, *args: Any) -> T:
+            context, gone = _abandonable()
+            future = _LONG_READERS.submit(context.run, fn, *args)
+            running.append(future)
+            try:
+                return await asyncio.wrap_future(future)
+            except asyncio.CancelledError:
+                gone.set()
+                raise
+
+        yield run
     finally:
-        entry[1] -= 1
-        if not entry[1]:
-            del _SHARES[share]
+        busy = [future for future in running if not future.done()]
+        if not held:
+            _forget_if_idle(key, turns)
+        elif busy:  # (each future's callback runs on its thread: the turn goes on the loop)
+            remaining = [len(busy)]
+
+            def ended(_: Any) -> None:
+                remaining[0] -= 1
+                if not remaining[0]:
+                    loop.call_soon_threadsafe(_pass_on, key, turns)
+
+            for future in busy:
+                future.add_done_callback(ended)
+        else:
+            _pass_on(key, turns)
+
+
+def _pass_on(key: tuple[asyncio.AbstractEventLoop, Hashable], turns: _Share) -> None:
+    """A turn of `turns` ends: to the first in line, else free again."""
+    while turns.waiting:
+        waiter = turns.waiting.popleft()
+        if not waiter.done():
+            waiter.set_result(None)
+            return
+    turns.free += 1
+    _forget_if_idle(key, turns)
+
+
+def _forget_if_idle(key: tuple[asyncio.AbstractEventLoop, Hashable], turns: _Share) -> None:
+    if turns.free == LONG_READS_PER_SHARE and not turns.waiting and _SHARES.get(key) is turns:
+        del _SHARES[key]
+
+
+def _abandonable() -> tuple[contextvars.Context, threading.Event]:
+    """A copy of the caller's context, as asyncio.to_thread makes, with the event
+    `stop_if_abandoned` reads in it."""
+    context = contextvars.copy_context()
+    gone = threading.Event()
+    context.run(_ABANDONED.set, gone)
+    return context, gone
 
 
 async def _off_loop(executor: concurrent.futures.Executor | None, fn: Callable[..., T],
                     /, *args: Any) -> T:
-    context = contextvars.copy_context()
-    gone = threading.Event()
-    context.run(_ABANDONED.set, gone)
+    context, gone = _abandonable()
     try:
         return await asyncio.get_running_loop().run_in_executor(executor, context.run, fn,
                                                                 *args)

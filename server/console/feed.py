@@ -30,7 +30,7 @@ import logging
 import math
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from google.protobuf.message import Message
@@ -38,7 +38,7 @@ from google.protobuf.message import Message
 from server.console.pace import Pace
 from server.console.watch import Caller, Commits
 from server.errors import ResourceExhausted
-from server.loop import long_read, off_loop
+from server.loop import long_read_turn, off_loop
 from server.store.console import READ_BYTES
 from server.store.packed import varint
 
@@ -634,18 +634,29 @@ class Watches:
                         caller: Caller) -> AsyncIterator[list[Item]]:
         """Pages of the items of the rows after `after` up to the id `upto`, read
         by this watch (or by another of `key` at the same position, a moment ago)."""
+        # A read that decodes every row (a filter by session or product) runs as a long
+        # read, in its project's turn: 20 watches of such filters catching up over 200k
+        # events (from afterId 1) held the pool every call uses, and took another
+        # project's writes from about 360/s to 20/s.
+        decoding = getattr(source, "decoding", None)
         while after < upto and not caller.done() and not self._commits.closed:
-            # Room for a whole read, kept while it is made (else each watch catching up
-            # could read one past the bound); none: wait (a client that takes nothing
-            # is let go after SEND_SECONDS, and its room with it).
-            if self.held.bytes + READ_BYTES > self.held.limit:
+            async with (long_read_turn(decoding) if decoding is not None
+                        else contextlib.nullcontext(off_loop)) as read:
+                # Room for a whole read, kept while it is made (else each watch catching
+                # up could read one past the bound), taken once the turn is there (a
+                # watch waiting in line held it: four filled the bound, and every
+                # other watch stopped); none: wait (a client that takes nothing is let
+                # go after SEND_SECONDS, and its room with it).
+                room = self.held.bytes + READ_BYTES <= self.held.limit
+                if room:
+                    self.held.bytes += READ_BYTES
+                    try:
+                        position, items, _ = await self._page(key, source, after, upto, read)
+                    finally:
+                        self.held.bytes -= READ_BYTES
+            if not room:
                 await asyncio.sleep(self._poll)
                 continue
-            self.held.bytes += READ_BYTES
-            try:
-                position, items, _ = await self._page(key, source, after, upto)
-            finally:
-                self.held.bytes -= READ_BYTES
             page = [item for item in items if item.id <= upto]
             if page:
                 yield page
@@ -653,7 +664,8 @@ class Watches:
                 return
             after = position
 
-    async def _page(self, key: Hashable, source: Source, after: int, upto: int) -> Page:
+    async def _page(self, key: Hashable, source: Source, after: int, upto: int,
+                    read: Callable[..., Awaitable[Any]]) -> Page:
         """The page of `source` after `after`, for a watch catching up to `upto`:
         kept from a read of it within PAGE_CACHE_SECONDS, or read now and kept. A
         page kept is used only when it holds every row up to its end (full) or up
@@ -666,13 +678,7 @@ class Watches:
             read_at, page = kept
             if now - read_at <= PAGE_CACHE_SECONDS and (page.full or page.position >= upto):
                 return page
-        # A read that decodes every row (a filter by session or product) runs as a long
-        # read, within its project's share: 20 watches of such filters catching up
-        # over 200k events (from afterId 1) held the pool every call uses, and took
-        # another project's writes from about 360/s to 20/s.
-        decoding = getattr(source, "decoding", None)
-        page = await (long_read(source.read, after, share=decoding) if decoding is not None
-                      else off_loop(source.read, after))
+        page = await read(source.read, after)  # (`read`: off_loop, or a long read's)
         if page.full or page.position >= upto:
             self._forget_page((key, after))
             self._pages[key, after] = (now, page)

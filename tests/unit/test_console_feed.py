@@ -18,6 +18,7 @@ from server.console import feed, queries, sources
 from server.console.feed import Chunk, Item, Page, Watches
 from server.console.watch import Commits
 from server.errors import InvalidArgument, ResourceExhausted
+from server.loop import LONG_READS_PER_SHARE, long_read
 from server.store import Store
 from server.store import console as store_console
 
@@ -579,5 +580,39 @@ def test_many_feeds_share_a_bound_on_their_reads_and_miss_nothing(store: Store) 
         assert total <= 80 + 300 * elapsed, (total, elapsed)
         for stream in streams:
             await stream.aclose()
+
+    run(store, body)
+
+
+def test_a_watch_waiting_for_its_projects_turn_holds_no_room(store: Store) -> None:
+    """Room for a read was taken before the long reads' turn: four watches by session
+    waiting in line behind their project's insights filled the bound, and every other
+    watch stopped (a live event of another project came after 6.5 s, not 0.04)."""
+    async def body(watches: Watches) -> None:
+        await write(store, "v-1")
+        project = sources.project_of(CATALOG)
+        release = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        # the project's two turns, held (its insights)
+        held = [asyncio.ensure_future(long_read(
+            lambda: asyncio.run_coroutine_threadsafe(release.wait(), loop).result(10),
+            share=project)) for _ in range(LONG_READS_PER_SHARE)]
+        read = source(store, 'sessionId = "s-1"')
+        assert read.decoding == project
+        streams = [watches.items(read.key, read, 0, Caller()) for _ in range(4)]
+        pending = [asyncio.ensure_future(anext(s)) for s in streams]
+        await asyncio.sleep(0.3)  # each is in line for the turn
+        assert watches.held.bytes == 0, watches.held.bytes
+        assert 0 not in read.reads  # (no catch-up read; the live feed reads after 1)
+        release.set()
+        await asyncio.gather(*held)
+        await asyncio.sleep(0.3)
+        assert 0 in read.reads  # in their turn, they read
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for stream in streams:
+            await stream.aclose()  # type: ignore[attr-defined]
+        assert watches.held.bytes == 0
 
     run(store, body)

@@ -4,6 +4,7 @@ pool, whose few threads serve every other read of every caller."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -116,3 +117,52 @@ def test_one_projects_long_reads_leave_threads_to_another_projects() -> None:
         release.set()
         assert [call.result(timeout=30) for call in calls] == ["a"] * 6
         loop.close()
+
+
+def test_a_cancelled_long_read_keeps_its_turn_until_its_thread_ends() -> None:
+    """A caller that gave up (its deadline passed) freed its turn while its read went on:
+    eight calls of 50 ms deadlines and 2 s of work ran four at once (two allowed), and
+    another project's read waited 1.5 s."""
+    loop = LoopThread(POOL)
+    running, most, lock = [0], [0], threading.Lock()
+    release = threading.Event()
+
+    def slow() -> None:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        release.wait(30)
+        with lock:
+            running[0] -= 1
+
+    async def impatient() -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(long_read(slow, share="a"), 0.05)
+
+    try:
+        for _ in range(8):
+            loop.run(impatient(), timeout=30)
+        time.sleep(0.2)
+        assert most[0] == LONG_READS_PER_SHARE, most  # the others never started
+        assert loop.run(long_read(lambda: "b", share="b"), timeout=30) == "b"
+    finally:
+        release.set()
+        loop.close()
+
+
+def test_two_loops_share_no_turn() -> None:
+    """Two servers of one process (tests): a turn of one loop's was awaited on the
+    other (RuntimeError: bound to a different event loop)."""
+    first, second = LoopThread(POOL), LoopThread(POOL)
+    release = threading.Event()
+    try:
+        held = [asyncio.run_coroutine_threadsafe(long_read(release.wait, 30, share="p"),
+                                                 first.loop) for _ in range(3)]
+        time.sleep(0.1)
+        assert second.run(long_read(lambda: "other", share="p"), timeout=30) == "other"
+        release.set()
+        assert [call.result(timeout=30) for call in held] == [True] * 3
+    finally:
+        release.set()
+        first.close()
+        second.close()
