@@ -356,13 +356,14 @@ def authorize(grant: Grant, method: str, request: Message) -> str:
     for project in projects:
         assert project is not None
         if not grant.allows_project(project):
-            # (of every project, the key's own may be what was meant: if its role may
-            # not make the call either, say so too, or naming one led to a second no)
+            if project == EVERY_PROJECT and not grant.role.may_call(method):
+                # (the role first: told to name a project, the caller named one and was
+                # then told its role may not read. No project is named, so the refusal
+                # is kept among no project's either)
+                raise Denied(_role_refusal(grant, method, rpc), "ROLE_NOT_ALLOWED")
             raise NotYourProject(
                 "projects/- (every project) needs an API key granted every project (\"*\"); "
-                + ("name one: projects/PROJECT" if grant.role.may_call(method) else
-                   f"and {_role_refusal(grant, method, rpc)}")
-                if project == EVERY_PROJECT else
+                "name one: projects/PROJECT" if project == EVERY_PROJECT else
                 f"the API key is not allowed to use project {project!r} (or it may not exist)",
                 "PROJECT_NOT_GRANTED")
     if grant.buckets is not None:

@@ -84,21 +84,22 @@ let onWaiting = null;
  *  blank, and nothing said why. */
 export function whenWaiting(fn) { onWaiting = fn; }
 
-async function send(url, options = {}) {
+/** fetch(), said on the page when it has no answer for WAITING_MS (see whenWaiting). */
+async function timedFetch(url, init) {
   let late = false;
   const timer = setTimeout(() => {
     late = true;
     if (++waiting === 1) onWaiting?.(true);
   }, WAITING_MS);
   try {
-    return await sendNow(url, options);
+    return await fetch(url, init);
   } finally {
     clearTimeout(timer);
     if (late && --waiting === 0) onWaiting?.(false);
   }
 }
 
-async function sendNow(url, {method = "GET", body, signal} = {}) {
+async function send(url, {method = "GET", body, signal} = {}) {
   for (;;) {
     const headers = {};
     const key = sessionStorage.getItem(KEY);
@@ -106,7 +107,7 @@ async function sendNow(url, {method = "GET", body, signal} = {}) {
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let response;
     try {
-      response = await fetch(url, {
+      response = await timedFetch(url, {
         method, headers, signal, cache: "no-store", credentials: "omit",
         body: body === undefined ? undefined : JSON.stringify(body),
       });

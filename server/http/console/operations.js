@@ -136,19 +136,34 @@ function showSamples(fields, op) {
 }
 
 const SHOWN = 50;  // the newest operations shown (and every running one)
-const PAGES = 20;  // of 100 operations, read at most (oldest first: the newest are last)
+const PAGES = 20;  // of 100 operations, read at most per refresh
 
-async function allPages(path, signal) {
-  const listed = [];
-  let pageToken = "";
-  for (let page = 0; page < PAGES; page++) {
-    const answer = await call(path, {query: {pageSize: 100, ...(pageToken && {pageToken})},
-      signal});
-    listed.push(...answer.operations || []);
-    pageToken = answer.nextPageToken || "";
-    if (!pageToken) break;
-  }
-  return listed;
+/** The newest SHOWN operations of `path` as far as read: ListOperations lists the
+ *  oldest first, so its pages are read to the end, PAGES a refresh (a catalog of
+ *  thousands is caught up with over a few refreshes), and each refresh starts again
+ *  at the last page read, not at the first (20 pages a second, each tab). */
+function newestOperations(path) {
+  let resume = "";  // the page token of the last page read ("": the first page)
+  let before = [];  // the newest SHOWN operations before that page
+  return async (signal) => {
+    let token = resume;
+    let older = before;
+    for (let page = 0; page < PAGES; page++) {
+      const answer = await call(path, {query: {pageSize: 100, ...(token && {pageToken: token})},
+        signal});
+      const operations = answer.operations || [];
+      if (!answer.nextPageToken) {
+        resume = token;
+        before = older;
+        return {operations: [...older, ...operations].slice(-SHOWN), more: false};
+      }
+      older = [...older, ...operations].slice(-SHOWN);
+      token = answer.nextPageToken;
+    }
+    resume = token;  // the next refresh goes on from here
+    before = older;
+    return {operations: older, more: true};
+  };
 }
 
 export function render(main, ctx) {
@@ -188,13 +203,18 @@ export function render(main, ctx) {
   // end (up to PAGES of them) and the newest SHOWN kept, and the running ones are asked
   // for by themselves beside them; one shown running that neither holds now ended
   // since: read it once.
+  const path = `/v2/${ctx.catalog}/operations`;
+  const newest = newestOperations(path);
+  const reading = h("p", {class: "hint", hidden: true},
+    "Reading the catalog's operations, oldest first: the newest are not all shown yet.");
+  main.insertBefore(reading, list);
   const refresh = async () => {
     try {
-      const path = `/v2/${ctx.catalog}/operations`;
       const [listed, running] = await Promise.all([
-        allPages(path, ctx.signal),
+        newest(ctx.signal),
         call(path, {query: {pageSize: 100, filter: "done=false"}, signal: ctx.signal})]);
-      const found = new Map([...listed.slice(-SHOWN), ...running.operations || []]
+      reading.hidden = !listed.more;
+      const found = new Map([...listed.operations, ...running.operations || []]
         .map((op) => [op.name, op]));
       for (const [name, shown] of cards) {
         if (!found.has(name) && shown.element.dataset.state === "running") {
