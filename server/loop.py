@@ -125,10 +125,14 @@ async def long_read_turn(share: Hashable) -> AsyncIterator[Callable[..., Awaitab
         elif busy:  # (each future's callback runs on its thread: the turn goes on the loop)
             remaining = [len(busy)]
 
-            def ended(_: Any) -> None:
+            def one_ended() -> None:  # (on the loop: threads end together)
                 remaining[0] -= 1
                 if not remaining[0]:
-                    loop.call_soon_threadsafe(_pass_on, key, turns)
+                    _pass_on(key, turns)
+
+            def ended(_: Any) -> None:
+                with contextlib.suppress(RuntimeError):  # (the loop closed: no turns)
+                    loop.call_soon_threadsafe(one_ended)
 
             for future in busy:
                 future.add_done_callback(ended)
