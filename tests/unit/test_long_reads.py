@@ -86,35 +86,41 @@ def test_catalogs_listed_with_their_counts_leave_the_pool_to_other_reads(store: 
     quick_read_beside(store, held, lambda: service.ListCatalogs(request, None))
 
 
+class Held:
+    """Reads of share "a" held until `release`, counting how many run at once."""
+
+    def __init__(self) -> None:
+        self.running = self.most = 0
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+
+    def read(self) -> str:
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        self.release.wait(30)
+        with self._lock:
+            self.running -= 1
+        return "a"
+
+
 def test_one_projects_long_reads_leave_threads_to_another_projects() -> None:
     """Six counts of one reader key's project, each decoding a whole catalog, held
     every long-read thread: another project's count waited 16 s behind them."""
-    loop = LoopThread(POOL)
-    running, most, lock = [0], [0], threading.Lock()
-    release = threading.Event()
-
-    def slow() -> str:
-        with lock:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-        release.wait(30)
-        with lock:
-            running[0] -= 1
-        return "a"
-
-    calls = [asyncio.run_coroutine_threadsafe(long_read(slow, share="a"), loop.loop)
+    loop, held = LoopThread(POOL), Held()
+    calls = [asyncio.run_coroutine_threadsafe(long_read(held.read, share="a"), loop.loop)
              for _ in range(6)]
     try:
         deadline = time.monotonic() + 30
-        while running[0] < LONG_READS_PER_SHARE:  # (threads start when they start)
-            assert time.monotonic() < deadline, running
+        while held.running < LONG_READS_PER_SHARE:  # (threads start when they start)
+            assert time.monotonic() < deadline, held.running
             time.sleep(0.01)
         # another project's read is answered while the first's are held
         assert loop.run(long_read(lambda: "b", share="b"), timeout=30) == "b"
         time.sleep(0.1)
-        assert most[0] == LONG_READS_PER_SHARE  # the others wait, holding no thread
+        assert held.most == LONG_READS_PER_SHARE  # the others wait, holding no thread
     finally:
-        release.set()
+        held.release.set()
         assert [call.result(timeout=30) for call in calls] == ["a"] * 6
         loop.close()
 
@@ -123,30 +129,20 @@ def test_a_cancelled_long_read_keeps_its_turn_until_its_thread_ends() -> None:
     """A caller that gave up (its deadline passed) freed its turn while its read went on:
     eight calls of 50 ms deadlines and 2 s of work ran four at once (two allowed), and
     another project's read waited 1.5 s."""
-    loop = LoopThread(POOL)
-    running, most, lock = [0], [0], threading.Lock()
-    release = threading.Event()
-
-    def slow() -> None:
-        with lock:
-            running[0] += 1
-            most[0] = max(most[0], running[0])
-        release.wait(30)
-        with lock:
-            running[0] -= 1
+    loop, held = LoopThread(POOL), Held()
 
     async def impatient() -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(long_read(slow, share="a"), 0.05)
+            await asyncio.wait_for(long_read(held.read, share="a"), 0.05)
 
     try:
         for _ in range(8):
             loop.run(impatient(), timeout=30)
         time.sleep(0.2)
-        assert most[0] == LONG_READS_PER_SHARE, most  # the others never started
+        assert held.most == LONG_READS_PER_SHARE, held.most  # the others never started
         assert loop.run(long_read(lambda: "b", share="b"), timeout=30) == "b"
     finally:
-        release.set()
+        held.release.set()
         loop.close()
 
 
