@@ -258,9 +258,10 @@ async def cancel_from_the_page(devtools_url: str, port: int, folder: Path) -> st
         await no_problems(devtools, session)
         # Opened afresh, the page still shows it, ended, on top: past the first page of
         # ListOperations (oldest first), an ended operation was never shown again.
-        await devtools.evaluate(session, "location.reload()")
-        await until(lambda: devtools.evaluate(session, f"!!document.querySelector({cancelled!r})"),
-                    "the ended import, after a reload")
+        await devtools.evaluate(session, "window.notReloaded = true; location.reload()")
+        await until(lambda: devtools.evaluate(
+            session, f"!window.notReloaded && !!document.querySelector({cancelled!r})"),
+            "the ended import, after a reload")
         assert await devtools.evaluate(
             session, "document.querySelector('article.operation').dataset.name") == name
         # Each refresh goes on from the last page read: the first page is not read again

@@ -526,7 +526,7 @@ def test_a_watch_catching_up_over_decoded_rows_reads_as_a_long_read(
         filter_text: str, thread: str) -> None:
     """20 watches by session, from afterId 1 over 200k events, each decoded every
     event on the pool every call uses (another project's writes 360/s -> 20/s)."""
-    seen: list[str] = []
+    seen: list[str] = []  # the threads its reads ran on (the shared feed's among them)
     read = sources.UserEvents.read
 
     def recording(self: sources.UserEvents, after: int) -> Any:
@@ -541,7 +541,8 @@ def test_a_watch_catching_up_over_decoded_rows_reads_as_a_long_read(
         assert watched.wait_for(lambda: watched.got == ["v-1"], 10), watched.got
     finally:
         watched.close()
-    assert seen and seen[0] == thread, seen
+    # (the shared feed's own reads of what comes next run on the pool either way)
+    assert ("footfall-long-read" in seen) == (thread == "footfall-long-read"), seen
 
 
 def test_watches_past_the_limit_are_refused(one_watch: Running) -> None:
