@@ -294,6 +294,6 @@ def test_a_tab_past_the_browsers_connections_says_why_it_waits(
     seen = in_chromium(browser_executable, tmp_path / "profile", four_tabs, running.http_port,
                        shots)
     assert seen["early"] is False, seen
-    assert 4 <= seen["after"] <= 12, seen
+    assert 4 <= seen["after"] <= 25, seen  # (5 s from the first call, on a loaded machine)
     assert "six connections to one server" in seen["notice"], seen
     assert "Close another Footfall tab" in seen["notice"], seen

@@ -138,6 +138,10 @@ def test_a_cancelled_long_read_keeps_its_turn_until_its_thread_ends() -> None:
     try:
         for _ in range(8):
             loop.run(impatient(), timeout=30)
+        deadline = time.monotonic() + 30
+        while held.running < LONG_READS_PER_SHARE:  # (threads start when they start)
+            assert time.monotonic() < deadline, held.running
+            time.sleep(0.01)
         time.sleep(0.2)
         assert held.most == LONG_READS_PER_SHARE, held.most  # the others never started
         assert loop.run(long_read(lambda: "b", share="b"), timeout=30) == "b"
