@@ -66,7 +66,12 @@ async def off_loop(fn: Callable[..., T], /, *args: Any) -> T:
     asyncio.to_thread does, so context variables (the retail API version an
     operation is named for) reach it. Cancelled, it goes on in its thread, but
     work of many reads stops at the next (`stop_if_abandoned`)."""
-    return await _off_loop(None, fn, *args)
+    context, gone = _abandonable()
+    try:
+        return await asyncio.get_running_loop().run_in_executor(None, context.run, fn, *args)
+    except asyncio.CancelledError:
+        gone.set()
+        raise
 
 
 async def long_read(fn: Callable[..., T], /, *args: Any, share: Hashable) -> T:
@@ -163,17 +168,6 @@ def _abandonable() -> tuple[contextvars.Context, threading.Event]:
     gone = threading.Event()
     context.run(_ABANDONED.set, gone)
     return context, gone
-
-
-async def _off_loop(executor: concurrent.futures.Executor | None, fn: Callable[..., T],
-                    /, *args: Any) -> T:
-    context, gone = _abandonable()
-    try:
-        return await asyncio.get_running_loop().run_in_executor(executor, context.run, fn,
-                                                                *args)
-    except asyncio.CancelledError:
-        gone.set()
-        raise
 
 
 def stop_if_abandoned() -> None:

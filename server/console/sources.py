@@ -30,7 +30,7 @@ class UserEvents:
     @property
     def decoding(self) -> Hashable | None:
         """Whose reads these are, when each decodes every row it reads (a filter by
-        session or product: see feed.Watches._page); None when the store selects."""
+        session or product: see feed.Watches._catch_up); None when the store selects."""
         return project_of(self.events.query.catalog) if self.events.on_events else None
 
     def read(self, after: int) -> Page:

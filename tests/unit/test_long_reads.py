@@ -153,16 +153,18 @@ def test_a_cancelled_long_read_keeps_its_turn_until_its_thread_ends() -> None:
 def test_two_loops_share_no_turn() -> None:
     """Two servers of one process (tests): a turn of one loop's was awaited on the
     other (RuntimeError: bound to a different event loop)."""
-    first, second = LoopThread(POOL), LoopThread(POOL)
-    release = threading.Event()
+    first, second, held = LoopThread(POOL), LoopThread(POOL), Held()
     try:
-        held = [asyncio.run_coroutine_threadsafe(long_read(release.wait, 30, share="p"),
-                                                 first.loop) for _ in range(3)]
-        time.sleep(0.1)
+        calls = [asyncio.run_coroutine_threadsafe(long_read(held.read, share="p"),
+                                                  first.loop) for _ in range(3)]
+        deadline = time.monotonic() + 30
+        while held.running < LONG_READS_PER_SHARE:  # the first loop's turns all taken
+            assert time.monotonic() < deadline, held.running
+            time.sleep(0.01)
         assert second.run(long_read(lambda: "other", share="p"), timeout=30) == "other"
-        release.set()
-        assert [call.result(timeout=30) for call in held] == [True] * 3
+        held.release.set()
+        assert [call.result(timeout=30) for call in calls] == ["a"] * 3
     finally:
-        release.set()
+        held.release.set()
         first.close()
         second.close()

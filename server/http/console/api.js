@@ -71,8 +71,6 @@ function withQuery(path, query) {
   return path + (params.size ? `?${params}` : "");
 }
 
-/** The response to `url` once it is a success; an ApiError otherwise. A 401
- *  asks for a key and tries again. */
 // A call that has had no answer for this long is said on the page (see whenWaiting).
 export const WAITING_MS = 5000;
 let waiting = 0;  // calls past WAITING_MS with no answer yet
@@ -99,6 +97,8 @@ async function timedFetch(url, init) {
   }
 }
 
+/** The response to `url` once it is a success; an ApiError otherwise. A 401
+ *  asks for a key and tries again. */
 async function send(url, {method = "GET", body, signal} = {}) {
   for (;;) {
     const headers = {};

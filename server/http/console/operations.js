@@ -200,7 +200,7 @@ export function render(main, ctx) {
   // ListOperations lists the oldest first: past 50 operations (an hourly retention
   // purge makes 50 in two days) a new import was not on the first page, and could not
   // be seen nor cancelled here (nor, once ended, read). So the pages are read to their
-  // end (up to PAGES of them) and the newest SHOWN kept, and the running ones are asked
+  // end (newestOperations) and the newest SHOWN kept, and the running ones are asked
   // for by themselves beside them; one shown running that neither holds now ended
   // since: read it once.
   const path = `/v2/${ctx.catalog}/operations`;
