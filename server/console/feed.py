@@ -520,12 +520,19 @@ class Watches:
         self.admit(project)
         self.open += 1
         self._by_project[project] = self._by_project.get(project, 0) + 1
-        released = False
+        # A watch counts until its stream has ended and, for a gRPC call, until grpc
+        # ends the call: a call let go (SEND_SECONDS) still holds the message grpc
+        # began to send, for as long as its client takes nothing and stays (grpc
+        # cannot end it sooner). Counted only while its stream ran, a reader key held
+        # any number of such calls.
+        call_ends = getattr(caller, "add_done_callback", None)  # (a gRPC call)
+        ends = 2 if call_ends is not None else 1
+        stream_ended = False
 
-        def release() -> None:  # once, whether the stream ran or was dropped unstarted
-            nonlocal released
-            if not released:
-                released = True
+        def ended() -> None:
+            nonlocal ends
+            ends -= 1
+            if not ends:
                 self.open -= 1
                 left = self._by_project[project] - 1
                 if left:
@@ -533,9 +540,17 @@ class Watches:
                 else:
                     del self._by_project[project]
 
+        def release() -> None:  # once, whether the stream ran or was dropped unstarted
+            nonlocal stream_ended
+            if not stream_ended:
+                stream_ended = True
+                ended()
+
         stream = self._watch((key, json_name is not None), source, after, caller, release,
                              json_name)
         weakref.finalize(stream, release)  # a stream never iterated runs no `finally`
+        if call_ends is not None:
+            call_ends(lambda _: ended())
         return stream
 
     async def _watch(self, key: Hashable, source: Source, after: int, caller: Caller,

@@ -102,6 +102,11 @@ class _Keyed:
     def time_remaining(self) -> float | None:
         return self._caller.time_remaining()
 
+    @property
+    def add_done_callback(self) -> Callable[[Callable[[Any], None]], None] | None:
+        """Its call's, if it is a gRPC call."""
+        return getattr(self._caller, "add_done_callback", None)
+
 
 async def admitted(policy: Policy, method: str, transport: str, request: Any, context: Any,
                    open_stream: Callable[[Caller], Awaitable[AsyncIterator[T]]]

@@ -5,6 +5,7 @@ room the other watches of its feed wait for, for as long as it stays connected."
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import socket
 import time
@@ -74,6 +75,48 @@ def test_a_grpc_watch_never_read_is_ended(slow_limit: Running) -> None:
         assert "took no message" in (ended.value.details() or "")
         assert "watch again after the last id it saw" in (ended.value.details() or "")
         assert received < 12  # it was ended, not finished
+
+
+def test_a_grpc_watch_let_go_counts_until_grpc_ends_its_call(
+        settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A watch let go holds its call still (grpc sends the message it began, and
+    cannot end the call before): it counts toward the limits until the call ends,
+    else a reader key could hold any number of calls, a message each, by never
+    reading."""
+    monkeypatch.setattr(service, "SEND_SECONDS", SECONDS)
+    running = start(dataclasses.replace(settings, http_port=-1, max_watches_per_project=1),
+                    clock)
+    options = [("grpc.http2.bdp_probe", 0), ("grpc.max_receive_message_length", -1)]
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}", options=options) as stuck, \
+                grpc.insecure_channel(f"127.0.0.1:{running.port}") as other:
+            request = console_pb2.WatchUserEventsRequest(parent=CATALOG)
+            never_read = console_pb2_grpc.ConsoleServiceStub(stuck).WatchUserEvents(
+                request, timeout=60)
+            write_big_events(running.port, 12)
+            time.sleep(SECONDS * 8)  # the server lets it go (a margin)
+            watches = console_pb2_grpc.ConsoleServiceStub(other)
+            refused = ended_with(watches.WatchUserEvents(request, timeout=5))
+            assert refused.code() is grpc.StatusCode.RESOURCE_EXHAUSTED, refused
+            assert "--max-watches-per-project" in (refused.details() or "")
+            never_read.cancel()  # the call ends: its place is free again
+            deadline = time.monotonic() + 20
+            while (outcome := ended_with(watches.WatchUserEvents(request, timeout=1))).code() \
+                    is grpc.StatusCode.RESOURCE_EXHAUSTED:
+                assert time.monotonic() < deadline, "the ended call still counts"
+            # admitted: it waited for an event until its deadline
+            assert outcome.code() in (grpc.StatusCode.OK, grpc.StatusCode.DEADLINE_EXCEEDED), \
+                outcome
+    finally:
+        running.stop()
+
+
+def ended_with(call: grpc.Call) -> grpc.Call:
+    """`call` (a watch) once it has ended, its messages read."""
+    with contextlib.suppress(grpc.RpcError):
+        for _ in call:  # type: ignore[attr-defined]
+            pass
+    return call
 
 
 def test_a_server_sent_events_watch_never_read_is_closed(slow_limit: Running) -> None:
