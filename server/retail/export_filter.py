@@ -6,6 +6,7 @@ User events, Google's export grammar where it meets what the store selects:
     term   := "eventTime" (">" | ">=" | "<" | "<=") STRING   (RFC 3339; one bound
                                                   of each side at most)
             | "eventType" "=" VALUE
+            | "eventType" "=" "(" VALUE ( "OR" VALUE )* ")"    (Google's examples)
             | "(" "eventType" "=" VALUE ( "OR" "eventType" "=" VALUE )* ")"
             | "eventsMissingCatalogItems"
     VALUE  := STRING | a bare word such as detail-page-view
@@ -15,8 +16,9 @@ naming none count as joined) are exported unless the filter says
 eventsMissingCatalogItems, which exports only the others. NOT is refused.
 
 Products: `productType = primary|variant` and `availability = IN_STOCK|...`,
-each alone or as a parenthesised OR of its values; lastModifiedTime, tags and
-NOT are refused (the store keeps no modification time).
+each alone or as an OR of its values: `availability = (IN_STOCK OR BACKORDER)`,
+as Google's examples write it, or `(availability = IN_STOCK OR availability = ...)`.
+lastModifiedTime, tags and NOT are refused (the store keeps no modification time).
 
 Every input gives a query or an InvalidArgument naming the filter field, saying at
 which character; never another exception.
@@ -91,33 +93,55 @@ class _Terms(Cursor):
         return token
 
     def values(self, name: str, check: Callable[[Token, str], Any]) -> list[Any]:
-        """The values of a `name = VALUE` term or of a parenthesised OR of them (the
-        opening parenthesis or the name is next); each passed through `check`."""
+        """The values of a `name = VALUE` term, of `name = (VALUE OR VALUE ...)` (as
+        Google's examples write it), or of a parenthesised OR of `name = VALUE`
+        terms (the opening parenthesis or the name is next); each passed through
+        `check`."""
         first = self.next(name)
-        grouped = first.text == "("
-        if not grouped:
+        if first.text == "(":  # (name = a OR name = b)
+            out = [self.one_value(name, check)]
+            out += self.more_values(lambda: self.one_value(name, check))
+        else:
             self.pos -= 1
-        out = [self.one_value(name, check)]
-        while grouped:
-            token = self.next("OR or ')'")
-            if token.text == ")":
-                break
-            if token.text != "OR":
-                raise Fail(token.at, _NO_NOT if token.text == "NOT"
-                           else f"expected OR or ')', got {token.text!r}")
-            out.append(self.one_value(name, check))
+            self.name_equals(name)
+            token = self.peek()
+            if token is not None and token.text == "(":  # name = (a OR b)
+                self.pos += 1
+                out = [self.bare_value(name, check)]
+                out += self.more_values(lambda: self.bare_value(name, check))
+            else:
+                out = [self.bare_value(name, check)]
         if name in self.seen:
             raise Fail(first.at, f"{name} is given twice; give its values as "
-                                 f"({name} = a OR {name} = b)")
+                                 f"{name} = (a OR b)")
         self.seen.add(name)
         return out
 
+    def more_values(self, value: Callable[[], Any]) -> list[Any]:
+        """The values after the first of a parenthesised OR, up to its ')'."""
+        out = []
+        while (token := self.next("OR or ')'")).text != ")":
+            if token.text != "OR":
+                raise Fail(token.at, _NO_NOT if token.text == "NOT"
+                           else f"expected OR or ')', got {token.text!r}")
+            out.append(value())
+        return out
+
     def one_value(self, name: str, check: Callable[[Token, str], Any]) -> Any:
+        self.name_equals(name)
+        return self.bare_value(name, check)
+
+    def name_equals(self, name: str) -> None:
         token = self.peek()
         if token is not None and token.text == "NOT":
             raise Fail(token.at, _NO_NOT)
         self.take("word", name, (name,))
         self.take("op", f"'=' after {name}", ("=",))
+
+    def bare_value(self, name: str, check: Callable[[Token, str], Any]) -> Any:
+        token = self.peek()
+        if token is not None and token.text == "NOT":
+            raise Fail(token.at, _NO_NOT)
         value = self.next(f"a value for {name}")
         if value.kind not in ("string", "word"):
             raise Fail(value.at, f"expected a value for {name}, got {value.text!r}")

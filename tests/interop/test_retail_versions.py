@@ -222,9 +222,13 @@ def test_export_purge_import_gives_back_the_same_events(
     assert sorted(map(key, after)) == sorted(map(key, before))
 
 
+@pytest.mark.parametrize("types", [
+    '(eventType = search OR eventType = "home-page-view")',
+    "eventType = (search OR home-page-view)",  # as Google's "Example 5" writes it
+])
 def test_export_filter_selects_by_time_and_type(
         clients: dict[str, Clients], server: ServerProcess, catalog: str,
-        gcs_folder: str, version: str) -> None:
+        gcs_folder: str, version: str, types: str) -> None:
     mine = clients[version]
     sent = events_of(12, "f")
     for event in sent:
@@ -236,8 +240,8 @@ def test_export_filter_selects_by_time_and_type(
     assert wanted
     response = finish(mine.events.export_user_events(request={
         "parent": catalog, "output_config": export_uri(gcs_folder),
-        "filter": 'eventTime >= "2024-05-20T10:00:04Z" eventTime < "2024-05-20T10:00:10Z" '
-                  "(eventType = search OR eventType = \"home-page-view\")"},
+        "filter": f'eventTime >= "2024-05-20T10:00:04Z" eventTime < "2024-05-20T10:00:10Z" '
+                  f"{types}"},
         timeout=RPC_DEADLINE))
     assert exported_lines(server, response) == wanted
 
@@ -322,6 +326,11 @@ def test_products_crud_and_export_import(clients: dict[str, Clients], server: Se
         "parent": branch, "output_config": export_uri(f"{gcs_folder}/in-stock"),
         "filter": "availability = IN_STOCK"}, timeout=RPC_DEADLINE))
     assert [p["id"] for p in exported_lines(server, only_in_stock)] == ["p1"]
+    in_stock_or_out = finish(mine.export_products(request={  # Google's "Example 5" form
+        "parent": branch, "output_config": export_uri(f"{gcs_folder}/either"),
+        "filter": "availability = (IN_STOCK OR OUT_OF_STOCK) AND productType = (primary)"},
+        timeout=RPC_DEADLINE))
+    assert sorted(p["id"] for p in exported_lines(server, in_stock_or_out)) == ["p1", "p2"]
     everything = finish(mine.export_products(request={
         "parent": branch, "output_config": export_uri(f"{gcs_folder}/all")},
         timeout=RPC_DEADLINE))

@@ -46,7 +46,25 @@ def test_an_or_of_types_is_checked_per_event() -> None:
     assert not chosen.matches(user_event_pb2.UserEvent(event_type="add-to-cart"))
 
 
+def test_googles_own_or_examples_are_read() -> None:
+    # ExportUserEventsRequest.filter, "Example 5: eventType = (detail-page-view OR search)"
+    chosen = parse_events("eventType = (detail-page-view OR search)", CATALOG)
+    assert chosen.types == {"detail-page-view", "search"}
+    assert chosen.query.event_types == ()
+    assert parse_events('eventType = ("search")', CATALOG).query.event_types == ("search",)
+    # ExportProductsRequest.filter, "Example 5: availability = (IN_STOCK OR BACKORDER)"
+    chosen_products = parse_products("availability = (IN_STOCK OR BACKORDER) AND "
+                                     "productType = (primary OR variant)")
+    assert chosen_products.availabilities == (Product.IN_STOCK, Product.BACKORDER)
+    assert chosen_products.types == (Product.PRIMARY, Product.VARIANT)
+
+
 @pytest.mark.parametrize(("text", "why"), [
+    ("eventType = (a OR NOT b)", "at character 19: NOT is not supported"),
+    ("eventType = (a b)", "at character 16: expected OR or ')', got 'b'"),
+    ("eventType = (a OR", "expected a value for eventType, but the filter ends"),
+    ("eventType = ()", "at character 14: expected a value for eventType, got ')'"),
+    ("eventType = (a) eventType = b", "at character 17: eventType is given twice"),
     ('visitorId = "v"', "at character 1: unknown term 'visitorId'"),
     ('eventType = "search\0"', "at character 13: a value must not hold a NUL character"),
     ("(eventType = a OR NOT eventType = b)", "at character 19: NOT is not supported"),
@@ -126,6 +144,7 @@ def test_any_input_parses_or_is_invalid_argument(text: str) -> None:
 @pytest.mark.parametrize("text", [
     'eventTime > "2024-01-01T00:00:00Z"',
     "eventType = detail-page-view",
+    "eventType = (detail-page-view OR search)",
     '(eventType = "search" OR eventType = "home-page-view")',
     "eventsMissingCatalogItems",
     'eventTime >= "2024-01-01T00:00:00Z" eventTime < "2024-02-01T00:00:00Z" eventType = search',
