@@ -182,7 +182,7 @@ def _single(value: Any, field: FieldDescriptor) -> Any:
         return value
     name = message.full_name
     if name == "google.protobuf.FieldMask":
-        return _field_mask(value)
+        return field_mask(value)
     if name == "google.protobuf.BoolValue":
         return _BOOLS.get(value, value) if type(value) is str else value
     if name.startswith("google.protobuf."):  # Timestamp, Struct...: their own JSON forms
@@ -190,8 +190,9 @@ def _single(value: Any, field: FieldDescriptor) -> Any:
     return _normalize(value, message)
 
 
-def _field_mask(value: Any) -> Any:
-    """`price_info,color_info.colors` as `priceInfo,colorInfo.colors`."""
+def field_mask(value: Any) -> Any:
+    """`price_info,color_info.colors` as `priceInfo,colorInfo.colors` (a FieldMask's
+    proto3 JSON form)."""
     if type(value) is not str:
         return value
     return _SNAKE.sub(lambda m: m.group(1).upper(), value)

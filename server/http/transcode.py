@@ -309,6 +309,10 @@ def _apply_query(request: Message, route: Route, query: Iterable[tuple[str, str]
             continue
         converted: list[Any] = [_BOOLS.get(v.lower(), v) if leaf.type == leaf.TYPE_BOOL else v
                                 for v in values]
+        if leaf.message_type is not None \
+                and leaf.message_type.full_name == "google.protobuf.FieldMask":
+            # `?updateMask=price_info` as a body's mask is read (lenient_json)
+            converted = [lenient_json.field_mask(v) for v in converted]
         bad = next((why for why in map(functools.partial(_number_problem, leaf), values)
                     if why is not None), None)
         if bad is not None:

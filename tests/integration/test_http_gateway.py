@@ -180,6 +180,14 @@ def test_products_crud_with_path_query_and_field_mask(gateway: Running) -> None:
     listed = get(gateway, f"/v2/{BRANCH}/products?pageSize=5&readMask=id,"
                           "title")
     assert listed.json() == {"products": [{"name": name, "id": "sku-1", "title": "Tent 2"}]}
+    # masks in snake_case, as a body's are read (Google's JSON front end reads both)
+    priced = call(gateway.http_port, "PATCH", f"/v2/{name}?updateMask=price_info,title",
+                  {"title": "Tent 3", "priceInfo": {"price": 5, "currencyCode": "EUR"}})
+    assert priced.status == 200, priced.body
+    assert (priced.json()["title"], priced.json()["priceInfo"]["price"]) == ("Tent 3", 5)
+    listed = get(gateway, f"/v2/{BRANCH}/products?readMask=price_info")
+    assert listed.json() == {"products": [{"name": name, "priceInfo": {
+        "price": 5, "currencyCode": "EUR"}}]}, listed.body
     assert call(gateway.http_port, "DELETE", f"/v2/{name}").json() == {}
     assert get(gateway, f"/v2/{name}").status == 404
 
