@@ -335,8 +335,8 @@ class HttpGateway:
             self._origins.check(request, route)
             output = transcode.output_of(request.query)
             context = CallContext(request, pixel.requester(
-                request.headers, request.remote or "", self._settings.trust_forwarded_for),
-                pixel.is_pixel(route, output))
+                request.headers, request.remote or "", self._settings.trust_forwarded_for,
+                in_url=request.method == "GET"), pixel.is_pixel(route, output))
             query_key = pixel.query_key(request.query) if route.rpc in pixel.PIXEL_RPCS else None
             # The key before the body: nobody without one makes the server read
             # (up to --max-request-bytes of) a body, let alone parse it.
@@ -385,8 +385,8 @@ class HttpGateway:
         query = request.query
         try:
             context = CallContext(request, pixel.requester(
-                request.headers, request.remote or "", self._settings.trust_forwarded_for),
-                pixel=True)
+                request.headers, request.remote or "", self._settings.trust_forwarded_for,
+                in_url=True), pixel=True)
             grant = _screened(envelope, route, request, context, pixel.query_key(query))
         except Exception as exc:
             return self._refused(request, route, transcode.DEFAULT_OUTPUT,

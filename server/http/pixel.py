@@ -78,9 +78,10 @@ def refused(status: status_pb2.Status, peer: str) -> web.Response:
 
 
 def requester(headers: Mapping[str, str], peer_host: str,
-              trust_forwarded_for: bool) -> Requester:
+              trust_forwarded_for: bool, in_url: bool = False) -> Requester:
     """The browser facts of a request: User-Agent, address (the last
-    X-Forwarded-For entry when trusted and valid, else the peer), Referer.
+    X-Forwarded-For entry when trusted and valid, else the peer), Referer, and
+    `in_url`: whether it carried its event in the URL (a GET).
 
     The last entry is the one the proxy in front of Footfall added: entries before
     it came from the client, which may write anything there."""
@@ -96,4 +97,4 @@ def requester(headers: Mapping[str, str], peer_host: str,
         else:
             address = found
     return Requester(user_agent=headers.get("User-Agent", ""), ip_address=address,
-                     page=headers.get("Referer", ""))
+                     page=headers.get("Referer", ""), in_url=in_url)

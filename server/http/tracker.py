@@ -10,7 +10,9 @@
 `track` fills `visitorId` from a first-party cookie it sets (`_footfall_vid`,
 about 13 months), `uri`, `referrerUri`, `pageViewId` (one per page load), sends
 the event as a pixel to `userEvents:collect`, and returns a Promise of whether
-the pixel loaded. The endpoint defaults to where the script came from; set it
+the pixel loaded. An event whose JSON is over 16 KiB, more than a GET may carry,
+is POSTed with `navigator.sendBeacon` instead (the Promise then says whether the
+browser queued it). The endpoint defaults to where the script came from; set it
 (and the catalog) with `data-endpoint` / `data-parent` on the script tag or with
 `footfall.init({endpoint, parent, cookieName, cookieDays, apiKey})`. With auth on,
 `data-api-key` (or `apiKey`) is a writer key, sent as the pixel's `key` query
@@ -68,9 +70,17 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
       e.uri = e.uri || location.href;
       if (!e.referrerUri && document.referrer) e.referrerUri = document.referrer;
       e.pageViewId = e.pageViewId || pageViewId;
-      var url = config.endpoint + "/v2/" + config.parent + "/userEvents:collect" +
-        "?user_event=" + encodeURIComponent(JSON.stringify(e)) + "&ets=" + Date.now() +
-        (config.apiKey ? "&key=" + encodeURIComponent(config.apiKey) : "");
+      var json = JSON.stringify(e);
+      var base = config.endpoint + "/v2/" + config.parent + "/userEvents:collect";
+      var key = config.apiKey ? "key=" + encodeURIComponent(config.apiKey) : "";
+      if (json.length > 16384 && navigator.sendBeacon) {
+        // A GET carries at most 16 KiB of event (Google's rule, and the server's):
+        // a larger one is POSTed, as text/plain, which needs no CORS preflight.
+        return Promise.resolve(navigator.sendBeacon(base + (key ? "?" + key : ""),
+          JSON.stringify({userEvent: json, ets: String(Date.now())})));
+      }
+      var url = base + "?user_event=" + encodeURIComponent(json) + "&ets=" + Date.now() +
+        (key ? "&" + key : "");
       return new Promise(function (resolve) {
         var pixel = new Image(1, 1);
         pixel.onload = function () { resolve(true); };

@@ -26,6 +26,7 @@ PIXEL_GIF = bytes.fromhex(
 PIXEL_CONTENT_TYPE = "image/gif"
 
 MAX_USER_EVENT_CHARS = 2_000_000
+GET_EVENT_CHARS = 16 * 1024  # in a GET's URL (in_url_violations)
 MAX_URI_CHARS = 5_000
 MAX_ETS_MILLIS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last valid Timestamp
 # Conversion rules for raw_json that this server implements: none yet; Google's
@@ -181,11 +182,28 @@ _normal = functools.lru_cache(maxsize=4096)(_parse_address)
 @dataclass(frozen=True)
 class Requester:
     """What the HTTP request that carried a pixel says about the browser: its
-    User-Agent, its address, and its Referer (the page the pixel is on)."""
+    User-Agent, its address, its Referer (the page the pixel is on), and whether
+    the event came in the URL (a GET)."""
 
     user_agent: str = ""
     ip_address: str = ""
     page: str = ""
+    in_url: bool = False
+
+
+def in_url_violations(request: Any) -> list[FieldViolation]:
+    """The event of a GET collect over GET_EVENT_CHARS: "For larger user event
+    payload over 16 KB, the POST method should be used instead, otherwise a 400 Bad
+    Request error is returned" (CollectUserEvent's reference). Accepted here, such
+    pixels were lost on Google."""
+    field, text = ("raw_json", request.raw_json) if request.raw_json \
+        else ("user_event", request.user_event)
+    if len(text) <= GET_EVENT_CHARS:
+        return []
+    return [FieldViolation(field, f"a GET collect carries at most {GET_EVENT_CHARS:,} "
+                                  f"characters of event (16 KiB; Google answers 400 Bad "
+                                  f"Request beyond), got {len(text):,}: POST a larger "
+                                  f"event to the same URL")]
 
 
 def requester_of(context: Any) -> Requester | None:

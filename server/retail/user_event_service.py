@@ -230,6 +230,8 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         when it came over HTTP), the request field it came in, the request's
         violations, and "ets" when the event's time is the request's `ets` (a
         pixel that sent only that was told of a `user_event.event_time`)."""
+        if requester is not None and requester.in_url:  # (refused unread, as Google does)
+            raise_if_any(collect.in_url_violations(request))
         event = user_event_pb2.UserEvent()
         found = collect.decode_collect_request(request, event)
         if requester is not None:

@@ -35,21 +35,27 @@ PAGE = """<!doctype html>
 </head><body><h1>{title}</h1><a href="/second.html">next</a>
 <script>
 window.tracked = footfall.track({{eventType: "detail-page-view",
-                                  productDetails: [{{product: {{id: "{sku}"}}, quantity: 1}}]}});
+                                  productDetails: [{{product: {{id: "{sku}"}}, quantity: 1}}],
+                                  attributes: {attributes}}});
 </script></body></html>
 """
+# Over 16 KiB of JSON: more than a GET may carry (sent by POST)
+LARGE = json.dumps({"notes": {"text": ["n" * 100] * 200}})
 
 
 @contextlib.contextmanager
 def shop_of(running: Running, key: str = "") -> Iterator[str]:
     """A two-page shop on a port of its own (its script tags give `key` as
-    data-api-key, if any); yields its base URL."""
+    data-api-key, if any); yields its base URL. The second page's event is over
+    16 KiB of JSON."""
     attribute = f' data-api-key="{key}"' if key else ""
     pages = {
         "/tents/2p.html": PAGE.format(title="Tent", gateway=running.http_port,
-                                      catalog=CATALOG, sku="tent-2p", key=attribute),
+                                      catalog=CATALOG, sku="tent-2p", key=attribute,
+                                      attributes="{}"),
         "/second.html": PAGE.format(title="Stove", gateway=running.http_port,
-                                    catalog=CATALOG, sku="stove-1", key=attribute),
+                                    catalog=CATALOG, sku="stove-1", key=attribute,
+                                    attributes=LARGE),
     }
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -103,10 +109,16 @@ async def browse(devtools_url: str, first_page: str) -> list[dict[str, Any]]:
         return [first, second]
 
 
-def stored(running: Running) -> list[user_event_pb2.UserEvent]:
-    running.store.flush()  # a pixel is answered before its commit
-    rows = running.store.list_user_events(EventQuery(CATALOG), 100, 0)
-    return [user_event_pb2.UserEvent.FromString(payload) for _, payload in rows]
+def stored(running: Running, count: int = 2) -> list[user_event_pb2.UserEvent]:
+    """The catalog's events once `count` are stored (a beacon is sent when the
+    browser finds the time)."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        running.store.flush()  # a pixel is answered before its commit
+        rows = running.store.list_user_events(EventQuery(CATALOG), 100, 0)
+        if len(rows) >= count or time.monotonic() > deadline:
+            return [user_event_pb2.UserEvent.FromString(payload) for _, payload in rows]
+        time.sleep(0.1)
 
 
 def visitor_cookie(cookies: str) -> str:
@@ -142,6 +154,10 @@ def test_tracker_in_chromium_stores_the_page_view(browser_executable: str, runni
     assert next_viewed.referrer_uri == first_page  # document.referrer
     assert next_viewed.page_view_id and next_viewed.page_view_id != viewed.page_view_id
     assert [p.product.id for p in next_viewed.product_details] == ["stove-1"]
+    # over 16 KiB of JSON: POSTed, whole
+    assert len(next_viewed.attributes["notes"].text) == 200
+    assert next_viewed.user_info.user_agent == second["user_agent"]
+    assert abs(next_viewed.event_time.seconds - started) < 120
 
 
 def test_with_auth_the_page_key_lets_the_tracker_in(browser_executable: str,

@@ -9,7 +9,12 @@ from google.protobuf import json_format
 
 from server import protojson
 from server.errors import InvalidArgument
-from server.retail.collect import PIXEL_GIF, decode_collect_request
+from server.retail.collect import (
+    GET_EVENT_CHARS,
+    PIXEL_GIF,
+    decode_collect_request,
+    in_url_violations,
+)
 
 PARENT = "projects/p/locations/global/catalogs/default_catalog"
 EVENT = {"eventType": "detail-page-view", "visitorId": "v1",
@@ -210,3 +215,21 @@ def test_a_pixel_event_time_is_read_in_ascii_digits_only(space: str) -> None:
         decode(user_event=text.replace('"visitorId":', f'"visitorId"{space}:'))
     [violation] = refused.value.violations
     assert violation.field == "user_event.event_time" and "RFC 3339" in violation.description
+
+
+@pytest.mark.parametrize("field", ["user_event", "raw_json"])
+def test_an_event_in_a_url_is_at_most_16_kib(field: str) -> None:
+    """"For larger user event payload over 16 KB, the POST method should be used
+    instead, otherwise a 400 Bad Request error is returned" (CollectUserEvent)."""
+    def request(chars: int) -> user_event_service_pb2.CollectUserEventRequest:
+        text = '{"eventType": "home-page-view", "visitorId": "'
+        text += "v" * (chars - len(text) - 2) + '"}'
+        assert len(text) == chars
+        return user_event_service_pb2.CollectUserEventRequest(**{field: text})
+
+    assert GET_EVENT_CHARS == 16_384
+    assert in_url_violations(request(16_384)) == []
+    [violation] = in_url_violations(request(16_385))
+    assert violation.field == field
+    assert "at most 16,384 characters" in violation.description
+    assert "got 16,385: POST a larger event" in violation.description
