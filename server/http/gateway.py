@@ -52,6 +52,7 @@ from server.http.crosssite import HostCheck, OriginCheck, authority, host_check
 from server.http.errors import error_body, http_status, http_status_of
 from server.http.routes import Route, Router, derive_routes
 from server.loop import in_decoder
+from server.operations import records
 from server.policy import Policy
 from server.policy.auth import READER_METHODS, MissingKey
 from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
@@ -66,6 +67,9 @@ CollectQueued = Callable[[Any, Requester | None, Callable[[BaseException], None]
 # The Content-Encodings a request body may come with (aiohttp unpacks them as it reads).
 _CODINGS = frozenset({"gzip", "deflate", "identity"})
 HTTP_BODY = "google.api.HttpBody"
+# Answers whose retail types are named in the version of the path (records.in_version)
+_OPERATION_ANSWERS = frozenset({"google.longrunning.Operation",
+                                "google.longrunning.ListOperationsResponse"})
 TRACKER_PATH = "/footfall.js"
 METRICS_PATH = "/metrics"
 HEALTH_PATH = "/healthz"
@@ -617,6 +621,8 @@ def _render(route: Route, output: transcode.Output, answer: Any
     """The body and headers of the HTTP response that carries `answer`."""
     if route.response_body:
         answer = getattr(answer, route.response_body)
+    if route.retail_version and answer.DESCRIPTOR.full_name in _OPERATION_ANSWERS:
+        answer = records.in_version(answer, route.retail_version)
     if answer.DESCRIPTOR.full_name == HTTP_BODY and not output.explicit_json:
         return answer.data, {**NO_STORE, "Content-Type": answer.content_type
                              or "application/octet-stream"}

@@ -84,6 +84,12 @@ class Route:
         return self.method.full_name
 
     @property
+    def retail_version(self) -> str:
+        """The retail version its path is of (`v2`, `v2beta`, `v2alpha`), else ""."""
+        version = self.template.text[1:].partition("/")[0]
+        return version if version in RETAIL_VERSIONS else ""
+
+    @property
     def grpc_method(self) -> str:
         """The RPC as gRPC names it: /google.cloud.retail.v2.UserEventService/WriteUserEvent."""
         return f"/{self.method.containing_service.full_name}/{self.method.name}"

@@ -15,6 +15,7 @@ import re
 import secrets
 
 from google.longrunning import operations_pb2
+from google.protobuf import descriptor_pool
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 
@@ -52,6 +53,30 @@ def relabel(op: operations_pb2.Operation) -> operations_pb2.Operation:
             if packed.type_url:
                 packed.type_url = _RETAIL_TYPE.sub(rf"\g<1>{version}.", packed.type_url)
     return op
+
+
+def in_version(answer: Message, version: str) -> Message:
+    """`answer` (an Operation, or a ListOperationsResponse) with its retail types
+    named in `version`, that of the REST path it is asked under (in place): an
+    official REST client parses every operation's types, and failed on an
+    operation of another version (`v2beta.ImportMetadata` in a v2 listing) with
+    the whole page. A type `version` lacks (an export's, under v2) is left out of
+    the operation: the operation is answered, without that part."""
+    operations = answer.operations if isinstance(answer, operations_pb2.ListOperationsResponse) \
+        else [answer]
+    for op in operations:
+        for field in ("metadata", "response"):
+            packed = getattr(op, field)
+            if not packed.type_url or not _RETAIL_TYPE.match(packed.type_url):
+                continue
+            renamed = _RETAIL_TYPE.sub(rf"\g<1>{version}.", packed.type_url)
+            try:
+                descriptor_pool.Default().FindMessageTypeByName(renamed.rpartition("/")[2])
+            except KeyError:
+                op.ClearField(field)
+            else:
+                packed.type_url = renamed
+    return answer
 
 
 def operation(name: str, metadata: Message, *, response: Message | None = None,

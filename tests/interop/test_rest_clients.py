@@ -11,12 +11,15 @@ from typing import Any
 import pytest
 from google.api_core import exceptions
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import retail_v2, talent_v4
+from google.cloud import retail_v2, retail_v2beta, talent_v4
 from google.cloud.retail_v2.services.product_service.transports import (
     ProductServiceRestTransport,
 )
 from google.cloud.retail_v2.services.user_event_service.transports import (
     UserEventServiceRestTransport,
+)
+from google.cloud.retail_v2beta.services.user_event_service import (
+    transports as beta_transports,
 )
 from google.cloud.talent_v4.services.event_service.transports import EventServiceRestTransport
 from google.longrunning import operations_pb2
@@ -137,6 +140,55 @@ def test_operations_by_get_and_list(events: retail_v2.UserEventServiceClient,
     listed = events.list_operations(operations_pb2.ListOperationsRequest(name=catalog),
                                     timeout=RPC_DEADLINE)
     assert [o.name for o in listed.operations] == [name]
+
+
+def test_operations_of_every_version_are_listed_in_the_version_asked(
+        events: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str,
+        gcs_folder: str) -> None:
+    """A REST client parses every operation's types: one started through another
+    version (v2beta.ImportMetadata in a v2 listing) failed the whole page."""
+    inline = {"user_event_inline_source": {"user_events": [{
+        "event_type": "home-page-view", "visitor_id": "v1",
+        "event_time": {"seconds": 1_714_564_800}}]}}
+    with retail_v2beta.UserEventServiceClient(transport=rest_transport(
+            beta_transports.UserEventServiceRestTransport, server)) as beta:
+        v2_import = events.import_user_events(
+            request={"parent": catalog, "input_config": inline}, timeout=RPC_DEADLINE)
+        beta_import = beta.import_user_events(
+            request={"parent": catalog, "input_config": inline}, timeout=RPC_DEADLINE)
+        export = beta.export_user_events(request={"parent": catalog, "output_config": {
+            "gcs_destination": {"output_uri_prefix": f"{gcs_folder}/export/"}}},
+            timeout=RPC_DEADLINE)
+        for operation in (v2_import, beta_import, export):
+            finish(operation)
+        names = sorted(o.operation.name for o in (v2_import, beta_import, export))
+
+        listed = events.list_operations(operations_pb2.ListOperationsRequest(name=catalog),
+                                        timeout=RPC_DEADLINE)
+        assert sorted(o.name for o in listed.operations) == names
+        by_name = {o.name: o for o in listed.operations}
+        for started in (v2_import, beta_import):  # both as v2 names them
+            op = by_name[started.operation.name]
+            assert op.metadata.type_url.endswith("google.cloud.retail.v2.ImportMetadata")
+            assert op.response.type_url.endswith(
+                "google.cloud.retail.v2.ImportUserEventsResponse")
+        # v2 has no export types: the export is listed without them
+        exported = by_name[export.operation.name]
+        assert exported.done and not exported.HasField("response") \
+            and not exported.HasField("metadata")
+        got = events.get_operation(operations_pb2.GetOperationRequest(
+            name=beta_import.operation.name), timeout=RPC_DEADLINE)
+        assert got.metadata.type_url.endswith("google.cloud.retail.v2.ImportMetadata")
+
+        listed = beta.list_operations(operations_pb2.ListOperationsRequest(name=catalog),
+                                      timeout=RPC_DEADLINE)
+        by_name = {o.name: o for o in listed.operations}
+        assert sorted(by_name) == names
+        assert by_name[v2_import.operation.name].metadata.type_url.endswith(
+            "google.cloud.retail.v2beta.ImportMetadata")
+        answer = retail_v2beta.ExportUserEventsResponse.deserialize(
+            by_name[export.operation.name].response.value)
+        assert answer.output_result.gcs_result
 
 
 def test_invalid_event_is_400_with_bad_request_details(

@@ -9,6 +9,9 @@ import {count, int} from "./format.js";
 const CONFIRM_MS = 5000;  // a Cancel pressed once waits this long to be pressed again
 
 const REFRESH_MS = 1000;
+// The retail version operations are read under: a REST answer names its types in the
+// version of its path, and v2 has none for exports (they would be left out).
+const API = "/v2beta";
 
 function state(op) {
   if (!op.done) return "running";
@@ -185,7 +188,7 @@ export function render(main, ctx) {
     const focused = document.activeElement === button;
     button.disabled = true;
     try {
-      await call(`/v2/${name}:cancel`, {method: "POST", body: {}, signal: ctx.signal});
+      await call(`${API}/${name}:cancel`, {method: "POST", body: {}, signal: ctx.signal});
       status.replaceChildren(h("p", {}, `Cancel asked of ${name.split("/").pop()}.`));
       const article = button.closest("article");
       if (focused && article) {
@@ -203,7 +206,7 @@ export function render(main, ctx) {
   // end (newestOperations) and the newest SHOWN kept, and the running ones are asked
   // for by themselves beside them; one shown running that neither holds now ended
   // since: read it once.
-  const path = `/v2/${ctx.catalog}/operations`;
+  const path = `${API}/${ctx.catalog}/operations`;
   const newest = newestOperations(path);
   const reading = h("p", {class: "hint", hidden: true},
     "Reading the catalog's operations, oldest first: the newest are not all shown yet.");
@@ -218,7 +221,7 @@ export function render(main, ctx) {
         .map((op) => [op.name, op]));
       for (const [name, shown] of cards) {
         if (!found.has(name) && shown.element.dataset.state === "running") {
-          found.set(name, await call(`/v2/${name}`, {signal: ctx.signal}));
+          found.set(name, await call(`${API}/${name}`, {signal: ctx.signal}));
         }
       }
       const ops = [...found.values()];
