@@ -25,7 +25,7 @@ import re
 import ssl
 import time
 import zlib
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 import grpc
@@ -347,6 +347,11 @@ class HttpGateway:
             grant = _screened(envelope, route, request, context, query_key)
             transcode.check_query_text(request.query, request.rel_url.raw_query_string)
             body = await self._read_body(request)
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:  # late already: nothing is run
+                self._body_bytes -= len(body)
+                raise DeadlineExceeded("the deadline (X-Server-Timeout) passed before the "
+                                       "request was read")
         except Exception as exc:
             named, grant = envelope.bare_request(method, bare, grant)
             return self._refused(request, route, output, envelope.refuse(
@@ -361,7 +366,6 @@ class HttpGateway:
             context, functools.partial(_answer, route, output), grant, started,
             large=len(body) + len(request.query_string) > LARGE_REQUEST_BYTES,
             bare=functools.partial(_with_body, bare, body, route)))
-        remaining = context.time_remaining()
         # A read is for its caller alone: it ends when the caller goes or its
         # deadline passes (a write goes on: what it started still commits).
         reading = method in READER_METHODS
@@ -458,7 +462,7 @@ class HttpGateway:
         finally:
             self._streams -= 1
 
-    async def _within(self, work: Coroutine[Any, Any, Any], seconds: float | None,
+    async def _within(self, work: Awaitable[Any], seconds: float | None,
                       go_on: bool = True) -> Any:
         """`work`'s result, or DEADLINE_EXCEEDED once the caller's `seconds` (its
         X-Server-Timeout) are up; the work itself goes on if `go_on` (a write it
@@ -552,14 +556,20 @@ class HttpGateway:
             raise
         return bytes(body)
 
-    async def _holding(self, size: int, work: Coroutine[Any, Any, T]) -> T:
-        """`work`'s answer; the `size` bytes of its body count against the budget
+    def _holding(self, size: int, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """`work`, as a task; the `size` bytes of its body count against the budget
         (BODIES_HELD) until it is done, deadline passed or not (a large body waits
-        for a decoder thread, and is decoded, while it is held)."""
-        try:
-            return await work
-        finally:
+        for a decoder thread, and is decoded, while it is held). Given back when the
+        task ends, even one cancelled before it started: a coroutine cancelled so
+        never runs its `finally` (a deadline of 0 leaked its body's bytes for good,
+        and 16 such calls held the budget of every body)."""
+        task = asyncio.ensure_future(work)
+
+        def give_back(_: Any) -> None:
             self._body_bytes -= size
+
+        task.add_done_callback(give_back)
+        return task
 
     def _no_route(self, method: str, raw_path: str) -> web.Response:
         return _error(self._no_route_status(method, raw_path))
