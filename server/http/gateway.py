@@ -54,7 +54,7 @@ from server.http.routes import Route, Router, derive_routes
 from server.loop import in_decoder
 from server.operations import records
 from server.policy import Policy
-from server.policy.auth import READER_METHODS, MissingKey
+from server.policy.auth import READER_METHODS, MissingKey, NotYourProject
 from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
 from server.retail.collect import Requester, pixel_body
 
@@ -345,6 +345,7 @@ class HttpGateway:
             # The key before the body: nobody without one makes the server read
             # (up to --max-request-bytes of) a body, let alone parse it.
             grant = _screened(envelope, route, request, context, query_key)
+            envelope.check_named(method, grant, bare)  # (the role and project, too)
             transcode.check_query_text(request.query, request.rel_url.raw_query_string)
             body = await self._read_body(request)
             remaining = context.time_remaining()
@@ -353,9 +354,11 @@ class HttpGateway:
                 raise DeadlineExceeded("the deadline (X-Server-Timeout) passed before the "
                                        "request was read")
         except Exception as exc:
-            named, grant = envelope.bare_request(method, bare, grant)
+            named, kept_as = envelope.bare_request(method, bare, grant)
+            # (a call refused for its project is never kept; its log line names its key)
             return self._refused(request, route, output, envelope.refuse(
-                method, exc, started, request=named, grant=grant))
+                method, exc, started, request=named,
+                grant=grant if isinstance(exc, NotYourProject) else kept_as))
         if route.method.server_streaming:
             self._body_bytes -= len(body)
             return await self._stream(request, route, path_values, context, output, started)

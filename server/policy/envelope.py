@@ -26,7 +26,7 @@ from server.console import origin
 from server.errors import ChosenStatus, FootfallError, Internal
 from server.loop import in_decoder
 from server.policy import Admission, Metadata, Policy, caller_gone
-from server.policy.auth import Grant, NotYourProject, authorize
+from server.policy.auth import Grant, NotYourProject, authorize, resource_names
 
 log = logging.getLogger(__name__)
 # A request of more bytes than this (body and query over HTTP) is decoded off the
@@ -67,6 +67,18 @@ class Envelope:
         is off or the method open); raises UNAUTHENTICATED. For a transport that
         reads the request before `run` (HTTP bodies come after the head)."""
         return self.policy.authenticate_early(method, metadata, query_key)
+
+    @staticmethod
+    def check_named(method: str, grant: Grant | None, named: Callable[[], Any]) -> None:
+        """PERMISSION_DENIED when `grant` may not call `method` on the projects that
+        `named()`, the request as far as the URL path gives it, names (nothing to
+        check when it names none, or auth is off): a key may not make the server read,
+        and hold, the body of a call it could not make (a page's public writer key
+        held the room of every body with gzip bodies sent to another project's reads)."""
+        if grant is not None:
+            request = named()
+            if resource_names(request):  # (else its body names the project: checked then)
+                authorize(grant, method, request)
 
     async def run(self, method: str, metadata: Metadata, raw: Any,
                   decode: Callable[[Any], Any], context: Any,

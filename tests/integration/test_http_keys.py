@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,6 +59,26 @@ def test_a_body_without_a_key_is_refused_before_it_is_read_or_parsed(keyed: Runn
     assert keyed.store.count_user_events(EVERYTHING) == 0
 
 
+@pytest.mark.parametrize(("key", "path", "why"), [
+    (KEY, "/insights/v1/projects/other/locations/global/catalogs/c:runFunnel",
+     "PROJECT_NOT_GRANTED"),  # another project's
+    (KEY, f"/insights/v1/{CATALOG}:runFunnel", "ROLE_NOT_ALLOWED"),  # a read, by a writer
+    (READER, WRITE, "ROLE_NOT_ALLOWED"),  # a write, by a reader
+])
+def test_a_key_is_refused_before_the_body_when_its_path_is_not_its_own(
+        keyed: Running, key: str, path: str, why: str) -> None:
+    """The role, and the project the path names, before the body is read: a page's
+    public writer key could make the server wait for (and hold) bodies of calls it
+    could not make, and with 16 of them fill the room of every body."""
+    with socket.create_connection(("127.0.0.1", keyed.http_port), timeout=10) as client:
+        client.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                       f"Content-Type: application/json\r\nx-goog-api-key: {key}\r\n"
+                       f"Content-Length: {LIMIT}\r\n\r\n{{\"steps\": [".encode())
+        answer = client.recv(65536).decode()  # at once, the body not sent: not waited for
+    assert answer.startswith("HTTP/1.1 403"), answer
+    assert why in answer, answer
+
+
 def test_the_pixel_key_in_the_query_is_checked_up_front_too(keyed: Running) -> None:
     event = {"eventType": "home-page-view", "visitorId": "v1"}
     path = f"/v2/{CATALOG}/userEvents:collect?user_event={query_value(event)}"
@@ -86,10 +107,11 @@ def test_a_request_that_cannot_be_read_is_kept_in_the_project_its_url_names(
     listed = call(keyed.http_port, "GET", "/console/v1/projects/p/rejections",
                   headers={"x-goog-api-key": READER}).json()["rejections"]
     assert [r.get("parent") for r in listed] == [CATALOG] * 4, listed
-    # A key sending such a request to a project it is not granted keeps nothing.
+    # A key sending such a request to a project it is not granted keeps nothing (it
+    # is refused for the project its path names, before its body is read).
     other = WRITE.replace("projects/p/", "projects/q/")
     for body in (b'{"nope": 1}', b"{"):
-        assert call(keyed.http_port, "POST", other, body, {"x-goog-api-key": KEY}).status == 400
+        assert call(keyed.http_port, "POST", other, body, {"x-goog-api-key": KEY}).status == 403
     keyed.store.flush()
     assert len(keyed.store.rejections_newest(None, 100)) == 4
 
