@@ -32,6 +32,7 @@ import grpc
 from aiohttp import http_exceptions, web, web_protocol
 from google.protobuf.message import Message
 from google.rpc import status_pb2
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from server.config import Settings
 from server.console import origin
@@ -51,7 +52,7 @@ from server.http.connections import Connection, GuardedSite
 from server.http.crosssite import HostCheck, OriginCheck, authority, host_check
 from server.http.errors import error_body, http_status, http_status_of
 from server.http.routes import Route, Router, derive_routes
-from server.loop import in_decoder
+from server.loop import in_decoder, off_loop
 from server.operations import records
 from server.policy import Policy
 from server.policy.auth import READER_METHODS, MissingKey, NotYourProject
@@ -72,6 +73,7 @@ _OPERATION_ANSWERS = frozenset({"google.longrunning.Operation",
                                 "google.longrunning.ListOperationsResponse"})
 TRACKER_PATH = "/footfall.js"
 METRICS_PATH = "/metrics"
+SCRAPE_SPACING = 0.1  # seconds between two renders of /metrics, at least (see Scrapes)
 HEALTH_PATH = "/healthz"
 # Whether the server serves now, as grpc.health.v1.Health says of it as a whole.
 Serving = Callable[[], Coroutine[Any, Any, bool]]
@@ -154,6 +156,37 @@ def _screened(envelope: Envelope, route: Route, request: web.Request, context: A
                                    "key" in request.query) from None
 
 
+class Scrapes:
+    """The /metrics page, rendered off the loop (a page of some 250 KB takes about
+    15 ms), at most once every SCRAPE_SPACING seconds: the scrapes that come while
+    one waits to be rendered share it, and each is rendered after it came (never a
+    page older than its request). Rendered on the loop for each scrape, 40 keyless
+    HEADs a second took another caller's writes from 579 a second to 6."""
+
+    def __init__(self, render: Callable[[], tuple[bytes, str]]) -> None:
+        self._render = render
+        self._next: asyncio.Future[tuple[bytes, str]] | None = None  # the one to come
+        self._last = -SCRAPE_SPACING  # when the last render began (loop time)
+
+    async def page(self) -> tuple[bytes, str]:
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            asyncio.ensure_future(self._make(self._next))
+        return await asyncio.shield(self._next)
+
+    async def _make(self, page: asyncio.Future[tuple[bytes, str]]) -> None:
+        loop = asyncio.get_running_loop()
+        wait = self._last + SCRAPE_SPACING - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._next = None  # scrapes from now on wait for a render begun after they came
+        self._last = loop.time()
+        try:
+            page.set_result(await off_loop(self._render))
+        except Exception as exc:  # (a collector's bug: each scrape waiting is told)
+            page.set_exception(exc)
+
+
 def _route_hint(raw_path: str) -> str:
     """"; " and the form of the paths of the service `raw_path` seems to be for, or ""."""
     for pattern, form in _PATH_FORMS:
@@ -228,6 +261,7 @@ class HttpGateway:
         self.port = 0
         self._running: set[asyncio.Task[Any]] = set()  # calls past their X-Server-Timeout
         self._body_bytes = 0  # of the bodies being read (see BODIES_HELD)
+        self._scrapes = Scrapes(self._policy.metrics.render)
         self._streams = 0  # open server-sent-event streams (see STREAM_SHARE)
         # The servicer's CollectUserEvent for pixels answered once queued, or None
         # (--durable-pixels, or no retail v2 servicer): see pixel.inline.
@@ -300,7 +334,9 @@ class HttpGateway:
                 text=tracker.SCRIPT, content_type="application/javascript",
                 headers={"Cache-Control": "public, max-age=300"}))
         if raw_path == METRICS_PATH and request.method in ("GET", "HEAD"):
-            body, content_type = self._policy.metrics.render()
+            # (HEAD: the headers alone, nothing rendered)
+            body, content_type = await self._scrapes.page() if request.method == "GET" \
+                else (b"", CONTENT_TYPE_LATEST)
             return web.Response(body=body, headers={"Content-Type": content_type,
                                                     "Cache-Control": "no-store"})
         if raw_path == HEALTH_PATH and request.method in ("GET", "HEAD") \
