@@ -22,6 +22,11 @@ MAX_PRODUCT_ID = 128
 # Google's ids are far shorter; a name comes back in every list and watch that
 # shows what it names, so a megabyte id made one catalog's line a megabyte.
 MAX_SEGMENT = 255
+# The most bytes (as UTF-8) of a catalog, branch, tenant or job name: 255 characters
+# of 4 bytes each a segment made names past what PostgreSQL's indexes take (2,704
+# bytes a row): each write of such a name failed, and was retried as if the database
+# were away, stopping every write of the server for seconds.
+MAX_NAME_BYTES = 1024
 
 
 class _Form:
@@ -190,10 +195,24 @@ def is_project_id(text: str) -> bool:
     return _PROJECT_ID.fullmatch(text) is not None
 
 
+def _fits(value: str, form: _Form, field: str) -> None:
+    """INVALID_ARGUMENT naming `field` when the name `value` (of `form`) is longer
+    than MAX_NAME_BYTES as UTF-8."""
+    if len(value) > MAX_NAME_BYTES // 4:  # (fewer characters never are)
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > MAX_NAME_BYTES:
+            raise InvalidArgument.field(field, f"a name of the form {form.shown!r} may hold "
+                                               f"at most {MAX_NAME_BYTES:,} bytes as UTF-8, "
+                                               f"got {size:,}")
+
+
 def parse_catalog(value: str, field: str = "parent") -> CatalogName:
     """A catalog name; raises INVALID_ARGUMENT naming `field` otherwise."""
     found = _catalog(value) if len(value) <= _CACHED_NAME_CHARS else _read_catalog(value)
-    return found or _CATALOG.refuse(value, field)
+    if found is None:
+        _CATALOG.refuse(value, field)
+    _fits(value, _CATALOG, field)
+    return found
 
 
 def _read_catalog(value: str) -> CatalogName | None:
@@ -207,24 +226,29 @@ _catalog = functools.lru_cache(maxsize=1024)(_read_catalog)
 
 def parse_branch(value: str, field: str = "parent") -> BranchName:
     """A branch name; raises INVALID_ARGUMENT naming `field` otherwise."""
-    return _branch_of(_BRANCH.regex.match(value) or _BRANCH.refuse(value, field))
+    match = _BRANCH.regex.match(value) or _BRANCH.refuse(value, field)
+    _fits(value, _BRANCH, field)
+    return _branch_of(match)
 
 
 def parse_product(value: str, field: str = "name") -> ProductName:
     """A product name; raises INVALID_ARGUMENT naming `field` otherwise."""
     match = _PRODUCT.regex.match(value) or _PRODUCT.refuse(value, field)
+    _fits(value.rpartition("/products/")[0], _BRANCH, field)  # (the id has its own bound)
     return ProductName(_branch_of(match), match["product"])
 
 
 def parse_tenant(value: str, field: str = "parent") -> TenantName:
     """A tenant name; raises INVALID_ARGUMENT naming `field` otherwise."""
     match = _TENANT.regex.match(value) or _TENANT.refuse(value, field)
+    _fits(value, _TENANT, field)
     return TenantName(match["project"], match["tenant"])
 
 
 def parse_job(value: str, field: str) -> JobName:
     """A job name; raises INVALID_ARGUMENT naming `field` otherwise."""
     match = _JOB.regex.match(value) or _JOB.refuse(value, field)
+    _fits(value, _JOB, field)
     return JobName(TenantName(match["project"], match["tenant"]), match["job"])
 
 

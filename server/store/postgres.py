@@ -530,6 +530,13 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                                               partial(call, cur))
         except _ProductsChanged:
             return False
+        except psycopg.errors.ProgramLimitExceeded:
+            # A value past what the database can ever take (an index row over 2,704
+            # bytes, SQLSTATE 54000): no retry makes it pass, so it is no outage (taken
+            # for one, it was tried again for seconds, every write refused meanwhile).
+            # Raised as it is, its batch is committed again one job at a time, and
+            # the job that holds it fails alone (group_commit).
+            raise
         except psycopg.OperationalError as exc:
             # Connection lost, deadlock, serialization failure, admin shutdown: the
             # rows are sent again; a function job that already ran may have

@@ -787,7 +787,7 @@ def test_metrics_are_rendered_off_the_loop_and_scrapes_at_once_share_one(
         assert head.status == 200 and head.headers["Content-Type"].startswith("text/plain")
         assert rendered_on == []  # the headers alone
         with concurrent.futures.ThreadPoolExecutor(30) as pool:
-            pages = list(pool.map(lambda _: get(running, "/metrics"), range(30)))
+            pages = list(pool.map(get, [running] * 30, ["/metrics"] * 30))
         assert all(p.status == 200 and b"footfall_requests_total" in p.body for p in pages)
         assert 1 <= len(rendered_on) < 10, rendered_on  # shared, not one each
         assert "footfall-loop" not in rendered_on

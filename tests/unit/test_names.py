@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from server import names
 from server.errors import InvalidArgument
 from server.names import (
     default_branch,
@@ -199,3 +200,23 @@ def test_the_default_branch_is_branch_0_wherever_it_is_named() -> None:
 ])
 def test_only_the_whole_default_branch_segment_is_resolved(name: str) -> None:
     assert resolve_default_branch(name) == name
+
+
+@pytest.mark.parametrize(("parse", "form"), [
+    (names.parse_catalog, "projects/{0}/locations/{0}/catalogs/{0}"),
+    (names.parse_branch, "projects/{0}/locations/{0}/catalogs/{0}/branches/0"),
+    (names.parse_product, "projects/{0}/locations/{0}/catalogs/{0}/branches/0/products/p"),
+    (names.parse_tenant, "projects/{0}/tenants/{0}"),
+    (names.parse_job, "projects/{0}/tenants/{0}/jobs/{0}"),
+])
+def test_a_name_is_at_most_1024_bytes_of_utf8(parse: Any, form: str) -> None:
+    """255 characters of 4 bytes each a segment made names past what PostgreSQL's
+    indexes take: each write of one was retried as if the database were away,
+    and stopped every write of the server for seconds."""
+    wide = "\U00020000" * 255  # a CJK character of 4 bytes, a segment's most
+    with pytest.raises(InvalidArgument) as refused:
+        parse(form.format(wide), "parent")
+    assert "at most 1,024 bytes as UTF-8" in str(refused.value)
+    assert str(refused.value).startswith("parent: ")
+    parse(form.format("\U00020000" * 60), "parent")  # (a long name that fits)
+    parse(form.format("x" * 255), "parent")  # 255 ASCII characters a segment still do

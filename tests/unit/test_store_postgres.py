@@ -447,6 +447,25 @@ def test_a_batch_that_fails_leaves_nothing_not_even_its_catalog(database: str) -
         store.close()
 
 
+def test_a_row_the_database_can_never_take_fails_alone_and_at_once(database: str) -> None:
+    """A value past what PostgreSQL's indexes take (SQLSTATE 54000, a catalog name of
+    3 KB here: names are bounded before they reach the store) was taken for the
+    database being away: the batch was tried again for seconds, every write of the
+    server refused meanwhile."""
+    store = PostgresStore(database)
+    try:
+        # (4-byte characters that do not repeat: the index would compress a repeated one)
+        wide = "projects/p/locations/global/catalogs/" + "".join(
+            chr(0x20000 + n * 7) for n in range(750))
+        event = user_event_pb2.UserEvent(event_type="home-page-view", visitor_id="v")
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded):
+            store.write_user_events([EventRow.from_event(wide, event, joined=True)])
+        store.write_user_events([row("after")])  # the next write goes through
+        assert store.count_user_events(EventQuery(CATALOG)) == 1
+    finally:
+        store.close()
+
+
 def test_a_catalog_row_deleted_by_hand_is_added_again_by_the_next_write(database: str) -> None:
     # The writer adds no catalog it saw committed; one deleted behind its back is
     # added again by a second try of the batch, not one whose events vanish or fail.
