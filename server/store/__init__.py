@@ -91,8 +91,11 @@ def open_store(url: str, *, read_only: bool = False) -> Store:
         return SqliteStore(path, synchronous=synchronous, read_only=read_only)
     if parsed.scheme in {"postgres", "postgresql"}:
         # Imported here so that SQLite users never load the PostgreSQL driver.
-        from server.store.postgres import PostgresStore
+        from server.store.postgres import PostgresStore, url_problem
 
+        problem = url_problem(url)
+        if problem is not None:
+            raise ValueError(problem)
         return PostgresStore(url, read_only=read_only)
     raise ValueError(f"unknown store URL {url!r}: use sqlite:///PATH, memory:// "
                      "or postgresql://USER@HOST/DB")

@@ -235,6 +235,32 @@ for _dumper in (StrBinaryDumper, StrDumper, StrDumperUnknown):
 _PASSING = ("starting up", "shutting down", "too many", "recovery", "administrator command")
 
 
+_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with a PostgreSQL store URL, in one line that shows no password,
+    or None: a parameter libpq does not know (it raised a traceback), no database
+    named (libpq then took the user's name, or PGDATABASE's, and Footfall made its
+    tables in the `postgres` database), a port or sslmode that no retry makes
+    reachable (each was waited for as an outage)."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        return f"PostgreSQL store URL: {_why(exc)}"
+    if not params.get("dbname"):
+        return ("a PostgreSQL store URL names its database: postgresql://USER@HOST:PORT/DB "
+                "(create it first: createdb -h HOST -U USER DB)")
+    port = str(params.get("port") or "5432")
+    if not all(part.isdigit() and 0 < int(part) < 65536 for part in port.split(",")):
+        return f"PostgreSQL store URL: the port must be a number from 1 to 65535, got {port!r}"
+    mode = params.get("sslmode")
+    if mode is not None and mode not in _SSL_MODES:
+        return (f"PostgreSQL store URL: sslmode must be one of {', '.join(_SSL_MODES)}, "
+                f"got {str(mode)[:50]!r}")
+    return None
+
+
 def _will_pass(exc: psycopg.OperationalError) -> bool:
     text = str(exc)
     return "FATAL:" not in text or any(marker in text for marker in _PASSING)
