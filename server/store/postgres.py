@@ -235,6 +235,7 @@ for _dumper in (StrBinaryDumper, StrDumper, StrDumperUnknown):
 _PASSING = ("starting up", "shutting down", "too many", "recovery", "administrator command")
 
 
+_QUALIFIED_OPERATION_COLUMNS = ", ".join(f"o.{c.strip()}" for c in OPERATION_COLUMNS.split(","))
 _SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
@@ -684,11 +685,16 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 "SELECT DISTINCT lease_owner FROM operations WHERE done = 0 AND "
                 "lease_owner <> %s AND lease_expires_us >= %s", (owner, now_us)).fetchall()
             dead = [holder for (holder,) in holders if can_take(holder)]
+            # Each project's n-th operation not done before any project's (n+1)-th,
+            # oldest first within a turn (rows.in_turn).
             row = cur.execute(
-                f"SELECT {OPERATION_COLUMNS} FROM operations WHERE done = 0 {of_kind}AND "
-                "(lease_owner IS NULL OR lease_owner = %(owner)s OR "
+                f"WITH turns AS (SELECT name, row_number() OVER (PARTITION BY "
+                f"split_part(name, '/', 2) ORDER BY create_time_us, name) AS turn "
+                f"FROM operations WHERE done = 0 {of_kind}) "
+                f"SELECT {_QUALIFIED_OPERATION_COLUMNS} FROM operations o JOIN turns USING (name) "
+                "WHERE (lease_owner IS NULL OR lease_owner = %(owner)s OR "
                 "COALESCE(lease_expires_us, 0) < %(now)s OR lease_owner = ANY(%(dead)s)) "
-                "ORDER BY create_time_us, name LIMIT 1 FOR UPDATE SKIP LOCKED",
+                "ORDER BY turns.turn, o.create_time_us, o.name LIMIT 1 FOR UPDATE OF o SKIP LOCKED",
                 {"owner": owner, "now": now_us, "dead": dead,
                  "kinds": None if kinds is None else list(kinds)}).fetchone()
             if row is None:

@@ -4,7 +4,7 @@ that filters and analytics need. Shared by every backend."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -255,6 +255,20 @@ class OperationRecord:
         return (self.name, self.kind, int(self.done), self.create_time_us, self.request,
                 self.operation, self.checkpoint, int(self.cancel_requested), self.lease_owner,
                 self.lease_expires_us)
+
+
+def in_turn(records: Iterable[OperationRecord]) -> list[OperationRecord]:
+    """Operations not done (given oldest first) in the order they are claimed: each
+    project's first (oldest) before any project's second, and so on; oldest first
+    within a turn. Oldest first alone, 40 imports one project queued kept another
+    project's purge waiting behind all of them."""
+    seen: dict[str, int] = {}
+    ranked: list[tuple[int, int, OperationRecord]] = []
+    for record in records:
+        project = record.name.split("/", 2)[1] if record.name.startswith("projects/") else ""
+        seen[project] = turn = seen.get(project, 0) + 1
+        ranked.append((turn, len(ranked), record))
+    return [record for _, _, record in sorted(ranked, key=lambda r: (r[0], r[1]))]
 
 
 # The records of a Step are named tuples, not dataclasses: the stores hand them to

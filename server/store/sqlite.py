@@ -33,6 +33,7 @@ from server.store.rows import (
     StoreFull,
     StoreUnavailable,
     StoreUnusable,
+    in_turn,
 )
 from server.store.sql import Dialect, SqlStore, Statements
 
@@ -420,8 +421,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         def claim(conn: sqlite3.Connection) -> OperationRecord | None:
             rows = conn.execute(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE done = 0 "
                                 f"{of_kind} ORDER BY create_time_us, name", params).fetchall()
-            for row in rows:
-                record = OperationRecord.from_row(row)
+            for record in in_turn(OperationRecord.from_row(row) for row in rows):
                 holder = record.lease_owner
                 free = (holder is None or holder == owner
                         or (record.lease_expires_us or 0) < now_us or can_take(holder))

@@ -806,6 +806,26 @@ def test_claim_takes_the_oldest_free_operation_and_leases_it(store: Store) -> No
     assert again is not None and again.name == OPS + "old"
 
 
+def test_claim_takes_the_projects_in_turn(store: Store) -> None:
+    """Oldest first whatever their project, 40 imports one project's admin queued
+    kept another project's purge waiting behind all of them: a project's n-th
+    operation not done comes before any project's (n+1)-th."""
+    def of(project: str, name: str, created_s: int) -> OperationRecord:
+        return OperationRecord(
+            name=f"projects/{project}/locations/global/catalogs/c/operations/{name}",
+            kind="kind", done=False, create_time_us=created_s * SECOND, request=b"",
+            operation=b"")
+
+    for n in range(1, 6):
+        store.create_operation(of("busy", f"import-{n}", n))
+    store.create_operation(of("quiet", "purge", 10))
+    now = 100 * SECOND
+    claimed = [store.claim_operation(f"w{n}", now, 30 * SECOND, never) for n in range(4)]
+    assert [c.name.split("/")[1] + "/" + c.name.rpartition("/")[2] for c in claimed
+            if c is not None] == ["busy/import-1", "quiet/purge", "busy/import-2",
+                                  "busy/import-3"]
+
+
 def test_claim_takes_over_an_expired_lease_or_a_dead_holder(store: Store) -> None:
     store.create_operation(operation("job"))
     now = 100 * SECOND
