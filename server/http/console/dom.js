@@ -36,17 +36,20 @@ export function failure(error) {
 /** A table with a header row, in a box that scrolls sideways (a wide table never
  *  widens the page); on a phone each row shows as a card of labelled cells.
  *  `row(cells)` makes a row for its `body`; the columns of `numbers` (their indexes)
- *  hold numbers (right-aligned, never broken). */
-export function table(label, headings, caption = "", numbers = []) {
+ *  hold numbers (right-aligned, never broken), those of `ids` identifiers a client
+ *  chose, which wrap anywhere within a bounded width (a visitor id of 128 characters
+ *  made its column 1,231 px wide, and pushed the others out of sight). */
+export function table(label, headings, caption = "", numbers = [], ids = []) {
   const body = h("tbody", {});
   const kind = (i) => (numbers.includes(i) ? "number" : null);
+  const held = (i, cell) => (ids.includes(i) ? h("div", {class: "id"}, cell) : cell);
   const element = h("div", {class: "table", tabindex: 0, role: "region", "aria-label": label},
     h("table", {}, caption ? h("caption", {}, caption) : null,
       h("thead", {}, h("tr", {}, headings.map((text, i) => h("th", {scope: "col", class: kind(i)},
         text)))),
       body));
   const row = (cells) => h("tr", {},
-    cells.map((cell, i) => h("td", {"data-label": headings[i], class: kind(i)}, cell)));
+    cells.map((cell, i) => h("td", {"data-label": headings[i], class: kind(i)}, held(i, cell))));
   return {element, body, row};
 }
 

@@ -32,7 +32,8 @@ export function render(main, ctx) {
     results.append(h("p", {class: "hint"}, "No catalog holds events yet."));
     return;
   }
-  const found = table("Events found", ["Event time", "Type", "Visitor", "User", "Came by", "Joined"]);
+  const found = table("Events found", ["Event time", "Type", "Visitor", "User", "Came by", "Joined"],
+    "", [], [2, 3]);
   found.element.hidden = true;  // (until rows come: headings over an error said nothing)
   const more = paged(async (pageToken) => {
     // A call looks through a few thousand events at most: a filter that few match

@@ -18,7 +18,7 @@ export function render(main, ctx) {
   const branch = `${ctx.catalog}/branches/default_branch`;
   main.append(h("p", {class: "hint"}, `The products of ${branch}; events join with them.`));
   const found = table("Products", ["Id", "Title", "Categories", "Price", "Availability"], "",
-    [3]);
+    [3], [0]);
   const results = h("div", {});
   const more = paged(async (pageToken) => {
     const page = await call(`/v2/${branch}/products`,

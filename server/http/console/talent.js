@@ -34,7 +34,7 @@ export function render(main, ctx) {
   });
   const status = h("div", {role: "status"});
   const found = table("Client events",
-    ["Created", "Event id", "Request id", "Job event", "Jobs", "Came by"]);
+    ["Created", "Event id", "Request id", "Job event", "Jobs", "Came by"], "", [], [1, 2]);
   main.append(h("p", {class: "chooser"}, h("label", {for: "tenant"}, "Tenant "), chooser),
     h("p", {class: "hint"}, `The last ${LISTED} stored, then each as it comes, the last `,
       "stored on top; jobs of this tenant by their id. ",
