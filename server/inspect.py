@@ -364,7 +364,8 @@ def _of(parent: str) -> str:
 
 
 def _catalogs(args: argparse.Namespace) -> int:
-    """Print the catalogs, then the tenants, that hold events, with their counts."""
+    """Print the catalogs, then the tenants, that hold events (or, a catalog,
+    products), with their counts."""
     def body(source: Source) -> int:
         return _print(_data_sets(source.rpc("ListCatalogs"), args.parent), lines.data_set,
                       args.json, f"no catalog or tenant holds events {_of(args.parent)}")

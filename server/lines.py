@@ -114,6 +114,8 @@ def data_set(found: console_pb2.DataSet) -> str:
     """Name, how many events, and the latest event and receive times."""
     what = ("client event" if "/tenants/" in found.name else "event") \
         + ("" if found.event_count == 1 else "s")
+    if not found.event_count:  # a catalog of products only
+        return printable(f"{found.name}  0 {what}  (products only)")
     return printable(f"{found.name}  {found.event_count} {what}  last event "
                       f"{_time(found, 'last_event_time')}  last received "
                       f"{_time(found, 'last_receive_time')}")

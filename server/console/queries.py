@@ -385,7 +385,7 @@ def list_catalogs(store: Store, project: str | None, size: int, token: str,
         into = answer.tenants if kind else answer.catalogs
         for row in rows:
             data_set = into.add(name=row.name)
-            if counted:
+            if counted and row.events:  # (a catalog of products only: no count, no time)
                 data_set.event_count = row.events
                 data_set.last_event_time.FromMicroseconds(row.last_event_us)
                 _time(row.last_received_us, data_set.last_receive_time)

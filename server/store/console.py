@@ -100,12 +100,24 @@ class KeptRejection(NamedTuple):
 
 
 class DataSetRow(NamedTuple):
-    """A catalog or tenant that holds events."""
+    """A catalog or tenant that holds events (or, a catalog, products only: no event,
+    its last time 0)."""
 
     name: str
     events: int
     last_event_us: int
     last_received_us: int | None
+
+
+def _merged(*lists: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """(name, key) lists each by name, as one by name; a name in several once, with
+    its first key that is not None (a catalog's id before no id)."""
+    by_name: dict[str, Any] = {}
+    for items in lists:
+        for name, key in items:
+            if by_name.get(name) is None:
+                by_name[name] = key
+    return sorted(by_name.items())
 
 
 class ResetCounts(NamedTuple):
@@ -356,20 +368,43 @@ class ConsoleSql:
                 (start, limit + 1))]
         else:
             # A catalog keeps its id when its events are gone (purged, reset): it is
-            # listed only while it holds one (one seek each in the time index).
+            # listed only while it holds one (one seek each in the time index), or a
+            # product (a shop loads its catalog before its first event comes).
             found = self._fetch(self._dialect.spell(
                 "SELECT name, id FROM catalogs c WHERE name > ? AND EXISTS (SELECT 1 FROM "
                 "user_events e WHERE e.catalog_id = c.id) ORDER BY name LIMIT ?"),
                 (start, limit + 1))
+            found = _merged(found, self._product_catalogs(start, limit + 1))[:limit + 1]
         named = [(name, key) for name, key in found if name.startswith(prefix)]
         if not counted:
             return [DataSetRow(name, 0, 0, None) for name, _ in named[:limit]], \
                 len(named) > limit
         table, column, time = ("client_events", "tenant", "create_time_us") if tenants \
             else ("user_events", "catalog_id", "event_time_us")
-        rows = [self._data_set(name, key, table, column, time) for name, key in named[:limit]]
+        rows = [DataSetRow(name, 0, 0, None) if key is None
+                else self._data_set(name, key, table, column, time)
+                for name, key in named[:limit]]
         # (one emptied since it was listed, by a reset, a purge or retention, is left out)
         return [r for r in rows if r is not None], len(named) > limit
+
+    def _product_catalogs(self, after: str, limit: int) -> list[tuple[str, None]]:
+        """Up to `limit` catalogs after `after`, by name, that hold products (a skip
+        over the distinct branches of the products' key: three at most a catalog)."""
+        catalogs: list[tuple[str, None]] = []
+        start = after
+        while len(catalogs) < limit:
+            wanted = 3 * (limit - len(catalogs)) + 1
+            branches = [b for (b,) in self._fetch(_DISTINCT.format(
+                column="branch", table="products", mark=self._dialect.mark),
+                (start, wanted))]
+            for branch in branches:
+                catalog = branch.rpartition("/branches/")[0]
+                if catalog > after and (not catalogs or catalogs[-1][0] != catalog):
+                    catalogs.append((catalog, None))
+            if len(branches) < wanted:
+                break  # the last of them
+            start = branches[-1]
+        return catalogs[:limit]
 
     def _data_set(self, name: str, key: Any, table: str, column: str,
                   time: str) -> DataSetRow | None:

@@ -333,6 +333,11 @@ def test_talent_events_and_catalogs(shop: Running, tmp_path: Path) -> None:
     assert tenant.startswith(f"{TENANT}  2 client events  last event 2024-05-01T00:00:00Z")
     as_json = read(shop, "catalogs", "--parent", "projects/p", "--json", cwd=tmp_path)
     assert [json.loads(line)["eventCount"] for line in as_json.stdout.splitlines()] == ["4", "2"]
+    # a catalog loaded with products before its first event
+    loaded = CATALOG.replace("default_catalog", "loaded_first")
+    assert shop.store.create_product(f"{loaded}/branches/0", "sku-1", b"")
+    catalogs = read(shop, "catalogs", "--parent", "projects/p", cwd=tmp_path)
+    assert catalogs.stdout.splitlines()[1] == f"{loaded}  0 events  (products only)"
 
 
 def test_catalogs_follows_the_pages(tmp_path: Path) -> None:

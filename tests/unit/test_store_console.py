@@ -206,6 +206,33 @@ def test_data_sets_come_a_page_at_a_time(store: Any) -> None:
     assert names(True, "projects/q/", "", 0) == ([], False)
 
 
+def test_catalogs_of_products_only_are_data_sets_too(store: Any) -> None:
+    """A shop loads its catalog before its first event comes: a catalog holding only
+    products was in no list, so the console could not show its products or its
+    import's operation."""
+    def catalog(name: str) -> str:
+        return f"projects/p/locations/global/catalogs/{name}"
+
+    store.write_user_events([row("v", catalog=catalog("b-events")),
+                             row("v", catalog=catalog("d-both"))])
+    for name in ("a-products", "c-products", "d-both", "e-products"):
+        for branch in ("0", "1"):  # (two branches: one catalog)
+            store.create_product(f"{catalog(name)}/branches/{branch}", "sku", b"")
+    for counted in (True, False):
+        rows, more = store.data_sets(False, "projects/p/", "", 10, counted)
+        assert [(r.name.rsplit("/", 1)[1], r.events) for r in rows] == [
+            ("a-products", 0), ("b-events", counted), ("c-products", 0), ("d-both", counted),
+            ("e-products", 0)] and not more
+    assert all(r.last_received_us is None for r in rows)
+    # a page at a time, the two kinds merged by name
+    first, more = store.data_sets(False, "projects/p/", "", 2)
+    assert [r.name for r in first] == [catalog("a-products"), catalog("b-events")] and more
+    rest, more = store.data_sets(False, "projects/p/", first[-1].name, 2)
+    assert [r.name for r in rest] == [catalog("c-products"), catalog("d-both")] and more
+    last, more = store.data_sets(False, "projects/p/", rest[-1].name, 2)
+    assert [r.name for r in last] == [catalog("e-products")] and not more
+
+
 def test_data_sets_by_name_alone_read_no_event(store: Any, monkeypatch: Any) -> None:
     """Counting a catalog reads each of its events' index entries (about 0.1 s a
     million on SQLite), and the console's chooser asked every 3 s: it asks for names."""
@@ -221,9 +248,9 @@ def test_data_sets_by_name_alone_read_no_event(store: Any, monkeypatch: Any) -> 
     rows, more = store.data_sets(False, "projects/p/", "", 10, counted=False)
     assert [(r.name, r.events, r.last_event_us, r.last_received_us) for r in rows] == \
         [(CATALOG, 0, 0, None), (CATALOG + "x", 0, 0, None)] and not more
-    assert len(reads) == 1  # the names; no count
+    assert len(reads) == 2  # the names (of catalogs with events, with products); no count
     rows, _ = store.data_sets(False, "projects/p/", "", 10)
-    assert [r.events for r in rows] == [1, 1] and len(reads) == 4  # the names, a count each
+    assert [r.events for r in rows] == [1, 1] and len(reads) == 6  # the names, a count each
 
 
 def test_data_sets_leave_out_one_emptied_while_they_are_read(store: Any,

@@ -12,7 +12,7 @@ export function render(main, ctx) {
     onclick: () => { ctx.choose(name); location.hash = "feed"; }}, name);
   const tenantLink = (name) => h("a", {href: `#talent?${new URLSearchParams({tenant: name})}`}, name);
   const lists = [
-    {field: "catalogs", open: chooseButton, none: "No catalog holds events yet.",
+    {field: "catalogs", open: chooseButton, none: "No catalog holds events or products yet.",
       list: table("Catalogs", headings, "Catalogs (choose one to watch it)", [1])},
     {field: "tenants", open: tenantLink, none: "No tenant holds client events yet.",
       list: table("Tenants", headings, "Tenants", [1])},

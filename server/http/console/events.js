@@ -29,7 +29,7 @@ export function render(main, ctx) {
   const results = h("div", {class: "results"});
   main.append(h("h2", {}, "Events"), form, results);
   if (!ctx.catalog) {
-    results.append(h("p", {class: "hint"}, "No catalog holds events yet."));
+    results.append(h("p", {class: "hint"}, "No catalog holds events or products yet."));
     return;
   }
   const found = table("Events found", ["Event time", "Type", "Visitor", "User", "Came by", "Joined"],

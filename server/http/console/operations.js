@@ -172,7 +172,7 @@ function newestOperations(path) {
 export function render(main, ctx) {
   main.append(h("h2", {}, "Operations"));
   if (!ctx.catalog) {
-    main.append(h("p", {class: "hint"}, "No catalog holds events yet."));
+    main.append(h("p", {class: "hint"}, "No catalog holds events or products yet."));
     return;
   }
   main.append(h("p", {class: "hint"}, `Long-running operations of ${ctx.catalog} (imports, ` +

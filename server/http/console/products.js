@@ -12,7 +12,7 @@ function price(product) {
 export function render(main, ctx) {
   main.append(h("h2", {}, "Products"));
   if (!ctx.catalog) {
-    main.append(h("p", {class: "hint"}, "No catalog holds events yet."));
+    main.append(h("p", {class: "hint"}, "No catalog holds events or products yet."));
     return;
   }
   const branch = `${ctx.catalog}/branches/default_branch`;

@@ -130,7 +130,8 @@ class ConsoleServiceServicer:
 
     def ListCatalogs(self, request, context):
         """The catalogs and tenants of a project (every project: projects/-) that hold
-        events, with their counts and latest times.
+        events, with their counts and latest times, and the catalogs that hold products
+        but no event yet (no count, no time).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
