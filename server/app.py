@@ -382,16 +382,20 @@ HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 
 def announce(settings: Settings, port: int, http_port: int, how: str = "") -> None:
-    """The ready lines: HTTP's first, then gRPC's, which says the server is ready."""
+    """The ready lines: HTTP's first, then gRPC's, which says the server is ready.
+    Said whatever the log level (at INFO, or the level asked for if higher): with
+    --log-level WARNING nothing said which port `--port 0` had picked."""
+    level = max(logging.INFO, log.getEffectiveLevel())
     scheme = "TLS" if settings.tls_cert else "plaintext"
     if http_port:
-        log.info("Footfall serving HTTP on %s:%d (REST, pixel, the console at /console/, "
-                 "/footfall.js, /metrics; %s)", settings.host, http_port, scheme)
+        log.log(level, "Footfall serving HTTP on %s:%d (REST, pixel, the console at "
+                "/console/, /footfall.js, /metrics; %s)", settings.host, http_port, scheme)
     if settings.retain_days:
         log.info("retention: events older than %d days are purged at start and then every "
                  "%g s", settings.retain_days, settings.retention_interval_seconds)
-    log.info("Footfall serving gRPC on %s:%d (store %s; gcs root %s; %s%s)", settings.host,
-             port, located(settings.store), Path(settings.gcs_root).resolve(), scheme, how)
+    log.log(level, "Footfall serving gRPC on %s:%d (store %s; gcs root %s; %s%s)",
+            settings.host, port, located(settings.store), Path(settings.gcs_root).resolve(),
+            scheme, how)
 
 
 def serve(settings: Settings, on_ready: Callable[[], None] | None = None,

@@ -9,6 +9,8 @@ import os
 import socket
 import sqlite3
 import subprocess
+import sys
+import threading
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -497,3 +499,30 @@ def test_a_known_flags_bad_value_is_said_in_one_line(command: list[str], said: s
     """As the README says of serve; it came under the command's usage (33 lines)."""
     out = footfall(*command, cwd=tmp_path)
     assert (out.returncode, out.stderr) == (2, said + "\n")
+
+
+def test_the_ready_lines_are_said_at_any_log_level(tmp_path: Path) -> None:
+    """With --log-level WARNING nothing was said: the port --port 0 had picked could
+    not be found."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", "0", "--http-port", "-1",
+         "--store", "memory://", "--log-level", "WARNING"],
+        cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=clean)
+    watchdog = threading.Timer(30, server.kill)  # (its output then ends)
+    watchdog.start()
+    lines = []
+    try:
+        assert server.stderr is not None
+        for line in iter(server.stderr.readline, ""):
+            if "Footfall serving" in line:
+                lines.append(line)
+            if "Footfall serving gRPC" in line:  # the last ready line
+                break
+    finally:
+        watchdog.cancel()
+        server.terminate()
+        server.wait(30)
+    assert "Footfall serving HTTP on 127.0.0.1:" in lines[0], lines
+    assert "Footfall serving gRPC on 127.0.0.1:" in lines[1], lines
+    assert "WARNING" in lines[1], lines
