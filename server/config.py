@@ -17,6 +17,7 @@ that spans fields goes in `settings_from_args`.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -386,6 +387,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from parsed `serve` flags. A FOOTFALL_* variable that did not parse (and
     whose flag was not given) exits 2 with one line per variable; a value its check
     refuses exits 1 with one line."""
+    _warn_of_unknown_variables()
     values = {opt.name: getattr(args, opt.name) for opt in OPTIONS}
     bad = [value for value in values.values() if isinstance(value, _BadVariable)]
     if bad:
@@ -433,6 +435,26 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
                          f"share: memory:// lives inside one process; use sqlite:/// or "
                          f"postgresql://")
     return Settings(**values)
+
+
+# FOOTFALL_* variables that are no setting of `serve`, yet are not mistakes: the key
+# the read commands send, and those of the test suites and benchmarks.
+OTHER_VARIABLES = frozenset({"FOOTFALL_KEY"})
+OTHER_PREFIXES = ("FOOTFALL_TEST_", "FOOTFALL_BENCH_", "FOOTFALL_FUZZ_")
+
+
+def _warn_of_unknown_variables() -> None:
+    """One line on stderr for each FOOTFALL_* variable `serve` does not read (a typo
+    such as FOOTFALL_STORRE was ignored in silence, and the server used ./data while
+    a misspelled flag is refused), naming the setting it most looks like."""
+    known = {opt.variable for opt in OPTIONS}
+    for name in sorted(environ()):
+        if name.startswith("FOOTFALL_") and name not in known | OTHER_VARIABLES \
+                and not name.startswith(OTHER_PREFIXES):
+            near = difflib.get_close_matches(name, sorted(known), n=1)
+            print(f"footfall: {name[:100]} is no setting of footfall serve"
+                  + (f" (did you mean {near[0]}?)" if near else "") + ": it is not used",
+                  file=sys.stderr)
 
 
 def readme_table() -> str:

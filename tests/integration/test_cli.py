@@ -305,6 +305,19 @@ def test_a_bad_variable_stops_serve_in_one_line(variables: dict[str, str], said:
     assert out.stderr.startswith(said), out.stderr
 
 
+def test_an_unknown_variable_is_said_with_the_setting_it_looks_like(tmp_path: Path) -> None:
+    """FOOTFALL_STORRE was ignored in silence (the server used ./data), while a
+    misspelled flag is refused."""
+    out = footfall("serve", "--http-port", "0", "--store", "memory://", cwd=tmp_path,
+                   env={"FOOTFALL_STORRE": "memory://", "FOOTFALL_KEY": "k",
+                        "FOOTFALL_PORT": "abc"})  # (a bad one, so that it stops)
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        "footfall: FOOTFALL_STORRE is no setting of footfall serve (did you mean "
+        "FOOTFALL_STORE?): it is not used",
+        "footfall: FOOTFALL_PORT: not an integer: 'abc'"], out.stderr
+
+
 @pytest.mark.parametrize(("flags", "said"), [
     (["--quota-bytes-per-minute", "4096", "--max-event-bytes", "4096"],
      "footfall serve: error: --quota-bytes-per-minute (4096) must be more than "
