@@ -43,6 +43,7 @@ from google.rpc import error_details_pb2
 from server.clock import Clock
 from server.console import origin
 from server.errors import FootfallError, Unauthenticated
+from server.names import is_project_id
 from server.periodic import Periodic
 from server.policy.auth import WRITER_METHODS, NotYourProject, project_of
 from server.store.base import Store
@@ -149,6 +150,14 @@ def _request_json(request: Any) -> tuple[str, bool]:
 KEPT_PARENT_CHARS = 2_000
 
 
+def _project(parent: str) -> str:
+    """The project a refusal of `parent` is kept under: "" (none) for what is no
+    project id (a segment of kilobytes: the project column is indexed, and
+    PostgreSQL's index rows take 2,704 bytes at most)."""
+    project = project_of(parent) or ""
+    return project if is_project_id(project) else ""
+
+
 def _parent(request: Any) -> str:
     parent = getattr(request, "parent", "")
     if not isinstance(parent, str):
@@ -248,7 +257,7 @@ class Rejections:
         if not failures or not self._keep_count:
             return
         catalog = operation.rpartition("/operations/")[0]
-        project = project_of(catalog) or ""
+        project = _project(catalog)
         now_ns = self._clock.now_ns()
         self._keep([RejectionRow(project, catalog, now_ns // 1000, console_pb2.Rejection(
             transport=origin.IMPORT, method=IMPORT_METHOD,  # type: ignore[arg-type]
@@ -267,7 +276,7 @@ class Rejections:
             if len(self._alike) >= ALIKE_KINDS:
                 self._alike.clear()
             transport, method, parent, key_name, _, _ = alike
-            found = self._alike[alike] = (project_of(parent) or "", console_pb2.Rejection(
+            found = self._alike[alike] = (_project(parent), console_pb2.Rejection(
                 transport=transport,  # type: ignore[arg-type]
                 method=method, parent=parent, key_name=key_name, code=error.code.value[0],
                 message=error.message, field_violations=_violations(error)).SerializeToString())

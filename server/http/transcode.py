@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
-from google.protobuf import descriptor, json_format
+from google.protobuf import descriptor, field_mask_pb2, json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
@@ -311,8 +311,8 @@ def _apply_query(request: Message, route: Route, query: Iterable[tuple[str, str]
                                 for v in values]
         if leaf.message_type is not None \
                 and leaf.message_type.full_name == "google.protobuf.FieldMask":
-            # `?updateMask=price_info` as a body's mask is read (lenient_json)
-            converted = [lenient_json.field_mask(v) for v in converted]
+            # `?updateMask=price_info` read as its paths, as a body's mask is
+            converted = [_mask_json(v) for v in converted]
         bad = next((why for why in map(functools.partial(_number_problem, leaf), values)
                     if why is not None), None)
         if bad is not None:
@@ -327,6 +327,28 @@ def _apply_query(request: Message, route: Route, query: Iterable[tuple[str, str]
             why = _NUMBER_KINDS.get(_number_type(leaf)) or _clean(exc)
             violations.append(FieldViolation(name, f"cannot take {values[0][:100]!r}: {why}"))
     return violations
+
+
+def _mask_json(value: str) -> str:
+    """A FieldMask's query value in its JSON form (lowerCamelCase paths, which the
+    parse turns back into snake_case): its snake_case paths camelCased when that is
+    what they come back as; a path that would not (`attributes.size_2` came back as
+    `attributes.size2`, another attribute) is left as it is, for the parse to refuse
+    rather than update what it does not name."""
+    paths = []
+    for path in value.split(","):
+        camel = lenient_json.field_mask(path)
+        if camel != path:
+            mask = field_mask_pb2.FieldMask()
+            try:
+                mask.FromJsonString(camel)
+            except ValueError:
+                pass
+            else:
+                if list(mask.paths) == [path]:
+                    path = camel
+        paths.append(path)
+    return ",".join(paths)
 
 
 # What a query parameter of a number field must be (json_format's own words are

@@ -37,8 +37,10 @@ StoreUnavailable. `healthy()` says whether the database answers.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Collection, Sequence
 from functools import partial
 from typing import Any
@@ -248,18 +250,33 @@ def url_problem(url: str) -> str | None:
     try:
         params = conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
-        return f"PostgreSQL store URL: {_why(exc)}"
+        return f"PostgreSQL store URL: {_without_password(_why(exc), url)}"
     if not params.get("dbname"):
         return ("a PostgreSQL store URL names its database: postgresql://USER@HOST:PORT/DB "
                 "(create it first: createdb -h HOST -U USER DB)")
     port = str(params.get("port") or "5432")
-    if not all(part.isdigit() and 0 < int(part) < 65536 for part in port.split(",")):
+    # (an empty item of a list of ports is the default port, as libpq reads it)
+    if not all(not part or (part.isdigit() and 0 < int(part) < 65536)
+               for part in port.split(",")):
         return f"PostgreSQL store URL: the port must be a number from 1 to 65535, got {port!r}"
     mode = params.get("sslmode")
     if mode is not None and mode not in _SSL_MODES:
         return (f"PostgreSQL store URL: sslmode must be one of {', '.join(_SSL_MODES)}, "
                 f"got {str(mode)[:50]!r}")
     return None
+
+
+_PASSWORD = re.compile(r"://[^:/@]*:([^@/]*)@")
+
+
+def _without_password(text: str, url: str) -> str:
+    """`text` (libpq's words, which may quote the URL) with the URL's password, as
+    written and as decoded, blotted out."""
+    found = _PASSWORD.search(url)
+    if found and found[1]:
+        for form in {found[1], urllib.parse.unquote(found[1])}:
+            text = text.replace(form, "***")
+    return text
 
 
 def _will_pass(exc: psycopg.OperationalError) -> bool:
@@ -509,7 +526,10 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 with conn.transaction():  # a savepoint: one job's failure spares the rest
                     return job.fn(cur), None
             except Exception as exc:
-                if conn.broken or isinstance(exc, psycopg.OperationalError):
+                # (a value the database can never take fails its own job, as any
+                # other error of the job's, not the batch: it is no outage)
+                if conn.broken or (isinstance(exc, psycopg.OperationalError) and
+                                   not isinstance(exc, psycopg.errors.ProgramLimitExceeded)):
                     raise
                 return None, exc
 

@@ -186,6 +186,11 @@ def test_products_crud_with_path_query_and_field_mask(gateway: Running) -> None:
                   {"title": "Tent 3", "priceInfo": {"price": 5, "currencyCode": "EUR"}})
     assert priced.status == 200, priced.body
     assert (priced.json()["title"], priced.json()["priceInfo"]["price"]) == ("Tent 3", 5)
+    # a path whose camelCase would name another (attributes.size_2 as size2): refused,
+    # not applied to what it does not name
+    wrong = call(gateway.http_port, "PATCH", f"/v2/{name}?updateMask=attributes.size_2",
+                 {"attributes": {"size_2": {"text": ["new"]}}})
+    assert wrong.status == 400 and set(wrong.violations()) == {"updateMask"}, wrong.body
     listed = get(gateway, f"/v2/{BRANCH}/products?readMask=price_info")
     assert listed.json() == {"products": [{"name": name, "priceInfo": {
         "price": 5, "currencyCode": "EUR"}}]}, listed.body

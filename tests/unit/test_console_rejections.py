@@ -366,3 +366,34 @@ def test_hand_made_parts_are_what_protobuf_serializes() -> None:
     unknown = unknown_fields.UnknownFieldSet(kept)
     assert [(f.field_number, f.data) for f in (unknown[i] for i in range(len(unknown)))] == \
         [(rejections.REQUEST_FIELD, packed.SerializeToString())]
+
+
+def test_a_refusal_of_no_project_id_is_kept_under_none_and_spares_its_batch(
+        store: Store) -> None:
+    """A project segment of 1,500 four-byte characters went into the indexed project
+    column: PostgreSQL cannot index a row past 2,704 bytes, so the refusals' job
+    failed, and with it every other job of its batch (another client's product was
+    answered INTERNAL)."""
+    rejections = Rejections(store, SystemClock(), 1000, 3600)
+    busy, free = threading.Event(), threading.Event()
+
+    def hold(_db: Any) -> None:  # the writer is busy: what follows is one batch
+        busy.set()
+        free.wait(10)
+
+    store._committer.submit(Job(fn=hold))  # type: ignore[attr-defined]  # noqa: SLF001
+    assert busy.wait(10)
+    # (characters that do not repeat: an index compresses a repeated one)
+    wide = "".join(chr(0x20000 + n * 7) for n in range(1_500))
+    refuse(rejections, 1, f"projects/{wide}/locations/global/catalogs/c")
+    created = threading.Thread(target=store.create_product,
+                               args=(f"{CATALOG}/branches/0", "sku", b""))
+    created.start()
+    time.sleep(0.2)  # (queued behind the held job, beside the refusal's)
+    free.set()
+    created.join(10)
+    store.flush()
+    assert list(store.get_products(f"{CATALOG}/branches/0", ["sku"])) == ["sku"]
+    assert len(store.rejections_after(None, 0, 10)) == 1  # (its request cut: a long one)
+    kept = store._fetch("SELECT project FROM rejections", ())  # type: ignore[attr-defined]
+    assert [tuple(row) for row in kept] == [("",)]
