@@ -17,7 +17,8 @@ import pytest
 
 DSN_VARIABLE = "FOOTFALL_TEST_POSTGRES_DSN"
 SKIPPED = (f"PostgreSQL tests SKIPPED: {DSN_VARIABLE} is not set "
-           "(e.g. postgresql://postgres@127.0.0.1:5432/test: a database for tests alone; .ci/run sets it)")
+           "(e.g. postgresql://postgres@127.0.0.1:5432/test: a database for tests alone; "
+           ".ci/run sets it)")
 
 
 class PostgresDatabases:
