@@ -29,7 +29,7 @@ from server.store.rollups import DAY_US, PRODUCT_TYPES
 
 T = TypeVar("T")
 TYPE_BITS = {kind: i for i, kind in enumerate(PRODUCT_TYPES)}
-PRICE_NOTE = ("{} purchased units named no price; they are counted in units, not in "
+PRICE_NOTE = ("purchased units that named no price: {}; they are counted in units, not in "
               "revenue")
 _JOB_TYPE = event_pb2.JobEvent.JobEventType
 # Which JobStats count each job event type adds to.

@@ -12,7 +12,7 @@ from server.app import Running
 
 from .cdp import DevTools
 from .pages import in_chromium, no_problems, open_console, photograph, until
-from .test_console import write
+from .test_console import CATALOG, rest, write
 
 LONG_VISITOR = "visitor-" + "0123456789abcdef" * 7 + "x" * 8  # 128 characters
 
@@ -49,3 +49,30 @@ def test_a_long_visitor_id_wraps_within_its_column(browser_executable: str, runn
     assert seen["visitor"] < seen["box"] / 2, seen  # (it was 1,231 px of 1,248)
     # "detail-page-view" on one line (a cell's padding aside), not broken at its hyphens
     assert seen["type"] < 2 * seen["typeLine"] + 12, seen
+
+
+async def products_table(devtools_url: str, port: int, folder: Path) -> list[str]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#products")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelectorAll('.results tbody tr, main tbody tr').length "
+                     ">= 2"), "the products")
+        await photograph(devtools, session, folder, "products-prices")
+        return list(await devtools.evaluate(
+            session, "[...document.querySelectorAll('main td[data-label=Price]')]"
+                     ".map(td => td.innerText)"))
+
+
+def test_a_price_is_shown_as_stored(browser_executable: str, running: Running, shots: Path,
+                                    tmp_path: Path) -> None:
+    """1234.5 JPY showed as "1,235 JPY" (the yen's minor unit is none)."""
+    write(running.http_port, eventType="home-page-view", visitorId="v")  # (a catalog)
+    for sku, price, currency in (("a", 1234.5, "JPY"), ("b", 40, "EUR")):
+        status, answer = rest(running.http_port, "POST",
+                              f"/v2/{CATALOG}/branches/default_branch/products?productId={sku}",
+                              {"title": sku, "categories": ["c"], "priceInfo": {"price": price,
+                                                           "currencyCode": currency}})
+        assert status == 200, answer
+    prices = in_chromium(browser_executable, tmp_path / "profile", products_table,
+                         running.http_port, shots)
+    assert prices == ["1,234.5 JPY", "40.00 EUR"], prices

@@ -17,6 +17,9 @@ const PAGES = {feed, events, event, operations, products, talent, catalogs, insi
 const CHOSEN = "footfall.catalog";
 const PROJECT = "footfall.project";  // set when the key may not read every project
 const CATALOGS_MS = 3000;
+// While no catalog holds anything: a first event, sent right after opening the page
+// (the README's quick start), showed after up to 3 s.
+const FIRST_CATALOG_MS = 500;
 
 const main = document.getElementById("main");
 const chooser = document.getElementById("catalog");
@@ -136,7 +139,8 @@ async function loadCatalogs() {
   }
   keyButton.textContent = "Change key";
   keyButton.hidden = !hasKey();
-  setTimeout(loadCatalogs, CATALOGS_MS);
+  setTimeout(loadCatalogs, known.catalogs.length || known.tenants.length ? CATALOGS_MS
+    : FIRST_CATALOG_MS);
 }
 
 function show() {

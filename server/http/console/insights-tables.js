@@ -19,7 +19,8 @@ export function productTable(parent, span) {
       // revenue, which the revenue charts add up, tax and shipping included)
       {title: "Price × units", numeric: true,
         cell: (p) => (p.revenue || []).map((r) => money(r.amount, r.currencyCode)).join(", ")},
-      {title: "View to purchase", order: "view_to_purchase_rate", numeric: true,
+      // (purchases over views: above 100% when some buy again, or without a view)
+      {title: "Purchases ÷ views", order: "view_to_purchase_rate", numeric: true,
         cell: (p) => rateOf(p.viewToPurchaseRate, p.views)},
     ],
     load: async (query, signal) => {

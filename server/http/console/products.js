@@ -6,7 +6,14 @@ import {money} from "./format.js";
 
 function price(product) {
   const info = product.priceInfo;
-  return info?.price === undefined ? "" : money(info.price, info.currencyCode || "").trim();
+  if (info?.price === undefined) return "";
+  const stored = Number(info.price);
+  const code = info.currencyCode || "";
+  // In the currency's minor unit, unless that rounds what is stored (1234.5 JPY showed
+  // as "1,235 JPY": insights round sums, a product's page shows what is there).
+  const shown = money(stored, code).trim();
+  return Number(shown.replace(/[^\d.]/g, "")) === stored ? shown
+    : `${stored.toLocaleString("en-US", {maximumFractionDigits: 20})} ${code}`.trim();
 }
 
 export function render(main, ctx) {

@@ -1,0 +1,44 @@
+"""The README's quick start opens the console, then sends an event: while no catalog
+holds anything the console asks for the catalogs every half second, not every 3 s
+(the first event showed after up to 3 s), and goes back to every 3 s once one does."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from server.app import Running
+
+from .cdp import DevTools
+from .pages import in_chromium, open_console, photograph, until
+from .test_console import write
+
+POLLS = ("performance.getEntriesByType('resource').filter(e => "
+         "e.name.includes('/catalogs')).length")
+
+
+async def first_event(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/")
+        await until(lambda: devtools.evaluate(session, POLLS), "the first read of catalogs")
+        before = await devtools.evaluate(session, POLLS)
+        await asyncio.sleep(2.6)
+        empty = await devtools.evaluate(session, POLLS) - before
+        write(port, eventType="home-page-view", visitorId="first")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('main').innerText.includes('first')"),
+            "the first event in the feed")
+        await photograph(devtools, session, folder, "feed-first-event")
+        before = await devtools.evaluate(session, POLLS)
+        await asyncio.sleep(2.6)
+        held = await devtools.evaluate(session, POLLS) - before
+        return {"empty": empty, "held": held}
+
+
+def test_the_first_catalog_is_looked_for_often(browser_executable: str, running: Running,
+                                               shots: Path, tmp_path: Path) -> None:
+    seen = in_chromium(browser_executable, tmp_path / "profile", first_event,
+                       running.http_port, shots)
+    assert seen["empty"] >= 3, seen  # every 0.5 s while there is none (it was every 3 s)
+    assert seen["held"] <= 1, seen  # every 3 s once there is one
