@@ -156,6 +156,48 @@ def _screened(envelope: Envelope, route: Route, request: web.Request, context: A
                                    "key" in request.query) from None
 
 
+class Bodies:
+    """The bytes of the request bodies being read or served: at most BODIES_HELD
+    times --max-request-bytes together, and a quarter of that for one holder (an
+    API key, by its name; without keys, where anyone may call anything, none: a
+    proxy in front makes one address of every caller's). One key held the room of
+    every body for a minute with 16 gzip bodies sent slowly, and every REST call
+    with a body, of every project, was refused meanwhile; a page's writer key is
+    public."""
+
+    def __init__(self, limit: int) -> None:
+        self.total = 0
+        self._room = BODIES_HELD * limit
+        self._share = self._room // 4
+        self._held: dict[str, int] = {}
+
+    def take(self, holder: str | None, size: int) -> None:
+        """Count `size` more bytes of `holder`'s; RESOURCE_EXHAUSTED past the room."""
+        held = self._held.get(holder, 0) if holder is not None else 0
+        if self.total + size > self._room:
+            raise ResourceExhausted(
+                f"the server holds too many request bodies at once (they may hold "
+                f"{BODIES_HELD} x --max-request-bytes); retry shortly", retry_after=1.0)
+        if holder is not None and held + size > self._share:
+            raise ResourceExhausted(
+                f"this caller's request bodies hold a quarter of the room of all bodies "
+                f"({BODIES_HELD // 4} x --max-request-bytes); retry once one is answered",
+                retry_after=1.0)
+        self.total += size
+        if holder is not None:
+            self._held[holder] = held + size
+
+    def give_back(self, holder: str | None, size: int) -> None:
+        self.total -= size
+        if holder is None or not size:
+            return
+        left = self._held.get(holder, 0) - size
+        if left > 0:
+            self._held[holder] = left
+        else:
+            self._held.pop(holder, None)
+
+
 class Scrapes:
     """The /metrics page, rendered off the loop (a page of some 250 KB takes about
     15 ms), at most once every SCRAPE_SPACING seconds: the scrapes that come while
@@ -260,7 +302,7 @@ class HttpGateway:
         self.site: GuardedSite | None = None
         self.port = 0
         self._running: set[asyncio.Task[Any]] = set()  # calls past their X-Server-Timeout
-        self._body_bytes = 0  # of the bodies being read (see BODIES_HELD)
+        self._bodies = Bodies(settings.max_request_bytes)  # being read or served
         self._scrapes = Scrapes(self._policy.metrics.render)
         self._streams = 0  # open server-sent-event streams (see STREAM_SHARE)
         # The servicer's CollectUserEvent for pixels answered once queued, or None
@@ -383,10 +425,11 @@ class HttpGateway:
             grant = _screened(envelope, route, request, context, query_key)
             envelope.check_named(method, grant, bare)  # (the role and project, too)
             transcode.check_query_text(request.query, request.rel_url.raw_query_string)
-            body = await self._read_body(request)
+            holder = grant.name if grant is not None else None
+            body = await self._read_body(request, holder)
             remaining = context.time_remaining()
             if remaining is not None and remaining <= 0:  # late already: nothing is run
-                self._body_bytes -= len(body)
+                self._bodies.give_back(holder, len(body))
                 raise DeadlineExceeded("the deadline (X-Server-Timeout) passed before the "
                                        "request was read")
         except Exception as exc:
@@ -396,9 +439,9 @@ class HttpGateway:
                 method, exc, started, request=named,
                 grant=grant if isinstance(exc, NotYourProject) else kept_as))
         if route.method.server_streaming:
-            self._body_bytes -= len(body)
+            self._bodies.give_back(holder, len(body))
             return await self._stream(request, route, path_values, context, output, started)
-        work = self._holding(len(body), envelope.run(
+        work = self._holding(holder, len(body), envelope.run(
             method, context.invocation_metadata(), body,
             functools.partial(transcode.build_request, route, path_values,
                               request.query.items()),
@@ -535,10 +578,10 @@ class HttpGateway:
             response.force_close()
         return self._cors(request, route, response)
 
-    async def _read_body(self, request: web.Request) -> bytes:
+    async def _read_body(self, request: web.Request, holder: str | None) -> bytes:
         """The body; RequestTooLarge past --max-request-bytes, BodyTooSlow if it is
         not in within --http-body-timeout, ResourceExhausted while the bodies being
-        read hold BODIES_HELD times --max-request-bytes."""
+        read hold the room of all bodies, or `holder`'s share of it (see Bodies)."""
         limit = self._settings.max_request_bytes
         encoding = request.headers.get("Content-Encoding")
         if encoding is not None and encoding.strip().lower() not in _CODINGS:
@@ -553,9 +596,9 @@ class HttpGateway:
                                   f"server accepts (Content-Length: {request.content_length})")
         try:
             if request.content.is_eof():  # it came with the head: no timer needed
-                return await self._gather(request)
+                return await self._gather(request, holder)
             async with asyncio.timeout(self._settings.http_body_timeout):
-                return await self._gather(request)
+                return await self._gather(request, holder)
         except ConnectionError:  # not a bug of ours: no traceback, no INTERNAL
             raise Cancelled("the caller closed the connection before its body was in") \
                 from None
@@ -571,31 +614,27 @@ class HttpGateway:
                               f"{self._settings.http_body_timeout:g} s "
                               f"(--http-body-timeout)") from None
 
-    async def _gather(self, request: web.Request) -> bytes:
+    async def _gather(self, request: web.Request, holder: str | None) -> bytes:
         """The body as it arrives (unpacked, if it came with a Content-Encoding),
-        counted against the bytes all bodies being read or served may hold: the
-        caller gives them back (`_holding`) once its call is done with the body."""
+        counted against the bytes bodies being read or served may hold, `holder`'s
+        and all: the caller gives them back (`_holding`) once its call is done with
+        the body."""
         limit = self._settings.max_request_bytes
-        budget = BODIES_HELD * limit
         body = bytearray()
         try:
             while chunk := await request.content.readany():
-                if self._body_bytes + len(chunk) > budget:
-                    raise ResourceExhausted(
-                        f"the server holds too many request bodies at once (they may "
-                        f"hold {BODIES_HELD} x --max-request-bytes); retry shortly",
-                        retry_after=1.0)
-                self._body_bytes += len(chunk)
+                self._bodies.take(holder, len(chunk))
                 body += chunk
                 if len(body) > limit:
                     raise RequestTooLarge(f"the request body is larger than the {limit} "
                                           f"bytes this server accepts")
         except BaseException:
-            self._body_bytes -= len(body)
+            self._bodies.give_back(holder, len(body))
             raise
         return bytes(body)
 
-    def _holding(self, size: int, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    def _holding(self, holder: str | None, size: int, work: Coroutine[Any, Any, T]
+                 ) -> asyncio.Task[T]:
         """`work`, as a task; the `size` bytes of its body count against the budget
         (BODIES_HELD) until it is done, deadline passed or not (a large body waits
         for a decoder thread, and is decoded, while it is held). Given back when the
@@ -605,7 +644,7 @@ class HttpGateway:
         task = asyncio.ensure_future(work)
 
         def give_back(_: Any) -> None:
-            self._body_bytes -= size
+            self._bodies.give_back(holder, size)
 
         task.add_done_callback(give_back)
         return task

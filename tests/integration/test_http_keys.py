@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 WRITE = f"/v2/{CATALOG}/userEvents:write"
 KEY = "http-keys-test-writer-0123456789"
 READER = "http-keys-test-reader-0123456789"
+OTHER = "http-keys-test-other-writer-0123"
 LIMIT = 64 * 1024  # --max-request-bytes
 EVERYTHING = EventQuery(CATALOG)
 
@@ -30,7 +32,8 @@ EVERYTHING = EventQuery(CATALOG)
 def keyed(settings: Settings, clock: FixedClock, tmp_path: Path) -> Iterator[Running]:
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps({"keys": {KEY: {"projects": ["p"], "role": "writer"},
-                                         READER: {"projects": ["p"], "role": "reader"}}}))
+                                         READER: {"projects": ["p"], "role": "reader"},
+                                         OTHER: {"projects": ["p"], "role": "writer"}}}))
     running = start(dataclasses.replace(settings, http_port=-1, auth_file=str(keys),
                                         max_request_bytes=LIMIT), clock)
     try:
@@ -134,3 +137,41 @@ def test_a_missing_key_is_told_the_ways_http_sends_one(keyed: Running) -> None:
     assert plain.error()["message"].startswith("this server requires an API key: send it as "
                                                "the x-goog-api-key header")
     assert keyed.store.count_user_events(EVERYTHING) == 0
+
+
+def test_one_key_holds_at_most_a_quarter_of_the_room_of_all_bodies(keyed: Running) -> None:
+    """One key (a page's writer key is public) held the room of every body for a
+    minute with 16 bodies sent slowly: every REST call with a body, whoever made
+    it, was refused meanwhile."""
+    from server.http.gateway import BODIES_HELD
+    padded = b'{"eventType": "home-page-view", "visitorId": "v"}' + b" " * (LIMIT - 100)
+
+    def head(key: str) -> bytes:
+        return (f"POST {WRITE} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                f"application/json\r\nx-goog-api-key: {key}\r\nContent-Length: "
+                f"{len(padded)}\r\n\r\n").encode()
+
+    held = [socket.create_connection(("127.0.0.1", keyed.http_port), timeout=10)
+            for _ in range(BODIES_HELD // 4)]
+    try:
+        for sock in held:  # all but the last byte: each body is being read
+            sock.sendall(head(KEY) + padded[:-1])
+        deadline = time.monotonic() + 20
+        while True:  # once they are read, one more of the same key does not fit
+            assert time.monotonic() < deadline, "no body of the key was refused"
+            with socket.create_connection(("127.0.0.1", keyed.http_port), timeout=10) as sock:
+                sock.sendall(head(KEY) + padded)
+                answer = sock.recv(65536)
+            if answer.startswith(b"HTTP/1.1 429"):
+                break
+            time.sleep(0.05)
+        assert b"this caller's request bodies hold a quarter" in answer, answer[:500]
+        with socket.create_connection(("127.0.0.1", keyed.http_port), timeout=10) as sock:
+            sock.sendall(head(OTHER) + padded)  # another key's is read and served
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        for sock in held:  # the held ones are served in full
+            sock.sendall(padded[-1:])
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    finally:
+        for sock in held:
+            sock.close()
