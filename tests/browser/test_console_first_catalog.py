@@ -12,7 +12,7 @@ from server.app import Running
 
 from .cdp import DevTools
 from .pages import in_chromium, open_console, photograph, until
-from .test_console import write
+from .test_console import CATALOG, rest, write
 
 POLLS = ("performance.getEntriesByType('resource').filter(e => "
          "e.name.includes('/catalogs')).length")
@@ -42,3 +42,37 @@ def test_the_first_catalog_is_looked_for_often(browser_executable: str, running:
                        running.http_port, shots)
     assert seen["empty"] >= 3, seen  # every 0.5 s while there is none (it was every 3 s)
     assert seen["held"] <= 1, seen  # every 3 s once there is one
+
+
+async def reset_under_the_page(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/")
+        await until(lambda: devtools.evaluate(session, "document.querySelector('a.event')"
+                                                       "?.getAttribute('href')"), "the event")
+        href = await devtools.evaluate(session,
+                                       "document.querySelector('a.event').getAttribute('href')")
+        await devtools.evaluate(session, f"location.hash = {href!r}")  # (from the tab's memory)
+        await until(lambda: devtools.evaluate(session, "!!document.querySelector('#stored-h')"),
+                    "the event's page")
+        await asyncio.sleep(1)  # (still stored: no note comes)
+        before = await devtools.evaluate(session, "!!document.querySelector('[role=note]')")
+        await devtools.evaluate(session, "location.hash = 'feed'")
+        status, _ = rest(port, "POST", f"/console/v1/{CATALOG}:reset", {})
+        assert status == 200
+        await devtools.evaluate(session, f"location.hash = {href!r}")
+        said = await until(lambda: devtools.evaluate(
+            session, "document.querySelector('[role=note]')?.innerText"), "the note")
+        await photograph(devtools, session, folder, "event-after-reset")
+        return {"before": before, "said": said}
+
+
+def test_an_event_deleted_since_the_tab_saw_it_says_so(browser_executable: str,
+                                                        running: Running, shots: Path,
+                                                        tmp_path: Path) -> None:
+    """After a reset, the feed's event opened as "Stored" from the tab's memory."""
+    write(running.http_port, eventType="home-page-view", visitorId="gone-soon")
+    seen = in_chromium(browser_executable, tmp_path / "profile", reset_under_the_page,
+                       running.http_port, shots)
+    assert seen["before"] is False, seen
+    assert "no longer holds event" in seen["said"], seen
+    assert "what follows is what this tab saw" in seen["said"], seen

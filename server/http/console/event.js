@@ -37,6 +37,7 @@ export async function render(main, ctx) {
   const heading = h("h2", {}, `Event ${id}`);
   main.append(heading);
   let stored = seen.get(id);
+  const remembered = Boolean(stored);
   if (!stored && catalog && /^[0-9]+$/.test(id)) {
     // read by its id (it was looked for among the newest 5,000 by time only)
     const looking = h("p", {class: "hint"}, "Looking for it…");
@@ -72,4 +73,18 @@ export async function render(main, ctx) {
           // (not "joining changed nothing" beside "Joined the catalog: no")
           : "As stored: it was not joined (a product it names is not in the catalog's " +
             "default branch), so nothing in it was filled in."))));
+  if (remembered && catalog) gone(main, heading, catalog, id, ctx.signal);
+}
+
+/** Says so above an event shown as this tab saw it, once the store no longer holds
+ *  it: a reset showed its events as "Stored" until the page was reloaded. */
+async function gone(main, heading, catalog, id, signal) {
+  try {
+    if (await findById(`/console/v1/${catalog}/userEvents`, id, {signal})) return;
+  } catch {
+    return;  // (the server out of reach: said by the pages that read)
+  }
+  if (signal.aborted) return;
+  heading.after(h("p", {class: "error", role: "note"}, `${catalog} no longer holds event ` +
+    `${id} (a reset, a purge or retention deleted it): what follows is what this tab saw.`));
 }
