@@ -157,6 +157,9 @@ class Settings:
                         "`postgresql://USER@HOST:PORT/DB`")
     strict_event_types: bool = option(False, SWITCH,
                                       "refuse event types outside Google's list")
+    strict_names: bool = option(False, SWITCH,
+                                "refuse retail calls on a catalog other than Google's one, "
+                                "`default_catalog` in location `global`")
     workers: int = option(8, INTEGER, "threads for the store calls that block (reads, products, "
                           "operations); calls themselves are served on one event loop",
                           check=at_least(1))

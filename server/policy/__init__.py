@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,13 @@ from google.protobuf.message import Message
 
 from server.clock import Clock
 from server.config import Settings
-from server.errors import Cancelled, DeadlineExceeded, FootfallError, ResourceExhausted
+from server.errors import (
+    Cancelled,
+    DeadlineExceeded,
+    FootfallError,
+    NotFound,
+    ResourceExhausted,
+)
 from server.names import is_project_id
 from server.policy import faults
 from server.policy.auth import (
@@ -31,6 +38,7 @@ from server.policy.auth import (
     Grant,
     authorize,
     project_of,
+    resource_fields,
     resource_names,
 )
 from server.policy.faults import FaultInjector
@@ -68,6 +76,29 @@ def _header(metadata: Iterable[tuple[str, Any]], name: str) -> str | None:
     return None
 
 
+_GOOGLE_CATALOG = re.compile(r"^projects/[^/]+/locations/(?P<location>[^/]+)"
+                             r"(?:/catalogs/(?P<catalog>[^/]+))?")
+
+
+def check_strict_names(method: str, request: Message) -> None:
+    """With --strict-names, NOT_FOUND for a retail call that names a catalog Google
+    has not, as Google answers (`catalog_id '...' not found for project`): each
+    project has one, `default_catalog` in location `global`. Footfall otherwise makes
+    any catalog its first event names, so a mistyped name in CI went unseen."""
+    if not method.startswith("/google.cloud.retail."):
+        return
+    for field, name in resource_fields(request):
+        match = _GOOGLE_CATALOG.match(name)
+        if match is None or (match["location"] == "global"
+                             and match["catalog"] in (None, "default_catalog")):
+            continue
+        catalog = name.split("/branches/")[0].split("/operations/")[0].split("/products/")[0]
+        raise NotFound("google.cloud.retail.v2.Catalog", catalog,
+                       f"{field}: catalog_id {(match['catalog'] or '')[:100]!r} not found for "
+                       f"project (with --strict-names only default_catalog in location "
+                       f"global is; got location {match['location'][:100]!r})")
+
+
 class Policy:
     """Admits (or refuses) calls to the `guarded` services and records every call."""
 
@@ -82,6 +113,7 @@ class Policy:
         self.metrics = metrics or Metrics()
         self.byte_quota = byte_quota
         self.rejections: Rejections | None = None  # where refused event writes are kept
+        self.strict_names = False  # --strict-names (see check_strict_names)
 
     @classmethod
     def from_settings(cls, settings: Settings, guarded: Iterable[str],
@@ -91,9 +123,11 @@ class Policy:
                  if settings.quota_writes_per_minute else None)
         byte_quota = (ByteQuota(settings.quota_bytes_per_minute, clock)
                       if settings.quota_bytes_per_minute else None)
-        return cls(guarded, Authenticator(settings.auth_file or None), quota,
-                   FaultInjector() if settings.allow_fault_injection else None,
-                   byte_quota=byte_quota)
+        policy = cls(guarded, Authenticator(settings.auth_file or None), quota,
+                     FaultInjector() if settings.allow_fault_injection else None,
+                     byte_quota=byte_quota)
+        policy.strict_names = settings.strict_names
+        return policy
 
     def guards(self, method: str) -> bool:
         """Whether `method` is one the policy applies to (not health or reflection)."""
@@ -124,6 +158,8 @@ class Policy:
         if not self.guards(method):
             return OPEN
         admission = self._authorized(method, metadata, request, query_key, grant)
+        if self.strict_names:
+            check_strict_names(method, request)
         if self.faults is not None:
             await self._inject(method, metadata, context)
         self._charge(method, admission, request, context)
@@ -164,6 +200,8 @@ class Policy:
         if not self.guards(method):
             return OPEN
         admission = self._authorized(method, metadata, request, query_key, grant)
+        if self.strict_names:
+            check_strict_names(method, request)
         self._charge(method, admission, request, context)
         return admission
 

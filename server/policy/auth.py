@@ -285,7 +285,13 @@ def _field_value(request: Message, path: tuple[str, ...]) -> str:
 def resource_names(request: Message) -> list[str]:
     """The non-empty resource names a request carries (parent, name, product.name,
     product, inventory.name)."""
-    return [v for path in RESOURCE_FIELDS if (v := _field_value(request, path))]
+    return [name for _, name in resource_fields(request)]
+
+
+def resource_fields(request: Message) -> list[tuple[str, str]]:
+    """(field path, value) of the non-empty resource names a request carries."""
+    return [(".".join(path), v) for path in RESOURCE_FIELDS
+            if (v := _field_value(request, path))]
 
 
 _gcs_paths: dict[str, tuple[tuple[str, ...], ...]] = {}  # by message type
