@@ -159,7 +159,7 @@ def _screened(envelope: Envelope, route: Route, request: web.Request, context: A
 class Bodies:
     """The bytes of the request bodies being read or served: at most BODIES_HELD
     times --max-request-bytes together, and a quarter of that for one holder (an
-    API key, by its name; without keys, where anyone may call anything, none: a
+    API key; without keys, where anyone may call anything, none: a
     proxy in front makes one address of every caller's). One key held the room of
     every body for a minute with 16 gzip bodies sent slowly, and every REST call
     with a body, of every project, was refused meanwhile; a page's writer key is
@@ -425,7 +425,8 @@ class HttpGateway:
             grant = _screened(envelope, route, request, context, query_key)
             envelope.check_named(method, grant, bare)  # (the role and project, too)
             transcode.check_query_text(request.query, request.rel_url.raw_query_string)
-            holder = grant.name if grant is not None else None
+            # (by the key itself, not its name: names need not be unique)
+            holder = str(id(grant)) if grant is not None else None
             body = await self._read_body(request, holder)
             remaining = context.time_remaining()
             if remaining is not None and remaining <= 0:  # late already: nothing is run

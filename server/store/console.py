@@ -109,6 +109,9 @@ class DataSetRow(NamedTuple):
     last_received_us: int | None
 
 
+_BRANCHES_A_READ = 1000
+
+
 def _merged(*lists: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     """(name, key) lists each by name, as one by name; a name in several once, with
     its first key that is not None (a catalog's id before no id)."""
@@ -388,23 +391,21 @@ class ConsoleSql:
         return [r for r in rows if r is not None], len(named) > limit
 
     def _product_catalogs(self, after: str, limit: int) -> list[tuple[str, None]]:
-        """Up to `limit` catalogs after `after`, by name, that hold products (a skip
-        over the distinct branches of the products' key: three at most a catalog)."""
-        catalogs: list[tuple[str, None]] = []
+        """Up to `limit` catalogs after `after`, by name, that hold products. Read from
+        every distinct branch after `after` (a skip over the products' key, a seek
+        each; three branches at most a catalog): branches are not in the order of
+        their catalogs (`shop-eu/branches/0` sorts before `shop/branches/0`), so a
+        scan cut short skipped `shop` on every page."""
+        catalogs: set[str] = set()
         start = after
-        while len(catalogs) < limit:
-            wanted = 3 * (limit - len(catalogs)) + 1
+        while True:
             branches = [b for (b,) in self._fetch(_DISTINCT.format(
                 column="branch", table="products", mark=self._dialect.mark),
-                (start, wanted))]
-            for branch in branches:
-                catalog = branch.rpartition("/branches/")[0]
-                if catalog > after and (not catalogs or catalogs[-1][0] != catalog):
-                    catalogs.append((catalog, None))
-            if len(branches) < wanted:
-                break  # the last of them
+                (start, _BRANCHES_A_READ))]
+            catalogs.update(c for b in branches if (c := b.rpartition("/branches/")[0]) > after)
+            if len(branches) < _BRANCHES_A_READ:
+                return [(name, None) for name in sorted(catalogs)[:limit]]
             start = branches[-1]
-        return catalogs[:limit]
 
     def _data_set(self, name: str, key: Any, table: str, column: str,
                   time: str) -> DataSetRow | None:

@@ -266,16 +266,20 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-_PASSWORD = re.compile(r"://[^:/@]*:([^@/]*)@")
+# A URL's password: before the host (up to the last '@' before the path), or a
+# `password=` parameter.
+_PASSWORDS = (re.compile(r"://[^:/@]*:([^/]*)@"), re.compile(r"[?&]password=([^&]*)"))
 
 
 def _without_password(text: str, url: str) -> str:
     """`text` (libpq's words, which may quote the URL) with the URL's password, as
     written and as decoded, blotted out."""
-    found = _PASSWORD.search(url)
-    if found and found[1]:
-        for form in {found[1], urllib.parse.unquote(found[1])}:
-            text = text.replace(form, "***")
+    for pattern in _PASSWORDS:
+        found = pattern.search(url)
+        if found and found[1]:
+            for form in sorted({found[1], urllib.parse.unquote(found[1])}, key=len,
+                               reverse=True):
+                text = text.replace(form, "***")
     return text
 
 

@@ -15,7 +15,7 @@ from .pages import in_chromium, open_console, photograph, until
 from .test_console import CATALOG, rest, write
 
 POLLS = ("performance.getEntriesByType('resource').filter(e => "
-         "e.name.includes('/catalogs')).length")
+         "e.name.includes('/catalogs?')).length")  # (ListCatalogs, not a catalog's calls)
 
 
 async def first_event(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
@@ -57,11 +57,20 @@ async def reset_under_the_page(devtools_url: str, port: int, folder: Path) -> di
         await asyncio.sleep(1)  # (still stored: no note comes)
         before = await devtools.evaluate(session, "!!document.querySelector('[role=note]')")
         await devtools.evaluate(session, "location.hash = 'feed'")
+        await until(lambda: devtools.evaluate(session, "!!document.querySelector('a.event')"),
+                    "the feed again")  # (shown whole before the event's page is asked for)
         status, _ = rest(port, "POST", f"/console/v1/{CATALOG}:reset", {})
         assert status == 200
         await devtools.evaluate(session, f"location.hash = {href!r}")
-        said = await until(lambda: devtools.evaluate(
-            session, "document.querySelector('[role=note]')?.innerText"), "the note")
+        await until(lambda: devtools.evaluate(session, "!!document.querySelector('#stored-h')"),
+                    "the event's page again")
+        try:
+            said = await until(lambda: devtools.evaluate(
+                session, "document.querySelector('[role=note]')?.innerText"), "the note")
+        except AssertionError:  # (what the page shows instead, to say why)
+            raise AssertionError(await devtools.evaluate(
+                session, "location.hash + ' | ' + document.querySelector('main').innerText"
+                )) from None
         await photograph(devtools, session, folder, "event-after-reset")
         return {"before": before, "said": said}
 

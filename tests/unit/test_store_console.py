@@ -224,6 +224,20 @@ def test_catalogs_of_products_only_are_data_sets_too(store: Any) -> None:
             ("a-products", 0), ("b-events", counted), ("c-products", 0), ("d-both", counted),
             ("e-products", 0)] and not more
     assert all(r.last_received_us is None for r in rows)
+    # `shop-eu`'s branches sort before `shop`'s ('-' before '/'): every page keeps both
+    for name in ("shop", "shop-eu", "shop-us"):
+        store.create_product(f"{catalog(name)}/branches/0", "sku", b"")
+    paged, after = [], ""
+    while True:
+        rows, more = store.data_sets(False, "projects/p/", after, 1)
+        paged += [r.name.rsplit("/", 1)[1] for r in rows]
+        if not more:
+            break
+        after = rows[-1].name
+    assert paged == ["a-products", "b-events", "c-products", "d-both", "e-products", "shop",
+                     "shop-eu", "shop-us"], paged
+    for name in ("shop", "shop-eu", "shop-us"):
+        store.reset_catalog(catalog(name))
     # a page at a time, the two kinds merged by name
     first, more = store.data_sets(False, "projects/p/", "", 2)
     assert [r.name for r in first] == [catalog("a-products"), catalog("b-events")] and more

@@ -17,9 +17,12 @@ const PAGES = {feed, events, event, operations, products, talent, catalogs, insi
 const CHOSEN = "footfall.catalog";
 const PROJECT = "footfall.project";  // set when the key may not read every project
 const CATALOGS_MS = 3000;
-// While no catalog holds anything: a first event, sent right after opening the page
-// (the README's quick start), showed after up to 3 s.
+// While no catalog holds anything (read so, not failed), for at most FIRST_CATALOG_TRIES
+// reads: a first event, sent right after opening the page (the README's quick start),
+// showed after up to 3 s.
 const FIRST_CATALOG_MS = 500;
+const FIRST_CATALOG_TRIES = 120;
+let emptyReads = 0;  // reads in a row that found nothing
 
 const main = document.getElementById("main");
 const chooser = document.getElementById("catalog");
@@ -119,6 +122,7 @@ async function loadCatalogs() {
     denied = null;
     known.catalogs ||= [];
     known.tenants ||= [];
+    emptyReads = known.catalogs.length || known.tenants.length ? 0 : emptyReads + 1;
     const before = chooser.value;
     refreshChooser();
     if (chooser.value !== before && current) show();  // the first catalog appeared
@@ -129,6 +133,7 @@ async function loadCatalogs() {
       askProject(error);  // (over a page too: its form starts this loop again)
       return;  // until the form is sent
     }
+    emptyReads = 0;  // (a failed read: the usual pace)
     if (!current) main.replaceChildren(failure(error));
     if (error.code === "UNAUTHENTICATED") {  // (the key prompt closed without one)
       keyButton.textContent = "Enter key";
@@ -139,8 +144,8 @@ async function loadCatalogs() {
   }
   keyButton.textContent = "Change key";
   keyButton.hidden = !hasKey();
-  setTimeout(loadCatalogs, known.catalogs.length || known.tenants.length ? CATALOGS_MS
-    : FIRST_CATALOG_MS);
+  setTimeout(loadCatalogs, emptyReads && emptyReads < FIRST_CATALOG_TRIES ? FIRST_CATALOG_MS
+    : CATALOGS_MS);
 }
 
 function show() {

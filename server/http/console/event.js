@@ -76,8 +76,9 @@ export async function render(main, ctx) {
   if (remembered && catalog) gone(main, heading, catalog, id, ctx.signal);
 }
 
-/** Says so above an event shown as this tab saw it, once the store no longer holds
- *  it: a reset showed its events as "Stored" until the page was reloaded. */
+/** Says so above an event shown as this tab saw it, once the server does not find
+ *  it (within findById's wait): a reset showed its events as "Stored" until the page
+ *  was reloaded. */
 async function gone(main, heading, catalog, id, signal) {
   try {
     if (await findById(`/console/v1/${catalog}/userEvents`, id, {signal})) return;
@@ -86,5 +87,6 @@ async function gone(main, heading, catalog, id, signal) {
   }
   if (signal.aborted) return;
   heading.after(h("p", {class: "error", role: "note"}, `${catalog} no longer holds event ` +
-    `${id} (a reset, a purge or retention deleted it): what follows is what this tab saw.`));
+    `${id}, it seems (a reset, a purge or retention deletes events; the server did not ` +
+    "find it): what follows is what this tab saw."));
 }
