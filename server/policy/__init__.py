@@ -92,11 +92,11 @@ def check_strict_names(method: str, request: Message) -> None:
         if match is None or (match["location"] == "global"
                              and match["catalog"] in (None, "default_catalog")):
             continue
-        catalog = name.split("/branches/")[0].split("/operations/")[0].split("/products/")[0]
-        raise NotFound("google.cloud.retail.v2.Catalog", catalog,
-                       f"{field}: catalog_id {(match['catalog'] or '')[:100]!r} not found for "
-                       f"project (with --strict-names only default_catalog in location "
-                       f"global is; got location {match['location'][:100]!r})")
+        wrong = (f"catalog_id {match['catalog'][:100]!r}" if match["location"] == "global"
+                 else f"location {match['location'][:100]!r}")
+        raise NotFound("google.cloud.retail.v2.Catalog", match[0],
+                       f"{field}: {wrong} not found for project (with --strict-names only "
+                       f"default_catalog in location global is)")
 
 
 class Policy:

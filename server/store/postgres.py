@@ -237,7 +237,6 @@ for _dumper in (StrBinaryDumper, StrDumper, StrDumperUnknown):
 _PASSING = ("starting up", "shutting down", "too many", "recovery", "administrator command")
 
 
-_QUALIFIED_OPERATION_COLUMNS = ", ".join(f"o.{c.strip()}" for c in OPERATION_COLUMNS.split(","))
 _SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
@@ -304,6 +303,10 @@ def _told(started: Sequence[Job], unavailable: StoreUnavailable) -> StoreUnavail
 
 def _unreachable(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable("the database is unreachable; try again later", _why(exc))
+
+
+# (claim_operation joins operations, as `o`, with their turns)
+_QUALIFIED_OPERATION_COLUMNS = ", ".join(f"o.{c.strip()}" for c in OPERATION_COLUMNS.split(","))
 
 
 class PostgresStore(SqlStore[psycopg.Cursor[Any]]):

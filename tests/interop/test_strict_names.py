@@ -21,7 +21,7 @@ GOOGLES = "projects/p/locations/global/catalogs/default_catalog"
     ("projects/p/locations/global/catalogs/default_catalg",
      "parent: catalog_id 'default_catalg' not found for project"),
     ("projects/p/locations/us/catalogs/default_catalog",
-     "got location 'us'"),
+     "parent: location 'us' not found for project"),
 ])
 def test_a_catalog_google_has_not_is_not_found(tmp_path: Path, parent: str, said: str) -> None:
     store = sqlite_url(tmp_path / "events.db")

@@ -466,6 +466,40 @@ def test_a_row_the_database_can_never_take_fails_alone_and_at_once(database: str
         store.close()
 
 
+def test_a_job_the_database_can_never_take_fails_alone_in_its_batch(database: str) -> None:
+    """A function job past what PostgreSQL's indexes take (SQLSTATE 54000) failed the
+    whole batch: the other jobs committed beside it (another client's product) were
+    answered INTERNAL."""
+    store = PostgresStore(database)
+    busy, free = threading.Event(), threading.Event()
+
+    def hold(_cur: Any) -> None:  # the writer is busy: the two jobs after it are one batch
+        busy.set()
+        free.wait(10)
+
+    def too_wide(cur: Any) -> None:  # (characters that do not repeat: no compression)
+        wide = "".join(chr(0x20000 + n * 7) for n in range(1_500))
+        cur.execute("INSERT INTO rejections (project, parent, time_us, rejection) "
+                    "VALUES (%s, '', 0, '')", (wide,))
+
+    try:
+        store._committer.submit_fn(hold)  # noqa: SLF001
+        assert busy.wait(10)
+        failing = store._committer.submit_fn(too_wide)  # noqa: SLF001
+        created = threading.Thread(target=store.create_product,
+                                   args=(f"{CATALOG}/branches/0", "sku", b""))
+        created.start()
+        time.sleep(0.2)  # (queued behind the held job, beside the failing one)
+        free.set()
+        created.join(10)
+        with pytest.raises(psycopg.errors.ProgramLimitExceeded):
+            failing.result(10)
+        assert list(store.get_products(f"{CATALOG}/branches/0", ["sku"])) == ["sku"]
+    finally:
+        free.set()
+        store.close()
+
+
 def test_a_catalog_row_deleted_by_hand_is_added_again_by_the_next_write(database: str) -> None:
     # The writer adds no catalog it saw committed; one deleted behind its back is
     # added again by a second try of the batch, not one whose events vanish or fail.

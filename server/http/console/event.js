@@ -73,13 +73,13 @@ export async function render(main, ctx) {
           // (not "joining changed nothing" beside "Joined the catalog: no")
           : "As stored: it was not joined (a product it names is not in the catalog's " +
             "default branch), so nothing in it was filled in."))));
-  if (remembered && catalog) gone(main, heading, catalog, id, ctx.signal);
+  if (remembered && catalog) gone(heading, catalog, id, ctx.signal);
 }
 
 /** Says so above an event shown as this tab saw it, once the server does not find
  *  it (within findById's wait): a reset showed its events as "Stored" until the page
  *  was reloaded. */
-async function gone(main, heading, catalog, id, signal) {
+async function gone(heading, catalog, id, signal) {
   try {
     if (await findById(`/console/v1/${catalog}/userEvents`, id, {signal})) return;
   } catch {
