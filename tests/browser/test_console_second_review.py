@@ -257,6 +257,14 @@ def test_a_project_named_over_a_page_is_answered_and_polled_once(
     assert seen["polls"] <= 3, seen  # one poll every 3 s
 
 
+# When the tab's list of events ended, and when its list of refusals began.
+LISTS_IN_ORDER = """(() => {
+  const lists = performance.getEntriesByType('resource').filter(e => !e.name.includes(':watch'));
+  const of = (what) => lists.find(e => new URL(e.name).pathname.endsWith(what));
+  return {eventsEnd: of('/userEvents')?.responseEnd, refusalsStart: of('/rejections')?.startTime};
+})()"""
+
+
 async def four_tabs(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
     """Three tabs of the live feed hold Chromium's six connections to the server (two
     streams each); a fourth waits for one. It stayed blank, saying nothing."""
@@ -270,6 +278,9 @@ async def four_tabs(devtools_url: str, port: int, folder: Path) -> dict[str, Any
             await until(lambda tab=tab: devtools.evaluate(
                 tab, "document.querySelector('#accepted li') !== null"), f"tab {n}'s feed")
             tabs.append(tab)
+        # Each tab lists the refusals only once its events' page is in: with two
+        # connections left to it, its two streams could take both while a page waited.
+        seen["lists"] = await devtools.evaluate(tabs[0], LISTS_IN_ORDER)
         fourth = await open_console(devtools, url)
         await asyncio.sleep(2)
         seen["early"] = await devtools.evaluate(fourth, visible)  # not before WAITING_MS
@@ -293,6 +304,7 @@ def test_a_tab_past_the_browsers_connections_says_why_it_waits(
     write(running.http_port, eventType="home-page-view", visitorId="v-1")
     seen = in_chromium(browser_executable, tmp_path / "profile", four_tabs, running.http_port,
                        shots)
+    assert seen["lists"]["refusalsStart"] >= seen["lists"]["eventsEnd"] > 0, seen
     assert seen["early"] is False, seen
     assert 4 <= seen["after"] <= 25, seen  # (5 s from the first call, on a loaded machine)
     assert "six connections to one server" in seen["notice"], seen

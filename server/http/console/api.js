@@ -161,15 +161,6 @@ const pause = (ms, signal) => new Promise((resolve) => {
   signal.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, {once: true});
 });
 
-/** Calls `onItems(items)` with the newest page of the list route `path`, then
- *  with each item its watch route (`path:watch`) streams after them, until
- *  `signal` aborts. The stream's server-sent events are read with fetch(), as
- *  EventSource cannot send the key. A stream that drops is opened again after
- *  the last item seen; `onError` hears each failure, and null once items flow.
- *  `byTime`: the list's newest are by event time, not by id (user events), so the
- *  watch is opened first, from now, and the page read after it: a watch after the
- *  page's highest id sent again every event stored later with an older time (an
- *  import of history replayed thousands as if new). What both hold is shown once. */
 /** The item of id `id` of the watch route `path:watch` (one whose list is not in id
  *  order, so that the newest pages may not hold it): the watch after `id - 1` sends
  *  it first if it is there; null when it sends another first, or nothing within
@@ -196,9 +187,24 @@ export async function findById(path, id, {signal, waitMs = 3000} = {}) {
   }
 }
 
-export async function follow(path, field, {query = {}, onItems, onError, signal, byTime = false}) {
+/** Calls `onItems(items)` with the newest page of the list route `path`, then
+ *  with each item its watch route (`path:watch`) streams after them, until
+ *  `signal` aborts. The stream's server-sent events are read with fetch(), as
+ *  EventSource cannot send the key. A stream that drops is opened again after
+ *  the last item seen; `onError` hears each failure, and null once items flow.
+ *  `byTime`: the list's newest are by event time, not by id (user events), so the
+ *  watch is opened first, from now, and the page read after it: a watch after the
+ *  page's highest id sent again every event stored later with an older time (an
+ *  import of history replayed thousands as if new). What both hold is shown once.
+ *  `onListed()` once the first page is in, or the first try failed: a browser
+ *  opens at most six connections to one server, shared by all its tabs, and a page
+ *  that follows two lists must not hold one's stream while the other's page waits. */
+export async function follow(path, field,
+  {query = {}, onItems, onError, onListed, signal, byTime = false}) {
   let after = null;  // the highest id the stream sent
   const shown = new Set();  // the ids of the page (the stream may send them again)
+  let listed = onListed;  // called once, when the first page is in or the first try failed
+  const firstTried = () => { listed?.(); listed = null; };
   while (!signal.aborted) {
     try {
       let response;
@@ -209,12 +215,14 @@ export async function follow(path, field, {query = {}, onItems, onError, signal,
         const items = (page[field] || []).filter((item) => !shown.has(item.id)).reverse();
         items.forEach((item) => shown.add(item.id));
         if (items.length) onItems(items);
+        firstTried();
       } else {
         if (after === null) {
           const page = await call(path, {query: {...query, pageSize: 100}, signal});
           const items = (page[field] || []).sort(byId);
           after = items.length ? BigInt(items.at(-1).id) : 0n;
           if (items.length) onItems(items);
+          firstTried();
         }
         response = await send(withQuery(`${path}:watch`,
           {...query, afterId: String(after)}), {signal});
@@ -228,6 +236,7 @@ export async function follow(path, field, {query = {}, onItems, onError, signal,
         onItems([message]);
       }
     } catch (error) {
+      firstTried();
       if (signal.aborted) return;
       onError?.(error);
       if (declined) return;  // (no key: asked again each second, each a 401, for ever)

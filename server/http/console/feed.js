@@ -108,9 +108,13 @@ export function render(main, ctx) {
     : ctx.projects}; open one to see why, beside the field.`;
   const refused = column("refused", "Refused", everywhere);
   main.append(h("div", {class: "columns"}, accepted.section, refused.section));
+  // The refusals are followed once the events' first page is in: each stream holds
+  // one of the browser's six connections to the server, and with two left to a tab
+  // (three others open), both streams could take them while a page waited for ever.
   if (ctx.catalog) {
     follow(`/console/v1/${ctx.catalog}/userEvents`, "userEvents", {
       signal: ctx.signal, onError: accepted.error, byTime: true,
+      onListed: () => followRefusals(),
       onItems: (items) => {
         items.forEach(remember);
         accepted.add(items, eventLink);
@@ -143,5 +147,5 @@ export function render(main, ctx) {
     refused.section.querySelector("h3").after(
       h("label", {class: "narrow"}, only, " Only those that named this catalog"));
   }
-  followRefusals();
+  if (!ctx.catalog) followRefusals();
 }
