@@ -196,6 +196,21 @@ async def see_events_and_refusals(devtools_url: str, port: int, folder: Path) ->
         await go(devtools, session, f"talent?tenant={TENANT}", "tbody tr")
         assert "event-1" in await text_of(devtools, session, "tbody")
         await photograph(devtools, session, folder, "talent")
+        # An event opened by its id shows whole (its notes were nowhere on the page);
+        # Escape closes it and gives the focus back.
+        await focus_and_press(devtools, session, "tbody button.link")
+        await until(lambda: devtools.evaluate(
+            session, "!document.querySelector('section.opened').hidden"), "the client event")
+        opened = await text_of(devtools, session, "section.opened")
+        assert "Client event event-1" in opened and '"eventNotes": "from the search page"' \
+            in opened and f'"{TENANT}/jobs/job-1"' in opened, opened
+        assert await devtools.evaluate(
+            session, "document.activeElement === document.querySelector('section.opened')")
+        await photograph(devtools, session, folder, "talent-event")
+        await devtools.press(session, "Escape")
+        assert await devtools.evaluate(
+            session, "document.querySelector('section.opened').hidden && "
+                     "document.activeElement === document.querySelector('tbody button.link')")
         await no_problems(devtools, session)
 
 
@@ -210,6 +225,7 @@ def test_feed_shows_writes_live_opens_them_and_explains_refusals(
           productDetails=[{"product": {"id": "tent-2p"}, "quantity": 1}])
     status, answer = rest(port, "POST", f"/v4/{TENANT}/clientEvents", {
         "eventId": "event-1", "createTime": "2026-01-01T00:00:00Z",
+        "eventNotes": "from the search page",
         "jobEvent": {"type": "VIEW", "jobs": [f"{TENANT}/jobs/job-1"]}})
     assert status == 200, answer
     with chromium(browser_executable, tmp_path / "profile") as devtools_url:
@@ -780,6 +796,7 @@ def test_catalogs_page_shows_a_page_at_a_time(
         assert status == 200, answer
     status, answer = rest(running.http_port, "POST", f"/v4/{TENANT}/clientEvents", {
         "eventId": "event-1", "createTime": "2026-01-01T00:00:00Z",
+        "eventNotes": "from the search page",
         "jobEvent": {"type": "VIEW", "jobs": [f"{TENANT}/jobs/job-1"]}})
     assert status == 200, answer
     with chromium(browser_executable, tmp_path / "profile") as devtools_url:

@@ -3,6 +3,7 @@
 import {follow} from "./api.js";
 import {failure, h, table, when} from "./dom.js";
 import {shortName} from "./format.js";
+import {jsonView} from "./json.js";
 
 const LISTED = 100;  // what follow() lists before it watches
 
@@ -33,14 +34,40 @@ export function render(main, ctx) {
     location.hash = `talent?${new URLSearchParams({tenant: chooser.value})}`;
   });
   const status = h("div", {role: "status"});
+  // The event opened from the table, whole: the table shows a few of its fields only
+  // (a profile event, the notes, the jobs' full names were nowhere to be seen).
+  const opened = h("section", {class: "opened", "aria-labelledby": "opened-h", hidden: true,
+    tabindex: -1});
+  let openedBy = null;  // the button that opened it, to go back to
+  const close = () => {
+    opened.hidden = true;
+    opened.replaceChildren();
+    openedBy?.focus();
+  };
+  const open = (stored, button) => {
+    const e = stored.clientEvent || {};
+    openedBy = button;
+    opened.replaceChildren(
+      h("h3", {id: "opened-h"}, `Client event ${e.eventId || stored.id}`),
+      h("dl", {class: "facts"},
+        h("dt", {}, "Received"), h("dd", {}, when(stored.receiveTime)),
+        h("dt", {}, "Came by"), h("dd", {}, stored.transport || "TRANSPORT_UNSPECIFIED")),
+      jsonView(e),
+      h("button", {type: "button", onclick: close}, "Close"));
+    opened.hidden = false;
+    opened.focus();
+  };
+  opened.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") close();
+  });
   const found = table("Client events",
     ["Created", "Event id", "Request id", "Job event", "Jobs", "Came by"], "", [], [1, 2]);
   main.append(h("p", {class: "chooser"}, h("label", {for: "tenant"}, "Tenant "), chooser),
     h("p", {class: "hint"}, `The last ${LISTED} stored, then each as it comes, the last `,
       "stored on top; jobs of this tenant by their id. ",
       h("a", {href: `#insights?${new URLSearchParams({parent: tenant})}`},
-        "Counts over them all: Insights")),
-    status, found.element);
+        "Counts over them all: Insights"), ". Open an event by its id to see it whole."),
+    status, opened, found.element);
   follow(`/console/v1/${tenant}/clientEvents`, "clientEvents", {
     signal: ctx.signal,
     onError: (error) => status.replaceChildren(...(error ? [failure(error)] : [])),
@@ -48,7 +75,10 @@ export function render(main, ctx) {
       for (const stored of items) {
         const e = stored.clientEvent || {};
         const [type, jobs] = what(e, tenant);
-        found.body.prepend(found.row([when(e.createTime), e.eventId || "", e.requestId || "",
+        const button = h("button", {type: "button", class: "link",
+          title: "See the whole event"}, e.eventId || "(no id)");
+        button.addEventListener("click", () => open(stored, button));
+        found.body.prepend(found.row([when(e.createTime), button, e.requestId || "",
           type, jobs, stored.transport || ""]));
       }
     },
