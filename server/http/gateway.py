@@ -30,6 +30,7 @@ from typing import Any, TypeVar, overload
 
 import grpc
 from aiohttp import http_exceptions, web, web_protocol
+from footfall.retail.v2 import user_event_service_pb2
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -40,6 +41,7 @@ from server.console.rejections import UnreadBody
 from server.errors import (
     BodyTooSlow,
     Cancelled,
+    ChosenStatus,
     DeadlineExceeded,
     FootfallError,
     InvalidArgument,
@@ -229,6 +231,11 @@ class Scrapes:
             page.set_exception(exc)
 
 
+# The path of a pixel no route serves: its version (if one of retail's) and what
+# stands where its catalog should.
+_UNROUTED_PIXEL = re.compile(r"/(?:(v2|v2beta|v2alpha)/)?(.{1,1024}?)/userEvents:collect")
+
+
 def _route_hint(raw_path: str) -> str:
     """"; " and the form of the paths of the service `raw_path` seems to be for, or ""."""
     for pattern, form in _PATH_FORMS:
@@ -397,8 +404,9 @@ class HttpGateway:
                     and transcode.default_output(request.query):
                 # a browser's pixel of a mistyped catalog still gets its GIF ("always a
                 # 1x1 GIF": a JSON 404 showed as a broken image), the reason in its header
-                return self._cors(request, None, pixel.refused(
-                    self._no_route_status(request.method, raw_path), request.remote or ""))
+                status = self._no_route_status(request.method, raw_path)
+                self._keep_unrouted_pixel(request, raw_path, status.message)
+                return self._cors(request, None, pixel.refused(status, request.remote or ""))
             return self._cors(request, None, self._no_route(request.method, raw_path))
         route, path_values = found
         if request.method == "HEAD" and route.rpc in pixel.PIXEL_RPCS:
@@ -501,6 +509,34 @@ class HttpGateway:
         policy.record(method, TRANSPORT, grpc.StatusCode.OK, time.perf_counter() - started,
                       admission)
         return self._cors(request, route, pixel.gif())
+
+    def _keep_unrouted_pixel(self, request: web.Request, raw_path: str, message: str) -> None:
+        """Keeps the refusal of a pixel whose path names no catalog (a tracker's
+        data-parent without its location, say) among the refusals of the project it
+        names, as a refused pixel of a catalog is kept: each of the shop's events was
+        lost with nothing said but a header of the GIF and a log line. With auth on,
+        only when its key may use that project (as Envelope.bare_request decides)."""
+        found = _UNROUTED_PIXEL.fullmatch(raw_path)
+        if found is None:
+            return
+        version, parent = found.group(1) or "v2", found.group(2)
+        method = f"/google.cloud.retail.{version}.UserEventService/CollectUserEvent"
+        query = request.query
+        bare = user_event_service_pb2.CollectUserEventRequest(
+            parent=parent, uri=query.get("uri", ""),
+            user_event=query.get("user_event", query.get("userEvent", "")),
+            raw_json=query.get("raw_json", query.get("rawJson", "")))
+        envelope, started = self._envelope, time.perf_counter()
+        try:
+            grant = self._policy.authenticate_early(method, Metadata(request.headers),
+                                                    pixel.query_key(query))
+        except FootfallError:
+            return  # (no key the server knows: counted, as a refused call is, not kept)
+        message_kept, grant = envelope.bare_request(method, lambda: bare, grant)
+        if grant is None and self._policy.auth.enabled:
+            return  # (a key of another project)
+        envelope.refuse(method, ChosenStatus(grpc.StatusCode.NOT_FOUND, message), started,
+                        request=message_kept, grant=grant)
 
     def _pixel_head(self, request: web.Request, route: Route) -> web.Response:
         """HEAD of a collect route: the status and headers of an accepted pixel, and

@@ -10,14 +10,17 @@
 `track` fills `visitorId` from a first-party cookie it sets (`_footfall_vid`,
 about 13 months), `uri`, `referrerUri`, `pageViewId` (one per page load), sends
 the event as a pixel to `userEvents:collect`, and returns a Promise of whether
-the pixel loaded. An event whose JSON is over 16 KiB, more than a GET may carry,
-is POSTed with `navigator.sendBeacon` instead (the Promise then says whether the
-browser queued it). The endpoint defaults to where the script came from; set it
-(and the catalog) with `data-endpoint` / `data-parent` on the script tag or with
-`footfall.init({endpoint, parent, cookieName, cookieDays, apiKey})`. With auth on,
-`data-api-key` (or `apiKey`) is a writer key, sent as the pixel's `key` query
-parameter as Google's browser API keys are: a page's key is public, so grant it
-writes to the shop's project only.
+the pixel loaded (a refused pixel loads too: the reason is in the server's
+refusals, not in the page). A parent that is not a catalog's name sends nothing:
+the Promise says false and the page's console says why. An event whose JSON is
+over 16 KiB, more than a GET may carry, is POSTed with `navigator.sendBeacon`
+instead (the Promise then says whether the browser queued it). The endpoint
+defaults to where the script came from; set it (and the catalog) with
+`data-endpoint` / `data-parent` on the script tag or with `footfall.init({endpoint,
+parent, cookieName, cookieDays, apiKey})`. With auth on, `data-api-key` (or
+`apiKey`) is a writer key, sent as the pixel's `key` query parameter as Google's
+browser API keys are: a page's key is public, so grant it writes to the shop's
+project only.
 
 Kept as a Python string so that it ships inside the package whatever the install.
 """
@@ -57,13 +60,37 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
   }
 
   var pageViewId = randomId();
+  var CATALOG = /^projects\/[^\/]+\/locations\/[^\/]+\/catalogs\/[^\/]+$/;
+  var parentGiven = Boolean(attr("parent"));
+
+  // Why an event cannot be sent, said once in the page's console: the server answers
+  // a pixel of a malformed catalog name with the GIF all the same (the reason only in
+  // a header the page cannot read), so every event was lost without a word.
+  var said = {};
+  function problem() {
+    var text = CATALOG.test(config.parent) ? "" : "footfall: the parent " +
+      JSON.stringify(config.parent) + " is not a catalog's name " +
+      "(projects/PROJECT/locations/global/catalogs/default_catalog): nothing is sent";
+    if (text && !said[text]) {
+      said[text] = true;
+      if (window.console) console.error(text);
+    }
+    if (!parentGiven && !said.parent) {
+      said.parent = true;
+      if (window.console) console.warn("footfall: no data-parent on the script tag (nor " +
+        "footfall.init({parent})): events go to " + config.parent);
+    }
+    return text;
+  }
 
   window.footfall = {
     init: function (options) {
       for (var key in options) if (key in config) config[key] = options[key];
+      if (options && options.parent) parentGiven = true;
       return config;
     },
     track: function (event) {
+      if (problem()) return Promise.resolve(false);
       var e = {};
       for (var key in event) e[key] = event[key];
       e.visitorId = e.visitorId || visitorId();

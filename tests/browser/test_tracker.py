@@ -31,6 +31,7 @@ DEADLINE = 30.0
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>{title}</title>
+<script>window.said = []; console.error = (...words) => said.push(words.join(" "));</script>
 <script src="http://127.0.0.1:{gateway}/footfall.js" data-parent="{catalog}"{key}></script>
 </head><body><h1>{title}</h1><a href="/second.html">next</a>
 <script>
@@ -44,17 +45,17 @@ LARGE = json.dumps({"notes": {"text": ["n" * 100] * 200}})
 
 
 @contextlib.contextmanager
-def shop_of(running: Running, key: str = "") -> Iterator[str]:
+def shop_of(running: Running, key: str = "", catalog: str = CATALOG) -> Iterator[str]:
     """A two-page shop on a port of its own (its script tags give `key` as
-    data-api-key, if any); yields its base URL. The second page's event is over
-    16 KiB of JSON."""
+    data-api-key, if any, and `catalog` as data-parent); yields its base URL. The
+    second page's event is over 16 KiB of JSON."""
     attribute = f' data-api-key="{key}"' if key else ""
     pages = {
         "/tents/2p.html": PAGE.format(title="Tent", gateway=running.http_port,
-                                      catalog=CATALOG, sku="tent-2p", key=attribute,
+                                      catalog=catalog, sku="tent-2p", key=attribute,
                                       attributes="{}"),
         "/second.html": PAGE.format(title="Stove", gateway=running.http_port,
-                                    catalog=CATALOG, sku="stove-1", key=attribute,
+                                    catalog=catalog, sku="stove-1", key=attribute,
                                     attributes=LARGE),
     }
 
@@ -96,6 +97,7 @@ async def tracked(devtools: DevTools, session: str, path: str) -> dict[str, Any]
         "user_agent": await devtools.evaluate(session, "navigator.userAgent"),
         "href": await devtools.evaluate(session, "location.href"),
         "cookie": await devtools.evaluate(session, "document.cookie"),
+        "said": await devtools.evaluate(session, "window.said"),
     }
 
 
@@ -135,6 +137,7 @@ def test_tracker_in_chromium_stores_the_page_view(browser_executable: str, runni
         first, second = asyncio.run(asyncio.wait_for(browse(devtools_url, first_page),
                                                      DEADLINE * 2))
     assert first["sent"] is True and second["sent"] is True
+    assert first["said"] == second["said"] == []
     visitor = visitor_cookie(first["cookie"])
     assert visitor_cookie(second["cookie"]) == visitor  # the cookie outlives the page
 
@@ -173,3 +176,20 @@ def test_with_auth_the_page_key_lets_the_tracker_in(browser_executable: str,
                                              DEADLINE * 2))
         viewed = stored(running)
     assert [e.uri.rpartition("/")[2] for e in viewed] == ["2p.html", "second.html"]
+
+
+def test_a_parent_that_names_no_catalog_sends_nothing_and_says_why(
+        browser_executable: str, running: Running, tmp_path: Path) -> None:
+    """A data-parent without its location: every pixel was refused (a GIF all the
+    same, the reason in a header the page cannot read) and track() said true."""
+    wrong = "projects/browser-test/catalogs/default_catalog"
+    with shop_of(running, catalog=wrong) as shop, \
+            chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        first, second = asyncio.run(asyncio.wait_for(browse(devtools_url, f"{shop}/tents/2p.html"),
+                                                     DEADLINE * 2))
+    assert first["sent"] is False and second["sent"] is False
+    assert first["said"] == [f'footfall: the parent "{wrong}" is not a catalog\'s name '
+                             "(projects/PROJECT/locations/global/catalogs/default_catalog): "
+                             "nothing is sent"], first
+    running.store.flush()
+    assert running.store.rejections_newest(None, 10) == []  # nothing was sent

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from footfall.console.v1 import console_pb2
 from footfall.retail.v2 import user_event_pb2
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2
@@ -296,6 +297,14 @@ def test_a_pixel_of_a_mistyped_path_still_gets_its_gif(gateway: Running) -> None
     asked = get(gateway, "/v2/projects/p/catalogs/default_catalog/userEvents:collect"
                          "?userEvent=%7B%7D&$alt=json")
     assert (asked.status, asked.error()["status"]) == (404, "NOT_FOUND")
+    # The pixel's refusal is kept where the project's refusals are read (each of a
+    # tracker's events was lost, and only the header said so).
+    gateway.store.flush()
+    kept = [console_pb2.Rejection.FromString(r.payload)
+            for r in gateway.store.rejections_newest(None, 10)]
+    assert [(r.parent, r.code, r.method) for r in kept] == [
+        ("projects/p/catalogs/default_catalog", 5,
+         "/google.cloud.retail.v2.UserEventService/CollectUserEvent")], kept
 
 
 def test_a_path_with_a_line_break_is_answered_like_any_other(gateway: Running) -> None:

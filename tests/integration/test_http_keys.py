@@ -26,6 +26,7 @@ READER = "http-keys-test-reader-0123456789"
 OTHER = "http-keys-test-other-writer-0123"
 LIMIT = 64 * 1024  # --max-request-bytes
 EVERYTHING = EventQuery(CATALOG)
+COLLECT = "/google.cloud.retail.v2.UserEventService/CollectUserEvent"
 
 
 @pytest.fixture
@@ -117,6 +118,31 @@ def test_a_request_that_cannot_be_read_is_kept_in_the_project_its_url_names(
         assert call(keyed.http_port, "POST", other, body, {"x-goog-api-key": KEY}).status == 403
     keyed.store.flush()
     assert len(keyed.store.rejections_newest(None, 100)) == 4
+
+
+def test_a_pixel_of_a_path_that_names_no_catalog_is_kept_for_a_key_of_its_project(
+        keyed: Running) -> None:
+    """A tracker whose data-parent left out the location: every event refused, and
+    only a header of the GIF and a log line said so, nothing where a reader looks."""
+    mistyped = "projects/p/catalogs/default_catalog"
+    event = "%7B%22eventType%22%3A%22home-page-view%22%7D"
+    for key in (KEY, "", "not-a-key"):  # (only the first is kept: no key, no row)
+        path = f"/v2/{mistyped}/userEvents:collect?userEvent={event}&key={key}"
+        reply = call(keyed.http_port, "GET", path)
+        assert reply.status == 200 and reply.headers["Content-Type"] == "image/gif"
+        assert reply.headers["X-Footfall-Error"].startswith("NOT_FOUND: no route for GET")
+    # a key of another project keeps nothing there either
+    other = f"/v2/projects/q/catalogs/c/userEvents:collect?userEvent={event}&key={KEY}"
+    assert "NOT_FOUND" in call(keyed.http_port, "GET", other).headers["X-Footfall-Error"]
+    listed = call(keyed.http_port, "GET", "/console/v1/projects/p/rejections",
+                  headers={"x-goog-api-key": READER}).json()["rejections"]
+    assert [(r["parent"], r["transport"], r["method"], r["keyName"], r["code"])
+            for r in listed] == [(mistyped, "PIXEL", COLLECT, "key #1", 5)], listed
+    assert listed[0]["message"].startswith("no route for GET /v2/projects/p/catalogs/"), listed
+    assert json.loads(listed[0]["requestJson"]) == {
+        "parent": mistyped, "userEvent": '{"eventType":"home-page-view"}'}, listed
+    keyed.store.flush()
+    assert len(keyed.store.rejections_newest(None, 100)) == 1
 
 
 def test_a_missing_key_is_told_the_ways_http_sends_one(keyed: Running) -> None:
