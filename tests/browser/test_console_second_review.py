@@ -257,6 +257,36 @@ def test_a_project_named_over_a_page_is_answered_and_polled_once(
     assert seen["polls"] <= 3, seen  # one poll every 3 s
 
 
+async def name_the_project_as_a_resource(devtools_url: str, port: int, folder: Path
+                                         ) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/", READER_KEY)
+        form = "document.activeElement?.id === 'project'"
+        await until(lambda: devtools.evaluate(session, form), "the project's form")
+        said = await text_of(devtools, session, "main")
+        await devtools.evaluate(session, CLEAR_PROJECT)
+        await devtools.type_text(session, f"projects/{PROJECT}/")  # as the refusal says
+        await devtools.press(session, "Enter")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('main').innerText.includes('keyed')"),
+            "the events of the project")
+        await photograph(devtools, session, folder, "project-named-as-a-resource")
+        await no_problems(devtools, session)
+        return {"said": said, "stored": await devtools.evaluate(
+            session, "sessionStorage.getItem('footfall.project')")}
+
+
+def test_a_project_named_as_the_refusal_names_projects_is_read(
+        browser_executable: str, tmp_path: Path) -> None:
+    """The refusal above the form says "projects/PROJECT"; typed so, the path read
+    projects/projects/..., found no route, and the form was gone for good."""
+    with keyed_shop(tmp_path) as running:
+        seen = in_chromium(browser_executable, tmp_path / "profile",
+                           name_the_project_as_a_resource, running.http_port, tmp_path)
+    assert "projects/PROJECT" in seen["said"], seen
+    assert seen["stored"] == PROJECT, seen
+
+
 # When the tab's list of events ended, and when its list of refusals began.
 LISTS_IN_ORDER = """(() => {
   const lists = performance.getEntriesByType('resource').filter(e => !e.name.includes(':watch'));

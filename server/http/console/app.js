@@ -80,6 +80,14 @@ function refreshChooser() {
   if (!names.length) chooser.replaceChildren(h("option", {value: ""}, "no catalog yet"));
 }
 
+/** The project id in what was typed: "projects/my-shop" (as the refusal above the
+ *  form names projects) or a catalog's whole name read as "my-shop"; a path of
+ *  "projects/projects/my-shop" found no route, and the form was gone. */
+function projectId(typed) {
+  const id = typed.trim().replace(/^\/+/, "");
+  return id.startsWith("projects/") ? id.split("/")[1] : id.split("/")[0];
+}
+
 /** Asks which project to read, in place of the page: the key may not read them all
  *  (or not the one named, or none: a writer key reads nothing, so "Change key" shows). */
 function askProject(error) {
@@ -90,7 +98,7 @@ function askProject(error) {
     h("label", {for: "project"}, "Project id"), input, h("button", {type: "submit"}, "Read it"));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    sessionStorage.setItem(PROJECT, input.value.trim());
+    sessionStorage.setItem(PROJECT, projectId(input.value));
     loadCatalogs();
   });
   // (a key whose role may not read is told so: naming another project would not help)
@@ -98,10 +106,13 @@ function askProject(error) {
   const advice = role
     ? "This key's role may not read any project: use a reader or admin key (Change key, " +
       "above)."
-    : named
-      ? `This key may not read project ${named}: name another one, or use another key ` +
-        "(Change key, above)."
-      : "This key may read only some projects: name the one to read.";
+    : named && error.code !== "PERMISSION_DENIED"
+      ? `The server cannot read a project named ${named}: name it by its id alone ` +
+        "(my-shop for projects/my-shop)."
+      : named
+        ? `This key may not read project ${named}: name another one, or use another key ` +
+          "(Change key, above)."
+        : "This key may read only some projects: name the one to read.";
   form.hidden = role;
   main.replaceChildren(h("h2", {}, role ? "This key may not read" : "Which project?"),
     failure(error), h("p", {}, advice), form);
@@ -128,7 +139,9 @@ async function loadCatalogs() {
     if (chooser.value !== before && current) show();  // the first catalog appeared
     if (!current || wasDenied) show();
   } catch (error) {
-    if (error.code === "PERMISSION_DENIED") {
+    // (a project id the server cannot take in a path, also: "my shop", say)
+    if (error.code === "PERMISSION_DENIED" || (sessionStorage.getItem(PROJECT) &&
+        ["NOT_FOUND", "INVALID_ARGUMENT"].includes(error.code))) {
       denied = error;
       askProject(error);  // (over a page too: its form starts this loop again)
       return;  // until the form is sent
