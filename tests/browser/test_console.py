@@ -439,6 +439,38 @@ def test_operations_say_why_lines_of_an_import_failed(
         in said
 
 
+async def read_where_an_export_wrote(devtools_url: str, port: int, shots: Path) -> str:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#operations")
+        output = "article.operation .output:not([hidden]) li"
+        await until(lambda: devtools.evaluate(session, f"!!document.querySelector({output!r})"),
+                    "where the export wrote")
+        await no_problems(devtools, session)
+        await photograph(devtools, session, shots, "operations-export")
+        return await text_of(devtools, session, "article.operation .output")
+
+
+def test_an_export_says_where_it_wrote(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    """Its card said "done" and its times: the files it wrote were in its response
+    only, which the page did not show."""
+    write(running.http_port, eventType="home-page-view", visitorId="exported")
+    status, op = rest(running.http_port, "POST", f"/v2beta/{CATALOG}/userEvents:export", {
+        "outputConfig": {"gcsDestination": {"outputUriPrefix": "gs://shop/export/"}}})
+    assert status == 200, op
+    deadline = time.monotonic() + DEADLINE
+    while not (done := rest(running.http_port, "GET", f"/v2beta/{op['name']}")[1]).get("done"):
+        assert time.monotonic() < deadline, done
+        time.sleep(0.05)
+    uris = [r["outputUri"] for r in done["response"]["outputResult"]["gcsResult"]]
+    assert uris and all(u.startswith("gs://shop/export/") for u in uris), done
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        said = asyncio.run(asyncio.wait_for(
+            read_where_an_export_wrote(devtools_url, running.http_port, shots), DEADLINE * 2))
+    assert [line for line in said.split("\n") if line] == ["Written to" if len(uris) == 1 else
+                                f"Written to {len(uris)} places", *uris], said
+
+
 async def enter_reader_key(devtools: DevTools, session: str) -> None:
     """In the key dialog open, READER_KEY, then PROJECT in the form that asks which
     project; once keyed_shop's event shows in the feed."""

@@ -84,7 +84,7 @@ function card(op, onCancel) {
     updated: h("time", {}),
     error: h("p", {class: "error"}), progress, cancel,
     why: h("summary", {}), samples: h("ul", {}), errorsFile: h("p", {class: "hint"}),
-    shownSamples: 0,
+    shownSamples: 0, output: h("div", {class: "output"}),
   };
   fields.when = h("p", {class: "hint"}, "Started ", fields.started, ", updated ",
     fields.updated);
@@ -92,7 +92,7 @@ function card(op, onCancel) {
     fields.errorsFile);
   const element = h("article", {class: "operation", "data-name": op.name},
     h("h3", {}, name), h("p", {}, fields.state, " ", fields.counts),
-    progress, fields.when, fields.error, fields.failures, cancel);
+    progress, fields.when, fields.output, fields.error, fields.failures, cancel);
   return {element, fields};
 }
 
@@ -116,7 +116,25 @@ function update({element, fields}, op) {
   else fields.progress.removeAttribute("value");
   fields.progress.hidden = Boolean(op.error);
   fields.cancel.hidden = op.done;
+  showOutput(fields.output, op);
   showSamples(fields, op);
+}
+
+/** Where an export wrote (its response's outputResult): each file's gs:// URI, or
+ *  BigQuery table; once done, the card of an export said only "done". */
+function showOutput(output, op) {
+  const result = op.response?.outputResult;
+  const places = [
+    ...(result?.gcsResult || []).map((r) => r.outputUri || ""),
+    ...(result?.bigqueryResult || []).map((r) => `BigQuery ${r.datasetId || ""}.${r.tableId || ""}`),
+  ].filter(Boolean);
+  const said = places.join("\n");
+  if (output.dataset.said === said) return;  // (unchanged: a selection in it stays)
+  output.dataset.said = said;
+  output.hidden = !places.length;
+  output.replaceChildren(...(places.length ? [
+    h("p", {}, places.length === 1 ? "Written to" : `Written to ${places.length} places`),
+    h("ul", {}, places.map((place) => h("li", {}, h("code", {}, place))))] : []));
 }
 
 /** An import's error samples (each names its file, line and field), once it has some;
