@@ -253,7 +253,7 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     ])
     user_events = UserEventService(store, settings, clock, runner, process)
     products = ProductService(store, clock, runner, gcs_root)
-    talent_events = EventService(store, settings.max_event_bytes)
+    talent_events = EventService(store, settings.max_event_bytes, clock)
     operations = operations_service.OperationsService(
         store, runner, max_waits=settings.max_wait_operations)
     guard = CallGuard(policy, settings.max_streams)

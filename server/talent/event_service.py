@@ -6,6 +6,7 @@ import grpc
 import grpc.aio
 from footfall.talent.v4 import event_pb2, event_service_pb2, event_service_pb2_grpc
 
+from server.clock import Clock
 from server.errors import AlreadyExists, FieldViolation, gather, raise_if_any
 from server.loop import off_loop
 from server.names import TenantName, parse_tenant
@@ -16,16 +17,18 @@ from server.talent.validation import client_event_violations
 
 
 class EventService(event_service_pb2_grpc.EventServiceServicer):
-    def __init__(self, store: Store, max_event_bytes: int) -> None:
+    def __init__(self, store: Store, max_event_bytes: int, clock: Clock) -> None:
         self._store = store
         self._max_event_bytes = max_event_bytes
+        self._clock = clock
 
     async def CreateClientEvent(self, request: event_service_pb2.CreateClientEventRequest,
                                 context: grpc.aio.ServicerContext) -> event_pb2.ClientEvent:
         """Store a client event; an identical retry returns the stored one.
 
         INVALID_ARGUMENT for a bad parent or event (one over the size limit is not
-        looked at further); ALREADY_EXISTS when another event of the tenant has its event_id.
+        looked at further; one created more than a day after the server's time);
+        ALREADY_EXISTS when another event of the tenant has its event_id.
         """
         violations: list[FieldViolation] = []
         tenant: TenantName | None = gather(violations, parse_tenant, request.parent, "parent")
@@ -35,7 +38,9 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
             too_big = event_size_violation(request.client_event, "client_event",
                                            self._max_event_bytes)
             violations.extend([too_big] if too_big is not None
-                              else client_event_violations(request.client_event, tenant))
+                              else client_event_violations(
+                                  request.client_event, tenant,
+                                  self._clock.now_ns() // 1_000_000_000))
         raise_if_any(violations)
         assert tenant is not None
         event = request.client_event

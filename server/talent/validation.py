@@ -5,21 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 from footfall.talent.v4 import event_pb2
+from google.protobuf import timestamp_pb2
 
 from server.errors import FieldViolation, gather
 from server.names import NUL_REFUSED, TenantName, parse_job
+from server.retail.validation import MAX_AHEAD_SECONDS
 
 MAX_ID = 255
 # proto3 keeps an enum number it does not know: only the contract's are events.
 _KNOWN_TYPES = frozenset(event_pb2.JobEvent.JobEventType.values())
 
 
-def client_event_violations(event: Any, tenant: TenantName | None,
+def client_event_violations(event: Any, tenant: TenantName | None, now_s: int | None = None,
                             path: str = "client_event") -> list[FieldViolation]:
     """Every rule `event` breaks for the tenant `tenant` (None if the parent was bad).
 
     Needs event_id, create_time and a job_event of a known type naming at least
-    one job, every job in the parent's project and tenant.
+    one job, every job in the parent's project and tenant; `now_s`, the server's
+    time: a create_time more than MAX_AHEAD_SECONDS after it is refused, as a
+    retail event_time is (one stamped a year ahead headed the tenant's newest
+    events, and its "last event", until the tenant was reset).
     """
     out: list[FieldViolation] = []
     if not event.event_id:
@@ -35,6 +40,11 @@ def client_event_violations(event: Any, tenant: TenantName | None,
                                   f"got {len(event.request_id)}"))
     if not event.HasField("create_time"):
         out.append(FieldViolation(f"{path}.create_time", "is required"))
+    elif now_s is not None and event.create_time.seconds > now_s + MAX_AHEAD_SECONDS:
+        out.append(FieldViolation(
+            f"{path}.create_time", "must be at most a day after the server's time "
+            f"({timestamp_pb2.Timestamp(seconds=now_s).ToJsonString()}), got "
+            f"{event.create_time.ToJsonString()}"))
     if not event.HasField("job_event"):
         out.append(FieldViolation(f"{path}.job_event", "is required"))
         return out

@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from grpc_status import rpc_status
 
 from server.app import Running, start
+from server.clock import FixedClock
 from server.config import Settings
 from server.store import EventQuery, open_store
 
@@ -164,6 +165,25 @@ def test_talent_validation(channel: grpc.Channel) -> None:
     fields = [v.field for v in bad_request(caught.value).field_violations]
     assert fields == ["client_event.event_id", "client_event.job_event.type",
                       "client_event.job_event.jobs[0]", "client_event.job_event.jobs[1]"]
+
+
+def test_a_client_event_created_past_a_day_ahead_is_refused(channel: grpc.Channel,
+                                                            clock: FixedClock) -> None:
+    stub = event_service_pb2_grpc.EventServiceStub(channel)
+    now_s = clock.now_ns() // 1_000_000_000
+    for ahead, refused in ((86_400, False), (86_401, True)):
+        event = client_event(event_id=f"ahead-{ahead}")
+        event.create_time.seconds = now_s + ahead
+        request = event_service_pb2.CreateClientEventRequest(parent=TENANT, client_event=event)
+        if not refused:
+            assert stub.CreateClientEvent(request) == event
+            continue
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.CreateClientEvent(request)
+        [violation] = bad_request(caught.value).field_violations
+        assert violation.field == "client_event.create_time", violation
+        assert violation.description.startswith("must be at most a day after the server's "
+                                                "time"), violation
 
 
 def test_health_and_reflection(channel: grpc.Channel) -> None:

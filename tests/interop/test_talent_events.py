@@ -117,6 +117,10 @@ REFUSED = [
     pytest.param({"eventId": None}, [f"{C}.event_id"], id="no-event_id"),
     pytest.param({"createTime": None}, [f"{C}.create_time"], id="no-create_time"),
     pytest.param({"jobEvent": None}, [f"{C}.job_event"], id="no-job_event"),
+    # (a year ahead: it headed the tenant's newest events, and its "last event", until
+    # the tenant was reset; a retail event_time is refused past a day ahead too)
+    pytest.param({"createTime": "2999-01-01T00:00:00Z"}, [f"{C}.create_time"],
+                 id="created-years-ahead"),
     pytest.param({"jobEvent": {"type": "JOB_EVENT_TYPE_UNSPECIFIED", "jobs": ["{T}/jobs/a"]}},
                  [f"{C}.job_event.type"], id="unspecified-type"),
     pytest.param({"jobEvent": {"jobs": ["{T}/jobs/a"]}}, [f"{C}.job_event.type"],
