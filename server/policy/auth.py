@@ -173,6 +173,11 @@ def _grant(key: str, entry: Any, where: str) -> Grant:
     except ValueError:
         raise AuthFileError(f"{where}: 'role' must be 'admin', 'writer' or 'reader'") from None
     projects = entry.get("projects")
+    named = [p for p in projects if isinstance(p, str) and p.startswith("projects/")
+             and p.split("/")[1]] if isinstance(projects, list) else []
+    if named:  # (a non-empty list, said to be wanted, was refused without why)
+        raise AuthFileError(f"{where}: 'projects' lists project ids: {named[0]!r} is a "
+                            f"resource name; write {named[0].split('/')[1]!r}")
     if not isinstance(projects, list) or not projects or not all(
             isinstance(p, str) and p and "/" not in p and p != EVERY_PROJECT
             for p in projects):

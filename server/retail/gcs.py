@@ -150,7 +150,12 @@ def input_files(root: Path, uri: str, field: str, limit: int = MAX_FILES,
     when `deadline` (on time.monotonic()) passes while listing.
     """
     bucket, path = _split(uri, field)
-    if not path or path.endswith("/"):
+    if not path:
+        raise InvalidArgument.field(field, f"{uri!r} names only a bucket; a file is "
+                                           f"gs://BUCKET/PATH, e.g. gs://{bucket}/events.json "
+                                           f"(the file {bucket}/events.json under the server's "
+                                           "--gcs-root)")
+    if path.endswith("/"):
         raise InvalidArgument.field(field, f"{uri!r} names a folder; name files, e.g. "
                                            f"gs://{bucket}/events/*.json")
     root_real = os.path.realpath(root)
@@ -180,6 +185,9 @@ def input_files(root: Path, uri: str, field: str, limit: int = MAX_FILES,
             files.append(checked)
             if len(files) > limit:
                 break
+    if not files and "*" not in path and os.path.isdir(os.path.join(root, bucket, path)):
+        raise InvalidArgument.field(field, f"{uri!r} names a folder; name files, e.g. "
+                                           f"gs://{bucket}/{path}/*.json")
     if not files:
         # The mapping is said, not the server's path: a caller new to the emulator
         # read only that nothing matched, and not where to put the file.

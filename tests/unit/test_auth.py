@@ -84,6 +84,10 @@ def test_keys_are_kept_only_as_digests(ring: KeyRing) -> None:
     ({"keys": {"SECRETKEY": {"projects": "p", "role": "admin"}}}, "'projects' must be"),
     ({"keys": {"SECRETKEY": {"projects": ["a/b"], "role": "admin"}}}, "'projects' must be"),
     ({"keys": {"SECRETKEY": {"projects": ["-"], "role": "reader"}}}, "is no project id"),
+    # (a non-empty list was said to be wanted, and refused without why)
+    ({"keys": {"SECRETKEY": {"projects": ["p", "projects/my-shop"], "role": "writer"}}},
+     "'projects' lists project ids: 'projects/my-shop' is a resource name; write 'my-shop'"),
+    ({"keys": {"SECRETKEY": {"projects": ["projects/"], "role": "admin"}}}, "'projects' must be"),
     ({"keys": {"SECRETKEY": {"projects": ["p"], "role": "admin", "project": "x"}}},
      "unknown fields"),
     ({"keys": {"": {"projects": ["p"], "role": "admin"}}}, "non-empty"),

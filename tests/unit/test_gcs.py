@@ -77,6 +77,11 @@ def test_listing_stops_one_past_the_limit(root: Path) -> None:
     ("gs://BKT/a.json", "not a valid bucket name"),
     ("s3://b/a.json", "gs://bucket/path"),
     ("gs://bkt/d/", "names a folder"),
+    # (a folder without its slash said "no file matches"; a bucket alone was told to
+    # name files under gs://events.json/events/)
+    ("gs://bkt/d", r"names a folder; name files, e.g. gs://bkt/d/\*\.json"),
+    ("gs://events.json", r"names only a bucket; a file is gs://BUCKET/PATH, e.g. "
+                         r"gs://events\.json/events\.json"),
     ("gs://bkt/" + "x" * 2000, "at most 2000 characters"),
 ])
 def test_malformed_uris_are_refused(root: Path, uri: str, words: str) -> None:
