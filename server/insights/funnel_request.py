@@ -3,8 +3,9 @@ catalog or tenant turned into funnel points, the counts put in the response."""
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,11 @@ MAX_CONDITION = 5_000
 # keeps at most this many, and stays under this size (as a console page does), so
 # that it never passes a client's 4 MiB message limit nor the server's own.
 MAX_GROUPS = 1_000
+# The products (or jobs) of one event a funnel takes: an event of 150,000 products
+# (1.5 MB) made 150,000 trails of a breakdown, 55 MB of the server's memory an event,
+# and a talent event counted by JOB compared each of its jobs with each. A search
+# page shows at most 120 products (Google's retail page_size) or 100 jobs.
+MAX_ITEMS_PER_EVENT = 200
 MAX_GROUP_BYTES = 3 * 1024 * 1024
 DEFAULT_WINDOW_US = funnel.US_PER_DAY
 SHOP_FUNNEL = ("home-page-view", "detail-page-view", "add-to-cart", "purchase-complete")
@@ -52,6 +58,8 @@ CATEGORY_NOTE = ("categories are the events' page categories, their products' ca
                  "as stored with them (joined when written) and those the catalog's "
                  "default branch holds now; a product in neither has none")
 UNNAMED_NOTE = "events of the steps that name no {name}, left out: {count:,} (counted by {by})"
+CUT_NOTE = ("events that name more than {most} {items}, of which the first {most} were "
+            "counted: {count:,}")
 UNNAMED_BY: dict[int, str] = {
     insights_pb2.VISITOR: "visitor", insights_pb2.USER: "user (user_info.user_id)",
     insights_pb2.SESSION: "session (session_id)", insights_pb2.REQUEST: "request (request_id)",
@@ -222,10 +230,12 @@ _JOB_TYPE_NAME = {number: name for name, number
 
 class Unnamed:
     """How many events a step took that name no entrant (a client event without a
-    request_id, counted by REQUEST): left out of the funnel, and said so in a note."""
+    request_id, counted by REQUEST): left out of the funnel, and said so in a note;
+    and how many named more than MAX_ITEMS_PER_EVENT products or jobs (`cut`)."""
 
     def __init__(self) -> None:
         self.events = 0
+        self.cut = 0
 
 
 def points(spec: Funnel, events: Iterator[tuple[int, Any]], by_item: bool,
@@ -256,28 +266,41 @@ def points(spec: Funnel, events: Iterator[tuple[int, Any]], by_item: bool,
                 unnamed.events += 1
             continue
         named = False
-        for group, entrant in _entrants(spec, event, by_item):
+        for group, entrant in _entrants(spec, event, by_item, unnamed):
             if entrant:
                 named = named or group is None
                 yield group, entrant, micros, order, bits
         unnamed.events += not named
 
 
-def _entrants(spec: Funnel, event: Any, by_item: bool) -> list[tuple[str | None, str]]:
+def _entrants(spec: Funnel, event: Any, by_item: bool, unnamed: Unnamed
+              ) -> list[tuple[str | None, str]]:
     """(group, entrant) pairs of an event: (None, entrant) for the whole funnel,
-    and with `by_item` (item, entrant) for each product or job it names."""
+    and with `by_item` (item, entrant) for each product or job it names (the first
+    MAX_ITEMS_PER_EVENT of them, counting in `unnamed.cut` an event that names more)."""
+    jobs = _first(event.job_event.jobs, unnamed) \
+        if not spec.retail and (by_item or spec.count_by == insights_pb2.JOB) else []
     if spec.count_by == insights_pb2.JOB:
-        entrants = list(dict.fromkeys(event.job_event.jobs))
-    else:
-        entrants = [event.user_info.user_id if spec.count_by == insights_pb2.USER
-                    else getattr(event, ENTRANT_FIELDS[spec.count_by])]
-    pairs: list[tuple[str | None, str]] = [(None, entrant) for entrant in entrants]
+        pairs: list[tuple[str | None, str]] = [(None, job) for job in jobs]
+        return pairs + [(job, job) for job in jobs] if by_item else pairs
+    entrant = (event.user_info.user_id if spec.count_by == insights_pb2.USER
+               else getattr(event, ENTRANT_FIELDS[spec.count_by]))
+    pairs = [(None, entrant)]
     if by_item:
-        items = (dict.fromkeys(d.product.id for d in event.product_details) if spec.retail
-                 else dict.fromkeys(event.job_event.jobs))
-        pairs += [(item, entrant) for item in items for entrant in entrants
-                  if spec.count_by != insights_pb2.JOB or entrant == item]
+        items = _first((d.product.id for d in event.product_details), unnamed) \
+            if spec.retail else jobs
+        pairs += [(item, entrant) for item in items]
     return pairs
+
+
+def _first(items: Iterable[str], unnamed: Unnamed) -> list[str]:
+    """The first MAX_ITEMS_PER_EVENT distinct of `items`; an event naming more is
+    counted in `unnamed.cut`."""
+    distinct = dict.fromkeys(items)
+    if len(distinct) <= MAX_ITEMS_PER_EVENT:
+        return list(distinct)
+    unnamed.cut += 1
+    return list(itertools.islice(distinct, MAX_ITEMS_PER_EVENT))
 
 
 def _retail_trails(store: Store, spec: Funnel, by_item: bool, catalog: CatalogCategories,
@@ -319,7 +342,7 @@ def _retail_trails(store: Store, spec: Funnel, by_item: bool, catalog: CatalogCa
                     bits |= bit
             if not bits:
                 continue
-            pairs = _entrants(spec, event, by_item) if entrant is None or by_item \
+            pairs = _entrants(spec, event, by_item, unnamed) if entrant is None or by_item \
                 else [(None, entrant)]
             unnamed.events += not any(who for group, who in pairs if group is None)
             for group, who in pairs:
@@ -419,6 +442,10 @@ def run(store: Store, spec: Funnel, decode_all: bool = False,
         answer.notes.append(CATEGORY_NOTE)
     if by_item and not groups and answer.steps and answer.steps[0].entrants:
         answer.notes.append(NO_ITEM_NOTE.format(item="product" if spec.retail else "job"))
+    if unnamed.cut:
+        answer.notes.append(CUT_NOTE.format(
+            most=MAX_ITEMS_PER_EVENT, items="products" if spec.retail else "jobs",
+            count=unnamed.cut))
     if unnamed.events:
         answer.notes.append(UNNAMED_NOTE.format(
             count=unnamed.events, name=UNNAMED_BY.get(spec.count_by, "entrant"),
