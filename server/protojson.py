@@ -366,10 +366,16 @@ def _scalar_problem(value: Any, field: FieldDescriptor) -> str | None:
     if kind == _F.CPPTYPE_ENUM:
         enum = field.enum_type
         assert enum is not None  # an enum field
-        if value in enum.values_by_name or WHOLE_NUMBER_TEXT.fullmatch(value):
+        if is_value_name(enum, value) or WHOLE_NUMBER_TEXT.fullmatch(value):
             return None
         return f"{not_a_value_of(enum)}, got {value[:_SHOWN]!r}; {enum_names(enum)}"
     return None
+
+
+def is_value_name(enum: Any, text: str) -> bool:
+    """Whether `text` is the name of a value of `enum`. (upb's values_by_name reads a
+    name up to a NUL: "VIEW\\x00anything" was taken as VIEW.)"""
+    return "\x00" not in text and text in enum.values_by_name
 
 
 def _check_value(value: Any, field: FieldDescriptor, path: str, depth: int) -> None:

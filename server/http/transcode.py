@@ -390,7 +390,7 @@ def _number_problem(leaf: FieldDescriptor, text: str) -> str | None:
         return None
     shown = f"cannot take {text[:100]!r}"
     if leaf.enum_type is not None:
-        if text in leaf.enum_type.values_by_name:
+        if protojson.is_value_name(leaf.enum_type, text):
             return None
         if not protojson.WHOLE_NUMBER_TEXT.fullmatch(text):
             return f"{shown}: {protojson.not_a_value_of(leaf.enum_type)}; " \

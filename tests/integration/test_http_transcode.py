@@ -173,6 +173,8 @@ def test_query_takes_whole_numbers_as_proto3_json_writes_them(value: str, expect
                 "RejoinUserEventsRequest.UserEventRejoinScope (a name, or its number in ASCII "
                 "digits); its names: JOINED_EVENTS, UNJOINED_EVENTS"),
     ("99999999999", "out of range for an enum number"),
+    # (upb reads a name up to a NUL: this was taken as JOINED_EVENTS)
+    ("JOINED_EVENTS\x00junk", "not a value of"),
 ])
 def test_enum_numbers_in_the_query_are_ascii_and_in_range(value: str, why: str) -> None:
     found = violations(REJOIN_BY_QUERY, [("userEventRejoinScope", value)])

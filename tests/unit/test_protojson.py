@@ -290,6 +290,9 @@ LOOSE_NUMBERS = [
     ({"productDetails": [{"product": {"type": "\u0661"}}]}, "product_details[0].product.type",
      "not a value of google.cloud.retail.v2.Product.Type (a name, or its number in ASCII "
      "digits), got '\u0661'"),
+    # (upb reads a name up to a NUL: this was taken as PRIMARY)
+    ({"productDetails": [{"product": {"type": "PRIMARY\u0000junk"}}]},
+     "product_details[0].product.type", "got 'PRIMARY\\x00junk'"),
     ({"productDetails": [{"product": {"images": [{"uri": "u", "height": "1_0"}]}}]},
      "product_details[0].product.images[0].height", "ASCII digits"),
     ({"productDetails": [{"product": {"rating": {"ratingHistogram": [1, "\u0662"]}}}]},
