@@ -94,9 +94,15 @@ async def close_stream(stream: AsyncIterator[Any]) -> None:
         await close()
 
 
+# A row larger than this (as stored) does not keep its message: it is made from the
+# row for each encoding (decoded, an event of 150,000 products held tens of megabytes
+# beside its 4 MB of JSON, in each feed that sent it).
+LET_GO_BYTES = 64 * 1024
+
+
 class Item:
-    """One row as every watch sends it: its message, made once, and each encoding
-    of it made once, on first use."""
+    """One row as every watch sends it: its message, made once (a large row's, for
+    each encoding: see LET_GO_BYTES), and each encoding of it made once, on first use."""
 
     __slots__ = ("id", "size", "_message", "_make", "_encode", "_wire", "_json", "_entry")
 
@@ -122,6 +128,8 @@ class Item:
     def message(self) -> Message:
         if self._message is None:
             assert self._make is not None
+            if self.size > LET_GO_BYTES:  # (made for each use, not kept: see LET_GO_BYTES)
+                return self._make()
             self._message, self._make = self._make(), None
         return self._message
 

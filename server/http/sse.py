@@ -25,7 +25,7 @@ from server.console.feed import SEND_SECONDS, close_stream
 from server.errors import FootfallError, to_rpc_status
 from server.http import transcode
 from server.http.errors import error_body, http_status_of
-from server.loop import in_decoder
+from server.loop import in_stream_encoder
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,10 @@ async def respond(request: web.Request, opened: AsyncIterator[Message | Encoded]
             else:
                 size, made = message.size, functools.partial(message.json_parts, form, encode)
             # A large one is made off the loop, as a large answer is (the JSON of
-            # one 2 MB event held every call of both transports for 0.7-1 s).
-            parts = await in_decoder(made) if size > transcode.LARGE_ANSWER_BYTES else made()
+            # one 2 MB event held every call of both transports for 0.7-1 s), on a
+            # thread of the streams' own (not the decoders' of the requests).
+            parts = await in_stream_encoder(made) if size > transcode.LARGE_ANSWER_BYTES \
+                else made()
             await _send(response, parts)
     except TimeoutError:
         await close_stream(opened)  # (what it held is let go before the connection is)
