@@ -172,6 +172,37 @@ def test_a_server_out_of_reach_is_said_in_words_and_asked_again(
     assert "did not answer" not in seen["after"], seen["after"]
 
 
+async def lose_the_server_of_an_empty_store(devtools_url: str, port: int, folder: Path
+                                            ) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#events")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('main')?.innerText.includes('No catalog')"),
+            "the page of an empty store")
+        offline = {"latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+        await devtools.send("Network.enable", {}, session)
+        await devtools.send("Network.emulateNetworkConditions", {"offline": True, **offline},
+                            session)
+        shown = "!document.querySelector('#offline').hidden"
+        await until(lambda: devtools.evaluate(session, shown), "the notice", 15)
+        said = await text_of(devtools, session, "#offline")
+        await photograph(devtools, session, folder, "review-empty-server-gone")
+        await devtools.send("Network.emulateNetworkConditions", {"offline": False, **offline},
+                            session)
+        await until(lambda: devtools.evaluate(session, f"!({shown})"), "the notice gone", 15)
+        return {"said": said}
+
+
+def test_a_server_gone_is_said_over_a_page_read_before(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    """A page shown before the server went (no catalog holds events yet) went on
+    saying so, with no word of the server gone."""
+    seen = in_chromium(browser_executable, tmp_path / "profile",
+                       lose_the_server_of_an_empty_store, running.http_port, shots)
+    assert seen["said"].startswith("The server did not answer"), seen
+    assert "What the page shows was read before" in seen["said"], seen
+
+
 async def read_operations_with_a_reader_key(devtools_url: str, port: int) -> dict[str, Any]:
     async with DevTools.connect(devtools_url) as devtools:
         session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#operations",

@@ -28,6 +28,9 @@ const main = document.getElementById("main");
 const chooser = document.getElementById("catalog");
 const keyButton = document.getElementById("key-button");
 const waitingNotice = document.getElementById("waiting");
+// Said while the catalogs' poll finds no server: a page shown before it went (one that
+// said no catalog holds events yet, say) went on saying so, with no word of it.
+const offline = document.getElementById("offline");
 whenWaiting((now) => { waitingNotice.hidden = !now; });
 let current = null;  // {controller, hash}
 let known = {catalogs: [], tenants: []};
@@ -131,6 +134,7 @@ async function loadCatalogs() {
       {query: {pageSize: 1000, view: "DATA_SET_VIEW_BASIC"}});
     const wasDenied = denied !== null;
     denied = null;
+    offline.hidden = true;
     known.catalogs ||= [];
     known.tenants ||= [];
     emptyReads = known.catalogs.length || known.tenants.length ? 0 : emptyReads + 1;
@@ -148,6 +152,11 @@ async function loadCatalogs() {
     }
     emptyReads = 0;  // (a failed read: the usual pace)
     if (!current) main.replaceChildren(failure(error));
+    else if (error.code === "UNAVAILABLE") {
+      offline.textContent = `${error.message} What the page shows was read before; it ` +
+        "goes on once the server answers again.";
+      offline.hidden = false;
+    }
     if (error.code === "UNAUTHENTICATED") {  // (the key prompt closed without one)
       keyButton.textContent = "Enter key";
       keyButton.hidden = false;
