@@ -61,6 +61,18 @@ def located(url: str) -> str:
     return redacted(url)
 
 
+def _warn_if_meant_absolute(path: str) -> None:
+    """A warning when the relative path of a sqlite:/// URL reads as an absolute one
+    with a slash left out: sqlite:///tmp/x.db made ./tmp/x.db under the working folder
+    (and its folders), said only by the absolute path on the ready line."""
+    first = path.split("/", 1)[0]
+    if path.startswith("/") or first in ("", ".", "..") or os.path.exists(first) \
+            or not os.path.isdir(f"/{first}"):
+        return
+    log.warning("sqlite:///%s is the file %s under the working folder; sqlite:////%s (four "
+                "slashes) is /%s", path, os.path.abspath(path), path, path)
+
+
 def open_store(url: str, *, read_only: bool = False) -> Store:
     """Open the store a URL names: sqlite:///PATH, memory://, postgresql://...
 
@@ -84,6 +96,7 @@ def open_store(url: str, *, read_only: bool = False) -> Store:
         if not path:
             raise ValueError(f"sqlite store URL needs a path, e.g. sqlite:///./data/footfall.db: "
                              f"{url!r}")
+        _warn_if_meant_absolute(path)
         options = parse_qs(parsed.query)
         synchronous = options.pop("synchronous", ["full"])[-1].upper()
         if options or synchronous not in ("FULL", "NORMAL"):

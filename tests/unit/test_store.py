@@ -7,6 +7,7 @@ import dataclasses
 import fcntl
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -1441,6 +1442,26 @@ def test_postgres_dialect_maps_sqlite_types() -> None:
 def test_unknown_store_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError):
         open_store(url)
+
+
+def test_a_relative_sqlite_path_that_reads_as_an_absolute_one_is_warned_of(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+        ) -> None:
+    # sqlite:///tmp/x.db (three slashes) made ./tmp/x.db under the working folder,
+    # said only by the absolute path on the ready line.
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level(logging.WARNING, logger="server.store")
+    for url in ("sqlite:///./tmp/a.db", "sqlite:///not-a-top-folder/b.db",
+                f"sqlite:///{tmp_path}/c.db", "sqlite:///./var/e.db"):
+        open_store(url).close()
+    assert caplog.messages == []
+    shutil.rmtree(tmp_path / "tmp")
+    open_store("sqlite:///tmp/d.db").close()
+    assert caplog.messages == [f"sqlite:///tmp/d.db is the file {tmp_path}/tmp/d.db under the "
+                               "working folder; sqlite:////tmp/d.db (four slashes) is /tmp/d.db"]
+    caplog.clear()
+    open_store("sqlite:///tmp/d.db").close()  # (./tmp is there now: meant, it seems)
+    assert caplog.messages == []
 
 
 def test_the_wal_stays_bounded_under_a_steady_stream_of_writes(
