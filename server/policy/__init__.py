@@ -142,7 +142,7 @@ class Policy:
         None when auth is off or `method` is open. UNAUTHENTICATED when the call
         carries no known key (admit() checks the rest)."""
         if self.auth.enabled and self.guards(method):
-            return self.auth.authenticate(metadata, query_key)
+            return self.auth.authenticate(metadata, query_key, method)
         return None
 
     async def admit(self, method: str, metadata: Metadata, request: Message, context: Any,
@@ -212,7 +212,7 @@ class Policy:
         if not self.auth.enabled:
             return OPEN
         if grant is None:
-            grant = self.auth.authenticate(metadata, query_key)
+            grant = self.auth.authenticate(metadata, query_key, method)
         return Admission(authorize(grant, method, request), grant.name)
 
     def _charge(self, method: str, admission: Admission, request: Message,

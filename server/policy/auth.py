@@ -39,6 +39,8 @@ from server.errors import PermissionDenied, Unauthenticated
 API_KEY_HEADER = "x-goog-api-key"
 AUTHORIZATION_HEADER = "authorization"
 ERROR_DOMAIN = "footfall"
+OPERATIONS_SERVICE = "google.longrunning.Operations"
+
 log = logging.getLogger(__name__)
 
 # The RPCs a writer may call (full gRPC method names); every other guarded RPC
@@ -214,6 +216,20 @@ class MissingKey(Unauthenticated):
                                       "x-goog-api-key header (or authorization: Bearer KEY)"
                  ) -> None:
         super().__init__(message)
+
+    @classmethod
+    def of_call(cls, method: str) -> MissingKey:
+        """The refusal said for a gRPC call to `method`: an operation's poll is told
+        that a key given to one call reaches that call only (the official clients'
+        `result()` polls GetOperation without the `metadata=` of the call that
+        started the operation, and was told only to send a key)."""
+        service, _, rpc = method.lstrip("/").rpartition("/")
+        if service != OPERATIONS_SERVICE:
+            return cls()
+        return cls(f"this server requires an API key, and this {rpc} call carried none: a "
+                   "key given with metadata= reaches only the call it is given to, not the "
+                   "GetOperation polls of an operation's result(); give it to every call, "
+                   "or to the channel (README: Keys and roles)")
 
     @classmethod
     def over_http(cls, pixel: bool, key_in_query: bool) -> MissingKey:
@@ -421,14 +437,14 @@ class Authenticator:
         self.generation += 1
 
     def authenticate(self, metadata: Iterable[tuple[str, str | bytes]],
-                     query_key: str | None = None) -> Grant:
-        """The grant of the call's key; UNAUTHENTICATED when there is none or it is
-        unknown. Only meaningful while `enabled`."""
+                     query_key: str | None = None, method: str = "") -> Grant:
+        """The grant of the key of a call (to `method`); UNAUTHENTICATED when there is
+        none or it is unknown. Only meaningful while `enabled`."""
         ring = self._ring
         assert ring is not None
         key = key_of(metadata, query_key)
         if key is None:
-            raise MissingKey()
+            raise MissingKey.of_call(method)
         grant = ring.lookup(key)
         if grant is None:
             raise InvalidKey()

@@ -219,8 +219,11 @@ def test_metadata_does_not_reach_the_operation_polls(
         retail: retail_v2.UserEventServiceClient, secured: ServerProcess) -> None:
     """Why the README puts the key on the channel: `op.result()` polls GetOperation
     without the metadata given to the call that started the operation."""
-    with pytest.raises(exceptions.Unauthenticated, match="requires an API key"):
+    with pytest.raises(exceptions.Unauthenticated, match="requires an API key") as refused:
         write_then_purge(retail, "poll-metadata", metadata=with_key(ADMIN))
+    # (it said only "send it as the x-goog-api-key header", to a caller who had)
+    assert "this GetOperation call carried none: a key given with metadata= reaches only " \
+        "the call it is given to" in refused.value.message, refused.value.message
     # The purge itself ran; only the client's polls were refused.
     wait_until(lambda: count_events(secured.store, SHOP, secured.workdir,
                                     'visitorId = "poll-metadata"') == 0, "the purge")
