@@ -36,6 +36,10 @@ def _step(text: str) -> dict[str, Any]:
     that is no condition of a step (protobuf's two lines of words were said), or a
     switch (searchQueryPresent) that is not true or false."""
     kind, *conditions = text.split(",")
+    if any(c.isspace() or c == "=" for c in kind.strip()):  # (a type no event has: 0, unsaid)
+        raise json_format.ParseError(f"--step {text!r}: the event type {kind.strip()!r} holds "
+                                     "a space or '='; conditions follow it after commas: "
+                                     "TYPE,FIELD=VALUE")
     step: dict[str, Any] = {"eventType": kind.strip()}
     given: dict[str, str] = {}  # each condition's field (proto name) -> as written
     for condition in conditions:

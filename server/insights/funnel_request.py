@@ -3,6 +3,7 @@ catalog or tenant turned into funnel points, the counts put in the response."""
 
 from __future__ import annotations
 
+import difflib
 import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -18,6 +19,7 @@ from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
 from server.insights import funnel, read
 from server.names import CatalogName, TenantName, parse_catalog, parse_job, parse_tenant
 from server.retail.join import load_products
+from server.retail.validation import EVENT_TYPES
 from server.store import Store
 
 MAX_STEPS = 10
@@ -442,6 +444,8 @@ def run(store: Store, spec: Funnel, decode_all: bool = False,
         answer.notes.append(CATEGORY_NOTE)
     if by_item and not groups and answer.steps and answer.steps[0].entrants:
         answer.notes.append(NO_ITEM_NOTE.format(item="product" if spec.retail else "job"))
+    if spec.retail:
+        answer.notes.extend(_unknown_types(spec, answer.steps))
     if unnamed.cut:
         answer.notes.append(CUT_NOTE.format(
             most=MAX_ITEMS_PER_EVENT, items="products" if spec.retail else "jobs",
@@ -451,6 +455,19 @@ def run(store: Store, spec: Funnel, decode_all: bool = False,
             count=unnamed.events, name=UNNAMED_BY.get(spec.count_by, "entrant"),
             by=insights_pb2.CountBy.Name(spec.count_by)))
     return answer
+
+
+def _unknown_types(spec: Funnel, results: Sequence[insights_pb2.FunnelStepResult]
+                   ) -> Iterator[str]:
+    """A note for each step that no entrant reached whose event type is none of
+    Google's (add_to_cart for add-to-cart: the funnel said 0 and nothing more)."""
+    for number, (step, result) in enumerate(zip(spec.steps, results, strict=True), 1):
+        if result.entrants or step.event_type in EVENT_TYPES:
+            continue
+        near = difflib.get_close_matches(step.event_type, EVENT_TYPES, 1)
+        yield (f"step {number}'s event type {step.event_type!r} is none of Google's"
+               + (f" (did you mean {near[0]!r}?)" if near else "")
+               + ", and no entrant reached it")
 
 
 def _add_groups(answer: insights_pb2.RunFunnelResponse, spec: Funnel,

@@ -205,6 +205,30 @@ def test_a_funnel_of_steps_with_conditions_by_day_and_by_product(
                "--window", "86400s") == [answer]  # the default window, given
 
 
+def test_a_step_of_no_known_type_that_no_one_reached_is_said(
+        served: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    # add_to_cart for add-to-cart: the funnel said 0 at that step, and nothing more.
+    record(served)
+    insights = Console(channels(served), service=SERVICE)
+    answer = insights.call("RunFunnel", parent=CATALOG, steps=[
+        {"eventType": "detail-page-view"}, {"eventType": "add_to_cart"},
+        {"eventType": "zzz"}])
+    assert answer["notes"] == [
+        "step 2's event type 'add_to_cart' is none of Google's (did you mean 'add-to-cart'?), "
+        "and no entrant reached it",
+        "step 3's event type 'zzz' is none of Google's, and no entrant reached it"], answer
+    # A step typed with a space where its comma goes is refused, not a type of its own.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    proc = subprocess.run([sys.executable, "-m", "server", "insights", "funnel", "--parent",
+                           CATALOG, "--step", "detail-page-view",
+                           "--step", "add-to-cart productId=p2", "--server", served.address],
+                          cwd=served.workdir, env=env, capture_output=True, text=True,
+                          timeout=CLI_DEADLINE)
+    assert proc.returncode != 0 and proc.stdout == "", proc
+    assert "--step 'add-to-cart productId=p2': the event type 'add-to-cart productId=p2' " \
+        "holds a space or '='; conditions follow it after commas" in proc.stderr, proc.stderr
+
+
 def test_bad_questions_are_refused_naming_the_field(
         served: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
     insights = Console(channels(served), service=SERVICE)
