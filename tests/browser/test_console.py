@@ -36,6 +36,7 @@ TENANT = f"projects/{PROJECT}/tenants/jobs-site"
 DEADLINE = 30.0
 LIVE_WITHIN = 1.0  # seconds from a write's answer to its line in the feed
 BIG_IMPORT_EVENTS = 200_000  # far more than the test needs to find it running
+CONFIRM_SECONDS = 5  # operations.js CONFIRM_MS: a Cancel pressed once waits this long
 OLDER_OPERATIONS = 120  # more than a page of ListOperations (100), and than the 50 shown
 READER_KEY = "reader-key-for-the-console-test"
 
@@ -251,6 +252,7 @@ async def cancel_from_the_page(devtools_url: str, port: int, folder: Path) -> st
         await photograph(devtools, session, folder, "operations-running")
         # One press asks for another (one Enter stopped an import for good); pressed
         # again, it cancels.
+        armed = time.monotonic()
         await focus_and_press(devtools, session, running)
         assert await text_of(devtools, session, running) == "Press again to cancel"
         await asyncio.sleep(1.5)  # (a refresh of the card meanwhile keeps it asking)
@@ -258,6 +260,15 @@ async def cancel_from_the_page(devtools_url: str, port: int, folder: Path) -> st
             session, f"document.querySelector({running!r}) === document.activeElement")
         assert await devtools.evaluate(session, f"!!document.querySelector({running!r})")
         await photograph(devtools, session, folder, "operations-confirm")
+        if time.monotonic() - armed > CONFIRM_SECONDS - 2:
+            # The photograph took seconds (a loaded machine): the press asked for comes
+            # too close to CONFIRM_MS, or after it, and only asks again. Let it lapse and
+            # arm it afresh (the import runs slowly too on such a machine).
+            await until(lambda: devtools.evaluate(
+                session, f"document.querySelector({running!r})?.innerText === 'Cancel'"),
+                "the cancel to ask no more", CONFIRM_SECONDS * 3)
+            await devtools.press(session, "Enter")
+            assert await text_of(devtools, session, running) == "Press again to cancel"
         await devtools.press(session, "Enter")
         cancelled = f'article.operation[data-name="{name}"][data-state=cancelled]'
         await until(lambda: devtools.evaluate(session, f"!!document.querySelector({cancelled!r})"),
