@@ -400,6 +400,8 @@ def _check_value(value: Any, field: FieldDescriptor, path: str, depth: int) -> N
         # json_format read a text as the names of its letters ("has no field named
         # \"u\"" for "u1"), said "'int' object is not iterable", and took "" as {}.
         why = f"expected a JSON object (a {message.name}), got {json_kind(value)}"
+        if message.name == "CustomAttribute":  # (the likeliest slip: "color": "red")
+            why += ', e.g. {"text": ["red"]} or {"numbers": [1.5]}'
     else:
         _check_message(value, message, path, depth + 1)
         return

@@ -134,6 +134,15 @@ _PATH_FORMS = (
     (re.compile(r"/v2(beta|alpha)?/"), "a retail path is /v2/projects/*/locations/*/catalogs/*"
      "/userEvents:write (or :collect, :import, :purge, :rejoin; /branches/*/products...)"),
     (re.compile(r"/v4/"), "a talent path is /v4/projects/*/tenants/*/clientEvents"),
+    (re.compile(r"/console/v1/"), "a console path is /console/v1/projects/*/locations/*/"
+     "catalogs/*/userEvents (or userEvents:watch, userEvents:count, rejections, :reset), "
+     "/console/v1/projects/*/tenants/*/clientEvents, /console/v1/projects/*/catalogs or "
+     "/console/v1/projects/*/rejections (projects/- for every project)"),
+    (re.compile(r"/insights/v1/"), "an insights path is /insights/v1/projects/*/locations/*/"
+     "catalogs/*:runFunnel (or :computeTotals, /productStats), or /insights/v1/projects/*/"
+     "tenants/*:runFunnel (or /jobStats)"),
+    (re.compile(r"/v\d"), "retail is served under /v2 (and /v2beta, /v2alpha), talent under "
+     "/v4, the console's API under /console/v1 and insights under /insights/v1"),
 )
 
 

@@ -193,6 +193,15 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
                 not in _QUERY_MESSAGES | {"google.protobuf.Value", "google.protobuf.ListValue"}:
             return [FieldViolation(where, "Invalid JSON payload received: the body must be a "
                                           f"JSON object (the {field.message_type.name})")]
+        if field is not None and field.message_type is not None and \
+                isinstance(document, dict) and len(document) == 1:
+            [key] = document
+            if key in (field.name, field.json_name) and \
+                    key not in _fields_by_any_name(field.message_type):
+                # ({"userEvent": {...}} was told only that a UserEvent has no such field)
+                return [FieldViolation(where, "Invalid JSON payload received: the body is "
+                                              f"the {field.message_type.name} itself, not an "
+                                              f"object holding it: send what {key!r} holds")]
         document = {route.body: document}
     elif not isinstance(document, dict):
         return [FieldViolation(where, "Invalid JSON payload received: the body must be a "

@@ -283,6 +283,14 @@ def test_a_mistyped_path_is_told_the_form_of_googles(gateway: Running) -> None:
     talent = post(gateway, "/v4/projects/p/clientEvents", {})
     assert "a talent path is /v4/projects/*/tenants/*/clientEvents" in talent.error()["message"]
     assert "; " not in get(gateway, "/nothing").error()["message"]
+    # (the console's, insights' and a version of none said no form at all)
+    for path, form in ((f"/console/v1/{CATALOG}/events", "a console path is /console/v1/"
+                        "projects/*/locations/*/catalogs/*/userEvents"),
+                       (f"/insights/v1/{CATALOG}/funnel", "an insights path is /insights/v1/"
+                        "projects/*/locations/*/catalogs/*:runFunnel"),
+                       (f"/v1/{CATALOG}/userEvents:write", "retail is served under /v2")):
+        said = get(gateway, path).error()["message"]
+        assert form in said, said
 
 
 def test_a_pixel_of_a_mistyped_path_still_gets_its_gif(gateway: Running) -> None:

@@ -189,6 +189,29 @@ def test_every_bad_parameter_is_reported_together() -> None:
 # -- bodies ----------------------------------------------------------------------------
 
 
+WRITE_BODY_FIELD = made_up_route("WriteUserEvent", "post", "/test/{parent=**}:write",
+                                  "user_event")
+
+
+@pytest.mark.parametrize("key", ["userEvent", "user_event"])
+def test_a_body_wrapped_in_its_field_is_told_it_is_the_field_itself(key: str) -> None:
+    # (told only that a UserEvent has no field named userEvent)
+    body = json.dumps({key: {"eventType": "home-page-view", "visitorId": "v"}}).encode()
+    assert violations(WRITE_BODY_FIELD, [], body) == {
+        "user_event": "Invalid JSON payload received: the body is the UserEvent itself, not "
+                      f"an object holding it: send what {key!r} holds"}
+    # the likeliest slip in an attribute is shown the form of one
+    body = json.dumps({"eventType": "home-page-view", "visitorId": "v",
+                       "attributes": {"color": "red"}}).encode()
+    assert violations(WRITE_BODY_FIELD, [], body) == {
+        "user_event.attributes[color]": "Invalid JSON payload received: expected a JSON "
+        "object (a CustomAttribute), got a text, 'red', e.g. {\"text\": [\"red\"]} or "
+        "{\"numbers\": [1.5]}"}
+    # a body of several fields is read as sent (its unknown one is named)
+    body = json.dumps({key: {}, "visitorId": "v"}).encode()
+    assert "has no field named" in violations(WRITE_BODY_FIELD, [], body)["user_event"]
+
+
 def test_whole_body_request_in_either_naming() -> None:
     body = (b'{"inputConfig": {"user_event_inline_source": {"userEvents": '
             b'[{"eventType": "home-page-view", "visitorId": "v"}]}}}')
