@@ -720,6 +720,35 @@ def test_an_event_link_opens_its_event_in_a_fresh_tab(
     assert f"No event 99999 in {other}." in said[2], said[2]
 
 
+async def search_a_named_catalog(devtools_url: str, port: int, catalog: str,
+                                 shots: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#events?"
+                                               f"parent={catalog}")
+        await until(lambda: devtools.evaluate(
+            session, "!!document.querySelector('.results tbody tr')"), "the events")
+        await no_problems(devtools, session)
+        await photograph(devtools, session, shots, "events-of-a-named-catalog")
+        return {"rows": await text_of(devtools, session, ".results tbody"),
+                "chosen": await devtools.evaluate(session, "document.querySelector("
+                                                           "'#catalog').value")}
+
+
+def test_an_events_link_searches_the_catalog_it_names(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    # #events?parent=... searched the header's first catalog, whatever it named.
+    named = CATALOG.replace("default_catalog", "z_last_catalog")
+    write(running.http_port, eventType="home-page-view", visitorId="in-the-default")
+    status, written = rest(running.http_port, "POST", f"/v2/{named}/userEvents:write",
+                           {"eventType": "home-page-view", "visitorId": "in-the-named"})
+    assert status == 200, written
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        seen = asyncio.run(asyncio.wait_for(search_a_named_catalog(
+            devtools_url, running.http_port, named, shots), DEADLINE * 2))
+    assert seen["chosen"] == named, seen
+    assert "in-the-named" in seen["rows"] and "in-the-default" not in seen["rows"], seen
+
+
 async def step_through_tenants(devtools_url: str, port: int, tenants: list[str]) -> list[str]:
     """The focused element's id after each ArrowDown in the talent page's tenant chooser."""
     focused = []

@@ -13,6 +13,10 @@ const EXAMPLES = [
 ];
 
 export function render(main, ctx) {
+  // (a link naming its catalog opens it: the header's first catalog was searched instead)
+  const named = ctx.params.get("parent");
+  const catalog = named && !named.includes("/tenants/") ? named : ctx.catalog;
+  if (catalog !== ctx.catalog) ctx.adopt(catalog);
   const filter = ctx.params.get("filter") || "";
   const input = h("input", {id: "filter", name: "filter", type: "search", value: filter,
     autocomplete: "off", spellcheck: "false", "aria-describedby": "filter-hint"});
@@ -28,7 +32,7 @@ export function render(main, ctx) {
   });
   const results = h("div", {class: "results"});
   main.append(h("h2", {}, "Events"), form, results);
-  if (!ctx.catalog) {
+  if (!catalog) {
     results.append(h("p", {class: "hint"}, "No catalog holds events or products yet."));
     return;
   }
@@ -40,7 +44,7 @@ export function render(main, ctx) {
     // answers short (even empty) pages with a token, followed here until 50 are shown.
     let shown = 0;
     do {
-      const page = await call(`/console/v1/${ctx.catalog}/userEvents`,
+      const page = await call(`/console/v1/${catalog}/userEvents`,
         {query: {filter, pageSize: 50 - shown, pageToken}, signal: ctx.signal});
       for (const stored of page.userEvents || []) {
         remember(stored);
@@ -66,7 +70,7 @@ export function render(main, ctx) {
     countButton.disabled = true;
     tally.replaceChildren("Counting…");
     try {
-      const answer = await call(`/console/v1/${ctx.catalog}/userEvents:count`,
+      const answer = await call(`/console/v1/${catalog}/userEvents:count`,
         {query: {filter}, signal: ctx.signal});
       const one = Number(answer.count || 0) === 1;
       tally.replaceChildren(`${counted(answer.count, "event")} ` +
