@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
@@ -193,6 +194,26 @@ def encode_token(*position: int) -> str:
     return base64.urlsafe_b64encode(".".join(map(str, position)).encode()).decode()
 
 
+def _question(*asked: object) -> int:
+    """What a list's page tokens carry of the question they go on with (its parent
+    and filter): a token of one catalog or filter went on in another (AIP-158 asks
+    for INVALID_ARGUMENT)."""
+    return zlib.crc32(repr(asked).encode())
+
+
+def _position(token: str, parts: int, question: int) -> tuple[int, ...] | None:
+    """The position (`parts` integers) of a token made for `question`; None for no
+    token; INVALID_ARGUMENT for another's."""
+    found = decode_token(token, parts + 1)
+    if found is None:
+        return None
+    if found[-1] != question:
+        raise InvalidArgument.field("page_token", "is a page token of another list: a token "
+                                                  "goes on with the parent and filter it came "
+                                                  "with")
+    return found[:-1]
+
+
 def _time(micros: int | None, into: object) -> None:
     if micros is not None:
         into.FromMicroseconds(micros)  # type: ignore[attr-defined]
@@ -272,7 +293,8 @@ def list_user_events(store: Store, events: EventFilter, size: int,
                      token: str) -> console_pb2.ListUserEventsResponse:
     """A page of the selected events, latest event time first; short (or empty),
     with a token to go on, once the call has looked at SCAN_LIMIT events."""
-    position = decode_token(token, 2)
+    question = _question(events)
+    position = _position(token, 2, question)
     before = None if position is None else (position[0], position[1])
     query, window_end = _window(store, events.query, before)
     answer = console_pb2.ListUserEventsResponse()
@@ -280,7 +302,8 @@ def list_user_events(store: Store, events: EventFilter, size: int,
 
     def after_last() -> console_pb2.ListUserEventsResponse:
         last = answer.user_events[-1]  # full: the next page starts after it
-        answer.next_page_token = encode_token(_micros(last.user_event.event_time), last.id)
+        answer.next_page_token = encode_token(_micros(last.user_event.event_time), last.id,
+                                              question)
         return answer
 
     while True:
@@ -301,11 +324,11 @@ def list_user_events(store: Store, events: EventFilter, size: int,
             return after_last()
         if not may_continue(rows, batch):
             if window_end is not None:  # the window's end: on from before its time
-                answer.next_page_token = encode_token(window_end, 0)
+                answer.next_page_token = encode_token(window_end, 0, question)
             return answer  # (else the last page)
         before = (rows[-1].event_time_us, rows[-1].id)
         if read >= SCAN_LIMIT:  # short, but this call has read enough
-            answer.next_page_token = encode_token(*before)
+            answer.next_page_token = encode_token(*before, question)
             return answer
 
 
@@ -328,7 +351,8 @@ def _micros(stamp: object) -> int:
 
 def list_client_events(store: Store, tenant: str, size: int,
                        token: str) -> console_pb2.ListClientEventsResponse:
-    position = decode_token(token, 1)
+    question = _question(tenant)
+    position = _position(token, 1, question)
     before = None if position is None else position[0]
     answer = console_pb2.ListClientEventsResponse()
     room = PAGE_BYTES
@@ -338,18 +362,19 @@ def list_client_events(store: Store, tenant: str, size: int,
         rows = store.client_events_newest(tenant, batch, before)
         room, full = _add_within(answer.client_events, map(stored_client_event, rows), room)
         if full:
-            answer.next_page_token = encode_token(answer.client_events[-1].id)
+            answer.next_page_token = encode_token(answer.client_events[-1].id, question)
             return answer
         if not may_continue(rows, batch):
             return answer  # the last page
         before = rows[-1].id
-    answer.next_page_token = encode_token(answer.client_events[-1].id)
+    answer.next_page_token = encode_token(answer.client_events[-1].id, question)
     return answer
 
 
 def list_rejections(store: Store, scope: RejectionScope, size: int,
                     token: str) -> console_pb2.ListRejectionsResponse:
-    position = decode_token(token, 1)
+    question = _question(scope)
+    position = _position(token, 1, question)
     rows = store.rejections_newest(scope.project, size,
                                    None if position is None else position[0], scope.parent)
     answer = console_pb2.ListRejectionsResponse()
@@ -357,7 +382,7 @@ def list_rejections(store: Store, scope: RejectionScope, size: int,
     _, full = _add_within(answer.rejections, (rejections.shown(*row) for row in rows),
                           PAGE_BYTES)
     if full or len(rows) == size:
-        answer.next_page_token = encode_token(answer.rejections[-1].id)
+        answer.next_page_token = encode_token(answer.rejections[-1].id, question)
     return answer
 
 

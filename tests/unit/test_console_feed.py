@@ -19,7 +19,7 @@ from server.console.feed import Chunk, Item, Page, Watches
 from server.console.watch import Commits
 from server.errors import InvalidArgument, ResourceExhausted
 from server.loop import LONG_READS_PER_SHARE, long_read
-from server.store import Store
+from server.store import ClientEventRow, Store
 from server.store import console as store_console
 
 from . import test_store
@@ -515,6 +515,33 @@ def test_a_forged_page_token_is_invalid_argument_naming_it(store: Store, text: b
         with pytest.raises(InvalidArgument) as refused:
             read()
         assert [v.field for v in refused.value.violations] == ["page_token"]
+
+
+def test_a_page_token_goes_on_only_with_the_question_it_came_with(store: Store) -> None:
+    # A token of one catalog or filter went on, at its position, in another (AIP-158).
+    other = CATALOG.replace("default_catalog", "other")
+    store.write_user_events([row(f"v{n}", time=f"2024-01-01T00:00:{n:02}Z") for n in range(3)]
+                            + [row("o", catalog=other)])
+    store.create_client_event(ClientEventRow("projects/p/tenants/t", "e1", 1, b""))
+    store.create_client_event(ClientEventRow("projects/p/tenants/t", "e2", 2, b""))
+    everything = queries.parse_filter("", CATALOG)
+    first = queries.list_user_events(store, everything, 1, "")
+    assert first.next_page_token
+    assert [e.user_event.visitor_id for e in queries.list_user_events(
+        store, everything, 10, first.next_page_token).user_events] == ["v1", "v0"]
+    tenant = queries.list_client_events(store, "projects/p/tenants/t", 1, "")
+    for read in (lambda: queries.list_user_events(store, queries.parse_filter("", other), 10,
+                                                  first.next_page_token),
+                 lambda: queries.list_user_events(store, queries.parse_filter(
+                     'visitorId = "v0"', CATALOG), 10, first.next_page_token),
+                 lambda: queries.list_client_events(store, "projects/p/tenants/u", 10,
+                                                    tenant.next_page_token),
+                 lambda: queries.list_rejections(store, queries.RejectionScope("p"), 10,
+                                                 tenant.next_page_token)):
+        with pytest.raises(InvalidArgument) as refused:
+            read()
+        [violation] = refused.value.violations
+        assert violation.field == "page_token" and "another list" in violation.description
 
 
 def test_waiting_watches_share_one_timer_and_still_see_their_caller_go(store: Store) -> None:
