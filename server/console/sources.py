@@ -9,10 +9,16 @@ from dataclasses import dataclass
 from functools import partial
 
 from server.console import queries, rejections
-from server.console.feed import Item, Page
+from server.console.feed import LET_GO_BYTES, Item, Page
 from server.policy.auth import project_of
 from server.store import Store
-from server.store.console import may_continue
+from server.store.console import StoredEvent, may_continue
+
+
+def _user_event_item(r: StoredEvent) -> Item:
+    """The item of a stored user event, its message made when first used."""
+    return Item(r.id, partial(queries.stored_user_event, r), len(r.payload) + len(r.source or b""),
+                partial(queries.stored_user_event_wire, r))
 
 
 @dataclass(frozen=True)
@@ -39,13 +45,17 @@ class UserEvents:
             return Page(after, [], False)
         full = may_continue(rows, queries.MAX_PAGE)
         if not self.events.on_events:  # each message is made once, when first sent
-            return Page(rows[-1].id, [Item(r.id, partial(queries.stored_user_event, r),
-                                           len(r.payload) + len(r.source or b""),
-                                           partial(queries.stored_user_event_wire, r))
-                                      for r in rows], full)
-        # the terms checked on the decoded events: decoded here, off the loop
-        return Page(rows[-1].id, [Item.of(m.id, m) for m in queries.matching(rows, self.events)],
-                    full)
+            return Page(rows[-1].id, [_user_event_item(r) for r in rows], full)
+        # the terms checked on the decoded events: decoded here, off the loop; a large
+        # row's item keeps its row, not the message (feed.LET_GO_BYTES: each feed of a
+        # productId held its own decoded copy of an event of 150,000 products, 60 MB)
+        items = []
+        for r in rows:
+            message = queries.stored_user_event(r)
+            if self.events.selects(message.user_event):
+                item = _user_event_item(r)
+                items.append(item if item.size > LET_GO_BYTES else Item.of(r.id, message))
+        return Page(rows[-1].id, items, full)
 
     def last(self) -> int:
         return self.store.last_id("user_events")

@@ -536,16 +536,17 @@ class HttpGateway:
             user_event=query.get("user_event", query.get("userEvent", "")),
             raw_json=query.get("raw_json", query.get("rawJson", "")))
         envelope, started = self._envelope, time.perf_counter()
+        refusal = ChosenStatus(grpc.StatusCode.NOT_FOUND, message)
         try:
             grant = self._policy.authenticate_early(method, Metadata(request.headers),
                                                     pixel.query_key(query))
-        except FootfallError:
-            return  # (no key the server knows: counted, as a refused call is, not kept)
-        message_kept, grant = envelope.bare_request(method, lambda: bare, grant)
-        if grant is None and self._policy.auth.enabled:
-            return  # (a key of another project)
-        envelope.refuse(method, ChosenStatus(grpc.StatusCode.NOT_FOUND, message), started,
-                        request=message_kept, grant=grant)
+        except FootfallError:  # no key the server knows: counted, not kept
+            envelope.refuse(method, refusal, started)
+            return
+        kept, grant = envelope.bare_request(method, lambda: bare, grant)
+        # (a key of another project: counted, not kept; with auth on, refuse keeps
+        # nothing without the grant)
+        envelope.refuse(method, refusal, started, request=kept, grant=grant)
 
     def _pixel_head(self, request: web.Request, route: Route) -> web.Response:
         """HEAD of a collect route: the status and headers of an accepted pixel, and

@@ -143,6 +143,10 @@ def test_a_pixel_of_a_path_that_names_no_catalog_is_kept_for_a_key_of_its_projec
         "parent": mistyped, "userEvent": '{"eventType":"home-page-view"}'}, listed
     keyed.store.flush()
     assert len(keyed.store.rejections_newest(None, 100)) == 1
+    # each one counted, kept or not (those without a key of the project were not)
+    page = call(keyed.http_port, "GET", "/metrics").body.decode()
+    assert 'footfall_requests_total{code="NOT_FOUND",method="CollectUserEvent",service=' \
+           '"google.cloud.retail.v2.UserEventService",transport="http"} 4.0' in page
 
 
 def test_a_missing_key_is_told_the_ways_http_sends_one(keyed: Running) -> None:

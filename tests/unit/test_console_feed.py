@@ -295,6 +295,19 @@ def test_a_large_rows_item_keeps_its_encodings_not_its_message() -> None:
     assert large.json("a", lambda _: b"not again") == encode(make(1))
 
 
+def test_a_feed_filtered_on_decoded_events_keeps_no_large_message(store: Store) -> None:
+    # A filter by product decodes each row to check it: each such feed kept its own
+    # decoded copy of an event of 150,000 products (60 MB) while its chunk was held.
+    products = [{"product": {"id": f"p{k}"}} for k in range(8_000)]
+    store.write_user_events([row("large", productDetails=products),
+                             row("small", productDetails=products[:1])])
+    [large, small] = source(store, 'productId = "p0"').read(0).items
+    assert large.size > feed.LET_GO_BYTES >= small.size
+    assert large._message is None and small._message is not None
+    assert large.message().user_event.visitor_id == "large"  # (made again when asked)
+    assert source(store, 'productId = "p7999"').read(0).items[0].id == large.id
+
+
 def test_a_filtered_watch_has_a_feed_of_its_own(store: Store) -> None:
     async def body(watches: Watches) -> None:
         every, searches = source(store), source(store, 'eventType = "search"')

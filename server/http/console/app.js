@@ -147,15 +147,20 @@ async function loadCatalogs() {
     if (error.code === "PERMISSION_DENIED" || (sessionStorage.getItem(PROJECT) &&
         ["NOT_FOUND", "INVALID_ARGUMENT"].includes(error.code))) {
       denied = error;
+      offline.hidden = true;  // (the server answered)
       askProject(error);  // (over a page too: its form starts this loop again)
       return;  // until the form is sent
     }
     emptyReads = 0;  // (a failed read: the usual pace)
     if (!current) main.replaceChildren(failure(error));
     else if (error.code === "UNAVAILABLE") {
-      offline.textContent = `${error.message} What the page shows was read before; it ` +
-        "goes on once the server answers again.";
+      const said = `${error.message} What the page shows was read before; it goes on once ` +
+        "the server answers again.";
+      // (set again each poll, an alert would be read out again every 3 s)
+      if (offline.textContent !== said) offline.textContent = said;
       offline.hidden = false;
+    } else {
+      offline.hidden = true;  // (the server answered, if not with the catalogs)
     }
     if (error.code === "UNAUTHENTICATED") {  // (the key prompt closed without one)
       keyButton.textContent = "Enter key";
