@@ -107,7 +107,8 @@ def decode_collect_request(request: Any, event: Any) -> list[FieldViolation]:
     """
     violations: list[FieldViolation] = []
     rule = request.prebuilt_rule
-    if request.HasField("prebuilt_rule") and rule not in KNOWN_PREBUILT_RULES:
+    # (an empty one, `prebuiltRule=` from a template, names no rule: it is no rule)
+    if rule and rule not in KNOWN_PREBUILT_RULES:
         violations.append(FieldViolation(
             "prebuilt_rule", f"unknown conversion rule {rule!r}; this server implements none, "
                              "send the UserEvent itself in user_event or raw_json"))

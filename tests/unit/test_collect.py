@@ -52,6 +52,11 @@ def test_raw_json_without_rule_is_a_user_event() -> None:
     assert decode(raw_json=json.dumps(EVENT)).visitor_id == "v1"
 
 
+def test_an_empty_prebuilt_rule_is_no_rule() -> None:
+    # (`prebuiltRule=` from a template was refused as an unknown rule '')
+    assert decode(raw_json=json.dumps(EVENT), prebuilt_rule="").visitor_id == "v1"
+
+
 def test_raw_json_overrides_user_event() -> None:
     other = {**EVENT, "visitorId": "from-user-event"}
     assert decode(raw_json=json.dumps(EVENT), user_event=json.dumps(other)).visitor_id == "v1"
