@@ -20,7 +20,7 @@ from grpc_status import rpc_status
 from server.console import queries, sources
 from server.console.feed import SEND_SECONDS, SLOW_CLIENT, Batch, Item, Watches, close_stream
 from server.console.watch import admitted
-from server.errors import FieldViolation, FootfallError, gather, raise_if_any
+from server.errors import FieldViolation, FootfallError, InvalidArgument, gather, raise_if_any
 from server.loop import long_read, off_loop
 from server.names import parse_catalog, parse_tenant
 from server.policy import Policy
@@ -269,7 +269,11 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
     async def _start(self, request: Any, table: str, project: str) -> int:
         """Where a watch starts: the request's position, else the last row of
         `table` now. RESOURCE_EXHAUSTED past --max-watches, or those of `project`
-        (before any read)."""
+        (before any read); INVALID_ARGUMENT for a negative position (it read as 0: every
+        row again, where the CLI refuses --after -5)."""
+        if request.HasField("after_id") and request.after_id < 0:
+            raise InvalidArgument.field("after_id", f"must not be negative, got {request.after_id}"
+                                        " (0: from the first row)")
         self._watches.admit(project)
         last = await off_loop(self._store.last_id, table)
         # a position past the last row (its rows were reset): from the last row on

@@ -339,13 +339,22 @@ def test_a_watch_from_a_position_sends_what_came_after_it(channel: grpc.Channel,
         stream.cancel()
 
 
-def test_a_bad_watch_is_refused_naming_the_field(console: Any) -> None:
-    stream = console.WatchUserEvents(console_pb2.WatchUserEventsRequest(
-        parent=PARENT, filter="nonsense"), timeout=10)
-    with pytest.raises(grpc.RpcError) as caught:
-        next(stream)
-    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    assert [v.field for v in bad_request(caught.value).field_violations] == ["filter"]
+@pytest.mark.parametrize(("asked", "field"), [
+    ({"filter": "nonsense"}, "filter"),
+    ({"after_id": -1}, "after_id"),  # (read as 0: every row again)
+])
+def test_a_bad_watch_is_refused_naming_the_field(console: Any, asked: dict[str, Any],
+                                                 field: str) -> None:
+    for watch, request in ((console.WatchUserEvents, console_pb2.WatchUserEventsRequest),
+                           (console.WatchRejections, console_pb2.WatchRejectionsRequest)):
+        if field not in request.DESCRIPTOR.fields_by_name:
+            continue
+        parent = PARENT if watch is console.WatchUserEvents else "projects/p"
+        stream = watch(request(parent=parent, **asked), timeout=10)
+        with pytest.raises(grpc.RpcError) as caught:
+            next(stream)
+        assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert [v.field for v in bad_request(caught.value).field_violations] == [field]
 
 
 @pytest.mark.parametrize("view", [3, 99, -1])
