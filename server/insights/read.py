@@ -177,7 +177,9 @@ def parse_duration(request: object, field: str, default_us: int) -> int:
     value = getattr(request, field)
     us = int(value.seconds) * 1_000_000 + int(value.nanos) // 1000
     if us <= 0 or (value.seconds > 0 and value.nanos < 0):
-        raise InvalidArgument.field(field, "must be positive")
+        # (times are kept in microseconds: 0.000000001s was told only "must be positive")
+        raise InvalidArgument.field(field, "must be at least a microsecond (0.000001s), got "
+                                           f"{value.ToJsonString()}")
     return us
 
 

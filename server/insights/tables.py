@@ -172,12 +172,13 @@ _JOB_INDEX = {kind: _JOB_FIELDS.index(field) for kind, field in JOB_COUNTS.items
 
 def parse_order(order_by: str, fields: Sequence[str], default: str) -> tuple[str, bool]:
     """(field, descending) of an order_by such as "views desc"; INVALID_ARGUMENT."""
-    words = (order_by.strip() or default).split()
+    # (words apart by ASCII spaces: split() took "views\u00a0desc" too)
+    words = [w for w in (order_by.strip(" ") or default).split(" ") if w]
     descending = len(words) == 2 and words[1].lower() == "desc"
     if not words or words[0] not in fields or (len(words) == 2 and not descending
                                                and words[1].lower() != "asc") or len(words) > 2:
         raise InvalidArgument.field("order_by", f"must be one of {', '.join(fields)}, "
-                                                f"optionally followed by desc; "
+                                                f"optionally followed by asc or desc; "
                                                 f"got {order_by[:200]!r}")
     return words[0], descending
 

@@ -500,6 +500,31 @@ def test_bad_table_and_totals_requests_are_refused_naming_the_field(store: Any) 
         assert [v.field for v in caught.value.violations] == [bad]
 
 
+@pytest.mark.parametrize(("order", "said"), [
+    ("views\u00a0desc", "'views\\xa0desc'"),  # (split() took any Unicode space)
+    ("views up", "optionally followed by asc or desc"),
+])
+def test_an_order_is_words_apart_by_ascii_spaces(store: Any, order: str, said: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        tables.list_product_stats(store, insights_pb2.ListProductStatsRequest(
+            parent="projects/p/locations/global/catalogs/c", order_by=order))
+    [violation] = caught.value.violations
+    assert violation.field == "order_by" and said in violation.description, violation
+    assert tables.parse_order(" views  asc ", tables.PRODUCT_ORDERS, "") == ("views", False)
+
+
+@pytest.mark.parametrize("window", ["0.000000001s", "0s", "-1s"])
+def test_a_window_below_a_microsecond_says_so(window: str) -> None:
+    from google.protobuf import json_format
+
+    request = json_format.ParseDict({"parent": "projects/p/locations/global/catalogs/c",
+                                     "conversionWindow": window}, insights_pb2.RunFunnelRequest())
+    with pytest.raises(InvalidArgument) as caught:
+        funnel_request.parse(request)
+    [violation] = caught.value.violations
+    assert violation.description == f"must be at least a microsecond (0.000001s), got {window}"
+
+
 def test_a_page_token_of_another_question_is_refused(store: Any) -> None:
     catalog, _ = stored_history(store, [drawn_event(
         "detail-page-view", "v", T0, products=[{"id": f"p{i}", "quantity": None, "price": 0.0,
