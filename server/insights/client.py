@@ -30,12 +30,31 @@ _PROTO_NAMES = {**{f.json_name: f.name for f in _CONDITION_FIELDS},
                 **{f.name: f.name for f in _CONDITION_FIELDS}}
 
 
+def _parts(text: str) -> list[str]:
+    """The comma-separated parts of a --step, a value quoted from its start whole
+    (productId="a,b" was cut at its comma; a quote left open runs to the end, and is
+    refused as such by _step)."""
+    parts, current, quote = [], "", ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'" and current.rstrip().endswith("="):
+            quote = char
+        elif char == ",":
+            parts.append(current)
+            current = ""
+            continue
+        current += char
+    return [*parts, current]
+
+
 def _step(text: str) -> dict[str, Any]:
     """One `--step TYPE[,FIELD=VALUE]...` as proto3 JSON; json_format.ParseError
     naming --step for a condition without `=VALUE` (it was dropped unsaid), one
     that is no condition of a step (protobuf's two lines of words were said), or a
     switch (searchQueryPresent) that is not true or false."""
-    kind, *conditions = text.split(",")
+    # (commas apart the parts, but not within a quoted value: productId="a,b")
+    kind, *conditions = _parts(text)
     if any(c.isspace() or c == "=" for c in kind.strip()):  # (a type no event has: 0, unsaid)
         raise json_format.ParseError(f"--step {text!r}: the event type {kind.strip()!r} holds "
                                      "a space or '='; conditions follow it after commas: "

@@ -1005,3 +1005,17 @@ def test_the_cli_names_a_tenants_job_by_its_id_as_talent_events_list_shows_it() 
     request = _request(args)
     assert [s.job for s in request.steps] == ["projects/p/tenants/t/jobs/j1",
                                               "projects/p/tenants/t/jobs/j2"]
+
+
+@pytest.mark.parametrize(("text", "step"), [
+    # (a comma in a quoted value cut it in two: "quoted as in a filter" could not hold one)
+    ('detail-page-view,productId="a,b"', {"eventType": "detail-page-view", "productId": "a,b"}),
+    ("search,category='Tents, 2p',attributeKey=color",
+     {"eventType": "search", "category": "Tents, 2p", "attributeKey": "color"}),
+    ("detail-page-view,productId=O'Brien", {"eventType": "detail-page-view",
+                                             "productId": "O'Brien"}),
+])
+def test_a_cli_step_holds_commas_in_quoted_values(text: str, step: dict[str, str]) -> None:
+    from server.insights import client
+
+    assert client._step(text) == step
