@@ -128,3 +128,15 @@ def in_chromium(executable: str, profile: Path, scenario: Callable[..., Awaitabl
     profile in `profile`) within `within` seconds."""
     with chromium(executable, profile) as devtools_url:
         return asyncio.run(asyncio.wait_for(scenario(devtools_url, *args), within))
+
+
+async def shown(devtools: DevTools, port: int, hash_: str, selector: str, what: str,
+                folder: Path, name: str) -> str:
+    """A console tab at `#hash_` once `selector` is on the page, with no problem,
+    photographed as `name`; its session."""
+    session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#{hash_}")
+    await until(lambda: devtools.evaluate(session, f"!!document.querySelector({selector!r})"),
+                what)
+    await no_problems(devtools, session)
+    await photograph(devtools, session, folder, name)
+    return session

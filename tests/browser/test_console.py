@@ -27,7 +27,16 @@ from server.console import queries
 
 from .cdp import DevTools, chromium
 from .conftest import serve
-from .pages import focus_and_press, go, no_problems, open_console, photograph, text_of, until
+from .pages import (
+    focus_and_press,
+    go,
+    no_problems,
+    open_console,
+    photograph,
+    shown,
+    text_of,
+    until,
+)
 
 PROJECT = "console-test"
 CATALOG = f"projects/{PROJECT}/locations/global/catalogs/default_catalog"
@@ -452,12 +461,9 @@ def test_operations_say_why_lines_of_an_import_failed(
 
 async def read_where_an_export_wrote(devtools_url: str, port: int, shots: Path) -> str:
     async with DevTools.connect(devtools_url) as devtools:
-        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#operations")
-        output = "article.operation .output:not([hidden]) li"
-        await until(lambda: devtools.evaluate(session, f"!!document.querySelector({output!r})"),
-                    "where the export wrote")
-        await no_problems(devtools, session)
-        await photograph(devtools, session, shots, "operations-export")
+        session = await shown(devtools, port, "operations",
+                              "article.operation .output:not([hidden]) li",
+                              "where the export wrote", shots, "operations-export")
         return await text_of(devtools, session, "article.operation .output")
 
 
@@ -538,12 +544,9 @@ def test_a_key_that_may_not_read_can_be_changed_from_the_project_page(
 
 async def see_totals_of_year_1_and_today(devtools_url: str, port: int, shots: Path) -> str:
     async with DevTools.connect(devtools_url) as devtools:
-        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#insights?"
-                                               f"parent={CATALOG}&granularity=HOUR")
-        await until(lambda: devtools.evaluate(
-            session, "!!document.querySelector('#visitors-chart svg')"), "the hourly charts")
-        await no_problems(devtools, session)
-        await photograph(devtools, session, shots, "insights-sparse")
+        session = await shown(devtools, port, f"insights?parent={CATALOG}&granularity=HOUR",
+                              "#visitors-chart svg", "the hourly charts", shots,
+                              "insights-sparse")
         # the hours of year 1 and of 2026 say their years (the labels read "01-01 00:00")
         labels = await devtools.evaluate(session, "[...document.querySelectorAll("
                                                   "'#visitors-chart text.axis')].map(t => "
@@ -723,12 +726,8 @@ def test_an_event_link_opens_its_event_in_a_fresh_tab(
 async def search_a_named_catalog(devtools_url: str, port: int, catalog: str,
                                  shots: Path) -> dict[str, Any]:
     async with DevTools.connect(devtools_url) as devtools:
-        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#events?"
-                                               f"parent={catalog}")
-        await until(lambda: devtools.evaluate(
-            session, "!!document.querySelector('.results tbody tr')"), "the events")
-        await no_problems(devtools, session)
-        await photograph(devtools, session, shots, "events-of-a-named-catalog")
+        session = await shown(devtools, port, f"events?parent={catalog}", ".results tbody tr",
+                              "the events", shots, "events-of-a-named-catalog")
         return {"rows": await text_of(devtools, session, ".results tbody"),
                 "chosen": await devtools.evaluate(session, "document.querySelector("
                                                            "'#catalog').value")}
