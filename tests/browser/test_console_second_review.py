@@ -19,7 +19,17 @@ from urllib.parse import quote
 from server.app import Running
 
 from .cdp import DevTools, chromium
-from .pages import go, in_chromium, no_problems, open_console, photograph, text_of, until
+from .pages import (
+    SCREENS,
+    focus_and_press,
+    go,
+    in_chromium,
+    no_problems,
+    open_console,
+    photograph,
+    text_of,
+    until,
+)
 from .test_console import (
     CATALOG,
     DEADLINE,
@@ -285,6 +295,48 @@ def test_a_project_named_as_the_refusal_names_projects_is_read(
                            name_the_project_as_a_resource, running.http_port, tmp_path)
     assert "projects/PROJECT" in seen["said"], seen
     assert seen["stored"] == PROJECT, seen
+
+
+async def go_down_to_the_refusals(devtools_url: str, port: int, folder: Path
+                                  ) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#feed")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelectorAll('#accepted li').length === 40 && "
+                     "!!document.querySelector('#refused li')"), "the feed")
+        visible = "document.querySelector('p.jump').offsetParent !== null"
+        seen = {"desktop": await devtools.evaluate(session, visible)}
+        await devtools.viewport(session, *SCREENS["phone"])
+        seen["phone"] = await devtools.evaluate(session, visible)
+        where = "Math.round(document.querySelector('#refused-h').getBoundingClientRect().top)"
+        seen["before"] = await devtools.evaluate(session, where)
+        await focus_and_press(devtools, session, "p.jump button")
+        seen["focused"] = await devtools.evaluate(session, "document.activeElement.id")
+        seen["top"] = await devtools.evaluate(session, where)
+        await devtools.press(session, "Tab")  # on to the first refusal, by the keyboard
+        seen["next"] = await devtools.evaluate(
+            session, "document.activeElement.closest('[aria-labelledby=refused-h]') !== null")
+        await photograph(devtools, session, folder, "feed-refusals-reached")
+        await no_problems(devtools, session)
+        return seen
+
+
+def test_on_a_phone_the_feed_leads_down_to_its_refusals(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    """Stacked on a phone, the refusals came after up to 200 accepted events, with
+    no way to them but scrolling past every one."""
+    for n in range(40):
+        write(running.http_port, eventType="home-page-view", visitorId=f"v-{n}")
+    status, _ = rest(running.http_port, "POST", f"/v2/{CATALOG}/userEvents:write",
+                     {"eventType": "add-to-cart", "visitorId": "v-bad"})
+    assert status == 400
+    seen = in_chromium(browser_executable, tmp_path / "profile", go_down_to_the_refusals,
+                       running.http_port, shots)
+    assert seen["desktop"] is False and seen["phone"] is True, seen
+    phone_height = SCREENS["phone"][1]
+    assert seen["before"] > phone_height, seen  # (out of sight until then)
+    assert seen["focused"] == "refused-h" and 0 <= seen["top"] < phone_height - 50, seen
+    assert seen["next"] is True, seen
 
 
 # When the tab's list of events ended, and when its list of refusals began.

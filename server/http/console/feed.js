@@ -107,7 +107,17 @@ export function render(main, ctx) {
   const everywhere = `Refused in ${ctx.projects === "projects/-" ? "every project"
     : ctx.projects}; open one to see why, beside the field.`;
   const refused = column("refused", "Refused", everywhere);
-  main.append(h("div", {class: "columns"}, accepted.section, refused.section));
+  // On a phone the columns stack, and the refusals came after up to 200 accepted
+  // events: a way down to them (shown only while the columns stack, see console.css).
+  const refusedHeading = refused.section.querySelector("h3");
+  refusedHeading.setAttribute("tabindex", "-1");
+  const jump = h("button", {type: "button", class: "link"}, "Go to the refused requests");
+  jump.addEventListener("click", () => {
+    refusedHeading.scrollIntoView();
+    refusedHeading.focus({preventScroll: true});
+  });
+  main.append(h("p", {class: "jump"}, jump),
+    h("div", {class: "columns"}, accepted.section, refused.section));
   // The refusals are followed once the events' first page is in: each stream holds
   // one of the browser's six connections to the server, and with two left to a tab
   // (three others open), both streams could take them while a page waited for ever.
