@@ -135,8 +135,9 @@ _PATH_FORMS = (
      "/userEvents:write (or :collect, :import, :purge, :rejoin; /branches/*/products...)"),
     (re.compile(r"/v4/"), "a talent path is /v4/projects/*/tenants/*/clientEvents"),
     (re.compile(r"/console/v1/"), "a console path is /console/v1/projects/*/locations/*/"
-     "catalogs/*/userEvents (or userEvents:watch, userEvents:count, rejections, :reset), "
-     "/console/v1/projects/*/tenants/*/clientEvents, /console/v1/projects/*/catalogs or "
+     "catalogs/*/userEvents (or userEvents:watch, userEvents:watchBatches, userEvents:count, "
+     "rejections, rejections:watch, :reset), /console/v1/projects/*/tenants/*/clientEvents "
+     "(or clientEvents:watch, rejections, :reset), /console/v1/projects/*/catalogs or "
      "/console/v1/projects/*/rejections (projects/- for every project)"),
     (re.compile(r"/insights/v1/"), "an insights path is /insights/v1/projects/*/locations/*/"
      "catalogs/*:runFunnel (or :computeTotals, /productStats), or /insights/v1/projects/*/"

@@ -11,6 +11,7 @@ by a different question.
 from __future__ import annotations
 
 import itertools
+import re
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -170,10 +171,13 @@ _JOB_FIELDS = JobRow._fields[1:7]
 _JOB_INDEX = {kind: _JOB_FIELDS.index(field) for kind, field in JOB_COUNTS.items()}
 
 
+_ASCII_SPACES = re.compile(r"[ \t\r\n]+")
+
+
 def parse_order(order_by: str, fields: Sequence[str], default: str) -> tuple[str, bool]:
     """(field, descending) of an order_by such as "views desc"; INVALID_ARGUMENT."""
-    # (words apart by ASCII spaces: split() took "views\u00a0desc" too)
-    words = [w for w in (order_by.strip(" ") or default).split(" ") if w]
+    # (words apart by ASCII white space: split() took "views\u00a0desc" too)
+    words = _ASCII_SPACES.split(order_by.strip(" \t\r\n") or default)
     descending = len(words) == 2 and words[1].lower() == "desc"
     if not words or words[0] not in fields or (len(words) == 2 and not descending
                                                and words[1].lower() != "asc") or len(words) > 2:

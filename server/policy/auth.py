@@ -224,10 +224,11 @@ class MissingKey(Unauthenticated):
         `result()` polls GetOperation without the `metadata=` of the call that
         started the operation, and was told only to send a key)."""
         service, _, rpc = method.lstrip("/").rpartition("/")
-        if service != OPERATIONS_SERVICE:
+        if service != OPERATIONS_SERVICE or rpc not in ("GetOperation", "WaitOperation"):
             return cls()
-        return cls(f"this server requires an API key, and this {rpc} call carried none: a "
-                   "key given with metadata= reaches only the call it is given to, not the "
+        return cls(f"this server requires an API key (the x-goog-api-key metadata, or "
+                   f"authorization: Bearer KEY), and this {rpc} call carried none: a key "
+                   "given with metadata= reaches only the call it is given to, not the "
                    "GetOperation polls of an operation's result(); give it to every call, "
                    "or to the channel (README: Keys and roles)")
 

@@ -716,11 +716,13 @@ def test_an_event_link_opens_its_event_in_a_fresh_tab(
         said = asyncio.run(asyncio.wait_for(open_event_links(
             devtools_url, running.http_port,
             [f"#event/{stored['id']}?parent={other}", f"#event/{stored['id']}?parent={CATALOG}",
-             f"#event/99999?parent={other}"], shots), DEADLINE * 2))
+             f"#event/99999?parent={other}", f"#event/0?parent={other}"], shots),
+            DEADLINE * 2))
     assert f"Event {stored['id']}: search" in said[0] and '"visitorId": "linked"' in said[0], \
         said[0]
     assert f"No event {stored['id']} in {CATALOG}." in said[1], said[1]
     assert f"No event 99999 in {other}." in said[2], said[2]
+    assert f"No event 0 in {other}." in said[3], said[3]  # (not a watch after -1, refused)
 
 
 async def search_a_named_catalog(devtools_url: str, port: int, catalog: str,

@@ -338,3 +338,13 @@ def test_a_short_key_is_warned_of_never_shown(caplog: pytest.LogCaptureFixture) 
     assert warned == ("auth file: key #1 (shop): the key is 5 characters, short enough to "
                       "guess; use a long random one (at least 16 characters)")
     assert "abcde" not in caplog.text
+
+
+def test_a_missing_key_of_an_operation_poll_says_a_key_reaches_its_own_call_only() -> None:
+    from server.policy.auth import MissingKey
+
+    poll = MissingKey.of_call("/google.longrunning.Operations/GetOperation").message
+    assert "x-goog-api-key" in poll and "this GetOperation call carried none" in poll, poll
+    for method in ("/google.longrunning.Operations/ListOperations",
+                   "/google.cloud.retail.v2.UserEventService/WriteUserEvent"):
+        assert MissingKey.of_call(method).message == MissingKey().message

@@ -511,6 +511,8 @@ def test_an_order_is_words_apart_by_ascii_spaces(store: Any, order: str, said: s
     [violation] = caught.value.violations
     assert violation.field == "order_by" and said in violation.description, violation
     assert tables.parse_order(" views  asc ", tables.PRODUCT_ORDERS, "") == ("views", False)
+    assert tables.parse_order("views\tdesc\n", tables.PRODUCT_ORDERS, "") == ("views", True)
+    assert tables.parse_order("\t", tables.PRODUCT_ORDERS, "units") == ("units", False)
 
 
 @pytest.mark.parametrize("window", ["0.000000001s", "0s", "-1s"])

@@ -166,6 +166,7 @@ const pause = (ms, signal) => new Promise((resolve) => {
  *  it first if it is there; null when it sends another first, or nothing within
  *  `waitMs` (no later item is stored). */
 export async function findById(path, id, {signal, waitMs = 3000} = {}) {
+  if (BigInt(id) < 1n) return null;  // (row ids start at 1: a watch after -1 is refused)
   const stop = new AbortController();
   const both = AbortSignal.any([signal, stop.signal]);
   const timer = setTimeout(() => stop.abort(), waitMs);
