@@ -19,7 +19,7 @@ from grpc_status import rpc_status
 
 from server.console import queries, sources
 from server.console.feed import SEND_SECONDS, SLOW_CLIENT, Batch, Item, Watches, close_stream
-from server.console.watch import admitted
+from server.console.watch import Caller, admitted
 from server.errors import FieldViolation, FootfallError, InvalidArgument, gather, raise_if_any
 from server.loop import long_read, off_loop
 from server.names import parse_catalog, parse_tenant
@@ -28,6 +28,10 @@ from server.policy.envelope import Envelope
 from server.rpc import TRANSPORT, status_of
 from server.store import Store, answered_stored, committed_a_while
 from server.store.console import ResetCounts
+
+# What a watch that sends one message a row is asked with.
+WatchRequest = (console_pb2.WatchUserEventsRequest | console_pb2.WatchClientEventsRequest
+                | console_pb2.WatchRejectionsRequest)
 
 log = logging.getLogger(__name__)
 SERVICE = console_pb2.DESCRIPTOR.services_by_name["ConsoleService"].full_name
@@ -173,11 +177,13 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         """The items (see feed.Item; Batches for WatchUserEventBatches) of the
         watch `name`, once the policy lets the call through and the stream opens;
         raises the refusal. What the gateway calls for HTTP."""
-        opener: Callable[[Any, Any], Awaitable[AsyncIterator[Any]]] = {
+        # (each opener takes its own request class: `request` is the one `name` takes)
+        openers: dict[str, Callable[..., Awaitable[AsyncIterator[Any]]]] = {
             "WatchUserEvents": self._user_events,
             "WatchUserEventBatches": self._user_event_batches,
             "WatchClientEvents": self._client_events,
-            "WatchRejections": self._rejections}[name]
+            "WatchRejections": self._rejections}
+        opener = openers[name]
         return await admitted(self._policy, f"/{SERVICE}/{name}", transport, request, context,
                               lambda caller: opener(request, caller))
 
@@ -231,14 +237,16 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         finally:
             await close_stream(messages)  # (a second close, once let go, does nothing)
 
-    async def _user_events(self, request: Any, context: Any) -> AsyncIterator[Item]:
+    async def _user_events(self, request: console_pb2.WatchUserEventsRequest,
+                           context: Caller) -> AsyncIterator[Item]:
         catalog = parse_catalog(request.parent)
         events = queries.parse_filter(request.filter, str(catalog))
         return await self._items(request, context, "user_events",
                                  sources.UserEvents(self._store, events, request.filter),
                                  catalog.project)
 
-    async def _user_event_batches(self, request: Any, context: Any) -> AsyncIterator[Batch]:
+    async def _user_event_batches(self, request: console_pb2.WatchUserEventsRequest,
+                                  context: Caller) -> AsyncIterator[Batch]:
         catalog = parse_catalog(request.parent)
         events = queries.parse_filter(request.filter, str(catalog))
         source = sources.UserEvents(self._store, events, request.filter)
@@ -246,18 +254,20 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         return self._watches.batches(source.key, source, start, context, "userEvents",
                                      catalog.project)
 
-    async def _client_events(self, request: Any, context: Any) -> AsyncIterator[Item]:
+    async def _client_events(self, request: console_pb2.WatchClientEventsRequest,
+                             context: Caller) -> AsyncIterator[Item]:
         tenant = parse_tenant(request.parent)
         return await self._items(request, context, "client_events",
                                  sources.ClientEvents(self._store, str(tenant)), tenant.project)
 
-    async def _rejections(self, request: Any, context: Any) -> AsyncIterator[Item]:
+    async def _rejections(self, request: console_pb2.WatchRejectionsRequest,
+                          context: Caller) -> AsyncIterator[Item]:
         scope = queries.parse_rejection_scope(request.parent)
         return await self._items(request, context, "rejections",
                                  sources.Rejections(self._store, scope),
                                  scope.project or queries.ALL_PROJECTS)
 
-    async def _items(self, request: Any, context: Any, table: str,
+    async def _items(self, request: WatchRequest, context: Caller, table: str,
                      source: sources.UserEvents | sources.ClientEvents | sources.Rejections,
                      project: str) -> AsyncIterator[Item]:
         """The items of `source` from the request's position (else from the last
@@ -266,7 +276,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         start = await self._start(request, table, project)
         return self._watches.items(source.key, source, start, context, project)
 
-    async def _start(self, request: Any, table: str, project: str) -> int:
+    async def _start(self, request: WatchRequest, table: str, project: str) -> int:
         """Where a watch starts: the request's position, else the last row of
         `table` now. RESOURCE_EXHAUSTED past --max-watches, or those of `project`
         (before any read); INVALID_ARGUMENT for a negative position (it read as 0: every

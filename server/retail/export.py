@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 from footfall.retail.v2 import user_event_pb2
+from footfall.retail.v2alpha import export_config_pb2 as v2alpha_export
 from footfall.retail.v2beta import export_config_pb2
 from google.longrunning import operations_pb2
 from google.protobuf import json_format, timestamp_pb2
@@ -40,9 +41,13 @@ LINES_PER_FILE = 100_000
 # records.relabel names them in the version of the call.
 EventsRequest = export_config_pb2.ExportUserEventsRequest
 ProductsRequest = export_config_pb2.ExportProductsRequest
+# What a servicer is given: either version's request.
+AnyEventsRequest = EventsRequest | v2alpha_export.ExportUserEventsRequest
+AnyProductsRequest = ProductsRequest | v2alpha_export.ExportProductsRequest
 
 
-def _output_violations(request: Any, gcs_root: Path) -> list[FieldViolation]:
+def _output_violations(request: AnyEventsRequest | AnyProductsRequest,
+                       gcs_root: Path) -> list[FieldViolation]:
     """What is wrong with the request's output_config (nothing is created yet)."""
     config = request.output_config
     if config.HasField("bigquery_destination"):
@@ -57,7 +62,7 @@ def _output_violations(request: Any, gcs_root: Path) -> list[FieldViolation]:
     return out
 
 
-def check_events_request(request: Any, gcs_root: Path
+def check_events_request(request: AnyEventsRequest, gcs_root: Path
                          ) -> tuple[str, export_filter.EventSelection]:
     """The catalog and the events to write; INVALID_ARGUMENT naming each bad field
     (parent, output_config, filter)."""
@@ -71,7 +76,7 @@ def check_events_request(request: Any, gcs_root: Path
     return str(catalog), selection
 
 
-def check_products_request(request: Any, gcs_root: Path
+def check_products_request(request: AnyProductsRequest, gcs_root: Path
                            ) -> tuple[str, export_filter.ProductSelection]:
     """The branch (as the store names it) and the products to write;
     INVALID_ARGUMENT naming each bad field (parent, output_config, filter)."""
@@ -137,8 +142,9 @@ class ExportJob:
             self._run(ctx, products_request, "", _product_batches(ctx, branch, products_wanted),
                       export_config_pb2.ExportProductsResponse, "the export of products")
 
-    def _run(self, ctx: JobContext, request: Any, first: int | str, next_batch: NextBatch,
-             response_class: Any, what: str) -> None:
+    def _run(self, ctx: JobContext, request: EventsRequest | ProductsRequest, first: int | str,
+             next_batch: NextBatch, response_class: type[export_config_pb2.ExportUserEventsResponse]
+             | type[export_config_pb2.ExportProductsResponse], what: str) -> None:
         prefix = request.output_config.gcs_destination.output_uri_prefix.rstrip("/")
         folder = gcs.make_output_folder(self.root, prefix, OUTPUT_FIELD)
         stem = ctx.record.name.rpartition("/")[2]

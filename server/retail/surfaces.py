@@ -137,16 +137,16 @@ class Exports:
         self._runner = runner
         self._root = gcs_root
 
-    async def ExportUserEvents(self, request: Any, context: grpc.aio.ServicerContext
-                               ) -> operations_pb2.Operation:
+    async def ExportUserEvents(self, request: export.AnyEventsRequest,
+                               context: grpc.aio.ServicerContext) -> operations_pb2.Operation:
         """Start an export of the catalog's events; INVALID_ARGUMENT naming each bad
         field (parent, output_config, filter)."""
         catalog, _ = await off_loop(export.check_events_request, request, self._root)
         return await off_loop(self._runner.submit, catalog, export.EVENTS_KIND, request,
                               export.new_operation)
 
-    async def ExportProducts(self, request: Any, context: grpc.aio.ServicerContext
-                             ) -> operations_pb2.Operation:
+    async def ExportProducts(self, request: export.AnyProductsRequest,
+                             context: grpc.aio.ServicerContext) -> operations_pb2.Operation:
         """Start an export of the branch's products; INVALID_ARGUMENT naming each bad
         field (parent, output_config, filter)."""
         branch, _ = await off_loop(export.check_products_request, request, self._root)
