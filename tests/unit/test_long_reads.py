@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 from footfall.console.v1 import console_pb2
 from footfall.insights.v1 import insights_pb2
+from footfall.retail.v2 import product_service_pb2
 
 from server.console.service import ConsoleService
 from server.insights.service import InsightsService
 from server.loop import LONG_READS_PER_SHARE, LoopThread, long_read, off_loop
+from server.retail.product_service import ProductService
 from server.store import Store, open_store
 
 CATALOG = "projects/p/locations/global/catalogs/c"
@@ -93,6 +95,17 @@ def test_events_listed_by_a_decoded_term_leave_the_pool_to_other_reads(store: St
     service = ConsoleService(held, None, None)  # type: ignore[arg-type]
     request = console_pb2.ListUserEventsRequest(parent=CATALOG, filter='sessionId = "s1"')
     quick_read_beside(store, held, lambda: service.ListUserEvents(request, None))
+
+
+def test_filtered_products_leave_the_pool_to_other_reads(store: Store) -> None:
+    """A filtered page (type = "COLLECTION" in a branch of primaries) reads the whole
+    branch: 16 of one reader key's at once, over 200k products, held the pool, and
+    another project's reads waited 5 to 10 s."""
+    held = HeldStore(store)
+    service = ProductService(held, None, None, None)  # type: ignore[arg-type]
+    request = product_service_pb2.ListProductsRequest(parent=f"{CATALOG}/branches/0",
+                                                      filter='type = "COLLECTION"')
+    quick_read_beside(store, held, lambda: service.ListProducts(request, None))
 
 
 class Held:
