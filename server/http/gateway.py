@@ -57,7 +57,7 @@ from server.http.routes import Route, Router, derive_routes
 from server.loop import in_decoder, off_loop
 from server.operations import records
 from server.policy import Policy
-from server.policy.auth import READER_METHODS, MissingKey, NotYourProject
+from server.policy.auth import READER_METHODS, MissingKey, NotYourProject, project_of
 from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
 from server.retail.collect import Requester, pixel_body
 
@@ -322,6 +322,7 @@ class HttpGateway:
         self._bodies = Bodies(settings.max_request_bytes)  # being read or served
         self._scrapes = Scrapes(self._policy.metrics.render)
         self._streams = 0  # open server-sent-event streams (see STREAM_SHARE)
+        self._project_streams: dict[str, int] = {}  # of those, each project's
         # The servicer's CollectUserEvent for pixels answered once queued, or None
         # (--durable-pixels, or no retail v2 servicer): see pixel.inline.
         events: Any = servicers.get(pixel.INLINE_RPC.rpartition(".")[0])
@@ -568,14 +569,30 @@ class HttpGateway:
         opens it (`open_stream`) before the answer starts, so a refusal is an
         ordinary JSON error."""
         most = max(1, int(self._settings.http_max_connections * STREAM_SHARE))
+        project = project_of(path_values.get("parent", "")) or ""
+        # One project's share of them, as of --max-watches: one project's reader key
+        # opened every HTTP stream there was (500 of 500, its watches' share being 500
+        # too), and every other project's console live feed was refused.
+        settings = self._settings
+        share = settings.max_watches_per_project / settings.max_watches \
+            if settings.max_watches_per_project >= 0 else 0.5
+        mine = max(1, int(most * min(1.0, share)))
+        full = None
         if self._streams >= most:
             full = ResourceExhausted(
                 f"{most} HTTP streams are open, as many as may be (half of "
                 f"--http-max-connections, so that writes always find room); watch "
                 f"over gRPC, which has room for --max-watches", retry_after=1.0)
+        elif self._project_streams.get(project, 0) >= mine:
+            full = ResourceExhausted(
+                f"project {project[:100]!r} has {mine} HTTP streams open, its share of "
+                f"the {most} there may be (as --max-watches-per-project is of "
+                f"--max-watches); close one, or watch over gRPC", retry_after=1.0)
+        if full is not None:
             return self._refused(request, route, output,
                                  self._envelope.refuse(route.grpc_method, full, started))
         self._streams += 1  # taken before the stream opens: opens at once count too
+        self._project_streams[project] = self._project_streams.get(project, 0) + 1
         try:
             try:
                 message = transcode.build_request(route, path_values, request.query.items(),
@@ -591,6 +608,9 @@ class HttpGateway:
                                      functools.partial(self._cors, request, route))
         finally:
             self._streams -= 1
+            left = self._project_streams.pop(project) - 1
+            if left:
+                self._project_streams[project] = left
 
     async def _within(self, work: Awaitable[Any], seconds: float | None,
                       go_on: bool = True) -> Any:

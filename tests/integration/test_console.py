@@ -676,8 +676,8 @@ def test_watches_over_http_leave_room_for_writes(settings: Settings, clock: Any)
     opened = [http.client.HTTPConnection("127.0.0.1", few.http_port, timeout=10)
               for _ in range(2)]
     try:
-        for conn in opened:  # half of the 4 connections
-            conn.request("GET", watch)
+        for n, conn in enumerate(opened):  # half of the 4 connections, of two projects
+            conn.request("GET", watch.replace("projects/p/", f"projects/p{n}/"))
             assert conn.getresponse().status == 200
         refused = http_client.call(few.http_port, "GET", watch)
         assert refused.status == 429 and b"--http-max-connections" in refused.body
@@ -701,16 +701,40 @@ def test_watches_opened_at_once_over_http_keep_to_their_share(settings: Settings
     try:
         barrier = threading.Barrier(len(conns))
 
-        def open_one(conn: http.client.HTTPConnection) -> int:
+        def open_one(n: int) -> int:
             barrier.wait()
-            conn.request("GET", watch)
-            return conn.getresponse().status
+            conns[n].request("GET", watch.replace("projects/p/", f"projects/p{n}/"))
+            return conns[n].getresponse().status
 
         with concurrent.futures.ThreadPoolExecutor(len(conns)) as pool:
-            statuses = sorted(pool.map(open_one, conns))
+            statuses = sorted(pool.map(open_one, range(len(conns))))
         assert statuses == [200] * 4 + [429] * 4
     finally:
         for conn in conns:
+            conn.close()
+        few.stop()
+
+
+def test_one_project_cannot_take_every_http_stream(settings: Settings, clock: Any) -> None:
+    # Its share of the HTTP streams is as --max-watches-per-project is of --max-watches
+    # (half): one project's reader key held all 500 of 500, and the console live feeds of
+    # every other project were refused.
+    few = start(dataclasses.replace(settings, http_max_connections=8), clock)
+    watch = f"/console/v1/{PARENT}/userEvents:watch"
+    opened = [http.client.HTTPConnection("127.0.0.1", few.http_port, timeout=10)
+              for _ in range(2)]
+    try:
+        for conn in opened:  # half of the 4 streams there may be
+            conn.request("GET", watch)
+            assert conn.getresponse().status == 200
+        refused = http_client.call(few.http_port, "GET", watch)
+        assert refused.status == 429 and b"--max-watches-per-project" in refused.body
+        other = http.client.HTTPConnection("127.0.0.1", few.http_port, timeout=10)
+        opened.append(other)
+        other.request("GET", watch.replace("projects/p/", "projects/another/"))
+        assert other.getresponse().status == 200
+    finally:
+        for conn in opened:
             conn.close()
         few.stop()
 
