@@ -16,6 +16,7 @@ import binascii
 import re
 import threading
 import time
+import zlib
 
 import grpc
 import grpc.aio
@@ -58,26 +59,38 @@ def _answer(payload: bytes) -> operations_pb2.Operation:
     return relabel(operations_pb2.Operation.FromString(payload))
 
 
-def _page_token(record: OperationRecord) -> str:
-    raw = f"{record.create_time_us}:{record.name}".encode()
+def _question(parent: str, done: bool | None) -> str:
+    """What a page token carries of the list it goes on with (its parent and filter):
+    a token of one catalog or filter went on at its position in another (AIP-158 asks
+    for INVALID_ARGUMENT, as the console's lists answer)."""
+    return str(zlib.crc32(repr((parent, done)).encode()))
+
+
+def _page_token(record: OperationRecord, question: str) -> str:
+    raw = f"{record.create_time_us}:{question}:{record.name}".encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 
 _CREATED = re.compile(r"-?[0-9]{1,19}")
 
 
-def _parse_page_token(token: str) -> tuple[int, str] | None:
+def _parse_page_token(token: str, question: str) -> tuple[int, str] | None:
     if not token:
         return None
     try:
-        created, _, name = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        created, _, rest = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
         # (a time of ASCII digits within int64: a forged one past it was an INTERNAL error
         # on SQLite, "Python int too large to convert to SQLite INTEGER")
         if not _CREATED.fullmatch(created) or not -(2**63) <= int(created) < 2**63:
             raise ValueError(created)
-        return int(created), name
+        asked, _, name = rest.partition(":")
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidArgument.field("page_token", "is not a token this server issued") from None
+    if asked != question:
+        raise InvalidArgument.field("page_token", "is a page token of another list: a token "
+                                                  "goes on with the name and filter it came "
+                                                  "with")
+    return int(created), name
 
 
 class OperationsService(operations_pb2_grpc.OperationsServicer):
@@ -124,13 +137,14 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
             raise InvalidArgument(violations)
         done = parse_done_filter(request.filter)
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        after = _parse_page_token(request.page_token)
         parent = resolve_default_branch(request.name).rstrip("/") + "/"
+        question = _question(parent, done)
+        after = _parse_page_token(request.page_token, question)
         records = await off_loop(self._store.list_operations, parent, done, size + 1, after)
         reply = operations_pb2.ListOperationsResponse(
             operations=[_answer(r.operation) for r in records[:size]])
         if len(records) > size:
-            reply.next_page_token = _page_token(records[size - 1])
+            reply.next_page_token = _page_token(records[size - 1], question)
         return reply
 
     async def DeleteOperation(self, request: operations_pb2.DeleteOperationRequest,

@@ -256,6 +256,15 @@ def test_list_delete_and_get(stubs, clock: FixedClock) -> None:
     rest = ops.ListOperations(operations_pb2.ListOperationsRequest(
         name=PARENT, page_size=2, page_token=page.next_page_token))
     assert [o.name for o in rest.operations] == names[2:] and not rest.next_page_token
+    # A token goes on only with the name and filter it came with (AIP-158): it went on
+    # at its position in another catalog's list, or another filter's.
+    for other in (operations_pb2.ListOperationsRequest(name=f"{PARENT}x"),
+                  operations_pb2.ListOperationsRequest(name=PARENT, filter="done=true")):
+        other.page_token = page.next_page_token
+        with pytest.raises(grpc.RpcError) as caught:
+            ops.ListOperations(other)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "page_token: is a page token of another list" in caught.value.details()
     assert len(ops.ListOperations(operations_pb2.ListOperationsRequest(
         name="projects/p", filter="done=true")).operations) == 3
     assert not ops.ListOperations(operations_pb2.ListOperationsRequest(
