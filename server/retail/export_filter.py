@@ -53,6 +53,7 @@ _REFUSED_PRODUCT_FIELDS = {
     "tag": "tag expressions are not supported by Footfall",
 }
 
+_KEYWORDS = ("OR", "AND")  # bare, never a value
 _NO_NOT = "NOT is not supported by Footfall; list the values wanted (a OR b)"
 _TOKEN = re.compile(r"""
     (?P<space>\s+)
@@ -143,7 +144,9 @@ class _Terms(Cursor):
         if token is not None and token.text == "NOT":
             raise Fail(token.at, _NO_NOT)
         value = self.next(f"a value for {name}")
-        if value.kind not in ("string", "word"):
+        if value.kind not in ("string", "word") or value.text in _KEYWORDS:
+            # (a bare OR or AND is no value: `eventType = (search OR OR)`, a slip,
+            # exported the events of a type named OR; quoted, "OR" is one)
             raise Fail(value.at, f"expected a value for {name}, got {value.text!r}")
         return check(value, unquote(value) if value.kind == "string" else value.text)
 

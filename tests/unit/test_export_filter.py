@@ -64,6 +64,9 @@ def test_googles_own_or_examples_are_read() -> None:
     ("eventType = (a b)", "at character 16: expected OR or ')', got 'b'"),
     ("eventType = (a OR", "expected a value for eventType, but the filter ends"),
     ("eventType = ()", "at character 14: expected a value for eventType, got ')'"),
+    ("eventType = (search OR OR)", "at character 24: expected a value for eventType, got 'OR'"),
+    ("eventType = (OR)", "at character 14: expected a value for eventType, got 'OR'"),
+    ("eventType = AND", "at character 13: expected a value for eventType, got 'AND'"),
     ("eventType = (a) eventType = b", "at character 17: eventType is given twice"),
     ('visitorId = "v"', "at character 1: unknown term 'visitorId'"),
     ('eventType = "search\0"', "at character 13: a value must not hold a NUL character"),
@@ -114,6 +117,7 @@ def test_product_filters() -> None:
     ("availability = SOLD_OUT", "availability must be one of IN_STOCK"),
     ("(productType = primary OR NOT productType = variant)", "NOT is not supported"),
     ("brand = x", "unknown term 'brand'; filter on productType, availability"),
+    ("availability = (IN_STOCK OR OR)", "expected a value for availability, got 'OR'"),
 ])
 def test_bad_product_filters_name_the_field(text: str, why: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
