@@ -145,18 +145,21 @@ def _counted(number: int, one: str, many: str = "") -> str:
     return f"{number} {one if number == 1 else many or one + 's'}"
 
 
-def _step_text(step: Any) -> str:
-    """A funnel step as --step takes it: its type, then its conditions."""
+def _step_text(step: Any, parent: str) -> str:
+    """A funnel step as --step takes it: its type, then its conditions (a job of the
+    funnel's tenant by its id, as it was given and as `talent-events list` shows it)."""
     conditions = json_format.MessageToDict(step)
     conditions.pop("eventType", None)
+    if conditions.get("job", "").startswith(f"{parent}/jobs/"):
+        conditions["job"] = conditions["job"].removeprefix(f"{parent}/jobs/")
     return ",".join([step.event_type, *(f"{field}={str(value).lower() if value is True else value}"
                                          for field, value in conditions.items())])
 
 
-def _text(answer: Any, command: str) -> Iterator[str]:
+def _text(answer: Any, command: str, parent: str) -> Iterator[str]:
     if command == "funnel":
         groups = [insights_pb2.FunnelGroup(key="all", steps=answer.steps), *answer.groups]
-        width = max([24, *(len(_step_text(r.step)) for r in answer.steps)])
+        width = max([24, *(len(_step_text(r.step, parent)) for r in answer.steps)])
         yield (f"  {'step':<{width}} {'entrants':>10} {'from prev':>11} {'from first':>11}"
                f"  median time from prev")
         for group in groups:
@@ -164,7 +167,7 @@ def _text(answer: Any, command: str) -> Iterator[str]:
             for r in group.steps:
                 median = (f"  {r.median_time_from_previous.ToJsonString()}"
                           if r.HasField("median_time_from_previous") else "")
-                yield (f"  {_step_text(r.step):<{width}} {r.entrants:>10} "
+                yield (f"  {_step_text(r.step, parent):<{width}} {r.entrants:>10} "
                        f"{r.conversion_from_previous:>11.1%} {r.conversion_from_first:>11.1%}"
                        f"{median}")
         yield f"{_counted(answer.events_read, 'event')} read"
@@ -215,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
             if command in ("funnel", "totals"):
                 answer = call(request)
                 lines = ([json.dumps(json_format.MessageToDict(answer))] if args.json
-                         else list(_text(answer, command)))
+                         else list(_text(answer, command, args.parent)))
                 empty = (answer.events_read == 0 if command == "funnel"
                          else not answer.buckets)
             else:

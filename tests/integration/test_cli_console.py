@@ -376,6 +376,21 @@ def test_a_funnel_as_text_names_its_columns_and_each_step_with_its_conditions(
     ]
 
 
+def test_a_funnel_step_of_a_job_is_named_by_its_id_as_it_was_given(
+        shop: Running, tmp_path: Path) -> None:
+    # `--step APPLICATION_START,job=j2` came back as `job=projects/p/tenants/t/jobs/j2`:
+    # not as --step took it nor as `talent-events list` shows the job, and twice as wide.
+    out = read(shop, "insights", "funnel", "--parent", TENANT, "--step", "VIEW",
+               "--step", "APPLICATION_START,job=j2", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert [line.split()[0] for line in out.stdout.splitlines()[2:4]] == [
+        "VIEW", "APPLICATION_START,job=j2"], out.stdout
+    # a full name given is the same job, shown the same way
+    full = read(shop, "insights", "funnel", "--parent", TENANT, "--step", "VIEW",
+                "--step", f"APPLICATION_START,job={TENANT}/jobs/j2", cwd=tmp_path)
+    assert full.stdout == out.stdout
+
+
 def test_totals_as_text_say_what_they_count(shop: Running, tmp_path: Path) -> None:
     # "EUR 25.50 (1)" left the number unnamed; "1 searches".
     out = read(shop, "insights", "totals", "--parent", CATALOG, "--top-queries", "5",
