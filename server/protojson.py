@@ -385,13 +385,19 @@ def _check_value(value: Any, field: FieldDescriptor, path: str, depth: int) -> N
     elif message.full_name in _WRAPPERS:
         why = _scalar_problem(value, message.fields_by_name["value"])
     elif message.full_name == "google.protobuf.Timestamp":
-        why = None if type(value) is not str or _TIMESTAMP_TEXT.fullmatch(value) else (
-            "not an RFC 3339 timestamp such as 2024-01-01T00:00:00Z (two ASCII digits a "
-            f"field, upper-case T and Z, offset +hh:mm), got {value[:_SHOWN]!r}")
+        # (json_format's words for a number, seconds since 1970 as a client may send
+        # them, were "Timestamp JSON value not a string: 1733300000")
+        why = (f'must be a JSON string holding an RFC 3339 timestamp such as '
+               f'"2024-01-01T00:00:00Z", got {json_kind(value)}') if type(value) is not str \
+            else None if _TIMESTAMP_TEXT.fullmatch(value) else (
+                "not an RFC 3339 timestamp such as 2024-01-01T00:00:00Z (two ASCII digits a "
+                f"field, upper-case T and Z, offset +hh:mm), got {value[:_SHOWN]!r}")
     elif message.full_name == "google.protobuf.Duration":
-        why = None if type(value) is not str or _DURATION_TEXT.fullmatch(value) else (
-            "not a duration such as 1.5s (seconds in ASCII digits, at most 9 after the "
-            f"point, then s), got {value[:_SHOWN]!r}")
+        why = (f'must be a JSON string holding a duration such as "1.5s", got '
+               f'{json_kind(value)}') if type(value) is not str \
+            else None if _DURATION_TEXT.fullmatch(value) else (
+                "not a duration such as 1.5s (seconds in ASCII digits, at most 9 after the "
+                f"point, then s), got {value[:_SHOWN]!r}")
     elif message.full_name.startswith("google.protobuf."):
         why = None  # Struct, Value, FieldMask, Any...: no number read from a string
     elif type(value) is list:  # (json_format's words were "unhashable type: 'dict'")

@@ -421,6 +421,25 @@ def test_a_timestamp_or_duration_is_read_in_ascii_digits_only(document: dict[str
         assert ("RFC 3339" if path.endswith("time") else "not a duration such as 1.5s") in said
 
 
+@pytest.mark.parametrize(("document", "path", "example"), [
+    ({"eventTime": 1733300000}, "event_time", '"2024-01-01T00:00:00Z", got a number, 1733300000'),
+    ({"eventTime": {"seconds": 1}}, "event_time", '"2024-01-01T00:00:00Z", got an object'),
+    ({"productDetails": [{"product": {"ttl": 90}}]}, "product_details[0].product.ttl",
+     '"1.5s", got a number, 90'),
+])
+def test_a_time_that_is_no_json_string_is_told_the_form_it_takes(
+        document: dict[str, Any], path: str, example: str) -> None:
+    # Seconds since 1970 as a number, the likeliest slip, were told "Timestamp JSON
+    # value not a string: 1733300000": no word of the form to write instead.
+    for parse in (parse_dict, lenient_json.parse_dict):
+        with pytest.raises(json_format.ParseError) as caught:
+            parse(document, user_event_pb2.UserEvent)
+        named, said = protojson.parse_error(caught.value, user_event_pb2.UserEvent.DESCRIPTOR,
+                                            document)
+        assert (named, said.startswith("must be a JSON string holding"), example in said) \
+            == (path, True, True), said
+
+
 @pytest.mark.parametrize("document", [
     {"eventTime": "2024-05-20T10:00:00Z"},
     {"eventTime": "2024-05-20T10:00:00.5Z"},
