@@ -156,12 +156,13 @@ def finished(port: int, path: str, body: dict[str, Any]) -> dict[str, Any]:
     return operation
 
 
-async def read_the_cards(devtools_url: str, port: int, folder: Path) -> dict[str, str]:
+async def read_the_cards(devtools_url: str, port: int, folder: Path,
+                         count: int = 3) -> dict[str, str]:
     async with DevTools.connect(devtools_url) as devtools:
         session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#operations")
         await until(lambda: devtools.evaluate(
             session, "document.querySelectorAll('article.operation[data-state=done]').length"
-                     " === 3"), "the three operations")
+                     f" === {count}"), f"the {count} operations")
         cards = await devtools.evaluate(
             session, "Object.fromEntries([...document.querySelectorAll('article.operation')]"
                      ".map(a => [a.dataset.name.split('/').pop(), a.innerText]))")
@@ -187,6 +188,33 @@ def test_operation_cards_say_zero_counts_and_what_an_import_newly_stored(
     assert "valid: 3, failed: 0, newly stored: 3 (not joined: 0)" in card["first"], card
     assert "valid: 3, failed: 0, newly stored: 0 (not joined: 0)" in card["again"], card
     assert "purged events: 0" in card["purge"], card
+
+
+def test_a_product_purge_card_says_what_it_deleted_and_what_it_matched(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    # A purge of products said "valid: 1, purge: 1" (an import's words, and a field's
+    # name), and nothing at all when it matched none.
+    port = running.http_port
+    branch = f"{CATALOG}/branches/0"
+    status, answer = rest(port, "POST", f"/v2/{branch}/products?productId=old-1", {
+        "title": "Old tent", "categories": ["Tents"], "availability": "OUT_OF_STOCK"})
+    assert status == 200, answer
+    # (one that stays: a catalog that holds nothing is offered by no chooser)
+    status, answer = rest(port, "POST", f"/v2/{branch}/products?productId=tent-2p", {
+        "title": "Two-person tent", "categories": ["Tents"]})
+    assert status == 200, answer
+    stale = {"filter": 'availability = "OUT_OF_STOCK"'}
+    counted = finished(port, f"/v2/{branch}/products:purge", {**stale, "force": False})
+    deleted = finished(port, f"/v2/{branch}/products:purge", {**stale, "force": True})
+    none = finished(port, f"/v2/{branch}/products:purge", {**stale, "force": True})
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        cards = asyncio.run(asyncio.wait_for(read_the_cards(devtools_url, port, shots, 3),
+                                             DEADLINE * 2))
+    card = {name: cards[op["name"].split("/").pop()]
+            for name, op in (("counted", counted), ("deleted", deleted), ("none", none))}
+    assert "done deleted: 0, failed: 0, matched: 1\n" in card["counted"], card
+    assert "done deleted: 1, failed: 0, matched: 1\n" in card["deleted"], card
+    assert "done deleted: 0, failed: 0, matched: 0\n" in card["none"], card
 
 
 async def read_numbers_and_a_bad_filter(devtools_url: str, port: int,

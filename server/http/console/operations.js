@@ -23,8 +23,23 @@ function state(op) {
 // that deleted nothing said no count at all.
 const KNOWN = {
   ImportMetadata: ["successCount", "failureCount"],
+  PurgeProductsMetadata: ["successCount", "failureCount"],
+  PurgeProductsResponse: ["purgeCount"],
   PurgeUserEventsResponse: ["purgedEventsCount"],
   RejoinUserEventsResponse: ["rejoinedUserEventsCount"],
+};
+
+// A count's words where its name says too little, by the type that holds it: an
+// import's success_count counts lines stored before too ("stored" said 281 of a
+// re-import that stored none); a product purge's success_count is what it deleted
+// (the import's "valid: 1" was said of it), its purge_count what its filter matched,
+// deleted or, without force, only counted (it said "purge: 1").
+const WORDS = {
+  "ImportMetadata.success": "valid",
+  "ImportMetadata.failure": "failed",
+  "PurgeProductsMetadata.success": "deleted",
+  "PurgeProductsMetadata.failure": "failed",
+  "PurgeProductsResponse.purge": "matched",
 };
 
 /** The integer counts of the metadata and response ({successCount: "12"} ...), in
@@ -41,9 +56,7 @@ function counts(op) {
     for (const [name, value] of Object.entries(given)) {
       if (!name.endsWith("Count")) continue;
       const words = name.replace(/Count$/, "").replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`);
-      // (success_count counts lines stored before too: "stored" said 281 of a
-      // re-import that stored none)
-      const said = {success: "valid", failure: "failed"}[words] || words;
+      const said = WORDS[`${type}.${words}`] || words;
       found.set(words, `${said}: ${count(value)}`);
     }
   }
