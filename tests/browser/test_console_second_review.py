@@ -156,8 +156,8 @@ def finished(port: int, path: str, body: dict[str, Any]) -> dict[str, Any]:
     return operation
 
 
-async def read_the_cards(devtools_url: str, port: int, folder: Path,
-                         count: int = 3) -> dict[str, str]:
+async def read_the_cards(devtools_url: str, port: int, folder: Path, count: int = 3,
+                         shot: str = "operations-counts") -> dict[str, str]:
     async with DevTools.connect(devtools_url) as devtools:
         session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#operations")
         await until(lambda: devtools.evaluate(
@@ -166,7 +166,7 @@ async def read_the_cards(devtools_url: str, port: int, folder: Path,
         cards = await devtools.evaluate(
             session, "Object.fromEntries([...document.querySelectorAll('article.operation')]"
                      ".map(a => [a.dataset.name.split('/').pop(), a.innerText]))")
-        await photograph(devtools, session, folder, "operations-counts")
+        await photograph(devtools, session, folder, shot)
         return dict(cards)
 
 
@@ -208,7 +208,8 @@ def test_a_product_purge_card_says_what_it_deleted_and_what_it_matched(
     deleted = finished(port, f"/v2/{branch}/products:purge", {**stale, "force": True})
     none = finished(port, f"/v2/{branch}/products:purge", {**stale, "force": True})
     with chromium(browser_executable, tmp_path / "profile") as devtools_url:
-        cards = asyncio.run(asyncio.wait_for(read_the_cards(devtools_url, port, shots, 3),
+        cards = asyncio.run(asyncio.wait_for(read_the_cards(devtools_url, port, shots, 3,
+                                                            "operations-product-purges"),
                                              DEADLINE * 2))
     card = {name: cards[op["name"].split("/").pop()]
             for name, op in (("counted", counted), ("deleted", deleted), ("none", none))}
