@@ -33,13 +33,17 @@ const KNOWN = {
 // import's success_count counts lines stored before too ("stored" said 281 of a
 // re-import that stored none); a product purge's success_count is what it deleted
 // (the import's "valid: 1" was said of it), its purge_count what its filter matched,
-// deleted or, without force, only counted (it said "purge: 1").
+// deleted or, without force, only counted (it said "purge: 1"). A purge of events
+// without force deletes nothing and answers how many it would have: Google's v2beta
+// metadata of a purge is empty, so the card cannot tell the two apart, and says both
+// ("purged events: 2" was read as two events gone, both still stored).
 const WORDS = {
   "ImportMetadata.success": "valid",
   "ImportMetadata.failure": "failed",
   "PurgeProductsMetadata.success": "deleted",
   "PurgeProductsMetadata.failure": "failed",
   "PurgeProductsResponse.purge": "matched",
+  "PurgeUserEventsResponse.purged events": "purged (or, without force, matched) events",
 };
 
 /** The integer counts of the metadata and response ({successCount: "12"} ...), in
