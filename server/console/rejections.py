@@ -80,6 +80,11 @@ GATHERED_LIMIT = 10_000  # refusals waiting for the writer, at most
 # `gs://b/f.json line 4: ` before an import failure's violations
 _LINE = re.compile(r"^\S+ line \d+: ")
 _VIOLATION = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$", re.S)
+# A "key" member of a body that could not be read, as its text: no request field is
+# named key, so only an API key can stand there (a pixel's POST given the key of its
+# ?key= in its body as well), and a refusal never keeps a key.
+_KEY_MEMBER = re.compile(rb'("key"\s*:\s*)"(?:[^"\\]|\\.)*"')
+KEY_NOT_KEPT = b'"(not kept: an API key)"'
 
 
 def _violations(error: FootfallError) -> list[error_details_pb2.BadRequest.FieldViolation]:
@@ -106,10 +111,11 @@ class UnreadBody:
         (a body that is not JSON, or too long to read here, as text); whether cut."""
         head, cut = _request_json(self.bare)
         document = orjson.loads(head) if head and not cut else {}
-        value: Any = self.body[:REQUEST_JSON_CHARS].decode("utf-8", "replace")
-        if len(self.body) <= REQUEST_JSON_CHARS:
+        body = _KEY_MEMBER.sub(rb"\1" + KEY_NOT_KEPT, self.body)
+        value: Any = body[:REQUEST_JSON_CHARS].decode("utf-8", "replace")
+        if len(body) <= REQUEST_JSON_CHARS:
             try:
-                value = orjson.loads(self.body)
+                value = orjson.loads(body)
             except orjson.JSONDecodeError:
                 pass  # not JSON: kept as the text it is
         if self.field:
@@ -121,7 +127,7 @@ class UnreadBody:
         try:
             text = orjson.dumps(document).decode()
         except orjson.JSONEncodeError:  # (nested deeper than orjson writes)
-            text = orjson.dumps({**document, self.field or "body": self.body[
+            text = orjson.dumps({**document, self.field or "body": body[
                 :REQUEST_JSON_CHARS].decode("utf-8", "replace")}).decode()
         return text[:REQUEST_JSON_CHARS], cut or len(text) > REQUEST_JSON_CHARS \
             or len(self.body) > REQUEST_JSON_CHARS

@@ -205,3 +205,20 @@ def test_one_key_holds_at_most_a_quarter_of_the_room_of_all_bodies(keyed: Runnin
     finally:
         for sock in held:
             sock.close()
+
+
+def test_a_key_in_a_body_that_cannot_be_read_is_not_kept(keyed: Running) -> None:
+    """A pixel's POST given its key in the body as well (no field of the request is
+    named key, so the body is refused unread): the refusal kept the body as sent,
+    key and all, for every reader of the project to see."""
+    collect = f"/v2/{CATALOG}/userEvents:collect?key={KEY}"
+    for body in (b'{"userEvent": "{}", "key": "%s"}' % KEY.encode(),
+                 b'{"key" : "%s", "userEvent": ' % KEY.encode()):  # (and not JSON at all)
+        reply = call(keyed.http_port, "POST", collect, body, {"Content-Type": "text/plain"})
+        assert reply.status == 400, reply
+    listed = call(keyed.http_port, "GET", "/console/v1/projects/p/rejections",
+                  headers={"x-goog-api-key": READER}).json()["rejections"]
+    assert len(listed) == 2, listed
+    for rejection in listed:
+        assert KEY not in json.dumps(rejection), rejection
+        assert "(not kept: an API key)" in rejection["requestJson"], rejection
