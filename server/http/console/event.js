@@ -2,6 +2,7 @@
 
 import {findById} from "./api.js";
 import {failure, h, when} from "./dom.js";
+import {RETAIL_TYPES} from "./funnel-form.js";
 import {jsonView} from "./json.js";
 
 const seen = new Map();  // id -> StoredUserEvent, from the feed and the search
@@ -13,12 +14,22 @@ export function remember(stored) {
   if (seen.size > KEPT) seen.delete(seen.keys().next().value);
 }
 
+/** A tag for an event type that is none of Google's, or null: one stored under a slip
+ *  ("purchase" for purchase-complete) was accepted and counted by no funnel step, and
+ *  nothing on the page said so (--strict-event-types refuses them, as Google does). */
+export function unknownType(eventType) {
+  if (!eventType || RETAIL_TYPES.includes(eventType)) return null;
+  return h("span", {class: "tag warn", title: `Google knows: ${RETAIL_TYPES.join(", ")}`},
+    "not a Google type");
+}
+
 /** A one-line summary of a stored event, linking to its page. */
 export function eventLink(stored) {
   const e = stored.userEvent || {};
+  const unknown = unknownType(e.eventType);
   return h("a", {href: eventHref(stored), class: "event", "data-id": stored.id},
     h("time", {}, when(e.eventTime)), " ",
-    h("strong", {}, e.eventType || "(no type)"), " ",
+    h("strong", {}, e.eventType || "(no type)"), " ", unknown, unknown && " ",
     h("span", {}, e.visitorId || ""), " ",
     h("span", {class: "tag"}, stored.transport || "TRANSPORT_UNSPECIFIED"),
     stored.joined ? null : h("span", {class: "tag warn"}, "not joined"));

@@ -3,7 +3,7 @@
 import {call} from "./api.js";
 import {failure, h, paged, table, when} from "./dom.js";
 import {counted} from "./format.js";
-import {eventHref, remember} from "./event.js";
+import {eventHref, remember, unknownType} from "./event.js";
 
 const EXAMPLES = [
   'eventType = "add-to-cart"',
@@ -49,8 +49,10 @@ export function render(main, ctx) {
       for (const stored of page.userEvents || []) {
         remember(stored);
         const e = stored.userEvent || {};
+        const unknown = unknownType(e.eventType);
         found.body.append(found.row([
-          h("a", {href: eventHref(stored)}, when(e.eventTime)), e.eventType || "",
+          h("a", {href: eventHref(stored)}, when(e.eventTime)),
+          h("span", {}, e.eventType || "", unknown && " ", unknown),
           e.visitorId || "", e.userInfo?.userId || "", stored.transport || "",
           stored.joined ? "yes" : "no"]));
         shown += 1;
