@@ -12,6 +12,7 @@ import pytest
 from server.app import Running
 from server.config import Settings
 from server.http import console_pages
+from server.retail import validation
 
 from . import http_client
 
@@ -65,3 +66,12 @@ def test_the_pages_have_no_inline_script_nor_style() -> None:
         text = page.body.decode()
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), name
         assert not re.search(r"\son\w+=|\sstyle=|<style", text), name
+
+
+def test_the_console_knows_googles_event_types_as_the_server_does() -> None:
+    """The console tags the event types that are none of Google's, from a list of
+    its own (the funnel form offers the same): it must be the server's."""
+    text = console_pages.PAGES["funnel-form.js"].body.decode()
+    listed = re.search(r"export const RETAIL_TYPES = \[(.*?)\];", text, re.S)
+    assert listed is not None
+    assert tuple(re.findall(r'"([^"]+)"', listed.group(1))) == validation.EVENT_TYPES
