@@ -6,9 +6,11 @@ the gRPC side sends; this module only says how it looks over HTTP.
 
 from __future__ import annotations
 
+import math
+
 import orjson
 from google.protobuf import json_format
-from google.rpc import code_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from server.errors import BodyTooSlow, FootfallError, RequestTooLarge
 
@@ -68,6 +70,18 @@ def error_body(status: status_pb2.Status, http: int | None = None) -> bytes:
     if status.details:
         error["details"] = [json_format.MessageToDict(d) for d in status.details]
     return orjson.dumps({"error": error}, option=orjson.OPT_INDENT_2)
+
+
+def retry_after(status: status_pb2.Status) -> str | None:
+    """The Retry-After header (whole seconds, at least 1) of a status with a RetryInfo
+    detail, else None: an HTTP client reads the header, not the detail in the body (a
+    429 of the write quota said when to retry only there)."""
+    for detail in status.details:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return str(max(1, math.ceil(info.retry_delay.ToNanoseconds() / 1e9)))
+    return None
 
 
 def one_line(status: status_pb2.Status, limit: int = 1000) -> str:

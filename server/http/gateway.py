@@ -52,7 +52,7 @@ from server.errors import (
 from server.http import console_pages, pixel, sse, tracker, transcode
 from server.http.connections import Connection, GuardedSite
 from server.http.crosssite import HostCheck, OriginCheck, authority, host_check
-from server.http.errors import error_body, http_status, http_status_of
+from server.http.errors import error_body, http_status, http_status_of, retry_after
 from server.http.routes import Route, Router, derive_routes
 from server.loop import in_decoder, off_loop
 from server.operations import records
@@ -798,9 +798,12 @@ def _cancel_when_lost(request: web.Request) -> Callable[[], None] | None:
 def _error(status: status_pb2.Status, http: int | None = None) -> web.Response:
     """Google's JSON error; `http` overrides the HTTP code the status maps to."""
     code = http or http_status(status.code)
+    headers = {"Cache-Control": "no-store"}
+    wait = retry_after(status)
+    if wait is not None:
+        headers["Retry-After"] = wait
     return web.Response(status=code, body=error_body(status, code),
-                        content_type="application/json", charset="utf-8",
-                        headers={"Cache-Control": "no-store"})
+                        content_type="application/json", charset="utf-8", headers=headers)
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext | None:

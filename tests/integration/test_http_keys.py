@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import socket
 import time
 from collections.abc import Iterator
@@ -222,3 +223,24 @@ def test_a_key_in_a_body_that_cannot_be_read_is_not_kept(keyed: Running) -> None
     for rejection in listed:
         assert KEY not in json.dumps(rejection), rejection
         assert "(not kept: an API key)" in rejection["requestJson"], rejection
+
+
+def test_a_429_of_the_quota_says_when_to_retry_in_a_header_too(
+        settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+    """An HTTP client reads Retry-After, not the RetryInfo in the body: a write past
+    the quota said when to retry only there."""
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": {KEY: {"projects": ["p"], "role": "writer"}}}))
+    running = start(dataclasses.replace(settings, http_port=-1, auth_file=str(keys),
+                                        quota_writes_per_minute=2), clock)
+    try:
+        body = b'{"eventType": "home-page-view", "visitorId": "v"}'
+        replies = [post(running, body, **{"x-goog-api-key": KEY}) for _ in range(3)]
+    finally:
+        running.stop()
+    assert [r.status for r in replies] == [200, 200, 429], replies
+    [retry] = [d for d in replies[2].json()["error"]["details"]
+               if d["@type"].endswith("google.rpc.RetryInfo")]
+    seconds = float(retry["retryDelay"].rstrip("s"))
+    assert replies[2].headers["Retry-After"] == str(max(1, math.ceil(seconds))), replies[2]
+    assert "Retry-After" not in replies[0].headers
