@@ -187,7 +187,8 @@ class Connection(web.RequestHandler):
     and the one being answered. Bytes of a body are not (the gateway counts them,
     and aiohttp stops reading a body no one reads)."""
 
-    __slots__ = ("_site", "made", "_lost", "_arriving", "_heads", "_held", "_body")
+    __slots__ = ("_site", "made", "_lost", "_arriving", "_heads", "_held", "_body",
+                 "_answered")
 
     def __init__(self, site: GuardedSite, manager: web.Server, **kwargs: Any) -> None:
         # A body left unread after the answer is drained for as long, no longer.
@@ -200,6 +201,7 @@ class Connection(web.RequestHandler):
         self._heads: collections.deque[int] = collections.deque()  # of those unanswered
         self._held = 0  # the two together
         self._body: streams.StreamReader | None = None  # of the last head in
+        self._answered: streams.StreamReader | None = None  # of the last request answered
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -243,6 +245,7 @@ class Connection(web.RequestHandler):
         try:
             return await super()._handle_request(request, start_time, request_handler)
         finally:  # its head is let go (requests are answered in the order they came)
+            self._answered = request.content
             if self._heads:
                 self._heads.popleft()
                 self._hold(self._arriving + sum(self._heads))
@@ -275,7 +278,15 @@ class Connection(web.RequestHandler):
         for call in self._lost:
             call()
         self._lost.clear()
+        # After an answer aiohttp reads what is left of a body no one read, for up to
+        # lingering_time; a caller gone meanwhile sends none of it, yet aiohttp's task
+        # waited the whole time, and a stop meanwhile dropped it still pending (an
+        # ERROR, "Task was destroyed but it is pending!", whenever it was collected).
+        body, task = self._answered, self._task_handler
+        lingering = body is not None and not body.is_eof()
         super().connection_lost(exc)
+        if lingering and task is not None:
+            task.cancel()
 
     def when_lost(self, call: Callable[[], Any]) -> Callable[[], None]:
         """Call `call` if the connection is lost; the function that stops that."""

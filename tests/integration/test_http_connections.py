@@ -5,6 +5,7 @@ the open ones are served, and failed accepts are logged once, not once each."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import gc
@@ -404,6 +405,31 @@ def test_a_body_declared_larger_than_the_limit_is_refused_before_it_is_sent(
         assert answer.removeprefix(b"HTTP/1.1 100 Continue\r\n\r\n").startswith(
             b"HTTP/1.1 413"), answer
         assert b"Connection: close" in answer and b"larger than the 65536 bytes" in answer
+
+
+def handlers(running: Running) -> int:
+    """How many of aiohttp's connection tasks the server's loop still has."""
+    async def count() -> int:
+        return sum(task.get_coro().__qualname__ == "RequestHandler.start"  # type: ignore[union-attr]
+                   for task in asyncio.all_tasks())
+
+    return running.loop.run(count())
+
+
+def test_a_body_left_unread_is_not_waited_for_once_its_caller_is_gone(
+        settings: Settings, clock: FixedClock) -> None:
+    # aiohttp reads the rest of a body its answer did not need for up to lingering_time
+    # (--http-header-timeout); its task waited that long for a caller already gone, and
+    # a stop meanwhile dropped it pending, an ERROR logged in whichever test came next.
+    path = "/v2/projects/p/locations/global/catalogs/default_catalog/userEvents:write"
+    with serving(settings, clock, max_request_bytes=64 * 1024, http_header_timeout=60.0,
+                 http_body_timeout=60.0) as running:
+        with raw(running.http_port) as sock:
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                         f"application/json\r\nContent-Length: 100000\r\n\r\n".encode())
+            assert sock.recv(100).startswith(b"HTTP/1.1 413 ")
+            assert handlers(running) == 1  # reading what is left of the body
+        wait_for(lambda: handlers(running) == 0, "the connection's task ended")
 
 
 def test_a_body_cut_off_by_its_caller_is_cancelled_not_a_bug(
