@@ -291,7 +291,11 @@ class Supervisor:
 def _take_stop(seconds: float) -> None:
     """Wait up to `seconds` for SIGTERM or SIGINT (blocked in the parent); _StopAsked
     if one came. Other signals stay pending for the supervising loop."""
-    if signal.sigtimedwait(STOP_SIGNALS, seconds) is not None:
+    taken = signal.sigtimedwait(STOP_SIGNALS, seconds)
+    # Stopped (SIGSTOP, a debugger) past the deadline and continued, the wait ends with
+    # EINTR, and Python answers a siginfo of no signal (si_signo 0), not None: taken
+    # for a stop, the server shut down while it put a process in place of a dead one.
+    if taken is not None and taken.si_signo in STOP_SIGNALS:
         raise _StopAsked
 
 
