@@ -385,6 +385,9 @@ async def ask_for_the_key(devtools_url: str, port: int, folder: Path) -> dict[st
         await no_problems(devtools, session)
         await photograph(devtools, session, folder, "products-reader")
         return {
+            "socks": await devtools.evaluate(session, "[...document.querySelectorAll('main tr')]"
+                                                      ".find(r => r.innerText.includes('Keyed "
+                                                      "socks'))?.innerText"),
             "stored": await devtools.evaluate(session, "sessionStorage.getItem('footfall.apiKey')"),
             "urls": await devtools.evaluate(
                 session, "performance.getEntriesByType('resource').map(e => e.name)"),
@@ -427,6 +430,8 @@ def test_with_auth_the_page_asks_for_a_key_and_its_project_once_and_sends_the_ke
             seen = asyncio.run(asyncio.wait_for(ask_for_the_key(devtools_url, port, shots),
                                                 DEADLINE * 2))
     assert seen["stored"] == READER_KEY
+    # an availability left unset is what purges and exports count it as (the cell was empty)
+    assert "unset (IN_STOCK)" in seen["socks"], seen["socks"]
     assert seen["urls"] and not any(READER_KEY in url for url in [*seen["urls"], seen["page"]])
 
 

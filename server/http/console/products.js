@@ -34,7 +34,10 @@ export function render(main, ctx) {
        signal: ctx.signal});
     for (const p of page.products || []) {
       found.body.append(found.row([p.id || p.name.split("/").pop(), p.title || "",
-        (p.categories || []).join(", "), price(p), p.availability || ""]));
+        (p.categories || []).join(", "), price(p),
+        // (proto3 JSON leaves an unset one out: the cell was empty, though purges and
+        // exports count it as IN_STOCK, Google's default)
+        p.availability || h("span", {class: "hint"}, "unset (IN_STOCK)")]));
     }
     if (!found.body.children.length) results.append(h("p", {class: "hint"}, "No product yet."));
     return page.nextPageToken || "";
