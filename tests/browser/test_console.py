@@ -205,7 +205,15 @@ async def see_events_and_refusals(devtools_url: str, port: int, folder: Path) ->
 
         await go(devtools, session, f"talent?tenant={TENANT}", "tbody tr")
         assert "event-1" in await text_of(devtools, session, "tbody")
+        # a chooser of tenants alone, labelled Tenant, said "jobs-site (tenant)"; among
+        # catalogs (Insights) a tenant is still said so
+        chosen = "[...document.querySelectorAll('#{} option')].map(o => o.innerText)"
+        assert await devtools.evaluate(session, chosen.format("tenant")) == ["jobs-site"]
         await photograph(devtools, session, folder, "talent")
+        await go(devtools, session, "insights", "#data-set option")
+        choices = await devtools.evaluate(session, chosen.format("data-set"))
+        assert "jobs-site (tenant)" in choices and "default_catalog" in choices, choices
+        await go(devtools, session, f"talent?tenant={TENANT}", "tbody tr")
         # An event opened by its id shows whole (its notes were nowhere on the page);
         # Escape closes it and gives the focus back.
         await focus_and_press(devtools, session, "tbody button.link")

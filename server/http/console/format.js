@@ -71,9 +71,10 @@ export function short(value) {
 }
 
 /** A catalog's or a tenant's name as a chooser shows it: its id ("default_catalog"),
- *  with its location when not global, a tenant said so, and its project when `names`
- *  (all shown together) hold several. The full name, cut to a chooser's width, showed
- *  "projects/p/locations/glob". */
+ *  with its location when not global, a tenant said so among catalogs, and its project
+ *  when `names` (all shown together) hold several. The full name, cut to a chooser's
+ *  width, showed "projects/p/locations/glob"; a chooser of tenants alone, labelled
+ *  Tenant, read "jobs-site (tenant)". */
 export function shortName(name, names = [name]) {
   const parts = name.split("/");
   const tenant = parts[2] === "tenants";
@@ -81,7 +82,8 @@ export function shortName(name, names = [name]) {
   if (id === undefined) return name;
   const where = !tenant && parts[3] !== "global" ? ` in ${parts[3]}` : "";
   const projects = new Set(names.map((n) => n.split("/")[1]));
-  const about = [tenant ? "tenant" : "", projects.size > 1 ? `project ${parts[1]}` : ""]
+  const mixed = names.some((n) => (n.split("/")[2] === "tenants") !== tenant);
+  const about = [tenant && mixed ? "tenant" : "", projects.size > 1 ? `project ${parts[1]}` : ""]
     .filter(Boolean).join(", ");
   return `${id}${where}${about ? ` (${about})` : ""}`;
 }
