@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
@@ -16,6 +15,7 @@ from footfall.console.v1 import console_pb2
 from footfall.retail.v2 import user_event_pb2
 from google.protobuf.message import Message
 
+from server import page_tokens
 from server.console import rejections
 from server.errors import InvalidArgument
 from server.loop import stop_if_abandoned
@@ -199,13 +199,6 @@ def encode_token(*position: int) -> str:
     return base64.urlsafe_b64encode(".".join(map(str, position)).encode()).decode()
 
 
-def _question(*asked: object) -> int:
-    """What a list's page tokens carry of the question they go on with (its parent
-    and filter): a token of one catalog or filter went on in another (AIP-158 asks
-    for INVALID_ARGUMENT)."""
-    return zlib.crc32(repr(asked).encode())
-
-
 def _position(token: str, parts: int, question: int) -> tuple[int, ...] | None:
     """The position (`parts` integers) of a token made for `question`; None for no
     token; INVALID_ARGUMENT for another's."""
@@ -213,9 +206,7 @@ def _position(token: str, parts: int, question: int) -> tuple[int, ...] | None:
     if found is None:
         return None
     if found[-1] != question:
-        raise InvalidArgument.field("page_token", "is a page token of another list: a token "
-                                                  "goes on with the parent and filter it came "
-                                                  "with")
+        raise page_tokens.of_another_list()
     return found[:-1]
 
 
@@ -298,7 +289,7 @@ def list_user_events(store: Store, events: EventFilter, size: int,
                      token: str) -> console_pb2.ListUserEventsResponse:
     """A page of the selected events, latest event time first; short (or empty),
     with a token to go on, once the call has looked at SCAN_LIMIT events."""
-    question = _question(events)
+    question = page_tokens.question(events)
     position = _position(token, 2, question)
     before = None if position is None else (position[0], position[1])
     query, window_end = _window(store, events.query, before)
@@ -360,7 +351,7 @@ def _micros(stamp: object) -> int:
 
 def list_client_events(store: Store, tenant: str, size: int,
                        token: str) -> console_pb2.ListClientEventsResponse:
-    question = _question(tenant)
+    question = page_tokens.question(tenant)
     position = _position(token, 1, question)
     before = None if position is None else position[0]
     answer = console_pb2.ListClientEventsResponse()
@@ -382,7 +373,7 @@ def list_client_events(store: Store, tenant: str, size: int,
 
 def list_rejections(store: Store, scope: RejectionScope, size: int,
                     token: str) -> console_pb2.ListRejectionsResponse:
-    question = _question(scope)
+    question = page_tokens.question(scope)
     position = _position(token, 1, question)
     rows = store.rejections_newest(scope.project, size,
                                    None if position is None else position[0], scope.parent)

@@ -130,7 +130,7 @@ class UnreadBody:
             text = orjson.dumps({**document, self.field or "body": body[
                 :REQUEST_JSON_CHARS].decode("utf-8", "replace")}).decode()
         return text[:REQUEST_JSON_CHARS], cut or len(text) > REQUEST_JSON_CHARS \
-            or len(self.body) > REQUEST_JSON_CHARS
+            or len(body) > REQUEST_JSON_CHARS
 
 
 def _request_json(request: Any) -> tuple[str, bool]:

@@ -16,13 +16,13 @@ import binascii
 import re
 import threading
 import time
-import zlib
 
 import grpc
 import grpc.aio
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import empty_pb2
 
+from server import page_tokens
 from server.errors import FieldViolation, InvalidArgument, NotFound
 from server.loop import off_loop
 from server.names import resolve_default_branch
@@ -59,13 +59,6 @@ def _answer(payload: bytes) -> operations_pb2.Operation:
     return relabel(operations_pb2.Operation.FromString(payload))
 
 
-def _question(parent: str, done: bool | None) -> str:
-    """What a page token carries of the list it goes on with (its parent and filter):
-    a token of one catalog or filter went on at its position in another (AIP-158 asks
-    for INVALID_ARGUMENT, as the console's lists answer)."""
-    return str(zlib.crc32(repr((parent, done)).encode()))
-
-
 def _page_token(record: OperationRecord, question: str) -> str:
     raw = f"{record.create_time_us}:{question}:{record.name}".encode()
     return base64.urlsafe_b64encode(raw).decode()
@@ -86,10 +79,8 @@ def _parse_page_token(token: str, question: str) -> tuple[int, str] | None:
         asked, _, name = rest.partition(":")
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidArgument.field("page_token", "is not a token this server issued") from None
-    if asked != question:
-        raise InvalidArgument.field("page_token", "is a page token of another list: a token "
-                                                  "goes on with the name and filter it came "
-                                                  "with")
+    if asked != question:  # (another list's: see page_tokens)
+        raise page_tokens.of_another_list("name")
     return int(created), name
 
 
@@ -138,7 +129,7 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
         done = parse_done_filter(request.filter)
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         parent = resolve_default_branch(request.name).rstrip("/") + "/"
-        question = _question(parent, done)
+        question = str(page_tokens.question(parent, done))
         after = _parse_page_token(request.page_token, question)
         records = await off_loop(self._store.list_operations, parent, done, size + 1, after)
         reply = operations_pb2.ListOperationsResponse(
