@@ -1,7 +1,7 @@
 """What a list's page tokens carry of the question they go on with: a token of one
 list (another parent, another filter) went on at its position in another, where
-AIP-158 asks for INVALID_ARGUMENT. The console's lists, the insights tables and
-ListOperations bind their tokens so."""
+AIP-158 asks for INVALID_ARGUMENT. The console's lists and ListOperations bind
+their tokens so (the insights tables carry a fingerprint of their own)."""
 
 from __future__ import annotations
 
