@@ -1,7 +1,7 @@
 """--strict-names: a retail call that names a catalog Google has not is answered as
 Google answers it (NOT_FOUND, `catalog_id '...' not found for project`), through the
-official client over gRPC and a browser's pixel; the console and talent calls are
-not retail and take any name."""
+official client over gRPC (its writes and its operations) and a browser's pixel; the
+console and talent calls are not retail and take any name."""
 
 from __future__ import annotations
 
@@ -34,6 +34,10 @@ def test_a_catalog_google_has_not_is_not_found(tmp_path: Path, parent: str, said
             client.write_user_event(request={"parent": parent, "user_event": event},
                                     timeout=RPC_DEADLINE)
         assert said in refused.value.message, refused.value.message
+        assert not client.list_operations({"name": GOOGLES}, timeout=RPC_DEADLINE).operations
+        with pytest.raises(exceptions.NotFound) as refused:
+            client.list_operations({"name": parent}, timeout=RPC_DEADLINE)
+        assert said.replace("parent", "name") in refused.value.message, refused.value.message
         pixel = requests.get(f"http://{server.http_address}/v2/{parent}/userEvents:collect",
                              params={"userEvent": '{"eventType": "home-page-view", '
                                                   '"visitorId": "v"}'}, timeout=RPC_DEADLINE)
