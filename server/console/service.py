@@ -24,6 +24,7 @@ from server.errors import FieldViolation, FootfallError, InvalidArgument, gather
 from server.loop import long_read, off_loop
 from server.names import parse_catalog, parse_tenant
 from server.policy import Policy
+from server.policy.auth import Grant
 from server.policy.envelope import Envelope
 from server.rpc import TRANSPORT, status_of
 from server.store import Store, answered_stored, committed_a_while
@@ -179,10 +180,12 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         await self._grpc_watch("WatchRejections", request, context)
 
     async def open_stream(self, name: str, request: Any, context: Any,
-                          transport: str = "http") -> AsyncIterator[Item | Batch]:
+                          transport: str = "http", grant: Grant | None = None
+                          ) -> AsyncIterator[Item | Batch]:
         """The items (see feed.Item; Batches for WatchUserEventBatches) of the
-        watch `name`, once the policy lets the call through and the stream opens;
-        raises the refusal. What the gateway calls for HTTP."""
+        watch `name`, once the policy lets the call through (`grant`: the key's, as
+        the envelope screened it) and the stream opens; raises the refusal. What
+        the gateway calls for HTTP."""
         # (each opener takes its own request class: `request` is the one `name` takes)
         openers: dict[str, Callable[..., Awaitable[AsyncIterator[Any]]]] = {
             "WatchUserEvents": self._user_events,
@@ -191,7 +194,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
             "WatchRejections": self._rejections}
         opener = openers[name]
         return await admitted(self._policy, f"/{SERVICE}/{name}", transport, request, context,
-                              lambda caller: opener(request, caller))
+                              lambda caller: opener(request, caller), grant)
 
     async def _grpc_watch(self, name: str, request: Any,
                           context: grpc.aio.ServicerContext) -> None:
@@ -201,10 +204,13 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         yielded: each generator between the feed and grpc would cost every
         message of every watch."""
         started = time.perf_counter()
+        method, grant = f"/{SERVICE}/{name}", None
         try:
-            messages = await self.open_stream(name, request, context, TRANSPORT)
+            # (the key first, so that the log line of a refusal names it)
+            grant = self._envelope.screen(method, tuple(context.invocation_metadata() or ()))
+            messages = await self.open_stream(name, request, context, TRANSPORT, grant)
         except Exception as exc:
-            refusal = self._envelope.refuse(f"/{SERVICE}/{name}", exc, started, context)
+            refusal = self._envelope.refuse(method, exc, started, context, grant=grant)
             await context.abort_with_status(rpc_status.to_status(status_of(refusal)))
             return
         write = context.write

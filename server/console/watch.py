@@ -15,6 +15,7 @@ import grpc
 
 from server.errors import FootfallError
 from server.policy import Admission, Policy
+from server.policy.auth import Grant
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,11 @@ class _Keyed:
 
 
 async def admitted(policy: Policy, method: str, transport: str, request: Any, context: Any,
-                   open_stream: Callable[[Caller], Awaitable[AsyncIterator[T]]]
-                   ) -> AsyncIterator[T]:
+                   open_stream: Callable[[Caller], Awaitable[AsyncIterator[T]]],
+                   grant: Grant | None = None) -> AsyncIterator[T]:
     """`open_stream(caller)`'s messages, once `policy` admits the call (as the
-    envelope does a unary one) and the stream opens; raises the refusal. `caller`
+    envelope does a unary one; `grant`: what authenticate_early found, else the key
+    is looked up here) and the stream opens; raises the refusal. `caller`
     is `context`, or stands for it with the call's key checked again whenever the
     keys are (see _Keyed). The call is counted and logged when the messages end."""
     started = time.perf_counter()
@@ -120,7 +122,7 @@ async def admitted(policy: Policy, method: str, transport: str, request: Any, co
     # The recheck first: it notes the keys as they are now, so keys read again while
     # the call is admitted (before its stream starts) are checked against as well.
     recheck = policy.recheck(method, metadata, request)
-    admission = await policy.admit(method, metadata, request, context)
+    admission = await policy.admit(method, metadata, request, context, grant=grant)
     caller = context if recheck is None else _Keyed(context, recheck)
     messages = await open_stream(caller)
     return _recorded(messages, policy, method, transport, started, admission, caller)

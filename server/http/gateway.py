@@ -57,7 +57,7 @@ from server.http.routes import Route, Router, derive_routes
 from server.loop import in_decoder, off_loop
 from server.operations import records
 from server.policy import Policy
-from server.policy.auth import READER_METHODS, MissingKey, NotYourProject, project_of
+from server.policy.auth import READER_METHODS, Grant, MissingKey, NotYourProject, project_of
 from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
 from server.retail.collect import Requester, pixel_body
 
@@ -460,7 +460,8 @@ class HttpGateway:
                 grant=grant if isinstance(exc, NotYourProject) else kept_as))
         if route.method.server_streaming:
             self._bodies.give_back(holder, len(body))
-            return await self._stream(request, route, path_values, context, output, started)
+            return await self._stream(request, route, path_values, context, output, started,
+                                      grant)
         work = self._holding(holder, len(body), envelope.run(
             method, context.invocation_metadata(), body,
             functools.partial(transcode.build_request, route, path_values,
@@ -564,10 +565,10 @@ class HttpGateway:
 
     async def _stream(self, request: web.Request, route: Route, path_values: dict[str, str],
                       context: CallContext, output: transcode.Output,
-                      started: float) -> web.StreamResponse:
+                      started: float, grant: Grant | None) -> web.StreamResponse:
         """A server-streaming RPC as server-sent events: the servicer admits and
-        opens it (`open_stream`) before the answer starts, so a refusal is an
-        ordinary JSON error."""
+        opens it (`open_stream`; `grant`: the key's, as screened) before the answer
+        starts, so a refusal is an ordinary JSON error."""
         most = max(1, int(self._settings.http_max_connections * STREAM_SHARE))
         project = project_of(path_values.get("parent", "")) or ""
         # One project's share of them, as of --max-watches: one project's reader key
@@ -590,7 +591,8 @@ class HttpGateway:
                 f"--max-watches); close one, or watch over gRPC", retry_after=1.0)
         if full is not None:
             return self._refused(request, route, output,
-                                 self._envelope.refuse(route.grpc_method, full, started))
+                                 self._envelope.refuse(route.grpc_method, full, started,
+                                                       grant=grant))
         self._streams += 1  # taken before the stream opens: opens at once count too
         self._project_streams[project] = self._project_streams.get(project, 0) + 1
         try:
@@ -598,10 +600,11 @@ class HttpGateway:
                 message = transcode.build_request(route, path_values, request.query.items(),
                                                   b"")
                 servicer: Any = getattr(route.call, "__self__")  # noqa: B009
-                messages = await servicer.open_stream(route.method.name, message, context)
+                messages = await servicer.open_stream(route.method.name, message, context,
+                                                      grant=grant)
             except Exception as exc:
-                return self._refused(request, route, output,
-                                     self._envelope.refuse(route.grpc_method, exc, started))
+                return self._refused(request, route, output, self._envelope.refuse(
+                    route.grpc_method, exc, started, grant=grant))
             if request.method == "HEAD":  # the opened stream's headers; dropped unread
                 return self._cors(request, route, web.StreamResponse(headers=sse.HEADERS))
             return await sse.respond(request, messages, output,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from footfall.console.v1 import console_pb2, console_pb2_grpc
 from footfall.retail.v2 import (
     import_config_pb2,
     purge_config_pb2,
@@ -169,7 +170,8 @@ def test_a_call_refused_for_its_keys_role_or_project_names_the_key(
     which key was misused."""
     keys = tmp_path / "keys.json"
     keys.write_text('{"keys": {"writer-secret": {"projects": ["p"], "role": "writer", '
-                    '"name": "shop-frontend"}}}')
+                    '"name": "shop-frontend"}, "reader-secret": {"projects": ["p"], '
+                    '"role": "reader", "name": "dashboard"}}}')
     logger = logging.getLogger("footfall.requests")
     handler, level = Lines(), logger.level
     logger.addHandler(handler)
@@ -182,11 +184,29 @@ def test_a_call_refused_for_its_keys_role_or_project_names_the_key(
         other = CATALOG.replace("projects/p/", "projects/other/")
         assert call(running.http_port, "POST", f"/v2/{other}/userEvents:write",
                     {"eventType": "home-page-view", "visitorId": "v"}, headers=key).status == 403
-        for method in ("ListUserEvents", "WriteUserEvent"):
-            line = handler.wait_for(lambda m, method=method: method in m
-                                    and "code=PERMISSION_DENIED" in m)
-            assert " key=shop-frontend " in line, line
-            assert "writer-secret" not in line
+        # A watch refused, over either transport, before it opens (and after it was
+        # admitted: its filter) named no key either.
+        assert call(running.http_port, "GET", f"/console/v1/{CATALOG}/userEvents:watch",
+                    headers=key).status == 403
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            watch = console_pb2_grpc.ConsoleServiceStub(channel).WatchUserEvents
+            for secret, code, query in (("writer-secret", grpc.StatusCode.PERMISSION_DENIED, ""),
+                                        ("reader-secret", grpc.StatusCode.INVALID_ARGUMENT,
+                                         "nonsense")):
+                with pytest.raises(grpc.RpcError) as refused:
+                    next(watch(console_pb2.WatchUserEventsRequest(parent=CATALOG, filter=query),
+                               metadata=[("x-goog-api-key", secret)], timeout=30))
+                assert refused.value.code() is code
+        for method, transport, name in (
+                ("ListUserEvents", "http", "shop-frontend"),
+                ("WriteUserEvent", "http", "shop-frontend"),
+                ("WatchUserEvents", "http", "shop-frontend"),
+                ("WatchUserEvents", "grpc", "shop-frontend"),
+                ("WatchUserEvents", "grpc", "dashboard")):
+            line = handler.wait_for(lambda m, method=method, transport=transport, name=name:
+                                    f"/{method} " in m and f"transport={transport} " in m
+                                    and f"key={name} " in m)
+            assert "code=OK" not in line and "secret" not in line, line
     finally:
         running.stop()
         logger.removeHandler(handler)
