@@ -57,7 +57,14 @@ from server.http.routes import Route, Router, derive_routes
 from server.loop import in_decoder, off_loop
 from server.operations import records
 from server.policy import Policy
-from server.policy.auth import READER_METHODS, Grant, MissingKey, NotYourProject, project_of
+from server.policy.auth import (
+    READER_METHODS,
+    Grant,
+    MissingKey,
+    NotYourProject,
+    other_scheme,
+    project_of,
+)
 from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
 from server.retail.collect import Requester, pixel_body
 
@@ -161,9 +168,12 @@ def _screened(envelope: Envelope, route: Route, request: web.Request, context: A
               query_key: str | None) -> Any:
     """Envelope.screen of an HTTP call; a missing key is told the ways HTTP sends one
     (auth.MissingKey.over_http)."""
+    metadata = context.invocation_metadata()
     try:
-        return envelope.screen(route.grpc_method, context.invocation_metadata(), query_key)
+        return envelope.screen(route.grpc_method, metadata, query_key)
     except MissingKey:
+        if other_scheme(metadata) is not None:  # (told as it is)
+            raise
         raise MissingKey.over_http(route.rpc in pixel.PIXEL_RPCS,
                                    "key" in request.query) from None
 

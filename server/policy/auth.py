@@ -247,6 +247,15 @@ class MissingKey(Unauthenticated):
                        "x-goog-api-key header (or authorization: Bearer KEY)")
         return cls()
 
+    @classmethod
+    def other_scheme(cls, scheme: str) -> MissingKey:
+        """The refusal said for a call whose only key is an authorization header of
+        another scheme than Bearer (Basic, say): told it was not read, not only that
+        a key is wanted (a reverse proxy's password looked like a key refused)."""
+        return cls(f"this server requires an API key, and reads the authorization header "
+                   f"only as Bearer KEY, not {scheme[:20]!r}: send the key as the "
+                   "x-goog-api-key header or authorization: Bearer KEY")
+
     def details(self) -> list[Message]:
         return _error_info("API_KEY_MISSING")
 
@@ -293,6 +302,17 @@ def key_of(metadata: Iterable[tuple[str, str | bytes]], query_key: str | None = 
             if scheme.lower() == "bearer" and token.strip():
                 bearer = token.strip()
     return bearer or query_key or None
+
+
+def other_scheme(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:
+    """The scheme of a call's authorization header when it is not Bearer (what
+    key_of does not read), else None."""
+    for name, value in metadata:
+        if name == AUTHORIZATION_HEADER and isinstance(value, str):
+            scheme = value.strip().partition(" ")[0]
+            if scheme and scheme.lower() != "bearer":
+                return scheme
+    return None
 
 
 def _field_value(request: Message, path: tuple[str, ...]) -> str:
@@ -445,7 +465,8 @@ class Authenticator:
         assert ring is not None
         key = key_of(metadata, query_key)
         if key is None:
-            raise MissingKey.of_call(method)
+            scheme = other_scheme(metadata)
+            raise MissingKey.of_call(method) if scheme is None else MissingKey.other_scheme(scheme)
         grant = ring.lookup(key)
         if grant is None:
             raise InvalidKey()

@@ -244,3 +244,19 @@ def test_a_429_of_the_quota_says_when_to_retry_in_a_header_too(
     seconds = float(retry["retryDelay"].rstrip("s"))
     assert replies[2].headers["Retry-After"] == str(max(1, math.ceil(seconds))), replies[2]
     assert "Retry-After" not in replies[0].headers
+
+
+def test_an_authorization_header_of_another_scheme_is_said_to_be_unread(keyed: Running) -> None:
+    """`Authorization: Basic ...` (a reverse proxy's password, say) was told only that a
+    key was wanted, though the call carried a header that looked like one."""
+    basic = {"Authorization": "Basic dXNlcjpwYXNz", "Content-Type": "application/json"}
+    event = {"eventType": "home-page-view", "visitorId": "v1"}
+    refused = call(keyed.http_port, "POST", f"/v2/{CATALOG}/userEvents:write", event,
+                   headers=basic)
+    assert refused.status == 401, refused
+    message = json.loads(refused.body)["error"]["message"]
+    assert "not 'Basic'" in message and "Bearer KEY" in message, message
+    assert "dXNlcjpwYXNz" not in refused.body.decode()
+    taken = call(keyed.http_port, "POST", f"/v2/{CATALOG}/userEvents:write", event,
+                 headers={**basic, "Authorization": f"Bearer {KEY}"})
+    assert taken.status == 200, taken

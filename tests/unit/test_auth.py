@@ -233,6 +233,8 @@ def test_authenticator_reloads_and_keeps_old_keys_on_a_bad_file(tmp_path: Path) 
     assert auth.authenticate([], "new-key").role is Role.WRITER
     with pytest.raises(InvalidKey):
         auth.authenticate([("authorization", "Bearer root-secret-0123456789")])
+    with pytest.raises(MissingKey, match="only as Bearer KEY, not 'Basic'"):
+        auth.authenticate([("authorization", "Basic cm9vdDpzZWNyZXQ=")])
 
     path.write_text("{broken")
     with pytest.raises(AuthFileError):
