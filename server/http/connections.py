@@ -92,6 +92,17 @@ HEADS_REFUSAL = (b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/j
                  b"Content-Length: " + str(len(_HEADS_BODY)).encode() + b"\r\n\r\n"
                  + _HEADS_BODY)
 
+# What a plain http:// request to the port that speaks TLS (--tls-cert) is answered:
+# the handshake it cannot make ended in an empty reply, which told the caller nothing.
+_PLAIN_STATUS = status_pb2.Status(
+    code=code_pb2.INVALID_ARGUMENT,
+    message="this port speaks TLS (--tls-cert): send the request with https://, not http://")
+_PLAIN_BODY = error_body(_PLAIN_STATUS, 400)
+PLAIN_REFUSAL = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; "
+                 b"charset=utf-8\r\nConnection: close\r\nContent-Length: "
+                 + str(len(_PLAIN_BODY)).encode() + b"\r\n\r\n" + _PLAIN_BODY)
+TLS_HANDSHAKE = 0x16  # the first byte of every TLS record that starts a handshake
+
 
 class RateLimitedLog:
     """A warning the first time, then at most once per `interval` seconds with how
@@ -437,6 +448,8 @@ class GuardedSite(web.BaseSite):
             return made[0]
 
         try:
+            if self._ssl_context is not None and not await self._speaks_tls(sock):
+                return
             await asyncio.get_running_loop().connect_accepted_socket(
                 connection, sock, ssl=self._ssl_context,
                 ssl_handshake_timeout=self.header_timeout if self._ssl_context else None)
@@ -446,6 +459,30 @@ class GuardedSite(web.BaseSite):
             if not (made and made[0].made):  # else the transport has the socket
                 sock.close()
                 self._pending -= 1
+
+    async def _speaks_tls(self, sock: socket.socket) -> bool:
+        """Whether the client's first byte (looked at, not taken) starts a TLS
+        handshake; a client that sends something else (plain HTTP) is answered
+        PLAIN_REFUSAL if its socket takes it at once. TimeoutError past the
+        handshake's time with nothing sent."""
+        loop = asyncio.get_running_loop()
+        readable: asyncio.Future[None] = loop.create_future()
+
+        def ready() -> None:  # (called again if the loop looks before the wait resumes)
+            if not readable.done():
+                readable.set_result(None)
+
+        loop.add_reader(sock.fileno(), ready)
+        try:
+            await asyncio.wait_for(readable, self.header_timeout)
+        finally:
+            loop.remove_reader(sock.fileno())
+        first = sock.recv(1, socket.MSG_PEEK)
+        if not first or first[0] == TLS_HANDSHAKE:
+            return bool(first)
+        with contextlib.suppress(OSError):
+            sock.send(PLAIN_REFUSAL)
+        return False
 
 
 def url_refusal(raw: str) -> web.Response | None:

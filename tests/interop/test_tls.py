@@ -79,8 +79,16 @@ def test_an_untrusted_or_plaintext_client_gets_nowhere(tls_server: ServerProcess
                                     ssl_channel_credentials=grpc.ssl_channel_credentials()))
     with untrusted, pytest.raises(exceptions.ServiceUnavailable):
         untrusted.write_user_event(request={"parent": CATALOG, "user_event": EVENT}, timeout=3)
-    with requests.Session() as session, pytest.raises(requests.exceptions.ConnectionError):
-        session.get(f"http://{tls_server.http_address}/metrics", timeout=3)
+    # Plain http:// to the port that speaks TLS was an empty reply; it is told why,
+    # and what it carried is not run.
+    before = count_events(tls_server.store, CATALOG, tls_server.workdir)
+    with requests.Session() as session:
+        plain = session.post(f"http://{tls_server.http_address}/v2/{CATALOG}/userEvents:write",
+                             json={"eventType": "home-page-view", "visitorId": "plain"},
+                             headers={"x-goog-api-key": KEY}, timeout=3)
+    assert plain.status_code == 400, plain.text
+    assert "with https://, not http://" in plain.json()["error"]["message"], plain.text
+    assert count_events(tls_server.store, CATALOG, tls_server.workdir) == before
 
 
 def test_rest_client_over_https(tls_server: ServerProcess, certificates: Certificates,
