@@ -182,6 +182,14 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     copy.add_argument("dest", metavar="DEST", help="the new file to write")
     copy.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
                       help="the store to copy (FOOTFALL_STORE; default %(default)s)")
+    move = commands.add_parser(
+        "copy", help="copy every row of a store (events, products, client events, refusals, "
+                     "operations, rollups) into an empty one, of either engine: SQLite to "
+                     "PostgreSQL, say")
+    move.add_argument("dest", metavar="DEST",
+                      help="the store to copy into, made if new, empty (a store URL)")
+    move.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
+                      help="the store to copy (FOOTFALL_STORE; default %(default)s)")
     return parser
 
 

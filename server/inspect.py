@@ -51,9 +51,10 @@ from server.operations.summary import summarize
 from server.remote import Connection, RemoteError, ServerSource, pages
 from server.retail import product_listing
 from server.retail.product_listing import ProductReads
-from server.store import Store, open_store
+from server.store import Store, located, open_store
 from server.store.backup import BackupRefused, backup
-from server.store.rows import StoreUnusable
+from server.store.copy import CopyFailed, CopyRefused, copied_text, copy_store
+from server.store.rows import StoreUnavailable, StoreUnusable
 
 PAGE = queries.MAX_PAGE
 EVERY_PROJECT = f"projects/{queries.ALL_PROJECTS}"
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     command = {"events": _events, "talent-events": _talent_events,
                "rejections": _rejections, "catalogs": _catalogs,
                "products": _products, "operations": _operations, "reset": _reset,
-               "backup": _backup}[args.command]
+               "backup": _backup, "copy": _copy}[args.command]
     try:
         return command(args)
     except FootfallError as exc:
@@ -460,4 +461,19 @@ def _backup(args: argparse.Namespace) -> int:
         _say(f"cannot back up: {getattr(exc, 'message', exc)}")
         return 1
     print(f"backed up to {args.dest} ({size} bytes)")
+    return 0
+
+
+def _copy(args: argparse.Namespace) -> int:
+    """Copy every row of the store into DEST; 2 for a copy that cannot be made as asked
+    (a URL, a target that holds rows), 1 for a store that cannot be used."""
+    try:
+        copied = copy_store(args.store, args.dest)
+    except (CopyRefused, ValueError) as exc:
+        _say(str(exc))
+        return 2
+    except (CopyFailed, FootfallError, OSError, StoreUnavailable, StoreUnusable) as exc:
+        _say(f"cannot copy: {getattr(exc, 'message', exc)}")
+        return 1
+    print(f"copied {located(args.store)} to {located(args.dest)}: {copied_text(copied)}")
     return 0

@@ -369,6 +369,11 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
     def _connect(self, **options: Any) -> psycopg.Connection[Any]:
         return psycopg.connect(self._conninfo, autocommit=True, context=_ADAPTERS, **options)
 
+    def connect(self) -> psycopg.Connection[Any]:
+        """A connection of its own (in read-only sessions if the store is), in
+        autocommit, for `footfall copy`; the caller closes it."""
+        return self._connect()
+
     def _migrate(self, startup_seconds: float) -> None:
         """Apply the migrations this database lacks; the advisory lock makes two
         processes starting at once apply each exactly once (DDL is transactional)."""

@@ -408,6 +408,12 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             finally:
                 target.close()
 
+    def connect(self) -> sqlite3.Connection:
+        """A connection of its own to the file (read-only if the store is), with no
+        transaction open, for `footfall copy`; the caller closes it."""
+        assert self.path is not None, "a memory store has no file to connect to"
+        return self._connect()
+
     # -- operations --------------------------------------------------------
 
     def claim_operation(self, owner: str, now_us: int, lease_us: int,

@@ -1,0 +1,284 @@
+"""`footfall copy DEST`: every row of one store put into another, empty one, of
+either engine: how a SQLite store moves to PostgreSQL when it outgrows one
+machine (or back, for a look at a PostgreSQL store on a laptop).
+
+What Google's contract can carry (an export, an import) loses what only Footfall
+keeps: each event's transport, receive time and copy as received, the kept
+refusals, the operations, the rollups. A copy keeps them all, row for row and with
+the same ids, so that a console or a watch that follows ids goes on where it was:
+both stores hold the same schema (the same migrations), and only the engines'
+types differ (BLOB / BYTEA, INTEGER / BIGINT identity).
+
+The source is read in one snapshot (a read transaction), so a copy of a store
+that serves is consistent, as of the moment it began; what is written after that
+is not in it. The target is written in one transaction: a copy that fails leaves
+it as empty as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from typing import Any
+from urllib.parse import urlparse
+
+from server.store import open_store, redacted
+from server.store.base import Store
+from server.store.sqlite import SqliteStore
+
+BATCH_ROWS = 5_000  # rows read and written at a time (what a copy holds in memory)
+NOT_COPIED = ("schema_migrations",)  # each store has its own, made when it was opened
+
+
+class CopyRefused(Exception):
+    """This copy cannot be made as asked; the message says why and what to do."""
+
+
+class CopyFailed(Exception):
+    """A store failed while the rows were copied (the target is left as it was)."""
+
+
+def copy_store(source_url: str, target_url: str) -> dict[str, int]:
+    """Copy every row of the store at `source_url` into the empty store at
+    `target_url` (made, and migrated, if new); the rows copied, by table.
+
+    CopyRefused for memory:// on either side, the same store on both, or a target
+    that holds anything; ValueError for a URL that names no store (or a source that
+    is not a Footfall store this version reads); StoreUnavailable or StoreUnusable
+    when a store cannot be opened, CopyFailed when one fails while copying.
+    """
+    for url in (source_url, target_url):
+        if urlparse(url).scheme == "memory":
+            raise CopyRefused("a memory:// store lives only inside its server process: copy "
+                              "from and to sqlite:/// or postgresql:// stores")
+    if _same(source_url, target_url):
+        raise CopyRefused(f"{redacted(source_url)} is both the source and the target")
+    source = open_store(source_url, read_only=True)
+    try:
+        target = open_store(target_url)
+        try:
+            return _copy(source, target)
+        except _database_errors() as exc:
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise CopyFailed(f"{type(exc).__name__}: {first} (nothing was copied: the target "
+                             "is as it was)") from exc
+        finally:
+            target.close()
+    finally:
+        source.close()
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    """What the two drivers raise (psycopg's only if it was loaded: a SQLite user's
+    copy never loads it)."""
+    psycopg = sys.modules.get("psycopg")
+    return (sqlite3.Error, psycopg.Error) if psycopg is not None else (sqlite3.Error,)
+
+
+def _same(source_url: str, target_url: str) -> bool:
+    source, target = urlparse(source_url), urlparse(target_url)
+    if source.scheme == target.scheme == "sqlite":
+        return _sqlite_path(source_url) == _sqlite_path(target_url)
+    return source_url == target_url
+
+
+def _sqlite_path(url: str) -> str:
+    return os.path.realpath(url.split("?", 1)[0][len("sqlite:///"):])
+
+
+def _copy(source: Store, target: Store) -> dict[str, int]:
+    copied: dict[str, int] = {}
+    with closing(_Engine.of(source)) as reading, closing(_Engine.of(target)) as writing:
+        tables = reading.tables()
+        missing = sorted(set(tables) - set(writing.tables()))
+        if missing:  # (opening the target migrated it to this version, as the source is)
+            raise CopyRefused(f"the target has no table {missing[0]!r}: it is not a store of "
+                              "this Footfall's version")
+        with reading.snapshot(), writing.transaction():
+            for table in tables:
+                if writing.has_rows(table):
+                    raise CopyRefused(f"the target holds rows already (table {table!r}): copy "
+                                      "into an empty store, one no server has written to")
+            for table in tables:
+                columns = writing.columns(table)
+                if set(reading.columns(table)) != set(columns):
+                    raise CopyRefused(f"table {table!r} has other columns in the source and "
+                                      "the target: they are not stores of one version")
+                copied[table] = writing.put(table, columns, reading.rows(table, columns))
+                writing.set_next_id(table, reading.next_id(table))
+    return copied
+
+
+class _Engine:
+    """One store's own connection, as the copy reads or writes it."""
+
+    def __init__(self, connection: Any) -> None:
+        self.db = connection
+
+    @staticmethod
+    def of(store: Store) -> _Engine:
+        if isinstance(store, SqliteStore):
+            return _Sqlite(store.connect())
+        from server.store.postgres import PostgresStore
+
+        assert isinstance(store, PostgresStore)
+        return _Postgres(store.connect())
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _one(self, sql: str, *values: Any) -> Any:
+        row = self.db.execute(sql, values).fetchone()
+        return row[0] if row else None
+
+    def has_rows(self, table: str) -> bool:
+        return self._one(f"SELECT 1 FROM {table} LIMIT 1") is not None
+
+    def rows(self, table: str, columns: list[str]) -> Iterator[tuple[Any, ...]]:
+        order = " ORDER BY id" if "id" in columns else ""
+        cursor = self.db.execute(f"SELECT {', '.join(columns)} FROM {table}{order}")
+        while batch := cursor.fetchmany(BATCH_ROWS):
+            yield from batch
+
+    def tables(self) -> list[str]:
+        raise NotImplementedError
+
+    def columns(self, table: str) -> list[str]:
+        raise NotImplementedError
+
+    def snapshot(self) -> Any:
+        raise NotImplementedError
+
+    def transaction(self) -> Any:
+        raise NotImplementedError
+
+    def put(self, table: str, columns: list[str], rows: Iterator[tuple[Any, ...]]) -> int:
+        raise NotImplementedError
+
+    def next_id(self, table: str) -> int:
+        """Past every id `table` gave (0 when it gives none)."""
+        raise NotImplementedError
+
+    def set_next_id(self, table: str, next_id: int) -> None:
+        raise NotImplementedError
+
+
+class _Sqlite(_Engine):
+    def tables(self) -> list[str]:
+        return [name for (name,) in self.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY name") if name not in NOT_COPIED]
+
+    def columns(self, table: str) -> list[str]:
+        return [row[1] for row in self.db.execute(f"PRAGMA table_info({table})")]
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        self.db.execute("BEGIN")  # (a read transaction: one snapshot of the WAL)
+        try:
+            yield
+        finally:
+            self.db.execute("ROLLBACK")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def put(self, table: str, columns: list[str], rows: Iterator[tuple[Any, ...]]) -> int:
+        count = 0
+        insert = (f"INSERT INTO {table} ({', '.join(columns)}) "
+                  f"VALUES ({', '.join('?' * len(columns))})")
+
+        def counted() -> Iterator[tuple[Any, ...]]:
+            nonlocal count
+            for row in rows:  # (PostgreSQL's BYTEA reads as memoryview)
+                count += 1
+                yield tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+
+        self.db.executemany(insert, counted())
+        return count
+
+    def next_id(self, table: str) -> int:
+        if "id" not in self.columns(table):
+            return 0
+        given = self._one("SELECT seq FROM sqlite_sequence WHERE name = ?", table) or 0
+        return max(given, self._one(f"SELECT max(id) FROM {table}") or 0) + 1
+
+    def set_next_id(self, table: str, next_id: int) -> None:
+        autoincrement = self._one("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")
+        if next_id <= 1 or autoincrement is None or self._one(
+                "SELECT 1 FROM sqlite_master WHERE name = ? AND sql LIKE '%AUTOINCREMENT%'",
+                table) is None:
+            return  # (without AUTOINCREMENT, SQLite gives max(id) + 1)
+        if not self.db.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?",
+                               (next_id - 1, table)).rowcount:
+            self.db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)",
+                            (table, next_id - 1))
+
+
+class _Postgres(_Engine):
+    def tables(self) -> list[str]:
+        return [name for (name,) in self.db.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+            "current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name")
+            if name not in NOT_COPIED]
+
+    def columns(self, table: str) -> list[str]:
+        return [name for (name,) in self.db.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            "current_schema() AND table_name = %s ORDER BY ordinal_position", (table,))]
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        with self.db.transaction():
+            self.db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield
+
+    def transaction(self) -> Any:
+        return self.db.transaction()
+
+    def put(self, table: str, columns: list[str], rows: Iterator[tuple[Any, ...]]) -> int:
+        count = 0
+        # (COPY writes the values given to an identity column, as OVERRIDING SYSTEM
+        # VALUE does)
+        with self.db.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+                count += 1
+        return count
+
+    def _sequence(self, table: str) -> str | None:
+        if "id" not in self.columns(table):
+            return None
+        sequence: str | None = self._one("SELECT pg_get_serial_sequence(%s, 'id')", table)
+        return sequence
+
+    def next_id(self, table: str) -> int:
+        sequence = self._sequence(table)
+        if sequence is None:
+            return 0
+        last, called = self.db.execute(
+            f"SELECT last_value, is_called FROM {sequence}").fetchone()
+        given = last if called else last - 1
+        return max(given, self._one(f"SELECT max(id) FROM {table}") or 0) + 1
+
+    def set_next_id(self, table: str, next_id: int) -> None:
+        sequence = self._sequence(table)
+        if sequence is not None and next_id > 1:
+            self.db.execute("SELECT setval(%s, %s, true)", (sequence, next_id - 1))
+
+
+def copied_text(copied: dict[str, int]) -> str:
+    """What `footfall copy` prints: the rows of each table, those with rows first."""
+    return ", ".join(f"{table} {rows:,}" for table, rows in
+                     sorted(copied.items(), key=lambda item: (item[1] == 0, item[0])))
+

@@ -1,0 +1,201 @@
+"""`footfall copy`: a SQLite store moved to PostgreSQL (and back) keeps everything the
+official clients wrote and the console shows, row for row with its ids, and a new
+event after the move gets an id no event had, so that a watch that follows ids goes
+on; a target that holds anything is refused, and left as it was."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from google.api_core import exceptions
+from google.cloud import retail_v2, talent_v4
+
+from .console import rest
+from .support import (
+    CLI_DEADLINE,
+    RPC_DEADLINE,
+    ServerProcess,
+    finish,
+    product_client,
+    retail_client,
+    running_server,
+    sqlite_url,
+    talent_client,
+)
+
+PROJECT = "projects/moving"
+CATALOG = f"{PROJECT}/locations/global/catalogs/default_catalog"
+BRANCH = f"{CATALOG}/branches/0"
+TENANT = f"{PROJECT}/tenants/jobs"
+
+
+def copy(store: str, dest: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    return subprocess.run([sys.executable, "-m", "server", "copy", "--store", store, dest],
+                          cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=CLI_DEADLINE)
+
+
+def record(server: ServerProcess) -> None:
+    """What a shop and a job site leave: a product, events that join it (one sent as a
+    pixel), a refusal, a client event, and a purge that removed the newest event (so
+    the next id is past every id stored)."""
+    product_client(server.address).create_product(
+        parent=BRANCH, product_id="tent-2p",
+        product=retail_v2.Product(title="Tent", categories=["Outdoor"],
+                                  price_info=retail_v2.PriceInfo(price=199.0,
+                                                                 currency_code="EUR")),
+        timeout=RPC_DEADLINE)
+    pixel = requests.get(f"http://{server.http_address}/v2/{CATALOG}/userEvents:collect",
+                         params={"userEvent": json.dumps({"eventType": "home-page-view",
+                                                          "visitorId": "v3"})},
+                         timeout=RPC_DEADLINE)
+    assert pixel.status_code == 200 and "X-Footfall-Error" not in pixel.headers
+    # (a list waits for the pixel's commit: the events written next come after it)
+    assert rest(server.http_address, f"{CATALOG}/userEvents").json()["userEvents"]
+    events = retail_client(server.address)
+    for visitor in ("v1", "v2", "gone"):
+        events.write_user_event(request={"parent": CATALOG, "user_event": retail_v2.UserEvent(
+            event_type="detail-page-view", visitor_id=visitor,
+            product_details=[retail_v2.ProductDetail(product=retail_v2.Product(id="tent-2p"))])},
+            timeout=RPC_DEADLINE)
+    with pytest.raises(exceptions.InvalidArgument):
+        events.write_user_event(request={"parent": CATALOG, "user_event": retail_v2.UserEvent(
+            event_type="add-to-cart", visitor_id="v1")}, timeout=RPC_DEADLINE)
+    talent_client(server.address).create_client_event(parent=TENANT, client_event=(
+        talent_v4.ClientEvent(event_id="e1", create_time=datetime.datetime.now(datetime.UTC),
+                              job_event=talent_v4.JobEvent(
+                                  type_=talent_v4.JobEvent.JobEventType.VIEW,
+                                  jobs=[f"{TENANT}/jobs/j1"]))), timeout=RPC_DEADLINE)
+    purged = finish(events.purge_user_events(
+        request={"parent": CATALOG, "filter": 'visitorId = "gone"', "force": True},
+        timeout=RPC_DEADLINE))
+    assert purged.purged_events_count == 1
+
+
+def seen(server: ServerProcess) -> dict[str, Any]:
+    """What the console and the official clients read back."""
+    def listed(path: str, **query: Any) -> Any:
+        answer = rest(server.http_address, path, **query)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    return {
+        "events": listed(f"{CATALOG}/userEvents", pageSize=50),
+        "rejections": listed(f"{PROJECT}/rejections", pageSize=50),
+        "client events": listed(f"{TENANT}/clientEvents", pageSize=50),
+        "catalogs": listed(f"{PROJECT}/catalogs"),
+        "products": [type(p).to_dict(p) for p in product_client(server.address).list_products(
+            parent=BRANCH, timeout=RPC_DEADLINE)],
+        "operations": [op.name for op in retail_client(server.address).list_operations(
+            {"name": CATALOG}, timeout=RPC_DEADLINE).operations],
+    }
+
+
+def next_id(server: ServerProcess) -> int:
+    """The id the store gives the next event written."""
+    retail_client(server.address).write_user_event(request={
+        "parent": CATALOG, "user_event": retail_v2.UserEvent(event_type="home-page-view",
+                                                             visitor_id="after-the-move")},
+        timeout=RPC_DEADLINE)
+    newest = rest(server.http_address, f"{CATALOG}/userEvents", pageSize=1).json()
+    return int(newest["userEvents"][0]["id"])
+
+
+def test_a_sqlite_store_moves_to_postgresql_and_back_with_everything(
+        tmp_path: Path, postgres_databases: Any) -> None:
+    sqlite_store = sqlite_url(tmp_path / "shop.db")
+    (tmp_path / "pg").mkdir()
+    (tmp_path / "back").mkdir()
+    with running_server(tmp_path, sqlite_store) as server:
+        record(server)
+        before = seen(server)
+    events = before["events"]["userEvents"]
+    assert len(events) == 3 and any(e.get("transport") == "PIXEL" for e in events), events
+    assert before["rejections"]["rejections"] and before["client events"]["clientEvents"]
+    highest = max(int(e["id"]) for e in events)  # (the purged one was past it)
+
+    postgres = postgres_databases.create("moved")
+    moved = copy(sqlite_store, postgres, tmp_path)
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.startswith("copied sqlite:///") and "user_events 3" in moved.stdout, \
+        moved.stdout
+    with running_server(tmp_path / "pg", postgres) as server:
+        assert seen(server) == before
+        after = next_id(server)
+        # (purged again: the copy back must carry PostgreSQL's next id, past every row)
+        assert finish(retail_client(server.address).purge_user_events(
+            request={"parent": CATALOG, "filter": 'visitorId = "after-the-move"',
+                     "force": True}, timeout=RPC_DEADLINE)).purged_events_count == 1
+        on_postgres = seen(server)
+    assert after == highest + 2, (after, highest)  # the purged event's id is not given again
+
+    again = copy(sqlite_store, postgres, tmp_path)  # into a store that holds rows
+    assert again.returncode == 2 and "holds rows already" in again.stderr, again.stderr
+
+    back = sqlite_url(tmp_path / "back" / "shop.db")
+    returned = copy(postgres, back, tmp_path)
+    assert returned.returncode == 0, returned.stderr
+    with running_server(tmp_path / "back", back) as server:
+        assert seen(server) == on_postgres
+        assert next_id(server) == after + 1
+
+
+def test_a_copy_refused_leaves_the_target_as_it_was(tmp_path: Path) -> None:
+    source = sqlite_url(tmp_path / "a.db")
+    target = sqlite_url(tmp_path / "b.db")
+    (tmp_path / "b").mkdir()
+    with running_server(tmp_path, source) as server:
+        retail_client(server.address).write_user_event(request={
+            "parent": CATALOG, "user_event": retail_v2.UserEvent(event_type="home-page-view",
+                                                                 visitor_id="a")},
+            timeout=RPC_DEADLINE)
+    with running_server(tmp_path / "b", target) as server:
+        retail_client(server.address).write_user_event(request={
+            "parent": CATALOG, "user_event": retail_v2.UserEvent(event_type="home-page-view",
+                                                                 visitor_id="b")},
+            timeout=RPC_DEADLINE)
+    refused = copy(source, target, tmp_path)
+    assert refused.returncode == 2 and "holds rows already (table " in refused.stderr, \
+        refused.stderr
+    for same in (source, f"sqlite:///{tmp_path}/./a.db"):
+        itself = copy(source, same, tmp_path)
+        assert itself.returncode == 2 and "both the source and the target" in itself.stderr
+    memory = copy("memory://", target, tmp_path)
+    assert memory.returncode == 2 and "memory://" in memory.stderr
+    with running_server(tmp_path / "b", target) as server:
+        listed = rest(server.http_address, f"{CATALOG}/userEvents").json()["userEvents"]
+        assert [e["userEvent"]["visitorId"] for e in listed] == ["b"]
+
+
+def test_a_copy_that_fails_midway_leaves_the_target_empty(
+        tmp_path: Path, postgres_databases: Any) -> None:
+    """A row PostgreSQL cannot take (a number past its SMALLINT, which no Footfall
+    writes but a SQLite file can hold) fails the copy of the last table, after the
+    others went in: none of them stays."""
+    import psycopg
+
+    source = sqlite_url(tmp_path / "shop.db")
+    with running_server(tmp_path, source) as server:
+        record(server)
+    with closing(sqlite3.connect(tmp_path / "shop.db")) as db, db:
+        assert db.execute("UPDATE user_events SET transport = 70000 "
+                          "WHERE visitor_id = 'v2'").rowcount == 1
+    postgres = postgres_databases.create("failed")
+    failed = copy(source, postgres, tmp_path)
+    assert failed.returncode == 1 and failed.stderr.startswith("footfall: cannot copy: "), \
+        failed.stderr
+    assert "out of range" in failed.stderr and "the target is as it was" in failed.stderr
+    with psycopg.connect(postgres) as db:
+        for table in ("catalogs", "client_events", "products", "rejections", "user_events"):
+            assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
