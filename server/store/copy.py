@@ -139,9 +139,13 @@ class _Engine:
 
     def rows(self, table: str, columns: list[str]) -> Iterator[tuple[Any, ...]]:
         order = " ORDER BY id" if "id" in columns else ""
-        cursor = self.db.execute(f"SELECT {', '.join(columns)} FROM {table}{order}")
-        while batch := cursor.fetchmany(BATCH_ROWS):
-            yield from batch
+        with closing(self._cursor(table)) as cursor:
+            cursor.execute(f"SELECT {', '.join(columns)} FROM {table}{order}")
+            while batch := cursor.fetchmany(BATCH_ROWS):
+                yield from batch
+
+    def _cursor(self, table: str) -> Any:
+        return self.db.cursor()
 
     def tables(self) -> list[str]:
         raise NotImplementedError
@@ -245,6 +249,11 @@ class _Postgres(_Engine):
 
     def transaction(self) -> Any:
         return self.db.transaction()
+
+    def _cursor(self, table: str) -> Any:
+        # (a server-side cursor: a client-side one holds the whole table, 650 MB
+        # for a million events, before the first row is written)
+        return self.db.cursor(name=f"footfall_copy_{table}")
 
     def put(self, table: str, columns: list[str], rows: Iterator[tuple[Any, ...]]) -> int:
         count = 0
