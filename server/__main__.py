@@ -1,4 +1,5 @@
-"""`footfall` / `python -m server`: serve, inspect what was recorded, reset it, back it up.
+"""`footfall` / `python -m server`: serve, inspect what was recorded, reset it, back it up,
+copy it into another store.
 
 Exit codes: 0 done; 1 the environment failed (a port in use, a database that
 does not answer, a store that cannot be opened); 2 a mistake in the command
