@@ -194,11 +194,25 @@ _DECODERS = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="footfal
 _STREAM_ENCODER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="footfall-encode")
 
 
-async def in_decoder(fn: Callable[..., T], /, *args: Any) -> T:
+async def in_decoder(fn: Callable[..., T], /, *args: Any,
+                     ended: Callable[[], Any] | None = None) -> T:
     """`fn(*args)` (a decode), run on the decoders' threads in a copy of the caller's
-    context; the loop serves other calls meanwhile (between the GIL's switches)."""
+    context; the loop serves other calls meanwhile (between the GIL's switches).
+    `ended` is called on the loop once `fn` has returned or raised, or is sure never
+    to run (cancelled while it waited): not sooner, if the caller goes meanwhile."""
     context = contextvars.copy_context()
-    return await asyncio.get_running_loop().run_in_executor(_DECODERS, context.run, fn, *args)
+    if ended is None:
+        return await asyncio.get_running_loop().run_in_executor(_DECODERS, context.run, fn,
+                                                                *args)
+    loop = asyncio.get_running_loop()
+    future = _DECODERS.submit(context.run, fn, *args)
+
+    def done(_: Any) -> None:  # (on the decoder's thread, or here if done already)
+        with contextlib.suppress(RuntimeError):  # (the loop closed: nothing to give back)
+            loop.call_soon_threadsafe(ended)
+
+    future.add_done_callback(done)
+    return await asyncio.wrap_future(future)
 
 
 async def in_stream_encoder(fn: Callable[..., T], /, *args: Any) -> T:

@@ -50,11 +50,12 @@ from server.errors import (
     to_rpc_status,
 )
 from server.http import console_pages, pixel, sse, tracker, transcode
+from server.http.answers import Answers
 from server.http.connections import Connection, GuardedSite
 from server.http.crosssite import HostCheck, OriginCheck, authority, host_check
 from server.http.errors import error_body, http_status, http_status_of, retry_after
 from server.http.routes import Route, Router, derive_routes
-from server.loop import in_decoder, off_loop
+from server.loop import off_loop
 from server.operations import records
 from server.policy import Policy
 from server.policy.auth import (
@@ -330,6 +331,7 @@ class HttpGateway:
         self.port = 0
         self._running: set[asyncio.Task[Any]] = set()  # calls past their X-Server-Timeout
         self._bodies = Bodies(settings.max_request_bytes)  # being read or served
+        self._answers = Answers(settings.max_request_bytes)  # large, being written as JSON
         self._scrapes = Scrapes(self._policy.metrics.render)
         self._streams = 0  # open server-sent-event streams (see STREAM_SHARE)
         self._project_streams: dict[str, int] = {}  # of those, each project's
@@ -476,7 +478,7 @@ class HttpGateway:
             method, context.invocation_metadata(), body,
             functools.partial(transcode.build_request, route, path_values,
                               request.query.items()),
-            context, functools.partial(_answer, route, output), grant, started,
+            context, functools.partial(_answer, route, output, self._answers), grant, started,
             large=len(body) + len(request.query_string) > LARGE_REQUEST_BYTES,
             bare=functools.partial(_with_body, bare, body, route)))
         # A read is for its caller alone: it ends when the caller goes or its
@@ -775,14 +777,17 @@ class HttpGateway:
         return self._cors(request, route, response)
 
 
-async def _answer(route: Route, output: transcode.Output, message: Message,
+async def _answer(route: Route, output: transcode.Output, answers: Answers, message: Message,
                   context: CallContext) -> tuple[bytes, dict[str, str]]:
     """The servicer's answer to `message`, as the body and headers of the HTTP
-    response (written off the loop when large)."""
+    response (written off the loop when large, within the room of `answers`:
+    RESOURCE_EXHAUSTED past it)."""
     answer = await route.call(message, context)
-    if answer.ByteSize() > transcode.LARGE_ANSWER_BYTES:
-        return await in_decoder(_render, route, output, answer)
-    return _render(route, output, answer)
+    if answer.ByteSize() <= transcode.LARGE_ANSWER_BYTES:
+        return _render(route, output, answer)
+    kind, wire = type(answer), answer.SerializeToString()
+    del answer  # (while it waits, its bytes are held, not the decoded message)
+    return await answers.render(kind, wire, functools.partial(_render, route, output))
 
 
 def _render(route: Route, output: transcode.Output, answer: Any

@@ -493,8 +493,8 @@ def path_request(route: Route, path_values: Mapping[str, str]) -> Message:
 
 
 # An answer (or a streamed message) larger than this, serialized, is written as JSON
-# off the loop (server.loop.in_decoder), as a large request is read: json_format
-# writes about 3 MB a second, and on the loop the echo of a 2 MB event (a
+# off the loop (server.http.answers), as a large request is read: json_format writes
+# about 3 MB a second, and on the loop the echo of a 2 MB event (a
 # WriteUserEvent of 60,000 products, which any writer key may send) held every call
 # of both transports for 0.45-1.0 s, and so did its line in each open console feed.
 LARGE_ANSWER_BYTES = 64 * 1024

@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -732,6 +732,66 @@ def test_a_large_answer_is_written_off_the_loop(gateway: Running,
     assert listed.json()["userEvents"][0]["userEvent"]["visitorId"] == "large"
     assert [name.rpartition("_")[0] for name in written_on] == ["", "footfall-decode"]
     assert written_on[0] == "footfall-loop"
+
+
+def test_large_answers_waiting_to_be_written_hold_a_bounded_number_of_bytes(
+        settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large answer waits for one of the two decoder threads to be written as JSON:
+    30 console reads at once of pages of one event naming 60,000 products held 1.2 GB
+    waiting. The answers waiting or being written hold at most ANSWERS_HELD times
+    --max-request-bytes between them; past that a read is refused 429 with a
+    Retry-After, and the room is given back as they are written."""
+    from server.http import transcode
+    from server.http.answers import ANSWERS_HELD
+    limit = 64 * 1024  # the room: 1 MiB
+    gate = threading.Event()  # the decoder threads write no JSON until it is set
+    write = transcode.response_json
+
+    def held_back(*args: Any) -> Any:
+        if threading.current_thread().name.startswith("footfall-decode"):
+            assert gate.wait(30)
+        return write(*args)
+
+    monkeypatch.setattr(transcode, "response_json", held_back)
+    page = f"/console/v1/{CATALOG}/userEvents?pageSize=4"
+    for running in serve(settings, clock, max_request_bytes=limit):
+        running.store.write_user_events([EventRow.from_event(CATALOG, json_format.ParseDict(
+            {"eventType": "category-page-view", "visitorId": f"v{i}",
+             "pageCategories": ["c" * 20] * 3_400, "eventTime": NOW},
+            user_event_pb2.UserEvent()), joined=True) for i in range(4)])  # 75 KB each
+        answers = running.http._answers  # type: ignore[union-attr]
+        assert answers.room == ANSWERS_HELD * limit
+        with concurrent.futures.ThreadPoolExecutor(3) as readers:
+            try:
+                waiting, sizes = [], [0]
+                for _ in range(3):  # two being written, one waiting
+                    waiting.append(readers.submit(get, running, page))
+                    sizes.append(wait_held(answers, lambda held, was=sizes[-1]: held > was))
+                one = sizes[1]
+                assert sizes == [0, one, 2 * one, 3 * one]  # (the same page three times)
+                assert 3 * one <= answers.room < 4 * one  # (300 KB each: a fourth is over)
+                refused = get(running, page)
+                assert refused.status == 429, refused.body
+                assert refused.headers["Retry-After"] == "1"
+                assert refused.error()["status"] == "RESOURCE_EXHAUSTED"
+                assert "too many large answers waiting to be written as JSON" in \
+                    refused.error()["message"]
+            finally:
+                gate.set()
+            for reply in waiting:  # those let in are answered in full
+                assert reply.result().status == 200
+                assert len(reply.result().json()["userEvents"]) == 4
+        wait_held(answers, lambda held: held == 0)  # and their room is given back
+        assert get(running, page).status == 200
+
+
+def wait_held(answers: Any, until: Callable[[int], bool]) -> int:
+    """The bytes `answers` hold once `until` says yes to them (within 10 s)."""
+    deadline = time.monotonic() + 10
+    while not until(held := answers.held):
+        assert time.monotonic() < deadline, f"{held} bytes held for 10 s"
+        time.sleep(0.01)
+    return held
 
 
 def test_a_query_that_is_not_utf8_is_refused_not_mended(gateway: Running) -> None:
