@@ -17,11 +17,15 @@ accept loop here is ours:
 - a TLS handshake gets the same time;
 - a failed accept (EMFILE, ENFILE, ...) waits a moment before the next one, and
   is logged at most once per LOG_INTERVAL with a count;
+- a URL (the request line's target) is read up to MAX_URL_BYTES (or
+  --max-request-bytes, if less): the longest a legal GET collect can be. A longer one
+  is answered 414 and closed as soon as that much of it is in, unparsed: a pixel's
+  URL of 3 MB was read whole and parsed (its query too) before its event was refused
+  for being over 16 KiB: 8-11 ms of the loop each;
 - the request heads held at once (arriving, queued behind another request on the
-  connection, or being answered) hold at most HEADS_HELD times the longest request
-  line between them: a pixel's URL may be as long as a body (--max-request-bytes),
-  and aiohttp keeps each head whole, so a thousand connections sending long request
-  lines (or pipelining 32 each behind a watch) held gigabytes. Past that, a
+  connection, or being answered) hold at most HEADS_HELD times the longest URL
+  between them: aiohttp keeps each head whole, so a thousand connections sending long
+  request lines (or pipelining 32 each behind a watch) held gigabytes. Past that, a
   connection whose head would hold more is answered 429 and closed;
 - a URL whose path is longer than MAX_PATH_BYTES or has more than MAX_PATH_SEGMENTS
   segments is answered 414, and a query of more than MAX_QUERY_PARAMETERS
@@ -53,6 +57,7 @@ from aiohttp.http import RawRequestMessage
 from google.rpc import code_pb2, status_pb2
 
 from server.http.errors import error_body
+from server.retail.collect import GET_EVENT_CHARS, MAX_URI_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +74,7 @@ REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json;
            b"charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: "
            + str(len(_REFUSAL_BODY)).encode() + b"\r\n\r\n" + _REFUSAL_BODY)
 # Request heads held at once (see GuardedSite.hold_heads) hold at most this many times
-# the longest request line (max_line_size: --max-request-bytes) between them, beyond
+# the longest URL (max_line_size: url_limit) between them, beyond
 # the first FREE_HEAD_BYTES of each connection's: ordinary heads never wait for room,
 # only long ones (a pixel of a large event) share it.
 HEADS_HELD = 16
@@ -82,6 +87,13 @@ MAX_PATH_SEGMENTS = 256
 # The most query parameters a request may have (a pixel has a handful, a list call a
 # dozen).
 MAX_QUERY_PARAMETERS = 1_000
+# The longest URL read: that of the longest legal GET collect (no other request carries
+# as much in its URL). Its event holds at most GET_EVENT_CHARS characters and its `uri`
+# MAX_URI_CHARS, each character up to 4 bytes of UTF-8 and each byte percent-encoded
+# as 3: 12 bytes a character (an event in ASCII takes 3 a character, 48 KiB). Beside
+# them its path (MAX_PATH_BYTES) and 4 KiB for the parameters' names, `ets`, `key` and
+# the system parameters: 268,896 bytes in all.
+MAX_URL_BYTES = MAX_PATH_BYTES + 12 * (GET_EVENT_CHARS + MAX_URI_CHARS) + 4 * 1024
 _HEADS_STATUS = status_pb2.Status(
     code=code_pb2.RESOURCE_EXHAUSTED,
     message="the server holds too many long request heads (request lines and headers) "
@@ -199,7 +211,7 @@ class Connection(web.RequestHandler):
     and aiohttp stops reading a body no one reads)."""
 
     __slots__ = ("_site", "made", "_lost", "_arriving", "_heads", "_held", "_body",
-                 "_answered")
+                 "_answered", "_unreadable")
 
     def __init__(self, site: GuardedSite, manager: web.Server, **kwargs: Any) -> None:
         # A body left unread after the answer is drained for as long, no longer.
@@ -213,6 +225,7 @@ class Connection(web.RequestHandler):
         self._held = 0  # the two together
         self._body: streams.StreamReader | None = None  # of the last head in
         self._answered: streams.StreamReader | None = None  # of the last request answered
+        self._unreadable = False  # a head came that aiohttp could not read (see data_received)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -220,6 +233,11 @@ class Connection(web.RequestHandler):
         self._site.opened(self)
 
     def data_received(self, data: bytes) -> None:
+        if self._unreadable:
+            # Its answer is the refusal, then the connection closes: the rest is not
+            # parsed (aiohttp's parser, in error, wrote the repr of each 256 KiB read
+            # into an error of its own: about 2 ms for the rest of a 3 MB URL).
+            return
         body = self._body
         if (body is not None and not body.is_eof()) or self._force_close or self._close:
             super().data_received(data)
@@ -238,7 +256,8 @@ class Connection(web.RequestHandler):
             else:
                 messages = list(self._messages)[-came:]
                 self._heads.extend(_head_bytes(message) for message, _ in messages)
-                self._body = messages[-1][1]
+                message, self._body = messages[-1]
+            self._unreadable = not isinstance(message, RawRequestMessage)
             # The rest of the data is a body, or the start of the next head (from
             # the next data on, that is counted).
             self._arriving = 0
@@ -309,6 +328,25 @@ class Connection(web.RequestHandler):
 
         return forget
 
+    def handle_error(self, request: web_request.BaseRequest, status: int = 500,
+                     exc: BaseException | None = None, message: str | None = None
+                     ) -> web.StreamResponse:
+        """aiohttp's answer to a request it could not read (400 in plain text), but
+        for a URL over the limit: 414 with Google's JSON error, which says the limit."""
+        limit = self._site.url_limit
+        if not isinstance(exc, http_exceptions.LineTooLong) or exc.args[1] != limit:
+            return super().handle_error(request, status, exc, message)
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        log.info("a request whose URL is over %d bytes, from %s, was answered 414", limit,
+                 peer[0] if peer else "?")
+        response = _json_refusal(414, status_pb2.Status(
+            code=code_pb2.INVALID_ARGUMENT,
+            message=f"the URL is longer than the {limit:,} bytes this server reads (a GET "
+                    f"collect carries at most {GET_EVENT_CHARS:,} characters of event); POST "
+                    f"a larger event to the same URL, as JSON"))
+        response.force_close()
+        return response
+
     def log_exception(self, *args: Any, **kw: Any) -> None:
         error = kw.get("exc_info")
         # A body that does not unpack (its Content-Encoding lies) was answered 400
@@ -350,7 +388,8 @@ class GuardedSite(web.BaseSite):
         self._pending = 0  # accepted, not connected yet (a TLS handshake, say)
         self.refused = RateLimitedLog(log)
         self.accept_errors = RateLimitedLog(log)
-        self.head_budget = HEADS_HELD * int(handler_args.get("max_line_size", 8190))
+        self.url_limit = int(handler_args.get("max_line_size", 8190))
+        self.head_budget = HEADS_HELD * self.url_limit
         self.head_bytes = 0  # of heads held, beyond each connection's FREE_HEAD_BYTES
         self.heads_refused = RateLimitedLog(log)
 
@@ -504,6 +543,12 @@ def url_refusal(raw: str) -> web.Response | None:
             message=f"the URL's query has {parameters:,} parameters; at most "
                     f"{MAX_QUERY_PARAMETERS:,} are read"))
     return None
+
+
+def url_limit(max_request_bytes: int) -> int:
+    """The longest URL read (aiohttp's max_line_size): MAX_URL_BYTES, or
+    --max-request-bytes if less."""
+    return min(MAX_URL_BYTES, max_request_bytes)
 
 
 def _json_refusal(http: int, status: status_pb2.Status) -> web.Response:

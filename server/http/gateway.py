@@ -51,7 +51,7 @@ from server.errors import (
 )
 from server.http import console_pages, pixel, sse, tracker, transcode
 from server.http.answers import Answers
-from server.http.connections import Connection, GuardedSite
+from server.http.connections import Connection, GuardedSite, url_limit
 from server.http.crosssite import HostCheck, OriginCheck, authority, host_check
 from server.http.errors import error_body, http_status, http_status_of, retry_after
 from server.http.routes import Route, Router, derive_routes
@@ -351,10 +351,10 @@ class HttpGateway:
         # Every path (a line break in it too: `.` would stop there, and aiohttp answer
         # with its own plain-text 404) comes to the gateway.
         app.router.add_route("*", r"/{path:[\s\S]*}", self._handle)
-        # A pixel carries its event in the URL: allow request lines as long as
-        # the bodies (aiohttp's default is 8 KiB).
+        # A pixel carries its event in the URL: allow URLs as long as the longest
+        # legal one (aiohttp's default is 8 KiB), and no longer (see connections).
         handler_args: dict[str, Any] = {"access_log": None,
-                                        "max_line_size": settings.max_request_bytes}
+                                        "max_line_size": url_limit(settings.max_request_bytes)}
         self._runner = web.AppRunner(app, handle_signals=False,
                                      shutdown_timeout=settings.grace_seconds, **handler_args)
         await self._runner.setup()
