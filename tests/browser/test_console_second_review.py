@@ -227,7 +227,7 @@ async def read_numbers_and_a_bad_filter(devtools_url: str, port: int,
         written = await devtools.evaluate(session, """
             import('./format.js').then(f => [f.money(2345664, 'JPY'), f.money(20, 'USD'),
               f.money(1.5, 'XYZ'), f.percent(25 / 166000), f.percent(0), f.percent(0.6667),
-              f.rateOf(0, 0)])""")
+              f.rateOf(0, 0), f.duration(0.049), f.duration(0), f.duration(0.05)])""")
         await go(devtools, session, 'events?filter=eventTyp%20%3D%20"search"', ".failed")
         failed = await text_of(devtools, session, ".failed")
         buttons = await devtools.evaluate(
@@ -236,7 +236,7 @@ async def read_numbers_and_a_bad_filter(devtools_url: str, port: int,
         return {"written": written, "failed": failed, "buttons": buttons}
 
 
-def test_money_in_its_own_decimals_small_rates_and_no_retry_of_a_bad_filter(
+def test_money_in_its_own_decimals_small_rates_and_times_and_no_retry_of_a_bad_filter(
         browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
     write(running.http_port, eventType="home-page-view", visitorId="someone")
     with chromium(browser_executable, tmp_path / "profile") as devtools_url:
@@ -244,7 +244,7 @@ def test_money_in_its_own_decimals_small_rates_and_no_retry_of_a_bad_filter(
             read_numbers_and_a_bad_filter(devtools_url, running.http_port, shots),
             DEADLINE * 2))
     assert seen["written"] == ["2,345,664 JPY", "20.00 USD", "1.50 XYZ", "<0.1%", "0.0%",
-                               "66.7%", "–"], seen
+                               "66.7%", "–", "<0.1 s", "0 s", "0.1 s"], seen
     assert "INVALID_ARGUMENT" in seen["failed"], seen
     assert seen["buttons"] == [], seen  # the same filter would be refused again
 

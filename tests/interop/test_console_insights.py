@@ -146,6 +146,8 @@ def duration(text: str | None) -> str | None:
     if not text:
         return None
     total = decimal.Decimal(text.rstrip("s"))
+    if 0 < total < decimal.Decimal("0.05"):
+        return "<0.1 s"
     half_up = decimal.ROUND_HALF_UP  # as JavaScript's toFixed and Math.round
     if total < 60:
         return f"{total.quantize(decimal.Decimal('0.1'), half_up).normalize():f} s"

@@ -27,9 +27,11 @@ export const rateOf = (rate, of) => (int(of) ? percent(rate) : "–");
 /** The seconds of a proto3 JSON Duration ("7.500s"); null when absent. */
 export const seconds = (duration) => (duration ? Number(duration.replace(/s$/, "")) : null);
 
-/** 7.5 as "7.5 s", 60 as "1 min", 3725 as "1 h 2 min", 90000 as "1 d 1 h". */
+/** 7.5 as "7.5 s", 60 as "1 min", 3725 as "1 h 2 min", 90000 as "1 d 1 h"; above 0
+ *  and under 0.05 "<0.1 s" (a median of 0.049 s read "0 s", as if no time had passed). */
 export function duration(total) {
   if (total === null || total === undefined) return "";
+  if (total > 0 && total < 0.05) return "<0.1 s";
   if (total < 60) return `${Number(total.toFixed(1))} s`;
   const parts = [[86400, "d"], [3600, "h"], [60, "min"], [1, "s"]];
   const shown = [];
