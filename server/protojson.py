@@ -513,26 +513,29 @@ def placed(error: json_format.ParseError, descriptor: Descriptor, data: Any) -> 
 _NEAR = 24  # characters of a document shown where its JSON stops parsing
 
 
-def syntax_problem(error: ValueError, document: bytes | str) -> str:
+def syntax_problem(error: ValueError, document: bytes | str, *, one_line: bool = False) -> str:
     """What orjson's `error` (a JSONDecodeError) says of `document`, with the place
     and the text there: "invalid literal, expected 'null': line 1 column 1 (char 0)"
-    left a reader of `not json` guessing; now "... at line 1 column 1, at 'not json'"."""
+    left a reader of `not json` guessing; now "... at line 1 column 1, at 'not json'".
+    With `one_line` (an import line, which its caller names by the file's line) the
+    place is its column alone: "line 3: ... at line 1 column 1" named two lines."""
     msg, pos = getattr(error, "msg", str(error)), getattr(error, "pos", None)
     line, column = getattr(error, "lineno", None), getattr(error, "colno", None)
     if pos is None or line is None:
         return str(error)
     if isinstance(document, bytes) and "not valid UTF-8" in msg:
-        return _not_utf8(document) or msg
+        return _not_utf8(document, one_line) or msg
     text = (document.decode("utf-8", "replace") if isinstance(document, bytes)
             else document).rstrip()  # (an import line's newline)
     near = text[pos:pos + _NEAR]
     shown = f"at {near!r}" + ("..." if len(text) > pos + _NEAR else "") if near.strip() \
         else "at the end"
-    return f"{msg} at line {line} column {column}, {shown}"
+    place = f"column {column}" if one_line else f"line {line} column {column}"
+    return f"{msg} at {place}, {shown}"
 
 
 
-def _not_utf8(document: bytes) -> str | None:
+def _not_utf8(document: bytes, one_line: bool = False) -> str | None:
     """Where `document` stops being UTF-8, and the byte there: orjson says "str is
     not valid UTF-8: surrogates not allowed: line 1 column 1 (char 0)" wherever
     the byte is (a Latin-1 "é" in the middle of a body, say). None if it decodes."""
@@ -543,7 +546,8 @@ def _not_utf8(document: bytes) -> str | None:
         line_start = document.rfind(b"\n", 0, start) + 1
         before = document[line_start:start].decode("utf-8", "replace")
         line = document.count(b"\n", 0, start) + 1
-        return (f"not valid UTF-8: the byte 0x{document[start]:02x} at line {line} column "
+        place = "" if one_line else f"line {line} "
+        return (f"not valid UTF-8: the byte 0x{document[start]:02x} at {place}column "
                 f"{len(before) + 1} (byte {start}), after {before[-_NEAR:]!r}")
     return None
 

@@ -289,7 +289,8 @@ def decode_json_line(line: bytes, message_class: type[M], what: str) -> M:
     try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON: {protojson.syntax_problem(exc, line)}") from None
+        raise ValueError(
+            f"invalid JSON: {protojson.syntax_problem(exc, line, one_line=True)}") from None
     if not isinstance(data, dict):
         raise ValueError(f"each line must be one JSON object (a {what})")
     if json_keys.may_repeat(line, data):  # orjson kept the last: the first would be lost

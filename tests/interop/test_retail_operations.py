@@ -347,7 +347,8 @@ def test_file_import_joins_with_products_created_first_and_skips_duplicates(
 BAD_LINES: list[tuple[str, tuple[str, ...]]] = [
     # (the line, what its error message must say besides "<uri> line <n>: ")
     ('{"eventType": "home-page-view", "visitorId": ', ("invalid JSON", "at the end")),
-    ("not json", ("invalid JSON", "at line 1 column 1, at 'not json'")),
+    # (the line's place is the file's: "line 3: ... at line 1 column 1" named two)
+    ("not json", ("invalid JSON", "expected 'null' at column 1, at 'not json'")),
     ('["home-page-view", "visitor-1"]', ("JSON object",)),
     ('"home-page-view"', ("JSON object",)),
     ('{"eventType": "home-page-view", "visitorId": "v", "colour": "red", '

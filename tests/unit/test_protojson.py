@@ -478,6 +478,22 @@ def test_json_that_does_not_parse_is_said_with_its_place_and_text(
     assert said in protojson.syntax_problem(error.value, document)
 
 
+@pytest.mark.parametrize(("line", "said"), [
+    (b"not json", "invalid literal, expected 'null' at column 1, at 'not json'"),
+    (b'{"a": 1,}\n', "trailing comma is not allowed at column 8, at ',}'"),
+    (b'{"visitorId": "caf\xe9"}',
+     "not valid UTF-8: the byte 0xe9 at column 19 (byte 18), after '{\"visitorId\": \"caf'"),
+])
+def test_an_import_line_that_does_not_parse_is_said_by_its_column_alone(
+        line: bytes, said: str) -> None:
+    # Its caller names the file's line ("gs://b/e.json line 3: ..."): "at line 1"
+    # beside it named another line.
+    with pytest.raises(orjson.JSONDecodeError) as error:
+        orjson.loads(line)
+    problem = protojson.syntax_problem(error.value, line, one_line=True)
+    assert said in problem and "line" not in problem, problem
+
+
 @pytest.mark.parametrize(("document", "path", "says"), [
     ({"eventType": "x", "visitorId": "a", "visitor_id": "b"}, "visitor_id",
      "given twice, as 'visitorId' and 'visitor_id' (its JSON and its proto name)"),
