@@ -11,6 +11,7 @@ import http.server
 import json
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,15 @@ window.tracked = footfall.track({{eventType: "detail-page-view",
                                   attributes: {attributes}}});
 </script></body></html>
 """
+# The README's hand-written pixel, as a shop page on another host holds it: once
+# plain, once with the referrer policy the README gives it.
+PIXELS = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Pixels</title></head><body>
+<img id="plain" width="1" height="1" alt="" src="{collect}{plain}">
+<img id="whole" width="1" height="1" alt="" referrerpolicy="no-referrer-when-downgrade"
+     src="{collect}{whole}">
+</body></html>
+"""
 # Over 16 KiB of JSON: more than a GET may carry (sent by POST)
 LARGE = json.dumps({"notes": {"text": ["n" * 100] * 200}})
 
@@ -57,6 +67,11 @@ def shop_of(running: Running, key: str = "", catalog: str = CATALOG) -> Iterator
         "/second.html": PAGE.format(title="Stove", gateway=running.http_port,
                                     catalog=catalog, sku="stove-1", key=attribute,
                                     attributes=LARGE),
+        "/tents/pixels.html": PIXELS.format(
+            collect=f"http://127.0.0.1:{running.http_port}/v2/{catalog}/userEvents:collect"
+                    "?userEvent=",
+            plain=urllib.parse.quote('{"eventType": "home-page-view", "visitorId": "plain"}'),
+            whole=urllib.parse.quote('{"eventType": "home-page-view", "visitorId": "whole"}')),
     }
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -193,3 +208,25 @@ def test_a_parent_that_names_no_catalog_sends_nothing_and_says_why(
                              "nothing is sent"], first
     running.store.flush()
     assert running.store.rejections_newest(None, 10) == []  # nothing was sent
+
+
+async def load_pixels(devtools_url: str, page: str) -> bool:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await devtools.open_page(page)
+        loaded = ("document.readyState === 'complete' && document.images.length === 2 && "
+                  "[...document.images].every(i => i.naturalWidth === 1)")
+        return bool(await until(lambda: devtools.evaluate(session, loaded), "the pixels",
+                                DEADLINE))
+
+
+def test_a_pixel_on_another_host_names_its_page_only_with_the_readme_s_referrer_policy(
+        browser_executable: str, running: Running, shop: str, tmp_path: Path) -> None:
+    """A pixel's `uri` comes from its Referer, and a browser sends another host only
+    the page's origin (Chrome's default policy, strict-origin-when-cross-origin):
+    `referrerpolicy="no-referrer-when-downgrade"` on the image, as the README's
+    pixel has it, sends the page's whole URL."""
+    page = f"{shop}/tents/pixels.html?colour=green"
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        asyncio.run(asyncio.wait_for(load_pixels(devtools_url, page), DEADLINE))
+    uris = {event.visitor_id: event.uri for event in stored(running)}
+    assert uris == {"plain": f"{shop}/", "whole": page}, uris
