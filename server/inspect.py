@@ -117,6 +117,8 @@ def remote_failed(exc: RemoteError, args: argparse.Namespace) -> int:
         role = ("the admin role" if args.command == "reset"
                 else "the reader role (admin for operations)")
         advice = f"; give an API key with {role} with --key or FOOTFALL_KEY"
+    elif exc.reason == "ROLE_NOT_ALLOWED":
+        pass  # (the message names the role needed: no --parent would help)
     elif exc.code is grpc.StatusCode.PERMISSION_DENIED \
             and getattr(args, "parent", "") == EVERY_PROJECT:
         advice = f" ({EVERY_PROJECT} is the default: --parent projects/PROJECT names one)"

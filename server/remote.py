@@ -15,12 +15,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from footfall.console.v1 import console_pb2_grpc
 from footfall.retail.v2 import product_service_pb2_grpc
 from google.longrunning import operations_pb2, operations_pb2_grpc
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 CALL_SECONDS = 30.0  # per unary call
 # How often a channel whose server went away tries again: quickly, as a restart
@@ -38,10 +41,11 @@ _GONE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
 class RemoteError(Exception):
     """The server answered with an error status (or could not be reached)."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, reason: str = "") -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.message = message
+        self.reason = reason  # its google.rpc.ErrorInfo's (ROLE_NOT_ALLOWED...), if any
 
     @property
     def unreached(self) -> bool:
@@ -177,4 +181,18 @@ class ServerSource:
 
 
 def _remote(exc: grpc.RpcError) -> RemoteError:
-    return RemoteError(exc.code(), exc.details() or "")
+    return RemoteError(exc.code(), exc.details() or "", _reason(exc))
+
+
+def _reason(exc: grpc.RpcError) -> str:
+    """The reason of the google.rpc.ErrorInfo in `exc`'s status details; "" without one
+    (or with details that do not decode: whatever listens there may be no Footfall)."""
+    try:
+        status = rpc_status.from_call(cast(grpc.Call, exc))
+    except (ValueError, DecodeError):
+        return ""
+    for detail in status.details if status else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info.reason
+    return ""
