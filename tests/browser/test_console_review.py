@@ -335,3 +335,45 @@ def test_a_long_step_name_is_cut_to_its_charts_width(
     for width in measured:
         assert width and all(drawn <= box for _, drawn, box in width), measured
         assert all(cut for cut, _, _ in width), measured  # cut, and marked so
+
+
+async def come_back_asking_for_a_key(devtools_url: str, port: int, folder: Path
+                                     ) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#feed",
+                                     READER_KEY, PROJECT)
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('main')?.innerText.includes('keyed')"), "the feed")
+        offline = {"latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+        await devtools.send("Network.enable", {}, session)
+        await devtools.send("Network.emulateNetworkConditions", {"offline": True, **offline},
+                            session)
+        gone = "!document.querySelector('#offline').hidden"
+        await until(lambda: devtools.evaluate(session, gone), "the server said gone", 15)
+        # back, but no longer knowing the tab's key (restarted with another keys file)
+        await devtools.evaluate(session, "sessionStorage.setItem('footfall.apiKey', 'forgot')")
+        await devtools.send("Network.emulateNetworkConditions", {"offline": False, **offline},
+                            session)
+        await until(lambda: devtools.evaluate(session, "document.querySelector('#key-dialog')"
+                                                       ".open"), "the key dialog", 15)
+        said = ("[document.querySelector('#offline').hidden ? '' : "
+                "document.querySelector('#offline').innerText, "
+                "document.querySelector('main').innerText].join(' ')")
+        try:
+            await until(lambda: devtools.evaluate(
+                session, f"!{said}.includes('did not answer')"), "the notices gone", 10)
+        finally:
+            await photograph(devtools, session, folder, "review-back-asking-for-a-key")
+        return {"said": await devtools.evaluate(session, said)}
+
+
+def test_a_server_back_that_asks_for_a_key_is_no_longer_said_gone(
+        browser_executable: str, shots: Path, tmp_path: Path) -> None:
+    """The server answered 401 (restarted with keys the tab's is not among) and the
+    key dialog stood over "The server did not answer", on top and in both columns
+    of the live feed, until a key was given."""
+    with keyed_shop(tmp_path) as running:
+        seen = in_chromium(browser_executable, tmp_path / "profile",
+                           come_back_asking_for_a_key, running.http_port, shots,
+                           within=DEADLINE * 3)
+    assert "did not answer" not in seen["said"], seen

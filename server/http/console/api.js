@@ -21,6 +21,11 @@ class ApiError extends Error {
 let asking = null;  // the one pending key prompt, shared by every call that met a 401
 let declined = false;  // the prompt was closed without a key (Escape): not asked again
 
+// Sent on `document` when the key dialog opens: the server answered (401), so whatever
+// says it did not answer is wrong now. (Restarted with keys, it was said gone under the
+// dialog until a key was given.)
+export const ASKING_KEY = "footfall:asking-key";
+
 /** Shows the key dialog; resolves once a key is stored, or fails UNAUTHENTICATED when
  *  it is closed without one (Escape reopened it at once, with no way out), and from
  *  then on without asking, until the page is loaded again (Change key). */
@@ -45,6 +50,7 @@ function askKey(why) {
   });
   dialog.showModal();
   input.focus();
+  document.dispatchEvent(new Event(ASKING_KEY));
   return asking;
 }
 
@@ -206,6 +212,7 @@ export async function follow(path, field,
   const shown = new Set();  // the ids of the page (the stream may send them again)
   let listed = onListed;  // called once, when the first page is in or the first try failed
   const firstTried = () => { listed?.(); listed = null; };
+  document.addEventListener(ASKING_KEY, () => onError?.(null), {signal});
   while (!signal.aborted) {
     try {
       let response;

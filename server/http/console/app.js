@@ -1,7 +1,8 @@
 // The console's frame: the catalog chooser, the key, and the page the URL's
 // hash names (#feed, #events?filter=..., #event/ID, #operations, ...).
 
-import {call, forgetKey, hasKey, keyDeclined, noKeyGiven, whenWaiting} from "./api.js";
+import {ASKING_KEY, call, forgetKey, hasKey, keyDeclined, noKeyGiven, whenWaiting}
+  from "./api.js";
 import {h, failure} from "./dom.js";
 import {shortName} from "./format.js";
 import * as catalogs from "./catalogs.js";
@@ -32,6 +33,7 @@ const waitingNotice = document.getElementById("waiting");
 // said no catalog holds events yet, say) went on saying so, with no word of it.
 const offline = document.getElementById("offline");
 whenWaiting((now) => { waitingNotice.hidden = !now; });
+document.addEventListener(ASKING_KEY, () => { offline.hidden = true; });
 let current = null;  // {controller, hash}
 let known = {catalogs: [], tenants: []};
 let denied = null;  // the refusal of the catalogs' list, while the key may not read
