@@ -62,6 +62,8 @@ from server.retail.collect import GET_EVENT_CHARS, MAX_URI_CHARS
 log = logging.getLogger(__name__)
 
 LOG_INTERVAL = 60.0  # seconds between two reports of the same trouble
+# How an HTTP/2 connection begins (RFC 9113 §3.4): a gRPC client given the HTTP port
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n"
 ACCEPT_RETRY = 0.1  # seconds to wait after a failed accept (the cause rarely clears sooner)
 # HTTP connections may take at most this share of the process's descriptors;
 # the rest are for gRPC, the store, the listening sockets and the logs.
@@ -211,7 +213,7 @@ class Connection(web.RequestHandler):
     and aiohttp stops reading a body no one reads)."""
 
     __slots__ = ("_site", "made", "_lost", "_arriving", "_heads", "_held", "_body",
-                 "_answered", "_unreadable")
+                 "_answered", "_unreadable", "_http2")
 
     def __init__(self, site: GuardedSite, manager: web.Server, **kwargs: Any) -> None:
         # A body left unread after the answer is drained for as long, no longer.
@@ -226,6 +228,7 @@ class Connection(web.RequestHandler):
         self._body: streams.StreamReader | None = None  # of the last head in
         self._answered: streams.StreamReader | None = None  # of the last request answered
         self._unreadable = False  # a head came that aiohttp could not read (see data_received)
+        self._http2 = False  # it began with HTTP/2's preface: a gRPC client at this port
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -245,6 +248,8 @@ class Connection(web.RequestHandler):
         if not self._hold(self._held + len(data)):
             self._refuse_heads()
             return
+        if not self._request_count and not self._arriving:  # the connection's first bytes
+            self._http2 = data.startswith(HTTP2_PREFACE)
         self._arriving += len(data)
         before = self._request_count
         super().data_received(data)
@@ -359,6 +364,12 @@ class Connection(web.RequestHandler):
         # with a traceback that any client could have the log fill with.
         if isinstance(error, http_exceptions.HttpProcessingError):
             peer = self.transport.get_extra_info("peername") if self.transport else None
+            if self._http2:  # (aiohttp says "Pause on PRI/Upgrade:", or "*")
+                log.info("an HTTP/2 connection from %s, a gRPC client's most likely, reached "
+                         "the HTTP port and was answered 400: gRPC goes to the gRPC port "
+                         "(--port, the 'Footfall serving gRPC on' line)",
+                         peer[0] if peer else "?")
+                return
             said = str(error.message or type(error).__name__).strip().splitlines()
             log.info("an unreadable HTTP request from %s was answered 400: %s",
                      peer[0] if peer else "?", said[0][:200] if said else "")

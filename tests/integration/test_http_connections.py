@@ -656,3 +656,20 @@ def test_a_query_of_too_many_parameters_is_400_before_it_is_parsed(gateway: Runn
         b"p%d=1" % n for n in range(MAX_QUERY_PARAMETERS - 1)))
     assert answer.startswith(b"HTTP/1.1 400 ") and b"unknown query parameter" in answer, \
         answer[:400]
+
+
+def test_a_grpc_client_at_the_http_port_is_logged_as_such(
+        gateway: Running, caplog: pytest.LogCaptureFixture) -> None:
+    # Logged as "an unreadable HTTP request ... answered 400: Pause on PRI/Upgrade:",
+    # aiohttp's words, which said nothing of the port mixed up.
+    caplog.set_level(logging.INFO)
+    with raw(gateway.http_port) as sock:
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        assert sock.recv(65536).startswith(b"HTTP/1.0 400")
+    deadline = time.monotonic() + BOUND
+    while "answered 400" not in caplog.text:
+        assert time.monotonic() < deadline, caplog.text
+        time.sleep(TRICKLE)
+    assert "a gRPC client's most likely, reached the HTTP port" in caplog.text, caplog.text
+    assert "gRPC goes to the gRPC port (--port" in caplog.text, caplog.text
+    assert "PRI/Upgrade" not in caplog.text, caplog.text
