@@ -25,6 +25,9 @@ from server.operations import records
 KINDS = ("import-user-events", "purge-user-events", "rejoin-user-events", "import-products",
          "export-user-events", "export-products")
 _TRAILING_ID = re.compile(r"-\d+$")
+# The longest kind of all, the inventory RPCs' included (remove-fulfillment-places):
+# `operations list` pads each kind to it, so that every name starts in one column.
+KIND_WIDTH = 25
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class Summary:
 
     def line(self) -> str:
         """`state kind name counts [error: CODE: message]`, for people and logs."""
-        parts = [f"{self.state:<9}", f"{self.kind:<20}", self.name]
+        parts = [f"{self.state:<9}", f"{self.kind:<{KIND_WIDTH}}", self.name]
         parts.extend(f"{key}={value}" for key, value in self.counts.items())
         if self.error:
             parts.append(f"error: {self.error}")

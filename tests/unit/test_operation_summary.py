@@ -7,7 +7,8 @@ from google.longrunning import operations_pb2
 from google.protobuf import any_pb2
 
 from server.operations import records
-from server.operations.summary import kind_of, summarize
+from server.operations.summary import KIND_WIDTH, KINDS, kind_of, summarize
+from server.retail import inventory_operations
 
 OPS = "projects/p/locations/global/catalogs/default_catalog/operations/"
 
@@ -26,8 +27,17 @@ def test_a_running_import_shows_its_progress() -> None:
     summary = summarize(op)
     assert (summary.state, summary.kind, summary.counts, summary.error) == (
         "running", "import-user-events", {"success_count": 1200, "failure_count": 3}, "")
-    assert summary.line() == (f"running   import-user-events   {OPS}import-user-events-1 "
+    assert summary.line() == (f"running   import-user-events        {OPS}import-user-events-1 "
                               "success_count=1200 failure_count=3")
+
+
+def test_every_kind_s_name_starts_in_one_column() -> None:
+    # A kind over 20 characters (remove-fulfillment-places) pushed its name right.
+    kinds = (*KINDS, *inventory_operations.KINDS)
+    assert KIND_WIDTH == max(map(len, kinds))
+    lines = [summarize(operations_pb2.Operation(name=f"{OPS}{kind}-1", done=True)).line()
+             for kind in kinds]
+    assert len({line.index(OPS) for line in lines}) == 1, lines
 
 
 def test_an_unknown_payload_type_is_left_out_not_a_crash() -> None:
