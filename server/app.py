@@ -379,6 +379,15 @@ def _log_trust(running: Running) -> None:
 
 
 HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+ANY_ADDRESS = ("", "0.0.0.0", "::")
+
+
+def console_url(settings: Settings, http_port: int) -> str:
+    """The console's URL on this machine, as the ready line shows it to be opened
+    (localhost for a server bound on every address)."""
+    host = "localhost" if settings.host in ANY_ADDRESS else settings.host
+    host = f"[{host}]" if ":" in host else host
+    return f"{'https' if settings.tls_cert else 'http'}://{host}:{http_port}/console/"
 
 
 def announce(settings: Settings, port: int, http_port: int, how: str = "") -> None:
@@ -388,8 +397,9 @@ def announce(settings: Settings, port: int, http_port: int, how: str = "") -> No
     level = max(logging.INFO, log.getEffectiveLevel())
     scheme = "TLS" if settings.tls_cert else "plaintext"
     if http_port:
-        log.log(level, "Footfall serving HTTP on %s:%d (REST, pixel, the console at "
-                "/console/, /footfall.js, /metrics; %s)", settings.host, http_port, scheme)
+        log.log(level, "Footfall serving HTTP on %s:%d (REST, pixel, the console at %s, "
+                "/footfall.js, /metrics; %s)", settings.host, http_port,
+                console_url(settings, http_port), scheme)
     if settings.retain_days:
         log.info("retention: events older than %d days are purged at start and then every "
                  "%g s", settings.retain_days, settings.retention_interval_seconds)

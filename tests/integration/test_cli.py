@@ -541,5 +541,7 @@ def test_the_ready_lines_are_said_at_any_log_level(tmp_path: Path) -> None:
         server.terminate()
         server.wait(30)
     assert "Footfall serving HTTP on 127.0.0.1:" in lines[0], lines
+    port = lines[0].split("Footfall serving HTTP on 127.0.0.1:")[1].split()[0]
+    assert f"the console at http://127.0.0.1:{port}/console/," in lines[0], lines
     assert "Footfall serving gRPC on 127.0.0.1:" in lines[1], lines
     assert "WARNING" in lines[1], lines
