@@ -40,6 +40,7 @@ from server.http.routes import Route
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 JSON = "application/json"
 PIXEL_TYPES = frozenset({JSON, "text/plain"})
+FORM = "application/x-www-form-urlencoded"  # what curl -d sends unless told otherwise
 # JSON exchanged between systems is UTF-8 (RFC 8259 section 8.1), of which ASCII is
 # a part: a body said to be in another charset is refused, not read as UTF-8.
 UTF8_CHARSETS = frozenset({"utf-8", "us-ascii"})
@@ -217,9 +218,12 @@ class OriginCheck:
                                                     f"charset=utf-8 or without a charset")
             return
         accepted = "application/json or text/plain" if pixel else JSON
+        # (curl's -d sends a form's type unless told otherwise: the commonest way here)
+        hint = f" (curl -d sends that: add -H 'Content-Type: {JSON}')" if media_type == FORM \
+            else ""
         raise NotJson.field("Content-Type", f"must be {accepted} for {method} "
                                             f"{route.template.text}, got "
-                                            f"{media_type[:100] or 'none'!r}")
+                                            f"{media_type[:100] or 'none'!r}{hint}")
 
 
 def _same_origin(origin: str, host: str | None) -> bool:

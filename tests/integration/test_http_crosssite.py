@@ -112,6 +112,9 @@ def test_a_form_write_is_refused_and_stores_nothing(closed: Running,
     reply = call(closed.http_port, "POST", WRITE, body, headers)
     assert reply.status == 415, reply.body
     assert set(reply.violations()) == {"Content-Type"}
+    hinted = "(curl -d sends that: add -H 'Content-Type: application/json')"
+    assert (hinted in reply.error()["message"]) == (
+        content_type == "application/x-www-form-urlencoded"), reply.error()
     assert visitors(closed) == []
 
 
