@@ -5,6 +5,7 @@ every event type over three lines."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from server.app import Running
 
 from .cdp import DevTools
 from .pages import in_chromium, no_problems, open_console, photograph, until
-from .test_console import CATALOG, rest, write
+from .test_console import CATALOG, DEADLINE, rest, write
 
 LONG_VISITOR = "visitor-" + "0123456789abcdef" * 7 + "x" * 8  # 128 characters
 
@@ -76,3 +77,39 @@ def test_a_price_is_shown_as_stored(browser_executable: str, running: Running, s
     prices = in_chromium(browser_executable, tmp_path / "profile", products_table,
                          running.http_port, shots)
     assert prices == ["1,234.5 JPY", "40.00 EUR"], prices
+
+
+async def products_stock(devtools_url: str, port: int, folder: Path) -> list[str]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#products")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelectorAll('main tbody tr').length >= 2"), "the products")
+        await photograph(devtools, session, folder, "products-stock")
+        return list(await devtools.evaluate(
+            session, "[...document.querySelectorAll('main td[data-label=Stock]')]"
+                     ".map(td => td.innerText)"))
+
+
+def test_a_products_stock_is_shown(browser_executable: str, running: Running, shots: Path,
+                                   tmp_path: Path) -> None:
+    """What the inventory RPCs set was shown nowhere in the console."""
+    write(running.http_port, eventType="home-page-view", visitorId="v")  # (a catalog)
+    branch = f"/v2/{CATALOG}/branches/default_branch/products"
+    for sku, fields in (("plain", {}),
+                        ("stocked", {"availableQuantity": 1200, "fulfillmentInfo": [
+                            {"type": "pickup-in-store", "placeIds": ["s1", "s2"]},
+                            {"type": "same-day-delivery", "placeIds": ["z1"]}]})):
+        status, answer = rest(running.http_port, "POST", f"{branch}?productId={sku}",
+                              {"title": sku, "categories": ["c"], **fields})
+        assert status == 200, answer
+    status, answer = rest(running.http_port, "POST", f"{branch}/stocked:addLocalInventories",
+                          {"localInventories": [{"placeId": "store-1"}]})
+    assert status == 200, answer
+    deadline = time.monotonic() + DEADLINE
+    while not rest(running.http_port, "GET", f"{branch}/stocked")[1].get("localInventories"):
+        assert time.monotonic() < deadline, "the local inventory was not added"
+        time.sleep(0.05)
+    stock = in_chromium(browser_executable, tmp_path / "profile", products_stock,
+                        running.http_port, shots)
+    assert stock == ["", "1,200 available; pickup-in-store: 2 places; same-day-delivery: "
+                         "1 place; 1 local inventory"], stock

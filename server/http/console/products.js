@@ -16,6 +16,23 @@ function price(product) {
     : `${stored.toLocaleString("en-US", {maximumFractionDigits: 20})} ${code}`.trim();
 }
 
+// What the inventory RPCs set (SetInventory, Add/RemoveFulfillmentPlaces, the local
+// inventories): a product's page showed none of it, so an inventory update could not be
+// seen anywhere in the console.
+function stock(product) {
+  const parts = [];
+  if (product.availableQuantity !== undefined) {
+    parts.push(`${Number(product.availableQuantity).toLocaleString("en-US")} available`);
+  }
+  for (const {type, placeIds} of product.fulfillmentInfo || []) {
+    const count = (placeIds || []).length;
+    parts.push(`${type}: ${count} ${count === 1 ? "place" : "places"}`);
+  }
+  const local = (product.localInventories || []).length;
+  if (local) parts.push(`${local} local ${local === 1 ? "inventory" : "inventories"}`);
+  return parts.join("; ");
+}
+
 export function render(main, ctx) {
   main.append(h("h2", {}, "Products"));
   if (!ctx.catalog) {
@@ -24,20 +41,21 @@ export function render(main, ctx) {
   }
   const branch = `${ctx.catalog}/branches/default_branch`;
   main.append(h("p", {class: "hint"}, `The products of ${branch}; events join with them.`));
-  const found = table("Products", ["Id", "Title", "Categories", "Price", "Availability"], "",
-    [3], [0]);
+  const found = table("Products",
+    ["Id", "Title", "Categories", "Price", "Availability", "Stock"], "", [3], [0]);
   const results = h("div", {});
   const more = paged(async (pageToken) => {
     const page = await call(`/v2/${branch}/products`,
-      // ListProducts' default fields leave out categories and availability
-      {query: {pageSize: 100, pageToken, readMask: "id,title,categories,priceInfo,availability"},
+      // ListProducts' default fields leave out categories, availability and the stock
+      {query: {pageSize: 100, pageToken, readMask: "id,title,categories,priceInfo,"
+               + "availability,availableQuantity,fulfillmentInfo,localInventories"},
        signal: ctx.signal});
     for (const p of page.products || []) {
       found.body.append(found.row([p.id || p.name.split("/").pop(), p.title || "",
         (p.categories || []).join(", "), price(p),
         // (proto3 JSON leaves an unset one out: the cell was empty, though purges and
         // exports count it as IN_STOCK, Google's default)
-        p.availability || h("span", {class: "hint"}, "unset (IN_STOCK)")]));
+        p.availability || h("span", {class: "hint"}, "unset (IN_STOCK)"), stock(p)]));
     }
     if (!found.body.children.length) results.append(h("p", {class: "hint"}, "No product yet."));
     return page.nextPageToken || "";
