@@ -60,10 +60,12 @@ async def respond(request: web.Request, opened: AsyncIterator[Message | Encoded]
     output = dataclasses.replace(output, pretty=False)  # an event per line
     response = web.StreamResponse(headers=HEADERS)
     decorate(response)
-    await response.prepare(request)
     encode = functools.partial(_json, output=output)
     form = output.enums_as_ints
     try:
+        # (in the try: a client gone while the stream opened is no server error, and
+        # what the stream holds is let go now)
+        await response.prepare(request)
         async for message in opened:
             if isinstance(message, Message):
                 size, made = message.ByteSize(), functools.partial(_one_part, encode, message)
