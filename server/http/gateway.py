@@ -95,6 +95,11 @@ _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")  # what X-Server-Timeout 
 # dozen gzip bodies, cheap to send and unpacked as they are read) could make the server
 # hold gigabytes.
 BODIES_HELD = 16
+# The longest header line read: a browser sends the pixel every cookie of its domain,
+# and a pixel served from a shop's subdomain (events.shop.com) gets the shop's too; past
+# aiohttp's 8,190 bytes it was a plain-text 400, its event lost. What the heads hold
+# together is bounded by the connections' (see connections.HEADS_HELD).
+MAX_HEADER_LINE_BYTES = 64 * 1024
 # Streams (watches as server-sent events) hold at most this share of the HTTP
 # connections, so that idle watches can never leave no room for writes and pixels.
 STREAM_SHARE = 0.5
@@ -354,7 +359,8 @@ class HttpGateway:
         # A pixel carries its event in the URL: allow URLs as long as the longest
         # legal one (aiohttp's default is 8 KiB), and no longer (see connections).
         handler_args: dict[str, Any] = {"access_log": None,
-                                        "max_line_size": url_limit(settings.max_request_bytes)}
+                                        "max_line_size": url_limit(settings.max_request_bytes),
+                                        "max_field_size": MAX_HEADER_LINE_BYTES}
         self._runner = web.AppRunner(app, handle_signals=False,
                                      shutdown_timeout=settings.grace_seconds, **handler_args)
         await self._runner.setup()
