@@ -27,6 +27,8 @@ accept loop here is ours:
   between them: aiohttp keeps each head whole, so a thousand connections sending long
   request lines (or pipelining 32 each behind a watch) held gigabytes. Past that, a
   connection whose head would hold more is answered 429 and closed;
+- an HTTP/1.0 request naming a Transfer-Encoding is answered 400 and its connection
+  closed (see framing_refusal);
 - a URL whose path is longer than MAX_PATH_BYTES or has more than MAX_PATH_SEGMENTS
   segments is answered 414, and a query of more than MAX_QUERY_PARAMETERS
   parameters 400, before aiohttp routes or parses it: routing takes time in the
@@ -53,7 +55,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import http_exceptions, streams, web, web_protocol, web_request
-from aiohttp.http import RawRequestMessage
+from aiohttp.http import HttpVersion10, RawRequestMessage
 from google.rpc import code_pb2, status_pb2
 
 from server.http.errors import error_body
@@ -271,7 +273,7 @@ class Connection(web.RequestHandler):
     async def _handle_request(self, request: web_request.BaseRequest, start_time: float | None,
                               request_handler: Callable[[web_request.BaseRequest], Any]
                               ) -> tuple[web.StreamResponse, bool]:
-        refusal = url_refusal(request.raw_path)
+        refusal = url_refusal(request.raw_path) or framing_refusal(request)
         if refusal is not None:  # answered without routing or parsing it (see above)
             async def refuse(_: web_request.BaseRequest) -> web.Response:
                 return refusal
@@ -560,6 +562,22 @@ def url_limit(max_request_bytes: int) -> int:
     """The longest URL read (aiohttp's max_line_size): MAX_URL_BYTES, or
     --max-request-bytes if less."""
     return min(MAX_URL_BYTES, max_request_bytes)
+
+
+def framing_refusal(request: web_request.BaseRequest) -> web.Response | None:
+    """The answer to an HTTP/1.0 request that names a Transfer-Encoding, closing its
+    connection (RFC 9112 §6.1: HTTP/1.0 has none, so its framing is in doubt); None for
+    any other. aiohttp read its body as chunked and went on to the request behind it,
+    which a proxy that framed the body otherwise (by its end, or a Content-Length)
+    had passed on as part of this one's body."""
+    if request.version != HttpVersion10 or "Transfer-Encoding" not in request.headers:
+        return None
+    refusal = _json_refusal(400, status_pb2.Status(
+        code=code_pb2.INVALID_ARGUMENT,
+        message="an HTTP/1.0 request has no Transfer-Encoding: send HTTP/1.1, or a "
+                "Content-Length"))
+    refusal.force_close()
+    return refusal
 
 
 def _json_refusal(http: int, status: status_pb2.Status) -> web.Response:

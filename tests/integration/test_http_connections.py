@@ -692,3 +692,23 @@ def test_a_pixel_sent_with_a_busy_sites_cookies_is_served(gateway: Running) -> N
     gateway.store.flush()  # (a pixel is answered once queued)
     assert gateway.store.count_user_events(
         EventQuery("projects/p/locations/global/catalogs/default_catalog", visitor_ids=("v",))) == 1
+
+
+def test_an_http_1_0_request_with_a_transfer_encoding_is_refused_and_its_connection_closed(
+        gateway: Running) -> None:
+    # HTTP/1.0 has no Transfer-Encoding (RFC 9112 §6.1: the framing is in doubt, close
+    # after it). aiohttp read the body as chunked, kept the connection and answered the
+    # request behind it: one that a proxy framing the body otherwise passed on as body.
+    write = b"/v2/projects/p/locations/global/catalogs/default_catalog/userEvents:write"
+    chunk = b"%x\r\n%s\r\n0\r\n\r\n" % (len(EVENT), EVENT)
+    with raw(gateway.http_port) as sock:
+        sock.sendall(b"POST " + write + b" HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: keep-alive"
+                     b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + chunk + b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        _, answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.0 400 "), answer[:200]
+    assert b"an HTTP/1.0 request has no Transfer-Encoding" in answer
+    assert b"SERVING" not in answer  # the request behind it was not read
+    gateway.store.flush()
+    assert gateway.store.count_user_events(
+        EventQuery("projects/p/locations/global/catalogs/default_catalog")) == 0
