@@ -100,7 +100,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         `finish`: the join's row, made already."""
         if finish is None:
             finish = self._joining(name, event)
-        return Join(name, ids, self._products_to_join, finish, refused)
+        return Join(name, ids, self._products_to_join, finish, refused, event.ByteSize())
 
     def _joining(self, name: str, event: user_event_pb2.UserEvent,
                  received: bytes | None = None) -> join.JoinedLater:

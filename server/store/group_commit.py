@@ -74,6 +74,7 @@ class Join:
     read: Callable[[str, list[str]], dict[str, Any]]
     finish: Callable[[dict[str, Any]], EventRow]
     refused: Callable[[BaseException], None] | None = None
+    size: int = 0  # bytes of the event it holds (serialized), until its row is made
 
 
 class Unwaited:
@@ -120,7 +121,7 @@ class Job:
     """
 
     __slots__ = ("rows", "fn", "join", "future", "waited", "submitted", "awaited", "first",
-                 "alone", "counted_out", "relied")
+                 "alone", "counted_out", "relied", "size")
 
     def __init__(self, rows: Sequence[EventRow] | None = None,
                  fn: Callable[[Any], Any] | None = None, *, join: Join | None = None,
@@ -138,11 +139,17 @@ class Job:
         self.awaited = awaited
         self.counted_out = False  # (unwaited) no longer in acknowledged_uncommitted
         self.relied: Any = None
+        self.size = 0  # (unwaited) its bytes of events in acknowledged_uncommitted_bytes
 
     @property
     def row_count(self) -> int:
         """How many event rows the job writes."""
         return len(self.rows) if self.rows is not None else int(self.join is not None)
+
+
+def row_size(row: EventRow) -> int:
+    """The bytes of an event row's events (as stored, and as received if it differs)."""
+    return len(row.payload) + len(row.source or b"")
 
 
 def _pass_on(settled: list[tuple[asyncio.Future[Any], Future[Any]]]) -> None:
@@ -267,6 +274,7 @@ class GroupCommitter:
         self._along_due = 0.0  # when they make a batch of their own
         self._closed = False
         self._unwaited_rows = 0
+        self._unwaited_bytes = 0  # of those rows' events (see Job.size)
         # join jobs whose catalog could not be read (the database away a moment):
         # tried again like a batch that could not commit (see _joined)
         self._unread: list[tuple[Job, StoreUnavailable]] = []
@@ -292,21 +300,27 @@ class GroupCommitter:
     def _count_out(self, jobs: Sequence[Job]) -> None:
         """Take the rows of `jobs` (nobody waits for them) out of
         acknowledged_uncommitted, each job once."""
-        done = 0
+        done = size = 0
         for job in jobs:
             if not job.counted_out:
                 job.counted_out = True
                 done += job.row_count
+                size += job.size
         if done:
             with self._lock:
                 self._unwaited_rows -= done
+                self._unwaited_bytes -= size
 
     def submit(self, job: Job) -> Future[Any]:
         with self._lock:
             if self._closed:
                 raise RuntimeError("store is closed")
             if not job.waited:
+                # (as submitted: a join's row, made later, is about its event's size)
+                job.size = sum(map(row_size, job.rows)) if job.rows is not None \
+                    else job.join.size if job.join is not None else 0
                 self._unwaited_rows += job.row_count
+                self._unwaited_bytes += job.size
             self._queue.put(job)
             if job.waited and self._lingering:
                 self._wake.set()
@@ -322,6 +336,11 @@ class GroupCommitter:
         """Rows nobody waits for (write_async, pixels) that are not committed yet:
         what a kill -9 now would lose."""
         return self._unwaited_rows
+
+    @property
+    def acknowledged_uncommitted_bytes(self) -> int:
+        """The bytes of events those rows hold (see Job.size)."""
+        return self._unwaited_bytes
 
     def _settled(self, jobs: Sequence[Job]) -> None:
         """`jobs` are done with (committed or failed): count their unwaited rows out

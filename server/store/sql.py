@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from server.store.console import ConsoleSql
-from server.store.group_commit import GroupCommitter, Job, Join
+from server.store.group_commit import GroupCommitter, Job, Join, row_size
 from server.store.insights import InsightsSql
 from server.store.packed import UNPACK_COLUMNS, unpack
 from server.store.rollups import (
@@ -48,6 +48,9 @@ PRODUCT_SCAN_BATCH = 500  # products a check reads at once when it looks for ref
 # most: more are refused UNAVAILABLE until the writer catches up, so that a writer held
 # up (a lock, a slow disk) cannot gather without end what a kill -9 would lose.
 MAX_UNCOMMITTED = 20_000
+# ... and at most this many bytes of them (past it, refused the same way unless none
+# wait): 20,000 events of 1.8 MB each held 36 GB; 400 of them, behind a lock, 0.7 GB.
+MAX_UNCOMMITTED_BYTES = 256 * 1024 * 1024
 # Events a purge's step deletes with one statement. A step of more (purge.BATCH) goes
 # on with its next chunk only while no write waits for the writer, so that a write
 # queued behind a step waits for one chunk and the step's commit, not a whole step;
@@ -223,19 +226,26 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         """Raise why rows nobody waits for cannot be accepted now (the disk is full,
         the database away), if they cannot."""
 
-    def _accept_unwaited(self, count: int) -> None:
-        """Raise why `count` more rows nobody waits for cannot be accepted now: the
-        backend's reasons, or MAX_UNCOMMITTED answered and not committed already (the
-        writer blocked or far behind: a kill -9 would lose them all)."""
-        if self._committer.acknowledged_uncommitted + count > MAX_UNCOMMITTED:
+    def _accept_unwaited(self, count: int, size: int) -> None:
+        """Raise why `count` more rows nobody waits for, of `size` bytes of events,
+        cannot be accepted now: the backend's reasons, or MAX_UNCOMMITTED rows (or
+        MAX_UNCOMMITTED_BYTES) answered and not committed already (the writer blocked
+        or far behind: a kill -9 would lose them all, and they are held in memory)."""
+        committer = self._committer
+        if committer.acknowledged_uncommitted + count > MAX_UNCOMMITTED:
             raise StoreUnavailable(
                 f"more than {MAX_UNCOMMITTED:,} events wait for their commit (the event "
                 "store is blocked or slow); try again later")
+        held = committer.acknowledged_uncommitted_bytes
+        if held and held + size > MAX_UNCOMMITTED_BYTES:
+            raise StoreUnavailable(
+                f"more than {MAX_UNCOMMITTED_BYTES // 2**20:,} MiB of events wait for their "
+                "commit (the event store is blocked or slow); try again later")
         self._refuse_unwaited()
 
     def write_user_events(self, rows: Sequence[EventRow], *, wait: bool = True) -> None:
         if not wait:
-            self._accept_unwaited(len(rows))
+            self._accept_unwaited(len(rows), sum(map(row_size, rows)))
         future = self._committer.submit_rows(rows, waited=wait)
         if wait:
             future.result()
@@ -246,7 +256,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         if wait:
             await self._committer.submit_awaited(rows)
         else:
-            self._accept_unwaited(len(rows))
+            self._accept_unwaited(len(rows), sum(map(row_size, rows)))
             self._committer.submit_rows(rows, waited=False)
 
     async def write_joined_async(self, join: Join, *, wait: bool = True) -> None:
@@ -258,7 +268,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
 
     def queue_joined(self, join: Join) -> None:
         """See Store.queue_joined."""
-        self._accept_unwaited(1)
+        self._accept_unwaited(1, join.size)
         self._committer.submit(Job(join=join, waited=False))
 
     @property

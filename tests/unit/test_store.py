@@ -352,6 +352,40 @@ def test_events_answered_before_their_commit_are_refused_past_a_bound(store: Any
     assert store.count_user_events(EventQuery(CATALOG)) == MAX_UNCOMMITTED + 1
 
 
+def test_events_answered_before_their_commit_are_refused_past_a_bound_of_bytes(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An event may be 2 MiB: behind a lock, 20,000 of them (MAX_UNCOMMITTED) would
+    hold 40 GB (400 write_async events of 1.8 MB took a server from 0.2 to 0.9 GB).
+    Past MAX_UNCOMMITTED_BYTES of them they are refused as past MAX_UNCOMMITTED; an
+    event of any size is taken when none waits."""
+    monkeypatch.setattr(sql, "MAX_UNCOMMITTED_BYTES", 1024 * 1024)
+    def big(n: int) -> EventRow:  # 300 KB
+        return row(f"big-{n}", attributes={"a": {"text": ["t" * 1000] * 300}})
+
+    busy, free = threading.Event(), threading.Event()
+
+    def hold(_db: Any) -> None:
+        busy.set()
+        free.wait(30)
+
+    store._committer.submit(Job(fn=hold))  # noqa: SLF001
+    assert busy.wait(10)
+    for n in range(3):
+        store.write_user_events([big(n)], wait=False)
+    for more in (lambda: store.write_user_events([big(3)], wait=False),
+                 lambda: store.queue_joined(Join(CATALOG, ["p"], lambda c, ids: {},
+                                                 lambda products: big(4), size=300_000))):
+        with pytest.raises(StoreUnavailable, match="more than 1 MiB of events wait"):
+            more()
+    assert store.acknowledged_uncommitted == 3
+    free.set()
+    store.flush()
+    huge = row("huge", attributes={"a": {"text": ["t" * 1000] * 2000}})  # 2 MB
+    store.write_user_events([huge], wait=False)  # alone, taken whatever its size
+    store.flush()
+    assert store.count_user_events(EventQuery(CATALOG)) == 4
+
+
 def test_async_writes_are_flushed_by_flush_and_close(shared_url: str) -> None:
     store = open_store(shared_url)
     store.write_user_events([row("sync")])
