@@ -739,3 +739,24 @@ def test_a_packed_body_left_unread_is_not_drained_after_the_answer(
             except ConnectionError:
                 closed = True
         assert closed, "the server drained the packed body instead of closing"
+
+
+def test_a_chunked_body_left_unread_is_not_drained_after_the_answer(
+        settings: Settings, clock: FixedClock) -> None:
+    # aiohttp parses a body it drains chunk by chunk, on the loop: in chunks of one
+    # byte, 4 connections sending to /healthz held every call up to 2.1 s.
+    chunks = b"1\r\na\r\n" * 100_000
+    with serving(settings, clock, http_header_timeout=60) as running, \
+            raw(running.http_port) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked"
+                     b"\r\n\r\n" + chunks[:6])
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        started, closed = time.monotonic(), False
+        while not closed and time.monotonic() - started < BOUND:  # (60 s, it lingered)
+            try:
+                sock.sendall(chunks)
+                readable, _, _ = select.select([sock], [], [], TRICKLE)
+                closed = bool(readable) and sock.recv(65536) == b""
+            except ConnectionError:
+                closed = True
+        assert closed, "the server drained the chunked body instead of closing"
