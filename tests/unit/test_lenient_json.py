@@ -352,9 +352,11 @@ def test_a_body_of_quotes_that_never_close_is_read_in_one_pass(unit: bytes) -> N
 
 
 def test_a_line_cut_short_is_said_where_it_stops_in_that_line() -> None:
-    """Read with its line break, it was "unexpected end of data at line 2 column 1"."""
+    """Read with its line break, it was "unexpected end of data at line 2 column 1"; its
+    caller names the file's line, so the place is its column alone ("line 3: ... at line
+    1 column 18" named two lines)."""
     for ending in (b"\n", b"\r\n", b""):
         with pytest.raises(ValueError) as refused:
             decode_json_line(b'{"eventType": "x"' + ending, user_event_pb2.UserEvent, "UserEvent")
-        assert "line 1 column" in str(refused.value) and "line 2" not in str(refused.value), \
+        assert "at column 18," in str(refused.value) and "line" not in str(refused.value), \
             refused.value
