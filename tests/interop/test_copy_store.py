@@ -199,3 +199,51 @@ def test_a_copy_that_fails_midway_leaves_the_target_empty(
     with psycopg.connect(postgres) as db:
         for table in ("catalogs", "client_events", "products", "rejections", "user_events"):
             assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+
+
+# `python -c _PEAK command...`: runs the command; its peak resident memory (bytes) is
+# the last line of stderr.
+_PEAK = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
+         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, file=sys.stderr); "
+         "sys.exit(done.returncode)")
+
+
+def copy_held(store: str, dest: str, cwd: Path) -> int:
+    """Copy (it must succeed); the most memory its process held, in bytes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    done = subprocess.run([sys.executable, "-c", _PEAK, sys.executable, "-m", "server", "copy",
+                           "--store", store, dest], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=CLI_DEADLINE)
+    assert done.returncode == 0, done.stderr
+    return int(done.stderr.splitlines()[-1])
+
+
+def test_a_copy_of_large_events_holds_a_few_at_a_time(
+        tmp_path: Path, postgres_databases: Any) -> None:
+    """200 events of 2 MB each (an event may take 2 MiB, and as much again as received):
+    read 5,000 rows at a time, the copy held them all, 400 MB, and more from PostgreSQL
+    (its bytes came as hex)."""
+    source = sqlite_url(tmp_path / "shop.db")
+    with running_server(tmp_path, source) as server:
+        retail_client(server.address).write_user_event(request={
+            "parent": CATALOG, "user_event": retail_v2.UserEvent(event_type="home-page-view",
+                                                                 visitor_id="v")},
+            timeout=RPC_DEADLINE)
+    with closing(sqlite3.connect(tmp_path / "shop.db")) as db, db:
+        # (the copy reads rows as bytes, never decodes them: each a copy of the one
+        # written, with 2 MB as received)
+        db.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) "
+            "INSERT INTO user_events (catalog_id, event_type, visitor_id, user_id, "
+            "event_time_us, event_time_ns, joined, dedup_key, event, source, received_us, "
+            "transport) SELECT catalog_id, event_type, 'big' || i, user_id, event_time_us + i, "
+            "event_time_ns, joined, dedup_key, event, zeroblob(2000000), received_us, transport "
+            "FROM user_events, n")
+    postgres = postgres_databases.create("large")
+    back = sqlite_url(tmp_path / "back.db")
+    held = {"from SQLite": copy_held(source, postgres, tmp_path),
+            "from PostgreSQL": copy_held(postgres, back, tmp_path)}
+    assert all(peak < 300 * 2**20 for peak in held.values()), held
+    with closing(sqlite3.connect(tmp_path / "back.db")) as db:
+        assert db.execute("SELECT count(*), sum(length(source)) FROM user_events").fetchone() \
+            == (201, 200 * 2_000_000)
