@@ -27,7 +27,8 @@ from urllib.parse import urlparse
 
 from server.store import open_store, redacted
 from server.store.base import Store
-from server.store.sqlite import SqliteStore
+from server.store.migrations import apply_missing
+from server.store.sqlite import SQLITE, SqliteStore
 
 # Rows read at a time: at most BATCH_ROWS, and about BATCH_BYTES of them, so that what
 # a copy holds stays flat whatever the rows weigh. An event may take 2 MiB, and 2 MiB
@@ -95,10 +96,19 @@ def _sqlite_path(url: str) -> str:
     return os.path.realpath(url.split("?", 1)[0][len("sqlite:///"):])
 
 
+def _footfall_tables() -> set[str]:
+    """The tables a store of this version holds: a PostgreSQL database may hold another
+    application's beside them, which are not the copy's to read or fill."""
+    with closing(sqlite3.connect(":memory:", isolation_level=None)) as db:
+        apply_missing(db, SQLITE, "a new store")
+        return set(_Sqlite(db).tables())
+
+
 def _copy(source: Store, target: Store) -> dict[str, int]:
     copied: dict[str, int] = {}
+    footfall = _footfall_tables()
     with closing(_Engine.of(source)) as reading, closing(_Engine.of(target)) as writing:
-        tables = reading.tables()
+        tables = [table for table in reading.tables() if table in footfall]
         missing = sorted(set(tables) - set(writing.tables()))
         if missing:  # (opening the target migrated it to this version, as the source is)
             raise CopyRefused(f"the target has no table {missing[0]!r}: it is not a store of "

@@ -247,3 +247,26 @@ def test_a_copy_of_large_events_holds_a_few_at_a_time(
     with closing(sqlite3.connect(tmp_path / "back.db")) as db:
         assert db.execute("SELECT count(*), sum(length(source)) FROM user_events").fetchone() \
             == (201, 200 * 2_000_000)
+
+
+def test_a_postgresql_store_beside_another_applications_tables_is_copied_alone(
+        tmp_path: Path, postgres_databases: Any) -> None:
+    """A database that holds another application's table beside a Footfall store: the
+    copy takes the store's tables (it was refused: "the target has no table
+    'customers'"), and leaves the other table out."""
+    import psycopg
+
+    postgres = postgres_databases.create("shared")
+    with running_server(tmp_path, postgres) as server:
+        record(server)
+        before = seen(server)
+    with psycopg.connect(postgres, autocommit=True) as db:
+        db.execute("CREATE TABLE customers (id BIGINT PRIMARY KEY, name TEXT)")
+        db.execute("INSERT INTO customers VALUES (1, 'Ann')")
+    (tmp_path / "back").mkdir()
+    back = sqlite_url(tmp_path / "back" / "shop.db")
+    moved = copy(postgres, back, tmp_path)
+    assert moved.returncode == 0, moved.stderr
+    assert "customers" not in moved.stdout, moved.stdout
+    with running_server(tmp_path / "back", back) as server:
+        assert seen(server) == before
