@@ -23,7 +23,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 from server.store import open_store, redacted
 from server.store.base import Store
@@ -45,7 +45,8 @@ class CopyRefused(Exception):
 
 
 class CopyFailed(Exception):
-    """A store failed while the rows were copied (the target is left as it was)."""
+    """A store failed while the rows were copied, or the target's tables were made (the
+    target is left as it was)."""
 
 
 def copy_store(source_url: str, target_url: str) -> dict[str, int]:
@@ -53,9 +54,11 @@ def copy_store(source_url: str, target_url: str) -> dict[str, int]:
     `target_url` (made, and migrated, if new); the rows copied, by table.
 
     CopyRefused for memory:// on either side, the same store on both, or a target
-    that holds anything; ValueError for a URL that names no store (or a source that
-    is not a Footfall store this version reads); StoreUnavailable or StoreUnusable
-    when a store cannot be opened, CopyFailed when one fails while copying.
+    that holds anything (read before it is opened, which migrates it); ValueError
+    for a URL that names no store (or a source that is not a Footfall store this
+    version reads); StoreUnavailable or StoreUnusable when a store cannot be opened,
+    CopyFailed when one fails while copying or the target's tables cannot be made
+    (another application's table of the same name).
     """
     for url in (source_url, target_url):
         if urlparse(url).scheme == "memory":
@@ -65,17 +68,62 @@ def copy_store(source_url: str, target_url: str) -> dict[str, int]:
         raise CopyRefused(f"{redacted(source_url)} is both the source and the target")
     source = open_store(source_url, read_only=True)
     try:
-        target = open_store(target_url)
+        # (before opening it: opening a store migrates it, and a store that holds rows,
+        # of an older version, the arguments swapped, must be left as it was)
+        held = _table_with_rows(target_url)
+        if held is not None:
+            raise _holds_rows(held)
+        try:
+            target = open_store(target_url)
+        except _database_errors() as exc:  # (PostgreSQL: a table of another application)
+            raise CopyFailed(f"cannot make Footfall's tables in the target: {_said(exc)} "
+                             "(nothing was made: the target is as it was)") from exc
         try:
             return _copy(source, target)
         except _database_errors() as exc:
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            raise CopyFailed(f"{type(exc).__name__}: {first} (nothing was copied: the target "
-                             "is as it was)") from exc
+            raise CopyFailed(f"{_said(exc)} (nothing was copied: the target is as it "
+                             "was)") from exc
         finally:
             target.close()
     finally:
         source.close()
+
+
+def _said(exc: Exception) -> str:
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {first}"
+
+
+def _holds_rows(table: str) -> CopyRefused:
+    return CopyRefused(f"the target holds rows already (table {table!r}): copy into an "
+                       "empty store, one no server has written to")
+
+
+def _table_with_rows(url: str) -> str | None:
+    """A Footfall table that holds rows in the store at `url`, read as it is (None when
+    there is none, or no store to read: opening it says why)."""
+    try:
+        with closing(_as_it_is(url)) as target:
+            tables = set(target.tables()) & _footfall_tables()
+            return next((table for table in sorted(tables) if target.has_rows(table)), None)
+    except FileNotFoundError:
+        return None
+    except _database_errors():
+        return None
+
+
+def _as_it_is(url: str) -> _Engine:
+    """A connection to the store at `url` that changes nothing (FileNotFoundError for a
+    SQLite file not made yet)."""
+    if urlparse(url).scheme == "sqlite":
+        path = _sqlite_path(url)
+        if not os.path.isfile(path) or os.path.getsize(path) == 0:
+            raise FileNotFoundError(path)
+        return _Sqlite(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True,
+                                       isolation_level=None))
+    import psycopg
+
+    return _Postgres(psycopg.connect(url, autocommit=True, connect_timeout=5))
 
 
 def _database_errors() -> tuple[type[Exception], ...]:
@@ -116,8 +164,7 @@ def _copy(source: Store, target: Store) -> dict[str, int]:
         with reading.snapshot(), writing.transaction():
             for table in tables:
                 if writing.has_rows(table):
-                    raise CopyRefused(f"the target holds rows already (table {table!r}): copy "
-                                      "into an empty store, one no server has written to")
+                    raise _holds_rows(table)
             for table in tables:
                 columns = writing.columns(table)
                 if set(reading.columns(table)) != set(columns):

@@ -270,3 +270,37 @@ def test_a_postgresql_store_beside_another_applications_tables_is_copied_alone(
     assert "customers" not in moved.stdout, moved.stdout
     with running_server(tmp_path / "back", back) as server:
         assert seen(server) == before
+
+
+def test_a_target_is_read_before_it_is_changed(tmp_path: Path, postgres_databases: Any) -> None:
+    """Opening a store migrates it: a target that holds rows, of an older version (the
+    arguments swapped: the shop's store named as DEST), was migrated, then refused.
+    It is now refused as it was. A database whose other application has a table of a
+    name Footfall uses fails the copy with a line, not a traceback, and gets nothing."""
+    import psycopg
+
+    source = sqlite_url(tmp_path / "new.db")
+    (tmp_path / "old").mkdir()
+    with running_server(tmp_path, source) as server:
+        record(server)
+    with running_server(tmp_path / "old", sqlite_url(tmp_path / "old" / "shop.db")) as server:
+        record(server)
+    with closing(sqlite3.connect(tmp_path / "old" / "shop.db")) as db, db:
+        # (as a store of the version before the last migration is)
+        newest = db.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+        db.execute("DELETE FROM schema_migrations WHERE version = ?", (newest,))
+    refused = copy(source, sqlite_url(tmp_path / "old" / "shop.db"), tmp_path)
+    assert refused.returncode == 2 and "holds rows already" in refused.stderr, refused.stderr
+    with closing(sqlite3.connect(tmp_path / "old" / "shop.db")) as db:
+        assert db.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] < newest
+
+    other = postgres_databases.create("other")
+    with psycopg.connect(other, autocommit=True) as db:
+        db.execute("CREATE TABLE products (sku TEXT PRIMARY KEY, price NUMERIC)")
+    failed = copy(source, other, tmp_path)
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stderr.startswith("footfall: cannot copy: cannot make Footfall's tables in "
+                                    "the target: DuplicateTable: relation \"products\" already "
+                                    "exists"), failed.stderr
+    with psycopg.connect(other) as db:
+        assert db.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,)
