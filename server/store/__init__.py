@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from urllib.parse import parse_qs, urlparse
 
 from server.store.base import Store
@@ -44,12 +45,17 @@ async def committed_a_while(store: Store, what: str) -> None:
 
 
 def redacted(url: str) -> str:
-    """`url` as logs may show it: a password in it becomes ***."""
+    """`url` as logs may show it: a password in it (before the host, or a `password=`
+    parameter, as libpq reads both) becomes ***."""
+    url = _PASSWORD_PARAMETER.sub(r"\1***", url)
     parsed = urlparse(url)
     if parsed.password is None:
         return url
     host = parsed.netloc.rpartition("@")[2]
     return parsed._replace(netloc=f"{parsed.username or ''}:***@{host}").geturl()
+
+
+_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&#]*")
 
 
 def located(url: str) -> str:

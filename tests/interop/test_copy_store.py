@@ -304,3 +304,20 @@ def test_a_target_is_read_before_it_is_changed(tmp_path: Path, postgres_database
                                     "exists"), failed.stderr
     with psycopg.connect(other) as db:
         assert db.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,)
+
+
+def test_a_password_given_as_a_parameter_is_never_printed(
+        tmp_path: Path, postgres_databases: Any) -> None:
+    """libpq reads a password in the URL's `password=` parameter as well as before the
+    host: the line that says what was copied printed that one as it was given."""
+    source = sqlite_url(tmp_path / "shop.db")
+    with running_server(tmp_path, source) as server:
+        record(server)
+    # (the tests' server trusts local connections: any password passes)
+    postgres = postgres_databases.create("password") + "?password=hunter2"
+    moved = copy(source, postgres, tmp_path)
+    assert moved.returncode == 0, moved.stderr
+    assert "?password=***:" in moved.stdout, moved.stdout
+    itself = copy(postgres, postgres, tmp_path)
+    assert itself.returncode == 2 and "both the source and the target" in itself.stderr
+    assert "hunter2" not in moved.stdout + moved.stderr + itself.stdout + itself.stderr
