@@ -477,5 +477,8 @@ def _copy(args: argparse.Namespace) -> int:
     except (CopyFailed, FootfallError, OSError, StoreUnavailable, StoreUnusable) as exc:
         _say(f"cannot copy: {getattr(exc, 'message', exc)}")
         return 1
+    except KeyboardInterrupt:  # (Ctrl-C: the target's transaction was rolled back)
+        _say("stopped: nothing was copied (the target is as it was)")
+        return 130
     print(f"copied {located(args.store)} to {located(args.dest)}: {copied_text(copied)}")
     return 0

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing, contextmanager
 from typing import Any
 from urllib.parse import quote, urlparse
@@ -170,7 +170,9 @@ def _copy(source: Store, target: Store) -> dict[str, int]:
                 if set(reading.columns(table)) != set(columns):
                     raise CopyRefused(f"table {table!r} has other columns in the source and "
                                       "the target: they are not stores of one version")
-                copied[table] = writing.put(table, columns, reading.rows(table, columns))
+                # (closed here, before its connection, also when the copy is stopped)
+                with closing(reading.rows(table, columns)) as rows:
+                    copied[table] = writing.put(table, columns, rows)
                 writing.set_next_id(table, reading.next_id(table))
     return copied
 
@@ -200,7 +202,7 @@ class _Engine:
     def has_rows(self, table: str) -> bool:
         return self._one(f"SELECT 1 FROM {table} LIMIT 1") is not None
 
-    def rows(self, table: str, columns: list[str]) -> Iterator[tuple[Any, ...]]:
+    def rows(self, table: str, columns: list[str]) -> Generator[tuple[Any, ...], None, None]:
         order = " ORDER BY id" if "id" in columns else ""
         with closing(self._cursor(table)) as cursor:
             cursor.execute(f"SELECT {', '.join(columns)} FROM {table}{order}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from .support import (
     running_server,
     sqlite_url,
     talent_client,
+    wait_until,
 )
 
 PROJECT = "projects/moving"
@@ -223,22 +225,7 @@ def test_a_copy_of_large_events_holds_a_few_at_a_time(
     """200 events of 2 MB each (an event may take 2 MiB, and as much again as received):
     read 5,000 rows at a time, the copy held them all, 400 MB, and more from PostgreSQL
     (its bytes came as hex)."""
-    source = sqlite_url(tmp_path / "shop.db")
-    with running_server(tmp_path, source) as server:
-        retail_client(server.address).write_user_event(request={
-            "parent": CATALOG, "user_event": retail_v2.UserEvent(event_type="home-page-view",
-                                                                 visitor_id="v")},
-            timeout=RPC_DEADLINE)
-    with closing(sqlite3.connect(tmp_path / "shop.db")) as db, db:
-        # (the copy reads rows as bytes, never decodes them: each a copy of the one
-        # written, with 2 MB as received)
-        db.execute(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) "
-            "INSERT INTO user_events (catalog_id, event_type, visitor_id, user_id, "
-            "event_time_us, event_time_ns, joined, dedup_key, event, source, received_us, "
-            "transport) SELECT catalog_id, event_type, 'big' || i, user_id, event_time_us + i, "
-            "event_time_ns, joined, dedup_key, event, zeroblob(2000000), received_us, transport "
-            "FROM user_events, n")
+    source = large_events(tmp_path, 200)
     postgres = postgres_databases.create("large")
     back = sqlite_url(tmp_path / "back.db")
     held = {"from SQLite": copy_held(source, postgres, tmp_path),
@@ -321,3 +308,56 @@ def test_a_password_given_as_a_parameter_is_never_printed(
     itself = copy(postgres, postgres, tmp_path)
     assert itself.returncode == 2 and "both the source and the target" in itself.stderr
     assert "hunter2" not in moved.stdout + moved.stderr + itself.stdout + itself.stderr
+
+
+def large_events(tmp_path: Path, count: int) -> str:
+    """A SQLite store of `count` events of 2 MB each (copies of one written, each with
+    2 MB as received: the copy reads rows as bytes, never decodes them); its URL."""
+    source = sqlite_url(tmp_path / "shop.db")
+    with running_server(tmp_path, source) as server:
+        retail_client(server.address).write_user_event(request={
+            "parent": CATALOG, "user_event": retail_v2.UserEvent(event_type="home-page-view",
+                                                                 visitor_id="v")},
+            timeout=RPC_DEADLINE)
+    with closing(sqlite3.connect(tmp_path / "shop.db")) as db, db:
+        db.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+            "INSERT INTO user_events (catalog_id, event_type, visitor_id, user_id, "
+            "event_time_us, event_time_ns, joined, dedup_key, event, source, received_us, "
+            "transport) SELECT catalog_id, event_type, 'big' || i, user_id, event_time_us + i, "
+            "event_time_ns, joined, dedup_key, event, zeroblob(2000000), received_us, transport "
+            "FROM user_events, n", (count,))
+    return source
+
+
+def test_a_copy_stopped_by_ctrl_c_says_so_and_leaves_the_target_empty(
+        tmp_path: Path, postgres_databases: Any) -> None:
+    """Ctrl-C while the events go in: one line says nothing was copied (it printed
+    nothing, or Python's "Exception ignored in: <generator object ...>" and a traceback
+    of a closed database), and a second copy into the target goes in whole."""
+    import psycopg
+
+    source = large_events(tmp_path, 100)
+    postgres = postgres_databases.create("stopped")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    copying = subprocess.Popen([sys.executable, "-m", "server", "copy", "--store", source,
+                                postgres], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        with psycopg.connect(postgres, autocommit=True) as db:
+            wait_until(lambda: db.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND "
+                "query LIKE 'COPY user_events %'").fetchone(), "the copy of the events",
+                deadline=CLI_DEADLINE)
+        copying.send_signal(signal.SIGINT)
+        out, err = copying.communicate(timeout=CLI_DEADLINE)
+    finally:
+        if copying.poll() is None:
+            copying.kill()
+            copying.wait()
+    assert copying.returncode == 130 and out == "", (out, err)
+    assert err == "footfall: stopped: nothing was copied (the target is as it was)\n", err
+    with psycopg.connect(postgres) as db:
+        assert db.execute("SELECT count(*) FROM user_events").fetchone() == (0,)
+    again = copy(source, postgres, tmp_path)
+    assert again.returncode == 0 and "user_events 101" in again.stdout, again.stderr
