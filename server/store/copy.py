@@ -322,8 +322,17 @@ class _Postgres(_Engine):
             self.db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield
 
-    def transaction(self) -> Any:
-        return self.db.transaction()
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        from server.store.postgres import WRITERS_LOCK
+
+        with self.db.transaction():
+            # The writers' turn every replica's write transaction takes first: a server
+            # already running on the target (or started meanwhile) writes after the copy,
+            # with ids past it, rather than beside it (its event took id 1, and the copy
+            # failed on it, leaving that event in a target said to be as it was).
+            self.db.execute("SELECT pg_advisory_xact_lock(%s)", (WRITERS_LOCK,))
+            yield
 
     def _cursor(self, table: str) -> Any:
         # (a server-side cursor: a client-side one holds the whole table, 650 MB

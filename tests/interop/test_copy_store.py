@@ -361,3 +361,41 @@ def test_a_copy_stopped_by_ctrl_c_says_so_and_leaves_the_target_empty(
         assert db.execute("SELECT count(*) FROM user_events").fetchone() == (0,)
     again = copy(source, postgres, tmp_path)
     assert again.returncode == 0 and "user_events 101" in again.stdout, again.stderr
+
+
+def test_a_server_already_on_the_target_writes_after_the_copy(
+        tmp_path: Path, postgres_databases: Any) -> None:
+    """The replicas started on the new, empty PostgreSQL store before the copy: an event
+    one is sent while the copy writes goes in after the copy, with the next id (it took
+    id 1 beside the copy, which then failed on it, saying the target was as it was)."""
+    import psycopg
+
+    source = large_events(tmp_path, 100)
+    postgres = postgres_databases.create("served")
+    (tmp_path / "pg").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    with running_server(tmp_path / "pg", postgres) as server:
+        copying = subprocess.Popen([sys.executable, "-m", "server", "copy", "--store", source,
+                                    postgres], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        try:
+            with psycopg.connect(postgres, autocommit=True) as db:
+                wait_until(lambda: db.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND "
+                    "query LIKE 'COPY user_events %'").fetchone(), "the copy of the events",
+                    deadline=CLI_DEADLINE)
+            retail_client(server.address).write_user_event(request={
+                "parent": "projects/elsewhere/locations/global/catalogs/default_catalog",
+                "user_event": retail_v2.UserEvent(event_type="home-page-view",
+                                                  visitor_id="meanwhile")},
+                timeout=CLI_DEADLINE)
+            out, err = copying.communicate(timeout=CLI_DEADLINE)
+        finally:
+            if copying.poll() is None:
+                copying.kill()
+                copying.wait()
+    assert copying.returncode == 0 and "user_events 101" in out, err
+    with psycopg.connect(postgres) as db:
+        ids = db.execute("SELECT visitor_id = 'meanwhile', max(id), count(*) FROM user_events "
+                         "GROUP BY 1 ORDER BY 1").fetchall()
+    assert ids == [(False, 101, 101), (True, 102, 1)], ids
