@@ -268,7 +268,10 @@ class _Sqlite(_Engine):
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # (SQLite ends the transaction itself on some errors, a full disk among
+            # them: a ROLLBACK then failed, and its error was said instead)
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
 

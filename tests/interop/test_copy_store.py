@@ -399,3 +399,25 @@ def test_a_server_already_on_the_target_writes_after_the_copy(
         ids = db.execute("SELECT visitor_id = 'meanwhile', max(id), count(*) FROM user_events "
                          "GROUP BY 1 ORDER BY 1").fetchall()
     assert ids == [(False, 101, 101), (True, 102, 1)], ids
+
+
+def test_a_copy_into_a_sqlite_file_that_cannot_grow_says_why(tmp_path: Path) -> None:
+    """The target's disk full (here: a file size limit on the copy): SQLite ended the
+    transaction itself, the copy's ROLLBACK then failed, and the line said only
+    'cannot rollback - no transaction is active'. It says SQLite's error now, and the
+    target takes a second copy whole."""
+    import resource
+
+    source = large_events(tmp_path, 30)
+    target = sqlite_url(tmp_path / "target.db")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    limit = 20 * 2**20
+    full = subprocess.run(
+        [sys.executable, "-m", "server", "copy", "--store", source, target], cwd=tmp_path,
+        env=env, capture_output=True, text=True, timeout=CLI_DEADLINE,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    assert full.returncode == 1, full.stderr
+    assert full.stderr.startswith("footfall: cannot copy: OperationalError: "), full.stderr
+    assert "cannot rollback" not in full.stderr, full.stderr
+    again = copy(source, target, tmp_path)
+    assert again.returncode == 0 and "user_events 31" in again.stdout, again.stderr
