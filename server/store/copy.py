@@ -44,6 +44,10 @@ class CopyRefused(Exception):
     """This copy cannot be made as asked; the message says why and what to do."""
 
 
+class _SourceFailed(Exception):
+    """The source's table (args[0]) could not be read; the cause says why."""
+
+
 class CopyFailed(Exception):
     """A store failed while the rows were copied, or the target's tables were made (the
     target is left as it was)."""
@@ -80,6 +84,11 @@ def copy_store(source_url: str, target_url: str) -> dict[str, int]:
                              "(nothing was made: the target is as it was)") from exc
         try:
             return _copy(source, target)
+        except _SourceFailed as exc:
+            assert isinstance(exc.__cause__, Exception)
+            raise CopyFailed(f"the source's table {exc.args[0]!r} cannot be read: "
+                             f"{_said(exc.__cause__)} (nothing was copied: the target is "
+                             "as it was)") from exc
         except _database_errors() as exc:
             raise CopyFailed(f"{_said(exc)} (nothing was copied: the target is as it "
                              "was)") from exc
@@ -203,13 +212,18 @@ class _Engine:
         return self._one(f"SELECT 1 FROM {table} LIMIT 1") is not None
 
     def rows(self, table: str, columns: list[str]) -> Generator[tuple[Any, ...], None, None]:
+        """The rows of `table`; _SourceFailed when they cannot be read (a damaged file):
+        they are read while the target writes them, whose errors look alike."""
         order = " ORDER BY id" if "id" in columns else ""
-        with closing(self._cursor(table)) as cursor:
-            cursor.execute(f"SELECT {', '.join(columns)} FROM {table}{order}")
-            size = FIRST_BATCH_ROWS
-            while batch := cursor.fetchmany(size):
-                yield from batch
-                size = _batch_rows(batch)
+        try:
+            with closing(self._cursor(table)) as cursor:
+                cursor.execute(f"SELECT {', '.join(columns)} FROM {table}{order}")
+                size = FIRST_BATCH_ROWS
+                while batch := cursor.fetchmany(size):
+                    yield from batch
+                    size = _batch_rows(batch)
+        except _database_errors() as exc:
+            raise _SourceFailed(table) from exc
 
     def _cursor(self, table: str) -> Any:
         return self.db.cursor()

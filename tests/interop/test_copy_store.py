@@ -421,3 +421,20 @@ def test_a_copy_into_a_sqlite_file_that_cannot_grow_says_why(tmp_path: Path) -> 
     assert "cannot rollback" not in full.stderr, full.stderr
     again = copy(source, target, tmp_path)
     assert again.returncode == 0 and "user_events 31" in again.stdout, again.stderr
+
+
+def test_a_damaged_source_is_named_as_the_store_that_failed(tmp_path: Path) -> None:
+    """Pages of the source's events damaged: the line said 'DatabaseError: database disk
+    image is malformed', which a copy from one SQLite file to another could mean of
+    either; it names the source and the table now."""
+    source = large_events(tmp_path, 30)
+    path = tmp_path / "shop.db"
+    with open(path, "r+b") as file:  # (each page an event's overflow: 4 bytes, the next)
+        pages = path.stat().st_size // 4096
+        for page in range(pages * 2 // 5, pages * 3 // 5, 10):
+            file.seek(page * 4096)
+            file.write(b"\xff\xff\xff\xff")
+    failed = copy(source, sqlite_url(tmp_path / "target.db"), tmp_path)
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stderr.startswith("footfall: cannot copy: the source's table 'user_events' "
+                                    "cannot be read: DatabaseError: "), failed.stderr
