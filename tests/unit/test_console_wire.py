@@ -1,6 +1,7 @@
 """A watch's StoredUserEvent bytes made from the row (`queries.stored_user_event_wire`)
 are those of the decoded message serialized (`stored_user_event(row).SerializeToString()`),
-byte for byte, whatever the row holds."""
+byte for byte, whatever the row holds; and so are a StoredClientEvent's. (A page of
+a list is decoded from them: their length is what the message costs it.)"""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from typing import Any
 import pytest
 from footfall.console.v1 import console_pb2
 from footfall.retail.v2 import user_event_pb2
+from footfall.talent.v4 import event_pb2
 from google.protobuf import json_format
 from hypothesis import given
 from hypothesis import strategies as st
 
 from server.console import queries
-from server.store.console import StoredEvent
+from server.store.console import StoredClientEvent, StoredEvent
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 EVENT = {"eventType": "detail-page-view", "visitorId": "visitor-1", "sessionId": "s-1",
@@ -87,3 +89,35 @@ def test_an_event_of_several_attributes_is_the_same_message() -> None:
     stored = row(payload=payload(event))
     decoded = console_pb2.StoredUserEvent.FromString(queries.stored_user_event_wire(stored))
     assert decoded == queries.stored_user_event(stored)
+
+
+TENANT = "projects/p/tenants/t"
+CLIENT_EVENT = {"requestId": "r-1", "eventId": "e-1", "createTime": "2026-12-01T10:00:00.5Z",
+                "jobEvent": {"type": "VIEW", "jobs": ["projects/p/tenants/t/jobs/j-1"]},
+                "eventNotes": "notes"}
+
+
+def client_row(**changes: Any) -> StoredClientEvent:
+    event = json_format.ParseDict(CLIENT_EVENT, event_pb2.ClientEvent())
+    base = StoredClientEvent(id=7, tenant=TENANT,
+                             payload=event.SerializeToString(deterministic=True),
+                             received_us=1_764_583_200_654_321, transport=1)
+    return base._replace(**changes)
+
+
+@pytest.mark.parametrize("stored", [
+    client_row(),
+    client_row(received_us=None),
+    client_row(received_us=0),
+    client_row(received_us=-1_500_001),
+    client_row(transport=0),
+    client_row(id=0),
+    client_row(id=2**40),
+    client_row(tenant=""),
+    client_row(tenant="projects/é/tenants/t"),
+    client_row(payload=b""),
+], ids=["client-event", "no-receive-time", "epoch", "before-1970", "no-transport", "id-0",
+        "large-id", "no-tenant", "utf8-tenant", "empty-event"])
+def test_a_client_event_rows_bytes_are_the_message_bytes(stored: StoredClientEvent) -> None:
+    assert queries.stored_client_event_wire(stored) == \
+        queries.stored_client_event(stored).SerializeToString()
