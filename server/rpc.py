@@ -201,7 +201,8 @@ def _guard(handler: grpc.RpcMethodHandler, method: str,
 
 def _as_is(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
     """`serializer`, except that bytes (a message serialized once for many
-    streams, see console.feed) are sent as they are."""
+    streams, see console.feed; a large answer serialized where it was made, see
+    console.service) are sent as they are."""
     if serializer is None:
         return None
 
@@ -393,7 +394,7 @@ class CallGuard(grpc.GenericRpcHandler):
             handler = grpc.unary_unary_rpc_method_handler(
                 _guard(handler, method, self._envelope),
                 request_deserializer=None,  # decoded in the guard
-                response_serializer=handler.response_serializer,
+                response_serializer=_as_is(handler.response_serializer),
             )
         elif handler.unary_stream is not None:
             behaviour = _decoded(handler.unary_stream, handler.request_deserializer, method)

@@ -787,8 +787,12 @@ async def _answer(route: Route, output: transcode.Output, answers: Answers, mess
                   context: CallContext) -> tuple[bytes, dict[str, str]]:
     """The servicer's answer to `message`, as the body and headers of the HTTP
     response (written off the loop when large, within the room of `answers`:
-    RESOURCE_EXHAUSTED past it)."""
+    RESOURCE_EXHAUSTED past it). A servicer may answer a large message as its
+    bytes (see console.service)."""
     answer = await route.call(message, context)
+    if isinstance(answer, bytes):
+        return await answers.render(route.response_class, answer,
+                                    functools.partial(_render, route, output))
     if answer.ByteSize() <= transcode.LARGE_ANSWER_BYTES:
         return _render(route, output, answer)
     kind, wire = type(answer), answer.SerializeToString()

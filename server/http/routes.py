@@ -77,6 +77,7 @@ class Route:
     method: descriptor.MethodDescriptor
     request_class: type[Any]
     call: Callable[[Any, Any], Any]  # the servicer's (request, context) method
+    response_class: type[Any]
 
     @property
     def rpc(self) -> str:
@@ -145,7 +146,8 @@ def _route(method: descriptor.MethodDescriptor, call: Callable[[Any, Any], Any],
     if response_body:
         _check_field(method.output_type, response_body, f"{method.full_name}: response_body")
     return Route(http_method, template, body, response_body, method,
-                 message_factory.GetMessageClass(method.input_type), call)
+                 message_factory.GetMessageClass(method.input_type), call,
+                 message_factory.GetMessageClass(method.output_type))
 
 
 def derive_routes(servicers: Mapping[str, Any],

@@ -871,3 +871,17 @@ def test_a_long_read_past_its_grpc_deadline_stops(
             parent=PARENT, filter='sessionId = "nobody"'), timeout=0.2)
     assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert reads.settled() < 15  # of 30
+
+
+def test_a_large_page_is_the_same_over_both_transports(running: Running, channel: grpc.Channel,
+                                                        console: Any) -> None:
+    # (a page past LARGE_ANSWER_BYTES is serialized where it is made, and sent as
+    # those bytes over gRPC, and written as JSON from them over REST)
+    for i in range(2):
+        write(channel, visitorId=f"large{i}", eventType="category-page-view",
+              pageCategories=["c" * 20] * 4_000, eventTime=f"2024-01-01T00:00:0{i}Z")
+    page = console.ListUserEvents(console_pb2.ListUserEventsRequest(parent=PARENT))
+    assert visitors(page) == ["large1", "large0"] and page.ByteSize() > 128 * 1024
+    reply = http_client.call(running.http_port, "GET", f"/console/v1/{PARENT}/userEvents")
+    assert reply.status == 200
+    assert reply.json() == json_format.MessageToDict(page)

@@ -1,7 +1,8 @@
 """A page of large events holds each of its events decoded once, in the page, and
 decodes none it leaves out: measured as how far the process's peak resident
 memory (VmHWM, reset through /proc/self/clear_refs) rises while one page is read
-through the store and `queries`, against decoding one such event alone.
+through the store and `queries`, against decoding one such event alone. And the
+servicer's answer, waiting to be sent, holds the page's bytes, not the page decoded.
 
 (tracemalloc does not see protobuf's decoded messages: upb allocates them itself.)
 A page of events of 60,000 products each held the first decoded apart, its copy
@@ -23,6 +24,8 @@ from footfall.console.v1 import console_pb2
 from footfall.retail.v2 import user_event_pb2
 
 from server.console import queries
+from server.console.service import ConsoleService
+from server.loop import LoopThread
 from server.store import EventRow, open_store
 from server.store.base import Store
 
@@ -57,6 +60,19 @@ def peak_bytes(work: Callable[[], Any]) -> int:
     peak = _status("VmHWM") - before
     del kept
     return peak
+
+
+def held_bytes(work: Callable[[], Any]) -> int:
+    """How much more resident memory the process holds while what `work()`
+    returned is kept (what it freed given back first)."""
+    libc = _libc()
+    libc.malloc_trim(0)
+    before = _status("VmRSS")
+    kept = work()
+    libc.malloc_trim(0)
+    held = _status("VmRSS") - before
+    del kept
+    return held
 
 
 def large_event(n: int) -> user_event_pb2.UserEvent:
@@ -106,3 +122,21 @@ def test_a_filtered_page_decodes_each_event_it_checks_apart_once(store: Store,
     answer = page(store, 'productId = "sku-1-000007"')
     assert [e.user_event.visitor_id for e in answer.user_events] == ["v-1"]
     assert peak_bytes(lambda: page(store, 'productId = "sku-1-000007"')) < 2.7 * one_decoded
+
+
+def test_a_large_page_waits_to_be_sent_as_its_bytes(store: Store, one_decoded: int) -> None:
+    """30 reads at once of such pages held up to 750 MB of them decoded, waiting for
+    the loop to send them (gRPC) or for a thread to write their JSON (REST)."""
+    loop = LoopThread(2)
+    # (a list of events needs neither the watches nor the policy)
+    service = ConsoleService(store, None, None)  # type: ignore[arg-type]
+    request = console_pb2.ListUserEventsRequest(parent=CATALOG)
+    try:
+        answer = loop.run(service.ListUserEvents(request, None), timeout=60)  # type: ignore[arg-type]
+        sent = answer if isinstance(answer, bytes) else answer.SerializeToString()
+        assert sent == page(store).SerializeToString()
+        del answer
+        assert held_bytes(lambda: loop.run(
+            service.ListUserEvents(request, None), timeout=60)) < one_decoded / 4  # type: ignore[arg-type]
+    finally:
+        loop.close()
