@@ -87,13 +87,15 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
 
     `read_only` (for the CLI) opens an existing file without changing it: no
     folder or file is created, no migration applied; ValueError when `path` is
-    not a Footfall store this version can read.
+    not a Footfall store this version can read. `retry_seconds`: how long a write
+    somebody waits for is retried while the file is locked by another connection
+    (see GroupCommitter).
     """
 
     _sql = Statements(SQLITE)
 
     def __init__(self, path: str | None, synchronous: str = "FULL", *,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False, retry_seconds: float = 5.0) -> None:
         self.path = path
         # FULL: a commit survives a power cut. NORMAL: it survives a crash of the
         # process (kill -9), not of the machine; about twice the write throughput.
@@ -131,7 +133,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         self._writer_conn = self._open_checked()
         self._writers = None if path is None or read_only else _writers_beside(path)
         self._committer = GroupCommitter(self._apply_batch, name="footfall-sqlite-writer",
-                                         turn=self._writers)
+                                         retry_seconds=retry_seconds, turn=self._writers)
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
         if not self._memory and not read_only:

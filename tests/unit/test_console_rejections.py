@@ -20,7 +20,7 @@ from server.clock import FixedClock, SystemClock
 from server.console import rejections
 from server.console.rejections import Rejections, shown
 from server.errors import InvalidArgument
-from server.store import Store
+from server.store import Store, sqlite
 from server.store.group_commit import Job
 
 from . import test_store
@@ -287,11 +287,14 @@ def test_a_flood_of_one_request_is_a_row_a_write_not_a_row_a_try(store: Store) -
 
 
 @contextlib.contextmanager
-def failed_once(tmp_path: Any) -> Iterator[tuple[Store, Rejections]]:
+def failed_once(tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+                ) -> Iterator[tuple[Store, Rejections]]:
     """A SQLite store and its keeper of refusals, whose first job failed before it
     took refusal 1 (SQLite locked by another connection past its busy timeout, at
-    BEGIN); the lock is gone when this yields."""
-    store = test_store.open_store(f"sqlite:///{tmp_path}/events.db")
+    BEGIN); the lock is gone when this yields. The busy timeout (10 s) and the
+    retries (5 s) are cut to 0.2 s: the job fails the same way, without the wait."""
+    monkeypatch.setattr(sqlite, "BUSY_TIMEOUT_MS", 200)
+    store = sqlite.SqliteStore(str(tmp_path / "events.db"), retry_seconds=0.2)
     keeper = Rejections(store, SystemClock(), 100, 3600)
     other = sqlite3.connect(tmp_path / "events.db", isolation_level=None)
     try:
@@ -312,10 +315,11 @@ def failed_once(tmp_path: Any) -> Iterator[tuple[Store, Rejections]]:
         store.close()
 
 
-def test_refusals_are_kept_again_once_a_locked_store_is_free(tmp_path: Any) -> None:
+def test_refusals_are_kept_again_once_a_locked_store_is_free(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # A failed job must not leave the refusals it did not take, and every later
     # one, waiting for good.
-    with failed_once(tmp_path) as (store, keeper):
+    with failed_once(tmp_path, monkeypatch) as (store, keeper):
         refuse(keeper, 1)  # the same again: counted, and a job queued again
         store.flush()
         [kept] = store.rejections_after(None, 0, 10)
@@ -329,8 +333,9 @@ def test_refusals_are_kept_again_once_a_locked_store_is_free(tmp_path: Any) -> N
         assert sessions(store) == ["1", "2", "3"] and keeper_waits
 
 
-def test_a_reader_queues_again_what_a_failed_job_left(tmp_path: Any) -> None:
-    with failed_once(tmp_path) as (store, keeper):
+def test_a_reader_queues_again_what_a_failed_job_left(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    with failed_once(tmp_path, monkeypatch) as (store, keeper):
         assert keeper.waiting()  # what ListRejections asks before it flushes
         store.flush()
         assert sessions(store) == ["1"] and not keeper.waiting()
