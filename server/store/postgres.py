@@ -79,6 +79,9 @@ LOCK_WAIT_SECONDS = 10.0
 _TAKE_TURN = f"SELECT pg_advisory_xact_lock({WRITERS_LOCK})"
 POOL_SIZE = 10
 READ_TIMEOUT = 5.0  # seconds to wait for a pooled connection before UNAVAILABLE
+# How long a write somebody waits for is retried while the database is away, unless
+# the store is given its own `retry_seconds` (see GroupCommitter).
+RETRY_SECONDS = 5.0
 DOWN_READ_TIMEOUT = 0.5  # the same while the database is known to be away
 PROBE_CONNECT_TIMEOUT = 2  # seconds; the health probe has a connection of its own
 # The pool retries a failed connection with a doubling delay until this many seconds,
@@ -319,7 +322,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
 
     _sql = Statements(POSTGRES)
 
-    def __init__(self, url: str, *, pool_size: int = POOL_SIZE, retry_seconds: float = 5.0,
+    def __init__(self, url: str, *, pool_size: int = POOL_SIZE, retry_seconds: float | None = None,
                  close_seconds: float = 30.0, startup_seconds: float = STARTUP_SECONDS,
                  read_only: bool = False, lock_wait_seconds: float = LOCK_WAIT_SECONDS) -> None:
         self.url = url
@@ -361,7 +364,8 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                                     timeout=READ_TIMEOUT, reconnect_timeout=RECONNECT_SECONDS,
                                     name="footfall-postgres")
         self._committer = GroupCommitter(self._apply_batch, name="footfall-postgres-writer",
-                                         retry_seconds=retry_seconds, close_seconds=close_seconds,
+                                         retry_seconds=RETRY_SECONDS if retry_seconds is None
+                                         else retry_seconds, close_seconds=close_seconds,
                                          relied=self._relied)
 
     # -- connections -------------------------------------------------------

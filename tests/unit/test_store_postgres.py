@@ -365,7 +365,10 @@ def test_health_is_not_serving_while_the_database_is_away(proxied_url: str,
 
 
 def test_callers_never_learn_where_the_database_is(proxied_url: str, proxy: Proxy,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+                                                   caplog: pytest.LogCaptureFixture,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # A write is refused once its retries end: 0.5 s of them, not the server's 5 s.
+    monkeypatch.setattr(postgres, "RETRY_SECONDS", 0.5)
     params = conninfo_to_dict(proxied_url)
     where = [str(params["host"]), str(proxy.port), str(params["dbname"]), str(params["user"])]
     running = start(Settings(host="127.0.0.1", port=0, http_port=-1, store=proxied_url,
