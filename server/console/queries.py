@@ -235,19 +235,22 @@ def stored_user_event_wire(row: StoredEvent) -> bytes:
     if row.id:
         parts += (b"\x08", varint(row.id & _INT64))
     if row.catalog:
-        catalog = row.catalog.encode()
-        parts += (b"\x12", varint(len(catalog)), catalog)
-    parts += (b"\x1a", varint(len(row.payload)), row.payload)
+        parts += _delimited(b"\x12", row.catalog.encode())
+    parts += _delimited(b"\x1a", row.payload)
     if row.source is not None:
-        parts += (b"\x22", varint(len(row.source)), row.source)
+        parts += _delimited(b"\x22", row.source)
     if row.joined:
         parts.append(b"\x28\x01")
     if row.received_us is not None:
-        stamp = _stamp(row.received_us)
-        parts += (b"\x32", varint(len(stamp)), stamp)
+        parts += _delimited(b"\x32", _stamp(row.received_us))
     if row.transport:
         parts += (b"\x38", varint(row.transport & _INT64))
     return b"".join(parts)
+
+
+def _delimited(tag: bytes, data: bytes) -> tuple[bytes, bytes, bytes]:
+    """A length-delimited field's parts: its tag, its length and `data`."""
+    return tag, varint(len(data)), data
 
 
 def _stamp(micros: int) -> bytes:
@@ -271,12 +274,10 @@ def stored_client_event_wire(row: StoredClientEvent) -> bytes:
     if row.id:
         parts += (b"\x08", varint(row.id & _INT64))
     if row.tenant:
-        tenant = row.tenant.encode()
-        parts += (b"\x12", varint(len(tenant)), tenant)
-    parts += (b"\x1a", varint(len(row.payload)), row.payload)
+        parts += _delimited(b"\x12", row.tenant.encode())
+    parts += _delimited(b"\x1a", row.payload)
     if row.received_us is not None:
-        stamp = _stamp(row.received_us)
-        parts += (b"\x22", varint(len(stamp)), stamp)
+        parts += _delimited(b"\x22", _stamp(row.received_us))
     if row.transport:
         parts += (b"\x28", varint(row.transport & _INT64))
     return b"".join(parts)

@@ -73,13 +73,21 @@ ACCEPT_RETRY = 0.1  # seconds to wait after a failed accept (the cause rarely cl
 # HTTP connections may take at most this share of the process's descriptors;
 # the rest are for gRPC, the store, the listening sockets and the logs.
 DESCRIPTOR_SHARE = 0.75
-_REFUSAL_STATUS = status_pb2.Status(
-    code=code_pb2.UNAVAILABLE,
-    message="too many open connections to this server; retry later")
-_REFUSAL_BODY = error_body(_REFUSAL_STATUS, 503)
-REFUSAL = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; "
-           b"charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: "
-           + str(len(_REFUSAL_BODY)).encode() + b"\r\n\r\n" + _REFUSAL_BODY)
+
+
+def _closing_answer(status_line: str, status: status_pb2.Status, retry: bool) -> bytes:
+    """A whole HTTP/1.1 answer with Google's JSON error, that closes its connection:
+    written straight to a socket or transport, with no request aiohttp read."""
+    body = error_body(status, int(status_line.split()[0]))
+    retry_after = "Retry-After: 1\r\n" if retry else ""
+    return (f"HTTP/1.1 {status_line}\r\nContent-Type: application/json; charset=utf-8\r\n"
+            f"{retry_after}Connection: close\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+
+
+REFUSAL = _closing_answer("503 Service Unavailable", status_pb2.Status(
+    code=code_pb2.UNAVAILABLE, message="too many open connections to this server; retry later"),
+    retry=True)
 # Request heads held at once (see GuardedSite.hold_heads) hold at most this many times
 # the longest URL (max_line_size: url_limit) between them, beyond
 # the first FREE_HEAD_BYTES of each connection's: ordinary heads never wait for room,
@@ -104,25 +112,16 @@ MAX_QUERY_PARAMETERS = 1_000
 # them its path (MAX_PATH_BYTES) and 4 KiB for the parameters' names, `ets`, `key` and
 # the system parameters: 268,896 bytes in all.
 MAX_URL_BYTES = MAX_PATH_BYTES + 12 * (GET_EVENT_CHARS + MAX_URI_CHARS) + 4 * 1024
-_HEADS_STATUS = status_pb2.Status(
+HEADS_REFUSAL = _closing_answer("429 Too Many Requests", status_pb2.Status(
     code=code_pb2.RESOURCE_EXHAUSTED,
     message="the server holds too many long request heads (request lines and headers) "
-            "at once; retry shortly, or send a large event as a POST body")
-_HEADS_BODY = error_body(_HEADS_STATUS, 429)
-HEADS_REFUSAL = (b"HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json; "
-                 b"charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\n"
-                 b"Content-Length: " + str(len(_HEADS_BODY)).encode() + b"\r\n\r\n"
-                 + _HEADS_BODY)
-
+            "at once; retry shortly, or send a large event as a POST body"), retry=True)
 # What a plain http:// request to the port that speaks TLS (--tls-cert) is answered:
 # the handshake it cannot make ended in an empty reply, which told the caller nothing.
-_PLAIN_STATUS = status_pb2.Status(
+PLAIN_REFUSAL = _closing_answer("400 Bad Request", status_pb2.Status(
     code=code_pb2.INVALID_ARGUMENT,
-    message="this port speaks TLS (--tls-cert): send the request with https://, not http://")
-_PLAIN_BODY = error_body(_PLAIN_STATUS, 400)
-PLAIN_REFUSAL = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; "
-                 b"charset=utf-8\r\nConnection: close\r\nContent-Length: "
-                 + str(len(_PLAIN_BODY)).encode() + b"\r\n\r\n" + _PLAIN_BODY)
+    message="this port speaks TLS (--tls-cert): send the request with https://, not http://"),
+    retry=False)
 TLS_HANDSHAKE = 0x16  # the first byte of every TLS record that starts a handshake
 
 

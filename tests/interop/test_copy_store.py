@@ -48,6 +48,27 @@ def copy(store: str, dest: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           timeout=CLI_DEADLINE)
 
 
+def copying_events(store: str, postgres: str, cwd: Path) -> subprocess.Popen[str]:
+    """`footfall copy` of `store` into `postgres` started, once it copies the events."""
+    import psycopg
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    copying = subprocess.Popen([sys.executable, "-m", "server", "copy", "--store", store,
+                                postgres], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        with psycopg.connect(postgres, autocommit=True) as db:
+            wait_until(lambda: db.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND "
+                "query LIKE 'COPY user_events %'").fetchone(), "the copy of the events",
+                deadline=CLI_DEADLINE)
+    except BaseException:
+        copying.kill()
+        copying.communicate()
+        raise
+    return copying
+
+
 def record(server: ServerProcess) -> None:
     """What a shop and a job site leave: a product, events that join it (one sent as a
     pixel), a refusal, a client event, and a purge that removed the newest event (so
@@ -339,16 +360,8 @@ def test_a_copy_stopped_by_ctrl_c_says_so_and_leaves_the_target_empty(
 
     source = large_events(tmp_path, 100)
     postgres = postgres_databases.create("stopped")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
-    copying = subprocess.Popen([sys.executable, "-m", "server", "copy", "--store", source,
-                                postgres], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    copying = copying_events(source, postgres, tmp_path)
     try:
-        with psycopg.connect(postgres, autocommit=True) as db:
-            wait_until(lambda: db.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND "
-                "query LIKE 'COPY user_events %'").fetchone(), "the copy of the events",
-                deadline=CLI_DEADLINE)
         copying.send_signal(signal.SIGINT)
         out, err = copying.communicate(timeout=CLI_DEADLINE)
     finally:
@@ -373,17 +386,9 @@ def test_a_server_already_on_the_target_writes_after_the_copy(
     source = large_events(tmp_path, 100)
     postgres = postgres_databases.create("served")
     (tmp_path / "pg").mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
     with running_server(tmp_path / "pg", postgres) as server:
-        copying = subprocess.Popen([sys.executable, "-m", "server", "copy", "--store", source,
-                                    postgres], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+        copying = copying_events(source, postgres, tmp_path)
         try:
-            with psycopg.connect(postgres, autocommit=True) as db:
-                wait_until(lambda: db.execute(
-                    "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND "
-                    "query LIKE 'COPY user_events %'").fetchone(), "the copy of the events",
-                    deadline=CLI_DEADLINE)
             retail_client(server.address).write_user_event(request={
                 "parent": "projects/elsewhere/locations/global/catalogs/default_catalog",
                 "user_event": retail_v2.UserEvent(event_type="home-page-view",
