@@ -92,15 +92,17 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
 
     def _joined_later(self, name: str, event: user_event_pb2.UserEvent, ids: list[str],
                       refused: Refused | None = None,
-                      finish: join.JoinedLater | None = None) -> Join:
+                      finish: join.JoinedLater | None = None, waited: bool = False) -> Join:
         """The write of `event` joined by the writer, which reads the products of its
         whole batch at once; the event is not touched here until the write is done.
         The row is made on the writer's thread: how and when the event came is known
         here, in the call's context (server.console.origin). `refused`: see Join;
-        `finish`: the join's row, made already."""
+        `finish`: the join's row, made already; `waited`: a caller waits for its
+        commit (its size, which bounds only what nobody waits for, is not needed)."""
         if finish is None:
             finish = self._joining(name, event)
-        return Join(name, ids, self._products_to_join, finish, refused, event.ByteSize())
+        return Join(name, ids, self._products_to_join, finish, refused,
+                    0 if waited else event.ByteSize())
 
     def _joining(self, name: str, event: user_event_pb2.UserEvent,
                  received: bytes | None = None) -> join.JoinedLater:
@@ -128,7 +130,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         if wait or not answered:
             finish = self._joining(name, event, received)
             await self._store.write_joined_async(
-                self._joined_later(name, event, ids, finish=finish), wait=wait)
+                self._joined_later(name, event, ids, finish=finish, waited=wait), wait=wait)
             changed = finish.changed
         else:  # the answer (write_async) comes before the commit
             products = await off_loop(self._read_products, name, ids)

@@ -74,7 +74,7 @@ class Join:
     read: Callable[[str, list[str]], dict[str, Any]]
     finish: Callable[[dict[str, Any]], EventRow]
     refused: Callable[[BaseException], None] | None = None
-    size: int = 0  # bytes of the event it holds (serialized), until its row is made
+    size: int = 0  # bytes of the event it holds (serialized), for one nobody waits for
 
 
 class Unwaited:

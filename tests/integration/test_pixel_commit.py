@@ -335,3 +335,28 @@ def test_a_write_refused_for_its_body_keeps_the_body_as_sent(serving: Any) -> No
     assert field == "user_event.event_time"
     garbled, = [r for r in kept if r not in (unknown, timed)]
     assert json.loads(garbled["requestJson"]) == {"parent": CATALOG, "userEvent": "{not json"}
+
+
+def test_events_answered_before_their_commit_count_by_their_bytes(serving: Any) -> None:
+    """The bound of what waits for its commit is in bytes too (an event may be 2 MiB):
+    a pixel and a write_async that name a product (their rows made by the writer) count
+    their event's bytes while they wait, not nothing."""
+    running = serving()
+    padded = {"eventType": "detail-page-view", "productDetails": [{"product": {"id": "p"}}],
+              "uri": "https://shop.example.com/" + "p" * 4000}
+    release = hold_writer(running)
+    try:
+        pixel = json.dumps({**padded, "visitorId": "px"})
+        reply = call(running.http_port, "GET",
+                     f"/v2/{CATALOG}/userEvents:collect?userEvent={quote(pixel, safe='')}")
+        assert reply.status == 200 and "X-Footfall-Error" not in reply.headers, \
+            reply.headers["X-Footfall-Error"]
+        reply = call(running.http_port, "POST", f"/v2/{CATALOG}/userEvents:write?writeAsync=true",
+                     {**padded, "visitorId": "wa"})
+        assert reply.status == 200, reply.body
+        committer = running.store._committer  # type: ignore[attr-defined]
+        assert running.store.acknowledged_uncommitted == 2
+        assert committer.acknowledged_uncommitted_bytes >= 2 * 4000
+    finally:
+        release.set()
+    assert stored(running) == 2
