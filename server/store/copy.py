@@ -17,6 +17,7 @@ it as empty as it was.
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import sys
@@ -153,12 +154,14 @@ def _sqlite_path(url: str) -> str:
     return os.path.realpath(url.split("?", 1)[0][len("sqlite:///"):])
 
 
-def _footfall_tables() -> set[str]:
-    """The tables a store of this version holds: a PostgreSQL database may hold another
-    application's beside them, which are not the copy's to read or fill."""
+@functools.cache
+def _footfall_tables() -> frozenset[str]:
+    """The tables a store of this version holds (its migrations applied once to an
+    empty store in memory): a PostgreSQL database may hold another application's
+    beside them, which are not the copy's to read or fill."""
     with closing(sqlite3.connect(":memory:", isolation_level=None)) as db:
         apply_missing(db, SQLITE, "a new store")
-        return set(_Sqlite(db).tables())
+        return frozenset(_Sqlite(db).tables())
 
 
 def _copy(source: Store, target: Store) -> dict[str, int]:

@@ -52,15 +52,18 @@ def test_a_long_visitor_id_wraps_within_its_column(browser_executable: str, runn
     assert seen["type"] < 2 * seen["typeLine"] + 12, seen
 
 
-async def products_table(devtools_url: str, port: int, folder: Path) -> list[str]:
+async def products_column(devtools_url: str, port: int, folder: Path, column: str,
+                          shot: str) -> list[str]:
+    """The cells of `column` of the products page (two products or more), photographed
+    as `shot`."""
     async with DevTools.connect(devtools_url) as devtools:
         session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#products")
         await until(lambda: devtools.evaluate(
             session, "document.querySelectorAll('.results tbody tr, main tbody tr').length "
                      ">= 2"), "the products")
-        await photograph(devtools, session, folder, "products-prices")
+        await photograph(devtools, session, folder, shot)
         return list(await devtools.evaluate(
-            session, "[...document.querySelectorAll('main td[data-label=Price]')]"
+            session, f"[...document.querySelectorAll('main td[data-label={column}]')]"
                      ".map(td => td.innerText)"))
 
 
@@ -74,20 +77,9 @@ def test_a_price_is_shown_as_stored(browser_executable: str, running: Running, s
                               {"title": sku, "categories": ["c"], "priceInfo": {"price": price,
                                                            "currencyCode": currency}})
         assert status == 200, answer
-    prices = in_chromium(browser_executable, tmp_path / "profile", products_table,
-                         running.http_port, shots)
+    prices = in_chromium(browser_executable, tmp_path / "profile", products_column,
+                         running.http_port, shots, "Price", "products-prices")
     assert prices == ["1,234.5 JPY", "40.00 EUR"], prices
-
-
-async def products_stock(devtools_url: str, port: int, folder: Path) -> list[str]:
-    async with DevTools.connect(devtools_url) as devtools:
-        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#products")
-        await until(lambda: devtools.evaluate(
-            session, "document.querySelectorAll('main tbody tr').length >= 2"), "the products")
-        await photograph(devtools, session, folder, "products-stock")
-        return list(await devtools.evaluate(
-            session, "[...document.querySelectorAll('main td[data-label=Stock]')]"
-                     ".map(td => td.innerText)"))
 
 
 def test_a_products_stock_is_shown(browser_executable: str, running: Running, shots: Path,
@@ -109,7 +101,7 @@ def test_a_products_stock_is_shown(browser_executable: str, running: Running, sh
     while not rest(running.http_port, "GET", f"{branch}/stocked")[1].get("localInventories"):
         assert time.monotonic() < deadline, "the local inventory was not added"
         time.sleep(0.05)
-    stock = in_chromium(browser_executable, tmp_path / "profile", products_stock,
-                        running.http_port, shots)
+    stock = in_chromium(browser_executable, tmp_path / "profile", products_column,
+                        running.http_port, shots, "Stock", "products-stock")
     assert stock == ["", "1,200 available; pickup-in-store: 2 places; same-day-delivery: "
                          "1 place; 1 local inventory"], stock
