@@ -1,9 +1,14 @@
 """Calls that stay open (WaitOperation, streams) never take the capacity that
-writes and health need, with the default --workers."""
+writes and health need, with the default --workers.
+
+No assertion here is a timing: how long writes take beside the waits is the
+bench's to measure (bench/REPORT.md); a test holds what makes them fast, that a
+waiting call costs the server no thread."""
 
 from __future__ import annotations
 
 import math
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -30,7 +35,7 @@ WAITS = 200
 WRITERS = 16
 WRITES_EACH = 60
 WRITE_DEADLINE = 5.0
-ROUNDS = 3  # a noisy shared machine may spoil one round's p99; the old code failed them all
+STORE_THREAD = re.compile(r"footfall-store_(\d+)")
 
 
 @pytest.fixture
@@ -75,12 +80,29 @@ def write_p99(channel: grpc.Channel, tag: str) -> float:
     return latencies[max(math.ceil(len(latencies) * 0.99) - 1, 0)]
 
 
-def test_200_waits_leave_writes_and_health_their_capacity(running: Running) -> None:
+def server_threads(workers: int) -> tuple[set[str], set[threading.Thread]]:
+    """The server's named threads, its store pool's counted as one name each (at most
+    `workers` of them), and every other thread of this process (the test's)."""
+    named, others = set(), set()
+    for thread in threading.enumerate():
+        pool = STORE_THREAD.fullmatch(thread.name)
+        if pool:
+            assert int(pool.group(1)) < workers, thread.name
+        if thread.name.startswith("footfall-"):
+            named.add("footfall-store" if pool else thread.name)
+        else:
+            others.add(thread)
+    return named, others
+
+
+def test_200_waits_cost_no_thread_and_leave_writes_and_health_their_capacity(
+        running: Running) -> None:
     # Nobody runs jobs: the import stays unfinished, so every wait lasts until it is
     # cancelled below (a wait may last 600 s).
     running.runner.stop()
     channels = [grpc.insecure_channel(f"127.0.0.1:{running.port}") for _ in range(5)]
     writes_channel, wait_channels = channels[0], channels[1:]
+    workers = running.settings.workers
     try:
         op = user_event_service_pb2_grpc.UserEventServiceStub(writes_channel).ImportUserEvents(
             import_config_pb2.ImportUserEventsRequest(
@@ -88,43 +110,48 @@ def test_200_waits_leave_writes_and_health_their_capacity(running: Running) -> N
                     user_event_inline_source=import_config_pb2.UserEventInlineSource(
                         user_events=[event("imported")]))))
         health = health_pb2_grpc.HealthStub(writes_channel)
-        figures = []
-        for attempt in range(ROUNDS):
-            idle = write_p99(writes_channel, f"idle{attempt}")
-            answered = threading.Semaphore(0)
-            waits = []
-            for i in range(WAITS):
-                stub = operations_pb2_grpc.OperationsStub(wait_channels[i % len(wait_channels)])
-                call = stub.WaitOperation.future(operations_pb2.WaitOperationRequest(
-                    name=op.name, timeout=duration_pb2.Duration(seconds=120)), timeout=180)
-                call.add_done_callback(lambda _, done=answered: done.release())
-                waits.append(call)
-            # Waits past the limit answer at once (the operation as it is); let that
-            # burst pass before measuring. The old code never answered one.
-            settled = time.monotonic() + 10
-            early = sum(answered.acquire(timeout=max(settled - time.monotonic(), 0))
-                        for _ in range(WAITS - running.settings.max_wait_operations))
-            loaded = write_p99(writes_channel, f"loaded{attempt}")
-            try:
-                serving = health.Check(health_pb2.HealthCheckRequest(), timeout=2).status
-            except grpc.RpcError as exc:
-                serving = exc.code()
-            still_waiting = sum(not call.done() for call in waits)
-            for call in waits:
-                call.cancel()
-            figures.append((idle, loaded))
-            assert serving == health_pb2.HealthCheckResponse.SERVING, (serving, idle, loaded)
-            assert still_waiting == running.settings.max_wait_operations, early
-            for call in waits:
-                if not call.cancelled():
-                    answer = call.result()
-                    assert answer.name == op.name and not answer.done
-            if loaded <= 2 * idle:
-                break
-        shown = ", ".join(f"idle {i * 1000:.1f} ms / during waits {w * 1000:.1f} ms"
-                          for i, w in figures)
-        print(f"write p99 ({WRITERS} writers): {shown}")
-        assert figures[-1][1] <= 2 * figures[-1][0], f"write p99 during {WAITS} waits: {shown}"
+        idle = write_p99(writes_channel, "idle")
+        named_idle, others_idle = server_threads(workers)
+        answered = threading.Semaphore(0)
+        waits = []
+        for i in range(WAITS):
+            stub = operations_pb2_grpc.OperationsStub(wait_channels[i % len(wait_channels)])
+            call = stub.WaitOperation.future(operations_pb2.WaitOperationRequest(
+                name=op.name, timeout=duration_pb2.Duration(seconds=120)), timeout=180)
+            call.add_done_callback(lambda _, done=answered: done.release())
+            waits.append(call)
+        # Waits past the limit answer at once (the operation as it is); let that
+        # burst pass. The old code never answered one.
+        settled = time.monotonic() + 10
+        early = sum(answered.acquire(timeout=max(settled - time.monotonic(), 0))
+                    for _ in range(WAITS - running.settings.max_wait_operations))
+        loaded = write_p99(writes_channel, "loaded")
+        named, others = server_threads(workers)
+        try:
+            serving = health.Check(health_pb2.HealthCheckRequest(), timeout=2).status
+        except grpc.RpcError as exc:
+            serving = exc.code()
+        still_waiting = sum(not call.done() for call in waits)
+        for call in waits:
+            call.cancel()
+        print(f"write p99 ({WRITERS} writers): idle {idle * 1000:.1f} ms, "
+              f"during {still_waiting} waits {loaded * 1000:.1f} ms")
+        assert serving == health_pb2.HealthCheckResponse.SERVING, serving
+        assert still_waiting == running.settings.max_wait_operations, early
+        # Every write answered within its deadline beside the waits (inf if one was not).
+        assert loaded < WRITE_DEADLINE, (idle, loaded)
+        # The waits took no thread of the server: its named threads are the ones it had
+        # (its store pool at most --workers), and the only threads that came are grpc's
+        # pollers of the client channels the waits use, one each. A server answering a
+        # call on a thread of its own (a grpc executor's, as before the async core)
+        # showed about --workers more.
+        assert named == named_idle, sorted(named ^ named_idle)
+        came = sorted(thread.name for thread in others - others_idle)
+        assert len(came) <= len(wait_channels), came
+        for call in waits:
+            if not call.cancelled():
+                answer = call.result()
+                assert answer.name == op.name and not answer.done
     finally:
         for channel in channels:
             channel.close()
