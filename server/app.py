@@ -48,6 +48,7 @@ from server.console.rejections import Rejections
 from server.console.watch import Commits
 from server.http import HttpGateway, crosssite
 from server.http.connections import fit_connections
+from server.http.gateway import http_refusal
 from server.insights import service as insights_service
 from server.loop import LoopThread
 from server.operations import service as operations_service
@@ -169,6 +170,7 @@ def start(settings: Settings, clock: Clock | None = None, process: int = 0) -> R
     clock = clock or SystemClock()
     policy = Policy.from_settings(settings, GUARDED, clock)
     tls = _server_credentials(settings)
+    _refuse_taken_ports(settings)
     store = open_store(settings.store)
     commits = Commits()
 
@@ -287,13 +289,14 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection.aio.ReflectionServicer(
         (*servicers, health.SERVICE_NAME, reflection.SERVICE_NAME)), guard)
 
-    address = f"[{settings.host}]:{settings.port}" if ":" in settings.host \
-        else f"{settings.host}:{settings.port}"
+    address = _grpc_address(settings)
     try:
         port = (server.add_secure_port(address, tls) if tls is not None
                 else server.add_insecure_port(address))
     except RuntimeError as exc:  # grpc says only "Failed to bind": ask the system why
-        raise OSError(f"cannot listen on {address}: {_bind_refusal(settings) or exc}") from exc
+        refusal = _bind_refusal(settings.host, settings.port)
+        raise OSError(f"cannot listen on {address}: "
+                      f"{_grpc_refusal(refusal) if refusal else exc}") from exc
     await server.start()
     async def serving() -> bool:  # (the overall status: it is always set, see _set_serving)
         answer = await health_servicer.Check(health_pb2.HealthCheckRequest(service=""), None)
@@ -445,18 +448,46 @@ def serve(settings: Settings, on_ready: Callable[[], None] | None = None,
     return 0
 
 
-def _bind_refusal(settings: Settings) -> str:
-    """Why the system refuses to bind the gRPC port, and what to change; "" if it
-    does not (grpc failed for another reason)."""
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+def _grpc_address(settings: Settings) -> str:
+    return f"[{settings.host}]:{settings.port}" if ":" in settings.host \
+        else f"{settings.host}:{settings.port}"
+
+
+def _refuse_taken_ports(settings: Settings) -> None:
+    """OSError if another process listens on --port or --http-port, said before the
+    store is opened (a start that cannot serve created or migrated it) and before grpc
+    tries (it logs a line of its own first). A port taken between this and the
+    bind is refused there, as well said. --processes share their ports on purpose."""
+    if settings.processes > 1:
+        return
+    if settings.port:
+        refusal = _bind_refusal(settings.host, settings.port)
+        if refusal and refusal.errno == errno.EADDRINUSE:
+            raise OSError(f"cannot listen on {_grpc_address(settings)}: "
+                          f"{_grpc_refusal(refusal)}")
+    if settings.http_port > 0:
+        refusal = _bind_refusal(settings.host, settings.http_port)
+        if refusal and refusal.errno == errno.EADDRINUSE:
+            raise OSError(http_refusal(settings.host, settings.http_port, refusal))
+
+
+def _bind_refusal(host: str, port: int) -> OSError | None:
+    """Why the system refuses to bind `port` (as the servers do: SO_REUSEADDR), or
+    None."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((settings.host, settings.port))
+            probe.bind((host, port))
         except OSError as exc:
-            advice = {errno.EADDRINUSE: " (--port or FOOTFALL_PORT picks another port; 0 a "
-                                        "free one)",
-                      errno.EADDRNOTAVAIL: " (--host or FOOTFALL_HOST names an address of "
-                                           "this machine)"}.get(exc.errno or 0, "")
-            return f"{exc.strerror or exc}{advice}"
-    return ""
+            return exc
+    return None
+
+
+def _grpc_refusal(exc: OSError) -> str:
+    """The system's reason a gRPC port is refused, and what to change."""
+    advice = {errno.EADDRINUSE: " (--port or FOOTFALL_PORT picks another port; 0 a "
+                                "free one)",
+              errno.EADDRNOTAVAIL: " (--host or FOOTFALL_HOST names an address of "
+                                   "this machine)"}.get(exc.errno or 0, "")
+    return f"{exc.strerror or exc}{advice}"

@@ -319,6 +319,13 @@ class CallContext:
         return self._details
 
 
+def http_refusal(host: str, port: int, exc: OSError) -> str:
+    """Why the HTTP port cannot be listened on, and what to change."""
+    advice = (" (--http-port or FOOTFALL_HTTP_PORT picks another port; -1 a free one, "
+              "0 none)" if exc.errno == errno.EADDRINUSE else "")
+    return f"cannot listen for HTTP on {host}:{port}: {exc}{advice}"
+
+
 class HttpGateway:
     """Serves the routes of `servicers` (full service name -> servicer) over HTTP."""
 
@@ -374,10 +381,7 @@ class HttpGateway:
             await site.start()
         except OSError as exc:
             await self._runner.cleanup()
-            advice = (" (--http-port or FOOTFALL_HTTP_PORT picks another port; -1 a free one, "
-                      "0 none)" if exc.errno == errno.EADDRINUSE else "")
-            raise OSError(f"cannot listen for HTTP on {settings.host}:{port}: {exc}"
-                          f"{advice}") from exc
+            raise OSError(http_refusal(settings.host, port, exc)) from exc
         self.site = site
         self.port = site.port
         return self.port
