@@ -35,6 +35,8 @@ from footfall.retail.v2alpha import user_event_service_pb2_grpc as v2alpha_event
 from footfall.retail.v2beta import product_service_pb2_grpc as v2beta_products_grpc
 from footfall.retail.v2beta import user_event_service_pb2_grpc as v2beta_events_grpc
 from footfall.talent.v4 import event_service_pb2, event_service_pb2_grpc
+from footfall.talent.v4beta1 import event_service_pb2 as v4beta1_service_pb2
+from footfall.talent.v4beta1 import event_service_pb2_grpc as v4beta1_service_pb2_grpc
 from google.longrunning import operations_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
@@ -73,7 +75,7 @@ from server.rpc import CallGuard
 from server.store import Store, located, open_store
 from server.store.group_commit import Job as StoreJob
 from server.store.watch import HealthWatch
-from server.talent.event_service import EventService
+from server.talent.event_service import ClientEvents, EventService, EventServiceV4beta1
 
 log = logging.getLogger("footfall")
 
@@ -84,6 +86,7 @@ SERVED = (
     "google.longrunning.Operations",
     console_service.SERVICE,
     insights_service.SERVICE,
+    v4beta1_service_pb2.DESCRIPTOR.services_by_name["EventService"].full_name,
 )
 # The retail v2beta and v2alpha services, answered by the v2 servicers
 # (server.retail.surfaces), with the generated function that registers each.
@@ -255,13 +258,16 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     ])
     user_events = UserEventService(store, settings, clock, runner, process)
     products = ProductService(store, clock, runner, gcs_root)
-    talent_events = EventService(store, settings.max_event_bytes, clock)
+    client_events = ClientEvents(store, settings.max_event_bytes, clock)
+    talent_events = EventService(client_events)
+    talent_v4beta1_events = EventServiceV4beta1(client_events)
     operations = operations_service.OperationsService(
         store, runner, max_waits=settings.max_wait_operations)
     guard = CallGuard(policy, settings.max_streams)
     user_event_service_pb2_grpc.add_UserEventServiceServicer_to_server(user_events, guard)
     product_service_pb2_grpc.add_ProductServiceServicer_to_server(products, guard)
     event_service_pb2_grpc.add_EventServiceServicer_to_server(talent_events, guard)
+    v4beta1_service_pb2_grpc.add_EventServiceServicer_to_server(talent_v4beta1_events, guard)
     operations_pb2_grpc.add_OperationsServicer_to_server(operations, guard)
     watches = Watches(commits, settings.max_watches,
                       messages_per_second=settings.watch_messages,
@@ -281,7 +287,8 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     server.add_generic_rpc_handlers((guard,))
     # The same servicers answer HTTP: one implementation, two transports.
     servicers: dict[str, Any] = dict(zip(
-        SERVED, (user_events, products, talent_events, operations, console, insights),
+        SERVED, (user_events, products, talent_events, operations, console, insights,
+                 talent_v4beta1_events),
         strict=True))
     servicers.update(versioned)
     await _set_serving(health_servicer, True)

@@ -313,7 +313,7 @@ async def _decoded_or_abort(decode: Callable[[Any], Any], raw: Any,
 # Prediction, ..., of every version) are named in an UNIMPLEMENTED message.
 GOOGLE_APIS = ("/google.cloud.retail.", "/google.cloud.talent.")
 SERVED_PARTS = ("Footfall serves UserEventService and ProductService of google.cloud.retail "
-                "v2, v2beta and v2alpha, EventService of google.cloud.talent.v4 and "
+                "v2, v2beta and v2alpha, EventService of google.cloud.talent.v4 and v4beta1, and "
                 "google.longrunning.Operations (the README's RPC table lists every RPC)")
 
 

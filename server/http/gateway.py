@@ -146,7 +146,8 @@ class Metadata(Sequence[tuple[str, str]]):
 _PATH_FORMS = (
     (re.compile(r"/v2(beta|alpha)?/"), "a retail path is /v2/projects/*/locations/*/catalogs/*"
      "/userEvents:write (or :collect, :import, :purge, :rejoin; /branches/*/products...)"),
-    (re.compile(r"/v4/"), "a talent path is /v4/projects/*/tenants/*/clientEvents"),
+    (re.compile(r"/v4(beta1)?/"), "a talent path is /v4/projects/*/tenants/*/clientEvents "
+     "(or /v4beta1/...)"),
     (re.compile(r"/console/v1/"), "a console path is /console/v1/projects/*/locations/*/"
      "catalogs/*/userEvents (or userEvents:watch, userEvents:watchBatches, userEvents:count, "
      "rejections, rejections:watch, :reset), /console/v1/projects/*/tenants/*/clientEvents "
@@ -156,7 +157,7 @@ _PATH_FORMS = (
      "catalogs/*:runFunnel (or :computeTotals, /productStats), or /insights/v1/projects/*/"
      "tenants/*:runFunnel (or /jobStats)"),
     (re.compile(r"/v\d"), "retail is served under /v2 (and /v2beta, /v2alpha), talent under "
-     "/v4, the console's API under /console/v1 and insights under /insights/v1"),
+     "/v4 (and /v4beta1), the console's API under /console/v1 and insights under /insights/v1"),
 )
 
 

@@ -49,7 +49,8 @@ WRITER_METHODS = frozenset({
     *(f"/google.cloud.retail.{version}.UserEventService/{rpc}"
       for version in ("v2", "v2beta", "v2alpha")
       for rpc in ("WriteUserEvent", "CollectUserEvent")),
-    "/google.cloud.talent.v4.EventService/CreateClientEvent",
+    *(f"/google.cloud.talent.{version}.EventService/CreateClientEvent"
+      for version in ("v4", "v4beta1")),
 })
 # The RPCs a reader may call: the console's lists and watches (not its resets),
 # every insight, and the product reads (the console's products page, `footfall

@@ -57,7 +57,8 @@ log = logging.getLogger(__name__)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                    2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
-CLIENT_EVENT_RPC = "/google.cloud.talent.v4.EventService/CreateClientEvent"
+CLIENT_EVENT_RPCS = frozenset(f"/google.cloud.talent.{version}.EventService/CreateClientEvent"
+                              for version in ("v4", "v4beta1"))
 REQUESTS = ("footfall_requests", "Calls answered, by RPC, transport and status code.")
 LATENCY = ("footfall_request_duration_seconds", "Time to answer a call, by RPC and transport.")
 
@@ -127,7 +128,7 @@ class Metrics:
             self._calls.observe(method, transport, code, seconds)
         else:
             self._observe_shared(method, transport, code, seconds)
-        if method == CLIENT_EVENT_RPC and code is grpc.StatusCode.OK:
+        if method in CLIENT_EVENT_RPCS and code is grpc.StatusCode.OK:
             self.events.labels("client_event").inc()
 
     def _observe_shared(self, method: str, transport: str, code: grpc.StatusCode,

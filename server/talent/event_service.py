@@ -1,10 +1,23 @@
-"""google.cloud.talent.v4.EventService: client events, unique per tenant by event_id."""
+"""google.cloud.talent EventService (v4, and its v4beta1 surface): client events,
+unique per tenant by event_id.
+
+v4beta1's ClientEvent is v4's, names and numbers alike, plus JobEvent.profile (3):
+a v4beta1 event is read as a v4 one by its bytes, where the profile rides along as
+a field v4 does not know (kept, so it is stored and answered back), and the same
+event is the same row whichever version wrote it.
+"""
 
 from __future__ import annotations
+
+import re
 
 import grpc
 import grpc.aio
 from footfall.talent.v4 import event_pb2, event_service_pb2, event_service_pb2_grpc
+from footfall.talent.v4beta1 import event_pb2 as v4beta1_event_pb2
+from footfall.talent.v4beta1 import event_service_pb2 as v4beta1_service_pb2
+from footfall.talent.v4beta1 import event_service_pb2_grpc as v4beta1_service_pb2_grpc
+from google.protobuf.message import Message
 
 from server.clock import Clock
 from server.errors import AlreadyExists, FieldViolation, gather, raise_if_any
@@ -15,35 +28,50 @@ from server.store import ClientEventRow, Store
 from server.store.rows import to_micros
 from server.talent.validation import client_event_violations
 
+# v4beta1 takes a project alone as a parent (its "default tenant", jobs named
+# projects/*/jobs/*); Footfall keeps client events per named tenant.
+_PROJECT_ONLY = re.compile(r"projects/[^/]+")
+DEFAULT_TENANT_REFUSED = ("a project's default tenant (a parent of projects/* alone) is not "
+                          "served: name a tenant, projects/*/tenants/*")
 
-class EventService(event_service_pb2_grpc.EventServiceServicer):
+
+class ClientEvents:
+    """What both versions' CreateClientEvent do, over v4's message."""
+
     def __init__(self, store: Store, max_event_bytes: int, clock: Clock) -> None:
         self._store = store
         self._max_event_bytes = max_event_bytes
         self._clock = clock
 
-    async def CreateClientEvent(self, request: event_service_pb2.CreateClientEventRequest,
-                                context: grpc.aio.ServicerContext) -> event_pb2.ClientEvent:
-        """Store a client event; an identical retry returns the stored one.
+    async def create(self, parent: str, sent: Message | None, event_type_name: str,
+                     project_parent: str = "") -> bytes:
+        """Store the client event `sent` (None when the request had none) under the
+        tenant `parent`; returns the stored event's bytes (an identical retry's are
+        the first event's).
 
         INVALID_ARGUMENT for a bad parent or event (one over the size limit is not
         looked at further; one created more than a day after the server's time);
-        ALREADY_EXISTS when another event of the tenant has its event_id.
+        ALREADY_EXISTS (naming `event_type_name`) when another event of the tenant
+        has its event_id. `project_parent`, if given, is why a parent naming a
+        project alone is refused.
         """
         violations: list[FieldViolation] = []
-        tenant: TenantName | None = gather(violations, parse_tenant, request.parent, "parent")
-        if not request.HasField("client_event"):
+        tenant: TenantName | None = gather(violations, parse_tenant, parent, "parent")
+        if tenant is None and project_parent and _PROJECT_ONLY.fullmatch(parent):
+            violations = [FieldViolation("parent", f"{project_parent}, got {parent!r}")]
+        event = None
+        if sent is None:
             violations.append(FieldViolation("client_event", "is required"))
         else:
-            too_big = event_size_violation(request.client_event, "client_event",
-                                           self._max_event_bytes)
-            violations.extend([too_big] if too_big is not None
-                              else client_event_violations(
-                                  request.client_event, tenant,
-                                  self._clock.now_ns() // 1_000_000_000))
+            too_big = event_size_violation(sent, "client_event", self._max_event_bytes)
+            if too_big is not None:
+                violations.append(too_big)
+            else:
+                event = event_pb2.ClientEvent.FromString(sent.SerializeToString())
+                violations.extend(client_event_violations(
+                    event, tenant, self._clock.now_ns() // 1_000_000_000))
         raise_if_any(violations)
-        assert tenant is not None
-        event = request.client_event
+        assert tenant is not None and event is not None
         payload = event.SerializeToString(deterministic=True)
         created = event.create_time
         stored, is_new = await off_loop(self._store.create_client_event, ClientEventRow(
@@ -52,7 +80,39 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
             payload=payload))
         if not is_new and stored != payload:
             raise AlreadyExists(
-                "google.cloud.talent.v4.ClientEvent", f"{tenant}/clientEvents/{event.event_id}",
+                event_type_name, f"{tenant}/clientEvents/{event.event_id}",
                 f"client_event.event_id {event.event_id!r} is already used in {tenant} "
                 "by a different event")
+        return bytes(stored)
+
+
+class EventService(event_service_pb2_grpc.EventServiceServicer):
+    """google.cloud.talent.v4.EventService."""
+
+    def __init__(self, events: ClientEvents) -> None:
+        self._events = events
+
+    async def CreateClientEvent(self, request: event_service_pb2.CreateClientEventRequest,
+                                context: grpc.aio.ServicerContext) -> event_pb2.ClientEvent:
+        """Store a client event; an identical retry returns the stored one
+        (INVALID_ARGUMENT, ALREADY_EXISTS: see ClientEvents.create)."""
+        stored = await self._events.create(
+            request.parent, request.client_event if request.HasField("client_event") else None,
+            event_pb2.ClientEvent.DESCRIPTOR.full_name)
         return event_pb2.ClientEvent.FromString(stored)
+
+
+class EventServiceV4beta1(v4beta1_service_pb2_grpc.EventServiceServicer):
+    """google.cloud.talent.v4beta1.EventService, on the same rows as v4's."""
+
+    def __init__(self, events: ClientEvents) -> None:
+        self._events = events
+
+    async def CreateClientEvent(self, request: v4beta1_service_pb2.CreateClientEventRequest,
+                                context: grpc.aio.ServicerContext
+                                ) -> v4beta1_event_pb2.ClientEvent:
+        """As v4's: a parent must name a tenant (projects/*/tenants/*) here too."""
+        stored = await self._events.create(
+            request.parent, request.client_event if request.HasField("client_event") else None,
+            v4beta1_event_pb2.ClientEvent.DESCRIPTOR.full_name, DEFAULT_TENANT_REFUSED)
+        return v4beta1_event_pb2.ClientEvent.FromString(stored)

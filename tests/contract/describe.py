@@ -31,6 +31,8 @@ SERVICES = {
     "google.cloud.retail.v2.UserEventService": "google.cloud.retail_v2.services.user_event_service",
     "google.cloud.retail.v2.ProductService": "google.cloud.retail_v2.services.product_service",
     "google.cloud.talent.v4.EventService": "google.cloud.talent_v4.services.event_service",
+    "google.cloud.talent.v4beta1.EventService":
+        "google.cloud.talent_v4beta1.services.event_service",
     **{
         f"google.cloud.retail.{version}.{service}":
             f"google.cloud.retail_{version}.services.{module}"
@@ -43,7 +45,8 @@ SERVICES = {
 # (google.protobuf, google.rpc, google.type, google.longrunning, google.api)
 # comes from shared libraries and is only checked for presence.
 OWNED_PREFIXES = ("google.cloud.retail.v2.", "google.cloud.retail.v2beta.",
-                  "google.cloud.retail.v2alpha.", "google.cloud.talent.v4.")
+                  "google.cloud.retail.v2alpha.", "google.cloud.talent.v4.",
+                  "google.cloud.talent.v4beta1.")
 
 FDP = descriptor_pb2.FieldDescriptorProto
 ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -48,7 +48,8 @@ def official() -> dict[str, Any]:
     # Only look the packages up: importing them here would register Google's
     # descriptors in this pytest process and clash with anything importing ours.
     for name in ("google.cloud.retail_v2", "google.cloud.retail_v2beta",
-                 "google.cloud.retail_v2alpha", "google.cloud.talent_v4"):
+                 "google.cloud.retail_v2alpha", "google.cloud.talent_v4",
+                 "google.cloud.talent_v4beta1"):
         if importlib.util.find_spec(name) is None:
             pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
     return _run("official", generated=False)
@@ -84,12 +85,14 @@ def _fail_on(problems: list[str]) -> None:
 
 def test_contract_is_not_trivially_small(official: dict[str, Any]) -> None:
     owned = [n for n, v in official["messages"].items() if v is not None]
-    # retail v2 (5 + 12 RPCs), talent v4 (1), retail v2beta and v2alpha (6 + 13 each)
-    assert len(official["services"]) == 7
-    assert sum(len(m) for m in official["services"].values()) == 18 + 2 * 19
+    # retail v2 (5 + 12 RPCs), talent v4 and v4beta1 (1 each), retail v2beta and
+    # v2alpha (6 + 13 each)
+    assert len(official["services"]) == 8
+    assert sum(len(m) for m in official["services"].values()) == 19 + 2 * 19
     assert len(owned) >= 60, owned
     assert "google.cloud.retail.v2.UserEvent" in owned
     assert "google.cloud.talent.v4.ClientEvent" in owned
+    assert "google.cloud.talent.v4beta1.ClientEvent" in owned
 
 
 def test_every_reachable_message_and_enum_exists(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from google.api_core import exceptions
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import retail_v2, retail_v2beta, talent_v4
+from google.cloud import retail_v2, retail_v2beta, talent_v4, talent_v4beta1
 from google.cloud.retail_v2.services.product_service.transports import (
     ProductServiceRestTransport,
 )
@@ -22,6 +22,9 @@ from google.cloud.retail_v2beta.services.user_event_service import (
     transports as beta_transports,
 )
 from google.cloud.talent_v4.services.event_service.transports import EventServiceRestTransport
+from google.cloud.talent_v4beta1.services.event_service import (
+    transports as talent_beta_transports,
+)
 from google.longrunning import operations_pb2
 
 from .examples import GOOGLE_EVENTS, as_json, example, user_event
@@ -297,3 +300,19 @@ def test_create_client_event(talent: talent_v4.EventServiceClient, tenant: str) 
                                    timeout=RPC_DEADLINE)
     assert {"client_event.create_time", "client_event.job_event"} <= \
         set(violations(raised.value))
+
+
+def test_create_client_event_through_v4beta1(server: ServerProcess, tenant: str) -> None:
+    """v4beta1's REST transport posts the whole request (`body: "*"`)."""
+    event = {"event_id": "rest-beta-1", "create_time": "2024-05-01T12:00:00Z",
+             "job_event": {"type_": talent_v4beta1.JobEvent.JobEventType.VIEW,
+                           "jobs": [f"{tenant}/jobs/j1"], "profile": f"{tenant}/profiles/p1"}}
+    with talent_v4beta1.EventServiceClient(transport=rest_transport(
+            talent_beta_transports.EventServiceRestTransport, server)) as beta:
+        created = beta.create_client_event(parent=tenant, client_event=event,
+                                           timeout=RPC_DEADLINE)
+        assert created.job_event.profile == f"{tenant}/profiles/p1"
+        with pytest.raises(exceptions.BadRequest) as raised:
+            beta.create_client_event(parent="projects/footfall-interop",
+                                     client_event=event, timeout=RPC_DEADLINE)
+    assert list(violations(raised.value)) == ["parent"]

@@ -147,6 +147,11 @@ def test_writer_writes_in_its_projects_only(ring: KeyRing) -> None:
     with pytest.raises(Denied, match="may not call ListOperations"):
         authorize(grant, LIST_OPERATIONS, operations_pb2.ListOperationsRequest(
             name="projects/shop"))
+    # a job board's client events, through either talent version
+    for version in ("v4", "v4beta1"):
+        assert authorize(grant, f"/google.cloud.talent.{version}.EventService/CreateClientEvent",
+                         event_service_pb2.CreateClientEventRequest(
+                             parent="projects/shop/tenants/t")) == "shop"
 
 
 def test_every_project_with_a_role_that_may_not_read_is_told_of_its_role() -> None:

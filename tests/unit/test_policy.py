@@ -190,6 +190,15 @@ def test_record_counts_and_logs_by_severity(caplog: pytest.LogCaptureFixture) ->
             'transport="grpc"} 1.0') in text
 
 
+def test_client_events_of_either_talent_version_are_counted_when_stored() -> None:
+    metrics = Metrics()
+    for version in ("v4", "v4beta1"):
+        method = f"/google.cloud.talent.{version}.EventService/CreateClientEvent"
+        metrics.observe_call(method, "grpc", grpc.StatusCode.OK, 0.001)
+        metrics.observe_call(method, "grpc", grpc.StatusCode.INVALID_ARGUMENT, 0.001)
+    assert 'footfall_events_stored_total{kind="client_event"} 2.0' in metrics.render()[0].decode()
+
+
 def test_commit_hook_counts_batches_and_events() -> None:
     metrics = Metrics()
     rows_job = Job(rows=[object(), object()])  # type: ignore[list-item]

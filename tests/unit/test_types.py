@@ -16,19 +16,21 @@ import grpc.aio
 import pytest
 from footfall.retail.v2 import product_service_pb2, user_event_service_pb2
 from footfall.talent.v4 import event_service_pb2
+from footfall.talent.v4beta1 import event_service_pb2 as v4beta1_event_service_pb2
 from google.longrunning import operations_pb2
 from google.protobuf.descriptor import ServiceDescriptor
 
 from server.operations.service import OperationsService
 from server.retail.product_service import ProductService
 from server.retail.user_event_service import UserEventService
-from server.talent.event_service import EventService
+from server.talent.event_service import EventService, EventServiceV4beta1
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICERS = [
     (UserEventService, user_event_service_pb2.DESCRIPTOR.services_by_name["UserEventService"]),
     (ProductService, product_service_pb2.DESCRIPTOR.services_by_name["ProductService"]),
     (EventService, event_service_pb2.DESCRIPTOR.services_by_name["EventService"]),
+    (EventServiceV4beta1, v4beta1_event_service_pb2.DESCRIPTOR.services_by_name["EventService"]),
     (OperationsService, operations_pb2.DESCRIPTOR.services_by_name["Operations"]),
 ]
 

@@ -1,0 +1,164 @@
+"""What Google's published samples send, sent as they send it, against a `footfall
+serve` subprocess: each test names the sample it stands for and repeats its calls,
+with data of the same shape and content of our own.
+
+- Cloud Talent's CreateClientEvent samples (job_search_create_client_event): the
+  Python, Go and C# ones call the v4beta1 surface of EventService (v4beta1 answered
+  UNIMPLEMENTED), with a create_time a few seconds after the epoch (the Python one
+  `{"seconds": 0}`, an empty Timestamp); the Java one calls v4.
+- Retail's interactive tutorials (events/: write, purge, rejoin, inline and Cloud
+  Storage imports, and their resources/user_events*.json files).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+import requests
+from google.api_core import exceptions
+from google.cloud import retail_v2, talent_v4, talent_v4beta1
+from google.cloud.talent_v4beta1.services.event_service.transports import (
+    EventServiceGrpcTransport as V4beta1Transport,
+)
+from google.protobuf import timestamp_pb2
+
+from .support import RPC_DEADLINE, ServerProcess, assert_names_fields, count_events, finish, put_gcs
+
+VIEW = talent_v4beta1.JobEvent.JobEventType.VIEW
+
+
+@pytest.fixture(scope="module")
+def talent_beta(server: ServerProcess) -> Iterator[talent_v4beta1.EventServiceClient]:
+    client = talent_v4beta1.EventServiceClient(
+        transport=V4beta1Transport(channel=grpc.insecure_channel(server.address)))
+    with client:
+        yield client
+
+
+def beta_event(tenant: str, event_id: str, seconds: int, **job_event: Any
+               ) -> talent_v4beta1.ClientEvent:
+    """A client event as the samples build one: the request id of a search, their
+    own event id, a create time in seconds, a VIEW of two jobs of the tenant."""
+    return talent_v4beta1.ClientEvent(
+        request_id="req-from-search-response-metadata", event_id=event_id,
+        create_time=timestamp_pb2.Timestamp(seconds=seconds),
+        job_event=talent_v4beta1.JobEvent(
+            type_=VIEW, jobs=[f"{tenant}/jobs/nurse-night", f"{tenant}/jobs/nurse-day"],
+            **job_event))
+
+
+@pytest.mark.parametrize("seconds", [0, 1, 3],
+                         ids=["python-sample", "go-and-csharp-samples", "java-v4-sample-time"])
+def test_the_v4beta1_samples_create_their_event(talent_beta: talent_v4beta1.EventServiceClient,
+                                                 tenant: str, seconds: int) -> None:
+    sent = beta_event(tenant, f"sample-event-{seconds}", seconds)
+    created = talent_beta.create_client_event(parent=tenant, client_event=sent,
+                                              timeout=RPC_DEADLINE)
+    assert created == sent
+    # the samples' retry of the same event is answered the stored one
+    assert talent_beta.create_client_event(parent=tenant, client_event=sent,
+                                           timeout=RPC_DEADLINE) == sent
+
+
+def test_a_v4beta1_event_is_the_v4_event_of_the_same_id(
+        talent_beta: talent_v4beta1.EventServiceClient, talent: talent_v4.EventServiceClient,
+        tenant: str) -> None:
+    """One row whichever version writes it; v4beta1's JobEvent.profile (which v4 has
+    not) is kept and answered back, and makes another event than v4's."""
+    plain = beta_event(tenant, "same-row", 1_716_213_787)
+    talent_beta.create_client_event(parent=tenant, client_event=plain, timeout=RPC_DEADLINE)
+    as_v4 = talent_v4.ClientEvent.deserialize(talent_v4beta1.ClientEvent.serialize(plain))
+    assert talent.create_client_event(parent=tenant, client_event=as_v4,
+                                      timeout=RPC_DEADLINE) == as_v4
+    profiled = beta_event(tenant, "with-profile", 1_716_213_788,
+                          profile=f"{tenant}/profiles/candidate-7")
+    created = talent_beta.create_client_event(parent=tenant, client_event=profiled,
+                                              timeout=RPC_DEADLINE)
+    assert created.job_event.profile == f"{tenant}/profiles/candidate-7"
+    without = talent_v4.ClientEvent.deserialize(talent_v4beta1.ClientEvent.serialize(
+        beta_event(tenant, "with-profile", 1_716_213_788)))
+    with pytest.raises(exceptions.AlreadyExists, match="with-profile"):
+        talent.create_client_event(parent=tenant, client_event=without, timeout=RPC_DEADLINE)
+
+
+def test_v4beta1_refuses_what_v4_refuses(talent_beta: talent_v4beta1.EventServiceClient,
+                                         tenant: str) -> None:
+    bad = talent_v4beta1.ClientEvent(
+        event_id="", job_event=talent_v4beta1.JobEvent(
+            type_=talent_v4beta1.JobEvent.JobEventType.JOB_EVENT_TYPE_UNSPECIFIED,
+            jobs=["projects/another/tenants/t/jobs/j"]))
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        talent_beta.create_client_event(parent=tenant, client_event=bad, timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, [
+        "client_event.event_id", "client_event.create_time", "client_event.job_event.type",
+        "client_event.job_event.jobs[0]"])
+    # a project alone (v4beta1's default tenant) is refused in words of its own
+    with pytest.raises(exceptions.InvalidArgument) as project_only:
+        talent_beta.create_client_event(parent="projects/footfall-interop",
+                                        client_event=beta_event(tenant, "e", 1),
+                                        timeout=RPC_DEADLINE)
+    assert_names_fields(project_only.value, ["parent"])
+    assert "default tenant" in project_only.value.message
+
+
+def test_v4beta1_over_rest_takes_the_whole_request_as_its_body(server: ServerProcess,
+                                                               tenant: str) -> None:
+    """v4beta1's REST binding has `body: "*"` (v4's binds the event alone)."""
+    event = {"requestId": "r-1", "eventId": "rest-beta", "createTime": "2024-05-20T14:03:07Z",
+             "jobEvent": {"type": "APPLICATION_START", "jobs": [f"{tenant}/jobs/j1"]}}
+    answer = requests.post(f"http://{server.http_address}/v4beta1/{tenant}/clientEvents",
+                           json={"clientEvent": event}, timeout=RPC_DEADLINE)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == event
+    project_only = requests.post(
+        f"http://{server.http_address}/v4beta1/projects/footfall-interop/clientEvents",
+        json={"clientEvent": event}, timeout=RPC_DEADLINE)
+    assert project_only.status_code == 400, project_only.text
+    assert "default tenant" in project_only.json()["error"]["message"]
+
+
+# -- retail: the interactive tutorials (python-docs-samples retail/interactive-tutorials) --
+
+def tutorial_line(event_type: str, visitor: str, **fields: Any) -> str:
+    """A line as the tutorials' user_events*.json write them: compact, a numeric
+    UTC offset, one product detail as an object rather than a list."""
+    return json.dumps({"eventType": event_type, "visitorId": visitor,
+                       "eventTime": "2024-05-19T10:27:42+00:00", **fields},
+                      separators=(",", ":"))
+
+
+def test_the_tutorials_user_event_files_import_as_their_tests_expect(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str,
+        gcs_folder: str) -> None:
+    """import_user_events_gcs.py with errors_config `gs://BUCKET/error`: the valid
+    file imports whole (its test expects every event and no failure, the result
+    echoing errors_config); the `_some_invalid` one fails on its one line of event
+    type "invalid" (which carries a searchQuery) and imports the rest."""
+    valid = put_gcs(server.gcs_root, f"{gcs_folder}/user_events.json", [
+        tutorial_line("home-page-view", "group1_visitor1"),
+        tutorial_line("search", "group1_visitor1", searchQuery="blue denim jacket"),
+        tutorial_line("search", "group1_visitor1", searchQuery="wool hiking socks"),
+        tutorial_line("detail-page-view", "group1_visitor1",
+                      productDetails={"product": {"id": "JACKET-DENIM-01"}, "quantity": 3})])
+    some_invalid = put_gcs(server.gcs_root, f"{gcs_folder}/user_events_some_invalid.json", [
+        tutorial_line("home-page-view", "group1_visitor2"),
+        tutorial_line("invalid", "group1_visitor2", searchQuery="blue denim jacket"),
+        tutorial_line("search", "group1_visitor2", searchQuery="wool hiking socks"),
+        tutorial_line("detail-page-view", "group1_visitor2",
+                      productDetails={"product": {"id": "JACKET-DENIM-01"}, "quantity": 3})])
+    errors = f"{gcs_folder}/error"
+    outcomes = []
+    for uri in (valid, some_invalid):
+        operation = retail.import_user_events(request={
+            "parent": catalog, "input_config": {"gcs_source": {"input_uris": [uri]}},
+            "errors_config": {"gcs_prefix": errors}}, timeout=RPC_DEADLINE)
+        assert "/operations/import-user-events" in operation.operation.name
+        result = finish(operation)
+        assert result.errors_config.gcs_prefix == errors
+        outcomes.append((operation.metadata.success_count, operation.metadata.failure_count))
+    assert outcomes == [(4, 0), (3, 1)]
+    assert count_events(server.store, catalog, server.workdir) == 7
