@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from server.errors import InvalidArgument
 
+T = TypeVar("T")
 DEFAULT_BRANCH = "default_branch"
 DEFAULT_BRANCH_ID = "0"
 BRANCH_IDS = ("0", "1", "2")
@@ -130,6 +132,12 @@ _PRODUCT = _Form("projects/{project}/locations/{location}/catalogs/{catalog}/bra
                  "/products/{product=**}")
 _TENANT = _Form("projects/{project}/tenants/{tenant}")
 _JOB = _Form("projects/{project}/tenants/{tenant}/jobs/{job}")
+# Talent v4beta1 lets a project alone stand for its default tenant: a parent of
+# projects/*, jobs of projects/*/jobs/*. Footfall keeps that tenant's client events
+# under this tenant id (where the console and the insights read them).
+DEFAULT_TENANT_ID = "default_tenant"
+_PROJECT = _Form("projects/{project}")
+_DEFAULT_TENANT_JOB = _Form("projects/{project}/jobs/{job}")
 _DEFAULT_BRANCH_IN_NAME = re.compile(rf"/branches/{DEFAULT_BRANCH}(?=/|\Z)")
 
 
@@ -250,6 +258,41 @@ def parse_job(value: str, field: str) -> JobName:
     match = _JOB.regex.match(value) or _JOB.refuse(value, field)
     _fits(value, _JOB, field)
     return JobName(TenantName(match["project"], match["tenant"]), match["job"])
+
+
+def parse_tenant_or_project(value: str, field: str = "parent") -> TenantName:
+    """A tenant name, or a project alone for its default tenant (talent v4beta1:
+    DEFAULT_TENANT_ID); raises INVALID_ARGUMENT naming `field` otherwise."""
+    match = _PROJECT.regex.match(value)
+    if match is None or match["project"] == "-":  # (the form's last segment: no '/' after)
+        return _or_default_tenant(parse_tenant, value, field, _PROJECT)
+    tenant = TenantName(match["project"], DEFAULT_TENANT_ID)
+    _fits(str(tenant), _TENANT, field)  # (the name the store keeps)
+    return tenant
+
+
+def parse_job_or_default_tenant_job(value: str, field: str) -> JobName:
+    """A job name, or one of a project's default tenant, projects/*/jobs/* (talent
+    v4beta1); raises INVALID_ARGUMENT naming `field` otherwise."""
+    match = _DEFAULT_TENANT_JOB.regex.match(value)
+    if match is None:
+        return _or_default_tenant(parse_job, value, field, _DEFAULT_TENANT_JOB)
+    _fits(value, _DEFAULT_TENANT_JOB, field)
+    return JobName(TenantName(match["project"], DEFAULT_TENANT_ID), match["job"])
+
+
+def _or_default_tenant(parse: Callable[[str, str], T], value: str, field: str,
+                       default_form: _Form) -> T:
+    """`parse(value, field)`, its refusal saying the default tenant's form too (or
+    what is wrong in a name of that form)."""
+    if default_form._segment_problem(value) is not None:
+        default_form.refuse(value, field)
+    try:
+        return parse(value, field)
+    except InvalidArgument as exc:
+        why = exc.violations[0].description
+        raise InvalidArgument.field(field, f"{why} (or, of the project's default tenant, "
+                                           f"{default_form.shown!r})") from None
 
 
 # -- products: the branch and id the store keys them by ----------------------

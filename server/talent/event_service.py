@@ -4,12 +4,14 @@ unique per tenant by event_id.
 v4beta1's ClientEvent is v4's, names and numbers alike, plus JobEvent.profile (3):
 a v4beta1 event is read as a v4 one by its bytes, where the profile rides along as
 a field v4 does not know (kept, so it is stored and answered back), and the same
-event is the same row whichever version wrote it.
+event is the same row whichever version wrote it. v4beta1 also takes a project
+alone as a parent, for its default tenant (jobs then named projects/*/jobs/*):
+those events are kept under the tenant DEFAULT_TENANT_ID of the project.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 
 import grpc
 import grpc.aio
@@ -22,17 +24,18 @@ from google.protobuf.message import Message
 from server.clock import Clock
 from server.errors import AlreadyExists, FieldViolation, gather, raise_if_any
 from server.loop import off_loop
-from server.names import TenantName, parse_tenant
+from server.names import (
+    JobName,
+    TenantName,
+    parse_job,
+    parse_job_or_default_tenant_job,
+    parse_tenant,
+    parse_tenant_or_project,
+)
 from server.policy.limits import event_size_violation
 from server.store import ClientEventRow, Store
 from server.store.rows import to_micros
 from server.talent.validation import client_event_violations
-
-# v4beta1 takes a project alone as a parent (its "default tenant", jobs named
-# projects/*/jobs/*); Footfall keeps client events per named tenant.
-_PROJECT_ONLY = re.compile(r"projects/[^/]+")
-DEFAULT_TENANT_REFUSED = ("a project's default tenant (a parent of projects/* alone) is not "
-                          "served: name a tenant, projects/*/tenants/*")
 
 
 class ClientEvents:
@@ -44,7 +47,8 @@ class ClientEvents:
         self._clock = clock
 
     async def create(self, parent: str, sent: Message | None, event_type_name: str,
-                     project_parent: str = "") -> bytes:
+                     tenant_name: Callable[[str, str], TenantName] = parse_tenant,
+                     job_name: Callable[[str, str], JobName] = parse_job) -> bytes:
         """Store the client event `sent` (None when the request had none) under the
         tenant `parent`; returns the stored event's bytes (an identical retry's are
         the first event's).
@@ -52,13 +56,11 @@ class ClientEvents:
         INVALID_ARGUMENT for a bad parent or event (one over the size limit is not
         looked at further; one created more than a day after the server's time);
         ALREADY_EXISTS (naming `event_type_name`) when another event of the tenant
-        has its event_id. `project_parent`, if given, is why a parent naming a
-        project alone is refused.
+        has its event_id. `tenant_name` and `job_name` parse the parent and the
+        jobs (value, field).
         """
         violations: list[FieldViolation] = []
-        tenant: TenantName | None = gather(violations, parse_tenant, parent, "parent")
-        if tenant is None and project_parent and _PROJECT_ONLY.fullmatch(parent):
-            violations = [FieldViolation("parent", f"{project_parent}, got {parent!r}")]
+        tenant: TenantName | None = gather(violations, tenant_name, parent, "parent")
         event = None
         if sent is None:
             violations.append(FieldViolation("client_event", "is required"))
@@ -69,7 +71,7 @@ class ClientEvents:
             else:
                 event = event_pb2.ClientEvent.FromString(sent.SerializeToString())
                 violations.extend(client_event_violations(
-                    event, tenant, self._clock.now_ns() // 1_000_000_000))
+                    event, tenant, self._clock.now_ns() // 1_000_000_000, job_name=job_name))
         raise_if_any(violations)
         assert tenant is not None and event is not None
         payload = event.SerializeToString(deterministic=True)
@@ -111,8 +113,10 @@ class EventServiceV4beta1(v4beta1_service_pb2_grpc.EventServiceServicer):
     async def CreateClientEvent(self, request: v4beta1_service_pb2.CreateClientEventRequest,
                                 context: grpc.aio.ServicerContext
                                 ) -> v4beta1_event_pb2.ClientEvent:
-        """As v4's: a parent must name a tenant (projects/*/tenants/*) here too."""
+        """As v4's; a parent of a project alone (projects/*) is its default tenant,
+        whose jobs may be named projects/*/jobs/*."""
         stored = await self._events.create(
             request.parent, request.client_event if request.HasField("client_event") else None,
-            v4beta1_event_pb2.ClientEvent.DESCRIPTOR.full_name, DEFAULT_TENANT_REFUSED)
+            v4beta1_event_pb2.ClientEvent.DESCRIPTOR.full_name,
+            parse_tenant_or_project, parse_job_or_default_tenant_job)
         return v4beta1_event_pb2.ClientEvent.FromString(stored)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from footfall.talent.v4 import event_pb2
 from google.protobuf import timestamp_pb2
 
 from server.errors import FieldViolation, gather
-from server.names import NUL_REFUSED, TenantName, parse_job
+from server.names import NUL_REFUSED, JobName, TenantName, parse_job
 from server.retail.validation import MAX_AHEAD_SECONDS
 
 MAX_ID = 255
@@ -17,14 +18,17 @@ _KNOWN_TYPES = frozenset(event_pb2.JobEvent.JobEventType.values())
 
 
 def client_event_violations(event: Any, tenant: TenantName | None, now_s: int | None = None,
-                            path: str = "client_event") -> list[FieldViolation]:
+                            path: str = "client_event",
+                            job_name: Callable[[str, str], JobName] = parse_job
+                            ) -> list[FieldViolation]:
     """Every rule `event` breaks for the tenant `tenant` (None if the parent was bad).
 
     Needs event_id, create_time and a job_event of a known type naming at least
     one job, every job in the parent's project and tenant; `now_s`, the server's
     time: a create_time more than MAX_AHEAD_SECONDS after it is refused, as a
     retail event_time is (one stamped a year ahead headed the tenant's newest
-    events, and its "last event", until the tenant was reset).
+    events, and its "last event", until the tenant was reset). `job_name` parses
+    a job's name (value, field).
     """
     out: list[FieldViolation] = []
     if not event.event_id:
@@ -59,7 +63,7 @@ def client_event_violations(event: Any, tenant: TenantName | None, now_s: int | 
         out.append(FieldViolation(f"{path}.job_event.jobs", "at least one job is required"))
     for i, job in enumerate(job_event.jobs):
         field = f"{path}.job_event.jobs[{i}]"
-        name = gather(out, parse_job, job, field)
+        name = gather(out, job_name, job, field)
         if name is not None and tenant is not None and name.tenant != tenant:
             out.append(FieldViolation(field, f"job {job!r} is not in the parent tenant {tenant}"))
     return out

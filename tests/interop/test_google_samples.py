@@ -5,7 +5,9 @@ with data of the same shape and content of our own.
 - Cloud Talent's CreateClientEvent samples (job_search_create_client_event): the
   Python, Go and C# ones call the v4beta1 surface of EventService (v4beta1 answered
   UNIMPLEMENTED), with a create_time a few seconds after the epoch (the Python one
-  `{"seconds": 0}`, an empty Timestamp); the Java one calls v4.
+  `{"seconds": 0}`, an empty Timestamp); the Java one calls v4. The Go one names
+  the project alone as its parent (v4beta1's default tenant) and jobs of it,
+  `projects/P/jobs/J`.
 - Retail's interactive tutorials (events/: write, purge, rejoin, inline and Cloud
   Storage imports, and their resources/user_events*.json files).
 """
@@ -96,13 +98,34 @@ def test_v4beta1_refuses_what_v4_refuses(talent_beta: talent_v4beta1.EventServic
     assert_names_fields(refused.value, [
         "client_event.event_id", "client_event.create_time", "client_event.job_event.type",
         "client_event.job_event.jobs[0]"])
-    # a project alone (v4beta1's default tenant) is refused in words of its own
-    with pytest.raises(exceptions.InvalidArgument) as project_only:
-        talent_beta.create_client_event(parent="projects/footfall-interop",
-                                        client_event=beta_event(tenant, "e", 1),
-                                        timeout=RPC_DEADLINE)
-    assert_names_fields(project_only.value, ["parent"])
-    assert "default tenant" in project_only.value.message
+    # a job of the default tenant is not a job of a named one
+    with pytest.raises(exceptions.InvalidArgument) as elsewhere:
+        talent_beta.create_client_event(parent=tenant, client_event=beta_event(
+            "projects/footfall-interop", "e", 1), timeout=RPC_DEADLINE)
+    assert_names_fields(elsewhere.value, ["client_event.job_event.jobs[0]",
+                                          "client_event.job_event.jobs[1]"])
+
+
+def test_the_go_sample_writes_to_the_projects_default_tenant(
+        talent_beta: talent_v4beta1.EventServiceClient, server: ServerProcess,
+        request: pytest.FixtureRequest) -> None:
+    """Its parent is the project alone, its jobs `projects/P/jobs/J`: kept under the
+    project's tenant `default_tenant`, where the console lists them."""
+    project = f"projects/{request.node.name.replace('_', '-')}"
+    sent = beta_event(project, "go-sample-event", 1_716_213_787)
+    assert talent_beta.create_client_event(parent=project, client_event=sent,
+                                           timeout=RPC_DEADLINE) == sent
+    listed = requests.get(f"http://{server.http_address}/console/v1/{project}/tenants/"
+                          "default_tenant/clientEvents", timeout=RPC_DEADLINE)
+    assert listed.status_code == 200, listed.text
+    [row] = listed.json()["clientEvents"]
+    assert row["clientEvent"]["jobEvent"]["jobs"] == [f"{project}/jobs/nurse-night",
+                                                      f"{project}/jobs/nurse-day"]
+    # a job of a named tenant is not one of the default tenant
+    with pytest.raises(exceptions.InvalidArgument) as elsewhere:
+        talent_beta.create_client_event(parent=project, client_event=beta_event(
+            f"{project}/tenants/t", "other", 1), timeout=RPC_DEADLINE)
+    assert "is not in the parent tenant" in elsewhere.value.message
 
 
 def test_v4beta1_over_rest_takes_the_whole_request_as_its_body(server: ServerProcess,
@@ -114,11 +137,13 @@ def test_v4beta1_over_rest_takes_the_whole_request_as_its_body(server: ServerPro
                            json={"clientEvent": event}, timeout=RPC_DEADLINE)
     assert answer.status_code == 200, answer.text
     assert answer.json() == event
-    project_only = requests.post(
-        f"http://{server.http_address}/v4beta1/projects/footfall-interop/clientEvents",
-        json={"clientEvent": event}, timeout=RPC_DEADLINE)
-    assert project_only.status_code == 400, project_only.text
-    assert "default tenant" in project_only.json()["error"]["message"]
+    # the binding of a project alone, for its default tenant
+    project = f"rest-{tenant.rsplit('/', 1)[1]}"
+    of_default = {**event, "jobEvent": {"type": "VIEW", "jobs": [f"projects/{project}/jobs/j"]}}
+    answer = requests.post(f"http://{server.http_address}/v4beta1/projects/{project}/clientEvents",
+                           json={"clientEvent": of_default}, timeout=RPC_DEADLINE)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == of_default
 
 
 # -- retail: the interactive tutorials (python-docs-samples retail/interactive-tutorials) --

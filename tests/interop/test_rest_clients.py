@@ -313,6 +313,7 @@ def test_create_client_event_through_v4beta1(server: ServerProcess, tenant: str)
                                            timeout=RPC_DEADLINE)
         assert created.job_event.profile == f"{tenant}/profiles/p1"
         with pytest.raises(exceptions.BadRequest) as raised:
-            beta.create_client_event(parent="projects/footfall-interop",
-                                     client_event=event, timeout=RPC_DEADLINE)
-    assert list(violations(raised.value)) == ["parent"]
+            beta.create_client_event(parent=tenant, client_event={
+                **event, "job_event": {"type_": 0, "jobs": [f"{tenant}/jobs/j1"]}},
+                timeout=RPC_DEADLINE)
+    assert list(violations(raised.value)) == ["client_event.job_event.type"]

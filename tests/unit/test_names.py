@@ -43,6 +43,40 @@ def test_job_and_tenant() -> None:
     assert str(job) == "projects/p/tenants/t/jobs/j1"
 
 
+def test_talent_v4beta1_names_a_projects_default_tenant_by_the_project_alone() -> None:
+    default = names.TenantName("p", names.DEFAULT_TENANT_ID)
+    assert names.parse_tenant_or_project("projects/p") == default
+    assert names.parse_tenant_or_project("projects/p/tenants/t") == parse_tenant(
+        "projects/p/tenants/t")
+    assert names.parse_job_or_default_tenant_job("projects/p/jobs/j", "jobs[0]") == \
+        names.JobName(default, "j")
+    assert names.parse_job_or_default_tenant_job("projects/p/tenants/t/jobs/j", "jobs[0]") == \
+        parse_job("projects/p/tenants/t/jobs/j", "jobs[0]")
+
+
+@pytest.mark.parametrize(("parse", "bad", "says"), [
+    (names.parse_tenant_or_project, "projects/", "the project is empty, in 'projects/' "
+                                                 "(of the form 'projects/*')"),
+    (names.parse_tenant_or_project, "projects/-", "the project must be named"),
+    (names.parse_tenant_or_project, "tenants/t", "must be of the form 'projects/*/tenants/*', "
+                                                 "got 'tenants/t' (or, of the project's "
+                                                 "default tenant, 'projects/*')"),
+    (names.parse_tenant_or_project, "projects/" + "\U00020000" * 255,
+     "at most 1,024 bytes as UTF-8"),
+    (names.parse_job_or_default_tenant_job, "projects/p/jobs/a b",
+     "the job must not hold white space"),
+    (names.parse_job_or_default_tenant_job, "projects/p/jobs", "(or, of the project's "
+                                                             "default tenant, "
+                                                             "'projects/*/jobs/*')"),
+])
+def test_talent_v4beta1_names_are_refused_naming_both_forms(parse: Any, bad: str,
+                                                           says: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        parse(bad, "parent")
+    [violation] = refused.value.violations
+    assert violation.field == "parent" and says in violation.description, violation
+
+
 @pytest.mark.parametrize("bad", [
     "", "projects/p", "projects/p/locations/global/catalogs/", "projects//locations/l/catalogs/c",
     f"{CATALOG}/extra", f"/{CATALOG}", "projects/p/locations/l/catalog/c",
