@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -61,6 +62,16 @@ class EventFilter:
     def on_events(self) -> bool:
         """Whether some terms are checked on the decoded events."""
         return bool(self.session_ids or self.product_ids)
+
+    @functools.cached_property
+    def _needles(self) -> tuple[bytes, ...]:
+        return tuple(text.encode() for text in (*self.session_ids, *self.product_ids))
+
+    def may_select(self, payload: bytes) -> bool:
+        """False if the serialized event `payload` cannot be selected: a session or
+        product id looked for is not among its bytes (a string field holds its
+        UTF-8 bytes as they are), so it need not be decoded."""
+        return all(needle in payload for needle in self._needles)
 
     def selects(self, event: user_event_pb2.UserEvent) -> bool:
         named = {d.product.id for d in event.product_details}
@@ -286,9 +297,10 @@ def stored_client_event_wire(row: StoredClientEvent) -> bytes:
 def matching(rows: Sequence[StoredEvent], events: EventFilter
              ) -> list[console_pb2.StoredUserEvent]:
     """The console messages of the `rows` that `events` selects."""
-    messages = [stored_user_event(r) for r in rows]
-    return [m for m in messages if events.selects(m.user_event)] if events.on_events \
-        else messages
+    if not events.on_events:
+        return [stored_user_event(r) for r in rows]
+    messages = [stored_user_event(r) for r in rows if events.may_select(r.payload)]
+    return [m for m in messages if events.selects(m.user_event)]
 
 
 def _window(store: Store, query: EventQuery, before: tuple[int, int] | None
@@ -334,15 +346,16 @@ def list_user_events(store: Store, events: EventFilter, size: int,
         read += len(rows)
         found = 0
         for row in rows:  # decoded one at a time: none past the page's end
+            products = 0
+            if events.on_events:  # (before its message is made: most are left out)
+                selected = _selected_products(events, row.payload)
+                if selected is None:
+                    continue
+                products = selected
             # its bytes (as long as its message serialized): what it costs at least,
             # known before it is decoded, so one that cannot fit is not
             wire = stored_user_event_wire(row)
-            least = len(wire)
-            if events.on_events:
-                products = _selected_products(events, row.payload)
-                if products is None:
-                    continue
-                least += PRODUCT_BYTES * products
+            least = len(wire) + PRODUCT_BYTES * products
             found += 1
             if found > want or (answer.user_events and least > room):
                 return after_last()
@@ -372,7 +385,10 @@ def list_user_events(store: Store, events: EventFilter, size: int,
 def _selected_products(events: EventFilter, payload: bytes) -> int | None:
     """How many products the stored event `payload` names if `events` selects it;
     None if not. Checked on the event decoded apart, and let go: an event decoded
-    into a page stays in the page's memory until the page goes, even taken out."""
+    into a page stays in the page's memory until the page goes, even taken out.
+    One whose bytes lack a session or product id looked for is not decoded."""
+    if not events.may_select(payload):
+        return None
     event = user_event_pb2.UserEvent.FromString(payload)
     return len(event.product_details) if events.selects(event) else None
 

@@ -69,6 +69,12 @@ FILTERS = [
     ('visitorId = "a"', ["a"]),
     ('sessionId = "s2"', ["b"]),
     ('productId = "sku-1"', ["c"]),
+    # ids whose bytes the events hold elsewhere (an event's bytes are looked at before
+    # it is decoded): a session of "s", a visitor's id, a product id's start
+    ('sessionId = "s"', []),
+    ('sessionId = "a"', []),
+    ('productId = "sku"', []),
+    ('sessionId = "s1" productId = "sku-1"', []),
     ("joined = false", ["c"]),
     ('joined = true eventType = "home-page-view"', ["b", "a"]),
     ("transport = GRPC", ["c", "b", "a"]),
