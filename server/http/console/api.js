@@ -48,6 +48,12 @@ function askKey(why) {
       }
     }, {once: true});
   });
+  // Closed without a key: by Escape, or by this button where there is no Escape (a
+  // phone's screen keyboard has none: the dialog could not be left without a key).
+  document.getElementById("key-later").onclick = () => {
+    input.value = "";
+    dialog.close();
+  };
   dialog.showModal();
   input.focus();
   document.dispatchEvent(new Event(ASKING_KEY));

@@ -18,6 +18,7 @@ const PAGES = {feed, events, event, operations, products, talent, catalogs, insi
 const CHOSEN = "footfall.catalog";
 const PROJECT = "footfall.project";  // set when the key may not read every project
 const CATALOGS_MS = 3000;
+const REFOCUS_MS = 10000;  // how long a page shown again may take to list an event
 // While no catalog holds anything (read so, not failed), for at most FIRST_CATALOG_TRIES
 // reads: a first event, sent right after opening the page (the README's quick start),
 // showed after up to 3 s.
@@ -228,11 +229,39 @@ window.addEventListener("hashchange", () => {
   // A control of the page that changed the page (the insights' catalog, the talent
   // page's tenant: a select changes with each arrow key) keeps the focus on the page
   // it shows again; a link's page takes it on the whole.
-  const control = main.contains(document.activeElement) ? document.activeElement.id : "";
+  const focused = document.activeElement;
+  const control = focused !== main && main.contains(focused) ? focused.id : "";
+  const left = current?.hash || "";
   show();
   const again = control && document.getElementById(control);
   if (again && main.contains(again)) again.focus({preventScroll: true});
-  else main.focus({preventScroll: true});
+  else {
+    main.focus({preventScroll: true});
+    const opened = /^event\/([^?]+)/.exec(left);
+    if (opened) refocusOpened(opened[1], current.controller.signal);
+  }
 });
+
+/** Back from the page of event `id`, the focus goes to the link that opened it, once
+ *  the page shown again lists it (the feed and the search are read afresh), unless the
+ *  keyboard went elsewhere meanwhile: it went to the top of the page, and the feed's
+ *  200 events were to be tabbed through again to open the next one. */
+function refocusOpened(id, signal) {
+  const find = () => [...main.querySelectorAll("a[href^='#event/']")]
+    .find((link) => link.getAttribute("href").startsWith(`#event/${id}?`));
+  const settled = () => {  // whether there is nothing more to wait for
+    if (signal.aborted || document.activeElement !== main) return true;
+    const link = find();
+    link?.focus();  // (scrolled into view: the place the list was left)
+    return Boolean(link);
+  };
+  if (settled()) return;
+  const watching = new MutationObserver(() => settled() && stop());
+  const timer = setTimeout(() => stop(), REFOCUS_MS);
+  const stop = () => { watching.disconnect(); clearTimeout(timer); };
+  signal.addEventListener("abort", stop, {once: true});
+  watching.observe(main, {childList: true, subtree: true});
+}
+
 refreshChooser();
 loadCatalogs();

@@ -107,8 +107,10 @@ export function render(main, ctx) {
   const everywhere = `Refused in ${ctx.projects === "projects/-" ? "every project"
     : ctx.projects}; open one to see why, beside the field.`;
   const refused = column("refused", "Refused", everywhere);
-  // On a phone the columns stack, and the refusals came after up to 200 accepted
-  // events: a way down to them (shown only while the columns stack, see console.css).
+  // The refusals come after up to 200 accepted events: below them on a phone (the
+  // columns stack), after them in the order of Tab everywhere. A way down to them:
+  // shown while the columns stack; side by side, once the keyboard reaches it (see
+  // console.css).
   const refusedHeading = refused.section.querySelector("h3");
   refusedHeading.setAttribute("tabindex", "-1");
   const jump = h("button", {type: "button", class: "link"}, "Go to the refused requests");

@@ -37,11 +37,18 @@ export function jsonView(value, violations = []) {
     marks.set(at, [...(marks.get(at) || []), violation]);
   }
   const lines = [];
-  const line = (text, path) => {
+  // A line cut by the screen's width goes on under its own text, not at the left edge,
+  // where it read as a line of its own (a phone cut most): each line is a block with
+  // a hanging indent at its depth (--depth, set through the CSSOM: the page's CSP
+  // refuses style attributes). A block ends its line: a newline in its text too, and
+  // a copy of the JSON had a blank line after each.
+  const line = (text, path, indent) => {
     const found = path === null ? null : marks.get(path);
-    lines.push(h("span", {class: found ? "line bad" : "line"}, text,
+    const said = h("span", {class: found ? "line bad" : "line"}, text,
       found ? h("span", {class: "why"}, found.map((v) => ` ← ${v.field}: ${v.description}`))
-        : null), "\n");
+        : null);
+    said.style.setProperty("--depth", indent.length / 2);
+    lines.push(said);
   };
   const render = (item, path, key, indent, comma) => {
     const head = indent + (key === null ? "" : `${JSON.stringify(key)}: `);
@@ -50,13 +57,13 @@ export function jsonView(value, violations = []) {
         ? Object.entries(item).map(([k, v]) => [k, v, path ? `${path}.${canonical(k)}` : canonical(k)])
         : null;
     if (!entries || !entries.length) {
-      line(head + JSON.stringify(item) + comma, path);
+      line(head + JSON.stringify(item) + comma, path, indent);
       return;
     }
     const [open, close] = Array.isArray(item) ? ["[", "]"] : ["{", "}"];
-    line(head + open, path);
+    line(head + open, path, indent);
     entries.forEach(([k, v, p], i) => render(v, p, k, `${indent}  `, i < entries.length - 1 ? "," : ""));
-    line(indent + close + comma, null);
+    line(indent + close + comma, null, indent);
   };
   render(value, "", null, "", "");
   return h("pre", {class: "json", tabindex: 0}, lines);

@@ -1,0 +1,284 @@
+"""What a review of the console by keyboard only and on a phone (390 x 844 at twice
+the pixels, touch) found, each fixed and held here: side by side, the live feed's
+refusals came after its accepted events in the order of Tab (100 presses and more);
+back from an event's page, the focus went to the top of the list it was opened from;
+the key prompt could be left only by Escape, which a phone's screen keyboard has not;
+a line of JSON cut by a phone's width went on at the left edge, as if a line of its
+own; a product's unset availability stood below its label on a phone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from server.app import Running
+
+from .cdp import DevTools, chromium
+from .pages import focus_and_press, in_chromium, no_problems, open_console, photograph, until
+from .test_console import CATALOG, DEADLINE, keyed_shop, rest, write
+
+PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
+EVENTS = 40
+FOCUSED = "document.activeElement"
+
+
+async def as_a_phone(devtools: DevTools, session: str) -> None:
+    """The page as on a phone: its size, twice the pixels, touch."""
+    await devtools.send("Emulation.setDeviceMetricsOverride", PHONE, session)
+    await devtools.send("Emulation.setTouchEmulationEnabled",
+                        {"enabled": True, "maxTouchPoints": 5}, session)
+    await asyncio.sleep(0.3)  # one layout
+
+
+async def tab_past_the_accepted(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#feed")
+        await until(lambda: devtools.evaluate(
+            session, f"document.querySelectorAll('#accepted li').length === {EVENTS} && "
+                     "!!document.querySelector('#refused li')"), "the feed")
+        jump = "document.querySelector('p.jump').getBoundingClientRect()"
+        seen = {"unfocused": await devtools.evaluate(session, f"{jump}.height")}
+        # From the header's last control, as a keyboard user comes to the page.
+        await devtools.evaluate(session, "document.getElementById('catalog').focus()")
+        await devtools.press(session, "Tab")
+        seen["first"] = await devtools.evaluate(session, f"{FOCUSED}.innerText")
+        seen["shown"] = await devtools.evaluate(
+            session, f"(r => r.height > 10 && r.width > 100)({jump})")
+        await photograph(devtools, session, folder, "feed-jump-focused")
+        await devtools.press(session, "Enter")
+        seen["focused"] = await devtools.evaluate(session, f"{FOCUSED}.id")
+        await devtools.press(session, "Tab")
+        seen["next"] = await devtools.evaluate(
+            session, f"{FOCUSED}.closest('[aria-labelledby=refused-h]') !== null")
+        await no_problems(devtools, session)
+        return seen
+
+
+def test_side_by_side_the_keyboard_goes_past_the_accepted_events_to_the_refused(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    """At a desktop's width the way down to the refusals was hidden: Tab went through
+    every accepted event first (111 presses to the first refusal, 200 kept)."""
+    for n in range(EVENTS):
+        write(running.http_port, eventType="home-page-view", visitorId=f"v-{n}")
+    status, _ = rest(running.http_port, "POST", f"/v2/{CATALOG}/userEvents:write",
+                     {"eventType": "add-to-cart", "visitorId": "v-bad"})
+    assert status == 400
+    seen = in_chromium(browser_executable, tmp_path / "profile", tab_past_the_accepted,
+                       running.http_port, shots)
+    assert seen["unfocused"] <= 1, seen  # (no room taken while the mouse reads the page)
+    assert seen["first"] == "Go to the refused requests" and seen["shown"], seen
+    assert seen["focused"] == "refused-h" and seen["next"], seen
+
+
+async def open_and_come_back(devtools: DevTools, session: str, link: str) -> dict[str, Any]:
+    """Opens the event of `link` (a selector) by the keyboard, goes back; what has the
+    focus then, once the page is shown again."""
+    opened = await devtools.evaluate(
+        session, f"document.querySelector({link!r}).getAttribute('href')")
+    await focus_and_press(devtools, session, link)
+    await until(lambda: devtools.evaluate(session, "!!document.querySelector('pre.json')"),
+                "the event's page")
+    await devtools.evaluate(session, "history.back()")  # (Alt+Left, in a browser's frame)
+    await until(lambda: devtools.evaluate(
+        session, "!location.hash.startsWith('#event/') && "
+                 "document.querySelectorAll('main a[href^=\"#event/\"]').length > 3"),
+        "the list again")
+    try:
+        await until(lambda: devtools.evaluate(
+            session, f"{FOCUSED}.getAttribute('href') === {opened!r}"), "the link focused", 3)
+    except AssertionError:
+        pass  # said by what is returned
+    return {"opened": opened,
+            "focused": await devtools.evaluate(session, f"{FOCUSED}.getAttribute('href')"),
+            "in sight": await devtools.evaluate(
+                session, f"(r => r.top >= 0 && r.bottom <= innerHeight)"
+                         f"({FOCUSED}.getBoundingClientRect())")}
+
+
+async def come_back_to_the_list(devtools_url: str, port: int, folder: Path) -> list[Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#feed")
+        await until(lambda: devtools.evaluate(
+            session, f"document.querySelectorAll('#accepted a.event').length === {EVENTS}"),
+            "the feed")
+        await as_a_phone(devtools, session)
+        seen = [await open_and_come_back(devtools, session, "#accepted li:nth-child(30) a")]
+        await photograph(devtools, session, folder, "feed-back-from-an-event")
+        await devtools.evaluate(session, "location.hash = 'events'")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelectorAll('.results tbody tr').length > 30"), "events")
+        seen.append(await open_and_come_back(
+            devtools, session, ".results tbody tr:nth-child(25) a"))
+        await photograph(devtools, session, folder, "events-back-from-an-event")
+        await no_problems(devtools, session)
+        return seen
+
+
+def test_back_from_an_event_the_focus_is_on_the_link_that_opened_it(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    """It went to the top of the page: the feed's events (or the search's) were to be
+    tabbed through again to open the next one."""
+    for n in range(EVENTS):
+        write(running.http_port, eventType="home-page-view", visitorId=f"v-{n}",
+              eventTime=f"2026-01-01T00:00:{n:02d}Z")
+    seen = in_chromium(browser_executable, tmp_path / "profile", come_back_to_the_list,
+                       running.http_port, shots)
+    for back in seen:
+        assert back["focused"] == back["opened"] and back["in sight"], seen
+
+
+async def leave_the_prompt_by_touch(devtools_url: str, port: int, folder: Path
+                                    ) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/")
+        await as_a_phone(devtools, session)
+        await until(lambda: devtools.evaluate(session, "document.querySelector('dialog')?.open"),
+                    "the key dialog")
+        await photograph(devtools, session, folder, "key-dialog-phone")
+        await as_a_phone(devtools, session)  # (photograph ends at a desktop's size)
+        box = await devtools.evaluate(session, """(() => {
+            const later = [...document.querySelectorAll('dialog button')]
+              .find(b => b.innerText === 'Not now');
+            if (!later) return null;
+            const r = later.getBoundingClientRect();
+            return {x: r.x + r.width / 2, y: r.y + r.height / 2, height: r.height};
+        })()""")
+        if box is None:
+            return {"button": None}
+        for kind in ("touchStart", "touchEnd"):  # a tap
+            await devtools.send("Input.dispatchTouchEvent", {
+                "type": kind,
+                "touchPoints": [{"x": box["x"], "y": box["y"]}] if kind == "touchStart" else []},
+                session)
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('main').innerText.includes('No API key given')"),
+            "the page saying no key was given")
+        await no_problems(devtools, session)
+        return {"button": box, "open": await devtools.evaluate(session, "document.querySelector"
+                                                                        "('dialog').open"),
+                "key": await devtools.evaluate(session,
+                                               "sessionStorage.getItem('footfall.apiKey')"),
+                "offered": await devtools.evaluate(
+                    session, "document.querySelector('#key-button:not([hidden])')?.innerText")}
+
+
+def test_on_a_phone_the_key_prompt_can_be_left_without_a_key(
+        browser_executable: str, shots: Path, tmp_path: Path) -> None:
+    """Escape alone closed it: a phone's screen keyboard has none, and the prompt,
+    modal, could not be left without a key."""
+    with keyed_shop(tmp_path) as running:
+        with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+            seen = asyncio.run(asyncio.wait_for(
+                leave_the_prompt_by_touch(devtools_url, running.http_port, shots),
+                DEADLINE * 2))
+    assert seen["button"] is not None, "no button leaves the prompt"
+    assert seen["button"]["height"] >= 24, seen  # (a target a finger finds)
+    assert seen["open"] is False and seen["key"] is None, seen
+    assert seen["offered"] == "Enter key", seen
+
+
+LONG_URI = "https://shop.example.com/p/" + "trail-tent-two-person-ultralight-" * 3
+
+
+async def read_wrapped_json(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#events")
+        await until(lambda: devtools.evaluate(
+            session, "!!document.querySelector('.results tbody a')"), "the event")
+        await devtools.evaluate(session, "location.hash = document.querySelector("
+                                         "'.results tbody a').getAttribute('href')")
+        await until(lambda: devtools.evaluate(session, "!!document.querySelector('pre.json')"),
+                    "the event's page")
+        await as_a_phone(devtools, session)
+        measured = await devtools.evaluate(session, r"""(() => {
+            const pre = document.querySelector('pre.json');
+            const lines = [...pre.querySelectorAll('.line')];
+            const uri = lines.find(l => l.textContent.includes('"uri"'));
+            // the lines of text the uri's line takes, by their left edge
+            const text = document.createRange();
+            text.selectNodeContents(uri.firstChild);
+            const rows = new Map();
+            for (const r of text.getClientRects()) {
+              const top = Math.round(r.top);
+              rows.set(top, Math.min(rows.get(top) ?? Infinity, r.left));
+            }
+            const lefts = [...rows.entries()].sort((a, b) => a[0] - b[0]).map(e => e[1]);
+            const probe = document.createElement('span');
+            probe.textContent = 'x';
+            pre.append(probe);
+            const ch = probe.getBoundingClientRect().width;
+            probe.remove();
+            // a blank line between two lines of the JSON: a gap of a line's height
+            const gaps = lines.slice(1).map((l, i) =>
+              l.getBoundingClientRect().top - lines[i].getBoundingClientRect().bottom);
+            let parsed = true;
+            try { JSON.parse(pre.innerText); } catch { parsed = false; }
+            // as copied: a line of text a line of the JSON, no blank line between
+            const range = document.createRange();
+            range.selectNodeContents(pre);
+            getSelection().removeAllRanges();
+            getSelection().addRange(range);
+            const copied = getSelection().toString();
+            getSelection().removeAllRanges();
+            return {lefts, ch, gap: Math.max(...gaps), parsed, lines: lines.length,
+                    copied: copied.trimEnd().split('\n').length,
+                    blank: copied.includes('\n\n') || pre.innerText.includes('\n\n'),
+                    wide: document.scrollingElement.scrollWidth - innerWidth};
+        })()""")
+        await photograph(devtools, session, folder, "event-wrapped-json")
+        await no_problems(devtools, session)
+        return dict(measured)
+
+
+def test_on_a_phone_a_line_of_json_cut_short_goes_on_under_its_text(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    """Cut by the phone's width, a value went on at the pre's left edge, left of its
+    own key: it read as a line of its own, at no depth."""
+    write(running.http_port, eventType="home-page-view", visitorId="phone", uri=LONG_URI)
+    seen = in_chromium(browser_executable, tmp_path / "profile", read_wrapped_json,
+                       running.http_port, shots)
+    first, *rest_ = seen["lefts"]
+    assert rest_, seen  # (cut, at a phone's width)
+    # the key at depth 1 (2 characters in); what goes on, 2 more in than it
+    assert all(left - first >= 3.5 * seen["ch"] for left in rest_), seen
+    assert seen["gap"] < 2, seen  # no blank line between two lines
+    assert seen["parsed"] and seen["wide"] <= 0, seen  # (copied, it is JSON still)
+    assert seen["copied"] == seen["lines"] and not seen["blank"], seen
+
+
+async def measure_an_unset_availability(devtools_url: str, port: int, folder: Path
+                                        ) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#products")
+        await until(lambda: devtools.evaluate(session, "!!document.querySelector("
+                                                       "'main td[data-label=Availability]')"),
+                    "the product")
+        await as_a_phone(devtools, session)
+        measured = await devtools.evaluate(session, """(() => {
+            const cell = document.querySelector('main td[data-label=Availability]');
+            const said = cell.querySelector('.hint').getBoundingClientRect();
+            const box = cell.getBoundingClientRect();
+            const padding = parseFloat(getComputedStyle(cell).paddingTop);
+            return {text: cell.innerText, below: said.top - box.top - padding,
+                    after: box.bottom - said.bottom - padding};
+        })()""")
+        await photograph(devtools, session, folder, "products-unset-availability")
+        await no_problems(devtools, session)
+        return dict(measured)
+
+
+def test_on_a_phone_an_unset_availability_stands_beside_its_label(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    """A phone's card of cells is a grid, whose items are blocks: the hint's paragraph
+    margins set "unset (IN_STOCK)" below its label, and a gap under it."""
+    write(running.http_port, eventType="home-page-view", visitorId="v")  # (a catalog)
+    status, answer = rest(running.http_port, "POST",
+                          f"/v2/{CATALOG}/branches/default_branch/products?productId=socks",
+                          {"title": "Socks", "categories": ["c"]})
+    assert status == 200, answer
+    seen = in_chromium(browser_executable, tmp_path / "profile", measure_an_unset_availability,
+                       running.http_port, shots)
+    assert "unset (IN_STOCK)" in seen["text"], seen
+    assert abs(seen["below"]) < 1 and abs(seen["after"]) < 1, seen
