@@ -17,7 +17,7 @@ from server.app import Running
 
 from .cdp import DevTools, chromium
 from .pages import focus_and_press, in_chromium, no_problems, open_console, photograph, until
-from .test_console import CATALOG, DEADLINE, keyed_shop, rest, write
+from .test_console import CATALOG, DEADLINE, enter_reader_key, keyed_shop, rest, write
 
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
 EVENTS = 40
@@ -282,3 +282,42 @@ def test_on_a_phone_an_unset_availability_stands_beside_its_label(
                        running.http_port, shots)
     assert "unset (IN_STOCK)" in seen["text"], seen
     assert abs(seen["below"]) < 1 and abs(seen["after"]) < 1, seen
+
+
+async def leave_the_prompt_then_enter_a_key(devtools_url: str, port: int, folder: Path
+                                            ) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/")
+        await until(lambda: devtools.evaluate(session, "document.querySelector('dialog')?.open"),
+                    "the key dialog")
+        await devtools.press(session, "Escape")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('main').innerText.includes('No API key given')"),
+            "the page saying no key was given")
+        await asyncio.sleep(0.5)  # (the catalogs' poll that shows the button)
+        seen = {"declined": await devtools.evaluate(session, f"{FOCUSED}.id")}
+        await photograph(devtools, session, folder, "key-declined-focus")
+        if seen["declined"] != "key-button":
+            return seen  # (Enter would press nothing)
+        await devtools.press(session, "Enter")  # "Enter key", where the focus is
+        await until(lambda: devtools.evaluate(session, "document.querySelector('dialog')?.open"),
+                    "the key dialog again")
+        await enter_reader_key(devtools, session)
+        await until(lambda: devtools.evaluate(session, "!!document.querySelector('#accepted li')"),
+                    "the feed, read with the key")
+        seen["read"] = await devtools.evaluate(session, f"{FOCUSED}.id")
+        await devtools.press(session, "Tab")
+        seen["next"] = await devtools.evaluate(session, f"main.contains({FOCUSED})")
+        await no_problems(devtools, session)
+        return seen
+
+
+def test_the_focus_lost_with_the_key_prompt_or_the_project_form_goes_on_in_the_page(
+        browser_executable: str, shots: Path, tmp_path: Path) -> None:
+    """Both left the focus on the page's body: after the prompt, Tab went on from the
+    top of the page to find "Enter key"; after the project was named, nothing had the
+    focus in the page it opened."""
+    with keyed_shop(tmp_path) as running:
+        seen = in_chromium(browser_executable, tmp_path / "profile",
+                           leave_the_prompt_then_enter_a_key, running.http_port, shots)
+    assert seen == {"declined": "key-button", "read": "main", "next": True}, seen

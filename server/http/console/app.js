@@ -145,6 +145,7 @@ async function loadCatalogs() {
     refreshChooser();
     if (chooser.value !== before && current) show();  // the first catalog appeared
     if (!current || wasDenied) show();
+    if (wasDenied) regainFocus(main);  // (the project's form, gone with its input)
   } catch (error) {
     // (a project id the server cannot take in a path, also: "my shop", say)
     if (error.code === "PERMISSION_DENIED" || (sessionStorage.getItem(PROJECT) &&
@@ -166,8 +167,11 @@ async function loadCatalogs() {
       offline.hidden = true;  // (the server answered, if not with the catalogs)
     }
     if (error.code === "UNAUTHENTICATED") {  // (the key prompt closed without one)
+      // (once, as the prompt closes: not each poll, from wherever a click left it)
+      const closedNow = keyButton.hidden || keyButton.textContent !== "Enter key";
       keyButton.textContent = "Enter key";
       keyButton.hidden = false;
+      if (closedNow) regainFocus(keyButton);
       setTimeout(loadCatalogs, CATALOGS_MS);
       return;
     }
@@ -176,6 +180,17 @@ async function loadCatalogs() {
   keyButton.hidden = !hasKey();
   setTimeout(loadCatalogs, emptyReads && emptyReads < FIRST_CATALOG_TRIES ? FIRST_CATALOG_MS
     : CATALOGS_MS);
+}
+
+/** The focus, lost with what held it (the key prompt closed, a form replaced by the
+ *  page), goes to `element`: it fell to the page's body (a screen reader said nothing
+ *  of where it was), and after the prompt Tab went on from the top of the page. */
+function regainFocus(element) {
+  const at = document.activeElement;
+  // (the prompt's input keeps it a moment after the prompt closed)
+  if (!at || at === document.body || at.closest("dialog:not([open])")) {
+    element.focus({preventScroll: true});
+  }
 }
 
 function show() {
