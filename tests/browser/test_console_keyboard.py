@@ -4,7 +4,9 @@ refusals came after its accepted events in the order of Tab (100 presses and mor
 back from an event's page, the focus went to the top of the list it was opened from;
 the key prompt could be left only by Escape, which a phone's screen keyboard has not;
 a line of JSON cut by a phone's width went on at the left edge, as if a line of its
-own; a product's unset availability stood below its label on a phone.
+own; a product's unset availability stood below its label on a phone; a funnel step's
+conditions were ragged boxes and a stretched checkbox on a phone; the focus lost with
+the key prompt or the project's form fell to the page's body.
 """
 
 from __future__ import annotations
@@ -321,3 +323,43 @@ def test_the_focus_lost_with_the_key_prompt_or_the_project_form_goes_on_in_the_p
         seen = in_chromium(browser_executable, tmp_path / "profile",
                            leave_the_prompt_then_enter_a_key, running.http_port, shots)
     assert seen == {"declined": "key-button", "read": "main", "next": True}, seen
+
+
+async def measure_a_steps_conditions(devtools_url: str, port: int, folder: Path
+                                     ) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#insights")
+        await until(lambda: devtools.evaluate(
+            session, "!!document.querySelector('details.conditions')"), "the funnel's steps")
+        await as_a_phone(devtools, session)
+        await devtools.evaluate(session, "document.querySelector('details.conditions')"
+                                         ".open = true")
+        await asyncio.sleep(0.3)  # one layout
+        measured = await devtools.evaluate(session, """(() => {
+            const conditions = document.querySelector('details.conditions');
+            const boxes = [...conditions.querySelectorAll('input:not([type=checkbox])')]
+              .map(e => Math.round(e.getBoundingClientRect().width));
+            const check = conditions.querySelector('input[type=checkbox]');
+            const r = check.getBoundingClientRect();
+            const label = conditions.querySelector(`label[for="${check.id}"]`)
+              .getBoundingClientRect();
+            return {boxes, width: Math.round(conditions.getBoundingClientRect().width),
+                    check: [Math.round(r.width), Math.round(r.height)],
+                    beside: r.top < label.bottom && r.left >= label.right};
+        })()""")
+        await photograph(devtools, session, folder, "insights-conditions")
+        await no_problems(devtools, session)
+        return dict(measured)
+
+
+def test_on_a_phone_a_steps_conditions_line_up(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    """Each text box was as wide as its label (297 to 321 px, ragged), and the checkbox
+    "Has a search query" a 13 px high box stretched over 172 px, on a line of its own."""
+    write(running.http_port, eventType="home-page-view", visitorId="v")  # (a catalog)
+    seen = in_chromium(browser_executable, tmp_path / "profile", measure_a_steps_conditions,
+                       running.http_port, shots)
+    assert max(seen["boxes"]) - min(seen["boxes"]) <= 1, seen
+    assert max(seen["boxes"]) >= seen["width"] * 0.9, seen
+    assert 16 <= seen["check"][0] <= 24 and 16 <= seen["check"][1] <= 24, seen
+    assert seen["beside"], seen
