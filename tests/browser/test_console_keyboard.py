@@ -6,7 +6,8 @@ the key prompt could be left only by Escape, which a phone's screen keyboard has
 a line of JSON cut by a phone's width went on at the left edge, as if a line of its
 own; a product's unset availability stood below its label on a phone; a funnel step's
 conditions were ragged boxes and a stretched checkbox on a phone; the focus lost with
-the key prompt or the project's form fell to the page's body.
+the key prompt or the project's form fell to the page's body; a control on a line of
+its own was 23.2 px high, under a touch target's 24.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from server.app import Running
 
 from .cdp import DevTools, chromium
 from .pages import focus_and_press, in_chromium, no_problems, open_console, photograph, until
-from .test_console import CATALOG, DEADLINE, enter_reader_key, keyed_shop, rest, write
+from .test_console import (
+    CATALOG,
+    DEADLINE,
+    TENANT,
+    enter_reader_key,
+    keyed_shop,
+    rest,
+    write,
+)
 
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
 EVENTS = 40
@@ -363,3 +372,55 @@ def test_on_a_phone_a_steps_conditions_line_up(
     assert max(seen["boxes"]) >= seen["width"] * 0.9, seen
     assert 16 <= seen["check"][0] <= 24 and 16 <= seen["check"][1] <= 24, seen
     assert seen["beside"], seen
+
+
+# The controls of a line of their own (not words of a sentence), by page.
+TARGETS = {"feed": "p.jump button, #refused summary",
+           "operations": "details.samples > summary",
+           "talent": "main tbody button.link",
+           "catalogs": "main tbody button.link",
+           "insights": "details.conditions > summary"}
+
+
+async def measure_targets(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#feed")
+        await as_a_phone(devtools, session)
+        heights = {}
+        for page, targets in TARGETS.items():
+            await devtools.evaluate(session, f"location.hash = {page!r}")
+            await until(lambda targets=targets: devtools.evaluate(
+                session, f"!!document.querySelector({targets!r})"), f"the {page} page")
+            await asyncio.sleep(0.3)  # (the rest of its list)
+            heights[page] = await devtools.evaluate(
+                session, f"[...document.querySelectorAll({targets!r})].map(e => "
+                         f"e.getBoundingClientRect().height)")
+            if page == "feed":
+                await photograph(devtools, session, folder, "feed-targets")
+                await as_a_phone(devtools, session)
+        await no_problems(devtools, session)
+        return heights
+
+
+def test_on_a_phone_a_control_of_its_own_line_is_a_finger_high(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    """One line of text made 23.2 px: under the 24 px of a touch target (WCAG 2.5.8)."""
+    port = running.http_port
+    write(port, eventType="home-page-view", visitorId="v")
+    status, _ = rest(port, "POST", f"/v2/{CATALOG}/userEvents:write",
+                     {"eventType": "add-to-cart", "visitorId": "v-bad"})
+    assert status == 400
+    bucket = Path(running.settings.gcs_root) / "lines"
+    bucket.mkdir(parents=True)
+    (bucket / "bad.json").write_text('{"eventType": "search"}\n')
+    status, _ = rest(port, "POST", f"/v2/{CATALOG}/userEvents:import", {
+        "inputConfig": {"gcsSource": {"inputUris": ["gs://lines/bad.json"]}}})
+    assert status == 200
+    status, _ = rest(port, "POST", f"/v4/{TENANT}/clientEvents", {
+        "eventId": "e-1", "createTime": "2026-01-01T00:00:00Z",
+        "jobEvent": {"type": "VIEW", "jobs": [f"{TENANT}/jobs/j"]}})
+    assert status == 200
+    heights = in_chromium(browser_executable, tmp_path / "profile", measure_targets, port,
+                          shots)
+    for page, found in heights.items():
+        assert found and min(found) >= 24, (page, heights)
