@@ -133,9 +133,12 @@ class KeyRing:
     def parse(cls, text: str, source: str = "auth file") -> KeyRing:
         """The keys of an auth file's JSON text; AuthFileError saying what is wrong."""
         try:
-            document = json.loads(text)
+            document = json.loads(text, object_pairs_hook=_Names)
         except ValueError as exc:
             raise AuthFileError(f"{source}: not JSON: {exc}") from None
+        twice = _given_twice(document)
+        if twice:
+            raise AuthFileError(f"{source}: {twice}")
         if not isinstance(document, dict) or set(document) != {"keys"} \
                 or not isinstance(document["keys"], dict):
             raise AuthFileError(f'{source}: must be an object {{"keys": {{"<key>": '
@@ -153,6 +156,47 @@ class KeyRing:
         except (OSError, UnicodeDecodeError) as exc:
             raise AuthFileError(f"cannot read auth file {path}: {exc}") from None
         return cls.parse(text, f"auth file {path}")
+
+
+class _Names(dict[str, Any]):
+    """A JSON object that remembers the names it was given more than once: the
+    last one would silently win, and a key pasted twice with another role or
+    projects would change what that key may do without a word."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        seen: dict[str, int] = {}
+        self.twice: tuple[str, int, int] | None = None  # name, first and second place
+        self.values_given = [value for _, value in pairs]
+        for place, (name, _) in enumerate(pairs, start=1):
+            if name in seen and self.twice is None:
+                self.twice = (name, seen[name], place)
+            seen.setdefault(name, place)
+
+
+def _given_twice(document: Any) -> str | None:
+    """What names a key or a field twice in the auth file, never quoting a key."""
+    if not isinstance(document, _Names):
+        return None
+    if document.twice is not None:
+        return f"{document.twice[0]!r} is given twice"
+    keys = document.get("keys")
+    if not isinstance(keys, _Names):
+        return None
+    if keys.twice is not None:
+        _, first, second = keys.twice
+        return (f"key #{second}{_named(keys.values_given[second - 1])} is the same key as "
+                f"key #{first}{_named(keys.values_given[first - 1])}: give each key one "
+                "entry (the later one would replace the earlier without a word)")
+    for position, entry in enumerate(keys.values(), start=1):
+        if isinstance(entry, _Names) and entry.twice is not None:
+            return f"key #{position}: {entry.twice[0]!r} is given twice"
+    return None
+
+
+def _named(entry: Any) -> str:
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return f" ({name})" if isinstance(name, str) and name else ""
 
 
 SHORT_KEY = 16  # characters: a key shorter than this is warned of

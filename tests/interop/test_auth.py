@@ -359,6 +359,46 @@ def test_a_bad_auth_file_stops_the_start(tmp_path: Path) -> None:
     assert "k-123" not in str(caught.value)
 
 
+def _keys_text(*entries: tuple[str, str, str]) -> str:
+    """An auth file's text with a line per (key, role, name): a key may come twice,
+    as JSON allows and json.dumps cannot write."""
+    lines = ",\n".join(f'  {json.dumps(key)}: {{"projects": ["shop"], "role": "{role}", '
+                        f'"name": "{name}"}}' for key, role, name in entries)
+    return '{"keys": {\n' + lines + "\n}}"
+
+
+def test_a_key_given_twice_in_the_auth_file_is_refused_not_overwritten(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """A key pasted twice (an old line left behind by an edit) would have taken the
+    later entry's role without a word, here an admin turned reader by a reload."""
+    keys = tmp_path / "keys.json"
+    keys.write_text(_keys_text((ADMIN, "admin", "ops")), encoding="utf-8")
+    server = server_factory("--auth-file", str(keys))
+    keys.write_text(_keys_text((ADMIN, "admin", "ops"), (WRITER, "writer", "front"),
+                               (ADMIN, "reader", "ops-old")), encoding="utf-8")
+    server.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "the previous keys stay in force" in server.log_text(),
+               "the key given twice to be reported")
+    assert "key #3 (ops-old) is the same key as key #1 (ops)" in server.log_text()
+    with retail_client(server.address) as client:  # the admin key is still an admin's
+        op = client.purge_user_events(
+            request={"parent": SHOP, "filter": 'eventType = "search"', "force": True},
+            metadata=with_key(ADMIN), timeout=RPC_DEADLINE)
+        assert op.operation.name
+    assert ADMIN not in server.log_text()
+    with pytest.raises(RuntimeError, match="key #3 .* is the same key as key #1") as caught:
+        ServerProcess(tmp_path, sqlite_url(tmp_path / "other.db"), ["--auth-file", str(keys)])
+    assert ADMIN not in str(caught.value)
+
+
+def test_a_field_given_twice_in_a_key_is_refused(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    keys.write_text('{"keys": {' + json.dumps(ADMIN) + ': {"projects": ["shop"], '
+                    '"role": "admin", "role": "reader"}}}', encoding="utf-8")
+    with pytest.raises(RuntimeError, match="key #1: 'role' is given twice"):
+        ServerProcess(tmp_path, sqlite_url(tmp_path / "events.db"), ["--auth-file", str(keys)])
+
+
 def test_talent_without_a_key_is_unauthenticated(secured: ServerProcess) -> None:
     with talent_client(secured.address) as talent, pytest.raises(exceptions.Unauthenticated):
         talent.create_client_event(request=talent_v4.CreateClientEventRequest(
