@@ -54,7 +54,7 @@ from server.retail.product_listing import ProductReads
 from server.store import Store, located, open_store
 from server.store.backup import BackupRefused, backup
 from server.store.copy import CopyFailed, CopyRefused, copied_text, copy_store
-from server.store.rows import StoreUnavailable, StoreUnusable
+from server.store.rows import StoreRefused, StoreUnavailable, StoreUnusable
 
 PAGE = queries.MAX_PAGE
 EVERY_PROJECT = f"projects/{queries.ALL_PROJECTS}"
@@ -468,11 +468,15 @@ def _backup(args: argparse.Namespace) -> int:
 
 def _copy(args: argparse.Namespace) -> int:
     """Copy every row of the store into DEST; 2 for a copy that cannot be made as asked
-    (a URL, a target that holds rows), 1 for a store that cannot be used."""
+    (a URL, a target that holds rows, a database, role or password PostgreSQL refuses,
+    as for `serve`), 1 for a store that cannot be used."""
     try:
         copied = copy_store(args.store, args.dest)
     except (CopyRefused, ValueError) as exc:
         _say(str(exc))
+        return 2
+    except StoreRefused as exc:  # (before StoreUnavailable, which it is)
+        _say(f"cannot copy: {exc.message}")
         return 2
     except (CopyFailed, FootfallError, OSError, StoreUnavailable, StoreUnusable) as exc:
         _say(f"cannot copy: {getattr(exc, 'message', exc)}")

@@ -38,10 +38,11 @@ from __future__ import annotations
 
 import logging
 import re
+import shlex
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -285,6 +286,23 @@ def _without_password(text: str, url: str) -> str:
     return text
 
 
+# libpq's words for a database that is not there (a server in another language says
+# them otherwise, and is then told no advice)
+_NO_DATABASE = re.compile(r'FATAL:\s+database "[^"]*" does not exist')
+
+
+def _createdb_advice(params: Mapping[str, Any]) -> str:
+    """How to make the database a URL names: Footfall makes its tables, never the
+    database itself (its role may not be allowed to, and a typo would make one)."""
+    where = " ".join(f"-{flag} {shlex.quote(str(params[key]))}"
+                     for flag, key in (("h", "host"), ("p", "port"), ("U", "user"))
+                     if params.get(key))
+    database = str(params.get("dbname", ""))
+    return (f"create it first (Footfall makes its tables, not the database): "
+            f"createdb {where} {shlex.quote(database)}, or CREATE DATABASE "
+            f"\"{database}\" in psql").replace("  ", " ")
+
+
 def _will_pass(exc: psycopg.OperationalError) -> bool:
     text = str(exc)
     return "FATAL:" not in text or any(marker in text for marker in _PASSING)
@@ -338,6 +356,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         self._conninfo = make_conninfo("", **params)
         self._where = (f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/"
                        f"{params.get('dbname', '')}")
+        self._createdb = _createdb_advice(params)
         self._closed = False
         self._reachable = True
         self._schema_changed: str | None = None  # why no write can commit until a restart
@@ -395,6 +414,8 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             except psycopg.OperationalError as exc:
                 why = f"cannot open PostgreSQL at {self._where}: {str(exc).strip()}"
                 if not _will_pass(exc):
+                    if not self._read_only and _NO_DATABASE.search(str(exc)):
+                        why = f"{why}; {self._createdb}"
                     raise StoreRefused(why) from exc
                 if time.monotonic() + delay > deadline:
                     raise StoreUnavailable(why) from exc

@@ -443,3 +443,23 @@ def test_a_damaged_source_is_named_as_the_store_that_failed(tmp_path: Path) -> N
     assert failed.returncode == 1, failed.stderr
     assert failed.stderr.startswith("footfall: cannot copy: the source's table 'user_events' "
                                     "cannot be read: DatabaseError: "), failed.stderr
+
+
+def test_a_database_not_made_yet_is_a_mistake_that_says_how_to_make_it(
+        tmp_path: Path, postgres_databases: Any) -> None:
+    """Footfall makes its tables, not the database: `serve` and `copy` on a database
+    not made yet stopped with libpq's `database ... does not exist` alone (and `copy`
+    with exit 1, as for an outage, where `serve` says 2, a mistake in what it was
+    given)."""
+    missing = postgres_databases.create("made").rsplit("/", 1)[0] + "/footfall_never_made"
+    source = sqlite_url(tmp_path / "shop.db")
+    with running_server(tmp_path, source) as server:
+        record(server)
+    copied = copy(source, missing, tmp_path)
+    assert copied.returncode == 2, copied.stderr
+    assert 'database "footfall_never_made" does not exist; create it first' in copied.stderr
+    assert "createdb -h 127.0.0.1 " in copied.stderr and " footfall_never_made, or CREATE " \
+        "DATABASE \"footfall_never_made\"" in copied.stderr, copied.stderr
+    with pytest.raises(RuntimeError, match="server exited with 2 before it was ready") as caught:
+        ServerProcess(tmp_path, missing, [])
+    assert "create it first" in str(caught.value) and "createdb" in str(caught.value)
