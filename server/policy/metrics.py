@@ -105,7 +105,9 @@ class Metrics:
             "as rejections, by RPC, transport and status code.",
             ["service", "method", "transport", "code"], registry=self.registry)
         self.batch_size = Histogram(
-            "footfall_group_commit_batch_size", "Writes committed together in one transaction.",
+            "footfall_group_commit_batch_size",
+            "Event writes (calls, pixels, import steps) committed together in one transaction; "
+            "transactions without any (a job claimed, refusals kept) are not counted.",
             buckets=BATCH_BUCKETS, registry=self.registry)
         self.operations = Counter(
             "footfall_operations",
@@ -152,16 +154,23 @@ class Metrics:
     # -- the store's group commit --------------------------------------------
 
     def on_commit(self, jobs: Sequence[Any]) -> None:
-        """GroupCommitter hook: one committed batch of `jobs`."""
-        self.batch_size.observe(len(jobs))
-        stored = 0
+        """GroupCommitter hook: one committed batch of `jobs`. Its size is the jobs
+        that wrote events (calls, pixels, import steps): the writer's other work (a
+        job claimed or its lease renewed, refusals kept, products) is no write a
+        caller waits for, and counted would show an idle server's second-by-second
+        look for jobs as batches of one."""
+        writes = stored = 0
         for job in jobs:
             if job.rows is not None:
+                writes += 1
                 stored += len(job.rows)
             elif job.future.done() and job.future.exception() is None:
                 result = job.future.result()
                 if isinstance(result, StepResult):
+                    writes += 1
                     stored += result.inserted
+        if writes:
+            self.batch_size.observe(writes)
         if stored:
             self.events.labels("user_event").inc(stored)
 

@@ -3,8 +3,9 @@ Prometheus page, and the one log line per call."""
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
@@ -164,6 +165,27 @@ def test_metrics_count_calls_latency_events_batches_and_operations(
     assert samples["footfall_group_commit_batch_size_sum{}"] >= 6
     assert samples['footfall_operations_running{kind="purge-user-events"}'] == 0
     assert samples["process_resident_memory_bytes{}"] > 0
+
+
+def test_the_batch_size_counts_event_writes_not_an_idle_servers_look_for_jobs(
+        server_factory: Callable[..., ServerProcess]) -> None:
+    """The writer looks for jobs to run every second, in a transaction: counted as
+    batches of one, they made an idle server's histogram grow by one a second, and a
+    quiet shop's writes look as if they were never committed together."""
+    server = server_factory()
+    with retail_client(server.address) as client:
+        for i in range(3):
+            client.write_user_event(request={"parent": CATALOG,
+                                             "user_event": {**EVENT, "visitor_id": f"b-{i}"}},
+                                    timeout=RPC_DEADLINE)
+    # (what is asserted is that nothing comes: time must pass, the server's looks
+    # for jobs come every second)
+    until = time.monotonic() + 3.0
+    while time.monotonic() < until:
+        samples = scrape(server)
+        assert samples["footfall_group_commit_batch_size_count{}"] == 3, samples
+        assert samples["footfall_group_commit_batch_size_sum{}"] == 3
+        time.sleep(0.5)
 
 
 def test_one_log_line_per_call_at_debug_and_errors_always(

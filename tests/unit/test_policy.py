@@ -209,7 +209,11 @@ def test_commit_hook_counts_batches_and_events() -> None:
     metrics.on_commit([rows_job, step_job, failed])
     text = metrics.render()[0].decode()
     assert 'footfall_events_stored_total{kind="user_event"} 7.0' in text
-    assert "footfall_group_commit_batch_size_sum 3.0" in text
+    assert "footfall_group_commit_batch_size_sum 2.0" in text  # (not the failed one)
+    claim = Job(fn=lambda conn: None)  # the writer's own work: a job claimed, say
+    claim.future.set_result(None)
+    metrics.on_commit([claim])
+    assert "footfall_group_commit_batch_size_count 1.0" in metrics.render()[0].decode()
 
 
 def test_jobs_are_counted_by_how_they_end() -> None:
