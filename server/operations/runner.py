@@ -214,17 +214,25 @@ class OperationRunner:
         return pid != os.getpid() and not _pid_alive(pid)
 
     def _loop(self, owner: str) -> None:
+        unable = False  # since the last look that worked: said once, not every second
         while not self._stopping.is_set():
             try:
                 record = self._store.claim_operation(
                     owner, self._clock.now_ns() // 1000, self._lease_us, self._holder_gone,
                     kinds=self._jobs.keys())
             except StoreUnavailable as exc:
-                log.warning("could not look for operations to run: %s", exc.message)
+                log.log(logging.DEBUG if unable else logging.WARNING,
+                        "could not look for operations to run: %s (said once, until it can "
+                        "look again)", exc.message)
+                unable = True
                 record = None
             except Exception:
                 log.exception("could not look for operations to run")
                 record = None
+            else:
+                if unable:
+                    log.info("looking for operations to run again")
+                unable = False
             if record is None:
                 self._wake.wait(self._poll)
                 self._wake.clear()

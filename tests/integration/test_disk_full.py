@@ -7,6 +7,7 @@ needs root: without it the test skips, saying so loudly."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -128,3 +129,40 @@ def test_a_full_disk_refuses_writes_pauses_jobs_and_recovers(
     stored = {user_event_pb2.UserEvent.FromString(payload).visitor_id
               for _, payload in running.store.list_user_events(EventQuery(PARENT), 100_000)}
     assert stored == ({*acknowledged, "after"} | {f"imported-{i}" for i in range(IMPORTED)})
+
+
+def test_a_full_disk_is_said_once_not_every_second(
+        running: Running, disk: SmallDisk, caplog: pytest.LogCaptureFixture) -> None:
+    """README: the log says `the disk is full` once. The job runner, which looks for
+    jobs every second in a write, added `could not look for operations to run` to it
+    every second for as long as the disk stayed full."""
+    caplog.set_level(logging.INFO)
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        retail = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+        health = health_pb2_grpc.HealthStub(channel)
+
+        def serving() -> bool:
+            answer = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+            return answer.status == health_pb2.HealthCheckResponse.SERVING
+
+        disk.fill()
+        for i in range(MAX_SMALL_WRITES):  # until a write meets the full disk
+            try:
+                retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+                    parent=PARENT, user_event=event(f"v-{i}")), timeout=30)
+            except grpc.RpcError:
+                break
+        eventually(lambda: not serving(), "health NOT_SERVING")
+
+        def looks_failed() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+                    and r.getMessage().startswith("could not look for operations to run")]
+
+        eventually(lambda: bool(looks_failed()), "the runner to meet the full disk")
+        time.sleep(3.5)  # (what is asserted is that nothing more comes: the runner looks
+        # every second)
+        assert len(looks_failed()) == 1, looks_failed()
+        disk.empty()
+        eventually(serving, "health SERVING again")
+        eventually(lambda: any(r.getMessage() == "looking for operations to run again"
+                               for r in caplog.records), "the runner to say it looks again")
