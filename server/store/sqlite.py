@@ -158,10 +158,14 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             reader = self._connect()
             self._check_readable(reader, self.path)
             return reader
+        checked = self.path is not None and sqlite_checks.has_wal(self.path)
+        if checked:
+            assert self.path is not None
+            sqlite_checks.check_before_the_wal_applies(self.path)
         conn: sqlite3.Connection | None = None
         try:
             conn = self._connect()
-            if self.path is not None:
+            if self.path is not None and not checked:
                 sqlite_checks.check_contents(conn, self.path)
             self._migrate(conn)
         except (sqlite3.Error, StoreUnusable) as exc:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import struct
+import urllib.parse
 
 from server.store.rows import StoreUnusable
 
@@ -104,6 +105,43 @@ def check_contents(conn: sqlite3.Connection, path: str) -> None:
             problems = [line for text in found for line in text.splitlines()
                         if line.strip() and not line.startswith("***")]
             raise StoreUnusable(f"{path} is damaged: {'; '.join(problems)}")
+
+
+def has_wal(path: str) -> bool:
+    """Whether a WAL file with frames lies beside `path`."""
+    try:
+        return os.path.getsize(f"{path}-wal") > 0
+    except OSError:
+        return False
+
+
+def check_before_the_wal_applies(path: str) -> None:
+    """check_contents for a file with a WAL beside it, on a read-only connection.
+
+    A WAL holds no mark of the file it belongs to: one left beside a backup put in
+    its file's place (README, "Restore") is read as the backup's, and the first
+    connection of the writer to close copies its pages into the file and deletes it,
+    so the damage stayed and its cause went. A read-only connection never does: a
+    file found damaged here is left as it was, WAL included, and the line says so."""
+    uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreUnusable(problem(path, exc)) from exc
+    try:
+        conn.execute("PRAGMA busy_timeout = 10000")
+        check_contents(conn, path)
+    except (sqlite3.Error, StoreUnusable) as exc:
+        said = str(exc) if isinstance(exc, StoreUnusable) else problem(path, exc)
+        if isinstance(exc, sqlite3.Error) and is_full(exc):
+            raise StoreUnusable(said) from exc
+        raise StoreUnusable(
+            f"{said}. Nothing was written to it, and {path}-wal beside it was kept: if a "
+            f"backup (or a copy) was just put in this file's place, that WAL is the old "
+            f"file's; remove {path}-wal and {path}-shm, and start again; else keep both "
+            f"and salvage with sqlite3 {path} .recover") from exc
+    finally:
+        conn.close()
 
 
 def _read_edges(conn: sqlite3.Connection, kind: str, name: str, table: str, sql: str) -> None:

@@ -6,6 +6,9 @@ with SIGTERM (they must drain and exit 0) and reads the file with the events CLI
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +19,16 @@ from google.api_core import exceptions
 from google.cloud import retail_v2
 
 from .examples import ALL_EVENTS, as_json, example, user_event
-from .support import RPC_DEADLINE, ServerProcess, count_events, list_events, retail_client
+from .support import (
+    CLI_DEADLINE,
+    RPC_DEADLINE,
+    ServerProcess,
+    count_events,
+    finish,
+    list_events,
+    retail_client,
+    sqlite_url,
+)
 
 CATALOG = "projects/footfall-interop/locations/global/catalogs/restart"
 SYNC_EVENTS = 40
@@ -100,3 +112,53 @@ def test_a_write_async_burst_is_flushed_by_sigterm(
               if e["visitorId"] != "after-restart"}
     assert stored == {(e.visitor_id, as_json(e)["eventTime"]) for e in sent}
     stop_cleanly(second)
+
+
+def _import(server: ServerProcess, events: list[retail_v2.UserEvent]) -> None:
+    with retail_client(server.address) as client:
+        finish(client.import_user_events(request={
+            "parent": CATALOG,
+            "input_config": {"user_event_inline_source": {"user_events": events}}},
+            timeout=RPC_DEADLINE))
+
+
+def test_a_backup_put_beside_the_old_files_wal_is_refused_and_left_as_it_was(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """README, Restore: remove the old store's -wal and -shm before putting a backup in
+    its place. Forgotten, the old WAL (a server killed with frames in it) was read as
+    the backup's, the start said the file was damaged, and closing merged that WAL into
+    the backup and deleted it: the restored file stayed damaged and the cause was gone.
+    Now nothing is written, the line names the WAL, and removing it starts the backup."""
+    small = tmp_path / "small"
+    small.mkdir()
+    backup_of = ServerProcess(small, sqlite_url(small / "shop.db"), [])
+    _import(backup_of, distinct_events(50))
+    stop_cleanly(backup_of)
+    backup = tmp_path / "monday.db"
+    made = subprocess.run([sys.executable, "-m", "server", "backup", str(backup), "--store",
+                           sqlite_url(small / "shop.db")], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=CLI_DEADLINE)
+    assert made.returncode == 0, made.stderr
+
+    live = tmp_path / "events.db"  # grown since, then killed with frames in its WAL
+    first = server_factory()
+    _import(first, distinct_events(3000))
+    stop_cleanly(first)
+    second = server_factory()
+    _import(second, distinct_events(3300)[3000:])
+    second.kill()
+    assert Path(f"{live}-wal").stat().st_size > 0
+
+    shutil.copyfile(backup, live)  # the restore, without removing events.db-wal
+    with pytest.raises(RuntimeError, match="server exited with 1") as caught:
+        server_factory()
+    said = str(caught.value)
+    assert f"{live} is damaged" in said, said
+    assert f"remove {live}-wal and {live}-shm, and start again" in said, said
+    assert live.read_bytes() == backup.read_bytes()  # the backup as it was put there
+
+    Path(f"{live}-wal").unlink()
+    Path(f"{live}-shm").unlink(missing_ok=True)
+    restored = server_factory()
+    assert count_events(restored.store, CATALOG, tmp_path) == 50
+    stop_cleanly(restored)
