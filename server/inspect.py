@@ -51,7 +51,7 @@ from server.operations.summary import summarize
 from server.remote import Connection, RemoteError, ServerSource, pages
 from server.retail import product_listing
 from server.retail.product_listing import ProductReads
-from server.store import Store, located, open_store
+from server.store import Store, located, open_store, sqlite_checks
 from server.store.backup import BackupRefused, backup
 from server.store.copy import CopyFailed, CopyRefused, copied_text, copy_store
 from server.store.rows import StoreRefused, StoreUnavailable, StoreUnusable
@@ -251,6 +251,13 @@ def _reading(args: argparse.Namespace, body: Callable[[Source], int]) -> int:
             return 1
     try:
         return body(source)
+    except sqlite3.DatabaseError as exc:  # damage past what opening the file reads
+        path = getattr(getattr(source, "store", None), "path", None) or "the store"
+        said = sqlite_checks.problem(path, exc)
+        if " is damaged: " in said:
+            said += f" (salvage it with sqlite3 {path} .recover)"
+        _say(f"cannot read the store: {said}")
+        return 1
     finally:
         source.close()
 

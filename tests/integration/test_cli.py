@@ -444,6 +444,22 @@ def test_a_damaged_database_is_refused_and_left_alone(tmp_path: Path) -> None:
     assert path.read_bytes() == damaged  # nothing written into it
 
 
+def test_reading_a_damaged_database_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """README: `footfall events` refuses a store it cannot read with one line and exit
+    1. Its start reads only the schema, so damage in the middle of a table showed as
+    sqlite3's traceback once the command read that page."""
+    path = stored(tmp_path / "events.db")
+    with open(path, "r+b") as file:  # a page in the middle, as a bad sector would
+        file.seek((path.stat().st_size // 4096 // 2) * 4096)
+        file.write(b"\xa5" * 4096)
+    out = footfall("events", "list", "--parent", CATALOG, "--store", f"sqlite:///{path}",
+                   cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.splitlines() == [
+        f"footfall: cannot read the store: {path} is damaged: database disk image is "
+        f"malformed (salvage it with sqlite3 {path} .recover)"], out.stderr
+
+
 def test_a_store_a_newer_footfall_migrated_is_refused(tmp_path: Path) -> None:
     """Its rows may be in a form this version misreads: neither served nor read."""
     path = stored(tmp_path / "events.db", 10)
@@ -455,7 +471,7 @@ def test_a_store_a_newer_footfall_migrated_is_refused(tmp_path: Path) -> None:
     assert_refused(serve(path, tmp_path), f"{path} was migrated by a newer Footfall (it has "
                    "migration 99, which this version does not know")
     assert path.read_bytes() == before  # nothing written into it
-    out = footfall("events", "count", "--parent", CATALOG, "--store", f"sqlite:///{path}",
+    out = footfall("events", "list", "--parent", CATALOG, "--store", f"sqlite:///{path}",
                    cwd=tmp_path)
     assert out.returncode != 0 and "migrated by a newer Footfall" in out.stderr, out
 
