@@ -57,7 +57,7 @@ from server.operations import service as operations_service
 from server.operations.runner import Job, OperationRunner
 from server.operations.sweep import OperationSweep
 from server.policy import Policy
-from server.policy.auth import AuthFileError
+from server.policy.auth import Authenticator, AuthFileError
 from server.retail import (
     export,
     import_events,
@@ -365,6 +365,17 @@ def _reload_keys(running: Running) -> None:
         log.error("SIGHUP: %s; the previous keys stay in force", exc)
         return
     log.info("SIGHUP: re-read %s: %d keys", auth.path, auth.key_count)
+    _warn_if_keyless(auth)
+
+
+NO_KEYS = ("%s holds no key: every call but health, reflection, /healthz, /metrics and "
+           "/footfall.js is refused UNAUTHENTICATED (add keys and send SIGHUP)")
+
+
+def _warn_if_keyless(auth: Authenticator) -> None:
+    """A file of `{"keys": {}}` parses, and locks every caller out: say so."""
+    if auth.enabled and auth.key_count == 0:
+        log.warning(NO_KEYS, auth.path)
 
 
 def _log_trust(running: Running) -> None:
@@ -373,6 +384,7 @@ def _log_trust(running: Running) -> None:
     if policy.auth.enabled:
         log.info("auth is on: %d API keys from %s (SIGHUP re-reads it)", policy.auth.key_count,
                  policy.auth.path)
+        _warn_if_keyless(policy.auth)
     else:
         log.log(logging.INFO if crosssite.is_loopback_listener(settings.host) else logging.WARNING,
                 "auth is off: any caller may call any RPC (--auth-file to require API keys)")

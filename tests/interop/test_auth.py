@@ -399,6 +399,26 @@ def test_a_field_given_twice_in_a_key_is_refused(tmp_path: Path) -> None:
         ServerProcess(tmp_path, sqlite_url(tmp_path / "events.db"), ["--auth-file", str(keys)])
 
 
+def test_a_file_without_keys_is_warned_of_at_start_and_on_sighup(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """`{"keys": {}}` is a valid file that refuses every caller: an edit that left it
+    empty was only 'auth is on: 0 API keys' at INFO."""
+    keys = tmp_path / "keys.json"
+    keys.write_text('{"keys": {}}', encoding="utf-8")
+    server = server_factory("--auth-file", str(keys))
+    said = f"WARNING footfall: {keys} holds no key: every call but health"
+    assert said in server.log_text()
+    write_keys(keys, {WRITER: ("writer", ["shop"])})
+    server.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "re-read" in server.log_text(), "the keys to be read again")
+    assert server.log_text().count(said) == 1
+    keys.write_text('{"keys": {}}', encoding="utf-8")
+    server.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: server.log_text().count(said) == 2, "the empty file to be warned of")
+    with retail_client(server.address) as client, pytest.raises(exceptions.Unauthenticated):
+        write(client, WRITER)
+
+
 def test_talent_without_a_key_is_unauthenticated(secured: ServerProcess) -> None:
     with talent_client(secured.address) as talent, pytest.raises(exceptions.Unauthenticated):
         talent.create_client_event(request=talent_v4.CreateClientEventRequest(
