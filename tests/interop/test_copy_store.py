@@ -463,3 +463,26 @@ def test_a_database_not_made_yet_is_a_mistake_that_says_how_to_make_it(
     with pytest.raises(RuntimeError, match="server exited with 2 before it was ready") as caught:
         ServerProcess(tmp_path, missing, [])
     assert "create it first" in str(caught.value) and "createdb" in str(caught.value)
+
+
+def test_the_tables_a_copy_fills_in_postgresql_are_analyzed(
+        tmp_path: Path, postgres_databases: Any) -> None:
+    """Filled by COPY, the target's tables had no statistics until autovacuum came by
+    (never, where it is off): the replicas started on it planned a purge's chunks as if
+    the events were a few dozen, and read the whole time index for each."""
+    import psycopg
+
+    source = sqlite_url(tmp_path / "shop.db")
+    with running_server(tmp_path, source) as server:
+        record(server)
+    postgres = postgres_databases.create("analyzed")
+    moved = copy(source, postgres, tmp_path)
+    assert moved.returncode == 0, moved.stderr
+
+    def analyzed() -> bool:  # (a backend reports its statistics as it ends: soon after)
+        with psycopg.connect(postgres) as db:
+            done = dict(db.execute(
+                "SELECT relname, last_analyze IS NOT NULL FROM pg_stat_user_tables").fetchall())
+        return bool(done["user_events"] and done["products"] and done["client_events"])
+
+    wait_until(analyzed, "the copied tables to be analyzed", deadline=5)
