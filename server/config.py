@@ -234,6 +234,10 @@ class Settings:
     http_body_timeout: float = option(60.0, NUMBER,
                                       "seconds an HTTP request has to send its body (then 408)",
                                       check=POSITIVE)
+    http_send_timeout: float = option(30.0, NUMBER,
+                                      "seconds an HTTP client has to take each 64 KiB of an "
+                                      "answer (then its connection is closed and the answer "
+                                      "let go)", check=POSITIVE)
     http_max_connections: int = option(1000, INTEGER,
                                        "HTTP connections open at once; more are refused (503). "
                                        "With --grpc-max-connections, kept within 3/4 of the "

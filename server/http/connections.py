@@ -40,6 +40,14 @@ accept loop here is ours:
   and a query parsed holds about 60 times its bytes (5 million empty parameters:
   3.6 s of the loop and 600 MB). A pixel's event goes in the query, never the path.
 
+- an answer is sent within two bounds (see Connection.finish_response): its client
+  must take each SEND_PIECE_BYTES of it within `send_timeout` seconds
+  (--http-send-timeout), else the connection is closed and the answer let go; and a
+  large one (over FREE_ANSWER_BYTES) counts against the budget of large answers
+  (answers.Answers), its key's share too, until it is sent: one past it is answered
+  429 instead. A client that asked for pages of 5 MB on 50 connections and read none
+  held 450 MB of them, for as long as it kept the connections.
+
 The body has a deadline of its own, kept by the gateway where it reads it.
 """
 
@@ -57,10 +65,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import http_exceptions, streams, web, web_protocol, web_request
+from aiohttp import http_exceptions, payload, streams, web, web_protocol, web_request
+from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import HttpVersion10, RawRequestMessage
 from google.rpc import code_pb2, status_pb2
 
+from server.errors import ResourceExhausted, to_rpc_status
+from server.http.answers import ADVICE, WHAT
+from server.http.budget import Budget
 from server.http.errors import error_body
 from server.retail.collect import GET_EVENT_CHARS, MAX_URI_CHARS
 
@@ -123,6 +135,15 @@ PLAIN_REFUSAL = _closing_answer("400 Bad Request", status_pb2.Status(
     message="this port speaks TLS (--tls-cert): send the request with https://, not http://"),
     retry=False)
 TLS_HANDSHAKE = 0x16  # the first byte of every TLS record that starts a handshake
+# What a client must take of an answer waiting to be sent (or all that is left of it)
+# within --http-send-timeout, each time, to keep its connection.
+SEND_PIECE_BYTES = 64 * 1024
+# Answers larger than this count against the budget of large answers while they are
+# sent (ordinary answers never wait for room); below it, what connections that do not
+# read hold is bounded by their number and --http-send-timeout.
+FREE_ANSWER_BYTES = 64 * 1024
+# The key a request was made with (the gateway's holder of bytes, see budget.Budget).
+HOLDER = web.RequestKey("footfall.holder", str)
 
 
 class RateLimitedLog:
@@ -220,7 +241,7 @@ class Connection(web.RequestHandler):
     and aiohttp stops reading a body no one reads)."""
 
     __slots__ = ("_site", "made", "_lost", "_arriving", "_heads", "_held", "_body",
-                 "_answered", "_unreadable", "_http2")
+                 "_answered", "_unreadable", "_http2", "_send_watch", "_unsent")
 
     def __init__(self, site: GuardedSite, manager: web.Server, **kwargs: Any) -> None:
         # A body left unread after the answer is drained for as long, no longer.
@@ -236,6 +257,8 @@ class Connection(web.RequestHandler):
         self._answered: streams.StreamReader | None = None  # of the last request answered
         self._unreadable = False  # a head came that aiohttp could not read (see data_received)
         self._http2 = False  # it began with HTTP/2's preface: a gRPC client at this port
+        self._send_watch: asyncio.TimerHandle | None = None  # while writing is paused
+        self._unsent = 0  # bytes waiting to be sent when the watch last looked
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -299,6 +322,69 @@ class Connection(web.RequestHandler):
                 self._heads.popleft()
                 self._hold(self._arriving + sum(self._heads))
 
+    async def finish_response(self, request: web_request.BaseRequest,
+                              resp: web.StreamResponse, start_time: float | None
+                              ) -> tuple[web.StreamResponse, bool]:
+        """Send `resp`; a body over FREE_ANSWER_BYTES is counted against the
+        budget of large answers (its key's share too) until it is sent, or is
+        answered 429 instead when they hold the room already."""
+        answers, size, holder = self._site.answers, 0, None
+        body = resp.body if isinstance(resp, web.Response) else None
+        if isinstance(resp, web.Response) and isinstance(body, bytes) \
+                and len(body) > FREE_ANSWER_BYTES and answers is not None \
+                and request.method != "HEAD":
+            holder = request.get(HOLDER)
+            try:
+                answers.take(holder, len(body), WHAT, ADVICE)
+                size = len(body)
+                resp.body = _Pieces(body)  # (sent as it is, not copied whole into a buffer)
+            except ResourceExhausted as exc:
+                self._site.answers_refused.note(
+                    f"HTTP: answered 429 instead of an answer of {len(body):,} bytes: the "
+                    f"answers waiting to be sent hold the room of large answers "
+                    f"({answers.room:,} bytes) or the key's share of it")
+                resp = _unsent_refusal(resp, exc)
+        try:
+            return await super().finish_response(request, resp, start_time)
+        finally:
+            if size:
+                answers.give_back(holder, size)  # type: ignore[union-attr]
+
+    def pause_writing(self) -> None:
+        """The answer waits in our buffer for its client to take it: watched (see
+        _check_sent)."""
+        super().pause_writing()
+        if self._send_watch is None and self.transport is not None:
+            self._unsent = self.transport.get_write_buffer_size()
+            self._send_watch = self._loop.call_later(self._site.send_timeout,
+                                                     self._check_sent)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._send_watch is not None:
+            self._send_watch.cancel()
+            self._send_watch = None
+
+    def _check_sent(self) -> None:
+        """--http-send-timeout after writing paused, and again after each look: the
+        client has taken SEND_PIECE_BYTES since (or all that was left), or its
+        connection is closed and what waited for it let go (aborted: a close would
+        wait to send it)."""
+        self._send_watch = None
+        transport = self.transport
+        if transport is None or not self._paused:
+            return
+        unsent = transport.get_write_buffer_size()
+        if unsent <= self._unsent - min(SEND_PIECE_BYTES, self._unsent):
+            self._unsent = unsent
+            self._send_watch = self._loop.call_later(self._site.send_timeout,
+                                                     self._check_sent)
+            return
+        self._site.sends_cut.note(
+            f"HTTP: closed a connection whose client took less than {SEND_PIECE_BYTES:,} "
+            f"bytes of its answer in {self._site.send_timeout:g} s (--http-send-timeout)")
+        transport.abort()
+
     def _hold(self, held: int) -> bool:
         """Hold `held` bytes of heads now; False (and nothing changed) when the
         server has no room for that many more. (Within FREE_HEAD_BYTES, before and
@@ -321,6 +407,9 @@ class Connection(web.RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._site.closed(self)
+        if self._send_watch is not None:
+            self._send_watch.cancel()
+            self._send_watch = None
         self._heads.clear()
         self._arriving = 0
         self._hold(0)
@@ -398,7 +487,8 @@ class GuardedSite(web.BaseSite):
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *,
                  header_timeout: float, max_connections: int,
                  handler_args: dict[str, Any], ssl_context: ssl.SSLContext | None = None,
-                 backlog: int = 128, reuse_port: bool = False) -> None:
+                 backlog: int = 128, reuse_port: bool = False,
+                 answers: Budget | None = None, send_timeout: float = 30.0) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         self._host = host
         self._port = port
@@ -417,6 +507,10 @@ class GuardedSite(web.BaseSite):
         self.head_budget = HEADS_HELD * self.url_limit
         self.head_bytes = 0  # of heads held, beyond each connection's FREE_HEAD_BYTES
         self.heads_refused = RateLimitedLog(log)
+        self.answers = answers  # large answers' bytes, being sent among them
+        self.answers_refused = RateLimitedLog(log)
+        self.send_timeout = send_timeout
+        self.sends_cut = RateLimitedLog(log)
 
     @property
     def name(self) -> str:
@@ -448,6 +542,8 @@ class GuardedSite(web.BaseSite):
         self.refused.flush()
         self.accept_errors.flush()
         self.heads_refused.flush()
+        self.answers_refused.flush()
+        self.sends_cut.flush()
         await super().stop()  # the open connections are the runner's to drain
 
     def opened(self, connection: Connection) -> None:
@@ -596,6 +692,39 @@ def _json_refusal(http: int, status: status_pb2.Status) -> web.Response:
     return web.Response(status=http, body=error_body(status, http),
                         headers={"Content-Type": "application/json; charset=utf-8",
                                  "Cache-Control": "no-store"})
+
+
+class _Pieces(payload.Payload):
+    """The body of a large answer, handed to its connection SEND_PIECE_BYTES at a
+    time as its client takes it: given whole, the transport copied what the socket
+    did not take at once into a buffer of its own, and each answer waiting for a
+    client that did not read was held twice."""
+
+    _value: bytes
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(body)
+        self._size = len(body)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return self._value.decode(encoding, errors)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        view = memoryview(self._value)
+        for start in range(0, len(view), SEND_PIECE_BYTES):
+            # (the writer waits for the client once two pieces wait in the buffer)
+            await writer.write(view[start:start + SEND_PIECE_BYTES])
+
+
+def _unsent_refusal(answer: web.StreamResponse, refusal: ResourceExhausted) -> web.Response:
+    """429 with Google's JSON error for `refusal`, in place of `answer` (whose CORS
+    headers it keeps)."""
+    response = _json_refusal(429, to_rpc_status(refusal))
+    response.headers["Retry-After"] = "1"
+    for name, value in answer.headers.items():
+        if name.startswith("Access-Control-") or name == "Vary":
+            response.headers[name] = value
+    return response
 
 
 def _head_bytes(message: Any) -> int:

@@ -51,7 +51,8 @@ from server.errors import (
 )
 from server.http import console_pages, pixel, sse, tracker, transcode
 from server.http.answers import Answers
-from server.http.connections import Connection, GuardedSite, url_limit
+from server.http.budget import Budget
+from server.http.connections import HOLDER, Connection, GuardedSite, url_limit
 from server.http.crosssite import HostCheck, OriginCheck, authority, host_check
 from server.http.errors import error_body, http_status, http_status_of, retry_after
 from server.http.routes import Route, Router, derive_routes
@@ -89,12 +90,15 @@ HEALTH_PATH = "/healthz"
 Serving = Callable[[], Coroutine[Any, Any, bool]]
 MAX_WAIT_SECONDS = 86_400.0  # a longer X-Server-Timeout is no deadline at all
 _SECONDS = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")  # what X-Server-Timeout may be
-# Request bodies being read at once hold at most this many times --max-request-bytes
-# between them; a body that would go past is refused (RESOURCE_EXHAUSTED, retry). Each
-# body is bounded, but not their number: without it a thousand connections (or a few
-# dozen gzip bodies, cheap to send and unpacked as they are read) could make the server
-# hold gigabytes.
+# Request bodies being read or served at once hold at most this many times
+# --max-request-bytes between them, and one key a quarter of that (budget.Budget); a
+# body that would go past is refused (RESOURCE_EXHAUSTED, retry). Each body is bounded,
+# but not their number: without it a thousand connections (or a few dozen gzip bodies,
+# cheap to send and unpacked as they are read) could make the server hold gigabytes,
+# and without the share one key held the room of every body for a minute with 16 gzip
+# bodies sent slowly (every REST call with a body, of every project, was refused).
 BODIES_HELD = 16
+BODIES = "request bodies"
 # The longest header line read: a browser sends the pixel every cookie of its domain,
 # and a pixel served from a shop's subdomain (events.shop.com) gets the shop's too; past
 # aiohttp's 8,190 bytes it was a plain-text 400, its event lost. What the heads hold
@@ -183,48 +187,6 @@ def _screened(envelope: Envelope, route: Route, request: web.Request, context: A
             raise
         raise MissingKey.over_http(route.rpc in pixel.PIXEL_RPCS,
                                    "key" in request.query) from None
-
-
-class Bodies:
-    """The bytes of the request bodies being read or served: at most BODIES_HELD
-    times --max-request-bytes together, and a quarter of that for one holder (an
-    API key; without keys, where anyone may call anything, none: a
-    proxy in front makes one address of every caller's). One key held the room of
-    every body for a minute with 16 gzip bodies sent slowly, and every REST call
-    with a body, of every project, was refused meanwhile; a page's writer key is
-    public."""
-
-    def __init__(self, limit: int) -> None:
-        self.total = 0
-        self._room = BODIES_HELD * limit
-        self._share = self._room // 4
-        self._held: dict[str, int] = {}
-
-    def take(self, holder: str | None, size: int) -> None:
-        """Count `size` more bytes of `holder`'s; RESOURCE_EXHAUSTED past the room."""
-        held = self._held.get(holder, 0) if holder is not None else 0
-        if self.total + size > self._room:
-            raise ResourceExhausted(
-                f"the server holds too many request bodies at once (they may hold "
-                f"{BODIES_HELD} x --max-request-bytes); retry shortly", retry_after=1.0)
-        if holder is not None and held + size > self._share:
-            raise ResourceExhausted(
-                f"this caller's request bodies hold a quarter of the room of all bodies "
-                f"({BODIES_HELD // 4} x --max-request-bytes); retry once one is answered",
-                retry_after=1.0)
-        self.total += size
-        if holder is not None:
-            self._held[holder] = held + size
-
-    def give_back(self, holder: str | None, size: int) -> None:
-        self.total -= size
-        if holder is None or not size:
-            return
-        left = self._held.get(holder, 0) - size
-        if left > 0:
-            self._held[holder] = left
-        else:
-            self._held.pop(holder, None)
 
 
 class Scrapes:
@@ -343,7 +305,8 @@ class HttpGateway:
         self.site: GuardedSite | None = None
         self.port = 0
         self._running: set[asyncio.Task[Any]] = set()  # calls past their X-Server-Timeout
-        self._bodies = Bodies(settings.max_request_bytes)  # being read or served
+        self._bodies = Budget(BODIES_HELD * settings.max_request_bytes,  # read or served
+                              f"{BODIES_HELD} x --max-request-bytes")
         self._answers = Answers(settings.max_request_bytes)  # large, being written as JSON
         self._scrapes = Scrapes(self._policy.metrics.render)
         self._streams = 0  # open server-sent-event streams (see STREAM_SHARE)
@@ -377,7 +340,8 @@ class HttpGateway:
                            header_timeout=settings.http_header_timeout,
                            max_connections=settings.http_max_connections,
                            handler_args=handler_args, ssl_context=_ssl_context(settings),
-                           reuse_port=settings.processes > 1)
+                           reuse_port=settings.processes > 1, answers=self._answers,
+                           send_timeout=settings.http_send_timeout)
         try:
             await site.start()
         except OSError as exc:
@@ -469,6 +433,8 @@ class HttpGateway:
             transcode.check_query_text(request.query, request.rel_url.raw_query_string)
             # (by the key itself, not its name: names need not be unique)
             holder = str(id(grant)) if grant is not None else None
+            if holder is not None:  # (its answer is sent within the key's share too)
+                request[HOLDER] = holder
             body = await self._read_body(request, holder)
             remaining = context.time_remaining()
             if remaining is not None and remaining <= 0:  # late already: nothing is run
@@ -489,7 +455,8 @@ class HttpGateway:
             method, context.invocation_metadata(), body,
             functools.partial(transcode.build_request, route, path_values,
                               request.query.items()),
-            context, functools.partial(_answer, route, output, self._answers), grant, started,
+            context, functools.partial(_answer, route, output, self._answers, holder), grant,
+            started,
             large=len(body) + len(request.query_string) > LARGE_REQUEST_BYTES,
             bare=functools.partial(_with_body, bare, body, route)))
         # A read is for its caller alone: it ends when the caller goes or its
@@ -675,7 +642,7 @@ class HttpGateway:
     async def _read_body(self, request: web.Request, holder: str | None) -> bytes:
         """The body; RequestTooLarge past --max-request-bytes, BodyTooSlow if it is
         not in within --http-body-timeout, ResourceExhausted while the bodies being
-        read hold the room of all bodies, or `holder`'s share of it (see Bodies)."""
+        read hold the room of all bodies, or `holder`'s share of it (BODIES_HELD)."""
         limit = self._settings.max_request_bytes
         encoding = request.headers.get("Content-Encoding")
         if encoding is not None and encoding.strip().lower() not in _CODINGS:
@@ -717,7 +684,7 @@ class HttpGateway:
         body = bytearray()
         try:
             while chunk := await request.content.readany():
-                self._bodies.take(holder, len(chunk))
+                self._bodies.take(holder, len(chunk), BODIES)
                 body += chunk
                 if len(body) > limit:
                     raise RequestTooLarge(f"the request body is larger than the {limit} "
@@ -788,21 +755,22 @@ class HttpGateway:
         return self._cors(request, route, response)
 
 
-async def _answer(route: Route, output: transcode.Output, answers: Answers, message: Message,
-                  context: CallContext) -> tuple[bytes, dict[str, str]]:
+async def _answer(route: Route, output: transcode.Output, answers: Answers,
+                  holder: str | None, message: Message, context: CallContext
+                  ) -> tuple[bytes, dict[str, str]]:
     """The servicer's answer to `message`, as the body and headers of the HTTP
-    response (written off the loop when large, within the room of `answers`:
-    RESOURCE_EXHAUSTED past it). A servicer may answer a large message as its
-    bytes (see console.service)."""
+    response (written off the loop when large, within the room of `answers` and
+    `holder`'s share of it: RESOURCE_EXHAUSTED past it). A servicer may answer a
+    large message as its bytes (see console.service)."""
     answer = await route.call(message, context)
     if isinstance(answer, bytes):
         return await answers.render(route.response_class, answer,
-                                    functools.partial(_render, route, output))
+                                    functools.partial(_render, route, output), holder)
     if answer.ByteSize() <= transcode.LARGE_ANSWER_BYTES:
         return _render(route, output, answer)
     kind, wire = type(answer), answer.SerializeToString()
     del answer  # (while it waits, its bytes are held, not the decoded message)
-    return await answers.render(kind, wire, functools.partial(_render, route, output))
+    return await answers.render(kind, wire, functools.partial(_render, route, output), holder)
 
 
 def _render(route: Route, output: transcode.Output, answer: Any

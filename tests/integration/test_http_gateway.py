@@ -774,7 +774,7 @@ def test_large_answers_waiting_to_be_written_hold_a_bounded_number_of_bytes(
                 assert refused.status == 429, refused.body
                 assert refused.headers["Retry-After"] == "1"
                 assert refused.error()["status"] == "RESOURCE_EXHAUSTED"
-                assert "too many large answers waiting to be written as JSON" in \
+                assert "too many large answers waiting to be written as JSON or sent" in \
                     refused.error()["message"]
             finally:
                 gate.set()
@@ -788,7 +788,7 @@ def test_large_answers_waiting_to_be_written_hold_a_bounded_number_of_bytes(
 def wait_held(answers: Any, until: Callable[[int], bool]) -> int:
     """The bytes `answers` hold once `until` says yes to them (within 10 s)."""
     deadline = time.monotonic() + 10
-    while not until(held := answers.held):
+    while not until(held := answers.total):
         assert time.monotonic() < deadline, f"{held} bytes held for 10 s"
         time.sleep(0.01)
     return held

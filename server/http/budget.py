@@ -1,0 +1,61 @@
+"""A budget of bytes the HTTP side holds for its callers at once: request bodies
+being read or served (gateway.Bodies), and large answers waiting to be written as
+JSON or to be sent (answers.Answers).
+
+Each is bounded in all and for one holder, an API key: it may hold a quarter of the
+room, so that one key (a page's writer key is public) cannot hold all of it and
+have every other caller refused. Without keys, where anyone may call anything,
+there is no holder: a proxy in front makes one address of every caller's.
+"""
+
+from __future__ import annotations
+
+from server.errors import ResourceExhausted
+
+SHARE = 4  # one holder may hold 1/SHARE of the room
+
+
+class Budget:
+    """At most `room` bytes held together, a quarter of that by one holder; one
+    take alone (nothing held, in all or by its holder) is let in whatever its
+    size: waiting would never make room for it. `room_said` is the room in words,
+    for the refusals ("16 x --max-request-bytes")."""
+
+    def __init__(self, room: int, room_said: str) -> None:
+        self.total = 0
+        self.room = room
+        self.share = room // SHARE
+        self._room_said = room_said
+        self._held: dict[str, int] = {}
+
+    def holds(self, holder: str | None) -> int:
+        """The bytes `holder` holds (all of them for None)."""
+        return self.total if holder is None else self._held.get(holder, 0)
+
+    def take(self, holder: str | None, size: int, what: str, advice: str = "") -> None:
+        """Count `size` more bytes of `holder`'s; RESOURCE_EXHAUSTED (retry in a
+        second) past the room, or past the holder's share of it. `what` names
+        what the bytes are ("request bodies"), `advice` ends the refusal."""
+        if self.total and self.total + size > self.room:
+            raise ResourceExhausted(
+                f"the server holds too many {what} at once (they may hold "
+                f"{self._room_said}); retry shortly{advice}", retry_after=1.0)
+        if holder is not None:
+            held = self._held.get(holder, 0)
+            if held and held + size > self.share:
+                raise ResourceExhausted(
+                    f"this caller's {what} hold a quarter of the room of all of them (a "
+                    f"quarter of {self._room_said}); retry once one is done{advice}",
+                    retry_after=1.0)
+            self._held[holder] = held + size
+        self.total += size
+
+    def give_back(self, holder: str | None, size: int) -> None:
+        self.total -= size
+        if holder is None or not size:
+            return
+        left = self._held.get(holder, 0) - size
+        if left > 0:
+            self._held[holder] = left
+        else:
+            self._held.pop(holder, None)
