@@ -29,7 +29,9 @@ accept loop here is ours:
   connection whose head would hold more is answered 429 and closed;
 - a body with a Content-Encoding, or chunked, left unread once its request is
   answered is not drained (aiohttp would unpack or parse it on the loop for the
-  lingering time): the connection is closed;
+  lingering time): the connection is closed; so is one the client waits to be asked
+  for (Expect: 100-continue), which is asked for only once the call's key is checked
+  (gateway._expect_later);
 - an HTTP/1.0 request naming a Transfer-Encoding is answered 400 and its connection
   closed (see framing_refusal);
 - a URL whose path is longer than MAX_PATH_BYTES or has more than MAX_PATH_SEGMENTS
@@ -67,7 +69,7 @@ from typing import Any
 
 from aiohttp import http_exceptions, payload, streams, web, web_protocol, web_request
 from aiohttp.abc import AbstractStreamWriter
-from aiohttp.http import HttpVersion10, RawRequestMessage
+from aiohttp.http import HttpVersion10, HttpVersion11, RawRequestMessage
 from google.rpc import code_pb2, status_pb2
 
 from server.errors import ResourceExhausted, to_rpc_status
@@ -107,8 +109,9 @@ REFUSAL = _closing_answer("503 Service Unavailable", status_pb2.Status(
 HEADS_HELD = 16
 FREE_HEAD_BYTES = 64 * 1024
 # A body sent with these is not drained once its request is answered (see
-# Connection._handle_request): draining it costs the loop far more than its bytes.
-_COSTLY_TO_DRAIN = frozenset({"Content-Encoding", "Transfer-Encoding"})
+# Connection._handle_request): draining it costs the loop far more than its bytes, or
+# (Expect) the client waits to be asked for it.
+_NOT_DRAINED = frozenset({"Content-Encoding", "Transfer-Encoding", "Expect"})
 # The longest path and the most segments a URL may have: Footfall's longest names (a
 # product of a v2alpha branch, each segment at its 255-character bound, percent-encoded)
 # stay well within both; routing such a path costs microseconds.
@@ -142,6 +145,9 @@ SEND_PIECE_BYTES = 64 * 1024
 # sent (ordinary answers never wait for room); below it, what connections that do not
 # read hold is bounded by their number and --http-send-timeout.
 FREE_ANSWER_BYTES = 64 * 1024
+# What a client that sends Expect: 100-continue waits for before it sends its body.
+CONTINUE_EXPECTED = "100-continue"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # The key a request was made with (the gateway's holder of bytes, see budget.Budget).
 HOLDER = web.RequestKey("footfall.holder", str)
 
@@ -310,12 +316,15 @@ class Connection(web.RequestHandler):
         try:
             return await super()._handle_request(request, start_time, request_handler)
         finally:  # its head is let go (requests are answered in the order they came)
-            if not request.content.is_eof() and request.headers.keys() & _COSTLY_TO_DRAIN:
+            if not request.content.is_eof() and request.headers.keys() & _NOT_DRAINED:
                 # A packed or chunked body left unread is not drained after the answer:
                 # aiohttp unpacks what it drains, or parses it chunk by chunk, on the
                 # loop, as fast as it comes, for the whole lingering time (4
                 # connections sending gzip to /healthz, no key needed, held every call
-                # of both transports up to 11.8 s; in chunks of one byte, 2.1 s).
+                # of both transports up to 11.8 s; in chunks of one byte, 2.1 s). Nor
+                # is one the client waits to be asked for (Expect: 100-continue, see
+                # gateway._expect_later) and was not, or that expected what the server
+                # does not meet: it would wait for it as long.
                 self.force_close()
             self._answered = request.content
             if self._heads:
@@ -643,6 +652,12 @@ class GuardedSite(web.BaseSite):
         with contextlib.suppress(OSError):
             sock.send(PLAIN_REFUSAL)
         return False
+
+
+def expects_continue(request: web_request.BaseRequest) -> bool:
+    """Whether `request` waits for 100 Continue before it sends its body."""
+    return request.version == HttpVersion11 and \
+        request.headers.get("Expect", "").strip().lower() == CONTINUE_EXPECTED
 
 
 def url_refusal(raw: str) -> web.Response | None:

@@ -30,6 +30,7 @@ from typing import Any, TypeVar, overload
 
 import grpc
 from aiohttp import http_exceptions, web, web_protocol
+from aiohttp.http import HttpVersion11
 from footfall.retail.v2 import user_event_service_pb2
 from google.protobuf.message import Message
 from google.rpc import status_pb2
@@ -52,7 +53,15 @@ from server.errors import (
 from server.http import console_pages, pixel, sse, tracker, transcode
 from server.http.answers import Answers
 from server.http.budget import Budget
-from server.http.connections import HOLDER, Connection, GuardedSite, url_limit
+from server.http.connections import (
+    CONTINUE,
+    CONTINUE_EXPECTED,
+    HOLDER,
+    Connection,
+    GuardedSite,
+    expects_continue,
+    url_limit,
+)
 from server.http.crosssite import HostCheck, OriginCheck, authority, host_check
 from server.http.errors import error_body, http_status, http_status_of, retry_after
 from server.http.routes import Route, Router, derive_routes
@@ -326,7 +335,8 @@ class HttpGateway:
         app = web.Application(client_max_size=settings.max_request_bytes)
         # Every path (a line break in it too: `.` would stop there, and aiohttp answer
         # with its own plain-text 404) comes to the gateway.
-        app.router.add_route("*", r"/{path:[\s\S]*}", self._handle)
+        app.router.add_route("*", r"/{path:[\s\S]*}", self._handle,
+                             expect_handler=_expect_later)
         # A pixel carries its event in the URL: allow URLs as long as the longest
         # legal one (aiohttp's default is 8 KiB), and no longer (see connections).
         handler_args: dict[str, Any] = {"access_log": None,
@@ -659,6 +669,9 @@ class HttpGateway:
             if request.content.is_eof():  # it came with the head: no timer needed
                 return await self._gather(request, holder)
             async with asyncio.timeout(self._settings.http_body_timeout):
+                if expects_continue(request):  # (asked for by now: see _expect_later)
+                    await request.writer.write(CONTINUE)
+                    request.writer.output_size = 0  # (the answer has not begun)
                 return await self._gather(request, holder)
         except ConnectionError:  # not a bug of ours: no traceback, no INTERNAL
             raise Cancelled("the caller closed the connection before its body was in") \
@@ -784,6 +797,24 @@ def _render(route: Route, output: transcode.Output, answer: Any
         return answer.data, {**NO_STORE, "Content-Type": answer.content_type
                              or "application/octet-stream"}
     return transcode.response_json(answer, output), JSON_HEADERS
+
+
+async def _expect_later(request: web.Request) -> web.StreamResponse | None:
+    """What aiohttp calls on a request with an Expect header, before the handler: an
+    expectation other than 100-continue is answered 417; a body expected is asked for
+    (100 Continue) only once the call's key is checked and the body is to be read
+    (`_read_body`). aiohttp's own asked for it at once: a caller without a key was
+    invited to send its body, then refused. Unasked, it is never sent, and the
+    connection closes after the answer (connections.Connection._handle_request)."""
+    expect = request.headers.get("Expect", "")
+    if request.version != HttpVersion11 or expect.strip().lower() == CONTINUE_EXPECTED:
+        return None
+    response = _error(status_pb2.Status(
+        code=grpc.StatusCode.FAILED_PRECONDITION.value[0],
+        message=f"the Expect header {expect[:50]!r} is not one this server meets: only "
+                f"100-continue is"), 417)
+    response.force_close()  # (its body, if any, is not read)
+    return response
 
 
 def _cancel_when_lost(request: web.Request) -> Callable[[], None] | None:

@@ -84,6 +84,47 @@ def test_a_key_is_refused_before_the_body_when_its_path_is_not_its_own(
     assert why in answer, answer
 
 
+def test_a_body_expected_is_asked_for_only_once_the_key_is_checked(keyed: Running) -> None:
+    """A client that sends Expect: 100-continue waits to be asked for its body:
+    aiohttp asked every one at once, before the gateway checked its key, so a
+    caller without one (or refused for its role, or whose body is too large)
+    was invited to send its body, then refused."""
+    body = b'{"eventType": "home-page-view", "visitorId": "v"}'
+
+    def expecting(key: str, length: int = len(body), expect: str = "100-continue",
+                  path: str = WRITE) -> socket.socket:
+        client = socket.create_connection(("127.0.0.1", keyed.http_port), timeout=10)
+        client.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                       f"application/json\r\nContent-Length: {length}\r\nExpect: {expect}"
+                       f"\r\n{key}\r\n".encode())
+        return client
+
+    def whole(client: socket.socket) -> bytes:  # all it is sent, till it is closed
+        received = b""
+        while chunk := client.recv(65536):
+            received += chunk
+        return received
+
+    for key, length, status in (("", len(body), b"401"),
+                                ("x-goog-api-key: not-a-key\r\n", len(body), b"401"),
+                                (f"x-goog-api-key: {READER}\r\n", len(body), b"403"),
+                                (f"x-goog-api-key: {KEY}\r\n", LIMIT + 1, b"413")):
+        with expecting(key, length) as client:
+            answer = whole(client)  # the answer, then the connection closes
+        assert answer.startswith(b"HTTP/1.1 " + status), answer[:300]
+        assert b"100 Continue" not in answer
+    with expecting(f"x-goog-api-key: {KEY}\r\n") as client:  # asked for, then served
+        assert client.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        client.sendall(body)
+        assert client.recv(65536).startswith(b"HTTP/1.1 200 OK")
+    with expecting(f"x-goog-api-key: {KEY}\r\n", expect="something-else") as client:
+        answer = whole(client)
+    assert answer.startswith(b"HTTP/1.1 417"), answer[:300]
+    assert b"only 100-continue is" in answer
+    keyed.store.flush()
+    assert keyed.store.count_user_events(EVERYTHING) == 1
+
+
 def test_the_pixel_key_in_the_query_is_checked_up_front_too(keyed: Running) -> None:
     event = {"eventType": "home-page-view", "visitorId": "v1"}
     path = f"/v2/{CATALOG}/userEvents:collect?user_event={query_value(event)}"
