@@ -59,6 +59,7 @@ from server.http.connections import (
     HOLDER,
     Connection,
     GuardedSite,
+    SmallChunks,
     expects_continue,
     url_limit,
 )
@@ -676,6 +677,8 @@ class HttpGateway:
         except ConnectionError:  # not a bug of ours: no traceback, no INTERNAL
             raise Cancelled("the caller closed the connection before its body was in") \
                 from None
+        except SmallChunks as exc:  # (the rest is not read: the connection closes)
+            raise InvalidArgument.field("", str(exc)) from None
         except (zlib.error, http_exceptions.PayloadEncodingError,
                 web_protocol.RequestPayloadError):
             # gzip or deflate that does not unpack (aiohttp unpacks as it reads; the
