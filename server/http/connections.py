@@ -156,7 +156,8 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Connection._check_framing).
 FREE_FRAMING_BYTES = 64 * 1024
 FRAMING_SHARE = 8
-# The key a request was made with (the gateway's holder of bytes, see budget.Budget).
+# The key a routed call was made with ("" for none): the holder of its bytes (see
+# budget.Budget).
 HOLDER = web.RequestKey("footfall.holder", str)
 
 
@@ -379,24 +380,28 @@ class Connection(web.RequestHandler):
     async def finish_response(self, request: web_request.BaseRequest,
                               resp: web.StreamResponse, start_time: float | None
                               ) -> tuple[web.StreamResponse, bool]:
-        """Send `resp`; a body over FREE_ANSWER_BYTES is counted against the
+        """Send `resp`; the body of a call's answer (a routed call's, whose key the
+        gateway noted, "" for none) over FREE_ANSWER_BYTES is counted against the
         budget of large answers (its key's share too) until it is sent, or is
-        answered 429 instead when they hold the room already."""
-        answers, size, holder = self._site.answers, 0, None
+        answered 429 instead when they hold the room already. (Other pages, the
+        largest /metrics, one page shared by the scrapes at a time, are bounded
+        by the connections and --http-send-timeout: a client without a key must
+        not fill the room of the answers of those with one.)"""
+        answers, size, holder = self._site.answers, 0, request.get(HOLDER)
         body = resp.body if isinstance(resp, web.Response) else None
         if isinstance(resp, web.Response) and isinstance(body, bytes) \
-                and len(body) > FREE_ANSWER_BYTES and answers is not None \
-                and request.method != "HEAD":
-            holder = request.get(HOLDER)
+                and len(body) > FREE_ANSWER_BYTES and request.method != "HEAD":
             try:
-                answers.take(holder, len(body), WHAT, ADVICE)
-                size = len(body)
+                if answers is not None and holder is not None:
+                    holder = holder or None
+                    answers.take(holder, len(body), WHAT, ADVICE)
+                    size = len(body)
                 resp.body = _Pieces(body)  # (sent as it is, not copied whole into a buffer)
             except ResourceExhausted as exc:
                 self._site.answers_refused.note(
                     f"HTTP: answered 429 instead of an answer of {len(body):,} bytes: the "
                     f"answers waiting to be sent hold the room of large answers "
-                    f"({answers.room:,} bytes) or the key's share of it")
+                    f"({answers.room:,} bytes) or the key's share of it")  # type: ignore[union-attr]
                 resp = _unsent_refusal(resp, exc)
         try:
             return await super().finish_response(request, resp, start_time)

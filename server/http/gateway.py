@@ -444,8 +444,7 @@ class HttpGateway:
             transcode.check_query_text(request.query, request.rel_url.raw_query_string)
             # (by the key itself, not its name: names need not be unique)
             holder = str(id(grant)) if grant is not None else None
-            if holder is not None:  # (its answer is sent within the key's share too)
-                request[HOLDER] = holder
+            request[HOLDER] = holder or ""  # (its answer is sent within the key's share)
             body = await self._read_body(request, holder)
             remaining = context.time_remaining()
             if remaining is not None and remaining <= 0:  # late already: nothing is run

@@ -12,11 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from footfall.retail.v2 import user_event_pb2
+from google.protobuf import json_format
 
 from server.app import Running, start
 from server.clock import FixedClock
 from server.config import Settings
-from server.store import EventQuery
+from server.store import EventQuery, EventRow
 
 from .http_client import Reply, call, query_value
 
@@ -301,3 +303,34 @@ def test_an_authorization_header_of_another_scheme_is_said_to_be_unread(keyed: R
     taken = call(keyed.http_port, "POST", f"/v2/{CATALOG}/userEvents:write", event,
                  headers={**basic, "Authorization": f"Bearer {KEY}"})
     assert taken.status == 200, taken
+
+
+def test_pages_nobody_reads_without_a_key_leave_the_room_of_answers_to_keys(
+        keyed: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large answers count against their budget while they are sent, a key's within
+    its share; a page anyone may ask for without a key (/metrics, the tracker) is
+    not counted (it is bounded by the connections and --http-send-timeout): else
+    clients without a key that read nothing filled the room, and every key's large
+    answers were refused meanwhile."""
+    from server.http import tracker
+    monkeypatch.setattr(tracker, "SCRIPT", "//" + "x" * 6_000_000)  # (more than a socket takes)
+    keyed.store.write_user_events([EventRow.from_event(CATALOG, json_format.ParseDict(
+        {"eventType": "category-page-view", "visitorId": "v",
+         "pageCategories": ["c" * 200_000]}, user_event_pb2.UserEvent()), joined=True)])
+    unread = []
+    try:
+        for _ in range(3):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", keyed.http_port))
+            sock.sendall(b"GET /footfall.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            unread.append(sock)
+        for sock in unread:  # their answers are being sent (looked at, not taken)
+            assert sock.recv(1, socket.MSG_PEEK) == b"H"
+        page = call(keyed.http_port, "GET", f"/console/v1/{CATALOG}/userEvents",
+                    headers={"x-goog-api-key": READER})
+        assert page.status == 200, page.body[:300]
+        assert len(page.body) > 200_000
+    finally:
+        for sock in unread:
+            sock.close()
