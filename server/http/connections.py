@@ -63,6 +63,7 @@ import collections
 import contextlib
 import logging
 import math
+import re
 import resource
 import socket
 import ssl
@@ -120,6 +121,8 @@ _NOT_DRAINED = frozenset({"Content-Encoding", "Transfer-Encoding", "Expect"})
 # stay well within both; routing such a path costs microseconds.
 MAX_PATH_BYTES = 8 * 1024
 MAX_PATH_SEGMENTS = 256
+# A request target in absolute form (RFC 9112 §3.2.2), which a server must accept
+_ABSOLUTE_FORM = re.compile(r"https?://", re.IGNORECASE)
 # The most query parameters a request may have (a pixel has a handful, a list call a
 # dozen).
 MAX_QUERY_PARAMETERS = 1_000
@@ -498,11 +501,19 @@ class Connection(web.RequestHandler):
     def handle_error(self, request: web_request.BaseRequest, status: int = 500,
                      exc: BaseException | None = None, message: str | None = None
                      ) -> web.StreamResponse:
-        """aiohttp's answer to a request it could not read (400 in plain text), but
-        for a URL over the limit: 414 with Google's JSON error, which says the limit."""
+        """aiohttp's answer to a request it could not read, as Google's JSON error
+        (aiohttp's is plain text, and quotes what the client sent): 400, or 414 for
+        a URL over the limit, which it says."""
         limit = self._site.url_limit
         if not isinstance(exc, http_exceptions.LineTooLong) or exc.args[1] != limit:
-            return super().handle_error(request, status, exc, message)
+            answer = super().handle_error(request, status, exc, message)
+            if not isinstance(exc, http_exceptions.HttpProcessingError):
+                return answer  # (a bug of ours: said as aiohttp says it)
+            refusal = _json_refusal(answer.status, status_pb2.Status(
+                code=code_pb2.INVALID_ARGUMENT,
+                message=f"the request cannot be read as HTTP/1.1: {_unreadable(exc)}"))
+            refusal.force_close()
+            return refusal
         peer = self.transport.get_extra_info("peername") if self.transport else None
         log.info("a request whose URL is over %d bytes, from %s, was answered 414", limit,
                  peer[0] if peer else "?")
@@ -711,10 +722,16 @@ def expects_continue(request: web_request.BaseRequest) -> bool:
 
 
 def url_refusal(raw: str) -> web.Response | None:
-    """The answer to a request whose URL (`raw`: its path and query as sent) is
-    too long a path, has too many segments or too many query parameters; None for
-    any other. Counted in C over the text, before anything parses it."""
+    """The answer to a request whose URL (`raw`: its path and query as sent) is no
+    path, too long a path, has too many segments or too many query parameters; None
+    for any other. Counted in C over the text, before anything parses it."""
     path, _, query = raw.partition("?")
+    if not path.startswith("/") and not _ABSOLUTE_FORM.match(path):
+        # CONNECT's host:port, OPTIONS' *: answered aiohttp's plain-text 404
+        return _json_refusal(400, status_pb2.Status(
+            code=code_pb2.INVALID_ARGUMENT,
+            message=f"the request target {path[:100]!r} is not a path: this server answers "
+                    f"requests for its paths only (no CONNECT, no OPTIONS *)"))
     segments = path.count("/")
     if len(path) > MAX_PATH_BYTES or segments > MAX_PATH_SEGMENTS:
         return _json_refusal(414, status_pb2.Status(
@@ -790,6 +807,13 @@ def _unsent_refusal(answer: web.StreamResponse, refusal: ResourceExhausted) -> w
         if name.startswith("Access-Control-") or name == "Vary":
             response.headers[name] = value
     return response
+
+
+def _unreadable(error: http_exceptions.HttpProcessingError) -> str:
+    """What aiohttp says of a request it could not read, without the bytes it quotes."""
+    said = str(error.message or type(error).__name__).strip().splitlines()
+    first = said[0] if said else type(error).__name__
+    return first.split(": b'")[0].split(': b"')[0].rstrip(": ")[:200]
 
 
 def _head_bytes(message: Any) -> int:

@@ -570,6 +570,48 @@ def test_a_request_aiohttp_cannot_read_is_a_line_of_log_not_a_traceback(
         caplog.text
 
 
+@pytest.mark.parametrize(("head", "said"), [
+    (b"FOO-MARKER / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"Invalid method encountered"),
+    (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-MARKER: " + b"a" * 70_000 + b"\r\n\r\n",
+     b"Got more than 65536 bytes when reading"),
+    (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+     + b"".join(b"X-MARKER-%d: a\r\n" % n for n in range(500)) + b"\r\n",
+     b"Too many headers received"),
+    (b"POST /v2/x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n"
+     b"Content-Length: 3\r\nX-MARKER: 1\r\n\r\n{}", b"Duplicate Content-Length"),
+])
+def test_a_request_aiohttp_cannot_read_is_answered_googles_json_error(
+        gateway: Running, head: bytes, said: bytes) -> None:
+    # aiohttp answered these in plain text, quoting the request line or header the
+    # client sent; every other refusal is Google's JSON error.
+    with raw(gateway.http_port) as sock:
+        sock.sendall(head)
+        _, answer = read_until_closed(sock)
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.0 400 "), answer[:300]
+    assert b"Content-Type: application/json" in status
+    error = json.loads(body)["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert error["message"] == "the request cannot be read as HTTP/1.1: " + said.decode()
+    assert b"MARKER" not in answer
+
+
+@pytest.mark.parametrize("head", [
+    b"CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    b"OPTIONS * HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+])
+def test_a_request_for_no_path_is_answered_googles_json_error(gateway: Running,
+                                                              head: bytes) -> None:
+    # aiohttp's router answered them "404: Not Found" in plain text.
+    with raw(gateway.http_port) as sock:
+        sock.sendall(head)
+        status, _, body = sock.recv(65536).partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 400 "), status
+    assert json.loads(body)["error"]["message"].endswith(
+        "is not a path: this server answers requests for its paths only (no CONNECT, no "
+        "OPTIONS *)")
+
+
 # -- the shape of a URL ---------------------------------------------------------------
 
 
