@@ -32,8 +32,8 @@ accept loop here is ours:
   lingering time): the connection is closed; so is one the client waits to be asked
   for (Expect: 100-continue), which is asked for only once the call's key is checked
   (gateway._expect_later);
-- an HTTP/1.0 request naming a Transfer-Encoding is answered 400 and its connection
-  closed (see framing_refusal);
+- an HTTP/1.0 request naming a Transfer-Encoding is answered 400, one naming a coding
+  besides chunked 501, and its connection closed (see framing_refusal);
 - a chunked body in chunks too small (more than FREE_FRAMING_BYTES of framing beyond
   1/FRAMING_SHARE of its data) is refused 400, the rest unparsed (see
   Connection._check_framing);
@@ -755,17 +755,30 @@ def url_limit(max_request_bytes: int) -> int:
 
 
 def framing_refusal(request: web_request.BaseRequest) -> web.Response | None:
-    """The answer to an HTTP/1.0 request that names a Transfer-Encoding, closing its
-    connection (RFC 9112 §6.1: HTTP/1.0 has none, so its framing is in doubt); None for
-    any other. aiohttp read its body as chunked and went on to the request behind it,
-    which a proxy that framed the body otherwise (by its end, or a Content-Length)
-    had passed on as part of this one's body."""
-    if request.version != HttpVersion10 or "Transfer-Encoding" not in request.headers:
+    """The answer to an HTTP/1.0 request that names a Transfer-Encoding, or to one
+    whose Transfer-Encoding has a coding besides chunked, closing its connection; None
+    for any other.
+
+    HTTP/1.0 has none, so its framing is in doubt (RFC 9112 §6.1): aiohttp read its
+    body as chunked and went on to the request behind it, which a proxy that framed
+    the body otherwise (by its end, or a Content-Length) had passed on as part of this
+    one's body. A coding it does not undo (gzip, chunked) aiohttp left as it came: the
+    body was read as JSON and refused for a byte of gzip (501: RFC 9112 §6.1 too)."""
+    coding = request.headers.get("Transfer-Encoding")
+    if coding is None:
         return None
-    refusal = _json_refusal(400, status_pb2.Status(
-        code=code_pb2.INVALID_ARGUMENT,
-        message="an HTTP/1.0 request has no Transfer-Encoding: send HTTP/1.1, or a "
-                "Content-Length"))
+    if request.version == HttpVersion10:
+        refusal = _json_refusal(400, status_pb2.Status(
+            code=code_pb2.INVALID_ARGUMENT,
+            message="an HTTP/1.0 request has no Transfer-Encoding: send HTTP/1.1, or a "
+                    "Content-Length"))
+    elif coding.strip().lower() != "chunked":
+        refusal = _json_refusal(501, status_pb2.Status(
+            code=code_pb2.UNIMPLEMENTED,
+            message=f"the request's Transfer-Encoding {coding[:50]!r} is not one this server "
+                    f"undoes: only chunked is (a packed body says Content-Encoding: gzip)"))
+    else:
+        return None
     refusal.force_close()
     return refusal
 
