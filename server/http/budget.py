@@ -32,17 +32,21 @@ class Budget:
         """The bytes `holder` holds (all of them for None)."""
         return self.total if holder is None else self._held.get(holder, 0)
 
-    def take(self, holder: str | None, size: int, what: str, advice: str = "") -> None:
+    def take(self, holder: str | None, size: int, what: str, advice: str = "",
+             admitted: bool = False) -> None:
         """Count `size` more bytes of `holder`'s; RESOURCE_EXHAUSTED (retry in a
-        second) past the room, or past the holder's share of it. `what` names
-        what the bytes are ("request bodies"), `advice` ends the refusal."""
-        if self.total and self.total + size > self.room:
+        second) past the room, or past the holder's share of it, unless they were
+        `admitted` already (as other bytes of the same thing). `what` names what
+        the bytes are ("request bodies"), `advice` ends the refusal."""
+        if admitted:
+            pass
+        elif self.total and self.total + size > self.room:
             raise ResourceExhausted(
                 f"the server holds too many {what} at once (they may hold "
                 f"{self._room_said}); retry shortly{advice}", retry_after=1.0)
         if holder is not None:
             held = self._held.get(holder, 0)
-            if held and held + size > self.share:
+            if held and held + size > self.share and not admitted:
                 raise ResourceExhausted(
                     f"this caller's {what} hold a quarter of the room of all of them (a "
                     f"quarter of {self._room_said}); retry once one is done{advice}",

@@ -159,6 +159,9 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Connection._check_framing).
 FREE_FRAMING_BYTES = 64 * 1024
 FRAMING_SHARE = 8
+# Whether a routed call's answer was let in by the budget of large answers already
+# (to be written as JSON): it is sent whatever it weighs.
+ADMITTED = web.RequestKey("footfall.admitted", bool)
 # The key a routed call was made with ("" for none): the holder of its bytes (see
 # budget.Budget).
 HOLDER = web.RequestKey("footfall.holder", str)
@@ -397,7 +400,10 @@ class Connection(web.RequestHandler):
             try:
                 if answers is not None and holder is not None:
                     holder = holder or None
-                    answers.take(holder, len(body), WHAT, ADVICE)
+                    # (one written as JSON within the budget is sent, whatever its
+                    # JSON weighs: refused now, the work done would be lost)
+                    answers.take(holder, len(body), WHAT, ADVICE,
+                                 admitted=request.get(ADMITTED, False))
                     size = len(body)
                 resp.body = _Pieces(body)  # (sent as it is, not copied whole into a buffer)
             except ResourceExhausted as exc:

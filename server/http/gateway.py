@@ -54,6 +54,7 @@ from server.http import console_pages, pixel, sse, tracker, transcode
 from server.http.answers import Answers
 from server.http.budget import Budget
 from server.http.connections import (
+    ADMITTED,
     CONTINUE,
     CONTINUE_EXPECTED,
     HOLDER,
@@ -465,8 +466,8 @@ class HttpGateway:
             method, context.invocation_metadata(), body,
             functools.partial(transcode.build_request, route, path_values,
                               request.query.items()),
-            context, functools.partial(_answer, route, output, self._answers, holder), grant,
-            started,
+            context, functools.partial(_answer, route, output, self._answers, holder, request),
+            grant, started,
             large=len(body) + len(request.query_string) > LARGE_REQUEST_BYTES,
             bare=functools.partial(_with_body, bare, body, route)))
         # A read is for its caller alone: it ends when the caller goes or its
@@ -771,21 +772,25 @@ class HttpGateway:
 
 
 async def _answer(route: Route, output: transcode.Output, answers: Answers,
-                  holder: str | None, message: Message, context: CallContext
-                  ) -> tuple[bytes, dict[str, str]]:
+                  holder: str | None, request: web.Request, message: Message,
+                  context: CallContext) -> tuple[bytes, dict[str, str]]:
     """The servicer's answer to `message`, as the body and headers of the HTTP
     response (written off the loop when large, within the room of `answers` and
-    `holder`'s share of it: RESOURCE_EXHAUSTED past it). A servicer may answer a
-    large message as its bytes (see console.service)."""
+    `holder`'s share of it: RESOURCE_EXHAUSTED past it; one so written is noted
+    on `request` as admitted, to be sent whatever it weighs). A servicer may answer
+    a large message as its bytes (see console.service)."""
     answer = await route.call(message, context)
     if isinstance(answer, bytes):
-        return await answers.render(route.response_class, answer,
-                                    functools.partial(_render, route, output), holder)
-    if answer.ByteSize() <= transcode.LARGE_ANSWER_BYTES:
+        kind, wire = route.response_class, answer
+    elif answer.ByteSize() <= transcode.LARGE_ANSWER_BYTES:
         return _render(route, output, answer)
-    kind, wire = type(answer), answer.SerializeToString()
+    else:
+        kind, wire = type(answer), answer.SerializeToString()
     del answer  # (while it waits, its bytes are held, not the decoded message)
-    return await answers.render(kind, wire, functools.partial(_render, route, output), holder)
+    written = await answers.render(kind, wire, functools.partial(_render, route, output),
+                                   holder)
+    request[ADMITTED] = True
+    return written
 
 
 def _render(route: Route, output: transcode.Output, answer: Any
