@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from server.http.budget import Budget
+from server.http.budget import Budget, Hold
 from server.loop import in_decoder
 
 T = TypeVar("T")
@@ -43,15 +43,20 @@ class Answers(Budget):
         super().__init__(ANSWERS_HELD * limit, f"{ANSWERS_HELD} x --max-request-bytes")
 
     async def render(self, kind: type[Message], wire: bytes,
-                     render: Callable[[Message], T], holder: str | None) -> T:
+                     render: Callable[[Message], T], holder: str | None,
+                     kept: Callable[[Hold], None]) -> T:
         """`render` of the message `wire` holds (a `kind`), decoded and rendered on a
         decoder thread; RESOURCE_EXHAUSTED when the answers waiting, being written or
         being sent hold the room already, or `holder`'s share of it. Its bytes are
-        held until its thread is done with them, even if the caller goes first."""
+        held until its thread is done with them, even if the caller goes first, and
+        until the caller lets go of the Hold handed to `kept` (once the JSON is
+        sent: counted only then, it let another answer in while this one's JSON,
+        admitted already, waited to be counted)."""
         size = len(wire)
         self.take(holder, size, WHAT, ADVICE)
-        return await in_decoder(_decoded, kind, wire, render,
-                                ended=lambda: self.give_back(holder, size))
+        hold = Hold(self, holder, size)
+        kept(hold)
+        return await in_decoder(_decoded, kind, wire, render, ended=hold.let_go)
 
 
 def _decoded(kind: type[Message], wire: bytes, render: Callable[[Message], T]) -> T:

@@ -63,3 +63,23 @@ class Budget:
             self._held[holder] = left
         else:
             self._held.pop(holder, None)
+
+
+class Hold:
+    """`size` bytes of `holder`'s taken from `budget`, given back once each of its
+    `owners` has let go (a large answer's: the thread that writes it as JSON, and
+    its request, which ends once the JSON is sent): neither knows when the other
+    is done with them."""
+
+    __slots__ = ("_budget", "_holder", "_size", "_owners")
+
+    def __init__(self, budget: Budget, holder: str | None, size: int, owners: int = 2) -> None:
+        self._budget = budget
+        self._holder = holder
+        self._size = size
+        self._owners = owners
+
+    def let_go(self) -> None:
+        self._owners -= 1
+        if self._owners == 0:
+            self._budget.give_back(self._holder, self._size)

@@ -78,7 +78,7 @@ from google.rpc import code_pb2, status_pb2
 
 from server.errors import ResourceExhausted, to_rpc_status
 from server.http.answers import ADVICE, WHAT
-from server.http.budget import Budget
+from server.http.budget import Budget, Hold
 from server.http.errors import error_body
 from server.retail.collect import GET_EVENT_CHARS, MAX_URI_CHARS
 
@@ -159,9 +159,11 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Connection._check_framing).
 FREE_FRAMING_BYTES = 64 * 1024
 FRAMING_SHARE = 8
-# Whether a routed call's answer was let in by the budget of large answers already
-# (to be written as JSON): it is sent whatever it weighs.
-ADMITTED = web.RequestKey("footfall.admitted", bool)
+# The bytes a routed call's answer holds in the budget of large answers, let in to be
+# written as JSON (answers.Answers.render): its JSON is sent whatever it weighs, and
+# they are let go once the request is done.
+ADMITTED = web.RequestKey("footfall.admitted", Hold)
+ANSWERED = web.RequestKey("footfall.answered", bool)  # the request is done with
 # The key a routed call was made with ("" for none): the holder of its bytes (see
 # budget.Budget).
 HOLDER = web.RequestKey("footfall.holder", str)
@@ -368,6 +370,10 @@ class Connection(web.RequestHandler):
         try:
             return await super()._handle_request(request, start_time, request_handler)
         finally:  # its head is let go (requests are answered in the order they came)
+            request[ANSWERED] = True  # (an answer written later is never sent: see keep)
+            admitted = request.get(ADMITTED)
+            if admitted is not None:  # (its answer is sent, or never will be)
+                admitted.let_go()
             if not request.content.is_eof() and request.headers.keys() & _NOT_DRAINED:
                 # A packed or chunked body left unread is not drained after the answer:
                 # aiohttp unpacks what it drains, or parses it chunk by chunk, on the
@@ -403,7 +409,7 @@ class Connection(web.RequestHandler):
                     # (one written as JSON within the budget is sent, whatever its
                     # JSON weighs: refused now, the work done would be lost)
                     answers.take(holder, len(body), WHAT, ADVICE,
-                                 admitted=request.get(ADMITTED, False))
+                                 admitted=ADMITTED in request)
                     size = len(body)
                 resp.body = _Pieces(body)  # (sent as it is, not copied whole into a buffer)
             except ResourceExhausted as exc:
@@ -719,6 +725,16 @@ class GuardedSite(web.BaseSite):
         with contextlib.suppress(OSError):
             sock.send(PLAIN_REFUSAL)
         return False
+
+
+def keep(request: web_request.BaseRequest, hold: Hold) -> None:
+    """Hold `hold` (of `request`'s answer, let in to be written as JSON) until the
+    request is done; let go of it at once if it is done already (a write whose
+    deadline passed goes on, and its answer is never sent)."""
+    if ANSWERED in request:
+        hold.let_go()
+    else:
+        request[ADMITTED] = hold
 
 
 def expects_continue(request: web_request.BaseRequest) -> bool:

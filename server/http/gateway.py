@@ -54,7 +54,6 @@ from server.http import console_pages, pixel, sse, tracker, transcode
 from server.http.answers import Answers
 from server.http.budget import Budget
 from server.http.connections import (
-    ADMITTED,
     CONTINUE,
     CONTINUE_EXPECTED,
     HOLDER,
@@ -62,6 +61,7 @@ from server.http.connections import (
     GuardedSite,
     SmallChunks,
     expects_continue,
+    keep,
     url_limit,
 )
 from server.http.crosssite import HostCheck, OriginCheck, authority, host_check
@@ -776,9 +776,10 @@ async def _answer(route: Route, output: transcode.Output, answers: Answers,
                   context: CallContext) -> tuple[bytes, dict[str, str]]:
     """The servicer's answer to `message`, as the body and headers of the HTTP
     response (written off the loop when large, within the room of `answers` and
-    `holder`'s share of it: RESOURCE_EXHAUSTED past it; one so written is noted
-    on `request` as admitted, to be sent whatever it weighs). A servicer may answer
-    a large message as its bytes (see console.service)."""
+    `holder`'s share of it: RESOURCE_EXHAUSTED past it; one so written is held in
+    the budget until `request` is done, and is sent whatever its JSON weighs: see
+    connections.keep). A servicer may answer a large message as its bytes (see
+    console.service)."""
     answer = await route.call(message, context)
     if isinstance(answer, bytes):
         kind, wire = route.response_class, answer
@@ -787,10 +788,8 @@ async def _answer(route: Route, output: transcode.Output, answers: Answers,
     else:
         kind, wire = type(answer), answer.SerializeToString()
     del answer  # (while it waits, its bytes are held, not the decoded message)
-    written = await answers.render(kind, wire, functools.partial(_render, route, output),
-                                   holder)
-    request[ADMITTED] = True
-    return written
+    return await answers.render(kind, wire, functools.partial(_render, route, output), holder,
+                                functools.partial(keep, request))
 
 
 def _render(route: Route, output: transcode.Output, answer: Any

@@ -4,6 +4,7 @@ CORS and /footfall.js. The same servicers answer as over gRPC."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import concurrent.futures
 import dataclasses
@@ -783,6 +784,33 @@ def test_large_answers_waiting_to_be_written_hold_a_bounded_number_of_bytes(
                 assert len(reply.result().json()["userEvents"]) == 4
         wait_held(answers, lambda held: held == 0)  # and their room is given back
         assert get(running, page).status == 200
+
+
+def test_a_large_answer_written_after_its_deadline_gives_its_room_back(
+        settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write whose X-Server-Timeout passes goes on, and its answer, written as
+    JSON once it is done, is never sent: its bytes, held until its request is done
+    with them, are given back once it is written (else they held the budget of
+    large answers for good)."""
+    event = {"eventType": "category-page-view", "visitorId": "late",
+             "pageCategories": ["c" * 100_000]}  # an answer larger than LARGE_ANSWER_BYTES
+    for running in serve(settings, clock):
+        write = running.store.write_user_events_async
+
+        async def slow(*args: Any, write: Any = write, **kwargs: Any) -> Any:
+            await asyncio.sleep(0.3)  # (the deadline passes meanwhile)
+            return await write(*args, **kwargs)
+
+        monkeypatch.setattr(running.store, "write_user_events_async", slow)
+        late = post(running, f"/v2/{CATALOG}/userEvents:write", event,
+                    **{"X-Server-Timeout": "0.1"})
+        assert late.status == 504, late.body
+        answers = running.http._answers  # type: ignore[union-attr]
+        deadline = time.monotonic() + 10
+        while [e.visitor_id for e in stored(running)] != ["late"]:  # the write goes on
+            assert time.monotonic() < deadline, "the write was not stored"
+            time.sleep(0.01)
+        wait_held(answers, lambda held: held == 0)
 
 
 def wait_held(answers: Any, until: Callable[[int], bool]) -> int:
