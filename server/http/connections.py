@@ -159,11 +159,6 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Connection._check_framing).
 FREE_FRAMING_BYTES = 64 * 1024
 FRAMING_SHARE = 8
-# The bytes a routed call's answer holds in the budget of large answers, let in to be
-# written as JSON (answers.Answers.render): its JSON is sent whatever it weighs, and
-# they are let go once the request is done.
-ADMITTED = web.RequestKey("footfall.admitted", Hold)
-ANSWERED = web.RequestKey("footfall.answered", bool)  # the request is done with
 # The key a routed call was made with ("" for none): the holder of its bytes (see
 # budget.Budget).
 HOLDER = web.RequestKey("footfall.holder", str)
@@ -269,7 +264,7 @@ class Connection(web.RequestHandler):
 
     __slots__ = ("_site", "made", "_lost", "_arriving", "_heads", "_held", "_body",
                  "_answered", "_unreadable", "_http2", "_send_watch", "_unsent",
-                 "_framed")
+                 "_framed", "_handling", "_admitted")
 
     def __init__(self, site: GuardedSite, manager: web.Server, **kwargs: Any) -> None:
         # A body left unread after the answer is drained for as long, no longer.
@@ -289,6 +284,10 @@ class Connection(web.RequestHandler):
         # Of a chunked body being read: the bytes that came for it less those of data
         # that came with its head (None: no such body; see _check_framing)
         self._framed: int | None = None
+        self._handling: web_request.BaseRequest | None = None  # the request being answered
+        # The bytes its answer holds in the budget of large answers, let in to be written
+        # as JSON (answers.Answers.render): let go once the request is done (see keep).
+        self._admitted: Hold | None = None
         self._unsent = 0  # bytes waiting to be sent when the watch last looked
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -367,13 +366,14 @@ class Connection(web.RequestHandler):
                 return refusal
 
             request_handler = refuse
+        self._handling = request
         try:
             return await super()._handle_request(request, start_time, request_handler)
         finally:  # its head is let go (requests are answered in the order they came)
-            request[ANSWERED] = True  # (an answer written later is never sent: see keep)
-            admitted = request.get(ADMITTED)
-            if admitted is not None:  # (its answer is sent, or never will be)
-                admitted.let_go()
+            self._handling = None  # (an answer written later is never sent: see keep)
+            if self._admitted is not None:  # (its answer is sent, or never will be)
+                self._admitted.let_go()
+                self._admitted = None
             if not request.content.is_eof() and request.headers.keys() & _NOT_DRAINED:
                 # A packed or chunked body left unread is not drained after the answer:
                 # aiohttp unpacks what it drains, or parses it chunk by chunk, on the
@@ -399,17 +399,18 @@ class Connection(web.RequestHandler):
         largest /metrics, one page shared by the scrapes at a time, are bounded
         by the connections and --http-send-timeout: a client without a key must
         not fill the room of the answers of those with one.)"""
-        answers, size, holder = self._site.answers, 0, request.get(HOLDER)
+        answers, size, holder = self._site.answers, 0, None
         body = resp.body if isinstance(resp, web.Response) else None
         if isinstance(resp, web.Response) and isinstance(body, bytes) \
                 and len(body) > FREE_ANSWER_BYTES and request.method != "HEAD":
+            holder = request.get(HOLDER)
             try:
                 if answers is not None and holder is not None:
                     holder = holder or None
                     # (one written as JSON within the budget is sent, whatever its
                     # JSON weighs: refused now, the work done would be lost)
                     answers.take(holder, len(body), WHAT, ADVICE,
-                                 admitted=ADMITTED in request)
+                                 admitted=self._admitted is not None)
                     size = len(body)
                 resp.body = _Pieces(body)  # (sent as it is, not copied whole into a buffer)
             except ResourceExhausted as exc:
@@ -729,12 +730,14 @@ class GuardedSite(web.BaseSite):
 
 def keep(request: web_request.BaseRequest, hold: Hold) -> None:
     """Hold `hold` (of `request`'s answer, let in to be written as JSON) until the
-    request is done; let go of it at once if it is done already (a write whose
-    deadline passed goes on, and its answer is never sent)."""
-    if ANSWERED in request:
-        hold.let_go()
+    request is done, its answer sent whatever its JSON weighs; let go of it at once
+    if it is done already (a write whose deadline passed goes on, and its answer is
+    never sent)."""
+    connection = request.protocol
+    if isinstance(connection, Connection) and connection._handling is request:
+        connection._admitted = hold
     else:
-        request[ADMITTED] = hold
+        hold.let_go()
 
 
 def expects_continue(request: web_request.BaseRequest) -> bool:
