@@ -13,7 +13,8 @@ together (a budget.Budget): at most ANSWERS_HELD times --max-request-bytes (the
 largest message gRPC sends), a quarter of that for one key. Past that, a large
 answer is refused RESOURCE_EXHAUSTED (429, retry after a second). Without the
 bound, 30 console reads at once of such pages held 1.2 GB waiting to be written,
-and 50 connections that never read what they asked for held 450 MB unsent.
+and 30 connections of one key that never read the pages of 8 MB they asked for held
+381 MiB unsent (now its share, 40 MiB).
 """
 
 from __future__ import annotations

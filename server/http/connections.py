@@ -50,8 +50,8 @@ accept loop here is ours:
   (--http-send-timeout), else the connection is closed and the answer let go; and a
   large one (over FREE_ANSWER_BYTES) counts against the budget of large answers
   (answers.Answers), its key's share too, until it is sent: one past it is answered
-  429 instead. A client that asked for pages of 5 MB on 50 connections and read none
-  held 450 MB of them, for as long as it kept the connections.
+  429 instead. 30 connections of one key that asked for pages of 8 MB and read none
+  held 381 MiB of them, for as long as they were kept open.
 
 The body has a deadline of its own, kept by the gateway where it reads it.
 """
