@@ -281,7 +281,8 @@ class ConsoleSql:
                        keep: int, since_us: int, keep_per_project: int | None = None
                        ) -> Future[Any]:
         """Keep `rows` in a transaction of the writer (the first it makes for other
-        writes once ALONG_SECONDS have passed, else its own), which also forgets the
+        writes once ALONG_SECONDS have passed, else its own once the writer has
+        taken no other for ALONG_SECONDS), which also forgets the
         refusals of each of their projects beyond its last `keep_per_project`, those
         beyond the last `keep` of all, and those older than `since_us` (so no flood
         grows the table past them, and a flood of one project's leaves the others');

@@ -186,6 +186,24 @@ def test_jobs_that_ride_along_wait_their_delay_while_batches_pass(held: HeldWrit
     assert [len(batch) for batch in held.batches] == [1, 1, 1, 4]
 
 
+def test_jobs_that_ride_along_fall_due_between_writes_and_ride_with_the_next(
+        held: HeldWriter, monkeypatch: Any) -> None:
+    """A caller writing again and again leaves the writer idle a moment between its
+    commits: jobs riding along that fall due in such a moment wait for its next
+    write, not commit alone (a commit of their own beside a flood of kept refusals
+    made the accepted writes wait for it, and split their next batch)."""
+    monkeypatch.setattr(group_commit, "ALONG_SECONDS", 0.1)
+    held.release.set()
+    along = held.committer.submit_along(lambda _db: "along")
+    began = time.monotonic()
+    while not along.done() and time.monotonic() < began + 0.5:
+        held.committer.submit_rows([row("w")]).result(5)
+        time.sleep(0.01)  # idle between the writes: 1-2% of the time busy
+    assert along.result(5) == "along"
+    rode = [batch for batch in held.batches if any(job.future is along for job in batch)]
+    assert [len(batch) for batch in rode] == [2]  # with a write, not alone
+
+
 def test_a_job_that_rides_along_alone_commits_within_its_delay(held: HeldWriter) -> None:
     held.release.set()
     along = held.committer.submit_along(lambda _db: "alone")
