@@ -315,8 +315,19 @@ class ConsoleSql:
                     db.execute(f"DELETE FROM rejections WHERE project = {mark} AND id <= "
                                f"(SELECT id FROM rejections WHERE project = {mark} ORDER BY id "
                                f"DESC LIMIT 1 OFFSET {mark})", (project, project, keep_per_project))
-            db.execute(f"DELETE FROM rejections WHERE id <= (SELECT id FROM rejections ORDER BY "
-                       f"id DESC LIMIT 1 OFFSET {mark})", (keep,))
+            if self._dialect.name == "sqlite":
+                # The oldest (count - keep), found from the oldest end, once counted
+                # (SQLite counts the entries of its smallest index: a page every ~250
+                # rows). The last `keep` found from the newest end read every row of the
+                # table: 2.2 ms at 12,000 rows, for each job of refusals. (PostgreSQL
+                # counts them as slowly as it walks them: 0.67 against 0.48 ms.)
+                (count,) = db.execute("SELECT COUNT(*) FROM rejections").fetchone()
+                if count > keep:
+                    db.execute(f"DELETE FROM rejections WHERE id <= (SELECT id FROM rejections "
+                               f"ORDER BY id LIMIT 1 OFFSET {mark})", (count - keep - 1,))
+            else:
+                db.execute(f"DELETE FROM rejections WHERE id <= (SELECT id FROM rejections "
+                           f"ORDER BY id DESC LIMIT 1 OFFSET {mark})", (keep,))
             db.execute(f"DELETE FROM rejections WHERE time_us < {mark}", (since_us,))
 
         return self._committer.submit_along(keep_within)
