@@ -281,6 +281,15 @@ def parse_job_or_default_tenant_job(value: str, field: str) -> JobName:
     return JobName(TenantName(match["project"], DEFAULT_TENANT_ID), match["job"])
 
 
+def job_spellings(job: JobName) -> tuple[str, ...]:
+    """The names a stored client event may give `job`: a job of a project's default
+    tenant is named either way (talent v4beta1 takes projects/*/jobs/* and the
+    tenant's own form alike), its tenant's form first."""
+    if job.tenant.tenant != DEFAULT_TENANT_ID:
+        return (str(job),)
+    return (str(job), f"projects/{job.tenant.project}/jobs/{job.job}")
+
+
 def _or_default_tenant(parse: Callable[[str, str], T], value: str, field: str,
                        default_form: _Form) -> T:
     """`parse(value, field)`, its refusal saying the default tenant's form too (or

@@ -17,7 +17,14 @@ from google.protobuf import duration_pb2
 
 from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
 from server.insights import funnel, read
-from server.names import CatalogName, TenantName, parse_catalog, parse_job, parse_tenant
+from server.names import (
+    CatalogName,
+    TenantName,
+    job_spellings,
+    parse_catalog,
+    parse_job_or_default_tenant_job,
+    parse_tenant,
+)
 from server.retail.join import load_products
 from server.retail.validation import EVENT_TYPES
 from server.store import Store
@@ -154,7 +161,8 @@ def _step_violations(path: str, step: insights_pb2.FunnelStep, retail: bool,
     if tenant is not None and step.job and len(step.job) <= MAX_CONDITION:
         # (a job of another tenant, or a bare id, matched nothing, unsaid)
         found: list[FieldViolation] = []
-        job = gather(found, parse_job, step.job, f"{path}.job")
+        # (a job of a project's default tenant by either of its names, as stored)
+        job = gather(found, parse_job_or_default_tenant_job, step.job, f"{path}.job")
         yield from found
         if job is not None and job.tenant != tenant:
             yield FieldViolation(f"{path}.job", f"is a job of {job.tenant}; this funnel reads "
@@ -210,7 +218,15 @@ def _retail_match(step: insights_pb2.FunnelStep, catalog: CatalogCategories) -> 
 
 
 def _talent_match(step: insights_pb2.FunnelStep, _: CatalogCategories) -> Match:
-    return lambda event: not step.job or step.job in event.job_event.jobs
+    if not step.job:
+        return lambda event: True
+    try:  # (checked before: a name that does not parse was refused)
+        names = frozenset(job_spellings(parse_job_or_default_tenant_job(step.job, "job")))
+    except InvalidArgument:
+        names = frozenset((step.job,))
+    # a job of a default tenant is stored as v4beta1's clients name it: projects/*/jobs/*
+    # (Google's Go sample) or projects/*/tenants/default_tenant/jobs/*
+    return lambda event: not names.isdisjoint(event.job_event.jobs)
 
 
 def _matchers(spec: Funnel, catalog: CatalogCategories

@@ -128,6 +128,36 @@ def test_the_go_sample_writes_to_the_projects_default_tenant(
     assert "is not in the parent tenant" in elsewhere.value.message
 
 
+def test_a_funnel_finds_a_job_of_the_default_tenant_by_either_name(
+        talent_beta: talent_v4beta1.EventServiceClient, server: ServerProcess,
+        request: pytest.FixtureRequest) -> None:
+    """The Go sample's jobs are stored as `projects/P/jobs/J`, the name the job stats
+    give: a funnel step of that job, by that name or by the tenant's own, takes the
+    event (it was refused, and the other name matched nothing)."""
+    project = f"projects/{request.node.name.replace('_', '-')[:60]}"
+    sent = beta_event(project, "go-sample-event", 1_716_213_787)
+    talent_beta.create_client_event(parent=project, client_event=sent, timeout=RPC_DEADLINE)
+    tenant = f"{project}/tenants/default_tenant"
+    stats = requests.get(f"http://{server.http_address}/insights/v1/{tenant}/jobStats",
+                         params={"orderBy": "job"}, timeout=RPC_DEADLINE)
+    assert stats.status_code == 200, stats.text
+    assert [row["job"] for row in stats.json()["jobs"]] == [f"{project}/jobs/nurse-day",
+                                                            f"{project}/jobs/nurse-night"]
+    for job in (f"{project}/jobs/nurse-night", f"{tenant}/jobs/nurse-night"):
+        answer = requests.post(
+            f"http://{server.http_address}/insights/v1/{tenant}:runFunnel",
+            json={"steps": [{"eventType": "VIEW", "job": job}]}, timeout=RPC_DEADLINE)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["steps"][0].get("entrants") == "1", (job, answer.text)
+    # a job of the default tenant of another project is still not this tenant's
+    elsewhere = requests.post(
+        f"http://{server.http_address}/insights/v1/{tenant}:runFunnel",
+        json={"steps": [{"eventType": "VIEW", "job": "projects/other/jobs/nurse-night"}]},
+        timeout=RPC_DEADLINE)
+    assert elsewhere.status_code == 400, elsewhere.text
+    assert "steps[0].job" in elsewhere.text
+
+
 def test_v4beta1_over_rest_takes_the_whole_request_as_its_body(server: ServerProcess,
                                                                tenant: str) -> None:
     """v4beta1's REST binding has `body: "*"` (v4's binds the event alone)."""

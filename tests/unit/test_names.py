@@ -254,3 +254,11 @@ def test_a_name_is_at_most_1024_bytes_of_utf8(parse: Any, form: str) -> None:
     assert str(refused.value).startswith("parent: ")
     parse(form.format("\U00020000" * 60), "parent")  # (a long name that fits)
     parse(form.format("x" * 255), "parent")  # 255 ASCII characters a segment still do
+
+
+def test_a_default_tenants_job_has_both_its_names() -> None:
+    spellings = names.job_spellings(names.parse_job_or_default_tenant_job("projects/p/jobs/j",
+                                                                          "job"))
+    assert spellings == ("projects/p/tenants/default_tenant/jobs/j", "projects/p/jobs/j")
+    assert names.job_spellings(parse_job("projects/p/tenants/t/jobs/j", "job")) == (
+        "projects/p/tenants/t/jobs/j",)
