@@ -133,7 +133,10 @@ def check_before_the_wal_applies(path: str) -> None:
         check_contents(conn, path)
     except (sqlite3.Error, StoreUnusable) as exc:
         said = str(exc) if isinstance(exc, StoreUnusable) else problem(path, exc)
-        if isinstance(exc, sqlite3.Error) and is_full(exc):
+        if " is damaged: " not in said:
+            # a full disk, a lock another connection holds, a file it may not read:
+            # nothing says the WAL is not the file's, and removing it would lose the
+            # transactions it holds
             raise StoreUnusable(said) from exc
         raise StoreUnusable(
             f"{said}. Nothing was written to it, and {path}-wal beside it was kept: if a "

@@ -7,6 +7,7 @@ with SIGTERM (they must drain and exit 0) and reads the file with the events CLI
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -162,3 +163,30 @@ def test_a_backup_put_beside_the_old_files_wal_is_refused_and_left_as_it_was(
     restored = server_factory()
     assert count_events(restored.store, CATALOG, tmp_path) == 50
     stop_cleanly(restored)
+
+
+def test_a_store_locked_by_another_connection_is_not_told_to_lose_its_wal(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """A store killed with frames in its WAL, then held by another connection (the
+    sqlite3 shell in exclusive locking mode, a backup tool): the start is refused as
+    locked, as it was before the WAL check, and is not told to remove the WAL (which
+    holds the last transactions: removing it loses them)."""
+    live = tmp_path / "events.db"
+    first = server_factory()
+    _import(first, distinct_events(300))
+    first.kill()
+    assert Path(f"{live}-wal").stat().st_size > 0
+    holder = sqlite3.connect(live, isolation_level=None)
+    try:
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(RuntimeError, match="server exited with 1") as caught:
+            server_factory()
+    finally:
+        holder.close()
+    said = str(caught.value)
+    assert f"{live}: database is locked" in said, said
+    assert "remove" not in said and ".recover" not in said, said
+    again = server_factory()  # the lock let go: every event is there
+    assert count_events(again.store, CATALOG, tmp_path) == 300
+    stop_cleanly(again)
