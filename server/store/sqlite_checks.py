@@ -108,9 +108,12 @@ def check_contents(conn: sqlite3.Connection, path: str) -> None:
 
 
 def has_wal(path: str) -> bool:
-    """Whether a WAL file with frames lies beside `path`."""
+    """Whether a WAL file with frames lies beside `path`, a file that exists (where
+    it does not, the WAL is no file's: SQLite drops it as it makes the file, and the
+    check before it applies could not open the file, "unable to open database file",
+    when `rm events.db` was to start a new store)."""
     try:
-        return os.path.getsize(f"{path}-wal") > 0
+        return os.path.getsize(f"{path}-wal") > 0 and os.path.isfile(path)
     except OSError:
         return False
 
