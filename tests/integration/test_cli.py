@@ -297,6 +297,28 @@ def test_port_in_use(tmp_path: Path, flag: str, said: str) -> None:
     assert not store.exists()
 
 
+def test_a_port_in_use_at_one_address_of_localhost_is_refused(tmp_path: Path) -> None:
+    """grpc binds `localhost` as 127.0.0.1 and ::1: with [::1]:port another process's it
+    served on 127.0.0.1 alone (a line of grpc's own said so), and the calls of a client
+    of localhost:port went to that other process. Refused like any port in use."""
+    store = tmp_path / "events.db"
+    with socket.socket(socket.AF_INET6) as taken:
+        try:
+            taken.bind(("::1", 0))
+        except OSError:
+            pytest.skip("this machine has no IPv6 loopback")
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = footfall("serve", "--host", "localhost", "--port", str(port), "--http-port", "0",
+                       "--store", f"sqlite:///{store}", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    [line] = out.stderr.splitlines()
+    assert line.endswith(f" ERROR footfall: cannot start: cannot listen on localhost:{port}: "
+                         f"Address already in use (at [::1]:{port}) (--port or FOOTFALL_PORT "
+                         "picks another port; 0 a free one)"), line
+    assert not store.exists()
+
+
 @pytest.mark.parametrize(("variables", "said"), [
     ({"FOOTFALL_PORT": "abc"}, "footfall: FOOTFALL_PORT: not an integer: 'abc'"),
     ({"FOOTFALL_GRACE_SECONDS": "soon"}, "footfall: FOOTFALL_GRACE_SECONDS: not a number: 'soon'"),
