@@ -13,7 +13,6 @@ import functools
 import gc
 import logging
 import signal
-import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -58,6 +57,7 @@ from server.operations.runner import Job, OperationRunner
 from server.operations.sweep import OperationSweep
 from server.policy import Policy
 from server.policy.auth import Authenticator, AuthFileError
+from server.ports import bind_refusal
 from server.retail import (
     export,
     import_events,
@@ -301,7 +301,7 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
         port = (server.add_secure_port(address, tls) if tls is not None
                 else server.add_insecure_port(address))
     except RuntimeError as exc:  # grpc says only "Failed to bind": ask the system why
-        refusal = _bind_refusal(settings.host, settings.port, grpc_places=True)
+        refusal = bind_refusal(settings.host, settings.port, grpc_places=True)
         raise OSError(f"cannot listen on {address}: "
                       f"{_grpc_refusal(refusal) if refusal else exc}") from exc
     await server.start()
@@ -480,57 +480,14 @@ def _refuse_taken_ports(settings: Settings) -> None:
     if settings.processes > 1:
         return
     if settings.port:
-        refusal = _bind_refusal(settings.host, settings.port, grpc_places=True)
+        refusal = bind_refusal(settings.host, settings.port, grpc_places=True)
         if refusal and refusal.errno == errno.EADDRINUSE:
             raise OSError(f"cannot listen on {_grpc_address(settings)}: "
                           f"{_grpc_refusal(refusal)}")
     if settings.http_port > 0:
-        refusal = _bind_refusal(settings.host, settings.http_port)
+        refusal = bind_refusal(settings.host, settings.http_port)
         if refusal and refusal.errno == errno.EADDRINUSE:
             raise OSError(http_refusal(settings.host, settings.http_port, refusal))
-
-
-# grpc's resolver names both loopback addresses for `localhost` (RFC 6761), whatever
-# the system's hosts file says (one where it names 127.0.0.1 alone): grpc binds each.
-_LOOPBACKS = ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1", 0, 0))
-
-
-def _bind_refusal(host: str, port: int, grpc_places: bool = False) -> OSError | None:
-    """Why the system refuses to bind `port` (as the servers do: SO_REUSEADDR), or
-    None: on each address `host` names, as grpc and aiohttp bind each (with
-    `grpc_places`, `localhost` is 127.0.0.1 and ::1 as grpc resolves it: with
-    [::1]:port another process's, grpc served on 127.0.0.1 alone, and a client of
-    localhost:port reached that process). An address in use is said first, naming
-    it when `host` names several."""
-    places: dict[tuple[int, tuple[Any, ...]], None] = {}  # (family, address), in order
-    loopbacks = grpc_places and host.lower().rstrip(".") == "localhost"
-    try:
-        for found in socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                                        flags=socket.AI_PASSIVE):
-            places[(found[0], tuple(found[4]))] = None
-    except OSError as exc:  # (a name that does not resolve)
-        if not loopbacks:
-            return exc
-    if loopbacks:
-        places.update(dict.fromkeys((family, (ip, port, *more))
-                                    for family, ip, *more in _LOOPBACKS))
-    refusals: list[OSError] = []
-    for family, address in places:
-        try:
-            probe = socket.socket(family, socket.SOCK_STREAM)
-        except OSError:
-            continue  # (a family this machine lacks: the servers leave it out too)
-        with probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(address)
-            except OSError as exc:
-                if len(places) > 1:
-                    shown = f"[{address[0]}]" if family == socket.AF_INET6 else address[0]
-                    exc = OSError(exc.errno, f"{exc.strerror} (at {shown}:{port})")
-                refusals.append(exc)
-    in_use = [exc for exc in refusals if exc.errno == errno.EADDRINUSE]
-    return next(iter(in_use or refusals), None)
 
 
 def _grpc_refusal(exc: OSError) -> str:

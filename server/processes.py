@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import logging
 import multiprocessing
 import os
@@ -35,6 +36,7 @@ from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 
 from server.config import Settings
+from server.ports import bind_refusal
 from server.store.rows import StoreRefused, StoreUnavailable, StoreUnusable
 
 log = logging.getLogger("footfall")
@@ -262,13 +264,13 @@ class Supervisor:
     def _with_ports(self, settings: Settings) -> Settings:
         """`settings` with the ports to share: free ones picked for 0 (gRPC) and -1
         (HTTP) and held, the given ones checked free (OSError if in use)."""
-        port = self._port(settings.host, settings.port, pick=settings.port == 0)
+        port = self._port(settings.host, settings.port, pick=settings.port == 0, grpc=True)
         http_port = settings.http_port
         if http_port:
             http_port = self._port(settings.host, http_port, pick=http_port == -1)
         return replace(settings, port=port, http_port=http_port)
 
-    def _port(self, host: str, port: int, pick: bool) -> int:
+    def _port(self, host: str, port: int, pick: bool, grpc: bool = False) -> int:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         if pick:  # held, bound but not listening, so no one else takes it meanwhile
@@ -283,8 +285,13 @@ class Supervisor:
         bound = int(sock.getsockname()[1])
         if pick:
             self._held.append(sock)
-        else:
-            sock.close()
+            return bound
+        sock.close()
+        # each address the host names, as the processes bind each (localhost: ::1 too,
+        # where another process listening left them 127.0.0.1 alone, and its clients)
+        refusal = bind_refusal(host, port, grpc_places=grpc)
+        if refusal is not None and refusal.errno == errno.EADDRINUSE:
+            raise OSError(f"cannot listen on {host}:{port}: {refusal.strerror}")
         return bound
 
 

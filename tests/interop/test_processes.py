@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -249,3 +250,21 @@ def test_a_port_in_use_stops_the_start(start: Callable[..., ServerProcess],
     assert done.returncode == 1, done.stderr
     assert f"cannot listen on 127.0.0.1:{other.port}" in done.stderr
     assert time.monotonic() - began < 30
+
+
+def test_a_port_in_use_at_one_address_of_localhost_stops_the_start(tmp_path: Path) -> None:
+    """The processes bind localhost as 127.0.0.1 and ::1 (grpc's resolver): with
+    [::1]:port another process's, they served on 127.0.0.1 alone, and a client of
+    localhost:port reached the other process."""
+    with socket.socket(socket.AF_INET6) as taken:
+        try:
+            taken.bind(("::1", 0))
+        except OSError:
+            pytest.skip("this machine has no IPv6 loopback")
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _serve("--processes", "2", "--host", "localhost", "--port", str(port),
+                      "--store", f"sqlite:///{tmp_path / 'b.db'}", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert f"cannot listen on localhost:{port}: Address already in use (at [::1]:{port})" \
+        in done.stderr, done.stderr

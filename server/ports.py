@@ -1,0 +1,52 @@
+"""What the system says of binding a port, asked before the servers bind it: a
+port another process listens on is refused before the store is opened (and, with
+--processes, before any process starts). No grpc here: the --processes parent
+imports it."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Any
+
+# grpc's resolver names both loopback addresses for `localhost` (RFC 6761), whatever
+# the system's hosts file says (one where it names 127.0.0.1 alone): grpc binds each.
+_LOOPBACKS = ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1", 0, 0))
+
+
+def bind_refusal(host: str, port: int, grpc_places: bool = False) -> OSError | None:
+    """Why the system refuses to bind `port` (as the servers do: SO_REUSEADDR), or
+    None: on each address `host` names, as grpc and aiohttp bind each (with
+    `grpc_places`, `localhost` is 127.0.0.1 and ::1 as grpc resolves it: with
+    [::1]:port another process's, grpc served on 127.0.0.1 alone, and a client of
+    localhost:port reached that process). An address in use is said first, naming
+    it when `host` names several."""
+    places: dict[tuple[int, tuple[Any, ...]], None] = {}  # (family, address), in order
+    loopbacks = grpc_places and host.lower().rstrip(".") == "localhost"
+    try:
+        for found in socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                        flags=socket.AI_PASSIVE):
+            places[(found[0], tuple(found[4]))] = None
+    except OSError as exc:  # (a name that does not resolve)
+        if not loopbacks:
+            return exc
+    if loopbacks:
+        places.update(dict.fromkeys((family, (ip, port, *more))
+                                    for family, ip, *more in _LOOPBACKS))
+    refusals: list[OSError] = []
+    for family, address in places:
+        try:
+            probe = socket.socket(family, socket.SOCK_STREAM)
+        except OSError:
+            continue  # (a family this machine lacks: the servers leave it out too)
+        with probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if len(places) > 1:
+                    shown = f"[{address[0]}]" if family == socket.AF_INET6 else address[0]
+                    exc = OSError(exc.errno, f"{exc.strerror} (at {shown}:{port})")
+                refusals.append(exc)
+    in_use = [exc for exc in refusals if exc.errno == errno.EADDRINUSE]
+    return next(iter(in_use or refusals), None)
