@@ -51,6 +51,8 @@ class UserEvents:
         # productId held its own decoded copy of an event of 150,000 products, 60 MB)
         items = []
         for r in rows:
+            if not self.events.may_select(r.payload):  # (not decoded: see may_select)
+                continue
             message = queries.stored_user_event(r)
             if self.events.selects(message.user_event):
                 item = _user_event_item(r)

@@ -356,6 +356,26 @@ def test_a_watch_sees_each_new_event_at_once(channel: grpc.Channel, console: Any
         watched.close()
 
 
+def test_a_watch_by_session_sends_that_session_alone(channel: grpc.Channel,
+                                                     console: Any) -> None:
+    watched = Watched(console.WatchUserEvents(console_pb2.WatchUserEventsRequest(
+        parent=PARENT, filter='sessionId = "s"'), timeout=20))
+    try:
+        for n in range(100):  # (it starts from a position this side cannot see)
+            write(channel, visitorId=f"opening-{n}", sessionId="s")
+            if watched.wait_for(lambda: watched.got, 0.2):
+                break
+        opened = len(watched.got)
+        # events whose bytes hold the session's id elsewhere (a visitor, a longer session)
+        for visitor, session in (("s", "other"), ("a", "s1"), ("b", "s"), ("s1", "x"),
+                                 ("c", "s")):
+            write(channel, visitorId=visitor, sessionId=session)
+        assert watched.wait_for(lambda: watched.got[-1:] == ["c"], 5.0), watched.got
+        assert watched.got[opened:] == ["b", "c"]
+    finally:
+        watched.close()
+
+
 def test_a_watch_from_a_position_sends_what_came_after_it(channel: grpc.Channel,
                                                           console: Any) -> None:
     for name in ("a", "b", "c"):
