@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import itertools
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from footfall.retail.v2 import user_event_pb2
@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 
 from server.errors import FieldViolation, InvalidArgument, raise_if_any
 from server.loop import stop_if_abandoned
+from server.names import DEFAULT_TENANT_ID
 from server.store import Store
 from server.store.console import may_continue
 from server.store.insights import EntrantEvents, TypedRow
@@ -129,7 +130,9 @@ def entrant_events(store: Store, catalog: str, span: TimeRange, kinds: Mapping[s
 def client_events(store: Store, tenant: str, span: TimeRange
                   ) -> Iterator[tuple[int, event_pb2.ClientEvent]]:
     """(id, ClientEvent) of the tenant's client events created within `span`, in
-    storage order."""
+    storage order; in a project's default tenant each job by the tenant's name of it
+    (see _one_name_a_job)."""
+    rename = _one_name_a_job(tenant)
     after = 0
     while True:
         stop_if_abandoned()
@@ -137,10 +140,32 @@ def client_events(store: Store, tenant: str, span: TimeRange
         for row in rows:
             event = event_pb2.ClientEvent.FromString(row.payload)
             if span.holds(micros(event.create_time)):
+                if rename is not None:
+                    rename(event)
                 yield row.id, event
         if not may_continue(rows, PAGE):
             return
         after = rows[-1].id
+
+
+def _one_name_a_job(tenant: str) -> Callable[[event_pb2.ClientEvent], None] | None:
+    """For a project's default tenant, what renames an event's jobs named as talent
+    v4beta1 names them (projects/P/jobs/J) to the tenant's form
+    (projects/P/tenants/default_tenant/jobs/J): its events may give a job either
+    name, and counted by name one job was two rows of the job table, two groups of a
+    breakdown and two entrants counted by JOB, each with part of its events. None
+    for any other tenant, whose jobs have one name."""
+    project, _, tenant_id = tenant.removeprefix("projects/").partition("/tenants/")
+    if tenant_id != DEFAULT_TENANT_ID:
+        return None
+    short, full = f"projects/{project}/jobs/", f"{tenant}/jobs/"
+
+    def rename(event: event_pb2.ClientEvent) -> None:
+        jobs = event.job_event.jobs
+        if any(job.startswith(short) for job in jobs):
+            jobs[:] = [full + job.removeprefix(short) if job.startswith(short) else job
+                       for job in jobs]
+    return rename
 
 
 def micros(time: object) -> int:

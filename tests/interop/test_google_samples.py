@@ -131,9 +131,10 @@ def test_the_go_sample_writes_to_the_projects_default_tenant(
 def test_a_funnel_finds_a_job_of_the_default_tenant_by_either_name(
         talent_beta: talent_v4beta1.EventServiceClient, server: ServerProcess,
         request: pytest.FixtureRequest) -> None:
-    """The Go sample's jobs are stored as `projects/P/jobs/J`, the name the job stats
-    give: a funnel step of that job, by that name or by the tenant's own, takes the
-    event (it was refused, and the other name matched nothing)."""
+    """The Go sample's jobs are stored as `projects/P/jobs/J`; the job stats give them
+    by the tenant's name (one row a job, whichever name its events give): a funnel
+    step of that job, by either name, takes the event (it was refused, and the other
+    name matched nothing)."""
     project = f"projects/{request.node.name.replace('_', '-')[:60]}"
     sent = beta_event(project, "go-sample-event", 1_716_213_787)
     talent_beta.create_client_event(parent=project, client_event=sent, timeout=RPC_DEADLINE)
@@ -141,8 +142,8 @@ def test_a_funnel_finds_a_job_of_the_default_tenant_by_either_name(
     stats = requests.get(f"http://{server.http_address}/insights/v1/{tenant}/jobStats",
                          params={"orderBy": "job"}, timeout=RPC_DEADLINE)
     assert stats.status_code == 200, stats.text
-    assert [row["job"] for row in stats.json()["jobs"]] == [f"{project}/jobs/nurse-day",
-                                                            f"{project}/jobs/nurse-night"]
+    assert [row["job"] for row in stats.json()["jobs"]] == [f"{tenant}/jobs/nurse-day",
+                                                            f"{tenant}/jobs/nurse-night"]
     for job in (f"{project}/jobs/nurse-night", f"{tenant}/jobs/nurse-night"):
         answer = requests.post(
             f"http://{server.http_address}/insights/v1/{tenant}:runFunnel",

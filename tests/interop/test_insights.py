@@ -18,7 +18,10 @@ from typing import Any
 import grpc
 import pytest
 import requests
-from google.cloud import retail_v2, talent_v4
+from google.cloud import retail_v2, talent_v4, talent_v4beta1
+from google.cloud.talent_v4beta1.services.event_service.transports import (
+    EventServiceGrpcTransport as V4beta1Transport,
+)
 
 from . import test_console
 from .console import Console
@@ -184,6 +187,40 @@ def test_every_way_of_asking_gives_the_numbers_of_the_events(
                    rest(served, "GET", f"{CATALOG}:computeTotals").json(),
                    *cli(served, "totals", "--parent", CATALOG)):
         assert answer == TOTALS
+
+
+def test_a_job_of_the_default_tenant_is_one_job_whichever_name_its_events_give(
+        served: ServerProcess) -> None:
+    # A v4beta1 job site names a job projects/P/jobs/J (Google's samples) or by its
+    # default tenant's form; the table had two rows for it (the view on one, the
+    # application on the other: a 0% start rate), a breakdown two groups, and counted
+    # by JOB two entrants, neither of which reached the application.
+    short, full = f"{PROJECT}/jobs/legacy", f"{PROJECT}/tenants/default_tenant/jobs/legacy"
+    talent = talent_v4beta1.EventServiceClient(transport=V4beta1Transport(
+        channel=grpc.insecure_channel(served.address)))
+    kinds = talent_v4beta1.JobEvent.JobEventType
+    for n, (kind, jobs) in enumerate([(kinds.IMPRESSION, [short, f"{PROJECT}/jobs/other"]),
+                                      (kinds.VIEW, [short]),
+                                      (kinds.APPLICATION_START, [full]),
+                                      (kinds.APPLICATION_FINISH, [short, full])]):
+        talent.create_client_event(parent=PROJECT, client_event=talent_v4beta1.ClientEvent(
+            request_id="r1", event_id=f"b{n}", create_time=at(10 * n),
+            job_event=talent_v4beta1.JobEvent(type_=kind, jobs=jobs)))
+    tenant = f"{PROJECT}/tenants/default_tenant"
+    jobs = rest(served, "GET", f"{tenant}/jobStats", params={"orderBy": "job"}).json()["jobs"]
+    assert jobs == [
+        {"job": f"{tenant}/jobs/legacy", "impressions": "1", "views": "1",
+         "applicationStarts": "1", "applicationFinishes": "1", "viewRate": 1.0,
+         "applicationStartRate": 1.0, "applicationFinishRate": 1.0},
+        {"job": f"{tenant}/jobs/other", "impressions": "1"}], jobs
+    steps = [{"eventType": t} for t in ("VIEW", "APPLICATION_START", "APPLICATION_FINISH")]
+    by_job = rest(served, "POST", f"{tenant}:runFunnel",
+                  json={"steps": steps, "breakdown": "BY_ITEM"}).json()
+    assert {g["key"]: [s.get("entrants", "0") for s in g["steps"]]
+            for g in by_job["groups"]} == {full: ["1", "1", "1"]}, by_job
+    counted = rest(served, "POST", f"{tenant}:runFunnel",
+                   json={"steps": steps, "countBy": "JOB"}).json()
+    assert [s.get("entrants", "0") for s in counted["steps"]] == ["1", "1", "1"], counted
 
 
 def test_a_funnel_of_steps_with_conditions_by_day_and_by_product(

@@ -98,12 +98,22 @@ function column(id, title, hint) {
   };
 }
 
+/** What the accepted column says with no catalog: a job site's client events are
+ *  no catalog's (it said "No catalog holds events yet" and Accepted 0 beside their
+ *  refusals, as if none were stored). */
+function noCatalog(tenants) {
+  if (!tenants) return "No catalog holds events yet: send one and it shows here.";
+  return ["No catalog holds events: this column follows a catalog's user events. ",
+    `Client events are stored in ${tenants.toLocaleString("en-US")} ` +
+    `tenant${tenants === 1 ? "" : "s"}: see `, h("a", {href: "#talent"}, "Talent events"), "."];
+}
+
 export function render(main, ctx) {
   main.append(h("h2", {}, "Live feed"));
   const accepted = column("accepted", "Accepted",
     ctx.catalog ? `Stored in ${ctx.catalog}: the last 100, then each as it comes (the ` +
       "count is of these; the Catalogs page counts them all). Open one to see it whole."
-      : "No catalog holds events yet: send one and it shows here.");
+      : noCatalog(ctx.tenants.length));
   const everywhere = `Refused in ${ctx.projects === "projects/-" ? "every project"
     : ctx.projects}; open one to see why, beside the field.`;
   const refused = column("refused", "Refused", everywhere);

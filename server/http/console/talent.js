@@ -8,11 +8,17 @@ import {jsonView} from "./json.js";
 const LISTED = 100;  // what follow() lists before it watches
 
 /** The event's type and its jobs: a job of the tenant by its id (its full name, on
- *  two to five lines a job, said the tenant again each time). */
+ *  two to five lines a job, said the tenant again each time). A project's default
+ *  tenant names a job as talent v4beta1 does too (projects/P/jobs/J), by its id as
+ *  well: one job stood there under two names. */
 function what(event, tenant) {
   if (!event.jobEvent) return ["", ""];
-  const own = `${tenant}/jobs/`;
-  const jobs = (event.jobEvent.jobs || []).map((job) => (job.startsWith(own) ? job.slice(own.length) : job));
+  const [, project, , tenantId] = tenant.split("/");
+  const own = [`${tenant}/jobs/`, ...(tenantId === "default_tenant" ? [`projects/${project}/jobs/`] : [])];
+  const jobs = (event.jobEvent.jobs || []).map((job) => {
+    const prefix = own.find((p) => job.startsWith(p));
+    return prefix ? job.slice(prefix.length) : job;
+  });
   return [event.jobEvent.type || "", jobs.join(", ")];
 }
 
