@@ -283,7 +283,17 @@ def test_bad_questions_are_refused_naming_the_field(
     proc = subprocess.run([sys.executable, "-m", "server", "insights", "totals", "--parent",
                            TENANT, "--server", served.address], env=env, capture_output=True,
                           text=True, timeout=CLI_DEADLINE)
-    assert proc.returncode == 2 and "INVALID_ARGUMENT: parent:" in proc.stderr
+    # A job site asking its tenant's totals was told only a catalog's form, as if it had
+    # mistyped one; it is told what it may ask instead.
+    assert proc.returncode == 2 and (
+        "INVALID_ARGUMENT: parent: totals are answered for a catalog (projects/*/locations/*/"
+        f"catalogs/*), got the talent tenant '{TENANT}': a tenant's events by day are "
+        "RunFunnel's with breakdown BY_DAY, and each job's counts ListJobStats' between "
+        "start_time and end_time") in proc.stderr, proc.stderr
+    with pytest.raises(grpc.RpcError) as caught:
+        insights.call("ComputeTotals", parent=f"{PROJECT}/tenant/jobs")
+    assert caught.value.details() == ("parent: must be of the form 'projects/*/locations/*/"
+                                      f"catalogs/*', got '{PROJECT}/tenant/jobs'")
 
 
 def test_a_reader_key_may_ask_and_a_writer_key_may_not(
