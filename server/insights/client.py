@@ -163,7 +163,7 @@ def _text(answer: Any, command: str, parent: str) -> Iterator[str]:
         yield (f"  {'step':<{width}} {'entrants':>10} {'from prev':>11} {'from first':>11}"
                f"  median time from prev")
         for group in groups:
-            yield f"{group.key}:"
+            yield f"{_job_text(group.key, parent)}:"
             for r in group.steps:
                 median = (f"  {r.median_time_from_previous.ToJsonString()}"
                           if r.HasField("median_time_from_previous") else "")
@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 field = "products" if command == "products" else "jobs"
                 lines = [json.dumps(json_format.MessageToDict(row)) if args.json
-                         else _row_text(row)
+                         else _row_text(row, args.parent)
                          for row in _rows(call, request, field, args.limit, notes, cut)]
                 empty = not lines
         except RemoteError as exc:
@@ -252,16 +252,27 @@ def _nothing(args: argparse.Namespace) -> str:
             f"the catalogs and tenants that hold events)")
 
 
-def _row_text(row: Any) -> str:
+def _job_text(name: str, parent: str) -> str:
+    """A job of the tenant `parent` by its id, as `talent-events list` shows it and
+    --step job= takes it (projects/P/tenants/T/jobs/ before each id buried the ids
+    in a line of a table); any other name as it is."""
+    return name.removeprefix(f"{parent}/jobs/")
+
+
+def _row_text(row: Any, parent: str) -> str:
     """A table's row as `NAME  field=value ...`, every field of the row's message in
-    the message's order, zero or not, so that the rows' columns line up."""
+    the message's order, zero or not, so that the rows' columns line up; a job by its
+    id, a rate as a percentage (as the funnel's; 0.30303030303030304 read poorly)."""
     given = json_format.MessageToDict(row, always_print_fields_with_no_presence=True)
     # MessageToDict puts the fields left at zero after the others: each row had its
     # own order.
     fields = {f.json_name: given[f.json_name] for f in row.DESCRIPTOR.fields
               if f.json_name in given}
-    name = fields.pop("productId", None) or fields.pop("job")
+    name = fields.pop("productId", None) or _job_text(fields.pop("job"), parent)
     fields.pop("company", None)
+    for key, value in fields.items():
+        if key.endswith("Rate"):
+            fields[key] = f"{value:.1%}"
     if "revenue" in fields:
         fields["revenue"] = ",".join(f"{m['amount']:.2f} {m['currencyCode']}"
                                      for m in fields["revenue"]) or "0"

@@ -412,11 +412,19 @@ def test_table_rows_line_up_and_their_notes_are_said(shop: Running, tmp_path: Pa
     assert columns == [["impressions", "views", "applicationStarts", "applicationFinishes",
                         "redirects", "bookmarks", "viewRate", "applicationStartRate",
                         "applicationFinishRate"]] * 2
+    # A job of the tenant by its id, as `talent-events list` shows it and --step job=
+    # takes it, and a rate as a percentage, as the funnel's: the line began with
+    # projects/.../tenants/.../jobs/ and said viewRate=0.30303030303030304.
+    assert jobs.stdout.splitlines() == [
+        "j1  impressions=0 views=1 applicationStarts=0 applicationFinishes=0 redirects=0 "
+        "bookmarks=0 viewRate=0.0% applicationStartRate=0.0% applicationFinishRate=0.0%",
+        "j2  impressions=0 views=0 applicationStarts=1 applicationFinishes=0 redirects=0 "
+        "bookmarks=0 viewRate=0.0% applicationStartRate=0.0% applicationFinishRate=0.0%"]
     assert jobs.stderr == f"footfall: {COMPANY_NOTE}\n"
     products = read(shop, "insights", "products", "--parent", CATALOG, cwd=tmp_path)
     assert products.returncode == 0, products.stderr
     assert products.stdout.splitlines() == [
-        "sku-1  views=0 addToCarts=0 purchases=1 units=2 revenue=0 viewToPurchaseRate=0.0"]
+        "sku-1  views=0 addToCarts=0 purchases=1 units=2 revenue=0 viewToPurchaseRate=0.0%"]
     assert products.stderr == f"footfall: {PRICE_NOTE.format(2)}\n"
     # --json prints rows only on stdout; the notes still go to stderr (they were dropped)
     as_json = read(shop, "insights", "products", "--parent", CATALOG, "--json", cwd=tmp_path)

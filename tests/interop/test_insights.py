@@ -223,6 +223,33 @@ def test_a_job_of_the_default_tenant_is_one_job_whichever_name_its_events_give(
     assert [s.get("entrants", "0") for s in counted["steps"]] == ["1", "1", "1"], counted
 
 
+def test_the_cli_says_a_job_by_its_id_and_a_rate_as_a_percentage(served: ServerProcess) -> None:
+    # The job table's lines began with projects/.../tenants/.../jobs/ before each id and
+    # said viewRate=0.3333333333333333; a breakdown's groups were named in full too.
+    with talent_client(served.address) as talent:
+        for n, kind in enumerate([TYPE.IMPRESSION] * 3 + [TYPE.VIEW]):
+            talent.create_client_event(parent=TENANT, client_event=talent_v4.ClientEvent(
+                request_id=f"r{n % 3}", event_id=f"e{n}", create_time=at(n),
+                job_event=talent_v4.JobEvent(type_=kind, jobs=[f"{TENANT}/jobs/Pflege-7"])))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+
+    def text(*args: str) -> list[str]:
+        proc = subprocess.run([sys.executable, "-m", "server", "insights", *args, "--parent",
+                               TENANT, "--server", served.address], cwd=served.workdir,
+                              env=env, capture_output=True, text=True, timeout=CLI_DEADLINE)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.splitlines()
+
+    assert text("jobs") == [
+        "Pflege-7  impressions=3 views=1 applicationStarts=0 applicationFinishes=0 "
+        "redirects=0 bookmarks=0 viewRate=33.3% applicationStartRate=0.0% "
+        "applicationFinishRate=0.0%"]
+    funnel = text("funnel", "--step", "IMPRESSION", "--step", "VIEW", "--breakdown", "item")
+    assert funnel[4:7] == [
+        "Pflege-7:", "  IMPRESSION                        3      100.0%      100.0%",
+        "  VIEW                              1       33.3%       33.3%  3s"], funnel
+
+
 def test_a_funnel_of_steps_with_conditions_by_day_and_by_product(
         served: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
     record(served)
