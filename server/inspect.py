@@ -45,7 +45,7 @@ from server import lines, names
 from server.cli_args import EVERY_OPERATION, key_problem
 from server.console import queries
 from server.errors import FootfallError, InvalidArgument
-from server.names import parse_catalog, parse_tenant
+from server.names import parse_catalog, parse_tenant, parse_tenant_or_project
 from server.operations.records import relabel
 from server.operations.summary import summarize
 from server.remote import Connection, RemoteError, ServerSource, pages
@@ -349,8 +349,10 @@ def _events(args: argparse.Namespace) -> int:
 
 
 def _talent_events(args: argparse.Namespace) -> int:
-    """Print or follow the client events of a tenant, last stored first."""
-    tenant = str(parse_tenant(args.parent, "--parent"))
+    """Print or follow the client events of a tenant, last stored first; a project
+    alone names its default tenant, as talent v4beta1's parent does (a job site that
+    wrote to projects/P was told only the form of a tenant's name)."""
+    tenant = str(parse_tenant_or_project(args.parent, "--parent"))
     return _list_or_tail(args, args.talent_events_command, CLIENT_EVENTS,
                          console_pb2.ListClientEventsRequest(parent=tenant),
                          console_pb2.WatchClientEventsRequest(parent=tenant),

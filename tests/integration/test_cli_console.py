@@ -789,3 +789,23 @@ def test_a_key_no_header_can_carry_is_a_mistake_in_the_command(shop: Running, tm
     read = footfall("events", "count", "--store", f"sqlite:///{tmp_path}/none.db", "--parent",
                     CATALOG, cwd=tmp_path, env={"FOOTFALL_KEY": key})
     assert "--key" not in read.stderr and "no store at" in read.stderr, read.stderr
+
+
+def test_talent_events_of_a_project_alone_are_its_default_tenants(tmp_path: Path) -> None:
+    # A job site that wrote with talent v4beta1 to the project alone (Google's samples)
+    # was told `--parent: must be of the form 'projects/*/tenants/*'` for the parent it
+    # had written to: a project alone names its default tenant here too.
+    running = start(settings(tmp_path, f"sqlite:///{tmp_path}/events.db"))
+    try:
+        event = {"eventId": "b1", "createTime": "2024-05-01T00:00:00Z",
+                 "jobEvent": {"type": "VIEW", "jobs": ["projects/p/jobs/j9"]}}
+        answer = http_client.call(running.http_port, "POST", "/v4beta1/projects/p/clientEvents",
+                                  {"clientEvent": event}, headers={"x-goog-api-key": WRITER})
+        assert answer.status == 200, answer
+        for parent in ("projects/p", "projects/p/tenants/default_tenant"):
+            listed = read(running, "talent-events", "list", "--parent", parent, cwd=tmp_path)
+            assert (listed.returncode, listed.stdout, listed.stderr) == (0, (
+                "2024-05-01T00:00:00Z  VIEW                 jobs=j9 event=b1  [rest]\n"),
+                ""), listed
+    finally:
+        running.stop()
