@@ -63,9 +63,10 @@ def _step(text: str) -> dict[str, Any]:
     given: dict[str, str] = {}  # each condition's field (proto name) -> as written
     for condition in conditions:
         field, equals, value = (part.strip() for part in condition.partition("="))
-        if not equals:
+        if not equals:  # (most likely the rest of a value cut at its comma: job=x,y)
             raise json_format.ParseError(f"--step {text!r}: a condition is FIELD=VALUE, "
-                                         f"got {condition.strip()!r}")
+                                         f"got {condition.strip()!r} (a value holding a "
+                                         f"comma is quoted: job=\"x,y\")")
         if field not in _CONDITION_NAMES:
             raise json_format.ParseError(f"--step {text!r}: unknown condition {field!r}; "
                                          f"one of {', '.join(_CONDITIONS)}")
@@ -152,8 +153,19 @@ def _step_text(step: Any, parent: str) -> str:
     conditions.pop("eventType", None)
     if conditions.get("job", "").startswith(f"{parent}/jobs/"):
         conditions["job"] = conditions["job"].removeprefix(f"{parent}/jobs/")
-    return ",".join([step.event_type, *(f"{field}={str(value).lower() if value is True else value}"
+    return ",".join([step.event_type, *(f"{field}={_value_text(value)}"
                                          for field, value in conditions.items())])
+
+
+def _value_text(value: Any) -> str:
+    """A condition's value as --step takes it back: quoted when it holds a comma or
+    a quote at an end (job=x,y read as job=x and a condition 'y')."""
+    if value is True:
+        return "true"
+    text = str(value)
+    if "," in text or (text and (text[0] in "\"'" or text[-1] in "\"'")):
+        return f"'{text}'" if '"' in text else f'"{text}"'
+    return text
 
 
 def _text(answer: Any, command: str, parent: str) -> Iterator[str]:

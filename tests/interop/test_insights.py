@@ -248,6 +248,22 @@ def test_the_cli_says_a_job_by_its_id_and_a_rate_as_a_percentage(served: ServerP
     assert funnel[4:7] == [
         "Pflege-7:", "  IMPRESSION                        3      100.0%      100.0%",
         "  VIEW                              1       33.3%       33.3%  3s"], funnel
+    # A job whose id holds a comma is asked for quoted, and said so: its step came
+    # back as job=x,y, which --step reads as job=x and a condition 'y' (and the
+    # refusal of that did not say to quote it).
+    with talent_client(served.address) as talent:
+        talent.create_client_event(parent=TENANT, client_event=talent_v4.ClientEvent(
+            request_id="r9", event_id="e9", create_time=at(9), job_event=talent_v4.JobEvent(
+                type_=TYPE.IMPRESSION, jobs=[f"{TENANT}/jobs/x,y"])))
+    assert text("funnel", "--step", 'IMPRESSION,job="x,y"')[2] == \
+        '  IMPRESSION,job="x,y"              1      100.0%      100.0%'
+    proc = subprocess.run([sys.executable, "-m", "server", "insights", "funnel", "--parent",
+                           TENANT, "--step", "IMPRESSION,job=x,y", "--server", served.address],
+                          cwd=served.workdir, env=env, capture_output=True, text=True,
+                          timeout=CLI_DEADLINE)
+    assert proc.returncode == 2 and proc.stderr == (
+        "footfall: --step 'IMPRESSION,job=x,y': a condition is FIELD=VALUE, got 'y' (a value "
+        'holding a comma is quoted: job="x,y")\n'), proc.stderr
 
 
 def test_a_funnel_of_steps_with_conditions_by_day_and_by_product(
