@@ -2,6 +2,7 @@
 
 import {follow} from "./api.js";
 import {failure, h, table, when} from "./dom.js";
+import {rejectionItem} from "./feed.js";
 import {shortName} from "./format.js";
 import {jsonView} from "./json.js";
 
@@ -68,14 +69,41 @@ export function render(main, ctx) {
   });
   const found = table("Client events",
     ["Created", "Event id", "Request id", "Job event", "Jobs", "Came by"], "", [], [1, 2]);
+  // The tenant's refused client events: a job site with several tenants found them
+  // only among every project's, on the live feed.
+  const refusedList = h("ol", {class: "feed", reversed: true, id: "tenant-refused"});
+  const refusedStatus = h("div", {class: "status", role: "status"});
+  const refused = h("section", {"aria-labelledby": "tenant-refused-h"},
+    h("h3", {id: "tenant-refused-h"}, "Refused requests that named this tenant"),
+    h("p", {class: "hint"}, "Open one to see why, beside the field (a request whose parent ",
+      "was malformed names no tenant: see the live feed)."), refusedStatus, refusedList);
+  // (a button, as the live feed's: a link's #fragment would be a page of the console)
+  const heading = refused.querySelector("h3");
+  heading.setAttribute("tabindex", "-1");
+  const jump = h("button", {type: "button", class: "link"}, "Refused requests");
+  jump.addEventListener("click", () => {
+    heading.scrollIntoView();
+    heading.focus({preventScroll: true});
+  });
   main.append(h("p", {class: "chooser"}, h("label", {for: "tenant"}, "Tenant "), chooser),
     h("p", {class: "hint"}, `The last ${LISTED} stored, then each as it comes, the last `,
       "stored on top; jobs of this tenant by their id. ",
       h("a", {href: `#insights?${new URLSearchParams({parent: tenant})}`},
-        "Counts over them all: Insights"), ". Open an event by its id to see it whole."),
-    status, opened, found.element);
-  follow(`/console/v1/${tenant}/clientEvents`, "clientEvents", {
+        "Counts over them all: Insights"), ". Open an event by its id to see it whole. ",
+      jump, " follow them."),
+    status, opened, found.element, refused);
+  // (once the events' first page is in: each stream holds one of the browser's six
+  // connections to the server, as on the live feed)
+  const followRefusals = () => follow(`/console/v1/${tenant}/rejections`, "rejections", {
     signal: ctx.signal,
+    onError: (error) => refusedStatus.replaceChildren(...(error ? [failure(error)] : [])),
+    onItems: (items) => {
+      for (const rejection of items) refusedList.prepend(h("li", {}, rejectionItem(rejection)));
+      while (refusedList.children.length > LISTED) refusedList.lastChild.remove();
+    },
+  });
+  follow(`/console/v1/${tenant}/clientEvents`, "clientEvents", {
+    signal: ctx.signal, onListed: followRefusals,
     onError: (error) => status.replaceChildren(...(error ? [failure(error)] : [])),
     onItems: (items) => {
       for (const stored of items) {
