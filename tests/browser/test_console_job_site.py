@@ -51,6 +51,8 @@ async def look(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
         jobs = await devtools.evaluate(session, "[...document.querySelectorAll('tbody tr')]"
                                                 ".map(r => r.cells[4].innerText)")
         await photograph(devtools, session, folder, "job-site-default-tenant")
+        # (v4beta1's refusals of the project alone are kept under the project: said so)
+        default_hint = await text_of(devtools, session, "section[aria-labelledby] p.hint")
         await go(devtools, session, f"talent?tenant={OTHER_TENANT}", "#tenant-refused li")
         await focus_and_press(devtools, session, "p.hint button.link")
         refused = {"focused": await devtools.evaluate(session, "document.activeElement.id"),
@@ -59,7 +61,7 @@ async def look(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
                                 ".map(li => li.querySelector('.message').innerText)")}
         await photograph(devtools, session, folder, "job-site-tenant-refused")
         await no_problems(devtools, session)
-        return {"feed": feed, "jobs": jobs, "refused": refused}
+        return {"feed": feed, "jobs": jobs, "refused": refused, "default_hint": default_hint}
 
 
 def test_a_job_site_sees_where_its_events_are_and_each_job_by_its_id(
@@ -81,5 +83,6 @@ def test_a_job_site_sees_where_its_events_are_and_each_job_by_its_id(
     assert seen["jobs"] == ["nurse-7", "nurse-7"], seen["jobs"]
     # A tenant's page shows the requests refused that named it (they were only among
     # every project's, on the live feed), and its hint leads to them.
+    assert "nor does one that named the project alone" in seen["default_hint"], seen
     assert seen["refused"] == {"focused": "tenant-refused-h", "items": [
         "client_event.create_time: is required; client_event.job_event: is required"]}, seen

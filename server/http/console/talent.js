@@ -76,7 +76,9 @@ export function render(main, ctx) {
   const refused = h("section", {"aria-labelledby": "tenant-refused-h"},
     h("h3", {id: "tenant-refused-h"}, "Refused requests that named this tenant"),
     h("p", {class: "hint"}, "Open one to see why, beside the field (a request whose parent ",
-      "was malformed names no tenant: see the live feed)."), refusedStatus, refusedList);
+      "was malformed names no tenant", tenant.endsWith("/tenants/default_tenant")
+        ? ", nor does one that named the project alone, as talent v4beta1's may" : "",
+      ": see the live feed)."), refusedStatus, refusedList);
   // (a button, as the live feed's: a link's #fragment would be a page of the console)
   const heading = refused.querySelector("h3");
   heading.setAttribute("tabindex", "-1");
