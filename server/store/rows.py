@@ -153,9 +153,11 @@ ID_BUCKETS = ("(id >> 14) IN (WITH RECURSIVE b(k) AS (SELECT MAX(id) >> 14 FROM 
               "SELECT k FROM b)")
 
 
-def where_clause(query: EventQuery, placeholder: str = "?") -> tuple[str, list[Any]]:
+def where_clause(query: EventQuery, placeholder: str = "?",
+                 time: str = "event_time_us") -> tuple[str, list[Any]]:
     """SQL condition and parameters for `query` over user_events, with the driver's
-    `placeholder`."""
+    `placeholder`; `time` is how its time bounds name event_time_us (written
+    "+event_time_us", they keep the planner off the time index)."""
     terms = [f"catalog_id = (SELECT id FROM catalogs WHERE name = {placeholder})"]
     params: list[Any] = [query.catalog]
     if query.visitor_ids or query.user_ids:
@@ -175,10 +177,10 @@ def where_clause(query: EventQuery, placeholder: str = "?") -> tuple[str, list[A
         edge = strict + ("=" if bound.inclusive else "")
         if bound.nanos == 0 and bound.inclusive == above:
             # at or after x.000, or before x.000: the microsecond alone decides
-            terms.append(f"event_time_us {wide if above else strict} {placeholder}")
+            terms.append(f"{time} {wide if above else strict} {placeholder}")
             params.append(bound.micros)
             continue
-        terms.append(f"event_time_us {wide} {placeholder} AND (event_time_us {strict} "
+        terms.append(f"{time} {wide} {placeholder} AND (event_time_us {strict} "
                      f"{placeholder} OR event_time_ns {edge} {placeholder})")
         params.extend([bound.micros, bound.micros, bound.nanos])
     if query.joined is not None:

@@ -89,3 +89,22 @@ def test_a_watch_reads_from_the_id_bucket_it_is_at(store: SqliteStore) -> None:
     """Not every entry of the catalog each time it looks for new events."""
     found = console_plan(store, lambda s: s.user_events_after(EventQuery(CATALOG), 70_000, 50))
     assert "(catalog_id=? AND <expr>>?)" in found
+
+
+@pytest.mark.parametrize("terms", [
+    {"after": TimeBound(1_000, True), "before": TimeBound(9_000, False)},
+    {"after": TimeBound(1_000, True, 5), "before": TimeBound(9_000, False, 5)},
+    {"after": TimeBound(1_000, True)},
+    {"event_types": ("search",), "after": TimeBound(1_000, True),
+     "before": TimeBound(9_000, False)},
+], ids=["time-range", "time-range-nanos", "from-a-time", "type-and-time-range"])
+def test_a_watch_of_a_time_range_reads_from_the_id_bucket_it_is_at(
+        store: SqliteStore, terms: dict[str, Any]) -> None:
+    """Not the whole range from the time index each time it looks for new events:
+    a filter with both ends of a time range took SQLite there, and each read of what
+    came since walked every event of the range (300 such watches held every store
+    thread, and another project's one-page list waited seconds)."""
+    found = console_plan(store, lambda s: s.user_events_after(EventQuery(CATALOG, **terms),
+                                                              70_000, 50))
+    assert "(catalog_id=? AND <expr>>?)" in found
+    assert "user_events_dedup" not in found
