@@ -386,14 +386,20 @@ class Feed:
                 log.warning("a watch could not read the store", exc_info=True)
                 await asyncio.sleep(self._poll)
                 continue
+            pushed = chunk is not None
             if chunk is not None:
                 self._hand_out(chunk)
                 pushed_at = loop.time()
+            # Not kept while the feed waits for its next read: the queues that took the
+            # chunk hold it (counted in Held); kept here as well, the last read of each
+            # feed was held outside the bound (200 watches of filters of their own, whose
+            # clients read nothing, held 160 MB of rows and as much of their bytes so).
+            chunk = None
             if position != self.position:
                 self.position = position
-                if full or (chunk is not None and not self._batched):
+                if full or (pushed and not self._batched):
                     continue
-                if chunk is not None:  # the rest comes with the next batch
+                if pushed:  # the rest comes with the next batch
                     await self._pace(loop, pushed_at)
                     continue
                 # none of the rows read was selected: wait for a commit, as after none

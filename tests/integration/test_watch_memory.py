@@ -99,3 +99,45 @@ def test_watches_that_never_read_hold_a_bounded_number_of_bytes(
     # what grpc holds of each watch's message being sent.
     print(f"{rpc}: {most - before:.0f} MiB more with {WATCHES} watches")
     assert most - before < 1024, f"{most - before:.0f} MiB more with {WATCHES} watches"
+
+
+def test_many_feeds_of_small_events_hold_no_read_beside_the_bound(server: Served) -> None:
+    # Each feed kept its last read (its rows and their bytes) while it waited for the
+    # next, outside HELD_BYTES: 200 watches of batches, each of a filter of its own,
+    # whose clients read nothing, while 4 writers sent events of about 2 kB, held 350
+    # to 680 MiB more within 10 s (bounded: about 140).
+    pid, port = server.pid, server.port
+    event = json_format.ParseDict({
+        "eventType": "home-page-view", "visitorId": "v-0",
+        "attributes": {f"a{k}": {"text": ["x" * 100] * 2} for k in range(10)}},
+        user_event_pb2.UserEvent())
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        console = console_pb2_grpc.ConsoleServiceStub(channel)
+        watches = [console.WatchUserEventBatches(console_pb2.WatchUserEventsRequest(
+            parent=CATALOG, filter=f'eventTime > "2020-01-01T00:00:00.{i:06d}Z"'))
+            for i in range(200)]
+        time.sleep(2)  # (every watch open, its feed reading)
+        before = rss_mib(pid)
+        stop = time.monotonic() + 10
+
+        def writer() -> None:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as own:
+                writes = user_event_service_pb2_grpc.UserEventServiceStub(own)
+                while time.monotonic() < stop:
+                    writes.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+                        parent=CATALOG, user_event=event))
+
+        writers = [threading.Thread(target=writer) for _ in range(4)]
+        for thread in writers:
+            thread.start()
+        most = before
+        while time.monotonic() < stop:
+            time.sleep(0.25)
+            most = max(most, rss_mib(pid))
+        for thread in writers:
+            thread.join()
+        for watch in watches:
+            watch.cancel()
+    print(f"{most - before:.0f} MiB more with 200 feeds")
+    # HELD_BYTES (32 MiB) of rows, their bytes, and grpc's copies of the messages sent
+    assert most - before < 300, f"{most - before:.0f} MiB more with 200 feeds"
