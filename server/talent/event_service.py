@@ -69,7 +69,9 @@ class ClientEvents:
             if too_big is not None:
                 violations.append(too_big)
             else:
-                event = event_pb2.ClientEvent.FromString(sent.SerializeToString())
+                # (v4beta1's read as v4's by its bytes; v4's as it came)
+                event = sent if isinstance(sent, event_pb2.ClientEvent) \
+                    else event_pb2.ClientEvent.FromString(sent.SerializeToString())
                 violations.extend(client_event_violations(
                     event, tenant, self._clock.now_ns() // 1_000_000_000, job_name=job_name))
         raise_if_any(violations)
