@@ -298,9 +298,9 @@ def _createdb_advice(params: Mapping[str, Any]) -> str:
                      for flag, key in (("h", "host"), ("p", "port"), ("U", "user"))
                      if params.get(key))
     database = str(params.get("dbname", ""))
+    command = " ".join(part for part in ("createdb", where, shlex.quote(database)) if part)
     return (f"create it first (Footfall makes its tables, not the database): "
-            f"createdb {where} {shlex.quote(database)}, or CREATE DATABASE "
-            f"\"{database}\" in psql").replace("  ", " ")
+            f"{command}, or CREATE DATABASE \"{database}\" in psql")
 
 
 def _will_pass(exc: psycopg.OperationalError) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.store.postgres import url_problem
+from server.store.postgres import _createdb_advice, url_problem
 
 
 @pytest.mark.parametrize("url", [
@@ -28,3 +28,17 @@ def test_what_libpq_says_of_a_url_shows_no_password(url: str, said: str) -> None
     problem = url_problem(url)
     assert problem is not None and said in problem, problem
     assert "hun" not in problem and "ter2" not in problem, problem
+
+
+@pytest.mark.parametrize(("params", "command"), [
+    ({"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "shop"},
+     "createdb -h 127.0.0.1 -p 5432 -U postgres shop,"),
+    ({"dbname": "shop"}, "createdb shop,"),
+    # a name with two spaces in it is said as it is (they were made one)
+    ({"dbname": "my  shop"}, "createdb 'my  shop',"),
+])
+def test_a_database_not_made_is_said_with_the_command_that_makes_it(
+        params: dict[str, object], command: str) -> None:
+    advice = _createdb_advice(params)
+    assert command in advice, advice
+    assert f'CREATE DATABASE "{params["dbname"]}"' in advice, advice
