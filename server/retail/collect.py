@@ -29,9 +29,15 @@ MAX_USER_EVENT_CHARS = 2_000_000
 GET_EVENT_CHARS = 16 * 1024  # in a GET's URL (in_url_violations)
 MAX_URI_CHARS = 5_000
 MAX_ETS_MILLIS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last valid Timestamp
-# Conversion rules for raw_json that this server implements: none yet; Google's
-# service knows e.g. "ga4_bq". A raw_json without a rule must be a UserEvent.
+# Conversion rules for raw_json that this server implements: none. A raw_json
+# without a rule must be a UserEvent.
 KNOWN_PREBUILT_RULES: frozenset[str] = frozenset()
+# Google's rule for a row of the GA4 BigQuery export (CollectUserEventRequest's own
+# example). Not imitated: Google's pages say which GA4 event_name matches each event
+# type, but how a row's fields (user_pseudo_id, items, ecommerce, event_params...)
+# become a UserEvent was not found published, and a guessed conversion could store
+# events that Google's service would store differently, or refuse.
+GA4_BQ_RULE = "ga4_bq"
 
 
 def pixel_body() -> httpbody_pb2.HttpBody:
@@ -103,15 +109,17 @@ def decode_collect_request(request: Any, event: Any) -> list[FieldViolation]:
     Takes `raw_json`, else `user_event` (URL-encoded or plain proto3 JSON); `uri`
     and `ets` fill the event's uri and event_time when it has none. Returns the
     request's violations (size limits, bad JSON, an unknown prebuilt rule), so the
-    caller can report them together with the event's own.
+    caller can report them together with the event's own. A raw_json sent with a
+    rule this server cannot apply is read as a UserEvent all the same (the rule may
+    be a mistake); a JSON object that is not one is reported in one violation,
+    not by the first of its fields a UserEvent lacks.
     """
     violations: list[FieldViolation] = []
     rule = request.prebuilt_rule
     # (an empty one, `prebuiltRule=` from a template, names no rule: it is no rule)
-    if rule and rule not in KNOWN_PREBUILT_RULES:
-        violations.append(FieldViolation(
-            "prebuilt_rule", f"unknown conversion rule {rule!r}; this server implements none, "
-                             "send the UserEvent itself in user_event or raw_json"))
+    refused_rule = bool(rule) and rule not in KNOWN_PREBUILT_RULES
+    if refused_rule:
+        violations.append(FieldViolation("prebuilt_rule", _refused_rule(rule)))
     if len(request.user_event) > MAX_USER_EVENT_CHARS:
         violations.append(FieldViolation(
             "user_event", f"must be at most {MAX_USER_EVENT_CHARS} characters, "
@@ -129,7 +137,17 @@ def decode_collect_request(request: Any, event: Any) -> list[FieldViolation]:
     try:
         # The contract: when raw_json is given, user_event is ignored.
         if request.raw_json:
-            parse_event_json(request.raw_json, "raw_json", event)
+            try:
+                parse_event_json(request.raw_json, "raw_json", event)
+            except InvalidArgument:
+                if not refused_rule or not _is_json_object(request.raw_json):
+                    raise
+                # JSON in the rule's format (a GA4 row): which of its fields a
+                # UserEvent lacks is beside the point, the rule is.
+                event.Clear()
+                violations.append(FieldViolation(
+                    "raw_json", f"is not a UserEvent, and this server cannot apply "
+                                f"prebuilt_rule {rule!r} to convert it"))
         elif request.user_event and len(request.user_event) <= MAX_USER_EVENT_CHARS:
             text = request.user_event
             # Browsers send it URL-encoded; a client library sends plain JSON.
@@ -143,6 +161,23 @@ def decode_collect_request(request: Any, event: Any) -> list[FieldViolation]:
     if not event.HasField("event_time") and _usable_ets(request):
         event.event_time.FromMilliseconds(request.ets)
     return violations
+
+
+def _refused_rule(rule: str) -> str:
+    """Why the prebuilt_rule `rule` is refused, and what to send instead."""
+    instead = "send the UserEvent in user_event, or in raw_json without prebuilt_rule"
+    if rule == GA4_BQ_RULE:
+        return (f"{rule!r} (Google's rule for a row of the GA4 BigQuery export) is not "
+                f"implemented: this server has no conversion rules; {instead}")
+    return (f"unknown conversion rule {rule!r}: this server has none (not even Google's "
+            f"{GA4_BQ_RULE!r}); {instead}")
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(orjson.loads(text), dict)
+    except orjson.JSONDecodeError:
+        return False
 
 
 def _usable_ets(request: Any) -> bool:
