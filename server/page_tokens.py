@@ -1,13 +1,30 @@
-"""What a list's page tokens carry of the question they go on with: a token of one
-list (another parent, another filter) went on at its position in another, where
-AIP-158 asks for INVALID_ARGUMENT. The console's lists and ListOperations bind
-their tokens so (the insights tables carry a fingerprint of their own)."""
+"""Page tokens: what a list's tokens carry of the question they go on with, and
+the signature that makes a token tamper-evident.
+
+A token of one list (another parent, another filter) went on at its position in
+another, where AIP-158 asks for INVALID_ARGUMENT: the console's lists and
+ListOperations bind their tokens to their question (the insights tables carry a
+fingerprint of their own). The console's tokens are also signed with a key the
+store keeps (Store.page_token_key): a check value anyone can compute let a caller
+write a token for any position, so a token's position and question are now only
+what a server wrote, and every server on one store reads the others' tokens."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import re
 import zlib
 
 from server.errors import InvalidArgument
+
+# A signed token is "BODY.TAG", each unpadded base64url; a token of a Footfall from
+# before they were signed is the padded base64url of its body (no dot).
+TAG_BYTES = 16  # of HMAC-SHA256: 128 bits, past guessing
+_PURPOSE = b"footfall page token\0"  # the key signs nothing else, but says what it signs
+_UNSIGNED = re.compile(rb"-?[0-9]+(\.-?[0-9]+)*|(catalogs|tenants):.*", re.DOTALL)
 
 
 def question(*asked: object) -> int:
@@ -21,3 +38,48 @@ def of_another_list(names: str = "parent") -> InvalidArgument:
     return InvalidArgument.field("page_token", f"is a page token of another list: a token "
                                                f"goes on with the {names} and filter it came "
                                                f"with")
+
+
+def signed(key: bytes, body: bytes) -> str:
+    """The page token that carries `body`, signed with `key`."""
+    return f"{_text(body)}.{_text(_tag(key, body))}"
+
+
+def body_of(key: bytes, token: str) -> bytes:
+    """What the page token `token` carries. INVALID_ARGUMENT naming page_token for
+    one `key` did not sign: altered, made up, or of an earlier Footfall."""
+    text, dot, tag = token.partition(".")
+    try:
+        body, given = _bytes(text), _bytes(tag)
+    except (ValueError, binascii.Error):  # (not ASCII: a ValueError)
+        body, given = b"", b""
+    # (a base64 decoder skips what is not of its alphabet: only the text signed() wrote)
+    if dot and hmac.compare_digest(given, _tag(key, body)) and _text(body) == text \
+            and _text(given) == tag:
+        return body
+    if not dot and _was_unsigned(token):
+        raise InvalidArgument.field("page_token", "is a page token of an earlier Footfall, "
+                                                  "which this one does not take: start from "
+                                                  "the first page (no page_token)")
+    raise InvalidArgument.field("page_token", "is not a page token this server issued (it "
+                                              "was changed, or made up)")
+
+
+def _tag(key: bytes, body: bytes) -> bytes:
+    return hmac.new(key, _PURPOSE + body, hashlib.sha256).digest()[:TAG_BYTES]
+
+
+def _text(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _bytes(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
+
+
+def _was_unsigned(token: str) -> bool:
+    """Whether `token` reads as an unsigned token of an earlier Footfall's console."""
+    try:
+        return _UNSIGNED.fullmatch(base64.urlsafe_b64decode(token.encode("ascii"))) is not None
+    except (ValueError, binascii.Error):
+        return False

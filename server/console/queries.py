@@ -190,14 +190,19 @@ _TOKEN_NUMBER = re.compile(rb"-?[0-9]{1,19}")
 
 
 def decode_token(token: str, parts: int) -> tuple[int, ...] | None:
-    """The position a page token holds (`parts` integers); None for no token.
-    INVALID_ARGUMENT for one this server did not make."""
+    """The position an unsigned page token holds (`parts` integers); None for no
+    token. INVALID_ARGUMENT for one this server did not make."""
     if not token:
         return None
     try:
-        texts = base64.urlsafe_b64decode(token.encode()).split(b".")
+        return _numbers(base64.urlsafe_b64decode(token.encode()), parts)
     except (ValueError, binascii.Error):
-        texts = []
+        return _numbers(b"", parts)
+
+
+def _numbers(body: bytes, parts: int) -> tuple[int, ...]:
+    """The `parts` integers of a token's `body`; INVALID_ARGUMENT for other bytes."""
+    texts = body.split(b".")
     # as encode_token writes them: plain decimals a database integer holds
     numbers = tuple(int(t) for t in texts if _TOKEN_NUMBER.fullmatch(t))
     if len(numbers) != parts or len(texts) != parts \
@@ -210,12 +215,18 @@ def encode_token(*position: int) -> str:
     return base64.urlsafe_b64encode(".".join(map(str, position)).encode()).decode()
 
 
-def _position(token: str, parts: int, question: int) -> tuple[int, ...] | None:
-    """The position (`parts` integers) of a token made for `question`; None for no
-    token; INVALID_ARGUMENT for another's."""
-    found = decode_token(token, parts + 1)
-    if found is None:
+def _signed_token(store: Store, *position: int) -> str:
+    """A page token of `position`, signed with `store`'s key (see page_tokens)."""
+    return page_tokens.signed(store.page_token_key(), ".".join(map(str, position)).encode())
+
+
+def _position(store: Store, token: str, parts: int,
+              question: int) -> tuple[int, ...] | None:
+    """The position (`parts` integers) of a token `store`'s servers signed for
+    `question`; None for no token; INVALID_ARGUMENT for another's, or a forged one."""
+    if not token:
         return None
+    found = _numbers(page_tokens.body_of(store.page_token_key(), token), parts + 1)
     if found[-1] != question:
         raise page_tokens.of_another_list()
     return found[:-1]
@@ -325,7 +336,7 @@ def list_user_events(store: Store, events: EventFilter, size: int,
     """A page of the selected events, latest event time first; short (or empty),
     with a token to go on, once the call has looked at SCAN_LIMIT events."""
     question = page_tokens.question(events)
-    position = _position(token, 2, question)
+    position = _position(store, token, 2, question)
     before = None if position is None else (position[0], position[1])
     query, window_end = _window(store, events.query, before)
     answer = console_pb2.ListUserEventsResponse()
@@ -333,8 +344,8 @@ def list_user_events(store: Store, events: EventFilter, size: int,
 
     def after_last() -> console_pb2.ListUserEventsResponse:
         last = answer.user_events[-1]  # full: the next page starts after it
-        answer.next_page_token = encode_token(_micros(last.user_event.event_time), last.id,
-                                              question)
+        answer.next_page_token = _signed_token(store, _micros(last.user_event.event_time),
+                                               last.id, question)
         return answer
 
     while True:
@@ -374,11 +385,11 @@ def list_user_events(store: Store, events: EventFilter, size: int,
             return after_last()
         if not may_continue(rows, batch):
             if window_end is not None:  # the window's end: on from before its time
-                answer.next_page_token = encode_token(window_end, 0, question)
+                answer.next_page_token = _signed_token(store, window_end, 0, question)
             return answer  # (else the last page)
         before = (rows[-1].event_time_us, rows[-1].id)
         if read >= SCAN_LIMIT:  # short, but this call has read enough
-            answer.next_page_token = encode_token(*before, question)
+            answer.next_page_token = _signed_token(store, *before, question)
             return answer
 
 
@@ -413,7 +424,7 @@ def _micros(stamp: object) -> int:
 def list_client_events(store: Store, tenant: str, size: int,
                        token: str) -> console_pb2.ListClientEventsResponse:
     question = page_tokens.question(tenant)
-    position = _position(token, 1, question)
+    position = _position(store, token, 1, question)
     before = None if position is None else position[0]
     answer = console_pb2.ListClientEventsResponse()
     room = PAGE_BYTES
@@ -424,19 +435,19 @@ def list_client_events(store: Store, tenant: str, size: int,
         room, full = _decode_within(answer.client_events, map(stored_client_event_wire, rows),
                                     room)
         if full:
-            answer.next_page_token = encode_token(answer.client_events[-1].id, question)
+            answer.next_page_token = _signed_token(store, answer.client_events[-1].id, question)
             return answer
         if not may_continue(rows, batch):
             return answer  # the last page
         before = rows[-1].id
-    answer.next_page_token = encode_token(answer.client_events[-1].id, question)
+    answer.next_page_token = _signed_token(store, answer.client_events[-1].id, question)
     return answer
 
 
 def list_rejections(store: Store, scope: RejectionScope, size: int,
                     token: str) -> console_pb2.ListRejectionsResponse:
     question = page_tokens.question(scope)
-    position = _position(token, 1, question)
+    position = _position(store, token, 1, question)
     rows = store.rejections_newest(scope.project, size,
                                    None if position is None else position[0], scope.parent)
     answer = console_pb2.ListRejectionsResponse()
@@ -444,7 +455,7 @@ def list_rejections(store: Store, scope: RejectionScope, size: int,
     _, full = _add_within(answer.rejections, (rejections.shown(*row) for row in rows),
                           PAGE_BYTES)
     if full or len(rows) == size:
-        answer.next_page_token = encode_token(answer.rejections[-1].id, question)
+        answer.next_page_token = _signed_token(store, answer.rejections[-1].id, question)
     return answer
 
 
@@ -479,7 +490,7 @@ def list_catalogs(store: Store, project: str | None, size: int, token: str,
     name, then the tenants; their names alone unless `counted`."""
     prefix = "" if project is None else f"projects/{project}/"
     answer = console_pb2.ListCatalogsResponse()
-    first, after = _data_set_position(token)
+    first, after = _data_set_position(store, token)
     for kind in range(first, len(_DATA_SETS)):
         rows, more = store.data_sets(kind == 1, prefix, after, size, counted)
         into = answer.tenants if kind else answer.catalogs
@@ -490,7 +501,7 @@ def list_catalogs(store: Store, project: str | None, size: int, token: str,
                 data_set.last_event_time.FromMicroseconds(row.last_event_us)
                 _time(row.last_received_us, data_set.last_receive_time)
         if more:
-            answer.next_page_token = _data_set_token(kind, rows[-1].name if rows else after)
+            answer.next_page_token = _data_set_token(store, kind, rows[-1].name if rows else after)
             break
         # (a page the catalogs filled asks the tenants for none: only whether any follow)
         size -= len(rows)
@@ -501,18 +512,19 @@ def list_catalogs(store: Store, project: str | None, size: int, token: str,
 _DATA_SETS = ("catalogs", "tenants")
 
 
-def _data_set_token(kind: int, after: str) -> str:
-    return base64.urlsafe_b64encode(f"{_DATA_SETS[kind]}:{after}".encode()).decode()
+def _data_set_token(store: Store, kind: int, after: str) -> str:
+    return page_tokens.signed(store.page_token_key(), f"{_DATA_SETS[kind]}:{after}".encode())
 
 
-def _data_set_position(token: str) -> tuple[int, str]:
+def _data_set_position(store: Store, token: str) -> tuple[int, str]:
     """(0 for the catalogs, 1 for the tenants; the name the page starts after) of a
     ListCatalogs page token; (0, "") for none. INVALID_ARGUMENT for one this server
     did not make."""
     if not token:
         return 0, ""
+    body = page_tokens.body_of(store.page_token_key(), token)
     try:
-        kind, _, after = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        kind, _, after = body.decode().partition(":")
         return _DATA_SETS.index(kind), after
     except (ValueError, binascii.Error):  # (a UnicodeDecodeError is a ValueError)
         raise InvalidArgument.field("page_token", "is not a page token of this list") from None

@@ -105,6 +105,10 @@ class Store(Protocol):
     def close(self) -> None:
         """Flush, then release every resource. Idempotent."""
 
+    def page_token_key(self) -> bytes:
+        """The secret that signs the page tokens of this store's lists, the same for
+        every server on the store (server/page_tokens.py)."""
+
     # -- products (branch is a full branch name with a numeric branch id) -----
 
     def get_products(self, branch: str, product_ids: Sequence[str]) -> dict[str, bytes]:

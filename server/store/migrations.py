@@ -287,6 +287,15 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
     # decode. Recorded, it makes a later Footfall refuse such a store at start-up
     # (`apply_missing`) rather than fail on its reads.
     (11, "stored events may leave out the user id, which its column holds", []),
+    # Values a store keeps for every server on it. Written when first needed (the key
+    # that signs page tokens: SqlStore.page_token_key), not here: a store just made
+    # holds no row, so `footfall copy` still takes it as an empty target.
+    (12, "the store's settings (the key that signs page tokens)", [
+        """CREATE TABLE IF NOT EXISTS settings (
+            name TEXT PRIMARY KEY,
+            value BLOB NOT NULL
+        )""",
+    ]),
 ]
 
 

@@ -11,6 +11,7 @@ event rows in bulk (multi-row INSERT, COPY, unnest) and claiming operations.
 
 from __future__ import annotations
 
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,6 +57,9 @@ MAX_UNCOMMITTED_BYTES = 256 * 1024 * 1024
 # queued behind a step waits for one chunk and the step's commit, not a whole step;
 # alone, the step deletes its whole batch with one commit.
 DELETE_CHUNK = 500
+# The settings row of the key that signs page tokens (server/page_tokens.py), and its size.
+PAGE_TOKEN_KEY = "page_token_key"
+PAGE_TOKEN_KEY_BYTES = 32
 
 
 class Result(Protocol):
@@ -195,6 +199,9 @@ class Statements:
             "UPDATE operations SET lease_owner = ?, lease_expires_us = ? WHERE name = ?")
         self.release = spell("UPDATE operations SET lease_owner = NULL, lease_expires_us = NULL "
                              "WHERE name = ? AND lease_owner = ?")
+        self.setting = spell("SELECT value FROM settings WHERE name = ?")
+        self.add_setting = spell("INSERT INTO settings (name, value) VALUES (?, ?) "
+                                 "ON CONFLICT (name) DO NOTHING")
 
 
 class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
@@ -204,6 +211,8 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
 
     _sql: ClassVar[Statements]
     _committer: GroupCommitter
+    _read_only: bool
+    _page_token_key: bytes | None = None
 
     # -- what a backend provides ----------------------------------------------
 
@@ -523,6 +532,25 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
             return None
         check(current, products)
         return int(found[0][0]) if found else 0
+
+    # -- settings -------------------------------------------------------------------
+
+    def page_token_key(self) -> bytes:
+        """The key that signs the page tokens of this store's lists: made at random by
+        the first server that needs it and kept in the store, so every server on it
+        (replicas on one database, --processes on one file) checks another's tokens;
+        a memory:// store's goes with its process. A read-only store that holds none
+        yet (the CLI on a file no server has paged) gets one for this process alone:
+        it has nowhere to keep one, and its tokens serve its own pages."""
+        if self._page_token_key is None:
+            made = secrets.token_bytes(PAGE_TOKEN_KEY_BYTES)
+            rows = self._fetch(self._sql.setting, (PAGE_TOKEN_KEY,))
+            if not rows and not self._read_only:
+                # ... the first kept wins: two servers making one at once read the same
+                self._write(lambda db: db.execute(self._sql.add_setting, (PAGE_TOKEN_KEY, made)))
+                rows = self._fetch(self._sql.setting, (PAGE_TOKEN_KEY,))
+            self._page_token_key = bytes(rows[0][0]) if rows else made
+        return self._page_token_key
 
     # -- long-running operations ----------------------------------------------------
 

@@ -1,0 +1,106 @@
+"""Signed page tokens (server/page_tokens.py) and the key a store keeps for them:
+one key for every store opened on one file or database, made once; its own for
+each memory:// store; a read-only store that holds none yet still pages."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server import page_tokens
+from server.errors import InvalidArgument
+from server.store import open_store
+
+KEY = b"k" * 32
+
+
+@pytest.fixture(params=["file", "postgres"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store URL two stores (two replicas) open at once."""
+    if request.param == "file":
+        yield f"sqlite:///{tmp_path}/events.db"
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    request.getfixturevalue("postgres_databases").empty(url)  # (no key left by another)
+    yield url
+    request.getfixturevalue("postgres_databases").empty(url)
+
+
+@pytest.fixture
+def stores() -> Iterator[Callable[..., Any]]:
+    """`open(url, **options)` opens a store; all are closed at teardown."""
+    opened: list[Any] = []
+
+    def open_one(url: str, **options: Any) -> Any:
+        opened.append(open_store(url, **options))
+        return opened[-1]
+
+    yield open_one
+    for each in opened:
+        each.close()
+
+
+def refusal(key: bytes, token: str) -> str:
+    with pytest.raises(InvalidArgument) as refused:
+        page_tokens.body_of(key, token)
+    [violation] = refused.value.violations
+    assert violation.field == "page_token"
+    return str(violation.description)
+
+
+def test_a_token_carries_its_body_and_only_its_key_opens_it() -> None:
+    token = page_tokens.signed(KEY, b"1716213787000000.2.12345")
+    assert page_tokens.body_of(KEY, token) == b"1716213787000000.2.12345"
+    assert "changed" in refusal(b"x" * 32, token)
+
+
+@pytest.mark.parametrize("change", [
+    lambda t: t.replace(t[0], "A" if t[0] != "A" else "B", 1),  # the body
+    lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # the tag
+    lambda t: t[:3] + "*" + t[3:],  # a character a base64 decoder would skip
+    lambda t: t + "==",  # padding the signed form leaves out
+    lambda t: t.partition(".")[0],  # the tag left out
+    lambda t: "é" + t,
+    lambda t: "",
+])
+def test_a_changed_token_is_refused(change: Callable[[str], str]) -> None:
+    token = change(page_tokens.signed(KEY, b"catalogs:projects/p/locations/global/catalogs/c"))
+    if not token:
+        return  # (no token is the first page: the lists never ask)
+    assert refusal(KEY, token) == ("is not a page token this server issued (it was changed, "
+                                   "or made up)")
+
+
+@pytest.mark.parametrize("body", [b"1716213787000000.2.12345", b"7.1", b"-3.99",
+                                  b"tenants:projects/p/tenants/t"])
+def test_an_unsigned_token_of_an_earlier_footfall_says_to_start_again(body: bytes) -> None:
+    assert "start from the first page" in refusal(KEY, base64.urlsafe_b64encode(body).decode())
+
+
+def test_stores_on_one_file_or_database_share_one_key(shared_url: str,
+                                                      stores: Callable[..., Any]) -> None:
+    one, two = stores(shared_url), stores(shared_url)
+    assert len(one.page_token_key()) == 32
+    assert two.page_token_key() == one.page_token_key()
+    assert stores(shared_url).page_token_key() == one.page_token_key()  # (kept: read again)
+
+
+def test_each_memory_store_has_a_key_of_its_own(stores: Callable[..., Any]) -> None:
+    one, two = stores("memory://"), stores("memory://")
+    assert one.page_token_key() == one.page_token_key() != two.page_token_key()
+
+
+def test_a_read_only_store_without_a_key_pages_with_one_of_its_own(
+        tmp_path: Path, stores: Callable[..., Any]) -> None:
+    url = f"sqlite:///{tmp_path}/events.db"
+    stores(url).close()
+    reading = stores(url, read_only=True)
+    key = reading.page_token_key()
+    assert reading.page_token_key() == key  # (the same for all its pages)
+    # ... written nowhere: the first server to need one makes the store's
+    served = stores(url).page_token_key()
+    assert served != key and stores(url, read_only=True).page_token_key() == served
