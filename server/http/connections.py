@@ -34,6 +34,12 @@ accept loop here is ours:
   (gateway._expect_later);
 - an HTTP/1.0 request naming a Transfer-Encoding is answered 400, one naming a coding
   besides chunked 501, and its connection closed (see framing_refusal);
+- a request of another version than HTTP/1.0 or 1.1 (aiohttp's parser also reads 0.9
+  and "2.0" request lines, and its answer's status line said the same version back) is
+  answered 505 in HTTP/1.1 and its connection closed, unread past its head; so is an
+  HTTP/0.9 request line (no version: `GET /path`) that begins a connection, at once,
+  where it waited for a head that never ends until the head deadline (see
+  Connection._check_version, _check_first_line);
 - a chunked body in chunks too small (more than FREE_FRAMING_BYTES of framing beyond
   1/FRAMING_SHARE of its data) is refused 400, the rest unparsed (see
   Connection._check_framing);
@@ -137,6 +143,13 @@ HEADS_REFUSAL = _closing_answer("429 Too Many Requests", status_pb2.Status(
     code=code_pb2.RESOURCE_EXHAUSTED,
     message="the server holds too many long request heads (request lines and headers) "
             "at once; retry shortly, or send a large event as a POST body"), retry=True)
+# The HTTP versions served; a request of another is answered 505 (see _version_refusal).
+SERVED_VERSIONS = frozenset({HttpVersion10, HttpVersion11})
+# An HTTP/0.9 request line: a method and a target, no version (RFC 1945 §4.1).
+_SIMPLE_REQUEST = re.compile(rb"[A-Z]{1,20} \S+")
+# The longest first line of a connection looked at for an HTTP/0.9 request line (one
+# that arrives in pieces is kept meanwhile): a longer one is left to aiohttp.
+_FIRST_LINE_BYTES = 1024
 # What a plain http:// request to the port that speaks TLS (--tls-cert) is answered:
 # the handshake it cannot make ended in an empty reply, which told the caller nothing.
 PLAIN_REFUSAL = _closing_answer("400 Bad Request", status_pb2.Status(
@@ -264,7 +277,7 @@ class Connection(web.RequestHandler):
 
     __slots__ = ("_site", "made", "_lost", "_arriving", "_heads", "_held", "_body",
                  "_answered", "_unreadable", "_http2", "_send_watch", "_unsent",
-                 "_framed", "_handling", "_admitted")
+                 "_framed", "_handling", "_admitted", "_wrong_version", "_first_line")
 
     def __init__(self, site: GuardedSite, manager: web.Server, **kwargs: Any) -> None:
         # A body left unread after the answer is drained for as long, no longer.
@@ -289,6 +302,11 @@ class Connection(web.RequestHandler):
         # as JSON (answers.Answers.render): let go once the request is done (see keep).
         self._admitted: Hold | None = None
         self._unsent = 0  # bytes waiting to be sent when the watch last looked
+        # A request of a version not served, as aiohttp reads it (made HTTP/1.1, so that
+        # its refusal is said in HTTP/1.1), and the version it came with
+        self._wrong_version: tuple[RawRequestMessage, str] | None = None
+        # The connection's first line while it arrives (None once it ended, or too long)
+        self._first_line: bytes | None = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -313,6 +331,8 @@ class Connection(web.RequestHandler):
             return
         if not self._request_count and not self._arriving:  # the connection's first bytes
             self._http2 = data.startswith(HTTP2_PREFACE)
+        if self._first_line is not None and self._check_first_line(data):
+            return
         self._arriving += len(data)
         before = self._request_count
         super().data_received(data)
@@ -326,6 +346,7 @@ class Connection(web.RequestHandler):
                 self._heads.extend(_head_bytes(message) for message, _ in messages)
                 message, self._body = messages[-1]
             self._unreadable = not isinstance(message, RawRequestMessage)
+            self._check_version(came)
             # A chunked body's framing is counted from the next data on (see
             # _check_framing): what came with the head is left out on both sides.
             self._framed = None
@@ -336,6 +357,45 @@ class Connection(web.RequestHandler):
             # the next data on, that is counted).
             self._arriving = 0
             self._hold(sum(self._heads))
+
+    def _check_first_line(self, data: bytes) -> bool:
+        """Whether the connection's first line, of which `data` is the next part, is
+        an HTTP/0.9 request line (a method and a target, no version), now answered
+        505 and the connection closed. HTTP/0.9 keeps no connection open, so such a
+        line only ever begins one; aiohttp read it as the start of a head and waited
+        for the rest until the head deadline, then closed without a word. A first
+        line longer than _FIRST_LINE_BYTES is left to aiohttp."""
+        seen = self._first_line
+        assert seen is not None
+        if not seen:
+            data = data.lstrip(b"\r\n")  # (empty lines before a request line are allowed)
+        end = data.find(b"\n", 0, _FIRST_LINE_BYTES + 1 - len(seen))
+        if end < 0:
+            more = len(seen) + len(data) <= _FIRST_LINE_BYTES
+            self._first_line = seen + data if more else None
+            return False
+        self._first_line = None
+        if _SIMPLE_REQUEST.fullmatch((seen + data[:end]).rstrip(b"\r")) is None:
+            return False
+        self._unreadable = True
+        if self.transport is not None:
+            self.transport.write(_version_answer("HTTP/0.9"))
+        self.force_close()
+        return True
+
+    def _check_version(self, came: int) -> None:
+        """The first of the `came` requests just read whose version is not served is
+        made HTTP/1.1 for aiohttp to answer in, and noted: it is answered 505 and the
+        connection closed (see _handle_request); nothing after it is read."""
+        for index in range(len(self._messages) - came, len(self._messages)):
+            message, body = self._messages[index]
+            if isinstance(message, RawRequestMessage) and message.version not in SERVED_VERSIONS:
+                said = f"HTTP/{message.version.major}.{message.version.minor}"
+                message = message._replace(version=HttpVersion11, should_close=True)
+                self._messages[index] = (message, body)
+                self._wrong_version = (message, said)
+                self._unreadable = True
+                return
 
     def _check_framing(self, body: streams.StreamReader) -> None:
         """A chunked body whose chunk framing (size lines and line breaks: the bytes
@@ -360,7 +420,8 @@ class Connection(web.RequestHandler):
     async def _handle_request(self, request: web_request.BaseRequest, start_time: float | None,
                               request_handler: Callable[[web_request.BaseRequest], Any]
                               ) -> tuple[web.StreamResponse, bool]:
-        refusal = url_refusal(request.raw_path) or framing_refusal(request)
+        refusal = self._version_refusal(request) or url_refusal(request.raw_path) \
+            or framing_refusal(request)
         if refusal is not None:  # answered without routing or parsing it (see above)
             async def refuse(_: web_request.BaseRequest) -> web.Response:
                 return refusal
@@ -388,6 +449,17 @@ class Connection(web.RequestHandler):
             if self._heads:
                 self._heads.popleft()
                 self._hold(self._arriving + sum(self._heads))
+
+    def _version_refusal(self, request: web_request.BaseRequest) -> web.Response | None:
+        """505, closing the connection, for the request of a version not served (see
+        _check_version); None for any other."""
+        wrong = self._wrong_version
+        # (the message it was made from: Request.message is deprecated, its attribute not)
+        if wrong is None or request._message is not wrong[0]:
+            return None
+        refusal = _json_refusal(505, _version_status(wrong[1]))
+        refusal.force_close()
+        return refusal
 
     async def finish_response(self, request: web_request.BaseRequest,
                               resp: web.StreamResponse, start_time: float | None
@@ -806,6 +878,21 @@ def framing_refusal(request: web_request.BaseRequest) -> web.Response | None:
         return None
     refusal.force_close()
     return refusal
+
+
+def _version_status(version: str) -> status_pb2.Status:
+    """What a request of `version` (not served) is told."""
+    return status_pb2.Status(
+        code=code_pb2.UNIMPLEMENTED,
+        message=f"this server speaks HTTP/1.1 (and 1.0), not {version}: send the request "
+                f"as HTTP/1.1" + (" (gRPC, over HTTP/2, goes to the gRPC port: --port)"
+                                  if version.startswith("HTTP/2") else ""))
+
+
+def _version_answer(version: str) -> bytes:
+    """The whole HTTP/1.1 answer, closing, to a request of `version` aiohttp never read."""
+    return _closing_answer("505 HTTP Version Not Supported", _version_status(version),
+                           retry=False)
 
 
 def _json_refusal(http: int, status: status_pb2.Status) -> web.Response:
