@@ -35,6 +35,7 @@ from server.names import (
 from server.policy.limits import event_size_violation
 from server.store import ClientEventRow, Store
 from server.store.rows import to_micros
+from server.talent.difference import first_difference
 from server.talent.validation import client_event_violations
 
 
@@ -55,9 +56,9 @@ class ClientEvents:
 
         INVALID_ARGUMENT for a bad parent or event (one over the size limit is not
         looked at further; one created more than a day after the server's time);
-        ALREADY_EXISTS (naming `event_type_name`) when another event of the tenant
-        has its event_id. `tenant_name` and `job_name` parse the parent and the
-        jobs (value, field).
+        ALREADY_EXISTS (naming `event_type_name`, and the first field where the
+        stored event differs) when another event of the tenant has its event_id.
+        `tenant_name` and `job_name` parse the parent and the jobs (value, field).
         """
         violations: list[FieldViolation] = []
         tenant: TenantName | None = gather(violations, tenant_name, parent, "parent")
@@ -83,10 +84,12 @@ class ClientEvents:
             create_time_us=to_micros(created.seconds, created.nanos),
             payload=payload))
         if not is_new and stored != payload:
+            assert sent is not None  # (compared as sent: v4beta1's profile by its name)
+            differs = first_difference(type(sent).FromString(stored), sent, "client_event")
             raise AlreadyExists(
                 event_type_name, f"{tenant}/clientEvents/{event.event_id}",
                 f"client_event.event_id {event.event_id!r} is already used in {tenant} "
-                "by a different event")
+                f"by a different event: its {differs or 'client_event'} differs")
         return bytes(stored)
 
 
