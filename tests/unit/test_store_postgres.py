@@ -40,7 +40,7 @@ from server.config import Settings
 from server.names import default_branch
 from server.operations.runner import JobContext, OperationRunner
 from server.retail import join
-from server.store import EventQuery, EventRow, postgres
+from server.store import EventQuery, EventRow, postgres, sql
 from server.store.group_commit import Join
 from server.store.postgres import POSTGRES, WRITERS_LOCK, PostgresStore
 from server.store.rollups import DAY_US, Gap
@@ -644,6 +644,66 @@ def test_a_gap_opened_while_another_replica_waits_for_the_turn_deadlocks_nothing
         waiting.set()
         first.close()
         second.close()
+
+
+def test_a_purge_step_gives_way_to_another_replicas_writes(
+        database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A purge's step of one replica holds the writers' turn every replica's writes take:
+    # once a write of another replica waits for it, the step ends after the chunk it is
+    # deleting (as it does for a write of its own process), and the write commits before
+    # the purge's next step; nothing is lost. (Before, the step saw only its own
+    # process's queue and deleted its whole batch while the other replica waited.)
+    monkeypatch.setattr(sql, "DELETE_CHUNK", 2)
+    purging, writing = PostgresStore(database), PostgresStore(database)
+    failed: list[BaseException] = []
+    try:
+        purging.write_user_events([row(f"v{i}") for i in range(10)])
+        writing.write_user_events([row("warm-up")])  # (its catalog known: one statement)
+        ids = sorted(i for i, _ in purging.list_user_events(EventQuery(CATALOG), 20))
+        name = "operations/purge-1"
+        purging.create_operation(OperationRecord(name=name, kind="purge", done=False,
+                                                 create_time_us=1, request=b"", operation=b""))
+        assert purging.claim_operation("a", 1, 10**12, lambda _: False) is not None
+        step = Step(delete_events=EventQuery(CATALOG), delete_after_id=ids[0] - 1,
+                    delete_until_id=ids[-1], delete_limit=len(ids))
+        results: list[Any] = []
+
+        def run_step(after: int) -> None:
+            try:
+                results.append(purging.run_step(
+                    name, "a", dataclasses.replace(step, delete_after_id=after), 10**12,
+                    lambda _: Progress(b"", b"", False)))
+            except BaseException as exc:  # (a thread's own would be lost)
+                failed.append(exc)
+
+        with psycopg.connect(database) as blocker:
+            # the first chunk's DELETE waits for a row lock, its step holding the turn
+            blocker.execute("SELECT id FROM user_events WHERE id = %s FOR UPDATE", (ids[0],))
+            stepping = threading.Thread(target=run_step, args=(ids[0] - 1,))
+            stepping.start()
+            assert poll(lambda: holding_the_writers_turn(database))
+            late = threading.Thread(target=lambda: writing.write_user_events([row("late")]))
+            late.start()
+            assert poll(lambda: waiting_for_the_writers_turn(database))
+            blocker.rollback()
+        stepping.join(10)
+        late.join(10)  # (a generous deadline: the write waited for one chunk)
+        assert not failed, failed
+        assert not late.is_alive()
+        (first,) = results
+        assert (first.deleted, first.deleted_through) == (2, ids[1])
+        visitors = {json_format.MessageToDict(user_event_pb2.UserEvent.FromString(payload))[
+            "visitorId"] for _, payload in writing.list_user_events(EventQuery(CATALOG), 20)}
+        assert "late" in visitors and len(visitors) == len(ids) - 2 + 1
+        run_step(ids[1])  # nothing waits now: the rest of the range in one step
+        assert not failed, failed
+        assert (results[-1].deleted, results[-1].deleted_through) == (len(ids) - 2, ids[-1])
+        assert [json_format.MessageToDict(user_event_pb2.UserEvent.FromString(payload))[
+            "visitorId"] for _, payload in writing.list_user_events(EventQuery(CATALOG),
+                                                                   20)] == ["late"]
+    finally:
+        purging.close()
+        writing.close()
 
 
 def deadlocks_found(database: str) -> int:
