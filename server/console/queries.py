@@ -64,14 +64,16 @@ class EventFilter:
         return bool(self.session_ids or self.product_ids)
 
     @functools.cached_property
-    def _needles(self) -> tuple[bytes, ...]:
+    def needles(self) -> tuple[bytes, ...]:
+        """The UTF-8 bytes of each session and product id looked for: the stored
+        bytes of an event selected hold every one (see may_select)."""
         return tuple(text.encode() for text in (*self.session_ids, *self.product_ids))
 
     def may_select(self, payload: bytes) -> bool:
         """False if the serialized event `payload` cannot be selected: a session or
         product id looked for is not among its bytes (a string field holds its
         UTF-8 bytes as they are), so it need not be decoded."""
-        return all(needle in payload for needle in self._needles)
+        return all(needle in payload for needle in self.needles)
 
     def selects(self, event: user_event_pb2.UserEvent) -> bool:
         named = {d.product.id for d in event.product_details}
@@ -406,13 +408,15 @@ def _selected_products(events: EventFilter, payload: bytes) -> int | None:
 
 def count_user_events(store: Store, events: EventFilter) -> int:
     """How many events `events` selects: counted by the store, or, with terms on
-    decoded events, by reading every event the store's terms select."""
+    decoded events, by decoding the events the store finds holding the bytes of
+    every session and product id looked for (among those its terms select)."""
     if not events.on_events:
         return store.count_user_events(events.query)
     count, before = 0, None
-    while rows := store.user_events_newest(events.query, SCAN_LIMIT, before):
+    while rows := store.user_events_newest(events.query, SCAN_LIMIT, before,
+                                           containing=events.needles):
         stop_if_abandoned()
-        count += len(matching(rows, events))
+        count += sum(1 for row in rows if _selected_products(events, row.payload) is not None)
         before = (rows[-1].event_time_us, rows[-1].id)
     return count
 

@@ -224,7 +224,8 @@ class Store(Protocol):
     # -- the console (documented in server/store/console.py) ----------------
 
     def user_events_newest(self, query: EventQuery, limit: int,
-                           before: tuple[int, int] | None = None) -> list[StoredEvent]: ...
+                           before: tuple[int, int] | None = None,
+                           containing: Sequence[bytes] = ()) -> list[StoredEvent]: ...
 
     def user_event_time_past(self, query: EventQuery, before: tuple[int, int] | None,
                              skip: int) -> int | None: ...

@@ -164,9 +164,12 @@ class ConsoleSql:
     # -- user events -----------------------------------------------------------
 
     def user_events_newest(self, query: EventQuery, limit: int,
-                           before: tuple[int, int] | None = None) -> list[StoredEvent]:
+                           before: tuple[int, int] | None = None,
+                           containing: Sequence[bytes] = ()) -> list[StoredEvent]:
         """Up to `limit` events `query` selects, latest event time first (then the
-        latest stored), after the (event_time_us, id) position `before`."""
+        latest stored), after the (event_time_us, id) position `before`; only those
+        whose stored bytes contain each of `containing` (compared in the database:
+        a row that cannot match is neither sent nor unpacked)."""
         mark = self._dialect.mark
         where, params = where_clause(query, mark)
         # A visitor or user has few events: find them by their index and sort them
@@ -179,6 +182,9 @@ class ConsoleSql:
             where += (f" AND {time} <= {mark} AND (event_time_us < {mark} "
                       f"OR id < {mark})")
             params += [before[0], before[0], before[1]]
+        for needle in containing:
+            where += f" AND {self._dialect.spell(self._dialect.contains.format(column='event'))}"
+            params.append(needle)
         return self._events(query.catalog, where, params, f"{time} DESC, id DESC", limit)
 
     def user_event_time_past(self, query: EventQuery, before: tuple[int, int] | None,

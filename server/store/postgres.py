@@ -187,7 +187,7 @@ class _ProductsChanged(Exception):
 
 # FOR UPDATE: the rows a write reads stay locked against other replicas until it commits.
 POSTGRES = Dialect(name="postgresql", mark="%s", lock=" FOR UPDATE", walk="",
-                   contains="position(?::bytea in product) > 0", arrays=True)
+                   contains="position(?::bytea in {column}) > 0", arrays=True)
 
 
 def _text(value: str) -> str:

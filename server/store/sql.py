@@ -104,7 +104,8 @@ class Dialect:
     mark: str  # the driver's parameter placeholder
     lock: str  # after a SELECT in a write: keep its rows locked until the commit
     walk: str  # after `user_events` in a purge's batch: how its rows are walked
-    contains: str  # condition: the product's bytes contain the parameter's (`?` spelling)
+    # condition: the bytes of the column `{column}` contain the parameter's (`?` spelling)
+    contains: str
     arrays: bool  # a list of values is one array parameter, not one parameter each
 
     def spell(self, sql: str) -> str:
@@ -152,7 +153,7 @@ class Statements:
                                    "AND product_id > ? ORDER BY product_id LIMIT ?")
         self.products_containing = spell(
             "SELECT product_id, product FROM products WHERE branch = ? AND product_id > ? "
-            f"AND {dialect.contains} ORDER BY product_id LIMIT ?")
+            f"AND {dialect.contains.format(column='product')} ORDER BY product_id LIMIT ?")
         self.product_for_write = spell("SELECT product FROM products WHERE branch = ? AND "
                                        f"product_id = ?{dialect.lock}")
         self.insert_product = spell("INSERT INTO products (branch, product_id, product, "

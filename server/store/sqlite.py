@@ -73,7 +73,7 @@ _ROWS_PER_STATEMENT = 500
 # (catalog, time) index SQLite would gather every matching row and sort it on each
 # batch, which grows with the table. instr() over two BLOBs compares bytes, in C.
 SQLITE = Dialect(name="sqlite", mark="?", lock="", walk=" NOT INDEXED",
-                 contains="instr(product, ?) > 0", arrays=False)
+                 contains="instr({column}, ?) > 0", arrays=False)
 
 
 class SqliteStore(SqlStore[sqlite3.Connection]):

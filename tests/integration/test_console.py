@@ -791,8 +791,9 @@ def test_one_project_cannot_take_every_http_stream(settings: Settings, clock: An
 
 
 def visited(count: int) -> list[EventRow]:
-    return [EventRow.from_event(PARENT, event(visitorId=f"v{n}"), joined=True)
-            for n in range(count)]
+    """`count` events, each of a session of its own named session-N."""
+    return [EventRow.from_event(PARENT, event(visitorId=f"v{n}", sessionId=f"session-{n}"),
+                                joined=True) for n in range(count)]
 
 
 def test_a_filter_no_index_seeks_looks_at_a_bounded_window_a_call(
@@ -846,8 +847,10 @@ class SlowReads:
         pytest.fail(f"reads go on: {self.reads}")
 
 
+# A session no event has, whose bytes every event of visited() holds: each is read.
+NO_SESSION = 'sessionId = "session-"'
 COUNT_SESSION = (f"/console/v1/{PARENT}/userEvents:count?filter="
-                 + urllib.parse.quote('sessionId = "nobody"'))
+                 + urllib.parse.quote(NO_SESSION))
 
 
 def test_a_long_read_past_its_deadline_stops_and_is_recorded_so(
@@ -886,7 +889,7 @@ def test_a_long_read_past_its_grpc_deadline_stops(
     reads = SlowReads(running, monkeypatch)
     with pytest.raises(grpc.RpcError) as ended:
         console.CountUserEvents(console_pb2.CountUserEventsRequest(
-            parent=PARENT, filter='sessionId = "nobody"'), timeout=0.2)
+            parent=PARENT, filter=NO_SESSION), timeout=0.2)
     assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert reads.settled() < 15  # of 30
 

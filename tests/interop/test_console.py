@@ -100,6 +100,36 @@ def fields_of(rejection: dict[str, Any]) -> list[str]:
     return [v["field"] for v in rejection.get("fieldViolations", [])]
 
 
+def test_counts_by_session_and_product(served: ServerProcess,
+                                      channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    # Counted from the events the store finds holding the ids' bytes, each then
+    # decoded: an id inside another ("s-3" in "s-30"), or held by another field (a
+    # visitor, a search query), is no match.
+    retail = retail_client(served.address)
+    sent = [("v0", "s-3", ["sku-1"]), ("v1", "s-30", ["sku-1", "sku-10"]),
+            ("s-3", "s-4", ["sku-10"]), ("v3", "s-3", []), ("v4", "", ["sku-é"])]
+    for visitor, session, products in sent:
+        retail.write_user_event(retail_v2.WriteUserEventRequest(
+            parent=CATALOG, user_event=retail_v2.UserEvent(
+                event_type="add-to-cart" if products else "search", visitor_id=visitor,
+                session_id=session, search_query="" if products else "sku-1",
+                product_details=[retail_v2.ProductDetail(product=retail_v2.Product(id=p))
+                                 for p in products])), timeout=RPC_DEADLINE)
+    console = Console(channels(served))
+
+    def count(text: str) -> int:
+        return int(console.call("CountUserEvents", parent=CATALOG, filter=text)
+                   .get("count", "0"))
+
+    assert count('sessionId = "s-3"') == 2
+    assert count('productId = "sku-1"') == 2
+    assert count('productId = "sku-10"') == 2
+    assert count('productId = "sku-1" sessionId = "s-3"') == 1
+    assert count('productId = "sku-é"') == 1
+    assert count('sessionId = "s-5"') == 0
+    assert count('sessionId = "s-3" eventType = "search"') == 1
+
+
 def test_every_way_in_is_seen_and_every_refusal_with_its_field(
         served: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
     retail = retail_client(served.address)

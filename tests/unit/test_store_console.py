@@ -44,6 +44,34 @@ def test_user_events_newest_first_in_keyset_pages(store: Any) -> None:
     assert seen == ["v4", "v0", "v3", "v2", "v1"]
 
 
+def test_user_events_newest_holding_some_bytes(store: Any) -> None:
+    # The bytes are looked for in the database, in the event as stored (packed: its
+    # session and product ids are among its bytes), each of them; pages go on alike.
+    store.write_user_events([
+        row("v0", sessionId="s-3", time="2024-01-01T00:00:00Z"),
+        row("v1", sessionId="s-30", time="2024-01-02T00:00:00Z"),
+        row("v2", sessionId="s-4", time="2024-01-03T00:00:00Z",
+            productDetails=[{"product": {"id": "sku-é"}}]),
+        row("v3", sessionId="s-3", time="2024-01-04T00:00:00Z",
+            productDetails=[{"product": {"id": "sku-é"}}]),
+        row("s-3", time="2024-01-05T00:00:00Z")])  # (a visitor id is a column, not stored)
+    store.write_user_events([row("other", catalog=CATALOG + "x", sessionId="s-3")])
+
+    def holding(*needles: bytes, limit: int = 10) -> list[str]:
+        seen, before = [], None
+        while page := store.user_events_newest(EventQuery(CATALOG), limit, before,
+                                               containing=needles):
+            seen += [visitor(e.payload) for e in page]
+            before = (page[-1].event_time_us, page[-1].id)
+        return seen
+
+    assert holding(b"s-3") == ["v3", "v1", "v0"]
+    assert holding(b"s-3", limit=1) == ["v3", "v1", "v0"]
+    assert holding("sku-é".encode(), b"s-3") == ["v3"]
+    assert holding(b"s-5") == []
+    assert holding() == ["s-3", "v3", "v2", "v1", "v0"]
+
+
 def test_the_time_an_event_some_places_past_a_position_has(store: Any) -> None:
     days = [1, 3, 2, 2, 4]  # newest first: 4, 3, 2, 2 (the later stored first), 1
     store.write_user_events([row(f"v{i}", "rare" if d == 1 else "home-page-view",
