@@ -222,13 +222,14 @@ def postgres_available() -> bool:
 
 
 @contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one benchmark; dropped afterwards."""
+def postgres_database(prefix: str = "footfall_bench") -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one benchmark (named `prefix`_ and a
+    random suffix); dropped afterwards."""
     import secrets
 
     import psycopg
 
-    name = f"footfall_bench_{secrets.token_hex(4)}"
+    name = f"{prefix}_{secrets.token_hex(4)}"
     with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
     base = ADMIN_DSN.rsplit("/", 1)[0]
