@@ -43,7 +43,7 @@ from google.rpc import error_details_pb2
 from server.clock import Clock
 from server.console import origin
 from server.errors import FootfallError, Unauthenticated
-from server.names import is_project_id
+from server.names import DEFAULT_TENANT_ID, is_project_id
 from server.periodic import Periodic
 from server.policy.auth import WRITER_METHODS, NotYourProject, project_of
 from server.store.base import Store
@@ -164,6 +164,22 @@ def _project(parent: str) -> str:
     return project if is_project_id(project) else ""
 
 
+# Talent v4beta1 takes a project alone (projects/P) for its default tenant, whose
+# events are kept under projects/P/tenants/DEFAULT_TENANT_ID: so are its refusals,
+# listed with the tenant's (its page showed none of them; Rejection.parent stays as
+# sent).
+_DEFAULT_TENANT_METHOD = "/google.cloud.talent.v4beta1.EventService/CreateClientEvent"
+
+
+def kept_under(method: str, parent: str) -> str:
+    """The parent a refusal of a call to `method` that named `parent` is listed by:
+    `parent`, or the default tenant of a project alone named to talent v4beta1."""
+    if method == _DEFAULT_TENANT_METHOD and parent.startswith("projects/") \
+            and parent.count("/") == 1 and is_project_id(parent[len("projects/"):]):
+        return f"{parent}/tenants/{DEFAULT_TENANT_ID}"
+    return parent
+
+
 def _parent(request: Any) -> str:
     parent = getattr(request, "parent", "")
     if not isinstance(parent, str):
@@ -255,7 +271,7 @@ class Rejections:
                 self._queue()
             return
         project, common = self._alike_part(alike, error)
-        self._keep([RejectionRow(project, parent, now_ns // 1000,
+        self._keep([RejectionRow(project, kept_under(method, parent), now_ns // 1000,
                                  common + _time(now_ns) + _request(request, data))], same)
 
     def import_failures(self, operation: str, failures: Sequence[str]) -> None:

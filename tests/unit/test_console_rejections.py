@@ -402,3 +402,22 @@ def test_a_refusal_of_no_project_id_is_kept_under_none_and_spares_its_batch(
     assert len(store.rejections_after(None, 0, 10)) == 1  # (its request cut: a long one)
     kept = store._fetch("SELECT project FROM rejections", ())  # type: ignore[attr-defined]
     assert [tuple(row) for row in kept] == [("",)]
+
+
+@pytest.mark.parametrize(("method", "parent", "kept"), [
+    ("/google.cloud.talent.v4beta1.EventService/CreateClientEvent", "projects/p",
+     "projects/p/tenants/default_tenant"),
+    ("/google.cloud.talent.v4beta1.EventService/CreateClientEvent", "projects/p/tenants/t",
+     "projects/p/tenants/t"),
+    ("/google.cloud.talent.v4beta1.EventService/CreateClientEvent", "projects/-", "projects/-"),
+    ("/google.cloud.talent.v4beta1.EventService/CreateClientEvent", "projects/", "projects/"),
+    ("/google.cloud.talent.v4beta1.EventService/CreateClientEvent", "projects/a b",
+     "projects/a b"),
+    ("/google.cloud.talent.v4.EventService/CreateClientEvent", "projects/p", "projects/p"),
+    ("/google.cloud.retail.v2.UserEventService/WriteUserEvent", "projects/p", "projects/p"),
+], ids=["v4beta1-project-alone", "v4beta1-tenant", "every-project", "no-project",
+        "not-a-project-id", "v4", "retail"])
+def test_a_v4beta1_refusal_of_a_project_alone_is_kept_under_its_default_tenant(
+        method: str, parent: str, kept: str) -> None:
+    """As its events are (the tenant's list of refusals held none of them)."""
+    assert rejections.kept_under(method, parent) == kept
