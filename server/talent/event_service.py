@@ -36,7 +36,7 @@ from server.policy.limits import event_size_violation
 from server.store import ClientEventRow, Store
 from server.store.rows import to_micros
 from server.talent.difference import first_difference
-from server.talent.validation import client_event_violations
+from server.talent.validation import client_event_violations, holds_profile_event
 
 
 class ClientEvents:
@@ -49,7 +49,8 @@ class ClientEvents:
 
     async def create(self, parent: str, sent: Message | None, event_type_name: str,
                      tenant_name: Callable[[str, str], TenantName] = parse_tenant,
-                     job_name: Callable[[str, str], JobName] = parse_job) -> bytes:
+                     job_name: Callable[[str, str], JobName] = parse_job,
+                     profile_event: bool = False) -> bytes:
         """Store the client event `sent` (None when the request had none) under the
         tenant `parent`; returns the stored event's bytes (an identical retry's are
         the first event's).
@@ -58,7 +59,9 @@ class ClientEvents:
         looked at further; one created more than a day after the server's time);
         ALREADY_EXISTS (naming `event_type_name`, and the first field where the
         stored event differs) when another event of the tenant has its event_id.
-        `tenant_name` and `job_name` parse the parent and the jobs (value, field).
+        `tenant_name` and `job_name` parse the parent and the jobs (value, field);
+        `profile_event`: the event came with v4beta1's former profile_event, refused
+        naming it (see validation.PROFILE_EVENT_NUMBER).
         """
         violations: list[FieldViolation] = []
         tenant: TenantName | None = gather(violations, tenant_name, parent, "parent")
@@ -74,7 +77,8 @@ class ClientEvents:
                 event = sent if isinstance(sent, event_pb2.ClientEvent) \
                     else event_pb2.ClientEvent.FromString(sent.SerializeToString())
                 violations.extend(client_event_violations(
-                    event, tenant, self._clock.now_ns() // 1_000_000_000, job_name=job_name))
+                    event, tenant, self._clock.now_ns() // 1_000_000_000, job_name=job_name,
+                    profile_event=profile_event))
         raise_if_any(violations)
         assert tenant is not None and event is not None
         payload = event.SerializeToString(deterministic=True)
@@ -119,9 +123,13 @@ class EventServiceV4beta1(v4beta1_service_pb2_grpc.EventServiceServicer):
                                 context: grpc.aio.ServicerContext
                                 ) -> v4beta1_event_pb2.ClientEvent:
         """As v4's; a parent of a project alone (projects/*) is its default tenant,
-        whose jobs may be named projects/*/jobs/*."""
+        whose jobs may be named projects/*/jobs/*; an event holding a profile_event
+        (of v4beta1's earlier contract) is INVALID_ARGUMENT naming it."""
+        sent = request.client_event if request.HasField("client_event") else None
+        profile_event = sent is not None and holds_profile_event(sent)
+        # (server/rpc.py leaves this method's unknown fields to it, to see that one)
+        request.DiscardUnknownFields()
         stored = await self._events.create(
-            request.parent, request.client_event if request.HasField("client_event") else None,
-            v4beta1_event_pb2.ClientEvent.DESCRIPTOR.full_name,
-            parse_tenant_or_project, parse_job_or_default_tenant_job)
+            request.parent, sent, v4beta1_event_pb2.ClientEvent.DESCRIPTOR.full_name,
+            parse_tenant_or_project, parse_job_or_default_tenant_job, profile_event)
         return v4beta1_event_pb2.ClientEvent.FromString(stored)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from footfall.talent.v4 import event_pb2
-from google.protobuf import timestamp_pb2
+from google.protobuf import timestamp_pb2, unknown_fields
 
 from server.errors import FieldViolation, gather
 from server.names import NUL_REFUSED, JobName, TenantName, parse_job
@@ -15,12 +15,28 @@ from server.retail.validation import MAX_AHEAD_SECONDS
 MAX_ID = 255
 # proto3 keeps an enum number it does not know: only the contract's are events.
 _KNOWN_TYPES = frozenset(event_pb2.JobEvent.JobEventType.values())
+# ClientEvent.profile_event (a ProfileEvent, of the oneof `event` beside job_event):
+# talent v4beta1's until Google took its Profile API out of v4beta1, and never v4's.
+# Neither contract has it now, yet a client built on the older v4beta1 sends it: its
+# event was refused as one without a job_event ("job_event: is required"), the
+# field it held dropped unseen as every unknown field is (server/rpc.py).
+PROFILE_EVENT_NUMBER = 6
+PROFILE_EVENT_REFUSED = ("is not stored: this server stores job events only (profile events "
+                         "were talent v4beta1's, and Google has since removed them from "
+                         "v4beta1; v4 has none); send the event as a job_event")
+
+
+def holds_profile_event(event: Any) -> bool:
+    """Whether the v4beta1 ClientEvent `event`, as it came (its unknown fields not
+    dropped yet), holds a profile_event (PROFILE_EVENT_NUMBER)."""
+    unknown = unknown_fields.UnknownFieldSet(event)
+    return any(unknown[i].field_number == PROFILE_EVENT_NUMBER for i in range(len(unknown)))
 
 
 def client_event_violations(event: Any, tenant: TenantName | None, now_s: int | None = None,
                             path: str = "client_event",
-                            job_name: Callable[[str, str], JobName] = parse_job
-                            ) -> list[FieldViolation]:
+                            job_name: Callable[[str, str], JobName] = parse_job,
+                            profile_event: bool = False) -> list[FieldViolation]:
     """Every rule `event` breaks for the tenant `tenant` (None if the parent was bad).
 
     Needs event_id, create_time and a job_event of a known type naming at least
@@ -28,7 +44,8 @@ def client_event_violations(event: Any, tenant: TenantName | None, now_s: int | 
     time: a create_time more than MAX_AHEAD_SECONDS after it is refused, as a
     retail event_time is (one stamped a year ahead headed the tenant's newest
     events, and its "last event", until the tenant was reset). `job_name` parses
-    a job's name (value, field).
+    a job's name (value, field). `profile_event`: the event came with one
+    (`holds_profile_event`), refused naming it (not as one lacking a job_event).
     """
     out: list[FieldViolation] = []
     if not event.event_id:
@@ -49,8 +66,11 @@ def client_event_violations(event: Any, tenant: TenantName | None, now_s: int | 
             f"{path}.create_time", "must be at most a day after the server's time "
             f"({timestamp_pb2.Timestamp(seconds=now_s).ToJsonString()}), got "
             f"{event.create_time.ToJsonString()}"))
+    if profile_event:
+        out.append(FieldViolation(f"{path}.profile_event", PROFILE_EVENT_REFUSED))
     if not event.HasField("job_event"):
-        out.append(FieldViolation(f"{path}.job_event", "is required"))
+        if not profile_event:
+            out.append(FieldViolation(f"{path}.job_event", "is required"))
         return out
     job_event = event.job_event
     if job_event.type == 0:

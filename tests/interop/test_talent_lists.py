@@ -1,7 +1,11 @@
 """A talent tenant's refusals as the console lists them, written through the
 official google-cloud-talent clients (v4 and v4beta1) to a `footfall serve`
-subprocess, read back over the console's REST routes: talent v4beta1's refusals of a
-project alone (its default tenant) among the default tenant's, as its events are.
+subprocess, read back over the console's REST routes:
+
+- talent v4beta1's refusals of a project alone (its default tenant) among the
+  default tenant's, as its events are;
+- a v4beta1 event holding a profile_event (of v4beta1's earlier contract, which
+  Google has since taken out of it) refused naming that field.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ from google.cloud import talent_v4, talent_v4beta1
 from google.cloud.talent_v4beta1.services.event_service.transports import (
     EventServiceGrpcTransport as V4beta1Transport,
 )
+from google.protobuf import timestamp_pb2
 
-from .support import RPC_DEADLINE, ServerProcess, wait_until
+from .support import RPC_DEADLINE, ServerProcess, assert_names_fields, wait_until
+
+VIEW = talent_v4beta1.JobEvent.JobEventType.VIEW
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +42,13 @@ def listed(server: ServerProcess, path: str, **query: Any) -> dict[str, Any]:
     assert answer.status_code == 200, answer.text
     body: dict[str, Any] = answer.json()
     return body
+
+
+def beta_event(tenant: str, event_id: str, seconds: int = 1_716_213_787
+               ) -> talent_v4beta1.ClientEvent:
+    return talent_v4beta1.ClientEvent(
+        event_id=event_id, create_time=timestamp_pb2.Timestamp(seconds=seconds),
+        job_event=talent_v4beta1.JobEvent(type_=VIEW, jobs=[f"{tenant}/jobs/nurse-night"]))
 
 
 def test_v4beta1_refusals_of_a_project_alone_are_its_default_tenants(
@@ -71,3 +85,62 @@ def test_v4beta1_refusals_of_a_project_alone_are_its_default_tenants(
     assert reset.json().get("deletedRejectionsCount") == "1", reset.text
     assert [r["method"] for r in listed(server, f"{project}/rejections")["rejections"]] == [
         "/google.cloud.talent.v4.EventService/CreateClientEvent"]
+
+
+# A ProfileEvent as a client built on v4beta1's earlier contract sends it, as
+# ClientEvent field 6: type VIEW (1: 2), profiles (2), jobs (6).
+def profile_event(tenant: str) -> bytes:
+    inner = b"\x08\x02" + delimited(b"\x12", f"{tenant}/profiles/candidate-7".encode()) \
+        + delimited(b"\x32", f"{tenant}/jobs/nurse-night".encode())
+    return delimited(b"\x32", inner)
+
+
+def delimited(tag: bytes, data: bytes) -> bytes:
+    """A length-delimited field: its tag, its length (a varint) and `data`."""
+    length, size = b"", len(data)
+    while size > 0x7F:
+        length += bytes([size & 0x7F | 0x80])
+        size >>= 7
+    return tag + length + bytes([size]) + data
+
+
+def test_a_v4beta1_profile_event_is_refused_naming_it(
+        talent_beta: talent_v4beta1.EventServiceClient, talent: talent_v4.EventServiceClient,
+        server: ServerProcess, tenant: str) -> None:
+    """Google's v4beta1 no longer has ClientEvent.profile_event (google-cloud-talent's
+    talent_v4beta1 has no ProfileEvent), yet clients built on its earlier contract
+    send one: refused naming it (it was dropped unseen and the event refused as one
+    without a job_event), nothing stored."""
+    sent = talent_v4beta1.ClientEvent(event_id="profiled",
+                                      create_time=timestamp_pb2.Timestamp(seconds=1_716_213_787))
+    talent_v4beta1.ClientEvent.pb(sent).MergeFromString(profile_event(tenant))
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        talent_beta.create_client_event(parent=tenant, client_event=sent, timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, ["client_event.profile_event"])
+    assert "this server stores job events only" in refused.value.message
+    # beside a job_event too (it would have been dropped, the job event stored)
+    both = beta_event(tenant, "both")
+    talent_v4beta1.ClientEvent.pb(both).MergeFromString(profile_event(tenant))
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        talent_beta.create_client_event(parent=tenant, client_event=both, timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, ["client_event.profile_event"])
+    # ... and with the event's other faults, all in one answer
+    bad = talent_v4beta1.ClientEvent(event_id="")
+    talent_v4beta1.ClientEvent.pb(bad).MergeFromString(profile_event(tenant))
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        talent_beta.create_client_event(parent=tenant, client_event=bad, timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, ["client_event.event_id", "client_event.create_time",
+                                        "client_event.profile_event"])
+    assert listed(server, f"{tenant}/clientEvents") == {}
+    # Another field v4beta1 does not know is dropped, as before: the event is stored
+    # without it (v4's same event is its identical retry).
+    other = beta_event(tenant, "unknown-field")
+    talent_v4beta1.ClientEvent.pb(other).MergeFromString(b"\x52\x04note")  # field 10
+    created = talent_beta.create_client_event(parent=tenant, client_event=other,
+                                              timeout=RPC_DEADLINE)
+    assert talent_v4beta1.ClientEvent.serialize(created) == \
+        talent_v4beta1.ClientEvent.serialize(beta_event(tenant, "unknown-field"))
+    as_v4 = talent_v4.ClientEvent.deserialize(talent_v4beta1.ClientEvent.serialize(
+        beta_event(tenant, "unknown-field")))
+    assert talent.create_client_event(parent=tenant, client_event=as_v4,
+                                      timeout=RPC_DEADLINE) == as_v4
