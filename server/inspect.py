@@ -349,9 +349,10 @@ def _events(args: argparse.Namespace) -> int:
 
 
 def _talent_events(args: argparse.Namespace) -> int:
-    """Print or follow the client events of a tenant, last stored first; a project
-    alone names its default tenant, as talent v4beta1's parent does (a job site that
-    wrote to projects/P was told only the form of a tenant's name)."""
+    """Print the client events of a tenant, latest create time first, or follow them
+    as they are stored; a project alone names its default tenant, as talent
+    v4beta1's parent does (a job site that wrote to projects/P was told only the
+    form of a tenant's name)."""
     tenant = str(parse_tenant_or_project(args.parent, "--parent"))
     return _list_or_tail(args, args.talent_events_command, CLIENT_EVENTS,
                          console_pb2.ListClientEventsRequest(parent=tenant),

@@ -427,24 +427,29 @@ def _micros(stamp: object) -> int:
 
 def list_client_events(store: Store, tenant: str, size: int,
                        token: str) -> console_pb2.ListClientEventsResponse:
+    """A page of the tenant's client events, latest create time first (of one time,
+    the last stored first); its token holds the last one's (create time, id)."""
     question = page_tokens.question(tenant)
-    position = _position(store, token, 1, question)
-    before = None if position is None else position[0]
+    position = _position(store, token, 2, question)
+    before = None if position is None else (position[0], position[1])
     answer = console_pb2.ListClientEventsResponse()
     room = PAGE_BYTES
     while len(answer.client_events) < size:
         stop_if_abandoned()
         batch = min(size - len(answer.client_events), READ_BATCH)
         rows = store.client_events_newest(tenant, batch, before)
+        had = len(answer.client_events)
         room, full = _decode_within(answer.client_events, map(stored_client_event_wire, rows),
                                     room)
-        if full:
-            answer.next_page_token = _signed_token(store, answer.client_events[-1].id, question)
-            return answer
+        taken = len(answer.client_events) - had
+        if taken:
+            before = (rows[taken - 1].create_time_us, rows[taken - 1].id)
+        if full:  # the next page starts after the last one in this one
+            break
         if not may_continue(rows, batch):
             return answer  # the last page
-        before = rows[-1].id
-    answer.next_page_token = _signed_token(store, answer.client_events[-1].id, question)
+    if before is not None:
+        answer.next_page_token = _signed_token(store, *before, question)
     return answer
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 # The columns of a StoredEvent but its catalog (the query names it), in order.
 _EVENT = f"id, {UNPACK_COLUMNS}, source, joined, received_us, transport"
-_CLIENT_EVENT = "id, tenant, event, received_us, transport"
+_CLIENT_EVENT = "id, tenant, event, received_us, transport, create_time_us"
 # A read of events stops at about READ_BYTES of them: an event may hold up to
 # --max-event-bytes (and its copy as received as much again), so the thousands of
 # rows of a page or a watch's catch-up could otherwise hold gigabytes. The ids
@@ -63,10 +63,11 @@ class StoredClientEvent(NamedTuple):
     payload: bytes
     received_us: int | None
     transport: int
+    create_time_us: int = 0  # (its column: the order of the newest first)
 
     @classmethod
     def of(cls, row: Sequence[Any]) -> StoredClientEvent:
-        return cls(int(row[0]), row[1], bytes(row[2]), row[3], int(row[4]))
+        return cls(int(row[0]), row[1], bytes(row[2]), row[3], int(row[4]), int(row[5]))
 
 
 class Read(list[Any]):
@@ -266,12 +267,19 @@ class ConsoleSql:
     # -- client events ---------------------------------------------------------
 
     def client_events_newest(self, tenant: str, limit: int,
-                             before_id: int | None = None) -> list[StoredClientEvent]:
-        """Up to `limit` client events of `tenant`, last stored first, before `before_id`."""
+                             before: tuple[int, int] | None = None) -> list[StoredClientEvent]:
+        """Up to `limit` client events of `tenant`, latest create time first (then the
+        last stored), after the (create_time_us, id) position `before`: one range of
+        the (tenant, create time, id) index, read backwards."""
         mark = self._dialect.mark
-        below, params = ("", [tenant]) if before_id is None else \
-            (f" AND id < {mark}", [tenant, before_id])
-        return self._client_events(f"tenant = {mark}{below}", params, "id DESC", limit)
+        where = f"tenant = {mark}"
+        params: list[Any] = [tenant]
+        if before is not None:
+            # The first term keeps it a range of the index (as user_events_newest).
+            where += (f" AND create_time_us <= {mark} AND (create_time_us < {mark} "
+                      f"OR id < {mark})")
+            params += [before[0], before[0], before[1]]
+        return self._client_events(where, params, "create_time_us DESC, id DESC", limit)
 
     def client_events_after(self, tenant: str, after_id: int,
                             limit: int) -> list[StoredClientEvent]:

@@ -296,6 +296,16 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
             value BLOB NOT NULL
         )""",
     ]),
+    (13, "a tenant's client events by create time", [
+        # The console and `talent-events list` give a tenant's client events latest
+        # create time first (they gave them in the order stored, which is not that of
+        # events sent late, retried, or by several clients): keyset pages of this
+        # index, read backwards. (SQLite's id is the rowid, which its indexes hold
+        # anyway; PostgreSQL's is a column like any other.) IF NOT EXISTS: a store
+        # whose record of it was lost applies it again.
+        "CREATE INDEX IF NOT EXISTS client_events_time ON client_events "
+        "(tenant, create_time_us, id)",
+    ]),
 ]
 
 

@@ -809,3 +809,34 @@ def test_talent_events_of_a_project_alone_are_its_default_tenants(tmp_path: Path
                 ""), listed
     finally:
         running.stop()
+
+
+def test_talent_events_list_latest_create_time_first(tmp_path: Path) -> None:
+    """Issue 13: `talent-events list` gives a tenant's events newest first by their
+    create time (it gave them in the order stored: one sent late headed the list),
+    of one time the last stored first; over the server and from the store alike."""
+    running = start(settings(tmp_path, f"sqlite:///{tmp_path}/events.db"))
+    try:
+        with grpc.insecure_channel(address(running)) as channel:
+            talent = event_service_pb2_grpc.EventServiceStub(channel)
+            for event_id, created in (("e1", "10:00"), ("e2", "09:00"), ("e3", "11:00"),
+                                      ("e4", "10:00"), ("e5", "08:00")):
+                talent.CreateClientEvent(event_service_pb2.CreateClientEventRequest(
+                    parent=TENANT, client_event=json_format.ParseDict(
+                        {"eventId": event_id, "createTime": f"2024-05-01T{created}:00Z",
+                         "jobEvent": {"type": "VIEW", "jobs": [f"{TENANT}/jobs/j"]}},
+                        event_pb2.ClientEvent())), metadata=(("x-goog-api-key", WRITER),))
+        newest = ["e3", "e4", "e1", "e2", "e5"]
+        for listed in (read(running, "talent-events", "list", "--parent", TENANT, "--json",
+                            cwd=tmp_path),
+                       footfall("talent-events", "list", "--parent", TENANT, "--json",
+                                "--store", running.settings.store, cwd=tmp_path)):
+            assert listed.returncode == 0, listed.stderr
+            assert [json.loads(line)["clientEvent"]["eventId"]
+                    for line in listed.stdout.splitlines()] == newest, listed.stdout
+        first = read(running, "talent-events", "list", "--parent", TENANT, "--limit", "2",
+                     cwd=tmp_path)
+        assert [line.split("event=")[1].split()[0] for line in first.stdout.splitlines()] \
+            == ["e3", "e4"], first.stdout
+    finally:
+        running.stop()

@@ -1,7 +1,9 @@
-"""A talent tenant's refusals as the console lists them, written through the
-official google-cloud-talent clients (v4 and v4beta1) to a `footfall serve`
-subprocess, read back over the console's REST routes:
+"""A talent tenant's client events and refusals as the console lists them, written
+through the official google-cloud-talent clients (v4 and v4beta1) to a `footfall
+serve` subprocess, read back over the console's REST routes:
 
+- the events newest first by their create time, each once across pages (issue 13:
+  they came in the order stored);
 - talent v4beta1's refusals of a project alone (its default tenant) among the
   default tenant's, as its events are;
 - a v4beta1 event holding a profile_event (of v4beta1's earlier contract, which
@@ -49,6 +51,30 @@ def beta_event(tenant: str, event_id: str, seconds: int = 1_716_213_787
     return talent_v4beta1.ClientEvent(
         event_id=event_id, create_time=timestamp_pb2.Timestamp(seconds=seconds),
         job_event=talent_v4beta1.JobEvent(type_=VIEW, jobs=[f"{tenant}/jobs/nurse-night"]))
+
+
+def test_a_tenants_events_are_listed_by_create_time_in_pages(
+        talent: talent_v4.EventServiceClient, server: ServerProcess, tenant: str) -> None:
+    """Sent out of order (a late event, two of one second), listed latest create time
+    first, of one time the last stored first; pages of 2 give each once."""
+    for event_id, seconds in (("e1", 300), ("e2", 100), ("e3", 400), ("e4", 300),
+                              ("e5", 200), ("e6", 300)):
+        talent.create_client_event(parent=tenant, client_event=talent_v4.ClientEvent(
+            event_id=event_id, create_time=timestamp_pb2.Timestamp(seconds=1_716_213_000
+                                                                   + seconds),
+            job_event=talent_v4.JobEvent(type_=talent_v4.JobEvent.JobEventType.VIEW,
+                                         jobs=[f"{tenant}/jobs/j"])), timeout=RPC_DEADLINE)
+    newest = ["e3", "e6", "e4", "e1", "e5", "e2"]
+    whole = listed(server, f"{tenant}/clientEvents")
+    assert [e["clientEvent"]["eventId"] for e in whole["clientEvents"]] == newest
+    seen, token = [], ""
+    while True:
+        page = listed(server, f"{tenant}/clientEvents", pageSize=2, pageToken=token)
+        seen += [e["clientEvent"]["eventId"] for e in page.get("clientEvents", [])]
+        token = page.get("nextPageToken", "")
+        if not token:
+            break
+    assert seen == newest
 
 
 def test_v4beta1_refusals_of_a_project_alone_are_its_default_tenants(

@@ -8,7 +8,12 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from server.console import origin
+import pytest
+from footfall.talent.v4 import event_pb2
+
+from server import page_tokens
+from server.console import origin, queries
+from server.errors import InvalidArgument
 from server.store import ClientEventRow, EventQuery, console, open_store
 from server.store.console import RejectionRow
 from server.store.group_commit import Join
@@ -24,8 +29,8 @@ store_url, stores, store = test_store.store_url, test_store.stores, test_store.s
 TENANT = "projects/p/tenants/t"
 
 
-def client_event(event_id: str, tenant: str = TENANT) -> ClientEventRow:
-    return ClientEventRow(tenant, event_id, 1_000, event_id.encode())
+def client_event(event_id: str, tenant: str = TENANT, created: int = 1_000) -> ClientEventRow:
+    return ClientEventRow(tenant, event_id, created, event_id.encode())
 
 
 def test_user_events_newest_first_in_keyset_pages(store: Any) -> None:
@@ -117,14 +122,96 @@ def test_stored_events_say_how_and_when_they_came(store: Any) -> None:
     assert store.last_id("user_events") == b.id
 
 
-def test_client_events_in_order_of_storing(store: Any) -> None:
-    for event_id in ("e1", "e2", "e3"):
-        store.create_client_event(client_event(event_id))
-    store.create_client_event(client_event("e1", tenant=TENANT + "x"))
+def test_client_events_latest_create_time_first_in_keyset_pages(store: Any) -> None:
+    """Issue 13: newest first by create time (they came in the order stored, so an
+    event sent late stood on top), of one time the last stored first; pages of any
+    size give each event once, however many share a time."""
+    for event_id, created in (("e1", 3), ("e2", 1), ("e3", 2), ("e4", 2), ("e5", 4),
+                              ("e6", 2)):
+        store.create_client_event(client_event(event_id, created=created))
+    store.create_client_event(client_event("e9", tenant=TENANT + "x", created=5))
+    everything = ["e5", "e1", "e6", "e4", "e3", "e2"]
+    assert [e.payload.decode() for e in store.client_events_newest(TENANT, 10)] == everything
+    for size in (1, 2, 3, 4):
+        seen, before = [], None
+        while page := store.client_events_newest(TENANT, size, before):
+            seen += [e.payload.decode() for e in page]
+            before = (page[-1].create_time_us, page[-1].id)
+        assert seen == everything, size
     newest = store.client_events_newest(TENANT, 2)
-    assert [e.payload for e in newest] == [b"e3", b"e2"]
-    assert [e.payload for e in store.client_events_newest(TENANT, 2, newest[-1].id)] == [b"e1"]
-    assert [e.payload for e in store.client_events_after(TENANT, newest[-1].id, 10)] == [b"e3"]
+    assert [e.create_time_us for e in newest] == [4, 3]
+    # a watch goes on in the order stored
+    assert [e.payload for e in store.client_events_after(TENANT, newest[-1].id, 10)] == \
+        [b"e2", b"e3", b"e4", b"e5", b"e6"]
+
+
+def test_the_console_lists_client_events_by_create_time_in_pages_of_its_tokens(
+        store: Any) -> None:
+    """ListClientEvents (and so `talent-events list`): latest create time first, each
+    event once across pages of any size, a page token going on after the last one
+    shown; a token of the former form (an id alone) is not one of this list."""
+    times = {"a": "2026-12-01T10:00:00Z", "b": "2026-12-01T09:00:00Z",
+             "c": "2026-12-01T11:00:00.000001Z", "d": "2026-12-01T10:00:00Z",
+             "e": "2026-12-01T10:00:00Z", "f": "2026-12-01T08:00:00Z"}
+    for event_id, created in times.items():
+        event = event_pb2.ClientEvent(event_id=event_id)
+        event.create_time.FromJsonString(created)
+        store.create_client_event(ClientEventRow(
+            TENANT, event_id, event.create_time.ToMicroseconds(), event.SerializeToString()))
+    newest = ["c", "e", "d", "a", "b", "f"]
+    for size in (1, 2, 4, 6, 100):
+        seen, token = [], ""
+        while True:
+            page = queries.list_client_events(store, TENANT, size, token)
+            seen += [e.client_event.event_id for e in page.client_events]
+            token = page.next_page_token
+            if not token:
+                break
+        assert seen == newest, size
+    with pytest.raises(InvalidArgument) as refused:
+        queries.list_client_events(store, TENANT, 2, queries.encode_token(
+            3, page_tokens.question(TENANT)))
+    assert [v.field for v in refused.value.violations] == ["page_token"]
+
+
+def test_a_tenants_newest_client_events_are_read_from_its_time_index(store: Any) -> None:
+    """Backwards along (tenant, create time, id), no sort of the tenant's events: on
+    SQLite and on PostgreSQL (EXPLAIN), the first page and a later one."""
+    # (enough that PostgreSQL's planner weighs the index against a sort: at a few
+    # hundred rows it reads the table and sorts, as it should)
+    dialect = store._sql.dialect.name
+    numbers = ("WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE "
+               "i < 29999) " if dialect == "sqlite" else "")
+    source = "n" if dialect == "sqlite" else "generate_series(0, 29999) AS i"
+    store._write(lambda db: db.execute(store._sql.dialect.spell(
+        f"{numbers}INSERT INTO client_events (tenant, event_id, create_time_us, event) "
+        f"SELECT ? || (i - (i / 3) * 3), 'e' || i, i - (i / 500) * 500, ? FROM {source}"),
+        (TENANT, b"x")))
+    if dialect == "postgresql":
+        store._write(lambda db: db.execute("ANALYZE client_events"))
+    seen: list[tuple[str, list[Any]]] = []
+    fetch = store._fetch
+
+    def recorded(sql: str, params: Any) -> list[Any]:
+        seen.append((sql, list(params)))
+        return fetch(sql, params)
+
+    store._fetch = recorded
+    store.client_events_newest(f"{TENANT}1", 50)
+    store.client_events_newest(f"{TENANT}1", 50, (480, 29_000))  # (a second page)
+    store._fetch = fetch
+    for sql, params in seen:
+        if dialect == "postgresql":
+            plan = [line for (line,) in fetch(f"EXPLAIN {sql}", params)]
+            [scan] = [n for n, line in enumerate(plan) if "client_events_time" in line]
+            assert "Index Scan Backward using client_events_time" in plan[scan], plan
+            assert "Limit" in plan[scan - 1], plan  # (no Sort between them)
+        else:
+            plan = fetch(f"EXPLAIN QUERY PLAN {sql}", params)
+            [(_, page, _, how)] = [row for row in plan if "client_events_time" in row[3]]
+            assert how.startswith("SEARCH client_events USING INDEX client_events_time "
+                                  "(tenant=?"), plan
+            assert not [row for row in plan if row[1] == page and "TEMP B-TREE" in row[3]], plan
 
 
 def test_rejections_stay_within_their_count_and_age(store: Any) -> None:

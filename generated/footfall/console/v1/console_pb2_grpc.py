@@ -114,7 +114,8 @@ class ConsoleServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListClientEvents(self, request, context):
-        """The client events of a talent tenant, newest first, paged.
+        """The client events of a talent tenant, latest create_time first (of one time, the
+        last stored first), paged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
