@@ -288,7 +288,63 @@ def stored_client_event(row: StoredClientEvent) -> console_pb2.StoredClientEvent
                                             transport=row.transport)  # type: ignore[arg-type]
     message.client_event.ParseFromString(row.payload)
     _time(row.received_us, message.receive_time)
+    profile = job_event_profile(row.payload)
+    if profile:
+        message.job_event_profile = profile.decode("utf-8", "replace")
     return message
+
+
+# A stored client event is v4's ClientEvent; one written by talent v4beta1 may hold
+# its JobEvent.profile, a field v4's JobEvent does not know (kept with the event).
+_JOB_EVENT, _PROFILE = 5, 3
+
+
+def job_event_profile(payload: bytes) -> bytes | None:
+    """The JobEvent.profile (v4beta1's) in the serialized ClientEvent `payload`, as
+    its bytes; None when it has none (or `payload` does not read as a message)."""
+    job_event = _last_delimited(payload, _JOB_EVENT)
+    return None if job_event is None else _last_delimited(job_event, _PROFILE)
+
+
+def _last_delimited(data: bytes, number: int) -> bytes | None:
+    """The content of the last length-delimited field `number` among the fields
+    serialized in `data` (its top level only); None when there is none, or when
+    `data` is not a serialized message. (Read here rather than decoded: a list's
+    events are made from their bytes.)"""
+    found, at, size = None, 0, len(data)
+    while at < size:
+        tag, at = _varint(data, at)
+        kind = tag & 7
+        if kind == 0:
+            _, at = _varint(data, at)
+        elif kind == 1:
+            at += 8
+        elif kind == 5:
+            at += 4
+        elif kind == 2:
+            length, at = _varint(data, at)
+            if tag >> 3 == number and at + length <= size:
+                found = data[at:at + length]
+            at += length
+        else:  # (groups: no field of a client event)
+            return None
+        if at > size:
+            return None
+    return found
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    """The varint at `at` in `data` and where it ends (past the end of `data` when
+    it runs off it)."""
+    value = shift = 0
+    while at < len(data):
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+    return value, len(data) + 1
 
 
 def stored_client_event_wire(row: StoredClientEvent) -> bytes:
@@ -304,6 +360,9 @@ def stored_client_event_wire(row: StoredClientEvent) -> bytes:
         parts += _delimited(b"\x22", _stamp(row.received_us))
     if row.transport:
         parts += (b"\x28", varint(row.transport & _INT64))
+    profile = job_event_profile(row.payload)
+    if profile:
+        parts += _delimited(b"\x32", profile)
     return b"".join(parts)
 
 

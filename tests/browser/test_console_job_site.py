@@ -3,7 +3,11 @@ yet the live feed said "No catalog holds events yet" and Accepted 0 beside their
 refusals; and on the talent page a job of a project's default tenant stood under two
 names, by its id when an event named it in the tenant's form and in full
 (projects/P/jobs/J) when it came as talent v4beta1's samples name it; and the requests
-refused that named a tenant were to be found only among every project's.
+refused that named a tenant were to be found only among every project's. Then: the
+live feed's accepted column showed user events only (a tenant's client events were
+nowhere on it); talent v4beta1's refusals of the project alone were not among its
+default tenant's; a tenant's events came in the order stored, not by create time; and
+an event's JobEvent.profile (v4beta1's) was not in its JSON.
 """
 
 from __future__ import annotations
@@ -31,28 +35,56 @@ DEFAULT_TENANT = f"projects/{PROJECT}/tenants/default_tenant"
 OTHER_TENANT = f"projects/{PROJECT}/tenants/t1"
 
 
-def client_event(port: int, parent: str, event_id: str, kind: str, jobs: list[str]) -> None:
+PROFILE = f"{DEFAULT_TENANT}/profiles/candidate-7"
+
+
+def client_event(port: int, parent: str, event_id: str, kind: str, jobs: list[str],
+                 created: str = "2026-12-01T09:00:00Z", **job_event: str) -> None:
     """One client event written over REST by talent v4beta1 (its parent a project
     alone: its default tenant)."""
     status, answer = rest(port, "POST", f"/v4beta1/{parent}/clientEvents", {"clientEvent": {
-        "eventId": event_id, "requestId": "r1", "createTime": "2026-12-01T09:00:00Z",
-        "jobEvent": {"type": kind, "jobs": jobs}}})
+        "eventId": event_id, "requestId": "r1", "createTime": created,
+        "jobEvent": {"type": kind, "jobs": jobs, **job_event}}})
     assert status == 200, answer
+
+
+ITEMS = "[...document.querySelectorAll('#accepted li')].map(li => li.innerText)"
 
 
 async def look(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
     async with DevTools.connect(devtools_url) as devtools:
         session = await open_console(devtools, f"http://127.0.0.1:{port}/console/")
         await until(lambda: devtools.evaluate(
-            session, "document.querySelector('#refused li') !== null"), "the refusal")
+            session, "document.querySelectorAll('#refused li').length === 3 && "
+                     "document.querySelectorAll('#accepted li').length === 3"),
+            "the refusals, and the first tenant's client events")
         feed = await text_of(devtools, session, "main")
+        accepted = await devtools.evaluate(session, ITEMS)
         await photograph(devtools, session, folder, "job-site-feed")
-        await go(devtools, session, f"talent?tenant={DEFAULT_TENANT}", "tbody tr + tr")
-        jobs = await devtools.evaluate(session, "[...document.querySelectorAll('tbody tr')]"
-                                                ".map(r => r.cells[4].innerText)")
-        await photograph(devtools, session, folder, "job-site-default-tenant")
-        # (v4beta1's refusals of the project alone are kept under the project: said so)
+        await go(devtools, session, f"feed?tenant={OTHER_TENANT}", "#accepted li a[href]")
+        other_feed = {"items": await devtools.evaluate(session, ITEMS),
+                      "hint": await text_of(devtools, session, "#accepted-h + p"),
+                      "chooser_hidden": await devtools.evaluate(
+                          session, "document.getElementById('catalog').hidden")}
+        await photograph(devtools, session, folder, "job-site-tenant-feed")
+        await go(devtools, session, f"talent?tenant={DEFAULT_TENANT}", "tbody tr + tr + tr")
+        rows = await devtools.evaluate(session, "[...document.querySelectorAll('tbody tr')]"
+                                                ".map(r => [r.cells[1].innerText, "
+                                                "r.cells[4].innerText])")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('#tenant-refused li') !== null"),
+            "the default tenant's refusal")
+        default_refused = await devtools.evaluate(
+            session, "[...document.querySelectorAll('#tenant-refused li')]"
+                     ".map(li => li.querySelector('.message').innerText)")
         default_hint = await text_of(devtools, session, "section[aria-labelledby] p.hint")
+        await photograph(devtools, session, folder, "job-site-default-tenant")
+        # the event written with a profile, opened whole
+        await focus_and_press(devtools, session, "tbody tr button.link")
+        await until(lambda: devtools.evaluate(
+            session, "!document.querySelector('section.opened').hidden"), "the event opened")
+        opened = await text_of(devtools, session, "section.opened")
+        await photograph(devtools, session, folder, "job-site-event-profile")
         await go(devtools, session, f"talent?tenant={OTHER_TENANT}", "#tenant-refused li")
         await focus_and_press(devtools, session, "p.hint button.link")
         refused = {"focused": await devtools.evaluate(session, "document.activeElement.id"),
@@ -61,7 +93,9 @@ async def look(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
                                 ".map(li => li.querySelector('.message').innerText)")}
         await photograph(devtools, session, folder, "job-site-tenant-refused")
         await no_problems(devtools, session)
-        return {"feed": feed, "jobs": jobs, "refused": refused, "default_hint": default_hint}
+        return {"feed": feed, "accepted": accepted, "other_feed": other_feed, "rows": rows,
+                "default_refused": default_refused, "default_hint": default_hint,
+                "opened": opened, "refused": refused}
 
 
 def test_a_job_site_sees_where_its_events_are_and_each_job_by_its_id(
@@ -69,7 +103,11 @@ def test_a_job_site_sees_where_its_events_are_and_each_job_by_its_id(
     port = running.http_port
     client_event(port, f"projects/{PROJECT}", "e1", "VIEW", [f"projects/{PROJECT}/jobs/nurse-7"])
     client_event(port, f"projects/{PROJECT}", "e2", "APPLICATION_START",
-                 [f"{DEFAULT_TENANT}/jobs/nurse-7"])
+                 [f"{DEFAULT_TENANT}/jobs/nurse-7"], created="2026-12-01T09:30:00Z",
+                 profile=PROFILE)
+    # sent late: created before the others, stored after them
+    client_event(port, f"projects/{PROJECT}", "e0", "IMPRESSION",
+                 [f"projects/{PROJECT}/jobs/nurse-7"], created="2026-12-01T08:00:00Z")
     status, _ = rest(port, "POST", f"/v4/{OTHER_TENANT}/clientEvents", {"eventId": "bad"})
     assert status == 400
     client_event(port, OTHER_TENANT, "e3", "VIEW", [f"{OTHER_TENANT}/jobs/j1"])  # (v4beta1)
@@ -77,12 +115,36 @@ def test_a_job_site_sees_where_its_events_are_and_each_job_by_its_id(
     status, _ = rest(port, "POST", f"/v4/projects/{PROJECT}/tenants/t2/clientEvents",
                      {"eventId": "other"})
     assert status == 400
+    # refused by v4beta1 for the project alone: its default tenant's
+    status, _ = rest(port, "POST", f"/v4beta1/projects/{PROJECT}/clientEvents",
+                     {"clientEvent": {"eventId": "late", "createTime": "2026-12-01T10:00:00Z"}})
+    assert status == 400
     seen = in_chromium(browser_executable, tmp_path / "profile", look, port, shots)
     assert "No catalog holds events yet" not in seen["feed"], seen["feed"]
-    assert "Client events are stored in 2 tenants: see Talent events." in seen["feed"], seen
-    assert seen["jobs"] == ["nurse-7", "nurse-7"], seen["jobs"]
+    # With no catalog, the feed follows the first tenant's client events beside the
+    # refusals, newest by create time on top, and says where the other tenant's are.
+    assert f"Stored in {DEFAULT_TENANT}" in seen["feed"], seen["feed"]
+    assert "the other 1 tenant under Talent events" in seen["feed"], seen["feed"]
+    assert [item.split()[2:] for item in seen["accepted"]] == [
+        ["APPLICATION_START", "jobs", "nurse-7", "event", "e2", "REST"],
+        ["VIEW", "jobs", "nurse-7", "event", "e1", "REST"],
+        ["IMPRESSION", "jobs", "nurse-7", "event", "e0", "REST"]], seen["accepted"]
+    # A tenant named in the URL: its events (the header's catalog chooser steps aside).
+    assert [item.split()[2:] for item in seen["other_feed"]["items"]] == [
+        ["VIEW", "jobs", "j1", "event", "e3", "REST"]], seen["other_feed"]
+    assert seen["other_feed"]["hint"].startswith(f"Stored in {OTHER_TENANT}: the latest 100 "
+                                                 "by create time"), seen["other_feed"]
+    assert seen["other_feed"]["chooser_hidden"], seen["other_feed"]
+    # The talent page: newest by create time on top (e0, sent last, is the oldest),
+    # each job by its id.
+    assert seen["rows"] == [["e2", "nurse-7"], ["e1", "nurse-7"], ["e0", "nurse-7"]], seen
+    # v4beta1's refusal of the project alone is the default tenant's, and the hint
+    # no longer says it is elsewhere.
+    assert seen["default_refused"] == ["client_event.job_event: is required"], seen
+    assert "project alone" not in seen["default_hint"], seen["default_hint"]
+    # an event opened whole shows v4beta1's JobEvent.profile, as it was written
+    assert f'"profile": "{PROFILE}"' in seen["opened"], seen["opened"]
     # A tenant's page shows the requests refused that named it (they were only among
     # every project's, on the live feed), and its hint leads to them.
-    assert "nor does one that named the project alone" in seen["default_hint"], seen
     assert seen["refused"] == {"focused": "tenant-refused-h", "items": [
         "client_event.create_time: is required; client_event.job_event: is required"]}, seen

@@ -11,6 +11,7 @@ import pytest
 from footfall.console.v1 import console_pb2
 from footfall.retail.v2 import user_event_pb2
 from footfall.talent.v4 import event_pb2
+from footfall.talent.v4beta1 import event_pb2 as v4beta1_event_pb2
 from google.protobuf import json_format
 from hypothesis import given
 from hypothesis import strategies as st
@@ -97,6 +98,15 @@ CLIENT_EVENT = {"requestId": "r-1", "eventId": "e-1", "createTime": "2026-12-01T
                 "eventNotes": "notes"}
 
 
+def v4beta1_payload(profile: str) -> bytes:
+    """CLIENT_EVENT as talent v4beta1 writes it with a JobEvent.profile, stored as v4's
+    ClientEvent (the profile a field v4 does not know), as the server stores it."""
+    event = json_format.ParseDict({**CLIENT_EVENT, "jobEvent": {
+        **CLIENT_EVENT["jobEvent"], "profile": profile}}, v4beta1_event_pb2.ClientEvent())
+    return event_pb2.ClientEvent.FromString(event.SerializeToString()).SerializeToString(
+        deterministic=True)
+
+
 def client_row(**changes: Any) -> StoredClientEvent:
     event = json_format.ParseDict(CLIENT_EVENT, event_pb2.ClientEvent())
     base = StoredClientEvent(id=7, tenant=TENANT,
@@ -116,8 +126,25 @@ def client_row(**changes: Any) -> StoredClientEvent:
     client_row(tenant=""),
     client_row(tenant="projects/é/tenants/t"),
     client_row(payload=b""),
+    client_row(payload=v4beta1_payload(profile="projects/p/tenants/t/profiles/c-7")),
+    client_row(payload=v4beta1_payload(profile="é" * 200)),
 ], ids=["client-event", "no-receive-time", "epoch", "before-1970", "no-transport", "id-0",
-        "large-id", "no-tenant", "utf8-tenant", "empty-event"])
+        "large-id", "no-tenant", "utf8-tenant", "empty-event", "v4beta1-profile",
+        "long-profile"])
 def test_a_client_event_rows_bytes_are_the_message_bytes(stored: StoredClientEvent) -> None:
     assert queries.stored_client_event_wire(stored) == \
         queries.stored_client_event(stored).SerializeToString()
+
+
+def test_v4beta1s_job_event_profile_is_shown_beside_the_v4_event() -> None:
+    """v4's JobEvent has no profile: a v4beta1 event's was kept with it, yet the
+    console (JSON of the v4 message) showed nothing of it."""
+    profile = "projects/p/tenants/t/profiles/candidate-7"
+    for stored in (queries.stored_client_event(client_row(payload=v4beta1_payload(profile))),
+                   console_pb2.StoredClientEvent.FromString(queries.stored_client_event_wire(
+                       client_row(payload=v4beta1_payload(profile))))):
+        assert stored.job_event_profile == profile
+        assert json_format.MessageToDict(stored)["jobEventProfile"] == profile
+    assert queries.stored_client_event(client_row()).job_event_profile == ""
+    for bad in (b"\x2a\x05\x1a", b"\x2a", b"\x2a\xff", b"\x0b"):  # (cut or not a message)
+        assert queries.job_event_profile(bad) is None

@@ -133,6 +133,7 @@ function askProject(error) {
  *  page. Names alone: counting the events of a large catalog takes a second. */
 async function loadCatalogs() {
   try {
+    const hadTenants = known.tenants.length;
     known = await call(`/console/v1/${context.projects}/catalogs`,
       {query: {pageSize: 1000, view: "DATA_SET_VIEW_BASIC"}});
     const wasDenied = denied !== null;
@@ -144,6 +145,9 @@ async function loadCatalogs() {
     const before = chooser.value;
     refreshChooser();
     if (chooser.value !== before && current) show();  // the first catalog appeared
+    // (the live feed with no catalog follows the first tenant: it appeared)
+    else if (!chooser.value && !hadTenants && known.tenants.length && current &&
+      (current.hash || "feed").split("?")[0] === "feed") show();
     if (!current || wasDenied) show();
     if (wasDenied) regainFocus(main);  // (the project's form, gone with its input)
   } catch (error) {
@@ -207,8 +211,9 @@ function show() {
   }
   // A tenant's pages read no catalog: the header's chooser, which changed nothing
   // visible there, steps aside (the key's button stays).
-  const tenantPage = name === "talent" ||
-    (name === "insights" && (new URLSearchParams(query).get("parent") || "").includes("/tenants/"));
+  const params = new URLSearchParams(query);
+  const tenantPage = name === "talent" || (name === "feed" && params.has("tenant")) ||
+    (name === "insights" && (params.get("parent") || "").includes("/tenants/"));
   for (const part of [chooser, document.querySelector("label[for=catalog]")]) {
     part.hidden = tenantPage;
   }

@@ -1,14 +1,17 @@
 // #feed: accepted events of the chosen catalog beside the requests refused in
 // every project (or those that named the chosen catalog), as they arrive.
+// #feed?tenant=...: the accepted client events of a talent tenant (with no catalog
+// holding events, those of the first tenant) beside the refusals likewise.
 
 import {follow} from "./api.js";
+import {clientEventLink} from "./client-event.js";
 import {failure, h, when} from "./dom.js";
 import {eventLink, remember} from "./event.js";
 import {jsonView} from "./json.js";
 
 const KEPT = 200;  // items each column keeps on screen
 // Whether the refused column shows only the requests that named the chosen catalog
-// (kept for the tab, as the chosen catalog is).
+// (or the tenant followed; kept for the tab, as the chosen catalog is).
 const OF_CATALOG = "footfall.refusedOfCatalog";
 
 /** A refusal, opened with Enter or a click: its message, and the request with
@@ -98,22 +101,30 @@ function column(id, title, hint) {
   };
 }
 
-/** What the accepted column says with no catalog: a job site's client events are
- *  no catalog's (it said "No catalog holds events yet" and Accepted 0 beside their
- *  refusals, as if none were stored). */
-function noCatalog(tenants) {
-  if (!tenants) return "No catalog holds events yet: send one and it shows here.";
-  return ["No catalog holds events: this column follows a catalog's user events. ",
-    `Client events are stored in ${tenants.toLocaleString("en-US")} ` +
-    `tenant${tenants === 1 ? "" : "s"}: see `, h("a", {href: "#talent"}, "Talent events"), "."];
+/** What the accepted column says when it follows the client events of `tenant`:
+ *  a job site's are no catalog's (it said "No catalog holds events yet" and Accepted
+ *  0 beside their refusals, as if none were stored; then only where they were). */
+function ofTenant(tenant, tenants, chosen) {
+  const others = tenants.filter((t) => t !== tenant).length;
+  return [chosen ? "" : "No catalog holds events: this column follows a tenant's client events. ",
+    `Stored in ${tenant}: the latest 100 by create time, then each as it comes (the count ` +
+    "is of these). Open one on its tenant's page",
+    others ? [`; the other ${others.toLocaleString("en-US")} tenant${others === 1 ? "" : "s"}`,
+      " under ", h("a", {href: "#talent"}, "Talent events")] : "", "."];
 }
 
 export function render(main, ctx) {
   main.append(h("h2", {}, "Live feed"));
+  // A tenant named in the URL, or with no catalog holding events the first tenant:
+  // its client events are the accepted ones (they were shown nowhere on the feed).
+  const named = ctx.params.get("tenant") || "";
+  const tenant = named || (ctx.catalog ? "" : ctx.tenants[0] || "");
+  const followed = tenant || ctx.catalog;  // what the accepted column follows
   const accepted = column("accepted", "Accepted",
-    ctx.catalog ? `Stored in ${ctx.catalog}: the last 100, then each as it comes (the ` +
-      "count is of these; the Catalogs page counts them all). Open one to see it whole."
-      : noCatalog(ctx.tenants.length));
+    tenant ? ofTenant(tenant, ctx.tenants, Boolean(named))
+      : ctx.catalog ? `Stored in ${ctx.catalog}: the last 100, then each as it comes (the ` +
+        "count is of these; the Catalogs page counts them all). Open one to see it whole."
+        : "No catalog holds events yet: send one and it shows here.");
   const everywhere = `Refused in ${ctx.projects === "projects/-" ? "every project"
     : ctx.projects}; open one to see why, beside the field.`;
   const refused = column("refused", "Refused", everywhere);
@@ -133,7 +144,13 @@ export function render(main, ctx) {
   // The refusals are followed once the events' first page is in: each stream holds
   // one of the browser's six connections to the server, and with two left to a tab
   // (three others open), both streams could take them while a page waited for ever.
-  if (ctx.catalog) {
+  if (tenant) {
+    follow(`/console/v1/${tenant}/clientEvents`, "clientEvents", {
+      signal: ctx.signal, onError: accepted.error, byTime: true,
+      onListed: () => followRefusals(),
+      onItems: (items) => accepted.add(items, (stored) => clientEventLink(stored, tenant)),
+    });
+  } else if (ctx.catalog) {
     follow(`/console/v1/${ctx.catalog}/userEvents`, "userEvents", {
       signal: ctx.signal, onError: accepted.error, byTime: true,
       onListed: () => followRefusals(),
@@ -148,10 +165,10 @@ export function render(main, ctx) {
     following?.abort();
     following = new AbortController();
     const signal = AbortSignal.any([ctx.signal, following.signal]);
-    const ofCatalog = ctx.catalog && sessionStorage.getItem(OF_CATALOG) === "yes";
-    refused.clear(ofCatalog ? `Refused requests that named ${ctx.catalog} (not those whose ` +
+    const ofCatalog = followed && sessionStorage.getItem(OF_CATALOG) === "yes";
+    refused.clear(ofCatalog ? `Refused requests that named ${followed} (not those whose ` +
       "parent was malformed); open one to see why, beside the field." : everywhere);
-    follow(`/console/v1/${ofCatalog ? ctx.catalog : ctx.projects}/rejections`, "rejections", {
+    follow(`/console/v1/${ofCatalog ? followed : ctx.projects}/rejections`, "rejections", {
       signal, onError: refused.error,
       // each refusal with those it counts (alike, right after it)
       onItems: (items) => {  // (none of a follow let go: its page may come after)
@@ -159,15 +176,15 @@ export function render(main, ctx) {
       },
     });
   };
-  if (ctx.catalog) {
+  if (followed) {
     const only = h("input", {type: "checkbox", id: "refused-of-catalog",
       checked: sessionStorage.getItem(OF_CATALOG) === "yes"});
     only.addEventListener("change", () => {
       sessionStorage.setItem(OF_CATALOG, only.checked ? "yes" : "no");
       followRefusals();
     });
-    refused.section.querySelector("h3").after(
-      h("label", {class: "narrow"}, only, " Only those that named this catalog"));
+    refused.section.querySelector("h3").after(h("label", {class: "narrow"}, only,
+      ` Only those that named this ${tenant ? "tenant" : "catalog"}`));
   }
-  if (!ctx.catalog) followRefusals();
+  if (!followed) followRefusals();
 }

@@ -1,28 +1,13 @@
 // #talent?tenant=...: the client events of a talent tenant, as they arrive.
 
 import {follow} from "./api.js";
+import {what} from "./client-event.js";
 import {failure, h, table, when} from "./dom.js";
 import {rejectionItem} from "./feed.js";
 import {shortName} from "./format.js";
 import {jsonView} from "./json.js";
 
 const LISTED = 100;  // what follow() lists before it watches
-
-/** The event's type and its jobs: a job of the tenant by its id (its full name, on
- *  two to five lines a job, said the tenant again each time). A project's default
- *  tenant names a job as talent v4beta1 does too (projects/P/jobs/J), by its id as
- *  well: one job stood there under two names. */
-function what(event, tenant) {
-  if (!event.jobEvent) return ["", ""];
-  const [, project, , tenantId] = tenant.split("/");
-  const own = [`${tenant}/jobs/`, ...(tenantId === "default_tenant" ? [`projects/${project}/jobs/`] : [])];
-  const jobs = (event.jobEvent.jobs || []).map((job) => {
-    const prefix = own.find((p) => job.startsWith(p));
-    return prefix ? job.slice(prefix.length) : job;
-  });
-  return [event.jobEvent.type || "", jobs.join(", ")];
-}
-
 
 export function render(main, ctx) {
   main.append(h("h2", {}, "Talent events"));
@@ -52,7 +37,11 @@ export function render(main, ctx) {
     openedBy?.focus();
   };
   const open = (stored, button) => {
-    const e = stored.clientEvent || {};
+    // (v4beta1's JobEvent.profile, which the v4 event it is stored as cannot hold, in
+    // its place: the event as it was written)
+    const written = stored.clientEvent || {};
+    const e = stored.jobEventProfile ? {...written, jobEvent: {...written.jobEvent,
+      profile: stored.jobEventProfile}} : written;
     openedBy = button;
     opened.replaceChildren(
       h("h3", {id: "opened-h"}, `Client event ${e.eventId || stored.id}`),
@@ -76,9 +65,7 @@ export function render(main, ctx) {
   const refused = h("section", {"aria-labelledby": "tenant-refused-h"},
     h("h3", {id: "tenant-refused-h"}, "Refused requests that named this tenant"),
     h("p", {class: "hint"}, "Open one to see why, beside the field (a request whose parent ",
-      "was malformed names no tenant", tenant.endsWith("/tenants/default_tenant")
-        ? ", nor does one that named the project alone, as talent v4beta1's may" : "",
-      ": see the live feed)."), refusedStatus, refusedList);
+      "was malformed names no tenant: see the live feed)."), refusedStatus, refusedList);
   // (a button, as the live feed's: a link's #fragment would be a page of the console)
   const heading = refused.querySelector("h3");
   heading.setAttribute("tabindex", "-1");
@@ -88,11 +75,12 @@ export function render(main, ctx) {
     heading.focus({preventScroll: true});
   });
   main.append(h("p", {class: "chooser"}, h("label", {for: "tenant"}, "Tenant "), chooser),
-    h("p", {class: "hint"}, `The last ${LISTED} stored, then each as it comes, the last `,
-      "stored on top; jobs of this tenant by their id. ",
+    h("p", {class: "hint"}, `The latest ${LISTED} by create time, then each on top as it `,
+      "is stored; jobs of this tenant by their id. ",
       h("a", {href: `#insights?${new URLSearchParams({parent: tenant})}`},
-        "Counts over them all: Insights"), ". Open an event by its id to see it whole. ",
-      jump, " follow them."),
+        "Counts over them all: Insights"), "; ",
+      h("a", {href: `#feed?${new URLSearchParams({tenant})}`}, "beside every refusal: Live feed"),
+      ". Open an event by its id to see it whole. ", jump, " follow them."),
     status, opened, found.element, refused);
   // (once the events' first page is in: each stream holds one of the browser's six
   // connections to the server, as on the live feed)
@@ -104,8 +92,10 @@ export function render(main, ctx) {
       while (refusedList.children.length > LISTED) refusedList.lastChild.remove();
     },
   });
+  // (byTime: the page is the latest by create time, not by id: the watch is opened
+  // first, from now, as the live feed's of user events)
   follow(`/console/v1/${tenant}/clientEvents`, "clientEvents", {
-    signal: ctx.signal, onListed: followRefusals,
+    signal: ctx.signal, onListed: followRefusals, byTime: true,
     onError: (error) => status.replaceChildren(...(error ? [failure(error)] : [])),
     onItems: (items) => {
       for (const stored of items) {

@@ -62,18 +62,20 @@ class UserEventBatch(_message.Message):
     def __init__(self, user_events: _Optional[_Iterable[_Union[StoredUserEvent, _Mapping]]] = ...) -> None: ...
 
 class StoredClientEvent(_message.Message):
-    __slots__ = ("id", "tenant", "client_event", "receive_time", "transport")
+    __slots__ = ("id", "tenant", "client_event", "receive_time", "transport", "job_event_profile")
     ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     CLIENT_EVENT_FIELD_NUMBER: _ClassVar[int]
     RECEIVE_TIME_FIELD_NUMBER: _ClassVar[int]
     TRANSPORT_FIELD_NUMBER: _ClassVar[int]
+    JOB_EVENT_PROFILE_FIELD_NUMBER: _ClassVar[int]
     id: int
     tenant: str
     client_event: _event_pb2.ClientEvent
     receive_time: _timestamp_pb2.Timestamp
     transport: Transport
-    def __init__(self, id: _Optional[int] = ..., tenant: _Optional[str] = ..., client_event: _Optional[_Union[_event_pb2.ClientEvent, _Mapping]] = ..., receive_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transport: _Optional[_Union[Transport, str]] = ...) -> None: ...
+    job_event_profile: str
+    def __init__(self, id: _Optional[int] = ..., tenant: _Optional[str] = ..., client_event: _Optional[_Union[_event_pb2.ClientEvent, _Mapping]] = ..., receive_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., transport: _Optional[_Union[Transport, str]] = ..., job_event_profile: _Optional[str] = ...) -> None: ...
 
 class Rejection(_message.Message):
     __slots__ = ("id", "time", "transport", "method", "parent", "key_name", "code", "message", "field_violations", "request_json", "request_truncated", "operation", "repeats", "last_time")
