@@ -422,6 +422,9 @@ def announce(settings: Settings, port: int, http_port: int, how: str = "") -> No
         log.log(level, "Footfall serving HTTP on %s:%d (REST, pixel, the console at %s, "
                 "/footfall.js, /metrics; %s)", settings.host, http_port,
                 console_url(settings, http_port), scheme)
+    else:  # (a test suite asking for a free port with 0 found no HTTP line, and no why)
+        log.log(level, "HTTP is off (--http-port 0): no REST, pixel or console; "
+                "--http-port -1 picks a free port")
     if settings.retain_days:
         log.info("retention: events older than %d days are purged at start and then every "
                  "%g s", settings.retain_days, settings.retention_interval_seconds)

@@ -211,3 +211,12 @@ def test_a_call_refused_for_its_keys_role_or_project_names_the_key(
         running.stop()
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+def test_the_start_log_says_http_is_off_and_how_to_pick_a_free_port(tmp_path: Path) -> None:
+    """`--http-port 0` turns HTTP off, where `--port 0` picks a free port: a test suite
+    that gave both 0 saw a gRPC ready line, no HTTP one, and nothing saying why."""
+    [said] = [line for line in start_log(tmp_path, "--http-port", "0") if "HTTP" in line]
+    assert "HTTP is off (--http-port 0)" in said and "--http-port -1 picks a free port" in said
+    assert not [line for line in start_log(tmp_path, "--http-port", "-1")
+                if "HTTP is off" in line]
