@@ -9,7 +9,6 @@ line, a FOOTFALL_* variable or the configuration it names.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -202,10 +201,11 @@ def _serve(args: argparse.Namespace) -> int:
             raise
         print(f"footfall serve: error: {exc.code}", file=sys.stderr)
         return 2
+    from server.logsink import logging_to_stderr
     from server.processes import LOG_FORMAT, run
 
-    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
-    return run(settings)
+    with logging_to_stderr(settings.log_level, LOG_FORMAT):
+        return run(settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

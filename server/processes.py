@@ -36,6 +36,7 @@ from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 
 from server.config import Settings
+from server.logsink import logging_to_stderr
 from server.ports import bind_refusal
 from server.store.rows import StoreRefused, StoreUnavailable, StoreUnusable
 
@@ -92,11 +93,12 @@ def _serve_child(settings: Settings, index: int, ready: Connection) -> None:
     """The body of server process `index` (a spawned interpreter)."""
     with contextlib.suppress(OSError, AttributeError):  # Linux only: end with the parent
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
     if os.getppid() == 1:  # the parent died before the line above took effect
         sys.exit(1)
-    sys.exit(run_one(settings, on_ready=lambda: ready.send(True), ready_lines=False,
-                     trust_lines=index == 0, process=index))
+    with logging_to_stderr(settings.log_level, LOG_FORMAT):
+        code = run_one(settings, on_ready=lambda: ready.send(True), ready_lines=False,
+                       trust_lines=index == 0, process=index)
+    sys.exit(code)
 
 
 @dataclass

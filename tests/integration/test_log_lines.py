@@ -220,3 +220,32 @@ def test_the_start_log_says_http_is_off_and_how_to_pick_a_free_port(tmp_path: Pa
     assert "HTTP is off (--http-port 0)" in said and "--http-port -1 picks a free port" in said
     assert not [line for line in start_log(tmp_path, "--http-port", "-1")
                 if "HTTP is off" in line]
+
+
+def test_a_stderr_pipe_nobody_reads_holds_up_no_call(tmp_path: Path) -> None:
+    """A test harness read the ready line from a pipe and stopped reading: once the
+    pipe held 64 KiB of the log (a line per refused call, about 240 of them), every
+    call waited on the log and the server answered nothing more."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", "0", "--http-port", "-1",
+         "--store", "memory://"], cwd=tmp_path, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, text=True)
+    assert server.stderr is not None
+    said = []
+    while "serving gRPC" not in (line := server.stderr.readline()):
+        said.append(line)
+        assert line, "".join(said)
+    http_port = int(re.findall(r"serving HTTP on [\d.]+:(\d+)", "".join(said))[0])
+    try:
+        refused = 0
+        for _ in range(600):  # then no more is read until the server is stopped
+            answer = call(http_port, "POST", f"/v2/{CATALOG}/userEvents:write",
+                          {"eventType": "add-to-cart", "visitorId": "v" * 200})
+            refused += answer.status == 400
+        assert refused == 600
+    finally:
+        server.send_signal(signal.SIGTERM)
+        rest = server.stderr.read()
+        code = server.wait(timeout=60)
+    assert code == 0, rest
+    assert rest.count("code=INVALID_ARGUMENT") == 600  # queued, none lost

@@ -1,0 +1,96 @@
+"""Where `footfall serve` logs: stderr, written by a thread of its own.
+
+A call is logged by the thread that serves it, the event loop's included. Written there,
+a stderr that nobody reads (a test harness that read the ready line from a pipe and
+then stopped reading, a stuck log collector) stopped the server once the pipe held
+64 KiB: about 240 refused calls later, every call waited on the log. Here a record is
+formatted by its caller and queued; the writer thread takes the waiting. Past
+`QUEUED` records waiting, later ones are not kept but counted, and the next line
+written says how many were lost, so that nothing is lost unseen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from typing import TextIO
+
+QUEUED = 10_000  # records waiting to be written (about 2 MB of lines)
+DRAIN_SECONDS = 2.0  # how long an ending process waits for its last lines to be written
+
+
+class _Queued(logging.Handler):
+    """Formats each record on its caller's thread and queues the line, never waiting."""
+
+    def __init__(self, lines: queue.Queue[str | None]) -> None:
+        super().__init__()
+        self.lines = lines
+        self.lost = 0  # lines not queued since the last one that was
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        try:  # (handle() holds the handler's lock: the count and its notice stay in order)
+            if self.lost:
+                self.lines.put_nowait(
+                    f"footfall: {self.lost} log lines were lost: stderr was not read while "
+                    "they came (send it to a file, or read it to its end)")
+                self.lost = 0
+            self.lines.put_nowait(line)
+        except queue.Full:
+            self.lost += 1
+
+
+class _Writer(threading.Thread):
+    """Writes the queued lines to `stream` until it takes None."""
+
+    def __init__(self, lines: queue.Queue[str | None], stream: TextIO) -> None:
+        super().__init__(name="footfall-log", daemon=True)  # never holds up an exit
+        self.lines = lines
+        self.stream = stream
+
+    def run(self) -> None:
+        while (line := self.lines.get()) is not None:
+            with contextlib.suppress(OSError, ValueError):  # a closed stderr: nothing to do
+                self.stream.write(line + "\n")
+                self.stream.flush()
+
+
+@contextlib.contextmanager
+def logging_to_stderr(level: int | str, fmt: str, stream: TextIO | None = None,
+                      queued: int = QUEUED) -> Iterator[None]:
+    """The root logger writes to `stream` (stderr) through a queue of `queued` lines
+    while the block runs; at its end what is queued is written, waiting `DRAIN_SECONDS`
+    at most."""
+    lines: queue.Queue[str | None] = queue.Queue(queued)
+    handler = _Queued(lines)
+    handler.setFormatter(logging.Formatter(fmt))
+    writer = _Writer(lines, stream or sys.stderr)
+    # The server takes its signals on one thread with sigwait, every other one having
+    # them blocked (see app.serve and processes.run): this one takes none. A thread
+    # inherits the signal mask of the one starting it.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        writer.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    root = logging.getLogger()
+    level_before = root.level
+    root.addHandler(handler)
+    root.setLevel(level)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level_before)
+        with contextlib.suppress(queue.Full):  # (a writer stuck on a full pipe)
+            lines.put(None, timeout=DRAIN_SECONDS)
+        writer.join(DRAIN_SECONDS)
