@@ -193,7 +193,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     return parser
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, parent: int) -> int:
     try:
         settings = settings_from_args(args)
     except SystemExit as exc:  # a bad value, said in one line as argparse would
@@ -205,10 +205,15 @@ def _serve(args: argparse.Namespace) -> int:
     from server.processes import LOG_FORMAT, run
 
     with logging_to_stderr(settings.log_level, LOG_FORMAT):
+        if settings.stop_with_parent:
+            from server.parent_watch import stop_with_parent
+
+            stop_with_parent(parent)
         return run(settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    parent = os.getppid()  # (read first: --stop-with-parent watches it)
     try:
         parser = _parser(environ())
     except (ValueError, argparse.ArgumentTypeError) as exc:  # a flag converting its variable
@@ -216,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args = parser.parse_args(argv)
     if args.command == "serve":
-        return _serve(args)
+        return _serve(args, parent)
     # grpc's core logs each failed TLS handshake on stderr; a read command says why
     # it failed in one line of its own. Read once, when grpc is first imported.
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")

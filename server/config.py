@@ -317,6 +317,10 @@ class Settings:
                                        "end, at start and then every hour (running ones "
                                        "never are); `0` keeps them all",
                                        check=at_least(0))
+    stop_with_parent: bool = option(False, SWITCH,
+                                    "stop, as on SIGTERM, once the process that started "
+                                    "`footfall serve` has ended (a test suite's fixture: "
+                                    "a runner killed outright leaves no server behind)")
 
 
 OPTIONS: tuple[Option, ...] = tuple(
