@@ -55,6 +55,28 @@ def _position(text: str) -> int:
     return value
 
 
+def _at_least(text: str) -> int:
+    """argparse type of `events count --at-least`: a count, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """argparse type of --timeout: seconds, 0 or more (not inf nor nan)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value <= 86_400:
+        raise argparse.ArgumentTypeError(f"must be 0..86400 seconds, got {text}")
+    return value
+
+
 def _add_reads(commands: Any, name: str, text: str, env: Mapping[str, str],
                parent: dict[str, Any]) -> None:
     """`name list` (from the store or a server) and `name tail` (a server's watch)."""
@@ -124,6 +146,13 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         if name == "list":
             sub.add_argument("--limit", type=_limit, default=100,
                              help="at most so many (%(default)s; all: 0)")
+        if name == "count":
+            sub.add_argument("--at-least", type=_at_least, metavar="N",
+                             help="wait until the filter selects N events or more (what "
+                                  "an app sent in the background); exit 3 if --timeout "
+                                  "passes first")
+            sub.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS",
+                             help="how long --at-least waits (%(default)s)")
         if name != "count":
             _add_output(sub, follow=name == "tail")
     _add_reads(commands, "rejections", "read the requests the server refused", env,

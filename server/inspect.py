@@ -5,7 +5,8 @@ They read the store, opened read-only (nothing is created or changed, and a
 store that does not exist is refused), or a running server through its public
 API (`--server`, see server/remote.py); both give the same console.v1 messages,
 printed by server/lines.py. `tail` follows a server's watch until Ctrl-C.
-Exit codes: 0 done, 1 the store or server cannot be used, 2 bad input.
+Exit codes: 0 done, 1 the store or server cannot be used, 2 bad input, 3 `events count
+--at-least` waited in vain.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, Protocol
 
@@ -57,6 +59,7 @@ from server.store.copy import CopyFailed, CopyRefused, copied_text, copy_store
 from server.store.rows import StoreRefused, StoreUnavailable, StoreUnusable
 
 PAGE = queries.MAX_PAGE
+WAIT_POLL_SECONDS = 0.1  # how often `events count --at-least` asks again
 EVERY_PROJECT = f"projects/{queries.ALL_PROJECTS}"
 # What the server answers when the request, not the server, is wrong.
 _CLIENT_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
@@ -341,8 +344,19 @@ def _events(args: argparse.Namespace) -> int:
                                                                 filter=args.filter), none)
 
     def count(source: Source) -> int:
-        print(source.rpc("CountUserEvents")(console_pb2.CountUserEventsRequest(
-            parent=catalog, filter=args.filter)).count)
+        ask = source.rpc("CountUserEvents")
+        request = console_pb2.CountUserEventsRequest(parent=catalog, filter=args.filter)
+        counted = ask(request).count
+        if args.at_least is not None:  # (a test of an app that sends in the background)
+            deadline = time.monotonic() + args.timeout
+            while counted < args.at_least and time.monotonic() < deadline:
+                time.sleep(min(WAIT_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
+                counted = ask(request).count
+        print(counted)
+        if args.at_least is not None and counted < args.at_least:
+            _say(f"{counted} events, not {args.at_least}, after waiting {args.timeout:g} s "
+                 f"(--timeout)")
+            return 3
         return 0
 
     return _reading(args, count)

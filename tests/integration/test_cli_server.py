@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -27,7 +28,8 @@ from server.app import Running, start
 from server.config import Settings
 from server.store import EventQuery
 
-from .cli import CANCELLED, CATALOG, footfall, record_history
+from .cli import CANCELLED, CATALOG, event, footfall, record_history
+from .http_client import call
 
 KEY = "cli-test-admin-key-0123456789"
 ADMIN = (("x-goog-api-key", KEY),)
@@ -276,3 +278,41 @@ def test_pages_that_never_end_are_not_followed_forever(tmp_path: Path) -> None:
                 "stopped there"), (command, out.stderr)
     finally:
         server.stop(None)
+
+
+def test_events_count_at_least_waits_for_what_is_sent_later(tmp_path: Path) -> None:
+    """A test of an app that sends its events in the background had to write its own
+    loop of counts to wait for them: `--at-least N` waits, and says when it waited in
+    vain (exit 3), with the count it last read."""
+    running = start(Settings(host="127.0.0.1", port=0, http_port=-1, store="memory://",
+                             grace_seconds=5))
+    try:
+        command = ["events", "count", "--server", address(running), "--parent", CATALOG,
+                   "--filter", 'eventTime > "2024-06-01T00:00:00Z"']
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "server", *command, "--at-least", "2", "--timeout", "60"],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            # once it has counted (none yet), the events come: two of three selected
+            while 'method="CountUserEvents"' not in call(running.http_port, "GET",
+                                                          "/metrics").body.decode():
+                assert waiting.poll() is None, waiting.communicate()
+            with grpc.insecure_channel(address(running)) as channel:
+                write = user_event_service_pb2_grpc.UserEventServiceStub(channel).WriteUserEvent
+                for visitor in ("a", "b", "c"):
+                    write(user_event_service_pb2.WriteUserEventRequest(
+                        parent=CATALOG, user_event=event(visitor, time="2024-01-01T00:00:00Z"
+                                                         if visitor == "b" else
+                                                         "2024-07-01T00:00:00Z")))
+                    if visitor == "b":
+                        assert waiting.poll() is None  # one selected: still waiting
+            out, err = waiting.communicate(timeout=60)
+        finally:
+            if waiting.poll() is None:
+                waiting.kill()
+        assert (waiting.returncode, out, err) == (0, "2\n", "")
+        late = footfall(*command, "--at-least", "3", "--timeout", "0.2", cwd=tmp_path)
+        assert (late.returncode, late.stdout) == (3, "2\n")
+        assert late.stderr == "footfall: 2 events, not 3, after waiting 0.2 s (--timeout)\n"
+    finally:
+        running.stop()
