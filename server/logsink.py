@@ -7,6 +7,10 @@ then stopped reading, a stuck log collector) stopped the server once the pipe he
 formatted by its caller and queued; the writer thread takes the waiting. Past
 `QUEUED` records waiting, later ones are not kept but counted, and the next line
 written says how many were lost, so that nothing is lost unseen.
+
+(logging.handlers.QueueHandler and QueueListener are close, but a full queue is an
+error there, not a count, and QueueListener.stop() waits without bound for a writer
+stuck on a stderr nobody reads: an ending server would hang on its last lines.)
 """
 
 from __future__ import annotations
