@@ -57,7 +57,7 @@ from server.operations.runner import Job, OperationRunner
 from server.operations.sweep import OperationSweep
 from server.policy import Policy
 from server.policy.auth import Authenticator, AuthFileError
-from server.ports import bind_refusal
+from server.ports import bind_refusal, grpc_refusal
 from server.retail import (
     export,
     import_events,
@@ -302,8 +302,8 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
                 else server.add_insecure_port(address))
     except RuntimeError as exc:  # grpc says only "Failed to bind": ask the system why
         refusal = bind_refusal(settings.host, settings.port, grpc_places=True)
-        raise OSError(f"cannot listen on {address}: "
-                      f"{_grpc_refusal(refusal) if refusal else exc}") from exc
+        raise OSError(grpc_refusal(address, refusal) if refusal
+                      else f"cannot listen for gRPC on {address}: {exc}") from exc
     await server.start()
     async def serving() -> bool:  # (the overall status: it is always set, see _set_serving)
         answer = await health_servicer.Check(health_pb2.HealthCheckRequest(service=""), None)
@@ -485,18 +485,8 @@ def _refuse_taken_ports(settings: Settings) -> None:
     if settings.port:
         refusal = bind_refusal(settings.host, settings.port, grpc_places=True)
         if refusal and refusal.errno == errno.EADDRINUSE:
-            raise OSError(f"cannot listen on {_grpc_address(settings)}: "
-                          f"{_grpc_refusal(refusal)}")
+            raise OSError(grpc_refusal(_grpc_address(settings), refusal))
     if settings.http_port > 0:
         refusal = bind_refusal(settings.host, settings.http_port)
         if refusal and refusal.errno == errno.EADDRINUSE:
             raise OSError(http_refusal(settings.host, settings.http_port, refusal))
-
-
-def _grpc_refusal(exc: OSError) -> str:
-    """The system's reason a gRPC port is refused, and what to change."""
-    advice = {errno.EADDRINUSE: " (--port or FOOTFALL_PORT picks another port; 0 a "
-                                "free one)",
-              errno.EADDRNOTAVAIL: " (--host or FOOTFALL_HOST names an address of "
-                                   "this machine)"}.get(exc.errno or 0, "")
-    return f"{exc.strerror or exc}{advice}"

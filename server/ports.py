@@ -50,3 +50,13 @@ def bind_refusal(host: str, port: int, grpc_places: bool = False) -> OSError | N
                 refusals.append(exc)
     in_use = [exc for exc in refusals if exc.errno == errno.EADDRINUSE]
     return next(iter(in_use or refusals), None)
+
+
+def grpc_refusal(address: str, exc: OSError) -> str:
+    """Why the gRPC port cannot be listened on at `address` (host:port), and what to
+    change; worded as the HTTP port's ("cannot listen for HTTP on ...")."""
+    advice = {errno.EADDRINUSE: " (--port or FOOTFALL_PORT picks another port; 0 a "
+                                "free one)",
+              errno.EADDRNOTAVAIL: " (--host or FOOTFALL_HOST names an address of "
+                                   "this machine)"}.get(exc.errno or 0, "")
+    return f"cannot listen for gRPC on {address}: {exc.strerror or exc}{advice}"

@@ -37,7 +37,7 @@ from multiprocessing.connection import Connection
 
 from server.config import Settings
 from server.logsink import logging_to_stderr
-from server.ports import bind_refusal
+from server.ports import bind_refusal, grpc_refusal
 from server.store.rows import StoreRefused, StoreUnavailable, StoreUnusable
 
 log = logging.getLogger("footfall")
@@ -283,7 +283,7 @@ class Supervisor:
             sock.bind((host, 0 if pick else port))
         except OSError as exc:
             sock.close()
-            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+            raise OSError(_refusal(host, port, exc, grpc)) from exc
         bound = int(sock.getsockname()[1])
         if pick:
             self._held.append(sock)
@@ -293,8 +293,15 @@ class Supervisor:
         # where another process listening left them 127.0.0.1 alone, and its clients)
         refusal = bind_refusal(host, port, grpc_places=grpc)
         if refusal is not None and refusal.errno == errno.EADDRINUSE:
-            raise OSError(f"cannot listen on {host}:{port}: {refusal.strerror}")
+            raise OSError(_refusal(host, port, refusal, grpc))
         return bound
+
+
+def _refusal(host: str, port: int, exc: OSError, grpc: bool) -> str:
+    """Why a port cannot be listened on, said as one process's start says it."""
+    if grpc:
+        return grpc_refusal(f"{host}:{port}", exc)
+    return f"cannot listen for HTTP on {host}:{port}: {exc.strerror or exc}"
 
 
 def _take_stop(seconds: float) -> None:

@@ -274,7 +274,7 @@ def test_a_postgresql_url_that_cannot_be_right_stops_the_start_in_one_line(
 
 @pytest.mark.parametrize(("flag", "said"), [
     # grpc said only "Failed to bind ...; set GRPC_VERBOSITY=debug ..."
-    ("--port", "cannot start: cannot listen on 127.0.0.1:{port}: Address already in use "
+    ("--port", "cannot start: cannot listen for gRPC on 127.0.0.1:{port}: Address already in use "
                "(--port or FOOTFALL_PORT picks another port; 0 a free one)"),
     ("--http-port", "cannot start: cannot listen for HTTP on 127.0.0.1:{port}: [Errno 98] "
                     "Address already in use (--http-port or FOOTFALL_HTTP_PORT picks another "
@@ -313,9 +313,9 @@ def test_a_port_in_use_at_one_address_of_localhost_is_refused(tmp_path: Path) ->
                        "--store", f"sqlite:///{store}", cwd=tmp_path)
     assert out.returncode == 1, out.stderr
     [line] = out.stderr.splitlines()
-    assert line.endswith(f" ERROR footfall: cannot start: cannot listen on localhost:{port}: "
-                         f"Address already in use (at [::1]:{port}) (--port or FOOTFALL_PORT "
-                         "picks another port; 0 a free one)"), line
+    assert line.endswith(f" ERROR footfall: cannot start: cannot listen for gRPC on "
+                         f"localhost:{port}: Address already in use (at [::1]:{port}) (--port "
+                         "or FOOTFALL_PORT picks another port; 0 a free one)"), line
     assert not store.exists()
 
 

@@ -248,8 +248,21 @@ def test_a_port_in_use_stops_the_start(start: Callable[..., ServerProcess],
     done = _serve("--processes", "2", "--port", str(other.port),
                   "--store", f"sqlite:///{tmp_path / 'b.db'}", cwd=tmp_path)
     assert done.returncode == 1, done.stderr
-    assert f"cannot listen on 127.0.0.1:{other.port}" in done.stderr
+    assert f"cannot listen for gRPC on 127.0.0.1:{other.port}" in done.stderr
     assert time.monotonic() - began < 30
+
+
+def test_an_http_port_in_use_is_said_as_one_process_says_it(tmp_path: Path) -> None:
+    """It said "cannot listen on ..." for either port; one process names the HTTP one."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _serve("--processes", "2", "--http-port", str(port),
+                      "--store", f"sqlite:///{tmp_path / 'b.db'}", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert f"cannot start: cannot listen for HTTP on 127.0.0.1:{port}: Address already in " \
+        "use" in done.stderr, done.stderr
 
 
 def test_a_port_in_use_at_one_address_of_localhost_stops_the_start(tmp_path: Path) -> None:
@@ -266,5 +279,5 @@ def test_a_port_in_use_at_one_address_of_localhost_stops_the_start(tmp_path: Pat
         done = _serve("--processes", "2", "--host", "localhost", "--port", str(port),
                       "--store", f"sqlite:///{tmp_path / 'b.db'}", cwd=tmp_path)
     assert done.returncode == 1, done.stderr
-    assert f"cannot listen on localhost:{port}: Address already in use (at [::1]:{port})" \
+    assert f"cannot listen for gRPC on localhost:{port}: Address already in use (at [::1]:{port})" \
         in done.stderr, done.stderr
