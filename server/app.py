@@ -60,6 +60,7 @@ from server.policy.auth import Authenticator, AuthFileError
 from server.ports import bind_refusal, grpc_refusal
 from server.retail import (
     export,
+    gcs,
     import_events,
     import_products,
     purge,
@@ -174,6 +175,10 @@ def start(settings: Settings, clock: Clock | None = None, process: int = 0) -> R
     policy = Policy.from_settings(settings, GUARDED, clock)
     tls = _server_credentials(settings)
     _refuse_taken_ports(settings)
+    gcs_root = Path(settings.gcs_root)
+    problem = gcs.root_problem(gcs_root)  # (made when a gs:// file is first written)
+    if problem is not None:  # said before the store is opened, as a port in use
+        raise OSError(f"--gcs-root {settings.gcs_root}: cannot make the folder: {problem}")
     store = open_store(settings.store)
     commits = Commits()
 
@@ -186,13 +191,6 @@ def start(settings: Settings, clock: Clock | None = None, process: int = 0) -> R
     rejections = policy.rejections = Rejections(store, clock, settings.rejections_keep,
                                                 settings.rejections_keep_hours * 3600,
                                                 settings.rejections_keep_per_project)
-    gcs_root = Path(settings.gcs_root)
-    try:
-        gcs_root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # (it said only "No such file or directory: '/proc/x'")
-        store.close()
-        raise OSError(f"--gcs-root {settings.gcs_root}: cannot make the folder: "
-                      f"{exc.strerror or exc}") from None
     line_pool = LinePool(settings.import_processes)
     import_job = import_events.ImportJob(gcs_root, settings.strict_event_types,
                                          settings.max_event_bytes, line_pool)

@@ -170,7 +170,8 @@ class Settings:
                                     check=at_least(1024), readme_default="10 MiB")
     log_level: str = option("INFO", LOG_LEVEL, "`DEBUG`, `INFO`, `WARNING` or `ERROR`")
     gcs_root: str = option("./data/gcs", TEXT, "folder that stands in for Cloud Storage: "
-                           "`gs://b/x` is `GCS_ROOT/b/x`")
+                           "`gs://b/x` is `GCS_ROOT/b/x`; made when a `gs://` file is "
+                           "first written, not at start")
     operation_workers: int = option(1, INTEGER, "threads running import/purge/rejoin jobs",
                                     check=at_least(1))
     lease_seconds: float = option(30.0, NUMBER,

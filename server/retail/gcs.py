@@ -215,6 +215,22 @@ def _regular_file(root: Path, root_real: str, candidate: str, field: str) -> Pat
     return Path(candidate)
 
 
+def root_problem(root: Path) -> str | None:
+    """Why ROOT is not a folder and could not be made one (a file, or a link that
+    leads nowhere, where it or one of its parents should be), or None. Only looked
+    at: ROOT is made when a gs:// file is first written (a server that only reads,
+    or a memory:// one in a test suite, leaves no folder behind)."""
+    for place in (root, *root.parents):
+        try:
+            if place.is_dir():
+                return None
+            if os.path.lexists(place):
+                return f"{place} is not a folder"
+        except OSError as exc:  # (a name longer than the file system takes)
+            return _why(exc)
+    return None
+
+
 def _existing_ancestor(path: Path) -> Path:
     while not path.exists():
         path = path.parent
@@ -234,6 +250,15 @@ def check_output_folder(root: Path, prefix: str, field: str) -> Path:
         existing = _existing_ancestor(folder)
     except OSError as exc:  # a part longer than the file system takes (ENAMETOOLONG)
         raise InvalidArgument.field(field, f"cannot use {prefix[:200]!r}: {_why(exc)}") from None
+    if existing in root.parents:
+        # ROOT itself is not made yet (it is made when first written to): nothing
+        # under it exists, so nothing there can lead outside; only a name longer than
+        # the file system takes can be known bad before it is made.
+        longest = os.pathconf(existing, "PC_NAME_MAX")
+        if any(len(os.fsencode(part)) > longest for part in folder.relative_to(existing).parts):
+            raise InvalidArgument.field(field, f"cannot use {prefix[:200]!r}: "
+                                               f"{os.strerror(errno.ENAMETOOLONG)}")
+        return folder
     if not _inside(os.path.realpath(root), existing):
         raise InvalidArgument.field(field, "must stay inside the emulated storage root")
     if not existing.is_dir():
@@ -243,9 +268,16 @@ def check_output_folder(root: Path, prefix: str, field: str) -> Path:
 
 def make_output_folder(root: Path, prefix: str, field: str) -> Path:
     """The folder of check_output_folder, created (without following links into new
-    parts); its resolved path. INVALID_ARGUMENT naming `field` as check_output_folder,
-    or when it cannot be created."""
-    folder = check_output_folder(root, prefix, field)
+    parts), and ROOT too if it is not yet (a server that never writes a gs:// file
+    leaves no folder behind); its resolved path. INVALID_ARGUMENT naming `field` as
+    check_output_folder, or when it cannot be created."""
+    check_output_folder(root, prefix, field)  # before anything is made
+    try:
+        root.mkdir(parents=True, exist_ok=True)  # the operator's folder: links followed
+    except OSError as exc:
+        raise InvalidArgument.field(field, f"cannot create {prefix}: the server's --gcs-root "
+                                           f"cannot be made: {_why(exc)}") from None
+    folder = check_output_folder(root, prefix, field)  # again, now with ROOT to look into
     root_real = os.path.realpath(root)
     existing = _existing_ancestor(folder)
     try:

@@ -121,6 +121,51 @@ def test_output_folders_are_checked_without_being_made(root: Path, tmp_path: Pat
         gcs.check_output_folder(root, "gs://bkt/away/errors", "errors_config.gcs_prefix")
 
 
+def test_a_root_not_made_yet_is_made_by_the_first_output_alone(tmp_path: Path) -> None:
+    """The root was made at every start, so a memory:// server in a test suite left
+    ./data/gcs in whatever folder it started in. Now reading or checking makes nothing,
+    and what is missing reads as any missing file."""
+    root = tmp_path / "not-yet" / "gcs"
+    assert gcs.root_problem(root) is None
+    with pytest.raises(InvalidArgument) as refused:
+        gcs.input_files(root, "gs://bkt/d/a.json", FIELD)
+    assert refused.value.violations[0].field == FIELD
+    assert "no file matches 'gs://bkt/d/a.json'" in refused.value.violations[0].description
+    with pytest.raises(InvalidArgument, match="no file matches"):
+        gcs.input_files(root, "gs://bkt/*/a.json", FIELD)
+    prefix = "gs://bkt/errors/"
+    assert gcs.check_output_folder(root, prefix, "errors_config.gcs_prefix") \
+        == root / "bkt/errors"
+    assert not (tmp_path / "not-yet").exists()
+    made = gcs.make_output_folder(root, prefix, "errors_config.gcs_prefix")
+    assert made == (root / "bkt/errors").resolve() and made.is_dir()
+    assert gcs.write_output(root, made / "e.json", b"{}\n", "f", at=0) == 3
+
+
+def test_a_root_that_cannot_be_made_is_said_at_start_and_on_output(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    root = tmp_path / "a-file" / "gcs"
+    assert gcs.root_problem(root) == f"{tmp_path / 'a-file'} is not a folder"
+    os.symlink(tmp_path / "nowhere", tmp_path / "dangling")
+    assert gcs.root_problem(tmp_path / "dangling") == f"{tmp_path / 'dangling'} is not a folder"
+    with pytest.raises(InvalidArgument, match="--gcs-root cannot be made") as refused:
+        gcs.make_output_folder(tmp_path / "dangling", "gs://bkt/e/", "errors_config.gcs_prefix")
+    assert [v.field for v in refused.value.violations] == ["errors_config.gcs_prefix"]
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_an_output_under_a_root_not_made_yet_is_still_checked(tmp_path: Path) -> None:
+    root = tmp_path / "gcs"
+    for prefix in ("gs://bkt/" + "x" * 300, "gs://bkt/d/" + "x" * 300 + "/e"):
+        with pytest.raises(InvalidArgument, match="too long"):
+            gcs.check_output_folder(root, prefix, "errors_config.gcs_prefix")
+        with pytest.raises(InvalidArgument, match="too long"):
+            gcs.make_output_folder(root, prefix, "errors_config.gcs_prefix")
+    with pytest.raises(InvalidArgument, match="'..'"):
+        gcs.check_output_folder(root, "gs://bkt/../../e/", "errors_config.gcs_prefix")
+    assert list(tmp_path.iterdir()) == []  # refused before anything was made
+
+
 @pytest.mark.parametrize("prefix", ["gs://bkt/" + "x" * 300, "gs://bkt/d/" + "x" * 300 + "/e"])
 def test_an_output_folder_named_longer_than_the_file_system_takes_is_refused(
         root: Path, prefix: str) -> None:
