@@ -8,16 +8,27 @@ line, a FOOTFALL_* variable or the configuration it names.
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
-from collections.abc import Mapping, Sequence
-from importlib import metadata
-from typing import Any, NoReturn
 
-from server.cli_args import EVERY_OPERATION, add_source_arguments, row_limit
-from server.config import DEFAULT_STORE, add_serve_arguments, environ, settings_from_args
-from server.insights import cli as insights_cli
+# Read before anything else is imported (the imports below take some 50 ms):
+# --stop-with-parent watches this parent, and one that ended before it was read is
+# never seen to end (--parent-pid names the process to watch instead).
+STARTED_BY = os.getppid()
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Mapping, Sequence  # noqa: E402
+from importlib import metadata  # noqa: E402
+from typing import Any, NoReturn  # noqa: E402
+
+from server.cli_args import EVERY_OPERATION, add_source_arguments, row_limit  # noqa: E402
+from server.config import (  # noqa: E402
+    DEFAULT_STORE,
+    add_serve_arguments,
+    environ,
+    settings_from_args,
+)
+from server.insights import cli as insights_cli  # noqa: E402
 
 CATALOG_EXAMPLE = "projects/p/locations/global/catalogs/default_catalog"
 
@@ -234,15 +245,18 @@ def _serve(args: argparse.Namespace, parent: int) -> int:
     from server.processes import LOG_FORMAT, run
 
     with logging_to_stderr(settings.log_level, LOG_FORMAT):
-        if settings.stop_with_parent:
-            from server.parent_watch import stop_with_parent
+        if settings.stop_with_parent or settings.parent_pid:
+            from server.parent_watch import Parent, log, stop_with_parent
 
-            stop_with_parent(parent)
+            watched = Parent(settings.parent_pid or parent, named=bool(settings.parent_pid))
+            if watched.ended():  # during start-up: nothing is opened or bound
+                log.warning("not starting: %s has ended (--stop-with-parent)", watched.said())
+                return 0
+            stop_with_parent(watched)
         return run(settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parent = os.getppid()  # (read first: --stop-with-parent watches it)
     try:
         parser = _parser(environ())
     except (ValueError, argparse.ArgumentTypeError) as exc:  # a flag converting its variable
@@ -250,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args = parser.parse_args(argv)
     if args.command == "serve":
-        return _serve(args, parent)
+        return _serve(args, STARTED_BY)
     # grpc's core logs each failed TLS handshake on stderr; a read command says why
     # it failed in one line of its own. Read once, when grpc is first imported.
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")

@@ -321,7 +321,14 @@ class Settings:
     stop_with_parent: bool = option(False, SWITCH,
                                     "stop, as on SIGTERM, once the process that started "
                                     "`footfall serve` has ended (a test suite's fixture: "
-                                    "a runner killed outright leaves no server behind)")
+                                    "a runner killed outright leaves no server behind); "
+                                    "one already ended stops the start")
+    parent_pid: int = option(0, INTEGER,
+                             "with `--stop-with-parent` (which it turns on), the process "
+                             "to watch instead of the parent: the starter's own pid, seen "
+                             "ended however soon it ends, and through a wrapper "
+                             "(`sh -c`, `uv run`); `0` the parent",
+                             check=at_least(0))
 
 
 OPTIONS: tuple[Option, ...] = tuple(

@@ -58,3 +58,75 @@ def test_a_server_whose_starter_was_killed_stops(tmp_path: Path) -> None:
             os.kill(server, signal.SIGKILL)
     said = log.read_text()
     assert "the process that started footfall serve" in said and "stopped" in said, said
+
+
+# A starter that names itself with --parent-pid and ends at once: the server may not
+# even have begun to run Python by then, so its parent is already init (or a subreaper).
+QUICK_STARTER = """
+import os, subprocess, sys
+with open(sys.argv[1], "wb") as log:
+    server = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", "0",
+                               "--http-port", "0", "--store", "memory://",
+                               "--parent-pid", str(os.getpid())], stdout=log, stderr=log)
+print(server.pid, flush=True)
+"""
+
+# `footfall serve` whose starter is killed during its start-up, after the server's first
+# look at its parent: here the server ends the starter itself, right after importing
+# server.__main__ (which reads the parent), and waits to be given to another parent.
+LATE_SERVER = """
+import os, signal, sys, time
+import server.__main__ as footfall
+first = os.getppid()
+os.kill(first, signal.SIGKILL)
+while os.getppid() == first:
+    time.sleep(0.01)
+sys.exit(footfall.main(["serve", "--port", "0", "--http-port", "0", "--store", "memory://",
+                        "--stop-with-parent"]))
+"""
+LATE_STARTER = """
+import subprocess, sys, time
+with open(sys.argv[1], "wb") as log:
+    server = subprocess.Popen([sys.executable, "-c", sys.argv[2]], stdout=log, stderr=log)
+print(server.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _server_of(starter_code: str, tmp_path: Path, *args: str) -> tuple[int, Path]:
+    """Runs a starter; the pid of the server it started, and the server's log."""
+    log = tmp_path / "server.log"
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    starter = subprocess.Popen([sys.executable, "-c", starter_code, str(log), *args],
+                               cwd=root, env=env, stdout=subprocess.PIPE, text=True)
+    assert starter.stdout is not None
+    with starter:
+        server = int(starter.stdout.readline())
+        starter.wait(DEADLINE)  # it ended by itself (or was ended by the server)
+    return server, log
+
+
+def test_a_starter_that_ends_at_once_is_seen_when_it_names_itself(tmp_path: Path) -> None:
+    """The parent was read some 0.1-0.3 s into the start: a starter that ended sooner
+    was never seen to end, and the server ran on, a child of init."""
+    server, log = _server_of(QUICK_STARTER, tmp_path)
+    try:
+        wait_until(lambda: not running(server), "the server ran on without its starter")
+    finally:
+        if running(server):
+            os.kill(server, signal.SIGKILL)
+    said = log.read_text()
+    assert "the process named by --parent-pid (pid " in said and "has ended" in said, said
+
+
+def test_a_starter_that_ends_during_the_start_stops_it_at_once(tmp_path: Path) -> None:
+    server, log = _server_of(LATE_STARTER, tmp_path, LATE_SERVER)
+    try:
+        wait_until(lambda: not running(server), "the server ran on without its starter")
+    finally:
+        if running(server):
+            os.kill(server, signal.SIGKILL)
+    said = log.read_text()
+    assert "not starting: the process that started footfall serve (pid " in said, said
+    assert "serving gRPC" not in said, said
