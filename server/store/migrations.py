@@ -289,9 +289,11 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
     (11, "stored events may leave out the user id, which its column holds", []),
     # Values a store keeps for every server on it. Written when first needed (the key
     # that signs page tokens: SqlStore.page_token_key), not here: a store just made
-    # holds no row, so `footfall copy` still takes it as an empty target.
+    # holds no row, so `footfall copy` still takes it as an empty target. (Not IF NOT
+    # EXISTS: another application's `settings` beside a store on PostgreSQL must stop
+    # the start, as a table of any other name here does, not be taken for this one.)
     (12, "the store's settings (the key that signs page tokens)", [
-        """CREATE TABLE IF NOT EXISTS settings (
+        """CREATE TABLE settings (
             name TEXT PRIMARY KEY,
             value BLOB NOT NULL
         )""",

@@ -104,3 +104,25 @@ def test_a_read_only_store_without_a_key_pages_with_one_of_its_own(
     # ... written nowhere: the first server to need one makes the store's
     served = stores(url).page_token_key()
     assert served != key and stores(url, read_only=True).page_token_key() == served
+
+
+def test_another_applications_settings_table_is_not_taken_for_the_stores(
+        postgres_databases: Any) -> None:
+    """A PostgreSQL database may hold another application's tables beside Footfall's
+    (see server/store/copy.py), and `settings` is a common name: migration 12 made its
+    table only IF NOT EXISTS, so Footfall started on such a database, took the other
+    table for its own, and every console page with a next one answered INTERNAL
+    (`column "value" does not exist`), or wrote its key among the other's rows. As a
+    table of any other name Footfall uses, it now stops the start, the table left as
+    it was."""
+    import psycopg
+
+    url = postgres_databases.create("settings")
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("CREATE TABLE settings (id BIGINT PRIMARY KEY, key TEXT, val TEXT)")
+        db.execute("INSERT INTO settings VALUES (1, 'theme', 'dark')")
+    with pytest.raises(psycopg.errors.DuplicateTable, match='"settings" already exists'):
+        open_store(url).close()
+    with psycopg.connect(url) as db:
+        assert db.execute("SELECT * FROM settings").fetchall() == [(1, "theme", "dark")]
+        assert db.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,)
