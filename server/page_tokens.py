@@ -62,7 +62,9 @@ def body_of(key: bytes, token: str) -> bytes:
                                                   "which this one does not take: start from "
                                                   "the first page (no page_token)")
     raise InvalidArgument.field("page_token", "is not a page token this server issued (it "
-                                              "was changed, or made up)")
+                                              "was changed, or made up; or it is of another "
+                                              "store, or of a memory:// server since "
+                                              "restarted: start from the first page)")
 
 
 def _tag(key: bytes, body: bytes) -> bytes:

@@ -354,7 +354,9 @@ class ConsoleSql:
                           before_id: int | None = None,
                           parent: str | None = None) -> list[KeptRejection]:
         """Up to `limit` (id, Rejection) of `project` (None: every one), last first;
-        of requests that named `parent` (as sent) only, if given."""
+        of requests kept under `parent` only, if given (the parent as sent, but for a
+        talent v4beta1 project alone, kept under its default tenant: see
+        console.rejections.kept_under)."""
         terms, params = self._rejections_of(project, parent)
         if before_id is not None:
             terms.append(f"id < {self._dialect.mark}")
