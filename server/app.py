@@ -269,6 +269,7 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     operations_pb2_grpc.add_OperationsServicer_to_server(operations, guard)
     watches = Watches(commits, settings.max_watches,
                       messages_per_second=settings.watch_messages,
+                      read_ms=settings.watch_read_ms,
                       per_project=settings.max_watches_per_project
                       if settings.max_watches_per_project >= 0
                       else max(1, settings.max_watches // 2))

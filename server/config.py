@@ -291,6 +291,14 @@ class Settings:
                                  "process; past it they fall behind, and slow the writes "
                                  "less (see \"The console API\"); `0` no bound. Not "
                                  "counted: WatchUserEventBatches", check=at_least(0))
+    watch_read_ms: int = option(200, INTEGER,
+                                "milliseconds a second (of the reading threads' CPU) that "
+                                "the console's watches take together in this process to "
+                                "read the store (each distinct filter watched reads after "
+                                "each commit, and so does a watch catching up); past it "
+                                "they read later, falling behind and missing nothing, and "
+                                "the writes keep their pace (see \"The console API\"); "
+                                "`0` no bound", check=at_least(0))
     durable_pixels: bool = option(False, SWITCH,
                                   "answer a browser's pixel (GET collect) only once its event "
                                   "is committed; off: once it is valid and queued, committed "

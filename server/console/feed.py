@@ -15,7 +15,10 @@ stored), is not dropped: its queue is let go and it reads the rows it lacks from
 the store itself, a page at a time, until it has caught up, then takes the feed's
 chunks again (watches catching up from one position share its pages for a moment:
 PAGE_CACHE_BYTES). So a slow client costs reads, never unbounded memory, and misses
-nothing. The watches of single rows share a budget of messages a second (pace.py).
+nothing. The watches of single rows share a budget of messages a second (pace.py),
+and every read of the store, a feed's or a watch's catching up, a budget of time
+a second (pace.Reading): past it, feeds of distinct filters fall behind the rows
+stored (their positions stay exact) rather than slow the writes, and catch up later.
 
 Watches are coroutines on the server's loop (their reads go off the loop): an
 open watch costs no thread. The watches of a read are woken a few per turn of
@@ -28,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
@@ -35,7 +39,7 @@ from typing import Any, NamedTuple, Protocol
 
 from google.protobuf.message import Message
 
-from server.console.pace import Pace
+from server.console.pace import Pace, Reading
 from server.console.watch import Caller, Commits
 from server.errors import ResourceExhausted
 from server.loop import long_read_turn, off_loop
@@ -62,6 +66,12 @@ BATCH_SECONDS_MAX = 0.25
 # distinct filter watched is a feed: without a bound, a reader key opening hundreds
 # of watches of distinct filters made a read per watch and commit, and writes waited.
 FEED_READS_PER_SECOND = 200
+# ... and together, with the reads of the watches catching up, they take at most
+# WATCH_READ_MS milliseconds (of the reading threads' CPU) a second (--watch-read-ms):
+# bounded in number alone, the reads of 400 feeds of distinct filters (each selecting
+# every event; a filtered read walks its id bucket, about 14 ms a read) took most of
+# two cores, and durable writes of 2.3 KB events fell from 1,650/s to 120/s.
+WATCH_READ_MS = 200
 # The pages that watches catching up read from the store, kept (the latest, up to
 # this many bytes of rows, as stored) for the other watches of the same key at the
 # same position: watches held back by their budget of messages (pace.py) fall
@@ -358,13 +368,15 @@ class Feed:
     after a quiet spell at once)."""
 
     def __init__(self, source: Source, position: int, commits: Commits,
-                 poll: float, batched: bool, spacing: Callable[[], float]) -> None:
+                 poll: float, batched: bool, spacing: Callable[[], float],
+                 reading: Reading) -> None:
         self.source = source
         self.position = position  # the rows up to it are read and handed out
         self._commits = commits
         self._poll = poll
         self._batched = batched
         self._spacing = spacing  # the least time between two of its reads, now
+        self._reading = reading  # the time a second all reads share
         self.queues: set[_Queue] = set()
         self.task: asyncio.Task[None] | None = None
 
@@ -380,12 +392,21 @@ class Feed:
                 await asyncio.sleep(wait)
             read_at = loop.time()
             seen = self._commits.count  # before the read: a commit during it wakes the wait
+            # Its turn among all reads (none needed when every watch reads by itself):
+            # past the budget, what is stored meanwhile waits for the next read.
+            budgeted = not _all_behind(self.queues)
+            taken = await self._reading.take() if budgeted else 0.0
+            cost = 0.0
             try:
-                top, position, chunk, full = await off_loop(self._read, self.position)
+                top, position, chunk, full, cost = await off_loop(self._read, self.position,
+                                                                  budgeted)
             except Exception:  # the store is away: try again after a poll
                 log.warning("a watch could not read the store", exc_info=True)
                 await asyncio.sleep(self._poll)
                 continue
+            finally:
+                if budgeted:
+                    self._reading.spent(taken, cost)
             pushed = chunk is not None
             if chunk is not None:
                 self._hand_out(chunk)
@@ -424,26 +445,41 @@ class Feed:
             queue.push(chunk)
         _wake(queues)
 
-    def _read(self, after: int) -> tuple[int, int, Chunk | None, bool]:
+    def _read(self, after: int, budgeted: bool) -> tuple[int, int, Chunk | None, bool, float]:
         """The last row's id (before the read: a row stored after it is read next
         time), and the page read after `after`: its position, its items as a
-        chunk (None if none), whether it was full. When every watch of the feed
-        reads from the store by itself (they fell behind), nothing is read: the
-        position goes to the last row, for them to catch up to (the read was made,
-        and let go, for no one)."""
+        chunk (None if none), whether it was full; and what it cost (this thread's
+        CPU, seconds). When every watch of the feed reads from the store by itself
+        (they fell behind), or had when its turn was not asked (not `budgeted`),
+        nothing is read: the position goes to the last row, for them to catch up to
+        (the read was made, and let go, for no one)."""
+        began = time.thread_time()
         top = self.source.last()
-        if self.queues and all(queue.behind for queue in list(self.queues)):
-            return top, max(after, top), None, False
+        if not budgeted or _all_behind(self.queues):
+            return top, max(after, top), None, False, time.thread_time() - began
         position, items, full = self.source.read(after)
         if not items:
             # None of the rows up to `top` is selected: the next read starts from
             # there, not again from `after` (a filter that no new row matches
             # would read every row stored since the watch began, at each commit).
-            return top, position if full else max(position, top), None, full
+            return (top, position if full else max(position, top), None, full,
+                    time.thread_time() - began)
         chunk = Chunk(items)
         if self._batched:  # what its watches send (over gRPC nearly always), made off the loop
             chunk.wire()
-        return top, position, chunk, full
+        return top, position, chunk, full, time.thread_time() - began
+
+
+def _timed(read: Callable[[int], Page], after: int) -> tuple[Page, float]:
+    """`read(after)`, and what it cost this thread (CPU seconds)."""
+    began = time.thread_time()
+    page = read(after)
+    return page, time.thread_time() - began
+
+
+def _all_behind(queues: set[_Queue]) -> bool:
+    """Whether every watch of a feed reads from the store by itself."""
+    return bool(queues) and all(queue.behind for queue in list(queues))
 
 
 def _unsent(queue: _Queue, sent: int) -> tuple[list[Chunk], int]:
@@ -467,11 +503,13 @@ def _unsent(queue: _Queue, sent: int) -> tuple[list[Chunk], int]:
 class Watches:
     """The open watches of this process and their feeds, keyed by what they read;
     at most `limit` watches at once. The watches of items (a message per row) send
-    at most `messages_per_second` messages together (0: no bound; see pace.py)."""
+    at most `messages_per_second` messages together (0: no bound; see pace.py); the
+    feeds and the watches catching up read the store at most `read_ms` milliseconds
+    a second together (0: no bound; see pace.Reading)."""
 
     def __init__(self, commits: Commits, limit: int, poll: float = POLL_SECONDS,
                  messages_per_second: int = 0, held_bytes: int = HELD_BYTES,
-                 per_project: int | None = None) -> None:
+                 per_project: int | None = None, read_ms: int = WATCH_READ_MS) -> None:
         self._commits = commits
         self._limit = limit
         # the most one project's watches may take (None: `limit`), so that one
@@ -480,6 +518,7 @@ class Watches:
         self._by_project: dict[str, int] = {}  # open watches of each project (some)
         self._poll = poll
         self.pace = Pace(messages_per_second)
+        self.reading = Reading(read_ms / 1000)
         self.held = Held(held_bytes)
         self._feeds: dict[Hashable, Feed] = {}
         self.open = 0
@@ -586,7 +625,7 @@ class Watches:
             if feed is None:
                 feed = self._feeds[key] = Feed(source, max(after, last), self._commits,
                                                self._poll, json_name is not None,
-                                               self._read_spacing)
+                                               self._read_spacing, self.reading)
                 feed.queues.add(queue)
                 feed.start()
             else:
@@ -669,45 +708,63 @@ class Watches:
         # project's writes from about 360/s to 20/s.
         decoding = getattr(source, "decoding", None)
         while after < upto and not caller.done() and not self._commits.closed:
-            async with (long_read_turn(decoding) if decoding is not None
-                        else contextlib.nullcontext(off_loop)) as read:
-                # Room for a whole read, kept while it is made (else each watch catching
-                # up could read one past the bound), taken once the turn is there (a
-                # watch waiting in line held it: four filled the bound, and every
-                # other watch stopped); none: wait (a client that takes nothing is let
-                # go after SEND_SECONDS, and its room with it).
-                room = self.held.bytes + READ_BYTES <= self.held.limit
-                if room:
-                    self.held.bytes += READ_BYTES
-                    try:
-                        position, items, _ = await self._page(key, source, after, upto, read)
-                    finally:
-                        self.held.bytes -= READ_BYTES
-            if not room:
-                await asyncio.sleep(self._poll)
-                continue
-            page = [item for item in items if item.id <= upto]
-            if page:
-                yield page
-            if len(page) < len(items) or position == after:
+            page = self._kept(key, after, upto)  # (read a moment ago: no read, no turn)
+            if page is None:
+                # Its turn among all reads, the feeds' too (before the long read's turn
+                # and the room below: a read waiting for the budget holds neither).
+                taken, cost = await self.reading.take(), 0.0
+                try:
+                    async with (long_read_turn(decoding) if decoding is not None
+                                else contextlib.nullcontext(off_loop)) as read:
+                        # Room for a whole read, kept while it is made (else each watch
+                        # catching up could read one past the bound), taken once the turn
+                        # is there (a watch waiting in line held it: four filled the
+                        # bound, and every other watch stopped); none: wait (a client that
+                        # takes nothing is let go after SEND_SECONDS, and its room with it).
+                        if self.held.bytes + READ_BYTES <= self.held.limit:
+                            self.held.bytes += READ_BYTES
+                            try:
+                                page, cost = await self._page(key, source, after, upto, read)
+                            finally:
+                                self.held.bytes -= READ_BYTES
+                finally:
+                    self.reading.spent(taken, cost)
+                if page is None:
+                    await asyncio.sleep(self._poll)
+                    continue
+            position, items = page.position, page.items
+            part = [item for item in items if item.id <= upto]
+            if part:
+                yield part
+            if len(part) < len(items) or position == after:
                 return
             after = position
 
-    async def _page(self, key: Hashable, source: Source, after: int, upto: int,
-                    read: Callable[..., Awaitable[Any]]) -> Page:
-        """The page of `source` after `after`, for a watch catching up to `upto`:
-        kept from a read of it within PAGE_CACHE_SECONDS, or read now and kept. A
-        page kept is used only when it holds every row up to its end (full) or up
-        to `upto`: ids are given in the order rows commit, so the rows up to its end
-        were all there when it was read, and it is what a read now would give (but
-        for rows deleted since, as if this read had come first)."""
-        now = asyncio.get_running_loop().time()
+    def _kept(self, key: Hashable, after: int, upto: int) -> Page | None:
+        """The page of `key` after `after` read within PAGE_CACHE_SECONDS, if it is
+        what a read now would give a watch catching up to `upto`: it holds every row
+        up to its end (full) or up to `upto` (ids are given in the order rows
+        commit, so the rows up to its end were all there when it was read; but for
+        rows deleted since, as if this read had come first)."""
         kept = self._pages.get((key, after))
+        if kept is None:
+            return None
+        read_at, page = kept
+        if asyncio.get_running_loop().time() - read_at <= PAGE_CACHE_SECONDS \
+                and (page.full or page.position >= upto):
+            return page
+        return None
+
+    async def _page(self, key: Hashable, source: Source, after: int, upto: int,
+                    read: Callable[..., Awaitable[Any]]) -> tuple[Page, float]:
+        """The page of `source` after `after`, for a watch catching up to `upto`,
+        and what reading it cost (the reading thread's CPU, seconds): kept
+        (`_kept`: nothing), or read now and kept."""
+        kept = self._kept(key, after, upto)  # (another watch's, read while this one waited)
         if kept is not None:
-            read_at, page = kept
-            if now - read_at <= PAGE_CACHE_SECONDS and (page.full or page.position >= upto):
-                return page
-        page = await read(source.read, after)  # (`read`: off_loop, or a long read's)
+            return kept, 0.0
+        now = asyncio.get_running_loop().time()
+        page, cost = await read(_timed, source.read, after)  # (`read`: off_loop, or a long read's)
         if page.full or page.position >= upto:
             self._forget_page((key, after))
             self._pages[key, after] = (now, page)
@@ -715,7 +772,7 @@ class Watches:
             while self._pages and (self._page_bytes > PAGE_CACHE_BYTES or now - next(
                     iter(self._pages.values()))[0] > PAGE_CACHE_SECONDS):
                 self._forget_page(next(iter(self._pages)))
-        return page
+        return page, cost
 
     def _forget_page(self, where: tuple[Hashable, int]) -> None:
         kept = self._pages.pop(where, None)

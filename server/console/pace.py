@@ -14,6 +14,16 @@ not counted here.
 
 A waiting watch costs a future, not a timer: one timer wakes the first in line
 when its grant is there.
+
+`Reading` is a budget of the same kind for what the feeds read from the store: the
+time a second that their reads (and those of the watches catching up by themselves)
+take together, as the reading threads' CPU. Each distinct filter watched is a feed
+of its own, reading the store after each commit; what one read costs depends less
+on the rows it finds than on those the store walks to find them (a filtered read of
+what came since walked its whole id bucket, up to 16,384 rows: about 14 ms a read,
+whether it found 50 rows or 1,000), so the time is what is counted, not rows. Past
+the budget, feeds read later (they fall behind the rows stored, their positions
+exact, and catch up when the writes slow), and the writes keep their pace.
 """
 
 from __future__ import annotations
@@ -92,4 +102,85 @@ class Pace:
             self._waiting.popleft()
             self._tokens -= count
             future.set_result(None)
+        self._schedule()
+
+
+
+class Reading:
+    """Seconds a second that the reads of this process's feeds (and of its watches
+    catching up) take together; `per_second` 0: no bound. A read waits for its
+    turn while the budget is spent (in the order they asked), takes what reads
+    have cost of late, and once made is charged what it cost instead. On the
+    server's loop only."""
+
+    def __init__(self, per_second: float) -> None:
+        self.per_second = per_second
+        # Unspent time piles up to a fifth of a second's: a quiet server's watch reads
+        # at once; a quiet spell buys no long burst.
+        self._most = per_second / 5
+        self._left = self._most
+        self._at: float | None = None  # loop time of the last refill
+        self.typical = 0.001  # what a read costs, of late (seconds; a moving average)
+        self._waiting: deque[asyncio.Future[float]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self.waits = 0  # reads that had to wait (a feed held back)
+
+    async def take(self) -> float:
+        """Once the caller's turn has come: the time taken for its read, to give
+        to `spent` with what the read cost."""
+        if self.per_second <= 0:
+            return 0.0
+        self._refill()
+        if not self._waiting and self._left >= 0:
+            return self._grant()
+        self.waits += 1
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._waiting.append(future)
+        self._schedule()
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():  # granted as it was cancelled
+                self.spent(future.result(), 0.0)
+            raise
+
+    def spent(self, taken: float, seconds: float) -> None:
+        """A read that took `taken` (`take`) cost `seconds`."""
+        if self.per_second <= 0:
+            return
+        self.typical += (seconds - self.typical) / 8
+        self._refill()
+        self._left = min(self._most, self._left + taken - seconds)
+        if self._waiting and self._left >= 0:  # (it cost less than was taken: go on now)
+            if self._timer is not None:
+                self._timer.cancel()
+            self._hand_out()
+
+    def _grant(self) -> float:
+        taken = self.typical
+        self._left -= taken
+        return taken
+
+    def _refill(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._at is not None:
+            self._left = min(self._most, self._left + (now - self._at) * self.per_second)
+        self._at = now
+
+    def _schedule(self) -> None:
+        """A timer for when the first in line can have its turn (none if one is set)."""
+        while self._waiting and self._waiting[0].done():
+            self._waiting.popleft()  # its reader ended while it waited
+        if self._timer is not None or not self._waiting:
+            return
+        self._timer = asyncio.get_running_loop().call_later(
+            max(0.0, -self._left / self.per_second), self._hand_out)
+
+    def _hand_out(self) -> None:
+        self._timer = None
+        self._refill()
+        while self._waiting and self._left >= 0:
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_result(self._grant())
         self._schedule()
