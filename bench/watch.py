@@ -14,6 +14,15 @@ what open watches cost the writers.
   `python -m bench.watch` (`client="python"`).
 Both with WatchUserEvents (a message per event) and WatchUserEventBatches (the
 events stored since the last message, at most a message every 50 ms).
+- distinct: durable writes of 2.3 KB events (h2load, 4 callers, for a fixed time)
+  with 0, 200, 400 WatchUserEventBatches streams open, each of a filter of its own
+  that selects every event (a feed each: each reads every row written), their
+  clients taking the first message and then nothing (`reading` "first"), or
+  taking every message ("all": then each must get every write). A fresh server
+  for each count; its CPU per write from /proc beside each rate.
+  `python -m bench.watch distinct [COUNTS...] [--reading all] [--seconds S] [-- FLAGS]`;
+  `... distinct [COUNTS...] --against REV [--reps N]`: REV's tree and this
+  checkout's in one run (`distinct_paired`).
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import json
+import re
 import shutil
 import statistics
 import subprocess
@@ -38,7 +49,17 @@ from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_even
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 
 from bench import write
-from bench.common import PARENT, ROOT, cpu_seconds, footfall, h2load, percentile, summary
+from bench.common import (
+    PARENT,
+    ROOT,
+    cpu_seconds,
+    footfall,
+    grpc_frame,
+    h2load,
+    h2load_path,
+    percentile,
+    summary,
+)
 
 WATCH = "/footfall.console.v1.ConsoleService/WatchUserEvents"
 WATCH_BATCHES = "/footfall.console.v1.ConsoleService/WatchUserEventBatches"
@@ -148,8 +169,14 @@ class Watchers:
     `client` "cpp" (bench/watchers.cc) or "python" (`_serve_counts`), both
     speaking the same lines on stdin and stdout."""
 
-    def __init__(self, port: int, count: int, batches: bool, client: str = "cpp") -> None:
+    def __init__(self, port: int, count: int, batches: bool, client: str = "cpp",
+                 distinct: bool = False, reading: str = "all") -> None:
+        """`distinct`: each stream of a filter of its own (python only: see
+        `distinct_filter`); `reading` "first": each takes its first message, then
+        nothing (python only)."""
         method = WATCH_BATCHES if batches else WATCH
+        if (distinct or reading != "all") and client != "python":
+            raise ValueError("distinct filters and clients that stop reading: python only")
         if client == "cpp":
             program = cpp_watchers()
             if program is None:
@@ -159,7 +186,8 @@ class Watchers:
             command = [str(program), str(port), str(count), method,
                        request.SerializeToString().hex()]
         elif client == "python":
-            command = [sys.executable, "-m", "bench.watch", str(port), str(count), method]
+            command = [sys.executable, "-m", "bench.watch", str(port), str(count), method,
+                       "distinct" if distinct else "same", reading]
         else:
             raise ValueError(f"client must be one of {CLIENTS}, got {client!r}")
         self.client = client
@@ -325,18 +353,27 @@ def _counter(method: str) -> Callable[[bytes], int]:
     return lambda raw: len(count.FromString(raw).events)
 
 
-async def _serve_counts(port: int, count: int, method: str) -> None:
-    """The watcher process: `count` streams of `method`; a line "count" on stdin
-    answers each stream's count of events received; end of input ends it."""
+async def _serve_counts(port: int, count: int, method: str, distinct: bool = False,
+                        reading: str = "all") -> None:
+    """The watcher process: `count` streams of `method` (`distinct`: each of its own
+    filter); a line "count" on stdin answers each stream's count of events
+    received; end of input ends it. `reading` "first": a stream takes its first
+    message, then nothing (its call stays open)."""
     counts = [0] * count
     events_in = _counter(method)
 
     async def watch(k: int, channel: grpc.aio.Channel) -> None:
         call: Any = channel.unary_stream(method, request_serializer=None,
                                          response_deserializer=None)  # bytes: counted, not decoded
-        request = console_pb2.WatchUserEventsRequest(parent=PARENT, after_id=0)
-        async for raw in call(request.SerializeToString()):
+        request = console_pb2.WatchUserEventsRequest(
+            parent=PARENT, filter=distinct_filter(k) if distinct else "")
+        if reading == "all":  # everything stored; else what is stored from now on
+            request.after_id = 0
+        stream = call(request.SerializeToString())
+        async for raw in stream:
             counts[k] += events_in(raw)
+            if reading == "first":
+                await asyncio.Event().wait()  # (until cancelled: the call stays open)
 
     loop = asyncio.get_running_loop()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -349,5 +386,142 @@ async def _serve_counts(port: int, count: int, method: str) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def distinct_filter(k: int) -> str:
+    """A filter of its own for watch `k` (up to 86,400 of them) that selects every
+    event stamped since 2000."""
+    return f'eventTime > "2000-01-01T{k // 3600:02}:{k // 60 % 60:02}:{k % 60:02}Z"'
+
+
+def _big_frame() -> Path:
+    """A durable write's frame (h2load's), its event padded to about 2.3 KB."""
+    event = json_format.ParseDict(write.EVENT, user_event_pb2.UserEvent())
+    event.attributes["note"].text.extend(["n" * 200] * 10)
+    request = user_event_service_pb2.WriteUserEventRequest(parent=PARENT, user_event=event)
+    path = Path(tempfile.mktemp(prefix="write-", suffix=".bin"))
+    path.write_bytes(grpc_frame(request.SerializeToString()))
+    return path
+
+
+def _timed_writes(port: int, frame: Path, callers: int, seconds: float) -> tuple[int, int, float]:
+    """h2load's durable writes for `seconds`: (succeeded, failed, seconds taken)."""
+    out = subprocess.run([h2load_path(), "-D", f"{seconds:g}", "-c", str(callers), "-m", "1",
+                          "-d", str(frame), "-H", "content-type: application/grpc",
+                          "-H", "te: trailers", f"http://127.0.0.1:{port}{write.PATH}"],
+                         capture_output=True, text=True, check=True).stdout
+    found = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, "
+                      r"(\d+) failed", out)
+    took = re.search(r"finished in ([\d.]+)(ms|s)", out)
+    assert found is not None and took is not None, out
+    return (int(found[1]), int(found[2]),
+            float(took[1]) / (1000 if took[2] == "ms" else 1))
+
+
+def distinct_rep(watches: int, seconds: float, callers: int = 4, reading: str = "first",
+                 flags: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One server: `watches` batch watches of distinct filters (none: 0), then
+    `callers` durable writers for `seconds`."""
+    frame = _big_frame()
+    try:
+        with footfall(None, *flags) as server:
+            h2load(server.port, write.PATH, frame, 4, 500)  # warm-up
+            written = 500
+            group = Watchers(server.port, watches, True, "python", distinct=True,
+                             reading=reading) if watches else None
+            try:
+                if group and reading == "all":  # every stream open: it took the 500
+                    group.wait_for(written, 300)
+                elif group:  # every stream open: it took a first message (of these writes)
+                    began = time.monotonic()
+                    while min(group.counts()) == 0:
+                        if time.monotonic() - began > 300:
+                            raise RuntimeError("the watches did not all open")
+                        h2load(server.port, write.PATH, frame, 4, 20)
+                        written += 20
+                        time.sleep(0.5)
+                time.sleep(1)
+                before = server.cpu_seconds(), group.cpu_seconds() if group else 0.0
+                done, failed, took = _timed_writes(server.port, frame, callers, seconds)
+                cpu = server.cpu_seconds() - before[0]
+                watcher_cpu = group.cpu_seconds() - before[1] if group else 0.0
+                if failed:
+                    raise RuntimeError(f"{failed} writes failed")
+                # (the writes h2load cut short at the end may be stored too)
+                stored = write.stored(server)
+                if stored < written + done:
+                    raise RuntimeError(f"stored {stored}, not {written + done}")
+                written = stored
+                out: dict[str, Any] = {
+                    "watches": watches, "reading": reading, "flags": list(flags),
+                    "writes": done, "per_second": done / took,
+                    "cpu_us_per_write": cpu / done * 1e6,
+                    "watcher_cpu_us_per_write": watcher_cpu / done * 1e6}
+                if group and reading == "all":
+                    # every watch gets every write, once: how long after the load
+                    out["catch_up_s"] = group.wait_for(written, 600)
+            finally:
+                if group:
+                    group.close()
+    finally:
+        frame.unlink()
+    return out
+
+
+def distinct(counts: tuple[int, ...] = (0, 200, 400), seconds: float = 10,
+             reading: str = "first", flags: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """`distinct_rep` for each count of watches, in turn."""
+    results = []
+    for watches in counts:
+        results.append(distinct_rep(watches, seconds, reading=reading, flags=flags))
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    return results
+
+
+def distinct_paired(rev: str, counts: tuple[int, ...] = (0, 200, 400), seconds: float = 10,
+                    reps: int = 1) -> dict[str, Any]:
+    """`distinct_rep` for each count under `rev`'s tree ("before") and this
+    checkout's ("after") in one run, the trees' order alternating by rep."""
+    from bench.ab import exported, served_from
+
+    out: dict[str, Any] = {"rev": rev, "seconds": seconds, "before": [], "after": []}
+    with exported(rev) as tree:
+        for rep in range(reps):
+            for side in ("before", "after") if rep % 2 == 0 else ("after", "before"):
+                with served_from(tree if side == "before" else None):
+                    for watches in counts:
+                        out[side].append(distinct_rep(watches, seconds))
+                        print(side, json.dumps(out[side][-1]), file=sys.stderr, flush=True)
+    return out
+
+
+def _distinct_main(args: list[str]) -> None:
+    flags: list[str] = []
+    if "--" in args:
+        at = args.index("--")
+        args, flags = args[:at], args[at + 1:]
+    reading, seconds, counts, rev, reps = "first", 10.0, [], "", 1
+    while args:
+        arg = args.pop(0)
+        if arg == "--against":  # a paired run: REV's tree before, this checkout's after
+            rev = args.pop(0)
+        elif arg == "--reps":
+            reps = int(args.pop(0))
+        elif arg == "--reading":
+            reading = args.pop(0)
+        elif arg == "--seconds":
+            seconds = float(args.pop(0))
+        else:
+            counts.append(int(arg))
+    if rev:
+        print(json.dumps(distinct_paired(rev, tuple(counts) or (0, 200, 400), seconds, reps),
+                         indent=1))
+        return
+    print(json.dumps(distinct(tuple(counts) or (0, 200, 400), seconds, reading,
+                              tuple(flags)), indent=1))
+
+
 if __name__ == "__main__":
-    asyncio.run(_serve_counts(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]))
+    if sys.argv[1] == "distinct":
+        _distinct_main(sys.argv[2:])
+    else:
+        asyncio.run(_serve_counts(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3],
+                                  *(sys.argv[4:5] == ["distinct"],), *sys.argv[5:6]))
