@@ -125,6 +125,11 @@ class Reading:
         self._timer: asyncio.TimerHandle | None = None
         self.waits = 0  # reads that had to wait (a feed held back)
 
+    @property
+    def waiting(self) -> int:
+        """Reads waiting for their turn now."""
+        return sum(1 for future in self._waiting if not future.done())
+
     async def take(self) -> float:
         """Once the caller's turn has come: the time taken for its read, to give
         to `spent` with what the read cost."""
