@@ -39,7 +39,7 @@ from typing import Any, NamedTuple, Protocol
 
 from google.protobuf.message import Message
 
-from server.console.pace import Pace, Reading
+from server.console.pace import FIRST_READ_SECONDS, Pace, Reading
 from server.console.watch import Caller, Commits
 from server.errors import ResourceExhausted
 from server.loop import long_read_turn, off_loop
@@ -377,6 +377,7 @@ class Feed:
         self._batched = batched
         self._spacing = spacing  # the least time between two of its reads, now
         self._reading = reading  # the time a second all reads share
+        self._cost = FIRST_READ_SECONDS  # what its last read cost (CPU seconds)
         self.queues: set[_Queue] = set()
         self.task: asyncio.Task[None] | None = None
 
@@ -395,7 +396,7 @@ class Feed:
             # Its turn among all reads (none needed when every watch reads by itself):
             # past the budget, what is stored meanwhile waits for the next read.
             budgeted = not _all_behind(self.queues)
-            taken = await self._reading.take() if budgeted else 0.0
+            taken = await self._reading.take(self._cost) if budgeted else 0.0
             cost = 0.0
             try:
                 top, position, chunk, full, cost = await off_loop(self._read, self.position,
@@ -407,6 +408,7 @@ class Feed:
             finally:
                 if budgeted:
                     self._reading.spent(taken, cost)
+                    self._cost = cost or self._cost
             pushed = chunk is not None
             if chunk is not None:
                 self._hand_out(chunk)
@@ -707,12 +709,13 @@ class Watches:
         # events (from afterId 1) held the pool every call uses, and took another
         # project's writes from about 360/s to 20/s.
         decoding = getattr(source, "decoding", None)
+        expected = FIRST_READ_SECONDS  # what a read costs: its last one's
         while after < upto and not caller.done() and not self._commits.closed:
             page = self._kept(key, after, upto)  # (read a moment ago: no read, no turn)
             if page is None:
                 # Its turn among all reads, the feeds' too (before the long read's turn
                 # and the room below: a read waiting for the budget holds neither).
-                taken, cost = await self.reading.take(), 0.0
+                taken, cost = await self.reading.take(expected), 0.0
                 try:
                     async with (long_read_turn(decoding) if decoding is not None
                                 else contextlib.nullcontext(off_loop)) as read:
@@ -729,6 +732,7 @@ class Watches:
                                 self.held.bytes -= READ_BYTES
                 finally:
                     self.reading.spent(taken, cost)
+                    expected = cost or expected
                 if page is None:
                     await asyncio.sleep(self._poll)
                     continue

@@ -34,6 +34,8 @@ from collections import deque
 # The most messages one watch sends for one grant: the other watches (and the
 # writes answered meanwhile) wait for at most this many of its sends.
 GRANT = 50
+# What a reader expects its first read to cost (seconds), before it knows.
+FIRST_READ_SECONDS = 0.001
 
 
 class Pace:
@@ -109,9 +111,10 @@ class Pace:
 class Reading:
     """Seconds a second that the reads of this process's feeds (and of its watches
     catching up) take together; `per_second` 0: no bound. A read waits for its
-    turn while the budget is spent (in the order they asked), takes what reads
-    have cost of late, and once made is charged what it cost instead. On the
-    server's loop only."""
+    turn while the budget is spent (in the order they asked), takes what its
+    reader expects it to cost (what its last read cost: a read's cost is its own,
+    an empty feed's a tenth of a millisecond, a filtered one's 15 ms), and once
+    made is charged what it cost instead. On the server's loop only."""
 
     def __init__(self, per_second: float) -> None:
         self.per_second = per_second
@@ -120,27 +123,27 @@ class Reading:
         self._most = per_second / 5
         self._left = self._most
         self._at: float | None = None  # loop time of the last refill
-        self.typical = 0.001  # what a read costs, of late (seconds; a moving average)
-        self._waiting: deque[asyncio.Future[float]] = deque()
+        self._waiting: deque[tuple[float, asyncio.Future[float]]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self.waits = 0  # reads that had to wait (a feed held back)
 
     @property
     def waiting(self) -> int:
         """Reads waiting for their turn now."""
-        return sum(1 for future in self._waiting if not future.done())
+        return sum(1 for _, future in self._waiting if not future.done())
 
-    async def take(self) -> float:
-        """Once the caller's turn has come: the time taken for its read, to give
-        to `spent` with what the read cost."""
+    async def take(self, expected: float = FIRST_READ_SECONDS) -> float:
+        """Once the caller's turn has come: the time taken for its read (what it
+        `expected` it to cost), to give to `spent` with what the read cost."""
         if self.per_second <= 0:
             return 0.0
         self._refill()
         if not self._waiting and self._left >= 0:
-            return self._grant()
+            self._left -= expected
+            return expected
         self.waits += 1
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self._waiting.append(future)
+        self._waiting.append((expected, future))
         self._schedule()
         try:
             return await future
@@ -150,21 +153,15 @@ class Reading:
             raise
 
     def spent(self, taken: float, seconds: float) -> None:
-        """A read that took `taken` (`take`) cost `seconds`."""
+        """A read that took `taken` (`take`) cost `seconds` (0: it was not made)."""
         if self.per_second <= 0:
             return
-        self.typical += (seconds - self.typical) / 8
         self._refill()
         self._left = min(self._most, self._left + taken - seconds)
         if self._waiting and self._left >= 0:  # (it cost less than was taken: go on now)
             if self._timer is not None:
                 self._timer.cancel()
             self._hand_out()
-
-    def _grant(self) -> float:
-        taken = self.typical
-        self._left -= taken
-        return taken
 
     def _refill(self) -> None:
         now = asyncio.get_running_loop().time()
@@ -174,7 +171,7 @@ class Reading:
 
     def _schedule(self) -> None:
         """A timer for when the first in line can have its turn (none if one is set)."""
-        while self._waiting and self._waiting[0].done():
+        while self._waiting and self._waiting[0][1].done():
             self._waiting.popleft()  # its reader ended while it waited
         if self._timer is not None or not self._waiting:
             return
@@ -185,7 +182,8 @@ class Reading:
         self._timer = None
         self._refill()
         while self._waiting and self._left >= 0:
-            future = self._waiting.popleft()
+            expected, future = self._waiting.popleft()
             if not future.done():
-                future.set_result(self._grant())
+                self._left -= expected
+                future.set_result(expected)
         self._schedule()

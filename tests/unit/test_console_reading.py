@@ -104,3 +104,18 @@ def test_a_reader_that_ends_while_it_waits_holds_no_one_up() -> None:
         assert reading.waiting == 0
 
     asyncio.run(main())
+
+
+def test_a_read_takes_what_its_reader_expects_it_to_cost() -> None:
+    """A feed whose reads cost 15 ms asks for 15 ms, not for what the reads of
+    empty feeds cost: else many of them were let go at once, and owed seconds."""
+    async def main() -> None:
+        reading = Reading(0.1)  # 20 ms unspent
+        taken = await reading.take(0.015)
+        assert taken == 0.015
+        await reading.take(0.015)  # 5 ms left: it goes, and 10 ms are owed
+        late = asyncio.ensure_future(reading.take(0.0001))
+        await settle()
+        assert not late.done() and reading.waits == 1
+
+    asyncio.run(main())
