@@ -213,22 +213,32 @@ class ConsoleSql:
         # 27 ms at 300k events against 0.3 ms, and 300 watches of such filters held
         # every store thread, making another project's one-page list wait 4-15 s)
         where, params = where_clause(query, mark, "+event_time_us")
+        walk = ""
         if not (query.visitor_ids or query.user_ids):  # (those seek their index by bucket)
             # From after_id's id bucket on in a bucketed index, not the whole catalog:
-            # a watch reads what came since, however large the catalog.
+            # a watch reads what came since, however large the catalog. SQLite walks
+            # the rowid from after_id instead (`walk`): with no statistics (a server
+            # never runs ANALYZE) its planner took the bucketed visitor/user index for
+            # this, read every row of the bucket (up to 16,384 of them, from the table
+            # when a term names another column) and sorted them by id, about 14 ms a
+            # read whatever it found, where the rowid walk reads what came since and
+            # stops at the limit.
             where += f" AND (id >> 14) >= {mark}"
             params.append(after_id >> 14)
+            walk = self._dialect.walk
         return self._events(query.catalog, f"{where} AND id > {mark}", [*params, after_id],
-                            "id", limit)
+                            "id", limit, walk)
 
     def _events(self, catalog: str, where: str, params: list[Any], order: str,
-                limit: int) -> Read:
-        read = self._within(_EVENT, _EVENT_BYTES, "user_events", where, params, order, limit)
+                limit: int, walk: str = "") -> Read:
+        read = self._within(_EVENT, _EVENT_BYTES, "user_events", where, params, order, limit,
+                            walk=walk)
         read[:] = [StoredEvent.of(catalog, r) for r in read]
         return read
 
     def _within(self, columns: str, size: str, table: str, where: str, params: list[Any],
-                order: str, limit: int, lead: tuple[str, Any] | None = None) -> Read:
+                order: str, limit: int, lead: tuple[str, Any] | None = None,
+                walk: str = "") -> Read:
         """SELECT `columns` (plain column names, starting with id) FROM `table` WHERE
         `where` ORDER BY `order` LIMIT `limit`, cut to the rows before the one whose
         `size`s pass READ_BYTES, and that one (see READ_BYTES). One statement: the
@@ -236,7 +246,8 @@ class ConsoleSql:
         alone, then the rows kept fetched by id (with the `lead` column's value:
         on PostgreSQL, client_events has no index on id alone, only one that
         leads with the tenant). One snapshot, so no row stored or deleted between
-        two statements can shift it."""
+        two statements can shift it. `walk` follows the table in the page's read:
+        how the store walks its rows (the dialect's, SQLite's NOT INDEXED: the rowid)."""
         mark = self._dialect.mark
         # The page's own order again, over its columns (a planner's unary + dropped).
         terms = [term.split() for term in order.split(",")]
@@ -246,7 +257,7 @@ class ConsoleSql:
         leading, values = (f"t.{lead[0]} = {mark} AND ", [lead[1]]) if lead else ("", [])
         rows = self._fetch(
             f"WITH page AS (SELECT {', '.join(dict.fromkeys(['id', *keys]))}, {size} AS page_size "
-            f"FROM {table} WHERE {where} ORDER BY {order} LIMIT {mark}), "
+            f"FROM {table}{walk} WHERE {where} ORDER BY {order} LIMIT {mark}), "
             f"sized AS (SELECT id AS page_id, page_size, ROW_NUMBER() OVER w AS page_n, "
             f"SUM(page_size) OVER w AS page_upto, COUNT(*) OVER () AS page_count FROM page "
             f"WINDOW w AS (ORDER BY {again} ROWS UNBOUNDED PRECEDING)) "

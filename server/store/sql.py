@@ -103,7 +103,9 @@ class Dialect:
     name: str  # as migrations.statement_for knows it: "sqlite" or "postgresql"
     mark: str  # the driver's parameter placeholder
     lock: str  # after a SELECT in a write: keep its rows locked until the commit
-    walk: str  # after `user_events` in a purge's batch: how its rows are walked
+    # after `user_events` in a purge's batch and a watch's read of what came since:
+    # how its rows are walked (SQLite: the rowid, not an index)
+    walk: str
     # condition: the bytes of the column `{column}` contain the parameter's (`?` spelling)
     contains: str
     arrays: bool  # a list of values is one array parameter, not one parameter each
