@@ -3,11 +3,11 @@ the signature that makes a token tamper-evident.
 
 A token of one list (another parent, another filter) went on at its position in
 another, where AIP-158 asks for INVALID_ARGUMENT: the console's lists and
-ListOperations bind their tokens to their question (the insights tables carry a
-fingerprint of their own). The console's tokens are also signed with a key the
-store keeps (Store.page_token_key): a check value anyone can compute let a caller
-write a token for any position, so a token's position and question are now only
-what a server wrote, and every server on one store reads the others' tokens."""
+ListOperations bind their tokens to their question (the insights tables and
+ListProducts carry a fingerprint of their own). Every list's tokens are also signed
+with a key the store keeps (Store.page_token_key): a check value anyone can compute
+let a caller write a token for any position, so a token's position and question are
+now only what a server wrote, and every server on one store reads the others' tokens."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ from server.errors import InvalidArgument
 TAG_BYTES = 16  # of HMAC-SHA256: 128 bits, past guessing
 _PURPOSE = b"footfall page token\0"  # the key signs nothing else, but says what it signs
 _UNSIGNED = re.compile(rb"-?[0-9]+(\.-?[0-9]+)*|(catalogs|tenants):.*", re.DOTALL)
+# ... and of the other lists before theirs were signed too: ListOperations'
+# "CREATED:QUESTION:NAME" (padded) and ListProducts' JSON ["AFTER_ID","FINGERPRINT"]
+# (unpadded); the insights tables' "END.FINGERPRINT" reads as the console's.
+_UNSIGNED_OPERATIONS = re.compile(rb"-?[0-9]+:[0-9]+:.*", re.DOTALL)
+_UNSIGNED_PRODUCTS = re.compile(rb'\[".*","[0-9a-f]{16}"\]', re.DOTALL)
 
 
 def question(*asked: object) -> int:
@@ -80,8 +85,13 @@ def _bytes(text: str) -> bytes:
 
 
 def _was_unsigned(token: str) -> bool:
-    """Whether `token` reads as an unsigned token of an earlier Footfall's console."""
+    """Whether `token` reads as an unsigned token of an earlier Footfall's lists."""
+    return _reads_as(_UNSIGNED, token) or _reads_as(_UNSIGNED_OPERATIONS, token) \
+        or _reads_as(_UNSIGNED_PRODUCTS, token + "=" * (-len(token) % 4))
+
+
+def _reads_as(form: re.Pattern[bytes], token: str) -> bool:
     try:
-        return _UNSIGNED.fullmatch(base64.urlsafe_b64decode(token.encode("ascii"))) is not None
+        return form.fullmatch(base64.urlsafe_b64decode(token.encode("ascii"))) is not None
     except (ValueError, binascii.Error):
         return False

@@ -5,7 +5,7 @@ The per-product table sums the store's per-day rollups (server/store/rollups.py)
 for the whole days of its range and decodes only the events of the part days at
 its edges. A table is computed whole, then sorted; a page token holds the offset of the
 next row and a hash of what selects and sorts the rows, so a token is refused
-by a different question.
+by a different question, and is signed (server/page_tokens.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any, NamedTuple, TypeVar
 from footfall.insights.v1 import insights_pb2
 from footfall.talent.v4 import event_pb2
 
-from server.console.queries import decode_token, encode_token, page_size
+from server import page_tokens
+from server.console.queries import page_size
 from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
 from server.insights import read
 from server.insights.funnel_request import COMPANY_NOTE
@@ -187,21 +188,46 @@ def parse_order(order_by: str, fields: Sequence[str], default: str) -> tuple[str
     return words[0], descending
 
 
-def page(rows: list[T], key: str, order: tuple[str, bool], size: int, token: str,
-         question: str) -> tuple[list[T], str]:
-    """One page of `rows` sorted by `order` (ties by `key`), and the next token."""
+def page(rows: list[T], key: str, order: tuple[str, bool], size: int,
+         start: int) -> tuple[list[T], int | None]:
+    """The page of `rows` sorted by `order` (ties by `key`) from `start`, and where
+    the next begins (None: none follows)."""
     field, descending = order
-    fingerprint = zlib.crc32(question.encode())
-    position = decode_token(token, 2)
-    start = 0
-    if position is not None:
-        if position[1] != fingerprint or position[0] < 0:
-            raise InvalidArgument.field("page_token", "is not a page token of this list")
-        start = position[0]
     rows.sort(key=lambda r: getattr(r, key))
     rows.sort(key=lambda r: getattr(r, field), reverse=descending)
     end = start + size
-    return rows[start:end], encode_token(end, fingerprint) if end < len(rows) else ""
+    return rows[start:end], end if end < len(rows) else None
+
+
+_TOKEN_BODY = re.compile(rb"([0-9]{1,19})\.([0-9]{1,10})")
+
+
+class Paging(NamedTuple):
+    """A table's page tokens: its question (what selects and sorts its rows) and the
+    key of the store that signs them (see page_tokens)."""
+
+    signing_key: bytes
+    fingerprint: int
+
+    @classmethod
+    def of(cls, store: Store, request: Any) -> Paging:
+        return cls(store.page_token_key(), zlib.crc32(_question(request).encode()))
+
+    def start(self, token: str) -> int:
+        """The row `token` goes on at (0 for none). INVALID_ARGUMENT naming page_token
+        for a token this store's servers did not sign, or of another question."""
+        if not token:
+            return 0
+        match = _TOKEN_BODY.fullmatch(page_tokens.body_of(self.signing_key, token))
+        if match is None or int(match[2]) != self.fingerprint:
+            raise InvalidArgument.field("page_token", "is not a page token of this list")
+        return int(match[1])
+
+    def token(self, start: int | None) -> str:
+        """The token of the page at `start` ("" for None)."""
+        if start is None:
+            return ""
+        return page_tokens.signed(self.signing_key, f"{start}.{self.fingerprint}".encode())
 
 
 def _question(request: Any) -> str:
@@ -229,11 +255,13 @@ def list_product_stats(store: Store, request: insights_pb2.ListProductStatsReque
     order = gather(violations, parse_order, request.order_by, PRODUCT_ORDERS, "views desc")
     size = gather(violations, page_size, request.page_size)
     raise_if_any(violations)
+    paging = Paging.of(store, request)
+    start = paging.start(request.page_token)  # (before the table is made)
     rows, events, unpriced = product_stats(store, str(catalog), span)
-    shown, token = page(rows, "product_id", order, size, request.page_token,
-                        _question(request))
+    shown, end = page(rows, "product_id", order, size, start)
     answer = insights_pb2.ListProductStatsResponse(products=[r.message() for r in shown],
-                                                   next_page_token=token, events_read=events)
+                                                   next_page_token=paging.token(end),
+                                                   events_read=events)
     if unpriced:
         answer.notes.append(PRICE_NOTE.format(unpriced))
     return answer
@@ -248,10 +276,13 @@ def list_job_stats(store: Store, request: insights_pb2.ListJobStatsRequest
     order = gather(violations, parse_order, request.order_by, JOB_ORDERS, "impressions desc")
     size = gather(violations, page_size, request.page_size)
     raise_if_any(violations)
+    paging = Paging.of(store, request)
+    start = paging.start(request.page_token)  # (before the table is made)
     rows, events = job_stats(store, str(tenant), span)
-    shown, token = page(rows, "job", order, size, request.page_token, _question(request))
+    shown, end = page(rows, "job", order, size, start)
     return insights_pb2.ListJobStatsResponse(jobs=[r.message() for r in shown],
-                                             next_page_token=token, events_read=events,
+                                             next_page_token=paging.token(end),
+                                             events_read=events,
                                              notes=[COMPANY_NOTE])
 
 

@@ -11,8 +11,6 @@ timeout"). The store is read through `off_loop`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import threading
 import time
@@ -59,25 +57,29 @@ def _answer(payload: bytes) -> operations_pb2.Operation:
     return relabel(operations_pb2.Operation.FromString(payload))
 
 
-def _page_token(record: OperationRecord, question: str) -> str:
-    raw = f"{record.create_time_us}:{question}:{record.name}".encode()
-    return base64.urlsafe_b64encode(raw).decode()
+def _page_token(key: bytes, record: OperationRecord, question: str) -> str:
+    """The token of the page after `record`, signed with the store's `key`."""
+    return page_tokens.signed(key, f"{record.create_time_us}:{question}:{record.name}".encode())
 
 
 _CREATED = re.compile(r"-?[0-9]{1,19}")
 
 
-def _parse_page_token(token: str, question: str) -> tuple[int, str] | None:
+def _parse_page_token(key: bytes, token: str, question: str) -> tuple[int, str] | None:
+    """(create time, name) of the operation a token goes on after; None for none.
+    INVALID_ARGUMENT naming page_token for one not signed with `key`, or of another
+    question."""
     if not token:
         return None
+    body = page_tokens.body_of(key, token)
     try:
-        created, _, rest = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        # (a time of ASCII digits within int64: a forged one past it was an INTERNAL error
-        # on SQLite, "Python int too large to convert to SQLite INTEGER")
+        created, _, rest = body.decode().partition(":")
+        # (a time of ASCII digits within int64: one past it was an INTERNAL error on
+        # SQLite, "Python int too large to convert to SQLite INTEGER")
         if not _CREATED.fullmatch(created) or not -(2**63) <= int(created) < 2**63:
             raise ValueError(created)
         asked, _, name = rest.partition(":")
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except ValueError:  # (of a key that signed something else: UnicodeDecodeError too)
         raise InvalidArgument.field("page_token", "is not a token this server issued") from None
     if asked != question:  # (another list's: see page_tokens)
         raise page_tokens.of_another_list("name")
@@ -130,13 +132,21 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         parent = resolve_default_branch(request.name).rstrip("/") + "/"
         question = str(page_tokens.question(parent, done))
-        after = _parse_page_token(request.page_token, question)
-        records = await off_loop(self._store.list_operations, parent, done, size + 1, after)
+        key, records = await off_loop(self._page, parent, done, size, request.page_token,
+                                      question)
         reply = operations_pb2.ListOperationsResponse(
             operations=[_answer(r.operation) for r in records[:size]])
         if len(records) > size:
-            reply.next_page_token = _page_token(records[size - 1], question)
+            reply.next_page_token = _page_token(key, records[size - 1], question)
         return reply
+
+    def _page(self, parent: str, done: bool | None, size: int, token: str,
+              question: str) -> tuple[bytes, list[OperationRecord]]:
+        """The store's page token key (the first call that needs one may write it), and
+        up to `size` + 1 operations after `token`'s (blocking)."""
+        key = self._store.page_token_key()
+        after = _parse_page_token(key, token, question)
+        return key, self._store.list_operations(parent, done, size + 1, after)
 
     async def DeleteOperation(self, request: operations_pb2.DeleteOperationRequest,
                               context: grpc.aio.ServicerContext) -> empty_pb2.Empty:

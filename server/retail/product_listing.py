@@ -11,8 +11,6 @@ Google documents four filter forms; anything else is INVALID_ARGUMENT:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -22,7 +20,7 @@ from typing import Any
 
 from footfall.retail.v2 import product_pb2, product_service_pb2
 
-from server import names
+from server import names, page_tokens
 from server.errors import FieldViolation, InvalidArgument, NotFound, gather, raise_if_any
 from server.retail import products
 from server.retail.product_validation import COLLECTION, VARIANT
@@ -89,29 +87,31 @@ def query_fingerprint(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
 
 
-def encode_page_token(after_id: str, fingerprint: str) -> str:
-    """An opaque token: resume after `after_id` for the same query."""
-    raw = json.dumps([after_id, fingerprint], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def encode_page_token(key: bytes, after_id: str, fingerprint: str) -> str:
+    """A token to resume after `after_id` for the same query, signed with the store's
+    `key` (see page_tokens)."""
+    return page_tokens.signed(key, json.dumps([after_id, fingerprint],
+                                              separators=(",", ":")).encode())
 
 
-def decode_page_token(token: str, fingerprint: str, field: str = "page_token") -> str:
+def decode_page_token(key: bytes, token: str, fingerprint: str) -> str:
     """The product id to resume after ('' for no token).
 
-    INVALID_ARGUMENT when the token is not ours or came from a different query.
+    INVALID_ARGUMENT naming page_token when the token was not signed with `key`
+    (changed, made up, or of an earlier Footfall) or came from a different query.
     """
     if not token:
         return ""
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        after_id, made_for = json.loads(raw)
+        after_id, made_for = json.loads(page_tokens.body_of(key, token))
         if not isinstance(after_id, str) or not isinstance(made_for, str):
             raise ValueError(token)
-    except (ValueError, TypeError, binascii.Error):
-        raise InvalidArgument.field(field, "is not a token this server issued") from None
+    except (ValueError, TypeError):  # (signed, yet not ours: never written here)
+        raise InvalidArgument.field("page_token", "is not a token this server issued") from None
     if made_for != fingerprint:
-        raise InvalidArgument.field(field, "was issued for a different parent, filter or "
-                                           "read_mask; those must not change while paging")
+        raise InvalidArgument.field("page_token", "was issued for a different parent, filter "
+                                                  "or read_mask; those must not change while "
+                                                  "paging")
     return str(after_id)
 
 
@@ -170,7 +170,8 @@ class ProductReads:
         raise_if_any(violations)
         fingerprint = query_fingerprint(branch, request.filter,
                                         ",".join(request.read_mask.paths))
-        after_id = decode_page_token(request.page_token, fingerprint)
+        key = self._store.page_token_key()
+        after_id = decode_page_token(key, request.page_token, fingerprint)
         answer = product_service_pb2.ListProductsResponse()
         held = 0
         last = ""  # the id of the last product shown (a read_mask may leave `id` out)
@@ -178,7 +179,7 @@ class ProductReads:
             shown = products.apply_read_mask(product, request.read_mask.paths)
             if len(answer.products) == size or (
                     answer.products and held + shown.ByteSize() > PAGE_BYTES):
-                answer.next_page_token = encode_page_token(last, fingerprint)
+                answer.next_page_token = encode_page_token(key, last, fingerprint)
                 break
             answer.products.append(shown)
             held += shown.ByteSize()

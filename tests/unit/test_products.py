@@ -185,15 +185,17 @@ def test_negative_page_size() -> None:
         product_listing.page_size(-1)
 
 
-def test_page_tokens_round_trip_and_are_bound_to_the_query() -> None:
+def test_page_tokens_round_trip_and_are_bound_to_the_query_and_the_key() -> None:
+    key = b"k" * 32
     mine = product_listing.query_fingerprint(BRANCH, "", "")
-    token = product_listing.encode_page_token("sku/9", mine)
-    assert product_listing.decode_page_token(token, mine) == "sku/9"
-    assert product_listing.decode_page_token("", mine) == ""
+    token = product_listing.encode_page_token(key, "sku/9", mine)
+    assert product_listing.decode_page_token(key, token, mine) == "sku/9"
+    assert product_listing.decode_page_token(key, "", mine) == ""
     other = product_listing.query_fingerprint(BRANCH, 'type = "PRIMARY"', "")
-    for bad, fingerprint in ((token, other), ("not a token!", mine), ("bm9wZQ", mine)):
+    for bad, fingerprint, key_used in ((token, other, key), ("not a token!", mine, key),
+                                       ("bm9wZQ", mine, key), (token, mine, b"x" * 32)):
         with pytest.raises(InvalidArgument) as caught:
-            product_listing.decode_page_token(bad, fingerprint)
+            product_listing.decode_page_token(key_used, bad, fingerprint)
         assert caught.value.violations[0].field == "page_token"
 
 
