@@ -561,7 +561,7 @@ def test_a_request_aiohttp_cannot_read_is_a_line_of_log_not_a_traceback(
     caplog.set_level(logging.INFO)
     with raw(gateway.http_port) as sock:
         sock.sendall(head)
-        assert sock.recv(65536).startswith(b"HTTP/1.0 400")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 400")
     deadline = time.monotonic() + BOUND
     while "unreadable HTTP request" not in caplog.text:
         assert time.monotonic() < deadline, caplog.text
@@ -588,7 +588,7 @@ def test_a_request_aiohttp_cannot_read_is_answered_googles_json_error(
         sock.sendall(head)
         _, answer = read_until_closed(sock)
     status, _, body = answer.partition(b"\r\n\r\n")
-    assert status.startswith(b"HTTP/1.0 400 "), answer[:300]
+    assert status.startswith(b"HTTP/1.1 400 "), answer[:300]
     assert b"Content-Type: application/json" in status
     error = json.loads(body)["error"]
     assert error["status"] == "INVALID_ARGUMENT"
@@ -708,7 +708,7 @@ def test_a_grpc_client_at_the_http_port_is_logged_as_such(
     caplog.set_level(logging.INFO)
     with raw(gateway.http_port) as sock:
         sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-        assert sock.recv(65536).startswith(b"HTTP/1.0 400")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 400")
     deadline = time.monotonic() + BOUND
     while "answered 400" not in caplog.text:
         assert time.monotonic() < deadline, caplog.text
