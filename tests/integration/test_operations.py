@@ -503,7 +503,8 @@ def test_a_forged_page_token_is_invalid_argument(stubs, running: Running,
     body = f"{created}:x".encode()
     for token, said in ((base64.urlsafe_b64encode(body).decode(),
                          "page_token: is not a page token this server issued (it was changed, "
-                         "or made up)"),
+                         "or made up; or it is of another store, or of a memory:// server "
+                         "since restarted: start from the first page)"),
                         (page_tokens.signed(running.store.page_token_key(), body),
                          "page_token: is not a token this server issued")):
         with pytest.raises(grpc.RpcError) as caught:

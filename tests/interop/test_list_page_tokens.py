@@ -33,7 +33,9 @@ CATALOG = f"{PROJECT}/locations/global/catalogs/list-tokens"
 BRANCH = f"{CATALOG}/branches/0"
 PRODUCT_IDS = [f"SKU-{i}" for i in range(5)]
 INSIGHTS = "footfall.insights.v1.InsightsService"
-CHANGED = "page_token: is not a page token this server issued (it was changed, or made up)"
+CHANGED = ("page_token: is not a page token this server issued (it was changed, or made up; "
+           "or it is of another store, or of a memory:// server since restarted: start "
+           "from the first page)")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
