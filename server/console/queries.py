@@ -24,7 +24,7 @@ from server.names import CatalogName, TenantName, parse_catalog, parse_tenant
 from server.retail import purge_filter
 from server.store.base import Store
 from server.store.console import StoredClientEvent, StoredEvent, may_continue
-from server.store.packed import timestamp, varint
+from server.store.packed import read_varint, timestamp, varint
 from server.store.rows import EventQuery, TimeBound
 
 DEFAULT_PAGE = 100
@@ -313,16 +313,16 @@ def _last_delimited(data: bytes, number: int) -> bytes | None:
     events are made from their bytes.)"""
     found, at, size = None, 0, len(data)
     while at < size:
-        tag, at = _varint(data, at)
+        tag, at = read_varint(data, at)
         kind = tag & 7
         if kind == 0:
-            _, at = _varint(data, at)
+            _, at = read_varint(data, at)
         elif kind == 1:
             at += 8
         elif kind == 5:
             at += 4
         elif kind == 2:
-            length, at = _varint(data, at)
+            length, at = read_varint(data, at)
             if tag >> 3 == number and at + length <= size:
                 found = data[at:at + length]
             at += length
@@ -331,20 +331,6 @@ def _last_delimited(data: bytes, number: int) -> bytes | None:
         if at > size:
             return None
     return found
-
-
-def _varint(data: bytes, at: int) -> tuple[int, int]:
-    """The varint at `at` in `data` and where it ends (past the end of `data` when
-    it runs off it)."""
-    value = shift = 0
-    while at < len(data):
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, at
-        shift += 7
-    return value, len(data) + 1
 
 
 def stored_client_event_wire(row: StoredClientEvent) -> bytes:

@@ -138,7 +138,7 @@ def _user_info(data: bytes, at: int) -> tuple[int, int, int] | None:
         if at + 1 < size and data[at + 1] < 0x80:  # most lengths: one byte
             length, content = data[at + 1], at + 2
         else:
-            length, content = _read_varint(data, at + 1)
+            length, content = read_varint(data, at + 1)
         if content + length > size:
             return None
         if tag == _USER_INFO:
@@ -147,7 +147,7 @@ def _user_info(data: bytes, at: int) -> tuple[int, int, int] | None:
     return None
 
 
-def _read_varint(data: bytes, at: int) -> tuple[int, int]:
+def read_varint(data: bytes, at: int) -> tuple[int, int]:
     """The varint at `at` in `data` and where it ends (past the end of `data`
     when it runs off it, which the caller's bound then refuses)."""
     value = shift = 0
