@@ -406,21 +406,28 @@ def test_a_server_already_on_the_target_writes_after_the_copy(
     assert ids == [(False, 101, 101), (True, 102, 1)], ids
 
 
+# `python -c _LIMIT_FILE_SIZE N command...`: RLIMIT_FSIZE N bytes (soft and hard), then exec.
+_LIMIT_FILE_SIZE = ("import os, resource, sys; n = int(sys.argv[1]); "
+                    "resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); "
+                    "os.execv(sys.argv[2], sys.argv[2:])")
+
+
 def test_a_copy_into_a_sqlite_file_that_cannot_grow_says_why(tmp_path: Path) -> None:
     """The target's disk full (here: a file size limit on the copy): SQLite ended the
     transaction itself, the copy's ROLLBACK then failed, and the line said only
     'cannot rollback - no transaction is active'. It says SQLite's error now, and the
     target takes a second copy whole."""
-    import resource
-
     source = large_events(tmp_path, 30)
     target = sqlite_url(tmp_path / "target.db")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
     limit = 20 * 2**20
+    # The limit is set by a launcher that execs the copy, not by a preexec_fn: with
+    # gRPC channels open in this process (an earlier test's), gRPC's fork handler
+    # could abort the forked child before its exec (see support.ServerProcess).
     full = subprocess.run(
-        [sys.executable, "-m", "server", "copy", "--store", source, target], cwd=tmp_path,
-        env=env, capture_output=True, text=True, timeout=CLI_DEADLINE,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+        [sys.executable, "-c", _LIMIT_FILE_SIZE, str(limit),
+         sys.executable, "-m", "server", "copy", "--store", source, target], cwd=tmp_path,
+        env=env, capture_output=True, text=True, timeout=CLI_DEADLINE)
     assert full.returncode == 1, full.stderr
     assert full.stderr.startswith("footfall: cannot copy: OperationalError: "), full.stderr
     assert "cannot rollback" not in full.stderr, full.stderr
