@@ -1,5 +1,5 @@
 """Fixtures: one `footfall serve` subprocess for the generated clients, and each client
-generated and built once a session.
+generated and built once a session (the three builds at the same time).
 
 A language whose toolchain is missing skips, loudly (`make test-tools` installs them
 from Debian); with FOOTFALL_TEST_REQUIRE_CLIENTS=1 (.ci/run sets it) it fails instead.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -42,18 +43,35 @@ def protos(tmp_path_factory: pytest.TempPathFactory) -> builds.Protos:
 
 
 @pytest.fixture(scope="session")
-def cpp(protos: builds.Protos, tmp_path_factory: pytest.TempPathFactory) -> Client:
-    return _available("C++", lambda: builds.build_cpp(protos, tmp_path_factory.mktemp("cpp")))
+def client_builds(protos: builds.Protos,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[Client]]]:
+    """Every language's build, started together the first time one is asked for, each
+    on a thread of its own: the Go and Ruby builds are done while the C++ one (the
+    longest) compiles, not after it. A build's error (Unavailable included) is raised
+    by its future's result()."""
+    folders = {language: tmp_path_factory.mktemp(language) for language in ("cpp", "gopath",
+                                                                            "ruby")}
+    pool = ThreadPoolExecutor(3, thread_name_prefix="client-build")
+    started = {"cpp": pool.submit(builds.build_cpp, protos, folders["cpp"]),
+               "go": pool.submit(builds.build_go, protos, folders["gopath"]),
+               "ruby": pool.submit(builds.build_ruby, protos, folders["ruby"])}
+    yield started
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 @pytest.fixture(scope="session")
-def go(protos: builds.Protos, tmp_path_factory: pytest.TempPathFactory) -> Client:
-    return _available("Go", lambda: builds.build_go(protos, tmp_path_factory.mktemp("gopath")))
+def cpp(client_builds: dict[str, Future[Client]]) -> Client:
+    return _available("C++", client_builds["cpp"].result)
 
 
 @pytest.fixture(scope="session")
-def ruby(protos: builds.Protos, tmp_path_factory: pytest.TempPathFactory) -> Client:
-    return _available("Ruby", lambda: builds.build_ruby(protos, tmp_path_factory.mktemp("ruby")))
+def go(client_builds: dict[str, Future[Client]]) -> Client:
+    return _available("Go", client_builds["go"].result)
+
+
+@pytest.fixture(scope="session")
+def ruby(client_builds: dict[str, Future[Client]]) -> Client:
+    return _available("Ruby", client_builds["ruby"].result)
 
 
 @pytest.fixture(scope="session")
