@@ -48,14 +48,23 @@ def copy(store: str, dest: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           timeout=CLI_DEADLINE)
 
 
+# `python -c _DEFAULT_SIGINT command...`: SIGINT back to its default, then exec.
+_DEFAULT_SIGINT = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                   "os.execv(sys.argv[1], sys.argv[1:])")
+
+
 def copying_events(store: str, postgres: str, cwd: Path) -> subprocess.Popen[str]:
     """`footfall copy` of `store` into `postgres` started, once it copies the events."""
     import psycopg
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
-    copying = subprocess.Popen([sys.executable, "-m", "server", "copy", "--store", store,
-                                postgres], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    # Through a launcher that gives SIGINT its default back: a test run started where
+    # SIGINT is ignored (under `time`, `nohup`, a non-interactive shell's `&`) passes
+    # that on to its children, and a copy that ignores Ctrl-C just finishes.
+    copying = subprocess.Popen([sys.executable, "-c", _DEFAULT_SIGINT, sys.executable, "-m",
+                                "server", "copy", "--store", store, postgres], cwd=cwd,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
     try:
         with psycopg.connect(postgres, autocommit=True) as db:
             wait_until(lambda: db.execute(
