@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import grpc
 import pytest
-from google.cloud import retail_v2, talent_v4
+from google.cloud import retail_v2, talent_v4, talent_v4beta1
 
 from .support import (
     GCS_BUCKET,
@@ -27,6 +27,7 @@ from .support import (
     retail_client,
     running_server,
     sqlite_url,
+    talent_beta_client,
     talent_client,
 )
 
@@ -98,6 +99,13 @@ def products(server: ServerProcess) -> Iterator[retail_v2.ProductServiceClient]:
 @pytest.fixture(scope="session")
 def talent(server: ServerProcess) -> Iterator[talent_v4.EventServiceClient]:
     client = talent_client(server.address)
+    with client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def talent_beta(server: ServerProcess) -> Iterator[talent_v4beta1.EventServiceClient]:
+    client = talent_beta_client(server.address)
     with client:
         yield client
 

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import grpc
 from google.api_core import exceptions
 from google.api_core.future import polling
-from google.cloud import retail_v2, talent_v4
+from google.cloud import retail_v2, talent_v4, talent_v4beta1
 from google.cloud.retail_v2.services.product_service.transports import (
     ProductServiceGrpcAsyncIOTransport,
     ProductServiceGrpcTransport,
@@ -42,6 +42,9 @@ from google.cloud.retail_v2.services.user_event_service.transports import (
 from google.cloud.talent_v4.services.event_service.transports import (
     EventServiceGrpcAsyncIOTransport,
     EventServiceGrpcTransport,
+)
+from google.cloud.talent_v4beta1.services.event_service.transports import (
+    EventServiceGrpcTransport as V4beta1EventServiceGrpcTransport,
 )
 from google.rpc import error_details_pb2
 
@@ -235,6 +238,11 @@ def retail_async_client(address: str) -> retail_v2.UserEventServiceAsyncClient:
 def talent_client(address: str) -> talent_v4.EventServiceClient:
     transport = EventServiceGrpcTransport(channel=grpc.insecure_channel(address))
     return talent_v4.EventServiceClient(transport=transport)
+
+
+def talent_beta_client(address: str) -> talent_v4beta1.EventServiceClient:
+    transport = V4beta1EventServiceGrpcTransport(channel=grpc.insecure_channel(address))
+    return talent_v4beta1.EventServiceClient(transport=transport)
 
 
 def talent_async_client(address: str) -> talent_v4.EventServiceAsyncClient:

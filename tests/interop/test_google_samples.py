@@ -15,30 +15,17 @@ with data of the same shape and content of our own.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import grpc
 import pytest
 import requests
 from google.api_core import exceptions
 from google.cloud import retail_v2, talent_v4, talent_v4beta1
-from google.cloud.talent_v4beta1.services.event_service.transports import (
-    EventServiceGrpcTransport as V4beta1Transport,
-)
 from google.protobuf import timestamp_pb2
 
 from .support import RPC_DEADLINE, ServerProcess, assert_names_fields, count_events, finish, put_gcs
 
 VIEW = talent_v4beta1.JobEvent.JobEventType.VIEW
-
-
-@pytest.fixture(scope="module")
-def talent_beta(server: ServerProcess) -> Iterator[talent_v4beta1.EventServiceClient]:
-    client = talent_v4beta1.EventServiceClient(
-        transport=V4beta1Transport(channel=grpc.insecure_channel(server.address)))
-    with client:
-        yield client
 
 
 def beta_event(tenant: str, event_id: str, seconds: int, **job_event: Any

@@ -8,16 +8,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import grpc
 import pytest
 from google.api_core import exceptions
 from google.cloud import talent_v4, talent_v4beta1
-from google.cloud.talent_v4beta1.services.event_service.transports import (
-    EventServiceGrpcTransport as V4beta1Transport,
-)
 from google.protobuf import timestamp_pb2
 
-from .support import RPC_DEADLINE, ServerProcess, running_server, sqlite_url, talent_client
+from .support import (
+    RPC_DEADLINE,
+    ServerProcess,
+    running_server,
+    sqlite_url,
+    talent_beta_client,
+    talent_client,
+)
 
 TENANT = "projects/footfall-interop/tenants/reused-ids"
 JOBS = [f"{TENANT}/jobs/nurse-night", f"{TENANT}/jobs/nurse-day"]
@@ -41,9 +44,7 @@ def talent(server: ServerProcess) -> Iterator[talent_v4.EventServiceClient]:
 
 @pytest.fixture(scope="module")
 def talent_beta(server: ServerProcess) -> Iterator[talent_v4beta1.EventServiceClient]:
-    client = talent_v4beta1.EventServiceClient(
-        transport=V4beta1Transport(channel=grpc.insecure_channel(server.address)))
-    with client:
+    with talent_beta_client(server.address) as client:
         yield client
 
 

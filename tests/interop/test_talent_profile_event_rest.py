@@ -8,17 +8,12 @@ Imports nothing of ours."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import grpc
 import pytest
 import requests
 from google.api_core import exceptions
 from google.cloud import talent_v4beta1
-from google.cloud.talent_v4beta1.services.event_service.transports import (
-    EventServiceGrpcTransport as V4beta1Transport,
-)
 from google.protobuf import timestamp_pb2
 
 from .support import RPC_DEADLINE, ServerProcess, field_violations
@@ -45,14 +40,6 @@ def delimited(tag: bytes, data: bytes) -> bytes:
         length += bytes([size & 0x7F | 0x80])
         size >>= 7
     return tag + length + bytes([size]) + data
-
-
-@pytest.fixture(scope="module")
-def talent_beta(server: ServerProcess) -> Iterator[talent_v4beta1.EventServiceClient]:
-    client = talent_v4beta1.EventServiceClient(
-        transport=V4beta1Transport(channel=grpc.insecure_channel(server.address)))
-    with client:
-        yield client
 
 
 def over_rest(server: ServerProcess, parent: str, event: dict[str, Any]) -> requests.Response:
