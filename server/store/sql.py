@@ -53,10 +53,11 @@ MAX_UNCOMMITTED = 20_000
 # wait): 20,000 events of 1.8 MB each held 36 GB; 400 of them, behind a lock, 0.7 GB.
 MAX_UNCOMMITTED_BYTES = 256 * 1024 * 1024
 # Events a purge's step deletes with one statement. A step of more (purge.BATCH) goes
-# on with its next chunk only while no write waits for it (for the writer, or, on
-# PostgreSQL, for the writers' turn from another replica), so that a write queued
-# behind a step waits for one chunk and the step's commit, not a whole step; alone,
-# the step deletes its whole batch with one commit.
+# on with its next chunk only while no write waits for it (for the writer, or for the
+# writers' turn from another process: a replica on PostgreSQL, a process on the same
+# SQLite file), so that a write queued behind a step waits for one chunk and the
+# step's commit, not a whole step; alone, the step deletes its whole batch with one
+# commit.
 DELETE_CHUNK = 500
 # The settings row of the key that signs page tokens (server/page_tokens.py), and its size.
 PAGE_TOKEN_KEY = "page_token_key"
@@ -696,7 +697,8 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
 
     def _writes_waiting(self, db: Db) -> bool:
         """Whether writes wait for the step being applied on `db` (see DELETE_CHUNK):
-        those queued for this store's writer (PostgreSQL adds other replicas')."""
+        those queued for this store's writer (SQLite and PostgreSQL add those of
+        other processes)."""
         return self._committer.waiting
 
     def _ids_to_delete(self, db: Db, where: str, params: list[Any], after_id: int,

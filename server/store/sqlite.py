@@ -15,6 +15,7 @@ import logging
 import os
 import sqlite3
 import stat
+import struct
 import threading
 import time
 import urllib.parse
@@ -65,6 +66,13 @@ WAL_AUTOCHECKPOINT_PAGES = 4_000
 # to SQLite's own lock: as long as SQLite's busy_timeout.
 TURN_SECONDS = 10.0
 CLOSE_WAIT_SECONDS = 1.0  # how long closing waits for the thread waiting for the turn
+# The byte of the writers' lock file (`_Writers`) read-locked by every writer that waits
+# for the turn, and Linux's open file description locks that say so (None elsewhere).
+_WAITING_BYTE = 0
+_OFD_SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
+_OFD_GETLK: int | None = getattr(fcntl, "F_OFD_GETLK", None)
+# Linux's `struct flock`: type, whence, start, length, pid (0 for an OFD lock), padding.
+_FLOCK = struct.Struct("@hhqqi4x")
 # Rows per INSERT statement (12 parameters each, under SQLite's 32,766 limit).
 _ROWS_PER_STATEMENT = 500
 
@@ -321,6 +329,14 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             job.future.set_exception(full)
         return full
 
+    def _writes_waiting(self, db: sqlite3.Connection) -> bool:
+        """Whether writes wait for the step being applied: this process's, queued for
+        its writer, or another process's on the file, waiting for the writers' turn
+        the step holds (which its own queue cannot show: a step that looked at that
+        alone held the other processes' writes for its whole batch)."""
+        return self._committer.waiting or (self._writers is not None
+                                           and self._writers.others_wait())
+
     def _refuse_unwaited(self) -> None:
         # Never acknowledge what may not be stored: refused while the disk is full,
         # or while another connection holds the write lock.
@@ -530,7 +546,15 @@ class _Writers:
     stopped while it holds the turn, SIGSTOP or a debugger, must not hang the
     others' writes for ever, nor their shutdown). The two hold the flock through
     two opens of the file: an flock belongs to an open file, and one open's lock
-    does not stop another open of the same process."""
+    does not stop another open of the same process.
+
+    A writer that waits for the turn says so to the one holding it (`others_wait`;
+    on Linux): it read-locks a byte of the file with an open file description lock while it
+    waits, which the holder's purge step sees (F_OFD_GETLK) between its chunks and
+    gives way. Held by the open, not the process, the lock shows across two stores
+    of one process too; the kernel lets it go when the process dies, so no count is
+    left behind to make steps give way for ever. Nothing else is written to the
+    file, which stays empty (and is never replaced while servers run)."""
 
     def __init__(self, path: str, mode: int) -> None:
         self._path = path
@@ -575,8 +599,12 @@ class _Writers:
                                                 name="footfall-sqlite-turn")
                 self._waiter.start()
             self._changed.notify_all()
-            self._changed.wait_for(lambda: self._granted == turn or self._closing,
-                                   TURN_SECONDS)
+            self._mark_waiting(True)
+            try:
+                self._changed.wait_for(lambda: self._granted == turn or self._closing,
+                                       TURN_SECONDS)
+            finally:
+                self._mark_waiting(False)
             if self._granted == turn:
                 self._held = self._waiter_fd
                 return
@@ -604,6 +632,35 @@ class _Writers:
                     self._changed.notify_all()
                     continue
             fcntl.flock(self._waiter_fd, fcntl.LOCK_UN)  # the writer gave up on it
+
+    def _mark_waiting(self, waiting: bool) -> None:
+        """Show the writers of other processes that this one waits for the turn, or
+        no longer: a read lock of _WAITING_BYTE, or none, through the waiting thread's
+        open of the file. An open file description's lock, so the kernel drops it
+        with the open: a process killed while its writer waits leaves none behind."""
+        if _OFD_SETLK is None:
+            return
+        kind = fcntl.F_RDLCK if waiting else fcntl.F_UNLCK
+        try:
+            fcntl.fcntl(self._waiter_fd, _OFD_SETLK,
+                        _FLOCK.pack(kind, os.SEEK_SET, _WAITING_BYTE, 1, 0))
+        except OSError as exc:  # (no one takes a conflicting lock: not expected)
+            log.debug("%s: the lock that says a writer waits: %s", self._path, exc)
+
+    def others_wait(self) -> bool:
+        """Whether a writer of another process (or of another store of this one) on
+        the file waits for the turn, which this one holds: asked by a purge's step
+        between its chunks, a system call each. False where the system has no open
+        file description locks (not Linux): there a step gives way to the writes of
+        its own process only."""
+        if _OFD_GETLK is None:
+            return False
+        try:
+            found = fcntl.fcntl(self._fd, _OFD_GETLK,
+                                _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, _WAITING_BYTE, 1, 0))
+        except OSError:
+            return False
+        return bool(_FLOCK.unpack(found)[0] != fcntl.F_UNLCK)
 
     def stop_waiting(self) -> None:
         """The store closes: a write waiting for its turn goes on without it."""

@@ -8,6 +8,8 @@ import fcntl
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -469,6 +471,101 @@ def test_the_sqlite_writers_lock_is_as_open_as_the_database(tmp_path: Path) -> N
     (tmp_path / "events.db-lock").unlink()
     open_store(f"sqlite:///{tmp_path}/events.db").close()
     assert (tmp_path / "events.db-lock").stat().st_mode & 0o777 == 0o660
+
+
+def test_a_sqlite_purge_step_gives_way_to_another_processs_waiting_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A purge's step of one process holds the writers' turn (the flock beside the
+    # file): once a write of another process waits for it, the step ends after the
+    # chunk it is deleting, as it does for a write of its own process, and the write
+    # commits before the purge's next step; nothing is lost. (Before, the step saw
+    # only its own process's queue and deleted its whole batch while the other
+    # waited.) Two stores of this process stand for the two: each takes the turn,
+    # and says it waits for it, through opens of the file of its own.
+    monkeypatch.setattr(sql, "DELETE_CHUNK", 2)
+    url, lock_file = f"sqlite:///{tmp_path}/events.db", tmp_path / "events.db-lock"
+    purging, writing = open_store(url), open_store(url)
+    try:
+        purging.write_user_events([row(f"v{i}") for i in range(10)])
+        ids = sorted(i for i, _ in purging.list_user_events(EventQuery(CATALOG), 20))
+        purging.create_operation(operation("purge"))
+        purging.claim_operation("w1", SECOND, 30 * SECOND, never)
+        late: list[tuple[threading.Thread, list[Any]]] = []
+
+        def hold() -> None:  # in the first chunk's DELETE, the step holding the turn
+            if not late:
+                late.append(in_background(lambda: writing.write_user_events([row("late")])))
+                until(lambda: waiting_for_the_turn(lock_file), "the write to wait its turn")
+
+        def arm(conn: Any) -> None:
+            conn.create_function("hold_step", 0, hold)
+            conn.execute("CREATE TEMP TRIGGER hold AFTER DELETE ON user_events "
+                         "BEGIN SELECT hold_step(); END")
+
+        purging._committer.submit_fn(arm).result(10)  # noqa: SLF001
+        seen: list[StepResult] = []
+        step = Step(delete_events=EventQuery(CATALOG), delete_after_id=ids[0] - 1,
+                    delete_until_id=ids[-1], delete_limit=10)
+        first = purging.run_step(OPS + "purge", "w1", step, 30 * SECOND, step_progress(seen))
+        assert (first.deleted, first.deleted_through) == (2, ids[1])
+        ((thread, out),) = late
+        thread.join(10)
+        assert out == [None]
+        assert sorted(visitor(payload) for _, payload in purging.list_user_events(
+            EventQuery(CATALOG), 20)) == ["late"] + [f"v{i}" for i in range(2, 10)]
+        rest = purging.run_step(OPS + "purge", "w1", replace(step, delete_after_id=ids[1]),
+                                30 * SECOND, step_progress(seen))
+        assert (rest.deleted, rest.deleted_through) == (8, ids[-1])  # none waits: the rest
+        assert [visitor(payload) for _, payload in
+                writing.list_user_events(EventQuery(CATALOG), 20)] == ["late"]
+    finally:
+        purging.close()
+        writing.close()
+
+
+WAIT_FOR_THE_TURN = """
+import sys
+from footfall.retail.v2 import user_event_pb2
+from server.store import EventRow, open_store
+event = user_event_pb2.UserEvent(event_type="home-page-view", visitor_id="killed")
+event.event_time.FromJsonString("2024-01-01T00:00:00Z")
+open_store(sys.argv[1]).write_user_events([EventRow.from_event(sys.argv[2], event, joined=True)])
+"""
+
+
+def test_a_process_killed_while_its_write_waited_for_the_turn_leaves_no_wait_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What says a writer waits for the turn (a lock of the open file) goes with its
+    # process, even by kill -9: steps do not give way for ever to a write that no
+    # longer waits.
+    monkeypatch.setattr(sql, "DELETE_CHUNK", 2)
+    url, lock_file = f"sqlite:///{tmp_path}/events.db", tmp_path / "events.db-lock"
+    store = open_store(url)
+    other = os.open(lock_file, os.O_RDWR)
+    child: subprocess.Popen[bytes] | None = None
+    try:
+        store.write_user_events([row(f"v{i}") for i in range(10)])
+        ids = sorted(i for i, _ in store.list_user_events(EventQuery(CATALOG), 20))
+        fcntl.flock(other, fcntl.LOCK_EX)  # the turn, held
+        child = subprocess.Popen([sys.executable, "-c", WAIT_FOR_THE_TURN, url, CATALOG])
+        assert poll(lambda: waiting_for_the_turn(lock_file) or child.poll() is not None)
+        assert child.poll() is None and store._writers.others_wait()  # noqa: SLF001
+        child.kill()
+        child.wait(10)
+        assert not store._writers.others_wait()  # noqa: SLF001
+        fcntl.flock(other, fcntl.LOCK_UN)
+        store.create_operation(operation("purge"))
+        store.claim_operation("w1", SECOND, 30 * SECOND, never)
+        result = store.run_step(OPS + "purge", "w1", Step(
+            delete_events=EventQuery(CATALOG), delete_after_id=ids[0] - 1,
+            delete_until_id=ids[-1], delete_limit=10), 30 * SECOND, step_progress([]))
+        assert (result.deleted, result.deleted_through) == (10, ids[-1])
+    finally:
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait(10)
+        os.close(other)
+        store.close()
 
 
 def waiting_for_the_turn(lock_file: Path) -> bool:
