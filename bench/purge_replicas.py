@@ -1,18 +1,20 @@
-"""Two replicas on one PostgreSQL database: write latency through replica B while
-replica A purges half of N events (`eventTime < half`, bench/purge.py's purge),
-before (REV) and after (this checkout), in one run.
+"""Two replicas on one PostgreSQL database, or two server processes on one SQLite
+file: write latency through replica B while replica A purges half of N events
+(`eventTime < half`, bench/purge.py's purge), before (REV) and after (this
+checkout), in one run.
 
     python -m bench.purge_replicas REV [--events 1000000] [--reps 1] [--callers 16]
-        [--db-prefix footfall_bench] [--json FILE]
+        [--sqlite] [--db-prefix footfall_bench] [--json FILE]
 
-The events are stored once, and analyzed; each side purges a copy of that database
-(CREATE DATABASE ... TEMPLATE) with both replicas run from its tree (REV exported as
-bench/ab.py does). B's durable WriteUserEvent calls (h2load, `callers` at once)
-run from the purge's start to its end, in runs of WRITES calls; then as many with
-the purge done ("idle"), on the same servers. Reported per side: B's write p50/p99
-and rate during the purge and idle, the purge's wall seconds, A's and B's CPU
-seconds (/proc, server and its processes) and the PostgreSQL server's (every process
-named postgres: other databases' work on a shared machine counts too).
+The events are stored once, and analyzed on PostgreSQL; each side purges a copy of
+that database (CREATE DATABASE ... TEMPLATE, or a copy of the SQLite file) with both
+replicas run from its tree (REV exported as bench/ab.py does). B's durable
+WriteUserEvent calls (h2load, `callers` at once) run from the purge's start to its
+end, in runs of WRITES calls; then as many with the purge done ("idle"), on the same
+servers. Reported per side: B's write p50/p99 and rate during the purge and idle,
+the purge's wall seconds, A's and B's CPU seconds (/proc, server and its processes)
+and, on PostgreSQL, the PostgreSQL server's (every process named postgres: other
+databases' work on a shared machine counts too).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -45,7 +48,7 @@ from bench.common import (
     summary,
     wait_done,
 )
-from bench.data import BASE_SECONDS, _rfc3339, fill_store
+from bench.data import BASE_SECONDS, _rfc3339, fill_store, temp_dir
 
 WRITES = 2_000  # calls of one h2load run while the purge goes on
 
@@ -133,12 +136,19 @@ def _side(tree: Path | None, url: str, total: int, callers: int) -> dict[str, An
 
 
 def _cpus(a: Server, b: Server) -> dict[str, float]:
-    return {"a": a.cpu_seconds(), "b": b.cpu_seconds(), "postgres": postgres_cpu_seconds()}
+    cpus = {"a": a.cpu_seconds(), "b": b.cpu_seconds()}
+    if a.store_url.startswith("postgresql"):
+        cpus["postgres"] = postgres_cpu_seconds()
+    return cpus
 
 
-def run(revs: list[str], total: int, reps: int, callers: int, prefix: str) -> dict[str, Any]:
+def run(revs: list[str], total: int, reps: int, callers: int, prefix: str,
+        sqlite: bool = False) -> dict[str, Any]:
     sides = [*revs, "after"]
     seen: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    if sqlite:
+        _run_sqlite(sides, seen, total, reps, callers)
+        return _result(seen, total, callers)
     with postgres_database(prefix) as filled:
         fill_store(filled, PARENT, total)
         with psycopg.connect(filled, autocommit=True) as conn:
@@ -160,6 +170,36 @@ def run(revs: list[str], total: int, reps: int, callers: int, prefix: str) -> di
                         with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
                             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
                     print(side, json.dumps(seen[side][-1]), flush=True)
+    return _result(seen, total, callers)
+
+
+def _run_sqlite(sides: list[str], seen: dict[str, list[dict[str, Any]]], total: int,
+                reps: int, callers: int) -> None:
+    """The SQLite sides: both servers of a side on one copy of one filled file."""
+    folder = temp_dir("footfall-bench-purge-replicas-")
+    try:
+        filled = folder / "filled.db"
+        fill_store(f"sqlite:///{filled}", PARENT, total)
+        with contextlib.ExitStack() as stack:
+            trees = {side: stack.enter_context(exported(side)) for side in sides[:-1]}
+            for rep in range(reps):
+                for side in sides[rep % len(sides):] + sides[:rep % len(sides)]:
+                    copy = folder / "copy.db"
+                    shutil.copy(filled, copy)
+                    os.sync()  # (else the kernel writes the copy back while writes wait)
+                    try:
+                        seen[side].append(_side(trees.get(side), f"sqlite:///{copy}", total,
+                                                callers))
+                    finally:
+                        for name in ("copy.db", "copy.db-wal", "copy.db-shm", "copy.db-lock"):
+                            (folder / name).unlink(missing_ok=True)
+                    print(side, json.dumps(seen[side][-1]), flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _result(seen: dict[str, list[dict[str, Any]]], total: int,
+            callers: int) -> dict[str, Any]:
     result: dict[str, Any] = {"events": total, "purged": total // 2, "callers": callers,
                               "load_average": os.getloadavg()[0]}
     for side, runs in seen.items():
@@ -173,10 +213,13 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--callers", type=int, default=16)
+    parser.add_argument("--sqlite", action="store_true",
+                        help="two server processes on one SQLite file, not PostgreSQL")
     parser.add_argument("--db-prefix", default="footfall_bench")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
-    result = run(args.revs, args.events, args.reps, args.callers, args.db_prefix)
+    result = run(args.revs, args.events, args.reps, args.callers, args.db_prefix,
+                 args.sqlite)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
