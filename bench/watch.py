@@ -22,7 +22,10 @@ events stored since the last message, at most a message every 50 ms).
   for each count; its CPU per write from /proc beside each rate.
   `python -m bench.watch distinct [COUNTS...] [--reading all] [--seconds S] [-- FLAGS]`;
   `... distinct [COUNTS...] --against REV [--reps N]`: REV's tree and this
-  checkout's in one run (`distinct_paired`).
+  checkout's in one run (`distinct_paired`). `--other`: meanwhile another
+  project's watch, and a write to that project every half second (each once the
+  last has come): how long after its answer each came (`other_s`), with one
+  project's watches of distinct filters holding the budget of reading time.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -416,10 +420,59 @@ def _timed_writes(port: int, frame: Path, callers: int, seconds: float) -> tuple
             float(took[1]) / (1000 if took[2] == "ms" else 1))
 
 
+OTHER = "projects/bench-other/locations/global/catalogs/default_catalog"
+
+
+class _Other:
+    """Another project's watch (WatchUserEvents, from now on) in a thread of its own,
+    and writes to that project, one at a time, each once the last has come: the
+    seconds from each write's answer to its event's arrival."""
+
+    def __init__(self, port: int) -> None:
+        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self._writes = user_event_service_pb2_grpc.UserEventServiceStub(self._channel)
+        self._stream = console_pb2_grpc.ConsoleServiceStub(self._channel).WatchUserEvents(
+            console_pb2.WatchUserEventsRequest(parent=OTHER))
+        self._came: dict[str, float] = {}
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        self.seconds: list[float] = []
+
+    def _watch(self) -> None:
+        with contextlib.suppress(grpc.RpcError):
+            for stored in self._stream:
+                self._came[stored.user_event.visitor_id] = time.perf_counter()
+
+    def write_and_wait(self, visitor: str, at_most: float = 300) -> float:
+        self._writes.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+            parent=OTHER, user_event=user_event_pb2.UserEvent(
+                event_type="home-page-view", visitor_id=visitor)), timeout=30)
+        answered = time.perf_counter()
+        while visitor not in self._came:
+            if time.perf_counter() - answered > at_most:
+                raise RuntimeError(f"the other project's watch never had {visitor}")
+            time.sleep(0.005)
+        return self._came[visitor] - answered
+
+    def probe(self, until: float) -> None:
+        """Writes, a half second apart, until the time `until` (perf_counter)."""
+        n = 0
+        while time.perf_counter() < until:
+            self.seconds.append(self.write_and_wait(f"o-{n}"))
+            n += 1
+            time.sleep(0.5)
+
+    def close(self) -> None:
+        self._stream.cancel()
+        self._thread.join(10)
+        self._channel.close()
+
+
 def distinct_rep(watches: int, seconds: float, callers: int = 4, reading: str = "first",
-                 flags: tuple[str, ...] = ()) -> dict[str, Any]:
+                 flags: tuple[str, ...] = (), other: bool = False) -> dict[str, Any]:
     """One server: `watches` batch watches of distinct filters (none: 0), then
-    `callers` durable writers for `seconds`."""
+    `callers` durable writers for `seconds` (`other`: and meanwhile another
+    project's writes and watch: see _Other)."""
     frame = _big_frame()
     try:
         with footfall(None, *flags) as server:
@@ -438,10 +491,20 @@ def distinct_rep(watches: int, seconds: float, callers: int = 4, reading: str = 
                         h2load(server.port, write.PATH, frame, 4, 20)
                         written += 20
                         time.sleep(0.5)
+                probe = _Other(server.port) if other else None
+                if probe is not None:
+                    probe.write_and_wait("o-warm-up")  # (its watch is open)
                 time.sleep(1)
                 before = server.cpu_seconds(), group.cpu_seconds() if group else 0.0
+                prober = threading.Thread(target=probe.probe, args=(
+                    time.perf_counter() + seconds,)) if probe is not None else None
+                if prober is not None:
+                    prober.start()
                 done, failed, took = _timed_writes(server.port, frame, callers, seconds)
                 cpu = server.cpu_seconds() - before[0]
+                if probe is not None and prober is not None:
+                    prober.join()
+                    probe.close()
                 watcher_cpu = group.cpu_seconds() - before[1] if group else 0.0
                 if failed:
                     raise RuntimeError(f"{failed} writes failed")
@@ -455,6 +518,8 @@ def distinct_rep(watches: int, seconds: float, callers: int = 4, reading: str = 
                     "writes": done, "per_second": done / took,
                     "cpu_us_per_write": cpu / done * 1e6,
                     "watcher_cpu_us_per_write": watcher_cpu / done * 1e6}
+                if probe is not None:
+                    out["other_s"] = [round(s, 3) for s in probe.seconds]
                 if group and reading == "all":
                     # every watch gets every write, once: how long after the load
                     out["catch_up_s"] = group.wait_for(written, 600)
@@ -467,17 +532,19 @@ def distinct_rep(watches: int, seconds: float, callers: int = 4, reading: str = 
 
 
 def distinct(counts: tuple[int, ...] = (0, 200, 400), seconds: float = 10,
-             reading: str = "first", flags: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+             reading: str = "first", flags: tuple[str, ...] = (),
+             other: bool = False) -> list[dict[str, Any]]:
     """`distinct_rep` for each count of watches, in turn."""
     results = []
     for watches in counts:
-        results.append(distinct_rep(watches, seconds, reading=reading, flags=flags))
+        results.append(distinct_rep(watches, seconds, reading=reading, flags=flags,
+                                    other=other))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     return results
 
 
 def distinct_paired(rev: str, counts: tuple[int, ...] = (0, 200, 400), seconds: float = 10,
-                    reps: int = 1) -> dict[str, Any]:
+                    reps: int = 1, other: bool = False) -> dict[str, Any]:
     """`distinct_rep` for each count under `rev`'s tree ("before") and this
     checkout's ("after") in one run, the trees' order alternating by rep."""
     from bench.ab import exported, served_from
@@ -488,7 +555,7 @@ def distinct_paired(rev: str, counts: tuple[int, ...] = (0, 200, 400), seconds: 
             for side in ("before", "after") if rep % 2 == 0 else ("after", "before"):
                 with served_from(tree if side == "before" else None):
                     for watches in counts:
-                        out[side].append(distinct_rep(watches, seconds))
+                        out[side].append(distinct_rep(watches, seconds, other=other))
                         print(side, json.dumps(out[side][-1]), file=sys.stderr, flush=True)
     return out
 
@@ -498,11 +565,13 @@ def _distinct_main(args: list[str]) -> None:
     if "--" in args:
         at = args.index("--")
         args, flags = args[:at], args[at + 1:]
-    reading, seconds, counts, rev, reps = "first", 10.0, [], "", 1
+    reading, seconds, counts, rev, reps, other = "first", 10.0, [], "", 1, False
     while args:
         arg = args.pop(0)
         if arg == "--against":  # a paired run: REV's tree before, this checkout's after
             rev = args.pop(0)
+        elif arg == "--other":
+            other = True
         elif arg == "--reps":
             reps = int(args.pop(0))
         elif arg == "--reading":
@@ -512,11 +581,11 @@ def _distinct_main(args: list[str]) -> None:
         else:
             counts.append(int(arg))
     if rev:
-        print(json.dumps(distinct_paired(rev, tuple(counts) or (0, 200, 400), seconds, reps),
-                         indent=1))
+        print(json.dumps(distinct_paired(rev, tuple(counts) or (0, 200, 400), seconds, reps,
+                                         other), indent=1))
         return
     print(json.dumps(distinct(tuple(counts) or (0, 200, 400), seconds, reading,
-                              tuple(flags)), indent=1))
+                              tuple(flags), other), indent=1))
 
 
 if __name__ == "__main__":
