@@ -274,6 +274,7 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
                       if settings.max_watches_per_project >= 0
                       else max(1, settings.max_watches // 2))
     policy.metrics.watch_pace(watches.pace)
+    policy.metrics.watch_reading(watches.reading)
     console = console_service.ConsoleService(store, watches, policy)
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(console, guard)
     insights = insights_service.InsightsService(store)

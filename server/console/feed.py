@@ -17,8 +17,9 @@ chunks again (watches catching up from one position share its pages for a moment
 PAGE_CACHE_BYTES). So a slow client costs reads, never unbounded memory, and misses
 nothing. The watches of single rows share a budget of messages a second (pace.py),
 and every read of the store, a feed's or a watch's catching up, a budget of time
-a second (pace.Reading): past it, feeds of distinct filters fall behind the rows
-stored (their positions stay exact) rather than slow the writes, and catch up later.
+a second (pace.Reading, its turns fair between the projects read): past it, feeds
+of distinct filters fall behind the rows stored (their positions stay exact) rather
+than slow the writes, and catch up later.
 
 Watches are coroutines on the server's loop (their reads go off the loop): an
 open watch costs no thread. The watches of a read are woken a few per turn of
@@ -369,7 +370,7 @@ class Feed:
 
     def __init__(self, source: Source, position: int, commits: Commits,
                  poll: float, batched: bool, spacing: Callable[[], float],
-                 reading: Reading) -> None:
+                 reading: Reading, party: Hashable = "") -> None:
         self.source = source
         self.position = position  # the rows up to it are read and handed out
         self._commits = commits
@@ -377,6 +378,7 @@ class Feed:
         self._batched = batched
         self._spacing = spacing  # the least time between two of its reads, now
         self._reading = reading  # the time a second all reads share
+        self._party = party  # whose turns its reads take there (its project)
         self._cost = FIRST_READ_SECONDS  # what its last read cost (CPU seconds)
         self.queues: set[_Queue] = set()
         self.task: asyncio.Task[None] | None = None
@@ -393,10 +395,11 @@ class Feed:
                 await asyncio.sleep(wait)
             read_at = loop.time()
             seen = self._commits.count  # before the read: a commit during it wakes the wait
-            # Its turn among all reads (none needed when every watch reads by itself):
-            # past the budget, what is stored meanwhile waits for the next read.
+            # Its turn among all reads, its project's in turn with the others' (none
+            # needed when every watch reads by itself): past the budget, what is stored
+            # meanwhile waits for the next read.
             budgeted = not _all_behind(self.queues)
-            taken = await self._reading.take(self._cost) if budgeted else 0.0
+            taken = await self._reading.take(self._cost, self._party) if budgeted else 0.0
             cost = 0.0
             try:
                 top, position, chunk, full, cost = await off_loop(self._read, self.position,
@@ -407,7 +410,7 @@ class Feed:
                 continue
             finally:
                 if budgeted:
-                    self._reading.spent(taken, cost)
+                    self._reading.spent(taken, cost, self._party)
                     self._cost = cost or self._cost
             pushed = chunk is not None
             if chunk is not None:
@@ -602,18 +605,22 @@ class Watches:
                 ended()
 
         stream = self._watch((key, json_name is not None), source, after, caller, release,
-                             json_name)
+                             json_name, project)
         weakref.finalize(stream, release)  # a stream never iterated runs no `finally`
         if call_ends is not None:
             call_ends(lambda _: ended())
         return stream
 
     async def _watch(self, key: Hashable, source: Source, after: int, caller: Caller,
-                     release: Callable[[], None], json_name: str | None) -> AsyncIterator[Any]:
+                     release: Callable[[], None], json_name: str | None,
+                     project: str) -> AsyncIterator[Any]:
         """The stream: a Batch of what the feed queued for this watch (or of a page
         it read itself) whenever there is some, or (`json_name` None) each item of
-        it. One generator, not a chain of them: a watch of batches wakes for
-        every message it sends, and each layer would cost every wake-up."""
+        it. Its reads, and its feed's, take `project`'s turns in the budget of
+        reading time (the watches of a feed read one project's rows: its key names
+        the catalog, tenant or project read). One generator, not a chain of them: a
+        watch of batches wakes for every message it sends, and each layer would cost
+        every wake-up."""
         queue = _Queue(caller, self.held)
         sending: list[Chunk] = []  # held while they are sent
         try:
@@ -627,7 +634,7 @@ class Watches:
             if feed is None:
                 feed = self._feeds[key] = Feed(source, max(after, last), self._commits,
                                                self._poll, json_name is not None,
-                                               self._read_spacing, self.reading)
+                                               self._read_spacing, self.reading, project)
                 feed.queues.add(queue)
                 feed.start()
             else:
@@ -639,7 +646,8 @@ class Watches:
                 if queue.behind:
                     queue.behind = False  # the items read from here on are queued
                     upto = feed.position
-                    async for page in self._catch_up(key, feed.source, sent, upto, caller):
+                    async for page in self._catch_up(key, feed.source, sent, upto, caller,
+                                                     project):
                         sent = page[-1].id
                         sending = [Chunk(page)]
                         self.held.hold(sending[0])
@@ -701,7 +709,7 @@ class Watches:
                 feed.task.cancel()
 
     async def _catch_up(self, key: Hashable, source: Source, after: int, upto: int,
-                        caller: Caller) -> AsyncIterator[list[Item]]:
+                        caller: Caller, project: str = "") -> AsyncIterator[list[Item]]:
         """Pages of the items of the rows after `after` up to the id `upto`, read
         by this watch (or by another of `key` at the same position, a moment ago)."""
         # A read that decodes every row (a filter by session or product) runs as a long
@@ -713,9 +721,10 @@ class Watches:
         while after < upto and not caller.done() and not self._commits.closed:
             page = self._kept(key, after, upto)  # (read a moment ago: no read, no turn)
             if page is None:
-                # Its turn among all reads, the feeds' too (before the long read's turn
-                # and the room below: a read waiting for the budget holds neither).
-                taken, cost = await self.reading.take(expected), 0.0
+                # Its turn among all reads, the feeds' too, its project's in turn with the
+                # others' (before the long read's turn and the room below: a read waiting
+                # for the budget holds neither).
+                taken, cost = await self.reading.take(expected, project), 0.0
                 try:
                     async with (long_read_turn(decoding) if decoding is not None
                                 else contextlib.nullcontext(off_loop)) as read:
@@ -731,7 +740,7 @@ class Watches:
                             finally:
                                 self.held.bytes -= READ_BYTES
                 finally:
-                    self.reading.spent(taken, cost)
+                    self.reading.spent(taken, cost, project)
                     expected = cost or expected
                 if page is None:
                     await asyncio.sleep(self._poll)

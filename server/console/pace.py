@@ -30,12 +30,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Hashable
 
 # The most messages one watch sends for one grant: the other watches (and the
 # writes answered meanwhile) wait for at most this many of its sends.
 GRANT = 50
 # What a reader expects its first read to cost (seconds), before it knows.
 FIRST_READ_SECONDS = 0.001
+# How many parties' reading time Reading remembers before it forgets those neither
+# waiting nor ahead of its clock (their next turn would start from the clock anyway).
+PARTIES_KEPT = 1024
 
 
 class Pace:
@@ -55,8 +59,9 @@ class Pace:
 
     @property
     def waiting(self) -> int:
-        """Watches waiting for a grant now."""
-        return sum(1 for _, future in self._waiting if not future.done())
+        """Watches waiting for a grant now (read by /metrics off the loop: a copy, made
+        at once, of what the loop changes)."""
+        return sum(1 for _, future in list(self._waiting) if not future.done())
 
     async def take(self, wanted: int) -> int:
         """How many messages (1 to `wanted`, at most GRANT) the caller may send now,
@@ -111,10 +116,20 @@ class Pace:
 class Reading:
     """Seconds a second that the reads of this process's feeds (and of its watches
     catching up) take together; `per_second` 0: no bound. A read waits for its
-    turn while the budget is spent (in the order they asked), takes what its
-    reader expects it to cost (what its last read cost: a read's cost is its own,
-    an empty feed's a tenth of a millisecond, a filtered one's 15 ms), and once
-    made is charged what it cost instead. On the server's loop only."""
+    turn while the budget is spent, takes what its reader expects it to cost (what
+    its last read cost: a read's cost is its own, an empty feed's a tenth of a
+    millisecond, a filtered one's 15 ms), and once made is charged what it cost
+    instead. On the server's loop only.
+
+    The turns are fair between parties (the project a feed reads: see
+    Watches.items), not first come first served: the next turn goes to the waiting
+    party that has had the least reading time (start-time fair queuing: each party's
+    time given, on one clock that moves to the start of each turn handed out; a party
+    that had none, or fell back behind the clock, starts from it). In the order they
+    asked, 400 watches of distinct filters of one project's reader key held every
+    other project's live feed (the web console's too) behind their reads, about 30 s;
+    now a party with hundreds of feeds waits behind its own reads, and a party with
+    one gets the next turn. Within a party, reads come in the order they asked."""
 
     def __init__(self, per_second: float) -> None:
         self.per_second = per_second
@@ -123,45 +138,84 @@ class Reading:
         self._most = per_second / 5
         self._left = self._most
         self._at: float | None = None  # loop time of the last refill
-        self._waiting: deque[tuple[float, asyncio.Future[float]]] = deque()
+        # the reads waiting, by party, each party's in the order they asked
+        self._waiting: dict[Hashable, deque[tuple[float, asyncio.Future[float]]]] = {}
+        # the reading time given to each party, on the clock of `_clock` (the parties
+        # waiting or reading; one absent has had no more than the clock)
+        self._given: dict[Hashable, float] = {}
+        self._clock = 0.0  # where the last turn handed out began (seconds of reading)
         self._timer: asyncio.TimerHandle | None = None
-        self.waits = 0  # reads that had to wait (a feed held back)
+        self.waits = 0  # reads that had to wait (a feed held back), for /metrics
 
     @property
     def waiting(self) -> int:
-        """Reads waiting for their turn now."""
-        return sum(1 for _, future in self._waiting if not future.done())
+        """Reads waiting for their turn now (read by /metrics off the loop: copies, made
+        at once, of what the loop changes)."""
+        return sum(1 for reads in list(self._waiting.values()) for _, future in list(reads)
+                   if not future.done())
 
-    async def take(self, expected: float = FIRST_READ_SECONDS) -> float:
-        """Once the caller's turn has come: the time taken for its read (what it
-        `expected` it to cost), to give to `spent` with what the read cost."""
+    async def take(self, expected: float = FIRST_READ_SECONDS, party: Hashable = "") -> float:
+        """Once the caller's turn has come (among the reads of its `party`, the
+        parties' in turn): the time taken for its read (what it `expected` it to
+        cost), to give to `spent` with what the read cost."""
         if self.per_second <= 0:
             return 0.0
         self._refill()
         if not self._waiting and self._left >= 0:
-            self._left -= expected
+            self._give(party, expected)
             return expected
         self.waits += 1
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
-        self._waiting.append((expected, future))
+        self._waiting.setdefault(party, deque()).append((expected, future))
         self._schedule()
         try:
             return await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():  # granted as it was cancelled
-                self.spent(future.result(), 0.0)
+                self.spent(future.result(), 0.0, party)
             raise
 
-    def spent(self, taken: float, seconds: float) -> None:
-        """A read that took `taken` (`take`) cost `seconds` (0: it was not made)."""
+    def spent(self, taken: float, seconds: float, party: Hashable = "") -> None:
+        """A read of `party` that took `taken` (`take`) cost `seconds` (0: it was
+        not made)."""
         if self.per_second <= 0:
             return
         self._refill()
         self._left = min(self._most, self._left + taken - seconds)
+        given = self._given.get(party)
+        if given is not None:
+            given += seconds - taken
+            if given <= self._clock and party not in self._waiting:
+                del self._given[party]  # (no more than the clock: nothing to remember)
+            else:
+                self._given[party] = given
         if self._waiting and self._left >= 0:  # (it cost less than was taken: go on now)
             if self._timer is not None:
                 self._timer.cancel()
             self._hand_out()
+
+    def _give(self, party: Hashable, seconds: float) -> None:
+        """A turn of `seconds` (expected) to `party`, now."""
+        self._left -= seconds
+        self._clock = max(self._clock, self._given.get(party, self._clock))
+        self._given[party] = self._clock + seconds
+        if len(self._given) > PARTIES_KEPT:
+            self._given = {p: given for p, given in self._given.items()
+                           if given > self._clock or p in self._waiting}
+
+    def _next(self) -> tuple[Hashable, float, asyncio.Future[float]] | None:
+        """The read whose turn is next (taken from the line), None if none waits:
+        the first of the party given the least (the first to wait of those given
+        as little)."""
+        while self._waiting:
+            party = min(self._waiting, key=lambda p: self._given.get(p, self._clock))
+            reads = self._waiting[party]
+            expected, future = reads.popleft()
+            if not reads:
+                del self._waiting[party]
+            if not future.done():  # (else its reader ended while it waited)
+                return party, expected, future
+        return None
 
     def _refill(self) -> None:
         now = asyncio.get_running_loop().time()
@@ -170,9 +224,7 @@ class Reading:
         self._at = now
 
     def _schedule(self) -> None:
-        """A timer for when the first in line can have its turn (none if one is set)."""
-        while self._waiting and self._waiting[0][1].done():
-            self._waiting.popleft()  # its reader ended while it waited
+        """A timer for when the next in line can have its turn (none if one is set)."""
         if self._timer is not None or not self._waiting:
             return
         self._timer = asyncio.get_running_loop().call_later(
@@ -181,9 +233,11 @@ class Reading:
     def _hand_out(self) -> None:
         self._timer = None
         self._refill()
-        while self._waiting and self._left >= 0:
-            expected, future = self._waiting.popleft()
-            if not future.done():
-                self._left -= expected
-                future.set_result(expected)
+        while self._left >= 0:
+            turn = self._next()
+            if turn is None:
+                break
+            party, expected, future = turn
+            self._give(party, expected)
+            future.set_result(expected)
         self._schedule()

@@ -184,6 +184,11 @@ class Metrics:
         shared budget of messages (console/pace.py; this process's, under --processes)."""
         self._exposed.register(_PaceWaits(pace))
 
+    def watch_reading(self, reading: Any) -> None:
+        """Show how often the reads of the console's watches waited for their shared
+        budget of reading time (console/pace.py's Reading; this process's)."""
+        self._exposed.register(_ReadingWaits(reading))
+
     # -- operations ------------------------------------------------------------
 
     def observe_job(self, kind: str, job: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -248,6 +253,26 @@ class _PaceWaits(Collector):
             "footfall_watches_waiting_for_messages",
             "Console watches of single rows waiting for --watch-messages now.",
             value=self._pace.waiting)
+
+
+class _ReadingWaits(Collector):
+    """The waits of the watches' shared budget of reading time, read at each scrape
+    (a collector for the same reason as _Uncommitted)."""
+
+    def __init__(self, reading: Any) -> None:
+        self._reading = reading
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "footfall_watch_read_waits",
+            "Reads of the store by the console's watches (a feed's, after a commit, or a "
+            "watch's catching up) that waited for their turn in --watch-read-ms: each "
+            "time, a feed fell behind the rows stored rather than slow the writes.",
+            value=self._reading.waits)
+        yield GaugeMetricFamily(
+            "footfall_watch_reads_waiting",
+            "Reads of the console's watches waiting for their turn in --watch-read-ms now.",
+            value=self._reading.waiting)
 
 
 class CallCounts(Collector):
