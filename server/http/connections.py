@@ -298,7 +298,7 @@ class Connection(web.RequestHandler):
     __slots__ = ("_site", "made", "_lost", "_arriving", "_heads", "_held", "_body",
                  "_answered", "_unreadable", "_http2", "_send_watch", "_unsent",
                  "_framed", "_handling", "_admitted", "_wrong_version", "_first_line",
-                 "_line_end")
+                 "_line_end", "_head_tail")
 
     def __init__(self, site: GuardedSite, manager: web.Server, **kwargs: Any) -> None:
         # A body left unread after the answer is drained for as long, no longer.
@@ -331,6 +331,9 @@ class Connection(web.RequestHandler):
         # The last bytes of a request line while it arrives (None: none is arriving, or
         # it is not known to be one; see _read_minor_as_1_1)
         self._line_end: bytes | None = b""
+        # The last two bytes of the heads' data before this data (a head's end is seen
+        # across two writes)
+        self._head_tail = b""
         # A request aiohttp could not read is answered in HTTP/1.1 (see _UNREADABLE_REQUEST)
         made = self._request_factory
         assert made is not None  # (None only once the connection is lost)
@@ -360,13 +363,12 @@ class Connection(web.RequestHandler):
             return
         if not self._request_count and not self._arriving:  # the connection's first bytes
             self._http2 = data.startswith(HTTP2_PREFACE)
-        if not self._arriving:  # (no head is arriving: one begins here)
-            self._line_end = b""
         if self._line_end is not None:
             data = self._read_minor_as_1_1(data)
         if self._first_line is not None and self._check_first_line(data):
             return
         self._arriving += len(data)
+        tail, self._head_tail = self._head_tail + data[-3:], (self._head_tail + data[-2:])[-2:]
         before = self._request_count
         super().data_received(data)
         came = self._request_count - before
@@ -389,6 +391,12 @@ class Connection(web.RequestHandler):
             # The rest of the data is a body, or the start of the next head (from
             # the next data on, that is counted).
             self._arriving = 0
+            # The next data begins a request line only if this one ended with the
+            # last head's end and no body follows it; else it may go on a head
+            # pipelined behind (a header's value is no request line), or come after
+            # a body: not looked at (see _read_minor_as_1_1).
+            self._line_end = b"" if (self._body is None or self._body.is_eof()) \
+                and tail.endswith((b"\n\r\n", b"\n\n")) else None
             self._hold(sum(self._heads))
 
     def _read_minor_as_1_1(self, data: bytes) -> bytes:
@@ -400,8 +408,11 @@ class Connection(web.RequestHandler):
         Only the end of the line is looked at: " HTTP/1.2" can only be its version (a
         target holds no space), and the parser reads the rest as it would. A line is
         looked at where its head begins the bytes of a data_received (a connection's
-        first head, and each sent once the one before it was read): a request a client
-        pipelines behind another in the same write is refused as before."""
+        first head, and each sent once the one before it, without a body, was read to
+        the end of the data): a request a client pipelines behind another in the same
+        write, or sends after a body, is refused as before (where the next data begins
+        is not known then: a header's value of a head begun in the write before that
+        ended in " HTTP/1.2" was made " HTTP/1.1")."""
         seen = self._line_end
         assert seen is not None
         start = 0

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import socket
 import time
+import urllib.parse
 from collections.abc import Iterator
 
 import pytest
@@ -79,9 +80,17 @@ def test_a_later_minor_version_of_http_1_is_read_as_1_1(gateway: Running,
         assert_served_in_1_1(sent_in_writes(sock, *writes))
 
 
-def test_so_is_a_later_request_on_a_kept_connection(gateway: Running) -> None:
+@pytest.mark.parametrize("first", [
+    [b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"],
+    [b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"\r\n"],  # (its end in a write)
+    [b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r", b"\n"],
+])
+def test_so_is_a_later_request_on_a_kept_connection(gateway: Running,
+                                                    first: list[bytes]) -> None:
     with raw(gateway.http_port) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        for write in first:
+            sock.sendall(write)
+            time.sleep(0.05)
         first = b""
         while not first.endswith(SERVING):
             first += sock.recv(65536)
@@ -126,3 +135,20 @@ def test_an_unreadable_request_is_answered_in_http_1_1_and_closed(gateway: Runni
     assert lines[0] == b"HTTP/1.1 400 Bad Request", answer[:300]
     assert b"Connection: close" in lines  # (HTTP/1.1 keeps a connection unless told)
     assert json.loads(body)["error"]["status"] == "INVALID_ARGUMENT"
+
+
+def test_a_header_ending_a_write_as_a_request_line_would_is_left_as_sent(gateway: Running) -> None:
+    # A request whose head comes in the same write as the one before it, cut where a
+    # header's value ends as " HTTP/1.2" would begin: the next write begins inside a
+    # head, not with a request line, and the header is read as sent.
+    event = json.dumps({"eventType": "home-page-view", "visitorId": "v1"})
+    collect = (b"GET /v2/" + CATALOG.encode() + b"/userEvents:collect?userEvent="
+               + urllib.parse.quote(event, safe="").encode() + b" HTTP/1.1\r\n")
+    with raw(gateway.http_port) as sock:
+        answer = sent_in_writes(
+            sock, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" + collect
+            + b"User-Agent: probe", b" HTTP/1.2\r\n" + CLOSING)
+    assert answer.count(b"HTTP/1.1 200 OK\r\n") == 2, answer[:600]
+    gateway.store.flush()
+    [(_, stored)] = gateway.store.list_user_events(EventQuery(CATALOG), 10)
+    assert user_event_pb2.UserEvent.FromString(stored).user_info.user_agent == "probe HTTP/1.2"
