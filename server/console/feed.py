@@ -412,6 +412,12 @@ class Feed:
                 if budgeted:
                     self._reading.spent(taken, cost, self._party)
                     self._cost = cost or self._cost
+            if full < 0 and not _all_behind(self.queues):
+                # Skipped for watches that all read by themselves, of which one caught
+                # up meanwhile to this position (its `upto`) and takes the feed's
+                # chunks from it on: not past rows no one read for it; read again.
+                continue
+            full = full > 0  # (not read: no more to read at once)
             pushed = chunk is not None
             if chunk is not None:
                 self._hand_out(chunk)
@@ -450,18 +456,18 @@ class Feed:
             queue.push(chunk)
         _wake(queues)
 
-    def _read(self, after: int, budgeted: bool) -> tuple[int, int, Chunk | None, bool, float]:
+    def _read(self, after: int, budgeted: bool) -> tuple[int, int, Chunk | None, int, float]:
         """The last row's id (before the read: a row stored after it is read next
         time), and the page read after `after`: its position, its items as a
-        chunk (None if none), whether it was full; and what it cost (this thread's
-        CPU, seconds). When every watch of the feed reads from the store by itself
+        chunk (None if none), whether it was full (-1: not read); and what it cost
+        (this thread's CPU, seconds). When every watch of the feed reads from the store by itself
         (they fell behind), or had when its turn was not asked (not `budgeted`),
         nothing is read: the position goes to the last row, for them to catch up to
         (the read was made, and let go, for no one)."""
         began = time.thread_time()
         top = self.source.last()
-        if not budgeted or _all_behind(self.queues):
-            return top, max(after, top), None, False, time.thread_time() - began
+        if not budgeted or _all_behind(self.queues):  # (full -1: skipped, see _run)
+            return top, max(after, top), None, -1, time.thread_time() - began
         position, items, full = self.source.read(after)
         if not items:
             # None of the rows up to `top` is selected: the next read starts from

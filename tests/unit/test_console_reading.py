@@ -1,15 +1,19 @@
 """The budget of reading time shared by the console's feeds and the watches
 catching up (server/console/pace.py's Reading): reads in turn once it is spent,
-charged what they cost, none held up by a reader that ended while it waited. No
-timing is asserted: what waits and in which order."""
+charged what they cost, none held up by a reader that ended while it waited; and a
+feed whose read is skipped (every watch reads by itself) skips no row for a watch
+that caught up meanwhile. No timing is asserted: what waits and in which order."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
+from server.console.feed import Feed, Held, Item, Page, _Queue
 from server.console.pace import Reading
+from server.console.watch import Commits
 
 
 async def settle() -> None:
@@ -117,5 +121,82 @@ def test_a_read_takes_what_its_reader_expects_it_to_cost() -> None:
         late = asyncio.ensure_future(reading.take(0.0001))
         await settle()
         assert not late.done() and reading.waits == 1
+
+    asyncio.run(main())
+
+
+class _Stored:
+    """Rows 1 to `count`, read as a feed reads them; `last` waits at `gate` once
+    `entered` is cleared, so a test acts while a feed's read is made."""
+
+    def __init__(self, count: int) -> None:
+        self.ids = list(range(1, count + 1))
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.looks = 0  # calls of `last`
+
+    def read(self, after: int) -> Page:
+        items = [Item(row_id, None) for row_id in self.ids if row_id > after]
+        return Page(items[-1].id if items else after, items, False)
+
+    def last(self) -> int:
+        self.looks += 1
+        self.entered.set()
+        self.gate.wait(10)
+        return self.ids[-1]
+
+
+class _Open:
+    def done(self) -> bool:
+        return False
+
+    def time_remaining(self) -> float | None:
+        return None
+
+
+def test_a_watch_that_catches_up_while_its_feed_skips_a_read_misses_nothing() -> None:
+    # A feed whose every watch reads by itself skips its read and goes on to the last
+    # row; a watch that caught up meanwhile, to the feed's position then, takes the
+    # feed's chunks from there: the rows between are read for it, not skipped.
+    async def main() -> None:
+        stored = _Stored(5)
+        feed = Feed(stored, 0, Commits(), 0.05, False, lambda: 0.0, Reading(0))  # type: ignore[arg-type]
+        queue = _Queue(_Open(), Held(1 << 30))
+        queue.behind = True
+        feed.queues.add(queue)
+        stored.gate.clear()
+        feed.start()
+        await asyncio.get_running_loop().run_in_executor(None, stored.entered.wait, 10)
+        queue.behind = False  # (as Watches._watch: it catches up to feed.position)
+        upto = feed.position
+        stored.gate.set()
+        for _ in range(200):
+            if queue.chunks:
+                break
+            await asyncio.sleep(0.01)
+        got = [item.id for chunk in queue.chunks for item in chunk.items if item.id > upto]
+        assert feed.task is not None
+        feed.task.cancel()
+        assert upto == 0 and got == [1, 2, 3, 4, 5]
+
+    asyncio.run(main())
+
+
+def test_a_feed_whose_watches_all_read_by_themselves_waits_for_a_commit() -> None:
+    # Its read skipped (none is made for them), it waits for the next commit (or a
+    # poll) as after a read that found nothing, not reads again at once.
+    async def main() -> None:
+        stored = _Stored(5)
+        feed = Feed(stored, 0, Commits(), 60.0, False, lambda: 0.0, Reading(0))  # type: ignore[arg-type]
+        queue = _Queue(_Open(), Held(1 << 30))
+        queue.behind = True
+        feed.queues.add(queue)
+        feed.start()
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert feed.task is not None
+        feed.task.cancel()
+        assert feed.position == 5 and stored.looks == 1 and not queue.chunks
 
     asyncio.run(main())
