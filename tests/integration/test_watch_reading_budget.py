@@ -20,40 +20,21 @@ from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_even
 from server.app import Running, start
 from server.clock import FixedClock
 from server.config import Settings
-from server.console import feed, pace
+from server.console import feed
+
+from .reading_budget import Counted, budgeted_server, distinct_filter
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 FILTERS = 16  # distinct filters watched, each selecting every event: a feed each
 EVENTS = 150
 
 
-class Counted(pace.Reading):
-    """The server's budget, kept where the test can see how often reads waited."""
-
-    made: list[Counted] = []
-
-    def __init__(self, per_second: float) -> None:
-        super().__init__(per_second)
-        Counted.made.append(self)
-
-
 @pytest.fixture
 def budgeted(settings: Settings, clock: FixedClock,
              monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Running, list[Counted]]]:
     """A server whose watches read the store at most 10 ms a second together."""
-    made: list[Counted] = []
-    monkeypatch.setattr(Counted, "made", made)
-    monkeypatch.setattr(feed, "Reading", Counted)
-    running = start(dataclasses.replace(settings, http_port=-1, watch_read_ms=10), clock)
-    try:
-        yield running, made
-    finally:
-        running.stop()
-
-
-def distinct_filter(k: int) -> str:
-    """A filter of its own for watch `k`: every event stamped since 2000."""
-    return f'eventTime > "2000-01-01T00:00:{k:02d}Z"'
+    with budgeted_server(settings, clock, monkeypatch, 10) as served:
+        yield served
 
 
 def write_events(port: int, first: int, count: int) -> None:

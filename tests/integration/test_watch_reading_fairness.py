@@ -25,24 +25,14 @@ from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_even
 from server.app import Running, start
 from server.clock import FixedClock
 from server.config import Settings
-from server.console import feed, pace
 
 from . import http_client
+from .reading_budget import Counted, budgeted_server, distinct_filter
 
 A = "projects/a/locations/global/catalogs/default_catalog"
 B = "projects/b/locations/global/catalogs/default_catalog"
 A_FEEDS = 30  # project A's watches, each of a filter of its own: a feed each
 DEADLINE = 60.0  # seconds for anything to come, at most (generous: no timing here)
-
-
-class Counted(pace.Reading):
-    """The server's budget, kept where the test can see the reads waiting."""
-
-    made: list[Counted] = []
-
-    def __init__(self, per_second: float) -> None:
-        super().__init__(per_second)
-        Counted.made.append(self)
 
 
 @pytest.fixture
@@ -51,19 +41,8 @@ def starved(settings: Settings, clock: FixedClock,
     """A server whose watches read the store at most 1 ms a second together (a
     read of its small store costs a tenth of a millisecond or more: a few reads
     a second)."""
-    made: list[Counted] = []
-    monkeypatch.setattr(Counted, "made", made)
-    monkeypatch.setattr(feed, "Reading", Counted)
-    running = start(dataclasses.replace(settings, http_port=-1, watch_read_ms=1), clock)
-    try:
-        yield running, made
-    finally:
-        running.stop()
-
-
-def distinct_filter(k: int) -> str:
-    """A filter of its own for watch `k`: every event stamped since 2000."""
-    return f'eventTime > "2000-01-01T00:00:{k:02d}Z"'
+    with budgeted_server(settings, clock, monkeypatch, 1) as served:
+        yield served
 
 
 def write(port: int, parent: str, visitor: str) -> None:
