@@ -112,7 +112,6 @@ class Pace:
         self._schedule()
 
 
-
 class Reading:
     """Seconds a second that the reads of this process's feeds (and of its watches
     catching up) take together; `per_second` 0: no bound. A read waits for its
