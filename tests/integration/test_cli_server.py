@@ -123,10 +123,13 @@ def test_every_operation_with_keys_on_says_to_name_a_parent(served: Running,
 
 
 def test_a_server_that_is_not_there_is_one_line(tmp_path: Path) -> None:
-    with socket.socket() as probe:  # a port nothing listens on once closed
+    # A port bound and not listened on: a connection to it is refused, and no other
+    # process (another test worker's server) can take it meanwhile, as it could once
+    # closed.
+    with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    out = footfall("operations", "list", "--server", f"127.0.0.1:{port}", cwd=tmp_path)
+        out = footfall("operations", "list", "--server", f"127.0.0.1:{port}", cwd=tmp_path)
     assert out.returncode == 1
     assert out.stderr.startswith(f"footfall: cannot reach a server at 127.0.0.1:{port}: "
                                  "nothing listens there: is the server running, and is that "
