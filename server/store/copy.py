@@ -29,6 +29,7 @@ from urllib.parse import quote, urlparse
 from server.store import open_store, redacted
 from server.store.base import Store
 from server.store.migrations import apply_missing
+from server.store.rows import StoreUnusable
 from server.store.sqlite import SQLITE, SqliteStore
 
 # Rows read at a time: at most BATCH_ROWS, and about BATCH_BYTES of them, so that what
@@ -78,10 +79,17 @@ def copy_store(source_url: str, target_url: str) -> dict[str, int]:
         held = _table_with_rows(target_url)
         if held is not None:
             raise _holds_rows(held)
+        refusals: tuple[type[Exception], ...] = (StoreUnusable, *_database_errors())
         try:
             target = open_store(target_url)
-        except _database_errors() as exc:  # (PostgreSQL: a table of another application)
-            raise CopyFailed(f"cannot make Footfall's tables in the target: {_said(exc)} "
+        except refusals as exc:
+            # PostgreSQL: a table of another application (a name Footfall's schema
+            # uses), said by the driver's error: duplicate table or object
+            said = exc.__cause__ if isinstance(exc, StoreUnusable) else exc
+            if not isinstance(said, Exception) or isinstance(exc, StoreUnusable) and \
+                    getattr(said, "sqlstate", None) not in ("42P07", "42710"):
+                raise
+            raise CopyFailed(f"cannot make Footfall's tables in the target: {_said(said)} "
                              "(nothing was made: the target is as it was)") from exc
         try:
             return _copy(source, target)

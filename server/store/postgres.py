@@ -63,6 +63,7 @@ from server.store.rows import (
     OperationRecord,
     StoreRefused,
     StoreUnavailable,
+    StoreUnusable,
 )
 from server.store.sql import Dialect, SqlStore, Statements
 
@@ -419,6 +420,14 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
                     apply_missing(conn, POSTGRES, f"PostgreSQL at {self._where}")
                 return
+            except (psycopg.errors.DuplicateTable, psycopg.errors.DuplicateObject) as exc:
+                # Another application's table (or index) of a name Footfall's schema
+                # uses: one line, as SQLite's "table products already exists" is (it
+                # ended the start in a traceback); nothing was applied.
+                raise StoreUnusable(
+                    f"cannot make Footfall's tables in PostgreSQL at {self._where}: "
+                    f"{str(exc).strip()[:200]}, and is not Footfall's: give Footfall a "
+                    f"database of its own") from exc
             except psycopg.OperationalError as exc:
                 why = f"cannot open PostgreSQL at {self._where}: {str(exc).strip()}"
                 if not _will_pass(exc):

@@ -14,6 +14,7 @@ import pytest
 from server import page_tokens
 from server.errors import InvalidArgument
 from server.store import open_store
+from server.store.rows import StoreUnusable
 
 KEY = b"k" * 32
 
@@ -116,14 +117,15 @@ def test_another_applications_settings_table_is_not_taken_for_the_stores(
     table for its own, and every console page with a next one answered INTERNAL
     (`column "value" does not exist`), or wrote its key among the other's rows. As a
     table of any other name Footfall uses, it now stops the start, the table left as
-    it was."""
+    it was, in one line (a DuplicateTable's traceback before)."""
     import psycopg
 
     url = postgres_databases.create("settings")
     with psycopg.connect(url, autocommit=True) as db:
         db.execute("CREATE TABLE settings (id BIGINT PRIMARY KEY, key TEXT, val TEXT)")
         db.execute("INSERT INTO settings VALUES (1, 'theme', 'dark')")
-    with pytest.raises(psycopg.errors.DuplicateTable, match='"settings" already exists'):
+    with pytest.raises(StoreUnusable, match='"settings" already exists, and is not '
+                                            "Footfall's: give Footfall a database of its own"):
         open_store(url).close()
     with psycopg.connect(url) as db:
         assert db.execute("SELECT * FROM settings").fetchall() == [(1, "theme", "dark")]
