@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import socket
 import threading
+from concurrent import futures
 
 import grpc
 import pytest
+from footfall.console.v1 import console_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from server.remote import RECONNECT_OPTIONS
+from server.remote import RECONNECT_OPTIONS, Connection, RemoteError, ServerSource
 
 
 def test_a_server_slow_to_answer_is_waited_for_within_the_calls_deadline() -> None:
@@ -41,3 +43,26 @@ def test_a_server_slow_to_answer_is_waited_for_within_the_calls_deadline() -> No
         listener.close()
         for connection in held:
             connection.close()
+
+
+def test_a_refused_tail_leaves_no_grpc_thread_polling_its_channel() -> None:
+    """A tail watches its channel's state (grpc polls it on a thread of its own, every
+    0.2 s, until its last watcher goes); closed while that thread still polled, the
+    channel made it die with a traceback on stderr, printed before the tail's one
+    line of refusal (CI saw it once under load). When a tail ends, the thread has
+    ended too, and the channel can be closed."""
+    server = grpc.server(futures.ThreadPoolExecutor(1))  # no service: UNIMPLEMENTED
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        source = ServerSource(Connection(f"127.0.0.1:{port}"))
+        request = console_pb2.WatchUserEventsRequest(parent="projects/p/locations/global/"
+                                                            "catalogs/default_catalog")
+        with pytest.raises(RemoteError) as refused:
+            next(source.follow(source.console.WatchUserEvents, request, print))
+        assert refused.value.code == grpc.StatusCode.UNIMPLEMENTED
+        pollers = [t for t in threading.enumerate() if t.name.endswith("(_run)")]
+        assert not pollers, pollers
+        source.close()
+    finally:
+        server.stop(None)
