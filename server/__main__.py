@@ -21,7 +21,12 @@ from collections.abc import Mapping, Sequence  # noqa: E402
 from importlib import metadata  # noqa: E402
 from typing import Any, NoReturn  # noqa: E402
 
-from server.cli_args import EVERY_OPERATION, add_source_arguments, row_limit  # noqa: E402
+from server.cli_args import (  # noqa: E402
+    EVERY_OPERATION,
+    add_source_arguments,
+    row_limit,
+    whole_number,
+)
 from server.config import (  # noqa: E402
     DEFAULT_STORE,
     add_serve_arguments,
@@ -63,17 +68,6 @@ def _position(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if not 0 <= value < 2 ** 63:
         raise argparse.ArgumentTypeError(f"must be 0 or a stored row's id, got {value}")
-    return value
-
-
-def _at_least(text: str) -> int:
-    """argparse type of `events count --at-least`: a count, 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
@@ -158,7 +152,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
             sub.add_argument("--limit", type=_limit, default=100,
                              help="at most so many (%(default)s; all: 0)")
         if name == "count":
-            sub.add_argument("--at-least", type=_at_least, metavar="N",
+            sub.add_argument("--at-least", type=whole_number, metavar="N",
                              help="wait until the filter selects N events or more (what "
                                   "an app sent in the background); exit 3 if --timeout "
                                   "passes first")

@@ -34,12 +34,17 @@ def server_address(text: str) -> str:
 def row_limit(text: str) -> int:
     """argparse type of a --limit of rows: 0 (all) or more, checked before any call (a
     server refused -1 as "page_size: must not be negative", after a round trip)."""
+    return whole_number(text, " (all)")
+
+
+def whole_number(text: str, zero_means: str = "") -> int:
+    """argparse type of a count: a whole number, 0 (which `zero_means`) or more."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (all) or more, got {value}")
+        raise argparse.ArgumentTypeError(f"must be 0{zero_means} or more, got {value}")
     return value
 
 
