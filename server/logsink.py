@@ -43,14 +43,19 @@ class _Queued(logging.Handler):
             self.handleError(record)
             return
         try:  # (handle() holds the handler's lock: the count and its notice stay in order)
-            if self.lost:
-                self.lines.put_nowait(
-                    f"footfall: {self.lost} log lines were lost: stderr was not read while "
-                    "they came (send it to a file, or read it to its end)")
-                self.lost = 0
+            self.say_lost()
             self.lines.put_nowait(line)
         except queue.Full:
             self.lost += 1
+
+    def say_lost(self, seconds: float | None = None) -> None:
+        """Queue the notice of the lines lost since the last one queued, if any, at once
+        or (`seconds`) waiting that long at most for room; queue.Full if there is none."""
+        if self.lost:
+            self.lines.put(f"footfall: {self.lost} log lines were lost: stderr was not read "
+                           "while they came (send it to a file, or read it to its end)",
+                           block=seconds is not None, timeout=seconds)
+            self.lost = 0
 
 
 class _Writer(threading.Thread):
@@ -96,5 +101,11 @@ def logging_to_stderr(level: int | str, fmt: str, stream: TextIO | None = None,
         root.removeHandler(handler)
         root.setLevel(level_before)
         with contextlib.suppress(queue.Full):  # (a writer stuck on a full pipe)
+            # Lines lost with no line after them to say so are said here, not lost unseen.
+            handler.acquire()  # (as emit is called: the count stays its own)
+            try:
+                handler.say_lost(DRAIN_SECONDS)
+            finally:
+                handler.release()
             lines.put(None, timeout=DRAIN_SECONDS)
         writer.join(DRAIN_SECONDS)

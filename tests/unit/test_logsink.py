@@ -55,3 +55,18 @@ def test_the_lines_queued_at_the_end_are_written_and_the_root_logger_given_back(
             logging.getLogger("test.logsink").info("%d", n)
     assert stream.getvalue().split() == [str(n) for n in range(100)]
     assert logging.getLogger().handlers == before
+
+
+def test_lines_lost_just_before_the_end_are_said_at_the_end() -> None:
+    stream = StuckStream()
+    log = logging.getLogger("test.logsink")
+    with logging_to_stderr(logging.INFO, "%(levelname)s %(message)s", stream, queued=2):
+        log.info("first")
+        assert stream.entered.wait(30)  # the writer holds "first", stuck
+        for n in range(5):  # 2 are queued, 3 are not; no line comes after them
+            log.info("line %d", n)
+        stream.released.set()
+    assert stream.getvalue().splitlines() == [
+        "INFO first", "INFO line 0", "INFO line 1",
+        "footfall: 3 log lines were lost: stderr was not read while they came (send it "
+        "to a file, or read it to its end)"]
