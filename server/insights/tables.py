@@ -203,22 +203,23 @@ _TOKEN_BODY = re.compile(rb"([0-9]{1,19})\.([0-9]{1,10})")
 
 
 class Paging(NamedTuple):
-    """A table's page tokens: its question (what selects and sorts its rows) and the
-    key of the store that signs them (see page_tokens)."""
+    """A table's page tokens: the store whose key signs them (see page_tokens; read only
+    for a token: a table of one page writes no key, so a new store stays empty, a
+    copy's target) and their question (what selects and sorts its rows)."""
 
-    signing_key: bytes
+    store: Store
     fingerprint: int
 
     @classmethod
     def of(cls, store: Store, request: Any) -> Paging:
-        return cls(store.page_token_key(), zlib.crc32(_question(request).encode()))
+        return cls(store, zlib.crc32(_question(request).encode()))
 
     def start(self, token: str) -> int:
         """The row `token` goes on at (0 for none). INVALID_ARGUMENT naming page_token
         for a token this store's servers did not sign, or of another question."""
         if not token:
             return 0
-        match = _TOKEN_BODY.fullmatch(page_tokens.body_of(self.signing_key, token))
+        match = _TOKEN_BODY.fullmatch(page_tokens.body_of(self.store.page_token_key(), token))
         if match is None or int(match[2]) != self.fingerprint:
             raise InvalidArgument.field("page_token", "is not a page token of this list")
         return int(match[1])
@@ -227,7 +228,8 @@ class Paging(NamedTuple):
         """The token of the page at `start` ("" for None)."""
         if start is None:
             return ""
-        return page_tokens.signed(self.signing_key, f"{start}.{self.fingerprint}".encode())
+        return page_tokens.signed(self.store.page_token_key(),
+                                  f"{start}.{self.fingerprint}".encode())
 
 
 def _question(request: Any) -> str:

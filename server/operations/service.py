@@ -142,11 +142,14 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
 
     def _page(self, parent: str, done: bool | None, size: int, token: str,
               question: str) -> tuple[bytes, list[OperationRecord]]:
-        """The store's page token key (the first call that needs one may write it), and
-        up to `size` + 1 operations after `token`'s (blocking)."""
-        key = self._store.page_token_key()
-        after = _parse_page_token(key, token, question)
-        return key, self._store.list_operations(parent, done, size + 1, after)
+        """The store's page token key when a token is read or a next page follows (the
+        first call that needs one may write it; a list of one page writes nothing, so
+        a new store stays empty: a copy's target), else b""; and up to `size` + 1
+        operations after `token`'s (blocking)."""
+        after = _parse_page_token(self._store.page_token_key(), token, question) \
+            if token else None
+        records = self._store.list_operations(parent, done, size + 1, after)
+        return self._store.page_token_key() if len(records) > size else b"", records
 
     async def DeleteOperation(self, request: operations_pb2.DeleteOperationRequest,
                               context: grpc.aio.ServicerContext) -> empty_pb2.Empty:

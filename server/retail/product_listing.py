@@ -170,8 +170,10 @@ class ProductReads:
         raise_if_any(violations)
         fingerprint = query_fingerprint(branch, request.filter,
                                         ",".join(request.read_mask.paths))
-        key = self._store.page_token_key()
-        after_id = decode_page_token(key, request.page_token, fingerprint)
+        # (the store's key read only for a token: a list of one page writes nothing, so
+        # a new store stays empty, a copy's target)
+        after_id = decode_page_token(self._store.page_token_key(), request.page_token,
+                                     fingerprint) if request.page_token else ""
         answer = product_service_pb2.ListProductsResponse()
         held = 0
         last = ""  # the id of the last product shown (a read_mask may leave `id` out)
@@ -179,7 +181,8 @@ class ProductReads:
             shown = products.apply_read_mask(product, request.read_mask.paths)
             if len(answer.products) == size or (
                     answer.products and held + shown.ByteSize() > PAGE_BYTES):
-                answer.next_page_token = encode_page_token(key, last, fingerprint)
+                answer.next_page_token = encode_page_token(self._store.page_token_key(),
+                                                           last, fingerprint)
                 break
             answer.products.append(shown)
             held += shown.ByteSize()

@@ -210,6 +210,29 @@ def test_a_copy_refused_leaves_the_target_as_it_was(tmp_path: Path) -> None:
         assert [e["userEvent"]["visitorId"] for e in listed] == ["b"]
 
 
+def test_a_target_whose_server_only_answered_lists_of_one_page_is_still_empty(
+        tmp_path: Path) -> None:
+    """The replicas started on the new store before the copy may be asked for lists: a
+    list of one page issues no token and writes nothing (each made the key that signs
+    page tokens, and the copy refused the store as holding rows, table 'settings')."""
+    source = sqlite_url(tmp_path / "a.db")
+    target = sqlite_url(tmp_path / "b.db")
+    (tmp_path / "b").mkdir()
+    with running_server(tmp_path, source) as server:
+        retail_client(server.address).write_user_event(request={
+            "parent": CATALOG, "user_event": retail_v2.UserEvent(event_type="home-page-view",
+                                                                 visitor_id="a")},
+            timeout=RPC_DEADLINE)
+    with running_server(tmp_path / "b", target) as server:
+        for path in (f"v2/{BRANCH}/products", f"v2/{CATALOG}/operations",
+                     f"insights/v1/{CATALOG}/productStats", f"insights/v1/{TENANT}/jobStats",
+                     f"console/v1/{CATALOG}/userEvents", f"console/v1/{TENANT}/clientEvents"):
+            answer = requests.get(f"http://{server.http_address}/{path}", timeout=RPC_DEADLINE)
+            assert answer.status_code == 200, (path, answer.text)
+    copied = copy(source, target, tmp_path)
+    assert copied.returncode == 0, copied.stderr
+
+
 def test_a_copy_that_fails_midway_leaves_the_target_empty(
         tmp_path: Path, postgres_databases: Any) -> None:
     """A row PostgreSQL cannot take (a number past its SMALLINT, which no Footfall
