@@ -353,7 +353,11 @@ class Connection(web.RequestHandler):
             return
         body = self._body
         if (body is not None and not body.is_eof()) or self._force_close or self._close:
+            before = self._request_count
             super().data_received(data)
+            # (a head that came with the end of the body is checked too: one of HTTP/2.0
+            # was answered in it)
+            self._check_version(self._request_count - before)
             if self._framed is not None and body is not None and not body.is_eof():
                 self._framed += len(data)
                 self._check_framing(body)

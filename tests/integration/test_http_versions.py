@@ -112,6 +112,23 @@ def test_requests_before_it_on_the_connection_are_answered_first(gateway: Runnin
     assert_refused_505(rest, "HTTP/2.0")
 
 
+def test_a_request_sent_with_the_end_of_a_body_before_it_is_refused_too(
+        gateway: Running) -> None:
+    """A request line that comes in the write that ends the body before it (a client
+    that pipelines behind a POST whose body it sent apart) was read where the body's
+    bytes are, and answered "HTTP/2.0 200 OK"."""
+    body = b'{"eventType": "home-page-view", "visitorId": "v"}'
+    with raw(gateway.http_port) as sock:
+        sock.sendall(b"POST /v2/" + CATALOG.encode() + b"/userEvents:write HTTP/1.1\r\n" + HOST
+                     + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+        time.sleep(0.1)  # (the body in a write of its own)
+        sock.sendall(body + b"GET /healthz HTTP/2.0\r\n" + HOST + b"\r\n")
+        _, answer = until_closed(sock)
+    first, _, rest = answer.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:300]
+    assert_refused_505(rest[rest.index(b"HTTP/"):], "HTTP/2.0")
+
+
 @pytest.mark.parametrize("version", [b"1.0", b"1.1"])
 def test_http_1_0_and_1_1_are_answered_in_their_version(gateway: Running,
                                                         version: bytes) -> None:
