@@ -355,9 +355,12 @@ class Connection(web.RequestHandler):
         if (body is not None and not body.is_eof()) or self._force_close or self._close:
             before = self._request_count
             super().data_received(data)
-            # (a head that came with the end of the body is checked too: one of HTTP/2.0
-            # was answered in it)
-            self._check_version(self._request_count - before)
+            if self._request_count > before:
+                # Heads that came with the end of the body are taken as any (unseen, one
+                # of HTTP/2.0 was answered in it, and the chunk framing of its body was
+                # never counted); where the next data begins is not known (b"").
+                self._took_heads(self._request_count - before, b"")
+                return
             if self._framed is not None and body is not None and not body.is_eof():
                 self._framed += len(data)
                 self._check_framing(body)
@@ -375,33 +378,38 @@ class Connection(web.RequestHandler):
         tail, self._head_tail = self._head_tail + data[-3:], (self._head_tail + data[-2:])[-2:]
         before = self._request_count
         super().data_received(data)
-        came = self._request_count - before
-        if came:  # whole heads: each held (by its size) until answered
-            if came == 1:  # (nearly always: no list made)
-                message, self._body = self._messages[-1]
-                self._heads.append(_head_bytes(message))
-            else:
-                messages = list(self._messages)[-came:]
-                self._heads.extend(_head_bytes(message) for message, _ in messages)
-                message, self._body = messages[-1]
-            self._unreadable = not isinstance(message, RawRequestMessage)
-            self._check_version(came)
-            # A chunked body's framing is counted from the next data on (see
-            # _check_framing): what came with the head is left out on both sides.
-            self._framed = None
-            if isinstance(message, RawRequestMessage) and message.chunked \
-                    and self._body is not None:
-                self._framed = -self._body.total_raw_bytes
-            # The rest of the data is a body, or the start of the next head (from
-            # the next data on, that is counted).
-            self._arriving = 0
-            # The next data begins a request line only if this one ended with the
-            # last head's end and no body follows it; else it may go on a head
-            # pipelined behind (a header's value is no request line), or come after
-            # a body: not looked at (see _read_minor_as_1_1).
-            self._line_end = b"" if (self._body is None or self._body.is_eof()) \
-                and tail.endswith((b"\n\r\n", b"\n\n")) else None
-            self._hold(sum(self._heads))
+        if self._request_count > before:
+            self._took_heads(self._request_count - before, tail)
+
+    def _took_heads(self, came: int, tail: bytes) -> None:
+        """The `came` whole heads data_received just parsed, taken in hand: each held
+        (by its size) until answered, the last one's body followed. `tail`: the data's
+        last bytes, from the bytes before it (whether a head ended it)."""
+        if came == 1:  # (nearly always: no list made)
+            message, self._body = self._messages[-1]
+            self._heads.append(_head_bytes(message))
+        else:
+            messages = list(self._messages)[-came:]
+            self._heads.extend(_head_bytes(message) for message, _ in messages)
+            message, self._body = messages[-1]
+        self._unreadable = not isinstance(message, RawRequestMessage)
+        self._check_version(came)
+        # A chunked body's framing is counted from the next data on (see
+        # _check_framing): what came with the head is left out on both sides.
+        self._framed = None
+        if isinstance(message, RawRequestMessage) and message.chunked \
+                and self._body is not None:
+            self._framed = -self._body.total_raw_bytes
+        # The rest of the data is a body, or the start of the next head (from
+        # the next data on, that is counted).
+        self._arriving = 0
+        # The next data begins a request line only if this one ended with the
+        # last head's end and no body follows it; else it may go on a head
+        # pipelined behind (a header's value is no request line), or come after
+        # a body: not looked at (see _read_minor_as_1_1).
+        self._line_end = b"" if (self._body is None or self._body.is_eof()) \
+            and tail.endswith((b"\n\r\n", b"\n\n")) else None
+        self._hold(sum(self._heads))
 
     def _read_minor_as_1_1(self, data: bytes) -> bytes:
         """`data`, the next bytes of a request line, with the line's version made

@@ -861,6 +861,33 @@ def test_a_body_in_chunks_too_small_is_refused_before_the_loop_parses_it(
         EventQuery("projects/p/locations/global/catalogs/default_catalog")) == 0
 
 
+def test_a_body_in_chunks_too_small_behind_another_body_is_refused_too(
+        settings: Settings, clock: FixedClock) -> None:
+    """A request whose head came in the write that ended the body before it (a client
+    that pipelines behind a POST whose body it sent apart) was read on that body's
+    path: its own chunked body was never counted, and 2 MB in chunks of one byte were
+    parsed to their end, and stored."""
+    write = b"/v2/projects/p/locations/global/catalogs/default_catalog/userEvents:write"
+    head = (b"POST " + write + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+            b"application/json\r\n")
+    framed = chunked(padded_event(2_000_000), 1)
+    with serving(settings, clock, http_body_timeout=60.0) as running, \
+            raw(running.http_port) as sock:
+        sock.sendall(head + b"Content-Length: %d\r\n\r\n" % len(EVENT))
+        time.sleep(0.1)  # (the body in a write of its own)
+        sock.sendall(EVENT + head + b"Transfer-Encoding: chunked\r\n\r\n")
+        with contextlib.suppress(ConnectionError):  # (closed while it sends)
+            sock.sendall(framed)
+        _, answer = read_until_closed(sock)
+        running.store.flush()
+        stored = running.store.count_user_events(
+            EventQuery("projects/p/locations/global/catalogs/default_catalog"))
+    first, _, rest = answer.partition(b"HTTP/1.1 400 ")
+    assert first.startswith(b"HTTP/1.1 200 "), answer[:300]
+    assert b"the chunked request body came in chunks too small to read" in rest, answer[:600]
+    assert stored == 1
+
+
 @pytest.mark.parametrize(("size", "chunk"), [
     (1_000_000, 100),  # a client that sends each piece of its JSON as it is made
     (5_000, 1),  # a few thousand chunks of one byte
