@@ -25,6 +25,8 @@ import time
 log = logging.getLogger("footfall")
 
 POLL_SECONDS = 0.5
+# The signals the server takes with sigwait (app.serve, processes.run), blocked as well.
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 
 def _start_time(pid: int) -> bytes | None:
@@ -69,7 +71,11 @@ class Parent:
 
 def stop_with_parent(parent: Parent) -> threading.Thread:
     """Starts a thread that sends this process SIGTERM once `parent` has ended. The
-    thread takes no signal itself: the server takes them with sigwait on one thread."""
+    thread takes no signal itself: the server takes them with sigwait on one thread,
+    which blocks them once it serves; the calling thread blocks them from here on, so
+    that a SIGTERM sent before (the imports of grpc and the stores take seconds under
+    load) waits for it, and stops the server in order. (Left to their default action
+    meanwhile, it ended the process outright: no line said why.)"""
     def watch() -> None:
         while not parent.ended():
             time.sleep(POLL_SECONDS)
@@ -81,5 +87,5 @@ def stop_with_parent(parent: Parent) -> threading.Thread:
     try:
         watcher.start()
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask | STOP_SIGNALS)
     return watcher

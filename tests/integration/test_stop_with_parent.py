@@ -130,3 +130,48 @@ def test_a_starter_that_ends_during_the_start_stops_it_at_once(tmp_path: Path) -
     said = log.read_text()
     assert "not starting: the process that started footfall serve (pid " in said, said
     assert "serving gRPC" not in said, said
+
+
+# `footfall serve --parent-pid PID` held back before it serves (as importing grpc and the
+# stores can take seconds under load), saying so on stderr.
+SLOW_SERVER = """
+import sys, time
+import server.app
+serving = server.app.serve
+def serve_later(*args, **kwargs):
+    print("held back", file=sys.stderr, flush=True)
+    time.sleep(3)
+    return serving(*args, **kwargs)
+server.app.serve = serve_later
+import server.__main__ as footfall
+sys.exit(footfall.main(["serve", "--port", "0", "--http-port", "0", "--store", "memory://",
+                        "--parent-pid", sys.argv[1]]))
+"""
+
+
+def test_a_watched_process_that_ends_before_the_server_serves_stops_it_in_order(
+        tmp_path: Path) -> None:
+    """The watch says an end with SIGTERM, which ended the process outright until the
+    server took its signals (app.serve): no line said why, and it exited by the signal."""
+    log = tmp_path / "server.log"
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    watched = subprocess.Popen(["sleep", "600"])
+    with open(log, "wb") as out:
+        server = subprocess.Popen([sys.executable, "-c", SLOW_SERVER, str(watched.pid)],
+                                  cwd=root, env=env, stdout=out, stderr=out)
+    try:
+        wait_until(lambda: "held back" in log.read_text() or server.poll() is not None,
+                   "the server never began to start")
+        watched.kill()
+        watched.wait()
+        code = server.wait(DEADLINE)
+    finally:
+        for process in (server, watched):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    said = log.read_text()
+    assert code == 0, said
+    assert "stopping: the process named by --parent-pid (pid " in said, said
+    assert said.rstrip().endswith("stopped"), said
