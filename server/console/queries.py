@@ -191,21 +191,10 @@ def page_size(value: int) -> int:
 _TOKEN_NUMBER = re.compile(rb"-?[0-9]{1,19}")
 
 
-def decode_token(token: str, parts: int) -> tuple[int, ...] | None:
-    """The position an unsigned page token holds (`parts` integers); None for no
-    token. INVALID_ARGUMENT for one this server did not make."""
-    if not token:
-        return None
-    try:
-        return _numbers(base64.urlsafe_b64decode(token.encode()), parts)
-    except (ValueError, binascii.Error):
-        return _numbers(b"", parts)
-
-
 def _numbers(body: bytes, parts: int) -> tuple[int, ...]:
     """The `parts` integers of a token's `body`; INVALID_ARGUMENT for other bytes."""
     texts = body.split(b".")
-    # as encode_token writes them: plain decimals a database integer holds
+    # as _signed_token writes them: plain decimals a database integer holds
     numbers = tuple(int(t) for t in texts if _TOKEN_NUMBER.fullmatch(t))
     if len(numbers) != parts or len(texts) != parts \
             or not all(-(2 ** 63) <= n < 2 ** 63 for n in numbers):
