@@ -195,8 +195,7 @@ class ConsoleSql:
         left out; None when there are not that many. One walk of the (catalog, event
         time) index, reading no row."""
         mark = self._dialect.mark
-        where, params = where_clause(EventQuery(query.catalog, after=query.after,
-                                                before=query.before), mark)
+        where, params = where_clause(query.time_range(), mark)
         if before is not None:
             where += f" AND event_time_us <= {mark} AND (event_time_us < {mark} OR id < {mark})"
             params += [before[0], before[0], before[1]]

@@ -68,8 +68,7 @@ class InsightsSql:
         mark = dialect.mark
         if entrant is not None and entrant not in ENTRANT_COLUMNS:
             raise ValueError(f"no entrant column {entrant!r}")
-        where, params = where_clause(EventQuery(query.catalog, after=query.after,
-                                                before=query.before), mark)
+        where, params = where_clause(query.time_range(), mark)
         types, type_params = dialect.among("event_type", list(bits))
         # (the bits are our own small numbers: written in, so no driver guesses a type)
         cases = " ".join(f"WHEN {mark} THEN {int(value)}" for value in bits.values())
@@ -131,8 +130,7 @@ class InsightsSql:
             raise ValueError(f"no entrant column {entrant!r}")
         if not all(re.fullmatch("[a-z]", kind) for kind in kinds.values()):
             raise ValueError(f"kinds must be lowercase letters, got {list(kinds.values())}")
-        where, params = where_clause(EventQuery(query.catalog, after=query.after,
-                                                before=query.before), mark)
+        where, params = where_clause(query.time_range(), mark)
         types, type_params = dialect.among("event_type", list(kinds))
         # (the kinds are letters of our own: written in)
         cases = " ".join(f"WHEN {mark} THEN '{kind}'" for kind in kinds.values())
@@ -161,8 +159,7 @@ class InsightsSql:
         order: what events per type per bucket and distinct visitors need, counted
         by the database. `query`'s other terms are ignored."""
         mark = self._sql.dialect.mark
-        where, params = where_clause(EventQuery(query.catalog, after=query.after,
-                                                before=query.before), mark)
+        where, params = where_clause(query.time_range(), mark)
         # (the width is our own number, written in; / truncates on both engines, so a
         # time before 1970 steps down one to the bucket Python's // gives)
         width = int(width_us)

@@ -143,6 +143,10 @@ class EventQuery:
     joined: bool | None = None
     transports: tuple[int, ...] = ()  # console.v1 Transport numbers (the console's filter)
 
+    def time_range(self) -> EventQuery:
+        """The events of this query's catalog and time range, its other terms left out."""
+        return EventQuery(self.catalog, after=self.after, before=self.before)
+
 
 # The id buckets of the visitor and user indexes (migration 8) from the newest to the
 # oldest event: with `visitor_id = ?` the index then seeks once per bucket, where

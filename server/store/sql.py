@@ -739,9 +739,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         if not time_bound:  # two seeks at the ends of the rowid
             rows = self._fetch("SELECT MIN(id), MAX(id) FROM user_events", ())
         else:  # one pass over the time range in the (catalog_id, event_time_us) index
-            where, params = where_clause(EventQuery(query.catalog, after=query.after,
-                                                    before=query.before),
-                                         self._sql.dialect.mark)
+            where, params = where_clause(query.time_range(), self._sql.dialect.mark)
             rows = self._fetch(f"SELECT MIN(id), MAX(id) FROM user_events WHERE {where}", params)
         first, last = rows[0]
         return None if first is None else (int(first), int(last))

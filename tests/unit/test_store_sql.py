@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from server.store.postgres import POSTGRES
+from server.store.rows import EventQuery, TimeBound
 from server.store.sql import Statements
 from server.store.sqlite import SQLITE
 
@@ -33,3 +34,11 @@ def test_a_percent_sign_is_refused_where_psycopg_would_read_it_as_a_parameter() 
 def test_a_list_is_one_array_or_one_parameter_a_value() -> None:
     assert SQLITE.among("kind", ["a", "b"]) == ("kind IN (?, ?)", ["a", "b"])
     assert POSTGRES.among("kind", ["a", "b"]) == ("kind = ANY(%s)", [["a", "b"]])
+
+
+def test_a_querys_time_range_is_its_catalog_and_time_bounds_alone() -> None:
+    after, before = TimeBound(10, True), TimeBound(20, False, 5)
+    query = EventQuery("c", event_types=("view",), visitor_ids=("v",), user_ids=("u",),
+                       after=after, before=before, joined=True, transports=(1,))
+    assert query.time_range() == EventQuery("c", after=after, before=before)
+    assert EventQuery("c", joined=False).time_range() == EventQuery("c")
