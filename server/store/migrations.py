@@ -22,6 +22,22 @@ log = logging.getLogger(__name__)
 # and INTEGER PRIMARY KEY to a BIGINT identity. A function is a step SQL cannot say
 # (it runs on the migration's connection, in its transaction).
 Statement = str | dict[str, str] | Callable[[Executes, Dialect], None]
+
+
+def _rebuilt(table: str, version: int, columns: str, copy: str) -> list[Statement]:
+    """SQLite's way to change what its ALTER TABLE cannot (a key, a constraint,
+    AUTOINCREMENT): `table` made again as `{table}_v{version}` with `columns` (the
+    parenthesized inside of a CREATE TABLE), its rows copied by `copy` (what follows
+    INSERT INTO the new table: a SELECT from the old one), the old table dropped
+    (its indexes with it) and the new one renamed. PostgreSQL runs none of it.
+    """
+    new = f"{table}_v{version}"
+    return [{"sqlite": f"CREATE TABLE {new} {columns}"},
+            {"sqlite": f"INSERT INTO {new} {copy}"},
+            {"sqlite": f"DROP TABLE {table}"},
+            {"sqlite": f"ALTER TABLE {new} RENAME TO {table}"}]
+
+
 # There is no 5: it was written as 5 beside 6 and 7 and merged after them as 8 (see
 # there); no store ever applied a 5.
 MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
@@ -79,7 +95,7 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         # time index. Same events have the same time, so the dedup rule is unchanged.
         # event_time_ns holds the nanoseconds within event_time_us (0-999), so time
         # filters compare to the nanosecond; events stored before this migration get 0.
-        {"sqlite": """CREATE TABLE user_events_v3 (
+        *_rebuilt("user_events", 3, """(
             id INTEGER PRIMARY KEY,
             catalog TEXT NOT NULL,
             event_type TEXT NOT NULL,
@@ -91,16 +107,12 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
             dedup_key BLOB NOT NULL,
             event BLOB NOT NULL,
             source BLOB
-        )""",
-         "postgresql": "ALTER TABLE user_events ADD COLUMN event_time_ns SMALLINT NOT NULL "
+        )""", "SELECT id, catalog, event_type, visitor_id, user_id, event_time_us, 0, joined, "
+              "dedup_key, event, source FROM user_events ORDER BY id"),
+        {"postgresql": "ALTER TABLE user_events ADD COLUMN event_time_ns SMALLINT NOT NULL "
                        "DEFAULT 0"},
-        {"sqlite": "INSERT INTO user_events_v3 SELECT id, catalog, event_type, visitor_id, "
-                   "user_id, event_time_us, 0, joined, dedup_key, event, source "
-                   "FROM user_events ORDER BY id",
-         "postgresql": "ALTER TABLE user_events DROP CONSTRAINT user_events_dedup_key_key"},
-        {"sqlite": "DROP TABLE user_events",
-         "postgresql": "DROP INDEX user_events_time"},
-        {"sqlite": "ALTER TABLE user_events_v3 RENAME TO user_events"},
+        {"postgresql": "ALTER TABLE user_events DROP CONSTRAINT user_events_dedup_key_key"},
+        {"postgresql": "DROP INDEX user_events_time"},
         {"sqlite": "CREATE INDEX user_events_visitor ON user_events (catalog, visitor_id)"},
         {"sqlite": "CREATE INDEX user_events_user ON user_events (catalog, user_id)"},
         "CREATE UNIQUE INDEX user_events_dedup ON user_events "
@@ -122,7 +134,7 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         "ALTER TABLE user_events ADD COLUMN transport SMALLINT NOT NULL DEFAULT 0",
         # Client events get an id (insertion order) for listing newest first and
         # watching; SQLite cannot add a key to a table, so it rebuilds it.
-        {"sqlite": """CREATE TABLE client_events_v6 (
+        *_rebuilt("client_events", 6, """(
             id INTEGER PRIMARY KEY,
             tenant TEXT NOT NULL,
             event_id TEXT NOT NULL,
@@ -131,17 +143,13 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
             received_us BIGINT,
             transport SMALLINT NOT NULL DEFAULT 0,
             UNIQUE (tenant, event_id)
-        )""",
-         "postgresql": "ALTER TABLE client_events ADD COLUMN id BIGINT GENERATED ALWAYS AS "
+        )""", "(tenant, event_id, create_time_us, event) SELECT tenant, event_id, "
+              "create_time_us, event FROM client_events ORDER BY rowid"),
+        {"postgresql": "ALTER TABLE client_events ADD COLUMN id BIGINT GENERATED ALWAYS AS "
                        "IDENTITY"},
-        {"sqlite": "INSERT INTO client_events_v6 (tenant, event_id, create_time_us, event) "
-                   "SELECT tenant, event_id, create_time_us, event FROM client_events "
-                   "ORDER BY rowid",
-         "postgresql": "ALTER TABLE client_events ADD COLUMN received_us BIGINT"},
-        {"sqlite": "DROP TABLE client_events",
-         "postgresql": "ALTER TABLE client_events ADD COLUMN transport SMALLINT NOT NULL "
+        {"postgresql": "ALTER TABLE client_events ADD COLUMN received_us BIGINT"},
+        {"postgresql": "ALTER TABLE client_events ADD COLUMN transport SMALLINT NOT NULL "
                        "DEFAULT 0"},
-        {"sqlite": "ALTER TABLE client_events_v6 RENAME TO client_events"},
         "CREATE UNIQUE INDEX client_events_order ON client_events (tenant, id)",
         # Every refused write, pixel, client event and import line: the console.v1
         # Rejection as stored, with what listing and retention need beside it.
@@ -180,7 +188,7 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         "INSERT INTO catalogs (name) SELECT DISTINCT catalog FROM user_events ORDER BY catalog",
         # AUTOINCREMENT: an id is never given twice, even after the newest events were
         # purged, so a reader that follows ids (a watch) never skips a new event.
-        {"sqlite": """CREATE TABLE user_events_v8 (
+        *_rebuilt("user_events", 8, """(
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             catalog_id INTEGER NOT NULL,
             event_type TEXT NOT NULL,
@@ -194,19 +202,16 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
             source BLOB,
             received_us BIGINT,
             transport SMALLINT NOT NULL DEFAULT 0
-        )""",
-         "postgresql": "ALTER TABLE user_events ADD COLUMN catalog_id INTEGER"},
-        {"sqlite": "INSERT INTO user_events_v8 SELECT e.id, c.id, e.event_type, e.visitor_id, "
-                   "e.user_id, e.event_time_us, e.event_time_ns, e.joined, "
-                   "substr(e.dedup_key, 1, 8), e.event, e.source, e.received_us, e.transport "
-                   "FROM user_events e JOIN catalogs c ON c.name = e.catalog ORDER BY e.id",
-         "postgresql": "UPDATE user_events e SET catalog_id = c.id, "
+        )""", "SELECT e.id, c.id, e.event_type, e.visitor_id, e.user_id, e.event_time_us, "
+              "e.event_time_ns, e.joined, substr(e.dedup_key, 1, 8), e.event, e.source, "
+              "e.received_us, e.transport FROM user_events e JOIN catalogs c "
+              "ON c.name = e.catalog ORDER BY e.id"),
+        {"postgresql": "ALTER TABLE user_events ADD COLUMN catalog_id INTEGER"},
+        {"postgresql": "UPDATE user_events e SET catalog_id = c.id, "
                        "dedup_key = substr(e.dedup_key, 1, 8) "
                        "FROM catalogs c WHERE c.name = e.catalog"},
-        {"sqlite": "DROP TABLE user_events",
-         "postgresql": "ALTER TABLE user_events ALTER COLUMN catalog_id SET NOT NULL"},
-        {"sqlite": "ALTER TABLE user_events_v8 RENAME TO user_events",
-         "postgresql": "DROP INDEX user_events_visitor"},
+        {"postgresql": "ALTER TABLE user_events ALTER COLUMN catalog_id SET NOT NULL"},
+        {"postgresql": "DROP INDEX user_events_visitor"},
         {"postgresql": "DROP INDEX user_events_user"},
         # (dropping the column drops user_events_dedup, which leads with it)
         {"postgresql": "ALTER TABLE user_events DROP COLUMN catalog"},
@@ -253,7 +258,7 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         # them, new rows got ids a watch had passed and never sent. PostgreSQL's
         # identities never repeat. SQLite rebuilds the two tables (same columns, same
         # ids) to add it.
-        {"sqlite": """CREATE TABLE client_events_v10 (
+        *_rebuilt("client_events", 10, """(
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             tenant TEXT NOT NULL,
             event_id TEXT NOT NULL,
@@ -262,23 +267,16 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
             received_us BIGINT,
             transport SMALLINT NOT NULL DEFAULT 0,
             UNIQUE (tenant, event_id)
-        )"""},
-        {"sqlite": "INSERT INTO client_events_v10 SELECT id, tenant, event_id, create_time_us, "
-                   "event, received_us, transport FROM client_events ORDER BY id"},
-        {"sqlite": "DROP TABLE client_events"},
-        {"sqlite": "ALTER TABLE client_events_v10 RENAME TO client_events"},
+        )""", "SELECT id, tenant, event_id, create_time_us, event, received_us, transport "
+              "FROM client_events ORDER BY id"),
         {"sqlite": "CREATE UNIQUE INDEX client_events_order ON client_events (tenant, id)"},
-        {"sqlite": """CREATE TABLE rejections_v10 (
+        *_rebuilt("rejections", 10, """(
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             project TEXT NOT NULL,
             parent TEXT NOT NULL,
             time_us BIGINT NOT NULL,
             rejection BLOB NOT NULL
-        )"""},
-        {"sqlite": "INSERT INTO rejections_v10 SELECT id, project, parent, time_us, rejection "
-                   "FROM rejections ORDER BY id"},
-        {"sqlite": "DROP TABLE rejections"},
-        {"sqlite": "ALTER TABLE rejections_v10 RENAME TO rejections"},
+        )""", "SELECT id, project, parent, time_us, rejection FROM rejections ORDER BY id"),
         {"sqlite": "CREATE INDEX rejections_project ON rejections (project, id)"},
         {"sqlite": "CREATE INDEX rejections_time ON rejections (time_us)"},
     ]),
