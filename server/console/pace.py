@@ -42,19 +42,34 @@ FIRST_READ_SECONDS = 0.001
 PARTIES_KEPT = 1024
 
 
-class Pace:
+class _Bucket:
+    """What Pace and Reading share: a budget of `per_second` a second (of messages,
+    of seconds of reading; 0: no bound), of which what is unspent piles up to
+    `most`, refilled on the loop's clock. On the server's loop only."""
+
+    def __init__(self, per_second: float, most: float) -> None:
+        self.per_second = per_second
+        self._most = most
+        self._left = most  # what may be spent now
+        self._at: float | None = None  # loop time of the last refill
+        self._timer: asyncio.TimerHandle | None = None
+
+    def _refill(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._at is not None:
+            self._left = min(self._most, self._left + (now - self._at) * self.per_second)
+        self._at = now
+
+
+class Pace(_Bucket):
     """Messages a second shared by the watches of this process; `per_second` 0: no
     bound. On the server's loop only."""
 
     def __init__(self, per_second: int) -> None:
-        self.per_second = per_second
         # Unspent messages pile up to a twentieth of a second's (at least a grant), so
         # that a quiet spell buys no long burst.
-        self._most = max(GRANT, per_second / 20)
-        self._tokens = self._most
-        self._at: float | None = None  # loop time of the last refill
+        super().__init__(per_second, max(GRANT, per_second / 20))
         self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
-        self._timer: asyncio.TimerHandle | None = None
         self.waits = 0  # grants that had to wait (a watch held back), for /metrics
 
     @property
@@ -70,8 +85,8 @@ class Pace:
             return wanted
         count = min(wanted, GRANT)
         self._refill()
-        if not self._waiting and self._tokens >= count:
-            self._tokens -= count
+        if not self._waiting and self._left >= count:
+            self._left -= count
             return count
         self.waits += 1
         future = asyncio.get_running_loop().create_future()
@@ -80,19 +95,13 @@ class Pace:
         await future  # (cancelled with its watch: `_hand_out` skips it)
         return count
 
-    def _refill(self) -> None:
-        now = asyncio.get_running_loop().time()
-        if self._at is not None:
-            self._tokens = min(self._most, self._tokens + (now - self._at) * self.per_second)
-        self._at = now
-
     def _schedule(self) -> None:
         """A timer for when the first in line can have its grant (none if one is set)."""
         while self._waiting and self._waiting[0][1].done():
             self._waiting.popleft()  # its watch ended while it waited
         if self._timer is not None or not self._waiting:
             return
-        short = self._waiting[0][0] - self._tokens
+        short = self._waiting[0][0] - self._left
         self._timer = asyncio.get_running_loop().call_later(
             max(0.0, short / self.per_second), self._hand_out)
 
@@ -104,15 +113,15 @@ class Pace:
             if future.done():
                 self._waiting.popleft()
                 continue
-            if self._tokens < count:
+            if self._left < count:
                 break
             self._waiting.popleft()
-            self._tokens -= count
+            self._left -= count
             future.set_result(None)
         self._schedule()
 
 
-class Reading:
+class Reading(_Bucket):
     """Seconds a second that the reads of this process's feeds (and of its watches
     catching up) take together; `per_second` 0: no bound. A read waits for its
     turn while the budget is spent, takes what its reader expects it to cost (what
@@ -131,19 +140,15 @@ class Reading:
     one gets the next turn. Within a party, reads come in the order they asked."""
 
     def __init__(self, per_second: float) -> None:
-        self.per_second = per_second
         # Unspent time piles up to a fifth of a second's: a quiet server's watch reads
         # at once; a quiet spell buys no long burst.
-        self._most = per_second / 5
-        self._left = self._most
-        self._at: float | None = None  # loop time of the last refill
+        super().__init__(per_second, per_second / 5)
         # the reads waiting, by party, each party's in the order they asked
         self._waiting: dict[Hashable, deque[tuple[float, asyncio.Future[float]]]] = {}
         # the reading time given to each party, on the clock of `_clock` (the parties
         # waiting or reading; one absent has had no more than the clock)
         self._given: dict[Hashable, float] = {}
         self._clock = 0.0  # where the last turn handed out began (seconds of reading)
-        self._timer: asyncio.TimerHandle | None = None
         self.waits = 0  # reads that had to wait (a feed held back), for /metrics
 
     @property
@@ -215,12 +220,6 @@ class Reading:
             if not future.done():  # (else its reader ended while it waited)
                 return party, expected, future
         return None
-
-    def _refill(self) -> None:
-        now = asyncio.get_running_loop().time()
-        if self._at is not None:
-            self._left = min(self._most, self._left + (now - self._at) * self.per_second)
-        self._at = now
 
     def _schedule(self) -> None:
         """A timer for when the next in line can have its turn (none if one is set)."""
