@@ -380,8 +380,8 @@ def list_user_events(store: Store, events: EventFilter, size: int,
 
     def after_last() -> console_pb2.ListUserEventsResponse:
         last = answer.user_events[-1]  # full: the next page starts after it
-        answer.next_page_token = _signed_token(store, _micros(last.user_event.event_time),
-                                               last.id, question)
+        answer.next_page_token = _signed_token(
+            store, last.user_event.event_time.ToMicroseconds(), last.id, question)
         return answer
 
     while True:
@@ -453,10 +453,6 @@ def count_user_events(store: Store, events: EventFilter) -> int:
         count += sum(1 for row in rows if _selected_products(events, row.payload) is not None)
         before = (rows[-1].event_time_us, rows[-1].id)
     return count
-
-
-def _micros(stamp: object) -> int:
-    return int(stamp.ToMicroseconds())  # type: ignore[attr-defined]
 
 
 def list_client_events(store: Store, tenant: str, size: int,
