@@ -147,9 +147,12 @@ class Item:
     def wire(self) -> bytes:
         """The message serialized (what a gRPC stream sends)."""
         if self._wire is None:
-            self._wire = self._encode() if self._encode is not None \
-                else self.message().SerializeToString()
+            self._wire = self._serialized()
         return self._wire
+
+    def _serialized(self) -> bytes:
+        """The message serialized, made now: from its row when it can be."""
+        return self._encode() if self._encode is not None else self.message().SerializeToString()
 
     def json(self, form: Hashable, encode: Callable[[Message], bytes]) -> bytes:
         """`encode(message)`, made once per `form` (the JSON options of a stream)."""
@@ -169,15 +172,11 @@ class Item:
         over)."""
         if self._entry is not None:
             return self._entry
-        wire = self._wire
-        if wire is None:
-            wire = self._encode() if self._encode is not None \
-                else self.message().SerializeToString()
+        wire = self._wire if self._wire is not None else self._serialized()
         entry = b"\x0a" + varint(len(wire)) + wire
         if keep:
             self._wire, self._entry = wire, entry
         return entry
-
 
 
 class Chunk:
