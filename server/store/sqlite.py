@@ -188,14 +188,12 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         if self._read_only and self.path is not None:
             # mode=ro: SQLite itself refuses every write through this connection.
             uri = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None,
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(self.path or ":memory:", isolation_level=None,
                                    check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            return conn
-        conn = sqlite3.connect(self.path or ":memory:", isolation_level=None,
-                               check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        if not self._memory:
+        if not self._memory and not self._read_only:
             _enter_wal(conn)
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         return conn
