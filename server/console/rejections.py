@@ -30,13 +30,7 @@ from typing import Any
 
 import orjson
 from footfall.console.v1 import console_pb2
-from google.protobuf import (
-    any_pb2,
-    descriptor_pool,
-    json_format,
-    message_factory,
-    unknown_fields,
-)
+from google.protobuf import any_pb2, json_format, unknown_fields
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
@@ -44,6 +38,7 @@ from server.clock import Clock
 from server.console import origin
 from server.errors import FootfallError, Unauthenticated
 from server.names import DEFAULT_TENANT_ID, is_project_id
+from server.operations.summary import unpacked
 from server.periodic import Periodic
 from server.policy.auth import WRITER_METHODS, NotYourProject, project_of
 from server.store.base import Store
@@ -418,24 +413,11 @@ def shown(row_id: int, payload: bytes) -> console_pb2.Rejection:
     unknown = unknown_fields.UnknownFieldSet(rejection)
     for field in (unknown[i] for i in range(len(unknown))):
         if field.field_number == REQUEST_FIELD:
-            request = _unpacked(field.data)
+            request = unpacked(any_pb2.Any.FromString(field.data))
             rejection.request_json, rejection.request_truncated = \
                 _request_json(request) if request is not None else ("", True)
     rejection.DiscardUnknownFields()
     return rejection
-
-
-def _unpacked(data: bytes) -> Message | None:
-    """The request a google.protobuf.Any holds; None if this server does not know
-    its type (a row kept by another version)."""
-    packed = any_pb2.Any.FromString(data)
-    try:
-        descriptor = descriptor_pool.Default().FindMessageTypeByName(packed.TypeName())
-    except KeyError:
-        return None
-    request = message_factory.GetMessageClass(descriptor)()
-    packed.Unpack(request)
-    return request
 
 
 def _import_violations(failure: str) -> list[error_details_pb2.BadRequest.FieldViolation]:

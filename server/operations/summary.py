@@ -62,7 +62,7 @@ def summarize(op: operations_pb2.Operation) -> Summary:
     counts: dict[str, int] = {}
     for packed in (op.metadata, op.response if op.HasField("response") else None):
         if packed is not None and packed.type_url:
-            message = _unpack(packed)
+            message = unpacked(packed)
             if message is not None:
                 _collect_counts(message, counts)
     error = ""
@@ -76,8 +76,9 @@ def summarize(op: operations_pb2.Operation) -> Summary:
     return Summary(op.name, kind_of(op.name), state, counts, error)
 
 
-def _unpack(packed: any_pb2.Any) -> Message | None:
-    """The message in `packed`, or None when its type is not known here."""
+def unpacked(packed: any_pb2.Any) -> Message | None:
+    """The message in `packed`, or None when its type is not known here (a row
+    kept by another version)."""
     try:
         descriptor = descriptor_pool.Default().FindMessageTypeByName(packed.TypeName())
     except KeyError:
