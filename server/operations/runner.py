@@ -318,12 +318,8 @@ class OperationRunner:
         op = operations_pb2.Operation.FromString(current.operation)
         op.done = True
         op.error.CopyFrom(error)
-        payload = op.SerializeToString()
-        try:
-            context.step(Step(), lambda _: Progress(current.checkpoint or b"", payload, True))
-        except LeaseLost:
-            return
-        context.ended = op
+        with contextlib.suppress(LeaseLost):
+            context.finish(op, current.checkpoint or b"")
 
 
 def _log_end(operation: operations_pb2.Operation, seconds: float) -> None:
