@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 from server.store.packed import UNPACK_COLUMNS, unpack
 from server.store.rows import EventQuery, where_clause
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from server.store.group_commit import GroupCommitter
     from server.store.sql import Dialect, Statements
 
+T = TypeVar("T")
 # The columns of a StoredEvent but its catalog (the query names it), in order.
 _EVENT = f"id, {UNPACK_COLUMNS}, source, joined, received_us, transport"
 _CLIENT_EVENT = "id, tenant, event, received_us, transport, create_time_us"
@@ -155,7 +156,7 @@ class ConsoleSql:
     def _fetch(self, query: str, params: Sequence[Any]) -> list[Any]:
         raise NotImplementedError
 
-    def _write(self, fn: Callable[[Any], Any]) -> Any:
+    def _write(self, fn: Callable[[Any], T]) -> T:
         raise NotImplementedError
 
     @property
@@ -488,8 +489,7 @@ class ConsoleSql:
                 db.execute(spell("DELETE FROM operations WHERE done = 1 AND "
                                  "substr(name, 1, ?) = ?"), (len(under), under)).rowcount)
 
-        result: ResetCounts = self._write(reset)
-        return result
+        return self._write(reset)
 
     def reset_tenant(self, tenant: str) -> ResetCounts:
         """Delete, in one transaction, the client events and refusals of `tenant`."""
@@ -499,8 +499,7 @@ class ConsoleSql:
                            (tenant,)).rowcount,
                 rejections=self._forget_rejections(db, tenant))
 
-        result: ResetCounts = self._write(reset)
-        return result
+        return self._write(reset)
 
     def _forget_rejections(self, db: Any, parent: str) -> int:
         """Delete the refusals whose parent is `parent` or under it; how many."""
