@@ -14,10 +14,10 @@ import logging
 from server.clock import Clock
 from server.periodic import Periodic
 from server.store import Store
+from server.store.rollups import DAY_US
 
 log = logging.getLogger(__name__)
 
-DAY_US = 86_400 * 1_000_000
 SWEEP_SECONDS = 3600.0
 
 
