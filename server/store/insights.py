@@ -170,7 +170,6 @@ class InsightsSql:
             f"WHERE {where} GROUP BY 1, 2, 3", params)]
 
 
-
 def _split(text: str) -> list[int]:
     """The numbers of SQLite's group_concat of integers."""
     return list(map(int, text.split(",")))
