@@ -200,7 +200,7 @@ def parse_duration(request: object, field: str, default_us: int) -> int:
     if not request.HasField(field):  # type: ignore[attr-defined]
         return default_us
     value = getattr(request, field)
-    us = int(value.seconds) * 1_000_000 + int(value.nanos) // 1000
+    us = micros(value)
     if us <= 0 or (value.seconds > 0 and value.nanos < 0):
         # (times are kept in microseconds: 0.000000001s was told only "must be positive")
         raise InvalidArgument.field(field, "must be at least a microsecond (0.000001s), got "
