@@ -152,9 +152,7 @@ class ConsoleSql:
 
     _sql: ClassVar[Statements]
     _committer: GroupCommitter
-
-    def _fetch(self, query: str, params: Sequence[Any]) -> list[Any]:
-        raise NotImplementedError
+    _fetch: Callable[[str, Sequence[Any]], list[Any]]
 
     def _write(self, fn: Callable[[Any], T]) -> T:
         raise NotImplementedError

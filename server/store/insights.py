@@ -52,9 +52,7 @@ class InsightsSql:
     """The insights' part of SqlStore, over its `_fetch` and dialect."""
 
     _sql: ClassVar[Statements]
-
-    def _fetch(self, query: str, params: Sequence[Any]) -> list[Any]:
-        raise NotImplementedError
+    _fetch: Callable[[str, Sequence[Any]], list[Any]]
 
     def typed_rows(self, query: EventQuery, bits: Mapping[str, int], entrant: str | None,
                    decode: Collection[str], limit: int,
