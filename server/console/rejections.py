@@ -373,16 +373,15 @@ def _stamp(ns: int) -> bytes:
     return timestamp(*divmod(ns, 1_000_000_000))
 
 
-def _time(now_ns: int) -> bytes:
-    """A Rejection's `time` field, `now_ns`."""
-    stamp = _stamp(now_ns)
-    return _TIME_TAG + varint(len(stamp)) + stamp
+def _time(ns: int, tag: bytes = _TIME_TAG) -> bytes:
+    """A Rejection's Timestamp field `tag` (its `time` unless told), `ns`."""
+    stamp = _stamp(ns)
+    return tag + varint(len(stamp)) + stamp
 
 
 def _repeated(count: int, last_ns: int) -> bytes:
     """A Rejection's `repeats` (`count`) and `last_time` (`last_ns`) fields."""
-    stamp = _stamp(last_ns)
-    return _REPEATS_TAG + varint(count) + _LAST_TIME_TAG + varint(len(stamp)) + stamp
+    return _REPEATS_TAG + varint(count) + _time(last_ns, _LAST_TIME_TAG)
 
 
 def _request(request: Any, data: bytes | None) -> bytes:
