@@ -79,13 +79,15 @@ def _warn_if_meant_absolute(path: str) -> None:
                 "slashes) is /%s", path, os.path.abspath(path), path, path)
 
 
-def open_store(url: str, *, read_only: bool = False) -> Store:
+def open_store(url: str, *, read_only: bool = False, any_version: bool = False) -> Store:
     """Open the store a URL names: sqlite:///PATH, memory://, postgresql://...
 
     Raises ValueError for a URL no backend understands, StoreUnavailable when a
     PostgreSQL database does not answer within a few seconds (StoreRefused when
     it refuses us for good). `read_only` opens an existing store without
-    creating or changing anything (ValueError when there is none at the URL).
+    creating or changing anything (ValueError when there is none at the URL);
+    with `any_version` too, a SQLite store of an older or newer Footfall is opened
+    (for `footfall backup`, which copies its pages and reads none of its rows).
     """
     parsed = urlparse(url)
     if parsed.scheme == "memory":
@@ -107,7 +109,8 @@ def open_store(url: str, *, read_only: bool = False) -> Store:
         synchronous = options.pop("synchronous", ["full"])[-1].upper()
         if options or synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"sqlite store URL takes only ?synchronous=full|normal: {url!r}")
-        return SqliteStore(path, synchronous=synchronous, read_only=read_only)
+        return SqliteStore(path, synchronous=synchronous, read_only=read_only,
+                           any_version=any_version)
     if parsed.scheme in {"postgres", "postgresql"}:
         # Imported here so that SQLite users never load the PostgreSQL driver.
         from server.store.postgres import PostgresStore, url_problem

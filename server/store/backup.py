@@ -37,7 +37,9 @@ def backup(url: str, dest: str) -> int:
     target = os.path.abspath(dest)
     if os.path.lexists(target):
         raise FileExistsError(f"{target} exists: back up to a new file")
-    store = open_store(url, read_only=True)
+    # Of any version: a store of an older Footfall is best backed up before a server
+    # of this one first starts on it, as its migrations cannot be undone.
+    store = open_store(url, read_only=True, any_version=True)
     assert isinstance(store, SqliteStore)
     # Written beside the target and renamed when complete, so that a file at
     # `dest` is always a whole backup.

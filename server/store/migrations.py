@@ -340,19 +340,23 @@ def apply_missing(db: Executes, dialect: Dialect, where: str) -> None:
         log.info("created the store's tables (schema version %d)", MIGRATIONS[-1][0])
 
 
-def check_readable(applied: set[int] | None, where: str) -> None:
+def check_readable(applied: set[int] | None, where: str, *, any_version: bool = False) -> None:
     """For read-only use (the CLI): ValueError unless `where`, whose applied
     migrations are `applied` (None: it has no migrations table), is a Footfall
-    store this version can read as it is."""
+    store this version can read as it is; `any_version`: a Footfall store of any
+    version (a backup copies its pages and reads none of its rows)."""
     if applied is None:
         raise ValueError(f"{where} is not a Footfall store (it has no schema_migrations table)")
+    if any_version:
+        return
     newer = _unknown(applied, where)
     if newer:
         raise ValueError(newer)
     missing = sorted({version for version, _, _ in MIGRATIONS} - applied)
     if missing:
         raise ValueError(f"{where} has an older schema (it lacks migration {missing[0]}); "
-                         "start `footfall serve` on it once to upgrade it")
+                         "start `footfall serve` on it once to upgrade it (`footfall "
+                         "backup` copies it first: an upgrade cannot be undone)")
 
 
 def _unknown(applied: set[int], where: str) -> str:

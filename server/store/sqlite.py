@@ -95,7 +95,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
 
     `read_only` (for the CLI) opens an existing file without changing it: no
     folder or file is created, no migration applied; ValueError when `path` is
-    not a Footfall store this version can read. `retry_seconds`: how long a write
+    not a Footfall store this version can read (with `any_version`, of any version:
+    for a backup, which reads no row). `retry_seconds`: how long a write
     somebody waits for is retried while the file is locked by another connection
     (see GroupCommitter).
     """
@@ -103,13 +104,15 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     _sql = Statements(SQLITE)
 
     def __init__(self, path: str | None, synchronous: str = "FULL", *,
-                 read_only: bool = False, retry_seconds: float = 5.0) -> None:
+                 read_only: bool = False, any_version: bool = False,
+                 retry_seconds: float = 5.0) -> None:
         self.path = path
         # FULL: a commit survives a power cut. NORMAL: it survives a crash of the
         # process (kill -9), not of the machine; about twice the write throughput.
         self._synchronous = synchronous
         self._memory = path is None
         self._read_only = read_only
+        self._any_version = any_version
         if path is not None and read_only:
             # said as `serve` says it (a directory was "no store at", a text file "not
             # a Footfall store: file is not a database")
@@ -164,7 +167,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         """The writer's connection to a file that passed its checks, migrated."""
         if self._read_only:
             reader = self._connect()
-            self._check_readable(reader, self.path)
+            self._check_readable(reader, self.path, self._any_version)
             return reader
         checked = self.path is not None and sqlite_checks.has_wal(self.path)
         if checked:
@@ -223,9 +226,10 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         yield conn
 
     @staticmethod
-    def _check_readable(conn: sqlite3.Connection, path: str | None) -> None:
+    def _check_readable(conn: sqlite3.Connection, path: str | None,
+                        any_version: bool) -> None:
         """ValueError (the connection closed) unless `conn` holds a Footfall store this
-        version can read."""
+        version can read (`any_version`: of any version)."""
         where = os.path.abspath(path or ":memory:")
         try:
             has_table = conn.execute(
@@ -236,7 +240,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             conn.close()
             raise ValueError(f"{where} is not a Footfall store: {exc}") from exc
         try:
-            check_readable(applied, where)
+            check_readable(applied, where, any_version=any_version)
         except ValueError:
             conn.close()
             raise

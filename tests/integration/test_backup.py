@@ -3,6 +3,7 @@ restore is copying that file into place, and a server started on it has the even
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import subprocess
@@ -18,6 +19,7 @@ from footfall.retail.v2 import user_event_service_pb2, user_event_service_pb2_gr
 from server.app import Running, start
 from server.config import Settings
 from server.store import EventQuery
+from server.store.migrations import MIGRATIONS, statement_for
 
 from .cli import CATALOG, event, footfall
 
@@ -139,3 +141,38 @@ def test_postgres_and_memory_are_not_backed_up_by_footfall(tmp_path: Path) -> No
     memory = footfall("backup", "x.db", "--store", "memory://", cwd=tmp_path)
     assert memory.returncode == 2 and "no file to back up" in memory.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_store_of_an_older_version_is_backed_up_as_it_is(tmp_path: Path) -> None:
+    # Refused before ("has an older schema ...: start `footfall serve` on it once to
+    # upgrade it"), so the one moment a backup matters most, before an upgrade whose
+    # migrations cannot be undone, had none but a cp of a file that may have a WAL.
+    old = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(old, isolation_level=None)) as conn:
+        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                     "description TEXT NOT NULL)")
+        for version, description, statements in MIGRATIONS[:2]:
+            for statement in statements:
+                sql = statement_for(statement, "sqlite")
+                assert sql is not None
+                conn.execute(sql)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, description))
+        conn.execute("INSERT INTO user_events (catalog, event_type, visitor_id, user_id, "
+                     "event_time_us, joined, dedup_key, event) VALUES "
+                     "(?, 'home-page-view', 'kept', '', 0, 1, x'00', x'')", (CATALOG,))
+    out = footfall("backup", "before-upgrade.db", "--store", f"sqlite:///{old}", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for copy in (old, tmp_path / "before-upgrade.db"):  # neither was migrated
+        with contextlib.closing(sqlite3.connect(copy)) as conn:
+            assert [v for (v,) in conn.execute("SELECT version FROM schema_migrations")] \
+                == [1, 2]
+            assert [v for (v,) in conn.execute("SELECT visitor_id FROM user_events")] \
+                == ["kept"]
+    # a SQLite file that is no Footfall store is still refused
+    with contextlib.closing(sqlite3.connect(tmp_path / "other.db")) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    other = footfall("backup", "other-copy.db", "--store", f"sqlite:///{tmp_path}/other.db",
+                     cwd=tmp_path)
+    assert other.returncode == 1
+    assert "is not a Footfall store (it has no schema_migrations table)" in other.stderr
+    assert not (tmp_path / "other-copy.db").exists()
