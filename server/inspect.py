@@ -137,7 +137,9 @@ def _why_unreached(details: str, args: argparse.Namespace) -> str:
     """What most likely kept the call from the server, said from gRPC's `details`,
     and what to do about it."""
     tls = bool(getattr(args, "tls", False) or getattr(args, "tls_ca", None))
-    if "http1.x server" in details or "Failed parsing HTTP/2" in details:
+    # over TLS, an HTTP/1.1 server is one that offers no HTTP/2 (ALPN "h2")
+    if "http1.x server" in details or "Failed parsing HTTP/2" in details \
+            or (tls and "missing selected ALPN" in details):
         return ("it answers HTTP/1.1, not gRPC: --server takes the gRPC port (the server's "
                 "'Footfall serving gRPC on' line names it; 50051 by default), not the HTTP one")
     if "CERTIFICATE_VERIFY_FAILED" in details:

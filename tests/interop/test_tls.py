@@ -143,6 +143,20 @@ def test_the_cli_reads_over_tls_with_the_authority_it_is_given(
         assert len(refused.stderr.splitlines()) == 1 and READER not in refused.stderr
 
 
+def test_the_cli_at_the_https_port_says_it_takes_the_grpc_one(
+        tls_server: ServerProcess, certificates: Certificates) -> None:
+    # It said "no connection could be made", where over plaintext it names the port.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    out = subprocess.run([sys.executable, "-m", "server", "catalogs", "--server",
+                          tls_server.http_address, "--tls-ca", str(certificates.ca)],
+                         cwd=tls_server.workdir, env={**env, "FOOTFALL_KEY": READER},
+                         capture_output=True, text=True, timeout=CLI_DEADLINE)
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.startswith(
+        f"footfall: cannot reach a server at {tls_server.http_address}: it answers HTTP/1.1, "
+        "not gRPC: --server takes the gRPC port "), out.stderr
+
+
 def test_insights_over_tls_with_the_authority_it_is_given(
         tls_server: ServerProcess, certificates: Certificates) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
