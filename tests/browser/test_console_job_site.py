@@ -7,7 +7,8 @@ refused that named a tenant were to be found only among every project's. Then: t
 live feed's accepted column showed user events only (a tenant's client events were
 nowhere on it); talent v4beta1's refusals of the project alone were not among its
 default tenant's; a tenant's events came in the order stored, not by create time; and
-an event's JobEvent.profile (v4beta1's) was not in its JSON.
+an event's JobEvent.profile (v4beta1's) was not in its JSON; and Insights, with no
+catalog, showed the first tenant's funnel under a header saying "Catalog: no catalog yet".
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ async def look(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
                       "chooser_hidden": await devtools.evaluate(
                           session, "document.getElementById('catalog').hidden")}
         await photograph(devtools, session, folder, "job-site-tenant-feed")
+        # Insights with no catalog: the first tenant's, its header chooser aside too
+        await go(devtools, session, "insights", "#data-set")
+        insights = {"parent": await devtools.evaluate(
+                        session, "new URLSearchParams(location.hash.split('?')[1]).get('parent')"),
+                    "chooser_hidden": await devtools.evaluate(
+                        session, "document.getElementById('catalog').hidden")}
         await go(devtools, session, f"talent?tenant={DEFAULT_TENANT}", "tbody tr + tr + tr")
         rows = await devtools.evaluate(session, "[...document.querySelectorAll('tbody tr')]"
                                                 ".map(r => [r.cells[1].innerText, "
@@ -95,7 +102,7 @@ async def look(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
         await no_problems(devtools, session)
         return {"feed": feed, "accepted": accepted, "other_feed": other_feed, "rows": rows,
                 "default_refused": default_refused, "default_hint": default_hint,
-                "opened": opened, "refused": refused}
+                "opened": opened, "refused": refused, "insights": insights}
 
 
 def test_a_job_site_sees_where_its_events_are_and_each_job_by_its_id(
@@ -135,6 +142,9 @@ def test_a_job_site_sees_where_its_events_are_and_each_job_by_its_id(
     assert seen["other_feed"]["hint"].startswith(f"Stored in {OTHER_TENANT}: the latest 100 "
                                                  "by create time"), seen["other_feed"]
     assert seen["other_feed"]["chooser_hidden"], seen["other_feed"]
+    # Insights, asked for no data set, shows the first tenant's: not under a header
+    # that said "Catalog: no catalog yet"
+    assert seen["insights"] == {"parent": DEFAULT_TENANT, "chooser_hidden": True}, seen
     # The talent page: newest by create time on top (e0, sent last, is the oldest),
     # each job by its id.
     assert seen["rows"] == [["e2", "nurse-7"], ["e1", "nurse-7"], ["e0", "nurse-7"]], seen

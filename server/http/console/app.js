@@ -209,14 +209,7 @@ function show() {
     if (link.getAttribute("href") === `#${name}`) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
-  // A tenant's pages read no catalog: the header's chooser, which changed nothing
-  // visible there, steps aside (the key's button stays).
-  const params = new URLSearchParams(query);
-  const tenantPage = name === "talent" || (name === "feed" && params.has("tenant")) ||
-    (name === "insights" && (params.get("parent") || "").includes("/tenants/"));
-  for (const part of [chooser, document.querySelector("label[for=catalog]")]) {
-    part.hidden = tenantPage;
-  }
+  placeChooser();
   main.replaceChildren();
   // (a key that may not read: every page said "No catalog holds events yet")
   if (denied) {
@@ -231,6 +224,22 @@ function show() {
     ...context, catalog: chooser.value, path: rest.join("/"),
     params: new URLSearchParams(query), signal: controller.signal,
   });
+  // (Insights with no catalog reads the first tenant, and names it in the URL as it
+  // renders: the header said "no catalog yet" above a tenant's funnel)
+  placeChooser();
+}
+
+/** A tenant's pages read no catalog: the header's chooser, which changed nothing
+ *  visible there, steps aside (the key's button stays). Read from the URL. */
+function placeChooser() {
+  const [route, query = ""] = (location.hash.slice(1) || "feed").split("?");
+  const name = route.split("/")[0];
+  const params = new URLSearchParams(query);
+  const tenantPage = name === "talent" || (name === "feed" && params.has("tenant")) ||
+    (name === "insights" && (params.get("parent") || "").includes("/tenants/"));
+  for (const part of [chooser, document.querySelector("label[for=catalog]")]) {
+    part.hidden = tenantPage;
+  }
 }
 
 chooser.addEventListener("change", () => context.choose(chooser.value));
