@@ -19,9 +19,15 @@ from footfall.retail.v2 import user_event_pb2
 from footfall.talent.v4 import event_pb2
 from google.protobuf.message import Message
 
-from server.errors import FieldViolation, InvalidArgument, raise_if_any
+from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
 from server.loop import stop_if_abandoned
-from server.names import DEFAULT_TENANT_ID
+from server.names import (
+    DEFAULT_TENANT_ID,
+    CatalogName,
+    TenantName,
+    parse_catalog,
+    parse_tenant,
+)
 from server.store import Store
 from server.store.console import may_continue
 from server.store.insights import EntrantEvents, TypedRow
@@ -171,6 +177,30 @@ def _one_name_a_job(tenant: str) -> Callable[[event_pb2.ClientEvent], None] | No
 def micros(time: object) -> int:
     """Microseconds since the epoch of a Timestamp."""
     return int(time.seconds) * 1_000_000 + int(time.nanos) // 1000  # type: ignore[attr-defined]
+
+
+def parse_catalog_not_tenant(parent: str, refusal: str) -> CatalogName:
+    """The catalog `parent` names; INVALID_ARGUMENT naming `parent` otherwise, saying
+    of a talent tenant `refusal` (formatted with `parent`): what a job site asks for
+    in its place (it was told only the form of a catalog's name, as if it had mistyped
+    one)."""
+    try:
+        return parse_catalog(parent)
+    except InvalidArgument:
+        if gather([], parse_tenant, parent) is None:
+            raise
+    raise InvalidArgument.field("parent", refusal.format(parent=parent))
+
+
+def parse_tenant_not_catalog(parent: str, refusal: str) -> TenantName:
+    """The tenant `parent` names; INVALID_ARGUMENT naming `parent` otherwise, saying of
+    a retail catalog `refusal`, as parse_catalog_not_tenant does of a tenant."""
+    try:
+        return parse_tenant(parent)
+    except InvalidArgument:
+        if gather([], parse_catalog, parent) is None:
+            raise
+    raise InvalidArgument.field("parent", refusal.format(parent=parent))
 
 
 def parse_range(request: object) -> TimeRange:

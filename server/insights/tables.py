@@ -25,7 +25,6 @@ from server.console.queries import page_size
 from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
 from server.insights import read
 from server.insights.funnel_request import COMPANY_NOTE
-from server.names import parse_catalog, parse_tenant
 from server.store import Store, rollups
 from server.store.rollups import DAY_US, PRODUCT_TYPES
 
@@ -252,7 +251,10 @@ def list_product_stats(store: Store, request: insights_pb2.ListProductStatsReque
                        ) -> insights_pb2.ListProductStatsResponse:
     """INVALID_ARGUMENT for a bad parent, range, order, size or token."""
     violations: list[FieldViolation] = []
-    catalog = gather(violations, parse_catalog, request.parent)
+    catalog = gather(violations, read.parse_catalog_not_tenant, request.parent,
+                     "per-product counts are a catalog's (projects/*/locations/*/catalogs/*), "
+                     "got the talent tenant {parent!r}: a tenant's per-job counts are "
+                     "ListJobStats'")
     span = gather(violations, read.parse_range, request)
     order = gather(violations, parse_order, request.order_by, PRODUCT_ORDERS, "views desc")
     size = gather(violations, page_size, request.page_size)
@@ -273,7 +275,10 @@ def list_job_stats(store: Store, request: insights_pb2.ListJobStatsRequest
                    ) -> insights_pb2.ListJobStatsResponse:
     """INVALID_ARGUMENT for a bad parent, range, order, size or token."""
     violations: list[FieldViolation] = []
-    tenant = gather(violations, parse_tenant, request.parent)
+    tenant = gather(violations, read.parse_tenant_not_catalog, request.parent,
+                    "per-job counts are a talent tenant's (projects/*/tenants/*), got the "
+                    "retail catalog {parent!r}: a catalog's per-product counts are "
+                    "ListProductStats'")
     span = gather(violations, read.parse_range, request)
     order = gather(violations, parse_order, request.order_by, JOB_ORDERS, "impressions desc")
     size = gather(violations, page_size, request.page_size)

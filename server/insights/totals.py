@@ -15,7 +15,7 @@ from footfall.retail.v2 import user_event_pb2
 from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
 from server.insights import read
 from server.insights.funnel import US_PER_DAY, day
-from server.names import CatalogName, parse_catalog, parse_tenant
+from server.names import CatalogName
 from server.store import Store
 
 US_PER_HOUR = 3_600_000_000
@@ -32,19 +32,12 @@ _KINDS = {"purchase-complete": _PURCHASE, "search": _SEARCH, "detail-page-view":
 
 
 def _catalog(parent: str) -> CatalogName:
-    """The catalog the totals are asked of; INVALID_ARGUMENT naming `parent` otherwise,
-    saying, for a talent tenant, which of its insights a job site has instead (it was
-    told only the form of a catalog's name, as if it had mistyped one)."""
-    try:
-        return parse_catalog(parent)
-    except InvalidArgument:
-        if gather([], parse_tenant, parent) is None:
-            raise
-    raise InvalidArgument.field("parent", (
-        f"totals are answered for a catalog (projects/*/locations/*/catalogs/*), got the "
-        f"talent tenant {parent!r}: a tenant's events by day are RunFunnel's with "
-        f"breakdown BY_DAY, and each job's counts ListJobStats' between start_time and "
-        f"end_time"))
+    """The catalog the totals are asked of; INVALID_ARGUMENT naming `parent` otherwise
+    (for a tenant, saying which of its insights answer instead)."""
+    return read.parse_catalog_not_tenant(parent, (
+        "totals are answered for a catalog (projects/*/locations/*/catalogs/*), got the "
+        "talent tenant {parent!r}: a tenant's events by day are RunFunnel's with breakdown "
+        "BY_DAY, and each job's counts ListJobStats' between start_time and end_time"))
 
 
 def _top_queries(request: insights_pb2.ComputeTotalsRequest) -> int:

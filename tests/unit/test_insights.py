@@ -500,6 +500,26 @@ def test_bad_table_and_totals_requests_are_refused_naming_the_field(store: Any) 
         assert [v.field for v in caught.value.violations] == [bad]
 
 
+def test_a_table_of_the_other_api_says_which_table_answers_instead(store: Any) -> None:
+    # Each was told only the form of its own parent, as if the name were mistyped.
+    catalog, tenant = "projects/p/locations/global/catalogs/c", "projects/p/tenants/t"
+    with pytest.raises(InvalidArgument) as caught:
+        tables.list_product_stats(store, insights_pb2.ListProductStatsRequest(parent=tenant))
+    assert [(v.field, v.description) for v in caught.value.violations] == [(
+        "parent", "per-product counts are a catalog's (projects/*/locations/*/catalogs/*), "
+                  f"got the talent tenant '{tenant}': a tenant's per-job counts are "
+                  "ListJobStats'")]
+    with pytest.raises(InvalidArgument) as caught:
+        tables.list_job_stats(store, insights_pb2.ListJobStatsRequest(parent=catalog))
+    assert [(v.field, v.description) for v in caught.value.violations] == [(
+        "parent", "per-job counts are a talent tenant's (projects/*/tenants/*), got the "
+                  f"retail catalog '{catalog}': a catalog's per-product counts are "
+                  "ListProductStats'")]
+    with pytest.raises(InvalidArgument) as caught:  # a name of neither: its form
+        tables.list_job_stats(store, insights_pb2.ListJobStatsRequest(parent="projects/p"))
+    assert caught.value.violations[0].description.startswith("must be of the form")
+
+
 @pytest.mark.parametrize(("order", "said"), [
     ("views\u00a0desc", "'views\\xa0desc'"),  # (split() took any Unicode space)
     ("views up", "optionally followed by asc or desc"),
