@@ -207,26 +207,31 @@ class Supervisor:
 
     def _replace_dead(self) -> int | None:
         """Start a new process in place of each that ended; an exit code when they die
-        too often to go on."""
+        too often to go on. A replacement that cannot start (the database away, the key
+        file being edited) is one more death, and tried again while the others serve:
+        it stopped the whole server at once."""
         for i, child in enumerate(self._children):
-            if child.process.is_alive():
-                continue
-            child.process.join()
-            _forget_metrics(child.process.pid)
-            log.warning("process %d (pid %s) ended with %s; starting another",
-                        child.index, child.process.pid, _how_ended(child.process.exitcode))
-            now = time.monotonic()
-            self._deaths = [t for t in self._deaths if now - t < RESTART_WINDOW] + [now]
-            if len(self._deaths) > MAX_RESTARTS:
-                log.error("%d processes ended within %gs: stopping", len(self._deaths),
-                          RESTART_WINDOW)
-                return 1
-            _take_stop(RESTART_DELAY)
-            self._children[i] = replacement = self._spawn(child.index)
-            if not self._ready_unless_stopped(replacement, START_SECONDS):
-                log.error("the process started in place of process %d was not ready",
-                          child.index)
-                return 1
+            while not child.process.is_alive():
+                child.process.join()
+                _forget_metrics(child.process.pid)
+                log.warning("process %d (pid %s) ended with %s; starting another",
+                            child.index, child.process.pid,
+                            _how_ended(child.process.exitcode))
+                now = time.monotonic()
+                self._deaths = [t for t in self._deaths if now - t < RESTART_WINDOW] + [now]
+                if len(self._deaths) > MAX_RESTARTS:
+                    log.error("%d processes ended within %gs: stopping", len(self._deaths),
+                              RESTART_WINDOW)
+                    return 1
+                _take_stop(RESTART_DELAY)
+                self._children[i] = child = self._spawn(child.index)
+                if self._ready_unless_stopped(child, START_SECONDS):
+                    log.info("process %d serves again (pid %s)", child.index, child.process.pid)
+                elif child.process.is_alive():
+                    log.error("the process started in place of process %d was not ready "
+                              "within %gs: killed", child.index, START_SECONDS)
+                    child.process.kill()
+                    child.process.join()
         return None
 
     @staticmethod

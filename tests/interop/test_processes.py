@@ -220,6 +220,33 @@ def test_sighup_reaches_every_process(start: Callable[..., ServerProcess],
                 metadata=with_key("second-key-0002"), timeout=RPC_DEADLINE)
 
 
+@pytest.mark.timeout(120)
+def test_a_replacement_that_cannot_start_is_tried_again_while_the_others_serve(
+        start: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    # The first replacement that did not start stopped the whole server, the process
+    # still serving included: a key file half edited, or the database away, when a
+    # process died (with PostgreSQL away: exit 1, where one process keeps running).
+    keys = write_keys(tmp_path / "keys.json", {"kept-key-000001": ("writer", ["footfall-interop"])})
+    good = keys.read_text()
+    server = start("--auth-file", str(keys))
+    victim = server_processes(server.proc.pid)[0]
+    keys.write_text('{"keys": {')  # being edited
+    os.kill(victim, signal.SIGKILL)
+    failed = "ended with exit code 2; starting another"
+    wait_until(lambda: any(failed in line for line in server.log) or None,
+               "a replacement refused by the key file", deadline=30, interval=0.02)
+    keys.write_text(good)  # the edit done: the next try starts
+    wait_until(lambda: any(" serves again (pid " in line for line in server.log)
+               or server.proc.poll() is not None or None, "a replacement serving", deadline=30)
+    assert server.proc.poll() is None, server.log_text()
+    for channel in range(CHANNELS):  # a connection each: both processes answer some
+        with retail_client(server.address) as client:
+            client.write_user_event(request={"parent": CATALOG, "user_event": {
+                "event_type": "home-page-view", "visitor_id": f"r{channel}"}},
+                metadata=with_key("kept-key-000001"), timeout=RPC_DEADLINE)
+    assert server.stop() == 0, server.log_text()
+
+
 def test_the_processes_end_with_their_parent(start: Callable[..., ServerProcess]) -> None:
     server = start()
     children = server_processes(server.proc.pid)
