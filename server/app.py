@@ -51,6 +51,7 @@ from server.http import HttpGateway, crosssite
 from server.http.connections import fit_connections
 from server.http.gateway import http_refusal
 from server.insights import service as insights_service
+from server.lines import counted
 from server.loop import LoopThread
 from server.operations import service as operations_service
 from server.operations.runner import Job, OperationRunner
@@ -364,7 +365,7 @@ def _reload_keys(running: Running) -> None:
     except AuthFileError as exc:
         log.error("SIGHUP: %s; the previous keys stay in force", exc)
         return
-    log.info("SIGHUP: re-read %s: %d keys", auth.path, auth.key_count)
+    log.info("SIGHUP: re-read %s: %s", auth.path, counted(auth.key_count, "key"))
     _warn_if_keyless(auth)
 
 
@@ -382,8 +383,8 @@ def _log_trust(running: Running) -> None:
     settings, policy = running.settings, running.policy
     assert policy is not None
     if policy.auth.enabled:
-        log.info("auth is on: %d API keys from %s (SIGHUP re-reads it)", policy.auth.key_count,
-                 policy.auth.path)
+        log.info("auth is on: %s from %s (SIGHUP re-reads it)",
+                 counted(policy.auth.key_count, "API key"), policy.auth.path)
         _warn_if_keyless(policy.auth)
     else:
         log.log(logging.INFO if crosssite.is_loopback_listener(settings.host) else logging.WARNING,

@@ -146,11 +146,13 @@ def product(found: product_pb2.Product) -> str:
     return printable(f"{found.id}  {kind:<10} {facts}")
 
 
+def counted(number: int, one: str) -> str:
+    """`number` of `one` (a noun whose plural takes an s): "1 key", "2 keys"."""
+    return f"{number} {one}{'' if number == 1 else 's'}"
+
+
 def reset(name: str, deleted: console_pb2.ResetResponse) -> str:
     """What a reset of the catalog or tenant `name` deleted, counted."""
-    def counted(number: int, one: str) -> str:
-        return f"{number} {one}{'' if number == 1 else 's'}"
-
     if "/tenants/" in name:
         parts = [counted(deleted.deleted_events_count, "client event"),
                  counted(deleted.deleted_rejections_count, "refusal")]

@@ -413,6 +413,7 @@ def test_a_file_without_keys_is_warned_of_at_start_and_on_sighup(
     # ("SIGHUP: " too: the start's "auth is on" line says "SIGHUP re-reads it")
     wait_until(lambda: "SIGHUP: re-read" in server.log_text(), "the keys to be read again")
     assert server.log_text().count(said) == 1
+    assert f"SIGHUP: re-read {keys}: 1 key\n" in server.log_text()  # (it said "1 keys")
     keys.write_text('{"keys": {}}', encoding="utf-8")
     server.proc.send_signal(signal.SIGHUP)
     wait_until(lambda: server.log_text().count(said) == 2, "the empty file to be warned of")
