@@ -42,6 +42,7 @@ from server.policy.auth import (
     resource_names,
 )
 from server.policy.faults import FaultInjector
+from server.policy.large import LargeRequests
 from server.policy.metrics import Metrics, split_method
 from server.policy.quota import ByteQuota, WriteQuota
 
@@ -117,6 +118,7 @@ class Policy:
         self.byte_quota = byte_quota
         self.rejections: Rejections | None = None  # where refused event writes are kept
         self.strict_names = False  # --strict-names (see check_strict_names)
+        self.large_requests = LargeRequests()
 
     @classmethod
     def from_settings(cls, settings: Settings, guarded: Iterable[str],

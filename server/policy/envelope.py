@@ -88,17 +88,24 @@ class Envelope:
         """`await call(decode(raw), context)`'s answer, or the FootfallError that refuses
         the call (see `refuse`). `grant`: what `screen` found (else the key is
         checked here, before decoding); `started`: when the transport began; `large`:
-        decode off the loop (server.loop.in_decoder); `bare`: the request without
+        decode off the loop (server.loop.in_decoder), in a turn of the key's large
+        requests (policy.large); `bare`: the request without
         `raw` (its URL path's fields), for the refusal of one `decode` refuses."""
         if started is None:
             started = time.perf_counter()
         origin.set_transport(origin.of_call(self.transport, method))
         admission: Admission | None = None
         request = None
+        turn = None
         try:
             if grant is None:
                 grant = self.policy.authenticate_early(method, metadata)
-            request = await in_decoder(decode, raw) if large else decode(raw)
+            if large:
+                turn = await self.policy.large_requests.turn(
+                    grant, max(len(raw) if isinstance(raw, bytes) else 0, LARGE_REQUEST_BYTES))
+                request = await in_decoder(decode, raw)
+            else:
+                request = decode(raw)
             admission = await self.policy.admit(method, metadata, request, context,
                                                 grant=grant)
             if getattr(context, "pixel", False):  # answered before its commit
@@ -111,6 +118,9 @@ class Envelope:
             if request is None and bare is not None:
                 request, grant = self.bare_request(method, bare, grant)
             return self.refuse(method, exc, started, context, admission, request, grant)
+        finally:
+            if turn is not None:
+                turn.ended()
         self.policy.record(method, self.transport, grpc.StatusCode.OK,
                            time.perf_counter() - started, admission)
         return answer

@@ -1,0 +1,65 @@
+"""Large requests of the keys that are handed out (writer and reader keys) take
+turns in a budget of time a second, fair between keys.
+
+A request of more than LARGE_REQUEST_BYTES is decoded and checked off the loop,
+but on the interpreter's one lock, and what it costs depends on its shape more
+than its bytes: json_format takes about 12 us for each small element of a list
+(a 9 MB body of 400,000 product details, one bare id each: 6 s of CPU; a binary
+event of 290,000 products, 1 s to check). Four such bodies at once of one shop's
+writer key (public in its pages) took another project's durable writes from about
+350 a second to 8 (the median 1.7 ms -> 69 ms, the longest 3.7 s). Now those of
+all writer and reader keys together take at most SECONDS_A_SECOND of each second
+(console.pace.Reading: the next turn to the key that has had the least), and
+another key's small calls keep their pace. Admin keys (kept secret, and the ones
+that send large inline imports) and calls with auth off are not paced.
+"""
+
+from __future__ import annotations
+
+import time
+
+from server.console.pace import Reading
+from server.policy.auth import Grant, Role
+
+# The time a second that large requests of writer and reader keys take together
+# (wall time from their decoding to their answer).
+SECONDS_A_SECOND = 0.5
+# What a large request is expected to cost before it is made, by its bytes: about
+# the most that JSON of small list elements costs. A key's requests sent at once
+# wait for the first's actual cost instead of all starting on a budget not yet spent.
+EXPECTED_SECONDS_PER_BYTE = 1e-6
+
+
+class Turn:
+    """A large request's turn, to end (`ended`) once it is answered."""
+
+    __slots__ = ("_budget", "_party", "_taken", "_started")
+
+    def __init__(self, budget: Reading, party: int, taken: float) -> None:
+        self._budget, self._party, self._taken = budget, party, taken
+        self._started = time.perf_counter()
+
+    def ended(self) -> None:
+        self._budget.spent(self._taken, time.perf_counter() - self._started, self._party)
+
+
+class LargeRequests:
+    """The budget of the large requests of writer and reader keys, on the server's
+    loop."""
+
+    def __init__(self, seconds_a_second: float = SECONDS_A_SECOND) -> None:
+        self._budget = Reading(seconds_a_second)
+
+    @property
+    def waiting(self) -> int:
+        """Large requests waiting for their turn now."""
+        return self._budget.waiting
+
+    async def turn(self, grant: Grant | None, size: int) -> Turn | None:
+        """Once the turn of a request of `size` bytes has come: its Turn; None at once
+        for one that is not paced (auth off, an admin key)."""
+        if grant is None or grant.role is Role.ADMIN:
+            return None
+        party = id(grant)  # (by the key itself: names need not be unique)
+        taken = await self._budget.take(size * EXPECTED_SECONDS_PER_BYTE, party)
+        return Turn(self._budget, party, taken)
