@@ -94,6 +94,11 @@ def user_event_violations(event: Any, path: str = "user_event", *,
         out.append(FieldViolation(f"{path}.event_type", "is required"))
     elif "\0" in kind:  # the event type, visitor and user ids are columns
         out.append(FieldViolation(f"{path}.event_type", NUL_REFUSED))
+    elif len(kind) > MAX_ID:
+        # (a custom type is Footfall's: Google takes its list only. A megabyte's type
+        # was stored, and then came back whole in every totals bucket and list line,
+        # while a funnel's step may name one of 128 characters at most)
+        out.append(_too_long(f"{path}.event_type", kind, MAX_ID))
     elif strict_event_types and kind not in EVENT_TYPES:
         out.append(FieldViolation(
             f"{path}.event_type",

@@ -53,6 +53,7 @@ INVALID = [
                                               user_event_pb2.UserEvent()),
      "user_event.visitor_id"),
     ("visitor too long", make("home-page-view", visitorId="v" * 129), "user_event.visitor_id"),
+    ("custom event type too long", make("t" * 129), "user_event.event_type"),
     ("session over 128 bytes", make("home-page-view", sessionId="é" * 65),
      "user_event.session_id"),
     ("user id too long", make("home-page-view", userInfo={"userId": "u" * 129}),
@@ -144,6 +145,12 @@ def test_strict_event_types_refuses_custom_types_and_lists_the_allowed() -> None
     [violation] = user_event_violations(event, strict_event_types=True)
     assert violation.field == "user_event.event_type"
     assert "detail-page-view" in violation.description
+
+
+def test_a_custom_event_type_of_128_characters_is_the_longest() -> None:
+    assert flagged(make("t" * 128)) == []
+    [violation] = user_event_violations(make("t" * 1_000_000))
+    assert violation.description == "must be at most 128 characters, got 1000000"
 
 
 def test_import_requires_event_time() -> None:
