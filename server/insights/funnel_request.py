@@ -101,11 +101,14 @@ def parse(request: insights_pb2.RunFunnelRequest) -> Funnel:
     violations: list[FieldViolation] = []
     parent = gather(violations, _parent, request.parent)
     retail = not isinstance(parent, TenantName)
-    steps = tuple(request.steps) or tuple(
-        insights_pb2.FunnelStep(event_type=t) for t in (SHOP_FUNNEL if retail else TALENT_FUNNEL))
-    if len(steps) > MAX_STEPS:
+    if len(request.steps) > MAX_STEPS:
         violations.append(FieldViolation("steps", f"must be at most {MAX_STEPS}, "
-                                                  f"got {len(steps)}"))
+                                                  f"got {len(request.steps)}"))
+    # Only the steps a funnel may have are checked: this runs on the loop, and a
+    # million empty steps (5 MB, a reader key's) held every call of both transports
+    # for 2.6 s while each was told it had no event type.
+    steps = tuple(request.steps[:MAX_STEPS]) or tuple(
+        insights_pb2.FunnelStep(event_type=t) for t in (SHOP_FUNNEL if retail else TALENT_FUNNEL))
     for i, step in enumerate(steps):
         violations += _step_violations(f"steps[{i}]", step, retail,
                                        parent if isinstance(parent, TenantName) else None)

@@ -478,6 +478,17 @@ def test_bad_funnels_are_refused_naming_the_field(fields: dict[str, Any], bad: s
     assert [v.field for v in caught.value.violations] == [bad]
 
 
+def test_only_the_steps_a_funnel_may_have_are_checked() -> None:
+    # (a million empty steps, each told it had no event type, held the loop 2.6 s)
+    request = insights_pb2.RunFunnelRequest(parent="projects/p/locations/global/catalogs/c")
+    request.steps.extend([insights_pb2.FunnelStep()] * 100_000)
+    with pytest.raises(InvalidArgument) as caught:
+        funnel_request.parse(request)
+    assert [v.field for v in caught.value.violations] == [
+        "steps", *(f"steps[{i}].event_type" for i in range(funnel_request.MAX_STEPS))]
+    assert caught.value.violations[0].description == "must be at most 10, got 100000"
+
+
 def test_bad_table_and_totals_requests_are_refused_naming_the_field(store: Any) -> None:
     catalog = "projects/p/locations/global/catalogs/c"
     cases = [
