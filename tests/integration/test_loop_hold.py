@@ -16,6 +16,8 @@ from urllib.parse import quote
 import grpc
 import pytest
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_event_service_pb2_grpc
+from footfall.talent.v4 import event_pb2, event_service_pb2, event_service_pb2_grpc
+from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -26,6 +28,7 @@ from server.config import Settings
 from server.policy.envelope import LARGE_REQUEST_BYTES
 from server.retail import collect, validation
 from server.store import EventQuery
+from server.talent import event_service
 
 from .http_client import call
 
@@ -73,6 +76,22 @@ def test_a_large_grpc_write_is_decoded_and_checked_off_the_loop(
     assert checked_on == ["footfall-loop", "footfall-decode"]
     both.store.flush()
     assert both.store.count_user_events(EventQuery(CATALOG)) == 2
+
+
+def test_a_large_client_event_is_checked_off_the_loop(
+        both: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (55,000 jobs of bad names, a writer key's 2 MB, held the loop 0.5 s)
+    checked_on = record_threads(monkeypatch, event_service, "client_event_violations")
+    with grpc.insecure_channel(f"127.0.0.1:{both.port}") as channel:
+        create = event_service_pb2_grpc.EventServiceStub(channel).CreateClientEvent
+        for event_id, jobs in (("small", 1), ("large", LARGE_REQUEST_BYTES // 20)):
+            event = event_pb2.ClientEvent(event_id=event_id, request_id="r",
+                                          create_time=timestamp_pb2.Timestamp(seconds=100))
+            event.job_event.type = event_pb2.JobEvent.VIEW
+            event.job_event.jobs.extend(["projects/p/tenants/t/jobs/j"] * jobs)
+            create(event_service_pb2.CreateClientEventRequest(
+                parent="projects/p/tenants/t", client_event=event))
+    assert checked_on == ["footfall-loop", "footfall-decode"]
 
 
 def test_a_large_collect_is_parsed_and_checked_off_the_loop(
