@@ -14,7 +14,7 @@ from google.protobuf import json_format
 
 from server import json_keys, lenient_json, protojson
 from server.errors import FieldViolation, InvalidArgument
-from server.retail.validation import MAX_LONG_TEXT, MAX_USER_AGENT
+from server.retail.validation import MAX_LONG_TEXT, MAX_USER_AGENT, too_long
 
 # A 1x1 transparent GIF: header, screen 1x1 with a 2-colour table (black, white),
 # a graphic control extension marking colour 0 transparent, one 1x1 image, trailer.
@@ -121,12 +121,9 @@ def decode_collect_request(request: Any, event: Any) -> list[FieldViolation]:
     if refused_rule:
         violations.append(FieldViolation("prebuilt_rule", _refused_rule(rule)))
     if len(request.user_event) > MAX_USER_EVENT_CHARS:
-        violations.append(FieldViolation(
-            "user_event", f"must be at most {MAX_USER_EVENT_CHARS} characters, "
-                          f"got {len(request.user_event)}"))
+        violations.append(too_long("user_event", request.user_event, MAX_USER_EVENT_CHARS))
     if len(request.uri) > MAX_URI_CHARS:
-        violations.append(FieldViolation(
-            "uri", f"must be at most {MAX_URI_CHARS} characters, got {len(request.uri)}"))
+        violations.append(too_long("uri", request.uri, MAX_URI_CHARS))
     if request.ets < 0:
         violations.append(FieldViolation("ets", f"must not be negative, got {request.ets}"))
     elif request.ets > MAX_ETS_MILLIS:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from server.errors import DeadlineExceeded, InvalidArgument
+from server.retail.validation import too_long
 
 MAX_FILES = 100  # per import, as Google's
 MAX_URI_CHARS = 2000  # Google's limit for one input URI
@@ -45,8 +46,7 @@ class _Outside(OSError):
 
 def _split(uri: str, field: str) -> tuple[str, str]:
     if len(uri) > MAX_URI_CHARS:
-        raise InvalidArgument.field(field, f"must be at most {MAX_URI_CHARS} characters, "
-                                           f"got {len(uri)}")
+        raise InvalidArgument([too_long(field, uri, MAX_URI_CHARS)])
     if not uri.startswith("gs://"):
         raise InvalidArgument.field(field, f"must be a gs://bucket/path URI, got {uri[:200]!r}")
     bucket, _, path = uri[len("gs://"):].partition("/")

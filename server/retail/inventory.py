@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from footfall.retail.v2 import common_pb2, product_pb2
+from footfall.retail.v2 import common_pb2
 from google.protobuf import field_mask_pb2
 
 from server import names
@@ -25,9 +25,12 @@ from server.retail.product_validation import (
     FULFILLMENT_TYPES,
     INDEXABLE_KEY,
     PLACE_ID_PATTERN,
+    check_availability,
     check_fulfillment,
     check_price,
+    unknown_fulfillment_type,
 )
+from server.retail.validation import too_long, too_many
 
 # The Product fields SetInventory may set (its set_mask paths), and the
 # LocalInventory fields AddLocalInventories may set (its add_mask paths).
@@ -232,7 +235,7 @@ def _place_ids(places: Sequence[str], path: str, most: int, longest: int, patter
     if not places:
         out.append(FieldViolation(path, "at least one place id is required"))
     elif len(places) > most:
-        out.append(FieldViolation(path, f"must have at most {most} values, got {len(places)}"))
+        out.append(too_many(path, places, most))
     for i, place in enumerate(places):
         if not place:
             out.append(FieldViolation(f"{path}[{i}]", "must not be empty"))
@@ -266,10 +269,8 @@ def check_set_inventory(request: Any) -> ProductKey:
         _mask(paths, SET_MASK_PATHS, "set_mask", out)
         if "price_info" in paths:
             check_price(inventory.price_info, "inventory.price_info", out)
-        if "availability" in paths and \
-                inventory.availability not in product_pb2.Product.Availability.values():
-            out.append(FieldViolation("inventory.availability",
-                                      f"unknown availability {inventory.availability}"))
+        if "availability" in paths:
+            check_availability(inventory.availability, "inventory.availability", out)
         if "fulfillment_info" in paths:
             check_fulfillment(inventory.fulfillment_info, "inventory.fulfillment_info", out)
 
@@ -281,8 +282,7 @@ def check_fulfillment_places(request: Any) -> ProductKey:
     naming each bad field."""
     def rules(out: list[FieldViolation]) -> None:
         if request.type not in FULFILLMENT_TYPES:
-            out.append(FieldViolation("type", f"unknown fulfillment type {request.type[:50]!r}; "
-                                              f"allowed: {', '.join(FULFILLMENT_TYPES)}"))
+            out.append(unknown_fulfillment_type("type", request.type[:50]))
         _place_ids(request.place_ids, "place_ids", MAX_REQUEST_PLACES, MAX_REQUEST_PLACE_ID,
                    True, out)
 
@@ -297,9 +297,7 @@ def check_add_local_inventories(request: Any) -> ProductKey:
         if not inventories:
             out.append(FieldViolation("local_inventories", "at least one is required"))
         elif len(inventories) > MAX_LOCAL_INVENTORIES:
-            out.append(FieldViolation("local_inventories", f"must have at most "
-                                                           f"{MAX_LOCAL_INVENTORIES} values, got "
-                                                           f"{len(inventories)}"))
+            out.append(too_many("local_inventories", inventories, MAX_LOCAL_INVENTORIES))
         seen: set[str] = set()
         for i, inventory in enumerate(inventories):
             where = f"local_inventories[{i}]"
@@ -323,8 +321,7 @@ def _local_place_id(place: str, path: str, seen: set[str], out: list[FieldViolat
     if not place:
         out.append(FieldViolation(path, "is required"))
     elif len(place) > MAX_LOCAL_PLACE_ID:
-        out.append(FieldViolation(path, f"must be at most {MAX_LOCAL_PLACE_ID} characters, "
-                                        f"got {len(place)}"))
+        out.append(too_long(path, place, MAX_LOCAL_PLACE_ID))
     elif place in seen:
         out.append(FieldViolation(path, f"place {place[:50]!r} appears more than once"))
     seen.add(place)
@@ -333,8 +330,7 @@ def _local_place_id(place: str, path: str, seen: set[str], out: list[FieldViolat
 def _local_attributes(attributes: Any, path: str, out: list[FieldViolation]) -> None:
     """Google's rules for the attributes of one place: few, short keys, one value each."""
     if len(attributes) > MAX_LOCAL_ATTRIBUTES:
-        out.append(FieldViolation(path, f"must have at most {MAX_LOCAL_ATTRIBUTES} entries, "
-                                        f"got {len(attributes)}"))
+        out.append(too_many(path, attributes, MAX_LOCAL_ATTRIBUTES, "entries"))
     for key in sorted(attributes):
         value = attributes[key]
         where = f"{path}[{key[:50]!r}]"
@@ -346,9 +342,7 @@ def _local_attributes(attributes: Any, path: str, out: list[FieldViolation]) -> 
                                              "number)"))
         for j, text in enumerate(value.text):
             if len(text) > MAX_LOCAL_ATTRIBUTE_TEXT:
-                out.append(FieldViolation(f"{where}.text[{j}]", f"must be at most "
-                                                                f"{MAX_LOCAL_ATTRIBUTE_TEXT} "
-                                                                f"characters, got {len(text)}"))
+                out.append(too_long(f"{where}.text[{j}]", text, MAX_LOCAL_ATTRIBUTE_TEXT))
         for j, number in enumerate(value.numbers):
             if not math.isfinite(number):  # as a product's attributes: no NaN, no infinity
                 out.append(FieldViolation(f"{where}.numbers[{j}]",
@@ -362,8 +356,7 @@ def _fulfillment_types(types: Sequence[str], path: str, out: list[FieldViolation
     seen: set[str] = set()
     for i, kind in enumerate(types):
         if kind not in FULFILLMENT_TYPES:
-            out.append(FieldViolation(f"{path}[{i}]", f"unknown fulfillment type {kind[:50]!r}; "
-                                                      f"allowed: {', '.join(FULFILLMENT_TYPES)}"))
+            out.append(unknown_fulfillment_type(f"{path}[{i}]", kind[:50]))
         elif kind in seen:
             out.append(FieldViolation(f"{path}[{i}]", f"{kind!r} appears more than once"))
         seen.add(kind)

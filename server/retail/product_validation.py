@@ -21,6 +21,8 @@ from server.retail.validation import (
     attribute_violations,
     currency_violations,
     finite_violations,
+    too_long,
+    too_many,
 )
 
 PRIMARY = product_pb2.Product.PRIMARY
@@ -75,19 +77,15 @@ _NESTED_LISTS = (
 )
 
 
-def _too_long(path: str, value: str, limit: int) -> FieldViolation:
-    return FieldViolation(path, f"must be at most {limit} characters, got {len(value)}")
-
-
 def _strings(values: Sequence[str], path: str, most: int, longest: int, no_empty: bool,
              out: list[FieldViolation]) -> None:
     if len(values) > most:
-        out.append(FieldViolation(path, f"must have at most {most} values, got {len(values)}"))
+        out.append(too_many(path, values, most))
     for i, value in enumerate(values):
         if no_empty and not value:
             out.append(FieldViolation(f"{path}[{i}]", "must not be empty"))
         elif len(value) > longest:
-            out.append(_too_long(f"{path}[{i}]", value, longest))
+            out.append(too_long(f"{path}[{i}]", value, longest))
 
 
 def is_gtin(value: str) -> bool:
@@ -111,12 +109,12 @@ def product_violations(product: Any, path: str = "product") -> list[FieldViolati
     if kind not in (PRIMARY, VARIANT, COLLECTION):
         out.append(FieldViolation(f"{path}.type", f"unknown product type {kind}"))
     if len(product.id) > MAX_ID:
-        out.append(_too_long(f"{path}.id", product.id, MAX_ID))
+        out.append(too_long(f"{path}.id", product.id, MAX_ID))
 
     if not product.title:
         out.append(FieldViolation(f"{path}.title", "is required"))
     elif len(product.title) > MAX_TITLE:
-        out.append(_too_long(f"{path}.title", product.title, MAX_TITLE))
+        out.append(too_long(f"{path}.title", product.title, MAX_TITLE))
 
     _grouping(product, path, out)
 
@@ -131,12 +129,10 @@ def product_violations(product: Any, path: str = "product") -> list[FieldViolati
     for name, limit in (("description", MAX_LONG_TEXT), ("uri", MAX_LONG_TEXT), ("gtin", MAX_ID)):
         value = getattr(product, name)
         if len(value) > limit:
-            out.append(_too_long(f"{path}.{name}", value, limit))
+            out.append(too_long(f"{path}.{name}", value, limit))
     if product.gtin and len(product.gtin) <= MAX_ID and not is_gtin(product.gtin):
         out.append(FieldViolation(f"{path}.gtin", f"is not a valid GTIN: {product.gtin!r}"))
-    if product.availability not in product_pb2.Product.Availability.values():
-        out.append(FieldViolation(f"{path}.availability",
-                                  f"unknown availability {product.availability}"))
+    check_availability(product.availability, f"{path}.availability", out)
 
     _attributes(product.attributes, f"{path}.attributes", out)
     check_price(product.price_info, f"{path}.price_info", out)
@@ -154,8 +150,7 @@ def product_violations(product: Any, path: str = "product") -> list[FieldViolati
 
 def _promotions(promotions: Sequence[Any], path: str, out: list[FieldViolation]) -> None:
     if len(promotions) > MAX_PROMOTIONS:
-        out.append(FieldViolation(path, f"must have at most {MAX_PROMOTIONS} values, "
-                                        f"got {len(promotions)}"))
+        out.append(too_many(path, promotions, MAX_PROMOTIONS))
     for i, promotion in enumerate(promotions):
         given = promotion.promotion_id
         if len(given) > MAX_PROMOTION_ID or not PROMOTION_ID.fullmatch(given):
@@ -170,7 +165,7 @@ def _grouping(product: Any, path: str, out: list[FieldViolation]) -> None:
     primary = product.primary_product_id
     field = f"{path}.primary_product_id"
     if len(primary) > MAX_ID:
-        out.append(_too_long(field, primary, MAX_ID))
+        out.append(too_long(field, primary, MAX_ID))
     if product.type == PRIMARY and primary and primary != product.id:
         out.append(FieldViolation(field, "must be empty or the product's own id for a PRIMARY "
                                          f"product, got {primary!r}"))
@@ -181,15 +176,13 @@ def _grouping(product: Any, path: str, out: list[FieldViolation]) -> None:
     if members and product.type != COLLECTION:
         out.append(FieldViolation(field, "is only allowed on COLLECTION products"))
     if len(members) > MAX_COLLECTION_MEMBERS:
-        out.append(FieldViolation(field, f"must have at most {MAX_COLLECTION_MEMBERS} values, "
-                                         f"got {len(members)}"))
+        out.append(too_many(field, members, MAX_COLLECTION_MEMBERS))
 
 
 def _attributes(attributes: Any, path: str, out: list[FieldViolation]) -> None:
     attribute_violations(attributes, path, out)
     if len(attributes) > MAX_ATTRIBUTES:
-        out.append(FieldViolation(path, f"must have at most {MAX_ATTRIBUTES} entries, "
-                                        f"got {len(attributes)}"))
+        out.append(too_many(path, attributes, MAX_ATTRIBUTES, "entries"))
     for key in sorted(attributes):
         value = attributes[key]
         where = f"{path}[{key[:50]!r}]"
@@ -232,20 +225,30 @@ def _rating(rating: Any, path: str, out: list[FieldViolation]) -> None:
                                   f"got {len(rating.rating_histogram)}"))
 
 
+def check_availability(availability: int, path: str, out: list[FieldViolation]) -> None:
+    """A violation of `path` when `availability` is no Product.Availability."""
+    if availability not in product_pb2.Product.Availability.values():
+        out.append(FieldViolation(path, f"unknown availability {availability}"))
+
+
+def unknown_fulfillment_type(path: str, shown: str) -> FieldViolation:
+    """`path` holds `shown`, which is no fulfillment type."""
+    return FieldViolation(path, f"unknown fulfillment type {shown!r}; "
+                                f"allowed: {', '.join(FULFILLMENT_TYPES)}")
+
+
 def check_fulfillment(infos: Sequence[Any], path: str, out: list[FieldViolation]) -> None:
     seen: set[str] = set()
     for i, info in enumerate(infos):
         where = f"{path}[{i}]"
         if info.type not in FULFILLMENT_TYPES:
-            out.append(FieldViolation(f"{where}.type", f"unknown fulfillment type "
-                                      f"{info.type!r}; allowed: {', '.join(FULFILLMENT_TYPES)}"))
+            out.append(unknown_fulfillment_type(f"{where}.type", info.type))
         elif info.type in seen:
             out.append(FieldViolation(f"{where}.type",
                                       f"fulfillment type {info.type!r} appears more than once"))
         seen.add(info.type)
         if len(info.place_ids) > MAX_PLACE_IDS:
-            out.append(FieldViolation(f"{where}.place_ids", f"must have at most {MAX_PLACE_IDS} "
-                                      f"values, got {len(info.place_ids)}"))
+            out.append(too_many(f"{where}.place_ids", info.place_ids, MAX_PLACE_IDS))
         for j, place in enumerate(info.place_ids):
             if len(place) > MAX_PLACE_ID or not PLACE_ID_PATTERN.fullmatch(place):
                 out.append(FieldViolation(f"{where}.place_ids[{j}]",
@@ -255,14 +258,13 @@ def check_fulfillment(infos: Sequence[Any], path: str, out: list[FieldViolation]
 
 def _images(images: Sequence[Any], path: str, out: list[FieldViolation]) -> None:
     if len(images) > MAX_IMAGES:
-        out.append(FieldViolation(path, f"must have at most {MAX_IMAGES} values, "
-                                        f"got {len(images)}"))
+        out.append(too_many(path, images, MAX_IMAGES))
     for i, image in enumerate(images):
         where = f"{path}[{i}]"
         if not image.uri:
             out.append(FieldViolation(f"{where}.uri", "is required"))
         elif len(image.uri) > MAX_LONG_TEXT:
-            out.append(_too_long(f"{where}.uri", image.uri, MAX_LONG_TEXT))
+            out.append(too_long(f"{where}.uri", image.uri, MAX_LONG_TEXT))
         for name in ("height", "width"):
             if getattr(image, name) < 0:
                 out.append(FieldViolation(f"{where}.{name}",

@@ -17,6 +17,7 @@ from google.protobuf import field_mask_pb2
 from server.errors import FieldViolation
 from server.names import MAX_PRODUCT_ID, product_id_problem, product_name
 from server.retail.product_validation import LATEST_EXPIRE_NS, PRIMARY
+from server.retail.validation import too_long
 
 RESOURCE_TYPE = "google.cloud.retail.v2.Product"
 _DESCRIPTOR = product_pb2.Product.DESCRIPTOR
@@ -46,8 +47,7 @@ def product_id_violations(product_id: str, field: str = "product_id") -> list[Fi
     if not product_id:
         return [FieldViolation(field, "is required")]
     if len(product_id) > MAX_PRODUCT_ID:
-        return [FieldViolation(field, f"must be at most {MAX_PRODUCT_ID} characters, "
-                                      f"got {len(product_id)}")]
+        return [too_long(field, product_id, MAX_PRODUCT_ID)]
     problem = product_id_problem(product_id)
     if problem is not None:
         return [FieldViolation(field, problem)]

@@ -21,6 +21,7 @@ from typing import TypeVar
 from google.protobuf import timestamp_pb2
 
 from server.errors import InvalidArgument
+from server.retail.validation import too_long
 from server.store.rows import EventQuery, TimeBound
 
 MAX_FILTER_CHARS = 5_000
@@ -251,8 +252,7 @@ def checked(text: str, field: str, run: Callable[[], T]) -> T:
     """`run()`, which parses `text`: INVALID_ARGUMENT naming `field` for a `text`
     that is too long, or a Fail of the parse."""
     if len(text) > MAX_FILTER_CHARS:
-        raise InvalidArgument.field(field, f"must be at most {MAX_FILTER_CHARS} characters, "
-                                           f"got {len(text)}")
+        raise InvalidArgument([too_long(field, text, MAX_FILTER_CHARS)])
     try:
         return run()
     except Fail as fail:

@@ -23,6 +23,7 @@ from server.operations import records
 from server.operations.runner import JobContext
 from server.retail import products
 from server.retail.product_validation import VARIANT
+from server.retail.validation import too_long
 from server.store.rows import Progress, Step, StepResult
 
 KIND = "purge-products"
@@ -140,8 +141,7 @@ def parse_filter(text: str) -> Matcher:
     if not text.strip():
         raise InvalidArgument.field("filter", 'is required; "*" purges every product')
     if len(text) > MAX_FILTER:
-        raise InvalidArgument.field("filter", f"must be at most {MAX_FILTER} characters, "
-                                              f"got {len(text)}")
+        raise InvalidArgument([too_long("filter", text, MAX_FILTER)])
     if text.strip() == "*":
         return lambda _: True
     return _Parser(text).parse()

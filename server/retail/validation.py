@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import socket
+from collections.abc import Sized
 from typing import Any
 
 import pycountry
@@ -47,8 +48,38 @@ MAX_ATTRIBUTE_TEXT = 256
 MAX_AHEAD_SECONDS = 86_400
 
 
-def _too_long(path: str, value: str, limit: int, unit: str = "characters") -> FieldViolation:
+def too_long(path: str, value: Sized, limit: int, unit: str = "characters") -> FieldViolation:
+    """`path`'s value, of len(`value`) `unit`, is over `limit`."""
     return FieldViolation(path, f"must be at most {limit} {unit}, got {len(value)}")
+
+
+def too_many(path: str, values: Sized, most: int, unit: str = "values") -> FieldViolation:
+    """`path` holds len(`values`) `unit`, more than `most`."""
+    return FieldViolation(path, f"must have at most {most} {unit}, got {len(values)}")
+
+
+def id_violations(value: str, path: str, limit: int, out: list[FieldViolation],
+                  required: bool = True) -> None:
+    """The first rule the id `value` breaks: given (when `required`), at most `limit`
+    characters, no NUL (each id is kept in a column: see NUL_REFUSED)."""
+    if not value:
+        if required:
+            out.append(FieldViolation(path, "is required"))
+    elif len(value) > limit:
+        out.append(too_long(path, value, limit))
+    elif "\0" in value:
+        out.append(FieldViolation(path, NUL_REFUSED))
+
+
+def ahead_violations(time: Any, now_s: int | None, path: str,
+                     out: list[FieldViolation]) -> None:
+    """A violation of `path` when the Timestamp `time` is more than MAX_AHEAD_SECONDS
+    after `now_s`, the server's time (None: not checked)."""
+    if now_s is not None and time.seconds > now_s + MAX_AHEAD_SECONDS:
+        out.append(FieldViolation(
+            path, "must be at most a day after the server's time "
+            f"({timestamp_pb2.Timestamp(seconds=now_s).ToJsonString()}), got "
+            f"{time.ToJsonString()}"))
 
 
 def is_ip_address(text: str) -> bool:
@@ -104,25 +135,14 @@ def user_event_violations(event: Any, path: str = "user_event", *,
             f"{path}.event_type",
             f"unknown event type {kind!r}; allowed: {', '.join(EVENT_TYPES)}"))
 
-    if not event.visitor_id:
-        out.append(FieldViolation(f"{path}.visitor_id", "is required"))
-    elif len(event.visitor_id) > MAX_ID:
-        out.append(_too_long(f"{path}.visitor_id", event.visitor_id, MAX_ID))
-    elif "\0" in event.visitor_id:
-        out.append(FieldViolation(f"{path}.visitor_id", NUL_REFUSED))
-
-    if len(event.session_id.encode()) > MAX_ID:
-        out.append(FieldViolation(f"{path}.session_id",
-                                  f"must be at most {MAX_ID} bytes, "
-                                  f"got {len(event.session_id.encode())}"))
+    id_violations(event.visitor_id, f"{path}.visitor_id", MAX_ID, out)
+    session_id = event.session_id.encode()
+    if len(session_id) > MAX_ID:
+        out.append(too_long(f"{path}.session_id", session_id, MAX_ID, "bytes"))
 
     if require_event_time and not event.HasField("event_time"):
         out.append(FieldViolation(f"{path}.event_time", "is required"))
-    elif now_s is not None and event.event_time.seconds > now_s + MAX_AHEAD_SECONDS:
-        out.append(FieldViolation(
-            f"{path}.event_time", "must be at most a day after the server's time "
-            f"({timestamp_pb2.Timestamp(seconds=now_s).ToJsonString()}), got "
-            f"{event.event_time.ToJsonString()}"))
+    ahead_violations(event.event_time, now_s, f"{path}.event_time", out)
 
     _user_info(event.user_info, f"{path}.user_info", out)
     _page_fields(event, kind, path, out)
@@ -136,19 +156,16 @@ def user_event_violations(event: Any, path: str = "user_event", *,
 
     # (Google documents no limit for referrer_uri: the event's size bounds it)
     if len(event.uri) > MAX_LONG_TEXT:
-        out.append(_too_long(f"{path}.uri", event.uri, MAX_LONG_TEXT))
+        out.append(too_long(f"{path}.uri", event.uri, MAX_LONG_TEXT))
 
     attribute_violations(event.attributes, f"{path}.attributes", out)
     return out
 
 
 def _user_info(info: Any, path: str, out: list[FieldViolation]) -> None:
-    if len(info.user_id) > MAX_ID:
-        out.append(_too_long(f"{path}.user_id", info.user_id, MAX_ID))
-    elif "\0" in info.user_id:
-        out.append(FieldViolation(f"{path}.user_id", NUL_REFUSED))
+    id_violations(info.user_id, f"{path}.user_id", MAX_ID, out, required=False)
     if len(info.user_agent) > MAX_USER_AGENT:
-        out.append(_too_long(f"{path}.user_agent", info.user_agent, MAX_USER_AGENT))
+        out.append(too_long(f"{path}.user_agent", info.user_agent, MAX_USER_AGENT))
     if info.ip_address:
         if not is_ip_address(info.ip_address):
             out.append(FieldViolation(f"{path}.ip_address",
@@ -180,7 +197,7 @@ def _page_fields(event: Any, kind: str, path: str, out: list[FieldViolation]) ->
                         ("search_query", MAX_LONG_TEXT)):
         value = getattr(event, name)
         if len(value) > limit:
-            out.append(_too_long(f"{path}.{name}", value, limit))
+            out.append(too_long(f"{path}.{name}", value, limit))
 
 
 def _products(event: Any, kind: str, path: str, out: list[FieldViolation]) -> None:
@@ -192,12 +209,8 @@ def _products(event: Any, kind: str, path: str, out: list[FieldViolation]) -> No
         return
     for i, detail in enumerate(details):
         product = detail.product
-        if not product.id:
-            out.append(FieldViolation(f"{path}.product_details[{i}].product.id", "is required"))
-        elif len(product.id) > MAX_ID:
-            out.append(_too_long(f"{path}.product_details[{i}].product.id", product.id, MAX_ID))
-        elif "\0" in product.id:  # (the product's stats keep it in a column of its own)
-            out.append(FieldViolation(f"{path}.product_details[{i}].product.id", NUL_REFUSED))
+        # (the product's stats keep its id in a column of its own)
+        id_violations(product.id, f"{path}.product_details[{i}].product.id", MAX_ID, out)
         if product.HasField("price_info"):
             # (a code of no currency, or "usd", stood as a currency of its own in insights)
             where = f"{path}.product_details[{i}].product.price_info"
@@ -228,7 +241,7 @@ def _purchase(event: Any, kind: str, path: str, out: list[FieldViolation]) -> No
         out.append(FieldViolation(f"{field}.currency_code", "is required"))
     currency_violations(purchase.currency_code, f"{field}.currency_code", out)
     if len(purchase.id) > MAX_ID:
-        out.append(_too_long(f"{field}.id", purchase.id, MAX_ID))
+        out.append(too_long(f"{field}.id", purchase.id, MAX_ID))
 
 
 def finite_violations(message: Any, names: tuple[str, ...], path: str,
@@ -279,9 +292,7 @@ def attribute_violations(attributes: Any, path: str, out: list[FieldViolation]) 
             out.append(FieldViolation(where, "exactly one of text or numbers must be set"))
         for name, values in (("text", text), ("numbers", numbers)):
             if len(values) > MAX_ATTRIBUTE_VALUES:
-                out.append(FieldViolation(f"{where}.{name}",
-                                          f"must have at most {MAX_ATTRIBUTE_VALUES} values, "
-                                          f"got {len(values)}"))
+                out.append(too_many(f"{where}.{name}", values, MAX_ATTRIBUTE_VALUES))
         for j, number in enumerate(numbers):
             if not math.isfinite(number):
                 out.append(FieldViolation(f"{where}.numbers[{j}]",
@@ -290,4 +301,4 @@ def attribute_violations(attributes: Any, path: str, out: list[FieldViolation]) 
             if not value_text:
                 out.append(FieldViolation(f"{where}.text[{j}]", "must not be empty"))
             elif len(value_text) > MAX_ATTRIBUTE_TEXT:
-                out.append(_too_long(f"{where}.text[{j}]", value_text, MAX_ATTRIBUTE_TEXT))
+                out.append(too_long(f"{where}.text[{j}]", value_text, MAX_ATTRIBUTE_TEXT))

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 from footfall.talent.v4 import event_pb2
-from google.protobuf import timestamp_pb2, unknown_fields
+from google.protobuf import unknown_fields
 
 from server.errors import FieldViolation, gather
-from server.names import NUL_REFUSED, JobName, TenantName, parse_job
-from server.retail.validation import MAX_AHEAD_SECONDS
+from server.names import JobName, TenantName, parse_job
+from server.retail.validation import ahead_violations, id_violations, too_long
 
 MAX_ID = 255
 # proto3 keeps an enum number it does not know: only the contract's are events.
@@ -48,24 +48,13 @@ def client_event_violations(event: Any, tenant: TenantName | None, now_s: int | 
     (`holds_profile_event`), refused naming it (not as one lacking a job_event).
     """
     out: list[FieldViolation] = []
-    if not event.event_id:
-        out.append(FieldViolation(f"{path}.event_id", "is required"))
-    elif len(event.event_id) > MAX_ID:
-        out.append(FieldViolation(f"{path}.event_id", f"must be at most {MAX_ID} characters, "
-                                                      f"got {len(event.event_id)}"))
-    elif "\0" in event.event_id:  # the key of its column (unique per tenant)
-        out.append(FieldViolation(f"{path}.event_id", NUL_REFUSED))
+    # (the event id is the key of its column, unique per tenant)
+    id_violations(event.event_id, f"{path}.event_id", MAX_ID, out)
     if len(event.request_id) > MAX_ID:
-        out.append(FieldViolation(f"{path}.request_id",
-                                  f"must be at most {MAX_ID} characters, "
-                                  f"got {len(event.request_id)}"))
+        out.append(too_long(f"{path}.request_id", event.request_id, MAX_ID))
     if not event.HasField("create_time"):
         out.append(FieldViolation(f"{path}.create_time", "is required"))
-    elif now_s is not None and event.create_time.seconds > now_s + MAX_AHEAD_SECONDS:
-        out.append(FieldViolation(
-            f"{path}.create_time", "must be at most a day after the server's time "
-            f"({timestamp_pb2.Timestamp(seconds=now_s).ToJsonString()}), got "
-            f"{event.create_time.ToJsonString()}"))
+    ahead_violations(event.create_time, now_s, f"{path}.create_time", out)
     if profile_event:
         out.append(FieldViolation(f"{path}.profile_event", PROFILE_EVENT_REFUSED))
     if not event.HasField("job_event"):

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 from footfall.retail.v2 import user_event_pb2
-from google.protobuf import json_format
+from google.protobuf import json_format, timestamp_pb2
 
-from server.retail.validation import EVENT_TYPES, user_event_violations
+from server.errors import FieldViolation
+from server.retail.validation import (
+    EVENT_TYPES,
+    ahead_violations,
+    id_violations,
+    too_long,
+    too_many,
+    user_event_violations,
+)
 
 PRODUCT = [{"product": {"id": "sku-1"}, "quantity": 1}]
 PURCHASE = {"id": "order-1", "revenue": 12.5, "currencyCode": "USD"}
@@ -167,3 +175,36 @@ def test_path_prefix_is_used_for_nested_events() -> None:
     event = make("detail-page-view")
     fields = [v.field for v in user_event_violations(event, "input_config.user_events[3]")]
     assert fields == ["input_config.user_events[3].product_details"]
+
+
+@pytest.mark.parametrize(("value", "required", "said"), [
+    ("", True, "is required"),
+    ("", False, None),
+    ("x" * 129, False, "must be at most 128 characters, got 129"),
+    ("a\0b", True, "must not hold a NUL character (U+0000)"),
+    ("x" * 128, True, None),
+])
+def test_id_violations_says_the_first_rule_an_id_breaks(value: str, required: bool,
+                                                        said: str | None) -> None:
+    out: list[FieldViolation] = []
+    id_violations(value, "user_event.visitor_id", 128, out, required=required)
+    assert out == ([] if said is None else [FieldViolation("user_event.visitor_id", said)])
+
+
+def test_too_long_and_too_many_say_the_limit_and_the_size() -> None:
+    assert str(too_long("a.b", "xyz", 2)) == "a.b: must be at most 2 characters, got 3"
+    assert str(too_long("a.b", b"xyz", 2, "bytes")) == "a.b: must be at most 2 bytes, got 3"
+    assert str(too_many("a.c", [1, 2, 3], 2)) == "a.c: must have at most 2 values, got 3"
+    assert str(too_many("a.d", {"k": 1}, 0, "entries")) == \
+        "a.d: must have at most 0 entries, got 1"
+
+
+def test_ahead_violations_refuses_a_time_more_than_a_day_after_the_server_s() -> None:
+    now_s = 1_700_000_000
+    out: list[FieldViolation] = []
+    ahead_violations(timestamp_pb2.Timestamp(seconds=now_s + 86_400), now_s, "t", out)
+    ahead_violations(timestamp_pb2.Timestamp(seconds=now_s + 10**9), None, "t", out)
+    assert out == []
+    ahead_violations(timestamp_pb2.Timestamp(seconds=now_s + 86_401), now_s, "t", out)
+    assert out == [FieldViolation("t", "must be at most a day after the server's time "
+                                       "(2023-11-14T22:13:20Z), got 2023-11-15T22:13:21Z")]
