@@ -182,12 +182,24 @@ class Metrics:
     def watch_pace(self, pace: Any) -> None:
         """Show how often the console's watches of single rows waited for their
         shared budget of messages (console/pace.py; this process's, under --processes)."""
-        self._exposed.register(_PaceWaits(pace))
+        self._exposed.register(_Waits(
+            pace, "footfall_watch_message_waits",
+            "Times a console watch of single rows (WatchUserEvents and the like) waited "
+            "for its turn in --watch-messages: each time, it fell behind the rows "
+            "stored rather than slow the writes.",
+            "footfall_watches_waiting_for_messages",
+            "Console watches of single rows waiting for --watch-messages now."))
 
     def watch_reading(self, reading: Any) -> None:
         """Show how often the reads of the console's watches waited for their shared
         budget of reading time (console/pace.py's Reading; this process's)."""
-        self._exposed.register(_ReadingWaits(reading))
+        self._exposed.register(_Waits(
+            reading, "footfall_watch_read_waits",
+            "Reads of the store by the console's watches (a feed's, after a commit, or a "
+            "watch's catching up) that waited for their turn in --watch-read-ms: each "
+            "time, a feed fell behind the rows stored rather than slow the writes.",
+            "footfall_watch_reads_waiting",
+            "Reads of the console's watches waiting for their turn in --watch-read-ms now."))
 
     # -- operations ------------------------------------------------------------
 
@@ -236,43 +248,20 @@ class _Uncommitted(Collector):
             "yet: what a kill -9 now would lose.", value=self._store.acknowledged_uncommitted)
 
 
-class _PaceWaits(Collector):
-    """The waits of the watches' shared budget of messages, read at each scrape
-    (a collector for the same reason as _Uncommitted)."""
+class _Waits(Collector):
+    """The waits of one of the watches' shared budgets (console/pace.py: its `waits`
+    so far, counted, and its `waiting` now), read at each scrape (a collector for the
+    same reason as _Uncommitted)."""
 
-    def __init__(self, pace: Any) -> None:
-        self._pace = pace
-
-    def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(
-            "footfall_watch_message_waits",
-            "Times a console watch of single rows (WatchUserEvents and the like) waited "
-            "for its turn in --watch-messages: each time, it fell behind the rows "
-            "stored rather than slow the writes.", value=self._pace.waits)
-        yield GaugeMetricFamily(
-            "footfall_watches_waiting_for_messages",
-            "Console watches of single rows waiting for --watch-messages now.",
-            value=self._pace.waiting)
-
-
-class _ReadingWaits(Collector):
-    """The waits of the watches' shared budget of reading time, read at each scrape
-    (a collector for the same reason as _Uncommitted)."""
-
-    def __init__(self, reading: Any) -> None:
-        self._reading = reading
+    def __init__(self, budget: Any, waits: str, waits_help: str, waiting: str,
+                 waiting_help: str) -> None:
+        self._budget = budget
+        self._names = (waits, waits_help, waiting, waiting_help)
 
     def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(
-            "footfall_watch_read_waits",
-            "Reads of the store by the console's watches (a feed's, after a commit, or a "
-            "watch's catching up) that waited for their turn in --watch-read-ms: each "
-            "time, a feed fell behind the rows stored rather than slow the writes.",
-            value=self._reading.waits)
-        yield GaugeMetricFamily(
-            "footfall_watch_reads_waiting",
-            "Reads of the console's watches waiting for their turn in --watch-read-ms now.",
-            value=self._reading.waiting)
+        waits, waits_help, waiting, waiting_help = self._names
+        yield CounterMetricFamily(waits, waits_help, value=self._budget.waits)
+        yield GaugeMetricFamily(waiting, waiting_help, value=self._budget.waiting)
 
 
 class CallCounts(Collector):
