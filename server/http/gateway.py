@@ -624,17 +624,13 @@ class HttpGateway:
         it; else it is cancelled (and records that)."""
         if seconds is None or seconds > MAX_WAIT_SECONDS:
             return await work
-        if not go_on:
-            try:
-                return await asyncio.wait_for(work, timeout=seconds)
-            except TimeoutError:
-                raise DeadlineExceeded("the deadline (X-Server-Timeout) passed before the "
-                                       "answer was ready") from None
-        task = asyncio.ensure_future(work)
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        if go_on:
+            task = asyncio.ensure_future(work)
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+            work = asyncio.shield(task)
         try:
-            return await asyncio.wait_for(asyncio.shield(task), timeout=seconds)
+            return await asyncio.wait_for(work, timeout=seconds)
         except TimeoutError:
             raise DeadlineExceeded("the deadline (X-Server-Timeout) passed before the "
                                    "answer was ready") from None
