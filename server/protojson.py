@@ -534,7 +534,6 @@ def syntax_problem(error: ValueError, document: bytes | str, *, one_line: bool =
     return f"{msg} at {place}, {shown}"
 
 
-
 def _not_utf8(document: bytes, one_line: bool = False) -> str | None:
     """Where `document` stops being UTF-8, and the byte there: orjson says "str is
     not valid UTF-8: surrogates not allowed: line 1 column 1 (char 0)" wherever
@@ -687,10 +686,7 @@ def _proto_path(descriptor: Descriptor | None, parts: list[str]) -> str:
     out = []
     for part in parts:
         name, bracket, index = part.partition("[")
-        field = None
-        if descriptor is not None:
-            field = next((f for f in descriptor.fields
-                          if name in (f.json_name, f.name)), None)
+        field = _field_named(descriptor, name) if descriptor is not None else None
         if field is None:
             break
         out.append(field.name + bracket + index)
