@@ -295,7 +295,7 @@ SPECIAL_FLOATS = frozenset({"NaN", "Infinity", "-Infinity"})
 _TIMESTAMP_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
                              r"(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})")
 _DURATION_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]{1,9})?s")
-_INTEGER_CPP_TYPES = frozenset({_F.CPPTYPE_INT32, _F.CPPTYPE_INT64, _F.CPPTYPE_UINT32,
+INTEGER_CPP_TYPES = frozenset({_F.CPPTYPE_INT32, _F.CPPTYPE_INT64, _F.CPPTYPE_UINT32,
                                 _F.CPPTYPE_UINT64})
 _MAX_DEPTH = 100  # json_format's own limit: it refuses a document nested deeper
 _SHOWN = 100  # characters of a refused value that a message repeats
@@ -359,7 +359,7 @@ def _scalar_problem(value: Any, field: FieldDescriptor) -> str | None:
     if type(value) is not str:
         return None  # json_format judges JSON numbers, booleans and the rest
     kind = field.cpp_type
-    if kind in _INTEGER_CPP_TYPES:
+    if kind in INTEGER_CPP_TYPES:
         return whole_number_problem(value)
     if kind in (_F.CPPTYPE_FLOAT, _F.CPPTYPE_DOUBLE):
         return number_problem(value, kind == _F.CPPTYPE_FLOAT)
@@ -577,6 +577,11 @@ _PLAIN = [
 ]
 
 
+def without_field_list(error: Exception) -> str:
+    """json_format's message of `error` without the fields it lists after it."""
+    return _LISTED_FIELDS.sub("", str(error)).strip()
+
+
 def parse_error(error: json_format.ParseError, descriptor: Any,
                 data: Any = None) -> tuple[str, str]:
     """(`field.path[i]` of proto field names below `descriptor`, or "" when it names
@@ -586,7 +591,7 @@ def parse_error(error: json_format.ParseError, descriptor: Any,
     PlacedError says its own place."""
     if isinstance(error, PlacedError):
         return error.path, error.reason
-    text = _LISTED_FIELDS.sub("", str(error)).strip()
+    text = without_field_list(error)
     names: list[str] = []
     while step := _STEP.match(text):
         names.append(step[1])

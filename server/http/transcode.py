@@ -46,7 +46,6 @@ _QUERY_MESSAGES = frozenset({
     "google.protobuf.BoolValue", "google.protobuf.StringValue", "google.protobuf.BytesValue",
 })
 _BOOLS = {"true": True, "false": False, "1": True, "0": False}
-_AVAILABLE_FIELDS = re.compile(r"\s*Available Fields.*", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -117,17 +116,6 @@ def output_of(query: Mapping[str, str]) -> Output:
     return Output(enums_as_ints, pretty, explicit)
 
 
-@functools.cache
-def _fields_by_any_name(message: descriptor.Descriptor) -> dict[str, FieldDescriptor]:
-    found = {f.json_name: f for f in message.fields}
-    found.update({f.name: f for f in message.fields})
-    return found
-
-
-def _clean(error: Exception) -> str:
-    return _AVAILABLE_FIELDS.sub("", str(error)).strip()
-
-
 def _set(target: Message, name: str, value: Any) -> None:
     """Set field `name` of `target` from a proto3-JSON `value`, as protojson.parse_into
     does (raising its ParseError); a plain string field directly, since json_format's
@@ -154,14 +142,11 @@ def _apply_path(request: Message, path_values: Mapping[str, str]) -> list[FieldV
                                                          "path)"))
             continue
         *parents, leaf = field_path.split(".")
-        target = request
-        for name in parents:
-            target = getattr(target, name)
         try:
-            _set(target, leaf, value)
+            _set(functools.reduce(getattr, parents, request), leaf, value)
         except json_format.ParseError as exc:
             violations.append(FieldViolation(field_path, f"bad value in the URL path: "
-                                                         f"{_clean(exc)}"))
+                                                         f"{protojson.without_field_list(exc)}"))
     return violations
 
 
@@ -198,7 +183,7 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
                 isinstance(document, dict) and len(document) == 1:
             [key] = document
             if key in (field.name, field.json_name) and \
-                    key not in _fields_by_any_name(field.message_type):
+                    key not in protojson.fields_by_any_name(field.message_type):
                 # ({"userEvent": {...}} was told only that a UserEvent has no such field)
                 return [FieldViolation(where, "Invalid JSON payload received: the body is "
                                               f"the {field.message_type.name} itself, not an "
@@ -207,7 +192,7 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
     elif not isinstance(document, dict):
         return [FieldViolation(where, "Invalid JSON payload received: the body must be a "
                                       "JSON object (the request message)")]
-    fields = _fields_by_any_name(request.DESCRIPTOR)
+    fields = protojson.fields_by_any_name(request.DESCRIPTOR)
     violations: list[FieldViolation] = []
     seen: set[str] = set()
     oneofs: dict[str, str] = {}
@@ -312,7 +297,7 @@ def _query_field(request: Message, name: str
     for part in name.split("."):
         if message is None or (walked and message.full_name in _QUERY_MESSAGES):
             return [], f"{'.'.join(f.name for f in walked)} has no fields to set from the query"
-        field = _fields_by_any_name(message).get(part)
+        field = protojson.fields_by_any_name(message).get(part)
         if field is None:
             return [], f"unknown query parameter: {message.full_name} has no field {part!r}"
         if walked and walked[-1].is_repeated:
@@ -365,13 +350,11 @@ def _apply_query(request: Message, route: Route, query: Iterable[tuple[str, str]
         if bad is not None:
             violations.append(FieldViolation(name, bad))
             continue
-        target = request
-        for field in walked[:-1]:
-            target = getattr(target, field.name)
+        target = functools.reduce(getattr, (field.name for field in walked[:-1]), request)
         try:
             _set(target, leaf.name, converted if repeated else converted[0])
         except json_format.ParseError as exc:
-            why = _NUMBER_KINDS.get(_number_type(leaf)) or _clean(exc)
+            why = _NUMBER_KINDS.get(_number_type(leaf)) or protojson.without_field_list(exc)
             violations.append(FieldViolation(name, f"cannot take {values[0][:100]!r}: {why}"))
     return violations
 
@@ -400,10 +383,8 @@ def _mask_json(value: str) -> str:
 
 # What a query parameter of a number field must be (json_format's own words are
 # Python's: "invalid literal for int() with base 10").
-_INTEGERS = (FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64,
-             FieldDescriptor.CPPTYPE_UINT32, FieldDescriptor.CPPTYPE_UINT64)
 _NUMBER_KINDS = {
-    **dict.fromkeys(_INTEGERS, "must be a whole number"),
+    **dict.fromkeys(protojson.INTEGER_CPP_TYPES, "must be a whole number"),
     **dict.fromkeys((FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE),
                     "must be a number"),
 }
@@ -433,7 +414,8 @@ def _number_problem(leaf: FieldDescriptor, text: str) -> str | None:
     integer, within the type's range (NaN and Infinity for a float); an enum's
     number, when it is not given by name, is a whole number within int32."""
     kind = _number_type(leaf)
-    if kind not in _RANGES or text in protojson.SPECIAL_FLOATS and kind not in _INTEGERS:
+    integer = kind in protojson.INTEGER_CPP_TYPES
+    if kind not in _RANGES or text in protojson.SPECIAL_FLOATS and not integer:
         return None
     shown = f"cannot take {text[:100]!r}"
     if leaf.enum_type is not None:
@@ -450,7 +432,7 @@ def _number_problem(leaf: FieldDescriptor, text: str) -> str | None:
         whole = value == value.to_integral_value()
     except decimal.InvalidOperation:  # an exponent past what decimal holds (1e10**20)
         whole, value = False, decimal.Decimal("Infinity")
-    if kind in _INTEGERS and not whole and value.is_finite():
+    if integer and not whole and value.is_finite():
         return f"{shown}: {_NUMBER_KINDS[kind]}"
     if not low <= value <= high:
         return f"{shown}: out of range for {type_name} ({low:g} to {high:g})" \
@@ -464,7 +446,7 @@ def _plain_fields(message: descriptor.Descriptor) -> dict[str, str]:
     """Field name by proto and JSON name, for the top-level string fields of
     `message` that are neither repeated nor in a oneof: what a path variable or a
     query parameter sets as it comes."""
-    return {name: field.name for name, field in _fields_by_any_name(message).items()
+    return {name: field.name for name, field in protojson.fields_by_any_name(message).items()
             if field.type == field.TYPE_STRING and not field.is_repeated
             and field.containing_oneof is None}
 
