@@ -43,21 +43,14 @@ class _Fallback(Exception):
     """The fast path does not cover this value: use json_format."""
 
 
-_STRING_TYPES = (_F.TYPE_STRING,)
-_INT_TYPES = (_F.TYPE_INT32, _F.TYPE_SINT32, _F.TYPE_SFIXED32, _F.TYPE_UINT32, _F.TYPE_FIXED32,
-              _F.TYPE_INT64, _F.TYPE_SINT64, _F.TYPE_SFIXED64, _F.TYPE_UINT64, _F.TYPE_FIXED64)
 _FLOAT_TYPES = (_F.TYPE_FLOAT, _F.TYPE_DOUBLE)
 _WRAPPERS = {"google.protobuf.Int32Value", "google.protobuf.Int64Value",
              "google.protobuf.UInt32Value", "google.protobuf.UInt64Value",
              "google.protobuf.DoubleValue", "google.protobuf.FloatValue",
              "google.protobuf.BoolValue", "google.protobuf.StringValue"}
-_INT_LIMITS = {
-    _F.TYPE_INT32: (-(2**31), 2**31 - 1), _F.TYPE_SINT32: (-(2**31), 2**31 - 1),
-    _F.TYPE_SFIXED32: (-(2**31), 2**31 - 1), _F.TYPE_UINT32: (0, 2**32 - 1),
-    _F.TYPE_FIXED32: (0, 2**32 - 1), _F.TYPE_INT64: (-(2**63), 2**63 - 1),
-    _F.TYPE_SINT64: (-(2**63), 2**63 - 1), _F.TYPE_SFIXED64: (-(2**63), 2**63 - 1),
-    _F.TYPE_UINT64: (0, 2**64 - 1), _F.TYPE_FIXED64: (0, 2**64 - 1),
-}
+# The range of each integer field, by its cpp type (int32 for sint32 and sfixed32 too).
+INT_RANGES = {_F.CPPTYPE_INT32: (-(2**31), 2**31 - 1), _F.CPPTYPE_UINT32: (0, 2**32 - 1),
+              _F.CPPTYPE_INT64: (-(2**63), 2**63 - 1), _F.CPPTYPE_UINT64: (0, 2**64 - 1)}
 # The common timestamp form: 2024-01-31T23:59:59Z with 0, 3, 6 or 9 fraction digits
 # (ASCII digits: \d would take any script's).
 _TIMESTAMP = re.compile(
@@ -79,7 +72,7 @@ def _bool(value: Any) -> Any:
 
 
 def _int(kind: int) -> Callable[[Any], Any]:
-    low, high = _INT_LIMITS[kind]
+    low, high = INT_RANGES[kind]
 
     def convert(value: Any) -> Any:
         if type(value) is not int or not low <= value <= high:
@@ -139,12 +132,12 @@ def _wrapper(message: Descriptor) -> Callable[[Any], Any]:
 
 
 def _scalar(field: FieldDescriptor) -> Callable[[Any], Any]:
-    if field.type in _STRING_TYPES:
+    if field.type == _F.TYPE_STRING:
         return _string
     if field.type == _F.TYPE_BOOL:
         return _bool
-    if field.type in _INT_TYPES:
-        return _int(field.type)
+    if field.cpp_type in INT_RANGES:
+        return _int(field.cpp_type)
     if field.type in _FLOAT_TYPES:
         return _float(field.type)
     if field.type == _F.TYPE_ENUM:
@@ -295,8 +288,6 @@ SPECIAL_FLOATS = frozenset({"NaN", "Infinity", "-Infinity"})
 _TIMESTAMP_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
                              r"(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})")
 _DURATION_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]{1,9})?s")
-INTEGER_CPP_TYPES = frozenset({_F.CPPTYPE_INT32, _F.CPPTYPE_INT64, _F.CPPTYPE_UINT32,
-                                _F.CPPTYPE_UINT64})
 _MAX_DEPTH = 100  # json_format's own limit: it refuses a document nested deeper
 _SHOWN = 100  # characters of a refused value that a message repeats
 
@@ -359,7 +350,7 @@ def _scalar_problem(value: Any, field: FieldDescriptor) -> str | None:
     if type(value) is not str:
         return None  # json_format judges JSON numbers, booleans and the rest
     kind = field.cpp_type
-    if kind in INTEGER_CPP_TYPES:
+    if kind in INT_RANGES:
         return whole_number_problem(value)
     if kind in (_F.CPPTYPE_FLOAT, _F.CPPTYPE_DOUBLE):
         return number_problem(value, kind == _F.CPPTYPE_FLOAT)

@@ -384,7 +384,7 @@ def _mask_json(value: str) -> str:
 # What a query parameter of a number field must be (json_format's own words are
 # Python's: "invalid literal for int() with base 10").
 _NUMBER_KINDS = {
-    **dict.fromkeys(protojson.INTEGER_CPP_TYPES, "must be a whole number"),
+    **dict.fromkeys(protojson.INT_RANGES, "must be a whole number"),
     **dict.fromkeys((FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE),
                     "must be a number"),
 }
@@ -414,7 +414,7 @@ def _number_problem(leaf: FieldDescriptor, text: str) -> str | None:
     integer, within the type's range (NaN and Infinity for a float); an enum's
     number, when it is not given by name, is a whole number within int32."""
     kind = _number_type(leaf)
-    integer = kind in protojson.INTEGER_CPP_TYPES
+    integer = kind in protojson.INT_RANGES
     if kind not in _RANGES or text in protojson.SPECIAL_FLOATS and not integer:
         return None
     shown = f"cannot take {text[:100]!r}"
