@@ -11,6 +11,7 @@ stored event with such a path made every REST read of its catalog's events fail)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from typing import Any
@@ -83,11 +84,9 @@ def _snake_case(path: str) -> str:
 def _mask_violations(mask: Any, path: str) -> list[FieldViolation]:
     """The paths of a FieldMask proto3 JSON cannot write (json_format's words: "Fail
     to print FieldMask to Json string"): not snake_case."""
-    try:
+    with contextlib.suppress(ValueError):
         mask.ToJsonString()
         return []
-    except ValueError:
-        pass
     found = []
     for i, given in enumerate(mask.paths):
         try:

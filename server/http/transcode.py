@@ -13,6 +13,7 @@ unknown field in a JSON body: nothing a client sends is dropped.
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import functools
 import re
@@ -370,11 +371,8 @@ def _mask_json(value: str) -> str:
         camel = lenient_json.field_mask(path)
         if camel != path:
             mask = field_mask_pb2.FieldMask()
-            try:
+            with contextlib.suppress(ValueError):
                 mask.FromJsonString(camel)
-            except ValueError:
-                pass
-            else:
                 if list(mask.paths) == [path]:
                     path = camel
         paths.append(path)

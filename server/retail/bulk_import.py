@@ -15,6 +15,7 @@ in the job's thread, in the order of the lines.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -212,11 +213,8 @@ def check_gcs_source(source: import_config_pb2.GcsSource, root: Path, prefix: st
         return out
     total = 0
     for i, uri in enumerate(source.input_uris):
-        try:
-            total += len(gcs.input_files(root, uri, f"{uris}[{i}]",
-                                         limit=gcs.MAX_FILES - total, deadline=deadline))
-        except InvalidArgument as exc:
-            out.extend(exc.violations)
+        total += len(gather(out, gcs.input_files, root, uri, f"{uris}[{i}]",
+                            gcs.MAX_FILES - total, deadline) or ())
         if total > gcs.MAX_FILES:
             out.append(too_many_files(uris))
             break
@@ -516,10 +514,8 @@ def _bytes_left(files: Sequence[str], start: Position) -> int:
     regular file: a FIFO, a link, a file gone; reading says what is wrong)."""
     total = -start.offset
     for name in files[start.file:]:
-        try:
+        with contextlib.suppress(OSError):
             total += os.lstat(name).st_size
-        except OSError:
-            pass
     return max(total, 0)
 
 
