@@ -545,9 +545,7 @@ class Connection(web.RequestHandler):
         # (the message it was made from: Request.message is deprecated, its attribute not)
         if wrong is None or request._message is not wrong[0]:
             return None
-        refusal = _json_refusal(505, _version_status(wrong[1]))
-        refusal.force_close()
-        return refusal
+        return _json_refusal(505, _version_status(wrong[1]), closing=True)
 
     async def finish_response(self, request: web_request.BaseRequest,
                               resp: web.StreamResponse, start_time: float | None
@@ -682,21 +680,18 @@ class Connection(web.RequestHandler):
             answer = super().handle_error(request, status, exc, message)
             if not isinstance(exc, http_exceptions.HttpProcessingError):
                 return answer  # (a bug of ours: said as aiohttp says it)
-            refusal = _json_refusal(answer.status, status_pb2.Status(
+            return _json_refusal(answer.status, status_pb2.Status(
                 code=code_pb2.INVALID_ARGUMENT,
-                message=f"the request cannot be read as HTTP/1.1: {_unreadable(exc)}"))
-            refusal.force_close()
-            return refusal
+                message=f"the request cannot be read as HTTP/1.1: {_unreadable(exc)}"),
+                closing=True)
         peer = self.transport.get_extra_info("peername") if self.transport else None
         log.info("a request whose URL is over %d bytes, from %s, was answered 414", limit,
                  peer[0] if peer else "?")
-        response = _json_refusal(414, status_pb2.Status(
+        return _json_refusal(414, status_pb2.Status(
             code=code_pb2.INVALID_ARGUMENT,
             message=f"the URL is longer than the {limit:,} bytes this server reads (a GET "
                     f"collect carries at most {GET_EVENT_CHARS:,} characters of event); POST "
-                    f"a larger event to the same URL, as JSON"))
-        response.force_close()
-        return response
+                    f"a larger event to the same URL, as JSON"), closing=True)
 
     def log_exception(self, *args: Any, **kw: Any) -> None:
         error = kw.get("exc_info")
@@ -954,19 +949,17 @@ def framing_refusal(request: web_request.BaseRequest) -> web.Response | None:
     if coding is None:
         return None
     if request.version == HttpVersion10:
-        refusal = _json_refusal(400, status_pb2.Status(
+        return _json_refusal(400, status_pb2.Status(
             code=code_pb2.INVALID_ARGUMENT,
             message="an HTTP/1.0 request has no Transfer-Encoding: send HTTP/1.1, or a "
-                    "Content-Length"))
-    elif coding.strip().lower() != "chunked":
-        refusal = _json_refusal(501, status_pb2.Status(
+                    "Content-Length"), closing=True)
+    if coding.strip().lower() != "chunked":
+        return _json_refusal(501, status_pb2.Status(
             code=code_pb2.UNIMPLEMENTED,
             message=f"the request's Transfer-Encoding {coding[:50]!r} is not one this server "
-                    f"undoes: only chunked is (a packed body says Content-Encoding: gzip)"))
-    else:
-        return None
-    refusal.force_close()
-    return refusal
+                    f"undoes: only chunked is (a packed body says Content-Encoding: gzip)"),
+            closing=True)
+    return None
 
 
 def _version_status(version: str) -> status_pb2.Status:
@@ -984,10 +977,15 @@ def _version_answer(version: str) -> bytes:
                            retry=False)
 
 
-def _json_refusal(http: int, status: status_pb2.Status) -> web.Response:
-    return web.Response(status=http, body=error_body(status, http),
-                        headers={"Content-Type": "application/json; charset=utf-8",
-                                 "Cache-Control": "no-store"})
+def _json_refusal(http: int, status: status_pb2.Status, closing: bool = False) -> web.Response:
+    """Google's JSON error for `status`, answered `http`; with `closing`, the
+    connection closes after it."""
+    response = web.Response(status=http, body=error_body(status, http),
+                            headers={"Content-Type": "application/json; charset=utf-8",
+                                     "Cache-Control": "no-store"})
+    if closing:
+        response.force_close()
+    return response
 
 
 class _Pieces(payload.Payload):
