@@ -76,6 +76,12 @@ def _variants_of(stored_now: ProductReader, branch: str, primary: str,
                 yield other
 
 
+def _in_a_collection(member: str, collection: str) -> InvalidArgument:
+    """Why the product `member` cannot be deleted (nor its primary with force)."""
+    return InvalidArgument.field("name", f"product {member!r} is a member of collection "
+                                         f"{collection!r}; remove it from the collection first")
+
+
 class ProductService(product_service_pb2_grpc.ProductServiceServicer):
     def __init__(self, store: Store, clock: Clock, runner: OperationRunner,
                  gcs_root: Path) -> None:
@@ -136,9 +142,7 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
                                                     f"variants ({', '.join(variants)}); delete "
                                                     "them first")
             if collections:
-                raise InvalidArgument.field("name", f"product {product_id!r} is a member of "
-                                                    f"collection {collections[0]!r}; remove it "
-                                                    "from the collection first")
+                raise _in_a_collection(product_id, collections[0])
 
         return check
 
@@ -217,10 +221,7 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         held = await off_loop(self._reads.first_in_a_collection, branch,
                               {product_id, *variants})
         if held is not None:
-            member, collection = held
-            raise InvalidArgument.field("name", f"product {member!r} is a member of "
-                                                f"collection {collection!r}; remove it from "
-                                                "the collection first")
+            raise _in_a_collection(*held)
         deleted = 0
         for variant in variants:
             deleted += await off_loop(self._store.delete_product, branch, variant,
