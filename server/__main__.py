@@ -30,7 +30,6 @@ from server.cli_args import (  # noqa: E402
 from server.config import (  # noqa: E402
     DEFAULT_STORE,
     add_serve_arguments,
-    environ,
     settings_from_args,
 )
 from server.insights import cli as insights_cli  # noqa: E402
@@ -252,7 +251,7 @@ def _serve(args: argparse.Namespace, parent: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        parser = _parser(environ())
+        parser = _parser(os.environ)
     except (ValueError, argparse.ArgumentTypeError) as exc:  # a flag converting its variable
         print(f"footfall: error: a FOOTFALL_* variable: {exc}", file=sys.stderr)
         return 2

@@ -475,7 +475,7 @@ def _warn_of_unknown_variables() -> None:
     such as FOOTFALL_STORRE was ignored in silence, and the server used ./data while
     a misspelled flag is refused), naming the setting it most looks like."""
     known = {opt.variable for opt in OPTIONS}
-    for name in sorted(environ()):
+    for name in sorted(os.environ):
         if name.startswith("FOOTFALL_") and name not in known | OTHER_VARIABLES \
                 and not name.startswith(OTHER_PREFIXES):
             near = difflib.get_close_matches(name, sorted(known), n=1)
@@ -495,10 +495,6 @@ def readme_table() -> str:
         meaning = opt.meaning.replace("|", "\\|")  # a bare | would end the cell
         rows.append(f"| `{opt.flag}` | `{opt.variable}` | {default} | {meaning} |")
     return "\n".join(rows)
-
-
-def environ() -> Mapping[str, str]:
-    return os.environ
 
 
 if __name__ == "__main__":

@@ -70,13 +70,6 @@ class Admission:
 OPEN = Admission()
 
 
-def _header(metadata: Iterable[tuple[str, Any]], name: str) -> str | None:
-    for key, value in metadata:
-        if key == name and isinstance(value, str):
-            return value
-    return None
-
-
 _GOOGLE_CATALOG = re.compile(r"^projects/[^/]+/locations/(?P<location>[^/]+)"
                              r"(?:/catalogs/(?P<catalog>[^/]+))?")
 
@@ -245,7 +238,8 @@ class Policy:
 
     async def _inject(self, method: str, metadata: Metadata, context: Any) -> None:
         assert self.faults is not None
-        header = _header(metadata, faults.HEADER)
+        header = next((value for key, value in metadata
+                       if key == faults.HEADER and isinstance(value, str)), None)
         if header is None:
             return
         spec = faults.parse_spec(header)
