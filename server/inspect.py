@@ -312,7 +312,7 @@ def _print(records: Iterator[Any], line: Callable[[Any], str], as_json: bool,
 
 def _list_or_tail(args: argparse.Namespace, verb: str, kind: Kind, listing: Any,
                   watching: Any, none: str) -> int:
-    """`list`: the records `listing` selects, newest first (`none` on stderr if there
+    """`list`: the records `listing` selects, in its order (`none` on stderr if there
     are none); `tail`: what the watch `watching` sends, until Ctrl-C, after `--after`
     if given."""
     if verb == "list":
@@ -412,8 +412,7 @@ def _products(args: argparse.Namespace) -> int:
                                                       read_mask={"paths": ["*"]})
     none = (f"no product of {branch} matches --filter" if args.filter
             else f"no product in {branch}")
-    return _reading(args, lambda source: _print(
-        _records(source, PRODUCTS, listing, args.limit), PRODUCTS.line, args.json, none))
+    return _list_or_tail(args, "list", PRODUCTS, listing, None, none)
 
 
 def _branch(parent: str) -> str:

@@ -238,10 +238,7 @@ _UNROUTED_PIXEL = re.compile(r"/(?:(v2|v2beta|v2alpha)/)?(.{1,1024}?)/userEvents
 
 def _route_hint(raw_path: str) -> str:
     """"; " and the form of the paths of the service `raw_path` seems to be for, or ""."""
-    for pattern, form in _PATH_FORMS:
-        if pattern.match(raw_path):
-            return f"; {form}"
-    return ""
+    return next((f"; {form}" for pattern, form in _PATH_FORMS if pattern.match(raw_path)), "")
 
 
 class CallContext:
