@@ -92,7 +92,7 @@ from google.rpc import code_pb2, status_pb2
 from server.errors import ResourceExhausted, to_rpc_status
 from server.http.answers import ADVICE, WHAT
 from server.http.budget import Budget, Hold
-from server.http.errors import error_body
+from server.http.errors import error_body, json_error
 from server.retail.collect import GET_EVENT_CHARS, MAX_URI_CHARS
 
 log = logging.getLogger(__name__)
@@ -545,7 +545,7 @@ class Connection(web.RequestHandler):
         # (the message it was made from: Request.message is deprecated, its attribute not)
         if wrong is None or request._message is not wrong[0]:
             return None
-        return _json_refusal(505, _version_status(wrong[1]), closing=True)
+        return json_error(_version_status(wrong[1]), 505, closing=True)
 
     async def finish_response(self, request: web_request.BaseRequest,
                               resp: web.StreamResponse, start_time: float | None
@@ -680,14 +680,14 @@ class Connection(web.RequestHandler):
             answer = super().handle_error(request, status, exc, message)
             if not isinstance(exc, http_exceptions.HttpProcessingError):
                 return answer  # (a bug of ours: said as aiohttp says it)
-            return _json_refusal(answer.status, status_pb2.Status(
+            return json_error(http=answer.status, status=status_pb2.Status(
                 code=code_pb2.INVALID_ARGUMENT,
                 message=f"the request cannot be read as HTTP/1.1: {_unreadable(exc)}"),
                 closing=True)
         peer = self.transport.get_extra_info("peername") if self.transport else None
         log.info("a request whose URL is over %d bytes, from %s, was answered 414", limit,
                  peer[0] if peer else "?")
-        return _json_refusal(414, status_pb2.Status(
+        return json_error(http=414, status=status_pb2.Status(
             code=code_pb2.INVALID_ARGUMENT,
             message=f"the URL is longer than the {limit:,} bytes this server reads (a GET "
                     f"collect carries at most {GET_EVENT_CHARS:,} characters of event); POST "
@@ -909,20 +909,20 @@ def url_refusal(raw: str) -> web.Response | None:
     path, _, query = raw.partition("?")
     if not path.startswith("/") and not _ABSOLUTE_FORM.match(path):
         # CONNECT's host:port, OPTIONS' *: answered aiohttp's plain-text 404
-        return _json_refusal(400, status_pb2.Status(
+        return json_error(http=400, status=status_pb2.Status(
             code=code_pb2.INVALID_ARGUMENT,
             message=f"the request target {path[:100]!r} is not a path: this server answers "
                     f"requests for its paths only (no CONNECT, no OPTIONS *)"))
     segments = path.count("/")
     if len(path) > MAX_PATH_BYTES or segments > MAX_PATH_SEGMENTS:
-        return _json_refusal(414, status_pb2.Status(
+        return json_error(http=414, status=status_pb2.Status(
             code=code_pb2.INVALID_ARGUMENT,
             message=f"the URL's path is {len(path):,} bytes in {segments:,} segments; at most "
                     f"{MAX_PATH_BYTES:,} bytes and {MAX_PATH_SEGMENTS} segments are served (an "
                     f"event goes in the query or the body)"))
     parameters = query.count("&") + 1 if query else 0
     if parameters > MAX_QUERY_PARAMETERS:
-        return _json_refusal(400, status_pb2.Status(
+        return json_error(http=400, status=status_pb2.Status(
             code=code_pb2.INVALID_ARGUMENT,
             message=f"the URL's query has {parameters:,} parameters; at most "
                     f"{MAX_QUERY_PARAMETERS:,} are read"))
@@ -949,12 +949,12 @@ def framing_refusal(request: web_request.BaseRequest) -> web.Response | None:
     if coding is None:
         return None
     if request.version == HttpVersion10:
-        return _json_refusal(400, status_pb2.Status(
+        return json_error(http=400, status=status_pb2.Status(
             code=code_pb2.INVALID_ARGUMENT,
             message="an HTTP/1.0 request has no Transfer-Encoding: send HTTP/1.1, or a "
                     "Content-Length"), closing=True)
     if coding.strip().lower() != "chunked":
-        return _json_refusal(501, status_pb2.Status(
+        return json_error(http=501, status=status_pb2.Status(
             code=code_pb2.UNIMPLEMENTED,
             message=f"the request's Transfer-Encoding {coding[:50]!r} is not one this server "
                     f"undoes: only chunked is (a packed body says Content-Encoding: gzip)"),
@@ -975,17 +975,6 @@ def _version_answer(version: str) -> bytes:
     """The whole HTTP/1.1 answer, closing, to a request of `version` aiohttp never read."""
     return _closing_answer("505 HTTP Version Not Supported", _version_status(version),
                            retry=False)
-
-
-def _json_refusal(http: int, status: status_pb2.Status, closing: bool = False) -> web.Response:
-    """Google's JSON error for `status`, answered `http`; with `closing`, the
-    connection closes after it."""
-    response = web.Response(status=http, body=error_body(status, http),
-                            headers={"Content-Type": "application/json; charset=utf-8",
-                                     "Cache-Control": "no-store"})
-    if closing:
-        response.force_close()
-    return response
 
 
 class _Pieces(payload.Payload):
@@ -1013,8 +1002,7 @@ class _Pieces(payload.Payload):
 def _unsent_refusal(answer: web.StreamResponse, refusal: ResourceExhausted) -> web.Response:
     """429 with Google's JSON error for `refusal`, in place of `answer` (whose CORS
     headers it keeps)."""
-    response = _json_refusal(429, to_rpc_status(refusal))
-    response.headers["Retry-After"] = "1"
+    response = json_error(to_rpc_status(refusal), 429)  # (Retry-After: its RetryInfo's)
     for name, value in answer.headers.items():
         if name.startswith("Access-Control-") or name == "Vary":
             response.headers[name] = value

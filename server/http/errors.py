@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import orjson
+from aiohttp import web
 from google.protobuf import json_format
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
@@ -70,6 +71,23 @@ def error_body(status: status_pb2.Status, http: int | None = None) -> bytes:
     if status.details:
         error["details"] = [json_format.MessageToDict(d) for d in status.details]
     return orjson.dumps({"error": error}, option=orjson.OPT_INDENT_2)
+
+
+def json_error(status: status_pb2.Status, http: int | None = None,
+               closing: bool = False) -> web.Response:
+    """Google's JSON error for `status`, with Retry-After when it carries a RetryInfo;
+    `http` overrides the HTTP code the status maps to; with `closing`, the connection
+    closes after it."""
+    code = http or http_status(status.code)
+    headers = {"Cache-Control": "no-store"}
+    wait = retry_after(status)
+    if wait is not None:
+        headers["Retry-After"] = wait
+    response = web.Response(status=code, body=error_body(status, code),
+                            content_type="application/json", charset="utf-8", headers=headers)
+    if closing:
+        response.force_close()
+    return response
 
 
 def retry_after(status: status_pb2.Status) -> str | None:

@@ -65,7 +65,7 @@ from server.http.connections import (
     url_limit,
 )
 from server.http.crosssite import HostCheck, OriginCheck, authority, host_check
-from server.http.errors import error_body, http_status, http_status_of, retry_after
+from server.http.errors import http_status_of, json_error
 from server.http.routes import Route, Router, derive_routes
 from server.loop import off_loop
 from server.operations import records
@@ -382,7 +382,7 @@ class HttpGateway:
             named_by, host = authority(request)
             if not self._hosts.allows(host):
                 refusal = HostCheck.refusal(host or "", named_by)
-                return _error(to_rpc_status(refusal), http_status_of(refusal))
+                return json_error(to_rpc_status(refusal), http_status_of(refusal))
         if request.method == "OPTIONS":
             return self._preflight(request, raw_path)
         if raw_path == TRACKER_PATH and request.method in ("GET", "HEAD"):
@@ -638,9 +638,9 @@ class HttpGateway:
         status = to_rpc_status(error)
         if pixel.is_pixel(route, output):
             return self._cors(request, route, pixel.refused(status, request.remote or "?"))
-        response = _error(status, http_status_of(error))
-        if isinstance(error, (BodyTooSlow, RequestTooLarge)):  # the rest is not worth reading
-            response.force_close()
+        # (a body too large or too slow: the rest is not worth reading)
+        response = json_error(status, http_status_of(error),
+                              closing=isinstance(error, (BodyTooSlow, RequestTooLarge)))
         return self._cors(request, route, response)
 
     async def _read_body(self, request: web.Request, holder: str | None) -> bytes:
@@ -720,7 +720,7 @@ class HttpGateway:
         return task
 
     def _no_route(self, method: str, raw_path: str) -> web.Response:
-        return _error(self._no_route_status(method, raw_path))
+        return json_error(self._no_route_status(method, raw_path))
 
     def _no_route_status(self, method: str, raw_path: str) -> status_pb2.Status:
         others = self.router.methods_for(raw_path)
@@ -823,12 +823,10 @@ async def _expect_later(request: web.Request) -> web.StreamResponse | None:
     expect = request.headers.get("Expect", "")
     if request.version != HttpVersion11 or expect.strip().lower() == CONTINUE_EXPECTED:
         return None
-    response = _error(status_pb2.Status(
+    return json_error(status_pb2.Status(  # (closing: its body, if any, is not read)
         code=grpc.StatusCode.FAILED_PRECONDITION.value[0],
         message=f"the Expect header {expect[:50]!r} is not one this server meets: only "
-                f"100-continue is"), 417)
-    response.force_close()  # (its body, if any, is not read)
-    return response
+                f"100-continue is"), 417, closing=True)
 
 
 def _cancel_when_lost(request: web.Request) -> Callable[[], None] | None:
@@ -839,17 +837,6 @@ def _cancel_when_lost(request: web.Request) -> Callable[[], None] | None:
     if not isinstance(connection, Connection) or task is None:
         return None
     return connection.when_lost(task.cancel)
-
-
-def _error(status: status_pb2.Status, http: int | None = None) -> web.Response:
-    """Google's JSON error; `http` overrides the HTTP code the status maps to."""
-    code = http or http_status(status.code)
-    headers = {"Cache-Control": "no-store"}
-    wait = retry_after(status)
-    if wait is not None:
-        headers["Retry-After"] = wait
-    return web.Response(status=code, body=error_body(status, code),
-                        content_type="application/json", charset="utf-8", headers=headers)
 
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
