@@ -712,11 +712,7 @@ class HttpGateway:
         never runs its `finally` (a deadline of 0 leaked its body's bytes for good,
         and 16 such calls held the budget of every body)."""
         task = asyncio.ensure_future(work)
-
-        def give_back(_: Any) -> None:
-            self._bodies.give_back(holder, size)
-
-        task.add_done_callback(give_back)
+        task.add_done_callback(lambda _: self._bodies.give_back(holder, size))
         return task
 
     def _no_route(self, method: str, raw_path: str) -> web.Response:

@@ -18,6 +18,8 @@ from footfall.retail.v2 import product_pb2
 from server import wellknown
 from server.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from server.retail.validation import (
+    MAX_ID,
+    MAX_LONG_TEXT,
     attribute_violations,
     currency_violations,
     finite_violations,
@@ -29,14 +31,12 @@ PRIMARY = product_pb2.Product.PRIMARY
 VARIANT = product_pb2.Product.VARIANT
 COLLECTION = product_pb2.Product.COLLECTION
 
-MAX_ID = 128
 # A product's serialized bytes, at most: what answers it (CreateProduct, GetProduct) must
 # fit the 4 MiB answers clients take by default. Google documents field limits only;
 # a product at several of them at once (200 attributes of 400 texts of 256 characters)
 # was stored and then answered RESOURCE_EXHAUSTED by the client, and never read again.
 MAX_PRODUCT_BYTES = 2 * 1024 * 1024
 MAX_TITLE = 1_000
-MAX_LONG_TEXT = 5_000
 MAX_ATTRIBUTES = 200
 MAX_ATTRIBUTE_KEY = 128
 MAX_COLLECTION_MEMBERS = 1_000
