@@ -38,9 +38,7 @@ class Budget:
         second) past the room, or past the holder's share of it, unless they were
         `admitted` already (as other bytes of the same thing). `what` names what
         the bytes are ("request bodies"), `advice` ends the refusal."""
-        if admitted:
-            pass
-        elif self.total and self.total + size > self.room:
+        if not admitted and self.total and self.total + size > self.room:
             raise ResourceExhausted(
                 f"the server holds too many {what} at once (they may hold "
                 f"{self._room_said}); retry shortly{advice}", retry_after=1.0)
