@@ -237,10 +237,14 @@ def test_events_queued_when_a_newer_version_changes_the_tables_are_kept(database
     try:
         store.write_user_events([row("before")])
         with psycopg.connect(database, autocommit=True) as other:
-            # Connected first: the rename follows the write within its 5 ms on the
-            # writer (a connect on a busy machine took longer, and it committed).
-            store.write_user_events([row("acknowledged")], wait=False)
-            other.execute("ALTER TABLE user_events RENAME COLUMN transport TO transport_new")
+            # The table is held from before the write is queued until renamed, so the
+            # writer's batch meets the renamed column whenever it runs (the rename sent
+            # after the write lost the race with the writer's 5 ms on a busy machine:
+            # the batch committed, and nothing was left to keep).
+            with other.transaction():
+                other.execute("LOCK TABLE user_events IN ACCESS EXCLUSIVE MODE")
+                store.write_user_events([row("acknowledged")], wait=False)
+                other.execute("ALTER TABLE user_events RENAME COLUMN transport TO transport_new")
             with pytest.raises(StoreUnavailable, match="migrated by a newer Footfall"):
                 store.write_user_events([row("waited")])
             assert store.acknowledged_uncommitted == 1 and not store.healthy()
