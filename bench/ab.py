@@ -1,6 +1,7 @@
 """Before/after in one run: Footfall's pixel GET and durable WriteUserEvent, served
 by this checkout and by an older commit, beside the bare aiohttp and empty grpc.aio
-baselines, all started at once and measured in turns (baseline, before, after,
+baselines (each on asyncio's loop and on uvloop's; the ratios are to the one of the
+higher rate), all started at once and measured in turns (baselines, before, after,
 then again), so a busy machine weighs on every side alike.
 
     python -m bench.ab REV [--reps 3] [--seconds 5] [--requests 10000]
@@ -51,6 +52,10 @@ from bench.common import (
     summary,
 )
 
+# The empty-handler baselines of the write comparison, by name: bench/empty_server.py's
+# flavour (grpc.aio on asyncio's loop, and on uvloop's as Footfall serves).
+EMPTY = {"empty-aio": "aio", "empty-uvloop": "uvloop"}
+
 
 @contextlib.contextmanager
 def exported(rev: str) -> Iterator[Path]:
@@ -99,14 +104,19 @@ def footfall_from(tree: Path | None, postgres: bool = False, *extra: str) -> Ite
 def _pixel(servers: dict[str, Server], seconds: int, reps: int) -> dict[str, Any]:
     rates: dict[str, list[float]] = {name: [] for name in servers}
     cpu: dict[str, list[float]] = {name: [] for name in servers}
+    p99: dict[str, list[float]] = {name: [] for name in servers}
     for server in servers.values():
         collect.wrk(server.http_port, 1, 16)  # warm-up
     for rep in range(reps):
-        for name, server in _turns(servers, rep):
-            rate, us = collect.measured(server, seconds, 16)
+        for name, server in _turns(servers, rep, len(collect.BARE)):
+            rate, us, late = collect.measured(server, seconds, 16)
             rates[name].append(rate)
             cpu[name].append(us)
-    return _table(rates, cpu, "bare")
+            p99[name].append(late)
+    table = _table(rates, cpu, tuple(collect.BARE))
+    for name in servers:
+        table[name]["p99_ms"] = summary(p99[name])
+    return table
 
 
 def _side_by_side(servers: dict[str, Server], seconds: int, reps: int) -> dict[str, Any]:
@@ -117,15 +127,20 @@ def _side_by_side(servers: dict[str, Server], seconds: int, reps: int) -> dict[s
 
     rates: dict[str, list[float]] = {"before": [], "after": []}
     cpu: dict[str, list[float]] = {"before": [], "after": []}
+    p99: dict[str, list[float]] = {"before": [], "after": []}
     with ThreadPoolExecutor(2) as pool:
         for _ in range(reps):
             runs = {name: pool.submit(collect.measured, servers[name], seconds, 16)
                     for name in rates}
             for name, run in runs.items():
-                rate, us = run.result()
+                rate, us, late = run.result()
                 rates[name].append(rate)
                 cpu[name].append(us)
-    return _table(rates, cpu, "before")
+                p99[name].append(late)
+    table = _table(rates, cpu, ("before",))
+    for name in rates:
+        table[name]["p99_ms"] = summary(p99[name])
+    return table
 
 
 def _writes_side_by_side(servers: dict[str, Server], frame: Path, callers: int,
@@ -151,16 +166,18 @@ def _writes_side_by_side(servers: dict[str, Server], frame: Path, callers: int,
                 rates[name].append(rate)
                 cpu[name].append(us)
                 p99[name].append(late)
-    table = _table(rates, cpu, "before")
+    table = _table(rates, cpu, ("before",))
     for name in rates:
         table[name]["p99_ms"] = summary(p99[name])
     return table
 
 
-def _turns(servers: dict[str, Server], rep: int) -> list[tuple[str, Server]]:
-    """The baseline first, then before and after, in turn first."""
-    base, *others = servers.items()
-    return [base, *(others if rep % 2 == 0 else others[::-1])]
+def _turns(servers: dict[str, Server], rep: int, baselines: int) -> list[tuple[str, Server]]:
+    """The baselines (the first `baselines` of `servers`) first, then before and
+    after, in turn first."""
+    turns = list(servers.items())
+    base, others = turns[:baselines], turns[baselines:]
+    return [*base, *(others if rep % 2 == 0 else others[::-1])]
 
 
 def _write(servers: dict[str, Server], frame: Path, callers: int, requests: int,
@@ -171,7 +188,7 @@ def _write(servers: dict[str, Server], frame: Path, callers: int, requests: int,
     for server in servers.values():
         h2load(server.port, write.PATH, frame, callers, min(requests, 1000))  # warm-up
     for rep in range(reps):
-        for name, server in _turns(servers, rep):
+        for name, server in _turns(servers, rep, len(EMPTY)):
             before = server.cpu_seconds()
             load = h2load(server.port, write.PATH, frame, callers, requests)
             if load.failed:
@@ -179,7 +196,7 @@ def _write(servers: dict[str, Server], frame: Path, callers: int, requests: int,
             cpu[name].append((server.cpu_seconds() - before) / requests * 1e6)
             rates[name].append(load.per_second)
             p99[name].append(load.p99_ms)
-    table = _table(rates, cpu, "empty")
+    table = _table(rates, cpu, tuple(EMPTY))
     for name in servers:
         table[name]["p99_ms"] = summary(p99[name])
     return table
@@ -220,13 +237,16 @@ def _write_rotating(servers: dict[str, Server], frame: Path, callers: int, reque
 
 
 def _table(rates: dict[str, list[float]], cpu: dict[str, list[float]],
-           baseline: str) -> dict[str, Any]:
-    base_rate = summary(rates[baseline])["median"]
-    base_cpu = summary(cpu[baseline])["median"]
+           baselines: tuple[str, ...]) -> dict[str, Any]:
+    """Every server's rate and CPU per call, and their ratios to those of the
+    baseline of the highest median rate among `baselines` (each row's "vs")."""
+    best = max(baselines, key=lambda name: summary(rates[name])["median"])
+    base_rate = summary(rates[best])["median"]
+    base_cpu = summary(cpu[best])["median"]
     out: dict[str, Any] = {}
     for name in rates:
         r, c = summary(rates[name]), summary(cpu[name])
-        out[name] = {"per_second": r, "cpu_us_per_call": c,
+        out[name] = {"per_second": r, "cpu_us_per_call": c, "vs": best,
                      "ratio": r["median"] / base_rate, "cpu_ratio": c["median"] / base_cpu}
     return out
 
@@ -275,7 +295,7 @@ def _import(tree: Path, events: int, reps: int) -> dict[str, Any]:
                 cpu[name].append(measured["cpu_us_per_event"])
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return _table(rates, cpu, "baseline")
+    return _table(rates, cpu, ("baseline",))
 
 
 # The --only modes of four servers, a kind measured against a base kind under either
@@ -331,17 +351,19 @@ def run(rev: str, reps: int, seconds: int, requests: int, callers: tuple[int, ..
             results["load_average_after"] = os.getloadavg()
             return results
         if only in (None, "pixel"):
-            servers = {"bare": stack.enter_context(collect.bare()),
-                       "before": stack.enter_context(footfall_from(tree)),
-                       "after": stack.enter_context(footfall_from(None))}
+            servers = {name: stack.enter_context(collect.bare(loop))
+                       for name, loop in collect.BARE.items()}
+            servers["before"] = stack.enter_context(footfall_from(tree))
+            servers["after"] = stack.enter_context(footfall_from(None))
             results["pixel"] = _pixel(servers, seconds, reps)
             stack.close()
         if only in (None, "write"):
             frame = write.frame_file()
             stack.callback(frame.unlink)
-            servers = {"empty": stack.enter_context(empty_server("aio")),
-                       "before": stack.enter_context(footfall_from(tree)),
-                       "after": stack.enter_context(footfall_from(None))}
+            servers = {name: stack.enter_context(empty_server(flavour))
+                       for name, flavour in EMPTY.items()}
+            servers["before"] = stack.enter_context(footfall_from(tree))
+            servers["after"] = stack.enter_context(footfall_from(None))
             for c in callers:
                 results[f"write_{c}"] = _write(servers, frame, c, requests, reps)
     results["load_average_after"] = os.getloadavg()
@@ -362,8 +384,10 @@ def _print(results: dict[str, Any]) -> None:
         if not isinstance(table, dict):
             continue
         width = max(8, *(len(name) for name in table))
-        print(f"\n{section}: {'server':<{width}} {'per s':>9} {'x base':>7} {'CPU us':>8} "
-              f"{'x base':>7} {'p99 ms':>7}")
+        vs = next(iter(table.values())).get("vs", "the baseline")
+        print(f"\n{section} (x base: against {vs}):")
+        print(f"{'':<{len(section) + 2}}{'server':<{width}} {'per s':>9} {'x base':>7} "
+              f"{'CPU us':>8} {'x base':>7} {'p99 ms':>7}")
         for name, row in table.items():
             p99 = row.get("p99_ms", {}).get("median", float("nan"))
             print(f"{'':<{len(section) + 2}}{name:<{width}} "

@@ -1,11 +1,14 @@
 """The baseline for pixel GETs: an aiohttp server whose collect route only answers
-the same 1x1 GIF (no decoding, no storing). Prints `PORT <n>`; stops on SIGTERM."""
+the same 1x1 GIF (no decoding, no storing), on asyncio's own loop or (argument
+`uvloop`) on uvloop's, as Footfall serves. Prints `PORT <n>`; stops on SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 
+import uvloop
 from aiohttp import web
 
 from server.retail.collect import PIXEL_CONTENT_TYPE, PIXEL_GIF
@@ -32,4 +35,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:] == ["uvloop"]:
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

@@ -1,6 +1,7 @@
-"""Pixel GETs over HTTP (wrk): Footfall's CollectUserEvent beside a bare handler
-that answers the same GIF, measured in turns in one run. Every Footfall GET stores
-an event (the server stamps the time, so none is a duplicate)."""
+"""Pixel GETs over HTTP (wrk): Footfall's CollectUserEvent beside bare handlers
+that answer the same GIF (aiohttp on asyncio's loop and on uvloop's; the faster is
+the bar), measured in turns in one run. Every Footfall GET stores an event (the
+server stamps the time, so none is a duplicate)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -21,9 +22,13 @@ EVENT = ('{"eventType":"detail-page-view","visitorId":"visitor-1",'
 PATH = f"/v2/{PARENT}/userEvents:collect?userEvent={quote(EVENT)}"
 
 
+# The bare handlers, by name: bench/bare_http.py's argument (its event loop).
+BARE = {"bare": "asyncio", "bare-uvloop": "uvloop"}
+
+
 @contextmanager
-def bare() -> Iterator[Server]:
-    process = subprocess.Popen([sys.executable, str(ROOT / "bench/bare_http.py")],
+def bare(loop: str) -> Iterator[Server]:
+    process = subprocess.Popen([sys.executable, str(ROOT / "bench/bare_http.py"), loop],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
         assert process.stdout is not None
@@ -32,6 +37,10 @@ def bare() -> Iterator[Server]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+# wrk's latency units, in milliseconds.
+_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
 def wrk(port: int, seconds: int, connections: int) -> dict[str, float]:
@@ -45,36 +54,48 @@ def wrk(port: int, seconds: int, connections: int) -> dict[str, float]:
     count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     if re.search(r"Non-2xx or 3xx responses", out):
         raise RuntimeError(f"pixel GETs failed:\n{out}")
-    return {"per_second": rate, "requests": count}
+    p99, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)\b", out).groups()  # type: ignore[union-attr]
+    return {"per_second": rate, "requests": count, "p99_ms": float(p99) * _MS[unit]}
 
 
-def measured(server: Server, seconds: int, connections: int) -> tuple[float, float]:
-    """(requests/s, server CPU µs per request from /proc) of one wrk run."""
+def measured(server: Server, seconds: int, connections: int) -> tuple[float, float, float]:
+    """(requests/s, server CPU µs per request from /proc, p99 ms) of one wrk run."""
     before = server.cpu_seconds()
     result = wrk(server.http_port, seconds, connections)
-    return result["per_second"], (server.cpu_seconds() - before) / result["requests"] * 1e6
+    return (result["per_second"], (server.cpu_seconds() - before) / result["requests"] * 1e6,
+            result["p99_ms"])
 
 
 def run(seconds: int = 10, reps: int = 3, connections: int = 16) -> dict[str, Any]:
-    """Both servers up at once and measured in turns (bare first, then Footfall,
-    then again), so that whatever else the machine does weighs on both alike."""
-    rates: dict[str, list[float]] = {"bare": [], "footfall": []}
-    cpu: dict[str, list[float]] = {"bare": [], "footfall": []}
+    """Every server up at once and measured in turns (the bare ones first, then
+    Footfall, then again), so that whatever else the machine does weighs on all
+    alike; Footfall's ratios are to the bare handler of the higher rate ("vs")."""
+    names = (*BARE, "footfall")
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    p99: dict[str, list[float]] = {name: [] for name in names}
     load = os.getloadavg()
-    with bare() as base, footfall() as ours:
-        servers = {"bare": base, "footfall": ours}
+    with ExitStack() as stack:
+        servers = {name: stack.enter_context(bare(loop)) for name, loop in BARE.items()}
+        servers["footfall"] = stack.enter_context(footfall())
         for server in servers.values():
             wrk(server.http_port, 1, connections)  # warm-up
         for _ in range(reps):
             for name, server in servers.items():
-                rate, us = measured(server, seconds, connections)
+                rate, us, late = measured(server, seconds, connections)
                 rates[name].append(rate)
                 cpu[name].append(us)
-    b, o = summary(rates["bare"]), summary(rates["footfall"])
-    bc, oc = summary(cpu["bare"]), summary(cpu["footfall"])
-    return {"connections": connections, "bare_per_second": b, "footfall_per_second": o,
-            "ratio": o["median"] / b["median"], "bare_cpu_us_per_call": bc,
+                p99[name].append(late)
+    best = max(BARE, key=lambda name: summary(rates[name])["median"])
+    b, o = summary(rates[best]), summary(rates["footfall"])
+    bc, oc = summary(cpu[best]), summary(cpu["footfall"])
+    return {"connections": connections,
+            "bare": {name: {"per_second": summary(rates[name]),
+                            "cpu_us_per_call": summary(cpu[name]),
+                            "p99_ms": summary(p99[name])} for name in BARE},
+            "vs": best, "footfall_per_second": o, "ratio": o["median"] / b["median"],
             "footfall_cpu_us_per_call": oc, "cpu_ratio": oc["median"] / bc["median"],
+            "footfall_p99_ms": summary(p99["footfall"]),
             "load_average": [load, os.getloadavg()]}
 
 

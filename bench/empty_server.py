@@ -1,8 +1,9 @@
 """The baseline: a gRPC server whose WriteUserEvent does no work (echoes the event).
 
-Run with `threaded` or `aio`; prints `PORT <n>` once serving, stops on SIGTERM.
-It decodes and encodes the same messages as Footfall, so the ratio between the
-two isolates what Footfall adds per call.
+Run with `threaded`, `aio` (on asyncio's own loop) or `uvloop` (grpc.aio on uvloop's,
+as Footfall serves); prints `PORT <n>` once serving, stops on SIGTERM. It decodes and
+encodes the same messages as Footfall, so the ratio between the two isolates what
+Footfall adds per call.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from concurrent import futures
 
 import grpc
+import uvloop
 from footfall.retail.v2 import user_event_service_pb2_grpc
 
 
@@ -54,5 +56,7 @@ async def run_aio() -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "threaded":
         run_threaded(int(sys.argv[2]) if len(sys.argv) > 2 else 32)
+    elif sys.argv[1] == "uvloop":
+        uvloop.run(run_aio())
     else:
         asyncio.run(run_aio())

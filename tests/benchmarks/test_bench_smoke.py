@@ -32,7 +32,7 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
     assert {"write", "collect", "import", "purge", "scale", "inventory", "console", "watch",
             "versions", "machine"} <= set(results)
     assert results["collect"]["footfall_per_second"]["median"] > 0
-    for target in ("empty-threaded", "empty-aio", "footfall-sqlite-full",
+    for target in ("empty-threaded", "empty-aio", "empty-uvloop", "footfall-sqlite-full",
                    "footfall-sqlite-normal"):
         assert results["write"][target]["4"]["per_second"]["median"] > 0
     assert results["import"]["footfall_per_second"]["median"] > 0
