@@ -129,7 +129,7 @@ def user_event_violations(event: Any, path: str = "user_event", *,
         # (a custom type is Footfall's: Google takes its list only. A megabyte's type
         # was stored, and then came back whole in every totals bucket and list line,
         # while a funnel's step may name one of 128 characters at most)
-        out.append(_too_long(f"{path}.event_type", kind, MAX_ID))
+        out.append(too_long(f"{path}.event_type", kind, MAX_ID))
     elif strict_event_types and kind not in EVENT_TYPES:
         out.append(FieldViolation(
             f"{path}.event_type",
