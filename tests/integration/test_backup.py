@@ -15,11 +15,11 @@ from pathlib import Path
 import grpc
 import pytest
 from footfall.retail.v2 import user_event_service_pb2, user_event_service_pb2_grpc
+from unit.old_schema import make_old_schema
 
 from server.app import Running, start
 from server.config import Settings
 from server.store import EventQuery
-from server.store.migrations import MIGRATIONS, statement_for
 
 from .cli import CATALOG, event, footfall
 
@@ -149,14 +149,7 @@ def test_a_store_of_an_older_version_is_backed_up_as_it_is(tmp_path: Path) -> No
     # migrations cannot be undone, had none but a cp of a file that may have a WAL.
     old = tmp_path / "old.db"
     with contextlib.closing(sqlite3.connect(old, isolation_level=None)) as conn:
-        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                     "description TEXT NOT NULL)")
-        for version, description, statements in MIGRATIONS[:2]:
-            for statement in statements:
-                sql = statement_for(statement, "sqlite")
-                assert sql is not None
-                conn.execute(sql)
-            conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, description))
+        make_old_schema(conn, "sqlite", 2)
         conn.execute("INSERT INTO user_events (catalog, event_type, visitor_id, user_id, "
                      "event_time_us, joined, dedup_key, event) VALUES "
                      "(?, 'home-page-view', 'kept', '', 0, 1, x'00', x'')", (CATALOG,))

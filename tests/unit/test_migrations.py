@@ -14,8 +14,10 @@ from footfall.retail.v2 import user_event_pb2
 from google.protobuf import json_format
 
 from server.store import EventQuery, EventRow, TimeBound, open_store
-from server.store.migrations import MIGRATIONS, statement_for
+from server.store.migrations import MIGRATIONS
 from server.store.rows import OperationRecord, Progress, Step
+
+from .old_schema import make_old_schema
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 OPS = f"{CATALOG}/operations/"
@@ -31,14 +33,7 @@ def row(visitor: str, time: str, event_type: str = "home-page-view",
 def test_version_2_database_upgrades_in_place(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                 "description TEXT NOT NULL)")
-    for version, description, statements in MIGRATIONS[:2]:
-        for statement in statements:
-            sql = statement_for(statement, "sqlite")
-            assert sql is not None
-            conn.execute(sql)
-        conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, description))
+    make_old_schema(conn, "sqlite", 2)
     old = row("kept", "2024-01-01T00:00:00.000000500Z")
     conn.execute("INSERT INTO user_events (catalog, event_type, visitor_id, user_id, "
                  "event_time_us, joined, dedup_key, event, source) VALUES "
@@ -134,15 +129,8 @@ def old_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[
 
         url = request.getfixturevalue("postgres_databases").create("old")
         conn = psycopg.connect(url, autocommit=True)
-    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                 "description TEXT NOT NULL)")
-    for version, description, statements in MIGRATIONS[:BEFORE_8[level]]:
-        assert version < 8
-        for statement in statements:
-            sql = statement_for(statement, dialect)
-            if sql is not None:
-                conn.execute(sql)
-        conn.execute(f"INSERT INTO schema_migrations VALUES ({version}, '{description}')")
+    assert MIGRATIONS[BEFORE_8[level] - 1][0] < 8
+    make_old_schema(conn, dialect, BEFORE_8[level])
     yield url, conn, level != "4"
     conn.close()
 
