@@ -300,15 +300,24 @@ class Source(Protocol):
         """The id of the last row of the table; 0 when it is empty."""
 
 
-# Queued in place of a chunk when the feed's position went back (the newest rows
-# were deleted, and SQLite gives their ids again): the ids start again.
-_RESTART = Chunk(())
+class _Restart(Chunk):
+    """Queued in place of a chunk when the feed's position went back to `position`
+    (the newest rows were deleted): what a watch sent up to there stands, and the
+    rows after it are new. No store gives an id twice (AUTOINCREMENT, identities),
+    but a watch past `position` must not wait for ids beyond the last (a watch
+    from after it), nor, were ids given again, skip the new rows up to its own."""
+
+    __slots__ = ("position",)
+
+    def __init__(self, position: int) -> None:
+        super().__init__(())
+        self.position = position
 
 
 class _Queue:
     """One watch's chunks waiting to be sent, and its wake-up."""
 
-    __slots__ = ("chunks", "count", "bytes", "waiter", "behind", "caller", "held")
+    __slots__ = ("chunks", "count", "bytes", "waiter", "behind", "went_back", "caller", "held")
 
     def __init__(self, caller: Caller, held: Held) -> None:
         self.chunks: deque[Chunk] = deque()
@@ -316,11 +325,16 @@ class _Queue:
         self.bytes = 0  # their sizes
         self.waiter: asyncio.Future[None] | None = None
         self.behind = False  # items were let go: the watch reads from the store
+        # the least position its feed went back to while its chunks were let go
+        # (None: it did not): where the watch reads from at most (see _Restart)
+        self.went_back: int | None = None
         self.caller = caller
         self.held = held
 
     def push(self, chunk: Chunk) -> None:
         if self.behind:
+            if isinstance(chunk, _Restart):
+                self._goes_back(chunk.position)
             return
         # (a chunk larger than the bound still goes into an empty queue: a watch that
         # keeps up sends the feed's shared bytes, not a copy read for itself; unless
@@ -328,6 +342,9 @@ class _Queue:
         if (self.chunks and (self.count + len(chunk.items) > QUEUE_LIMIT
                              or self.bytes + chunk.size > QUEUE_BYTES)) \
                 or not self.held.room(chunk):
+            for queued in self.chunks:
+                if isinstance(queued, _Restart):
+                    self._goes_back(queued.position)
             self.let_go()
             self.behind = True
         else:
@@ -335,6 +352,9 @@ class _Queue:
             self.count += len(chunk.items)
             self.bytes += chunk.size
             self.held.hold(chunk)
+
+    def _goes_back(self, position: int) -> None:
+        self.went_back = position if self.went_back is None else min(self.went_back, position)
 
     def let_go(self) -> None:
         """Empty the queue."""
@@ -436,7 +456,7 @@ class Feed:
                 # none of the rows read was selected: wait for a commit, as after none
             if top < position:  # a reset: go on from the last row stored
                 self.position = top
-                self._hand_out(_RESTART)
+                self._hand_out(_Restart(top))
                 continue
             await self._commits.wait(seen, self._poll)
             if self._batched:
@@ -498,8 +518,8 @@ def _unsent(queue: _Queue, sent: int) -> tuple[list[Chunk], int]:
     the caller, who releases them once sent."""
     chunks = []
     for chunk in queue.chunks:
-        if chunk is _RESTART:
-            sent = -1
+        if isinstance(chunk, _Restart):
+            sent = min(sent, chunk.position)
             continue
         part = chunk.after(sent)
         if part is not None:
@@ -650,6 +670,8 @@ class Watches:
             while not caller.done() and not self._commits.closed:
                 if queue.behind:
                     queue.behind = False  # the items read from here on are queued
+                    if queue.went_back is not None:  # (a _Restart let go)
+                        sent, queue.went_back = min(sent, queue.went_back), None
                     upto = feed.position
                     async for page in self._catch_up(key, feed.source, sent, upto, caller,
                                                      project):

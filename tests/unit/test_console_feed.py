@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 from footfall.console.v1 import console_pb2
-from google.protobuf import json_format
+from google.protobuf import json_format, wrappers_pb2
 
 from server.console import feed, queries, sources
 from server.console.feed import Chunk, Item, Page, Watches
@@ -727,3 +727,109 @@ def test_a_watch_waiting_for_its_projects_turn_holds_no_room(store: Store) -> No
         assert watches.held.bytes == 0
 
     run(store, body)
+
+
+async def went_back(watches: Watches, position: int) -> feed.Feed:
+    """The one feed, once it has gone back to `position` (a reset deleted the newest
+    rows of the table) and its watch has taken everything queued."""
+    [fed] = watches._feeds.values()
+    while fed.position != position or any(q.chunks for q in fed.queues):
+        await asyncio.sleep(0.01)
+    return fed
+
+
+async def let_fall_behind(watches: Watches, fed: feed.Feed, store: Store, visitor: str) -> None:
+    """Write `visitor` while the watches may hold nothing: the feed's read of it lets
+    the watch's queue go (it reads it from the store itself once there is room again)."""
+    limit, watches.held.limit = watches.held.limit, 0
+    last = fed.position
+    await write(store, visitor)
+    while fed.position == last:
+        await asyncio.sleep(0.01)
+    watches.held.limit = limit
+
+
+def test_a_watch_past_a_reset_that_falls_behind_sends_nothing_twice(store: Store) -> None:
+    # A reset of another catalog deleted the newest rows of the table: the feed went
+    # back, and the watch took that as "every id may come again" (its position -1):
+    # falling behind later, it read from the store from the first row on, and sent
+    # again every event of its catalog.
+    async def body(watches: Watches) -> None:
+        read = source(store)
+        watch = watches.items(read.key, read, 0, Caller())
+        await write(store, "v1", "v2")
+        assert [visitor_of(i) for i in await take(watch, 2)] == ["v1", "v2"]
+        await asyncio.to_thread(store.write_user_events, [row("o1", catalog=CATALOG + "x")])
+        [fed] = watches._feeds.values()
+        while fed.position < 3:
+            await asyncio.sleep(0.01)
+        waiting = asyncio.ensure_future(anext(watch))
+        await asyncio.to_thread(store.reset_catalog, CATALOG + "x")
+        fed = await went_back(watches, 2)
+        await let_fall_behind(watches, fed, store, "v4")
+        assert visitor_of(await asyncio.wait_for(waiting, 5)) == "v4"
+        await watch.aclose()
+
+    run(store, body, poll=0.05)
+
+
+class Reusing:
+    """A table whose ids come again once its newest rows are deleted (as SQLite's
+    did before AUTOINCREMENT): what a feed must still follow exactly."""
+
+    key = "reusing"
+
+    def __init__(self) -> None:
+        self.rows: dict[int, str] = {}
+
+    def add(self, name: str) -> None:
+        self.rows[self.last() + 1] = name
+
+    def read(self, after: int) -> Page:
+        ids = sorted(i for i in self.rows if i > after)
+        return Page(ids[-1] if ids else after,
+                    [Item.of(i, wrappers_pb2.StringValue(value=self.rows[i])) for i in ids],
+                    False)
+
+    def last(self) -> int:
+        return max(self.rows, default=0)
+
+
+def named(items: list[Item]) -> list[str]:
+    return [str(item.message().value) for item in items]  # type: ignore[attr-defined]
+
+
+def test_a_watch_behind_when_its_feed_goes_back_loses_no_row() -> None:
+    # The feed's word that it went back (its ids start again) came while the watch
+    # read for itself, and was dropped: the watch went on from its own position and
+    # never sent the rows given the ids it had passed.
+    table = Reusing()
+
+    async def body(watches: Watches) -> None:
+        table.add("a1")
+        table.add("a2")
+        watch = watches.items(table.key, table, 0, Caller())
+        assert named(await take(watch, 2)) == ["a1", "a2"]
+        [fed] = watches._feeds.values()
+        limit, watches.held.limit = watches.held.limit, 0
+        table.add("a3")
+        while not all(q.behind for q in fed.queues):
+            await asyncio.sleep(0.01)
+        del table.rows[3], table.rows[2]  # a reset
+        while fed.position != 1:
+            await asyncio.sleep(0.01)
+        watches.held.limit = limit
+        table.add("b2")
+        table.add("b3")
+        assert named(await take(watch, 1)) == ["b2"]
+        assert named(await take(watch, 1)) == ["b3"]
+        await watch.aclose()
+
+    async def main() -> None:
+        commits = Commits()
+        try:
+            await body(Watches(commits, 10, 0.05))
+        finally:
+            commits.close()
+
+    asyncio.run(main())
