@@ -60,5 +60,12 @@ class Answers(Budget):
         return await in_decoder(_decoded, kind, wire, render, ended=hold.let_go)
 
 
+    def check(self, holder: str | None, size: int) -> None:
+        """RESOURCE_EXHAUSTED when `render` of `size` bytes for `holder` would be
+        refused now (what a HEAD answers; it writes nothing and holds nothing)."""
+        self.take(holder, size, WHAT, ADVICE)
+        self.give_back(holder, size)
+
+
 def _decoded(kind: type[Message], wire: bytes, render: Callable[[Message], T]) -> T:
     return render(kind.FromString(wire))

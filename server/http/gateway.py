@@ -774,7 +774,11 @@ async def _answer(route: Route, output: transcode.Output, answers: Answers,
         # Its status and headers alone: a HEAD may leave out Content-Length (RFC 9110
         # section 8.6: sent, it must be the GET's exact length), so its JSON is not
         # written only to be counted (a page of 1,000 events took 55 ms of CPU to
-        # write, as its GET did).
+        # write, as its GET did). Refused as its GET would be when large answers
+        # hold their room (429): no room is taken, none being needed.
+        size = len(answer) if isinstance(answer, bytes) else answer.ByteSize()
+        if isinstance(answer, bytes) or size > transcode.LARGE_ANSWER_BYTES:
+            answers.check(holder, size)
         return b"", JSON_HEADERS
     if isinstance(answer, bytes):
         kind, wire = route.response_class, answer

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import concurrent.futures
 import dataclasses
+import http.client
 import json
 import logging
 import threading
@@ -401,6 +402,27 @@ def test_head_of_a_watch_answers_its_headers_and_ends(settings: Settings,
         assert (refused.status, refused.body) == (400, b"")
 
 
+@pytest.mark.parametrize("path", [
+    f"/console/v1/{CATALOG}/userEvents:watchBatches", f"/console/v1/{TENANT}/clientEvents:watch",
+    "/console/v1/projects/p/rejections:watch", f"/console/v1/{CATALOG}/rejections:watch"])
+def test_head_of_a_watch_holds_no_watch_while_its_client_stays(settings: Settings,
+                                                               clock: FixedClock,
+                                                               path: str) -> None:
+    # A client that keeps its connection after a HEAD (any client that reuses
+    # connections) held the watch opened for it until it left.
+    for running in serve(settings, clock, max_watches=1):
+        kept = http.client.HTTPConnection("127.0.0.1", running.http_port, timeout=10)
+        try:
+            for _ in range(2):
+                kept.request("HEAD", path)
+                head = kept.getresponse()
+                assert (head.status, head.getheader("Content-Type"), head.read()) == \
+                    (200, "text/event-stream", b"")
+            assert call(running.http_port, "HEAD", path).status == 200
+        finally:
+            kept.close()
+
+
 def test_head_of_the_pixel_records_nothing(gateway: Running) -> None:
     """A link checker or prefetcher asking for the pixel's headers is no visit: HEAD
     answers what an accepted pixel is answered, and records (or refuses) nothing."""
@@ -781,6 +803,8 @@ def test_large_answers_waiting_to_be_written_hold_a_bounded_number_of_bytes(
                 assert refused.error()["status"] == "RESOURCE_EXHAUSTED"
                 assert "too many large answers waiting to be written as JSON or sent" in \
                     refused.error()["message"]
+                # (a HEAD answers the status its GET would: it wrote no JSON, and was 200)
+                assert call(running.http_port, "HEAD", page).status == 429
             finally:
                 gate.set()
             for reply in waiting:  # those let in are answered in full
