@@ -50,17 +50,18 @@ def signed(key: bytes, body: bytes) -> str:
     return f"{_text(body)}.{_text(_tag(key, body))}"
 
 
-def body_of(key: bytes, token: str) -> bytes:
+def body_of(key: bytes | None, token: str) -> bytes:
     """What the page token `token` carries. INVALID_ARGUMENT naming page_token for
-    one `key` did not sign: altered, made up, or of an earlier Footfall."""
+    one `key` did not sign (every one when there is no key yet: see
+    Store.page_token_key_if_made): altered, made up, or of an earlier Footfall."""
     text, dot, tag = token.partition(".")
     try:
         body, given = _bytes(text), _bytes(tag)
     except (ValueError, binascii.Error):  # (not ASCII: a ValueError)
         body, given = b"", b""
     # (a base64 decoder skips what is not of its alphabet: only the text signed() wrote)
-    if dot and hmac.compare_digest(given, _tag(key, body)) and _text(body) == text \
-            and _text(given) == tag:
+    if dot and key is not None and hmac.compare_digest(given, _tag(key, body)) \
+            and _text(body) == text and _text(given) == tag:
         return body
     if not dot and _was_unsigned(token):
         raise InvalidArgument.field("page_token", "is a page token of an earlier Footfall, "

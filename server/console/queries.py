@@ -217,7 +217,7 @@ def _position(store: Store, token: str, parts: int,
     `question`; None for no token; INVALID_ARGUMENT for another's, or a forged one."""
     if not token:
         return None
-    found = _numbers(page_tokens.body_of(store.page_token_key(), token), parts + 1)
+    found = _numbers(page_tokens.body_of(store.page_token_key_if_made(), token), parts + 1)
     if found[-1] != question:
         raise page_tokens.of_another_list()
     return found[:-1]
@@ -561,7 +561,7 @@ def _data_set_position(store: Store, token: str) -> tuple[int, str]:
     did not make."""
     if not token:
         return 0, ""
-    body = page_tokens.body_of(store.page_token_key(), token)
+    body = page_tokens.body_of(store.page_token_key_if_made(), token)
     try:
         kind, _, after = body.decode().partition(":")
         return _DATA_SETS.index(kind), after

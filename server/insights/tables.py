@@ -218,7 +218,8 @@ class Paging(NamedTuple):
         for a token this store's servers did not sign, or of another question."""
         if not token:
             return 0
-        match = _TOKEN_BODY.fullmatch(page_tokens.body_of(self.store.page_token_key(), token))
+        match = _TOKEN_BODY.fullmatch(page_tokens.body_of(self.store.page_token_key_if_made(),
+                                                          token))
         if match is None or int(match[2]) != self.fingerprint:
             raise InvalidArgument.field("page_token", "is not a page token of this list")
         return int(match[1])

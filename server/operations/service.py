@@ -65,7 +65,7 @@ def _page_token(key: bytes, record: OperationRecord, question: str) -> str:
 _CREATED = re.compile(r"-?[0-9]{1,19}")
 
 
-def _parse_page_token(key: bytes, token: str, question: str) -> tuple[int, str] | None:
+def _parse_page_token(key: bytes | None, token: str, question: str) -> tuple[int, str] | None:
     """(create time, name) of the operation a token goes on after; None for none.
     INVALID_ARGUMENT naming page_token for one not signed with `key`, or of another
     question."""
@@ -142,11 +142,11 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
 
     def _page(self, parent: str, done: bool | None, size: int, token: str,
               question: str) -> tuple[bytes, list[OperationRecord]]:
-        """The store's page token key when a token is read or a next page follows (the
-        first call that needs one may write it; a list of one page writes nothing, so
-        a new store stays empty: a copy's target), else b""; and up to `size` + 1
+        """The store's page token key when a next page follows (the first call that
+        needs one writes it; a list of one page, or a token refused, writes nothing,
+        so a new store stays empty: a copy's target), else b""; and up to `size` + 1
         operations after `token`'s (blocking)."""
-        after = _parse_page_token(self._store.page_token_key(), token, question) \
+        after = _parse_page_token(self._store.page_token_key_if_made(), token, question) \
             if token else None
         records = self._store.list_operations(parent, done, size + 1, after)
         return self._store.page_token_key() if len(records) > size else b"", records

@@ -94,7 +94,7 @@ def encode_page_token(key: bytes, after_id: str, fingerprint: str) -> str:
                                               separators=(",", ":")).encode())
 
 
-def decode_page_token(key: bytes, token: str, fingerprint: str) -> str:
+def decode_page_token(key: bytes | None, token: str, fingerprint: str) -> str:
     """The product id to resume after ('' for no token).
 
     INVALID_ARGUMENT naming page_token when the token was not signed with `key`
@@ -172,7 +172,7 @@ class ProductReads:
                                         ",".join(request.read_mask.paths))
         # (the store's key read only for a token: a list of one page writes nothing, so
         # a new store stays empty, a copy's target)
-        after_id = decode_page_token(self._store.page_token_key(), request.page_token,
+        after_id = decode_page_token(self._store.page_token_key_if_made(), request.page_token,
                                      fingerprint) if request.page_token else ""
         answer = product_service_pb2.ListProductsResponse()
         held = 0

@@ -109,6 +109,10 @@ class Store(Protocol):
         """The secret that signs the page tokens of this store's lists, the same for
         every server on the store (server/page_tokens.py)."""
 
+    def page_token_key_if_made(self) -> bytes | None:
+        """page_token_key if one was made; None (and none made: a store that holds
+        nothing else stays empty) when none was: no token can be of this store."""
+
     # -- products (branch is a full branch name with a numeric branch id) -----
 
     def get_products(self, branch: str, product_ids: Sequence[str]) -> dict[str, bytes]:

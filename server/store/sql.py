@@ -557,6 +557,17 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
             self._page_token_key = bytes(rows[0][0]) if rows else made
         return self._page_token_key
 
+    def page_token_key_if_made(self) -> bytes | None:
+        """page_token_key if one was made (by any server on the store, or for this
+        process alone); None when none was: checking a stale token (of another store)
+        must not make one, or the store, otherwise empty, holds a row (a `settings`
+        one) and is refused as a target of `footfall copy`."""
+        if self._page_token_key is None:
+            rows = self._fetch(self._sql.setting, (PAGE_TOKEN_KEY,))
+            if rows:
+                self._page_token_key = bytes(rows[0][0])
+        return self._page_token_key
+
     # -- long-running operations ----------------------------------------------------
 
     def create_operation(self, record: OperationRecord) -> bool:

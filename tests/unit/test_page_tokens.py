@@ -130,3 +130,22 @@ def test_another_applications_settings_table_is_not_taken_for_the_stores(
     with psycopg.connect(url) as db:
         assert db.execute("SELECT * FROM settings").fetchall() == [(1, "theme", "dark")]
         assert db.execute("SELECT to_regclass('schema_migrations')").fetchone() == (None,)
+
+
+def test_a_token_refused_by_a_store_without_a_key_leaves_it_empty(
+        tmp_path: Path, stores: Callable[..., Any]) -> None:
+    # Checking a stale token (of another store, or of a memory:// server since
+    # restarted) made the store's key, a `settings` row: the store, empty but for it,
+    # was refused as a target of `footfall copy` ("holds rows"). With no key, no
+    # token can be of this store.
+    from server.console import queries
+    from server.store.copy import copy_store
+
+    url = f"sqlite:///{tmp_path}/events.db"
+    stale = page_tokens.signed(KEY, b"1.2.3")
+    with pytest.raises(InvalidArgument) as refused:
+        queries.list_client_events(stores(url), "projects/p/tenants/t", 10, stale)
+    assert refused.value.violations[0].field == "page_token"
+    source = f"sqlite:///{tmp_path}/source.db"
+    stores(source).close()
+    copy_store(source, url)  # (CopyRefused: "the target holds rows already")
