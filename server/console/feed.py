@@ -401,6 +401,9 @@ class Feed:
         self._cost = FIRST_READ_SECONDS  # what its last read cost (CPU seconds)
         self.queues: set[_Queue] = set()
         self.task: asyncio.Task[None] | None = None
+        # (loop time) when its position last went back: pages kept from before it may
+        # hold rows deleted since, that its watches sent (see Watches._kept)
+        self.went_back_at = -math.inf
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -455,7 +458,7 @@ class Feed:
                     continue
                 # none of the rows read was selected: wait for a commit, as after none
             if top < position:  # a reset: go on from the last row stored
-                self.position = top
+                self.position, self.went_back_at = top, loop.time()
                 self._hand_out(_Restart(top))
                 continue
             await self._commits.wait(seen, self._poll)
@@ -785,13 +788,17 @@ class Watches:
         what a read now would give a watch catching up to `upto`: it holds every row
         up to its end (full) or up to `upto` (ids are given in the order rows
         commit, so the rows up to its end were all there when it was read; but for
-        rows deleted since, as if this read had come first)."""
+        rows deleted since, as if this read had come first), and it was read after
+        the feed last went back (a watch gone back with it had sent the rows the
+        reset deleted)."""
         kept = self._pages.get((key, after))
         if kept is None:
             return None
         read_at, page = kept
+        fed = self._feeds.get(key)
         if asyncio.get_running_loop().time() - read_at <= PAGE_CACHE_SECONDS \
-                and (page.full or page.position >= upto):
+                and (page.full or page.position >= upto) \
+                and (fed is None or read_at > fed.went_back_at):
             return page
         return None
 

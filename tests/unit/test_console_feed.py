@@ -779,17 +779,18 @@ class Reusing:
 
     key = "reusing"
 
-    def __init__(self) -> None:
-        self.rows: dict[int, str] = {}
-
     def add(self, name: str) -> None:
         self.rows[self.last() + 1] = name
 
+    def __init__(self, page: int = 1_000) -> None:
+        self.rows: dict[int, str] = {}
+        self.page = page
+
     def read(self, after: int) -> Page:
-        ids = sorted(i for i in self.rows if i > after)
+        ids = sorted(i for i in self.rows if i > after)[:self.page]
         return Page(ids[-1] if ids else after,
                     [Item.of(i, wrappers_pb2.StringValue(value=self.rows[i])) for i in ids],
-                    False)
+                    len(ids) == self.page)
 
     def last(self) -> int:
         return max(self.rows, default=0)
@@ -824,6 +825,43 @@ def test_a_watch_behind_when_its_feed_goes_back_loses_no_row() -> None:
         assert named(await take(watch, 1)) == ["b2"]
         assert named(await take(watch, 1)) == ["b3"]
         await watch.aclose()
+
+    async def main() -> None:
+        commits = Commits()
+        try:
+            await body(Watches(commits, 10, 0.05))
+        finally:
+            commits.close()
+
+    asyncio.run(main())
+
+
+def test_a_watch_past_a_reset_reads_no_page_kept_from_before_it() -> None:
+    # Pages read by watches catching up are kept a moment for the others at the same
+    # position: one read before a reset still held the rows it deleted, and a watch
+    # that had sent them, gone back to where the reset left the table, sent them again.
+    table = Reusing(page=2)
+
+    async def body(watches: Watches) -> None:
+        for name in ("a1", "a2", "a3", "x4", "x5"):
+            table.add(name)
+        first = watches.items(table.key, table, 0, Caller())
+        assert named(await take(first, 5)) == ["a1", "a2", "a3", "x4", "x5"]
+        second = watches.items(table.key, table, 3, Caller())  # reads (and keeps) x4, x5
+        assert named(await take(second, 2)) == ["x4", "x5"]
+        await second.aclose()
+        [fed] = watches._feeds.values()
+        waiting = asyncio.ensure_future(anext(first))
+        del table.rows[5], table.rows[4]  # a reset
+        while fed.position != 3 or any(q.chunks for q in fed.queues):
+            await asyncio.sleep(0.01)
+        limit, watches.held.limit = watches.held.limit, 0  # the first falls behind
+        table.rows[6] = "a6"
+        while fed.position != 6:
+            await asyncio.sleep(0.01)
+        watches.held.limit = limit
+        assert named([await asyncio.wait_for(waiting, 5)]) == ["a6"]
+        await first.aclose()
 
     async def main() -> None:
         commits = Commits()
