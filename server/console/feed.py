@@ -303,9 +303,10 @@ class Source(Protocol):
 class _Restart(Chunk):
     """Queued in place of a chunk when the feed's position went back to `position`
     (the newest rows were deleted): what a watch sent up to there stands, and the
-    rows after it are new. No store gives an id twice (AUTOINCREMENT, identities),
-    but a watch past `position` must not wait for ids beyond the last (a watch
-    from after it), nor, were ids given again, skip the new rows up to its own."""
+    rows after it are new. A watch goes back to it at most (to -1, one that fell
+    behind later read every row again): no store gives an id twice (AUTOINCREMENT,
+    identities), but a watch asked for the rows after an id past the last gets the
+    new ones, and, were ids given again, one skips none of them."""
 
     __slots__ = ("position",)
 

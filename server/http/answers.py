@@ -59,7 +59,6 @@ class Answers(Budget):
         kept(hold)
         return await in_decoder(_decoded, kind, wire, render, ended=hold.let_go)
 
-
     def check(self, holder: str | None, size: int) -> None:
         """RESOURCE_EXHAUSTED when `render` of `size` bytes for `holder` would be
         refused now (what a HEAD answers; it writes nothing and holds nothing)."""
