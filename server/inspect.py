@@ -463,10 +463,17 @@ def _reset(args: argparse.Namespace) -> int:
         rpc, request = "ResetCatalog", console_pb2.ResetCatalogRequest(name=name)
     except InvalidArgument:
         if "/tenants/" not in args.parent:
+            # A project alone names its default tenant where talent v4beta1 reads it
+            # (`talent-events list` too); a reset deletes, so it is told, not guessed.
+            try:
+                also = (f" (for the project's default tenant, where talent v4beta1 keeps "
+                        f"its events, give {parse_tenant_or_project(args.parent, '--parent')})")
+            except InvalidArgument:
+                also = ""
             raise InvalidArgument.field("--parent", f"must be a catalog "
                                                     f"(projects/*/locations/*/catalogs/*) or a "
                                                     f"tenant (projects/*/tenants/*), got "
-                                                    f"{args.parent[:200]!r}") from None
+                                                    f"{args.parent[:200]!r}{also}") from None
         name = str(parse_tenant(args.parent, "--parent"))
         rpc, request = "ResetTenant", console_pb2.ResetTenantRequest(name=name)
 

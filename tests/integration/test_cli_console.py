@@ -505,7 +505,14 @@ def test_reset_starts_a_catalog_and_a_tenant_clean(tmp_path: Path) -> None:
         wrong = read(running, "reset", "--parent", "projects/p", key=ADMIN, cwd=tmp_path)
         assert (wrong.returncode, wrong.stderr) == (2, (
             "footfall: --parent: must be a catalog (projects/*/locations/*/catalogs/*) or a "
-            "tenant (projects/*/tenants/*), got 'projects/p'\n"))
+            "tenant (projects/*/tenants/*), got 'projects/p' (for the project's default "
+            "tenant, where talent v4beta1 keeps its events, give "
+            "projects/p/tenants/default_tenant)\n"))
+        wrong = read(running, "reset", "--parent", "projects/p/locations", key=ADMIN,
+                     cwd=tmp_path)
+        assert (wrong.returncode, wrong.stderr) == (2, (
+            "footfall: --parent: must be a catalog (projects/*/locations/*/catalogs/*) or a "
+            "tenant (projects/*/tenants/*), got 'projects/p/locations'\n"))
     finally:
         running.stop()
 
