@@ -4,7 +4,6 @@ call these."""
 
 from __future__ import annotations
 
-import base64
 import binascii
 import functools
 import re
@@ -200,10 +199,6 @@ def _numbers(body: bytes, parts: int) -> tuple[int, ...]:
             or not all(-(2 ** 63) <= n < 2 ** 63 for n in numbers):
         raise InvalidArgument.field("page_token", "is not a page token of this list")
     return numbers
-
-
-def encode_token(*position: int) -> str:
-    return base64.urlsafe_b64encode(".".join(map(str, position)).encode()).decode()
 
 
 def _signed_token(store: Store, *position: int) -> str:

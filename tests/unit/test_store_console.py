@@ -4,6 +4,7 @@ SQLite file and PostgreSQL (when FOOTFALL_TEST_POSTGRES_DSN is set)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,11 @@ from server.errors import InvalidArgument
 from server.store import ClientEventRow, EventQuery, console, open_store
 from server.store.console import RejectionRow
 from server.store.group_commit import Join
-from server.store.migrations import MIGRATIONS, statement_for
+from server.store.migrations import MIGRATIONS
 from server.store.rows import OperationRecord, Progress, Step, TimeBound
 
 from . import test_store
+from .old_schema import make_old_schema
 from .test_store import BRANCH, CATALOG, row, visitor
 
 # The store contract's fixtures: every test here runs on memory, SQLite and PostgreSQL.
@@ -169,8 +171,9 @@ def test_the_console_lists_client_events_by_create_time_in_pages_of_its_tokens(
                 break
         assert seen == newest, size
     with pytest.raises(InvalidArgument) as refused:
-        queries.list_client_events(store, TENANT, 2, queries.encode_token(
-            3, page_tokens.question(TENANT)))
+        # (a token as an earlier Footfall made them: the position, unsigned)
+        unsigned = f"3.{page_tokens.question(TENANT)}".encode()
+        queries.list_client_events(store, TENANT, 2, base64.urlsafe_b64encode(unsigned).decode())
     assert [v.field for v in refused.value.violations] == ["page_token"]
 
 
@@ -509,16 +512,7 @@ def old_sqlite_store(db: Path, below: int) -> sqlite3.Connection:
     """A SQLite store at `db` as a release with the migrations before `below` made it
     (the steps SQL cannot say, which fill tables, have nothing to fill); open."""
     conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
-                 "description TEXT NOT NULL)")
-    for version, description, statements in MIGRATIONS:
-        if version >= below:
-            continue
-        for statement in statements:
-            sql = statement_for(statement, "sqlite") if not callable(statement) else None
-            if sql is not None:
-                conn.execute(sql)
-        conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (version, description))
+    make_old_schema(conn, "sqlite", sum(version < below for version, _, _ in MIGRATIONS))
     return conn
 
 
