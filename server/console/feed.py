@@ -343,7 +343,9 @@ class _Queue:
         if (self.chunks and (self.count + len(chunk.items) > QUEUE_LIMIT
                              or self.bytes + chunk.size > QUEUE_BYTES)) \
                 or not self.held.room(chunk):
-            for queued in self.chunks:
+            # (this chunk too: a _Restart finds no room once the rows held are past the
+            # bound, as the pages of watches catching up may take them)
+            for queued in (*self.chunks, chunk):
                 if isinstance(queued, _Restart):
                     self._goes_back(queued.position)
             self.let_go()

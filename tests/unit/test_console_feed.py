@@ -871,3 +871,38 @@ def test_a_watch_past_a_reset_reads_no_page_kept_from_before_it() -> None:
             commits.close()
 
     asyncio.run(main())
+
+
+def test_a_watch_let_go_by_its_feeds_going_back_loses_no_row() -> None:
+    # The word that the feed went back, pushed while the rows held were past the
+    # bound (watches catching up hold their pages past it), let the watch's queue go
+    # and was itself dropped: the watch went on from its own position and never
+    # sent the row given the id it had passed.
+    table = Reusing()
+
+    async def body(watches: Watches) -> None:
+        table.add("a1")
+        table.add("a2")
+        watch = watches.items(table.key, table, 0, Caller())
+        assert named(await take(watch, 2)) == ["a1", "a2"]
+        [fed] = watches._feeds.values()
+        waiting = asyncio.ensure_future(anext(watch))
+        limit, watches.held.limit = watches.held.limit, -1  # (held past the bound)
+        del table.rows[2]  # a reset
+        while fed.position != 1:
+            await asyncio.sleep(0.01)
+        watches.held.limit = limit
+        table.add("b2")
+        table.add("b3")
+        assert named([await asyncio.wait_for(waiting, 5)]) == ["b2"]
+        assert named(await take(watch, 1)) == ["b3"]
+        await watch.aclose()
+
+    async def main() -> None:
+        commits = Commits()
+        try:
+            await body(Watches(commits, 10, 0.05))
+        finally:
+            commits.close()
+
+    asyncio.run(main())
