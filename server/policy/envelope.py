@@ -103,7 +103,8 @@ class Envelope:
             if large:
                 turn = await self.policy.large_requests.turn(
                     grant, max(len(raw) if isinstance(raw, bytes) else 0, LARGE_REQUEST_BYTES))
-                request = await in_decoder(decode, raw)
+                request = await in_decoder(decode, raw,
+                                           ended=turn.ended if turn is not None else None)
             else:
                 request = decode(raw)
             admission = await self.policy.admit(method, metadata, request, context,

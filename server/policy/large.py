@@ -31,16 +31,22 @@ EXPECTED_SECONDS_PER_BYTE = 1e-6
 
 
 class Turn:
-    """A large request's turn, to end (`ended`) once it is answered."""
+    """A large request's turn: it ends once `ended` was called for its call (answered,
+    refused or gone) and for its decode (on a decoder's thread, which goes on when
+    its caller goes: a turn that ended with the call let a key whose callers went
+    decode its bodies side by side)."""
 
-    __slots__ = ("_budget", "_party", "_taken", "_started")
+    __slots__ = ("_budget", "_party", "_taken", "_started", "_open")
 
     def __init__(self, budget: Reading, party: int, taken: float) -> None:
         self._budget, self._party, self._taken = budget, party, taken
         self._started = time.perf_counter()
+        self._open = 2  # the call and its decode
 
     def ended(self) -> None:
-        self._budget.spent(self._taken, time.perf_counter() - self._started, self._party)
+        self._open -= 1
+        if self._open == 0:
+            self._budget.spent(self._taken, time.perf_counter() - self._started, self._party)
 
 
 class LargeRequests:

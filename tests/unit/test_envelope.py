@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,3 +259,41 @@ def test_large_requests_of_admin_keys_and_with_auth_off_are_not_paced(tmp_path: 
     for policy in (Policy([SERVICE], Authenticator(str(keys))), Policy([SERVICE])):
         during, answers = asyncio.run(two_large_at_once(Envelope(policy, "grpc"), KEY))
         assert sorted(during) == ["1", "2"] and answers == ["ok", "ok"]
+
+
+def test_a_large_requests_turn_lasts_while_its_decode_does(keyed: Envelope) -> None:
+    # A caller gone (its deadline) while its body was decoded ended the turn, and the
+    # decode went on on its thread: a key whose bodies each went so decoded them side
+    # by side, on the one interpreter lock, as if there were no turns at all.
+    async def body() -> None:
+        decoding, go_on = threading.Event(), threading.Event()
+        decoded: list[str] = []
+
+        def slow(raw: bytes) -> Any:
+            decoding.set()
+            go_on.wait(5)
+            decoded.append("1")
+            return request()
+
+        def fast(raw: bytes) -> Any:
+            decoded.append("2")
+            return request()
+
+        first = asyncio.create_task(keyed.run(WRITE, KEY, LARGE, slow, Context(), ok,
+                                              large=True))
+        await asyncio.to_thread(decoding.wait, 5)
+        first.cancel()  # (grpc.aio: the caller went, or its deadline passed)
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        second = asyncio.create_task(keyed.run(WRITE, KEY, LARGE, fast, Context(), ok,
+                                               large=True))
+        for _ in range(5_000):  # until the second is decoded, or waits for its turn
+            if decoded or keyed.policy.large_requests.waiting:
+                break
+            await asyncio.sleep(0.001)
+        assert decoded == []
+        go_on.set()
+        assert await asyncio.wait_for(second, 10) == "ok"
+        assert decoded == ["1", "2"]
+
+    asyncio.run(body())
