@@ -25,7 +25,7 @@ import grpc
 from server.console import origin
 from server.errors import ChosenStatus, FootfallError, Internal
 from server.loop import in_decoder
-from server.policy import Admission, Metadata, Policy, caller_gone
+from server.policy import Admission, Metadata, Policy, caller_gone, drop_if_gone
 from server.policy.auth import Grant, NotYourProject, authorize, resource_names
 
 log = logging.getLogger(__name__)
@@ -103,8 +103,12 @@ class Envelope:
             if large:
                 turn = await self.policy.large_requests.turn(
                     grant, max(len(raw) if isinstance(raw, bytes) else 0, LARGE_REQUEST_BYTES))
+                if turn is not None:
+                    # Its caller may have gone while it waited (an HTTP write goes on
+                    # past its deadline): not decoded only to be refused by `admit`.
+                    drop_if_gone(context)
                 request = await in_decoder(decode, raw,
-                                           ended=turn.ended if turn is not None else None)
+                                           ended=turn.decoding() if turn is not None else None)
             else:
                 request = decode(raw)
             admission = await self.policy.admit(method, metadata, request, context,

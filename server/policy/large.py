@@ -17,6 +17,7 @@ that send large inline imports) and calls with auth off are not paced.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from server.console.pace import Reading
 from server.policy.auth import Grant, Role
@@ -31,17 +32,22 @@ EXPECTED_SECONDS_PER_BYTE = 1e-6
 
 
 class Turn:
-    """A large request's turn: it ends once `ended` was called for its call (answered,
-    refused or gone) and for its decode (on a decoder's thread, which goes on when
-    its caller goes: a turn that ended with the call let a key whose callers went
-    decode its bodies side by side)."""
+    """A large request's turn: it ends once its call has (`ended`: answered, refused
+    or gone) and so has its decode (`decoding`), which runs on a decoder's thread and
+    goes on when its caller goes (a turn that ended with the call let a key whose
+    callers went decode its bodies side by side)."""
 
     __slots__ = ("_budget", "_party", "_taken", "_started", "_open")
 
     def __init__(self, budget: Reading, party: int, taken: float) -> None:
         self._budget, self._party, self._taken = budget, party, taken
         self._started = time.perf_counter()
-        self._open = 2  # the call and its decode
+        self._open = 1  # the call, and its decode once begun
+
+    def decoding(self) -> Callable[[], None]:
+        """What to call once the decode about to begin has ended."""
+        self._open += 1
+        return self.ended
 
     def ended(self) -> None:
         self._open -= 1

@@ -297,3 +297,52 @@ def test_a_large_requests_turn_lasts_while_its_decode_does(keyed: Envelope) -> N
         assert decoded == ["1", "2"]
 
     asyncio.run(body())
+
+
+@dataclass
+class Late(Context):
+    """A caller whose deadline passes once `passed` is set (an HTTP write's: the
+    gateway answers DEADLINE_EXCEEDED, and the call goes on)."""
+
+    passed: bool = False
+
+    def time_remaining(self) -> float | None:
+        return -1.0 if self.passed else 10.0
+
+
+def test_a_large_request_whose_caller_is_gone_by_its_turn_is_not_decoded(
+        keyed: Envelope) -> None:
+    # Its caller's deadline passed while it waited for its turn: its body was decoded
+    # all the same (seconds of CPU for a large one), in the turn, only for admission
+    # to refuse it as gone.
+    async def body() -> None:
+        release = asyncio.Event()
+        decoded: list[str] = []
+
+        def decode(raw: bytes) -> Any:
+            decoded.append("2")
+            return request()
+
+        async def held(message: Any, context: Any) -> str:
+            await release.wait()
+            return "ok"
+
+        first = asyncio.create_task(keyed.run(WRITE, KEY, LARGE, lambda raw: request(),
+                                              Context(), held, large=True))
+        late = Late()
+        second = asyncio.create_task(keyed.run(WRITE, KEY, LARGE, decode, late, ok,
+                                               large=True))
+        for _ in range(5_000):
+            if keyed.policy.large_requests.waiting:
+                break
+            await asyncio.sleep(0.001)
+        late.passed = True
+        release.set()
+        assert await first == "ok"
+        assert isinstance(await asyncio.wait_for(second, 10), DeadlineExceeded)
+        assert decoded == []
+        # its turn ended (else the next waits for the budget it would hold)
+        third = keyed.run(WRITE, KEY, LARGE, lambda raw: request(), Context(), ok, large=True)
+        assert await asyncio.wait_for(third, 0.5) == "ok"
+
+    asyncio.run(body())
