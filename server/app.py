@@ -168,12 +168,14 @@ async def _set_serving(servicer: health.aio.HealthServicer, serving: bool) -> No
         await servicer.set(name, status)
 
 
-def start(settings: Settings, clock: Clock | None = None, process: int = 0) -> Running:
+def start(settings: Settings, clock: Clock | None = None, process: int = 0,
+          keys: str | None = None) -> Running:
     """Open the store and start serving; raises if the address cannot be bound
     (OSError), or the auth file (AuthFileError) or TLS files (ValueError) cannot be used.
-    `process`: this process's index among --processes."""
+    `process`: this process's index among --processes; `keys`: the auth file's text
+    in force, when the file itself may hold other (see processes.Supervisor)."""
     clock = clock or SystemClock()
-    policy = Policy.from_settings(settings, GUARDED, clock)
+    policy = Policy.from_settings(settings, GUARDED, clock, keys)
     tls = _server_credentials(settings)
     _refuse_taken_ports(settings)
     gcs_root = Path(settings.gcs_root)
@@ -435,11 +437,12 @@ def announce(settings: Settings, port: int, http_port: int, how: str = "") -> No
 
 
 def serve(settings: Settings, on_ready: Callable[[], None] | None = None,
-          ready_lines: bool = True, trust_lines: bool = True, process: int = 0) -> int:
+          ready_lines: bool = True, trust_lines: bool = True, process: int = 0,
+          keys: str | None = None) -> int:
     """Run until SIGTERM or SIGINT, then drain and exit 0; SIGHUP re-reads the keys.
     `on_ready` runs once serving. The parent of --processes says the ready lines
     once for all its processes, and one of them the trust lines; `process` is this
-    one's index among them.
+    one's index among them; `keys`, as start takes them.
 
     The signals are blocked before any thread starts (every thread inherits that) and
     taken by this thread alone with sigwait. A Python handler would run only once the
@@ -448,7 +451,7 @@ def serve(settings: Settings, on_ready: Callable[[], None] | None = None,
     """
     signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
     try:
-        running = start(settings, process=process)
+        running = start(settings, process=process, keys=keys)
     except AuthFileError as exc:
         log.error("%s", exc)
         return 2

@@ -89,15 +89,16 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())  # StoreUnavailable's str() has the detail too
 
 
-def _serve_child(settings: Settings, index: int, ready: Connection) -> None:
-    """The body of server process `index` (a spawned interpreter)."""
+def _serve_child(settings: Settings, index: int, ready: Connection, keys: str | None) -> None:
+    """The body of server process `index` (a spawned interpreter), beginning with the
+    auth file's text `keys` (None: the file's)."""
     with contextlib.suppress(OSError, AttributeError):  # Linux only: end with the parent
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() == 1:  # the parent died before the line above took effect
         sys.exit(1)
     with logging_to_stderr(settings.log_level, LOG_FORMAT):
         code = run_one(settings, on_ready=lambda: ready.send(True), ready_lines=False,
-                       trust_lines=index == 0, process=index)
+                       trust_lines=index == 0, process=index, keys=keys)
     sys.exit(code)
 
 
@@ -115,6 +116,12 @@ class Supervisor:
         self.settings = settings
         self._context = multiprocessing.get_context("spawn")
         self._children: list[_Child] = []
+        # The auth file's text in force (None: auth off, or a file no process could
+        # read): a process started in place of a dead one begins with it, as the others
+        # serve with it. Read from the file, a key file being edited (or left broken
+        # after a SIGHUP kept the old keys) stopped each replacement, and after five
+        # the whole server.
+        self._keys: str | None = None
         self._deaths: list[float] = []
         self._held: list[socket.socket] = []  # ports picked for 0/-1, kept until exit
 
@@ -151,6 +158,7 @@ class Supervisor:
 
     def _supervise(self, settings: Settings) -> int:
         self.settings = settings
+        self._keys = _keys_in(settings.auth_file)
         for index in range(settings.processes):
             self._children.append(self._spawn(index))
         try:
@@ -164,7 +172,8 @@ class Supervisor:
                      f"; {settings.processes} processes")
             while True:
                 taken = signal.sigwait(PARENT_SIGNALS)
-                if taken == signal.SIGHUP:
+                if taken == signal.SIGHUP:  # each process reads the keys again, as this one
+                    self._keys = _keys_in(settings.auth_file) or self._keys
                     self._signal_all(signal.SIGHUP)
                 elif taken == signal.SIGCHLD:
                     code = self._replace_dead()
@@ -183,7 +192,8 @@ class Supervisor:
         if index:  # one retention loop for the whole server
             settings = replace(settings, retain_days=0)
         ready, told = self._context.Pipe(duplex=False)
-        process = self._context.Process(target=_serve_child, args=(settings, index, told),
+        process = self._context.Process(target=_serve_child,
+                                        args=(settings, index, told, self._keys),
                                         name=f"footfall-{index}", daemon=False)
         process.start()
         told.close()  # the process's end
@@ -307,6 +317,22 @@ def _refusal(host: str, port: int, exc: OSError, grpc: bool) -> str:
     if grpc:
         return grpc_refusal(f"{host}:{port}", exc)
     return f"cannot listen for HTTP on {host}:{port}: {exc.strerror or exc}"
+
+
+def _keys_in(path: str) -> str | None:
+    """The text of the auth file at `path` if it holds keys a process can serve with;
+    None for no file, or one that cannot be read or used (each process says why)."""
+    from server.policy.auth import AuthFileError, KeyRing  # (no grpc in this process)
+
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+        KeyRing.parse(text, f"auth file {path}")
+    except (OSError, UnicodeDecodeError, AuthFileError):
+        return None
+    return text
 
 
 def _take_stop(seconds: float) -> None:

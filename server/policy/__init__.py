@@ -115,13 +115,14 @@ class Policy:
 
     @classmethod
     def from_settings(cls, settings: Settings, guarded: Iterable[str],
-                      clock: Clock | None = None) -> Policy:
-        """Raises AuthFileError when the auth file cannot be used."""
+                      clock: Clock | None = None, keys: str | None = None) -> Policy:
+        """Raises AuthFileError when the auth file cannot be used. `keys`: the auth
+        file's text to begin with, in place of what the file holds now."""
         quota = (WriteQuota(settings.quota_writes_per_minute, clock)
                  if settings.quota_writes_per_minute else None)
         byte_quota = (ByteQuota(settings.quota_bytes_per_minute, clock)
                       if settings.quota_bytes_per_minute else None)
-        policy = cls(guarded, Authenticator(settings.auth_file or None), quota,
+        policy = cls(guarded, Authenticator(settings.auth_file or None, keys), quota,
                      FaultInjector() if settings.allow_fault_injection else None,
                      byte_quota=byte_quota)
         policy.strict_names = settings.strict_names

@@ -480,11 +480,13 @@ def _role_refusal(grant: Grant, method: str, rpc: str) -> str:
 
 
 class Authenticator:
-    """The current KeyRing (None: auth is off), re-read from `path` on `reload`."""
+    """The current KeyRing (None: auth is off), re-read from `path` on `reload`.
+    `text`: the keys to begin with instead of the file's (see processes.Supervisor)."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, text: str | None = None) -> None:
         self.path = path or None
-        self._ring = KeyRing.load(self.path) if self.path else None
+        self._ring = (None if not self.path else KeyRing.load(self.path) if text is None
+                      else KeyRing.parse(text, f"auth file {self.path}"))
         self.generation = 0  # how many times the keys were read again
 
     @property

@@ -224,18 +224,18 @@ def test_sighup_reaches_every_process(start: Callable[..., ServerProcess],
 def test_a_replacement_that_cannot_start_is_tried_again_while_the_others_serve(
         start: Callable[..., ServerProcess], tmp_path: Path) -> None:
     # The first replacement that did not start stopped the whole server, the process
-    # still serving included: a key file half edited, or the database away, when a
-    # process died (with PostgreSQL away: exit 1, where one process keeps running).
-    keys = write_keys(tmp_path / "keys.json", {"kept-key-000001": ("writer", ["footfall-interop"])})
-    good = keys.read_text()
-    server = start("--auth-file", str(keys))
+    # still serving included: the database away when a process died (with PostgreSQL
+    # away: exit 1, where one process keeps running), or as here a --gcs-root that
+    # could not be made (a file where its folder should be), checked at each start.
+    parent = tmp_path / "exports"
+    server = start("--gcs-root", str(parent / "gcs"))
     victim = server_processes(server.proc.pid)[0]
-    keys.write_text('{"keys": {')  # being edited
+    parent.write_text("")  # a file where the root's folder is to be made
     os.kill(victim, signal.SIGKILL)
-    failed = "ended with exit code 2; starting another"
+    failed = "ended with exit code 1; starting another"
     wait_until(lambda: any(failed in line for line in server.log) or None,
-               "a replacement refused by the key file", deadline=30, interval=0.02)
-    keys.write_text(good)  # the edit done: the next try starts
+               "a replacement refused by its --gcs-root", deadline=30, interval=0.02)
+    parent.unlink()  # the next try starts
     wait_until(lambda: any(" serves again (pid " in line for line in server.log)
                or server.proc.poll() is not None or None, "a replacement serving", deadline=30)
     assert server.proc.poll() is None, server.log_text()
@@ -243,7 +243,37 @@ def test_a_replacement_that_cannot_start_is_tried_again_while_the_others_serve(
         with retail_client(server.address) as client:
             client.write_user_event(request={"parent": CATALOG, "user_event": {
                 "event_type": "home-page-view", "visitor_id": f"r{channel}"}},
-                metadata=with_key("kept-key-000001"), timeout=RPC_DEADLINE)
+                timeout=RPC_DEADLINE)
+    assert server.stop() == 0, server.log_text()
+
+
+@pytest.mark.timeout(120)
+def test_a_replacement_serves_with_the_keys_in_force_not_a_key_file_being_edited(
+        start: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    # A replacement read the key file as it was on disk: half edited (or left broken
+    # after a SIGHUP kept the keys in force), it refused every replacement, and after
+    # five the server stopped. It now begins with the keys the others serve with.
+    keys = write_keys(tmp_path / "keys.json", {"first-key-0001": ("writer", ["footfall-interop"])})
+    server = start("--auth-file", str(keys))
+    write_keys(keys, {"second-key-0002": ("writer", ["footfall-interop"])})
+    os.kill(server.proc.pid, signal.SIGHUP)
+    wait_until(lambda: sum("SIGHUP: re-read" in line for line in server.log) == PROCESSES or None,
+               "every process to re-read the keys", deadline=20)
+    keys.write_text('{"keys": {')  # being edited
+    os.kill(server.proc.pid, signal.SIGHUP)  # (each process keeps the keys in force)
+    wait_until(lambda: sum("the previous keys stay in force" in line for line in server.log)
+               == PROCESSES or None,
+               "every process to keep its keys", deadline=20)
+    victim = server_processes(server.proc.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: any(" serves again (pid " in line for line in server.log)
+               or server.proc.poll() is not None or None, "a replacement serving", deadline=30)
+    assert server.proc.poll() is None, server.log_text()
+    for channel in range(CHANNELS):  # a connection each: both processes answer some
+        with retail_client(server.address) as client:
+            client.write_user_event(request={"parent": CATALOG, "user_event": {
+                "event_type": "home-page-view", "visitor_id": f"k{channel}"}},
+                metadata=with_key("second-key-0002"), timeout=RPC_DEADLINE)
     assert server.stop() == 0, server.log_text()
 
 
