@@ -205,6 +205,17 @@ def test_each_job_runs_exactly_once_whichever_process_took_it(
     assert count_events(server.store, JOBS_CATALOG, tmp_path) == jobs * per_job
 
 
+def write_through_each_connection(server: ServerProcess, visitor: str,
+                                  key: str | None = None) -> None:
+    """A write through each of CHANNELS connections, so that every process answers
+    some (the kernel spreads the connections); `key`: the API key sent."""
+    for channel in range(CHANNELS):
+        with retail_client(server.address) as client:
+            client.write_user_event(request={"parent": CATALOG, "user_event": {
+                "event_type": "home-page-view", "visitor_id": f"{visitor}{channel}"}},
+                metadata=with_key(key) if key else (), timeout=RPC_DEADLINE)
+
+
 def test_sighup_reaches_every_process(start: Callable[..., ServerProcess],
                                       tmp_path: Path) -> None:
     keys = write_keys(tmp_path / "keys.json", {"first-key-0001": ("writer", ["footfall-interop"])})
@@ -213,11 +224,7 @@ def test_sighup_reaches_every_process(start: Callable[..., ServerProcess],
     os.kill(server.proc.pid, signal.SIGHUP)
     wait_until(lambda: sum("SIGHUP: re-read" in line for line in server.log) == PROCESSES or None,
                "every process to re-read the keys", deadline=20)
-    for channel in range(CHANNELS):  # a connection each: both processes answer some
-        with retail_client(server.address) as client:
-            client.write_user_event(request={"parent": CATALOG, "user_event": {
-                "event_type": "home-page-view", "visitor_id": f"k{channel}"}},
-                metadata=with_key("second-key-0002"), timeout=RPC_DEADLINE)
+    write_through_each_connection(server, "k", "second-key-0002")
 
 
 @pytest.mark.timeout(120)
@@ -239,11 +246,7 @@ def test_a_replacement_that_cannot_start_is_tried_again_while_the_others_serve(
     wait_until(lambda: any(" serves again (pid " in line for line in server.log)
                or server.proc.poll() is not None or None, "a replacement serving", deadline=30)
     assert server.proc.poll() is None, server.log_text()
-    for channel in range(CHANNELS):  # a connection each: both processes answer some
-        with retail_client(server.address) as client:
-            client.write_user_event(request={"parent": CATALOG, "user_event": {
-                "event_type": "home-page-view", "visitor_id": f"r{channel}"}},
-                timeout=RPC_DEADLINE)
+    write_through_each_connection(server, "r")
     assert server.stop() == 0, server.log_text()
 
 
@@ -269,11 +272,7 @@ def test_a_replacement_serves_with_the_keys_in_force_not_a_key_file_being_edited
     wait_until(lambda: any(" serves again (pid " in line for line in server.log)
                or server.proc.poll() is not None or None, "a replacement serving", deadline=30)
     assert server.proc.poll() is None, server.log_text()
-    for channel in range(CHANNELS):  # a connection each: both processes answer some
-        with retail_client(server.address) as client:
-            client.write_user_event(request={"parent": CATALOG, "user_event": {
-                "event_type": "home-page-view", "visitor_id": f"k{channel}"}},
-                metadata=with_key("second-key-0002"), timeout=RPC_DEADLINE)
+    write_through_each_connection(server, "k", "second-key-0002")
     assert server.stop() == 0, server.log_text()
 
 

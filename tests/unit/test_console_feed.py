@@ -800,6 +800,20 @@ def named(items: list[Item]) -> list[str]:
     return [str(item.message().value) for item in items]  # type: ignore[attr-defined]
 
 
+def run_with_watches(body: Callable[[Watches], Awaitable[None]]) -> None:
+    """`body(watches)` on a loop of its own, the Watches (10 at most, a poll of 50 ms)
+    closed after it."""
+
+    async def main() -> None:
+        commits = Commits()
+        try:
+            await body(Watches(commits, 10, 0.05))
+        finally:
+            commits.close()
+
+    asyncio.run(main())
+
+
 def test_a_watch_behind_when_its_feed_goes_back_loses_no_row() -> None:
     # The feed's word that it went back (its ids start again) came while the watch
     # read for itself, and was dropped: the watch went on from its own position and
@@ -826,14 +840,7 @@ def test_a_watch_behind_when_its_feed_goes_back_loses_no_row() -> None:
         assert named(await take(watch, 1)) == ["b3"]
         await watch.aclose()
 
-    async def main() -> None:
-        commits = Commits()
-        try:
-            await body(Watches(commits, 10, 0.05))
-        finally:
-            commits.close()
-
-    asyncio.run(main())
+    run_with_watches(body)
 
 
 def test_a_watch_past_a_reset_reads_no_page_kept_from_before_it() -> None:
@@ -863,14 +870,7 @@ def test_a_watch_past_a_reset_reads_no_page_kept_from_before_it() -> None:
         assert named([await asyncio.wait_for(waiting, 5)]) == ["a6"]
         await first.aclose()
 
-    async def main() -> None:
-        commits = Commits()
-        try:
-            await body(Watches(commits, 10, 0.05))
-        finally:
-            commits.close()
-
-    asyncio.run(main())
+    run_with_watches(body)
 
 
 def test_a_watch_let_go_by_its_feeds_going_back_loses_no_row() -> None:
@@ -898,11 +898,4 @@ def test_a_watch_let_go_by_its_feeds_going_back_loses_no_row() -> None:
         assert named(await take(watch, 1)) == ["b3"]
         await watch.aclose()
 
-    async def main() -> None:
-        commits = Commits()
-        try:
-            await body(Watches(commits, 10, 0.05))
-        finally:
-            commits.close()
-
-    asyncio.run(main())
+    run_with_watches(body)
