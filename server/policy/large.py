@@ -20,11 +20,17 @@ import time
 from collections.abc import Callable
 
 from server.console.pace import Reading
+from server.errors import ResourceExhausted
 from server.policy.auth import Grant, Role
 
 # The time a second that large requests of writer and reader keys take together
 # (wall time from their decoding to their answer).
 SECONDS_A_SECOND = 0.5
+# The large requests of one key that may wait for their turn at once; past them it is
+# answered RESOURCE_EXHAUSTED at once. Each holds its whole message while it waits (and
+# over gRPC a call's slot): a public writer key sending many at once made the server keep
+# --max-concurrent-rpcs of them, where it had decoded them, slowly, as they came.
+MAX_WAITING_PER_KEY = 4
 # What a large request is expected to cost before it is made, by its bytes: about
 # the most that JSON of small list elements costs. A key's requests sent at once
 # wait for the first's actual cost instead of all starting on a budget not yet spent.
@@ -61,6 +67,7 @@ class LargeRequests:
 
     def __init__(self, seconds_a_second: float = SECONDS_A_SECOND) -> None:
         self._budget = Reading(seconds_a_second)
+        self._waiting: dict[int, int] = {}  # by key (see `turn`): its requests waiting
 
     @property
     def waiting(self) -> int:
@@ -69,9 +76,24 @@ class LargeRequests:
 
     async def turn(self, grant: Grant | None, size: int) -> Turn | None:
         """Once the turn of a request of `size` bytes has come: its Turn; None at once
-        for one that is not paced (auth off, an admin key)."""
+        for one that is not paced (auth off, an admin key). RESOURCE_EXHAUSTED when
+        MAX_WAITING_PER_KEY of the key's wait already."""
         if grant is None or grant.role is Role.ADMIN:
             return None
         party = id(grant)  # (by the key itself: names need not be unique)
-        taken = await self._budget.take(size * EXPECTED_SECONDS_PER_BYTE, party)
+        waiting = self._waiting.get(party, 0)
+        if waiting >= MAX_WAITING_PER_KEY:
+            raise ResourceExhausted(
+                f"{waiting} large requests (over 64 KiB) of this key already wait for their "
+                f"turn: a key's large requests take turns with every other writer and "
+                f"reader key's; send it again once one is answered", retry_after=1.0)
+        self._waiting[party] = waiting + 1
+        try:
+            taken = await self._budget.take(size * EXPECTED_SECONDS_PER_BYTE, party)
+        finally:
+            left = self._waiting[party] - 1
+            if left:
+                self._waiting[party] = left
+            else:
+                del self._waiting[party]
         return Turn(self._budget, party, taken)

@@ -30,6 +30,7 @@ from server.http.errors import http_status_of
 from server.policy import Policy
 from server.policy.auth import Authenticator, MissingKey
 from server.policy.envelope import Envelope
+from server.policy.large import MAX_WAITING_PER_KEY
 from server.store import open_store
 from server.store.group_commit import Job
 
@@ -242,6 +243,39 @@ def test_one_keys_large_requests_take_turns(keyed: Envelope) -> None:
     during, answers = asyncio.run(two_large_at_once(keyed, KEY))
     assert during == ["1"]
     assert answers == ["ok", "ok"]
+
+
+def test_a_key_with_too_many_large_requests_waiting_is_answered_at_once(
+        keyed: Envelope) -> None:
+    # Each waits holding its whole message (over gRPC, a call's slot too): a public
+    # writer key sending many at once made the server keep them all.
+    async def body() -> list[Any]:
+        held, release = asyncio.Event(), asyncio.Event()
+
+        async def first_call(message: Any, context: Any) -> str:
+            held.set()
+            await release.wait()
+            return "ok"
+
+        def sent(call: Callable[..., Any]) -> asyncio.Task[Any]:
+            return asyncio.create_task(keyed.run(WRITE, KEY, LARGE, lambda raw: request(),
+                                                 Context(), call, large=True))
+
+        first = sent(first_call)
+        await asyncio.wait_for(held.wait(), 5)
+        waiting = [sent(ok) for _ in range(MAX_WAITING_PER_KEY)]
+        for _ in range(10_000):
+            if keyed.policy.large_requests.waiting == MAX_WAITING_PER_KEY:
+                break
+            await asyncio.sleep(0.001)
+        one_more = await asyncio.wait_for(sent(ok), 5)  # answered at once, not waiting
+        release.set()
+        return [one_more, await first, *[await asyncio.wait_for(w, 30) for w in waiting]]
+
+    answers = asyncio.run(body())
+    assert isinstance(answers[0], ResourceExhausted) and answers[0].retry_after == 1.0
+    assert "large requests (over 64 KiB) of this key already wait" in answers[0].message
+    assert answers[1:] == ["ok"] * (1 + MAX_WAITING_PER_KEY)
 
 
 def test_a_large_request_refused_ends_its_turn(keyed: Envelope) -> None:
