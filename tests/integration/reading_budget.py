@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 
+import grpc
 import pytest
+from footfall.console.v1 import console_pb2, console_pb2_grpc
 
 from server.app import Running, start
 from server.clock import FixedClock
@@ -44,3 +47,45 @@ def distinct_filter(k: int) -> str:
     """A filter of its own for watch `k` (a feed of its own): every event stamped
     since 2000."""
     return f'eventTime > "2000-01-01T00:00:{k:02d}Z"'
+
+
+class Watch:
+    """A watch of `parent` by `rpc` (WatchUserEvents or WatchUserEventBatches) in a
+    thread of its own, keeping the ids and visitors of what it received until it has
+    `wanted` events or ends; `on_event` is called as each comes (with the count so
+    far). Nothing takes longer than `seconds`."""
+
+    def __init__(self, channel: grpc.Channel, rpc: str, parent: str, wanted: int,
+                 on_event: Callable[[int], None] = lambda _: None, seconds: float = 120.0,
+                 **request: object) -> None:
+        stub = console_pb2_grpc.ConsoleServiceStub(channel)
+        self.call = getattr(stub, rpc)(
+            console_pb2.WatchUserEventsRequest(parent=parent, **request), timeout=seconds)
+        self.batches = rpc == "WatchUserEventBatches"
+        self.wanted = wanted
+        self.on_event = on_event
+        self.seconds = seconds
+        self.ids: list[int] = []
+        self.visitors: list[str] = []
+        self.error: grpc.RpcError | None = None
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for message in self.call:
+                for stored in (message.user_events if self.batches else [message]):
+                    self.ids.append(stored.id)
+                    self.visitors.append(stored.user_event.visitor_id)
+                    self.on_event(len(self.visitors))
+                if len(self.ids) >= self.wanted:
+                    break
+        except grpc.RpcError as error:
+            self.error = error
+        finally:
+            self.call.cancel()
+
+    def join(self) -> None:
+        self.thread.join(self.seconds)
+        assert not self.thread.is_alive(), f"{len(self.ids)} of {self.wanted} events came"
+        assert self.error is None, self.error

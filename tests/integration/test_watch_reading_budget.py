@@ -9,12 +9,10 @@ the watches must wait for it (its waits are counted), and nothing here is timed.
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Iterator
 
 import grpc
 import pytest
-from footfall.console.v1 import console_pb2, console_pb2_grpc
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_event_service_pb2_grpc
 
 from server.app import Running, start
@@ -22,7 +20,7 @@ from server.clock import FixedClock
 from server.config import Settings
 from server.console import feed
 
-from .reading_budget import Counted, budgeted_server, distinct_filter
+from .reading_budget import Counted, Watch, budgeted_server, distinct_filter
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 FILTERS = 16  # distinct filters watched, each selecting every event: a feed each
@@ -48,40 +46,6 @@ def write_events(port: int, first: int, count: int) -> None:
                 parent=CATALOG, user_event=event), timeout=30)
 
 
-class Watch:
-    """A watch in a thread of its own, keeping what it received (ids and visitors)
-    until it has `wanted` events or ends."""
-
-    def __init__(self, channel: grpc.Channel, rpc: str, wanted: int, **request: object) -> None:
-        stub = console_pb2_grpc.ConsoleServiceStub(channel)
-        self.call = getattr(stub, rpc)(
-            console_pb2.WatchUserEventsRequest(parent=CATALOG, **request), timeout=120)
-        self.batches = rpc == "WatchUserEventBatches"
-        self.wanted = wanted
-        self.ids: list[int] = []
-        self.visitors: list[str] = []
-        self.error: grpc.RpcError | None = None
-        self.thread = threading.Thread(target=self._run)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            for message in self.call:
-                for stored in (message.user_events if self.batches else [message]):
-                    self.ids.append(stored.id)
-                    self.visitors.append(stored.user_event.visitor_id)
-                if len(self.ids) >= self.wanted:
-                    break
-        except grpc.RpcError as error:
-            self.error = error
-        finally:
-            self.call.cancel()
-
-    def join(self) -> None:
-        self.thread.join(120)
-        assert not self.thread.is_alive(), f"{len(self.ids)} of {self.wanted} events came"
-        assert self.error is None, self.error
-
 
 def assert_every_event_once_in_order(watch: Watch, visitors: list[str]) -> None:
     assert watch.ids == sorted(set(watch.ids)), "out of order, or twice"
@@ -97,10 +61,10 @@ def test_many_distinct_filter_watches_fall_behind_and_miss_nothing(
     with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         # Half of them from the first row: they catch up by themselves, and those
         # reads take their turn too; the others from the last row, on their feeds.
-        from_start = [Watch(channel, "WatchUserEventBatches", EVENTS,
+        from_start = [Watch(channel, "WatchUserEventBatches", CATALOG, EVENTS,
                             filter=distinct_filter(k), after_id=0)
                       for k in range(FILTERS // 2)]
-        live = [Watch(channel, rpc, EVENTS - EVENTS // 3, filter=distinct_filter(k),
+        live = [Watch(channel, rpc, CATALOG, EVENTS - EVENTS // 3, filter=distinct_filter(k),
                       after_id=last)
                 for k, rpc in zip(range(FILTERS // 2, FILTERS),
                                   ["WatchUserEventBatches", "WatchUserEvents"] * FILTERS,
@@ -129,7 +93,7 @@ def test_a_feed_held_back_by_the_budget_catches_up(
     try:
         write_events(running.port, 0, 1)
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            watch = Watch(channel, rpc, EVENTS, after_id=0)
+            watch = Watch(channel, rpc, CATALOG, EVENTS, after_id=0)
             while not watch.ids and watch.thread.is_alive():
                 watch.thread.join(0.05)  # open: it has the first event
             write_events(running.port, 1, EVENTS - 1)

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
-from footfall.console.v1 import console_pb2, console_pb2_grpc
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_event_service_pb2_grpc
 
 from server.app import Running, start
@@ -27,7 +25,7 @@ from server.clock import FixedClock
 from server.config import Settings
 
 from . import http_client
-from .reading_budget import Counted, budgeted_server, distinct_filter
+from .reading_budget import Counted, Watch, budgeted_server, distinct_filter
 
 A = "projects/a/locations/global/catalogs/default_catalog"
 B = "projects/b/locations/global/catalogs/default_catalog"
@@ -53,42 +51,10 @@ def write(port: int, parent: str, visitor: str) -> None:
                     event_type="home-page-view", visitor_id=visitor)), timeout=30)
 
 
-class Watch:
-    """A WatchUserEvents stream from the first row, in a thread of its own, keeping
-    the visitors of what it received until it has `wanted`; `on_event` is called
-    as each comes (with the count so far)."""
-
-    def __init__(self, channel: grpc.Channel, parent: str, wanted: int,
-                 on_event: Callable[[int], None] = lambda _: None, **request: object) -> None:
-        stub = console_pb2_grpc.ConsoleServiceStub(channel)
-        self.call = stub.WatchUserEvents(
-            console_pb2.WatchUserEventsRequest(parent=parent, after_id=0, **request),
-            timeout=DEADLINE)
-        self.wanted = wanted
-        self.on_event = on_event
-        self.ids: list[int] = []
-        self.visitors: list[str] = []
-        self.error: grpc.RpcError | None = None
-        self.thread = threading.Thread(target=self._run)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            for stored in self.call:
-                self.ids.append(stored.id)
-                self.visitors.append(stored.user_event.visitor_id)
-                self.on_event(len(self.visitors))
-                if len(self.visitors) >= self.wanted:
-                    break
-        except grpc.RpcError as error:
-            self.error = error
-        finally:
-            self.call.cancel()
-
-    def join(self) -> None:
-        self.thread.join(DEADLINE)
-        assert not self.thread.is_alive(), f"{len(self.ids)} of {self.wanted} events came"
-        assert self.error is None, self.error
+def watch_from_start(channel: grpc.Channel, parent: str, wanted: int, **options: object) -> Watch:
+    """A WatchUserEvents stream of `parent` from the first row (see Watch)."""
+    return Watch(channel, "WatchUserEvents", parent, wanted, seconds=DEADLINE, after_id=0,
+                 **options)
 
 
 def until(done: Callable[[], bool], what: str) -> None:
@@ -102,7 +68,8 @@ def test_one_projects_many_feeds_do_not_hold_back_another_projects_watch(
         starved: tuple[Running, list[Counted]]) -> None:
     running, made = starved
     with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-        a_watches = [Watch(channel, A, 1, filter=distinct_filter(k)) for k in range(A_FEEDS)]
+        a_watches = [watch_from_start(channel, A, 1, filter=distinct_filter(k))
+                     for k in range(A_FEEDS)]
         [reading] = made
         # Project A's feeds fill the line (each reads at every poll, and waits long).
         until(lambda: reading.waiting >= A_FEEDS // 2, "project A's feeds never waited")
@@ -118,7 +85,7 @@ def test_one_projects_many_feeds_do_not_hold_back_another_projects_watch(
 
         # B's watch opens now, from the first row: its read to catch up (and then its
         # feed's) asks for a turn after every one of A's feeds asked for theirs.
-        b_watch = Watch(channel, B, 2, on_event=on_b_event)
+        b_watch = watch_from_start(channel, B, 2, on_event=on_b_event)
         b_watch.join()
         for watch in a_watches:
             watch.join()
@@ -152,7 +119,7 @@ def test_metrics_show_the_reads_that_waited_for_the_budget(
             return values.get("footfall_watch_reads_waiting", 0) >= 1
 
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            watches = [Watch(channel, A, 1, filter=distinct_filter(k)) for k in range(8)]
+            watches = [watch_from_start(channel, A, 1, filter=distinct_filter(k)) for k in range(8)]
             until(scraped, "no read was shown waiting for --watch-read-ms")
             assert values["footfall_watch_read_waits_total"] >= 1
             write(running.port, A, "a-1")
