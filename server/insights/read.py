@@ -14,6 +14,7 @@ import concurrent.futures
 import itertools
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from footfall.retail.v2 import user_event_pb2
 from footfall.talent.v4 import event_pb2
@@ -32,6 +33,8 @@ from server.store import Store
 from server.store.console import may_continue
 from server.store.insights import EntrantEvents, TypedRow
 from server.store.rows import EventQuery, TimeBound
+
+T = TypeVar("T")
 
 PAGE = 5000
 ROWS_PAGE = 50_000  # typed rows: a few numbers and a name each, a few MB a page
@@ -184,21 +187,22 @@ def parse_catalog_not_tenant(parent: str, refusal: str) -> CatalogName:
     of a talent tenant `refusal` (formatted with `parent`): what a job site asks for
     in its place (it was told only the form of a catalog's name, as if it had mistyped
     one)."""
-    try:
-        return parse_catalog(parent)
-    except InvalidArgument:
-        if gather([], parse_tenant, parent) is None:
-            raise
-    raise InvalidArgument.field("parent", refusal.format(parent=parent))
+    return _parse_not(parse_catalog, parse_tenant, parent, refusal)
 
 
 def parse_tenant_not_catalog(parent: str, refusal: str) -> TenantName:
     """The tenant `parent` names; INVALID_ARGUMENT naming `parent` otherwise, saying of
     a retail catalog `refusal`, as parse_catalog_not_tenant does of a tenant."""
+    return _parse_not(parse_tenant, parse_catalog, parent, refusal)
+
+
+def _parse_not(parse: Callable[[str], T], other: Callable[[str], object], parent: str,
+               refusal: str) -> T:
+    """`parse(parent)`; for a name `other` reads, INVALID_ARGUMENT saying `refusal`."""
     try:
-        return parse_tenant(parent)
+        return parse(parent)
     except InvalidArgument:
-        if gather([], parse_catalog, parent) is None:
+        if gather([], other, parent) is None:
             raise
     raise InvalidArgument.field("parent", refusal.format(parent=parent))
 
