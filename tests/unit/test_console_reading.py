@@ -155,16 +155,22 @@ class _Open:
         return None
 
 
+def _feed_of_a_watch_behind(stored: _Stored, poll: float) -> tuple[Feed, _Queue]:
+    """A feed of `stored` (not started) whose one watch reads by itself."""
+    feed = Feed(stored, 0, Commits(), poll, False, lambda: 0.0, Reading(0))  # type: ignore[arg-type]
+    queue = _Queue(_Open(), Held(1 << 30))
+    queue.behind = True
+    feed.queues.add(queue)
+    return feed, queue
+
+
 def test_a_watch_that_catches_up_while_its_feed_skips_a_read_misses_nothing() -> None:
     # A feed whose every watch reads by itself skips its read and goes on to the last
     # row; a watch that caught up meanwhile, to the feed's position then, takes the
     # feed's chunks from there: the rows between are read for it, not skipped.
     async def main() -> None:
         stored = _Stored(5)
-        feed = Feed(stored, 0, Commits(), 0.05, False, lambda: 0.0, Reading(0))  # type: ignore[arg-type]
-        queue = _Queue(_Open(), Held(1 << 30))
-        queue.behind = True
-        feed.queues.add(queue)
+        feed, queue = _feed_of_a_watch_behind(stored, 0.05)
         stored.gate.clear()
         feed.start()
         await asyncio.get_running_loop().run_in_executor(None, stored.entered.wait, 10)
@@ -188,10 +194,7 @@ def test_a_feed_whose_watches_all_read_by_themselves_waits_for_a_commit() -> Non
     # poll) as after a read that found nothing, not reads again at once.
     async def main() -> None:
         stored = _Stored(5)
-        feed = Feed(stored, 0, Commits(), 60.0, False, lambda: 0.0, Reading(0))  # type: ignore[arg-type]
-        queue = _Queue(_Open(), Held(1 << 30))
-        queue.behind = True
-        feed.queues.add(queue)
+        feed, queue = _feed_of_a_watch_behind(stored, 60.0)
         feed.start()
         for _ in range(20):
             await asyncio.sleep(0.01)
