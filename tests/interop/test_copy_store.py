@@ -136,12 +136,17 @@ def seen(server: ServerProcess) -> dict[str, Any]:
 
 def next_id(server: ServerProcess) -> int:
     """The id the store gives the next event written."""
-    retail_client(server.address).write_user_event(request={
-        "parent": CATALOG, "user_event": retail_v2.UserEvent(event_type="home-page-view",
-                                                             visitor_id="after-the-move")},
-        timeout=RPC_DEADLINE)
+    write_one(server, "after-the-move")
     newest = rest(server.http_address, f"{CATALOG}/userEvents", pageSize=1).json()
     return int(newest["userEvents"][0]["id"])
+
+
+def write_one(server: ServerProcess, visitor: str) -> None:
+    """One home-page-view of `visitor` to CATALOG, through the official client."""
+    retail_client(server.address).write_user_event(request={
+        "parent": CATALOG, "user_event": retail_v2.UserEvent(event_type="home-page-view",
+                                                             visitor_id=visitor)},
+        timeout=RPC_DEADLINE)
 
 
 def test_a_sqlite_store_moves_to_postgresql_and_back_with_everything(
@@ -188,15 +193,9 @@ def test_a_copy_refused_leaves_the_target_as_it_was(tmp_path: Path) -> None:
     target = sqlite_url(tmp_path / "b.db")
     (tmp_path / "b").mkdir()
     with running_server(tmp_path, source) as server:
-        retail_client(server.address).write_user_event(request={
-            "parent": CATALOG, "user_event": retail_v2.UserEvent(event_type="home-page-view",
-                                                                 visitor_id="a")},
-            timeout=RPC_DEADLINE)
+        write_one(server, "a")
     with running_server(tmp_path / "b", target) as server:
-        retail_client(server.address).write_user_event(request={
-            "parent": CATALOG, "user_event": retail_v2.UserEvent(event_type="home-page-view",
-                                                                 visitor_id="b")},
-            timeout=RPC_DEADLINE)
+        write_one(server, "b")
     refused = copy(source, target, tmp_path)
     assert refused.returncode == 2 and "holds rows already (table " in refused.stderr, \
         refused.stderr
@@ -219,10 +218,7 @@ def test_a_target_whose_server_only_answered_lists_of_one_page_is_still_empty(
     target = sqlite_url(tmp_path / "b.db")
     (tmp_path / "b").mkdir()
     with running_server(tmp_path, source) as server:
-        retail_client(server.address).write_user_event(request={
-            "parent": CATALOG, "user_event": retail_v2.UserEvent(event_type="home-page-view",
-                                                                 visitor_id="a")},
-            timeout=RPC_DEADLINE)
+        write_one(server, "a")
     with running_server(tmp_path / "b", target) as server:
         for path in (f"v2/{BRANCH}/products", f"v2/{CATALOG}/operations",
                      f"insights/v1/{CATALOG}/productStats", f"insights/v1/{TENANT}/jobStats",
@@ -368,10 +364,7 @@ def large_events(tmp_path: Path, count: int) -> str:
     2 MB as received: the copy reads rows as bytes, never decodes them); its URL."""
     source = sqlite_url(tmp_path / "shop.db")
     with running_server(tmp_path, source) as server:
-        retail_client(server.address).write_user_event(request={
-            "parent": CATALOG, "user_event": retail_v2.UserEvent(event_type="home-page-view",
-                                                                 visitor_id="v")},
-            timeout=RPC_DEADLINE)
+        write_one(server, "v")
     with closing(sqlite3.connect(tmp_path / "shop.db")) as db, db:
         db.execute(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
