@@ -814,6 +814,16 @@ def run_with_watches(body: Callable[[Watches], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
+async def watching_two_rows(watches: Watches, table: Reusing) -> tuple[Any, Any]:
+    """A watch of `table` that has sent its two rows, a1 and a2, and its feed."""
+    table.add("a1")
+    table.add("a2")
+    watch = watches.items(table.key, table, 0, Caller())
+    assert named(await take(watch, 2)) == ["a1", "a2"]
+    [fed] = watches._feeds.values()
+    return watch, fed
+
+
 def test_a_watch_behind_when_its_feed_goes_back_loses_no_row() -> None:
     # The feed's word that it went back (its ids start again) came while the watch
     # read for itself, and was dropped: the watch went on from its own position and
@@ -821,11 +831,7 @@ def test_a_watch_behind_when_its_feed_goes_back_loses_no_row() -> None:
     table = Reusing()
 
     async def body(watches: Watches) -> None:
-        table.add("a1")
-        table.add("a2")
-        watch = watches.items(table.key, table, 0, Caller())
-        assert named(await take(watch, 2)) == ["a1", "a2"]
-        [fed] = watches._feeds.values()
+        watch, fed = await watching_two_rows(watches, table)
         limit, watches.held.limit = watches.held.limit, 0
         table.add("a3")
         while not all(q.behind for q in fed.queues):
@@ -881,11 +887,7 @@ def test_a_watch_let_go_by_its_feeds_going_back_loses_no_row() -> None:
     table = Reusing()
 
     async def body(watches: Watches) -> None:
-        table.add("a1")
-        table.add("a2")
-        watch = watches.items(table.key, table, 0, Caller())
-        assert named(await take(watch, 2)) == ["a1", "a2"]
-        [fed] = watches._feeds.values()
+        watch, fed = await watching_two_rows(watches, table)
         waiting = asyncio.ensure_future(anext(watch))
         limit, watches.held.limit = watches.held.limit, -1  # (held past the bound)
         del table.rows[2]  # a reset
