@@ -1,0 +1,71 @@
+"""Large requests of writer and reader keys take turns (policy.large): what a turn
+costs the others, on a real server and store."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_event_service_pb2_grpc
+
+from server.app import Running, start
+from server.clock import FixedClock
+from server.config import Settings
+
+KEYS = {"writer-of-project-a-0123456789": "a", "writer-of-project-b-0123456789": "b"}
+LOCKED_SECONDS = 2.0
+
+
+@pytest.fixture
+def keyed(settings: Settings, clock: FixedClock, tmp_path: Path) -> Iterator[Running]:
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": {key: {"projects": [project], "role": "writer"}
+                                         for key, project in KEYS.items()}}))
+    running = start(dataclasses.replace(settings, auth_file=str(keys)), clock)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def large_write(channel: grpc.Channel, key: str, visitor: str) -> float:
+    """A durable write of an event of about 80 KB with `key`, to its project: how long
+    it took (seconds)."""
+    event = user_event_pb2.UserEvent(event_type="home-page-view", visitor_id=visitor)
+    for i in range(400):
+        event.attributes[f"pad{i}"].text.append("x" * 200)
+    request = user_event_service_pb2.WriteUserEventRequest(
+        parent=f"projects/{KEYS[key]}/locations/global/catalogs/default_catalog",
+        user_event=event)
+    began = time.monotonic()
+    user_event_service_pb2_grpc.UserEventServiceStub(channel).WriteUserEvent(
+        request, metadata=[("x-goog-api-key", key)], timeout=60)
+    return time.monotonic() - began
+
+
+def test_a_large_write_that_waited_for_a_locked_store_holds_back_no_other_key(
+        keyed: Running, settings: Settings) -> None:
+    # Its turn was charged its wall time: project a's write waited 3 s for the store
+    # (locked by another connection: a backup, the sqlite3 shell), and project b's next
+    # large write on the idle server then waited 5.8 s for its turn (twice the wait).
+    a, b = KEYS
+    with grpc.insecure_channel(f"127.0.0.1:{keyed.port}") as channel:
+        large_write(channel, a, "first")
+        lock = sqlite3.connect(settings.store.removeprefix("sqlite:///"), isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        took: list[float] = []
+        waiting = threading.Thread(target=lambda: took.append(large_write(channel, a, "v1")))
+        waiting.start()
+        time.sleep(LOCKED_SECONDS)
+        lock.execute("COMMIT")
+        lock.close()
+        waiting.join(30)
+        assert took and took[0] >= LOCKED_SECONDS * 0.9  # (it did wait for the store)
+        assert large_write(channel, b, "v2") < LOCKED_SECONDS / 2
