@@ -326,12 +326,17 @@ def _keys_in(path: str) -> str | None:
 
     if not path:
         return None
+    # (quiet: each process says what it finds in the file; this said it all once more)
+    auth_log = logging.getLogger(KeyRing.__module__)
+    quiet, auth_log.disabled = auth_log.disabled, True
     try:
         with open(path, encoding="utf-8") as file:
             text = file.read()
         KeyRing.parse(text, f"auth file {path}")
     except (OSError, UnicodeDecodeError, AuthFileError):
         return None
+    finally:
+        auth_log.disabled = quiet
     return text
 
 

@@ -276,6 +276,20 @@ def test_a_replacement_serves_with_the_keys_in_force_not_a_key_file_being_edited
     assert server.stop() == 0, server.log_text()
 
 
+def test_a_short_key_is_warned_of_once_by_each_process(
+        start: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    # The parent checks the file it hands to replacements, and said each warning of
+    # the file once more itself, at the start and at every SIGHUP.
+    keys = write_keys(tmp_path / "keys.json", {"short": ("writer", ["footfall-interop"])})
+    server = start("--auth-file", str(keys))
+    os.kill(server.proc.pid, signal.SIGHUP)
+    wait_until(lambda: sum("SIGHUP: re-read" in line for line in server.log) == PROCESSES or None,
+               "every process to re-read the keys", deadline=20)
+    assert server.stop() == 0, server.log_text()
+    said = sum("short enough to guess" in line for line in server.log)
+    assert said == 2 * PROCESSES, server.log_text()
+
+
 def test_the_processes_end_with_their_parent(start: Callable[..., ServerProcess]) -> None:
     server = start()
     children = server_processes(server.proc.pid)
