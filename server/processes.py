@@ -192,6 +192,11 @@ class Supervisor:
         if index:  # one retention loop for the whole server
             settings = replace(settings, retain_days=0)
         ready, told = self._context.Pipe(duplex=False)
+        # Starting a process starts the resource tracker again if it died, and that
+        # unblocks SIGINT and SIGTERM: the next SIGTERM killed this process outright.
+        # Started here, and the signals blocked again, before the process inherits them.
+        resource_tracker.ensure_running()
+        signal.pthread_sigmask(signal.SIG_BLOCK, PARENT_SIGNALS)
         process = self._context.Process(target=_serve_child,
                                         args=(settings, index, told, self._keys),
                                         name=f"footfall-{index}", daemon=False)

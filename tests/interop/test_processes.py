@@ -290,6 +290,30 @@ def test_a_short_key_is_warned_of_once_by_each_process(
     assert said == 2 * PROCESSES, server.log_text()
 
 
+def resource_tracker(parent: int) -> int:
+    """The pid of the resource tracker of multiprocessing that `parent` started."""
+    for task in Path(f"/proc/{parent}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            with contextlib.suppress(FileNotFoundError):
+                if b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return int(pid)
+    raise AssertionError("no resource tracker")
+
+
+def test_a_replacement_started_after_the_resource_tracker_died_leaves_sigterm_a_stop(
+        start: Callable[..., ServerProcess]) -> None:
+    # Starting a process started multiprocessing's resource tracker again if it had
+    # died, and that unblocked SIGINT and SIGTERM in the parent: the next SIGTERM
+    # killed it outright (exit by signal, no "shutting down" line of its own).
+    server = start()
+    os.kill(resource_tracker(server.proc.pid), signal.SIGKILL)
+    os.kill(server_processes(server.proc.pid)[0], signal.SIGKILL)
+    wait_until(lambda: any(" serves again (pid " in line for line in server.log)
+               or server.proc.poll() is not None or None, "a replacement serving", deadline=30)
+    assert server.stop() == 0, server.log_text()
+    assert any(f"{PROCESSES} processes drain their calls" in line for line in server.log)
+
+
 def test_the_processes_end_with_their_parent(start: Callable[..., ServerProcess]) -> None:
     server = start()
     children = server_processes(server.proc.pid)
