@@ -134,7 +134,7 @@ class KeyRing:
         """The keys of an auth file's JSON text; AuthFileError saying what is wrong."""
         try:
             document = json.loads(text, object_pairs_hook=_Names)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # (nested too deep: no ValueError)
             raise AuthFileError(f"{source}: not JSON: {exc}") from None
         twice = _given_twice(document)
         if twice:

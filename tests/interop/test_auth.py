@@ -350,6 +350,22 @@ def test_sighup_rereads_the_keys_and_keeps_them_when_the_file_is_bad(
     assert "first-key-0001" not in server.log_text()
 
 
+def test_sighup_keeps_the_keys_when_the_file_nests_past_what_json_reads(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    # json.loads raises RecursionError for a document nested too deep, not the
+    # ValueError of a file that is no JSON: the SIGHUP ended the server then and
+    # there, with a traceback, no drain and no "stopped".
+    keys = write_keys(tmp_path / "keys.json", {"first-key-0001": ("writer", ["shop"])})
+    server = server_factory("--auth-file", str(keys))
+    keys.write_text("[" * 100_000, encoding="utf-8")
+    server.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "the previous keys stay in force" in server.log_text()
+               or server.proc.poll() is not None or None, "the bad file to be reported")
+    with retail_client(server.address) as client:
+        write(client, "first-key-0001")
+    assert server.stop() == 0, server.log_text()
+
+
 def test_a_bad_auth_file_stops_the_start(tmp_path: Path) -> None:
     bad = tmp_path / "keys.json"
     bad.write_text(json.dumps({"keys": {"k-123": {"role": "owner", "projects": ["p"]}}}))
