@@ -155,20 +155,71 @@ def status_of(error: FootfallError) -> status_pb2.Status:
     return fit_in_trailers(status)
 
 
-def _decoder(deserializer: Callable[[bytes], Any] | None, method: str) -> Callable[[Any], Any]:
+def _heaviest_field(raw: bytes, kind: Any, most_fields: int = 64) -> str:
+    """The name of the field of the message `kind` (a Descriptor, or None) whose
+    values take the most of `raw`, looking at its first `most_fields` top-level
+    fields (their tags and lengths alone, nothing decoded); "request" when no
+    field `kind` knows does (bytes that are no message, unknown fields)."""
+    sizes: dict[int, int] = {}
+    at, end = 0, len(raw)
+
+    def varint() -> int:
+        nonlocal at
+        value = shift = 0
+        while at < end and shift < 64:
+            byte = raw[at]
+            at += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value
+        raise ValueError("no varint")
+
+    try:
+        for _ in range(most_fields):
+            if at >= end:
+                break
+            start = at
+            tag = varint()
+            wire_type = tag & 7
+            if wire_type == 0:
+                varint()
+            elif wire_type == 1:
+                at += 8
+            elif wire_type == 2:
+                length = varint()  # (not `at += varint()`: that adds to `at` as it was)
+                at += length
+            elif wire_type == 5:
+                at += 4
+            else:
+                break  # (groups: not in any request served here)
+            sizes[tag >> 3] = sizes.get(tag >> 3, 0) + min(at, end) - start
+    except ValueError:
+        pass
+    fields = kind.fields_by_number if kind is not None else {}
+    known = [(size, number) for number, size in sizes.items() if number in fields]
+    return fields[max(known)[1]].name if known else "request"
+
+
+def _decoder(deserializer: Callable[[bytes], Any] | None, method: str,
+             most: int | None = None) -> Callable[[Any], Any]:
     """How `method`'s requests are decoded: bytes that are no valid message are
-    INVALID_ARGUMENT."""
+    INVALID_ARGUMENT, as is a request over `most` bytes (OPEN_REQUEST_BYTES for the
+    services open to anyone), naming the field that takes most of it, undecoded."""
     if deserializer is None:
         return lambda raw: raw
-    most = OPEN_REQUEST_BYTES if method.startswith(_OPEN_SERVICES) else None
+    if method.startswith(_OPEN_SERVICES):
+        # Anyone may call these, key or not: a health watch of a 10 MB service name
+        # held some 30 MB for as long as it stayed open.
+        most = OPEN_REQUEST_BYTES
     reads_unknown = method in READS_UNKNOWN_FIELDS
+    kind = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)
 
     def decode(raw: Any) -> Any:
         if most is not None and isinstance(raw, bytes) and len(raw) > most:
-            # Anyone may call these, key or not: a health watch of a 10 MB service
-            # name held some 30 MB for as long as it stayed open.
-            raise InvalidArgument.field("request", f"is {len(raw)} bytes; {method} takes "
-                                                   f"at most {most}")
+            raise InvalidArgument.field(
+                _heaviest_field(raw, kind),
+                f"makes the request {len(raw)} bytes; {method} takes at most {most}")
         try:
             request = deserializer(raw)
         except (DecodeError, ValueError, TypeError) as exc:
@@ -268,7 +319,11 @@ def _decoded(behaviour: Callable[..., Any], deserializer: Callable[[bytes], Any]
     does: bytes that are no valid message end the call INVALID_ARGUMENT before it
     starts (grpc's own decoding answered UNKNOWN, and logged an ERROR with a
     traceback for each such call of anyone: health watches need no key)."""
-    decode = _decoder(deserializer, method)
+    # A watch is decoded here, on the loop: a valid one is small (a parent, a filter
+    # of at most 5,000 characters, a position), so one over LARGE_REQUEST_BYTES (up
+    # to --max-request-bytes of any reader key's) is refused before it is decoded.
+    decode = _decoder(deserializer, method,
+                      LARGE_REQUEST_BYTES if method.startswith(_WATCHES) else None)
 
     async def request(raw: Any, context: grpc.aio.ServicerContext) -> Any:
         return await _decoded_or_abort(decode, raw, context)

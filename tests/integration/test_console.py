@@ -408,6 +408,30 @@ def test_a_bad_watch_is_refused_naming_the_field(console: Any, asked: dict[str, 
         assert [v.field for v in bad_request(caught.value).field_violations] == [field]
 
 
+@pytest.mark.parametrize(("raw", "field"), [
+    # a filter past what any watch takes (a filter is at most 5,000 characters)
+    (console_pb2.WatchUserEventsRequest(parent=PARENT, filter="x" * 100_000)
+     .SerializeToString(), "filter"),
+    # a valid message (the last parent wins), decoded whole on the loop before
+    (console_pb2.WatchUserEventsRequest(parent=PARENT).SerializeToString() * 2_000, "parent"),
+])
+def test_a_watch_request_over_64_kib_is_refused_undecoded_naming_its_field(
+        channel: grpc.Channel, raw: bytes, field: str) -> None:
+    """A watch is decoded on the loop: a valid one is small, so one over
+    LARGE_REQUEST_BYTES (up to --max-request-bytes of a reader key's) is refused
+    before it is decoded, naming the field that takes most of it."""
+    watch = channel.unary_stream(f"/{console_pb2.DESCRIPTOR.package}.ConsoleService/"
+                                 "WatchUserEvents",
+                                 request_serializer=lambda sent: sent,
+                                 response_deserializer=console_pb2.StoredUserEvent.FromString)
+    assert len(raw) > 64 * 1024
+    with pytest.raises(grpc.RpcError) as caught:
+        next(watch(raw, timeout=5))
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    assert [v.field for v in bad_request(caught.value).field_violations] == [field]
+    assert f"takes at most {64 * 1024}" in caught.value.details()
+
+
 @pytest.mark.parametrize("view", [3, 99, -1])
 def test_an_unknown_catalogs_view_is_refused_naming_the_field(console: Any, view: int) -> None:
     """It was read as DATA_SET_VIEW_FULL: a client asking for a view of a later
