@@ -56,6 +56,7 @@ from server.http.budget import Budget
 from server.http.connections import (
     CONTINUE,
     CONTINUE_EXPECTED,
+    FREE_ANSWER_BYTES,
     HOLDER,
     Connection,
     GuardedSite,
@@ -779,6 +780,14 @@ async def _answer(route: Route, output: transcode.Output, answers: Answers,
         size = len(answer) if isinstance(answer, bytes) else answer.ByteSize()
         if isinstance(answer, bytes) or size > transcode.LARGE_ANSWER_BYTES:
             answers.check(holder, size)
+        elif answers.total:
+            # A small message's JSON may pass FREE_ANSWER_BYTES all the same (its
+            # GET is then counted as it is sent, and was refused 429 where the HEAD
+            # answered 200): written as its GET writes it, only when large answers
+            # hold some of their room already (else one of any size is let in).
+            body = _render(route, output, answer)[0]
+            if len(body) > FREE_ANSWER_BYTES:
+                answers.check(holder, len(body))
         return b"", JSON_HEADERS
     if isinstance(answer, bytes):
         kind, wire = route.response_class, answer

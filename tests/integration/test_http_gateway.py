@@ -814,6 +814,51 @@ def test_large_answers_waiting_to_be_written_hold_a_bounded_number_of_bytes(
         assert get(running, page).status == 200
 
 
+def test_head_of_a_small_answer_whose_json_is_large_has_its_gets_status(
+        settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message under LARGE_ANSWER_BYTES is written as JSON on the loop, but its
+    JSON, over FREE_ANSWER_BYTES, is counted in the budget of large answers as it is
+    sent: refused 429 when they hold the room. Its HEAD answered 200."""
+    from server.http import transcode
+    from server.http.connections import FREE_ANSWER_BYTES
+    gate = threading.Event()  # the decoder threads write no JSON until it is set
+    write = transcode.response_json
+
+    def held_back(*args: Any) -> Any:
+        if threading.current_thread().name.startswith("footfall-decode"):
+            assert gate.wait(30)
+        return write(*args)
+
+    monkeypatch.setattr(transcode, "response_json", held_back)
+    other = CATALOG.replace("default_catalog", "other")
+    large, small = (f"/console/v1/{catalog}/userEvents" for catalog in (CATALOG, other))
+    for running in serve(settings, clock, max_request_bytes=8 * 1024):  # room: 128 KiB
+        events = {catalog: json_format.ParseDict(
+            {"eventType": "detail-page-view", "visitorId": "v", "eventTime": NOW,
+             "productDetails": [{"product": {"id": "p"}}] * count}, user_event_pb2.UserEvent())
+            for catalog, count in ((CATALOG, 11_000), (other, 6_000))}
+        assert events[other].ByteSize() < transcode.LARGE_ANSWER_BYTES - 1000 < \
+            events[CATALOG].ByteSize()
+        running.store.write_user_events([EventRow.from_event(catalog, event, joined=True)
+                                         for catalog, event in events.items()])
+        answers = running.http._answers  # type: ignore[union-attr]
+        with concurrent.futures.ThreadPoolExecutor(1) as reader:
+            try:
+                waiting = reader.submit(get, running, large)  # holds some of the room
+                held = wait_held(answers, lambda held: held > 0)
+                refused = get(running, small)
+                assert refused.status == 429, refused.body
+                assert call(running.http_port, "HEAD", small).status == 429
+            finally:
+                gate.set()
+            assert waiting.result().status == 200
+        wait_held(answers, lambda held: held == 0)
+        answer = get(running, small)
+        assert answer.status == 200 and held + len(answer.body) > answers.room
+        assert len(answer.body) > FREE_ANSWER_BYTES
+        assert call(running.http_port, "HEAD", small).status == 200
+
+
 def test_a_large_answer_written_after_its_deadline_gives_its_room_back(
         settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
     """A write whose X-Server-Timeout passes goes on, and its answer, written as
