@@ -157,8 +157,17 @@ class Supervisor:
         open_store(self.settings.store).close()
 
     def _supervise(self, settings: Settings) -> int:
+        from server.policy.auth import AuthFileError
+
         self.settings = settings
-        self._keys = _keys_in(settings.auth_file)
+        if settings.auth_file:
+            try:
+                self._keys = _read_keys(settings.auth_file)
+            except AuthFileError as exc:
+                # Said once, as one process says it: each process started with it
+                # said it again (--processes 8: eight lines of one mistake).
+                log.error("%s", exc)
+                return 2
         for index in range(settings.processes):
             self._children.append(self._spawn(index))
         try:
@@ -324,25 +333,38 @@ def _refusal(host: str, port: int, exc: OSError, grpc: bool) -> str:
     return f"cannot listen for HTTP on {host}:{port}: {exc.strerror or exc}"
 
 
-def _keys_in(path: str) -> str | None:
-    """The text of the auth file at `path` if it holds keys a process can serve with;
-    None for no file, or one that cannot be read or used (each process says why)."""
+def _read_keys(path: str) -> str:
+    """The text of the auth file at `path`, which holds keys a process can serve
+    with; AuthFileError saying why not, as a process says it. The file's warnings are
+    not said here: each process says what it finds in the file, and this said it all
+    once more."""
     from server.policy.auth import AuthFileError, KeyRing  # (no grpc in this process)
 
-    if not path:
-        return None
-    # (quiet: each process says what it finds in the file; this said it all once more)
-    auth_log = logging.getLogger(KeyRing.__module__)
-    quiet, auth_log.disabled = auth_log.disabled, True
     try:
         with open(path, encoding="utf-8") as file:
             text = file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AuthFileError(f"cannot read auth file {path}: {exc}") from None
+    auth_log = logging.getLogger(KeyRing.__module__)
+    quiet, auth_log.disabled = auth_log.disabled, True
+    try:
         KeyRing.parse(text, f"auth file {path}")
-    except (OSError, UnicodeDecodeError, AuthFileError):
-        return None
     finally:
         auth_log.disabled = quiet
     return text
+
+
+def _keys_in(path: str) -> str | None:
+    """The text of the auth file at `path` if it holds keys a process can serve with;
+    None for no file, or one that cannot be read or used (each process says why)."""
+    from server.policy.auth import AuthFileError
+
+    if not path:
+        return None
+    try:
+        return _read_keys(path)
+    except AuthFileError:
+        return None
 
 
 def _take_stop(seconds: float) -> None:

@@ -335,6 +335,21 @@ def test_a_memory_store_cannot_be_shared(tmp_path: Path) -> None:
     assert "--processes 2 needs a store the processes share" in done.stderr
 
 
+def test_a_bad_auth_file_is_said_once(tmp_path: Path) -> None:
+    """As one process says it, not once by each process started with it."""
+    bad = tmp_path / "keys.json"
+    bad.write_text("{not json", encoding="utf-8")
+    done = _serve("--processes", "2", "--auth-file", str(bad),
+                  "--store", f"sqlite:///{tmp_path / 'b.db'}", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count(f"auth file {bad}: not JSON") == 1, done.stderr
+    bad.unlink()
+    done = _serve("--processes", "2", "--auth-file", str(bad),
+                  "--store", f"sqlite:///{tmp_path / 'b.db'}", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count(f"cannot read auth file {bad}") == 1, done.stderr
+
+
 def test_a_port_in_use_stops_the_start(start: Callable[..., ServerProcess],
                                        tmp_path: Path) -> None:
     other = start()
