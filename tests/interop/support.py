@@ -353,6 +353,62 @@ def wait_until(probe: Callable[[], T | None], what: str, deadline: float = OPERA
         time.sleep(interval)
 
 
+# -- processes that take as long as the machine makes them -------------------------
+
+def _work_done(pid: int) -> tuple[int, ...]:
+    """What `pid` and the processes it started have done so far: CPU ticks, and bytes
+    read and written through files and sockets, each; it changes while any works."""
+    done: list[int] = []
+    pids = [pid]
+    while pids:
+        one = pids.pop()
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rpartition(")")[2].split()
+            moved = dict(line.split(": ") for line in
+                         Path(f"/proc/{one}/io").read_text().splitlines())
+            done += [int(fields[11]) + int(fields[12]), int(moved["rchar"]),
+                     int(moved["wchar"])]
+            for task in Path(f"/proc/{one}/task").iterdir():
+                pids += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue  # (it ended meanwhile)
+    return tuple(done)
+
+
+def communicate_while_working(proc: subprocess.Popen[str], what: str,
+                              stall: float = CLI_DEADLINE) -> tuple[str, str]:
+    """`proc.communicate()` once it ends, however long it works (a loaded machine
+    makes a copy of 400 MB take minutes): it fails, killing `proc`, only once `proc`
+    and what it started have used no CPU and moved no byte for `stall` seconds."""
+    last, since = _work_done(proc.pid), time.monotonic()
+    while True:
+        try:
+            return proc.communicate(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            pass
+        now = _work_done(proc.pid)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since > stall:
+            proc.kill()
+            out, err = proc.communicate()
+            raise AssertionError(f"{what} did nothing for {stall:g} s: {out}{err}")
+
+
+def run_while_working(args: Sequence[str], what: str, **popen: Any
+                      ) -> subprocess.CompletedProcess[str]:
+    """subprocess.run(args, capture_output=True, text=True, **popen), waited for by
+    communicate_while_working rather than for a fixed time."""
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          **popen) as proc:
+        try:
+            out, err = communicate_while_working(proc, what)
+        except BaseException:
+            proc.kill()
+            raise
+        return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
 # -- the emulated Cloud Storage (--gcs-root) ----------------------------------------
 
 GCS_BUCKET = "footfall-interop"
