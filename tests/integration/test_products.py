@@ -266,6 +266,8 @@ def test_update_errors(stub: Stub) -> None:
         (lambda: update(stub, product(name="bad")), ["product.name"]),
         (lambda: update(stub, product(name=name), ["nope", "id"]),
          ["update_mask.paths[0]", "update_mask.paths[1]"]),
+        # (past 1,000 paths, one violation: a million took 1.2 s of CPU to list theirs)
+        (lambda: update(stub, product(name=name), ["nope"] * 1_001), ["update_mask.paths"]),
         (lambda: update(stub, product(name=name, type="VARIANT")), ["product.type"]),
         (lambda: update(stub, product(name=name, title=""), ["title"]), ["product.title"]),
         (lambda: update(stub, product(name=name, type="PRIMARY", primaryProductId="zz"),
