@@ -429,14 +429,16 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                     f"{str(exc).strip()[:200]}, and is not Footfall's: give Footfall a "
                     f"database of its own") from exc
             except psycopg.OperationalError as exc:
-                why = f"cannot open PostgreSQL at {self._where}: {str(exc).strip()}"
+                # (one line: libpq's "Connection refused\n\tIs the server running ..."
+                # came out as two in the log, and as a literal \n\t in the CLI's message)
+                why = f"cannot open PostgreSQL at {self._where}: {_why(exc)}"
                 if not _will_pass(exc):
                     if not self._read_only and _NO_DATABASE.search(str(exc)):
                         why = f"{why}; {self._createdb}"
                     raise StoreRefused(why) from exc
                 if time.monotonic() + delay > deadline:
                     raise StoreUnavailable(why) from exc
-                log.warning("waiting for PostgreSQL at %s: %s", self._where, str(exc).strip())
+                log.warning("waiting for PostgreSQL at %s: %s", self._where, _why(exc))
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 

@@ -176,6 +176,24 @@ def test_health_and_reads_follow_the_database(open_proxied: Callable[..., Postgr
     assert store.count_user_events(EventQuery(CATALOG)) == 1
 
 
+def test_a_database_that_does_not_answer_is_said_in_one_line(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """libpq ends "Connection refused" with a line of its own ("\\n\\tIs the server
+    running on that host ..."): the log's waiting lines came out as two, and the CLI
+    printed `footfall: cannot open the store: ...` with a literal \\n\\t in it."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]  # closed at once: nothing listens there
+    caplog.set_level(logging.WARNING)
+    with pytest.raises(StoreUnavailable) as away:
+        PostgresStore(f"postgresql://postgres@127.0.0.1:{port}/footfall", read_only=True,
+                      startup_seconds=0.5)
+    assert "Is the server running" in away.value.message
+    assert "\n" not in away.value.message and "\t" not in away.value.message
+    waits = [record.getMessage() for record in caplog.records
+             if record.getMessage().startswith("waiting for PostgreSQL")]
+    assert waits and not [wait for wait in waits if "\n" in wait], waits
+
+
 def test_a_write_waits_out_a_short_outage(open_proxied: Callable[..., PostgresStore],
                                           proxy: Proxy) -> None:
     store = open_proxied(retry_seconds=OUTAGE_NOTICED)
