@@ -340,11 +340,13 @@ def apply_missing(db: Executes, dialect: Dialect, where: str) -> None:
         log.info("created the store's tables (schema version %d)", MIGRATIONS[-1][0])
 
 
-def check_readable(applied: set[int] | None, where: str, *, any_version: bool = False) -> None:
+def check_readable(applied: set[int] | None, where: str, *, any_version: bool = False,
+                   backup: str = "`footfall backup`") -> None:
     """For read-only use (the CLI): ValueError unless `where`, whose applied
     migrations are `applied` (None: it has no migrations table), is a Footfall
     store this version can read as it is; `any_version`: a Footfall store of any
-    version (a backup copies its pages and reads none of its rows)."""
+    version (a backup copies its pages and reads none of its rows). `backup` names
+    what backs the store up before an upgrade (`footfall backup` refuses PostgreSQL)."""
     if applied is None:
         raise ValueError(f"{where} is not a Footfall store (it has no schema_migrations table)")
     if any_version:
@@ -355,8 +357,8 @@ def check_readable(applied: set[int] | None, where: str, *, any_version: bool = 
     missing = sorted({version for version, _, _ in MIGRATIONS} - applied)
     if missing:
         raise ValueError(f"{where} has an older schema (it lacks migration {missing[0]}); "
-                         "start `footfall serve` on it once to upgrade it (`footfall "
-                         "backup` copies it first: an upgrade cannot be undone)")
+                         f"start `footfall serve` on it once to upgrade it ({backup} "
+                         "copies it first: an upgrade cannot be undone)")
 
 
 def _unknown(applied: set[int], where: str) -> str:

@@ -446,7 +446,8 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         [(table,)] = conn.execute("SELECT to_regclass('schema_migrations')").fetchall()
         applied = None if table is None else {
             v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
-        check_readable(applied, f"PostgreSQL at {self._where}")
+        check_readable(applied, f"PostgreSQL at {self._where}",
+                       backup="`pg_dump --format=custom`")
 
     def _writer(self) -> psycopg.Connection[Any]:
         conn = self._writer_conn

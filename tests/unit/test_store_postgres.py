@@ -42,6 +42,7 @@ from server.operations.runner import JobContext, OperationRunner
 from server.retail import join
 from server.store import EventQuery, EventRow, postgres, sql
 from server.store.group_commit import Join
+from server.store.migrations import MIGRATIONS
 from server.store.postgres import POSTGRES, WRITERS_LOCK, PostgresStore
 from server.store.rollups import DAY_US, Gap
 from server.store.rows import OperationRecord, Progress, Step, StoreUnavailable
@@ -192,6 +193,21 @@ def test_a_database_that_does_not_answer_is_said_in_one_line(
     waits = [record.getMessage() for record in caplog.records
              if record.getMessage().startswith("waiting for PostgreSQL")]
     assert waits and not [wait for wait in waits if "\n" in wait], waits
+
+
+def test_an_older_database_is_backed_up_with_pg_dump_before_its_upgrade(database: str) -> None:
+    """The CLI's refusal of an older schema said "`footfall backup` copies it first",
+    which answers a PostgreSQL store "back up PostgreSQL with its own tools"."""
+    PostgresStore(database).close()  # made and migrated to this version
+    with psycopg.connect(database, autocommit=True) as conn:  # as if the last were new
+        conn.execute("DELETE FROM schema_migrations WHERE version = %s", (MIGRATIONS[-1][0],))
+    try:
+        with pytest.raises(ValueError, match="older schema") as older:
+            PostgresStore(database, read_only=True)
+        assert "`pg_dump --format=custom` copies it first" in str(older.value)
+        assert "footfall backup" not in str(older.value)
+    finally:
+        PostgresStore(database).close()  # migrated again, for the tests after
 
 
 def test_a_write_waits_out_a_short_outage(open_proxied: Callable[..., PostgresStore],
