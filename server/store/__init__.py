@@ -119,5 +119,11 @@ def open_store(url: str, *, read_only: bool = False, any_version: bool = False) 
         if problem is not None:
             raise ValueError(problem)
         return PostgresStore(url, read_only=read_only)
+    if not parsed.scheme and url.strip():
+        # A path where a URL belongs (`footfall copy ./x.db`, as `footfall backup DEST`
+        # takes a path): say the URL that names it, four slashes for an absolute one.
+        raise ValueError(f"unknown store URL {url!r}: a SQLite file is named by a URL, "
+                         f"sqlite:///{url} for that path; or memory:// or "
+                         "postgresql://USER@HOST/DB")
     raise ValueError(f"unknown store URL {url!r}: use sqlite:///PATH, memory:// "
                      "or postgresql://USER@HOST/DB")

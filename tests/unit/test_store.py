@@ -909,6 +909,16 @@ def test_read_only_refuses_what_is_not_a_store(tmp_path: Path) -> None:
         open_store(f"sqlite:///{tmp_path}/old.db", read_only=True)
 
 
+@pytest.mark.parametrize(("path", "url"), [("/srv/shop/copy.db", "sqlite:////srv/shop/copy.db"),
+                                         ("data/copy.db", "sqlite:///data/copy.db")])
+def test_a_path_where_a_store_url_belongs_is_told_its_url(path: str, url: str) -> None:
+    # `footfall backup DEST` takes a path, `footfall copy DEST` a URL: a path given to
+    # copy (or to --store) was told only "use sqlite:///PATH", which reads as 3 slashes
+    with pytest.raises(ValueError, match="unknown store URL") as told:
+        open_store(path)
+    assert f"{url} for that path" in str(told.value)
+
+
 def test_cancel_marks_running_operations_only(store: Store) -> None:
     store.create_operation(operation("running"))
     store.create_operation(operation("finished", done=True))
