@@ -46,6 +46,7 @@ from server.errors import ResourceExhausted
 from server.loop import long_read_turn, off_loop
 from server.store.console import READ_BYTES
 from server.store.packed import varint
+from server.store.rows import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -414,6 +415,7 @@ class Feed:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         pushed_at = read_at = -math.inf
+        unable = False  # since the last read that worked
         while self.queues and not self._commits.closed:
             wait = read_at + self._spacing() - loop.time()
             if wait > 0:  # (what is stored meanwhile comes with the next read)
@@ -429,7 +431,16 @@ class Feed:
             try:
                 top, position, chunk, full, cost = await off_loop(self._read, self.position,
                                                                   budgeted)
-            except Exception:  # the store is away: try again after a poll
+            except StoreUnavailable as exc:  # the store is away: try again after a poll
+                # Said once until a read works: a traceback each poll, two watches
+                # wrote 18 of them (700 lines) into the log of a 9 s outage of PostgreSQL.
+                log.log(logging.DEBUG if unable else logging.WARNING,
+                        "a watch could not read the store: %s (said once, until it can "
+                        "read again)", exc)
+                unable = True
+                await asyncio.sleep(self._poll)
+                continue
+            except Exception:  # what no outage explains: each time, whole
                 log.warning("a watch could not read the store", exc_info=True)
                 await asyncio.sleep(self._poll)
                 continue
@@ -437,6 +448,9 @@ class Feed:
                 if budgeted:
                     self._reading.spent(taken, cost, self._party)
                     self._cost = cost or self._cost
+            if unable:
+                log.info("a watch reads the store again")
+                unable = False
             if full < 0 and not _all_behind(self.queues):
                 # Skipped for watches that all read by themselves, of which one caught
                 # up meanwhile to this position (its `upto`) and takes the feed's

@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
+from footfall.console.v1 import console_pb2, console_pb2_grpc
 from footfall.retail.v2 import (
     common_pb2,
     product_pb2,
@@ -37,6 +38,7 @@ from psycopg.conninfo import conninfo_to_dict
 from server.app import start
 from server.clock import SystemClock
 from server.config import Settings
+from server.console import feed
 from server.names import default_branch
 from server.operations.runner import JobContext, OperationRunner
 from server.retail import join
@@ -448,6 +450,51 @@ def test_callers_never_learn_where_the_database_is(proxied_url: str, proxy: Prox
         assert not [part for part in where if part in message], message
     # ... while the log says what went wrong and where.
     assert any(str(proxy.port) in record.getMessage() for record in caplog.records)
+
+
+def test_a_watch_says_once_that_the_database_is_away(proxied_url: str, proxy: Proxy,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A watch's feed reads the store every half second while it waits: each read that
+    met the outage logged "a watch could not read the store" with two tracebacks (two
+    watches, 18 of them in a 9 s outage). Now once, in a line, until a read works; and
+    the watch goes on with what is stored after."""
+    caplog.set_level(logging.INFO)
+    tenant = "projects/p/tenants/t"
+    running = start(Settings(host="127.0.0.1", port=0, http_port=0, store=proxied_url,
+                             grace_seconds=2, workers=4))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            console = console_pb2_grpc.ConsoleServiceStub(channel)
+            talent = event_service_pb2_grpc.EventServiceStub(channel)
+
+            def create(event_id: str) -> None:
+                talent.CreateClientEvent(event_service_pb2.CreateClientEventRequest(
+                    parent=tenant, client_event=json_format.ParseDict(
+                        {"eventId": event_id, "createTime": "2024-05-01T12:00:00Z",
+                         "jobEvent": {"type": "VIEW", "jobs": [f"{tenant}/jobs/j"]}},
+                        event_pb2.ClientEvent())), timeout=OUTAGE_NOTICED)
+
+            def said() -> list[logging.LogRecord]:
+                return [record for record in caplog.records if record.levelno >= logging.WARNING
+                        and record.getMessage().startswith("a watch could not read the store")]
+
+            watch = console.WatchClientEvents(console_pb2.WatchClientEventsRequest(
+                parent=tenant, after_id=0), timeout=4 * OUTAGE_NOTICED)
+            create("before")
+            assert next(watch).client_event.event_id == "before"
+            proxy.cut()
+            eventually(said, "the watch to meet the outage")
+            time.sleep(4 * feed.POLL_SECONDS)  # (asserted: nothing more comes meanwhile)
+            assert len(said()) == 1, [record.getMessage() for record in said()]
+            assert said()[0].exc_info is None
+            proxy.restore()
+            create("after")
+            assert next(watch).client_event.event_id == "after"
+            watch.cancel()
+    finally:
+        running.stop()
+    assert any(record.getMessage() == "a watch reads the store again"
+               for record in caplog.records)
 
 
 def _http_get(port: int, path: str) -> tuple[int, str]:
