@@ -193,6 +193,10 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
     elif not isinstance(document, dict):
         return [FieldViolation(where, "Invalid JSON payload received: the body must be a "
                                       "JSON object (the request message)")]
+    else:
+        misplaced = _fields_of_one_field(request, document)
+        if misplaced is not None:
+            return [misplaced]
     fields = protojson.fields_by_any_name(request.DESCRIPTOR)
     violations: list[FieldViolation] = []
     seen: set[str] = set()
@@ -230,6 +234,33 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
         if former is not None:
             getattr(request, field.name).MergeFromString(_empty_field(former))
     return violations
+
+
+def _fields_of_one_field(request: Message, document: dict[str, Any]) -> FieldViolation | None:
+    """For a whole-body request (`body: "*"`) whose names it does not know are all
+    fields of the message of one of its fields, left out: where they belong. Talent
+    v4's body is the ClientEvent, v4beta1's the request holding it under
+    `clientEvent`; v4's body sent to v4beta1 was told only that the request has no
+    `eventId`, no `createTime` and no `jobEvent`. None: the names are read as sent."""
+    fields = protojson.fields_by_any_name(request.DESCRIPTOR)
+    unknown = [name for name in document if name not in fields]
+    if not unknown:
+        return None
+    holders = [field for field in request.DESCRIPTOR.fields
+               if field.message_type is not None and not field.is_repeated
+               and field.name not in document and field.json_name not in document
+               and all(name in protojson.fields_by_any_name(field.message_type)
+                       for name in unknown)]
+    if len(holders) != 1:
+        return None
+    [holder] = holders
+    held = holder.message_type.name if holder.message_type is not None else ""
+    return FieldViolation(holder.name, (
+        f"Invalid JSON payload received: {', '.join(map(repr, unknown))} "
+        f"{'is a field' if len(unknown) == 1 else 'are fields'} of the "
+        f"{held}, which this body holds under {holder.json_name!r}, "
+        f"not of the {request.DESCRIPTOR.name} itself: send "
+        f"{{\"{holder.json_name}\": {{...}}}}"))
 
 
 # Fields a contract had and then took out, which clients built on the earlier contract

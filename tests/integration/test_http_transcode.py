@@ -212,6 +212,39 @@ def test_a_body_wrapped_in_its_field_is_told_it_is_the_field_itself(key: str) ->
     assert "has no field named" in violations(WRITE_BODY_FIELD, [], body)["user_event"]
 
 
+def talent_beta_route() -> Route:
+    """v4beta1's CreateClientEvent as its annotation binds it: the body is the request."""
+    service = "google.cloud.talent.v4beta1.EventService"
+    router = Router(derive_routes({service: AnyServicer()}, []))
+    found = router.match("POST", "/v4beta1/projects/p/tenants/t/clientEvents")
+    assert found is not None
+    return found[0]
+
+
+@pytest.mark.parametrize("event", [
+    {"eventId": "e1", "createTime": "2026-01-01T00:00:00Z",
+     "jobEvent": {"type": "VIEW", "jobs": ["projects/p/tenants/t/jobs/j"]}},
+    {"event_id": "e1", "parent": "projects/p/tenants/t"},  # (parent: the request's own)
+])
+def test_a_whole_body_holding_its_fields_fields_is_told_where_they_belong(
+        event: dict[str, Any]) -> None:
+    # Talent v4's body is the ClientEvent, v4beta1's the request: v4's body sent to
+    # v4beta1 was told only "unknown name 'eventId' in ...CreateClientEventRequest",
+    # once for each of its fields
+    found = violations(talent_beta_route(), [], json.dumps(event).encode())
+    assert list(found) == ["client_event"], found
+    assert found["client_event"].startswith(
+        f"Invalid JSON payload received: {repr(next(iter(event)))}")
+    assert found["client_event"].endswith(
+        "of the ClientEvent, which this body holds under 'clientEvent', not of the "
+        "CreateClientEventRequest itself: send {\"clientEvent\": {...}}")
+    # the same event under its field is read
+    held = {"clientEvent": {key: value for key, value in event.items() if key != "parent"}}
+    request = build(talent_beta_route(), [], json.dumps(held).encode(),
+                    path={"parent": "projects/p/tenants/t"})
+    assert request.client_event.event_id == "e1"  # type: ignore[attr-defined]
+
+
 def test_whole_body_request_in_either_naming() -> None:
     body = (b'{"inputConfig": {"user_event_inline_source": {"userEvents": '
             b'[{"eventType": "home-page-view", "visitorId": "v"}]}}}')
