@@ -158,3 +158,41 @@ def test_a_job_site_sees_where_its_events_are_and_each_job_by_its_id(
     # every project's, on the live feed), and its hint leads to them.
     assert seen["refused"] == {"focused": "tenant-refused-h", "items": [
         "client_event.create_time: is required; client_event.job_event: is required"]}, seen
+
+
+async def look_at_a_results_page(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelectorAll('#accepted li').length === 2"),
+            "the two client events")
+        accepted = await devtools.evaluate(session, ITEMS)
+        await go(devtools, session, f"talent?tenant={OTHER_TENANT}", "tbody tr + tr")
+        rows = await devtools.evaluate(session, "[...document.querySelectorAll('tbody tr')]"
+                                                ".map(r => r.cells[4].innerText)")
+        await photograph(devtools, session, folder, "job-site-results-page")
+        await focus_and_press(devtools, session, "tbody tr + tr button.link")
+        await until(lambda: devtools.evaluate(
+            session, "!document.querySelector('section.opened').hidden"), "the event opened")
+        opened = await text_of(devtools, session, "section.opened")
+        await no_problems(devtools, session)
+        return {"accepted": accepted, "rows": rows, "opened": opened}
+
+
+def test_an_impression_of_a_results_page_names_its_first_jobs_on_a_line(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    """An impression names every job a results page showed: each was written out on
+    the talent page's line and the live feed's, and one of 5,000 jobs filled the table
+    (the other columns squeezed to a word a line). A line names the first ten and how
+    many more; the event opened whole names them all."""
+    port = running.http_port
+    jobs = [f"{OTHER_TENANT}/jobs/job-{i}" for i in range(1200)]
+    client_event(port, OTHER_TENANT, "shown", "IMPRESSION", jobs)
+    client_event(port, OTHER_TENANT, "viewed", "VIEW", jobs[:1], created="2026-12-01T09:01:00Z")
+    seen = in_chromium(browser_executable, tmp_path / "profile", look_at_a_results_page, port,
+                       shots)
+    first_ten = ", ".join(f"job-{i}" for i in range(10))
+    assert seen["rows"] == ["job-0", f"{first_ten}, and 1,190 more"], seen["rows"]
+    assert " ".join(seen["accepted"][1].split()).split(" jobs ")[1].startswith(
+        f"{first_ten}, and 1,190 more event shown"), seen["accepted"]
+    assert f"{OTHER_TENANT}/jobs/job-1199" in seen["opened"], seen["opened"][-300:]

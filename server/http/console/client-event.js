@@ -3,7 +3,13 @@
 
 import {h, when} from "./dom.js";
 
-/** The event's type and its jobs: a job of the tenant by its id (its full name, on
+// Jobs named on a line of a list: an impression names every job of a results page,
+// and one of 5,000 filled the talent page's table (each date wrapped on three lines);
+// the event opened whole names them all.
+const SHOWN_JOBS = 10;
+
+/** The event's type and its jobs (the first SHOWN_JOBS, then how many more): a job
+ *  of the tenant by its id (its full name, on
  *  two to five lines a job, said the tenant again each time). A project's default
  *  tenant names a job as talent v4beta1 does too (projects/P/jobs/J), by its id as
  *  well: one job stood there under two names. */
@@ -15,7 +21,10 @@ export function what(event, tenant) {
     const prefix = own.find((p) => job.startsWith(p));
     return prefix ? job.slice(prefix.length) : job;
   });
-  return [event.jobEvent.type || "", jobs.join(", ")];
+  const shown = jobs.length > SHOWN_JOBS
+    ? [...jobs.slice(0, SHOWN_JOBS), `and ${(jobs.length - SHOWN_JOBS).toLocaleString("en")} more`]
+    : jobs;
+  return [event.jobEvent.type || "", shown.join(", ")];
 }
 
 /** A one-line summary of a stored client event of `tenant`, linking to the tenant's
