@@ -335,6 +335,9 @@ def _list_or_tail(args: argparse.Namespace, verb: str, kind: Kind, listing: Any,
 
 def _events(args: argparse.Namespace) -> int:
     """Count, print or follow the events of a catalog that a filter selects."""
+    also = args.events_command if args.events_command == "tail" else "list"
+    _not_of_the_other_api(args.parent, parse_tenant, "a talent tenant",
+                          f"client events are `footfall talent-events {also}`")
     catalog = str(parse_catalog(args.parent, "--parent"))
     queries.parse_filter(args.filter, catalog, "--filter")  # refused before connecting
     listing = console_pb2.ListUserEventsRequest(parent=catalog, filter=args.filter)
@@ -364,11 +367,25 @@ def _events(args: argparse.Namespace) -> int:
     return _reading(args, count)
 
 
+def _not_of_the_other_api(parent: str, parse: Callable[[str, str], object], what: str,
+                          instead: str) -> None:
+    """InvalidArgument naming the command to use when `parent` is a name of the other
+    API (`parse` takes it): a job site's `events list --parent projects/p/tenants/t`
+    was told only the form of a catalog's name."""
+    try:
+        parse(parent, "--parent")
+    except InvalidArgument:
+        return
+    raise InvalidArgument.field("--parent", f"{parent!r} is {what}: its {instead}")
+
+
 def _talent_events(args: argparse.Namespace) -> int:
     """Print the client events of a tenant, latest create time first, or follow them
     as they are stored; a project alone names its default tenant, as talent
     v4beta1's parent does (a job site that wrote to projects/P was told only the
     form of a tenant's name)."""
+    _not_of_the_other_api(args.parent, parse_catalog, "a retail catalog",
+                          f"user events are `footfall events {args.talent_events_command}`")
     tenant = str(parse_tenant_or_project(args.parent, "--parent"))
     return _list_or_tail(args, args.talent_events_command, CLIENT_EVENTS,
                          console_pb2.ListClientEventsRequest(parent=tenant),

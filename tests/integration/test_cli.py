@@ -162,6 +162,16 @@ def test_events_cli_refuses_bad_filters_and_parents(history: str, tmp_path: Path
     wrong = footfall("events", "count", "--parent", "catalogs/x", "--store", history,
                      cwd=tmp_path)
     assert wrong.returncode == 2 and "--parent: must be of the form" in wrong.stderr
+    # a name of the other API is told the command that reads it (a job site's tenant
+    # given to `events` was told only the form of a catalog's name)
+    for command, parent, said in (
+            ("events", "projects/p/tenants/t", "is a talent tenant: its client events are "
+                                               "`footfall talent-events list`"),
+            ("talent-events", CATALOG, "is a retail catalog: its user events are "
+                                       "`footfall events list`")):
+        other = footfall(command, "list", "--parent", parent, "--store", history,
+                         cwd=tmp_path)
+        assert (other.returncode, other.stderr) == (2, f"footfall: --parent: {parent!r} {said}\n")
     for limit in ("-5", "x"):  # (0 is no limit: see above)
         none = footfall("events", "list", "--parent", CATALOG, "--store", history,
                         "--limit", limit, cwd=tmp_path)

@@ -532,7 +532,11 @@ def test_reset_starts_a_catalog_and_a_tenant_clean(tmp_path: Path) -> None:
     (["events", "count", "--parent", "catalogs/x"], "footfall: --parent: must be of the form"),
     (["rejections", "list", "--parent", "projects/p/locations/x"],
      "footfall: --parent: must be projects/PROJECT"),
-    (["talent-events", "tail", "--parent", CATALOG], "footfall: --parent: must be of the form"),
+    (["talent-events", "tail", "--parent", "projects/p/catalogs/x"],
+     "footfall: --parent: must be of the form"),
+    (["talent-events", "tail", "--parent", CATALOG],
+     f"footfall: --parent: {CATALOG!r} is a retail catalog: its user events are `footfall "
+     "events tail`\n"),
     (["products", "list", "--parent", "projects/p"],
      "footfall: --parent: must be a branch (projects/*/locations/*/catalogs/*/branches/*) or a "
      "catalog (projects/*/locations/*/catalogs/*), got 'projects/p'\n"),
