@@ -13,9 +13,10 @@ from footfall.insights.v1 import insights_pb2, insights_pb2_grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from server.errors import FootfallError
+from server.errors import FootfallError, InvalidArgument
 from server.inspect import connection, remote_failed
 from server.lines import printable
+from server.names import parse_catalog, parse_tenant
 from server.remote import CALL_SECONDS, RemoteError, pages
 
 _SWITCHES = {"true": True, "false": False}
@@ -94,8 +95,50 @@ def _step(text: str) -> dict[str, Any]:
     return step
 
 
+# What a command asked of the other kind of data set answers instead, in this CLI's
+# words: the server's refusal names RPCs (RunFunnel's breakdown BY_DAY, ListJobStats)
+# and proto values (count_by: must be REQUEST or JOB), which a shell user never typed.
+_OF_A_CATALOG = {
+    "totals": "totals are a catalog's: a tenant's events by day are `footfall insights "
+              "funnel --breakdown day`, each job's counts `footfall insights jobs` "
+              "(--start and --end for a range)",
+    "products": "per-product counts are a catalog's: a tenant's per-job counts are "
+                "`footfall insights jobs`",
+}
+_OF_A_TENANT = {"jobs": "per-job counts are a tenant's: a catalog's per-product counts are "
+                        "`footfall insights products`"}
+_COUNTS_BY = {True: ("request", "job"), False: ("visitor", "user", "session")}
+
+
+def _fits(args: argparse.Namespace) -> None:
+    """json_format.ParseError when the command asks a tenant (a catalog) what only a
+    catalog (a tenant) answers, saying what to ask instead."""
+    tenant = _names(args.parent, parse_tenant)
+    if not tenant and not _names(args.parent, parse_catalog):
+        return  # (the server says the forms a parent takes)
+    command = args.insights_command
+    said = (_OF_A_CATALOG if tenant else _OF_A_TENANT).get(command)
+    if said is not None:
+        kind = "a talent tenant" if tenant else "a retail catalog"
+        raise json_format.ParseError(f"--parent: {args.parent!r} is {kind}; {said}")
+    counts = _COUNTS_BY[tenant]
+    if command == "funnel" and args.count_by and args.count_by not in counts:
+        raise json_format.ParseError(
+            f"--count-by: a {'tenant' if tenant else 'catalog'}'s funnel counts by "
+            f"{', '.join(counts[:-1])} or {counts[-1]}, got {args.count_by!r}")
+
+
+def _names(parent: str, parse: Callable[[str], object]) -> bool:
+    try:
+        parse(parent)
+    except InvalidArgument:
+        return False
+    return True
+
+
 def _request(args: argparse.Namespace) -> Message:
     """The request the command line asks for (json_format.ParseError on a bad value)."""
+    _fits(args)
     fields: dict[str, Any] = {"parent": args.parent}
     if args.start:
         fields["startTime"] = args.start

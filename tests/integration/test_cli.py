@@ -531,6 +531,21 @@ def test_a_full_disk_at_start_is_one_line(tmp_path: Path) -> None:
     (["insights", "funnel", "--parent", "projects/p/tenants/t", "--window", "999999999999s"],
      "argument --window: '999999999999s' is out of range (at most 315576000000s, 10,000 "
      "years)"),
+    # what a tenant (a catalog) cannot answer, in this CLI's words: the server's refusal
+    # named RPCs ("RunFunnel's with breakdown BY_DAY") and proto values ("REQUEST or JOB")
+    (["insights", "totals", "--parent", "projects/p/tenants/t"],
+     "totals are a catalog's: a tenant's events by day are `footfall insights funnel "
+     "--breakdown day`, each job's counts `footfall insights jobs` (--start and --end for a "
+     "range)"),
+    (["insights", "products", "--parent", "projects/p/tenants/t"],
+     "a tenant's per-job counts are `footfall insights jobs`"),
+    (["insights", "jobs", "--parent", CATALOG],
+     f"{CATALOG!r} is a retail catalog; per-job counts are a tenant's: a catalog's "
+     "per-product counts are `footfall insights products`"),
+    (["insights", "funnel", "--parent", "projects/p/tenants/t", "--count-by", "visitor"],
+     "--count-by: a tenant's funnel counts by request or job, got 'visitor'"),
+    (["insights", "funnel", "--parent", CATALOG, "--count-by", "job"],
+     "--count-by: a catalog's funnel counts by visitor, user or session, got 'job'"),
 ])
 def test_insights_flags_are_checked_before_anything_is_asked(tmp_path: Path, args: list[str],
                                                              said: str) -> None:

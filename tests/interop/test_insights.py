@@ -327,12 +327,18 @@ def test_bad_questions_are_refused_naming_the_field(
                            TENANT, "--server", served.address], env=env, capture_output=True,
                           text=True, timeout=CLI_DEADLINE)
     # A job site asking its tenant's totals was told only a catalog's form, as if it had
-    # mistyped one; it is told what it may ask instead.
+    # mistyped one; it is told what it may ask instead: by the CLI in its commands, by
+    # the API in its RPCs.
     assert proc.returncode == 2 and (
-        "INVALID_ARGUMENT: parent: totals are answered for a catalog (projects/*/locations/*/"
+        f"--parent: '{TENANT}' is a talent tenant; totals are a catalog's: a tenant's events "
+        "by day are `footfall insights funnel --breakdown day`") in proc.stderr, proc.stderr
+    with pytest.raises(grpc.RpcError) as caught:
+        insights.call("ComputeTotals", parent=TENANT)
+    assert caught.value.details() == (
+        "parent: totals are answered for a catalog (projects/*/locations/*/"
         f"catalogs/*), got the talent tenant '{TENANT}': a tenant's events by day are "
         "RunFunnel's with breakdown BY_DAY, and each job's counts ListJobStats' between "
-        "start_time and end_time") in proc.stderr, proc.stderr
+        "start_time and end_time")
     with pytest.raises(grpc.RpcError) as caught:
         insights.call("ComputeTotals", parent=f"{PROJECT}/tenant/jobs")
     assert caught.value.details() == ("parent: must be of the form 'projects/*/locations/*/"
