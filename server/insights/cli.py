@@ -70,7 +70,8 @@ def add_parser(commands: Any, env: Mapping[str, str]) -> None:
         return sub
 
     funnel = common("funnel", "entrants per step of a funnel",
-                    f"catalog ({CATALOG_EXAMPLE}) or tenant ({TENANT_EXAMPLE})")
+                    f"catalog ({CATALOG_EXAMPLE}) or tenant ({TENANT_EXAMPLE}; a project "
+                    f"alone: its default tenant)")
     funnel.add_argument("--step", action="append", default=[], metavar="TYPE[,FIELD=VALUE]",
                         help="a step, in order (repeat it); conditions by their JSON names, "
                              "e.g. 'add-to-cart,productId=sku-1'. None: the default funnel")
@@ -79,7 +80,8 @@ def add_parser(commands: Any, env: Mapping[str, str]) -> None:
                         help="conversion window, e.g. 3600s (default 1 day)")
     funnel.add_argument("--breakdown", choices=("day", "item"))
     for name, parent, orders in (("products", CATALOG_EXAMPLE, "views desc"),
-                                 ("jobs", TENANT_EXAMPLE, "impressions desc")):
+                                 ("jobs", f"{TENANT_EXAMPLE} (a project alone: its "
+                                          "default tenant)", "impressions desc")):
         table = common(name, f"the per-{name[:-1]} table", parent)
         table.add_argument("--order-by", default="", help=f"e.g. '{orders}' (the default)")
         table.add_argument("--limit", type=row_limit, default=100, help="rows to print (all: 0)")

@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from server.errors import FootfallError, InvalidArgument
 from server.inspect import connection, remote_failed
 from server.lines import printable
-from server.names import parse_catalog, parse_tenant
+from server.names import parse_catalog, parse_tenant, parse_tenant_or_project
 from server.remote import CALL_SECONDS, RemoteError, pages
 
 _SWITCHES = {"true": True, "false": False}
@@ -112,7 +112,12 @@ _COUNTS_BY = {True: ("request", "job"), False: ("visitor", "user", "session")}
 
 def _fits(args: argparse.Namespace) -> None:
     """json_format.ParseError when the command asks a tenant (a catalog) what only a
-    catalog (a tenant) answers, saying what to ask instead."""
+    catalog (a tenant) answers, saying what to ask instead; a project alone becomes its
+    default tenant in `args.parent`."""
+    if _names(args.parent, parse_tenant_or_project) and not _names(args.parent, parse_tenant):
+        # A project alone: its default tenant, as `talent-events list` reads it (talent
+        # v4beta1's parent, where Google's samples write): it was refused here.
+        args.parent = str(parse_tenant_or_project(args.parent, "--parent"))
     tenant = _names(args.parent, parse_tenant)
     if not tenant and not _names(args.parent, parse_catalog):
         return  # (the server says the forms a parent takes)

@@ -221,6 +221,15 @@ def test_a_job_of_the_default_tenant_is_one_job_whichever_name_its_events_give(
     counted = rest(served, "POST", f"{tenant}:runFunnel",
                    json={"steps": steps, "countBy": "JOB"}).json()
     assert [s.get("entrants", "0") for s in counted["steps"]] == ["1", "1", "1"], counted
+    # the CLI takes the project alone for its default tenant, as `talent-events list`
+    # does (it was refused: "must be of the form 'projects/*/tenants/*'")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    proc = subprocess.run([sys.executable, "-m", "server", "insights", "jobs", "--parent",
+                           PROJECT, "--server", served.address], env=env, capture_output=True,
+                          text=True, timeout=CLI_DEADLINE)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split()[:2] for line in proc.stdout.splitlines()] == [
+        ["legacy", "impressions=1"], ["other", "impressions=1"]], proc.stdout
 
 
 def test_the_cli_says_a_job_by_its_id_and_a_rate_as_a_percentage(served: ServerProcess) -> None:
