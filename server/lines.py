@@ -74,15 +74,23 @@ def user_event(stored: console_pb2.StoredUserEvent) -> str:
                       f"  [{_transport(stored)}]")
 
 
+# Jobs a client event's line names (`--json` has them all): an impression names every
+# job of a results page, and one of 5,000 made a line of 44 KB, its event id at the end.
+SHOWN_JOBS = 10
+
+
 def client_event(stored: console_pb2.StoredClientEvent) -> str:
-    """Create time, the job event's type, its jobs (by id: the tenant is known),
-    and the request and event ids."""
+    """Create time, the job event's type, its jobs (by id: the tenant is known; the
+    first SHOWN_JOBS, then how many more), and the request and event ids."""
     event = stored.client_event
     types = event_pb2.JobEvent.JobEventType
     what = "(no job event)" if not event.HasField("job_event") else \
         types.Name(event.job_event.type) if event.job_event.type in types.values() else \
         f"type {event.job_event.type}"  # stored before unknown numbers were refused
-    facts = _facts([("jobs", ",".join(j.rpartition("/")[2] for j in event.job_event.jobs)),
+    jobs = ",".join(j.rpartition("/")[2] for j in event.job_event.jobs[:SHOWN_JOBS])
+    if len(event.job_event.jobs) > SHOWN_JOBS:  # (no thousands comma in a list of commas)
+        jobs += f" (+{len(event.job_event.jobs) - SHOWN_JOBS} more)"
+    facts = _facts([("jobs", jobs),
                     ("request", event.request_id), ("event", event.event_id)])
     return printable(f"{_time(event, 'create_time')}  {what:<20} {facts}  [{_transport(stored)}]")
 

@@ -53,6 +53,21 @@ def test_a_client_event_of_a_type_the_contract_does_not_name_still_prints() -> N
     assert lines.client_event(stored).startswith("2023-11-14T22:13:20Z  type 999 ")
 
 
+def test_a_client_event_of_many_jobs_names_the_first_ten_and_how_many_more() -> None:
+    # an impression names every job of a results page: one of 5,000 made a 44 KB line
+    stored = console_pb2.StoredClientEvent(transport=console_pb2.GRPC)
+    stored.client_event.event_id = "shown"
+    stored.client_event.job_event.type = 1
+    stored.client_event.job_event.jobs.extend(f"projects/p/tenants/t/jobs/j{i}"
+                                              for i in range(1200))
+    stored.client_event.create_time.FromSeconds(1_700_000_000)
+    assert lines.client_event(stored) == (
+        "2023-11-14T22:13:20Z  IMPRESSION           jobs=j0,j1,j2,j3,j4,j5,j6,j7,j8,j9 "
+        "(+1190 more) event=shown  [grpc]")
+    del stored.client_event.job_event.jobs[10:]
+    assert "jobs=j0,j1,j2,j3,j4,j5,j6,j7,j8,j9 event=shown" in lines.client_event(stored)
+
+
 def test_a_refusal_repeated_says_how_often_and_when_last() -> None:
     refused = console_pb2.Rejection(method="/x.Y/Z", message="bad", code=3, repeats=4,
                                     key_name="shop")
