@@ -355,19 +355,20 @@ def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([(key, cert)])
 
 
-def _reload_keys(running: Running) -> None:
-    """SIGHUP: read the auth file again; a bad file keeps the keys in force."""
+def _reload_keys(running: Running, which: str) -> None:
+    """SIGHUP: read the auth file again; a bad file keeps the keys in force. `which`
+    ends each line: the process of --processes saying it, or nothing."""
     assert running.policy is not None
     auth = running.policy.auth
     if not auth.enabled:
-        log.warning("SIGHUP: no --auth-file to re-read")
+        log.warning("SIGHUP: no --auth-file to re-read%s", which)
         return
     try:
         auth.reload()
     except AuthFileError as exc:
-        log.error("SIGHUP: %s; the previous keys stay in force", exc)
+        log.error("SIGHUP: %s; the previous keys stay in force%s", exc, which)
         return
-    log.info("SIGHUP: re-read %s: %s", auth.path, counted(auth.key_count, "key"))
+    log.info("SIGHUP: re-read %s: %s%s", auth.path, counted(auth.key_count, "key"), which)
     _warn_if_keyless(auth)
 
 
@@ -466,8 +467,12 @@ def serve(settings: Settings, on_ready: Callable[[], None] | None = None,
         announce(settings, running.port, running.http_port)
     if on_ready is not None:
         on_ready()
+    # Under --processes every process reads the keys and says so: the same line twice
+    # read as one reload said twice, or as a process that read them two times.
+    which = f" (process {process + 1} of {settings.processes})" if settings.processes > 1 \
+        else ""
     while signal.sigwait(HANDLED_SIGNALS) == signal.SIGHUP:
-        _reload_keys(running)
+        _reload_keys(running, which)
     log.info("shutting down: draining in-flight calls (up to %ss)", settings.grace_seconds)
     running.stop()
     log.info("stopped")

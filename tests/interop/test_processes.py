@@ -224,6 +224,10 @@ def test_sighup_reaches_every_process(start: Callable[..., ServerProcess],
     os.kill(server.proc.pid, signal.SIGHUP)
     wait_until(lambda: sum("SIGHUP: re-read" in line for line in server.log) == PROCESSES or None,
                "every process to re-read the keys", deadline=20)
+    # each line says which process read them (two alike read as one reload said twice)
+    said = sorted(line.rpartition("keys.json: 1 key")[2].rstrip() for line in server.log
+                  if "SIGHUP: re-read" in line)
+    assert said == [f" (process {n} of {PROCESSES})" for n in range(1, PROCESSES + 1)], said
     write_through_each_connection(server, "k", "second-key-0002")
 
 
