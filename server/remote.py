@@ -163,24 +163,36 @@ class ServerSource:
     def _follow(self, watch: Callable[..., Any], request: Any,
                 say: Callable[[str], None]) -> Iterator[Any]:
         again = False  # the first call fails at once; the next ones wait for the server
+        # A server whose database is away answers each watch UNAVAILABLE at once: the
+        # same failure is said once (it was said every 0.7 s, as "the server went
+        # away", of a server that answered) and tried again less and less often.
+        said, pause = "", RETRY_SECONDS
         while True:
             try:
                 for message in watch(request, metadata=self._metadata, wait_for_ready=again):
                     request.after_id = message.id
+                    said, pause = "", RETRY_SECONDS
                     yield message
                 why = "the server ended the stream"
             except grpc.RpcError as exc:
                 if exc.code() not in _GONE or not self._reached:
                     raise _remote(exc) from None
-                why = f"the server went away ({exc.code().name})"
+                why = f"the watch ended ({exc.code().name}: {exc.details() or 'no message'})"
             again = True
             where = (f"after position {request.after_id}" if request.HasField("after_id")
                      else "from what is stored once it is back (nothing had arrived yet)")
-            say(f"{why}; reconnecting, to go on {where}")
+            line = f"{why}; reconnecting, to go on {where}"
+            if line != said:
+                say(line)
+            else:
+                pause = min(pause * 2, MAX_RETRY_SECONDS)
+            said = line
             self._back = lambda where=where: say(f"reconnected; going on {where}")
-            time.sleep(0.2)  # a stream that ends at once (a stopping server) is not a loop
+            time.sleep(pause)  # a stream that ends at once (a stopping server) is not a loop
 
 
+RETRY_SECONDS = 0.2  # after a watch ended, before it is called again
+MAX_RETRY_SECONDS = 2.0  # ... when it ended the same way each time
 POLL_END_SECONDS = 0.5  # grpc's polling thread looks every 0.2 s whether to go on
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
+from collections.abc import Iterator
 from concurrent import futures
 
 import grpc
 import pytest
-from footfall.console.v1 import console_pb2
+from footfall.console.v1 import console_pb2, console_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.remote import RECONNECT_OPTIONS, Connection, RemoteError, ServerSource
@@ -66,3 +68,50 @@ def test_a_refused_tail_leaves_no_grpc_thread_polling_its_channel() -> None:
         source.close()
     finally:
         server.stop(None)
+
+
+class DatabaseAway(console_pb2_grpc.ConsoleServiceServicer):
+    """A server whose database goes away under a watch: it sends the watch's first
+    event, then answers UNAVAILABLE, as Footfall does, to the watch and to the next
+    `refusals` calls, and sends the next event to the one after."""
+
+    def __init__(self, refusals: int) -> None:
+        self.refusals = refusals
+        self.calls = 0
+
+    def WatchUserEvents(self, request: console_pb2.WatchUserEventsRequest,  # noqa: N802
+                        context: grpc.ServicerContext) -> Iterator[console_pb2.StoredUserEvent]:
+        self.calls += 1
+        if self.calls == 1:
+            yield console_pb2.StoredUserEvent(id=1)
+        if self.calls <= 1 + self.refusals:
+            context.abort(grpc.StatusCode.UNAVAILABLE,
+                          "the database is unreachable; try again later")
+        yield console_pb2.StoredUserEvent(id=2)
+
+
+def test_a_watch_refused_while_the_database_is_away_is_said_once() -> None:
+    """A tail of a server whose database was away said "the server went away
+    (UNAVAILABLE); reconnecting" seven times in five seconds: the server had not gone,
+    it answered, and what it said was not shown."""
+    away = DatabaseAway(refusals=4)
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    console_pb2_grpc.add_ConsoleServiceServicer_to_server(away, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    said: list[str] = []
+    try:
+        source = ServerSource(Connection(f"127.0.0.1:{port}"))
+        request = console_pb2.WatchUserEventsRequest(parent="projects/p/locations/global/"
+                                                            "catalogs/default_catalog")
+        events = source.follow(source.console.WatchUserEvents, request, said.append)
+        assert next(events).id == 1
+        time.sleep(0.5)  # (grpc tells the channel's state every 0.2 s: it was reached)
+        assert next(events).id == 2
+        events.close()
+        source.close()
+    finally:
+        server.stop(None)
+    assert away.calls == 6
+    assert said == ["the watch ended (UNAVAILABLE: the database is unreachable; try again "
+                    "later); reconnecting, to go on after position 1"], said
