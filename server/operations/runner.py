@@ -79,6 +79,15 @@ class JobContext:
         return self.store.run_step(self.record.name, self.owner, step,
                                    self.now_us() + self.lease_us, progress)
 
+    def check_lease(self) -> None:
+        """Raise LeaseLost if this run no longer holds its operation (deleted, or taken
+        over once its lease ran out). For what a job writes outside the store before
+        its step: the step's own check comes after, too late to spare a file that the
+        new holder writes too."""
+        current = self.store.get_operation(self.record.name)
+        if current is None or current.lease_owner != self.owner:
+            raise LeaseLost(self.record.name)
+
     def finish(self, operation: operations_pb2.Operation, checkpoint: bytes = b"") -> None:
         """Record the final Operation (with its response or error): done."""
         payload = operation.SerializeToString()

@@ -381,6 +381,10 @@ class BulkImport(Generic[R, M, V]):
                 ctx.check_stop()
                 after = state.after(batch.end, len(batch.items) - len(bad), bad)
                 if bad and after.errors_file:
+                    # A run stalled past its lease (a slow read, a pause) must not write:
+                    # at its own, older offset it would cut the lines that the process
+                    # which took the job over wrote for the batches after it.
+                    ctx.check_lease()
                     after.errors_size = gcs.write_output(
                         self.root, Path(after.errors_file), _error_lines(bad),
                         ERRORS_FIELD, at=state.errors_size)

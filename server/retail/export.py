@@ -167,6 +167,7 @@ class ExportJob:
                 # step may have left there)
                 state.size = state.lines = 0
             if lines:
+                ctx.check_lease()  # (as an import's errors: see BulkImport.__call__)
                 state.size = gcs.write_output(self.root, folder / _base(state.files[-1]),
                                               b"".join(lines), OUTPUT_FIELD, at=state.size)
             state.lines += len(lines)
