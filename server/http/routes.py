@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from google.api import annotations_pb2, http_pb2
@@ -79,18 +80,20 @@ class Route:
     call: Callable[[Any, Any], Any]  # the servicer's (request, context) method
     response_class: type[Any]
 
-    @property
+    # (Worked out once per route, not on each call: a pixel asks for them three times,
+    # and each asked the descriptors and built its string anew.)
+    @cached_property
     def rpc(self) -> str:
         """The RPC's full name, e.g. google.cloud.retail.v2.UserEventService.WriteUserEvent."""
         return self.method.full_name
 
-    @property
+    @cached_property
     def retail_version(self) -> str:
         """The retail version its path is of (`v2`, `v2beta`, `v2alpha`), else ""."""
         version = self.template.text[1:].partition("/")[0]
         return version if version in RETAIL_VERSIONS else ""
 
-    @property
+    @cached_property
     def grpc_method(self) -> str:
         """The RPC as gRPC names it: /google.cloud.retail.v2.UserEventService/WriteUserEvent."""
         return f"/{self.method.containing_service.full_name}/{self.method.name}"
