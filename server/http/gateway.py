@@ -79,7 +79,7 @@ from server.policy.auth import (
     other_scheme,
     project_of,
 )
-from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
+from server.policy.envelope import Envelope, json_large
 from server.retail.collect import Requester, pixel_body
 
 log = logging.getLogger(__name__)
@@ -422,7 +422,7 @@ class HttpGateway:
         collect_queued = self._collect_queued
         if collect_queued is not None and route.rpc == pixel.INLINE_RPC \
                 and request.method == "GET" and pixel.inline(request, self._policy) \
-                and len(request.query_string) <= LARGE_REQUEST_BYTES:  # (else off the loop)
+                and not json_large(b"", request.query_string):  # (else off the loop, paced)
             return self._pixel(request, route, path_values, collect_queued)
         method, envelope = route.grpc_method, self._envelope
         started = time.perf_counter()
@@ -466,7 +466,7 @@ class HttpGateway:
                               request.query.items()),
             context, functools.partial(_answer, route, output, self._answers, holder, request),
             grant, started,
-            large=len(body) + len(request.query_string) > LARGE_REQUEST_BYTES,
+            large=json_large(body, request.query_string),
             bare=functools.partial(_with_body, bare, body, route)))
         # A read is for its caller alone: it ends when the caller goes or its
         # deadline passes (a write goes on: what it started still commits).

@@ -10,7 +10,8 @@ A browser's pixel is answered once its event is queued (unless
 GET collect inline (`inline`), through the envelope's steps called one after the
 other (key, request, admission, the servicer's `collect_queued`, the call
 recorded), with no task, future or coroutine of its own. What needs the long way
-takes it: a JSON caller, a body, a deadline (X-Server-Timeout), a fault to inject.
+takes it: a JSON caller, a body, a deadline (X-Server-Timeout), a fault to inject,
+a large query (policy.envelope.json_large: its turn among the large requests).
 """
 
 from __future__ import annotations

@@ -90,9 +90,10 @@ class LargeRequests:
         waiting = self._waiting.get(party, 0)
         if waiting >= MAX_WAITING_PER_KEY:
             raise ResourceExhausted(
-                f"{waiting} large requests (over 64 KiB) of this key already wait for their "
-                f"turn: a key's large requests take turns with every other writer and "
-                f"reader key's; send it again once one is answered", retry_after=1.0)
+                f"{waiting} large requests (over 64 KiB or 250 elements) of this key "
+                f"already wait for their turn: a key's large requests take turns with every "
+                f"other writer and reader key's; send it again once one is answered",
+                retry_after=1.0)
         self._waiting[party] = waiting + 1
         try:
             taken = await self._budget.take(size * EXPECTED_SECONDS_PER_BYTE, party)

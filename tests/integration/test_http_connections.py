@@ -470,6 +470,7 @@ def test_bodies_waiting_to_be_decoded_still_count(settings: Settings, clock: Fix
     # waits (and is decoded) it is held, and counted.
     from server.http import gateway as module
     from server.http import transcode
+    from server.policy.envelope import LARGE_REQUEST_BYTES
     release = threading.Event()
     build = transcode.build_request
 
@@ -481,7 +482,7 @@ def test_bodies_waiting_to_be_decoded_still_count(settings: Settings, clock: Fix
     limit = 100 * 1024
     path = "/v2/projects/p/locations/global/catalogs/default_catalog/userEvents:write"
     body = b'{"eventType": "home-page-view", "visitorId": "v"}'
-    body += b" " * (module.LARGE_REQUEST_BYTES + 1000 - len(body))  # decoded off the loop
+    body += b" " * (LARGE_REQUEST_BYTES + 1000 - len(body))  # decoded off the loop
     request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
                f"\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
     fits = module.BODIES_HELD * limit // len(body)
