@@ -27,6 +27,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,22 @@ class Grant:
 
     def allows_bucket(self, bucket: str) -> bool:
         return self.buckets is None or self.buckets.fullmatch(bucket) is not None
+
+
+# Whether the call being served may read what the store holds (its key is no writer
+# key, or auth is off): set by the envelope for each call, a context variable so that
+# it follows the call on its task. An answer says what is stored only to such a caller.
+_reads: ContextVar[bool] = ContextVar("footfall_caller_reads", default=True)
+
+
+def set_caller(grant: Grant | None) -> None:
+    """The key of the call being served (None: auth is off)."""
+    _reads.set(grant is None or grant.role is not Role.WRITER)
+
+
+def caller_reads() -> bool:
+    """Whether the call being served may read what is stored (see set_caller)."""
+    return _reads.get()
 
 
 def _digest(key: str) -> bytes:

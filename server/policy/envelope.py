@@ -26,7 +26,7 @@ from server.console import origin
 from server.errors import ChosenStatus, FootfallError, Internal
 from server.loop import in_decoder
 from server.policy import Admission, Metadata, Policy, caller_gone, drop_if_gone
-from server.policy.auth import Grant, NotYourProject, authorize, resource_names
+from server.policy.auth import Grant, NotYourProject, authorize, resource_names, set_caller
 
 log = logging.getLogger(__name__)
 # A request of more bytes than this (body and query over HTTP) is decoded off the
@@ -148,6 +148,7 @@ class Envelope:
         try:
             if grant is None:
                 grant = self.policy.authenticate_early(method, metadata)
+            set_caller(grant)
             if large:
                 turn = await self.policy.large_requests.turn(
                     grant, max(len(raw) if isinstance(raw, bytes) else 0, LARGE_REQUEST_BYTES))

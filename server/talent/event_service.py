@@ -33,6 +33,7 @@ from server.names import (
     parse_tenant,
     parse_tenant_or_project,
 )
+from server.policy.auth import caller_reads
 from server.policy.envelope import LARGE_REQUEST_BYTES
 from server.policy.limits import event_size_violation
 from server.store import ClientEventRow, Store
@@ -96,11 +97,17 @@ class ClientEvents:
             payload=payload))
         if not is_new and stored != payload:
             assert sent is not None  # (compared as sent: v4beta1's profile by its name)
-            differs = first_difference(type(sent).FromString(stored), sent, "client_event")
+            # Which field differs is said only to a caller that may read the events: to
+            # a writer key (public in a job site's pages) it told, field by field, whether
+            # a guess was what an event of another visitor holds (which job, which notes).
+            which = "which field differs is said to keys that may read client events"
+            if caller_reads():
+                differs = first_difference(type(sent).FromString(stored), sent, "client_event")
+                which = f"its {differs or 'client_event'} differs"
             raise AlreadyExists(
                 event_type_name, f"{tenant}/clientEvents/{event.event_id}",
                 f"client_event.event_id {event.event_id!r} is already used in {tenant} "
-                f"by a different event: its {differs or 'client_event'} differs")
+                f"by a different event: {which}")
         return bytes(stored)
 
 

@@ -27,6 +27,7 @@ WRITE = f"/v2/{CATALOG}/userEvents:write"
 KEY = "http-keys-test-writer-0123456789"
 READER = "http-keys-test-reader-0123456789"
 OTHER = "http-keys-test-other-writer-0123"
+ADMIN = "http-keys-test-admin-01234567890"
 LIMIT = 64 * 1024  # --max-request-bytes
 EVERYTHING = EventQuery(CATALOG)
 COLLECT = "/google.cloud.retail.v2.UserEventService/CollectUserEvent"
@@ -37,7 +38,8 @@ def keyed(settings: Settings, clock: FixedClock, tmp_path: Path) -> Iterator[Run
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps({"keys": {KEY: {"projects": ["p"], "role": "writer"},
                                          READER: {"projects": ["p"], "role": "reader"},
-                                         OTHER: {"projects": ["p"], "role": "writer"}}}))
+                                         OTHER: {"projects": ["p"], "role": "writer"},
+                                         ADMIN: {"projects": ["p"], "role": "admin"}}}))
     running = start(dataclasses.replace(settings, http_port=-1, auth_file=str(keys),
                                         max_request_bytes=LIMIT), clock)
     try:
@@ -334,3 +336,29 @@ def test_pages_nobody_reads_without_a_key_leave_the_room_of_answers_to_keys(
     finally:
         for sock in unread:
             sock.close()
+
+
+def test_a_writer_key_is_not_told_which_field_of_a_stored_client_event_differs(
+        keyed: Running, clock: FixedClock) -> None:
+    # A reused event_id's refusal named the first field where the stored event
+    # differs: a job site's writer key (public in its pages) learnt field by field
+    # whether a guess (which job, which notes) was what another visitor's event holds.
+    path = "/v4/projects/p/tenants/t/clientEvents"
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock.now_ns() // 10**9))
+    stored = {"createTime": created, "requestId": "r", "eventId": "e-1",
+              "jobEvent": {"type": "VIEW", "jobs": ["projects/p/tenants/t/jobs/secret"]}}
+    guess = {**stored, "jobEvent": {"type": "VIEW", "jobs": ["projects/p/tenants/t/jobs/guess"]}}
+
+    def send(event: dict[str, object], key: str) -> Reply:
+        return call(keyed.http_port, "POST", path, json.dumps(event).encode(),
+                    {"Content-Type": "application/json", "x-goog-api-key": key})
+
+    assert send(stored, KEY).status == 200
+    refused = send(guess, KEY)
+    assert refused.status == 409
+    assert refused.error()["message"].endswith(
+        "by a different event: which field differs is said to keys that may read client "
+        "events")
+    assert send(guess, ADMIN).error()["message"].endswith(
+        "by a different event: its client_event.job_event.jobs[0] differs")
+    assert send(stored, KEY).status == 200  # (an identical retry is answered as before)
