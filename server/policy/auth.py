@@ -28,7 +28,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,10 @@ class Grant:
     projects: frozenset[str]
     name: str  # for logs: the entry's "name", else "key #n"
     buckets: re.Pattern[str] | None = None  # the bucket names allowed; None: every one
+    # The key itself, as its digest: the same after a reload (SIGHUP makes a new Grant
+    # of every key) and never another key's, where names need not be unique and an
+    # object's id is reused once it is freed. What a key is counted by while it waits.
+    identity: bytes = field(default=b"", repr=False)
 
     def allows_project(self, project: str) -> bool:
         """Whether the key may act on `project`; `-` (every project, in a read's
@@ -251,7 +255,7 @@ def _grant(key: str, entry: Any, where: str) -> Grant:
         log.warning("%s: the key is %d characters, short enough to guess; use a long random "
                     "one (at least %d characters)", where, len(key), SHORT_KEY)
     return Grant(role, frozenset(projects), name or where.rpartition(": ")[2],
-                 _buckets(entry.get("buckets"), where))
+                 _buckets(entry.get("buckets"), where), _digest(key))
 
 
 def _buckets(patterns: Any, where: str) -> re.Pattern[str] | None:

@@ -45,7 +45,7 @@ class Turn:
 
     __slots__ = ("_budget", "_party", "_taken", "_started", "_cpu", "_open")
 
-    def __init__(self, budget: Reading, party: int, taken: float) -> None:
+    def __init__(self, budget: Reading, party: bytes, taken: float) -> None:
         self._budget, self._party, self._taken = budget, party, taken
         self._started = time.perf_counter()
         self._cpu = time.process_time()
@@ -73,7 +73,7 @@ class LargeRequests:
 
     def __init__(self, seconds_a_second: float = SECONDS_A_SECOND) -> None:
         self._budget = Reading(seconds_a_second)
-        self._waiting: dict[int, int] = {}  # by key (see `turn`): its requests waiting
+        self._waiting: dict[bytes, int] = {}  # by key (see `turn`): its requests waiting
 
     @property
     def waiting(self) -> int:
@@ -86,7 +86,11 @@ class LargeRequests:
         MAX_WAITING_PER_KEY of the key's wait already."""
         if grant is None or grant.role is Role.ADMIN:
             return None
-        party = id(grant)  # (by the key itself: names need not be unique)
+        # By the key itself (its digest), not its Grant: a SIGHUP makes a new one of
+        # every key, and the requests waiting under the old one were not counted (8 of
+        # one key waited across a reload), and a freed Grant's id, reused by another
+        # key's, merged two keys' turns.
+        party = grant.identity
         waiting = self._waiting.get(party, 0)
         if waiting >= MAX_WAITING_PER_KEY:
             raise ResourceExhausted(

@@ -5,10 +5,12 @@ keys."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -582,3 +584,49 @@ def test_a_reader_reads_products_and_changes_none(tmp_path: Path) -> None:
             'sku-1  PRIMARY    title="Red shoes" price=59.9USD availability=IN_STOCK '
             'categories="Shoes > Running"',
             'sku-1-42  VARIANT    title="Red shoes, 42" primary=sku-1']
+
+
+def test_a_keys_large_requests_waiting_are_still_counted_after_a_sighup(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    # A key's large requests were counted by its Grant object's id, and a SIGHUP makes
+    # a new one of every key: the 4 waiting (MAX_WAITING_PER_KEY) went on waiting
+    # under the old one, and 4 more of the same key were let wait under the new one.
+    key = "writer-key-5e0c21b7f9d4"
+    keys = write_keys(tmp_path / "keys.json", {key: ("writer", ["shop"])})
+    server = server_factory("--auth-file", str(keys))
+    # About 2 MB (of 2 MiB at most): over LARGE_REQUEST_BYTES, so it waits for its
+    # turn, and is expected to cost 2 s (EXPECTED_SECONDS_PER_BYTE) of the 0.5 s a
+    # second of large requests: the next turn comes about 4 s after the first's.
+    request = retail_v2.WriteUserEventRequest(parent=SHOP, user_event={
+        **EVENT, "attributes": {f"pad{i}": {"text": ["x" * 200]} for i in range(9_000)}})
+
+    with retail_client(server.address) as client:
+        def large(timeout: float) -> type[Exception] | None:
+            try:
+                client.write_user_event(request=request, metadata=with_key(key),
+                                        timeout=timeout, retry=None)
+            except exceptions.GoogleAPICallError as exc:
+                return type(exc)
+            return None
+
+        # The first to have its turn (the server's first large request: none has
+        # spent the budget) holds it while it waits for the store (locked, as by the
+        # sqlite3 shell: up to the server's 10 s wait); 4 others wait for theirs, and
+        # the sixth is refused at once.
+        lock = sqlite3.connect(tmp_path / "events.db", isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        try:
+            with concurrent.futures.ThreadPoolExecutor(6) as senders:
+                sent = [senders.submit(large, 30.0) for _ in range(6)]
+                done, held = concurrent.futures.wait(
+                    sent, timeout=20, return_when=concurrent.futures.FIRST_COMPLETED)
+                assert [future.result() for future in done] == [exceptions.ResourceExhausted]
+                server.proc.send_signal(signal.SIGHUP)
+                wait_until(lambda: "SIGHUP: re-read" in server.log_text(), "the reload")
+                # (it waited for its turn under the key's new Grant: DeadlineExceeded)
+                assert large(3.0) is exceptions.ResourceExhausted
+                lock.execute("COMMIT")
+                # (answered, or UNAVAILABLE past the server's lock wait on a slow machine)
+                assert exceptions.ResourceExhausted not in [f.result() for f in held]
+        finally:
+            lock.close()
