@@ -1,7 +1,8 @@
 """Large REST answers, written as JSON off the loop and sent within a budget of bytes.
 
 json_format writes about 3 MB of JSON a second: an answer larger than
-transcode.LARGE_ANSWER_BYTES is written on the decoders' threads
+transcode.LARGE_ANSWER_BYTES, or of more fields than transcode.FIELDS_ON_LOOP
+(transcode.written_off_loop), is written on the decoders' threads
 (server.loop.in_decoder), two of them, and the others wait for their turn. What
 waits is the answer's serialized bytes, not the decoded message (a page of one
 event naming 60,000 products is 1.1 MB serialized, 25 MB decoded). Once written,

@@ -778,7 +778,7 @@ async def _answer(route: Route, output: transcode.Output, answers: Answers,
         # write, as its GET did). Refused as its GET would be when large answers
         # hold their room (429): no room is taken, none being needed.
         size = len(answer) if isinstance(answer, bytes) else answer.ByteSize()
-        if isinstance(answer, bytes) or size > transcode.LARGE_ANSWER_BYTES:
+        if isinstance(answer, bytes) or transcode.written_off_loop(answer, size):
             answers.check(holder, size)
         elif answers.total:
             # A small message's JSON may pass FREE_ANSWER_BYTES all the same (its
@@ -791,7 +791,7 @@ async def _answer(route: Route, output: transcode.Output, answers: Answers,
         return b"", JSON_HEADERS
     if isinstance(answer, bytes):
         kind, wire = route.response_class, answer
-    elif answer.ByteSize() <= transcode.LARGE_ANSWER_BYTES:
+    elif not transcode.written_off_loop(answer, answer.ByteSize()):
         return _render(route, output, answer)
     else:
         kind, wire = type(answer), answer.SerializeToString()

@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import decimal
 import functools
+import itertools
+import random
 import re
 import sys
 import urllib.parse
@@ -547,6 +549,66 @@ def path_request(route: Route, path_values: Mapping[str, str]) -> Message:
 # WriteUserEvent of 60,000 products, which any writer key may send) held every call
 # of both transports for 0.45-1.0 s, and so did its line in each open console feed.
 LARGE_ANSWER_BYTES = 64 * 1024
+# A smaller message may set tens of thousands of fields all the same, and json_format's
+# time goes by the fields it writes (about 2 us each), not by bytes: an event of 9,000
+# product details is 63 KB, 792 KB of JSON, and took 30 ms of the loop's CPU for each
+# GET (a /healthz meanwhile took 7-10 ms, at worst 200 ms; now 0.4 ms, at worst 68).
+# Past about this many fields (what 64 KiB of a page of events sets: a field for each 10
+# bytes), its JSON is written off the loop too.
+FIELDS_ON_LOOP = LARGE_ANSWER_BYTES // 8
+# The elements of a list (or map) of messages whose fields are counted to estimate the
+# list's: counting every element costs about half as much as writing them.
+FIELDS_SAMPLED = 8
+
+
+def written_off_loop(message: Message, size: int) -> bool:
+    """Whether the JSON of `message` (`size` bytes serialized) is written off the loop
+    (server.http.answers): over LARGE_ANSWER_BYTES, or setting more than about
+    FIELDS_ON_LOOP fields."""
+    # (a field set takes a byte or more: a message of fewer bytes needs no counting)
+    return size > LARGE_ANSWER_BYTES or (
+        size > FIELDS_ON_LOOP and _fields_set(message) > FIELDS_ON_LOOP)
+
+
+@functools.cache
+def _map_of(kind: descriptor.Descriptor) -> str:
+    """What a repeated field of `kind` is: "" a list, "scalars" or "messages" a map
+    of them (the descriptor's options and fields are made anew at each look: 50 us)."""
+    if not kind.GetOptions().map_entry:
+        return ""
+    return "scalars" if kind.fields_by_name["value"].message_type is None else "messages"
+
+
+def _fields_set(message: Message) -> float:
+    """About how many fields `message` sets, its messages' included, each element of
+    a list or map one: the messages of a list or map of more than FIELDS_SAMPLED are
+    taken to set as many as FIELDS_SAMPLED of them do (a list's spread along it from
+    a random start, so that which are counted cannot be foreseen)."""
+    count = 0.0
+    for field, value in message.ListFields():
+        kind = field.message_type
+        if kind is None:
+            count += len(value) if field.is_repeated else 1
+            continue
+        if not field.is_repeated:
+            count += 1 + _fields_set(value)
+            continue
+        total = len(value)
+        count += total
+        entries = _map_of(kind)
+        if entries == "scalars":
+            continue
+        if entries:
+            sample = list(itertools.islice(value.values(), FIELDS_SAMPLED))
+        elif total <= FIELDS_SAMPLED:
+            sample = list(value)
+        else:
+            step = total / FIELDS_SAMPLED
+            start = random.random() * step
+            sample = [value[int(start + i * step)] for i in range(FIELDS_SAMPLED)]
+        if sample:
+            count += total * sum(map(_fields_set, sample)) / len(sample)
+    return count
 
 
 def response_json(message: Message, output: Output) -> bytes:
