@@ -441,8 +441,11 @@ class HttpGateway:
             grant = _screened(envelope, route, request, context, query_key)
             envelope.check_named(method, grant, bare)  # (the role and project, too)
             transcode.check_query_text(request.query, request.rel_url.raw_query_string)
-            # (by the key itself, not its name: names need not be unique)
-            holder = str(id(grant)) if grant is not None else None
+            # (by the key itself, not its name, which need not be unique, nor its
+            # Grant, made anew by a SIGHUP: the bodies and answers held meanwhile
+            # were not counted in the key's share, and a freed Grant's id, reused by
+            # another key's, merged two keys' shares)
+            holder = grant.identity.hex() if grant is not None else None
             request[HOLDER] = holder or ""  # (its answer is sent within the key's share)
             body = await self._read_body(request, holder)
             remaining = context.time_remaining()

@@ -253,6 +253,40 @@ def test_one_key_holds_at_most_a_quarter_of_the_room_of_all_bodies(keyed: Runnin
             sock.close()
 
 
+def test_a_keys_bodies_held_are_still_its_own_after_a_sighup(keyed: Running) -> None:
+    """A key's bodies were counted by its Grant object's id, and a SIGHUP makes a new
+    Grant of every key: the key's next bodies were counted from nothing again."""
+    from server.app import _reload_keys
+    from server.http.gateway import BODIES_HELD
+    padded = b'{"eventType": "home-page-view", "visitorId": "v"}' + b" " * (LIMIT - 100)
+    head = (f"POST {WRITE} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+            f"\r\nx-goog-api-key: {KEY}\r\nContent-Length: {len(padded)}\r\n\r\n").encode()
+
+    def one_more() -> bytes:
+        with socket.create_connection(("127.0.0.1", keyed.http_port), timeout=10) as sock:
+            sock.sendall(head + padded)
+            return sock.recv(65536)
+
+    held = [socket.create_connection(("127.0.0.1", keyed.http_port), timeout=10)
+            for _ in range(BODIES_HELD // 4)]
+    try:
+        for sock in held:  # all but the last byte: each body is being read
+            sock.sendall(head + padded[:-1])
+        deadline = time.monotonic() + 20
+        while not one_more().startswith(b"HTTP/1.1 429"):  # once they are read
+            assert time.monotonic() < deadline, "no body of the key was refused"
+            time.sleep(0.05)
+        _reload_keys(keyed)  # (what SIGHUP runs: the same keys, read again)
+        answer = one_more()
+        assert b"this caller's request bodies hold a quarter" in answer, answer[:500]
+        for sock in held:
+            sock.sendall(padded[-1:])
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    finally:
+        for sock in held:
+            sock.close()
+
+
 def test_a_key_in_a_body_that_cannot_be_read_is_not_kept(keyed: Running) -> None:
     """A pixel's POST given its key in the body as well (no field of the request is
     named key, so the body is refused unread): the refusal kept the body as sent,
