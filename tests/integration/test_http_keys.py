@@ -276,7 +276,7 @@ def test_a_keys_bodies_held_are_still_its_own_after_a_sighup(keyed: Running) -> 
         while not one_more().startswith(b"HTTP/1.1 429"):  # once they are read
             assert time.monotonic() < deadline, "no body of the key was refused"
             time.sleep(0.05)
-        _reload_keys(keyed)  # (what SIGHUP runs: the same keys, read again)
+        _reload_keys(keyed, "")  # (what SIGHUP runs: the same keys, read again)
         answer = one_more()
         assert b"this caller's request bodies hold a quarter" in answer, answer[:500]
         for sock in held:
