@@ -118,6 +118,7 @@ class ServerSource:
         # when it is again after the server went away.
         self._reached = False
         self._back: Callable[[], None] | None = None
+        self._said = ""  # (see _follow)
 
     def _state(self, state: grpc.ChannelConnectivity) -> None:
         if state is grpc.ChannelConnectivity.READY:
@@ -166,12 +167,14 @@ class ServerSource:
         # A server whose database is away answers each watch UNAVAILABLE at once: the
         # same failure is said once (it was said every 0.7 s, as "the server went
         # away", of a server that answered) and tried again less and less often.
-        said, pause = "", RETRY_SECONDS
+        # (`_said` is also forgotten once the channel is back: the next outage of a tail
+        # with nothing new to show, in the same words, was not said, only its 'reconnected')
+        self._said, pause = "", RETRY_SECONDS
         while True:
             try:
                 for message in watch(request, metadata=self._metadata, wait_for_ready=again):
                     request.after_id = message.id
-                    said, pause = "", RETRY_SECONDS
+                    self._said, pause = "", RETRY_SECONDS
                     yield message
                 why = "the server ended the stream"
             except grpc.RpcError as exc:
@@ -182,13 +185,17 @@ class ServerSource:
             where = (f"after position {request.after_id}" if request.HasField("after_id")
                      else "from what is stored once it is back (nothing had arrived yet)")
             line = f"{why}; reconnecting, to go on {where}"
-            if line != said:
+            if line != self._said:
                 say(line)
             else:
                 pause = min(pause * 2, MAX_RETRY_SECONDS)
-            said = line
-            self._back = lambda where=where: say(f"reconnected; going on {where}")
+            self._said = line
+            self._back = partial(self._reconnected, say, where)
             time.sleep(pause)  # a stream that ends at once (a stopping server) is not a loop
+
+    def _reconnected(self, say: Callable[[str], None], where: str) -> None:
+        self._said = ""
+        say(f"reconnected; going on {where}")
 
 
 RETRY_SECONDS = 0.2  # after a watch ended, before it is called again

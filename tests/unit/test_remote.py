@@ -115,3 +115,71 @@ def test_a_watch_refused_while_the_database_is_away_is_said_once() -> None:
     assert away.calls == 6
     assert said == ["the watch ended (UNAVAILABLE: the database is unreachable; try again "
                     "later); reconnecting, to go on after position 1"], said
+
+
+class Quiet(console_pb2_grpc.ConsoleServiceServicer):
+    """A watch of a quiet catalog: the first call sends event 1, the third event 2,
+    and every call then stays open with nothing to send."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def WatchUserEvents(self, request: console_pb2.WatchUserEventsRequest,  # noqa: N802
+                        context: grpc.ServicerContext) -> Iterator[console_pb2.StoredUserEvent]:
+        self.calls += 1
+        if self.calls in (1, 3):
+            yield console_pb2.StoredUserEvent(id=self.calls // 2 + 1)
+        while context.is_active():
+            time.sleep(0.05)
+
+
+def _until(done: object, said: list[str], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():  # type: ignore[operator]
+        assert time.monotonic() < deadline, said
+        time.sleep(0.05)
+
+
+def test_each_time_the_server_goes_away_from_a_quiet_tail_is_said() -> None:
+    """The second restart of the server under a tail with nothing new to show was not
+    said: its line was the first one's word for word, and a line is said once until a
+    message comes; only 'reconnected' came, of an outage never told."""
+    quiet = Quiet()
+    port = 0
+    said: list[str] = []
+    seen: list[int] = []
+
+    def serve() -> grpc.Server:
+        nonlocal port
+        server = grpc.server(futures.ThreadPoolExecutor(4))
+        console_pb2_grpc.add_ConsoleServiceServicer_to_server(quiet, server)
+        port = server.add_insecure_port(f"127.0.0.1:{port}")
+        server.start()
+        return server
+
+    server = serve()
+    source = ServerSource(Connection(f"127.0.0.1:{port}"))
+    request = console_pb2.WatchUserEventsRequest(parent="projects/p/locations/global/"
+                                                        "catalogs/default_catalog")
+    events = source.follow(source.console.WatchUserEvents, request, said.append)
+    assert next(events).id == 1
+    tail = threading.Thread(target=lambda: seen.append(next(events).id), daemon=True)
+    tail.start()
+    try:
+        time.sleep(0.5)  # (grpc tells the channel's state every 0.2 s: it was reached)
+        for outage in (1, 2):
+            server.stop(None)
+            _until(lambda outage=outage: len(said) == 2 * outage - 1, said)
+            server = serve()
+            _until(lambda outage=outage: quiet.calls == outage + 1
+                   and len(said) == 2 * outage, said)
+        _until(lambda: seen == [2], said)
+    finally:
+        server.stop(None)
+        tail.join(10)
+        source.close()
+    back = "reconnected; going on after position 1"
+    assert len(said) == 4 and said[1::2] == [back, back], said
+    assert all(line.startswith("the watch ended (UNAVAILABLE: ")
+               and line.endswith("; reconnecting, to go on after position 1")
+               for line in said[::2]), said
