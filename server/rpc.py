@@ -252,7 +252,13 @@ def _guard(handler: grpc.RpcMethodHandler, method: str,
                            context, behaviour,
                            large=isinstance(raw, bytes) and len(raw) > LARGE_REQUEST_BYTES)
         if isinstance(answer, FootfallError):
-            await context.abort_with_status(rpc_status.to_status(status_of(answer)))
+            status = rpc_status.to_status(status_of(answer))
+            # grpc keeps the abort's exception in the call's state, which this frame holds
+            # through `context`: a cycle, freed by the collector alone. Held in it, each
+            # refused request (its bytes, and through the refusal's traceback its decoded
+            # message) waited for a collection: 30 refusals of 2 MB, some 120 MB more.
+            del raw, answer
+            await context.abort_with_status(status)
         return answer
 
     return guarded
