@@ -9,13 +9,14 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
 import grpc
 import pytest
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_event_service_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.app import Running, start
 from server.clock import FixedClock
@@ -73,6 +74,30 @@ def test_a_large_write_that_waited_for_a_locked_store_holds_back_no_other_key(
         assert large_write(channel, b, "v2") < LOCKED_SECONDS / 2
 
 
+def _held_requests() -> list[str]:
+    """The frames that the collector alone would free holding bytes of over 1 MB (a
+    request's), by name."""
+    return [frame.f_code.co_name for frame in gc.get_objects()
+            if isinstance(frame, FrameType) and any(
+                isinstance(value, bytes) and len(value) > 1_000_000
+                for value in frame.f_locals.values())]
+
+
+def _none_held(refuse: Callable[[], grpc.RpcError]) -> None:
+    """Three refusals made by `refuse`, the collector off: none left holding its request."""
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            assert refuse().code() == grpc.StatusCode.INVALID_ARGUMENT
+        deadline = time.monotonic() + 5  # (the call's task ends just after its answer)
+        while _held_requests() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _held_requests() == []
+    finally:
+        gc.enable()
+
+
 def test_a_refused_request_is_let_go_without_waiting_for_the_collector(
         running: Running) -> None:
     # grpc keeps an abort's exception in the call's state, which the guard's frame held
@@ -85,25 +110,29 @@ def test_a_refused_request_is_let_go_without_waiting_for_the_collector(
         event.attributes[f"k{i}"].text.append("x" * 600)  # (over 256 characters: refused)
     request = user_event_service_pb2.WriteUserEventRequest(
         parent="projects/p/locations/global/catalogs/default_catalog", user_event=event)
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        stub = user_event_service_pb2_grpc.UserEventServiceStub(channel)
 
-    def held() -> list[str]:
-        return [frame.f_code.co_name for frame in gc.get_objects()
-                if isinstance(frame, FrameType) and any(
-                    isinstance(value, bytes) and len(value) > 1_000_000
-                    for value in frame.f_locals.values())]
+        def refuse() -> grpc.RpcError:
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.WriteUserEvent(request, timeout=30)
+            return refused.value
 
-    gc.collect()
-    gc.disable()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
-            stub = user_event_service_pb2_grpc.UserEventServiceStub(channel)
-            for _ in range(3):
-                with pytest.raises(grpc.RpcError) as refused:
-                    stub.WriteUserEvent(request, timeout=30)
-                assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        deadline = time.monotonic() + 5  # (the call's task ends just after its answer)
-        while held() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert held() == []
-    finally:
-        gc.enable()
+        _none_held(refuse)
+
+
+def test_a_refused_stream_is_let_go_without_waiting_for_the_collector(
+        running: Running) -> None:
+    # ... and so a stream refused before it opens, in the frames that handed its request
+    # on: a health watch of 2 MB (anyone's, no key needed; the largest, --max-request-
+    # bytes) held it until the collector ran
+    request = health_pb2.HealthCheckRequest(service="s" * 2_000_000)
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+
+        def refuse() -> grpc.RpcError:
+            with pytest.raises(grpc.RpcError) as refused:
+                list(stub.Watch(request, timeout=30))
+            return refused.value
+
+        _none_held(refuse)
