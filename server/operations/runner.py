@@ -272,9 +272,25 @@ class OperationRunner:
         log.info("running %s", record.name)
         started = time.monotonic()
         # Counted again only if this try fails and is retried: every other ending
-        # leaves nothing behind.
+        # leaves nothing behind. A try that ended its process (or lost its lease) is
+        # counted by the store (lost_tries), since the count kept here died with it.
         with self._failures_lock:
-            tries = self._failures.pop(record.name, 0)
+            tries = max(self._failures.pop(record.name, 0), record.lost_tries)
+        if record.lost_tries:
+            log.warning("operation %s: %d of its tries ended without letting it go (their "
+                        "process died, or their lease ran out)", record.name, record.lost_tries)
+        if tries >= MAX_TRIES:
+            # Run again, it would end this process too: under --processes, three jobs
+            # like it are the supervisor's five deaths a minute, and the server stops.
+            log.error("operation %s ended the process running it %d times; ending it",
+                      record.name, tries)
+            self._end_with(context, status_pb2.Status(
+                code=code_pb2.INTERNAL,
+                message=f"the operation ended the process running it {tries} times (out of "
+                        "memory, or killed?); see the server log"))
+            if context.ended is not None:
+                _log_end(context.ended, time.monotonic() - started)
+            return
         context.last_try = tries + 1 >= MAX_TRIES
         try:
             job(context)

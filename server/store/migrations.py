@@ -306,7 +306,27 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         "CREATE INDEX IF NOT EXISTS client_events_time ON client_events "
         "(tenant, create_time_us, id)",
     ]),
+    (14, "how many tries of an operation never let it go", [
+        # A job that ends its process at every try (out of memory, a crash in native
+        # code) was claimed again at every start, for ever: the runner's count of
+        # failed tries lived in the process it killed. Counted here at each claim
+        # that takes the operation over from such a try (OperationRecord.lost_tries).
+        lambda db, dialect: _add_column(db, dialect, "operations",
+                                        "lost_tries SMALLINT NOT NULL DEFAULT 0"),
+    ]),
 ]
+
+
+def _add_column(db: Executes, dialect: Dialect, table: str, column: str) -> None:
+    """ALTER TABLE `table` ADD COLUMN `column` (its name, then its type) unless it is
+    there: a store whose record of the migration was lost applies it again, and
+    SQLite's ADD COLUMN has no IF NOT EXISTS."""
+    name = column.split()[0]
+    if dialect.name == "postgresql":
+        db.execute(postgres_dialect(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}"))
+    elif db.execute("SELECT 1 FROM pragma_table_info(?) WHERE name = ?",
+                    (table, name)).fetchone() is None:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
 
 def apply_missing(db: Executes, dialect: Dialect, where: str) -> None:

@@ -43,6 +43,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -787,8 +788,9 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             if row is None:
                 return None
             record = OperationRecord.from_row(row)
-            cur.execute(self._sql.take_lease, (owner, now_us + lease_us, record.name))
-            return record
+            lost = int(record.lease_owner is not None and record.lease_owner != owner)
+            cur.execute(self._sql.take_lease, (owner, now_us + lease_us, lost, record.name))
+            return replace(record, lost_tries=record.lost_tries + lost)
 
         return self._write(claim)
 

@@ -228,7 +228,7 @@ class ClientEventRow:
 
 
 OPERATION_COLUMNS = ("name, kind, done, create_time_us, request, operation, checkpoint, "
-                     "cancel_requested, lease_owner, lease_expires_us")
+                     "cancel_requested, lease_owner, lease_expires_us, lost_tries")
 
 
 @dataclass(frozen=True)
@@ -246,6 +246,10 @@ class OperationRecord:
     cancel_requested: bool = False
     lease_owner: str | None = None
     lease_expires_us: int | None = None
+    # Claims that took it over from a holder that never let it go (its process died
+    # or its lease ran out): tries that may have ended their process, which the
+    # runner's count of failures, kept in memory, cannot see.
+    lost_tries: int = 0
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> OperationRecord:
@@ -254,13 +258,14 @@ class OperationRecord:
             name=row[0], kind=row[1], done=bool(row[2]), create_time_us=row[3],
             request=bytes(row[4]), operation=bytes(row[5]),
             checkpoint=None if row[6] is None else bytes(row[6]),
-            cancel_requested=bool(row[7]), lease_owner=row[8], lease_expires_us=row[9])
+            cancel_requested=bool(row[7]), lease_owner=row[8], lease_expires_us=row[9],
+            lost_tries=int(row[10]))
 
     def as_params(self) -> tuple[Any, ...]:
         """Values in OPERATION_COLUMNS order."""
         return (self.name, self.kind, int(self.done), self.create_time_us, self.request,
                 self.operation, self.checkpoint, int(self.cancel_requested), self.lease_owner,
-                self.lease_expires_us)
+                self.lease_expires_us, self.lost_tries)
 
 
 def in_turn(records: Iterable[OperationRecord]) -> list[OperationRecord]:

@@ -181,7 +181,7 @@ class Statements:
             "RETURNING generation")
         self.insert_operation = spell(
             f"INSERT INTO operations ({OPERATION_COLUMNS}) VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING")
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING")
         self.operation = spell(f"SELECT {OPERATION_COLUMNS} FROM operations WHERE name = ?")
         self.delete_operation = spell("DELETE FROM operations WHERE name = ?")
         # An ended operation's lease_expires_us is the lease its last step took (every
@@ -200,8 +200,11 @@ class Statements:
         # An ended operation's request is let go: nothing reads it again, and an inline
         # import's was kept for --operations-keep-days (100 imports of 9 MB: 0.4 GB).
         self.let_go_request = spell("UPDATE operations SET request = ? WHERE name = ?")
+        # `lost_tries + ?`: 1 when the claim takes the operation over from a holder
+        # that never let it go (Store.claim_operation), else 0.
         self.take_lease = spell(
-            "UPDATE operations SET lease_owner = ?, lease_expires_us = ? WHERE name = ?")
+            "UPDATE operations SET lease_owner = ?, lease_expires_us = ?, "
+            "lost_tries = lost_tries + ? WHERE name = ?")
         self.release = spell("UPDATE operations SET lease_owner = NULL, lease_expires_us = NULL "
                              "WHERE name = ? AND lease_owner = ?")
         self.setting = spell("SELECT value FROM settings WHERE name = ?")

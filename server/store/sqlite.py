@@ -21,6 +21,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -457,8 +458,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                         or (record.lease_expires_us or 0) < now_us or can_take(holder))
                 if not free:
                     continue
-                conn.execute(self._sql.take_lease, (owner, now_us + lease_us, record.name))
-                return record
+                lost = int(holder is not None and holder != owner)
+                conn.execute(self._sql.take_lease, (owner, now_us + lease_us, lost, record.name))
+                return replace(record, lost_tries=record.lost_tries + lost)
             return None
 
         return self._write(claim)

@@ -11,14 +11,19 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from google.cloud import retail_v2
+from google.longrunning import operations_pb2
+from google.rpc import code_pb2
 
 from .support import (
     RPC_DEADLINE,
@@ -26,9 +31,11 @@ from .support import (
     count_events,
     finish,
     list_events,
+    put_gcs,
     retail_client,
     wait_until,
 )
+from .test_crash_recovery import FOLDER, IMPORT_FILES, IMPORT_LINES, crash_file_lines
 from .test_zero_loss import Load
 from .trust import with_key, write_keys
 
@@ -39,6 +46,9 @@ PROCESSES = 2
 # about 5 of them to show more than idle CPU: of 32 it gets 4 or fewer about twice in
 # 100,000 starts; of 16, several times in 100 (CI at 84fc45f met it once).
 CHANNELS = 32
+# The tries of a job before the runner ends it (runner.MAX_TRIES), and the deaths in
+# a minute after which the supervisor stops (processes.MAX_RESTARTS).
+RUNNER_TRIES, SUPERVISOR_RESTARTS = 3, 5
 
 
 def server_processes(parent: int) -> list[int]:
@@ -394,3 +404,73 @@ def test_a_port_in_use_at_one_address_of_localhost_stops_the_start(tmp_path: Pat
     assert done.returncode == 1, done.stderr
     assert f"cannot listen for gRPC on localhost:{port}: Address already in use (at [::1]:{port})" \
         in done.stderr, done.stderr
+
+
+def operation_state(store: str, name: str) -> tuple[bool, int, int | None]:
+    """(done, success_count, pid of the process leasing it) of import `name`, read
+    straight from the SQLite file: a call to the server while its processes are
+    killed may land on one that dies. Knows the lease owner is `host:pid:...`."""
+    assert store.startswith("sqlite:///"), store
+    path = store[len("sqlite:///"):]
+    with contextlib.closing(sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro",
+                                            uri=True, timeout=5.0)) as conn:
+        stored, owner = conn.execute("SELECT operation, lease_owner FROM operations "
+                                     "WHERE name = ?", (name,)).fetchone()
+    operation = operations_pb2.Operation.FromString(stored)
+    metadata = retail_v2.ImportMetadata.deserialize(operation.metadata.value)
+    return (operation.done, metadata.success_count,
+            None if owner is None else int(owner.split(":")[1]))
+
+
+@pytest.mark.timeout(180)
+def test_a_job_that_ends_its_process_at_every_try_ends_and_the_server_stays_up(
+        start: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """Its count of failed tries lived in the process it killed: it was claimed
+    again at every restart, for ever, and six of its deaths in a minute (the
+    supervisor's limit is five) stopped the server. Each process that runs it is
+    killed here (SIGKILL, as the kernel kills one out of memory)."""
+    for i in range(IMPORT_FILES):
+        text, _, _ = crash_file_lines(i * IMPORT_LINES, IMPORT_LINES)
+        put_gcs(tmp_path / "gcs", f"{FOLDER}/deadly/part-{i:03d}.json", text)
+    server = start("--gcs-root", str(tmp_path / "gcs"))
+    with retail_client(server.address) as client:
+        name = client.import_user_events(request={
+            "parent": JOBS_CATALOG,
+            "input_config": {"gcs_source": {"input_uris": [f"{FOLDER}/deadly/part-*.json"]}}},
+            timeout=RPC_DEADLINE).operation.name
+        killed: list[int] = []
+        # Each holder is killed once it has committed a batch: the process that only
+        # ends the operation (it runs nothing) must be left to do it.
+        progress = -1
+
+        def ended_or_held() -> bool | None:
+            nonlocal progress
+            done, count, pid = operation_state(server.store, name)
+            if done:
+                return True
+            if pid is not None and pid not in killed and count > progress:
+                assert len(killed) < SUPERVISOR_RESTARTS, \
+                    f"killed {len(killed)} processes and it still runs"
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                wait_until(lambda: not alive(pid), "the killed process to end")
+                progress = operation_state(server.store, name)[1]  # all it committed
+            return None
+
+        wait_until(ended_or_held, "the operation to end", deadline=120)
+    assert len(killed) == RUNNER_TRIES
+    with retail_client(server.address) as client:  # a new connection, to a live process
+        ended = client.get_operation({"name": name}, timeout=RPC_DEADLINE)
+        assert ended.done and ended.error.code == code_pb2.INTERNAL
+        assert f"ended the process running it {RUNNER_TRIES} times" in ended.error.message
+        # The server still serves: a job after it runs.
+        after = client.import_user_events(request={
+            "parent": JOBS_CATALOG,
+            "input_config": {"user_event_inline_source": {"user_events": [
+                {"event_type": "home-page-view", "visitor_id": "after",
+                 "event_time": {"seconds": 1_716_200_000}}]}}}, timeout=RPC_DEADLINE)
+        assert finish(after).import_summary.joined_events_count == 1
+    wait_until(lambda: sum("serves again" in line for line in server.log) == len(killed),
+               "a process in place of each killed one", deadline=30)
+    assert server.proc.poll() is None
+    assert server.stop() == 0, server.log_text()

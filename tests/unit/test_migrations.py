@@ -195,3 +195,35 @@ def test_old_database_upgrades_in_place(old_store: tuple[str, Any, bool]) -> Non
     versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations "
                                            "ORDER BY version")]
     assert versions == [v for v, _, _ in MIGRATIONS]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_an_operation_stored_before_lost_tries_were_counted_counts_from_none(
+        dialect: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path}/old.db"
+        conn: Any = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    else:
+        import psycopg
+
+        url = request.getfixturevalue("postgres_databases").create("old")
+        conn = psycopg.connect(url, autocommit=True)
+    try:
+        # as the version before migration 14 (which added operations.lost_tries) left it
+        make_old_schema(conn, dialect, [v for v, _, _ in MIGRATIONS].index(14))
+        mark = "?" if dialect == "sqlite" else "%s"
+        # held, when the upgrade came, by a process that died (its lease ran out)
+        conn.execute("INSERT INTO operations (name, kind, done, create_time_us, request, "
+                     "operation, cancel_requested, lease_owner, lease_expires_us) VALUES "
+                     f"({mark}, 'purge', 0, 0, {mark}, {mark}, 0, 'gone-host:1:x', 5)",
+                     (OPS + "held", b"", b""))
+    finally:
+        conn.close()
+    store = open_store(url)
+    try:
+        stored = store.get_operation(OPS + "held")
+        assert stored is not None and stored.lost_tries == 0
+        claimed = store.claim_operation("w", 10, 1_000_000, lambda _: False)
+        assert claimed is not None and claimed.lost_tries == 1
+    finally:
+        store.close()

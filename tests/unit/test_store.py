@@ -24,7 +24,7 @@ from google.rpc import code_pb2
 
 from server.clock import FixedClock
 from server.errors import InvalidArgument
-from server.operations.runner import JobContext, OperationRunner
+from server.operations.runner import MAX_TRIES, JobContext, OperationRunner
 from server.store import (
     ClientEventRow,
     EventQuery,
@@ -1495,6 +1495,49 @@ def test_a_runner_forgets_the_failures_of_operations_however_they_end(store: Sto
     failed = store.get_operation(OPS + "fails-again")
     assert failed is not None
     assert operations_pb2.Operation.FromString(failed.operation).error.code == code_pb2.INTERNAL
+
+
+def test_claims_count_the_tries_that_never_let_the_operation_go(store: Store) -> None:
+    store.create_operation(operation("job"))
+    now = 100 * SECOND
+    first = store.claim_operation("w1", now, 10 * SECOND, never)
+    assert first is not None and first.lost_tries == 0
+    store.release_operation(OPS + "job", "w1")  # a clean stop: not a lost try
+    second = store.claim_operation("w2", now, 10 * SECOND, never)
+    assert second is not None and second.lost_tries == 0
+    again = store.claim_operation("w2", now, 10 * SECOND, never)  # its own, after a pause
+    assert again is not None and again.lost_tries == 0
+    taken = store.claim_operation("w3", now, 10 * SECOND, lambda holder: holder == "w2")
+    assert taken is not None and taken.lost_tries == 1  # its holder's process is gone
+    expired = store.claim_operation("w4", now + 10 * SECOND + 1, 10 * SECOND, never)
+    assert expired is not None and expired.lost_tries == 2
+    stored = store.get_operation(OPS + "job")
+    assert stored is not None and stored.lost_tries == 2
+
+
+def test_a_runner_ends_an_operation_whose_tries_ended_their_process(store: Store) -> None:
+    """A job that kills its process (out of memory, a crash in native code) was
+    claimed again at every start, for ever: the failures counted in memory died
+    with it. The store counts them; past MAX_TRIES the operation ends, not run."""
+    store.create_operation(OperationRecord(
+        name=OPS + "job", kind="kind", done=False, create_time_us=0, request=b"",
+        operation=operations_pb2.Operation(name=OPS + "job").SerializeToString()))
+    for i in range(MAX_TRIES):  # each try's process died holding it (its lease ran out)
+        assert store.claim_operation(f"gone-host:{i}:x", (2 * i - 20) * SECOND, SECOND, never)
+    ran: list[JobContext] = []
+    runner = OperationRunner(store, FixedClock(0), {"kind": ran.append}, poll_seconds=0.01)
+    runner.start()
+    try:
+        wait_for(lambda: (op := store.get_operation(OPS + "job")) is not None and op.done,
+                 "the operation to end")
+    finally:
+        runner.stop()
+    assert ran == []
+    ended = store.get_operation(OPS + "job")
+    assert ended is not None and ended.lost_tries == MAX_TRIES
+    error = operations_pb2.Operation.FromString(ended.operation).error
+    assert error.code == code_pb2.INTERNAL
+    assert f"ended the process running it {MAX_TRIES} times" in error.message
 
 
 # -- migrations and URLs -------------------------------------------------------------
