@@ -7,6 +7,7 @@ restore and retention"). PostgreSQL has its own tools; memory:// has no file.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 from urllib.parse import urlparse
 
@@ -22,8 +23,8 @@ def backup(url: str, dest: str) -> int:
     """Copy the store `url` names to the new file `dest`; returns its size in bytes.
 
     Raises BackupRefused for PostgreSQL and memory://, FileExistsError when `dest`
-    exists, ValueError when `url` names no store, OSError when `dest` cannot be
-    written.
+    exists or another backup to it is running (or one was killed: see _claim),
+    ValueError when `url` names no store, OSError when `dest` cannot be written.
     """
     scheme = urlparse(url).scheme
     if scheme in ("postgres", "postgresql"):
@@ -44,21 +45,64 @@ def backup(url: str, dest: str) -> int:
     # Written beside the target and renamed when complete, so that a file at
     # `dest` is always a whole backup.
     partial = f"{target}.partial"
+    claimed: int | None = None
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(partial)
+        claimed = _claim(partial, target)
         store.backup(partial)
         _fsync(partial)
         os.replace(partial, target)
         _fsync(os.path.dirname(target))
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(partial)
+        if claimed is not None:  # never another backup's
+            with contextlib.suppress(OSError):
+                os.remove(partial)
         raise
     finally:
+        if claimed is not None:
+            os.close(claimed)  # (its lock with it)
         store.close()
     return os.path.getsize(target)
+
+
+def _claim(partial: str, target: str) -> int:
+    """Make `partial` for this backup alone: an open descriptor, locked (flock) until
+    it is closed, which says whether the backup that made it still runs.
+
+    Two backups to one DEST at once both found it free, wrote the same `partial`,
+    and one renamed the other's half-written file into place and reported success.
+    A `partial` that is there is never taken over (a backup that made it may be
+    writing it): FileExistsError says whether one holds it, or what to remove."""
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise FileExistsError(_held_by(partial, target)) from None
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    # Another backup may have renamed its partial to `target` before this one made
+    # its own: `target` must still be new.
+    if os.path.lexists(target):
+        os.remove(partial)
+        os.close(fd)
+        raise FileExistsError(f"{target} exists: back up to a new file")
+    return fd
+
+
+def _held_by(partial: str, target: str) -> str:
+    """Why `partial`, found there, stops a backup: another at work, or one killed."""
+    try:
+        fd = os.open(partial, os.O_RDONLY)
+    except FileNotFoundError:  # it ended just now
+        return (f"another backup to {target} was running (it just ended): back up to "
+                "another file, or try again")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return (f"another backup is writing {partial} now: wait for it to end, or back "
+                "up to another file")
+    finally:
+        os.close(fd)
+    return (f"{partial} is left from a backup that did not end (killed?), and none holds "
+            "it now: remove it and back up again")
 
 
 def _fsync(path: str) -> None:

@@ -4,11 +4,14 @@ restore is copying that file into place, and a server started on it has the even
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from unit.old_schema import make_old_schema
 
 from server.app import Running, start
 from server.config import Settings
-from server.store import EventQuery
+from server.store import EventQuery, open_store
 
 from .cli import CATALOG, event, footfall
 
@@ -169,3 +172,72 @@ def test_a_store_of_an_older_version_is_backed_up_as_it_is(tmp_path: Path) -> No
     assert other.returncode == 1
     assert "is not a Footfall store (it has no schema_migrations table)" in other.stderr
     assert not (tmp_path / "other-copy.db").exists()
+
+
+def large_store(path: Path, megabytes: int = 100) -> str:
+    """A store whose backup takes a while (a table of random bytes beside Footfall's)."""
+    open_store(f"sqlite:///{path}").close()
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("CREATE TABLE filler (b BLOB)")
+        conn.execute(f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                     f"WHERE i < {megabytes}) INSERT INTO filler SELECT randomblob(1 << 20) FROM n")
+    return f"sqlite:///{path}"
+
+
+@contextlib.contextmanager
+def backing_up(store: str, dest: Path, cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    """A `footfall backup` running, caught (SIGSTOP) while it writes DEST.partial."""
+    proc = subprocess.Popen([sys.executable, "-m", "server", "backup", str(dest), "--store",
+                             store], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        partial = dest.with_name(dest.name + ".partial")
+        deadline = time.monotonic() + 60
+        while not partial.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.001)
+        os.kill(proc.pid, signal.SIGSTOP)
+        assert not dest.exists(), "the backup ended before it was caught: make the store larger"
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.wait(timeout=120)
+
+
+def test_a_second_backup_to_the_same_file_is_refused_while_the_first_writes(
+        tmp_path: Path) -> None:
+    """Both found DEST free and wrote the same DEST.partial: the second removed the
+    first's, and one renamed a half-written file into place and said it was done."""
+    store = large_store(tmp_path / "big.db")
+    dest = tmp_path / "monday.db"
+    with backing_up(store, dest, tmp_path) as first:
+        second = footfall("backup", str(dest), "--store", store, cwd=tmp_path)
+        assert second.returncode == 2, second.stderr
+        assert second.stderr == (f"footfall: another backup is writing {dest}.partial now: "
+                                 "wait for it to end, or back up to another file\n")
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert out.startswith(f"backed up to {dest} (")
+    with contextlib.closing(sqlite3.connect(dest)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT count(*) FROM filler").fetchone() == (100,)
+    assert sorted(p.name for p in tmp_path.glob("monday.db*")) == ["monday.db"]
+
+
+def test_a_partial_file_a_killed_backup_left_is_named_until_removed(tmp_path: Path) -> None:
+    store = large_store(tmp_path / "big.db")
+    dest = tmp_path / "monday.db"
+    with backing_up(store, dest, tmp_path) as killed:
+        killed.kill()
+        killed.wait(timeout=30)
+    again = footfall("backup", str(dest), "--store", store, cwd=tmp_path)
+    assert again.returncode == 2, again.stderr
+    assert again.stderr == (f"footfall: {dest}.partial is left from a backup that did not "
+                            "end (killed?), and none holds it now: remove it and back up "
+                            "again\n")
+    (tmp_path / "monday.db.partial").unlink()
+    done = footfall("backup", str(dest), "--store", store, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with contextlib.closing(sqlite3.connect(dest)) as conn:
+        assert conn.execute("SELECT count(*) FROM filler").fetchone() == (100,)
