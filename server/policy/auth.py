@@ -239,7 +239,11 @@ def _grant(key: str, entry: Any, where: str) -> Grant:
     try:
         role = Role(entry.get("role"))
     except ValueError:
-        raise AuthFileError(f"{where}: 'role' must be 'admin', 'writer' or 'reader'") from None
+        # the value given is said (a role is no secret, and a long one is cut), so
+        # that a typo ('writter') is seen without opening the file
+        given = f"got {entry['role']!r:.40}" if "role" in entry else "none given"
+        raise AuthFileError(f"{where}: 'role' must be 'admin', 'writer' or 'reader' "
+                            f"({given})") from None
     projects = entry.get("projects")
     named = [p for p in projects if isinstance(p, str) and p.startswith("projects/")
              and p.split("/")[1]] if isinstance(projects, list) else []

@@ -80,6 +80,11 @@ def test_keys_are_kept_only_as_digests(ring: KeyRing) -> None:
     ({"keys": {}, "other": 1}, "must be an object"),
     ({"keys": {"SECRETKEY": "admin"}}, "key #1: must be an object"),
     ({"keys": {"SECRETKEY": {"projects": ["p"], "role": "owner"}}}, "'role' must be"),
+    # (the value given was not said: a typo had to be looked for in the file)
+    ({"keys": {"SECRETKEY": {"projects": ["p"], "role": "writter"}}},
+     r"'role' must be 'admin', 'writer' or 'reader' \(got 'writter'\)"),
+    ({"keys": {"SECRETKEY": {"projects": ["p"]}}}, r"'reader' \(none given\)"),
+    ({"keys": {"SECRETKEY": {"projects": ["p"], "role": 7}}}, r"'reader' \(got 7\)"),
     ({"keys": {"SECRETKEY": {"projects": [], "role": "admin"}}}, "'projects' must be"),
     ({"keys": {"SECRETKEY": {"projects": "p", "role": "admin"}}}, "'projects' must be"),
     ({"keys": {"SECRETKEY": {"projects": ["a/b"], "role": "admin"}}}, "'projects' must be"),
