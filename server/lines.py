@@ -54,15 +54,30 @@ def _facts(pairs: list[tuple[str, object]]) -> str:
     return " ".join(f"{name}={value}" for name, value in pairs if value not in ("", None))
 
 
+# Products of a user event and jobs of a client event a line names (`--json` has them
+# all): an impression names every job of a results page, and one of 5,000 made a line
+# of 44 KB, its event id at the end; a search or home-page view may list a page's products.
+SHOWN = 10
+
+
+def _first_shown(ids: list[str], count: int) -> str:
+    """The first SHOWN of `ids` (of `count` in all) joined by commas, then how many more."""
+    more = count - SHOWN
+    # (no thousands comma in a list of commas)
+    return ",".join(ids[:SHOWN]) + (f" (+{more} more)" if more > 0 else "")
+
+
 def user_event(stored: console_pb2.StoredUserEvent) -> str:
     """Event time, type, visitor, then what else the event says (user, session,
-    products, search, revenue), whether it joined the catalog and how it came."""
+    products: the first SHOWN, then how many more; search, revenue), whether it joined
+    the catalog and how it came."""
     event = stored.user_event
     # a quantity given is shown unless it is 1 (0 and negative ones too: a line that
     # left them out looked like a quantity of 1)
-    products = ",".join(d.product.id + (f"×{d.quantity.value}" if d.HasField("quantity")
-                                        and d.quantity.value != 1 else "")
-                        for d in event.product_details)
+    products = _first_shown([d.product.id + (f"×{d.quantity.value}" if d.HasField("quantity")
+                                             and d.quantity.value != 1 else "")
+                             for d in event.product_details[:SHOWN]],
+                            len(event.product_details))
     revenue = (f"{event.purchase_transaction.revenue:g}{event.purchase_transaction.currency_code}"
                if event.HasField("purchase_transaction") else None)
     facts = _facts([("visitor", event.visitor_id), ("user", event.user_info.user_id),
@@ -74,22 +89,16 @@ def user_event(stored: console_pb2.StoredUserEvent) -> str:
                       f"  [{_transport(stored)}]")
 
 
-# Jobs a client event's line names (`--json` has them all): an impression names every
-# job of a results page, and one of 5,000 made a line of 44 KB, its event id at the end.
-SHOWN_JOBS = 10
-
-
 def client_event(stored: console_pb2.StoredClientEvent) -> str:
     """Create time, the job event's type, its jobs (by id: the tenant is known; the
-    first SHOWN_JOBS, then how many more), and the request and event ids."""
+    first SHOWN, then how many more), and the request and event ids."""
     event = stored.client_event
     types = event_pb2.JobEvent.JobEventType
     what = "(no job event)" if not event.HasField("job_event") else \
         types.Name(event.job_event.type) if event.job_event.type in types.values() else \
         f"type {event.job_event.type}"  # stored before unknown numbers were refused
-    jobs = ",".join(j.rpartition("/")[2] for j in event.job_event.jobs[:SHOWN_JOBS])
-    if len(event.job_event.jobs) > SHOWN_JOBS:  # (no thousands comma in a list of commas)
-        jobs += f" (+{len(event.job_event.jobs) - SHOWN_JOBS} more)"
+    jobs = _first_shown([j.rpartition("/")[2] for j in event.job_event.jobs[:SHOWN]],
+                        len(event.job_event.jobs))
     facts = _facts([("jobs", jobs),
                     ("request", event.request_id), ("event", event.event_id)])
     return printable(f"{_time(event, 'create_time')}  {what:<20} {facts}  [{_transport(stored)}]")

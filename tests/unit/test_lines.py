@@ -36,6 +36,24 @@ def test_a_quantity_given_shows_unless_it_is_one() -> None:
     assert " products=a,b,c×3,d×0,e×-2 " in lines.user_event(stored)
 
 
+def test_a_user_event_of_many_products_names_the_first_ten_and_how_many_more() -> None:
+    # as a client event's jobs: a search or home-page view may list a page's products,
+    # and the line named them all, its revenue and transport far behind
+    stored = console_pb2.StoredUserEvent(joined=True, transport=console_pb2.REST)
+    stored.user_event.event_type = "home-page-view"
+    stored.user_event.visitor_id = "v"
+    for i in range(1200):
+        stored.user_event.product_details.add().product.id = f"p{i}"
+    stored.user_event.product_details[1].quantity.value = 2
+    stored.user_event.event_time.FromSeconds(1_700_000_000)
+    assert lines.user_event(stored) == (
+        "2023-11-14T22:13:20Z  home-page-view       visitor=v "
+        "products=p0,p1×2,p2,p3,p4,p5,p6,p7,p8,p9 (+1190 more)  [rest]")
+    assert json_format.Parse(lines.as_json(stored), console_pb2.StoredUserEvent()) == stored
+    del stored.user_event.product_details[10:]
+    assert " products=p0,p1×2,p2,p3,p4,p5,p6,p7,p8,p9  [rest]" in lines.user_event(stored)
+
+
 def test_json_is_one_ascii_line_that_reads_back() -> None:
     stored = console_pb2.StoredUserEvent()
     stored.user_event.visitor_id = BREAKS + "é"
