@@ -75,10 +75,13 @@ def add_parser(commands: Any, env: Mapping[str, str]) -> None:
     funnel.add_argument("--step", action="append", default=[], metavar="TYPE[,FIELD=VALUE]",
                         help="a step, in order (repeat it); conditions by their JSON names, "
                              "e.g. 'add-to-cart,productId=sku-1'. None: the default funnel")
-    funnel.add_argument("--count-by", choices=("visitor", "user", "session", "request", "job"))
+    # (values in any case: each becomes an enum value, VISITOR or BY_DAY, as --step's
+    # job event type does)
+    funnel.add_argument("--count-by", type=str.lower,
+                        choices=("visitor", "user", "session", "request", "job"))
     funnel.add_argument("--window", type=_duration, metavar="DURATION",
                         help="conversion window, e.g. 3600s (default 1 day)")
-    funnel.add_argument("--breakdown", choices=("day", "item"))
+    funnel.add_argument("--breakdown", type=str.lower, choices=("day", "item"))
     for name, parent, orders in (("products", CATALOG_EXAMPLE, "views desc"),
                                  ("jobs", f"{TENANT_EXAMPLE} (a project alone: its "
                                           "default tenant)", "impressions desc")):
@@ -87,7 +90,7 @@ def add_parser(commands: Any, env: Mapping[str, str]) -> None:
         table.add_argument("--limit", type=row_limit, default=100, help="rows to print (all: 0)")
     totals = common("totals", "events per type over time, revenue, top searches",
                     CATALOG_EXAMPLE)
-    totals.add_argument("--granularity", choices=("hour", "day"), default="day")
+    totals.add_argument("--granularity", type=str.lower, choices=("hour", "day"), default="day")
     totals.add_argument("--top-queries", type=int, default=0)
 
 

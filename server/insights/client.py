@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 from footfall.insights.v1 import insights_pb2, insights_pb2_grpc
+from footfall.talent.v4 import event_pb2
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
@@ -20,6 +21,7 @@ from server.names import parse_catalog, parse_tenant, parse_tenant_or_project
 from server.remote import CALL_SECONDS, RemoteError, pages
 
 _SWITCHES = {"true": True, "false": False}
+_JOB_EVENT_TYPES = frozenset(event_pb2.JobEvent.JobEventType.keys())
 
 
 # The conditions a step may have, by their JSON names (the proto names work too).
@@ -156,6 +158,11 @@ def _request(args: argparse.Namespace) -> Message:
             for step in fields["steps"]:  # a job by its id, as `talent-events list` shows it
                 if "/" not in step.get("job", "/"):
                     step["job"] = f"{args.parent}/jobs/{step['job']}"
+                # a JobEventType in any case, as --count-by takes its values: `--step
+                # view` was refused 'must be a JobEventType (..., VIEW, ...)'. (A catalog's
+                # type is kept as given: a custom type is any text, in any case.)
+                if step["eventType"].upper() in _JOB_EVENT_TYPES:
+                    step["eventType"] = step["eventType"].upper()
         if args.count_by:
             fields["countBy"] = args.count_by.upper()
         if args.window:

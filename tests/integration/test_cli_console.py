@@ -391,6 +391,26 @@ def test_a_funnel_step_of_a_job_is_named_by_its_id_as_it_was_given(
     assert full.stdout == out.stdout
 
 
+def test_a_job_event_type_and_a_value_of_a_choice_are_taken_in_any_case(
+        shop: Running, tmp_path: Path) -> None:
+    # `--step view` of a tenant was refused 'must be a JobEventType (..., VIEW, ...)'.
+    asked = ("insights", "funnel", "--parent", TENANT, "--count-by", "job", "--step",
+             "VIEW", "--step", "APPLICATION_START,job=j2", "--breakdown", "day")
+    out = read(shop, *asked, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lower = read(shop, "insights", "funnel", "--parent", TENANT, "--count-by", "Job",
+                 "--step", "view", "--step", "Application_Start,job=j2", "--breakdown", "DAY",
+                 cwd=tmp_path)
+    assert (lower.returncode, lower.stdout) == (0, out.stdout), lower.stderr
+    # a catalog's type is any text (a custom one too): kept as given
+    shop_types = read(shop, "insights", "funnel", "--parent", CATALOG, "--step",
+                      "Home-Page-View", "--json", cwd=tmp_path)
+    assert json.loads(shop_types.stdout)["steps"][0]["step"]["eventType"] == "Home-Page-View"
+    totals = read(shop, "insights", "totals", "--parent", CATALOG, "--granularity", "Hour",
+                  cwd=tmp_path)
+    assert totals.returncode == 0, totals.stderr
+
+
 def test_totals_as_text_say_what_they_count(shop: Running, tmp_path: Path) -> None:
     # "EUR 25.50 (1)" left the number unnamed; "1 searches".
     out = read(shop, "insights", "totals", "--parent", CATALOG, "--top-queries", "5",
