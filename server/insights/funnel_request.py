@@ -483,7 +483,10 @@ def _unknown_types(spec: Funnel, results: Sequence[insights_pb2.FunnelStepResult
     for number, (step, result) in enumerate(zip(spec.steps, results, strict=True), 1):
         if result.entrants or step.event_type in EVENT_TYPES:
             continue
-        near = difflib.get_close_matches(step.event_type, EVENT_TYPES, 1)
+        # one of Google's in other letters first: difflib, which tells case apart, had
+        # nothing to say of DETAIL-PAGE-VIEW
+        near = [t for t in EVENT_TYPES if t == step.event_type.lower()] or \
+            difflib.get_close_matches(step.event_type, EVENT_TYPES, 1)
         yield (f"step {number}'s event type {step.event_type!r} is none of Google's"
                + (f" (did you mean {near[0]!r}?)" if near else "")
                + ", and no entrant reached it")

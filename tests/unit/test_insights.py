@@ -1052,3 +1052,15 @@ def test_a_cli_step_holds_commas_in_quoted_values(text: str, step: dict[str, str
     from server.insights import client
 
     assert client._step(text) == step
+
+
+def test_a_step_of_one_of_googles_types_in_capitals_is_told_its_name() -> None:
+    # the note offered no name for DETAIL-PAGE-VIEW (difflib tells case apart), while
+    # a tenant's `--step view` is taken: a catalog's type is any text, kept as given
+    spec = funnel_request.parse(insights_pb2.RunFunnelRequest(
+        parent="projects/p/locations/global/catalogs/default_catalog",
+        steps=[insights_pb2.FunnelStep(event_type="DETAIL-PAGE-VIEW")]))
+    results = [insights_pb2.FunnelStepResult(step=spec.steps[0])]
+    assert list(funnel_request._unknown_types(spec, results)) == [
+        "step 1's event type 'DETAIL-PAGE-VIEW' is none of Google's (did you mean "
+        "'detail-page-view'?), and no entrant reached it"]
