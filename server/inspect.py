@@ -357,9 +357,9 @@ def _events(args: argparse.Namespace) -> int:
             while counted < args.at_least and time.monotonic() < deadline:
                 time.sleep(min(WAIT_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
                 counted = ask(request).count
-        print(counted)
+        print(counted)  # a bare number (no thousands comma), for a script's $(...)
         if args.at_least is not None and counted < args.at_least:
-            _say(f"{counted} events, not {args.at_least}, after waiting {args.timeout:g} s "
+            _say(f"{counted:,} events, not {args.at_least:,}, after waiting {args.timeout:g} s "
                  f"(--timeout)")
             return 3
         return 0
@@ -511,7 +511,7 @@ def _backup(args: argparse.Namespace) -> int:
     except (FootfallError, ValueError, OSError, sqlite3.Error) as exc:
         _say(f"cannot back up: {getattr(exc, 'message', exc)}")
         return 1
-    print(f"backed up to {args.dest} ({size} bytes)")
+    print(f"backed up to {args.dest} ({size:,} bytes)")
     return 0
 
 

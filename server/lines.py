@@ -133,7 +133,7 @@ def data_set(found: console_pb2.DataSet) -> str:
         + ("" if found.event_count == 1 else "s")
     if not found.event_count:  # a catalog of products only
         return printable(f"{found.name}  0 {what}  (products only)")
-    return printable(f"{found.name}  {found.event_count} {what}  last event "
+    return printable(f"{found.name}  {found.event_count:,} {what}  last event "
                       f"{_time(found, 'last_event_time')}  last received "
                       f"{_time(found, 'last_receive_time')}")
 
@@ -164,8 +164,9 @@ def product(found: product_pb2.Product) -> str:
 
 
 def counted(number: int, one: str) -> str:
-    """`number` of `one` (a noun whose plural takes an s): "1 key", "2 keys"."""
-    return f"{number} {one}{'' if number == 1 else 's'}"
+    """`number` of `one` (a noun whose plural takes an s): "1 key", "1,046 keys" (with
+    thousands commas, as `copy` counts its rows: `reset` said 1046 where `copy` 1,060)."""
+    return f"{number:,} {one}{'' if number == 1 else 's'}"
 
 
 def reset(name: str, deleted: console_pb2.ResetResponse) -> str:

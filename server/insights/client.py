@@ -198,7 +198,7 @@ def _rows(call: Callable[[Any], Any], request: Any, field: str,
 
 def _counted(number: int, one: str, many: str = "") -> str:
     """1 and "purchase" as "1 purchase", 3 as "3 purchases" (`many`: if not one + s)."""
-    return f"{number} {one if number == 1 else many or one + 's'}"
+    return f"{number:,} {one if number == 1 else many or one + 's'}"
 
 
 def _step_text(step: Any, parent: str) -> str:
@@ -234,7 +234,7 @@ def _text(answer: Any, command: str, parent: str) -> Iterator[str]:
             for r in group.steps:
                 median = (f"  {r.median_time_from_previous.ToJsonString()}"
                           if r.HasField("median_time_from_previous") else "")
-                yield (f"  {_step_text(r.step, parent):<{width}} {r.entrants:>10} "
+                yield (f"  {_step_text(r.step, parent):<{width}} {r.entrants:>10,} "
                        f"{r.conversion_from_previous:>11.1%} {r.conversion_from_first:>11.1%}"
                        f"{median}")
         yield f"{_counted(answer.events_read, 'event')} read"
@@ -247,10 +247,10 @@ def _text(answer: Any, command: str, parent: str) -> Iterator[str]:
         for paid in answer.revenue:
             yield (f"{paid.day}  {paid.currency_code} {paid.revenue:.2f} "
                    f"({_counted(paid.purchases, 'purchase')})")
-        yield f"distinct visitors: {answer.distinct_visitors}"
+        yield f"distinct visitors: {answer.distinct_visitors:,}"
         for query in answer.top_queries:
             yield (f"{query.query!r}: {_counted(query.searches, 'search', 'searches')}, "
-                   f"{query.led_to_detail_view} led to a detail view")
+                   f"{query.led_to_detail_view:,} led to a detail view")
         yield from answer.notes  # what was left out, as a funnel's
 
 

@@ -1064,3 +1064,19 @@ def test_a_step_of_one_of_googles_types_in_capitals_is_told_its_name() -> None:
     assert list(funnel_request._unknown_types(spec, results)) == [
         "step 1's event type 'DETAIL-PAGE-VIEW' is none of Google's (did you mean "
         "'detail-page-view'?), and no entrant reached it"]
+
+
+def test_the_cli_says_counts_with_thousands_commas() -> None:
+    # as `copy` and `reset` say theirs: "1046 events read" beside "1,060 rows"
+    from server.insights.client import _text
+
+    answer = insights_pb2.RunFunnelResponse(events_read=1046, steps=[
+        insights_pb2.FunnelStepResult(step=insights_pb2.FunnelStep(event_type="search"),
+                                      entrants=12345, conversion_from_previous=1,
+                                      conversion_from_first=1)])
+    text = list(_text(answer, "funnel", "projects/p/locations/global/catalogs/c"))
+    assert text[2].split()[:2] == ["search", "12,345"] and text[3] == "1,046 events read", text
+    totals = insights_pb2.ComputeTotalsResponse(distinct_visitors=2000, top_queries=[
+        insights_pb2.SearchQueryCount(query="red", searches=1500, led_to_detail_view=1200)])
+    assert list(_text(totals, "totals", "projects/p/locations/global/catalogs/c")) == [
+        "distinct visitors: 2,000", "'red': 1,500 searches, 1,200 led to a detail view"]

@@ -107,3 +107,14 @@ def test_the_first_second_of_1970_is_a_time_not_an_unset_one() -> None:
     assert lines.user_event(stored).startswith("1970-01-01T00:00:00Z  home-page-view")
     stored.user_event.ClearField("event_time")
     assert lines.user_event(stored).startswith("-  home-page-view")
+
+
+def test_counts_have_thousands_commas_as_copy_says_them() -> None:
+    # `reset` said "deleted 1046 client events" where `copy` said "1,060"
+    reset = console_pb2.ResetResponse(deleted_events_count=1046, deleted_rejections_count=1)
+    assert lines.reset("projects/p/tenants/t", reset) == (
+        "reset projects/p/tenants/t: deleted 1,046 client events and 1 refusal")
+    found = console_pb2.DataSet(name="projects/p/locations/global/catalogs/c",
+                                event_count=1_234_567)
+    found.last_event_time.FromSeconds(1_700_000_000)
+    assert "/catalogs/c  1,234,567 events  last event" in lines.data_set(found)
