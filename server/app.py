@@ -473,15 +473,17 @@ def serve(settings: Settings, on_ready: Callable[[], None] | None = None,
         announce(settings, running.port, running.http_port)
     if on_ready is not None:
         on_ready()
-    # Under --processes every process reads the keys and says so: the same line twice
-    # read as one reload said twice, or as a process that read them two times.
+    # Under --processes every process reads the keys, drains and stops, and says so:
+    # the same line twice read as one reload (or stop) said twice, or as a process
+    # that read them two times.
     which = f" (process {process + 1} of {settings.processes})" if settings.processes > 1 \
         else ""
     while signal.sigwait(HANDLED_SIGNALS) == signal.SIGHUP:
         _reload_keys(running, which)
-    log.info("shutting down: draining in-flight calls (up to %ss)", settings.grace_seconds)
+    log.info("shutting down: draining in-flight calls (up to %ss)%s", settings.grace_seconds,
+             which)
     running.stop()
-    log.info("stopped")
+    log.info("stopped%s", which)
     return 0
 
 

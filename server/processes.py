@@ -107,6 +107,12 @@ class _Child:
     index: int
     process: multiprocessing.process.BaseProcess
     ready: Connection  # says True once the process serves
+    count: int = 1  # of the server
+
+    def __str__(self) -> str:
+        # as the process itself says it ('(process 2 of 2)'): the parent said 'process 1'
+        # of the one that says 'process 2 of 2'
+        return f"process {self.index + 1} of {self.count}"
 
 
 class Supervisor:
@@ -211,7 +217,7 @@ class Supervisor:
                                         name=f"footfall-{index}", daemon=False)
         process.start()
         told.close()  # the process's end
-        return _Child(index, process, ready)
+        return _Child(index, process, ready, settings.processes)
 
     def _wait_ready(self) -> int | None:
         """None once every process is ready; else the exit code of the first that
@@ -224,8 +230,8 @@ class Supervisor:
                     code = child.process.exitcode or 1
                     return code if code > 0 else 1
                 if time.monotonic() > deadline:
-                    log.error("cannot start: process %d was not ready within %gs",
-                              child.index, START_SECONDS)
+                    log.error("cannot start: %s was not ready within %gs",
+                              child, START_SECONDS)
                     return 1
         return None
 
@@ -238,8 +244,8 @@ class Supervisor:
             while not child.process.is_alive():
                 child.process.join()
                 _forget_metrics(child.process.pid)
-                log.warning("process %d (pid %s) ended with %s; starting another",
-                            child.index, child.process.pid,
+                log.warning("%s (pid %s) ended with %s; starting another",
+                            child, child.process.pid,
                             _how_ended(child.process.exitcode))
                 now = time.monotonic()
                 self._deaths = [t for t in self._deaths if now - t < RESTART_WINDOW] + [now]
@@ -250,10 +256,10 @@ class Supervisor:
                 _take_stop(RESTART_DELAY)
                 self._children[i] = child = self._spawn(child.index)
                 if self._ready_unless_stopped(child, START_SECONDS):
-                    log.info("process %d serves again (pid %s)", child.index, child.process.pid)
+                    log.info("%s serves again (pid %s)", child, child.process.pid)
                 elif child.process.is_alive():
-                    log.error("the process started in place of process %d was not ready "
-                              "within %gs: killed", child.index, START_SECONDS)
+                    log.error("the process started in place of %s was not ready "
+                              "within %gs: killed", child, START_SECONDS)
                     child.process.kill()
                     child.process.join()
         return None
@@ -284,7 +290,7 @@ class Supervisor:
         for child in self._children:
             child.process.join(max(deadline - time.monotonic(), 0))
             if child.process.is_alive():
-                log.warning("process %d did not stop in time: killed", child.index)
+                log.warning("%s did not stop in time: killed", child)
                 child.process.kill()
                 child.process.join()
             if child.process.exitcode:

@@ -239,6 +239,16 @@ def test_sighup_reaches_every_process(start: Callable[..., ServerProcess],
                   if "SIGHUP: re-read" in line)
     assert said == [f" (process {n} of {PROCESSES})" for n in range(1, PROCESSES + 1)], said
     write_through_each_connection(server, "k", "second-key-0002")
+    # and so does each one's drain and stop (the parent's own lines say no process)
+    stopping = len(server.log)
+    assert server.stop() == 0, server.log_text()
+    said = sorted(line.split("footfall: ", 1)[-1].rstrip() for line in server.log[stopping:]
+                  if "(process " in line)
+    assert said == sorted(
+        [f"shutting down: draining in-flight calls (up to 10.0s) (process {n} of {PROCESSES})"
+         for n in range(1, PROCESSES + 1)] +
+        [f"stopped (process {n} of {PROCESSES})" for n in range(1, PROCESSES + 1)]), \
+        server.log[stopping:]
 
 
 @pytest.mark.timeout(120)
@@ -321,9 +331,16 @@ def test_a_replacement_started_after_the_resource_tracker_died_leaves_sigterm_a_
     # killed it outright (exit by signal, no "shutting down" line of its own).
     server = start()
     os.kill(resource_tracker(server.proc.pid), signal.SIGKILL)
-    os.kill(server_processes(server.proc.pid)[0], signal.SIGKILL)
+    victim = server_processes(server.proc.pid)[0]
+    os.kill(victim, signal.SIGKILL)
     wait_until(lambda: any(" serves again (pid " in line for line in server.log)
                or server.proc.poll() is not None or None, "a replacement serving", deadline=30)
+    # the parent names a process as the process says itself ('(process 2 of 2)'): it
+    # said 'process 1' of that one, counting from 0
+    [ended] = [line for line in server.log if f"(pid {victim}) ended with" in line]
+    number = re.search(r"footfall: process (\d) of 2 \(pid", ended)
+    assert number is not None and PROCESSES == 2, ended
+    assert any(f"process {number[1]} of 2 serves again (pid " in line for line in server.log)
     assert server.stop() == 0, server.log_text()
     assert any(f"{PROCESSES} processes drain their calls" in line for line in server.log)
 
