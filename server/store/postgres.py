@@ -100,6 +100,9 @@ PROBE_CONNECT_TIMEOUT = 2  # seconds; the health probe has a connection of its o
 # after the database is back, against 15 s after a 45 s outage with its default (300).
 RECONNECT_SECONDS = 3.0
 STARTUP_SECONDS = 15.0  # how long opening the store waits for the database to answer
+# ... when read-only, for a command of the CLI (`serve` keeps the longer wait): a
+# `talent-events list` of a database that was away waited 13.5 s, saying so 10 times.
+READ_ONLY_STARTUP_SECONDS = 4.0
 # Defaults for the connection; the URL's own parameters win.
 CONNECTION_DEFAULTS = {"application_name": "footfall", "connect_timeout": "5", "keepalives": "1",
                        "keepalives_idle": "10", "keepalives_interval": "5",
@@ -351,7 +354,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
     _sql = Statements(POSTGRES)
 
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE, retry_seconds: float | None = None,
-                 close_seconds: float = 30.0, startup_seconds: float = STARTUP_SECONDS,
+                 close_seconds: float = 30.0, startup_seconds: float | None = None,
                  read_only: bool = False, lock_wait_seconds: float = LOCK_WAIT_SECONDS) -> None:
         self.url = url
         self._lock_wait_ms = int(lock_wait_seconds * 1000)
@@ -387,7 +390,8 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         # of the batch being made ask for theirs after reads of other branches)
         self._joined_as_of: dict[str, int | None] = {}
         self._join_kept = 0  # products (and ids found missing) in _join_products
-        self._migrate(startup_seconds)
+        self._migrate(startup_seconds if startup_seconds is not None else
+                      READ_ONLY_STARTUP_SECONDS if read_only else STARTUP_SECONDS)
         self._pool = ConnectionPool(self._conninfo, min_size=1, max_size=pool_size, open=True,
                                     kwargs={"autocommit": True, "context": _ADAPTERS},
                                     timeout=READ_TIMEOUT, reconnect_timeout=RECONNECT_SECONDS,
@@ -412,6 +416,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         processes starting at once apply each exactly once (DDL is transactional)."""
         deadline = time.monotonic() + startup_seconds
         delay = 0.1
+        said = False
         while True:
             try:
                 with self._connect() as conn, conn.transaction():
@@ -439,7 +444,10 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                     raise StoreRefused(why) from exc
                 if time.monotonic() + delay > deadline:
                     raise StoreUnavailable(why) from exc
-                log.warning("waiting for PostgreSQL at %s: %s", self._where, _why(exc))
+                if not (said and self._read_only):  # (a CLI command says it once)
+                    log.warning("waiting for PostgreSQL at %s: %s%s", self._where, _why(exc),
+                                f" (up to {startup_seconds:g} s)" if self._read_only else "")
+                said = True
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
 

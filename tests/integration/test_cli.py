@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -396,6 +397,24 @@ def test_a_database_that_does_not_exist_is_one_line(tmp_path: Path) -> None:
     assert len(out.stderr.splitlines()) == 1, out.stderr
     assert 'cannot start: cannot open PostgreSQL at' in out.stderr
     assert 'database "footfall_no_such_database" does not exist' in out.stderr
+
+
+def test_a_read_of_a_database_that_is_away_says_so_once_and_gives_up_soon(
+        tmp_path: Path) -> None:
+    # `talent-events list --store postgresql://...` of a database that was away waited
+    # 13.5 s, saying 'waiting for PostgreSQL' 10 times, as `serve` waits for it to start.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]  # closed at once: nothing listens there
+    began = time.monotonic()
+    out = footfall("talent-events", "list", "--parent", "projects/p/tenants/t", "--store",
+                   f"postgresql://postgres@127.0.0.1:{port}/h_away", cwd=tmp_path)
+    took = time.monotonic() - began
+    assert out.returncode == 1 and out.stdout == "", out
+    waits = [line for line in out.stderr.splitlines() if "waiting for PostgreSQL" in line]
+    assert len(waits) == 1 and waits[0].endswith("(up to 4 s)"), out.stderr
+    assert out.stderr.splitlines()[-1].startswith(
+        f"footfall: cannot open the store: cannot open PostgreSQL at 127.0.0.1:{port}/h_away")
+    assert took < 9, took  # (about 3 s of waiting and the interpreter's start)
 
 
 # -- version -----------------------------------------------------------------------
