@@ -5,6 +5,7 @@ import {ASKING_KEY, call, forgetKey, hasKey, keyDeclined, noKeyGiven, whenWaitin
   from "./api.js";
 import {h, failure} from "./dom.js";
 import {shortName} from "./format.js";
+import {isName, nameProblem} from "./names.js";
 import * as catalogs from "./catalogs.js";
 import * as event from "./event.js";
 import * as events from "./events.js";
@@ -54,7 +55,7 @@ export const context = {
   /** Make the catalog a page's URL names the chosen one, without showing the page again:
    *  a link or a bookmark opens what it names (the header's first catalog was read). */
   adopt(name) {
-    if (name === chooser.value) return;
+    if (name === chooser.value || !isName(name, "catalog")) return;
     sessionStorage.setItem(CHOSEN, name);
     refreshChooser();
   },
@@ -72,7 +73,8 @@ function followChoice(name) {
 
 function refreshChooser() {
   const names = known.catalogs.map((c) => c.name);
-  const wanted = sessionStorage.getItem(CHOSEN) || chooser.value || names[0] || "";
+  const chosen = sessionStorage.getItem(CHOSEN) || "";  // (only a catalog's name is read)
+  const wanted = (isName(chosen, "catalog") && chosen) || chooser.value || names[0] || "";
   if (wanted && !names.includes(wanted)) names.unshift(wanted);
   const same = names.length === chooser.options.length &&
     names.every((name, i) => chooser.options[i].value === name);
@@ -102,10 +104,17 @@ function askProject(error) {
     value: named || ""});
   const form = h("form", {class: "search"},
     h("label", {for: "project"}, "Project id"), input, h("button", {type: "submit"}, "Read it"));
+  const said = h("p", {class: "error", role: "alert", hidden: true});
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    sessionStorage.setItem(PROJECT, projectId(input.value));
-    loadCatalogs();
+    // (it goes into the path of every read: "..", "?" or "#" in it read another route)
+    const id = projectId(input.value);
+    said.textContent = nameProblem("The project named", `projects/${id}`, "project");
+    said.hidden = !said.textContent;
+    if (said.hidden) {
+      sessionStorage.setItem(PROJECT, id);
+      loadCatalogs();
+    }
   });
   // (a key whose role may not read is told so: naming another project would not help)
   const role = error.reason === "ROLE_NOT_ALLOWED";
@@ -121,7 +130,7 @@ function askProject(error) {
         : "This key may read only some projects: name the one to read.";
   form.hidden = role;
   main.replaceChildren(h("h2", {}, role ? "This key may not read" : "Which project?"),
-    failure(error), h("p", {}, advice), form);
+    failure(error), h("p", {}, advice), form, said);
   keyButton.hidden = !hasKey();
   // (hidden, the form's input could not take the focus: it fell to the page's body)
   if (role && !keyButton.hidden) keyButton.focus();
@@ -220,6 +229,12 @@ function show() {
     main.replaceChildren(failure(noKeyGiven()));
     return;
   }
+  const problem = urlProblem(name, new URLSearchParams(query));
+  if (problem) {
+    main.replaceChildren(h("h2", {}, "Not a name this console reads"),
+      h("p", {class: "error", role: "alert"}, problem));
+    return;
+  }
   page.render(main, {
     ...context, catalog: chooser.value, path: rest.join("/"),
     params: new URLSearchParams(query), signal: controller.signal,
@@ -227,6 +242,17 @@ function show() {
   // (Insights with no catalog reads the first tenant, and names it in the URL as it
   // renders: the header said "no catalog yet" above a tenant's funnel)
   placeChooser();
+}
+
+/** Why a name the URL gives a page (`parent`, `tenant`) may not go into the paths it
+ *  reads, in words; "" when none does or each is a name of what the page reads. */
+function urlProblem(page, params) {
+  const parent = params.get("parent");
+  const tenant = params.get("tenant");
+  const parents = page === "insights" ? ["catalog", "tenant"] : ["catalog"];
+  const problem = (parent && nameProblem("The parent this address names", parent, ...parents))
+    || (tenant && nameProblem("The tenant this address names", tenant, "tenant"));
+  return problem ? `${problem} Check the link, or choose from the console's own lists.` : "";
 }
 
 /** A tenant's pages read no catalog: the header's chooser, which changed nothing
