@@ -1,7 +1,8 @@
 """Names a console URL gives (`#insights?parent=`, `#events?parent=`, `#talent?tenant=`)
 go into the paths the page reads: checked first, they are read only when they are a
 catalog's or a tenant's name. A link's `../` or `#` sent the funnel's automatic POST,
-with the tab's key, to another route."""
+with the tab's key, to another route. And a tenant's page shows no catalog chooser
+from the start, the key dialog over it too."""
 
 from __future__ import annotations
 
@@ -96,3 +97,28 @@ def test_a_project_id_that_no_path_can_carry_is_not_read(
                 name_a_project_with_dots(devtools_url, running.http_port), DEADLINE * 2))
     assert seen["said"].startswith('The project named, "projects/..", is not a project'), seen
     assert seen["stored"] is None and seen["reads"] == [], seen
+
+
+async def open_a_tenant_page_without_a_key(devtools_url: str, port: int,
+                                           folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#talent?"
+                                               f"tenant={TENANT}")
+        await until(lambda: devtools.evaluate(session, "document.querySelector('#key-dialog')"
+                                                       "?.open"), "the key dialog")
+        await photograph(devtools, session, folder, "names-tenant-page-asking-a-key")
+        return await devtools.evaluate(
+            session, "[document.querySelector('#catalog'), "
+                     "document.querySelector('label[for=catalog]')].map(e => e.hidden ? '' : "
+                     "e.innerText || e.value || 'shown')")
+
+
+def test_a_tenant_page_shows_no_catalog_chooser_behind_the_key_dialog(
+        browser_executable: str, shots: Path, tmp_path: Path) -> None:
+    # The header said "Catalog: no catalog yet" behind the dialog: the chooser was
+    # stepped aside only once the first list of catalogs was read.
+    with keyed_shop(tmp_path) as running:
+        with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+            shown = asyncio.run(asyncio.wait_for(open_a_tenant_page_without_a_key(
+                devtools_url, running.http_port, shots), DEADLINE * 2))
+    assert shown == ["", ""], shown

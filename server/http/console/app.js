@@ -319,4 +319,7 @@ function refocusOpened(id, signal) {
 }
 
 refreshChooser();
+// (before the first answer, which may wait for the key dialog: a tenant's page showed
+// "Catalog: no catalog yet" behind it)
+placeChooser();
 loadCatalogs();
