@@ -208,3 +208,24 @@ def test_ahead_violations_refuses_a_time_more_than_a_day_after_the_server_s() ->
     ahead_violations(timestamp_pb2.Timestamp(seconds=now_s + 86_401), now_s, "t", out)
     assert out == [FieldViolation("t", "must be at most a day after the server's time "
                                        "(2023-11-14T22:13:20Z), got 2023-11-15T22:13:21Z")]
+
+
+@pytest.mark.parametrize(("event", "said"), [
+    # (the line of type 'invalid' in Google's sample file user_events_some_invalid.json)
+    (make("invalid", searchQuery="RockerJeans teenagers blue jeans"),
+     "user_event.search_query: is only allowed on search events, not 'invalid', a custom "
+     "event type (not one of Google's)"),
+    (make("purchase", productDetails=PRODUCT, purchaseTransaction=PURCHASE),
+     "user_event.purchase_transaction: is only allowed on purchase-complete events, not "
+     "'purchase', a custom event type (not one of Google's: did you mean "
+     "'purchase-complete'?)"),
+    (make("add_to_cart", productDetails=PRODUCT, cartId="c"),
+     "user_event.cart_id: is only allowed on add-to-cart, purchase-complete and "
+     "shopping-cart-page-view events, not 'add_to_cart', a custom event type (not one "
+     "of Google's: did you mean 'add-to-cart'?)"),
+    (make("home-page-view", searchQuery="q"),
+     "user_event.search_query: is only allowed on search events, not 'home-page-view'"),
+])
+def test_a_field_a_custom_type_may_not_carry_says_the_type_is_not_google_s(
+        event: user_event_pb2.UserEvent, said: str) -> None:
+    assert [str(v) for v in user_event_violations(event)] == [said]
