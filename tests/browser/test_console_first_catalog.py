@@ -85,3 +85,30 @@ def test_an_event_deleted_since_the_tab_saw_it_says_so(browser_executable: str,
     assert seen["before"] is False, seen
     assert "no longer holds event" in seen["said"], seen
     assert "what follows is what this tab saw" in seen["said"], seen
+
+
+async def chosen_catalog(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/")
+        await until(lambda: devtools.evaluate(
+            session, "/in the shop|mistyped/.test(document.querySelector('main')?.innerText)"),
+            "an event in the feed")
+        await photograph(devtools, session, folder, "feed-beside-a-typo")
+        return {"chosen": await devtools.evaluate(
+                    session, "document.getElementById('catalog').value"),
+                "feed": await devtools.evaluate(session,
+                                                "document.querySelector('main').innerText")}
+
+
+def test_the_console_opens_on_google_s_catalog_before_one_that_sorts_first(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    # A quick start's typo: "default_catalg" holds events too, and sorts first.
+    typo = CATALOG.replace("default_catalog", "default_catalg")
+    status, answer = rest(running.http_port, "POST", f"/v2/{typo}/userEvents:write",
+                          {"eventType": "home-page-view", "visitorId": "mistyped"})
+    assert status == 200, answer
+    write(running.http_port, eventType="home-page-view", visitorId="in the shop")
+    seen = in_chromium(browser_executable, tmp_path / "profile", chosen_catalog,
+                       running.http_port, shots)
+    assert seen["chosen"] == CATALOG, seen  # (it was the typo's, the first by name)
+    assert "in the shop" in seen["feed"] and "mistyped" not in seen["feed"], seen

@@ -71,10 +71,16 @@ function followChoice(name) {
   history.replaceState(null, "", `#${route}?${params}`);
 }
 
+// Google's one catalog, chosen first when it holds events: the first by name was, and a
+// mistyped one ("default_catalg", which Footfall stores as any other) sorts before it,
+// so the console opened on the typo's one event, not on the shop's.
+const GOOGLE_CATALOG = "/locations/global/catalogs/default_catalog";
+
 function refreshChooser() {
   const names = known.catalogs.map((c) => c.name);
   const chosen = sessionStorage.getItem(CHOSEN) || "";  // (only a catalog's name is read)
-  const wanted = (isName(chosen, "catalog") && chosen) || chooser.value || names[0] || "";
+  const wanted = (isName(chosen, "catalog") && chosen) || chooser.value ||
+    names.find((name) => name.endsWith(GOOGLE_CATALOG)) || names[0] || "";
   if (wanted && !names.includes(wanted)) names.unshift(wanted);
   const same = names.length === chooser.options.length &&
     names.every((name, i) => chooser.options[i].value === name);
