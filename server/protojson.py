@@ -23,6 +23,7 @@ uses them, so a value is read alike on each.
 from __future__ import annotations
 
 import datetime
+import difflib
 import functools
 import json
 import math
@@ -603,7 +604,29 @@ def parse_error(error: json_format.ParseError, descriptor: Any,
                 reason[found.end():]
     if data is not None and len(names) <= _PLACED_DEPTH:
         names = _placed(descriptor, names, data)
-    return _proto_path(descriptor, names), reason
+    return _proto_path(descriptor, names), _with_near_field(reason, descriptor)
+
+
+_NO_FIELD = re.compile(r'Message type "(?P<type>[\w.]+)" has no field named "(?P<name>[^"]*)"')
+
+
+def _with_near_field(reason: str, descriptor: Any) -> str:
+    """`reason`, when it says a message has no field of a name, with the field of that
+    message the name looks like: a new user's `visitorID` or `productDetail` was
+    refused with no word of `visitorId` or `productDetails`."""
+    found = _NO_FIELD.search(reason)
+    if found is None:
+        return reason
+    try:
+        message = descriptor.file.pool.FindMessageTypeByName(found["type"])
+    except KeyError:
+        return reason
+    typed, names = found["name"], [field.json_name for field in message.fields]
+    near = [name for name in names if name.lower() == typed.lower().replace("_", "")] or \
+        difflib.get_close_matches(typed, names, n=1)
+    if not near:
+        return reason
+    return f'{reason[:found.end()]} (did you mean "{near[0]}"?){reason[found.end():]}'
 
 
 # How deep a path `_placed` looks into, and how many elements of a list (each list on

@@ -517,3 +517,18 @@ def test_a_field_twice_or_a_list_for_an_object_is_refused_naming_it(
         with pytest.raises(protojson.PlacedError) as refused:
             parse()
         assert refused.value.path == path and says in refused.value.reason, refused.value
+
+
+@pytest.mark.parametrize(("document", "said"), [
+    ({"visitorID": "v"}, 'has no field named "visitorID" (did you mean "visitorId"?)'),
+    ({"productDetail": []}, 'has no field named "productDetail" (did you mean "productDetails"?)'),
+    ({"productDetails": [{"product": {"idd": "p"}}]},
+     'Product" has no field named "idd" (did you mean "id"?)'),
+    ({"bogus": 1}, 'has no field named "bogus"'),  # (like no field: nothing offered)
+])
+def test_an_unknown_field_is_told_the_field_its_name_looks_like(document: dict[str, Any],
+                                                                 said: str) -> None:
+    with pytest.raises(json_format.ParseError) as caught:
+        json_format.ParseDict(document, user_event_pb2.UserEvent())
+    _, reason = protojson.parse_error(caught.value, user_event_pb2.UserEvent.DESCRIPTOR)
+    assert reason.endswith(said), reason
