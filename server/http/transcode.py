@@ -333,7 +333,13 @@ def _query_field(request: Message, name: str
             return [], f"{'.'.join(f.name for f in walked)} has no fields to set from the query"
         field = protojson.fields_by_any_name(message).get(part)
         if field is None:
-            return [], f"unknown query parameter: {message.full_name} has no field {part!r}"
+            why = f"unknown query parameter: {message.full_name} has no field {part!r}"
+            if any(c in name for c in '"{}:,'):
+                # (a pixel's `userEvent={"searchQuery":"socks&shoes"}` sent as is: the
+                # name was the rest of its JSON, and the event was refused, cut short)
+                why += ("; it reads as the rest of a JSON value cut at an '&' left as is: "
+                        "URL-encode the value whole (encodeURIComponent)")
+            return [], why
         if walked and walked[-1].is_repeated:
             return [], f"{walked[-1].name} is repeated: it cannot be set from the query"
         walked.append(field)

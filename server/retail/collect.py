@@ -58,11 +58,12 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
     proto3 JSON reading of numbers), so a bad event is told in its words.
     """
     data: Any = None
+    syntax: orjson.JSONDecodeError | None = None
     try:
         try:
             data, loaded = orjson.loads(text), True
-        except orjson.JSONDecodeError:
-            data, loaded = None, False
+        except orjson.JSONDecodeError as error:
+            data, loaded, syntax = None, False, error
         if loaded and not isinstance(data, dict):
             # (json_format read `[]` as an empty event, a text as the names of its
             # letters, and said "'int' object is not iterable" of a number)
@@ -92,6 +93,15 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
                 except json_format.ParseError as error:  # placed where it was rewritten
                     raise protojson.placed(error, event.DESCRIPTOR, lenient) from None
     except json_format.ParseError as exc:
+        if syntax is not None and str(exc).startswith(_NOT_LOADED):
+            # (json_format said "Expecting value: line 1 column 43 (char 42)" of a
+            # pixel's event, whose JSON its writer sees only URL-encoded: say what
+            # stands there, and what cuts an event short)
+            said = protojson.syntax_problem(syntax, text)
+            if said.endswith("at the end"):
+                said += (" (a '#' or '&' left as is in a pixel's URL ends the event there: "
+                         "URL-encode it whole, as encodeURIComponent does)")
+            raise InvalidArgument.field(field, f"not valid JSON: {said}") from None
         path, reason = protojson.parse_error(exc, event.DESCRIPTOR,
                                              data if isinstance(data, dict) else None)
         raise InvalidArgument.field(f"{field}.{path}" if path else field,

@@ -115,6 +115,9 @@ def test_query_takes_numbers_as_json_writes_them(value: str) -> None:
 
 @pytest.mark.parametrize(("query", "field", "why"), [
     ([("nope", "1")], "nope", "unknown query parameter"),
+    # a pixel's userEvent={"searchQuery":"socks&shoes"} sent as is: told what cut it
+    ([('shoes"}', "")], 'shoes"}', "the rest of a JSON value cut at an '&' left as is: "
+                                   "URL-encode the value whole"),
     ([("userEvent.nope", "1")], "userEvent.nope", "has no field 'nope'"),
     ([("userEvent", "x")], "userEvent", "is a message"),
     ([("userEvent.productDetails.quantity", "1")], "userEvent.productDetails.quantity",

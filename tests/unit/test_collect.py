@@ -63,7 +63,10 @@ def test_raw_json_overrides_user_event() -> None:
 
 
 @pytest.mark.parametrize(("fields", "field", "words"), [
-    ({"user_event": '{"eventType": "x",'}, "user_event", "Failed to load JSON"),
+    ({"user_event": '{"eventType": "x",'}, "user_event",
+     "not valid JSON: unexpected end of data at line 1 column 19, at the end (a '#' or '&'"),
+    ({"user_event": '{eventType: 1}'}, "user_event", "not valid JSON: unexpected character, "
+     "expected a string key at line 1 column 2, at 'eventType: 1}'"),
     ({"user_event": '{"noSuchField": 1}'}, "user_event", "noSuchField"),
     ({"user_event": "x" * 2_000_001}, "user_event", "at most 2000000"),
     ({"user_event": json.dumps(EVENT), "uri": "u" * 5001}, "uri", "at most 5000"),
