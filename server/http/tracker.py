@@ -22,6 +22,10 @@ parent, cookieName, cookieDays, apiKey})`. With auth on, `data-api-key` (or
 browser API keys are: a page's key is public, so grant it writes to the shop's
 project only.
 
+Google's own Retail snippet (`_gre.push(['apiKey', ...])`, `['logEvent', event]`,
+`['projectId', ...]`, `['locationId', ...]`, `['catalogId', ...]`, then a script
+tag for Google's script) records here too with its script's `src` set to this one.
+
 Kept as a Python string so that it ships inside the package whatever the install.
 """
 
@@ -116,5 +120,40 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
       });
     }
   };
+
+  // Google's own snippet for Retail ("JavaScript pixel") queues its commands in
+  // window._gre and loads Google's script: with that script's src pointed here, the
+  // same page records here. Its logEvent comes before projectId in Google's example,
+  // so the queue's names are read before its events are sent.
+  var gre = {apiKey: "", projectId: "", locationId: "global", catalogId: "default_catalog"};
+  function greLog(event) {
+    if (gre.apiKey) config.apiKey = gre.apiKey;
+    if (gre.projectId) {
+      config.parent = "projects/" + gre.projectId + "/locations/" + gre.locationId +
+        "/catalogs/" + gre.catalogId;
+      parentGiven = true;
+    }
+    return window.footfall.track(event);
+  }
+  function greCommand(command, later) {
+    var name = command && command[0];
+    if (name === "logEvent") {
+      if (later) later.push(command[1]); else greLog(command[1]);
+    } else if (Object.prototype.hasOwnProperty.call(gre, name)) {
+      gre[name] = String(command[1]);
+    } else if (window.console) {
+      console.warn("footfall: _gre command " + JSON.stringify(name) + " is not known: " +
+        "apiKey, projectId, locationId, catalogId and logEvent are");
+    }
+  }
+  if (Array.isArray(window._gre)) {
+    var later = [];
+    window._gre.forEach(function (command) { greCommand(command, later); });
+    later.forEach(greLog);
+    window._gre = {push: function () {
+      for (var i = 0; i < arguments.length; i++) greCommand(arguments[i], null);
+      return 0;
+    }};
+  }
 })(window, document);
 """

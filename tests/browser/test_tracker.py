@@ -230,3 +230,78 @@ def test_a_pixel_on_another_host_names_its_page_only_with_the_readme_s_referrer_
         asyncio.run(asyncio.wait_for(load_pixels(devtools_url, page), DEADLINE))
     uris = {event.visitor_id: event.uri for event in stored(running)}
     assert uris == {"plain": f"{shop}/", "whole": page}, uris
+
+
+# Google's Retail snippet ("Record real-time user events", JavaScript pixel), its
+# script's src pointed at the tracker: logEvent comes before projectId, as there.
+GOOGLE_SNIPPET = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Google's snippet</title></head><body>
+<script type="text/javascript">
+var user_event = {{
+  "eventType": "detail-page-view",
+  "visitorId": "visitor-of-the-snippet",
+  "experimentIds": "experiment-id",
+  "productDetails": [{{"product": {{"id": "tent-2p"}}}}]
+}};
+var _gre = _gre || [];
+_gre.push(['apiKey', '{key}']);
+_gre.push(['logEvent', user_event]);
+_gre.push(['projectId', 'browser-test']);
+_gre.push(['locationId', 'global']);
+_gre.push(['catalogId', 'default_catalog']);
+(function() {{
+  var gre = document.createElement('script'); gre.type = 'text/javascript'; gre.async = true;
+  gre.src = 'http://127.0.0.1:{gateway}/footfall.js';
+  gre.onload = function () {{
+    _gre.push(['logEvent', {{"eventType": "home-page-view", "visitorId": "pushed-later"}}]);
+    window.loaded = true;
+  }};
+  var s = document.getElementsByTagName('script')[0]; s.parentNode.insertBefore(gre, s);
+}})();
+</script></body></html>
+"""
+
+
+async def open_snippet(devtools_url: str, page: str) -> None:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await devtools.open_page(page)
+        await until(lambda: devtools.evaluate(session, "window.loaded === true"),
+                    "the tracker loaded", DEADLINE)
+
+
+def test_google_s_retail_snippet_records_with_its_script_pointed_here(
+        browser_executable: str, tmp_path: Path) -> None:
+    """A shop that has Google's snippet changes one URL, not its pages' code: the
+    tracker reads the _gre queue (the key, the catalog's names, the events)."""
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": {"page-writer-key": {
+        "projects": ["browser-test"], "role": "writer", "name": "shop-page"}}}))
+    with serve(tmp_path, auth_file=str(keys)) as running:
+        page = GOOGLE_SNIPPET.format(key="page-writer-key", gateway=running.http_port)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                self.wfile.write(page.encode())
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=site.serve_forever, daemon=True, name="shop").start()
+        try:
+            with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+                asyncio.run(asyncio.wait_for(open_snippet(
+                    devtools_url, f"http://127.0.0.1:{site.server_address[1]}/p.html"),
+                    DEADLINE))
+            events = stored(running)
+        finally:
+            site.shutdown()
+            site.server_close()
+    assert sorted((e.event_type, e.visitor_id) for e in events) == [
+        ("detail-page-view", "visitor-of-the-snippet"), ("home-page-view", "pushed-later")]
+    viewed = next(e for e in events if e.event_type == "detail-page-view")
+    assert list(viewed.experiment_ids) == ["experiment-id"]
+    assert [p.product.id for p in viewed.product_details] == ["tent-2p"]
