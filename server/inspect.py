@@ -341,9 +341,9 @@ def _events(args: argparse.Namespace) -> int:
     catalog = str(parse_catalog(args.parent, "--parent"))
     queries.parse_filter(args.filter, catalog, "--filter")  # refused before connecting
     listing = console_pb2.ListUserEventsRequest(parent=catalog, filter=args.filter)
+    none = (f"no event of {catalog} matches --filter" if args.filter else
+            f"no event in {catalog} (`footfall catalogs` lists those that hold events)")
     if args.events_command != "count":
-        none = (f"no event of {catalog} matches --filter" if args.filter else
-                f"no event in {catalog} (`footfall catalogs` lists those that hold events)")
         return _list_or_tail(args, args.events_command, USER_EVENTS, listing,
                              console_pb2.WatchUserEventsRequest(parent=catalog,
                                                                 filter=args.filter), none)
@@ -358,6 +358,8 @@ def _events(args: argparse.Namespace) -> int:
                 time.sleep(min(WAIT_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
                 counted = ask(request).count
         print(counted)  # a bare number (no thousands comma), for a script's $(...)
+        if counted == 0 and not args.filter and args.at_least is None:
+            _say(none)  # (a mistyped catalog counted 0 as an empty one does, without a word)
         if args.at_least is not None and counted < args.at_least:
             _say(f"{counted:,} events, not {args.at_least:,}, after waiting {args.timeout:g} s "
                  f"(--timeout)")

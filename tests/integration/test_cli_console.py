@@ -206,9 +206,14 @@ def test_events_filter_and_count_with_a_reader_key(shop: Running, tmp_path: Path
 
 
 def test_a_catalog_without_events_counts_zero(shop: Running, tmp_path: Path) -> None:
-    out = read(shop, "events", "count", "--parent", CATALOG.replace("default_catalog", "other"),
-               cwd=tmp_path)
-    assert (out.returncode, out.stdout) == (0, "0\n")
+    other = CATALOG.replace("default_catalog", "other")
+    for out in (read(shop, "events", "count", "--parent", other, cwd=tmp_path),
+                footfall("events", "count", "--parent", other, "--store", shop.settings.store,
+                         cwd=tmp_path)):
+        # (stdout the count alone; a mistyped catalog is told where the names are)
+        assert (out.returncode, out.stdout, out.stderr) == (
+            0, "0\n", f"footfall: no event in {other} (`footfall catalogs` lists those that "
+                       "hold events)\n")
 
 
 @pytest.mark.parametrize(("command", "said"), [
