@@ -604,16 +604,18 @@ def parse_error(error: json_format.ParseError, descriptor: Any,
                 reason[found.end():]
     if data is not None and len(names) <= _PLACED_DEPTH:
         names = _placed(descriptor, names, data)
-    return _proto_path(descriptor, names), _with_near_field(reason, descriptor)
+    return _proto_path(descriptor, names), _with_near_field(reason, descriptor, names)
 
 
 _NO_FIELD = re.compile(r'Message type "(?P<type>[\w.]+)" has no field named "(?P<name>[^"]*)"')
 
 
-def _with_near_field(reason: str, descriptor: Any) -> str:
+def _with_near_field(reason: str, descriptor: Any, path: list[str]) -> str:
     """`reason`, when it says a message has no field of a name, with the field of that
-    message the name looks like: a new user's `visitorID` or `productDetail` was
-    refused with no word of `visitorId` or `productDetails`."""
+    message the name looks like (a new user's `visitorID` or `productDetail` was
+    refused with no word of `visitorId` or `productDetails`), else the message above it
+    on `path` (JSON names below `descriptor`) that has that field: Recommendations AI's
+    events held `userInfo.visitorId`, which a UserEvent holds itself."""
     found = _NO_FIELD.search(reason)
     if found is None:
         return reason
@@ -624,9 +626,21 @@ def _with_near_field(reason: str, descriptor: Any) -> str:
     typed, names = found["name"], [field.json_name for field in message.fields]
     near = [name for name in names if name.lower() == typed.lower().replace("_", "")] or \
         difflib.get_close_matches(typed, names, n=1)
-    if not near:
-        return reason
-    return f'{reason[:found.end()]} (did you mean "{near[0]}"?){reason[found.end():]}'
+    if near:
+        hint = f'did you mean "{near[0]}"?'
+    else:
+        above = [descriptor]
+        for part in path:
+            field = _field_named(above[-1], part.partition("[")[0])
+            if field is None or field.message_type is None:
+                break
+            above.append(field.message_type)
+        owner = next((m for m in reversed(above) if m.full_name != message.full_name
+                      and _field_named(m, typed) is not None), None)
+        if owner is None:
+            return reason
+        hint = f"it is a field of {owner.name} itself, not of {message.name}"
+    return f"{reason[:found.end()]} ({hint}){reason[found.end():]}"
 
 
 # How deep a path `_placed` looks into, and how many elements of a list (each list on

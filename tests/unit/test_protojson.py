@@ -525,10 +525,18 @@ def test_a_field_twice_or_a_list_for_an_object_is_refused_naming_it(
     ({"productDetails": [{"product": {"idd": "p"}}]},
      'Product" has no field named "idd" (did you mean "id"?)'),
     ({"bogus": 1}, 'has no field named "bogus"'),  # (like no field: nothing offered)
+    # Recommendations AI's events held the visitor in userInfo
+    ({"userInfo": {"visitorId": "v"}},
+     'UserInfo" has no field named "visitorId" (it is a field of UserEvent itself, not of '
+     'UserInfo)'),
+    ({"productDetails": [{"product": {"id": "p", "quantity": 2}}]},
+     'Product" has no field named "quantity" (it is a field of ProductDetail itself, not of '
+     'Product)'),
 ])
 def test_an_unknown_field_is_told_the_field_its_name_looks_like(document: dict[str, Any],
                                                                  said: str) -> None:
     with pytest.raises(json_format.ParseError) as caught:
         json_format.ParseDict(document, user_event_pb2.UserEvent())
-    _, reason = protojson.parse_error(caught.value, user_event_pb2.UserEvent.DESCRIPTOR)
+    _, reason = protojson.parse_error(caught.value, user_event_pb2.UserEvent.DESCRIPTOR,
+                                      document)
     assert reason.endswith(said), reason
