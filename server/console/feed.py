@@ -577,6 +577,7 @@ class Watches:
         # (key, position read after) -> the page read there, oldest first
         self._pages: OrderedDict[tuple[Hashable, int], tuple[float, Page]] = OrderedDict()
         self._page_bytes = 0
+        self._reset_at = -math.inf  # pages read before it are not used (`forget_pages`)
 
     def _read_spacing(self) -> float:
         """The least time between two reads of a feed: the feeds share
@@ -814,7 +815,7 @@ class Watches:
         read_at, page = kept
         fed = self._feeds.get(key)
         if asyncio.get_running_loop().time() - read_at <= PAGE_CACHE_SECONDS \
-                and (page.full or page.position >= upto) \
+                and (page.full or page.position >= upto) and read_at > self._reset_at \
                 and (fed is None or read_at > fed.went_back_at):
             return page
         return None
@@ -837,6 +838,17 @@ class Watches:
                     iter(self._pages.values()))[0] > PAGE_CACHE_SECONDS):
                 self._forget_page(next(iter(self._pages)))
         return page, cost
+
+    def forget_pages(self) -> None:
+        """A reset through this process has deleted rows: no page read before now is
+        used again (one still being read is kept, but not used). The feed of a
+        watch open across the reset learns it went back by itself (`went_back_at`);
+        a watch opened after it, with no feed left from before, was given a page
+        kept from before the reset and sent the rows it deleted (the console's
+        event page, opened again after a reset, found the event still there)."""
+        self._reset_at = asyncio.get_running_loop().time()
+        self._pages.clear()
+        self._page_bytes = 0
 
     def _forget_page(self, where: tuple[Hashable, int]) -> None:
         kept = self._pages.pop(where, None)

@@ -167,14 +167,18 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         # Else a refusal made just before (a test's last call) was stored after the
         # reset, and the next test found it.
         await self._commit_waiting_refusals()
-        return _reset(await off_loop(self._store.reset_catalog, name))
+        counts = await off_loop(self._store.reset_catalog, name)
+        self._watches.forget_pages()
+        return _reset(counts)
 
     async def ResetTenant(self, request: console_pb2.ResetTenantRequest,
                     context: grpc.aio.ServicerContext) -> console_pb2.ResetResponse:
         """INVALID_ARGUMENT for a bad name."""
         name = str(parse_tenant(request.name, "name"))
         await self._commit_waiting_refusals()  # as for a catalog
-        return _reset(await off_loop(self._store.reset_tenant, name))
+        counts = await off_loop(self._store.reset_tenant, name)
+        self._watches.forget_pages()
+        return _reset(counts)
 
     # -- streams ---------------------------------------------------------------
 
