@@ -812,17 +812,10 @@ def test_a_small_answer_of_many_fields_is_written_off_the_loop(
     assert written_on == ["footfall-loop", "footfall-decode"]
 
 
-def test_large_answers_waiting_to_be_written_hold_a_bounded_number_of_bytes(
-        settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A large answer waits for one of the two decoder threads to be written as JSON:
-    30 console reads at once of pages of one event naming 60,000 products held 1.2 GB
-    waiting. The answers waiting or being written hold at most ANSWERS_HELD times
-    --max-request-bytes between them; past that a read is refused 429 with a
-    Retry-After, and the room is given back as they are written."""
+def json_held_back(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """An event until whose setting the decoder threads write no answer's JSON."""
     from server.http import transcode
-    from server.http.answers import ANSWERS_HELD
-    limit = 64 * 1024  # the room: 1 MiB
-    gate = threading.Event()  # the decoder threads write no JSON until it is set
+    gate = threading.Event()
     write = transcode.response_json
 
     def held_back(*args: Any) -> Any:
@@ -831,6 +824,19 @@ def test_large_answers_waiting_to_be_written_hold_a_bounded_number_of_bytes(
         return write(*args)
 
     monkeypatch.setattr(transcode, "response_json", held_back)
+    return gate
+
+
+def test_large_answers_waiting_to_be_written_hold_a_bounded_number_of_bytes(
+        settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large answer waits for one of the two decoder threads to be written as JSON:
+    30 console reads at once of pages of one event naming 60,000 products held 1.2 GB
+    waiting. The answers waiting or being written hold at most ANSWERS_HELD times
+    --max-request-bytes between them; past that a read is refused 429 with a
+    Retry-After, and the room is given back as they are written."""
+    from server.http.answers import ANSWERS_HELD
+    limit = 64 * 1024  # the room: 1 MiB
+    gate = json_held_back(monkeypatch)
     page = f"/console/v1/{CATALOG}/userEvents?pageSize=4"
     for running in serve(settings, clock, max_request_bytes=limit):
         running.store.write_user_events([EventRow.from_event(CATALOG, json_format.ParseDict(
@@ -873,15 +879,7 @@ def test_head_of_a_small_answer_whose_json_is_large_has_its_gets_status(
     Its HEAD answered 200."""
     from server.http import transcode
     from server.http.connections import FREE_ANSWER_BYTES
-    gate = threading.Event()  # the decoder threads write no JSON until it is set
-    write = transcode.response_json
-
-    def held_back(*args: Any) -> Any:
-        if threading.current_thread().name.startswith("footfall-decode"):
-            assert gate.wait(30)
-        return write(*args)
-
-    monkeypatch.setattr(transcode, "response_json", held_back)
+    gate = json_held_back(monkeypatch)
     other = CATALOG.replace("default_catalog", "other")
     large, small = (f"/console/v1/{catalog}/userEvents" for catalog in (CATALOG, other))
     for running in serve(settings, clock, max_request_bytes=8 * 1024):  # room: 128 KiB

@@ -115,20 +115,26 @@ def _old_key(catalog: str, payload: bytes) -> bytes:
 BEFORE_8 = {"4": 4, "4+6+7": 6}
 
 
+def old_database(dialect: str, tmp_path: Path,
+                 request: pytest.FixtureRequest) -> tuple[str, Any]:
+    """(URL, DB-API connection in autocommit) of a new empty database of `dialect`,
+    for a test to make as an older Footfall left it."""
+    if dialect == "sqlite":
+        return (f"sqlite:///{tmp_path}/old.db",
+                sqlite3.connect(tmp_path / "old.db", isolation_level=None))
+    import psycopg
+
+    url = request.getfixturevalue("postgres_databases").create("old")
+    return url, psycopg.connect(url, autocommit=True)
+
+
 @pytest.fixture(params=[(d, level) for d in ("sqlite", "postgresql") for level in BEFORE_8],
                 ids=lambda p: f"{p[0]}-{p[1]}")
 def old_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Any, bool]]:
     """(URL, DB-API connection, whether it has migration 6) of a database as a release
     before migration 8 left it; the connection is closed at teardown."""
     dialect, level = request.param
-    if dialect == "sqlite":
-        url = f"sqlite:///{tmp_path}/old.db"
-        conn: Any = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
-    else:
-        import psycopg
-
-        url = request.getfixturevalue("postgres_databases").create("old")
-        conn = psycopg.connect(url, autocommit=True)
+    url, conn = old_database(dialect, tmp_path, request)
     assert MIGRATIONS[BEFORE_8[level] - 1][0] < 8
     make_old_schema(conn, dialect, BEFORE_8[level])
     yield url, conn, level != "4"
@@ -200,14 +206,7 @@ def test_old_database_upgrades_in_place(old_store: tuple[str, Any, bool]) -> Non
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_an_operation_stored_before_lost_tries_were_counted_counts_from_none(
         dialect: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    if dialect == "sqlite":
-        url = f"sqlite:///{tmp_path}/old.db"
-        conn: Any = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
-    else:
-        import psycopg
-
-        url = request.getfixturevalue("postgres_databases").create("old")
-        conn = psycopg.connect(url, autocommit=True)
+    url, conn = old_database(dialect, tmp_path, request)
     try:
         # as the version before migration 14 (which added operations.lost_tries) left it
         make_old_schema(conn, dialect, [v for v, _, _ in MIGRATIONS].index(14))
