@@ -58,7 +58,7 @@ def server_processes(parent: int) -> list[int]:
         for pid in (task / "children").read_text().split():
             try:
                 command = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except FileNotFoundError:
+            except (FileNotFoundError, ProcessLookupError):  # (gone, or going: ESRCH)
                 continue
             if b"spawn_main" in command:
                 pids.append(int(pid))
@@ -318,7 +318,7 @@ def resource_tracker(parent: int) -> int:
     """The pid of the resource tracker of multiprocessing that `parent` started."""
     for task in Path(f"/proc/{parent}/task").iterdir():
         for pid in (task / "children").read_text().split():
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
                 if b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     return int(pid)
     raise AssertionError("no resource tracker")
