@@ -459,3 +459,13 @@ def sqlite_event_count(store: str, catalog: str) -> int:
         return int(conn.execute("SELECT COUNT(*) FROM user_events WHERE catalog_id = "
                                 "(SELECT id FROM catalogs WHERE name = ?)",
                                 (catalog,)).fetchone()[0])
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` still runs: a zombie waiting to be reaped does not, nor does one
+    going as /proc is read (ESRCH: ProcessLookupError)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"

@@ -23,6 +23,7 @@ from .support import (
     RPC_DEADLINE,
     STOP_GRACE,
     ServerProcess,
+    alive,
     count_events,
     event_lines,
     finish,
@@ -336,13 +337,7 @@ def test_import_workers_under_processes_end_with_the_server(
     family = _descendants(server.proc.pid)
     assert len(family) >= 4  # two server processes, two workers (and resource trackers)
     assert server.stop() == 0
-    wait_until(lambda: not any(map(_alive, family)), "every process of the server to end",
+    wait_until(lambda: not any(map(alive, family)), "every process of the server to end",
                deadline=5)
 
 
-def _alive(pid: int) -> bool:
-    """Whether `pid` still runs (a zombie waiting for init to reap it does not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False

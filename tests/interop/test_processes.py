@@ -28,6 +28,7 @@ from google.rpc import code_pb2
 from .support import (
     RPC_DEADLINE,
     ServerProcess,
+    alive,
     count_events,
     finish,
     list_events,
@@ -81,14 +82,6 @@ def metric_sum(http_port: int, name: str, **labels: str) -> float:
         if found and all(f'{k}="{v}"' in found[1] for k, v in labels.items()):
             total += float(found[2])
     return total
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 @pytest.fixture
