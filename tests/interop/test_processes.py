@@ -219,14 +219,22 @@ def write_through_each_connection(server: ServerProcess, visitor: str,
                 metadata=with_key(key) if key else (), timeout=RPC_DEADLINE)
 
 
-def test_sighup_reaches_every_process(start: Callable[..., ServerProcess],
-                                      tmp_path: Path) -> None:
+def rekeyed(start: Callable[..., ServerProcess],
+            tmp_path: Path) -> tuple[ServerProcess, Path]:
+    """A server started with a file of one key, then given another in its place by
+    SIGHUP, once every process has re-read it; and the file."""
     keys = write_keys(tmp_path / "keys.json", {"first-key-0001": ("writer", ["footfall-interop"])})
     server = start("--auth-file", str(keys))
     write_keys(keys, {"second-key-0002": ("writer", ["footfall-interop"])})
     os.kill(server.proc.pid, signal.SIGHUP)
     wait_until(lambda: sum("SIGHUP: re-read" in line for line in server.log) == PROCESSES or None,
                "every process to re-read the keys", deadline=20)
+    return server, keys
+
+
+def test_sighup_reaches_every_process(start: Callable[..., ServerProcess],
+                                      tmp_path: Path) -> None:
+    server, _ = rekeyed(start, tmp_path)
     # each line says which process read them (two alike read as one reload said twice)
     said = sorted(line.rpartition("keys.json: 1 key")[2].rstrip() for line in server.log
                   if "SIGHUP: re-read" in line)
@@ -273,12 +281,7 @@ def test_a_replacement_serves_with_the_keys_in_force_not_a_key_file_being_edited
     # A replacement read the key file as it was on disk: half edited (or left broken
     # after a SIGHUP kept the keys in force), it refused every replacement, and after
     # five the server stopped. It now begins with the keys the others serve with.
-    keys = write_keys(tmp_path / "keys.json", {"first-key-0001": ("writer", ["footfall-interop"])})
-    server = start("--auth-file", str(keys))
-    write_keys(keys, {"second-key-0002": ("writer", ["footfall-interop"])})
-    os.kill(server.proc.pid, signal.SIGHUP)
-    wait_until(lambda: sum("SIGHUP: re-read" in line for line in server.log) == PROCESSES or None,
-               "every process to re-read the keys", deadline=20)
+    server, keys = rekeyed(start, tmp_path)
     keys.write_text('{"keys": {')  # being edited
     os.kill(server.proc.pid, signal.SIGHUP)  # (each process keeps the keys in force)
     wait_until(lambda: sum("the previous keys stay in force" in line for line in server.log)
