@@ -39,6 +39,7 @@ from server.errors import (
 )
 from server.policy import Policy
 from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
+from server.store.packed import read_varint
 
 TRANSPORT = "grpc"
 # The services open to callers without a key (health, reflection), whose requests
@@ -162,40 +163,24 @@ def _heaviest_field(raw: bytes, kind: Any, most_fields: int = 64) -> str:
     field `kind` knows does (bytes that are no message, unknown fields)."""
     sizes: dict[int, int] = {}
     at, end = 0, len(raw)
-
-    def varint() -> int:
-        nonlocal at
-        value = shift = 0
-        while at < end and shift < 64:
-            byte = raw[at]
-            at += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                return value
-        raise ValueError("no varint")
-
-    try:
-        for _ in range(most_fields):
-            if at >= end:
-                break
-            start = at
-            tag = varint()
-            wire_type = tag & 7
-            if wire_type == 0:
-                varint()
-            elif wire_type == 1:
-                at += 8
-            elif wire_type == 2:
-                length = varint()  # (not `at += varint()`: that adds to `at` as it was)
-                at += length
-            elif wire_type == 5:
-                at += 4
-            else:
-                break  # (groups: not in any request served here)
-            sizes[tag >> 3] = sizes.get(tag >> 3, 0) + min(at, end) - start
-    except ValueError:
-        pass
+    for _ in range(most_fields):
+        if at >= end:
+            break
+        start = at
+        tag, at = read_varint(raw, at)
+        wire_type = tag & 7
+        if wire_type == 0:
+            _, at = read_varint(raw, at)
+        elif wire_type == 1:
+            at += 8
+        elif wire_type == 2:
+            length, at = read_varint(raw, at)
+            at += length
+        elif wire_type == 5:
+            at += 4
+        else:
+            break  # (groups: not in any request served here)
+        sizes[tag >> 3] = sizes.get(tag >> 3, 0) + min(at, end) - start
     fields = kind.fields_by_number if kind is not None else {}
     known = [(size, number) for number, size in sizes.items() if number in fields]
     return fields[max(known)[1]].name if known else "request"
