@@ -8,16 +8,18 @@
     </script>
 
 `track` fills `visitorId` from a first-party cookie it sets (`_footfall_vid`,
-about 13 months), `uri`, `referrerUri`, `pageViewId` (one per page load), sends
-the event as a pixel to `userEvents:collect`, and returns a Promise of whether
-the pixel loaded (a refused pixel loads too: the reason is in the server's
-refusals, not in the page). A parent that is not a catalog's name sends nothing:
-the Promise says false and the page's console says why. An event whose JSON is
-over 16 KiB, more than a GET may carry, is POSTed with `navigator.sendBeacon`
-instead (the Promise then says whether the browser queued it). The endpoint
-defaults to where the script came from; set it (and the catalog) with
-`data-endpoint` / `data-parent` on the script tag or with `footfall.init({endpoint,
-parent, cookieName, cookieDays, apiKey})`. With auth on, `data-api-key` (or
+about 13 months), `uri`, `referrerUri`,
+`pageViewId` (one per page load), sends the event as a pixel to
+`userEvents:collect`, and returns a Promise of whether the pixel loaded (a
+refused pixel loads too: the reason is in the server's refusals, not in the
+page). A parent that is not a catalog's name sends nothing: the Promise says
+false and the page's console says why. An event whose JSON is over 16 KiB, more
+than a GET may carry, is POSTed with `navigator.sendBeacon` instead (the Promise
+then says whether the browser queued it), or, over 64 KiB (more than a beacon
+takes), with `fetch` (the Promise: whether it was sent). The endpoint defaults
+to where the script came from; set it (and the catalog) with `data-endpoint` /
+`data-parent` on the script tag or with `footfall.init({endpoint, parent,
+cookieName, cookieDays, apiKey})`. With auth on, `data-api-key` (or
 `apiKey`) is a writer key, sent as the pixel's `key` query parameter as Google's
 browser API keys are: a page's key is public, so grant it writes to the shop's
 project only.
@@ -104,11 +106,17 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
       var json = JSON.stringify(e);
       var base = config.endpoint + "/v2/" + config.parent + "/userEvents:collect";
       var key = config.apiKey ? "key=" + encodeURIComponent(config.apiKey) : "";
-      if (json.length > 16384 && navigator.sendBeacon) {
+      if (json.length > 16384) {
         // A GET carries at most 16 KiB of event (Google's rule, and the server's):
         // a larger one is POSTed, as text/plain, which needs no CORS preflight.
-        return Promise.resolve(navigator.sendBeacon(base + (key ? "?" + key : ""),
-          JSON.stringify({userEvent: json, ets: String(Date.now())})));
+        var post = base + (key ? "?" + key : "");
+        var body = JSON.stringify({userEvent: json, ets: String(Date.now())});
+        if (navigator.sendBeacon && navigator.sendBeacon(post, body)) return Promise.resolve(true);
+        // sendBeacon refuses a body over 64 KiB (the browser's quota for requests that
+        // outlive their page, shared by the beacons in flight): an order of many
+        // lines. An ordinary POST carries it, for as long as the page stays.
+        return fetch(post, {method: "POST", body: body, mode: "no-cors", credentials: "omit"})
+          .then(function () { return true; }, function () { return false; });
       }
       var url = base + "?user_event=" + encodeURIComponent(json) + "&ets=" + Date.now() +
         (key ? "&" + key : "");
