@@ -8,7 +8,7 @@
     </script>
 
 `track` fills `visitorId` from a first-party cookie it sets (`_footfall_vid`,
-about 13 months), `uri`, `referrerUri`,
+about 13 months), `uri` (cut to Google's 5,000 characters), `referrerUri`,
 `pageViewId` (one per page load), sends the event as a pixel to
 `userEvents:collect`, and returns a Promise of whether the pixel loaded (a
 refused pixel loads too: the reason is in the server's refusals, not in the
@@ -100,7 +100,9 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
       var e = {};
       for (var key in event) e[key] = event[key];
       e.visitorId = e.visitorId || visitorId();
-      e.uri = e.uri || location.href;
+      // (Google takes at most 5,000 characters of it: a page's whole address, longer
+      // with a search's filters or an ad's click ids, had every event refused)
+      e.uri = e.uri || location.href.slice(0, 5000);
       if (!e.referrerUri && document.referrer) e.referrerUri = document.referrer;
       e.pageViewId = e.pageViewId || pageViewId;
       var json = JSON.stringify(e);

@@ -367,3 +367,22 @@ def test_a_purchase_larger_than_a_beacon_takes_is_posted_all_the_same(
     assert bought.product_details[999].product.price_info.price == 1.25
     assert bought.purchase_transaction.revenue == 2500
 
+
+async def open_and_track(devtools_url: str, page: str, path: str) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await devtools.open_page(page)
+        return await tracked(devtools, session, path)
+
+
+def test_a_page_address_longer_than_google_takes_is_cut_not_refused(
+        browser_executable: str, running: Running, shop: str, tmp_path: Path) -> None:
+    """Google takes at most 5,000 characters of `uri`; the tracker filled it with the
+    whole address, so every event of a page with a long query (a search's filters,
+    an ad's click ids) was refused."""
+    page = f"{shop}/tents/2p.html?filters=" + "a" * 5100
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        seen = asyncio.run(asyncio.wait_for(open_and_track(devtools_url, page, "/tents/2p.html"),
+                                            DEADLINE))
+    assert seen["href"] == page
+    [viewed] = stored(running, count=1)
+    assert viewed.uri == page[:5000]
