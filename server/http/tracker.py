@@ -19,10 +19,11 @@ then says whether the browser queued it), or, over 64 KiB (more than a beacon
 takes), with `fetch` (the Promise: whether it was sent). The endpoint defaults
 to where the script came from; set it (and the catalog) with `data-endpoint` /
 `data-parent` on the script tag or with `footfall.init({endpoint, parent,
-cookieName, cookieDays, apiKey})`. With auth on, `data-api-key` (or
-`apiKey`) is a writer key, sent as the pixel's `key` query parameter as Google's
-browser API keys are: a page's key is public, so grant it writes to the shop's
-project only.
+cookieName, cookieDays, apiKey, debug})`; with `data-debug` (or `debug: true`)
+events go by `fetch` and the page's console says why one was refused. With auth
+on, `data-api-key` (or `apiKey`) is a writer key, sent as the pixel's `key` query
+parameter as Google's browser API keys are: a page's key is public, so grant it
+writes to the shop's project only.
 
 Google's own Retail snippet (`_gre.push(['apiKey', ...])`, `['logEvent', event]`,
 `['projectId', ...]`, `['locationId', ...]`, `['catalogId', ...]`, then a script
@@ -41,7 +42,8 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
     parent: attr("parent") || "projects/default/locations/global/catalogs/default_catalog",
     cookieName: attr("cookie-name") || "_footfall_vid",
     cookieDays: 395,
-    apiKey: attr("api-key") || ""
+    apiKey: attr("api-key") || "",
+    debug: Boolean(script && script.hasAttribute("data-debug"))
   };
 
   function randomId() {
@@ -89,6 +91,27 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
     return text;
   }
 
+  // With debug on, an event goes by fetch, whose answer the page can read (the server
+  // exposes X-Footfall-Error), and the page's console says why the server refused it:
+  // a pixel's image cannot tell, and the refusals of a wrong key are kept in no console.
+  function sendToRead(url, body, eventType) {
+    var init = body ? {method: "POST", body: body, credentials: "omit"} : {credentials: "omit"};
+    return fetch(url, init).then(function (response) {
+      var header = response.headers.get("X-Footfall-Error");
+      var reason = (header || response.ok) ? Promise.resolve(header) :
+        response.json().then(function (answer) {
+          return answer.error.status + ": " + answer.error.message;
+        }, function () { return "HTTP " + response.status; });
+      return reason.then(function (why) {
+        if (why && window.console) {
+          console.warn("footfall: the server refused the " + JSON.stringify(eventType) +
+            " event: " + why);
+        }
+        return true;
+      });
+    }, function () { return false; });
+  }
+
   window.footfall = {
     init: function (options) {
       for (var key in options) if (key in config) config[key] = options[key];
@@ -113,6 +136,7 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
         // a larger one is POSTed, as text/plain, which needs no CORS preflight.
         var post = base + (key ? "?" + key : "");
         var body = JSON.stringify({userEvent: json, ets: String(Date.now())});
+        if (config.debug) return sendToRead(post, body, e.eventType);
         if (navigator.sendBeacon && navigator.sendBeacon(post, body)) return Promise.resolve(true);
         // sendBeacon refuses a body over 64 KiB (the browser's quota for requests that
         // outlive their page, shared by the beacons in flight): an order of many
@@ -122,6 +146,7 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
       }
       var url = base + "?user_event=" + encodeURIComponent(json) + "&ets=" + Date.now() +
         (key ? "&" + key : "");
+      if (config.debug) return sendToRead(url, null, e.eventType);
       return new Promise(function (resolve) {
         var pixel = new Image(1, 1);
         pixel.onload = function () { resolve(true); };

@@ -386,3 +386,79 @@ def test_a_page_address_longer_than_google_takes_is_cut_not_refused(
     assert seen["href"] == page
     [viewed] = stored(running, count=1)
     assert viewed.uri == page[:5000]
+
+
+# A page being written, with data-debug: a valid event, one refused for a field (by
+# GET, and by POST for being over 16 KiB), all sent with the page's key.
+DEBUGGED = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Debugged</title>
+<script>window.said = []; console.warn = (...words) => said.push(words.join(" "));</script>
+<script src="http://127.0.0.1:{gateway}/footfall.js" data-parent="{catalog}"
+        data-api-key="{key}" data-debug></script>
+</head><body>
+<script>
+window.tracked = Promise.all([
+  footfall.track({{eventType: "home-page-view"}}),
+  footfall.track({{eventType: "add-to-cart"}}),
+  footfall.track({{eventType: "add-to-cart", attributes: {large}}})]);
+</script></body></html>
+"""
+
+
+async def debugged(devtools_url: str, page: str) -> tuple[Any, list[str]]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await devtools.open_page(page)
+        await until(lambda: devtools.evaluate(session, "window.tracked !== undefined"),
+                    "the page to track", DEADLINE)
+        sent = await devtools.evaluate(session, "window.tracked")
+        return sent, await devtools.evaluate(session, "window.said")
+
+
+def test_with_data_debug_the_page_s_console_says_why_an_event_was_refused(
+        browser_executable: str, tmp_path: Path) -> None:
+    """A pixel's reason is in a header an image cannot read, and a wrong key's
+    refusals are kept in no console: a shop page with a mistyped key lost every
+    event, and nothing said so but the server's log."""
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": {"page-writer-key": {
+        "projects": ["browser-test"], "role": "writer", "name": "shop-page"}}}))
+    pages: dict[str, str] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            body = pages.get(self.path)  # (and no favicon)
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write((body or "not found").encode())
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=site.serve_forever, daemon=True, name="shop").start()
+    shop = f"http://127.0.0.1:{site.server_address[1]}"
+    try:
+        with serve(tmp_path, auth_file=str(keys)) as running:
+            for name, key in (("/right.html", "page-writer-key"), ("/wrong.html", "wrong-key")):
+                pages[name] = DEBUGGED.format(gateway=running.http_port, catalog=CATALOG,
+                                              key=key, large=LARGE)
+            with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+                right = asyncio.run(asyncio.wait_for(debugged(devtools_url, f"{shop}/right.html"),
+                                                     DEADLINE))
+                wrong = asyncio.run(asyncio.wait_for(debugged(devtools_url, f"{shop}/wrong.html"),
+                                                     DEADLINE))
+            events = stored(running, count=1)
+    finally:
+        site.shutdown()
+        site.server_close()
+    refused = ('footfall: the server refused the "add-to-cart" event: INVALID_ARGUMENT: '
+               "user_event.product_details: at least one product is required for add-to-cart "
+               "events")
+    assert right == ([True, True, True], [refused, refused])
+    unknown = "UNAUTHENTICATED: API key not valid; pass a valid API key"
+    assert wrong[0] == [True, True, True]
+    assert sorted(wrong[1]) == [  # (the three answers may come in any order)
+        f'footfall: the server refused the "{kind}" event: {unknown}'
+        for kind in ("add-to-cart", "add-to-cart", "home-page-view")]
+    assert [e.event_type for e in events] == ["home-page-view"]
