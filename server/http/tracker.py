@@ -109,7 +109,14 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
         }
         return true;
       });
-    }, function () { return false; });
+    }, function () {
+      // (the event may well be recorded: CORS hides the answer, not the request)
+      if (window.console) {
+        console.warn("footfall: no answer this page may read from " + config.endpoint +
+          " (it is down, or --cors-origins does not list " + location.origin + ")");
+      }
+      return false;
+    });
   }
 
   window.footfall = {

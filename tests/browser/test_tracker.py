@@ -405,6 +405,32 @@ window.tracked = Promise.all([
 """
 
 
+@contextlib.contextmanager
+def site_of(pages: dict[str, str]) -> Iterator[str]:
+    """A shop on a port of its own serving `pages` (path: HTML, filled in later
+    too); yields its base URL."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            body = pages.get(self.path)  # (and no favicon)
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write((body or "not found").encode())
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=site.serve_forever, daemon=True, name="shop")
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{site.server_address[1]}"
+    finally:
+        site.shutdown()
+        site.server_close()
+        thread.join(timeout=5)
+
+
 async def debugged(devtools_url: str, page: str) -> tuple[Any, list[str]]:
     async with DevTools.connect(devtools_url) as devtools:
         session = await devtools.open_page(page)
@@ -423,35 +449,16 @@ def test_with_data_debug_the_page_s_console_says_why_an_event_was_refused(
     keys.write_text(json.dumps({"keys": {"page-writer-key": {
         "projects": ["browser-test"], "role": "writer", "name": "shop-page"}}}))
     pages: dict[str, str] = {}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-            body = pages.get(self.path)  # (and no favicon)
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.end_headers()
-            self.wfile.write((body or "not found").encode())
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=site.serve_forever, daemon=True, name="shop").start()
-    shop = f"http://127.0.0.1:{site.server_address[1]}"
-    try:
-        with serve(tmp_path, auth_file=str(keys)) as running:
-            for name, key in (("/right.html", "page-writer-key"), ("/wrong.html", "wrong-key")):
-                pages[name] = DEBUGGED.format(gateway=running.http_port, catalog=CATALOG,
-                                              key=key, large=LARGE)
-            with chromium(browser_executable, tmp_path / "profile") as devtools_url:
-                right = asyncio.run(asyncio.wait_for(debugged(devtools_url, f"{shop}/right.html"),
-                                                     DEADLINE))
-                wrong = asyncio.run(asyncio.wait_for(debugged(devtools_url, f"{shop}/wrong.html"),
-                                                     DEADLINE))
-            events = stored(running, count=1)
-    finally:
-        site.shutdown()
-        site.server_close()
+    with site_of(pages) as shop, serve(tmp_path, auth_file=str(keys)) as running:
+        for name, key in (("/right.html", "page-writer-key"), ("/wrong.html", "wrong-key")):
+            pages[name] = DEBUGGED.format(gateway=running.http_port, catalog=CATALOG, key=key,
+                                          large=LARGE)
+        with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+            right = asyncio.run(asyncio.wait_for(debugged(devtools_url, f"{shop}/right.html"),
+                                                 DEADLINE))
+            wrong = asyncio.run(asyncio.wait_for(debugged(devtools_url, f"{shop}/wrong.html"),
+                                                 DEADLINE))
+        events = stored(running, count=1)
     refused = ('footfall: the server refused the "add-to-cart" event: INVALID_ARGUMENT: '
                "user_event.product_details: at least one product is required for add-to-cart "
                "events")
@@ -461,4 +468,24 @@ def test_with_data_debug_the_page_s_console_says_why_an_event_was_refused(
     assert sorted(wrong[1]) == [  # (the three answers may come in any order)
         f'footfall: the server refused the "{kind}" event: {unknown}'
         for kind in ("add-to-cart", "add-to-cart", "home-page-view")]
+    assert [e.event_type for e in events] == ["home-page-view"]
+
+
+def test_with_data_debug_an_answer_cors_hides_is_said_too(browser_executable: str,
+                                                          tmp_path: Path) -> None:
+    """A server whose --cors-origins leaves the shop out records its events (the
+    pixel is open) but lets the page read no answer: debug's fetch failed, and
+    track() said false without a word."""
+    pages: dict[str, str] = {}
+    with site_of(pages) as shop, serve(tmp_path, cors_origins=()) as running:
+        pages["/p.html"] = DEBUGGED.format(gateway=running.http_port, catalog=CATALOG, key="",
+                                           large=LARGE)
+        with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+            sent, said = asyncio.run(asyncio.wait_for(debugged(devtools_url, f"{shop}/p.html"),
+                                                      DEADLINE))
+        events = stored(running, count=1)
+    gone = (f"footfall: no answer this page may read from http://127.0.0.1:{running.http_port} "
+            f"(it is down, or --cors-origins does not list {shop})")
+    assert sent == [False, False, False]
+    assert said == [gone] * 3
     assert [e.event_type for e in events] == ["home-page-view"]
