@@ -136,7 +136,10 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
       if (!e.referrerUri && document.referrer) e.referrerUri = document.referrer;
       e.pageViewId = e.pageViewId || pageViewId;
       var json = JSON.stringify(e);
-      var base = config.endpoint + "/v2/" + config.parent + "/userEvents:collect";
+      // (an endpoint written with a trailing slash, as origins often are, sent //v2/...,
+      // which no route matches)
+      var base = String(config.endpoint).replace(/\/+$/, "") + "/v2/" + config.parent +
+        "/userEvents:collect";
       var key = config.apiKey ? "key=" + encodeURIComponent(config.apiKey) : "";
       if (json.length > 16384) {
         // A GET carries at most 16 KiB of event (Google's rule, and the server's):

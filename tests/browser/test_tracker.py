@@ -489,3 +489,23 @@ def test_with_data_debug_an_answer_cors_hides_is_said_too(browser_executable: st
     assert sent == [False, False, False]
     assert said == [gone] * 3
     assert [e.event_type for e in events] == ["home-page-view"]
+
+
+def test_an_endpoint_written_with_a_trailing_slash_records(browser_executable: str,
+                                                           running: Running,
+                                                           tmp_path: Path) -> None:
+    """data-endpoint="https://events.example.com/", as an origin is often written:
+    the tracker sent //v2/..., which no route matches, and every event was refused
+    NOT_FOUND while track() said true."""
+    page = PAGE.format(title="Tent", gateway=running.http_port, catalog=CATALOG, sku="tent-2p",
+                       key=f' data-endpoint="http://127.0.0.1:{running.http_port}/"',
+                       attributes="{}")
+    with site_of({"/tents/2p.html": page}) as shop, \
+            chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        seen = asyncio.run(asyncio.wait_for(
+            open_and_track(devtools_url, f"{shop}/tents/2p.html", "/tents/2p.html"), DEADLINE))
+    assert seen["sent"] is True
+    [viewed] = stored(running, count=1)
+    assert [p.product.id for p in viewed.product_details] == ["tent-2p"]
+    running.store.flush()
+    assert running.store.rejections_newest(None, 10) == []
