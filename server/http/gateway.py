@@ -233,8 +233,10 @@ class Scrapes:
 
 
 # The path of a pixel no route serves: its version (if one of retail's) and what
-# stands where its catalog should.
-_UNROUTED_PIXEL = re.compile(r"/(?:(v2|v2beta|v2alpha)/)?(.{1,1024}?)/userEvents:collect")
+# stands where its catalog should. (Slashes before it are the endpoint's, written with
+# a trailing one: its refusal was kept under "/v2/projects/...", shown to no reader
+# of the project.)
+_UNROUTED_PIXEL = re.compile(r"/+(?:(v2|v2beta|v2alpha)/)?(.{1,1024}?)/userEvents:collect")
 
 
 def _route_hint(raw_path: str) -> str:

@@ -195,6 +195,21 @@ def test_a_pixel_of_a_path_that_names_no_catalog_is_kept_for_a_key_of_its_projec
            '"google.cloud.retail.v2.UserEventService",transport="http"} 4.0' in page
 
 
+def test_a_pixel_of_a_path_begun_with_two_slashes_is_kept_for_its_project(
+        keyed: Running) -> None:
+    """An endpoint written with a trailing slash sends //v2/...: no route, as on
+    Google, and its refusal was kept under the parent "/v2/projects/p/...", which
+    no reader of project p was shown."""
+    catalog = "projects/p/locations/global/catalogs/default_catalog"
+    event = "%7B%22eventType%22%3A%22home-page-view%22%7D"
+    reply = call(keyed.http_port, "GET",
+                 f"//v2/{catalog}/userEvents:collect?userEvent={event}&key={KEY}")
+    assert reply.headers["X-Footfall-Error"].startswith("NOT_FOUND: no route for GET //v2/")
+    listed = call(keyed.http_port, "GET", "/console/v1/projects/p/rejections",
+                  headers={"x-goog-api-key": READER}).json()["rejections"]
+    assert [(r["parent"], r["code"]) for r in listed] == [(catalog, 5)], listed
+
+
 def test_a_missing_key_is_told_the_ways_http_sends_one(keyed: Running) -> None:
     """A pixel (an <img> sends no header) was told to send a header; a call that sent
     key= was told it sent no key, though Google's clients send key= everywhere."""
