@@ -19,7 +19,7 @@ then says whether the browser queued it), or, over 64 KiB (more than a beacon
 takes), with `fetch` (the Promise: whether it was sent). The endpoint defaults
 to where the script came from; set it (and the catalog) with `data-endpoint` /
 `data-parent` on the script tag or with `footfall.init({endpoint, parent,
-cookieName, cookieDays, apiKey, debug})`; with `data-debug` (or `debug: true`)
+cookieName, cookieDays, cookieDomain, apiKey, debug})`; with `data-debug` (or `debug: true`)
 events go by `fetch` and the page's console says why one was refused. With auth
 on, `data-api-key` (or `apiKey`) is a writer key, sent as the pixel's `key` query
 parameter as Google's browser API keys are: a page's key is public, so grant it
@@ -42,6 +42,9 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
     parent: attr("parent") || "projects/default/locations/global/catalogs/default_catalog",
     cookieName: attr("cookie-name") || "_footfall_vid",
     cookieDays: 395,
+    // (the shop's domain, shop.com, for a visitor that stays one across its hosts,
+    // www.shop.com and checkout.shop.com; else the cookie is this host's alone)
+    cookieDomain: attr("cookie-domain") || "",
     apiKey: attr("api-key") || "",
     debug: Boolean(script && script.hasAttribute("data-debug"))
   };
@@ -57,12 +60,24 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
 
   function visitorId() {
     var prefix = config.cookieName + "=";
-    var found = document.cookie.split("; ").filter(function (c) {
-      return c.indexOf(prefix) === 0;
-    })[0];
-    var id = found ? decodeURIComponent(found.slice(prefix.length)) : randomId();
+    var values = function () {
+      return document.cookie.split("; ").filter(function (c) {
+        return c.indexOf(prefix) === 0;
+      }).map(function (c) { return decodeURIComponent(c.slice(prefix.length)); });
+    };
+    var found = values();
+    if (config.cookieDomain && found.length) {
+      // A cookie of this host alone, set before cookieDomain was, comes first and
+      // would hide the shop's: each host then wrote its own id into the shared one,
+      // turn by turn. It goes; the shop's, if any, is read again.
+      document.cookie = prefix + "; Path=/; Max-Age=0";
+      var shared = values();
+      if (shared.length) found = shared;
+    }
+    var id = found.length ? found[0] : randomId();
     document.cookie = prefix + encodeURIComponent(id) + "; Path=/; Max-Age=" +
       config.cookieDays * 86400 + "; SameSite=Lax" +
+      (config.cookieDomain ? "; Domain=" + config.cookieDomain : "") +
       (location.protocol === "https:" ? "; Secure" : "");
     return id;
   }

@@ -41,14 +41,16 @@ def find_chromium() -> str | None:
 
 
 @contextlib.contextmanager
-def chromium(executable: str, profile: Path) -> Iterator[str]:
-    """A running headless Chromium on the fresh profile `profile`; yields its
+def chromium(executable: str, profile: Path, more: tuple[str, ...] = ()) -> Iterator[str]:
+    """A running headless Chromium on the fresh profile `profile` (`more`: flags
+    besides FLAGS); yields its
     browser websocket URL; the process is ended however the block ends. Its
     temporary files go in a folder of its own, removed with it: ended, it left a
     folder of them in the system's (300 a run of the suite). (A short path: its
     socket's must fit in 108 bytes, which one under the test's folder did not.)"""
     scratch = tempfile.mkdtemp(prefix="footfall-chromium-")
-    proc = subprocess.Popen([executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+    proc = subprocess.Popen([executable, *FLAGS, *more, f"--user-data-dir={profile}",
+                             "about:blank"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, errors="replace",
                             env={**os.environ, "TMPDIR": scratch})

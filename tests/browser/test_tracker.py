@@ -509,3 +509,48 @@ def test_an_endpoint_written_with_a_trailing_slash_records(browser_executable: s
     assert [p.product.id for p in viewed.product_details] == ["tent-2p"]
     running.store.flush()
     assert running.store.rejections_newest(None, 10) == []
+
+
+
+async def across_hosts(devtools_url: str, pages: list[str]) -> list[dict[str, Any]]:
+    """Each of `pages` (URLs) in turn, in one tab, once it has tracked its event."""
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await devtools.open_page("about:blank")
+        seen = []
+        for page in pages:
+            await devtools.send("Page.navigate", {"url": page}, session)
+            seen.append(await tracked(devtools, session, urllib.parse.urlsplit(page).path))
+        return seen
+
+
+def test_a_cookie_domain_keeps_one_visitor_across_the_shop_s_hosts(
+        browser_executable: str, running: Running, tmp_path: Path) -> None:
+    """A shop on www.shop.test whose checkout is on checkout.shop.test: each host had
+    a cookie of its own, so a visitor became another at the checkout and no funnel
+    reached purchase-complete. data-cookie-domain sets the cookie for both, and
+    takes over from the cookies each host had before it was given."""
+    def page(path: str, domain: str) -> str:
+        return PAGE.format(title=path, gateway=running.http_port, catalog=CATALOG,
+                           sku="tent-2p", key=domain, attributes="{}")
+
+    pages: dict[str, str] = {}
+    hosts = ("--host-resolver-rules=MAP *.shop.test 127.0.0.1",)
+    with site_of(pages) as site, \
+            chromium(browser_executable, tmp_path / "profile", hosts) as devtools_url:
+        port = site.rpartition(":")[2]
+        www = f"http://www.shop.test:{port}/tents/2p.html"
+        checkout = f"http://checkout.shop.test:{port}/second.html"
+        for domain in ("", ' data-cookie-domain="shop.test"'):
+            pages.update({"/tents/2p.html": page("/tents/2p.html", domain),
+                          "/second.html": page("/second.html", domain)})
+            seen = asyncio.run(asyncio.wait_for(across_hosts(
+                devtools_url, [www, checkout] if not domain else [www, checkout, www]),
+                DEADLINE * 2))
+            assert all(s["sent"] for s in seen)
+    before = stored(running, count=5)[:2]
+    after = stored(running, count=5)[2:]
+    assert before[0].visitor_id != before[1].visitor_id  # each host's own cookie
+    assert [e.uri.split(":")[1] for e in after] == [
+        "//www.shop.test", "//checkout.shop.test", "//www.shop.test"]
+    assert len({e.visitor_id for e in after}) == 1, [e.visitor_id for e in after]
+    assert after[0].visitor_id == visitor_cookie(seen[-1]["cookie"])
