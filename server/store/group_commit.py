@@ -116,22 +116,26 @@ class Job:
     `awaited`, when a coroutine waits for it, is a future of that coroutine's loop
     (made on it), resolved like `future` once the batch is settled. A function job
     `first` runs before every other job of its batch (see apply_in_order); one
-    `alone` is a batch of its own (see the module doc). `relied`: what the store said
-    its join's products were read as of (see GroupCommitter), once its row is made.
+    `alone` is a batch of its own (see the module doc). A function job `again` may run
+    again when the transaction it ran in was rolled back (its effects are its
+    statements alone): the store then leaves it to be retried with the batch's rows
+    rather than failing it. `relied`: what the store said its join's products were
+    read as of (see GroupCommitter), once its row is made.
     """
 
     __slots__ = ("rows", "fn", "join", "future", "waited", "submitted", "awaited", "first",
-                 "alone", "counted_out", "relied", "size")
+                 "alone", "again", "counted_out", "relied", "size")
 
     def __init__(self, rows: Sequence[EventRow] | None = None,
                  fn: Callable[[Any], Any] | None = None, *, join: Join | None = None,
                  waited: bool = True, awaited: asyncio.Future[Any] | None = None,
-                 first: bool = False, alone: bool = False) -> None:
+                 first: bool = False, alone: bool = False, again: bool = False) -> None:
         self.rows = rows
         self.fn = fn
         self.join = join
         self.first = first
         self.alone = alone
+        self.again = again
         # a Future, or for a job nobody waits for its lighter stand-in (Unwaited)
         self.future: Any = Future() if waited or awaited is not None else Unwaited()
         self.waited = waited
@@ -374,8 +378,8 @@ class GroupCommitter:
         return awaited
 
     def submit_fn(self, fn: Callable[[Any], Any], *, first: bool = False,
-                  alone: bool = False) -> Future[Any]:
-        return self.submit(Job(fn=fn, first=first, alone=alone))
+                  alone: bool = False, again: bool = False) -> Future[Any]:
+        return self.submit(Job(fn=fn, first=first, alone=alone, again=again))
 
     @property
     def waiting(self) -> bool:

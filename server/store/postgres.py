@@ -27,11 +27,12 @@ locks its operation's row and checks the lease inside its own transaction, so
 two replicas never both apply a step.
 
 A lost connection never crashes anything: event rows are idempotent (dedup key)
-and are sent again once the database is back (see group_commit); a function job
-that was already running when the connection dropped fails with
-StoreUnavailable (its outcome is unknown; callers retry, jobs resume from their
-last committed checkpoint); reads retry once on a fresh connection, then raise
-StoreUnavailable. `healthy()` says whether the database answers.
+and are sent again once the database is back (see group_commit), and so are the
+function jobs that may run again (Job.again: all but a job's step) when their
+transaction was rolled back; one whose commit was on its way when the connection
+dropped, or a job's step, fails with StoreUnavailable (callers retry, jobs resume
+from their last committed checkpoint); reads retry once on a fresh connection, then
+raise StoreUnavailable. `healthy()` says whether the database answers.
 """
 
 from __future__ import annotations
@@ -327,11 +328,17 @@ def _why(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _told(started: Sequence[Job], unavailable: StoreUnavailable) -> StoreUnavailable:
-    """`unavailable`, once the function jobs of a batch that ran (`started`) are
-    answered with it: whether they committed is not known, so they are not run again."""
+def _told(started: Sequence[Job], unavailable: StoreUnavailable,
+          unknown: bool = False) -> StoreUnavailable:
+    """`unavailable`, once the function jobs of a batch that ran (`started`) and may
+    not run again are answered with it; with `unknown` (the connection broke while
+    the commit was on its way: whether they committed is not known), every one. The
+    others ran in a transaction rolled back: retried with the batch's rows, their
+    callers wait out an outage as an event's do (the one in flight at the cut
+    answered UNAVAILABLE at once: a talent client event, a product write)."""
     for job in started:
-        job.future.set_exception(unavailable)
+        if unknown or not job.again:
+            job.future.set_exception(unavailable)
     return unavailable
 
 
@@ -619,6 +626,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         # conflicts with) before the turn, and no write holding the turn waits for a
         # table lock that conflicts with those (rollups.Gap.open takes none).
         self._copy_seq = 0
+        committing = False  # the COMMIT of the batch's transaction is on its way
         rows = [row for job in jobs if job.rows is not None for row in job.rows]
         known = self._catalogs.issuperset(row.catalog for row in rows)
         try:
@@ -651,6 +659,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                         self._check_unchanged(cur, unchanged)
                     outcomes = apply_in_order(jobs, partial(self._insert_events, cur),
                                               partial(call, cur))
+                    committing = True  # (as the block ends)
         except _ProductsChanged:
             return False
         except psycopg.errors.ProgramLimitExceeded:
@@ -662,8 +671,10 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             raise
         except psycopg.OperationalError as exc:
             # Connection lost, deadlock, serialization failure, admin shutdown: the
-            # rows are sent again; a function job that already ran may have
-            # committed or not, so its caller hears StoreUnavailable and retries.
+            # rows are sent again, and so are the function jobs that may run again,
+            # unless the connection broke with the commit on its way (it may have
+            # committed or not: their callers hear StoreUnavailable, and retry).
+            unknown = committing and (conn.broken or conn.closed)
             if conn.broken or conn.closed:
                 conn.close()
                 self._writer_conn = None
@@ -676,7 +687,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             else:
                 unavailable = StoreUnavailable("the write was interrupted; try again",
                                                _why(exc))
-            raise _told(started, unavailable) from exc
+            raise _told(started, unavailable, unknown) from exc
         except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
             # The tables changed under this server: a newer version migrated the
             # database. What it cannot write now stays queued, and the health check

@@ -358,11 +358,16 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         for catalog in sorted({row.catalog for row in rows}.difference(known)):
             db.execute(self._sql.add_catalog, (catalog, catalog))
 
-    def _write(self, fn: Callable[[Db], T], first: bool = False, alone: bool = False) -> T:
+    def _write(self, fn: Callable[[Db], T], first: bool = False, alone: bool = False,
+               again: bool = True) -> T:
         """Run `fn` in the writer's next transaction (`first`: before the rest of
         it, see group_commit.apply_in_order; `alone`: in a transaction of its own,
-        see group_commit); its result once committed."""
-        result: T = self._committer.submit_fn(fn, first=first, alone=alone).result()
+        see group_commit); its result once committed. `again`: `fn` does nothing but
+        its statements, so it may run once more if its transaction is rolled back
+        (see group_commit.Job): the caller then waits out an outage as an event's
+        writer does, rather than hearing UNAVAILABLE at once."""
+        result: T = self._committer.submit_fn(fn, first=first, alone=alone,
+                                              again=again).result()
         return result
 
     # -- group commit -------------------------------------------------------------
@@ -675,9 +680,11 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
 
         # A purge's step may open or close a gap (a table lock on PostgreSQL): first. It
         # commits alone, so that the writes queued behind it wait for it only once (not
-        # again in their own transaction), and it ends early when they wait.
+        # again in their own transaction), and it ends early when they wait. Never run
+        # twice: `progress` counts in the job's memory (its job resumes from its
+        # checkpoint instead).
         purging = step.delete_events is not None
-        return self._write(apply, first=purging, alone=purging)
+        return self._write(apply, first=purging, alone=purging, again=False)
 
     def _delete_events(self, db: Db, step: Step) -> tuple[int, int]:
         """Delete the first `step.delete_limit` events its query selects with an id in
