@@ -6,7 +6,9 @@ it in batches, and records progress with each batch's writes in one transaction
 Any process on the same store can claim work whose holder is gone: its lease has
 expired, or it was a process on this host that no longer exists. While the
 database is unreachable a job pauses (keeping its lease) and resumes from its
-last committed step once it is back; that is not counted as a failure.
+last committed step once it is back; that is not counted as a failure, nor is a
+lease that ran out meanwhile (see `_lapsed_before`), nor a worker left busy at a
+stop (its operation is let go).
 A process claims only the kinds of operation it knows: one written by a newer
 replica is left for a replica that knows it (never claimed, retried or failed here).
 """
@@ -46,6 +48,8 @@ log = logging.getLogger(__name__)
 
 
 MAX_TRIES = 3
+# How long a stop waits to let go of the operations of workers still busy (see stop).
+LET_GO_SECONDS = 2.0
 # Operations whose failures are counted here at most: a job released for a retry may be
 # finished by another replica, and its count must not stay forever.
 MAX_COUNTED_FAILURES = 1_000
@@ -149,6 +153,15 @@ class OperationRunner:
         # Failed tries of the operations released for a retry, oldest first.
         self._failures: dict[str, int] = {}
         self._failures_lock = threading.Lock()
+        # The operation each worker (by owner) runs now: let go at a stop that leaves
+        # the worker busy.
+        self._running: dict[str, str] = {}
+        # When the store last answered a claim, and its last outage as this process saw
+        # it: (when it last answered before it, when it answered again, or None while
+        # it is away). See _lapsed_before.
+        self._answered_us = 0
+        self._outage: tuple[int, int | None] | None = None
+        self._outage_lock = threading.Lock()
         # WaitOperation callers, woken whenever a worker leaves an operation.
         self.wakeups = Wakeups()
 
@@ -202,17 +215,41 @@ class OperationRunner:
 
         Waits at most `timeout` seconds (None: as long as it takes) for the workers. A
         worker still busy then (e.g. held by a file system that does not answer) is
-        left behind: its thread dies with the process, and its job is taken up again
-        at the next start (its holder is gone) or when its lease runs out.
+        left behind: its thread dies with the process, and its operation is let go
+        all the same (no try is lost), to be taken up again at the next start or by
+        another replica (or, if the store cannot be told, once its lease runs out).
         """
         self._stopping.set()
         self._wake.set()
         end = None if timeout is None else time.monotonic() + timeout
-        for thread in self._threads:
+        busy: list[tuple[str, str]] = []
+        for i, thread in enumerate(self._threads):
             thread.join(None if end is None else max(0.0, end - time.monotonic()))
             if thread.is_alive():
-                log.warning("%s still busy after %ss; leaving it (its job resumes at the "
-                            "next start)", thread.name, timeout)
+                log.warning("%s still busy after %ss; leaving it (its operation is let go: "
+                            "it resumes at the next start, or on another replica)",
+                            thread.name, timeout)
+                owner = f"{self.owner}/{i}"
+                name = self._running.get(owner)
+                if name is not None:
+                    busy.append((name, owner))
+        if busy:
+            # Let go, as a worker that stops between batches does: held, the job's
+            # next claim (this host's next start, or another replica once the lease
+            # ran out) counted a try lost to it, and three stops in the middle of a
+            # long batch ended a sound job INTERNAL. Its worker's next step finds it
+            # let go (LeaseLost). Not waited for long: the writer may be what holds it.
+            letting_go = threading.Thread(target=self._let_go, args=(busy,), daemon=True,
+                                          name="footfall-ops-let-go")
+            letting_go.start()
+            letting_go.join(LET_GO_SECONDS)
+
+    def _let_go(self, busy: list[tuple[str, str]]) -> None:
+        for name, owner in busy:
+            try:
+                self._store.release_operation(name, owner)
+            except Exception as exc:  # (the database away): its lease runs out instead
+                log.warning("could not let go of %s at the stop: %s", name, exc)
 
     def _holder_gone(self, holder: str) -> bool:
         host, _, rest = holder.partition(":")
@@ -225,15 +262,17 @@ class OperationRunner:
     def _loop(self, owner: str) -> None:
         unable = False  # since the last look that worked: said once, not every second
         while not self._stopping.is_set():
+            now_us = self._clock.now_ns() // 1000
             try:
                 record = self._store.claim_operation(
-                    owner, self._clock.now_ns() // 1000, self._lease_us, self._holder_gone,
-                    kinds=self._jobs.keys())
+                    owner, now_us, self._lease_us, self._holder_gone,
+                    kinds=self._jobs.keys(), lapsed_before_us=self._lapsed_before(now_us))
             except StoreUnavailable as exc:
                 log.log(logging.DEBUG if unable else logging.WARNING,
                         "could not look for operations to run: %s (said once, until it can "
                         "look again)", exc.message)
                 unable = True
+                self._store_away()
                 record = None
             except Exception:
                 log.exception("could not look for operations to run")
@@ -242,6 +281,7 @@ class OperationRunner:
                 if unable:
                     log.info("looking for operations to run again")
                 unable = False
+                self._store_answered(now_us)
             if record is None:
                 self._wake.wait(self._poll)
                 self._wake.clear()
@@ -254,6 +294,37 @@ class OperationRunner:
                 self._stopping.wait(self._poll)
             finally:
                 self.wakeups.wake_all()
+
+    def _store_away(self) -> None:
+        """The store refused a claim or a job's step: an outage began (since it last
+        answered), unless one is going on."""
+        with self._outage_lock:
+            if self._outage is None or self._outage[1] is not None:
+                self._outage = (self._answered_us, None)
+
+    def _store_answered(self, now_us: int) -> None:
+        with self._outage_lock:
+            self._answered_us = now_us
+            if self._outage is not None and self._outage[1] is None:
+                self._outage = (self._outage[0], now_us)
+
+    def _lapsed_before(self, now_us: int) -> int:
+        """Before when a lease must have run out for a claim to take its operation
+        over: now, but within a lease of the end of an outage this process saw, when
+        that outage began. A holder alive cannot renew its lease while the store is
+        away: taken over then, its try was counted lost (three such outages ended a
+        sound job INTERNAL), and its work since its last step was done again. A
+        lease live when the outage began runs on until a lease after it ended: the
+        holder takes its job up again meanwhile (or it is gone, and then it is taken
+        over, and counted). An outage of this holder's alone (a network between it and
+        the database, not this process) is not seen here: see README, "Jobs"."""
+        with self._outage_lock:
+            if self._outage is None:
+                return now_us
+            began, ended = self._outage
+        if now_us < (now_us if ended is None else ended) + self._lease_us:
+            return min(now_us, began)
+        return now_us
 
     @property
     def counted_failures(self) -> int:
@@ -292,11 +363,13 @@ class OperationRunner:
                 _log_end(context.ended, time.monotonic() - started)
             return
         context.last_try = tries + 1 >= MAX_TRIES
+        self._running[owner] = record.name
         try:
             job(context)
         except StoreUnavailable as exc:  # before FootfallError: the database, not the client
             log.warning("%s paused, it resumes from its last committed step: %s",
                         record.name, exc.message)
+            self._store_away()
             if tries:
                 self._count_failures(record.name, tries)
             self._stopping.wait(self._poll)
@@ -326,6 +399,7 @@ class OperationRunner:
             self._end_with(context, status_pb2.Status(
                 code=code_pb2.INTERNAL, message="the operation failed; see the server log"))
         finally:
+            self._running.pop(owner, None)
             if context.ended is not None:
                 _log_end(context.ended, time.monotonic() - started)
 

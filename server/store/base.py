@@ -189,12 +189,14 @@ class Store(Protocol):
 
     def claim_operation(self, owner: str, now_us: int, lease_us: int,
                         can_take: Callable[[str], bool],
-                        kinds: Collection[str] | None = None) -> OperationRecord | None:
-        """Take the oldest unfinished operation that nobody holds (no lease, an
-        expired one, or one `can_take(owner)` says is dead) and lease it to `owner`.
-        With `kinds`, only an operation of one of those kinds (None: any kind).
-        Taking it from a holder other than `owner` that still has its lease (dead,
-        or whose lease ran out) counts a lost try: the record returned has it."""
+                        kinds: Collection[str] | None = None,
+                        lapsed_before_us: int | None = None) -> OperationRecord | None:
+        """Take the oldest unfinished operation that nobody holds (no lease, one that
+        ran out before `lapsed_before_us` (None: `now_us`), or one `can_take(owner)`
+        says is dead) and lease it to `owner`. With `kinds`, only an operation of one
+        of those kinds (None: any kind). Taking it from a holder other than `owner`
+        that still has its lease (dead, or whose lease ran out) counts a lost try:
+        the record returned has it."""
 
     def run_step(self, name: str, owner: str, step: Step, lease_until_us: int,
                  progress: Callable[[StepResult], Progress]) -> StepResult:

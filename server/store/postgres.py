@@ -781,8 +781,10 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
 
     def claim_operation(self, owner: str, now_us: int, lease_us: int,
                         can_take: Callable[[str], bool],
-                        kinds: Collection[str] | None = None) -> OperationRecord | None:
+                        kinds: Collection[str] | None = None,
+                        lapsed_before_us: int | None = None) -> OperationRecord | None:
         of_kind = "" if kinds is None else "AND kind = ANY(%(kinds)s) "
+        lapsed = now_us if lapsed_before_us is None else lapsed_before_us
 
         def claim(cur: psycopg.Cursor[Any]) -> OperationRecord | None:
             # Holders with a live lease that `can_take` still calls dead (a process
@@ -790,7 +792,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             # locked: another replica claiming or stepping it right now is skipped.
             holders = cur.execute(
                 "SELECT DISTINCT lease_owner FROM operations WHERE done = 0 AND "
-                "lease_owner <> %s AND lease_expires_us >= %s", (owner, now_us)).fetchall()
+                "lease_owner <> %s AND lease_expires_us >= %s", (owner, lapsed)).fetchall()
             dead = [holder for (holder,) in holders if can_take(holder)]
             # Each project's n-th operation not done before any project's (n+1)-th,
             # oldest first within a turn (rows.in_turn).
@@ -800,9 +802,9 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 f"FROM operations WHERE done = 0 {of_kind}) "
                 f"SELECT {_QUALIFIED_OPERATION_COLUMNS} FROM operations o JOIN turns USING (name) "
                 "WHERE (lease_owner IS NULL OR lease_owner = %(owner)s OR "
-                "COALESCE(lease_expires_us, 0) < %(now)s OR lease_owner = ANY(%(dead)s)) "
+                "COALESCE(lease_expires_us, 0) < %(lapsed)s OR lease_owner = ANY(%(dead)s)) "
                 "ORDER BY turns.turn, o.create_time_us, o.name LIMIT 1 FOR UPDATE OF o SKIP LOCKED",
-                {"owner": owner, "now": now_us, "dead": dead,
+                {"owner": owner, "lapsed": lapsed, "dead": dead,
                  "kinds": None if kinds is None else list(kinds)}).fetchone()
             if row is None:
                 return None

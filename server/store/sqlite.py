@@ -443,8 +443,10 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
 
     def claim_operation(self, owner: str, now_us: int, lease_us: int,
                         can_take: Callable[[str], bool],
-                        kinds: Collection[str] | None = None) -> OperationRecord | None:
+                        kinds: Collection[str] | None = None,
+                        lapsed_before_us: int | None = None) -> OperationRecord | None:
         of_kind, params = "", list[str]()
+        lapsed = now_us if lapsed_before_us is None else lapsed_before_us
         if kinds is not None:
             among, params = SQLITE.among("kind", list(kinds))
             of_kind = f"AND {among}"
@@ -455,7 +457,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             for record in in_turn(OperationRecord.from_row(row) for row in rows):
                 holder = record.lease_owner
                 free = (holder is None or holder == owner
-                        or (record.lease_expires_us or 0) < now_us or can_take(holder))
+                        or (record.lease_expires_us or 0) < lapsed or can_take(holder))
                 if not free:
                     continue
                 lost = int(holder is not None and holder != owner)

@@ -1515,6 +1515,105 @@ def test_claims_count_the_tries_that_never_let_the_operation_go(store: Store) ->
     assert stored is not None and stored.lost_tries == 2
 
 
+def test_a_claim_takes_over_only_a_lease_that_ran_out_before_it_is_told(store: Store) -> None:
+    store.create_operation(operation("job"))
+    now = 100 * SECOND
+    assert store.claim_operation("w1", now, 10 * SECOND, never) is not None
+    later = now + 20 * SECOND  # w1's lease ran out at now + 10 s
+    assert store.claim_operation("w2", later, 10 * SECOND, never,
+                                 lapsed_before_us=now + 5 * SECOND) is None
+    taken = store.claim_operation("w2", later, 10 * SECOND, never, lapsed_before_us=later)
+    assert taken is not None and taken.lost_tries == 1
+
+
+class StoreAway:
+    """`store`, whose claims are refused (StoreUnavailable) while `away`, as the
+    database's are while it cannot be reached; each claim tried is counted."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.away = False
+        self.claims = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def claim_operation(self, *args: Any, **options: Any) -> OperationRecord | None:
+        self.claims += 1
+        if self.away:
+            raise StoreUnavailable("the database is unreachable; try again later")
+        return self._store.claim_operation(*args, **options)
+
+
+def test_a_lease_that_ran_out_while_the_store_was_away_is_not_taken_over_at_once(
+        store: Store) -> None:
+    """The holder of a job (another replica, alive) cannot renew its lease while the
+    database is away: taken over as soon as it was back, its try counted lost, and
+    three such outages ended a sound job INTERNAL. It has a lease from the end of the
+    outage to take its job up again; then, gone, it is taken over (and counted)."""
+    store.create_operation(operation("job"))
+    holder = "other-host:4242:feedbeef/0"
+    assert store.claim_operation(holder, 100 * SECOND, 10 * SECOND, never) is not None
+    away = StoreAway(store)
+    clock = FixedClock(105 * SECOND * 1000)
+    ran: list[int] = []
+
+    def job(ctx: JobContext) -> None:
+        ran.append(ctx.record.lost_tries)
+        ctx.finish(operations_pb2.Operation(name=ctx.record.name, done=True))
+
+    runner = OperationRunner(away, clock, {"kind": job},  # type: ignore[arg-type]
+                             lease_seconds=10, poll_seconds=0.01)
+    runner.start()
+    try:
+        away.away = True
+        tried = away.claims
+        wait_for(lambda: away.claims > tried + 2, "the runner to find the store away")
+        clock.advance(7)  # 112 s: the holder's lease ran out at 110 s, during the outage
+        away.away = False
+        tried = away.claims
+        wait_for(lambda: away.claims > tried + 5, "the runner to look for work again")
+        held = store.get_operation(OPS + "job")
+        assert held is not None and held.lease_owner == holder and held.lost_tries == 0
+        assert ran == []
+        clock.advance(11)  # a lease after the outage: the holder did not come back
+        wait_for(lambda: ran, "the job to be taken over")
+    finally:
+        runner.stop()
+    assert ran == [1]
+
+
+def test_a_worker_left_busy_by_a_stop_lets_its_operation_go(store: Store) -> None:
+    """A stop leaves a worker still busy after its timeout (a batch longer than the
+    grace, a file system that does not answer) to die with the process: its lease
+    was kept, so the next start counted a try lost to the job, and three such stops
+    ended it INTERNAL."""
+    store.create_operation(operation("job"))
+    started, go_on = threading.Event(), threading.Event()
+    lost: list[BaseException] = []
+
+    def job(ctx: JobContext) -> None:
+        started.set()
+        go_on.wait(20)
+        try:
+            ctx.step(Step(), lambda _: Progress(b"", b"", False))
+        except LeaseLost as exc:
+            lost.append(exc)
+            raise
+
+    runner = OperationRunner(store, FixedClock(0), {"kind": job}, poll_seconds=0.01)
+    runner.start()
+    assert started.wait(20)
+    runner.stop(timeout=0.05)
+    let_go = store.get_operation(OPS + "job")
+    assert let_go is not None and let_go.lease_owner is None
+    go_on.set()  # its next step finds the operation let go
+    wait_for(lambda: lost, "the worker left busy to find its operation let go")
+    # the next start (its holder is gone): no try lost
+    again = store.claim_operation("next-start", 0, SECOND, lambda _holder: True)
+    assert again is not None and again.lost_tries == 0
+
+
 def test_a_runner_ends_an_operation_whose_tries_ended_their_process(store: Store) -> None:
     """A job that kills its process (out of memory, a crash in native code) was
     claimed again at every start, for ever: the failures counted in memory died
