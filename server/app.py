@@ -211,7 +211,7 @@ def start(settings: Settings, clock: Clock | None = None, process: int = 0,
     runner = OperationRunner(store, clock, {
         kind: policy.metrics.observe_job(kind, job) for kind, job in jobs.items()
     }, workers=settings.operation_workers, lease_seconds=settings.lease_seconds,
-        max_pending=settings.max_pending_operations)
+        max_pending=settings.max_pending_operations, given_up=policy.metrics.job_given_up)
     loop = LoopThread(settings.workers)
     try:
         running = loop.run(_serve(settings, clock, policy, tls, store, runner, gcs_root, loop,

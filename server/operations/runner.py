@@ -135,8 +135,12 @@ class OperationRunner:
 
     def __init__(self, store: Store, clock: Clock, jobs: Mapping[str, Job], *,
                  workers: int = 1, lease_seconds: float = 30.0,
-                 poll_seconds: float = 1.0, max_pending: int = 0) -> None:
+                 poll_seconds: float = 1.0, max_pending: int = 0,
+                 given_up: Callable[[str], None] | None = None) -> None:
         self._store = store
+        # Told the kind of each operation ended here unrun, its tries having ended
+        # their process (metrics count it failed, as a crash on a last try).
+        self._given_up = given_up
         self._max_pending = max_pending  # a project's operations not done, at most (0: any)
         self._clock = clock
         self._jobs = dict(jobs)
@@ -360,6 +364,8 @@ class OperationRunner:
                 message=f"the operation ended the process running it {tries} times (out of "
                         "memory, or killed?); see the server log"))
             if context.ended is not None:
+                if self._given_up is not None:
+                    self._given_up(record.kind)
                 _log_end(context.ended, time.monotonic() - started)
             return
         context.last_try = tries + 1 >= MAX_TRIES

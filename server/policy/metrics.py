@@ -226,6 +226,11 @@ class Metrics:
 
         return observed
 
+    def job_given_up(self, kind: str) -> None:
+        """Count an operation the runner ended unrun (INTERNAL: its tries ended their
+        process) as failed, as a crash on its last try is."""
+        self.operations.labels(kind, "failed").inc()
+
     # -- exposition ------------------------------------------------------------
 
     def render(self) -> tuple[bytes, str]:

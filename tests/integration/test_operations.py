@@ -26,10 +26,12 @@ from server.app import Running, start
 from server.clock import FixedClock
 from server.config import Settings
 from server.names import default_branch
-from server.operations.runner import OperationRunner
+from server.operations.runner import MAX_TRIES, OperationRunner
 from server.retail import import_events, purge, rejoin
-from server.store import EventQuery
+from server.store import EventQuery, open_store
 from server.store.rows import OperationRecord
+
+from . import http_client
 
 PARENT = "projects/p/locations/global/catalogs/default_catalog"
 
@@ -322,6 +324,34 @@ def test_unfinished_jobs_resume_after_a_restart(settings: Settings) -> None:
         assert second.store.count_user_events(EventQuery(PARENT)) == 1500
     finally:
         second.stop()
+
+
+def test_an_operation_ended_for_tries_that_ended_their_process_counts_as_failed(
+        settings: Settings, clock: FixedClock) -> None:
+    """The runner ends it INTERNAL without running its job: /metrics, which counted
+    the runs of jobs alone, did not count it (footfall_operations_total) at all."""
+    name = f"{PARENT}/operations/purge-user-events-crashing"
+    now_us = clock.now_ns() // 1000
+    store = open_store(settings.store)
+    try:
+        store.create_operation(OperationRecord(
+            name, purge.KIND, False, now_us, b"",
+            operations_pb2.Operation(name=name).SerializeToString()))
+        for i in range(MAX_TRIES):  # each try's process died holding it (its lease ran out)
+            assert store.claim_operation(f"gone-host:{i}:x/0", now_us - (20 - 2 * i) * 10**6,
+                                         10**6, lambda _holder: False)
+    finally:
+        store.close()
+    running = start(replace(settings, http_port=-1), clock)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as chan:
+            done = wait(operations_pb2_grpc.OperationsStub(chan),
+                        operations_pb2.Operation(name=name))
+        assert done.error.code == grpc.StatusCode.INTERNAL.value[0]
+        metrics = http_client.call(running.http_port, "GET", "/metrics").body.decode()
+    finally:
+        running.stop()
+    assert 'footfall_operations_total{kind="purge-user-events",state="failed"} 1.0' in metrics
 
 
 DAY = 86_400.0
