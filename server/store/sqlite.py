@@ -320,16 +320,18 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                                    "try again later", f"{self.path}: {exc}") from exc
 
     def _disk_full(self, exc: BaseException, ran: list[Job]) -> StoreFull:
-        """Note that writes cannot commit; fail the function jobs that ran (their
-        effects are rolled back, and running them again could repeat what they did
-        besides writing); the committer retries the event rows."""
+        """Note that writes cannot commit; fail the function jobs that ran and may not
+        run again (their effects are rolled back, and running them again could repeat
+        what they did besides writing: a job's step); the committer retries the event
+        rows and the others (Job.again), whose callers wait for room as an event's do."""
         full = StoreFull(f"{self.path}: {exc}")
         if not self._full:
             log.error("%s: the disk is full; writes are refused until it has room (%s)",
                       self.path, exc)
         self._full = True
         for job in ran:
-            job.future.set_exception(full)
+            if not job.again:
+                job.future.set_exception(full)
         return full
 
     def _writes_waiting(self, db: sqlite3.Connection) -> bool:

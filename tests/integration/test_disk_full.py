@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from footfall.retail.v2 import (
     user_event_service_pb2,
     user_event_service_pb2_grpc,
 )
+from footfall.talent.v4 import event_pb2, event_service_pb2, event_service_pb2_grpc
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import duration_pb2, json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -32,6 +34,7 @@ from server.store.sqlite import ROOM_TO_RESUME
 from .tmpfs import SmallDisk, mounted
 
 PARENT = "projects/p/locations/global/catalogs/default_catalog"
+TENANT = "projects/p/tenants/t"
 DISK_BYTES = 2 * ROOM_TO_RESUME  # emptied, it has the room the store wants to resume
 NOTICED = 20.0  # seconds within which a full disk, or room again, must show
 IMPORTED = 6000  # events of the import that meets the full disk (steps of 1,000)
@@ -129,6 +132,44 @@ def test_a_full_disk_refuses_writes_pauses_jobs_and_recovers(
     stored = {user_event_pb2.UserEvent.FromString(payload).visitor_id
               for _, payload in running.store.list_user_events(EventQuery(PARENT), 100_000)}
     assert stored == ({*acknowledged, "after"} | {f"imported-{i}" for i in range(IMPORTED)})
+
+
+def test_a_client_event_that_meets_the_full_disk_waits_for_room(
+        running: Running, disk: SmallDisk) -> None:
+    """README: a synchronous write waits up to 5 s for room. A client event (a
+    function job of the writer, as product writes are) was refused at once."""
+    with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        retail = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+        talent = event_service_pb2_grpc.EventServiceStub(channel)
+        disk.fill()
+        for i in range(MAX_SMALL_WRITES):  # until a write meets the full disk
+            try:
+                retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+                    parent=PARENT, user_event=event(f"v-{i}")), timeout=30)
+            except grpc.RpcError:
+                break
+        outcome: list[object] = []
+
+        def create() -> None:
+            started = time.monotonic()
+            try:
+                talent.CreateClientEvent(event_service_pb2.CreateClientEventRequest(
+                    parent=TENANT, client_event=json_format.ParseDict(
+                        {"eventId": "waits-for-room", "createTime": "2024-01-01T00:00:00Z",
+                         "jobEvent": {"type": "VIEW", "jobs": [f"{TENANT}/jobs/j"]}},
+                        event_pb2.ClientEvent())), timeout=30)
+                outcome.append(time.monotonic() - started)
+            except grpc.RpcError as exc:
+                outcome.append(exc)
+
+        creating = threading.Thread(target=create)
+        creating.start()
+        time.sleep(1.0)
+        disk.empty()
+        creating.join(30)
+    [took] = outcome
+    assert isinstance(took, float), took
+    assert 1.0 <= took < 5.0
 
 
 def test_a_full_disk_is_said_once_not_every_second(
