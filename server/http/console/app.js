@@ -5,7 +5,7 @@ import {ASKING_KEY, call, forgetKey, hasKey, keyDeclined, noKeyGiven, whenWaitin
   from "./api.js";
 import {h, failure} from "./dom.js";
 import {shortName} from "./format.js";
-import {isName, nameProblem} from "./names.js";
+import {isName, nameProblem, route} from "./names.js";
 import * as catalogs from "./catalogs.js";
 import * as event from "./event.js";
 import * as events from "./events.js";
@@ -113,7 +113,7 @@ function askProject(error) {
   const said = h("p", {class: "error", role: "alert", hidden: true});
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    // (it goes into the path of every read: "..", "?" or "#" in it read another route)
+    // (it goes into the path of every read: ".." in it, even encoded, read another route)
     const id = projectId(input.value);
     said.textContent = nameProblem("The project named", `projects/${id}`, "project");
     said.hidden = !said.textContent;
@@ -149,7 +149,7 @@ function askProject(error) {
 async function loadCatalogs() {
   try {
     const hadTenants = known.tenants.length;
-    known = await call(`/console/v1/${context.projects}/catalogs`,
+    known = await call(route`/console/v1/${context.projects}/catalogs`,
       {query: {pageSize: 1000, view: "DATA_SET_VIEW_BASIC"}});
     const wasDenied = denied !== null;
     denied = null;

@@ -4,6 +4,7 @@
 import {call} from "./api.js";
 import {h, paged, table, when} from "./dom.js";
 import {count} from "./format.js";
+import {route} from "./names.js";
 
 export function render(main, ctx) {
   main.append(h("h2", {}, "Catalogs and tenants"));
@@ -20,7 +21,7 @@ export function render(main, ctx) {
   const slots = lists.map(({list}) => h("div", {}, list.element));
   const results = h("div", {});
   const more = paged(async (pageToken) => {
-    const page = await call(`/console/v1/${ctx.projects}/catalogs`,
+    const page = await call(route`/console/v1/${ctx.projects}/catalogs`,
       {query: {pageToken}, signal: ctx.signal});
     lists.forEach(({field, open, none, list}, i) => {
       list.body.append(...(page[field] || []).map((set) => list.row([open(set.name),

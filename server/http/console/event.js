@@ -4,6 +4,7 @@ import {findById} from "./api.js";
 import {failure, h, when} from "./dom.js";
 import {RETAIL_TYPES} from "./funnel-form.js";
 import {jsonView} from "./json.js";
+import {route} from "./names.js";
 
 const seen = new Map();  // id -> StoredUserEvent, from the feed and the search
 const KEPT = 2000;  // the latest events remembered (a busy feed runs for hours)
@@ -54,7 +55,7 @@ export async function render(main, ctx) {
     const looking = h("p", {class: "hint"}, "Looking for it…");
     main.append(looking);
     try {
-      stored = await findById(`/console/v1/${catalog}/userEvents`, id, {signal: ctx.signal});
+      stored = await findById(route`/console/v1/${catalog}/userEvents`, id, {signal: ctx.signal});
       if (stored) remember(stored);
     } catch (error) {
       looking.remove();
@@ -92,7 +93,7 @@ export async function render(main, ctx) {
  *  was reloaded. */
 async function gone(heading, catalog, id, signal) {
   try {
-    if (await findById(`/console/v1/${catalog}/userEvents`, id, {signal})) return;
+    if (await findById(route`/console/v1/${catalog}/userEvents`, id, {signal})) return;
   } catch {
     return;  // (the server out of reach: said by the pages that read)
   }

@@ -4,6 +4,7 @@ import {call} from "./api.js";
 import {failure, h, paged, table, when} from "./dom.js";
 import {counted} from "./format.js";
 import {eventHref, remember, unknownType} from "./event.js";
+import {route} from "./names.js";
 
 const EXAMPLES = [
   'eventType = "add-to-cart"',
@@ -44,7 +45,7 @@ export function render(main, ctx) {
     // answers short (even empty) pages with a token, followed here until 50 are shown.
     let shown = 0;
     do {
-      const page = await call(`/console/v1/${catalog}/userEvents`,
+      const page = await call(route`/console/v1/${catalog}/userEvents`,
         {query: {filter, pageSize: 50 - shown, pageToken}, signal: ctx.signal});
       for (const stored of page.userEvents || []) {
         remember(stored);
@@ -72,7 +73,7 @@ export function render(main, ctx) {
     countButton.disabled = true;
     tally.replaceChildren("Counting…");
     try {
-      const answer = await call(`/console/v1/${catalog}/userEvents:count`,
+      const answer = await call(route`/console/v1/${catalog}/userEvents:count`,
         {query: {filter}, signal: ctx.signal});
       const one = Number(answer.count || 0) === 1;
       tally.replaceChildren(`${counted(answer.count, "event")} ` +

@@ -8,6 +8,7 @@ import {clientEventLink} from "./client-event.js";
 import {failure, h, when} from "./dom.js";
 import {eventLink, remember} from "./event.js";
 import {jsonView} from "./json.js";
+import {route} from "./names.js";
 
 const KEPT = 200;  // items each column keeps on screen
 // Whether the refused column shows only the requests that named the chosen catalog
@@ -145,13 +146,13 @@ export function render(main, ctx) {
   // one of the browser's six connections to the server, and with two left to a tab
   // (three others open), both streams could take them while a page waited for ever.
   if (tenant) {
-    follow(`/console/v1/${tenant}/clientEvents`, "clientEvents", {
+    follow(route`/console/v1/${tenant}/clientEvents`, "clientEvents", {
       signal: ctx.signal, onError: accepted.error, byTime: true,
       onListed: () => followRefusals(),
       onItems: (items) => accepted.add(items, (stored) => clientEventLink(stored, tenant)),
     });
   } else if (ctx.catalog) {
-    follow(`/console/v1/${ctx.catalog}/userEvents`, "userEvents", {
+    follow(route`/console/v1/${ctx.catalog}/userEvents`, "userEvents", {
       signal: ctx.signal, onError: accepted.error, byTime: true,
       onListed: () => followRefusals(),
       onItems: (items) => {
@@ -168,7 +169,7 @@ export function render(main, ctx) {
     const ofCatalog = followed && sessionStorage.getItem(OF_CATALOG) === "yes";
     refused.clear(ofCatalog ? `Refused requests that named ${followed} (not those whose ` +
       "parent was malformed); open one to see why, beside the field." : everywhere);
-    follow(`/console/v1/${ofCatalog ? followed : ctx.projects}/rejections`, "rejections", {
+    follow(route`/console/v1/${ofCatalog ? followed : ctx.projects}/rejections`, "rejections", {
       signal, onError: refused.error,
       // each refusal with those it counts (alike, right after it)
       onItems: (items) => {  // (none of a follow let go: its page may come after)

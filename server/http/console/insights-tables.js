@@ -4,6 +4,7 @@
 import {call} from "./api.js";
 import {h} from "./dom.js";
 import {count, money, rateOf} from "./format.js";
+import {route} from "./names.js";
 
 /** The table of a catalog's products in `span()`, for statsTable(). */
 export function productTable(parent, span) {
@@ -24,7 +25,7 @@ export function productTable(parent, span) {
         cell: (p) => rateOf(p.viewToPurchaseRate, p.views)},
     ],
     load: async (query, signal) => {
-      const page = await call(`/insights/v1/${parent}/productStats`,
+      const page = await call(route`/insights/v1/${parent}/productStats`,
         {query: {...query, ...span()}, signal});
       return {items: page.products || [], nextPageToken: page.nextPageToken, notes: page.notes};
     },
@@ -53,7 +54,7 @@ export function jobTable(parent, span) {
         cell: (j) => rateOf(j.applicationFinishRate, j.applicationStarts)},
     ],
     load: async (query, signal) => {
-      const page = await call(`/insights/v1/${parent}/jobStats`,
+      const page = await call(route`/insights/v1/${parent}/jobStats`,
         {query: {...query, ...span()}, signal});
       return {items: page.jobs || [], nextPageToken: page.nextPageToken, notes: page.notes};
     },

@@ -6,6 +6,7 @@ import {call} from "./api.js";
 import {failure, h} from "./dom.js";
 import {figure} from "./figure.js";
 import {count, counted, int, money, percent, plural, utc} from "./format.js";
+import {route} from "./names.js";
 import {MAX_SLOTS, seriesChart, timeline} from "./series-chart.js";
 import {seriesClass} from "./svg.js";
 
@@ -19,7 +20,7 @@ export async function showTotals(where, {parent, span, granularity, topQueries, 
   const reading = h("p", {class: "hint reading", role: "status"}, "Counting again…");
   where.prepend(reading);
   try {
-    answer = await call(`/insights/v1/${parent}:computeTotals`,
+    answer = await call(route`/insights/v1/${parent}:computeTotals`,
       {query: {...span, granularity, topQueries}, signal});
   } catch (error) {
     if (!signal.aborted) where.replaceChildren(failure(error));

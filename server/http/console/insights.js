@@ -11,6 +11,7 @@ import {describe, funnelChart} from "./funnel-chart.js";
 import {funnelForm} from "./funnel-form.js";
 import {showTotals} from "./insights-totals.js";
 import {jobTable, productTable} from "./insights-tables.js";
+import {route} from "./names.js";
 import {statsTable} from "./stats-table.js";
 
 const GROUPS_SHOWN = 200;
@@ -90,7 +91,7 @@ export function render(main, ctx) {
     save();
     funnelArea.replaceChildren(h("p", {class: "hint"}, "Counting…"));
     try {
-      const answer = await call(`/insights/v1/${parent}:runFunnel`,
+      const answer = await call(route`/insights/v1/${parent}:runFunnel`,
         {method: "POST", body: {...question, ...span()}, signal});
       funnelArea.replaceChildren(...funnelResult(answer, question, retail, signal));
     } catch (error) {

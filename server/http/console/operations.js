@@ -5,6 +5,7 @@
 import {call} from "./api.js";
 import {failure, h, when} from "./dom.js";
 import {count, int} from "./format.js";
+import {route} from "./names.js";
 
 const CONFIRM_MS = 5000;  // a Cancel pressed once waits this long to be pressed again
 
@@ -223,7 +224,7 @@ export function render(main, ctx) {
     const focused = document.activeElement === button;
     button.disabled = true;
     try {
-      await call(`${API}/${name}:cancel`, {method: "POST", body: {}, signal: ctx.signal});
+      await call(route`${API}/${name}:cancel`, {method: "POST", body: {}, signal: ctx.signal});
       status.replaceChildren(h("p", {}, `Cancel asked of ${name.split("/").pop()}.`));
       const article = button.closest("article");
       if (focused && article) {
@@ -241,7 +242,7 @@ export function render(main, ctx) {
   // end (newestOperations) and the newest SHOWN kept, and the running ones are asked
   // for by themselves beside them; one shown running that neither holds now ended
   // since: read it once.
-  const path = `${API}/${ctx.catalog}/operations`;
+  const path = route`${API}/${ctx.catalog}/operations`;
   const newest = newestOperations(path);
   const reading = h("p", {class: "hint", hidden: true},
     "Reading the catalog's operations, oldest first: the newest are not all shown yet.");
@@ -256,7 +257,7 @@ export function render(main, ctx) {
         .map((op) => [op.name, op]));
       for (const [name, shown] of cards) {
         if (!found.has(name) && shown.element.dataset.state === "running") {
-          found.set(name, await call(`${API}/${name}`, {signal: ctx.signal}));
+          found.set(name, await call(route`${API}/${name}`, {signal: ctx.signal}));
         }
       }
       const ops = [...found.values()];

@@ -3,6 +3,7 @@
 import {call} from "./api.js";
 import {h, paged, table} from "./dom.js";
 import {money} from "./format.js";
+import {route} from "./names.js";
 
 function price(product) {
   const info = product.priceInfo;
@@ -45,7 +46,7 @@ export function render(main, ctx) {
     ["Id", "Title", "Categories", "Price", "Availability", "Stock"], "", [3], [0]);
   const results = h("div", {});
   const more = paged(async (pageToken) => {
-    const page = await call(`/v2/${branch}/products`,
+    const page = await call(route`/v2/${branch}/products`,
       // ListProducts' default fields leave out categories, availability and the stock
       {query: {pageSize: 100, pageToken, readMask: "id,title,categories,priceInfo,"
                + "availability,availableQuantity,fulfillmentInfo,localInventories"},

@@ -6,6 +6,7 @@ import {failure, h, table, when} from "./dom.js";
 import {rejectionItem} from "./feed.js";
 import {shortName} from "./format.js";
 import {jsonView} from "./json.js";
+import {route} from "./names.js";
 
 const LISTED = 100;  // what follow() lists before it watches
 
@@ -84,7 +85,7 @@ export function render(main, ctx) {
     status, opened, found.element, refused);
   // (once the events' first page is in: each stream holds one of the browser's six
   // connections to the server, as on the live feed)
-  const followRefusals = () => follow(`/console/v1/${tenant}/rejections`, "rejections", {
+  const followRefusals = () => follow(route`/console/v1/${tenant}/rejections`, "rejections", {
     signal: ctx.signal,
     onError: (error) => refusedStatus.replaceChildren(...(error ? [failure(error)] : [])),
     onItems: (items) => {
@@ -94,7 +95,7 @@ export function render(main, ctx) {
   });
   // (byTime: the page is the latest by create time, not by id: the watch is opened
   // first, from now, as the live feed's of user events)
-  follow(`/console/v1/${tenant}/clientEvents`, "clientEvents", {
+  follow(route`/console/v1/${tenant}/clientEvents`, "clientEvents", {
     signal: ctx.signal, onListed: followRefusals, byTime: true,
     onError: (error) => status.replaceChildren(...(error ? [failure(error)] : [])),
     onItems: (items) => {
