@@ -9,8 +9,9 @@ on to them, starts a new one in place of one that dies, and exits once all have
 drained. They share the store (SQLite in WAL with a group commit each, or
 PostgreSQL); jobs are claimed through it with leases, as replicas claim them.
 /metrics sums over the processes: prometheus_client's multiprocess mode, in a
-folder of this process's own, removed at exit. Retention runs in the first one
-only, so that each interval starts one purge, not N.
+folder of this process's own, removed at exit (or, if it is killed, by a later start:
+server.metrics_folders). Retention runs in the first one only, so that each interval
+starts one purge, not N.
 
 The server processes are spawned (a new interpreter each, never a fork of a
 process with grpc's threads) and end with this one (PR_SET_PDEATHSIG), so a
@@ -29,12 +30,12 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 
+from server import metrics_folders
 from server.config import Settings
 from server.logsink import logging_to_stderr
 from server.ports import bind_refusal, grpc_refusal
@@ -144,7 +145,11 @@ class Supervisor:
         except OSError as exc:
             log.error("cannot start: %s", one_line(exc))
             return 1
-        folder = tempfile.mkdtemp(prefix="footfall-metrics-")
+        swept = metrics_folders.sweep()
+        if swept:
+            log.info("removed the metrics folders that %d killed --processes servers left "
+                     "(their supervisors no longer run): %s", len(swept), ", ".join(swept))
+        folder = metrics_folders.make()
         os.environ[METRICS_FOLDER] = folder  # the spawned processes inherit it
         try:
             return self._supervise(settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -17,7 +18,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,7 @@ from .support import (
     list_events,
     put_gcs,
     retail_client,
+    sqlite_url,
     wait_until,
 )
 from .test_crash_recovery import FOLDER, IMPORT_FILES, IMPORT_LINES, crash_file_lines
@@ -347,6 +349,87 @@ def test_the_processes_end_with_their_parent(start: Callable[..., ServerProcess]
     server.kill()  # SIGKILL: the parent cannot pass anything on
     wait_until(lambda: not any(alive(pid) for pid in children) or None,
                "the server processes to end", deadline=30)
+
+
+def metrics_folders(temp: Path) -> set[Path]:
+    return set(temp.glob("footfall-metrics-*"))
+
+
+@contextlib.contextmanager
+def in_a_pid_namespace(tmp_path: Path, temp: Path) -> Iterator[Path | None]:
+    """The metrics folder of a --processes server running in a PID namespace of its
+    own (unshare), killed as the block ends; None where no namespace can be made."""
+    before = metrics_folders(temp)
+    log_path = tmp_path / "namespaced.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    # (sh is the namespace's pid 1, the supervisor its child: --kill-child ends them all)
+    command = ["unshare", *([] if os.getuid() == 0 else ["--map-root-user"]), "--pid",
+               "--fork", "--mount-proc", "--kill-child", "sh", "-c", '"$@"; exit $?', "sh",
+               sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", "0",
+               "--http-port", "0", "--processes", str(PROCESSES),
+               "--store", sqlite_url(tmp_path / "namespaced.db")]
+    with log_path.open("w") as log:
+        try:
+            proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=log)
+        except FileNotFoundError:
+            print("NO PID NAMESPACE: unshare is not installed")
+            yield None
+            return
+    try:
+        wait_until(lambda: proc.poll() is not None or "Footfall serving gRPC" in
+                   log_path.read_text(), "the server in its PID namespace", deadline=60)
+        if proc.poll() is not None:
+            print(f"NO PID NAMESPACE: {log_path.read_text()}")
+            yield None
+            return
+        made, = metrics_folders(temp) - before
+        yield made
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.timeout(180)
+def test_a_start_removes_the_metrics_folder_a_killed_server_left_and_no_other(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    temp = tmp_path / "temp"  # (the servers' TMPDIR: another test's folders are not seen)
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+
+    def start(name: str) -> tuple[ServerProcess, Path]:
+        before = metrics_folders(temp)
+        server = server_factory("--processes", str(PROCESSES),
+                                store=sqlite_url(tmp_path / f"{name}.db"))
+        made, = metrics_folders(temp) - before
+        return server, made
+
+    live, live_folder = start("live")
+    killed, killed_folder = start("killed")
+    children = server_processes(killed.proc.pid)
+    killed.kill()  # SIGKILL: it cannot remove its folder
+    wait_until(lambda: not any(alive(pid) for pid in children) or None,
+               "the killed server's processes to end", deadline=30)
+    assert killed_folder.is_dir()
+    kept = [live_folder]
+    if os.getuid() == 0:  # another user's, its supervisor gone too: not this user's to remove
+        other = temp / "footfall-metrics-of-another-user"
+        shutil.copytree(killed_folder, other)
+        os.chown(other, 65534, 65534)
+        kept.append(other)
+    with in_a_pid_namespace(tmp_path, temp) as namespaced:
+        # (its supervisor's pid, 2 there, is another process here: alive, started when
+        # another did, or none at all)
+        kept += [namespaced] if namespaced else []
+        swept, swept_folder = start("sweeping")
+        assert not killed_folder.exists(), swept.log_text()
+        assert all(folder.is_dir() for folder in [*kept, swept_folder]), swept.log_text()
+        said = [line for line in swept.log if "removed the metrics folders" in line]
+        assert len(said) == 1 and str(killed_folder) in said[0], swept.log_text()
+    # one that stops removes its own, as before
+    assert swept.stop() == 0 and live.stop() == 0
+    assert not swept_folder.exists() and not live_folder.exists()
 
 
 def _serve(*flags: str, cwd: Path) -> subprocess.CompletedProcess[str]:
