@@ -7,6 +7,7 @@ restore and retention"). PostgreSQL has its own tools; memory:// has no file.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from urllib.parse import urlparse
@@ -23,8 +24,9 @@ def backup(url: str, dest: str) -> int:
     """Copy the store `url` names to the new file `dest`; returns its size in bytes.
 
     Raises BackupRefused for PostgreSQL and memory://, FileExistsError when `dest`
-    exists or another backup to it is running (or one was killed: see _claim),
-    ValueError when `url` names no store, OSError when `dest` cannot be written.
+    exists, appears while the backup is written, or another backup to it is running
+    (or one was killed: see _claim), ValueError when `url` names no store, OSError
+    when `dest` cannot be written.
     """
     scheme = urlparse(url).scheme
     if scheme in ("postgres", "postgresql"):
@@ -51,7 +53,7 @@ def backup(url: str, dest: str) -> int:
         claimed = _claim(partial, target)
         store.backup(partial)
         _fsync(partial)
-        os.replace(partial, target)
+        _put_in_place(partial, target)
         _fsync(os.path.dirname(target))
     except BaseException:
         if claimed is not None:  # never another backup's
@@ -85,6 +87,34 @@ def _claim(partial: str, target: str) -> int:
         os.close(fd)
         raise FileExistsError(f"{target} exists: back up to a new file")
     return fd
+
+
+# What link() answers on a file system with no hard links (FAT, some network and FUSE
+# ones), where a backup is still made.
+NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
+
+
+def _put_in_place(partial: str, target: str) -> None:
+    """Name the whole backup `partial` `target`, unless `target` exists by now:
+    FileExistsError then, and it is left as it is.
+
+    Linked, not renamed: `target` was new when the backup began, but a file another
+    program made there while it was written was replaced by the rename, and lost."""
+    try:
+        os.link(partial, target)
+    except OSError as exc:
+        if exc.errno == errno.EEXIST or (exc.errno in NO_HARD_LINKS and
+                                         os.path.lexists(target)):
+            raise FileExistsError(f"{target} was made by another program while the backup "
+                                  "was written: it is left as it is; back up to a new "
+                                  "file") from None
+        if exc.errno not in NO_HARD_LINKS:
+            raise
+        # (no hard links here: renamed once `target` is seen new, as late as can be; a
+        # file made in between is still replaced)
+        os.replace(partial, target)
+        return
+    os.remove(partial)
 
 
 def _held_by(partial: str, target: str) -> str:

@@ -241,3 +241,18 @@ def test_a_partial_file_a_killed_backup_left_is_named_until_removed(tmp_path: Pa
     assert done.returncode == 0, done.stderr
     with contextlib.closing(sqlite3.connect(dest)) as conn:
         assert conn.execute("SELECT count(*) FROM filler").fetchone() == (100,)
+
+
+def test_a_file_another_program_makes_at_dest_while_the_backup_is_written_is_kept(
+        tmp_path: Path) -> None:
+    """DEST was new when the backup began; made meanwhile, the rename replaced it."""
+    store = large_store(tmp_path / "big.db")
+    dest = tmp_path / "monday.db"
+    with backing_up(store, dest, tmp_path) as caught:
+        dest.write_text("another program's\n")
+    out, err = caught.communicate(timeout=120)
+    assert caught.returncode == 2, (out, err)
+    assert err == (f"footfall: {dest} was made by another program while the backup was "
+                   "written: it is left as it is; back up to a new file\n")
+    assert dest.read_text() == "another program's\n"
+    assert sorted(p.name for p in tmp_path.glob("monday.db*")) == ["monday.db"]
