@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
 import time
 import weakref
@@ -41,14 +40,12 @@ from typing import Any, NamedTuple, Protocol
 from google.protobuf.message import Message
 
 from server.console.pace import FIRST_READ_SECONDS, Pace, Reading
+from server.console.read_trouble import ReadTrouble
 from server.console.watch import Caller, Commits
 from server.errors import ResourceExhausted
 from server.loop import long_read_turn, off_loop
 from server.store.console import READ_BYTES
 from server.store.packed import varint
-from server.store.rows import StoreUnavailable
-
-log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5  # how soon a watch sees what another replica stored
 QUEUE_LIMIT = 2_000  # items a watch may have waiting before it reads for itself
@@ -393,7 +390,8 @@ class Feed:
 
     def __init__(self, source: Source, position: int, commits: Commits,
                  poll: float, batched: bool, spacing: Callable[[], float],
-                 reading: Reading, party: Hashable = "") -> None:
+                 reading: Reading, party: Hashable = "",
+                 trouble: ReadTrouble | None = None) -> None:
         self.source = source
         self.position = position  # the rows up to it are read and handed out
         self._commits = commits
@@ -403,6 +401,8 @@ class Feed:
         self._reading = reading  # the time a second all reads share
         self._party = party  # whose turns its reads take there (its project)
         self._cost = FIRST_READ_SECONDS  # what its last read cost (CPU seconds)
+        # what its reads met, said with the other feeds' (None: a feed alone says its own)
+        self._trouble = trouble or ReadTrouble()
         self.queues: set[_Queue] = set()
         self.task: asyncio.Task[None] | None = None
         # (loop time) when its position last went back: pages kept from before it may
@@ -411,11 +411,11 @@ class Feed:
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
+        self.task.add_done_callback(lambda _: self._trouble.ended(self))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         pushed_at = read_at = -math.inf
-        unable = False  # since the last read that worked
         while self.queues and not self._commits.closed:
             wait = read_at + self._spacing() - loop.time()
             if wait > 0:  # (what is stored meanwhile comes with the next read)
@@ -431,26 +431,18 @@ class Feed:
             try:
                 top, position, chunk, full, cost = await off_loop(self._read, self.position,
                                                                   budgeted)
-            except StoreUnavailable as exc:  # the store is away: try again after a poll
-                # Said once until a read works: a traceback each poll, two watches
-                # wrote 18 of them (700 lines) into the log of a 9 s outage of PostgreSQL.
-                log.log(logging.DEBUG if unable else logging.WARNING,
-                        "a watch could not read the store: %s (said once, until it can "
-                        "read again)", exc)
-                unable = True
-                await asyncio.sleep(self._poll)
-                continue
-            except Exception:  # what no outage explains: each time, whole
-                log.warning("a watch could not read the store", exc_info=True)
+            except Exception as exc:  # (StoreUnavailable, or what no outage explains)
+                # Said once for every feed, until a read works (see read_trouble): a
+                # traceback each poll, two watches wrote 18 of them (700 lines) into the
+                # log of a 9 s outage of PostgreSQL.
+                self._trouble.failed(self, exc)
                 await asyncio.sleep(self._poll)
                 continue
             finally:
                 if budgeted:
                     self._reading.spent(taken, cost, self._party)
                     self._cost = cost or self._cost
-            if unable:
-                log.info("a watch reads the store again")
-                unable = False
+            self._trouble.worked(self)
             if full < 0 and not _all_behind(self.queues):
                 # Skipped for watches that all read by themselves, of which one caught
                 # up meanwhile to this position (its `upto`) and takes the feed's
@@ -570,6 +562,7 @@ class Watches:
         self.pace = Pace(messages_per_second)
         self.reading = Reading(read_ms / 1000)
         self.held = Held(held_bytes)
+        self.trouble = ReadTrouble()  # what the feeds' reads meet, said once for all
         self._feeds: dict[Hashable, Feed] = {}
         self.open = 0
         self._waiting: set[_Queue] = set()  # watches waiting for a chunk or a poll
@@ -680,7 +673,8 @@ class Watches:
             if feed is None:
                 feed = self._feeds[key] = Feed(source, max(after, last), self._commits,
                                                self._poll, json_name is not None,
-                                               self._read_spacing, self.reading, project)
+                                               self._read_spacing, self.reading, project,
+                                               self.trouble)
                 feed.queues.add(queue)
                 feed.start()
             else:
