@@ -90,12 +90,17 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())  # StoreUnavailable's str() has the detail too
 
 
-def _serve_child(settings: Settings, index: int, ready: Connection, keys: str | None) -> None:
-    """The body of server process `index` (a spawned interpreter), beginning with the
-    auth file's text `keys` (None: the file's)."""
+def _serve_child(settings: Settings, index: int, ready: Connection, keys: str | None,
+                 parent: int) -> None:
+    """The body of server process `index` (a spawned interpreter) of the supervisor
+    `parent` (its pid), beginning with the auth file's text `keys` (None: the file's)."""
     with contextlib.suppress(OSError, AttributeError):  # Linux only: end with the parent
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() == 1:  # the parent died before the line above took effect
+    # The parent died before the line above took effect (the process was given to an
+    # init or a subreaper). Not "the parent is pid 1": a supervisor that is (a
+    # container's entry point) saw each process end so, and exited 1 saying only
+    # "stopped".
+    if os.getppid() != parent:
         sys.exit(1)
     with logging_to_stderr(settings.log_level, LOG_FORMAT):
         code = run_one(settings, on_ready=lambda: ready.send(True), ready_lines=False,
@@ -218,7 +223,7 @@ class Supervisor:
         resource_tracker.ensure_running()
         signal.pthread_sigmask(signal.SIG_BLOCK, PARENT_SIGNALS)
         process = self._context.Process(target=_serve_child,
-                                        args=(settings, index, told, self._keys),
+                                        args=(settings, index, told, self._keys, os.getpid()),
                                         name=f"footfall-{index}", daemon=False)
         process.start()
         told.close()  # the process's end

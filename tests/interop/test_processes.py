@@ -355,38 +355,49 @@ def metrics_folders(temp: Path) -> set[Path]:
     return set(temp.glob("footfall-metrics-*"))
 
 
+def unshare_pid() -> list[str] | None:
+    """The command that runs another in a PID namespace of its own (unshare: root, or
+    a user namespace mapping this user to root); None where none can be made."""
+    command = ["unshare", *([] if os.getuid() == 0 else ["--map-root-user"]), "--pid",
+               "--fork", "--mount-proc", "--kill-child"]
+    try:
+        made = subprocess.run([*command, "true"], capture_output=True, timeout=30)
+    except FileNotFoundError:
+        made = None
+    if made is None or made.returncode:
+        print(f"NO PID NAMESPACE: {made and made.stderr!r}")
+        return None
+    return command
+
+
 @contextlib.contextmanager
-def in_a_pid_namespace(tmp_path: Path, temp: Path) -> Iterator[Path | None]:
+def in_a_pid_namespace(tmp_path: Path, temp: Path, init: bool = False) -> Iterator[Path | None]:
     """The metrics folder of a --processes server running in a PID namespace of its
-    own (unshare), killed as the block ends; None where no namespace can be made."""
+    own, killed as the block ends (`init`: its supervisor is the namespace's pid 1, as
+    a container's entry point is; else a shell is, the supervisor its child); None
+    where no namespace can be made."""
+    unshare = unshare_pid()
+    if unshare is None:
+        yield None
+        return
     before = metrics_folders(temp)
     log_path = tmp_path / "namespaced.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
-    # (sh is the namespace's pid 1, the supervisor its child: --kill-child ends them all)
-    command = ["unshare", *([] if os.getuid() == 0 else ["--map-root-user"]), "--pid",
-               "--fork", "--mount-proc", "--kill-child", "sh", "-c", '"$@"; exit $?', "sh",
+    command = [*unshare, *([] if init else ["sh", "-c", '"$@"; exit $?', "sh"]),
                sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", "0",
                "--http-port", "0", "--processes", str(PROCESSES),
                "--store", sqlite_url(tmp_path / "namespaced.db")]
     with log_path.open("w") as log:
-        try:
-            proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=log)
-        except FileNotFoundError:
-            print("NO PID NAMESPACE: unshare is not installed")
-            yield None
-            return
+        proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=log)
     try:
         wait_until(lambda: proc.poll() is not None or "Footfall serving gRPC" in
                    log_path.read_text(), "the server in its PID namespace", deadline=60)
-        if proc.poll() is not None:
-            print(f"NO PID NAMESPACE: {log_path.read_text()}")
-            yield None
-            return
+        assert proc.poll() is None, log_path.read_text()
         made, = metrics_folders(temp) - before
         yield made
     finally:
-        proc.kill()
+        proc.kill()  # (--kill-child: the namespace's pid 1 with it, and every process there)
         proc.wait()
 
 
@@ -430,6 +441,18 @@ def test_a_start_removes_the_metrics_folder_a_killed_server_left_and_no_other(
     # one that stops removes its own, as before
     assert swept.stop() == 0 and live.stop() == 0
     assert not swept_folder.exists() and not live_folder.exists()
+
+
+def test_a_supervisor_that_is_pid_1_serves(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container's entry point is its PID namespace's pid 1: each process such a
+    supervisor started took itself for orphaned (its parent pid 1) and ended, and the
+    start failed, saying only "stopped"."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    with in_a_pid_namespace(tmp_path, tmp_path, init=True) as folder:
+        if folder is None:
+            pytest.skip("no PID namespace can be made here (see the output)")
+        assert "processes)" in (tmp_path / "namespaced.log").read_text()
 
 
 def _serve(*flags: str, cwd: Path) -> subprocess.CompletedProcess[str]:
