@@ -337,6 +337,21 @@ class Settings:
                              "ended however soon it ends, and through a wrapper "
                              "(`sh -c`, `uv run`); `0` the parent",
                              check=at_least(0))
+    max_keyless_streams: int = option(-1, INTEGER,
+                                      "with `--auth-file`, of --max-streams the most that "
+                                      "callers without a known API key may hold at once; the "
+                                      "rest stay for callers with one (a key at most a "
+                                      "quarter of them); `-1` half of --max-streams",
+                                      check=at_least(-1))
+    max_keyless_streams_per_address: int = option(16, INTEGER,
+                                                  "of those, the most one client address "
+                                                  "(an IPv6 client's /64) may hold",
+                                                  check=at_least(1))
+    keyless_stream_seconds: float = option(300.0, NUMBER,
+                                           "with `--auth-file`, a health watch or reflection "
+                                           "stream without a known API key is ended "
+                                           "UNAVAILABLE after this long (a client watches "
+                                           "again); `0` never", check=at_least(0))
 
 
 OPTIONS: tuple[Option, ...] = tuple(
@@ -452,6 +467,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         raise SystemExit(f"--max-concurrent-rpcs ({calls}) must exceed --max-watches "
                          f"({watches}) plus --max-streams ({streams}): else open streams "
                          f"alone could take every call, writes and health checks included")
+    keyless = values["max_keyless_streams"]
+    if keyless >= streams:
+        raise SystemExit(f"--max-keyless-streams ({keyless}) must be less than --max-streams "
+                         f"({streams}): else callers without a key could take every stream, "
+                         f"and leave none for those with one")
     for flag, name in (("--processes", "processes"), ("--import-processes", "import_processes")):
         if values[name] > MAX_PROCESSES_PER_CORE * cores():
             raise SystemExit(f"{flag} {values[name]} is more than {MAX_PROCESSES_PER_CORE} per "

@@ -16,7 +16,10 @@ Watch) holds no thread and cannot starve the others.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import ipaddress
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -38,6 +41,7 @@ from server.errors import (
     to_rpc_status,
 )
 from server.policy import Policy
+from server.policy.auth import Authenticator
 from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
 from server.store.packed import read_varint
 
@@ -267,50 +271,125 @@ _WATCHES = "/footfall.console.v1.ConsoleService/"
 
 
 class _OpenStreams:
-    """The streams open now and how many may be (touched on the loop only)."""
+    """The streams of the open services (health watches, reflection) open now and
+    how many may be (touched on the loop only): `limit` in all. With auth on, those
+    of callers without a known key at most `keyless` in all, `per_address` of them
+    from one client address, each ended after `keyless_seconds` (None: never); the
+    rest of `limit` stays for callers with a key, one key at most a quarter of it
+    (a writer key in a web page is anyone's)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, keyless: int | None = None, per_address: int = 16,
+                 keyless_seconds: float | None = None) -> None:
         self.limit = limit
+        self.keyless_limit = limit if keyless is None else keyless
+        self.per_address = per_address
+        self.per_key = max(1, (limit - self.keyless_limit) // 4)
+        self.keyless_seconds = keyless_seconds
         self.open = 0
+        self.keyless = 0
+        # Streams held now by client address (keyless) and by key: only holders are kept.
+        self._held: dict[object, int] = {}
 
-    async def enter(self, context: grpc.aio.ServicerContext, method: str) -> None:
-        """Count one more; RESOURCE_EXHAUSTED when `limit` are open."""
+    def enter(self, holder: object | None, keyed: bool) -> str | None:
+        """Count one more stream of `holder` (a key's identity, an address; None:
+        auth is off, counted in all only); why not when it may not be opened."""
         if self.open >= self.limit:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                f"{self.limit} streams are open (--max-streams); "
-                                f"{method.rpartition('/')[2]} is refused until one ends")
+            return f"{self.limit} streams are open (--max-streams)"
+        if holder is not None:
+            if not keyed and self.keyless >= self.keyless_limit:
+                return (f"{self.keyless} streams without an API key are open "
+                        f"(--max-keyless-streams); send a key (x-goog-api-key)")
+            held = self._held.get(holder, 0)
+            if held >= (self.per_key if keyed else self.per_address):
+                return (f"this key holds {held} streams, a quarter of those for callers "
+                        f"with a key" if keyed else
+                        f"this client address holds {held} streams without an API key "
+                        f"(--max-keyless-streams-per-address); send a key (x-goog-api-key)")
+            self._held[holder] = held + 1
+            self.keyless += not keyed
         self.open += 1
+        return None
+
+    def leave(self, holder: object | None, keyed: bool) -> None:
+        self.open -= 1
+        if holder is not None:
+            self.keyless -= not keyed
+            held = self._held.pop(holder) - 1
+            if held:
+                self._held[holder] = held
 
 
-def _counted(behaviour: Callable[..., Any], streams: _OpenStreams,
-             method: str) -> Callable[..., Any]:
-    """`behaviour` (a streaming method: an async generator, or a coroutine that
-    writes to its context) counted against `streams` while it runs."""
-    if inspect.isasyncgenfunction(behaviour):
-        async def counted_replies(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            replies = behaviour(request, context)
-            del request  # (as _decoded_or_abort's `raw`)
-            await streams.enter(context, method)
-            try:
-                async for reply in replies:
-                    yield reply
-            finally:
-                streams.open -= 1
-        return counted_replies
+def client_address(peer: str) -> str:
+    """What a call's peer (grpc's `ipv4:1.2.3.4:5678`, `ipv6:[2001:db8::1]:5678`)
+    is counted by: its IP address, of IPv6 its /64 (one client is given a whole
+    /64), an IPv4 address seen as IPv6 (`[::ffff:1.2.3.4]`: a dual-stack
+    listener's) as IPv4; what is not IP (a Unix socket) as one."""
+    kind, _, address = peer.partition(":")
+    if kind not in ("ipv4", "ipv6"):
+        return kind
+    host = address.rpartition(":")[0].strip("[]").partition("%")[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
-    async def counted(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        call = behaviour(request, context)
+
+def _written(behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    """`behaviour` (a streaming method) as a coroutine that writes to its context:
+    an async generator's replies are written as they come."""
+    if not inspect.isasyncgenfunction(behaviour):
+        return behaviour
+
+    async def write(request: Any, context: grpc.aio.ServicerContext) -> None:
+        async for reply in behaviour(request, context):
+            await context.write(reply)
+    return write
+
+
+def _counted(behaviour: Callable[..., Any], streams: _OpenStreams, method: str,
+             auth: Authenticator) -> Callable[..., Any]:
+    """`behaviour` (a streaming method of an open service) counted against `streams`
+    while it runs, as the call's key (or its address, without one) has it."""
+    run = _written(behaviour)
+    rpc = method.rpartition("/")[2]
+
+    async def counted(request: Any, context: grpc.aio.ServicerContext) -> None:
+        call = run(request, context)
         del request  # (as _decoded_or_abort's `raw`)
-        try:
-            await streams.enter(context, method)
-        except BaseException:
+        holder: object | None = None
+        keyed = True
+        if auth.enabled:
+            try:
+                holder = auth.authenticate(context.invocation_metadata()).identity  # type: ignore[arg-type]
+            except FootfallError:
+                holder, keyed = client_address(context.peer()), False
+        refusal = streams.enter(holder, keyed)
+        if refusal is not None:
             call.close()  # (never run)
-            raise
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"{refusal}: {rpc} is refused until one ends")
         try:
-            return await call
+            if keyed or streams.keyless_seconds is None:
+                return await call
+            # Run as a task of its own, so that it ends even while it waits for a
+            # client that reads nothing (a write held by flow control).
+            try:
+                return await asyncio.wait_for(call, streams.keyless_seconds)
+            except TimeoutError:
+                await context.abort(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"a stream without an API key is ended after "
+                    f"{streams.keyless_seconds:g} s (--keyless-stream-seconds): open another, "
+                    f"or send a key (x-goog-api-key) to keep it open")
         finally:
-            streams.open -= 1
+            streams.leave(holder, keyed)
     return counted
+
 
 def _decoded(behaviour: Callable[..., Any], deserializer: Callable[[bytes], Any] | None,
              method: str) -> Callable[..., Any]:
@@ -431,11 +510,18 @@ class CallGuard(grpc.GenericRpcHandler):
     This costs a call no coroutine of its own, as a grpc.aio interceptor would.
     """
 
-    def __init__(self, policy: Policy | None = None, max_streams: int = 1000) -> None:
+    def __init__(self, policy: Policy | None = None, max_streams: int = 1000,
+                 max_keyless_streams: int = -1, per_address: int = 16,
+                 keyless_seconds: float = 0.0) -> None:
         self._envelope = Envelope(policy or Policy(()), TRANSPORT)
         # Streams anyone may open (health watches, reflection): never all the calls
-        # --max-concurrent-rpcs allows, so writes and health checks stay possible.
-        self._streams = _OpenStreams(max_streams)
+        # --max-concurrent-rpcs allows, so writes and health checks stay possible; and
+        # of them, never all to callers without a key (one client held all 1,000 with
+        # health watches on one connection, for as long as it liked).
+        self._streams = _OpenStreams(
+            max_streams, max_keyless_streams if max_keyless_streams >= 0
+            else max(1, max_streams // 2), per_address,
+            keyless_seconds if 0 < keyless_seconds < math.inf else None)
         self._generic: list[grpc.GenericRpcHandler] = []
         self._registered: dict[str, grpc.RpcMethodHandler] = {}
         self._cache: dict[str, grpc.RpcMethodHandler] = {}
@@ -475,20 +561,22 @@ class CallGuard(grpc.GenericRpcHandler):
         elif handler.unary_stream is not None:
             behaviour = _decoded(handler.unary_stream, handler.request_deserializer, method)
             if not method.startswith(_WATCHES):
-                behaviour = _counted(behaviour, self._streams, method)
+                behaviour = _counted(behaviour, self._streams, method, self._envelope.policy.auth)
             handler = grpc.unary_stream_rpc_method_handler(
                 behaviour, request_deserializer=None,  # decoded in _decoded
                 response_serializer=_as_is(handler.response_serializer))
         elif handler.stream_stream is not None:
             handler = grpc.stream_stream_rpc_method_handler(
                 _counted(_decoding_each(handler.stream_stream, handler.request_deserializer,
-                                        method), self._streams, method),
+                                        method), self._streams, method,
+                         self._envelope.policy.auth),
                 request_deserializer=None,  # decoded in _decoding_each
                 response_serializer=handler.response_serializer)
         elif handler.stream_unary is not None:
             handler = grpc.stream_unary_rpc_method_handler(
                 _counted(_decoding_each(handler.stream_unary, handler.request_deserializer,
-                                        method), self._streams, method),
+                                        method), self._streams, method,
+                         self._envelope.policy.auth),
                 request_deserializer=None,  # decoded in _decoding_each
                 response_serializer=handler.response_serializer)
         self._cache[method] = handler

@@ -108,6 +108,9 @@ def test_variables_of_every_kind() -> None:
     (["--max-concurrent-rpcs", "2000"],
      "--max-concurrent-rpcs (2000) must exceed --max-watches (1000) plus --max-streams (1000): "
      "else open streams alone could take every call, writes and health checks included"),
+    (["--max-streams", "100", "--max-keyless-streams", "100"],
+     "--max-keyless-streams (100) must be less than --max-streams (100): else callers "
+     "without a key could take every stream, and leave none for those with one"),
     # (0 refused every watch: "project 'p' has 0 watches open ... close one")
     (["--max-watches-per-project", "0"], "--max-watches-per-project must be -1 or at least 1, "
                                          "got 0"),

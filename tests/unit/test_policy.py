@@ -30,7 +30,7 @@ from server.policy.auth import Authenticator, MissingKey
 from server.policy.faults import FaultInjector
 from server.policy.metrics import Metrics
 from server.policy.quota import ByteQuota, WriteQuota
-from server.rpc import DETAILS_BUDGET, MESSAGE_BUDGET, fit_in_trailers
+from server.rpc import DETAILS_BUDGET, MESSAGE_BUDGET, client_address, fit_in_trailers
 from server.store.group_commit import Job
 from server.store.rows import StepResult
 
@@ -309,3 +309,16 @@ def test_a_field_mask_path_proto3_json_cannot_carry_is_named() -> None:
                                  "'title.price'?")]
     wellknown.check(product_service_pb2.UpdateProductRequest(
         update_mask={"paths": ["title", "price_info.price"]}))
+
+
+@pytest.mark.parametrize(("peer", "counted_as"), [
+    ("ipv4:203.0.113.7:50123", "203.0.113.7"),
+    # a dual-stack listener sees IPv4 clients so: each is its own address, not one /64
+    ("ipv6:[::ffff:203.0.113.7]:50123", "203.0.113.7"),
+    ("ipv6:[2001:db8:1:2:aaaa::1]:443", "2001:db8:1:2::/64"),
+    ("ipv6:[2001:db8:1:2:bbbb::9]:443", "2001:db8:1:2::/64"),
+    ("ipv6:[fe80::1%eth0]:443", "fe80::/64"),
+    ("unix:/tmp/footfall.sock", "unix"),
+])
+def test_streams_without_a_key_are_counted_by_client_address(peer: str, counted_as: str) -> None:
+    assert client_address(peer) == counted_as

@@ -1,0 +1,179 @@
+"""The streams anyone may open with auth on (health watches, server reflection):
+callers without a key have a share of their own, per address and in all, and
+their streams end after a while; callers with a key keep the rest. Real grpc
+clients and grpcurl over real sockets."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from .support import RPC_DEADLINE, running_server, sqlite_url
+from .trust import with_key, write_keys
+
+KEY, OTHER_KEY = "admin-key-5d1f0c9a7e3b2468", "reader-key-9a8b7c6d5e4f3210"
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+def keys(workdir: Path) -> Path:
+    return write_keys(workdir / "keys.json", {KEY: ("admin", ["*"]),
+                                              OTHER_KEY: ("reader", ["shop"])})
+
+
+def channel_to(address: str) -> grpc.Channel:
+    # A connection of its own (grpc shares one between channels to the same address).
+    return grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
+def open_watches(channel: grpc.Channel, count: int, key: str | None = None
+                 ) -> tuple[list[grpc.Call], list[grpc.RpcError]]:
+    """`count` health watches asked for on `channel`: those open (each has said
+    SERVING) and the refusals."""
+    stub = health_pb2_grpc.HealthStub(channel)
+    metadata = with_key(key) if key else ()
+    calls = [stub.Watch(health_pb2.HealthCheckRequest(), timeout=120, metadata=metadata)
+             for _ in range(count)]
+    opened, refused = [], []
+    for call in calls:
+        try:
+            assert next(call).status == SERVING
+            opened.append(call)
+        except grpc.RpcError as refusal:
+            refused.append(refusal)
+    return opened, refused
+
+
+def reflect(channel: grpc.Channel, key: str | None = None) -> list[str]:
+    """The services that server reflection lists."""
+    answer = next(reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+        timeout=RPC_DEADLINE, metadata=with_key(key) if key else ()))
+    return [service.name for service in answer.list_services_response.service]
+
+
+def cancel(calls: list[grpc.Call]) -> None:
+    for call in calls:
+        call.cancel()
+
+
+def test_callers_without_a_key_never_take_the_streams_of_callers_with_one(
+        tmp_path: Path, grpcurl: str) -> None:
+    """One client without a key opened all --max-streams health watches on one
+    connection and held them as long as it liked: every health watch and every
+    reflection stream (grpcurl's) was refused, a key or not."""
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
+                        "--auth-file", str(keys(tmp_path)), "--max-streams", "100") as server, \
+            channel_to(server.address) as flood, channel_to(server.address) as keyed:
+        held, refused = open_watches(flood, 100)
+        try:
+            assert len(held) == 16  # --max-keyless-streams-per-address
+            assert all(r.code() is grpc.StatusCode.RESOURCE_EXHAUSTED for r in refused)
+            assert "--max-keyless-streams-per-address" in str(refused[0].details())
+            # A caller with a key watches and reflects; grpcurl too, given the key.
+            mine, none_refused = open_watches(keyed, 3, KEY)
+            assert len(mine) == 3 and not none_refused
+            assert "grpc.health.v1.Health" in reflect(keyed, KEY)
+            listed = subprocess.run([grpcurl, "-plaintext", "-max-time", "10", "-H",
+                                     f"x-goog-api-key: {KEY}", server.address, "list"],
+                                    capture_output=True, text=True, timeout=30)
+            assert listed.returncode == 0, listed.stderr
+            assert "google.cloud.retail.v2.UserEventService" in listed.stdout.split()
+            cancel(mine)
+        finally:
+            cancel(held)
+        # The address's streams ended, it may open others: grpcurl needs no key.
+        deadline = time.monotonic() + RPC_DEADLINE
+        while True:
+            listed = subprocess.run([grpcurl, "-plaintext", "-max-time", "10",
+                                     server.address, "list"],
+                                    capture_output=True, text=True, timeout=30)
+            if listed.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert listed.returncode == 0, listed.stderr
+
+
+def test_callers_without_a_key_have_a_cap_in_all_and_a_key_a_quarter_of_the_rest(
+        tmp_path: Path) -> None:
+    """Two client addresses (127.0.0.1 and ::1) without a key share
+    --max-keyless-streams; a key may hold a quarter of the other streams."""
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
+                        "--auth-file", str(keys(tmp_path)), "--host", "localhost",
+                        "--max-streams", "30", "--max-keyless-streams", "10",
+                        "--max-keyless-streams-per-address", "8") as server, \
+            channel_to(f"127.0.0.1:{server.port}") as four, \
+            channel_to(f"[::1]:{server.port}") as six, \
+            channel_to(f"127.0.0.1:{server.port}") as keyed:
+        held: list[grpc.Call] = []
+        try:
+            opened, refused = open_watches(four, 9)
+            held += opened
+            assert len(opened) == 8
+            assert "--max-keyless-streams-per-address" in str(refused[0].details())
+            opened, refused = open_watches(six, 3)
+            held += opened
+            assert len(opened) == 2
+            assert "10 streams without an API key are open (--max-keyless-streams)" in \
+                str(refused[0].details())
+            opened, refused = open_watches(keyed, 6, KEY)
+            held += opened
+            assert len(opened) == 5  # a quarter of the 20 left to keys
+            assert "a quarter of those for callers with a key" in str(refused[0].details())
+            opened, refused = open_watches(keyed, 5, OTHER_KEY)
+            held += opened
+            assert len(opened) == 5 and not refused
+        finally:
+            cancel(held)
+
+
+def test_a_stream_without_a_key_ends_after_its_time(tmp_path: Path) -> None:
+    """A health watch, or a reflection stream whose client reads nothing, of a
+    caller without a key ends UNAVAILABLE after --keyless-stream-seconds, freeing
+    its place; a keyed one goes on."""
+    never = threading.Event()
+
+    def requests() -> Iterator[reflection_pb2.ServerReflectionRequest]:
+        for _ in range(200):  # answers of 30 KB or so each, none of them read
+            yield reflection_pb2.ServerReflectionRequest(
+                file_containing_symbol="google.cloud.retail.v2.UserEventService")
+        never.wait(60)
+
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
+                        "--auth-file", str(keys(tmp_path)), "--keyless-stream-seconds", "2",
+                        "--max-keyless-streams-per-address", "2") as server, \
+            channel_to(server.address) as channel:
+        started = time.monotonic()
+        (keyless,), _ = open_watches(channel, 1)
+        (keyed,), _ = open_watches(channel, 1, KEY)
+        unread = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+            requests(), timeout=60)
+        try:
+            with pytest.raises(grpc.RpcError) as ended:
+                next(keyless)
+            took = time.monotonic() - started
+            assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
+            assert "--keyless-stream-seconds" in str(ended.value.details())
+            assert 1.5 < took < 15
+            time.sleep(1.5)  # (the reflection stream began a little later)
+            assert keyed.is_active()
+            # The unread reflection stream ended too: its answers read now end so.
+            with pytest.raises(grpc.RpcError) as unread_ended:
+                for _ in unread:
+                    pass
+            assert unread_ended.value.code() is grpc.StatusCode.UNAVAILABLE
+            # Both places are free again.
+            opened, refused = open_watches(channel, 2)
+            assert len(opened) == 2 and not refused
+            cancel(opened)
+        finally:
+            never.set()
+            keyed.cancel()
+            unread.cancel()
