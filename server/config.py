@@ -352,6 +352,12 @@ class Settings:
                                            "stream without a known API key is ended "
                                            "UNAVAILABLE after this long (a client watches "
                                            "again); `0` never", check=at_least(0))
+    http_max_connections_per_address: int = option(
+        -1, INTEGER, "of --http-max-connections, the most one client address (an IPv6 "
+        "client's /64) may hold; more from it are refused (503); `-1` a quarter of them (at "
+        "least 16), or "
+        "no bound with `--trust-forwarded-for` (every connection is the proxy's); `0` no "
+        "bound", check=at_least(-1))
 
 
 OPTIONS: tuple[Option, ...] = tuple(

@@ -1,11 +1,12 @@
 """What the system says of binding a port, asked before the servers bind it: a
 port another process listens on is refused before the store is opened (and, with
---processes, before any process starts). No grpc here: the --processes parent
-imports it."""
+--processes, before any process starts); and what a client's address is counted
+by. No grpc here: the --processes parent imports it."""
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 from typing import Any
 
@@ -60,3 +61,18 @@ def grpc_refusal(address: str, exc: OSError) -> str:
               errno.EADDRNOTAVAIL: " (--host or FOOTFALL_HOST names an address of "
                                    "this machine)"}.get(exc.errno or 0, "")
     return f"cannot listen for gRPC on {address}: {exc.strerror or exc}{advice}"
+
+
+def ip_prefix(host: str) -> str:
+    """What a client's address (`1.2.3.4`, `2001:db8::1`) is counted by: an IPv4
+    address, one seen as IPv6 (`::ffff:1.2.3.4`, a dual-stack listener's) too; an
+    IPv6 address's /64 (one client is given a whole /64); else as it is."""
+    try:
+        ip = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import ipaddress
 import math
 import re
 import time
@@ -44,6 +43,7 @@ from server.policy import Policy
 from server.policy.auth import Authenticator
 from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
 from server.policy.quota import TokenBuckets
+from server.ports import ip_prefix
 from server.store.packed import read_varint
 
 TRANSPORT = "grpc"
@@ -331,23 +331,13 @@ class _OpenStreams:
 
 
 def client_address(peer: str) -> str:
-    """What a call's peer (grpc's `ipv4:1.2.3.4:5678`, `ipv6:[2001:db8::1]:5678`)
-    is counted by: its IP address, of IPv6 its /64 (one client is given a whole
-    /64), an IPv4 address seen as IPv6 (`[::ffff:1.2.3.4]`: a dual-stack
-    listener's) as IPv4; what is not IP (a Unix socket) as one."""
+    """What a call's peer (grpc's `ipv4:1.2.3.4:5678`, `ipv6:[2001:db8::1]:5678`) is
+    counted by: its IP address as ports.ip_prefix has it; what is not IP (a Unix
+    socket) as one."""
     kind, _, address = peer.partition(":")
     if kind not in ("ipv4", "ipv6"):
         return kind
-    host = address.rpartition(":")[0].strip("[]").partition("%")[0]
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip)
+    return ip_prefix(address.rpartition(":")[0].strip("[]"))
 
 
 async def _paced(requests: Any, buckets: TokenBuckets, address: str) -> Any:

@@ -93,6 +93,7 @@ from server.errors import ResourceExhausted, to_rpc_status
 from server.http.answers import ADVICE, WHAT
 from server.http.budget import Budget, Hold
 from server.http.errors import error_body, json_error
+from server.ports import ip_prefix
 from server.retail.collect import GET_EVENT_CHARS, MAX_URI_CHARS
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,9 @@ def _closing_answer(status_line: str, status: status_pb2.Status, retry: bool) ->
 REFUSAL = _closing_answer("503 Service Unavailable", status_pb2.Status(
     code=code_pb2.UNAVAILABLE, message="too many open connections to this server; retry later"),
     retry=True)
+ADDRESS_REFUSAL = _closing_answer("503 Service Unavailable", status_pb2.Status(
+    code=code_pb2.UNAVAILABLE, message="too many open connections from this address "
+    "(--http-max-connections-per-address); close one, or retry later"), retry=True)
 # Request heads held at once (see GuardedSite.hold_heads) hold at most this many times
 # the longest URL (max_line_size: url_limit) between them, beyond
 # the first FREE_HEAD_BYTES of each connection's: ordinary heads never wait for room,
@@ -295,7 +299,7 @@ class Connection(web.RequestHandler):
     and the one being answered. Bytes of a body are not (the gateway counts them,
     and aiohttp stops reading a body no one reads)."""
 
-    __slots__ = ("_site", "made", "_lost", "_arriving", "_heads", "_held", "_body",
+    __slots__ = ("_site", "made", "address", "_lost", "_arriving", "_heads", "_held", "_body",
                  "_answered", "_unreadable", "_http2", "_send_watch", "_unsent",
                  "_framed", "_handling", "_admitted", "_wrong_version", "_first_line",
                  "_line_end", "_head_tail")
@@ -306,6 +310,7 @@ class Connection(web.RequestHandler):
                          lingering_time=site.header_timeout, **kwargs)
         self._site = site
         self.made = False  # connection_made was called
+        self.address: str | None = None  # counted by it in the site (see GuardedSite._accept)
         self._lost: list[Callable[[], Any]] = []  # called when the connection is lost
         self._arriving = 0  # bytes of the head that is arriving
         self._heads: collections.deque[int] = collections.deque()  # of those unanswered
@@ -726,12 +731,18 @@ class GuardedSite(web.BaseSite):
                  header_timeout: float, max_connections: int,
                  handler_args: dict[str, Any], ssl_context: ssl.SSLContext | None = None,
                  backlog: int = 128, reuse_port: bool = False,
-                 answers: Budget | None = None, send_timeout: float = 30.0) -> None:
+                 answers: Budget | None = None, send_timeout: float = 30.0,
+                 per_address: int = 0) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         self._host = host
         self._port = port
         self.header_timeout = header_timeout
         self.max_connections = max_connections
+        # One client address's connections at most (0: no bound): one client without a
+        # key held all 1,000 by opening them again as each head deadline closed them,
+        # and most other clients' connections were refused 503 meanwhile.
+        self.per_address = per_address
+        self._by_address: dict[str, int] = {}  # open or pending connections, of holders only
         self._handler_args = handler_args
         self._reuse_port = reuse_port  # --processes: the port is shared on purpose
         self._listeners: list[socket.socket] = []
@@ -740,6 +751,7 @@ class GuardedSite(web.BaseSite):
         self._open: set[Connection] = set()
         self._pending = 0  # accepted, not connected yet (a TLS handshake, say)
         self.refused = RateLimitedLog(log)
+        self.refused_by_address = RateLimitedLog(log)  # (the last address said)
         self.accept_errors = RateLimitedLog(log)
         self.url_limit = int(handler_args.get("max_line_size", 8190))
         self.head_budget = HEADS_HELD * self.url_limit
@@ -778,6 +790,7 @@ class GuardedSite(web.BaseSite):
             task.cancel()
         await asyncio.gather(*self._connecting, return_exceptions=True)
         self.refused.flush()
+        self.refused_by_address.flush()
         self.accept_errors.flush()
         self.heads_refused.flush()
         self.answers_refused.flush()
@@ -789,7 +802,16 @@ class GuardedSite(web.BaseSite):
         self._open.add(connection)
 
     def closed(self, connection: Connection) -> None:
-        self._open.discard(connection)
+        if connection in self._open:
+            self._open.discard(connection)
+            self._let_go(connection.address)
+
+    def _let_go(self, address: str | None) -> None:
+        """One connection fewer of `address` (None: not counted by address)."""
+        if address is not None:
+            held = self._by_address.pop(address) - 1
+            if held:
+                self._by_address[address] = held
 
     def hold_heads(self, was: int, now: int) -> bool:
         """A connection that held `was` bytes of request heads holds `now`: whether
@@ -813,7 +835,7 @@ class GuardedSite(web.BaseSite):
         the loop gets to its other work)."""
         for _ in range(self._backlog):
             try:
-                sock, _ = listener.accept()
+                sock, peer = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # EMFILE, ENFILE, ENOBUFS, ECONNABORTED, ...
@@ -829,21 +851,32 @@ class GuardedSite(web.BaseSite):
                                   f"open (--http-max-connections)")
                 _refuse(sock)
                 continue
+            address = None
+            if self.per_address and sock.family in (socket.AF_INET, socket.AF_INET6):
+                address = ip_prefix(peer[0])
+                if self._by_address.get(address, 0) >= self.per_address:
+                    self.refused_by_address.note(
+                        f"HTTP: refusing connections of {address}: it has {self.per_address} "
+                        f"open (--http-max-connections-per-address)")
+                    _refuse(sock, ADDRESS_REFUSAL)
+                    continue
+                self._by_address[address] = self._by_address.get(address, 0) + 1
             sock.setblocking(False)
             _bound_unsent(sock)
             self._pending += 1
-            task = asyncio.get_running_loop().create_task(self._connect(sock))
+            task = asyncio.get_running_loop().create_task(self._connect(sock, address))
             self._connecting.add(task)
             task.add_done_callback(self._connecting.discard)
 
-    async def _connect(self, sock: socket.socket) -> None:
+    async def _connect(self, sock: socket.socket, address: str | None) -> None:
         """Counted as pending from accept until connection_made, which a TLS
-        handshake that fails never reaches."""
+        handshake that fails never reaches; and by `address` until it is lost."""
         made: list[Connection] = []
 
         def connection() -> Connection:
             made.append(Connection(self, self._runner.server,  # type: ignore[arg-type]
                                     loop=asyncio.get_running_loop(), **self._handler_args))
+            made[0].address = address
             return made[0]
 
         try:
@@ -858,6 +891,7 @@ class GuardedSite(web.BaseSite):
             if not (made and made[0].made):  # else the transport has the socket
                 sock.close()
                 self._pending -= 1
+                self._let_go(address)
 
     async def _speaks_tls(self, sock: socket.socket) -> bool:
         """Whether the client's first byte (looked at, not taken) starts a TLS
@@ -1037,11 +1071,12 @@ def _bound_unsent(sock: socket.socket) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, option, UNSENT_BYTES)
 
 
-def _refuse(sock: socket.socket) -> None:
+def _refuse(sock: socket.socket, answer: bytes = REFUSAL) -> None:
     """A 503 if the socket takes it at once, then close: never wait on a refused client."""
     with contextlib.suppress(OSError):
-        sock.send(REFUSAL)
+        sock.send(answer)
     sock.close()
+
 
 
 def _listen(host: str, port: int, backlog: int, reuse_port: bool = False

@@ -293,6 +293,22 @@ class CallContext:
         return self._details
 
 
+# The fewest connections one address is let hold by default: a browser opens up to 6
+# to a server, and an office's browsers come from one address.
+FEWEST_PER_ADDRESS = 16
+
+
+def per_address(settings: Settings) -> int:
+    """The most connections one client address may hold (0: no bound), as
+    --http-max-connections-per-address says: behind a proxy every connection is
+    the proxy's, so by default there is none with --trust-forwarded-for."""
+    given = settings.http_max_connections_per_address
+    if given >= 0:
+        return given
+    return 0 if settings.trust_forwarded_for else max(FEWEST_PER_ADDRESS,
+                                                       settings.http_max_connections // 4)
+
+
 def http_refusal(host: str, port: int, exc: OSError) -> str:
     """Why the HTTP port cannot be listened on, and what to change."""
     advice = (" (--http-port or FOOTFALL_HTTP_PORT picks another port; -1 a free one, "
@@ -353,7 +369,8 @@ class HttpGateway:
                            max_connections=settings.http_max_connections,
                            handler_args=handler_args, ssl_context=_ssl_context(settings),
                            reuse_port=settings.processes > 1, answers=self._answers,
-                           send_timeout=settings.http_send_timeout)
+                           send_timeout=settings.http_send_timeout,
+                           per_address=per_address(settings))
         try:
             await site.start()
         except OSError as exc:

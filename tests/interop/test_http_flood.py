@@ -92,3 +92,31 @@ def test_a_flood_of_slow_clients_is_refused_and_cut(small: ServerProcess) -> Non
     new_lines = small.log[lines_before:]
     assert not any("Too many open files" in line for line in new_lines), new_lines[:5]
     assert len(new_lines) < 10, new_lines
+
+
+def test_one_address_cannot_take_every_connection(tmp_path: Path) -> None:
+    """One client (no key needed) opened all --http-max-connections and opened them
+    again as the head deadline closed them: most other clients were refused 503
+    for as long as it went on. Now one address holds at most a quarter (at least
+    16): 127.0.0.1 is refused past 16 of 64, while 127.0.0.2 is served."""
+    server = ServerProcess(tmp_path, sqlite_url(tmp_path / "events.db"),
+                           ["--http-max-connections", "64"])
+    flood: list[socket.socket] = []
+    try:
+        for _ in range(64):
+            sock = socket.create_connection(("127.0.0.1", server.http_port),
+                                            timeout=RPC_DEADLINE)
+            flood.append(sock)
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        answers = [answer(sock, HEADER_TIMEOUT + RPC_DEADLINE) for sock in flood[16:]]
+        assert all(a.startswith(b"HTTP/1.1 503 ") for a in answers), answers[0][:200]
+        assert b"--http-max-connections-per-address" in answers[0]
+        with socket.create_connection(("127.0.0.1", server.http_port), timeout=RPC_DEADLINE,
+                                      source_address=("127.0.0.2", 0)) as other:
+            other.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          b"Connection: close\r\n\r\n")
+            assert answer(other, RPC_DEADLINE).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for sock in flood:
+            sock.close()
+        server.stop()

@@ -11,6 +11,7 @@ import pytest
 
 from server.config import Settings, add_serve_arguments, settings_from_args
 from server.http.connections import RateLimitedLog, plan_descriptors
+from server.http.gateway import per_address
 
 UNLIMITED = resource.RLIM_INFINITY
 
@@ -74,3 +75,14 @@ def test_connection_flags_and_variables() -> None:
                 ["--http-max-connections", "0"]):
         with pytest.raises(SystemExit):
             parse(bad)
+
+
+@pytest.mark.parametrize(("argv", "most"), [
+    ([], 250),  # a quarter of --http-max-connections
+    (["--http-max-connections", "40"], 16),  # at least 16
+    (["--trust-forwarded-for"], 0),  # every connection is the proxy's
+    (["--trust-forwarded-for", "--http-max-connections-per-address", "300"], 300),
+    (["--http-max-connections-per-address", "0"], 0),
+])
+def test_connections_of_one_address(argv: list[str], most: int) -> None:
+    assert per_address(parse(argv)) == most
