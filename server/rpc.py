@@ -275,6 +275,52 @@ _WATCHES = "/footfall.console.v1.ConsoleService/"
 # streams, a minute's worth at once (grpcurl's `describe` of every service sends a few
 # dozen): beyond, each waits its turn, so such a client takes 0.4% of a core at most.
 KEYLESS_REQUESTS_PER_MINUTE = 600
+# A request of an open service read for a caller without a key: its bytes must all be
+# in within READ_SECONDS, and at most READS_PER_ADDRESS of one client address and
+# READS_IN_ALL in all are read at once (see _KeylessReads).
+READ_SECONDS = 2.0
+READS_PER_ADDRESS, READS_IN_ALL = 4, 32
+
+
+class _KeylessReads:
+    """The requests of open services being read for callers without a key (touched
+    on the loop only). grpc takes in a request up to --max-request-bytes before
+    Footfall may look at it, and with no time limit: ten health checks without a
+    key, each a 9 MB message left one byte short, held 70-85 MB for as long as
+    their connection stayed open. Counted and timed, such reads hold at most
+    READS_IN_ALL x --max-request-bytes, each for READ_SECONDS."""
+
+    def __init__(self) -> None:
+        self.reading = 0
+        self._by_address: dict[str, int] = {}
+
+    async def read(self, next_request: Awaitable[Any], address: str,
+                   context: grpc.aio.ServicerContext) -> Any:
+        """What `next_request` gives, read for `address`; the call ends
+        RESOURCE_EXHAUSTED when too many are being read, UNAVAILABLE when it does
+        not come in time."""
+        held = self._by_address.get(address, 0)
+        if held >= READS_PER_ADDRESS or self.reading >= READS_IN_ALL:
+            if inspect.iscoroutine(next_request):
+                next_request.close()
+            where = (f"{held} from this address" if held >= READS_PER_ADDRESS
+                     else f"{self.reading} in all")
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"requests without an API key are being read ({where}); "
+                                f"send a key (x-goog-api-key), or retry")
+        self._by_address[address] = held + 1
+        self.reading += 1
+        try:
+            return await asyncio.wait_for(next_request, READ_SECONDS)
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                f"a request without an API key must come whole within "
+                                f"{READ_SECONDS:g} s")
+        finally:
+            self.reading -= 1
+            left = self._by_address.pop(address) - 1
+            if left:
+                self._by_address[address] = left
 
 
 class _OpenStreams:
@@ -296,6 +342,7 @@ class _OpenStreams:
         # file_containing_symbol answer is a file and all it imports, 34 KB and 0.4 ms
         # of the loop, and one stream asking in a loop took 55% of a core.
         self.keyless_requests = TokenBuckets(KEYLESS_REQUESTS_PER_MINUTE)
+        self.reads = _KeylessReads()
         self.open = 0
         self.keyless = 0
         # Streams held now by client address (keyless) and by key: only holders are kept.
@@ -340,10 +387,17 @@ def client_address(peer: str) -> str:
     return ip_prefix(address.rpartition(":")[0].strip("[]"))
 
 
-async def _paced(requests: Any, buckets: TokenBuckets, address: str) -> Any:
-    """`requests` (a stream's), each let through once `address` has a token for it."""
-    async for request in requests:
-        while (wait := buckets.try_take(address)) is not None:
+async def _keyless(requests: Any, streams: _OpenStreams, address: str,
+                   context: grpc.aio.ServicerContext) -> Any:
+    """`requests` (a stream's, of a caller without a key): each read as
+    _KeylessReads has it, then let through once `address` has a token for it."""
+    requests = aiter(requests)
+    while True:
+        try:
+            request = await streams.reads.read(anext(requests), address, context)
+        except StopAsyncIteration:
+            return
+        while (wait := streams.keyless_requests.try_take(address)) is not None:
             await asyncio.sleep(wait)
         yield request
 
@@ -377,7 +431,7 @@ def _counted(behaviour: Callable[..., Any], streams: _OpenStreams, method: str,
             except FootfallError:
                 holder, keyed = client_address(context.peer()), False
         if not keyed and streaming:
-            request = _paced(request, streams.keyless_requests, str(holder))
+            request = _keyless(request, streams, str(holder), context)
         call = run(request, context)
         del request  # (as _decoded_or_abort's `raw`)
         refusal = streams.enter(holder, keyed)
@@ -511,6 +565,27 @@ def _refused_unread(refusal: FootfallError) -> grpc.RpcMethodHandler:
     return grpc.stream_unary_rpc_method_handler(refuse)
 
 
+def _read_first(handler: grpc.RpcMethodHandler, reads: _KeylessReads) -> grpc.RpcMethodHandler:
+    """`handler` (one taking one request, its bytes: a unary-unary or unary-stream
+    handler made by CallGuard) as one taking a stream of requests, which reads the
+    first as `reads` has it: grpc runs it before any of the request is in, where it
+    would read a unary request whole before running the handler."""
+    behaviour = handler.unary_unary or handler.unary_stream
+    assert behaviour is not None
+
+    async def read_first(_requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        raw = await reads.read(context.read(), client_address(context.peer()), context)
+        if raw is grpc.aio.EOF:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request: none was sent")
+        return await behaviour(raw, context)  # type: ignore[arg-type,misc]
+
+    if handler.unary_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            read_first, response_serializer=handler.response_serializer)
+    return grpc.stream_stream_rpc_method_handler(
+        read_first, response_serializer=handler.response_serializer)
+
+
 class CallGuard(grpc.GenericRpcHandler):
     """The servicers' handlers, each unary-unary one run in the envelope, each
     server-streaming one free to yield messages serialized already.
@@ -537,6 +612,7 @@ class CallGuard(grpc.GenericRpcHandler):
         self._generic: list[grpc.GenericRpcHandler] = []
         self._registered: dict[str, grpc.RpcMethodHandler] = {}
         self._cache: dict[str, grpc.RpcMethodHandler] = {}
+        self._keyless_cache: dict[str, grpc.RpcMethodHandler] = {}  # see _keyless_read
 
     def add_generic_rpc_handlers(self, handlers: Any) -> None:
         self._generic.extend(handlers)
@@ -554,7 +630,8 @@ class CallGuard(grpc.GenericRpcHandler):
         method = handler_call_details.method
         cached = self._cache.get(method)
         if cached is not None:
-            return self._unread_refusal(handler_call_details) or cached
+            return self._unread_refusal(handler_call_details) or \
+                self._keyless_read(handler_call_details, cached) or cached
         handler = self._registered.get(method)
         for generic in self._generic:
             if handler is not None:
@@ -592,7 +669,27 @@ class CallGuard(grpc.GenericRpcHandler):
                 request_deserializer=None,  # decoded in _decoding_each
                 response_serializer=handler.response_serializer)
         self._cache[method] = handler
-        return self._unread_refusal(handler_call_details) or handler
+        return self._unread_refusal(handler_call_details) or \
+            self._keyless_read(handler_call_details, handler) or handler
+
+    def _keyless_read(self, handler_call_details: grpc.HandlerCallDetails,
+                      handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler | None:
+        """With auth on, for a call without a known key of an open service's method
+        that takes one request (health Check and Watch), `handler` reading it as
+        _KeylessReads does; None to serve the call with `handler` as it is."""
+        method = handler_call_details.method
+        auth = self._envelope.policy.auth
+        if not auth.enabled or handler.request_streaming or not method.startswith(_OPEN_SERVICES):
+            return None
+        try:
+            auth.authenticate(handler_call_details.invocation_metadata)  # type: ignore[arg-type]
+            return None
+        except FootfallError:
+            pass
+        reader = self._keyless_cache.get(method)
+        if reader is None:
+            reader = self._keyless_cache[method] = _read_first(handler, self._streams.reads)
+        return reader
 
     def _unread_refusal(self, handler_call_details: grpc.HandlerCallDetails
                         ) -> grpc.RpcMethodHandler | None:

@@ -5,6 +5,8 @@ clients and grpcurl over real sockets."""
 
 from __future__ import annotations
 
+import select
+import socket
 import subprocess
 import threading
 import time
@@ -207,3 +209,88 @@ def test_reflection_without_a_key_is_paced(tmp_path: Path) -> None:
         assert answered(channel, 1000, 30.0, KEY) == 1000
         # A minute's worth at once is spent: a second stream of the address waits too.
         assert answered(channel, 100, 1.0) <= 20
+
+
+def _frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + \
+        stream.to_bytes(4, "big") + payload
+
+
+def _header(name: str, value: str) -> bytes:
+    """An HPACK literal header field without indexing (names and values < 127 bytes)."""
+    return b"\x00" + bytes([len(name)]) + name.encode() + bytes([len(value)]) + value.encode()
+
+
+def unfinished_requests(port: int, method: str, calls: int, size: int, seconds: float
+                        ) -> tuple[set[int], int]:
+    """`calls` calls of `method` without a key on one HTTP/2 connection (no grpc client
+    sends a message it does not finish), each a message of `size` bytes sent as fast
+    as the server's flow control lets it, one byte short, for `seconds`: the calls the
+    server ended meanwhile, and the bytes it let in."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=RPC_DEADLINE)
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0))
+    headers = b"".join(_header(name, value) for name, value in (
+        (":method", "POST"), (":scheme", "http"), (":path", method),
+        (":authority", f"127.0.0.1:{port}"), ("content-type", "application/grpc"),
+        ("te", "trailers")))
+    windows = {1 + 2 * i: 65535 for i in range(calls)}
+    sent = dict.fromkeys(windows, 0)
+    for stream in windows:
+        sock.sendall(_frame(1, 4, stream, headers))  # END_HEADERS, not END_STREAM
+    message = b"\x00" + size.to_bytes(4, "big") + bytes(size - 1)  # one byte short
+    connection_window, ended, received = 65535, set(), b""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and len(ended) < calls:
+        if select.select([sock], [], [], 0.01)[0]:
+            data = sock.recv(1 << 20)
+            if not data:
+                break
+            received += data
+        while len(received) >= 9 and len(received) >= 9 + int.from_bytes(received[:3], "big"):
+            length, kind, flags = int.from_bytes(received[:3], "big"), received[3], received[4]
+            stream = int.from_bytes(received[5:9], "big") & 0x7FFFFFFF
+            payload, received = received[9:9 + length], received[9 + length:]
+            if kind == 4 and not flags & 1:  # SETTINGS: acknowledged
+                sock.sendall(_frame(4, 1, 0))
+            elif kind == 6 and not flags & 1:  # PING
+                sock.sendall(_frame(6, 1, 0, payload))
+            elif kind == 8:  # WINDOW_UPDATE
+                more = int.from_bytes(payload, "big") & 0x7FFFFFFF
+                if stream == 0:
+                    connection_window += more
+                elif stream in windows:
+                    windows[stream] += more
+            elif kind == 3 or (kind == 1 and flags & 1):  # RST_STREAM, or trailers
+                ended.add(stream)
+        for stream in windows:
+            room = min(windows[stream], connection_window, 16384, len(message) - sent[stream])
+            if stream not in ended and room > 0:
+                sock.sendall(_frame(0, 0, stream, message[sent[stream]:sent[stream] + room]))
+                sent[stream] += room
+                windows[stream] -= room
+                connection_window -= room
+    sock.close()
+    return ended, sum(sent.values())
+
+
+@pytest.mark.parametrize("method", ["/grpc.health.v1.Health/Check",
+                                    "/grpc.health.v1.Health/Watch",
+                                    "/grpc.reflection.v1alpha.ServerReflection/"
+                                    "ServerReflectionInfo"])
+def test_a_request_without_a_key_must_come_in_time(tmp_path: Path, method: str) -> None:
+    """grpc takes in a request up to --max-request-bytes before the server sees it,
+    with no time limit: ten health checks without a key, each a 9 MB message left
+    one byte short, held 70-85 MB for as long as their connection stayed open. Now
+    4 such requests of one address are read at once and each must be in within 2 s:
+    the rest are refused at once, those read ended."""
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
+                        "--auth-file", str(keys(tmp_path))) as server:
+        started = time.monotonic()
+        ended, let_in = unfinished_requests(server.port, method, 6, 9_000_000, 20.0)
+        assert len(ended) == 6, f"{len(ended)} of 6 ended, {let_in} bytes let in"
+        assert time.monotonic() - started < 15
+        # A request that comes whole is answered as before, for anyone.
+        with channel_to(server.address) as channel:
+            assert health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=RPC_DEADLINE).status == SERVING
+            assert "grpc.health.v1.Health" in reflect(channel)
