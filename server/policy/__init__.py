@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -112,6 +113,7 @@ class Policy:
         self.rejections: Rejections | None = None  # where refused event writes are kept
         self.strict_names = False  # --strict-names (see check_strict_names)
         self.large_requests = LargeRequests()
+        self._keyless_lines = _LineBudget()
 
     @classmethod
     def from_settings(cls, settings: Settings, guarded: Iterable[str],
@@ -261,6 +263,9 @@ class Policy:
                  logging.WARNING if code in SERVER_CODES else logging.INFO)
         if not log.isEnabledFor(level):
             return
+        if self.auth.enabled and not key_name and (admission is None or not admission.key_name) \
+                and not self._keyless_lines.take():
+            return
         fields: dict[str, Any] = {"method": method.lstrip("/"), "transport": transport,
                                   "code": code.name, "duration_ms": round(seconds * 1000, 3)}
         if admission is not None and admission.project:
@@ -272,6 +277,40 @@ class Policy:
             fields["message"] = message[:300]
         text = " ".join(f"{k}={_logfmt(v)}" for k, v in fields.items())
         log.log(level, "call %s", text, extra={"call": fields})
+
+
+# The log lines of calls without a known key (with auth on) written at most, a window:
+# one client without a key, its calls reset as soon as sent, had 2,000 refusals a
+# second logged, 520 KB of log a second. The rest are counted, and said in one line.
+KEYLESS_LINES, KEYLESS_LINES_SECONDS = 100, 10.0
+
+
+class _LineBudget:
+    """How many log lines of calls without a key may be written now."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._began = clock()
+        self._written = self._left_out = 0
+
+    def take(self) -> bool:
+        """Whether one more line may be written (one saying how many were not, first,
+        once a window that left some out has passed)."""
+        with self._lock:
+            now = self._clock()
+            if now - self._began >= KEYLESS_LINES_SECONDS:
+                if self._left_out:
+                    log.info("%d more calls without an API key were not logged in the last "
+                             "%.0f s (at most %d lines every %.0f s; /metrics counts them all)",
+                             self._left_out, now - self._began, KEYLESS_LINES,
+                             KEYLESS_LINES_SECONDS)
+                self._began, self._written, self._left_out = now, 0, 0
+            if self._written < KEYLESS_LINES:
+                self._written += 1
+                return True
+            self._left_out += 1
+            return False
 
 
 async def _wait(seconds: float, context: Any) -> None:
