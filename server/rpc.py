@@ -418,7 +418,8 @@ def _counted(behaviour: Callable[..., Any], streams: _OpenStreams, method: str,
              auth: Authenticator, streaming: bool = False) -> Callable[..., Any]:
     """`behaviour` (a streaming method of an open service) counted against `streams`
     while it runs, as the call's key (or its address, without one) has it;
-    `streaming`: its requests are a stream, paced without a key."""
+    `streaming`: its requests are a stream, read and paced as _keyless has it
+    without a key."""
     run = _written(behaviour)
     rpc = method.rpartition("/")[2]
 
