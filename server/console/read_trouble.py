@@ -42,8 +42,12 @@ class ReadTrouble:
         self._failing.add(feed)
         self._failed += 1
         error = " ".join(f"{type(exc).__name__}: {exc}".split())
-        if error not in self._said and len(self._said) < ERRORS_SAID:
-            self._said.add(error)
+        # (an outage's errors differ in their detail alone, as how long the pool
+        # waited: "after 5.00 sec", then "after 0.50 sec" once it is known away)
+        kind = f"{type(exc).__name__}: {exc.message}" if isinstance(exc, StoreUnavailable) \
+            else error
+        if kind not in self._said and len(self._said) < ERRORS_SAID:
+            self._said.add(kind)
             self._said_at = now
             # (an error no outage explains with its traceback, once: where it came from)
             log.warning("a watch could not read the store: %s (said once, and every %g s "
