@@ -257,6 +257,11 @@ class GroupCommitter:
         # How long a batch waits for more after a batch of several (see `_take`).
         self._gather_seconds = gather_seconds
         self._last_batch = 0  # how many jobs the last batch taken had
+        # While a batch gathers: how many queued jobs would complete it (0: none
+        # gathers), and a lock held until `submit` sees that many queued.
+        self._short = 0
+        self._gathered = threading.Lock()
+        self._gathered.acquire()
         # What the products read for a catalog's join jobs were read as of (asked
         # right after the read, on this thread): kept on each job whose row was made
         # from them, for `apply_batch` to check (see `rejoin`).
@@ -329,6 +334,9 @@ class GroupCommitter:
             self._queue.put(job)
             if job.waited and self._lingering:
                 self._wake.set()
+            if self._short and (job.alone or self._queue.qsize() >= self._short):
+                self._short = 0
+                self._gathered.release()
         return job.future
 
     @property
@@ -433,6 +441,9 @@ class GroupCommitter:
             self._closed = True
             self._queue.put(_STOP)
             self._wake.set()
+            if self._short:
+                self._short = 0
+                self._gathered.release()
         self._thread.join()
 
     def _take(self, batch: list[Job]) -> bool:
@@ -477,17 +488,14 @@ class GroupCommitter:
                 batch.extend(self._along)
                 self._along = []
 
-    def _drain(self, batch: list[Job], limit: int | None, joins: bool = False,
-               until: float | None = None) -> bool:
+    def _drain(self, batch: list[Job], limit: int | None, joins: bool = False) -> bool:
         """Add what is queued to `batch` (up to `limit` jobs in all), up to the next
         job alone (held for the next batch), nothing to a job alone; True on _STOP.
-        `joins`: `batch` is to join a batch of others (no job alone may start it).
-        `until` (time.monotonic()): wait until then for the jobs still short of `limit`."""
+        `joins`: `batch` is to join a batch of others (no job alone may start it)."""
         while (limit is None or len(batch) < limit) and self._held is None \
                 and not (batch and batch[0].alone):
             try:
-                item = self._queue.get_nowait() if until is None else \
-                    self._queue.get(timeout=max(0.0, until - time.monotonic()))
+                item = self._queue.get_nowait()
             except queue.Empty:
                 return False
             if item is _STOP:
@@ -530,11 +538,26 @@ class GroupCommitter:
         before it writes again, so the next batch would have taken a few of them and
         left the rest for one more commit. A lone caller (a last batch of one) is
         never kept waiting, and fewer callers than before wait `gather_seconds` once.
-        True on _STOP."""
-        if self._drain(batch, min(size, self._max_batch),
-                       until=time.monotonic() + self._gather_seconds):
-            return True
-        return self._drain(batch, self._max_batch)  # (what came meanwhile besides)
+        True on _STOP.
+
+        The writer sleeps once for them, not once per job: `submit` wakes it when
+        enough are queued (or a job alone, or `close`). Woken by each job, the writer
+        cost every write a futex wake on the submitting thread and a GIL hand-off
+        both ways."""
+        due = time.monotonic() + self._gather_seconds
+        with self._lock:
+            short = min(size, self._max_batch) - len(batch)
+            if self._closed or self._held is not None or self._queue.qsize() >= short:
+                short = 0
+            self._short = short
+        if short:
+            woken = self._gathered.acquire(timeout=max(0.0, due - time.monotonic()))
+            with self._lock:
+                if not woken and self._short:
+                    self._short = 0  # nobody came in time: nobody releases it now
+                elif not woken:  # released as the wait timed out: held again for the next
+                    self._gathered.acquire()
+        return self._drain(batch, self._max_batch)
 
     def _next(self) -> Any:
         """The job held back, else the next queued job or _STOP, waiting for one; None

@@ -546,3 +546,91 @@ def test_callers_answered_together_are_committed_together() -> None:
         assert batches[-2:] == [1, 1]
     finally:
         committer.close()
+
+
+def _switches(thread: threading.Thread) -> int:
+    """How many times `thread` has slept (its voluntary context switches)."""
+    status = open(f"/proc/self/task/{thread.native_id}/status").read()
+    return int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+
+
+@pytest.mark.skipif(not hasattr(threading.Thread, "native_id")
+                    or not __import__("os").path.exists("/proc/self/task"),
+                    reason="reads the writer's context switches from /proc (Linux)")
+def test_a_gathering_batch_sleeps_once_for_the_jobs_it_waits_for() -> None:
+    # Each job that comes while a batch gathers would wake the writer (a futex wake
+    # on the submitting thread, a GIL hand-off both ways) only to wait again: the
+    # writer sleeps until as many as it waits for are queued.
+    batches: list[int] = []
+
+    def apply(jobs: list[Job]) -> None:
+        batches.append(len(jobs))
+        settle(jobs, apply_in_order(jobs, lambda rows: None, lambda job: (None, None)))
+
+    committer = GroupCommitter(apply, gather_seconds=5.0)
+    try:
+        release = threading.Event()
+        first = committer.submit_fn(lambda db: release.wait(10), alone=True)
+        held = [committer.submit_rows([row(f"a{i}")]) for i in range(5)]
+        release.set()
+        for future in [first, *held]:
+            future.result(10)
+        assert batches == [1, 5]  # the next batch gathers 5
+        again = [committer.submit_rows([row("b0")])]
+        deadline = time.monotonic() + 10
+        while not committer._short and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.01)  # until the writer took it, and waits for 4 more
+        time.sleep(0.05)  # (gone to sleep)
+        slept = _switches(committer._thread)  # type: ignore[attr-defined]
+        for i in range(1, 4):
+            again.append(committer.submit_rows([row(f"b{i}")]))
+            time.sleep(0.05)
+        woken = _switches(committer._thread) - slept  # type: ignore[attr-defined]
+        assert batches == [1, 5]  # still gathering
+        again.append(committer.submit_rows([row("b4")]))
+        for future in again:
+            future.result(10)
+        assert batches == [1, 5, 5]
+        assert woken == 0
+    finally:
+        committer.close()
+
+
+def test_a_job_alone_or_close_ends_the_gathering_at_once() -> None:
+    # A batch gathering for more stops waiting when a job alone comes (it commits
+    # after the batch, on its own) or when the committer closes.
+    batches: list[int] = []
+
+    def apply(jobs: list[Job]) -> None:
+        batches.append(len(jobs))
+        settle(jobs, apply_in_order(jobs, lambda rows: None, lambda job: (None, None)))
+
+    committer = GroupCommitter(apply, gather_seconds=5.0)
+    release = threading.Event()
+    first = committer.submit_fn(lambda db: release.wait(10), alone=True)
+    held = [committer.submit_rows([row(f"a{i}")]) for i in range(4)]
+    release.set()
+    for future in [first, *held]:
+        future.result(10)
+    started = time.monotonic()
+    written = committer.submit_rows([row("b")])
+    time.sleep(0.1)
+    alone = committer.submit_fn(lambda db: None, alone=True)
+    written.result(10)
+    alone.result(10)
+    assert batches == [1, 4, 1, 1]
+    last = committer.submit_rows([row("c")])  # gathers for 4 (its last batch was 1: no)
+    last.result(10)
+    more = committer.submit_rows([row("d")])
+    more.result(10)
+    assert time.monotonic() - started < 4  # (each gathering would wait 5 s)
+    committer.submit_fn(lambda db: release.wait(10), alone=True)
+    queued = [committer.submit_rows([row(f"e{i}")]) for i in range(3)]
+    for future in queued:
+        future.result(10)
+    again = committer.submit_rows([row("f")])  # gathers for 3
+    time.sleep(0.1)
+    started = time.monotonic()
+    committer.close()
+    assert time.monotonic() - started < 4
+    again.result(0)
