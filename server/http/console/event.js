@@ -3,6 +3,7 @@
 import {findById} from "./api.js";
 import {failure, h, when} from "./dom.js";
 import {RETAIL_TYPES} from "./funnel-form.js";
+import {gist, summary} from "./gist.js";
 import {jsonView} from "./json.js";
 import {route} from "./names.js";
 
@@ -31,9 +32,17 @@ export function eventLink(stored) {
   return h("a", {href: eventHref(stored), class: "event", "data-id": stored.id},
     h("time", {}, when(e.eventTime)), " ",
     h("strong", {}, e.eventType || "(no type)"), " ", unknown, unknown && " ",
-    h("span", {}, e.visitorId || ""), " ",
+    // (a search's line showed its visitor, not what was searched for)
+    gistOf(e),
+    h("span", {class: "visitor", title: "visitor"}, e.visitorId || ""), " ",
     h("span", {class: "tag"}, stored.transport || "TRANSPORT_UNSPECIFIED"),
     stored.joined ? null : h("span", {class: "tag warn"}, "not joined"));
+}
+
+/** The few words that tell `e` from others of its type, or nothing. */
+function gistOf(e) {
+  const words = gist(e);
+  return words ? [h("span", {class: "gist"}, words), " "] : null;
 }
 
 /** The page of a stored event: its catalog named, so that the link opens it in
@@ -75,6 +84,11 @@ export async function render(main, ctx) {
     h("dt", {}, "Received"), h("dd", {}, when(stored.receiveTime) || "before receive times were kept"),
     h("dt", {}, "Came by"), h("dd", {}, stored.transport || "TRANSPORT_UNSPECIFIED"),
     h("dt", {}, "Joined the catalog"), h("dd", {}, stored.joined ? "yes" : "no")));
+  // Above the JSON: a purchase of 1,000 lines had its revenue after them all.
+  main.append(h("section", {"aria-labelledby": "summary-h", class: "summary"},
+    h("h3", {id: "summary-h"}, "Summary"),
+    h("dl", {class: "facts"}, summary(stored.userEvent || {}).map(([term, description]) =>
+      [h("dt", {}, term), h("dd", {}, description)]))));
   main.append(h("div", {class: "columns"},
     h("section", {"aria-labelledby": "stored-h"}, h("h3", {id: "stored-h"}, "Stored"),
       jsonView(stored.userEvent || {})),

@@ -4,6 +4,7 @@ import {call} from "./api.js";
 import {failure, h, paged, table, when} from "./dom.js";
 import {counted} from "./format.js";
 import {eventHref, remember, unknownType} from "./event.js";
+import {gist} from "./gist.js";
 import {route} from "./names.js";
 
 const EXAMPLES = [
@@ -37,8 +38,9 @@ export function render(main, ctx) {
     results.append(h("p", {class: "hint"}, "No catalog holds events or products yet."));
     return;
   }
-  const found = table("Events found", ["Event time", "Type", "Visitor", "User", "Came by", "Joined"],
-    "", [], [2, 3]);
+  // (About: what the feed's line says of it, a search's query, a purchase's revenue)
+  const found = table("Events found",
+    ["Event time", "Type", "About", "Visitor", "User", "Came by", "Joined"], "", [], [3, 4]);
   found.element.hidden = true;  // (until rows come: headings over an error said nothing)
   const more = paged(async (pageToken) => {
     // A call looks through a few thousand events at most: a filter that few match
@@ -53,7 +55,7 @@ export function render(main, ctx) {
         const unknown = unknownType(e.eventType);
         found.body.append(found.row([
           h("a", {href: eventHref(stored)}, when(e.eventTime)),
-          h("span", {}, e.eventType || "", unknown && " ", unknown),
+          h("span", {}, e.eventType || "", unknown && " ", unknown), gist(e),
           e.visitorId || "", e.userInfo?.userId || "", stored.transport || "",
           stored.joined ? "yes" : "no"]));
         shown += 1;
