@@ -6,6 +6,13 @@ import {h} from "./dom.js";
 import {count, money, rateOf} from "./format.js";
 import {route} from "./names.js";
 
+const RATE = "the purchase-complete events naming the product over its detail-page-view " +
+  "events in the range, a ratio of events, not of visitors (units do not count). It passes " +
+  "100% when the product is bought more often than its page is viewed: bought again, or " +
+  "with no view tracked (an order sent by the shop's server, a page without the tracker). " +
+  "Of the visitors who viewed it, how many then bought it: the funnel above, its steps " +
+  "detail-page-view and purchase-complete, Breakdown by product.";
+
 /** The table of a catalog's products in `span()`, for statsTable(). */
 export function productTable(parent, span) {
   return {
@@ -20,10 +27,12 @@ export function productTable(parent, span) {
       // revenue, which the revenue charts add up, tax and shipping included)
       {title: "Price × units", numeric: true,
         cell: (p) => (p.revenue || []).map((r) => money(r.amount, r.currencyCode)).join(", ")},
-      // (purchases over views: above 100% when some buy again, or without a view)
-      {title: "Purchases ÷ views", order: "view_to_purchase_rate", numeric: true,
-        cell: (p) => rateOf(p.viewToPurchaseRate, p.views)},
+      // (titled "Purchases ÷ views", its 350% read as a conversion gone wrong: it divides
+      // events, not visitors)
+      {title: "Purchase events ÷ view events", order: "view_to_purchase_rate", numeric: true,
+        about: RATE, cell: (p) => rateOf(p.viewToPurchaseRate, p.views)},
     ],
+    about: `Purchase events ÷ view events: ${RATE}`,
     load: async (query, signal) => {
       const page = await call(route`/insights/v1/${parent}/productStats`,
         {query: {...query, ...span()}, signal});

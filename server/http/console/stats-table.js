@@ -7,11 +7,12 @@ import {linked} from "./figure.js";
 
 const PAGE_SIZE = 20;
 
-/** `columns`: [{title, order (an order_by field, or none), cell(item), numeric}].
+/** `columns`: [{title, order (an order_by field, or none), cell(item), numeric, about
+ *  (what the column holds, its heading's tooltip)}]; `about`: said below the table.
  *  `load({orderBy, pageSize, pageToken}, signal)` answers {items, nextPageToken, notes}
  *  (a page asked for while another loads aborts that one). The
  *  order starts as `orderBy` ("views desc"); `onOrder(orderBy)` hears changes. */
-export function statsTable({label, columns, load, orderBy, onOrder, signal}) {
+export function statsTable({label, columns, about, load, orderBy, onOrder, signal}) {
   let [field, direction = ""] = orderBy.split(" ");
   let tokens = [""];  // the token of each page seen; the last is the one shown
   const status = h("div", {role: "status", class: "pages"});
@@ -33,10 +34,11 @@ export function statsTable({label, columns, load, orderBy, onOrder, signal}) {
   // Built once and updated in place, so a heading's button keeps the focus.
   const headings = columns.map((c) => {
     const place = c.numeric ? "number" : null;
-    if (!c.order) return {th: h("th", {scope: "col", class: place}, c.title)};
+    if (!c.order) return {th: h("th", {scope: "col", class: place, title: c.about}, c.title)};
     const arrow = h("span", {"aria-hidden": "true"});
-    const th = h("th", {scope: "col", class: place}, h("button", {type: "button", class: "sort",
-      "data-order": c.order, onclick: () => sort(c.order, c.order === field
+    const th = h("th", {scope: "col", class: place, title: c.about}, h("button", {
+      type: "button", class: "sort", "data-order": c.order,
+      onclick: () => sort(c.order, c.order === field
         ? (direction ? "" : "desc") : (c.numeric ? "desc" : ""))}, c.title, arrow));
     return {th, arrow, order: c.order};
   });
@@ -103,7 +105,8 @@ export function statsTable({label, columns, load, orderBy, onOrder, signal}) {
     h("p", {class: "row sort-choice"}, h("label", {for: sorter.id}, "Sort by"), sorter),
     h("div", {class: "table", tabindex: 0, role: "region", "aria-label": label},
       h("table", {}, h("thead", {}, head), body)),
-    h("p", {class: "row"}, previous, status, next), notes);
+    h("p", {class: "row"}, previous, status, next), notes,
+    about ? h("p", {class: "hint about"}, about) : null);
   show();
   return {element, reload: () => { tokens = [""]; show(); }};
 }
