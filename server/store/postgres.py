@@ -32,7 +32,9 @@ function jobs that may run again (Job.again: all but a job's step) when their
 transaction was rolled back; one whose commit was on its way when the connection
 dropped, or a job's step, fails with StoreUnavailable (callers retry, jobs resume
 from their last committed checkpoint); reads retry once on a fresh connection, then
-raise StoreUnavailable. `healthy()` says whether the database answers.
+raise StoreUnavailable. `healthy()` says whether the database answers. A database that
+hangs (its connections open, nothing answered) is taken for one that is away once a
+statement has waited HANG_SECONDS and a probe found no answer: see hang.py.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from server.names import default_branch
 from server.store.group_commit import GroupCommitter, Job, Outcome, apply_in_order
+from server.store.hang import HangWatch, select_one
 from server.store.migrations import apply_missing, check_readable
 from server.store.rollups import NewLine, count_new, new_lines
 from server.store.rows import (
@@ -96,6 +99,14 @@ READ_TIMEOUT = 5.0  # seconds to wait for a pooled connection before UNAVAILABLE
 RETRY_SECONDS = 5.0
 DOWN_READ_TIMEOUT = 0.5  # the same while the database is known to be away
 PROBE_CONNECT_TIMEOUT = 2  # seconds; the health probe has a connection of its own
+# A database that does not answer the probe's SELECT 1 within this many seconds hangs
+# (its processes stopped, packets dropped): see server/store/hang.py.
+PROBE_SECONDS = 1.0
+# A statement in flight this long has the database probed (see hang.py): one that
+# does not answer has its statements cut, the writer's batch retried or its callers
+# told UNAVAILABLE within RETRY_SECONDS, as when it is away. A statement of a database
+# that answers is never cut, however long (a purge's step, a wait for a lock).
+HANG_SECONDS = 1.0
 # The pool retries a failed connection with a doubling delay until this many seconds,
 # then starts over at 1 s: measured, a 30 s outage is then over for the pool 1.0 s
 # after the database is back, against 15 s after a 45 s outage with its default (300).
@@ -379,10 +390,15 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         self._createdb = _createdb_advice(params)
         self._closed = False
         self._reachable = True
+        # The last probe found the database hung (see hang.py): nothing is sent to it,
+        # no connection made, until a probe finds it answering (the watch's, or the
+        # health check's), so that nothing waits on it meanwhile.
+        self._hung = False
         self._schema_changed: str | None = None  # why no write can commit until a restart
         self._writer_conn: psycopg.Connection[Any] | None = None
         self._probe_conn: psycopg.Connection[Any] | None = None
         self._probe_lock = threading.Lock()
+        self._probed = (0.0, True)  # when the last probe ended (time.monotonic()), its answer
         self._copy_seq = 0
         # Catalogs whose row the writer saw committed: a batch adds only the others,
         # as no catalog row is ever deleted (a reset keeps it: see console.py).
@@ -407,6 +423,8 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                                          retry_seconds=RETRY_SECONDS if retry_seconds is None
                                          else retry_seconds, close_seconds=close_seconds,
                                          relied=self._relied)
+        self._hang_watch = HangWatch(self._hangs, lambda: self._hung, after=HANG_SECONDS,
+                                     name="footfall-postgres-hang-watch")
 
     # -- connections -------------------------------------------------------
 
@@ -466,18 +484,23 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                        backup="`pg_dump --format=custom`")
 
     def _writer(self) -> psycopg.Connection[Any]:
+        self._refuse_hung()
         conn = self._writer_conn
         if conn is None or conn.closed:
+            conn = None
             try:
                 conn = self._connect()
-                conn.execute(_CREATE_INCOMING)
-                # A transaction of this connection left open (its process stopped, its
-                # host gone) ends within WRITER_IDLE_SECONDS, and lets go of the
-                # writers' turn every replica waits for.
-                conn.execute(f"SET idle_in_transaction_session_timeout = "
-                             f"{int(WRITER_IDLE_SECONDS * 1000)}")
-                conn.execute(f"SET lock_timeout = {self._lock_wait_ms}")
+                with self._hang_watch.watching(conn):
+                    conn.execute(_CREATE_INCOMING)
+                    # A transaction of this connection left open (its process stopped,
+                    # its host gone) ends within WRITER_IDLE_SECONDS, and lets go of
+                    # the writers' turn every replica waits for.
+                    conn.execute(f"SET idle_in_transaction_session_timeout = "
+                                 f"{int(WRITER_IDLE_SECONDS * 1000)}")
+                    conn.execute(f"SET lock_timeout = {self._lock_wait_ms}")
             except psycopg.OperationalError as exc:
+                if conn is not None:
+                    conn.close()
                 self._set_reachable(False, exc)
                 raise _unreachable(exc) from exc
             self._writer_conn = conn
@@ -504,18 +527,27 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 log.error("PostgreSQL at %s is unreachable: %s", self._where, why)
         self._reachable = reachable
 
+    def _refuse_hung(self) -> None:
+        """StoreUnavailable, at once, while the database is found hung (see hang.py)."""
+        if self._hung:
+            raise StoreUnavailable("the database is unreachable; try again later",
+                                   f"PostgreSQL at {self._where} does not answer")
+
     def _fetch(self, query: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Rows of a read; a stale pooled connection (database restarted) is retried
         once on a fresh one. StoreUnavailable when the database does not answer."""
+        self._refuse_hung()
         timeout = READ_TIMEOUT if self._reachable else DOWN_READ_TIMEOUT
         for attempt in (1, 2):
             try:
-                with self._pool.connection(timeout=timeout) as conn:
+                with self._pool.connection(timeout=timeout) as conn, \
+                        self._hang_watch.watching(conn):
                     return conn.execute(query, params).fetchall()
             except PoolTimeout as exc:
                 raise _unreachable(exc) from exc
             except psycopg.OperationalError as exc:
-                if attempt == 2:
+                # (cut for a database that hangs: the pool's check would hang on it)
+                if attempt == 2 or self._hung:
                     raise _unreachable(exc) from exc
                 self._pool.check()  # drop the other connections that died with this one
         raise AssertionError("unreachable")
@@ -597,6 +629,11 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         """Commit `jobs` and settle them; False (nothing committed) when a product
         their rows were joined with changed since it was read."""
         conn = self._writer()
+        with self._hang_watch.watching(conn):
+            return self._applied_on(conn, jobs)
+
+    def _applied_on(self, conn: psycopg.Connection[Any], jobs: list[Job]) -> bool:
+        """_applied on the writer's connection `conn`."""
         started: list[Job] = []
         relied = {job.relied for job in jobs if job.relied is not None}
         unchanged = orjson.dumps([{"branch": branch, "generation": generation}
@@ -819,26 +856,51 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
 
     def healthy(self) -> bool:
         """Whether the database answers now (SELECT 1 on a connection of the probe's
-        own, so that a busy pool never reads as an outage) and takes this server's
-        writes (not since a newer version migrated it)."""
+        own, so that a busy pool never reads as an outage, within PROBE_SECONDS) and
+        takes this server's writes (not since a newer version migrated it)."""
+        return self._answers(time.monotonic()) and self._schema_changed is None
+
+    def _answers(self, since: float) -> bool:
+        """Whether the database answers the probe now; one that does not within its
+        deadlines (PROBE_CONNECT_TIMEOUT, PROBE_SECONDS) is noted as hung, until one
+        that does (see hang.py). `since` (time.monotonic()): what a probe that ended
+        after it found will do, so that the health check and the hang watch, which
+        wait for each other's probe, do not each wait as long again for their own."""
         with self._probe_lock:
             if self._closed:
                 return False
-            for attempt in (1, 2):  # a connection that died in a restart: once more, fresh
-                try:
-                    if self._probe_conn is None:
-                        self._probe_conn = self._connect(connect_timeout=PROBE_CONNECT_TIMEOUT)
-                    self._probe_conn.execute("SELECT 1")
-                    break
-                except psycopg.Error as exc:
-                    if self._probe_conn is not None:
-                        self._probe_conn.close()
-                        self._probe_conn = None
-                    if attempt == 2:
-                        self._set_reachable(False, exc)
-                        return False
-            self._set_reachable(True)
-            return self._schema_changed is None
+            if self._probed[0] > since:
+                return self._probed[1]
+            answered = self._probe()
+            self._probed = (time.monotonic(), answered)
+            return answered
+
+    def _hangs(self, since: float) -> bool:
+        """Whether the database hangs, as _answers finds (not one that refuses a
+        connection, or answers with an error: its statements are not waiting on it)."""
+        return not self._answers(since) and self._hung
+
+    def _probe(self) -> bool:
+        """_answers, probing (with the probe's lock held)."""
+        for attempt in (1, 2):  # a connection that died in a restart: once more, fresh
+            try:
+                if self._probe_conn is None:
+                    self._probe_conn = self._connect(connect_timeout=PROBE_CONNECT_TIMEOUT)
+                select_one(self._probe_conn, PROBE_SECONDS)
+                break
+            except (psycopg.Error, TimeoutError) as exc:
+                if self._probe_conn is not None:
+                    self._probe_conn.close()
+                    self._probe_conn = None
+                # (no second try for a database that hangs: it would wait as long again)
+                hung = isinstance(exc, (TimeoutError, psycopg.errors.ConnectionTimeout))
+                if attempt == 2 or hung:
+                    self._hung = hung
+                    self._set_reachable(False, exc)
+                    return False
+        self._hung = False
+        self._set_reachable(True)
+        return True
 
     def close(self) -> None:
         if self._closed:
@@ -846,6 +908,8 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         self._committer.close()
         with self._probe_lock:
             self._closed = True
+        self._hang_watch.close()
+        with self._probe_lock:
             if self._probe_conn is not None:
                 self._probe_conn.close()
         self._pool.close()

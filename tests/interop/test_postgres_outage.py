@@ -1,11 +1,13 @@
 """A Footfall server on PostgreSQL whose connection to the database is cut under a
 write in flight, through the official clients: the write waits the outage out, as
-README ("When PostgreSQL goes away") says a synchronous write does (up to 5 s).
+README ("When PostgreSQL goes away") says a synchronous write does (up to 5 s). And
+one whose database hangs (its connections open, nothing answered): it is answered
+for as one that is away.
 
 The server reaches PostgreSQL through a TCP proxy of the test's that cuts every
-connection as the server sends the write's statement, so the database itself never
-stops (others use it). Needs FOOTFALL_TEST_POSTGRES_DSN (see tests/conftest.py).
-Imports nothing of ours.
+connection as the server sends the write's statement, or holds what it would pass
+on, so the database itself never stops (others use it). Needs
+FOOTFALL_TEST_POSTGRES_DSN (see tests/conftest.py). Imports nothing of ours.
 """
 
 from __future__ import annotations
@@ -17,23 +19,37 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import grpc
 import psycopg
 import pytest
+from google.api_core import exceptions
 from google.cloud import retail_v2, talent_v4
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg.conninfo import conninfo_to_dict
 
-from .support import RPC_DEADLINE, ServerProcess, product_client, talent_client
+from .support import (
+    RPC_DEADLINE,
+    ServerProcess,
+    product_client,
+    retail_client,
+    talent_client,
+    wait_until,
+)
 
 TENANT = "projects/footfall-interop/tenants/outage"
 BRANCH = "projects/footfall-interop/locations/global/catalogs/default_catalog/branches/0"
 OUTAGE = 1.5  # seconds the database is away: shorter than the 5 s a write waits
 WAITED = 5.0  # README: a synchronous write waits up to 5 s
+RETRIED_EVERY = 2.0  # ... tried again at most this far apart (a write that comes late waits more)
+CATALOG = "projects/footfall-interop/locations/global/catalogs/default_catalog"
 
 
 class CuttingProxy:
     """A TCP forwarder to PostgreSQL that, once `cut_at` is set, drops every
     connection as a client sends those bytes (not passed on) and refuses new ones
-    until `restore`."""
+    until `restore`; or, held (`hold`), keeps every connection open and accepts new
+    ones, but passes nothing on either way until `release`, as of a database whose
+    processes are stopped."""
 
     def __init__(self, host: str, port: int) -> None:
         self._target = (host, port)
@@ -44,6 +60,8 @@ class CuttingProxy:
         self._sockets: set[socket.socket] = set()
         self.cut_at: bytes | None = None
         self.cut_done = threading.Event()
+        self._flowing = threading.Event()
+        self._flowing.set()
         threading.Thread(target=self._accept, daemon=True, name="pg-proxy").start()
 
     def _accept(self) -> None:
@@ -72,6 +90,7 @@ class CuttingProxy:
                     self.cut_at = None
                     self.cut()
                     return
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass
@@ -96,7 +115,14 @@ class CuttingProxy:
     def restore(self) -> None:
         self._up = True
 
+    def hold(self) -> None:
+        self._flowing.clear()
+
+    def release(self) -> None:
+        self._flowing.set()
+
     def close(self) -> None:
+        self.release()
         self.cut()
         self._listener.close()
 
@@ -182,3 +208,51 @@ def test_a_product_write_in_flight_when_the_database_goes_away_waits_for_it(
     assert OUTAGE <= took < OUTAGE + WAITED
     found = client.get_product(name=f"{BRANCH}/products/in-flight", timeout=RPC_DEADLINE)
     assert found.title == "in flight"
+
+
+def health(server: ServerProcess) -> str:
+    with grpc.insecure_channel(server.address) as channel:
+        answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
+                                                             timeout=RPC_DEADLINE)
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+
+
+def test_a_database_that_hangs_is_answered_for_as_one_that_is_away(
+        server: ServerProcess, proxy: CuttingProxy, database: str) -> None:
+    """A database whose processes are stopped (SIGSTOP) or whose packets are dropped
+    keeps the server's connections open and answers nothing: a write waited as long
+    as that lasted (measured 12.0 s for a 12 s SIGSTOP of the cluster), then
+    succeeded, and health said SERVING throughout. Now, as README says of a database
+    that is away: the write hears UNAVAILABLE within its 5 s (tries 2 s apart), a
+    read at once, health NOT_SERVING until the database answers again, and the write
+    sent again is stored once."""
+    client = retail_client(server.address)
+
+    def write(visitor: str) -> None:
+        client.write_user_event(retail_v2.WriteUserEventRequest(
+            parent=CATALOG, user_event=retail_v2.UserEvent(
+                event_type="home-page-view", visitor_id=visitor,
+                event_time=datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC))),
+            retry=None, timeout=30)
+
+    write("before")
+    assert health(server) == "SERVING"
+    proxy.hold()
+    try:
+        started = time.monotonic()
+        with pytest.raises(exceptions.ServiceUnavailable):
+            write("held")
+        assert WAITED <= time.monotonic() - started < WAITED + RETRIED_EVERY + 1.0
+        assert health(server) == "NOT_SERVING"
+        started = time.monotonic()
+        with pytest.raises(exceptions.ServiceUnavailable):
+            product_client(server.address).get_product(
+                name=f"{BRANCH}/products/any", retry=None, timeout=RPC_DEADLINE)
+        assert time.monotonic() - started < 1.0
+    finally:
+        proxy.release()
+    wait_until(lambda: health(server) == "SERVING" or None, "health SERVING again",
+               deadline=RPC_DEADLINE)
+    write("held")  # its caller tries again
+    assert rows(database, "SELECT visitor_id, count(*) FROM user_events GROUP BY visitor_id "
+                "ORDER BY visitor_id") == [("before", 1), ("held", 1)]

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -43,7 +44,8 @@ from server.names import default_branch
 from server.operations.runner import JobContext, OperationRunner
 from server.retail import join
 from server.store import EventQuery, EventRow, postgres, sql
-from server.store.group_commit import Join
+from server.store.group_commit import MAX_RETRY_DELAY, Join
+from server.store.hang import TICK_SECONDS
 from server.store.migrations import MIGRATIONS
 from server.store.postgres import POSTGRES, WRITERS_LOCK, PostgresStore
 from server.store.rollups import DAY_US, Gap
@@ -63,7 +65,10 @@ def row(visitor: str) -> EventRow:
 class Proxy:
     """A TCP forwarder to PostgreSQL on 127.0.0.1:0 that can be cut and restored, or
     set to cut itself as a client sends `cut_at` (the bytes of a statement), before
-    passing it on."""
+    passing it on; or held (`hold`, or as a client sends `hold_at`): connections stay
+    open and new ones are accepted, but nothing is passed on either way until
+    `release`, as of a database whose processes are stopped (what was sent meanwhile
+    then arrives)."""
 
     def __init__(self, host: str, port: int) -> None:
         self._target = (host, port)
@@ -71,6 +76,9 @@ class Proxy:
         self.port = self._listener.getsockname()[1]
         self._up = True
         self.cut_at: bytes | None = None
+        self.hold_at: bytes | None = None
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         threading.Thread(target=self._accept, daemon=True, name="pg-proxy").start()
@@ -102,6 +110,10 @@ class Proxy:
                     self.cut_at = None
                     self.cut()
                     return
+                if from_client and self.hold_at is not None and self.hold_at in data:
+                    self.hold_at = None
+                    self.hold()
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass
@@ -125,7 +137,14 @@ class Proxy:
     def restore(self) -> None:
         self._up = True
 
+    def hold(self) -> None:
+        self._flowing.clear()
+
+    def release(self) -> None:
+        self._flowing.set()
+
     def close(self) -> None:
+        self.release()
         self.cut()
         self._listener.close()
 
@@ -315,6 +334,108 @@ def test_a_write_is_refused_when_the_outage_lasts(open_proxied: Callable[..., Po
     proxy.restore()
     store.write_user_events([row("after")])
     assert store.count_user_events(EventQuery(CATALOG)) == 1  # the refused ones are not there
+
+
+def _timed(call: Callable[[], Any], seconds: float) -> tuple[float, Any]:
+    """How long `call` took, and what it returned (or StoreUnavailable it raised);
+    fails when it is still waiting after `seconds` (its thread is left to end)."""
+    outcome: list[Any] = []
+    started = time.monotonic()
+    waiting = threading.Thread(target=lambda: outcome.append(_outcome(call)), daemon=True)
+    waiting.start()
+    waiting.join(seconds)
+    assert outcome, f"still waiting after {seconds} s"
+    return time.monotonic() - started, outcome[0]
+
+
+# README: a write waits up to RETRY_SECONDS, its tries MAX_RETRY_DELAY apart; a read in
+# flight as the database hangs is answered once it has waited HANG_SECONDS and the probe
+# found no answer (within PROBE_SECONDS, or PROBE_CONNECT_TIMEOUT when it connects);
+# the watch looks every TICK_SECONDS. (1 s more: two test workers share 2 cores.)
+HUNG_WRITE = postgres.RETRY_SECONDS + MAX_RETRY_DELAY + 1.0
+HUNG_READ = postgres.HANG_SECONDS + TICK_SECONDS + max(
+    postgres.PROBE_SECONDS, postgres.PROBE_CONNECT_TIMEOUT) + 1.0
+
+
+def test_a_database_that_hangs_is_answered_for_as_one_that_is_away(
+        open_proxied: Callable[..., PostgresStore], proxy: Proxy) -> None:
+    """A database whose processes are stopped (or behind a network that drops its
+    packets) keeps its connections open and answers nothing: a write waited for as
+    long as that lasted (measured 12.6-13.6 s for a 12 s SIGSTOP of the cluster,
+    40.6-41.6 s for 40 s), then succeeded; reads waited too, and the health check
+    never answered, so health said SERVING throughout. Now the database is taken
+    as away once it does not answer a probe: the write is refused in RETRY_SECONDS,
+    the read in flight soon after the probe, the ones after at once, and every one
+    is stored once after (the one held may arrive late, its dedup key keeps one)."""
+    store = open_proxied()
+    store.write_user_events([row("before")])
+    assert store.healthy()
+    proxy.hold()
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            writing = pool.submit(_timed, lambda: store.write_user_events([row("held")]),
+                                  HUNG_WRITE)
+            reading = pool.submit(_timed, lambda: store.count_user_events(EventQuery(CATALOG)),
+                                  HUNG_READ)
+            took, refused = reading.result()
+            assert isinstance(refused, StoreUnavailable), refused
+            took, refused = writing.result()
+            assert isinstance(refused, StoreUnavailable), refused
+            assert postgres.RETRY_SECONDS <= took, took
+        took, answer = _timed(store.healthy, postgres.PROBE_CONNECT_TIMEOUT + 1.0)
+        assert answer is False
+        took, refused = _timed(lambda: store.count_user_events(EventQuery(CATALOG)), 0.5)
+        assert isinstance(refused, StoreUnavailable), refused
+        with pytest.raises(StoreUnavailable):  # never acknowledged while it hangs
+            store.write_user_events([row("async")], wait=False)
+    finally:
+        proxy.release()
+    eventually(store.healthy, "the store to be healthy again")
+    store.write_user_events([row("held")])  # its caller tries again
+    assert store.count_user_events(EventQuery(CATALOG)) == 2
+
+
+def test_a_function_job_in_flight_when_the_database_hangs_runs_again_after(
+        open_proxied: Callable[..., PostgresStore], proxy: Proxy) -> None:
+    """Its statement is cut before its COMMIT went out, so its transaction is rolled
+    back (the statement reaches the database once it goes on, and is rolled back with
+    the connection): it waits the hang out as an outage, runs again, and counts once."""
+    store = open_proxied(retry_seconds=OUTAGE_NOTICED)
+    store.write_user_events([row("before")])  # (the writer's connection is made)
+    runs: list[int] = []
+
+    def write(db: Any) -> int:
+        runs.append(len(runs))
+        db.execute("INSERT INTO settings (name, value) VALUES ('held', '\\x01')")
+        return len(runs)
+
+    proxy.hold_at = b"'held'"
+    with ThreadPoolExecutor(1) as pool:
+        writing = pool.submit(_timed, partial(store._write, write), OUTAGE_NOTICED)
+        try:
+            eventually(lambda: not store._reachable, "the hang to be noticed",
+                       HUNG_READ)
+            time.sleep(0.5)
+            assert not writing.done()  # waiting it out
+        finally:
+            proxy.release()
+        took, answer = writing.result()
+    assert answer == 2 and runs == [0, 1], (answer, runs)
+    assert store._fetch("SELECT count(*) FROM settings WHERE name = 'held'", ()) == [(1,)]
+
+
+def test_a_long_statement_of_a_database_that_answers_is_not_cut(
+        open_proxied: Callable[..., PostgresStore]) -> None:
+    """No deadline on a statement's length: a purge's step or a write waiting for
+    its turn may take longer than HANG_SECONDS while the database answers."""
+    store = open_proxied()
+    store.write_user_events([row("before")])
+    slow = f"SELECT pg_sleep({postgres.HANG_SECONDS + postgres.PROBE_SECONDS + 0.5})"
+    with ThreadPoolExecutor(2) as pool:
+        writing = pool.submit(store._write, lambda db: db.execute(slow).fetchall())
+        reading = pool.submit(store._fetch, slow, ())
+        assert writing.result() == [("",)] and reading.result() == [("",)]
+    assert store._reachable
 
 
 def test_a_write_kept_waiting_for_a_lock_is_refused_and_tried_again(database: str) -> None:
