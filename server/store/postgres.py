@@ -100,8 +100,11 @@ RETRY_SECONDS = 5.0
 DOWN_READ_TIMEOUT = 0.5  # the same while the database is known to be away
 PROBE_CONNECT_TIMEOUT = 2  # seconds; the health probe has a connection of its own
 # A database that does not answer the probe's SELECT 1 within this many seconds hangs
-# (its processes stopped, packets dropped): see server/store/hang.py.
-PROBE_SECONDS = 1.0
+# (its processes stopped, packets dropped): see server/store/hang.py. Not less: a
+# database that is only slow (a busy machine, a checkpoint's fsync) would have its
+# statements cut, a purge's step rolled back, writes refused until it answers; with
+# HANG_SECONDS and a tick, a write still hears within RETRY_SECONDS.
+PROBE_SECONDS = 2.0
 # A statement in flight this long has the database probed (see hang.py): one that
 # does not answer has its statements cut, the writer's batch retried or its callers
 # told UNAVAILABLE within RETRY_SECONDS, as when it is away. A statement of a database
