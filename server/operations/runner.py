@@ -165,6 +165,7 @@ class OperationRunner:
         # it is away). See _lapsed_before.
         self._answered_us = 0
         self._outage: tuple[int, int | None] | None = None
+        self._outages_seen = store.outages  # (see _note_outages)
         self._outage_lock = threading.Lock()
         # WaitOperation callers, woken whenever a worker leaves an operation.
         self.wakeups = Wakeups()
@@ -266,6 +267,7 @@ class OperationRunner:
     def _loop(self, owner: str) -> None:
         unable = False  # since the last look that worked: said once, not every second
         while not self._stopping.is_set():
+            self._note_outages()
             now_us = self._clock.now_ns() // 1000
             try:
                 record = self._store.claim_operation(
@@ -285,7 +287,8 @@ class OperationRunner:
                 if unable:
                     log.info("looking for operations to run again")
                 unable = False
-                self._store_answered(now_us)
+                self._note_outages()
+                self._store_answered(self._clock.now_ns() // 1000)
             if record is None:
                 self._wake.wait(self._poll)
                 self._wake.clear()
@@ -305,6 +308,18 @@ class OperationRunner:
         with self._outage_lock:
             if self._outage is None or self._outage[1] is not None:
                 self._outage = (self._answered_us, None)
+
+    def _note_outages(self) -> None:
+        """As _store_away, if the store met an outage since the last look: a claim (a
+        write) waits out one shorter than the store's retry_seconds (5 s) instead of
+        failing, and the claims after it took over at once the leases that ran out
+        meanwhile."""
+        outages = self._store.outages
+        with self._outage_lock:
+            if outages == self._outages_seen:
+                return
+            self._outages_seen = outages
+        self._store_away()
 
     def _store_answered(self, now_us: int) -> None:
         with self._outage_lock:

@@ -102,6 +102,12 @@ class Store(Protocol):
     def healthy(self) -> bool:
         """Whether the database answers now (health reports NOT_SERVING while not)."""
 
+    @property
+    def outages(self) -> int:
+        """How many times the database was found unreachable since the store opened
+        (by a write, a read or `healthy`): how the operation runner learns of an
+        outage that its claims, writes that wait it out, never failed on."""
+
     def close(self) -> None:
         """Flush, then release every resource. Idempotent."""
 

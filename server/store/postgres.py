@@ -397,6 +397,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         # no connection made, until a probe finds it answering (the watch's, or the
         # health check's), so that nothing waits on it meanwhile.
         self._hung = False
+        self.outages = 0  # (see Store.outages)
         self._schema_changed: str | None = None  # why no write can commit until a restart
         self._writer_conn: psycopg.Connection[Any] | None = None
         self._probe_conn: psycopg.Connection[Any] | None = None
@@ -528,6 +529,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 log.warning("PostgreSQL at %s answers again", self._where)
             else:
                 log.error("PostgreSQL at %s is unreachable: %s", self._where, why)
+                self.outages += 1
         self._reachable = reachable
 
     def _refuse_hung(self) -> None:

@@ -221,6 +221,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
     _committer: GroupCommitter
     _read_only: bool
     _page_token_key: bytes | None = None
+    outages = 0  # (see Store.outages; SQLite's file is never away)
 
     # -- what a backend provides ----------------------------------------------
 

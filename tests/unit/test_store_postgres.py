@@ -601,6 +601,42 @@ def test_a_lease_that_runs_out_while_the_database_is_away_is_not_taken_over_at_o
         holder_store.close()
 
 
+def test_a_lease_that_runs_out_in_an_outage_shorter_than_a_write_waits_is_kept(
+        open_proxied: Callable[..., PostgresStore], proxy: Proxy, database: str) -> None:
+    """The same, with an outage shorter than the store's retry_seconds (5 s by
+    default): the runner's claim, a write, waited it out in the writer instead of
+    failing, so the runner never learnt of the outage, and its next claim took the
+    job over at once, counting a try lost to its live holder."""
+    store = open_proxied(retry_seconds=5.0)
+    holder_store = PostgresStore(database)  # the holder's replica: not behind the proxy
+    try:
+        name = f"{CATALOG}/operations/held"
+        holder_store.create_operation(OperationRecord(
+            name=name, kind="kind", done=False, create_time_us=1, request=b"",
+            operation=operations_pb2.Operation(name=name).SerializeToString()))
+        holder = "other-host:4242:feedbeef/0"
+        assert holder_store.claim_operation(holder, time.time_ns() // 1000, 1_000_000,
+                                            lambda _: False) is not None
+        ran: list[int] = []
+        runner = OperationRunner(store, SystemClock(), {"kind": lambda ctx: ran.append(1)},
+                                 lease_seconds=5, poll_seconds=0.05)
+        runner.start()
+        try:
+            time.sleep(0.2)
+            proxy.cut()
+            time.sleep(1.5)  # the holder's lease (1 s) runs out meanwhile
+            proxy.restore()
+            eventually(store.healthy, "the database to answer again")
+            time.sleep(1.0)  # the runner looks for work ~20 times
+            held = holder_store.get_operation(name)
+            assert held is not None and held.lease_owner == holder, held
+            assert ran == []
+        finally:
+            runner.stop()
+    finally:
+        holder_store.close()
+
+
 def _get(store: PostgresStore, name: str) -> OperationRecord | None:
     try:
         return store.get_operation(name)
