@@ -268,16 +268,19 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
 
         # The inventory fields it sets: named by the mask, all of them without one, or
         # those the new product has when it is created.
-        fields = [p for p in paths if p in inventory.SET_MASK_PATHS] if paths \
+        asked = [p for p in paths if p in inventory.SET_MASK_PATHS] if paths \
             else list(inventory.SET_MASK_PATHS)
+        fields = list(asked)
 
         # Merged and checked in the store's transaction: a concurrent update is never
-        # lost, and the products it refers to cannot change in between.
+        # lost, and the products it refers to cannot change in between. Run more than
+        # once (on a read for the check first; again after a rollback), each run says
+        # the fields afresh: one that found the product missing said those of the
+        # product it made, and the next, finding it made meanwhile, kept them.
         def change(payload: bytes | None) -> bytes:
             current = None if payload is None else products.decode(payload, branch, product_id)
             updated = merge(current)
-            if current is None:
-                fields[:] = inventory.specified(updated)
+            fields[:] = inventory.specified(updated) if current is None else asked
             return bytes(updated.SerializeToString())
 
         def stamp(raw_times: bytes | None) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeAlias
@@ -343,6 +345,58 @@ def test_an_inventory_update_without_a_time_takes_the_servers_when_called(
     record = running.store.get_operation(started.name)
     stored = product_service_pb2.SetInventoryRequest.FromString(record.request)
     assert stored.set_time.ToNanoseconds() == clock.now_ns()
+
+
+def test_an_update_that_meets_the_product_made_meanwhile_stamps_all_it_sets(
+        stub: Stub, channel: grpc.Channel, running: Any, clock: Any) -> None:
+    """UpdateProduct runs its change twice: on a read (for the check of the product's
+    references) and in its transaction, and once more after a rollback (the connection
+    to PostgreSQL cut). Without a mask it sets every inventory field; but a run that
+    found the product missing kept, for the next, the fields of the product it would
+    have made. So an update that met a product made meanwhile (another caller's
+    CreateProduct) stamped only those: an older SetInventory of another field then
+    overwrote what the update had set."""
+    store = running.store
+    held, free = threading.Event(), threading.Event()
+
+    def hold(_db: Any) -> None:  # the writer busy: the writes queue behind it
+        held.set()
+        free.wait(30)
+
+    holding = threading.Thread(target=store._write, args=(hold,))
+    holding.start()
+    try:
+        assert held.wait(30)
+        made = stub.CreateProduct.future(product_service_pb2.CreateProductRequest(
+            parent=DEFAULT, product_id="p1", product=product(availableQuantity=3)))
+        eventually(lambda: store._committer._queue.qsize() == 1)  # (its check passed)
+        created_ns = clock.now_ns()
+        clock.advance(10)
+        updated = stub.UpdateProduct.future(product_service_pb2.UpdateProductRequest(
+            product=product(name=f"{DEFAULT}/products/p1",
+                            priceInfo={"currencyCode": "USD", "price": 5.0}),
+            allow_missing=True))  # (found missing by its check)
+        eventually(lambda: store._committer._queue.qsize() == 2)
+    finally:
+        free.set()
+        holding.join(30)
+    made.result(timeout=30)
+    assert updated.result(timeout=30).available_quantity.value == 0  # (no mask: cleared)
+    # Set 5 s after the create, before the update: the update's quantity stays.
+    started = stub.SetInventory(product_service_pb2.SetInventoryRequest(
+        inventory=product(name=f"{DEFAULT}/products/p1", availableQuantity=7),
+        set_time=timestamp_pb2.Timestamp(seconds=(created_ns + 5 * 10**9) // 10**9),
+        set_mask=field_mask_pb2.FieldMask(paths=["available_quantity"])))
+    done = wait(operations_pb2_grpc.OperationsStub(channel), started.name)
+    assert done.HasField("response"), done
+    assert get(stub, "p1").available_quantity.value == 0
+
+
+def eventually(probe: Callable[[], bool], seconds: float = 30) -> None:
+    end = time.monotonic() + seconds
+    while not probe():
+        assert time.monotonic() < end, "gave up waiting"
+        time.sleep(0.01)
 
 
 def test_an_inventory_update_is_not_refused_for_what_it_does_not_change(
