@@ -235,8 +235,9 @@ class Scrapes:
 # The path of a pixel no route serves: its version (if one of retail's) and what
 # stands where its catalog should. (Slashes before it are the endpoint's, written with
 # a trailing one: its refusal was kept under "/v2/projects/...", shown to no reader
-# of the project.)
-_UNROUTED_PIXEL = re.compile(r"/+(?:(v2|v2beta|v2alpha)/)?(.{1,1024}?)/userEvents:collect")
+# of the project. Possessive: backtracked into, each of up to 250 slashes gave a scan
+# of 1,024 characters, 5 ms of the loop for one GET.)
+_UNROUTED_PIXEL = re.compile(r"/++(?:(v2|v2beta|v2alpha)/)?(.{1,1024}?)/userEvents:collect")
 
 
 def _route_hint(raw_path: str) -> str:
