@@ -23,6 +23,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import grpc
 import grpc.aio
@@ -378,13 +379,13 @@ class _OpenStreams:
 
 
 def client_address(peer: str) -> str:
-    """What a call's peer (grpc's `ipv4:1.2.3.4:5678`, `ipv6:[2001:db8::1]:5678`) is
-    counted by: its IP address as ports.ip_prefix has it; what is not IP (a Unix
-    socket) as one."""
+    """What a call's peer (grpc's `ipv4:1.2.3.4:5678`, `ipv6:%5B2001:db8::1%5D:5678`:
+    a URI, percent-encoded) is counted by: its IP address as ports.ip_prefix has it;
+    what is not IP (a Unix socket) as one."""
     kind, _, address = peer.partition(":")
     if kind not in ("ipv4", "ipv6"):
         return kind
-    return ip_prefix(address.rpartition(":")[0].strip("[]"))
+    return ip_prefix(unquote(address).rpartition(":")[0].strip("[]"))
 
 
 async def _keyless(requests: Any, streams: _OpenStreams, address: str,

@@ -13,6 +13,7 @@ import pytest
 from footfall.retail.v2 import product_service_pb2, user_event_pb2, user_event_service_pb2
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -322,3 +323,36 @@ def test_a_field_mask_path_proto3_json_cannot_carry_is_named() -> None:
 ])
 def test_streams_without_a_key_are_counted_by_client_address(peer: str, counted_as: str) -> None:
     assert client_address(peer) == counted_as
+
+
+@pytest.mark.parametrize(("listen", "connect", "counted_as"), [
+    ("[::1]:0", "[::1]", "::/64"),
+    ("[::]:0", "127.0.0.1", "127.0.0.1"),  # dual stack: an IPv4 client's own address
+])
+def test_the_peer_grpc_gives_is_counted_by_its_client_address(
+        listen: str, connect: str, counted_as: str) -> None:
+    """grpc says an IPv6 peer percent-encoded, `ipv6:%5B::1%5D:54664`, not as the
+    cases above have it: read as it came, each IPv6 address was one of its own, so
+    a client of a /64 opened 16 keyless streams (and was paced) per address of it,
+    not per /64."""
+    peers: list[str] = []
+
+    class Health(health_pb2_grpc.HealthServicer):
+        async def Check(self, request: Any, context: Any) -> Any:
+            peers.append(context.peer())
+            return health_pb2.HealthCheckResponse()
+
+    async def ask() -> None:
+        server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(Health(), server)
+        port = server.add_insecure_port(listen)
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"{connect}:{port}") as channel:
+                await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
+                                                                timeout=10)
+        finally:
+            await server.stop(0)
+
+    asyncio.run(ask())
+    assert [client_address(peer) for peer in peers] == [counted_as], peers
