@@ -277,8 +277,9 @@ _WATCHES = "/footfall.console.v1.ConsoleService/"
 # dozen): beyond, each waits its turn, so such a client takes 0.4% of a core at most.
 KEYLESS_REQUESTS_PER_MINUTE = 600
 # A request of an open service read for a caller without a key: its bytes must all be
-# in within READ_SECONDS, and at most READS_PER_ADDRESS of one client address and
-# READS_IN_ALL in all are read at once (see _KeylessReads).
+# in within READ_SECONDS, at most READS_PER_ADDRESS of one client address are read at
+# once, and READS_IN_ALL in all, the one read longest making room for another past
+# them (see _KeylessReads).
 READ_SECONDS = 2.0
 READS_PER_ADDRESS, READS_IN_ALL = 4, 32
 
@@ -289,36 +290,52 @@ class _KeylessReads:
     Footfall may look at it, and with no time limit: ten health checks without a
     key, each a 9 MB message left one byte short, held 70-85 MB for as long as
     their connection stayed open. Counted and timed, such reads hold at most
-    READS_IN_ALL x --max-request-bytes, each for READ_SECONDS."""
+    READS_IN_ALL x --max-request-bytes, each for READ_SECONDS.
+
+    Past READS_IN_ALL the one read longest is ended to make room, not the newcomer
+    refused: a whole request is read in moments, so the one read longest is one
+    that is not coming; refused, 8 addresses (8 IPv6 /64s are anyone's) each
+    holding 4 requests they never finished had every health check without a key
+    refused (a Kubernetes gRPC probe sends none)."""
 
     def __init__(self) -> None:
-        self.reading = 0
         self._by_address: dict[str, int] = {}
+        # The reads holding a place, oldest first: each one's notice to make room.
+        self._places: dict[asyncio.Future[None], None] = {}
 
     async def read(self, next_request: Awaitable[Any], address: str,
                    context: grpc.aio.ServicerContext) -> Any:
         """What `next_request` gives, read for `address`; the call ends
-        RESOURCE_EXHAUSTED when too many are being read, UNAVAILABLE when it does
-        not come in time."""
+        RESOURCE_EXHAUSTED when too many of the address are being read, UNAVAILABLE
+        when it does not come in time or makes room for another."""
         held = self._by_address.get(address, 0)
-        if held >= READS_PER_ADDRESS or self.reading >= READS_IN_ALL:
+        if held >= READS_PER_ADDRESS:
             if inspect.iscoroutine(next_request):
                 next_request.close()
-            where = (f"{held} from this address" if held >= READS_PER_ADDRESS
-                     else f"{self.reading} in all")
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                f"requests without an API key are being read ({where}); "
-                                f"send a key (x-goog-api-key), or retry")
+                                f"requests without an API key are being read ({held} from "
+                                f"this address); send a key (x-goog-api-key), or retry")
+        if len(self._places) >= READS_IN_ALL:
+            oldest = next(iter(self._places))
+            del self._places[oldest]
+            oldest.set_result(None)
+        room = asyncio.get_running_loop().create_future()
+        self._places[room] = None
         self._by_address[address] = held + 1
-        self.reading += 1
+        request = asyncio.ensure_future(next_request)
         try:
-            return await asyncio.wait_for(next_request, READ_SECONDS)
-        except TimeoutError:
+            done, _ = await asyncio.wait((request, room), timeout=READ_SECONDS,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if request in done:
+                return request.result()
             await context.abort(grpc.StatusCode.UNAVAILABLE,
                                 f"a request without an API key must come whole within "
-                                f"{READ_SECONDS:g} s")
+                                f"{READ_SECONDS:g} s" + (
+                                    f" (the one read longest makes room once {READS_IN_ALL} "
+                                    f"are being read)" if room in done else ""))
         finally:
-            self.reading -= 1
+            request.cancel()  # (nothing, once it came)
+            self._places.pop(room, None)
             left = self._by_address.pop(address) - 1
             if left:
                 self._by_address[address] = left

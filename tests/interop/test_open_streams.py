@@ -296,6 +296,39 @@ def test_a_request_without_a_key_must_come_in_time(tmp_path: Path, method: str) 
             assert "grpc.health.v1.Health" in reflect(channel)
 
 
+def test_requests_never_finished_from_a_few_addresses_leave_health_checks_answered(
+        tmp_path: Path) -> None:
+    """With 32 requests without a key being read in all, every other such request was
+    refused RESOURCE_EXHAUSTED at once: 8 addresses (8 IPv6 /64s are anyone's) each
+    holding 4 health checks they never finish, a few hundred bytes renewed every 2 s,
+    had every health check without a key refused (a Kubernetes gRPC probe sends
+    none), and the server taken for dead. Now the one read longest makes room."""
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
+                        "--auth-file", str(keys(tmp_path))) as server:
+        headers = b"".join(_header(name, value) for name, value in (
+            (":method", "POST"), (":scheme", "http"), (":path", "/grpc.health.v1.Health/Check"),
+            (":authority", f"127.0.0.1:{server.port}"), ("content-type", "application/grpc"),
+            ("te", "trailers")))
+        held = []
+        try:
+            for address in range(2, 10):
+                sock = socket.socket()
+                sock.bind((f"127.0.0.{address}", 0))
+                sock.connect(("127.0.0.1", server.port))
+                sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0))
+                for stream in (1, 3, 5, 7):  # a message of 1,000 bytes, 2 of them sent
+                    sock.sendall(_frame(1, 4, stream, headers) + _frame(
+                        0, 0, stream, b"\x00" + (1000).to_bytes(4, "big") + b"ab"))
+                held.append(sock)
+            time.sleep(0.5)  # (all 32 are being read)
+            with channel_to(server.address) as channel:
+                assert health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=RPC_DEADLINE).status == SERVING
+        finally:
+            for sock in held:
+                sock.close()
+
+
 def test_refusals_of_callers_without_a_key_do_not_flood_the_log(tmp_path: Path) -> None:
     """Each call refused for want of a key wrote a log line of some 250 bytes: one
     client without a key, resetting its calls as soon as sent, had the log grow by
