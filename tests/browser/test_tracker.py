@@ -74,24 +74,8 @@ def shop_of(running: Running, key: str = "", catalog: str = CATALOG) -> Iterator
             whole=urllib.parse.quote('{"eventType": "home-page-view", "visitorId": "whole"}')),
     }
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-            body = pages.get(self.path.split("?")[0])
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.end_headers()
-            self.wfile.write((body or "not found").encode())
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=site.serve_forever, daemon=True, name="shop")
-    thread.start()
-    yield f"http://127.0.0.1:{site.server_address[1]}"
-    site.shutdown()
-    site.server_close()
-    thread.join(timeout=5)
+    with site_of(pages) as base:
+        yield base
 
 
 @pytest.fixture
@@ -279,27 +263,11 @@ def test_google_s_retail_snippet_records_with_its_script_pointed_here(
     with serve(tmp_path, auth_file=str(keys)) as running:
         page = GOOGLE_SNIPPET.format(key="page-writer-key", gateway=running.http_port)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.end_headers()
-                self.wfile.write(page.encode())
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=site.serve_forever, daemon=True, name="shop").start()
-        try:
-            with chromium(browser_executable, tmp_path / "profile") as devtools_url:
-                asyncio.run(asyncio.wait_for(open_snippet(
-                    devtools_url, f"http://127.0.0.1:{site.server_address[1]}/p.html"),
-                    DEADLINE))
-            events = stored(running)
-        finally:
-            site.shutdown()
-            site.server_close()
+        with site_of({"/p.html": page}) as base, \
+                chromium(browser_executable, tmp_path / "profile") as devtools_url:
+            asyncio.run(asyncio.wait_for(open_snippet(devtools_url, f"{base}/p.html"),
+                                         DEADLINE))
+        events = stored(running)
     assert sorted((e.event_type, e.visitor_id) for e in events) == [
         ("detail-page-view", "visitor-of-the-snippet"), ("home-page-view", "pushed-later")]
     viewed = next(e for e in events if e.event_type == "detail-page-view")
@@ -339,27 +307,11 @@ def test_a_purchase_larger_than_a_beacon_takes_is_posted_all_the_same(
     large order was lost, and track() said false with no word why."""
     page = ORDER.format(gateway=running.http_port, catalog=CATALOG)
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.end_headers()
-            self.wfile.write(page.encode())
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=site.serve_forever, daemon=True, name="shop").start()
-    try:
-        with chromium(browser_executable, tmp_path / "profile") as devtools_url:
-            sent = asyncio.run(asyncio.wait_for(order(
-                devtools_url, f"http://127.0.0.1:{site.server_address[1]}/order.html"),
-                DEADLINE))
-        events = stored(running, count=1)
-    finally:
-        site.shutdown()
-        site.server_close()
+    with site_of({"/order.html": page}) as base, \
+            chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        sent = asyncio.run(asyncio.wait_for(order(devtools_url, f"{base}/order.html"),
+                                            DEADLINE))
+    events = stored(running, count=1)
     assert sent is True
     [bought] = events
     assert bought.event_type == "purchase-complete"
@@ -411,7 +363,7 @@ def site_of(pages: dict[str, str]) -> Iterator[str]:
     too); yields its base URL."""
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-            body = pages.get(self.path)  # (and no favicon)
+            body = pages.get(self.path.split("?")[0])  # (and no favicon)
             self.send_response(200 if body else 404)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.end_headers()
