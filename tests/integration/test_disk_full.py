@@ -134,6 +134,18 @@ def test_a_full_disk_refuses_writes_pauses_jobs_and_recovers(
     assert stored == ({*acknowledged, "after"} | {f"imported-{i}" for i in range(IMPORTED)})
 
 
+def filled(disk: SmallDisk,
+           retail: user_event_service_pb2_grpc.UserEventServiceStub) -> None:
+    """`disk` filled, then written to through `retail` until a write meets it full."""
+    disk.fill()
+    for i in range(MAX_SMALL_WRITES):
+        try:
+            retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+                parent=PARENT, user_event=event(f"v-{i}")), timeout=30)
+        except grpc.RpcError:
+            return
+
+
 def test_a_client_event_that_meets_the_full_disk_waits_for_room(
         running: Running, disk: SmallDisk) -> None:
     """README: a synchronous write waits up to 5 s for room. A client event (a
@@ -141,13 +153,7 @@ def test_a_client_event_that_meets_the_full_disk_waits_for_room(
     with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         retail = user_event_service_pb2_grpc.UserEventServiceStub(channel)
         talent = event_service_pb2_grpc.EventServiceStub(channel)
-        disk.fill()
-        for i in range(MAX_SMALL_WRITES):  # until a write meets the full disk
-            try:
-                retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
-                    parent=PARENT, user_event=event(f"v-{i}")), timeout=30)
-            except grpc.RpcError:
-                break
+        filled(disk, retail)
         outcome: list[object] = []
 
         def create() -> None:
@@ -186,13 +192,7 @@ def test_a_full_disk_is_said_once_not_every_second(
             answer = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
             return answer.status == health_pb2.HealthCheckResponse.SERVING
 
-        disk.fill()
-        for i in range(MAX_SMALL_WRITES):  # until a write meets the full disk
-            try:
-                retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
-                    parent=PARENT, user_event=event(f"v-{i}")), timeout=30)
-            except grpc.RpcError:
-                break
+        filled(disk, retail)
         eventually(lambda: not serving(), "health NOT_SERVING")
 
         def looks_failed() -> list[str]:
