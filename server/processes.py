@@ -114,6 +114,7 @@ class _Child:
     process: multiprocessing.process.BaseProcess
     ready: Connection  # says True once the process serves
     count: int = 1  # of the server
+    served: bool = False  # whether it said so
 
     def __str__(self) -> str:
         # as the process itself says it ('(process 2 of 2)'): the parent said 'process 1'
@@ -237,12 +238,18 @@ class Supervisor:
             while not _said_ready(child.ready, 0.05):
                 _take_stop(0)
                 if not child.process.is_alive():
+                    # Said here: a process that ends before it logs anything (killed,
+                    # out of memory, its interpreter failing) left only "stopped".
+                    child.process.join()
+                    log.error("cannot start: %s (pid %s) ended with %s before it was ready",
+                              child, child.process.pid, _how_ended(child.process.exitcode))
                     code = child.process.exitcode or 1
                     return code if code > 0 else 1
                 if time.monotonic() > deadline:
                     log.error("cannot start: %s was not ready within %gs",
                               child, START_SECONDS)
                     return 1
+            child.served = True
         return None
 
     def _replace_dead(self) -> int | None:
@@ -254,9 +261,9 @@ class Supervisor:
             while not child.process.is_alive():
                 child.process.join()
                 _forget_metrics(child.process.pid)
-                log.warning("%s (pid %s) ended with %s; starting another",
-                            child, child.process.pid,
-                            _how_ended(child.process.exitcode))
+                log.warning("%s (pid %s) ended with %s%s; starting another",
+                            child, child.process.pid, _how_ended(child.process.exitcode),
+                            "" if child.served else " before it was ready")
                 now = time.monotonic()
                 self._deaths = [t for t in self._deaths if now - t < RESTART_WINDOW] + [now]
                 if len(self._deaths) > MAX_RESTARTS:
@@ -266,6 +273,7 @@ class Supervisor:
                 _take_stop(RESTART_DELAY)
                 self._children[i] = child = self._spawn(child.index)
                 if self._ready_unless_stopped(child, START_SECONDS):
+                    child.served = True
                     log.info("%s serves again (pid %s)", child, child.process.pid)
                 elif child.process.is_alive():
                     log.error("the process started in place of %s was not ready "

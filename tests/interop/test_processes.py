@@ -266,7 +266,9 @@ def test_a_replacement_that_cannot_start_is_tried_again_while_the_others_serve(
     victim = server_processes(server.proc.pid)[0]
     parent.write_text("")  # a file where the root's folder is to be made
     os.kill(victim, signal.SIGKILL)
-    failed = "ended with exit code 1; starting another"
+    # (said to have ended before it was ready: it logged its own reason, but a
+    # replacement killed before it served logs none)
+    failed = "ended with exit code 1 before it was ready; starting another"
     wait_until(lambda: any(failed in line for line in server.log) or None,
                "a replacement refused by its --gcs-root", deadline=30, interval=0.02)
     parent.unlink()  # the next try starts
@@ -523,6 +525,32 @@ def test_a_port_in_use_at_one_address_of_localhost_stops_the_start(tmp_path: Pat
     assert done.returncode == 1, done.stderr
     assert f"cannot listen for gRPC on localhost:{port}: Address already in use (at [::1]:{port})" \
         in done.stderr, done.stderr
+
+
+def test_a_process_killed_before_it_is_ready_is_named(tmp_path: Path) -> None:
+    """A process that ends before it is ready, logging nothing (kill -9, the kernel's
+    out-of-memory killer), left the supervisor saying only "stopped": now it names
+    the process, its pid and how it ended."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", "0",
+         "--http-port", "0", "--processes", "2", "--store", f"sqlite:///{tmp_path / 'k.db'}"],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        # The first process spawned (process 1 of 2) is killed as soon as it appears:
+        # it imports grpc and opens the store for a second or more before it serves.
+        [victim] = wait_until(lambda: server_processes(supervisor.pid)[:1] or None,
+                              "a server process", deadline=30, interval=0.005)
+        os.kill(victim, signal.SIGKILL)
+        _, stderr = supervisor.communicate(timeout=60)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.communicate()
+    assert supervisor.returncode == 1, stderr
+    assert f"cannot start: process 1 of 2 (pid {victim}) ended with SIGKILL before it " \
+        "was ready" in stderr, stderr
 
 
 def operation_state(store: str, name: str) -> tuple[bool, int, int | None]:
