@@ -40,7 +40,7 @@ from server.errors import (
     more_violations,
     to_rpc_status,
 )
-from server.policy import Policy
+from server.policy import KeylessRefusals, Policy
 from server.policy.auth import Authenticator
 from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
 from server.policy.quota import TokenBuckets
@@ -568,17 +568,19 @@ def _out_of_scope(method: str) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(refuse)
 
 
-def _refused_unread(refusal: FootfallError) -> grpc.RpcMethodHandler:
+def _refused_unread(refusal: FootfallError, pace: KeylessRefusals) -> grpc.RpcMethodHandler:
     """A handler answering `refusal` without reading the request. A call without
     a known key gets it the moment its headers arrive: as a unary call's handler,
     grpc would first wait for the whole request, however long the caller takes
     to send it (a call never finished held one of --max-concurrent-rpcs for
     good) and hold however much it is (up to --max-request-bytes a call). A
     request-streaming handler runs before any message: the calling client's
-    kind of call does not matter, the status ends it."""
+    kind of call does not matter, the status ends it. Past its client address's
+    budget of such refusals (`pace`), it is answered after a delay."""
     status = rpc_status.to_status(status_of(refusal))
 
     async def refuse(_requests: Any, context: grpc.aio.ServicerContext) -> None:
+        await pace.refused(client_address(context.peer()))
         await context.abort_with_status(status)
 
     return grpc.stream_unary_rpc_method_handler(refuse)
@@ -723,5 +725,6 @@ class CallGuard(grpc.GenericRpcHandler):
         try:
             self._envelope.screen(method, handler_call_details.invocation_metadata)  # type: ignore[arg-type]
         except FootfallError as exc:
-            return _refused_unread(self._envelope.refuse(method, exc, started))
+            return _refused_unread(self._envelope.refuse(method, exc, started),
+                                   self._envelope.policy.keyless_refusals)
         return None

@@ -48,6 +48,7 @@ from server.errors import (
     InvalidArgument,
     RequestTooLarge,
     ResourceExhausted,
+    Unauthenticated,
     to_rpc_status,
 )
 from server.http import console_pages, pixel, sse, tracker, transcode
@@ -80,6 +81,7 @@ from server.policy.auth import (
     project_of,
 )
 from server.policy.envelope import Envelope, json_large
+from server.ports import ip_prefix
 from server.retail.collect import Requester, pixel_body
 
 log = logging.getLogger(__name__)
@@ -476,9 +478,13 @@ class HttpGateway:
         except Exception as exc:
             named, kept_as = envelope.bare_request(method, bare, grant)
             # (a call refused for its project is never kept; its log line names its key)
-            return self._refused(request, route, output, envelope.refuse(
-                method, exc, started, request=named,
-                grant=grant if isinstance(exc, NotYourProject) else kept_as))
+            refused = envelope.refuse(method, exc, started, request=named,
+                                      grant=grant if isinstance(exc, NotYourProject)
+                                      else kept_as)
+            # (past its address's budget: the client's loop waits, and connects again)
+            past = isinstance(exc, Unauthenticated) and await \
+                self._policy.keyless_refusals.refused(ip_prefix(context.requester.ip_address))
+            return self._refused(request, route, output, refused, closing=past)
         if route.method.server_streaming:
             self._bodies.give_back(holder, len(body))
             return await self._stream(request, route, path_values, context, output, started,
@@ -657,14 +663,18 @@ class HttpGateway:
                                    "answer was ready") from None
 
     def _refused(self, request: web.Request, route: Route, output: transcode.Output,
-                 error: FootfallError) -> web.Response:
-        """Google's JSON error for `error`, or the pixel's GIF."""
+                 error: FootfallError, closing: bool = False) -> web.Response:
+        """Google's JSON error for `error`, or the pixel's GIF; `closing`: its
+        connection is closed after it."""
         status = to_rpc_status(error)
         if pixel.is_pixel(route, output):
-            return self._cors(request, route, pixel.refused(status, request.remote or "?"))
+            answer = pixel.refused(status, request.remote or "?")
+            if closing:
+                answer.force_close()
+            return self._cors(request, route, answer)
         # (a body too large or too slow: the rest is not worth reading)
-        response = json_error(status, http_status_of(error),
-                              closing=isinstance(error, (BodyTooSlow, RequestTooLarge)))
+        response = json_error(status, http_status_of(error), closing=closing or isinstance(
+            error, (BodyTooSlow, RequestTooLarge)))
         return self._cors(request, route, response)
 
     async def _read_body(self, request: web.Request, holder: str | None) -> bytes:

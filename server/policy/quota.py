@@ -28,13 +28,15 @@ class _Bucket:
 
 
 class TokenBuckets:
-    """Per-project token buckets refilled at `per_minute` tokens a minute."""
+    """Per-project token buckets refilled at `per_minute` tokens a minute, holding
+    at most `burst` (a minute's worth by default)."""
 
-    def __init__(self, per_minute: int, clock: Clock | None = None) -> None:
+    def __init__(self, per_minute: int, clock: Clock | None = None,
+                 burst: float | None = None) -> None:
         if per_minute <= 0:
             raise ValueError("per_minute must be positive")
         self.per_minute = per_minute
-        self._capacity = float(per_minute)
+        self._capacity = float(burst or per_minute)  # (a minute's worth unless given)
         self._per_ns = per_minute / 60e9
         self._clock = clock or SystemClock()
         self._buckets: dict[str, _Bucket] = {}
@@ -46,7 +48,7 @@ class TokenBuckets:
         return min(self._capacity, bucket.tokens + elapsed * self._per_ns)
 
     def try_take(self, project: str, amount: float = 1.0) -> float | None:
-        """Spend `amount` of `project`'s tokens (at most a minute's worth): None
+        """Spend `amount` of `project`'s tokens (at most the burst): None
         when granted, else the seconds until they are due."""
         now = self._clock.now_ns()
         with self._lock:

@@ -356,3 +356,43 @@ def test_the_peer_grpc_gives_is_counted_by_its_client_address(
 
     asyncio.run(ask())
     assert [client_address(peer) for peer in peers] == [counted_as], peers
+
+
+def test_refusals_without_a_key_wait_past_an_address_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst and a rate a second of an address answered at once; past them each
+    waits, at most WAITING_PER_ADDRESS of one address and `most_waiting` in all at
+    once (the rest are answered at once, so that waiting calls never take the room
+    of calls with a key)."""
+    from server import policy as policy_module
+
+    monkeypatch.setattr(policy_module, "KEYLESS_REFUSAL_DELAY", 0.05)
+    monkeypatch.setattr(policy_module, "WAITING_PER_ADDRESS", 3)
+    clock = FixedClock(0)
+    pace = policy_module.KeylessRefusals(most_waiting=4, clock=clock)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(policy_module.KEYLESS_REFUSALS_BURST):
+            assert not await pace.refused("1.2.3.4")
+        began = loop.time()
+        assert await pace.refused("1.2.3.4")  # past: waited
+        assert loop.time() - began >= 0.05
+        assert not await pace.refused("5.6.7.8")  # another address's budget is its own
+        clock.advance(1 / policy_module.KEYLESS_REFUSALS_PER_SECOND)
+        assert not await pace.refused("1.2.3.4")  # a second's rate refilled one
+        waiting = [asyncio.ensure_future(pace.refused("1.2.3.4")) for _ in range(3)]
+        await asyncio.sleep(0)
+        assert pace.waiting == 3
+        began = loop.time()
+        assert await pace.refused("1.2.3.4")  # a fourth of the address: at once
+        assert loop.time() - began < 0.05
+        for _ in range(policy_module.KEYLESS_REFUSALS_BURST):
+            await pace.refused("5.6.7.8")
+        more = [asyncio.ensure_future(pace.refused("5.6.7.8")) for _ in range(2)]
+        await asyncio.sleep(0)
+        assert pace.waiting == 4  # the most in all: the other at once
+        assert all(await asyncio.gather(*waiting, *more))
+        assert pace.waiting == 0
+
+    asyncio.run(run())
