@@ -302,17 +302,32 @@ class _LineBudget:
         with self._lock:
             now = self._clock()
             if now - self._began >= KEYLESS_LINES_SECONDS:
-                if self._left_out:
-                    log.info("%d more calls without an API key were not logged in the last "
-                             "%.0f s (at most %d lines every %.0f s; /metrics counts them all)",
-                             self._left_out, now - self._began, KEYLESS_LINES,
-                             KEYLESS_LINES_SECONDS)
-                self._began, self._written, self._left_out = now, 0, 0
+                self._say_left_out(now)
+                self._began, self._written = now, 0
             if self._written < KEYLESS_LINES:
                 self._written += 1
                 return True
             self._left_out += 1
+            if self._left_out == 1:
+                # Said when the window ends, not only at the next call without a key:
+                # the last window of a flood has none after it.
+                timer = threading.Timer(self._began + KEYLESS_LINES_SECONDS - now, self._ended)
+                timer.daemon = True
+                timer.start()
             return False
+
+    def _ended(self) -> None:
+        with self._lock:
+            now = self._clock()
+            if now - self._began >= KEYLESS_LINES_SECONDS:
+                self._say_left_out(now)
+
+    def _say_left_out(self, now: float) -> None:
+        if self._left_out:
+            log.info("%d more calls without an API key were not logged in the last "
+                     "%.0f s (at most %d lines every %.0f s; /metrics counts them all)",
+                     self._left_out, now - self._began, KEYLESS_LINES, KEYLESS_LINES_SECONDS)
+            self._left_out = 0
 
 
 # Refusals for want of a key that one client address (ports.ip_prefix) is answered at

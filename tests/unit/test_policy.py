@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import server.policy as policy_module
 from server import wellknown
 from server.clock import FixedClock
 from server.errors import (
@@ -396,3 +398,22 @@ def test_refusals_without_a_key_wait_past_an_address_budget(
         assert pace.waiting == 0
 
     asyncio.run(run())
+
+
+def test_the_log_lines_left_out_of_a_window_are_counted_when_it_ends(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The count of the calls without a key not logged was said only when the next
+    such call came after the window: the last window of a flood, with none after it,
+    was never said."""
+    monkeypatch.setattr(policy_module, "KEYLESS_LINES", 2)
+    monkeypatch.setattr(policy_module, "KEYLESS_LINES_SECONDS", 0.3)
+    caplog.set_level(logging.INFO)
+    budget = policy_module._LineBudget()
+    assert [budget.take() for _ in range(5)] == [True, True, False, False, False]
+    time.sleep(0.8)  # (and no call after)
+    said = [r.getMessage() for r in caplog.records if "were not logged" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("3 more calls without an API key"), said
+    # ... once: the next window begins with nothing left out
+    assert budget.take() is True
+    time.sleep(0.5)
+    assert len([r for r in caplog.records if "were not logged" in r.getMessage()]) == 1
