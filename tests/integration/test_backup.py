@@ -193,7 +193,10 @@ def backing_up(store: str, dest: Path, cwd: Path) -> Iterator[subprocess.Popen[s
     try:
         partial = dest.with_name(dest.name + ".partial")
         deadline = time.monotonic() + 60
-        while not partial.exists():
+        # (written to: the backup has claimed it and checked DEST new, which it does
+        # between making the file and writing it; caught before, a DEST made meanwhile
+        # was found at that check, not at the end, as CI met once)
+        while not (partial.exists() and os.path.getsize(partial) > 0):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.001)
         os.kill(proc.pid, signal.SIGSTOP)
