@@ -251,13 +251,6 @@ class LoopThread:
         """Run `coroutine` on the loop and return its result (or raise what it raised)."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
-    def call(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Call `fn(*args)` on the loop soon, from any thread (nothing once it is closed)."""
-        try:
-            self.loop.call_soon_threadsafe(fn, *args)
-        except RuntimeError:  # the loop is closed: the server is gone
-            pass
-
     def close(self) -> None:
         """Stop the loop and its pool; what is still scheduled is dropped."""
         if self.loop.is_closed():

@@ -7,7 +7,7 @@ from __future__ import annotations
 import binascii
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
@@ -334,15 +334,6 @@ def stored_client_event_wire(row: StoredClientEvent) -> bytes:
     if profile:
         parts += _delimited(b"\x32", profile)
     return b"".join(parts)
-
-
-def matching(rows: Sequence[StoredEvent], events: EventFilter
-             ) -> list[console_pb2.StoredUserEvent]:
-    """The console messages of the `rows` that `events` selects."""
-    if not events.on_events:
-        return [stored_user_event(r) for r in rows]
-    messages = [stored_user_event(r) for r in rows if events.may_select(r.payload)]
-    return [m for m in messages if events.selects(m.user_event)]
 
 
 def _window(store: Store, query: EventQuery, before: tuple[int, int] | None

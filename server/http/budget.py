@@ -28,10 +28,6 @@ class Budget:
         self._room_said = room_said
         self._held: dict[str, int] = {}
 
-    def holds(self, holder: str | None) -> int:
-        """The bytes `holder` holds (all of them for None)."""
-        return self.total if holder is None else self._held.get(holder, 0)
-
     def take(self, holder: str | None, size: int, what: str, advice: str = "",
              admitted: bool = False) -> None:
         """Count `size` more bytes of `holder`'s; RESOURCE_EXHAUSTED (retry in a
