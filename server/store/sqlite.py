@@ -237,9 +237,14 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                 "SELECT 1 FROM sqlite_master WHERE name = 'schema_migrations'").fetchone()
             applied = None if has_table is None else {
                 v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
-        except sqlite3.DatabaseError as exc:  # e.g. "file is not a database"
+        except sqlite3.DatabaseError as exc:
             conn.close()
-            raise ValueError(f"{where} is not a Footfall store: {exc}") from exc
+            # The header was checked (read-only) or the file opened: what SQLite refuses
+            # now is a damaged file, said as `serve` says it ("not a Footfall store" had
+            # `events list` and `backup` tell its owner to name another store).
+            said = sqlite_checks.problem(where, exc)
+            raise ValueError(said if " is damaged: " in said
+                             else f"{where} is not a Footfall store: {exc}") from exc
         try:
             check_readable(applied, where, any_version=any_version)
         except ValueError:

@@ -900,6 +900,16 @@ def test_read_only_refuses_what_is_not_a_store(tmp_path: Path) -> None:
     sqlite3.connect(tmp_path / "other.db").execute("CREATE TABLE t (x)").connection.close()
     with pytest.raises(ValueError, match="is not a Footfall store"):
         open_store(f"sqlite:///{tmp_path}/other.db", read_only=True)
+    # A store whose schema page is damaged (its header intact) is said to be damaged,
+    # as `serve` says it, not "not a Footfall store": `events list` and `backup` then
+    # told its owner to name another store.
+    open_store(f"sqlite:///{tmp_path}/damaged.db").close()
+    with open(tmp_path / "damaged.db", "r+b") as file:
+        file.seek(100)  # past the 100-byte header: the schema table's b-tree page
+        file.write(b"\xee" * 300)
+    with pytest.raises(ValueError, match=r"damaged.db is damaged: database disk image is "
+                                         r"malformed$"):
+        open_store(f"sqlite:///{tmp_path}/damaged.db", read_only=True)
     with pytest.raises(ValueError, match="memory:// store lives inside the server"):
         open_store("memory://", read_only=True)
     open_store(f"sqlite:///{tmp_path}/old.db").close()
