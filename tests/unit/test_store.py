@@ -1467,6 +1467,45 @@ def test_a_runner_leaves_operations_of_unknown_kinds_and_runs_the_rest(
     assert newer is not None and not newer.done and newer.lease_owner is None
 
 
+def test_a_job_stopped_between_batches_is_let_go_for_the_next_start(store: Store) -> None:
+    """A runner stopped while its job runs (the job sees it at ctx.check_stop) lets the
+    operation go: held, the next start (same host and pid here, its lease not run out)
+    could not take it up, and one that did counted a try lost to each stop, so that
+    MAX_TRIES stops in one long job ended a sound job INTERNAL."""
+    store.create_operation(operation("job"))
+    waiting = threading.Event()
+
+    def job(ctx: JobContext) -> None:  # a batch a start, then waits to be stopped
+        done = int(ctx.record.checkpoint or b"0")
+        ctx.step(Step(insert_events=[row(f"step-{done}")]),
+                 lambda _r: Progress(str(done + 1).encode(), b"running", False))
+        if done + 1 > MAX_TRIES:
+            ctx.finish(operations_pb2.Operation(name=ctx.record.name, done=True),
+                       str(done + 1).encode())
+            return
+        waiting.set()
+        while True:
+            ctx.check_stop()
+            waiting.wait(0.01)
+
+    for start in range(MAX_TRIES + 1):
+        waiting.clear()
+        runner = OperationRunner(store, FixedClock(0), {"kind": job}, poll_seconds=0.01)
+        runner.start()
+        try:
+            wait_for(lambda: waiting.is_set() or ((op := store.get_operation(OPS + "job"))
+                                                  is not None and op.done),
+                     f"start {start + 1} to take the job up")
+        finally:
+            runner.stop()
+        record = store.get_operation(OPS + "job")
+        assert record is not None and (record.done or record.lease_owner is None), record
+    assert record is not None and record.done and record.checkpoint == str(MAX_TRIES + 1).encode()
+    assert not operations_pb2.Operation.FromString(record.operation).HasField("error")
+    listed = store.list_user_events(EventQuery(CATALOG), limit=10)
+    assert sorted(visitor(p) for _, p in listed) == [f"step-{n}" for n in range(MAX_TRIES + 1)]
+
+
 def failing_once_then(ending: str) -> Callable[[JobContext], None]:
     """A job that fails (a bug) on its first try, then ends as `ending` says."""
     tries: list[int] = []
