@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import math
 import re
 import time
@@ -45,7 +46,7 @@ from server.policy.auth import Authenticator
 from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
 from server.policy.quota import TokenBuckets
 from server.ports import ip_prefix
-from server.store.packed import read_varint
+from server.store import packed
 
 TRANSPORT = "grpc"
 # The services open to callers without a key (health, reflection), whose requests
@@ -168,25 +169,11 @@ def _heaviest_field(raw: bytes, kind: Any, most_fields: int = 64) -> str:
     fields (their tags and lengths alone, nothing decoded); "request" when no
     field `kind` knows does (bytes that are no message, unknown fields)."""
     sizes: dict[int, int] = {}
-    at, end = 0, len(raw)
-    for _ in range(most_fields):
-        if at >= end:
-            break
-        start = at
-        tag, at = read_varint(raw, at)
-        wire_type = tag & 7
-        if wire_type == 0:
-            _, at = read_varint(raw, at)
-        elif wire_type == 1:
-            at += 8
-        elif wire_type == 2:
-            length, at = read_varint(raw, at)
-            at += length
-        elif wire_type == 5:
-            at += 4
-        else:
-            break  # (groups: not in any request served here)
-        sizes[tag >> 3] = sizes.get(tag >> 3, 0) + min(at, end) - start
+    try:
+        for number, _, start, _, end in itertools.islice(packed.fields(raw), most_fields):
+            sizes[number] = sizes.get(number, 0) + min(end, len(raw)) - start
+    except ValueError:
+        pass  # (a group: in no request served here; what came before it counts)
     fields = kind.fields_by_number if kind is not None else {}
     known = [(size, number) for number, size in sizes.items() if number in fields]
     return fields[max(known)[1]].name if known else "request"

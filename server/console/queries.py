@@ -21,9 +21,10 @@ from server.errors import InvalidArgument
 from server.loop import stop_if_abandoned
 from server.names import CatalogName, TenantName, parse_catalog, parse_tenant
 from server.retail import purge_filter
+from server.store import packed
 from server.store.base import Store
 from server.store.console import StoredClientEvent, StoredEvent, may_continue
-from server.store.packed import read_varint, timestamp, varint
+from server.store.packed import timestamp, varint
 from server.store.rows import EventQuery, TimeBound
 
 DEFAULT_PAGE = 100
@@ -295,25 +296,15 @@ def _last_delimited(data: bytes, number: int) -> bytes | None:
     serialized in `data` (its top level only); None when there is none, or when
     `data` is not a serialized message. (Read here rather than decoded: a list's
     events are made from their bytes.)"""
-    found, at, size = None, 0, len(data)
-    while at < size:
-        tag, at = read_varint(data, at)
-        kind = tag & 7
-        if kind == 0:
-            _, at = read_varint(data, at)
-        elif kind == 1:
-            at += 8
-        elif kind == 5:
-            at += 4
-        elif kind == 2:
-            length, at = read_varint(data, at)
-            if tag >> 3 == number and at + length <= size:
-                found = data[at:at + length]
-            at += length
-        else:  # (groups: no field of a client event)
-            return None
-        if at > size:
-            return None
+    found = None
+    try:
+        for field, wire_type, _, value, end in packed.fields(data):
+            if end > len(data):
+                return None
+            if field == number and wire_type == 2:
+                found = data[value:end]
+    except ValueError:  # (a group: no field of a client event)
+        return None
     return found
 
 

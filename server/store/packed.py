@@ -19,6 +19,8 @@ decode them.)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 PACKED = b"\0"
 PACKED_USER = b"\1"  # packed, and its user_info without the user id
 # What a read of an event selects for `unpack`, in its order.
@@ -160,3 +162,29 @@ def read_varint(data: bytes, at: int) -> tuple[int, int]:
             return value, at
         shift += 7
     return value, size + 1
+
+
+def fields(data: bytes) -> Iterator[tuple[int, int, int, int, int]]:
+    """The top-level fields serialized in `data`, in order, read from their tags and
+    lengths alone: (number, wire type, where the field begins, where its value
+    begins (a length-delimited one's content), where it ends). The last may end past the end
+    of `data` (cut short): the caller decides. ValueError at a group (wire types 3
+    and 4: in no message read this way), which cannot be skipped by its tag."""
+    at, size = 0, len(data)
+    while at < size:
+        start = at
+        tag, at = read_varint(data, at)
+        wire_type = tag & 7
+        value = at
+        if wire_type == 0:
+            _, at = read_varint(data, at)
+        elif wire_type == 1:
+            at += 8
+        elif wire_type == 2:
+            length, value = read_varint(data, at)
+            at = value + length
+        elif wire_type == 5:
+            at += 4
+        else:
+            raise ValueError(f"wire type {wire_type} at byte {start}")
+        yield tag >> 3, wire_type, start, value, at

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 from footfall.retail.v2 import user_event_pb2
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import json_format, timestamp_pb2, wrappers_pb2
 from google.protobuf.internal import encoder
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.store.packed import PACKED, PACKED_USER, pack, timestamp, unpack, varint
+from server.store.packed import PACKED, PACKED_USER, fields, pack, timestamp, unpack, varint
 from server.store.rows import EventRow
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
@@ -183,3 +183,26 @@ def test_varints_are_protobufs(value: int) -> None:
 def test_timestamps_are_protobufs(seconds: int, nanos: int) -> None:
     expected = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
     assert timestamp(seconds, nanos) == expected.SerializeToString(deterministic=True)
+
+
+def test_fields_are_read_from_their_tags_and_lengths() -> None:
+    """packed.fields, which the oversized-request check (rpc) and the v4beta1 profile
+    reader (console.queries) share: every kind of field, in order, and where each
+    value lies; a message cut short ends past its end; a group cannot be skipped."""
+    event = user_event_pb2.UserEvent(
+        event_type="search", visitor_id="v", session_id="s",
+        product_details=[user_event_pb2.ProductDetail(quantity=wrappers_pb2.Int32Value(value=3))],
+        search_query="q" * 300, page_view_id="p")
+    event.event_time.FromSeconds(1)
+    data = event.SerializeToString(deterministic=True)
+    read = list(fields(data))
+    assert [number for number, *_ in read] == [f.number for f, _ in event.ListFields()]
+    assert read[-1][4] == len(data)
+    assert all(a[4] == b[2] for a, b in zip(read, read[1:], strict=False))  # (contiguous)
+    number = user_event_pb2.UserEvent.DESCRIPTOR.fields_by_name["search_query"].number
+    query = next(f for f in read if f[0] == number)  # (a two-byte length)
+    assert query[1] == 2 and data[query[3]:query[4]] == b"q" * 300
+    assert list(fields(data[:-1]))[-1][4] == len(data)  # (cut short: past its end)
+    with pytest.raises(ValueError, match="wire type 3"):
+        list(fields(b"\x0b"))  # field 1, a group's start
+
