@@ -17,6 +17,7 @@ Watch) holds no thread and cannot starve the others.
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import itertools
 import math
@@ -265,10 +266,11 @@ _WATCHES = "/footfall.console.v1.ConsoleService/"
 KEYLESS_REQUESTS_PER_MINUTE = 600
 # A request of an open service read for a caller without a key: its bytes must all be
 # in within READ_SECONDS, at most READS_PER_ADDRESS of one client address are read at
-# once, and READS_IN_ALL in all, the one read longest making room for another past
-# them (see _KeylessReads).
+# once (up to WAITING_PER_ADDRESS more wait their turn, each at most READ_SECONDS), and
+# READS_IN_ALL in all, the one read longest making room for another past them (see
+# _KeylessReads).
 READ_SECONDS = 2.0
-READS_PER_ADDRESS, READS_IN_ALL = 4, 32
+READS_PER_ADDRESS, WAITING_PER_ADDRESS, READS_IN_ALL = 4, 64, 32
 
 
 class _KeylessReads:
@@ -279,6 +281,12 @@ class _KeylessReads:
     their connection stayed open. Counted and timed, such reads hold at most
     READS_IN_ALL x --max-request-bytes, each for READ_SECONDS.
 
+    A request of an address past READS_PER_ADDRESS waits for one of its reads to
+    end before it is read (nothing of it is taken in meanwhile): refused at once,
+    a client opening a few health checks or watches together, as a monitor of
+    several services does, had some of them refused whenever the server ran their
+    handlers before their requests were in.
+
     Past READS_IN_ALL the one read longest is ended to make room, not the newcomer
     refused: a whole request is read in moments, so the one read longest is one
     that is not coming; refused, 8 addresses (8 IPv6 /64s are anyone's) each
@@ -287,31 +295,33 @@ class _KeylessReads:
 
     def __init__(self) -> None:
         self._by_address: dict[str, int] = {}
+        # The requests of an address waiting to be read, first come first: each
+        # one's notice that a place of the address is its own.
+        self._waiting: dict[str, collections.deque[asyncio.Future[None]]] = {}
         # The reads holding a place, oldest first: each one's notice to make room.
         self._places: dict[asyncio.Future[None], None] = {}
 
     async def read(self, next_request: Awaitable[Any], address: str,
                    context: grpc.aio.ServicerContext) -> Any:
         """What `next_request` gives, read for `address`; the call ends
-        RESOURCE_EXHAUSTED when too many of the address are being read, UNAVAILABLE
-        when it does not come in time or makes room for another."""
-        held = self._by_address.get(address, 0)
-        if held >= READS_PER_ADDRESS:
+        RESOURCE_EXHAUSTED when too many of the address are being read and waiting,
+        UNAVAILABLE when it does not come in time or makes room for another."""
+        if not await self._turn(address):
             # (grpc's read is a coroutine of Cython's, which inspect does not call one:
             # left unclosed, Python warned it was never awaited)
             close = getattr(next_request, "close", None)
             if close is not None:
                 close()
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                f"requests without an API key are being read ({held} from "
-                                f"this address); send a key (x-goog-api-key), or retry")
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"requests without an API key are being read ({READS_PER_ADDRESS} from this "
+                f"address, more waiting); send a key (x-goog-api-key), or retry")
         if len(self._places) >= READS_IN_ALL:
             oldest = next(iter(self._places))
             del self._places[oldest]
             oldest.set_result(None)
         room = asyncio.get_running_loop().create_future()
         self._places[room] = None
-        self._by_address[address] = held + 1
         request = asyncio.ensure_future(next_request)
         try:
             done, _ = await asyncio.wait((request, room), timeout=READ_SECONDS,
@@ -326,9 +336,49 @@ class _KeylessReads:
         finally:
             request.cancel()  # (nothing, once it came)
             self._places.pop(room, None)
-            left = self._by_address.pop(address) - 1
-            if left:
-                self._by_address[address] = left
+            self._leave(address)
+
+    async def _turn(self, address: str) -> bool:
+        """Whether a place to read a request of `address` is now held (at once, or
+        after waiting up to READ_SECONDS for one of its own to end)."""
+        held = self._by_address.get(address, 0)
+        if held < READS_PER_ADDRESS:
+            self._by_address[address] = held + 1
+            return True
+        waiting = self._waiting.setdefault(address, collections.deque())
+        if len(waiting) >= WAITING_PER_ADDRESS:
+            return False
+        turn = asyncio.get_running_loop().create_future()
+        waiting.append(turn)
+        given = False
+        try:
+            try:
+                await asyncio.wait_for(asyncio.shield(turn), READ_SECONDS)
+            except TimeoutError:
+                pass
+            given = turn.done()  # (the place of a read that ended, passed to this one)
+            return given
+        finally:
+            if not turn.done():
+                turn.cancel()
+                waiting.remove(turn)
+                if not waiting:
+                    self._waiting.pop(address, None)
+            elif not given:  # given a place as its call was cancelled: passed on
+                self._leave(address)
+
+    def _leave(self, address: str) -> None:
+        """A read of `address` ended: its place passes to the first waiting, if any."""
+        waiting = self._waiting.get(address)
+        if waiting:
+            turn = waiting.popleft()
+            if not waiting:
+                del self._waiting[address]
+            turn.set_result(None)
+            return
+        left = self._by_address.pop(address) - 1
+        if left:
+            self._by_address[address] = left
 
 
 class _OpenStreams:

@@ -78,7 +78,10 @@ def test_callers_without_a_key_never_take_the_streams_of_callers_with_one(
         try:
             assert len(held) == 16  # --max-keyless-streams-per-address
             assert all(r.code() is grpc.StatusCode.RESOURCE_EXHAUSTED for r in refused)
-            assert "--max-keyless-streams-per-address" in str(refused[0].details())
+            # (those past the 68 of one address read or waiting are refused before
+            # they are read: which of the hundred those are is the server's timing)
+            assert any("--max-keyless-streams-per-address" in str(r.details())
+                       for r in refused)
             # A caller with a key watches and reflects; grpcurl too, given the key.
             mine, none_refused = open_watches(keyed, 3, KEY)
             assert len(mine) == 3 and not none_refused
@@ -282,7 +285,7 @@ def test_a_request_without_a_key_must_come_in_time(tmp_path: Path, method: str) 
     with no time limit: ten health checks without a key, each a 9 MB message left
     one byte short, held 70-85 MB for as long as their connection stayed open. Now
     4 such requests of one address are read at once and each must be in within 2 s:
-    the rest are refused at once, those read ended."""
+    the rest wait their turn, and are ended in theirs."""
     with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
                         "--auth-file", str(keys(tmp_path))) as server:
         started = time.monotonic()
@@ -297,6 +300,52 @@ def test_a_request_without_a_key_must_come_in_time(tmp_path: Path, method: str) 
     # The reads refused at once were let go (grpc's read, left unclosed, had Python
     # warn on stderr that it "was never awaited").
     assert "never awaited" not in server.log_text()
+
+
+def test_requests_without_a_key_sent_together_are_all_answered(tmp_path: Path) -> None:
+    """Past 4 requests of one address without a key being read, the next was refused
+    at once: a client opening a few health checks together (a monitor of several
+    services) had some refused whenever the server ran their handlers before their
+    requests were in. Now they wait their turn. Ten checks on one HTTP/2
+    connection, their requests sent once all ten have started."""
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
+                        "--auth-file", str(keys(tmp_path))) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=RPC_DEADLINE)
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0))
+        headers = b"".join(_header(name, value) for name, value in (
+            (":method", "POST"), (":scheme", "http"), (":path", "/grpc.health.v1.Health/Check"),
+            (":authority", f"127.0.0.1:{server.port}"), ("content-type", "application/grpc"),
+            ("te", "trailers")))
+        streams = [1 + 2 * i for i in range(10)]
+        for stream in streams:
+            sock.sendall(_frame(1, 4, stream, headers))  # END_HEADERS, not END_STREAM
+        time.sleep(0.5)  # (every handler runs, waiting for its request)
+        for stream in streams:  # an empty HealthCheckRequest, END_STREAM
+            sock.sendall(_frame(0, 1, stream, b"\x00" + bytes(4)))
+        answered, ended, received = set(), set(), b""
+        deadline = time.monotonic() + RPC_DEADLINE
+        try:
+            while len(ended) < len(streams) and time.monotonic() < deadline:
+                if select.select([sock], [], [], 0.05)[0]:
+                    data = sock.recv(1 << 16)
+                    if not data:
+                        break
+                    received += data
+                while len(received) >= 9 + int.from_bytes(received[:3], "big"):
+                    length, kind, flags = int.from_bytes(received[:3], "big"), received[3], \
+                        received[4]
+                    stream = int.from_bytes(received[5:9], "big") & 0x7FFFFFFF
+                    received = received[9 + length:]
+                    if kind == 4 and not flags & 1:  # SETTINGS: acknowledged
+                        sock.sendall(_frame(4, 1, 0))
+                    elif kind == 0 and length:  # a HealthCheckResponse
+                        answered.add(stream)
+                    elif kind == 3 or (kind == 1 and flags & 1):  # RST_STREAM, or trailers
+                        ended.add(stream)
+        finally:
+            sock.close()
+        assert ended == set(streams)
+        assert answered == set(streams), f"refused: {sorted(set(streams) - answered)}"
 
 
 def test_requests_never_finished_from_a_few_addresses_leave_health_checks_answered(

@@ -1,0 +1,99 @@
+"""The reads of requests without a key (rpc._KeylessReads): a place of an
+address passes to the request waiting longest, including when the one it
+passes to was cancelled meanwhile, and none is kept once all have ended."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+import pytest
+
+from server import rpc
+
+
+class Aborted(Exception):
+    pass
+
+
+class Call:
+    """What _KeylessReads asks of a call's context: its abort."""
+
+    def __init__(self) -> None:
+        self.refusal: tuple[grpc.StatusCode, str] | None = None
+
+    async def abort(self, code: grpc.StatusCode, message: str) -> None:
+        self.refusal = (code, message)
+        raise Aborted(message)
+
+
+def test_a_request_past_four_waits_for_a_place_and_gets_one_passed_on() -> None:
+    async def main() -> None:
+        reads, loop = rpc._KeylessReads(), asyncio.get_running_loop()
+        requests = [loop.create_future() for _ in range(6)]
+        calls = [asyncio.create_task(reads.read(request, "a", Call()))  # type: ignore[arg-type]
+                 for request in requests]
+        await asyncio.sleep(0.01)
+        assert reads._by_address == {"a": 4} and len(reads._waiting["a"]) == 2
+        # The fifth call is cancelled just as the first read's place passes to it:
+        # the place goes on to the sixth, which is read.
+        requests[0].set_result("first")
+        calls[4].cancel()
+        assert await calls[0] == "first"
+        await asyncio.sleep(0.01)
+        assert calls[4].cancelled() and "a" not in reads._waiting
+        requests[5].set_result("sixth")
+        assert await calls[5] == "sixth"
+        for request, call in zip(requests[1:4], calls[1:4], strict=True):
+            request.set_result("mine")
+            assert await call == "mine"
+        assert reads._by_address == {} and reads._waiting == {} and reads._places == {}
+    asyncio.run(main())
+
+
+def test_a_request_that_waits_too_long_is_refused_naming_the_key(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four reads that never come hold their places READ_SECONDS: the four
+    waiting first get them then (and are ended in their turn), the four after
+    them are refused once they have waited READ_SECONDS."""
+    monkeypatch.setattr(rpc, "READ_SECONDS", 0.2)
+
+    async def main() -> None:
+        reads, loop = rpc._KeylessReads(), asyncio.get_running_loop()
+
+        def read() -> tuple[asyncio.Task[Any], Call]:
+            call = Call()
+            return asyncio.create_task(reads.read(loop.create_future(), "a", call)), call  # type: ignore[arg-type]
+        held = [read() for _ in range(4)]
+        await asyncio.sleep(0.05)
+        waiting = [read() for _ in range(8)]
+        # Another address is read meanwhile.
+        other: Any = loop.create_future()
+        other.set_result("other's")
+        assert await reads.read(other, "b", Call()) == "other's"  # type: ignore[arg-type]
+        await asyncio.gather(*(task for task, _ in held + waiting), return_exceptions=True)
+        codes = [call.refusal[0] if call.refusal else None for _, call in held + waiting]
+        assert codes == [grpc.StatusCode.UNAVAILABLE] * 8 + [
+            grpc.StatusCode.RESOURCE_EXHAUSTED] * 4
+        assert all("x-goog-api-key" in call.refusal[1] for _, call in waiting[4:])  # type: ignore[index]
+        assert reads._by_address == {} and reads._waiting == {}
+    asyncio.run(main())
+
+
+def test_past_the_waiting_an_address_may_have_a_request_is_refused_at_once() -> None:
+    async def main() -> None:
+        reads, loop = rpc._KeylessReads(), asyncio.get_running_loop()
+        count = rpc.READS_PER_ADDRESS + rpc.WAITING_PER_ADDRESS
+        calls = [asyncio.create_task(reads.read(loop.create_future(), "a", Call()))  # type: ignore[arg-type]
+                 for _ in range(count)]
+        await asyncio.sleep(0.01)
+        refused = Call()
+        with pytest.raises(Aborted):
+            await reads.read(loop.create_future(), "a", refused)  # type: ignore[arg-type]
+        assert refused.refusal is not None and "being read" in refused.refusal[1]
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+        assert reads._by_address == {} and reads._waiting == {}
+    asyncio.run(main())
