@@ -76,6 +76,9 @@ def resumed(client: retail_v2.UserEventServiceClient, name: str, result_type: An
                                     metadata_type=metadata_type)
 
 
+# (a few seconds on a quiet machine; CI at load 13 took the whole 60 s, stopping the
+# second server included)
+@pytest.mark.timeout(180)
 def test_an_import_killed_midway_resumes_after_restart_exactly_once(
         server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
     lines = bad = repeated = 0
