@@ -290,6 +290,7 @@ class GroupCommitter:
         # join jobs whose catalog could not be read (the database away a moment):
         # tried again like a batch that could not commit (see _joined)
         self._unread: list[tuple[Job, StoreUnavailable]] = []
+        self._away: StoreUnavailable | None = None  # why the last try failed (_pause)
         self.batches = 0  # committed batches, for tests (counted in `settle`)
         # Called on the writer thread with each committed batch (futures resolved);
         # how metrics see batch sizes without the store knowing about them.
@@ -609,7 +610,7 @@ class GroupCommitter:
             for job, why in unread:
                 carried += self._unavailable([job], why, stop_deadline)
             if carried:
-                time.sleep(delay)
+                carried = self._pause(carried, delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY)
             if stop_deadline is not None and not carried:
                 self._fail_leftovers()
@@ -631,9 +632,37 @@ class GroupCommitter:
                      stop_deadline: float | None) -> list[Job]:
         """The jobs of `batch` to try again once the database is back; the others
         are answered with `exc`."""
+        self._away = exc
         carried = self._keep_for_retry(batch, exc, stop_deadline)
         answer_coroutines(batch)  # those given up on
         self._settled(batch)
+        return carried
+
+    def _pause(self, carried: list[Job], delay: float) -> list[Job]:
+        """Wait `delay` before the next try of `carried`, answering meanwhile each
+        job whose caller waits as its `retry_seconds` run out, with why the last try
+        failed; the jobs still to try. Answered at the next try instead, a write that
+        came just after one waited up to MAX_RETRY_DELAY more (the tries are that far
+        apart once an outage lasts). No try is made for it: tries stay as few
+        whatever comes, and the database back meanwhile is found at the next one. (A
+        job queued during the pause has its `retry_seconds`, longer than any pause,
+        still to run at the next try.)"""
+        wake = time.monotonic() + delay
+        while carried:
+            now = time.monotonic()
+            due = min((job.submitted + self._retry_seconds for job in carried if job.waited),
+                      default=wake)
+            if due >= wake:
+                time.sleep(max(0.0, wake - now))
+                break
+            time.sleep(max(0.0, due - now))
+            assert self._away is not None  # (set with the jobs carried)
+            given_up = [job for job in carried if job.waited
+                        and time.monotonic() - job.submitted >= self._retry_seconds]
+            for job in given_up:
+                job.future.set_exception(self._away)
+            answer_coroutines(given_up)
+            carried = [job for job in carried if not job.future.done()]
         return carried
 
     def _commit_one_by_one(self, batch: list[Job], error: BaseException,
