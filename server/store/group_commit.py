@@ -430,10 +430,12 @@ class GroupCommitter:
         return awaited
 
     def _flush_job(self, awaited: asyncio.Future[Any] | None = None) -> Job:
-        """A job that does nothing but commit after what is queued before it."""
+        """A job that does nothing but commit after what is queued before it: run
+        again when its transaction is rolled back, it is tried again with the writes
+        before it (`again`), as they are, rather than answered at once."""
         with self._lock:
             self._along_due = 0.0  # those that ride along too
-        return Job(fn=lambda _conn: None, awaited=awaited)
+        return Job(fn=lambda _conn: None, awaited=awaited, again=True)
 
     def close(self) -> None:
         """Commit what is queued (retrying for up to `close_seconds` if the database

@@ -290,6 +290,51 @@ def test_a_write_in_flight_when_the_connection_is_cut_waits_out_the_outage(
     assert stored == [(1,)]
 
 
+def test_a_flush_in_flight_when_the_connection_is_cut_waits_out_the_outage(
+        open_proxied: Callable[..., PostgresStore], proxy: Proxy) -> None:
+    """A flush is a function job that does nothing: in a transaction the cut rolled
+    back, it was answered UNAVAILABLE at once (not `again`), while the writes before
+    it were tried again; so a console read after a pixel read without it once the
+    writer's connection dropped (PostgreSQL up), and a reset heard UNAVAILABLE. Now
+    it is tried again with them, and returns once they are committed."""
+    store = open_proxied(retry_seconds=OUTAGE_NOTICED)
+    store.write_user_events([row("before")])  # (the writer's connection is made)
+    held, go, in_flight, cut = (threading.Event() for _ in range(4))
+    runs: list[int] = []
+
+    def hold(db: Any) -> None:  # keeps the writer while the flush and the write queue up
+        held.set()
+        go.wait()
+
+    def write(db: Any) -> int:
+        runs.append(len(runs))
+        db.execute("INSERT INTO settings (name, value) VALUES ('after-flush', '\\x01')")
+        if len(runs) == 1:
+            in_flight.set()
+            cut.wait()
+        db.execute("SELECT 1")  # (the first time, on a connection cut meanwhile)
+        return len(runs)
+
+    with ThreadPoolExecutor(3) as pool:
+        holding = pool.submit(store._write, hold)
+        assert held.wait(OUTAGE_NOTICED)
+        store.write_user_events([row("acknowledged")], wait=False)
+        flushing = pool.submit(_outcome, store.flush)
+        eventually(lambda: store._committer._queue.qsize() == 2, "the flush to be queued")
+        writing = pool.submit(_outcome, store._write, write)  # the same batch, after it
+        eventually(lambda: store._committer._queue.qsize() == 3, "the write to be queued")
+        go.set()
+        holding.result()
+        assert in_flight.wait(OUTAGE_NOTICED)  # the flush ran before it, in its transaction
+        proxy.cut()
+        cut.set()
+        eventually(lambda: not store._reachable, "the writer to notice the outage")
+        proxy.restore()
+        assert flushing.result(OUTAGE_NOTICED) is None  # answered once committed
+        assert writing.result(OUTAGE_NOTICED) == 2
+    assert store.count_user_events(EventQuery(CATALOG)) == 2
+
+
 def test_a_write_whose_commit_is_cut_is_answered_at_once(
         open_proxied: Callable[..., PostgresStore], proxy: Proxy) -> None:
     """Whether a transaction whose COMMIT the cut caught committed is not known: its
