@@ -659,7 +659,7 @@ class GroupCommitter:
                 break
             time.sleep(max(0.0, due - now))
             assert self._away is not None  # (set with the jobs carried)
-            given_up = [job for job in carried if job.waited
+            given_up = [job for job in carried if job.waited and not job.future.done()
                         and time.monotonic() - job.submitted >= self._retry_seconds]
             for job in given_up:
                 job.future.set_exception(self._away)
