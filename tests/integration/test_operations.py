@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -348,10 +349,16 @@ def test_an_operation_ended_for_tries_that_ended_their_process_counts_as_failed(
             done = wait(operations_pb2_grpc.OperationsStub(chan),
                         operations_pb2.Operation(name=name))
         assert done.error.code == grpc.StatusCode.INTERNAL.value[0]
-        metrics = http_client.call(running.http_port, "GET", "/metrics").body.decode()
+        # (counted just after it is ended: a client quick to read it done may be first)
+        failed = 'footfall_operations_total{kind="purge-user-events",state="failed"} 1.0'
+        deadline = time.monotonic() + 5
+        while failed not in (metrics := http_client.call(
+                running.http_port, "GET", "/metrics").body.decode()) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         running.stop()
-    assert 'footfall_operations_total{kind="purge-user-events",state="failed"} 1.0' in metrics
+    assert failed in metrics
 
 
 DAY = 86_400.0
