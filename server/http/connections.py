@@ -613,7 +613,8 @@ class Connection(web.RequestHandler):
         """--http-send-timeout after writing paused, and again after each look: the
         client has taken SEND_PIECE_BYTES since (or all that was left), or its
         connection is closed and what waited for it let go (aborted: a close would
-        wait to send it)."""
+        wait to send it). What was written while paused would hide what the client
+        took: the answers written in pieces wait for writing to go on (_Pieces, sse)."""
         self._send_watch = None
         transport = self.transport
         if transport is None or not self._paused:
@@ -1035,8 +1036,13 @@ class _Pieces(payload.Payload):
     async def write(self, writer: AbstractStreamWriter) -> None:
         view = memoryview(self._value)
         for start in range(0, len(view), SEND_PIECE_BYTES):
-            # (the writer waits for the client once two pieces wait in the buffer)
             await writer.write(view[start:start + SEND_PIECE_BYTES])
+            # No piece is added while writing is paused: Connection._check_sent
+            # measures what the client took by what is left of the buffer. aiohttp's
+            # writer waits only once 64 KiB were written since its last wait, so the
+            # piece after each wait went into a paused buffer, and a client taking
+            # 100 KiB each --http-send-timeout (more than the 64 KiB asked) was cut.
+            await writer.drain()
 
 
 def _unsent_refusal(answer: web.StreamResponse, refusal: ResourceExhausted) -> web.Response:

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 from google.protobuf.message import Message
 
 from server.console.feed import SEND_SECONDS, close_stream
@@ -65,7 +66,8 @@ async def respond(request: web.Request, opened: AsyncIterator[Message | Encoded]
     try:
         # (in the try: a client gone while the stream opened is no server error, and
         # what the stream holds is let go now)
-        await response.prepare(request)
+        writer = await response.prepare(request)
+        assert writer is not None
         async for message in opened:
             if isinstance(message, Message):
                 size, made = message.ByteSize(), functools.partial(_one_part, encode, message)
@@ -76,7 +78,7 @@ async def respond(request: web.Request, opened: AsyncIterator[Message | Encoded]
             # thread of the streams' own (not the decoders' of the requests).
             parts = await in_stream_encoder(made) if size > transcode.LARGE_ANSWER_BYTES \
                 else made()
-            await _send(response, parts)
+            await _send(response, writer, parts)
     except TimeoutError:
         await close_stream(opened)  # (what it held is let go before the connection is)
         if request.transport is not None:  # (an event cut short: the stream ends)
@@ -106,7 +108,8 @@ def _one_part(encode: Callable[[Message], bytes], message: Message) -> list[byte
 PIECE_BYTES = 64 * 1024
 
 
-async def _send(response: web.StreamResponse, parts: list[bytes]) -> None:
+async def _send(response: web.StreamResponse, writer: AbstractStreamWriter,
+                parts: list[bytes]) -> None:
     """One event whose data is `parts` joined, written PIECE_BYTES at a time; a
     client that takes no piece for SEND_SECONDS is let go (console/feed.py)."""
     pending = bytearray()
@@ -118,12 +121,17 @@ async def _send(response: web.StreamResponse, parts: list[bytes]) -> None:
             pending += view[:room]
             view = view[room:]
             if len(pending) == PIECE_BYTES:
-                await _write(response, bytes(pending))
+                await _write(response, writer, bytes(pending))
                 pending.clear()
     if pending:
-        await _write(response, bytes(pending))
+        await _write(response, writer, bytes(pending))
 
 
-async def _write(response: web.StreamResponse, piece: bytes) -> None:
+async def _write(response: web.StreamResponse, writer: AbstractStreamWriter,
+                 piece: bytes) -> None:
     async with asyncio.timeout(SEND_SECONDS):
         await response.write(piece)
+        # Nothing more while writing is paused (aiohttp's writer waits only every
+        # 64 KiB): --http-send-timeout measures what the client took by what is
+        # left of the buffer (see connections.Connection._check_sent).
+        await writer.drain()
