@@ -9,14 +9,22 @@ line, a FOOTFALL_* variable or the configuration it names.
 from __future__ import annotations
 
 import os
+import signal
+import sys
 
 # Read before anything else is imported (the imports below take some 50 ms):
 # --stop-with-parent watches this parent, and one that ended before it was read is
 # never seen to end (--parent-pid names the process to watch instead).
 STARTED_BY = os.getppid()
+# A SIGHUP (re-read the keys) that comes while `serve` starts (its imports, the store,
+# the processes of --processes: seconds under load) waits, and is taken once it serves
+# (app.serve and processes.run take it with sigwait). Its default action ended the
+# server there, exit 129 with not a line said: a service manager's reload sent as it
+# started, or a key file written beside its start, stopped it.
+if sys.argv[1:2] == ["serve"]:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
 
 import argparse  # noqa: E402
-import sys  # noqa: E402
 from collections.abc import Mapping, Sequence  # noqa: E402
 from importlib import metadata  # noqa: E402
 from typing import Any, NoReturn  # noqa: E402

@@ -5,17 +5,23 @@ them with sigwait.
 A Python signal handler runs only when the main thread runs; a signal the kernel
 delivers to one of grpc's threads set the handler's flag without waking the main
 thread, asleep in a wait, so a SIGHUP's key reload (or a SIGTERM) could wait for ever.
+A SIGHUP without --auth-file, or while the server starts, is said and served through.
 """
 
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .support import ServerProcess, wait_until
+import requests
+
+from .support import RPC_DEADLINE, START_DEADLINE, ServerProcess, wait_until
 
 HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 
 
 def blocked_signals(pid: int, tid: int) -> int:
@@ -49,3 +55,54 @@ def test_sighup_then_sigterm_are_taken_at_once(
                    f"key reload {reloads}", deadline=10)
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(timeout=20) == 0
+
+
+def test_sighup_without_an_auth_file_says_so_and_serves_on(
+        server_factory: Callable[..., ServerProcess]) -> None:
+    server = server_factory()
+    server.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: any("WARNING footfall: SIGHUP: no --auth-file to re-read" in line
+                           for line in server.log), "the SIGHUP's line", deadline=10)
+    written = requests.post(f"http://{server.http_address}/v2/{CATALOG}/userEvents:write",
+                            json={"eventType": "home-page-view", "visitorId": "v"},
+                            timeout=RPC_DEADLINE)
+    assert written.status_code == 200, written.text
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=20) == 0, server.log_text()
+
+
+def maps_grpc(pid: int) -> bool:
+    """Whether grpc's library is loaded in `pid` (the slow part of a start begins)."""
+    return "cygrpc" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_a_sighup_while_it_starts_is_taken_once_it_serves(tmp_path: Path) -> None:
+    # A service manager's reload, or a key file written, as the server starts (its
+    # imports, its store: seconds under load) ended it: SIGHUP's default action, exit
+    # 129, not a line said. It is blocked from the first lines of `serve` on.
+    log = tmp_path / "footfall.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--port", "0", "--http-port", "-1",
+             "--store", "memory://", "--gcs-root", str(tmp_path / "gcs"),
+             "--stop-with-parent"], stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+            cwd=tmp_path)
+    try:
+        hangup = 1 << (signal.SIGHUP - 1)
+        wait_until(lambda: proc.poll() is not None or blocked_signals(proc.pid, proc.pid) & hangup,
+                   "SIGHUP blocked", deadline=START_DEADLINE, interval=0.001)
+        assert proc.poll() is None, log.read_text()
+        # (before, it was blocked only once grpc and the store were loaded)
+        assert not maps_grpc(proc.pid), "SIGHUP was blocked only once grpc was loaded"
+        proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: proc.poll() is not None or "SIGHUP: no --auth-file" in log.read_text(),
+                   "the SIGHUP taken", deadline=START_DEADLINE)
+        said = log.read_text()
+        assert proc.poll() is None, f"exit {proc.returncode}: {said}"
+        assert said.index("Footfall serving gRPC") < said.index("SIGHUP: no --auth-file"), said
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
