@@ -193,8 +193,9 @@ class Rejections:
     That job rides along with a commit of other writes (or makes its own when
     there is none), so the accepted writes never wait behind a commit made for
     refusals alone.
-    At most GATHERED_LIMIT (or `keep_count`, if more) wait: should the store be
-    away that long, the oldest are let go (and counted in `skipped`)."""
+    At most GATHERED_LIMIT wait, however many `keep_count` keeps: should the store
+    be away that long, the oldest are let go, counted in `skipped` and said in the
+    log once the store takes the others."""
 
     def __init__(self, store: Store, clock: Clock, keep_count: int, keep_seconds: float,
                  keep_per_project: int | None = None) -> None:
@@ -213,6 +214,7 @@ class Rejections:
         # before it could: then the next refusal, or a reader, queues another).
         self._queued = False
         self.skipped = 0  # refusals let go unwritten: too many waited
+        self._let_go = 0  # of those, the ones not yet said in the log
         self._forgetting: Periodic | None = None
         # What refusals alike share, made once (see `_alike_part`): in a flood most are.
         self._alike: dict[tuple[Any, ...], tuple[str, bytes]] = {}
@@ -308,10 +310,12 @@ class Rejections:
             if same is not None:
                 self._repeats[same] = [len(self._gathered), 0, 0]
             self._gathered.extend(rows)
-            limit = max(self._keep_count, GATHERED_LIMIT)
-            if len(self._gathered) > limit:  # the store is away, or far behind
-                self.skipped += len(self._gathered) - limit
-                del self._gathered[:-limit]
+            # (not keep_count, if more: with a --rejections-keep of millions a store
+            # away for long had millions of refusals held in memory)
+            if len(self._gathered) > GATHERED_LIMIT:  # the store is away, or far behind
+                self.skipped += len(self._gathered) - GATHERED_LIMIT
+                self._let_go += len(self._gathered) - GATHERED_LIMIT
+                del self._gathered[:-GATHERED_LIMIT]
                 self._repeats.clear()  # their indexes moved: the next ones start anew
         if first:
             self._queue()
@@ -358,6 +362,11 @@ class Rejections:
             rows, self._gathered = self._gathered, []
             repeats, self._repeats = self._repeats, {}
             self._queued = False
+            let_go, self._let_go = self._let_go, 0
+        if let_go:
+            log.warning("%d refused requests were not kept: the store could not take them for "
+                        "so long that more than %d waited (only the latest wait)",
+                        let_go, GATHERED_LIMIT)
         for index, count, last_ns in repeats.values():
             if count:
                 row = rows[index]

@@ -341,6 +341,32 @@ def test_a_reader_queues_again_what_a_failed_job_left(
         assert sessions(store) == ["1"] and not keeper.waiting()
 
 
+def test_refusals_waiting_for_the_writer_are_the_latest_gathered_limit(
+        store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+        ) -> None:
+    # While the store is away (or the writer far behind), at most GATHERED_LIMIT
+    # refusals wait, however many --rejections-keep keeps (a keep of millions held
+    # millions in memory); the others are let go, oldest first, and the log says
+    # how many.
+    monkeypatch.setattr(rejections, "GATHERED_LIMIT", 5)
+    keeper = Rejections(store, SystemClock(), 100, 3600)
+    busy, free = threading.Event(), threading.Event()
+
+    def hold(_db: Any) -> None:
+        busy.set()
+        free.wait(10)
+
+    store._committer.submit(Job(fn=hold))  # type: ignore[attr-defined]  # noqa: SLF001
+    assert busy.wait(10)
+    for n in range(8):
+        refuse(keeper, n)
+    assert keeper.skipped == 3
+    free.set()
+    store.flush()
+    assert sessions(store) == ["3", "4", "5", "6", "7"]
+    assert "3 refused requests were not kept" in caplog.text
+
+
 def test_large_requests_refused_again_are_not_held_to_be_counted(store: Store) -> None:
     # Alike requests are found by their bytes: a large one (kept as its JSON, cut)
     # is not held whole while it waits for the writer.
