@@ -45,6 +45,7 @@ def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     several, so the keyset paging (ties in time included) is part of what is checked;
     and so are the joins of the slices of time entrants' events are read in."""
     monkeypatch.setattr(read, "ROWS_PAGE", 4)
+    monkeypatch.setattr(read, "PAGE", 4)  # (client events, and read.user_events)
     monkeypatch.setattr(read, "SLICES", 5)
 
 products = st.lists(st.fixed_dictionaries({
@@ -328,6 +329,29 @@ def test_product_stats_match_the_reference(store: Any, drawn: Any, duplicates: A
     field, _, desc = (order or "views desc").partition(" ")
     keys = [(getattr(r, field), r.product_id) for r in rows]
     assert [k[0] for k in keys] == sorted((k[0] for k in keys), reverse=bool(desc))
+
+
+@EXAMPLES
+@given(drawn=retail_events, duplicates=st.lists(st.integers(0, 29), max_size=5),
+       purged=st.sampled_from([None, "v3"]),
+       types=st.sampled_from([(), ("search",), ("add-to-cart", "purchase-complete")]),
+       span=st.sampled_from([(None, None), (T0 + 6 * HOUR, T0 + 2 * DAY)]))
+def test_user_events_read_every_event_once_latest_first(
+        store: Any, drawn: Any, duplicates: Any, purged: Any, types: tuple[str, ...],
+        span: tuple[int | None, int | None]) -> None:
+    # read.user_events (bench/insights.py's read of every event) pages backwards
+    # through ties of time: each remaining event of the types and span once, latest
+    # time first, then the latest stored.
+    catalog, events = stored_history(store, drawn, duplicates, purged)
+    start, end = span
+    wanted = [(seconds(e), n, e) for n, e in enumerate(events)
+              if (not types or e.event_type in types)
+              and (start is None or seconds(e) >= start) and (end is None or seconds(e) < end)]
+    wanted.sort(key=lambda t: (t[0], t[1]), reverse=True)
+    read_back = [e for _, e in read.user_events(
+        store, catalog, read.TimeRange(None if start is None else start * 1_000_000,
+                                       None if end is None else end * 1_000_000), types)]
+    assert read_back == [e for _, _, e in wanted]
 
 
 @EXAMPLES
