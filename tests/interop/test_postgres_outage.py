@@ -22,6 +22,7 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
+import requests
 from google.api_core import exceptions
 from google.cloud import retail_v2, talent_v4
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -35,12 +36,14 @@ from .support import (
     talent_client,
     wait_until,
 )
+from .test_refusals_store_away import kept_sessions, refused_pixel
 
 TENANT = "projects/footfall-interop/tenants/outage"
 BRANCH = "projects/footfall-interop/locations/global/catalogs/default_catalog/branches/0"
 OUTAGE = 1.5  # seconds the database is away: shorter than the 5 s a write waits
 WAITED = 5.0  # README: a synchronous write waits up to 5 s (then hears UNAVAILABLE)
 CATALOG = "projects/footfall-interop/locations/global/catalogs/default_catalog"
+REFUSED_AWAY = 30
 
 
 class CuttingProxy:
@@ -300,3 +303,20 @@ def test_a_write_that_comes_late_in_an_outage_waits_its_5_s_and_no_more(
     late = [f"{into:g} s in: {took:.2f} s" for into, took in sorted(waited.items())
             if not WAITED - 0.1 <= took < WAITED + 0.5]
     assert not late, ", ".join(late)
+
+
+def test_refusals_made_while_the_database_is_away_are_kept_once_it_is_back(
+        server: ServerProcess, proxy: CuttingProxy) -> None:
+    """Each refused at once (the database plays no part in a refusal), and kept: they
+    wait for the database (see test_refusals_store_away) and are written once it is
+    back, none lost to the failed tries meanwhile."""
+    proxy.cut()
+    with requests.Session() as session:
+        for n in range(REFUSED_AWAY):
+            refused_pixel(session, server, n)
+    wait_until(lambda: health(server) == "NOT_SERVING", "health to see the database away",
+               deadline=RPC_DEADLINE)
+    proxy.restore()
+    expected = [f"s{n}" for n in reversed(range(REFUSED_AWAY))]
+    wait_until(lambda: kept_sessions(server) == expected, "the refusals kept",
+               deadline=RPC_DEADLINE + WAITED)
