@@ -358,6 +358,14 @@ class Settings:
         "least 16), or "
         "no bound with `--trust-forwarded-for` (every connection is the proxy's); `0` no "
         "bound", check=at_least(-1))
+    grpc_max_calls_per_connection: int = option(
+        1000, INTEGER, "gRPC calls open at once on one connection (HTTP/2 "
+        "`MAX_CONCURRENT_STREAMS`; a client queues the rest). A call the client cancelled "
+        "counts until the server lets it go: a connection opening calls and cancelling "
+        "them at once, in a loop (\"rapid reset\"), has those past it refused "
+        "`UNAVAILABLE`, at a quarter of the CPU. Lower bounds such a flood more, and refuses "
+        "some calls of a client sending many together (see \"Limits\"); `0` no bound",
+        check=at_least(0))
 
 
 OPTIONS: tuple[Option, ...] = tuple(

@@ -18,6 +18,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from .http2 import frame, header
 from .support import RPC_DEADLINE, running_server, sqlite_url, wait_until
 from .trust import with_key, write_keys
 
@@ -214,16 +215,6 @@ def test_reflection_without_a_key_is_paced(tmp_path: Path) -> None:
         assert answered(channel, 100, 1.0) <= 20
 
 
-def _frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
-    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + \
-        stream.to_bytes(4, "big") + payload
-
-
-def _header(name: str, value: str) -> bytes:
-    """An HPACK literal header field without indexing (names and values < 127 bytes)."""
-    return b"\x00" + bytes([len(name)]) + name.encode() + bytes([len(value)]) + value.encode()
-
-
 def unfinished_requests(port: int, method: str, calls: int, size: int, seconds: float
                         ) -> tuple[set[int], int]:
     """`calls` calls of `method` without a key on one HTTP/2 connection (no grpc client
@@ -231,15 +222,15 @@ def unfinished_requests(port: int, method: str, calls: int, size: int, seconds: 
     as the server's flow control lets it, one byte short, for `seconds`: the calls the
     server ended meanwhile, and the bytes it let in."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=RPC_DEADLINE)
-    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0))
-    headers = b"".join(_header(name, value) for name, value in (
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0))
+    headers = b"".join(header(name, value) for name, value in (
         (":method", "POST"), (":scheme", "http"), (":path", method),
         (":authority", f"127.0.0.1:{port}"), ("content-type", "application/grpc"),
         ("te", "trailers")))
     windows = {1 + 2 * i: 65535 for i in range(calls)}
     sent = dict.fromkeys(windows, 0)
     for stream in windows:
-        sock.sendall(_frame(1, 4, stream, headers))  # END_HEADERS, not END_STREAM
+        sock.sendall(frame(1, 4, stream, headers))  # END_HEADERS, not END_STREAM
     message = b"\x00" + size.to_bytes(4, "big") + bytes(size - 1)  # one byte short
     connection_window, ended, received = 65535, set(), b""
     deadline = time.monotonic() + seconds
@@ -254,9 +245,9 @@ def unfinished_requests(port: int, method: str, calls: int, size: int, seconds: 
             stream = int.from_bytes(received[5:9], "big") & 0x7FFFFFFF
             payload, received = received[9:9 + length], received[9 + length:]
             if kind == 4 and not flags & 1:  # SETTINGS: acknowledged
-                sock.sendall(_frame(4, 1, 0))
+                sock.sendall(frame(4, 1, 0))
             elif kind == 6 and not flags & 1:  # PING
-                sock.sendall(_frame(6, 1, 0, payload))
+                sock.sendall(frame(6, 1, 0, payload))
             elif kind == 8:  # WINDOW_UPDATE
                 more = int.from_bytes(payload, "big") & 0x7FFFFFFF
                 if stream == 0:
@@ -268,7 +259,7 @@ def unfinished_requests(port: int, method: str, calls: int, size: int, seconds: 
         for stream in windows:
             room = min(windows[stream], connection_window, 16384, len(message) - sent[stream])
             if stream not in ended and room > 0:
-                sock.sendall(_frame(0, 0, stream, message[sent[stream]:sent[stream] + room]))
+                sock.sendall(frame(0, 0, stream, message[sent[stream]:sent[stream] + room]))
                 sent[stream] += room
                 windows[stream] -= room
                 connection_window -= room
@@ -311,17 +302,17 @@ def test_requests_without_a_key_sent_together_are_all_answered(tmp_path: Path) -
     with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
                         "--auth-file", str(keys(tmp_path))) as server:
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=RPC_DEADLINE)
-        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0))
-        headers = b"".join(_header(name, value) for name, value in (
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0))
+        headers = b"".join(header(name, value) for name, value in (
             (":method", "POST"), (":scheme", "http"), (":path", "/grpc.health.v1.Health/Check"),
             (":authority", f"127.0.0.1:{server.port}"), ("content-type", "application/grpc"),
             ("te", "trailers")))
         streams = [1 + 2 * i for i in range(10)]
         for stream in streams:
-            sock.sendall(_frame(1, 4, stream, headers))  # END_HEADERS, not END_STREAM
+            sock.sendall(frame(1, 4, stream, headers))  # END_HEADERS, not END_STREAM
         time.sleep(0.5)  # (every handler runs, waiting for its request)
         for stream in streams:  # an empty HealthCheckRequest, END_STREAM
-            sock.sendall(_frame(0, 1, stream, b"\x00" + bytes(4)))
+            sock.sendall(frame(0, 1, stream, b"\x00" + bytes(4)))
         answered, ended, received = set(), set(), b""
         deadline = time.monotonic() + RPC_DEADLINE
         try:
@@ -337,7 +328,7 @@ def test_requests_without_a_key_sent_together_are_all_answered(tmp_path: Path) -
                     stream = int.from_bytes(received[5:9], "big") & 0x7FFFFFFF
                     received = received[9 + length:]
                     if kind == 4 and not flags & 1:  # SETTINGS: acknowledged
-                        sock.sendall(_frame(4, 1, 0))
+                        sock.sendall(frame(4, 1, 0))
                     elif kind == 0 and length:  # a HealthCheckResponse
                         answered.add(stream)
                     elif kind == 3 or (kind == 1 and flags & 1):  # RST_STREAM, or trailers
@@ -357,7 +348,7 @@ def test_requests_never_finished_from_a_few_addresses_leave_health_checks_answer
     none), and the server taken for dead. Now the one read longest makes room."""
     with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
                         "--auth-file", str(keys(tmp_path))) as server:
-        headers = b"".join(_header(name, value) for name, value in (
+        headers = b"".join(header(name, value) for name, value in (
             (":method", "POST"), (":scheme", "http"), (":path", "/grpc.health.v1.Health/Check"),
             (":authority", f"127.0.0.1:{server.port}"), ("content-type", "application/grpc"),
             ("te", "trailers")))
@@ -367,9 +358,9 @@ def test_requests_never_finished_from_a_few_addresses_leave_health_checks_answer
                 sock = socket.socket()
                 sock.bind((f"127.0.0.{address}", 0))
                 sock.connect(("127.0.0.1", server.port))
-                sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0))
+                sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0))
                 for stream in (1, 3, 5, 7):  # a message of 1,000 bytes, 2 of them sent
-                    sock.sendall(_frame(1, 4, stream, headers) + _frame(
+                    sock.sendall(frame(1, 4, stream, headers) + frame(
                         0, 0, stream, b"\x00" + (1000).to_bytes(4, "big") + b"ab"))
                 held.append(sock)
             time.sleep(0.5)  # (all 32 are being read)
