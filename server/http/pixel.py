@@ -68,12 +68,16 @@ def gif() -> web.Response:
     return web.Response(body=PIXEL_GIF, headers=GIF_HEADERS)
 
 
-def refused(status: status_pb2.Status, peer: str) -> web.Response:
-    """The GIF for a refused pixel; the reason in the log and the header."""
+def refused(status: status_pb2.Status, peer: str, keyless: bool = False) -> web.Response:
+    """The GIF for a refused pixel; the reason in the log and the header.
+    `keyless`: refused with auth on and no key the server knows."""
     reason = one_line(status)
     # INFO, as every client's mistake: anyone may send pixels, so a WARNING each would
-    # let anyone fill the log at the level operators watch.
-    log.info("pixel from %s refused: %s", peer, reason)
+    # let anyone fill the log at the level operators watch. DEBUG without a key: the
+    # call's own line says it, within the budget of such lines (policy._LineBudget);
+    # at INFO, one client's loop of pixels without a key wrote 3,300 lines a second.
+    log.log(logging.DEBUG if keyless else logging.INFO, "pixel from %s refused: %s",
+            peer, reason)
     return web.Response(body=PIXEL_GIF, content_type=PIXEL_CONTENT_TYPE,
                         headers={**NO_STORE, ERROR_HEADER: reason})
 

@@ -358,11 +358,23 @@ class KeylessRefusals:
     async def refused(self, address: str) -> bool:
         """Whether `address` is past its budget, after waiting KEYLESS_REFUSAL_DELAY
         if it is (unless too many refusals wait already)."""
-        if self._buckets.try_take(address) is None:
+        if not self.past(address):
             return False
+        await self.wait(address)
+        return True
+
+    def past(self, address: str) -> bool:
+        """Whether `address` is past its budget (within it, one refusal of it is
+        taken): for a caller that answers at once without a coroutine when it is
+        not, and awaits `wait` when it is (a browser's pixel, see gateway._pixel)."""
+        return self._buckets.try_take(address) is not None
+
+    async def wait(self, address: str) -> None:
+        """Wait KEYLESS_REFUSAL_DELAY before the refusal of `address`, past its
+        budget, is answered (at once when too many refusals wait already)."""
         held = self._by_address.get(address, 0)
         if held >= WAITING_PER_ADDRESS or self.waiting >= self._most:
-            return True
+            return
         self._by_address[address] = held + 1
         self.waiting += 1
         try:
@@ -372,7 +384,6 @@ class KeylessRefusals:
             left = self._by_address.pop(address) - 1
             if left:
                 self._by_address[address] = left
-        return True
 
 
 async def _wait(seconds: float, context: Any) -> None:
