@@ -436,8 +436,7 @@ class HttpGateway:
                 # 1x1 GIF": a JSON 404 showed as a broken image), the reason in its header
                 status = self._no_route_status(request.method, raw_path)
                 keyless = self._keep_unrouted_pixel(request, raw_path, status.message)
-                gif = self._cors(request, None, pixel.refused(status, request.remote or "",
-                                                              keyless=keyless))
+                gif = self._cors(request, None, pixel.refused(status, request.remote or ""))
                 if keyless:  # (paced as a routed pixel's refusal without a key is: see _pixel)
                     address = ip_prefix(pixel.requester(
                         request.headers, request.remote or "",
@@ -488,7 +487,8 @@ class HttpGateway:
         except Exception as exc:
             named, kept_as = envelope.bare_request(method, bare, grant)
             # (a call refused for its project is never kept; its log line names its key)
-            refused = envelope.refuse(method, exc, started, request=named,
+            refused = envelope.refuse(method, exc, started,
+                                      context if grant is not None else None, request=named,
                                       grant=grant if isinstance(exc, NotYourProject)
                                       else kept_as)
             # (past its address's budget: the client's loop waits, and connects again)
@@ -595,10 +595,12 @@ class HttpGateway:
             grant = self._policy.authenticate_early(method, Metadata(request.headers),
                                                     pixel.query_key(query))
         except FootfallError:  # no key the server knows: counted, not kept
-            if found is not None:
-                envelope.refuse(method, refusal, started)
+            envelope.refuse(method, refusal, started)
             return True
-        if found is None:
+        client = ip_prefix(pixel.requester(request.headers, request.remote or "",
+                                           self._settings.trust_forwarded_for).ip_address)
+        if found is None:  # (no project named: counted and logged, not kept)
+            envelope.refuse(method, refusal, started, grant=grant, client=client, keep=False)
             return False
         bare = user_event_service_pb2.CollectUserEventRequest(
             parent=found.group(2), uri=query.get("uri", ""),
@@ -607,7 +609,7 @@ class HttpGateway:
         kept, grant = envelope.bare_request(method, lambda: bare, grant)
         # (a key of another project: counted, not kept; with auth on, refuse keeps
         # nothing without the grant)
-        envelope.refuse(method, refusal, started, request=kept, grant=grant)
+        envelope.refuse(method, refusal, started, request=kept, grant=grant, client=client)
         return False
 
     def _pixel_head(self, request: web.Request, route: Route) -> web.Response:
@@ -651,7 +653,7 @@ class HttpGateway:
         if full is not None:
             return self._refused(request, route, output,
                                  self._envelope.refuse(route.grpc_method, full, started,
-                                                       grant=grant))
+                                                       context, grant=grant))
         self._streams += 1  # taken before the stream opens: opens at once count too
         self._project_streams[project] = self._project_streams.get(project, 0) + 1
         try:
@@ -663,7 +665,7 @@ class HttpGateway:
                                                       grant=grant)
             except Exception as exc:
                 return self._refused(request, route, output, self._envelope.refuse(
-                    route.grpc_method, exc, started, grant=grant))
+                    route.grpc_method, exc, started, context, grant=grant))
             if request.method == "HEAD":  # the opened stream's headers; dropped unread
                 return self._cors(request, route, web.StreamResponse(headers=sse.HEADERS))
             return await sse.respond(request, messages, output,
@@ -699,8 +701,7 @@ class HttpGateway:
         connection is closed after it."""
         status = to_rpc_status(error)
         if pixel.is_pixel(route, output):
-            answer = pixel.refused(status, request.remote or "?",
-                                   keyless=isinstance(error, Unauthenticated))
+            answer = pixel.refused(status, request.remote or "?")
             if closing:
                 answer.force_close()
             return self._cors(request, route, answer)

@@ -68,16 +68,15 @@ def gif() -> web.Response:
     return web.Response(body=PIXEL_GIF, headers=GIF_HEADERS)
 
 
-def refused(status: status_pb2.Status, peer: str, keyless: bool = False) -> web.Response:
-    """The GIF for a refused pixel; the reason in the log and the header.
-    `keyless`: refused with auth on and no key the server knows."""
+def refused(status: status_pb2.Status, peer: str) -> web.Response:
+    """The GIF for a refused pixel; the reason in the header, and in the log by
+    its call's line (INFO, as every client's mistake), within the budgets of the
+    lines of calls without a key and of writer keys (policy._LineBudget). This
+    one, naming the client's address, is DEBUG: at INFO, besides the call's, one
+    client's loop of pixels without a key wrote 3,300 lines a second, outside
+    either budget."""
     reason = one_line(status)
-    # INFO, as every client's mistake: anyone may send pixels, so a WARNING each would
-    # let anyone fill the log at the level operators watch. DEBUG without a key: the
-    # call's own line says it, within the budget of such lines (policy._LineBudget);
-    # at INFO, one client's loop of pixels without a key wrote 3,300 lines a second.
-    log.log(logging.DEBUG if keyless else logging.INFO, "pixel from %s refused: %s",
-            peer, reason)
+    log.debug("pixel from %s refused: %s", peer, reason)
     return web.Response(body=PIXEL_GIF, content_type=PIXEL_CONTENT_TYPE,
                         headers={**NO_STORE, ERROR_HEADER: reason})
 

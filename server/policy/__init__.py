@@ -114,6 +114,8 @@ class Policy:
         self.strict_names = False  # --strict-names (see check_strict_names)
         self.large_requests = LargeRequests()
         self._keyless_lines = _LineBudget()
+        self._public_key_lines = _LineBudget(PUBLIC_KEY_LINES, "calls of writer keys",
+                                             " from one client address")
         self.keyless_refusals = KeylessRefusals()
 
     @classmethod
@@ -256,10 +258,13 @@ class Policy:
 
     def record(self, method: str, transport: str, code: grpc.StatusCode, seconds: float,
                admission: Admission | None = None, message: str = "",
-               key_name: str | None = None) -> None:
+               key_name: str | None = None, public_from: str | None = None) -> None:
         """Count the call and write its log line: DEBUG when OK, INFO for a client's
         error, WARNING for the server's. `key_name`: the key's, when the call was
-        refused before it was admitted (a role or a project not granted)."""
+        refused before it was admitted (a role or a project not granted);
+        `public_from`: the client address (ports.ip_prefix) of a call refused with a
+        writer key, whose lines are written within that address's budget
+        (PUBLIC_KEY_LINES)."""
         self.metrics.observe_call(method, transport, code, seconds)
         level = (logging.DEBUG if code is grpc.StatusCode.OK else
                  logging.WARNING if code in SERVER_CODES else logging.INFO)
@@ -267,6 +272,9 @@ class Policy:
             return
         if self.auth.enabled and not key_name and (admission is None or not admission.key_name) \
                 and not self._keyless_lines.take():
+            return
+        if public_from is not None and code is not grpc.StatusCode.OK \
+                and not self._public_key_lines.take(public_from):
             return
         fields: dict[str, Any] = {"method": method.lstrip("/"), "transport": transport,
                                   "code": code.name, "duration_ms": round(seconds * 1000, 3)}
@@ -285,27 +293,45 @@ class Policy:
 # one client without a key, its calls reset as soon as sent, had 2,000 refusals a
 # second logged, 520 KB of log a second. The rest are counted, and said in one line.
 KEYLESS_LINES, KEYLESS_LINES_SECONDS = 100, 10.0
+# ... and those of calls refused with a writer key, from one client address, a window
+# of as long: a writer key is public (a shop's pages carry it), and one client with it
+# sending pixels that were refused had 2,250 refusals a second logged, two lines each,
+# 850 KB of log a second (REST writes refused: 1,300 a second, 370 KB). A shop's own
+# mistakes come from its visitors' many addresses, and are logged as before.
+PUBLIC_KEY_LINES = 100
+# The client addresses counted in a window, at most (more share one count): a client
+# of IPv6 addresses has as many as it likes.
+COUNTED_ADDRESSES = 10_000
 
 
 class _LineBudget:
-    """How many log lines of calls without a key may be written now."""
+    """How many log lines of calls without a key (`what`), or of each client address
+    (the one `take` is given), may be written now."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, lines: int | None = None, what: str = "calls without an API key",
+                 each: str = "", clock: Callable[[], float] = time.monotonic) -> None:
+        self._lines = KEYLESS_LINES if lines is None else lines
+        self._what, self._each = what, each
         self._clock = clock
         self._lock = threading.Lock()
         self._began = clock()
-        self._written = self._left_out = 0
+        self._written: dict[str, int] = {}  # by client address ("" for all)
+        self._left_out = 0
 
-    def take(self) -> bool:
-        """Whether one more line may be written (one saying how many were not, first,
-        once a window that left some out has passed)."""
+    def take(self, address: str = "") -> bool:
+        """Whether one more line (of `address`'s) may be written (one saying how many
+        were not, first, once a window that left some out has passed)."""
         with self._lock:
             now = self._clock()
             if now - self._began >= KEYLESS_LINES_SECONDS:
                 self._say_left_out(now)
-                self._began, self._written = now, 0
-            if self._written < KEYLESS_LINES:
-                self._written += 1
+                self._began = now
+                self._written.clear()
+            if address not in self._written and len(self._written) >= COUNTED_ADDRESSES:
+                address = ""
+            written = self._written.get(address, 0)
+            if written < self._lines:
+                self._written[address] = written + 1
                 return True
             self._left_out += 1
             if self._left_out == 1:
@@ -324,9 +350,9 @@ class _LineBudget:
 
     def _say_left_out(self, now: float) -> None:
         if self._left_out:
-            log.info("%d more calls without an API key were not logged in the last "
-                     "%.0f s (at most %d lines every %.0f s; /metrics counts them all)",
-                     self._left_out, now - self._began, KEYLESS_LINES, KEYLESS_LINES_SECONDS)
+            log.info("%d more %s were not logged in the last %.0f s (at most %d lines "
+                     "every %.0f s%s; /metrics counts them all)", self._left_out, self._what,
+                     now - self._began, self._lines, KEYLESS_LINES_SECONDS, self._each)
             self._left_out = 0
 
 

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import grpc
 
@@ -26,7 +27,15 @@ from server.console import origin
 from server.errors import ChosenStatus, FootfallError, Internal
 from server.loop import in_decoder
 from server.policy import Admission, Metadata, Policy, caller_gone, drop_if_gone
-from server.policy.auth import Grant, NotYourProject, authorize, resource_names, set_caller
+from server.policy.auth import (
+    Grant,
+    NotYourProject,
+    Role,
+    authorize,
+    resource_names,
+    set_caller,
+)
+from server.ports import ip_prefix
 
 log = logging.getLogger(__name__)
 # A request of more bytes than this (body and query over HTTP) is decoded off the
@@ -82,6 +91,21 @@ def json_large(body: bytes, query: str) -> bool:
     if query:
         commas += query.count(",") + query.count("%2C") + query.count("%2c")
     return commas >= LARGE_REQUEST_ELEMENTS
+
+
+def client_of(context: Any) -> str:
+    """The client address (ports.ip_prefix) of the call of `context`: an HTTP call's
+    as its requester has it (the forwarded one, with --trust-forwarded-for), a gRPC
+    call's from its peer (`ipv4:1.2.3.4:5678`, `ipv6:%5B2001:db8::1%5D:5678`); ""
+    when unknown."""
+    requester = getattr(context, "requester", None)
+    if requester is not None:
+        return ip_prefix(requester.ip_address)
+    peer = getattr(context, "peer", None)  # (a test's context may have none)
+    kind, _, address = (peer() if peer is not None else "").partition(":")
+    if kind not in ("ipv4", "ipv6"):
+        return kind
+    return ip_prefix(unquote(address).rpartition(":")[0].strip("[]"))
 
 
 def _chosen(context: Any) -> ChosenStatus | None:
@@ -229,18 +253,26 @@ class Envelope:
 
     def refuse(self, method: str, exc: Exception, started: float, context: Any = None,
                admission: Admission | None = None, request: Any = None,
-               grant: Grant | None = None) -> FootfallError:
+               grant: Grant | None = None, client: str | None = None,
+               keep: bool = True) -> FootfallError:
         """What answers `exc`, recorded (and kept, for an event write: see
         server.console.rejections, with the name of the key: `admission`'s, or
         `grant`'s when the key was known but the call not admitted): itself if a
         FootfallError, else the status the servicer set on `context`, else Internal
-        (a bug of ours, logged with its traceback). Call it while handling `exc`."""
+        (a bug of ours, logged with its traceback). Call it while handling `exc`.
+        `client`: the caller's address (ports.ip_prefix) where `context` has none;
+        `keep`: False for a refusal counted and logged only (no request to keep)."""
         refusal = exc if isinstance(exc, FootfallError) else _chosen(context) or _bug(method)
         key_name = admission.key_name if admission else grant.name if grant else None
+        # (a writer key is public: its refusals' lines are budgeted by client address)
+        public_from = (client if client is not None else client_of(context)) \
+            if grant is not None and grant.role is Role.WRITER else None
         self.policy.record(method, self.transport, refusal.code,
-                           time.perf_counter() - started, admission, refusal.message, key_name)
+                           time.perf_counter() - started, admission, refusal.message, key_name,
+                           public_from)
         # With auth on, only the refusals of a known key are kept: whoever sends no key
         # (refused for anything before the key was looked at) cannot fill the table.
-        if self.policy.rejections is not None and (key_name or not self.policy.auth.enabled):
+        if self.policy.rejections is not None and keep \
+                and (key_name or not self.policy.auth.enabled):
             self.policy.rejections.refused(method, self.transport, request, refusal, key_name)
         return refusal

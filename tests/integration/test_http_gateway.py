@@ -472,12 +472,19 @@ def test_pixel_keeps_what_the_event_says(gateway: Running) -> None:
 
 def test_refused_pixel_is_still_a_gif_with_the_reason_in_a_header(
         gateway: Running, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="server.http.pixel")
+    caplog.set_level(logging.INFO, logger="footfall.requests")
+    caplog.set_level(logging.DEBUG, logger="server.http.pixel")  # (the handler's level too)
     reply = get(gateway, collect_path({"eventType": "home-page-view"}))
+    [call] = [r for r in caplog.records if r.name == "footfall.requests"]
+    # its call's line at INFO, as every client's mistake (anyone may send pixels: a
+    # WARNING each would let anyone fill the log at the level operators watch)
+    assert call.levelno == logging.INFO
+    assert "code=INVALID_ARGUMENT" in call.getMessage()
+    assert "user_event.visitor_id: is required" in call.getMessage()
+    # the line naming its client's address at DEBUG (besides the call's, it doubled
+    # the lines of a flood, outside the budgets of lines: see server.http.pixel)
     [line] = [r for r in caplog.records if r.name == "server.http.pixel"]
-    # at INFO, as every client's mistake (anyone may send pixels: a WARNING each would
-    # let anyone fill the log at the level operators watch)
-    assert line.levelno == logging.INFO
+    assert line.levelno == logging.DEBUG
     assert "pixel from 127.0.0.1 refused: INVALID_ARGUMENT" in line.getMessage()
     assert (reply.status, reply.headers["Content-Type"], reply.body) == \
         (200, "image/gif", PIXEL_GIF)

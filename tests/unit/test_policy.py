@@ -417,3 +417,19 @@ def test_the_log_lines_left_out_of_a_window_are_counted_when_it_ends(
     assert budget.take() is True
     time.sleep(0.5)
     assert len([r for r in caplog.records if "were not logged" in r.getMessage()]) == 1
+
+
+def test_the_lines_of_writer_keys_are_counted_by_client_address(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A writer key is public: one client address's refusals past its lines leave
+    out its own, not another address's; those left out are said when the window ends."""
+    monkeypatch.setattr(policy_module, "KEYLESS_LINES_SECONDS", 0.3)
+    caplog.set_level(logging.INFO)
+    budget = policy_module._LineBudget(2, "calls of writer keys", " from one client address")
+    assert [budget.take("10.0.0.1") for _ in range(4)] == [True, True, False, False]
+    assert [budget.take("2001:db8::/64") for _ in range(3)] == [True, True, False]
+    time.sleep(0.8)
+    said = [r.getMessage() for r in caplog.records if "were not logged" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("3 more calls of writer keys"), said
+    assert "at most 2 lines every 0 s from one client address" in said[0]
+    assert budget.take("10.0.0.1") is True  # (a new window)
