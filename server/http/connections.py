@@ -7,9 +7,10 @@ the file descriptors, after which every accept fails and asyncio logs each
 failure (thousands of tracebacks a second) while the port answers nobody. So the
 accept loop here is ours:
 
-- beyond `max_connections` open connections, a new one gets a 503 and is closed
-  at once, so the ones already open (and the process's other descriptors) are
-  never starved;
+- beyond `max_connections` open connections, a new one takes the place of the one
+  that has waited longest for a request (ROOM_AFTER at least), or else gets a 503 and
+  is closed at once, so the ones already open (and the process's other descriptors)
+  are never starved, and idle ones cannot keep everyone else out;
 - a connection must deliver a complete request head within `header_timeout`
   seconds, counted from accept and again from the end of each response (so an
   idle kept-alive connection is closed after as long): a deadline, which
@@ -123,6 +124,12 @@ REFUSAL = _closing_answer("503 Service Unavailable", status_pb2.Status(
 ADDRESS_REFUSAL = _closing_answer("503 Service Unavailable", status_pb2.Status(
     code=code_pb2.UNAVAILABLE, message="too many open connections from this address "
     "(--http-max-connections-per-address); close one, or retry later"), retry=True)
+# At the cap, a newcomer is let in in the place of the connection that has waited
+# longest for a request, if it has waited this many seconds (GuardedSite._make_room):
+# refused instead, four client addresses (an IPv6 client has as many /64s as it likes)
+# opening --http-max-connections-per-address each and sending nothing had every other
+# client refused 503, each connection opened again as its head deadline closed it.
+ROOM_AFTER = 1.0
 # Request heads held at once (see GuardedSite.hold_heads) hold at most this many times
 # the longest URL (max_line_size: url_limit) between them, beyond
 # the first FREE_HEAD_BYTES of each connection's: ordinary heads never wait for room,
@@ -302,7 +309,7 @@ class Connection(web.RequestHandler):
     __slots__ = ("_site", "made", "address", "_lost", "_arriving", "_heads", "_held", "_body",
                  "_answered", "_unreadable", "_http2", "_send_watch", "_unsent",
                  "_framed", "_handling", "_admitted", "_wrong_version", "_first_line",
-                 "_line_end", "_head_tail")
+                 "_line_end", "_head_tail", "waiting_since")
 
     def __init__(self, site: GuardedSite, manager: web.Server, **kwargs: Any) -> None:
         # A body left unread after the answer is drained for as long, no longer.
@@ -310,6 +317,9 @@ class Connection(web.RequestHandler):
                          lingering_time=site.header_timeout, **kwargs)
         self._site = site
         self.made = False  # connection_made was called
+        # When it began to wait for a request (accepted, or its last one answered): the
+        # one waiting longest makes room at the cap (see GuardedSite._make_room)
+        self.waiting_since = 0.0
         self.address: str | None = None  # counted by it in the site (see GuardedSite._accept)
         self._lost: list[Callable[[], Any]] = []  # called when the connection is lost
         self._arriving = 0  # bytes of the head that is arriving
@@ -348,7 +358,14 @@ class Connection(web.RequestHandler):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.made = True
+        self.waiting_since = self._loop.time()
         self._site.opened(self)
+
+    @property
+    def waiting(self) -> bool:
+        """Whether it waits for a request: none is being answered or queued (a head
+        may be arriving)."""
+        return not self._heads and not self._request_in_progress
 
     def data_received(self, data: bytes) -> None:
         if self._unreadable:
@@ -527,10 +544,13 @@ class Connection(web.RequestHandler):
 
             request_handler = refuse
         self._handling = request
+        self._site.answering(self)
         try:
             return await super()._handle_request(request, start_time, request_handler)
         finally:  # its head is let go (requests are answered in the order they came)
             self._handling = None  # (an answer written later is never sent: see keep)
+            self.waiting_since = self._loop.time()
+            self._site.waits(self)
             if self._admitted is not None:  # (its answer is sent, or never will be)
                 self._admitted.let_go()
                 self._admitted = None
@@ -756,6 +776,10 @@ class GuardedSite(web.BaseSite):
         self._connecting: set[asyncio.Task[None]] = set()
         self._retry: asyncio.TimerHandle | None = None
         self._open: set[Connection] = set()
+        self._making_room: set[Connection] = set()  # closed by _make_room, not gone yet
+        # The open connections waiting for a request, the one waiting longest first
+        self._waiting: dict[Connection, None] = {}
+        self.room_after = ROOM_AFTER
         self._pending = 0  # accepted, not connected yet (a TLS handshake, say)
         self.refused = RateLimitedLog(log)
         self.refused_by_address = RateLimitedLog(log)  # (the last address said)
@@ -807,11 +831,43 @@ class GuardedSite(web.BaseSite):
     def opened(self, connection: Connection) -> None:
         self._pending -= 1  # the same moment, so it is never counted twice
         self._open.add(connection)
+        self.waits(connection)
 
     def closed(self, connection: Connection) -> None:
+        self._making_room.discard(connection)
+        self._waiting.pop(connection, None)
         if connection in self._open:
             self._open.discard(connection)
             self._let_go(connection.address)
+
+    def answering(self, connection: Connection) -> None:
+        """`connection` begins to answer a request: it waits for none."""
+        self._waiting.pop(connection, None)
+
+    def waits(self, connection: Connection) -> None:
+        """`connection` waits for a request from now (accepted, or answered)."""
+        self._waiting.pop(connection, None)
+        self._waiting[connection] = None  # (the newest last)
+
+    def _make_room(self) -> bool:
+        """At the cap: close the connection that has waited longest for a request,
+        if it has waited ROOM_AFTER at least (one being answered never is); whether
+        one was. Its place is the newcomer's (it counts until it is gone). The
+        connections waiting are kept in the order they began to: looking costs no
+        walk of every open one (a flood of connections at the cap comes here for
+        each)."""
+        oldest_allowed = asyncio.get_running_loop().time() - self.room_after
+        for connection in self._waiting:
+            if connection.waiting_since > oldest_allowed:
+                return False
+            if connection.waiting and connection.transport is not None:
+                break
+        else:
+            return False
+        del self._waiting[connection]
+        self._making_room.add(connection)
+        connection.transport.close()
+        return True
 
     def _let_go(self, address: str | None) -> None:
         """One connection fewer of `address` (None: not counted by address)."""
@@ -853,11 +909,6 @@ class GuardedSite(web.BaseSite):
                 self._retry = asyncio.get_running_loop().call_later(
                     ACCEPT_RETRY, self._watch, True)
                 return
-            if self.open_connections >= self.max_connections:
-                self.refused.note(f"HTTP: refusing connections: {self.max_connections} are "
-                                  f"open (--http-max-connections)")
-                _refuse(sock)
-                continue
             address = None
             if self.per_address and sock.family in (socket.AF_INET, socket.AF_INET6):
                 address = ip_prefix(peer[0])
@@ -867,6 +918,14 @@ class GuardedSite(web.BaseSite):
                         f"open (--http-max-connections-per-address)")
                     _refuse(sock, ADDRESS_REFUSAL)
                     continue
+            if self.open_connections - len(self._making_room) >= self.max_connections \
+                    and not self._make_room():
+                self.refused.note(f"HTTP: refusing connections: {self.max_connections} are "
+                                  f"open (--http-max-connections), none of them waiting for "
+                                  f"a request for {self.room_after:g} s")
+                _refuse(sock)
+                continue
+            if address is not None:
                 self._by_address[address] = self._by_address.get(address, 0) + 1
             sock.setblocking(False)
             _bound_unsent(sock)

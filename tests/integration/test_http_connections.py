@@ -13,6 +13,7 @@ import gzip
 import http.client
 import json
 import logging
+import math
 import os
 import resource
 import select
@@ -38,6 +39,7 @@ HEADER_TIMEOUT = 0.5  # seconds: short, so the tests are quick
 BOUND = 10.0  # seconds a test waits for what should take about HEADER_TIMEOUT
 TRICKLE = 0.05  # seconds between two bytes of a slow client
 HEAD = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+ROOM_AFTER = 1.0  # the server's: how long a connection waits for a request to make room
 
 
 @contextlib.contextmanager
@@ -187,6 +189,7 @@ def test_connections_beyond_the_cap_are_refused_while_open_ones_are_served(
             contextlib.ExitStack() as stack:
         site = running.http.site  # type: ignore[union-attr]
         assert site is not None and site.max_connections == cap
+        site.room_after = math.inf  # (idle ones make no room here: see the next test)
         served = http.client.HTTPConnection("127.0.0.1", running.http_port, timeout=BOUND)
         stack.callback(served.close)
         served.request("GET", "/metrics")
@@ -212,6 +215,35 @@ def test_connections_beyond_the_cap_are_refused_while_open_ones_are_served(
     refusals = [r for r in caplog.records if "refusing connections" in r.getMessage()]
     assert len(refusals) <= 2  # the first, and the count at shutdown; not one per refusal
     assert ": 5 times in the last" in refusals[-1].getMessage()
+
+
+def test_at_the_cap_the_connection_waiting_longest_for_a_request_makes_room(
+        settings: Settings, clock: FixedClock) -> None:
+    """Refused at the cap whatever the open ones did, four client addresses opening
+    their share of connections each and sending nothing kept every other client out
+    (503), opening each again as its head deadline closed it. Now a newcomer takes
+    the place of the one that has waited longest for a request, ROOM_AFTER at least."""
+    cap = 4
+    with serving(settings, clock, http_max_connections=cap) as running, \
+            contextlib.ExitStack() as stack:
+        site = running.http.site  # type: ignore[union-attr]
+        assert site is not None
+        idle = []
+        for _ in range(cap):
+            idle.append(stack.enter_context(raw(running.http_port)))
+            time.sleep(0.01)  # (each waits longer than the next)
+        wait_for(lambda: site.open_connections == cap, f"{cap} connections open")
+        with raw(running.http_port) as early:  # none has waited ROOM_AFTER yet
+            _, answer = read_until_closed(early)
+        assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
+        time.sleep(ROOM_AFTER + 0.2)
+        with raw(running.http_port) as newcomer:
+            newcomer.sendall(HEAD)
+            assert newcomer.recv(100).startswith(b"HTTP/1.1 200 ")
+        took, answer = read_until_closed(idle[0])  # the one that waited longest
+        assert answer == b"" and took < BOUND / 2
+        idle[1].sendall(HEAD)  # the others are open still
+        assert idle[1].recv(100).startswith(b"HTTP/1.1 200 ")
 
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # what an HTTP/2 client sends first
