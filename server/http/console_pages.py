@@ -56,6 +56,9 @@ def _load(folder: Path) -> dict[str, Page]:
 
 
 PAGES = _load(FOLDER)
+# The entity tags of an If-None-Match looked at, at most (one listing the page's later
+# is answered the page, as one that lists it not at all)
+MOST_TAGS = 64
 
 
 def answer(method: str, raw_path: str, if_none_match: str | None) -> web.Response | None:
@@ -71,6 +74,10 @@ def answer(method: str, raw_path: str, if_none_match: str | None) -> web.Respons
     if page is None:
         return None
     headers = {**HEADERS, "ETag": page.etag}
-    if if_none_match and page.etag in {tag.strip() for tag in if_none_match.split(",")}:
+    # (its first MOST_TAGS entity tags only: split whole, a header of 64 KiB of commas,
+    # no key needed, held the loop 2.4 ms, 20 times what any other head of its size
+    # costs; a browser sends the one it has)
+    if if_none_match and page.etag in {tag.strip()
+                                       for tag in if_none_match.split(",", MOST_TAGS)}:
         return web.Response(status=304, headers=headers)
     return web.Response(body=page.body, headers={**headers, "Content-Type": page.content_type})
