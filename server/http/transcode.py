@@ -63,6 +63,8 @@ class Output:
 
 DEFAULT_OUTPUT = Output()
 _OUTPUT_PARAMETERS = ("alt", "$alt", "prettyPrint", "$prettyPrint")
+# The longest `alt` read: `json;enum-encoding=string` and room for spaces
+MAX_ALT_CHARS = 100
 
 
 def _system_name(name: str) -> str | None:
@@ -107,7 +109,11 @@ def output_of(query: Mapping[str, str]) -> Output:
     for name in ("alt", "$alt"):
         if name not in query:
             continue
-        kind, *options = (part.strip() for part in query[name].split(";"))
+        value = query[name]
+        # (one longer than any sensible is refused unsplit: `json` and 260 KB of `;`,
+        # no key needed, took 30 ms of the loop to split and check part by part)
+        kind, *options = (part.strip() for part in value.split(";")) \
+            if len(value) <= MAX_ALT_CHARS else ("", "")
         if kind != "json" or any(o not in ("enum-encoding=int", "enum-encoding=string", "")
                                  for o in options):
             raise InvalidArgument.field(name, f"only 'json' (optionally with "
