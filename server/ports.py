@@ -9,6 +9,7 @@ import errno
 import ipaddress
 import socket
 from typing import Any
+from urllib.parse import unquote
 
 # grpc's resolver names both loopback addresses for `localhost` (RFC 6761), whatever
 # the system's hosts file says (one where it names 127.0.0.1 alone): grpc binds each.
@@ -76,3 +77,13 @@ def ip_prefix(host: str) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
+
+
+def client_address(peer: str) -> str:
+    """What a gRPC call's peer (`ipv4:1.2.3.4:5678`, `ipv6:%5B2001:db8::1%5D:5678`:
+    a URI, percent-encoded) is counted by: its IP address as ip_prefix has it;
+    what is not IP (a Unix socket) as one."""
+    kind, _, address = peer.partition(":")
+    if kind not in ("ipv4", "ipv6"):
+        return kind
+    return ip_prefix(unquote(address).rpartition(":")[0].strip("[]"))

@@ -25,7 +25,6 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import unquote
 
 import grpc
 import grpc.aio
@@ -46,7 +45,7 @@ from server.policy import KeylessRefusals, Policy
 from server.policy.auth import Authenticator
 from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
 from server.policy.quota import TokenBuckets
-from server.ports import ip_prefix
+from server.ports import client_address
 from server.store import packed
 
 TRANSPORT = "grpc"
@@ -433,16 +432,6 @@ class _OpenStreams:
             held = self._held.pop(holder) - 1
             if held:
                 self._held[holder] = held
-
-
-def client_address(peer: str) -> str:
-    """What a call's peer (grpc's `ipv4:1.2.3.4:5678`, `ipv6:%5B2001:db8::1%5D:5678`:
-    a URI, percent-encoded) is counted by: its IP address as ports.ip_prefix has it;
-    what is not IP (a Unix socket) as one."""
-    kind, _, address = peer.partition(":")
-    if kind not in ("ipv4", "ipv6"):
-        return kind
-    return ip_prefix(unquote(address).rpartition(":")[0].strip("[]"))
 
 
 async def _keyless(requests: Any, streams: _OpenStreams, address: str,

@@ -19,7 +19,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import unquote
 
 import grpc
 
@@ -35,7 +34,7 @@ from server.policy.auth import (
     resource_names,
     set_caller,
 )
-from server.ports import ip_prefix
+from server.ports import client_address, ip_prefix
 
 log = logging.getLogger(__name__)
 # A request of more bytes than this (body and query over HTTP) is decoded off the
@@ -102,10 +101,7 @@ def client_of(context: Any) -> str:
     if requester is not None:
         return ip_prefix(requester.ip_address)
     peer = getattr(context, "peer", None)  # (a test's context may have none)
-    kind, _, address = (peer() if peer is not None else "").partition(":")
-    if kind not in ("ipv4", "ipv6"):
-        return kind
-    return ip_prefix(unquote(address).rpartition(":")[0].strip("[]"))
+    return client_address(peer() if peer is not None else "")
 
 
 def _chosen(context: Any) -> ChosenStatus | None:

@@ -33,7 +33,8 @@ from server.policy.auth import Authenticator, MissingKey
 from server.policy.faults import FaultInjector
 from server.policy.metrics import Metrics
 from server.policy.quota import ByteQuota, WriteQuota
-from server.rpc import DETAILS_BUDGET, MESSAGE_BUDGET, client_address, fit_in_trailers
+from server.ports import client_address
+from server.rpc import DETAILS_BUDGET, MESSAGE_BUDGET, fit_in_trailers
 from server.store.group_commit import Job
 from server.store.rows import StepResult
 
