@@ -25,9 +25,11 @@ one was refused. `data-visitor-cookie="_ga"` (`visitorCookie`) takes the visitor
 another script's cookie, read and never written: of Google Analytics' `_ga`
 (GA1.1.RANDOM.TIME), its client id RANDOM.TIME, which Google recommends as
 `visitorId`. `data-consent="wait"` (`consent: "wait"`) reads and writes no cookie and
-sends nothing until the page calls `footfall.consent(true)`: what was tracked
-meanwhile is held in the page and sent then, or dropped by `footfall.consent(false)`,
-which also removes the tracker's cookie. With auth
+sends nothing until the page calls `footfall.consent(true)` (or "granted"): what was
+tracked meanwhile (1,000 events at most) is held in the page and sent then, or dropped
+by `footfall.consent(false)` (or "denied"), which also removes the tracker's cookie;
+any other answer changes nothing. A second copy of the script on a page leaves the
+first in place. With auth
 on, `data-api-key` (or `apiKey`) is a writer key, sent as the pixel's `key` query
 parameter as Google's browser API keys are: a page's key is public, so grant it
 writes to the shop's project only.
@@ -44,6 +46,22 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
   "use strict";
   var script = document.currentScript;
   var attr = function (name) { return script ? script.getAttribute("data-" + name) : null; };
+  // A page that loads the tracker twice (its own tag and a tag manager's) keeps the
+  // first: a second one took over window.footfall, so the events the first held for
+  // consent were never sent, and the page's later events had another pageViewId.
+  // A data-consent of the second is heeded all the same: it asks for less.
+  var first = window.footfall;
+  if (first && typeof first.consent === "function" && typeof first.init === "function") {
+    var waits = attr("consent") && !first.init({}).consent;
+    if (waits) first.init({consent: attr("consent")});
+    if (window.console) {
+      console.warn("footfall: footfall.js is loaded twice on this page: the first one " +
+        "tracks, with its own settings" + (waits ? " (and this one's data-consent)" : "") +
+        "; this one does nothing more");
+    }
+    readGoogleQueue();
+    return;
+  }
   var config = {
     endpoint: attr("endpoint") || (script && script.src ? new URL(script.src).origin : ""),
     parent: attr("parent") || "projects/default/locations/global/catalogs/default_catalog",
@@ -74,6 +92,7 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
   // are never the tracker's own: named so, the tracker rewrote one as this host's
   // 395-day cookie.
   var GA_COOKIE = /^_ga(_.*)?$/;
+  var GA_SESSION = /^_ga_/;
   var OWN_COOKIE = "_footfall_vid";
 
   function ownCookie() {
@@ -110,9 +129,32 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
   var WAIT_MS = 2000;  // for the cookie of a script that loads after this one (GA's)
   var gaveUp = false;  // (waited for once on this page: not again)
   var waiting = null;
+  var stopWaiting = null;  // (ends the wait at once: the page is being left)
+  var VISITOR_MAX = 128;  // characters of a visitorId (Google's rule, and the server's)
+
+  // A page being left sends what waits for a shop's cookie at once, by beacon: its
+  // timers never fire again, and an image of an unloading page is not fetched (an
+  // add-to-cart whose button leads to the cart was lost while GA was blocked).
+  var leaving = false;
+  window.addEventListener("pagehide", function () {
+    leaving = true;
+    if (stopWaiting) stopWaiting();
+  });
+  window.addEventListener("pageshow", function () { leaving = false; });
 
   function shopCookie() {
-    if (config.visitorCookie) return config.visitorCookie;
+    if (config.visitorCookie && !GA_SESSION.test(config.visitorCookie)) {
+      return config.visitorCookie;
+    }
+    if (config.visitorCookie) {
+      if (!said.gaSession && window.console) {
+        said.gaSession = true;
+        console.warn("footfall: visitorCookie " + JSON.stringify(config.visitorCookie) +
+          " names one of Google Analytics' session cookies, whose value changes with " +
+          "each visit: the visitor is read from _ga, GA's client id");
+      }
+      return "_ga";
+    }
     if (!GA_COOKIE.test(config.cookieName)) return "";
     if (!said.gaName && window.console) {
       said.gaName = true;
@@ -132,28 +174,41 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
     var value = found[0].slice(prefix.length);
     try { value = decodeURIComponent(value); } catch (malformed) { /* kept as it is */ }
     var ga = GA_VALUE.exec(value);
-    return ga ? ga[1] : value;
+    var id = ga ? ga[1] : value;
+    if (id.length <= VISITOR_MAX) return id;
+    // The server refuses such a visitorId: every event was lost while track said true.
+    if (!said.long && window.console) {
+      said.long = true;
+      console.error("footfall: the cookie " + name + " holds " + id.length + " characters, " +
+        "more than a visitorId's " + VISITOR_MAX + ": the visitor is the tracker's own cookie's");
+    }
+    return null;
   }
 
-  // The visitor's id, or a Promise of it while a shop's cookie is awaited: GA sets
-  // _ga when its own script has loaded, after a page's first event as often as not.
-  // Without it after WAIT_MS, the tracker's own cookie (as without visitorCookie).
+  // The visitor's id, or a Promise of the shop's id ("" for none) while a shop's cookie
+  // is awaited: GA sets _ga when its own script has loaded, after a page's first event
+  // as often as not. Without it after WAIT_MS, or once the page is being left, the
+  // tracker's own cookie (as without visitorCookie): the caller sets it, so that a no
+  // that came meanwhile sets none.
   function visitorId() {
     var name = shopCookie();
     if (!name) return ownVisitor();
     var id = shopVisitor(name);
-    if (id || gaveUp) return id || ownVisitor();
+    if (id === null) return ownVisitor();
+    if (id || gaveUp || leaving) return id || ownVisitor();
     waiting = waiting || new Promise(function (resolve) {
       var end = Date.now() + WAIT_MS;
-      (function look() {
+      var timer = null;
+      stopWaiting = function () {
+        clearTimeout(timer);
         var found = shopVisitor(name);
-        if (found || Date.now() >= end) {
-          gaveUp = !found;
-          waiting = null;
-          resolve(found || ownVisitor());
-        } else {
-          setTimeout(look, 50);
-        }
+        gaveUp = !found;
+        waiting = stopWaiting = null;
+        resolve(found || "");
+      };
+      (function look() {
+        if (shopVisitor(name) !== "" || Date.now() >= end) stopWaiting();
+        else timer = setTimeout(look, 50);
       })();
     });
     return waiting;
@@ -163,6 +218,26 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
   // page alone, until footfall.consent says yes (sent then) or no (dropped).
   var consented = null;  // the page's word: true, false, null before it
   var held = [];  // [event, its time, its Promise's resolve]
+  // (a page whose visitor never answers tracked on for as long as it stayed open: a
+  // single-page shop's scrolls and clicks, each kept, then sent together on a yes)
+  var HELD_MAX = 1000;
+
+  // The answers footfall.consent takes: a banner's yes or no, or Google's consent
+  // mode's "granted" or "denied". Anything else is none: a "denied" or a "false"
+  // (a banner's answer read back from its own cookie) was a yes, truthy as they are.
+  var ANSWERS = {granted: true, denied: false};
+  function answerOf(given) {
+    if (typeof given === "boolean") return given;
+    if (typeof given === "string" && Object.prototype.hasOwnProperty.call(ANSWERS, given)) {
+      return ANSWERS[given];
+    }
+    if (window.console) {
+      console.error("footfall: footfall.consent(" + (given === undefined ? "" :
+        JSON.stringify(given)) + ") is no answer (true or \"granted\" is a yes, false or " +
+        "\"denied\" a no): nothing changes");
+    }
+    return null;
+  }
 
   // Any other data-consent waits too, and says so: a mistyped "wiat" set cookies and
   // sent events before the visitor's yes.
@@ -244,9 +319,10 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
     var base = String(config.endpoint).replace(/\/+$/, "") + "/v2/" + config.parent +
       "/userEvents:collect";
     var key = config.apiKey ? "key=" + encodeURIComponent(config.apiKey) : "";
-    if (json.length > 16384) {
+    if (json.length > 16384 || (leaving && !config.debug)) {
       // A GET carries at most 16 KiB of event (Google's rule, and the server's):
-      // a larger one is POSTed, as text/plain, which needs no CORS preflight.
+      // a larger one is POSTed, as text/plain, which needs no CORS preflight; so is
+      // one of a page being left, whose image would not be fetched.
       var post = base + (key ? "?" + key : "");
       var body = JSON.stringify({userEvent: json, ets: String(ets)});
       if (config.debug) return sendToRead(post, body, e.eventType);
@@ -277,7 +353,9 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
       return send(e, ets);
     }
     return id.then(function (found) {
-      e.visitorId = found;
+      // (a no while the shop's cookie was awaited: nothing is sent, no cookie set)
+      if (consented === false) return false;
+      e.visitorId = found || ownVisitor();
       return send(e, ets);
     });
   }
@@ -300,13 +378,24 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
       var ets = Date.now();
       if (allowed()) return identifyAndSend(e, ets);
       if (consented === false) return Promise.resolve(false);
+      if (held.length >= HELD_MAX) {
+        if (!said.held && window.console) {
+          said.held = true;
+          console.warn("footfall: " + HELD_MAX + " events are held for the visitor's " +
+            "consent: later ones are dropped until footfall.consent(true)");
+        }
+        return Promise.resolve(false);
+      }
       return new Promise(function (resolve) { held.push([e, ets, resolve]); });
     },
     // The visitor's answer, as the page's consent banner has it (on every page: the
     // tracker keeps it in no cookie). Yes sends what was held; no drops it, sends
-    // nothing more on this page and removes the tracker's cookie.
-    consent: function (yes) {
-      consented = Boolean(yes);
+    // nothing more on this page (until a yes) and removes the tracker's cookie.
+    // Returns the answer the tracker now has (null: none yet).
+    consent: function (given) {
+      var yes = answerOf(given);
+      if (yes === null) return consented;
+      consented = yes;
       if (!consented) forget();
       var waited = held;
       held = [];
@@ -317,32 +406,37 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
     }
   };
 
+  readGoogleQueue();
+
   // Google's own snippet for Retail ("JavaScript pixel") queues its commands in
   // window._gre and loads Google's script: with that script's src pointed here, the
   // same page records here. Its logEvent comes before projectId in Google's example,
-  // so the queue's names are read before its events are sent.
-  var gre = {apiKey: "", projectId: "", locationId: "global", catalogId: "default_catalog"};
-  function greLog(event) {
-    if (gre.apiKey) config.apiKey = gre.apiKey;
-    if (gre.projectId) {
-      config.parent = "projects/" + gre.projectId + "/locations/" + gre.locationId +
-        "/catalogs/" + gre.catalogId;
-      parentGiven = true;
-    }
-    return window.footfall.track(event);
-  }
-  function greCommand(command, later) {
-    var name = command && command[0];
-    if (name === "logEvent") {
-      if (later) later.push(command[1]); else greLog(command[1]);
-    } else if (Object.prototype.hasOwnProperty.call(gre, name)) {
-      gre[name] = String(command[1]);
-    } else if (window.console) {
-      console.warn("footfall: _gre command " + JSON.stringify(name) + " is not known: " +
-        "apiKey, projectId, locationId, catalogId and logEvent are");
-    }
-  }
-  if (Array.isArray(window._gre)) {
+  // so the queue's names are read before its events are sent. (Through
+  // window.footfall, which is the first tracker's when the page loaded this one twice.)
+  function readGoogleQueue() {
+    if (!Array.isArray(window._gre)) return;
+    var gre = {apiKey: "", projectId: "", locationId: "global", catalogId: "default_catalog"};
+    var greLog = function (event) {
+      var names = {};
+      if (gre.apiKey) names.apiKey = gre.apiKey;
+      if (gre.projectId) {
+        names.parent = "projects/" + gre.projectId + "/locations/" + gre.locationId +
+          "/catalogs/" + gre.catalogId;
+      }
+      window.footfall.init(names);
+      return window.footfall.track(event);
+    };
+    var greCommand = function (command, later) {
+      var name = command && command[0];
+      if (name === "logEvent") {
+        if (later) later.push(command[1]); else greLog(command[1]);
+      } else if (Object.prototype.hasOwnProperty.call(gre, name)) {
+        gre[name] = String(command[1]);
+      } else if (window.console) {
+        console.warn("footfall: _gre command " + JSON.stringify(name) + " is not known: " +
+          "apiKey, projectId, locationId, catalogId and logEvent are");
+      }
+    };
     var later = [];
     window._gre.forEach(function (command) { greCommand(command, later); });
     later.forEach(greLog);
