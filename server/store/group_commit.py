@@ -404,8 +404,23 @@ class GroupCommitter:
         writer has taken no batch of others for ALONG_SECONDS: work nobody waits
         for (kept refusals) adds no commit of its own while writes flow, so the
         writes never wait behind one, and rides with one batch in ALONG_SECONDS at
-        most, not with each. `flush` includes it at once."""
-        job = Job(fn=fn)
+        most, not with each. `flush` includes it at once.
+
+        `fn` must do nothing but its statements once it has run (what it takes from
+        elsewhere, it takes once: see console.add_rejections): in a transaction
+        rolled back (its COMMIT not on its way) it runs again with the batch
+        (`again`). Once it has run, nobody waits for it: what it took (refusals
+        already answered) is kept until it commits or `close` runs out of time, as
+        rows acknowledged before their commit are, not given up after
+        `retry_seconds` (which lost what it took). Before, it is given up as a write
+        is: it took nothing, and what it would take waits for the next."""
+        job = Job(fn=fn, again=True)
+
+        def run(conn: Any) -> Any:
+            job.waited = False
+            return fn(conn)
+
+        job.fn = run
         with self._lock:
             if self._closed:
                 raise RuntimeError("store is closed")

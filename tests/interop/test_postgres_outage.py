@@ -320,3 +320,21 @@ def test_refusals_made_while_the_database_is_away_are_kept_once_it_is_back(
     expected = [f"s{n}" for n in reversed(range(REFUSED_AWAY))]
     wait_until(lambda: kept_sessions(server) == expected, "the refusals kept",
                deadline=RPC_DEADLINE + WAITED)
+
+
+def test_refusals_whose_insert_the_cut_rolled_back_are_kept_once_it_is_back(
+        server: ServerProcess, proxy: CuttingProxy) -> None:
+    """The job that keeps refusals had taken them when the cut rolled its insert
+    back: it was answered UNAVAILABLE at once, and they were lost (none listed once
+    the database was back). Now it runs again once the database is back, however
+    long the outage (here past the 5 s a write waits), and keeps each once."""
+    proxy.cut_at = b"INSERT INTO rejections"
+    with requests.Session() as session:
+        for n in range(REFUSED_AWAY):
+            refused_pixel(session, server, n)
+    assert proxy.cut_done.wait(RPC_DEADLINE), "the refusals' insert never went out"
+    time.sleep(WAITED + 1.0)  # the outage (a write refused meanwhile would be kept too)
+    proxy.restore()
+    expected = [f"s{n}" for n in reversed(range(REFUSED_AWAY))]
+    wait_until(lambda: kept_sessions(server) == expected, "the refusals kept once",
+               deadline=RPC_DEADLINE + WAITED)

@@ -45,6 +45,7 @@ from server.operations.runner import JobContext, OperationRunner
 from server.retail import join
 from server.store import EventQuery, EventRow, postgres, sql
 from server.store.group_commit import Join
+from server.store.console import RejectionRow
 from server.store.hang import TICK_SECONDS
 from server.store.migrations import MIGRATIONS
 from server.store.postgres import POSTGRES, WRITERS_LOCK, PostgresStore
@@ -357,6 +358,36 @@ def test_a_write_whose_commit_is_cut_is_answered_at_once(
     proxy.restore()
     eventually(store.healthy, "the store to be healthy again")
     assert store._fetch("SELECT count(*) FROM settings WHERE name = 'commit-cut'", ()) == [(0,)]
+
+
+def test_refusals_taken_into_a_transaction_the_cut_rolled_back_are_kept_once(
+        open_proxied: Callable[..., PostgresStore], proxy: Proxy) -> None:
+    """The job keeping refusals takes them from those waiting as it runs: when the
+    cut rolled its transaction back (its COMMIT not on its way), it was answered
+    UNAVAILABLE at once (not `again`), and what it had taken was lost, however short
+    the outage. Now it runs again once the database is back, with what it took, and
+    waits for that however long the outage lasts (nobody waits for it: the refused
+    requests were answered), here past the retry_seconds that a write waits."""
+    store = open_proxied(retry_seconds=0.3)
+    store.write_user_events([row("before")])  # (the writer's connection is made)
+    refusals = [RejectionRow("p", "projects/p", n, b"r%d" % n) for n in range(3)]
+    takes: list[int] = []
+
+    def take() -> list[RejectionRow]:  # (as console.rejections.Rejections._take)
+        takes.append(1)
+        return refusals if len(takes) == 1 else []
+
+    proxy.cut_at = b"INSERT INTO rejections"
+    kept = store.add_rejections(take, 100, 0)
+    eventually(lambda: not store._reachable, "the writer to notice the outage")
+    with pytest.raises(StoreUnavailable):  # a write waits its retry_seconds, and no more
+        store.write_user_events([row("during")])
+    assert not kept.done(), kept.exception()
+    proxy.restore()
+    kept.result(OUTAGE_NOTICED)
+    assert takes == [1]  # taken once, inserted by the run that committed
+    assert [payload for _, payload in store.rejections_after(None, 0, 100)] \
+        == [r.payload for r in refusals]
 
 
 def _outcome(call: Callable[..., Any], *args: Any) -> Any:
