@@ -682,6 +682,13 @@ class GroupCommitter:
             carried = [job for job in carried if not job.future.done()]
         return carried
 
+    def answer_by(self, jobs: Sequence[Job]) -> float | None:
+        """When the first of `jobs` whose caller waits is answered if the database is
+        away (time.monotonic()): a try of the batch should not wait for it past
+        then. None when none waits."""
+        return min((job.submitted + self._retry_seconds for job in jobs
+                    if job.waited and not job.future.done()), default=None)
+
     def _commit_one_by_one(self, batch: list[Job], error: BaseException,
                            stop_deadline: float | None) -> list[Job]:
         """After `batch` failed as a whole on something other than the database being

@@ -46,6 +46,8 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as NotYet
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -356,6 +358,12 @@ def _told(started: Sequence[Job], unavailable: StoreUnavailable,
     return unavailable
 
 
+def _close_made(made: Future[psycopg.Connection[Any]]) -> None:
+    """Close the connection `made` for nothing (the store closed meanwhile)."""
+    if made.exception() is None:
+        made.result().close()
+
+
 def _unreachable(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable("the database is unreachable; try again later", _why(exc))
 
@@ -400,6 +408,8 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         self.outages = 0  # (see Store.outages)
         self._schema_changed: str | None = None  # why no write can commit until a restart
         self._writer_conn: psycopg.Connection[Any] | None = None
+        # The writer's next connection while it is being made (see _writer_connection)
+        self._connecting: Future[psycopg.Connection[Any]] | None = None
         self._probe_conn: psycopg.Connection[Any] | None = None
         self._probe_lock = threading.Lock()
         self._probed = (0.0, True)  # when the last probe ended (time.monotonic()), its answer
@@ -487,13 +497,14 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         check_readable(applied, f"PostgreSQL at {self._where}",
                        backup="`pg_dump --format=custom`")
 
-    def _writer(self) -> psycopg.Connection[Any]:
+    def _writer(self, answer_by: float | None) -> psycopg.Connection[Any]:
+        """The writer's connection, made if need be (see _writer_connection)."""
         self._refuse_hung()
         conn = self._writer_conn
         if conn is None or conn.closed:
             conn = None
             try:
-                conn = self._connect()
+                conn = self._writer_connection(answer_by)
                 with self._hang_watch.watching(conn):
                     conn.execute(_CREATE_INCOMING)
                     # A transaction of this connection left open (its process stopped,
@@ -511,6 +522,40 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             # (a new connection may be to a database restored meanwhile)
             self._catalogs.clear()
             self._forget_products()
+        return conn
+
+    def _writer_connection(self, answer_by: float | None) -> psycopg.Connection[Any]:
+        """A new connection for the writer, made on a thread of its own and waited
+        for until `answer_by` (time.monotonic(): when the first write of the batch
+        that needs it is to be answered), else StoreUnavailable, the connection
+        still under way for the next try. A database that takes connections and
+        answers nothing (its processes stopped, packets dropped) kept a write
+        waiting for its connect_timeout (5 s), and the writes queued meanwhile for
+        the next try's as well (9.7 s): a connection is not a statement, which the
+        hang watch cuts."""
+        if self._connecting is None:
+            made: Future[psycopg.Connection[Any]] = Future()
+            self._connecting = made
+
+            def connect() -> None:
+                try:
+                    made.set_result(self._connect())
+                except BaseException as exc:  # (raised on the writer's thread)
+                    made.set_exception(exc)
+
+            threading.Thread(target=connect, name="footfall-postgres-connect",
+                             daemon=True).start()
+        try:
+            conn = self._connecting.result(
+                None if answer_by is None else max(0.0, answer_by - time.monotonic()))
+        except NotYet:
+            unavailable = StoreUnavailable("the database is unreachable; try again later",
+                                           "no connection taken yet")
+            self._set_reachable(False, unavailable)
+            raise unavailable from None
+        finally:
+            if self._connecting.done():
+                self._connecting = None
         return conn
 
     def _writes_waiting(self, cur: psycopg.Cursor[Any]) -> bool:
@@ -633,7 +678,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
     def _applied(self, jobs: list[Job]) -> bool:
         """Commit `jobs` and settle them; False (nothing committed) when a product
         their rows were joined with changed since it was read."""
-        conn = self._writer()
+        conn = self._writer(self._committer.answer_by(jobs))
         with self._hang_watch.watching(conn):
             return self._applied_on(conn, jobs)
 
@@ -918,6 +963,8 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             if self._probe_conn is not None:
                 self._probe_conn.close()
         self._pool.close()
+        if self._connecting is not None:  # (made once nobody will use it)
+            self._connecting.add_done_callback(_close_made)
         if self._writer_conn is not None:
             self._writer_conn.close()
             self._writer_conn = None

@@ -44,8 +44,8 @@ from server.names import default_branch
 from server.operations.runner import JobContext, OperationRunner
 from server.retail import join
 from server.store import EventQuery, EventRow, postgres, sql
-from server.store.group_commit import Join
 from server.store.console import RejectionRow
+from server.store.group_commit import Join
 from server.store.hang import TICK_SECONDS
 from server.store.migrations import MIGRATIONS
 from server.store.postgres import POSTGRES, WRITERS_LOCK, PostgresStore
@@ -468,6 +468,29 @@ def test_a_database_that_hangs_is_answered_for_as_one_that_is_away(
         proxy.release()
     eventually(store.healthy, "the store to be healthy again")
     store.write_user_events([row("held")])  # its caller tries again
+    assert store.count_user_events(EventQuery(CATALOG)) == 2
+
+
+def test_a_write_waits_for_the_writers_connection_no_longer_than_its_retry_seconds(
+        open_proxied: Callable[..., PostgresStore], proxy: Proxy) -> None:
+    """After the writer's connection was lost, a database that takes new connections
+    and answers nothing (its processes stopped) kept a write waiting for the
+    writer's next one as long as its connect_timeout (5 s: a write of retry_seconds
+    1 heard UNAVAILABLE after 5.05 s; of 5, up to 9.7 s, its next try's connection
+    as long again). Now a try waits for the connection until the first write of its
+    batch is to be answered, the connection still under way for the next try."""
+    store = open_proxied(retry_seconds=1.0)
+    store.write_user_events([row("before")])  # (the writer's connection is made)
+    proxy.cut()
+    proxy.hold()
+    proxy.restore()  # (connections taken, nothing answered)
+    try:
+        took, refused = _timed(lambda: store.write_user_events([row("held")]), HUNG_WRITE)
+        assert isinstance(refused, StoreUnavailable), refused
+        assert 1.0 <= took < 1.0 + 1.5, took  # (not the 5 s of connect_timeout)
+    finally:
+        proxy.release()
+    store.write_user_events([row("after")])  # on the connection that was under way
     assert store.count_user_events(EventQuery(CATALOG)) == 2
 
 
