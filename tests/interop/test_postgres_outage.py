@@ -219,6 +219,20 @@ def health(server: ServerProcess) -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
 
 
+def writer_of(server: ServerProcess) -> Callable[[str], None]:
+    """A durable write of one event of `visitor` through the official client, not
+    retried (a test times each answer)."""
+    client = retail_client(server.address)
+
+    def write(visitor: str) -> None:
+        client.write_user_event(retail_v2.WriteUserEventRequest(
+            parent=CATALOG, user_event=retail_v2.UserEvent(
+                event_type="home-page-view", visitor_id=visitor,
+                event_time=datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC))),
+            retry=None, timeout=30)
+    return write
+
+
 def test_a_database_that_hangs_is_answered_for_as_one_that_is_away(
         server: ServerProcess, proxy: CuttingProxy, database: str) -> None:
     """A database whose processes are stopped (SIGSTOP) or whose packets are dropped
@@ -228,14 +242,7 @@ def test_a_database_that_hangs_is_answered_for_as_one_that_is_away(
     that is away: the write hears UNAVAILABLE after its 5 s, a read at once, health
     NOT_SERVING until the database answers again, and the write sent again is stored
     once."""
-    client = retail_client(server.address)
-
-    def write(visitor: str) -> None:
-        client.write_user_event(retail_v2.WriteUserEventRequest(
-            parent=CATALOG, user_event=retail_v2.UserEvent(
-                event_type="home-page-view", visitor_id=visitor,
-                event_time=datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC))),
-            retry=None, timeout=30)
+    write = writer_of(server)
 
     write("before")
     assert health(server) == "SERVING"
@@ -269,14 +276,7 @@ def test_a_write_that_comes_late_in_an_outage_waits_its_5_s_and_no_more(
     (measured 5.00-5.08 s). Writes come every 0.25 s from 3 s to 5 s into the outage,
     across one 2 s gap between tries wherever the tries fall (the first write begins
     the writer's tries: nothing else was in flight at the cut)."""
-    client = retail_client(server.address)
-
-    def write(visitor: str) -> None:
-        client.write_user_event(retail_v2.WriteUserEventRequest(
-            parent=CATALOG, user_event=retail_v2.UserEvent(
-                event_type="home-page-view", visitor_id=visitor,
-                event_time=datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC))),
-            retry=None, timeout=30)
+    write = writer_of(server)
 
     write("before")  # (the writer's connection is made)
     waited: dict[float, float] = {}
