@@ -84,6 +84,9 @@ def cores() -> int:
 # --processes and --import-processes beyond this many per core are refused: 1,000
 # processes on 2 cores started and brought the machine to a load of 500.
 MAX_PROCESSES_PER_CORE = 4
+# The most a grpc option takes: its options are C ints (a flag past it ended the
+# start in an OverflowError's traceback, exit 1).
+GRPC_OPTION_MAX = 2**31 - 1
 
 
 def _count_or_auto(text: str) -> int:
@@ -365,7 +368,7 @@ class Settings:
         "them at once, in a loop (\"rapid reset\"), has those past it refused "
         "`UNAVAILABLE`, at a quarter of the CPU. Lower bounds such a flood more, and refuses "
         "some calls of a client sending many together (see \"Limits\"); `0` no bound",
-        check=at_least(0))
+        check=between(0, GRPC_OPTION_MAX))
 
 
 OPTIONS: tuple[Option, ...] = tuple(
