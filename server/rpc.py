@@ -305,12 +305,13 @@ class _KeylessReads:
         """What `next_request` gives, read for `address`; the call ends
         RESOURCE_EXHAUSTED when too many of the address are being read and waiting,
         UNAVAILABLE when it does not come in time or makes room for another."""
-        if not await self._turn(address):
-            # (grpc's read is a coroutine of Cython's, which inspect does not call one:
-            # left unclosed, Python warned it was never awaited)
-            close = getattr(next_request, "close", None)
-            if close is not None:
-                close()
+        try:
+            given = await self._turn(address)
+        except asyncio.CancelledError:  # (its call ended while it waited its turn)
+            _close(next_request)
+            raise
+        if not given:
+            _close(next_request)
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"requests without an API key are being read ({READS_PER_ADDRESS} from this "
@@ -378,6 +379,15 @@ class _KeylessReads:
         left = self._by_address.pop(address) - 1
         if left:
             self._by_address[address] = left
+
+
+def _close(next_request: Awaitable[Any]) -> None:
+    """Let go of a request's read that will never be awaited. (grpc's read is a
+    coroutine of Cython's, which inspect does not call one: left unclosed, Python
+    warned it was never awaited.)"""
+    close = getattr(next_request, "close", None)
+    if close is not None:
+        close()
 
 
 class _OpenStreams:

@@ -18,7 +18,18 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from .http2 import frame, header
+from .http2 import (
+    CANCEL,
+    END_HEADERS,
+    HEADERS,
+    PREFACE,
+    RST_STREAM,
+    SETTINGS,
+    Frames,
+    call_headers,
+    frame,
+    header,
+)
 from .support import RPC_DEADLINE, running_server, sqlite_url, wait_until
 from .trust import with_key, write_keys
 
@@ -337,6 +348,36 @@ def test_requests_without_a_key_sent_together_are_all_answered(tmp_path: Path) -
             sock.close()
         assert ended == set(streams)
         assert answered == set(streams), f"refused: {sorted(set(streams) - answered)}"
+
+
+def test_a_request_without_a_key_reset_while_it_waits_its_turn_is_let_go(
+        tmp_path: Path) -> None:
+    """Four health checks without a key whose requests never come hold the places of
+    their address; a fifth waits its turn, and its client resets it meanwhile. Its
+    read, never awaited, is let go: left unclosed, Python warned on stderr that it
+    "was never awaited", as it did of the reads refused at once."""
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
+                        "--auth-file", str(keys(tmp_path))) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=RPC_DEADLINE)
+        try:
+            sock.sendall(PREFACE + frame(SETTINGS, 0, 0))
+            frames = Frames(sock)
+            check = call_headers(server.port, "/grpc.health.v1.Health/Check")
+            held, waiting = [1, 3, 5, 7], 9
+            sock.sendall(b"".join(frame(HEADERS, END_HEADERS, stream, check)
+                                  for stream in [*held, waiting]))
+            frames.read(1.0)  # (its handler waits its turn: the places are held 2 s)
+            sock.sendall(frame(RST_STREAM, 0, waiting, CANCEL.to_bytes(4, "big")))
+            ended: set[int] = set()
+            deadline = time.monotonic() + RPC_DEADLINE
+            while not ended.issuperset(held) and time.monotonic() < deadline \
+                    and not frames.closed:
+                ended |= {stream for kind, flags, stream, _ in frames.read(0.2)
+                          if kind == RST_STREAM or (kind == HEADERS and flags & 1)}
+            assert ended.issuperset(held), ended
+        finally:
+            sock.close()
+    assert "never awaited" not in server.log_text()
 
 
 def test_requests_never_finished_from_a_few_addresses_leave_health_checks_answered(

@@ -5,6 +5,7 @@ passes to was cancelled meanwhile, and none is kept once all have ended."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 import grpc
@@ -96,4 +97,29 @@ def test_past_the_waiting_an_address_may_have_a_request_is_refused_at_once() -> 
             call.cancel()
         await asyncio.gather(*calls, return_exceptions=True)
         assert reads._by_address == {} and reads._waiting == {}
+    asyncio.run(main())
+
+
+def test_a_request_whose_call_ends_while_it_waits_is_let_go_unread() -> None:
+    """Its read, never awaited, is closed (grpc's, left so, had Python warn that it
+    was never awaited), and its place in the line is given up."""
+    async def main() -> None:
+        reads, loop = rpc._KeylessReads(), asyncio.get_running_loop()
+        held = [asyncio.create_task(reads.read(loop.create_future(), "a", Call()))  # type: ignore[arg-type]
+                for _ in range(rpc.READS_PER_ADDRESS)]
+
+        async def never_read() -> None:
+            raise AssertionError("read though its call had ended")
+        request = never_read()
+        waiting = asyncio.create_task(reads.read(request, "a", Call()))
+        await asyncio.sleep(0.01)
+        assert len(reads._waiting["a"]) == 1
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        assert waiting.cancelled() and "a" not in reads._waiting
+        assert inspect.getcoroutinestate(request) == inspect.CORO_CLOSED
+        for call in held:
+            call.cancel()
+        await asyncio.gather(*held, return_exceptions=True)
+        assert reads._by_address == {} and reads._places == {}
     asyncio.run(main())
