@@ -170,7 +170,8 @@ class Settings:
                                   "how long in-flight calls may finish on shutdown")
     max_request_bytes: int = option(10 * 1024 * 1024, INTEGER,
                                     "largest request on either transport",
-                                    check=at_least(1024), readme_default="10 MiB")
+                                    check=between(1024, GRPC_OPTION_MAX),
+                                    readme_default="10 MiB")
     log_level: str = option("INFO", LOG_LEVEL, "`DEBUG`, `INFO`, `WARNING` or `ERROR`")
     gcs_root: str = option("./data/gcs", TEXT, "folder that stands in for Cloud Storage: "
                            "`gs://b/x` is `GCS_ROOT/b/x`; made when a `gs://` file is "

@@ -98,7 +98,10 @@ def test_variables_of_every_kind() -> None:
     (["--http-port", "-2"], "--http-port must be -1..65535, got -2"),
     (["--http-port", "65536"], "--http-port must be -1..65535, got 65536"),
     (["--quota-writes-per-minute", "-1"], "--quota-writes-per-minute must not be negative, got -1"),
-    (["--max-request-bytes", "1023"], "--max-request-bytes must be at least 1024, got 1023"),
+    (["--max-request-bytes", "1023"], "--max-request-bytes must be 1024..2147483647, got 1023"),
+    # (grpc's options are C ints: a larger one ended the start in a traceback)
+    (["--max-request-bytes", "2147483648"],
+     "--max-request-bytes must be 1024..2147483647, got 2147483648"),
     # (grpc's options are C ints: past it, the start ended in an OverflowError's traceback)
     (["--grpc-max-calls-per-connection", "2147483648"],
      "--grpc-max-calls-per-connection must be 0..2147483647, got 2147483648"),
