@@ -29,7 +29,10 @@ sends nothing until the page calls `footfall.consent(true)` (or "granted"): what
 tracked meanwhile (1,000 events at most) is held in the page and sent then, or dropped
 by `footfall.consent(false)` (or "denied"), which also removes the tracker's cookie;
 any other answer changes nothing. A second copy of the script on a page leaves the
-first in place. With auth
+first in place. For a script tag with `async` or `defer`, the README's one-line stub
+defines `footfall.init`, `track` and `consent` before it: they queue their calls, which
+the tracker makes once loaded, in order, each `track` as of the time it was called,
+and return Promises of what the calls return then. With auth
 on, `data-api-key` (or `apiKey`) is a writer key, sent as the pixel's `key` query
 parameter as Google's browser API keys are: a page's key is public, so grant it
 writes to the shop's project only.
@@ -49,9 +52,13 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
   // A page that loads the tracker twice (its own tag and a tag manager's) keeps the
   // first: a second one took over window.footfall, so the events the first held for
   // consent were never sent, and the page's later events had another pageViewId.
-  // A data-consent of the second is heeded all the same: it asks for less.
+  // A data-consent of the second is heeded all the same: it asks for less. The page's
+  // stub (README: "Loading it async"), which queues the calls made before a tracker
+  // loaded, is no first copy: it is replaced, its calls made.
   var first = window.footfall;
-  if (first && typeof first.consent === "function" && typeof first.init === "function") {
+  var stub = first && first.queue ? first : null;
+  if (first && !stub && typeof first.consent === "function" &&
+      typeof first.init === "function") {
     var waits = attr("consent") && !first.init({}).consent;
     if (waits) first.init({consent: attr("consent")});
     if (window.console) {
@@ -360,34 +367,37 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
     });
   }
 
+  // Tracks `event` as of `ets` (ms since the epoch): now, or when the page called its
+  // stub. A Promise of whether it was sent.
+  function trackAt(event, ets) {
+    if (problem()) return Promise.resolve(false);
+    var e = {};
+    for (var key in event) e[key] = event[key];
+    // (Google takes at most 5,000 characters of it: a page's whole address, longer
+    // with a search's filters or an ad's click ids, had every event refused)
+    e.uri = e.uri || location.href.slice(0, 5000);
+    if (!e.referrerUri && document.referrer) e.referrerUri = document.referrer;
+    e.pageViewId = e.pageViewId || pageViewId;
+    if (allowed()) return identifyAndSend(e, ets);
+    if (consented === false) return Promise.resolve(false);
+    if (held.length >= HELD_MAX) {
+      if (!said.held && window.console) {
+        said.held = true;
+        console.warn("footfall: " + HELD_MAX + " events are held for the visitor's " +
+          "consent: later ones are dropped until footfall.consent(true)");
+      }
+      return Promise.resolve(false);
+    }
+    return new Promise(function (resolve) { held.push([e, ets, resolve]); });
+  }
+
   window.footfall = {
     init: function (options) {
       for (var key in options) if (key in config) config[key] = options[key];
       if (options && options.parent) parentGiven = true;
       return config;
     },
-    track: function (event) {
-      if (problem()) return Promise.resolve(false);
-      var e = {};
-      for (var key in event) e[key] = event[key];
-      // (Google takes at most 5,000 characters of it: a page's whole address, longer
-      // with a search's filters or an ad's click ids, had every event refused)
-      e.uri = e.uri || location.href.slice(0, 5000);
-      if (!e.referrerUri && document.referrer) e.referrerUri = document.referrer;
-      e.pageViewId = e.pageViewId || pageViewId;
-      var ets = Date.now();
-      if (allowed()) return identifyAndSend(e, ets);
-      if (consented === false) return Promise.resolve(false);
-      if (held.length >= HELD_MAX) {
-        if (!said.held && window.console) {
-          said.held = true;
-          console.warn("footfall: " + HELD_MAX + " events are held for the visitor's " +
-            "consent: later ones are dropped until footfall.consent(true)");
-        }
-        return Promise.resolve(false);
-      }
-      return new Promise(function (resolve) { held.push([e, ets, resolve]); });
-    },
+    track: function (event) { return trackAt(event, Date.now()); },
     // The visitor's answer, as the page's consent banner has it (on every page: the
     // tracker keeps it in no cookie). Yes sends what was held; no drops it, sends
     // nothing more on this page (until a yes) and removes the tracker's cookie.
@@ -406,7 +416,34 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
     }
   };
 
+  if (stub) replay(stub);
   readGoogleQueue();
+
+  // The calls the page made through its stub before this loaded ([name, arguments, the
+  // time it was called, its Promise's resolve]), made in their order, each track as of
+  // its time: the stub's Promises settle with what the calls return. A page that kept
+  // the stub's footfall.track in a variable, and calls it later, has it made at once.
+  function replay(stub) {
+    var call = function (one) {
+      var name = one[0];
+      var args = one[1];
+      var method = window.footfall[name];
+      if (name === "track") {
+        one[3](trackAt(args[0], typeof one[2] === "number" ? one[2] : Date.now()));
+      } else if (typeof method === "function") {
+        one[3](method.apply(window.footfall, args));
+      } else {
+        if (window.console) {
+          console.error("footfall: the stub's footfall." + name + " is none of the " +
+            "tracker's (init, track and consent are): nothing was done");
+        }
+        one[3](undefined);
+      }
+    };
+    var queue = stub.queue;
+    for (var i = 0; i < queue.length; i++) call(queue[i]);  // (in order, however it grows)
+    stub.queue = {push: call};
+  }
 
   // Google's own snippet for Retail ("JavaScript pixel") queues its commands in
   // window._gre and loads Google's script: with that script's src pointed here, the
