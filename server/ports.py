@@ -46,12 +46,44 @@ def bind_refusal(host: str, port: int, grpc_places: bool = False) -> OSError | N
             try:
                 probe.bind(address)
             except OSError as exc:
+                said = exc.strerror
+                if exc.errno == errno.EADDRINUSE and not _listened(family, address):
+                    said = f"{said} ({_held_by_a_connection(port)})"
                 if len(places) > 1:
                     shown = f"[{address[0]}]" if family == socket.AF_INET6 else address[0]
-                    exc = OSError(exc.errno, f"{exc.strerror} (at {shown}:{port})")
+                    said = f"{said} (at {shown}:{port})"
+                if said != exc.strerror:
+                    exc = OSError(exc.errno, said)
                 refusals.append(exc)
     in_use = [exc for exc in refusals if exc.errno == errno.EADDRINUSE]
     return next(iter(in_use or refusals), None)
+
+
+def _listened(family: int, address: tuple[Any, ...]) -> bool:
+    """Whether a process listens at `address` (a wildcard one: at its loopback)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(address[0], address[0])
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as client:
+            client.settimeout(0.5)
+            client.connect((host, *address[1:]))
+    except OSError:
+        return False
+    return True
+
+
+def _held_by_a_connection(port: int) -> str:
+    """Why `port` is in use though nothing listens on it, and what to do: a new
+    user, twice, found a port refused that `ss -ltn` showed free."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as given:
+            low, high = (int(part) for part in given.read().split())
+    except (OSError, ValueError):
+        return (f"nothing listens on it: a connection of another process has {port} as its "
+                f"own port")
+    outside = (f"; this machine gives connections ports {low}-{high}, pick one outside them"
+               if low <= port <= high else "")
+    return (f"nothing listens on it: a connection of another process has {port} as its own "
+            f"port{outside}")
 
 
 def grpc_refusal(address: str, exc: OSError) -> str:

@@ -308,6 +308,27 @@ def test_port_in_use(tmp_path: Path, flag: str, said: str) -> None:
     assert not store.exists()
 
 
+def test_a_port_held_by_a_connection_is_refused_saying_so(tmp_path: Path) -> None:
+    """A port nothing listens on can still be in use: a connection of another process
+    has it as its own end (ports given to connections lie in one range). A new user,
+    twice, found such a port refused that `ss -ltn` showed free: the line says why."""
+    store = tmp_path / "events.db"
+    with socket.socket() as listener, socket.socket() as connection:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        connection.bind(("127.0.0.1", 0))
+        connection.connect(listener.getsockname())
+        port = connection.getsockname()[1]
+        out = footfall("serve", "--port", str(port), "--http-port", "0",
+                       "--store", f"sqlite:///{store}", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    [line] = out.stderr.splitlines()
+    assert f"cannot listen for gRPC on 127.0.0.1:{port}: Address already in use (nothing " \
+           f"listens on it: a connection of another process has {port} as its own port" in line
+    assert "(--port or FOOTFALL_PORT picks another port; 0 a free one)" in line
+    assert not store.exists()
+
+
 def test_a_port_in_use_at_one_address_of_localhost_is_refused(tmp_path: Path) -> None:
     """grpc binds `localhost` as 127.0.0.1 and ::1: with [::1]:port another process's it
     served on 127.0.0.1 alone (a line of grpc's own said so), and the calls of a client
