@@ -43,7 +43,7 @@ def test_flags_and_variables() -> None:
     (["--tls-cert", "c.pem"], "go together"),
     (["--tls-key", "k.pem"], "go together"),
     (["--quota-writes-per-minute", "-1"], "must not be negative"),
-    (["--max-request-bytes", "10"], "at least 1024"),
+    (["--max-request-bytes", "10"], "must be 1024..2147483647"),
     (["--max-event-bytes", "1000"], "at least 1024"),
     (["--quota-bytes-per-minute", "-1"], "must not be negative"),
     (["--quota-bytes-per-minute", "4096", "--max-event-bytes", "8192"], "could never be written"),
