@@ -74,16 +74,15 @@ def _listened(family: int, address: tuple[Any, ...]) -> bool:
 def _held_by_a_connection(port: int) -> str:
     """Why `port` is in use though nothing listens on it, and what to do: a new
     user, twice, found a port refused that `ss -ltn` showed free."""
+    said = f"nothing listens on it: a connection of another process has {port} as its own port"
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as given:
             low, high = (int(part) for part in given.read().split())
     except (OSError, ValueError):
-        return (f"nothing listens on it: a connection of another process has {port} as its "
-                f"own port")
-    outside = (f"; this machine gives connections ports {low}-{high}, pick one outside them"
-               if low <= port <= high else "")
-    return (f"nothing listens on it: a connection of another process has {port} as its own "
-            f"port{outside}")
+        return said
+    if low <= port <= high:
+        said += f"; this machine gives connections ports {low}-{high}, pick one outside them"
+    return said
 
 
 def grpc_refusal(address: str, exc: OSError) -> str:

@@ -352,10 +352,7 @@ class _KeylessReads:
         waiting.append(turn)
         given = False
         try:
-            try:
-                await asyncio.wait_for(asyncio.shield(turn), READ_SECONDS)
-            except TimeoutError:
-                pass
+            await asyncio.wait((turn,), timeout=READ_SECONDS)  # (leaves `turn` as it is)
             given = turn.done()  # (the place of a read that ended, passed to this one)
             return given
         finally:

@@ -666,13 +666,11 @@ class GroupCommitter:
         still to run at the next try.)"""
         wake = time.monotonic() + delay
         while carried:
-            now = time.monotonic()
-            due = min((job.submitted + self._retry_seconds for job in carried if job.waited),
-                      default=wake)
-            if due >= wake:
-                time.sleep(max(0.0, wake - now))
+            due = self.answer_by(carried)
+            if due is None or due >= wake:
+                time.sleep(max(0.0, wake - time.monotonic()))
                 break
-            time.sleep(max(0.0, due - now))
+            time.sleep(max(0.0, due - time.monotonic()))
             assert self._away is not None  # (set with the jobs carried)
             given_up = [job for job in carried if job.waited and not job.future.done()
                         and time.monotonic() - job.submitted >= self._retry_seconds]

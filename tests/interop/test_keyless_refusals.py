@@ -11,6 +11,7 @@ import http.client
 import json
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -41,6 +42,19 @@ def write(server: ServerProcess, key: str | None = None, source: str = "127.0.0.
     return answer, time.monotonic() - began
 
 
+def until_paced(call: Callable[[], tuple[http.client.HTTPResponse, float]], most: int,
+                check: Callable[[http.client.HTTPResponse], None]
+                ) -> tuple[int, http.client.HTTPResponse]:
+    """`call` made until an answer of it waited (the first refusal paced), at most
+    `most` times, `check`ing each answer: how many were made, and the last answer."""
+    calls, took = 0, 0.0
+    while took < DELAY * 0.9 and calls < most:
+        answer, took = call()
+        calls += 1
+        check(answer)
+    return calls, answer
+
+
 def test_refusals_without_a_key_are_paced_per_address(tmp_path: Path) -> None:
     keys = write_keys(tmp_path / "keys.json", {KEY: ("admin", ["*"])})
     with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
@@ -49,11 +63,10 @@ def test_refusals_without_a_key_are_paced_per_address(tmp_path: Path) -> None:
         # burst, then each refusal waits, and closes the connection.
         connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
                                                 timeout=RPC_DEADLINE)
-        calls, took = 0, 0.0
-        while took < DELAY * 0.9 and calls < 3 * BURST:
-            answer, took = write(server, connection=connection)
-            calls += 1
+        def unauthenticated(answer: http.client.HTTPResponse) -> None:
             assert answer.status == 401
+        calls, answer = until_paced(lambda: write(server, connection=connection), 3 * BURST,
+                                    unauthenticated)
         assert BURST <= calls < 2 * BURST, f"first refusal paced after {calls} calls"
         assert answer.getheader("Connection") == "close"
         connection.close()
@@ -104,12 +117,10 @@ def test_pixels_without_a_key_are_paced_per_address(tmp_path: Path) -> None:
                         "--auth-file", str(keys)) as server:
         connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
                                                 timeout=RPC_DEADLINE)
-        calls, took = 0, 0.0
-        while took < DELAY * 0.9 and calls < 3 * BURST:
-            answer, took = pixel(connection)
-            calls += 1
+        def refused_gif(answer: http.client.HTTPResponse) -> None:
             assert answer.status == 200  # (the GIF, always)
             assert "requires an API key" in answer.getheader("X-Footfall-Error", "")
+        calls, answer = until_paced(lambda: pixel(connection), 3 * BURST, refused_gif)
         assert BURST <= calls < 2 * BURST, f"first refusal paced after {calls} calls"
         assert answer.getheader("Connection") == "close"
         connection.close()
@@ -117,11 +128,10 @@ def test_pixels_without_a_key_are_paced_per_address(tmp_path: Path) -> None:
         # once the budget that came back while the last one waited is spent.
         connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
                                                 timeout=RPC_DEADLINE)
-        calls, took = 0, 0.0
-        while took < DELAY * 0.9 and calls < BURST:
-            answer, took = pixel(connection, "/v2/projects/shop/userEvents:collect")
-            calls += 1
+        def gif(answer: http.client.HTTPResponse) -> None:
             assert answer.status == 200
+        calls, answer = until_paced(
+            lambda: pixel(connection, "/v2/projects/shop/userEvents:collect"), BURST, gif)
         assert calls < BURST / 2, f"first refusal paced after {calls} calls"
         assert answer.getheader("Connection") == "close"
         connection.close()
