@@ -104,6 +104,7 @@ VERSIONED = {
     )
 }
 GRPC_IDLE_MS = 30_000  # see _serve
+GRPC_MOST_WAITING = 3_000  # grpc's own hard limit of calls waiting for the loop (_calls_waiting)
 YOUNG_COLLECTION = 10_000  # see serve
 # Every service of ours the policy guards and health reports on.
 GUARDED = (*SERVED, *VERSIONED)
@@ -258,6 +259,7 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
         # opened without a key and never used, shut every other client out for good.
         ("grpc.max_connection_idle_ms", GRPC_IDLE_MS),
         *_calls_per_connection(settings.grpc_max_calls_per_connection),
+        *_calls_waiting(settings.max_concurrent_rpcs),
     ])
     user_events = UserEventService(store, settings, clock, runner, process)
     products = ProductService(store, clock, runner, gcs_root)
@@ -341,6 +343,23 @@ def _calls_per_connection(most: int) -> list[tuple[str, int]]:
     keeps in flight refuses some of its calls: 100 refused 70% of h2load's writes with
     64 at once on each of 4 connections; 1,000 refused none of 1,000 sent together."""
     return [("grpc.max_concurrent_streams", most)] if most else []
+
+
+def _calls_waiting(most: int) -> list[tuple[str, int]]:
+    """grpc's options that let `most` calls (--max-concurrent-rpcs) wait for the loop.
+
+    grpc's core holds a call that has come until grpc.aio's loop takes it (one at a
+    time, between the other work of the loop), and cancelled those past 1,000 waiting
+    at random and all past 3,000 (its defaults): the client was answered CANCELLED, a
+    code no client retries, though it had cancelled nothing, and the write was not
+    made. Three clients keeping 1,000 writes in flight each, within
+    --grpc-max-calls-per-connection, had 9-14% of them CANCELLED, and one channel
+    sending 3,000 together without that bound up to 12%. Now as many may wait as may run,
+    and never fewer than grpc's own hard limit (a server of few calls at once refuses
+    those past them RESOURCE_EXHAUSTED as it takes them, not CANCELLED before)."""
+    waiting = max(most, GRPC_MOST_WAITING)
+    return [("grpc.server.max_pending_requests", waiting),
+            ("grpc.server.max_pending_requests_hard_limit", waiting)]
 
 
 def _server_credentials(settings: Settings) -> grpc.ServerCredentials | None:

@@ -27,7 +27,12 @@ from .http2 import (
     frame,
     settings_of,
 )
-from .support import RPC_DEADLINE, running_server, sqlite_url
+from .support import (
+    RPC_DEADLINE,
+    count_events,
+    running_server,
+    sqlite_url,
+)
 
 WATCH = "/grpc.health.v1.Health/Watch"
 WRITE = "/google.cloud.retail.v2.UserEventService/WriteUserEvent"
@@ -112,3 +117,37 @@ def test_a_client_sending_many_calls_together_on_one_connection_is_not_refused(
                 timeout=60) for i in range(500)]
             failed = [call.exception() for call in calls if call.exception() is not None]
             assert not failed, f"{len(failed)} of 500 failed, the first {failed[0]}"
+
+
+def _write(index: int, tag: str) -> retail_v2.WriteUserEventRequest:
+    return retail_v2.WriteUserEventRequest(parent=PARENT, user_event=retail_v2.UserEvent(
+        event_type="home-page-view", visitor_id=f"{tag}-{index}"))
+
+
+def test_calls_waiting_for_the_server_to_take_them_are_not_cancelled(tmp_path: Path) -> None:
+    """grpc holds a call that has come until the server's loop takes it, and cancelled
+    those past 1,000 waiting at random (its default): three clients keeping 1,000
+    writes in flight each, on connections of their own (each within the default
+    --grpc-max-calls-per-connection), had 9-14% of them end CANCELLED, not stored.
+    Now as many may wait as --max-concurrent-rpcs lets run."""
+    store = sqlite_url(tmp_path / "events.db")
+    with running_server(tmp_path, store) as server:
+        # (a channel of its own subchannel pool has a connection of its own)
+        channels = [grpc.insecure_channel(server.address,
+                                          options=[("grpc.use_local_subchannel_pool", 1)])
+                    for _ in range(3)]
+        try:
+            for channel in channels:
+                grpc.channel_ready_future(channel).result(timeout=RPC_DEADLINE)
+            writes = [channel.unary_unary(
+                WRITE, request_serializer=retail_v2.WriteUserEventRequest.serialize)
+                for channel in channels]
+            calls = [write.future(_write(i, f"client-{k}"), timeout=60)
+                     for i in range(1000) for k, write in enumerate(writes)]
+            failed = [call.code() for call in calls if call.exception() is not None]
+        finally:
+            for channel in channels:
+                channel.close()
+        assert not failed, f"{len(failed)} of 3000 failed: {set(failed)}"
+        assert count_events(store, PARENT, tmp_path) == 3000
+
