@@ -368,7 +368,8 @@ class Settings:
         "counts until the server lets it go: a connection opening calls and cancelling "
         "them at once, in a loop (\"rapid reset\"), has those past it refused "
         "`UNAVAILABLE`, at a quarter of the CPU. Lower bounds such a flood more, and refuses "
-        "some calls of a client sending many together (see \"Limits\"); `0` no bound",
+        "some calls of a client sending many together, which most clients do not send "
+        "again (see \"Limits\"); `0` no bound",
         check=between(0, GRPC_OPTION_MAX))
 
 

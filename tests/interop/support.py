@@ -197,19 +197,29 @@ def sqlite_url(path: Path) -> str:
 # -- the events CLI: reads the store file directly ------------------------------
 
 
-def _events_cli(*args: str, cwd: Path) -> str:
+def _cli(*args: str, cwd: Path) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
-    proc = subprocess.run([sys.executable, "-m", "server", "events", *args],
+    proc = subprocess.run([sys.executable, "-m", "server", *args],
                           cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=CLI_DEADLINE)
-    assert proc.returncode == 0, f"events {args} failed ({proc.returncode}):\n{proc.stderr}"
+    assert proc.returncode == 0, f"{args} failed ({proc.returncode}):\n{proc.stderr}"
     return proc.stdout
+
+
+def _events_cli(*args: str, cwd: Path) -> str:
+    return _cli("events", *args, cwd=cwd)
 
 
 def count_events(store: str, parent: str, cwd: Path, where: str = "") -> int:
     """Stored events of `parent` (those `where`, in the purge filter grammar, selects)."""
     return int(_events_cli("count", "--parent", parent, "--store", store, f"--filter={where}",
                            cwd=cwd).strip())
+
+
+def count_client_events(store: str, tenant: str, cwd: Path) -> int:
+    """Stored talent client events of `tenant`."""
+    return len(_cli("talent-events", "list", "--parent", tenant, "--store", store,
+                    "--limit", "0", "--json", cwd=cwd).splitlines())
 
 
 def list_events(store: str, parent: str, cwd: Path, limit: int = 1000) -> list[dict[str, Any]]:

@@ -5,12 +5,21 @@ frames and a real grpc client, over real sockets."""
 
 from __future__ import annotations
 
+import json
 import socket
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import grpc
+from google.api_core import exceptions
 from google.cloud import retail_v2
+from google.cloud.retail_v2.services.user_event_service.transports import (
+    UserEventServiceGrpcTransport,
+)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from .http2 import (
@@ -29,14 +38,21 @@ from .http2 import (
 )
 from .support import (
     RPC_DEADLINE,
+    count_client_events,
     count_events,
+    finish,
     running_server,
     sqlite_url,
+    talent_client,
 )
 
 WATCH = "/grpc.health.v1.Health/Watch"
 WRITE = "/google.cloud.retail.v2.UserEventService/WriteUserEvent"
 PARENT = "projects/shop/locations/global/catalogs/default_catalog"
+TENANT = "projects/shop/tenants/jobs"
+# How a client is told of a call refused past the bound (grpc's C core: Python, C++,
+# Ruby): UNAVAILABLE, "Stream removed (RST_STREAM (Received RST_STREAM with error code 7))".
+REFUSED = "error code 7"
 
 
 def connected(port: int) -> tuple[socket.socket, Frames, dict[int, int]]:
@@ -151,3 +167,106 @@ def test_calls_waiting_for_the_server_to_take_them_are_not_cancelled(tmp_path: P
         assert not failed, f"{len(failed)} of 3000 failed: {set(failed)}"
         assert count_events(store, PARENT, tmp_path) == 3000
 
+
+def _together(calls: int, call: Callable[[int], Any]) -> list[Any]:
+    """What `call(i)` answered (or raised) for each i of `calls`, 64 made at once."""
+    def outcome(index: int) -> Any:
+        try:
+            return call(index)
+        except exceptions.GoogleAPICallError as error:
+            return error
+    with ThreadPoolExecutor(64) as pool:
+        return list(pool.map(outcome, range(calls)))
+
+
+def _refusals(outcomes: list[Any]) -> list[exceptions.GoogleAPICallError]:
+    """The errors among `outcomes`, each checked to be a refusal of its stream."""
+    errors = [o for o in outcomes if isinstance(o, exceptions.GoogleAPICallError)]
+    for error in errors:
+        assert isinstance(error, exceptions.ServiceUnavailable) and REFUSED in str(error), error
+    return errors
+
+
+def test_a_write_refused_past_the_bound_reaches_the_official_clients_unavailable_unstored(
+        tmp_path: Path) -> None:
+    """What the official Python clients do with a call refused past the bound (HTTP/2
+    REFUSED_STREAM, which grpc's C core does not retry by itself): WriteUserEvent and
+    talent's CreateClientEvent have no retry by default (transports/base.py), so
+    the caller gets ServiceUnavailable (503); a call answered is stored once, a call
+    refused is not stored, and the caller may send it again."""
+    store = sqlite_url(tmp_path / "events.db")
+    with running_server(tmp_path, store, "--grpc-max-calls-per-connection", "10") as server:
+        events = retail_v2.UserEventServiceClient(transport=UserEventServiceGrpcTransport(
+            channel=grpc.insecure_channel(server.address)))
+        written = _together(200, lambda i: events.write_user_event(
+            request=_write(i, "retail"), timeout=60))
+        refused = _refusals(written)
+        assert refused, "no write was refused: the bound was not reached"
+        assert count_events(store, PARENT, tmp_path) == len(written) - len(refused)
+
+        jobs = talent_client(server.address)
+        created = _together(200, lambda i: jobs.create_client_event(request={
+            "parent": TENANT, "client_event": {
+                "request_id": "r", "event_id": f"talent-{i}",
+                "create_time": {"seconds": 1716213600},
+                "job_event": {"type_": "VIEW", "jobs": [f"{TENANT}/jobs/{i}"]}}}))
+        refused = _refusals(created)
+        assert refused, "no client event was refused: the bound was not reached"
+        assert count_client_events(store, TENANT, tmp_path) == len(created) - len(refused)
+
+
+class _Attempts(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Counts the calls made on a channel and those refused UNAVAILABLE."""
+
+    def __init__(self) -> None:
+        self.made = self.refused = 0
+        self._counting = threading.Lock()  # (calls are made on many threads)
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        answer = continuation(details, request)
+        with self._counting:
+            self.made += 1
+            self.refused += answer.code() == grpc.StatusCode.UNAVAILABLE
+        return answer
+
+
+def test_an_import_refused_past_the_bound_is_sent_again_by_the_official_client(
+        tmp_path: Path) -> None:
+    """ImportUserEvents (as PurgeUserEvents) has a default retry on UNAVAILABLE in the
+    official Python client: a refused import is sent again and starts one operation,
+    the caller sees none of it."""
+    store = sqlite_url(tmp_path / "events.db")
+    with running_server(tmp_path, store, "--grpc-max-calls-per-connection", "10") as server:
+        attempts = _Attempts()
+        events = retail_v2.UserEventServiceClient(transport=UserEventServiceGrpcTransport(
+            channel=grpc.intercept_channel(grpc.insecure_channel(server.address), attempts)))
+        imports = _together(40, lambda i: events.import_user_events(request={
+            "parent": PARENT, "input_config": {"user_event_inline_source": {"user_events": [
+                {"event_type": "home-page-view", "visitor_id": f"import-{i}",
+                 "event_time": {"seconds": 1716213600}}]}}}))
+        assert not _refusals(imports)
+        assert attempts.refused, "no import was refused: the bound was not reached"
+        assert attempts.made == 40 + attempts.refused
+        for operation in imports:  # (one at a time: none is refused)
+            assert finish(operation).error_samples == []
+        assert count_events(store, PARENT, tmp_path) == 40
+
+
+def test_a_channel_retry_policy_sends_refused_calls_again(tmp_path: Path) -> None:
+    """What a client of grpc's C core can do about refusals it is not told to retry:
+    a retry policy on UNAVAILABLE in its channel's service config (the README says so).
+    Every write is then made, once."""
+    store = sqlite_url(tmp_path / "events.db")
+    retry = {"methodConfig": [{
+        "name": [{"service": "google.cloud.retail.v2.UserEventService"}],
+        "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.05s", "maxBackoff": "1s",
+                        "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}
+    with running_server(tmp_path, store, "--grpc-max-calls-per-connection", "10") as server, \
+            grpc.insecure_channel(server.address, options=[
+                ("grpc.service_config", json.dumps(retry))]) as channel:
+        write = channel.unary_unary(
+            WRITE, request_serializer=retail_v2.WriteUserEventRequest.serialize)
+        calls = [write.future(_write(i, "retried"), timeout=60) for i in range(300)]
+        failed = [call.code() for call in calls if call.exception() is not None]
+        assert not failed, f"{len(failed)} of 300 failed: {set(failed)}"
+        assert count_events(store, PARENT, tmp_path) == 300
