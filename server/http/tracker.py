@@ -12,22 +12,28 @@ about 13 months), `uri` (cut to Google's 5,000 characters), `referrerUri`,
 `pageViewId` (one per page load), sends the event as a pixel to
 `userEvents:collect`, and returns a Promise of whether the pixel loaded (a
 refused pixel loads too: the reason is in the server's refusals, not in the
-page). A parent that is not a catalog's name sends nothing: the Promise says
-false and the page's console says why. An event whose JSON is over 16 KiB, more
-than a GET may carry, is POSTed with `navigator.sendBeacon` instead (the Promise
-then says whether the browser queued it), or, over 64 KiB (more than a beacon
-takes), with `fetch` (the Promise: whether it was sent). The endpoint defaults
+page). An event is sent once the task that tracked it has ended; one of a page
+being left (hidden, its pagehide, or a navigation away from it begun in that
+task: the click of a link to the cart) goes by `navigator.sendBeacon`, which the
+browser sends whatever becomes of the page (an image of a page that goes before
+its request has left is never fetched). A parent that is not a catalog's name
+sends nothing: the Promise says false and the page's console says why. An event
+whose JSON is over 16 KiB, more than a GET may carry, is POSTed with
+`navigator.sendBeacon` instead (the Promise then says whether the browser queued
+it), or, over 64 KiB (more than a beacon takes), with `fetch` (the Promise:
+whether it was sent). The endpoint defaults
 to where the script came from; set it (and the catalog) with `data-endpoint` /
 `data-parent` on the script tag or with `footfall.init({endpoint, parent,
 cookieName, cookieDays, cookieDomain, visitorCookie, consent, apiKey, debug})`; with
-`data-debug` (or `debug: true`) events go by `fetch` and the page's console says why
-one was refused. `data-visitor-cookie="_ga"` (`visitorCookie`) takes the visitor from
-another script's cookie, read and never written: of Google Analytics' `_ga`
-(GA1.1.RANDOM.TIME), its client id RANDOM.TIME, which Google recommends as
-`visitorId`. `data-consent="wait"` (`consent: "wait"`) reads and writes no cookie and
-sends nothing until the page calls `footfall.consent(true)` (or "granted"): what was
-tracked meanwhile (1,000 events at most) is held in the page and sent then, or dropped
-by `footfall.consent(false)` (or "denied"), which also removes the tracker's cookie;
+`data-debug` (or `debug: true`) events go by `fetch` (keepalive as the page is
+left) and the page's console says why one was refused. `data-visitor-cookie="_ga"`
+(`visitorCookie`) takes the visitor from another script's cookie, read and never
+written: of Google Analytics' `_ga` (GA1.1.RANDOM.TIME), its client id
+RANDOM.TIME, which Google recommends as `visitorId`. `data-consent="wait"`
+(`consent: "wait"`) reads and writes no cookie and sends nothing until the page
+calls `footfall.consent(true)` (or "granted"): what was tracked meanwhile (1,000
+events at most) is held in the page and sent then, or dropped by
+`footfall.consent(false)` (or "denied"), which also removes the tracker's cookie;
 any other answer changes nothing. A second copy of the script on a page leaves the
 first in place. For a script tag with `async` or `defer`, the README's one-line stub
 defines `footfall.init`, `track` and `consent` before it: they queue their calls, which
@@ -139,15 +145,56 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
   var stopWaiting = null;  // (ends the wait at once: the page is being left)
   var VISITOR_MAX = 128;  // characters of a visitorId (Google's rule, and the server's)
 
-  // A page being left sends what waits for a shop's cookie at once, by beacon: its
-  // timers never fire again, and an image of an unloading page is not fetched (an
-  // add-to-cart whose button leads to the cart was lost while GA was blocked).
+  // A page being left sends its events by beacon, which the browser sends whatever
+  // becomes of the page: the image of a page that goes before its request has left
+  // is never fetched, nor an ordinary fetch. (An add-to-cart whose link leads to the
+  // cart was lost, on a slow link to this server, from a page the browser keeps in no
+  // back/forward cache.) It is being left from its pagehide; once hidden (a phone's
+  // browser sent to the background is often ended there, without a pagehide); and
+  // once a navigation away from it has begun (the Navigation API's navigate event: a
+  // link's click, a form's submit, location.href = ...), until it is shown again or
+  // that navigation stays in the page (a single-page app's own). What waits for a
+  // shop's cookie goes then too: its timers may never fire again.
   var leaving = false;
-  window.addEventListener("pagehide", function () {
+  // (hidden since a visibilitychange: a page opened in a background tab, hidden from
+  // its start, is not being left, and waits for GA's cookie as any other)
+  var hidden = false;
+  function leave() {
     leaving = true;
     if (stopWaiting) stopWaiting();
+    sendDue();
+  }
+  function stay() { leaving = hidden; }
+  window.addEventListener("pagehide", leave);
+  window.addEventListener("pageshow", stay);
+  document.addEventListener("visibilitychange", function () {
+    hidden = document.visibilityState === "hidden";
+    if (hidden) leave(); else stay();
   });
-  window.addEventListener("pageshow", function () { leaving = false; });
+  if (window.navigation && typeof window.navigation.addEventListener === "function") {
+    window.navigation.addEventListener("navigate", function (event) {
+      if (!event.destination.sameDocument && !event.downloadRequest) leave();
+    });
+    window.navigation.addEventListener("navigatesuccess", stay);
+    window.navigation.addEventListener("navigateerror", stay);
+  }
+
+  // An event is sent once the task that tracked it has ended, by then knowing whether
+  // that task began leaving the page (the click of a link to the cart that tracked an
+  // add-to-cart): [how it is sent, its Promise's resolve].
+  var due = [];
+  function sendDue() {
+    var now = due;
+    due = [];
+    now.forEach(function (one) { one[1](one[0]()); });
+  }
+  function sendLater(go) {
+    if (leaving) return go();  // (now: a page being left may run no later task)
+    return new Promise(function (resolve) {
+      due.push([go, resolve]);
+      if (due.length === 1) setTimeout(sendDue, 0);
+    });
+  }
 
   function shopCookie() {
     if (config.visitorCookie && !GA_SESSION.test(config.visitorCookie)) {
@@ -292,8 +339,11 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
   // With debug on, an event goes by fetch, whose answer the page can read (the server
   // exposes X-Footfall-Error), and the page's console says why the server refused it:
   // a pixel's image cannot tell, and the refusals of a wrong key are kept in no console.
+  // (Of a page being left, by a fetch that outlives it: keepalive, as a beacon is, for
+  // a body within their 64 KiB; a larger one, which keepalive refuses, ends with it.)
   function sendToRead(url, body, eventType) {
     var init = body ? {method: "POST", body: body, credentials: "omit"} : {credentials: "omit"};
+    if (body && leaving && bytes(body) <= BEACON_MAX) init.keepalive = true;
     return fetch(url, init).then(function (response) {
       var header = response.headers.get("X-Footfall-Error");
       var reason = (header || response.ok) ? Promise.resolve(header) :
@@ -317,19 +367,31 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
     });
   }
 
+  // The browser's quota for requests that outlive their page (beacons and keepalive
+  // fetches), in bytes of body, shared by those in flight.
+  var BEACON_MAX = 65536;
+  function bytes(text) {
+    return window.TextEncoder ? new TextEncoder().encode(text).length : text.length * 3;
+  }
+
   // Sends `e` (its visitorId filled in) as tracked at `ets` (ms since the epoch, the
-  // event's time): a Promise of whether it went.
+  // event's time), at the end of this task: a Promise of whether it went.
   function send(e, ets) {
+    return sendLater(function () { return sendNow(e, ets); });
+  }
+
+  function sendNow(e, ets) {
     var json = JSON.stringify(e);
     // (an endpoint written with a trailing slash, as origins often are, sent //v2/...,
     // which no route matches)
     var base = String(config.endpoint).replace(/\/+$/, "") + "/v2/" + config.parent +
       "/userEvents:collect";
     var key = config.apiKey ? "key=" + encodeURIComponent(config.apiKey) : "";
-    if (json.length > 16384 || (leaving && !config.debug)) {
+    if (json.length > 16384 || leaving) {
       // A GET carries at most 16 KiB of event (Google's rule, and the server's):
       // a larger one is POSTed, as text/plain, which needs no CORS preflight; so is
-      // one of a page being left, whose image would not be fetched.
+      // one of a page being left, whose image would not be fetched (with data-debug
+      // too: its fetch would be cancelled).
       var post = base + (key ? "?" + key : "");
       var body = JSON.stringify({userEvent: json, ets: String(ets)});
       if (config.debug) return sendToRead(post, body, e.eventType);
