@@ -29,7 +29,8 @@ cookieName, cookieDays, cookieDomain, visitorCookie, consent, apiKey, debug})`; 
 left) and the page's console says why one was refused. `data-visitor-cookie="_ga"`
 (`visitorCookie`) takes the visitor from another script's cookie, read and never
 written: of Google Analytics' `_ga` (GA1.1.RANDOM.TIME), its client id
-RANDOM.TIME, which Google recommends as `visitorId`. `data-consent="wait"`
+RANDOM.TIME, which Google recommends as `visitorId` (the tracker's own cookie, set
+while GA's was awaited in vain, goes once GA's has come). `data-consent="wait"`
 (`consent: "wait"`) reads and writes no cookie and sends nothing until the page
 calls `footfall.consent(true)` (or "granted"): what was tracked meanwhile (1,000
 events at most) is held in the page and sent then, or dropped by
@@ -239,6 +240,18 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
     return null;
   }
 
+  // GA's client id `id`, read from the cookie `name`, is the visitor from now on: the
+  // tracker's own cookie, set while GA's was awaited in vain (GA's came later, with its
+  // own consent or its script), goes. It stayed for 13 months, never read again. (Of
+  // another shop's cookie, which some pages may lack, it is kept: those pages' visitor.)
+  function shopsAlone(name, id) {
+    var prefix = ownCookie() + "=";
+    if (name === "_ga" && document.cookie.split("; ").some(function (c) {
+      return c.indexOf(prefix) === 0;
+    })) forget();
+    return id;
+  }
+
   // The visitor's id, or a Promise of the shop's id ("" for none) while a shop's cookie
   // is awaited: GA sets _ga when its own script has loaded, after a page's first event
   // as often as not. Without it after WAIT_MS, or once the page is being left, the
@@ -249,7 +262,8 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
     if (!name) return ownVisitor();
     var id = shopVisitor(name);
     if (id === null) return ownVisitor();
-    if (id || gaveUp || leaving) return id || ownVisitor();
+    if (id) return shopsAlone(name, id);
+    if (gaveUp || leaving) return ownVisitor();
     waiting = waiting || new Promise(function (resolve) {
       var end = Date.now() + WAIT_MS;
       var timer = null;
@@ -258,7 +272,7 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
         var found = shopVisitor(name);
         gaveUp = !found;
         waiting = stopWaiting = null;
-        resolve(found || "");
+        resolve(found ? shopsAlone(name, found) : "");
       };
       (function look() {
         if (shopVisitor(name) !== "" || Date.now() >= end) stopWaiting();

@@ -141,6 +141,29 @@ setTimeout(() => document.getElementById("cart").click(), 200);"""),
     assert added.visitor_id == seen["/tent.html"]["cookies"]["_footfall_vid"]["value"]
 
 
+def test_the_tracker_s_cookie_goes_once_ga_s_cookie_has_come(
+        browser_executable: str, running: Running, tmp_path: Path) -> None:
+    """A visitor whose GA cookie came after the 2 s the tracker waits for it (GA's
+    script late, or its own consent given later) got the tracker's own cookie, which
+    stayed for 13 months once GA's was the visitor, never read again."""
+    pages = {"/late.html": page(running, ' data-visitor-cookie="_ga"', body="""
+window.seen = {};
+view("before").then(sent => {
+  seen.before = document.cookie;
+  document.cookie = "_ga=GA1.1.1234567890.1700000000; Path=/";
+  return view("after");
+}).then(sent => { seen.sent = sent; });""")}
+    with site_of(pages) as site:
+        seen = visit_each(browser_executable, tmp_path / "profile", site,
+                          {"/late.html": "window.seen?.sent !== undefined"})
+    late = seen["/late.html"]
+    assert late["seen"]["sent"] is True and late["said"] == []
+    own = late["seen"]["before"].removeprefix("_footfall_vid=")
+    visitors = {e.attributes["page"].text[0]: e.visitor_id for e in stored(running, count=2)}
+    assert visitors == {"before": own, "after": "1234567890.1700000000"}
+    assert set(late["cookies"]) == {"_ga"}
+
+
 def test_ga_s_session_cookie_and_a_value_too_long_to_be_a_visitor_are_not_taken(
         browser_executable: str, running: Running, tmp_path: Path) -> None:
     """data-visitor-cookie naming GA's session cookie (_ga_CONTAINER, whose value
