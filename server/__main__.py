@@ -231,7 +231,20 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                       help="the store to copy into, made if new, empty (a store URL)")
     move.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
                       help="the store to copy (FOOTFALL_STORE; default %(default)s)")
+    _name_verbs(parser)
     return parser
+
+
+def _name_verbs(parser: argparse.ArgumentParser) -> None:
+    """A command given without its verb (`footfall events`) is told the verbs, as its
+    usage line names them (`{count,list,tail}`): argparse named the attribute it
+    keeps the verb in (`the following arguments are required: events_command`)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            if action.metavar is None:
+                action.metavar = "{" + ",".join(action.choices) + "}"
+            for command in action.choices.values():
+                _name_verbs(command)
 
 
 def _serve(args: argparse.Namespace, parent: int) -> int:

@@ -612,6 +612,25 @@ def test_a_mistyped_flag_is_refused_with_its_commands_usage(command: list[str], 
 
 
 @pytest.mark.parametrize(("command", "said"), [
+    ([], "footfall: error: the following arguments are required: {serve,events,rejections,"
+         "talent-events,catalogs,products,operations,reset,insights,backup,copy}"),
+    (["events"], "footfall events: error: the following arguments are required: "
+                 "{count,list,tail}"),
+    (["talent-events"], "footfall talent-events: error: the following arguments are "
+                        "required: {list,tail}"),
+    (["insights"], "footfall insights: error: the following arguments are required: "
+                   "{funnel,products,jobs,totals}"),
+])
+def test_a_command_without_its_verb_names_the_verbs(command: list[str], said: str,
+                                                    tmp_path: Path) -> None:
+    """As its usage line names them: it said the attribute argparse keeps the verb in
+    (`required: events_command`, `talent_events_command`), a name no user types."""
+    out = footfall(*command, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.splitlines()[-1] == said, out.stderr
+
+
+@pytest.mark.parametrize(("command", "said"), [
     (["serve", "--port", "abc"], "footfall serve: error: argument --port: not an integer: 'abc'"),
     (["serve", "--log-level", "LOUD"], "footfall serve: error: argument --log-level: not one of "
                                        "DEBUG, INFO, WARNING, ERROR: 'LOUD'"),
