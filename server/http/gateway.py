@@ -316,7 +316,7 @@ def http_refusal(host: str, port: int, exc: OSError) -> str:
     """Why the HTTP port cannot be listened on, and what to change."""
     advice = (" (--http-port or FOOTFALL_HTTP_PORT picks another port; -1 a free one, "
               "0 none)" if exc.errno == errno.EADDRINUSE else "")
-    return f"cannot listen for HTTP on {host}:{port}: {exc}{advice}"
+    return f"cannot listen for HTTP on {host}:{port}: {exc.strerror or exc}{advice}"
 
 
 class HttpGateway:

@@ -287,9 +287,10 @@ def test_a_postgresql_url_that_cannot_be_right_stops_the_start_in_one_line(
     # grpc said only "Failed to bind ...; set GRPC_VERBOSITY=debug ..."
     ("--port", "cannot start: cannot listen for gRPC on 127.0.0.1:{port}: Address already in use "
                "(--port or FOOTFALL_PORT picks another port; 0 a free one)"),
-    ("--http-port", "cannot start: cannot listen for HTTP on 127.0.0.1:{port}: [Errno 98] "
-                    "Address already in use (--http-port or FOOTFALL_HTTP_PORT picks another "
-                    "port; -1 a free one, 0 none)"),
+    # (as the gRPC port's: it said "[Errno 98] Address already in use")
+    ("--http-port", "cannot start: cannot listen for HTTP on 127.0.0.1:{port}: Address "
+                    "already in use (--http-port or FOOTFALL_HTTP_PORT picks another port; "
+                    "-1 a free one, 0 none)"),
 ])
 def test_port_in_use(tmp_path: Path, flag: str, said: str) -> None:
     store = tmp_path / "events.db"
