@@ -251,8 +251,11 @@ def _reading(args: argparse.Namespace, body: Callable[[Source], int]) -> int:
         try:
             source = StoreSource(open_store(args.store, read_only=True))
         except (FootfallError, ValueError, OSError, sqlite3.Error, StoreUnusable) as exc:
-            _say(f"cannot open the store: {getattr(exc, 'message', exc)}; name the "
-                 f"store with --store, or ask a running server with --server HOST:PORT")
+            said = str(getattr(exc, "message", exc))
+            if "--server" not in said:  # (memory://'s says to ask its server already)
+                said += "; name the store with --store, or ask a running server with " \
+                        "--server HOST:PORT"
+            _say(f"cannot open the store: {said}")
             return 1
     try:
         return body(source)

@@ -237,8 +237,11 @@ def test_memory_and_unknown_stores_are_one_line(tmp_path: Path) -> None:
     memory = footfall("events", "count", "--parent", CATALOG, "--store", "memory://",
                       cwd=tmp_path)
     assert memory.returncode == 1
-    assert "memory:// store lives inside the server that holds it: ask that server " \
-           "(--server HOST:PORT)" in memory.stderr
+    # (said once: "...: ask that server (--server HOST:PORT); name the store with
+    # --store, or ask a running server with --server HOST:PORT" told it twice)
+    assert memory.stderr == "footfall: cannot open the store: a memory:// store lives " \
+                            "inside the server that holds it: ask that server (--server " \
+                            "HOST:PORT)\n", memory.stderr
     unknown = footfall("events", "count", "--parent", CATALOG, "--store", "mysql://x",
                        cwd=tmp_path)
     assert unknown.returncode == 1
