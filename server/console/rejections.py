@@ -25,7 +25,7 @@ import re
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -79,7 +79,8 @@ _VIOLATION = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$", re.S)
 # named key, so only an API key can stand there (a pixel's POST given the key of its
 # ?key= in its body as well), and a refusal never keeps a key.
 _KEY_MEMBER = re.compile(rb'("key"\s*:\s*)"(?:[^"\\]|\\.)*"')
-KEY_NOT_KEPT = b'"(not kept: an API key)"'
+KEY_MASK = "(not kept: an API key)"
+KEY_NOT_KEPT = b'"%s"' % KEY_MASK.encode()
 
 
 def _violations(error: FootfallError) -> list[error_details_pb2.BadRequest.FieldViolation]:
@@ -128,8 +129,9 @@ class UnreadBody:
             or len(body) > REQUEST_JSON_CHARS
 
 
-def _request_json(request: Any) -> tuple[str, bool]:
-    """The request as proto3 JSON, cut to REQUEST_JSON_CHARS; whether it was cut."""
+def _request_json(request: Any, whole: bool = False) -> tuple[str, bool]:
+    """The request as proto3 JSON, cut to REQUEST_JSON_CHARS (not if `whole`);
+    whether it was cut."""
     if not isinstance(request, Message):
         return "", request is not None  # bytes that never decoded
     if request.ByteSize() > RENDERED_BYTES:
@@ -141,6 +143,8 @@ def _request_json(request: Any) -> tuple[str, bool]:
         # client may send one): kept without its JSON, as one too large is. (It raised
         # out of the refusal, answering UNKNOWN, or out of every read of the list.)
         return "", True
+    if whole:
+        return text, False
     return text[:REQUEST_JSON_CHARS], len(text) > REQUEST_JSON_CHARS
 
 
@@ -237,14 +241,15 @@ class Rejections:
                                           - self._keep_us, self._keep_per_project)
 
     def refused(self, method: str, transport: str, request: Any, error: FootfallError,
-                key_name: str | None) -> None:
+                key_name: str | None, key: str = "") -> None:
         """Keep the refusal of a call to `method` on `transport` ("grpc", "http"),
         if it is an event write by a caller the server knows, in a project its key
         may use: without a valid key (UNAUTHENTICATED) anyone could flood out the
         refusals of real clients, and make the server write for each try; with a key
         of another project (a writer key is public in a shop's pages) anyone could
         flood out a project's refusals from outside it. Those are counted in
-        /metrics only."""
+        /metrics only. `key`, the caller's key, is masked wherever the request holds
+        it (a body that is not JSON, a string field: a refusal never keeps a key)."""
         if method not in KEPT_METHODS or not self._keep_count \
                 or isinstance(error, (Unauthenticated, NotYourProject)):
             return
@@ -253,6 +258,8 @@ class Rejections:
                  error.code, error.message)
         data = request.body if isinstance(request, UnreadBody) \
             else request.SerializeToString() if isinstance(request, Message) else None
+        if key and data is not None and key.encode() in data:
+            request, data = _KeyMasked(request, key), None  # (kept as its JSON, masked)
         now_ns = self._clock.now_ns()
         # Alike requests are found by their bytes, of those kept as bytes only: a
         # large one (kept as its JSON, cut) would hold its megabytes while it waits.
@@ -393,11 +400,30 @@ def _repeated(count: int, last_ns: int) -> bytes:
     return _REPEATS_TAG + varint(count) + _time(last_ns, _LAST_TIME_TAG)
 
 
+@dataclass(frozen=True)
+class _KeyMasked:
+    """A request (a message or an UnreadBody) that holds the caller's `key`: kept as
+    its JSON with the key masked wherever it stands."""
+
+    request: Any
+    key: str
+
+    def json(self) -> tuple[str, bool]:
+        """As UnreadBody.json: the key masked before the text is cut (a key that the
+        cut would split is masked all the same)."""
+        if isinstance(self.request, UnreadBody):
+            body = self.request.body.replace(self.key.encode(), KEY_MASK.encode())
+            return replace(self.request, body=body).json()
+        text, cut = _request_json(self.request, whole=True)
+        text = text.replace(self.key, KEY_MASK)
+        return text[:REQUEST_JSON_CHARS], cut or len(text) > REQUEST_JSON_CHARS
+
+
 def _request(request: Any, data: bytes | None) -> bytes:
     """The request of a Rejection as kept (`data`: it serialized, if a message):
     itself as the field REQUEST_FIELD when it is small enough, else its JSON
     (cut) now."""
-    if isinstance(request, UnreadBody):
+    if isinstance(request, (UnreadBody, _KeyMasked)):
         text, cut = request.json()
         return console_pb2.Rejection(request_json=text, request_truncated=cut
                                      ).SerializeToString()

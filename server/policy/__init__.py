@@ -11,6 +11,7 @@ the call's metadata (lower-case names), the request message and a context with
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import threading
@@ -66,6 +67,7 @@ class Admission:
 
     project: str | None = None
     key_name: str | None = None
+    key: str = dataclasses.field(default="", repr=False)  # the key itself (Grant.key)
 
 
 OPEN = Admission()
@@ -218,7 +220,7 @@ class Policy:
             return OPEN
         if grant is None:
             grant = self.auth.authenticate(metadata, query_key, method)
-        return Admission(authorize(grant, method, request), grant.name)
+        return Admission(authorize(grant, method, request), grant.name, grant.key)
 
     def _charge(self, method: str, admission: Admission, request: Message,
                 context: Any) -> None:

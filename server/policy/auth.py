@@ -106,6 +106,9 @@ class Grant:
     # of every key) and never another key's, where names need not be unique and an
     # object's id is reused once it is freed. What a key is counted by while it waits.
     identity: bytes = field(default=b"", repr=False)
+    # The key as sent: a refusal kept of its call masks it wherever the request
+    # holds it (server.console.rejections: a refusal never keeps a key).
+    key: str = field(default="", repr=False, compare=False)
 
     def allows_project(self, project: str) -> bool:
         """Whether the key may act on `project`; `-` (every project, in a read's
@@ -259,7 +262,7 @@ def _grant(key: str, entry: Any, where: str) -> Grant:
         log.warning("%s: the key is %d characters, short enough to guess; use a long random "
                     "one (at least %d characters)", where, len(key), SHORT_KEY)
     return Grant(role, frozenset(projects), name or where.rpartition(": ")[2],
-                 _buckets(entry.get("buckets"), where), _digest(key))
+                 _buckets(entry.get("buckets"), where), _digest(key), key)
 
 
 def _buckets(patterns: Any, where: str) -> re.Pattern[str] | None:

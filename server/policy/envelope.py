@@ -116,6 +116,13 @@ def _chosen(context: Any) -> ChosenStatus | None:
     return ChosenStatus(code, details)
 
 
+def _key_of(admission: Admission | None, grant: Grant | None) -> tuple[str | None, str]:
+    """The name of the key a call came with, and the key itself ("" if none known)."""
+    if admission is not None:
+        return admission.key_name, admission.key
+    return (grant.name, grant.key) if grant is not None else (None, "")
+
+
 def _bug(method: str) -> Internal:
     """INTERNAL for the exception being handled, its traceback in the log."""
     log.exception("%s failed", method)
@@ -232,10 +239,10 @@ class Envelope:
         """What keeps the refusal of a call to `method` already answered as accepted
         (a pixel, answered before its commit) when its commit refuses it: counted in
         /metrics and kept as `refuse` keeps one, from the writer's thread."""
-        key_name = admission.key_name if admission else grant.name if grant else None
-        return functools.partial(self._refused_later, method, request, key_name)
+        key_name, key = _key_of(admission, grant)
+        return functools.partial(self._refused_later, method, request, key_name, key)
 
-    def _refused_later(self, method: str, request: Any, key_name: str | None,
+    def _refused_later(self, method: str, request: Any, key_name: str | None, key: str,
                        exc: BaseException) -> None:
         if isinstance(exc, FootfallError):
             refusal = exc
@@ -245,7 +252,8 @@ class Envelope:
             refusal = Internal(f"internal error in {method}; see the server log")
         self.policy.metrics.refused_after_answer(method, self.transport, refusal.code)
         if self.policy.rejections is not None and (key_name or not self.policy.auth.enabled):
-            self.policy.rejections.refused(method, self.transport, request, refusal, key_name)
+            self.policy.rejections.refused(method, self.transport, request, refusal, key_name,
+                                           key)
 
     def refuse(self, method: str, exc: Exception, started: float, context: Any = None,
                admission: Admission | None = None, request: Any = None,
@@ -259,7 +267,7 @@ class Envelope:
         `client`: the caller's address (ports.ip_prefix) where `context` has none;
         `keep`: False for a refusal counted and logged only (no request to keep)."""
         refusal = exc if isinstance(exc, FootfallError) else _chosen(context) or _bug(method)
-        key_name = admission.key_name if admission else grant.name if grant else None
+        key_name, key = _key_of(admission, grant)
         # (a writer key is public: its refusals' lines are budgeted by client address)
         public_from = (client if client is not None else client_of(context)) \
             if grant is not None and grant.role is Role.WRITER else None
@@ -270,5 +278,6 @@ class Envelope:
         # (refused for anything before the key was looked at) cannot fill the table.
         if self.policy.rejections is not None and keep \
                 and (key_name or not self.policy.auth.enabled):
-            self.policy.rejections.refused(method, self.transport, request, refusal, key_name)
+            self.policy.rejections.refused(method, self.transport, request, refusal, key_name,
+                                           key)
         return refusal

@@ -427,6 +427,39 @@ def test_a_reader_key_reads_and_writes_nothing(
     assert admin.call("ResetCatalog", name=CATALOG)["deletedEventsCount"] == "1"
 
 
+def test_a_key_the_request_holds_is_not_kept_with_its_refusal(
+        secured: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    """Only a body's top-level "key" member was masked: the caller's key in a field
+    of the request (a page's id, say), in a pixel's event JSON or in a body that is
+    not JSON was kept as sent, for every reader of the project to see."""
+    retail = retail_client(secured.address)
+    with pytest.raises(exceptions.InvalidArgument, match="visitor_id"):
+        retail.write_user_event(retail_v2.WriteUserEventRequest(
+            parent=CATALOG, user_event=retail_v2.UserEvent(
+                event_type="home-page-view", page_view_id=f"page-of-{WRITER}")),
+            metadata=with_key(WRITER))
+    collect = f"http://{secured.http_address}/v2/{CATALOG}/userEvents:collect"
+    answer = requests.get(collect, timeout=RPC_DEADLINE, params={
+        "key": WRITER, "userEvent": json.dumps({"eventType": "home-page-view", "key": WRITER})})
+    assert "no field named \"key\"" in answer.headers["X-Footfall-Error"]
+    answer = requests.post(f"http://{secured.http_address}/v2/{CATALOG}/userEvents:write",
+                           data=f"not json {WRITER}", timeout=RPC_DEADLINE,
+                           headers={"Content-Type": "application/json",
+                                    "x-goog-api-key": WRITER})
+    assert answer.status_code == 400
+    kept = rejections_of(Console(channels(secured), with_key(READER)), 3)
+    assert len(kept) == 3
+    for rejection in kept:
+        assert WRITER not in json.dumps(rejection), rejection
+        assert "(not kept: an API key)" in rejection["requestJson"], rejection
+    written, collected, posted = reversed(kept)  # (newest first)
+    assert json.loads(written["requestJson"])["userEvent"]["pageViewId"] \
+        == "page-of-(not kept: an API key)"
+    assert json.loads(json.loads(collected["requestJson"])["userEvent"]) \
+        == {"eventType": "home-page-view", "key": "(not kept: an API key)"}
+    assert "not json (not kept: an API key)" in posted["requestJson"]
+
+
 def test_bad_lines_of_an_imported_file_are_kept_with_their_fields(
         server: ServerProcess, retail: retail_v2.UserEventServiceClient, catalog: str,
         gcs_folder: str, channels: Callable[[ServerProcess], grpc.Channel]) -> None:

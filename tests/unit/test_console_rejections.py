@@ -174,6 +174,29 @@ def test_a_large_request_is_kept_as_its_json_cut_at_once(store: Store) -> None:
     assert console_pb2.Rejection.FromString(row.payload).request_json == kept.request_json
 
 
+def test_the_callers_key_is_masked_where_the_cut_of_a_long_request_would_split_it(
+        store: Store) -> None:
+    key = "the-callers-key-7f3a"
+
+    def request_of(uri: str) -> user_event_service_pb2.WriteUserEventRequest:
+        return user_event_service_pb2.WriteUserEventRequest(
+            parent=CATALOG, user_event=user_event_pb2.UserEvent(uri=uri))
+
+    before = json_format.MessageToJson(request_of("u"), indent=None).index('"uri": "') + 8
+    request = request_of("u" * (rejections.REQUEST_JSON_CHARS - before - 5) + key)
+    whole = json_format.MessageToJson(request, indent=None)
+    assert whole[:rejections.REQUEST_JSON_CHARS].endswith(key[:5])  # cut inside the key
+    keeper = Rejections(store, SystemClock(), 10, 3600)
+    keeper.refused(WRITE, "grpc", request, InvalidArgument.field("user_event.visitor_id", "x"),
+                   "k", key)
+    store.flush()
+    [row] = store.rejections_after(None, 0, 10)
+    kept = shown(*row)
+    assert kept.request_truncated and key[:5].encode() not in row.payload
+    assert kept.request_json == whole.replace(key, rejections.KEY_MASK)[
+        :rejections.REQUEST_JSON_CHARS]
+
+
 @pytest.mark.parametrize("uri_size", [0, rejections.KEPT_REQUEST_BYTES])
 def test_a_request_proto3_json_cannot_write_is_kept_without_its_json(
         store: Store, uri_size: int) -> None:
