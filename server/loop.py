@@ -45,6 +45,12 @@ _LONG_READERS = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="foo
 # six counts of one reader key, each decoding a 200k-event catalog, made another
 # project's count wait 16 s and its writes fall from about 830/s to 9/s.
 LONG_READS_PER_SHARE = 2
+# A page of the console's lists (up to 1,000 events or 3 MiB) holds a thread, and the
+# interpreter's one lock, for up to a second: 16 pages at once of one reader key, on
+# the loop's pool, took another project's durable writes from 50 a second to 4-24 (the
+# longest 17 s; two at once kept them at 50). Pages run on threads of their own, as
+# long reads do, LONG_READS_PER_SHARE of one share's at once.
+_PAGE_READERS = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="footfall-page-read")
 
 
 class _Share:
@@ -57,9 +63,10 @@ class _Share:
         self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
 
 
-# (loop, share) -> its turns; dropped when no call holds or awaits one. By loop: two
-# servers of one process (tests) share no turn.
-_SHARES: dict[tuple[asyncio.AbstractEventLoop, Hashable], _Share] = {}
+# (loop, threads, share) -> its turns; dropped when no call holds or awaits one. By
+# loop: two servers of one process (tests) share no turn.
+_Key = tuple[asyncio.AbstractEventLoop, concurrent.futures.Executor, Hashable]
+_SHARES: dict[_Key, _Share] = {}
 
 
 async def off_loop(fn: Callable[..., T], /, *args: Any) -> T:
@@ -84,15 +91,25 @@ async def long_read(fn: Callable[..., T], /, *args: Any, share: Hashable) -> T:
         return await run(fn, *args)
 
 
+async def page_read(fn: Callable[..., T], /, *args: Any, share: Hashable) -> T:
+    """As `long_read`, on the pages' own threads (see _PAGE_READERS): a page of a
+    list, which may hold a thread for a second."""
+    async with long_read_turn(share, _PAGE_READERS) as run:
+        return await run(fn, *args)
+
+
 @contextlib.asynccontextmanager
-async def long_read_turn(share: Hashable) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
-    """A turn among the long reads of `share` (waited for in line, holding no thread);
-    within it, `run(fn, *args)` runs `fn` as `long_read` does. The turn ends with the
-    block, or, if a read it ran was cancelled while its thread goes on, once that
-    thread ends: a caller that gives up does not free a turn its work still holds
-    (short deadlines again and again took every long-read thread)."""
+async def long_read_turn(share: Hashable,
+                         threads: concurrent.futures.Executor = _LONG_READERS
+                         ) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """A turn among the long reads of `share` on `threads` (waited for in line,
+    holding no thread); within it, `run(fn, *args)` runs `fn` as `long_read` does.
+    The turn ends with the block, or, if a read it ran was cancelled while its
+    thread goes on, once that thread ends: a caller that gives up does not free a
+    turn its work still holds (short deadlines again and again took every long-read
+    thread)."""
     loop = asyncio.get_running_loop()
-    key = (loop, share)
+    key = (loop, threads, share)
     turns = _SHARES.get(key)
     if turns is None:
         turns = _SHARES[key] = _Share()
@@ -116,7 +133,7 @@ async def long_read_turn(share: Hashable) -> AsyncIterator[Callable[..., Awaitab
 
         async def run(fn: Callable[..., T], /, *args: Any) -> T:
             context, gone = _abandonable()
-            future = _LONG_READERS.submit(context.run, fn, *args)
+            future = threads.submit(context.run, fn, *args)
             running.append(future)
             try:
                 return await asyncio.wrap_future(future)
@@ -147,7 +164,7 @@ async def long_read_turn(share: Hashable) -> AsyncIterator[Callable[..., Awaitab
             _pass_on(key, turns)
 
 
-def _pass_on(key: tuple[asyncio.AbstractEventLoop, Hashable], turns: _Share) -> None:
+def _pass_on(key: _Key, turns: _Share) -> None:
     """A turn of `turns` ends: to the first in line, else free again."""
     while turns.waiting:
         waiter = turns.waiting.popleft()
@@ -158,7 +175,7 @@ def _pass_on(key: tuple[asyncio.AbstractEventLoop, Hashable], turns: _Share) -> 
     _forget_if_idle(key, turns)
 
 
-def _forget_if_idle(key: tuple[asyncio.AbstractEventLoop, Hashable], turns: _Share) -> None:
+def _forget_if_idle(key: _Key, turns: _Share) -> None:
     if turns.free == LONG_READS_PER_SHARE and not turns.waiting and _SHARES.get(key) is turns:
         del _SHARES[key]
 

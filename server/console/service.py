@@ -23,7 +23,7 @@ from server.console.feed import SEND_SECONDS, SLOW_CLIENT, Batch, Item, Watches,
 from server.console.watch import Caller, admitted
 from server.errors import FieldViolation, FootfallError, InvalidArgument, gather, raise_if_any
 from server.http.transcode import LARGE_ANSWER_BYTES
-from server.loop import long_read, off_loop
+from server.loop import long_read, off_loop, page_read
 from server.names import parse_catalog, parse_tenant
 from server.policy import Policy
 from server.policy.auth import Grant
@@ -90,8 +90,9 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
             # console reads waited 7 s
             return await long_read(_as_sent, queries.list_user_events, self._store, events,
                                    size, request.page_token, share=catalog.project)
-        return await off_loop(_as_sent, queries.list_user_events, self._store, events, size,
-                              request.page_token)
+        # (a page of 1,000 events holds a thread for up to a second: see loop.page_read)
+        return await page_read(_as_sent, queries.list_user_events, self._store, events, size,
+                               request.page_token, share=catalog.project)
 
     async def CountUserEvents(self, request: console_pb2.CountUserEventsRequest,
                               context: grpc.aio.ServicerContext
@@ -115,8 +116,8 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         tenant = gather(violations, parse_tenant, request.parent)
         size = gather(violations, queries.page_size, request.page_size)
         raise_if_any(violations)
-        return await off_loop(_as_sent, queries.list_client_events, self._store, str(tenant),
-                              size, request.page_token)
+        return await page_read(_as_sent, queries.list_client_events, self._store,
+                               str(tenant), size, request.page_token, share=tenant.project)
 
     async def ListRejections(self, request: console_pb2.ListRejectionsRequest,
                              context: grpc.aio.ServicerContext
@@ -129,8 +130,8 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         # A caller that lists right after a refused call sees it, as it sees an
         # accepted write (unless the store cannot commit it now: see committed_a_while).
         await self._commit_waiting_refusals(a_while=True)
-        return await off_loop(_as_sent, queries.list_rejections, self._store, scope, size,
-                              request.page_token)
+        return await page_read(_as_sent, queries.list_rejections, self._store, scope, size,
+                               request.page_token, share=scope.project or "-")
 
     async def _commit_waiting_refusals(self, a_while: bool = False) -> None:
         """Return once the refusals made so far are stored: they ride along with a

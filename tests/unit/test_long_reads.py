@@ -190,3 +190,41 @@ def test_two_loops_share_no_turn() -> None:
         held.release.set()
         first.close()
         second.close()
+
+
+def test_one_projects_pages_of_events_are_read_two_at_once(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page of 1,000 events holds a thread, and the interpreter's one lock, for up
+    to a second: 16 at once of one reader key, on the loop's pool, took another
+    project's durable writes from 50 a second to 4-24. At most two of one project's
+    pages are read at once (the others wait, holding no thread), and another
+    project's page is read meanwhile."""
+    from server.console import queries
+    held = Held()
+
+    def page(store: Store, events: queries.EventFilter, *rest: Any
+             ) -> console_pb2.ListUserEventsResponse:
+        if events.query.catalog == CATALOG:
+            held.read()
+        return console_pb2.ListUserEventsResponse()
+
+    monkeypatch.setattr(queries, "list_user_events", page)
+    service = ConsoleService(store, None, None)  # type: ignore[arg-type]
+    loop = LoopThread(8)  # (room on the loop's pool for all six)
+    calls = [asyncio.run_coroutine_threadsafe(service.ListUserEvents(
+        console_pb2.ListUserEventsRequest(parent=CATALOG), None), loop.loop) for _ in range(6)]
+    try:
+        deadline = time.monotonic() + 30
+        while held.running < LONG_READS_PER_SHARE:  # (threads start when they start)
+            assert time.monotonic() < deadline, held.running
+            time.sleep(0.01)
+        other = console_pb2.ListUserEventsRequest(
+            parent="projects/q/locations/global/catalogs/c")
+        loop.run(service.ListUserEvents(other, None), timeout=30)
+        time.sleep(0.1)
+        assert held.most == LONG_READS_PER_SHARE, held.most
+    finally:
+        held.release.set()
+        for call in calls:
+            call.result(timeout=30)
+        loop.close()
