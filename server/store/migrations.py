@@ -314,6 +314,18 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         lambda db, dialect: _add_column(db, dialect, "operations",
                                         "lost_tries SMALLINT NOT NULL DEFAULT 0"),
     ]),
+    (15, "PostgreSQL: a catalog's events in the order stored", [
+        # A watch reads what its catalog stored after a position, in id order
+        # (user_events_after). PostgreSQL had only the key (id) for that order, so it
+        # walked every catalog's rows and dropped the others': at 1M events a watch of
+        # a catalog of 5,000 beside one of 1M caught up in 1.3 s, each read of 1,000
+        # filtering 200,000 rows. Here it is one range of this index. (SQLite's
+        # indexes hold the rowid, but its watch walks the rowid: see user_events_after;
+        # its schema is left as it is.) IF NOT EXISTS: a store whose record of it was
+        # lost applies it again.
+        {"postgresql": "CREATE INDEX IF NOT EXISTS user_events_order ON user_events "
+                       "(catalog_id, id)"},
+    ]),
 ]
 
 

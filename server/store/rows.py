@@ -158,12 +158,19 @@ ID_BUCKETS = ("(id >> 14) IN (WITH RECURSIVE b(k) AS (SELECT MAX(id) >> 14 FROM 
 
 
 def where_clause(query: EventQuery, placeholder: str = "?",
-                 time: str = "event_time_us") -> tuple[str, list[Any]]:
+                 time: str = "event_time_us",
+                 catalog_id: int | None = None) -> tuple[str, list[Any]]:
     """SQL condition and parameters for `query` over user_events, with the driver's
     `placeholder`; `time` is how its time bounds name event_time_us (written
-    "+event_time_us", they keep the planner off the time index)."""
-    terms = [f"catalog_id = (SELECT id FROM catalogs WHERE name = {placeholder})"]
-    params: list[Any] = [query.catalog]
+    "+event_time_us", they keep the planner off the time index). `catalog_id`: the
+    id of `query.catalog`, when known, written into the SQL itself (not a parameter,
+    nor the lookup by name: the planner then weighs the catalog's own rows, see
+    ConsoleSql.user_events_after)."""
+    if catalog_id is None:
+        terms = [f"catalog_id = (SELECT id FROM catalogs WHERE name = {placeholder})"]
+        params: list[Any] = [query.catalog]
+    else:
+        terms, params = [f"catalog_id = {int(catalog_id)}"], []
     if query.visitor_ids or query.user_ids:
         terms.append(ID_BUCKETS)
     for column, values in (("event_type", query.event_types),

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import http.client
 import logging
+import re
 import socket
 import threading
 import time
@@ -553,6 +554,52 @@ def test_a_write_kept_waiting_for_a_lock_is_refused_and_tried_again(database: st
             store.write_user_events([row("acknowledged")], wait=False)
         store.flush()  # let go: the queued event is stored after all
         assert store.count_user_events(EventQuery(CATALOG)) == 2
+    finally:
+        store.close()
+
+
+def test_a_watch_of_a_small_catalog_beside_a_big_one_reads_its_own_rows(database: str) -> None:
+    """What a watch reads after a position, in id order, is a range of the catalog's
+    own entries in user_events_order (migration 15), in the plan PostgreSQL keeps
+    for a statement it was given again and again (the generic one): not a walk of
+    the key that drops the big catalog's rows (the catalog looked up by name, or a
+    parameter, is any catalog to the planner, half the rows beside one other), nor
+    the small catalog's rows all read and sorted (the bucketed user index)."""
+    small = CATALOG.replace("default_catalog", "small")
+    store = PostgresStore(database)
+    try:
+        store.write_user_events([row("v0"), dataclasses.replace(row("v1"), catalog=small)])
+        stored = row("v").stored()
+        # 60,000 events, one in 300 of the small catalog, stored in turn as they came
+        store._write(lambda db: db.execute(
+            "INSERT INTO user_events (catalog_id, event_type, visitor_id, user_id, "
+            "event_time_us, event_time_ns, joined, dedup_key, event, transport) SELECT "
+            "(SELECT id FROM catalogs WHERE name = CASE WHEN mod(i, 300) = 0 THEN %s ELSE %s "
+            "END), 'home-page-view', 'v' || i, '', i, 0, 1, int8send(i), %s, 1 "
+            "FROM generate_series(1, 60000) AS i", (small, CATALOG, stored)))
+        store._write(lambda db: db.execute("ANALYZE user_events"))
+        seen: list[tuple[str, list[Any]]] = []
+        fetch = store._fetch
+
+        def recorded(sql: str, params: Any) -> list[Any]:
+            seen.append((sql, list(params)))
+            return fetch(sql, params)
+
+        store._fetch = recorded  # type: ignore[method-assign]
+        read = store.user_events_after(EventQuery(small), 0, 50)
+        store._fetch = fetch  # type: ignore[method-assign]
+        assert [e.id for e in read] == sorted(e.id for e in read) and len(read) == 50
+        [(sql, params)] = [(q, p) for q, p in seen if "ORDER BY id LIMIT" in q]
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute("SET plan_cache_mode = force_generic_plan")
+            plan = [line for (line,) in conn.execute(f"EXPLAIN ANALYZE {sql}", params)]
+        [scan] = [n for n, line in enumerate(plan) if " on user_events  (" in line]
+        assert "Index Scan using user_events_order" in plan[scan], plan
+        # the planner weighed the small catalog's 201 rows, not half the table's
+        estimated = re.search(r"rows=(\d+)", plan[scan])
+        assert estimated is not None and int(estimated[1]) < 1_000, plan
+        assert "Limit" in plan[scan - 1], plan  # (no Sort between them)
+        assert not any("Rows Removed by Filter" in line for line in plan[scan:scan + 4]), plan
     finally:
         store.close()
 
