@@ -239,7 +239,10 @@ class ConsoleSql:
         rows. In id order it then walked the key, dropping the other catalogs' rows
         (200,000 for a read of 1,000 of a catalog of 5,000 beside one of 1M: 205 ms),
         rather than read the catalog's own range of user_events_order (4 ms). Kept
-        once found: a catalog's id is never given to another, nor changed."""
+        once found: a catalog's id is never given to another, nor changed (unless the
+        database is restored under the server, which the README says not to do: the
+        writer lets them go, as its own, when it connects again or finds a catalog
+        row gone)."""
         if self._dialect.name != "postgresql":
             return None
         known = self._known_catalog_ids

@@ -521,6 +521,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             self._writer_conn = conn
             # (a new connection may be to a database restored meanwhile)
             self._catalogs.clear()
+            self._known_catalog_ids = None  # (the reads' too: see _planned_catalog_id)
             self._forget_products()
         return conn
 
@@ -793,6 +794,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             # see group_commit) and then adds every one; else it fails.
             skipped = self._catalogs & {row.catalog for row in rows}
             self._catalogs.clear()
+            self._known_catalog_ids = None
             if not skipped:
                 raise
             unavailable = StoreUnavailable("the write was interrupted; try again", _why(exc))
