@@ -83,7 +83,8 @@ class EventFilter:
 
 class _Parser(purge_filter.Parser):
     """The purge grammar plus sessionId = "...", productId = "...",
-    joined = true|false and transport = GRPC|REST|PIXEL|IMPORT."""
+    joined = true|false and transport = GRPC|REST|PIXEL|IMPORT (those two in any
+    case: their words are ours; Google's own, eventType's, keep theirs)."""
 
     fields = "eventType, visitorId, userId, eventTime, sessionId, productId, joined, transport"
 
@@ -110,18 +111,22 @@ class _Parser(purge_filter.Parser):
         return True
 
     def bare_value(self, field: str, what: str, choices: tuple[str, ...]) -> str:
-        """The bare word after `field =`, one of `choices`; Fail otherwise, saying
-        how to write a choice given in quotes or in another case (every other
-        field's value is quoted: `transport = "PIXEL"` was refused without a word
-        of why)."""
+        """The choice among `choices` that the bare word after `field =` names, in
+        any case (these words are ours: `footfall events list` writes the transport
+        as [pixel], and `transport = pixel` was refused); Fail otherwise, saying how
+        to write a choice given in quotes (every other field's value is quoted:
+        `transport = "PIXEL"` was refused without a word of why)."""
         token = self.peek()
         if token is not None and token.kind in ("word", "string"):
             given = token.text[1:-1] if token.kind == "string" else token.text
             meant = next((c for c in choices if c.lower() == given.lower()), None)
-            if meant is not None and token.text != meant:
+            if meant is not None and token.kind == "word":
+                self.pos += 1
+                return meant
+            if meant is not None:
                 raise purge_filter.Fail(token.at, f"expected {what}, got {token.text!r}: "
                                                   f"write {field} = {meant}")
-        return self.take("word", what, choices).text
+        return self.take("word", what, choices).text  # (Fails, saying what was expected)
 
 
 def parse_filter(text: str, catalog: str, field: str = "filter") -> EventFilter:

@@ -189,6 +189,7 @@ def test_products_list_from_the_server_as_from_the_store(shop: Running,
     ("", "abcd"),
     ('eventType = "home-page-view"', "ad"),
     ("transport = PIXEL", "d"),
+    ("transport = pixel", "d"),  # as `footfall events list` writes it: [pixel]
     ('sessionId = "s1"', "a"),  # read on the decoded events
     ('productId = "sku-1" eventTime > "2024-01-01T12:00:00Z"', "b"),
 ])
@@ -547,12 +548,12 @@ def test_reset_starts_a_catalog_and_a_tenant_clean(tmp_path: Path) -> None:
      "footfall: --filter: at character 1: "),
     (["events", "tail", "--parent", CATALOG, "--filter", "joined = maybe"],
      "footfall: --filter: at character 10: expected true or false"),
-    # Quoted as every other field's value is, or in another case: refused, saying how.
-    (["events", "list", "--parent", CATALOG, "--filter", 'transport = "PIXEL"'],
+    # Quoted as every other field's value is: refused, saying how.
+    (["events", "list", "--parent", CATALOG, "--filter", 'transport = "pixel"'],
      "footfall: --filter: at character 13: expected one of GRPC, REST, PIXEL, IMPORT, got "
-     "'\"PIXEL\"': write transport = PIXEL\n"),
-    (["events", "count", "--parent", CATALOG, "--filter", "joined = True"],
-     "footfall: --filter: at character 10: expected true or false, got 'True': write "
+     "'\"pixel\"': write transport = PIXEL\n"),
+    (["events", "count", "--parent", CATALOG, "--filter", 'joined = "True"'],
+     "footfall: --filter: at character 10: expected true or false, got '\"True\"': write "
      "joined = true\n"),
     (["events", "count", "--parent", "catalogs/x"], "footfall: --parent: must be of the form"),
     (["rejections", "list", "--parent", "projects/p/locations/x"],

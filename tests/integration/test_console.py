@@ -79,6 +79,11 @@ FILTERS = [
     ('joined = true eventType = "home-page-view"', ["b", "a"]),
     ("transport = GRPC", ["c", "b", "a"]),
     ("transport = PIXEL", []),
+    # our own words, in any case (`footfall events list` writes [grpc]); Google's
+    # eventType values keep their case
+    ("transport = grpc", ["c", "b", "a"]),
+    ("joined = FALSE transport = Grpc", ["c"]),
+    ('eventType = "Home-Page-View"', []),
     ('eventTime > "2024-01-01T12:00:00Z"', ["c", "b"]),
 ]
 
@@ -327,6 +332,10 @@ def test_rest_routes_come_from_the_annotations(running: Running, channel: grpc.C
                              f"/console/v1/{PARENT}/userEvents?filter=visitorId%20%3D%20%22a%22")
     assert reply.status == 200, reply.body
     assert [e["userEvent"]["visitorId"] for e in reply.json()["userEvents"]] == ["a"]
+    # the filter's grammar is the one gRPC reads: our words in any case
+    reply = http_client.call(running.http_port, "GET", f"/console/v1/{PARENT}/userEvents?"
+                             + urllib.parse.urlencode({"filter": "transport = grpc"}))
+    assert [e["userEvent"]["visitorId"] for e in reply.json()["userEvents"]] == ["a"], reply.body
     reset = http_client.call(running.http_port, "POST", f"/console/v1/{PARENT}:reset", {})
     assert reset.json() == {"deletedEventsCount": "1"}
 
