@@ -7,7 +7,9 @@ builds this parser too; the asking is in `client`."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+import decimal
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from server.cli_args import add_source_arguments, row_limit
@@ -15,41 +17,49 @@ from server.cli_args import add_source_arguments, row_limit
 CATALOG_EXAMPLE = "projects/p/locations/global/catalogs/default_catalog"
 TENANT_EXAMPLE = "projects/p/tenants/t"
 TIME_EXAMPLE = "2024-05-01T00:00:00Z"
+DURATION_FORMS = "a number with s, m, h or d, e.g. 90m, 2h, 1d or 3600s; seconds if none"
 
 
-_RANGES = {"Duration": "at most 315576000000s, 10,000 years",
-           "Timestamp": "0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z"}
+def _time(text: str) -> str:
+    """argparse type of --start and --end: an RFC 3339 time as a Timestamp's JSON
+    reads it; a bad one is refused saying so, with examples (argparse names the flag)."""
+    from google.protobuf import timestamp_pb2
+
+    try:
+        timestamp_pb2.Timestamp().FromJsonString(text)
+    except ValueError as exc:
+        if "range" in str(exc):
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range (0001-01-01T00:00:00Z "
+                                             "to 9999-12-31T23:59:59Z)") from None
+        raise argparse.ArgumentTypeError(
+            f"not an RFC 3339 time with its offset: {text!r} (e.g. {TIME_EXAMPLE} or "
+            "2024-05-01T02:00:00+02:00)") from None
+    return text
 
 
-def _json_value(kind: str, what: str, examples: str) -> Callable[[str], str]:
-    """argparse type of a flag holding a google.protobuf `kind` (Timestamp, Duration)
-    as its JSON form reads it; a bad one is refused saying `what` it must be, with
-    `examples` (argparse names the flag)."""
-    def parse(text: str) -> str:
-        from google.protobuf import duration_pb2, timestamp_pb2
-
-        reads = {"Timestamp": timestamp_pb2.Timestamp().FromJsonString,
-                 "Duration": duration_pb2.Duration().FromJsonString}
-        try:
-            reads[kind](text)
-        except ValueError as exc:
-            if "range" in str(exc):  # ("not a duration in seconds" of one, too long)
-                raise argparse.ArgumentTypeError(f"{text!r} is out of range ({_RANGES[kind]})"
-                                                 ) from None
-            if kind == "Duration" and text.strip().replace(".", "", 1).isdigit():
-                # (3600 is a duration in seconds to a person: its unit was left out)
-                raise argparse.ArgumentTypeError(
-                    f"a duration takes its unit: {text.strip()}s, not {text!r}") from None
-            raise argparse.ArgumentTypeError(f"not {what}: {text!r} ({examples})") from None
-        return text
-
-    return parse
+_SPAN = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([smhd]?)")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-_time = _json_value("Timestamp", "an RFC 3339 time with its offset",
-                    f"e.g. {TIME_EXAMPLE} or 2024-05-01T02:00:00+02:00")
-_duration = _json_value("Duration", "a duration in seconds",
-                        "e.g. 3600s for an hour, 86400s for a day")
+def _duration(text: str) -> str:
+    """argparse type of --window: a number with s, m, h or d (seconds when it has
+    none: `--window 2h` was refused 'not a duration in seconds'), as the JSON of a
+    google.protobuf.Duration (7200s); refused saying the forms it takes, or the
+    range a Duration holds."""
+    from google.protobuf import duration_pb2
+
+    match = _SPAN.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} ({DURATION_FORMS})")
+    try:  # (to the nanosecond, as a Duration holds it)
+        seconds = (decimal.Decimal(match[1]) * _UNIT_SECONDS[match[2]]).quantize(
+            decimal.Decimal("1e-9"), decimal.ROUND_HALF_EVEN)
+        wire = f"{seconds.normalize():f}s"
+        duration_pb2.Duration().FromJsonString(wire)
+    except (decimal.InvalidOperation, ValueError):  # (well formed: too long)
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range (at most 315576000000s, "
+                                         "10,000 years)") from None
+    return wire
 
 
 def add_parser(commands: Any, env: Mapping[str, str]) -> None:
@@ -80,7 +90,7 @@ def add_parser(commands: Any, env: Mapping[str, str]) -> None:
     funnel.add_argument("--count-by", type=str.lower,
                         choices=("visitor", "user", "session", "request", "job"))
     funnel.add_argument("--window", type=_duration, metavar="DURATION",
-                        help="conversion window, e.g. 3600s (default 1 day)")
+                        help="conversion window, e.g. 90m, 2h, 1d or 3600s (default 1d)")
     funnel.add_argument("--breakdown", type=str.lower, choices=("day", "item"))
     for name, parent, orders in (("products", CATALOG_EXAMPLE, "views desc"),
                                  ("jobs", f"{TENANT_EXAMPLE} (a project alone: its "

@@ -186,10 +186,14 @@ def test_events_cli_refuses_bad_filters_and_parents(history: str, tmp_path: Path
     (["--end", "2024-05-01T00:00:00"], "argument --end: not an RFC 3339 time with its offset: "
                                        "'2024-05-01T00:00:00' (e.g. 2024-05-01T00:00:00Z"),
     (["--end", "2024-13-01T00:00:00Z"], "argument --end: not an RFC 3339 time"),
-    (["--window", "1h"], "argument --window: not a duration in seconds: '1h' (e.g. 3600s for "
-                         "an hour, 86400s for a day)"),
-    # (3600 is a number of seconds to a person: the unit was left out)
-    (["--window", "3600"], "argument --window: a duration takes its unit: 3600s, not '3600'"),
+    # (1h, 90m, 3600 are taken: see test_a_funnel_window_takes_s_m_h_and_d)
+    (["--window", "1w"], "argument --window: not a duration: '1w' (a number with s, m, h or d, "
+                         "e.g. 90m, 2h, 1d or 3600s; seconds if none)"),
+    (["--window", "1h30m"], "argument --window: not a duration: '1h30m' (a number with s, m, "
+                            "h or d"),
+    (["--window", "99999999999999999999999999999d"],
+     "argument --window: '99999999999999999999999999999d' is out of range (at most "
+     "315576000000s, 10,000 years)"),
 ])
 def test_insights_time_flags_are_refused_naming_the_flag_with_an_example(
         flags: list[str], said: str, tmp_path: Path) -> None:

@@ -382,6 +382,37 @@ def test_a_funnel_as_text_names_its_columns_and_each_step_with_its_conditions(
     ]
 
 
+@pytest.fixture
+def visit_then_purchase(tmp_path: Path) -> Iterator[Running]:
+    """A server holding one visitor's home-page-view and, 90 minutes later, purchase."""
+    running = start(settings(tmp_path, "memory://"))
+    try:
+        for kind, time in (("home-page-view", "2024-01-01T00:00:00Z"),
+                           ("purchase-complete", "2024-01-01T01:30:00Z")):
+            write(running, {"eventType": kind, "visitorId": "v", "eventTime": time,
+                            **({"productDetails": [{"product": {"id": "sku-1"}, "quantity": 1}],
+                                "purchaseTransaction": {"revenue": 1, "currencyCode": "EUR"}}
+                               if kind == "purchase-complete" else {})})
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize(("window", "bought"), [
+    ("1h", 0), ("2h", 1), ("89m", 0), ("90m", 1), ("5400s", 1), ("5399", 0), ("1d", 1),
+    ("0.0625d", 1),  # 90 minutes
+])
+def test_a_funnel_window_takes_s_m_h_and_d(visit_then_purchase: Running, tmp_path: Path,
+                                           window: str, bought: int) -> None:
+    # `--window 2h` was refused "not a duration in seconds: '2h'", and 5400 "takes its unit"
+    out = read(visit_then_purchase, "insights", "funnel", "--parent", CATALOG, "--step",
+               "home-page-view", "--step", "purchase-complete", "--window", window, "--json",
+               cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    steps = json.loads(out.stdout)["steps"]
+    assert [int(s.get("entrants", 0)) for s in steps] == [1, bought], out.stdout
+
+
 def test_a_funnel_step_of_a_job_is_named_by_its_id_as_it_was_given(
         shop: Running, tmp_path: Path) -> None:
     # `--step APPLICATION_START,job=j2` came back as `job=projects/p/tenants/t/jobs/j2`:
