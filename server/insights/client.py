@@ -223,6 +223,13 @@ def _value_text(value: Any) -> str:
     return text
 
 
+def _rate(rate: float, whole: int) -> str:
+    """`rate` of `whole` as a percentage; "–" when `whole` is 0, as the console shows
+    it (the answer says 0: viewRate=0.0% of a job of no impressions read as none of
+    them viewed)."""
+    return f"{rate:.1%}" if whole else "–"
+
+
 def _text(answer: Any, command: str, parent: str) -> Iterator[str]:
     if command == "funnel":
         groups = [insights_pb2.FunnelGroup(key="all", steps=answer.steps), *answer.groups]
@@ -231,11 +238,13 @@ def _text(answer: Any, command: str, parent: str) -> Iterator[str]:
                f"  median time from prev")
         for group in groups:
             yield f"{_job_text(group.key, parent)}:"
-            for r in group.steps:
+            for i, r in enumerate(group.steps):
                 median = (f"  {r.median_time_from_previous.ToJsonString()}"
                           if r.HasField("median_time_from_previous") else "")
+                before = group.steps[i - 1].entrants if i else r.entrants
                 yield (f"  {_step_text(r.step, parent):<{width}} {r.entrants:>10,} "
-                       f"{r.conversion_from_previous:>11.1%} {r.conversion_from_first:>11.1%}"
+                       f"{_rate(r.conversion_from_previous, before):>11} "
+                       f"{_rate(r.conversion_from_first, group.steps[0].entrants):>11}"
                        f"{median}")
         yield f"{_counted(answer.events_read, 'event')} read"
         yield from answer.notes
@@ -326,10 +335,16 @@ def _job_text(name: str, parent: str) -> str:
     return name.removeprefix(f"{parent}/jobs/")
 
 
+# A table's rates by their JSON names, each with the count it divides by.
+_RATE_OF = {"viewToPurchaseRate": "views", "viewRate": "impressions",
+            "applicationStartRate": "views", "applicationFinishRate": "applicationStarts"}
+
+
 def _row_text(row: Any, parent: str) -> str:
     """A table's row as `NAME  field=value ...`, every field of the row's message in
     the message's order, zero or not, so that the rows' columns line up; a job by its
-    id, a rate as a percentage (as the funnel's; 0.30303030303030304 read poorly)."""
+    id, a rate as a percentage (as the funnel's; 0.30303030303030304 read poorly),
+    or "–" when it divides by 0."""
     given = json_format.MessageToDict(row, always_print_fields_with_no_presence=True)
     # MessageToDict puts the fields left at zero after the others: each row had its
     # own order.
@@ -339,7 +354,7 @@ def _row_text(row: Any, parent: str) -> str:
     fields.pop("company", None)
     for key, value in fields.items():
         if key.endswith("Rate"):
-            fields[key] = f"{value:.1%}"
+            fields[key] = _rate(value, int(fields[_RATE_OF[key]]))
     if "revenue" in fields:
         fields["revenue"] = ",".join(f"{m['amount']:.2f} {m['currencyCode']}"
                                      for m in fields["revenue"]) or "0"

@@ -18,6 +18,7 @@ from pathlib import Path
 import grpc
 import pytest
 from footfall.console.v1 import console_pb2
+from footfall.insights.v1 import insights_pb2, insights_pb2_grpc
 from footfall.retail.v2 import (
     product_pb2,
     product_service_pb2,
@@ -413,6 +414,17 @@ def test_a_funnel_window_takes_s_m_h_and_d(visit_then_purchase: Running, tmp_pat
     assert [int(s.get("entrants", 0)) for s in steps] == [1, bought], out.stdout
 
 
+def test_a_funnel_rate_of_no_entrants_is_a_dash_as_the_console_shows_it(
+        shop: Running, tmp_path: Path) -> None:
+    # "0.0%" of a step after one no one reached read as everyone having left there
+    out = read(shop, "insights", "funnel", "--parent", CATALOG, "--step", "add-to-cart",
+               "--step", "purchase-complete", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[2:4] == [
+        "  add-to-cart                       0           –           –",
+        "  purchase-complete                 0           –           –"]
+
+
 def test_a_funnel_step_of_a_job_is_named_by_its_id_as_it_was_given(
         shop: Running, tmp_path: Path) -> None:
     # `--step APPLICATION_START,job=j2` came back as `job=projects/p/tenants/t/jobs/j2`:
@@ -472,21 +484,31 @@ def test_table_rows_line_up_and_their_notes_are_said(shop: Running, tmp_path: Pa
     # A job of the tenant by its id, as `talent-events list` shows it and --step job=
     # takes it, and a rate as a percentage, as the funnel's: the line began with
     # projects/.../tenants/.../jobs/ and said viewRate=0.30303030303030304.
+    # A rate of nothing (no impressions, views or starts to divide by) is "–", as the
+    # console shows it: viewRate=0.0% of no impressions read as none of them viewed.
     assert jobs.stdout.splitlines() == [
         "j1  impressions=0 views=1 applicationStarts=0 applicationFinishes=0 redirects=0 "
-        "bookmarks=0 viewRate=0.0% applicationStartRate=0.0% applicationFinishRate=0.0%",
+        "bookmarks=0 viewRate=– applicationStartRate=0.0% applicationFinishRate=–",
         "j2  impressions=0 views=0 applicationStarts=1 applicationFinishes=0 redirects=0 "
-        "bookmarks=0 viewRate=0.0% applicationStartRate=0.0% applicationFinishRate=0.0%"]
+        "bookmarks=0 viewRate=– applicationStartRate=– applicationFinishRate=0.0%"]
     assert jobs.stderr == f"footfall: {COMPANY_NOTE}\n"
     products = read(shop, "insights", "products", "--parent", CATALOG, cwd=tmp_path)
     assert products.returncode == 0, products.stderr
     assert products.stdout.splitlines() == [
-        "sku-1  views=0 addToCarts=0 purchases=1 units=2 revenue=0 viewToPurchaseRate=0.0%"]
+        "sku-1  views=0 addToCarts=0 purchases=1 units=2 revenue=0 viewToPurchaseRate=–"]
     assert products.stderr == f"footfall: {PRICE_NOTE.format(2)}\n"
     # --json prints rows only on stdout; the notes still go to stderr (they were dropped)
     as_json = read(shop, "insights", "products", "--parent", CATALOG, "--json", cwd=tmp_path)
     assert (as_json.returncode, as_json.stderr) == (0, f"footfall: {PRICE_NOTE.format(2)}\n")
     assert [json.loads(line)["productId"] for line in as_json.stdout.splitlines()] == ["sku-1"]
+    # ... each row as the API answers it: a rate of nothing is its 0 (left out in JSON)
+    with grpc.insecure_channel(address(shop)) as channel:
+        answer = insights_pb2_grpc.InsightsServiceStub(channel).ListProductStats(
+            insights_pb2.ListProductStatsRequest(parent=CATALOG),
+            metadata=(("x-goog-api-key", READER),))
+    assert [json.loads(line) for line in as_json.stdout.splitlines()] == [
+        json_format.MessageToDict(row) for row in answer.products]
+    assert "viewToPurchaseRate" not in as_json.stdout
     # Cut at --limit, a table says so, as every list does (100 of 1,500 rows read as all).
     for flags in ([], ["--json"]):
         one = read(shop, "insights", "jobs", "--parent", TENANT, "--limit", "1", *flags,
