@@ -41,7 +41,7 @@ export function rejectionItem(rejection) {
       h("time", {}, when(rejection.time)), " ",
       h("strong", {}, method), " ",
       h("span", {class: "tag bad"}, codeName(rejection.code)), " ",
-      h("span", {class: "message"}, rejection.message || ""),
+      shortMessage(rejection.message || "", violations),
       rejection.repeats ? [" ", h("span", {class: "tag repeats",
         title: `refused ${Number(rejection.repeats) + 1} times alike, the last at ${
           when(rejection.lastTime)}`}, `×${Number(rejection.repeats) + 1}`)] : null),
@@ -60,6 +60,31 @@ export function rejectionItem(rejection) {
         : null,
     rejection.requestTruncated ? h("p", {class: "hint"}, "The request was cut to its first few KB.")
       : null);
+}
+
+const FEW = 3;  // violations a closed refusal names
+const MORE = /^and (\d+) more violations?$/;  // the server's count of those it left out
+
+/** The message of a refusal: closed, its first FEW violations and how many more it
+ *  names (a refusal of 120 took a screen and a half, closed); opened, all of it.
+ *  The whole message when it names FEW or fewer, or does not read as `violations`
+ *  joined by "; " (the kept ones: the first 20), as the server writes it. */
+function shortMessage(message, violations) {
+  const whole = h("span", {class: "message"}, message);
+  const texts = violations.map((v) => (v.field ? `${v.field}: ` : "") + (v.description || ""));
+  const head = texts.slice(0, FEW).join("; ");
+  const at = violations.length > FEW ? message.indexOf(`${head}; `) : -1;
+  if (at < 0) return whole;
+  // those after the first FEW: the kept ones as they are, the rest as the server
+  // splits a message into violations ("; "), its count of those left out counted
+  const kept = texts.join("; ");
+  const parts = message.startsWith(kept, at)
+    ? [...texts.slice(FEW), ...message.slice(at + kept.length).split("; ").slice(1)]
+    : message.slice(at + head.length + 2).split("; ");
+  const more = parts.reduce((n, part) => n + Number(MORE.exec(part)?.[1] || 1), 0);
+  whole.classList.add("opened");
+  return [h("span", {class: "message closed"}, message.slice(0, at + head.length),
+    `; and ${more.toLocaleString("en-US")} more`), whole];
 }
 
 // google.rpc.Code names, for the number a Rejection carries.
