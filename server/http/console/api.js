@@ -7,6 +7,14 @@ const KEY = "footfall.apiKey";
 const RETRY_MS = 1000;  // before a dropped watch is opened again
 export const UNREACHABLE = "The server did not answer: it has stopped, is restarting, or " +
   "cannot be reached from this browser.";
+// Sent on `document` when a call had no answer at all: the page says so once, on top
+// (see unanswered).
+export const UNANSWERED = "footfall:unanswered";
+
+/** Whether `error` is that of a call that had no answer at all: said once, on top of
+ *  the page, not again by each list that tries again by itself (the live feed said
+ *  "The server did not answer" three times: on top and in each column). */
+export const unanswered = (error) => error?.code === "UNAVAILABLE" && error.message === UNREACHABLE;
 
 /** A refused call: `code` is the status name (INVALID_ARGUMENT), the message Google's,
  *  `reason` its ErrorInfo's when it has one (ROLE_NOT_ALLOWED, PROJECT_NOT_GRANTED...). */
@@ -126,6 +134,7 @@ async function send(url, {method = "GET", body, signal} = {}) {
     } catch (error) {
       // fetch() says only "Failed to fetch" (a TypeError) when no answer came at all
       if (signal?.aborted) throw error;
+      document.dispatchEvent(new Event(UNANSWERED));
       throw new ApiError(0, {status: "UNAVAILABLE", message: UNREACHABLE});
     }
     if (response.ok) return response;

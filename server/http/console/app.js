@@ -1,8 +1,8 @@
 // The console's frame: the catalog chooser, the key, and the page the URL's
 // hash names (#feed, #events?filter=..., #event/ID, #operations, ...).
 
-import {ASKING_KEY, call, forgetKey, hasKey, keyDeclined, noKeyGiven, whenWaiting}
-  from "./api.js";
+import {ASKING_KEY, UNANSWERED, UNREACHABLE, call, forgetKey, hasKey, keyDeclined, noKeyGiven,
+  whenWaiting} from "./api.js";
 import {h, failure} from "./dom.js";
 import {shortName} from "./format.js";
 import {isName, nameProblem, route} from "./names.js";
@@ -36,6 +36,8 @@ const waitingNotice = document.getElementById("waiting");
 const offline = document.getElementById("offline");
 whenWaiting((now) => { waitingNotice.hidden = !now; });
 document.addEventListener(ASKING_KEY, () => { offline.hidden = true; });
+// (at once, as a page's call meets it: its live lists leave it to this notice)
+document.addEventListener(UNANSWERED, () => { if (current && !denied) sayGone(UNREACHABLE); });
 let current = null;  // {controller, hash}
 let known = {catalogs: [], tenants: []};
 let denied = null;  // the refusal of the catalogs' list, while the key may not read
@@ -143,6 +145,15 @@ function askProject(error) {
   else input.focus();
 }
 
+/** Says on top of the page that the server is gone (`why`), over what it shows. */
+function sayGone(why) {
+  const said = `${why} What the page shows was read before; it goes on once the server ` +
+    "answers again.";
+  // (set again each poll, an alert would be read out again every 3 s)
+  if (offline.textContent !== said) offline.textContent = said;
+  offline.hidden = false;
+}
+
 /** The names of the catalogs and tenants (the first thousand), every few seconds: a
  *  new catalog joins the chooser (the first one is chosen). The first answer shows the
  *  page. Names alone: counting the events of a large catalog takes a second. */
@@ -177,11 +188,7 @@ async function loadCatalogs() {
     emptyReads = 0;  // (a failed read: the usual pace)
     if (!current) main.replaceChildren(failure(error));
     else if (error.code === "UNAVAILABLE") {
-      const said = `${error.message} What the page shows was read before; it goes on once ` +
-        "the server answers again.";
-      // (set again each poll, an alert would be read out again every 3 s)
-      if (offline.textContent !== said) offline.textContent = said;
-      offline.hidden = false;
+      sayGone(error.message);
     } else {
       offline.hidden = true;  // (the server answered, if not with the catalogs)
     }

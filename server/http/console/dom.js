@@ -1,5 +1,7 @@
 // Building the DOM without innerHTML: what a server or a client sent is text, never markup.
 
+import {unanswered} from "./api.js";
+
 /** An element: `h("a", {href: "#x", class: "c"}, "text", child)`. Attributes
  *  starting with "on" are listeners; false and null attributes are left out. */
 export function h(tag, attributes = {}, ...children) {
@@ -32,6 +34,11 @@ export function failure(error) {
   const code = error.code ? `${error.code}: ` : "";
   return h("p", {class: "error", role: "alert"}, code + error.message);
 }
+
+/** What a list that tries again by itself (a live one) shows of `error`: nothing
+ *  once it is gone (null), nor for a call that had no answer at all, which the page
+ *  says once, on top (see unanswered). */
+export const liveFailure = (error) => (error && !unanswered(error) ? [failure(error)] : []);
 
 /** A table with a header row, in a box that scrolls sideways (a wide table never
  *  widens the page); on a phone each row shows as a card of labelled cells.

@@ -5,7 +5,7 @@
 
 import {follow} from "./api.js";
 import {clientEventLink} from "./client-event.js";
-import {failure, h, when} from "./dom.js";
+import {h, liveFailure, when} from "./dom.js";
 import {eventLink, remember} from "./event.js";
 import {jsonView} from "./json.js";
 import {route} from "./names.js";
@@ -122,7 +122,7 @@ function column(id, title, hint) {
       while (list.children.length > KEPT) list.lastChild.remove();
     },
     error(error) {
-      status.replaceChildren(...(error ? [failure(error)] : []));
+      status.replaceChildren(...liveFailure(error));
     },
   };
 }

@@ -2,7 +2,7 @@
 
 import {follow} from "./api.js";
 import {what} from "./client-event.js";
-import {failure, h, table, when} from "./dom.js";
+import {h, liveFailure, table, when} from "./dom.js";
 import {rejectionItem} from "./feed.js";
 import {shortName} from "./format.js";
 import {jsonView} from "./json.js";
@@ -87,7 +87,7 @@ export function render(main, ctx) {
   // connections to the server, as on the live feed)
   const followRefusals = () => follow(route`/console/v1/${tenant}/rejections`, "rejections", {
     signal: ctx.signal,
-    onError: (error) => refusedStatus.replaceChildren(...(error ? [failure(error)] : [])),
+    onError: (error) => refusedStatus.replaceChildren(...liveFailure(error)),
     onItems: (items) => {
       for (const rejection of items) refusedList.prepend(h("li", {}, rejectionItem(rejection)));
       while (refusedList.children.length > LISTED) refusedList.lastChild.remove();
@@ -97,7 +97,7 @@ export function render(main, ctx) {
   // first, from now, as the live feed's of user events)
   follow(route`/console/v1/${tenant}/clientEvents`, "clientEvents", {
     signal: ctx.signal, onListed: followRefusals, byTime: true,
-    onError: (error) => status.replaceChildren(...(error ? [failure(error)] : [])),
+    onError: (error) => status.replaceChildren(...liveFailure(error)),
     onItems: (items) => {
       for (const stored of items) {
         const e = stored.clientEvent || {};
