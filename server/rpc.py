@@ -711,18 +711,12 @@ class CallGuard(grpc.GenericRpcHandler):
             handler = grpc.unary_stream_rpc_method_handler(
                 behaviour, request_deserializer=None,  # decoded in _decoded
                 response_serializer=_as_is(handler.response_serializer))
-        elif handler.stream_stream is not None:
-            handler = grpc.stream_stream_rpc_method_handler(
-                _counted(_decoding_each(handler.stream_stream, handler.request_deserializer,
-                                        method), self._streams, method,
-                         self._envelope.policy.auth, streaming=True),
-                request_deserializer=None,  # decoded in _decoding_each
-                response_serializer=handler.response_serializer)
-        elif handler.stream_unary is not None:
-            handler = grpc.stream_unary_rpc_method_handler(
-                _counted(_decoding_each(handler.stream_unary, handler.request_deserializer,
-                                        method), self._streams, method,
-                         self._envelope.policy.auth, streaming=True),
+        elif (streamed := handler.stream_stream or handler.stream_unary) is not None:
+            make = (grpc.stream_stream_rpc_method_handler if handler.stream_stream is not None
+                    else grpc.stream_unary_rpc_method_handler)
+            handler = make(
+                _counted(_decoding_each(streamed, handler.request_deserializer, method),
+                         self._streams, method, self._envelope.policy.auth, streaming=True),
                 request_deserializer=None,  # decoded in _decoding_each
                 response_serializer=handler.response_serializer)
         self._cache[method] = handler
