@@ -154,12 +154,11 @@ def _route(method: descriptor.MethodDescriptor, call: Callable[[Any, Any], Any],
 
 
 def derive_routes(servicers: Mapping[str, Any],
-                  extra_rules: Iterable[http_pb2.HttpRule] = SERVICE_CONFIG_RULES,
-                  pool: descriptor_pool.DescriptorPool | None = None) -> list[Route]:
+                  extra_rules: Iterable[http_pb2.HttpRule] = SERVICE_CONFIG_RULES) -> list[Route]:
     """Every HTTP binding of the services in `servicers` (full service name ->
     servicer): their annotations, then the `extra_rules` whose selector names
     one of their methods. Raises RouteError for a rule that cannot be served."""
-    pool = pool or descriptor_pool.Default()
+    pool = descriptor_pool.Default()
     routes: list[Route] = []
     for service_name, servicer in servicers.items():
         for method, rule in annotated_rules(pool.FindServiceByName(service_name)):

@@ -201,12 +201,12 @@ class Policy:
         return header is not None and self.faults is not None
 
     def admit_now(self, method: str, metadata: Metadata, request: Message, context: Any,
-                  query_key: str | None = None, grant: Grant | None = None) -> Admission:
+                  grant: Grant | None = None) -> Admission:
         """`admit` for a call with no fault to inject (`has_fault` is False), without a
         coroutine; raises as `admit` does."""
         if not self.guards(method):
             return OPEN
-        admission = self._authorized(method, metadata, request, query_key, grant)
+        admission = self._authorized(method, metadata, request, None, grant)
         if self.strict_names:
             check_strict_names(method, request)
         self._charge(method, admission, request, context)
