@@ -103,44 +103,37 @@ async def close_stream(stream: AsyncIterator[Any]) -> None:
         await close()
 
 
-# A row larger than this (as stored) does not keep its message: it is made from the
-# row for each encoding (decoded, an event of 150,000 products held tens of megabytes
-# beside its 4 MB of JSON, in each feed that sent it).
-LET_GO_BYTES = 64 * 1024
+def fitted(text: bytes) -> bytes:
+    """`text` in a buffer of its own length: orjson's answer keeps the buffer it was
+    written in (4 KiB at least), and kept, the JSON of an event of 476 bytes held 4 KiB
+    (https://github.com/ijl/orjson/issues/483; an answer sent and let go may stay)."""
+    return bytes(memoryview(text))
 
 
 class Item:
-    """One row as every watch sends it: its message, made once (a large row's, for
-    each encoding: see LET_GO_BYTES), and each encoding of it made once, on first use."""
+    """One row as every watch sends it: each encoding of it made once, on first use,
+    from its message made for the occasion and let go. Kept, the decoded message of
+    a row of 160 bytes held about 2.9 KB (an event of 150,000 products tens of
+    megabytes beside its 4 MB of JSON) for as long as any watch held the item (see
+    Held); made again, it costs each form of JSON a decoding (a few microseconds for
+    a row of hundreds of bytes), beside the encoding's own tens."""
 
-    __slots__ = ("id", "size", "_message", "_make", "_encode", "_wire", "_json", "_entry")
+    __slots__ = ("id", "size", "_make", "_encode", "_wire", "_json", "_entry")
 
-    def __init__(self, row_id: int, make: Callable[[], Message] | None, size: int = 0,
+    def __init__(self, row_id: int, make: Callable[[], Message], size: int = 0,
                  encode: Callable[[], bytes] | None = None) -> None:
         self.id = row_id
         self.size = size  # about what it holds: the bytes of its row as stored
-        self._make: Callable[[], Message] | None = make
+        self._make = make
         # the message's bytes made without the message, when its row allows
         self._encode = encode
-        self._message: Message | None = None
         self._wire: bytes | None = None
         self._json: dict[Any, bytes] = {}
         self._entry: bytes | None = None
 
-    @classmethod
-    def of(cls, row_id: int, message: Message) -> Item:
-        """The item of a message made already."""
-        item = cls(row_id, None, message.ByteSize())
-        item._message = message
-        return item
-
     def message(self) -> Message:
-        if self._message is None:
-            assert self._make is not None
-            if self.size > LET_GO_BYTES:  # (made for each use, not kept: see LET_GO_BYTES)
-                return self._make()
-            self._message, self._make = self._make(), None
-        return self._message
+        """Its message, made now from its row (not kept: its encodings are)."""
+        return self._make()
 
     def wire(self) -> bytes:
         """The message serialized (what a gRPC stream sends)."""
@@ -152,11 +145,15 @@ class Item:
         """The message serialized, made now: from its row when it can be."""
         return self._encode() if self._encode is not None else self.message().SerializeToString()
 
-    def json(self, form: Hashable, encode: Callable[[Message], bytes]) -> bytes:
-        """`encode(message)`, made once per `form` (the JSON options of a stream)."""
+    def json(self, form: Hashable, encode: Callable[[Message], bytes],
+             keep: bool = True) -> bytes:
+        """`encode(message)`, made once per `form` (the JSON options of a stream);
+        made afresh each time when not `keep` (a chunk keeps its items' JSON joined)."""
         text = self._json.get(form)
         if text is None:
-            text = self._json[form] = encode(self.message())
+            text = fitted(encode(self.message()))
+            if keep:
+                self._json[form] = text
         return text
 
     def json_parts(self, form: Hashable, encode: Callable[[Message], bytes]) -> list[bytes]:
@@ -211,7 +208,7 @@ class Chunk:
         """The items' JSON, comma-separated (the inside of a JSON list)."""
         text = self._json.get(form)
         if text is None:
-            text = self._json[form] = b",".join(item.json(form, encode)
+            text = self._json[form] = b",".join(item.json(form, encode, keep=False)
                                                 for item in self.items)
         return text
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from server.console import queries, rejections
-from server.console.feed import LET_GO_BYTES, Item, Page
+from server.console.feed import Item, Page
 from server.policy.auth import project_of
 from server.store import Store
 from server.store.console import StoredEvent, may_continue
@@ -46,17 +46,14 @@ class UserEvents:
         full = may_continue(rows, queries.MAX_PAGE)
         if not self.events.on_events:  # each message is made once, when first sent
             return Page(rows[-1].id, [_user_event_item(r) for r in rows], full)
-        # the terms checked on the decoded events: decoded here, off the loop; a large
-        # row's item keeps its row, not the message (feed.LET_GO_BYTES: each feed of a
-        # productId held its own decoded copy of an event of 150,000 products, 60 MB)
+        # the terms checked on the decoded events: decoded here, off the loop, and let
+        # go (an item keeps its row, not the message: see feed.Item)
         items = []
         for r in rows:
             if not self.events.may_select(r.payload):  # (not decoded: see may_select)
                 continue
-            message = queries.stored_user_event(r)
-            if self.events.selects(message.user_event):
-                item = _user_event_item(r)
-                items.append(item if item.size > LET_GO_BYTES else Item.of(r.id, message))
+            if self.events.selects(queries.stored_user_event(r).user_event):
+                items.append(_user_event_item(r))
         return Page(rows[-1].id, items, full)
 
     def last(self) -> int:
