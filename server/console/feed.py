@@ -72,20 +72,36 @@ FEED_READS_PER_SECOND = 200
 # two cores, and durable writes of 2.3 KB events fell from 1,650/s to 120/s.
 WATCH_READ_MS = 200
 # The pages that watches catching up read from the store, kept (the latest, up to
-# this many bytes of rows, as stored) for the other watches of the same key at the
+# this many bytes of what they hold: `held_bytes`) for the other watches of the same key at the
 # same position: watches held back by their budget of messages (pace.py) fall
 # behind together and read the same pages, each of whose items is then made and
 # encoded once, not once per watch.
 PAGE_CACHE_BYTES = 16 * 1024 * 1024
 PAGE_CACHE_SECONDS = 2.0
-# What the watches of this process hold at most together: the rows (as stored) of the
-# chunks queued for them and of the messages they are sending, each chunk counted
-# once however many watches hold it. Past it, a watch whose queue would take a chunk
-# lets its queue go (it reads from the store later), and a watch catching up waits
-# before it reads: watches that never read, each of its own filter (a feed of its
-# own), held 20 to 85 MB each (a queued read of up to READ_BYTES, and a message being
-# sent), and a few hundred of them gigabytes.
+# What the watches of this process hold at most together: the chunks queued for them
+# and of the messages they are sending, each chunk counted once however many watches
+# hold it, as what it holds with its encodings (`held_bytes`). Past it, a watch whose
+# queue would take a chunk lets its queue go (it reads from the store later), and a
+# watch catching up waits before it reads: watches that never read, each of its own
+# filter (a feed of its own), held 20 to 85 MB each (a queued read of up to
+# READ_BYTES, and a message being sent), and a few hundred of them gigabytes. Counted
+# as their rows are stored, 200 such watches over 100,000 events of 160 bytes (a page
+# of 1,000 each, with its JSON, 4 KiB an event, and decoded messages) still grew the
+# server by 570 MB (server-sent events) and more (batches); now by about 30 MB.
 HELD_BYTES = 32 * 1024 * 1024
+# What an item holds beside its row's bytes (measured with tracemalloc: the row read,
+# its item and the makers of its message and bytes, about 800 bytes, and the names
+# and marks of its JSON, about 500), and what its row's bytes, with the encodings
+# made of them, come to (the row, its JSON two to three times it, as kept by an item
+# or a chunk; its gRPC bytes about once). An event of 160 bytes, counted 2.2 KB,
+# held 1.6 KB with its JSON.
+HELD_PER_ITEM = 1536
+HELD_PER_STORED_BYTE = 4
+
+
+def held_bytes(items: Sequence[Item]) -> int:
+    """About what `items` hold, their encodings made (see HELD_PER_ITEM)."""
+    return len(items) * HELD_PER_ITEM + HELD_PER_STORED_BYTE * sum(item.size for item in items)
 # A watch whose client has taken no message for this long is ended (UNAVAILABLE over
 # gRPC: it watches again after the last id it saw, as `footfall ... tail` does), so that
 # clients that never read do not keep what their messages hold, nor keep the
@@ -180,11 +196,12 @@ class Chunk:
     (field 1 once per item, so the chunks of a message are joined as they are),
     whatever the number of watches sending it."""
 
-    __slots__ = ("items", "size", "holders", "_wire", "_json")
+    __slots__ = ("items", "size", "held", "holders", "_wire", "_json")
 
     def __init__(self, items: Sequence[Item]) -> None:
         self.items = items
-        self.size = sum(item.size for item in items)
+        self.size = sum(item.size for item in items)  # its rows as stored
+        self.held = held_bytes(items)  # what it holds, its encodings made (see Held)
         self.holders = 0  # the queues and sends holding it (see Held)
         self._wire: bytes | None = None
         self._json: dict[Any, bytes] = {}
@@ -247,8 +264,9 @@ class Batch:
 
 
 class Held:
-    """The bytes (of rows as stored) of the chunks the watches of this process hold,
-    queued or being sent, each counted once; at most `limit` are taken on."""
+    """The bytes the chunks the watches of this process hold (queued or being sent,
+    each counted once) hold with their encodings (Chunk.held); at most `limit` are
+    taken on."""
 
     __slots__ = ("bytes", "limit")
 
@@ -262,17 +280,17 @@ class Held:
 
     def room(self, chunk: Chunk) -> bool:
         """Whether `chunk` may be held (it is already, or it fits)."""
-        return chunk.holders > 0 or self.bytes + chunk.size <= self.limit
+        return chunk.holders > 0 or self.bytes + chunk.held <= self.limit
 
     def hold(self, chunk: Chunk) -> None:
         if chunk.holders == 0:
-            self.bytes += chunk.size
+            self.bytes += chunk.held
         chunk.holders += 1
 
     def release(self, chunk: Chunk) -> None:
         chunk.holders -= 1
         if chunk.holders == 0:
-            self.bytes -= chunk.size
+            self.bytes -= chunk.held
 
 
 class Page(NamedTuple):
@@ -824,7 +842,7 @@ class Watches:
         if page.full or page.position >= upto:
             self._forget_page((key, after))
             self._pages[key, after] = (now, page)
-            self._page_bytes += sum(item.size for item in page.items)
+            self._page_bytes += held_bytes(page.items)
             while self._pages and (self._page_bytes > PAGE_CACHE_BYTES or now - next(
                     iter(self._pages.values()))[0] > PAGE_CACHE_SECONDS):
                 self._forget_page(next(iter(self._pages)))
@@ -844,7 +862,7 @@ class Watches:
     def _forget_page(self, where: tuple[Hashable, int]) -> None:
         kept = self._pages.pop(where, None)
         if kept is not None:
-            self._page_bytes -= sum(item.size for item in kept[1].items)
+            self._page_bytes -= held_bytes(kept[1].items)
 
     async def _wait(self, queue: _Queue, seconds: float) -> None:
         """Until `queue` is woken, or `seconds` (a poll, or less when a deadline
