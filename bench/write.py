@@ -51,8 +51,11 @@ def frame_file() -> Path:
 
 
 def stored(server: Server) -> int:
+    """The events the running `server` holds, asked of it (not read from its file: a
+    server of an older tree, bench.ab's, has a store this checkout's CLI would find
+    lacking a migration)."""
     out = subprocess.run([sys.executable, "-m", "server", "events", "count", "--parent", PARENT,
-                          "--store", server.store_url],
+                          "--server", f"127.0.0.1:{server.port}"],
                          capture_output=True, text=True, check=True).stdout
     return int(out)
 
