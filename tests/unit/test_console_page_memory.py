@@ -136,7 +136,13 @@ def test_a_large_page_waits_to_be_sent_as_its_bytes(store: Store, one_decoded: i
         sent = answer if isinstance(answer, bytes) else answer.SerializeToString()
         assert sent == page(store).SerializeToString()
         del answer
-        assert held_bytes(lambda: loop.run(
-            service.ListUserEvents(request, None), timeout=60)) < one_decoded / 4  # type: ignore[arg-type]
+        # The least of three: pages are read on a pool of threads of their own
+        # (loop.page_read), and one of them new to this process, or whose allocator
+        # arena other tests left fragmented, kept up to 11 MB resident that is no
+        # part of the answer (once in a CI run); what the answer holds is in each.
+        held = min(held_bytes(lambda: loop.run(
+            service.ListUserEvents(request, None), timeout=60))  # type: ignore[arg-type]
+            for _ in range(3))
+        assert held < one_decoded / 4
     finally:
         loop.close()
