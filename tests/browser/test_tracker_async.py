@@ -157,9 +157,11 @@ setTimeout(() => {
     assert set(times) == set(calls)
     for name, call in calls.items():
         # at the time the page made the call, not when the tracker made it: the clock
-        # read by the stub (or the tracker) right after the page read it
+        # read by the stub (or the tracker) right after the page read it (within 100
+        # ms: a CI run under load once had 17 between the two; the tracker loads 300 ms
+        # and more after the calls it was not there for)
         late = times[name] - call["at"]
-        assert 0 <= late <= 2, (name, late)
+        assert 0 <= late <= 100, (name, late)
     for path in pages:
         on_page = [page_of(e) for e in events if e["uri"].endswith(path)]
         assert on_page == [c["name"] for c in seen[path]["seen"]["calls"]], on_page
