@@ -55,8 +55,12 @@ LINGER_SECONDS = 0.005
 # How long a batch of writes somebody waits for waits for as many as the last batch
 # had (see GroupCommitter._gather). Measured at 16 callers (bench/REPORT.md,
 # 2026-12-03): PostgreSQL 3.1-3.8 writes per batch to 8.2-8.5, 2,290 to 2,640 writes/s;
-# SQLite at 4 callers 1,786 to 2,243 writes/s; none slower at 1 caller.
-GATHER_SECONDS = 0.002
+# SQLite at 4 callers 1,786 to 2,243 writes/s; none slower at 1 caller. 5 ms, not 2
+# (2026-12-05, bench/ANALYSIS.md "Batches of callers"): at 64 callers the loop takes
+# about 11 ms to hand all their writes over, so 2 ms cut each batch short and a commit
+# (about 650 µs of CPU across the writer and the loop) served 12-16 writes; at 16
+# callers the batch is whole within 3 ms either way.
+GATHER_SECONDS = 0.005
 
 
 @dataclass
