@@ -224,10 +224,13 @@ def _value_text(value: Any) -> str:
 
 
 def _rate(rate: float, whole: int) -> str:
-    """`rate` of `whole` as a percentage; "–" when `whole` is 0, as the console shows
-    it (the answer says 0: viewRate=0.0% of a job of no impressions read as none of
-    them viewed)."""
-    return f"{rate:.1%}" if whole else "–"
+    """`rate` of `whole` as a percentage, as the console shows it: "–" when `whole` is
+    0 (the answer says 0: viewRate=0.0% of a job of no impressions read as none of
+    them viewed), "<0.1%" for a rate above 0 that rounds to 0.0% (25 of 166,000 read
+    as none)."""
+    if not whole:
+        return "–"
+    return "<0.1%" if 0 < rate < 0.0005 else f"{rate:.1%}"
 
 
 def _text(answer: Any, command: str, parent: str) -> Iterator[str]:

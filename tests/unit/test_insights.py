@@ -1104,3 +1104,12 @@ def test_the_cli_says_counts_with_thousands_commas() -> None:
         insights_pb2.SearchQueryCount(query="red", searches=1500, led_to_detail_view=1200)])
     assert list(_text(totals, "totals", "projects/p/locations/global/catalogs/c")) == [
         "distinct visitors: 2,000", "'red': 1,500 searches, 1,200 led to a detail view"]
+
+
+def test_the_cli_says_a_rate_that_rounds_to_nothing_as_the_console_does() -> None:
+    from server.insights.client import _rate
+
+    # 25 of 166,000 read "0.0%", as if none converted; the console says "<0.1%"
+    assert _rate(25 / 166_000, 166_000) == "<0.1%"
+    assert (_rate(0.0, 166_000), _rate(0.0005, 2_000), _rate(1 / 3, 3)) == ("0.0%", "0.1%", "33.3%")
+    assert _rate(0.0, 0) == "–"
