@@ -26,7 +26,9 @@ to where the script came from; set it (and the catalog) with `data-endpoint` /
 `data-parent` on the script tag or with `footfall.init({endpoint, parent,
 cookieName, cookieDays, cookieDomain, visitorCookie, consent, apiKey, debug})`; with
 `data-debug` (or `debug: true`) events go by `fetch` (keepalive as the page is
-left) and the page's console says why one was refused. `data-visitor-cookie="_ga"`
+left), the page's console says why one was refused, its Promise says false, and
+window hears a "footfall:refused" event (detail: eventType, event, status, message,
+reason, field). `data-visitor-cookie="_ga"`
 (`visitorCookie`) takes the visitor from another script's cookie, read and never
 written: of Google Analytics' `_ga` (GA1.1.RANDOM.TIME), its client id
 RANDOM.TIME, which Google recommends as `visitorId` (the tracker's own cookie, set
@@ -353,23 +355,32 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
   // With debug on, an event goes by fetch, whose answer the page can read (the server
   // exposes X-Footfall-Error), and the page's console says why the server refused it:
   // a pixel's image cannot tell, and the refusals of a wrong key are kept in no console.
+  // The Promise of a refused event says false, as of one not sent (it said true: a page
+  // checking its tags saw every event go), and the page hears why from a
+  // "footfall:refused" event on window; never a rejection, which would change the path
+  // of a page that awaits track before it navigates once data-debug is on.
   // (Of a page being left, by a fetch that outlives it: keepalive, as a beacon is, for
   // a body within their 64 KiB; a larger one, which keepalive refuses, ends with it.)
-  function sendToRead(url, body, eventType) {
+  function sendToRead(url, body, e) {
     var init = body ? {method: "POST", body: body, credentials: "omit"} : {credentials: "omit"};
     if (body && leaving && bytes(body) <= BEACON_MAX) init.keepalive = true;
     return fetch(url, init).then(function (response) {
       var header = response.headers.get("X-Footfall-Error");
-      var reason = (header || response.ok) ? Promise.resolve(header) :
-        response.json().then(function (answer) {
-          return answer.error.status + ": " + answer.error.message;
-        }, function () { return "HTTP " + response.status; });
-      return reason.then(function (why) {
-        if (why && window.console) {
-          console.warn("footfall: the server refused the " + JSON.stringify(eventType) +
-            " event: " + why);
+      if (!header && response.ok) return true;
+      var refusal = header ? Promise.resolve(refusalOfHeader(header)) :
+        response.json().then(refusalOfJson, function () {
+          return {status: "HTTP " + response.status, message: "", field: ""};
+        });
+      return refusal.then(function (why) {
+        why.eventType = e.eventType;
+        why.event = e;
+        why.reason = why.status + (why.message ? ": " + why.message : "");
+        if (window.console) {
+          console.warn("footfall: the server refused the " + JSON.stringify(e.eventType) +
+            " event: " + why.reason);
         }
-        return true;
+        window.dispatchEvent(new CustomEvent("footfall:refused", {detail: why}));
+        return false;
       });
     }, function () {
       // (the event may well be recorded: CORS hides the answer, not the request)
@@ -379,6 +390,30 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
       }
       return false;
     });
+  }
+
+  // A pixel's refusal, "INVALID_ARGUMENT: user_event.visitor_id: is required; ...": its
+  // status, its message, and the field its first violation names (the server writes
+  // each as "field: why"; one about the request as a whole names none).
+  var FIELD_FIRST = /^([A-Za-z_][A-Za-z0-9_.\[\]]*): /;
+  function refusalOfHeader(header) {
+    var at = header.indexOf(": ");
+    var status = at < 0 ? header : header.slice(0, at);
+    var message = at < 0 ? "" : header.slice(at + 2);
+    var field = status === "INVALID_ARGUMENT" && FIELD_FIRST.exec(message);
+    return {status: status, message: message, field: field ? field[1] : ""};
+  }
+
+  // Google's JSON error (a POSTed event's): the field of its BadRequest's first violation.
+  function refusalOfJson(answer) {
+    var error = answer.error || {};
+    var field = "";
+    (error.details || []).forEach(function (detail) {
+      var first = (detail.fieldViolations || [])[0];
+      if (!field && first) field = first.field || "";
+    });
+    return {status: error.status || "HTTP " + error.code, message: error.message || "",
+            field: field};
   }
 
   // The browser's quota for requests that outlive their page (beacons and keepalive
@@ -408,7 +443,7 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
       // too: its fetch would be cancelled).
       var post = base + (key ? "?" + key : "");
       var body = JSON.stringify({userEvent: json, ets: String(ets)});
-      if (config.debug) return sendToRead(post, body, e.eventType);
+      if (config.debug) return sendToRead(post, body, e);
       if (navigator.sendBeacon && navigator.sendBeacon(post, body)) return Promise.resolve(true);
       // sendBeacon refuses a body over 64 KiB (the browser's quota for requests that
       // outlive their page, shared by the beacons in flight): an order of many
@@ -418,7 +453,7 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
     }
     var url = base + "?user_event=" + encodeURIComponent(json) + "&ets=" + ets +
       (key ? "&" + key : "");
-    if (config.debug) return sendToRead(url, null, e.eventType);
+    if (config.debug) return sendToRead(url, null, e);
     return new Promise(function (resolve) {
       var pixel = new Image(1, 1);
       pixel.onload = function () { resolve(true); };

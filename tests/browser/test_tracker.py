@@ -344,7 +344,11 @@ def test_a_page_address_longer_than_google_takes_is_cut_not_refused(
 # GET, and by POST for being over 16 KiB), all sent with the page's key.
 DEBUGGED = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Debugged</title>
-<script>window.said = []; console.warn = (...words) => said.push(words.join(" "));</script>
+<script>window.said = []; console.warn = (...words) => said.push(words.join(" "));
+window.refusals = [];
+addEventListener("footfall:refused", ({{detail}}) => refusals.push(
+  [detail.eventType, detail.status, detail.field, detail.reason, detail.event.pageViewId]));
+</script>
 <script src="http://127.0.0.1:{gateway}/footfall.js" data-parent="{catalog}"
         data-api-key="{key}" data-debug></script>
 </head><body>
@@ -384,19 +388,32 @@ def site_of(pages: dict[str, str]) -> Iterator[str]:
 
 
 async def debugged(devtools_url: str, page: str) -> tuple[Any, list[str]]:
+    """What the page's track() Promises said, and its console's warnings."""
+    sent, said, _ = await debugged_with_refusals(devtools_url, page)
+    return sent, said
+
+
+async def debugged_with_refusals(devtools_url: str,
+                                 page: str) -> tuple[Any, list[str], list[list[str]]]:
+    """What the page's track() Promises said, its console's warnings, and the
+    footfall:refused events it heard ([eventType, status, field, reason, pageViewId])."""
     async with DevTools.connect(devtools_url) as devtools:
         session = await devtools.open_page(page)
         await until(lambda: devtools.evaluate(session, "window.tracked !== undefined"),
                     "the page to track", DEADLINE)
         sent = await devtools.evaluate(session, "window.tracked")
-        return sent, await devtools.evaluate(session, "window.said")
+        return (sent, await devtools.evaluate(session, "window.said"),
+                await devtools.evaluate(session, "window.refusals"))
 
 
-def test_with_data_debug_the_page_s_console_says_why_an_event_was_refused(
+def test_with_data_debug_a_refused_event_says_false_and_the_page_hears_why(
         browser_executable: str, tmp_path: Path) -> None:
     """A pixel's reason is in a header an image cannot read, and a wrong key's
     refusals are kept in no console: a shop page with a mistyped key lost every
-    event, and nothing said so but the server's log."""
+    event, and nothing said so but the server's log. With data-debug the page's
+    console says why, track() says false (it said true, the server's refusal
+    notwithstanding) and window hears a footfall:refused event of the reason and
+    field, by GET and by POST (the event over 16 KiB) alike."""
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps({"keys": {"page-writer-key": {
         "projects": ["browser-test"], "role": "writer", "name": "shop-page"}}}))
@@ -406,19 +423,29 @@ def test_with_data_debug_the_page_s_console_says_why_an_event_was_refused(
             pages[name] = DEBUGGED.format(gateway=running.http_port, catalog=CATALOG, key=key,
                                           large=LARGE)
         with chromium(browser_executable, tmp_path / "profile") as devtools_url:
-            right = asyncio.run(asyncio.wait_for(debugged(devtools_url, f"{shop}/right.html"),
-                                                 DEADLINE))
-            wrong = asyncio.run(asyncio.wait_for(debugged(devtools_url, f"{shop}/wrong.html"),
-                                                 DEADLINE))
+            right = asyncio.run(asyncio.wait_for(
+                debugged_with_refusals(devtools_url, f"{shop}/right.html"), DEADLINE))
+            wrong = asyncio.run(asyncio.wait_for(
+                debugged_with_refusals(devtools_url, f"{shop}/wrong.html"), DEADLINE))
         events = stored(running, count=1)
-    refused = ('footfall: the server refused the "add-to-cart" event: INVALID_ARGUMENT: '
-               "user_event.product_details: at least one product is required for add-to-cart "
-               "events")
-    assert right == ([True, True, True], [refused, refused])
+    reason = ("INVALID_ARGUMENT: user_event.product_details: at least one product is required "
+              "for add-to-cart events")
+    refused = f'footfall: the server refused the "add-to-cart" event: {reason}'
+    sent, said, refusals = right
+    assert sent == [True, False, False]
+    assert said == [refused, refused]
+    [page_view_id] = {one.pop() for one in refusals}
+    assert page_view_id
+    assert refusals == [["add-to-cart", "INVALID_ARGUMENT", "user_event.product_details",
+                         reason]] * 2
     unknown = "UNAUTHENTICATED: API key not valid; pass a valid API key"
-    assert wrong[0] == [True, True, True]
-    assert sorted(wrong[1]) == [  # (the three answers may come in any order)
+    sent, said, refusals = wrong
+    assert sent == [False, False, False]
+    assert sorted(said) == [  # (the three answers may come in any order)
         f'footfall: the server refused the "{kind}" event: {unknown}'
+        for kind in ("add-to-cart", "add-to-cart", "home-page-view")]
+    assert sorted(one[:4] for one in refusals) == [
+        [kind, "UNAUTHENTICATED", "", unknown]
         for kind in ("add-to-cart", "add-to-cart", "home-page-view")]
     assert [e.event_type for e in events] == ["home-page-view"]
 
