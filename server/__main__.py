@@ -220,17 +220,21 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 
     copy = commands.add_parser("backup", help="copy a SQLite store consistently, also while "
                                               "it serves")
-    copy.add_argument("dest", metavar="DEST", help="the new file to write")
+    copy.add_argument("dest", metavar="DEST",
+                      help="the new file to write (its path, or sqlite:///PATH)")
     copy.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
-                      help="the store to copy (FOOTFALL_STORE; default %(default)s)")
+                      help="the store to copy, a URL or a SQLite file's path "
+                           "(FOOTFALL_STORE; default %(default)s)")
     move = commands.add_parser(
         "copy", help="copy every row of a store (events, products, client events, refusals, "
                      "operations, rollups) into an empty one, of either engine: SQLite to "
                      "PostgreSQL, say")
     move.add_argument("dest", metavar="DEST",
-                      help="the store to copy into, made if new, empty (a store URL)")
+                      help="the store to copy into, made if new, empty (a store URL, or "
+                           "a SQLite file's path)")
     move.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
-                      help="the store to copy (FOOTFALL_STORE; default %(default)s)")
+                      help="the store to copy, a URL or a SQLite file's path "
+                           "(FOOTFALL_STORE; default %(default)s)")
     _name_verbs(parser)
     return parser
 

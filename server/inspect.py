@@ -53,8 +53,8 @@ from server.operations.summary import summarize
 from server.remote import Connection, RemoteError, ServerSource, pages
 from server.retail import product_listing
 from server.retail.product_listing import ProductReads
-from server.store import Store, located, open_store, sqlite_checks
-from server.store.backup import BackupRefused, backup
+from server.store import Store, located, open_store, sqlite_checks, store_url_of
+from server.store.backup import BackupRefused, backup, backup_file
 from server.store.copy import CopyFailed, CopyRefused, copied_text, copy_store
 from server.store.rows import StoreRefused, StoreUnavailable, StoreUnusable
 
@@ -90,9 +90,9 @@ def _say(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The read command `args` names (or reset, or backup); one line on stderr and exit code
-    2 for a mistake in the command (a bad flag value, a refused key), 1 for a store
-    or server that cannot be used."""
+    """The read command `args` names (or reset, backup or copy); one line on
+    stderr and exit code 2 for a mistake in the command (a bad flag value, a refused
+    key), 1 for a store or server that cannot be used."""
     command = {"events": _events, "talent-events": _talent_events,
                "rejections": _rejections, "catalogs": _catalogs,
                "products": _products, "operations": _operations, "reset": _reset,
@@ -509,14 +509,15 @@ def _reset(args: argparse.Namespace) -> int:
 def _backup(args: argparse.Namespace) -> int:
     """Copy the store to DEST; 2 (with advice) for a store this cannot copy."""
     try:
-        size = backup(args.store, args.dest)
+        dest = backup_file(args.dest)
+        size = backup(store_url_of(args.store), dest)
     except (BackupRefused, FileExistsError) as exc:
         _say(str(exc))
         return 2
     except (FootfallError, ValueError, OSError, sqlite3.Error) as exc:
         _say(f"cannot back up: {getattr(exc, 'message', exc)}")
         return 1
-    print(f"backed up to {args.dest} ({size:,} bytes)")
+    print(f"backed up to {dest} ({size:,} bytes)")
     return 0
 
 
@@ -525,7 +526,8 @@ def _copy(args: argparse.Namespace) -> int:
     (a URL, a target that holds rows, a database, role or password PostgreSQL refuses,
     as for `serve`), 1 for a store that cannot be used."""
     try:
-        copied = copy_store(args.store, args.dest)
+        source, target = store_url_of(args.store), store_url_of(args.dest)
+        copied = copy_store(source, target)
     except (CopyRefused, ValueError) as exc:
         _say(str(exc))
         return 2
@@ -538,5 +540,5 @@ def _copy(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # (Ctrl-C: the target's transaction was rolled back)
         _say("stopped: nothing was copied (the target is as it was)")
         return 130
-    print(f"copied {located(args.store)} to {located(args.dest)}: {copied_text(copied)}")
+    print(f"copied {located(source)} to {located(target)}: {copied_text(copied)}")
     return 0

@@ -13,7 +13,8 @@ from server.store.rows import ClientEventRow, EventQuery, EventRow, StoreUnavail
 from server.store.sqlite import SqliteStore
 
 __all__ = ["ClientEventRow", "EventQuery", "EventRow", "Store", "TimeBound", "answered_stored",
-           "committed_a_while", "located", "open_store", "redacted"]
+           "committed_a_while", "located", "open_store", "redacted", "sqlite_path",
+           "store_url_of"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,32 @@ def located(url: str) -> str:
     return redacted(url)
 
 
+# The schemes of the store URLs open_store takes.
+STORE_SCHEMES = frozenset({"sqlite", "memory", "postgres", "postgresql"})
+
+
+def store_url_of(given: str) -> str:
+    """The store URL `given` names where a user may as well give a SQLite file's path
+    (`footfall copy DEST`, `footfall backup DEST --store`): a URL as it is, anything
+    else the file at that path, sqlite:///PATH (four slashes for an absolute one).
+    `footfall copy ./x.db` was refused, told to write sqlite:///./x.db, where
+    `footfall backup` took that path as it was."""
+    if "://" in given or urlparse(given).scheme in STORE_SCHEMES:
+        return given
+    return f"sqlite:///{given}"
+
+
+def sqlite_path(url: str) -> str:
+    """The file a sqlite:///PATH URL names (sqlite:///relative/path and
+    sqlite:////absolute/path, as SQLAlchemy spells them; sqlite:///./data/x.db is
+    relative to the working directory). ValueError when it names none."""
+    path = url.split("?", 1)[0][len("sqlite:///"):] if url.startswith("sqlite:///") else ""
+    if not path:
+        raise ValueError(f"sqlite store URL needs a path, e.g. sqlite:///./data/footfall.db: "
+                         f"{url!r}")
+    return path
+
+
 def _warn_if_meant_absolute(path: str) -> None:
     """A warning when the relative path of a sqlite:/// URL reads as an absolute one
     with a slash left out: sqlite:///tmp/x.db made ./tmp/x.db under the working folder
@@ -98,12 +125,7 @@ def open_store(url: str, *, read_only: bool = False, any_version: bool = False) 
                              "ask that server (--server HOST:PORT)")
         return SqliteStore(None)
     if parsed.scheme == "sqlite":
-        # sqlite:///relative/path and sqlite:////absolute/path, as SQLAlchemy spells them;
-        # sqlite:///./data/x.db is relative to the working directory.
-        path = url.split("?", 1)[0][len("sqlite:///"):] if url.startswith("sqlite:///") else ""
-        if not path:
-            raise ValueError(f"sqlite store URL needs a path, e.g. sqlite:///./data/footfall.db: "
-                             f"{url!r}")
+        path = sqlite_path(url)
         _warn_if_meant_absolute(path)
         options = parse_qs(parsed.query)
         synchronous = options.pop("synchronous", ["full"])[-1].upper()
@@ -120,8 +142,8 @@ def open_store(url: str, *, read_only: bool = False, any_version: bool = False) 
             raise ValueError(problem)
         return PostgresStore(url, read_only=read_only)
     if not parsed.scheme and url.strip():
-        # A path where a URL belongs (`footfall copy ./x.db`, as `footfall backup DEST`
-        # takes a path): say the URL that names it, four slashes for an absolute one.
+        # A path where a URL belongs (`serve --store ./x.db`; `footfall copy` and
+        # `backup` take one, see store_url_of): say the URL that names it.
         raise ValueError(f"unknown store URL {url!r}: a SQLite file is named by a URL, "
                          f"sqlite:///{url} for that path; or memory:// or "
                          "postgresql://USER@HOST/DB")

@@ -12,12 +12,27 @@ import fcntl
 import os
 from urllib.parse import urlparse
 
-from server.store import open_store, redacted
+from server.store import open_store, redacted, sqlite_path
 from server.store.sqlite import SqliteStore
 
 
 class BackupRefused(Exception):
     """This store is not backed up by Footfall; the message says what to do instead."""
+
+
+def backup_file(dest: str) -> str:
+    """The file `footfall backup DEST` writes: DEST, a path, or the file a sqlite:///
+    URL names (given as `footfall copy` takes its DEST). BackupRefused for another
+    URL: a backup is a SQLite file; `footfall copy` fills a PostgreSQL store."""
+    scheme = urlparse(dest).scheme
+    if dest.startswith("sqlite:") or "://" in dest:
+        if scheme == "sqlite":
+            return sqlite_path(dest)
+        raise BackupRefused(
+            f"a backup is a SQLite file: DEST is its path, or sqlite:///PATH, not "
+            f"{redacted(dest)!r} (to copy a store's rows into PostgreSQL, or any store, use "
+            "`footfall copy DEST`)")
+    return dest
 
 
 def backup(url: str, dest: str) -> int:

@@ -259,3 +259,44 @@ def test_a_file_another_program_makes_at_dest_while_the_backup_is_written_is_kep
                    "written: it is left as it is; back up to a new file\n")
     assert dest.read_text() == "another program's\n"
     assert sorted(p.name for p in tmp_path.glob("monday.db*")) == ["monday.db"]
+
+
+def test_copy_and_backup_take_a_sqlite_file_by_its_path_or_its_url(serving: Running,
+                                                                   tmp_path: Path) -> None:
+    """`footfall backup DEST` took a path and `footfall copy DEST` a URL: `footfall copy
+    copy.db` was refused ("unknown store URL"), and `footfall backup sqlite:///b.db`
+    wrote b.db in a new folder named `sqlite:` ("backed up to sqlite:///b.db"). Each takes both
+    now, --store too; another URL as a backup's DEST is refused, naming copy."""
+    with grpc.insecure_channel(f"127.0.0.1:{serving.port}") as channel:
+        stub = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+        for visitor in ("a", "b"):
+            stub.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+                parent=CATALOG, user_event=event(visitor)))
+    live = tmp_path / "live.db"
+    (tmp_path / "copies").mkdir()
+    copied = footfall("copy", "copies/by-path.db", "--store", "live.db", cwd=tmp_path)
+    assert copied.returncode == 0, copied.stderr
+    assert copied.stdout.startswith(f"copied sqlite:///{live} to "
+                                    f"sqlite:///{tmp_path}/copies/by-path.db: ")
+    backed = footfall("backup", "sqlite:///copies/by-url.db", "--store", str(live),
+                      cwd=tmp_path)
+    assert backed.returncode == 0, backed.stderr
+    assert backed.stdout.startswith("backed up to copies/by-url.db (")
+    backed = footfall("backup", "copies/by-path.db.bak", "--store", f"sqlite:///{live}",
+                      cwd=tmp_path)
+    assert backed.returncode == 0, backed.stderr
+    for name in ("by-path.db", "by-url.db", "by-path.db.bak"):
+        assert visitors(tmp_path / "copies" / name) == ["a", "b"]
+    assert not (tmp_path / "sqlite:").exists()
+
+    refused = footfall("backup", "postgresql://shop:secret@db.internal/footfall",
+                       "--store", "live.db", cwd=tmp_path)
+    assert (refused.returncode, refused.stderr) == (2, (
+        "footfall: a backup is a SQLite file: DEST is its path, or sqlite:///PATH, not "
+        "'postgresql://shop:***@db.internal/footfall' (to copy a store's rows into "
+        "PostgreSQL, or any store, use `footfall copy DEST`)\n"))
+    unknown = footfall("copy", "mysql://db.internal/footfall", "--store", "live.db",
+                       cwd=tmp_path)
+    assert (unknown.returncode, unknown.stderr) == (2, (
+        "footfall: unknown store URL 'mysql://db.internal/footfall': use sqlite:///PATH, "
+        "memory:// or postgresql://USER@HOST/DB\n"))

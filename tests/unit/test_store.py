@@ -34,6 +34,7 @@ from server.store import (
     open_store,
     sql,
     sqlite,
+    store_url_of,
 )
 from server.store.group_commit import Job, Join
 from server.store.migrations import MIGRATIONS, postgres_dialect
@@ -922,11 +923,24 @@ def test_read_only_refuses_what_is_not_a_store(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("path", "url"), [("/srv/shop/copy.db", "sqlite:////srv/shop/copy.db"),
                                          ("data/copy.db", "sqlite:///data/copy.db")])
 def test_a_path_where_a_store_url_belongs_is_told_its_url(path: str, url: str) -> None:
-    # `footfall backup DEST` takes a path, `footfall copy DEST` a URL: a path given to
-    # copy (or to --store) was told only "use sqlite:///PATH", which reads as 3 slashes
+    # `footfall copy` and `backup` take a path (store_url_of); a path given to another
+    # --store was told only "use sqlite:///PATH", which reads as 3 slashes
     with pytest.raises(ValueError, match="unknown store URL") as told:
         open_store(path)
     assert f"{url} for that path" in str(told.value)
+
+
+@pytest.mark.parametrize(("given", "url"), [
+    ("copy.db", "sqlite:///copy.db"), ("./data/copy.db", "sqlite:///./data/copy.db"),
+    ("/srv/shop/copy.db", "sqlite:////srv/shop/copy.db"),
+    ("backup:monday.db", "sqlite:///backup:monday.db"),  # (no store's scheme: a file's name)
+    ("sqlite:///copy.db", "sqlite:///copy.db"), ("sqlite:/copy.db", "sqlite:/copy.db"),
+    ("memory://", "memory://"), ("postgresql://u@h/db", "postgresql://u@h/db"),
+    ("mysql://h/db", "mysql://h/db")])
+def test_copy_and_backup_read_a_path_as_the_sqlite_file_there(given: str, url: str) -> None:
+    # (a URL is left for open_store to take or refuse: sqlite:/copy.db and mysql:// are
+    # refused there, saying how a store is named)
+    assert store_url_of(given) == url
 
 
 def test_cancel_marks_running_operations_only(store: Store) -> None:
