@@ -225,6 +225,13 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     copy.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
                       help="the store to copy, a URL or a SQLite file's path "
                            "(FOOTFALL_STORE; default %(default)s)")
+    restore = commands.add_parser(
+        "restore", help="put a SQLite backup in place of a stopped SQLite store, checked, "
+                        "the store it replaces kept aside with its WAL")
+    restore.add_argument("backup", metavar="BACKUP", help="the backup file (its path)")
+    restore.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
+                         help="the store to replace, a URL or a SQLite file's path "
+                              "(FOOTFALL_STORE; default %(default)s)")
     move = commands.add_parser(
         "copy", help="copy every row of a store (events, products, client events, refusals, "
                      "operations, rollups) into an empty one, of either engine: SQLite to "

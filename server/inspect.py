@@ -56,6 +56,7 @@ from server.retail.product_listing import ProductReads
 from server.store import Store, located, open_store, sqlite_checks, store_url_of
 from server.store.backup import BackupRefused, backup, backup_file
 from server.store.copy import CopyFailed, CopyRefused, copied_text, copy_store
+from server.store.restore import RestoreRefused, restore
 from server.store.rows import StoreRefused, StoreUnavailable, StoreUnusable
 
 PAGE = queries.MAX_PAGE
@@ -90,13 +91,13 @@ def _say(message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The read command `args` names (or reset, backup or copy); one line on
+    """The read command `args` names (or reset, backup, restore or copy); one line on
     stderr and exit code 2 for a mistake in the command (a bad flag value, a refused
     key), 1 for a store or server that cannot be used."""
     command = {"events": _events, "talent-events": _talent_events,
                "rejections": _rejections, "catalogs": _catalogs,
                "products": _products, "operations": _operations, "reset": _reset,
-               "backup": _backup, "copy": _copy}[args.command]
+               "backup": _backup, "restore": _restore, "copy": _copy}[args.command]
     try:
         return command(args)
     except FootfallError as exc:
@@ -518,6 +519,21 @@ def _backup(args: argparse.Namespace) -> int:
         _say(f"cannot back up: {getattr(exc, 'message', exc)}")
         return 1
     print(f"backed up to {dest} ({size:,} bytes)")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    """Put the backup in place of the store; 2 (with advice) for a restore refused."""
+    try:
+        target, replaced = restore(args.backup, store_url_of(args.store))
+    except RestoreRefused as exc:
+        _say(str(exc))
+        return 2
+    except (ValueError, OSError, sqlite3.Error) as exc:
+        _say(f"cannot restore: {exc}")
+        return 1
+    kept = f"; what it replaced is kept as {', '.join(replaced)}" if replaced else ""
+    print(f"restored {args.backup} to {target} (integrity checked){kept}")
     return 0
 
 

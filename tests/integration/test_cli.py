@@ -621,7 +621,7 @@ def test_a_mistyped_flag_is_refused_with_its_commands_usage(command: list[str], 
 
 @pytest.mark.parametrize(("command", "said"), [
     ([], "footfall: error: the following arguments are required: {serve,events,rejections,"
-         "talent-events,catalogs,products,operations,reset,insights,backup,copy}"),
+         "talent-events,catalogs,products,operations,reset,insights,backup,restore,copy}"),
     (["events"], "footfall events: error: the following arguments are required: "
                  "{count,list,tail}"),
     (["talent-events"], "footfall talent-events: error: the following arguments are "

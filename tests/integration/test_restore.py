@@ -1,0 +1,195 @@
+"""`footfall restore BACKUP --store URL`: a backup put in place of a SQLite store whose
+server was killed, never read with the WAL the killed server left (the two stores
+were served as one), refused while a server has the store open, and checked first."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from server.store import EventQuery, open_store
+
+from .cli import footfall
+
+SHOP = "projects/shop/locations/global/catalogs/default_catalog"
+OTHER = "projects/other/locations/global/catalogs/default_catalog"
+
+# Writes COUNT events of CATALOG into the store at URL, then is killed (kill -9), as a
+# server is: its WAL, uncheckpointed, stays beside the file.
+KILLED_WRITER = """
+import os, signal, sys
+from footfall.retail.v2 import user_event_pb2
+from google.protobuf import json_format
+from server.store import open_store
+from server.store.rows import EventRow
+url, catalog, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = open_store(url)
+store.write_user_events([EventRow.from_event(catalog, json_format.ParseDict(
+    {"eventType": "home-page-view", "visitorId": f"v{i}", "eventTime": "2024-01-01T00:00:00Z"},
+    user_event_pb2.UserEvent()), joined=True) for i in range(count)])
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def killed_after_writing(path: Path, catalog: str, count: int) -> None:
+    done = subprocess.run([sys.executable, "-c", KILLED_WRITER, f"sqlite:///{path}", catalog,
+                           str(count)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert os.path.getsize(f"{path}-wal") > 0
+
+
+def catalogs(path: Path) -> dict[str, int]:
+    """The events of each catalog in the store at `path`, as a server reads them."""
+    store = open_store(f"sqlite:///{path}")
+    try:
+        counted = {catalog: store.count_user_events(EventQuery(catalog))
+                   for catalog in (SHOP, OTHER)}
+        return {catalog: count for catalog, count in counted.items() if count}
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def backup(tmp_path: Path) -> Path:
+    """A backup (`footfall backup`) of another store: one event of OTHER."""
+    killed_after_writing(tmp_path / "other.db", OTHER, 1)
+    made = footfall("backup", "monday.db", "--store", "other.db", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    return tmp_path / "monday.db"
+
+
+@pytest.fixture
+def killed_store(tmp_path: Path) -> Path:
+    """The store a server was writing when it was killed: 30 events of SHOP, most of
+    them only in its WAL."""
+    (tmp_path / "data").mkdir()
+    live = tmp_path / "data" / "footfall.db"
+    killed_after_writing(live, SHOP, 30)
+    return live
+
+
+def test_a_backup_restored_is_never_read_with_the_wal_of_the_store_it_replaces(
+        tmp_path: Path, backup: Path, killed_store: Path) -> None:
+    # The README's former way, a cp over the file with the WAL left: the killed
+    # store's pages read over the backup's (its 30 events served, the backup's one gone).
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for suffix in ("-wal", "-shm"):
+        shutil.copyfile(f"{killed_store}{suffix}", f"{mixed}/footfall.db{suffix}")
+    shutil.copyfile(backup, mixed / "footfall.db")
+    assert catalogs(mixed / "footfall.db") == {SHOP: 30}
+
+    # the store's mode, and (run as root, as a restore often is) its owner: a server run
+    # as another user must still write the file restored
+    os.chmod(killed_store, 0o640)
+    owner = (65534, 65534) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+    os.chown(killed_store, *owner)
+    restored = footfall("restore", "monday.db", "--store", "data/footfall.db", cwd=tmp_path)
+    assert restored.returncode == 0, restored.stderr
+    made = killed_store.stat()
+    assert (stat.S_IMODE(made.st_mode), made.st_uid, made.st_gid) == (0o640, *owner)
+    [aside] = [p for p in killed_store.parent.iterdir() if ".replaced-" in p.name
+               and not p.name.endswith(("-wal", "-shm"))]
+    assert restored.stdout == (
+        f"restored monday.db to {killed_store} (integrity checked); what it replaced is kept "
+        f"as {aside}, {aside}-wal, {aside}-shm\n")
+    assert not os.path.exists(f"{killed_store}-wal")
+    assert catalogs(killed_store) == {OTHER: 1}
+    assert catalogs(aside) == {SHOP: 30}  # (nothing lost: the killed store, whole)
+
+
+def test_a_backup_with_a_wal_of_its_own_is_restored_whole_and_leftovers_are_kept(
+        tmp_path: Path, killed_store: Path) -> None:
+    """A killed server's file given as the backup is read with its WAL (its 30 events,
+    most of them only there); a -wal and -shm with no database beside them are moved
+    aside, not read as the backup's."""
+    new = tmp_path / "new" / "footfall.db"
+    new.parent.mkdir()
+    for suffix in ("-wal", "-shm"):
+        shutil.copyfile(f"{killed_store}{suffix}", f"{new}{suffix}")
+    restored = footfall("restore", str(killed_store), "--store", str(new), cwd=tmp_path)
+    assert restored.returncode == 0, restored.stderr
+    [aside] = {str(p)[:-len("-wal")] for p in new.parent.iterdir() if ".replaced-" in p.name}
+    assert restored.stdout == (f"restored {killed_store} to {new} (integrity checked); what "
+                               f"it replaced is kept as {aside}-wal, {aside}-shm\n")
+    assert sorted(p.name for p in new.parent.iterdir() if ".replaced-" not in p.name) == [
+        "footfall.db"]
+    assert catalogs(new) == {SHOP: 30}
+    assert catalogs(killed_store) == {SHOP: 30}  # (the backup is left as it was)
+
+
+def test_a_restore_is_refused_while_a_server_has_the_store_open(
+        tmp_path: Path, backup: Path, killed_store: Path) -> None:
+    with serving(killed_store, tmp_path) as pid:
+        before = killed_store.stat().st_ino  # (the server writes it meanwhile)
+        refused = footfall("restore", "monday.db", "--store", f"sqlite:///{killed_store}",
+                           cwd=tmp_path)
+        assert (refused.returncode, refused.stderr) == (2, (
+            f"footfall: process {pid} has {killed_store} open (a server?): stop it, then "
+            "restore; the store is left as it was\n"))
+        assert killed_store.stat().st_ino == before
+        assert sorted(p.name for p in killed_store.parent.iterdir()) == [
+            "footfall.db", "footfall.db-lock", "footfall.db-shm", "footfall.db-wal"]
+    assert catalogs(killed_store) == {SHOP: 30}
+
+
+def test_a_damaged_backup_is_not_restored(tmp_path: Path, backup: Path,
+                                          killed_store: Path) -> None:
+    damaged = tmp_path / "damaged.db"
+    data = bytearray(backup.read_bytes())
+    page = 4096
+    assert len(data) > 4 * page
+    data[2 * page + 8:3 * page] = b"\x55" * (page - 8)  # a b-tree page's cells
+    damaged.write_bytes(bytes(data))
+    refused = footfall("restore", "damaged.db", "--store", str(killed_store), cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith(f"footfall: {damaged} fails SQLite's integrity check "
+                                     "(*** in database main *** On tree page ")
+    assert refused.stderr.endswith("): the store is left as it was\n")
+    assert sorted(p.name for p in killed_store.parent.iterdir()) == [
+        "footfall.db", "footfall.db-lock", "footfall.db-shm", "footfall.db-wal"]
+    assert catalogs(killed_store) == {SHOP: 30}
+
+
+def test_only_a_sqlite_store_is_restored(tmp_path: Path, backup: Path) -> None:
+    refused = footfall("restore", "monday.db", "--store",
+                       "postgresql://shop:secret@db.internal/footfall", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "pg_restore --dbname=URL FILE" in refused.stderr and "secret" not in refused.stderr
+    same = footfall("restore", "monday.db", "--store", "monday.db", cwd=tmp_path)
+    assert (same.returncode, same.stderr) == (
+        2, f"footfall: {backup} is the store itself: nothing to restore\n")
+
+
+@contextlib.contextmanager
+def serving(path: Path, cwd: Path) -> Iterator[int]:
+    """`footfall serve` on the store at `path` in a process of its own; yields its pid
+    once it is ready, and stops it however the block ends."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", "0", "--http-port", "-1",
+         "--store", f"sqlite:///{path}"], cwd=cwd, stderr=subprocess.PIPE, text=True,
+        env=clean)
+    watchdog = threading.Timer(30, server.kill)  # (its output then ends)
+    watchdog.start()
+    try:
+        assert server.stderr is not None
+        ready = any("Footfall serving gRPC" in line
+                    for line in iter(server.stderr.readline, ""))
+        watchdog.cancel()
+        assert ready, "the server did not start"
+        yield server.pid
+    finally:
+        watchdog.cancel()
+        server.terminate()
+        server.wait(30)
