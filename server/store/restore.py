@@ -49,6 +49,12 @@ def restore(backup: str, url: str) -> tuple[str, list[str]]:
     (open_store's words); OSError when a file cannot be read or written.
     """
     scheme = urlparse(url).scheme
+    if scheme == "memory":
+        raise RestoreRefused(
+            "footfall restore puts a SQLite backup in place of a SQLite store; a memory:// "
+            "store lives in its server and ends with it: serve the backup itself with "
+            "--store sqlite:///BACKUP, or copy its rows into a running store's database "
+            "with `footfall copy DEST --store sqlite:///BACKUP`")
     if scheme != "sqlite":
         raise RestoreRefused(
             f"footfall restore puts a SQLite backup in place of a SQLite store, not of "

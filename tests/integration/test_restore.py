@@ -166,6 +166,10 @@ def test_only_a_sqlite_store_is_restored(tmp_path: Path, backup: Path) -> None:
                        "postgresql://shop:secret@db.internal/footfall", cwd=tmp_path)
     assert refused.returncode == 2
     assert "pg_restore --dbname=URL FILE" in refused.stderr and "secret" not in refused.stderr
+    # (a memory store was given PostgreSQL's way: it has none, it ends with its server)
+    memory = footfall("restore", "monday.db", "--store", "memory://", cwd=tmp_path)
+    assert memory.returncode == 2 and "pg_restore" not in memory.stderr
+    assert "serve the backup itself with --store sqlite:///BACKUP" in memory.stderr
     same = footfall("restore", "monday.db", "--store", "monday.db", cwd=tmp_path)
     assert (same.returncode, same.stderr) == (
         2, f"footfall: {backup} is the store itself: nothing to restore\n")
