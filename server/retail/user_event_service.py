@@ -34,7 +34,7 @@ from server.operations.runner import OperationRunner
 from server.policy import deadline_of
 from server.policy.envelope import LARGE_REQUEST_BYTES
 from server.policy.limits import event_size_violation
-from server.retail import collect, import_events, join, purge, rejoin, validation
+from server.retail import collect, import_events, join, plain_pixel, purge, rejoin, validation
 from server.store import Store
 from server.store.group_commit import Join
 
@@ -215,14 +215,34 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         INVALID_ARGUMENT as CollectUserEvent; UNAVAILABLE (or RESOURCE_EXHAUSTED for a
         full disk) when the store cannot take events nobody waits for.
         """
-        event, path, found, time_field = self._collected(request, requester)
-        name = self._checked(request.parent, event, path, found, time_field)
-        ids = join.product_ids([event])
+        plain = self._plain(request, requester)
+        if plain is not None:
+            name, (event, ids) = plain
+        else:
+            event, path, found, time_field = self._collected(request, requester)
+            name = self._checked(request.parent, event, path, found, time_field)
+            ids = join.product_ids([event])
         if ids:
             self._store.queue_joined(self._joined_later(name, event, ids, refused))
         else:
             row = join.joined_row(name, event, {}, self._max_event_bytes)
             self._store.write_user_events([row], wait=False)
+
+    def _plain(self, request: user_event_service_pb2.CollectUserEventRequest,
+               requester: collect.Requester | None
+               ) -> tuple[str, plain_pixel.Plain] | None:
+        """The catalog and the event of a pixel of the common shape, valid and with its
+        time, read in one pass (see plain_pixel); None for any other, which
+        `_collected` and `_checked` read and judge."""
+        if requester is None:
+            return None
+        try:
+            catalog = str(parse_catalog(request.parent))
+        except InvalidArgument:  # (`_checked` says why, with the event's violations)
+            return None
+        plain = plain_pixel.event(request, requester, self._clock.now_ns() // 10**9,
+                                  self._stamps.now_ns, self._max_event_bytes, self._strict)
+        return (catalog, plain) if plain is not None else None
 
     @staticmethod
     def _collected(request: user_event_service_pb2.CollectUserEventRequest,
