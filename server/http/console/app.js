@@ -3,7 +3,7 @@
 
 import {ASKING_KEY, UNANSWERED, UNREACHABLE, call, forgetKey, hasKey, keyDeclined, noKeyGiven,
   whenWaiting} from "./api.js";
-import {h, failure} from "./dom.js";
+import {h, failure, shown} from "./dom.js";
 import {shortName} from "./format.js";
 import {isName, nameProblem, route} from "./names.js";
 import * as catalogs from "./catalogs.js";
@@ -117,8 +117,9 @@ function askProject(error) {
     e.preventDefault();
     // (it goes into the path of every read: ".." in it, even encoded, read another route)
     const id = projectId(input.value);
-    said.textContent = nameProblem("The project named", `projects/${id}`, "project");
-    said.hidden = !said.textContent;
+    const problem = nameProblem("The project named", `projects/${id}`, "project");
+    said.replaceChildren(...shown(problem));
+    said.hidden = !problem;
     if (said.hidden) {
       sessionStorage.setItem(PROJECT, id);
       loadCatalogs();

@@ -2,17 +2,49 @@
 
 import {unanswered} from "./api.js";
 
+// Characters that show nothing yet change what is seen: bidirectional embeddings,
+// overrides, isolates and marks turn the text around them (a purchase of a product
+// id holding U+202E, "sku\u202e1" ×2, read "sku2× 1"); zero-width characters and
+// controls make two ids look alike ("visitor-1\u200b" is not "visitor-1"). In what
+// the console shows they are written as their JSON escapes. (Tab and line feed show
+// as white space; ZWJ and ZWNJ join letters and emoji, and are left as they are.)
+const HIDDEN = String.raw`\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u202a-\u202e` +
+  String.raw`\u2060-\u2064\u2066-\u2069\ufeff`;
+const HAS_HIDDEN = new RegExp(`[${HIDDEN}]`);
+const EACH_HIDDEN = new RegExp(`([${HIDDEN}])`, "g");
+// Attributes a person reads (or hears), whose text is a client's too
+const READ_ATTRIBUTES = new Set(["title", "aria-label"]);
+
+const escaped = (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+
+/** `text` with the characters that show nothing written as their escapes (for an
+ *  attribute, or an SVG text, where no mark can show them). */
+export const visible = (text) => text.replace(EACH_HIDDEN, escaped);
+
+/** `text` as what to append: itself, or with each character that shows nothing as
+ *  its escape, marked (a client may have sent "\\u202e" as six characters). */
+export function shown(text) {
+  if (!HAS_HIDDEN.test(text)) return [text];
+  return text.split(EACH_HIDDEN).map((part, i) => (i % 2 === 0 ? part
+    : h("span", {class: "escape", title: `U+${part.charCodeAt(0).toString(16).toUpperCase()
+      .padStart(4, "0")}: a character that shows nothing, or turns the text around it`},
+    escaped(part)))).filter((part) => part !== "");
+}
+
 /** An element: `h("a", {href: "#x", class: "c"}, "text", child)`. Attributes
- *  starting with "on" are listeners; false and null attributes are left out. */
+ *  starting with "on" are listeners; false and null attributes are left out. Text
+ *  is shown as it is, characters that show nothing as their escapes (`shown`). */
 export function h(tag, attributes = {}, ...children) {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) {
     if (value === false || value === null || value === undefined) continue;
     if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
     else if (name === "class") element.className = value;
+    else if (READ_ATTRIBUTES.has(name)) element.setAttribute(name, visible(String(value)));
     else element.setAttribute(name, value === true ? "" : value);
   }
-  element.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  element.append(...children.flat(Infinity).flatMap((c) => (typeof c === "string" ? shown(c)
+    : c === null || c === undefined || c === false ? [] : [c])));
   return element;
 }
 

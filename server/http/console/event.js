@@ -1,7 +1,7 @@
 // #event/ID?parent=CATALOG: one stored user event, as stored beside as received.
 
 import {findById} from "./api.js";
-import {failure, h, when} from "./dom.js";
+import {failure, h, shown, when} from "./dom.js";
 import {RETAIL_TYPES} from "./funnel-form.js";
 import {gist, summary} from "./gist.js";
 import {jsonView} from "./json.js";
@@ -78,7 +78,7 @@ export async function render(main, ctx) {
     main.append(h("p", {class: "error"}, `No event ${id} in ${catalog}.`));
     return;
   }
-  heading.textContent = `Event ${id}: ${stored.userEvent?.eventType || "(no type)"}`;
+  heading.replaceChildren(...shown(`Event ${id}: ${stored.userEvent?.eventType || "(no type)"}`));
   main.append(h("dl", {class: "facts"},
     h("dt", {}, "Catalog"), h("dd", {}, stored.catalog),
     h("dt", {}, "Received"), h("dd", {}, when(stored.receiveTime) || "before receive times were kept"),

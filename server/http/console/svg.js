@@ -1,16 +1,23 @@
 // What every chart of ours needs: SVG elements built like dom.js's h(), drawn
 // again whenever their box changes width, and y axes with round ticks.
 
-const NS = "http://www.w3.org/2000/svg";
+import {visible} from "./dom.js";
 
-/** An SVG element: `s("rect", {x: 0, class: "bar"}, s("title", {}, "text"))`. */
+const NS = "http://www.w3.org/2000/svg";
+// Attributes a person reads (or hears), whose text may be a client's
+const READ_ATTRIBUTES = new Set(["aria-label"]);
+
+/** An SVG element: `s("rect", {x: 0, class: "bar"}, s("title", {}, "text"))`; text
+ *  with its characters that show nothing as their escapes (see dom.js). */
 export function s(tag, attributes = {}, ...children) {
   const element = document.createElementNS(NS, tag);
   for (const [name, value] of Object.entries(attributes)) {
     if (value === false || value === null || value === undefined) continue;
-    element.setAttribute(name, value === true ? "" : value);
+    element.setAttribute(name, value === true ? "" : READ_ATTRIBUTES.has(name)
+      ? visible(String(value)) : value);
   }
-  element.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  element.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false)
+    .map((c) => (typeof c === "string" ? visible(c) : c)));
   return element;
 }
 
