@@ -409,9 +409,12 @@ class HttpGateway:
         if request.method == "OPTIONS":
             return self._preflight(request, raw_path)
         if raw_path == TRACKER_PATH and request.method in ("GET", "HEAD"):
+            # (a shared cache may keep it, and its CORS headers depend on the Origin:
+            # a copy kept for a plain <script>, with none, was served to a page that
+            # loads it with `crossorigin`, as Subresource Integrity asks, and refused)
             return self._cors(request, None, web.Response(
                 text=tracker.SCRIPT, content_type="application/javascript",
-                headers={"Cache-Control": "public, max-age=300"}))
+                headers={"Cache-Control": "public, max-age=300", "Vary": "Origin"}))
         if raw_path == METRICS_PATH and request.method in ("GET", "HEAD"):
             # (HEAD: the headers alone, nothing rendered)
             body, content_type = await self._scrapes.page() if request.method == "GET" \

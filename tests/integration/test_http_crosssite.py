@@ -203,6 +203,25 @@ def test_the_pixel_stays_open_to_every_page(closed: Running) -> None:
     assert visitors(closed) == ["beacon", "get"]
 
 
+
+@pytest.mark.parametrize("servers", ["default", "shop"])
+def test_the_tracker_says_its_cors_headers_depend_on_the_origin(
+        servers: str, request: pytest.FixtureRequest) -> None:
+    """/footfall.js may be kept by a shared cache (public, max-age=300), and its CORS
+    headers depend on the page's Origin: without `Vary: Origin`, a copy kept for a
+    page's plain <script> (no Origin, no CORS header) was served to a page loading it
+    with `crossorigin` (Subresource Integrity) or as a module, which the browser
+    refuses; or a copy kept for one origin's page to another's."""
+    running: Running = request.getfixturevalue(servers)
+    for origin in (None, SHOP, EVIL):
+        reply = call(running.http_port, "GET", "/footfall.js", None,
+                     {"Origin": origin} if origin else {})
+        assert reply.status == 200 and "public" in reply.headers["Cache-Control"]
+        assert "origin" in reply.headers.get("Vary", "").lower(), (origin, reply.headers)
+    allowed = call(running.http_port, "GET", "/footfall.js", None, {"Origin": SHOP})
+    assert allowed.headers["Access-Control-Allow-Origin"] in (SHOP, "*")
+
+
 # -- Host (DNS rebinding) ---------------------------------------------------------------
 
 
