@@ -46,6 +46,12 @@ accept loop here is ours:
   version past 1 and answered 400 "Bad status line"), where the line begins the bytes of
   a head as they come (see Connection._read_minor_as_1_1);
 - a request that cannot be read is answered in HTTP/1.1 (aiohttp answered it in 1.0);
+- a request asking to switch protocols (`Connection: Upgrade`, as curl --http2 sends
+  `Upgrade: h2c` to an http:// URL) is answered as any, switching to nothing, and its
+  connection closed (Connection: close): aiohttp's parser drops the bytes that came
+  behind such a request in the same read (unless it names websocket), so a request
+  pipelined behind it was neither run nor answered, and the answer to the next one sent
+  on the connection came in its place;
 - a chunked body in chunks too small (more than FREE_FRAMING_BYTES of framing beyond
   1/FRAMING_SHARE of its data) is refused 400, the rest unparsed (see
   Connection._check_framing);
@@ -588,6 +594,8 @@ class Connection(web.RequestHandler):
         largest /metrics, one page shared by the scrapes at a time, are bounded
         by the connections and --http-send-timeout: a client without a key must
         not fill the room of the answers of those with one.)"""
+        if request._message.upgrade:  # (see the module's docstring)
+            resp.force_close()
         answers, size, holder = self._site.answers, 0, None
         body = resp.body if isinstance(resp, web.Response) else None
         if isinstance(resp, web.Response) and isinstance(body, bytes) \
