@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 from server.store.packed import UNPACK_COLUMNS, unpack
-from server.store.rows import EventQuery, where_clause
+from server.store.rows import EventQuery, keep_latest, where_clause
 
 if TYPE_CHECKING:
     from server.store.group_commit import GroupCommitter
@@ -253,7 +253,9 @@ class ConsoleSql:
                                (catalog,))
             if not rows:
                 return None
-            known[catalog] = int(rows[0][0])
+            found = known[catalog] = int(rows[0][0])
+            keep_latest(known)  # (a reader key may name every catalog writers made)
+            return found
         return known[catalog]
 
     def _events(self, catalog: str, where: str, params: list[Any], order: str,
