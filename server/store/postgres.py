@@ -71,6 +71,7 @@ from server.store.rows import (
     StoreRefused,
     StoreUnavailable,
     StoreUnusable,
+    keep_latest,
 )
 from server.store.sql import Dialect, SqlStore, Statements
 
@@ -414,10 +415,10 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         self._probe_lock = threading.Lock()
         self._probed = (0.0, True)  # when the last probe ended (time.monotonic()), its answer
         self._copy_seq = 0
-        # Catalogs whose row the writer saw committed: a batch adds only the others,
-        # as no catalog row is ever deleted (a reset keeps it: see console.py).
-        # Touched on the writer's thread only.
-        self._catalogs: set[str] = set()
+        # Catalogs whose row the writer saw committed (the latest CATALOG_IDS_KEPT, as
+        # keys): a batch adds only the others, as no catalog row is ever deleted (a
+        # reset keeps it: see console.py). Touched on the writer's thread only.
+        self._catalogs: dict[str, None] = {}
         # Products the writer read for its joins, per branch: (generation, {id: the
         # product, or None where none was found}); and the generation of the last
         # answer of each branch (see products_to_join). Writer's thread only.
@@ -716,7 +717,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         self._copy_seq = 0
         committing = False  # the COMMIT of the batch's transaction is on its way
         rows = [row for job in jobs if job.rows is not None for row in job.rows]
-        known = self._catalogs.issuperset(row.catalog for row in rows)
+        known = self._catalogs.keys() >= {row.catalog for row in rows}
         try:
             if len(rows) < COPY_FROM_ROWS and all(job.rows is not None for job in jobs) \
                     and (known or unchanged is None):
@@ -792,7 +793,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             # A catalog row deleted by hand (or a database restored meanwhile): when
             # the batch skipped adding a catalog, it is tried again (StoreUnavailable:
             # see group_commit) and then adds every one; else it fails.
-            skipped = self._catalogs & {row.catalog for row in rows}
+            skipped = self._catalogs.keys() & {row.catalog for row in rows}
             self._catalogs.clear()
             self._known_catalog_ids = None
             if not skipped:
@@ -803,7 +804,8 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         self._schema_changed = None
         # The rows of row jobs were inserted outside any savepoint: their catalogs are
         # committed now.
-        self._catalogs.update(row.catalog for row in rows)
+        self._catalogs.update(dict.fromkeys(row.catalog for row in rows))
+        keep_latest(self._catalogs)  # (see rows.CATALOG_IDS_KEPT)
         self._committer.settle(jobs, outcomes)
         return True
 

@@ -29,16 +29,17 @@ def dedup_key(catalog: str, payload: bytes) -> bytes:
     return digest.digest()[:8]
 
 
-# The catalog ids a store keeps in memory, the latest learnt: a writer key (public in a
-# shop's pages) can name catalogs without end, and each one's id was kept for good.
+# The catalogs a store keeps in memory (their ids, or that they have one), the latest
+# learnt: a writer key (public in a shop's pages) can name catalogs without end, and
+# each one was kept for good.
 CATALOG_IDS_KEPT = 1_000
 
 
-def keep_latest(ids: dict[str, int]) -> None:
-    """Let the first learnt of `ids` go, past CATALOG_IDS_KEPT (one let go is looked
-    up again when it is next named)."""
-    while len(ids) > CATALOG_IDS_KEPT:
-        del ids[next(iter(ids))]
+def keep_latest(catalogs: dict[str, Any]) -> None:
+    """Let the first learnt of `catalogs` go, past CATALOG_IDS_KEPT (one let go is
+    looked up again when it is next named)."""
+    while len(catalogs) > CATALOG_IDS_KEPT:
+        del catalogs[next(iter(catalogs))]
 
 
 def to_micros(seconds: int, nanos: int) -> int:

@@ -323,15 +323,18 @@ def test_a_sqlite_store_keeps_the_ids_of_at_most_a_thousand_catalogs(tmp_path: P
         store.close()
 
 
-def test_a_postgres_store_keeps_the_ids_of_at_most_a_thousand_catalogs_read(
+def test_a_postgres_store_keeps_at_most_a_thousand_catalogs_written_and_read(
         postgres_url: str) -> None:
-    """The reads on PostgreSQL name a catalog by its id, kept once found (see
-    ConsoleReads._planned_catalog_id), for good: a reader key can read every catalog
-    a writer key made, without end. It keeps the latest 1,000."""
+    """The writer kept each catalog it saw made, for good, and the reads each id they
+    found (see ConsoleReads._planned_catalog_id): a writer key can name catalogs
+    without end, and a reader key read each. It keeps the latest 1,000 of each."""
     store = open_store(postgres_url)
     try:
         catalogs = [f"projects/p/locations/l/catalogs/read-{i}" for i in range(1_200)]
-        store.write_user_events([row(f"v{i}", catalog=c) for i, c in enumerate(catalogs)])
+        for start in range(0, len(catalogs), 300):
+            store.write_user_events([row(f"v{i}", catalog=catalogs[i])
+                                     for i in range(start, start + 300)])
+        assert len(store._catalogs) == 1_000  # noqa: SLF001  (those the writer saw made)
         for catalog in catalogs:  # (as a watch catches up)
             assert len(store.user_events_after(EventQuery(catalog), 0, 1)) == 1
         assert len(store._known_catalog_ids) == 1_000  # noqa: SLF001
