@@ -212,8 +212,7 @@ class ConsoleSql:
         # both ends, SQLite walked the whole range for each read of what came since,
         # 27 ms at 300k events against 0.3 ms, and 300 watches of such filters held
         # every store thread, making another project's one-page list wait 4-15 s)
-        where, params = where_clause(query, mark, "+event_time_us",
-                                     self._planned_catalog_id(query.catalog))
+        where, params = self._planned_where(query, "+event_time_us")
         walk = ""
         if not (query.visitor_ids or query.user_ids):  # (those seek their index by bucket)
             # From after_id's id bucket on in a bucketed index, not the whole catalog:
@@ -229,6 +228,14 @@ class ConsoleSql:
             walk = self._dialect.walk
         return self._events(query.catalog, f"{where} AND id > {mark}", [*params, after_id],
                             "id", limit, walk)
+
+    def _planned_where(self, query: EventQuery,
+                       time: str = "event_time_us") -> tuple[str, list[Any]]:
+        """where_clause of `query`, naming its catalog by id where PostgreSQL's plan
+        needs it (see _planned_catalog_id): for a read or delete whose walk follows
+        the ids (the index chosen by the catalog's share of the table)."""
+        return where_clause(query, self._dialect.mark, time,
+                            self._planned_catalog_id(query.catalog))
 
     def _planned_catalog_id(self, catalog: str) -> int | None:
         """On PostgreSQL, the id of `catalog`, for the SQL of a read in id order (None

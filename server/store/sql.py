@@ -41,7 +41,6 @@ from server.store.rows import (
     Step,
     StepResult,
     StoreUnavailable,
-    where_clause,
 )
 
 PRODUCT_SCAN_BATCH = 500  # products a check reads at once when it looks for references
@@ -404,7 +403,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         return self._write(insert_unless_present)
 
     def count_user_events(self, query: EventQuery) -> int:
-        where, params = where_clause(query, self._sql.dialect.mark)
+        where, params = self._planned_where(query)
         [(count,)] = self._fetch(f"SELECT COUNT(*) FROM user_events WHERE {where}", params)
         return int(count)
 
@@ -415,7 +414,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
     def scan_user_events(self, query: EventQuery, limit: int,
                          after_id: int = 0) -> list[tuple[int, bytes, bytes | None]]:
         mark = self._sql.dialect.mark
-        where, params = where_clause(query, mark)
+        where, params = self._planned_where(query)
         rows = self._fetch(f"SELECT id, {UNPACK_COLUMNS}, source FROM user_events WHERE {where} "
                            f"AND id > {mark} ORDER BY id LIMIT {mark}",
                            [*params, after_id, limit])
@@ -641,6 +640,10 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
 
     def run_step(self, name: str, owner: str, step: Step, lease_until_us: int,
                  progress: Callable[[StepResult], Progress]) -> StepResult:
+        # (the catalog's id looked up here, if it must be, not on the writer)
+        selected = None if step.delete_events is None else \
+            self._planned_where(step.delete_events)
+
         def apply(db: Db) -> StepResult:
             # On PostgreSQL the row lock orders this step against a claim or step of
             # another replica.
@@ -667,8 +670,8 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
                 self._rewrite_events(db, step.update_events)
             if step.uncount is not None and step.delete_events is not None:
                 self._open_gap(db, name, step.delete_events.catalog, step.uncount)
-            if step.delete_events is not None:
-                deleted, through = self._delete_events(db, step)
+            if selected is not None:
+                deleted, through = self._delete_events(db, step, *selected)
             result = StepResult(inserted, inserted_joined, deleted, through, bool(found[1]))
             done = progress(result)
             if done.done:  # however it ends: what its purge left is counted again
@@ -687,17 +690,20 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         purging = step.delete_events is not None
         return self._write(apply, first=purging, alone=purging, again=False)
 
-    def _delete_events(self, db: Db, step: Step) -> tuple[int, int]:
-        """Delete the first `step.delete_limit` events its query selects with an id in
-        (delete_after_id, delete_until_id], DELETE_CHUNK at a time, or only the first
-        chunks when writes wait for the writer (see DELETE_CHUNK); how many went, and
-        the id up to which none is left.
+    def _delete_events(self, db: Db, step: Step, where: str,
+                       params: list[Any]) -> tuple[int, int]:
+        """Delete the first `step.delete_limit` events its query selects (`where` and
+        `params`: its where_clause) with an id in (delete_after_id, delete_until_id],
+        DELETE_CHUNK at a time, or only the first chunks when writes wait for the
+        writer (see DELETE_CHUNK); how many went, and the id up to which none is left.
 
         The batch walks the rowid (`walk`) over that range only, so what it reads is
         bounded by the range, and the pages it changes are neighbours in the table,
-        the time index and the bucketed visitor and user indexes."""
-        assert step.delete_events is not None
-        where, params = where_clause(step.delete_events, self._sql.dialect.mark)
+        the time index and the bucketed visitor and user indexes. On PostgreSQL the
+        catalog is named by its id (see _planned_catalog_id): a step of a catalog of
+        5,000 events beside one of 1M read the key's 20,000 ids of its window and
+        dropped those of the other catalog, rather than its own range of
+        user_events_order."""
         gaps: list[Gap] | None = None  # (read once there is something to delete)
         tally = Tally()
         deleted, after = 0, step.delete_after_id
@@ -761,7 +767,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         if not time_bound:  # two seeks at the ends of the rowid
             rows = self._fetch("SELECT MIN(id), MAX(id) FROM user_events", ())
         else:  # one pass over the time range in the (catalog_id, event_time_us) index
-            where, params = where_clause(query.time_range(), self._sql.dialect.mark)
+            where, params = self._planned_where(query.time_range())
             rows = self._fetch(f"SELECT MIN(id), MAX(id) FROM user_events WHERE {where}", params)
         first, last = rows[0]
         return None if first is None else (int(first), int(last))
