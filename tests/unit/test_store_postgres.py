@@ -669,6 +669,27 @@ def test_reads_of_a_small_catalog_beside_a_big_one_weigh_its_own_rows(database: 
         store.close()
 
 
+def test_a_purge_walks_the_ids_of_its_catalog_alone(database: str) -> None:
+    """The walk of a purge with no time term goes from the first to the last id of
+    its catalog (two seeks of user_events_order), not of the whole table: a purge of
+    a small catalog's visitor beside a big one stepped over all its ids, and one of a
+    catalog emptied (a reset) walked 1M ids in 51 steps that deleted nothing (1.37 s
+    through a server, now 0.02 s)."""
+    store = PostgresStore(database)
+    try:
+        small_beside_big(store)
+        ids = [i for i, _ in store.list_user_events(EventQuery(SMALL), 1_000)]
+        seen = recording_reads(store)
+        assert store.event_id_range(EventQuery(SMALL, visitor_ids=("v300",))) == (
+            ids[0], ids[-1])
+        [(sql, params)] = [(q, p) for q, p in seen if "FROM user_events" in q]
+        assert_reads_its_own_rows(generic_plan(database, sql, params))
+        store.reset_catalog(SMALL)
+        assert store.event_id_range(EventQuery(SMALL)) is None
+    finally:
+        store.close()
+
+
 def test_a_purge_step_of_a_small_catalog_beside_a_big_one_deletes_its_own_rows(
         database: str) -> None:
     """A purge's step finds and deletes the small catalog's events of its window of
