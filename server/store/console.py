@@ -173,7 +173,7 @@ class ConsoleSql:
         whose stored bytes contain each of `containing` (compared in the database:
         a row that cannot match is neither sent nor unpacked)."""
         mark = self._dialect.mark
-        where, params = where_clause(query, mark)
+        where, params = self._planned_where(query)
         # A visitor or user has few events: find them by their index and sort them
         # (the unary + keeps the planner off the time index, whose walk backwards
         # would read the whole catalog to find a rare visitor's). Measured at 300k
@@ -196,7 +196,7 @@ class ConsoleSql:
         left out; None when there are not that many. One walk of the (catalog, event
         time) index, reading no row."""
         mark = self._dialect.mark
-        where, params = where_clause(query.time_range(), mark)
+        where, params = self._planned_where(query.time_range())
         if before is not None:
             where += f" AND event_time_us <= {mark} AND (event_time_us < {mark} OR id < {mark})"
             params += [before[0], before[0], before[1]]
