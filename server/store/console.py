@@ -523,17 +523,25 @@ class ConsoleSql:
         purge beside the reset, in this process or another, still finds it."""
         spell = self._dialect.spell
         under = catalog + "/"
+        # On PostgreSQL the catalog named by its id (see _planned_catalog_id): beside
+        # a big catalog, a small one's rows were planned as half the table, and its
+        # reset read the whole of it (1M rows, 0.7 s, and 0.13 s of the rollups) while
+        # every write waited for the writer; now its range of user_events_order, 41 ms.
+        planned = self._planned_catalog_id(catalog)
+        named: tuple[str, tuple[Any, ...]] = (
+            ("(SELECT id FROM catalogs WHERE name = ?)", (catalog,)) if planned is None
+            else (str(planned), ()))
 
         def reset(db: Any) -> ResetCounts:
-            db.execute(spell("DELETE FROM product_days WHERE catalog_id = "
-                             "(SELECT id FROM catalogs WHERE name = ?)"), (catalog,))
+            of, of_params = named
+            db.execute(spell(f"DELETE FROM product_days WHERE catalog_id = {of}"), of_params)
             # a write to the products of its branches, as any other (see
             # SqlStore._bump_generation): every branch with products has a generation
             db.execute(spell("UPDATE product_generations SET generation = generation + 1 "
                              "WHERE substr(branch, 1, ?) = ?"), (len(under), under))
             return ResetCounts(
-                db.execute(spell("DELETE FROM user_events WHERE catalog_id = "
-                                 "(SELECT id FROM catalogs WHERE name = ?)"), (catalog,)).rowcount,
+                db.execute(spell(f"DELETE FROM user_events WHERE catalog_id = {of}"),
+                           of_params).rowcount,
                 db.execute(spell("DELETE FROM products WHERE substr(branch, 1, ?) = ?"),
                            (len(under), under)).rowcount,
                 self._forget_rejections(db, catalog),
