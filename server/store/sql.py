@@ -339,7 +339,13 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
                      end_day: int | None) -> list[tuple[str, str, int, int, int, int, int, float]]:
         """See Store.product_days."""
         mark = self._sql.dialect.mark
-        terms, params = "", list[Any]([catalog])
+        # On PostgreSQL the catalog named by its id (see _planned_catalog_id): beside a
+        # big catalog's, a small one's rows were planned as half the table, read whole
+        # (1M rows beside its 2,000: 44 ms against 0.7).
+        planned = self._planned_catalog_id(catalog)
+        terms, params = ((f"catalog_id = (SELECT id FROM catalogs WHERE name = {mark})",
+                          list[Any]([catalog])) if planned is None
+                         else (f"catalog_id = {planned}", list[Any]()))
         for bound, op in ((first_day, ">="), (end_day, "<")):
             if bound is not None:
                 terms += f" AND day {op} {mark}"
@@ -347,9 +353,8 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         return [(pid, currency, int(v), int(c), int(p), int(u), int(n), float(r))
                 for pid, currency, v, c, p, u, n, r in self._fetch(
                     "SELECT product_id, currency, SUM(views), SUM(add_to_carts), SUM(purchases), "
-                    "SUM(units), SUM(unpriced_units), SUM(revenue) FROM product_days WHERE "
-                    f"catalog_id = (SELECT id FROM catalogs WHERE name = {mark}){terms} "
-                    "GROUP BY product_id, currency", params)]
+                    "SUM(units), SUM(unpriced_units), SUM(revenue) FROM product_days "
+                    f"WHERE {terms} GROUP BY product_id, currency", params)]
 
     def _add_catalogs(self, db: Db, rows: Sequence[EventRow],
                       known: Collection[str] = ()) -> None:

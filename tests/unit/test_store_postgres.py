@@ -773,6 +773,31 @@ def test_a_reset_of_a_small_catalog_beside_a_big_one_deletes_its_own_rows(
         store.close()
 
 
+def test_the_product_rollups_of_a_small_catalog_beside_a_big_ones_are_its_own_range(
+        database: str) -> None:
+    """The per-product table of a small catalog reads its own range of the rollups'
+    key, in the generic plan: beside a big catalog's 1M rollup rows, a small one's
+    2,000 were read with a parallel scan of them all (44 ms against 0.7)."""
+    store = PostgresStore(database)
+    try:
+        store.write_user_events([row("v0"), dataclasses.replace(row("v1"), catalog=SMALL)])
+        store._write(lambda db: db.execute(
+            "INSERT INTO product_days SELECT c.id, d, 'sku-' || p, '', 1, 0, 0, 0, 0, 0, 1 "
+            "FROM catalogs c, generate_series(1, 100) d, generate_series(1, 300) p "
+            "WHERE c.name = %s OR p <= 2", (CATALOG,)))
+        store._write(lambda db: db.execute("ANALYZE product_days"))
+        seen = recording_reads(store)
+        assert len(store.product_days(SMALL, None, None)) == 2
+        [(sql, params)] = [(q, p) for q, p in seen if "FROM product_days" in q]
+        plan = generic_plan(database, sql, params)
+        [scan] = [line for line in plan if "Scan" in line and "product_days" in line]
+        assert "Index Scan using product_days_pkey" in scan, plan
+        estimated = re.search(r"rows=(\d+)", scan)
+        assert estimated is not None and int(estimated[1]) < 1_000, plan
+    finally:
+        store.close()
+
+
 def test_a_catalogs_count_reads_its_index_entries_not_the_table(database: str) -> None:
     """ListCatalogs' count of a catalog's events reads the entries of its range of an
     index (user_events_order at 1M events: an index-only scan), its latest time and
