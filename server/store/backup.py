@@ -67,9 +67,9 @@ def backup(url: str, dest: str) -> int:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         claimed = _claim(partial, target)
         store.backup(partial)
-        _fsync(partial)
+        fsync(partial)
         _put_in_place(partial, target)
-        _fsync(os.path.dirname(target))
+        fsync(os.path.dirname(target))
     except BaseException:
         if claimed is not None:  # never another backup's
             with contextlib.suppress(OSError):
@@ -150,7 +150,8 @@ def _held_by(partial: str, target: str) -> str:
             "it now: remove it and back up again")
 
 
-def _fsync(path: str) -> None:
+def fsync(path: str) -> None:
+    """Flush the file or folder `path` to disk (a folder: the names renamed in it)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

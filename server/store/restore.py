@@ -21,6 +21,7 @@ import time
 from urllib.parse import urlparse
 
 from server.store import open_store, redacted, sqlite_path
+from server.store.backup import fsync
 from server.store.sqlite import SqliteStore
 
 # The byte of a WAL database's -shm file that every connection to it read-locks for as
@@ -88,7 +89,7 @@ def restore(backup: str, url: str) -> tuple[str, list[str]]:
     # is the one copy of the backup in place)
     replaced = _move_aside(target)
     os.rename(partial, target)
-    _fsync(os.path.dirname(target))
+    fsync(os.path.dirname(target))
     return target, replaced
 
 
@@ -120,7 +121,7 @@ def _copy_checked(source: str, partial: str) -> None:
         said = "; ".join(" ".join(str(line).split()) for line in found[:3])
         raise RestoreRefused(f"{source} fails SQLite's integrity check ({said}): the store "
                              "is left as it was")
-    _fsync(partial)
+    fsync(partial)
 
 
 def _refuse_if_open(target: str) -> None:
@@ -155,11 +156,3 @@ def _move_aside(target: str) -> list[str]:
             os.rename(f"{target}{suffix}", f"{aside}{suffix}")
             moved.append(f"{aside}{suffix}")
     return [f"{aside}{suffix}" for suffix in ("", "-wal", "-shm") if f"{aside}{suffix}" in moved]
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
