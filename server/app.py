@@ -278,11 +278,13 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     watches = Watches(commits, settings.max_watches,
                       messages_per_second=settings.watch_messages,
                       read_ms=settings.watch_read_ms,
+                      send_ms=settings.watch_send_ms,
                       per_project=settings.max_watches_per_project
                       if settings.max_watches_per_project >= 0
                       else max(1, settings.max_watches // 2))
     policy.metrics.watch_pace(watches.pace)
     policy.metrics.watch_reading(watches.reading)
+    policy.metrics.watch_sending(watches.sending)
     console = console_service.ConsoleService(store, watches, policy)
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(console, guard)
     insights = insights_service.InsightsService(store)

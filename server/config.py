@@ -303,6 +303,13 @@ class Settings:
                                 "they read later, falling behind and missing nothing, and "
                                 "the writes keep their pace (see \"The console API\"); "
                                 "`0` no bound", check=at_least(0))
+    watch_send_ms: int = option(100, INTEGER,
+                                "milliseconds a second (of the event loop) that the "
+                                "console's watches of single rows take together in this "
+                                "process to make and send their messages (their JSON, "
+                                "mostly), beside --watch-messages; past it they fall "
+                                "behind, missing nothing, and the writes keep their pace "
+                                "(see \"The console API\"); `0` no bound", check=at_least(0))
     durable_pixels: bool = option(False, SWITCH,
                                   "answer a browser's pixel (GET collect) only once its event "
                                   "is committed; off: once it is valid and queued, committed "

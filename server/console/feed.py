@@ -15,7 +15,8 @@ stored), is not dropped: its queue is let go and it reads the rows it lacks from
 the store itself, a page at a time, until it has caught up, then takes the feed's
 chunks again (watches catching up from one position share its pages for a moment:
 PAGE_CACHE_BYTES). So a slow client costs reads, never unbounded memory, and misses
-nothing. The watches of single rows share a budget of messages a second (pace.py),
+nothing. The watches of single rows share a budget of messages a second (pace.py)
+and one of the loop's time a second for making and sending them (pace.SendCost),
 and every read of the store, a feed's or a watch's catching up, a budget of time
 a second (pace.Reading, its turns fair between the projects read): past it, feeds
 of distinct filters fall behind the rows stored (their positions stay exact) rather
@@ -39,7 +40,7 @@ from typing import Any, NamedTuple, Protocol
 
 from google.protobuf.message import Message
 
-from server.console.pace import FIRST_READ_SECONDS, Pace, Reading
+from server.console.pace import FIRST_READ_SECONDS, GRANT, Pace, Reading, SendCost
 from server.console.read_trouble import ReadTrouble
 from server.console.watch import Caller, Commits
 from server.errors import ResourceExhausted
@@ -71,6 +72,9 @@ FEED_READS_PER_SECOND = 200
 # every event; a filtered read walks its id bucket, about 14 ms a read) took most of
 # two cores, and durable writes of 2.3 KB events fell from 1,650/s to 120/s.
 WATCH_READ_MS = 200
+# The watches of items take together at most WATCH_SEND_MS milliseconds a second of
+# the loop to make and send their messages (--watch-send-ms; see pace.SendCost).
+WATCH_SEND_MS = 100
 # The pages that watches catching up read from the store, kept (the latest, up to
 # this many bytes of what they hold: `held_bytes`) for the other watches of the same key at the
 # same position: watches held back by their budget of messages (pace.py) fall
@@ -534,6 +538,25 @@ def _timed(read: Callable[[int], Page], after: int) -> tuple[Page, float]:
     return page, time.thread_time() - began
 
 
+class _Turn:
+    """A watch's turn in the budget of sending (Watches._paced): `taken` (what it
+    expected to spend), charged once, when it ends, what it `spent`."""
+
+    __slots__ = ("_budget", "_party", "_taken", "spent", "ended")
+
+    def __init__(self, budget: Reading, party: SendCost, taken: float) -> None:
+        self._budget = budget
+        self._party = party
+        self._taken = taken
+        self.spent = 0.0
+        self.ended = False
+
+    def end(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self._budget.spent(self._taken, self.spent, self._party)
+
+
 def _all_behind(queues: set[_Queue]) -> bool:
     """Whether every watch of a feed reads from the store by itself."""
     return bool(queues) and all(queue.behind for queue in list(queues))
@@ -560,13 +583,16 @@ def _unsent(queue: _Queue, sent: int) -> tuple[list[Chunk], int]:
 class Watches:
     """The open watches of this process and their feeds, keyed by what they read;
     at most `limit` watches at once. The watches of items (a message per row) send
-    at most `messages_per_second` messages together (0: no bound; see pace.py); the
-    feeds and the watches catching up read the store at most `read_ms` milliseconds
-    a second together (0: no bound; see pace.Reading)."""
+    at most `messages_per_second` messages together (0: no bound; see pace.py), and
+    take at most `send_ms` milliseconds a second of the loop to make and send them
+    (0: no bound; see pace.SendCost); the feeds and the watches catching up read the
+    store at most `read_ms` milliseconds a second together (0: no bound; see
+    pace.Reading)."""
 
     def __init__(self, commits: Commits, limit: int, poll: float = POLL_SECONDS,
                  messages_per_second: int = 0, held_bytes: int = HELD_BYTES,
-                 per_project: int | None = None, read_ms: int = WATCH_READ_MS) -> None:
+                 per_project: int | None = None, read_ms: int = WATCH_READ_MS,
+                 send_ms: int = WATCH_SEND_MS) -> None:
         self._commits = commits
         self._limit = limit
         # the most one project's watches may take (None: `limit`), so that one
@@ -576,6 +602,7 @@ class Watches:
         self._poll = poll
         self.pace = Pace(messages_per_second)
         self.reading = Reading(read_ms / 1000)
+        self.sending = Reading(send_ms / 1000)
         self.held = Held(held_bytes)
         self.trouble = ReadTrouble()  # what the feeds' reads meet, said once for all
         self._feeds: dict[Hashable, Feed] = {}
@@ -677,6 +704,7 @@ class Watches:
         every wake-up."""
         queue = _Queue(caller, self.held)
         sending: list[Chunk] = []  # held while they are sent
+        cost = SendCost()  # (a watch of items: its party in `self.sending`)
         try:
             feed = self._feeds.get(key)
             if feed is None:
@@ -711,7 +739,7 @@ class Watches:
                         if json_name is not None:
                             yield Batch(sending, json_name)
                         else:
-                            async for item in self._paced(page):
+                            async for item in self._paced(page, cost):
                                 yield item
                         self._sent(sending)
                     sent = max(sent, upto)
@@ -724,7 +752,7 @@ class Watches:
                         yield Batch(sending, json_name)
                     else:
                         for chunk in sending:
-                            async for item in self._paced(chunk.items):
+                            async for item in self._paced(chunk.items, cost):
                                 yield item
                     self._sent(sending)
                     continue
@@ -745,15 +773,36 @@ class Watches:
             self.held.release(chunk)
         chunks.clear()
 
-    async def _paced(self, items: Sequence[Item]) -> AsyncIterator[Item]:
-        """`items`, as fast as the budget of messages shared by the watches of items
-        allows."""
+    async def _paced(self, items: Sequence[Item], cost: SendCost) -> AsyncIterator[Item]:
+        """`items`, as fast as the budgets shared by the watches of items allow: of
+        messages (`pace`), and of the loop's time their making and sending takes
+        (`sending`, in turns of up to a grant's messages, each watch a party of its
+        own: see pace.SendCost)."""
+        loop = asyncio.get_running_loop()
         sent = 0
+        granted = 0  # the messages of the last grant of `pace` not sent yet
         while sent < len(items):
-            granted = await self.pace.take(len(items) - sent)
-            for item in items[sent:sent + granted]:
-                yield item
-            sent += granted
+            if not granted:
+                # (at most a grant, --watch-messages 0 too: a turn of the time is that long)
+                granted = await self.pace.take(min(len(items) - sent, GRANT))
+            turn = _Turn(self.sending, cost, await self.sending.take(granted * cost.each, cost))
+            try:
+                for item in items[sent:sent + granted]:
+                    # The loop turns while the client code sends it only if its writing
+                    # waits: the turn ends then, its time given back but for what was
+                    # spent (else a watch whose client stopped reading held its whole
+                    # turn's time for as long as it waited, SEND_SECONDS, and 200 of them
+                    # the whole budget).
+                    waits = loop.call_soon(turn.end)
+                    began = time.thread_time()  # (the loop's CPU: not while others hold the GIL)
+                    yield item
+                    sent, granted = sent + 1, granted - 1
+                    waits.cancel()
+                    if turn.ended:
+                        break  # (a turn of its own for the rest)
+                    turn.spent += cost.measure(time.thread_time() - began)
+            finally:
+                turn.end()
 
     def _leave(self, key: Hashable, queue: _Queue) -> None:
         feed = self._feeds.get(key)

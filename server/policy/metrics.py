@@ -201,6 +201,16 @@ class Metrics:
             "footfall_watch_reads_waiting",
             "Reads of the console's watches waiting for their turn in --watch-read-ms now."))
 
+    def watch_sending(self, sending: Any) -> None:
+        """Show how often the console's watches of single rows waited for their shared
+        budget of the loop's time (console/pace.py's SendCost; this process's)."""
+        self._exposed.register(_Waits(
+            sending, "footfall_watch_send_waits",
+            "Times a console watch of single rows waited for its turn in --watch-send-ms: "
+            "each time, it fell behind the rows stored rather than slow the writes.",
+            "footfall_watches_waiting_to_send",
+            "Console watches of single rows waiting for --watch-send-ms now."))
+
     # -- operations ------------------------------------------------------------
 
     def observe_job(self, kind: str, job: Callable[[Any], None]) -> Callable[[Any], None]:

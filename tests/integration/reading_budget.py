@@ -19,7 +19,8 @@ from server.console import feed, pace
 
 
 class Counted(pace.Reading):
-    """The server's budget, kept where the test can see its reads waiting."""
+    """The server's budgets of time (of reading, then of sending: both `Reading`s),
+    kept where the test can see its reads waiting."""
 
     made: list[Counted] = []
 

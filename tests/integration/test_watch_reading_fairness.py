@@ -70,7 +70,7 @@ def test_one_projects_many_feeds_do_not_hold_back_another_projects_watch(
     with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
         a_watches = [watch_from_start(channel, A, 1, filter=distinct_filter(k))
                      for k in range(A_FEEDS)]
-        [reading] = made
+        reading, _sending = made  # (Watches makes its budget of reading first)
         # Project A's feeds fill the line (each reads at every poll, and waits long).
         until(lambda: reading.waiting >= A_FEEDS // 2, "project A's feeds never waited")
         write(running.port, A, "a-1")  # each A feed's next read finds it
