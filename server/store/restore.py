@@ -81,13 +81,14 @@ def restore(backup: str, url: str) -> tuple[str, list[str]]:
         _copy_checked(source, partial)
         _as_open_as(partial, target)
         _refuse_if_open(target)  # (a server started while the copy was made)
+        aside = _aside_name(target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(partial)
         raise
     # (from here on the partial is kept whatever happens: once the store is aside, it
     # is the one copy of the backup in place)
-    replaced = _move_aside(target)
+    replaced = _move_aside(target, aside)
     os.rename(partial, target)
     fsync(os.path.dirname(target))
     return target, replaced
@@ -143,13 +144,22 @@ def _refuse_if_open(target: str) -> None:
                              "restore; the store is left as it was")
 
 
-def _move_aside(target: str) -> list[str]:
-    """Rename the store at `target` to TARGET.replaced-TIME, its -wal and -shm first (so
-    that the two stay one store, and none is ever beside the backup); the new names of
-    the files there were (none: no store, nor any file of one, was there)."""
+def _aside_name(target: str) -> str:
+    """TARGET.replaced-TIME, the name the store at `target` is to be given; RestoreRefused
+    when it, or its -wal or -shm, is taken (a rename would replace it). Asked before the
+    store is moved, while the copy can still be removed: refused after, the copy stayed
+    as TARGET.restoring, and the restore again that the refusal advised was refused for
+    it."""
     aside = f"{target}.replaced-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-    if os.path.lexists(aside):
+    if any(os.path.lexists(f"{aside}{suffix}") for suffix in ("", "-wal", "-shm")):
         raise RestoreRefused(f"{aside} exists (a restore of this second): restore again")
+    return aside
+
+
+def _move_aside(target: str, aside: str) -> list[str]:
+    """Rename the store at `target` to `aside`, its -wal and -shm first (so that the two
+    stay one store, and none is ever beside the backup); the new names of the files
+    there were (none: no store, nor any file of one, was there)."""
     moved = []
     for suffix in ("-wal", "-shm", ""):
         with contextlib.suppress(FileNotFoundError):

@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,6 +160,30 @@ def test_a_damaged_backup_is_not_restored(tmp_path: Path, backup: Path,
     assert sorted(p.name for p in killed_store.parent.iterdir()) == [
         "footfall.db", "footfall.db-lock", "footfall.db-shm", "footfall.db-wal"]
     assert catalogs(killed_store) == {SHOP: 30}
+
+
+def test_a_restore_refused_for_a_name_taken_aside_leaves_no_copy(tmp_path: Path,
+                                                                 backup: Path) -> None:
+    """A second restore within the second of the one before found the name it moves the
+    store to taken: refused, it said to restore again, and left its copy, so that the
+    restore again was refused for it (footfall.db.restoring: remove it)."""
+    store = tmp_path / "data" / "footfall.db"
+    first = footfall("restore", "monday.db", "--store", str(store), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    now = time.time()
+    for second in range(-2, 30):  # (the name of each second this restore might take)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now + second))
+        Path(f"{store}.replaced-{stamp}").touch(exist_ok=True)
+    before = sorted(p.name for p in store.parent.iterdir())
+    refused = footfall("restore", "monday.db", "--store", str(store), cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.endswith(" exists (a restore of this second): restore again\n")
+    assert sorted(p.name for p in store.parent.iterdir()) == before
+    for taken in store.parent.glob("footfall.db.replaced-*"):
+        taken.unlink()
+    again = footfall("restore", "monday.db", "--store", str(store), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert catalogs(store) == {OTHER: 1}
 
 
 def test_only_a_sqlite_store_is_restored(tmp_path: Path, backup: Path) -> None:
