@@ -117,7 +117,10 @@ def _copy_checked(source: str, partial: str) -> None:
     finally:
         store.close()
     with contextlib.closing(sqlite3.connect(partial)) as conn:
-        found = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        try:
+            found = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        except sqlite3.DatabaseError as exc:  # (damage the check cannot read past)
+            found = [str(exc)]
     if found != ["ok"]:
         said = "; ".join(" ".join(str(line).split()) for line in found[:3])
         raise RestoreRefused(f"{source} fails SQLite's integrity check ({said}): the store "

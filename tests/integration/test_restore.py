@@ -162,6 +162,26 @@ def test_a_damaged_backup_is_not_restored(tmp_path: Path, backup: Path,
     assert catalogs(killed_store) == {SHOP: 30}
 
 
+def test_a_backup_too_damaged_to_check_is_refused_as_damaged(tmp_path: Path, backup: Path,
+                                                             killed_store: Path) -> None:
+    """An index's root page overwritten: integrity_check itself fails ('malformed'), and
+    the restore said 'cannot restore: database disk image is malformed', exit 1, naming
+    neither the backup nor what became of the store."""
+    damaged = tmp_path / "damaged.db"
+    data = bytearray(backup.read_bytes())
+    page = 4096
+    data[4 * page:4 * page + 8] = b"\x0d\x00\x00\x00\x05\x0f\xff\x00"  # page 5's header
+    data[4 * page + 100:4 * page + 120] = b"\x09" * 20
+    damaged.write_bytes(bytes(data))
+    refused = footfall("restore", "damaged.db", "--store", str(killed_store), cwd=tmp_path)
+    assert (refused.returncode, refused.stderr) == (
+        2, f"footfall: {damaged} fails SQLite's integrity check (database disk image is "
+        "malformed): the store is left as it was\n")
+    assert sorted(p.name for p in killed_store.parent.iterdir()) == [
+        "footfall.db", "footfall.db-lock", "footfall.db-shm", "footfall.db-wal"]
+    assert catalogs(killed_store) == {SHOP: 30}
+
+
 def test_a_restore_refused_for_a_name_taken_aside_leaves_no_copy(tmp_path: Path,
                                                                  backup: Path) -> None:
     """A second restore within the second of the one before found the name it moves the
