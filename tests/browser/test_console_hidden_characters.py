@@ -14,7 +14,7 @@ from typing import Any
 from server.app import Running
 
 from .cdp import DevTools
-from .pages import in_chromium, no_problems, open_console, photograph, until
+from .pages import SCREENS, in_chromium, no_problems, open_console, photograph, until
 from .test_console import write
 
 # Bidirectional embeddings, overrides, isolates and marks, and characters of no width
@@ -34,6 +34,14 @@ READ = """(() => {
 })()"""
 
 
+# On a phone a row is a card, each cell a grid of its label and its value: the marks
+# of the Events table whose left edge is in the labels' column (the cell's first 8rem)
+UNDER_THE_LABELS = """[...document.querySelectorAll('.results td .escape')].filter((mark) =>
+  mark.getBoundingClientRect().left - mark.closest('td').getBoundingClientRect().left
+    < 8 * parseFloat(getComputedStyle(document.documentElement).fontSize))
+  .map((mark) => mark.closest('td').dataset.label + ': ' + mark.closest('td').innerText)"""
+
+
 def read(selector: str) -> str:
     return READ % ("".join(f"\\\\u{ord(c):04x}" for c in HIDDEN), selector)
 
@@ -51,6 +59,9 @@ async def pages(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
             session, "document.querySelectorAll('.results tbody tr').length === 3"), "events")
         seen["events"] = await devtools.evaluate(session, read(".results tbody tr"))
         await photograph(devtools, session, folder, "events-hidden-characters")
+        await devtools.viewport(session, *SCREENS["phone"])
+        seen["phone_marks"] = await devtools.evaluate(session, UNDER_THE_LABELS)
+        await devtools.viewport(session, *SCREENS["desktop"])
         await devtools.evaluate(
             session, "document.querySelector('.results tbody tr a[href^=\"#event/\"]').click()")
         await until(lambda: devtools.evaluate(session, "!!document.querySelector('pre.json')"),
@@ -71,6 +82,10 @@ def test_characters_that_reorder_or_hide_text_are_shown_as_escapes(
           purchaseTransaction={"revenue": 2, "currencyCode": "USD"})
     write(port, eventType=SPOOFED_TYPE, visitorId="v3", eventTime="2026-01-01T00:00:02Z")
     seen = in_chromium(browser_executable, tmp_path / "profile", pages, port, shots)
+    # a mark in the middle of a cell's text was a grid item of its own: on a phone it
+    # went under the labels and the rest of the text to a line below ("About: sku",
+    # then "\\u202e" as a label and "1 ×2" beside it)
+    assert seen.pop("phone_marks") == []
     for page, found in seen.items():
         assert found["hidden"] == [], (page, found)
         assert found["marked"] > 0, (page, found)

@@ -81,7 +81,11 @@ export const liveFailure = (error) => (error && !unanswered(error) ? [failure(er
 export function table(label, headings, caption = "", numbers = [], ids = []) {
   const body = h("tbody", {});
   const kind = (i) => (numbers.includes(i) ? "number" : null);
-  const held = (i, cell) => (ids.includes(i) ? h("div", {class: "id"}, cell) : cell);
+  // (a cell's text is one element: on a phone the cell is a grid of its label and its
+  // value, and a text with a marked escape in it, three nodes, was three grid items,
+  // the mark under the label of a line of its own)
+  const held = (i, cell) => (ids.includes(i) ? h("div", {class: "id"}, cell)
+    : cell instanceof Node ? cell : h("span", {}, cell));
   const element = h("div", {class: "table", tabindex: 0, role: "region", "aria-label": label},
     h("table", {}, caption ? h("caption", {}, caption) : null,
       h("thead", {}, h("tr", {}, headings.map((text, i) => h("th", {scope: "col", class: kind(i)},
