@@ -65,7 +65,17 @@ BATCH_SECONDS_MAX = 0.25
 # every feeds / FEED_READS_PER_SECOND seconds. A feed reads at each commit, and each
 # distinct filter watched is a feed: without a bound, a reader key opening hundreds
 # of watches of distinct filters made a read per watch and commit, and writes waited.
+# The feeds waited for (when they handed out their last read, a watch of theirs had
+# taken all they had handed it, and did not read by itself: see Feed.waited_for)
+# share FEED_READS_PER_SECOND among themselves, each reading at most once every such
+# feeds / FEED_READS_PER_SECOND seconds; the others (their watches busy sending, or
+# reading by themselves) as many, each at most once every feeds /
+# FEED_READS_PER_SECOND seconds, all feeds counted. Counted all alike, 200 feeds of
+# watches sending slowly from the first event held a live watch's feed to a read a
+# second: its events came 0.56 s (p50) to 1.07 s (p99) after their writes.
 FEED_READS_PER_SECOND = 200
+# How long a count of the feeds waited for stands (each read would count them all).
+FEEDS_COUNT_SECONDS = 0.1
 # ... and together, with the reads of the watches catching up, they take at most
 # WATCH_READ_MS milliseconds (of the reading threads' CPU) a second (--watch-read-ms):
 # bounded in number alone, the reads of 400 feeds of distinct filters (each selecting
@@ -93,6 +103,14 @@ PAGE_CACHE_SECONDS = 2.0
 # of 1,000 each, with its JSON, 4 KiB an event, and decoded messages) still grew the
 # server by 570 MB (server-sent events) and more (batches); now by about 30 MB.
 HELD_BYTES = 32 * 1024 * 1024
+# ... of which this share (a quarter) is kept for the watches that keep up: a chunk
+# goes into a queue that holds some already, and a watch catching up reads a page,
+# only while the rest has room (Held.room, Held.room_to_read). Else the pages, and the
+# queues growing behind them, of 200 watches from the first event, sent slowly
+# (--watch-send-ms), filled the bound: a live watch's chunk of one event found no
+# room, and the watch, reading by itself, waited for room among those 200 (its events
+# came 4 to 8 s late, some after 15 s).
+KEPT_SHARE = 4
 # What an item holds beside its row's bytes (measured with tracemalloc: the row read,
 # its item and the makers of its message and bytes, about 800 bytes, and the names
 # and marks of its JSON, about 500), and what its row's bytes, with the encodings
@@ -282,9 +300,18 @@ class Held:
     def full(self) -> bool:
         return self.bytes >= self.limit
 
-    def room(self, chunk: Chunk) -> bool:
-        """Whether `chunk` may be held (it is already, or it fits)."""
-        return chunk.holders > 0 or self.bytes + chunk.held <= self.limit
+    def room(self, chunk: Chunk, kept: bool = True) -> bool:
+        """Whether `chunk` may be held (it is already, or it fits), in the share kept
+        for the watches that keep up too when `kept`."""
+        return chunk.holders > 0 or self.bytes + chunk.held <= self._bound(kept)
+
+    def room_to_read(self) -> bool:
+        """Whether a watch catching up may read a page (of up to READ_BYTES) now,
+        outside the share kept for the watches that keep up."""
+        return self.bytes + READ_BYTES <= self._bound(False)
+
+    def _bound(self, kept: bool) -> int:
+        return self.limit if kept else self.limit - self.limit // KEPT_SHARE
 
     def hold(self, chunk: Chunk) -> None:
         if chunk.holders == 0:
@@ -359,7 +386,7 @@ class _Queue:
         # the watches hold all they may)
         if (self.chunks and (self.count + len(chunk.items) > QUEUE_LIMIT
                              or self.bytes + chunk.size > QUEUE_BYTES)) \
-                or not self.held.room(chunk):
+                or not self.held.room(chunk, kept=not self.chunks):
             # (this chunk too: a _Restart finds no room once the rows held are past the
             # bound, as the pages of watches catching up may take them)
             for queued in (*self.chunks, chunk):
@@ -408,7 +435,7 @@ class Feed:
     after a quiet spell at once)."""
 
     def __init__(self, source: Source, position: int, commits: Commits,
-                 poll: float, batched: bool, spacing: Callable[[], float],
+                 poll: float, batched: bool, spacing: Callable[[bool], float],
                  reading: Reading, party: Hashable = "",
                  trouble: ReadTrouble | None = None) -> None:
         self.source = source
@@ -416,7 +443,11 @@ class Feed:
         self._commits = commits
         self._poll = poll
         self._batched = batched
-        self._spacing = spacing  # the least time between two of its reads, now
+        # the least time between two of its reads, now (given `waited_for`)
+        self._spacing = spacing
+        # when it handed out its last read, a watch of it had taken all it was handed
+        # (and did not read by itself): it reads at the pace of the feeds waited for
+        self.waited_for = False
         self._reading = reading  # the time a second all reads share
         self._party = party  # whose turns its reads take there (its project)
         self._cost = FIRST_READ_SECONDS  # what its last read cost (CPU seconds)
@@ -436,7 +467,7 @@ class Feed:
         loop = asyncio.get_running_loop()
         pushed_at = read_at = -math.inf
         while self.queues and not self._commits.closed:
-            wait = read_at + self._spacing() - loop.time()
+            wait = read_at + self._spacing(self.waited_for) - loop.time()
             if wait > 0:  # (what is stored meanwhile comes with the next read)
                 await asyncio.sleep(wait)
             read_at = loop.time()
@@ -502,6 +533,7 @@ class Feed:
 
     def _hand_out(self, chunk: Chunk) -> None:
         queues = list(self.queues)
+        self.waited_for = any(not (queue.behind or queue.chunks) for queue in queues)
         for queue in queues:
             queue.push(chunk)
         _wake(queues)
@@ -606,6 +638,8 @@ class Watches:
         self.held = Held(held_bytes)
         self.trouble = ReadTrouble()  # what the feeds' reads meet, said once for all
         self._feeds: dict[Hashable, Feed] = {}
+        self._waited_for = 0  # the feeds waited for (`_read_spacing`), as last counted
+        self._counted_at = -math.inf  # (loop time)
         self.open = 0
         self._waiting: set[_Queue] = set()  # watches waiting for a chunk or a poll
         self._tick: asyncio.TimerHandle | None = None
@@ -614,10 +648,16 @@ class Watches:
         self._page_bytes = 0
         self._reset_at = -math.inf  # pages read before it are not used (`forget_pages`)
 
-    def _read_spacing(self) -> float:
-        """The least time between two reads of a feed: the feeds share
-        FEED_READS_PER_SECOND."""
-        return len(self._feeds) / FEED_READS_PER_SECOND
+    def _read_spacing(self, waited_for: bool) -> float:
+        """The least time between two reads of a feed: the feeds `waited_for` share
+        FEED_READS_PER_SECOND; the others as many, with all the feeds."""
+        if not waited_for:
+            return len(self._feeds) / FEED_READS_PER_SECOND
+        now = asyncio.get_running_loop().time()
+        if now - self._counted_at > FEEDS_COUNT_SECONDS:
+            self._counted_at = now
+            self._waited_for = sum(1 for feed in list(self._feeds.values()) if feed.waited_for)
+        return max(1, self._waited_for) / FEED_READS_PER_SECOND
 
     @property
     def feeds(self) -> int:
@@ -839,7 +879,7 @@ class Watches:
                         # is there (a watch waiting in line held it: four filled the
                         # bound, and every other watch stopped); none: wait (a client that
                         # takes nothing is let go after SEND_SECONDS, and its room with it).
-                        if self.held.bytes + READ_BYTES <= self.held.limit:
+                        if self.held.room_to_read():
                             self.held.bytes += READ_BYTES
                             try:
                                 page, cost = await self._page(key, source, after, upto, read)

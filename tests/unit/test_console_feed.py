@@ -344,6 +344,24 @@ def test_a_chunk_held_is_counted_as_what_it_holds(store: Store) -> None:
         assert held.bytes == 0
 
 
+def test_a_quarter_of_the_bound_held_is_kept_for_the_watches_that_keep_up() -> None:
+    # Filled by the pages (and the queues behind them) of 200 watches from the first
+    # event, sent slowly, the bound had no room for a live watch's chunk of one event:
+    # it read by itself, waiting for room among them, and its events came 4-8 s late.
+    held = feed.Held(4 * feed.READ_BYTES)
+    held.bytes = 2 * feed.READ_BYTES  # (three quarters of the bound, less a read)
+    assert held.room_to_read()
+    held.bytes += 1
+    assert not held.room_to_read()  # a page would be in the quarter kept
+    live, slow = feed._Queue(Caller(), held), feed._Queue(Caller(), held)
+    slow.push(Chunk([Item(1, lambda: None, 100)]))
+    held.bytes = 3 * feed.READ_BYTES
+    slow.push(Chunk([Item(2, lambda: None, 100)]))
+    assert slow.behind  # a queue holding events already: its watch reads by itself
+    live.push(Chunk([Item(2, lambda: None, 100)]))
+    assert not live.behind and live.count == 1  # an empty one takes it
+
+
 def test_an_item_keeps_its_encodings_not_its_message() -> None:
     # Decoded, an event of 150,000 products held tens of megabytes beside its JSON, in
     # each feed (each filter) that sent it: fifteen watches took the server to 2.7 GB;

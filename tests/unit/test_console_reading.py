@@ -157,7 +157,7 @@ class _Open:
 
 def _feed_of_a_watch_behind(stored: _Stored, poll: float) -> tuple[Feed, _Queue]:
     """A feed of `stored` (not started) whose one watch reads by itself."""
-    feed = Feed(stored, 0, Commits(), poll, False, lambda: 0.0, Reading(0))  # type: ignore[arg-type]
+    feed = Feed(stored, 0, Commits(), poll, False, lambda _: 0.0, Reading(0))  # type: ignore[arg-type]
     queue = _Queue(_Open(), Held(1 << 30))
     queue.behind = True
     feed.queues.add(queue)
