@@ -212,5 +212,7 @@ def test_a_live_watch_sees_new_events_at_once_beside_watches_that_never_read(
     # itself, waiting for room); once it found room, its feed read once a second,
     # counted with theirs: 0.56 s (p50), 0.97 s (p90), 1.1 s (most). Now 0.05-0.07 s
     # (p50), 0.1-0.35 s (p90), 0.4-1 s (most); alone, 0.004 s (p50), 0.010 s (most).
-    assert late[90] < 0.6, f"{late[50]:.3f} s (p50), {late[90]:.3f} s (p90)"
+    # (0.8: more than twice the worst p90 seen on a shared machine, below the 0.97 of
+    # the read spacing alone)
+    assert late[90] < 0.8, f"{late[50]:.3f} s (p50), {late[90]:.3f} s (p90)"
     assert late[-1] < 3, f"{late[-1]:.3f} s (most)"
