@@ -726,7 +726,7 @@ class Watches:
                 ended()
 
         stream = self._watch((key, json_name is not None), source, after, caller, release,
-                             json_name, project)
+                             json_name, project, timed=call_ends is None)
         weakref.finalize(stream, release)  # a stream never iterated runs no `finally`
         if call_ends is not None:
             call_ends(lambda _: ended())
@@ -734,17 +734,21 @@ class Watches:
 
     async def _watch(self, key: Hashable, source: Source, after: int, caller: Caller,
                      release: Callable[[], None], json_name: str | None,
-                     project: str) -> AsyncIterator[Any]:
+                     project: str, timed: bool = True) -> AsyncIterator[Any]:
         """The stream: a Batch of what the feed queued for this watch (or of a page
         it read itself) whenever there is some, or (`json_name` None) each item of
         it. Its reads, and its feed's, take `project`'s turns in the budget of
         reading time (the watches of a feed read one project's rows: its key names
         the catalog, tenant or project read). One generator, not a chain of them: a
         watch of batches wakes for every message it sends, and each layer would cost
-        every wake-up."""
+        every wake-up. `timed`: its messages take turns of the loop's time to be sent
+        (see _paced; not a gRPC call's)."""
         queue = _Queue(caller, self.held)
         sending: list[Chunk] = []  # held while they are sent
-        cost = SendCost()  # (a watch of items: its party in `self.sending`)
+        # (a watch of items: its party in `self.sending`; none for a gRPC call, whose
+        # every write waits: each message took a turn of its own, charged nothing, at
+        # 1,655 -> 1,725-1,860 µs of server CPU a write for 10 watches)
+        cost = SendCost() if timed else None
         try:
             feed = self._feeds.get(key)
             if feed is None:
@@ -813,11 +817,20 @@ class Watches:
             self.held.release(chunk)
         chunks.clear()
 
-    async def _paced(self, items: Sequence[Item], cost: SendCost) -> AsyncIterator[Item]:
+    async def _paced(self, items: Sequence[Item],
+                     cost: SendCost | None) -> AsyncIterator[Item]:
         """`items`, as fast as the budgets shared by the watches of items allow: of
-        messages (`pace`), and of the loop's time their making and sending takes
-        (`sending`, in turns of up to a grant's messages, each watch a party of its
-        own: see pace.SendCost)."""
+        messages (`pace`), and (`cost`, not None) of the loop's time their making and
+        sending takes (`sending`, in turns of up to a grant's messages, each watch a
+        party of its own: see pace.SendCost)."""
+        if cost is None:
+            sent = 0
+            while sent < len(items):
+                granted = await self.pace.take(len(items) - sent)
+                for item in items[sent:sent + granted]:
+                    yield item
+                sent += granted
+            return
         loop = asyncio.get_running_loop()
         sent = 0
         granted = 0  # the messages of the last grant of `pace` not sent yet
