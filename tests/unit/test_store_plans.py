@@ -10,6 +10,7 @@ import pytest
 
 from server.store import EventQuery, TimeBound
 from server.store.rows import where_clause
+from server.store.sql import SqlStore
 from server.store.sqlite import SqliteStore
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
@@ -57,8 +58,8 @@ def test_a_purge_bounds_its_walk_from_the_time_index_alone(store: SqliteStore) -
     assert store.event_id_range(query) is None
 
 
-def console_plan(store: SqliteStore, read: Any) -> str:
-    """The plan of the one query `read(store)` runs."""
+def recording_reads(store: SqlStore[Any]) -> list[tuple[str, list[Any]]]:
+    """The reads `store` makes from now on, each (SQL, parameters)."""
     seen: list[tuple[str, list[Any]]] = []
     fetch = store._fetch
 
@@ -66,7 +67,13 @@ def console_plan(store: SqliteStore, read: Any) -> str:
         seen.append((sql, list(params)))
         return fetch(sql, params)
 
-    store._fetch = recorded  # type: ignore[method-assign]
+    store._fetch = recorded  # type: ignore[method-assign, assignment]
+    return seen
+
+
+def console_plan(store: SqliteStore, read: Any) -> str:
+    """The plan of the one query `read(store)` runs."""
+    seen = recording_reads(store)
     read(store)
     [(sql, params)] = seen
     return plan(store, sql, params)

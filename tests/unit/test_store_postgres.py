@@ -53,6 +53,8 @@ from server.store.postgres import POSTGRES, WRITERS_LOCK, PostgresStore
 from server.store.rollups import DAY_US, Gap
 from server.store.rows import OperationRecord, Progress, Step, StoreUnavailable, TimeBound
 
+from .test_store_plans import recording_reads
+
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 OUTAGE_NOTICED = 15.0  # seconds within which a cut or a restore must be seen
 
@@ -605,19 +607,6 @@ def assert_reads_its_own_rows(plan: list[str],
         removed = [int(m[1]) for line in plan[scan + 1:scan + 5]
                    if (m := re.search(r"Rows Removed by Filter: (\d+)", line))]
         assert sum(removed) <= 201, plan
-
-
-def recording_reads(store: PostgresStore) -> list[tuple[str, list[Any]]]:
-    """The reads `store` makes from now on, each (SQL, parameters)."""
-    seen: list[tuple[str, list[Any]]] = []
-    fetch = store._fetch
-
-    def recorded(sql: str, params: Any) -> list[Any]:
-        seen.append((sql, list(params)))
-        return fetch(sql, params)
-
-    store._fetch = recorded  # type: ignore[method-assign]
-    return seen
 
 
 def explaining_writes(store: PostgresStore, database: str) -> list[tuple[str, list[str]]]:
