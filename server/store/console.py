@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 from server.store.packed import UNPACK_COLUMNS, unpack
-from server.store.rows import EventQuery, keep_latest, where_clause
+from server.store.rows import EventQuery, catalog_term, keep_latest, where_clause
 
 if TYPE_CHECKING:
     from server.store.group_commit import GroupCommitter
@@ -527,21 +527,16 @@ class ConsoleSql:
         # a big catalog, a small one's rows were planned as half the table, and its
         # reset read the whole of it (1M rows, 0.7 s, and 0.13 s of the rollups) while
         # every write waited for the writer; now its range of user_events_order, 41 ms.
-        planned = self._planned_catalog_id(catalog)
-        named: tuple[str, tuple[Any, ...]] = (
-            ("(SELECT id FROM catalogs WHERE name = ?)", (catalog,)) if planned is None
-            else (str(planned), ()))
+        of, of_params = catalog_term(catalog, "?", self._planned_catalog_id(catalog))
 
         def reset(db: Any) -> ResetCounts:
-            of, of_params = named
-            db.execute(spell(f"DELETE FROM product_days WHERE catalog_id = {of}"), of_params)
+            db.execute(spell(f"DELETE FROM product_days WHERE {of}"), of_params)
             # a write to the products of its branches, as any other (see
             # SqlStore._bump_generation): every branch with products has a generation
             db.execute(spell("UPDATE product_generations SET generation = generation + 1 "
                              "WHERE substr(branch, 1, ?) = ?"), (len(under), under))
             return ResetCounts(
-                db.execute(spell(f"DELETE FROM user_events WHERE catalog_id = {of}"),
-                           of_params).rowcount,
+                db.execute(spell(f"DELETE FROM user_events WHERE {of}"), of_params).rowcount,
                 db.execute(spell("DELETE FROM products WHERE substr(branch, 1, ?) = ?"),
                            (len(under), under)).rowcount,
                 self._forget_rejections(db, catalog),

@@ -170,20 +170,26 @@ ID_BUCKETS = ("(id >> 14) IN (WITH RECURSIVE b(k) AS (SELECT MAX(id) >> 14 FROM 
               "SELECT k FROM b)")
 
 
+def catalog_term(catalog: str, placeholder: str = "?",
+                 catalog_id: int | None = None) -> tuple[str, list[Any]]:
+    """SQL condition and parameters: a row's catalog_id is `catalog`'s, its id
+    (`catalog_id`, when known) written into the SQL itself (not a parameter, nor the
+    lookup by name: the planner then weighs the catalog's own rows, see
+    ConsoleSql._planned_catalog_id), else looked up by name."""
+    if catalog_id is None:
+        return f"catalog_id = (SELECT id FROM catalogs WHERE name = {placeholder})", [catalog]
+    return f"catalog_id = {int(catalog_id)}", []
+
+
 def where_clause(query: EventQuery, placeholder: str = "?",
                  time: str = "event_time_us",
                  catalog_id: int | None = None) -> tuple[str, list[Any]]:
     """SQL condition and parameters for `query` over user_events, with the driver's
     `placeholder`; `time` is how its time bounds name event_time_us (written
     "+event_time_us", they keep the planner off the time index). `catalog_id`: the
-    id of `query.catalog`, when known, written into the SQL itself (not a parameter,
-    nor the lookup by name: the planner then weighs the catalog's own rows, see
-    ConsoleSql.user_events_after)."""
-    if catalog_id is None:
-        terms = [f"catalog_id = (SELECT id FROM catalogs WHERE name = {placeholder})"]
-        params: list[Any] = [query.catalog]
-    else:
-        terms, params = [f"catalog_id = {int(catalog_id)}"], []
+    id of `query.catalog`, when known (see catalog_term)."""
+    term, params = catalog_term(query.catalog, placeholder, catalog_id)
+    terms = [term]
     if query.visitor_ids or query.user_ids:
         terms.append(ID_BUCKETS)
     for column, values in (("event_type", query.event_types),

@@ -41,6 +41,7 @@ from server.store.rows import (
     Step,
     StepResult,
     StoreUnavailable,
+    catalog_term,
 )
 
 PRODUCT_SCAN_BATCH = 500  # products a check reads at once when it looks for references
@@ -342,10 +343,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         # On PostgreSQL the catalog named by its id (see _planned_catalog_id): beside a
         # big catalog's, a small one's rows were planned as half the table, read whole
         # (1M rows beside its 2,000: 44 ms against 0.7).
-        planned = self._planned_catalog_id(catalog)
-        terms, params = ((f"catalog_id = (SELECT id FROM catalogs WHERE name = {mark})",
-                          list[Any]([catalog])) if planned is None
-                         else (f"catalog_id = {planned}", list[Any]()))
+        terms, params = catalog_term(catalog, mark, self._planned_catalog_id(catalog))
         for bound, op in ((first_day, ">="), (end_day, "<")):
             if bound is not None:
                 terms += f" AND day {op} {mark}"
