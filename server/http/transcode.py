@@ -1,14 +1,17 @@
 """HTTP request -> request message, response message -> HTTP body (proto3 JSON).
 
 The request is built the way google.api.http says: the body (`*`: the whole
-request; a field name: that field), then path variables, which take the fields
-they bind from the path even where the body names them too, then query
-parameters for any field the path and body leave (only when the body is not
-`*`). Query names may be the proto name or the JSON (lowerCamel) name, may be
-dotted into non-repeated message fields (`userInfo.userId`), may repeat for a
-repeated field, and take enums by name or number. Every name that is not a
-field is INVALID_ARGUMENT (except Google's system parameters), and so is every
-unknown field in a JSON body: nothing a client sends is dropped.
+request; a field name: that field), then path variables, then query parameters
+for any field the path and body leave (only when the body is not `*`). A field
+the path binds is the path's: the body or a query parameter may name it too only
+with the same value (a REST client sends a resource's name in both); a different
+one is INVALID_ARGUMENT naming the field, as the mapping gives it no place and
+gateways disagree on which would win. Query names may be the proto name or the
+JSON (lowerCamel) name, may be dotted into non-repeated message fields
+(`userInfo.userId`), may repeat for a repeated field, and take enums by name or
+number. Every name that is not a field is INVALID_ARGUMENT (except Google's
+system parameters), and so is every unknown field in a JSON body: nothing a
+client sends is dropped.
 """
 
 from __future__ import annotations
@@ -141,6 +144,24 @@ def _set(target: Message, name: str, value: Any) -> None:
 
 
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")  # what templates.Variable.decode leaves
+
+
+def _bound_value(request: Message, field_path: str) -> Any:
+    """The value of `request` at `field_path` (`product.name`), setting nothing."""
+    *parents, leaf = field_path.split(".")
+    return getattr(functools.reduce(getattr, parents, request), leaf)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _not_the_paths(field_path: str, path_value: Any, given: Any, where: str) -> FieldViolation:
+    """The violation of a body or query (`where`) giving a path-bound field another value."""
+    return FieldViolation(field_path, f"is bound by the URL path to {_shown(path_value)}; "
+                                      f"{where} gives {_shown(given)}: leave it out or give "
+                                      "the same value")
 
 
 def _apply_path(request: Message, path_values: Mapping[str, str]) -> list[FieldViolation]:
@@ -359,7 +380,7 @@ def _query_field(request: Message, name: str
 
 
 def _apply_query(request: Message, route: Route, query: Iterable[tuple[str, str]],
-                 bound: set[str]) -> list[FieldViolation]:
+                 path_values: Mapping[str, str]) -> list[FieldViolation]:
     grouped: dict[tuple[str, ...], tuple[str, list[FieldDescriptor], list[str]]] = {}
     violations = []
     for name, value in query:
@@ -374,8 +395,15 @@ def _apply_query(request: Message, route: Route, query: Iterable[tuple[str, str]
             violations.append(FieldViolation(name, why))
             continue
         path = tuple(f.name for f in walked)
-        if any(".".join(path[:i + 1]) in bound for i in range(len(path))):
-            violations.append(FieldViolation(name, "is bound by the URL path or the body"))
+        field_path = ".".join(path)
+        if field_path in path_values:
+            if value != path_values[field_path]:
+                violations.append(_not_the_paths(name, path_values[field_path], value,
+                                                 "the query"))
+            continue
+        if route.body and path[0] == route.body:
+            violations.append(FieldViolation(name, f"is bound by the body ({route.body}): "
+                                                   "send it there"))
             continue
         grouped.setdefault(path, (name, walked, []))[2].append(value)
     for name, walked, values in grouped.values():
@@ -533,15 +561,19 @@ def build_request(route: Route, path_values: Mapping[str, str],
             return plain
     request = route.request_class()
     violations = []
-    # Body first: the path template binds its fields, so its values overwrite the body's.
     if route.body:
         violations.extend(_apply_body(request, route, body))
     elif body.strip():
         violations.append(FieldViolation("body", f"{route.http_method} "
                                                  f"{route.template.text} takes no body"))
+    # (a proto3 field left at its default is one the body did not give)
+    given = {field_path: value for field_path in path_values
+             if (value := _bound_value(request, field_path))} if route.body else {}
     violations.extend(_apply_path(request, path_values))
-    bound = set(path_values) | ({route.body} if route.body not in ("", "*") else set())
-    violations.extend(_apply_query(request, route, query, bound))
+    violations.extend(_not_the_paths(field_path, bound, value, "the body")
+                      for field_path, value in given.items()
+                      if (bound := _bound_value(request, field_path)) != value)
+    violations.extend(_apply_query(request, route, query, path_values))
     raise_if_any(violations)
     return request
 

@@ -247,6 +247,50 @@ def test_inventory_routes_take_the_product_from_the_path(gateway: Running) -> No
         400, "place_ids: at least one place id is required")
 
 
+OTHER_CATALOG = "projects/p/locations/global/catalogs/other"
+OF_V1 = 'visitorId = "v1"'
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    (f"/v2/{CATALOG}/userEvents:purge", {"parent": OTHER_CATALOG, "filter": OF_V1}, "parent"),
+    (f"/console/v1/{CATALOG}:reset", {"name": OTHER_CATALOG}, "name"),
+    (f"/v2/{BRANCH}/products/sku-1:setInventory",
+     {"inventory": {"name": f"{BRANCH}/products/sku-2"}}, "inventory.name"),
+])
+def test_a_body_naming_a_path_bound_field_otherwise_is_refused(
+        gateway: Running, path: str, body: dict[str, Any], field: str) -> None:
+    """The path's value was taken and the body's dropped without a word, while the
+    same conflict in the query was refused: now both are."""
+    reply = post(gateway, path, body)
+    assert (reply.status, reply.error()["status"]) == (400, "INVALID_ARGUMENT"), reply.body
+    why = reply.violations()[field]
+    assert why.startswith("is bound by the URL path to ") and "the body gives" in why, why
+
+
+def test_a_body_or_query_naming_a_path_bound_field_alike_is_accepted(gateway: Running) -> None:
+    post(gateway, f"/v2/{CATALOG}/userEvents:write", {"eventType": "home-page-view",
+                                                      "visitorId": "v1"})
+    purged = post(gateway, f"/v2/{CATALOG}/userEvents:purge",
+                  {"parent": CATALOG, "filter": OF_V1, "force": True})
+    assert purged.status == 200, purged.body
+    wait_done(gateway, purged.json()["name"])
+    assert stored(gateway) == []
+    assert post(gateway, f"/console/v1/{CATALOG}:reset", {"name": CATALOG}).status == 200
+    # (what the official REST transport sends: the whole request, the name in it too)
+    product = f"{BRANCH}/products/sku-1"
+    post(gateway, f"/v2/{BRANCH}/products?productId=sku-1",
+         {"title": "Stove", "categories": ["Camping"]})
+    set_started = post(gateway, f"/v2/{product}:setInventory",
+                       {"inventory": {"name": product, "availability": "PREORDER"},
+                        "setMask": "availability"})
+    assert set_started.status == 200, set_started.body
+    listed = get(gateway, f"/v2/{CATALOG}/operations?name={CATALOG}")
+    assert listed.status == 200, listed.body
+    other = get(gateway, f"/v2/{CATALOG}/operations?name={OTHER_CATALOG}")
+    assert other.status == 400 and "is bound by the URL path to " in \
+        other.violations()["name"], other.body
+
+
 def test_healthz_says_what_grpc_health_says(settings: Settings, clock: FixedClock,
                                             tmp_path: Path) -> None:
     # For what checks over HTTP only (a load balancer in front of the pixels, a

@@ -284,22 +284,30 @@ def test_a_body_nesting_past_the_stack_is_invalid_argument() -> None:
     assert set(violations(IMPORT_WHOLE_BODY, [], body)) == {"input_config"}
 
 
-def test_path_values_win_over_the_body() -> None:
-    request = build(IMPORT_WHOLE_BODY, [], b'{"parent": "from-body"}', {"parent": "from-path"})
-    assert request.parent == "from-path"  # type: ignore[attr-defined]
+def test_the_body_names_a_path_bound_field_only_with_the_paths_value() -> None:
+    request = build(IMPORT_WHOLE_BODY, [], b'{"parent": "p"}', {"parent": "p"})
+    assert request.parent == "p"  # type: ignore[attr-defined]
+    assert violations(IMPORT_WHOLE_BODY, [], b'{"parent": "q"}') == {
+        "parent": "is bound by the URL path to 'p'; the body gives 'q': leave it out or "
+                  "give the same value"}
 
 
-def test_path_values_win_over_the_same_field_in_a_named_body() -> None:
+def test_a_named_body_names_a_path_bound_field_only_with_the_paths_value() -> None:
     """google/api/http.proto: the path template's fields come from the path and the
-    body carries the rest, so UpdateProduct's URL names the product it changes."""
+    body carries the rest, so UpdateProduct's URL names the product it changes; a
+    body naming another was dropped without a word."""
     router = Router(derive_routes({"google.cloud.retail.v2.ProductService": AnyServicer()}))
     name = "projects/p/locations/global/catalogs/c/branches/0/products/a/b"
     found = router.match("PATCH", f"/v2/{name}")
     assert found is not None
-    body = b'{"name": "projects/p/locations/global/catalogs/c/branches/0/products/x", "title": "T"}'
+    body = json.dumps({"name": name, "title": "T"}).encode()
     request: Any = transcode.build_request(found[0], found[1], [("updateMask", "title")], body)
     assert (request.product.name, request.product.title) == (name, "T")
     assert list(request.update_mask.paths) == ["title"]
+    body = b'{"name": "projects/p/locations/global/catalogs/c/branches/0/products/x", "title": "T"}'
+    with pytest.raises(InvalidArgument) as raised:
+        transcode.build_request(found[0], found[1], [("updateMask", "title")], body)
+    assert [v.field for v in raised.value.violations] == ["product.name"]
 
 
 @pytest.mark.parametrize(("query", "expected"), [
