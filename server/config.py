@@ -309,7 +309,11 @@ class Settings:
                                 "process to make and send their messages (their JSON, "
                                 "mostly), beside --watch-messages; past it they fall "
                                 "behind, missing nothing, and the writes keep their pace "
-                                "(see \"The console API\"); `0` no bound", check=at_least(0))
+                                "(see \"The console API\"); `0` no bound, `1000` (the most) "
+                                "the whole loop", check=Check(
+                                    "must be 0..1000 (milliseconds of each second of the "
+                                    "event loop, which has 1,000)",
+                                    lambda value: 0 <= value <= 1000))
     durable_pixels: bool = option(False, SWITCH,
                                   "answer a browser's pixel (GET collect) only once its event "
                                   "is committed; off: once it is valid and queued, committed "

@@ -375,6 +375,16 @@ def test_a_bad_variable_stops_serve_in_one_line(variables: dict[str, str], said:
     assert out.stderr.startswith(said), out.stderr
 
 
+def test_a_watch_send_budget_past_the_whole_loop_stops_serve(tmp_path: Path) -> None:
+    """--watch-send-ms 1500 was taken, and bounded nothing: a second of the loop has
+    1,000 ms."""
+    out = footfall("serve", "--port", "0", "--http-port", "0", "--store", "memory://",
+                   "--watch-send-ms", "1500", cwd=tmp_path, timeout=20)
+    assert (out.returncode, out.stderr) == (2, (
+        "footfall serve: error: --watch-send-ms must be 0..1000 (milliseconds of each second "
+        "of the event loop, which has 1,000), got 1500\n")), out.stderr
+
+
 def test_an_unknown_variable_is_said_with_the_setting_it_looks_like(tmp_path: Path) -> None:
     """FOOTFALL_STORRE was ignored in silence (the server used ./data), while a
     misspelled flag is refused."""

@@ -122,6 +122,9 @@ def test_variables_of_every_kind() -> None:
     # (0 refused every watch: "project 'p' has 0 watches open ... close one")
     (["--max-watches-per-project", "0"], "--max-watches-per-project must be -1 or at least 1, "
                                          "got 0"),
+    # (1,000 ms is the whole of each second of the loop: a larger budget bounded nothing)
+    (["--watch-send-ms", "1001"], "--watch-send-ms must be 0..1000 (milliseconds of each "
+                                  "second of the event loop, which has 1,000), got 1001"),
     (["--processes", "2", "--store", "memory://"],
      "--processes 2 needs a store the processes share: memory:// lives inside one process; "
      "use sqlite:/// or postgresql://"),
@@ -130,6 +133,11 @@ def test_checks_refuse_with_one_line(args: list[str], message: str) -> None:
     with pytest.raises(SystemExit) as stopped:
         parse(args)
     assert stopped.value.code == message
+
+
+@pytest.mark.parametrize("value", [0, 1000])
+def test_the_watch_send_budget_takes_none_to_the_whole_loop(value: int) -> None:
+    assert parse(["--watch-send-ms", str(value)]).watch_send_ms == value
 
 
 @pytest.mark.parametrize("flag", ["--processes", "--import-processes"])
