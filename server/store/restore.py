@@ -69,22 +69,27 @@ def restore(backup: str, url: str) -> tuple[str, list[str]]:
     if os.path.exists(target) and os.path.samefile(source, target):
         raise RestoreRefused(f"{source} is the store itself: nothing to restore")
     _refuse_if_open(target)
-    os.makedirs(os.path.dirname(target), exist_ok=True)
+    made = _make_folder(os.path.dirname(target))
     partial = f"{target}.restoring"
     try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        raise RestoreRefused(f"{partial} is left from a restore that did not end (or one "
-                             "runs now): remove it and restore again") from None
-    os.close(fd)
-    try:
-        _copy_checked(source, partial)
-        _as_open_as(partial, target)
-        _refuse_if_open(target)  # (a server started while the copy was made)
-        aside = _aside_name(target)
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise RestoreRefused(f"{partial} is left from a restore that did not end (or "
+                                 "one runs now): remove it and restore again") from None
+        os.close(fd)
+        try:
+            _copy_checked(source, partial)
+            _as_open_as(partial, target)
+            _refuse_if_open(target)  # (a server started while the copy was made)
+            aside = _aside_name(target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(partial)
+            raise
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(partial)
+        # (refused for a new path, the empty folders it made for the store were left)
+        _remove_folders(made)
         raise
     # (from here on the partial is kept whatever happens: once the store is aside, it
     # is the one copy of the backup in place)
@@ -92,6 +97,34 @@ def restore(backup: str, url: str) -> tuple[str, list[str]]:
     os.rename(partial, target)
     fsync(os.path.dirname(target))
     return target, replaced
+
+
+def _make_folder(folder: str) -> list[str]:
+    """Make `folder` and the folders above it that are missing; the ones made here,
+    deepest first (one another process made meanwhile is not among them)."""
+    missing = []
+    while not os.path.exists(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    made: list[str] = []
+    try:
+        for path in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(path)
+                made.insert(0, path)
+    except BaseException:
+        _remove_folders(made)
+        raise
+    return made
+
+
+def _remove_folders(folders: list[str]) -> None:
+    """Remove `folders` (deepest first), each only while empty."""
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:  # (not empty: something else is in it now, and so it stays)
+            return
 
 
 def _as_open_as(partial: str, target: str) -> None:

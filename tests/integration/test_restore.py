@@ -162,17 +162,23 @@ def test_a_damaged_backup_is_not_restored(tmp_path: Path, backup: Path,
     assert catalogs(killed_store) == {SHOP: 30}
 
 
-def test_a_backup_too_damaged_to_check_is_refused_as_damaged(tmp_path: Path, backup: Path,
-                                                             killed_store: Path) -> None:
-    """An index's root page overwritten: integrity_check itself fails ('malformed'), and
-    the restore said 'cannot restore: database disk image is malformed', exit 1, naming
-    neither the backup nor what became of the store."""
-    damaged = tmp_path / "damaged.db"
+def too_damaged_to_check(backup: Path) -> Path:
+    """A copy of `backup` beside it, damaged.db, with an index's root page overwritten:
+    integrity_check itself fails ('malformed')."""
+    damaged = backup.parent / "damaged.db"
     data = bytearray(backup.read_bytes())
     page = 4096
     data[4 * page:4 * page + 8] = b"\x0d\x00\x00\x00\x05\x0f\xff\x00"  # page 5's header
     data[4 * page + 100:4 * page + 120] = b"\x09" * 20
     damaged.write_bytes(bytes(data))
+    return damaged
+
+
+def test_a_backup_too_damaged_to_check_is_refused_as_damaged(tmp_path: Path, backup: Path,
+                                                             killed_store: Path) -> None:
+    """The restore said 'cannot restore: database disk image is malformed', exit 1,
+    naming neither the backup nor what became of the store."""
+    damaged = too_damaged_to_check(backup)
     refused = footfall("restore", "damaged.db", "--store", str(killed_store), cwd=tmp_path)
     assert (refused.returncode, refused.stderr) == (
         2, f"footfall: {damaged} fails SQLite's integrity check (database disk image is "
@@ -180,6 +186,20 @@ def test_a_backup_too_damaged_to_check_is_refused_as_damaged(tmp_path: Path, bac
     assert sorted(p.name for p in killed_store.parent.iterdir()) == [
         "footfall.db", "footfall.db-lock", "footfall.db-shm", "footfall.db-wal"]
     assert catalogs(killed_store) == {SHOP: 30}
+
+
+def test_a_restore_refused_for_a_new_path_leaves_no_folder_it_made(tmp_path: Path,
+                                                                   backup: Path) -> None:
+    """The folders made for the store stayed, empty; a folder that was there stays."""
+    too_damaged_to_check(backup)
+    (tmp_path / "srv").mkdir()
+    store = tmp_path / "srv" / "shop" / "data" / "footfall.db"
+    refused = footfall("restore", "damaged.db", "--store", str(store), cwd=tmp_path)
+    assert refused.returncode == 2 and "fails SQLite's integrity check" in refused.stderr
+    assert list((tmp_path / "srv").iterdir()) == []
+    restored = footfall("restore", "monday.db", "--store", str(store), cwd=tmp_path)
+    assert restored.returncode == 0, restored.stderr
+    assert catalogs(store) == {OTHER: 1}
 
 
 def test_a_restore_refused_for_a_name_taken_aside_leaves_no_copy(tmp_path: Path,
