@@ -580,6 +580,38 @@ def test_watches_are_woken_a_few_a_turn_and_each_gets_everything_in_order(
     run(store, body)
 
 
+def test_watches_of_batches_are_woken_over_a_share_of_their_pace(store: Store,
+                                                                 monkeypatch: Any) -> None:
+    """The watches of a feed of batches send after a read over WAKE_SPREAD of the
+    feed's pace, not in the turns right after it (the writes answered meanwhile
+    met 200 sends in a row)."""
+    monkeypatch.setattr(feed, "BATCH_SECONDS", 0.2)
+    monkeypatch.setattr(feed, "BATCH_SECONDS_MAX", 0.2)
+    spread = 0.05  # a quarter of the pace (WAKE_SPREAD)
+
+    async def body(watches: Watches) -> None:
+        read = source(store)
+        streams = [watches.batches(read.key, read, 0, Caller(), "userEvents")
+                   for _ in range(4 * feed.WAKE_SLICE)]
+        loop = asyncio.get_running_loop()
+        sent_at: list[float] = []
+
+        async def first(stream: AsyncIterator[Any]) -> None:
+            await anext(stream)
+            sent_at.append(loop.time())
+
+        firsts = [asyncio.ensure_future(first(s)) for s in streams]
+        await asyncio.sleep(0.05)  # every watch waits
+        await write(store, "a")
+        await asyncio.wait_for(asyncio.gather(*firsts), 10)
+        # four slices: the first at once, the last `spread` later
+        assert spread * 0.9 <= max(sent_at) - min(sent_at) < 1.0
+        for stream in streams:
+            await stream.aclose()
+
+    run(store, body)
+
+
 def test_pages_and_watches_of_large_events_go_on_past_each_read_bound(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     # Reads stop at READ_BYTES (here 3 or 4 events of 3 KB): a list and a watch
