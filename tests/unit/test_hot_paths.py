@@ -41,8 +41,7 @@ def walked(route: Any, path: dict[str, str], query: list[tuple[str, str]]) -> An
     """The request as build_request makes it field by field (or its violations)."""
     request = route.request_class()
     found = transcode._apply_path(request, path)
-    bound = set(path)
-    found += transcode._apply_query(request, route, query, bound)
+    found += transcode._apply_query(request, route, query, path)
     return sorted((v.field, v.description) for v in found) or request
 
 
@@ -59,13 +58,15 @@ def built(route: Any, path: dict[str, str], query: list[tuple[str, str]]) -> Any
     ([("rawJson", EVENT)], True),
     ([("rawJson", EVENT), ("prebuiltRule", "ga4_bq")], False),  # a oneof: the long way
     ([("userEvent", EVENT), ("user_event", EVENT)], False),  # given twice: refused
-    ([("userEvent", EVENT), ("parent", CATALOG)], False),  # bound by the path: refused
+    ([("userEvent", EVENT), ("parent", CATALOG)], False),  # the path's value again: the long way
+    ([("userEvent", EVENT), ("parent", CATALOG + "x")], False),  # another: refused
     ([("userEvent", EVENT), ("ets", "1700000000000")], False),  # a number: the long way
     ([("userEvent", EVENT), ("ets", "soon")], False),
     ([("userEvent", EVENT), ("nope", "1")], False),
     ([("userEvent", "\ud800")], False),  # no valid UTF-8: refused as the long way says
     ([], True),
-], ids=["pixel", "system-parameters", "raw", "rule", "twice", "bound", "number", "bad-number",
+], ids=["pixel", "system-parameters", "raw", "rule", "twice", "bound", "bound-otherwise",
+        "number", "bad-number",
         "unknown", "surrogate", "empty"])
 def test_plain_requests_are_built_as_field_by_field(query: list[tuple[str, str]],
                                                      plain: bool) -> None:
