@@ -44,7 +44,7 @@ from server.console.pace import FIRST_READ_SECONDS, GRANT, Pace, Reading, SendCo
 from server.console.read_trouble import ReadTrouble
 from server.console.watch import Caller, Commits
 from server.errors import ResourceExhausted
-from server.loop import long_read_turn, off_loop
+from server.loop import giving_way, long_read_turn, off_loop
 from server.store.console import READ_BYTES
 from server.store.packed import varint
 
@@ -552,6 +552,7 @@ class Feed:
             queue.push(chunk)
         _wake(queues, batch_seconds(len(queues)) * WAKE_SPREAD if self._batched else 0.0)
 
+    @giving_way()  # (hundreds of rows made into items: see loop.giving_way)
     def _read(self, after: int, budgeted: bool) -> tuple[int, int, Chunk | None, int, float]:
         """The last row's id (before the read: a row stored after it is read next
         time), and the page read after `after`: its position, its items as a
@@ -580,7 +581,8 @@ class Feed:
 def _timed(read: Callable[[int], Page], after: int) -> tuple[Page, float]:
     """`read(after)`, and what it cost this thread (CPU seconds)."""
     began = time.thread_time()
-    page = read(after)
+    with giving_way():  # (a page of hundreds of rows, as a feed's read)
+        page = read(after)
     return page, time.thread_time() - began
 
 

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import gc
 import json
+import sys
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
@@ -180,6 +181,45 @@ def test_a_watch_from_the_past_catches_up_then_shares_the_feed(store: Store) -> 
         [mine], [theirs] = await take(recent, 1), await take(past, 1)
         assert visitor_of(mine) == "new-2" and mine is theirs
         await recent.aclose()
+        await past.aclose()
+
+    run(store, body)
+
+
+class Intervals(sources.UserEvents):
+    """The user events of the catalog, noting the switch interval each read ran under."""
+
+    seen: list[float]
+
+    def read(self, after: int) -> Page:
+        self.seen.append(sys.getswitchinterval())
+        return super().read(after)
+
+
+def test_reads_of_feeds_and_of_watches_catching_up_give_way_to_the_loop(store: Store) -> None:
+    """While a read makes its rows into items (milliseconds holding the interpreter's
+    lock), the loop waiting for the lock gets it after loop.GIVING_WAY_SECONDS, not after
+    Python's 5 ms; the interval is Python's again once no read runs."""
+    usual = sys.getswitchinterval()  # (Python's: 5 ms)
+
+    async def body(watches: Watches) -> None:
+        await write(store, "old-1", "old-2")
+        read = Intervals(store, queries.parse_filter("", CATALOG), "")
+        object.__setattr__(read, "seen", [])
+        live = watches.batches(read.key, read, store.last_id("user_events"), Caller(),
+                               "userEvents")
+        first = asyncio.ensure_future(anext(live))
+        await asyncio.sleep(0.05)
+        await write(store, "new-1")
+        assert [visitor_of(i) for i in items_of(await asyncio.wait_for(first, 5))] == ["new-1"]
+        feeds_reads = len(read.seen)
+        past = watches.batches(read.key, read, 0, Caller(), "userEvents")  # (catches up)
+        assert [visitor_of(i) for i in items_of(await asyncio.wait_for(anext(past), 5))] \
+            == ["old-1", "old-2", "new-1"]
+        assert feeds_reads and len(read.seen) > feeds_reads
+        assert all(interval < usual for interval in read.seen), read.seen
+        assert sys.getswitchinterval() == usual
+        await live.aclose()
         await past.aclose()
 
     run(store, body)
