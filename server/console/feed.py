@@ -118,13 +118,13 @@ HELD_BYTES = 32 * 1024 * 1024
 # room, and the watch, reading by itself, waited for room among those 200 (its events
 # came 4 to 8 s late, some after 15 s).
 KEPT_SHARE = 4
-# What an item holds beside its row's bytes (measured with tracemalloc: the row read,
-# its item and the makers of its message and bytes, about 800 bytes, and the names
-# and marks of its JSON, about 500), and what its row's bytes, with the encodings
-# made of them, come to (the row, its JSON two to three times it, as kept by an item
-# or a chunk; its gRPC bytes about once). An event of 160 bytes, counted 2.2 KB,
-# held 1.6 KB with its JSON.
-HELD_PER_ITEM = 1536
+# What an item holds beside its row's bytes (measured with tracemalloc: the row read
+# and its item, about 430 bytes for a user event (800 while two `partial`s made its
+# message and bytes), 650 for a client event, and the names and marks of its JSON,
+# about 500), and what its row's bytes, with the encodings made of them, come to (the
+# row, its JSON two to three times it, as kept by an item or a chunk; its gRPC bytes
+# about once). An event of 160 bytes, counted 1.7 KB, holds 1.2 KB with its JSON.
+HELD_PER_ITEM = 1024
 HELD_PER_STORED_BYTE = 4
 
 
@@ -165,11 +165,11 @@ class Item:
 
     __slots__ = ("id", "size", "_make", "_encode", "_wire", "_json", "_entry")
 
-    def __init__(self, row_id: int, make: Callable[[], Message], size: int = 0,
+    def __init__(self, row_id: int, make: Callable[[], Message] | None, size: int = 0,
                  encode: Callable[[], bytes] | None = None) -> None:
         self.id = row_id
         self.size = size  # about what it holds: the bytes of its row as stored
-        self._make = make
+        self._make = make  # (None: a subclass's `message` makes it from its row)
         # the message's bytes made without the message, when its row allows
         self._encode = encode
         self._wire: bytes | None = None
@@ -178,6 +178,7 @@ class Item:
 
     def message(self) -> Message:
         """Its message, made now from its row (not kept: its encodings are)."""
+        assert self._make is not None
         return self._make()
 
     def wire(self) -> bytes:

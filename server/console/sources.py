@@ -8,6 +8,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from functools import partial
 
+from google.protobuf.message import Message
+
 from server.console import queries, rejections
 from server.console.feed import Item, Page
 from server.policy.auth import project_of
@@ -15,10 +17,22 @@ from server.store import Store
 from server.store.console import StoredEvent, may_continue
 
 
-def _user_event_item(r: StoredEvent) -> Item:
-    """The item of a stored user event, its message made when first used."""
-    return Item(r.id, partial(queries.stored_user_event, r), len(r.payload) + len(r.source or b""),
-                partial(queries.stored_user_event_wire, r))
+class _UserEventItem(Item):
+    """The item of a stored user event: its message and bytes made from its row
+    when first used, by its methods rather than by makers of its own (two `partial`s
+    a row: 0.63-0.70 µs to make an item, now 0.43-0.47, and 375 bytes more held)."""
+
+    __slots__ = ("_row",)
+
+    def __init__(self, row: StoredEvent) -> None:
+        super().__init__(row.id, None, len(row.payload) + len(row.source or b""))
+        self._row = row
+
+    def message(self) -> Message:
+        return queries.stored_user_event(self._row)
+
+    def _serialized(self) -> bytes:
+        return queries.stored_user_event_wire(self._row)
 
 
 @dataclass(frozen=True)
@@ -45,15 +59,15 @@ class UserEvents:
             return Page(after, [], False)
         full = may_continue(rows, queries.MAX_PAGE)
         if not self.events.on_events:  # each message is made once, when first sent
-            return Page(rows[-1].id, [_user_event_item(r) for r in rows], full)
+            return Page(rows[-1].id, [_UserEventItem(r) for r in rows], full)
         # the terms checked on the decoded events: decoded here, off the loop, and let
         # go (an item keeps its row, not the message: see feed.Item)
-        items = []
+        items: list[Item] = []
         for r in rows:
             if not self.events.may_select(r.payload):  # (not decoded: see may_select)
                 continue
             if self.events.selects(queries.stored_user_event(r).user_event):
-                items.append(_user_event_item(r))
+                items.append(_UserEventItem(r))
         return Page(rows[-1].id, items, full)
 
     def last(self) -> int:
