@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import gc
 import json
 import sys
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 from footfall.console.v1 import console_pb2
+from footfall.retail.v2 import user_event_pb2
 from google.protobuf import json_format, wrappers_pb2
 
 from server.console import feed, queries, sources
@@ -23,8 +25,9 @@ from server.console.watch import Commits
 from server.errors import InvalidArgument, ResourceExhausted
 from server.http import transcode
 from server.loop import LONG_READS_PER_SHARE, long_read
-from server.store import ClientEventRow, Store
+from server.store import ClientEventRow, EventRow, Store, packed
 from server.store import console as store_console
+from server.store.rows import EventQuery
 
 from . import test_store
 from .test_store import CATALOG, row
@@ -557,6 +560,45 @@ def test_watches_of_batches_at_one_position_send_the_same_bytes(store: Store) ->
             await stream.aclose()
 
     run(store, body)
+
+
+def test_a_batchs_bytes_are_its_rows_messages_serialized(store: Store) -> None:
+    """A feed of batches makes its chunk's bytes from the rows' bytes (unpacked,
+    not decoded): byte for byte the UserEventBatch of the rows' messages serialized
+    (deterministically, as the store keeps an event: a map in its sorted order),
+    whatever the rows hold and however they were stored."""
+    user = {"userId": "u-1", "ipAddress": "203.0.113.7", "userAgent": "Mozilla/5.0"}
+    enriched = json_format.ParseDict({"eventType": "detail-page-view", "visitorId": "e",
+                                      "eventTime": "2024-01-01T00:00:01Z", "userInfo": user,
+                                      "productDetails": [{"product": {"id": "p", "title": "T"}}]},
+                                     user_event_pb2.UserEvent())
+    received = row("e", "detail-page-view", "2024-01-01T00:00:01Z", userInfo=user,
+                   productDetails=[{"product": {"id": "p"}}]).payload
+    whole, older = row("f", userInfo=user), row("g", userInfo=user)
+    time_end = next(end for number, _, _, _, end in packed.fields(older.payload) if number == 3)
+    rows = [
+        row("a"),  # packed
+        row("b", userInfo=user, sessionId="s"),  # packed, and kept without its user id
+        row("c", "search", "2024-01-01T00:00:00.123456789Z", searchQuery="shoes",
+            attributes={k: {"text": [k * 3]} for k in "bdac"}),  # a map of several entries
+        row("d\0", userInfo=user),  # NUL: stored whole
+        EventRow.from_event(CATALOG, enriched, joined=True, received=received),  # a copy kept
+        dataclasses.replace(whole, packed=whole.payload),  # as before migration 8
+        # as migration 8 stored it, its user id kept
+        dataclasses.replace(older, packed=packed.PACKED + older.payload[time_end:]),
+        row("h", "x" * 200, "1960-06-01T00:00:00.5Z", joined=False, uri="é" * 100),
+        row("", "", catalog=CATALOG),  # no visitor, no type
+    ]
+    store.write_user_events(rows)
+    items = source(store).read(0).items
+    messages = [queries.stored_user_event(r)
+                for r in store.user_events_after(EventQuery(CATALOG), 0, 100)]
+    assert len(items) == len(messages) == len(rows)
+    assert Chunk(items).wire() == console_pb2.UserEventBatch(
+        user_events=messages).SerializeToString(deterministic=True)
+    assert [item.wire() for item in items] == \
+        [m.SerializeToString(deterministic=True) for m in messages]
+    assert [item.message() for item in items] == messages
 
 
 def test_a_batch_of_several_chunks_is_one_list(store: Store) -> None:
