@@ -9,13 +9,14 @@ Events that name no product count as joined.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from footfall.retail.v2 import product_pb2
 
 from server.names import default_branch
 from server.store import EventRow, Store
+from server.store.group_commit import Join
 
 log = logging.getLogger("footfall.join")
 
@@ -88,33 +89,36 @@ def joined_row(catalog: str, event: Any, products: dict[str, Any],
     return EventRow.for_join(catalog, event, received, joined, came)
 
 
-class JoinedLater:
-    """Join.finish for one event the writer joins (the event is joined in place):
-    its row joined with the products given. Called again, when the writer learns
-    that the products it joined with had changed before the commit, it joins the
-    event as it was received, not the one joined already."""
+class JoinedLater(Join):
+    """The write of one event the writer joins (in place): its row joined with the
+    products given. Finished again, when the writer learns that the products it
+    joined with had changed before the commit, it joins the event as it was
+    received, not the one joined already. `came`: (transport, received_us) of the
+    call; `received`: the event's deterministic serialization, if made."""
 
-    __slots__ = ("_catalog", "_event", "_max_event_bytes", "_came", "_received",
-                 "_joined", "changed")
+    __slots__ = ("_event", "_max_event_bytes", "_came", "_received", "_joined", "changed")
 
-    def __init__(self, catalog: str, event: Any, max_event_bytes: int,
-                 came: tuple[int, int], received: bytes | None = None) -> None:
-        self._catalog = catalog
+    def __init__(self, catalog: str, event: Any, product_ids: list[str],
+                 read: Callable[[str, list[str]], dict[str, Any]], max_event_bytes: int,
+                 came: tuple[int, int], received: bytes | None = None,
+                 refused: Callable[[BaseException], None] | None = None,
+                 size: int = 0) -> None:
+        super().__init__(catalog, product_ids, read, refused, size)
         self._event = event
         self._max_event_bytes = max_event_bytes
         self._came = came
-        self._received = received  # the event's deterministic serialization, if made
+        self._received = received
         self._joined = False
         self.changed = False  # whether the join changed the event (its row says so)
 
-    def __call__(self, products: dict[str, Any]) -> EventRow:
+    def finish(self, products: dict[str, Any]) -> EventRow:
         if self._received is None:
             self._received = self._event.SerializeToString(deterministic=True)
         elif self._joined:
             self._event.Clear()
             self._event.MergeFromString(self._received)
         self._joined = True
-        row = joined_row(self._catalog, self._event, products, self._max_event_bytes,
+        row = joined_row(self.catalog, self._event, products, self._max_event_bytes,
                          self._came, self._received)
         self.changed = row.source is not None
         return row

@@ -36,7 +36,6 @@ from server.policy.envelope import LARGE_REQUEST_BYTES
 from server.policy.limits import event_size_violation
 from server.retail import collect, import_events, join, plain_pixel, purge, rejoin, validation
 from server.store import Store
-from server.store.group_commit import Join
 
 log = logging.getLogger(__name__)
 # Told why an event answered before its commit was refused at it (see Join.refused).
@@ -91,23 +90,18 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         return str(catalog)
 
     def _joined_later(self, name: str, event: user_event_pb2.UserEvent, ids: list[str],
-                      refused: Refused | None = None,
-                      finish: join.JoinedLater | None = None, waited: bool = False) -> Join:
+                      refused: Refused | None = None, received: bytes | None = None,
+                      waited: bool = False) -> join.JoinedLater:
         """The write of `event` joined by the writer, which reads the products of its
         whole batch at once; the event is not touched here until the write is done.
         The row is made on the writer's thread: how and when the event came is known
         here, in the call's context (server.console.origin). `refused`: see Join;
-        `finish`: the join's row, made already; `waited`: a caller waits for its
-        commit (its size, which bounds only what nobody waits for, is not needed)."""
-        if finish is None:
-            finish = self._joining(name, event)
-        return Join(name, ids, self._products_to_join, finish, refused,
-                    0 if waited else event.ByteSize())
-
-    def _joining(self, name: str, event: user_event_pb2.UserEvent,
-                 received: bytes | None = None) -> join.JoinedLater:
-        return join.JoinedLater(name, event, self._max_event_bytes,
-                                (origin.transport(), origin.now_us()), received)
+        `received`: the event's deterministic serialization, if made; `waited`: a
+        caller waits for its commit (its size, which bounds only what nobody waits
+        for, is not needed)."""
+        return join.JoinedLater(name, event, ids, self._products_to_join, self._max_event_bytes,
+                                (origin.transport(), origin.now_us()), received, refused,
+                                0 if waited else event.ByteSize())
 
     async def _store_event(self, parent: str, event: user_event_pb2.UserEvent, path: str,
                            wait: bool, found: list[FieldViolation] | None = None,
@@ -128,10 +122,9 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
             return
         received = event.SerializeToString(deterministic=True) if answered else None
         if wait or not answered:
-            finish = self._joining(name, event, received)
-            await self._store.write_joined_async(
-                self._joined_later(name, event, ids, finish=finish, waited=wait), wait=wait)
-            changed = finish.changed
+            joining = self._joined_later(name, event, ids, received=received, waited=wait)
+            await self._store.write_joined_async(joining, wait=wait)
+            changed = joining.changed
         else:  # the answer (write_async) comes before the commit
             products = await off_loop(self._read_products, name, ids)
             row = join.joined_row(name, event, products, self._max_event_bytes,

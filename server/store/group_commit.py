@@ -36,7 +36,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any
 
 from server.store.rows import EventRow, StoreUnavailable
@@ -61,24 +60,6 @@ LINGER_SECONDS = 0.005
 # (about 650 µs of CPU across the writer and the loop) served 12-16 writes; at 16
 # callers the batch is whole within 3 ms either way.
 GATHER_SECONDS = 0.005
-
-
-@dataclass
-class Join:
-    """An event row the writer makes itself, once it has read the catalog products
-    the event names: the events of one batch read their products with one read per
-    catalog, not one each. `read(catalog, ids)` gives the products found (parsed),
-    `finish(products)` the row, or raises what refuses the event. `refused`, for
-    an event answered before its commit (a pixel), is told why it was not stored
-    after all (on the writer's thread): its caller knows no more, so the refusal
-    must be kept where a person sees it."""
-
-    catalog: str
-    product_ids: Sequence[str]
-    read: Callable[[str, list[str]], dict[str, Any]]
-    finish: Callable[[dict[str, Any]], EventRow]
-    refused: Callable[[BaseException], None] | None = None
-    size: int = 0  # bytes of the event it holds (serialized), for one nobody waits for
 
 
 class Unwaited:
@@ -114,11 +95,11 @@ class Unwaited:
 
 
 class Job:
-    """A write: either event rows to insert, or a function run on the connection.
+    """A write: either event rows to insert, or a function run on the connection
+    (or a Join: the one row the writer makes).
 
-    `join`, when set, makes the one row of the job on the writer (rows is None
-    until then). `waited` is False for rows acknowledged before they commit
-    (write_async, pixels);
+    `waited` is False for rows acknowledged before they commit (write_async,
+    pixels);
     `awaited`, when a coroutine waits for it, is a future of that coroutine's loop
     (made on it), resolved like `future` once the batch is settled. A function job
     `first` runs before every other job of its batch (see apply_in_order); one
@@ -129,16 +110,15 @@ class Job:
     read as of (see GroupCommitter), once its row is made.
     """
 
-    __slots__ = ("rows", "fn", "join", "future", "waited", "submitted", "awaited", "first",
+    __slots__ = ("rows", "fn", "future", "waited", "submitted", "awaited", "first",
                  "alone", "again", "counted_out", "relied", "size")
 
     def __init__(self, rows: Sequence[EventRow] | None = None,
-                 fn: Callable[[Any], Any] | None = None, *, join: Join | None = None,
+                 fn: Callable[[Any], Any] | None = None, *,
                  waited: bool = True, awaited: asyncio.Future[Any] | None = None,
                  first: bool = False, alone: bool = False, again: bool = False) -> None:
         self.rows = rows
         self.fn = fn
-        self.join = join
         self.first = first
         self.alone = alone
         self.again = again
@@ -154,7 +134,45 @@ class Job:
     @property
     def row_count(self) -> int:
         """How many event rows the job writes."""
-        return len(self.rows) if self.rows is not None else int(self.join is not None)
+        return len(self.rows) if self.rows is not None else 0
+
+
+class Join(Job):
+    """A write of one event row the writer makes itself, once it has read the catalog
+    products the event names: the events of one batch read their products with one
+    read per catalog, not one each. `read(catalog, ids)` gives the products found
+    (parsed), `finish(products)` the row (kept in `rows`), or raises what refuses the
+    event. `refused`, for an event answered before its commit (a pixel), is told why
+    it was not stored after all (on the writer's thread): its caller knows no more,
+    so the refusal must be kept where a person sees it. `size`: the bytes of the event
+    it holds (serialized), for one nobody waits for.
+
+    Nobody waits for it (`waited` False, as the store queues it) unless a coroutine
+    does (`GroupCommitter.submit_awaited`); no thread does. A subclass says how its
+    row is made (`finish`): a write queued is that one object (and its outcome) until
+    its commit."""
+
+    __slots__ = ("catalog", "product_ids", "read", "refused")
+
+    def __init__(self, catalog: str, product_ids: Sequence[str],
+                 read: Callable[[str, list[str]], dict[str, Any]],
+                 refused: Callable[[BaseException], None] | None = None,
+                 size: int = 0) -> None:
+        super().__init__(waited=False)
+        self.catalog = catalog
+        self.product_ids = product_ids
+        self.read = read
+        self.refused = refused
+        self.size = size
+
+    @property
+    def row_count(self) -> int:
+        return 1
+
+    def finish(self, products: dict[str, Any]) -> EventRow:
+        """The row of the event joined with `products` (those of `product_ids` the
+        catalog holds); raises what refuses the event."""
+        raise NotImplementedError
 
 
 def row_size(row: EventRow) -> int:
@@ -333,9 +351,8 @@ class GroupCommitter:
             if self._closed:
                 raise RuntimeError("store is closed")
             if not job.waited:
-                # (as submitted: a join's row, made later, is about its event's size)
-                job.size = sum(map(row_size, job.rows)) if job.rows is not None \
-                    else job.join.size if job.join is not None else 0
+                if job.rows is not None:  # (a join's row, made later, is about its size)
+                    job.size = sum(map(row_size, job.rows))
                 self._unwaited_rows += job.row_count
                 self._unwaited_bytes += job.size
             self._queue.put(job)
@@ -368,9 +385,9 @@ class GroupCommitter:
         failed why."""
         done = [job for job in jobs if not job.waited and job.future.done()]
         for job in done:
-            if job.join is not None and job.join.refused is not None \
+            if isinstance(job, Join) and job.refused is not None \
                     and job.future.exception() is not None:
-                self._tell_refused(job.join.refused, job.future.exception())
+                self._tell_refused(job.refused, job.future.exception())
         self._count_out(done)
 
     @staticmethod
@@ -386,10 +403,14 @@ class GroupCommitter:
 
     def submit_awaited(self, rows: Sequence[EventRow] | None = None,
                        join: Join | None = None) -> asyncio.Future[Any]:
-        """On a running loop: queue `rows` (or the row of `join`); a future of that
-        loop, done once they are committed (or failed)."""
+        """On a running loop: queue `rows` (or `join`, not yet submitted); a future of
+        that loop, done once they are committed (or failed)."""
         awaited = asyncio.get_running_loop().create_future()
-        self.submit(Job(rows=rows, join=join, awaited=awaited))
+        if join is None:
+            self.submit(Job(rows=rows, awaited=awaited))
+        else:
+            join.waited, join.awaited = True, awaited
+            self.submit(join)
         return awaited
 
     def submit_fn(self, fn: Callable[[Any], Any], *, first: bool = False,
@@ -759,18 +780,15 @@ class GroupCommitter:
         the jobs whose row could not be made are answered with why, and left out.
         Those whose catalog could not be read for want of the database are left out
         too, in `_unread`, to be tried again as a batch that could not commit is."""
-        joins = [job for job in batch if job.join is not None and job.rows is None]
+        joins = [job for job in batch if isinstance(job, Join) and job.rows is None]
         if not joins:
             return batch
         wanted: dict[str, set[str]] = {}
-        for job in joins:
-            assert job.join is not None
-            wanted.setdefault(job.join.catalog, set()).update(job.join.product_ids)
+        for join in joins:
+            wanted.setdefault(join.catalog, set()).update(join.product_ids)
         found: dict[str, dict[str, Any] | BaseException] = {}
-        failed: list[Job] = []
-        for job in joins:
-            join = job.join
-            assert join is not None
+        failed: list[Join] = []
+        for join in joins:
             if join.catalog not in found:
                 try:
                     found[join.catalog] = join.read(join.catalog, sorted(wanted[join.catalog]))
@@ -778,27 +796,27 @@ class GroupCommitter:
                     found[join.catalog] = exc
             products = found[join.catalog]
             if isinstance(products, StoreUnavailable):
-                self._unread.append((job, products))
+                self._unread.append((join, products))
                 continue
             try:
                 if isinstance(products, BaseException):
                     raise products
-                job.rows = [join.finish(products)]
+                join.rows = [join.finish(products)]
                 if self._relied is not None:
-                    job.relied = self._relied(join.catalog)
+                    join.relied = self._relied(join.catalog)
             except Exception as exc:
-                job.future.set_exception(exc)
-                failed.append(job)
+                join.future.set_exception(exc)
+                failed.append(join)
         if not failed:
-            return [job for job in batch if job.rows is not None or job.join is None]
-        for job in failed:
-            if not job.waited and (job.join is None or job.join.refused is None):
+            return [job for job in batch if job.rows is not None or not isinstance(job, Join)]
+        for join in failed:
+            if not join.waited and join.refused is None:
                 log.warning("an event acknowledged before its commit was not stored: %s",
-                            job.future.exception())
+                            join.future.exception())
         answer_coroutines(failed)
         self._settled(failed)
         return [job for job in batch if not job.future.done()
-                and (job.rows is not None or job.join is None)]
+                and (job.rows is not None or not isinstance(job, Join))]
 
     def rejoin(self, batch: list[Job]) -> None:
         """For `apply_batch`, once it found that products its join jobs were made
@@ -806,7 +824,7 @@ class GroupCommitter:
         the rows of its join jobs made again from products read now, in place (the
         jobs that cannot be made now are answered or kept for later, as in `_joined`)."""
         for job in batch:
-            if job.join is not None:
+            if isinstance(job, Join):
                 job.rows = None
                 job.relied = None
         batch[:] = self._joined(batch)

@@ -287,7 +287,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
     def queue_joined(self, join: Join) -> None:
         """See Store.queue_joined."""
         self._accept_unwaited(1, join.size)
-        self._committer.submit(Job(join=join, waited=False))
+        self._committer.submit(join)
 
     @property
     def acknowledged_uncommitted(self) -> int:

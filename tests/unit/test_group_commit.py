@@ -17,9 +17,10 @@ import pytest
 
 from server.errors import InvalidArgument
 from server.store import EventQuery, group_commit, open_store
-from server.store.group_commit import GroupCommitter, Job, Join, apply_in_order, settle
+from server.store.group_commit import GroupCommitter, Job, apply_in_order, settle
 from server.store.rows import StoreUnavailable
 
+from .joins import MadeBy
 from .test_store import CATALOG, row
 from .threads import in_background
 
@@ -100,7 +101,7 @@ def test_a_batch_reads_each_catalog_once_and_a_refused_join_fails_alone(
     async def write_all() -> list[Any]:
         blocker = held.committer.submit_rows([row("first")])
         held.entered.wait(10)
-        waits = [held.committer.submit_awaited(join=Join("c", [name], read, finish(name)))
+        waits = [held.committer.submit_awaited(join=MadeBy("c", [name], read, finish(name)))
                  for name in ("a", "b", "too-big")]
         held.release.set()
         outcomes = await asyncio.gather(*waits, return_exceptions=True)
@@ -130,8 +131,8 @@ def test_a_pixel_whose_catalog_could_not_be_read_a_moment_is_joined_again(
 
     held.committer.submit_rows([row("first")])
     held.entered.wait(10)
-    pixel = held.committer.submit(Job(join=Join("c", ["x"], read, lambda p: row(p["x"]),
-                                                refused.append), waited=False))
+    pixel = held.committer.submit(MadeBy("c", ["x"], read, lambda p: row(p["x"]),
+                                         refused.append))
     beside = held.committer.submit_rows([row("beside")], waited=False)
     held.release.set()
     deadline = time.monotonic() + 10
@@ -148,8 +149,7 @@ def test_rows_answered_before_their_commit_are_counted_until_it(held: HeldWriter
     held.committer.submit_rows([row("first")])
     held.entered.wait(10)
     held.committer.submit_rows([row("a"), row("b")], waited=False)
-    held.committer.submit(Job(join=Join("c", ["x"], lambda c, ids: {}, lambda p: row("x")),
-                              waited=False))
+    held.committer.submit(MadeBy("c", ["x"], lambda c, ids: {}, lambda p: row("x")))
     assert held.committer.acknowledged_uncommitted == 3
     held.release.set()
     held.committer.flush()

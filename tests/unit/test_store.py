@@ -36,7 +36,7 @@ from server.store import (
     sqlite,
     store_url_of,
 )
-from server.store.group_commit import Job, Join
+from server.store.group_commit import Job
 from server.store.migrations import MIGRATIONS, postgres_dialect
 from server.store.rows import (
     LeaseLost,
@@ -49,6 +49,7 @@ from server.store.rows import (
 )
 from server.store.sql import MAX_UNCOMMITTED
 
+from .joins import MadeBy
 from .threads import in_background, until
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
@@ -385,7 +386,7 @@ def test_events_answered_before_their_commit_are_refused_past_a_bound(store: Any
     assert busy.wait(10)
     store.write_user_events([row(f"v{i}") for i in range(MAX_UNCOMMITTED)], wait=False)
     for more in (lambda: store.write_user_events([row("over")], wait=False),
-                 lambda: store.queue_joined(Join(CATALOG, ["p"], lambda c, ids: {},
+                 lambda: store.queue_joined(MadeBy(CATALOG, ["p"], lambda c, ids: {},
                                                  lambda products: row("joined")))):
         with pytest.raises(StoreUnavailable, match="more than 20,000 events wait"):
             more()
@@ -418,7 +419,7 @@ def test_events_answered_before_their_commit_are_refused_past_a_bound_of_bytes(
     for n in range(3):
         store.write_user_events([big(n)], wait=False)
     for more in (lambda: store.write_user_events([big(3)], wait=False),
-                 lambda: store.queue_joined(Join(CATALOG, ["p"], lambda c, ids: {},
+                 lambda: store.queue_joined(MadeBy(CATALOG, ["p"], lambda c, ids: {},
                                                  lambda products: big(4), size=300_000))):
         with pytest.raises(StoreUnavailable, match="more than 1 MiB of events wait"):
             more()

@@ -17,11 +17,11 @@ from server.console import origin, queries
 from server.errors import InvalidArgument
 from server.store import ClientEventRow, EventQuery, console, open_store
 from server.store.console import RejectionRow
-from server.store.group_commit import Join
 from server.store.migrations import MIGRATIONS
 from server.store.rows import OperationRecord, Progress, Step, TimeBound
 
 from . import test_store
+from .joins import MadeBy
 from .old_schema import make_old_schema
 from .test_store import BRANCH, CATALOG, row, visitor
 
@@ -486,7 +486,7 @@ def test_joined_and_unacknowledged_writes_keep_how_they_came(store: Any) -> None
 
     async def write() -> None:
         await store.write_user_events_async([pixel], wait=False)
-        await store.write_joined_async(Join(other, ["sku"], read, lambda products: joined))
+        await store.write_joined_async(MadeBy(other, ["sku"], read, lambda products: joined))
 
     asyncio.run(write())  # the pixel, queued first, is committed with or before the join
     for written in (pixel, joined):

@@ -46,7 +46,6 @@ from server.operations.runner import JobContext, OperationRunner
 from server.retail import join
 from server.store import EventQuery, EventRow, postgres, sql
 from server.store.console import RejectionRow
-from server.store.group_commit import Join
 from server.store.hang import TICK_SECONDS
 from server.store.migrations import MIGRATIONS
 from server.store.postgres import POSTGRES, WRITERS_LOCK, PostgresStore
@@ -1477,9 +1476,9 @@ def write_joined(store: PostgresStore, visitor: str, own_price: float | None = N
         "productDetails": [{"product": {"id": product_id}}]}, user_event_pb2.UserEvent())
     if own_price is not None:
         event.product_details[0].product.price_info.price = own_price
-    finish = join.JoinedLater(CATALOG, event, 1_000_000, (1, 0))
-    asyncio.run(store.write_joined_async(
-        Join(CATALOG, [product_id], partial(join.load_products, store, to_join=True), finish)))
+    asyncio.run(store.write_joined_async(join.JoinedLater(
+        CATALOG, event, [product_id], partial(join.load_products, store, to_join=True),
+        1_000_000, (1, 0))))
 
 
 def stored(store: PostgresStore) -> dict[str, tuple[str, float, bool]]:
