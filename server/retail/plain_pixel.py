@@ -53,10 +53,12 @@ _INT32_MAX = 2**31 - 1
 
 
 class Plain(NamedTuple):
-    """A pixel's event read here, and the ids of the products it names (in order)."""
+    """A pixel's event read here, the ids of the products it names (in order), and
+    its size serialized."""
 
     event: user_event_pb2.UserEvent
     product_ids: list[str]
+    size: int
 
 
 def event(request: Any, requester: Requester, now_s: int, stamp: Callable[[], int],
@@ -140,9 +142,10 @@ def event(request: Any, requester: Requester, now_s: int, stamp: Callable[[], in
         return None
     # (with the server's time, which the general path checks the size without: one at
     # the bound by a few bytes takes the general path, which judges it)
-    if made.ByteSize() > max_event_bytes:
+    size = made.ByteSize()
+    if size > max_event_bytes:
         return None
-    return Plain(made, [detail["product"]["id"] for detail in details])
+    return Plain(made, [detail["product"]["id"] for detail in details], size)
 
 
 def _fine_id(value: str) -> bool:

@@ -91,17 +91,15 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
 
     def _joined_later(self, name: str, event: user_event_pb2.UserEvent, ids: list[str],
                       refused: Refused | None = None, received: bytes | None = None,
-                      waited: bool = False) -> join.JoinedLater:
+                      size: int = 0) -> join.JoinedLater:
         """The write of `event` joined by the writer, which reads the products of its
         whole batch at once; the event is not touched here until the write is done.
         The row is made on the writer's thread: how and when the event came is known
         here, in the call's context (server.console.origin). `refused`: see Join;
-        `received`: the event's deterministic serialization, if made; `waited`: a
-        caller waits for its commit (its size, which bounds only what nobody waits
-        for, is not needed)."""
+        `received`: the event's deterministic serialization, if made; `size`: its
+        size serialized, for a write nobody waits for (what bounds only those)."""
         return join.JoinedLater(name, event, ids, self._products_to_join, self._max_event_bytes,
-                                (origin.transport(), origin.now_us()), received, refused,
-                                0 if waited else event.ByteSize())
+                                (origin.transport(), origin.now_us()), received, refused, size)
 
     async def _store_event(self, parent: str, event: user_event_pb2.UserEvent, path: str,
                            wait: bool, found: list[FieldViolation] | None = None,
@@ -122,7 +120,8 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
             return
         received = event.SerializeToString(deterministic=True) if answered else None
         if wait or not answered:
-            joining = self._joined_later(name, event, ids, received=received, waited=wait)
+            joining = self._joined_later(name, event, ids, received=received,
+                                         size=0 if wait else event.ByteSize())
             await self._store.write_joined_async(joining, wait=wait)
             changed = joining.changed
         else:  # the answer (write_async) comes before the commit
@@ -210,13 +209,14 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         """
         plain = self._plain(request, requester)
         if plain is not None:
-            name, (event, ids) = plain
+            name, (event, ids, size) = plain
         else:
             event, path, found, time_field = self._collected(request, requester)
             name = self._checked(request.parent, event, path, found, time_field)
             ids = join.product_ids([event])
+            size = event.ByteSize() if ids else 0  # (a join's alone is needed)
         if ids:
-            self._store.queue_joined(self._joined_later(name, event, ids, refused))
+            self._store.queue_joined(self._joined_later(name, event, ids, refused, size=size))
         else:
             row = join.joined_row(name, event, {}, self._max_event_bytes)
             self._store.write_user_events([row], wait=False)
