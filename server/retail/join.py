@@ -59,13 +59,19 @@ def join_with_catalog(event: Any, products: dict[str, Any]) -> bool:
 
 
 def join_within(catalog: str, event: Any, products: dict[str, Any], received: bytes,
-                max_event_bytes: int) -> bool:
+                max_event_bytes: int) -> tuple[bool, bytes]:
     """`join_with_catalog`, unless the products filled in would make `event` larger
     than `max_event_bytes`: then it is left as `received` (its serialization before
     the join) and counts as not joined, with an INFO line in the log. Never refused: a
-    refusal would tell a writer key which products the catalog holds, and how large."""
+    refusal would tell a writer key which products the catalog holds, and how large.
+    Whether it is joined, and its deterministic serialization: made here when the
+    join changed it (its size judged by its length, not by one more encoding), else
+    `received`."""
     joined = join_with_catalog(event, products)
-    if joined and event.product_details and event.ByteSize() > max_event_bytes:
+    if not (joined and event.product_details):  # (the event as it was received)
+        return joined, received
+    payload = event.SerializeToString(deterministic=True)
+    if len(payload) > max_event_bytes:
         event.Clear()
         event.MergeFromString(received)
         # (INFO, its type quoted: anyone with a writer key, public in a page, sends
@@ -73,8 +79,8 @@ def join_within(catalog: str, event: Any, products: dict[str, Any], received: by
         log.info("an event of %s (%.100r) is left not joined: its products filled in "
                  "from the catalog would make it larger than --max-event-bytes (%d)",
                  catalog, event.event_type, max_event_bytes)
-        return False
-    return joined
+        return False, received
+    return True, payload
 
 
 def joined_row(catalog: str, event: Any, products: dict[str, Any],
@@ -85,8 +91,8 @@ def joined_row(catalog: str, event: Any, products: dict[str, Any],
     thread; `received`: the event's deterministic serialization, when made already."""
     if received is None:
         received = event.SerializeToString(deterministic=True)
-    joined = join_within(catalog, event, products, received, max_event_bytes)
-    return EventRow.for_join(catalog, event, received, joined, came)
+    joined, payload = join_within(catalog, event, products, received, max_event_bytes)
+    return EventRow.for_join(catalog, event, received, payload, joined, came)
 
 
 class JoinedLater(Join):

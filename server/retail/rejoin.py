@@ -57,8 +57,11 @@ def run_rejoin(ctx: JobContext, max_event_bytes: int = Settings.max_event_bytes)
         joined_count = 0
         for (row_id, payload, source), event in zip(batch, events, strict=True):
             received = source or payload
-            joined = join.join_within(query.catalog, event, products, received,
-                                      max_event_bytes)
+            # (serialized again rather than taken from join_within, which gives
+            # `received` where the join left the event as it was: what a stored event
+            # is rewritten with stays the event serialized by this version)
+            joined, _ = join.join_within(query.catalog, event, products, received,
+                                         max_event_bytes)
             joined_count += joined
             stored = event.SerializeToString(deterministic=True)
             updates.append(EventUpdate(row_id, joined, stored,

@@ -88,19 +88,13 @@ class EventRow:
         return cls._of(catalog, event, joined, payload, source)
 
     @classmethod
-    def for_join(cls, catalog: str, event: Any, received: bytes, joined: bool,
-                 came: tuple[int, int] | None = None) -> EventRow:
-        """The row after `join_with_catalog` said `joined`: it changed the event only
-        if the event joined and names products, so otherwise `received` (its
-        deterministic serialization before the join) is reused, not made again.
-        `came`: (transport, received_us) when the row is made away from the call
-        (on the writer), else the call's own."""
-        source = None
-        if joined and event.product_details:
-            payload = event.SerializeToString(deterministic=True)
-            source = received if received != payload else None
-        else:
-            payload = received
+    def for_join(cls, catalog: str, event: Any, received: bytes, payload: bytes,
+                 joined: bool, came: tuple[int, int] | None = None) -> EventRow:
+        """The row of `event` as `join_within` left it: `received` is its deterministic
+        serialization before the join, `payload` after it (`received` again when the
+        join did not change it). `came`: (transport, received_us) when the row is made
+        away from the call (on the writer), else the call's own."""
+        source = received if payload != received else None
         return cls._of(catalog, event, joined, payload, source, came)
 
     @classmethod
