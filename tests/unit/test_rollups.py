@@ -90,6 +90,16 @@ def test_duplicates_in_later_writes_and_imports_count_once(store: Any) -> None:
         ("p1", "EUR", 0, 0, 0, 0, 0, 3.0)]
 
 
+def test_a_batch_of_several_statements_counts_its_duplicates_once(store: Any) -> None:
+    # SQLite inserts these 40 rows as two statements (32 rows, then 8): a row of the
+    # second that the first stored, or that the second holds twice, adds nothing.
+    catalog = new_catalog()
+    views = [event("detail-page-view", MIDNIGHT + HOUR, visitor=f"v{i}") for i in range(36)]
+    store.write_user_events(rows(catalog, *views, views[3], views[33], views[0], views[35]))
+    assert store.count_user_events(EventQuery(catalog)) == 36
+    assert table(store, catalog)[0] == {"p1": (36, 0, 0, 0, {})}
+
+
 def test_one_batch_of_new_rows_and_duplicates_counts_only_the_new(store: Any) -> None:
     # PostgreSQL sends a batch at once (pipeline mode) and counts it in the statement
     # that inserts it: what dedup skips, in the batch or already stored, adds nothing.
