@@ -81,6 +81,13 @@ WAKE_SPREAD = 0.25
 # watches sending slowly from the first event held a live watch's feed to a read a
 # second: its events came 0.56 s (p50) to 1.07 s (p99) after their writes.
 FEED_READS_PER_SECOND = 200
+# A watch's turn in the budget of sending (--watch-send-ms) is at most this share of
+# the budget's second: a turn is taken before it is spent, so the budget ends each
+# one as far below nothing as the turn overran, and every watch waits for it to
+# refill. Turns of a grant's 50 messages of 1.9 KB of JSON each left it 10-25 ms
+# short, and a live watch beside 200 watches catching up waited 0.1-0.3 s (once 0.6)
+# for each of its turns: its feed, holding its last event still, read once a second.
+SEND_TURNS_PER_SECOND = 50
 # How long a count of the feeds waited for stands (each read would count them all).
 FEEDS_COUNT_SECONDS = 0.1
 # ... and together, with the reads of the watches catching up, they take at most
@@ -855,9 +862,12 @@ class Watches:
             if not granted:
                 # (at most a grant, --watch-messages 0 too: a turn of the time is that long)
                 granted = await self.pace.take(min(len(items) - sent, GRANT))
-            turn = _Turn(self.sending, cost, await self.sending.take(granted * cost.each, cost))
+            # (a turn of at most SEND_TURNS_PER_SECOND of the budget's second)
+            size = min(granted, max(1, int(self.sending.per_second / SEND_TURNS_PER_SECOND
+                                           / max(cost.each, 1e-6))))
+            turn = _Turn(self.sending, cost, await self.sending.take(size * cost.each, cost))
             try:
-                for item in items[sent:sent + granted]:
+                for item in items[sent:sent + size]:
                     # The loop turns while the client code sends it only if its writing
                     # waits: the turn ends then, its time given back but for what was
                     # spent (else a watch whose client stopped reading held its whole
