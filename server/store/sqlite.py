@@ -39,6 +39,7 @@ from server.store.rows import (
     in_turn,
     keep_latest,
 )
+from server.store.shapes import in_statements
 from server.store.sql import Dialect, SqlStore, Statements
 
 log = logging.getLogger(__name__)
@@ -76,14 +77,6 @@ _OFD_SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
 _OFD_GETLK: int | None = getattr(fcntl, "F_OFD_GETLK", None)
 # Linux's `struct flock`: type, whence, start, length, pid (0 for an OFD lock), padding.
 _FLOCK = struct.Struct("@hhqqi4x")
-# Rows per INSERT statement (12 parameters each, under SQLite's 32,766 limit), and the
-# counts one holds: fewer than _ROWS_ROUNDED, or a multiple of it. Each count is a
-# statement of its own, which SQLite parses (about 3.5 µs a row) unless sqlite3's cache
-# of a connection's last 128 statements holds it: a batch of any other count was parsed
-# anew (13-16% of the writer's instructions under a stream of pixels). Now a batch is
-# at most two statements, of 47 shapes in all, which stay cached.
-_ROWS_PER_STATEMENT = 512
-_ROWS_ROUNDED = 32
 
 
 def _as_it_is(value: Any) -> Any:
@@ -101,19 +94,12 @@ sqlite3.register_adapter(bytes, bytes)  # (bytes of a bytes is the same object)
 sqlite3.register_adapter(type(None), _as_it_is)
 
 
-def _statement_rows(left: int) -> int:
-    """How many of `left` rows still to insert the next INSERT takes (see
-    _ROWS_ROUNDED)."""
-    if left < _ROWS_ROUNDED:
-        return left
-    return min(left - left % _ROWS_ROUNDED, _ROWS_PER_STATEMENT)
-
-
 @functools.cache
 def _insert_events_sql(count: int) -> str:
     """The INSERT of `count` event rows: the same str each time, its hash (what the
     statement cache looks it up by) made once."""
     return _INSERT_EVENTS + ", ".join([_ROW_MARKS] * count)
+
 
 # No row locks: the writer's BEGIN IMMEDIATE holds the whole database's. NOT INDEXED
 # keeps a purge's batch a walk along the rowid from the last position: with the
@@ -411,10 +397,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         """
         ids = self._catalog_ids_of(conn, rows)
         inserted: list[tuple[int, bytes]] = []
-        start = 0
-        while start < len(rows):
-            chunk = rows[start:start + _statement_rows(len(rows) - start)]
-            start += len(chunk)
+        for chunk in in_statements(rows):  # (each count a statement parsed once: shapes.py)
             params: list[Any] = []
             for row in chunk:
                 values = row.as_params()
