@@ -29,12 +29,14 @@ New events always have higher ids than the range (see Gap.open), so they count.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from footfall.retail.v2 import user_event_pb2
 
 from server.store.packed import UNPACK_COLUMNS, unpack
+from server.store.shapes import in_statements
 
 if TYPE_CHECKING:
     from server.store.rows import EventQuery, EventRow
@@ -61,8 +63,6 @@ COLUMNS = ("catalog_id, day, product_id, currency, views, add_to_carts, purchase
 _SUMMED = ("views", "add_to_carts", "purchases", "units", "unpriced_units", "revenue", "lines")
 _ON_CONFLICT = ("ON CONFLICT (catalog_id, day, product_id, currency) DO UPDATE SET "
                 + ", ".join(f"{c} = product_days.{c} + excluded.{c}" for c in _SUMMED))
-# (11 parameters a row: under SQLite's 32,766 per statement)
-_ROWS_PER_STATEMENT = 1000
 _ARRAY_TYPES = ("integer", "bigint", "text", "text", "bigint", "bigint", "bigint", "bigint",
                 "bigint", "float8", "bigint")
 
@@ -162,12 +162,9 @@ class Tally:
             marks = ", ".join(f"{dialect.mark}::{t}[]" for t in _ARRAY_TYPES)
             db.execute(f"INSERT INTO product_days ({COLUMNS}) SELECT * FROM unnest({marks}) "
                        f"{_ON_CONFLICT}", columns)
-        else:
-            for start in range(0, len(changed), _ROWS_PER_STATEMENT):
-                chunk = changed[start:start + _ROWS_PER_STATEMENT]
-                row_marks = "(" + ", ".join([dialect.mark] * 11) + ")"
-                db.execute(f"INSERT INTO product_days ({COLUMNS}) VALUES "
-                           f"{', '.join([row_marks] * len(chunk))} {_ON_CONFLICT}",
+        else:  # (a statement of each count parsed once: shapes.py)
+            for chunk in in_statements(changed):
+                db.execute(_upsert_sql(dialect.mark, len(chunk)),
                            [value for row in chunk for value in row])
         if self._lost:
             for catalog_id, day in sorted({key[:2] for key in self._rows}):
@@ -175,6 +172,15 @@ class Tally:
                                          "day = ? AND lines <= 0"), (catalog_id, day))
         self._rows.clear()
         self._lost = False
+
+
+@functools.cache
+def _upsert_sql(mark: str, count: int) -> str:
+    """The upsert of `count` rows of product_days (parameters marked `mark`): the same
+    str each time, its hash (what sqlite3's statement cache looks it up by) made once."""
+    row_marks = "(" + ", ".join([mark] * 11) + ")"
+    return (f"INSERT INTO product_days ({COLUMNS}) VALUES "
+            f"{', '.join([row_marks] * count)} {_ON_CONFLICT}")
 
 
 # PostgreSQL counts a write's new events in the statement that inserts them (see

@@ -19,7 +19,7 @@ from server.clock import SystemClock
 from server.insights import tables
 from server.operations.runner import JobContext, StopRequested
 from server.retail import purge
-from server.store import EventQuery, EventRow, open_store, rollups, sql
+from server.store import EventQuery, EventRow, open_store, rollups, sql, sqlite
 from server.store.group_commit import GroupCommitter
 from server.store.rollups import product_counts
 from server.store.rows import LeaseLost, OperationRecord, Progress, Step
@@ -98,6 +98,50 @@ def test_a_batch_of_several_statements_counts_its_duplicates_once(store: Any) ->
     store.write_user_events(rows(catalog, *views, views[3], views[33], views[0], views[35]))
     assert store.count_user_events(EventQuery(catalog)) == 36
     assert table(store, catalog)[0] == {"p1": (36, 0, 0, 0, {})}
+
+
+@pytest.mark.parametrize("product_days", [33, 63, 513, 545])
+def test_a_batch_of_product_days_across_statement_shapes_counts_exactly(
+        store: Any, product_days: int) -> None:
+    # SQLite upserts a batch's rows (its products' and the day's EVENTS) in statements of
+    # a few row counts (shapes.py): 33 as 32 and 1, 513 as 512 and 1. The second batch
+    # adds to rows already there.
+    catalog = new_catalog()
+    products = [f"p{i:04}" for i in range(product_days - 1)]
+    for visitor in ("v1", "v2"):
+        store.write_user_events(rows(catalog, *(
+            event("detail-page-view", MIDNIGHT + HOUR, product=p, visitor=visitor)
+            for p in products)))
+    assert table(store, catalog)[0] == {p: (2, 0, 0, 0, {}) for p in products}
+    assert sorted(store.product_days(catalog, None, None)) == [
+        ("", "*", 2 * len(products), 0, 0, 0, 0, 0.0),
+        *((p, "", 2, 0, 0, 0, 0, 0.0) for p in products)]
+
+
+class _Recorded:
+    """A connection that records what it is given to run (Executes)."""
+
+    def __init__(self) -> None:
+        self.executed: list[tuple[str, list[Any]]] = []
+
+    def execute(self, query: str, params: Any = ()) -> None:
+        self.executed.append((query, list(params)))
+
+
+def test_a_tally_is_upserted_by_statements_of_few_shapes_whatever_its_rows() -> None:
+    # Each statement text is parsed anew unless sqlite3's cache of 128 holds it.
+    texts = set()
+    for products in range(1100):
+        tally = rollups.Tally()
+        counts = tuple((f"p{i:04}", "", 1, 0, 0, 0, 0, 0.0) for i in range(products))
+        tally.add(1, MIDNIGHT * 1_000_000, counts)
+        db = _Recorded()
+        tally.apply(db, sqlite.SQLITE)
+        upserted = [params[i:i + 11] for query, params in db.executed
+                    for i in range(0, len(params), 11)]
+        assert [row[2] for row in upserted] == ["", *(p for p, *_ in counts)]
+        texts.update(query for query, _ in db.executed)
+    assert len(texts) == 47
 
 
 def test_one_batch_of_new_rows_and_duplicates_counts_only_the_new(store: Any) -> None:
