@@ -8,12 +8,14 @@ offset, so a page costs the same wherever it starts.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 from server.store.packed import UNPACK_COLUMNS, unpack
 from server.store.rows import EventQuery, catalog_term, keep_latest, where_clause
+from server.store.shapes import in_statements
 
 if TYPE_CHECKING:
     from server.store.group_commit import GroupCommitter
@@ -31,10 +33,6 @@ _CLIENT_EVENT = "id, tenant, event, received_us, transport, create_time_us"
 # in one statement (`_within`).
 READ_BYTES = 8 * 1024 * 1024
 _EVENT_BYTES = "LENGTH(event) + COALESCE(LENGTH(source), 0)"
-# Refusals per INSERT (4 parameters each): one statement for many rather than
-# executemany, whose every step gives up and retakes the GIL (a wait of up to a
-# switch interval each while the loop is busy: see sqlite._insert_events).
-_REJECTIONS_PER_STATEMENT = 500
 
 
 class StoredEvent(NamedTuple):
@@ -144,6 +142,15 @@ _DISTINCT = """
 
 # The projects that hold kept refusals (at most `keep` rows are read).
 _KEPT_PROJECTS = "SELECT DISTINCT project FROM rejections"
+
+
+@functools.cache
+def _insert_rejections_sql(mark: str, count: int) -> str:
+    """The INSERT of `count` refusals (parameters marked `mark`): the same str each
+    time, its hash (what sqlite3's statement cache looks it up by) made once."""
+    values = "(" + ", ".join([mark] * 4) + ")"
+    return ("INSERT INTO rejections (project, parent, time_us, rejection) VALUES "
+            + ", ".join([values] * count))
 
 
 class ConsoleSql:
@@ -356,9 +363,6 @@ class ConsoleSql:
         rows gathered until then. No rows: it only forgets (each project's beyond
         `keep_per_project` too)."""
         mark = self._dialect.mark
-        insert = self._dialect.spell(
-            "INSERT INTO rejections (project, parent, time_us, rejection) VALUES ")
-        values = self._dialect.spell("(?, ?, ?, ?)")
 
         taken: list[Sequence[RejectionRow]] = []  # once: a retried batch inserts the same
 
@@ -366,9 +370,11 @@ class ConsoleSql:
             if not taken:
                 taken.append(rows() if callable(rows) else rows)
             kept = taken[0]
-            for start in range(0, len(kept), _REJECTIONS_PER_STATEMENT):
-                chunk = kept[start:start + _REJECTIONS_PER_STATEMENT]
-                db.execute(insert + ", ".join([values] * len(chunk)),
+            # One statement for many rather than executemany, whose every step gives up
+            # and retakes the GIL (a wait of up to a switch interval each while the loop
+            # is busy: see sqlite._insert_events); of a few row counts (shapes.py).
+            for chunk in in_statements(kept):
+                db.execute(_insert_rejections_sql(mark, len(chunk)),
                            [value for row in chunk for value in row])
             # by rows, not ids: those a project's trim took leave gaps in the ids
             if keep_per_project is not None and keep_per_project < keep:

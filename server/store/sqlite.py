@@ -101,6 +101,16 @@ def _insert_events_sql(count: int) -> str:
     return _INSERT_EVENTS + ", ".join([_ROW_MARKS] * count)
 
 
+@functools.cache
+def _stored_under_keys_sql(count: int) -> str:
+    """The SELECT of (id, event_time_us, dedup_key) of the user_events stored under
+    `count` (catalog_id, event_time_us, dedup_key) keys, each looked up in the dedup
+    index."""
+    return ("SELECT e.id, e.event_time_us, e.dedup_key FROM (VALUES "
+            + ", ".join(["(?, ?, ?)"] * count) + ") AS k JOIN user_events e ON "
+            "e.catalog_id = k.column1 AND e.event_time_us = k.column2 AND "
+            "e.dedup_key = k.column3")
+
 # No row locks: the writer's BEGIN IMMEDIATE holds the whole database's. NOT INDEXED
 # keeps a purge's batch a walk along the rowid from the last position: with the
 # (catalog, time) index SQLite would gather every matching row and sort it on each
@@ -424,11 +434,10 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         use up an id.)"""
         keys = list(dict.fromkeys((ids[row.catalog], row.event_time_us, row.key)
                                   for row in chunk))
-        stored = conn.execute(
-            "SELECT e.id, e.event_time_us, e.dedup_key FROM (VALUES "
-            + ", ".join(["(?, ?, ?)"] * len(keys)) + ") AS k JOIN user_events e ON "
-            "e.catalog_id = k.column1 AND e.event_time_us = k.column2 AND "
-            "e.dedup_key = k.column3", [value for key in keys for value in key]).fetchall()
+        stored: list[Any] = []
+        for part in in_statements(keys):
+            stored += conn.execute(_stored_under_keys_sql(len(part)),
+                                   [value for key in part for value in key]).fetchall()
         stored.sort()
         return [(time_us, bytes(key)) for _, time_us, key in stored[len(stored) - added:]]
 

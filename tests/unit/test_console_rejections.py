@@ -21,6 +21,7 @@ from server.console import rejections
 from server.console.rejections import Rejections, shown
 from server.errors import InvalidArgument
 from server.store import Store, sqlite
+from server.store.console import RejectionRow
 from server.store.group_commit import Job
 
 from . import test_store
@@ -228,12 +229,27 @@ def test_refusals_gathered_past_one_statement_are_all_kept_in_order(store: Store
 
     store._committer.submit(Job(fn=hold))  # type: ignore[attr-defined]  # noqa: SLF001
     assert busy.wait(10)
-    for n in range(1201):  # more than one INSERT's rows (console._REJECTIONS_PER_STATEMENT)
+    for n in range(1201):  # four INSERTs: 512, 512, 160 and 17 rows (shapes.statement_rows)
         refuse(rejections, n)
     free.set()
     store.flush()
     assert sessions(store)[:1000] == [str(n) for n in range(1000)]  # the first page read
     assert len(store.rejections_after(None, 1000, 1000)) == 201
+
+
+def test_refusals_are_inserted_in_statements_of_the_event_rows_shapes(tmp_path: Any) -> None:
+    # Each row count is a statement SQLite parses anew unless its cache holds it.
+    store = sqlite.SqliteStore(str(tmp_path / "events.db"))
+    try:
+        inserted: list[int] = []
+        store._writer_conn.set_trace_callback(  # noqa: SLF001
+            lambda sql: inserted.append(sql.count("),")) if "INTO rejections" in sql else None)
+        kept = [RejectionRow("p", CATALOG, n, b"r") for n in range(1201)]
+        store.add_rejections(kept, 5000, 0).result()
+        assert [rows + 1 for rows in inserted] == [512, 512, 160, 17]
+        assert len(store.rejections_after(None, 0, 2000)) == 1201
+    finally:
+        store.close()
 
 
 def test_refusals_alike_share_their_common_part_and_keep_their_own(store: Store) -> None:

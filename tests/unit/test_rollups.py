@@ -100,6 +100,38 @@ def test_a_batch_of_several_statements_counts_its_duplicates_once(store: Any) ->
     assert table(store, catalog)[0] == {"p1": (36, 0, 0, 0, {})}
 
 
+def test_a_statement_of_rows_stored_before_and_duplicated_counts_only_the_new(
+        store: Any) -> None:
+    # SQLite inserts these 64 rows in one statement, which skips 14: the 60 keys it holds
+    # are looked up again (as 32 and 28) to know which 50 it stored.
+    catalog = new_catalog()
+    views = [event("detail-page-view", MIDNIGHT + HOUR, visitor=f"v{i}") for i in range(60)]
+    store.write_user_events(rows(catalog, *views[:10]))
+    store.write_user_events(rows(catalog, *views, *views[5:9]))
+    assert store.count_user_events(EventQuery(catalog)) == 60
+    assert table(store, catalog)[0] == {"p1": (60, 0, 0, 0, {})}
+    assert sorted(store.product_days(catalog, None, None)) == [
+        ("", "*", 60, 0, 0, 0, 0, 0.0), ("p1", "", 60, 0, 0, 0, 0, 0.0)]
+
+
+def test_the_keys_of_a_statement_that_skipped_rows_are_looked_up_in_few_shapes(
+        tmp_path: Any) -> None:
+    # Each row count is a statement SQLite parses anew unless its cache holds it.
+    store = sqlite.SqliteStore(str(tmp_path / "events.db"))
+    try:
+        catalog = new_catalog()
+        views = [event("detail-page-view", MIDNIGHT + HOUR, visitor=f"v{i}") for i in range(60)]
+        store.write_user_events(rows(catalog, *views[:10]))
+        looked_up: list[int] = []
+        store._writer_conn.set_trace_callback(  # noqa: SLF001
+            lambda sql: looked_up.append(sql.count("),")) if "AS k JOIN" in sql else None)
+        store.write_user_events(rows(catalog, *views, *views[5:9]))
+        assert [keys + 1 for keys in looked_up] == [32, 28]
+        assert table(store, catalog)[0] == {"p1": (60, 0, 0, 0, {})}
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("product_days", [33, 63, 513, 545])
 def test_a_batch_of_product_days_across_statement_shapes_counts_exactly(
         store: Any, product_days: int) -> None:
