@@ -79,6 +79,12 @@ _OFD_GETLK: int | None = getattr(fcntl, "F_OFD_GETLK", None)
 _FLOCK = struct.Struct("@hhqqi4x")
 
 
+# Statements a connection keeps parsed (sqlite3's default: 128). The writer alone
+# may use 47 shapes each of the event INSERT, the rollups' upsert and the refusals'
+# INSERT (see shapes.py) beside its other statements.
+_STATEMENTS_CACHED = 512
+
+
 def _as_it_is(value: Any) -> Any:
     return value
 
@@ -227,10 +233,11 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         if self._read_only and self.path is not None:
             # mode=ro: SQLite itself refuses every write through this connection.
             uri = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                                   cached_statements=_STATEMENTS_CACHED)
         else:
             conn = sqlite3.connect(self.path or ":memory:", isolation_level=None,
-                                   check_same_thread=False)
+                                   check_same_thread=False, cached_statements=_STATEMENTS_CACHED)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not self._memory and not self._read_only:
             _enter_wal(conn)
