@@ -621,18 +621,24 @@ def _all_behind(queues: set[_Queue]) -> bool:
 def _unsent(queue: _Queue, sent: int) -> tuple[list[Chunk], int]:
     """The chunks queued (emptying the queue), cut to what follows the row
     `sent`, and the new `sent`: the last row of them. They are held (Held) for
-    the caller, who releases them once sent."""
-    chunks = []
+    the caller, who releases them once sent: a chunk sent whole is held by the
+    queue's hold, passed on (a hold and a release fewer a message)."""
+    held, chunks = queue.held, []
     for chunk in queue.chunks:
         if isinstance(chunk, _Restart):
             sent = min(sent, chunk.position)
+            held.release(chunk)
             continue
         part = chunk.after(sent)
-        if part is not None:
-            queue.held.hold(part)
-            chunks.append(part)
-            sent = part.items[-1].id
-    queue.let_go()
+        if part is not chunk:
+            held.release(chunk)
+            if part is None:
+                continue
+            held.hold(part)
+        chunks.append(part)
+        sent = part.items[-1].id
+    queue.chunks.clear()
+    queue.count = queue.bytes = 0
     return chunks, sent
 
 
