@@ -2,11 +2,13 @@
 into statements of few shapes.
 
 Each row count is a statement text of its own, which SQLite parses (about 3.5 µs a
-row) unless sqlite3's cache of a connection's last 128 statements holds it; on
+row) unless sqlite3's cache of a connection's statements holds it (the last 512:
+sqlite._STATEMENTS_CACHED); on
 PostgreSQL a new text is parsed and planned too, and psycopg prepares only a text it
 has run several times. Writes of any other count were parsed anew (13-16% of the
 SQLite writer's instructions under a stream of pixels). Cut by `statement_rows`, a
-batch is at most two statements, of 47 shapes in all, which stay cached.
+batch of up to 512 rows is at most two statements, of 47 shapes in all, which stay
+cached.
 """
 
 from __future__ import annotations
