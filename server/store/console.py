@@ -8,14 +8,13 @@ offset, so a page costs the same wherever it starts.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 from server.store.packed import UNPACK_COLUMNS, unpack
 from server.store.rows import EventQuery, catalog_term, keep_latest, where_clause
-from server.store.shapes import in_statements
+from server.store.shapes import in_statements, rows_sql
 
 if TYPE_CHECKING:
     from server.store.group_commit import GroupCommitter
@@ -142,15 +141,6 @@ _DISTINCT = """
 
 # The projects that hold kept refusals (at most `keep` rows are read).
 _KEPT_PROJECTS = "SELECT DISTINCT project FROM rejections"
-
-
-@functools.cache
-def _insert_rejections_sql(mark: str, count: int) -> str:
-    """The INSERT of `count` refusals (parameters marked `mark`): the same str each
-    time, its hash (what sqlite3's statement cache looks it up by) made once."""
-    values = "(" + ", ".join([mark] * 4) + ")"
-    return ("INSERT INTO rejections (project, parent, time_us, rejection) VALUES "
-            + ", ".join([values] * count))
 
 
 class ConsoleSql:
@@ -363,6 +353,7 @@ class ConsoleSql:
         rows gathered until then. No rows: it only forgets (each project's beyond
         `keep_per_project` too)."""
         mark = self._dialect.mark
+        values = "(" + ", ".join([mark] * 4) + ")"
 
         taken: list[Sequence[RejectionRow]] = []  # once: a retried batch inserts the same
 
@@ -374,7 +365,8 @@ class ConsoleSql:
             # and retakes the GIL (a wait of up to a switch interval each while the loop
             # is busy: see sqlite._insert_events); of a few row counts (shapes.py).
             for chunk in in_statements(kept):
-                db.execute(_insert_rejections_sql(mark, len(chunk)),
+                db.execute(rows_sql("INSERT INTO rejections (project, parent, time_us, "
+                                    "rejection) VALUES ", values, len(chunk)),
                            [value for row in chunk for value in row])
             # by rows, not ids: those a project's trim took leave gaps in the ids
             if keep_per_project is not None and keep_per_project < keep:

@@ -29,14 +29,13 @@ New events always have higher ids than the range (see Gap.open), so they count.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from footfall.retail.v2 import user_event_pb2
 
 from server.store.packed import UNPACK_COLUMNS, unpack
-from server.store.shapes import in_statements
+from server.store.shapes import in_statements, rows_sql
 
 if TYPE_CHECKING:
     from server.store.rows import EventQuery, EventRow
@@ -164,7 +163,9 @@ class Tally:
                        f"{_ON_CONFLICT}", columns)
         else:  # (a statement of each count parsed once: shapes.py)
             for chunk in in_statements(changed):
-                db.execute(_upsert_sql(dialect.mark, len(chunk)),
+                db.execute(rows_sql(f"INSERT INTO product_days ({COLUMNS}) VALUES ",
+                                    "(" + ", ".join([dialect.mark] * 11) + ")", len(chunk),
+                                    f" {_ON_CONFLICT}"),
                            [value for row in chunk for value in row])
         if self._lost:
             for catalog_id, day in sorted({key[:2] for key in self._rows}):
@@ -172,15 +173,6 @@ class Tally:
                                          "day = ? AND lines <= 0"), (catalog_id, day))
         self._rows.clear()
         self._lost = False
-
-
-@functools.cache
-def _upsert_sql(mark: str, count: int) -> str:
-    """The upsert of `count` rows of product_days (parameters marked `mark`): the same
-    str each time, its hash (what sqlite3's statement cache looks it up by) made once."""
-    row_marks = "(" + ", ".join([mark] * 11) + ")"
-    return (f"INSERT INTO product_days ({COLUMNS}) VALUES "
-            f"{', '.join([row_marks] * count)} {_ON_CONFLICT}")
 
 
 # PostgreSQL counts a write's new events in the statement that inserts them (see

@@ -13,6 +13,7 @@ cached.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
@@ -38,3 +39,11 @@ def in_statements(rows: Sequence[T]) -> Iterator[Sequence[T]]:
         end = start + statement_rows(len(rows) - start)
         yield rows[start:end]
         start = end
+
+
+@functools.cache
+def rows_sql(head: str, row: str, count: int, tail: str = "") -> str:
+    """`head`, then `row` (its marks) `count` times over, comma-separated, then
+    `tail`: a statement of `count` rows, the same str each time (its hash, what
+    sqlite3's statement cache looks it up by, made once)."""
+    return f"{head}{', '.join([row] * count)}{tail}"

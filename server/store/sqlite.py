@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import logging
 import os
 import sqlite3
@@ -39,7 +38,7 @@ from server.store.rows import (
     in_turn,
     keep_latest,
 )
-from server.store.shapes import in_statements
+from server.store.shapes import in_statements, rows_sql
 from server.store.sql import Dialect, SqlStore, Statements
 
 log = logging.getLogger(__name__)
@@ -100,22 +99,12 @@ sqlite3.register_adapter(bytes, bytes)  # (bytes of a bytes is the same object)
 sqlite3.register_adapter(type(None), _as_it_is)
 
 
-@functools.cache
-def _insert_events_sql(count: int) -> str:
-    """The INSERT of `count` event rows: the same str each time, its hash (what the
-    statement cache looks it up by) made once."""
-    return _INSERT_EVENTS + ", ".join([_ROW_MARKS] * count)
-
-
-@functools.cache
-def _stored_under_keys_sql(count: int) -> str:
-    """The SELECT of (id, event_time_us, dedup_key) of the user_events stored under
-    `count` (catalog_id, event_time_us, dedup_key) keys, each looked up in the dedup
-    index."""
-    return ("SELECT e.id, e.event_time_us, e.dedup_key FROM (VALUES "
-            + ", ".join(["(?, ?, ?)"] * count) + ") AS k JOIN user_events e ON "
-            "e.catalog_id = k.column1 AND e.event_time_us = k.column2 AND "
-            "e.dedup_key = k.column3")
+# The (id, event_time_us, dedup_key) of the user_events stored under some
+# (catalog_id, event_time_us, dedup_key) keys, each looked up in the dedup index:
+# the keys' rows go between the two.
+_STORED_UNDER_KEYS = ("SELECT e.id, e.event_time_us, e.dedup_key FROM (VALUES ",
+                      ") AS k JOIN user_events e ON e.catalog_id = k.column1 AND "
+                      "e.event_time_us = k.column2 AND e.dedup_key = k.column3")
 
 # No row locks: the writer's BEGIN IMMEDIATE holds the whole database's. NOT INDEXED
 # keeps a purge's batch a walk along the rowid from the last position: with the
@@ -422,7 +411,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                 params += values[1:]
             # What the rollups need to know: which rows were new. Most often all are
             # (no RETURNING to read, no statement more); else see `_added`.
-            added = conn.execute(_insert_events_sql(len(chunk)), params).rowcount
+            added = conn.execute(rows_sql(_INSERT_EVENTS, _ROW_MARKS, len(chunk)),
+                                 params).rowcount
             if added == len(chunk):
                 inserted += [(row.event_time_us, row.key) for row in chunk]
             elif added:
@@ -443,7 +433,8 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
                                   for row in chunk))
         stored: list[Any] = []
         for part in in_statements(keys):
-            stored += conn.execute(_stored_under_keys_sql(len(part)),
+            head, tail = _STORED_UNDER_KEYS
+            stored += conn.execute(rows_sql(head, "(?, ?, ?)", len(part), tail),
                                    [value for key in part for value in key]).fetchall()
         stored.sort()
         return [(time_us, bytes(key)) for _, time_us, key in stored[len(stored) - added:]]
