@@ -851,8 +851,8 @@ class Watches:
                      cost: SendCost | None) -> AsyncIterator[Item]:
         """`items`, as fast as the budgets shared by the watches of items allow: of
         messages (`pace`), and (`cost`, not None) of the loop's time their making and
-        sending takes (`sending`, in turns of up to a grant's messages, each watch a
-        party of its own: see pace.SendCost)."""
+        sending takes (`sending`, in turns of at most SEND_TURNS_PER_SECOND of its
+        second, each watch a party of its own: see pace.SendCost)."""
         if cost is None:
             sent = 0
             while sent < len(items):
@@ -868,9 +868,7 @@ class Watches:
             if not granted:
                 # (at most a grant, --watch-messages 0 too: a turn of the time is that long)
                 granted = await self.pace.take(min(len(items) - sent, GRANT))
-            # (a turn of at most SEND_TURNS_PER_SECOND of the budget's second)
-            size = min(granted, max(1, int(self.sending.per_second / SEND_TURNS_PER_SECOND
-                                           / max(cost.each, 1e-6))))
+            size = self._turn_size(granted, cost)
             turn = _Turn(self.sending, cost, await self.sending.take(size * cost.each, cost))
             try:
                 for item in items[sent:sent + size]:
@@ -889,6 +887,15 @@ class Watches:
                     turn.spent += cost.measure(time.thread_time() - began)
             finally:
                 turn.end()
+
+    def _turn_size(self, granted: int, cost: SendCost) -> int:
+        """How many of `granted` messages a watch sends in its next turn of `sending`:
+        those that fit in SEND_TURNS_PER_SECOND of the budget's second, at least one;
+        all of them when there is no bound (a turn then costs bookkeeping alone)."""
+        if self.sending.per_second <= 0:
+            return granted
+        fit = int(self.sending.per_second / SEND_TURNS_PER_SECOND / max(cost.each, 1e-6))
+        return min(granted, max(1, fit))
 
     def _leave(self, key: Hashable, queue: _Queue) -> None:
         feed = self._feeds.get(key)

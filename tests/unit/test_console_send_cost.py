@@ -75,6 +75,27 @@ def test_a_turn_takes_at_most_a_fiftieth_of_the_budgets_second() -> None:
 
     asyncio.run(main())
 
+
+def test_without_a_bound_a_grant_is_one_turn() -> None:
+    """--watch-send-ms 0: nothing to share, so a grant's messages go in one turn,
+    not one turn (and its bookkeeping) each."""
+    async def main() -> None:
+        watches = Watches(Commits(), 10, send_ms=0)
+        taken: list[float] = []
+        take = watches.sending.take
+
+        async def recorded(expected: float, party: Any = "") -> float:
+            taken.append(expected)
+            return await take(expected, party)
+
+        watches.sending.take = recorded  # type: ignore[method-assign]
+        cost = SendCost()
+        cost.measure(0.0005)
+        assert await drain(watches._paced(list(range(40)), cost)) == 40
+        assert len(taken) == 1, taken
+
+    asyncio.run(main())
+
     asyncio.run(main())
 
 
