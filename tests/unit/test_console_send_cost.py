@@ -52,6 +52,21 @@ def test_messages_that_cost_the_loop_more_than_the_budget_wait_for_their_turn() 
         assert 0.001 <= cost.each < 0.01  # its own CPU (what else ran was little)
         assert watches.sending.waits >= 2, "turns past a 20 ms budget never waited"
 
+    asyncio.run(main())
+
+
+def recorded_takes(watches: Watches) -> list[float]:
+    """What each turn of `watches`' sending budget expects to spend, as they are taken."""
+    taken: list[float] = []
+    take = watches.sending.take
+
+    async def recorded(expected: float, party: Any = "") -> float:
+        taken.append(expected)
+        return await take(expected, party)
+
+    watches.sending.take = recorded  # type: ignore[method-assign]
+    return taken
+
 
 def test_a_turn_takes_at_most_a_fiftieth_of_the_budgets_second() -> None:
     """A turn is taken before it is spent: the budget ends each one as far below
@@ -60,14 +75,7 @@ def test_a_turn_takes_at_most_a_fiftieth_of_the_budgets_second() -> None:
     catching up waited 0.1-0.3 s for each of its turns."""
     async def main() -> None:
         watches = Watches(Commits(), 10, send_ms=100)  # turns of at most 2 ms
-        taken: list[float] = []
-        take = watches.sending.take
-
-        async def recorded(expected: float, party: Any = "") -> float:
-            taken.append(expected)
-            return await take(expected, party)
-
-        watches.sending.take = recorded  # type: ignore[method-assign]
+        taken = recorded_takes(watches)
         cost = SendCost()
         cost.measure(0.0005)  # half a millisecond a message: four a turn
         assert await drain(watches._paced(list(range(40)), cost), each=0.0005) == 40
@@ -81,20 +89,11 @@ def test_without_a_bound_a_grant_is_one_turn() -> None:
     not one turn (and its bookkeeping) each."""
     async def main() -> None:
         watches = Watches(Commits(), 10, send_ms=0)
-        taken: list[float] = []
-        take = watches.sending.take
-
-        async def recorded(expected: float, party: Any = "") -> float:
-            taken.append(expected)
-            return await take(expected, party)
-
-        watches.sending.take = recorded  # type: ignore[method-assign]
+        taken = recorded_takes(watches)
         cost = SendCost()
         cost.measure(0.0005)
         assert await drain(watches._paced(list(range(40)), cost)) == 40
         assert len(taken) == 1, taken
-
-    asyncio.run(main())
 
     asyncio.run(main())
 
