@@ -463,12 +463,13 @@ class HttpGateway:
         output = transcode.Output()
         bare = functools.partial(transcode.path_request, route, path_values)
         grant = None
+        requester = pixel.requester(request.headers, request.remote or "",
+                                    self._settings.trust_forwarded_for,
+                                    in_url=request.method == "GET")
         try:
             self._origins.check(request, route)
             output = transcode.output_of(request.query)
-            context = CallContext(request, pixel.requester(
-                request.headers, request.remote or "", self._settings.trust_forwarded_for,
-                in_url=request.method == "GET"), pixel.is_pixel(route, output))
+            context = CallContext(request, requester, pixel.is_pixel(route, output))
             query_key = pixel.query_key(request.query) if route.rpc in pixel.PIXEL_RPCS else None
             # The key before the body: nobody without one makes the server read
             # (up to --max-request-bytes of) a body, let alone parse it.
@@ -490,13 +491,14 @@ class HttpGateway:
         except Exception as exc:
             named, kept_as = envelope.bare_request(method, bare, grant)
             # (a call refused for its project is never kept; its log line names its key)
+            client = ip_prefix(requester.ip_address)
             refused = envelope.refuse(method, exc, started,
                                       context if grant is not None else None, request=named,
                                       grant=grant if isinstance(exc, NotYourProject)
-                                      else kept_as)
+                                      else kept_as, client=client)
             # (past its address's budget: the client's loop waits, and connects again)
             past = isinstance(exc, Unauthenticated) and await \
-                self._policy.keyless_refusals.refused(ip_prefix(context.requester.ip_address))
+                self._policy.keyless_refusals.refused(client)
             return self._refused(request, route, output, refused, closing=past)
         if route.method.server_streaming:
             self._bodies.give_back(holder, len(body))

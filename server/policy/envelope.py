@@ -268,9 +268,11 @@ class Envelope:
         `keep`: False for a refusal counted and logged only (no request to keep)."""
         refusal = exc if isinstance(exc, FootfallError) else _chosen(context) or _bug(method)
         key_name, key = _key_of(admission, grant)
-        # (a writer key is public: its refusals' lines are budgeted by client address)
+        # (a writer key is public, and with auth off every caller is anyone: their
+        # refusals' lines are budgeted by client address)
         public_from = (client if client is not None else client_of(context)) \
-            if grant is not None and grant.role is Role.WRITER else None
+            if not self.policy.auth.enabled or (grant is not None
+                                                and grant.role is Role.WRITER) else None
         self.policy.record(method, self.transport, refusal.code,
                            time.perf_counter() - started, admission, refusal.message, key_name,
                            public_from)

@@ -37,10 +37,12 @@ class Reply:
 
 
 def call(port: int, method: str, path: str, body: Any = None,
-         headers: dict[str, str] | None = None) -> Reply:
+         headers: dict[str, str] | None = None, source: str | None = None) -> Reply:
     """`body`: bytes as they are, anything else as JSON; a body is labelled JSON
-    unless `headers` give a Content-Type (as every real client does)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    unless `headers` give a Content-Type (as every real client does). `source`: the
+    loopback address to call from (127.0.0.2, say), as another client would."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT,
+                                            source_address=(source, 0) if source else None)
     try:
         payload = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
         headers = dict(headers or {})

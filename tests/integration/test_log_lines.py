@@ -225,7 +225,8 @@ def test_the_start_log_says_http_is_off_and_how_to_pick_a_free_port(tmp_path: Pa
 def test_a_stderr_pipe_nobody_reads_holds_up_no_call(tmp_path: Path) -> None:
     """A test harness read the ready line from a pipe and stopped reading: once the
     pipe held 64 KiB of the log (a line per refused call, about 240 of them), every
-    call waited on the log and the server answered nothing more."""
+    call waited on the log and the server answered nothing more. (From six client
+    addresses: the refused calls of one are logged up to 100 every 10 s.)"""
     server = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--port", "0", "--http-port", "-1",
          "--store", "memory://"], cwd=tmp_path, stderr=subprocess.PIPE,
@@ -238,9 +239,10 @@ def test_a_stderr_pipe_nobody_reads_holds_up_no_call(tmp_path: Path) -> None:
     http_port = int(re.findall(r"serving HTTP on [\d.]+:(\d+)", "".join(said))[0])
     try:
         refused = 0
-        for _ in range(600):  # then no more is read until the server is stopped
+        for n in range(600):  # then no more is read until the server is stopped
             answer = call(http_port, "POST", f"/v2/{CATALOG}/userEvents:write",
-                          {"eventType": "add-to-cart", "visitorId": "v" * 200})
+                          {"eventType": "add-to-cart", "visitorId": "v" * 200},
+                          source=f"127.0.0.{n // 100 + 1}")
             refused += answer.status == 400
         assert refused == 600
     finally:
