@@ -157,12 +157,13 @@ def _unlike_pixels(server: Server, count: int, floods: int = 4,
     return processes
 
 
-def refusal_cpu(reps: int, accepted_rps: int = 30, flood_rps: int = 150) -> dict[str, Any]:
+def refusal_cpu(reps: int, accepted_rps: int = 30, flood_rps: int = 150,
+                load_seconds: int = 6) -> dict[str, Any]:
     """Server CPU a second, refusals kept or not, with every rate fixed (closed loops
-    swing more than the bar): accepted writes from 16 callers at `accepted_rps` each,
-    beside a flood at `flood_rps` from each of 4 connections, alike (one refused
-    write) or unlike (refused pixels, no two alike). Low enough rates that the server
-    keeps up, so that what keeping costs shows as CPU, not as a rate."""
+    swing more than the bar): accepted writes from 16 callers at `accepted_rps` each
+    for `load_seconds`, beside a flood at `flood_rps` from each of 4 connections, alike
+    (one refused write) or unlike (refused pixels, no two alike). Low enough rates
+    that the server keeps up, so that what keeping costs shows as CPU, not as a rate."""
     accepted, refused = write_frame(), _refused_write()
     runs: list[dict[str, Any]] = []
     try:
@@ -178,7 +179,7 @@ def refusal_cpu(reps: int, accepted_rps: int = 30, flood_rps: int = 150) -> dict
                             time.sleep(0.5)
                             before, began = server.cpu_seconds(), time.monotonic()
                             out = _paced(server, accepted, 16, accepted_rps,
-                                         accepted_rps * 16 * 6).communicate()[0]
+                                         accepted_rps * 16 * load_seconds).communicate()[0]
                             used = server.cpu_seconds() - before
                             seconds = time.monotonic() - began
                         finally:
@@ -241,8 +242,13 @@ def flood_bound(requests: int, keep: int, floods: int = 4) -> dict[str, Any]:
 
 
 def run(sizes: tuple[int, ...], reps: int, write_requests: int,
-        flood: int, keep: int) -> dict[str, Any]:
+        flood: int, keep: int, paced_seconds: int = 6) -> dict[str, Any]:
+    """`paced_seconds`: how long each run of `refusal_cpu` (`reps` of each arm) loads
+    the server: the closed-loop ratios beside a flood swing by more than the 5% the
+    bar allows (bench/REPORT.md, 2026-12-01 and 2026-12-05), the CPU at fixed rates
+    less."""
     return {"list": [list_first_page(size, max(reps, 5)) for size in sizes],
             "refusals": refusal_cost(write_requests, reps),
             "refusals_unlike": refusal_cost(write_requests, reps, alike=False),
+            "refusals_paced": refusal_cpu(reps, load_seconds=paced_seconds),
             "flood": flood_bound(flood, keep)}

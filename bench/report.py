@@ -232,6 +232,16 @@ def _console(c: dict[str, Any]) -> list[str]:
             "--rejections-keep 0): "
             + _bar(r["ratio_kept_to_not_kept"]["median"] >= 0.95,
                    f"{r['ratio_kept_to_not_kept']['median']:.2f} (≥ 0.95 asked)"))
+    paced = c.get("refusals_paced")
+    if paced is not None:  # (runs before it had none)
+        ratios = {kind: paced[kind]["ratio"] for kind in ("alike", "unlike")}
+        out.append(
+            f"- server CPU a second with every rate fixed ({paced['accepted_per_second']:,} "
+            f"accepted writes and {paced['flood_per_second']:,} refusals a second), refusals "
+            f"kept ÷ not kept: one request again and again {ratios['alike']:.2f}, refused "
+            f"pixels no two alike {ratios['unlike']:.2f} (medians of "
+            f"{len(paced['runs']) // 4} each; the steadier measure of the two bars above): "
+            + _bar(max(ratios.values()) <= 1.05, "≤ 1.05 asked"))
     f = c["flood"]
     out += [f"- a flood of {f['refused']:,} refused pixels, no two alike ({f['recorded']:,} "
             "recorded, "

@@ -41,6 +41,8 @@ def test_every_benchmark_runs_on_tiny_sizes() -> None:
     assert results["inventory"]["set_inventory"]["per_second"]["median"] > 0
     assert [p["none"]["returned"] for p in results["console"]["list"]] == [100]
     assert results["console"]["refusals"]["ratio_kept_to_not_kept"]["median"] > 0
+    assert all(results["console"]["refusals_paced"][kind]["ratio"] > 0
+               for kind in ("alike", "unlike"))
     flood = results["console"]["flood"]  # it checks every refusal was recorded
     assert flood["rows"] == flood["keep"] < flood["refused"]
     watch = results["watch"]  # it checks every watcher received every write
