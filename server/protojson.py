@@ -348,9 +348,9 @@ def enum_names(enum: Any, most: int = 12) -> str:
 
 
 def _scalar_problem(value: Any, field: FieldDescriptor) -> str | None:
-    if type(value) is not str:
-        return None  # json_format judges JSON numbers, booleans and the rest
     kind = field.cpp_type
+    if type(value) is not str:
+        return _not_text_problem(value, field, kind)
     if kind in INT_RANGES:
         return whole_number_problem(value)
     if kind in (_F.CPPTYPE_FLOAT, _F.CPPTYPE_DOUBLE):
@@ -361,6 +361,23 @@ def _scalar_problem(value: Any, field: FieldDescriptor) -> str | None:
         if is_value_name(enum, value) or WHOLE_NUMBER_TEXT.fullmatch(value):
             return None
         return f"{not_a_value_of(enum)}, got {value[:_SHOWN]!r}; {enum_names(enum)}"
+    return None
+
+
+def _not_text_problem(value: Any, field: FieldDescriptor, kind: int) -> str | None:
+    """Why a JSON value other than a string is no value of a float, double or enum
+    `field`, else None (json_format judges the rest: integers, booleans, messages).
+    json_format reads an enum with int() and a number with float(): `true` was taken
+    as 1.0 for a price and as the enum's value 1 (IMPRESSION for a job event's type),
+    `2.9` as the value 2, and a list or an object said "unhashable type: 'list'"."""
+    if kind == _F.CPPTYPE_ENUM:
+        if type(value) is int or type(value) is float and value.is_integer():
+            return None  # a number json_format looks up (and refuses, out of range)
+        enum = field.enum_type
+        assert enum is not None  # an enum field
+        return f"{not_a_value_of(enum)}, got {json_kind(value)}; {enum_names(enum)}"
+    if kind in (_F.CPPTYPE_FLOAT, _F.CPPTYPE_DOUBLE) and type(value) is bool:
+        return f"must be a number, got {json_kind(value)}"
     return None
 
 

@@ -361,6 +361,52 @@ def test_a_number_in_a_string_in_ascii_digits_reads_as_json_format_reads_it(
                                                                     user_event_pb2.UserEvent)
 
 
+NOT_NUMBERS = [
+    ({"productDetails": [{"product": {"type": True}}]}, "product_details[0].product.type",
+     "not a value of google.cloud.retail.v2.Product.Type (a name, or its number in ASCII "
+     "digits), got true; its names: PRIMARY"),
+    ({"productDetails": [{"product": {"availability": 1.5}}]},
+     "product_details[0].product.availability", "got a number, 1.5"),
+    ({"productDetails": [{"product": {"type": ["PRIMARY"]}}]},
+     "product_details[0].product.type", "got a list of 1"),
+    ({"productDetails": [{"product": {"type": {}}}]}, "product_details[0].product.type",
+     "got an object"),
+    ({"purchaseTransaction": {"revenue": True}}, "purchase_transaction.revenue",
+     "must be a number, got true"),
+    ({"productDetails": [{"product": {"priceInfo": {"price": False}}}]},
+     "product_details[0].product.price_info.price", "must be a number, got false"),
+    ({"attributes": {"k": {"numbers": [1, True]}}}, "attributes[k].numbers[1]",
+     "must be a number, got true"),
+]
+
+
+@pytest.mark.parametrize(("document", "path", "reason"), NOT_NUMBERS,
+                         ids=[json.dumps(d)[:50] for d, _, _ in NOT_NUMBERS])
+def test_a_boolean_or_a_fraction_is_no_enum_value_and_a_boolean_no_number(
+        document: dict[str, Any], path: str, reason: str) -> None:
+    """json_format took `true` as 1 (a price of 1.0, the enum's value 1), 1.5 as the
+    enum's value 1, and said "unhashable type: 'list'" of a list for an enum."""
+    for parse in (parse_dict, lenient_json.parse_dict):
+        with pytest.raises(json_format.ParseError) as caught:
+            parse(document, user_event_pb2.UserEvent)
+        named, said = protojson.parse_error(caught.value, user_event_pb2.UserEvent.DESCRIPTOR,
+                                            document)
+        assert named == path and reason in said, (named, said)
+    message = user_event_pb2.UserEvent()
+    with pytest.raises(protojson.PlacedError):
+        protojson.parse_into(document, message)
+    assert message == user_event_pb2.UserEvent()  # nothing half-set
+
+
+def test_an_enum_by_its_number_is_still_read() -> None:
+    for number in (1, 1.0, 1e0):
+        document = {"productDetails": [{"product": {"type": number}}]}
+        read = parse_dict(document, user_event_pb2.UserEvent)
+        assert read.product_details[0].product.type == product_pb2.Product.PRIMARY
+        assert outcome(document, user_event_pb2.UserEvent) == reference(
+            document, user_event_pb2.UserEvent)
+
+
 def test_a_number_beside_a_loose_one_is_refused_in_a_product_too() -> None:
     document = {"title": "t", "availableQuantity": "\u0661", "priceInfo": {"price": "2"}}
     with pytest.raises(protojson.PlacedError) as caught:
