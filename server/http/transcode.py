@@ -428,7 +428,11 @@ def _apply_query(request: Message, route: Route, query: Iterable[tuple[str, str]
         try:
             _set(target, leaf.name, converted if repeated else converted[0])
         except json_format.ParseError as exc:
-            why = _NUMBER_KINDS.get(_number_type(leaf)) or protojson.without_field_list(exc)
+            why = _NUMBER_KINDS.get(_number_type(leaf)) or (
+                # (json_format's words were "Failed to parse write_async field: Expected
+                # true or false without quotes at WriteUserEventRequest.write_async.")
+                f"must be one of {', '.join(_BOOLS)}" if leaf.type == leaf.TYPE_BOOL
+                else protojson.without_field_list(exc))
             violations.append(FieldViolation(name, f"cannot take {values[0][:100]!r}: {why}"))
     return violations
 
