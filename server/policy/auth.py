@@ -325,8 +325,12 @@ class MissingKey(Unauthenticated):
         """The refusal said for a call whose only key is an authorization header of
         another scheme than Bearer (Basic, say): told it was not read, not only that
         a key is wanted (a reverse proxy's password looked like a key refused)."""
+        # A header of one word is a credential without its scheme (`authorization:
+        # KEY`, a key itself, say): it is not repeated, as no key is in a message.
+        shown = f"not {scheme[:20]!r}" if scheme else \
+            "and this one holds a value with no scheme before it"
         return cls(f"this server requires an API key, and reads the authorization header "
-                   f"only as Bearer KEY, not {scheme[:20]!r}: send the key as the "
+                   f"only as Bearer KEY, {shown}: send the key as the "
                    "x-goog-api-key header or authorization: Bearer KEY")
 
     def details(self) -> list[Message]:
@@ -379,12 +383,13 @@ def key_of(metadata: Iterable[tuple[str, str | bytes]], query_key: str | None = 
 
 def other_scheme(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:
     """The scheme of a call's authorization header when it is not Bearer (what
-    key_of does not read), else None."""
+    key_of does not read), "" when the header is one word, no scheme and its
+    credentials but a credential alone (never to be said), else None."""
     for name, value in metadata:
         if name == AUTHORIZATION_HEADER and isinstance(value, str):
-            scheme = value.strip().partition(" ")[0]
+            scheme, _, credentials = value.strip().partition(" ")
             if scheme and scheme.lower() != "bearer":
-                return scheme
+                return scheme if credentials.strip() else ""
     return None
 
 

@@ -252,6 +252,23 @@ def test_authenticator_reloads_and_keeps_old_keys_on_a_bad_file(tmp_path: Path) 
     assert auth.authenticate([], "new-key").role is Role.WRITER
 
 
+def test_a_key_sent_as_the_authorization_header_without_a_scheme_is_never_repeated(
+        tmp_path: Path) -> None:
+    """`authorization: KEY` was told "not 'root-secret-0123456' ...": 20 characters of
+    the key, in the answer and in the request log."""
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"keys": {"root-secret-0123456789": {"projects": ["*"],
+                                                                     "role": "admin"}}}))
+    auth = Authenticator(path)
+    for value in ("root-secret-0123456789", " root-secret-0123456789 "):
+        with pytest.raises(MissingKey) as refused:
+            auth.authenticate([("authorization", value)])
+        said = str(refused.value)
+        assert "root-secret" not in said and "no scheme" in said, said
+    with pytest.raises(MissingKey, match="not 'Token'"):
+        auth.authenticate([("authorization", "Token root-secret-0123456789")])
+
+
 def test_auth_is_off_without_a_file() -> None:
     auth = Authenticator(None)
     assert not auth.enabled and auth.key_count == 0
