@@ -284,10 +284,24 @@ WHOLE_NUMBER_TEXT = re.compile(r"[+-]?[0-9]+")
 # The only other strings a float or double field takes, spelled exactly so.
 SPECIAL_FLOATS = frozenset({"NaN", "Infinity", "-Infinity"})
 # RFC 3339 as the proto3 JSON mapping takes it: two digits a field, an upper-case T
-# and Z, 1 to 9 fraction digits, an offset [+-]hh:mm (json_format leaves the ranges
-# to datetime); and a Duration: whole seconds, 1 to 9 fraction digits, then "s".
+# and Z, 1 to 9 fraction digits, an offset [+-]hh:mm of at most 23:59 (json_format
+# leaves the date's and time's ranges to datetime, and reads any two digits of an
+# offset: "+99:99" moved a time by four days); and a Duration: whole seconds, 1 to 9
+# fraction digits, then "s".
+_OFFSET_TEXT = r"[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]"
 _TIMESTAMP_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
-                             r"(?:\.[0-9]{1,9})?(?:Z|[+-][0-9]{2}:[0-9]{2})")
+                             rf"(?:\.[0-9]{{1,9}})?(?:Z|{_OFFSET_TEXT})")
+_ANY_OFFSET = re.compile(r"[+-][0-9]{2}:[0-9]{2}")
+
+
+def offset_problem(text: str) -> str | None:
+    """Why the numeric offset that ends the RFC 3339 time `text` is none, else None
+    (for the readers of times other than json_format's, Timestamp.FromJsonString
+    among them, which take any two digits too)."""
+    found = _ANY_OFFSET.search(text, max(len(text) - 6, 0))
+    if found is None or found.end() != len(text) or re.fullmatch(_OFFSET_TEXT, found[0]):
+        return None
+    return f"its offset {found[0]} is no offset: hours up to 23, minutes up to 59"
 _DURATION_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]{1,9})?s")
 _MAX_DEPTH = 100  # json_format's own limit: it refuses a document nested deeper
 _SHOWN = 100  # characters of a refused value that a message repeats
@@ -400,7 +414,8 @@ def _check_value(value: Any, field: FieldDescriptor, path: str, depth: int) -> N
                f'"2024-01-01T00:00:00Z", got {json_kind(value)}') if type(value) is not str \
             else None if _TIMESTAMP_TEXT.fullmatch(value) else (
                 "not an RFC 3339 timestamp such as 2024-01-01T00:00:00Z (two ASCII digits a "
-                f"field, upper-case T and Z, offset +hh:mm), got {value[:_SHOWN]!r}")
+                f"field, upper-case T and Z, offset +hh:mm up to 23:59), got "
+                f"{value[:_SHOWN]!r}")
     elif message.full_name == "google.protobuf.Duration":
         why = (f'must be a JSON string holding a duration such as "1.5s", got '
                f'{json_kind(value)}') if type(value) is not str \

@@ -25,6 +25,11 @@ def _time(text: str) -> str:
     reads it; a bad one is refused saying so, with examples (argparse names the flag)."""
     from google.protobuf import timestamp_pb2
 
+    from server.protojson import offset_problem
+
+    offset = offset_problem(text)
+    if offset is not None:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}: {offset}")
     try:
         timestamp_pb2.Timestamp().FromJsonString(text)
     except ValueError as exc:

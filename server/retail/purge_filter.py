@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from google.protobuf import timestamp_pb2
 
+from server import protojson
 from server.errors import InvalidArgument
 from server.retail.validation import too_long
 from server.store.rows import EventQuery, TimeBound
@@ -98,8 +99,12 @@ def unquote(token: Token) -> str:
 def rfc3339_nanos(token: Token) -> int:
     """Nanoseconds since the epoch of a quoted RFC 3339 time."""
     stamp = timestamp_pb2.Timestamp()
+    text = unquote(token)
+    offset = protojson.offset_problem(text)
+    if offset is not None:
+        raise Fail(token.at, f"{token.text} is not an RFC 3339 time: {offset}")
     try:
-        stamp.FromJsonString(unquote(token))
+        stamp.FromJsonString(text)
     except ValueError:
         raise Fail(token.at, f"{token.text} is not an RFC 3339 time such as "
                               '"2024-01-31T23:59:59Z"') from None

@@ -1113,3 +1113,16 @@ def test_the_cli_says_a_rate_that_rounds_to_nothing_as_the_console_does() -> Non
     assert _rate(25 / 166_000, 166_000) == "<0.1%"
     assert (_rate(0.0, 166_000), _rate(0.0005, 2_000), _rate(1 / 3, 3)) == ("0.0%", "0.1%", "33.3%")
     assert _rate(0.0, 0) == "–"
+
+
+@pytest.mark.parametrize("text", ["2024-05-01T00:00:00+99:99", "2024-05-01T00:00:00-05:60",
+                                  "2024-05-01T00:00:00+24:00"])
+def test_the_cli_refuses_a_start_whose_offset_is_no_offset(text: str) -> None:
+    import argparse
+
+    from server.insights.cli import _time
+
+    # Timestamp.FromJsonString read "+99:99" as 100 hours and 39 minutes
+    with pytest.raises(argparse.ArgumentTypeError, match="is no offset"):
+        _time(text)
+    assert _time("2024-05-01T00:00:00+23:59") == "2024-05-01T00:00:00+23:59"

@@ -439,6 +439,10 @@ LOOSE_TIMES = [
     ({"eventTime": "2024-05-20T10:00:00+05:3\u0660"}, "event_time"),
     ({"eventTime": "2024-05-20T10:00:00.Z"}, "event_time"),
     ({"eventTime": "2024-05-20T10:00:00+5:30"}, "event_time"),
+    # json_format reads any two digits of an offset: this was 2024-05-16T07:21:00Z
+    ({"eventTime": "2024-05-20T10:00:00+99:99"}, "event_time"),
+    ({"eventTime": "2024-05-20T10:00:00+24:00"}, "event_time"),
+    ({"eventTime": "2024-05-20T10:00:00-05:60"}, "event_time"),
     ({"eventTime": "2024-5-20T10:00:00Z"}, "event_time"),
     ({"eventTime": "2024-05-20T1:0:0Z"}, "event_time"),
     ({"productDetails": [{}, {"product": {"availableTime": "2024-05-2\u0660T10:00:00Z"}}]},

@@ -68,6 +68,12 @@ def test_the_tighter_bound_wins() -> None:
     ('eventType > "a"', "at character 11: expected '=' after eventType"),
     ('eventTime = "2024-01-01T00:00:00Z"', "at character 11"),
     ('eventTime > "soon"', "RFC 3339"),
+    # Timestamp.FromJsonString reads any two digits of an offset: "+99:99" selected
+    # the events from four days before the time written
+    ('eventTime > "2024-01-01T00:00:00+99:99"', "at character 13: \"2024-01-01T00:00:00+99:99\" "
+                                                "is not an RFC 3339 time: its offset +99:99 "
+                                                "is no offset"),
+    ('eventTime < "2024-01-01T00:00:00-05:60"', "its offset -05:60 is no offset"),
     ('eventTime >', "but the filter ends"),
     ('visitorId = visitor', "at character 13: expected a quoted value"),
     ('eventType = "unterminated', "unexpected character"),
