@@ -257,12 +257,26 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
             error = _parse_leniently(request, field, name, value, exc)
             if error is not None:
                 path, reason = protojson.parse_error(error, request.DESCRIPTOR, {name: value})
+                if type(value) is dict and _holds_json_text(request, field):
+                    reason += _AS_TEXT
                 violations.append(FieldViolation(path or field.name,
                                                  f"Invalid JSON payload received: {reason}"))
                 continue
         if former is not None:
             getattr(request, field.name).MergeFromString(_empty_field(former))
     return violations
+
+
+# A POST collect's body carries the event as JSON in a JSON string; its event written
+# as an object (the likeliest slip) was told only "must be a JSON string, got dict".
+_AS_TEXT = (": user_event (and raw_json) holds the event's JSON as text, "
+            '{"userEvent": "{\\"eventType\\": ...}"} (JSON.stringify(event))')
+
+
+def _holds_json_text(request: Message, field: FieldDescriptor) -> bool:
+    """Whether `field` of `request` is a string holding a UserEvent's JSON (collect's)."""
+    return request.DESCRIPTOR.name == "CollectUserEventRequest" \
+        and field.name in ("user_event", "raw_json")
 
 
 def _fields_of_one_field(request: Message, document: dict[str, Any]) -> FieldViolation | None:
