@@ -379,8 +379,8 @@ def _scalar_problem(value: Any, field: FieldDescriptor) -> str | None:
 
 
 def _not_text_problem(value: Any, field: FieldDescriptor, kind: int) -> str | None:
-    """Why a JSON value other than a string is no value of a float, double or enum
-    `field`, else None (json_format judges the rest: integers, booleans, messages).
+    """Why a JSON value other than a string is no value of a string, float, double or
+    enum `field`, else None (json_format judges the rest: integers, booleans).
     json_format reads an enum with int() and a number with float(): `true` was taken
     as 1.0 for a price and as the enum's value 1 (IMPRESSION for a job event's type),
     `2.9` as the value 2, and a list or an object said "unhashable type: 'list'"."""
@@ -392,6 +392,10 @@ def _not_text_problem(value: Any, field: FieldDescriptor, kind: int) -> str | No
         return f"{not_a_value_of(enum)}, got {json_kind(value)}; {enum_names(enum)}"
     if kind in (_F.CPPTYPE_FLOAT, _F.CPPTYPE_DOUBLE) and type(value) is bool:
         return f"must be a number, got {json_kind(value)}"
+    if kind == _F.CPPTYPE_STRING:
+        # (json_format refuses it in the same words, but names neither a map's key
+        # nor a list's index: `attributes.text` for attributes["k"].text[1])
+        return f"must be a JSON string, got {type(value).__name__}"
     return None
 
 

@@ -398,6 +398,23 @@ def test_a_boolean_or_a_fraction_is_no_enum_value_and_a_boolean_no_number(
     assert message == user_event_pb2.UserEvent()  # nothing half-set
 
 
+@pytest.mark.parametrize(("document", "path"), [
+    ({"attributes": {"k": {"text": ["a", 5]}}}, "attributes[k].text[1]"),
+    ({"experimentIds": ["a", True]}, "experiment_ids[1]"),
+    ({"productDetails": [{"product": {"id": "p", "attributes": {"c": {"text": [{}]}}}}]},
+     "product_details[0].product.attributes[c].text[0]"),
+])
+def test_a_text_field_given_no_text_is_named_with_its_key_and_index(document: dict[str, Any],
+                                                                     path: str) -> None:
+    """json_format said `attributes.text` and `experiment_ids`: no key, no index."""
+    for parse in (parse_dict, lenient_json.parse_dict):
+        with pytest.raises(json_format.ParseError) as caught:
+            parse(document, user_event_pb2.UserEvent)
+        named, said = protojson.parse_error(caught.value, user_event_pb2.UserEvent.DESCRIPTOR,
+                                            document)
+        assert named == path and said.startswith("must be a JSON string, got "), (named, said)
+
+
 def test_an_enum_by_its_number_is_still_read() -> None:
     for number in (1, 1.0, 1e0):
         document = {"productDetails": [{"product": {"type": number}}]}
