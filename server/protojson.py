@@ -386,7 +386,10 @@ def _not_text_problem(value: Any, field: FieldDescriptor, kind: int) -> str | No
     `2.9` as the value 2, and a list or an object said "unhashable type: 'list'"."""
     if kind == _F.CPPTYPE_ENUM:
         if type(value) is int or type(value) is float and value.is_integer():
-            return None  # a number json_format looks up (and refuses, out of range)
+            if -(2**31) <= value < 2**31:
+                return None  # a number json_format looks up
+            # (json_format wrote 1e300 out whole, 301 digits: "Value out of range: 1000...")
+            return f"out of range for an enum number, got {json_kind(value)}"
         enum = field.enum_type
         assert enum is not None  # an enum field
         return f"{not_a_value_of(enum)}, got {json_kind(value)}; {enum_names(enum)}"
