@@ -380,6 +380,11 @@ def _query_field(request: Message, name: str
                 # name was the rest of its JSON, and the event was refused, cut short)
                 why += ("; it reads as the rest of a JSON value cut at an '&' left as is: "
                         "URL-encode the value whole (encodeURIComponent)")
+            elif not walked and message.name == "CollectUserEventRequest":
+                # (a pixel's cache buster of its own, `&cb=...` or `&_=...`, refused
+                # the event with no word of the parameter Google has for it)
+                why += ("; a pixel takes userEvent (or rawJson), uri, prebuiltRule and ets "
+                        "(its cache buster: the time it was sent, in milliseconds)")
             return [], why
         if walked and walked[-1].is_repeated:
             return [], f"{walked[-1].name} is repeated: it cannot be set from the query"

@@ -395,3 +395,14 @@ def test_a_collect_body_holding_its_event_as_an_object_is_told_to_send_it_as_tex
     assert found[field].endswith(
         "must be a JSON string, got dict: user_event (and raw_json) holds the event's JSON "
         'as text, {"userEvent": "{\\"eventType\\": ...}"} (JSON.stringify(event))'), found
+
+
+def test_a_pixel_with_a_cache_buster_of_its_own_is_told_of_ets() -> None:
+    route = made_up_route("CollectUserEvent", "get", "/test/{parent=**}:collect")
+    found = violations(route, [("userEvent", '{"eventType": "home-page-view"}'), ("cb", "17")])
+    assert found["cb"] == (
+        "unknown query parameter: google.cloud.retail.v2.CollectUserEventRequest has no "
+        "field 'cb'; a pixel takes userEvent (or rawJson), uri, prebuiltRule and ets (its "
+        "cache buster: the time it was sent, in milliseconds)"), found
+    # the hint is the pixel's: another request's unknown parameter is told as before
+    assert "pixel" not in violations(WRITE_BY_QUERY, [("cb", "17")])["cb"]
