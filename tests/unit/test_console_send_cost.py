@@ -166,7 +166,9 @@ def test_a_watch_whose_client_stops_reading_holds_no_time_of_the_others() -> Non
 
 def test_a_turn_ended_by_a_write_that_waits_keeps_the_rest_of_its_grant_of_messages() -> None:
     async def main() -> None:
-        watches = Watches(Commits(), 10, messages_per_second=100, send_ms=100)
+        # (10 a second: what refills while the first 50 are sent, even on a loaded
+        # machine, is far from the next grant of 10; at 100 a second a slow run had it)
+        watches = Watches(Commits(), 10, messages_per_second=10, send_ms=100)
         # every write waits (as over gRPC): each message a turn of the time of its own,
         # but the grants of messages (50 unspent, then 10) are its and used up
         assert await asyncio.wait_for(drain(watches._paced(list(range(60)), SendCost()),
