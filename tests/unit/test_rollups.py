@@ -161,7 +161,7 @@ class _Recorded:
 
 
 def test_a_tally_is_upserted_by_statements_of_few_shapes_whatever_its_rows() -> None:
-    # Each statement text is parsed anew unless sqlite3's cache of 128 holds it.
+    # Each statement text is parsed anew unless sqlite3's cache of a connection's holds it.
     texts = set()
     for products in range(1100):
         tally = rollups.Tally()
