@@ -88,8 +88,6 @@ FEED_READS_PER_SECOND = 200
 # short, and a live watch beside 200 watches catching up waited 0.1-0.3 s (once 0.6)
 # for each of its turns: its feed, holding its last event still, read once a second.
 SEND_TURNS_PER_SECOND = 50
-# How long a count of the feeds waited for stands (each read would count them all).
-FEEDS_COUNT_SECONDS = 0.1
 # ... and together, with the reads of the watches catching up, they take at most
 # WATCH_READ_MS milliseconds (of the reading threads' CPU) a second (--watch-read-ms):
 # bounded in number alone, the reads of 400 feeds of distinct filters (each selecting
@@ -469,7 +467,8 @@ class Feed:
         self._spacing = spacing
         # when it handed out its last read, a watch of it had taken all it was handed
         # (and did not read by itself): it reads at the pace of the feeds waited for
-        self.waited_for = False
+        self._waited_for = False
+        self.on_waited_for: Callable[[int], None] = lambda change: None  # (Watches counts)
         self._reading = reading  # the time a second all reads share
         self._party = party  # whose turns its reads take there (its project)
         self._cost = FIRST_READ_SECONDS  # what its last read cost (CPU seconds)
@@ -480,6 +479,16 @@ class Feed:
         # (loop time) when its position last went back: pages kept from before it may
         # hold rows deleted since, that its watches sent (see Watches._kept)
         self.went_back_at = -math.inf
+
+    @property
+    def waited_for(self) -> bool:
+        return self._waited_for
+
+    @waited_for.setter
+    def waited_for(self, value: bool) -> None:
+        if value != self._waited_for:
+            self._waited_for = value
+            self.on_waited_for(1 if value else -1)
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -668,8 +677,7 @@ class Watches:
         self.held = Held(held_bytes)
         self.trouble = ReadTrouble()  # what the feeds' reads meet, said once for all
         self._feeds: dict[Hashable, Feed] = {}
-        self._waited_for = 0  # the feeds waited for (`_read_spacing`), as last counted
-        self._counted_at = -math.inf  # (loop time)
+        self._waited_for = 0  # the feeds waited for (`_read_spacing`), each told as it flips
         self.open = 0
         self._waiting: set[_Queue] = set()  # watches waiting for a chunk or a poll
         self._tick: asyncio.TimerHandle | None = None
@@ -683,11 +691,13 @@ class Watches:
         FEED_READS_PER_SECOND; the others as many, with all the feeds."""
         if not waited_for:
             return len(self._feeds) / FEED_READS_PER_SECOND
-        now = asyncio.get_running_loop().time()
-        if now - self._counted_at > FEEDS_COUNT_SECONDS:
-            self._counted_at = now
-            self._waited_for = sum(1 for feed in list(self._feeds.values()) if feed.waited_for)
+        # Counted as each feed flips, not recounted now and then: a count kept for a
+        # tenth of a second, made as the first of 40 new feeds handed out its first
+        # read, said one feed was waited for, and all 40 read every 5 ms meanwhile.
         return max(1, self._waited_for) / FEED_READS_PER_SECOND
+
+    def _count_waited_for(self, change: int) -> None:
+        self._waited_for += change
 
     @property
     def feeds(self) -> int:
@@ -792,6 +802,7 @@ class Watches:
                                                self._poll, json_name is not None,
                                                self._read_spacing, self.reading, project,
                                                self.trouble)
+                feed.on_waited_for = self._count_waited_for
                 feed.queues.add(queue)
                 feed.start()
             else:
@@ -904,6 +915,8 @@ class Watches:
         feed.queues.discard(queue)
         if not feed.queues:
             del self._feeds[key]
+            feed.waited_for = False  # (no longer counted)
+            feed.on_waited_for = lambda change: None
             if feed.task is not None:
                 feed.task.cancel()
 

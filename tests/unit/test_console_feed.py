@@ -855,6 +855,35 @@ def test_the_poll_wakes_only_the_watches_that_have_something_to_look_at(
     run(store, body, poll=0.1)
 
 
+def test_the_feeds_waited_for_are_counted_as_each_flips(store: Store) -> None:
+    # The feeds waited for share FEED_READS_PER_SECOND: each reads at most once every
+    # (their count) / FEED_READS_PER_SECOND seconds. A count kept for a while, made as
+    # the first of many new feeds handed out its first read, let them all read at the
+    # pace of one (CI: 188 reads of 40 feeds in 0.29 s, where at most 167 were asked).
+    async def body(watches: Watches) -> None:
+        reads = [source(store, f'eventTime > "2000-01-01T00:00:{k:02d}Z"') for k in range(40)]
+        streams = [watches.items(read.key, read, 0, Caller()) for read in reads]
+        firsts = [asyncio.ensure_future(anext(s)) for s in streams]
+        for _ in range(500):
+            if watches.feeds == 40:
+                break
+            await asyncio.sleep(0.01)
+        assert watches.feeds == 40
+        await write(store, "v0")
+        for first in firsts:  # each handed out a read its watch waited for
+            await asyncio.wait_for(first, 5)
+        assert watches._read_spacing(True) == 40 / feed.FEED_READS_PER_SECOND
+        for stream in streams[:30]:  # their feeds end, and are no longer counted
+            await stream.aclose()
+        assert watches.feeds == 10
+        assert watches._read_spacing(True) == 10 / feed.FEED_READS_PER_SECOND
+        for stream in streams[30:]:
+            await stream.aclose()
+        assert watches._read_spacing(True) == 1 / feed.FEED_READS_PER_SECOND
+
+    run(store, body)
+
+
 def test_many_feeds_share_a_bound_on_their_reads_and_miss_nothing(store: Store) -> None:
     # A reader key may watch hundreds of distinct filters: a feed each, which read at
     # every commit, so writes waited for reads. Together they read at most
