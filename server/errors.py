@@ -28,6 +28,26 @@ class FieldViolation:
         return f"{self.field}: {self.description}"
 
 
+# The characters of a map's key that a violation's path repeats.
+MAX_KEY_SHOWN = 50
+
+
+def entry_path(path: str, key: str) -> str:
+    """The path of the entry `key` of the map at `path`, in every message alike (the
+    rules' and the JSON reader's): `user_event.attributes['colour']`. Quoted, since
+    a key may hold `.` or `]`; one of over MAX_KEY_SHOWN characters is shortened."""
+    return f"{path}[{key[:MAX_KEY_SHOWN]!r}]"
+
+
+@dataclass(frozen=True)
+class UnreadValue(FieldViolation):
+    """A value of a JSON document that does not read as its field, the rest of which
+    was read: `read`, the paths of the values that did (the same set for each of one
+    document's), whose rules may be judged beside it."""
+
+    read: frozenset[str] = frozenset()
+
+
 class FootfallError(Exception):
     """Base of every error a client can cause; `code` is its gRPC status."""
 
@@ -53,6 +73,17 @@ MORE_VIOLATIONS = "and {} more violation{}"
 
 def _clipped(text: str) -> str:
     return text if len(text) <= MAX_REPORTED_CHARS else text[:MAX_REPORTED_CHARS - 3] + "..."
+
+
+# What stands for a violation found past what any answer lists: counted, never shown
+# (an answer shows the first MAX_REPORTED_VIOLATIONS), and one object however many.
+_UNLISTED = FieldViolation("", "one more violation, not listed")
+
+
+def unlisted(count: int) -> list[FieldViolation]:
+    """`count` violations found and not kept, to go after the listed ones: they
+    count in "and N more violations"."""
+    return [_UNLISTED] * count
 
 
 def more_violations(count: int) -> FieldViolation:

@@ -33,7 +33,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from server import protojson
+from server import json_problems, protojson
 
 M = TypeVar("M", bound=Message)
 
@@ -94,18 +94,20 @@ def parse_dict(data: dict[str, Any], message_class: type[M]) -> M:
     rewriting changed something (so it names what is still wrong; a
     protojson.PlacedError, its place found in the rewritten document, where one
     object stands for a list of one and a map may have been a list of entries),
-    else the strict parse's."""
+    else the strict parse's; a json_problems.Refusal when the document has more
+    than one problem."""
     descriptor = cast(Descriptor, message_class.DESCRIPTOR)
     try:
         return _parsed(data, message_class)
     except json_format.ParseError as strict:
         lenient = normalize(data, descriptor)
         if lenient == data:
-            raise strict from None
+            raise json_problems.refused(strict, descriptor, data) from None
     try:
         return _parsed(lenient, message_class)
     except json_format.ParseError as error:
-        raise protojson.placed(error, descriptor, lenient) from None
+        raise json_problems.refused(protojson.placed(error, descriptor, lenient), descriptor,
+                                    lenient) from None
 
 
 def _parsed(data: dict[str, Any], message_class: type[M]) -> M:

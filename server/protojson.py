@@ -29,12 +29,14 @@ import json
 import math
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
+
+from server.errors import entry_path
 
 _F = FieldDescriptor
 M = TypeVar("M", bound=Message)
@@ -257,6 +259,20 @@ def _not_none(value: Any) -> bool:
     return True
 
 
+def reads_field(message_class: type[Message], key: str, value: Any) -> bool:
+    """Whether the fast path reads `{key: value}` as a field of a `message_class`
+    (its constructor taking what it makes): then json_format would too. False
+    says nothing: json_format may read what the fast path does not cover."""
+    try:
+        entry = _plan(cast(Descriptor, message_class.DESCRIPTOR)).fields.get(key)
+        if entry is None or value is None:
+            return False
+        message_class(**{entry[0]: entry[1](value)})
+    except (_Fallback, ValueError, TypeError, RecursionError):
+        return False
+    return True
+
+
 def parse_dict(data: Any, message_class: type[M]) -> M:
     """`message_class` from a parsed proto3-JSON object, exactly as `parse_into`
     (json_format.ParseDict, with `check_texts`) makes it; raises
@@ -303,7 +319,7 @@ def offset_problem(text: str) -> str | None:
         return None
     return f"its offset {found[0]} is no offset: hours up to 23, minutes up to 59"
 _DURATION_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]{1,9})?s")
-_MAX_DEPTH = 100  # json_format's own limit: it refuses a document nested deeper
+_MAX_DEPTH = MAX_DEPTH = 100  # json_format's own limit: it refuses a document nested deeper
 _SHOWN = 100  # characters of a refused value that a message repeats
 
 
@@ -473,8 +489,7 @@ def _check_message(data: Any, descriptor: Descriptor, path: str, depth: int) -> 
         where = f"{path}.{field.name}" if path else field.name
         # (json_format compares the keys, so it let the last of the two win)
         if keys.setdefault(field.name, key) != key:
-            raise PlacedError(where, f"given twice, as {keys[field.name]!r} and {key!r} (its "
-                                     f"JSON and its proto name)")
+            raise PlacedError(where, given_twice(keys[field.name], key))
         if value is None:
             continue
         entry = field.message_type
@@ -483,7 +498,7 @@ def _check_message(data: Any, descriptor: Descriptor, path: str, depth: int) -> 
                 inner = entry.fields_by_name["value"]
                 for name, item in value.items():
                     if item is not None:
-                        _check_value(item, inner, f"{where}[{name}]", depth)
+                        _check_value(item, inner, entry_path(where, name), depth)
         elif field.is_repeated:
             if type(value) is list:
                 for i, item in enumerate(value):
@@ -491,6 +506,11 @@ def _check_message(data: Any, descriptor: Descriptor, path: str, depth: int) -> 
                         _check_value(item, field, f"{where}[{i}]", depth)
         else:
             _check_value(value, field, where, depth)
+
+
+def given_twice(first: str, then: str) -> str:
+    """Why a field given under its JSON name and its proto name is refused."""
+    return f"given twice, as {first!r} and {then!r} (its JSON and its proto name)"
 
 
 @functools.cache
@@ -622,6 +642,13 @@ def parse_error(error: json_format.ParseError, descriptor: Any,
     PlacedError says its own place."""
     if isinstance(error, PlacedError):
         return error.path, error.reason
+    names, reason = said(error)
+    return placed_names(descriptor, names, reason, data)
+
+
+def said(error: json_format.ParseError) -> tuple[list[str], str]:
+    """(the JSON names json_format's `error` walks through, as it gives them; its
+    reason in the contract's words) of an error other than a PlacedError."""
     text = without_field_list(error)
     names: list[str] = []
     while step := _STEP.match(text):
@@ -641,9 +668,25 @@ def parse_error(error: json_format.ParseError, descriptor: Any,
         if found is not None:
             reason = reason[:found.start()] + plain.format(got=found["got"]) + \
                 reason[found.end():]
+    return names, reason
+
+
+def placed_names(descriptor: Any, names: list[str], reason: str, data: Any = None,
+                 root: Any = None, above: Sequence[str] = ()) -> tuple[str, str]:
+    """(the proto field path of `names`, JSON names below `descriptor` that `said`
+    gives, with the place in a list found in `data`; `reason` with the field a
+    misspelt name looks like). With `root`: `descriptor` is the message that the
+    JSON names `above` reach from `root`, and the path starts at `root`."""
     if data is not None and len(names) <= _PLACED_DEPTH:
         names = _placed(descriptor, names, data)
+    if root is not None:
+        descriptor, names = root, [*above, *names]
     return _proto_path(descriptor, names), _with_near_field(reason, descriptor, names)
+
+
+def proto_path(descriptor: Descriptor, names: Sequence[str]) -> str:
+    """JSON names (with `[...]` suffixes) below `descriptor` as proto field names."""
+    return _proto_path(descriptor, list(names))
 
 
 _NO_FIELD = re.compile(r'Message type "(?P<type>[\w.]+)" has no field named "(?P<name>[^"]*)"')
@@ -761,8 +804,18 @@ def _proto_path(descriptor: Descriptor | None, parts: list[str]) -> str:
         field = _field_named(descriptor, name) if descriptor is not None else None
         if field is None:
             break
-        out.append(field.name + bracket + index)
         descriptor = field.message_type
-        if descriptor is not None and descriptor.GetOptions().map_entry:
+        if descriptor is not None and is_map_entry(descriptor):
             descriptor = descriptor.fields_by_name["value"].message_type
+            # (a key as json_format and the JSON give it, `attributes[k]`, in the words
+            # of the rules' violations, `attributes['k']`)
+            out.append(entry_path(field.name, index[:-1]) if bracket else field.name)
+        else:
+            out.append(field.name + bracket + index)
     return ".".join(out)
+
+
+@functools.cache
+def is_map_entry(descriptor: Descriptor) -> bool:
+    """Whether `descriptor` is a map's entry (its options are made anew at each look)."""
+    return bool(descriptor.GetOptions().map_entry)

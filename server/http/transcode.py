@@ -33,8 +33,8 @@ from google.protobuf import descriptor, field_mask_pb2, json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from server import json_keys, lenient_json, protojson
-from server.errors import FieldViolation, InvalidArgument, raise_if_any
+from server import json_keys, json_problems, lenient_json, protojson
+from server.errors import FieldViolation, InvalidArgument, raise_if_any, unlisted
 from server.http.routes import Route
 from server.talent.validation import PROFILE_EVENT_NUMBER
 
@@ -256,11 +256,14 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
         except json_format.ParseError as exc:
             error = _parse_leniently(request, field, name, value, exc)
             if error is not None:
-                path, reason = protojson.parse_error(error, request.DESCRIPTOR, {name: value})
-                if type(value) is dict and _holds_json_text(request, field):
-                    reason += _AS_TEXT
-                violations.append(FieldViolation(path or field.name,
-                                                 f"Invalid JSON payload received: {reason}"))
+                problems, more = json_problems.listed(
+                    error, cast(descriptor.Descriptor, request.DESCRIPTOR), {name: value})
+                as_text = _AS_TEXT if type(value) is dict and _holds_json_text(request, field) \
+                    else ""
+                violations.extend(FieldViolation(path or field.name, "Invalid JSON payload "
+                                                                     f"received: {reason}{as_text}")
+                                  for path, reason in problems)
+                violations.extend(unlisted(more))
                 continue
         if former is not None:
             getattr(request, field.name).MergeFromString(_empty_field(former))
@@ -346,18 +349,20 @@ def _parse_leniently(request: Message, field: FieldDescriptor, name: str, value:
     lenient_json); None when it parses, else what to report: the rewritten value's
     error, placed in it, when the rewriting changed something (`"experimentIds": "x"`
     beside an unknown field is refused for that field, not for the one read as a
-    list), else `strict`."""
+    list), else `strict`; a json_problems.Refusal when the value has more than one
+    problem."""
     descriptor_ = cast(descriptor.Descriptor, request.DESCRIPTOR)
     lenient = lenient_json.normalize({name: value}, descriptor_)
     if lenient == {name: value}:
-        return strict
+        return json_problems.refused(strict, descriptor_, lenient)
     request.ClearField(field.name)  # what the strict parse left half-done
     try:
         protojson.parse_into(lenient, request)
     except json_format.ParseError as exc:
         request.ClearField(field.name)
         # placed in the rewritten value: one object there is a list of one
-        return protojson.placed(exc, descriptor_, lenient)
+        return json_problems.refused(protojson.placed(exc, descriptor_, lenient), descriptor_,
+                                     lenient)
     except RecursionError:
         request.ClearField(field.name)
         return lenient_json.too_deep()

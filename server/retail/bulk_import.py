@@ -31,8 +31,8 @@ from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 
-from server import json_keys, lenient_json, protojson
-from server.errors import FieldViolation, InvalidArgument, gather, summary
+from server import json_keys, json_problems, lenient_json, protojson
+from server.errors import FieldViolation, InvalidArgument, gather, summary, unlisted
 from server.operations import records
 from server.operations.runner import JobContext
 from server.retail import gcs, ndjson
@@ -298,9 +298,10 @@ def decode_json_line(line: bytes, message_class: type[M], what: str) -> M:
     try:
         return lenient_json.parse_dict(data, message_class)
     except json_format.ParseError as error:
-        path, reason = protojson.parse_error(error, cast(Descriptor, message_class.DESCRIPTOR),
-                                             data)
-    raise ValueError(f"not a {what}: {path}: {reason}" if path else f"not a {what}: {reason}")
+        problems, more = json_problems.listed(
+            error, cast(Descriptor, message_class.DESCRIPTOR), data)
+    raise ValueError(f"not a {what}: " + summary([FieldViolation(*problem)
+                                                  for problem in problems] + unlisted(more)))
 
 
 def new_operation(name: str, now_ns: int) -> operations_pb2.Operation:

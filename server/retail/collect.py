@@ -12,8 +12,8 @@ import orjson
 from google.api import httpbody_pb2
 from google.protobuf import json_format
 
-from server import json_keys, lenient_json, protojson
-from server.errors import FieldViolation, InvalidArgument
+from server import json_keys, json_problems, lenient_json, protojson
+from server.errors import FieldViolation, InvalidArgument, UnreadValue, unlisted
 from server.retail.validation import MAX_LONG_TEXT, MAX_USER_AGENT, too_long
 
 # A 1x1 transparent GIF: header, screen 1x1 with a 2-colour table (black, white),
@@ -102,10 +102,30 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
                 said += (" (a '#' or '&' left as is in a pixel's URL ends the event there: "
                          "URL-encode it whole, as encodeURIComponent does)")
             raise InvalidArgument.field(field, f"not valid JSON: {said}") from None
-        path, reason = protojson.parse_error(exc, event.DESCRIPTOR,
-                                             data if isinstance(data, dict) else None)
-        raise InvalidArgument.field(f"{field}.{path}" if path else field,
-                                    f"not a valid UserEvent in JSON: {reason}") from None
+        problems, more = json_problems.listed(exc, event.DESCRIPTOR,
+                                              data if isinstance(data, dict) else None)
+        read = _read_around(exc, field, event)
+        named = [(f"{field}.{path}" if path else field,
+                  f"not a valid UserEvent in JSON: {reason}") for path, reason in problems]
+        raise InvalidArgument([*(FieldViolation(where, why) if read is None
+                                 else UnreadValue(where, why, read) for where, why in named),
+                               *unlisted(more)]) from None
+
+
+def _read_around(error: json_format.ParseError, field: str, event: Any) -> frozenset[str] | None:
+    """The paths of the values that read, when `error` is a json_problems.Refusal
+    whose document reads without its wrong values: the empty `event` is then filled
+    with them, for the rules about those values to be judged too. Else None: also
+    when its type is wrong (most rules hang on it) or more are wrong than are
+    listed (the rules would not be shown)."""
+    if not isinstance(error, json_problems.Refusal) or error.more \
+            or any(path == "event_type" for path, _ in error.problems):
+        return None
+    try:
+        event.CopyFrom(lenient_json.parse_dict(error.rest(), type(event)))
+    except (json_format.ParseError, RecursionError):
+        return None
+    return frozenset(f"{field}.{path}" for path in error.read())
 
 
 # How json_format.Parse begins its error for text it cannot load as JSON (a key given

@@ -20,7 +20,7 @@ from footfall.retail.v2 import common_pb2
 from google.protobuf import field_mask_pb2
 
 from server import names
-from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
+from server.errors import FieldViolation, InvalidArgument, entry_path, gather, raise_if_any
 from server.retail.product_validation import (
     FULFILLMENT_TYPES,
     INDEXABLE_KEY,
@@ -333,7 +333,7 @@ def _local_attributes(attributes: Any, path: str, out: list[FieldViolation]) -> 
         out.append(too_many(path, attributes, MAX_LOCAL_ATTRIBUTES, "entries"))
     for key in sorted(attributes):
         value = attributes[key]
-        where = f"{path}[{key[:50]!r}]"
+        where = entry_path(path, key)
         if len(key) > MAX_LOCAL_ATTRIBUTE_KEY or not INDEXABLE_KEY.fullmatch(key):
             out.append(FieldViolation(where, f"key must match [a-zA-Z0-9][a-zA-Z0-9_]* and be "
                                              f"at most {MAX_LOCAL_ATTRIBUTE_KEY} characters"))

@@ -16,7 +16,7 @@ from typing import Any
 from footfall.retail.v2 import product_pb2
 
 from server import wellknown
-from server.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from server.errors import FailedPrecondition, FieldViolation, InvalidArgument, entry_path
 from server.retail.validation import (
     MAX_ID,
     MAX_LONG_TEXT,
@@ -185,7 +185,7 @@ def _attributes(attributes: Any, path: str, out: list[FieldViolation]) -> None:
         out.append(too_many(path, attributes, MAX_ATTRIBUTES, "entries"))
     for key in sorted(attributes):
         value = attributes[key]
-        where = f"{path}[{key[:50]!r}]"
+        where = entry_path(path, key)
         if MAX_ATTRIBUTE_KEY < len(key) <= MAX_LONG_TEXT:  # longer keys are flagged above
             out.append(FieldViolation(where, f"key must be at most {MAX_ATTRIBUTE_KEY} "
                                              f"characters, got {len(key)}"))

@@ -27,7 +27,7 @@ from google.longrunning import operations_pb2
 from server.clock import Clock, EventStamps
 from server.config import Settings
 from server.console import origin
-from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
+from server.errors import FieldViolation, InvalidArgument, UnreadValue, gather, raise_if_any
 from server.loop import in_decoder, off_loop
 from server.names import parse_catalog
 from server.operations.runner import OperationRunner
@@ -73,14 +73,14 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         violations.extend(found or [])
         # A JSON error anywhere in the event (`user_event.product_details`) leaves it
         # undecoded: checking what is left would report fields the caller did send.
-        if not any(v.field == path or v.field.startswith(f"{path}.") for v in found or []):
+        # Values of the wrong type alone leave the rest read (UnreadValue).
+        if not any((v.field == path or v.field.startswith(f"{path}."))
+                   and not isinstance(v, UnreadValue) for v in found or []):
             too_big = event_size_violation(event, path, self._max_event_bytes)
-            if too_big is not None:
-                violations.append(too_big)
-            else:
-                violations.extend(validation.user_event_violations(
-                    event, path, strict_event_types=self._strict,
-                    now_s=self._clock.now_ns() // 10**9))
+            own = [too_big] if too_big is not None else validation.user_event_violations(
+                event, path, strict_event_types=self._strict,
+                now_s=self._clock.now_ns() // 10**9)
+            violations.extend(validation.beside_unread(own, found) if found else own)
         if time_field is not None:
             violations = [FieldViolation(time_field, f"as the event's time, {v.description}")
                           if v.field == f"{path}.event_time" else v for v in violations]

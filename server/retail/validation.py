@@ -11,13 +11,14 @@ import difflib
 import functools
 import math
 import socket
-from collections.abc import Sized
+from collections.abc import Sequence, Sized
 from typing import Any
 
 import pycountry
 from google.protobuf import timestamp_pb2
 
-from server.errors import FieldViolation
+from server import json_problems
+from server.errors import FieldViolation, UnreadValue, entry_path
 from server.names import NUL_REFUSED
 
 # Google's event types; each has the rules below. Others are custom types.
@@ -177,6 +178,20 @@ def user_event_violations(event: Any, path: str = "user_event", *,
     return out
 
 
+def beside_unread(rules: list[FieldViolation], found: Sequence[FieldViolation]
+                  ) -> list[FieldViolation]:
+    """Of the violations `rules` of an event whose JSON had values of the wrong type
+    (UnreadValue among `found`), those said beside them: about values that read. A
+    rule about a value not given (`is required`) or about the event whole waits for
+    the values to read, since whether it holds may hang on the wrong ones (a search
+    event's page_categories given as a number leaves it without them). All `rules`
+    when no value was left unread."""
+    unread = next((v for v in found if isinstance(v, UnreadValue)), None)
+    if unread is None:
+        return rules
+    return [v for v in rules if json_problems.read_value(v.field, unread.read)]
+
+
 def _user_info(info: Any, path: str, out: list[FieldViolation]) -> None:
     id_violations(info.user_id, f"{path}.user_id", MAX_ID, out, required=False)
     if len(info.user_agent) > MAX_USER_AGENT:
@@ -296,7 +311,7 @@ def attribute_violations(attributes: Any, path: str, out: list[FieldViolation]) 
         return
     bad.sort(key=lambda entry: entry[0])
     for key, value in bad:
-        where = f"{path}[{key[:50]!r}]"
+        where = entry_path(path, key)
         text, numbers = value.text, value.numbers
         if not key:
             out.append(FieldViolation(path, "attribute keys must not be empty"))

@@ -208,7 +208,7 @@ def test_a_body_wrapped_in_its_field_is_told_it_is_the_field_itself(key: str) ->
     body = json.dumps({"eventType": "home-page-view", "visitorId": "v",
                        "attributes": {"color": "red"}}).encode()
     assert violations(WRITE_BODY_FIELD, [], body) == {
-        "user_event.attributes[color]": "Invalid JSON payload received: expected a JSON "
+        "user_event.attributes['color']": "Invalid JSON payload received: expected a JSON "
         "object (a CustomAttribute), got a text, 'red', e.g. {\"text\": [\"red\"]} or "
         "{\"numbers\": [1.5]}"}
     # a body of several fields is read as sent (its unknown one is named)

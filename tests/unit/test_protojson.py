@@ -217,7 +217,7 @@ def test_typical_events_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> N
     ({"offset": 1.5}, "offset", "Couldn't parse integer: 1.5"),
     ({"productDetails": [{"product": {"id": "x"}, "quantity": "a"}]},
      "product_details.quantity", "must be a whole number, got 'a'"),
-    ({"attributes": {"k": {"numbers": ["x"]}}}, "attributes[k].numbers[0]",
+    ({"attributes": {"k": {"numbers": ["x"]}}}, "attributes['k'].numbers[0]",
      "Couldn't parse float: x"),
     ({"userInfo": {"ipAddress": 3}}, "user_info.ip_address", "must be a JSON string, got int"),
     ({"bogus": 1}, "", 'has no field named "bogus"'),
@@ -226,7 +226,7 @@ def test_typical_events_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> N
     ({"attributes": {"k": {"numbers": [{"a": 1}]}}}, "attributes.numbers",
      "must be a number, got dict"),
     ({"experimentIds": "x"}, "experiment_ids", "must be a JSON list, got x"),
-    ({"attributes": {"k": {"text": "abc"}}}, "attributes[k].text",
+    ({"attributes": {"k": {"text": "abc"}}}, "attributes['k'].text",
      "must be a JSON list, got abc"),
     ({"attributes": []}, "attributes", "must be a JSON object, got []"),
 ])
@@ -247,7 +247,7 @@ def test_a_json_format_error_names_the_proto_field_and_says_why(
     ({"productDetails": [{"product": {"id": "a"}}, {"product": {"priceInfo": {"price": "c"}}}]},
      "product_details[1].product.price_info.price"),
     ({"userInfo": {"userId": 5}}, "user_info.user_id"),
-    ({"attributes": {"a": {"text": ["x"]}, "b": {"numbers": ["n"]}}}, "attributes[b].numbers[0]"),
+    ({"attributes": {"a": {"text": ["x"]}, "b": {"numbers": ["n"]}}}, "attributes['b'].numbers[0]"),
 ])
 def test_with_its_document_an_error_names_the_element_of_a_list(document: dict[str, Any],
                                                                  path: str) -> None:
@@ -285,8 +285,8 @@ LOOSE_NUMBERS = [
     ({"purchaseTransaction": {"revenue": "3.5e38"}}, "purchase_transaction.revenue",
      "out of range for a float, got '3.5e38'"),
     ({"attributes": {"a": {"text": ["x"]}, "b": {"numbers": [1, "1e400"]}}},
-     "attributes[b].numbers[1]", "out of range for a double"),
-    ({"attributes": {"b": {"numbers": ["\u0661"]}}}, "attributes[b].numbers[0]", "ASCII"),
+     "attributes['b'].numbers[1]", "out of range for a double"),
+    ({"attributes": {"b": {"numbers": ["\u0661"]}}}, "attributes['b'].numbers[0]", "ASCII"),
     ({"productDetails": [{"product": {"type": "\u0661"}}]}, "product_details[0].product.type",
      "not a value of google.cloud.retail.v2.Product.Type (a name, or its number in ASCII "
      "digits), got '\u0661'"),
@@ -379,7 +379,7 @@ NOT_NUMBERS = [
      "must be a number, got true"),
     ({"productDetails": [{"product": {"priceInfo": {"price": False}}}]},
      "product_details[0].product.price_info.price", "must be a number, got false"),
-    ({"attributes": {"k": {"numbers": [1, True]}}}, "attributes[k].numbers[1]",
+    ({"attributes": {"k": {"numbers": [1, True]}}}, "attributes['k'].numbers[1]",
      "must be a number, got true"),
 ]
 
@@ -403,10 +403,10 @@ def test_a_boolean_or_a_fraction_is_no_enum_value_and_a_boolean_no_number(
 
 
 @pytest.mark.parametrize(("document", "path"), [
-    ({"attributes": {"k": {"text": ["a", 5]}}}, "attributes[k].text[1]"),
+    ({"attributes": {"k": {"text": ["a", 5]}}}, "attributes['k'].text[1]"),
     ({"experimentIds": ["a", True]}, "experiment_ids[1]"),
     ({"productDetails": [{"product": {"id": "p", "attributes": {"c": {"text": [{}]}}}}]},
-     "product_details[0].product.attributes[c].text[0]"),
+     "product_details[0].product.attributes['c'].text[0]"),
 ])
 def test_a_text_field_given_no_text_is_named_with_its_key_and_index(document: dict[str, Any],
                                                                      path: str) -> None:
@@ -576,7 +576,7 @@ def test_an_import_line_that_does_not_parse_is_said_by_its_column_alone(
     # one list where one object goes: json_format said "unhashable type: 'dict'"
     ({"userInfo": [{"userId": "u"}]}, "user_info",
      "expected one JSON object (a UserInfo), got a list"),
-    ({"attributes": {"k": [{"text": ["x"]}]}}, "attributes[k]",
+    ({"attributes": {"k": [{"text": ["x"]}]}}, "attributes['k']",
      "expected one JSON object (a CustomAttribute), got a list"),
 ])
 def test_a_field_twice_or_a_list_for_an_object_is_refused_naming_it(

@@ -1,0 +1,219 @@
+"""Every wrong value of a refused proto3-JSON document, each with its field path.
+
+json_format stops at the first value it cannot read: an event sent as
+`{"eventType": 3, "visitorId": true, "eventTime": "yesterday"}` was refused naming
+`event_type` alone, and its sender learnt of the next field only by sending again.
+`refused` reads a document that a parse has refused once more, field by field, and
+gathers what is wrong with each value, in the words and the path spelling of a
+refusal of that value alone (protojson.parse_error). It runs only after a refusal:
+an accepted document costs nothing more.
+
+Objects of messages (one, a list's, a map's) are walked into; any other value (a
+text, a number, a list of them, a Timestamp, a Struct) is a leaf: taken when the
+fast path reads it (protojson.reads_field), else parsed alone, `{key: value}` into
+a message of its own type, by protojson.parse_into, which says why it is refused.
+So each leaf is read once, and a wrong one parsed once more: about what the parse
+that refused the document cost.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from google.protobuf import json_format, message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+
+from server import protojson
+from server.errors import MAX_REPORTED_VIOLATIONS
+
+# How many problems are kept with their path and reason: no answer lists more (a
+# request with 10,000 wrong fields is told of the first and counted the rest).
+KEPT = MAX_REPORTED_VIOLATIONS
+
+
+class Refusal(protojson.PlacedError):
+    """A document's problems: `problems` ((path, reason), proto field paths below
+    the message parsed, the first KEPT found in the document's order) and `more`,
+    how many others were found. As a PlacedError it is the first problem, for a
+    caller that names one."""
+
+    def __init__(self, found: _Found, data: Any, descriptor: Descriptor) -> None:
+        super().__init__(*found.problems[0])
+        self.problems = found.problems
+        self.more = found.count - len(found.problems)
+        self._found, self._data, self._descriptor = found, data, descriptor
+
+    def rest(self) -> Any:
+        """The document without its wrong values (made when asked: most callers
+        only report)."""
+        return _without(self._data, self._found.wrong)
+
+    def read(self) -> frozenset[str]:
+        """The paths of the values of the document that read as their fields."""
+        return frozenset(protojson.proto_path(self._descriptor, names)
+                         for names in self._found.read.values())
+
+
+def refused(error: json_format.ParseError, descriptor: Descriptor,
+            data: Any) -> json_format.ParseError:
+    """A Refusal holding every problem of `data`, a document refused as a
+    `descriptor` message with `error`; `error` itself when the walk finds none
+    (what it does not judge: json_format's depth limit)."""
+    if type(data) is not dict:
+        return error
+    found = _Found()
+    try:
+        _walk(data, descriptor, descriptor, [], found, 0)
+    except RecursionError:  # (nesting past json_format's limit or the stack: its error
+        return error        # says so)
+    if not found.count:
+        return error
+    return Refusal(found, data, descriptor)
+
+
+def listed(error: json_format.ParseError, descriptor: Descriptor,
+           data: Any = None) -> tuple[list[tuple[str, str]], int]:
+    """(path, reason) of each problem `error` stands for, and how many more it
+    counts: a Refusal's, else its one (protojson.parse_error)."""
+    if isinstance(error, Refusal):
+        return error.problems, error.more
+    return [protojson.parse_error(error, descriptor, data)], 0
+
+
+def read_value(path: str, read: frozenset[str]) -> bool:
+    """Whether the field `path` is (or lies in) one of the values `read`."""
+    while True:
+        if path in read:
+            return True
+        cut = max(path.rfind("."), path.rfind("["))
+        if cut <= 0:
+            return False
+        path = path[:cut]
+
+
+# A value of the document: the object holding it (by id) and its key there.
+_Place = tuple[int, str]
+
+
+class _Found:
+    def __init__(self) -> None:
+        self.problems: list[tuple[str, str]] = []
+        self.count = 0
+        self.wrong: set[_Place] = set()
+        self.read: dict[_Place, list[str]] = {}  # -> its JSON names from the root
+
+    def add(self, problem: tuple[str, str] | None, *places: _Place) -> None:
+        self.count += 1
+        if problem is not None and len(self.problems) < KEPT:
+            self.problems.append(problem)
+        for place in places:
+            self.wrong.add(place)
+            self.read.pop(place, None)
+
+
+def _walk(data: Any, descriptor: Descriptor, root: Descriptor, above: list[str],
+          found: _Found, depth: int) -> None:
+    """Add the problems of `data`, the JSON of a `descriptor` message that the JSON
+    names `above` reach from `root`."""
+    message_class = message_factory.GetMessageClass(descriptor)
+    fields = protojson.fields_by_any_name(descriptor)
+    keys: dict[str, str] = {}  # field name -> the key that gave it
+    oneofs: dict[str, str] = {}  # oneof name -> the key that set it
+    for key, value in data.items():
+        here = (id(data), key)
+        field = fields.get(key)
+        if field is not None:
+            if keys.setdefault(field.name, key) != key:
+                found.add((protojson.proto_path(root, [*above, key]),
+                           protojson.given_twice(keys[field.name], key)), here)
+                continue
+            group = field.containing_oneof
+            if group is not None and value is not None:
+                if group.name in oneofs:  # json_format's words for two of one oneof
+                    first = oneofs[group.name]
+                    _leaf(message_class, {first: data[first], key: value}, descriptor,
+                          root, above, found, (id(data), first), here)
+                    continue
+                oneofs[group.name] = key
+            if _walked_into(value, field, root, above, key, found, depth, message_class):
+                continue
+        if protojson.reads_field(message_class, key, value) or not _leaf(
+                message_class, {key: value}, descriptor, root, above, found, here):
+            found.read[here] = [*above, key]
+
+
+def _walked_into(value: Any, field: FieldDescriptor, root: Descriptor, above: list[str],
+                 key: str, found: _Found, depth: int, message_class: type[Message]) -> bool:
+    """Whether `value`, given as `key` of a `message_class` message, holds messages'
+    objects (one, a list of them, a map of them), whose problems are then added;
+    False: it is a leaf. RecursionError past json_format's depth limit."""
+    kind = field.message_type
+    if kind is None:
+        return False
+    entry = protojson.is_map_entry(kind)
+    if entry:
+        kind = kind.fields_by_name["value"].message_type
+        if kind is None or type(value) is not dict:
+            return False
+    if kind.full_name.startswith("google.protobuf."):
+        return False  # a well-known type: its own JSON forms
+    if depth >= protojson.MAX_DEPTH:  # (json_format's limit, which a part alone passes)
+        raise RecursionError  # (the refusal's own words say so)
+    if entry:
+        for name, item in value.items():
+            if type(item) is dict:
+                _walk(item, kind, root, [*above, f"{key}[{name}]"], found, depth + 1)
+            else:  # (said of the map in the words of a refusal of it alone)
+                _leaf(message_class, {key: {name: item}},
+                      cast(Descriptor, message_class.DESCRIPTOR), root, above, found,
+                      (id(value), name))
+    elif field.is_repeated:
+        if type(value) is not list or not all(type(item) is dict for item in value):
+            return False
+        for i, item in enumerate(value):
+            _walk(item, kind, root, [*above, f"{key}[{i}]"], found, depth + 1)
+    elif type(value) is dict:
+        _walk(value, kind, root, [*above, key], found, depth + 1)
+    else:
+        return False
+    return True
+
+
+def _leaf(message_class: type[Message], document: dict[str, Any], descriptor: Descriptor,
+          root: Descriptor, above: list[str], found: _Found, *places: _Place) -> bool:
+    """Whether `document` (a field or two of a `descriptor` message, the message the
+    JSON names `above` reach from `root`, at `places`) is refused; its problem is
+    then added."""
+    try:
+        protojson.parse_into(document, message_class())
+    except json_format.ParseError as error:
+        # (past what is kept, counted only: its path and words are not made)
+        found.add(_said(error, descriptor, document, root, above)
+                  if len(found.problems) < KEPT else None, *places)
+        return True
+    except RecursionError:  # (nesting past the stack: the parse that refused the
+        return True         # document said so)
+    return False
+
+
+def _said(error: json_format.ParseError, descriptor: Descriptor, document: Any,
+          root: Descriptor, above: list[str]) -> tuple[str, str]:
+    if isinstance(error, protojson.PlacedError):  # (its path starts at `descriptor`)
+        start = protojson.proto_path(root, above)
+        return ".".join(p for p in (start, error.path) if p), error.reason
+    names, reason = protojson.said(error)
+    return protojson.placed_names(descriptor, names, reason, document, root, above)
+
+
+def _without(data: Any, wrong: set[_Place]) -> Any:
+    """`data` without the values at the places `wrong` (a new object where one is
+    left out)."""
+    if not wrong:
+        return data
+    if type(data) is dict:
+        return {key: _without(value, wrong) for key, value in data.items()
+                if (id(data), key) not in wrong}
+    if type(data) is list:
+        return [_without(item, wrong) for item in data]
+    return data

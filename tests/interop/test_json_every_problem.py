@@ -1,0 +1,157 @@
+"""JSON with several wrong values is refused naming each, in one INVALID_ARGUMENT, over
+every road JSON takes into a `footfall serve` subprocess: REST bodies (retail writes,
+inline imports, talent client events), the pixel (the official client's
+CollectUserEvent and a browser's GET), lines of imported files; a request with
+thousands is told of the first hundred and counted the rest. Nothing is stored.
+(json_format stops at the first: each was refused naming one field.)"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import requests
+from google.api_core import exceptions
+from google.cloud import retail_v2
+
+from .support import (
+    RPC_DEADLINE,
+    ServerProcess,
+    assert_names_fields,
+    count_client_events,
+    count_events,
+    finish,
+    put_gcs,
+)
+
+# The new user's event of the review: three fields, each of the wrong type.
+THREE_WRONG = {"eventType": 3, "visitorId": True, "eventTime": "yesterday"}
+THREE_FIELDS = ["event_type", "visitor_id", "event_time"]
+# Wrong deeper down: a list's element and a map's entry, beside a right field.
+NESTED_WRONG = {"eventType": "add-to-cart", "visitorId": "v", "eventTime": "2024-05-20T10:00:00Z",
+                "productDetails": [{"product": {"id": "tent"}, "quantity": "two"}],
+                "attributes": {"colour": {"text": [7]}}, "userInfo": {"userId": 5}}
+
+
+def violations(answer: requests.Response) -> dict[str, str]:
+    assert answer.status_code == 400, answer.text
+    [bad] = [d for d in answer.json()["error"]["details"]
+             if d["@type"].endswith("google.rpc.BadRequest")]
+    return {v["field"]: v["description"] for v in bad["fieldViolations"]}
+
+
+def test_a_rest_write_names_every_wrong_field(server: ServerProcess, catalog: str) -> None:
+    url = f"http://{server.http_address}/v2/{catalog}/userEvents:write"
+    found = violations(requests.post(url, json=THREE_WRONG, timeout=RPC_DEADLINE))
+    assert sorted(found) == sorted(f"user_event.{f}" for f in THREE_FIELDS), found
+    assert "must be a JSON string, got int" in found["user_event.event_type"], found
+    assert "'yesterday'" in found["user_event.event_time"], found
+    nested = violations(requests.post(url, json=NESTED_WRONG, timeout=RPC_DEADLINE))
+    assert sorted(nested) == sorted([
+        "user_event.product_details[0].quantity", "user_event.attributes['colour'].text[0]",
+        "user_event.user_info.user_id"]), nested
+    assert count_events(server.store, catalog, server.workdir) == 0
+
+
+def test_an_inline_import_over_rest_names_each_event_at_fault(
+        server: ServerProcess, catalog: str) -> None:
+    good = {"eventType": "home-page-view", "visitorId": "v", "eventTime": "2024-05-20T10:00:00Z"}
+    answer = requests.post(f"http://{server.http_address}/v2/{catalog}/userEvents:import",
+                           json={"inputConfig": {"userEventInlineSource": {
+                               "userEvents": [good, THREE_WRONG, {**good, "sessionId": 9}]}}},
+                           timeout=RPC_DEADLINE)
+    inline = "input_config.user_event_inline_source.user_events"
+    assert sorted(violations(answer)) == sorted(
+        [f"{inline}[1].{f}" for f in THREE_FIELDS] + [f"{inline}[2].session_id"])
+    assert count_events(server.store, catalog, server.workdir) == 0
+
+
+def test_the_pixel_names_every_wrong_field(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str) -> None:
+    text = json.dumps(THREE_WRONG)
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        retail.collect_user_event(request={"parent": catalog, "user_event": text},
+                                  timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, [f"user_event.{f}" for f in THREE_FIELDS])
+    answer = requests.get(f"http://{server.http_address}/v2/{catalog}/userEvents:collect",
+                          params={"userEvent": text}, timeout=RPC_DEADLINE)
+    assert answer.status_code == 200  # (a browser's pixel is always its GIF)
+    said = answer.headers["X-Footfall-Error"]
+    assert all(f"user_event.{f}: " in said for f in THREE_FIELDS), said
+    assert count_events(server.store, catalog, server.workdir) == 0
+
+
+def test_an_import_line_names_every_wrong_field(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str,
+        gcs_folder: str) -> None:
+    lines = put_gcs(server.gcs_root, f"{gcs_folder}/events.json",
+                    [json.dumps(THREE_WRONG), json.dumps(NESTED_WRONG)])
+    operation = retail.import_user_events(request={
+        "parent": catalog, "input_config": {"gcs_source": {"input_uris": [lines]}}},
+        timeout=RPC_DEADLINE)
+    first, second = [s.message for s in finish(operation).error_samples]
+    assert first.startswith(f"{lines} line 1: not a UserEvent: "), first
+    assert all(f"{f}: " in first for f in THREE_FIELDS), first
+    assert all(f"{f}: " in second for f in ("product_details[0].quantity",
+                                             "attributes['colour'].text[0]",
+                                             "user_info.user_id")), second
+    assert count_events(server.store, catalog, server.workdir) == 0
+
+
+def test_a_talent_client_event_over_rest_names_every_wrong_field(
+        server: ServerProcess, tenant: str) -> None:
+    event: dict[str, Any] = {"requestId": "r-1", "eventId": "e-1", "createTime": 1733300000,
+                             "jobEvent": {"type": "SEEN", "jobs": [f"{tenant}/jobs/j-1"]}}
+    answer = requests.post(f"http://{server.http_address}/v4/{tenant}/clientEvents",
+                           json=event, timeout=RPC_DEADLINE)
+    found = violations(answer)
+    assert sorted(found) == ["client_event.create_time", "client_event.job_event.type"], found
+    assert "SEEN" in found["client_event.job_event.type"], found
+    assert count_client_events(server.store, tenant, server.workdir) == 0
+
+
+def test_ten_thousand_wrong_values_are_told_of_a_hundred_and_counted(
+        server: ServerProcess, catalog: str) -> None:
+    event = {"eventType": "home-page-view", "visitorId": "v",
+             "attributes": {f"k{i:05}": {"text": [i]} for i in range(10_000)}}
+    answer = requests.post(f"http://{server.http_address}/v2/{catalog}/userEvents:write",
+                           json=event, timeout=RPC_DEADLINE)
+    assert answer.status_code == 400 and len(answer.content) < 64 * 1024, len(answer.content)
+    [bad] = [d for d in answer.json()["error"]["details"]
+             if d["@type"].endswith("google.rpc.BadRequest")]
+    listed = bad["fieldViolations"]
+    assert listed[0]["field"] == "user_event.attributes['k00000'].text[0]", listed[0]
+    assert listed[-1] == {"description": "and 9900 more violations"}, listed[-1]  # (field "")
+    assert len(listed) == 101
+    assert count_events(server.store, catalog, server.workdir) == 0
+
+
+def test_the_pixel_judges_the_values_that_read_beside_those_that_do_not(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str) -> None:
+    """The rules about values that read are said beside the wrong ones; a rule that may
+    hang on a wrong value is not (the type's, a value not given)."""
+    event = {"eventType": "detail-page-view", "visitorId": "v" * 200, "eventTime": "yesterday",
+             "productDetails": [{"product": {"id": "tent"}}], "userInfo": {"userId": 5}}
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        retail.collect_user_event(request={"parent": catalog, "user_event": json.dumps(event)},
+                                  timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, ["user_event.event_time", "user_event.user_info.user_id",
+                                        "user_event.visitor_id"])
+    assert "at most 128 characters" in refused.value.message, refused.value.message
+    # its type unread, and product_details a text: neither its rules nor theirs are judged
+    wrong_type = {"eventType": 7, "visitorId": "v", "productDetails": "tent", "cartId": "c"}
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        retail.collect_user_event(request={"parent": catalog,
+                                           "user_event": json.dumps(wrong_type)},
+                                  timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, ["user_event.event_type", "user_event.product_details"])
+    # a rule about a value not given may hang on the wrong one: a search's categories
+    search = {"eventType": "search", "visitorId": "v" * 200, "pageCategories": 5,
+              "sessionId": 6}
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        retail.collect_user_event(request={"parent": catalog, "user_event": json.dumps(search)},
+                                  timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, ["user_event.page_categories[0]", "user_event.session_id",
+                                        "user_event.visitor_id"])
+    assert count_events(server.store, catalog, server.workdir) == 0

@@ -1,0 +1,81 @@
+"""A refused JSON document is read again field by field: every wrong value is named,
+each with the path and the words a refusal of it alone gives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from footfall.retail.v2 import product_pb2, user_event_pb2
+from google.protobuf import json_format
+
+from server import json_problems, lenient_json, protojson
+from server.errors import MAX_REPORTED_VIOLATIONS
+
+UserEvent = user_event_pb2.UserEvent
+
+
+def problems(document: dict[str, Any], message_class: type = UserEvent
+             ) -> tuple[list[tuple[str, str]], int]:
+    with pytest.raises(json_format.ParseError) as caught:
+        lenient_json.parse_dict(document, message_class)
+    return json_problems.listed(caught.value, message_class.DESCRIPTOR, document)
+
+
+@pytest.mark.parametrize(("document", "paths"), [
+    ({"eventType": 3, "visitorId": True, "eventTime": "yesterday"},
+     ["event_type", "visitor_id", "event_time"]),
+    ({"eventType": "search", "productDetails": [{"product": {"id": 1}}, {"quantity": "a"}]},
+     ["product_details[0].product.id", "product_details[1].quantity"]),
+    ({"attributes": {"a": {"text": [1]}, "b": "red", "c": {"numbers": ["x"]}}},
+     ["attributes['a'].text[0]", "attributes['b']", "attributes['c'].numbers[0]"]),
+    ({"visitorId": "v", "visitor_id": "w", "bogus": 1, "userInfo": {"visitorId": "x"}},
+     ["visitor_id", "", "user_info"]),
+    # the lenient forms are read first: one object for a list of one, a quoted boolean
+    ({"productDetails": {"product": {"id": 1}}, "userInfo": {"directUserRequest": "yes"},
+      "experimentIds": "e"},
+     ["product_details[0].product.id", "user_info.direct_user_request"]),
+    ({"purchaseTransaction": {"revenue": "lots", "tax": True, "currencyCode": "USD"}},
+     ["purchase_transaction.revenue", "purchase_transaction.tax"]),
+])
+def test_every_wrong_value_is_named(document: dict[str, Any], paths: list[str]) -> None:
+    found, more = problems(document)
+    assert [path for path, _ in found] == paths and more == 0, found
+
+
+def test_each_is_said_as_a_refusal_of_it_alone() -> None:
+    found, _ = problems({"eventTime": "yesterday", "userInfo": {"visitorId": "x"},
+                         "visitorID": "v"})
+    said = dict(found)
+    assert "not an RFC 3339 timestamp" in said["event_time"] and "'yesterday'" in \
+        said["event_time"]
+    assert "it is a field of UserEvent itself, not of UserInfo" in said["user_info"], said
+    assert 'did you mean "visitorId"?' in said[""], said
+
+
+def test_a_single_mistake_is_told_as_before() -> None:
+    for document in ({"eventType": 3}, {"productDetails": [{"quantity": "a"}]},
+                     {"attributes": {"k": {"numbers": ["x"]}}}, {"userInfo": {"visitorId": "v"}}):
+        with pytest.raises(json_format.ParseError) as caught:
+            protojson.parse_into(document, UserEvent())
+        alone = protojson.parse_error(caught.value, UserEvent.DESCRIPTOR, document)
+        found, _ = problems(document)
+        assert found == [alone], (found, alone)
+
+
+def test_a_map_key_is_spelled_as_the_rules_spell_it() -> None:
+    """json_format names a map's key bare or not at all (`attributes.numbers`)."""
+    found, _ = problems({"attributes": {"k": {"numbers": [{"a": 1}]}}})
+    assert [path for path, _ in found] == ["attributes['k'].numbers"], found
+
+
+def test_thousands_are_kept_to_what_an_answer_lists_and_counted() -> None:
+    document = {"attributes": {f"k{i}": {"text": [i]} for i in range(10_000)}}
+    found, more = problems(document)
+    assert len(found) == MAX_REPORTED_VIOLATIONS and more == 10_000 - len(found)
+
+
+def test_a_product_too() -> None:
+    found, _ = problems({"id": 1, "title": ["T"], "priceInfo": {"price": "cheap"}},
+                        product_pb2.Product)
+    assert [path for path, _ in found] == ["id", "title", "price_info.price"], found
