@@ -120,7 +120,8 @@ def _closing_answer(status_line: str, status: status_pb2.Status, retry: bool) ->
     body = error_body(status, int(status_line.split()[0]))
     retry_after = "Retry-After: 1\r\n" if retry else ""
     return (f"HTTP/1.1 {status_line}\r\nContent-Type: application/json; charset=utf-8\r\n"
-            f"{retry_after}Connection: close\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"X-Content-Type-Options: nosniff\r\n{retry_after}Connection: close\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
             ).encode() + body
 
 

@@ -14,6 +14,7 @@ from google.protobuf import json_format
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from server.errors import BodyTooSlow, FootfallError, RequestTooLarge
+from server.http.headers import NO_STORE
 
 # google/rpc/code.proto: the HTTP mapping of each canonical code.
 HTTP_STATUS = {
@@ -79,7 +80,7 @@ def json_error(status: status_pb2.Status, http: int | None = None,
     `http` overrides the HTTP code the status maps to; with `closing`, the connection
     closes after it."""
     code = http or http_status(status.code)
-    headers = {"Cache-Control": "no-store"}
+    headers = dict(NO_STORE)
     wait = retry_after(status)
     if wait is not None:
         headers["Retry-After"] = wait

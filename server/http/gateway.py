@@ -68,6 +68,7 @@ from server.http.connections import (
 )
 from server.http.crosssite import HostCheck, OriginCheck, authority, host_check
 from server.http.errors import http_status_of, json_error
+from server.http.headers import NO_STORE, NOSNIFF
 from server.http.routes import Route, Router, derive_routes
 from server.loop import off_loop
 from server.operations import records
@@ -124,7 +125,6 @@ STREAM_SHARE = 0.5
 TRANSPORT = "http"
 DEFAULT_ALLOWED_HEADERS = ("Content-Type, Authorization, X-Goog-Api-Client, "
                            "X-Goog-User-Project, X-Goog-Request-Params, X-Server-Timeout")
-NO_STORE = {"Cache-Control": "no-store"}
 JSON_HEADERS = {**NO_STORE, "Content-Type": "application/json; charset=utf-8"}
 
 
@@ -414,20 +414,19 @@ class HttpGateway:
             # loads it with `crossorigin`, as Subresource Integrity asks, and refused)
             return self._cors(request, None, web.Response(
                 text=tracker.SCRIPT, content_type="application/javascript",
-                headers={"Cache-Control": "public, max-age=300", "Vary": "Origin"}))
+                headers={"Cache-Control": "public, max-age=300", "Vary": "Origin", **NOSNIFF}))
         if raw_path == METRICS_PATH and request.method in ("GET", "HEAD"):
             # (HEAD: the headers alone, nothing rendered)
             body, content_type = await self._scrapes.page() if request.method == "GET" \
                 else (b"", CONTENT_TYPE_LATEST)
-            return web.Response(body=body, headers={"Content-Type": content_type,
-                                                    "Cache-Control": "no-store"})
+            return web.Response(body=body, headers={**NO_STORE, "Content-Type": content_type})
         if raw_path == HEALTH_PATH and request.method in ("GET", "HEAD") \
                 and self._serving is not None:
             # 503 while draining or while the database is away, as health says over gRPC
             serving = await self._serving()
             return web.Response(text="SERVING\n" if serving else "NOT_SERVING\n",
                                 status=200 if serving else 503,
-                                headers={"Cache-Control": "no-store"})
+                                headers=NO_STORE)
         page = console_pages.answer(request.method, raw_path, request.headers.get("If-None-Match"))
         if page is not None:
             return page

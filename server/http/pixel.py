@@ -23,6 +23,7 @@ from aiohttp import web
 from google.rpc import status_pb2
 
 from server.http.errors import one_line
+from server.http.headers import NO_STORE
 from server.http.routes import Route
 from server.http.transcode import Output, default_output
 from server.policy import Policy
@@ -37,7 +38,6 @@ PIXEL_RPCS = frozenset(f"google.cloud.retail.{version}.UserEventService.CollectU
 # The one a browser's pixel is served inline for (v2beta and v2alpha are bridged).
 INLINE_RPC = "google.cloud.retail.v2.UserEventService.CollectUserEvent"
 ERROR_HEADER = "X-Footfall-Error"
-NO_STORE = {"Cache-Control": "no-store"}
 # What the long way answers a pixel with (the servicer's HttpBody, as the gateway
 # writes one).
 GIF_HEADERS = {**NO_STORE, "Content-Type": PIXEL_CONTENT_TYPE}

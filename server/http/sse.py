@@ -26,11 +26,12 @@ from server.console.feed import SEND_SECONDS, close_stream
 from server.errors import FootfallError, to_rpc_status
 from server.http import transcode
 from server.http.errors import error_body, http_status_of
+from server.http.headers import NO_STORE
 from server.loop import in_stream_encoder
 
 log = logging.getLogger(__name__)
 
-HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-store",
+HEADERS = {**NO_STORE, "Content-Type": "text/event-stream",
            "X-Accel-Buffering": "no"}  # proxies that buffer (NGINX) pass each event on
 
 

@@ -6,6 +6,7 @@ only loopback Host names (DNS rebinding). The pixel stays open."""
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import json
 import socket
 from collections.abc import Iterator
@@ -293,3 +294,48 @@ def test_an_absolute_target_naming_this_server_is_answered(closed: Running,
     target = target.format(port=closed.http_port)
     answer = _raw(closed, f"GET {target}/metrics HTTP/1.1\r\nHost: evil.example\r\n".encode())
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+
+
+def _head(running: Running, path: str) -> dict[str, str]:
+    """The headers of a GET of `path`, its body left unread (a watch never ends)."""
+    connection = http.client.HTTPConnection("127.0.0.1", running.http_port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return {name.lower(): value for name, value in response.getheaders()}
+    finally:
+        connection.close()
+
+
+def test_every_answer_with_a_body_says_nosniff(default: Running) -> None:
+    # The console's CSP allows this origin's scripts: without nosniff Chromium ran a
+    # <script src> of a JSON answer, of /metrics and of /healthz (tests/browser's
+    # test_answers_as_scripts). Each kind of answer, on each way it is written.
+    event = query_value({"eventType": "home-page-view", "visitorId": "x"})
+    replies = {
+        "a JSON answer": write(default, "v"),
+        "a JSON refusal": write(default, ""),
+        "no route": call(default.http_port, "GET", "/v2/nothing"),
+        "a form POST": call(default.http_port, "POST", WRITE, b"a=1",
+                            {"Content-Type": "application/x-www-form-urlencoded"}),
+        "a pixel": call(default.http_port, "GET", f"{COLLECT}?userEvent={event}"),
+        "a refused pixel": call(default.http_port, "GET", f"{COLLECT}?userEvent=%7B%7D"),
+        "a pixel of no catalog": call(default.http_port, "GET",
+                                      "/v2/projects/p/userEvents:collect?userEvent=%7B%7D"),
+        "/metrics": call(default.http_port, "GET", "/metrics"),
+        "/healthz": call(default.http_port, "GET", "/healthz"),
+        "/footfall.js": call(default.http_port, "GET", "/footfall.js"),
+    }
+    for what, reply in replies.items():
+        assert reply.body, what
+        assert reply.headers.get("X-Content-Type-Options") == "nosniff", (what, reply.status)
+    watch = _head(default, "/console/v1/projects/-/rejections:watch")
+    assert watch["content-type"] == "text/event-stream", watch
+    assert watch.get("x-content-type-options") == "nosniff", watch
+    # written by the connection, with no request aiohttp read (or one it could not)
+    for head in (b"GET /healthz HTTP/0.9\r\n",
+                 b"POST /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\n"
+                 b"Content-Length: 2\r\n"):
+        answer = _raw(default, head)
+        assert b"\r\nX-Content-Type-Options: nosniff\r\n" in answer.partition(b"\r\n\r\n")[0], \
+            answer[:400]
