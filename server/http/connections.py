@@ -96,10 +96,10 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import HttpVersion10, HttpVersion11, RawRequestMessage
 from google.rpc import code_pb2, status_pb2
 
-from server.errors import ResourceExhausted, to_rpc_status
+from server.errors import InvalidArgument, ResourceExhausted, to_rpc_status
 from server.http.answers import ADVICE, WHAT
 from server.http.budget import Budget, Hold
-from server.http.errors import error_body, json_error
+from server.http.errors import error_body, json_error, unknown_coding
 from server.ports import ip_prefix
 from server.retail.collect import GET_EVENT_CHARS, MAX_URI_CHARS
 
@@ -721,6 +721,14 @@ class Connection(web.RequestHandler):
             answer = super().handle_error(request, status, exc, message)
             if not isinstance(exc, http_exceptions.HttpProcessingError):
                 return answer  # (a bug of ours: said as aiohttp says it)
+            if isinstance(exc, http_exceptions.ContentEncodingError):
+                # A coding aiohttp knows but cannot unpack here (br, zstd: their
+                # packages are not installed) is refused with the head, before the
+                # gateway could say so: "cannot be read as HTTP/1.1: ... Please
+                # install `Brotli`" told a client to install a Python package.
+                named = _CODING_NAMED.search(str(exc.message))
+                refusal = InvalidArgument.field("", unknown_coding(named[1] if named else "?"))
+                return json_error(to_rpc_status(refusal), closing=True)
             return json_error(http=answer.status, status=status_pb2.Status(
                 code=code_pb2.INVALID_ARGUMENT,
                 message=f"the request cannot be read as HTTP/1.1: {_unreadable(exc)}"),
@@ -1121,6 +1129,10 @@ def _unsent_refusal(answer: web.StreamResponse, refusal: ResourceExhausted) -> w
         if name.startswith("Access-Control-") or name == "Vary":
             response.headers[name] = value
     return response
+
+
+# How aiohttp names the coding it cannot unpack: "... brotli (br). Please install ..."
+_CODING_NAMED = re.compile(r"\((\w+)\)")
 
 
 def _unreadable(error: http_exceptions.HttpProcessingError) -> str:

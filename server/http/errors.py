@@ -103,6 +103,13 @@ def retry_after(status: status_pb2.Status) -> str | None:
     return None
 
 
+def unknown_coding(encoding: str) -> str:
+    """What a request body's Content-Encoding `encoding`, one the server does not
+    unpack, is told."""
+    return (f"the request body's Content-Encoding {encoding[:50]!r} is not one this server "
+            f"unpacks: give gzip, deflate or none")
+
+
 def one_line(status: status_pb2.Status, limit: int = 1000) -> str:
     """`INVALID_ARGUMENT: user_event.visitor_id: is required` fit for an HTTP header
     (printable ASCII, one line, at most `limit` characters)."""

@@ -67,7 +67,7 @@ from server.http.connections import (
     url_limit,
 )
 from server.http.crosssite import HostCheck, OriginCheck, authority, host_check
-from server.http.errors import http_status_of, json_error
+from server.http.errors import http_status_of, json_error, unknown_coding
 from server.http.headers import NO_STORE, NOSNIFF
 from server.http.routes import Route, Router, derive_routes
 from server.loop import off_loop
@@ -723,9 +723,7 @@ class HttpGateway:
         if encoding is not None and encoding.strip().lower() not in _CODINGS:
             # aiohttp hands any other (gzip, gzip; compress) over as it came: its
             # bytes would be read as JSON and refused for what they are not.
-            raise InvalidArgument.field("", f"the request body's Content-Encoding "
-                                            f"{encoding[:50]!r} is not one this server "
-                                            f"unpacks: give gzip, deflate or none")
+            raise InvalidArgument.field("", unknown_coding(encoding))
         if (request.content_length or 0) > limit and "Content-Encoding" not in request.headers:
             # Said in its head: refused before it is sent (and the connection closed).
             raise RequestTooLarge(f"the request body is larger than the {limit} bytes this "
