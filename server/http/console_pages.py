@@ -16,6 +16,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from server.http.headers import EVERY
+
 FOLDER = Path(__file__).with_name("console")
 PREFIX = "/console/"
 INDEX = "index.html"
@@ -29,8 +31,8 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
        "connect-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; "
        "frame-ancestors 'none'")
 HEADERS = {
+    **EVERY,
     "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
@@ -67,7 +69,8 @@ def answer(method: str, raw_path: str, if_none_match: str | None) -> web.Respons
     if method not in ("GET", "HEAD"):
         return None
     if raw_path in ("/", "/console"):
-        return web.Response(status=302, headers={"Location": PREFIX, "Cache-Control": "no-cache"})
+        return web.Response(status=302, headers={"Location": PREFIX, "Cache-Control": "no-cache",
+                                                 **EVERY})
     if not raw_path.startswith(PREFIX):
         return None
     page = PAGES.get(raw_path[len(PREFIX):] or INDEX)

@@ -68,7 +68,7 @@ from server.http.connections import (
 )
 from server.http.crosssite import HostCheck, OriginCheck, authority, host_check
 from server.http.errors import http_status_of, json_error, unknown_coding
-from server.http.headers import NO_STORE, NOSNIFF
+from server.http.headers import EVERY, NO_STORE
 from server.http.routes import Route, Router, derive_routes
 from server.loop import off_loop
 from server.operations import records
@@ -414,7 +414,7 @@ class HttpGateway:
             # loads it with `crossorigin`, as Subresource Integrity asks, and refused)
             return self._cors(request, None, web.Response(
                 text=tracker.SCRIPT, content_type="application/javascript",
-                headers={"Cache-Control": "public, max-age=300", "Vary": "Origin", **NOSNIFF}))
+                headers={"Cache-Control": "public, max-age=300", "Vary": "Origin", **EVERY}))
         if raw_path == METRICS_PATH and request.method in ("GET", "HEAD"):
             # (HEAD: the headers alone, nothing rendered)
             body, content_type = await self._scrapes.page() if request.method == "GET" \
@@ -813,7 +813,7 @@ class HttpGateway:
         if not methods:
             return self._no_route("OPTIONS", raw_path)
         allow = ", ".join([*methods, "OPTIONS"])
-        response = web.Response(status=204, headers={"Allow": allow})
+        response = web.Response(status=204, headers={"Allow": allow, **EVERY})
         origin = request.headers.get("Origin")
         asked = self.router.match(request.headers.get("Access-Control-Request-Method", "GET"),
                                   raw_path)

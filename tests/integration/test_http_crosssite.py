@@ -307,35 +307,62 @@ def _head(running: Running, path: str) -> dict[str, str]:
         connection.close()
 
 
+def _answers(running: Running) -> dict[str, Reply]:
+    """An answer of each kind with a body, on each way one is written."""
+    event = query_value({"eventType": "home-page-view", "visitorId": "x"})
+    return {
+        "a JSON answer": write(running, "v"),
+        "a JSON refusal": write(running, ""),
+        "no route": call(running.http_port, "GET", "/v2/nothing"),
+        "a form POST": call(running.http_port, "POST", WRITE, b"a=1",
+                            {"Content-Type": "application/x-www-form-urlencoded"}),
+        "a pixel": call(running.http_port, "GET", f"{COLLECT}?userEvent={event}"),
+        "a refused pixel": call(running.http_port, "GET", f"{COLLECT}?userEvent=%7B%7D"),
+        "a pixel of no catalog": call(running.http_port, "GET",
+                                      "/v2/projects/p/userEvents:collect?userEvent=%7B%7D"),
+        "/metrics": call(running.http_port, "GET", "/metrics"),
+        "/healthz": call(running.http_port, "GET", "/healthz"),
+        "/footfall.js": call(running.http_port, "GET", "/footfall.js"),
+        "the console": call(running.http_port, "GET", "/console/"),
+    }
+
+
+# Requests written by the connection, with no request aiohttp read (or one it could not)
+UNREAD = (b"GET /healthz HTTP/0.9\r\n",
+          b"POST /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\n"
+          b"Content-Length: 2\r\n")
+
+
 def test_every_answer_with_a_body_says_nosniff(default: Running) -> None:
     # The console's CSP allows this origin's scripts: without nosniff Chromium ran a
     # <script src> of a JSON answer, of /metrics and of /healthz (tests/browser's
-    # test_answers_as_scripts). Each kind of answer, on each way it is written.
-    event = query_value({"eventType": "home-page-view", "visitorId": "x"})
-    replies = {
-        "a JSON answer": write(default, "v"),
-        "a JSON refusal": write(default, ""),
-        "no route": call(default.http_port, "GET", "/v2/nothing"),
-        "a form POST": call(default.http_port, "POST", WRITE, b"a=1",
-                            {"Content-Type": "application/x-www-form-urlencoded"}),
-        "a pixel": call(default.http_port, "GET", f"{COLLECT}?userEvent={event}"),
-        "a refused pixel": call(default.http_port, "GET", f"{COLLECT}?userEvent=%7B%7D"),
-        "a pixel of no catalog": call(default.http_port, "GET",
-                                      "/v2/projects/p/userEvents:collect?userEvent=%7B%7D"),
-        "/metrics": call(default.http_port, "GET", "/metrics"),
-        "/healthz": call(default.http_port, "GET", "/healthz"),
-        "/footfall.js": call(default.http_port, "GET", "/footfall.js"),
-    }
-    for what, reply in replies.items():
+    # test_answers_as_scripts).
+    for what, reply in _answers(default).items():
         assert reply.body, what
         assert reply.headers.get("X-Content-Type-Options") == "nosniff", (what, reply.status)
     watch = _head(default, "/console/v1/projects/-/rejections:watch")
     assert watch["content-type"] == "text/event-stream", watch
     assert watch.get("x-content-type-options") == "nosniff", watch
-    # written by the connection, with no request aiohttp read (or one it could not)
-    for head in (b"GET /healthz HTTP/0.9\r\n",
-                 b"POST /healthz HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\n"
-                 b"Content-Length: 2\r\n"):
+    for head in UNREAD:
         answer = _raw(default, head)
         assert b"\r\nX-Content-Type-Options: nosniff\r\n" in answer.partition(b"\r\n\r\n")[0], \
             answer[:400]
+
+
+def test_no_answer_says_which_versions_serve_it(default: Running) -> None:
+    # aiohttp said "Server: Python/3.11 aiohttp/3.14.5" on every answer, to anyone
+    port = default.http_port
+    replies = {**_answers(default),
+               "a redirect": call(port, "GET", "/"),
+               "a console file not changed": call(port, "GET", "/console/app.js", headers={
+                   "If-None-Match": call(port, "GET", "/console/app.js").headers["ETag"]}),
+               "a preflight": call(port, "OPTIONS", WRITE, headers={
+                   "Origin": SHOP, "Access-Control-Request-Method": "POST"})}
+    assert replies["a console file not changed"].status == 304
+    for what, reply in replies.items():
+        assert reply.headers.get_all("Server") == ["Footfall"], (what, reply.headers)
+    watch = _head(default, "/console/v1/projects/-/rejections:watch")
+    assert watch.get("server") == "Footfall", watch
+    for head in UNREAD:
+        answer = _raw(default, head).partition(b"\r\n\r\n")[0]
+        assert b"aiohttp" not in answer and b"Python" not in answer, answer
