@@ -366,3 +366,46 @@ def test_no_answer_says_which_versions_serve_it(default: Running) -> None:
     for head in UNREAD:
         answer = _raw(default, head).partition(b"\r\n\r\n")[0]
         assert b"aiohttp" not in answer and b"Python" not in answer, answer
+
+
+# -- Fetch Metadata (embedding) -------------------------------------------------------
+
+READ = f"/console/v1/{CATALOG}/userEvents"
+
+
+@pytest.mark.parametrize(("site", "mode", "dest"), [
+    ("cross-site", "navigate", "iframe"), ("cross-site", "no-cors", "image"),
+    ("cross-site", "no-cors", "script"), ("cross-site", "no-cors", "empty"),
+    ("same-site", "navigate", "frame"), ("cross-site", "no-cors", "object")])
+def test_a_read_another_sites_page_embeds_is_refused(default: Running, site: str, mode: str,
+                                                     dest: str) -> None:
+    reply = call(default.http_port, "GET", READ, None, {
+        "Sec-Fetch-Site": site, "Sec-Fetch-Mode": mode, "Sec-Fetch-Dest": dest})
+    assert reply.status == 403, reply.body
+    message = reply.error()["message"]
+    assert message.startswith("a page of another site may not embed GET /console/v1/"), message
+    assert f"Sec-Fetch-Dest {dest!r}" in message and "only the pixel is open" in message
+
+
+@pytest.mark.parametrize("headers", [
+    {},  # no browser
+    {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"},
+    {"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"},
+    # a link followed from another site's page, and its fetch() (CORS decides)
+    {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"},
+    {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty",
+     "Origin": EVIL}])
+def test_reads_of_no_embedding_page_are_answered(default: Running,
+                                                 headers: dict[str, str]) -> None:
+    reply = call(default.http_port, "GET", READ, None, headers)
+    assert reply.status == 200, reply.body
+
+
+def test_the_pixel_may_be_embedded(default: Running) -> None:
+    event = query_value({"eventType": "home-page-view", "visitorId": "img"})
+    image = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors",
+             "Sec-Fetch-Dest": "image"}
+    for path in (f"{COLLECT}?userEvent={event}", f"{COLLECT}?userEvent={event}&$alt=json"):
+        reply = call(default.http_port, "GET", path, None, image)
+        assert reply.status == 200, reply.body
+    assert visitors(default) == ["img", "img"]
