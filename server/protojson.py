@@ -193,6 +193,10 @@ class _Plan:
 
 
 _PLANS: dict[str, _Plan] = {}
+# The plan of each message class parse_dict was given: finding it by the descriptor's
+# full name took about 0.6 µs of a bench UserEvent's 8.7 (a class for each message type:
+# GetMessageClass makes one per descriptor).
+_CLASS_PLANS: dict[type[Message], _Plan] = {}
 
 
 def _plan(descriptor: Descriptor) -> _Plan:
@@ -279,7 +283,11 @@ def parse_dict(data: Any, message_class: type[M]) -> M:
     json_format.ParseError as it does."""
     try:
         # At run time the Descriptor is upb's, which the stubs keep apart (isinstance agrees).
-        return message_class(**_plan(cast(Descriptor, message_class.DESCRIPTOR)).convert(data))
+        plan = _CLASS_PLANS.get(message_class)
+        if plan is None:
+            plan = _CLASS_PLANS[message_class] = _plan(
+                cast(Descriptor, message_class.DESCRIPTOR))
+        return message_class(**plan.convert(data))
     # RecursionError: nesting deeper than the stack (Product.variants holds Products),
     # which json_format refuses past its own depth limit, as a ParseError.
     except (_Fallback, ValueError, TypeError, RecursionError):

@@ -19,4 +19,9 @@ def event_size_violation(event: Any, path: str, limit: int) -> FieldViolation | 
     found = event.ByteSize()
     if found <= limit:
         return None
+    return size_violation(found, path, limit)
+
+
+def size_violation(found: int, path: str, limit: int) -> FieldViolation:
+    """`path: is N bytes; at most LIMIT`, of an event of `found` bytes (more than `limit`)."""
     return FieldViolation(path, f"is {found} bytes; at most {limit}")

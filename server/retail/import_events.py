@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Final
 
 from footfall.retail.v2 import import_config_pb2, user_event_pb2
 
@@ -13,7 +13,7 @@ from server.console import origin
 from server.errors import FieldViolation, gather, raise_if_any
 from server.names import parse_catalog
 from server.operations.runner import JobContext
-from server.policy.limits import event_size_violation
+from server.policy.limits import size_violation
 from server.retail import join, ndjson, validation
 from server.retail.bulk_import import (
     IN_THREAD,
@@ -27,8 +27,9 @@ from server.retail.bulk_import import (
 )
 from server.retail.line_pool import LinePool
 from server.store import EventRow
-from server.store.rollups import Counts
-from server.store.rows import Step, StepResult
+from server.store.packed import pack
+from server.store.rollups import Counts, product_counts
+from server.store.rows import Step, StepResult, dedup_key, row_columns
 
 __all__ = ["KIND", "ImportJob", "check_request", "new_operation"]
 
@@ -54,35 +55,39 @@ def check_request(request: Request, gcs_root: Path, deadline: float | None = Non
     return str(catalog)
 
 
-class GoodEvent(NamedTuple):
-    """A valid event: the columns of its row as received (what is stored unless it
-    joins; flat, so it pickles fast), and the ids of its products (one per detail).
-    Made in a worker process, with all that can be made there."""
+# A valid event, made in a worker process with all that can be made there: the columns
+# of its row as received (what is stored unless it joins) and the ids of its products
+# (one per detail), as `good_event` makes them. A plain tuple: a NamedTuple pickles
+# through a Python call a row (a chunk of the bench corpus pickled in 2.1 µs a line,
+# now 1.1, and unpickles in the server in 0.75, now 0.35).
+GoodEvent = tuple[
+    str, str, str, int, int,  # event_type, visitor_id, user_id, event_time_us and _ns
+    bytes, bytes, bytes,  # payload, packed (the payload as the row stores it), dedup key
+    tuple[str, ...],  # product ids
+    Counts | None,  # its lines in the per-product rollups (server/store/rollups.py)
+]
+PAYLOAD: Final = 5  # (GoodEvent's)
+PRODUCT_IDS: Final = 8
 
-    event_type: str
-    visitor_id: str
-    user_id: str
-    event_time_us: int
-    event_time_ns: int
-    payload: bytes
-    packed: bytes  # the payload as its row stores it (packed.pack)
-    key: bytes
-    product_ids: tuple[str, ...]
-    counts: Counts | None  # its lines in the per-product rollups (server/store/rollups.py)
 
-    @classmethod
-    def of(cls, catalog: str, event: UserEvent) -> GoodEvent:
-        ids = tuple(d.product.id for d in event.product_details)
-        row = EventRow.from_event(catalog, event, joined=not ids)
-        return cls(row.event_type, row.visitor_id, row.user_id, row.event_time_us,
-                   row.event_time_ns, row.payload, row.stored(), row.key, ids, row.counts)
+def good_event(catalog: str, event: UserEvent, payload: bytes) -> GoodEvent:
+    """The GoodEvent of the valid `event`, whose deterministic serialization is
+    `payload`: what EventRow.from_event makes of it, without the row (with the
+    serialization, 8.4 µs an event of the bench corpus through the row, 6.8 without)."""
+    details = event.product_details
+    ids = tuple([d.product.id for d in details]) if details else ()
+    event_type, visitor_id, user_id, time_us, time_ns = row_columns(event)
+    return (event_type, visitor_id, user_id, time_us, time_ns, payload,
+            pack(payload, event_type, visitor_id, user_id, time_us, time_ns),
+            dedup_key(catalog, payload), ids, product_counts(event))
 
-    def row(self, catalog: str, came: tuple[int, int]) -> EventRow:
-        """Its row when it does not join (joined only if it names no product), which
-        came as `came` (transport, received_us)."""
-        return EventRow(catalog, self.event_type, self.visitor_id, self.user_id,
-                        self.event_time_us, not self.product_ids, self.payload, self.key,
-                        None, self.event_time_ns, *came, self.counts, self.packed)
+
+def unjoined_row(good: GoodEvent, catalog: str, came: tuple[int, int]) -> EventRow:
+    """The row of `good` when it does not join (joined only if it names no product),
+    which came as `came` (transport, received_us)."""
+    event_type, visitor_id, user_id, time_us, time_ns, payload, packed, key, ids, counts = good
+    return EventRow(catalog, event_type, visitor_id, user_id, time_us, not ids, payload, key,
+                    None, time_ns, *came, counts, packed)
 
 
 @dataclass(frozen=True)
@@ -97,15 +102,18 @@ class EventCheck:
 
     def __call__(self, item: Item[UserEvent]) -> Checked[GoodEvent]:
         path = item.path("user_event")
-        too_big = event_size_violation(item.message, path, self.max_event_bytes)
-        if too_big is not None:  # one failure; its fields are not looked at
-            return item.failure([too_big])
+        # (its serialization's length is its ByteSize, which event_size_violation
+        # measures: the payload is made once)
+        payload = item.message.SerializeToString(deterministic=True)
+        if len(payload) > self.max_event_bytes:  # one failure; its fields are not looked at
+            return item.failure([size_violation(len(payload), path, self.max_event_bytes)])
         violations = validation.user_event_violations(
             item.message, path, strict_event_types=self.strict_event_types,
             require_event_time=True, now_s=self.now_s)
         if violations:
             return item.failure(violations)
-        return Item(item.where, GoodEvent.of(self.catalog, item.message), item.is_line)
+        return Item(item.where, good_event(self.catalog, item.message, payload),
+                    item.is_line)
 
 
 class ImportJob(BulkImport[Request, UserEvent, GoodEvent]):
@@ -134,7 +142,7 @@ class ImportJob(BulkImport[Request, UserEvent, GoodEvent]):
         catalog = str(parse_catalog(request.parent))
         products = join.load_products(ctx.store, catalog, sorted(
             {pid for item in items if not isinstance(item, str)
-             for pid in item.message.product_ids if pid}))
+             for pid in item.message[PRODUCT_IDS] if pid}))
         failures: list[str] = []
         rows: list[EventRow] = []
         came = (origin.transport(), origin.now_us())  # the rows of one batch come together
@@ -143,13 +151,14 @@ class ImportJob(BulkImport[Request, UserEvent, GoodEvent]):
                 failures.append(item)
                 continue
             good = item.message
-            ids = good.product_ids
+            ids = good[PRODUCT_IDS]
             if not (ids and all(pid in products for pid in ids)):
-                rows.append(good.row(catalog, came))
+                rows.append(unjoined_row(good, catalog, came))
                 continue
             # it joins: filled in from the catalog
-            rows.append(join.joined_row(catalog, UserEvent.FromString(good.payload),
-                                        products, self._max_event_bytes, received=good.payload))
+            payload = good[PAYLOAD]
+            rows.append(join.joined_row(catalog, UserEvent.FromString(payload),
+                                        products, self._max_event_bytes, received=payload))
         return failures, Step(insert_events=rows)
 
     def account(self, state: ImportState, result: StepResult) -> None:

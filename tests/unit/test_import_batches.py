@@ -11,7 +11,7 @@ from footfall.retail.v2 import import_config_pb2, user_event_pb2
 
 from server.retail import bulk_import
 from server.retail.bulk_import import Batch, ImportState, Position
-from server.retail.import_events import ImportJob
+from server.retail.import_events import ImportJob, unjoined_row
 
 MAX_EVENT_BYTES = 200  # lines of more than 250 bytes are skipped
 SMALL_BATCH = 3
@@ -57,7 +57,8 @@ def test_reading_from_any_batch_end_yields_the_batches_after_it(tmp_path: Path) 
 
     batches = read(job, request, files, Position())
 
-    assert [item.message.visitor_id for b in batches for item in b.items
+    assert [unjoined_row(item.message, PARENT, (0, 0)).visitor_id
+            for b in batches for item in b.items
             if not isinstance(item, str)] == ["a1", "a2", "a3", "a4", "b1", "b2"]
     assert [f.split(": ")[0] for b in batches for f in failures(b)] == \
         ["gs://shop/a.json line 3", "gs://shop/a.json line 6"]
