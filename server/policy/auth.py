@@ -345,6 +345,28 @@ class InvalidKey(Unauthenticated):
         return _error_info("API_KEY_INVALID")
 
 
+class AmbiguousKey(Unauthenticated):
+    """A call that carries two different credentials (see key_of): which one it
+    meant is not guessed. The message names where each came from, never a key."""
+
+    # The order they are named in, whatever order they came in (grpc-go, grpcurl's,
+    # sends metadata in no fixed order)
+    PLACES = (API_KEY_HEADER, "authorization: Bearer", "authorization", "key parameter")
+
+    def __init__(self, first: str, second: str) -> None:
+        first, second = sorted((first, second), key=self.PLACES.index)
+        where = (f"two {first} headers" if first == second else
+                 f"{first} and the key parameter" if second == "key parameter" else
+                 f"{first} and {second}")
+        super().__init__(f"the call carries two different credentials, in {where}: send one "
+                         "API key, once (the x-goog-api-key header or authorization: Bearer "
+                         "KEY; a client given Google credentials sends them as "
+                         "authorization: Bearer, so give it the API key alone)")
+
+    def details(self) -> list[Message]:
+        return _error_info("API_KEY_AMBIGUOUS")
+
+
 class Denied(PermissionDenied):
     """A key that may not make the call; `reason` (its ErrorInfo's) says why, so that
     a client (the console) tells a key it must change from a name it must change:
@@ -367,18 +389,42 @@ class NotYourProject(Denied):
 def key_of(metadata: Iterable[tuple[str, str | bytes]], query_key: str | None = None
            ) -> str | None:
     """The API key a call carries: x-goog-api-key, else authorization: Bearer,
-    else the `key` query parameter (HTTP only). Header names must be lower case."""
-    bearer = None
+    else the `key` query parameter (HTTP only). Header names must be lower case.
+
+    AmbiguousKey (UNAUTHENTICATED) when the call carries two different credentials:
+    two x-goog-api-key headers, or one beside an authorization header of Bearer or of
+    a value with no scheme (no key alone, but a credential all the same), or beside
+    the `key` parameter. The first was taken without a word, so a proxy or a log that
+    read the other named a caller that was not the one admitted. The same key given
+    twice is one key."""
+    key = source = None
+    taken = False  # whether one of them is a key read as such (not `authorization: KEY`)
     for name, value in metadata:
-        if isinstance(value, bytes):
+        if not isinstance(value, str):
             continue
-        if name == API_KEY_HEADER and value:
-            return value
-        if name == AUTHORIZATION_HEADER and bearer is None:
-            scheme, _, token = value.partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                bearer = token.strip()
-    return bearer or query_key or None
+        if name == API_KEY_HEADER:
+            if not value:
+                continue
+            given, where = value, API_KEY_HEADER
+        elif name == AUTHORIZATION_HEADER:
+            scheme, _, token = value.strip().partition(" ")
+            token, bearer = token.strip(), scheme.lower() == "bearer"
+            if bearer and token:
+                given, where = token, "authorization: Bearer"
+            elif scheme and not token and not bearer:  # (compared, never taken: other_scheme)
+                given, where = scheme, "authorization"
+            else:  # Basic and other schemes (a proxy's password, say), an empty Bearer
+                continue
+        else:
+            continue
+        if source is None:
+            key, source = given, where
+        elif given != key:
+            raise AmbiguousKey(source, where)
+        taken = taken or where != "authorization"
+    if query_key and source is not None and query_key != key:
+        raise AmbiguousKey(source, "key parameter")
+    return (key if taken else None) or query_key or None
 
 
 def other_scheme(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import http.client
 import json
 import os
 import signal
@@ -94,6 +95,79 @@ def test_no_key_or_an_unknown_key_is_unauthenticated(
         retail.write_user_event(request={"parent": SHOP, "user_event": EVENT},
                                 metadata=[("authorization", "Basic " + WRITER)],
                                 timeout=RPC_DEADLINE)
+
+
+# Two different credentials in one call, and how each transport carries them.
+TWO_KEYS = [
+    ([("x-goog-api-key", WRITER), ("x-goog-api-key", ADMIN)], "two x-goog-api-key headers"),
+    ([("x-goog-api-key", WRITER), ("authorization", f"Bearer {ADMIN}")],
+     "x-goog-api-key and authorization: Bearer"),
+    ([("x-goog-api-key", WRITER), ("authorization", ADMIN)], "x-goog-api-key and authorization"),
+]
+
+
+@pytest.mark.parametrize(("metadata", "named"), TWO_KEYS)
+def test_a_call_with_two_different_keys_is_refused_not_served_for_the_first(
+        secured: ServerProcess, retail: retail_v2.UserEventServiceClient, grpcurl: str,
+        metadata: list[tuple[str, str]], named: str) -> None:
+    """The first key was taken without a word: a proxy or a log that read the other
+    named another caller than the one admitted. Refused over gRPC (the official
+    client, grpcurl) and HTTP alike, naming the headers and neither key; the same
+    key given twice is one key."""
+    visitor = f"two-keys-{len(named)}"
+    with pytest.raises(exceptions.Unauthenticated) as refused:
+        retail.write_user_event(request={"parent": SHOP, "user_event": {
+            **EVENT, "visitor_id": visitor}}, metadata=metadata, timeout=RPC_DEADLINE)
+    assert named in refused.value.message and refused.value.reason == "API_KEY_AMBIGUOUS"
+    flags = [flag for name, value in metadata for flag in ("-H", f"{name}: {value}")]
+    body = json.dumps({"parent": SHOP, "user_event": {**EVENT, "visitor_id": visitor}})
+    cli = subprocess.run([grpcurl, "-plaintext", "-max-time", "10", *flags, "-d", body,
+                          secured.address, "google.cloud.retail.v2.UserEventService/"
+                          "WriteUserEvent"], capture_output=True, text=True, timeout=30)
+    assert "Code: Unauthenticated" in cli.stderr and named in cli.stderr, cli.stderr
+    # HTTP: http.client sends a header given twice twice (requests would join them)
+    connection = http.client.HTTPConnection(*secured.http_address.split(":"),
+                                            timeout=RPC_DEADLINE)
+    try:
+        connection.putrequest("POST", f"/v2/{SHOP}/userEvents:write")
+        for name, value in [*metadata, ("content-type", "application/json")]:
+            connection.putheader(name, value)
+        payload = json.dumps({**EVENT, "visitor_id": visitor}).encode()
+        connection.putheader("content-length", str(len(payload)))
+        connection.endheaders(payload)
+        answer = connection.getresponse()
+        error = json.loads(answer.read())["error"]
+    finally:
+        connection.close()
+    assert (answer.status, error["status"]) == (401, "UNAUTHENTICATED"), error
+    assert named in error["message"] and error["details"][0]["reason"] == "API_KEY_AMBIGUOUS"
+    said = " ".join([str(refused.value), cli.stdout, cli.stderr, json.dumps(error),
+                     secured.log_text()])
+    assert WRITER not in said and ADMIN not in said
+    assert count_events(secured.store, SHOP, secured.workdir, f'visitorId = "{visitor}"') == 0
+    twice = [(name, value.replace(ADMIN, WRITER)) for name, value in metadata]
+    if named != "x-goog-api-key and authorization":  # (a key with no scheme is no key alone)
+        retail.write_user_event(
+            request={"parent": SHOP, "user_event": {**EVENT, "visitor_id": visitor}},
+            metadata=twice, timeout=RPC_DEADLINE)
+        assert count_events(secured.store, SHOP, secured.workdir,
+                            f'visitorId = "{visitor}"') == 1
+
+
+def test_a_pixel_whose_key_parameter_is_not_its_header_key_is_refused(
+        secured: ServerProcess) -> None:
+    url = f"http://{secured.http_address}/v2/{SHOP}/userEvents:collect"
+    event = json.dumps({"eventType": "home-page-view", "visitorId": "pixel-two-keys"})
+    refused = requests.get(url, params={"user_event": event, "key": WRITER},
+                           headers={"x-goog-api-key": ADMIN}, timeout=RPC_DEADLINE)
+    assert refused.status_code == 200 and refused.content.startswith(b"GIF89a")
+    assert refused.headers["X-Footfall-Error"].startswith("UNAUTHENTICATED"), refused.headers
+    assert "the key parameter" in refused.headers["X-Footfall-Error"]
+    taken = requests.get(url, params={"user_event": event, "key": WRITER},
+                         headers={"x-goog-api-key": WRITER}, timeout=RPC_DEADLINE)
+    assert "X-Footfall-Error" not in taken.headers, taken.headers
+    assert count_events(secured.store, SHOP, secured.workdir,
+                        'visitorId = "pixel-two-keys"') == 1
 
 
 def test_a_call_without_a_known_key_is_refused_before_its_request_is_read(

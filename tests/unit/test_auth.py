@@ -6,6 +6,7 @@ import json
 import logging
 from pathlib import Path
 
+import grpc
 import pytest
 from footfall.console.v1 import console_pb2
 from footfall.retail.v2 import (
@@ -19,6 +20,7 @@ from google.longrunning import operations_pb2
 
 from server.policy.auth import (
     READER_METHODS,
+    AmbiguousKey,
     Authenticator,
     AuthFileError,
     Denied,
@@ -118,14 +120,39 @@ def test_bad_files_are_refused_without_showing_the_key(document: object, words: 
                 assert key not in str(caught.value)
 
 
-def test_key_sources_in_order_of_preference() -> None:
-    assert key_of([("x-goog-api-key", "a"), ("authorization", "Bearer b")]) == "a"
-    assert key_of([("authorization", "Bearer b")], "c") == "b"
+def test_key_sources() -> None:
+    assert key_of([("x-goog-api-key", "a"), ("authorization", "Bearer a")]) == "a"
+    assert key_of([("authorization", "a"), ("x-goog-api-key", "a")]) == "a"
+    assert key_of([("x-goog-api-key", "a"), ("authorization", "Basic b")]) == "a"
+    assert key_of([("x-goog-api-key", "a"), ("authorization", "Bearer")]) == "a"
+    assert key_of([("authorization", "a")]) is None  # (refused as other_scheme says)
+    assert key_of([("authorization", "Bearer b")], "b") == "b"
     assert key_of([("authorization", "bearer  b ")]) == "b"
     assert key_of([("authorization", "Basic b")], "c") == "c"
     assert key_of([("authorization", "Bearer ")]) is None
     assert key_of([("x-goog-api-key-bin", b"x")]) is None
     assert key_of([]) is None
+
+
+FIRST, SECOND = "first-key-0123456789", "second-key-0123456789"
+
+
+@pytest.mark.parametrize(("metadata", "query", "named"), [
+    ([("x-goog-api-key", FIRST), ("x-goog-api-key", SECOND)], None,
+     "two x-goog-api-key headers"),
+    ([("x-goog-api-key", FIRST), ("authorization", f"Bearer {SECOND}")], None,
+     "x-goog-api-key and authorization: Bearer"),
+    ([("authorization", SECOND), ("x-goog-api-key", FIRST)], None,
+     "x-goog-api-key and authorization"),  # (named in one order, whatever came first)
+    ([("authorization", f"Bearer {FIRST}")], SECOND,
+     "authorization: Bearer and the key parameter"),
+])
+def test_two_different_keys_are_refused_naming_where_not_what(
+        metadata: list[tuple[str, str]], query: str | None, named: str) -> None:
+    with pytest.raises(AmbiguousKey, match=named) as refused:
+        key_of(metadata, query)
+    assert refused.value.code is grpc.StatusCode.UNAUTHENTICATED
+    assert FIRST not in str(refused.value) and SECOND not in str(refused.value)
 
 
 @pytest.mark.parametrize(("name", "project"), [
