@@ -411,6 +411,7 @@ def _reload_keys(running: Running, which: str) -> None:
         return
     log.info("SIGHUP: re-read %s: %s%s", auth.path, counted(auth.key_count, "key"), which)
     _warn_if_keyless(auth)
+    _warn_if_open(auth)
 
 
 NO_KEYS = ("%s holds no key: every call but health, reflection, /healthz, /metrics and "
@@ -423,6 +424,19 @@ def _warn_if_keyless(auth: Authenticator) -> None:
         log.warning(NO_KEYS, auth.path)
 
 
+OPEN_KEYS = ("%s is open to other users of this machine (mode %04o): any of them may read "
+             "its keys; chmod 600 %s")
+
+
+def _warn_if_open(auth: Authenticator) -> None:
+    """A keys file that others may read is said, at start and on each reload, and
+    used all the same: refused, a server whose file a umask of 022 made 0644 would
+    not start (it was read without a word)."""
+    mode = auth.open_mode()
+    if mode is not None:
+        log.warning(OPEN_KEYS, auth.path, mode, auth.path)
+
+
 def _log_trust(running: Running) -> None:
     settings, policy = running.settings, running.policy
     assert policy is not None
@@ -430,6 +444,7 @@ def _log_trust(running: Running) -> None:
         log.info("auth is on: %s from %s (SIGHUP re-reads it)",
                  counted(policy.auth.key_count, "API key"), policy.auth.path)
         _warn_if_keyless(policy.auth)
+        _warn_if_open(policy.auth)
     else:
         log.log(logging.INFO if crosssite.is_loopback_listener(settings.host) else logging.WARNING,
                 "auth is off: any caller may call any RPC (--auth-file to require API keys)")

@@ -25,7 +25,9 @@ import enum
 import hashlib
 import json
 import logging
+import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -575,6 +577,18 @@ class Authenticator:
     @property
     def key_count(self) -> int:
         return len(self._ring) if self._ring is not None else 0
+
+    def open_mode(self) -> int | None:
+        """The permission bits of the file when users other than its owner have any
+        (a umask of 022 writes one 0644: every local user reads the keys), else None,
+        also when it cannot be looked at (reading it says why)."""
+        if self.path is None:
+            return None
+        try:
+            mode = stat.S_IMODE(os.stat(self.path).st_mode)
+        except OSError:
+            return None
+        return mode if mode & 0o077 else None
 
     def reload(self) -> None:
         """Read the file again; on AuthFileError the old keys stay in force."""

@@ -513,6 +513,29 @@ def test_a_file_without_keys_is_warned_of_at_start_and_on_sighup(
         write(client, WRITER)
 
 
+
+def test_a_keys_file_other_users_may_read_is_warned_of_at_start_and_on_sighup(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """A keys file written under a umask of 022 (0644) was read without a word, and
+    every local user could read the keys; it is still served (refused, such a server
+    would not start)."""
+    keys = write_keys(tmp_path / "keys.json", {WRITER: ("writer", ["shop"])})
+    keys.chmod(0o644)
+    server = server_factory("--auth-file", str(keys))
+    said = f"WARNING footfall: {keys} is open to other users of this machine (mode 0644)"
+    assert server.log_text().count(said) == 1, server.log_text()
+    assert f"chmod 600 {keys}" in server.log_text()
+    keys.chmod(0o600)
+    server.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "SIGHUP: re-read" in server.log_text(), "the keys to be read again")
+    assert "is open to other users" not in server.log_text().partition("SIGHUP: re-read")[2]
+    keys.chmod(0o640)
+    server.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "(mode 0640)" in server.log_text(), "the group's read to be warned of")
+    with retail_client(server.address) as client:
+        write(client, WRITER)
+    assert WRITER not in server.log_text()
+
 def test_talent_without_a_key_is_unauthenticated(secured: ServerProcess) -> None:
     with talent_client(secured.address) as talent, pytest.raises(exceptions.Unauthenticated):
         talent.create_client_event(request=talent_v4.CreateClientEventRequest(
