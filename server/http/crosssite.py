@@ -21,8 +21,9 @@ since the gateway reads the body as JSON whatever it is labelled. So:
 
 - **Fetch Metadata** (embedding): a GET or HEAD of a REST route other than the pixel
   that a page of another site makes without CORS (an iframe, image or script of it, a
-  no-cors fetch: Sec-Fetch-Site cross-site or same-site) gets 403; a link followed and a
-  fetch() in cors mode are let through.
+  no-cors fetch: Sec-Fetch-Site cross-site or same-site) gets 403, and so does one the
+  browser prefetches or prerenders (Sec-Purpose) for a page not of this server; a link
+  followed and a fetch() in cors mode are let through.
 
 The pixel stays open to every page, as Google's is: GET collect by design, and
 POST collect (Google's form for events too long for a URL, sent by its
@@ -34,7 +35,7 @@ could record as well.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from aiohttp import web
 
@@ -242,9 +243,11 @@ _OTHER_SITES = frozenset({"cross-site", "same-site"})
 def embedded(request: web.BaseRequest, route: Route) -> None:
     """Raises ForeignOrigin for a GET or HEAD of `route` that a page of another site
     made without CORS: an <iframe>, <object>, <img> or <script> of it, or a
-    fetch() in no-cors mode. Nothing for a link followed (a top-level navigation),
-    a fetch() in cors mode (--cors-origins decides what the page may read) and any
-    client that sends no Fetch Metadata (no browser, or an old one).
+    fetch() in no-cors mode; and for one the browser prefetches or prerenders for a
+    page other than this server's own (`prefetched`). Nothing for a link followed (a
+    top-level navigation), a fetch() in cors mode (--cors-origins decides what the
+    page may read) and any client that sends no Fetch Metadata (no browser, or an old
+    one).
 
     Such a page reads nothing, but the server did the read for it, and an iframe of a
     watch held it open for as long as the page stayed: three Chromium tabs of 600 such
@@ -254,15 +257,59 @@ def embedded(request: web.BaseRequest, route: Route) -> None:
     headers = request.headers
     site = headers.get("Sec-Fetch-Site")
     if site not in _OTHER_SITES:
+        if site == "none":  # (typed in, a bookmark; Chromium's prefetches say it too)
+            prefetched(request, route, site)
         return
     mode, dest = headers.get("Sec-Fetch-Mode", ""), headers.get("Sec-Fetch-Dest", "")
-    if mode == "cors" or (mode == "navigate" and dest == "document"):
+    if mode == "cors":
+        return
+    if mode == "navigate" and dest == "document":
+        prefetched(request, route, site)
         return
     raise ForeignOrigin(
         f"a page of another site may not embed {request.method} {route.template.text} "
         f"(Sec-Fetch-Site {site[:20]!r}, Sec-Fetch-Mode {mode[:20]!r}, Sec-Fetch-Dest "
         f"{dest[:20]!r}): of the REST routes only the pixel is open to other sites' pages; "
         f"a page of an origin --cors-origins names reads them with fetch()")
+
+
+def prefetched(request: web.BaseRequest, route: Route, site: str) -> None:
+    """Raises ForeignOrigin for a navigation to `route` that the browser makes before
+    anyone follows the link (`prefetch`), unless this server's own page asked for it
+    (its Referer names this server). Such a request says it is a top-level navigation
+    (Sec-Fetch-Mode navigate, Sec-Fetch-Dest document), and Chromium 156 says
+    Sec-Fetch-Site none for it whoever asked, with the asking page's origin as
+    Referer, or none under its speculation rules' "referrer_policy": "no-referrer". A
+    page of another site so had the server read, or hold a watch open, for nobody, as
+    an iframe of it did. Refused, the link is fetched again when it is followed
+    (Chromium discards a speculation answered 403), and answered as a link followed."""
+    purpose = prefetch(request.headers)
+    if purpose is None:
+        return
+    referer = request.headers.get("Referer", "")
+    scheme, separator, rest = referer.partition("://")
+    if site == "none" and _same_origin(f"{scheme}{separator}{rest.partition('/')[0]}",
+                                       authority(request)[1]):
+        return
+    raise ForeignOrigin(
+        f"only this server's own pages may have the browser prefetch {request.method} "
+        f"{route.template.text} (Sec-Purpose {purpose[:40]!r}, Sec-Fetch-Site {site[:20]!r}"
+        f"{', no Referer' if not referer else ''}): a link to it is answered once it is "
+        f"followed")
+
+
+def prefetch(headers: Mapping[str, str]) -> str | None:
+    """The Sec-Purpose (or the older Purpose) of a request the browser makes before
+    anyone follows the link, for a page's speculation rules (prefetch; prerender:
+    `prefetch;prerender`) or <link rel=prefetch>; None for the rest."""
+    for name in ("Sec-Purpose", "Purpose"):
+        value = headers.get(name)
+        # (a structured-header list: `prefetch`, `prefetch;prerender`,
+        # `prefetch;anonymous-client-ip`)
+        if value is not None and any(item.partition(";")[0].strip().lower() == "prefetch"
+                                     for item in value.split(",")):
+            return value
+    return None
 
 
 def _same_origin(origin: str, host: str | None) -> bool:

@@ -9,8 +9,14 @@ server's own answer to the next watch was RESOURCE_EXHAUSTED."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
+import http.server
+import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .cdp import DevTools, chromium
 from .conftest import serve
@@ -59,3 +65,75 @@ def test_a_page_of_another_site_cannot_hold_the_watches_in_iframes(
         status = asyncio.run(asyncio.wait_for(embed_watches(devtools_url, running.http_port),
                                               DEADLINE * 2))
     assert status == 200, f"the server's next watch was answered {status}"
+
+
+# A page of another site that has the browser prefetch and prerender watches (its
+# speculation rules, its own page's only script), as Chromium sends them: Sec-Fetch-
+# Site none, the page's origin as Referer, or no Referer when the rules say so.
+SPECULATION = """<!doctype html><title>another site</title>
+<script type="speculationrules">{"prefetch": [{"source": "list", "urls": %s}],
+"prerender": [{"source": "list", "urls": %s, "referrer_policy": "no-referrer"}]}</script>"""
+
+
+@contextlib.contextmanager
+def another_site(page: bytes) -> Iterator[int]:
+    """A server of another site's one page, on a free port of 127.0.0.1; its port."""
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name="another-site")
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def watch_statuses(port: int, count: int) -> list[int]:
+    """The statuses of `count` watches opened together by a client that is no browser."""
+    connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
+                   for _ in range(count)]
+    try:
+        for connection in connections:
+            connection.request("GET", WATCH)
+        return [connection.getresponse().status for connection in connections]
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+async def speculate(devtools_url: str, page: str, port: int) -> list[int]:
+    async with DevTools.connect(devtools_url) as devtools:
+        await devtools.open_page(page)
+        await asyncio.sleep(3)  # (each speculation made and answered, or held)
+        return await asyncio.to_thread(watch_statuses, port, WATCHES)
+
+
+def test_a_page_of_another_site_cannot_hold_the_watches_by_prefetching_them(
+        browser_executable: str, tmp_path: Path) -> None:
+    """Speculation rules' prefetch and prerender say they are a link followed, and
+    were answered as one: each held a watch for nobody (here 2 prefetches and 2
+    prerenders took the 4 watches, and the server's own next watch was 429); now
+    every watch is the server's own to give."""
+    with serve(tmp_path, max_watches=WATCHES, max_watches_per_project=WATCHES) as running, \
+            chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        watches = [f"http://127.0.0.1:{running.http_port}/console/v1/projects/p/locations/"
+                   f"global/catalogs/c{i}/userEvents:watch" for i in range(WATCHES)]
+        page = SPECULATION % (json.dumps(watches[:2]), json.dumps(watches[2:]))
+        with another_site(page.encode()) as site:
+            statuses = asyncio.run(asyncio.wait_for(
+                speculate(devtools_url, f"http://a.localhost:{site}/", running.http_port),
+                DEADLINE * 2))
+    assert statuses == [200] * WATCHES, f"the server's own watches were answered {statuses}"

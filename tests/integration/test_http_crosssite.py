@@ -387,6 +387,50 @@ def test_a_read_another_sites_page_embeds_is_refused(default: Running, site: str
     assert f"Sec-Fetch-Dest {dest!r}" in message and "only the pixel is open" in message
 
 
+NAVIGATION = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+PAGE = "http://a.localhost:8000/"  # another site's page (its origin, as Referer)
+
+
+@pytest.mark.parametrize(("site", "more"), [
+    # as Chromium 156 sends them: Sec-Fetch-Site none, the page's origin as Referer
+    ("none", {"Sec-Purpose": "prefetch", "Referer": PAGE}),  # speculation rules
+    ("none", {"Sec-Purpose": "prefetch;prerender", "Referer": PAGE}),
+    ("none", {"Sec-Purpose": "prefetch"}),  # its rules' "referrer_policy": "no-referrer"
+    ("cross-site", {"Sec-Purpose": "prefetch"}),  # as Fetch Metadata would have it
+    ("same-site", {"Sec-Purpose": "prefetch;prerender"}),
+    ("cross-site", {"Sec-Purpose": "prefetch;anonymous-client-ip"}),  # through a proxy
+    ("cross-site", {"Purpose": "prefetch"}),  # the older name
+])
+def test_a_read_another_sites_page_has_prefetched_is_refused(
+        default: Running, site: str, more: dict[str, str]) -> None:
+    """A prefetch or prerender says it is a top-level navigation, and was answered as
+    a link followed: a page of another site had the server read, or hold a watch
+    open, for nobody, as an iframe of it did."""
+    for path in (READ, "/console/v1/projects/-/rejections:watch"):
+        reply = call(default.http_port, "GET", path, None,
+                     {"Sec-Fetch-Site": site, **NAVIGATION, **more})
+        assert reply.status == 403, reply.body
+        message = reply.error()["message"]
+        assert message.startswith("only this server's own pages may have the browser "
+                                  "prefetch GET /console/v1/"), message
+        assert f"Sec-Fetch-Site {site!r}" in message and "Sec-Purpose" in message, message
+
+
+@pytest.mark.parametrize("headers", [
+    # the console's own (Chromium: none, with this server as Referer), same-origin
+    {"Sec-Fetch-Site": "none", "Sec-Purpose": "prefetch", "Referer": "http://127.0.0.1:{}/"},
+    {"Sec-Fetch-Site": "none", "Sec-Purpose": "prefetch;prerender",
+     "Referer": "http://127.0.0.1:{}/console/events?x=1"},
+    {"Sec-Fetch-Site": "same-origin", "Sec-Purpose": "prefetch"},
+    {"Sec-Fetch-Site": "none"},  # typed in: no prefetch
+])
+def test_a_read_this_servers_own_page_has_prefetched_is_answered(
+        default: Running, headers: dict[str, str]) -> None:
+    sent = {name: value.format(default.http_port) for name, value in headers.items()}
+    reply = call(default.http_port, "GET", READ, None, {**NAVIGATION, **sent})
+    assert reply.status == 200, reply.body
+
+
 @pytest.mark.parametrize("headers", [
     {},  # no browser
     {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"},
