@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from footfall.retail.v2 import user_event_pb2
 
-from server.store.packed import UNPACK_COLUMNS, unpack
+from server.store.packed import PACKED, PACKED_USER
 from server.store.shapes import in_statements, rows_sql
 
 if TYPE_CHECKING:
@@ -69,8 +69,11 @@ _ARRAY_TYPES = ("integer", "bigint", "text", "text", "bigint", "bigint", "bigint
 def product_counts(event: Any) -> Counts | None:
     """The lines a UserEvent adds to its day's rows; None when its type counts in none."""
     kind = _KIND.get(event.event_type)
-    if kind is None:
-        return None
+    return None if kind is None else _lines(kind, event)
+
+
+def _lines(kind: int, event: Any) -> Counts:
+    """The lines of a UserEvent whose type is PRODUCT_TYPES[kind]."""
     details = event.product_details
     if kind != 2:
         tail = _TAILS[kind]
@@ -98,6 +101,21 @@ def product_counts(event: Any) -> Counts | None:
 def counts_of_payload(payload: bytes) -> Counts | None:
     """product_counts of a serialized UserEvent."""
     return product_counts(user_event_pb2.UserEvent.FromString(payload))
+
+
+def counts_of_stored(stored: bytes, event_type: str) -> Counts | None:
+    """product_counts of an event as a row stores it (packed.py), of type `event_type`
+    (its column). Not rebuilt first: what a packed event leaves out (its type,
+    visitor, time and user id) is none of what its lines read, and the rest parses
+    as it is (a user_info without the user id is one still). For the 30,800 product
+    events of a bench purge's part day: 1.2 µs each to parse, where rebuilding them
+    took 3 µs more."""
+    kind = _KIND.get(event_type)
+    if kind is None:
+        return None
+    if stored[:1] in (PACKED, PACKED_USER):
+        stored = stored[1:]
+    return _lines(kind, user_event_pb2.UserEvent.FromString(stored))
 
 
 class Tally:
@@ -134,13 +152,13 @@ class Tally:
             self._lost = True
 
     def add_stored(self, rows: Iterable[Sequence[Any]], sign: int) -> None:
-        """Add or take away the events of stored rows: (id, catalog_id, then
-        UNPACK_COLUMNS; event None for one that counts nowhere, see stored_columns)."""
-        for _, catalog_id, kind, visitor, user, time_us, time_ns, event in rows:
+        """Add or take away the events of stored rows: (id, catalog_id, event_type,
+        event_time_us, event; event None for one that counts nowhere, see
+        stored_columns)."""
+        for _, catalog_id, kind, time_us, event in rows:
             if event is None:
                 continue
-            counts = counts_of_payload(unpack(bytes(event), kind, visitor, user, time_us,
-                                              time_ns))
+            counts = counts_of_stored(bytes(event), kind)
             if counts is not None:
                 self.add(int(catalog_id), int(time_us), counts, sign)
 
@@ -234,9 +252,7 @@ def stored_columns(dialect: Dialect, gaps: Sequence[Gap] = ()) -> tuple[str, lis
         held, held_params = held_by(dialect, gaps)
         wanted += f" AND NOT {held}"
         params += held_params
-    kind, visitor, user, time_us, time_ns, _ = (c.strip() for c in UNPACK_COLUMNS.split(","))
-    return (f"id, catalog_id, {kind}, {visitor}, {user}, {time_us}, {time_ns}, "
-            f"CASE WHEN {wanted} THEN event END"), params
+    return f"id, catalog_id, event_type, event_time_us, CASE WHEN {wanted} THEN event END", params
 
 
 def held_by(dialect: Dialect, gaps: Sequence[Gap]) -> tuple[str, list[Any]]:

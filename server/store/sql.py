@@ -327,7 +327,7 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         self._update_events(db, updates)
         tally = Tally()
         for stored in old:
-            row_id, catalog_id, _, _, _, time_us, _, event = stored  # stored_columns
+            row_id, catalog_id, _, time_us, event = stored  # stored_columns
             if event is None:
                 continue  # a type that counts nowhere (the update keeps it), or in a gap
             tally.add_stored([stored], -1)

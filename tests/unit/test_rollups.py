@@ -19,7 +19,7 @@ from server.clock import SystemClock
 from server.insights import tables
 from server.operations.runner import JobContext, StopRequested
 from server.retail import purge
-from server.store import EventQuery, EventRow, open_store, rollups, sql, sqlite
+from server.store import EventQuery, EventRow, open_store, packed, rollups, sql, sqlite
 from server.store.group_commit import GroupCommitter
 from server.store.rollups import product_counts
 from server.store.rows import LeaseLost, OperationRecord, Progress, Step
@@ -327,6 +327,27 @@ def test_an_event_counts_its_products_once_and_its_unpriced_units(store: Any) ->
     assert answer.notes == [tables.PRICE_NOTE.format(2)]
 
 
+@pytest.mark.parametrize(("user_id", "marker"), [("", packed.PACKED), ("u1", packed.PACKED_USER),
+                                                ("u1", None)])
+def test_a_stored_event_counts_as_the_event_it_holds(user_id: str, marker: bytes | None) -> None:
+    # The rollups read a stored event's lines without rebuilding it first: packed
+    # with its user id or without, or kept whole, it counts as the event it holds.
+    made = event("purchase-complete", MIDNIGHT + 7, product="p1", price=2.5, currency="EUR",
+                 quantity=3)
+    made.product_details.add().product.id = "p2"
+    made.user_info.user_id = user_id
+    made.user_info.user_agent = "agent"
+    made.uri = "https://shop.example/p1"
+    payload = made.SerializeToString(deterministic=True)
+    stored = payload if marker is None else packed.pack(
+        payload, made.event_type, made.visitor_id, user_id, (MIDNIGHT + 7) * 10**6, 0)
+    assert stored[:1] == (marker or payload[:1])
+    assert rollups.counts_of_stored(stored, made.event_type) == product_counts(made) == (
+        ("p1", "", 0, 0, 1, 3, 0, 0.0), ("p2", "", 0, 0, 1, 1, 1, 0.0),
+        ("p1", "EUR", 0, 0, 0, 0, 0, 7.5))
+    assert rollups.counts_of_stored(stored, "search") is None
+
+
 def test_an_upgraded_store_counts_the_events_it_already_held(
         store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if store_url == "memory://":
@@ -413,17 +434,19 @@ def stamp(seconds: int) -> str:
 
 
 class Decoded:
-    """Counts the stored events the rollups decode (rollups.counts_of_payload)."""
+    """Counts the events the rollups decode (rollups.counts_of_payload, and
+    counts_of_stored for stored ones)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        real = rollups.counts_of_payload
+        for name in ("counts_of_payload", "counts_of_stored"):
+            real = getattr(rollups, name)
 
-        def counting(payload: bytes) -> Any:
-            self.count += 1
-            return real(payload)
+            def counting(*args: Any, real: Any = real) -> Any:
+                self.count += 1
+                return real(*args)
 
-        monkeypatch.setattr(rollups, "counts_of_payload", counting)
+            monkeypatch.setattr(rollups, name, counting)
 
 
 def history(days: int = 4) -> list[user_event_pb2.UserEvent]:
