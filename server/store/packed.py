@@ -133,6 +133,13 @@ def unpack(stored: bytes, event_type: str, visitor_id: str, user_id: str, time_u
                      varint(end - content + len(field)), field, stored[content:]))
 
 
+def own_fields(stored: bytes) -> bytes:
+    """The fields `stored` holds itself, without what its row's columns add back
+    (unpack): a UserEvent's serialization all the same, lacking those fields (a
+    user_info without its user id is one still)."""
+    return stored[1:] if stored[:1] in (PACKED, PACKED_USER) else stored
+
+
 def _user_id_field(user_id: str) -> bytes:
     """UserInfo's field 1 holding `user_id`, serialized."""
     data = user_id.encode()

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from footfall.retail.v2 import user_event_pb2
 
-from server.store.packed import PACKED, PACKED_USER
+from server.store.packed import own_fields
 from server.store.shapes import in_statements, rows_sql
 
 if TYPE_CHECKING:
@@ -113,9 +113,7 @@ def counts_of_stored(stored: bytes, event_type: str) -> Counts | None:
     kind = _KIND.get(event_type)
     if kind is None:
         return None
-    if stored[:1] in (PACKED, PACKED_USER):
-        stored = stored[1:]
-    return _lines(kind, user_event_pb2.UserEvent.FromString(stored))
+    return _lines(kind, user_event_pb2.UserEvent.FromString(own_fields(stored)))
 
 
 class Tally:
