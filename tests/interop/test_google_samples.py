@@ -15,6 +15,8 @@ with data of the same shape and content of our own.
 from __future__ import annotations
 
 import json
+import re
+import time
 from typing import Any
 
 import pytest
@@ -23,9 +25,18 @@ from google.api_core import exceptions
 from google.cloud import retail_v2, talent_v4, talent_v4beta1
 from google.protobuf import timestamp_pb2
 
-from .support import RPC_DEADLINE, ServerProcess, assert_names_fields, count_events, finish, put_gcs
+from .support import (
+    RPC_DEADLINE,
+    ServerProcess,
+    assert_names_fields,
+    count_events,
+    finish,
+    put_gcs,
+    wait_until,
+)
 
 VIEW = talent_v4beta1.JobEvent.JobEventType.VIEW
+UNJOINED = retail_v2.RejoinUserEventsRequest.UserEventRejoinScope.UNJOINED_EVENTS
 
 
 def beta_event(tenant: str, event_id: str, seconds: int, **job_event: Any
@@ -205,3 +216,96 @@ def test_the_tutorials_user_event_files_import_as_their_tests_expect(
         outcomes.append((operation.metadata.success_count, operation.metadata.failure_count))
     assert outcomes == [(4, 0), (3, 1)]
     assert count_events(server.store, catalog, server.workdir) == 7
+
+
+def test_the_write_tutorial_writes_its_event(retail: retail_v2.UserEventServiceClient,
+                                             server: ServerProcess, catalog: str) -> None:
+    """write_user_event.py: a home-page-view whose event_time is now in whole seconds,
+    built field by field; the event written is answered as sent, then purged by the
+    filter of setup_cleanup.purge_user_event (no spaces around `=`)."""
+    event = retail_v2.UserEvent()
+    event.event_type = "home-page-view"
+    event.visitor_id = "test_visitor_id"
+    event.event_time = timestamp_pb2.Timestamp(seconds=int(time.time()))
+    request = retail_v2.WriteUserEventRequest()
+    request.user_event = event
+    request.parent = catalog
+    assert retail.write_user_event(request, timeout=RPC_DEADLINE) == event
+    purge = retail.purge_user_events(retail_v2.PurgeUserEventsRequest(
+        parent=catalog, filter='visitorId="test_visitor_id"', force=True), timeout=RPC_DEADLINE)
+    assert re.fullmatch(f"{catalog}/operations/purge-user-events-.+", purge.operation.name)
+    assert finish(purge).purged_events_count == 1
+    assert count_events(server.store, catalog, server.workdir) == 0
+
+
+def test_the_rejoin_tutorial_rejoins_and_purges(retail: retail_v2.UserEventServiceClient,
+                                                server: ServerProcess, catalog: str) -> None:
+    """rejoin_user_event.py: setup_cleanup.write_user_event writes a detail-page-view of
+    a product the catalog does not hold (`test_id`), then the sample asks a rejoin of
+    UNJOINED_EVENTS and purges the visitor; its test expects both operations' names
+    (`.../operations/rejoin-user-events...`, `.../operations/purge-user-events...`)."""
+    detail = retail_v2.ProductDetail()
+    detail.product = retail_v2.Product(id="test_id")
+    event = retail_v2.UserEvent(event_type="detail-page-view", visitor_id="test_visitor_id",
+                                event_time=timestamp_pb2.Timestamp(seconds=int(time.time())),
+                                product_details=[detail])
+    retail.write_user_event(retail_v2.WriteUserEventRequest(parent=catalog, user_event=event),
+                            timeout=RPC_DEADLINE)
+    rejoin = retail.rejoin_user_events(retail_v2.RejoinUserEventsRequest(
+        parent=catalog, user_event_rejoin_scope=UNJOINED), timeout=RPC_DEADLINE)
+    assert re.fullmatch(f"{catalog}/operations/rejoin-user-events-.+", rejoin.operation.name)
+    # the product is still unknown: the event stays unjoined, and is not counted
+    assert finish(rejoin).rejoined_user_events_count == 0
+    assert count_events(server.store, catalog, server.workdir, "joined = false") == 1
+    purge = retail.purge_user_events(retail_v2.PurgeUserEventsRequest(
+        parent=catalog, filter='visitorId="test_visitor_id"', force=True), timeout=RPC_DEADLINE)
+    assert finish(purge).purged_events_count == 1
+
+
+def test_the_inline_import_tutorial_imports_its_three_events(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str) -> None:
+    """import_user_events_inline.py: three home-page-views of random visitors at the
+    same second, polled with done() until done; its test expects an
+    `.../operations/import-user-events...` name, 3 successes and 0 failures."""
+    now = timestamp_pb2.Timestamp(seconds=int(time.time()))
+    events = [retail_v2.UserEvent(event_type="home-page-view", visitor_id=f"qwzkevent_{n}",
+                                  event_time=now) for n in range(3)]
+    request = retail_v2.ImportUserEventsRequest(
+        parent=catalog, input_config=retail_v2.UserEventInputConfig(
+            user_event_inline_source=retail_v2.UserEventInlineSource(user_events=events)))
+    operation = retail.import_user_events(request, timeout=RPC_DEADLINE)
+    assert re.fullmatch(f"{catalog}/operations/import-user-events-.+", operation.operation.name)
+    wait_until(operation.done, "the import's done()")
+    result = operation.result()
+    assert (operation.metadata.success_count, operation.metadata.failure_count) == (3, 0)
+    assert (result.import_summary.joined_events_count,
+            result.import_summary.unjoined_events_count) == (3, 0)
+    assert count_events(server.store, catalog, server.workdir) == 3
+
+
+@pytest.mark.parametrize("call", ["write", "import", "rejoin"])
+def test_the_tutorials_invalid_catalog_name_is_refused_naming_parent(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, gcs_folder: str,
+        call: str) -> None:
+    """The tutorials' "TO CHECK THE ERROR HANDLING PASTE THE INVALID CATALOG NAME HERE:
+    default_catalog = "invalid_catalog_name"": INVALID_ARGUMENT naming `parent` alone
+    (the import's file is there, as the tutorial uploads it first)."""
+    parent = "invalid_catalog_name"
+    events = put_gcs(server.gcs_root, f"{gcs_folder}/user_events.json",
+                     [tutorial_line("home-page-view", "group1_visitor1")])
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        if call == "write":
+            retail.write_user_event(retail_v2.WriteUserEventRequest(
+                parent=parent, user_event=retail_v2.UserEvent(
+                    event_type="home-page-view", visitor_id="test_visitor_id")),
+                timeout=RPC_DEADLINE)
+        elif call == "import":
+            retail.import_user_events(retail_v2.ImportUserEventsRequest(
+                parent=parent, input_config=retail_v2.UserEventInputConfig(
+                    gcs_source=retail_v2.GcsSource(input_uris=[events])),
+                errors_config=retail_v2.ImportErrorsConfig(gcs_prefix=f"{gcs_folder}/error")),
+                timeout=RPC_DEADLINE)
+        else:
+            retail.rejoin_user_events(retail_v2.RejoinUserEventsRequest(
+                parent=parent, user_event_rejoin_scope=UNJOINED), timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, ["parent"])
