@@ -154,6 +154,9 @@ MAX_PATH_BYTES = 8 * 1024
 MAX_PATH_SEGMENTS = 256
 # A request target in absolute form (RFC 9112 §3.2.2), which a server must accept
 _ABSOLUTE_FORM = re.compile(r"https?://", re.IGNORECASE)
+# A '%' of a path that does not begin an escape of two hex digits (RFC 3986 §2.1): the
+# templates' decoding kept it as it was, so `cat%` and `cat%25` named one catalog.
+_MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # The most query parameters a request may have (a pixel has a handful, a list call a
 # dozen).
 MAX_QUERY_PARAMETERS = 1_000
@@ -1021,8 +1024,9 @@ def expects_continue(request: web_request.BaseRequest) -> bool:
 
 def url_refusal(raw: str) -> web.Response | None:
     """The answer to a request whose URL (`raw`: its path and query as sent) is no
-    path, too long a path, has too many segments or too many query parameters; None
-    for any other. Counted in C over the text, before anything parses it."""
+    path, too long a path, has too many segments, a malformed percent-escape in its
+    path or too many query parameters; None for any other. Counted in C over the
+    text, before anything parses it."""
     path, _, query = raw.partition("?")
     if not path.startswith("/") and not _ABSOLUTE_FORM.match(path):
         # CONNECT's host:port, OPTIONS' *: answered aiohttp's plain-text 404
@@ -1037,6 +1041,14 @@ def url_refusal(raw: str) -> web.Response | None:
             message=f"the URL's path is {len(path):,} bytes in {segments:,} segments; at most "
                     f"{MAX_PATH_BYTES:,} bytes and {MAX_PATH_SEGMENTS} segments are served (an "
                     f"event goes in the query or the body)"))
+    malformed = _MALFORMED_ESCAPE.search(path) if "%" in path else None
+    if malformed is not None:
+        at = malformed.start()
+        return json_error(http=400, status=status_pb2.Status(
+            code=code_pb2.INVALID_ARGUMENT,
+            message=f"the URL's path {path[:300]!r} has a malformed percent-escape "
+                    f"{path[at:at + 3]!r} at character {at}: '%' begins an escape of two "
+                    f"hex digits (a '%' of a name is written %25)"))
     parameters = query.count("&") + 1 if query else 0
     if parameters > MAX_QUERY_PARAMETERS:
         return json_error(http=400, status=status_pb2.Status(

@@ -741,6 +741,60 @@ def test_a_query_of_too_many_parameters_is_400_before_it_is_parsed(gateway: Runn
         answer[:400]
 
 
+def post_to(port: int, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """(status, JSON answer) of POST `path` (sent as it is, escapes and all)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=BOUND)
+    try:
+        connection.request("POST", path, json.dumps(body),
+                           {"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        return answer.status, json.loads(answer.read())
+    finally:
+        connection.close()
+
+
+def test_a_path_with_a_malformed_percent_escape_is_400_and_nothing_is_written(
+        gateway: Running) -> None:
+    # A '%' that began no escape was kept as it was when the path was decoded, so
+    # `cat%` and `cat%25` named one catalog (and `%zz` a catalog of its own).
+    event = {"eventType": "home-page-view", "visitorId": "v"}
+    for catalog in ("cat%", "cat%zz", "cat%2", "c%g1t"):
+        path = f"/v2/projects/p/locations/global/catalogs/{catalog}/userEvents:write"
+        status, answer = post_to(gateway.http_port, path, event)
+        assert status == 400, answer
+        assert answer["error"]["status"] == "INVALID_ARGUMENT"
+        at = path.index("%")
+        assert answer["error"]["message"] == (
+            f"the URL's path {path!r} has a malformed percent-escape {path[at:at + 3]!r} at "
+            f"character {at}: '%' begins an escape of two hex digits (a '%' of a name is "
+            f"written %25)")
+        pixel = answer_to(gateway.http_port, path.replace(":write", ":collect").encode()
+                          + b"?userEvent=" + quote(json.dumps(event)).encode())
+        assert pixel.startswith(b"HTTP/1.1 400 ") and b"malformed percent-escape" in pixel, \
+            pixel[:300]
+    # the escape written out names the catalog `cat%`, which holds only that event
+    status, answer = post_to(
+        gateway.http_port, "/v2/projects/p/locations/global/catalogs/cat%25/userEvents:write",
+        event)
+    assert status == 200, answer
+    gateway.store.flush()
+    for catalog in ("cat%", "cat%zz", "cat%2", "c%g1t"):
+        written = gateway.store.list_user_events(
+            EventQuery(f"projects/p/locations/global/catalogs/{catalog}"), 10, 0)
+        assert len(written) == (catalog == "cat%"), catalog
+    # valid escapes are decoded as before: a product's id holding '%' or '/'
+    branch = "/v2/projects/p/locations/global/catalogs/c/branches/0/products"
+    for product_id, spelled in (("a%b", "a%25b"), ("a/b", "a%2Fb")):
+        status, answer = post_to(gateway.http_port, f"{branch}?productId={spelled}",
+                                 {"title": "t", "categories": ["c"]})
+        assert (status, answer["id"]) == (200, product_id), answer
+    assert b'"id": "a%b"' in answer_to(gateway.http_port, f"{branch}/a%25b".encode())
+    assert b'"id": "a/b"' in answer_to(gateway.http_port, f"{branch}/a/b".encode())
+    # (a `**` variable keeps %2F encoded, as google/api/http.proto says: no such product)
+    assert answer_to(gateway.http_port, f"{branch}/a%2Fb".encode()).startswith(
+        b"HTTP/1.1 404 ")
+
+
 def test_a_grpc_client_at_the_http_port_is_logged_as_such(
         gateway: Running, caplog: pytest.LogCaptureFixture) -> None:
     # Logged as "an unreadable HTTP request ... answered 400: Pause on PRI/Upgrade:",
