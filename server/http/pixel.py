@@ -21,12 +21,14 @@ from collections.abc import Mapping
 
 from aiohttp import web
 from google.rpc import status_pb2
+from multidict import MultiMapping
 
 from server.http.errors import one_line
 from server.http.headers import NO_STORE
 from server.http.routes import Route
 from server.http.transcode import Output, default_output
 from server.policy import Policy
+from server.policy.auth import AmbiguousKey
 from server.policy.faults import HEADER as FAULT_HEADER
 from server.retail.collect import PIXEL_CONTENT_TYPE, PIXEL_GIF, Requester, normal_address
 
@@ -47,10 +49,21 @@ def is_pixel(route: Route, output: Output) -> bool:
     return route.rpc in PIXEL_RPCS and route.http_method == "GET" and not output.explicit_json
 
 
-def query_key(query: Mapping[str, str]) -> str | None:
+def query_key(query: MultiMapping[str]) -> str | None:
     """The API key a pixel gives in its URL: `key`, or `$key` (a system parameter
-    may take a `$`, see transcode.SYSTEM_PARAMETERS)."""
-    return query.get("key", query.get("$key"))
+    may take a `$`, see transcode.SYSTEM_PARAMETERS).
+
+    AmbiguousKey (UNAUTHENTICATED) when it gives two different keys (`?key=A&key=B`,
+    `key` beside `$key`), as auth.key_of refuses two different headers: the first was
+    taken, so a proxy or a log that read the other named another caller than the one
+    admitted. The same key given twice is one key; an empty one is none, as an empty
+    x-goog-api-key header is."""
+    if "key" not in query and "$key" not in query:  # (most pixels: no key in the URL)
+        return None
+    given = {key for name in ("key", "$key") for key in query.getall(name, ()) if key}
+    if len(given) > 1:
+        raise AmbiguousKey("key parameter", "key parameter")
+    return given.pop() if given else None
 
 
 def inline(request: web.Request, policy: Policy) -> bool:

@@ -357,7 +357,8 @@ class AmbiguousKey(Unauthenticated):
 
     def __init__(self, first: str, second: str) -> None:
         first, second = sorted((first, second), key=self.PLACES.index)
-        where = (f"two {first} headers" if first == second else
+        where = ("two key parameters" if first == second == "key parameter" else
+                 f"two {first} headers" if first == second else
                  f"{first} and the key parameter" if second == "key parameter" else
                  f"{first} and {second}")
         super().__init__(f"the call carries two different credentials, in {where}: send one "

@@ -170,6 +170,36 @@ def test_a_pixel_whose_key_parameter_is_not_its_header_key_is_refused(
                         'visitorId = "pixel-two-keys"') == 1
 
 
+@pytest.mark.parametrize(("case", "keys"), list(enumerate([
+    [("key", WRITER), ("key", ADMIN)], [("key", ADMIN), ("key", WRITER)],
+    [("key", WRITER), ("$key", ADMIN)], [("$key", WRITER), ("key", ""), ("key", OTHER)]])))
+def test_a_pixel_with_two_different_key_parameters_is_refused_not_served_for_the_first(
+        secured: ServerProcess, case: int, keys: list[tuple[str, str]]) -> None:
+    """The first was taken: a proxy or a log that read the other named another caller
+    than the one admitted, as with two x-goog-api-key headers. Refused on both ways a
+    pixel is served (a browser's GIF, a JSON caller's error); the same key twice is
+    one key."""
+    url = f"http://{secured.http_address}/v2/{SHOP}/userEvents:collect"
+    visitor = f"pixel-two-key-parameters-{case}"
+    event = json.dumps({"eventType": "home-page-view", "visitorId": visitor})
+    refused = requests.get(url, params=[("user_event", event), *keys], timeout=RPC_DEADLINE)
+    assert refused.status_code == 200 and refused.content.startswith(b"GIF89a")
+    said = refused.headers.get("X-Footfall-Error", "")
+    assert said.startswith("UNAUTHENTICATED") and "two key parameters" in said, said
+    answered = requests.get(url, params=[("user_event", event), ("$alt", "json"), *keys],
+                            timeout=RPC_DEADLINE)
+    error = answered.json()["error"]
+    assert (answered.status_code, error["details"][0]["reason"]) == (401, "API_KEY_AMBIGUOUS")
+    assert "two key parameters" in error["message"], error
+    told = " ".join([said, answered.text, secured.log_text()])
+    assert WRITER not in told and ADMIN not in told and OTHER not in told
+    assert count_events(secured.store, SHOP, secured.workdir, f'visitorId = "{visitor}"') == 0
+    taken = requests.get(url, params=[("user_event", event), ("key", WRITER), ("$key", WRITER),
+                                      ("key", WRITER)], timeout=RPC_DEADLINE)
+    assert "X-Footfall-Error" not in taken.headers, taken.headers
+    assert count_events(secured.store, SHOP, secured.workdir, f'visitorId = "{visitor}"') == 1
+
+
 def test_a_call_without_a_known_key_is_refused_before_its_request_is_read(
         secured: ServerProcess) -> None:
     """A unary call whose request never comes (a half-open stream from the client)
