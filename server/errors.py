@@ -7,6 +7,8 @@ ResourceInfo, RetryInfo, ...). Servicers raise; they never set codes themselves.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +71,8 @@ MAX_REPORTED_VIOLATIONS = 100
 # and description is cut to this many characters in what is reported.
 MAX_REPORTED_CHARS = 1_000
 MORE_VIOLATIONS = "and {} more violation{}"
+# The same, of violations past a search that stopped short (see unlisted): a lower bound.
+MORE_THAN_VIOLATIONS = "and more than {} other violation{}"
 
 
 def _clipped(text: str) -> str:
@@ -78,28 +82,42 @@ def _clipped(text: str) -> str:
 # What stands for a violation found past what any answer lists: counted, never shown
 # (an answer shows the first MAX_REPORTED_VIOLATIONS), and one object however many.
 _UNLISTED = FieldViolation("", "one more violation, not listed")
+# What stands for the violations a search stopped short of (json_problems stops past
+# WALKED): no violation itself, it makes the count of those left out a lower bound.
+_UNCOUNTED = FieldViolation("", "more violations, not looked for")
 
 
-def unlisted(count: int) -> list[FieldViolation]:
+def unlisted(count: int, stopped: bool = False) -> list[FieldViolation]:
     """`count` violations found and not kept, to go after the listed ones: they
-    count in "and N more violations"."""
-    return [_UNLISTED] * count
+    count in "and N more violations"; "and more than N other violations" when the
+    search for them `stopped` before the end."""
+    return [_UNLISTED] * count + ([_UNCOUNTED] if stopped else [])
 
 
-def more_violations(count: int) -> FieldViolation:
-    """The entry that stands for `count` violations left out (field "": the request)."""
-    return FieldViolation("", MORE_VIOLATIONS.format(count, "" if count == 1 else "s"))
+def uncounted(violations: Sequence[FieldViolation]) -> bool:
+    """Whether `violations` end a search that stopped short (see unlisted). (Compared
+    in C: a request may break a rule hundreds of thousands of times.)"""
+    return any(map(operator.is_, violations, itertools.repeat(_UNCOUNTED)))
+
+
+def more_violations(count: int, stopped: bool = False) -> FieldViolation:
+    """The entry that stands for `count` violations left out (field "": the request),
+    and more not counted when the search for them `stopped`."""
+    words = MORE_THAN_VIOLATIONS if stopped else MORE_VIOLATIONS
+    return FieldViolation("", words.format(count, "" if count == 1 else "s"))
 
 
 def summary(violations: Sequence[FieldViolation], limit: int = MAX_REPORTED_VIOLATIONS,
-            max_chars: int | None = None) -> str:
+            max_chars: int | None = None, stopped: bool | None = None) -> str:
     """`a: why; b: why; and 39900 more violations`: the first `limit` violations (as
     many as fit in `max_chars`, but at least one; each field and description cut to
-    MAX_REPORTED_CHARS) and how many were left out. Linear in what it shows,
-    whatever the number of violations."""
+    MAX_REPORTED_CHARS) and how many were left out ("and more than N other
+    violations" when a search for them `stopped`: see uncounted, asked when None).
+    Linear in what it shows, whatever the number of violations (but for that
+    question, asked in C)."""
     shown: list[str] = []
     used = 0
-    reserve = len(MORE_VIOLATIONS) + 24  # "; " and the count
+    reserve = len(MORE_THAN_VIOLATIONS) + 24  # "; " and the count
     for violation in violations[:limit]:
         text = (f"{_clipped(violation.field)}: " if violation.field else "") \
             + _clipped(violation.description)  # (field "": the request as a whole)
@@ -107,9 +125,11 @@ def summary(violations: Sequence[FieldViolation], limit: int = MAX_REPORTED_VIOL
             break
         shown.append(text)
         used += len(text) + 2
-    left_out = len(violations) - len(shown)
-    if left_out:
-        shown.append(more_violations(left_out).description)
+    if stopped is None:
+        stopped = uncounted(violations)
+    left_out = len(violations) - len(shown) - stopped  # (its marker is no violation)
+    if left_out or stopped:
+        shown.append(more_violations(left_out, stopped).description)
     return "; ".join(shown)
 
 
@@ -123,7 +143,8 @@ class InvalidArgument(FootfallError):
         if not violations:
             raise ValueError("InvalidArgument needs at least one violation")
         self.violations = list(violations)  # all of them, for callers that merge lists
-        super().__init__(summary(self.violations))
+        self.stopped = uncounted(self.violations)
+        super().__init__(summary(self.violations, stopped=self.stopped))
 
     @classmethod
     def field(cls, field: str, description: str) -> InvalidArgument:
@@ -132,13 +153,13 @@ class InvalidArgument(FootfallError):
     def shorter_message(self, max_chars: int) -> str:
         """The message cut to about `max_chars`, still ending with the count of
         violations it leaves out."""
-        return summary(self.violations, max_chars=max_chars)
+        return summary(self.violations, max_chars=max_chars, stopped=self.stopped)
 
     def details(self) -> list[Message]:
         reported = self.violations[:MAX_REPORTED_VIOLATIONS]
-        left_out = len(self.violations) - len(reported)
-        if left_out:
-            reported.append(more_violations(left_out))
+        left_out = len(self.violations) - len(reported) - self.stopped
+        if left_out or self.stopped:
+            reported.append(more_violations(left_out, self.stopped))
         return [
             error_details_pb2.BadRequest(
                 field_violations=[

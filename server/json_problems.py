@@ -13,7 +13,8 @@ text, a number, a list of them, a Timestamp, a Struct) is a leaf: taken when the
 fast path reads it (protojson.reads_field), else parsed alone, `{key: value}` into
 a message of its own type, by protojson.parse_into, which says why it is refused.
 So each leaf is read once, and a wrong one parsed once more: about what the parse
-that refused the document cost.
+that refused the document cost. The walk stops once it has found WALKED problems
+and sees one more: the answer then counts "more than" the rest.
 """
 
 from __future__ import annotations
@@ -30,18 +31,25 @@ from server.errors import MAX_REPORTED_VIOLATIONS
 # How many problems are kept with their path and reason: no answer lists more (a
 # request with 10,000 wrong fields is told of the first and counted the rest).
 KEPT = MAX_REPORTED_VIOLATIONS
+# How many problems the walk finds at most: past them it stops, and the answer says
+# "and more than N other violations". Each costs a parse of its value alone: a body of
+# 77 KB with 2,700 wrong values took 23 ms of CPU to refuse, against 6.4 ms to accept,
+# and a body of 64 KB or less is read on the event loop.
+WALKED = 1_000
 
 
 class Refusal(protojson.PlacedError):
     """A document's problems: `problems` ((path, reason), proto field paths below
-    the message parsed, the first KEPT found in the document's order) and `more`,
-    how many others were found. As a PlacedError it is the first problem, for a
-    caller that names one."""
+    the message parsed, the first KEPT found in the document's order), `more`, how
+    many others were found, and `stopped`: whether the walk stopped at WALKED with
+    more to find. As a PlacedError it is the first problem, for a caller that names
+    one."""
 
     def __init__(self, found: _Found, data: Any, descriptor: Descriptor) -> None:
         super().__init__(*found.problems[0])
         self.problems = found.problems
         self.more = found.count - len(found.problems)
+        self.stopped = found.stopped
         self._found, self._data, self._descriptor = found, data, descriptor
 
     def rest(self) -> Any:
@@ -67,6 +75,8 @@ def refused(error: json_format.ParseError, descriptor: Descriptor,
         _walk(data, descriptor, descriptor, [], found, 0)
     except RecursionError:  # (nesting past json_format's limit or the stack: its error
         return error        # says so)
+    except _Enough:
+        found.stopped = True
     if not found.count:
         return error
     return Refusal(found, data, descriptor)
@@ -79,6 +89,12 @@ def listed(error: json_format.ParseError, descriptor: Descriptor,
     if isinstance(error, Refusal):
         return error.problems, error.more
     return [protojson.parse_error(error, descriptor, data)], 0
+
+
+def stopped(error: json_format.ParseError) -> bool:
+    """Whether `error` is a Refusal whose walk stopped with more to find: the count
+    of `listed` is then a lower bound (errors.unlisted)."""
+    return isinstance(error, Refusal) and error.stopped
 
 
 def read_value(path: str, read: frozenset[str]) -> bool:
@@ -96,14 +112,21 @@ def read_value(path: str, read: frozenset[str]) -> bool:
 _Place = tuple[int, str]
 
 
+class _Enough(Exception):
+    """Raised out of the walk at the problem past WALKED."""
+
+
 class _Found:
     def __init__(self) -> None:
         self.problems: list[tuple[str, str]] = []
         self.count = 0
+        self.stopped = False  # (at WALKED, with more to find)
         self.wrong: set[_Place] = set()
         self.read: dict[_Place, list[str]] = {}  # -> its JSON names from the root
 
     def add(self, problem: tuple[str, str] | None, *places: _Place) -> None:
+        if self.count == WALKED:
+            raise _Enough
         self.count += 1
         if problem is not None and len(self.problems) < KEPT:
             self.problems.append(problem)

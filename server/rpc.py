@@ -35,6 +35,7 @@ from grpc_status import rpc_status
 
 from server import wellknown
 from server.errors import (
+    MORE_THAN_VIOLATIONS,
     MORE_VIOLATIONS,
     FootfallError,
     InvalidArgument,
@@ -66,6 +67,7 @@ MAX_FIELD_CHARS, MAX_DESCRIPTION_CHARS = 200, 300
 # A cut BadRequest keeps room for its "and N more violations" entry and the Any around it.
 MORE_ENTRY_BYTES, ANY_OVERHEAD_BYTES = 48, 64
 _MORE = re.compile(MORE_VIOLATIONS.format(r"(\d+)", "s?"))
+_MORE_THAN = re.compile(MORE_THAN_VIOLATIONS.format(r"(\d+)", "s?"))
 
 
 def _char_cost(char: str) -> int:
@@ -91,14 +93,16 @@ def _fits(text: str) -> bool:
 def _fit_bad_request(bad: error_details_pb2.BadRequest, budget: int) -> None:
     """Cut `bad` in place to about `budget` bytes in one pass: long entries clipped,
     the first that fit kept, the rest counted in a final "and N more" entry (which
-    also carries on any count InvalidArgument already made)."""
+    also carries on any count InvalidArgument already made, "more than N" too)."""
     entries = bad.field_violations
-    total, left_out = len(entries), 0
+    total, left_out, stopped = len(entries), 0, False
     last = entries[-1] if total else None
     if last is not None and not last.field:
-        found = _MORE.fullmatch(last.description)
+        counted = _MORE.fullmatch(last.description)
+        at_least = None if counted else _MORE_THAN.fullmatch(last.description)
+        found = counted or at_least
         if found:
-            total, left_out = total - 1, int(found[1])
+            total, left_out, stopped = total - 1, int(found[1]), at_least is not None
     kept: list[error_details_pb2.BadRequest.FieldViolation] = []
     size = 0
     for i in range(total):  # stops at the budget: cost in what is kept, not in `total`
@@ -111,8 +115,8 @@ def _fit_bad_request(bad: error_details_pb2.BadRequest, budget: int) -> None:
         kept.append(entry)
         size += cost
     left_out += total - len(kept)
-    if left_out:
-        more = more_violations(left_out)
+    if left_out or stopped:
+        more = more_violations(left_out, stopped)
         kept.append(error_details_pb2.BadRequest.FieldViolation(
             field=more.field, description=more.description))
     del bad.field_violations[:]

@@ -263,7 +263,7 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
                 violations.extend(FieldViolation(path or field.name, "Invalid JSON payload "
                                                                      f"received: {reason}{as_text}")
                                   for path, reason in problems)
-                violations.extend(unlisted(more))
+                violations.extend(unlisted(more, json_problems.stopped(error)))
                 continue
         if former is not None:
             getattr(request, field.name).MergeFromString(_empty_field(former))

@@ -300,8 +300,9 @@ def decode_json_line(line: bytes, message_class: type[M], what: str) -> M:
     except json_format.ParseError as error:
         problems, more = json_problems.listed(
             error, cast(Descriptor, message_class.DESCRIPTOR), data)
+        left_out = unlisted(more, json_problems.stopped(error))
     raise ValueError(f"not a {what}: " + summary([FieldViolation(*problem)
-                                                  for problem in problems] + unlisted(more)))
+                                                  for problem in problems] + left_out))
 
 
 def new_operation(name: str, now_ns: int) -> operations_pb2.Operation:

@@ -109,7 +109,7 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
                   f"not a valid UserEvent in JSON: {reason}") for path, reason in problems]
         raise InvalidArgument([*(FieldViolation(where, why) if read is None
                                  else UnreadValue(where, why, read) for where, why in named),
-                               *unlisted(more)]) from None
+                               *unlisted(more, json_problems.stopped(exc))]) from None
 
 
 def _read_around(error: json_format.ParseError, field: str, event: Any) -> frozenset[str] | None:

@@ -63,6 +63,23 @@ def test_a_closed_refusal_names_its_first_violations_and_counts_the_rest(
     assert f"and {MISSING_IDS - 3} more" not in opened, opened
 
 
+def test_a_closed_refusal_of_more_than_were_looked_for_says_over(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    # The server stops looking for a JSON document's wrong values past 1,000 found and
+    # says "and more than 900 other violations": counted as one, the closed item said
+    # "and 98 more".
+    status, _ = rest(running.http_port, "POST", f"/v2/{CATALOG}/userEvents:write", {
+        "eventType": "home-page-view", "visitorId": "v",
+        "attributes": {f"k{i:04}": {"text": [i]} for i in range(1_200)}})
+    assert status == 400
+    seen = in_chromium(browser_executable, tmp_path / "profile", open_a_refusal_of_many,
+                       running.http_port, shots)
+    closed, opened = seen["closed"]["said"], seen["opened"]["said"]
+    assert "user_event.attributes['k0002'].text[0]: Invalid JSON payload received: must be " \
+           "a JSON string, got int; and over 997 more" in closed, closed
+    assert opened.rstrip().endswith("and more than 900 other violations"), opened
+
+
 class Restartable:
     """A server on free ports over a SQLite file, that a test may stop and start again
     on the same HTTP port (a page's stream ends as the server stops)."""

@@ -14,6 +14,7 @@ import pytest
 import requests
 from google.api_core import exceptions
 from google.cloud import retail_v2
+from google.rpc import error_details_pb2
 
 from .support import (
     RPC_DEADLINE,
@@ -111,8 +112,10 @@ def test_a_talent_client_event_over_rest_names_every_wrong_field(
     assert count_client_events(server.store, tenant, server.workdir) == 0
 
 
-def test_ten_thousand_wrong_values_are_told_of_a_hundred_and_counted(
-        server: ServerProcess, catalog: str) -> None:
+def test_ten_thousand_wrong_values_are_told_of_a_hundred_and_counted_to_a_bound(
+        server: ServerProcess, retail: retail_v2.UserEventServiceClient, catalog: str) -> None:
+    # Each wrong value is parsed once more to name it: past 1,000 found the walk stops
+    # (2,700 in a body of 77 KB took 23 ms of CPU to refuse, against 6.4 ms to accept)
     event = {"eventType": "home-page-view", "visitorId": "v",
              "attributes": {f"k{i:05}": {"text": [i]} for i in range(10_000)}}
     answer = requests.post(f"http://{server.http_address}/v2/{catalog}/userEvents:write",
@@ -121,9 +124,23 @@ def test_ten_thousand_wrong_values_are_told_of_a_hundred_and_counted(
     [bad] = [d for d in answer.json()["error"]["details"]
              if d["@type"].endswith("google.rpc.BadRequest")]
     listed = bad["fieldViolations"]
-    assert listed[0]["field"] == "user_event.attributes['k00000'].text[0]", listed[0]
-    assert listed[-1] == {"description": "and 9900 more violations"}, listed[-1]  # (field "")
+    assert [v["field"] for v in listed[:100]] == [
+        f"user_event.attributes['k{i:05}'].text[0]" for i in range(100)], listed[:100]
+    assert listed[-1] == {"description": "and more than 900 other violations"}, listed[-1]
     assert len(listed) == 101
+    assert answer.json()["error"]["message"].endswith(
+        "user_event.attributes['k00099'].text[0]: Invalid JSON payload received: must be a "
+        "JSON string, got int; and more than 900 other violations")
+    # over gRPC, its trailers cut to fewer, the count stays a lower bound
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        retail.collect_user_event(request={"parent": catalog, "user_event": json.dumps(event)},
+                                  timeout=RPC_DEADLINE)
+    [details] = [d for d in refused.value.details
+                 if isinstance(d, error_details_pb2.BadRequest)]
+    kept = len(details.field_violations) - 1
+    assert details.field_violations[-1].description == \
+        f"and more than {1_000 - kept} other violations", details.field_violations[-1]
+    assert refused.value.message.endswith(" other violations"), refused.value.message
     assert count_events(server.store, catalog, server.workdir) == 0
 
 

@@ -63,7 +63,8 @@ export function rejectionItem(rejection) {
 }
 
 const FEW = 3;  // violations a closed refusal names
-const MORE = /^and (\d+) more violations?$/;  // the server's count of those it left out
+// the server's count of those it left out: "more than" when it stopped looking for them
+const MORE = /^and (more than )?(\d+) (?:more|other) violations?$/;
 
 /** The message of a refusal: closed, its first FEW violations and how many more it
  *  names (a refusal of 120 took a screen and a half, closed); opened, all of it.
@@ -81,10 +82,12 @@ function shortMessage(message, violations) {
   const parts = message.startsWith(kept, at)
     ? [...texts.slice(FEW), ...message.slice(at + kept.length).split("; ").slice(1)]
     : message.slice(at + head.length + 2).split("; ");
-  const more = parts.reduce((n, part) => n + Number(MORE.exec(part)?.[1] || 1), 0);
+  const counts = parts.map((part) => MORE.exec(part));
+  const more = counts.reduce((n, found) => n + Number(found?.[2] || 1), 0);
+  const over = counts.some((found) => found?.[1]) ? "over " : "";
   whole.classList.add("opened");
   return [h("span", {class: "message closed"}, message.slice(0, at + head.length),
-    `; and ${more.toLocaleString("en-US")} more`), whole];
+    `; and ${over}${more.toLocaleString("en-US")} more`), whole];
 }
 
 // google.rpc.Code names, for the number a Rejection carries.
