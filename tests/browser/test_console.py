@@ -397,6 +397,9 @@ async def ask_for_the_key(devtools_url: str, port: int, folder: Path) -> dict[st
                                                       ".find(r => r.innerText.includes('Keyed "
                                                       "socks'))?.innerText"),
             "stored": await devtools.evaluate(session, "sessionStorage.getItem('footfall.apiKey')"),
+            "left_in_dialog": await devtools.evaluate(
+                session, "[document.getElementById('key-dialog').open, "
+                         "document.getElementById('key-input').value]"),
             "urls": await devtools.evaluate(
                 session, "performance.getEntriesByType('resource').map(e => e.name)"),
             "page": await devtools.evaluate(session, "location.href"),
@@ -438,6 +441,7 @@ def test_with_auth_the_page_asks_for_a_key_and_its_project_once_and_sends_the_ke
             seen = asyncio.run(asyncio.wait_for(ask_for_the_key(devtools_url, port, shots),
                                                 DEADLINE * 2))
     assert seen["stored"] == READER_KEY
+    assert seen["left_in_dialog"] == [False, ""], seen["left_in_dialog"]  # (once taken)
     # an availability left unset is what purges and exports count it as (the cell was empty)
     assert "unset (IN_STOCK)" in seen["socks"], seen["socks"]
     assert seen["urls"] and not any(READER_KEY in url for url in [*seen["urls"], seen["page"]])

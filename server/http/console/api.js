@@ -49,6 +49,9 @@ function askKey(why) {
       asking = null;
       if (input.value) {
         sessionStorage.setItem(KEY, input.value);
+        // (kept in sessionStorage alone: left in the closed dialog's input, any script
+        // of the page, an extension, or a form filler could read it there)
+        input.value = "";
         resolve();
       } else {
         declined = true;
