@@ -530,6 +530,12 @@ PURGE_CASES = {
     # the seed documentation's range, an extension: inclusive at both ends
     "extension-range": (f'event_time: ["{LOW}", "{HIGH}"]', "bcde"),
     "extension-range-and-type": (f'event_time: ["{LOW}", "{HIGH}"] eventType = "search"', "c"),
+    # bounds no time meets: Google documents no refusal of them, and the extension's
+    # range of the same bounds was refused while they were not
+    "empty-time-range": ('eventTime > "2030-01-01T00:00:00Z" eventTime < "2020-01-01T00:00:00Z"',
+                         ""),
+    "empty-extension-range": (f'event_time: ["{HIGH}", "{LOW}"]', ""),
+    "extension-range-of-an-instant": (f'event_time: ["{LOW}", "{LOW}"]', "b"),
 }
 
 
@@ -605,7 +611,6 @@ BAD_FILTERS = {
     "dangling-and": ('eventType = "search" AND', None),
     "ends-after-field": ('eventType = "search" eventType', None),
     "unterminated-string": ('visitorId = "visitor1024', '"visitor1024'),
-    "range-backwards": (f'event_time: ["{HIGH}", "{LOW}"]', f'"{LOW}"'),
     "range-one-end": (f'event_time: ["{LOW}"]', "]"),
     "snake-case-comparison": (f'event_time > "{LOW}"', "event_time"),
     "lower-case-field": ('eventtype = "search"', "eventtype"),
