@@ -11,10 +11,14 @@ since the gateway reads the body as JSON whatever it is labelled. So:
   --http-allowed-hosts are answered, every request; others get 421. A request
   line that names the server itself (absolute-form, as sent to a proxy) is
   checked by that name, and its Host ignored (RFC 9112 section 3.2.2).
-- **Origin**: a call that changes state (any method but GET and HEAD) from a
-  page of an origin --cors-origins does not allow, and that is not this server's
-  own, gets 403. Non-browser clients send no Origin. `*` allows every origin
-  only the calls that record events; the rest need the origin by name.
+- **Origin**: a call from a page of an origin --cors-origins does not allow, and
+  that is not this server's own, gets 403 before anything runs: one that changes
+  state (any method but GET and HEAD), and a read (a fetch() in cors mode, an
+  EventSource), which the server would otherwise have run in full (a count over
+  millions of events, say) before the browser hid the answer from the page.
+  Non-browser clients send no Origin, nor do a page's requests of its own origin
+  and links followed. `*` allows every origin only the calls that record events;
+  the rest, reads too, need the origin by name.
 - **Content-Type**: such a call must say `application/json` (a browser asks
   first before sending that cross-site, and --cors-origins answers); a DELETE
   without a body needs none. Else 415; so is a charset other than UTF-8.
@@ -23,7 +27,7 @@ since the gateway reads the body as JSON whatever it is labelled. So:
   that a page of another site makes without CORS (an iframe, image or script of it, a
   no-cors fetch: Sec-Fetch-Site cross-site or same-site) gets 403, and so does one the
   browser prefetches or prerenders (Sec-Purpose) for a page not of this server; a link
-  followed and a fetch() in cors mode are let through.
+  followed is let through, and a fetch() in cors mode is the Origin check's.
 
 The pixel stays open to every page, as Google's is: GET collect by design, and
 POST collect (Google's form for events too long for a URL, sent by its
@@ -201,19 +205,19 @@ class OriginCheck:
         """Raises ForeignOrigin (403) or NotJson (415) for a state-changing call a
         page of another site could have sent, or whose body is in a charset other
         than UTF-8 (NotJson), and ForeignOrigin for a read another site's page
-        embeds (`embedded`); nothing for the rest."""
+        embeds (`embedded`) or fetches from an origin --cors-origins does not allow
+        it; nothing for the rest, and nothing of the pixel's reads."""
         method = request.method
         pixel = route.rpc in PIXEL_RPCS
         if method in SAFE_METHODS:
             if not pixel:
                 embedded(request, route)
+                # (a link followed is answered whoever's page it is on: see `embedded`)
+                if request.headers.get("Sec-Fetch-Mode") != "navigate":
+                    self._from_allowed_origin(request, route)
             return
-        origin = request.headers.get("Origin")
-        if origin is not None and not pixel and not self.allows_origin(origin, route) \
-                and not _same_origin(origin, authority(request)[1]):
-            raise ForeignOrigin(
-                f"Origin {origin[:200]!r} may not call {method} {route.template.text}: "
-                f"--cors-origins does not allow it")
+        if not pixel:
+            self._from_allowed_origin(request, route)
         media_type = request.content_type  # "application/octet-stream" when not given
         if "Content-Type" not in request.headers:
             if method == "DELETE" and not request.body_exists:
@@ -234,6 +238,20 @@ class OriginCheck:
                                             f"{route.template.text}, got "
                                             f"{media_type[:100] or 'none'!r}{hint}")
 
+    def _from_allowed_origin(self, request: web.BaseRequest, route: Route) -> None:
+        """Raises ForeignOrigin for a call to `route` from a page whose Origin
+        --cors-origins does not allow and that is not this server's own; nothing for
+        one without an Origin (no browser, or a request of the server's own page)."""
+        origin = request.headers.get("Origin")
+        if origin is None or self.allows_origin(origin, route) \
+                or _same_origin(origin, authority(request)[1]):
+            return
+        star = " (its `*` lets every page record events, and only that: list the " \
+               "origin by name)" if self._any else ""
+        raise ForeignOrigin(
+            f"Origin {origin[:200]!r} may not call {request.method} {route.template.text}: "
+            f"--cors-origins does not allow it{star}")
+
 
 # What a browser says of a request with Fetch Metadata: whose page sent it
 # (Sec-Fetch-Site), how (Sec-Fetch-Mode) and for what (Sec-Fetch-Dest).
@@ -245,9 +263,9 @@ def embedded(request: web.BaseRequest, route: Route) -> None:
     made without CORS: an <iframe>, <object>, <img> or <script> of it, or a
     fetch() in no-cors mode; and for one the browser prefetches or prerenders for a
     page other than this server's own (`prefetched`). Nothing for a link followed (a
-    top-level navigation), a fetch() in cors mode (--cors-origins decides what the
-    page may read) and any client that sends no Fetch Metadata (no browser, or an old
-    one).
+    top-level navigation), a fetch() in cors mode (the Origin check decides whether it
+    runs: `OriginCheck.check`) and any client that sends no Fetch Metadata (no
+    browser, or an old one).
 
     Such a page reads nothing, but the server did the read for it, and an iframe of a
     watch held it open for as long as the page stayed: three Chromium tabs of 600 such

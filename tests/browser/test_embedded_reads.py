@@ -4,7 +4,9 @@ watch for it either: it is refused by its Fetch Metadata before anything runs. A
 iframe of a watch held it open as long as the page stayed, so a page could take
 every watch a server allows (and with auth off, its address's connections, which a
 local developer's own calls share): here 8 iframes took the 4 watches, and the
-server's own answer to the next watch was RESOURCE_EXHAUSTED."""
+server's own answer to the next watch was RESOURCE_EXHAUSTED. A page that fetch()es
+a read (cors mode) from an origin --cors-origins does not allow is refused before
+it runs too: the browser kept the answer from it, after the server had counted."""
 
 from __future__ import annotations
 
@@ -137,3 +139,72 @@ def test_a_page_of_another_site_cannot_hold_the_watches_by_prefetching_them(
                 speculate(devtools_url, f"http://a.localhost:{site}/", running.http_port),
                 DEADLINE * 2))
     assert statuses == [200] * WATCHES, f"the server's own watches were answered {statuses}"
+
+
+CATALOG = "projects/p/locations/global/catalogs/default_catalog"
+COUNT = f"/console/v1/{CATALOG}/userEvents:count"
+FETCH = """fetch("http://127.0.0.1:%d%s").then(
+  answer => answer.json().then(read => "read " + JSON.stringify(read)),
+  error => "kept from the page: " + error.message)"""
+
+
+def write(port: int, visitor: str) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
+    try:
+        connection.request("POST", f"/v2/{CATALOG}/userEvents:write",
+                           json.dumps({"eventType": "home-page-view", "visitorId": visitor}),
+                           {"Content-Type": "application/json"})
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
+
+
+def counts_run(port: int) -> dict[str, float]:
+    """The calls of CountUserEvents the server has counted, by status code."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=DEADLINE)
+    try:
+        connection.request("GET", "/metrics")
+        page = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    counted: dict[str, float] = {}
+    for line in page.splitlines():
+        if line.startswith("footfall_requests_total{") and 'method="CountUserEvents"' in line:
+            labels, _, value = line.rpartition(" ")
+            counted[labels.partition('code="')[2].partition('"')[0]] = float(value)
+    return counted
+
+
+async def fetch_from(devtools_url: str, page: str, port: int) -> str:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await devtools.open_page(page)
+        # (a new tab is about:blank until the page comes, whose fetch() says Origin null)
+        await until(lambda: devtools.evaluate(session, f"location.href === {page!r} && "
+                                                       f"document.readyState === 'complete'"),
+                    page)
+        result: str = await devtools.evaluate(session, FETCH % (port, COUNT))
+        return result
+
+
+def test_a_page_of_an_origin_not_allowed_cannot_have_the_server_count_for_it(
+        browser_executable: str, tmp_path: Path) -> None:
+    """A page's fetch() in cors mode of a read: the browser keeps the answer from a
+    page whose origin --cors-origins does not allow, but the server counted (over
+    millions of events, as often as the page asked) before it did. Now it refuses
+    first, and counts for the page of an origin listed."""
+    page = b"<!doctype html><title>another site</title>"
+    with another_site(page) as site, \
+            serve(tmp_path, cors_origins=(f"http://b.localhost:{site}",)) as running, \
+            chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        port = running.http_port
+        for visitor in ("v1", "v2"):
+            write(port, visitor)
+        foreign = asyncio.run(asyncio.wait_for(
+            fetch_from(devtools_url, f"http://a.localhost:{site}/", port), DEADLINE * 2))
+        assert foreign == "kept from the page: Failed to fetch", foreign
+        run = counts_run(port)
+        assert run == {"PERMISSION_DENIED": 1.0}, f"the server ran the page's read: {run}"
+        listed = asyncio.run(asyncio.wait_for(
+            fetch_from(devtools_url, f"http://b.localhost:{site}/", port), DEADLINE * 2))
+        assert listed == 'read {"count":"2"}', listed
+        assert counts_run(port) == {"PERMISSION_DENIED": 1.0, "OK": 1.0}

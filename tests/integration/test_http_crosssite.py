@@ -176,9 +176,11 @@ def test_star_lets_every_page_record_events_and_nothing_else(default: Running) -
         "Origin": EVIL, "Access-Control-Request-Method": "POST"})
     assert "Access-Control-Allow-Methods" not in asked.headers
     assert "Access-Control-Allow-Origin" not in asked.headers
+    # (a read too: refused before it runs, not run and hidden from the page by the
+    # browser for want of a CORS header)
     listed = call(default.http_port, "GET", f"/console/v1/{CATALOG}/userEvents", None,
                   {"Origin": EVIL})
-    assert listed.status == 200  # a browser keeps the answer from the page: no CORS header
+    assert listed.status == 403 and "--cors-origins" in listed.error()["message"]
     assert "Access-Control-Allow-Origin" not in listed.headers
     assert visitors(default) == ["from-a-shop-page"]
     # The console, the server's own page, goes on working.
@@ -435,10 +437,8 @@ def test_a_read_this_servers_own_page_has_prefetched_is_answered(
     {},  # no browser
     {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"},
     {"Sec-Fetch-Site": "none", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"},
-    # a link followed from another site's page, and its fetch() (CORS decides)
-    {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"},
-    {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty",
-     "Origin": EVIL}])
+    # a link followed from another site's page (its fetch(): the Origin check's, below)
+    {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}])
 def test_reads_of_no_embedding_page_are_answered(default: Running,
                                                  headers: dict[str, str]) -> None:
     reply = call(default.http_port, "GET", READ, None, headers)
@@ -453,3 +453,74 @@ def test_the_pixel_may_be_embedded(default: Running) -> None:
         reply = call(default.http_port, "GET", path, None, image)
         assert reply.status == 200, reply.body
     assert visitors(default) == ["img", "img"]
+
+
+# -- Origin of reads (fetch() in cors mode, EventSource) ---------------------------------
+
+COUNT = f"/console/v1/{CATALOG}/userEvents:count"
+READS = {  # a read of each kind, by the RPC that would run it
+    "ListUserEvents": READ, "CountUserEvents": COUNT,
+    "ComputeTotals": f"/insights/v1/{CATALOG}:computeTotals",
+    "ListOperations": f"/v2/{CATALOG}/operations",
+    "ListProducts": f"/v2/{CATALOG}/branches/0/products",
+    "WatchRejections": "/console/v1/projects/-/rejections:watch"}
+CORS_FETCH = {"Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}
+
+
+def answered(running: Running, rpc: str) -> list[str]:
+    """The lines of /metrics that count calls of `rpc` answered OK."""
+    page = call(running.http_port, "GET", "/metrics").body.decode()
+    return [line for line in page.splitlines() if line.startswith("footfall_requests_total")
+            and f'method="{rpc}"' in line and 'code="OK"' in line]
+
+
+@pytest.mark.parametrize("servers", ["default", "closed", "shop"])
+@pytest.mark.parametrize(("origin", "sent"), [
+    (EVIL, {"Sec-Fetch-Site": "cross-site", **CORS_FETCH}),  # fetch(), EventSource
+    ("http://a.localhost:8000", {"Sec-Fetch-Site": "same-site", **CORS_FETCH}),
+    ("null", {"Sec-Fetch-Site": "cross-site", **CORS_FETCH}),  # a sandboxed frame, a file
+    (EVIL, {}),  # a browser that sends no Fetch Metadata: its Origin alone
+])
+def test_a_read_a_page_of_an_origin_not_allowed_fetches_is_refused_before_it_runs(
+        servers: str, origin: str, sent: dict[str, str], request: pytest.FixtureRequest) -> None:
+    """The browser keeps the answer from a page whose origin --cors-origins does not
+    allow (no CORS header), but the server ran the read first: a count over every
+    event, an insights query, a watch, for any page a developer opens while a local
+    server runs with auth off. `*` lets every page record events, and only that."""
+    running: Running = request.getfixturevalue(servers)
+    for rpc, path in READS.items():
+        for method in ("GET", "HEAD"):
+            reply = call(running.http_port, method, path, None, {"Origin": origin, **sent})
+            assert reply.status == 403, (method, path, reply.body)
+            assert "Access-Control-Allow-Origin" not in reply.headers
+        message = call(running.http_port, "GET", path, None,
+                       {"Origin": origin, **sent}).error()["message"]
+        assert message.startswith(f"Origin {origin!r} may not call GET /"), message
+        assert "--cors-origins does not allow it" in message, message
+        assert ("list the origin by name" in message) == (servers == "default"), message
+        assert answered(running, rpc) == [], rpc
+
+
+def test_reads_of_allowed_origins_their_own_and_links_followed_are_answered(
+        shop: Running) -> None:
+    port = shop.http_port
+    for rpc, path in READS.items():
+        if rpc == "WatchRejections":  # (answered, never ending: its head is enough)
+            continue
+        for origin, site in ((SHOP, "cross-site"), (f"http://127.0.0.1:{port}", "same-origin")):
+            reply = call(port, "GET", path, None,
+                         {"Origin": origin, "Sec-Fetch-Site": site, **CORS_FETCH})
+            assert reply.status == 200, (origin, path, reply.body)
+        assert reply.headers.get("Access-Control-Allow-Origin") is None  # its own page
+        assert call(port, "GET", path, None, {"Origin": SHOP}).headers[
+            "Access-Control-Allow-Origin"] == SHOP
+        # a link of another site's page followed (a browser sends no Origin with it)
+        followed = call(port, "GET", path, None, {"Origin": EVIL, "Sec-Fetch-Site": "cross-site",
+                                                  **NAVIGATION})
+        assert followed.status == 200, (path, followed.body)
+    # the pixel, fetched by any page
+    event = query_value({"eventType": "home-page-view", "visitorId": "fetched"})
+    pixel = call(port, "GET", f"{COLLECT}?userEvent={event}&$alt=json", None,
+                 {"Origin": EVIL, "Sec-Fetch-Site": "cross-site", **CORS_FETCH})
+    assert pixel.status == 200, pixel.body
+    assert visitors(shop) == ["fetched"]
