@@ -100,6 +100,7 @@ from server.errors import InvalidArgument, ResourceExhausted, to_rpc_status
 from server.http.answers import ADVICE, WHAT
 from server.http.budget import Budget, Hold
 from server.http.errors import error_body, json_error, unknown_coding
+from server.http.transcode import MALFORMED_ESCAPE
 from server.ports import ip_prefix
 from server.retail.collect import GET_EVENT_CHARS, MAX_URI_CHARS
 
@@ -154,9 +155,6 @@ MAX_PATH_BYTES = 8 * 1024
 MAX_PATH_SEGMENTS = 256
 # A request target in absolute form (RFC 9112 §3.2.2), which a server must accept
 _ABSOLUTE_FORM = re.compile(r"https?://", re.IGNORECASE)
-# A '%' of a path that does not begin an escape of two hex digits (RFC 3986 §2.1): the
-# templates' decoding kept it as it was, so `cat%` and `cat%25` named one catalog.
-_MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # The most query parameters a request may have (a pixel has a handful, a list call a
 # dozen).
 MAX_QUERY_PARAMETERS = 1_000
@@ -1041,7 +1039,7 @@ def url_refusal(raw: str) -> web.Response | None:
             message=f"the URL's path is {len(path):,} bytes in {segments:,} segments; at most "
                     f"{MAX_PATH_BYTES:,} bytes and {MAX_PATH_SEGMENTS} segments are served (an "
                     f"event goes in the query or the body)"))
-    malformed = _MALFORMED_ESCAPE.search(path) if "%" in path else None
+    malformed = MALFORMED_ESCAPE.search(path) if "%" in path else None
     if malformed is not None:
         at = malformed.start()
         return json_error(http=400, status=status_pb2.Status(

@@ -52,6 +52,10 @@ _QUERY_MESSAGES = frozenset({
     "google.protobuf.BoolValue", "google.protobuf.StringValue", "google.protobuf.BytesValue",
 })
 _BOOLS = {"true": True, "false": False, "1": True, "0": False}
+# A '%' of a URL that begins no escape of two hex digits (RFC 3986 section 2.1): the
+# path's decoding (templates) and the query's (yarl's) keep it as it is, so `cat%` and
+# `cat%25` named one catalog, and `?productId=a%` made the product `a%`.
+MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 @dataclass(frozen=True)
@@ -82,25 +86,48 @@ def default_output(query: Mapping[str, str]) -> bool:
 
 
 def check_query_text(decoded: Mapping[str, str], raw: str) -> None:
-    """INVALID_ARGUMENT naming the parameter whose percent-encoded bytes are not
-    UTF-8. The query as decoded (`decoded`) holds U+FFFD where they were replaced;
-    only then is the raw query (`raw`) read again, strictly: a U+FFFD the client
-    sent itself (%EF%BF%BD) is text like any other."""
-    if not any("\ufffd" in name or "\ufffd" in value for name, value in decoded.items()):
+    """INVALID_ARGUMENT naming each parameter that holds a '%' beginning no escape of
+    two hex digits (RFC 3986 section 2.1), or whose percent-encoded bytes are not
+    UTF-8. The query as decoded (`decoded`) keeps such a '%' as itself, and holds
+    U+FFFD where bytes were replaced; only then is the raw query (`raw`) read again,
+    strictly: a '%' sent as %25 and a U+FFFD the client sent itself (%EF%BF%BD) are
+    text like any other."""
+    replaced = kept = False
+    for name, value in decoded.items():
+        replaced = replaced or "\ufffd" in name or "\ufffd" in value
+        kept = kept or "%" in name or "%" in value
+    if not replaced and not (kept and MALFORMED_ESCAPE.search(raw)):
         return
     violations = []
     for part in raw.split("&"):
-        name, _, value = (urllib.parse.unquote_to_bytes(p.replace("+", " "))
-                          for p in part.partition("="))
-        for piece in (name, value):
-            try:
-                piece.decode("utf-8")
-            except UnicodeDecodeError as bad:
-                field = name.decode("utf-8", "replace")
-                violations.append(FieldViolation(field, f"is not UTF-8 text (byte "
-                                                        f"{piece[bad.start]:#04x} at {bad.start})"))
-                break
+        name, _, value = part.partition("=")
+        problem = _malformed_escape(name, "name") or _malformed_escape(value, "value") \
+            or _not_utf8(name) or _not_utf8(value)
+        if problem is not None:
+            violations.append(FieldViolation(urllib.parse.unquote_plus(name), problem))
     raise_if_any(violations)
+
+
+def _malformed_escape(text: str, of: str) -> str | None:
+    """Why `text`, the name or value (`of`) of a query parameter as sent, is no
+    percent-encoded text: its first '%' that begins no escape; None if there is none."""
+    malformed = MALFORMED_ESCAPE.search(text)
+    if malformed is None:
+        return None
+    at = malformed.start()
+    return (f"has a malformed percent-escape {text[at:at + 3]!r} at character {at} of its "
+            f"{of}: '%' begins an escape of two hex digits (a '%' of a {of} is written %25)")
+
+
+def _not_utf8(text: str) -> str | None:
+    """Why `text`, a name or value of a query parameter as sent, decodes to no UTF-8
+    text: its first byte that is none; None if it does."""
+    piece = urllib.parse.unquote_to_bytes(text.replace("+", " "))
+    try:
+        piece.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"is not UTF-8 text (byte {piece[bad.start]:#04x} at {bad.start})"
+    return None
 
 
 def output_of(query: Mapping[str, str]) -> Output:

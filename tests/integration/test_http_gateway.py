@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from footfall.console.v1 import console_pb2
@@ -1009,6 +1010,55 @@ def test_a_query_that_is_not_utf8_is_refused_not_mended(gateway: Running) -> Non
         "userEvent": "is not UTF-8 text (byte 0xc3 at 45)"}
     assert get(gateway, path + event.format("%EF%BF%BD")).status == 200
     assert [e.visitor_id for e in stored(gateway)] == ["px\ufffd10"]
+
+
+def test_a_query_with_a_malformed_percent_escape_is_refused_naming_it(
+        gateway: Running) -> None:
+    # yarl's decoding kept a '%' that began no escape as it was (the path's now is 400:
+    # connections.url_refusal), so `?productId=a%` made the product `a%`, a pixel's event
+    # with a bare '%' was stored as written, and so was a write whatever it asked of
+    # its answer.
+    branch = f"/v2/{BRANCH}/products"
+    for product_id in ("a%", "a%zz", "a%2"):
+        refused = post(gateway, f"{branch}?productId={product_id}",
+                       {"title": "t", "categories": ["c"]})
+        at = product_id.index("%")
+        assert refused.status == 400 and refused.violations() == {"productId": (
+            f"has a malformed percent-escape {product_id[at:at + 3]!r} at character {at} of "
+            f"its value: '%' begins an escape of two hex digits (a '%' of a value is written "
+            f"%25)")}, refused.body
+    assert get(gateway, branch).json() == {}  # no product was made
+    write = post(gateway, f"/v2/{CATALOG}/userEvents:write?prettyPrint=false%",
+                 {"eventType": "home-page-view", "visitorId": "pretty"})
+    assert write.status == 400 and set(write.violations()) == {"prettyPrint"}, write.body
+    for visitor in ("px%", "px%zz", "px%4"):  # a pixel's event written in a URL by hand
+        event = quote(json.dumps({"eventType": "home-page-view", "visitorId": visitor}),
+                      safe="%")
+        path = f"/v2/{CATALOG}/userEvents:collect?userEvent={event}"
+        image = get(gateway, path)  # the browser's: its GIF, the reason in its header
+        assert image.status == 200 and image.body == PIXEL_GIF
+        assert image.headers["X-Footfall-Error"].startswith(
+            "INVALID_ARGUMENT: userEvent: has a malformed percent-escape '%"), image.headers
+        as_json = get(gateway, path + "&$alt=json")
+        assert as_json.status == 400 and set(as_json.violations()) == {"userEvent"}
+    listed = get(gateway, f"/console/v1/{CATALOG}/userEvents?filter=eventType%")
+    assert listed.status == 400 and set(listed.violations()) == {"filter"}, listed.body
+    # each parameter so written is named, beside one that is not UTF-8
+    named = get(gateway, f"/v2/{CATALOG}/userEvents:collect?user%event=%7B%7D&uri=%FF&ets=1%"
+                         f"&$alt=json")
+    assert named.violations() == {
+        "user%event": "has a malformed percent-escape '%ev' at character 4 of its name: '%' "
+                      "begins an escape of two hex digits (a '%' of a name is written %25)",
+        "uri": "is not UTF-8 text (byte 0xff at 0)",
+        "ets": "has a malformed percent-escape '%' at character 1 of its value: '%' begins "
+               "an escape of two hex digits (a '%' of a value is written %25)"}, named.body
+    assert stored(gateway) == []
+    # escapes written out are read as they always were
+    assert post(gateway, f"{branch}?productId=a%25zz",
+                {"title": "t", "categories": ["c"]}).json()["id"] == "a%zz"
+    event = {"eventType": "home-page-view", "visitorId": "px%zz"}
+    assert get(gateway, collect_path(event)).headers.get("X-Footfall-Error") is None
+    assert [e.visitor_id for e in stored(gateway)] == ["px%zz"]
 
 
 def test_a_path_that_is_not_utf8_is_refused_not_mended(gateway: Running) -> None:
