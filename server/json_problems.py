@@ -19,6 +19,7 @@ and sees one more: the answer then counts "more than" the rest.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 from google.protobuf import json_format, message_factory
@@ -26,7 +27,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from server import protojson
-from server.errors import MAX_REPORTED_VIOLATIONS
+from server.errors import MAX_REPORTED_VIOLATIONS, FieldViolation, UnreadValue
 
 # How many problems are kept with their path and reason: no answer lists more (a
 # request with 10,000 wrong fields is told of the first and counted the rest).
@@ -82,6 +83,20 @@ def refused(error: json_format.ParseError, descriptor: Descriptor,
     return Refusal(found, data, descriptor)
 
 
+def read_around(error: json_format.ParseError, message: Message) -> bool:
+    """Whether `error` is a Refusal whose document reads without its wrong values: they
+    are then merged into `message` (of the document's type; what a parse that failed
+    left in it, its caller clears), for the rules about them to be judged. Not when
+    more are wrong than are listed: the rules would not be shown."""
+    if not isinstance(error, Refusal) or error.more:
+        return False
+    try:
+        protojson.parse_into(error.rest(), message)
+    except (json_format.ParseError, RecursionError):
+        return False
+    return True
+
+
 def listed(error: json_format.ParseError, descriptor: Descriptor,
            data: Any = None) -> tuple[list[tuple[str, str]], int]:
     """(path, reason) of each problem `error` stands for, and how many more it
@@ -95,6 +110,21 @@ def stopped(error: json_format.ParseError) -> bool:
     """Whether `error` is a Refusal whose walk stopped with more to find: the count
     of `listed` is then a lower bound (errors.unlisted)."""
     return isinstance(error, Refusal) and error.stopped
+
+
+def beside_unread(rules: Sequence[FieldViolation], found: Sequence[FieldViolation]
+                  ) -> list[FieldViolation]:
+    """Of the violations `rules` of a message whose JSON had values of the wrong type
+    (UnreadValue among `found`), those said beside them: about values that read (in
+    each document read around, a REST body and the event it carries as text). A rule
+    about a value not given (`is required`) or about the message whole waits for the
+    values to read, since whether it holds may hang on the wrong ones (a search
+    event's page_categories given as a number leaves it without them). All `rules`
+    when no value was left unread."""
+    reads = {v.read for v in found if isinstance(v, UnreadValue)}
+    if not reads:
+        return list(rules)
+    return [v for v in rules if all(read_value(v.field, read) for read in reads)]
 
 
 def read_value(path: str, read: frozenset[str]) -> bool:
@@ -161,8 +191,10 @@ def _walk(data: Any, descriptor: Descriptor, root: Descriptor, above: list[str],
                 oneofs[group.name] = key
             if _walked_into(value, field, root, above, key, found, depth, message_class):
                 continue
-        if protojson.reads_field(message_class, key, value) or not _leaf(
-                message_class, {key: value}, descriptor, root, above, found, here):
+        if protojson.reads_field(message_class, key, value) or not (
+                _wrong_members(message_class, key, value, descriptor, root, above, found,
+                               here) if _is_list(field, value)
+                else _leaf(message_class, {key: value}, descriptor, root, above, found, here)):
             found.read[here] = [*above, key]
 
 
@@ -203,16 +235,46 @@ def _walked_into(value: Any, field: FieldDescriptor, root: Descriptor, above: li
     return True
 
 
+def _is_list(field: FieldDescriptor | None, value: Any) -> bool:
+    """Whether `value` is a JSON list given for the repeated `field` (not a map's)."""
+    return field is not None and type(value) is list and field.is_repeated and not (
+        field.message_type is not None and protojson.is_map_entry(field.message_type))
+
+
+def _wrong_members(message_class: type[Message], key: str, value: list[Any],
+                   descriptor: Descriptor, root: Descriptor, above: list[str],
+                   found: _Found, place: _Place) -> bool:
+    """Whether the list `value`, given as `key` of a `descriptor` message (at `place`),
+    is refused: the problem of each member that is wrong is added, at its index
+    (`experiment_ids[1]`, as a list of messages names its members), and the list
+    does not read. A member is read alone, as a list of one; the halves of a part of
+    the list are read before its members (a refused list of 200,000 texts and one
+    number took 0.2 s more to walk member by member, as long as its parse)."""
+    def wrong_in(start: int, end: int) -> bool:
+        if protojson.reads_field(message_class, key, value[start:end]):
+            return False
+        if end - start == 1:
+            return _leaf(message_class, {key: value[start:end]}, descriptor, root, above,
+                         found, place, member=start)
+        middle = (start + end) // 2
+        return wrong_in(start, middle) | wrong_in(middle, end)  # (both: every member)
+
+    # (each member reads alone: what is wrong, if anything, is the list whole)
+    return wrong_in(0, len(value)) or _leaf(message_class, {key: value}, descriptor, root,
+                                            above, found, place)
+
+
 def _leaf(message_class: type[Message], document: dict[str, Any], descriptor: Descriptor,
-          root: Descriptor, above: list[str], found: _Found, *places: _Place) -> bool:
+          root: Descriptor, above: list[str], found: _Found, *places: _Place,
+          member: int | None = None) -> bool:
     """Whether `document` (a field or two of a `descriptor` message, the message the
     JSON names `above` reach from `root`, at `places`) is refused; its problem is
-    then added."""
+    then added. `member`: the document is that member of a list, given alone."""
     try:
         protojson.parse_into(document, message_class())
     except json_format.ParseError as error:
         # (past what is kept, counted only: its path and words are not made)
-        found.add(_said(error, descriptor, document, root, above)
+        found.add(_said(error, descriptor, document, root, above, member)
                   if len(found.problems) < KEPT else None, *places)
         return True
     except RecursionError:  # (nesting past the stack: the parse that refused the
@@ -221,12 +283,21 @@ def _leaf(message_class: type[Message], document: dict[str, Any], descriptor: De
 
 
 def _said(error: json_format.ParseError, descriptor: Descriptor, document: Any,
-          root: Descriptor, above: list[str]) -> tuple[str, str]:
+          root: Descriptor, above: list[str], member: int | None = None) -> tuple[str, str]:
     if isinstance(error, protojson.PlacedError):  # (its path starts at `descriptor`)
         start = protojson.proto_path(root, above)
-        return ".".join(p for p in (start, error.path) if p), error.reason
-    names, reason = protojson.said(error)
-    return protojson.placed_names(descriptor, names, reason, document, root, above)
+        path, reason = ".".join(p for p in (start, error.path) if p), error.reason
+    else:
+        names, reason = protojson.said(error)
+        path, reason = protojson.placed_names(descriptor, names, reason, document, root, above)
+    if member is None:
+        return path, reason
+    # a member given alone is the first of its list: named at its own index
+    [key] = document
+    alone, listed_at = (protojson.proto_path(root, [*above, f"{key}[{index}]"])
+                        for index in (0, member))
+    after = path[len(alone):] if path.startswith(alone) else ""
+    return listed_at + after, reason
 
 
 def _without(data: Any, wrong: set[_Place]) -> Any:

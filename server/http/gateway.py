@@ -25,7 +25,7 @@ import re
 import ssl
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 import grpc
@@ -177,6 +177,23 @@ _PATH_FORMS = (
     (re.compile(r"/v\d"), "retail is served under /v2 (and /v2beta, /v2alpha), talent under "
      "/v4 (and /v4beta1), the console's API under /console/v1 and insights under /insights/v1"),
 )
+
+
+def _request_of(route: Route, path_values: dict[str, str], query: Iterable[tuple[str, str]],
+                context: CallContext, body: bytes) -> Any:
+    """transcode.build_request's request of a call on `route`; INVALID_ARGUMENT as it
+    refuses, where a body of values of the wrong type (and nothing else wrong) is told
+    of them beside what the servicer's rules say of the values that did read
+    (Route.partly_read), as a pixel's event is, and as the rules would say of the same
+    request sent over gRPC without those values."""
+    try:
+        return transcode.build_request(route, path_values, query, body)
+    except transcode.PartlyRead as refused:
+        judged = route.partly_read(refused.request, refused.violations, context) \
+            if route.partly_read is not None else None
+        if judged is None:
+            raise
+        raise judged from None
 
 
 def _with_body(bare: Callable[[], Any], body: bytes, route: Route) -> Any:
@@ -505,8 +522,7 @@ class HttpGateway:
                                       grant)
         work = self._holding(holder, len(body), envelope.run(
             method, context.invocation_metadata(), body,
-            functools.partial(transcode.build_request, route, path_values,
-                              request.query.items()),
+            functools.partial(_request_of, route, path_values, request.query.items(), context),
             context, functools.partial(_answer, route, output, self._answers, holder, request),
             grant, started,
             large=json_large(body, request.query_string),

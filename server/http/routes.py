@@ -8,6 +8,7 @@ and talent resources, which live in service YAML, not in the .proto files).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -79,6 +80,9 @@ class Route:
     request_class: type[Any]
     call: Callable[[Any, Any], Any]  # the servicer's (request, context) method
     response_class: type[Any]
+    # The servicer's refusal of a request whose body held values of the wrong type,
+    # (request read without them, their violations, context): see HttpGateway.
+    partly_read: Callable[[Any, Any, Any], Any] | None = None
 
     # (Worked out once per route, not on each call: a pixel asks for them three times,
     # and each asked the descriptors and built its string anew.)
@@ -134,7 +138,7 @@ def _check_field(message: descriptor.Descriptor, field_path: str, what: str) -> 
         current = field.message_type
 
 
-def _route(method: descriptor.MethodDescriptor, call: Callable[[Any, Any], Any],
+def _route(method: descriptor.MethodDescriptor, servicer: Any,
            binding: tuple[str, str, str, str]) -> Route:
     http_method, path, body, response_body = binding
     try:
@@ -148,9 +152,14 @@ def _route(method: descriptor.MethodDescriptor, call: Callable[[Any, Any], Any],
             raise RouteError(f"{method.full_name}: body {body!r} is not a top-level field")
     if response_body:
         _check_field(method.output_type, response_body, f"{method.full_name}: response_body")
+    # (a servicer that says the rules about what did read of such a body: see
+    # HttpGateway)
+    refusal = getattr(servicer, "partly_read_refusal", None)
     return Route(http_method, template, body, response_body, method,
-                 message_factory.GetMessageClass(method.input_type), call,
-                 message_factory.GetMessageClass(method.output_type))
+                 message_factory.GetMessageClass(method.input_type),
+                 getattr(servicer, method.name),
+                 message_factory.GetMessageClass(method.output_type),
+                 functools.partial(refusal, method.name) if refusal is not None else None)
 
 
 def derive_routes(servicers: Mapping[str, Any],
@@ -162,14 +171,13 @@ def derive_routes(servicers: Mapping[str, Any],
     routes: list[Route] = []
     for service_name, servicer in servicers.items():
         for method, rule in annotated_rules(pool.FindServiceByName(service_name)):
-            call = getattr(servicer, method.name)
-            routes.extend(_route(method, call, b) for b in http_bindings(rule))
+            routes.extend(_route(method, servicer, b) for b in http_bindings(rule))
     for rule in extra_rules:
         service_name, _, method_name = rule.selector.rpartition(".")
         if service_name in servicers:
             method = pool.FindMethodByName(rule.selector)
-            call = getattr(servicers[service_name], method_name)
-            routes.extend(_route(method, call, b) for b in http_bindings(rule))
+            routes.extend(_route(method, servicers[service_name], b)
+                          for b in http_bindings(rule))
     seen: set[tuple[str, str]] = set()
     for route in routes:
         key = (route.http_method, route.template.regex.pattern)

@@ -34,7 +34,13 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from server import json_keys, json_problems, lenient_json, protojson
-from server.errors import FieldViolation, InvalidArgument, raise_if_any, unlisted
+from server.errors import (
+    FieldViolation,
+    InvalidArgument,
+    UnreadValue,
+    raise_if_any,
+    unlisted,
+)
 from server.http.routes import Route
 from server.talent.validation import PROFILE_EVENT_NUMBER
 
@@ -207,7 +213,11 @@ def _apply_path(request: Message, path_values: Mapping[str, str]) -> list[FieldV
     return violations
 
 
-def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolation]:
+def _apply_body(request: Message, route: Route, body: bytes, bound: Iterable[str]
+                ) -> list[FieldViolation]:
+    """The violations of the JSON `body` read into `request`; a value of the wrong type
+    that the rest of its field reads around is an UnreadValue, holding the paths that
+    read (`bound`, those the URL path sets, among them)."""
     if not body.strip():
         return []
     where = route.body if route.body != "*" else "body"
@@ -255,6 +265,8 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
             return [misplaced]
     fields = protojson.fields_by_any_name(request.DESCRIPTOR)
     violations: list[FieldViolation] = []
+    unread: list[int] = []  # of `violations`, those of values read around
+    read = set(bound)  # the paths of the values that did read
     seen: set[str] = set()
     oneofs: dict[str, str] = {}
     for name, value in document.items():
@@ -290,11 +302,35 @@ def _apply_body(request: Message, route: Route, body: bytes) -> list[FieldViolat
                 violations.extend(FieldViolation(path or field.name, "Invalid JSON payload "
                                                                      f"received: {reason}{as_text}")
                                   for path, reason in problems)
-                violations.extend(unlisted(more, json_problems.stopped(error)))
-                continue
+                if not _read_around(request, field, error):
+                    violations.extend(unlisted(more, json_problems.stopped(error)))
+                    continue
+                unread.extend(range(len(violations) - len(problems), len(violations)))
+                read.update(cast(json_problems.Refusal, error).read())
+            else:
+                read.add(field.name)
+        else:
+            read.add(field.name)
         if former is not None:
             getattr(request, field.name).MergeFromString(_empty_field(former))
+    # (each value's violation holds the paths read in the whole request)
+    read_in_request = frozenset(read)
+    for at in unread:
+        violations[at] = UnreadValue(violations[at].field, violations[at].description,
+                                     read_in_request)
     return violations
+
+
+def _read_around(request: Message, field: FieldDescriptor, error: json_format.ParseError
+                 ) -> bool:
+    """Whether the body's value for `field`, refused with `error`, reads without its
+    wrong values (json_problems.read_around): `request` then holds what did read, for
+    the servicer's rules about it (PartlyRead)."""
+    request.ClearField(field.name)  # (what the parse that refused it left half-done)
+    if json_problems.read_around(error, request):
+        return True
+    request.ClearField(field.name)
+    return False
 
 
 # A POST collect's body carries the event as JSON in a JSON string; its event written
@@ -617,7 +653,7 @@ def build_request(route: Route, path_values: Mapping[str, str],
     request = route.request_class()
     violations = []
     if route.body:
-        violations.extend(_apply_body(request, route, body))
+        violations.extend(_apply_body(request, route, body, path_values))
     elif body.strip():
         violations.append(FieldViolation("body", f"{route.http_method} "
                                                  f"{route.template.text} takes no body"))
@@ -629,8 +665,21 @@ def build_request(route: Route, path_values: Mapping[str, str],
                       for field_path, value in given.items()
                       if (bound := _bound_value(request, field_path)) != value)
     violations.extend(_apply_query(request, route, query, path_values))
+    if violations and all(isinstance(v, UnreadValue) for v in violations):
+        raise PartlyRead(violations, request)
     raise_if_any(violations)
     return request
+
+
+class PartlyRead(InvalidArgument):
+    """A request whose body held values of the wrong type (UnreadValue, each holding
+    the paths of the values that did read) and nothing else wrong: `request` is the
+    rest of it, read, for the rules about those values to be said beside them, as for
+    a pixel's event (see HttpGateway)."""
+
+    def __init__(self, violations: list[FieldViolation], request: Message) -> None:
+        super().__init__(violations)
+        self.request = request
 
 
 def path_request(route: Route, path_values: Mapping[str, str]) -> Message:

@@ -32,7 +32,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 
 from server import json_keys, json_problems, lenient_json, protojson
-from server.errors import FieldViolation, InvalidArgument, gather, summary, unlisted
+from server.errors import FieldViolation, InvalidArgument, UnreadValue, gather, summary, unlisted
 from server.operations import records
 from server.operations.runner import JobContext
 from server.retail import gcs, ndjson
@@ -128,6 +128,11 @@ class ItemCheck(Protocol[M, V]):
 
     def __call__(self, item: Item[M]) -> Checked[V]: ...
 
+    def beside_unread(self, message: M, unread: list[FieldViolation]) -> list[FieldViolation]:
+        """What the rules say of the values of a line's `message` that did read beside
+        its values of the wrong type (`unread`, UnreadValues), paths starting at the
+        message; a line with them is refused whatever they say."""
+
 
 @dataclass(frozen=True)
 class Batch(Generic[V]):
@@ -153,13 +158,19 @@ def check_lines(check: ItemCheck[M, V], lines: list[tuple[str, bytes]]
                 ) -> tuple[list[V | str], list[tuple[int, str]]]:
     """Decode and check `lines` (in a worker process): for each line that decodes,
     what storing it needs or why it is refused; and the failures of the lines that
-    do not, each with its index in `lines`. (Bare values: they pickle fast.)"""
+    do not, each with its index in `lines` (a line of values of the wrong type, with
+    what the rules say of those that did read: ItemCheck.beside_unread). (Bare
+    values: they pickle fast.)"""
     decode, what = check.message_class, check.message_class.DESCRIPTOR.name
     checked: list[V | str] = []
     unread: list[tuple[int, str]] = []
     for i, (where, raw) in enumerate(lines):
         try:
             message = decode_json_line(raw, decode, what)
+        except UnreadLine as exc:
+            rules = check.beside_unread(cast(M, exc.message), exc.unread)
+            unread.append((i, f"{where}: {exc.said(rules)}"))
+            continue
         except ValueError as exc:
             unread.append((i, f"{where}: {exc}"))
             continue
@@ -301,8 +312,27 @@ def decode_json_line(line: bytes, message_class: type[M], what: str) -> M:
         problems, more = json_problems.listed(
             error, cast(Descriptor, message_class.DESCRIPTOR), data)
         left_out = unlisted(more, json_problems.stopped(error))
+        rest = message_class()
+        if json_problems.read_around(error, rest):
+            read = cast(json_problems.Refusal, error).read()
+            raise UnreadLine(what, [UnreadValue(*problem, read) for problem in problems],
+                             rest) from None
     raise ValueError(f"not a {what}: " + summary([FieldViolation(*problem)
                                                   for problem in problems] + left_out))
+
+
+class UnreadLine(ValueError):
+    """A line whose values of the wrong type (`unread`, UnreadValues whose paths start
+    at the message) leave the rest of it read: `message`, for the rules about its
+    values that did read to be said beside them (ItemCheck.beside_unread)."""
+
+    def __init__(self, what: str, unread: list[FieldViolation], message: Message) -> None:
+        super().__init__(f"not a {what}: {summary(unread)}")
+        self.what, self.unread, self.message = what, unread, message
+
+    def said(self, rules: list[FieldViolation]) -> str:
+        """What is wrong with the line: its wrong values, then `rules` (paths alike)."""
+        return f"not a {self.what}: {summary([*self.unread, *rules])}"
 
 
 def new_operation(name: str, now_ns: int) -> operations_pb2.Operation:

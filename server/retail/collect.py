@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 import orjson
@@ -115,17 +115,13 @@ def parse_event_json(text: str, field: str, event: Any) -> None:
 def _read_around(error: json_format.ParseError, field: str, event: Any) -> frozenset[str] | None:
     """The paths of the values that read, when `error` is a json_problems.Refusal
     whose document reads without its wrong values: the empty `event` is then filled
-    with them, for the rules about those values to be judged too. Else None: also
-    when its type is wrong (most rules hang on it) or more are wrong than are
-    listed (the rules would not be shown)."""
-    if not isinstance(error, json_problems.Refusal) or error.more \
-            or any(path == "event_type" for path, _ in error.problems):
+    with them, for the rules about those values to be judged too (unless its type
+    is among the wrong ones: see UserEventService._violations). Else None: also when
+    more are wrong than are listed (the rules would not be shown)."""
+    event.Clear()  # (what the parse that refused it left half-done)
+    if not json_problems.read_around(error, event):
         return None
-    try:
-        event.CopyFrom(lenient_json.parse_dict(error.rest(), type(event)))
-    except (json_format.ParseError, RecursionError):
-        return None
-    return frozenset(f"{field}.{path}" for path in error.read())
+    return frozenset(f"{field}.{path}" for path in cast(json_problems.Refusal, error).read())
 
 
 # How json_format.Parse begins its error for text it cannot load as JSON (a key given

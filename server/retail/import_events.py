@@ -8,6 +8,7 @@ from typing import Final
 
 from footfall.retail.v2 import import_config_pb2, user_event_pb2
 
+from server import json_problems
 from server.config import Settings
 from server.console import origin
 from server.errors import FieldViolation, gather, raise_if_any
@@ -107,13 +108,45 @@ class EventCheck:
         payload = item.message.SerializeToString(deterministic=True)
         if len(payload) > self.max_event_bytes:  # one failure; its fields are not looked at
             return item.failure([size_violation(len(payload), path, self.max_event_bytes)])
-        violations = validation.user_event_violations(
-            item.message, path, strict_event_types=self.strict_event_types,
-            require_event_time=True, now_s=self.now_s)
+        violations = self.rules(item.message, path)
         if violations:
             return item.failure(violations)
         return Item(item.where, good_event(self.catalog, item.message, payload),
                     item.is_line)
+
+    def beside_unread(self, event: UserEvent, unread: list[FieldViolation]
+                      ) -> list[FieldViolation]:
+        """What the rules say of the values of a line's `event` that did read, beside
+        its values of the wrong type (`unread`), as for a pixel's event: none when
+        its type is one of them (most rules hang on it)."""
+        if any(v.field == "event_type" for v in unread):
+            return []
+        root = "user_event."  # (said after "not a UserEvent:", as its wrong values are)
+        rules = [FieldViolation(v.field.removeprefix(root), v.description)
+                 for v in self.rules(event, root[:-1])]
+        return json_problems.beside_unread(rules, unread)
+
+    def rules(self, event: UserEvent, path: str) -> list[FieldViolation]:
+        """The violations of an imported `event` whose fields are at `path`."""
+        return validation.user_event_violations(
+            event, path, strict_event_types=self.strict_event_types,
+            require_event_time=True, now_s=self.now_s)
+
+
+def inline_rules(request: Request, check: EventCheck, unread: list[FieldViolation]
+                 ) -> list[FieldViolation]:
+    """What the rules say of the inline events of a REST `request` read without its
+    values of the wrong type (`unread`, UnreadValues), at their paths, as the import
+    would report them: of the values that did read (json_problems.beside_unread), and
+    none of an event whose type is one of them (most rules hang on it)."""
+    wrong = {v.field for v in unread}
+    rules: list[FieldViolation] = []
+    source = getattr(request.input_config, SOURCES.inline)
+    for i, event in enumerate(getattr(source, SOURCES.items)):
+        path = f"input_config.{SOURCES.inline}.{SOURCES.items}[{i}]"
+        if f"{path}.event_type" not in wrong:
+            rules.extend(check.rules(event, path))
+    return json_problems.beside_unread(rules, unread)
 
 
 class ImportJob(BulkImport[Request, UserEvent, GoodEvent]):

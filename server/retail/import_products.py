@@ -87,6 +87,11 @@ class ProductCheck:
     def __call__(self, item: Item[Product]) -> Checked[Product]:
         return item
 
+    def beside_unread(self, product: Product, unread: list[FieldViolation]
+                      ) -> list[FieldViolation]:
+        """None: a product's rules need the stored one it is merged with."""
+        return []
+
 
 class ImportProductsJob(BulkImport[Request, Product, Product]):
     """Runs import-products operations."""

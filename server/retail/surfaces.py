@@ -73,6 +73,8 @@ class Surface:
                  after: Mapping[str, After] | None = None) -> None:
         self.version = version
         self.service = service
+        self._v2 = v2
+        self._v2_requests: dict[str, type[Message]] = {}  # of the methods bridged
         pool = descriptor_pool.Default()
         for method in service.methods:
             mine = (own or {}).get(method.name)
@@ -81,10 +83,22 @@ class Surface:
             else:
                 v2_request = message_factory.GetMessageClass(pool.FindMessageTypeByName(
                     v2_name(method.input_type.full_name, version)))
+                self._v2_requests[method.name] = v2_request
                 call = self._bridge(method, getattr(v2, method.name), v2_request,
                                     (before or {}).get(method.name),
                                     (after or {}).get(method.name))
             setattr(self, method.name, call)
+
+    def partly_read_refusal(self, method: str, request: Any, found: Any, context: Any
+                            ) -> Any:
+        """The v2 servicer's refusal of a REST request of a method bridged to it whose
+        body held values of the wrong type (see HttpGateway); None when it has none."""
+        v2_request = self._v2_requests.get(method)
+        refusal = getattr(self._v2, "partly_read_refusal", None)
+        if v2_request is None or refusal is None:
+            return None
+        return refusal(method, v2_request.FromString(request.SerializeToString()), found,
+                       context)
 
     def _versioned(self, call: Call) -> Call:
         """`call` run with the version known (operation names) and relabelled."""

@@ -24,6 +24,7 @@ from footfall.retail.v2 import (
 from google.api import httpbody_pb2
 from google.longrunning import operations_pb2
 
+from server import json_problems
 from server.clock import Clock, EventStamps
 from server.config import Settings
 from server.console import origin
@@ -56,34 +57,42 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         self._runner = runner
         self._gcs_root = Path(settings.gcs_root)
 
-    def _checked(self, parent: str, event: user_event_pb2.UserEvent, path: str,
-                 found: list[FieldViolation] | None = None,
-                 time_field: str | None = None) -> str:
-        """The catalog `parent` names, once `event` is valid for it (stamped with the
-        time now if it has none).
-
-        Raises INVALID_ARGUMENT listing every violation: the parent's, those
-        already `found` in the request, and the event's own (unless the event
-        could not be decoded at all, which `found` then says, or is over the size
-        limit, which is then its one violation). `time_field`: the request field
-        the event's time came from (a pixel's `ets`), which its violation names.
-        """
+    def _violations(self, parent: str, event: user_event_pb2.UserEvent, path: str,
+                    found: list[FieldViolation] | None = None,
+                    time_field: str | None = None) -> tuple[Any, list[FieldViolation]]:
+        """The catalog `parent` names (None if it names none) and every violation of
+        `event` for it: the parent's, those already `found` in the request, and the
+        event's own (unless the event could not be decoded at all, which `found`
+        then says, or is over the size limit, which is then its one violation; with
+        values of the wrong type, those about the values that did read, unless its
+        type is one of them: most rules hang on it). `time_field`: the request field
+        the event's time came from (a pixel's `ets`), which its violation names."""
         violations: list[FieldViolation] = []
         catalog = gather(violations, parse_catalog, parent, "parent")
         violations.extend(found or [])
         # A JSON error anywhere in the event (`user_event.product_details`) leaves it
         # undecoded: checking what is left would report fields the caller did send.
         # Values of the wrong type alone leave the rest read (UnreadValue).
-        if not any((v.field == path or v.field.startswith(f"{path}."))
-                   and not isinstance(v, UnreadValue) for v in found or []):
+        if not any(((v.field == path or v.field.startswith(f"{path}."))
+                    and not isinstance(v, UnreadValue)) or v.field == f"{path}.event_type"
+                   for v in found or []):
             too_big = event_size_violation(event, path, self._max_event_bytes)
             own = [too_big] if too_big is not None else validation.user_event_violations(
                 event, path, strict_event_types=self._strict,
                 now_s=self._clock.now_ns() // 10**9)
-            violations.extend(validation.beside_unread(own, found) if found else own)
+            violations.extend(json_problems.beside_unread(own, found) if found else own)
         if time_field is not None:
             violations = [FieldViolation(time_field, f"as the event's time, {v.description}")
                           if v.field == f"{path}.event_time" else v for v in violations]
+        return catalog, violations
+
+    def _checked(self, parent: str, event: user_event_pb2.UserEvent, path: str,
+                 found: list[FieldViolation] | None = None,
+                 time_field: str | None = None) -> str:
+        """The catalog `parent` names, once `event` is valid for it (stamped with the
+        time now if it has none). INVALID_ARGUMENT listing every violation (see
+        `_violations`)."""
+        catalog, violations = self._violations(parent, event, path, found, time_field)
         raise_if_any(violations)
         if not event.HasField("event_time"):
             event.event_time.FromNanoseconds(self._stamps.now_ns())
@@ -160,6 +169,36 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         await self._store_event(request.parent, event, "user_event",
                                 wait=not request.write_async)
         return event
+
+    def partly_read_refusal(self, method: str, request: Any, found: list[FieldViolation],
+                            context: Any) -> InvalidArgument | None:
+        """The refusal of a REST call to `method` whose body held values of the wrong
+        type (`found`, UnreadValues), `request` holding the rest of it: they are said
+        beside what the rules say of the values that did read, as for a pixel's event
+        (see `_violations`), or for an import's inline events. None for a method whose
+        rules are not said so."""
+        time_field = None
+        if method == "WriteUserEvent" and request.HasField("user_event"):
+            event, path = request.user_event, "user_event"
+        elif method == "CollectUserEvent":
+            event, path, decoded, time_field = self._collected(
+                request, collect.requester_of(context))
+            # (what the request's own wrong values leave out, `user_event` given as an
+            # object and so `is required`, waits for them)
+            found = [*found, *json_problems.beside_unread(decoded, found)]
+        elif method == "ImportUserEvents":
+            check = import_events.EventCheck("", self._strict, self._max_event_bytes,
+                                             self._clock.now_ns() // 10**9)  # (no catalog:
+            # its rules need none) An inline event's rules are failures of the import
+            # when it runs; refused for its wrong values, it is told of them at once.
+            problems: list[FieldViolation] = []
+            gather(problems, parse_catalog, request.parent, "parent")
+            return InvalidArgument([*problems, *found,
+                                    *import_events.inline_rules(request, check, found)])
+        else:
+            return None
+        return InvalidArgument(self._violations(request.parent, event, path, found,
+                                                time_field)[1])
 
     async def CollectUserEvent(self, request: user_event_service_pb2.CollectUserEventRequest,
                                context: grpc.aio.ServicerContext) -> httpbody_pb2.HttpBody:

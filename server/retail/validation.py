@@ -11,14 +11,13 @@ import difflib
 import functools
 import math
 import socket
-from collections.abc import Sequence, Sized
+from collections.abc import Sized
 from typing import Any
 
 import pycountry
 from google.protobuf import timestamp_pb2
 
-from server import json_problems
-from server.errors import FieldViolation, UnreadValue, entry_path
+from server.errors import FieldViolation, entry_path
 from server.names import NUL_REFUSED
 
 # Google's event types; each has the rules below. Others are custom types.
@@ -176,20 +175,6 @@ def user_event_violations(event: Any, path: str = "user_event", *,
 
     attribute_violations(event.attributes, f"{path}.attributes", out)
     return out
-
-
-def beside_unread(rules: list[FieldViolation], found: Sequence[FieldViolation]
-                  ) -> list[FieldViolation]:
-    """Of the violations `rules` of an event whose JSON had values of the wrong type
-    (UnreadValue among `found`), those said beside them: about values that read. A
-    rule about a value not given (`is required`) or about the event whole waits for
-    the values to read, since whether it holds may hang on the wrong ones (a search
-    event's page_categories given as a number leaves it without them). All `rules`
-    when no value was left unread."""
-    unread = next((v for v in found if isinstance(v, UnreadValue)), None)
-    if unread is None:
-        return rules
-    return [v for v in rules if json_problems.read_value(v.field, unread.read)]
 
 
 def _user_info(info: Any, path: str, out: list[FieldViolation]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -22,8 +23,9 @@ from footfall.talent.v4beta1 import event_service_pb2 as v4beta1_service_pb2
 from footfall.talent.v4beta1 import event_service_pb2_grpc as v4beta1_service_pb2_grpc
 from google.protobuf.message import Message
 
+from server import json_problems
 from server.clock import Clock
-from server.errors import AlreadyExists, FieldViolation, gather, raise_if_any
+from server.errors import AlreadyExists, FieldViolation, InvalidArgument, gather, raise_if_any
 from server.loop import in_decoder, off_loop
 from server.names import (
     JobName,
@@ -66,27 +68,12 @@ class ClientEvents:
         `profile_event`: the event came with v4beta1's former profile_event, refused
         naming it (see validation.PROFILE_EVENT_NUMBER).
         """
-        violations: list[FieldViolation] = []
-        tenant: TenantName | None = gather(violations, tenant_name, parent, "parent")
-        event = None
-        if sent is None:
-            violations.append(FieldViolation("client_event", "is required"))
-        else:
-            too_big = event_size_violation(sent, "client_event", self._max_event_bytes)
-            if too_big is not None:
-                violations.append(too_big)
-            else:
-                # (v4beta1's read as v4's by its bytes; v4's as it came)
-                event = sent if isinstance(sent, event_pb2.ClientEvent) \
-                    else event_pb2.ClientEvent.FromString(sent.SerializeToString())
-                check = functools.partial(
-                    client_event_violations, event, tenant,
-                    self._clock.now_ns() // 1_000_000_000, job_name=job_name,
-                    profile_event=profile_event)
-                # (55,000 jobs of bad names, a writer key's 2 MB, held the loop 0.5 s
-                # while each was told why: off the loop, as a retail event's rules)
-                violations.extend(await in_decoder(check)
-                                  if event.ByteSize() > LARGE_REQUEST_BYTES else check())
+        judge = functools.partial(self._judged, parent, sent, tenant_name, job_name,
+                                  profile_event)
+        # (55,000 jobs of bad names, a writer key's 2 MB, held the loop 0.5 s while
+        # each was told why: off the loop, as a retail event's rules)
+        tenant, event, violations = await in_decoder(judge) \
+            if sent is not None and sent.ByteSize() > LARGE_REQUEST_BYTES else judge()
         raise_if_any(violations)
         assert tenant is not None and event is not None
         payload = event.SerializeToString(deterministic=True)
@@ -111,6 +98,43 @@ class ClientEvents:
         return bytes(stored)
 
 
+    def partly_read_refusal(self, parent: str, sent: Message | None,
+                            found: list[FieldViolation],
+                            tenant_name: Callable[[str, str], TenantName] = parse_tenant,
+                            job_name: Callable[[str, str], JobName] = parse_job,
+                            profile_event: bool = False) -> InvalidArgument:
+        """The refusal of a REST request to create `sent` whose body held values of the
+        wrong type (`found`, UnreadValues; `sent` read without them): they are said
+        beside what the rules (see `create`) say of the values that did read."""
+        violations = self._judged(parent, sent, tenant_name, job_name, profile_event)[2]
+        return InvalidArgument([*found, *json_problems.beside_unread(violations, found)])
+
+    def _judged(self, parent: str, sent: Message | None,
+                tenant_name: Callable[[str, str], TenantName],
+                job_name: Callable[[str, str], JobName], profile_event: bool
+                ) -> tuple[TenantName | None, event_pb2.ClientEvent | None,
+                           list[FieldViolation]]:
+        """The tenant `parent` names, the event `sent` as v4's ClientEvent, and the
+        violations of both (see `create`)."""
+        violations: list[FieldViolation] = []
+        tenant: TenantName | None = gather(violations, tenant_name, parent, "parent")
+        event = None
+        if sent is None:
+            violations.append(FieldViolation("client_event", "is required"))
+            return tenant, event, violations
+        too_big = event_size_violation(sent, "client_event", self._max_event_bytes)
+        if too_big is not None:
+            violations.append(too_big)
+            return tenant, event, violations
+        # (v4beta1's read as v4's by its bytes; v4's as it came)
+        event = sent if isinstance(sent, event_pb2.ClientEvent) \
+            else event_pb2.ClientEvent.FromString(sent.SerializeToString())
+        violations.extend(client_event_violations(
+            event, tenant, self._clock.now_ns() // 1_000_000_000, job_name=job_name,
+            profile_event=profile_event))
+        return tenant, event, violations
+
+
 class EventService(event_service_pb2_grpc.EventServiceServicer):
     """google.cloud.talent.v4.EventService."""
 
@@ -125,6 +149,16 @@ class EventService(event_service_pb2_grpc.EventServiceServicer):
             request.parent, request.client_event if request.HasField("client_event") else None,
             event_pb2.ClientEvent.DESCRIPTOR.full_name)
         return event_pb2.ClientEvent.FromString(stored)
+
+    def partly_read_refusal(self, method: str, request: Any, found: list[FieldViolation],
+                            context: Any) -> InvalidArgument | None:
+        """A REST body's values of the wrong type beside the rules about those that
+        read (see ClientEvents.partly_read_refusal); None for another method."""
+        if method != "CreateClientEvent":
+            return None
+        return self._events.partly_read_refusal(
+            request.parent,
+            request.client_event if request.HasField("client_event") else None, found)
 
 
 class EventServiceV4beta1(v4beta1_service_pb2_grpc.EventServiceServicer):
@@ -147,3 +181,13 @@ class EventServiceV4beta1(v4beta1_service_pb2_grpc.EventServiceServicer):
             request.parent, sent, v4beta1_event_pb2.ClientEvent.DESCRIPTOR.full_name,
             parse_tenant_or_project, parse_job_or_default_tenant_job, profile_event)
         return v4beta1_event_pb2.ClientEvent.FromString(stored)
+
+    def partly_read_refusal(self, method: str, request: Any, found: list[FieldViolation],
+                            context: Any) -> InvalidArgument | None:
+        """As v4's (EventService.partly_read_refusal), with this version's names."""
+        if method != "CreateClientEvent":
+            return None
+        sent = request.client_event if request.HasField("client_event") else None
+        return self._events.partly_read_refusal(
+            request.parent, sent, found, parse_tenant_or_project,
+            parse_job_or_default_tenant_job, sent is not None and holds_profile_event(sent))

@@ -23,6 +23,7 @@ from .support import (
     count_client_events,
     count_events,
     finish,
+    gcs_path,
     put_gcs,
 )
 
@@ -171,4 +172,167 @@ def test_the_pixel_judges_the_values_that_read_beside_those_that_do_not(
                                   timeout=RPC_DEADLINE)
     assert_names_fields(refused.value, ["user_event.page_categories[0]", "user_event.session_id",
                                         "user_event.visitor_id"])
+    assert count_events(server.store, catalog, server.workdir) == 0
+
+
+def bad_request(answer: requests.Response) -> list[tuple[str, str]]:
+    """(field, description) of each violation of a REST refusal, in its order; its
+    message names each."""
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    [bad] = [d for d in error["details"] if d["@type"].endswith("google.rpc.BadRequest")]
+    said = [(v["field"], v["description"]) for v in bad["fieldViolations"]]
+    assert all(f"{field}: {why}" in error["message"] for field, why in said), error["message"]
+    return said
+
+
+def grpc_violations(error: exceptions.GoogleAPICallError) -> list[tuple[str, str]]:
+    [bad] = [d for d in error.details if isinstance(d, error_details_pb2.BadRequest)]
+    return [(v.field, v.description) for v in bad.field_violations]
+
+
+def test_a_rest_write_says_the_rules_about_what_read_beside_the_wrong_values(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str) -> None:
+    """A REST body's values of the wrong type are listed first, then what the rules say
+    of the values that did read: what they say of the same event sent over gRPC
+    without the wrong values (a message cannot hold them). A rule that may hang on a
+    wrong value waits (the type's, a value not given). (The gateway refused the body
+    naming its wrong values alone, before the rules ran.)"""
+    right = {"eventType": "detail-page-view", "visitorId": "v" * 200,
+             "productDetails": [{"product": {"id": "tent"}}], "sessionId": "s" * 200}
+    body = {**right, "eventTime": "yesterday", "userInfo": {"userId": 5},
+            "experimentIds": ["a", 5, {}]}
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        retail.write_user_event(request={"parent": catalog, "user_event": retail_v2.UserEvent(
+            event_type="detail-page-view", visitor_id="v" * 200, session_id="s" * 200,
+            product_details=[{"product": {"id": "tent"}}])}, timeout=RPC_DEADLINE)
+    rules = grpc_violations(refused.value)
+    assert [field for field, _ in rules] == ["user_event.visitor_id", "user_event.session_id"]
+    for version in ("v2", "v2beta"):
+        said = bad_request(requests.post(
+            f"http://{server.http_address}/{version}/{catalog}/userEvents:write", json=body,
+            timeout=RPC_DEADLINE))
+        assert [field for field, _ in said[:4]] == [
+            "user_event.event_time", "user_event.user_info.user_id",
+            "user_event.experiment_ids[1]", "user_event.experiment_ids[2]"], (version, said)
+        assert said[4:] == rules, (version, said)
+    # its type wrong: most rules hang on it, none is said
+    said = bad_request(requests.post(
+        f"http://{server.http_address}/v2/{catalog}/userEvents:write",
+        json={**right, "eventType": 7}, timeout=RPC_DEADLINE))
+    assert [field for field, _ in said] == ["user_event.event_type"], said
+    assert count_events(server.store, catalog, server.workdir) == 0
+
+
+def test_a_rest_collect_says_the_rules_about_what_read_beside_the_wrong_values(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str) -> None:
+    event = json.dumps({"eventType": "home-page-view", "visitorId": "v" * 200})
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        retail.collect_user_event(request={"parent": catalog, "user_event": event},
+                                  timeout=RPC_DEADLINE)
+    rules = grpc_violations(refused.value)
+    assert [field for field, _ in rules] == ["user_event.visitor_id"], rules
+    url = f"http://{server.http_address}/v2/{catalog}/userEvents:collect"
+    said = bad_request(requests.post(url, json={"userEvent": event, "ets": "soon"},
+                                     timeout=RPC_DEADLINE))
+    assert [field for field, _ in said] == ["ets", "user_event.visitor_id"], said
+    assert said[1:] == rules, said
+    # the event given as an object, not its text: that, and not that none was given
+    said = bad_request(requests.post(url, json={"userEvent": {"eventType": "home-page-view"},
+                                                "uri": "u" * 6_000}, timeout=RPC_DEADLINE))
+    assert [field for field, _ in said] == ["user_event", "uri"], said
+    assert count_events(server.store, catalog, server.workdir) == 0
+
+
+def test_a_rest_client_event_says_the_rules_about_what_read_beside_the_wrong_values(
+        server: ServerProcess, tenant: str) -> None:
+    elsewhere = "projects/footfall-interop/tenants/elsewhere/jobs/j-1"
+    event: dict[str, Any] = {"requestId": "r" * 300, "eventId": "e-1", "createTime": 1733300000,
+                             "jobEvent": {"type": "VIEW", "jobs": [elsewhere]}}
+    said = bad_request(requests.post(f"http://{server.http_address}/v4/{tenant}/clientEvents",
+                                     json=event, timeout=RPC_DEADLINE))
+    # (create_time's `is required` waits for its value)
+    assert [field for field, _ in said] == [
+        "client_event.create_time", "client_event.request_id", "client_event.job_event.jobs[0]"
+    ], said
+    assert "is not in the parent tenant" in said[2][1], said
+    said = bad_request(requests.post(f"http://{server.http_address}/v4beta1/{tenant}/clientEvents",
+                                     json={"clientEvent": event}, timeout=RPC_DEADLINE))
+    assert [field for field, _ in said] == [
+        "client_event.create_time", "client_event.request_id", "client_event.job_event.jobs[0]"
+    ], said
+    assert count_client_events(server.store, tenant, server.workdir) == 0
+
+
+# An event the rules refuse twice (its visitor_id and session_id too long)
+RULED_OUT = {"eventType": "detail-page-view", "visitorId": "v" * 200,
+             "eventTime": "2024-05-20T10:00:00Z", "productDetails": [{"product": {"id": "t"}}],
+             "sessionId": "s" * 200}
+INLINE_EVENT = "input_config.user_event_inline_source.user_events[0]."
+
+
+def inline_failure(retail: retail_v2.UserEventServiceClient, catalog: str) -> str:
+    """The failure of RULED_OUT imported inline over gRPC (a message cannot hold a value
+    of the wrong type): what the rules say of it."""
+    operation = retail.import_user_events(request={
+        "parent": catalog, "input_config": {"user_event_inline_source": {"user_events": [
+            retail_v2.UserEvent(event_type="detail-page-view", visitor_id="v" * 200,
+                                event_time={"seconds": 1716199200}, session_id="s" * 200,
+                                product_details=[{"product": {"id": "t"}}])]}}},
+        timeout=RPC_DEADLINE)
+    [inline] = [s.message for s in finish(operation).error_samples]
+    assert inline.startswith(f"{INLINE_EVENT}visitor_id: "), inline
+    return inline
+
+
+def test_an_import_line_says_the_rules_about_what_read_beside_the_wrong_values(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str,
+        gcs_folder: str) -> None:
+    """A line's entry (its error sample) lists its wrong values, then what the rules
+    say of the values that did read: what they say of the same event imported inline
+    over gRPC without them. A rule that may hang on a wrong value waits. (A line
+    with wrong values was told of them alone.)"""
+    rules = inline_failure(retail, catalog).replace(INLINE_EVENT, "")  # (a line's paths
+    # start at its event)
+    lines = put_gcs(server.gcs_root, f"{gcs_folder}/events.json", [
+        json.dumps({**RULED_OUT, "userInfo": {"userId": 5}, "experimentIds": ["a", 5, {}]}),
+        json.dumps({**RULED_OUT, "eventType": 7}),
+        json.dumps({"eventType": "home-page-view", "visitorId": "v", "eventTime": "then"})])
+    operation = retail.import_user_events(request={
+        "parent": catalog, "input_config": {"gcs_source": {"input_uris": [lines]}},
+        "errors_config": {"gcs_prefix": f"{gcs_folder}/errors"}}, timeout=RPC_DEADLINE)
+    samples = [s.message for s in finish(operation).error_samples]
+    op_id = operation.operation.name.rsplit("/", 1)[-1]
+    written = gcs_path(server.gcs_root, f"{gcs_folder}/errors/{op_id}-errors.json"
+                       ).read_text().splitlines()
+    assert [json.loads(line)["message"] for line in written] == samples
+    first, second, third = samples
+    wrong = ["user_info.user_id", "experiment_ids[1]", "experiment_ids[2]"]
+    assert first.startswith(f"{lines} line 1: not a UserEvent: "), first
+    said = first.removeprefix(f"{lines} line 1: not a UserEvent: ")
+    assert [part.partition(": ")[0] for part in said.split("; ")][:3] == wrong, said
+    assert said.endswith(f"; {rules}"), (said, rules)
+    # its type wrong: none of its rules; its time wrong: not `is required`
+    assert second.partition(": not a UserEvent: ")[2].startswith("event_type: "), second
+    assert "; " not in second, second
+    assert third.partition(": not a UserEvent: ")[2].startswith("event_time: "), third
+    assert "; " not in third and "is required" not in third, third
+    assert count_events(server.store, catalog, server.workdir) == 0
+
+
+def test_an_inline_import_over_rest_says_the_rules_about_what_read_beside_the_wrong_values(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str) -> None:
+    """Refused for its events' wrong values, an inline import over REST is told of what
+    the rules say of their values that did read too (what its operation would have
+    reported), but for an event whose type is wrong."""
+    inline = inline_failure(retail, catalog)
+    said = bad_request(requests.post(
+        f"http://{server.http_address}/v2/{catalog}/userEvents:import", json={"inputConfig": {
+            "userEventInlineSource": {"userEvents": [{**RULED_OUT, "userInfo": {"userId": 5}},
+                                                     {**RULED_OUT, "eventType": 7}]}}},
+        timeout=RPC_DEADLINE))
+    assert [field for field, _ in said] == [
+        f"{INLINE_EVENT}user_info.user_id", INLINE_EVENT.replace("[0]", "[1]") + "event_type",
+        f"{INLINE_EVENT}visitor_id", f"{INLINE_EVENT}session_id"], said
+    assert "; ".join(f"{field}: {why}" for field, why in said[2:]) == inline, (said, inline)
     assert count_events(server.store, catalog, server.workdir) == 0

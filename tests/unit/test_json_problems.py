@@ -38,6 +38,13 @@ def problems(document: dict[str, Any], message_class: type = UserEvent
      ["product_details[0].product.id", "user_info.direct_user_request"]),
     ({"purchaseTransaction": {"revenue": "lots", "tax": True, "currencyCode": "USD"}},
      ["purchase_transaction.revenue", "purchase_transaction.tax"]),
+    # each wrong member of a list by its index, as a list of messages names its own
+    ({"experimentIds": ["a", 5, {}], "pageCategories": [1, 2]},
+     ["experiment_ids[1]", "experiment_ids[2]", "page_categories[0]", "page_categories[1]"]),
+    ({"attributes": {"k": {"numbers": [1, "x", True], "text": ["a", None]}}},
+     ["attributes['k'].numbers[1]", "attributes['k'].numbers[2]", "attributes['k'].text[1]"]),
+    ({"productDetails": [1, {"product": {"id": "p"}}, "two"]},
+     ["product_details[0]", "product_details[2]"]),
 ])
 def test_every_wrong_value_is_named(document: dict[str, Any], paths: list[str]) -> None:
     found, more = problems(document)
@@ -67,7 +74,7 @@ def test_a_single_mistake_is_told_as_before() -> None:
 def test_a_map_key_is_spelled_as_the_rules_spell_it() -> None:
     """json_format names a map's key bare or not at all (`attributes.numbers`)."""
     found, _ = problems({"attributes": {"k": {"numbers": [{"a": 1}]}}})
-    assert [path for path, _ in found] == ["attributes['k'].numbers"], found
+    assert [path for path, _ in found] == ["attributes['k'].numbers[0]"], found
 
 
 def wrong_texts(count: int) -> dict[str, Any]:
