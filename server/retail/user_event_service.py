@@ -81,9 +81,10 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
                 event, path, strict_event_types=self._strict,
                 now_s=self._clock.now_ns() // 10**9)
             violations.extend(json_problems.beside_unread(own, found) if found else own)
-        if time_field is not None:
+        if time_field is not None:  # (not the event's own eventTime of the wrong type)
             violations = [FieldViolation(time_field, f"as the event's time, {v.description}")
-                          if v.field == f"{path}.event_time" else v for v in violations]
+                          if v.field == f"{path}.event_time" and not isinstance(v, UnreadValue)
+                          else v for v in violations]
         return catalog, violations
 
     def _checked(self, parent: str, event: user_event_pb2.UserEvent, path: str,

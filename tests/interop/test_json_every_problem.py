@@ -175,6 +175,19 @@ def test_the_pixel_judges_the_values_that_read_beside_those_that_do_not(
     assert count_events(server.store, catalog, server.workdir) == 0
 
 
+def test_a_wrong_event_time_beside_ets_is_named_as_the_event_gave_it(
+        retail: retail_v2.UserEventServiceClient, server: ServerProcess, catalog: str) -> None:
+    """The event's time is `ets` when it gives none: a rule about that time names ets,
+    but an eventTime of the wrong type is the event's own (it was told as `ets: as the
+    event's time, not a valid UserEvent in JSON: ...`)."""
+    event = json.dumps({"eventType": "home-page-view", "visitorId": "v", "eventTime": 5})
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        retail.collect_user_event(request={"parent": catalog, "user_event": event,
+                                           "ets": 1716199200000}, timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, ["user_event.event_time"])
+    assert count_events(server.store, catalog, server.workdir) == 0
+
+
 def bad_request(answer: requests.Response) -> list[tuple[str, str]]:
     """(field, description) of each violation of a REST refusal, in its order; its
     message names each."""
