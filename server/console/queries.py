@@ -65,14 +65,20 @@ class EventFilter:
 
     @functools.cached_property
     def needles(self) -> tuple[bytes, ...]:
-        """The UTF-8 bytes of each session and product id looked for: the stored
-        bytes of an event selected hold every one (see may_select)."""
-        return tuple(text.encode() for text in (*self.session_ids, *self.product_ids))
+        """The UTF-8 bytes of the longest session or product id looked for (none
+        when none is): the stored bytes of an event selected hold it (see
+        may_select). One, not each: a filter of 5,000 characters names up to 416
+        ids, the same or substrings of one another, and each was looked for
+        through every stored byte (in the store, then here): a CountUserEvents
+        of 300 such terms over 500 events of 50 KB cost 26 s of CPU, against
+        0.9 s for one. The others are checked on the decoded event (selects)."""
+        longest = max((*self.session_ids, *self.product_ids), key=len, default=None)
+        return () if longest is None else (longest.encode(),)
 
     def may_select(self, payload: bytes) -> bool:
-        """False if the serialized event `payload` cannot be selected: a session or
-        product id looked for is not among its bytes (a string field holds its
-        UTF-8 bytes as they are), so it need not be decoded."""
+        """False if the serialized event `payload` cannot be selected: the id of
+        `needles` is not among its bytes (a string field holds its UTF-8 bytes as
+        they are), so it need not be decoded."""
         return all(needle in payload for needle in self.needles)
 
     def selects(self, event: user_event_pb2.UserEvent) -> bool:
@@ -138,7 +144,10 @@ def parse_filter(text: str, catalog: str, field: str = "filter") -> EventFilter:
     def run() -> EventFilter:
         parser = _Parser(text, catalog)
         query = parser.parse()
-        return EventFilter(query, tuple(parser.session_ids), tuple(parser.product_ids))
+        # (each id once: a term given again selects nothing more, and is checked
+        # on every event decoded)
+        return EventFilter(query, tuple(dict.fromkeys(parser.session_ids)),
+                           tuple(dict.fromkeys(parser.product_ids)))
 
     return purge_filter.checked(text, field, run)
 
