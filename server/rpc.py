@@ -43,9 +43,10 @@ from server.errors import (
     to_rpc_status,
 )
 from server.policy import KeylessRefusals, Policy
-from server.policy.auth import Authenticator
+from server.policy.auth import READER_METHODS, Authenticator
 from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
 from server.policy.quota import TokenBuckets
+from server.policy.unsent import Unsent
 from server.ports import client_address
 from server.store import packed
 
@@ -219,19 +220,31 @@ def _decoder(deserializer: Callable[[bytes], Any] | None, method: str,
     return decode
 
 
-def _guard(handler: grpc.RpcMethodHandler, method: str,
-           envelope: Envelope) -> Callable[[Any, grpc.aio.ServicerContext], Any]:
+def _guard(handler: grpc.RpcMethodHandler, method: str, envelope: Envelope,
+           unsent: Unsent) -> Callable[[Any, grpc.aio.ServicerContext], Any]:
     behaviour = handler.unary_unary
     assert behaviour is not None  # only unary-unary handlers are guarded
     decode = _decoder(handler.request_deserializer, method)
     run = envelope.run
+    authenticate = envelope.policy.authenticate_early
+    refusable = method in READER_METHODS  # (the reads; others change what is stored)
+
+    async def held(request: Any, context: grpc.aio.ServicerContext) -> bytes:
+        """The answer, serialized and, when large, counted until its call ends."""
+        answer = await behaviour(request, context)  # type: ignore[arg-type]
+
+        def holder() -> str | None:  # (its key, looked up again for a large answer alone)
+            grant = authenticate(method, context.invocation_metadata())  # type: ignore[arg-type]
+            return grant.identity.hex() if grant is not None else None
+
+        return unsent.held(answer, holder, context, refusable)
 
     async def guarded(raw: Any, context: grpc.aio.ServicerContext) -> Any:
         # grpc.aio's metadata is a tuple of (key, value) pairs; its stubs say otherwise
         # A large request (a million-element list) takes seconds to decode and
         # check: off the loop, as the HTTP gateway decodes its large bodies.
         answer = await run(method, context.invocation_metadata(), raw, decode,  # type: ignore[arg-type]
-                           context, behaviour,
+                           context, held,
                            large=isinstance(raw, bytes) and len(raw) > LARGE_REQUEST_BYTES)
         if isinstance(answer, FootfallError):
             status = rpc_status.to_status(status_of(answer))
@@ -660,8 +673,9 @@ class CallGuard(grpc.GenericRpcHandler):
 
     def __init__(self, policy: Policy | None = None, max_streams: int = 1000,
                  max_keyless_streams: int = -1, per_address: int = 16,
-                 keyless_seconds: float = 0.0) -> None:
+                 keyless_seconds: float = 0.0, max_answer_bytes: int = 10 << 20) -> None:
         self._envelope = Envelope(policy or Policy(()), TRANSPORT)
+        self._unsent = Unsent(max_answer_bytes)  # unary answers not yet taken
         # Streams anyone may open (health watches, reflection): never all the calls
         # --max-concurrent-rpcs allows, so writes and health checks stay possible; and
         # of them, never all to callers without a key (one client held all 1,000 with
@@ -704,7 +718,7 @@ class CallGuard(grpc.GenericRpcHandler):
             return _out_of_scope(method) if method.startswith(GOOGLE_APIS) else None
         if handler.unary_unary is not None:
             handler = grpc.unary_unary_rpc_method_handler(
-                _guard(handler, method, self._envelope),
+                _guard(handler, method, self._envelope, self._unsent),
                 request_deserializer=None,  # decoded in the guard
                 response_serializer=_as_is(handler.response_serializer),
             )

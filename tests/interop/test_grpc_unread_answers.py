@@ -1,0 +1,159 @@
+"""A gRPC client that asks for large answers and never reads them (its HTTP/2
+window left at 0): what the server holds for it is bounded by its key's share of
+the budget of large answers, the calls past it are refused RESOURCE_EXHAUSTED,
+other keys are served meanwhile, and the share comes back once its calls end.
+Before, grpc kept every answer until its client took it: four connections of 200
+such calls took the server from 0.2 to 0.8 GB in 24 s, and on. Raw HTTP/2 (no
+grpc client leaves its window shut); imports nothing of ours."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+import requests
+from google.cloud import retail_v2
+
+from .console import Console
+from .http2 import (
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    HEADERS,
+    PREFACE,
+    SETTINGS,
+    Frames,
+    call_headers,
+    frame,
+    header,
+)
+from .support import RPC_DEADLINE, retail_client, running_server, sqlite_url, wait_until
+from .trust import with_key, write_keys
+
+CATALOG = "projects/p/locations/global/catalogs/default_catalog"
+LIST = "/footfall.console.v1.ConsoleService/ListUserEvents"
+HOLDER = "unread-grpc-reader-key-0123456789ab"
+OTHER = "unread-grpc-other-reader-0123456789"
+WRITER = "unread-grpc-writer-key-0123456789ab"
+PAGE = 100  # events of about 2 KB: a page of about 200 KB, a "large" answer
+CALLS = 120  # 24 MB of answers, where the key's share is 4 MiB (a quarter of 16 MiB)
+INITIAL_WINDOW_SIZE = 4  # a SETTINGS parameter
+
+
+def _varint(value: int) -> bytes:
+    out = b""
+    while value > 0x7F:
+        out += bytes([value & 0x7F | 0x80])
+        value >>= 7
+    return out + bytes([value])
+
+
+def _list_request() -> bytes:
+    """ListUserEventsRequest{parent: CATALOG, page_size: PAGE} as a gRPC message."""
+    parent = CATALOG.encode()
+    body = b"\x0a" + _varint(len(parent)) + parent + b"\x10" + _varint(PAGE)
+    return b"\x00" + len(body).to_bytes(4, "big") + body
+
+
+def _ended(frames: Frames, expected: int) -> set[int]:
+    """The streams the server ends with a HEADERS frame (trailers only: its answer
+    held back by the window would come as DATA first), read until `expected` of
+    them have or RPC_DEADLINE has passed."""
+    found: set[int] = set()
+    deadline = time.monotonic() + RPC_DEADLINE * 3
+    while len(found) < expected and time.monotonic() < deadline and not frames.closed:
+        found |= {stream for kind, flags, stream, _ in frames.read(0.2)
+                  if kind == HEADERS and flags & END_STREAM}
+    return found
+
+
+def _write_events(http_address: str, key: str | None) -> None:
+    """PAGE events of about 2 KB."""
+    with requests.Session() as http:
+        for n in range(PAGE):
+            answer = http.post(
+                f"http://{http_address}/v2/{CATALOG}/userEvents:write",
+                json={"eventType": "home-page-view", "visitorId": f"v{n}",
+                      "uri": "https://shop.example/" + "p" * 2000},
+                headers={"x-goog-api-key": key} if key else {}, timeout=RPC_DEADLINE)
+            assert answer.status_code == 200, answer.text
+
+
+def _never_read(port: int, calls: int, key: str | None) -> tuple[socket.socket, Frames]:
+    """A connection that asks for `calls` pages and reads none (its window 0: the
+    server may send headers, and no byte of an answer)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=RPC_DEADLINE)
+    sock.sendall(PREFACE + frame(SETTINGS, 0, 0, INITIAL_WINDOW_SIZE.to_bytes(2, "big")
+                                 + (0).to_bytes(4, "big")))
+    headers = call_headers(port, LIST) + (header("x-goog-api-key", key) if key else b"")
+    sock.sendall(b"".join(frame(HEADERS, END_HEADERS, stream, headers)
+                          + frame(DATA, END_STREAM, stream, _list_request())
+                          for stream in range(1, 2 * calls, 2)))
+    return sock, Frames(sock)
+
+
+@pytest.mark.timeout(120)
+def test_large_grpc_answers_never_read_hold_the_keys_share_and_no_more(tmp_path: Path) -> None:
+    keys = write_keys(tmp_path / "keys.json", {HOLDER: ("reader", ["p"]),
+                                               OTHER: ("reader", ["p"]),
+                                               WRITER: ("writer", ["p"])})
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"), "--auth-file",
+                        str(keys), "--max-request-bytes", str(1 << 20)) as server:
+        _write_events(server.http_address, WRITER)
+        sock, frames = _never_read(server.port, CALLS, HOLDER)
+        try:
+            # About 19 answers of 200 KB fill the share: the rest are refused.
+            refused = _ended(frames, CALLS - 30)
+            assert len(refused) >= CALLS - 30, f"{len(refused)} of {CALLS} calls refused"
+            with grpc.insecure_channel(server.address) as channel:
+                holder = Console(channel, with_key(HOLDER))
+                other = Console(channel, with_key(OTHER))
+                with pytest.raises(grpc.RpcError) as caught:
+                    holder.call("ListUserEvents", parent=CATALOG, pageSize=PAGE)
+                assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert "large answers not yet taken" in (caught.value.details() or "")
+                page = other.call("ListUserEvents", parent=CATALOG, pageSize=PAGE)
+                assert len(page["userEvents"]) == PAGE
+                sock.close()  # its calls end: the share is given back
+
+                def answered() -> bool:
+                    try:
+                        return len(holder.call("ListUserEvents", parent=CATALOG,
+                                               pageSize=PAGE)["userEvents"]) == PAGE
+                    except grpc.RpcError as error:
+                        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                        return False
+
+                wait_until(answered, "the key's answers given back once its calls ended")
+        finally:
+            sock.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_write_is_answered_while_large_answers_never_read_hold_the_room(
+        tmp_path: Path) -> None:
+    """Its answer comes once the event is stored: refused, the client would send the
+    write again, and the event would be stored twice."""
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
+                        "--max-request-bytes", str(1 << 20)) as server:
+        _write_events(server.http_address, None)
+        sock, frames = _never_read(server.port, CALLS, None)  # (no keys: one room for all)
+        try:
+            assert len(_ended(frames, CALLS - 100)) >= CALLS - 100  # the room is held
+            written = retail_client(server.address).write_user_event(
+                request=retail_v2.WriteUserEventRequest(
+                    parent=CATALOG, user_event=retail_v2.UserEvent(
+                        event_type="home-page-view", visitor_id="large",
+                        attributes={f"a{n}": retail_v2.CustomAttribute(text=["x" * 250] * 10)
+                                    for n in range(40)})),
+                timeout=RPC_DEADLINE)  # (its answer, the event as sent: 100 KB)
+            assert written.visitor_id == "large"
+            with grpc.insecure_channel(server.address) as channel:
+                with pytest.raises(grpc.RpcError) as caught:  # while a read is refused
+                    Console(channel).call("ListUserEvents", parent=CATALOG, pageSize=PAGE)
+                assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        finally:
+            sock.close()
