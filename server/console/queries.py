@@ -107,7 +107,14 @@ class _Parser(purge_filter.Parser):
             value = self.quoted_value(name.text)
             (self.session_ids if name.text == "sessionId" else self.product_ids).append(value)
         elif name.text == "joined":
+            token = self.peek()
             value = self.bare_value(name.text, "true or false", ("true", "false"))
+            if self.query.joined is not None and self.query.joined != (value == "true"):
+                # (the terms must all hold, and the later one replaced the earlier:
+                # `joined = true joined = false` listed the events not joined)
+                raise purge_filter.Fail(token.at if token is not None else name.at,
+                                        "joined is given as both true and false: no event "
+                                        "is both")
             self.query = replace(self.query, joined=value == "true")
         else:
             value = self.bare_value(name.text, f"one of {', '.join(TRANSPORTS)}",

@@ -102,6 +102,20 @@ def test_filters(channel: grpc.Channel, console: Any, text: str, expected: list[
     assert counted.count == len(expected)
 
 
+@pytest.mark.parametrize("text", ["joined = true joined = false",
+                                  "joined = false AND joined = TRUE"])
+def test_a_filter_of_joined_both_true_and_false_is_refused(console: Any, text: str) -> None:
+    """The later term replaced the earlier, where every term must hold: the first
+    listed the events not joined, the second those joined."""
+    with pytest.raises(grpc.RpcError) as caught:
+        console.CountUserEvents(console_pb2.CountUserEventsRequest(parent=PARENT, filter=text))
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    [violation] = bad_request(caught.value).field_violations
+    assert violation.field == "filter"
+    assert violation.description.endswith("joined is given as both true and false: no "
+                                          "event is both")
+
+
 def test_pages_of_big_events_stay_within_a_clients_message_limit(channel: grpc.Channel,
                                                                  console: Any) -> None:
     # ~1 MiB each: a page of 1,000 would be a gigabyte; a gRPC client takes 4 MiB.
