@@ -20,6 +20,18 @@ from server.store.group_commit import Join
 
 log = logging.getLogger("footfall.join")
 
+# An event joined is kept beside the event as received, and a console message of it
+# (console.v1.StoredUserEvent) holds both: of two events of up to --max-event-bytes
+# (2 MiB), it was 4,194,431 bytes, past the 4 MiB a gRPC client takes by default, so
+# no page holding it, nor a watch reaching it, could be read by one (a writer key's
+# event of 2 MiB less 10 bytes, naming a product of the catalog with another title).
+# So the two together are at most CLIENT_MESSAGE_BYTES (or --max-event-bytes, when
+# larger: no larger than an event not joined may be), less STORED_EVENT_ROOM: what
+# such a message holds besides them (id, times, a catalog's name of up to 800
+# characters).
+CLIENT_MESSAGE_BYTES = 4 * 1024 * 1024
+STORED_EVENT_ROOM = 1024
+
 
 def product_ids(events: Iterable[Any]) -> list[str]:
     return [d.product.id for e in events for d in e.product_details if d.product.id]
@@ -61,9 +73,11 @@ def join_with_catalog(event: Any, products: dict[str, Any]) -> bool:
 def join_within(catalog: str, event: Any, products: dict[str, Any], received: bytes,
                 max_event_bytes: int) -> tuple[bool, bytes]:
     """`join_with_catalog`, unless the products filled in would make `event` larger
-    than `max_event_bytes`: then it is left as `received` (its serialization before
-    the join) and counts as not joined, with an INFO line in the log. Never refused: a
-    refusal would tell a writer key which products the catalog holds, and how large.
+    than `max_event_bytes`, or the two forms kept of it (joined, and as received)
+    too large for one console message (see STORED_EVENT_ROOM): then it is left as
+    `received` (its serialization before the join) and counts as not joined, with an
+    INFO line in the log. Never refused: a refusal would tell a writer key which
+    products the catalog holds, and how large.
     Whether it is joined, and its deterministic serialization: made here when the
     join changed it (its size judged by its length, not by one more encoding), else
     `received`."""
@@ -74,7 +88,8 @@ def join_within(catalog: str, event: Any, products: dict[str, Any], received: by
     if not (joined and event.product_details):  # (the event as it was received)
         return joined, received
     payload = event.SerializeToString(deterministic=True)
-    if len(payload) > max_event_bytes:
+    if len(payload) > max_event_bytes or len(payload) + len(received) > \
+            max(CLIENT_MESSAGE_BYTES, max_event_bytes) - STORED_EVENT_ROOM:
         event.Clear()
         event.MergeFromString(received)
         _left_unjoined(catalog, event, max_event_bytes)
@@ -110,7 +125,9 @@ def _left_unjoined(catalog: str, event: Any, max_event_bytes: int) -> None:
     # (INFO, its type quoted: anyone with a writer key, public in a page, sends
     # these; a WARNING each, with a line break in the type, forged log lines)
     log.info("an event of %s (%.100r) is left not joined: its products filled in "
-             "from the catalog would make it larger than --max-event-bytes (%d)",
+             "from the catalog would make it larger than --max-event-bytes (%d), or the "
+             "two forms kept of it (joined, and as received) larger than a console "
+             "message of it may be",
              catalog, event.event_type, max_event_bytes)
 
 
