@@ -26,7 +26,7 @@ import sys
 import urllib.parse
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import orjson
 from google.protobuf import descriptor, field_mask_pb2, json_format
@@ -312,7 +312,10 @@ def _apply_body(request: Message, route: Route, body: bytes, bound: Iterable[str
         else:
             read.add(field.name)
         if former is not None:
-            getattr(request, field.name).MergeFromString(_empty_field(former))
+            getattr(request, field.name).MergeFromString(_empty_field(former.number))
+            # (given, and so read: the servicer's refusal of it is said beside any
+            # wrong value, as it is without one)
+            read.add(f"{field.name}.{former.name}")
     # (each value's violation holds the paths read in the whole request)
     read_in_request = frozenset(read)
     for at in unread:
@@ -373,27 +376,33 @@ def _fields_of_one_field(request: Message, document: dict[str, Any]) -> FieldVio
 
 
 # Fields a contract had and then took out, which clients built on the earlier contract
-# still send: by message, under their JSON and proto names, their numbers. In binary
-# such a field comes as an unknown field, where the servicer looks for it to refuse it
-# by name (talent v4beta1's ClientEvent.profile_event: see server/talent/validation.py);
+# still send: by message, under their JSON and proto names, each field. In binary such
+# a field comes as an unknown field, where the servicer looks for it to refuse it by
+# name (talent v4beta1's ClientEvent.profile_event: see server/talent/validation.py);
 # in JSON the parser refused the object it was in as having "no field named" it. So it
 # is taken out of the JSON and its message given an empty field of its number: the
 # servicer answers both transports alike.
-_FORMER_FIELDS: dict[str, dict[str, int]] = {
-    "google.cloud.talent.v4beta1.ClientEvent": {"profileEvent": PROFILE_EVENT_NUMBER,
-                                                "profile_event": PROFILE_EVENT_NUMBER},
+class _Former(NamedTuple):
+    name: str  # its proto name, as the servicer's refusal names it
+    number: int
+
+
+_PROFILE_EVENT = _Former("profile_event", PROFILE_EVENT_NUMBER)
+_FORMER_FIELDS: dict[str, dict[str, _Former]] = {
+    "google.cloud.talent.v4beta1.ClientEvent": {"profileEvent": _PROFILE_EVENT,
+                                                "profile_event": _PROFILE_EVENT},
 }
 
 
-def _without_former_field(field: FieldDescriptor, value: Any) -> tuple[Any, int | None]:
+def _without_former_field(field: FieldDescriptor, value: Any) -> tuple[Any, _Former | None]:
     """`value` (the JSON of the request's `field`) less the fields its message's contract
-    took out (_FORMER_FIELDS), and the number of one of them (None: it held none)."""
+    took out (_FORMER_FIELDS), and one of them (None: it held none)."""
     former = _FORMER_FIELDS.get(field.message_type.full_name) \
         if field.message_type is not None and not field.is_repeated else None
     if former is None or not isinstance(value, dict) or not value.keys() & former.keys():
         return value, None
-    number = next(former[key] for key in value if key in former)
-    return {key: item for key, item in value.items() if key not in former}, number
+    given = next(former[key] for key in value if key in former)
+    return {key: item for key, item in value.items() if key not in former}, given
 
 
 def _empty_field(number: int) -> bytes:

@@ -157,6 +157,22 @@ def test_not_found_and_already_exists_map_to_http(gateway: Running) -> None:
     assert (taken.status, taken.error()["status"]) == (409, "ALREADY_EXISTS")
 
 
+def test_a_v4beta1_profile_event_is_refused_beside_a_wrong_value(gateway: Running) -> None:
+    # The refusal of a profile_event (v4beta1's former field) is a rule about a value
+    # that read: said beside a value of the wrong type, not only once it is put right
+    profile = {"type": "VIEW", "profiles": [f"{TENANT}/profiles/c"]}
+    for name in ("profileEvent", "profile_event"):  # (its JSON name, its proto name)
+        event = {"requestId": 5, "eventId": "e1", "createTime": NOW, name: profile}
+        reply = post(gateway, f"/v4beta1/{TENANT}/clientEvents", {"clientEvent": event})
+        assert reply.status == 400, reply.body
+        assert list(reply.violations()) == ["client_event.request_id",
+                                            "client_event.profile_event"], reply.body
+        # as without it
+        del event["requestId"]
+        alone = post(gateway, f"/v4beta1/{TENANT}/clientEvents", {"clientEvent": event})
+        assert list(alone.violations()) == ["client_event.profile_event"], alone.body
+
+
 def test_enum_encoding_int_is_honoured(gateway: Running) -> None:
     event = {"eventId": "e1", "createTime": NOW,
              "jobEvent": {"type": 2, "jobs": [f"{TENANT}/jobs/j1"]}}  # VIEW, by number
