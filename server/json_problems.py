@@ -183,12 +183,16 @@ def _walk(data: Any, descriptor: Descriptor, root: Descriptor, above: list[str],
                 continue
             group = field.containing_oneof
             if group is not None and value is not None:
-                if group.name in oneofs:  # json_format's words for two of one oneof
+                if group.name in oneofs:  # json_format's words for two of one oneof,
+                    # each given a value that reads (else the parse names the first wrong
+                    # value in either, the first's once more, and never the two); the
+                    # second's own are told below, as the first's were
                     first = oneofs[group.name]
-                    _leaf(message_class, {first: data[first], key: value}, descriptor,
+                    _leaf(message_class, {first: _reads_as(message_class, fields[first]),
+                                          key: _reads_as(message_class, field)}, descriptor,
                           root, above, found, (id(data), first), here)
-                    continue
-                oneofs[group.name] = key
+                else:
+                    oneofs[group.name] = key
             if _walked_into(value, field, root, above, key, found, depth, message_class):
                 continue
         if protojson.reads_field(message_class, key, value) or not (
@@ -196,6 +200,17 @@ def _walk(data: Any, descriptor: Descriptor, root: Descriptor, above: list[str],
                                here) if _is_list(field, value)
                 else _leaf(message_class, {key: value}, descriptor, root, above, found, here)):
             found.read[here] = [*above, key]
+
+
+def _reads_as(message_class: type[Message], field: FieldDescriptor) -> Any:
+    """A JSON value that reads as `field` of a `message_class` message: its default
+    (an empty object for a message, "1970-01-01T00:00:00Z" for a Timestamp)."""
+    stand_in = message_class()
+    if field.message_type is not None:
+        getattr(stand_in, field.name).SetInParent()
+    else:
+        setattr(stand_in, field.name, field.default_value)
+    return json_format.MessageToDict(stand_in, preserving_proto_field_name=True)[field.name]
 
 
 def _walked_into(value: Any, field: FieldDescriptor, root: Descriptor, above: list[str],

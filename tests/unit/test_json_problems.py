@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from footfall.retail.v2 import product_pb2, user_event_pb2
+from footfall.retail.v2 import import_config_pb2, product_pb2, user_event_pb2
 from google.protobuf import json_format
 from google.rpc import error_details_pb2
 
@@ -111,6 +111,40 @@ def test_thousands_are_kept_to_what_an_answer_lists_and_counted_up_to_a_bound() 
     assert len(bad.field_violations) == MAX_REPORTED_VIOLATIONS + 1
     assert (bad.field_violations[-1].field, bad.field_violations[-1].description) == (
         "", "and more than 900 other violations")
+
+
+TWO_SOURCES = ('Message type "google.cloud.retail.v2.UserEventInputConfig" should not have '
+               'multiple "source" oneof fields')
+INLINE_TIME = "user_event_inline_source.user_events[0].event_time"
+
+
+@pytest.mark.parametrize(("inline", "gcs", "paths"), [
+    ({"userEvents": [{"eventTime": 5}]}, {"inputUris": ["gs://b/e"]}, [INLINE_TIME, ""]),
+    ({"userEvents": [{"eventTime": 5}]}, {"inputUris": [5]},
+     [INLINE_TIME, "", "gcs_source.input_uris[0]"]),
+    (5, {"inputUris": ["gs://b/e"]}, ["user_event_inline_source", ""]),
+    ({"userEvents": []}, {"inputUris": [5]}, ["", "gcs_source.input_uris[0]"]),
+    ({"userEvents": []}, 5, ["", "gcs_source"]),
+])
+def test_two_of_one_oneof_are_named_so_beside_the_wrong_values_in_them(
+        inline: Any, gcs: Any, paths: list[str]) -> None:
+    # Parsed together for json_format's words, two of one oneof were refused for the
+    # first wrong value in either: the first's was named twice, or the second's in
+    # place of the two, and the wrong values in the second were not looked for
+    found, more = problems({"userEventInlineSource": inline, "gcsSource": gcs},
+                           import_config_pb2.UserEventInputConfig)
+    assert [path for path, _ in found] == paths and more == 0, found
+    assert found[paths.index("")] == ("", TWO_SOURCES)
+
+
+def test_two_of_one_oneof_of_well_known_types_are_named_so_too() -> None:
+    expiration = ('Message type "google.cloud.retail.v2.Product" should not have multiple '
+                  '"expiration" oneof fields')
+    for document, paths in (({"expireTime": 5, "ttl": "1s"}, ["expire_time", ""]),
+                            ({"expireTime": "2024-01-01T00:00:00Z", "ttl": 5}, ["", "ttl"])):
+        found, more = problems(document, product_pb2.Product)
+        assert [path for path, _ in found] == paths and more == 0, found
+        assert found[paths.index("")] == ("", expiration)
 
 
 def test_a_product_too() -> None:
