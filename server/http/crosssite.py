@@ -186,7 +186,7 @@ def open_to_any(route: Route | None) -> bool:
 
 
 class OriginCheck:
-    """Origin and Content-Type of calls that change state."""
+    """Origin of calls from pages (reads too), Content-Type of calls that change state."""
 
     def __init__(self, cors_origins: Iterable[str]) -> None:
         self._origins = frozenset(o.rstrip("/").lower() for o in cors_origins)
