@@ -84,6 +84,20 @@ def _batch_messages(wire: bytes) -> Iterator[bytes]:
     yield wire[start:]
 
 
+async def _write_message(write: Callable[[bytes], Awaitable[None]], wire: bytes,
+                         batched: bool) -> None:
+    """Write a watch's message `wire` (as several when `batched` and large). A
+    function of its own so that no name holds the bytes once they are written: a
+    local of the watch's loop kept each watch's last message while it waited for
+    the next, outside feed.HELD_BYTES (200 watches of clients that read nothing,
+    events of 2 kB: 230-520 MiB more, against about 100)."""
+    if batched and len(wire) > BATCH_MESSAGE_BYTES:
+        for part in _batch_messages(wire):
+            await write(part)
+    else:
+        await write(wire)
+
+
 class _SendClock:
     """Calls `too_slow` once a message has been written for SEND_SECONDS, with one
     timer for the watch, not one for each message: uvloop's timer, made and
@@ -320,11 +334,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
             async for message in messages:
                 clock.writing()
                 try:
-                    if batched:
-                        for part in _batch_messages(message.wire()):
-                            await write(part)
-                    else:
-                        await write(message.wire())
+                    await _write_message(write, message.wire(), batched)
                 except Exception as gone:
                     # The caller went while a message was being written (grpc's
                     # ExecuteBatchError): the watch ends as a cancelled call does, with
