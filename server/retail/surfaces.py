@@ -37,7 +37,7 @@ from google.longrunning import operations_pb2
 from google.protobuf import descriptor, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
-from server.errors import FieldViolation, ResourceError, raise_if_any
+from server.errors import FieldViolation, InvalidArgument, ResourceError, raise_if_any
 from server.loop import off_loop
 from server.operations import records
 from server.operations.runner import OperationRunner
@@ -89,8 +89,9 @@ class Surface:
                                     (after or {}).get(method.name))
             setattr(self, method.name, call)
 
-    def partly_read_refusal(self, method: str, request: Any, found: Any, context: Any
-                            ) -> Any:
+    def partly_read_refusal(self, method: str, request: Message,
+                            found: list[FieldViolation], context: Any
+                            ) -> InvalidArgument | None:
         """The v2 servicer's refusal of a REST request of a method bridged to it whose
         body held values of the wrong type (see HttpGateway); None when it has none."""
         v2_request = self._v2_requests.get(method)

@@ -188,10 +188,11 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
             # object and so `is required`, waits for them)
             found = [*found, *json_problems.beside_unread(decoded, found)]
         elif method == "ImportUserEvents":
+            # An inline event's rules are failures of the import when it runs; refused
+            # for its wrong values, it is told of them at once. (No catalog: its rules
+            # need none.)
             check = import_events.EventCheck("", self._strict, self._max_event_bytes,
-                                             self._clock.now_ns() // 10**9)  # (no catalog:
-            # its rules need none) An inline event's rules are failures of the import
-            # when it runs; refused for its wrong values, it is told of them at once.
+                                             self._clock.now_ns() // 10**9)
             problems: list[FieldViolation] = []
             gather(problems, parse_catalog, request.parent, "parent")
             return InvalidArgument([*problems, *found,

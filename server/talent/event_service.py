@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 import grpc.aio
@@ -44,6 +44,16 @@ from server.talent.difference import first_difference
 from server.talent.validation import client_event_violations, holds_profile_event
 
 
+class Judged(NamedTuple):
+    """A client event judged (ClientEvents._judged): the tenant its parent names
+    (None for a bad one), the event as v4's ClientEvent (None when there is none or
+    it is over the size limit: not looked at), and every violation of both."""
+
+    tenant: TenantName | None
+    event: event_pb2.ClientEvent | None
+    violations: list[FieldViolation]
+
+
 class ClientEvents:
     """What both versions' CreateClientEvent do, over v4's message."""
 
@@ -72,9 +82,10 @@ class ClientEvents:
                                   profile_event)
         # (55,000 jobs of bad names, a writer key's 2 MB, held the loop 0.5 s while
         # each was told why: off the loop, as a retail event's rules)
-        tenant, event, violations = await in_decoder(judge) \
+        judged = await in_decoder(judge) \
             if sent is not None and sent.ByteSize() > LARGE_REQUEST_BYTES else judge()
-        raise_if_any(violations)
+        raise_if_any(judged.violations)
+        tenant, event = judged.tenant, judged.event
         assert tenant is not None and event is not None
         payload = event.SerializeToString(deterministic=True)
         created = event.create_time
@@ -97,7 +108,6 @@ class ClientEvents:
                 f"by a different event: {which}")
         return bytes(stored)
 
-
     def partly_read_refusal(self, parent: str, sent: Message | None,
                             found: list[FieldViolation],
                             tenant_name: Callable[[str, str], TenantName] = parse_tenant,
@@ -106,14 +116,13 @@ class ClientEvents:
         """The refusal of a REST request to create `sent` whose body held values of the
         wrong type (`found`, UnreadValues; `sent` read without them): they are said
         beside what the rules (see `create`) say of the values that did read."""
-        violations = self._judged(parent, sent, tenant_name, job_name, profile_event)[2]
+        violations = self._judged(parent, sent, tenant_name, job_name,
+                                  profile_event).violations
         return InvalidArgument([*found, *json_problems.beside_unread(violations, found)])
 
     def _judged(self, parent: str, sent: Message | None,
                 tenant_name: Callable[[str, str], TenantName],
-                job_name: Callable[[str, str], JobName], profile_event: bool
-                ) -> tuple[TenantName | None, event_pb2.ClientEvent | None,
-                           list[FieldViolation]]:
+                job_name: Callable[[str, str], JobName], profile_event: bool) -> Judged:
         """The tenant `parent` names, the event `sent` as v4's ClientEvent, and the
         violations of both (see `create`)."""
         violations: list[FieldViolation] = []
@@ -121,18 +130,18 @@ class ClientEvents:
         event = None
         if sent is None:
             violations.append(FieldViolation("client_event", "is required"))
-            return tenant, event, violations
+            return Judged(tenant, event, violations)
         too_big = event_size_violation(sent, "client_event", self._max_event_bytes)
         if too_big is not None:
             violations.append(too_big)
-            return tenant, event, violations
+            return Judged(tenant, event, violations)
         # (v4beta1's read as v4's by its bytes; v4's as it came)
         event = sent if isinstance(sent, event_pb2.ClientEvent) \
             else event_pb2.ClientEvent.FromString(sent.SerializeToString())
         violations.extend(client_event_violations(
             event, tenant, self._clock.now_ns() // 1_000_000_000, job_name=job_name,
             profile_event=profile_event))
-        return tenant, event, violations
+        return Judged(tenant, event, violations)
 
 
 class EventService(event_service_pb2_grpc.EventServiceServicer):
