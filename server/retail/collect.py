@@ -140,30 +140,15 @@ def decode_collect_request(request: Any, event: Any) -> list[FieldViolation]:
     be a mistake); a JSON object that is not one is reported in one violation,
     not by the first of its fields a UserEvent lacks.
     """
-    violations: list[FieldViolation] = []
+    violations = request_violations(request)
     rule = request.prebuilt_rule
-    # (an empty one, `prebuiltRule=` from a template, names no rule: it is no rule)
-    refused_rule = bool(rule) and rule not in KNOWN_PREBUILT_RULES
-    if refused_rule:
-        violations.append(FieldViolation("prebuilt_rule", _refused_rule(rule)))
-    if len(request.user_event) > MAX_USER_EVENT_CHARS:
-        violations.append(too_long("user_event", request.user_event, MAX_USER_EVENT_CHARS))
-    if len(request.uri) > MAX_URI_CHARS:
-        violations.append(too_long("uri", request.uri, MAX_URI_CHARS))
-    if request.ets < 0:
-        violations.append(FieldViolation("ets", f"must not be negative, got {request.ets}"))
-    elif request.ets > MAX_ETS_MILLIS:
-        violations.append(FieldViolation("ets", f"must be milliseconds before the year 10000, "
-                                                f"got {request.ets}"))
-    if not request.user_event and not request.raw_json:
-        violations.append(FieldViolation("user_event", "is required (or raw_json)"))
     try:
         # The contract: when raw_json is given, user_event is ignored.
         if request.raw_json:
             try:
                 parse_event_json(request.raw_json, "raw_json", event)
             except InvalidArgument:
-                if not refused_rule or not _is_json_object(request.raw_json):
+                if not _is_refused(rule) or not _is_json_object(request.raw_json):
                     raise
                 # JSON in the rule's format (a GA4 row): which of its fields a
                 # UserEvent lacks is beside the point, the rule is.
@@ -184,6 +169,32 @@ def decode_collect_request(request: Any, event: Any) -> list[FieldViolation]:
     if not event.HasField("event_time") and _usable_ets(request):
         event.event_time.FromMilliseconds(request.ets)
     return violations
+
+
+def request_violations(request: Any) -> list[FieldViolation]:
+    """The violations of a CollectUserEventRequest's own fields, whatever its event
+    holds: an unknown prebuilt rule, size limits, a bad `ets`, no event at all."""
+    violations: list[FieldViolation] = []
+    if _is_refused(request.prebuilt_rule):
+        violations.append(FieldViolation("prebuilt_rule", _refused_rule(request.prebuilt_rule)))
+    if len(request.user_event) > MAX_USER_EVENT_CHARS:
+        violations.append(too_long("user_event", request.user_event, MAX_USER_EVENT_CHARS))
+    if len(request.uri) > MAX_URI_CHARS:
+        violations.append(too_long("uri", request.uri, MAX_URI_CHARS))
+    if request.ets < 0:
+        violations.append(FieldViolation("ets", f"must not be negative, got {request.ets}"))
+    elif request.ets > MAX_ETS_MILLIS:
+        violations.append(FieldViolation("ets", f"must be milliseconds before the year 10000, "
+                                                f"got {request.ets}"))
+    if not request.user_event and not request.raw_json:
+        violations.append(FieldViolation("user_event", "is required (or raw_json)"))
+    return violations
+
+
+def _is_refused(rule: str) -> bool:
+    """Whether the prebuilt_rule `rule` is refused (an empty one, `prebuiltRule=` from
+    a template, names no rule: it is no rule)."""
+    return bool(rule) and rule not in KNOWN_PREBUILT_RULES
 
 
 def _refused_rule(rule: str) -> str:

@@ -181,6 +181,12 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         time_field = None
         if method == "WriteUserEvent" and request.HasField("user_event"):
             event, path = request.user_event, "user_event"
+        elif method == "CollectUserEvent" and any(v.field == "raw_json" for v in found):
+            # A raw_json that read would be the event (user_event is then ignored): what
+            # the rules say of the event hangs on it, and waits; the request's own do not
+            return InvalidArgument([*_parent_violations(request.parent), *found,
+                                    *json_problems.beside_unread(
+                                        collect.request_violations(request), found)])
         elif method == "CollectUserEvent":
             event, path, decoded, time_field = self._collected(
                 request, collect.requester_of(context))
@@ -193,9 +199,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
             # need none.)
             check = import_events.EventCheck("", self._strict, self._max_event_bytes,
                                              self._clock.now_ns() // 10**9)
-            problems: list[FieldViolation] = []
-            gather(problems, parse_catalog, request.parent, "parent")
-            return InvalidArgument([*problems, *found,
+            return InvalidArgument([*_parent_violations(request.parent), *found,
                                     *import_events.inline_rules(request, check, found)])
         else:
             return None
@@ -320,3 +324,10 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         query = rejoin.check_request(request)
         return await off_loop(self._runner.submit, query.catalog, rejoin.KIND, request,
                               rejoin.new_operation)
+
+
+def _parent_violations(parent: str) -> list[FieldViolation]:
+    """What is wrong with `parent` as a catalog's name (nothing when it names one)."""
+    problems: list[FieldViolation] = []
+    gather(problems, parse_catalog, parent, "parent")
+    return problems

@@ -257,6 +257,25 @@ def test_a_rest_collect_says_the_rules_about_what_read_beside_the_wrong_values(
     assert count_events(server.store, catalog, server.workdir) == 0
 
 
+def test_a_rest_collect_says_no_rule_of_the_event_a_wrong_raw_json_would_replace(
+        server: ServerProcess, catalog: str) -> None:
+    """A raw_json that read would be the event, user_event then ignored: beside a
+    raw_json of the wrong type, the rules about user_event's event (and its JSON) wait;
+    the request's own are said. (Its visitor_id was said, a rule about an event the
+    sender would not have stored.)"""
+    url = f"http://{server.http_address}/v2/{catalog}/userEvents:collect"
+    ruled_out = json.dumps({"eventType": "home-page-view", "visitorId": "v" * 200})
+    for user_event in (ruled_out, '{"eventType": 7}', "{not json"):
+        said = bad_request(requests.post(url, json={"rawJson": 5, "userEvent": user_event,
+                                                    "uri": "u" * 6_000}, timeout=RPC_DEADLINE))
+        assert [field for field, _ in said] == ["raw_json", "uri"], (user_event, said)
+    # with no wrong value beside it, the event's rules are said
+    said = bad_request(requests.post(url, json={"userEvent": ruled_out, "uri": "u" * 6_000},
+                                     timeout=RPC_DEADLINE))
+    assert [field for field, _ in said] == ["uri", "user_event.visitor_id"], said
+    assert count_events(server.store, catalog, server.workdir) == 0
+
+
 def test_a_rest_client_event_says_the_rules_about_what_read_beside_the_wrong_values(
         server: ServerProcess, tenant: str) -> None:
     elsewhere = "projects/footfall-interop/tenants/elsewhere/jobs/j-1"
