@@ -164,9 +164,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
             gather(problems, parse_catalog, request.parent, "parent")
             raise InvalidArgument([*problems, FieldViolation("user_event", "is required")])
         event = request.user_event  # ours (decoded for this call): stamped and joined in place
-        if event.user_info.direct_user_request:  # "ip_address and user_agent can be
-            # populated from the HTTP request" (Google's UserInfo), when left empty
-            collect.fill_from_requester(event, collect.direct_requester(context))
+        _fill_direct_request(event, context)
         await self._store_event(request.parent, event, "user_event",
                                 wait=not request.write_async)
         return event
@@ -181,6 +179,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         time_field = None
         if method == "WriteUserEvent" and request.HasField("user_event"):
             event, path = request.user_event, "user_event"
+            _fill_direct_request(event, context)  # (judged as WriteUserEvent would)
         elif method == "CollectUserEvent" and any(v.field == "raw_json" for v in found):
             # A raw_json that read would be the event (user_event is then ignored): what
             # the rules say of the event hangs on it, and waits; the request's own do not
@@ -324,6 +323,14 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         query = rejoin.check_request(request)
         return await off_loop(self._runner.submit, query.catalog, rejoin.KIND, request,
                               rejoin.new_operation)
+
+
+def _fill_direct_request(event: user_event_pb2.UserEvent, context: Any) -> None:
+    """Fill the User-Agent and address `event` leaves empty from the call's, when its
+    user_info.direct_user_request says it came from the end user's device: "ip_address
+    and user_agent can be populated from the HTTP request" (Google's UserInfo)."""
+    if event.user_info.direct_user_request:
+        collect.fill_from_requester(event, collect.direct_requester(context))
 
 
 def _parent_violations(parent: str) -> list[FieldViolation]:

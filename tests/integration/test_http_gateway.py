@@ -173,6 +173,26 @@ def test_a_v4beta1_profile_event_is_refused_beside_a_wrong_value(gateway: Runnin
         assert list(alone.violations()) == ["client_event.profile_event"], alone.body
 
 
+def test_a_direct_user_request_beside_a_wrong_value_is_judged_as_filled_in(
+        settings: Settings, clock: FixedClock) -> None:
+    # A direct user request's event is filled from its HTTP request (User-Agent,
+    # address) before the rules run; refused for a wrong value, it is judged so too.
+    # Filled in, this one passes --max-event-bytes: as without the wrong value, it is
+    # told that alone (which waits for the value), not its visitor_id.
+    write = f"/v2/{CATALOG}/userEvents:write"
+    agent = {"User-Agent": "a" * 1_000}
+    event = {"eventType": "home-page-view", "visitorId": "v" * 200,
+             "uri": "https://shop.example/" + "p" * 1_500, "userInfo": {"directUserRequest": True}}
+    for running in serve(settings, clock, max_event_bytes=2_048):
+        assert list(post(running, write, {**event, "eventTime": NOW}, **agent).violations()) \
+            == ["user_event"]
+        assert list(post(running, write, {**event, "eventTime": 5}, **agent).violations()) \
+            == ["user_event.event_time"]
+        # (its User-Agent short: its visitor_id is said beside the wrong value)
+        assert list(post(running, write, {**event, "eventTime": 5}).violations()) == [
+            "user_event.event_time", "user_event.visitor_id"]
+
+
 def test_enum_encoding_int_is_honoured(gateway: Running) -> None:
     event = {"eventId": "e1", "createTime": NOW,
              "jobEvent": {"type": 2, "jobs": [f"{TENANT}/jobs/j1"]}}  # VIEW, by number
