@@ -207,10 +207,12 @@ def _as_items(lines: list[tuple[str, bytes]], checked: list[V | str],
 
 def check_gcs_source(source: import_config_pb2.GcsSource, root: Path, prefix: str,
                      schemas: Sequence[str], schema_help: str,
-                     deadline: float | None = None) -> list[FieldViolation]:
+                     deadline: float | None = None, files: bool = True
+                     ) -> list[FieldViolation]:
     """Violations of a GcsSource at `prefix` (e.g. input_config.gcs_source). Listing
     stops at the first URI past gcs.MAX_FILES files in all; DEADLINE_EXCEEDED when
-    `deadline` (time.monotonic()) passes first."""
+    `deadline` (time.monotonic()) passes first. `files`: whether the URIs' files are
+    looked for (see check_sources)."""
     uris = f"{prefix}.input_uris"
     out: list[FieldViolation] = []
     if source.data_schema not in schemas:
@@ -221,6 +223,8 @@ def check_gcs_source(source: import_config_pb2.GcsSource, root: Path, prefix: st
     if len(source.input_uris) > gcs.MAX_FILES:
         out.append(FieldViolation(uris, f"at most {gcs.MAX_FILES} URIs, "
                                         f"got {len(source.input_uris)}"))
+        return out
+    if not files:
         return out
     total = 0
     for i, uri in enumerate(source.input_uris):
@@ -253,9 +257,12 @@ class SourceRules:
 
 
 def check_sources(request: R, root: Path, rules: SourceRules,
-                  deadline: float | None = None) -> list[FieldViolation]:
+                  deadline: float | None = None, files: bool = True) -> list[FieldViolation]:
     """Violations of an import request's input_config and errors_config; creates
-    nothing. DEADLINE_EXCEEDED when `deadline` passes while listing files."""
+    nothing. DEADLINE_EXCEEDED when `deadline` passes while listing files. `files`:
+    whether the files its gs:// URIs name (and its errors folder) are looked for, which
+    is done off the event loop: the refusal of a REST body's values of the wrong type,
+    made where the body is read, leaves them out (said once the values read)."""
     out: list[FieldViolation] = []
     config = request.input_config
     source = config.WhichOneof("source")
@@ -282,8 +289,8 @@ def check_sources(request: R, root: Path, rules: SourceRules,
                                  "error_samples"))
     else:
         out.extend(check_gcs_source(config.gcs_source, root, "input_config.gcs_source",
-                                    rules.schemas, rules.schema_help, deadline))
-    if request.errors_config.gcs_prefix and (
+                                    rules.schemas, rules.schema_help, deadline, files))
+    if files and request.errors_config.gcs_prefix and (
             source == "gcs_source" or source == rules.inline and rules.inline_errors):
         gather(out, gcs.check_output_folder, root, request.errors_config.gcs_prefix,
                ERRORS_FIELD)

@@ -36,6 +36,7 @@ from server.policy import deadline_of
 from server.policy.envelope import LARGE_REQUEST_BYTES
 from server.policy.limits import event_size_violation
 from server.retail import collect, import_events, join, plain_pixel, purge, rejoin, validation
+from server.retail.bulk_import import check_sources
 from server.store import Store
 
 log = logging.getLogger(__name__)
@@ -174,8 +175,9 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         """The refusal of a REST call to `method` whose body held values of the wrong
         type (`found`, UnreadValues), `request` holding the rest of it: they are said
         beside what the rules say of the values that did read, as for a pixel's event
-        (see `_violations`), or for an import's inline events. None for a method whose
-        rules are not said so."""
+        (see `_violations`), or for an import's sources (but the files they name: see
+        bulk_import.check_sources) and inline events. None for a method whose rules are
+        not said so."""
         time_field = None
         if method == "WriteUserEvent" and request.HasField("user_event"):
             event, path = request.user_event, "user_event"
@@ -198,7 +200,10 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
             # need none.)
             check = import_events.EventCheck("", self._strict, self._max_event_bytes,
                                              self._clock.now_ns() // 10**9)
+            sources = check_sources(request, self._gcs_root, import_events.SOURCES,
+                                    files=False)  # (import_events.check_request's, but files)
             return InvalidArgument([*_parent_violations(request.parent), *found,
+                                    *json_problems.beside_unread(sources, found),
                                     *import_events.inline_rules(request, check, found)])
         else:
             return None

@@ -368,3 +368,24 @@ def test_an_inline_import_over_rest_says_the_rules_about_what_read_beside_the_wr
         f"{INLINE_EVENT}visitor_id", f"{INLINE_EVENT}session_id"], said
     assert "; ".join(f"{field}: {why}" for field, why in said[2:]) == inline, (said, inline)
     assert count_events(server.store, catalog, server.workdir) == 0
+
+
+def test_an_import_over_rest_says_the_rules_about_its_sources_beside_the_wrong_values(
+        server: ServerProcess, catalog: str) -> None:
+    """Refused for a wrong value, an import is told what the rules say of its sources
+    too, as when it is called (a schema it does not read); the files its URIs name are
+    looked for once its values read. (It was told its wrong values alone.)"""
+    source = {"gcsSource": {"inputUris": ["gs://nowhere/e.json"], "dataSchema": "product"}}
+    for version in ("v2", "v2beta"):
+        url = f"http://{server.http_address}/{version}/{catalog}/userEvents:import"
+        said = bad_request(requests.post(url, json={"inputConfig": source,
+                                                    "errorsConfig": {"gcsPrefix": 5}},
+                                         timeout=RPC_DEADLINE))
+        assert [field for field, _ in said] == [
+            "errors_config.gcs_prefix", "input_config.gcs_source.data_schema"], (version, said)
+        assert "unsupported schema 'product'" in said[1][1], said
+        said = bad_request(requests.post(url, json={"inputConfig": source},
+                                         timeout=RPC_DEADLINE))
+        assert [field for field, _ in said] == [
+            "input_config.gcs_source.data_schema", "input_config.gcs_source.input_uris[0]"
+        ], (version, said)
