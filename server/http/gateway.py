@@ -53,6 +53,7 @@ from server.errors import (
 )
 from server.http import console_pages, pixel, sse, tracker, transcode
 from server.http.answers import Answers
+from server.http.body_bounds import BodyBounds
 from server.http.budget import Budget
 from server.http.connections import (
     CONTINUE,
@@ -180,14 +181,14 @@ _PATH_FORMS = (
 
 
 def _request_of(route: Route, path_values: dict[str, str], query: Iterable[tuple[str, str]],
-                context: CallContext, body: bytes) -> Any:
+                context: CallContext, bounds: BodyBounds, body: bytes) -> Any:
     """transcode.build_request's request of a call on `route`; INVALID_ARGUMENT as it
     refuses, where a body of values of the wrong type (and nothing else wrong) is told
     of them beside what the servicer's rules say of the values that did read
     (Route.partly_read), as a pixel's event is, and as the rules would say of the same
     request sent over gRPC without those values."""
     try:
-        return transcode.build_request(route, path_values, query, body)
+        return transcode.build_request(route, path_values, query, body, bounds)
     except transcode.PartlyRead as refused:
         judged = route.partly_read(refused.request, refused.violations, context) \
             if route.partly_read is not None else None
@@ -355,6 +356,7 @@ class HttpGateway:
         self._bodies = Budget(BODIES_HELD * settings.max_request_bytes,  # read or served
                               f"{BODIES_HELD} x --max-request-bytes")
         self._answers = Answers(settings.max_request_bytes)  # large, being written as JSON
+        self._body_bounds = BodyBounds(settings.max_event_bytes)
         self._scrapes = Scrapes(self._policy.metrics.render)
         self._streams = 0  # open server-sent-event streams (see STREAM_SHARE)
         self._project_streams: dict[str, int] = {}  # of those, each project's
@@ -522,7 +524,8 @@ class HttpGateway:
                                       grant)
         work = self._holding(holder, len(body), envelope.run(
             method, context.invocation_metadata(), body,
-            functools.partial(_request_of, route, path_values, request.query.items(), context),
+            functools.partial(_request_of, route, path_values, request.query.items(), context,
+                              self._body_bounds),
             context, functools.partial(_answer, route, output, self._answers, holder, request),
             grant, started,
             large=json_large(body, request.query_string),

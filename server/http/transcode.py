@@ -41,6 +41,7 @@ from server.errors import (
     raise_if_any,
     unlisted,
 )
+from server.http.body_bounds import BodyBounds
 from server.http.routes import Route
 from server.talent.validation import PROFILE_EVENT_NUMBER
 
@@ -213,11 +214,12 @@ def _apply_path(request: Message, path_values: Mapping[str, str]) -> list[FieldV
     return violations
 
 
-def _apply_body(request: Message, route: Route, body: bytes, bound: Iterable[str]
-                ) -> list[FieldViolation]:
+def _apply_body(request: Message, route: Route, body: bytes, bound: Iterable[str],
+                bounds: BodyBounds | None) -> list[FieldViolation]:
     """The violations of the JSON `body` read into `request`; a value of the wrong type
     that the rest of its field reads around is an UnreadValue, holding the paths that
-    read (`bound`, those the URL path sets, among them)."""
+    read (`bound`, those the URL path sets, among them). A body past one of `bounds`
+    is not read: that is its one violation."""
     if not body.strip():
         return []
     where = route.body if route.body != "*" else "body"
@@ -263,6 +265,10 @@ def _apply_body(request: Message, route: Route, body: bytes, bound: Iterable[str
         misplaced = _fields_of_one_field(request, document)
         if misplaced is not None:
             return [misplaced]
+    past = bounds.violation(cast(descriptor.Descriptor, request.DESCRIPTOR), document,
+                            len(body)) if bounds is not None else None
+    if past is not None:
+        return [past]
     fields = protojson.fields_by_any_name(request.DESCRIPTOR)
     violations: list[FieldViolation] = []
     unread: list[int] = []  # of `violations`, those of values read around
@@ -650,9 +656,11 @@ def _plain_request(route: Route, path_values: Mapping[str, str],
 
 
 def build_request(route: Route, path_values: Mapping[str, str],
-                  query: Iterable[tuple[str, str]], body: bytes) -> Message:
+                  query: Iterable[tuple[str, str]], body: bytes,
+                  bounds: BodyBounds | None = None) -> Message:
     """The request message for a call on `route`; INVALID_ARGUMENT listing every
-    bad body field, query parameter and path value."""
+    bad body field, query parameter and path value, or the one bound of `bounds` its
+    body is past (then not parsed)."""
     if not isinstance(query, Collection):  # read twice when the plain path gives up
         query = list(query)
     if not route.body and not body:
@@ -662,7 +670,7 @@ def build_request(route: Route, path_values: Mapping[str, str],
     request = route.request_class()
     violations = []
     if route.body:
-        violations.extend(_apply_body(request, route, body, path_values))
+        violations.extend(_apply_body(request, route, body, path_values, bounds))
     elif body.strip():
         violations.append(FieldViolation("body", f"{route.http_method} "
                                                  f"{route.template.text} takes no body"))

@@ -22,6 +22,8 @@ def event_size_violation(event: Any, path: str, limit: int) -> FieldViolation | 
     return size_violation(found, path, limit)
 
 
-def size_violation(found: int, path: str, limit: int) -> FieldViolation:
-    """`path: is N bytes; at most LIMIT`, of an event of `found` bytes (more than `limit`)."""
-    return FieldViolation(path, f"is {found} bytes; at most {limit}")
+def size_violation(found: int, path: str, limit: int, at_least: bool = False) -> FieldViolation:
+    """`path: is N bytes; at most LIMIT`, of an event of `found` bytes (more than `limit`);
+    `at_least`: `found` is a lower bound (`is at least N bytes`), counted of its JSON."""
+    return FieldViolation(path, f"is {'at least ' if at_least else ''}{found} bytes; "
+                                f"at most {limit}")

@@ -255,6 +255,21 @@ class SourceRules:
     # user events: "Cannot be set for inline user event imports", Google says)
     inline_errors: bool = False
 
+    @property
+    def inline_path(self) -> str:
+        """The inline source's list, e.g. input_config.user_event_inline_source.user_events."""
+        return f"input_config.{self.inline}.{self.items}"
+
+    def too_many_inline(self, count: int) -> FieldViolation | None:
+        """The violation of an inline source of `count` items, over max_inline; else None
+        (said here for the servicer and for a REST body counted before it is read:
+        server.http.body_bounds)."""
+        if count <= self.max_inline:
+            return None
+        return FieldViolation(self.inline_path, f"at most {self.max_inline} {self.what}s "
+                                                f"inline, got {count}; import larger sets "
+                                                "from files with gcs_source")
+
 
 def check_sources(request: R, root: Path, rules: SourceRules,
                   deadline: float | None = None, files: bool = True) -> list[FieldViolation]:
@@ -266,7 +281,7 @@ def check_sources(request: R, root: Path, rules: SourceRules,
     out: list[FieldViolation] = []
     config = request.input_config
     source = config.WhichOneof("source")
-    inline_path = f"input_config.{rules.inline}.{rules.items}"
+    inline_path = rules.inline_path
     if source is None:
         out.append(FieldViolation("input_config", f"give {rules.inline} or gcs_source"))
     elif source == "big_query_source":
@@ -277,12 +292,11 @@ def check_sources(request: R, root: Path, rules: SourceRules,
             "files with gcs_source"))
     elif source == rules.inline:
         count = len(getattr(getattr(config, rules.inline), rules.items))
+        too_many = rules.too_many_inline(count)
         if count == 0:
             out.append(FieldViolation(inline_path, f"at least one {rules.what} is required"))
-        elif count > rules.max_inline:
-            out.append(FieldViolation(
-                inline_path, f"at most {rules.max_inline} {rules.what}s inline, got {count}; "
-                             "import larger sets from files with gcs_source"))
+        elif too_many is not None:
+            out.append(too_many)
         if request.HasField("errors_config") and not rules.inline_errors:
             out.append(FieldViolation(
                 "errors_config", "is only for gcs_source imports; inline imports report "
