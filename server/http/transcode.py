@@ -46,11 +46,17 @@ from server.http.routes import Route
 from server.talent.validation import PROFILE_EVENT_NUMBER
 
 # Google's system parameters: accepted with or without "$"; only `alt` and
-# `prettyPrint` change anything here.
+# `prettyPrint` change anything here (`fields`, Google's mask of the response's fields,
+# is not applied: the answer is whole, more than it asks for; see README).
 SYSTEM_PARAMETERS = frozenset({
     "alt", "fields", "key", "prettyPrint", "quotaUser", "access_token", "callback",
     "upload_protocol", "uploadType", ".xgafv", "oauth_token", "userIp",
 })
+# Those of one value, refused given more than once (with or without "$", counted
+# together) as a field that is not repeated is: `$alt` 900 times was taken, the first
+# read. (`key` has a rule of its own: pixel.query_key.)
+_ONCE = {name: bare for bare in ("alt", "fields", "prettyPrint")
+         for name in (bare, "$" + bare)}
 # Message types a query parameter may set from one string (their JSON form).
 _QUERY_MESSAGES = frozenset({
     "google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.FieldMask",
@@ -485,8 +491,11 @@ def _apply_query(request: Message, route: Route, query: Iterable[tuple[str, str]
                  path_values: Mapping[str, str]) -> list[FieldViolation]:
     grouped: dict[tuple[str, ...], tuple[str, list[FieldDescriptor], list[str]]] = {}
     violations = []
+    once: dict[str, list[str]] = {}  # the names each system parameter of one value came by
     for name, value in query:
         if _system_name(name) is not None:
+            if name in _ONCE:
+                once.setdefault(_ONCE[name], []).append(name)
             continue
         if route.body == "*":
             violations.append(FieldViolation(name, "the request body carries the whole "
@@ -508,6 +517,9 @@ def _apply_query(request: Message, route: Route, query: Iterable[tuple[str, str]
                                                    "send it there"))
             continue
         grouped.setdefault(path, (name, walked, []))[2].append(value)
+    violations.extend(FieldViolation(names[0], f"given {len(names)} times; it is not "
+                                               "repeated")
+                      for names in once.values() if len(names) > 1)
     for name, walked, values in grouped.values():
         leaf = walked[-1]
         repeated = leaf.is_repeated
@@ -635,6 +647,7 @@ def _plain_request(route: Route, path_values: Mapping[str, str],
     `build_request` then walks field by field (and reports)."""
     plain = _plain_fields(route.request_class.DESCRIPTOR)
     values: dict[str, str] = {}
+    once: set[str] = set()
     for name, value in path_values.items():
         if name not in plain:
             return None
@@ -642,9 +655,14 @@ def _plain_request(route: Route, path_values: Mapping[str, str],
     for name, value in query:
         field = plain.get(name)
         if field is None:
-            if _system_name(name) is not None:
-                continue
-            return None
+            if _system_name(name) is None:
+                return None
+            single = _ONCE.get(name)
+            if single is not None:
+                if single in once:  # given twice: build_request says so
+                    return None
+                once.add(single)
+            continue
         if field in values:  # given twice, or bound by the path: build_request says so
             return None
         values[field] = value

@@ -209,6 +209,32 @@ def test_enum_encoding_int_is_honoured(gateway: Running) -> None:
     assert "got 'VIEWED'; its names: IMPRESSION, VIEW, " in why, why
 
 
+def test_system_parameters_of_one_value_are_refused_given_twice(gateway: Running) -> None:
+    """`$alt` 900 times was taken (its first read), and `$fields` twice, as no other
+    parameter of one value is: alt, fields and prettyPrint, with or without "$"."""
+    event = {"eventId": "e1", "createTime": NOW,
+             "jobEvent": {"type": "VIEW", "jobs": [f"{TENANT}/jobs/j1"]}}
+    path = f"/v4/{TENANT}/clientEvents"
+    for query, field, times in (("$alt=json&" * 900, "$alt", 900),
+                                ("alt=json&$alt=json", "alt", 2),
+                                ("$fields=eventId&fields=eventId", "$fields", 2),
+                                ("prettyPrint=false&prettyPrint=false", "prettyPrint", 2)):
+        refused = post(gateway, f"{path}?{query.rstrip('&')}", event)
+        assert refused.status == 400, refused.body
+        assert refused.violations() == {field: f"given {times} times; it is not repeated"}
+    # one `$fields` is taken, and not applied: the answer is whole
+    whole = post(gateway, f"{path}?$fields=eventId&$alt=json", event)
+    assert whole.status == 200, whole.body
+    assert whole.json()["jobEvent"]["type"] == "VIEW"
+    # a pixel's, served before the rest of a call's steps, and a read's too
+    pixel = get(gateway, collect_path({"eventType": "home-page-view", "visitorId": "v"},
+                                      extra="&fields=a&fields=b"))
+    assert pixel.headers["X-Footfall-Error"] == \
+        "INVALID_ARGUMENT: fields: given 2 times; it is not repeated", pixel.headers
+    read = get(gateway, f"/v2/{CATALOG}/operations?$fields=a&$fields=a")
+    assert read.violations() == {"$fields": "given 2 times; it is not repeated"}
+
+
 def test_products_crud_with_path_query_and_field_mask(gateway: Running) -> None:
     created = post(gateway, f"/v2/{BRANCH}/products?product_id=sku-1",
                    {"title": "Tent", "categories": ["Outdoor"]})
