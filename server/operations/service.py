@@ -33,6 +33,11 @@ from server.store.rows import OperationRecord
 OPERATION = "google.longrunning.Operation"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+# A page ends once its operations pass this many bytes (with at least one), as the
+# console's lists and ListProducts do: a failed import holds its error samples, about
+# 4.4 KB, and a page of 1,000 of them passed the 4 MiB a gRPC client takes by default
+# (RESOURCE_EXHAUSTED, 'Received message larger than max'), with no token to go on by.
+PAGE_BYTES = 3 * 1024 * 1024
 MAX_WAIT_SECONDS = 600.0
 # How often a wait reads the store when nothing here woke it: operations run by
 # another replica are seen this late at most.
@@ -132,24 +137,32 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         parent = resolve_default_branch(request.name).rstrip("/") + "/"
         question = str(page_tokens.question(parent, done))
-        key, records = await off_loop(self._page, parent, done, size, request.page_token,
-                                      question)
-        reply = operations_pb2.ListOperationsResponse(
-            operations=[_answer(r.operation) for r in records[:size]])
-        if len(records) > size:
-            reply.next_page_token = _page_token(key, records[size - 1], question)
-        return reply
+        operations, next_token = await off_loop(self._page, parent, done, size,
+                                                request.page_token, question)
+        return operations_pb2.ListOperationsResponse(operations=operations,
+                                                     next_page_token=next_token)
 
     def _page(self, parent: str, done: bool | None, size: int, token: str,
-              question: str) -> tuple[bytes, list[OperationRecord]]:
-        """The store's page token key when a next page follows (the first call that
-        needs one writes it; a list of one page, or a token refused, writes nothing,
-        so a new store stays empty: a copy's target), else b""; and up to `size` + 1
-        operations after `token`'s (blocking)."""
+              question: str) -> tuple[list[operations_pb2.Operation], str]:
+        """Up to `size` operations after `token`'s, no more than PAGE_BYTES of them
+        (at least one), and the token of the page after them, "" when none follows
+        (blocking). The store's page token key is written by the first call that
+        needs one: a list of one page, or a token refused, writes nothing, so a new
+        store stays empty (a copy's target)."""
         after = _parse_page_token(self._store.page_token_key_if_made(), token, question) \
             if token else None
         records = self._store.list_operations(parent, done, size + 1, after)
-        return self._store.page_token_key() if len(records) > size else b"", records
+        page: list[operations_pb2.Operation] = []
+        room = PAGE_BYTES
+        for record in records[:size]:
+            operation = _answer(record.operation)
+            if page and operation.ByteSize() > room:
+                break
+            page.append(operation)
+            room -= operation.ByteSize()
+        if len(records) == len(page):
+            return page, ""
+        return page, _page_token(self._store.page_token_key(), records[len(page) - 1], question)
 
     async def DeleteOperation(self, request: operations_pb2.DeleteOperationRequest,
                               context: grpc.aio.ServicerContext) -> empty_pb2.Empty:

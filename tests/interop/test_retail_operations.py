@@ -1033,3 +1033,28 @@ def test_a_project_may_have_so_many_operations_not_done_and_no_more(
                                                "filter": "visitorId = \"nobody\""},
                                       timeout=RPC_DEADLINE)
     assert finish(purged) is not None
+
+
+@pytest.mark.timeout(300)
+def test_a_page_of_operations_stays_within_a_clients_message_limit(
+        server_factory: Callable[..., ServerProcess], catalog: str) -> None:
+    """A failed import holds its error samples (50 make 11 KB): a page of 400 passed the
+    4 MiB a gRPC client reads by default, and was RESOURCE_EXHAUSTED ('Received message
+    larger than max'), with no token to read it in parts (of 1,000, 11 MB, past the
+    server's own 10 MiB). A page ends at 3 MiB now."""
+    # 50 events, each missing its event_time and its products: 50 error samples
+    failing = [user_event(example("detail-page-view", productDetails=None))] * 50
+    imports = 400
+    server = server_factory("--max-pending-operations", str(imports))
+    with retail_client(server.address) as retail:
+        for _ in range(imports):
+            retail.import_user_events(request=inline_import(catalog, failing),
+                                      timeout=RPC_DEADLINE)
+        wait_until(lambda: not operations_in(retail, catalog, filter="done=false"),
+                   "every import done")
+        first = retail.list_operations(operations_pb2.ListOperationsRequest(
+            name=catalog, page_size=imports), timeout=RPC_DEADLINE)
+        assert 0 < len(first.operations) < imports and first.next_page_token
+        assert first.ByteSize() <= 3 * 1024 * 1024 + 8 * 1024
+        every = operations_in(retail, catalog, page_size=imports)
+    assert len({op.name for op in every}) == imports
