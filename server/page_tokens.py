@@ -1,5 +1,5 @@
 """Page tokens: what a list's tokens carry of the question they go on with, and
-the signature that makes a token tamper-evident.
+the signature that makes a token tamper-evident; and how many bytes a page holds.
 
 A token of one list (another parent, another filter) went on at its position in
 another, where AIP-158 asks for INVALID_ARGUMENT: the console's lists and
@@ -19,6 +19,13 @@ import re
 import zlib
 
 from server.errors import InvalidArgument
+
+# A page of any list ends once what it holds passes this many bytes (with at least one
+# item): its items may be large (events of up to 2 MiB, products of a few MB, failed
+# imports with their error samples), and a thousand of them made answers past the
+# 4 MiB a gRPC client takes by default (RESOURCE_EXHAUSTED, 'Received message larger
+# than max'), with no token to go on by, built whole in the server's memory.
+PAGE_BYTES = 3 * 1024 * 1024
 
 # A signed token is "BODY.TAG", each unpadded base64url; a token of a Footfall from
 # before they were signed is the padded base64url of its body (no dot).

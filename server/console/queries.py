@@ -33,10 +33,7 @@ MAX_PAGE = 1000
 # the decoded event) leaves its page short: a call's cost stays bounded, and the
 # page token says where the next one goes on.
 SCAN_LIMIT = 5000
-# A page ends once its events pass this many bytes (with at least one event): a
-# thousand events of up to 2 MiB each would otherwise make one answer of gigabytes,
-# past every client's message limit (4 MiB by default in gRPC).
-PAGE_BYTES = 3 * 1024 * 1024
+PAGE_BYTES = page_tokens.PAGE_BYTES  # (a page ends once its events pass it)
 # ... where a product named by an event counts this many bytes, not the ten or so it
 # takes on the wire: decoded, it takes about 230, and a page of 3 MiB of events naming
 # 60,000 products each was 69 MB held until sent (17 MB of JSON); 30 such reads at

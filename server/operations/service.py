@@ -33,11 +33,6 @@ from server.store.rows import OperationRecord
 OPERATION = "google.longrunning.Operation"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-# A page ends once its operations pass this many bytes (with at least one), as the
-# console's lists and ListProducts do: a failed import holds its error samples, about
-# 4.4 KB, and a page of 1,000 of them passed the 4 MiB a gRPC client takes by default
-# (RESOURCE_EXHAUSTED, 'Received message larger than max'), with no token to go on by.
-PAGE_BYTES = 3 * 1024 * 1024
 MAX_WAIT_SECONDS = 600.0
 # How often a wait reads the store when nothing here woke it: operations run by
 # another replica are seen this late at most.
@@ -144,7 +139,7 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
 
     def _page(self, parent: str, done: bool | None, size: int, token: str,
               question: str) -> tuple[list[operations_pb2.Operation], str]:
-        """Up to `size` operations after `token`'s, no more than PAGE_BYTES of them
+        """Up to `size` operations after `token`'s, no more than page_tokens.PAGE_BYTES of them
         (at least one), and the token of the page after them, "" when none follows
         (blocking). The store's page token key is written by the first call that
         needs one: a list of one page, or a token refused, writes nothing, so a new
@@ -153,7 +148,7 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
             if token else None
         records = self._store.list_operations(parent, done, size + 1, after)
         page: list[operations_pb2.Operation] = []
-        room = PAGE_BYTES
+        room = page_tokens.PAGE_BYTES
         for record in records[:size]:
             operation = _answer(record.operation)
             if page and operation.ByteSize() > room:

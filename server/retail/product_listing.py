@@ -29,10 +29,6 @@ from server.store import Store
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1_000
-# A page ends before the product that would take it past this many bytes (at least one
-# product a page): clients take answers of at most 4 MiB by default, and a page of
-# 1,000 products of a few MB each was built whole, in gigabytes of the server's memory.
-PAGE_BYTES = 3 * 1024 * 1024
 _SCAN_BATCH = 200  # products read at once (each of up to product_validation.MAX_PRODUCT_BYTES)
 
 _FILTER = re.compile(r'^\s*(?P<key>primary_product_id|collection_product_id|type)\s*=\s*'
@@ -180,7 +176,7 @@ class ProductReads:
         for product in self.matching(branch, query, after_id):
             shown = products.apply_read_mask(product, request.read_mask.paths)
             if len(answer.products) == size or (
-                    answer.products and held + shown.ByteSize() > PAGE_BYTES):
+                    answer.products and held + shown.ByteSize() > page_tokens.PAGE_BYTES):
                 answer.next_page_token = encode_page_token(self._store.page_token_key(),
                                                            last, fingerprint)
                 break
