@@ -15,11 +15,22 @@ from pathlib import Path
 
 import pytest
 
-from server import errors
+from server import errors, policy
 from server.config import OPTIONS
 from server.console import feed, queries
 from server.http import connections, gateway
-from server.retail import bulk_import, collect, export, gcs, import_events, purge, purge_products
+from server.insights import funnel_request
+from server.operations import service as operations_service
+from server.retail import (
+    bulk_import,
+    collect,
+    export,
+    gcs,
+    import_events,
+    ndjson,
+    purge,
+    purge_products,
+)
 from server.store import ANSWERED_WAIT_SECONDS, group_commit, postgres, sql
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +95,7 @@ STATED = [
     Stated(rf"at most [\d,]+ URIs of up to {N} characters", lambda: gcs.MAX_URI_CHARS),
     Stated(rf"characters and {N} files, as Google's", lambda: gcs.MAX_FILES),
     Stated(rf"streamed in batches of {N} lines", lambda: bulk_import.BATCH),
+    Stated(rf"`--max-event-bytes` \({N} bytes at the default", lambda: ndjson.MAX_LINE_BYTES),
     Stated(rf"lines \(or about {N} MiB\)", lambda: bulk_import.BATCH_BYTES / MIB),
     Stated(rf"`error_samples` \(up to {N}\)", lambda: bulk_import.MAX_ERROR_SAMPLES),
     Stated(rf"a new file once one holds {N} lines", lambda: export.LINES_PER_FILE),
@@ -105,6 +117,16 @@ STATED = [
     Stated(rf"hold at most about {N} MiB of events queued", lambda: feed.HELD_BYTES / MIB),
     Stated(rf"not as it is stored: about {N} KB an event", lambda: feed.HELD_PER_ITEM / KIB),
     Stated(rf"takes no message for {N} s is let go", lambda: feed.SEND_SECONDS),
+    # Insights
+    Stated(rf"\*\*Funnels\.\*\* Up to {N} steps", lambda: funnel_request.MAX_STEPS),
+    Stated(rf"taken with its first {N} distinct products",
+           lambda: funnel_request.MAX_ITEMS_PER_EVENT),
+    Stated(rf"An answer holds at most {N} groups", lambda: funnel_request.MAX_GROUPS),
+    # Limits: waits; Metrics and logs
+    Stated(rf"reads the store every {N} s for operations run by another replica",
+           lambda: operations_service.WAIT_POLL_SECONDS),
+    Stated(rf"at most {N} every [\d.]+ s", lambda: policy.KEYLESS_LINES),
+    Stated(rf"at most [\d,]+ every {N} s", lambda: policy.KEYLESS_LINES_SECONDS),
     # Scaling out: the health probe of PostgreSQL
     Stated(rf"`SELECT 1` answered within {N} s", lambda: postgres.PROBE_SECONDS),
     Stated(rf"no answer within {N} s \(a database", lambda: postgres.PROBE_SECONDS),
