@@ -3,7 +3,8 @@ copy it into another store.
 
 Exit codes: 0 done; 1 the environment failed (a port in use, a database that
 does not answer, a store that cannot be opened); 2 a mistake in the command
-line, a FOOTFALL_* variable or the configuration it names.
+line, a FOOTFALL_* variable or the configuration it names; 3 `events count
+--at-least` waited its --timeout in vain.
 """
 
 from __future__ import annotations
