@@ -115,7 +115,8 @@ def _rpc(method: str) -> str:
 def rejection(refused: console_pb2.Rejection) -> str:
     """When, the RPC (with its API version) and how it came, the parent it named, the status and its
     message, then the field violations the message does not already say."""
-    said = [f"{v.field}: {v.description}" for v in refused.field_violations]
+    said = [f"{v.field}: {v.description}" if v.field else v.description  # (a whole request's)
+            for v in refused.field_violations]
     more = [s for s in said if s not in refused.message]
     where = _facts([("key", refused.key_name), ("operation", refused.operation),
                     ("times", str(refused.repeats + 1) if refused.repeats else ""),

@@ -118,3 +118,14 @@ def test_counts_have_thousands_commas_as_copy_says_them() -> None:
                                 event_count=1_234_567)
     found.last_event_time.FromSeconds(1_700_000_000)
     assert "/catalogs/c  1,234,567 events  last event" in lines.data_set(found)
+
+
+def test_a_refusal_repeats_no_violation_its_message_already_says() -> None:
+    # a body the gateway cannot unpack is refused with one violation that names no
+    # field and whose description is the message: `; : the request body's ...` repeated it
+    said = "the request body's Content-Encoding 'compress' is not one this server unpacks"
+    refused = console_pb2.Rejection(method="/x.Y/Z", message=said, code=3)
+    refused.field_violations.add(description=said)
+    refused.field_violations.add(field="user_event.visitor_id", description="is required")
+    assert lines.rejection(refused).endswith(
+        f"INVALID_ARGUMENT: {said}; user_event.visitor_id: is required")
