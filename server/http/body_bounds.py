@@ -106,6 +106,7 @@ class _Kind(NamedTuple):
     message: descriptor.Descriptor | None  # of a message (a map's value), walked
     least: int  # bytes at least of each string's length, list element or map entry
     twin: str | None  # of a JSON name, the proto name it differs from
+    is_map: bool
 
 
 # A set message field takes its tag and length (two bytes) even when empty; so does an
@@ -126,13 +127,15 @@ def _kinds(message: descriptor.Descriptor) -> dict[str, _Kind]:
         kind = field.message_type
         walked = kind if kind is not None \
             and not kind.full_name.startswith("google.protobuf.") else None
-        if kind is not None and kind.GetOptions().map_entry:
+        is_map = kind is not None and bool(kind.GetOptions().map_entry)
+        if kind is not None and is_map:
             value = kind.fields_by_name["value"].message_type
             walked = value if value is not None \
                 and not value.full_name.startswith("google.protobuf.") else None
         least = 2 if kind is not None or field.type == field.TYPE_STRING \
             else _PACKED_LEAST.get(field.type, 1)
-        kinds[name] = _Kind(field, walked, least, field.name if name != field.name else None)
+        kinds[name] = _Kind(field, walked, least, field.name if name != field.name else None,
+                            is_map)
     return kinds
 
 
@@ -159,18 +162,29 @@ def serialized_at_least(message: descriptor.Descriptor, document: dict[str, Any]
             if type(given) is list:
                 if not field.is_repeated:
                     continue
-                total += kind.least * len(given)
+                # (a member the parse refuses, a null or an object among texts, is no
+                # byte of the event: told a size it does not have, 1,100,000 nulls were
+                # refused for being "at least 2200021 bytes"; of numbers, nulls alone
+                # are left out)
                 if field.type == field.TYPE_STRING:
-                    total += sum(len(item) for item in given if type(item) is str)
-                elif kind.message is not None:
-                    walk.extend((kind.message, item) for item in given if type(item) is dict)
+                    texts = [item for item in given if type(item) is str]
+                    total += kind.least * len(texts) + sum(map(len, texts))
+                elif kind.message is not None:  # (a map as a list of entries: none walked)
+                    members = [item for item in given if type(item) is dict]
+                    total += kind.least * len(members)
+                    if not kind.is_map:
+                        walk.extend((kind.message, item) for item in members)
+                else:
+                    total += kind.least * (len(given) - given.count(None))
             elif type(given) is dict:
-                if field.is_repeated:  # a map: an entry's key, when not "", is its text
+                if kind.is_map:  # an entry's key, when not "", is its text
                     total += kind.least * len(given) + sum(map(len, given))
                     if kind.message is not None:
                         walk.extend((kind.message, item) for item in given.values()
                                     if type(item) is dict)
                 elif field.message_type is not None:
+                    # (a message, or one standing for a list of one, as Google reads a
+                    # repeated field: lenient_json; its keys are its fields, no map's)
                     total += 2
                     if kind.message is not None:
                         walk.append((kind.message, given))

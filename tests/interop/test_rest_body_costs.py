@@ -87,3 +87,32 @@ def test_an_inline_import_past_its_count_is_refused_before_it_is_parsed(
         "description": "at most 10000 events inline, got 200000; import larger sets from "
                        "files with gcs_source"}]
     assert past <= 3 * normal + 30, (normal, past)
+
+
+@pytest.mark.timeout(120)
+def test_an_event_is_refused_for_no_size_its_json_does_not_have(
+        server_factory: Callable[..., ServerProcess]) -> None:
+    """A repeated field given one object (Google's form of a list of one) was counted
+    as a map, its field names as keys: 3,000 details whose images, promotions and
+    inventories were each so given, at their defaults, made an event of 57,021 bytes
+    that WriteUserEvent stores, refused over REST as past --max-event-bytes 100000
+    ("user_event: is at least 100005 bytes", counted to 150,021). And 60,000 nulls
+    where details go were refused for such a size, not for the nulls the parse
+    refuses."""
+    server = server_factory("--max-event-bytes", "100000")
+    detail = {"product": {"id": "p", "images": {"height": 0, "width": 0},
+                          "promotions": {"promotionId": ""}, "fulfillmentInfo": {"type": ""},
+                          "localInventories": {"placeId": ""}}}
+    url = f"http://{server.http_address}/v2/{CATALOG}/userEvents:write"
+    with requests.Session() as http:
+        written = http.post(url, json={"eventType": "detail-page-view", "visitorId": "v",
+                                       "productDetails": [detail] * 3000},
+                            timeout=RPC_DEADLINE)
+        nulls = http.post(url, json={"eventType": "detail-page-view", "visitorId": "v",
+                                     "productDetails": [None] * 60_000}, timeout=RPC_DEADLINE)
+    assert written.status_code == 200, written.text[:500]
+    assert len(written.json()["productDetails"]) == 3000
+    assert nulls.status_code == 400, nulls.text[:500]
+    first = _violations(nulls)[0]
+    assert first["field"] == "user_event.product_details[0]", first
+    assert "null" in first["description"], first

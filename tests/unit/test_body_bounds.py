@@ -12,6 +12,7 @@ from footfall.talent.v4 import event_pb2
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from server import lenient_json
 from server.http.body_bounds import serialized_at_least
 
 EVENTS: list[tuple[type[Message], dict[str, Any]]] = [
@@ -47,3 +48,24 @@ def test_counting_stops_once_past_enough() -> None:
     document = {"productDetails": [{"product": {"id": "x"}}] * 100_000}
     bound = serialized_at_least(user_event_pb2.UserEvent.DESCRIPTOR, document, 1000)
     assert 1000 < bound < 100_000 * 7
+
+
+def test_one_object_for_a_list_counts_as_one_member_not_as_a_map() -> None:
+    """Google's form of a list of one (lenient_json), its fields left at their
+    defaults: counted as a map's entries (keys and all), 1,000 such details read
+    50,021 bytes of an event of 19,021, so one within --max-event-bytes was refused."""
+    detail = {"product": {"id": "p", "images": {"height": 0, "width": 0},
+                          "promotions": {"promotionId": ""}, "fulfillmentInfo": {"type": ""},
+                          "localInventories": {"placeId": ""}}}
+    document = {"eventType": "detail-page-view", "visitorId": "v",
+                "productDetails": [detail] * 1000}
+    event = lenient_json.parse_dict(document, user_event_pb2.UserEvent)
+    assert serialized_at_least(user_event_pb2.UserEvent.DESCRIPTOR, document,
+                               10 ** 9) <= event.ByteSize()
+
+
+def test_members_the_parse_refuses_are_no_bytes() -> None:
+    document = {"productDetails": [None, 1, "x"] * 1000, "experimentIds": [None, {}] * 1000,
+                "attributes": {"a": {"numbers": [None] * 1000}}}
+    assert serialized_at_least(user_event_pb2.UserEvent.DESCRIPTOR, document, 10 ** 9) \
+        == 2 + 1  # (the attributes' one entry and its key)
