@@ -1045,7 +1045,7 @@ def url_refusal(raw: str) -> web.Response | None:
         return json_error(http=400, status=status_pb2.Status(
             code=code_pb2.INVALID_ARGUMENT,
             message=f"the URL's path {path[:300]!r} has a malformed percent-escape "
-                    f"{path[at:at + 3]!r} at character {at}: '%' begins an escape of two "
+                    f"{path[at:at + 3]!r} at character {at + 1}: '%' begins an escape of two "
                     f"hex digits (a '%' of a name is written %25)"))
     parameters = query.count("&") + 1 if query else 0
     if parameters > MAX_QUERY_PARAMETERS:

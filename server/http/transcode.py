@@ -128,7 +128,7 @@ def _malformed_escape(text: str, of: str) -> str | None:
     if malformed is None:
         return None
     at = malformed.start()
-    return (f"has a malformed percent-escape {text[at:at + 3]!r} at character {at} of its "
+    return (f"has a malformed percent-escape {text[at:at + 3]!r} at character {at + 1} of its "
             f"{of}: '%' begins an escape of two hex digits (a '%' of a {of} is written %25)")
 
 

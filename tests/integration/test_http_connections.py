@@ -766,7 +766,7 @@ def test_a_path_with_a_malformed_percent_escape_is_400_and_nothing_is_written(
         at = path.index("%")
         assert answer["error"]["message"] == (
             f"the URL's path {path!r} has a malformed percent-escape {path[at:at + 3]!r} at "
-            f"character {at}: '%' begins an escape of two hex digits (a '%' of a name is "
+            f"character {at + 1}: '%' begins an escape of two hex digits (a '%' of a name is "
             f"written %25)")
         pixel = answer_to(gateway.http_port, path.replace(":write", ":collect").encode()
                           + b"?userEvent=" + quote(json.dumps(event)).encode())

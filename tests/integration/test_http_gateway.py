@@ -1086,7 +1086,7 @@ def test_a_query_with_a_malformed_percent_escape_is_refused_naming_it(
                        {"title": "t", "categories": ["c"]})
         at = product_id.index("%")
         assert refused.status == 400 and refused.violations() == {"productId": (
-            f"has a malformed percent-escape {product_id[at:at + 3]!r} at character {at} of "
+            f"has a malformed percent-escape {product_id[at:at + 3]!r} at character {at + 1} of "
             f"its value: '%' begins an escape of two hex digits (a '%' of a value is written "
             f"%25)")}, refused.body
     assert get(gateway, branch).json() == {}  # no product was made
@@ -1105,14 +1105,15 @@ def test_a_query_with_a_malformed_percent_escape_is_refused_naming_it(
         assert as_json.status == 400 and set(as_json.violations()) == {"userEvent"}
     listed = get(gateway, f"/console/v1/{CATALOG}/userEvents?filter=eventType%")
     assert listed.status == 400 and set(listed.violations()) == {"filter"}, listed.body
-    # each parameter so written is named, beside one that is not UTF-8
+    # each parameter so written is named, beside one that is not UTF-8 (a character
+    # counted from 1, as a filter's are)
     named = get(gateway, f"/v2/{CATALOG}/userEvents:collect?user%event=%7B%7D&uri=%FF&ets=1%"
                          f"&$alt=json")
     assert named.violations() == {
-        "user%event": "has a malformed percent-escape '%ev' at character 4 of its name: '%' "
+        "user%event": "has a malformed percent-escape '%ev' at character 5 of its name: '%' "
                       "begins an escape of two hex digits (a '%' of a name is written %25)",
         "uri": "is not UTF-8 text (byte 0xff at 0)",
-        "ets": "has a malformed percent-escape '%' at character 1 of its value: '%' begins "
+        "ets": "has a malformed percent-escape '%' at character 2 of its value: '%' begins "
                "an escape of two hex digits (a '%' of a value is written %25)"}, named.body
     assert stored(gateway) == []
     # escapes written out are read as they always were
