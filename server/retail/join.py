@@ -96,8 +96,10 @@ def join_within(catalog: str, event: Any, products: dict[str, Any], received: by
     if not (joined and event.product_details):  # (the event as it was received)
         return joined, received
     payload = event.SerializeToString(deterministic=True)
+    # (the two forms are kept only when they differ: see EventRow.for_join)
     if len(payload) > max_event_bytes or len(payload) + len(received) > \
-            max(CLIENT_MESSAGE_BYTES, max_event_bytes) - STORED_EVENT_ROOM:
+            max(CLIENT_MESSAGE_BYTES, max_event_bytes) - STORED_EVENT_ROOM \
+            and payload != received:
         event.Clear()
         event.MergeFromString(received)
         _left_unjoined(catalog, event, max_event_bytes)

@@ -86,3 +86,36 @@ def test_an_event_joined_is_kept_only_if_a_client_can_read_it_back(
     page = Console(channels(server)).call("ListUserEvents", parent=CATALOG, pageSize=1)
     [stored] = page["userEvents"]
     assert not stored.get("joined", False) and "receivedEvent" not in stored
+
+
+def test_an_event_the_join_leaves_as_it_was_is_joined_whatever_its_size(
+        server_factory: Callable[..., ServerProcess],
+        channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    """The same event of 2 MiB less 10 bytes, naming the product as the catalog holds
+    it: joined, it is the event as received, and only that one form is kept (a
+    console message of it is 2 MiB), but the two were counted as kept, and it was
+    left not joined though every product it names is in the catalog."""
+    server = server_factory()
+    products = product_client(server.address)
+    tent = products.create_product(
+        parent=f"{CATALOG}/branches/0", product_id="tent",
+        product=retail_v2.Product(title="Tent", categories=["Outdoor"]),
+        timeout=RPC_DEADLINE)
+    event = retail_v2.UserEvent.pb(retail_v2.UserEvent(
+        event_type="detail-page-view", visitor_id="v",
+        event_time={"seconds": 1_700_000_000}))
+    event.product_details.add().product.CopyFrom(retail_v2.Product.pb(tent))
+    limit = 2 * 1024 * 1024  # --max-event-bytes
+    n = 0
+    while event.ByteSize() < limit - 1_100:
+        event.attributes[f"k{n}"].text.extend(["a" * 250] * 4)
+        n += 1
+    while event.ByteSize() < limit - 10:
+        event.page_view_id += "x"
+    retail_client(server.address).write_user_event(
+        request=retail_v2.WriteUserEventRequest(
+            parent=CATALOG, user_event=retail_v2.UserEvent.wrap(event)),
+        timeout=RPC_DEADLINE)
+    page = Console(channels(server)).call("ListUserEvents", parent=CATALOG, pageSize=1)
+    [stored] = page["userEvents"]
+    assert stored.get("joined", False) and "receivedEvent" not in stored
