@@ -161,9 +161,8 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         INVALID_ARGUMENT for a bad parent or event.
         """
         if not request.HasField("user_event"):
-            problems: list[FieldViolation] = []
-            gather(problems, parse_catalog, request.parent, "parent")
-            raise InvalidArgument([*problems, FieldViolation("user_event", "is required")])
+            raise InvalidArgument([*_parent_violations(request.parent),
+                                   FieldViolation("user_event", "is required")])
         event = request.user_event  # ours (decoded for this call): stamped and joined in place
         _fill_direct_request(event, context)
         await self._store_event(request.parent, event, "user_event",
