@@ -757,3 +757,39 @@ def test_a_keys_large_requests_waiting_are_still_counted_after_a_sighup(
                 assert exceptions.ResourceExhausted not in [f.result() for f in held]
         finally:
             lock.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_write_whose_key_is_taken_away_while_it_runs_is_answered_as_stored(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    """A write admitted with its key, the keys read again without it before its answer
+    (an event of 100 KB, over 64 KiB) was made: the key was looked up once more to
+    count the answer among those not yet taken (policy.unsent), and the write, stored,
+    was answered UNAUTHENTICATED, as if refused. (The write waits 6 s in its fault's
+    delay, after its admission: the keys are read again meanwhile.)"""
+    keys = write_keys(tmp_path / "keys.json", {"taken-away-key-0001": ("writer", ["shop"])})
+    server = server_factory("--auth-file", str(keys), "--allow-fault-injection")
+    event = retail_v2.UserEvent(
+        event_type="home-page-view", visitor_id="large",
+        attributes={f"a{n}": retail_v2.CustomAttribute(text=["x" * 250] * 10)
+                    for n in range(40)})
+    with retail_client(server.address) as client, \
+            concurrent.futures.ThreadPoolExecutor(1) as pool:
+        written = pool.submit(
+            client.write_user_event, request={"parent": SHOP, "user_event": event},
+            metadata=[*with_key("taken-away-key-0001"), ("x-footfall-fail", "OK;delay=6")],
+            timeout=60)
+        time.sleep(2)  # (admitted by then; no event says so)
+        write_keys(keys, {"another-key-0002": ("writer", ["shop"])})
+        server.proc.send_signal(signal.SIGHUP)
+
+        def taken_away() -> bool:
+            try:
+                write(client, "taken-away-key-0001")
+            except exceptions.Unauthenticated:
+                return True
+            return False
+
+        wait_until(taken_away, "the keys read again without it")
+        assert not written.done(), "the write ended before its key was taken away"
+        assert written.result().visitor_id == "large"
