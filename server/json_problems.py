@@ -91,7 +91,7 @@ def read_around(error: json_format.ParseError, message: Message) -> bool:
     if not isinstance(error, Refusal) or error.more:
         return False
     try:
-        protojson.parse_into(error.rest(), message)
+        protojson.merge_into(error.rest(), message)
     except (json_format.ParseError, RecursionError):
         return False
     return True

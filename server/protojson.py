@@ -545,6 +545,31 @@ def parse_into(data: Any, message: Message) -> None:
     json_format.ParseDict(data, message)
 
 
+def merge_into(data: Any, message: Message) -> None:
+    """`parse_into(data, message)`, by the fast path when it reads `data` (a JSON object
+    naming no field `message` holds already, so that merging its fields in sets them
+    as json_format would): the same message, for a tenth of the CPU. A REST body went
+    through json_format whole: an event of 180,000 product details (6.5 MB of JSON, a
+    public writer key's to send) took 16 s of the server's CPU to write, an inline
+    import of 10,000 events over REST ran at json_format's 6k a second. Anything the
+    fast path does not read goes to parse_into on `message` itself, so a refusal, and
+    what a refused parse leaves in `message`, are parse_into's own."""
+    if type(data) is dict:
+        message_class = type(message)
+        plan = _CLASS_PLANS.get(message_class)
+        if plan is None:
+            plan = _CLASS_PLANS[message_class] = _plan(cast(Descriptor, message.DESCRIPTOR))
+        held = {field.name for field, _ in message.ListFields()}
+        try:
+            # (a key it does not know falls back: it may name no field at all)
+            if not any(plan.fields[key][0] in held for key in data):
+                message.MergeFrom(message_class(**plan.convert(data)))
+                return
+        except (_Fallback, KeyError, ValueError, TypeError, RecursionError):
+            pass
+    parse_into(data, message)
+
+
 def parse_text(text: str | bytes, message: Message) -> None:
     """json_format.Parse(`text`, `message`) with `check_texts`: raises
     json_format.ParseError (a PlacedError for what the check refuses, with

@@ -301,7 +301,7 @@ def _apply_body(request: Message, route: Route, body: bytes, bound: Iterable[str
         value, former = _without_former_field(field, value)
         try:
             try:
-                protojson.parse_into({name: value}, request)
+                protojson.merge_into({name: value}, request)
             except RecursionError:
                 raise lenient_json.too_deep() from None
         except json_format.ParseError as exc:
@@ -441,7 +441,7 @@ def _parse_leniently(request: Message, field: FieldDescriptor, name: str, value:
         return json_problems.refused(strict, descriptor_, lenient)
     request.ClearField(field.name)  # what the strict parse left half-done
     try:
-        protojson.parse_into(lenient, request)
+        protojson.merge_into(lenient, request)
     except json_format.ParseError as exc:
         request.ClearField(field.name)
         # placed in the rewritten value: one object there is a list of one

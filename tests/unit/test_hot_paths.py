@@ -5,6 +5,7 @@ addresses remembered."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -181,3 +182,31 @@ def test_http_metadata_is_the_lower_case_headers_made_when_read() -> None:
     assert metadata._pairs is None
     assert list(metadata) == [("x-goog-api-key", "k"), ("host", "h"), ("host", "2")]
     assert len(metadata) == 3 and metadata[1] == ("host", "h")
+
+
+@pytest.mark.parametrize("suffix, document", [
+    ("userEvents:write", {"eventType": "add-to-cart", "visitorId": "v",
+                          "productDetails": [{"product": {"id": "p"}, "quantity": 1}] * 3000}),
+    ("userEvents:import", {"inputConfig": {"userEventInlineSource": {"userEvents": [
+        {"eventType": "detail-page-view", "visitorId": f"v{i}",
+         "eventTime": "2024-01-31T23:59:59.123Z",
+         "productDetails": [{"product": {"id": "p"}}]} for i in range(2000)]}}}),
+], ids=["write", "inline-import"])
+def test_a_rest_body_is_read_without_json_formats_walk(monkeypatch: pytest.MonkeyPatch,
+                                                       suffix: str, document: Any) -> None:
+    """A REST body is read by the fast path (protojson.merge_into) where it reads it, into
+    what json_format makes of it: json_format's walk took 16 s of the server's CPU for
+    an event of 180,000 product details (6.5 MB of JSON, which a public writer key may
+    send), and an inline import of 10,000 events over REST ran at its 6k a second."""
+    found = router().match("POST", f"/v2/{CATALOG}/{suffix}")
+    assert found is not None
+    route, path = found
+    body = json.dumps(document).encode()
+    expected = route.request_class(parent=CATALOG)
+    json_format.ParseDict(document if route.body == "*" else {route.body: document}, expected)
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("read by json_format")
+
+    monkeypatch.setattr(json_format, "ParseDict", refuse)
+    assert transcode.build_request(route, path, [], body) == expected

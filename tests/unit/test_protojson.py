@@ -611,3 +611,67 @@ def test_an_unknown_field_is_told_the_field_its_name_looks_like(document: dict[s
     _, reason = protojson.parse_error(caught.value, user_event_pb2.UserEvent.DESCRIPTOR,
                                       document)
     assert reason.endswith(said), reason
+
+
+def merged(data: Any, message: Any) -> tuple[str, Any, list[str]]:
+    """What protojson.merge_into leaves in `message` (or its error), and its presence."""
+    try:
+        protojson.merge_into(data, message)
+    except json_format.ParseError as exc:
+        return "error", str(exc), presence(message)
+    return "ok", message.SerializeToString(deterministic=True), presence(message)
+
+
+def parsed_into(data: Any, message: Any) -> tuple[str, Any, list[str]]:
+    try:
+        protojson.parse_into(data, message)
+    except json_format.ParseError as exc:
+        return "error", str(exc), presence(message)
+    return "ok", message.SerializeToString(deterministic=True), presence(message)
+
+
+@pytest.mark.parametrize("data", CORPUS, ids=[json.dumps(c)[:60] for c in CORPUS])
+def test_merging_a_body_in_reads_as_parse_into(data: dict[str, Any]) -> None:
+    """A REST body's field merged into its request (which holds the URL path's fields
+    already) by the fast path is what parse_into makes of it, or refuses alike."""
+    from footfall.retail.v2 import user_event_service_pb2
+
+    def request() -> Any:
+        return user_event_service_pb2.WriteUserEventRequest(parent="projects/p")
+
+    assert merged({"userEvent": data}, request()) == parsed_into({"userEvent": data}, request())
+    assert merged(data, user_event_pb2.UserEvent(visitor_id="held")) == \
+        parsed_into(data, user_event_pb2.UserEvent(visitor_id="held"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_strategy(user_event_pb2.UserEvent.DESCRIPTOR, 0))
+def test_random_events_merged_in_read_as_parse_into(data: dict[str, Any]) -> None:
+    held = user_event_pb2.UserEvent(event_type="held", session_id="s")
+    held.product_details.add().product.id = "kept"
+    again = user_event_pb2.UserEvent()
+    again.CopyFrom(held)
+    assert merged(data, held) == parsed_into(data, again)
+
+
+def test_a_body_field_the_message_holds_already_is_read_by_json_format() -> None:
+    """What a merge would not set as json_format sets it (an empty text over one held,
+    a list held already) is left to it."""
+    held = user_event_pb2.UserEvent(visitor_id="v", experiment_ids=["a"])
+    protojson.merge_into({"visitorId": "", "experimentIds": ["b"]}, held)
+    assert held == user_event_pb2.UserEvent(experiment_ids=["b"])
+
+
+def test_a_large_body_merged_in_never_reaches_json_format(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("fell back to json_format")
+
+    event = {"eventType": "add-to-cart", "visitorId": "v", "eventTime": "2024-01-31T23:59:59Z",
+             "productDetails": [{"product": {"id": "p"}, "quantity": 1}] * 5000}
+    expected = user_event_pb2.UserEvent()
+    json_format.ParseDict(event, expected)
+    monkeypatch.setattr(json_format, "ParseDict", refuse)
+    message = user_event_pb2.UserEvent()
+    protojson.merge_into(event, message)
+    assert message == expected
