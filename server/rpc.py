@@ -45,6 +45,7 @@ from server.errors import (
 from server.policy import KeylessRefusals, Policy
 from server.policy.auth import READER_METHODS, Authenticator
 from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
+from server.policy.limits import EVENT_FIELDS
 from server.policy.quota import TokenBuckets
 from server.policy.unsent import Unsent
 from server.ports import client_address
@@ -185,10 +186,13 @@ def _heaviest_field(raw: bytes, kind: Any, most_fields: int = 64) -> str:
 
 
 def _decoder(deserializer: Callable[[bytes], Any] | None, method: str,
-             most: int | None = None) -> Callable[[Any], Any]:
+             most: int | None = None, max_event_bytes: int | None = None
+             ) -> Callable[[Any], Any]:
     """How `method`'s requests are decoded: bytes that are no valid message are
     INVALID_ARGUMENT, as is a request over `most` bytes (OPEN_REQUEST_BYTES for the
-    services open to anyone), naming the field that takes most of it, undecoded."""
+    services open to anyone), naming the field that takes most of it, undecoded.
+    The times of an event over `max_event_bytes` are not looked at: its servicer
+    refuses it for its size alone."""
     if deserializer is None:
         return lambda raw: raw
     if method.startswith(_OPEN_SERVICES):
@@ -197,6 +201,8 @@ def _decoder(deserializer: Callable[[bytes], Any] | None, method: str,
         most = OPEN_REQUEST_BYTES
     reads_unknown = method in READS_UNKNOWN_FIELDS
     kind = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)
+    event_field = EVENT_FIELDS.get(kind.full_name) if kind is not None and \
+        max_event_bytes is not None else None
 
     def decode(raw: Any) -> Any:
         if most is not None and isinstance(raw, bytes) and len(raw) > most:
@@ -214,17 +220,22 @@ def _decoder(deserializer: Callable[[bytes], Any] | None, method: str,
             # (A method that reads one of them first drops them itself.)
             if not reads_unknown:
                 request.DiscardUnknownFields()
-            wellknown.check(request)
+            # (the walk of an event's times, ~5 us a product, took 16 s for a write
+            # of 9 MB, a gzip-compressed few kB, whose size alone refuses it)
+            if event_field is None or max_event_bytes is None or \
+                    getattr(request, event_field).ByteSize() <= max_event_bytes:
+                wellknown.check(request)
         return request
 
     return decode
 
 
 def _guard(handler: grpc.RpcMethodHandler, method: str, envelope: Envelope,
-           unsent: Unsent) -> Callable[[Any, grpc.aio.ServicerContext], Any]:
+           unsent: Unsent, max_event_bytes: int | None = None
+           ) -> Callable[[Any, grpc.aio.ServicerContext], Any]:
     behaviour = handler.unary_unary
     assert behaviour is not None  # only unary-unary handlers are guarded
-    decode = _decoder(handler.request_deserializer, method)
+    decode = _decoder(handler.request_deserializer, method, max_event_bytes=max_event_bytes)
     run = envelope.run
     authenticate = envelope.policy.authenticate_early
     refusable = method in READER_METHODS  # (the reads; others change what is stored)
@@ -679,8 +690,10 @@ class CallGuard(grpc.GenericRpcHandler):
 
     def __init__(self, policy: Policy | None = None, max_streams: int = 1000,
                  max_keyless_streams: int = -1, per_address: int = 16,
-                 keyless_seconds: float = 0.0, max_answer_bytes: int = 10 << 20) -> None:
+                 keyless_seconds: float = 0.0, max_answer_bytes: int = 10 << 20,
+                 max_event_bytes: int | None = None) -> None:
         self._envelope = Envelope(policy or Policy(()), TRANSPORT)
+        self._max_event_bytes = max_event_bytes  # (--max-event-bytes: see _decoder)
         self._unsent = Unsent(max_answer_bytes)  # unary answers not yet taken
         # Streams anyone may open (health watches, reflection): never all the calls
         # --max-concurrent-rpcs allows, so writes and health checks stay possible; and
@@ -724,7 +737,7 @@ class CallGuard(grpc.GenericRpcHandler):
             return _out_of_scope(method) if method.startswith(GOOGLE_APIS) else None
         if handler.unary_unary is not None:
             handler = grpc.unary_unary_rpc_method_handler(
-                _guard(handler, method, self._envelope, self._unsent),
+                _guard(handler, method, self._envelope, self._unsent, self._max_event_bytes),
                 request_deserializer=None,  # decoded in the guard
                 response_serializer=_as_is(handler.response_serializer),
             )

@@ -26,7 +26,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from server import protojson
 from server.errors import FieldViolation
 from server.policy.envelope import LARGE_REQUEST_BYTES
-from server.policy.limits import size_violation
+from server.policy.limits import EVENT_FIELDS, size_violation
 from server.retail import import_events, import_products
 from server.retail.bulk_import import SourceRules
 
@@ -34,15 +34,6 @@ from server.retail.bulk_import import SourceRules
 _INLINE_SOURCES = {
     "ImportUserEventsRequest": import_events.SOURCES,
     "ImportProductsRequest": import_products.SOURCES,
-}
-# The request types whose body field holds one event, held to --max-event-bytes
-# serialized by their servicers (server.policy.limits).
-_EVENT_FIELDS = {
-    "google.cloud.retail.v2.WriteUserEventRequest": "user_event",
-    "google.cloud.retail.v2beta.WriteUserEventRequest": "user_event",
-    "google.cloud.retail.v2alpha.WriteUserEventRequest": "user_event",
-    "google.cloud.talent.v4.CreateClientEventRequest": "client_event",
-    "google.cloud.talent.v4beta1.CreateClientEventRequest": "client_event",
 }
 
 
@@ -62,7 +53,7 @@ class BodyBounds:
         if rules is not None:
             items = _inline_items(request, document, rules)
             return rules.too_many_inline(len(items)) if isinstance(items, list) else None
-        field_name = _EVENT_FIELDS.get(request.full_name)
+        field_name = EVENT_FIELDS.get(request.full_name)
         if field_name is None or body_bytes <= LARGE_REQUEST_BYTES:
             return None
         field = request.fields_by_name[field_name]

@@ -12,6 +12,16 @@ from typing import Any
 
 from server.errors import FieldViolation
 
+# The request types whose field holds one event, held to --max-event-bytes serialized
+# by their servicers: past it, its size is the event's one violation.
+EVENT_FIELDS = {
+    "google.cloud.retail.v2.WriteUserEventRequest": "user_event",
+    "google.cloud.retail.v2beta.WriteUserEventRequest": "user_event",
+    "google.cloud.retail.v2alpha.WriteUserEventRequest": "user_event",
+    "google.cloud.talent.v4.CreateClientEventRequest": "client_event",
+    "google.cloud.talent.v4beta1.CreateClientEventRequest": "client_event",
+}
+
 
 def event_size_violation(event: Any, path: str, limit: int) -> FieldViolation | None:
     """`path: is N bytes; at most LIMIT` when `event` serializes to more than

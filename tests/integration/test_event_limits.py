@@ -173,6 +173,38 @@ def test_the_size_and_a_bad_parent_are_reported_together(small: Running) -> None
     assert [field for field, _ in bad_request(error)] == ["parent", "user_event"]
 
 
+def test_an_event_over_the_limit_is_told_its_size_before_its_times_are_walked(
+        small: Running) -> None:
+    """Over gRPC an event's times were walked (about 5 us a product) before its size
+    was looked at: a writer key's WriteUserEvent of 9 MB, sent gzip-compressed in a few
+    kB, took 16 s of the server's CPU to be refused for its size, and 40 of them held
+    7 GB. Its size is now its one violation, as over REST, whatever it holds."""
+    big = event("big", padding=LIMIT)
+    big.event_time.seconds = 10**13  # past year 9999
+    big.product_details.add().product.available_time.seconds = -10**13
+    client_event = event_pb2.ClientEvent(
+        event_id="e1", create_time=timestamp_pb2.Timestamp(seconds=10**13),
+        job_event=event_pb2.JobEvent(type=1, jobs=[f"{TENANT}/jobs/j1"]),  # type: ignore[arg-type]
+        event_notes="n" * LIMIT)
+    with channel_of(small) as channel:
+        write = user_event_service_pb2_grpc.UserEventServiceStub(channel).WriteUserEvent
+        error = refused(lambda: write(user_event_service_pb2.WriteUserEventRequest(
+            parent=CATALOG, user_event=big)))
+        assert bad_request(error) == [("user_event", f"is {big.ByteSize()} bytes; "
+                                                     f"at most {LIMIT}")]
+        create = event_service_pb2_grpc.EventServiceStub(channel).CreateClientEvent
+        error = refused(lambda: create(event_service_pb2.CreateClientEventRequest(
+            parent=TENANT, client_event=client_event)))
+        assert bad_request(error) == [("client_event", f"is {client_event.ByteSize()} bytes; "
+                                                       f"at most {LIMIT}")]
+        # within the limit, its times are still told
+        small_event = event("fits", event_time=timestamp_pb2.Timestamp(seconds=10**13))
+        error = refused(lambda: write(user_event_service_pb2.WriteUserEventRequest(
+            parent=CATALOG, user_event=small_event)))
+        assert [field for field, _ in bad_request(error)] == ["user_event.event_time"]
+    assert stored(small) == 0
+
+
 def test_pixel_over_grpc_and_http(small: Running) -> None:
     big = json_format.MessageToJson(event("big", padding=LIMIT))
     size = json_format.Parse(big, user_event_pb2.UserEvent()).ByteSize()
