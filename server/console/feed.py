@@ -826,7 +826,14 @@ class Watches:
                         else:
                             async for item in self._paced(page, cost):
                                 yield item
+                                del item  # (see below)
                         self._sent(sending)
+                        # Held by no name once sent (nor `item`, nor `chunk` below): a
+                        # name left bound kept the watch's last page, or item with its
+                        # JSON, while it waited, outside HELD_BYTES (100 server-sent
+                        # events watches of filters of their own, idle once they had
+                        # read ten events of 1 MB, held about 5 MB each).
+                        del page
                     sent = max(sent, upto)
                     continue
                 if queue.chunks:
@@ -839,6 +846,8 @@ class Watches:
                         for chunk in sending:
                             async for item in self._paced(chunk.items, cost):
                                 yield item
+                                del item
+                            del chunk
                     self._sent(sending)
                     continue
                 remaining = caller.time_remaining()

@@ -137,6 +137,8 @@ async def _recorded(messages: AsyncIterator[T], policy: Policy, method: str, tra
     try:
         async for message in messages:
             yield message
+            # (not held while the next is awaited: see http.sse._send_message)
+            del message
         if isinstance(caller, _Keyed) and caller.refusal is not None:
             raise caller.refusal
     except FootfallError as exc:

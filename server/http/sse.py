@@ -70,16 +70,8 @@ async def respond(request: web.Request, opened: AsyncIterator[Message | Encoded]
         writer = await response.prepare(request)
         assert writer is not None
         async for message in opened:
-            if isinstance(message, Message):
-                size, made = message.ByteSize(), functools.partial(_one_part, encode, message)
-            else:
-                size, made = message.size, functools.partial(message.json_parts, form, encode)
-            # A large one is made off the loop, as a large answer is (the JSON of
-            # one 2 MB event held every call of both transports for 0.7-1 s), on a
-            # thread of the streams' own (not the decoders' of the requests).
-            parts = await in_stream_encoder(made) if size > transcode.LARGE_ANSWER_BYTES \
-                else made()
-            await _send(response, writer, parts)
+            await _send_message(response, writer, message, form, encode)
+            del message  # (see _send_message)
     except TimeoutError:
         await close_stream(opened)  # (what it held is let go before the connection is)
         if request.transport is not None:  # (an event cut short: the stream ends)
@@ -92,6 +84,25 @@ async def respond(request: web.Request, opened: AsyncIterator[Message | Encoded]
     finally:
         await close_stream(opened)  # (now, not when the stream is collected)
     return response
+
+
+async def _send_message(response: web.StreamResponse, writer: AbstractStreamWriter,
+                        message: Message | Encoded, form: Hashable,
+                        encode: Callable[[Message], bytes]) -> None:
+    """Send `message` as one event. A function of its own, its message let go by the
+    caller once sent, so that no name holds the message or its JSON while the stream
+    waits for the next: held by the loop's names, each stream kept its last message
+    with its JSON outside feed.HELD_BYTES, as the gRPC watches did (see
+    console.service._write_message)."""
+    if isinstance(message, Message):
+        size, made = message.ByteSize(), functools.partial(_one_part, encode, message)
+    else:
+        size, made = message.size, functools.partial(message.json_parts, form, encode)
+    # A large one is made off the loop, as a large answer is (the JSON of one 2 MB
+    # event held every call of both transports for 0.7-1 s), on a thread of the
+    # streams' own (not the decoders' of the requests).
+    parts = await in_stream_encoder(made) if size > transcode.LARGE_ANSWER_BYTES else made()
+    await _send(response, writer, parts)
 
 
 def _json(message: Message, output: transcode.Output) -> bytes:
