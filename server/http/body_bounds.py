@@ -15,18 +15,16 @@ exactly, by the servicer.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from google.protobuf import descriptor
 from google.protobuf.descriptor import FieldDescriptor
 
-from server import protojson
 from server.errors import FieldViolation
 from server.policy.envelope import LARGE_REQUEST_BYTES
-from server.policy.limits import EVENT_FIELDS, size_violation
+from server.policy.limits import EVENT_FIELDS, serialized_at_least, size_violation
 from server.retail import import_events, import_products
 from server.retail.bulk_import import SourceRules
 
@@ -89,97 +87,3 @@ def _inline_items(request: descriptor.Descriptor, document: Mapping[str, Any],
         message = field.message_type
     return value
 
-
-class _Kind(NamedTuple):
-    """How a field's JSON value bounds its bytes serialized."""
-
-    field: FieldDescriptor
-    message: descriptor.Descriptor | None  # of a message (a map's value), walked
-    least: int  # bytes at least of each string's length, list element or map entry
-    twin: str | None  # of a JSON name, the proto name it differs from
-    is_map: bool
-
-
-# A set message field takes its tag and length (two bytes) even when empty; so does an
-# element of a repeated message or a map entry. A packed number takes at least one byte,
-# a double or fixed64 eight, a float or fixed32 four; a string its tag, length and text.
-_PACKED_LEAST = {
-    FieldDescriptor.TYPE_DOUBLE: 8, FieldDescriptor.TYPE_FIXED64: 8,
-    FieldDescriptor.TYPE_SFIXED64: 8, FieldDescriptor.TYPE_FLOAT: 4,
-    FieldDescriptor.TYPE_FIXED32: 4, FieldDescriptor.TYPE_SFIXED32: 4,
-}
-
-
-@functools.cache
-def _kinds(message: descriptor.Descriptor) -> dict[str, _Kind]:
-    """By each JSON and proto name of `message`'s fields, how its value counts."""
-    kinds = {}
-    for name, field in protojson.fields_by_any_name(message).items():
-        kind = field.message_type
-        walked = kind if kind is not None \
-            and not kind.full_name.startswith("google.protobuf.") else None
-        is_map = kind is not None and bool(kind.GetOptions().map_entry)
-        if kind is not None and is_map:
-            value = kind.fields_by_name["value"].message_type
-            walked = value if value is not None \
-                and not value.full_name.startswith("google.protobuf.") else None
-        least = 2 if kind is not None or field.type == field.TYPE_STRING \
-            else _PACKED_LEAST.get(field.type, 1)
-        kinds[name] = _Kind(field, walked, least, field.name if name != field.name else None,
-                            is_map)
-    return kinds
-
-
-def serialized_at_least(message: descriptor.Descriptor, document: dict[str, Any],
-                        enough: int) -> int:
-    """A lower bound of the bytes `document`, the JSON of a `message`, serializes to
-    once parsed (as long as it parses); counting stops once past `enough`. Only what
-    is certain to be serialized counts: each set message field, list element and map
-    entry, and each string's text; a number or enum, which may be its default, none."""
-    total = 0
-    walk: list[tuple[descriptor.Descriptor, dict[str, Any]]] = [(message, document)]
-    kinds_of: dict[descriptor.Descriptor, dict[str, _Kind]] = {}
-    while walk and total <= enough:
-        message, value = walk.pop()
-        kinds = kinds_of.get(message)
-        if kinds is None:
-            kinds = kinds_of[message] = _kinds(message)
-        for name, given in value.items():
-            kind = kinds.get(name)
-            if kind is None or given is None \
-                    or kind.twin is not None and kind.twin in value:  # (given twice: once)
-                continue
-            field = kind.field
-            if type(given) is list:
-                if not field.is_repeated:
-                    continue
-                # (a member the parse refuses, a null or an object among texts, is no
-                # byte of the event: told a size it does not have, 1,100,000 nulls were
-                # refused for being "at least 2200021 bytes"; of numbers, nulls alone
-                # are left out)
-                if field.type == field.TYPE_STRING:
-                    texts = [item for item in given if type(item) is str]
-                    total += kind.least * len(texts) + sum(map(len, texts))
-                elif kind.message is not None:  # (a map as a list of entries: none walked)
-                    members = [item for item in given if type(item) is dict]
-                    total += kind.least * len(members)
-                    if not kind.is_map:
-                        walk.extend((kind.message, item) for item in members)
-                else:
-                    total += kind.least * (len(given) - given.count(None))
-            elif type(given) is dict:
-                if kind.is_map:  # an entry's key, when not "", is its text
-                    total += kind.least * len(given) + sum(map(len, given))
-                    if kind.message is not None:
-                        walk.extend((kind.message, item) for item in given.values()
-                                    if type(item) is dict)
-                elif field.message_type is not None:
-                    # (a message, or one standing for a list of one, as Google reads a
-                    # repeated field: lenient_json; its keys are its fields, no map's)
-                    total += 2
-                    if kind.message is not None:
-                        walk.append((kind.message, given))
-            elif type(given) is str and field.type == field.TYPE_STRING and given \
-                    and not field.is_repeated:
-                total += 2 + len(given)
-    return total

@@ -285,8 +285,7 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
                                   self._stamps.now_ns, self._max_event_bytes, self._strict)
         return (catalog, plain) if plain is not None else None
 
-    @staticmethod
-    def _collected(request: user_event_service_pb2.CollectUserEventRequest,
+    def _collected(self, request: user_event_service_pb2.CollectUserEventRequest,
                    requester: collect.Requester | None
                    ) -> tuple[user_event_pb2.UserEvent, str, list[FieldViolation], str | None]:
         """The event a collect request carries (filled from the browser's request
@@ -296,7 +295,9 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         if requester is not None and requester.in_url:  # (refused unread, as Google does)
             raise_if_any(collect.in_url_violations(request))
         event = user_event_pb2.UserEvent()
-        found = collect.decode_collect_request(request, event)
+        # (an event whose JSON shows it is over --max-event-bytes is left unparsed: its
+        # size is then its one violation, as a REST body's is: http.body_bounds)
+        found = collect.decode_collect_request(request, event, self._max_event_bytes)
         if requester is not None:
             collect.fill_from_requester(event, requester)
         return (event, "raw_json" if request.raw_json else "user_event", found,

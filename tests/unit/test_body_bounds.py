@@ -1,4 +1,4 @@
-"""body_bounds.serialized_at_least is a lower bound: an event it puts past
+"""limits.serialized_at_least is a lower bound: an event it puts past
 --max-event-bytes is refused unparsed, so it never counts a byte the parse does not
 serialize (defaults, enum names, timestamps, a field under both its names)."""
 
@@ -13,7 +13,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from server import lenient_json
-from server.http.body_bounds import serialized_at_least
+from server.policy.limits import serialized_at_least
 
 EVENTS: list[tuple[type[Message], dict[str, Any]]] = [
     (user_event_pb2.UserEvent, {"eventType": "detail-page-view", "visitorId": "v",
