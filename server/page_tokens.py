@@ -26,6 +26,11 @@ from server.errors import InvalidArgument
 # 4 MiB a gRPC client takes by default (RESOURCE_EXHAUSTED, 'Received message larger
 # than max'), with no token to go on by, built whole in the server's memory.
 PAGE_BYTES = 3 * 1024 * 1024
+# ... and a call of a list whose filter is checked on each item read (the console's by
+# sessionId or productId, ListProducts by type or primary) reads at most this many
+# items: past it, its page is short (or empty), with a token to go on from the last item
+# read. A filter that matches none read the whole catalog, or branch, in one call.
+SCAN_LIMIT = 5000
 
 # A signed token is "BODY.TAG", each unpadded base64url; a token of a Footfall from
 # before they were signed is the padded base64url of its body (no dot).

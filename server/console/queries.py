@@ -32,7 +32,7 @@ MAX_PAGE = 1000
 # Events one call reads at most while a sessionId or productId filter (checked on
 # the decoded event) leaves its page short: a call's cost stays bounded, and the
 # page token says where the next one goes on.
-SCAN_LIMIT = 5000
+SCAN_LIMIT = page_tokens.SCAN_LIMIT
 PAGE_BYTES = page_tokens.PAGE_BYTES  # (a page ends once its events pass it)
 # ... where a product named by an event counts this many bytes, not the ten or so it
 # takes on the wire: decoded, it takes about 230, and a page of 3 MiB of events naming

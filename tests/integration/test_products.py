@@ -20,6 +20,8 @@ from google.protobuf import field_mask_pb2, json_format, timestamp_pb2
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from server.retail import product_listing
+
 from .cli import wait
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
@@ -178,6 +180,35 @@ def test_list_filters(stub: Stub) -> None:
     ids, token = list_ids(stub, filter='collection_product_id = "c1"', page_size=1)
     assert list_ids(stub, filter='collection_product_id = "c1"', page_token=token) == (
         ["v3"], "")
+
+
+def test_a_filtered_list_reads_at_most_scan_limit_products_a_call(
+        stub: Stub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filter that matches few products (or none) read the whole branch in one
+    call; a call reads at most SCAN_LIMIT of them, and its page is short or empty,
+    with a token to go on from the last one read, as the console's lists do."""
+    monkeypatch.setattr(product_listing, "SCAN_LIMIT", 10)
+    for n in range(25):
+        create(stub, f"p{n:02}")
+    variant(stub, "p12v", "p12")  # (after p12, by id)
+    variant(stub, "p21v", "p21")
+    pages = []
+    token = ""
+    for _ in range(10):
+        ids, token = list_ids(stub, filter='type = "VARIANT"', page_token=token)
+        pages.append(ids)
+        if not token:
+            break
+    # 27 products, 10 read a call: short pages (an empty one), each with a token
+    assert pages == [[], ["p12v"], ["p21v"]]
+    ids, token = list_ids(stub, filter='type = "COLLECTION"')
+    assert ids == [] and token
+    ids, token = list_ids(stub, filter='primary_product_id = "p21"')
+    assert ids == [] and token
+    # (a filter matching all fills its page as ever; no filter: every product read shows)
+    assert list_ids(stub, filter='type = "PRIMARY"', page_size=5)[0] == [
+        "p00", "p01", "p02", "p03", "p04"]
+    assert len(list_ids(stub)[0]) == 27
 
 
 def test_list_errors(stub: Stub) -> None:

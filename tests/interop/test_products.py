@@ -234,6 +234,27 @@ def test_list_filters_variants_of_a_primary(products: retail_v2.ProductServiceCl
     assert_names_fields(refused.value, ["filter"])
 
 
+def test_the_pager_walks_the_short_pages_of_a_filter_matching_few_of_many(
+        products: retail_v2.ProductServiceClient, branch: str) -> None:
+    """A call reads at most 5,000 products (SCAN_LIMIT) for a filter: its page may be
+    short or empty, with a next_page_token (Google: a page may hold fewer than
+    page_size); the pager follows the tokens to every product the filter selects."""
+    many = [{"id": f"P{n:05}", "title": "Plain", "categories": ["C"]} for n in range(6_000)]
+    finish(products.import_products(request=inline_products(branch, *many),
+                                    timeout=RPC_DEADLINE))
+    for primary in ("P00100", "P05500"):
+        create(products, branch, f"{primary}-V",
+               tent(type_=Product.Type.VARIANT, primary_product_id=primary, categories=[]))
+    pager = products.list_products(request={"parent": branch, "filter": 'type = "VARIANT"'},
+                                   timeout=RPC_DEADLINE)
+    pages = list(pager.pages)
+    assert [[p.id for p in page.products] for page in pages] == [["P00100-V"], ["P05500-V"]]
+    assert [bool(page.next_page_token) for page in pages] == [True, False]
+    none = products.list_products(request={"parent": branch, "filter": 'type = "COLLECTION"'},
+                                  timeout=RPC_DEADLINE)
+    assert [len(page.products) for page in none.pages] == [0, 0]
+
+
 def test_update_with_a_mask_changes_only_the_masked_fields(
         products: retail_v2.ProductServiceClient, branch: str) -> None:
     created = create(products, branch, "TENT-3P", tent(title="Trail Tent 3P"))
