@@ -60,6 +60,15 @@ class EventFilter:
         """Whether some terms are checked on the decoded events."""
         return bool(self.session_ids or self.product_ids)
 
+    @property
+    def selects_nothing(self) -> bool:
+        """Whether it can select no event, known before any is read: a productId of
+        "" (every product an event names has an id), as `visitorId = ""` selects none
+        (every event has a visitor). An empty value is the value "", as for every
+        field (`userId = ""`: the events with no user id; `sessionId = ""`: those of
+        no session); decoded, it read every event of the catalog to find none."""
+        return "" in self.product_ids
+
     @functools.cached_property
     def needles(self) -> tuple[bytes, ...]:
         """The UTF-8 bytes of the longest session or product id looked for (none
@@ -76,7 +85,7 @@ class EventFilter:
         """False if the serialized event `payload` cannot be selected: the id of
         `needles` is not among its bytes (a string field holds its UTF-8 bytes as
         they are), so it need not be decoded."""
-        return all(needle in payload for needle in self.needles)
+        return not self.selects_nothing and all(needle in payload for needle in self.needles)
 
     def selects(self, event: user_event_pb2.UserEvent) -> bool:
         named = {d.product.id for d in event.product_details}
@@ -381,8 +390,10 @@ def list_user_events(store: Store, events: EventFilter, size: int,
     question = page_tokens.question(events)
     position = _position(store, token, 2, question)
     before = None if position is None else (position[0], position[1])
-    query, window_end = _window(store, events.query, before)
     answer = console_pb2.ListUserEventsResponse()
+    if events.selects_nothing:  # (the token checked all the same)
+        return answer
+    query, window_end = _window(store, events.query, before)
     read, room = 0, PAGE_BYTES
 
     def after_last() -> console_pb2.ListUserEventsResponse:
@@ -453,6 +464,8 @@ def count_user_events(store: Store, events: EventFilter) -> int:
     every session and product id looked for (among those its terms select)."""
     if not events.on_events:
         return store.count_user_events(events.query)
+    if events.selects_nothing:
+        return 0
     count, before = 0, None
     while rows := store.user_events_newest(events.query, SCAN_LIMIT, before,
                                            containing=events.needles):
