@@ -295,3 +295,36 @@ def test_server_sent_events_watches_hold_no_message_once_sent(
         for client in clients:
             client.close()
         running.stop()
+
+
+def test_grpc_watches_hold_no_message_once_sent(
+        settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As test_server_sent_events_watches_hold_no_message_once_sent, over gRPC: the
+    watch's loop kept its last item, with its bytes, while it waited for the next."""
+    monkeypatch.setattr(feed, "PAGE_CACHE_BYTES", 0)  # (what the pages kept hold aside)
+    store = open_store(settings.store)
+    try:
+        store.write_user_events([EventRow.from_event(CATALOG, user_event_pb2.UserEvent(
+            event_type="home-page-view", visitor_id=f"v-{n}", event_time={"seconds": 1_700_000_000},
+            attributes={"a": {"text": [f"{n}" + "t" * 299] * 1000}}), True) for n in range(2)])
+    finally:
+        store.close()
+    running = start(dataclasses.replace(settings, http_port=-1), clock)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            console = console_pb2_grpc.ConsoleServiceStub(channel)
+            watches = [console.WatchUserEvents(console_pb2.WatchUserEventsRequest(
+                parent=CATALOG, after_id=0,  # a filter of its own: a feed, and items, of its own
+                filter=f'eventTime > "2000-01-01T00:00:{k:02}Z"'), timeout=60)
+                for k in range(STREAMS_READ)]
+            for watch in watches:
+                assert [next(watch).user_event.visitor_id for _ in range(2)] == ["v-0", "v-1"]
+            time.sleep(1)  # (each watch waits for its next event)
+            gc.collect()
+            items = [held for held in gc.get_objects() if isinstance(held, feed.Item)]
+            held = sum(item.size + len(item._wire or b"") for item in items)
+            for watch in watches:
+                watch.cancel()
+        assert held < 1_000_000, f"{len(items)} items of {held:,} bytes held"
+    finally:
+        running.stop()
