@@ -240,6 +240,17 @@ def test_watches_of_filters_of_their_own_that_never_read_hold_about_the_bound(
         running.stop()
 
 
+def _store_two_events_of_300_kb(settings: Settings) -> None:
+    """Events v-0 and v-1, 300 KB each, in the store `settings` name."""
+    store = open_store(settings.store)
+    try:
+        store.write_user_events([EventRow.from_event(CATALOG, user_event_pb2.UserEvent(
+            event_type="home-page-view", visitor_id=f"v-{n}", event_time={"seconds": 1_700_000_000},
+            attributes={"a": {"text": [f"{n}" + "t" * 299] * 1000}}), True) for n in range(2)])
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("watch", ["watch", "watchBatches"])
 def test_server_sent_events_watches_hold_no_message_once_sent(
         settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch,
@@ -250,13 +261,7 @@ def test_server_sent_events_watches_hold_no_message_once_sent(
     rows, outside feed.HELD_BYTES. 100 streams of filters of their own, idle once
     they had read ten events of 1 MB, grew a server by 527 MiB; now by 253."""
     monkeypatch.setattr(feed, "PAGE_CACHE_BYTES", 0)  # (what the pages kept hold aside)
-    store = open_store(settings.store)
-    try:
-        store.write_user_events([EventRow.from_event(CATALOG, user_event_pb2.UserEvent(
-            event_type="home-page-view", visitor_id=f"v-{n}", event_time={"seconds": 1_700_000_000},
-            attributes={"a": {"text": [f"{n}" + "t" * 299] * 1000}}), True) for n in range(2)])
-    finally:
-        store.close()
+    _store_two_events_of_300_kb(settings)
     running = start(dataclasses.replace(settings, http_port=-1), clock)
     clients: list[socket.socket] = []
     try:
@@ -302,13 +307,7 @@ def test_grpc_watches_hold_no_message_once_sent(
     """As test_server_sent_events_watches_hold_no_message_once_sent, over gRPC: the
     watch's loop kept its last item, with its bytes, while it waited for the next."""
     monkeypatch.setattr(feed, "PAGE_CACHE_BYTES", 0)  # (what the pages kept hold aside)
-    store = open_store(settings.store)
-    try:
-        store.write_user_events([EventRow.from_event(CATALOG, user_event_pb2.UserEvent(
-            event_type="home-page-view", visitor_id=f"v-{n}", event_time={"seconds": 1_700_000_000},
-            attributes={"a": {"text": [f"{n}" + "t" * 299] * 1000}}), True) for n in range(2)])
-    finally:
-        store.close()
+    _store_two_events_of_300_kb(settings)
     running = start(dataclasses.replace(settings, http_port=-1), clock)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:

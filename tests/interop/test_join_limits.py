@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -60,14 +61,23 @@ def test_an_event_joined_is_kept_only_if_a_client_can_read_it_back(
     changed: joined, it was as large, and kept beside the event as received; the
     console's message of the two was 4,194,431 bytes, and a gRPC client, 4 MiB at
     most by default, read no page holding it. Now it is kept not joined."""
-    server = server_factory()
+    stored = _write_an_event_just_under_the_limit(server_factory(), channels, "Tenx")
+    assert not stored.get("joined", False) and "receivedEvent" not in stored
+
+
+def _write_an_event_just_under_the_limit(
+        server: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel],
+        title: str) -> dict[str, Any]:
+    """Writes an event of 2 MiB (--max-event-bytes) less 10 bytes naming the catalog's
+    product "Tent" with `title` (as long as "Tent": the join changes the event, not its
+    size, unless the title is the catalog's), and answers it as the console lists it."""
     products = product_client(server.address)
     tent = products.create_product(
         parent=f"{CATALOG}/branches/0", product_id="tent",
         product=retail_v2.Product(title="Tent", categories=["Outdoor"]),
         timeout=RPC_DEADLINE)
     named = retail_v2.Product.pb(tent)
-    named.title = "Tenx"  # (as long: the join changes the event, not its size)
+    named.title = title
     event = retail_v2.UserEvent.pb(retail_v2.UserEvent(
         event_type="detail-page-view", visitor_id="v",
         event_time={"seconds": 1_700_000_000}))
@@ -85,7 +95,7 @@ def test_an_event_joined_is_kept_only_if_a_client_can_read_it_back(
         timeout=RPC_DEADLINE)
     page = Console(channels(server)).call("ListUserEvents", parent=CATALOG, pageSize=1)
     [stored] = page["userEvents"]
-    assert not stored.get("joined", False) and "receivedEvent" not in stored
+    return cast(dict[str, Any], stored)
 
 
 def test_an_event_the_join_leaves_as_it_was_is_joined_whatever_its_size(
@@ -95,27 +105,5 @@ def test_an_event_the_join_leaves_as_it_was_is_joined_whatever_its_size(
     it: joined, it is the event as received, and only that one form is kept (a
     console message of it is 2 MiB), but the two were counted as kept, and it was
     left not joined though every product it names is in the catalog."""
-    server = server_factory()
-    products = product_client(server.address)
-    tent = products.create_product(
-        parent=f"{CATALOG}/branches/0", product_id="tent",
-        product=retail_v2.Product(title="Tent", categories=["Outdoor"]),
-        timeout=RPC_DEADLINE)
-    event = retail_v2.UserEvent.pb(retail_v2.UserEvent(
-        event_type="detail-page-view", visitor_id="v",
-        event_time={"seconds": 1_700_000_000}))
-    event.product_details.add().product.CopyFrom(retail_v2.Product.pb(tent))
-    limit = 2 * 1024 * 1024  # --max-event-bytes
-    n = 0
-    while event.ByteSize() < limit - 1_100:
-        event.attributes[f"k{n}"].text.extend(["a" * 250] * 4)
-        n += 1
-    while event.ByteSize() < limit - 10:
-        event.page_view_id += "x"
-    retail_client(server.address).write_user_event(
-        request=retail_v2.WriteUserEventRequest(
-            parent=CATALOG, user_event=retail_v2.UserEvent.wrap(event)),
-        timeout=RPC_DEADLINE)
-    page = Console(channels(server)).call("ListUserEvents", parent=CATALOG, pageSize=1)
-    [stored] = page["userEvents"]
+    stored = _write_an_event_just_under_the_limit(server_factory(), channels, "Tent")
     assert stored.get("joined", False) and "receivedEvent" not in stored
