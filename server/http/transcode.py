@@ -365,7 +365,9 @@ def _fields_of_one_field(request: Message, document: dict[str, Any]) -> FieldVio
     fields of the message of one of its fields, left out: where they belong. Talent
     v4's body is the ClientEvent, v4beta1's the request holding it under
     `clientEvent`; v4's body sent to v4beta1 was told only that the request has no
-    `eventId`, no `createTime` and no `jobEvent`. None: the names are read as sent."""
+    `eventId`, no `createTime` and no `jobEvent` (a field the message's contract took
+    out, _FORMER_FIELDS, counts as one of its fields: a v4beta1 profile event so sent
+    was told of `profileEvent` alone). None: the names are read as sent."""
     fields = protojson.fields_by_any_name(request.DESCRIPTOR)
     unknown = [name for name in document if name not in fields]
     if not unknown:
@@ -374,6 +376,7 @@ def _fields_of_one_field(request: Message, document: dict[str, Any]) -> FieldVio
                if field.message_type is not None and not field.is_repeated
                and field.name not in document and field.json_name not in document
                and all(name in protojson.fields_by_any_name(field.message_type)
+                       or name in _FORMER_FIELDS.get(field.message_type.full_name, ())
                        for name in unknown)]
     if len(holders) != 1:
         return None

@@ -229,6 +229,9 @@ def talent_beta_route() -> Route:
     {"eventId": "e1", "createTime": "2026-01-01T00:00:00Z",
      "jobEvent": {"type": "VIEW", "jobs": ["projects/p/tenants/t/jobs/j"]}},
     {"event_id": "e1", "parent": "projects/p/tenants/t"},  # (parent: the request's own)
+    # (profileEvent: a field v4beta1's ClientEvent had, which its servicer refuses by name)
+    {"eventId": "e1", "createTime": "2026-01-01T00:00:00Z",
+     "profileEvent": {"type": "VIEW", "profiles": ["projects/p/tenants/t/profiles/x"]}},
 ])
 def test_a_whole_body_holding_its_fields_fields_is_told_where_they_belong(
         event: dict[str, Any]) -> None:
