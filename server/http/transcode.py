@@ -799,5 +799,5 @@ def _fields_set(message: Message) -> float:
 
 def response_json(message: Message, output: Output) -> bytes:
     """`message` in proto3 JSON (lowerCamel names, defaults left out)."""
-    document = json_format.MessageToDict(message, use_integers_for_enums=output.enums_as_ints)
+    document = protojson.message_to_dict(message, use_integers_for_enums=output.enums_as_ints)
     return orjson.dumps(document, option=orjson.OPT_INDENT_2 if output.pretty else 0)

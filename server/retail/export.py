@@ -23,9 +23,9 @@ from footfall.retail.v2 import user_event_pb2
 from footfall.retail.v2alpha import export_config_pb2 as v2alpha_export
 from footfall.retail.v2beta import export_config_pb2
 from google.longrunning import operations_pb2
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import timestamp_pb2
 
-from server import names
+from server import names, protojson
 from server.errors import FieldViolation, gather, raise_if_any
 from server.operations import records
 from server.operations.runner import JobContext
@@ -102,7 +102,7 @@ def new_operation(name: str, now_ns: int) -> operations_pb2.Operation:
 
 
 def _line(message: Any) -> bytes:
-    return orjson.dumps(json_format.MessageToDict(message)) + b"\n"
+    return orjson.dumps(protojson.message_to_dict(message)) + b"\n"
 
 
 @dataclass
