@@ -730,13 +730,16 @@ def path_request(route: Route, path_values: Mapping[str, str]) -> Message:
 
 
 # An answer (or a streamed message) larger than this, serialized, is written as JSON
-# off the loop (server.http.answers), as a large request is read: json_format writes
+# off the loop (server.http.answers), as a large request is read: json_format wrote
 # about 3 MB a second, and on the loop the echo of a 2 MB event (a
 # WriteUserEvent of 60,000 products, which any writer key may send) held every call
 # of both transports for 0.45-1.0 s, and so did its line in each open console feed.
+# (protojson.message_to_dict, which writes answers since, takes about a third of
+# json_format's time: such an echo would still hold the loop for 0.15-0.3 s.)
 LARGE_ANSWER_BYTES = 64 * 1024
-# A smaller message may set tens of thousands of fields all the same, and json_format's
-# time goes by the fields it writes (about 2 us each), not by bytes: an event of 9,000
+# A smaller message may set tens of thousands of fields all the same, and the writer's
+# time goes by the fields it writes (json_format's about 2 us each, message_to_dict's
+# about a third of that), not by bytes: an event of 9,000
 # product details is 63 KB, 792 KB of JSON, and took 30 ms of the loop's CPU for each
 # GET (a /healthz meanwhile took 7-10 ms, at worst 200 ms; now 0.4 ms, at worst 68).
 # Past about this many fields (what 64 KiB of a page of events sets: a field for each 10
