@@ -47,11 +47,13 @@ def size_violation(found: int, path: str, limit: int, at_least: bool = False) ->
 class _Kind(NamedTuple):
     """How a field's JSON value bounds its bytes serialized."""
 
-    field: FieldDescriptor
     message: descriptor.Descriptor | None  # of a message (a map's value), walked
     least: int  # bytes at least of each string's length, list element or map entry
     twin: str | None  # of a JSON name, the proto name it differs from
     is_map: bool
+    is_repeated: bool
+    is_string: bool
+    is_message: bool  # a message field (a map's too)
 
 
 # A set message field takes its tag and length (two bytes) even when empty; so does an
@@ -79,8 +81,9 @@ def _kinds(message: descriptor.Descriptor) -> dict[str, _Kind]:
                 and not value.full_name.startswith("google.protobuf.") else None
         least = 2 if kind is not None or field.type == field.TYPE_STRING \
             else _PACKED_LEAST.get(field.type, 1)
-        kinds[name] = _Kind(field, walked, least, field.name if name != field.name else None,
-                            is_map)
+        kinds[name] = _Kind(walked, least, field.name if name != field.name else None,
+                            is_map, field.is_repeated, field.type == field.TYPE_STRING,
+                            kind is not None)
     return kinds
 
 
@@ -89,51 +92,55 @@ def serialized_at_least(message: descriptor.Descriptor, document: dict[str, Any]
     """A lower bound of the bytes `document`, the JSON of a `message`, serializes to
     once parsed (as long as it parses); counting stops once past `enough`. Only what
     is certain to be serialized counts: each set message field, list element and map
-    entry, and each string's text; a number or enum, which may be its default, none."""
+    entry, and each string's text; a number or enum, which may be its default, none.
+
+    The objects are walked a type at a time, those of one type found together in one
+    list (the 400,000 product details of a refused body, then their products): a
+    stack of one object at a time took 2.6 us a detail, most of the refusal's cost."""
     total = 0
-    walk: list[tuple[descriptor.Descriptor, dict[str, Any]]] = [(message, document)]
-    kinds_of: dict[descriptor.Descriptor, dict[str, _Kind]] = {}
+    walk: list[tuple[descriptor.Descriptor, list[dict[str, Any]]]] = [(message, [document])]
     while walk and total <= enough:
-        message, value = walk.pop()
-        kinds = kinds_of.get(message)
-        if kinds is None:
-            kinds = kinds_of[message] = _kinds(message)
-        for name, given in value.items():
-            kind = kinds.get(name)
-            if kind is None or given is None \
-                    or kind.twin is not None and kind.twin in value:  # (given twice: once)
-                continue
-            field = kind.field
-            if type(given) is list:
-                if not field.is_repeated:
+        message, values = walk.pop()
+        kinds = _kinds(message)
+        found: dict[descriptor.Descriptor, list[dict[str, Any]]] = {}
+        for value in values:
+            if total > enough:
+                break
+            for name, given in value.items():
+                kind = kinds.get(name)
+                if kind is None or given is None \
+                        or kind.twin is not None and kind.twin in value:  # (given twice: once)
                     continue
-                # (a member the parse refuses, a null or an object among texts, is no
-                # byte of the event: told a size it does not have, 1,100,000 nulls were
-                # refused for being "at least 2200021 bytes"; of numbers, nulls alone
-                # are left out)
-                if field.type == field.TYPE_STRING:
-                    texts = [item for item in given if type(item) is str]
-                    total += kind.least * len(texts) + sum(map(len, texts))
-                elif kind.message is not None:  # (a map as a list of entries: none walked)
-                    members = [item for item in given if type(item) is dict]
-                    total += kind.least * len(members)
-                    if not kind.is_map:
-                        walk.extend((kind.message, item) for item in members)
-                else:
-                    total += kind.least * (len(given) - given.count(None))
-            elif type(given) is dict:
-                if kind.is_map:  # an entry's key, when not "", is its text
-                    total += kind.least * len(given) + sum(map(len, given))
-                    if kind.message is not None:
-                        walk.extend((kind.message, item) for item in given.values()
-                                    if type(item) is dict)
-                elif field.message_type is not None:
-                    # (a message, or one standing for a list of one, as Google reads a
-                    # repeated field: lenient_json; its keys are its fields, no map's)
-                    total += 2
-                    if kind.message is not None:
-                        walk.append((kind.message, given))
-            elif type(given) is str and field.type == field.TYPE_STRING and given \
-                    and not field.is_repeated:
-                total += 2 + len(given)
+                if type(given) is list:
+                    if not kind.is_repeated:
+                        continue
+                    # (a member the parse refuses, a null or an object among texts, is no
+                    # byte of the event: told a size it does not have, 1,100,000 nulls were
+                    # refused for being "at least 2200021 bytes"; of numbers, nulls alone
+                    # are left out)
+                    if kind.is_string:
+                        texts = [item for item in given if type(item) is str]
+                        total += kind.least * len(texts) + sum(map(len, texts))
+                    elif kind.message is not None:  # (a map as a list of entries: none walked)
+                        members = [item for item in given if type(item) is dict]
+                        total += kind.least * len(members)
+                        if not kind.is_map:
+                            found.setdefault(kind.message, []).extend(members)
+                    else:
+                        total += kind.least * (len(given) - given.count(None))
+                elif type(given) is dict:
+                    if kind.is_map:  # an entry's key, when not "", is its text
+                        total += kind.least * len(given) + sum(map(len, given))
+                        if kind.message is not None:
+                            found.setdefault(kind.message, []).extend(
+                                item for item in given.values() if type(item) is dict)
+                    elif kind.is_message:
+                        # (a message, or one standing for a list of one, as Google reads a
+                        # repeated field: lenient_json; its keys are its fields, no map's)
+                        total += 2
+                        if kind.message is not None:
+                            found.setdefault(kind.message, []).append(given)
+                elif type(given) is str and kind.is_string and given and not kind.is_repeated:
+                    total += 2 + len(given)
+        walk.extend(found.items())
     return total
