@@ -221,9 +221,14 @@ def test_reflection_without_a_key_is_paced(tmp_path: Path) -> None:
                         "--auth-file", str(keys(tmp_path))) as server, \
             channel_to(server.address) as channel:
         assert 600 <= answered(channel, 1000, 3.0) <= 660
+        spent = time.monotonic()
         assert answered(channel, 1000, 30.0, KEY) == 1000
-        # A minute's worth at once is spent: a second stream of the address waits too.
-        assert answered(channel, 100, 1.0) <= 20
+        # A minute's worth at once is spent: a second stream of the address waits too,
+        # answered 10 a second from then: the keyed stream's time refills the address's
+        # share (a slow .ci/run read 22 answers where a fixed 20 were allowed); unpaced,
+        # all 100 are answered
+        paced = 10 * (time.monotonic() - spent + 1.0)
+        assert answered(channel, 100, 1.0) <= paced + 8
 
 
 def unfinished_requests(port: int, method: str, calls: int, size: int, seconds: float
