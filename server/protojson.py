@@ -280,17 +280,20 @@ def reads_field(message_class: type[Message], key: str, value: Any) -> bool:
     return True
 
 
+def _class_plan(message_class: type[Message]) -> _Plan:
+    plan = _CLASS_PLANS.get(message_class)
+    if plan is None:
+        # At run time the Descriptor is upb's, which the stubs keep apart (isinstance agrees).
+        plan = _CLASS_PLANS[message_class] = _plan(cast(Descriptor, message_class.DESCRIPTOR))
+    return plan
+
+
 def parse_dict(data: Any, message_class: type[M]) -> M:
     """`message_class` from a parsed proto3-JSON object, exactly as `parse_into`
     (json_format.ParseDict, with `check_texts`) makes it; raises
     json_format.ParseError as it does."""
     try:
-        # At run time the Descriptor is upb's, which the stubs keep apart (isinstance agrees).
-        plan = _CLASS_PLANS.get(message_class)
-        if plan is None:
-            plan = _CLASS_PLANS[message_class] = _plan(
-                cast(Descriptor, message_class.DESCRIPTOR))
-        return message_class(**plan.convert(data))
+        return message_class(**_class_plan(message_class).convert(data))
     # RecursionError: nesting deeper than the stack (Product.variants holds Products),
     # which json_format refuses past its own depth limit, as a ParseError.
     except (_Fallback, ValueError, TypeError, RecursionError):
@@ -559,9 +562,7 @@ def merge_into(data: Any, message: Message) -> None:
     what a refused parse leaves in `message`, are parse_into's own."""
     if type(data) is dict:
         message_class = type(message)
-        plan = _CLASS_PLANS.get(message_class)
-        if plan is None:
-            plan = _CLASS_PLANS[message_class] = _plan(cast(Descriptor, message.DESCRIPTOR))
+        plan = _class_plan(message_class)
         held = {field.name for field, _ in message.ListFields()}
         try:
             # (a key it does not know falls back: it may name no field at all)

@@ -24,7 +24,7 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from server.errors import FieldViolation
 from server.policy.envelope import LARGE_REQUEST_BYTES
-from server.policy.limits import EVENT_FIELDS, serialized_at_least, size_violation
+from server.policy.limits import EVENT_FIELDS, json_size_violation
 from server.retail import import_events, import_products
 from server.retail.bulk_import import SourceRules
 
@@ -58,10 +58,7 @@ class BodyBounds:
         event = _one_of_names(document, field)
         if not isinstance(event, dict) or field.message_type is None:
             return None
-        at_least = serialized_at_least(field.message_type, event, self.max_event_bytes)
-        if at_least <= self.max_event_bytes:
-            return None
-        return size_violation(at_least, field_name, self.max_event_bytes, at_least=True)
+        return json_size_violation(field.message_type, event, field_name, self.max_event_bytes)
 
 
 def _one_of_names(document: Mapping[str, Any], field: FieldDescriptor) -> Any:

@@ -100,7 +100,7 @@ from server.errors import InvalidArgument, ResourceExhausted, to_rpc_status
 from server.http.answers import ADVICE, WHAT
 from server.http.budget import Budget, Hold
 from server.http.errors import error_body, json_error, unknown_coding
-from server.http.transcode import MALFORMED_ESCAPE
+from server.http.transcode import malformed_escape
 from server.ports import ip_prefix
 from server.retail.collect import GET_EVENT_CHARS, MAX_URI_CHARS
 
@@ -1039,14 +1039,10 @@ def url_refusal(raw: str) -> web.Response | None:
             message=f"the URL's path is {len(path):,} bytes in {segments:,} segments; at most "
                     f"{MAX_PATH_BYTES:,} bytes and {MAX_PATH_SEGMENTS} segments are served (an "
                     f"event goes in the query or the body)"))
-    malformed = MALFORMED_ESCAPE.search(path) if "%" in path else None
+    malformed = malformed_escape(path, "", "name") if "%" in path else None
     if malformed is not None:
-        at = malformed.start()
         return json_error(http=400, status=status_pb2.Status(
-            code=code_pb2.INVALID_ARGUMENT,
-            message=f"the URL's path {path[:300]!r} has a malformed percent-escape "
-                    f"{path[at:at + 3]!r} at character {at + 1}: '%' begins an escape of two "
-                    f"hex digits (a '%' of a name is written %25)"))
+            code=code_pb2.INVALID_ARGUMENT, message=f"the URL's path {path[:300]!r} {malformed}"))
     parameters = query.count("&") + 1 if query else 0
     if parameters > MAX_QUERY_PARAMETERS:
         return json_error(http=400, status=status_pb2.Status(

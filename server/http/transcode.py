@@ -124,12 +124,20 @@ def check_query_text(decoded: Mapping[str, str], raw: str) -> None:
 def _malformed_escape(text: str, of: str) -> str | None:
     """Why `text`, the name or value (`of`) of a query parameter as sent, is no
     percent-encoded text: its first '%' that begins no escape; None if there is none."""
+    return malformed_escape(text, f" of its {of}", of)
+
+
+def malformed_escape(text: str, where: str, one: str) -> str | None:
+    """Why `text` (a URL's path, a query parameter's name or value) is no
+    percent-encoded text: "has a malformed percent-escape '%zz' at character N`where`:
+    ... (a '%' of a `one` is written %25)", of its first '%' that begins no escape,
+    counted from 1 as a filter's 'at character N' is; None if there is none."""
     malformed = MALFORMED_ESCAPE.search(text)
     if malformed is None:
         return None
     at = malformed.start()
-    return (f"has a malformed percent-escape {text[at:at + 3]!r} at character {at + 1} of its "
-            f"{of}: '%' begins an escape of two hex digits (a '%' of a {of} is written %25)")
+    return (f"has a malformed percent-escape {text[at:at + 3]!r} at character {at + 1}{where}: "
+            f"'%' begins an escape of two hex digits (a '%' of a {one} is written %25)")
 
 
 def _not_utf8(text: str) -> str | None:

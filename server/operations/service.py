@@ -151,11 +151,11 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
         room = page_tokens.PAGE_BYTES
         for record in records[:size]:
             operation = _answer(record.operation)
-            size = operation.ByteSize()
-            if page and size > room:
+            weight = operation.ByteSize()
+            if page and weight > room:
                 break
             page.append(operation)
-            room -= size
+            room -= weight
         if len(records) == len(page):
             return page, ""
         return page, _page_token(self._store.page_token_key(), records[len(page) - 1], question)

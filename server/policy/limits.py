@@ -44,6 +44,15 @@ def size_violation(found: int, path: str, limit: int, at_least: bool = False) ->
                                 f"at most {limit}")
 
 
+def json_size_violation(message: descriptor.Descriptor, document: dict[str, Any], path: str,
+                        limit: int) -> FieldViolation | None:
+    """`path: is at least N bytes; at most LIMIT` when `document`, the JSON of a
+    `message`, shows it would serialize to more than `limit` (serialized_at_least), so
+    that it need not be parsed to be refused; else None."""
+    at_least = serialized_at_least(message, document, limit)
+    return size_violation(at_least, path, limit, at_least=True) if at_least > limit else None
+
+
 class _Kind(NamedTuple):
     """How a field's JSON value bounds its bytes serialized."""
 

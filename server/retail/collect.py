@@ -15,7 +15,7 @@ from google.protobuf import json_format
 from server import json_keys, json_problems, lenient_json, protojson
 from server.errors import FieldViolation, InvalidArgument, UnreadValue, unlisted
 from server.policy.envelope import LARGE_REQUEST_BYTES
-from server.policy.limits import serialized_at_least, size_violation
+from server.policy.limits import json_size_violation
 from server.retail.validation import MAX_LONG_TEXT, MAX_USER_AGENT, too_long
 
 # A 1x1 transparent GIF: header, screen 1x1 with a 2-colour table (black, white),
@@ -128,9 +128,7 @@ def _over(text: str, data: dict[str, Any], event: Any, field: str,
     LARGE_REQUEST_BYTES costs little to parse, and is: its size is then told exactly."""
     if len(text) <= LARGE_REQUEST_BYTES:
         return None
-    at_least = serialized_at_least(event.DESCRIPTOR, data, max_bytes)
-    return size_violation(at_least, field, max_bytes, at_least=True) \
-        if at_least > max_bytes else None
+    return json_size_violation(event.DESCRIPTOR, data, field, max_bytes)
 
 
 def _read_around(error: json_format.ParseError, field: str, event: Any) -> frozenset[str] | None:

@@ -175,6 +175,14 @@ def test_the_size_and_a_bad_parent_are_reported_together(small: Running) -> None
     assert [field for field, _ in bad_request(error)] == ["parent", "user_event"]
 
 
+def client_event_over_the_limit(created: int) -> event_pb2.ClientEvent:
+    """A talent client event whose notes take it past LIMIT, created at `created`."""
+    return event_pb2.ClientEvent(
+        event_id="e1", create_time=timestamp_pb2.Timestamp(seconds=created),
+        job_event=event_pb2.JobEvent(type=1, jobs=[f"{TENANT}/jobs/j1"]),  # type: ignore[arg-type]
+        event_notes="n" * LIMIT)
+
+
 def test_an_event_over_the_limit_is_told_its_size_before_its_times_are_walked(
         small: Running) -> None:
     """Over gRPC an event's times were walked (about 5 us a product) before its size
@@ -184,10 +192,7 @@ def test_an_event_over_the_limit_is_told_its_size_before_its_times_are_walked(
     big = event("big", padding=LIMIT)
     big.event_time.seconds = 10**13  # past year 9999
     big.product_details.add().product.available_time.seconds = -10**13
-    client_event = event_pb2.ClientEvent(
-        event_id="e1", create_time=timestamp_pb2.Timestamp(seconds=10**13),
-        job_event=event_pb2.JobEvent(type=1, jobs=[f"{TENANT}/jobs/j1"]),  # type: ignore[arg-type]
-        event_notes="n" * LIMIT)
+    client_event = client_event_over_the_limit(created=10**13)  # past year 9999
     with channel_of(small) as channel:
         write = user_event_service_pb2_grpc.UserEventServiceStub(channel).WriteUserEvent
         error = refused(lambda: write(user_event_service_pb2.WriteUserEventRequest(
@@ -274,10 +279,7 @@ def test_a_collects_event_whose_json_shows_it_too_big_is_refused_unparsed(
 
 
 def test_talent_client_event(small: Running) -> None:
-    client_event = event_pb2.ClientEvent(
-        event_id="e1", create_time=timestamp_pb2.Timestamp(seconds=100),
-        job_event=event_pb2.JobEvent(type=1, jobs=[f"{TENANT}/jobs/j1"]),  # type: ignore[arg-type]
-        event_notes="n" * LIMIT)
+    client_event = client_event_over_the_limit(created=100)
     with channel_of(small) as channel:
         create = event_service_pb2_grpc.EventServiceStub(channel).CreateClientEvent
         error = refused(lambda: create(event_service_pb2.CreateClientEventRequest(
