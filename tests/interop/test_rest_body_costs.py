@@ -56,10 +56,11 @@ def test_a_write_of_an_event_past_its_size_is_refused_before_it_is_parsed(
     assert violation["field"] == "user_event"
     assert violation["description"].endswith(f" bytes; at most {MAX_EVENT_BYTES}")
     # (10 ms ticks: without the change it cost 15 times the normal write, then 1.1-1.6;
-    # since a body is read by protojson's fast path the normal write costs about 32 and
-    # this refusal 92-99, most of it loading its JSON, 400,000 objects, and the bound's
-    # walk of them: 145 while that walk took one object at a time)
-    assert past <= 3 * normal + 30, (normal, past)
+    # since a body is read by protojson's fast path the normal write costs 27-34 and
+    # this refusal 92-123, most of it loading its JSON, 400,000 objects, and the bound's
+    # walk of them; parsed whole, it is 247: the bound is set between the two, at about
+    # twice what the refusal costs, for .ci/run's busy workers)
+    assert past <= 5 * normal + 20, (normal, past)
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
