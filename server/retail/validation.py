@@ -20,11 +20,12 @@ from google.protobuf import timestamp_pb2
 from server.errors import FieldViolation, entry_path
 from server.names import NUL_REFUSED
 
-# Google's event types; each has the rules below. Others are custom types.
+# Google's event types (UserEvent.event_type's allowed values in the retail v2
+# reference); each has the rules below. Others are custom types. (An autocomplete
+# click is a search event with a completion_detail: "completion" is no type of it.)
 EVENT_TYPES = (
     "add-to-cart",
     "category-page-view",
-    "completion",
     "detail-page-view",
     "home-page-view",
     "promotion-offered",

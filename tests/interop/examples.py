@@ -63,14 +63,6 @@ GOOGLE_EVENTS: dict[str, dict[str, Any]] = {
                            {"product": {"id": "TARP-SIL-3X3"}}],
         "uri": "https://shop.example.com/search?q=ultralight+2+person+tent&page=2",
     },
-    "completion": {
-        "eventType": "completion",
-        "visitorId": _VISITOR,
-        "completionDetail": {"completionAttributionToken": "cmpl-tok-11aa",
-                             "selectedSuggestion": "ultralight tent",
-                             "selectedPosition": 2},
-        "uri": "https://shop.example.com/",
-    },
     "detail-page-view": {
         "eventType": "detail-page-view",
         "visitorId": _VISITOR,
@@ -144,6 +136,15 @@ GOOGLE_EVENTS: dict[str, dict[str, Any]] = {
 
 # Types Google's service does not know; accepted unless --strict-event-types.
 CUSTOM_EVENTS: dict[str, dict[str, Any]] = {
+    # (Google records an autocomplete click as a search event with a completionDetail)
+    "completion": {
+        "eventType": "completion",
+        "visitorId": _VISITOR,
+        "completionDetail": {"completionAttributionToken": "cmpl-tok-11aa",
+                             "selectedSuggestion": "ultralight tent",
+                             "selectedPosition": 2},
+        "uri": "https://shop.example.com/",
+    },
     "page-view": {
         "eventType": "page-view",
         "visitorId": "GA1.2.99120034.1716300000",

@@ -303,7 +303,8 @@ def strict_retail(strict: ServerProcess) -> Iterator[retail_v2.UserEventServiceC
         yield client
 
 
-@pytest.mark.parametrize("event_type", ["page-view", "login", "signup", "Home-Page-View"])
+@pytest.mark.parametrize("event_type", ["page-view", "login", "signup", "Home-Page-View",
+                                        "completion"])
 def test_strict_server_refuses_custom_types_listing_the_allowed(
         strict_retail: retail_v2.UserEventServiceClient, catalog: str, strict: ServerProcess,
         event_type: str) -> None:

@@ -155,6 +155,23 @@ def test_strict_event_types_refuses_custom_types_and_lists_the_allowed() -> None
     assert "detail-page-view" in violation.description
 
 
+# UserEvent.event_type's allowed values, as the retail v2 reference lists them
+GOOGLES_TYPES = ("add-to-cart", "remove-from-cart", "category-page-view", "detail-page-view",
+                 "home-page-view", "promotion-offered", "promotion-not-offered",
+                 "purchase-complete", "search", "shopping-cart-page-view")
+
+
+def test_strict_event_types_are_the_types_googles_reference_lists() -> None:
+    assert sorted(EVENT_TYPES) == sorted(GOOGLES_TYPES)
+    # an autocomplete click is a search event with a completion_detail: "completion"
+    # is no type of Google's, so the strict server refuses it as any other custom type
+    chosen = {"completionDetail": {"selectedSuggestion": "shoe"}}
+    assert flagged(make("completion", **chosen)) == []
+    assert flagged(make("completion", **chosen), strict_event_types=True) == [
+        "user_event.event_type"]
+    assert flagged(make("search", searchQuery="sho", **chosen), strict_event_types=True) == []
+
+
 def test_a_custom_event_type_of_128_characters_is_the_longest() -> None:
     assert flagged(make("t" * 128)) == []
     [violation] = user_event_violations(make("t" * 1_000_000))

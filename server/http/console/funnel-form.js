@@ -6,9 +6,9 @@ import {h} from "./dom.js";
 
 const SHOP = ["home-page-view", "detail-page-view", "add-to-cart", "purchase-complete"];
 const TALENT = ["IMPRESSION", "VIEW", "APPLICATION_START", "APPLICATION_FINISH"];
-export const RETAIL_TYPES = ["add-to-cart", "category-page-view", "completion",
-  "detail-page-view", "home-page-view", "promotion-offered", "promotion-not-offered",
-  "purchase-complete", "remove-from-cart", "search", "shopping-cart-page-view"];
+export const RETAIL_TYPES = ["add-to-cart", "category-page-view", "detail-page-view",
+  "home-page-view", "promotion-offered", "promotion-not-offered", "purchase-complete",
+  "remove-from-cart", "search", "shopping-cart-page-view"];
 const JOB_TYPES = ["IMPRESSION", "VIEW", "VIEW_REDIRECT", "APPLICATION_START",
   "APPLICATION_FINISH", "APPLICATION_QUICK_SUBMISSION", "APPLICATION_REDIRECT",
   "APPLICATION_START_FROM_SEARCH", "APPLICATION_REDIRECT_FROM_SEARCH",
