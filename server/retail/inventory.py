@@ -27,10 +27,9 @@ from server.retail.product_validation import (
     PLACE_ID_PATTERN,
     check_availability,
     check_fulfillment,
-    check_price,
     unknown_fulfillment_type,
 )
-from server.retail.validation import too_long, too_many
+from server.retail.validation import price_violations, too_long, too_many
 
 # The Product fields SetInventory may set (its set_mask paths), and the
 # LocalInventory fields AddLocalInventories may set (its add_mask paths).
@@ -268,7 +267,7 @@ def check_set_inventory(request: Any) -> ProductKey:
                                                   f"{', '.join(SET_MASK_PATHS)}"))
         _mask(paths, SET_MASK_PATHS, "set_mask", out)
         if "price_info" in paths:
-            check_price(inventory.price_info, "inventory.price_info", out)
+            price_violations(inventory.price_info, "inventory.price_info", out)
         if "availability" in paths:
             check_availability(inventory.availability, "inventory.availability", out)
         if "fulfillment_info" in paths:
@@ -302,7 +301,7 @@ def check_add_local_inventories(request: Any) -> ProductKey:
         for i, inventory in enumerate(inventories):
             where = f"local_inventories[{i}]"
             _local_place_id(inventory.place_id, f"{where}.place_id", seen, out)
-            check_price(inventory.price_info, f"{where}.price_info", out)
+            price_violations(inventory.price_info, f"{where}.price_info", out)
             _local_attributes(inventory.attributes, f"{where}.attributes", out)
             _fulfillment_types(inventory.fulfillment_types, f"{where}.fulfillment_types", out)
         _mask(request.add_mask.paths, ADD_MASK_PATHS, "add_mask", out)

@@ -21,8 +21,7 @@ from server.retail.validation import (
     MAX_ID,
     MAX_LONG_TEXT,
     attribute_violations,
-    currency_violations,
-    finite_violations,
+    price_violations,
     too_long,
     too_many,
 )
@@ -135,7 +134,7 @@ def product_violations(product: Any, path: str = "product") -> list[FieldViolati
     check_availability(product.availability, f"{path}.availability", out)
 
     _attributes(product.attributes, f"{path}.attributes", out)
-    check_price(product.price_info, f"{path}.price_info", out)
+    price_violations(product.price_info, f"{path}.price_info", out)
     _rating(product.rating, f"{path}.rating", out)
     check_fulfillment(product.fulfillment_info, f"{path}.fulfillment_info", out)
     _images(product.images, f"{path}.images", out)
@@ -196,20 +195,6 @@ def _attributes(attributes: Any, path: str, out: list[FieldViolation]) -> None:
         if value.HasField("searchable") and not value.text:
             out.append(FieldViolation(f"{where}.searchable",
                                       "may only be set on text attributes"))
-
-
-def check_price(price: Any, path: str, out: list[FieldViolation]) -> None:
-    finite_violations(price, ("price", "original_price", "cost"), path, out)
-    currency_violations(price.currency_code, f"{path}.currency_code", out)
-    if price.original_price and price.original_price < price.price:
-        out.append(FieldViolation(f"{path}.original_price",
-                                  f"must be at least price ({price.price:g}), "
-                                  f"got {price.original_price:g}"))
-    for name in ("price_effective_time", "price_expire_time"):
-        if price.HasField(name) and not price.original_price:
-            out.append(FieldViolation(f"{path}.original_price",
-                                      f"is required when {name} is set"))
-            break
 
 
 def _rating(rating: Any, path: str, out: list[FieldViolation]) -> None:

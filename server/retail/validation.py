@@ -228,12 +228,30 @@ def _products(event: Any, kind: str, path: str, out: list[FieldViolation]) -> No
         # (the product's stats keep its id in a column of its own)
         id_violations(product.id, f"{path}.product_details[{i}].product.id", MAX_ID, out)
         if product.HasField("price_info"):
-            # (a code of no currency, or "usd", stood as a currency of its own in insights)
-            where = f"{path}.product_details[{i}].product.price_info"
-            finite_violations(product.price_info, ("price", "original_price", "cost"), where,
-                              out)
-            currency_violations(product.price_info.currency_code, f"{where}.currency_code",
-                                out)
+            # (an event's price overrides the catalog's: PriceInfo's rules hold for it
+            # too; a code of no currency, or "usd", stood as a currency of its own in
+            # insights)
+            price_violations(product.price_info,
+                             f"{path}.product_details[{i}].product.price_info", out)
+
+
+def price_violations(price: Any, path: str, out: list[FieldViolation]) -> None:
+    """The rules PriceInfo states of itself (a catalog product's, an inventory
+    update's, an event's override of its product's), for the PriceInfo `price` at
+    `path`: finite numbers, an ISO 4217 code when given, an original_price (when
+    given) at least the price, and one given when a price_effective_time or
+    price_expire_time is."""
+    finite_violations(price, ("price", "original_price", "cost"), path, out)
+    currency_violations(price.currency_code, f"{path}.currency_code", out)
+    if price.original_price and price.original_price < price.price:
+        out.append(FieldViolation(f"{path}.original_price",
+                                  f"must be at least price ({price.price:g}), "
+                                  f"got {price.original_price:g}"))
+    for name in ("price_effective_time", "price_expire_time"):
+        if price.HasField(name) and not price.original_price:
+            out.append(FieldViolation(f"{path}.original_price",
+                                      f"is required when {name} is set"))
+            break
 
 
 def _purchase(event: Any, kind: str, path: str, out: list[FieldViolation]) -> None:

@@ -123,6 +123,15 @@ INVALID = [
      make("detail-page-view", productDetails=[{"product": {
          "id": "p", "priceInfo": {"price": "-Infinity", "currencyCode": "USD"}}}]),
      "user_event.product_details[0].product.price_info.price"),
+    # PriceInfo's own rules hold for an event's price override as for a catalog's price
+    ("product original price below its price",
+     make("detail-page-view", productDetails=[{"product": {
+         "id": "p", "priceInfo": {"price": 30, "originalPrice": 20, "currencyCode": "USD"}}}]),
+     "user_event.product_details[0].product.price_info.original_price"),
+    ("product price effective time without an original price",
+     make("add-to-cart", productDetails=[{"product": {"id": "p", "priceInfo": {
+         "price": 30, "currencyCode": "USD", "priceEffectiveTime": "2024-01-01T00:00:00Z"}}}]),
+     "user_event.product_details[0].product.price_info.original_price"),
     ("NaN attribute number", make("home-page-view", attributes={"k": {"numbers": [1, "NaN"]}}),
      "user_event.attributes['k'].numbers[1]"),
 ]
@@ -170,6 +179,15 @@ def test_strict_event_types_are_the_types_googles_reference_lists() -> None:
     assert flagged(make("completion", **chosen), strict_event_types=True) == [
         "user_event.event_type"]
     assert flagged(make("search", searchQuery="sho", **chosen), strict_event_types=True) == []
+
+
+def test_an_event_price_override_at_or_below_its_original_price_passes() -> None:
+    for price in ({"price": 20, "originalPrice": 30}, {"price": 30, "originalPrice": 30},
+                  {"price": 30}, {"price": 20, "originalPrice": 30,
+                                  "priceExpireTime": "2024-01-01T00:00:00Z"}):
+        event = make("detail-page-view", productDetails=[{"product": {
+            "id": "p", "priceInfo": {**price, "currencyCode": "EUR"}}}])
+        assert flagged(event) == [], price
 
 
 def test_a_custom_event_type_of_128_characters_is_the_longest() -> None:
