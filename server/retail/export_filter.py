@@ -6,14 +6,17 @@ User events, Google's export grammar where it meets what the store selects:
     term   := "eventTime" (">" | ">=" | "<" | "<=") STRING   (RFC 3339; one bound
                                                   of each side at most)
             | "eventType" "=" VALUE
-            | "eventType" "=" "(" VALUE ( "OR" VALUE )* ")"    (Google's examples)
+            | "eventType" "=" "(" ["NOT"] VALUE ( "OR" ["NOT"] VALUE )* ")"
+                                                 (Google's examples, NOT among them)
             | "(" "eventType" "=" VALUE ( "OR" "eventType" "=" VALUE )* ")"
             | "eventsMissingCatalogItems"
     VALUE  := STRING | a bare word such as detail-page-view
 
 As on Google, only joined events (every product found in the catalog; events
 naming none count as joined) are exported unless the filter says
-eventsMissingCatalogItems, which exports only the others. NOT is refused.
+eventsMissingCatalogItems, which exports only the others. NOT is taken where
+Google's reference says, before a value inside eventType's parentheses
+(`eventType = (NOT search)`, its Example 3); elsewhere it is refused.
 
 Products: `productType = primary|variant` and `availability = IN_STOCK|...`,
 each alone or as an OR of its values: `availability = (IN_STOCK OR BACKORDER)`,
@@ -55,6 +58,8 @@ _REFUSED_PRODUCT_FIELDS = {
 
 _KEYWORDS = ("OR", "AND")  # bare, never a value
 _NO_NOT = "NOT is not supported by Footfall; list the values wanted (a OR b)"
+_NOT_IN_PARENTHESES = ("NOT is taken inside eventType's parentheses only: "
+                       "eventType = (NOT search)")
 _TOKEN = re.compile(r"""
     (?P<space>\s+)
   | (?P<string>"(?:[^"\\]|\\.)*")
@@ -63,11 +68,20 @@ _TOKEN = re.compile(r"""
 """, re.VERBOSE)
 
 
+@dataclass(frozen=True)
+class Negated:
+    """A value after NOT inside `name = ( ... )`: the term holds for any other."""
+
+    value: Any
+
+
 class _Terms(Cursor):
     """What both grammars share: tokens, AND between terms, and `name = value`
     terms alone or as a parenthesised OR."""
 
     fields = ""
+    negatable = False  # whether a value inside `name = ( ... )` may follow NOT
+    no_not = _NO_NOT  # what a NOT the grammar does not take is told
 
     def __init__(self, text: str) -> None:
         super().__init__(text, tokens(text, _TOKEN))
@@ -80,7 +94,7 @@ class _Terms(Cursor):
                 if self.peek() is None:
                     raise Fail(token.at, "AND must be followed by a term")
             elif token.text == "NOT":
-                raise Fail(token.at, _NO_NOT)
+                raise Fail(token.at, self.no_not)
             self.term()
 
     def term(self) -> None:
@@ -108,8 +122,8 @@ class _Terms(Cursor):
             token = self.peek()
             if token is not None and token.text == "(":  # name = (a OR b)
                 self.pos += 1
-                out = [self.bare_value(name, check)]
-                out += self.more_values(lambda: self.bare_value(name, check))
+                out = [self.parenthesised_value(name, check)]
+                out += self.more_values(lambda: self.parenthesised_value(name, check))
             else:
                 out = [self.bare_value(name, check)]
         if name in self.seen:
@@ -123,10 +137,23 @@ class _Terms(Cursor):
         out = []
         while (token := self.next("OR or ')'")).text != ")":
             if token.text != "OR":
-                raise Fail(token.at, _NO_NOT if token.text == "NOT"
+                raise Fail(token.at, self.no_not if token.text == "NOT"
                            else f"expected OR or ')', got {token.text!r}")
             out.append(value())
         return out
+
+    def parenthesised_value(self, name: str, check: Callable[[Token, str], Any]) -> Any:
+        """A value inside `name = ( ... )`: a Negated one after NOT where the grammar
+        takes it (`negatable`)."""
+        token = self.peek()
+        if not (self.negatable and token is not None and token.kind == "word"
+                and token.text == "NOT"):
+            return self.bare_value(name, check)
+        self.pos += 1
+        again = self.peek()
+        if again is not None and again.kind == "word" and again.text == "NOT":
+            raise Fail(again.at, f"expected a value for {name}, got 'NOT'")
+        return Negated(self.bare_value(name, check))
 
     def one_value(self, name: str, check: Callable[[Token, str], Any]) -> Any:
         self.name_equals(name)
@@ -135,14 +162,14 @@ class _Terms(Cursor):
     def name_equals(self, name: str) -> None:
         token = self.peek()
         if token is not None and token.text == "NOT":
-            raise Fail(token.at, _NO_NOT)
+            raise Fail(token.at, self.no_not)
         self.take("word", name, (name,))
         self.take("op", f"'=' after {name}", ("=",))
 
     def bare_value(self, name: str, check: Callable[[Token, str], Any]) -> Any:
         token = self.peek()
         if token is not None and token.text == "NOT":
-            raise Fail(token.at, _NO_NOT)
+            raise Fail(token.at, self.no_not)
         value = self.next(f"a value for {name}")
         if value.kind not in ("string", "word") or value.text in _KEYWORDS:
             # (a bare OR or AND is no value: `eventType = (search OR OR)`, a slip,
@@ -153,18 +180,23 @@ class _Terms(Cursor):
 
 class _EventTerms(_Terms):
     fields = f"eventTime, eventType, {MISSING}"
+    negatable = True
+    no_not = _NOT_IN_PARENTHESES
 
     def __init__(self, text: str, catalog: str) -> None:
         super().__init__(text)
         self.query = EventQuery(catalog, joined=True)
         self.types: frozenset[str] = frozenset()
+        self.not_types: frozenset[str] = frozenset()
 
     def term(self) -> None:
         token = self.peek()
         assert token is not None
         if token.text == "(" or token.text == "eventType":
-            self.types = frozenset(self.values("eventType", lambda _t, v: v))
-            if len(self.types) == 1:  # one type: the store selects it
+            values = self.values("eventType", lambda _t, v: v)
+            self.types = frozenset(v for v in values if not isinstance(v, Negated))
+            self.not_types = frozenset(v.value for v in values if isinstance(v, Negated))
+            if len(self.types) == 1 and not self.not_types:  # one type: the store selects it
                 self.query = replace(self.query, event_types=tuple(self.types))
         elif token.text == MISSING:
             self.pos += 1
@@ -191,15 +223,20 @@ class _EventTerms(_Terms):
 
 @dataclass(frozen=True)
 class EventSelection:
-    """The events an export writes: those `query` selects, of `types` (any when
-    empty). A query's type terms are ANDed, so a choice of several types is
-    checked on each event read."""
+    """The events an export writes: those `query` selects, of one of `types` or
+    of a type other than one of `not_types` (the literals of an OR, `a OR NOT b`;
+    any type when both are empty). A query's type terms are ANDed, so a choice of
+    several types, or one by NOT, is checked on each event read."""
 
     query: EventQuery
     types: frozenset[str] = frozenset()
+    not_types: frozenset[str] = frozenset()
 
     def matches(self, event: Any) -> bool:
-        return not self.types or event.event_type in self.types
+        if not self.types and not self.not_types:
+            return True
+        kind = event.event_type
+        return kind in self.types or any(kind != other for other in self.not_types)
 
 
 @dataclass(frozen=True)
@@ -262,7 +299,7 @@ def parse_events(text: str, catalog: str, field: str = "filter") -> EventSelecti
     def run() -> EventSelection:
         terms = _EventTerms(text, catalog)
         terms.run()
-        return EventSelection(terms.query, terms.types)
+        return EventSelection(terms.query, terms.types, terms.not_types)
 
     return checked(text, field, run)
 

@@ -246,6 +246,28 @@ def test_export_filter_selects_by_time_and_type(
     assert exported_lines(server, response) == wanted
 
 
+def test_export_filter_takes_googles_not_example(
+        clients: dict[str, Clients], server: ServerProcess, catalog: str,
+        gcs_folder: str, version: str) -> None:
+    """ExportUserEventsRequest.filter's "Example 3" writes `eventType = (NOT search)`
+    (with eventsMissingCatalogItems; these events name no product, so are joined):
+    every type but the one named, of the time range asked."""
+    mine = clients[version]
+    sent = events_of(12, "n")
+    for event in sent:
+        mine.events.write_user_event(request={"parent": catalog, "user_event": mine.event(event)},
+                                     timeout=RPC_DEADLINE)
+    wanted = [e for e in sent if e["eventTime"] < "2024-05-20T10:00:10Z"
+              and e["eventType"] != "home-page-view"]
+    assert wanted and len(wanted) < len([e for e in sent
+                                         if e["eventTime"] < "2024-05-20T10:00:10Z"])
+    response = finish(mine.events.export_user_events(request={
+        "parent": catalog, "output_config": export_uri(gcs_folder),
+        "filter": 'eventType = (NOT home-page-view) eventTime < "2024-05-20T10:00:10Z"'},
+        timeout=RPC_DEADLINE))
+    assert exported_lines(server, response) == wanted
+
+
 @pytest.mark.parametrize(("request_fields", "field"), [
     ({"output_config": {"bigquery_destination": {"dataset_id": "d", "table_id_prefix": "t",
                                                  "table_type": "table"}}},

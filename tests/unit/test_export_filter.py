@@ -59,8 +59,37 @@ def test_googles_own_or_examples_are_read() -> None:
     assert chosen_products.types == (Product.PRIMARY, Product.VARIANT)
 
 
+def test_googles_not_example_is_read() -> None:
+    # ExportUserEventsRequest.filter, "Example 3: eventsMissingCatalogItems eventType =
+    # (NOT search) eventTime < ...": NOT inside eventType's parentheses
+    chosen = parse_events('eventsMissingCatalogItems eventType = (NOT search) '
+                          'eventTime < "2024-01-01T00:00:00Z"', CATALOG)
+    assert chosen.query.joined is False and chosen.query.before == TimeBound(JAN, False)
+    assert chosen.query.event_types == ()
+    kinds = ("search", "home-page-view", "add-to-cart")
+    assert [k for k in kinds if chosen.matches(user_event_pb2.UserEvent(event_type=k))] == [
+        "home-page-view", "add-to-cart"]
+
+
+@pytest.mark.parametrize(("text", "chosen"), [
+    ("eventType = (NOT search OR NOT add-to-cart)", ["search", "home-page-view", "add-to-cart"]),
+    ("eventType = (search OR NOT add-to-cart)", ["search", "home-page-view"]),
+    ('eventType = (NOT "search")', ["home-page-view", "add-to-cart"]),
+    ('eventType = (NOT search OR NOT search)', ["home-page-view", "add-to-cart"]),
+])
+def test_not_is_a_literal_of_the_parenthesised_or(text: str, chosen: list[str]) -> None:
+    selection = parse_events(text, CATALOG)
+    kinds = ("search", "home-page-view", "add-to-cart")
+    assert [k for k in kinds
+            if selection.matches(user_event_pb2.UserEvent(event_type=k))] == chosen
+
+
 @pytest.mark.parametrize(("text", "why"), [
-    ("eventType = (a OR NOT b)", "at character 19: NOT is not supported"),
+    # NOT outside eventType's parentheses, as Google's grammar says: refused
+    ("eventType = NOT search", "at character 13: NOT is taken inside eventType's "
+                               "parentheses only: eventType = (NOT search)"),
+    ("eventType = (NOT)", "at character 17: expected a value for eventType, got ')'"),
+    ("eventType = (NOT NOT a)", "at character 18: expected a value for eventType, got 'NOT'"),
     ("eventType = (a b)", "at character 16: expected OR or ')', got 'b'"),
     ("eventType = (a OR", "expected a value for eventType, but the filter ends"),
     ("eventType = ()", "at character 14: expected a value for eventType, got ')'"),
@@ -70,8 +99,9 @@ def test_googles_own_or_examples_are_read() -> None:
     ("eventType = (a) eventType = b", "at character 17: eventType is given twice"),
     ('visitorId = "v"', "at character 1: unknown term 'visitorId'"),
     ('eventType = "search\0"', "at character 13: a value must not hold a NUL character"),
-    ("(eventType = a OR NOT eventType = b)", "at character 19: NOT is not supported"),
-    ("NOT eventType = a", "at character 1: NOT is not supported"),
+    ("(eventType = a OR NOT eventType = b)", "at character 19: NOT is taken inside "
+                                             "eventType's parentheses only"),
+    ("NOT eventType = a", "at character 1: NOT is taken inside eventType's parentheses only"),
     ("eventType = a eventType = b", "at character 15: eventType is given twice"),
     ('eventTime > "2024-01-01T00:00:00Z" eventTime > "2024-01-02T00:00:00Z"',
      "at character 46: eventTime > is given twice"),
@@ -149,6 +179,7 @@ def test_any_input_parses_or_is_invalid_argument(text: str) -> None:
     'eventTime > "2024-01-01T00:00:00Z"',
     "eventType = detail-page-view",
     "eventType = (detail-page-view OR search)",
+    "eventType = (NOT search)",
     '(eventType = "search" OR eventType = "home-page-view")',
     "eventsMissingCatalogItems",
     'eventTime >= "2024-01-01T00:00:00Z" eventTime < "2024-02-01T00:00:00Z" eventType = search',
