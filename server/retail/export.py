@@ -37,6 +37,9 @@ PRODUCTS_KIND = "export-products"
 OUTPUT_FIELD = "output_config.gcs_destination.output_uri_prefix"
 BATCH = 1_000
 LINES_PER_FILE = 100_000
+# What a file's name may take of its prefix's last part: it is followed by the
+# operation's id (at most 47 characters) and -0000.json, within a name of 255 bytes.
+MAX_NAME_START_BYTES = 192
 # The v2beta messages stand for v2alpha's too (the same names and numbers);
 # records.relabel names them in the version of the call.
 EventsRequest = export_config_pb2.ExportUserEventsRequest
@@ -58,8 +61,28 @@ def _output_violations(request: AnyEventsRequest | AnyProductsRequest,
     if not prefix:
         return [FieldViolation(OUTPUT_FIELD, "is required, e.g. gs://bucket/exports/")]
     out: list[FieldViolation] = []
-    gather(out, gcs.check_output_folder, gcs_root, prefix, OUTPUT_FIELD)
+    folder, start = output_place(prefix)
+    gather(out, gcs.check_output_folder, gcs_root, folder, OUTPUT_FIELD)
+    if start in (".", "..") or "\\" in start or "\0" in start:
+        out.append(FieldViolation(OUTPUT_FIELD, "must not contain '.', '..', backslashes or NUL"))
+    elif len(start.encode()) > MAX_NAME_START_BYTES:
+        out.append(FieldViolation(
+            OUTPUT_FIELD, f"its last part, {start[:40]!r}..., begins each file's name: it "
+                          f"may be at most {MAX_NAME_START_BYTES} bytes (a file's name is at "
+                          f"most 255), got {len(start.encode())}"))
     return out
+
+
+def output_place(prefix: str) -> tuple[str, str]:
+    """(the folder URI, the start of each file's name) of an output_uri_prefix.
+    Google names each file the prefix and the name as they stand (its table:
+    gs://bucket/folder/ gives gs://bucket/folder/foo.json, gs://bucket/folder/item_
+    gives gs://bucket/folder/item_foo.json); a bucket alone, gs://bucket, is its top
+    folder."""
+    if "/" not in prefix[len("gs://"):]:
+        return prefix, ""
+    folder, _, start = prefix.rpartition("/")
+    return folder, start
 
 
 def check_events_request(request: AnyEventsRequest, gcs_root: Path
@@ -145,12 +168,17 @@ class ExportJob:
     def _run(self, ctx: JobContext, request: EventsRequest | ProductsRequest, first: int | str,
              next_batch: NextBatch, response_class: type[export_config_pb2.ExportUserEventsResponse]
              | type[export_config_pb2.ExportProductsResponse], what: str) -> None:
-        prefix = request.output_config.gcs_destination.output_uri_prefix.rstrip("/")
-        folder = gcs.make_output_folder(self.root, prefix, OUTPUT_FIELD)
         stem = ctx.record.name.rpartition("/")[2]
         state = _State.load(ctx.record.checkpoint, first)
-        if not state.files:
-            state.files.append(f"{prefix}/{stem}-0000.json")
+        if state.files:  # (where it began: before 2026-12, every prefix was a folder)
+            place, _, began = state.files[0].rpartition("/")
+            start = began.removesuffix(f"{stem}-0000.json")
+        else:
+            place, start = output_place(
+                request.output_config.gcs_destination.output_uri_prefix)
+            place = place.rstrip("/")
+            state.files.append(f"{place}/{start}{stem}-0000.json")
+        folder = gcs.make_output_folder(self.root, place, OUTPUT_FIELD)
         # Lines a run wrote after its last step are not part of the export: cut.
         gcs.write_output(self.root, folder / _base(state.files[-1]), b"", OUTPUT_FIELD,
                          at=state.size)
@@ -162,7 +190,7 @@ class ExportJob:
                 break
             lines, cursor = batch
             if state.lines >= LINES_PER_FILE and lines:
-                state.files.append(f"{prefix}/{stem}-{len(state.files):04d}.json")
+                state.files.append(f"{place}/{start}{stem}-{len(state.files):04d}.json")
                 # (the write below, at 0, cuts what a run that stopped before its next
                 # step may have left there)
                 state.size = state.lines = 0

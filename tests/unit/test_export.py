@@ -6,6 +6,7 @@ of the retail version a job was started through."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from google.longrunning import operations_pb2
 from google.protobuf import json_format
 
 from server.clock import FixedClock
+from server.errors import InvalidArgument
 from server.operations import records
 from server.operations.runner import JobContext
 from server.retail import export
@@ -27,7 +29,7 @@ from server.store.rows import OperationRecord
 CATALOG = "projects/p/locations/global/catalogs/c"
 BRANCH = f"{CATALOG}/branches/0"
 NAME = f"{CATALOG}/operations/export-user-events-v2beta-1"
-PREFIX = "gs://bucket/out"
+PREFIX = "gs://bucket/out/"
 
 
 class StopAfter(threading.Event):
@@ -114,10 +116,78 @@ def test_a_stopped_export_resumes_writing_every_event_once_across_files(
 
     done, uris = response(store)
     # a file is full after two batches (8 lines >= 6): 8 + 8 + 7
-    assert uris == [f"{PREFIX}/export-user-events-v2beta-1-{i:04d}.json" for i in range(3)]
+    assert uris == [f"{PREFIX}export-user-events-v2beta-1-{i:04d}.json" for i in range(3)]
     assert read(tmp_path, uris) == [json_format.MessageToDict(e) for e in sent]
     meta = export_config_pb2.ExportMetadata()
     assert done.metadata.Unpack(meta) and meta.HasField("update_time")
+
+
+@pytest.mark.parametrize(("prefix", "first_file"), [
+    # OutputConfig.GcsDestination.output_uri_prefix's own table: the prefix and each
+    # file's name, as they stand
+    ("gs://bucket/", "gs://bucket/export-user-events-v2beta-1-0000.json"),
+    ("gs://bucket/folder/", "gs://bucket/folder/export-user-events-v2beta-1-0000.json"),
+    ("gs://bucket/folder/item_", "gs://bucket/folder/item_export-user-events-v2beta-1-0000.json"),
+    ("gs://bucket/folder", "gs://bucket/folderexport-user-events-v2beta-1-0000.json"),
+    ("gs://bucket", "gs://bucket/export-user-events-v2beta-1-0000.json"),  # a bucket alone
+])
+def test_files_are_named_by_the_prefix_as_google_names_them(
+        store: Store, tmp_path: Path, prefix: str, first_file: str) -> None:
+    sent = events(3)
+    store.write_user_events([EventRow.from_event(CATALOG, e, joined=True) for e in sent])
+    submit(store, export_config_pb2.ExportUserEventsRequest(
+        parent=CATALOG, output_config={"gcs_destination": {"output_uri_prefix": prefix}}))
+    run(store, tmp_path, threading.Event())
+    _, uris = response(store)
+    assert uris == [first_file]
+    assert read(tmp_path, uris) == [json_format.MessageToDict(e) for e in sent]
+
+
+@pytest.mark.parametrize(("prefix", "words"), [
+    ("gs://bucket/folder/..", "must not contain '.', '..'"),
+    ("gs://bucket/" + "é" * 97, "may be at most 192 bytes (a file's name is at most 255), got 194"),
+    ("gs://Bucket/x", "is not a valid bucket name"),
+])
+def test_a_prefix_no_file_name_can_follow_is_refused_when_called(
+        tmp_path: Path, prefix: str, words: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        export.check_events_request(export_config_pb2.ExportUserEventsRequest(
+            parent=CATALOG, output_config={"gcs_destination": {"output_uri_prefix": prefix}}),
+            tmp_path)
+    [violation] = refused.value.violations
+    assert violation.field == export.OUTPUT_FIELD and words in violation.description
+    assert export.check_events_request(export_config_pb2.ExportUserEventsRequest(
+        parent=CATALOG, output_config={"gcs_destination": {
+            "output_uri_prefix": "gs://bucket/" + "é" * 96}}), tmp_path)[0] == CATALOG
+
+
+def test_an_export_begun_before_names_followed_the_prefix_resumes_in_its_folder(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint of a Footfall that took every prefix for a folder
+    (gs://bucket/folder/item_/NAME) goes on in the files it began."""
+    monkeypatch.setattr(export, "BATCH", 2)
+    monkeypatch.setattr(export, "LINES_PER_FILE", 2)
+    sent = events(5)
+    store.write_user_events([EventRow.from_event(CATALOG, e, joined=True) for e in sent])
+    submit(store, export_config_pb2.ExportUserEventsRequest(parent=CATALOG, output_config={
+        "gcs_destination": {"output_uri_prefix": "gs://bucket/folder/item_"}}))
+    with pytest.raises(Exception, match=NAME):  # StopRequested after one batch
+        run(store, tmp_path, StopAfter(1))
+    record = store.get_operation(NAME)
+    assert record is not None
+    state = json.loads(record.checkpoint or b"{}")
+    began = "gs://bucket/folder/item_/export-user-events-v2beta-1-0000.json"
+    (tmp_path / began[len("gs://"):]).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / state["files"][0][len("gs://"):]).rename(tmp_path / began[len("gs://"):])
+    store.delete_operation(NAME)
+    store.create_operation(dataclasses.replace(
+        record, checkpoint=json.dumps({**state, "files": [began]}).encode(), lease_owner=None,
+        lease_expires_us=None))
+    run(store, tmp_path, threading.Event())
+    _, uris = response(store)
+    assert uris == [f"gs://bucket/folder/item_/export-user-events-v2beta-1-{i:04d}.json"
+                    for i in range(3)]
+    assert read(tmp_path, uris) == [json_format.MessageToDict(e) for e in sent]
 
 
 def test_a_cancel_before_the_job_runs_writes_nothing(store: Store, tmp_path: Path) -> None:
