@@ -97,6 +97,11 @@ REFUSED = [
                "price": 5, "currencyCode": code}}, "quantity": 1}]},
            [f"{U}.product_details[0].product.price_info.currency_code"])
       for label, code in [("lower-case", "usd"), ("not-iso", "XYZ")]),
+    # PriceInfo's own rule, for an event's override as for a catalog's price
+    case("product-original-price-below-price", "add-to-cart",
+         {"productDetails": [{"product": {"id": "TENT-2P-ULTRA", "priceInfo": {
+             "price": 30, "originalPrice": 20, "currencyCode": "EUR"}}, "quantity": 1}]},
+         [f"{U}.product_details[0].product.price_info.original_price"]),
     case("transaction-id-129", "purchase-complete",
          {"purchaseTransaction": {**TRANSACTION, "id": "o" * 129}},
          [f"{U}.purchase_transaction.id"]),
