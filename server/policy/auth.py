@@ -523,11 +523,11 @@ def authorize(grant: Grant, method: str, request: Message) -> str:
     bucket the key is not granted, or when the role is too weak (in that order).
     """
     rpc = method.rpartition("/")[2]
-    names = resource_names(request)
-    projects = [project_of(n) for n in names]
+    fields = resource_fields(request)
+    projects = [project_of(name) for _, name in fields]
     if not projects or None in projects:
-        raise Denied(f"{rpc}: the request names no project (projects/PROJECT/...), so "
-                     "no API key is allowed to make it", "PROJECT_REQUIRED")
+        raise Denied(f"{rpc}: {_no_project(fields)} (projects/PROJECT/...), so no API key "
+                     "is allowed to make it", "PROJECT_REQUIRED")
     for project in projects:
         assert project is not None
         if not grant.allows_project(project):
@@ -553,6 +553,17 @@ def authorize(grant: Grant, method: str, request: Message) -> str:
     if not grant.role.may_call(method):
         raise Denied(_role_refusal(grant, method, rpc), "ROLE_NOT_ALLOWED")
     return str(projects[0])
+
+
+def _no_project(fields: list[tuple[str, str]]) -> str:
+    """What names no project: the first field whose name is of none, quoted (a writer
+    with a typo in its parent was told only "the request names no project", where a
+    call without a key is told the field and the form), or the request itself."""
+    for path, name in fields:
+        if project_of(name) is None:
+            shown = name if len(name) <= 200 else name[:200] + "..."
+            return f"its {path} {shown!r} names no project"
+    return "the request names no project"
 
 
 def _role_refusal(grant: Grant, method: str, rpc: str) -> str:

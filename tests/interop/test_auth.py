@@ -573,6 +573,22 @@ def test_talent_without_a_key_is_unauthenticated(secured: ServerProcess) -> None
             timeout=RPC_DEADLINE)
 
 
+def test_a_writer_with_a_malformed_parent_is_told_which_field_names_no_project(
+        secured: ServerProcess) -> None:
+    """A job site's writer key with a typo in its parent was told only "the request
+    names no project", where a call without auth is told the field and its form."""
+    with talent_client(secured.address) as talent:
+        for parent, said in (("jobs/tenants/t", "its parent 'jobs/tenants/t' names no project"),
+                             ("", "the request names no project")):
+            with pytest.raises(exceptions.PermissionDenied) as refused:
+                talent.create_client_event(request=talent_v4.CreateClientEventRequest(
+                    parent=parent, client_event={"event_id": "e"}),
+                    metadata=with_key(WRITER), timeout=RPC_DEADLINE)
+            assert refused.value.message == (
+                f"CreateClientEvent: {said} (projects/PROJECT/...), so no API key is "
+                "allowed to make it"), refused.value.message
+
+
 def test_a_watch_admitted_while_the_keys_are_read_again_is_checked_against_them(
         server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
     """Keys read again between a watch's key check and the start of its stream: the
