@@ -13,6 +13,13 @@ const RATE = "the purchase-complete events naming the product over its detail-pa
   "Of the visitors who viewed it, how many then bought it: the funnel above, its steps " +
   "detail-page-view and purchase-complete, Breakdown by product.";
 
+const JOB_RATE = "the job's client events of one type over those of the type before " +
+  "it in the range (views over impressions, application starts over views, finishes over " +
+  "starts), a ratio of events, not of searches or job seekers. It passes 100% when a job " +
+  "is viewed more often than it was shown in results: opened again, or from a link with " +
+  "no impression sent. Of the searches that showed a job, how many went on to view it: " +
+  "the funnel above, its steps IMPRESSION and VIEW, Breakdown by job.";
+
 /** The table of a catalog's products in `span()`, for statsTable(). */
 export function productTable(parent, span) {
   return {
@@ -56,12 +63,17 @@ export function jobTable(parent, span) {
         cell: n("applicationFinishes")},
       {title: "Redirects", order: "redirects", numeric: true, cell: n("redirects")},
       {title: "Bookmarks", order: "bookmarks", numeric: true, cell: n("bookmarks")},
-      {title: "View rate", order: "view_rate", numeric: true, cell: (j) => rateOf(j.viewRate, j.impressions)},
-      {title: "Start rate", order: "application_start_rate", numeric: true,
-        cell: (j) => rateOf(j.applicationStartRate, j.views)},
-      {title: "Finish rate", order: "application_finish_rate", numeric: true,
-        cell: (j) => rateOf(j.applicationFinishRate, j.applicationStarts)},
+      // (titled "View rate", a job of 1 impression and 4 views read "400.0%", a
+      // conversion gone wrong: each divides events, as the product's rate does)
+      {title: "View events ÷ impressions", order: "view_rate", numeric: true,
+        about: JOB_RATE, cell: (j) => rateOf(j.viewRate, j.impressions)},
+      {title: "Start events ÷ view events", order: "application_start_rate", numeric: true,
+        about: JOB_RATE, cell: (j) => rateOf(j.applicationStartRate, j.views)},
+      {title: "Finish events ÷ start events", order: "application_finish_rate",
+        numeric: true, about: JOB_RATE, cell: (j) => rateOf(j.applicationFinishRate,
+          j.applicationStarts)},
     ],
+    about: `The three rates: ${JOB_RATE}`,
     load: async (query, signal) => {
       const page = await call(route`/insights/v1/${parent}/jobStats`,
         {query: {...query, ...span()}, signal});
