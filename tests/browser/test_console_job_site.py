@@ -196,3 +196,40 @@ def test_an_impression_of_a_results_page_names_its_first_jobs_on_a_line(
     assert " ".join(seen["accepted"][1].split()).split(" jobs ")[1].startswith(
         f"{first_ten}, and 1,190 more event shown"), seen["accepted"]
     assert f"{OTHER_TENANT}/jobs/job-1199" in seen["opened"], seen["opened"][-300:]
+
+
+async def look_at_the_catalog_pages(devtools_url: str, port: int,
+                                    folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelectorAll('#accepted li').length === 1"),
+            "the first tenant's client event")
+        seen = {}
+        for page in ("events", "operations", "products"):
+            await go(devtools, session, page, "main p.hint a[href='#talent']")
+            seen[page] = await devtools.evaluate(
+                session, "[...document.querySelectorAll('main p.hint')].at(-1).innerText")
+            await photograph(devtools, session, folder, f"job-site-{page}")
+        await focus_and_press(devtools, session, "main p.hint a[href='#talent']")
+        await until(lambda: devtools.evaluate(session, "!!document.querySelector('tbody tr')"),
+                    "the talent page")
+        seen["then"] = await devtools.evaluate(session, "location.hash")
+        await no_problems(devtools, session)
+        return seen
+
+
+def test_a_job_sites_catalog_pages_say_where_its_client_events_are(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    """Events, Operations and Products read a catalog: with client events of two tenants
+    and no catalog, they said only "No catalog holds events or products yet", as if
+    nothing had been stored."""
+    port = running.http_port
+    client_event(port, f"projects/{PROJECT}", "e1", "VIEW", [f"projects/{PROJECT}/jobs/j1"])
+    client_event(port, OTHER_TENANT, "e2", "VIEW", [f"{OTHER_TENANT}/jobs/j1"])
+    seen = in_chromium(browser_executable, tmp_path / "profile", look_at_the_catalog_pages,
+                       port, shots)
+    for page in ("events", "operations", "products"):
+        assert seen[page] == ("No catalog holds events or products yet. The client events "
+                              "of 2 talent tenants are under Talent events."), seen
+    assert seen["then"] == "#talent", seen

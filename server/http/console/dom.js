@@ -61,6 +61,16 @@ export function when(rfc3339) {
     `${pad(date.getUTCSeconds())}Z`;
 }
 
+/** What a page of a catalog (events, operations, products) says with no catalog
+ *  holding events or products: and, of a job site, where its `tenants`' client events
+ *  are (it said only "No catalog holds events or products yet", with them stored). */
+export function noCatalog(tenants) {
+  const n = tenants.length;
+  return h("p", {class: "hint"}, "No catalog holds events or products yet.", n
+    ? [` The client events of ${n.toLocaleString("en-US")} talent tenant${n === 1 ? " are" : "s are"}`,
+      " under ", h("a", {href: "#talent"}, "Talent events"), "."] : "");
+}
+
 /** A paragraph saying what went wrong, for a page or a column. */
 export function failure(error) {
   const code = error.code ? `${error.code}: ` : "";

@@ -1,7 +1,7 @@
 // #events?filter=...: the stored events of the catalog that a filter selects, page by page.
 
 import {call} from "./api.js";
-import {failure, h, paged, table, when} from "./dom.js";
+import {failure, h, noCatalog, paged, table, when} from "./dom.js";
 import {counted} from "./format.js";
 import {eventHref, remember, unknownType} from "./event.js";
 import {gist} from "./gist.js";
@@ -35,7 +35,7 @@ export function render(main, ctx) {
   const results = h("div", {class: "results"});
   main.append(h("h2", {}, "Events"), form, results);
   if (!catalog) {
-    results.append(h("p", {class: "hint"}, "No catalog holds events or products yet."));
+    results.append(noCatalog(ctx.tenants));
     return;
   }
   // (About: what the feed's line says of it, a search's query, a purchase's revenue)

@@ -3,7 +3,7 @@
 // import's lines failed (its error samples).
 
 import {call} from "./api.js";
-import {failure, h, when} from "./dom.js";
+import {failure, h, noCatalog, when} from "./dom.js";
 import {count, int} from "./format.js";
 import {route} from "./names.js";
 
@@ -208,7 +208,7 @@ function newestOperations(path) {
 export function render(main, ctx) {
   main.append(h("h2", {}, "Operations"));
   if (!ctx.catalog) {
-    main.append(h("p", {class: "hint"}, "No catalog holds events or products yet."));
+    main.append(noCatalog(ctx.tenants));
     return;
   }
   main.append(h("p", {class: "hint"}, `Long-running operations of ${ctx.catalog} (imports, ` +

@@ -1,7 +1,7 @@
 // #products: the products of the catalog's default branch, page by page.
 
 import {call} from "./api.js";
-import {h, paged, table} from "./dom.js";
+import {h, noCatalog, paged, table} from "./dom.js";
 import {money} from "./format.js";
 import {route} from "./names.js";
 
@@ -37,7 +37,7 @@ function stock(product) {
 export function render(main, ctx) {
   main.append(h("h2", {}, "Products"));
   if (!ctx.catalog) {
-    main.append(h("p", {class: "hint"}, "No catalog holds events or products yet."));
+    main.append(noCatalog(ctx.tenants));
     return;
   }
   const branch = `${ctx.catalog}/branches/default_branch`;
