@@ -260,9 +260,23 @@ class Scrapes:
 _UNROUTED_PIXEL = re.compile(r"/++(?:(v2|v2beta|v2alpha)/)?(.{1,1024}?)/userEvents:collect")
 
 
+# A GET of the collection events are written to: Google's APIs read none back, the
+# console's does (a job site's curl of its clientEvents was told only "this path answers
+# POST"). Possessive, as _UNROUTED_PIXEL is.
+_EVENTS_READ = re.compile(r"/v(?:2|2beta|2alpha|4|4beta1)/(projects/[^/]++/(?:locations/[^/]++/"
+                          r"catalogs/[^/]++/userEvents|tenants/[^/]++/clientEvents))/?")
+
+
 def _route_hint(raw_path: str) -> str:
     """"; " and the form of the paths of the service `raw_path` seems to be for, or ""."""
     return next((f"; {form}" for pattern, form in _PATH_FORMS if pattern.match(raw_path)), "")
+
+
+def _read_hint(method: str, raw_path: str) -> str:
+    """Of a GET of the events of a catalog or tenant, "; " and where they are read; else ""."""
+    read = _EVENTS_READ.fullmatch(raw_path) if method in ("GET", "HEAD") else None
+    return "" if read is None else (f"; Google's API reads no events back: GET /console/v1/"
+                                    f"{read[1][:300]} lists them (Footfall's console API)")
 
 
 class CallContext:
@@ -808,7 +822,9 @@ class HttpGateway:
 
     def _no_route_status(self, method: str, raw_path: str) -> status_pb2.Status:
         others = self.router.methods_for(raw_path)
-        why = f"; this path answers {', '.join(others)}" if others else _route_hint(raw_path)
+        read = _read_hint(method, raw_path)
+        why = f"; this path answers {', '.join(others)}{read}" if others else \
+            read or _route_hint(raw_path)
         return status_pb2.Status(code=grpc.StatusCode.NOT_FOUND.value[0],
                                  message=f"no route for {method} {raw_path[:300]}{why}")
 

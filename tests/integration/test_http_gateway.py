@@ -402,6 +402,28 @@ def test_a_mistyped_path_is_told_the_form_of_googles(gateway: Running) -> None:
         assert form in said, said
 
 
+def test_a_get_of_the_events_written_says_where_they_are_read(gateway: Running) -> None:
+    """A job site's `curl` of the clientEvents it had just POSTed was told only "this
+    path answers POST" (a shop's of its userEvents, the form of the write paths):
+    Google's APIs read nothing back; the console's API does."""
+    tenant = "projects/p/tenants/t1"
+    for path, read in ((f"/v4/{tenant}/clientEvents", f"/console/v1/{tenant}/clientEvents"),
+                       (f"/v4beta1/{tenant}/clientEvents",
+                        f"/console/v1/{tenant}/clientEvents"),
+                       (f"/v2/{CATALOG}/userEvents", f"/console/v1/{CATALOG}/userEvents"),
+                       (f"/v2beta/{CATALOG}/userEvents/", f"/console/v1/{CATALOG}/userEvents")):
+        reply = get(gateway, path)
+        assert reply.status == 404, reply.body
+        said = reply.error()["message"]
+        assert f"Google's API reads no events back: GET {read} lists them" in said, said
+        assert get(gateway, read).status == 200, read
+    assert "this path answers POST; Google's" in get(
+        gateway, f"/v4/{tenant}/clientEvents").error()["message"]
+    # (a POST to a path of no route is told the forms, as before)
+    assert "reads no events back" not in post(
+        gateway, f"/v2/{CATALOG}/userEvents", {}).error()["message"]
+
+
 def test_a_pixel_of_a_mistyped_path_still_gets_its_gif(gateway: Running) -> None:
     """"Always a 1x1 transparent GIF": a JSON 404 showed as a broken image."""
     reply = get(gateway, "/v2/projects/p/catalogs/default_catalog/userEvents:collect"
