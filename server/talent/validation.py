@@ -9,7 +9,13 @@ from footfall.talent.v4 import event_pb2
 from google.protobuf import unknown_fields
 
 from server.errors import FieldViolation, gather
-from server.names import JobName, TenantName, parse_job
+from server.names import (
+    DEFAULT_TENANT_ID,
+    JobName,
+    TenantName,
+    parse_job,
+    parse_job_or_default_tenant_job,
+)
 from server.retail.validation import ahead_violations, id_violations, too_long
 
 MAX_ID = 255
@@ -31,6 +37,18 @@ def holds_profile_event(event: Any) -> bool:
     dropped yet), holds a profile_event (PROFILE_EVENT_NUMBER)."""
     unknown = unknown_fields.UnknownFieldSet(event)
     return any(unknown[i].field_number == PROFILE_EVENT_NUMBER for i in range(len(unknown)))
+
+
+def _default_tenant_said(tenant: TenantName, job_name: Callable[[str, str], JobName]) -> str:
+    """Of the tenant that a v4beta1 parent of a project alone names, how its jobs are
+    named: such a caller, told only of a tenant "default_tenant" it never wrote, did not
+    see that its parent had named one (`projects/p` beside a job of `projects/p/tenants/t`)."""
+    if tenant.tenant != DEFAULT_TENANT_ID or job_name is not parse_job_or_default_tenant_job:
+        return ""
+    project = tenant.project
+    return (f" (project {project}'s default tenant, which a parent of the project alone, "
+            f"'projects/{project}', names: its jobs are projects/{project}/jobs/* or {tenant}/"
+            "jobs/*; for a job of another tenant, make that tenant the parent)")
 
 
 def client_event_violations(event: Any, tenant: TenantName | None, now_s: int | None = None,
@@ -74,5 +92,6 @@ def client_event_violations(event: Any, tenant: TenantName | None, now_s: int | 
         field = f"{path}.job_event.jobs[{i}]"
         name = gather(out, job_name, job, field)
         if name is not None and tenant is not None and name.tenant != tenant:
-            out.append(FieldViolation(field, f"job {job!r} is not in the parent tenant {tenant}"))
+            out.append(FieldViolation(field, f"job {job!r} is not in the parent tenant "
+                                             f"{tenant}{_default_tenant_said(tenant, job_name)}"))
     return out

@@ -123,7 +123,14 @@ def test_the_go_sample_writes_to_the_projects_default_tenant(
     with pytest.raises(exceptions.InvalidArgument) as elsewhere:
         talent_beta.create_client_event(parent=project, client_event=beta_event(
             f"{project}/tenants/t", "other", 1), timeout=RPC_DEADLINE)
-    assert "is not in the parent tenant" in elsewhere.value.message
+    # ... and the refusal says what a parent of the project alone names (it spoke of a
+    # tenant "default_tenant" the caller never wrote)
+    tenant = f"{project}/tenants/default_tenant"
+    assert f"job '{project}/tenants/t/jobs/nurse-night' is not in the parent tenant {tenant} " \
+           f"(project {project.removeprefix('projects/')}'s default tenant, which a parent " \
+           f"of the project alone, '{project}', names: its jobs are {project}/jobs/* or " \
+           f"{tenant}/jobs/*; for a job of another tenant, make that tenant the parent)" \
+           in elsewhere.value.message, elsewhere.value.message
 
 
 def test_a_funnel_finds_a_job_of_the_default_tenant_by_either_name(
