@@ -104,16 +104,24 @@ class UnreadBody:
 
     def json(self) -> tuple[str, bool]:
         """The request's JSON with the body as sent in it, cut to REQUEST_JSON_CHARS
-        (a body that is not JSON, or too long to read here, as text); whether cut."""
+        (a body that is not JSON as text; one too long to read here, its start as it
+        came, in its place); whether cut."""
         head, cut = _request_json(self.bare)
         document = orjson.loads(head) if head and not cut else {}
         body = _KEY_MEMBER.sub(rb"\1" + KEY_NOT_KEPT, self.body)
         value: Any = body[:REQUEST_JSON_CHARS].decode("utf-8", "replace")
-        if len(body) <= REQUEST_JSON_CHARS:
-            try:
-                value = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                pass  # not JSON: kept as the text it is
+        if len(body) > REQUEST_JSON_CHARS:
+            # Too long to read here: its start as sent, in its place (a body that is the
+            # whole request, alone), cut as the whole is said to be (written as a JSON
+            # string, its every quote escaped, the console showed `"clientEvent":
+            # "{\"eventId\": ...`, as if a text had been sent).
+            opened = orjson.dumps({**document, self.field: 0}).decode()[:-2] \
+                if self.field else ""
+            return (opened + value)[:REQUEST_JSON_CHARS], True
+        try:
+            value = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass  # not JSON: kept as the text it is
         if self.field:
             document[self.field] = value
         elif isinstance(value, dict):
@@ -125,8 +133,7 @@ class UnreadBody:
         except orjson.JSONEncodeError:  # (nested deeper than orjson writes)
             text = orjson.dumps({**document, self.field or "body": body[
                 :REQUEST_JSON_CHARS].decode("utf-8", "replace")}).decode()
-        return text[:REQUEST_JSON_CHARS], cut or len(text) > REQUEST_JSON_CHARS \
-            or len(body) > REQUEST_JSON_CHARS
+        return text[:REQUEST_JSON_CHARS], cut or len(text) > REQUEST_JSON_CHARS
 
 
 def _request_json(request: Any, whole: bool = False) -> tuple[str, bool]:

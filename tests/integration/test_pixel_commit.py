@@ -337,6 +337,31 @@ def test_a_write_refused_for_its_body_keeps_the_body_as_sent(serving: Any) -> No
     assert json.loads(garbled["requestJson"]) == {"parent": CATALOG, "userEvent": "{not json"}
 
 
+def test_a_body_too_long_to_keep_is_kept_as_its_start_where_it_goes(serving: Any) -> None:
+    """A refused body over the few KB a refusal keeps was kept as a JSON string, each of
+    its quotes escaped: the console showed `"clientEvent": "{\\"eventId\\": ...`, as if the
+    client had sent a text. Its start is kept as it came, in its place, said cut."""
+    running = serving()
+    tenant = "projects/shop/tenants/t"
+    event = {"eventId": "big", "createTime": "2026-12-01T00:00:00Z",
+             "jobEvent": {"type": "VIEW", "jobs": [f"{tenant}/jobs/j1"]},
+             "eventNotes": "x" * 3_000_000}
+    reply = call(running.http_port, "POST", f"/v4/{tenant}/clientEvents", event)
+    assert reply.status == 400, reply.body
+    whole = {"parent": tenant, "clientEvent": event}  # v4beta1: the body is the request
+    reply = call(running.http_port, "POST", f"/v4beta1/{tenant}/clientEvents", whole)
+    assert reply.status == 400, reply.body
+    kept = kept_rejections(running)
+    assert [r["requestTruncated"] for r in kept] == [True, True], kept
+    beta, v4 = kept
+    assert v4["requestJson"].startswith(
+        f'{{"parent":"{tenant}","clientEvent":{{"eventId": "big", "createTime": '), \
+        v4["requestJson"][:200]
+    assert beta["requestJson"].startswith(
+        f'{{"parent": "{tenant}", "clientEvent": {{"eventId": "big", '), beta["requestJson"][:200]
+    assert all(len(r["requestJson"]) == 4096 for r in kept), [len(r["requestJson"]) for r in kept]
+
+
 def test_events_answered_before_their_commit_count_by_their_bytes(serving: Any) -> None:
     """The bound of what waits for its commit is in bytes too (an event may be 2 MiB):
     a pixel and a write_async that name a product (their rows made by the writer) count
