@@ -16,6 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from server.app import Running
 
 from .cdp import DevTools
@@ -233,3 +235,34 @@ def test_a_job_sites_catalog_pages_say_where_its_client_events_are(
         assert seen[page] == ("No catalog holds events or products yet. The client events "
                               "of 2 talent tenants are under Talent events."), seen
     assert seen["then"] == "#talent", seen
+
+
+async def wait_for_the_first_tenant(devtools_url: str, port: int, folder: Path,
+                                    page: str) -> str:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#{page}")
+        empty = {"talent": "No tenant holds client events yet.",
+                 "insights": "No catalog or tenant holds events yet."}[page]
+        await until(lambda: devtools.evaluate(
+            session, f"!!document.querySelector('main')?.innerText.includes({empty!r})"),
+            f"{page}, empty")
+        client_event(port, OTHER_TENANT, "first", "VIEW", [f"{OTHER_TENANT}/jobs/j1"])
+        # (the console reads the tenants every few seconds: within 10 s, not on reload)
+        shown = {"talent": "document.querySelector('tbody tr button.link')?.innerText",
+                 "insights": "document.querySelector('#data-set')?.value"}[page]
+        seen = await until(lambda: devtools.evaluate(session, shown),
+                           f"the first tenant on {page}", within=10)
+        await photograph(devtools, session, folder, f"job-site-first-event-{page}")
+        await no_problems(devtools, session)
+        return str(seen)
+
+
+@pytest.mark.parametrize("page, shown", [("talent", "first"), ("insights", OTHER_TENANT)])
+def test_the_talent_page_and_insights_show_the_first_tenant_once_it_appears(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path, page: str,
+        shown: str) -> None:
+    """Opened before a job site's first client event, Talent events and Insights said
+    "No tenant holds client events yet" (and "No catalog or tenant ...") until they
+    were reloaded; the live feed, which follows the first tenant, showed it."""
+    assert in_chromium(browser_executable, tmp_path / "profile", wait_for_the_first_tenant,
+                       running.http_port, shots, page) == shown

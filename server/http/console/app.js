@@ -172,9 +172,11 @@ async function loadCatalogs() {
     const before = chooser.value;
     refreshChooser();
     if (chooser.value !== before && current) show();  // the first catalog appeared
-    // (the live feed with no catalog follows the first tenant: it appeared)
-    else if (!chooser.value && !hadTenants && known.tenants.length && current &&
-      (current.hash || "feed").split("?")[0] === "feed") show();
+    // The first tenant appeared: the live feed and insights with no catalog follow it,
+    // the talent page lists it (a job site's first event left that page saying "No
+    // tenant holds client events yet" until it was reloaded).
+    else if (!hadTenants && known.tenants.length && current &&
+      followsFirstTenant(current.hash || "feed")) show();
     if (!current || wasDenied) show();
     if (wasDenied) regainFocus(main);  // (the project's form, gone with its input)
   } catch (error) {
@@ -207,6 +209,13 @@ async function loadCatalogs() {
   keyButton.hidden = !hasKey();
   setTimeout(loadCatalogs, emptyReads && emptyReads < FIRST_CATALOG_TRIES ? FIRST_CATALOG_MS
     : CATALOGS_MS);
+}
+
+/** Whether the page of `hash` shows the first tenant: the talent page, and with no
+ *  catalog chosen, the live feed and insights. */
+function followsFirstTenant(hash) {
+  const page = hash.split("?")[0].split("/")[0];
+  return page === "talent" || (!chooser.value && (page === "feed" || page === "insights"));
 }
 
 /** The focus, lost with what held it (the key prompt closed, a form replaced by the
