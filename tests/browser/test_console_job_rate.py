@@ -50,6 +50,10 @@ async def read_the_table(devtools_url: str, port: int, shots: Path) -> dict[str,
                              ".map(th => [th.innerText, th.title])"),
                 "below": await devtools.evaluate(
                     session, "document.querySelector('#jobs p.about')?.innerText"),
+                # each job's id on one line (beside the rates, "nurse-7" broke at its "-")
+                "id_lines": await devtools.evaluate(
+                    session, "[...document.querySelectorAll('#jobs tbody td:first-child span')]"
+                             ".map(span => span.getClientRects().length)"),
                 # (at a desktop's width the whole table shows, with no scrolling)
                 "hidden_width": await devtools.evaluate(
                     session, "(t => t.scrollWidth - t.clientWidth)"
@@ -74,5 +78,6 @@ def test_the_per_job_rates_say_they_divide_events(
     for title in TITLES:
         assert "a ratio of events, not of searches or job seekers" in titled[title], titled
     assert seen["hidden_width"] <= 0, seen["hidden_width"]
+    assert seen["id_lines"] == [1, 1], seen["id_lines"]
     assert "passes 100% when a job is viewed more often than it was shown" in seen["below"]
     assert "its steps IMPRESSION and VIEW, Breakdown by job" in seen["below"], seen["below"]
