@@ -418,12 +418,14 @@ class BulkImport(Generic[R, M, V]):
         state = ImportState.load(ctx.record.checkpoint)
         if not state.started:
             self._begin(ctx, request, state)
+        if state.errors_file:  # drop what a batch that never committed wrote
+            # (first: a job cancelled while its holder was dead ends here too, and its
+            # file kept the failures of a batch its failure_count never counted)
+            gcs.truncate_output(self.root, Path(state.errors_file), state.errors_size,
+                                ERRORS_FIELD)
         if ctx.record.cancel_requested:
             self._finish(ctx, request, state, cancelled=True)
             return
-        if state.errors_file:  # drop what a batch that never committed wrote
-            gcs.truncate_output(self.root, Path(state.errors_file), state.errors_size,
-                                ERRORS_FIELD)
         batches = self._batches(request, state.files, state.position, ctx.check_stop,
                                 ctx.clock.now_ns() // 10**9)
         prepared = self._prepared(ctx, request, batches)
