@@ -73,6 +73,12 @@ class JobContext:
     ended: operations_pb2.Operation | None = field(default=None)
     # This try is the last: if the job crashes, the runner ends the operation with INTERNAL.
     last_try: bool = False
+    # When the lease was last taken or renewed (microseconds; see keep_lease).
+    leased_us: int = -1
+
+    def __post_init__(self) -> None:
+        if self.leased_us < 0:  # (made as the claim took the lease)
+            self.leased_us = self.now_us()
 
     def now_us(self) -> int:
         return self.clock.now_ns() // 1000
@@ -80,8 +86,20 @@ class JobContext:
     def step(self, step: Step, progress: Callable[[StepResult], Progress]) -> StepResult:
         """Apply one batch and its progress atomically; renews the lease. Raises
         LeaseLost if the operation was deleted or taken over."""
-        return self.store.run_step(self.record.name, self.owner, step,
-                                   self.now_us() + self.lease_us, progress)
+        now_us = self.now_us()
+        result = self.store.run_step(self.record.name, self.owner, step,
+                                     now_us + self.lease_us, progress)
+        self.leased_us = now_us
+        return result
+
+    def keep_lease(self, progress: Callable[[StepResult], Progress]) -> None:
+        """Renew the lease with a step that writes nothing but `progress`, once a third
+        of it has passed since the last: for a job that reads for long between steps
+        (a count over millions of rows). Its lease ran out while it worked, another
+        process took it over as if it had died (a lost try), and the third take-over
+        ended it INTERNAL. LeaseLost as `step`."""
+        if self.now_us() - self.leased_us >= self.lease_us // 3:
+            self.step(Step(), progress)
 
     def check_lease(self) -> None:
         """Raise LeaseLost if this run no longer holds its operation (deleted, or taken

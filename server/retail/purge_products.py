@@ -193,9 +193,16 @@ def run_purge_products(ctx: JobContext) -> None:
     meta.create_time.FromMicroseconds(ctx.record.create_time_us)
     if not request.force:
         count, sample = 0, list[str]()
+
+        def counting(_: StepResult) -> Progress:
+            meta.update_time.FromNanoseconds(ctx.clock.now_ns())
+            return Progress(b"", records.operation(ctx.record.name, meta).SerializeToString(),
+                            False)
+
         for variants in (True, False):
             for _, chosen in _selected(ctx, branch, matcher, variants, ""):
                 ctx.check_stop()
+                ctx.keep_lease(counting)  # (a million products: 6.5 s here, 5 million a lease)
                 count += len(chosen)
                 sample.extend(chosen[:MAX_SAMPLE - len(sample)])
         response = purge_config_pb2.PurgeProductsResponse(

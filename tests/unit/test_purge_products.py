@@ -138,3 +138,42 @@ def test_a_purge_stopped_between_batches_resumes_and_counts_each_product_once(
         3, "PurgeProductsMetadata")
     assert [pid for pid, _ in store.list_products(BRANCH, 20)] == [
         "p2", "p3", "p4", "p6", "p7", "p8", "p9"]
+
+
+def test_a_count_longer_than_its_lease_keeps_it(store: Store,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dry run walks every product before its one step: over 5 million, the 30 s of
+    a lease. Under --processes the other process took the count over as if its holder
+    had died, and the third take-over ended it INTERNAL ("ended the process running it
+    3 times"), 600,000 products with --lease-seconds 2."""
+    monkeypatch.setattr(purge_products, "BATCH", 2)
+    for i in range(10):
+        stock = product_pb2.Product.OUT_OF_STOCK if i % 2 else product_pb2.Product.IN_STOCK
+        store.create_product(BRANCH, f"p{i}", product_pb2.Product(
+            id=f"p{i}", availability=stock).SerializeToString())
+    request = purge_config_pb2.PurgeProductsRequest(parent=BRANCH,
+                                                    filter='availability = "OUT_OF_STOCK"')
+    store.create_operation(OperationRecord(
+        name=NAME, kind=purge_products.KIND, done=False, create_time_us=0,
+        request=request.SerializeToString(),
+        operation=purge_products.new_operation(NAME, 0).SerializeToString()))
+    lease_us, clock = 1_000_000, FixedClock(0)
+    record = store.claim_operation("w1", 0, lease_us, lambda _: False)
+    assert record is not None
+    list_products = store.list_products
+
+    def slowly(*args: object) -> object:  # each page takes half a lease to read
+        clock.advance(0.5)
+        assert store.claim_operation("w2", clock.now_ns() // 1000, lease_us,
+                                     lambda _: False) is None, "the lease ran out"
+        return list_products(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "list_products", slowly)
+    purge_products.run_purge_products(JobContext(record, store, clock, "w1", lease_us,
+                                                 threading.Event()))
+
+    done = store.get_operation(NAME)
+    assert done is not None and done.done
+    response = purge_config_pb2.PurgeProductsResponse()
+    assert operations_pb2.Operation.FromString(done.operation).response.Unpack(response)
+    assert response.purge_count == 5
