@@ -23,7 +23,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from google.longrunning import operations_pb2
 from google.protobuf.message import Message
@@ -46,6 +48,8 @@ from server.store.rows import (
 
 log = logging.getLogger(__name__)
 
+
+T = TypeVar("T")
 
 MAX_TRIES = 3
 # How long a stop waits to let go of the operations of workers still busy (see stop).
@@ -100,6 +104,28 @@ class JobContext:
         ended it INTERNAL. LeaseLost as `step`."""
         if self.now_us() - self.leased_us >= self.lease_us // 3:
             self.step(Step(), progress)
+
+    def read_leased(self, read: Callable[[], T],
+                    progress: Callable[[StepResult], Progress]) -> T:
+        """What `read()` (one long read: a count over tens of millions of rows) returns,
+        read on a thread of its own while this one keeps the lease (keep_lease, with
+        `progress`). StopRequested when the process stops meanwhile (the read is left
+        to end by itself); LeaseLost as `step`."""
+        answer: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                answer.set_result(read())
+            except BaseException as exc:  # (raised here, in the job's thread)
+                answer.set_exception(exc)
+
+        threading.Thread(target=run, name="footfall-ops-read", daemon=True).start()
+        while True:
+            try:
+                return answer.result(timeout=self.lease_us / 3e6)
+            except TimeoutError:
+                self.check_stop()
+                self.keep_lease(progress)
 
     def check_lease(self) -> None:
         """Raise LeaseLost if this run no longer holds its operation (deleted, or taken

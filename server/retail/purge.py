@@ -64,13 +64,19 @@ def run_purge(ctx: JobContext) -> None:
         "last_id": 0, "purged": 0}
     meta = purge_config_pb2.PurgeMetadata()
     cancelled = ctx.record.cancel_requested
+
+    def reading(_: StepResult) -> Progress:  # (while a read keeps the lease: nothing done)
+        return Progress(ctx.record.checkpoint or b"",
+                        records.operation(ctx.record.name, meta).SerializeToString(), False)
+
     if not request.force and not cancelled:
-        count = ctx.store.count_user_events(query)
+        # (read_leased: 0.53 s per 300,000 events of a type here, a lease at 17 million)
+        count = ctx.read_leased(lambda: ctx.store.count_user_events(query), reading)
         response = purge_config_pb2.PurgeUserEventsResponse(purged_events_count=count)
         ctx.finish(records.operation(ctx.record.name, meta, response=response))
         return
     if "end_id" not in state:  # the walk's ends, once: events written later may stay
-        ids = ctx.store.event_id_range(query)
+        ids = ctx.read_leased(lambda: ctx.store.event_id_range(query), reading)
         state["last_id"], state["end_id"] = (0, 0) if ids is None else (
             max(state["last_id"], ids[0] - 1), ids[1])
         days = time_only_gap(query)
