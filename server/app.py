@@ -200,19 +200,25 @@ def start(settings: Settings, clock: Clock | None = None, process: int = 0,
     import_job = import_events.ImportJob(gcs_root, settings.strict_event_types,
                                          settings.max_event_bytes, line_pool)
     import_job.on_failures = rejections.import_failures
+    # The jobs that write files, each able to cut its own back (OperationRunner's settle).
+    writers: dict[str, import_events.ImportJob | import_products.ImportProductsJob
+                  | export.ExportJob] = {
+        import_events.KIND: import_job,
+        import_products.KIND: import_products.ImportProductsJob(gcs_root, line_pool),
+        export.EVENTS_KIND: export.ExportJob(gcs_root, export.EVENTS_KIND),
+        export.PRODUCTS_KIND: export.ExportJob(gcs_root, export.PRODUCTS_KIND)}
     jobs: dict[str, Job] = {
+        **writers,
         import_events.KIND: origin.as_import(import_job),
         purge.KIND: purge.run_purge,
         rejoin.KIND: functools.partial(rejoin.run_rejoin, max_event_bytes=settings.max_event_bytes),
-        import_products.KIND: import_products.ImportProductsJob(gcs_root, line_pool),
         purge_products.KIND: purge_products.run_purge_products,
-        export.EVENTS_KIND: export.ExportJob(gcs_root, export.EVENTS_KIND),
-        export.PRODUCTS_KIND: export.ExportJob(gcs_root, export.PRODUCTS_KIND),
     }
     runner = OperationRunner(store, clock, {
         kind: policy.metrics.observe_job(kind, job) for kind, job in jobs.items()
     }, workers=settings.operation_workers, lease_seconds=settings.lease_seconds,
-        max_pending=settings.max_pending_operations, given_up=policy.metrics.job_given_up)
+        max_pending=settings.max_pending_operations, given_up=policy.metrics.job_given_up,
+        settle={kind: job.settle for kind, job in writers.items()})
     loop = LoopThread(settings.workers)
     try:
         running = loop.run(_serve(settings, clock, policy, tls, store, runner, gcs_root, loop,

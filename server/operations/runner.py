@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from google.longrunning import operations_pb2
@@ -180,8 +180,14 @@ class OperationRunner:
     def __init__(self, store: Store, clock: Clock, jobs: Mapping[str, Job], *,
                  workers: int = 1, lease_seconds: float = 30.0,
                  poll_seconds: float = 1.0, max_pending: int = 0,
-                 given_up: Callable[[str], None] | None = None) -> None:
+                 given_up: Callable[[str], None] | None = None,
+                 settle: Mapping[str, Job] | None = None) -> None:
         self._store = store
+        # For a kind, what drops what a try wrote outside the store past its last step
+        # (the lines of a file past the size its checkpoint holds): run before the
+        # runner ends an operation its job did not end (_end_with), as the job itself
+        # does when it resumes.
+        self._settle = dict(settle or {})
         # Told the kind of each operation ended here unrun, its tries having ended
         # their process (metrics count it failed, as a crash on a last try).
         self._given_up = given_up
@@ -477,8 +483,14 @@ class OperationRunner:
     def _end_with(self, context: JobContext, error: status_pb2.Status) -> None:
         """End the operation with `error`, keeping its metadata."""
         current = self._store.get_operation(context.record.name)
-        if current is None:
-            return
+        if current is None or current.lease_owner != context.owner:
+            return  # (deleted, or taken over: its files are the new holder's)
+        settle = self._settle.get(current.kind)
+        if settle is not None:
+            try:
+                settle(replace(context, record=current))
+            except Exception:  # (a file that cannot be cut does not keep it running)
+                log.exception("operation %s: could not cut back what it wrote", current.name)
         op = operations_pb2.Operation.FromString(current.operation)
         op.done = True
         op.error.CopyFrom(error)

@@ -418,11 +418,9 @@ class BulkImport(Generic[R, M, V]):
         state = ImportState.load(ctx.record.checkpoint)
         if not state.started:
             self._begin(ctx, request, state)
-        if state.errors_file:  # drop what a batch that never committed wrote
-            # (first: a job cancelled while its holder was dead ends here too, and its
-            # file kept the failures of a batch its failure_count never counted)
-            gcs.truncate_output(self.root, Path(state.errors_file), state.errors_size,
-                                ERRORS_FIELD)
+        # Before the cancel: a job cancelled while its holder was dead ends there, and
+        # its file kept the failures of a batch its failure_count never counted.
+        self._cut_errors(state)
         if ctx.record.cancel_requested:
             self._finish(ctx, request, state, cancelled=True)
             return
@@ -455,6 +453,21 @@ class BulkImport(Generic[R, M, V]):
             batches.close()  # lines in flight in the workers are dropped
         self._finish(ctx, request, state, cancelled=False)
 
+    def settle(self, ctx: JobContext) -> None:
+        """Cut the errors file back to the failures the operation's checkpoint counts,
+        before the runner ends the operation unrun (see OperationRunner._end_with)."""
+        state = ImportState.load(ctx.record.checkpoint)
+        if not state.started:  # (a first batch that never committed: its file from none)
+            request = self.request_class.FromString(ctx.record.request)
+            state.errors_file = str(self._errors_file(ctx, request, make=False) or "")
+        self._cut_errors(state)
+
+    def _cut_errors(self, state: ImportState) -> None:
+        """Drop what a batch that never committed wrote to the errors file."""
+        if state.errors_file:
+            gcs.truncate_output(self.root, Path(state.errors_file), state.errors_size,
+                                ERRORS_FIELD)
+
     def _prepared(self, ctx: JobContext, request: R, batches: Iterator[Batch[V]]
                   ) -> Generator[tuple[Batch[V], list[str], Step], None, None]:
         """Each batch with its failures and writes (`prepare`)."""
@@ -478,12 +491,18 @@ class BulkImport(Generic[R, M, V]):
                     limit=gcs.MAX_FILES - len(state.files)))
                 if len(state.files) > gcs.MAX_FILES:  # files came since the call
                     raise InvalidArgument([too_many_files(self.uris_field)])
-        if request.errors_config.gcs_prefix:
-            # Created only now: a refused request leaves nothing behind.
-            folder = gcs.make_output_folder(self.root, request.errors_config.gcs_prefix,
-                                            ERRORS_FIELD)
-            op_id = ctx.record.name.rsplit("/", 1)[-1]
-            state.errors_file = str(folder / f"{op_id}-errors.json")
+        # Created only now: a refused request leaves nothing behind.
+        state.errors_file = str(self._errors_file(ctx, request, make=True) or "")
+
+    def _errors_file(self, ctx: JobContext, request: R, make: bool) -> Path | None:
+        """The errors file of the job, if its request asks for one; its folder made if
+        `make` (else it may not be there)."""
+        prefix = request.errors_config.gcs_prefix
+        if not prefix:
+            return None
+        folder = (gcs.make_output_folder if make else gcs.check_output_folder)(
+            self.root, prefix, ERRORS_FIELD)
+        return folder / f"{ctx.record.name.rsplit('/', 1)[-1]}-errors.json"
 
     def inline_items(self, request: R) -> Sequence[M] | None:
         """The inline messages, or None for a gcs_source import."""

@@ -165,19 +165,19 @@ class ExportJob:
             self._run(ctx, products_request, "", _product_batches(ctx, branch, products_wanted),
                       export_config_pb2.ExportProductsResponse, "the export of products")
 
+    def settle(self, ctx: JobContext) -> None:
+        """Cut the file being written back to the size the operation's checkpoint holds,
+        before the runner ends the operation unrun (see OperationRunner._end_with)."""
+        request_class = EventsRequest if self.kind == EVENTS_KIND else ProductsRequest
+        state, place, _ = _state(ctx, request_class.FromString(ctx.record.request), 0)
+        gcs.truncate_output(self.root, gcs.check_output_folder(self.root, place, OUTPUT_FIELD)
+                            / _base(state.files[-1]), state.size, OUTPUT_FIELD)
+
     def _run(self, ctx: JobContext, request: EventsRequest | ProductsRequest, first: int | str,
              next_batch: NextBatch, response_class: type[export_config_pb2.ExportUserEventsResponse]
              | type[export_config_pb2.ExportProductsResponse], what: str) -> None:
         stem = ctx.record.name.rpartition("/")[2]
-        state = _State.load(ctx.record.checkpoint, first)
-        if state.files:  # (where it began: before 2026-12, every prefix was a folder)
-            place, _, began = state.files[0].rpartition("/")
-            start = began.removesuffix(f"{stem}-0000.json")
-        else:
-            place, start = output_place(
-                request.output_config.gcs_destination.output_uri_prefix)
-            place = place.rstrip("/")
-            state.files.append(f"{place}/{start}{stem}-0000.json")
+        state, place, start = _state(ctx, request, first)
         folder = gcs.make_output_folder(self.root, place, OUTPUT_FIELD)
         # Lines a run wrote after its last step are not part of the export: cut.
         gcs.write_output(self.root, folder / _base(state.files[-1]), b"", OUTPUT_FIELD,
@@ -215,6 +215,22 @@ class ExportJob:
         meta = _metadata(ctx.record.create_time_us, ctx.now_us())
         ctx.finish(records.ended(ctx.record.name, meta, response, cancelled, what),
                    orjson.dumps(state.__dict__))
+
+
+def _state(ctx: JobContext, request: EventsRequest | ProductsRequest, first: int | str
+           ) -> tuple[_State, str, str]:
+    """The job's checkpoint (or its start: its first file, empty), the gs:// folder its
+    files are in and what their names begin with."""
+    stem = ctx.record.name.rpartition("/")[2]
+    state = _State.load(ctx.record.checkpoint, first)
+    if state.files:  # (where it began: before 2026-12, every prefix was a folder)
+        place, _, began = state.files[0].rpartition("/")
+        start = began.removesuffix(f"{stem}-0000.json")
+    else:
+        place, start = output_place(request.output_config.gcs_destination.output_uri_prefix)
+        place = place.rstrip("/")
+        state.files.append(f"{place}/{start}{stem}-0000.json")
+    return state, place, start
 
 
 def _base(uri: str) -> str:

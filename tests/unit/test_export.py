@@ -21,7 +21,7 @@ from google.protobuf import json_format
 from server.clock import FixedClock
 from server.errors import InvalidArgument
 from server.operations import records
-from server.operations.runner import JobContext
+from server.operations.runner import JobContext, OperationRunner
 from server.retail import export
 from server.store import EventRow, Store, open_store
 from server.store.rows import OperationRecord
@@ -188,6 +188,34 @@ def test_an_export_begun_before_names_followed_the_prefix_resumes_in_its_folder(
     assert uris == [f"gs://bucket/folder/item_/export-user-events-v2beta-1-{i:04d}.json"
                     for i in range(3)]
     assert read(tmp_path, uris) == [json_format.MessageToDict(e) for e in sent]
+
+
+def test_an_export_ended_for_its_tries_keeps_only_what_it_recorded(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ended unrun by the runner (its tries ended their process), it is cut back as a
+    resumed run cuts it: its file kept the lines of a batch it never recorded."""
+    monkeypatch.setattr(export, "BATCH", 4)
+    sent = events(10)
+    store.write_user_events([EventRow.from_event(CATALOG, e, joined=True) for e in sent])
+    submit(store)
+    with pytest.raises(Exception, match=NAME):  # StopRequested after two batches
+        run(store, tmp_path, StopAfter(2))
+    record = store.get_operation(NAME)
+    assert record is not None
+    written = tmp_path / json.loads(record.checkpoint or b"{}")["files"][-1][len("gs://"):]
+    with written.open("ab") as leftover:
+        leftover.write(b'{"eventType": "written-but-never-recorded"}\n')
+    job = export.ExportJob(tmp_path, export.EVENTS_KIND)
+    runner = OperationRunner(store, FixedClock(0), {export.EVENTS_KIND: job},
+                             settle={export.EVENTS_KIND: job.settle})
+    claimed = store.claim_operation("w2", 0, 10**9, lambda _: True)
+    assert claimed is not None
+    runner._run(dataclasses.replace(claimed, lost_tries=3), "w2")
+
+    done, _ = response(store)
+    assert done.error.code == 13  # INTERNAL
+    assert [json.loads(line) for line in written.read_text().splitlines()] == [
+        json_format.MessageToDict(e) for e in sent[:8]]
 
 
 def test_a_cancel_before_the_job_runs_writes_nothing(store: Store, tmp_path: Path) -> None:

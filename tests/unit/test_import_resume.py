@@ -1,13 +1,15 @@
 """An import resumed after its process died between writing a batch's failures to
-its errors file and committing the batch: whatever it does next (go on, or end
-because it was cancelled meanwhile), the errors file holds only the failures of
-the batches that committed, as many as the operation's failure_count."""
+its errors file and committing the batch: however it ends next (it goes on, it was
+cancelled meanwhile, or the runner ends it for the tries that ended their process),
+the errors file holds only the failures of the batches that committed, as many as
+the operation's failure_count."""
 
 from __future__ import annotations
 
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from google.longrunning import operations_pb2
 from google.rpc import code_pb2
 
 from server.clock import FixedClock
-from server.operations.runner import JobContext
+from server.operations.runner import JobContext, OperationRunner
 from server.retail import bulk_import, import_events
 from server.store import Store, open_store
 from server.store.rows import OperationRecord
@@ -46,8 +48,11 @@ def run(store: Store, root: Path, owner: str) -> None:
         record, store, FixedClock(NOW_US * 1000), owner, LEASE_US, threading.Event()))
 
 
-def test_an_import_cancelled_while_its_holder_was_dead_drops_the_failures_it_never_committed(
-        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("dies_at", [1, 2])  # (1: before its first batch committed)
+@pytest.mark.parametrize("ending", ["cancelled", "given up"])
+def test_an_import_ended_after_its_holder_died_drops_the_failures_it_never_committed(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dies_at: int,
+        ending: str) -> None:
     monkeypatch.setattr(bulk_import, "BATCH", 2)
     (tmp_path / "shop").mkdir()
     (tmp_path / "shop/events.json").write_text("".join(
@@ -64,28 +69,36 @@ def test_an_import_cancelled_while_its_holder_was_dead_drops_the_failures_it_nev
     steps = 0
     run_step = store.run_step
 
-    def dies_at_the_second_commit(*args: object, **kwargs: object) -> object:
+    def dies_at_a_commit(*args: object, **kwargs: object) -> object:
         nonlocal steps
         steps += 1
-        if steps == 2:  # its failure is in the errors file already
+        if steps == dies_at:  # its failure is in the errors file already
             raise Killed
         return run_step(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store, "run_step", dies_at_the_second_commit)
+    monkeypatch.setattr(store, "run_step", dies_at_a_commit)
     with pytest.raises(Killed):
         run(store, tmp_path, "dead")
     monkeypatch.setattr(store, "run_step", run_step)
-    store.request_cancel(NAME)  # (through another replica, or before the restart)
 
-    run(store, tmp_path, "next")
+    if ending == "cancelled":
+        store.request_cancel(NAME)  # (through another replica, or before the restart)
+        run(store, tmp_path, "next")
+    else:  # the third of the tries that ended their process
+        job = import_events.ImportJob(tmp_path, False)
+        runner = OperationRunner(store, FixedClock(NOW_US * 1000), {import_events.KIND: job},
+                                 settle={import_events.KIND: job.settle})
+        record = store.claim_operation("next", NOW_US, LEASE_US, lambda _: True)
+        assert record is not None
+        runner._run(replace(record, lost_tries=3), "next")
 
     record = store.get_operation(NAME)
     assert record is not None and record.done
     ended = operations_pb2.Operation.FromString(record.operation)
-    assert ended.error.code == code_pb2.CANCELLED
+    assert ended.error.code == (code_pb2.CANCELLED if ending == "cancelled" else code_pb2.INTERNAL)
     meta = import_config_pb2.ImportMetadata()
     assert ended.metadata.Unpack(meta)
-    assert (meta.success_count, meta.failure_count) == (1, 1)
+    assert (meta.success_count, meta.failure_count) == (dies_at - 1, dies_at - 1)
     written = (tmp_path / f"shop/errors/{import_events.KIND}-1-errors.json").read_text()
     assert [json.loads(line)["message"].split(": ")[0] for line in written.splitlines()] == \
-        ["gs://shop/events.json line 2"]
+        ["gs://shop/events.json line 2"][:dies_at - 1]
