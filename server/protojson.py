@@ -235,8 +235,11 @@ def _value_converter(field: FieldDescriptor) -> Callable[[Any], Any]:
         value_field = field.message_type.fields_by_name["value"]
         if key_field.type != _F.TYPE_STRING:
             return _unsupported
-        value_convert = (_message_converter(value_field.message_type)
-                         if value_field.message_type is not None else _scalar(value_field))
+        try:
+            value_convert = (_message_converter(value_field.message_type)
+                             if value_field.message_type is not None else _scalar(value_field))
+        except _Fallback:  # (a map of bytes; raised out of build, it left a plan half made)
+            return _unsupported
 
         def convert_map(value: Any) -> Any:
             if type(value) is not dict:

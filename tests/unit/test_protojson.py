@@ -675,3 +675,52 @@ def test_a_large_body_merged_in_never_reaches_json_format(
     message = user_event_pb2.UserEvent()
     protojson.merge_into(event, message)
     assert message == expected
+
+
+def _bytes_map_class() -> Any:
+    """A proto3 message `BytesMap` of a map of bytes (which the fast path leaves to
+    json_format) and, numbered after it, a text."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    pool = descriptor_pool.Default()
+    try:
+        pool.FindFileByName("footfall_test/bytes_map.proto")
+    except KeyError:
+        file = descriptor_pb2.FileDescriptorProto(
+            name="footfall_test/bytes_map.proto", package="footfall_test", syntax="proto3")
+        message = file.message_type.add(name="BytesMap")
+        entry = message.nested_type.add(name="BlobsEntry")
+        entry.options.map_entry = True
+        label = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
+        entry.field.add(name="key", number=1, type=FieldDescriptor.TYPE_STRING,
+                        json_name="key", label=label)
+        entry.field.add(name="value", number=2, type=FieldDescriptor.TYPE_BYTES,
+                        json_name="value", label=label)
+        message.field.add(name="blobs", number=1, type=FieldDescriptor.TYPE_MESSAGE,
+                          type_name=".footfall_test.BytesMap.BlobsEntry", json_name="blobs",
+                          label=descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED)
+        message.field.add(name="name", number=2, type=FieldDescriptor.TYPE_STRING,
+                          json_name="name", label=label)
+        pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("footfall_test.BytesMap"))
+
+
+def test_a_type_with_a_map_of_bytes_is_planned_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A map of bytes is json_format's to read, and the plan of its message type still
+    covers the type's other fields. Its plan's build raised _Fallback out of merge_into
+    (a body of a new type, the first time) and left a plan without the fields after
+    the map, which no later call took."""
+    bytes_map = _bytes_map_class()
+    monkeypatch.setattr(protojson, "_PLANS", {})  # (planned afresh)
+    monkeypatch.setattr(protojson, "_CLASS_PLANS", {})
+    for data in ({"name": "n"}, {"blobs": {"k": "AAE="}, "name": "n"}):
+        assert merged(data, bytes_map()) == parsed_into(data, bytes_map())
+        assert outcome(data, bytes_map) == reference(data, bytes_map)
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("read by json_format")
+
+    monkeypatch.setattr(json_format, "ParseDict", refuse)
+    message = bytes_map()
+    protojson.merge_into({"name": "n"}, message)
+    assert message == bytes_map(name="n")
