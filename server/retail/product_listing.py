@@ -203,13 +203,14 @@ class ProductReads:
         scanned = Scanned(SCAN_LIMIT if query.key else None)
         for product in self.matching(branch, query, after_id, scanned):
             shown = products.apply_read_mask(product, request.read_mask.paths)
+            weight = shown.ByteSize()  # (which serializes it: measured once)
             if len(answer.products) == size or (
-                    answer.products and held + shown.ByteSize() > page_tokens.PAGE_BYTES):
+                    answer.products and held + weight > page_tokens.PAGE_BYTES):
                 answer.next_page_token = encode_page_token(self._store.page_token_key(),
                                                            last, fingerprint)
                 break
             answer.products.append(shown)
-            held += shown.ByteSize()
+            held += weight
             last = product.id
         else:
             if scanned.cut:  # short (or empty), but this call has read enough
