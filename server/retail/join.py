@@ -89,7 +89,7 @@ def join_within(catalog: str, event: Any, products: dict[str, Any], received: by
     Whether it is joined, and its deterministic serialization: made here when the
     join changed it (its size judged by its length, not by one more encoding), else
     `received`."""
-    if _names_a_product_again(event) and not _may_fit(event, products, max_event_bytes):
+    if _judged_first(event) and not _may_fit(event, products, max_event_bytes):
         _left_unjoined(catalog, event, max_event_bytes)
         return False, received
     joined = join_with_catalog(event, products)
@@ -97,9 +97,9 @@ def join_within(catalog: str, event: Any, products: dict[str, Any], received: by
         return joined, received
     payload = event.SerializeToString(deterministic=True)
     # (the two forms are kept only when they differ: see EventRow.for_join)
-    if len(payload) > max_event_bytes or len(payload) + len(received) > \
-            max(CLIENT_MESSAGE_BYTES, max_event_bytes) - STORED_EVENT_ROOM \
-            and payload != received:
+    if len(payload) > max_event_bytes or (
+            payload != received and len(payload) + len(received) >
+            max(CLIENT_MESSAGE_BYTES, max_event_bytes) - STORED_EVENT_ROOM):
         event.Clear()
         event.MergeFromString(received)
         _left_unjoined(catalog, event, max_event_bytes)
@@ -107,9 +107,9 @@ def join_within(catalog: str, event: Any, products: dict[str, Any], received: by
     return True, payload
 
 
-def _names_a_product_again(event: Any) -> bool:
-    """Whether `event` has more than FEW_DETAILS product details, or names a product
-    in two (see FEW_DETAILS)."""
+def _judged_first(event: Any) -> bool:
+    """Whether `event` is judged (_may_fit) before it is joined: it has more than
+    FEW_DETAILS product details, or names a product in two (see FEW_DETAILS)."""
     details = event.product_details
     if len(details) > FEW_DETAILS:
         return True
