@@ -62,10 +62,11 @@ def _output_violations(request: AnyEventsRequest | AnyProductsRequest,
         return [FieldViolation(OUTPUT_FIELD, "is required, e.g. gs://bucket/exports/")]
     out: list[FieldViolation] = []
     folder, start = output_place(prefix)
-    gather(out, gcs.check_output_folder, gcs_root, folder, OUTPUT_FIELD)
-    if start in (".", "..") or "\\" in start or "\0" in start:
-        out.append(FieldViolation(OUTPUT_FIELD, "must not contain '.', '..', backslashes or NUL"))
-    elif len(start.encode()) > MAX_NAME_START_BYTES:
+    # (each of its parts, the start of the files' names too; then the folder they go in)
+    gather(out, gcs.check_uri, prefix, OUTPUT_FIELD)
+    if not out:
+        gather(out, gcs.check_output_folder, gcs_root, folder, OUTPUT_FIELD)
+    if len(start.encode()) > MAX_NAME_START_BYTES:
         out.append(FieldViolation(
             OUTPUT_FIELD, f"its last part, {start[:40]!r}..., begins each file's name: it "
                           f"may be at most {MAX_NAME_START_BYTES} bytes (a file's name is at "

@@ -58,6 +58,12 @@ def _split(uri: str, field: str) -> tuple[str, str]:
     return bucket, path
 
 
+def check_uri(uri: str, field: str) -> None:
+    """INVALID_ARGUMENT naming `field` when `uri` is no gs://bucket/path URI, or one
+    whose parts the server does not take (see the module's words), whatever it names."""
+    _split(uri, field)
+
+
 def _parts_under(root_real: str, real: str) -> list[str]:
     """The names leading from ROOT to the resolved path `real`; _Outside if it is not
     inside ROOT."""

@@ -145,6 +145,9 @@ def test_files_are_named_by_the_prefix_as_google_names_them(
 
 @pytest.mark.parametrize(("prefix", "words"), [
     ("gs://bucket/folder/..", "must not contain '.', '..'"),
+    # (a folder and a name's start that break one rule: one violation, not one of each)
+    ("gs://bucket/../..", "must not contain '.', '..'"),
+    ("gs://bucket/a\\b/c\\", "must not contain '.', '..', backslashes"),
     ("gs://bucket/" + "é" * 97, "may be at most 192 bytes (a file's name is at most 255), got 194"),
     ("gs://Bucket/x", "is not a valid bucket name"),
 ])
