@@ -456,6 +456,17 @@ def test_the_plan_writes_the_common_messages_itself(monkeypatch: pytest.MonkeyPa
     event.event_time.FromSeconds(1_700_000_000)
     page = console_pb2.ListUserEventsResponse(user_events=[console_pb2.StoredUserEvent(
         id=2**40, user_event=event, joined=True, transport=1)])
-    expected = json_format.MessageToDict(page)
+    product = json_format.ParseDict({
+        "name": "projects/p/locations/global/catalogs/c/branches/0/products/p", "id": "p",
+        "type": "PRIMARY", "title": "Tent", "categories": ["Outdoor > Tents"],
+        "availability": "IN_STOCK", "availableQuantity": 3, "priceInfo": {
+            "price": 59.9, "originalPrice": 79.9, "currencyCode": "USD"},
+        "attributes": {"color": {"text": ["red"], "indexable": True}},
+        "images": [{"uri": "https://x/i.jpg", "height": 10}], "rating": {
+            "ratingCount": 3, "averageRating": 4.5}, "retrievableFields": "title",
+        "fulfillmentInfo": [{"type": "pickup-in-store", "placeIds": ["s1"]}],
+        "localInventories": [{"placeId": "s1", "priceInfo": {"price": 1.0}}],
+        "publishTime": "2024-01-01T00:00:00Z", "ttl": "5s"}, product_pb2.Product())
+    expected = [json_format.MessageToDict(page), json_format.MessageToDict(product)]
     monkeypatch.setattr(json_format, "MessageToDict", None)
-    assert protojson.message_to_dict(page) == expected
+    assert [protojson.message_to_dict(page), protojson.message_to_dict(product)] == expected
