@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from server import lenient_json, protojson
 from server.protojson import parse_dict
+from tests.unit.test_protojson_write import Every, messages
 
 
 def outcome(data: Any, message_class: type) -> tuple[str, Any]:
@@ -724,3 +725,36 @@ def test_a_type_with_a_map_of_bytes_is_planned_whole(monkeypatch: pytest.MonkeyP
     message = bytes_map()
     protojson.merge_into({"name": "n"}, message)
     assert message == bytes_map(name="n")
+
+
+@pytest.mark.parametrize("message_class", [Every, product_pb2.Product], ids=["Every", "Product"])
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_random_bodies_merged_into_random_messages_read_as_parse_into(message_class: Any,
+                                                                      data: Any) -> None:
+    """Into a message holding any fields (oneofs, optional fields, maps, wrappers,
+    messages of its own type), the JSON of another, some of its values null, merges as
+    parse_into reads it: where it names a held field the fast path leaves it to
+    json_format, and elsewhere a merge sets what json_format sets (a oneof's other
+    member cleared, presence kept)."""
+    held = data.draw(messages(message_class.DESCRIPTOR))
+    try:
+        document = json_format.MessageToDict(data.draw(messages(message_class.DESCRIPTOR)),
+                                             preserving_proto_field_name=data.draw(st.booleans()))
+    except json_format.SerializeToJsonError:
+        return  # (what proto3 JSON cannot write)
+    for key in data.draw(st.lists(st.sampled_from(sorted(document)), unique=True, max_size=2)
+                         if document else st.just([])):
+        document[key] = None
+    again = message_class()
+    again.CopyFrom(held)
+    assert either(merged, document, held) == either(parsed_into, document, again)
+
+
+def either(read: Any, document: Any, message: Any) -> Any:
+    """What `read` makes of `document` into `message`, or the error json_format raises
+    that is no ParseError (an AttributeError for a null repeated Value: on both paths)."""
+    try:
+        return read(document, message)
+    except Exception as error:
+        return type(error).__name__, str(error)
