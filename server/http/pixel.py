@@ -84,7 +84,7 @@ def gif() -> web.Response:
 def refused(status: status_pb2.Status, peer: str) -> web.Response:
     """The GIF for a refused pixel; the reason in the header, and in the log by
     its call's line (INFO, as every client's mistake), within the budgets of the
-    lines of calls without a key and of writer keys (policy._LineBudget). This
+    lines of calls without a key and of writer keys (policy.LineBudget). This
     one, naming the client's address, is DEBUG: at INFO, besides the call's, one
     client's loop of pixels without a key wrote 3,300 lines a second, outside
     either budget."""

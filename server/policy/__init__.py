@@ -115,10 +115,10 @@ class Policy:
         self.rejections: Rejections | None = None  # where refused event writes are kept
         self.strict_names = False  # --strict-names (see check_strict_names)
         self.large_requests = LargeRequests()
-        self._keyless_lines = _LineBudget()
-        self._public_key_lines = _LineBudget(PUBLIC_KEY_LINES, "calls of writer keys",
+        self._keyless_lines = LineBudget()
+        self._public_key_lines = LineBudget(PUBLIC_KEY_LINES, "calls of writer keys",
                                              " from one client address")
-        self._open_lines = _LineBudget(PUBLIC_KEY_LINES, "refused calls",
+        self._open_lines = LineBudget(PUBLIC_KEY_LINES, "refused calls",
                                        " from one client address")
         self.keyless_refusals = KeylessRefusals()
 
@@ -313,14 +313,16 @@ PUBLIC_KEY_LINES = 100
 COUNTED_ADDRESSES = 10_000
 
 
-class _LineBudget:
+class LineBudget:
     """How many log lines of calls without a key (`what`), or of each client address
-    (the one `take` is given), may be written now."""
+    (the one `take` is given), may be written now (also of the HTTP requests that
+    cannot be read: server.http.connections)."""
 
     def __init__(self, lines: int | None = None, what: str = "calls without an API key",
-                 each: str = "", clock: Callable[[], float] = time.monotonic) -> None:
+                 each: str = "", clock: Callable[[], float] = time.monotonic,
+                 counted: str = "; /metrics counts them all") -> None:
         self._lines = KEYLESS_LINES if lines is None else lines
-        self._what, self._each = what, each
+        self._what, self._each, self._counted = what, each, counted
         self._clock = clock
         self._lock = threading.Lock()
         self._began = clock()
@@ -360,8 +362,8 @@ class _LineBudget:
     def _say_left_out(self, now: float) -> None:
         if self._left_out:
             log.info("%d more %s were not logged in the last %.0f s (at most %d lines "
-                     "every %.0f s%s; /metrics counts them all)", self._left_out, self._what,
-                     now - self._began, self._lines, KEYLESS_LINES_SECONDS, self._each)
+                     "every %.0f s%s%s)", self._left_out, self._what, now - self._began,
+                     self._lines, KEYLESS_LINES_SECONDS, self._each, self._counted)
             self._left_out = 0
 
 

@@ -409,7 +409,7 @@ def test_the_log_lines_left_out_of_a_window_are_counted_when_it_ends(
     monkeypatch.setattr(policy_module, "KEYLESS_LINES", 2)
     monkeypatch.setattr(policy_module, "KEYLESS_LINES_SECONDS", 0.3)
     caplog.set_level(logging.INFO)
-    budget = policy_module._LineBudget()
+    budget = policy_module.LineBudget()
     assert [budget.take() for _ in range(5)] == [True, True, False, False, False]
     time.sleep(0.8)  # (and no call after)
     said = [r.getMessage() for r in caplog.records if "were not logged" in r.getMessage()]
@@ -426,7 +426,7 @@ def test_the_lines_of_writer_keys_are_counted_by_client_address(
     out its own, not another address's; those left out are said when the window ends."""
     monkeypatch.setattr(policy_module, "KEYLESS_LINES_SECONDS", 0.3)
     caplog.set_level(logging.INFO)
-    budget = policy_module._LineBudget(2, "calls of writer keys", " from one client address")
+    budget = policy_module.LineBudget(2, "calls of writer keys", " from one client address")
     assert [budget.take("10.0.0.1") for _ in range(4)] == [True, True, False, False]
     assert [budget.take("2001:db8::/64") for _ in range(3)] == [True, True, False]
     time.sleep(0.8)
