@@ -659,6 +659,22 @@ def _out_of_scope(method: str) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(refuse)
 
 
+def _unserved_paced(method: str, pace: KeylessRefusals) -> grpc.RpcMethodHandler:
+    """A handler answering UNIMPLEMENTED, as grpc or _out_of_scope would, to a call
+    of a method not served that carries no known key, without reading its request
+    and past its client address's budget after a delay, as _refused_unread does:
+    answered by grpc at once, a client keeping 200 in flight had 3,180 a second
+    answered (84% of a core) where calls of methods served were paced to 240 (12%)."""
+    message = (f"{_clip(method.lstrip('/'), MAX_FIELD_CHARS)} is not served: {SERVED_PARTS}"
+               if method.startswith(GOOGLE_APIS) else "Method not found!")  # (grpc's words)
+
+    async def refuse(_requests: Any, context: grpc.aio.ServicerContext) -> None:
+        await pace.refused(client_address(context.peer()))
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
+
+    return grpc.stream_unary_rpc_method_handler(refuse)
+
+
 def _refused_unread(refusal: FootfallError, pace: KeylessRefusals) -> grpc.RpcMethodHandler:
     """A handler answering `refusal` without reading the request. A call without
     a known key gets it the moment its headers arrive: as a unary call's handler,
@@ -755,6 +771,8 @@ class CallGuard(grpc.GenericRpcHandler):
         if handler is None:
             # No such method: UNIMPLEMENTED. Its name is not kept, since anyone (no
             # key needed) can make up endless names of kilobytes each.
+            if not self._known_key(handler_call_details):
+                return _unserved_paced(method, self._envelope.policy.keyless_refusals)
             return _out_of_scope(method) if method.startswith(GOOGLE_APIS) else None
         if handler.unary_unary is not None:
             handler = grpc.unary_unary_rpc_method_handler(
@@ -781,20 +799,26 @@ class CallGuard(grpc.GenericRpcHandler):
         return self._unread_refusal(handler_call_details) or \
             self._keyless_read(handler_call_details, handler) or handler
 
+    def _known_key(self, handler_call_details: grpc.HandlerCallDetails) -> bool:
+        """Whether a call carries a known key, or auth is off."""
+        auth = self._envelope.policy.auth
+        if not auth.enabled:
+            return True
+        try:
+            auth.authenticate(handler_call_details.invocation_metadata)  # type: ignore[arg-type]
+        except FootfallError:
+            return False
+        return True
+
     def _keyless_read(self, handler_call_details: grpc.HandlerCallDetails,
                       handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler | None:
         """With auth on, for a call without a known key of an open service's method
         that takes one request (health Check and Watch), `handler` reading it as
         _KeylessReads does; None to serve the call with `handler` as it is."""
         method = handler_call_details.method
-        auth = self._envelope.policy.auth
-        if not auth.enabled or handler.request_streaming or not method.startswith(_OPEN_SERVICES):
+        if handler.request_streaming or not method.startswith(_OPEN_SERVICES) or \
+                self._known_key(handler_call_details):
             return None
-        try:
-            auth.authenticate(handler_call_details.invocation_metadata)  # type: ignore[arg-type]
-            return None
-        except FootfallError:
-            pass
         reader = self._keyless_cache.get(method)
         if reader is None:
             reader = self._keyless_cache[method] = _read_first(handler, self._streams.reads)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+import pytest
 
 from .support import RPC_DEADLINE, ServerProcess, running_server, sqlite_url
 from .trust import with_key, write_keys
@@ -171,3 +172,27 @@ def test_pixels_refused_without_a_key_fill_no_log(tmp_path: Path) -> None:
             time.sleep(0.05)
         lines = [line for line in server.log if "requires an API key" in line]
         assert len(lines) <= KEYLESS_LINES, f"{len(lines)} lines for {BURST + 1} pixels"
+
+
+def test_calls_of_methods_not_served_without_a_key_are_paced_per_address(
+        tmp_path: Path) -> None:
+    """Answered UNIMPLEMENTED by grpc at once, with no key looked at: a client
+    keeping 200 such calls in flight had 3,180 a second answered, 84% of a core,
+    where calls of methods served were paced to 240 a second (12%). Now past the
+    address's burst each waits as they do; a caller with a key is answered at once."""
+    keys = write_keys(tmp_path / "keys.json", {KEY: ("admin", ["*"])})
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
+                        "--auth-file", str(keys)) as server, \
+            grpc.insecure_channel(server.address) as channel:
+        for method in ("/no.Such/Method", "/google.cloud.retail.v2.UserEventService/Nope"):
+            call = channel.unary_unary(method)
+            began = time.monotonic()
+            keyless = [call.future(b"", timeout=RPC_DEADLINE) for _ in range(2 * BURST)]
+            for future in keyless:
+                assert future.exception().code() is grpc.StatusCode.UNIMPLEMENTED
+            assert time.monotonic() - began >= DELAY * 0.9
+            began = time.monotonic()
+            with pytest.raises(grpc.RpcError) as keyed:
+                call(b"", timeout=RPC_DEADLINE, metadata=with_key(KEY))
+            assert keyed.value.code() is grpc.StatusCode.UNIMPLEMENTED
+            assert time.monotonic() - began < DELAY / 2

@@ -29,7 +29,7 @@ from .support import (
     sqlite_url,
     wait_until,
 )
-from .trust import calls, retry_delay, scrape, write_keys
+from .trust import calls, retry_delay, scrape, with_key, write_keys
 
 PER_MINUTE = 60
 WRITE = "google.cloud.retail.v2.UserEventService/WriteUserEvent"
@@ -172,8 +172,9 @@ def test_rest_deadline_from_x_server_timeout(limited: ServerProcess) -> None:
 @pytest.mark.timeout(180)
 def test_made_up_method_names_leave_no_memory_behind(
         server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
-    """No key is asked for a method that does not exist; before, the server kept
-    every name it was called with (20,000 names of 4-7 KB: +114 MB, never freed)."""
+    """Before, the server kept every name it was called with (20,000 names of 4-7
+    KB: +114 MB, never freed). The calls carry a key: without one, past a burst
+    they are paced (test_keyless_refusals)."""
     keys = write_keys(tmp_path / "keys.json", {"k" * 32: ("admin", ["*"])})
     server = server_factory("--auth-file", str(keys))
 
@@ -182,7 +183,7 @@ def test_made_up_method_names_leave_no_memory_behind(
             for i in range(start, start + count):
                 made_up = channel.unary_unary(f"/made.up.Service{i}/" + "m" * 6_000)
                 with pytest.raises(grpc.RpcError) as caught:
-                    made_up(b"", timeout=RPC_DEADLINE)
+                    made_up(b"", timeout=RPC_DEADLINE, metadata=with_key("k" * 32))
                 assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
     call_made_up(500, 0)  # grpc's own buffers and pools settle first
