@@ -383,7 +383,8 @@ WAITING_PER_ADDRESS = 256
 
 class KeylessRefusals:
     """Delays the refusals of calls without a known key of a client address past
-    its budget (see KEYLESS_REFUSALS_PER_SECOND); touched on the loop only."""
+    its budget (see KEYLESS_REFUSALS_PER_SECOND), and such callers' health checks
+    (server.rpc._read_first); touched on the loop only."""
 
     def __init__(self, most_waiting: int = 1000, clock: Clock | None = None) -> None:
         self._buckets = TokenBuckets(KEYLESS_REFUSALS_PER_SECOND * 60, clock,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2
 
 from .support import RPC_DEADLINE, ServerProcess, running_server, sqlite_url
 from .trust import with_key, write_keys
@@ -196,3 +197,29 @@ def test_calls_of_methods_not_served_without_a_key_are_paced_per_address(
                 call(b"", timeout=RPC_DEADLINE, metadata=with_key(KEY))
             assert keyed.value.code() is grpc.StatusCode.UNIMPLEMENTED
             assert time.monotonic() - began < DELAY / 2
+
+
+def test_health_checks_without_a_key_are_paced_per_address(tmp_path: Path) -> None:
+    """Health is open to anyone: a client keeping 200 checks in flight without a
+    key had 2,000-2,300 a second answered, a core, and another client's durable
+    writes went from 940 a second to 47 (p99 12 -> 317 ms). Past the address's
+    burst each waits as a refusal does; a probe (a few a second) never does, nor
+    does a caller with a key."""
+    keys = write_keys(tmp_path / "keys.json", {KEY: ("admin", ["*"])})
+    check = health_pb2.HealthCheckRequest().SerializeToString()
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
+                        "--auth-file", str(keys)) as server, \
+            grpc.insecure_channel(server.address) as channel:
+        call = channel.unary_unary("/grpc.health.v1.Health/Check")
+        began = time.monotonic()
+        for _ in range(BURST // 4):  # a probe's pace and more, within the burst
+            call(check, timeout=RPC_DEADLINE)
+        assert time.monotonic() - began < DELAY
+        began = time.monotonic()
+        flood = [call.future(check, timeout=RPC_DEADLINE) for _ in range(2 * BURST)]
+        for future in flood:
+            future.result()
+        assert time.monotonic() - began >= DELAY * 0.9
+        began = time.monotonic()
+        call(check, timeout=RPC_DEADLINE, metadata=with_key(KEY))
+        assert time.monotonic() - began < DELAY / 2
