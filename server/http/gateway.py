@@ -457,9 +457,15 @@ class HttpGateway:
                 and self._serving is not None:
             # 503 while draining or while the database is away, as health says over gRPC
             serving = await self._serving()
-            return web.Response(text="SERVING\n" if serving else "NOT_SERVING\n",
-                                status=200 if serving else 503,
-                                headers=NO_STORE)
+            health = web.Response(text="SERVING\n" if serving else "NOT_SERVING\n",
+                                  status=200 if serving else 503, headers=NO_STORE)
+            # Open to anyone: 4 connections asking in a loop without a key had 7,700 a
+            # second answered, a core, and another client's writes went from about
+            # 1,000 a second to 78. Past its address's budget, as a refusal is.
+            address = self._keyless(request)
+            if address is not None and self._policy.keyless_refusals.past(address):
+                return await self._paced(health, address)
+            return health
         page = console_pages.answer(request.method, raw_path, request.headers.get("If-None-Match"))
         if page is not None:
             return page
@@ -608,12 +614,25 @@ class HttpGateway:
 
     async def _paced(self, answer: web.Response, address: str) -> web.Response:
         """`answer`, the refusal of a pixel without a key from `address` past its
-        budget of such refusals, after its wait and closing its connection (the
-        client's loop waits, and connects again), as `_handle` answers any call so
-        refused."""
+        budget of such refusals (or a /healthz of such a caller), after its wait and
+        closing its connection (the client's loop waits, and connects again), as
+        `_handle` answers any call so refused."""
         await self._policy.keyless_refusals.wait(address)
         answer.force_close()
         return answer
+
+    def _keyless(self, request: web.Request) -> str | None:
+        """With auth on, the client address (as KeylessRefusals counts it) of a
+        request that carries no known key; else None."""
+        auth = self._policy.auth
+        if not auth.enabled:
+            return None
+        try:
+            auth.authenticate(Metadata(request.headers))
+        except FootfallError:
+            return ip_prefix(pixel.requester(request.headers, request.remote or "",
+                                             self._settings.trust_forwarded_for).ip_address)
+        return None
 
     def _keep_unrouted_pixel(self, request: web.Request, raw_path: str, message: str) -> bool:
         """Keeps the refusal of a pixel whose path names no catalog (a tracker's
