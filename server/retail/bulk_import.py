@@ -37,7 +37,7 @@ from server.operations import records
 from server.operations.runner import JobContext
 from server.retail import gcs, ndjson
 from server.retail.line_pool import LinePool, ahead
-from server.store.rows import Progress, Step, StepResult
+from server.store.rows import ProductsChanged, Progress, Step, StepResult
 
 BATCH = 1_000
 ERRORS_FIELD = "errors_config.gcs_prefix"
@@ -431,17 +431,26 @@ class BulkImport(Generic[R, M, V]):
             prepared = ahead(prepared)
         try:
             for batch, bad, step in prepared:
-                ctx.check_stop()
-                after = state.after(batch.end, len(batch.items) - len(bad), bad)
-                if bad and after.errors_file:
-                    # A run stalled past its lease (a slow read, a pause) must not write:
-                    # at its own, older offset it would cut the lines that the process
-                    # which took the job over wrote for the batches after it.
-                    ctx.check_lease()
-                    after.errors_size = gcs.write_output(
-                        self.root, Path(after.errors_file), _error_lines(bad),
-                        ERRORS_FIELD, at=state.errors_size)
-                result = ctx.step(step, partial(self._progress, ctx, after))
+                while True:
+                    ctx.check_stop()
+                    after = state.after(batch.end, len(batch.items) - len(bad), bad)
+                    if bad and after.errors_file:
+                        # A run stalled past its lease (a slow read, a pause) must not
+                        # write: at its own, older offset it would cut the lines that the
+                        # process which took the job over wrote for the batches after it.
+                        ctx.check_lease()
+                        after.errors_size = gcs.write_output(
+                            self.root, Path(after.errors_file), _error_lines(bad),
+                            ERRORS_FIELD, at=state.errors_size)
+                    try:
+                        result = ctx.step(step, partial(self._progress, ctx, after))
+                        break
+                    except ProductsChanged:
+                        # A product the batch was merged with was written meanwhile: it
+                        # is made again from a new read, its failures (which may differ)
+                        # written in place of those written for it.
+                        self._cut_errors(state)
+                        bad, step = self.prepare(ctx, request, batch.items)
                 if bad and self.on_failures is not None:
                     self.on_failures(ctx.record.name, bad)
                 state = after

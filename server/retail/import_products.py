@@ -108,8 +108,11 @@ class ImportProductsJob(BulkImport[Request, Product, Product]):
         branch = names.parse_branch_key(request.parent)
         paths = list(request.update_mask.paths) if request.HasField("update_mask") else None
         given_items = [item for item in items if not isinstance(item, str)]
-        existing = ctx.store.get_products(branch, [pid for i in given_items
-                                                   if (pid := import_id(i.message, branch))])
+        # The step commits only if these are still as read (else the batch is made
+        # again): an UpdateProduct or AddLocalInventories between would be undone.
+        read = ctx.store.read_products(branch, [pid for i in given_items
+                                                if (pid := import_id(i.message, branch))])
+        existing = read.products
         now = ctx.clock.now_ns()
         failures: list[str] = []
         upserts: dict[str, bytes] = {}
@@ -140,7 +143,8 @@ class ImportProductsJob(BulkImport[Request, Product, Product]):
                 continue
             upserts[given.id] = product.SerializeToString()
         return failures, Step(put_products=[ProductPut(branch, pid, payload)
-                                            for pid, payload in upserts.items()])
+                                            for pid, payload in upserts.items()],
+                              products_read=read)
 
     def response(self, state: ImportState) -> import_config_pb2.ImportProductsResponse:
         return import_config_pb2.ImportProductsResponse()

@@ -30,6 +30,7 @@ from server.store.rows import (
     EventRow,
     OperationRecord,
     ProductCheck,
+    ProductsRead,
     Progress,
     Step,
     StepResult,
@@ -129,6 +130,10 @@ class Store(Protocol):
         batch), which may answer from what it read before if it makes sure, in the
         batch's transaction, that no product of `branch` changed since."""
 
+    def read_products(self, branch: str, product_ids: Sequence[str]) -> ProductsRead:
+        """get_products as a step made from them carries them (Step.products_read):
+        with the ids asked for and the branch's generation before the read."""
+
     def list_products(self, branch: str, limit: int, after_id: str = "") -> list[tuple[str, bytes]]:
         """Up to `limit` (product_id, serialized Product) with id > `after_id`, by id."""
 
@@ -207,7 +212,8 @@ class Store(Protocol):
     def run_step(self, name: str, owner: str, step: Step, lease_until_us: int,
                  progress: Callable[[StepResult], Progress]) -> StepResult:
         """Apply `step` and record `progress(result)` in one transaction; LeaseLost
-        (nothing written) when `owner` no longer holds `name`."""
+        (nothing written) when `owner` no longer holds `name`, ProductsChanged (nothing
+        written) when a product of `step.products_read` is no longer as read."""
 
     def release_operation(self, name: str, owner: str) -> None:
         """Give up the lease (on shutdown) so the next start resumes at once."""

@@ -4,7 +4,7 @@ that filters and analytics need. Shared by every backend."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -329,11 +329,25 @@ class EventUpdate(NamedTuple):
 
 
 @dataclass(frozen=True)
+class ProductsRead:
+    """Products of a branch as a job read them (Store.read_products), and the branch's
+    generation read before them: a step whose product writes were made from them
+    commits only if none of them changed since (else ProductsChanged)."""
+
+    branch: str
+    generation: int  # (0: no product of the branch was ever written)
+    product_ids: Sequence[str]  # every id read
+    products: Mapping[str, bytes]  # those found: the serialized Product
+
+
+@dataclass(frozen=True)
 class Step:
     """The writes of one batch of a job; applied atomically with the job's progress."""
 
     insert_events: Sequence[EventRow] = ()
     put_products: Sequence[ProductPut] = ()
+    # what put_products were made from (a merge with the stored products), if anything
+    products_read: ProductsRead | None = None
     delete_products: Sequence[tuple[str, str]] = ()  # (branch, product_id)
     update_events: Sequence[EventUpdate] = ()
     # delete up to `delete_limit` events the query selects with an id in
@@ -369,6 +383,12 @@ class Progress:
 
 class LeaseLost(Exception):
     """The operation was deleted or taken over by another worker: stop working on it."""
+
+
+class ProductsChanged(Exception):
+    """A product a step's writes were made from (Step.products_read) was written by
+    another write before the step committed: nothing was written; read and make the
+    step again."""
 
 
 class StoreUnavailable(Unavailable):

@@ -37,6 +37,8 @@ from server.store.rows import (
     LeaseLost,
     OperationRecord,
     ProductCheck,
+    ProductsChanged,
+    ProductsRead,
     Progress,
     Step,
     StepResult,
@@ -436,6 +438,14 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
     def products_to_join(self, branch: str, product_ids: Sequence[str]) -> dict[str, bytes]:
         return self.get_products(branch, product_ids)
 
+    def read_products(self, branch: str, product_ids: Sequence[str]) -> ProductsRead:
+        # The generation first: a write that comes between the two reads moves it, and
+        # the step then looks again (_check_as_read).
+        found = self._fetch(self._sql.generation, (branch,))
+        wanted = list(dict.fromkeys(product_ids))
+        return ProductsRead(branch, int(found[0][0]) if found else 0, wanted,
+                            self.get_products(branch, wanted))
+
     def list_products(self, branch: str, limit: int, after_id: str = "") -> list[tuple[str, bytes]]:
         rows = self._fetch(self._sql.list_products, (branch, after_id, limit))
         return [(pid, bytes(payload)) for pid, payload in rows]
@@ -660,7 +670,8 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
                 db, [r for r in step.insert_events if not r.joined])
             if step.put_products:
                 for branch in sorted({branch for branch, _, _ in step.put_products}):
-                    self._bump_generation(db, branch)
+                    generation = self._bump_generation(db, branch)
+                    self._check_as_read(db, step.products_read, branch, generation)
                 db.executemany(self._sql.put_product, step.put_products)
             deleted = through = 0
             if step.delete_products:
@@ -692,6 +703,17 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         # checkpoint instead).
         purging = step.delete_events is not None
         return self._write(apply, first=purging, alone=purging, again=False)
+
+    def _check_as_read(self, db: Db, read: ProductsRead | None, branch: str,
+                         generation: int) -> None:
+        """ProductsChanged unless the products `read` (if of `branch`) are as they were
+        read, in a step's transaction once it holds the branch's generation (its new
+        value `generation`): looked at again only when a product write of the branch
+        came since the read."""
+        if read is None or read.branch != branch or read.generation == generation - 1:
+            return
+        if self._branch_in(db, branch).get(read.product_ids) != read.products:
+            raise ProductsChanged(branch)
 
     def _delete_events(self, db: Db, step: Step, where: str,
                        params: list[Any]) -> tuple[int, int]:

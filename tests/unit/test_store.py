@@ -41,6 +41,7 @@ from server.store.migrations import MIGRATIONS, postgres_dialect
 from server.store.rows import (
     LeaseLost,
     OperationRecord,
+    ProductsChanged,
     Progress,
     Step,
     StepResult,
@@ -1390,6 +1391,39 @@ def test_inventory_times_live_beside_the_product_and_go_with_it(store: Store) ->
     for product_id, payload in (("p2", b"T"), ("p3", b"U")):
         store.update_inventory(BRANCH, product_id, stamp)
         assert seen[-1] == (payload, b"updated")
+
+
+def test_a_step_made_from_products_read_commits_only_while_they_are_as_read(
+        store: Store, other_writer: Store) -> None:
+    """A product import merges its batch with the products it read: a write of one
+    of them before its step commits (an UpdateProduct, a product created) makes the
+    step write nothing, rather than undo that write; a write of another does not."""
+    store.create_operation(operation("import"))
+    store.claim_operation("w1", SECOND, 30 * SECOND, never)
+    store.create_product(BRANCH, "p1", b"one")
+
+    def put(read: Any, product_id: str, payload: bytes, checkpoint: bytes) -> None:
+        store.run_step(OPS + "import", "w1", Step(put_products=[
+            (BRANCH, product_id, payload)], products_read=read), 30 * SECOND,
+            step_progress([], checkpoint=checkpoint))
+
+    read = store.read_products(BRANCH, ["p1", "p2", "p1"])
+    assert (list(read.product_ids), dict(read.products)) == (["p1", "p2"], {"p1": b"one"})
+    other_writer.create_product(BRANCH, "elsewhere", b"x")  # the branch moved
+    put(read, "p1", b"one, imported", b"first")
+    assert store.get_products(BRANCH, ["p1"]) == {"p1": b"one, imported"}
+
+    read = store.read_products(BRANCH, ["p1", "p2"])
+    other_writer.update_product(BRANCH, "p1", lambda _: b"updated")
+    with pytest.raises(ProductsChanged):
+        put(read, "p1", b"one, imported again", b"lost")
+    read = store.read_products(BRANCH, ["p1", "p2"])
+    other_writer.create_product(BRANCH, "p2", b"two")
+    with pytest.raises(ProductsChanged):
+        put(read, "p1", b"updated, imported", b"lost")
+    assert store.get_products(BRANCH, ["p1", "p2"]) == {"p1": b"updated", "p2": b"two"}
+    record = store.get_operation(OPS + "import")
+    assert record is not None and record.checkpoint == b"first"
 
 
 def test_run_step_deletes_products_and_counts_them(store: Store) -> None:
