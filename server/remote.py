@@ -56,6 +56,12 @@ class RemoteError(Exception):
             ("failed to connect to all addresses", "DNS resolution failed",
              "errors resolving"))
 
+    @property
+    def nothing_listens(self) -> bool:
+        """Whether no server was reached because nothing listens at its address (its
+        connection refused): a server stopped or not started yet, or a wrong port."""
+        return self.unreached and "Connection refused" in self.message
+
 
 class PagesWithoutEnd(RemoteError):
     """The server answered a page token it had already given: following it would
@@ -110,6 +116,7 @@ class ServerSource:
 
     def __init__(self, connection: Connection) -> None:
         self._channel = connection.channel()
+        self._address = connection.address
         self._metadata = (("x-goog-api-key", connection.key),) if connection.key else ()
         self.console = console_pb2_grpc.ConsoleServiceStub(self._channel)
         self.products = product_service_pb2_grpc.ProductServiceStub(self._channel)
@@ -148,9 +155,11 @@ class ServerSource:
     def follow(self, watch: Callable[..., Any], request: Any,
                say: Callable[[str], None]) -> Iterator[Any]:
         """Every message of the `watch` stream, without end: when the server goes
-        away, `say` so and call again after the last position seen (`after_id`)
-        once it is back. RemoteError for a refusal (key, request), or when no
-        server was ever reached."""
+        away, or nothing listens at its address yet, `say` so and call again after
+        the last position seen (`after_id`) once it is back. RemoteError for a
+        refusal (key, request), or when no server was ever reached for another
+        reason than that (a handshake that failed, a name that does not resolve:
+        no wait mends those)."""
         # Watching the channel's state costs its close a poll (about 0.2 s): tails only.
         self._channel.subscribe(self._state)
         try:
@@ -171,6 +180,7 @@ class ServerSource:
         # with nothing new to show, in the same words, was not said, only its 'reconnected')
         self._said, pause = "", RETRY_SECONDS
         while True:
+            waiting = False  # for a server never reached: nothing listens at its address
             try:
                 for message in watch(request, metadata=self._metadata, wait_for_ready=again):
                     request.after_id = message.id
@@ -178,24 +188,35 @@ class ServerSource:
                     yield message
                 why = "the server ended the stream"
             except grpc.RpcError as exc:
-                if exc.code() not in _GONE or not self._reached:
-                    raise _remote(exc) from None
+                error = _remote(exc)
+                # A server that stopped before the tail first reached it (or has not
+                # started yet) is waited for as one that stopped after it was reached.
+                waiting = not self._reached and error.nothing_listens
+                if exc.code() not in _GONE or (error.unreached and not self._reached
+                                               and not waiting):
+                    raise error from None
                 why = f"the watch ended ({exc.code().name}: {exc.details() or 'no message'})"
             again = True
             where = (f"after position {request.after_id}" if request.HasField("after_id")
                      else "from what is stored once it is back (nothing had arrived yet)")
             line = f"{why}; reconnecting, to go on {where}"
+            if waiting:
+                where = (f"after position {request.after_id}" if request.HasField("after_id")
+                         else "from what is stored once it is there")
+                line = (f"nothing listens at {self._address} (is the server running, and is "
+                        f"that its gRPC port?); waiting for it, to go on {where}")
             if line != self._said:
                 say(line)
             else:
                 pause = min(pause * 2, MAX_RETRY_SECONDS)
             self._said = line
-            self._back = partial(self._reconnected, say, where)
+            self._back = partial(self._reconnected, say,
+                                 "connected" if waiting else "reconnected", where)
             time.sleep(pause)  # a stream that ends at once (a stopping server) is not a loop
 
-    def _reconnected(self, say: Callable[[str], None], where: str) -> None:
+    def _reconnected(self, say: Callable[[str], None], what: str, where: str) -> None:
         self._said = ""
-        say(f"reconnected; going on {where}")
+        say(f"{what}; going on {where}")
 
 
 RETRY_SECONDS = 0.2  # after a watch ended, before it is called again

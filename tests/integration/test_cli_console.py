@@ -853,12 +853,42 @@ def test_tail_goes_on_after_a_restart(tmp_path: Path, tails: list[Tail]) -> None
     assert tail.interrupt() == (0, "")  # Ctrl-C while it waits for the server
 
 
-def test_tail_of_a_server_that_is_not_there_stops(tmp_path: Path) -> None:
-    out = footfall("events", "tail", "--server", "127.0.0.1:1", "--parent", CATALOG,
-                   cwd=tmp_path)
+def test_a_tail_waits_for_a_server_it_never_reached(tmp_path: Path, tails: list[Tail]) -> None:
+    """A server that stops before the tail first reaches it (a moment after the command
+    starts), or is not started yet, is waited for as one that stops after: the tail
+    exited 1, "cannot reach a server", where the README says it waits."""
+    store = f"sqlite:///{tmp_path}/events.db"
+    running = start(settings(tmp_path, store))
+    port = running.port
+    running.stop()
+    tail = Tail("talent-events", "tail", "--server", f"127.0.0.1:{port}", "--parent", TENANT,
+                "--after", "0", cwd=tmp_path)
+    tails.append(tail)
+    assert tail.line(tail.stderr) == (
+        f"footfall: nothing listens at 127.0.0.1:{port} (is the server running, and is that "
+        "its gRPC port?); waiting for it, to go on after position 0\n")
+    running = start(settings(tmp_path, store, port))
+    try:
+        assert tail.line(tail.stderr) == "footfall: connected; going on after position 0\n"
+        with grpc.insecure_channel(address(running)) as channel:
+            event_service_pb2_grpc.EventServiceStub(channel).CreateClientEvent(
+                event_service_pb2.CreateClientEventRequest(
+                    parent=TENANT, client_event=json_format.ParseDict(
+                        {"eventId": "e1", "requestId": "r1", "createTime": "2024-05-01T00:00:00Z",
+                         "jobEvent": {"type": "VIEW", "jobs": [f"{TENANT}/jobs/j1"]}},
+                        event_pb2.ClientEvent())), metadata=(("x-goog-api-key", WRITER),))
+        assert "jobs=j1 request=r1 event=e1" in tail.line()
+    finally:
+        running.stop()
+    assert tail.interrupt()[0] == 0
+
+
+def test_a_tail_of_a_server_it_cannot_talk_to_stops(shop: Running, tmp_path: Path) -> None:
+    out = footfall("events", "tail", "--server", f"127.0.0.1:{shop.port}", "--tls",
+                   "--parent", CATALOG, cwd=tmp_path, env={"FOOTFALL_KEY": READER})
     assert out.returncode == 1
-    assert out.stderr.startswith("footfall: cannot reach a server at 127.0.0.1:1: nothing "
-                                 "listens there: "), out.stderr
+    assert out.stderr.startswith(f"footfall: cannot reach a server at 127.0.0.1:{shop.port}: it "
+                                 "does not serve TLS: leave out --tls and --tls-ca"), out.stderr
     assert len(out.stderr.splitlines()) == 1
 
 
