@@ -7,8 +7,9 @@ refused that named a tenant were to be found only among every project's. Then: t
 live feed's accepted column showed user events only (a tenant's client events were
 nowhere on it); talent v4beta1's refusals of the project alone were not among its
 default tenant's; a tenant's events came in the order stored, not by create time; and
-an event's JobEvent.profile (v4beta1's) was not in its JSON; and Insights, with no
-catalog, showed the first tenant's funnel under a header saying "Catalog: no catalog yet".
+an event's JobEvent.profile (v4beta1's) was not in its JSON; Insights, with no
+catalog, showed the first tenant's funnel under a header saying "Catalog: no catalog yet";
+and the feed's refusals said "CreateClientEvent" of v4 and v4beta1 alike.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ async def look(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
             "the refusals, and the first tenant's client events")
         feed = await text_of(devtools, session, "main")
         accepted = await devtools.evaluate(session, ITEMS)
+        methods = await devtools.evaluate(
+            session, "[...document.querySelectorAll('#refused summary strong')]"
+                     ".map(s => s.innerText)")
         await photograph(devtools, session, folder, "job-site-feed")
         await go(devtools, session, f"feed?tenant={OTHER_TENANT}", "#accepted li a[href]")
         other_feed = {"items": await devtools.evaluate(session, ITEMS),
@@ -102,7 +106,8 @@ async def look(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
                                 ".map(li => li.querySelector('.message').innerText)")}
         await photograph(devtools, session, folder, "job-site-tenant-refused")
         await no_problems(devtools, session)
-        return {"feed": feed, "accepted": accepted, "other_feed": other_feed, "rows": rows,
+        return {"feed": feed, "accepted": accepted, "methods": methods,
+                "other_feed": other_feed, "rows": rows,
                 "default_refused": default_refused, "default_hint": default_hint,
                 "opened": opened, "refused": refused, "insights": insights}
 
@@ -138,6 +143,10 @@ def test_a_job_site_sees_where_its_events_are_and_each_job_by_its_id(
         ["APPLICATION_START", "jobs", "nurse-7", "event", "e2", "REST"],
         ["VIEW", "jobs", "nurse-7", "event", "e1", "REST"],
         ["IMPRESSION", "jobs", "nurse-7", "event", "e0", "REST"]], seen["accepted"]
+    # Each refusal names its RPC with its API version, as `footfall rejections` does
+    # (it said "CreateClientEvent" alone, of v4 and v4beta1 alike).
+    assert seen["methods"] == ["talent.v4beta1.EventService/CreateClientEvent"] + [
+        "talent.v4.EventService/CreateClientEvent"] * 2, seen["methods"]
     # A tenant named in the URL: its events (the header's catalog chooser steps aside).
     assert [item.split()[2:] for item in seen["other_feed"]["items"]] == [
         ["VIEW", "jobs", "j1", "event", "e3", "REST"]], seen["other_feed"]

@@ -15,10 +15,18 @@ const KEPT = 200;  // items each column keeps on screen
 // (or the tenant followed; kept for the tab, as the chosen catalog is).
 const OF_CATALOG = "footfall.refusedOfCatalog";
 
+/** `talent.v4beta1.EventService/CreateClientEvent` for the gRPC method name
+ *  `/google.cloud.talent.v4beta1.EventService/CreateClientEvent`, as `footfall
+ *  rejections` says it: the API and its version stay (a refusal of v4 and one of
+ *  v4beta1 are told apart), the prefix every retail and talent name shares goes. */
+function rpcName(method) {
+  return method.replace(/^\/+/, "").replace(/^google\.cloud\./, "");
+}
+
 /** A refusal, opened with Enter or a click: its message, and the request with
  *  each violation beside its field. */
 export function rejectionItem(rejection) {
-  const method = (rejection.method || "").split("/").pop();
+  const method = rpcName(rejection.method || "");
   let request = null;
   try {
     request = rejection.requestJson ? JSON.parse(rejection.requestJson) : null;
@@ -39,7 +47,9 @@ export function rejectionItem(rejection) {
   return h("details", {class: "rejection", "data-id": rejection.id},
     h("summary", {},
       h("time", {}, when(rejection.time)), " ",
-      h("strong", {}, method), " ",
+      // (on a phone it breaks after the service, not inside a word)
+      h("strong", {}, method.split(/(?<=\/)/).map((part, i) => [i ? h("wbr") : null, part])),
+      " ",
       h("span", {class: "tag bad"}, codeName(rejection.code)), " ",
       shortMessage(rejection.message || "", violations),
       rejection.repeats ? [" ", h("span", {class: "tag repeats",
