@@ -184,9 +184,18 @@ class ExportJob:
         gcs.write_output(self.root, folder / _base(state.files[-1]), b"", OUTPUT_FIELD,
                          at=state.size)
         cancelled = ctx.record.cancel_requested
+
+        def reading(_: StepResult) -> Progress:  # (a renewal while a read runs: where it got)
+            meta = _metadata(ctx.record.create_time_us, ctx.now_us())
+            return Progress(orjson.dumps(state.__dict__),
+                            records.operation(ctx.record.name, meta).SerializeToString(), False)
+
         while not cancelled:
             ctx.check_stop()
-            batch = next_batch(state.cursor)
+            # (read_leased: a filter such as eventsMissingCatalogItems selects few events,
+            # so one batch's scan may pass over millions of others, 0.34 s a million
+            # here, a lease at some 90 million)
+            batch = ctx.read_leased(lambda: next_batch(state.cursor), reading)
             if batch is None:
                 break
             lines, cursor = batch
