@@ -68,6 +68,17 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         running.stop()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def each_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store of the test's servers, the test run once on each kind: the SQLite file
+    `server_factory` opens by default, then a PostgreSQL database of the test's own
+    (skipped loudly without FOOTFALL_TEST_POSTGRES_DSN, see tests/conftest.py)."""
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path / "events.db")
+    url: str = request.getfixturevalue("postgres_databases").create("each_store")
+    return url
+
+
 @pytest.fixture
 def channels() -> Iterator[Callable[[ServerProcess], grpc.Channel]]:
     """`open(server)`: a plaintext channel to `server`, closed at teardown."""

@@ -1,8 +1,8 @@
 """`footfall serve --processes N`: N server processes on the same ports over one
 SQLite store. Connections are spread over the processes; /metrics sums them;
 SIGTERM drains all of them and loses nothing; a process killed under load is
-replaced and loses nothing acknowledged; every job runs exactly once; the parent's
-death ends the processes. Imports nothing of ours."""
+replaced and loses nothing acknowledged (those two on PostgreSQL too); every job
+runs exactly once; the parent's death ends the processes. Imports nothing of ours."""
 
 from __future__ import annotations
 
@@ -101,7 +101,9 @@ def metric_sum(http_port: int, name: str, **labels: str) -> float:
 
 @pytest.fixture
 def start(server_factory: Callable[..., ServerProcess]) -> Callable[..., ServerProcess]:
-    return lambda *flags: server_factory("--processes", str(PROCESSES), *flags)
+    """`start(*flags, store=None)`: PROCESSES processes on `store` (server_factory's)."""
+    return lambda *flags, store=None: server_factory("--processes", str(PROCESSES), *flags,
+                                                     store=store)
 
 
 # (seconds on a quiet machine, 34-41 s seen on a loaded one: 60 s was too near)
@@ -139,8 +141,8 @@ def test_the_processes_share_the_ports_the_store_and_the_metrics(
 
 
 def test_sigterm_drains_every_process_and_loses_nothing_acknowledged(
-        start: Callable[..., ServerProcess], tmp_path: Path) -> None:
-    server = start()
+        start: Callable[..., ServerProcess], each_store: str, tmp_path: Path) -> None:
+    server = start(store=each_store)
     children = server_processes(server.proc.pid)
     with Load(server, write_async=True) as load:
         wait_until(lambda: load.count() >= 300, "acknowledged writes", deadline=20)
@@ -153,8 +155,8 @@ def test_sigterm_drains_every_process_and_loses_nothing_acknowledged(
 
 
 def test_a_killed_process_is_replaced_and_nothing_acknowledged_is_lost(
-        start: Callable[..., ServerProcess], tmp_path: Path) -> None:
-    server = start()
+        start: Callable[..., ServerProcess], each_store: str, tmp_path: Path) -> None:
+    server = start(store=each_store)
     victim = server_processes(server.proc.pid)[0]
     with Load(server, write_async=False) as load:
         wait_until(lambda: load.count() >= 200, "acknowledged writes", deadline=20)

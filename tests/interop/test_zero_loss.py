@@ -2,7 +2,8 @@
 the server dies (SIGKILL) or is stopped (SIGTERM) at a random moment; after a
 restart every acknowledged event is in the store, counted with the events CLI and
 matched by visitor id. A pixel is answered before its commit: only a kill -9
-within the last group's window may lose one."""
+within the last group's window may lose one. Each test runs on a SQLite file and on
+PostgreSQL (skipped loudly without FOOTFALL_TEST_POSTGRES_DSN)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 from google.api_core import exceptions
 
 from .support import (
@@ -31,6 +33,13 @@ CLIENTS = 6
 LOAD_SECONDS = (0.4, 1.2)  # the moment of the kill or stop, after the first acks
 GIVE_UP_AFTER = 5.0  # seconds a client keeps trying once the server is gone
 PIXEL_PATH = f"/v2/{CATALOG}/userEvents:collect?userEvent="
+
+
+@pytest.fixture
+def server_factory(server_factory: Callable[..., ServerProcess],
+                   each_store: str) -> Callable[..., ServerProcess]:
+    """The conftest's, every server of the test on `each_store` (SQLite, PostgreSQL)."""
+    return lambda *flags: server_factory(*flags, store=each_store)
 
 
 class Load:
