@@ -10,6 +10,7 @@ got in the same transaction, so a crash resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,7 +25,7 @@ from server.operations.runner import JobContext
 from server.retail import products
 from server.retail.product_validation import VARIANT
 from server.retail.validation import too_long
-from server.store.rows import Progress, Step, StepResult
+from server.store.rows import ProductsChanged, ProductsRead, Progress, Step, StepResult
 
 KIND = "purge-products"
 BATCH = 500
@@ -163,25 +164,38 @@ def new_operation(name: str, create_time_ns: int) -> Any:
     return records.operation(name, meta)
 
 
+def _batch(ctx: JobContext, branch: str, matcher: Matcher, variants: bool,
+           after: str) -> tuple[str, list[str], ProductsRead] | None:
+    """(last id read, ids to purge, what they were chosen from) of the batch after
+    `after` in id order, None past the last: the variants (each by the filter or its
+    primary's match), or every other product. Its step carries what they were chosen
+    from (Step.products_read): an UpdateProduct of one of them, or of a primary,
+    landing before the step commits makes it delete nothing (ProductsChanged),
+    rather than a product the filter no longer selects."""
+    # The branch's generation (a read of no product) before the page and primaries:
+    # a product write after it moves it, and the step then looks at them again.
+    before = ctx.store.read_products(branch, [])
+    page = ctx.store.list_products(branch, BATCH, after)
+    if not page:
+        return None
+    batch = [products.decode(payload, branch, pid) for pid, payload in page]
+    batch = [p for p in batch if (p.type == VARIANT) == variants]
+    wanted = [p.primary_product_id for p in batch if variants and not matcher(p)]
+    found = ctx.store.get_products(branch, wanted)
+    primaries = {pid: products.decode(payload, branch, pid) for pid, payload in found.items()}
+    chosen = [p.id for p in batch if matcher(p) or (
+        p.primary_product_id in primaries and matcher(primaries[p.primary_product_id]))]
+    read = dataclasses.replace(before, product_ids=[pid for pid, _ in page] + wanted,
+                               products={**dict(page), **found})
+    return page[-1][0], chosen, read
+
+
 def _selected(ctx: JobContext, branch: str, matcher: Matcher, variants: bool,
-              after: str) -> Iterator[tuple[str, list[str]]]:
-    """(last id read, ids to purge) for each batch after `after`, in id order: the
-    variants (each by the filter or its primary's match), or every other product."""
-    while True:
-        page = ctx.store.list_products(branch, BATCH, after)
-        if not page:
-            return
-        batch = [products.decode(payload, branch, pid) for pid, payload in page]
-        batch = [p for p in batch if (p.type == VARIANT) == variants]
-        primaries = {}
-        if variants:
-            wanted = [p.primary_product_id for p in batch if not matcher(p)]
-            primaries = {pid: products.decode(payload, branch, pid) for pid, payload
-                         in ctx.store.get_products(branch, wanted).items()}
-        chosen = [p.id for p in batch if matcher(p) or (
-            p.primary_product_id in primaries and matcher(primaries[p.primary_product_id]))]
-        after = page[-1][0]
-        yield after, chosen
+              after: str) -> Iterator[tuple[str, list[str], ProductsRead]]:
+    """Each _batch after `after`, to the last."""
+    while (batch := _batch(ctx, branch, matcher, variants, after)) is not None:
+        yield batch
+        after = batch[0]
 
 
 def run_purge_products(ctx: JobContext) -> None:
@@ -200,7 +214,7 @@ def run_purge_products(ctx: JobContext) -> None:
                             False)
 
         for variants in (True, False):
-            for _, chosen in _selected(ctx, branch, matcher, variants, ""):
+            for _, chosen, _ in _selected(ctx, branch, matcher, variants, ""):
                 ctx.check_stop()
                 ctx.keep_lease(counting)  # (a million products: 6.5 s here, 5 million a lease)
                 count += len(chosen)
@@ -214,29 +228,32 @@ def run_purge_products(ctx: JobContext) -> None:
         else {"variants": True, "after": "", "purged": 0}
     cancelled = ctx.record.cancel_requested
     while not cancelled:
-        batches = _selected(ctx, branch, matcher, state["variants"], state["after"])
-        for after, chosen in batches:
-            ctx.check_stop()
-            meta.success_count = state["purged"]
-            meta.update_time.FromNanoseconds(ctx.clock.now_ns())
-            following = dict(state, after=after)
-
-            def progress(result: StepResult, following: dict[str, Any] = following) -> Progress:
-                following["purged"] += result.deleted
-                meta.success_count = following["purged"]
-                return Progress(orjson.dumps(following),
-                                records.operation(ctx.record.name, meta).SerializeToString(),
-                                False)
-
-            result = ctx.step(Step(delete_products=[(branch, p) for p in chosen]), progress)
-            state = following
-            cancelled = result.cancel_requested
-            if cancelled:
-                break
-        else:
+        batch = _batch(ctx, branch, matcher, state["variants"], state["after"])
+        if batch is None:
             if not state["variants"]:
                 break
             state = {"variants": False, "after": "", "purged": state["purged"]}
+            continue
+        after, chosen, read = batch
+        ctx.check_stop()
+        meta.success_count = state["purged"]
+        meta.update_time.FromNanoseconds(ctx.clock.now_ns())
+        following = dict(state, after=after)
+
+        def progress(result: StepResult, following: dict[str, Any] = following) -> Progress:
+            following["purged"] += result.deleted
+            meta.success_count = following["purged"]
+            return Progress(orjson.dumps(following),
+                            records.operation(ctx.record.name, meta).SerializeToString(),
+                            False)
+
+        try:
+            result = ctx.step(Step(delete_products=[(branch, p) for p in chosen],
+                                   products_read=read), progress)
+        except ProductsChanged:
+            continue  # a product it was chosen from was written: chosen again
+        state = following
+        cancelled = result.cancel_requested
     meta.success_count = state["purged"]
     response = purge_config_pb2.PurgeProductsResponse(purge_count=state["purged"])
     ctx.finish(records.ended(ctx.record.name, meta, response, cancelled, "the product purge"),

@@ -346,7 +346,8 @@ class Step:
 
     insert_events: Sequence[EventRow] = ()
     put_products: Sequence[ProductPut] = ()
-    # what put_products were made from (a merge with the stored products), if anything
+    # what put_products were made from (a merge with the stored products), or
+    # delete_products chosen from (a purge's filter), if anything
     products_read: ProductsRead | None = None
     delete_products: Sequence[tuple[str, str]] = ()  # (branch, product_id)
     update_events: Sequence[EventUpdate] = ()

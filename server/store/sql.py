@@ -668,18 +668,17 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
                 db, [r for r in step.insert_events if r.joined])
             inserted = inserted_joined + self._insert_events(
                 db, [r for r in step.insert_events if not r.joined])
+            # (an import's puts merged with the products read, a purge's deletes chosen
+            # from them: either commits only while they are as read)
+            for branch in sorted({branch for branch, _, _ in step.put_products} |
+                                 {branch for branch, _ in step.delete_products}):
+                generation = self._bump_generation(db, branch)
+                self._check_as_read(db, step.products_read, branch, generation)
             if step.put_products:
-                for branch in sorted({branch for branch, _, _ in step.put_products}):
-                    generation = self._bump_generation(db, branch)
-                    self._check_as_read(db, step.products_read, branch, generation)
                 db.executemany(self._sql.put_product, step.put_products)
             deleted = through = 0
-            if step.delete_products:
-                for branch in sorted({branch for branch, _ in step.delete_products}):
-                    self._bump_generation(db, branch)
-                for branch, product_id in step.delete_products:
-                    deleted += db.execute(self._sql.delete_product,
-                                          (branch, product_id)).rowcount
+            for branch, product_id in step.delete_products:
+                deleted += db.execute(self._sql.delete_product, (branch, product_id)).rowcount
             if step.update_events:
                 self._rewrite_events(db, step.update_events)
             if step.uncount is not None and step.delete_events is not None:

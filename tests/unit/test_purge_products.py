@@ -15,7 +15,7 @@ from server.operations.runner import JobContext, StopRequested
 from server.retail import purge_products
 from server.retail.purge_products import parse_filter
 from server.store import Store, open_store
-from server.store.rows import OperationRecord
+from server.store.rows import OperationRecord, Step
 
 Availability = product_pb2.Product.Availability
 ALL = [product_pb2.Product(id=name, availability=Availability.Value(name))
@@ -177,3 +177,47 @@ def test_a_count_longer_than_its_lease_keeps_it(store: Store,
     response = purge_config_pb2.PurgeProductsResponse()
     assert operations_pb2.Operation.FromString(done.operation).response.Unpack(response)
     assert response.purge_count == 5
+
+
+def _in_stock(payload: bytes | None) -> bytes:
+    product = product_pb2.Product.FromString(payload or b"")
+    product.availability = product_pb2.Product.IN_STOCK
+    return product.SerializeToString()
+
+
+@pytest.mark.parametrize(("deleting", "written", "kept"), [
+    ("p2", "p2", ["p2"]),  # a product the filter selected
+    ("p1", "p0", ["p0", "p1"]),  # a variant in stock selected by its primary's match
+])
+def test_a_product_written_to_no_longer_match_before_its_batch_commits_is_kept(
+        store: Store, monkeypatch: pytest.MonkeyPatch, deleting: str, written: str,
+        kept: list[str]) -> None:
+    """A batch's products are read, then deleted in a later step: an UpdateProduct
+    landing between them that makes one no longer selected keeps it (Google's purge
+    deletes only what its filter selects), as it keeps a product written after."""
+    out = product_pb2.Product.OUT_OF_STOCK
+    for item in (product_pb2.Product(id="p0", type=product_pb2.Product.PRIMARY,
+                                     availability=out),
+                 product_pb2.Product(id="p1", type=product_pb2.Product.VARIANT,
+                                     primary_product_id="p0"),
+                 product_pb2.Product(id="p2", availability=out)):
+        store.create_product(BRANCH, item.id, item.SerializeToString())
+    _submit(store, 'availability = "OUT_OF_STOCK"')
+    run_step = store.run_step
+    writes = []
+
+    def written_before_the_step(name: str, owner: str, step: Step,
+                                *args: object) -> object:
+        if not writes and (BRANCH, deleting) in step.delete_products:
+            writes.append(store.update_product(BRANCH, written, _in_stock))
+        return run_step(name, owner, step, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "run_step", written_before_the_step)
+    _run(store, threading.Event())
+
+    record = store.get_operation(NAME)
+    assert record is not None and record.done and writes
+    response = purge_config_pb2.PurgeProductsResponse()
+    assert operations_pb2.Operation.FromString(record.operation).response.Unpack(response)
+    assert [pid for pid, _ in store.list_products(BRANCH, 20)] == kept
+    assert response.purge_count == 3 - len(kept)

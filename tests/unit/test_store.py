@@ -1439,6 +1439,32 @@ def test_run_step_deletes_products_and_counts_them(store: Store) -> None:
     assert store.get_products(f"{CATALOG}/branches/1", ["a"]) == {"a": b"other branch"}
 
 
+def test_a_step_deleting_products_read_commits_only_while_they_are_as_read(
+        store: Store, other_writer: Store) -> None:
+    """A product purge chooses its batch from the products it read: a write of one of
+    them before its step commits (the UpdateProduct that makes it no longer match)
+    makes the step delete nothing; a write of another product does not."""
+    store.create_operation(operation("purge-products"))
+    store.claim_operation("w1", SECOND, 30 * SECOND, never)
+    for product_id in ("a", "b", "c"):
+        store.create_product(BRANCH, product_id, b"selected")
+
+    def delete(read: Any, product_id: str) -> int:
+        return store.run_step(OPS + "purge-products", "w1", Step(
+            delete_products=[(BRANCH, product_id)], products_read=read), 30 * SECOND,
+            step_progress([])).deleted
+
+    read = store.read_products(BRANCH, ["a", "b"])
+    other_writer.update_product(BRANCH, "c", lambda _: b"not read")  # the branch moved
+    assert delete(read, "a") == 1
+    read = store.read_products(BRANCH, ["b"])
+    other_writer.update_product(BRANCH, "b", lambda _: b"no longer selected")
+    with pytest.raises(ProductsChanged):
+        delete(read, "b")
+    assert store.get_products(BRANCH, ["a", "b", "c"]) == {
+        "b": b"no longer selected", "c": b"not read"}
+
+
 def test_a_failing_progress_leaves_no_trace(store: Store) -> None:
     store.create_operation(operation("job"))
     store.claim_operation("w1", SECOND, 30 * SECOND, never)
