@@ -14,7 +14,7 @@ from server.console import origin
 from server.errors import FieldViolation, gather, raise_if_any
 from server.names import parse_catalog
 from server.operations.runner import JobContext
-from server.policy.limits import size_violation
+from server.policy.limits import largest_field, size_violation
 from server.retail import join, ndjson, validation
 from server.retail.bulk_import import (
     IN_THREAD,
@@ -107,7 +107,9 @@ class EventCheck:
         # measures: the payload is made once)
         payload = item.message.SerializeToString(deterministic=True)
         if len(payload) > self.max_event_bytes:  # one failure; its fields are not looked at
-            return item.failure([size_violation(len(payload), path, self.max_event_bytes)])
+            largest = largest_field(item.message, len(payload))
+            return item.failure([size_violation(len(payload), path, self.max_event_bytes,
+                                                largest=largest)])
         violations = self.rules(item.message, path)
         if violations:
             return item.failure(violations)

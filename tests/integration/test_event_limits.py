@@ -77,6 +77,18 @@ def event(visitor: str = "v1", padding: int = 0, **fields: Any) -> user_event_pb
     return found
 
 
+FLAG = "(the server's --max-event-bytes)"
+
+
+def refusal(event: Any, field: str, limit: int = LIMIT) -> str:
+    """How an `event` over `limit` is refused: its size, the bytes of its `field`
+    (which holds the most of it) and the limit."""
+    size, rest = event.ByteSize(), type(event)()
+    rest.CopyFrom(event)
+    rest.ClearField(field)
+    return f"is {size} bytes ({size - rest.ByteSize()} of them in {field}); at most {limit} {FLAG}"
+
+
 def bad_request(error: grpc.RpcError) -> list[tuple[str, str]]:
     status = next(status_pb2.Status.FromString(value) for key, value in
                   error.trailing_metadata() if key == "grpc-status-details-bin")  # type: ignore[attr-defined]
@@ -142,8 +154,9 @@ def test_a_10_mib_request_of_violations_is_refused_by_its_size_at_once(
         write = user_event_service_pb2_grpc.UserEventServiceStub(channel).WriteUserEvent
         error = refused(lambda: write(user_event_service_pb2.WriteUserEventRequest(
             parent=CATALOG, user_event=huge), timeout=DEADLINE))
-    assert error.details() == f"user_event: is {size} bytes; at most 2097152"  # type: ignore[attr-defined]
-    assert bad_request(error) == [("user_event", f"is {size} bytes; at most 2097152")]
+    told = refusal(huge, "attributes", 2097152)
+    assert error.details() == f"user_event: {told}"  # type: ignore[attr-defined]
+    assert bad_request(error) == [("user_event", told)]
     assert stored(default) == 0
 
 
@@ -157,13 +170,12 @@ def test_write_over_grpc_and_rest(small: Running) -> None:
         write = user_event_service_pb2_grpc.UserEventServiceStub(channel).WriteUserEvent
         error = refused(lambda: write(user_event_service_pb2.WriteUserEventRequest(
             parent=CATALOG, user_event=big)))
-        assert bad_request(error) == [("user_event", f"is {big.ByteSize()} bytes; "
-                                                     f"at most {LIMIT}")]
+        assert bad_request(error) == [("user_event", refusal(big, "attributes"))]
         assert write(user_event_service_pb2.WriteUserEventRequest(
             parent=CATALOG, user_event=fits)).visitor_id == "fits"
     reply = post(small, f"/v2/{CATALOG}/userEvents:write", json_format.MessageToDict(big))
     assert reply.status == 400
-    assert reply.violations() == {"user_event": f"is {big.ByteSize()} bytes; at most {LIMIT}"}
+    assert reply.violations() == {"user_event": refusal(big, "attributes")}
     assert stored(small) == 1
 
 
@@ -197,13 +209,11 @@ def test_an_event_over_the_limit_is_told_its_size_before_its_times_are_walked(
         write = user_event_service_pb2_grpc.UserEventServiceStub(channel).WriteUserEvent
         error = refused(lambda: write(user_event_service_pb2.WriteUserEventRequest(
             parent=CATALOG, user_event=big)))
-        assert bad_request(error) == [("user_event", f"is {big.ByteSize()} bytes; "
-                                                     f"at most {LIMIT}")]
+        assert bad_request(error) == [("user_event", refusal(big, "attributes"))]
         create = event_service_pb2_grpc.EventServiceStub(channel).CreateClientEvent
         error = refused(lambda: create(event_service_pb2.CreateClientEventRequest(
             parent=TENANT, client_event=client_event)))
-        assert bad_request(error) == [("client_event", f"is {client_event.ByteSize()} bytes; "
-                                                       f"at most {LIMIT}")]
+        assert bad_request(error) == [("client_event", refusal(client_event, "event_notes"))]
         # within the limit, its times are still told
         small_event = event("fits", event_time=timestamp_pb2.Timestamp(seconds=10**13))
         error = refused(lambda: write(user_event_service_pb2.WriteUserEventRequest(
@@ -214,25 +224,25 @@ def test_an_event_over_the_limit_is_told_its_size_before_its_times_are_walked(
 
 def test_pixel_over_grpc_and_http(small: Running) -> None:
     big = json_format.MessageToJson(event("big", padding=LIMIT))
-    size = json_format.Parse(big, user_event_pb2.UserEvent()).ByteSize()
+    told = refusal(json_format.Parse(big, user_event_pb2.UserEvent()), "attributes")
     with channel_of(small) as channel:
         collect = user_event_service_pb2_grpc.UserEventServiceStub(channel).CollectUserEvent
         error = refused(lambda: collect(user_event_service_pb2.CollectUserEventRequest(
             parent=CATALOG, user_event=big)))
-        assert bad_request(error) == [("user_event", f"is {size} bytes; at most {LIMIT}")]
+        assert bad_request(error) == [("user_event", told)]
         error = refused(lambda: collect(user_event_service_pb2.CollectUserEventRequest(
             parent=CATALOG, raw_json=big)))
-        assert bad_request(error) == [("raw_json", f"is {size} bytes; at most {LIMIT}")]
+        assert bad_request(error) == [("raw_json", told)]
     path = f"/v2/{CATALOG}/userEvents:collect?user_event={query_value(json.loads(big))}"
     browser = call(small.http_port, "GET", path)
     assert browser.status == 200 and browser.body.startswith(b"GIF89a")
     # Over HTTP the browser's User-Agent and address are filled in first: a few bytes more.
     reason = browser.headers["X-Footfall-Error"]
     assert reason.startswith("INVALID_ARGUMENT: user_event: is ")
-    assert reason.endswith(f" bytes; at most {LIMIT}")
+    assert reason.endswith(f" of them in attributes); at most {LIMIT} {FLAG}")
     client = call(small.http_port, "GET", path + "&$alt=json")
     assert client.status == 400
-    assert client.violations()["user_event"].endswith(f" bytes; at most {LIMIT}")
+    assert client.violations()["user_event"].endswith(f" in attributes); at most {LIMIT} {FLAG}")
     assert stored(small) == 0
 
 
@@ -267,13 +277,15 @@ def test_a_collects_event_whose_json_shows_it_too_big_is_refused_unparsed(
                 parent=CATALOG, **{field: big})))  # noqa: B023
             [(named, why)] = bad_request(error)
             assert named == field
-            assert why.startswith("is at least ") and why.endswith(f" bytes; at most {LIMIT}")
+            assert why.startswith("is at least ") \
+                and why.endswith(f" of them in product_details); at most {LIMIT} {FLAG}")
     for field in ("userEvent", "rawJson"):
         reply = post(small, f"/v2/{CATALOG}/userEvents:collect", {field: big})
         assert reply.status == 400
         [(named, why)] = reply.violations().items()
         assert named == ("user_event" if field == "userEvent" else "raw_json")
-        assert why.startswith("is at least ") and why.endswith(f" bytes; at most {LIMIT}")
+        assert why.startswith("is at least ") \
+            and why.endswith(f" of them in product_details); at most {LIMIT} {FLAG}")
     assert parses == []
     assert stored(small) == 0
 
@@ -284,8 +296,17 @@ def test_talent_client_event(small: Running) -> None:
         create = event_service_pb2_grpc.EventServiceStub(channel).CreateClientEvent
         error = refused(lambda: create(event_service_pb2.CreateClientEventRequest(
             parent=TENANT, client_event=client_event)))
-        assert bad_request(error) == [("client_event", f"is {client_event.ByteSize()} bytes; "
-                                                       f"at most {LIMIT}")]
+        assert bad_request(error) == [("client_event", refusal(client_event, "event_notes"))]
+    # over REST, parsed (a small body), or refused by its JSON alone (past 64 KiB)
+    reply = post(small, f"/v4/{TENANT}/clientEvents", json_format.MessageToDict(client_event))
+    assert reply.violations() == {"client_event": refusal(client_event, "event_notes")}
+    huge = json_format.MessageToDict(client_event) | {"eventNotes": "n" * LARGE_REQUEST_BYTES}
+    [(named, why)] = post(small, f"/v4/{TENANT}/clientEvents", huge).violations().items()
+    assert (named, why) == ("client_event", f"is at least {LARGE_REQUEST_BYTES + 38} bytes "
+                            f"(at least {LARGE_REQUEST_BYTES + 2} of them in event_notes); "
+                            f"at most {LIMIT} {FLAG}")
+    with channel_of(small) as channel:
+        create = event_service_pb2_grpc.EventServiceStub(channel).CreateClientEvent
         client_event.event_notes = "short"
         assert create(event_service_pb2.CreateClientEventRequest(
             parent=TENANT, client_event=client_event)).event_id == "e1"
@@ -337,7 +358,7 @@ def test_import_counts_each_oversized_event_as_one_failure(small: Running) -> No
     inline = import_config_pb2.ImportUserEventsRequest(parent=CATALOG)
     for line in lines:
         json_format.ParseDict(line, inline.input_config.user_event_inline_source.user_events.add())
-    size = inline.input_config.user_event_inline_source.user_events[1].ByteSize()
+    told = refusal(inline.input_config.user_event_inline_source.user_events[1], "attributes")
     expected = {"gs://bucket/events.json line 2: user_event": files,
                 "input_config.user_event_inline_source.user_events[1]": inline}
     with channel_of(small) as channel:
@@ -350,5 +371,5 @@ def test_import_counts_each_oversized_event_as_one_failure(small: Running) -> No
             assert done.metadata.Unpack(meta) and done.response.Unpack(response)
             assert (meta.success_count, meta.failure_count) == (2, 1)
             assert [s.message for s in response.error_samples] == \
-                [f"{where}: is {size} bytes; at most {LIMIT}"]
+                [f"{where}: {told}"]
     assert stored(small) == 2, "the inline import repeats the file's two: skipped as stored"

@@ -208,7 +208,9 @@ def test_event_size_limit_and_byte_quota_through_the_official_clients(
                 transport.write_user_event(request={"parent": catalog("sizes"), "user_event": big},
                                            timeout=RPC_DEADLINE)
             # (the REST client puts the URL before the server's message)
-            assert caught.value.message.endswith(f"user_event: is {big_size} bytes; at most 4096")
+            assert caught.value.message.endswith(
+                f"user_event: is {big_size} bytes ({big_size - 21} of them in attributes); "
+                "at most 4096 (the server's --max-event-bytes)")
             if transport is client:
                 assert field_violations(caught.value) == ["user_event"]
         # Byte quota: writes of 3 KB spend the project's 20,000 bytes in a few calls.

@@ -54,7 +54,8 @@ def test_a_write_of_an_event_past_its_size_is_refused_before_it_is_parsed(
     assert refused.status_code == 400, refused.text
     [violation] = _violations(refused)
     assert violation["field"] == "user_event"
-    assert violation["description"].endswith(f" bytes; at most {MAX_EVENT_BYTES}")
+    assert violation["description"].endswith(
+        f" of them in product_details); at most {MAX_EVENT_BYTES} (the server's --max-event-bytes)")
     # (10 ms ticks: without the change it cost 15 times the normal write, then 1.1-1.6;
     # since a body is read by protojson's fast path the normal write costs 27-34 and
     # this refusal 92-123, most of it loading its JSON, 400,000 objects, and the bound's
