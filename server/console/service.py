@@ -24,7 +24,7 @@ from server.console.watch import Caller, admitted
 from server.errors import FieldViolation, FootfallError, InvalidArgument, gather, raise_if_any
 from server.http.transcode import LARGE_ANSWER_BYTES
 from server.loop import long_read, off_loop, page_read
-from server.names import parse_catalog, parse_tenant
+from server.names import parse_catalog, parse_tenant, parse_tenant_or_project
 from server.policy import Policy
 from server.policy.auth import Grant
 from server.policy.envelope import Envelope
@@ -187,9 +187,10 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
     async def ListClientEvents(self, request: console_pb2.ListClientEventsRequest,
                                context: grpc.aio.ServicerContext
                                ) -> console_pb2.ListClientEventsResponse | bytes:
-        """INVALID_ARGUMENT for a bad parent, page size or token."""
+        """INVALID_ARGUMENT for a bad parent, page size or token. A project alone is
+        its default tenant (as talent v4beta1 and `talent-events list` read it)."""
         violations: list[FieldViolation] = []
-        tenant = gather(violations, parse_tenant, request.parent)
+        tenant = gather(violations, parse_tenant_or_project, request.parent)
         size = gather(violations, queries.page_size, request.page_size)
         raise_if_any(violations)
         return await page_read(_as_sent, queries.list_client_events, self._store,

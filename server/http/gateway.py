@@ -262,9 +262,10 @@ _UNROUTED_PIXEL = re.compile(r"/++(?:(v2|v2beta|v2alpha)/)?(.{1,1024}?)/userEven
 
 # A GET of the collection events are written to: Google's APIs read none back, the
 # console's does (a job site's curl of its clientEvents was told only "this path answers
-# POST"). Possessive, as _UNROUTED_PIXEL is.
+# POST"; a project alone is its default tenant, as v4beta1 writes). Possessive, as
+# _UNROUTED_PIXEL is.
 _EVENTS_READ = re.compile(r"/v(?:2|2beta|2alpha|4|4beta1)/(projects/[^/]++/(?:locations/[^/]++/"
-                          r"catalogs/[^/]++/userEvents|tenants/[^/]++/clientEvents))/?")
+                          r"catalogs/[^/]++/userEvents|(?:tenants/[^/]++/)?clientEvents))/?")
 
 
 def _route_hint(raw_path: str) -> str:

@@ -410,6 +410,7 @@ def test_a_get_of_the_events_written_says_where_they_are_read(gateway: Running) 
     for path, read in ((f"/v4/{tenant}/clientEvents", f"/console/v1/{tenant}/clientEvents"),
                        (f"/v4beta1/{tenant}/clientEvents",
                         f"/console/v1/{tenant}/clientEvents"),
+                       ("/v4beta1/projects/p/clientEvents", "/console/v1/projects/p/clientEvents"),
                        (f"/v2/{CATALOG}/userEvents", f"/console/v1/{CATALOG}/userEvents"),
                        (f"/v2beta/{CATALOG}/userEvents/", f"/console/v1/{CATALOG}/userEvents")):
         reply = get(gateway, path)
@@ -422,6 +423,20 @@ def test_a_get_of_the_events_written_says_where_they_are_read(gateway: Running) 
     # (a POST to a path of no route is told the forms, as before)
     assert "reads no events back" not in post(
         gateway, f"/v2/{CATALOG}/userEvents", {}).error()["message"]
+
+
+def test_a_projects_client_events_are_its_default_tenants(gateway: Running) -> None:
+    """`talent-events list --parent projects/p` (and v4beta1) read a project alone as its
+    default tenant; the console's HTTP path of it was a 404."""
+    event = {"eventId": "e1", "createTime": NOW,
+             "jobEvent": {"type": "VIEW", "jobs": ["projects/p/jobs/j1"]}}
+    assert post(gateway, "/v4beta1/projects/p/clientEvents", {"clientEvent": event}).status == 200
+    by_project = get(gateway, "/console/v1/projects/p/clientEvents")
+    assert by_project.status == 200, by_project.body
+    by_tenant = get(gateway, "/console/v1/projects/p/tenants/default_tenant/clientEvents")
+    assert by_project.json() == by_tenant.json()
+    assert [e["clientEvent"]["eventId"] for e in by_project.json()["clientEvents"]] == ["e1"]
+    assert get(gateway, "/console/v1/projects/other/clientEvents").json() == {}
 
 
 def test_a_pixel_of_a_mistyped_path_still_gets_its_gif(gateway: Running) -> None:

@@ -115,7 +115,8 @@ class ConsoleServiceServicer:
 
     def ListClientEvents(self, request, context):
         """The client events of a talent tenant, latest create_time first (of one time, the
-        last stored first), paged.
+        last stored first), paged. A project alone stands for its default tenant, as
+        talent v4beta1 reads a parent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
