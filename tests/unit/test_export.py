@@ -11,7 +11,6 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from footfall.retail.v2 import product_pb2, user_event_pb2
@@ -26,6 +25,7 @@ from server.operations.runner import JobContext, OperationRunner
 from server.retail import export
 from server.store import EventRow, Store, open_store
 from server.store.rows import OperationRecord
+from tests.unit.leases import scans_past_the_lease
 
 CATALOG = "projects/p/locations/global/catalogs/c"
 BRANCH = f"{CATALOG}/branches/0"
@@ -284,29 +284,8 @@ def test_a_scan_longer_than_the_lease_keeps_it(store: Store, tmp_path: Path,
     lease_us, clock = 30_000, FixedClock(0)  # (the job looks every third of it: 10 ms)
     record = store.claim_operation("w1", 0, lease_us, lambda _: False)
     assert record is not None
-    renewed = threading.Event()
-    run_step, scan = store.run_step, store.scan_user_events
-
-    def noted(*args: Any) -> Any:
-        result = run_step(*args)
-        renewed.set()
-        return result
-
-    def slowly(query: Any, limit: int, after_id: int = 0) -> Any:  # two leases long
-        assert query.joined is False
-        for _ in range(4):
-            renewed.clear()
-            clock.advance(lease_us / 2e6)
-            renewed.wait(2.0)
-            assert store.claim_operation("w2", clock.now_ns() // 1000, lease_us,
-                                         lambda _: False) is None, "the lease ran out"
-        held = store.get_operation(NAME)
-        assert held is not None
-        assert json.loads(held.checkpoint or b'{"cursor": 0}')["cursor"] == after_id
-        return scan(query, limit, after_id)
-
-    monkeypatch.setattr(store, "run_step", noted)
-    monkeypatch.setattr(store, "scan_user_events", slowly)
+    scans_past_the_lease(store, monkeypatch, clock, NAME, lease_us,
+                         lambda checkpoint: checkpoint.get("cursor", 0))
     export.ExportJob(tmp_path, export.EVENTS_KIND)(
         JobContext(record, store, clock, "w1", lease_us, threading.Event()))
 

@@ -3,10 +3,8 @@ it (UNJOINED_EVENTS among millions joined) keeps the lease meanwhile."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2
@@ -17,6 +15,7 @@ from server.operations.runner import JobContext
 from server.retail import rejoin
 from server.store import EventRow, Store, open_store
 from server.store.rows import OperationRecord
+from tests.unit.leases import scans_past_the_lease
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 NAME = f"{CATALOG}/operations/{rejoin.KIND}-1"
@@ -48,29 +47,8 @@ def test_a_scan_longer_than_the_lease_keeps_it(store: Store,
     clock = FixedClock(0)
     record = store.claim_operation("w1", 0, LEASE_US, lambda _: False)
     assert record is not None
-    renewed = threading.Event()
-    run_step, scan = store.run_step, store.scan_user_events
-
-    def noted(*args: Any) -> Any:
-        result = run_step(*args)
-        renewed.set()
-        return result
-
-    def slowly(query: Any, limit: int, after_id: int = 0) -> Any:  # two leases long
-        assert query.joined is False
-        for _ in range(4):
-            renewed.clear()
-            clock.advance(LEASE_US / 2e6)
-            renewed.wait(2.0)
-            assert store.claim_operation("w2", clock.now_ns() // 1000, LEASE_US,
-                                         lambda _: False) is None, "the lease ran out"
-        held = store.get_operation(NAME)
-        assert held is not None
-        assert json.loads(held.checkpoint or b'{"last_id": 0}')["last_id"] == after_id
-        return scan(query, limit, after_id)
-
-    monkeypatch.setattr(store, "run_step", noted)
-    monkeypatch.setattr(store, "scan_user_events", slowly)
+    scans_past_the_lease(store, monkeypatch, clock, NAME, LEASE_US,
+                         lambda checkpoint: checkpoint.get("last_id", 0))
     rejoin.run_rejoin(JobContext(record, store, clock, "w1", LEASE_US, threading.Event()))
 
     done = store.get_operation(NAME)
