@@ -275,7 +275,8 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
 
     async def WatchClientEvents(self, request: console_pb2.WatchClientEventsRequest,
                                 context: grpc.aio.ServicerContext) -> None:
-        """INVALID_ARGUMENT for a bad parent; then every client event of the tenant."""
+        """INVALID_ARGUMENT for a bad parent; then every client event of the tenant
+        (a project alone: its default tenant, as ListClientEvents reads it)."""
         await self._grpc_watch("WatchClientEvents", request, context)
 
     async def WatchRejections(self, request: console_pb2.WatchRejectionsRequest,
@@ -377,7 +378,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
 
     async def _client_events(self, request: console_pb2.WatchClientEventsRequest,
                              context: Caller) -> AsyncIterator[Item]:
-        tenant = parse_tenant(request.parent)
+        tenant = parse_tenant_or_project(request.parent)
         return await self._items(request, context, "client_events",
                                  sources.ClientEvents(self._store, str(tenant)), tenant.project)
 

@@ -170,7 +170,8 @@ _PATH_FORMS = (
     (re.compile(r"/console/v1/"), "a console path is /console/v1/projects/*/locations/*/"
      "catalogs/*/userEvents (or userEvents:watch, userEvents:watchBatches, userEvents:count, "
      "rejections, rejections:watch, :reset), /console/v1/projects/*/tenants/*/clientEvents "
-     "(or clientEvents:watch, rejections, :reset), /console/v1/projects/*/catalogs or "
+     "(or clientEvents:watch, rejections, :reset), /console/v1/projects/*/clientEvents (or "
+     "clientEvents:watch: the project's default tenant), /console/v1/projects/*/catalogs or "
      "/console/v1/projects/*/rejections (projects/- for every project)"),
     (re.compile(r"/insights/v1/"), "an insights path is /insights/v1/projects/*/locations/*/"
      "catalogs/*:runFunnel (or :computeTotals, /productStats), or /insights/v1/projects/*/"

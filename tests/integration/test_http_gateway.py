@@ -439,6 +439,28 @@ def test_a_projects_client_events_are_its_default_tenants(gateway: Running) -> N
     assert get(gateway, "/console/v1/projects/other/clientEvents").json() == {}
 
 
+def test_a_projects_client_events_are_watched_as_its_default_tenants(gateway: Running) -> None:
+    """`talent-events tail --parent projects/p` reads a project alone as its default
+    tenant, as the list does; the console's HTTP path of the watch was a 404."""
+    event = {"eventId": "e1", "createTime": NOW,
+             "jobEvent": {"type": "VIEW", "jobs": ["projects/p/jobs/j1"]}}
+    assert post(gateway, "/v4beta1/projects/p/clientEvents", {"clientEvent": event}).status == 200
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.http_port, timeout=10)
+    try:
+        conn.request("GET", "/console/v1/projects/p/clientEvents:watch?afterId=0")
+        answer = conn.getresponse()
+        assert (answer.status, answer.getheader("Content-Type")) == \
+            (200, "text/event-stream"), answer.read()
+        line = answer.readline()
+        while not line.startswith(b"data: "):
+            line = answer.readline()
+        seen = json.loads(line[6:])
+        assert (seen["tenant"], seen["clientEvent"]["eventId"]) == \
+            ("projects/p/tenants/default_tenant", "e1")
+    finally:
+        conn.close()
+
+
 def test_a_pixel_of_a_mistyped_path_still_gets_its_gif(gateway: Running) -> None:
     """"Always a 1x1 transparent GIF": a JSON 404 showed as a broken image."""
     reply = get(gateway, "/v2/projects/p/catalogs/default_catalog/userEvents:collect"

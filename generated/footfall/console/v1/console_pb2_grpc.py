@@ -175,7 +175,8 @@ class ConsoleServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def WatchClientEvents(self, request, context):
-        """The client events of a tenant, likewise.
+        """The client events of a tenant, likewise (a project alone standing for its default
+        tenant, as in ListClientEvents).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
