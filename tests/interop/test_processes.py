@@ -62,7 +62,11 @@ def server_processes(parent: int) -> list[int]:
     """The pids of the server processes `parent` started (not its resource tracker)."""
     pids: list[int] = []
     for task in Path(f"/proc/{parent}/task").iterdir():
-        for pid in (task / "children").read_text().split():
+        try:
+            children = (task / "children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):  # (a thread that ended meanwhile)
+            continue
+        for pid in children:
             try:
                 command = Path(f"/proc/{pid}/cmdline").read_bytes()
             except (FileNotFoundError, ProcessLookupError):  # (gone, or going: ESRCH)
@@ -332,7 +336,11 @@ def test_a_short_key_is_warned_of_once_by_each_process(
 def resource_tracker(parent: int) -> int:
     """The pid of the resource tracker of multiprocessing that `parent` started."""
     for task in Path(f"/proc/{parent}/task").iterdir():
-        for pid in (task / "children").read_text().split():
+        try:
+            children = (task / "children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):  # (a thread that ended meanwhile)
+            continue
+        for pid in children:
             with contextlib.suppress(FileNotFoundError, ProcessLookupError):
                 if b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     return int(pid)
