@@ -7,13 +7,12 @@ for as one that is away.
 The server reaches PostgreSQL through a TCP proxy of the test's that cuts every
 connection as the server sends the write's statement, or holds what it would pass
 on, so the database itself never stops (others use it). Needs
-FOOTFALL_TEST_POSTGRES_DSN (see tests/conftest.py). Imports nothing of ours.
+FOOTFALL_TEST_POSTGRES_DSN (see tests/conftest.py). Imports nothing of the server's.
 """
 
 from __future__ import annotations
 
 import datetime
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +25,8 @@ import requests
 from google.api_core import exceptions
 from google.cloud import retail_v2, talent_v4
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from psycopg.conninfo import conninfo_to_dict
+
+from tests.pg_proxy import CuttingProxy, proxy_to
 
 from .support import (
     RPC_DEADLINE,
@@ -46,89 +46,6 @@ CATALOG = "projects/footfall-interop/locations/global/catalogs/default_catalog"
 REFUSED_AWAY = 30
 
 
-class CuttingProxy:
-    """A TCP forwarder to PostgreSQL that, once `cut_at` is set, drops every
-    connection as a client sends those bytes (not passed on) and refuses new ones
-    until `restore`; or, held (`hold`), keeps every connection open and accepts new
-    ones, but passes nothing on either way until `release`, as of a database whose
-    processes are stopped."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._target = (host, port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._up = True
-        self._lock = threading.Lock()
-        self._sockets: set[socket.socket] = set()
-        self.cut_at: bytes | None = None
-        self.cut_done = threading.Event()
-        self._flowing = threading.Event()
-        self._flowing.set()
-        threading.Thread(target=self._accept, daemon=True, name="pg-proxy").start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return  # closed
-            try:
-                if not self._up:
-                    raise OSError("cut")
-                upstream = socket.create_connection(self._target)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets |= {client, upstream}
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink, source is client),
-                                 daemon=True).start()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
-        try:
-            while data := source.recv(65536):
-                if from_client and self.cut_at is not None and self.cut_at in data:
-                    self.cut_at = None
-                    self.cut()
-                    return
-                self._flowing.wait()
-                sink.sendall(data)
-        except OSError:
-            pass
-        for each in (source, sink):
-            try:
-                each.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def cut(self) -> None:
-        self._up = False
-        with self._lock:
-            for each in self._sockets:
-                try:
-                    each.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                each.close()
-            self._sockets.clear()
-        self.cut_done.set()
-
-    def restore(self) -> None:
-        self._up = True
-
-    def hold(self) -> None:
-        self._flowing.clear()
-
-    def release(self) -> None:
-        self._flowing.set()
-
-    def close(self) -> None:
-        self.release()
-        self.cut()
-        self._listener.close()
-
-
 @pytest.fixture
 def database(postgres_databases: Any) -> str:
     url: str = postgres_databases.create("outage")
@@ -137,18 +54,14 @@ def database(postgres_databases: Any) -> str:
 
 @pytest.fixture
 def proxy(database: str) -> Iterator[CuttingProxy]:
-    params = conninfo_to_dict(database)
-    running = CuttingProxy(str(params.get("host", "127.0.0.1")), int(params.get("port", 5432)))
-    yield running
-    running.close()
+    with proxy_to(database) as running:
+        yield running
 
 
 @pytest.fixture
 def server(server_factory: Callable[..., ServerProcess], database: str,
            proxy: CuttingProxy) -> ServerProcess:
-    params = conninfo_to_dict(database)
-    user = f"{params['user']}@" if params.get("user") else ""
-    return server_factory(store=f"postgresql://{user}127.0.0.1:{proxy.port}/{params['dbname']}")
+    return server_factory(store=proxy.url(database))
 
 
 def cut_under(call: Callable[[], Any], proxy: CuttingProxy, statement: bytes) -> float:

@@ -51,6 +51,7 @@ from server.store.migrations import MIGRATIONS
 from server.store.postgres import POSTGRES, WRITERS_LOCK, PostgresStore
 from server.store.rollups import DAY_US, Gap
 from server.store.rows import OperationRecord, Progress, Step, StoreUnavailable, TimeBound
+from tests.pg_proxy import CuttingProxy, proxy_to
 
 from .test_store_plans import recording_reads
 
@@ -65,93 +66,6 @@ def row(visitor: str) -> EventRow:
     return EventRow.from_event(CATALOG, event, joined=True)
 
 
-class Proxy:
-    """A TCP forwarder to PostgreSQL on 127.0.0.1:0 that can be cut and restored, or
-    set to cut itself as a client sends `cut_at` (the bytes of a statement), before
-    passing it on; or held (`hold`, or as a client sends `hold_at`): connections stay
-    open and new ones are accepted, but nothing is passed on either way until
-    `release`, as of a database whose processes are stopped (what was sent meanwhile
-    then arrives)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self._target = (host, port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._up = True
-        self.cut_at: bytes | None = None
-        self.hold_at: bytes | None = None
-        self._flowing = threading.Event()
-        self._flowing.set()
-        self._lock = threading.Lock()
-        self._sockets: set[socket.socket] = set()
-        threading.Thread(target=self._accept, daemon=True, name="pg-proxy").start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return  # closed
-            if not self._up:
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(self._target)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._sockets |= {client, upstream}
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink, source is client),
-                                 daemon=True).start()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
-        try:
-            while data := source.recv(65536):
-                if from_client and self.cut_at is not None and self.cut_at in data:
-                    self.cut_at = None
-                    self.cut()
-                    return
-                if from_client and self.hold_at is not None and self.hold_at in data:
-                    self.hold_at = None
-                    self.hold()
-                self._flowing.wait()
-                sink.sendall(data)
-        except OSError:
-            pass
-        for each in (source, sink):
-            try:
-                each.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def cut(self) -> None:
-        self._up = False
-        with self._lock:
-            for each in self._sockets:
-                try:
-                    each.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                each.close()
-            self._sockets.clear()
-
-    def restore(self) -> None:
-        self._up = True
-
-    def hold(self) -> None:
-        self._flowing.clear()
-
-    def release(self) -> None:
-        self._flowing.set()
-
-    def close(self) -> None:
-        self.release()
-        self.cut()
-        self._listener.close()
-
-
 @pytest.fixture
 def database(postgres_url: str, postgres_databases: Any) -> Iterator[str]:
     yield postgres_url
@@ -159,18 +73,14 @@ def database(postgres_url: str, postgres_databases: Any) -> Iterator[str]:
 
 
 @pytest.fixture
-def proxy(database: str) -> Iterator[Proxy]:
-    params = conninfo_to_dict(database)
-    running = Proxy(str(params.get("host", "127.0.0.1")), int(params.get("port", 5432)))
-    yield running
-    running.close()
+def proxy(database: str) -> Iterator[CuttingProxy]:
+    with proxy_to(database) as running:
+        yield running
 
 
 @pytest.fixture
-def proxied_url(database: str, proxy: Proxy) -> str:
-    params = conninfo_to_dict(database)
-    user = f"{params['user']}@" if params.get("user") else ""
-    return f"postgresql://{user}127.0.0.1:{proxy.port}/{params['dbname']}"
+def proxied_url(database: str, proxy: CuttingProxy) -> str:
+    return proxy.url(database)
 
 
 @pytest.fixture
@@ -195,7 +105,7 @@ def eventually(probe: Callable[[], object], what: str,
 
 
 def test_health_and_reads_follow_the_database(open_proxied: Callable[..., PostgresStore],
-                                              proxy: Proxy) -> None:
+                                              proxy: CuttingProxy) -> None:
     store = open_proxied()
     store.write_user_events([row("before")])
     assert store.healthy()
@@ -242,7 +152,7 @@ def test_an_older_database_is_backed_up_with_pg_dump_before_its_upgrade(database
 
 
 def test_a_write_waits_out_a_short_outage(open_proxied: Callable[..., PostgresStore],
-                                          proxy: Proxy) -> None:
+                                          proxy: CuttingProxy) -> None:
     store = open_proxied(retry_seconds=OUTAGE_NOTICED)
     store.write_user_events([row("before")])
     proxy.cut()
@@ -258,7 +168,7 @@ def test_a_write_waits_out_a_short_outage(open_proxied: Callable[..., PostgresSt
 
 
 def test_a_write_in_flight_when_the_connection_is_cut_waits_out_the_outage(
-        open_proxied: Callable[..., PostgresStore], proxy: Proxy) -> None:
+        open_proxied: Callable[..., PostgresStore], proxy: CuttingProxy) -> None:
     """A function job (a talent client event, a product write) whose transaction the
     cut broke was answered UNAVAILABLE at once (measured: 0.02 s into a 3.6 s restart
     of PostgreSQL), where its caller waits out an outage of up to retry_seconds: its
@@ -294,7 +204,7 @@ def test_a_write_in_flight_when_the_connection_is_cut_waits_out_the_outage(
 
 
 def test_a_flush_in_flight_when_the_connection_is_cut_waits_out_the_outage(
-        open_proxied: Callable[..., PostgresStore], proxy: Proxy) -> None:
+        open_proxied: Callable[..., PostgresStore], proxy: CuttingProxy) -> None:
     """A flush is a function job that does nothing: in a transaction the cut rolled
     back, it was answered UNAVAILABLE at once (not `again`), while the writes before
     it were tried again; so a console read after a pixel read without it once the
@@ -339,7 +249,7 @@ def test_a_flush_in_flight_when_the_connection_is_cut_waits_out_the_outage(
 
 
 def test_a_write_whose_commit_is_cut_is_answered_at_once(
-        open_proxied: Callable[..., PostgresStore], proxy: Proxy) -> None:
+        open_proxied: Callable[..., PostgresStore], proxy: CuttingProxy) -> None:
     """Whether a transaction whose COMMIT the cut caught committed is not known: its
     function job is answered UNAVAILABLE at once, never run again (a create would
     then find itself, a count would count twice)."""
@@ -363,7 +273,7 @@ def test_a_write_whose_commit_is_cut_is_answered_at_once(
 
 
 def test_refusals_taken_into_a_transaction_the_cut_rolled_back_are_kept_once(
-        open_proxied: Callable[..., PostgresStore], proxy: Proxy) -> None:
+        open_proxied: Callable[..., PostgresStore], proxy: CuttingProxy) -> None:
     """The job keeping refusals takes them from those waiting as it runs: when the
     cut rolled its transaction back (its COMMIT not on its way), it was answered
     UNAVAILABLE at once (not `again`), and what it had taken was lost, however short
@@ -400,7 +310,7 @@ def _outcome(call: Callable[..., Any], *args: Any) -> Any:
 
 
 def test_a_write_is_refused_when_the_outage_lasts(open_proxied: Callable[..., PostgresStore],
-                                                  proxy: Proxy) -> None:
+                                                  proxy: CuttingProxy) -> None:
     store = open_proxied(retry_seconds=0.3)
     proxy.cut()
     with pytest.raises(StoreUnavailable):
@@ -436,7 +346,7 @@ HUNG_READ = postgres.HANG_SECONDS + TICK_SECONDS + max(
 
 
 def test_a_database_that_hangs_is_answered_for_as_one_that_is_away(
-        open_proxied: Callable[..., PostgresStore], proxy: Proxy) -> None:
+        open_proxied: Callable[..., PostgresStore], proxy: CuttingProxy) -> None:
     """A database whose processes are stopped (or behind a network that drops its
     packets) keeps its connections open and answers nothing: a write waited for as
     long as that lasted (measured 12.6-13.6 s for a 12 s SIGSTOP of the cluster,
@@ -474,7 +384,7 @@ def test_a_database_that_hangs_is_answered_for_as_one_that_is_away(
 
 
 def test_a_write_waits_for_the_writers_connection_no_longer_than_its_retry_seconds(
-        open_proxied: Callable[..., PostgresStore], proxy: Proxy) -> None:
+        open_proxied: Callable[..., PostgresStore], proxy: CuttingProxy) -> None:
     """After the writer's connection was lost, a database that takes new connections
     and answers nothing (its processes stopped) kept a write waiting for the
     writer's next one as long as its connect_timeout (5 s: a write of retry_seconds
@@ -497,7 +407,7 @@ def test_a_write_waits_for_the_writers_connection_no_longer_than_its_retry_secon
 
 
 def test_a_function_job_in_flight_when_the_database_hangs_runs_again_after(
-        open_proxied: Callable[..., PostgresStore], proxy: Proxy) -> None:
+        open_proxied: Callable[..., PostgresStore], proxy: CuttingProxy) -> None:
     """Its statement is cut before its COMMIT went out, so its transaction is rolled
     back (the statement reaches the database once it goes on, and is rolled back with
     the connection): it waits the hang out as an outage, runs again, and counts once."""
@@ -851,7 +761,7 @@ def test_events_queued_when_a_newer_version_changes_the_tables_are_kept(database
 
 
 def test_async_events_accepted_before_an_outage_are_stored_after_it(
-        open_proxied: Callable[..., PostgresStore], proxy: Proxy, database: str) -> None:
+        open_proxied: Callable[..., PostgresStore], proxy: CuttingProxy, database: str) -> None:
     store = open_proxied()
     proxy.cut()
     store.write_user_events([row("acknowledged")], wait=False)  # nobody knows yet
@@ -871,7 +781,7 @@ def test_async_events_accepted_before_an_outage_are_stored_after_it(
 
 
 def test_a_job_paused_by_an_outage_resumes_from_its_last_step(
-        open_proxied: Callable[..., PostgresStore], proxy: Proxy) -> None:
+        open_proxied: Callable[..., PostgresStore], proxy: CuttingProxy) -> None:
     store = open_proxied(retry_seconds=0.3)
     name = f"{CATALOG}/operations/job"
     running = operations_pb2.Operation(name=name).SerializeToString()
@@ -922,7 +832,7 @@ def test_a_job_paused_by_an_outage_resumes_from_its_last_step(
 
 @pytest.mark.parametrize("retry_seconds", [0.3, 5.0], ids=["claims-fail", "claims-wait"])
 def test_a_lease_that_runs_out_while_the_database_is_away_is_not_taken_over_at_once(
-        open_proxied: Callable[..., PostgresStore], proxy: Proxy, database: str,
+        open_proxied: Callable[..., PostgresStore], proxy: CuttingProxy, database: str,
         retry_seconds: float) -> None:
     """Another replica holds a job, alive, but cannot renew its lease while the
     database is away: a runner that saw the outage took the job over the moment its
@@ -975,7 +885,7 @@ def _get(store: PostgresStore, name: str) -> OperationRecord | None:
 
 
 def test_health_is_not_serving_while_the_database_is_away(proxied_url: str,
-                                                          proxy: Proxy) -> None:
+                                                          proxy: CuttingProxy) -> None:
     running = start(Settings(host="127.0.0.1", port=0, store=proxied_url, grace_seconds=2,
                              workers=4))
     try:
@@ -1005,7 +915,7 @@ def test_health_is_not_serving_while_the_database_is_away(proxied_url: str,
         running.stop()
 
 
-def test_callers_never_learn_where_the_database_is(proxied_url: str, proxy: Proxy,
+def test_callers_never_learn_where_the_database_is(proxied_url: str, proxy: CuttingProxy,
                                                    caplog: pytest.LogCaptureFixture,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     # A write is refused once its retries end: 0.5 s of them, not the server's 5 s.
@@ -1053,7 +963,7 @@ def test_callers_never_learn_where_the_database_is(proxied_url: str, proxy: Prox
     assert any(str(proxy.port) in record.getMessage() for record in caplog.records)
 
 
-def test_a_watch_says_once_that_the_database_is_away(proxied_url: str, proxy: Proxy,
+def test_a_watch_says_once_that_the_database_is_away(proxied_url: str, proxy: CuttingProxy,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     """A watch's feed reads the store every half second while it waits: each read that
     met the outage logged "a watch could not read the store" with two tracebacks (two
