@@ -59,6 +59,8 @@ from server.operations.sweep import OperationSweep
 from server.policy import Policy
 from server.policy.auth import Authenticator, AuthFileError
 from server.ports import bind_refusal, grpc_refusal
+from server.ready_file import ANY_ADDRESS
+from server.ready_file import write as write_ready_file
 from server.retail import (
     export,
     gcs,
@@ -474,7 +476,6 @@ def _log_trust(running: Running) -> None:
 
 
 HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-ANY_ADDRESS = ("", "0.0.0.0", "::")
 
 
 def console_url(settings: Settings, http_port: int) -> str:
@@ -486,7 +487,8 @@ def console_url(settings: Settings, http_port: int) -> str:
 
 
 def announce(settings: Settings, port: int, http_port: int, how: str = "") -> None:
-    """The ready lines: HTTP's first, then gRPC's, which says the server is ready.
+    """The ready lines: HTTP's first, then gRPC's, which says the server is ready
+    (--ready-file is written just before it).
     Said whatever the log level (at INFO, or the level asked for if higher): with
     --log-level WARNING nothing said which port `--port 0` had picked."""
     level = max(logging.INFO, log.getEffectiveLevel())
@@ -501,6 +503,10 @@ def announce(settings: Settings, port: int, http_port: int, how: str = "") -> No
     if settings.retain_days:
         log.info("retention: events older than %d days are purged at start and then every "
                  "%g s", settings.retain_days, settings.retention_interval_seconds)
+    try:  # (before the line: a fixture that waits for the line finds the file there)
+        write_ready_file(settings.ready_file, settings.host, port, http_port)
+    except OSError as exc:  # (its folder was checked at the start: rare, and no reason to stop)
+        log.error("cannot write --ready-file %s: %s", settings.ready_file, exc)
     log.log(level, "Footfall serving gRPC on %s:%d (store %s; gcs root %s; %s%s)",
             settings.host, port, located(settings.store), Path(settings.gcs_root).resolve(),
             scheme, how)

@@ -352,6 +352,13 @@ class Settings:
                              "ended however soon it ends, and through a wrapper "
                              "(`sh -c`, `uv run`); `0` the parent",
                              check=at_least(0))
+    ready_file: str = option("", TEXT,
+                             "once serving, write this JSON file with the addresses bound, "
+                             "for a test fixture on free ports: "
+                             "`{\"grpc\": \"127.0.0.1:41234\", \"http\": \"127.0.0.1:45678\", "
+                             "\"grpcPort\": 41234, \"httpPort\": 45678, \"pid\": 4242}` "
+                             "(`http` and `httpPort` null when HTTP is off); removed at the "
+                             "start and at a clean stop", readme_default="none")
     max_keyless_streams: int = option(-1, INTEGER,
                                       "with `--auth-file`, of --max-streams the most that "
                                       "callers without a known API key may hold at once; the "

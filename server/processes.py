@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 
-from server import metrics_folders
+from server import metrics_folders, ready_file
 from server.config import Settings
 from server.logsink import logging_to_stderr
 from server.ports import bind_refusal, grpc_refusal
@@ -59,10 +59,21 @@ class _StopAsked(Exception):
 
 
 def run(settings: Settings) -> int:
-    """Serve as `settings` say until SIGTERM or SIGINT; the exit code."""
-    if settings.processes == 1:
-        return run_one(settings)
-    return Supervisor(settings).run()
+    """Serve as `settings` say until SIGTERM or SIGINT; the exit code. --ready-file
+    is removed before (one left by a server killed outright never says this one is
+    ready) and after (a fixture polling it never reads a stopped server's ports)."""
+    try:
+        ready_file.clear(settings.ready_file)
+    except OSError as exc:
+        log.error("cannot start: --ready-file %s: %s", settings.ready_file, one_line(exc))
+        return 1
+    try:
+        if settings.processes == 1:
+            return run_one(settings)
+        return Supervisor(settings).run()
+    finally:
+        with contextlib.suppress(OSError):
+            ready_file.clear(settings.ready_file)
 
 
 def run_one(settings: Settings, **serve_options: object) -> int:

@@ -1,0 +1,54 @@
+"""--ready-file: the addresses a server bound, as a JSON file a test fixture reads.
+
+With `--port 0 --http-port -1` a fixture learnt its ports only by matching the log's
+ready lines (words meant for a person) with a pattern of its own; this file says
+them once serving, in a form that a fixture of any language reads in one call.
+It is written whole (a reader never sees half of it), removed before the start (a
+file left by a server killed outright is never taken for this one's) and at a clean
+stop. No grpc here: the --processes parent uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+ANY_ADDRESS = ("", "0.0.0.0", "::")
+
+
+def dialled(host: str, port: int) -> str:
+    """`host:port` as a client on this machine dials it: a server bound on every
+    address is reached at loopback; an IPv6 address is bracketed."""
+    if host in ANY_ADDRESS:
+        host = "::1" if host == "::" else "127.0.0.1"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def clear(path: str) -> None:
+    """Remove the file at `path` if there is one, making its folder if missing
+    (so a folder that cannot hold it stops the start, not the ready moment).
+    OSError if the folder cannot be made or the file not removed."""
+    if not path:
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).unlink(missing_ok=True)
+
+
+def write(path: str, host: str, port: int, http_port: int) -> None:
+    """Write the ready file: `grpc` and `http` (null when HTTP is off) as
+    `host:port`, their ports alone, and the pid of the process to signal."""
+    if not path:
+        return
+    said = {"grpc": dialled(host, port), "grpcPort": port,
+            "http": dialled(host, http_port) if http_port else None,
+            "httpPort": http_port or None, "pid": os.getpid()}
+    partial = f"{path}.{os.getpid()}.partial"
+    try:
+        with open(partial, "w", encoding="utf-8") as out:
+            json.dump(said, out)
+            out.write("\n")
+        os.replace(partial, path)  # whole or not there: a poller never reads half of it
+    except OSError:
+        Path(partial).unlink(missing_ok=True)
+        raise

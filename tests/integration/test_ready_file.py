@@ -1,0 +1,80 @@
+"""--ready-file: a fixture on free ports (`--port 0 --http-port -1`) reads the
+addresses bound from one JSON file, not from the log's words; a file left by a
+server killed outright never says the next one is ready."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+DEADLINE = 60.0
+
+
+def start(tmp_path: Path, ready: Path, *flags: str) -> subprocess.Popen[bytes]:
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115 (the process holds it)
+    with log:
+        return subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", "0",
+                                 "--ready-file", str(ready), *flags],
+                                cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+
+
+def ready_lines_said(tmp_path: Path, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while "serving gRPC" not in (tmp_path / "server.log").read_text():
+        assert server.poll() is None, (tmp_path / "server.log").read_text()
+        assert time.monotonic() < deadline, "never ready"
+        time.sleep(0.05)
+
+
+def stop(server: subprocess.Popen[bytes], tmp_path: Path) -> None:
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=DEADLINE) == 0, (tmp_path / "server.log").read_text()
+
+
+def test_the_ready_file_names_both_ports_bound_and_goes_at_the_stop(tmp_path: Path) -> None:
+    ready = tmp_path / "ready.json"
+    ready.write_text('{"grpc": "127.0.0.1:1", "http": "127.0.0.1:2"}')  # a killed run's
+    server = start(tmp_path, ready, "--http-port", "-1", "--store", "memory://")
+    try:
+        ready_lines_said(tmp_path, server)
+        said = json.loads(ready.read_text())
+        assert said["pid"] == server.pid
+        assert said["grpc"] == f"127.0.0.1:{said['grpcPort']}"
+        assert said["http"] == f"127.0.0.1:{said['httpPort']}"
+        assert f"serving gRPC on {said['grpc']} " in (tmp_path / "server.log").read_text()
+        with grpc.insecure_channel(said["grpc"]) as channel:
+            health = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=10)
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+        with urllib.request.urlopen(f"http://{said['http']}/healthz", timeout=10) as answer:
+            assert answer.status == 200
+    finally:
+        stop(server, tmp_path)
+    assert not ready.exists()
+    assert os.listdir(tmp_path) == ["server.log"]  # (no partial file left either)
+
+
+def test_with_http_off_and_processes_the_ready_file_says_so(tmp_path: Path) -> None:
+    ready = tmp_path / "made" / "for it" / "ready.json"  # its folder is made
+    server = start(tmp_path, ready, "--http-port", "0", "--processes", "2",
+                   "--store", f"sqlite:///{tmp_path / 'footfall.db'}")
+    try:
+        ready_lines_said(tmp_path, server)
+        said = json.loads(ready.read_text())
+        assert said["http"] is None and said["httpPort"] is None
+        assert said["pid"] == server.pid  # the supervisor: the one to signal
+        assert said["grpc"] == f"127.0.0.1:{said['grpcPort']}" and said["grpcPort"] > 0
+    finally:
+        stop(server, tmp_path)
+    assert not ready.exists()
