@@ -358,7 +358,8 @@ class Settings:
                              "`{\"grpc\": \"127.0.0.1:41234\", \"http\": \"127.0.0.1:45678\", "
                              "\"grpcPort\": 41234, \"httpPort\": 45678, \"pid\": 4242}` "
                              "(`http` and `httpPort` null when HTTP is off); removed at the "
-                             "start and at a clean stop", readme_default="none")
+                             "start unless the server it names runs, and at a clean stop",
+                             readme_default="none")
     max_keyless_streams: int = option(-1, INTEGER,
                                       "with `--auth-file`, of --max-streams the most that "
                                       "callers without a known API key may hold at once; the "

@@ -60,8 +60,9 @@ class _StopAsked(Exception):
 
 def run(settings: Settings) -> int:
     """Serve as `settings` say until SIGTERM or SIGINT; the exit code. --ready-file
-    is removed before (one left by a server killed outright never says this one is
-    ready) and after (a fixture polling it never reads a stopped server's ports)."""
+    is removed before if its server has ended (one left by a server killed outright
+    never says this one is ready) and after if this one wrote it (a fixture polling
+    it never reads a stopped server's ports)."""
     try:
         ready_file.clear(settings.ready_file)
     except OSError as exc:
@@ -73,7 +74,7 @@ def run(settings: Settings) -> int:
         return Supervisor(settings).run()
     finally:
         with contextlib.suppress(OSError):
-            ready_file.clear(settings.ready_file)
+            ready_file.remove_own(settings.ready_file)
 
 
 def run_one(settings: Settings, **serve_options: object) -> int:

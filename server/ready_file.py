@@ -3,9 +3,10 @@
 With `--port 0 --http-port -1` a fixture learnt its ports only by matching the log's
 ready lines (words meant for a person) with a pattern of its own; this file says
 them once serving, in a form that a fixture of any language reads in one call.
-It is written whole (a reader never sees half of it), removed before the start (a
-file left by a server killed outright is never taken for this one's) and at a clean
-stop. No grpc here: the --processes parent uses it.
+It is written whole (a reader never sees half of it), removed before the start if
+the server it names no longer runs (a file left by a server killed outright is never
+taken for this one's) and by its own server at a clean stop. No grpc here: the
+--processes parent uses it.
 """
 
 from __future__ import annotations
@@ -26,13 +27,44 @@ def dialled(host: str, port: int) -> str:
 
 
 def clear(path: str) -> None:
-    """Remove the file at `path` if there is one, making its folder if missing
-    (so a folder that cannot hold it stops the start, not the ready moment).
+    """Remove a ready file that a server no longer running left at `path` (killed
+    outright), making its folder if missing (so a folder that cannot hold it stops
+    the start, not the ready moment). A running server's is kept: a second start told
+    the same path, that then fails on its port, took the first one's file away.
     OSError if the folder cannot be made or the file not removed."""
     if not path:
         return
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    named = _pid_in(path)
+    if named is not None and named != os.getpid() and _runs(named):
+        return
     Path(path).unlink(missing_ok=True)
+
+
+def remove_own(path: str) -> None:
+    """Remove the ready file at `path` if this process wrote it (at a stop)."""
+    if path and _pid_in(path) == os.getpid():
+        Path(path).unlink(missing_ok=True)
+
+
+def _pid_in(path: str) -> int | None:
+    """The pid a ready file names; None if there is none, or it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as said:
+            pid = json.load(said).get("pid")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return pid if isinstance(pid, int) and pid > 0 else None
+
+
+def _runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # (another user's: it runs)
+        return True
+    return True
 
 
 def write(path: str, host: str, port: int, http_port: int) -> None:

@@ -44,7 +44,10 @@ def stop(server: subprocess.Popen[bytes], tmp_path: Path) -> None:
 
 def test_the_ready_file_names_both_ports_bound_and_goes_at_the_stop(tmp_path: Path) -> None:
     ready = tmp_path / "ready.json"
-    ready.write_text('{"grpc": "127.0.0.1:1", "http": "127.0.0.1:2"}')  # a killed run's
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    ready.write_text(json.dumps({"grpc": "127.0.0.1:1", "http": "127.0.0.1:2",
+                                 "pid": gone.pid}))  # a killed run's
     server = start(tmp_path, ready, "--http-port", "-1", "--store", "memory://")
     try:
         ready_lines_said(tmp_path, server)
@@ -77,4 +80,22 @@ def test_with_http_off_and_processes_the_ready_file_says_so(tmp_path: Path) -> N
         assert said["grpc"] == f"127.0.0.1:{said['grpcPort']}" and said["grpcPort"] > 0
     finally:
         stop(server, tmp_path)
+    assert not ready.exists()
+
+
+def test_a_second_start_told_the_same_file_leaves_the_first_ones(tmp_path: Path) -> None:
+    ready = tmp_path / "ready.json"
+    first = start(tmp_path, ready, "--http-port", "-1", "--store", "memory://")
+    try:
+        ready_lines_said(tmp_path, first)
+        said = ready.read_text()
+        port = str(json.loads(said)["grpcPort"])
+        second = subprocess.run([sys.executable, "-m", "server", "serve", "--port", port,
+                                 "--http-port", "-1", "--store", "memory://",
+                                 "--ready-file", str(ready)], cwd=ROOT, capture_output=True,
+                                text=True, timeout=DEADLINE)
+        assert second.returncode == 1 and "Address already in use" in second.stderr
+        assert ready.read_text() == said  # the running server's, still
+    finally:
+        stop(first, tmp_path)
     assert not ready.exists()
