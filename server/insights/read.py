@@ -52,21 +52,61 @@ MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799
 
 @dataclass(frozen=True)
 class TimeRange:
-    """[start_us, end_us) in microseconds since the epoch; None: unbounded."""
+    """[start, end): each bound in microseconds since the epoch (None: unbounded)
+    and nanoseconds (0-999) past that microsecond, to the nanosecond as events keep
+    their times and as a filter's range selects them (a request's 10:00:00.0000005
+    counted the event of 10:00:00.0000001 in the range it started, and left the one
+    of 10:00:00.0000001 out of the range it ended)."""
 
     start_us: int | None = None
     end_us: int | None = None
+    start_ns: int = 0
+    end_ns: int = 0
 
-    def holds(self, time_us: int) -> bool:
-        return ((self.start_us is None or time_us >= self.start_us)
-                and (self.end_us is None or time_us < self.end_us))
+    def holds(self, time_us: int, nanos: int = 0) -> bool:
+        """Whether the time `time_us` (and `nanos` past it) is within the range."""
+        start, end = self.start_us, self.end_us  # (no tuples: a test per client event read)
+        return ((start is None or time_us > start or (time_us == start and nanos >= self.start_ns))
+                and (end is None or time_us < end or (time_us == end and nanos < self.end_ns)))
+
+    def clipped(self, first_us: int | None, end_us: int | None) -> TimeRange:
+        """The part of this range within [first_us, end_us) (whole microseconds; None:
+        that side unbounded)."""
+        start = self._start()
+        if first_us is not None and (start is None or (first_us, 0) > start):
+            start = (first_us, 0)
+        end = self._end()
+        if end_us is not None and (end is None or (end_us, 0) < end):
+            end = (end_us, 0)
+        return TimeRange(None if start is None else start[0], None if end is None else end[0],
+                         0 if start is None else start[1], 0 if end is None else end[1])
+
+    def empty(self) -> bool:
+        """Whether no time is within the range."""
+        start, end = self._start(), self._end()
+        return start is not None and end is not None and end <= start
+
+    def first_whole_us(self) -> int | None:
+        """The first microsecond all of which is within the range (None: unbounded)."""
+        return None if self.start_us is None else self.start_us + (1 if self.start_ns else 0)
+
+    def end_whole_us(self) -> int | None:
+        """The microsecond after the last any of which is within the range."""
+        return None if self.end_us is None else self.end_us + (1 if self.end_ns else 0)
+
+    def _start(self) -> tuple[int, int] | None:
+        return None if self.start_us is None else (self.start_us, self.start_ns)
+
+    def _end(self) -> tuple[int, int] | None:
+        return None if self.end_us is None else (self.end_us, self.end_ns)
 
 
 def event_query(catalog: str, span: TimeRange) -> EventQuery:
     """The catalog's events within `span`."""
     return EventQuery(
-        catalog, after=None if span.start_us is None else TimeBound(span.start_us, True),
-        before=None if span.end_us is None else TimeBound(span.end_us, False))
+        catalog,
+        after=None if span.start_us is None else TimeBound(span.start_us, True, span.start_ns),
+        before=None if span.end_us is None else TimeBound(span.end_us, False, span.end_ns))
 
 
 def user_events(store: Store, catalog: str, span: TimeRange,
@@ -115,14 +155,16 @@ def entrant_events(store: Store, catalog: str, span: TimeRange, kinds: Mapping[s
     if bounds is None:
         return {}, 0
     start = bounds[0] if span.start_us is None else max(span.start_us, bounds[0])
-    end = bounds[1] + 1 if span.end_us is None else min(span.end_us, bounds[1] + 1)
+    last_us = span.end_whole_us()  # (the microsecond of an end at x.0000005 is read too)
+    end = bounds[1] + 1 if last_us is None else min(last_us, bounds[1] + 1)
     if start >= end:
         return {}, 0
     slices = min(SLICES if store.time_slices_pay() else 1, end - start)
     cuts = [start + (end - start) * i // slices for i in range(slices + 1)]
 
     def one_slice(first: int, last: int) -> tuple[list[EntrantEvents], int]:
-        return store.entrant_events(event_query(catalog, TimeRange(first, last)), kinds, entrant)
+        return store.entrant_events(event_query(catalog, span.clipped(first, last)), kinds,
+                                    entrant)
 
     pieces: dict[str, list[tuple[list[int], str]]] = {}
     events = 0
@@ -148,7 +190,7 @@ def client_events(store: Store, tenant: str, span: TimeRange
         rows = store.client_events_after(tenant, after, PAGE)
         for row in rows:
             event = event_pb2.ClientEvent.FromString(row.payload)
-            if span.holds(micros(event.create_time)):
+            if span.holds(micros(event.create_time), event.create_time.nanos % 1000):
                 if rename is not None:
                     rename(event)
                 yield row.id, event
@@ -210,7 +252,7 @@ def _parse_not(parse: Callable[[str], T], other: Callable[[str], object], parent
 def parse_range(request: object) -> TimeRange:
     """The [start_time, end_time) of a request (each optional); INVALID_ARGUMENT
     when a time is malformed or the end is not after the start."""
-    bounds: list[int | None] = []
+    bounds: list[tuple[int, int] | None] = []
     violations: list[FieldViolation] = []
     for field in ("start_time", "end_time"):
         time = getattr(request, field)
@@ -220,12 +262,13 @@ def parse_range(request: object) -> TimeRange:
             violations.append(FieldViolation(field, "must be a time between years 1 and 9999"))
             bounds.append(None)
         else:
-            bounds.append(micros(time))
+            bounds.append((micros(time), time.nanos % 1000))
     start, end = bounds
     if start is not None and end is not None and end <= start:
         violations.append(FieldViolation("end_time", "must be after start_time"))
     raise_if_any(violations)
-    return TimeRange(start, end)
+    return TimeRange(None if start is None else start[0], None if end is None else end[0],
+                     0 if start is None else start[1], 0 if end is None else end[1])
 
 
 def parse_duration(request: object, field: str, default_us: int) -> int:

@@ -61,7 +61,8 @@ def product_stats(store: Store, catalog: str, span: read.TimeRange
     events, decoded."""
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     revenue: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    days = rollups.whole_days(span.start_us, span.end_us)
+    # (a day starting at a bound of x.0000005 is not whole: its first microsecond is not)
+    days = rollups.whole_days(span.first_whole_us(), span.end_us)
     edges, unpriced, events = [span], 0, 0
     if days is not None:
         first, end = days
@@ -69,10 +70,11 @@ def product_stats(store: Store, catalog: str, span: read.TimeRange
         events = sum(row[2] for row in summed if row[:2] == rollups.EVENTS)
         unpriced = _add((row for row in summed if row[:2] != rollups.EVENTS), counts, revenue)
         edges = []
-        if first is not None and span.start_us is not None and span.start_us < first * DAY_US:
-            edges.append(read.TimeRange(span.start_us, first * DAY_US))
-        if end is not None and span.end_us is not None and end * DAY_US < span.end_us:
-            edges.append(read.TimeRange(end * DAY_US, span.end_us))
+        if first is not None and span.start_us is not None:
+            edges.append(span.clipped(None, first * DAY_US))
+        if end is not None and span.end_us is not None:
+            edges.append(span.clipped(end * DAY_US, None))
+        edges = [edge for edge in edges if not edge.empty()]
     for edge in edges:
         # The store skips the other types; these are decoded (their products are in no
         # column), as the rollups count them.
