@@ -293,18 +293,22 @@ BETWEEN_NS = WITHIN_US * 1000 + 500
 
 
 @pytest.mark.parametrize("condition", ["", "p0"])
-def test_a_funnel_range_splits_a_microsecond_as_its_events_do(store: Any, condition: str
-                                                               ) -> None:
-    # (no condition: the database gathers each visitor's events, in slices of time;
-    # a product condition: rows read one by one)
+def test_a_funnel_range_splits_a_microsecond_as_its_events_do(
+        store: Any, condition: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # (no condition: the database gathers each visitor's events, in slices of time, a
+    # slice a microsecond here; a product condition: rows read one by one)
+    monkeypatch.setattr(read, "SLICES", 5)
     catalog = history(store, [
-        {"type": "detail-page-view", "visitor": visitor, "time": WITHIN_US, "nanos": nanos,
+        {"type": "detail-page-view", "visitor": visitor, "time": time_us, "nanos": nanos,
          "details": [{"id": "p0", "price": None, "currency": "", "quantity": None}],
-         "revenue": 0.1, "paid_in": "USD"} for visitor, nanos in (("early", 100), ("late", 900))],
+         "revenue": 0.1, "paid_in": "USD"} for visitor, time_us, nanos in (
+            ("early", WITHIN_US, 100), ("late", WITHIN_US, 900), ("later", WITHIN_US + 4, 0))],
         [])
-    for span, entrants in (((BETWEEN_NS, None), 1), ((None, BETWEEN_NS), 1),
+    for span, entrants in (((BETWEEN_NS, None), 2), ((None, BETWEEN_NS), 1),
                            ((BETWEEN_NS - 400, BETWEEN_NS + 401), 2),
-                           ((BETWEEN_NS - 399, BETWEEN_NS + 400), 0)):
+                           ((BETWEEN_NS - 399, BETWEEN_NS + 400), 0),
+                           ((BETWEEN_NS, (WITHIN_US + 4) * 1000 + 1), 2),
+                           ((BETWEEN_NS, (WITHIN_US + 4) * 1000), 1)):
         request = with_range(insights_pb2.RunFunnelRequest(parent=catalog, steps=[
             insights_pb2.FunnelStep(event_type="detail-page-view", product_id=condition)]),
             span)
