@@ -57,7 +57,7 @@ details = st.lists(st.fixed_dictionaries({
     "id": st.sampled_from(["p0", "p1", "p2"]),
     "price": st.sampled_from([None, 0.0, 0.1, 0.2, 0.3, 19.99, 1234567.89]),
     "currency": st.sampled_from(["", "USD", "EUR", "JPY"]),
-    "quantity": st.sampled_from([None, 0, 1, 3]),
+    "quantity": st.sampled_from([None, 0, 1, 3, -2]),  # (README: 0 or less as given)
 }), min_size=1, max_size=3)
 events = st.lists(st.fixed_dictionaries({
     "type": st.sampled_from(["detail-page-view", "add-to-cart", "purchase-complete",
@@ -330,3 +330,55 @@ def test_job_stats_split_a_microsecond_as_the_client_events_do(store: Any) -> No
         answer = tables.list_job_stats(store, with_range(
             insights_pb2.ListJobStatsRequest(parent=tenant), span))
         assert (span, [j.impressions for j in answer.jobs]) == (span, [impressions])
+
+
+JOB_FIELDS = {"IMPRESSION": "impressions", "VIEW": "views",
+              "APPLICATION_START": "application_starts",
+              "APPLICATION_START_FROM_SEARCH": "application_starts",
+              "APPLICATION_FINISH": "application_finishes",
+              "APPLICATION_QUICK_SUBMISSION": "application_finishes",
+              "APPLICATION_REDIRECT": "redirects", "BOOKMARK": "bookmarks"}
+client_events = st.lists(st.fixed_dictionaries({
+    "id": st.integers(0, 20).map(str),  # (a used id keeps the first event)
+    "type": st.sampled_from([*JOB_FIELDS, "NOTIFICATION"]),
+    "jobs": st.lists(st.sampled_from(["j0", "j1", "j2"]), min_size=1, max_size=3),
+    "time": times,
+    "nanos": st.sampled_from([0, 100, 999]),
+}), max_size=20)
+
+
+@AUDITS
+@given(drawn=client_events, span=spans)
+def test_job_stats_are_the_recount_of_the_stored_client_events(
+        store: Any, drawn: Any, span: Any) -> None:
+    tenant = f"projects/p/tenants/audit{next(_names)}"
+    kept: dict[str, event_pb2.ClientEvent] = {}
+    for d in drawn:
+        event = event_pb2.ClientEvent(request_id="r", event_id=d["id"])
+        event.create_time.FromNanoseconds(d["time"] * 1000 + d["nanos"])
+        event.job_event.type = event_pb2.JobEvent.JobEventType.Value(d["type"])
+        event.job_event.jobs.extend(f"{tenant}/jobs/{job}" for job in d["jobs"])
+        store.create_client_event(ClientEventRow(tenant, d["id"], d["time"],
+                                                 event.SerializeToString()))
+        kept.setdefault(d["id"], event)
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    read_ = 0
+    for e in kept.values():
+        if not within(span, e.create_time.ToNanoseconds()):
+            continue
+        read_ += 1
+        field = JOB_FIELDS.get(event_pb2.JobEvent.JobEventType.Name(e.job_event.type))
+        for job in set(e.job_event.jobs):
+            if field is not None:
+                counts[job][field] += 1
+    answer = tables.list_job_stats(store, with_range(
+        insights_pb2.ListJobStatsRequest(parent=tenant, page_size=1000), span))
+    assert answer.events_read == read_
+    assert {j.job: {f: getattr(j, f) for f in set(JOB_FIELDS.values())} for j in answer.jobs} == {
+        job: {f: c[f] for f in set(JOB_FIELDS.values())} for job, c in counts.items()}
+    for j in answer.jobs:
+        assert j.view_rate == (j.views / j.impressions if j.impressions else 0.0)
+        assert j.application_start_rate == (
+            j.application_starts / j.views if j.views else 0.0)
+        assert j.application_finish_rate == (
+            j.application_finishes / j.application_starts if j.application_starts else 0.0)
