@@ -9,10 +9,17 @@ job records how far it got and the file's size with one step; a job resumed
 after a crash first cuts the file back to that size, so no line is written twice.
 A new file is begun once one holds LINES_PER_FILE lines (a batch is never split);
 the response lists them all.
+
+A file is written under its name and PART, and renamed to its name once whole (its
+LINES_PER_FILE lines written, or the export's end): a reader of the folder never
+sees a file under its name that is still being written, or cut short by a crash.
+An export that ends otherwise (cancelled, or ended for its tries) names the lines it
+recorded (an empty file is removed), and removes a file begun past its checkpoint.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +47,8 @@ LINES_PER_FILE = 100_000
 # What a file's name may take of its prefix's last part: it is followed by the
 # operation's id (at most 47 characters) and -0000.json, within a name of 255 bytes.
 MAX_NAME_START_BYTES = 192
+# What a file's name ends with while it is written (254 bytes at most, with the above).
+PART = ".part"
 # The v2beta messages stand for v2alpha's too (the same names and numbers);
 # records.relabel names them in the version of the call.
 EventsRequest = export_config_pb2.ExportUserEventsRequest
@@ -167,22 +176,51 @@ class ExportJob:
                       export_config_pb2.ExportProductsResponse, "the export of products")
 
     def settle(self, ctx: JobContext) -> None:
-        """Cut the file being written back to the size the operation's checkpoint holds,
-        before the runner ends the operation unrun (see OperationRunner._end_with)."""
+        """Name the file being written, cut back to the size the operation's checkpoint
+        holds (removed if empty), and remove one begun past it, before the runner ends
+        the operation unrun (see OperationRunner._end_with)."""
         request_class = EventsRequest if self.kind == EVENTS_KIND else ProductsRequest
-        state, place, _ = _state(ctx, request_class.FromString(ctx.record.request), 0)
-        gcs.truncate_output(self.root, gcs.check_output_folder(self.root, place, OUTPUT_FIELD)
-                            / _base(state.files[-1]), state.size, OUTPUT_FIELD)
+        state, place, start = _state(ctx, request_class.FromString(ctx.record.request), 0)
+        folder = gcs.check_output_folder(self.root, place, OUTPUT_FIELD)
+        self._take_up(folder, state, _next_uri(ctx, state, place, start))
+        self._put_in_place(folder, state, keep_empty=False)
+
+    def _take_up(self, folder: Path, state: _State, begun: str) -> bool:
+        """Make the folder as the checkpoint `state` left it: remove the file `begun`
+        past it (by a run that died before its step), and cut the last file back to
+        its size. Returns whether that file has its name already (whole: its run died
+        between naming it and its next step; or written under its name, as before
+        2026-12): lines after it go to a new file."""
+        for name in (_base(begun), _base(begun) + PART):
+            gcs.remove_output(self.root, folder / name, OUTPUT_FIELD)
+        current = folder / _base(state.files[-1])
+        named = not os.path.lexists(_part(current)) and os.path.lexists(current)
+        if named:
+            gcs.truncate_output(self.root, current, state.size, OUTPUT_FIELD)
+        return named
+
+    def _put_in_place(self, folder: Path, state: _State, keep_empty: bool) -> None:
+        """Give the file being written, cut back to the size `state` recorded, its name
+        (or remove it, if it is empty and not `keep_empty`)."""
+        current = folder / _base(state.files[-1])
+        if not os.path.lexists(_part(current)):  # (named already)
+            return
+        gcs.truncate_output(self.root, _part(current), state.size, OUTPUT_FIELD)
+        if state.size or keep_empty:
+            gcs.rename_output(self.root, _part(current), current.name, OUTPUT_FIELD)
+        else:
+            gcs.remove_output(self.root, _part(current), OUTPUT_FIELD)
 
     def _run(self, ctx: JobContext, request: EventsRequest | ProductsRequest, first: int | str,
              next_batch: NextBatch, response_class: type[export_config_pb2.ExportUserEventsResponse]
              | type[export_config_pb2.ExportProductsResponse], what: str) -> None:
-        stem = ctx.record.name.rpartition("/")[2]
         state, place, start = _state(ctx, request, first)
         folder = gcs.make_output_folder(self.root, place, OUTPUT_FIELD)
         # Lines a run wrote after its last step are not part of the export: cut.
-        gcs.write_output(self.root, folder / _base(state.files[-1]), b"", OUTPUT_FIELD,
-                         at=state.size)
+        named = self._take_up(folder, state, _next_uri(ctx, state, place, start))
+        if not named:
+            gcs.write_output(self.root, _part(folder / _base(state.files[-1])), b"",
+                             OUTPUT_FIELD, at=state.size)
         cancelled = ctx.record.cancel_requested
 
         def reading(_: StepResult) -> Progress:  # (a renewal while a read runs: where it got)
@@ -199,14 +237,18 @@ class ExportJob:
             if batch is None:
                 break
             lines, cursor = batch
-            if state.lines >= LINES_PER_FILE and lines:
-                state.files.append(f"{place}/{start}{stem}-{len(state.files):04d}.json")
+            if lines:
+                ctx.check_lease()  # (as an import's errors: see BulkImport.__call__)
+            if (state.lines >= LINES_PER_FILE or named) and lines:
+                if not named:  # whole: its name (a run that dies now resumes in the next)
+                    self._put_in_place(folder, state, keep_empty=True)
+                state.files.append(_next_uri(ctx, state, place, start))
                 # (the write below, at 0, cuts what a run that stopped before its next
                 # step may have left there)
                 state.size = state.lines = 0
+                named = False
             if lines:
-                ctx.check_lease()  # (as an import's errors: see BulkImport.__call__)
-                state.size = gcs.write_output(self.root, folder / _base(state.files[-1]),
+                state.size = gcs.write_output(self.root, _part(folder / _base(state.files[-1])),
                                               b"".join(lines), OUTPUT_FIELD, at=state.size)
             state.lines += len(lines)
             state.cursor = cursor
@@ -223,6 +265,10 @@ class ExportJob:
             gcs_result=[export_config_pb2.GcsOutputResult(output_uri=uri)
                         for uri in state.files]))
         meta = _metadata(ctx.record.create_time_us, ctx.now_us())
+        ctx.check_lease()  # (a run that lost its job must not name the new holder's file)
+        # Named before the operation ends (a crash between the two resumes with the file
+        # named); a cancelled export keeps the lines it recorded, in a file named too.
+        self._put_in_place(folder, state, keep_empty=not cancelled)
         ctx.finish(records.ended(ctx.record.name, meta, response, cancelled, what),
                    orjson.dumps(state.__dict__))
 
@@ -239,12 +285,23 @@ def _state(ctx: JobContext, request: EventsRequest | ProductsRequest, first: int
     else:
         place, start = output_place(request.output_config.gcs_destination.output_uri_prefix)
         place = place.rstrip("/")
-        state.files.append(f"{place}/{start}{stem}-0000.json")
+        state.files.append(_next_uri(ctx, state, place, start))
     return state, place, start
+
+
+def _next_uri(ctx: JobContext, state: _State, place: str, start: str) -> str:
+    """The gs:// URI of the file the export begins after those of `state`."""
+    stem = ctx.record.name.rpartition("/")[2]
+    return f"{place}/{start}{stem}-{len(state.files):04d}.json"
 
 
 def _base(uri: str) -> str:
     return uri.rpartition("/")[2]
+
+
+def _part(path: Path) -> Path:
+    """Where the file `path` is written until it is whole."""
+    return path.with_name(path.name + PART)
 
 
 def _event_batches(ctx: JobContext, selection: export_filter.EventSelection) -> NextBatch:

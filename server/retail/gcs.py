@@ -396,3 +396,49 @@ def truncate_output(root: Path, path: Path, size: int, field: str) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _output_folder_fd(root: Path, folder: Path, field: str) -> int:
+    root_real = os.path.realpath(root)
+    try:
+        return _open_folder(root_real, _parts_under(root_real, os.path.realpath(folder)))
+    except OSError as exc:
+        raise InvalidArgument.field(field, f"cannot write in {name_of(root, folder)}: "
+                                           f"{_why(exc)}") from None
+
+
+def rename_output(root: Path, path: Path, name: str, field: str) -> None:
+    """Give the output file `path` the name `name` in its folder (replacing a file of
+    that name), the folder flushed to disk so that the new name lasts; a reader of the
+    folder sees the file whole under either name, never in between. INVALID_ARGUMENT
+    as write_output."""
+    fd = _output_folder_fd(root, path.parent, field)
+    try:
+        os.rename(path.name, name, src_dir_fd=fd, dst_dir_fd=fd)
+        os.fsync(fd)
+    except OSError as exc:
+        raise InvalidArgument.field(field, f"cannot name {name_of(root, path)} {name}: "
+                                           f"{_why(exc)}") from None
+    finally:
+        os.close(fd)
+
+
+def remove_output(root: Path, path: Path, field: str) -> None:
+    """Remove the output file `path` (never through a link) if it is there.
+    INVALID_ARGUMENT as write_output."""
+    try:
+        fd = _output_folder_fd(root, path.parent, field)
+    except InvalidArgument:
+        if not os.path.lexists(path.parent):
+            return  # (its folder is gone: so is the file)
+        raise
+    try:
+        os.unlink(path.name, dir_fd=fd)
+        os.fsync(fd)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise InvalidArgument.field(field, f"cannot remove {name_of(root, path)}: "
+                                           f"{_why(exc)}") from None
+    finally:
+        os.close(fd)

@@ -1,7 +1,7 @@
 """ExportUserEvents and ExportProducts as jobs: every selected item written once,
 as received, across files; a job stopped between batches (and one that wrote a
 batch but died before recording it) resumes without writing a line twice; a
-cancel before the job runs writes nothing. And the operation names and type names
+cancel before the job runs leaves no file. And the operation names and type names
 of the retail version a job was started through."""
 
 from __future__ import annotations
@@ -109,8 +109,9 @@ def test_a_stopped_export_resumes_writing_every_event_once_across_files(
     assert record is not None and not record.done
     state = json.loads(record.checkpoint or b"{}")
     assert state["cursor"] > 0 and state["size"] > 0
-    # A run that wrote its next batch and died before recording it leaves lines behind.
-    current = tmp_path / state["files"][-1][len("gs://"):]
+    # A run that wrote its next batch and died before recording it leaves lines behind,
+    # in the file it writes: under its name and PART until it is whole.
+    current = tmp_path / (state["files"][-1][len("gs://"):] + export.PART)
     with current.open("ab") as leftover:
         leftover.write(b'{"eventType": "written-but-never-recorded"}\n')
     run(store, tmp_path, threading.Event())
@@ -182,7 +183,9 @@ def test_an_export_begun_before_names_followed_the_prefix_resumes_in_its_folder(
     state = json.loads(record.checkpoint or b"{}")
     began = "gs://bucket/folder/item_/export-user-events-v2beta-1-0000.json"
     (tmp_path / began[len("gs://"):]).parent.mkdir(parents=True, exist_ok=True)
-    (tmp_path / state["files"][0][len("gs://"):]).rename(tmp_path / began[len("gs://"):])
+    # (written under its name then)
+    (tmp_path / (state["files"][0][len("gs://"):] + export.PART)).rename(
+        tmp_path / began[len("gs://"):])
     store.delete_operation(NAME)
     store.create_operation(dataclasses.replace(
         record, checkpoint=json.dumps({**state, "files": [began]}).encode(), lease_owner=None,
@@ -197,7 +200,8 @@ def test_an_export_begun_before_names_followed_the_prefix_resumes_in_its_folder(
 def test_an_export_ended_for_its_tries_keeps_only_what_it_recorded(
         store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ended unrun by the runner (its tries ended their process), it is cut back as a
-    resumed run cuts it: its file kept the lines of a batch it never recorded."""
+    resumed run cuts it (its file kept the lines of a batch it never recorded), and
+    the file is named."""
     monkeypatch.setattr(export, "BATCH", 4)
     sent = events(10)
     store.write_user_events([EventRow.from_event(CATALOG, e, joined=True) for e in sent])
@@ -207,7 +211,7 @@ def test_an_export_ended_for_its_tries_keeps_only_what_it_recorded(
     record = store.get_operation(NAME)
     assert record is not None
     written = tmp_path / json.loads(record.checkpoint or b"{}")["files"][-1][len("gs://"):]
-    with written.open("ab") as leftover:
+    with written.with_name(written.name + export.PART).open("ab") as leftover:
         leftover.write(b'{"eventType": "written-but-never-recorded"}\n')
     job = export.ExportJob(tmp_path, export.EVENTS_KIND)
     runner = OperationRunner(store, FixedClock(0), {export.EVENTS_KIND: job},
@@ -222,14 +226,14 @@ def test_an_export_ended_for_its_tries_keeps_only_what_it_recorded(
         json_format.MessageToDict(e) for e in sent[:8]]
 
 
-def test_a_cancel_before_the_job_runs_writes_nothing(store: Store, tmp_path: Path) -> None:
+def test_a_cancel_before_the_job_runs_leaves_no_file(store: Store, tmp_path: Path) -> None:
     store.write_user_events([EventRow.from_event(CATALOG, e, joined=True) for e in events(3)])
     submit(store)
     store.request_cancel(NAME)
     run(store, tmp_path, threading.Event())
     done, _ = response(store)
     assert done.error.code == 1  # CANCELLED
-    assert (tmp_path / "bucket/out/export-user-events-v2beta-1-0000.json").read_bytes() == b""
+    assert list((tmp_path / "bucket/out").iterdir()) == []
 
 
 def test_products_export_as_stored_with_their_names(store: Store, tmp_path: Path) -> None:
