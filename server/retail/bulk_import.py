@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -424,7 +425,8 @@ class BulkImport(Generic[R, M, V]):
         if ctx.record.cancel_requested:
             self._finish(ctx, request, state, cancelled=True)
             return
-        batches = self._batches(request, state.files, state.position, ctx.check_stop,
+        lease = _LeaseKeeper(ctx, partial(self._progress, ctx), state)
+        batches = self._batches(request, state.files, state.position, lease.between_chunks,
                                 ctx.clock.now_ns() // 10**9)
         prepared = self._prepared(ctx, request, batches)
         if self.prepare_ahead:
@@ -443,7 +445,7 @@ class BulkImport(Generic[R, M, V]):
                             self.root, Path(after.errors_file), _error_lines(bad),
                             ERRORS_FIELD, at=state.errors_size)
                     try:
-                        result = ctx.step(step, partial(self._progress, ctx, after))
+                        result = lease.step(step, after)
                         break
                     except ProductsChanged:
                         # A product the batch was merged with was written meanwhile: it
@@ -455,9 +457,11 @@ class BulkImport(Generic[R, M, V]):
                     self.on_failures(ctx.record.name, bad)
                 state = after
                 if result.cancel_requested:
+                    lease.end()
                     self._finish(ctx, request, state, cancelled=True)
                     return
         finally:
+            lease.end()
             prepared.close()
             batches.close()  # lines in flight in the workers are dropped
         self._finish(ctx, request, state, cancelled=False)
@@ -594,6 +598,40 @@ class BulkImport(Generic[R, M, V]):
             response.errors_config.CopyFrom(request.errors_config)
         ctx.finish(records.ended(ctx.record.name, _metadata(ctx, state), response, cancelled,
                                  self.what), state.dump())
+
+
+class _LeaseKeeper:
+    """A job's steps, and the renewals of its lease while a long line is skipped
+    (ndjson.skip_rest: a line of gigabytes, read a chunk at a time) in the thread that
+    reads the lines, which may not be the job's (`ahead`). A renewal records the state
+    of the last step that committed, never one older; none once the job is ending (its
+    last step, done, must stay the last)."""
+
+    def __init__(self, ctx: JobContext, progress: Callable[[ImportState, StepResult], Progress],
+                 state: ImportState) -> None:
+        self._ctx, self._progress = ctx, progress
+        self._lock = threading.Lock()
+        self._committed = state
+        self._ended = False
+
+    def step(self, step: Step, after: ImportState) -> StepResult:
+        """ctx.step with `after` as its progress (ProductsChanged, LeaseLost as it)."""
+        with self._lock:
+            result = self._ctx.step(step, partial(self._progress, after))
+            self._committed = after
+            return result
+
+    def between_chunks(self) -> None:
+        """Between two chunks of a skipped line: StopRequested at a stop, and the lease
+        renewed once a third of it has passed (LeaseLost when the job was taken over)."""
+        self._ctx.check_stop()
+        with self._lock:
+            if not self._ended:
+                self._ctx.keep_lease(partial(self._progress, self._committed))
+
+    def end(self) -> None:
+        with self._lock:
+            self._ended = True
 
 
 def _bytes_left(files: Sequence[str], start: Position) -> int:
