@@ -244,6 +244,13 @@ class FailedPrecondition(FootfallError):
                 description=_clipped(self.message))])]
 
 
+class Aborted(FootfallError):
+    """ABORTED: the work met concurrent writes too often to go on; worth trying again
+    once they are fewer."""
+
+    code = grpc.StatusCode.ABORTED
+
+
 class Unauthenticated(FootfallError):
     code = grpc.StatusCode.UNAUTHENTICATED
 

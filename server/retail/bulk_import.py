@@ -36,7 +36,7 @@ from server import json_keys, json_problems, lenient_json, protojson
 from server.errors import FieldViolation, InvalidArgument, UnreadValue, gather, summary, unlisted
 from server.operations import records
 from server.operations.runner import JobContext
-from server.retail import gcs, ndjson
+from server.retail import gcs, ndjson, products
 from server.retail.line_pool import LinePool, ahead
 from server.store.rows import ProductsChanged, Progress, Step, StepResult
 
@@ -433,6 +433,7 @@ class BulkImport(Generic[R, M, V]):
             prepared = ahead(prepared)
         try:
             for batch, bad, step in prepared:
+                remade = 0
                 while True:
                     ctx.check_stop()
                     after = state.after(batch.end, len(batch.items) - len(bad), bad)
@@ -450,7 +451,10 @@ class BulkImport(Generic[R, M, V]):
                     except ProductsChanged:
                         # A product the batch was merged with was written meanwhile: it
                         # is made again from a new read, its failures (which may differ)
-                        # written in place of those written for it.
+                        # written in place of those written for it; not for ever.
+                        remade += 1
+                        if remade >= products.MAX_REMAKES:
+                            raise products.remade_too_often(self.what) from None
                         self._cut_errors(state)
                         bad, step = self.prepare(ctx, request, batch.items)
                 if bad and self.on_failures is not None:

@@ -14,7 +14,7 @@ from footfall.retail.v2 import product_pb2
 from google.api import field_behavior_pb2
 from google.protobuf import field_mask_pb2
 
-from server.errors import FieldViolation
+from server.errors import Aborted, FieldViolation
 from server.names import MAX_PRODUCT_ID, product_id_problem, product_name
 from server.retail.product_validation import LATEST_EXPIRE_NS, PRIMARY
 from server.retail.validation import too_long
@@ -35,6 +35,10 @@ OUTPUT_ONLY = frozenset(f.name for f in _DESCRIPTOR.fields
                         if field_behavior_pb2.OUTPUT_ONLY in _behaviour(f))
 UPDATABLE = frozenset(_DESCRIPTOR.fields_by_name) - IMMUTABLE - OUTPUT_ONLY
 # What ListProducts returns when read_mask is empty, as Google documents it.
+# How many times a job makes one batch again because a product it was made from was
+# written before its step committed (ProductsChanged): past it, the operation ends
+# ABORTED (a branch whose products are written without pause never let it commit).
+MAX_REMAKES = 20
 DEFAULT_READ_FIELDS = ("name", "id", "title", "uri", "images", "price_info", "brands")
 # The paths a read_mask may name: about three times the fields of a Product (34), so
 # a mask past it names one again. (A million paths took 1.5 s of CPU to list their
@@ -217,3 +221,12 @@ def apply_read_mask(product: Any, paths: Sequence[str]) -> Any:
     shown = product_pb2.Product()
     field_mask_pb2.FieldMask(paths=wanted).MergeMessage(product, shown)
     return shown
+
+
+def remade_too_often(what: str) -> Aborted:
+    """ABORTED, for a job (`what`: "the product import") one of whose batches was made
+    MAX_REMAKES times over."""
+    return Aborted(f"{what} stopped: one of its batches was made {MAX_REMAKES} times over, "
+                   "each time a product it was made from was written before it could commit "
+                   "(UpdateProduct, inventory, another import or purge of the branch); what "
+                   "committed before it is kept: run it again once those writes are fewer")

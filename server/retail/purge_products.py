@@ -227,6 +227,7 @@ def run_purge_products(ctx: JobContext) -> None:
     state: dict[str, Any] = orjson.loads(ctx.record.checkpoint) if ctx.record.checkpoint \
         else {"variants": True, "after": "", "purged": 0}
     cancelled = ctx.record.cancel_requested
+    remade = 0  # times the batch at state["after"] was chosen again
     while not cancelled:
         batch = _batch(ctx, branch, matcher, state["variants"], state["after"])
         if batch is None:
@@ -250,8 +251,12 @@ def run_purge_products(ctx: JobContext) -> None:
         try:
             result = ctx.step(Step(delete_products=[(branch, p) for p in chosen],
                                    products_read=read), progress)
-        except ProductsChanged:
-            continue  # a product it was chosen from was written: chosen again
+        except ProductsChanged:  # a product it was chosen from was written: chosen again
+            remade += 1
+            if remade >= products.MAX_REMAKES:
+                raise products.remade_too_often("the product purge") from None
+            continue
+        remade = 0
         state = following
         cancelled = result.cancel_requested
     meta.success_count = state["purged"]

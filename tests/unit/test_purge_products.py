@@ -11,8 +11,8 @@ from google.longrunning import operations_pb2
 
 from server.clock import FixedClock
 from server.errors import InvalidArgument
-from server.operations.runner import JobContext, StopRequested
-from server.retail import purge_products
+from server.operations.runner import JobContext, OperationRunner, StopRequested
+from server.retail import products, purge_products
 from server.retail.purge_products import parse_filter
 from server.store import Store, open_store
 from server.store.rows import OperationRecord, Step
@@ -221,3 +221,46 @@ def test_a_product_written_to_no_longer_match_before_its_batch_commits_is_kept(
     assert operations_pb2.Operation.FromString(record.operation).response.Unpack(response)
     assert [pid for pid, _ in store.list_products(BRANCH, 20)] == kept
     assert response.purge_count == 3 - len(kept)
+
+
+def _retitled(payload: bytes | None) -> bytes:
+    product = product_pb2.Product.FromString(payload or b"")
+    product.title += "!"
+    return product.SerializeToString()
+
+
+def test_a_batch_whose_products_are_written_before_every_commit_ends_it_aborted(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A product written again before each try of its batch's step (a client updating
+    it without pause): the batch is chosen again MAX_REMAKES times, not for ever, and
+    the purge ends ABORTED saying why, keeping what committed before."""
+    monkeypatch.setattr(purge_products, "BATCH", 1)
+    for pid in ("p0", "p1"):
+        store.create_product(BRANCH, pid, product_pb2.Product(id=pid).SerializeToString())
+    _submit(store, "*")
+    run_step = store.run_step
+    tries = []
+
+    def written_before_the_step(name: str, owner: str, step: Step, *args: object) -> object:
+        if (BRANCH, "p1") in step.delete_products:
+            tries.append(store.update_product(BRANCH, "p1", _retitled))
+            assert len(tries) < 1_000, "chosen again for ever"
+        return run_step(name, owner, step, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "run_step", written_before_the_step)
+    runner = OperationRunner(store, FixedClock(0), {purge_products.KIND:
+                                                    purge_products.run_purge_products})
+    claimed = store.claim_operation("w1", 0, 10**9, lambda _: False)
+    assert claimed is not None
+    runner._run(claimed, "w1")
+
+    record = store.get_operation(NAME)
+    assert record is not None and record.done
+    ended = operations_pb2.Operation.FromString(record.operation)
+    assert ended.error.code == 10  # ABORTED
+    assert ended.error.message.startswith(
+        "the product purge stopped: one of its batches was made 20 times over")
+    assert len(tries) == products.MAX_REMAKES
+    assert [pid for pid, _ in store.list_products(BRANCH, 20)] == ["p1"]
+    meta = purge_config_pb2.PurgeProductsMetadata()
+    assert ended.metadata.Unpack(meta) and meta.success_count == 1  # p0's batch
