@@ -201,7 +201,7 @@ def start(settings: Settings, clock: Clock | None = None, process: int = 0,
     line_pool = LinePool(settings.import_processes)
     import_job = import_events.ImportJob(gcs_root, settings.strict_event_types,
                                          settings.max_event_bytes, line_pool)
-    import_job.on_failures = rejections.import_failures
+    import_job.rejections = rejections
     # The jobs that write files, each able to cut its own back (OperationRunner's settle).
     writers: dict[str, import_events.ImportJob | import_products.ImportProductsJob
                   | export.ExportJob] = {

@@ -227,6 +227,7 @@ class Rejections:
         self.skipped = 0  # refusals let go unwritten: too many waited
         self._let_go = 0  # of those, the ones not yet said in the log
         self._forgetting: Periodic | None = None
+        self._trim: Future[Any] | None = None  # of the last job `imported` queued
         # What refusals alike share, made once (see `_alike_part`): in a flood most are.
         self._alike: dict[tuple[Any, ...], tuple[str, bytes]] = {}
 
@@ -285,18 +286,33 @@ class Rejections:
         self._keep([RejectionRow(project, kept_under(method, parent), now_ns // 1000,
                                  common + _time(now_ns) + _request(request, data))], same)
 
-    def import_failures(self, operation: str, failures: Sequence[str]) -> None:
-        """Keep the failed lines (their messages) of the import `operation`."""
+    def import_rows(self, operation: str, failures: Sequence[str]) -> list[RejectionRow]:
+        """The refusals to keep for the failed lines (their messages) of a batch of the
+        import `operation`: its step inserts them as it commits the batch (Step.rejections),
+        so that a crash keeps them exactly when it keeps the batch. None when keeping is
+        off. Then `imported` trims."""
         if not failures or not self._keep_count:
-            return
+            return []
         catalog = operation.rpartition("/operations/")[0]
         project = _project(catalog)
         now_ns = self._clock.now_ns()
-        self._keep([RejectionRow(project, catalog, now_ns // 1000, console_pb2.Rejection(
+        return [RejectionRow(project, catalog, now_ns // 1000, console_pb2.Rejection(
             transport=origin.IMPORT, method=IMPORT_METHOD,  # type: ignore[arg-type]
             parent=catalog, operation=operation, code=3, message=failure,
             field_violations=_import_violations(failure),
-        ).SerializeToString() + _time(now_ns)) for failure in failures])
+        ).SerializeToString() + _time(now_ns)) for failure in failures]
+
+    def imported(self) -> None:
+        """A batch's step kept import_rows: forget those past the counts and age, as
+        keeping a refusal does; one such job at a time (a fast import's batches do not
+        queue one each)."""
+        with self._lock:
+            if self._trim is not None and not self._trim.done():
+                return
+            try:
+                self._trim = self.forget_old()
+            except Exception:  # a store that is closing or away: the next one trims
+                log.warning("could not forget old refusals", exc_info=True)
 
     def _alike_part(self, alike: tuple[Any, ...], error: FootfallError) -> tuple[str, bytes]:
         """The project of the parent, and the fields of the Rejection that every

@@ -38,6 +38,7 @@ from server.operations import records
 from server.operations.runner import JobContext
 from server.retail import gcs, ndjson, products
 from server.retail.line_pool import LinePool, ahead
+from server.store.console import RejectionRow
 from server.store.rows import ProductsChanged, Progress, Step, StepResult
 
 BATCH = 1_000
@@ -120,6 +121,16 @@ class Item(Generic[T]):
 
 # A checked item: what storing it needs, or the failure message saying why it is refused.
 Checked = Item[V] | str
+
+
+class FailureKeeper(Protocol):
+    """What keeps an import's failed lines for the console (console.Rejections)."""
+
+    def import_rows(self, operation: str, failures: Sequence[str]) -> list[RejectionRow]:
+        """The rows a batch's step inserts for its `failures`."""
+
+    def imported(self) -> None:
+        """Called once a batch's step kept them."""
 
 
 class ItemCheck(Protocol[M, V]):
@@ -376,8 +387,8 @@ class BulkImport(Generic[R, M, V]):
     request_class: type[R]
     sources: SourceRules
     what = "the import"
-    # Told the failures of each committed batch (operation name, messages): the console keeps them.
-    on_failures: Callable[[str, Sequence[str]], None] | None = None
+    # Keeps the failures of each batch for the console, committed with the batch.
+    rejections: FailureKeeper | None = None
     uris_field = "input_config.gcs_source.input_uris"
     max_line_bytes = ndjson.MAX_LINE_BYTES
     # Files of fewer bytes (left to read) are decoded in the job's thread: starting
@@ -445,6 +456,9 @@ class BulkImport(Generic[R, M, V]):
                         after.errors_size = gcs.write_output(
                             self.root, Path(after.errors_file), _error_lines(bad),
                             ERRORS_FIELD, at=state.errors_size)
+                    if bad and self.rejections is not None:
+                        step = replace(step, rejections=self.rejections.import_rows(
+                            ctx.record.name, bad))
                     try:
                         result = lease.step(step, after)
                         break
@@ -457,8 +471,8 @@ class BulkImport(Generic[R, M, V]):
                             raise products.remade_too_often(self.what) from None
                         self._cut_errors(state)
                         bad, step = self.prepare(ctx, request, batch.items)
-                if bad and self.on_failures is not None:
-                    self.on_failures(ctx.record.name, bad)
+                if bad and self.rejections is not None:
+                    self.rejections.imported()
                 state = after
                 if result.cancel_requested:
                     lease.end()

@@ -339,6 +339,17 @@ class ConsoleSql:
 
     # -- rejections --------------------------------------------------------------
 
+    def _insert_rejections(self, db: Any, rows: Sequence[RejectionRow]) -> None:
+        """Insert `rows` in the transaction of `db` (trimmed by the next add_rejections)."""
+        values = "(" + ", ".join([self._dialect.mark] * 4) + ")"
+        # One statement for many rather than executemany, whose every step gives up
+        # and retakes the GIL (a wait of up to a switch interval each while the loop
+        # is busy: see sqlite._insert_events); of a few row counts (shapes.py).
+        for chunk in in_statements(rows):
+            db.execute(rows_sql("INSERT INTO rejections (project, parent, time_us, "
+                                "rejection) VALUES ", values, len(chunk)),
+                       [value for row in chunk for value in row])
+
     def add_rejections(self, rows: Sequence[RejectionRow] | Callable[[], Sequence[RejectionRow]],
                        keep: int, since_us: int, keep_per_project: int | None = None
                        ) -> Future[Any]:
@@ -353,7 +364,6 @@ class ConsoleSql:
         rows gathered until then. No rows: it only forgets (each project's beyond
         `keep_per_project` too)."""
         mark = self._dialect.mark
-        values = "(" + ", ".join([mark] * 4) + ")"
 
         taken: list[Sequence[RejectionRow]] = []  # once: a retried batch inserts the same
 
@@ -361,13 +371,7 @@ class ConsoleSql:
             if not taken:
                 taken.append(rows() if callable(rows) else rows)
             kept = taken[0]
-            # One statement for many rather than executemany, whose every step gives up
-            # and retakes the GIL (a wait of up to a switch interval each while the loop
-            # is busy: see sqlite._insert_events); of a few row counts (shapes.py).
-            for chunk in in_statements(kept):
-                db.execute(rows_sql("INSERT INTO rejections (project, parent, time_us, "
-                                    "rejection) VALUES ", values, len(chunk)),
-                           [value for row in chunk for value in row])
+            self._insert_rejections(db, kept)
             # by rows, not ids: those a project's trim took leave gaps in the ids
             if keep_per_project is not None and keep_per_project < keep:
                 # A trim alone (at start, then every few minutes) trims every project:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from server.console import origin
 from server.errors import Unavailable
 from server.store.packed import pack
 from server.store.rollups import Counts, product_counts
+
+if TYPE_CHECKING:
+    from server.store.console import RejectionRow
 
 
 def dedup_key(catalog: str, payload: bytes) -> bytes:
@@ -361,6 +364,8 @@ class Step:
     # (after, until]: their events stop counting in the rollups before this step
     # deletes any (rollups.Gap; once per operation)
     uncount: tuple[int, int, int, int] | None = None
+    # refusals for the console (an import's failed lines), kept with the batch
+    rejections: Sequence[RejectionRow] = ()
 
 
 @dataclass(frozen=True)

@@ -681,6 +681,8 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
                 deleted += db.execute(self._sql.delete_product, (branch, product_id)).rowcount
             if step.update_events:
                 self._rewrite_events(db, step.update_events)
+            if step.rejections:
+                self._insert_rejections(db, step.rejections)
             if step.uncount is not None and step.delete_events is not None:
                 self._open_gap(db, name, step.delete_events.catalog, step.uncount)
             if selected is not None:

@@ -38,3 +38,13 @@ def running(settings: Settings, clock: FixedClock) -> Iterator[Running]:
 def channel(running: Running) -> Iterator[grpc.Channel]:
     with grpc.insecure_channel(f"127.0.0.1:{running.port}") as chan:
         yield chan
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def crash_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store of a crash test's servers (killed_server): a SQLite file, then a
+    PostgreSQL database of its own (skipped without FOOTFALL_TEST_POSTGRES_DSN)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'events.db'}"
+    url: str = request.getfixturevalue("postgres_databases").create("crash")
+    return url

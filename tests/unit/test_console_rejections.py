@@ -121,7 +121,8 @@ def test_a_keep_count_of_0_keeps_none(store: Store) -> None:
     rejections = Rejections(store, SystemClock(), 0, 3600)
     for n in range(5):
         refuse(rejections, n)
-    rejections.import_failures(f"{CATALOG}/operations/import-1", ["gs://b/f line 1: x: bad"])
+    assert rejections.import_rows(f"{CATALOG}/operations/import-1",
+                                  ["gs://b/f line 1: x: bad"]) == []
     store.flush()
     # (the writer calls the listener just after it answers the flush)
     for _ in range(1000):

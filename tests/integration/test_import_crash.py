@@ -1,0 +1,86 @@
+"""An import whose server was killed (kill -9) right after a batch with failed lines
+committed: once the next server has finished it, the console lists every failed line
+once (ListRejections), as many as its failure_count. (The refusals were kept by a job
+of their own after the batch committed: the kill between the two lost that batch's.)
+
+The servers are real (`python -m server serve` on one store and --gcs-root)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from footfall.retail.v2 import import_config_pb2
+from google.longrunning import operations_pb2
+
+from server.console import rejections
+from server.retail import import_events
+from server.store import Store, open_store
+from server.store.rows import OperationRecord
+
+from .killed_server import killed, run_until, serve
+
+PROJECT = "projects/footfall-crash"
+CATALOG = f"{PROJECT}/locations/global/catalogs/default_catalog"
+NAME = f"{CATALOG}/operations/{import_events.KIND}-5"
+BATCHES = 4  # of two lines: one good, one without event_time
+
+SMALL = """
+from server.retail import bulk_import
+bulk_import.BATCH = 2
+"""
+# The first server kills itself right after the import's first step committed.
+KILL = SMALL + """
+import os, signal
+from server.operations.runner import JobContext
+step = JobContext.step
+def step_then_die(self, *args, **kwargs):
+    result = step(self, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+    return result
+JobContext.step = step_then_die
+"""
+
+
+def ended(store: Store) -> operations_pb2.Operation | None:
+    record = store.get_operation(NAME)
+    assert record is not None
+    return operations_pb2.Operation.FromString(record.operation) if record.done else None
+
+
+@pytest.mark.timeout(180)
+def test_an_import_killed_after_a_batch_lists_each_failed_line_once(
+        tmp_path: Path, crash_store_url: str) -> None:
+    (tmp_path / "gcs/shop").mkdir(parents=True)
+    (tmp_path / "gcs/shop/events.json").write_text("".join(
+        f'{{"eventType": "home-page-view", "visitorId": "v{i}", '
+        f'"eventTime": "2024-01-01T00:00:00Z"}}\n'
+        f'{{"eventType": "home-page-view", "visitorId": "late-{i}"}}\n'
+        for i in range(BATCHES)))
+    request = import_config_pb2.ImportUserEventsRequest(
+        parent=CATALOG, input_config={"gcs_source": {"input_uris": ["gs://shop/events.json"]}})
+    store = open_store(crash_store_url)
+    try:
+        store.create_operation(OperationRecord(
+            NAME, import_events.KIND, False, 0, request.SerializeToString(),
+            import_events.new_operation(NAME, 0).SerializeToString()))
+
+        killed(tmp_path, serve(tmp_path, crash_store_url, KILL))
+        record = store.get_operation(NAME)
+        assert record is not None and record.checkpoint and not record.done  # a batch in
+        run_until(tmp_path, serve(tmp_path, crash_store_url, SMALL),
+                  lambda: ended(store) is not None, "the import never ended")
+        done = ended(store)
+        assert done is not None
+        listed = [rejections.shown(kept.id, kept.payload) for kept in
+                  store.rejections_newest(None, 100, parent=CATALOG)]
+    finally:
+        store.close()
+
+    meta = import_config_pb2.ImportMetadata()
+    assert done.metadata.Unpack(meta)
+    assert (meta.success_count, meta.failure_count) == (BATCHES, BATCHES)
+    assert sorted(r.message for r in listed) == [
+        f"gs://shop/events.json line {2 * i + 2}: user_event.event_time: is required"
+        for i in range(BATCHES)]
+    assert {r.operation for r in listed} == {NAME}
