@@ -209,6 +209,27 @@ def test_outputs_are_written_and_truncated_but_never_through_a_link(
     assert outside.read_bytes() == b"keep"
 
 
+def test_outputs_are_named_and_removed_in_their_folder_never_through_a_link(
+        root: Path, tmp_path: Path) -> None:
+    part = root / "bkt/d/out.json.part"
+    gcs.write_output(root, part, b"whole\n", "f", at=0)
+    gcs.rename_output(root, part, "out.json", "f")
+    assert not part.exists() and (root / "bkt/d/out.json").read_bytes() == b"whole\n"
+    gcs.remove_output(root, root / "bkt/d/out.json", "f")
+    gcs.remove_output(root, root / "bkt/d/out.json", "f")  # gone already: nothing
+    gcs.remove_output(root, root / "bkt/gone/out.json", "f")  # its folder too
+    assert not (root / "bkt/d/out.json").exists()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere/out.json.part").write_bytes(b"keep")
+    os.symlink(tmp_path / "elsewhere", root / "bkt/linked")
+    for act in (lambda: gcs.rename_output(root, root / "bkt/linked/out.json.part", "out.json",
+                                          "f"),
+                lambda: gcs.remove_output(root, root / "bkt/linked/out.json.part", "f")):
+        with pytest.raises(InvalidArgument, match="gs://bkt/linked: a link leads outside"):
+            act()
+    assert (tmp_path / "elsewhere/out.json.part").read_bytes() == b"keep"
+
+
 def test_the_walk_from_the_root_meets_a_link_and_stops(root: Path, tmp_path: Path) -> None:
     # What guards the moment between resolving a path and opening it: if a folder on
     # the way has become a link since, opening fails rather than following it.
