@@ -306,6 +306,8 @@ class Rejections:
         """A batch's step kept import_rows: forget those past the counts and age, as
         keeping a refusal does; one such job at a time (a fast import's batches do not
         queue one each)."""
+        if not self._keep_count:  # (none kept: nothing to trim)
+            return
         with self._lock:
             if self._trim is not None and not self._trim.done():
                 return
