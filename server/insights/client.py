@@ -257,7 +257,8 @@ def _text(answer: Any, command: str, parent: str) -> Iterator[str]:
             yield (f"{bucket.start_time.ToJsonString()}  visitors={bucket.distinct_visitors}"
                    f"  {counts}")
         for paid in answer.revenue:
-            yield (f"{paid.day}  {paid.currency_code} {paid.revenue:.2f} "
+            yield (f"{paid.day}  {paid.currency_code} "
+                   f"{amount_text(paid.revenue, paid.currency_code)} "
                    f"({_counted(paid.purchases, 'purchase')})")
         yield f"distinct visitors: {answer.distinct_visitors:,}"
         for query in answer.top_queries:
@@ -343,6 +344,19 @@ _RATE_OF = {"viewToPurchaseRate": "views", "viewRate": "impressions",
             "applicationStartRate": "views", "applicationFinishRate": "applicationStarts"}
 
 
+# ISO 4217's currencies whose minor unit is not a hundredth (the console asks the
+# browser's Intl, which knows them too): "123 JPY", not "123.00 JPY".
+_DIGITS = {**dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG",
+                            "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"), 0),
+           **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+           **dict.fromkeys(("CLF", "UYW"), 4)}
+
+
+def amount_text(amount: float, currency: str) -> str:
+    """An amount to its currency's minor unit: "20.00" (USD), "123" (JPY), "1.250" (KWD)."""
+    return f"{amount:.{_DIGITS.get(currency, 2)}f}"
+
+
 def _row_text(row: Any, parent: str) -> str:
     """A table's row as `NAME  field=value ...`, every field of the row's message in
     the message's order, zero or not, so that the rows' columns line up; a job by its
@@ -359,6 +373,7 @@ def _row_text(row: Any, parent: str) -> str:
         if key.endswith("Rate"):
             fields[key] = _rate(value, int(fields[_RATE_OF[key]]))
     if "revenue" in fields:
-        fields["revenue"] = ",".join(f"{m['amount']:.2f} {m['currencyCode']}"
-                                     for m in fields["revenue"]) or "0"
+        fields["revenue"] = ",".join(
+            f"{amount_text(m['amount'], m['currencyCode'])} {m['currencyCode']}"
+            for m in fields["revenue"]) or "0"
     return f"{name}  " + " ".join(f"{k}={v}" for k, v in fields.items())

@@ -1078,6 +1078,19 @@ def test_a_cli_step_holds_commas_in_quoted_values(text: str, step: dict[str, str
     assert client._step(text) == step
 
 
+def test_the_cli_shows_an_amount_to_its_currencys_minor_unit() -> None:
+    # "123.00 JPY" and "1.25 KWD": the console showed 123 JPY and 1.250 KWD
+    from server.insights import client
+
+    row = insights_pb2.ProductStats(product_id="sku", purchases=1, units=1)
+    for currency, amount in (("USD", 20), ("JPY", 123), ("KWD", 1.25)):
+        row.revenue.add(currency_code=currency, amount=amount)
+    assert "revenue=20.00 USD,123 JPY,1.250 KWD " in client._row_text(row, "")
+    daily = insights_pb2.ComputeTotalsResponse(revenue=[insights_pb2.DailyRevenue(
+        day="2024-01-02", currency_code="JPY", revenue=1500, purchases=2)])
+    assert list(client._text(daily, "totals", ""))[:1] == ["2024-01-02  JPY 1500 (2 purchases)"]
+
+
 def test_a_step_of_one_of_googles_types_in_capitals_is_told_its_name() -> None:
     # the note offered no name for DETAIL-PAGE-VIEW (difflib tells case apart), while
     # a tenant's `--step view` is taken: a catalog's type is any text, kept as given
