@@ -271,6 +271,16 @@ def parse_tenant_or_project(value: str, field: str = "parent") -> TenantName:
     return tenant
 
 
+def parse_project(value: str, field: str = "name") -> str:
+    """The project id of `projects/PROJECT` (never `-`: no project, but every one
+    where a read allows it); raises INVALID_ARGUMENT naming `field` otherwise."""
+    match = _PROJECT.regex.match(value)
+    if match is None or match["project"] == "-":
+        _PROJECT.refuse(value, field)
+    _fits(value, _PROJECT, field)
+    return match["project"]
+
+
 def parse_job_or_default_tenant_job(value: str, field: str) -> JobName:
     """A job name, or one of a project's default tenant, projects/*/jobs/* (talent
     v4beta1); raises INVALID_ARGUMENT naming `field` otherwise."""

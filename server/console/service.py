@@ -24,7 +24,14 @@ from server.console.watch import Caller, admitted
 from server.errors import FieldViolation, FootfallError, InvalidArgument, gather, raise_if_any
 from server.http.transcode import LARGE_ANSWER_BYTES
 from server.loop import long_read, off_loop, page_read
-from server.names import parse_catalog, parse_tenant, parse_tenant_or_project
+from server.names import (
+    CatalogName,
+    TenantName,
+    parse_catalog,
+    parse_project,
+    parse_tenant,
+    parse_tenant_or_project,
+)
 from server.policy import Policy
 from server.policy.auth import Grant
 from server.policy.envelope import Envelope
@@ -44,6 +51,25 @@ def _reset(counts: ResetCounts) -> console_pb2.ResetResponse:
     return console_pb2.ResetResponse(
         deleted_events_count=counts.events, deleted_products_count=counts.products,
         deleted_rejections_count=counts.rejections, deleted_operations_count=counts.operations)
+
+
+Named = TypeVar("Named", CatalogName, TenantName)
+
+
+def _one_named(name: Named) -> Named:
+    """`name`, unless a segment of it is `-`: Google's APIs read `-` as every
+    collection (AIP-159) in a list's parent, never in the name of one resource to
+    change, and a reset of `catalogs/-` deleted nothing and answered {}, as if the
+    catalogs were reset. INVALID_ARGUMENT naming `name`, pointing at ResetProject."""
+    segments = (name.location, name.catalog) if isinstance(name, CatalogName) \
+        else (name.tenant,)
+    if "-" in segments:
+        kind = "catalog" if isinstance(name, CatalogName) else "tenant"
+        raise InvalidArgument.field(
+            "name", f"'-' names no {kind} ({name}): a reset takes no wildcard; to reset every "
+                    f"catalog and tenant of the project, call ResetProject (POST "
+                    f"/console/v1/projects/{name.project}:reset)")
+    return name
 
 
 Page = TypeVar("Page", bound=Message)
@@ -240,21 +266,28 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
 
     async def ResetCatalog(self, request: console_pb2.ResetCatalogRequest,
                      context: grpc.aio.ServicerContext) -> console_pb2.ResetResponse:
-        """INVALID_ARGUMENT for a bad name."""
-        name = str(parse_catalog(request.name, "name"))
-        # Else a refusal made just before (a test's last call) was stored after the
-        # reset, and the next test found it.
-        await self._commit_waiting_refusals()
-        counts = await off_loop(self._store.reset_catalog, name)
-        self._watches.forget_pages()
-        return _reset(counts)
+        """INVALID_ARGUMENT for a bad name, or one with a `-` (see _one_named)."""
+        name = str(_one_named(parse_catalog(request.name, "name")))
+        return await self._reset(self._store.reset_catalog, name)
 
     async def ResetTenant(self, request: console_pb2.ResetTenantRequest,
                     context: grpc.aio.ServicerContext) -> console_pb2.ResetResponse:
-        """INVALID_ARGUMENT for a bad name."""
-        name = str(parse_tenant(request.name, "name"))
-        await self._commit_waiting_refusals()  # as for a catalog
-        counts = await off_loop(self._store.reset_tenant, name)
+        """INVALID_ARGUMENT for a bad name, or one with a `-` (see _one_named)."""
+        name = str(_one_named(parse_tenant(request.name, "name")))
+        return await self._reset(self._store.reset_tenant, name)
+
+    async def ResetProject(self, request: console_pb2.ResetProjectRequest,
+                     context: grpc.aio.ServicerContext) -> console_pb2.ResetResponse:
+        """INVALID_ARGUMENT for a bad name (projects/- too: no reset of every project)."""
+        return await self._reset(self._store.reset_project, parse_project(request.name, "name"))
+
+    async def _reset(self, reset: Callable[[str], ResetCounts],
+                     name: str) -> console_pb2.ResetResponse:
+        """What `reset(name)` deleted, once the refusals made before it are stored
+        (else one made just before, a test's last call, was stored after the reset,
+        and the next test found it); then no watch sends a page read before it."""
+        await self._commit_waiting_refusals()
+        counts = await off_loop(reset, name)
         self._watches.forget_pages()
         return _reset(counts)
 

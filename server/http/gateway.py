@@ -171,8 +171,9 @@ _PATH_FORMS = (
      "catalogs/*/userEvents (or userEvents:watch, userEvents:watchBatches, userEvents:count, "
      "rejections, rejections:watch, :reset), /console/v1/projects/*/tenants/*/clientEvents "
      "(or clientEvents:watch, rejections, :reset), /console/v1/projects/*/clientEvents (or "
-     "clientEvents:watch: the project's default tenant), /console/v1/projects/*/catalogs or "
-     "/console/v1/projects/*/rejections (projects/- for every project)"),
+     "clientEvents:watch: the project's default tenant), /console/v1/projects/*/catalogs, "
+     "/console/v1/projects/*/rejections (projects/- for every project) or "
+     "/console/v1/projects/*:reset (its every catalog and tenant)"),
     (re.compile(r"/insights/v1/"), "an insights path is /insights/v1/projects/*/locations/*/"
      "catalogs/*:runFunnel (or :computeTotals, /productStats), or /insights/v1/projects/*/"
      "tenants/*:runFunnel (or /jobStats)"),

@@ -8,6 +8,7 @@ offset, so a page costs the same wherever it starts.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
@@ -138,6 +139,10 @@ _DISTINCT = """
         SELECT (SELECT MIN(t.{column}) FROM {table} t WHERE t.{column} > v.value)
         FROM v WHERE v.value IS NOT NULL)
     SELECT value FROM v WHERE value IS NOT NULL LIMIT {mark}"""
+
+# What follows `projects/P/` in the name of what belongs to a catalog of P (its
+# operations: `locations/L/catalogs/C/operations/...`, `.../branches/B/...`).
+_CATALOG_PART = re.compile(r"locations/[^/]+/catalogs/[^/]+/")
 
 # The projects that hold kept refusals (at most `keep` rows are read).
 _KEPT_PROJECTS = "SELECT DISTINCT project FROM rejections"
@@ -523,27 +528,17 @@ class ConsoleSql:
 
         Its row in `catalogs` stays (a catalog's id is given once): a write or a
         purge beside the reset, in this process or another, still finds it."""
-        spell = self._dialect.spell
-        under = catalog + "/"
         # On PostgreSQL the catalog named by its id (see _planned_catalog_id): beside
         # a big catalog, a small one's rows were planned as half the table, and its
         # reset read the whole of it (1M rows, 0.7 s, and 0.13 s of the rollups) while
         # every write waited for the writer; now its range of user_events_order, 41 ms.
-        of, of_params = catalog_term(catalog, "?", self._planned_catalog_id(catalog))
+        catalog_id = self._planned_catalog_id(catalog)
 
         def reset(db: Any) -> ResetCounts:
-            db.execute(spell(f"DELETE FROM product_days WHERE {of}"), of_params)
-            # a write to the products of its branches, as any other (see
-            # SqlStore._bump_generation): every branch with products has a generation
-            db.execute(spell("UPDATE product_generations SET generation = generation + 1 "
-                             "WHERE substr(branch, 1, ?) = ?"), (len(under), under))
-            return ResetCounts(
-                db.execute(spell(f"DELETE FROM user_events WHERE {of}"), of_params).rowcount,
-                db.execute(spell("DELETE FROM products WHERE substr(branch, 1, ?) = ?"),
-                           (len(under), under)).rowcount,
-                self._forget_rejections(db, catalog),
-                db.execute(spell("DELETE FROM operations WHERE done = 1 AND "
-                                 "substr(name, 1, ?) = ?"), (len(under), under)).rowcount)
+            events = self._forget_user_events(db, catalog, catalog_id)
+            products, operations = self._forget_catalog_parts(db, catalog + "/")
+            return ResetCounts(events, products, self._forget_rejections(db, catalog),
+                               operations)
 
         return self._write(reset)
 
@@ -556,6 +551,72 @@ class ConsoleSql:
                 rejections=self._forget_rejections(db, tenant))
 
         return self._write(reset)
+
+    def reset_project(self, project: str) -> ResetCounts:
+        """Delete, in one transaction, what reset_catalog deletes of every catalog of
+        `project` and reset_tenant of every tenant of it, and every refusal kept
+        under the project (those whose request named no catalog or tenant of it too:
+        the project's list of refusals shows them). Its events are the user and the
+        client events, counted together.
+
+        One transaction, so a reader sees the project as it was or clean, never
+        half reset, and a write beside it lands before (and is deleted) or after."""
+        spell = self._dialect.spell
+        under = f"projects/{project}/"
+
+        def reset(db: Any) -> ResetCounts:
+            # Each catalog by its id, as reset_catalog deletes it (one range of
+            # user_events_order each; the ids read in this transaction: a catalog
+            # made meanwhile is made before it or after it, whole).
+            catalogs = db.execute(spell("SELECT name, id FROM catalogs "
+                                        "WHERE substr(name, 1, ?) = ? ORDER BY name"),
+                                  (len(under), under)).fetchall()
+            events = sum(self._forget_user_events(db, name, int(key)) for name, key in catalogs)
+            # (every branch, product and operation named under a catalog of the
+            # project, also of one whose events never came: products alone)
+            products, operations = self._forget_catalog_parts(db, under, of_catalogs=True)
+            events += db.execute(spell("DELETE FROM client_events WHERE substr(tenant, 1, ?) "
+                                       "= ?"), (len(under + "tenants/"), under + "tenants/")
+                                 ).rowcount
+            rejections = db.execute(spell("DELETE FROM rejections WHERE project = ?"),
+                                    (project,)).rowcount
+            return ResetCounts(events, products, int(rejections), operations)
+
+        return self._write(reset)
+
+    def _forget_user_events(self, db: Any, catalog: str, catalog_id: int | None) -> int:
+        """Delete the user events of `catalog` and their rollups; how many."""
+        spell = self._dialect.spell
+        of, of_params = catalog_term(catalog, "?", catalog_id)
+        db.execute(spell(f"DELETE FROM product_days WHERE {of}"), of_params)
+        return int(db.execute(spell(f"DELETE FROM user_events WHERE {of}"), of_params).rowcount)
+
+    def _forget_catalog_parts(self, db: Any, under: str,
+                              of_catalogs: bool = False) -> tuple[int, int]:
+        """Delete the products of the branches named under `under` (a catalog's name
+        and '/', or with `of_catalogs` a project's: of each of its catalogs) and the
+        finished operations named under it (a project's: those under one of its
+        catalogs alone, as a catalog's reset deletes them); how many of each."""
+        spell = self._dialect.spell
+        # a write to the products of those branches, as any other (see
+        # SqlStore._bump_generation): every branch with products has a generation
+        db.execute(spell("UPDATE product_generations SET generation = generation + 1 "
+                         "WHERE substr(branch, 1, ?) = ?"), (len(under), under))
+        products = db.execute(spell("DELETE FROM products WHERE substr(branch, 1, ?) = ?"),
+                              (len(under), under)).rowcount
+        finished = spell("FROM operations WHERE done = 1 AND substr(name, 1, ?) = ?")
+        if not of_catalogs:
+            return int(products), int(db.execute(f"DELETE {finished}",
+                                                 (len(under), under)).rowcount)
+        # A project's operations under a location alone (or the project alone) are no
+        # catalog's: kept, as every catalog's reset keeps them.
+        names = [name for (name,) in db.execute(f"SELECT name {finished}",
+                                                (len(under), under)).fetchall()
+                 if _CATALOG_PART.match(name, len(under))]
+        for part in in_statements(names):
+            term, params = self._dialect.among("name", list(part))
+            db.execute(f"DELETE FROM operations WHERE {term}", params)
+        return int(products), len(names)
 
     def _forget_rejections(self, db: Any, parent: str) -> int:
         """Delete the refusals whose parent is `parent` or under it; how many."""

@@ -322,6 +322,45 @@ def test_a_reset_starts_a_catalog_clean(served: ServerProcess,
     write(retail, "v")
 
 
+def test_a_reset_starts_a_project_clean(served: ServerProcess,
+                                        channels: Callable[[ServerProcess], grpc.Channel]
+                                        ) -> None:
+    """POST /console/v1/projects/P:reset (and ResetProject over gRPC) resets every
+    catalog and tenant of P at once, and forgets every refusal its list shows; the
+    next project's are left."""
+    retail, talent = retail_client(served.address), talent_client(served.address)
+    other_catalog = f"{PROJECT}/locations/eu/catalogs/other"
+    next_project = "projects/footfall-interop-next/locations/global/catalogs/console"
+    console = Console(channels(served))
+    for via in ("REST", "gRPC"):
+        for parent in (CATALOG, other_catalog, next_project):
+            retail.write_user_event(retail_v2.WriteUserEventRequest(
+                parent=parent, user_event=retail_v2.UserEvent(
+                    event_type="home-page-view", visitor_id="v")), timeout=RPC_DEADLINE)
+        talent.create_client_event(talent_v4.CreateClientEventRequest(
+            parent=TENANT, client_event=client_event(f"e-{via}")), timeout=RPC_DEADLINE)
+        with pytest.raises(exceptions.InvalidArgument):
+            write(retail, "")  # a refusal of the catalog
+        with pytest.raises(exceptions.InvalidArgument):  # and one of no catalog
+            retail.write_user_event(retail_v2.WriteUserEventRequest(
+                parent=f"{PROJECT}/locations/global", user_event=retail_v2.UserEvent(
+                    event_type="home-page-view", visitor_id="v")), timeout=RPC_DEADLINE)
+        rejections_of(console, 2)
+        if via == "REST":
+            answer = requests.post(f"http://{served.http_address}/console/v1/{PROJECT}:reset",
+                                   json={}, timeout=RPC_DEADLINE)
+            assert answer.status_code == 200, answer.text
+            counts = answer.json()
+        else:
+            counts = console.call("ResetProject", name=PROJECT)
+        # 2 user events and a client event; both refusals
+        assert counts == {"deletedEventsCount": "3", "deletedRejectionsCount": "2"}, via
+        assert console.call("ListCatalogs", parent=PROJECT) == {}
+        assert console.call("ListRejections", parent=PROJECT) == {}
+        assert console.call("CountUserEvents", parent=next_project)["count"] == str(
+            1 if via == "REST" else 2)
+
+
 def test_a_replica_sees_what_the_other_stored(
         server_factory: Callable[..., ServerProcess], postgres_databases: Any,
         channels: Callable[[ServerProcess], grpc.Channel]) -> None:
@@ -425,6 +464,72 @@ def test_a_reader_key_reads_and_writes_nothing(
     assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
     admin = Console(channels(secured), with_key(ADMIN))
     assert admin.call("ResetCatalog", name=CATALOG)["deletedEventsCount"] == "1"
+
+
+def test_only_an_admin_key_of_the_project_resets_it(
+        secured: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    """As ResetCatalog and ResetTenant: a reader or writer key is refused, and an
+    admin key of another project; over gRPC and REST alike."""
+    write(retail_client(secured.address), "v", metadata=with_key(WRITER))
+    url = f"http://{secured.http_address}/console/v1/{PROJECT}:reset"
+    for key, code in ((WRITER, grpc.StatusCode.PERMISSION_DENIED),
+                      (READER, grpc.StatusCode.PERMISSION_DENIED),
+                      (EVERY_PROJECT_READER, grpc.StatusCode.PERMISSION_DENIED),
+                      (None, grpc.StatusCode.UNAUTHENTICATED)):
+        console = Console(channels(secured), with_key(key) if key else ())
+        with pytest.raises(grpc.RpcError) as caught:
+            console.call("ResetProject", name=PROJECT)
+        assert caught.value.code() is code, key
+        answer = requests.post(url, json={}, timeout=RPC_DEADLINE,
+                               headers={"x-goog-api-key": key} if key else {})
+        assert answer.status_code == (403 if key else 401), (key, answer.text)
+    admin = Console(channels(secured), with_key(ADMIN))
+    with pytest.raises(grpc.RpcError) as caught:
+        admin.call("ResetProject", name="projects/another")
+    assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    reader = Console(channels(secured), with_key(READER))
+    assert reader.call("CountUserEvents", parent=CATALOG) == {"count": "1"}  # (nothing reset)
+    answer = requests.post(url, json={}, timeout=RPC_DEADLINE, headers={"x-goog-api-key": ADMIN})
+    assert answer.json() == {"deletedEventsCount": "1"}, answer.text
+    assert reader.call("CountUserEvents", parent=CATALOG) == {}
+
+
+BAD_RESET_NAMES = [
+    # (RPC, name, what the message says)
+    ("ResetProject", "", "must be of the form 'projects/*'"),
+    ("ResetProject", "projects/-", "the project must be named"),
+    ("ResetProject", f"{PROJECT}/tenants/t", "must be of the form 'projects/*'"),
+    ("ResetProject", "projects/ x", "white space"),
+    # `-` is every catalog (tenant, location) in a list's parent, no one to reset
+    ("ResetCatalog", f"{PROJECT}/locations/global/catalogs/-",
+     f"call ResetProject (POST /console/v1/{PROJECT}:reset)"),
+    ("ResetCatalog", f"{PROJECT}/locations/-/catalogs/console", "'-' names no catalog"),
+    ("ResetTenant", f"{PROJECT}/tenants/-", "'-' names no tenant"),
+]
+
+
+@pytest.mark.parametrize(("rpc", "name", "said"), BAD_RESET_NAMES)
+def test_a_reset_of_a_bad_name_is_refused_naming_it(
+        rpc: str, name: str, said: str, server: ServerProcess,
+        channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        Console(channels(server)).call(rpc, name=name)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details().startswith("name: ") and said in caught.value.details(), \
+        caught.value.details()
+
+
+@pytest.mark.parametrize("path", [
+    "projects/-:reset", f"{PROJECT}/locations/global/catalogs/-:reset",
+    f"{PROJECT}/tenants/-:reset"])
+def test_a_reset_of_a_bad_name_is_refused_over_rest(path: str,
+                                                     server: ServerProcess) -> None:
+    answer = requests.post(f"http://{server.http_address}/console/v1/{path}", json={},
+                           timeout=RPC_DEADLINE)
+    assert answer.status_code == 400, answer.text
+    [bad_request] = [d for d in answer.json()["error"]["details"]
+                     if d["@type"].endswith("google.rpc.BadRequest")]
+    assert [v["field"] for v in bad_request["fieldViolations"]] == ["name"]
 
 
 def test_a_key_the_request_holds_is_not_kept_with_its_refusal(

@@ -382,7 +382,7 @@ def test_a_reader_may_call_every_console_read_and_watch() -> None:
              if not m.name.startswith("Reset")}
     assert reads <= READER_METHODS
     assert {f"/{service.full_name}/{m.name}" for m in service.methods} - reads \
-        <= {f"/{service.full_name}/ResetCatalog", f"/{service.full_name}/ResetTenant"}
+        <= {f"/{service.full_name}/{m}" for m in ("ResetCatalog", "ResetTenant", "ResetProject")}
 
 
 def test_a_short_key_is_warned_of_never_shown(caplog: pytest.LogCaptureFixture) -> None:

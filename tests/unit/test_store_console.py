@@ -629,3 +629,122 @@ def test_a_bounded_read_is_one_statement_so_one_snapshot(store: Any, monkeypatch
         statements.clear()
         assert len(read()) == expected
         assert len(statements) == 1
+
+
+
+def project_names(p: str) -> dict[str, str]:
+    """The names fill_project fills in project `p` (and beside it, in `p`p)."""
+    catalog = f"projects/{p}/locations/global/catalogs/default_catalog"
+    return {"catalog": catalog, "branch": f"{catalog}/branches/0",
+            "shop_eu": f"projects/{p}/locations/eu/catalogs/shop",
+            "products_only": f"projects/{p}/locations/global/catalogs/products-only",
+            "tenant": f"projects/{p}/tenants/t",
+            "default_tenant": f"projects/{p}/tenants/default_tenant",
+            # (its name starts as p's does)
+            "other": f"projects/{p}{p}/locations/global/catalogs/default_catalog",
+            "other_tenant": f"projects/{p}{p}/tenants/t"}
+
+
+def fill_project(store: Any, p: str = "p") -> dict[str, str]:
+    """Project `p`: user events in two catalogs, products in one of them and in a
+    catalog that holds no event, client events in two tenants, finished operations
+    of a catalog and of a branch, a running one, a finished one of a location alone,
+    refusals of a catalog, a tenant, the project itself and a name of no catalog;
+    and beside it the like of project `p`p. The names (project_names)."""
+    n = project_names(p)
+    store.write_user_events([row("a", productDetails=[{"product": {"id": "sku"}}],
+                                 event_type="detail-page-view", catalog=n["catalog"]),
+                             row("b", catalog=n["catalog"]), row("c", catalog=n["shop_eu"]),
+                             row("d", catalog=n["other"])])
+    for branch in (n["branch"], f"{n['products_only']}/branches/1", f"{n['other']}/branches/0"):
+        store.create_product(branch, "sku", b"product")
+    for tenant in (n["tenant"], n["default_tenant"], n["other_tenant"]):
+        store.create_client_event(client_event("e1", tenant=tenant))
+    done = [f"{n['catalog']}/operations/op-1", f"{n['shop_eu']}/branches/0/operations/op-2",
+            f"projects/{p}/locations/global/operations/op-3", f"{n['other']}/operations/op-4"]
+    for name in done:  # (each claimed, of its kind the oldest to run, run, and done)
+        store.create_operation(OperationRecord(name, "done", False, 1, b"", b""))
+        store.claim_operation("me", 0, 10**12, lambda _: False, kinds=("done",))
+        store.run_step(name, "me", Step(), 0, lambda _: Progress(b"", b"", True))
+    store.create_operation(OperationRecord(f"{n['catalog']}/operations/running", "k", False, 1,
+                                           b"", b""))
+    store.add_rejections([RejectionRow(p, n["catalog"], 1, b"r"),
+                          RejectionRow(p, n["tenant"], 1, b"r"),
+                          RejectionRow(p, f"projects/{p}", 1, b"r"),
+                          RejectionRow(p, f"projects/{p}/locations/global/catalogs", 1, b"r"),
+                          RejectionRow(p + p, n["other"], 1, b"r")], 100, 0).result()
+    return n
+
+
+def left_of(store: Any, p: str) -> dict[str, Any]:
+    """What `store` holds of fill_project's rows of `p` (and `p`p), by kind, its
+    names written with P for `p` and Q for `p`p (so two projects' compare)."""
+    n = project_names(p)
+
+    def general(name: str) -> str:
+        return name.replace(f"projects/{p}{p}/", "projects/Q/").replace(f"projects/{p}/",
+                                                                        "projects/P/")
+
+    return {
+        "events": [store.count_user_events(EventQuery(n[c]))
+                   for c in ("catalog", "shop_eu", "other")],
+        "products": [store.get_products(b, ["sku"]) != {} for b in (
+            n["branch"], f"{n['products_only']}/branches/1", f"{n['other']}/branches/0")],
+        "client events": [len(store.client_events_newest(n[t], 10))
+                          for t in ("tenant", "default_tenant", "other_tenant")],
+        "operations": [general(o.name) for o in
+                       store.list_operations(f"projects/{p}", None, 100, None)],
+        "refusals": [len(store.rejections_newest(q, 10)) for q in (p, p + p)],
+        "catalogs": [general(c.name)
+                     for c in store.data_sets(False, f"projects/{p}")[0]],
+        "tenants": [general(t.name)
+                    for t in store.data_sets(True, f"projects/{p}")[0]]}
+
+
+def test_reset_project_resets_its_every_catalog_and_tenant(store: Any) -> None:
+    n = fill_project(store)
+    # 3 user events and 2 client events; 2 products; 4 refusals; 2 finished operations
+    # (that of a location alone is no catalog's: no catalog's reset deletes it)
+    assert store.reset_project("p") == (5, 2, 4, 2)
+    assert left_of(store, "p") == {
+        "events": [0, 0, 1], "products": [False, False, True], "client events": [0, 0, 1],
+        "operations": ["projects/P/locations/global/catalogs/default_catalog/operations/running",
+                       "projects/P/locations/global/operations/op-3",
+                       "projects/Q/locations/global/catalogs/default_catalog/operations/op-4"],
+        "refusals": [0, 1], "catalogs": ["projects/Q/locations/global/catalogs/default_catalog"],
+        "tenants": ["projects/Q/tenants/t"]}
+    # its catalogs take events again, as a reset catalog does; nothing is left to reset
+    store.write_user_events([row("e", catalog=n["catalog"])])
+    assert store.count_user_events(EventQuery(n["catalog"])) == 1
+    assert store.reset_project("p") == (1, 0, 0, 0)
+    assert store.reset_project("nothing") == (0, 0, 0, 0)
+
+
+def test_reset_project_deletes_what_resets_of_each_would(store: Any) -> None:
+    """A project's reset deletes what resets of each of its catalogs and tenants
+    delete, and the refusals kept under it of no catalog or tenant."""
+    n = fill_project(store, "a")
+    counts = [store.reset_catalog(n[c]) for c in ("catalog", "shop_eu", "products_only")]
+    counts += [store.reset_tenant(n[t]) for t in ("tenant", "default_tenant")]
+    summed = [sum(c) for c in zip(*counts, strict=True)]
+    fill_project(store, "b")
+    assert store.reset_project("b") == (summed[0], summed[1], summed[2] + 2, summed[3])
+    each, whole = left_of(store, "a"), left_of(store, "b")
+    assert each.pop("refusals") == [2, 1] and whole.pop("refusals") == [0, 1]
+    assert whole == each
+
+
+def test_a_failed_reset_project_deletes_nothing(store: Any,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """One transaction: a reset that fails past the deletion of the events has
+    deleted nothing, events included."""
+    fill_project(store)
+    before = left_of(store, "p")
+
+    def fail(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(store, "_forget_catalog_parts", fail)
+    with pytest.raises(RuntimeError):
+        store.reset_project("p")
+    assert left_of(store, "p") == before

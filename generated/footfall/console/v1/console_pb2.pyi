@@ -225,6 +225,12 @@ class ResetTenantRequest(_message.Message):
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
+class ResetProjectRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
 class ResetResponse(_message.Message):
     __slots__ = ("deleted_events_count", "deleted_products_count", "deleted_rejections_count", "deleted_operations_count")
     DELETED_EVENTS_COUNT_FIELD_NUMBER: _ClassVar[int]

@@ -27,7 +27,7 @@ if _version_not_supported:
 
 class ConsoleServiceStub:
     """Reads what a Footfall server holds. Needs a key with the reader (or admin)
-    role; ResetCatalog and ResetTenant need admin.
+    role; ResetCatalog, ResetTenant and ResetProject need admin.
     """
 
     def __init__(self, channel):
@@ -71,6 +71,11 @@ class ConsoleServiceStub:
                 request_serializer=footfall_dot_console_dot_v1_dot_console__pb2.ResetTenantRequest.SerializeToString,
                 response_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.ResetResponse.FromString,
                 _registered_method=True)
+        self.ResetProject = channel.unary_unary(
+                '/footfall.console.v1.ConsoleService/ResetProject',
+                request_serializer=footfall_dot_console_dot_v1_dot_console__pb2.ResetProjectRequest.SerializeToString,
+                response_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.ResetResponse.FromString,
+                _registered_method=True)
         self.WatchUserEvents = channel.unary_stream(
                 '/footfall.console.v1.ConsoleService/WatchUserEvents',
                 request_serializer=footfall_dot_console_dot_v1_dot_console__pb2.WatchUserEventsRequest.SerializeToString,
@@ -95,7 +100,7 @@ class ConsoleServiceStub:
 
 class ConsoleServiceServicer:
     """Reads what a Footfall server holds. Needs a key with the reader (or admin)
-    role; ResetCatalog and ResetTenant need admin.
+    role; ResetCatalog, ResetTenant and ResetProject need admin.
     """
 
     def ListUserEvents(self, request, context):
@@ -149,6 +154,17 @@ class ConsoleServiceServicer:
 
     def ResetTenant(self, request, context):
         """Deletes every client event and refusal of a tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetProject(self, request, context):
+        """Resets every catalog and every tenant of a project, as ResetCatalog and
+        ResetTenant do, and deletes every refusal the project's list of them shows,
+        in one transaction: a reader sees the project as it was or clean. A catalog
+        or tenant id `-` names none (no reset takes wildcards): this is the reset of
+        every catalog and tenant of a project.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -227,6 +243,11 @@ def add_ConsoleServiceServicer_to_server(servicer, server):
                     request_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.ResetTenantRequest.FromString,
                     response_serializer=footfall_dot_console_dot_v1_dot_console__pb2.ResetResponse.SerializeToString,
             ),
+            'ResetProject': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetProject,
+                    request_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.ResetProjectRequest.FromString,
+                    response_serializer=footfall_dot_console_dot_v1_dot_console__pb2.ResetResponse.SerializeToString,
+            ),
             'WatchUserEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchUserEvents,
                     request_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.WatchUserEventsRequest.FromString,
@@ -257,7 +278,7 @@ def add_ConsoleServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ConsoleService:
     """Reads what a Footfall server holds. Needs a key with the reader (or admin)
-    role; ResetCatalog and ResetTenant need admin.
+    role; ResetCatalog, ResetTenant and ResetProject need admin.
     """
 
     @staticmethod
@@ -438,6 +459,33 @@ class ConsoleService:
             target,
             '/footfall.console.v1.ConsoleService/ResetTenant',
             footfall_dot_console_dot_v1_dot_console__pb2.ResetTenantRequest.SerializeToString,
+            footfall_dot_console_dot_v1_dot_console__pb2.ResetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetProject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/footfall.console.v1.ConsoleService/ResetProject',
+            footfall_dot_console_dot_v1_dot_console__pb2.ResetProjectRequest.SerializeToString,
             footfall_dot_console_dot_v1_dot_console__pb2.ResetResponse.FromString,
             options,
             channel_credentials,
