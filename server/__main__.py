@@ -211,10 +211,12 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
 
     reset = commands.add_parser(
         "reset", help="delete what a running server holds of a catalog (events, products, "
-                      "refusals, finished operations) or a tenant (client events, refusals): "
-                      "a test suite's clean start")
+                      "refusals, finished operations), a tenant (client events, refusals) or a "
+                      "project (its every catalog and tenant, and its refusals): a test "
+                      "suite's clean start")
     reset.add_argument("--parent", required=True,
-                       help=f"catalog (e.g. {CATALOG_EXAMPLE}) or tenant (projects/p/tenants/t)")
+                       help=f"catalog (e.g. {CATALOG_EXAMPLE}), tenant (projects/p/tenants/t) "
+                            f"or project (projects/p)")
     add_source_arguments(reset, env, store=False)
 
     insights_cli.add_parser(commands, env)

@@ -47,7 +47,7 @@ from server import lines, names
 from server.cli_args import EVERY_OPERATION, key_problem
 from server.console import queries
 from server.errors import FootfallError, InvalidArgument
-from server.names import parse_catalog, parse_tenant, parse_tenant_or_project
+from server.names import parse_catalog, parse_project, parse_tenant, parse_tenant_or_project
 from server.operations.records import relabel
 from server.operations.summary import summarize
 from server.remote import Connection, RemoteError, ServerSource, pages
@@ -478,27 +478,27 @@ def _stored_operations(source: Source, parent: str,
 
 
 def _reset(args: argparse.Namespace) -> int:
-    """ResetCatalog or ResetTenant of --parent on --server; one line saying what
-    was deleted."""
+    """ResetCatalog, ResetTenant or ResetProject of --parent on --server; one line
+    saying what was deleted."""
     request: Any
-    try:
-        name = str(parse_catalog(args.parent, "--parent"))
+    parent = args.parent
+    if "/catalogs/" in parent:
+        name = str(parse_catalog(parent, "--parent"))
         rpc, request = "ResetCatalog", console_pb2.ResetCatalogRequest(name=name)
-    except InvalidArgument:
-        if "/tenants/" not in args.parent:
-            # A project alone names its default tenant where talent v4beta1 reads it
-            # (`talent-events list` too); a reset deletes, so it is told, not guessed.
-            try:
-                also = (f" (for the project's default tenant, where talent v4beta1 keeps "
-                        f"its events, give {parse_tenant_or_project(args.parent, '--parent')})")
-            except InvalidArgument:
-                also = ""
-            raise InvalidArgument.field("--parent", f"must be a catalog "
-                                                    f"(projects/*/locations/*/catalogs/*) or a "
-                                                    f"tenant (projects/*/tenants/*), got "
-                                                    f"{args.parent[:200]!r}{also}") from None
-        name = str(parse_tenant(args.parent, "--parent"))
+    elif "/tenants/" in parent:
+        name = str(parse_tenant(parent, "--parent"))
         rpc, request = "ResetTenant", console_pb2.ResetTenantRequest(name=name)
+    else:
+        try:
+            name = f"projects/{parse_project(parent, '--parent')}"
+        except InvalidArgument:
+            raise InvalidArgument.field("--parent", f"must be a catalog "
+                                                    f"(projects/*/locations/*/catalogs/*), a "
+                                                    f"tenant (projects/*/tenants/*) or a "
+                                                    f"project (projects/*: its every catalog "
+                                                    f"and tenant), got {parent[:200]!r}"
+                                        ) from None
+        rpc, request = "ResetProject", console_pb2.ResetProjectRequest(name=name)
 
     def body(source: Source) -> int:
         print(lines.reset(name, source.rpc(rpc)(request)))

@@ -171,8 +171,13 @@ def counted(number: int, one: str) -> str:
 
 
 def reset(name: str, deleted: console_pb2.ResetResponse) -> str:
-    """What a reset of the catalog or tenant `name` deleted, counted."""
-    if "/tenants/" in name:
+    """What a reset of the catalog, tenant or project `name` deleted, counted."""
+    if "/" not in name.removeprefix("projects/"):  # a project: user and client events
+        parts = [counted(deleted.deleted_events_count, "event") + " (user and client events)",
+                 counted(deleted.deleted_products_count, "product"),
+                 counted(deleted.deleted_rejections_count, "refusal"),
+                 counted(deleted.deleted_operations_count, "finished operation")]
+    elif "/tenants/" in name:
         parts = [counted(deleted.deleted_events_count, "client event"),
                  counted(deleted.deleted_rejections_count, "refusal")]
     else:

@@ -581,17 +581,35 @@ def test_reset_starts_a_catalog_and_a_tenant_clean(tmp_path: Path) -> None:
         assert keyless.returncode == 2 and keyless.stderr.endswith(
             "; give an API key with the admin role with --key or FOOTFALL_KEY\n"), \
             keyless.stderr
-        wrong = read(running, "reset", "--parent", "projects/p", key=ADMIN, cwd=tmp_path)
-        assert (wrong.returncode, wrong.stderr) == (2, (
-            "footfall: --parent: must be a catalog (projects/*/locations/*/catalogs/*) or a "
-            "tenant (projects/*/tenants/*), got 'projects/p' (for the project's default "
-            "tenant, where talent v4beta1 keeps its events, give "
-            "projects/p/tenants/default_tenant)\n"))
         wrong = read(running, "reset", "--parent", "projects/p/locations", key=ADMIN,
                      cwd=tmp_path)
         assert (wrong.returncode, wrong.stderr) == (2, (
-            "footfall: --parent: must be a catalog (projects/*/locations/*/catalogs/*) or a "
-            "tenant (projects/*/tenants/*), got 'projects/p/locations'\n"))
+            "footfall: --parent: must be a catalog (projects/*/locations/*/catalogs/*), a "
+            "tenant (projects/*/tenants/*) or a project (projects/*: its every catalog and "
+            "tenant), got 'projects/p/locations'\n"))
+    finally:
+        running.stop()
+
+
+def test_reset_of_a_project_starts_its_every_catalog_and_tenant_clean(
+        tmp_path: Path) -> None:
+    running = start(settings(tmp_path, "memory://"))
+    try:
+        record_shop(running)
+        out = read(running, "reset", "--parent", "projects/p", key=ADMIN, cwd=tmp_path)
+        assert (out.returncode, out.stderr) == (0, "")
+        assert out.stdout == ("reset projects/p: deleted 6 events (user and client events), 0 "
+                              "products, 2 refusals and 0 finished operations\n")
+        left = read(running, "catalogs", "--parent", "projects/p", cwd=tmp_path)
+        assert (left.returncode, left.stdout) == (0, "")
+        refused = read(running, "reset", "--parent", "projects/p", key=READER, cwd=tmp_path)
+        assert refused.returncode == 2
+        assert refused.stderr.startswith("footfall: the server answered PERMISSION_DENIED: ")
+        wrong = read(running, "reset", "--parent", "projects/-", key=ADMIN, cwd=tmp_path)
+        assert (wrong.returncode, wrong.stderr) == (2, (
+            "footfall: --parent: must be a catalog (projects/*/locations/*/catalogs/*), a "
+            "tenant (projects/*/tenants/*) or a project (projects/*: its every catalog and "
+            "tenant), got 'projects/-'\n"))
     finally:
         running.stop()
 

@@ -114,6 +114,10 @@ def test_counts_have_thousands_commas_as_copy_says_them() -> None:
     reset = console_pb2.ResetResponse(deleted_events_count=1046, deleted_rejections_count=1)
     assert lines.reset("projects/p/tenants/t", reset) == (
         "reset projects/p/tenants/t: deleted 1,046 client events and 1 refusal")
+    assert lines.reset("projects/p", console_pb2.ResetResponse(
+        deleted_events_count=3, deleted_products_count=1, deleted_operations_count=2)) == (
+        "reset projects/p: deleted 3 events (user and client events), 1 product, 0 refusals "
+        "and 2 finished operations")
     found = console_pb2.DataSet(name="projects/p/locations/global/catalogs/c",
                                 event_count=1_234_567)
     found.last_event_time.FromSeconds(1_700_000_000)
