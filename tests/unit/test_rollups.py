@@ -267,6 +267,18 @@ def test_a_catalog_reset_takes_its_rollups_away(store: Any) -> None:
     assert table(store, other)[0] == {"p1": (1, 0, 0, 0, {})}
 
 
+def test_a_project_reset_takes_the_rollups_of_its_catalogs_away(store: Any) -> None:
+    catalog, beside = new_catalog(), new_catalog()
+    elsewhere = "projects/pp/locations/global/catalogs/r"
+    viewed = event("detail-page-view", MIDNIGHT)
+    store.write_user_events(rows(catalog, viewed) + rows(beside, viewed) + rows(elsewhere, viewed))
+    store.reset_project("p")
+    assert table(store, catalog)[0] == table(store, beside)[0] == {}
+    assert table(store, elsewhere)[0] == {"p1": (1, 0, 0, 0, {})}
+    store.write_user_events(rows(catalog, viewed))
+    assert table(store, catalog)[0] == {"p1": (1, 0, 0, 0, {})}
+
+
 class ReadsSeen:
     """The store, noting the time ranges of the events read through it."""
 
