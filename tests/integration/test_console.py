@@ -338,6 +338,16 @@ def test_a_reset_takes_the_refusals_made_just_before_it(channel: grpc.Channel,
         # (a list stores the refusals still to come first: none is)
         left = console.ListRejections(console_pb2.ListRejectionsRequest(parent="projects/p"))
         assert list(left.rejections) == []
+    # and a project's reset, of both at once
+    with pytest.raises(grpc.RpcError):
+        write(channel, visitorId="", sessionId="s")
+    with pytest.raises(grpc.RpcError):
+        talent.CreateClientEvent(event_service_pb2.CreateClientEventRequest(
+            parent=TENANT, client_event=event_pb2.ClientEvent(event_id="e")))
+    assert console.ResetProject(console_pb2.ResetProjectRequest(
+        name="projects/p")).deleted_rejections_count == 2
+    left = console.ListRejections(console_pb2.ListRejectionsRequest(parent="projects/p"))
+    assert list(left.rejections) == []
 
 
 def test_rest_routes_come_from_the_annotations(running: Running, channel: grpc.Channel) -> None:
