@@ -140,6 +140,20 @@ _DISTINCT = """
         FROM v WHERE v.value IS NOT NULL)
     SELECT value FROM v WHERE value IS NOT NULL LIMIT {mark}"""
 
+# A name `column` starting with a prefix (`_under`): a range of the column's index
+# (bytes order in both stores: PostgreSQL's text is COLLATE "C"), where
+# substr(column, ...) = prefix read the whole table: 60-125 ms for a project's
+# reset beside 300,000 client events and 100,000 products of another project,
+# 14-40 ms for a catalog's (the products).
+_UNDER = "{0} >= ? AND {0} < ?"
+
+
+def _under(prefix: str) -> tuple[str, str]:
+    """The bounds of _UNDER for `prefix`: it, and the first text after all that
+    start with it."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
 # The catalog ids a statement of a project's reset names at most.
 _IDS_A_STATEMENT = 1000
 
@@ -575,8 +589,8 @@ class ConsoleSql:
             # (The ids are read in this transaction: a catalog made meanwhile is
             # made before it, and reset, or after it.)
             ids = [int(key) for (key,) in db.execute(spell(
-                "SELECT id FROM catalogs WHERE substr(name, 1, ?) = ? ORDER BY id"),
-                (len(under), under)).fetchall()]
+                f"SELECT id FROM catalogs WHERE {_UNDER.format('name')} ORDER BY id"),
+                _under(under)).fetchall()]
             events = 0
             for start in range(0, len(ids), _IDS_A_STATEMENT):
                 of = f"catalog_id IN ({', '.join(map(str, ids[start:start + _IDS_A_STATEMENT]))})"
@@ -584,9 +598,9 @@ class ConsoleSql:
             # (every branch, product and operation named under a catalog of the
             # project, also of one whose events never came: products alone)
             products, operations = self._forget_catalog_parts(db, under, of_catalogs=True)
-            events += db.execute(spell("DELETE FROM client_events WHERE substr(tenant, 1, ?) "
-                                       "= ?"), (len(under + "tenants/"), under + "tenants/")
-                                 ).rowcount
+            events += db.execute(spell(f"DELETE FROM client_events WHERE "
+                                       f"{_UNDER.format('tenant')}"),
+                                 _under(under + "tenants/")).rowcount
             rejections = db.execute(spell("DELETE FROM rejections WHERE project = ?"),
                                     (project,)).rowcount
             return ResetCounts(events, products, int(rejections), operations)
@@ -609,18 +623,18 @@ class ConsoleSql:
         spell = self._dialect.spell
         # a write to the products of those branches, as any other (see
         # SqlStore._bump_generation): every branch with products has a generation
-        db.execute(spell("UPDATE product_generations SET generation = generation + 1 "
-                         "WHERE substr(branch, 1, ?) = ?"), (len(under), under))
-        products = db.execute(spell("DELETE FROM products WHERE substr(branch, 1, ?) = ?"),
-                              (len(under), under)).rowcount
-        finished = spell("FROM operations WHERE done = 1 AND substr(name, 1, ?) = ?")
+        branches = _UNDER.format("branch")
+        db.execute(spell(f"UPDATE product_generations SET generation = generation + 1 "
+                         f"WHERE {branches}"), _under(under))
+        products = db.execute(spell(f"DELETE FROM products WHERE {branches}"),
+                              _under(under)).rowcount
+        finished = spell(f"FROM operations WHERE {_UNDER.format('name')} AND done = 1")
         if not of_catalogs:
-            return int(products), int(db.execute(f"DELETE {finished}",
-                                                 (len(under), under)).rowcount)
+            return int(products), int(db.execute(f"DELETE {finished}", _under(under)).rowcount)
         # A project's operations under a location alone (or the project alone) are no
         # catalog's: kept, as every catalog's reset keeps them.
         names = [name for (name,) in db.execute(f"SELECT name {finished}",
-                                                (len(under), under)).fetchall()
+                                                _under(under)).fetchall()
                  if _CATALOG_PART.match(name, len(under))]
         for part in in_statements(names):
             term, params = self._dialect.among("name", list(part))

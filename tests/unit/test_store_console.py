@@ -734,6 +734,38 @@ def test_reset_project_deletes_what_resets_of_each_would(store: Any) -> None:
     assert whole == each
 
 
+@pytest.mark.parametrize("neighbour", ["p0", "p-", "p.", "pé", "p\U0001f600"])
+def test_a_reset_leaves_what_sorts_next_to_it(store: Any, neighbour: str) -> None:
+    """The names under a project (a catalog) are read as a range of their index:
+    those of a project (catalog) whose name sorts right before or after it are not
+    in it, whichever character follows."""
+    mine = "projects/p/locations/global/catalogs/c"
+    theirs = [f"projects/{neighbour}/locations/global/catalogs/c",
+              f"projects/p/locations/global/catalogs/c{neighbour[1:]}"]
+    for catalog in [mine, *theirs]:
+        store.write_user_events([row("v", catalog=catalog)])
+        store.create_product(f"{catalog}/branches/0", "sku", b"product")
+        store.create_operation(OperationRecord(f"{catalog}/operations/o", "done", False, 1,
+                                               b"", b""))
+        store.claim_operation("me", 0, 10**12, lambda _: False, kinds=("done",))
+        store.run_step(f"{catalog}/operations/o", "me", Step(), 0,
+                       lambda _: Progress(b"", b"", True))
+    for tenant in ("projects/p/tenants/t", f"projects/{neighbour}/tenants/t"):
+        store.create_client_event(client_event("e", tenant=tenant))
+
+    def left() -> list[Any]:
+        return [(store.count_user_events(EventQuery(c)),
+                 store.get_products(f"{c}/branches/0", ["sku"]) != {},
+                 store.get_operation(f"{c}/operations/o") is not None)
+                for c in theirs] + [len(store.client_events_newest(
+                    f"projects/{neighbour}/tenants/t", 10))]
+
+    assert store.reset_catalog(mine) == (1, 1, 0, 1)
+    assert left() == [(1, True, True), (1, True, True), 1]
+    assert store.reset_project("p") == (2, 1, 0, 1)  # (the neighbour catalog's, and "t")
+    assert left() == [(1, True, True), (0, False, False), 1]
+
+
 def test_a_failed_reset_project_deletes_nothing(store: Any,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """One transaction: a reset that fails past the deletion of the events has
