@@ -264,10 +264,11 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
             ids = join.product_ids([event])
             size = event.ByteSize() if ids else 0  # (a join's alone is needed)
         if ids:
-            self._store.queue_joined(self._joined_later(name, event, ids, refused, size=size))
+            self._store.queue_joined(self._joined_later(name, event, ids, refused, size=size),
+                                     through_outage=True)
         else:
             row = join.joined_row(name, event, {}, self._max_event_bytes)
-            self._store.write_user_events([row], wait=False)
+            self._store.write_user_events([row], wait=False, through_outage=True)
 
     def _plain(self, request: user_event_service_pb2.CollectUserEventRequest,
                requester: collect.Requester | None

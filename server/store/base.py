@@ -38,9 +38,12 @@ from server.store.rows import (
 
 
 class Store(Protocol):
-    def write_user_events(self, rows: Sequence[EventRow], *, wait: bool = True) -> None:
+    def write_user_events(self, rows: Sequence[EventRow], *, wait: bool = True,
+                          through_outage: bool = False) -> None:
         """Store `rows`, skipping exact duplicates. With `wait`, returns once they are
-        committed (durable); without, at once (the next batch, or `close`, commits them)."""
+        committed (durable); without, at once (the next batch, or `close`, commits them).
+        `through_outage` (without `wait`): rows nobody can send again (a browser's
+        pixel) are queued while the database is away, not refused (see queue_joined)."""
 
     async def write_user_events_async(self, rows: Sequence[EventRow], *,
                                       wait: bool = True) -> None:
@@ -52,11 +55,13 @@ class Store(Protocol):
         read the products the event names (with those of the batch's other events);
         raises what `join.finish` raises, nothing written."""
 
-    def queue_joined(self, join: Join) -> None:
+    def queue_joined(self, join: Join, *, through_outage: bool = False) -> None:
         """write_joined_async without `wait`, for a caller that is no coroutine: queued
         for the next batch (an event `join.finish` refuses then is not stored, and told to
         `join.refused`);
-        raises at once when rows nobody waits for cannot be accepted now."""
+        raises at once when rows nobody waits for cannot be accepted now. With
+        `through_outage`, a database away is no such reason: the event is queued
+        until it answers again, within the bounds of what waits for its commit."""
 
     @property
     def acknowledged_uncommitted(self) -> int:

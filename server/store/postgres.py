@@ -861,9 +861,13 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         self._joined_as_of.clear()
         self._join_kept = 0
 
-    def _refuse_unwaited(self) -> None:
-        # Never acknowledge what may not be stored: refused while the database is away.
-        if not self._reachable:
+    def _refuse_unwaited(self, through_outage: bool = False) -> None:
+        # Never acknowledge what may not be stored: refused while the database is away
+        # (a write_async caller hears UNAVAILABLE and sends it again). A browser's pixel
+        # (`through_outage`) is never sent again: refused, it was lost for good (kept
+        # only as a refusal, itself queued until the database is back), so it waits in
+        # the queue, within MAX_UNCOMMITTED, as the refusal would have.
+        if not self._reachable and not through_outage:
             raise StoreUnavailable("the database is unreachable; events cannot be accepted")
         if self._schema_changed is not None:
             raise StoreUnavailable(f"{self._schema_changed}; events cannot be accepted")

@@ -242,11 +242,11 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         """Apply Step.update_events inside a write (the last update of an id wins)."""
 
     @abstractmethod
-    def _refuse_unwaited(self) -> None:
+    def _refuse_unwaited(self, through_outage: bool = False) -> None:
         """Raise why rows nobody waits for cannot be accepted now (the disk is full,
-        the database away), if they cannot."""
+        the database away unless `through_outage`), if they cannot."""
 
-    def _accept_unwaited(self, count: int, size: int) -> None:
+    def _accept_unwaited(self, count: int, size: int, through_outage: bool = False) -> None:
         """Raise why `count` more rows nobody waits for, of `size` bytes of events,
         cannot be accepted now: the backend's reasons, or MAX_UNCOMMITTED rows (or
         MAX_UNCOMMITTED_BYTES) answered and not committed already (the writer blocked
@@ -261,11 +261,12 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
             raise StoreUnavailable(
                 f"more than {MAX_UNCOMMITTED_BYTES // 2**20:,} MiB of events wait for their "
                 "commit (the event store is blocked or slow); try again later")
-        self._refuse_unwaited()
+        self._refuse_unwaited(through_outage)
 
-    def write_user_events(self, rows: Sequence[EventRow], *, wait: bool = True) -> None:
+    def write_user_events(self, rows: Sequence[EventRow], *, wait: bool = True,
+                          through_outage: bool = False) -> None:
         if not wait:
-            self._accept_unwaited(len(rows), sum(map(row_size, rows)))
+            self._accept_unwaited(len(rows), sum(map(row_size, rows)), through_outage)
         future = self._committer.submit_rows(rows, waited=wait)
         if wait:
             future.result()
@@ -286,9 +287,9 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         else:
             self.queue_joined(join)
 
-    def queue_joined(self, join: Join) -> None:
+    def queue_joined(self, join: Join, *, through_outage: bool = False) -> None:
         """See Store.queue_joined."""
-        self._accept_unwaited(1, join.size)
+        self._accept_unwaited(1, join.size, through_outage)
         self._committer.submit(join)
 
     @property

@@ -398,9 +398,9 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         return self._committer.waiting or (self._writers is not None
                                            and self._writers.others_wait())
 
-    def _refuse_unwaited(self) -> None:
+    def _refuse_unwaited(self, through_outage: bool = False) -> None:
         # Never acknowledge what may not be stored: refused while the disk is full,
-        # or while another connection holds the write lock.
+        # or while another connection holds the write lock (a file has no outage).
         if self._full:
             raise StoreFull(f"{self.path}: write_async refused")
         if self._busy:

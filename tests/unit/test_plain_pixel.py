@@ -37,11 +37,12 @@ class _Store:
         self.rows: list[Any] = []
         self._products = products
 
-    def queue_joined(self, join: Any) -> None:
+    def queue_joined(self, join: Any, through_outage: bool = False) -> None:
         self.rows.append(join.finish({i: self._products[i] for i in join.product_ids
                                       if i in self._products}))
 
-    def write_user_events(self, rows: list[Any], wait: bool) -> None:
+    def write_user_events(self, rows: list[Any], wait: bool,
+                          through_outage: bool = False) -> None:
         self.rows.extend(rows)
 
 
