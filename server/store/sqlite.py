@@ -400,7 +400,11 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
 
     def _refuse_unwaited(self, through_outage: bool = False) -> None:
         # Never acknowledge what may not be stored: refused while the disk is full,
-        # or while another connection holds the write lock (a file has no outage).
+        # or while another connection holds the write lock; but a browser's pixel
+        # (`through_outage`) is never sent again, and its refusal would wait in memory
+        # for room all the same: it waits in the queue instead (see PostgresStore's).
+        if through_outage:
+            return
         if self._full:
             raise StoreFull(f"{self.path}: write_async refused")
         if self._busy:

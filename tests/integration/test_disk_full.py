@@ -6,10 +6,12 @@ needs root: without it the test skips, saying so loudly."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -207,3 +209,50 @@ def test_a_full_disk_is_said_once_not_every_second(
         eventually(serving, "health SERVING again")
         eventually(lambda: any(r.getMessage() == "looking for operations to run again"
                                for r in caplog.records), "the runner to say it looks again")
+
+
+def test_pixels_that_meet_the_full_disk_are_stored_once_there_is_room(
+        disk: SmallDisk, tmp_path: Path) -> None:
+    """A browser never sends a pixel again: refused while the disk was full, each was
+    answered with its GIF and kept only as a refusal, itself queued until there was room
+    (8 s of a full disk under 300 pixels a second: 3,762 of 9,079 not among the events).
+    Queued instead, as the refusal was, they are stored once there is room."""
+    running = start(Settings(host="127.0.0.1", port=0, http_port=-1,
+                             store=f"sqlite:///{disk.path}/events.db", grace_seconds=5,
+                             workers=4, gcs_root=str(tmp_path / "gcs")))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            retail = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+            health = health_pb2_grpc.HealthStub(channel)
+
+            def serving() -> bool:
+                answer = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+                return answer.status == health_pb2.HealthCheckResponse.SERVING
+
+            filled(disk, retail)
+            eventually(lambda: not serving(), "health NOT_SERVING")
+            refusals = []
+            for visitor in ("pixel-1", "pixel-2"):
+                query = urllib.parse.quote(json.dumps(
+                    {"eventType": "home-page-view", "visitorId": visitor}), safe="")
+                connection = http.client.HTTPConnection("127.0.0.1", running.http_port,
+                                                        timeout=NOTICED)
+                try:
+                    connection.request("GET", f"/v2/{PARENT}/userEvents:collect"
+                                              f"?userEvent={query}")
+                    answer = connection.getresponse()
+                    answer.read()
+                    assert answer.status == 200
+                    refusals.append(answer.getheader("X-Footfall-Error"))
+                finally:
+                    connection.close()
+            assert refusals == [None, None]
+            disk.empty()
+            eventually(serving, "health SERVING again")
+            running.store.flush()
+            pixels = {user_event_pb2.UserEvent.FromString(payload).visitor_id
+                      for _, payload in running.store.list_user_events(EventQuery(PARENT), 100)
+                      } & {"pixel-1", "pixel-2"}
+            assert pixels == {"pixel-1", "pixel-2"}
+    finally:
+        running.stop()
