@@ -24,13 +24,14 @@ import sys
 from collections.abc import Generator, Iterator
 from contextlib import closing, contextmanager
 from typing import Any
-from urllib.parse import quote, urlparse
+from urllib.parse import urlparse
 
 from server.store import open_store, redacted
 from server.store.base import Store
 from server.store.migrations import apply_missing
 from server.store.rows import StoreUnusable
 from server.store.sqlite import SQLITE, SqliteStore
+from server.store.sqlite_checks import read_only_uri
 
 # Rows read at a time: at most BATCH_ROWS, and about BATCH_BYTES of them, so that what
 # a copy holds stays flat whatever the rows weigh. An event may take 2 MiB, and 2 MiB
@@ -137,8 +138,7 @@ def _as_it_is(url: str) -> _Engine:
         path = _sqlite_path(url)
         if not os.path.isfile(path) or os.path.getsize(path) == 0:
             raise FileNotFoundError(path)
-        return _Sqlite(sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True,
-                                       isolation_level=None))
+        return _Sqlite(sqlite3.connect(read_only_uri(path), uri=True, isolation_level=None))
     import psycopg
 
     return _Postgres(psycopg.connect(url, autocommit=True, connect_timeout=5))

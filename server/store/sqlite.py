@@ -18,7 +18,6 @@ import stat
 import struct
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
@@ -220,8 +219,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
 
     def _connect(self) -> sqlite3.Connection:
         if self._read_only and self.path is not None:
-            # mode=ro: SQLite itself refuses every write through this connection.
-            uri = f"file:{urllib.parse.quote(os.path.abspath(self.path))}?mode=ro"
+            uri = sqlite_checks.read_only_uri(self.path)
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
                                    cached_statements=_STATEMENTS_CACHED)
         else:

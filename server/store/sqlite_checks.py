@@ -118,6 +118,22 @@ def has_wal(path: str) -> bool:
         return False
 
 
+def read_only_uri(path: str) -> str:
+    """The URI that opens `path` read-only (SQLite refusing every write through it).
+
+    A file in WAL mode (every store, and its backups) is read with a `-shm` beside it,
+    which SQLite makes on opening: in a folder that cannot be written (read-only
+    media, a snapshot mounted read-only) the open failed, `unable to open database
+    file`. With no `-wal` beside it nothing is writing the file (a writer keeps one),
+    so it is opened `immutable`, as it is, with no `-shm`; with one, as before (SQLite
+    reads a WAL only through its `-shm`)."""
+    absolute = os.path.abspath(path)
+    uri = f"file:{urllib.parse.quote(absolute)}?mode=ro"
+    if not os.access(os.path.dirname(absolute), os.W_OK) and not os.path.exists(f"{absolute}-wal"):
+        uri += "&immutable=1"
+    return uri
+
+
 def check_before_the_wal_applies(path: str) -> None:
     """check_contents for a file with a WAL beside it, on a read-only connection.
 

@@ -21,6 +21,7 @@ import pytest
 from server.store import EventQuery, open_store
 
 from .cli import footfall
+from .tmpfs import mounted
 
 SHOP = "projects/shop/locations/global/catalogs/default_catalog"
 OTHER = "projects/other/locations/global/catalogs/default_catalog"
@@ -262,3 +263,22 @@ def serving(path: Path, cwd: Path) -> Iterator[int]:
         watchdog.cancel()
         server.terminate()
         server.wait(30)
+
+
+def test_a_backup_on_a_read_only_file_system_is_restored_and_read(
+        tmp_path: Path, backup: Path) -> None:
+    """A backup kept on read-only media (a mounted snapshot, a read-only share) is a
+    WAL-mode file whose folder cannot take the `-shm` SQLite makes to read it: restore
+    said `/media/monday.db is not a Footfall store: unable to open database file`, and
+    so did `events count` on it. With no `-wal` beside it, nothing can be writing it:
+    it is read as it is."""
+    with mounted(tmp_path / "media", 8 * 2**20) as media:
+        shutil.copyfile(backup, media.path / "monday.db")
+        media.remount("ro")
+        restored = footfall("restore", str(media.path / "monday.db"), "--store",
+                            "data/footfall.db", cwd=tmp_path)
+        assert restored.returncode == 0, restored.stderr
+        counted = footfall("events", "count", "--store", f"sqlite:///{media.path}/monday.db",
+                           "--parent", OTHER, cwd=tmp_path)
+        assert (counted.returncode, counted.stdout.strip()) == (0, "1"), counted.stderr
+    assert catalogs(tmp_path / "data" / "footfall.db") == {OTHER: 1}
