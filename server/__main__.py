@@ -272,7 +272,8 @@ def _serve(args: argparse.Namespace, parent: int) -> int:
     from server.logsink import logging_to_stderr
     from server.processes import LOG_FORMAT, run
 
-    with logging_to_stderr(settings.log_level, LOG_FORMAT):
+    with logging_to_stderr(settings.log_level, LOG_FORMAT,
+                           json_lines=settings.log_format == "json"):
         if settings.stop_with_parent or settings.parent_pid:
             from server.parent_watch import Parent, log, stop_with_parent
 

@@ -68,6 +68,18 @@ def _log_level(text: str) -> str:
 
 _log_level.__name__ = "log level"  # argparse: "invalid log level value: 'VERBOSE'"
 LOG_LEVEL: Kind[str] = Kind(_log_level, "one of DEBUG, INFO, WARNING, ERROR")
+LOG_FORMATS = ("text", "json")
+
+
+def _log_format(text: str) -> str:
+    form = text.strip().lower()
+    if form not in LOG_FORMATS:
+        raise ValueError(text)
+    return form
+
+
+_log_format.__name__ = "log format"  # argparse: "invalid log format value: 'xml'"
+LOG_FORM: Kind[str] = Kind(_log_format, "one of text, json")
 INTEGER: Kind[int] = Kind(int, "an integer")  # `int` keeps argparse's "invalid int value"
 NUMBER: Kind[float] = Kind(float, "a number", show=lambda value: f"{value:g}")
 # A store_true flag; its variable takes 1/true/yes/on or 0/false/no/off.
@@ -173,6 +185,10 @@ class Settings:
                                     check=between(1024, GRPC_OPTION_MAX),
                                     readme_default="10 MiB")
     log_level: str = option("INFO", LOG_LEVEL, "`DEBUG`, `INFO`, `WARNING` or `ERROR`")
+    log_format: str = option("text", LOG_FORM,
+                             "`text` (`TIME LEVEL LOGGER: MESSAGE`) or `json`: one object a "
+                             "line, with `time`, `level`, `logger`, `message`, a call's "
+                             "fields as `call` and a traceback as `exception`")
     gcs_root: str = option("./data/gcs", TEXT, "folder that stands in for Cloud Storage: "
                            "`gs://b/x` is `GCS_ROOT/b/x`; made when a `gs://` file is "
                            "first written, not at start")

@@ -16,6 +16,7 @@ stuck on a stderr nobody reads: an ending server would hang on its last lines.)
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import queue
 import signal
@@ -24,8 +25,38 @@ import threading
 from collections.abc import Iterator
 from typing import TextIO
 
+import orjson
+
 QUEUED = 10_000  # records waiting to be written (about 2 MB of lines)
 DRAIN_SECONDS = 2.0  # how long an ending process waits for its last lines to be written
+
+
+class JsonLines(logging.Formatter):
+    """A record as one JSON object on one line (`--log-format json`), for a collector
+    that reads fields rather than text: `time` (UTC, ISO 8601), `level`, `logger`,
+    `message`, a call's fields as `call` (see policy: method, code, duration_ms, ...)
+    and a traceback as `exception`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, object] = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        call = getattr(record, "call", None)
+        if call is not None:
+            fields["call"] = call
+        if record.exc_info:
+            fields["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(fields, default=str).decode()
+
+
+def _notice(text: str, formatter: logging.Formatter) -> str:
+    """A line of the sink's own (not a record's), in the form of the others."""
+    if isinstance(formatter, JsonLines):
+        return formatter.format(logging.makeLogRecord(
+            {"name": "footfall.log", "levelname": "WARNING", "levelno": logging.WARNING,
+             "msg": text}))
+    return text
 
 
 class _Queued(logging.Handler):
@@ -52,9 +83,11 @@ class _Queued(logging.Handler):
         """Queue the notice of the lines lost since the last one queued, if any, at once
         or (`seconds`) waiting that long at most for room; queue.Full if there is none."""
         if self.lost:
-            self.lines.put(f"footfall: {self.lost} log lines were lost: stderr was not read "
-                           "while they came (send it to a file, or read it to its end)",
-                           block=seconds is not None, timeout=seconds)
+            self.lines.put(_notice(
+                f"footfall: {self.lost} log lines were lost: stderr was not read while "
+                "they came (send it to a file, or read it to its end)",
+                self.formatter or logging.Formatter()),
+                block=seconds is not None, timeout=seconds)
             self.lost = 0
 
 
@@ -75,13 +108,13 @@ class _Writer(threading.Thread):
 
 @contextlib.contextmanager
 def logging_to_stderr(level: int | str, fmt: str, stream: TextIO | None = None,
-                      queued: int = QUEUED) -> Iterator[None]:
+                      queued: int = QUEUED, json_lines: bool = False) -> Iterator[None]:
     """The root logger writes to `stream` (stderr) through a queue of `queued` lines
-    while the block runs; at its end what is queued is written, waiting `DRAIN_SECONDS`
-    at most."""
+    while the block runs, each formatted by `fmt` (or, `json_lines`, as JsonLines);
+    at its end what is queued is written, waiting `DRAIN_SECONDS` at most."""
     lines: queue.Queue[str | None] = queue.Queue(queued)
     handler = _Queued(lines)
-    handler.setFormatter(logging.Formatter(fmt))
+    handler.setFormatter(JsonLines() if json_lines else logging.Formatter(fmt))
     writer = _Writer(lines, stream or sys.stderr)
     # The server takes its signals on one thread with sigwait, every other one having
     # them blocked (see app.serve and processes.run): this one takes none. A thread

@@ -114,7 +114,8 @@ def _serve_child(settings: Settings, index: int, ready: Connection, keys: str | 
     # "stopped".
     if os.getppid() != parent:
         sys.exit(1)
-    with logging_to_stderr(settings.log_level, LOG_FORMAT):
+    with logging_to_stderr(settings.log_level, LOG_FORMAT,
+                           json_lines=settings.log_format == "json"):
         code = run_one(settings, on_ready=lambda: ready.send(True), ready_lines=False,
                        trust_lines=index == 0, process=index, keys=keys)
     sys.exit(code)

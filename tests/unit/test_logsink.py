@@ -4,7 +4,9 @@ no caller, and what could not be queued is said, not lost unseen."""
 from __future__ import annotations
 
 import io
+import json
 import logging
+import re
 import threading
 import time
 
@@ -70,3 +72,44 @@ def test_lines_lost_just_before_the_end_are_said_at_the_end() -> None:
         "INFO first", "INFO line 0", "INFO line 1",
         "footfall: 3 log lines were lost: stderr was not read while they came (send it "
         "to a file, or read it to its end)"]
+
+
+def test_json_lines_carry_a_calls_fields_a_traceback_and_the_notice_of_lines_lost() -> None:
+    """README promised a call's fields "on the log record as `call`, for a JSON
+    formatter", but `footfall serve` gave no way to have one: a collector that reads
+    fields (Loki, Elasticsearch) had to parse the text. `--log-format json`."""
+    stream = StuckStream()
+    log = logging.getLogger("test.logsink")
+    with logging_to_stderr(logging.INFO, "%(message)s", stream, queued=2, json_lines=True):
+        log.info("first")
+        assert stream.entered.wait(30)  # the writer holds "first", stuck
+        log.info("call %s", "method=M code=OK", extra={"call": {"method": "M", "code": "OK"}})
+        log.info("queued")
+        log.info("not queued")
+        stream.released.set()
+        deadline = time.monotonic() + 30
+        while '"queued"' not in stream.getvalue():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        log.info("after")  # the notice of the line lost comes before it
+        while "after" not in stream.getvalue():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.exception("failed")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["level"], line["logger"], line["message"]) for line in lines] == [
+        ("INFO", "test.logsink", "first"),
+        ("INFO", "test.logsink", "call method=M code=OK"),
+        ("INFO", "test.logsink", "queued"),
+        ("WARNING", "footfall.log",
+         "footfall: 1 log lines were lost: stderr was not read while they came (send it "
+         "to a file, or read it to its end)"),
+        ("INFO", "test.logsink", "after"),
+        ("ERROR", "test.logsink", "failed")]
+    assert lines[1]["call"] == {"method": "M", "code": "OK"}
+    assert "ValueError: boom" in lines[5]["exception"]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
+               for line in lines)
