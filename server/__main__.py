@@ -26,6 +26,7 @@ if sys.argv[1:2] == ["serve"]:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
 
 import argparse  # noqa: E402
+import difflib  # noqa: E402
 from collections.abc import Mapping, Sequence  # noqa: E402
 from importlib import metadata  # noqa: E402
 from typing import Any, NoReturn  # noqa: E402
@@ -132,8 +133,18 @@ class _Command(argparse.ArgumentParser):
         parsed, extras = super().parse_known_args(args, namespace)
         if extras and not self.has_commands:  # (one with commands of its own: the
             # inner command, which took them, said so already)
-            self.error(f"unrecognized arguments: {' '.join(extras)}")
+            self.error(f"unrecognized arguments: {' '.join(extras)}{self._near(extras)}")
         return parsed, extras
+
+    def _near(self, extras: list[str]) -> str:
+        """` (did you mean --processes?)` for the flags among `extras` that look like
+        one of this command's (its usage lists some 50 for `serve`: `--procesess` was
+        told only `unrecognized arguments`); else nothing."""
+        flags = sorted(option for option in self._option_string_actions
+                       if option.startswith("--"))
+        near = [match for extra in extras if extra.startswith("--")
+                for match in difflib.get_close_matches(extra.split("=", 1)[0], flags, n=1)]
+        return f" (did you mean {', '.join(near)}?)" if near else ""
 
 
 def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:

@@ -689,3 +689,17 @@ def test_the_ready_lines_are_said_at_any_log_level(tmp_path: Path) -> None:
     assert f"the console at http://127.0.0.1:{port}/console/," in lines[0], lines
     assert "Footfall serving gRPC on 127.0.0.1:" in lines[1], lines
     assert "WARNING" in lines[1], lines
+
+
+@pytest.mark.parametrize(("command", "said"), [
+    (["serve", "--procesess", "2"], "--procesess 2 (did you mean --processes?)"),
+    (["serve", "--log-formt=json"], "--log-formt=json (did you mean --log-format?)"),
+    (["serve", "--xyzzy"], "--xyzzy"),
+])
+def test_a_mistyped_flag_is_refused_naming_the_flag_it_looks_like(
+        command: list[str], said: str, tmp_path: Path) -> None:
+    """`serve`'s usage lists some 50 flags, above a last line that said only
+    `unrecognized arguments: --procesess 2`: which flag was meant was left to find."""
+    out = footfall(*command, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.splitlines()[-1] == f"footfall serve: error: unrecognized arguments: {said}"
