@@ -346,8 +346,14 @@ def apply_missing(db: Executes, dialect: Dialect, where: str) -> None:
     the table that records them, in the caller's transaction: it holds the lock that
     makes two processes starting at once apply each exactly once. StoreUnusable
     when a newer Footfall migrated it: this one could misread what that one wrote."""
-    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
-               "version INTEGER PRIMARY KEY, description TEXT NOT NULL)")
+    # Made only when missing: on PostgreSQL even CREATE TABLE IF NOT EXISTS needs CREATE
+    # on the schema, which a role that only reads and writes the tables (PostgreSQL 15
+    # gives no other role CREATE on `public`) lacks, and every start failed so.
+    exists = "SELECT to_regclass('schema_migrations')" if dialect.name == "postgresql" \
+        else "SELECT name FROM sqlite_master WHERE name = 'schema_migrations'"
+    if db.execute(exists).fetchone() in (None, (None,)):
+        db.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                   "version INTEGER PRIMARY KEY, description TEXT NOT NULL)")
     done = {v for (v,) in db.execute("SELECT version FROM schema_migrations").fetchall()}
     newer = _unknown(done, where)
     if newer:

@@ -400,6 +400,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         self._where = (f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/"
                        f"{params.get('dbname', '')}")
         self._createdb = _createdb_advice(params)
+        self._role = str(params.get("user") or "the role")
         self._closed = False
         self._reachable = True
         # The last probe found the database hung (see hang.py): nothing is sent to it,
@@ -474,6 +475,17 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                     f"cannot make Footfall's tables in PostgreSQL at {self._where}: "
                     f"{str(exc).strip()[:200]}, and is not Footfall's: give Footfall a "
                     f"database of its own") from exc
+            except psycopg.errors.InsufficientPrivilege as exc:
+                # A role that may not make tables (PostgreSQL 15 gives CREATE on
+                # `public` to its owner alone): it ended the start in a traceback.
+                raise StoreRefused(
+                    f"cannot make or upgrade Footfall's tables in PostgreSQL at "
+                    f"{self._where}: {str(exc).splitlines()[0]}: {self._role} needs CREATE "
+                    f"on the schema for the first start and for each upgrade (GRANT CREATE "
+                    f"ON SCHEMA public TO {self._role}, or make it the database's owner), or "
+                    f"start once as a role that has it and grant {self._role} SELECT, "
+                    f"INSERT, UPDATE, DELETE on the tables and USAGE on the sequences") \
+                    from exc
             except psycopg.OperationalError as exc:
                 # (one line: libpq's "Connection refused\n\tIs the server running ..."
                 # came out as two in the log, and as a literal \n\t in the CLI's message)

@@ -13,6 +13,7 @@ import http.client
 import json
 import logging
 import re
+import secrets
 import socket
 import threading
 import time
@@ -52,7 +53,14 @@ from server.store.hang import TICK_SECONDS
 from server.store.migrations import MIGRATIONS
 from server.store.postgres import POSTGRES, WRITERS_LOCK, PostgresStore
 from server.store.rollups import DAY_US, Gap
-from server.store.rows import OperationRecord, Progress, Step, StoreUnavailable, TimeBound
+from server.store.rows import (
+    OperationRecord,
+    Progress,
+    Step,
+    StoreRefused,
+    StoreUnavailable,
+    TimeBound,
+)
 from tests.pg_proxy import CuttingProxy, proxy_to
 
 from .test_store_plans import recording_reads
@@ -1510,3 +1518,45 @@ def test_a_browsers_pixel_sent_while_the_database_is_away_is_stored_once_it_is_b
             eventually(lambda: stored() == 2, "both pixels stored")
     finally:
         running.stop()
+
+
+@pytest.fixture
+def role_without_create(postgres_databases: Any) -> Iterator[tuple[str, str]]:
+    """A new database, and the URL that reaches it as a role that may not create tables
+    there (PostgreSQL 15 gives CREATE on `public` to the owner alone): the test's
+    superuser taking the role for the session (`options=-c role=...`), which needs no
+    password of it. Also the URL as the superuser."""
+    owner = postgres_databases.create("roles")
+    role = f"footfall_dml_{secrets.token_hex(4)}"
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}"')
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    as_role = f"{owner}?options=" + urllib.parse.quote(f"-c role={role}")
+    yield as_role, owner
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute(f'DROP OWNED BY "{role}"')
+        conn.execute(f'DROP ROLE "{role}"')
+
+
+def test_a_role_that_may_only_read_and_write_the_tables_serves_them(
+        role_without_create: tuple[str, str]) -> None:
+    """Least privilege: tables made by their owner, the server's role granted rows only.
+    Every start ran CREATE TABLE IF NOT EXISTS schema_migrations, which needs CREATE on
+    the schema however the table exists, and ended in a traceback (`permission denied
+    for schema public`); the README said CREATE was needed for the first start."""
+    as_role, owner = role_without_create
+    role = urllib.parse.unquote(as_role).rsplit("role=", 1)[1]
+    with pytest.raises(StoreRefused, match=r"needs CREATE on the schema for the "
+                       r"first start and for each upgrade"):
+        PostgresStore(as_role)
+    PostgresStore(owner).close()  # made by their owner
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public '
+                     f'TO "{role}"')
+        conn.execute(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+    store = PostgresStore(as_role)
+    try:
+        store.write_user_events([row("least-privilege")])
+        assert store.count_user_events(EventQuery(CATALOG)) == 1
+    finally:
+        store.close()
