@@ -270,6 +270,12 @@ for _dumper in (StrBinaryDumper, StrDumper, StrDumperUnknown):
 # FATAL answers to a connection attempt that pass with time; any other (no such
 # database or role, a refused password) will not, so opening the store fails at once.
 _PASSING = ("starting up", "shutting down", "too many", "recovery", "administrator command")
+# Words of libpq for a URL it cannot use whatever the server does (a parameter's value
+# it refuses, an encryption the URL requires that the server or client lacks): no
+# FATAL in them, they were waited for 15 s as an outage, then said with exit 1.
+_NEVER_PASSING = ("for connection option", "invalid target_session_attrs",
+                  "invalid load_balance_hosts", "SSL was required",
+                  "GSSAPI encryption required")
 
 
 _SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -293,6 +299,10 @@ def url_problem(url: str) -> str | None:
     if not all(not part or (part.isdigit() and 0 < int(part) < 65536)
                for part in port.split(",")):
         return f"PostgreSQL store URL: the port must be a number from 1 to 65535, got {port!r}"
+    timeout = str(params.get("connect_timeout") or "0").strip()
+    if not timeout.lstrip("-").isdigit():  # (psycopg's own check: a traceback at connect)
+        return (f"PostgreSQL store URL: connect_timeout must be a whole number of seconds, "
+                f"got {timeout[:50]!r}")
     mode = params.get("sslmode")
     if mode is not None and mode not in _SSL_MODES:
         return (f"PostgreSQL store URL: sslmode must be one of {', '.join(_SSL_MODES)}, "
@@ -336,6 +346,8 @@ def _createdb_advice(params: Mapping[str, Any]) -> str:
 
 def _will_pass(exc: psycopg.OperationalError) -> bool:
     text = str(exc)
+    if any(marker in text for marker in _NEVER_PASSING):
+        return False
     return "FATAL:" not in text or any(marker in text for marker in _PASSING)
 
 

@@ -42,3 +42,12 @@ def test_a_database_not_made_is_said_with_the_command_that_makes_it(
     advice = _createdb_advice(params)
     assert command in advice, advice
     assert f'CREATE DATABASE "{params["dbname"]}"' in advice, advice
+
+
+def test_a_connect_timeout_that_is_no_number_is_said_in_one_line() -> None:
+    """psycopg checks it itself, at connect: `serve` ended in a traceback
+    (ProgrammingError: bad value for connect_timeout)."""
+    problem = url_problem("postgresql://postgres@127.0.0.1/db?connect_timeout=abc")
+    assert problem == ("PostgreSQL store URL: connect_timeout must be a whole number of "
+                       "seconds, got 'abc'")
+    assert url_problem("postgresql://postgres@127.0.0.1/db?connect_timeout=5") is None

@@ -1560,3 +1560,17 @@ def test_a_role_that_may_only_read_and_write_the_tables_serves_them(
         assert store.count_user_events(EventQuery(CATALOG)) == 1
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(("parameter", "said"), [
+    ("keepalives=abc", 'invalid integer value "abc" for connection option "keepalives"'),
+    ("target_session_attrs=bogus", 'invalid target_session_attrs value: "bogus"'),
+])
+def test_a_parameter_value_libpq_refuses_stops_the_start_at_once(
+        database: str, parameter: str, said: str) -> None:
+    """libpq's words for them hold no FATAL: the start waited 15 s for them as for an
+    outage, then stopped with exit 1, as for a database that does not answer."""
+    started = time.monotonic()
+    with pytest.raises(StoreRefused, match=re.escape(said)):
+        PostgresStore(f"{database}?{parameter}")
+    assert time.monotonic() - started < 5
