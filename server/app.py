@@ -128,6 +128,9 @@ class Running:
     policy: Policy | None = None
     retention: Retention | None = None  # None without --retain-days
     operation_sweep: OperationSweep | None = None  # None with --operations-keep-days 0
+    # What health says (False while the store is unhealthy and from the drain on), for
+    # /metrics' footfall_serving: a scrape answers while the database is away.
+    serving: bool = True
     commits: Commits | None = None  # wakes the console's watches
     line_pool: LinePool | None = None
 
@@ -156,6 +159,7 @@ class Running:
         self.loop.close()
 
     async def _drain(self) -> None:
+        self.serving = False
         await self.health.enter_graceful_shutdown()
         self.runner.wakeups.close()  # waiting callers get the operation as it is now
         if self.commits is not None:
@@ -233,8 +237,12 @@ def start(settings: Settings, clock: Clock | None = None, process: int = 0,
     running.line_pool = line_pool
     rejections.start()
     runner.start()
-    running.store_health = HealthWatch(
-        store, lambda ok: loop.run(_set_serving(running.health, ok)))
+    def store_healthy(ok: bool) -> None:
+        running.serving = ok
+        loop.run(_set_serving(running.health, ok))
+
+    running.store_health = HealthWatch(store, store_healthy)
+    policy.metrics.watch_serving(lambda: running.serving)
     running.store_health.start()
     if settings.operations_keep_days:
         running.operation_sweep = OperationSweep(store, clock, settings.operations_keep_days)

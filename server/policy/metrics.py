@@ -179,6 +179,12 @@ class Metrics:
         those of the process answering the scrape)."""
         self._exposed.register(_Uncommitted(store))
 
+    def watch_serving(self, serving: Callable[[], bool]) -> None:
+        """Show what the health check says (`serving()`), 1 SERVING or 0 NOT_SERVING:
+        a scrape is answered while the database is away or the disk is full, so that
+        `up` alone read 1 throughout (under --processes, the answering process's)."""
+        self._exposed.register(_Serving(serving))
+
     def watch_pace(self, pace: Any) -> None:
         """Show how often the console's watches of single rows waited for their
         shared budget of messages (console/pace.py; this process's, under --processes)."""
@@ -261,6 +267,21 @@ class _Uncommitted(Collector):
             "footfall_events_acknowledged_uncommitted",
             "Events answered before their commit (pixels, write_async) and not committed "
             "yet: what a kill -9 now would lose.", value=self._store.acknowledged_uncommitted)
+
+
+class _Serving(Collector):
+    """The gauge of what health says, read at each scrape (a collector for the same
+    reason as _Uncommitted)."""
+
+    def __init__(self, serving: Callable[[], bool]) -> None:
+        self._serving = serving
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "footfall_serving",
+            "1 while the health check says SERVING; 0 while it says NOT_SERVING: the "
+            "database unreachable or hung, its disk full, or the server draining.",
+            value=1 if self._serving() else 0)
 
 
 class _Waits(Collector):

@@ -1574,3 +1574,24 @@ def test_a_parameter_value_libpq_refuses_stops_the_start_at_once(
     with pytest.raises(StoreRefused, match=re.escape(said)):
         PostgresStore(f"{database}?{parameter}")
     assert time.monotonic() - started < 5
+
+
+def test_metrics_say_whether_the_replica_serves(proxied_url: str, proxy: Proxy) -> None:
+    """/metrics is answered while the database is away: Prometheus' `up` read 1 through
+    the outage, and nothing on the page said that health had gone NOT_SERVING."""
+    running = start(Settings(host="127.0.0.1", port=0, http_port=-1, store=proxied_url,
+                             grace_seconds=2, workers=4))
+    try:
+        def serving() -> str:
+            status, page = _http_get(running.http_port, "/metrics")
+            assert status == 200
+            return next(line.split()[1] for line in page.splitlines()
+                        if line.startswith("footfall_serving "))
+
+        assert serving() == "1.0"
+        proxy.cut()
+        eventually(lambda: serving() == "0.0", "footfall_serving 0")
+        proxy.restore()
+        eventually(lambda: serving() == "1.0", "footfall_serving 1")
+    finally:
+        running.stop()
