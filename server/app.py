@@ -12,8 +12,10 @@ import errno
 import functools
 import gc
 import logging
+import os
 import signal
 import ssl
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -481,6 +483,24 @@ def _log_trust(running: Running) -> None:
                  policy.byte_quota.per_minute)
     if policy.faults is not None:
         log.warning("fault injection is on: calls may ask to fail with x-footfall-fail")
+    _warn_if_key_open(settings.tls_key)
+
+
+OPEN_TLS_KEY = ("--tls-key %s is open to other users of this machine (mode %04o): any of "
+                "them may read the private key and pose as this server; chmod 600 %s")
+
+
+def _warn_if_key_open(path: str | None) -> None:
+    """A TLS private key that others may read is said at start, as a keys file is
+    (served all the same)."""
+    if not path:
+        return
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:  # (it was read a moment ago: gone since, nothing to say of its mode)
+        return
+    if mode & 0o077:
+        log.warning(OPEN_TLS_KEY, path, mode, path)
 
 
 HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
