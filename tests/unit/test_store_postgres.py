@@ -1473,7 +1473,7 @@ def test_the_products_the_writer_keeps_for_its_joins_are_bounded(
 
 
 def test_a_browsers_pixel_sent_while_the_database_is_away_is_stored_once_it_is_back(
-        proxied_url: str, proxy: Proxy) -> None:
+        proxied_url: str, proxy: CuttingProxy) -> None:
     """A browser never sends a pixel again: refused while the database was away (a
     restart of PostgreSQL, 2.5 s: 853 of 5,523 pixels), each was answered with its GIF
     and kept only as a refusal, never among the events. Queued instead, as the
@@ -1576,7 +1576,7 @@ def test_a_parameter_value_libpq_refuses_stops_the_start_at_once(
     assert time.monotonic() - started < 5
 
 
-def test_metrics_say_whether_the_replica_serves(proxied_url: str, proxy: Proxy) -> None:
+def test_metrics_say_whether_the_replica_serves(proxied_url: str, proxy: CuttingProxy) -> None:
     """/metrics is answered while the database is away: Prometheus' `up` read 1 through
     the outage, and nothing on the page said that health had gone NOT_SERVING."""
     running = start(Settings(host="127.0.0.1", port=0, http_port=-1, store=proxied_url,
