@@ -39,6 +39,7 @@ from server.errors import (
     MORE_VIOLATIONS,
     FootfallError,
     InvalidArgument,
+    ResourceExhausted,
     more_violations,
     to_rpc_status,
 )
@@ -669,7 +670,7 @@ def _unserved_paced(method: str, pace: KeylessRefusals) -> grpc.RpcMethodHandler
                if method.startswith(GOOGLE_APIS) else "Method not found!")  # (grpc's words)
 
     async def refuse(_requests: Any, context: grpc.aio.ServicerContext) -> None:
-        await pace.refused(client_address(context.peer()))
+        await _paced_or_abort(pace, client_address(context.peer()), context)
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, message)
 
     return grpc.stream_unary_rpc_method_handler(refuse)
@@ -687,10 +688,21 @@ def _refused_unread(refusal: FootfallError, pace: KeylessRefusals) -> grpc.RpcMe
     status = rpc_status.to_status(status_of(refusal))
 
     async def refuse(_requests: Any, context: grpc.aio.ServicerContext) -> None:
-        await pace.refused(client_address(context.peer()))
+        await _paced_or_abort(pace, client_address(context.peer()), context)
         await context.abort_with_status(status)
 
     return grpc.stream_unary_rpc_method_handler(refuse)
+
+
+async def _paced_or_abort(pace: KeylessRefusals, address: str,
+                          context: grpc.aio.ServicerContext) -> None:
+    """Wait as `pace` has the calls of `address` past its budget wait; when too many
+    wait already, end the call RESOURCE_EXHAUSTED (neither served nor answered as
+    one that waited, so that more calls in flight gain nothing)."""
+    try:
+        await pace.refused(address)
+    except ResourceExhausted as exc:
+        await context.abort_with_status(rpc_status.to_status(status_of(exc)))
 
 
 def _read_first(handler: grpc.RpcMethodHandler, reads: _KeylessReads,
@@ -711,7 +723,7 @@ def _read_first(handler: grpc.RpcMethodHandler, reads: _KeylessReads,
         raw = await reads.read(context.read(), address, context)
         if raw is grpc.aio.EOF:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request: none was sent")
-        await pace.refused(address)
+        await _paced_or_abort(pace, address, context)
         return await behaviour(raw, context)  # type: ignore[arg-type,misc]
 
     if handler.unary_unary is not None:

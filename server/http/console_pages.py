@@ -52,9 +52,24 @@ def _load(folder: Path) -> dict[str, Page]:
         content_type = TYPES.get(path.suffix)
         if content_type and path.is_file():
             body = path.read_bytes()
-            pages[path.name] = Page(body, content_type,
-                                    f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+            pages[path.name] = Page(body, content_type, etag_of(body))
     return pages
+
+
+def etag_of(body: bytes) -> str:
+    """The strong entity tag of a file whose bytes are `body`."""
+    return f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+
+
+def not_modified(etag: str, if_none_match: str | None) -> bool:
+    """Whether a request's If-None-Match (None: not sent) names `etag`: the copy the
+    browser holds is current, and a 304 answers."""
+    # (its first MOST_TAGS entity tags only: split whole, a header of 64 KiB of commas,
+    # no key needed, held the loop 2.4 ms, 20 times what any other head of its size
+    # costs; a browser sends the one it has)
+    if not if_none_match:
+        return False
+    return etag in {tag.strip() for tag in if_none_match.split(",", MOST_TAGS)}
 
 
 PAGES = _load(FOLDER)
@@ -77,10 +92,6 @@ def answer(method: str, raw_path: str, if_none_match: str | None) -> web.Respons
     if page is None:
         return None
     headers = {**HEADERS, "ETag": page.etag}
-    # (its first MOST_TAGS entity tags only: split whole, a header of 64 KiB of commas,
-    # no key needed, held the loop 2.4 ms, 20 times what any other head of its size
-    # costs; a browser sends the one it has)
-    if if_none_match and page.etag in {tag.strip()
-                                       for tag in if_none_match.split(",", MOST_TAGS)}:
+    if not_modified(page.etag, if_none_match):
         return web.Response(status=304, headers=headers)
     return web.Response(body=page.body, headers={**headers, "Content-Type": page.content_type})

@@ -441,21 +441,22 @@ class HttpGateway:
             named_by, host = authority(request)
             if not self._hosts.allows(host):
                 refusal = HostCheck.refusal(host or "", named_by)
-                return json_error(to_rpc_status(refusal), http_status_of(refusal))
+                return await self._open(request, json_error(to_rpc_status(refusal),
+                                                            http_status_of(refusal)))
+        # What anyone may ask without a key (files, preflights, a path no route
+        # serves) is paced per client address past its budget as refusals are
+        # (KeylessRefusals: files and preflights have a budget of their own).
         if request.method == "OPTIONS":
-            return self._preflight(request, raw_path)
+            return await self._open(request, self._preflight(request, raw_path), files=True)
         if raw_path == TRACKER_PATH and request.method in ("GET", "HEAD"):
-            # (a shared cache may keep it, and its CORS headers depend on the Origin:
-            # a copy kept for a plain <script>, with none, was served to a page that
-            # loads it with `crossorigin`, as Subresource Integrity asks, and refused)
-            return self._cors(request, None, web.Response(
-                text=tracker.SCRIPT, content_type="application/javascript",
-                headers={"Cache-Control": "public, max-age=300", "Vary": "Origin", **EVERY}))
+            return await self._open(request, self._cors(request, None, tracker.answer(
+                request.headers.get("If-None-Match"))), files=True)
         if raw_path == METRICS_PATH and request.method in ("GET", "HEAD"):
             # (HEAD: the headers alone, nothing rendered)
             body, content_type = await self._scrapes.page() if request.method == "GET" \
                 else (b"", CONTENT_TYPE_LATEST)
-            return web.Response(body=body, headers={**NO_STORE, "Content-Type": content_type})
+            return await self._open(request, web.Response(
+                body=body, headers={**NO_STORE, "Content-Type": content_type}), files=True)
         if raw_path == HEALTH_PATH and request.method in ("GET", "HEAD") \
                 and self._serving is not None:
             # 503 while draining or while the database is away, as health says over gRPC
@@ -471,7 +472,7 @@ class HttpGateway:
             return health
         page = console_pages.answer(request.method, raw_path, request.headers.get("If-None-Match"))
         if page is not None:
-            return page
+            return await self._open(request, page, files=True)
         found = self.router.match(request.method, raw_path)
         if found is None:
             if request.method == "GET" and raw_path.endswith("/userEvents:collect") \
@@ -488,7 +489,8 @@ class HttpGateway:
                     if self._policy.keyless_refusals.past(address):
                         return await self._paced(gif, address)
                 return gif
-            return self._cors(request, None, self._no_route(request.method, raw_path))
+            return await self._open(request, self._cors(
+                request, None, self._no_route(request.method, raw_path)))
         route, path_values = found
         if request.method == "HEAD" and route.rpc in pixel.PIXEL_RPCS:
             return self._pixel_head(request, route)
@@ -538,8 +540,11 @@ class HttpGateway:
                                       grant=grant if isinstance(exc, NotYourProject)
                                       else kept_as, client=client)
             # (past its address's budget: the client's loop waits, and connects again)
-            past = isinstance(exc, Unauthenticated) and await \
-                self._policy.keyless_refusals.refused(client)
+            try:
+                past = isinstance(exc, Unauthenticated) and await \
+                    self._policy.keyless_refusals.refused(client)
+            except ResourceExhausted as waiting:  # (too many wait: at once, closing)
+                return self._refused(request, route, output, waiting, closing=True)
             return self._refused(request, route, output, refused, closing=past)
         if route.method.server_streaming:
             self._bodies.give_back(holder, len(body))
@@ -617,12 +622,30 @@ class HttpGateway:
 
     async def _paced(self, answer: web.Response, address: str) -> web.Response:
         """`answer`, the refusal of a pixel without a key from `address` past its
-        budget of such refusals (or a /healthz of such a caller), after its wait and
-        closing its connection (the client's loop waits, and connects again), as
-        `_handle` answers any call so refused."""
-        await self._policy.keyless_refusals.wait(address)
+        budget of such refusals (or another answer to such a caller: see _open),
+        after its wait and closing its connection (the client's loop waits, and
+        connects again), as `_handle` answers any call so refused. When too many of
+        the address's answers wait already, a 429 at once, closing: never `answer`
+        unpaced, which more connections would have had at full speed."""
+        try:
+            await self._policy.keyless_refusals.wait(address)
+        except ResourceExhausted as waiting:
+            return json_error(to_rpc_status(waiting), closing=True)
         answer.force_close()
         return answer
+
+    async def _open(self, request: web.Request, answer: web.Response,
+                    files: bool = False) -> web.Response:
+        """`answer` to a request that needs no key; with auth on, when it carries
+        none and its client address is past its budget (`files`: that of fetches
+        of files and preflights), paced as `_paced` has it."""
+        address = self._keyless(request)
+        if address is None:
+            return answer
+        refusals = self._policy.keyless_refusals
+        if not (refusals.past_files(address) if files else refusals.past(address)):
+            return answer
+        return await self._paced(answer, address)
 
     def _keyless(self, request: web.Request) -> str | None:
         """With auth on, the client address (as KeylessRefusals counts it) of a

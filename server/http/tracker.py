@@ -53,6 +53,13 @@ tag for Google's script) records here too with its script's `src` set to this on
 Kept as a Python string so that it ships inside the package whatever the install.
 """
 
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.http.console_pages import etag_of, not_modified
+from server.http.headers import EVERY
+
 SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) */
 (function (window, document) {
   "use strict";
@@ -595,3 +602,20 @@ SCRIPT = r"""/* Footfall tracker: footfall.track({eventType: "home-page-view"}) 
   }
 })(window, document);
 """
+
+_BODY = SCRIPT.encode()
+ETAG = etag_of(_BODY)
+# (a shared cache may keep it, and its CORS headers depend on the Origin: a copy kept
+# for a plain <script>, with none, was served to a page that loads it with
+# `crossorigin`, as Subresource Integrity asks, and refused)
+_HEADERS = {"Cache-Control": "public, max-age=300", "Vary": "Origin", "ETag": ETAG, **EVERY}
+
+
+def answer(if_none_match: str | None) -> web.Response:
+    """The answer to a GET or HEAD of /footfall.js: the script, or a 304 when the
+    request's If-None-Match names its ETag (a browser's copy past its max-age is
+    revalidated, not fetched again: some 30 KB a visitor each five minutes)."""
+    if not_modified(ETAG, if_none_match):
+        return web.Response(status=304, headers=_HEADERS)
+    return web.Response(body=_BODY, content_type="application/javascript", charset="utf-8",
+                        headers=_HEADERS)

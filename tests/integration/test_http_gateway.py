@@ -746,6 +746,18 @@ def test_tracker_script_is_served(gateway: Running) -> None:
     assert "window.footfall" in script and "userEvents:collect" in script
 
 
+def test_tracker_script_is_revalidated_by_its_etag(gateway: Running) -> None:
+    """A browser's copy past its max-age is checked with If-None-Match and answered
+    304 with no body (it had no ETag: each visitor's page fetched 25 KB again every
+    five minutes, and a client asking in a loop had every byte sent)."""
+    reply = get(gateway, "/footfall.js")
+    etag = reply.headers["ETag"]
+    assert etag.startswith('"') and reply.headers["Cache-Control"] == "public, max-age=300"
+    again = get(gateway, "/footfall.js", **{"If-None-Match": f'"other", {etag}'})
+    assert again.status == 304 and again.body == b"" and again.headers["ETag"] == etag
+    assert get(gateway, "/footfall.js", **{"If-None-Match": '"other"'}).status == 200
+
+
 def test_same_servicer_answers_grpc_and_http(gateway: Running) -> None:
     """A REST write is visible through gRPC's store and vice versa: one implementation."""
     import grpc

@@ -188,7 +188,8 @@ def test_calls_of_methods_not_served_without_a_key_are_paced_per_address(
         for method in ("/no.Such/Method", "/google.cloud.retail.v2.UserEventService/Nope"):
             call = channel.unary_unary(method)
             began = time.monotonic()
-            keyless = [call.future(b"", timeout=RPC_DEADLINE) for _ in range(2 * BURST)]
+            # (past the burst, fewer than WAITING_PER_ADDRESS: each waits, none refused)
+            keyless = [call.future(b"", timeout=RPC_DEADLINE) for _ in range(BURST + 50)]
             for future in keyless:
                 assert future.exception().code() is grpc.StatusCode.UNIMPLEMENTED
             assert time.monotonic() - began >= DELAY * 0.9
@@ -255,3 +256,89 @@ def test_healthz_without_a_key_is_paced_per_address(tmp_path: Path) -> None:
                                                 timeout=RPC_DEADLINE)
         answer, took = get(KEY)
         assert answer.status == 200 and took < DELAY / 2
+
+
+FILES_BURST = 500  # the server's KEYLESS_FILES_BURST
+WAITING = 256  # the server's WAITING_PER_ADDRESS
+
+
+def test_files_without_a_key_are_paced_per_address_on_a_budget_of_their_own(
+        tmp_path: Path) -> None:
+    """The console's files and /footfall.js need no key, and were answered at once
+    however many came: 4 connections asking for /console/app.js in a loop had 5,800
+    answered a second, and another client's durable writes went from 1,100 a second
+    to 440 (/footfall.js: 4,400 and 590). Past a burst that many page loads do not
+    spend, each waits and closes its connection; the address's refusals are not
+    delayed by them; a path no route serves is paced as a refusal."""
+    keys = write_keys(tmp_path / "keys.json", {KEY: ("admin", ["*"])})
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
+                        "--auth-file", str(keys)) as server:
+        connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
+                                                timeout=RPC_DEADLINE)
+
+        def get(path: str) -> tuple[http.client.HTTPResponse, float]:
+            began = time.monotonic()
+            connection.request("GET", path)
+            answer = connection.getresponse()
+            answer.read()
+            return answer, time.monotonic() - began
+
+        def served(answer: http.client.HTTPResponse) -> None:
+            assert answer.status == 200
+        calls, answer = until_paced(lambda: get("/console/app.js"), 3 * FILES_BURST, served)
+        assert FILES_BURST <= calls < 2 * FILES_BURST, f"first file paced after {calls}"
+        assert answer.getheader("Connection") == "close"
+        connection.close()
+        connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
+                                                timeout=RPC_DEADLINE)
+        # (/footfall.js: the same budget, of which a second's worth came back meanwhile)
+        calls, answer = until_paced(lambda: get("/footfall.js"), FILES_BURST, served)
+        assert calls < FILES_BURST / 2, f"first script paced after {calls}"
+        connection.close()
+        # The address's refusals keep their budget, spent by a path no route serves.
+        connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
+                                                timeout=RPC_DEADLINE)
+        answer, took = write(server)
+        assert answer.status == 401 and took < DELAY / 2
+
+        def not_found(answer: http.client.HTTPResponse) -> None:
+            assert answer.status == 404
+        calls, answer = until_paced(lambda: get("/no/such/path"), 3 * BURST, not_found)
+        assert BURST - 1 <= calls < 2 * BURST, f"first 404 paced after {calls}"
+        connection.close()
+        # Another address, and the same one with a key: at once.
+        other = http.client.HTTPConnection("127.0.0.1", server.http_port,
+                                           timeout=RPC_DEADLINE, source_address=("127.0.0.2", 0))
+        began = time.monotonic()
+        other.request("GET", "/console/app.js")
+        assert other.getresponse().status == 200 and time.monotonic() - began < DELAY / 2
+        other.close()
+        connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
+                                                timeout=RPC_DEADLINE)
+        began = time.monotonic()
+        connection.request("GET", "/console/app.js", headers={"x-goog-api-key": KEY})
+        assert connection.getresponse().status == 200 and time.monotonic() - began < DELAY / 2
+        connection.close()
+
+
+def test_calls_past_the_waiting_bound_are_refused_not_served(tmp_path: Path) -> None:
+    """An address's answers past its budget wait, at most WAITING_PER_ADDRESS at
+    once; the calls past that were answered at once, as if the address had no
+    budget: 600 gRPC calls in flight on 4 connections had 2,230 answered a second,
+    and health checks were served so. Now they are refused RESOURCE_EXHAUSTED."""
+    keys = write_keys(tmp_path / "keys.json", {KEY: ("admin", ["*"])})
+    check = health_pb2.HealthCheckRequest().SerializeToString()
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
+                        "--auth-file", str(keys)) as server, \
+            grpc.insecure_channel(server.address) as channel:
+        call = channel.unary_unary("/grpc.health.v1.Health/Check")
+        for _ in range(BURST):  # (the burst, spent)
+            call(check, timeout=RPC_DEADLINE)
+        flood = [call.future(check, timeout=RPC_DEADLINE) for _ in range(WAITING + 40)]
+        codes = [future.exception().code() if future.exception() else grpc.StatusCode.OK
+                 for future in flood]
+        exhausted = codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED)
+        assert codes.count(grpc.StatusCode.OK) + exhausted == len(flood), codes
+        assert 20 <= exhausted <= 40 + 1, codes  # (a token may come back meanwhile)
+        refused = next(f for f in flood if f.exception() is not None).exception()
+        assert "waiting already" in refused.details()

@@ -365,8 +365,10 @@ def test_refusals_without_a_key_wait_past_an_address_budget(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A burst and a rate a second of an address answered at once; past them each
     waits, at most WAITING_PER_ADDRESS of one address and `most_waiting` in all at
-    once (the rest are answered at once, so that waiting calls never take the room
-    of calls with a key)."""
+    once. The rest are refused at once RESOURCE_EXHAUSTED, never answered as if
+    they had waited: a client with 600 gRPC calls in flight had the 344 past the
+    bound answered at once, 2,230 a second, as if it had no budget (and its health
+    checks served so)."""
     from server import policy as policy_module
 
     monkeypatch.setattr(policy_module, "KEYLESS_REFUSAL_DELAY", 0.05)
@@ -388,17 +390,40 @@ def test_refusals_without_a_key_wait_past_an_address_budget(
         await asyncio.sleep(0)
         assert pace.waiting == 3
         began = loop.time()
-        assert await pace.refused("1.2.3.4")  # a fourth of the address: at once
-        assert loop.time() - began < 0.05
+        with pytest.raises(ResourceExhausted, match="3 calls without an API key waiting"
+                           ) as refused:  # a fourth of the address: refused at once
+            await pace.refused("1.2.3.4")
+        assert loop.time() - began < 0.05 and refused.value.retry_after == 0.05
         for _ in range(policy_module.KEYLESS_REFUSALS_BURST):
             await pace.refused("5.6.7.8")
         more = [asyncio.ensure_future(pace.refused("5.6.7.8")) for _ in range(2)]
         await asyncio.sleep(0)
-        assert pace.waiting == 4  # the most in all: the other at once
-        assert all(await asyncio.gather(*waiting, *more))
+        assert pace.waiting == 4  # the most in all: the other refused at once
+        results = await asyncio.gather(*waiting, *more, return_exceptions=True)
+        assert results[:4] == [True] * 4 and isinstance(results[4], ResourceExhausted)
+        assert "4 calls without an API key are waiting" in str(results[4])
         assert pace.waiting == 0
 
     asyncio.run(run())
+
+
+def test_fetches_of_files_without_a_key_have_a_budget_of_their_own() -> None:
+    """A page's files and preflights neither spend nor are delayed by the budget of
+    the address's refusals (a person opening the console fetches some 30 files),
+    and past their own burst and rate they are paced too."""
+    from server import policy as policy_module
+
+    clock = FixedClock(0)
+    pace = policy_module.KeylessRefusals(clock=clock)
+    for _ in range(policy_module.KEYLESS_REFUSALS_BURST):
+        assert not pace.past("1.2.3.4")
+    assert pace.past("1.2.3.4")
+    for _ in range(policy_module.KEYLESS_FILES_BURST):
+        assert not pace.past_files("1.2.3.4")
+    assert pace.past_files("1.2.3.4")
+    clock.advance(1 / policy_module.KEYLESS_FILES_PER_SECOND)
+    assert not pace.past_files("1.2.3.4") and pace.past_files("1.2.3.4")
+    assert not pace.past_files("5.6.7.8")
 
 
 def test_the_log_lines_left_out_of_a_window_are_counted_when_it_ends(
