@@ -390,6 +390,9 @@ class BulkImport(Generic[R, M, V]):
     # Keeps the failures of each batch for the console, committed with the batch.
     rejections: FailureKeeper | None = None
     uris_field = "input_config.gcs_source.input_uris"
+    # What a file's line holds, as its violations name it (user_event.visitor_id):
+    # an over-long line is refused naming it too.
+    line_field = "item"
     max_line_bytes = ndjson.MAX_LINE_BYTES
     # Files of fewer bytes (left to read) are decoded in the job's thread: starting
     # worker processes costs more than it saves.
@@ -596,8 +599,8 @@ class BulkImport(Generic[R, M, V]):
                         line_no += 1
                         if size == limit and not raw.endswith(b"\n"):  # cut: too long
                             size += ndjson.skip_rest(handle, check_stop)
-                            cut.append((len(lines), f"{uri} line {line_no}: "
-                                        f"{ndjson.too_long(size, self.max_line_bytes)}"))
+                            cut.append((len(lines), f"{uri} line {line_no}: " + ndjson.too_long(
+                                self.line_field, self.sources.what, size, self.max_line_bytes)))
                             raw = b""
                         offset += size
                         if raw.strip():

@@ -155,6 +155,7 @@ class ImportJob(BulkImport[Request, UserEvent, GoodEvent]):
     """Runs import-user-events operations; events already stored are skipped."""
 
     what = "the import"
+    line_field = "user_event"
     request_class = Request
     sources = SOURCES
     # A batch's preparation reads the catalog's products, which no event import writes.

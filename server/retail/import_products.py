@@ -97,6 +97,7 @@ class ImportProductsJob(BulkImport[Request, Product, Product]):
     """Runs import-products operations."""
 
     what = "the product import"
+    line_field = "product"
     request_class = Request
     sources = SOURCES
 

@@ -38,6 +38,8 @@ def skip_rest(handle: BinaryIO, between_chunks: Callable[[], None]) -> int:
             return skipped
 
 
-def too_long(size: int, limit: int = MAX_LINE_BYTES) -> str:
-    """Why a line of `size` bytes was skipped."""
-    return f"the line is {size} bytes; a line (one item) may hold at most {limit} bytes"
+def too_long(field: str, what: str, size: int, limit: int = MAX_LINE_BYTES) -> str:
+    """Why a line of `size` bytes, holding the `field` (user_event, product) of one
+    `what` (event, product), was skipped: named as a violation of its item is."""
+    return (f"{field}: its line is {size} bytes; a line (one {what}) may hold at most "
+            f"{limit} bytes")

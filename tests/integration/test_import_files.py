@@ -32,7 +32,7 @@ from server.errors import DeadlineExceeded, InvalidArgument
 from server.operations import records
 from server.operations.runner import JobContext, OperationRunner
 from server.retail import import_events, import_products, ndjson
-from server.retail.bulk_import import ImportState
+from server.retail.bulk_import import ImportState, Position
 from server.store import EventQuery, open_store
 from server.store.rows import OperationRecord
 from tests.integration.http_client import call
@@ -285,9 +285,21 @@ def test_an_over_long_line_is_one_failure_and_its_neighbours_import(
     put(root / "shop/events.json", event_line("a") + long_line + event_line("b"))
     counts, [sample] = imported_file(retail, ops, held, root, "gs://shop/events.json")
     assert counts == (2, 1)
-    assert sample == (f"gs://shop/events.json line 2: the line is {len(long_line)} bytes; "
-                      f"a line (one item) may hold at most {ndjson.MAX_LINE_BYTES} bytes")
+    # (named as any other failure of a line is: the file, the line, the field)
+    assert sample == (f"gs://shop/events.json line 2: user_event: its line is "
+                      f"{len(long_line)} bytes; a line (one event) may hold at most "
+                      f"{ndjson.MAX_LINE_BYTES} bytes")
     assert stored(held) == 2
+
+
+def test_an_over_long_line_of_products_names_its_product(root: Path) -> None:
+    long_line = json.dumps({"id": "p", "description": "d" * ndjson.MAX_LINE_BYTES}) + "\n"
+    path = put(root / "shop/products.json", long_line + '{"id": "q"}\n')
+    job = import_products.ImportProductsJob(root)
+    chunks = list(job._chunks([str(path)], Position(), lambda: None))
+    assert [message for chunk in chunks for _, message in chunk.cut] == [
+        f"gs://shop/products.json line 1: product: its line is {len(long_line)} bytes; a "
+        f"line (one product) may hold at most {ndjson.MAX_LINE_BYTES} bytes"]
 
 
 def test_lines_at_the_cap_import_and_one_byte_more_does_not(
@@ -307,8 +319,8 @@ def test_lines_at_the_cap_import_and_one_byte_more_does_not(
     response = import_config_pb2.ImportUserEventsResponse()
     done.response.Unpack(response)
     assert [s.message.split(" bytes;")[0] for s in response.error_samples] == [
-        f"gs://shop/events.json line 2: the line is {cap + 2}",
-        f"gs://shop/events.json line 4: the line is {cap + 1}"]  # no newline at the end
+        f"gs://shop/events.json line 2: user_event: its line is {cap + 2}",
+        f"gs://shop/events.json line 4: user_event: its line is {cap + 1}"]  # no newline at the end
     assert stored(held) == 2
 
 

@@ -117,7 +117,7 @@ def test_a_64_mb_line_is_one_failure_and_memory_stays_flat(
     assert growth_mib < 32, f"peak memory grew by {growth_mib:.0f} MiB"
     assert (operation.metadata.success_count, operation.metadata.failure_count) == (2, 1)
     [sample] = [s.message for s in response.error_samples]
-    assert sample.startswith(f"{uri} line 2: the line is {long_line} bytes; a line")
+    assert sample.startswith(f"{uri} line 2: user_event: its line is {long_line} bytes; a line")
     assert count_events(server.store, catalog, server.workdir) == 2
 
 
