@@ -333,7 +333,12 @@ class _KeylessReads:
     holding 4 requests they never finished had every health check without a key
     refused (a Kubernetes gRPC probe sends none)."""
 
-    def __init__(self) -> None:
+    def __init__(self, pace: KeylessRefusals | None = None) -> None:
+        # Refusals of an address past its budget wait (see KeylessRefusals): refused
+        # at once, 100 health checks in flight on each of 2 connections that never sent
+        # their requests had 2,530 refused a second, and another client's durable
+        # writes fell from 1,760 a second to 680.
+        self._pace = pace
         self._by_address: dict[str, int] = {}
         # The requests of an address waiting to be read, first come first: each
         # one's notice that a place of the address is its own.
@@ -353,6 +358,8 @@ class _KeylessReads:
             raise
         if not given:
             _close(next_request)
+            if self._pace is not None:
+                await _paced_or_abort(self._pace, address, context)
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"requests without an API key are being read ({READS_PER_ADDRESS} from this "
@@ -437,7 +444,8 @@ class _OpenStreams:
     (a writer key in a web page is anyone's)."""
 
     def __init__(self, limit: int, keyless: int | None = None, per_address: int = 16,
-                 keyless_seconds: float | None = None) -> None:
+                 keyless_seconds: float | None = None,
+                 pace: KeylessRefusals | None = None) -> None:
         self.limit = limit
         self.keyless_limit = limit if keyless is None else keyless
         self.per_address = per_address
@@ -448,7 +456,7 @@ class _OpenStreams:
         # of the loop, and one stream asking in a loop took 55% of a core.
         self.keyless_requests = TokenBuckets(KEYLESS_REQUESTS_PER_MINUTE)
         self.key_requests = TokenBuckets(KEYLESS_REQUESTS_PER_MINUTE)  # (by key)
-        self.reads = _KeylessReads()
+        self.reads = _KeylessReads(pace)
         self.open = 0
         self.keyless = 0
         # Streams held now by client address (keyless) and by key: only holders are kept.
@@ -758,7 +766,8 @@ class CallGuard(grpc.GenericRpcHandler):
         self._streams = _OpenStreams(
             max_streams, max_keyless_streams if max_keyless_streams >= 0
             else max(1, max_streams // 2), per_address,
-            keyless_seconds if 0 < keyless_seconds < math.inf else None)
+            keyless_seconds if 0 < keyless_seconds < math.inf else None,
+            self._envelope.policy.keyless_refusals)
         self._generic: list[grpc.GenericRpcHandler] = []
         self._registered: dict[str, grpc.RpcMethodHandler] = {}
         self._cache: dict[str, grpc.RpcMethodHandler] = {}

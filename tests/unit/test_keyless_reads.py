@@ -100,6 +100,37 @@ def test_past_the_waiting_an_address_may_have_a_request_is_refused_at_once() -> 
     asyncio.run(main())
 
 
+def test_past_its_budget_an_address_s_refusal_for_the_reads_waits(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused at once, 100 health checks in flight on each of 2 connections that
+    never sent their requests had 2,530 refused a second (another client's durable
+    writes fell from 1,760 a second to 680): past the address's budget of refusals
+    without a key, the refusal waits as any other does."""
+    from server import policy as policy_module
+    from server.clock import FixedClock
+
+    monkeypatch.setattr(policy_module, "KEYLESS_REFUSAL_DELAY", 0.2)
+    pace = policy_module.KeylessRefusals(clock=FixedClock(0))
+    for _ in range(policy_module.KEYLESS_REFUSALS_BURST):
+        assert not pace.past("a")
+
+    async def main() -> None:
+        reads, loop = rpc._KeylessReads(pace), asyncio.get_running_loop()
+        count = rpc.READS_PER_ADDRESS + rpc.WAITING_PER_ADDRESS
+        calls = [asyncio.create_task(reads.read(loop.create_future(), "a", Call()))  # type: ignore[arg-type]
+                 for _ in range(count)]
+        await asyncio.sleep(0.01)
+        refused, began = Call(), loop.time()
+        with pytest.raises(Aborted):
+            await reads.read(loop.create_future(), "a", refused)  # type: ignore[arg-type]
+        assert refused.refusal is not None and "being read" in refused.refusal[1]
+        assert loop.time() - began >= 0.2
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+    asyncio.run(main())
+
+
 def test_a_request_whose_call_ends_while_it_waits_is_let_go_unread() -> None:
     """Its read, never awaited, is closed (grpc's, left so, had Python warn that it
     was never awaited), and its place in the line is given up."""
