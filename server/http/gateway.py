@@ -410,6 +410,7 @@ class HttpGateway:
                            reuse_port=settings.processes > 1, answers=self._answers,
                            send_timeout=settings.http_send_timeout,
                            per_address=per_address(settings))
+        site.pace_refusal = self._open
         try:
             await site.start()
         except OSError as exc:
@@ -643,7 +644,7 @@ class HttpGateway:
         answer.force_close()
         return answer
 
-    async def _open(self, request: web.Request, answer: web.Response,
+    async def _open(self, request: web.BaseRequest, answer: web.Response,
                     files: bool = False, key_in_url: bool = False) -> web.Response:
         """`answer` to a request that needs no key; with auth on, when it carries
         none (`key_in_url`: a pixel's, in its URL, counts too) and its client address
@@ -657,7 +658,7 @@ class HttpGateway:
             return answer
         return await self._paced(answer, address)
 
-    def _keyless(self, request: web.Request, key_in_url: bool = False) -> str | None:
+    def _keyless(self, request: web.BaseRequest, key_in_url: bool = False) -> str | None:
         """With auth on, the client address (as KeylessRefusals counts it) of a
         request that carries no known key (in a header, or with `key_in_url`, as a
         pixel's `key` in its URL); else None."""
