@@ -62,9 +62,8 @@ def too_many(path: str, values: Sized, most: int, unit: str = "values") -> Field
 
 def id_violations(value: str, path: str, limit: int, out: list[FieldViolation],
                   required: bool = True) -> None:
-    """The first rule the id `value` breaks: given (when `required`: and not white
-    space alone), at most `limit` characters, no NUL (each id is kept in a column:
-    see NUL_REFUSED)."""
+    """The first rule the id `value` breaks: given (when `required`), at most `limit`
+    characters, no NUL (each id is kept in a column: see NUL_REFUSED)."""
     if not value:
         if required:
             out.append(FieldViolation(path, "is required"))
@@ -72,11 +71,6 @@ def id_violations(value: str, path: str, limit: int, out: list[FieldViolation],
         out.append(too_long(path, value, limit))
     elif "\0" in value:
         out.append(FieldViolation(path, NUL_REFUSED))
-    elif required and value.isspace():
-        # (a required id of spaces names nothing: one visitor " " held the events of
-        # every page that sent its unset id padded, and a client event " " took its
-        # tenant's id for any other event sent so)
-        out.append(FieldViolation(path, f"is required: {value!r} is white space alone"))
 
 
 def ahead_violations(time: Any, now_s: int | None, path: str,

@@ -84,26 +84,6 @@ def test_a_client_event_id_with_nul_is_refused(channel: grpc.Channel) -> None:
     assert create("e\ufffd", 2).event_id == "e\ufffd"  # its own id, not another's
 
 
-def test_ids_of_white_space_alone_are_refused(channel: grpc.Channel) -> None:
-    """A required id of spaces (or any white space) names nothing: refused naming
-    its field, as an empty one is; nothing stored."""
-    talent = event_service_pb2_grpc.EventServiceStub(channel)
-    for event_id in ("   ", "\t\n", "\u3000"):
-        assert refused_fields(lambda event_id=event_id: talent.CreateClientEvent(
-            event_service_pb2.CreateClientEventRequest(
-                parent=TENANT, client_event=client_event(event_id, 1)))) \
-            == ["client_event.event_id"]
-    retail = user_event_service_pb2_grpc.UserEventServiceStub(channel)
-    event = user_event_pb2.UserEvent(event_type="detail-page-view", visitor_id=" ",
-                                     product_details=[user_event_pb2.ProductDetail(
-                                         product=product_pb2.Product(id="  "))])
-    assert refused_fields(lambda: retail.WriteUserEvent(
-        user_event_service_pb2.WriteUserEventRequest(parent=CATALOG, user_event=event))) \
-        == ["user_event.visitor_id", "user_event.product_details[0].product.id"]
-    assert talent.CreateClientEvent(event_service_pb2.CreateClientEventRequest(
-        parent=TENANT, client_event=client_event(" e ", 1))).event_id == " e "
-
-
 @pytest.mark.parametrize(("fields", "field"), [
     ({"event_type": "home-page-view\x00"}, "user_event.event_type"),
     ({"visitor_id": "v\x00"}, "user_event.visitor_id"),

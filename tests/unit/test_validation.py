@@ -218,11 +218,6 @@ def test_path_prefix_is_used_for_nested_events() -> None:
     ("x" * 129, False, "must be at most 128 characters, got 129"),
     ("a\0b", True, "must not hold a NUL character (U+0000)"),
     ("x" * 128, True, None),
-    # (a required id of white space alone names nothing; an optional one is kept)
-    (" ", True, "is required: ' ' is white space alone"),
-    ("\t\u3000\n", True, "is required: '\\t\\u3000\\n' is white space alone"),
-    ("  ", False, None),
-    (" a ", True, None),
 ])
 def test_id_violations_says_the_first_rule_an_id_breaks(value: str, required: bool,
                                                         said: str | None) -> None:
