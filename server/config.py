@@ -54,32 +54,27 @@ def _comma_list(text: str) -> tuple[str, ...]:
 
 
 # argparse also runs `parse` over a default that is a string, so a kind of text must
-# accept its own output (str and _log_level do).
+# accept its own output (str and _one_of's do).
 TEXT: Kind[str] = Kind(str, "text")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-def _log_level(text: str) -> str:
-    level = text.strip().upper()
-    if level not in LOG_LEVELS:
-        raise ValueError(text)
-    return level
-
-
-_log_level.__name__ = "log level"  # argparse: "invalid log level value: 'VERBOSE'"
-LOG_LEVEL: Kind[str] = Kind(_log_level, "one of DEBUG, INFO, WARNING, ERROR")
 LOG_FORMATS = ("text", "json")
 
 
-def _log_format(text: str) -> str:
-    form = text.strip().lower()
-    if form not in LOG_FORMATS:
-        raise ValueError(text)
-    return form
+def _one_of(name: str, values: tuple[str, ...], fold: Callable[[str], str]) -> Kind[str]:
+    """A kind of text that is one of `values` once `fold`ed (upper or lower case),
+    named `name` in argparse's refusal ("invalid log level value: 'VERBOSE'")."""
+    def parse(text: str) -> str:
+        value = fold(text.strip())
+        if value not in values:
+            raise ValueError(text)
+        return value
+
+    parse.__name__ = name
+    return Kind(parse, "one of " + ", ".join(values))
 
 
-_log_format.__name__ = "log format"  # argparse: "invalid log format value: 'xml'"
-LOG_FORM: Kind[str] = Kind(_log_format, "one of text, json")
+LOG_LEVEL = _one_of("log level", LOG_LEVELS, str.upper)
+LOG_FORM = _one_of("log format", LOG_FORMATS, str.lower)
 INTEGER: Kind[int] = Kind(int, "an integer")  # `int` keeps argparse's "invalid int value"
 NUMBER: Kind[float] = Kind(float, "a number", show=lambda value: f"{value:g}")
 # A store_true flag; its variable takes 1/true/yes/on or 0/false/no/off.
