@@ -60,6 +60,16 @@ def until_paced(call: Callable[[], tuple[http.client.HTTPResponse, float]], most
     return calls, answer
 
 
+
+def timed_get(connection: http.client.HTTPConnection, path: str,
+              **headers: str) -> tuple[http.client.HTTPResponse, float]:
+    """GET `path` on `connection`, read whole: the answer and how long it took."""
+    began = time.monotonic()
+    connection.request("GET", path, headers=headers)
+    answer = connection.getresponse()
+    answer.read()
+    return answer, time.monotonic() - began
+
 def test_refusals_without_a_key_are_paced_per_address(tmp_path: Path) -> None:
     keys = write_keys(tmp_path / "keys.json", {KEY: ("admin", ["*"])})
     with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
@@ -279,12 +289,8 @@ def test_files_without_a_key_are_paced_per_address_on_a_budget_of_their_own(
         connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
                                                 timeout=RPC_DEADLINE)
 
-        def get(path: str) -> tuple[http.client.HTTPResponse, float]:
-            began = time.monotonic()
-            connection.request("GET", path)
-            answer = connection.getresponse()
-            answer.read()
-            return answer, time.monotonic() - began
+        def get(path: str, **headers: str) -> tuple[http.client.HTTPResponse, float]:
+            return timed_get(connection, path, **headers)
 
         def served(answer: http.client.HTTPResponse) -> None:
             assert answer.status == 200
@@ -395,11 +401,7 @@ def test_refusals_before_the_key_is_looked_at_are_paced_too(tmp_path: Path) -> N
                                                 timeout=RPC_DEADLINE)
 
         def get(path: str, **headers: str) -> tuple[http.client.HTTPResponse, float]:
-            began = time.monotonic()
-            connection.request("GET", path, headers=headers)
-            answer = connection.getresponse()
-            answer.read()
-            return answer, time.monotonic() - began
+            return timed_get(connection, path, **headers)
 
         def bad_alt(answer: http.client.HTTPResponse) -> None:
             assert answer.status == 400
@@ -485,11 +487,7 @@ def test_urls_refused_before_routing_are_paced_without_a_key(tmp_path: Path) -> 
                                                 timeout=RPC_DEADLINE)
 
         def get(path: str, **headers: str) -> tuple[http.client.HTTPResponse, float]:
-            began = time.monotonic()
-            connection.request("GET", path, headers=headers)
-            answer = connection.getresponse()
-            answer.read()
-            return answer, time.monotonic() - began
+            return timed_get(connection, path, **headers)
 
         def malformed(answer: http.client.HTTPResponse) -> None:
             assert answer.status == 400
