@@ -132,6 +132,13 @@ STATED = [
     Stated(rf"no answer within {N} s \(a database", lambda: postgres.PROBE_SECONDS),
     Stated(rf"At start a replica waits up to {N} s for the database",
            lambda: postgres.STARTUP_SECONDS),
+    # Scaling out: a write held up by a lock (its caller hears at the lock's wait, not
+    # at the 5 s a write is tried for while the database is away; the README said 5 s)
+    Stated(rf"A write waits at most {N} s for a lock", lambda: postgres.LOCK_WAIT_SECONDS),
+    Stated(rf"caller hears `UNAVAILABLE` then, {N} s after it came",
+           lambda: postgres.LOCK_WAIT_SECONDS),
+    Stated(rf"\(the {N} s a write is tried for are spent by then",
+           lambda: postgres.RETRY_SECONDS),
 ]
 
 

@@ -479,6 +479,25 @@ def test_a_write_kept_waiting_for_a_lock_is_refused_and_tried_again(database: st
         store.close()
 
 
+def test_a_write_hears_of_a_lock_once_its_wait_is_over_when_that_is_longer(
+        database: str) -> None:
+    """With the defaults (a lock waited for 10 s, a write tried for 5 s) a write kept
+    waiting hears UNAVAILABLE at the lock's wait, not at its 5 s of tries (the README
+    said 5 s; measured 10.0 s): its tries are spent by then, so it is not sent again."""
+    store = PostgresStore(database, retry_seconds=0.2, lock_wait_seconds=0.8)
+    try:
+        with psycopg.connect(database) as locker:
+            locker.execute("LOCK TABLE user_events IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="waiting for a lock over 0.8 s"):
+                store.write_user_events([row("kept-waiting")])
+            waited = time.monotonic() - started
+        assert 0.7 < waited < 1.6, waited  # one try of the lock's wait, not two
+        assert store.count_user_events(EventQuery(CATALOG)) == 0  # refused, not stored
+    finally:
+        store.close()
+
+
 SMALL = CATALOG.replace("default_catalog", "small")
 
 
