@@ -80,3 +80,22 @@ def test_served_rpcs_are_those_our_contracts_define() -> None:
                                                                           text, re.M))
     served = {key for key, status in readme_rows().items() if status == "served"}
     assert served == ours
+
+
+def test_the_rpc_table_names_footfalls_own_services() -> None:
+    """Footfall's own services (protos/footfall/*/ beside retail and talent) are rows of
+    the table too: InsightsService was served and reflected, and missing from it."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## RPCs\n"):text.index("## Validation\n")]
+    rows = set(re.findall(r"^\| `(footfall\.[\w.]+)`", section, re.M))
+    ours: set[str] = set()
+    for proto in sorted((ROOT / "protos/footfall").glob("*/*/*.proto")):
+        if proto.parts[-3] in APIS.values():
+            continue
+        source = proto.read_text()
+        package = re.search(r"^package ([\w.]+);", source, re.M)
+        assert package is not None, proto
+        ours.update(f"{package[1]}.{name}" for name in re.findall(r"^service (\w+) \{",
+                                                                   source, re.M))
+    assert ours >= {"footfall.console.v1.ConsoleService"}, ours  # the glob still finds them
+    assert sorted(ours - rows) == []
