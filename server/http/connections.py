@@ -885,9 +885,12 @@ class GuardedSite(web.BaseSite):
         self._waiting.pop(connection, None)
 
     def waits(self, connection: Connection) -> None:
-        """`connection` waits for a request from now (accepted, or answered)."""
+        """`connection` waits for a request from now (accepted, or answered), unless
+        it is closed: an answer its client left during (a watch) ends after `closed`,
+        and put back here, the connection was held for good."""
         self._waiting.pop(connection, None)
-        self._waiting[connection] = None  # (the newest last)
+        if connection in self._open:
+            self._waiting[connection] = None  # (the newest last)
 
     def _make_room(self) -> bool:
         """At the cap: close the connection that has waited longest for a request,
