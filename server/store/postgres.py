@@ -436,9 +436,8 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         # product, or None where none was found}); and the generation of the last
         # answer of each branch (see products_to_join). Writer's thread only.
         self._join_products: dict[str, tuple[int | None, dict[str, bytes | None]]] = {}
-        # (one entry a branch joined with, forgotten with the products when a batch
-        # is joined again or the writer connects again, never in between: the jobs
-        # of the batch being made ask for theirs after reads of other branches)
+        # (one entry a branch joined with, forgotten once the batch is applied, never
+        # while it is made: its jobs ask for theirs after reads of other branches)
         self._joined_as_of: dict[str, int | None] = {}
         self._join_kept = 0  # products (and ids found missing) in _join_products
         self._migrate(startup_seconds if startup_seconds is not None else
@@ -690,16 +689,22 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
     def _apply_batch(self, jobs: list[Job]) -> None:
         """Commit `jobs`; the rows of join jobs made from products that changed since
         they were read are made again (in `jobs`, in place) and the batch tried again."""
-        for tries in range(1, REJOIN_TRIES + 1):
-            if tries == REJOIN_TRIES:
-                for job in jobs:  # as joined with what was just read, unchecked
-                    job.relied = None
-            if self._applied(jobs):
-                return
-            log.debug("products changed before a batch of %d writes committed: joined again",
-                      len(jobs))
-            self._forget_products()
-            self._committer.rejoin(jobs)
+        try:
+            for tries in range(1, REJOIN_TRIES + 1):
+                if tries == REJOIN_TRIES:
+                    for job in jobs:  # as joined with what was just read, unchecked
+                        job.relied = None
+                if self._applied(jobs):
+                    return
+                log.debug("products changed before a batch of %d writes committed: joined "
+                          "again", len(jobs))
+                self._forget_products()
+                self._committer.rejoin(jobs)
+        finally:
+            # Its join jobs hold what they relied on (Join.relied), and the next
+            # batch's are told theirs again as they are read: kept, one entry for
+            # each catalog ever joined grew without end.
+            self._joined_as_of.clear()
 
     def _applied(self, jobs: list[Job]) -> bool:
         """Commit `jobs` and settle them; False (nothing committed) when a product

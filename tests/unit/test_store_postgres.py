@@ -1406,7 +1406,7 @@ def product(title: str, price: float) -> bytes:
 
 
 def write_joined(store: PostgresStore, visitor: str, own_price: float | None = None,
-                 product_id: str = "sku-1") -> None:
+                 product_id: str = "sku-1", catalog: str = CATALOG) -> None:
     """One detail-page-view of `product_id` written through `store` as a
     WriteUserEvent is: joined by the writer (Join, JoinedLater), waited for."""
     event = json_format.ParseDict({
@@ -1416,7 +1416,7 @@ def write_joined(store: PostgresStore, visitor: str, own_price: float | None = N
     if own_price is not None:
         event.product_details[0].product.price_info.price = own_price
     asyncio.run(store.write_joined_async(join.JoinedLater(
-        CATALOG, event, [product_id], partial(join.load_products, store, to_join=True),
+        catalog, event, [product_id], partial(join.load_products, store, to_join=True),
         1_000_000, (1, 0))))
 
 
@@ -1614,3 +1614,17 @@ def test_metrics_say_whether_the_replica_serves(proxied_url: str, proxy: Cutting
         eventually(lambda: serving() == "1.0", "footfall_serving 1")
     finally:
         running.stop()
+
+
+def test_the_writer_remembers_no_branch_past_the_batch_it_joined(database: str) -> None:
+    # The generation each branch's products were read as of was kept for good: one
+    # entry for every catalog whose events named a product, so a writer key making
+    # catalogs without end grew the server without end (it was let go only when the
+    # writer connected again). A batch's join jobs hold theirs (Join.relied).
+    store = PostgresStore(database)
+    try:
+        for i in range(20):
+            write_joined(store, f"v{i}", catalog=f"projects/p/locations/global/catalogs/c{i}")
+        assert len(store._joined_as_of) <= 1
+    finally:
+        store.close()
