@@ -50,7 +50,8 @@ FIRST_READ_SECONDS = 0.001
 # SendCost).
 FIRST_SEND_SECONDS = 0.00005
 # How many parties' reading time Reading remembers before it forgets those neither
-# waiting nor ahead of its clock (their next turn would start from the clock anyway).
+# waiting nor ahead of its clock (their next turn would start from the clock anyway),
+# then, if as many are still ahead of it, those least ahead, down to half as many.
 PARTIES_KEPT = 1024
 
 
@@ -238,8 +239,19 @@ class Reading(_Bucket):
         self._clock = max(self._clock, self._given.get(party, self._clock))
         self._given[party] = self._clock + seconds
         if len(self._given) > PARTIES_KEPT:
-            self._given = {p: given for p, given in self._given.items()
-                           if given > self._clock or p in self._waiting}
+            kept = {p: given for p, given in self._given.items()
+                    if given > self._clock or p in self._waiting}
+            if len(kept) > PARTIES_KEPT:
+                # Parties of one turn each (a watch's SendCost is a party of its own)
+                # never move the clock: each stayed ahead of it, and was kept for
+                # good. Of those not waiting, the ones given least are let go: back,
+                # they start from the clock, the least ahead of their due.
+                idle = sorted((given, i) for i, (p, given) in enumerate(kept.items())
+                              if p not in self._waiting and p != party)
+                dropped = {i for _, i in idle[:len(kept) - PARTIES_KEPT // 2]}
+                kept = {p: given for i, (p, given) in enumerate(kept.items())
+                        if i not in dropped}
+            self._given = kept
 
     def _next(self) -> tuple[Hashable, float, asyncio.Future[float]] | None:
         """The read whose turn is next (taken from the line), None if none waits:
