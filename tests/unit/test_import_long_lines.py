@@ -93,4 +93,4 @@ def test_a_line_skipped_for_longer_than_the_lease_keeps_it(
     assert (meta.success_count, meta.failure_count) == (3, 1), operation
     answer = import_config_pb2.ImportUserEventsResponse()
     assert operation.response.Unpack(answer)
-    assert "line 3: the line is 658 bytes" in answer.error_samples[0].message
+    assert "line 3: user_event: its line is 658 bytes" in answer.error_samples[0].message
