@@ -34,11 +34,12 @@ IMMUTABLE = frozenset(f.name for f in _DESCRIPTOR.fields
 OUTPUT_ONLY = frozenset(f.name for f in _DESCRIPTOR.fields
                         if field_behavior_pb2.OUTPUT_ONLY in _behaviour(f))
 UPDATABLE = frozenset(_DESCRIPTOR.fields_by_name) - IMMUTABLE - OUTPUT_ONLY
-# What ListProducts returns when read_mask is empty, as Google documents it.
-# How many times a job makes one batch again because a product it was made from was
-# written before its step committed (ProductsChanged): past it, the operation ends
-# ABORTED (a branch whose products are written without pause never let it commit).
+# How many times in a row a job tries one batch (made at first, then again each time a
+# product it was made from was written before its step committed: ProductsChanged);
+# past it, the operation ends ABORTED (a branch whose products are written without
+# pause never let it commit).
 MAX_REMAKES = 20
+# What ListProducts returns when read_mask is empty, as Google documents it.
 DEFAULT_READ_FIELDS = ("name", "id", "title", "uri", "images", "price_info", "brands")
 # The paths a read_mask may name: about three times the fields of a Product (34), so
 # a mask past it names one again. (A million paths took 1.5 s of CPU to list their
