@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import json
 import logging
 import queue
 import signal
@@ -47,7 +48,14 @@ class JsonLines(logging.Formatter):
             fields["call"] = call
         if record.exc_info:
             fields["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(fields, default=str).decode()
+        try:
+            return orjson.dumps(fields, default=str).decode()
+        except TypeError:
+            # orjson takes no lone surrogate (a path of bytes that are not UTF-8, as a
+            # --gcs-root given so, read with surrogateescape): the record was dropped,
+            # the ready line among them, with a traceback of the logging module's on
+            # stderr. json escapes it (\udcff), as the text form's stderr does.
+            return json.dumps(fields, default=str, separators=(",", ":"))
 
 
 def _notice(text: str, formatter: logging.Formatter) -> str:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 import threading
 import time
 
-from server.logsink import logging_to_stderr
+from server.logsink import JsonLines, logging_to_stderr
 
 
 class StuckStream(io.StringIO):
@@ -113,3 +114,16 @@ def test_json_lines_carry_a_calls_fields_a_traceback_and_the_notice_of_lines_los
     assert "ValueError: boom" in lines[5]["exception"]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
                for line in lines)
+
+
+def test_a_json_line_holds_a_path_that_is_not_utf8() -> None:
+    """A path of bytes that are not UTF-8 (`--gcs-root $'/srv/g\\xff'`, read with
+    surrogateescape) is written in the text form; as JSON, orjson refused its lone
+    surrogate and the record was dropped, the ready line naming the gcs root among them,
+    with a traceback of the logging module's on stderr. (The formatter alone: a record
+    through the root logger is captured by pytest too, which xdist cannot send.)"""
+    record = logging.makeLogRecord({"name": "footfall", "levelname": "INFO",
+                                    "msg": "gcs root %s",
+                                    "args": (os.fsdecode(b"/srv/g\xff"),)})
+    line = JsonLines().format(record)
+    assert "\n" not in line and json.loads(line)["message"] == "gcs root /srv/g\udcff"
