@@ -300,7 +300,9 @@ def url_problem(url: str) -> str | None:
                for part in port.split(",")):
         return f"PostgreSQL store URL: the port must be a number from 1 to 65535, got {port!r}"
     timeout = str(params.get("connect_timeout") or "0").strip()
-    if not timeout.lstrip("-").isdigit():  # (psycopg's own check: a traceback at connect)
+    try:
+        int(timeout)  # psycopg's own check, at connect: a traceback (`--5`, `abc`)
+    except ValueError:
         return (f"PostgreSQL store URL: connect_timeout must be a whole number of seconds, "
                 f"got {timeout[:50]!r}")
     mode = params.get("sslmode")

@@ -47,7 +47,10 @@ def test_a_database_not_made_is_said_with_the_command_that_makes_it(
 def test_a_connect_timeout_that_is_no_number_is_said_in_one_line() -> None:
     """psycopg checks it itself, at connect: `serve` ended in a traceback
     (ProgrammingError: bad value for connect_timeout)."""
-    problem = url_problem("postgresql://postgres@127.0.0.1/db?connect_timeout=abc")
-    assert problem == ("PostgreSQL store URL: connect_timeout must be a whole number of "
-                       "seconds, got 'abc'")
-    assert url_problem("postgresql://postgres@127.0.0.1/db?connect_timeout=5") is None
+    for value in ("abc", "--5", "1.5"):
+        problem = url_problem(f"postgresql://postgres@127.0.0.1/db?connect_timeout={value}")
+        assert problem == ("PostgreSQL store URL: connect_timeout must be a whole number of "
+                           f"seconds, got {value!r}")
+    # (what psycopg takes: `+5` was refused here, `--5` let through to its traceback)
+    for value in ("5", "+5", "-1"):
+        assert url_problem(f"postgresql://postgres@127.0.0.1/db?connect_timeout={value}") is None
