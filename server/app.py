@@ -12,10 +12,8 @@ import errno
 import functools
 import gc
 import logging
-import os
 import signal
 import ssl
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -59,7 +57,7 @@ from server.operations import service as operations_service
 from server.operations.runner import Job, OperationRunner
 from server.operations.sweep import OperationSweep
 from server.policy import Policy
-from server.policy.auth import Authenticator, AuthFileError
+from server.policy.auth import Authenticator, AuthFileError, open_mode
 from server.ports import bind_refusal, grpc_refusal
 from server.ready_file import ANY_ADDRESS
 from server.ready_file import write as write_ready_file
@@ -493,13 +491,8 @@ OPEN_TLS_KEY = ("--tls-key %s is open to other users of this machine (mode %04o)
 def _warn_if_key_open(path: str | None) -> None:
     """A TLS private key that others may read is said at start, as a keys file is
     (served all the same)."""
-    if not path:
-        return
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:  # (it was read a moment ago: gone since, nothing to say of its mode)
-        return
-    if mode & 0o077:
+    mode = open_mode(path) if path else None
+    if mode is not None:
         log.warning(OPEN_TLS_KEY, path, mode, path)
 
 

@@ -591,16 +591,9 @@ class Authenticator:
         return len(self._ring) if self._ring is not None else 0
 
     def open_mode(self) -> int | None:
-        """The permission bits of the file when users other than its owner have any
-        (a umask of 022 writes one 0644: every local user reads the keys), else None,
-        also when it cannot be looked at (reading it says why)."""
-        if self.path is None:
-            return None
-        try:
-            mode = stat.S_IMODE(os.stat(self.path).st_mode)
-        except OSError:
-            return None
-        return mode if mode & 0o077 else None
+        """open_mode of the file (a umask of 022 writes one 0644: every local user
+        reads the keys)."""
+        return None if self.path is None else open_mode(self.path)
 
     def reload(self) -> None:
         """Read the file again; on AuthFileError the old keys stay in force."""
@@ -623,3 +616,14 @@ class Authenticator:
         if grant is None:
             raise InvalidKey()
         return grant
+
+
+def open_mode(path: str) -> int | None:
+    """The permission bits of the file `path` when users other than its owner have
+    any, else None, also when it cannot be looked at (reading it says why): a file of
+    secrets (the keys file, --tls-key) that others may read is warned of."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
+    return mode if mode & 0o077 else None
