@@ -252,8 +252,10 @@ class UserEventService(user_event_service_pb2_grpc.UserEventServiceServicer):
         told why, should the commit refuse it after all (a catalog product that cannot
         be decoded, a failure of its row): the answer is gone by then.
 
-        INVALID_ARGUMENT as CollectUserEvent; UNAVAILABLE (or RESOURCE_EXHAUSTED for a
-        full disk) when the store cannot take events nobody waits for.
+        INVALID_ARGUMENT as CollectUserEvent; UNAVAILABLE when more events wait for
+        their commit than may (Store.queue_joined), or a PostgreSQL store's tables were
+        changed under it: queued through a database away, a full disk or a lock held, a
+        pixel is refused only past those bounds.
         """
         plain = self._plain(request, requester)
         if plain is not None:

@@ -43,7 +43,7 @@ class Store(Protocol):
         """Store `rows`, skipping exact duplicates. With `wait`, returns once they are
         committed (durable); without, at once (the next batch, or `close`, commits them).
         `through_outage` (without `wait`): rows nobody can send again (a browser's
-        pixel) are queued while the database is away, not refused (see queue_joined)."""
+        pixel) are queued while the store cannot commit, not refused (see queue_joined)."""
 
     async def write_user_events_async(self, rows: Sequence[EventRow], *,
                                       wait: bool = True) -> None:
@@ -60,8 +60,9 @@ class Store(Protocol):
         for the next batch (an event `join.finish` refuses then is not stored, and told to
         `join.refused`);
         raises at once when rows nobody waits for cannot be accepted now. With
-        `through_outage`, a database away is no such reason: the event is queued
-        until it answers again, within the bounds of what waits for its commit."""
+        `through_outage`, a store that cannot commit (PostgreSQL away, SQLite's disk
+        full or its write lock held by another connection) is no such reason: the event
+        is queued until it commits again, within the bounds of what waits for its commit."""
 
     @property
     def acknowledged_uncommitted(self) -> int:
