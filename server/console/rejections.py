@@ -289,7 +289,7 @@ class Rejections:
     def import_rows(self, operation: str, failures: Sequence[str]) -> list[RejectionRow]:
         """The refusals to keep for the failed lines (their messages) of a batch of the
         import `operation`: its step inserts them as it commits the batch (Step.rejections),
-        so that a crash keeps them exactly when it keeps the batch. None when keeping is
+        so that a crash keeps them exactly when it keeps the batch. No rows when keeping is
         off. Then `imported` trims."""
         if not failures or not self._keep_count:
             return []
