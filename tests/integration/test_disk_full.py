@@ -6,12 +6,10 @@ needs root: without it the test skips, saying so loudly."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -32,6 +30,7 @@ from server.app import Running, start
 from server.config import Settings
 from server.store import EventQuery
 from server.store.sqlite import ROOM_TO_RESUME
+from tests.pixels import pixel_refusal
 
 from .tmpfs import SmallDisk, mounted
 
@@ -231,22 +230,9 @@ def test_pixels_that_meet_the_full_disk_are_stored_once_there_is_room(
 
             filled(disk, retail)
             eventually(lambda: not serving(), "health NOT_SERVING")
-            refusals = []
-            for visitor in ("pixel-1", "pixel-2"):
-                query = urllib.parse.quote(json.dumps(
-                    {"eventType": "home-page-view", "visitorId": visitor}), safe="")
-                connection = http.client.HTTPConnection("127.0.0.1", running.http_port,
-                                                        timeout=NOTICED)
-                try:
-                    connection.request("GET", f"/v2/{PARENT}/userEvents:collect"
-                                              f"?userEvent={query}")
-                    answer = connection.getresponse()
-                    answer.read()
-                    assert answer.status == 200
-                    refusals.append(answer.getheader("X-Footfall-Error"))
-                finally:
-                    connection.close()
-            assert refusals == [None, None]
+            assert [pixel_refusal(running.http_port, PARENT, {
+                "eventType": "home-page-view", "visitorId": visitor}, NOTICED)
+                for visitor in ("pixel-1", "pixel-2")] == [None, None]
             disk.empty()
             eventually(serving, "health SERVING again")
             running.store.flush()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import http.client
-import json
 import logging
 import re
 import secrets
@@ -62,6 +61,7 @@ from server.store.rows import (
     TimeBound,
 )
 from tests.pg_proxy import CuttingProxy, proxy_to
+from tests.pixels import pixel_refusal
 
 from .test_store_plans import recording_reads
 
@@ -1510,23 +1510,11 @@ def test_a_browsers_pixel_sent_while_the_database_is_away_is_stored_once_it_is_b
 
             proxy.cut()
             eventually(lambda: not serving(), "NOT_SERVING")
-            refusals = []
-            for event in ({"eventType": "home-page-view", "visitorId": "plain"},
-                          {"eventType": "detail-page-view", "visitorId": "joined",
-                           "productDetails": [{"product": {"id": "sku-1"}}]}):
-                query = urllib.parse.quote(json.dumps(event), safe="")
-                connection = http.client.HTTPConnection("127.0.0.1", running.http_port,
-                                                        timeout=OUTAGE_NOTICED)
-                try:
-                    connection.request("GET", f"/v2/{CATALOG}/userEvents:collect"
-                                              f"?userEvent={query}")
-                    answer = connection.getresponse()
-                    answer.read()
-                    assert answer.status == 200
-                    refusals.append(answer.getheader("X-Footfall-Error"))
-                finally:
-                    connection.close()
-            assert refusals == [None, None]
+            assert [pixel_refusal(running.http_port, CATALOG, event, OUTAGE_NOTICED)
+                    for event in ({"eventType": "home-page-view", "visitorId": "plain"},
+                                  {"eventType": "detail-page-view", "visitorId": "joined",
+                                   "productDetails": [{"product": {"id": "sku-1"}}]})
+                    ] == [None, None]
             proxy.restore()
             eventually(serving, "SERVING")
 
