@@ -62,6 +62,12 @@ def event(visitor: str) -> user_event_pb2.UserEvent:
                                  user_event_pb2.UserEvent())
 
 
+def serving(health: health_pb2_grpc.HealthStub) -> bool:
+    """Whether the server's health check says SERVING."""
+    answer = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+    return answer.status == health_pb2.HealthCheckResponse.SERVING
+
+
 def eventually(probe: Callable[[], bool], what: str) -> None:
     end = time.monotonic() + NOTICED
     while not probe():
@@ -85,20 +91,16 @@ def test_a_full_disk_refuses_writes_pauses_jobs_and_recovers(
             retail.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
                 parent=PARENT, user_event=event(visitor), write_async=write_async), timeout=30)
 
-        def serving() -> bool:
-            answer = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
-            return answer.status == health_pb2.HealthCheckResponse.SERVING
-
         for i in range(20):
             write(f"before-{i}")
-        assert serving()
+        assert serving(health)
 
         disk.fill()
         disk.make_room(128 * 1024)  # enough to store the import's operation, not its events
         request = import_config_pb2.ImportUserEventsRequest(parent=PARENT)
         request.input_config.gcs_source.input_uris.append("gs://shop/events.json")
         operation = retail.ImportUserEvents(request, timeout=30)
-        eventually(lambda: not serving(), "health NOT_SERVING")
+        eventually(lambda: not serving(health), "health NOT_SERVING")
 
         # Small writes still commit while they fit in what the WAL file has already
         # taken of the disk; each one acknowledged must be there at the end.
@@ -122,7 +124,7 @@ def test_a_full_disk_refuses_writes_pauses_jobs_and_recovers(
         assert not paused.done  # paused, not ended
 
         disk.empty()
-        eventually(serving, "health SERVING again")
+        eventually(lambda: serving(health), "health SERVING again")
         write("after")
         done = ops.WaitOperation(operations_pb2.WaitOperationRequest(
             name=operation.name, timeout=duration_pb2.Duration(seconds=30)), timeout=40)
@@ -189,12 +191,8 @@ def test_a_full_disk_is_said_once_not_every_second(
         retail = user_event_service_pb2_grpc.UserEventServiceStub(channel)
         health = health_pb2_grpc.HealthStub(channel)
 
-        def serving() -> bool:
-            answer = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
-            return answer.status == health_pb2.HealthCheckResponse.SERVING
-
         filled(disk, retail)
-        eventually(lambda: not serving(), "health NOT_SERVING")
+        eventually(lambda: not serving(health), "health NOT_SERVING")
 
         def looks_failed() -> list[str]:
             return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
@@ -205,7 +203,7 @@ def test_a_full_disk_is_said_once_not_every_second(
         # every second)
         assert len(looks_failed()) == 1, looks_failed()
         disk.empty()
-        eventually(serving, "health SERVING again")
+        eventually(lambda: serving(health), "health SERVING again")
         eventually(lambda: any(r.getMessage() == "looking for operations to run again"
                                for r in caplog.records), "the runner to say it looks again")
 
@@ -224,17 +222,13 @@ def test_pixels_that_meet_the_full_disk_are_stored_once_there_is_room(
             retail = user_event_service_pb2_grpc.UserEventServiceStub(channel)
             health = health_pb2_grpc.HealthStub(channel)
 
-            def serving() -> bool:
-                answer = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
-                return answer.status == health_pb2.HealthCheckResponse.SERVING
-
             filled(disk, retail)
-            eventually(lambda: not serving(), "health NOT_SERVING")
+            eventually(lambda: not serving(health), "health NOT_SERVING")
             assert [pixel_refusal(running.http_port, PARENT, {
                 "eventType": "home-page-view", "visitorId": visitor}, NOTICED)
                 for visitor in ("pixel-1", "pixel-2")] == [None, None]
             disk.empty()
-            eventually(serving, "health SERVING again")
+            eventually(lambda: serving(health), "health SERVING again")
             running.store.flush()
             pixels = {user_event_pb2.UserEvent.FromString(payload).visitor_id
                       for _, payload in running.store.list_user_events(EventQuery(PARENT), 100)
