@@ -39,6 +39,7 @@ statement has waited HANG_SECONDS and a probe found no answer: see hang.py.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import shlex
@@ -489,16 +490,8 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                     f"{str(exc).strip()[:200]}, and is not Footfall's: give Footfall a "
                     f"database of its own") from exc
             except psycopg.errors.InsufficientPrivilege as exc:
-                # A role that may not make tables (PostgreSQL 15 gives CREATE on
-                # `public` to its owner alone): it ended the start in a traceback.
-                raise StoreRefused(
-                    f"cannot make or upgrade Footfall's tables in PostgreSQL at "
-                    f"{self._where}: {str(exc).splitlines()[0]}: {self._role} needs CREATE "
-                    f"on the schema for the first start and for each upgrade (GRANT CREATE "
-                    f"ON SCHEMA public TO {self._role}, or make it the database's owner), or "
-                    f"start once as a role that has it and grant {self._role} SELECT, "
-                    f"INSERT, UPDATE, DELETE on the tables and USAGE on the sequences") \
-                    from exc
+                # (it ended the start in a traceback)
+                raise StoreRefused(self._privilege_refusal(exc)) from exc
             except psycopg.OperationalError as exc:
                 # (one line: libpq's "Connection refused\n\tIs the server running ..."
                 # came out as two in the log, and as a literal \n\t in the CLI's message)
@@ -515,6 +508,26 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 said = True
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    def _privilege_refusal(self, exc: psycopg.errors.InsufficientPrivilege) -> str:
+        """What a start refused a privilege says: CREATE on the schema lacking (PostgreSQL
+        15 gives it on `public` to its owner alone) for tables to make or upgrade; else
+        the rows of tables made already (another role's, never granted). The role
+        named is the one the session runs as (`options=-c role=...` too)."""
+        said = str(exc).splitlines()[0]
+        role = self._role
+        with contextlib.suppress(psycopg.Error), self._connect() as conn:
+            [(role,)] = conn.execute("SELECT current_user").fetchall()
+        rows = ("SELECT, INSERT, UPDATE, DELETE on the tables and USAGE on the sequences"
+                if not self._read_only else "SELECT on the tables")
+        if "for schema" not in said:
+            return (f"cannot {'read' if self._read_only else 'use'} Footfall's tables in "
+                    f"PostgreSQL at {self._where}: {said}: grant {role} {rows} (as their "
+                    f"owner)")
+        return (f"cannot make or upgrade Footfall's tables in PostgreSQL at {self._where}: "
+                f"{said}: {role} needs CREATE on the schema for the first start and for each "
+                f"upgrade (GRANT CREATE ON SCHEMA public TO {role}, or make it the database's "
+                f"owner), or start once as a role that has it and grant {role} {rows}")
 
     def _check_readable(self, conn: psycopg.Connection[Any]) -> None:
         [(table,)] = conn.execute("SELECT to_regclass('schema_migrations')").fetchall()

@@ -1553,10 +1553,20 @@ def test_a_role_that_may_only_read_and_write_the_tables_serves_them(
     for schema public`); the README said CREATE was needed for the first start."""
     as_role, owner = role_without_create
     role = urllib.parse.unquote(as_role).rsplit("role=", 1)[1]
-    with pytest.raises(StoreRefused, match=r"needs CREATE on the schema for the "
+    with pytest.raises(StoreRefused, match=rf"{role} needs CREATE on the schema for the "
                        r"first start and for each upgrade"):
         PostgresStore(as_role)
     PostgresStore(owner).close()  # made by their owner
+    # Before the grants, it is told the rows it lacks (not CREATE, which it needs not
+    # once the tables are made), and so is a read-only one, SELECT; the role it runs as.
+    for read_only, rows in ((False, "SELECT, INSERT, UPDATE, DELETE on the tables and "
+                                    "USAGE on the sequences"), (True, "SELECT on the tables")):
+        with pytest.raises(StoreRefused) as refused:
+            PostgresStore(as_role, read_only=read_only)
+        said = str(refused.value)
+        assert "permission denied for table schema_migrations" in said, said
+        assert said.endswith(f": grant {role} {rows} (as their owner)"), said
+        assert "CREATE" not in said, said
     with psycopg.connect(owner, autocommit=True) as conn:
         conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public '
                      f'TO "{role}"')
