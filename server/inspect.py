@@ -492,6 +492,8 @@ def _reset(args: argparse.Namespace) -> int:
         try:
             name = f"projects/{parse_project(parent, '--parent')}"
         except InvalidArgument:
+            if parent.startswith("projects/") and parent.count("/") == 1:
+                raise  # a project's name, wrong in itself: its own reason ('-', spaces)
             raise InvalidArgument.field("--parent", f"must be a catalog "
                                                     f"(projects/*/locations/*/catalogs/*), a "
                                                     f"tenant (projects/*/tenants/*) or a "

@@ -606,10 +606,15 @@ def test_reset_of_a_project_starts_its_every_catalog_and_tenant_clean(
         assert refused.returncode == 2
         assert refused.stderr.startswith("footfall: the server answered PERMISSION_DENIED: ")
         wrong = read(running, "reset", "--parent", "projects/-", key=ADMIN, cwd=tmp_path)
+        # (a project's name wrong in itself is told its own reason, not the forms)
         assert (wrong.returncode, wrong.stderr) == (2, (
+            "footfall: --parent: the project must be named ('-' stands for every project "
+            "only where a read allows it), in 'projects/-' (of the form 'projects/*')\n"))
+        other = read(running, "reset", "--parent", "shop", key=ADMIN, cwd=tmp_path)
+        assert (other.returncode, other.stderr) == (2, (
             "footfall: --parent: must be a catalog (projects/*/locations/*/catalogs/*), a "
             "tenant (projects/*/tenants/*) or a project (projects/*: its every catalog and "
-            "tenant), got 'projects/-'\n"))
+            "tenant), got 'shop'\n"))
     finally:
         running.stop()
 
