@@ -37,7 +37,7 @@ from server.errors import FieldViolation, gather, raise_if_any
 from server.operations import records
 from server.operations.runner import JobContext
 from server.retail import export_filter, gcs, products
-from server.store.rows import Progress, Step, StepResult
+from server.store.rows import LeaseLost, Progress, Step, StepResult
 
 EVENTS_KIND = "export-user-events"
 PRODUCTS_KIND = "export-products"
@@ -228,49 +228,57 @@ class ExportJob:
             return Progress(orjson.dumps(state.__dict__),
                             records.operation(ctx.record.name, meta).SerializeToString(), False)
 
-        while not cancelled:
-            ctx.check_stop()
-            # (read_leased: a filter such as eventsMissingCatalogItems selects few events,
-            # so one batch's scan may pass over millions of others, 0.34 s a million
-            # here, a lease at some 90 million)
-            batch = ctx.read_leased(lambda: next_batch(state.cursor), reading)
-            if batch is None:
-                break
-            lines, cursor = batch
-            if lines:
-                ctx.check_lease()  # (as an import's errors: see BulkImport.__call__)
-            if (state.lines >= LINES_PER_FILE or named) and lines:
-                if not named:  # whole: its name (a run that dies now resumes in the next)
-                    self._put_in_place(folder, state, keep_empty=True)
-                state.files.append(_next_uri(ctx, state, place, start))
-                # (the write below, at 0, cuts what a run that stopped before its next
-                # step may have left there)
-                state.size = state.lines = 0
-                named = False
-            if lines:
-                state.size = gcs.write_output(self.root, _part(folder / _base(state.files[-1])),
-                                              b"".join(lines), OUTPUT_FIELD, at=state.size)
-            state.lines += len(lines)
-            state.cursor = cursor
-            checkpoint = orjson.dumps(state.__dict__)
+        try:
+            while not cancelled:
+                ctx.check_stop()
+                # (read_leased: a filter such as eventsMissingCatalogItems selects few events,
+                # so one batch's scan may pass over millions of others, 0.34 s a million
+                # here, a lease at some 90 million)
+                batch = ctx.read_leased(lambda: next_batch(state.cursor), reading)
+                if batch is None:
+                    break
+                lines, cursor = batch
+                if lines:
+                    ctx.check_lease()  # (as an import's errors: see BulkImport.__call__)
+                if (state.lines >= LINES_PER_FILE or named) and lines:
+                    if not named:  # whole: its name (a run that dies now resumes in the next)
+                        self._put_in_place(folder, state, keep_empty=True)
+                    state.files.append(_next_uri(ctx, state, place, start))
+                    # (the write below, at 0, cuts what a run that stopped before its next
+                    # step may have left there)
+                    state.size = state.lines = 0
+                    named = False
+                if lines:
+                    state.size = gcs.write_output(self.root, _part(folder / _base(state.files[-1])),
+                                                  b"".join(lines), OUTPUT_FIELD, at=state.size)
+                state.lines += len(lines)
+                state.cursor = cursor
+                checkpoint = orjson.dumps(state.__dict__)
+                meta = _metadata(ctx.record.create_time_us, ctx.now_us())
+
+                def progress(_: StepResult, checkpoint: bytes = checkpoint,
+                             meta: Any = meta) -> Progress:
+                    return Progress(checkpoint, records.operation(ctx.record.name, meta)
+                                    .SerializeToString(), False)
+
+                cancelled = ctx.step(Step(), progress).cancel_requested
+            response = response_class(output_result=export_config_pb2.OutputResult(
+                gcs_result=[export_config_pb2.GcsOutputResult(output_uri=uri)
+                            for uri in state.files]))
             meta = _metadata(ctx.record.create_time_us, ctx.now_us())
-
-            def progress(_: StepResult, checkpoint: bytes = checkpoint,
-                         meta: Any = meta) -> Progress:
-                return Progress(checkpoint, records.operation(ctx.record.name, meta)
-                                .SerializeToString(), False)
-
-            cancelled = ctx.step(Step(), progress).cancel_requested
-        response = response_class(output_result=export_config_pb2.OutputResult(
-            gcs_result=[export_config_pb2.GcsOutputResult(output_uri=uri)
-                        for uri in state.files]))
-        meta = _metadata(ctx.record.create_time_us, ctx.now_us())
-        ctx.check_lease()  # (a run that lost its job must not name the new holder's file)
-        # Named before the operation ends (a crash between the two resumes with the file
-        # named); a cancelled export keeps the lines it recorded, in a file named too.
-        self._put_in_place(folder, state, keep_empty=not cancelled)
-        ctx.finish(records.ended(ctx.record.name, meta, response, cancelled, what),
-                   orjson.dumps(state.__dict__))
+            ctx.check_lease()  # (a run that lost its job must not name the new holder's file)
+            # Named before the operation ends (a crash between the two resumes with the file
+            # named); a cancelled export keeps the lines it recorded, in a file named too.
+            self._put_in_place(folder, state, keep_empty=not cancelled)
+            ctx.finish(records.ended(ctx.record.name, meta, response, cancelled, what),
+                       orjson.dumps(state.__dict__))
+        except LeaseLost:
+            if ctx.store.get_operation(ctx.record.name) is None:
+                # Deleted (DeleteOperation) while it ran: no run resumes or settles it,
+                # and the file it was writing would stay as NAME.part for good.
+                gcs.remove_output(self.root, _part(folder / _base(state.files[-1])),
+                                  OUTPUT_FIELD)
+            raise
 
 
 def _state(ctx: JobContext, request: EventsRequest | ProductsRequest, first: int | str

@@ -24,7 +24,7 @@ from server.operations import records
 from server.operations.runner import JobContext, OperationRunner
 from server.retail import export
 from server.store import EventRow, Store, open_store
-from server.store.rows import OperationRecord
+from server.store.rows import LeaseLost, OperationRecord
 from tests.unit.leases import scans_past_the_lease
 
 CATALOG = "projects/p/locations/global/catalogs/c"
@@ -234,6 +234,32 @@ def test_a_cancel_before_the_job_runs_leaves_no_file(store: Store, tmp_path: Pat
     done, _ = response(store)
     assert done.error.code == 1  # CANCELLED
     assert list((tmp_path / "bucket/out").iterdir()) == []
+
+
+def test_an_export_deleted_while_it_runs_leaves_no_part_file(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DeleteOperation while it ran: the job stops at its next step (LeaseLost) and no
+    run resumes or settles it, so its file being written stayed as NAME.part for good.
+    The files it had named stay, as Google's outputs of a deleted operation do."""
+    monkeypatch.setattr(export, "BATCH", 4)
+    monkeypatch.setattr(export, "LINES_PER_FILE", 6)
+    store.write_user_events([EventRow.from_event(CATALOG, e, joined=True) for e in events(20)])
+    submit(store)
+    steps = 0
+    run_step = store.run_step
+
+    def deleted_at_the_fourth(*args: object, **kwargs: object) -> object:
+        nonlocal steps
+        steps += 1
+        if steps == 4:  # (a file named after two steps; the next one begun)
+            store.delete_operation(NAME)
+        return run_step(*args, **kwargs)
+
+    monkeypatch.setattr(store, "run_step", deleted_at_the_fourth)
+    with pytest.raises(LeaseLost):
+        run(store, tmp_path, threading.Event())
+    left = sorted(p.name for p in (tmp_path / "bucket/out").iterdir())
+    assert left == ["export-user-events-v2beta-1-0000.json"]
 
 
 def test_products_export_as_stored_with_their_names(store: Store, tmp_path: Path) -> None:
