@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -98,4 +99,21 @@ def test_a_second_start_told_the_same_file_leaves_the_first_ones(tmp_path: Path)
         assert ready.read_text() == said  # the running server's, still
     finally:
         stop(first, tmp_path)
+    assert not ready.exists()
+
+
+def test_a_killed_runs_file_is_gone_even_when_the_start_then_fails(tmp_path: Path) -> None:
+    """The stale file goes at the start, before the ports are bound: a fixture polling
+    it never reads a dead server's ports as this start's, even one that fails (the
+    first test's file was overwritten at ready anyway, so only this one sees it go)."""
+    ready = tmp_path / "ready.json"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    ready.write_text(json.dumps({"grpc": "127.0.0.1:1", "pid": gone.pid}))  # a killed run's
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        failed = subprocess.run([sys.executable, "-m", "server", "serve", "--port",
+                                 str(taken.getsockname()[1]), "--http-port", "-1", "--store",
+                                 "memory://", "--ready-file", str(ready)], cwd=ROOT,
+                                capture_output=True, text=True, timeout=DEADLINE)
+    assert failed.returncode == 1 and "Address already in use" in failed.stderr
     assert not ready.exists()
