@@ -44,7 +44,7 @@ from server.policy.auth import (
     resource_names,
 )
 from server.policy.faults import FaultInjector
-from server.policy.large import LargeRequests
+from server.policy.large import LargeBytes, LargeRequests
 from server.policy.metrics import Metrics, split_method
 from server.policy.quota import ByteQuota, TokenBuckets, WriteQuota
 
@@ -115,6 +115,7 @@ class Policy:
         self.rejections: Rejections | None = None  # where refused event writes are kept
         self.strict_names = False  # --strict-names (see check_strict_names)
         self.large_requests = LargeRequests()
+        self.large_bytes = LargeBytes()  # of each client address (see policy.large)
         self._keyless_lines = LineBudget()
         self._public_key_lines = LineBudget(PUBLIC_KEY_LINES, "calls of writer keys",
                                              " from one client address")

@@ -164,8 +164,9 @@ class Envelope:
         the call (see `refuse`). `grant`: what `screen` found (else the key is
         checked here, before decoding); `started`: when the transport began; `large`:
         decode off the loop (server.loop.in_decoder), in a turn of the key's large
-        requests (policy.large); `bare`: the request without
-        `raw` (its URL path's fields), for the refusal of one `decode` refuses."""
+        requests once the bytes of its client address are due (policy.large);
+        `bare`: the request without `raw` (its URL path's fields), for the refusal of
+        one `decode` refuses."""
         if started is None:
             started = time.perf_counter()
         origin.set_transport(origin.of_call(self.transport, method))
@@ -177,8 +178,12 @@ class Envelope:
                 grant = self.policy.authenticate_early(method, metadata)
             set_caller(grant)
             if large:
-                turn = await self.policy.large_requests.turn(
-                    grant, max(len(raw) if isinstance(raw, bytes) else 0, LARGE_REQUEST_BYTES))
+                size = max(len(raw) if isinstance(raw, bytes) else 0, LARGE_REQUEST_BYTES)
+                client = client_of(context)
+                if grant is not None and grant.role is not Role.ADMIN \
+                        and await self.policy.large_bytes.pace(client, size):
+                    drop_if_gone(context)  # (gone while it waited: not decoded)
+                turn = await self.policy.large_requests.turn(grant, size, client)
                 if turn is not None:
                     # Its caller may have gone while it waited (an HTTP write goes on
                     # past its deadline): not decoded only to be refused by `admit`.
@@ -191,7 +196,8 @@ class Envelope:
                 # many elements came `large`, see json_large)
                 if isinstance(raw, bytes) and len(raw) > LARGE_REQUEST_ELEMENTS \
                         and many_elements(request):
-                    turn = await self.policy.large_requests.turn(grant, LARGE_REQUEST_BYTES)
+                    turn = await self.policy.large_requests.turn(grant, LARGE_REQUEST_BYTES,
+                                                                 client_of(context))
                     if turn is not None:
                         drop_if_gone(context)
             admission = await self.policy.admit(method, metadata, request, context,
