@@ -60,7 +60,6 @@ def until_paced(call: Callable[[], tuple[http.client.HTTPResponse, float]], most
     return calls, answer
 
 
-
 def timed_get(connection: http.client.HTTPConnection, path: str,
               **headers: str) -> tuple[http.client.HTTPResponse, float]:
     """GET `path` on `connection`, read whole: the answer and how long it took."""
@@ -69,6 +68,35 @@ def timed_get(connection: http.client.HTTPConnection, path: str,
     answer = connection.getresponse()
     answer.read()
     return answer, time.monotonic() - began
+
+
+def first_paced(server: ServerProcess, path: str, status: int, most: int,
+                **headers: str) -> tuple[int, http.client.HTTPResponse]:
+    """GETs of `path` on one new connection until an answer waited (until_paced), each
+    answered `status`: how many were made, and the last answer (its connection closed)."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
+                                            timeout=RPC_DEADLINE)
+
+    def answered(answer: http.client.HTTPResponse) -> None:
+        assert answer.status == status
+
+    try:
+        return until_paced(lambda: timed_get(connection, path, **headers), most, answered)
+    finally:
+        connection.close()
+
+
+def at_once_with_a_key(server: ServerProcess, path: str, status: int) -> None:
+    """BURST // 4 GETs of `path` with a key, on one connection, each answered `status`
+    at once."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
+                                            timeout=RPC_DEADLINE)
+    try:
+        for _ in range(BURST // 4):
+            answer, took = timed_get(connection, path, **{"x-goog-api-key": KEY})
+            assert answer.status == status and took < DELAY / 2
+    finally:
+        connection.close()
 
 def test_refusals_without_a_key_are_paced_per_address(tmp_path: Path) -> None:
     keys = write_keys(tmp_path / "keys.json", {KEY: ("admin", ["*"])})
@@ -286,35 +314,17 @@ def test_files_without_a_key_are_paced_per_address_on_a_budget_of_their_own(
     keys = write_keys(tmp_path / "keys.json", {KEY: ("admin", ["*"])})
     with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
                         "--auth-file", str(keys)) as server:
-        connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
-                                                timeout=RPC_DEADLINE)
-
-        def get(path: str, **headers: str) -> tuple[http.client.HTTPResponse, float]:
-            return timed_get(connection, path, **headers)
-
-        def served(answer: http.client.HTTPResponse) -> None:
-            assert answer.status == 200
-        calls, answer = until_paced(lambda: get("/console/app.js"), 3 * FILES_BURST, served)
+        calls, answer = first_paced(server, "/console/app.js", 200, 3 * FILES_BURST)
         assert FILES_BURST <= calls < 2 * FILES_BURST, f"first file paced after {calls}"
         assert answer.getheader("Connection") == "close"
-        connection.close()
-        connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
-                                                timeout=RPC_DEADLINE)
         # (/footfall.js: the same budget, of which a second's worth came back meanwhile)
-        calls, answer = until_paced(lambda: get("/footfall.js"), FILES_BURST, served)
+        calls, answer = first_paced(server, "/footfall.js", 200, FILES_BURST)
         assert calls < FILES_BURST / 2, f"first script paced after {calls}"
-        connection.close()
         # The address's refusals keep their budget, spent by a path no route serves.
-        connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
-                                                timeout=RPC_DEADLINE)
         answer, took = write(server)
         assert answer.status == 401 and took < DELAY / 2
-
-        def not_found(answer: http.client.HTTPResponse) -> None:
-            assert answer.status == 404
-        calls, answer = until_paced(lambda: get("/no/such/path"), 3 * BURST, not_found)
+        calls, answer = first_paced(server, "/no/such/path", 404, 3 * BURST)
         assert BURST - 1 <= calls < 2 * BURST, f"first 404 paced after {calls}"
-        connection.close()
         # Another address, and the same one with a key: at once.
         other = http.client.HTTPConnection("127.0.0.1", server.http_port,
                                            timeout=RPC_DEADLINE, source_address=("127.0.0.2", 0))
@@ -397,34 +407,14 @@ def test_refusals_before_the_key_is_looked_at_are_paced_too(tmp_path: Path) -> N
     read = f"/v2/{PARENT}/operations/x"
     with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
                         "--auth-file", str(keys)) as server:
-        connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
-                                                timeout=RPC_DEADLINE)
-
-        def get(path: str, **headers: str) -> tuple[http.client.HTTPResponse, float]:
-            return timed_get(connection, path, **headers)
-
-        def bad_alt(answer: http.client.HTTPResponse) -> None:
-            assert answer.status == 400
-        calls, answer = until_paced(lambda: get(f"{read}?alt=nonsense"), 3 * BURST, bad_alt)
+        calls, answer = first_paced(server, f"{read}?alt=nonsense", 400, 3 * BURST)
         assert BURST <= calls < 2 * BURST, f"first refusal paced after {calls} calls"
         assert answer.getheader("Connection") == "close"
-        connection.close()
-        connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
-                                                timeout=RPC_DEADLINE)
-
-        def embedded(answer: http.client.HTTPResponse) -> None:
-            assert answer.status == 403
-        calls, answer = until_paced(lambda: get(
-            read, **{"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate",
-                     "Sec-Fetch-Dest": "iframe"}), BURST, embedded)
+        calls, answer = first_paced(server, read, 403, BURST, **{
+            "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate",
+            "Sec-Fetch-Dest": "iframe"})
         assert calls < BURST / 2, f"first refusal paced after {calls} calls"
-        connection.close()
-        connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
-                                                timeout=RPC_DEADLINE)
-        for _ in range(BURST // 4):  # (with a key: each at once)
-            answer, took = get(f"{read}?alt=nonsense", **{"x-goog-api-key": KEY})
-            assert answer.status == 400 and took < DELAY / 2
-        connection.close()
+        at_once_with_a_key(server, f"{read}?alt=nonsense", 400)
 
 
 REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
@@ -483,29 +473,9 @@ def test_urls_refused_before_routing_are_paced_without_a_key(tmp_path: Path) -> 
     keys = write_keys(tmp_path / "keys.json", {KEY: ("admin", ["*"])})
     with running_server(tmp_path, sqlite_url(tmp_path / "events.db"),
                         "--auth-file", str(keys)) as server:
-        connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
-                                                timeout=RPC_DEADLINE)
-
-        def get(path: str, **headers: str) -> tuple[http.client.HTTPResponse, float]:
-            return timed_get(connection, path, **headers)
-
-        def malformed(answer: http.client.HTTPResponse) -> None:
-            assert answer.status == 400
-        calls, answer = until_paced(lambda: get("/%ZZ"), 3 * BURST, malformed)
+        calls, answer = first_paced(server, "/%ZZ", 400, 3 * BURST)
         assert BURST <= calls < 2 * BURST, f"first refusal paced after {calls} calls"
         assert answer.getheader("Connection") == "close"
-        connection.close()
-        connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
-                                                timeout=RPC_DEADLINE)
-
-        def too_long(answer: http.client.HTTPResponse) -> None:
-            assert answer.status == 414
-        calls, answer = until_paced(lambda: get("/a" * 300), BURST, too_long)
+        calls, answer = first_paced(server, "/a" * 300, 414, BURST)
         assert calls < BURST / 2, f"first refusal paced after {calls} calls"
-        connection.close()
-        connection = http.client.HTTPConnection("127.0.0.1", server.http_port,
-                                                timeout=RPC_DEADLINE)
-        for _ in range(BURST // 4):  # (with a key: each at once)
-            answer, took = get("/%ZZ", **{"x-goog-api-key": KEY})
-            assert answer.status == 400 and took < DELAY / 2
-        connection.close()
+        at_once_with_a_key(server, "/%ZZ", 400)
