@@ -145,7 +145,11 @@ class LargeRequests:
 # events of 100,000 attributes (1.49 MB of binary, 2.4 MB of JSON; about 0.3 s of the
 # server's CPU each, much of it on the interpreter's one lock outside its turn: its
 # answer, the collector) took another project's durable writes from 2,022 a second to
-# 843, and kept the shop's own visitors' large events waiting behind its own.
+# 843 under the turns alone. This budget bounds one address's share (about 0.7 such
+# events a second) whatever the number of other keys and addresses; in the same flood
+# it measured barely tighter than the turns (writes 1,440 -> 1,131 a second before it,
+# 1,448 -> 978 with it, on a machine that moved more than that between runs): what an
+# event of that size still costs the others is its stall of the loop, not its rate.
 LARGE_BYTES_PER_SECOND = 1 << 20
 LARGE_BYTES_BURST = 16 << 20  # (a few large requests at once are served as they come)
 # Large requests of one address (of all of them) that may wait for their bytes at once;
