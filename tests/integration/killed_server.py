@@ -13,6 +13,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from google.longrunning import operations_pb2
+
+from server.store import Store
+
 DEADLINE = 60.0
 
 # `footfall serve ARGS` after the Python of its first argument.
@@ -65,3 +69,10 @@ def run_until(tmp_path: Path, server: subprocess.Popen[bytes], done: Callable[[]
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def ended(store: Store, name: str) -> operations_pb2.Operation | None:
+    """The operation `name` once done; None while it runs."""
+    record = store.get_operation(name)
+    assert record is not None
+    return operations_pb2.Operation.FromString(record.operation) if record.done else None

@@ -15,14 +15,13 @@ from pathlib import Path
 import pytest
 from footfall.retail.v2 import user_event_pb2
 from footfall.retail.v2beta import export_config_pb2
-from google.longrunning import operations_pb2
 from google.protobuf import json_format
 
 from server.retail import export
-from server.store import EventRow, Store, open_store
+from server.store import EventRow, open_store
 from server.store.rows import OperationRecord
 
-from .killed_server import killed, run_until, serve
+from .killed_server import ended, killed, run_until, serve
 
 CATALOG = "projects/p/locations/global/catalogs/c"
 NAME = f"{CATALOG}/operations/export-user-events-v2beta-9"
@@ -45,12 +44,6 @@ def write_then_die(root, path, data, field, at):
     return size
 gcs.write_output = write_then_die
 """
-
-
-def ended(store: Store) -> operations_pb2.Operation | None:
-    record = store.get_operation(NAME)
-    assert record is not None
-    return operations_pb2.Operation.FromString(record.operation) if record.done else None
 
 
 def lines(path: Path) -> list[str]:
@@ -85,9 +78,9 @@ def test_an_export_killed_midway_leaves_only_whole_files_it_names(
 
         if cancel:  # (as another replica would, while no server holds it)
             assert store.request_cancel(NAME) is not None
-        run_until(tmp_path, serve(tmp_path, store_url, SMALL), lambda: ended(store) is not None,
-                  "the export never ended")
-        done = ended(store)
+        run_until(tmp_path, serve(tmp_path, store_url, SMALL),
+                  lambda: ended(store, NAME) is not None, "the export never ended")
+        done = ended(store, NAME)
         assert done is not None
     finally:
         store.close()

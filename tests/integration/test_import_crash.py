@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 from footfall.retail.v2 import import_config_pb2
-from google.longrunning import operations_pb2
 
 from server.console import rejections
 from server.retail import import_events
-from server.store import Store, open_store
+from server.store import open_store
 from server.store.rows import OperationRecord
 
-from .killed_server import killed, run_until, serve
+from .killed_server import ended, killed, run_until, serve
 
 PROJECT = "projects/footfall-crash"
 CATALOG = f"{PROJECT}/locations/global/catalogs/default_catalog"
@@ -42,12 +41,6 @@ JobContext.step = step_then_die
 """
 
 
-def ended(store: Store) -> operations_pb2.Operation | None:
-    record = store.get_operation(NAME)
-    assert record is not None
-    return operations_pb2.Operation.FromString(record.operation) if record.done else None
-
-
 @pytest.mark.timeout(180)
 def test_an_import_killed_after_a_batch_lists_each_failed_line_once(
         tmp_path: Path, crash_store_url: str) -> None:
@@ -69,8 +62,8 @@ def test_an_import_killed_after_a_batch_lists_each_failed_line_once(
         record = store.get_operation(NAME)
         assert record is not None and record.checkpoint and not record.done  # a batch in
         run_until(tmp_path, serve(tmp_path, crash_store_url, SMALL),
-                  lambda: ended(store) is not None, "the import never ended")
-        done = ended(store)
+                  lambda: ended(store, NAME) is not None, "the import never ended")
+        done = ended(store, NAME)
         assert done is not None
         listed = [rejections.shown(kept.id, kept.payload) for kept in
                   store.rejections_newest(None, 100, parent=CATALOG)]
