@@ -196,8 +196,14 @@ class Envelope:
                 # many elements came `large`, see json_large)
                 if isinstance(raw, bytes) and len(raw) > LARGE_REQUEST_ELEMENTS \
                         and many_elements(request):
+                    client = client_of(context)
+                    # (its address's bytes too, as 64 KiB: a binary one of many elements
+                    # took a turn alone, and its address was never paced)
+                    if grant is not None and grant.role is not Role.ADMIN \
+                            and await self.policy.large_bytes.pace(client, LARGE_REQUEST_BYTES):
+                        drop_if_gone(context)
                     turn = await self.policy.large_requests.turn(grant, LARGE_REQUEST_BYTES,
-                                                                 client_of(context))
+                                                                 client)
                     if turn is not None:
                         drop_if_gone(context)
             admission = await self.policy.admit(method, metadata, request, context,
