@@ -224,7 +224,9 @@ def start(settings: Settings, clock: Clock | None = None, process: int = 0,
         kind: policy.metrics.observe_job(kind, job) for kind, job in jobs.items()
     }, workers=settings.operation_workers, lease_seconds=settings.lease_seconds,
         max_pending=settings.max_pending_operations, given_up=policy.metrics.job_given_up,
-        settle={kind: job.settle for kind, job in writers.items()})
+        settle={kind: job.settle for kind, job in writers.items()},
+        discard={kind: job.discard for kind, job in writers.items()
+                 if isinstance(job, export.ExportJob)})
     loop = LoopThread(settings.workers)
     try:
         running = loop.run(_serve(settings, clock, policy, tls, store, runner, gcs_root, loop,

@@ -181,13 +181,18 @@ class OperationRunner:
                  workers: int = 1, lease_seconds: float = 30.0,
                  poll_seconds: float = 1.0, max_pending: int = 0,
                  given_up: Callable[[str], None] | None = None,
-                 settle: Mapping[str, Job] | None = None) -> None:
+                 settle: Mapping[str, Job] | None = None,
+                 discard: Mapping[str, Job] | None = None) -> None:
         self._store = store
         # For a kind, what drops what a try wrote outside the store past its last step
         # (the lines of a file past the size its checkpoint holds): run before the
         # runner ends an operation its job did not end (_end_with), as the job itself
         # does when it resumes.
         self._settle = dict(settle or {})
+        # For a kind, what removes what a try left outside the store for a run of it
+        # to finish (an export's NAME.part): run once an operation not done is deleted
+        # (see `deleted`).
+        self._discard = dict(discard or {})
         # Told the kind of each operation ended here unrun, its tries having ended
         # their process (metrics count it failed, as a crash on a last try).
         self._given_up = given_up
@@ -479,6 +484,20 @@ class OperationRunner:
             self._failures[name] = failures
             while len(self._failures) > MAX_COUNTED_FAILURES:
                 del self._failures[next(iter(self._failures))]
+
+    def deleted(self, record: OperationRecord) -> None:
+        """`record`, not done, was deleted (DeleteOperation): no run of it comes again
+        to finish or settle what its last try left outside the store, so it is removed
+        here (a run holding it now stops at its next step, and removes it too)."""
+        discard = self._discard.get(record.kind)
+        if discard is None or record.done:
+            return
+        try:
+            discard(JobContext(record, self._store, self._clock, "", self._lease_us,
+                               self._stopping))
+        except Exception:  # (the delete stands: what was left is said, not kept)
+            log.exception("operation %s: deleted, but could not remove what it was writing",
+                          record.name)
 
     def _end_with(self, context: JobContext, error: status_pb2.Status) -> None:
         """End the operation with `error`, keeping its metadata."""

@@ -164,10 +164,14 @@ class OperationsService(operations_pb2_grpc.OperationsServicer):
                               context: grpc.aio.ServicerContext) -> empty_pb2.Empty:
         """Forget the operation (a running one stops at its next batch). NOT_FOUND
         for an unknown name."""
-        await self._read(request.name)
+        record = await self._read(request.name)
         if not await off_loop(self._store.delete_operation,
                               resolve_default_branch(request.name)):
             raise NotFound(OPERATION, request.name)
+        if self._runner is not None and not record.done:
+            # (an export's NAME.part: a run holding it now removes it at its next step,
+            # but one whose holder is gone never comes again)
+            await off_loop(self._runner.deleted, record)
         self._wakeups.wake_all()  # its waiters answer NOT_FOUND now
         return empty_pb2.Empty()
 

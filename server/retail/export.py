@@ -185,6 +185,16 @@ class ExportJob:
         self._take_up(folder, state, _next_uri(ctx, state, place, start))
         self._put_in_place(folder, state, keep_empty=False)
 
+    def discard(self, ctx: JobContext) -> None:
+        """Remove the file an export deleted before it ended was writing (NAME.part,
+        and one begun past its checkpoint), as a run that finds it deleted does: no run
+        comes again to name it. The files it had named stay."""
+        request_class = EventsRequest if self.kind == EVENTS_KIND else ProductsRequest
+        state, place, start = _state(ctx, request_class.FromString(ctx.record.request), 0)
+        folder = gcs.check_output_folder(self.root, place, OUTPUT_FIELD)
+        for uri in (state.files[-1], _next_uri(ctx, state, place, start)):
+            gcs.remove_output(self.root, _part(folder / _base(uri)), OUTPUT_FIELD)
+
     def _take_up(self, folder: Path, state: _State, begun: str) -> bool:
         """Make the folder as the checkpoint `state` left it: remove the file `begun`
         past it (by a run that died before its step), and cut the last file back to

@@ -10,18 +10,23 @@ a batch was written and before its step recorded it."""
 from __future__ import annotations
 
 import json
+import re
+import signal
+import time
 from pathlib import Path
 
+import grpc
 import pytest
 from footfall.retail.v2 import user_event_pb2
 from footfall.retail.v2beta import export_config_pb2
+from google.api_core import operations_v1
 from google.protobuf import json_format
 
 from server.retail import export
 from server.store import EventRow, open_store
 from server.store.rows import OperationRecord
 
-from .killed_server import ended, killed, run_until, serve
+from .killed_server import ended, killed, log_of, run_until, serve
 
 CATALOG = "projects/p/locations/global/catalogs/c"
 NAME = f"{CATALOG}/operations/export-user-events-v2beta-9"
@@ -97,3 +102,54 @@ def test_an_export_killed_midway_leaves_only_whole_files_it_names(
     assert left == [uri.rpartition("/")[2] for uri in uris]
     assert [v for name in left for v in lines(folder / name)] == [
         f"v{i:02d}" for i in range(EVENTS)]
+
+
+# The first server as a replica on another machine: the next cannot tell it is gone,
+# and leaves its job to it until its lease runs out (30 s).
+ELSEWHERE = KILL + """
+import socket
+socket.gethostname = lambda: "another-machine"
+"""
+
+
+@pytest.mark.timeout(180)
+def test_an_export_deleted_while_no_run_of_it_holds_it_leaves_no_part_file(
+        tmp_path: Path, crash_store_url: str) -> None:
+    # Deleted while it runs, an export removes its NAME.part itself (ffb24a1); deleted
+    # while its holder was gone (killed on another machine, its lease still running),
+    # no run of it ever came again, and NAME.part stayed in the folder for good.
+    store = open_store(crash_store_url)
+    try:
+        store.write_user_events([EventRow.from_event(CATALOG, json_format.ParseDict(
+            {"eventType": "home-page-view", "visitorId": f"v{i:02d}",
+             "eventTime": "2024-01-01T00:00:00Z"}, user_event_pb2.UserEvent()), joined=True)
+            for i in range(EVENTS)])
+        request = export_config_pb2.ExportUserEventsRequest(parent=CATALOG, output_config={
+            "gcs_destination": {"output_uri_prefix": "gs://bucket/out/"}})
+        store.create_operation(OperationRecord(
+            name=NAME, kind=export.EVENTS_KIND, done=False, create_time_us=0,
+            request=request.SerializeToString(),
+            operation=export.new_operation(NAME, 0).SerializeToString()))
+    finally:
+        store.close()
+    folder = tmp_path / "gcs" / "bucket" / "out"
+    killed(tmp_path, serve(tmp_path, crash_store_url, ELSEWHERE))
+    part = "export-user-events-v2beta-9-0001.json.part"
+    assert part in {p.name for p in folder.iterdir()}
+
+    server = serve(tmp_path, crash_store_url, SMALL)
+    try:
+        ready = re.compile(r"serving gRPC on 127\.0\.0\.1:(\d+) ")
+        deadline = time.monotonic() + 60
+        while len(ready.findall(log_of(tmp_path))) < 2:
+            assert server.poll() is None and time.monotonic() < deadline, log_of(tmp_path)
+            time.sleep(0.05)
+        port = ready.findall(log_of(tmp_path))[-1]
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            operations_v1.OperationsClient(channel).delete_operation(NAME)
+        left = sorted(p.name for p in folder.iterdir())
+        # the file it had named stays; the one it was writing is gone
+        assert left == ["export-user-events-v2beta-9-0000.json"], log_of(tmp_path)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
