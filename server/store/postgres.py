@@ -272,11 +272,13 @@ for _dumper in (StrBinaryDumper, StrDumper, StrDumperUnknown):
 # database or role, a refused password) will not, so opening the store fails at once.
 _PASSING = ("starting up", "shutting down", "too many", "recovery", "administrator command")
 # Words of libpq for a URL it cannot use whatever the server does (a parameter's value
-# it refuses, an encryption the URL requires that the server or client lacks): no
-# FATAL in them, they were waited for 15 s as an outage, then said with exit 1.
+# it refuses, an encryption or a way of authenticating the URL requires that the server
+# or client lacks): no FATAL in them, they were waited for 15 s as an outage, then said
+# with exit 1.
 _NEVER_PASSING = ("for connection option", "invalid target_session_attrs",
                   "invalid load_balance_hosts", "SSL was required",
-                  "GSSAPI encryption required")
+                  "GSSAPI encryption required", "channel binding required",
+                  "authentication method requirement")
 
 
 _SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
