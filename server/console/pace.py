@@ -172,7 +172,12 @@ class Reading(_Bucket):
     asked, 400 watches of distinct filters of one project's reader key held every
     other project's live feed (the web console's too) behind their reads, about 30 s;
     now a party with hundreds of feeds waits behind its own reads, and a party with
-    one gets the next turn. Within a party, reads come in the order they asked."""
+    one gets the next turn. Within a party, reads come in the order they asked.
+
+    A party may belong to a `group` (a writer key's client addresses: see
+    policy.large): the turns are then fair between groups (and the parties of none)
+    first, and between the parties of a group within its share, so that a group of
+    many parties has no more than one party alone."""
 
     def __init__(self, per_second: float) -> None:
         # Unspent time piles up to a fifth of a second's: a quiet server's watch reads
@@ -183,6 +188,8 @@ class Reading(_Bucket):
         # the reading time given to each party, on the clock of `_clock` (the parties
         # waiting or reading; one absent has had no more than the clock)
         self._given: dict[Hashable, float] = {}
+        # the group of each party waiting that has one (see `take`)
+        self._groups: dict[Hashable, Hashable] = {}
         self._clock = 0.0  # where the last turn handed out began (seconds of reading)
         self.waits = 0  # reads that had to wait (a feed held back), for /metrics
 
@@ -193,51 +200,62 @@ class Reading(_Bucket):
         return sum(1 for reads in list(self._waiting.values()) for _, future in list(reads)
                    if not future.done())
 
-    async def take(self, expected: float = FIRST_READ_SECONDS, party: Hashable = "") -> float:
+    async def take(self, expected: float = FIRST_READ_SECONDS, party: Hashable = "",
+                   group: Hashable | None = None) -> float:
         """Once the caller's turn has come (among the reads of its `party`, the
-        parties' in turn): the time taken for its read (what it `expected` it to
-        cost), to give to `spent` with what the read cost."""
+        parties' in turn, those of a `group` within the group's turns): the time taken
+        for its read (what it `expected` it to cost), to give to `spent` with what the
+        read cost (and the same `party` and `group`)."""
         if self.per_second <= 0:
             return 0.0
         self._refill()
         if not self._waiting and self._left >= 0:
-            self._give(party, expected)
+            self._give(party, expected, group)
             return expected
         self.waits += 1
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(party, deque()).append((expected, future))
+        if group is not None:
+            self._groups[party] = group
         self._schedule()
         try:
             return await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():  # granted as it was cancelled
-                self.spent(future.result(), 0.0, party)
+                self.spent(future.result(), 0.0, party, group)
             raise
 
-    def spent(self, taken: float, seconds: float, party: Hashable = "") -> None:
-        """A read of `party` that took `taken` (`take`) cost `seconds` (0: it was
-        not made)."""
+    def spent(self, taken: float, seconds: float, party: Hashable = "",
+              group: Hashable | None = None) -> None:
+        """A read of `party` (of `group`) that took `taken` (`take`) cost `seconds`
+        (0: it was not made)."""
         if self.per_second <= 0:
             return
         self._refill()
         self._left = min(self._most, self._left + taken - seconds)
-        given = self._given.get(party)
-        if given is not None:
-            given += seconds - taken
-            if given <= self._clock and party not in self._waiting:
-                del self._given[party]  # (no more than the clock: nothing to remember)
-            else:
-                self._given[party] = given
+        for charged in (party,) if group is None else (party, group):
+            given = self._given.get(charged)
+            if given is not None:
+                given += seconds - taken
+                if given <= self._clock and charged not in self._waiting:
+                    del self._given[charged]  # (no more than the clock: nothing to remember)
+                else:
+                    self._given[charged] = given
         if self._waiting and self._left >= 0:  # (it cost less than was taken: go on now)
             if self._timer is not None:
                 self._timer.cancel()
             self._hand_out()
 
-    def _give(self, party: Hashable, seconds: float) -> None:
-        """A turn of `seconds` (expected) to `party`, now."""
+    def _give(self, party: Hashable, seconds: float, group: Hashable | None = None) -> None:
+        """A turn of `seconds` (expected) to `party` (of `group`), now."""
         self._left -= seconds
-        self._clock = max(self._clock, self._given.get(party, self._clock))
-        self._given[party] = self._clock + seconds
+        if group is None:
+            self._clock = max(self._clock, self._given.get(party, self._clock))
+            self._given[party] = self._clock + seconds
+        else:  # (the clock moves with the group's turns; the party's own, within them)
+            self._clock = max(self._clock, self._given.get(group, self._clock))
+            self._given[group] = self._clock + seconds
+            self._given[party] = max(self._clock, self._given.get(party, self._clock)) + seconds
         if len(self._given) > PARTIES_KEPT:
             kept = {p: given for p, given in self._given.items()
                     if given > self._clock or p in self._waiting}
@@ -253,18 +271,23 @@ class Reading(_Bucket):
                         if i not in dropped}
             self._given = kept
 
-    def _next(self) -> tuple[Hashable, float, asyncio.Future[float]] | None:
-        """The read whose turn is next (taken from the line), None if none waits:
-        the first of the party given the least (the first to wait of those given
+    def _next(self) -> tuple[Hashable, Hashable | None, float, asyncio.Future[float]] | None:
+        """The read whose turn is next (taken from the line), with its party and
+        group, None if none waits: the first of the party given the least, of the
+        group (or party of none) given the least (the first to wait of those given
         as little)."""
+        given, clock, groups = self._given, self._clock, self._groups
         while self._waiting:
-            party = min(self._waiting, key=lambda p: self._given.get(p, self._clock))
+            party = min(self._waiting, key=lambda p: (
+                given.get(groups.get(p, p), clock), given.get(p, clock)))
+            group = groups.get(party)
             reads = self._waiting[party]
             expected, future = reads.popleft()
             if not reads:
                 del self._waiting[party]
+                groups.pop(party, None)
             if not future.done():  # (else its reader ended while it waited)
-                return party, expected, future
+                return party, group, expected, future
         return None
 
     def _schedule(self) -> None:
@@ -281,7 +304,7 @@ class Reading(_Bucket):
             turn = self._next()
             if turn is None:
                 break
-            party, expected, future = turn
-            self._give(party, expected)
+            party, group, expected, future = turn
+            self._give(party, expected, group)
             future.set_result(expected)
         self._schedule()

@@ -56,10 +56,11 @@ class Turn:
     goes on when its caller goes (a turn that ended with the call let a key whose
     callers went decode its bodies side by side)."""
 
-    __slots__ = ("_budget", "_party", "_taken", "_started", "_cpu", "_open")
+    __slots__ = ("_budget", "_party", "_group", "_taken", "_started", "_cpu", "_open")
 
-    def __init__(self, budget: Reading, party: bytes, taken: float) -> None:
-        self._budget, self._party, self._taken = budget, party, taken
+    def __init__(self, budget: Reading, party: bytes, group: bytes | None,
+                 taken: float) -> None:
+        self._budget, self._party, self._group, self._taken = budget, party, group, taken
         self._started = time.perf_counter()
         self._cpu = time.process_time()
         self._open = 1  # the call, and its decode once begun
@@ -77,7 +78,8 @@ class Turn:
             # cost nothing while it waited, and was charged the whole wait (3 s locked:
             # every key's next large request waited 6 s on an idle server).
             self._budget.spent(self._taken, min(time.perf_counter() - self._started,
-                                                time.process_time() - self._cpu), self._party)
+                                                time.process_time() - self._cpu), self._party,
+                               self._group)
 
 
 class LargeRequests:
@@ -110,6 +112,8 @@ class LargeRequests:
             # A writer key is public (in its shop's pages): each client address of it is
             # a party of its own, or one client sending 4 large events at once had every
             # large event of the shop's visitors refused, and the next turns its own.
+            # Within the key's share of the turns, though: a party alone per address
+            # let one client of 8 addresses have 8 turns to another key's one.
             party += b" " + address.encode()
             sender = "this key from this client address"
         waiting = self._waiting.get(party, 0)
@@ -126,7 +130,8 @@ class LargeRequests:
         for each in counted:
             self._waiting[each] = self._waiting.get(each, 0) + 1
         try:
-            taken = await self._budget.take(size * EXPECTED_SECONDS_PER_BYTE, party)
+            taken = await self._budget.take(size * EXPECTED_SECONDS_PER_BYTE, party,
+                                            key if party != key else None)
         finally:
             for each in counted:
                 left = self._waiting[each] - 1
@@ -134,7 +139,7 @@ class LargeRequests:
                     self._waiting[each] = left
                 else:
                     del self._waiting[each]
-        return Turn(self._budget, party, taken)
+        return Turn(self._budget, party, key if party != key else None, taken)
 
 
 # The bytes a second of large requests (those over LARGE_REQUEST_BYTES) of writer and

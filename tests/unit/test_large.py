@@ -1,20 +1,24 @@
 """The bytes a second of each client address's large requests (policy.large.LargeBytes):
 past its budget a caller waits for its bytes; other addresses do not. On a fixed
-clock that the pacing's sleeps move: no time passes."""
+clock that the pacing's sleeps move: no time passes. And the turns of large requests
+between keys (policy.large.LargeRequests), whatever addresses a key sends from."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
 from server.clock import FixedClock
 from server.errors import ResourceExhausted
+from server.policy.auth import Grant, Role
 from server.policy.large import (
     LARGE_BYTES_BURST,
     LARGE_BYTES_PER_SECOND,
     MAX_WAITING_PER_ADDRESS,
     LargeBytes,
+    LargeRequests,
 )
 
 BIG = 1_488_970  # an event of 100,000 attributes, in binary
@@ -113,3 +117,48 @@ def test_too_many_of_one_address_waiting_are_answered_at_once() -> None:
         in refused.message
     assert visitor == 0.0
     assert all(wait > 0 for wait in waits)
+
+
+def _busy(seconds: float) -> None:
+    """Spend `seconds` of CPU (what a turn is charged is its CPU at most)."""
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_keys_take_turns_fairly_however_many_addresses_one_sends_from() -> None:
+    # Each client address of a writer key is a party of its own (2537b75), but the
+    # turns are fair between keys: a writer key sending from 8 addresses (an IPv6 /56
+    # holds 256 /64s) had all 8 served before another key's first, each party starting
+    # from the clock, and took 8 of every 9 turns from every other key.
+    writer = Grant(Role.WRITER, frozenset({"shop"}), "shop's writer key", identity=b"w")
+    reader = Grant(Role.READER, frozenset({"other"}), "other's reader key", identity=b"r")
+    size = 1_000_000  # expected to cost more than the budget holds: one turn at a time
+
+    async def body() -> list[str]:
+        large = LargeRequests(seconds_a_second=1.0)
+        first = await large.turn(writer, size, "192.0.2.1")
+        assert first is not None
+        order: list[str] = []
+
+        async def one(grant: Grant, address: str) -> None:
+            turn = await large.turn(grant, size, address)
+            assert turn is not None
+            order.append(grant.name)
+            _busy(0.005)
+            turn.ended()
+
+        sent = [asyncio.create_task(one(writer, f"2001:db8:{i}::")) for i in range(8)]
+        sent += [asyncio.create_task(one(reader, "198.51.100.7")) for _ in range(2)]
+        while large.waiting < 10:
+            await asyncio.sleep(0.001)
+        _busy(0.005)
+        first.ended()
+        await asyncio.wait_for(asyncio.gather(*sent), 30)
+        return order
+
+    order = asyncio.run(body())
+    assert order.count(reader.name) == 2 and order.count(writer.name) == 8
+    # the other key's two turns come among the first four, as they would were the
+    # writer key's requests all from one address
+    assert [i for i, name in enumerate(order) if name == reader.name][-1] <= 3, order
