@@ -302,17 +302,22 @@ class Rejections:
             field_violations=_import_violations(failure),
         ).SerializeToString() + _time(now_ns)) for failure in failures]
 
-    def imported(self) -> None:
-        """A batch's step kept import_rows: forget those past the counts and age, as
-        keeping a refusal does; one such job at a time (a fast import's batches do not
-        queue one each)."""
+    def imported(self, operation: str) -> None:
+        """A batch's step of the import `operation` kept import_rows: forget those past
+        the counts and age, as keeping a refusal does (of its project alone past
+        keep_per_project: every project's, after each batch, cost some 30 ms of the writer
+        beside 1,000 projects' refusals on PostgreSQL); one such job at a time (a fast
+        import's batches do not queue one each)."""
         if not self._keep_count:  # (none kept: nothing to trim)
             return
         with self._lock:
             if self._trim is not None and not self._trim.done():
                 return
             try:
-                self._trim = self.forget_old()
+                self._trim = self._store.add_rejections(
+                    [], self._keep_count, self._clock.now_ns() // 1000 - self._keep_us,
+                    self._keep_per_project,
+                    projects=[_project(operation.rpartition("/operations/")[0])])
             except Exception:  # a store that is closing or away: the next one trims
                 log.warning("could not forget old refusals", exc_info=True)
 

@@ -129,8 +129,8 @@ class FailureKeeper(Protocol):
     def import_rows(self, operation: str, failures: Sequence[str]) -> list[RejectionRow]:
         """The rows a batch's step inserts for its `failures`."""
 
-    def imported(self) -> None:
-        """Called once a batch's step kept them."""
+    def imported(self, operation: str) -> None:
+        """Called once a batch's step of `operation` kept them."""
 
 
 class ItemCheck(Protocol[M, V]):
@@ -475,7 +475,7 @@ class BulkImport(Generic[R, M, V]):
                         self._cut_errors(state)
                         bad, step = self.prepare(ctx, request, batch.items)
                 if bad and self.rejections is not None:
-                    self.rejections.imported()
+                    self.rejections.imported(ctx.record.name)
                 state = after
                 if result.cancel_requested:
                     lease.end()

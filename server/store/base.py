@@ -269,8 +269,8 @@ class Store(Protocol):
                             limit: int) -> list[StoredClientEvent]: ...
 
     def add_rejections(self, rows: Sequence[RejectionRow] | Callable[[], Sequence[RejectionRow]],
-                       keep: int, since_us: int, keep_per_project: int | None = None
-                       ) -> Future[Any]: ...
+                       keep: int, since_us: int, keep_per_project: int | None = None,
+                       projects: Sequence[str] | None = None) -> Future[Any]: ...
 
     def rejections_newest(self, project: str | None, limit: int,
                           before_id: int | None = None,

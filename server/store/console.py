@@ -373,8 +373,8 @@ class ConsoleSql:
                        [value for row in chunk for value in row])
 
     def add_rejections(self, rows: Sequence[RejectionRow] | Callable[[], Sequence[RejectionRow]],
-                       keep: int, since_us: int, keep_per_project: int | None = None
-                       ) -> Future[Any]:
+                       keep: int, since_us: int, keep_per_project: int | None = None,
+                       projects: Sequence[str] | None = None) -> Future[Any]:
         """Keep `rows` in a transaction of the writer (the first it makes for other
         writes once ALONG_SECONDS have passed, else its own once the writer has
         taken no other for ALONG_SECONDS), which also forgets the
@@ -384,7 +384,7 @@ class ConsoleSql:
         the future of that transaction. `rows` may be a function, called on the
         writer in that transaction (once, should it be tried again): it takes the
         rows gathered until then. No rows: it only forgets (each project's beyond
-        `keep_per_project` too)."""
+        `keep_per_project` too, or with `projects` those projects' alone)."""
         mark = self._dialect.mark
 
         taken: list[Sequence[RejectionRow]] = []  # once: a retried batch inserts the same
@@ -398,9 +398,10 @@ class ConsoleSql:
             if keep_per_project is not None and keep_per_project < keep:
                 # A trim alone (at start, then every few minutes) trims every project:
                 # one started with a lower keep_per_project keeps no more than it says.
-                projects = sorted({row.project for row in kept}) if kept else [
-                    project for (project,) in db.execute(_KEPT_PROJECTS).fetchall()]
-                for project in projects:
+                trimmed = sorted({row.project for row in kept}) if kept else \
+                    sorted(projects) if projects is not None else [
+                        project for (project,) in db.execute(_KEPT_PROJECTS).fetchall()]
+                for project in trimmed:
                     db.execute(f"DELETE FROM rejections WHERE project = {mark} AND id <= "
                                f"(SELECT id FROM rejections WHERE project = {mark} ORDER BY id "
                                f"DESC LIMIT 1 OFFSET {mark})", (project, project, keep_per_project))
