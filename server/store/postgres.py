@@ -522,6 +522,13 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             [(role,)] = conn.execute("SELECT current_user").fetchall()
         rows = ("SELECT, INSERT, UPDATE, DELETE on the tables and USAGE on the sequences"
                 if not self._read_only else "SELECT on the tables")
+        if "must be owner" in said:
+            # An upgrade changing a table (an index, a column) of another role's: the
+            # grants of its rows are no help (they were said, and the role had them).
+            return (f"cannot upgrade Footfall's tables in PostgreSQL at {self._where}: "
+                    f"{said}: {role} may use them but an upgrade changes them: start this "
+                    f"version once as the tables' owner (the role that made them), or make "
+                    f"{role} their owner")
         if "for schema" not in said:
             return (f"cannot {'read' if self._read_only else 'use'} Footfall's tables in "
                     f"PostgreSQL at {self._where}: {said}: grant {role} {rows} (as their "

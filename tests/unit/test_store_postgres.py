@@ -1579,6 +1579,35 @@ def test_a_role_that_may_only_read_and_write_the_tables_serves_them(
         store.close()
 
 
+def test_an_upgrade_by_a_role_that_does_not_own_the_tables_is_told_to_run_as_their_owner(
+        role_without_create: tuple[str, str]) -> None:
+    """Least privilege as README has it (tables made by their owner, the server's role
+    granted their rows and CREATE on the schema): an upgrade that changes a table (an
+    index, a column) needs the table's owner, and the start said 'must be owner of
+    table user_events: grant ROLE SELECT, INSERT, UPDATE, DELETE on the tables ...',
+    the grants the role had already."""
+    as_role, owner = role_without_create
+    role = urllib.parse.unquote(as_role).rsplit("role=", 1)[1]
+    PostgresStore(owner).close()  # made by their owner
+    with psycopg.connect(owner, autocommit=True) as conn:
+        conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public '
+                     f'TO "{role}"')
+        conn.execute(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
+        conn.execute(f'GRANT CREATE ON SCHEMA public TO "{role}"')
+        # as a store of the version before the last migration (an index of user_events)
+        conn.execute("DROP INDEX user_events_order")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 15")
+    with pytest.raises(StoreRefused) as refused:
+        PostgresStore(as_role)
+    said = str(refused.value)
+    assert "must be owner of table user_events" in said, said
+    assert "grant" not in said.rpartition("user_events")[2].lower(), said
+    assert said.endswith(f"start this version once as the tables' owner (the role that made "
+                         f"them), or make {role} their owner"), said
+    PostgresStore(owner).close()  # the upgrade, by their owner
+    PostgresStore(as_role).close()  # then the role serves them
+
+
 @pytest.mark.parametrize(("parameter", "said"), [
     ("keepalives=abc", 'invalid integer value "abc" for connection option "keepalives"'),
     ("target_session_attrs=bogus", 'invalid target_session_attrs value: "bogus"'),
