@@ -4,9 +4,9 @@ With `--port 0 --http-port -1` a fixture learnt its ports only by matching the l
 ready lines (words meant for a person) with a pattern of its own; this file says
 them once serving, in a form that a fixture of any language reads in one call.
 It is written whole (a reader never sees half of it), removed before the start if
-the server it names no longer runs (a file left by a server killed outright is never
-taken for this one's) and by its own server at a clean stop. No grpc here: the
---processes parent uses it.
+the server it names no longer runs, its pid being gone or another process's (a file
+left by a server killed outright is never taken for this one's) and by its own
+server at a clean stop. No grpc here: the --processes parent uses it.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def clear(path: str) -> None:
         return
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     named = _pid_in(path)
-    if named is not None and named != os.getpid() and _runs(named):
+    if named is not None and named != os.getpid() and _runs(named) \
+            and not _began_after(named, path):
         return
     Path(path).unlink(missing_ok=True)
 
@@ -65,6 +66,23 @@ def _runs(pid: int) -> bool:
     except PermissionError:  # (another user's: it runs)
         return True
     return True
+
+
+def _began_after(pid: int, path: str) -> bool:
+    """Whether process `pid` began after the file at `path` was written, so did not
+    write it: its pid, a killed server's, used again since (a busy machine cycles its
+    pids). Linux's /proc tells, to a second (the boot time's); False where it cannot."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # (after the command's name, which may hold spaces and parentheses: the
+            # state is field 3, the start time in clock ticks since boot field 22)
+            ticks = int(stat.read().rpartition(b")")[2].split()[19])
+        with open("/proc/stat", "rb") as system:
+            boot = next(int(line.split()[1]) for line in system if line.startswith(b"btime "))
+        written = os.stat(path).st_mtime
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
+    return boot + ticks / os.sysconf("SC_CLK_TCK") > written + 1.0
 
 
 def write(path: str, host: str, port: int, http_port: int) -> None:

@@ -46,3 +46,20 @@ def test_a_stop_removes_only_its_own_file(tmp_path: Path) -> None:
     ready_file.write(str(path), "127.0.0.1", 1, 2)
     ready_file.remove_own(str(path))
     assert not path.exists() and os.listdir(tmp_path) == []
+
+
+def test_a_start_removes_a_file_whose_pid_is_now_another_process(tmp_path: Path) -> None:
+    # A killed server's pid, used again since by a process that began after the file
+    # was written (a busy CI machine cycles its pids), kept the file: a fixture polling
+    # it read the dead server's ports as this start's until it was ready.
+    path = tmp_path / "ready.json"
+    later = subprocess.Popen(["sleep", "30"])
+    try:
+        path.write_text(json.dumps({"grpc": "127.0.0.1:1", "pid": later.pid}))
+        written = path.stat().st_mtime - 60  # (written a minute before that process began)
+        os.utime(path, (written, written))
+        ready_file.clear(str(path))
+        assert not path.exists()
+    finally:
+        later.kill()
+        later.wait()
