@@ -7,6 +7,7 @@ from __future__ import annotations
 import binascii
 import functools
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
@@ -40,6 +41,14 @@ PAGE_BYTES = page_tokens.PAGE_BYTES  # (a page ends once its events pass it)
 # once of one reader key took the server from 0.4 to 3.4 GB.
 PRODUCT_BYTES = 256
 READ_BATCH = 50  # events read from the store at a time while a page fills
+# A call of a filter no index seeks (see list_user_events) reads windows of the time
+# order for at least MIN_WINDOWS of them, then until LIST_SECONDS have passed, each at
+# most WIDEST_WINDOW events: a rare event's first page within a few calls, where each
+# call read one window of SCAN_LIMIT (a session among the oldest of 3M events: 600
+# empty pages of 130 ms each).
+MIN_WINDOWS = 3
+LIST_SECONDS = 0.1
+WIDEST_WINDOW = 64 * SCAN_LIMIT
 _INT64 = 0xFFFF_FFFF_FFFF_FFFF  # a negative int64 is written as its two's complement
 TRANSPORTS = {name: number for name, number in console_pb2.Transport.items() if number}
 _PROJECT = re.compile(r"^projects/(?P<project>[^/]+)$")
@@ -71,15 +80,21 @@ class EventFilter:
 
     @functools.cached_property
     def needles(self) -> tuple[bytes, ...]:
-        """The UTF-8 bytes of the longest session or product id looked for (none
-        when none is): the stored bytes of an event selected hold it (see
-        may_select). One, not each: a filter of 5,000 characters names up to 416
-        ids, the same or substrings of one another, and each was looked for
-        through every stored byte (in the store, then here): a CountUserEvents
-        of 300 such terms over 500 events of 50 KB cost 26 s of CPU, against
-        0.9 s for one. The others are checked on the decoded event (selects)."""
-        longest = max((*self.session_ids, *self.product_ids), key=len, default=None)
-        return () if longest is None else (longest.encode(),)
+        """The longest of the fields serialized that hold a session or product id
+        looked for (none when none is, or it is ""): the stored bytes of an event
+        selected hold it (see may_select). A field, not its UTF-8 bytes alone: the
+        tag and length make it hold that id and no longer one (`session-12` was
+        found in session-120 to session-12999999, 111,000 events of 3M of the bench
+        corpus decoded in Python to find its 10). A session is UserEvent's field 21;
+        a product id is Product's field 2, inside ProductDetail's product. One, not
+        each: a filter of 5,000 characters names up to 416 ids, the same or
+        substrings of one another, and each was looked for through every stored
+        byte (in the store, then here): a CountUserEvents of 300 such terms over
+        500 events of 50 KB cost 26 s of CPU, against 0.9 s for one. The others are
+        checked on the decoded event (selects)."""
+        fields = [_SESSION_TAG + _field(value) for value in self.session_ids if value] + \
+            [_PRODUCT_ID_TAG + _field(value) for value in self.product_ids if value]
+        return (max(fields, key=len),) if fields else ()
 
     def may_select(self, payload: bytes) -> bool:
         """False if the serialized event `payload` cannot be selected: the id of
@@ -91,6 +106,18 @@ class EventFilter:
         named = {d.product.id for d in event.product_details}
         return all(s == event.session_id for s in self.session_ids) and \
             all(p in named for p in self.product_ids)
+
+
+# The tags of UserEvent.session_id (field 21) and Product.id (field 2), each a
+# length-delimited string.
+_SESSION_TAG = varint(21 << 3 | 2)
+_PRODUCT_ID_TAG = varint(2 << 3 | 2)
+
+
+def _field(value: str) -> bytes:
+    """`value`'s length and UTF-8 bytes, as a string field serializes them."""
+    data = value.encode()
+    return varint(len(data)) + data
 
 
 class _Parser(purge_filter.Parser):
@@ -366,35 +393,60 @@ def stored_client_event_wire(row: StoredClientEvent) -> bytes:
     return b"".join(parts)
 
 
-def _window(store: Store, query: EventQuery, before: tuple[int, int] | None
-            ) -> tuple[EventQuery, int | None]:
-    """`query` cut to the next SCAN_LIMIT events of its catalog's time order (and
-    those of the same microsecond as the last), when it has terms no index seeks
-    (event type, joined, transport), and the event time its window ends at (None:
-    not cut). The store walks the time index until a page fills: a type that no
-    event has read the whole catalog in one statement that nothing stops (0.6 s of
-    a pool thread at 300k events, half a minute at 10M), however often asked."""
-    if not (query.event_types or query.joined is not None or query.transports) \
-            or query.visitor_ids or query.user_ids:
-        return query, None
-    edge = store.user_event_time_past(query, before, SCAN_LIMIT - 1)
+def _windowed(events: EventFilter) -> bool:
+    """Whether `events` has terms no index seeks (event type, joined, transport,
+    or a session or product id) and no visitor or user, whose index finds them:
+    its pages are read a window of the time order at a time (see _window)."""
+    query = events.query
+    return bool(query.event_types or query.joined is not None or query.transports
+                or events.on_events) and not (query.visitor_ids or query.user_ids)
+
+
+def _window(store: Store, query: EventQuery, before: tuple[int, int] | None,
+            width: int) -> tuple[EventQuery, int | None]:
+    """`query` cut to the next `width` events of its catalog's time order (and those
+    of the same microsecond as the last), and the event time its window ends at
+    (None: not cut, the window reaches the catalog's oldest). The store walks the
+    time index until a page fills: a type that no event has read the whole catalog
+    in one statement that nothing stops (0.6 s of a pool thread at 300k events,
+    half a minute at 10M), however often asked."""
+    edge = store.user_event_time_past(query, before, width - 1)
     if edge is None or (query.after is not None and query.after.micros >= edge):
         return query, None
     return replace(query, after=TimeBound(edge, True)), edge
 
 
+def _next_width(width: int, seconds: float, left: float) -> int:
+    """The width of the window after one of `width` events read in `seconds`, with
+    `left` seconds of the call's budget left: what this pace reads in them, at most
+    four times as many and WIDEST_WINDOW, at least SCAN_LIMIT."""
+    paced = width * left / seconds if seconds > 0 else WIDEST_WINDOW
+    return int(max(SCAN_LIMIT, min(paced, 4 * width, WIDEST_WINDOW)))
+
+
 def list_user_events(store: Store, events: EventFilter, size: int,
                      token: str) -> console_pb2.ListUserEventsResponse:
     """A page of the selected events, latest event time first; short (or empty),
-    with a token to go on, once the call has looked at SCAN_LIMIT events."""
+    with a token to go on, once the call has spent its budget.
+
+    A filter no index seeks (see _windowed) is read a window of the time order at a
+    time, each window's events sought in the database (the stored bytes of those
+    of a session or product id must hold it: no other row is sent or unpacked),
+    window after window until the page fills, for at least MIN_WINDOWS windows and
+    then until LIST_SECONDS have passed, each window as wide as the last one's pace
+    says fits in what is left. A call looked through 5,000 events, one window: a
+    session among the oldest of 3M events was 600 empty pages of 130 ms each."""
     question = page_tokens.question(events)
     position = _position(store, token, 2, question)
     before = None if position is None else (position[0], position[1])
     answer = console_pb2.ListUserEventsResponse()
     if events.selects_nothing:  # (the token checked all the same)
         return answer
-    query, window_end = _window(store, events.query, before)
-    read, room = 0, PAGE_BYTES
+    windowed = _windowed(events)
+    # (sought in the database within a window alone: there, no read can walk far)
+    needles = events.needles if windowed else ()
+    began = time.monotonic()
+    width, windows, room = SCAN_LIMIT, 0, PAGE_BYTES
 
     def after_last() -> console_pb2.ListUserEventsResponse:
         last = answer.user_events[-1]  # full: the next page starts after it
@@ -402,49 +454,63 @@ def list_user_events(store: Store, events: EventFilter, size: int,
             store, last.user_event.event_time.ToMicroseconds(), last.id, question)
         return answer
 
-    while True:
-        stop_if_abandoned()
-        want = size - len(answer.user_events)
-        batch = min(want, READ_BATCH) if not events.on_events \
-            else min(max(want, 100), SCAN_LIMIT - read)
-        rows = store.user_events_newest(query, batch, before)
-        read += len(rows)
-        found = 0
-        for row in rows:  # decoded one at a time: none past the page's end
-            products = 0
-            if events.on_events:  # (before its message is made: most are left out)
-                selected = _selected_products(events, row.payload)
-                if selected is None:
-                    continue
-                products = selected
-            # its bytes (as long as its message serialized): what it costs at least,
-            # known before it is decoded, so one that cannot fit is not
-            wire = stored_user_event_wire(row)
-            least = len(wire) + PRODUCT_BYTES * products
-            found += 1
-            if found > want or (answer.user_events and least > room):
+    while True:  # a window at a time (one, the whole catalog, when not windowed)
+        window_began = time.monotonic()
+        query, window_end = _window(store, events.query, before, width) if windowed \
+            else (events.query, None)
+        read = 0
+        while True:
+            stop_if_abandoned()
+            want = size - len(answer.user_events)
+            batch = min(want, READ_BATCH) if not events.on_events \
+                else max(want, 100) if windowed else min(max(want, 100), SCAN_LIMIT - read)
+            rows = store.user_events_newest(query, batch, before, containing=needles)
+            read += len(rows)
+            found = 0
+            for row in rows:  # decoded one at a time: none past the page's end
+                products = 0
+                if events.on_events:  # (before its message is made: most are left out)
+                    selected = _selected_products(events, row.payload)
+                    if selected is None:
+                        continue
+                    products = selected
+                # its bytes (as long as its message serialized): what it costs at
+                # least, known before it is decoded, so one that cannot fit is not
+                wire = stored_user_event_wire(row)
+                least = len(wire) + PRODUCT_BYTES * products
+                found += 1
+                if found > want or (answer.user_events and least > room):
+                    return after_last()
+                # Decoded into the page, once: a message decoded apart is copied when
+                # appended (25 MB decoded and 26 MB copied for an event of 60,000
+                # products).
+                message = answer.user_events.add()
+                message.MergeFromString(wire)
+                cost = len(wire) + PRODUCT_BYTES * len(message.user_event.product_details)
+                if cost > room and len(answer.user_events) > 1:
+                    # its products took it past the page's end (its memory stays the
+                    # page's until the page goes: one event, as one decoded apart was)
+                    del answer.user_events[-1]
+                    return after_last()
+                room -= cost
+            if found == want and len(rows) == batch:
                 return after_last()
-            # Decoded into the page, once: a message decoded apart is copied when
-            # appended (25 MB decoded and 26 MB copied for an event of 60,000 products).
-            message = answer.user_events.add()
-            message.MergeFromString(wire)
-            cost = len(wire) + PRODUCT_BYTES * len(message.user_event.product_details)
-            if cost > room and len(answer.user_events) > 1:
-                # its products took it past the page's end (its memory stays the
-                # page's until the page goes: one event, as one decoded apart was)
-                del answer.user_events[-1]
-                return after_last()
-            room -= cost
-        if found == want and len(rows) == batch:
-            return after_last()
-        if not may_continue(rows, batch):
-            if window_end is not None:  # the window's end: on from before its time
-                answer.next_page_token = _signed_token(store, window_end, 0, question)
-            return answer  # (else the last page)
-        before = (rows[-1].event_time_us, rows[-1].id)
-        if read >= SCAN_LIMIT:  # short, but this call has read enough
+            if not may_continue(rows, batch):
+                break  # the window's end
+            before = (rows[-1].event_time_us, rows[-1].id)
+            if not windowed and read >= SCAN_LIMIT:  # short, but this call read enough
+                answer.next_page_token = _signed_token(store, *before, question)
+                return answer
+        if window_end is None:
+            return answer  # the last page
+        before = (window_end, 0)  # on from before the window's time
+        windows += 1
+        now = time.monotonic()
+        left = LIST_SECONDS - (now - began)
+        if windows >= MIN_WINDOWS and left <= 0:
             answer.next_page_token = _signed_token(store, *before, question)
             return answer
+        width = _next_width(width, now - window_began, max(left, 0.0))
 
 
 def _selected_products(events: EventFilter, payload: bytes) -> int | None:

@@ -186,7 +186,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         events = gather(violations, queries.parse_filter, request.filter, str(catalog))
         raise_if_any(violations)
         await answered_stored(self._store)
-        if events.on_events:  # (by sessionId or productId it decodes up to SCAN_LIMIT events)
+        if events.on_events:  # (by sessionId or productId it reads windows for LIST_SECONDS)
             # a long read, in its project's turn: 64 such lists at once of one reader
             # key held the pool every call uses, and another project's product and
             # console reads waited 7 s

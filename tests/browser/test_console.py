@@ -950,9 +950,12 @@ async def find_the_rare_event(devtools_url: str, port: int, shots: Path) -> None
 def test_events_page_follows_short_pages_to_a_rare_event(
         browser_executable: str, running: Running, shots: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    # A call looks through SCAN_LIMIT events at most (10 here): the first pages of a
-    # type only the oldest of 35 events has are empty, each with a token.
+    # A call looks through one window of SCAN_LIMIT events at most here (10; by
+    # default it goes on for LIST_SECONDS): the first pages of a type only the oldest
+    # of 35 events has are empty, each with a token.
     monkeypatch.setattr(queries, "SCAN_LIMIT", 10)
+    monkeypatch.setattr(queries, "MIN_WINDOWS", 1)
+    monkeypatch.setattr(queries, "LIST_SECONDS", 0.0)
     write(running.http_port, eventType="rare", visitorId="rare-visitor")
     for n in range(34):
         write(running.http_port, eventType="home-page-view", visitorId=f"v{n}",

@@ -875,43 +875,54 @@ def test_one_project_cannot_take_every_http_stream(settings: Settings, clock: An
         few.stop()
 
 
+# A product every event of visited() names, its id longer than any session's.
+HELD = "a-product-every-event-names"
+
+
 def visited(count: int) -> list[EventRow]:
-    """`count` events, each of a session of its own named session-N."""
-    return [EventRow.from_event(PARENT, event(visitorId=f"v{n}", sessionId=f"session-{n}"),
+    """`count` events, each of a session of its own named session-N, each naming the
+    product HELD."""
+    return [EventRow.from_event(PARENT, event(visitorId=f"v{n}", sessionId=f"session-{n}",
+                                              productDetails=[{"product": {"id": HELD}}]),
                                 joined=True) for n in range(count)]
 
 
-def test_a_filter_no_index_seeks_looks_at_a_bounded_window_a_call(
+def test_a_filter_no_index_seeks_reads_windows_of_the_time_order_within_a_budget(
         running: Running, console: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # An event type that only the oldest of 36 events has: the first page read the
+    # An event type that only the oldest of 26 events has: the first page read the
     # whole catalog in one statement to find it (at 300k events, 0.6 s of a pool
-    # thread a call). Now a call looks at SCAN_LIMIT events, and its token goes on.
+    # thread a call). Then a call looked at one window of SCAN_LIMIT events, and
+    # came back empty with a token (600 empty pages for an event among the oldest of
+    # 3M). Now a call reads windows until its page fills: at least MIN_WINDOWS (each
+    # at least SCAN_LIMIT wide), then for LIST_SECONDS, and its token goes on.
     monkeypatch.setattr(queries, "SCAN_LIMIT", 10)
     running.store.write_user_events([EventRow.from_event(
-        PARENT, event(eventType="rare", visitorId=f"v{n}",
+        PARENT, event(eventType="rare" if n == 0 else "home-page-view", visitorId=f"v{n}",
                       eventTime=f"2026-01-01T00:00:{n:02d}Z"), joined=True)
-        if n == 0 else EventRow.from_event(
-        PARENT, event(visitorId=f"v{n}", eventTime=f"2026-01-01T00:00:{n:02d}Z"), joined=True)
-        for n in range(36)])
-    pages, token = [], ""
-    while True:
-        answer = console.ListUserEvents(console_pb2.ListUserEventsRequest(
-            parent=PARENT, filter='eventType = "rare"', page_size=5, page_token=token))
-        pages.append(visitors(answer))
-        token = answer.next_page_token
-        if not token:
-            break
-    assert pages == [[], [], [], ["v0"]]
-    everything = console.ListUserEvents(console_pb2.ListUserEventsRequest(
-        parent=PARENT, filter='eventType = "home-page-view"', page_size=50))
-    assert len(everything.user_events) == 10 and everything.next_page_token
+        for n in range(26)])
+
+    def pages(text: str, size: int) -> list[list[str]]:
+        pages, token = [], ""
+        while True:
+            answer = console.ListUserEvents(console_pb2.ListUserEventsRequest(
+                parent=PARENT, filter=text, page_size=size, page_token=token))
+            pages.append(visitors(answer))
+            if not (token := answer.next_page_token):
+                return pages
+
+    assert pages('eventType = "rare"', 5) == [["v0"]]
+    assert [len(page) for page in pages('eventType = "home-page-view"', 50)] == [25]
+    # (one window a call at most: the call's reads stay bounded, its token goes on)
+    monkeypatch.setattr(queries, "MIN_WINDOWS", 1)
+    monkeypatch.setattr(queries, "LIST_SECONDS", 0.0)
+    assert pages('eventType = "rare"', 5) == [[], [], ["v0"]]
 
 
 def test_an_empty_session_or_product_id_is_the_value_as_for_every_field(
         running: Running, console: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """An empty value is the value "", as `userId = ""` selects the events with no
-    user id: `sessionId = ""` those of no session (looked through SCAN_LIMIT events a
-    call, as any sessionId), `productId = ""` none, known before any event is read
+    user id: `sessionId = ""` those of no session (read window by window, as any
+    sessionId), `productId = ""` none, known before any event is read
     (every product an event names has an id), as `visitorId = ""` selects none: it
     read and decoded every event of the catalog to find none (300,000: 8.9 s of CPU
     for a count, and a list walked them 5,000 a call)."""
@@ -935,7 +946,7 @@ def test_an_empty_session_or_product_id_is_the_value_as_for_every_field(
             parent=PARENT, filter=text)).count)
 
     unsessioned = [f"v{n}" for n in range(24, -1, -2)]  # (newest first)
-    assert listed('sessionId = ""') == [unsessioned[:5], unsessioned[5:10], unsessioned[10:]]
+    assert listed('sessionId = ""') == [unsessioned]  # (25 events: within MIN_WINDOWS)
     assert count('sessionId = ""') == 13
     assert count('userId = ""') == 25 and count('visitorId = ""') == 0
     reads = 0
@@ -1006,8 +1017,10 @@ def counts_of_count(running: Running) -> list[str]:
             and "CountUserEvents" in line]
 
 
-# A session no event has, whose bytes every event of visited() holds: each is read.
-NO_SESSION = 'sessionId = "session-"'
+# A session no event has, beside a product every event of visited() names, whose
+# field (the longer, the one sought in the stored bytes) every event holds: each is
+# read and decoded.
+NO_SESSION = f'productId = "{HELD}" AND sessionId = "session-"'
 COUNT_SESSION = (f"/console/v1/{PARENT}/userEvents:count?filter="
                  + urllib.parse.quote(NO_SESSION))
 # The reads a count by NO_SESSION makes of visited(EVENTS) (SCAN_LIMIT 10): 2 s or more.

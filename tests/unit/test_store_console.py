@@ -780,3 +780,94 @@ def test_a_failed_reset_project_deletes_nothing(store: Any,
     with pytest.raises(RuntimeError):
         store.reset_project("p")
     assert left_of(store, "p") == before
+
+
+def _listed(store: Any, text: str, size: int) -> list[list[str]]:
+    """The pages (their events' visitors) of the console's list of `text`, in pages
+    of `size`, each token followed to the end."""
+    events = queries.parse_filter(text, CATALOG)
+    pages, token = [], ""
+    while True:
+        page = queries.list_user_events(store, events, size, token)
+        pages.append([e.user_event.visitor_id for e in page.user_events])
+        if not (token := page.next_page_token):
+            return pages
+
+
+@pytest.mark.parametrize("text", ['sessionId = "rare"', 'eventType = "rare"', "joined = false",
+                                  'productId = "rare"', 'sessionId = "rare" AND joined = false'])
+def test_a_filter_of_one_old_event_finds_it_in_the_first_call(
+        store: Any, monkeypatch: Any, text: str) -> None:
+    """A filter no index seeks that selects the oldest of 26 events: a call looked at
+    SCAN_LIMIT events (a window of the time order), so its first pages came back
+    empty, 600 of them for a session among the oldest of 3M events. Now a call goes
+    on through at least MIN_WINDOWS windows (and then on for LIST_SECONDS), each at
+    least SCAN_LIMIT wide: 3 x 10 events here, whatever the machine's pace."""
+    monkeypatch.setattr(queries, "SCAN_LIMIT", 10)
+    store.write_user_events([
+        row("old", "rare", time="2024-01-01T00:00:00Z", joined=False, sessionId="rare",
+            productDetails=[{"product": {"id": "rare"}}])])
+    store.write_user_events([
+        row(f"v{n}", time=f"2024-01-02T00:00:{n:02d}Z", sessionId=f"s{n}",
+            productDetails=[{"product": {"id": f"p{n}"}}]) for n in range(25)])
+    assert _listed(store, text, 5) == [["old"]]
+
+
+def test_filtered_pages_hold_each_event_once_newest_first_while_writes_come(
+        store: Any, monkeypatch: Any) -> None:
+    """A filter read window by window (a session's bytes sought in the database, the
+    windows as wide as the machine's pace allows) pages as any list: latest time first
+    (of one time, the later stored first), each event once across pages of any size,
+    while newer events (and older ones of other sessions) are written between calls;
+    a window's end at a microsecond several events share splits none of them."""
+    monkeypatch.setattr(queries, "SCAN_LIMIT", 10)
+    monkeypatch.setattr(queries, "MIN_WINDOWS", 1, raising=False)
+    monkeypatch.setattr(queries, "LIST_SECONDS", 0.0, raising=False)  # a window a call
+    rows = []
+    for n in range(60):
+        second = n // 3  # three events a second
+        rows.append(row(f"v{n}", time=f"2024-01-01T00:{second // 60:02d}:{second % 60:02d}Z",
+                        sessionId="s" if n % 4 == 0 else f"other{n}"))
+    store.write_user_events(rows)
+    expected = [f"v{n}" for n in sorted(range(0, 60, 4), key=lambda n: (-(n // 3), -n))]
+    for size in (1, 2, 7, 100):
+        newer = [e.user_event.visitor_id for e in queries.list_user_events(
+            store, queries.parse_filter('visitorId = "new"', CATALOG), 1000, "").user_events]
+        events = queries.parse_filter('sessionId = "s"', CATALOG)
+        seen, token, calls = [], "", 0
+        while True:
+            page = queries.list_user_events(store, events, size, token)
+            seen += [e.user_event.visitor_id for e in page.user_events]
+            calls += 1
+            store.write_user_events([
+                row("new", time="2024-02-01T00:00:00Z", sessionId="s"),
+                row(f"old{size}-{calls}", time="2023-01-01T00:00:00Z", sessionId="x")])
+            if not (token := page.next_page_token):
+                break
+        assert seen == ["new"] * len(newer) + expected, size
+
+
+@pytest.mark.parametrize("text", ['sessionId = "s1"', 'productId = "p1"'])
+def test_an_id_others_start_with_reads_none_of_theirs(
+        store: Any, monkeypatch: Any, text: str) -> None:
+    """A session or product id is sought in the stored bytes as the field that holds
+    it (its tag, length and bytes): `s1` read s10 to s19 too, each sent, unpacked and
+    decoded to be left out (`session-12`: 111,000 events of 3M of the bench corpus
+    for its 10)."""
+    store.write_user_events([
+        row(f"v{n}", time=f"2024-01-01T00:00:{n:02d}Z", sessionId=f"s{n}",
+            productDetails=[{"product": {"id": f"p{n}"}}]) for n in range(1, 20)])
+    read = store.user_events_newest
+    rows: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        found = read(*args, **kwargs)
+        rows.extend(e.id for e in found)
+        return found
+
+    monkeypatch.setattr(store, "user_events_newest", counted)
+    events = queries.parse_filter(text, CATALOG)
+    assert queries.count_user_events(store, events) == 1
+    assert [e.user_event.visitor_id for e in queries.list_user_events(
+        store, events, 10, "").user_events] == ["v1"]
+    assert len(rows) == 2  # (once for the count, once for the page)
