@@ -43,8 +43,9 @@ export function render(main, ctx) {
     ["Event time", "Type", "About", "Visitor", "User", "Came by", "Joined"], "", [], [3, 4]);
   found.element.hidden = true;  // (until rows come: headings over an error said nothing)
   const more = paged(async (pageToken) => {
-    // A call looks through a few thousand events at most: a filter that few match
-    // answers short (even empty) pages with a token, followed here until 50 are shown.
+    // A call looks through events for about a tenth of a second: a filter that few
+    // match answers short (even empty) pages with a token, followed here until 50 are
+    // shown.
     let shown = 0;
     do {
       const page = await call(route`/console/v1/${catalog}/userEvents`,
