@@ -25,8 +25,11 @@ $(TEST_STAMP): $(RUN_STAMP)
 # What the browser, Node.js, generated-client and benchmark tests drive: Debian's
 # chromium, nghttp2-client (h2load) and the C++, Go and Ruby gRPC toolchains,
 # installed only if missing, and the official Node.js client (npm ci into the
-# ignored tests/node/node_modules). When one cannot be had, its test skips, loudly.
+# ignored tests/node/node_modules), and axe-core, which tests/browser runs in the
+# console's pages (npm ci into tests/browser/axe/node_modules). When one cannot be had,
+# its test skips, loudly.
 NODE_MODULES := tests/node/node_modules/.package-lock.json
+AXE := tests/browser/axe/node_modules/.package-lock.json
 # The C++ toolchain also builds bench/watchers.cc, the watch benchmark's watchers.
 # tests/clients: without golang-github-golang-protobuf-1-5-dev
 # apt picks golang/protobuf 1.3, whose Go client panics decoding a reply.
@@ -35,7 +38,7 @@ CLIENT_PACKAGES := protobuf-compiler pkg-config g++ libgrpc++-dev protobuf-compi
 	golang-github-golang-protobuf-1-5-dev protoc-gen-go protoc-gen-go-grpc \
 	ruby-grpc ruby-grpc-tools
 
-test-tools: $(NODE_MODULES)
+test-tools: $(NODE_MODULES) $(AXE)
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium for tests/browser"; \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
@@ -59,6 +62,11 @@ $(NODE_MODULES): tests/node/package.json tests/node/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
 	  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error; \
 	else echo "WARNING: npm not found; tests/node will skip"; fi
+
+$(AXE): tests/browser/axe/package.json tests/browser/axe/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix tests/browser/axe --no-audit --no-fund --loglevel=error; \
+	else echo "WARNING: npm not found; the console's accessibility test will skip"; fi
 
 run: $(RUN_STAMP)
 	$(PY) -m server serve

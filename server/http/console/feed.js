@@ -110,7 +110,42 @@ function codeName(code) {
   return CODES[code || 0] || String(code);
 }
 
-function column(id, title, hint) {
+// How often, at most, a screen reader hears what came: each event said as it came
+// would talk over itself at a few events a second, and over whatever else was read.
+const NEWS_MS = 5000;
+
+/** A polite live region, hidden, that says in one sentence what came into the columns
+ *  since it last spoke, at most every NEWS_MS: the lists themselves are not live (a
+ *  screen reader heard nothing of new events, and read as they came, 200 kept events
+ *  would flood it). `note(kind, n)`: n more of "accepted" or "refused". */
+function news(signal) {
+  const region = h("p", {class: "hidden", role: "status", id: "feed-news"});
+  const pending = {accepted: 0, refused: 0};
+  let timer = null;
+  let last = 0;
+  const say = () => {
+    timer = null;
+    last = Date.now();
+    const parts = [];
+    if (pending.accepted) parts.push(counted(pending.accepted, "new event", "new events"));
+    if (pending.refused) parts.push(counted(pending.refused, "request refused", "requests refused"));
+    pending.accepted = pending.refused = 0;
+    if (parts.length) region.textContent = `${parts.join(", ")}.`;
+  };
+  signal.addEventListener("abort", () => clearTimeout(timer), {once: true});
+  return {
+    region,
+    note(kind, n) {
+      pending[kind] += n;
+      timer ??= setTimeout(say, Math.max(0, last + NEWS_MS - Date.now()));
+    },
+  };
+}
+
+const counted = (n, one, many) => `${n.toLocaleString("en-US")} ${n === 1 ? one : many}`;
+
+function column(id, title, hint, heard) {
+  let live = false;  // once the first page is in: what comes after is news
   const count = h("span", {class: "count"}, "0");
   const status = h("div", {class: "status", role: "status"});
   const list = h("ol", {class: "feed", reversed: true, id});
@@ -123,13 +158,18 @@ function column(id, title, hint) {
     /** Start again empty, saying `hint`. */
     clear(hint) {
       total = 0;
+      live = false;
       count.textContent = "0";
       about.textContent = hint;
       list.replaceChildren();
       status.replaceChildren();
     },
+    /** From now on, what is added is news. */
+    listed() { live = true; },
     add(items, render, weight = () => 1) {
-      total += items.reduce((n, item) => n + weight(item), 0);
+      const added = items.reduce((n, item) => n + weight(item), 0);
+      total += added;
+      if (live) heard(added);
       count.textContent = total.toLocaleString("en-US");
       for (const item of items) list.prepend(h("li", {}, render(item)));
       while (list.children.length > KEPT) list.lastChild.remove();
@@ -159,14 +199,16 @@ export function render(main, ctx) {
   const named = ctx.params.get("tenant") || "";
   const tenant = named || (ctx.catalog ? "" : ctx.tenants[0] || "");
   const followed = tenant || ctx.catalog;  // what the accepted column follows
+  const heard = news(ctx.signal);
   const accepted = column("accepted", "Accepted",
     tenant ? ofTenant(tenant, ctx.tenants, Boolean(named))
       : ctx.catalog ? `Stored in ${ctx.catalog}: the last 100, then each as it comes (the ` +
         "count is of these; the Catalogs page counts them all). Open one to see it whole."
-        : "No catalog holds events yet: send one and it shows here.");
+        : "No catalog holds events yet: send one and it shows here.",
+    (n) => heard.note("accepted", n));
   const everywhere = `Refused in ${ctx.projects === "projects/-" ? "every project"
     : ctx.projects}; open one to see why, beside the field.`;
-  const refused = column("refused", "Refused", everywhere);
+  const refused = column("refused", "Refused", everywhere, (n) => heard.note("refused", n));
   // The refusals come after up to 200 accepted events: below them on a phone (the
   // columns stack), after them in the order of Tab everywhere. A way down to them:
   // shown while the columns stack; side by side, once the keyboard reaches it (see
@@ -179,20 +221,20 @@ export function render(main, ctx) {
     refusedHeading.focus({preventScroll: true});
   });
   main.append(h("p", {class: "jump"}, jump),
-    h("div", {class: "columns"}, accepted.section, refused.section));
+    h("div", {class: "columns"}, accepted.section, refused.section), heard.region);
   // The refusals are followed once the events' first page is in: each stream holds
   // one of the browser's six connections to the server, and with two left to a tab
   // (three others open), both streams could take them while a page waited for ever.
   if (tenant) {
     follow(route`/console/v1/${tenant}/clientEvents`, "clientEvents", {
       signal: ctx.signal, onError: accepted.error, byTime: true,
-      onListed: () => followRefusals(),
+      onListed: () => { accepted.listed(); followRefusals(); },
       onItems: (items) => accepted.add(items, (stored) => clientEventLink(stored, tenant)),
     });
   } else if (ctx.catalog) {
     follow(route`/console/v1/${ctx.catalog}/userEvents`, "userEvents", {
       signal: ctx.signal, onError: accepted.error, byTime: true,
-      onListed: () => followRefusals(),
+      onListed: () => { accepted.listed(); followRefusals(); },
       onItems: (items) => {
         items.forEach(remember);
         accepted.add(items, eventLink);
@@ -208,7 +250,7 @@ export function render(main, ctx) {
     refused.clear(ofCatalog ? `Refused requests that named ${followed} (not those whose ` +
       "parent was malformed); open one to see why, beside the field." : everywhere);
     follow(route`/console/v1/${ofCatalog ? followed : ctx.projects}/rejections`, "rejections", {
-      signal, onError: refused.error,
+      signal, onError: refused.error, onListed: () => refused.listed(),
       // each refusal with those it counts (alike, right after it)
       onItems: (items) => {  // (none of a follow let go: its page may come after)
         if (!signal.aborted) refused.add(items, rejectionItem, (r) => Number(r.repeats || 0) + 1);

@@ -103,7 +103,8 @@ export function statsTable({label, columns, about, load, orderBy, onOrder, signa
   next.addEventListener("click", () => { if (!busy) { tokens.push(next.dataset.token); show(); } });
   const element = h("div", {class: "stats"},
     h("p", {class: "row sort-choice"}, h("label", {for: sorter.id}, "Sort by"), sorter),
-    h("div", {class: "table", tabindex: 0, role: "region", "aria-label": label},
+    // (named as the section it is in, "Per product", it was a second landmark alike)
+    h("div", {class: "table", tabindex: 0, role: "region", "aria-label": `${label}: the table`},
       h("table", {}, h("thead", {}, head), body)),
     h("p", {class: "row"}, previous, status, next), notes,
     about ? h("p", {class: "hint about"}, about) : null);
