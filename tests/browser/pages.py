@@ -140,3 +140,17 @@ async def shown(devtools: DevTools, port: int, hash_: str, selector: str, what: 
     await no_problems(devtools, session)
     await photograph(devtools, session, folder, name)
     return session
+
+
+async def accessible(devtools: DevTools, session: str, selector: str) -> dict[str, str]:
+    """What a screen reader is told of the element `selector`: its role, name and
+    description, as the browser's accessibility tree has them."""
+    document = await devtools.send("DOM.getDocument", {"depth": 0}, session)
+    found = await devtools.send("DOM.querySelector", {
+        "nodeId": document["root"]["nodeId"], "selector": selector}, session)
+    assert found.get("nodeId"), selector
+    tree = await devtools.send("Accessibility.getPartialAXTree", {
+        "nodeId": found["nodeId"], "fetchRelatives": False}, session)
+    node = tree["nodes"][0]
+    return {part: str(node.get(part, {}).get("value", "")) for part in
+            ("role", "name", "description")}

@@ -28,6 +28,7 @@ from server.console import queries
 from .cdp import DevTools, chromium
 from .conftest import serve
 from .pages import (
+    accessible,
     focus_and_press,
     go,
     no_problems,
@@ -270,8 +271,15 @@ async def cancel_from_the_page(devtools_url: str, port: int, folder: Path) -> st
         # One press asks for another (one Enter stopped an import for good); pressed
         # again, it cancels.
         armed = time.monotonic()
+        told = await accessible(devtools, session, running)
         await focus_and_press(devtools, session, running)
         assert await text_of(devtools, session, running) == "Press again to cancel"
+        # A screen reader is told which operation each "Cancel" is of, and hears what
+        # the first press asks: the focused button's new text is not read out.
+        short = name.split("/operations/").pop()
+        assert told == {"role": "button", "name": "Cancel", "description": short}, told
+        assert await text_of(devtools, session, "main [role=status]") == (
+            f"Press Cancel again within {CONFIRM_SECONDS} seconds to cancel {short}."), name
         await asyncio.sleep(1.5)  # (a refresh of the card meanwhile keeps it asking)
         assert await devtools.evaluate(
             session, f"document.querySelector({running!r}) === document.activeElement")

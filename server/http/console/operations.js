@@ -73,10 +73,18 @@ function counts(op) {
   return [...found.values()].join(", ");
 }
 
-function card(op, onCancel) {
+let cards = 0;  // for the ids of the cards' headings
+
+/** An operation's card; `onCancel(name, button)` once its Cancel is pressed twice,
+ *  `onArmed(name)` / `onArmed(null)` as the first press asks for the second / lapses. */
+function card(op, onCancel, onArmed) {
   const name = op.name.split("/operations/").pop();
   const progress = h("progress", {max: 1, "aria-label": `Progress of ${name}`});
-  const cancel = h("button", {type: "button", class: "cancel"}, "Cancel");
+  const heading = `operation-${++cards}`;
+  // (each card's button is "Cancel": a screen reader, tabbing from one to the next,
+  // said which operation only by its description)
+  const cancel = h("button", {type: "button", class: "cancel", "aria-describedby": heading},
+    "Cancel");
   // Pressed once, it asks to be pressed again: one Enter on a focused button stopped an
   // import of 600,000 lines for good.
   let armed = null;
@@ -84,10 +92,12 @@ function card(op, onCancel) {
     if (armed === null) {
       cancel.textContent = "Press again to cancel";
       cancel.classList.add("armed");
+      onArmed(name);  // (a focused button's new text is not read out)
       armed = setTimeout(() => {
         armed = null;
         cancel.textContent = "Cancel";
         cancel.classList.remove("armed");
+        onArmed(null);
       }, CONFIRM_MS);
       return;
     }
@@ -109,7 +119,7 @@ function card(op, onCancel) {
   fields.failures = h("details", {class: "samples"}, fields.why, fields.samples,
     fields.errorsFile);
   const element = h("article", {class: "operation", "data-name": op.name},
-    h("h3", {}, name), h("p", {}, fields.state, " ", fields.counts),
+    h("h3", {id: heading}, name), h("p", {}, fields.state, " ", fields.counts),
     progress, fields.when, fields.output, fields.error, fields.failures, cancel);
   return {element, fields};
 }
@@ -218,6 +228,16 @@ export function render(main, ctx) {
   const list = h("div", {class: "operations"});
   main.append(status, list);
   const cards = new Map();
+  let asking = null;  // what the status says while a Cancel waits for its second press
+  const onArmed = (name) => {
+    if (name) {
+      asking = h("p", {}, `Press Cancel again within ${CONFIRM_MS / 1000} seconds to ` +
+        `cancel ${name}.`);
+      status.replaceChildren(asking);
+    } else if (asking?.isConnected) {
+      status.replaceChildren();
+    }
+  };
   const onCancel = async (name, button) => {
     // Disabled, then hidden, the button takes the focus with it (to the page's body):
     // it goes to the operation's card, whose state says what came of the cancel.
@@ -266,7 +286,7 @@ export function render(main, ctx) {
       for (const op of ops) {
         let shown = cards.get(op.name);
         if (!shown) {
-          shown = card(op, onCancel);
+          shown = card(op, onCancel, onArmed);
           cards.set(op.name, shown);
           list.prepend(shown.element);
         }
