@@ -150,14 +150,15 @@ class DevTools:
             raise RuntimeError(f"page error: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    async def press(self, session: str, key: str) -> None:
+    async def press(self, session: str, key: str, shift: bool = False) -> None:
         """Press and release `key` ("Enter", "Tab", " ", "ArrowDown") in the focused
-        element."""
+        element (with Shift held: Shift+Tab goes back)."""
         codes = {"Enter": 13, "Tab": 9, " ": 32, "Escape": 27, "ArrowDown": 40}
         text = {"Enter": "\r", " ": " "}.get(key, "")
         for kind in ("keyDown", "keyUp"):
             await self.send("Input.dispatchKeyEvent", {
                 "type": kind, "key": key, "windowsVirtualKeyCode": codes[key],
+                "modifiers": 8 if shift else 0,
                 **({"text": text} if kind == "keyDown" and text else {})}, session)
 
     async def type_text(self, session: str, text: str) -> None:

@@ -19,8 +19,17 @@ from typing import Any
 from server.app import Running
 
 from .cdp import DevTools, chromium
-from .pages import focus_and_press, in_chromium, no_problems, open_console, photograph, until
+from .pages import (
+    focus_and_press,
+    in_chromium,
+    no_problems,
+    open_console,
+    photograph,
+    text_of,
+    until,
+)
 from .test_console import (
+    BIG_IMPORT_EVENTS,
     CATALOG,
     DEADLINE,
     TENANT,
@@ -424,3 +433,111 @@ def test_on_a_phone_a_control_of_its_own_line_is_a_finger_high(
                           shots)
     for page, found in heights.items():
         assert found and min(found) >= 24, (page, heights)
+
+
+# What the focus is on after a key, and whether it can be seen: a ring (the console's
+# 3 px outline) around something on the screen.
+STOP = """(e => {
+  const style = getComputedStyle(e), r = e.getBoundingClientRect();
+  return {tag: e.tagName, id: e.id, href: e.getAttribute('href'),
+          text: (e.innerText || e.value || '').trim().slice(0, 50),
+          ring: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2,
+          seen: r.width > 0 && r.height > 0 && r.bottom > 0 && r.top < innerHeight};
+})(document.activeElement)"""
+
+
+async def tab_to(devtools: DevTools, session: str, wanted: str, stops: list[dict[str, Any]],
+                 back: bool = False, limit: int = 60) -> None:
+    """Presses Tab (Shift+Tab, `back`) until the focused element `e` is `wanted` (a JS
+    condition on e); each stop on the way is kept in `stops`."""
+    for _ in range(limit):
+        await devtools.press(session, "Tab", shift=back)
+        stops.append(await devtools.evaluate(session, STOP))
+        if await devtools.evaluate(session, f"(e => {wanted})(document.activeElement)"):
+            return
+    raise AssertionError(f"{wanted}: not reached by {limit} presses of Tab: {stops[-limit:]}")
+
+
+async def work_by_keys_alone(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#feed")
+        await until(lambda: devtools.evaluate(session, "!!document.querySelector('#accepted li')"),
+                    "the feed")
+        stops: list[dict[str, Any]] = []
+        seen: dict[str, Any] = {}
+        # Another page, from the header's links.
+        await tab_to(devtools, session, "e.getAttribute('href') === '#events'", stops)
+        seen["skip first"] = stops[0]["text"] == "Skip to the page"
+        await devtools.press(session, "Enter")
+        await until(lambda: devtools.evaluate(
+            session, "!!document.querySelector('.results tbody a')"), "the events page")
+        # A search with the filter.
+        await tab_to(devtools, session, "e.id === 'filter'", stops)
+        await devtools.type_text(session, 'eventType = "search"')
+        await devtools.press(session, "Enter")
+        await until(lambda: devtools.evaluate(
+            session, "location.hash.includes('filter=') && "
+                     "document.querySelectorAll('.results tbody tr').length === 1"),
+            "the search's one event")
+        seen["found"] = await text_of(devtools, session, ".results tbody tr")
+        # An event opened.
+        await tab_to(devtools, session, "e.matches('.results tbody a')", stops)
+        await devtools.press(session, "Enter")
+        await until(lambda: devtools.evaluate(session, "!!document.querySelector('pre.json')"),
+                    "the event's page")
+        seen["opened"] = await devtools.evaluate(
+            session, "document.querySelector('main pre.json').innerText.includes('tent')")
+        # Back up to the header, to the operations; an import cancelled.
+        await tab_to(devtools, session, "e.getAttribute('href') === '#operations'", stops,
+                     back=True)
+        await devtools.press(session, "Enter")
+        running = "article.operation[data-state=running] button.cancel"
+        await until(lambda: devtools.evaluate(session, f"!!document.querySelector({running!r})"),
+                    "the import, running")
+        await tab_to(devtools, session, "e.matches('button.cancel')", stops)
+        await devtools.press(session, "Enter")
+        seen["asked"] = await text_of(devtools, session, "main [role=status]")
+        await devtools.press(session, "Enter")
+        await until(lambda: devtools.evaluate(
+            session, "!!document.querySelector('article.operation[data-state=cancelled]')"),
+            "the import, cancelled")
+        await photograph(devtools, session, folder, "keys-alone-cancelled")
+        # A catalog chosen from the catalogs' page: its feed.
+        await tab_to(devtools, session, "e.getAttribute('href') === '#catalogs'", stops,
+                     back=True)
+        await devtools.press(session, "Enter")
+        await until(lambda: devtools.evaluate(
+            session, "!!document.querySelector('main tbody button.link')"), "the catalogs")
+        await tab_to(devtools, session, "e.matches('main tbody button.link')", stops)
+        await devtools.press(session, "Enter")
+        await until(lambda: devtools.evaluate(
+            session, "location.hash === '#feed' && !!document.querySelector('#accepted li')"),
+            "the chosen catalog's feed")
+        await no_problems(devtools, session)
+        seen["unseen"] = [stop for stop in stops if not (stop["ring"] and stop["seen"])]
+        seen["presses"] = len(stops)
+        return seen
+
+
+def test_by_keys_alone_pages_are_switched_searched_opened_and_an_import_cancelled(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    """Tab, Shift+Tab, Enter and typing only, as a keyboard user: every stop of the
+    focus on the way has a ring, on the screen."""
+    port = running.http_port
+    write(port, eventType="home-page-view", visitorId="v-home")
+    write(port, eventType="search", visitorId="v-search", searchQuery="tent")
+    bucket = Path(running.settings.gcs_root) / "history"
+    bucket.mkdir(parents=True)
+    (bucket / "events.json").write_text("".join(
+        f'{{"eventType": "home-page-view", "visitorId": "old-{n}", '
+        f'"eventTime": "2025-06-01T00:00:00Z"}}\n' for n in range(BIG_IMPORT_EVENTS)))
+    status, _ = rest(port, "POST", f"/v2/{CATALOG}/userEvents:import", {
+        "inputConfig": {"gcsSource": {"inputUris": ["gs://history/events.json"]}}})
+    assert status == 200
+    seen = in_chromium(browser_executable, tmp_path / "profile", work_by_keys_alone, port,
+                       shots)
+    assert seen["skip first"], seen
+    assert "v-search" in seen["found"] and seen["opened"], seen
+    assert seen["asked"].startswith("Press Cancel again within"), seen
+    assert seen["unseen"] == [], seen
+    print(f"{seen['presses']} presses of Tab")
