@@ -13,6 +13,7 @@ its own was 23.2 px high, under a touch target's 24.
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from server.app import Running
 
 from .cdp import DevTools, chromium
 from .pages import (
+    accessible,
     focus_and_press,
     in_chromium,
     no_problems,
@@ -471,6 +473,10 @@ async def work_by_keys_alone(devtools_url: str, port: int, folder: Path) -> dict
         await devtools.press(session, "Enter")
         await until(lambda: devtools.evaluate(
             session, "!!document.querySelector('.results tbody a')"), "the events page")
+        # (what a screen reader says of where the focus went, and the tab's title)
+        seen["landed"] = [await devtools.evaluate(session, f"{FOCUSED}.id"),
+                          (await accessible(devtools, session, "main"))["name"],
+                          await devtools.evaluate(session, "document.title")]
         # A search with the filter.
         await tab_to(devtools, session, "e.id === 'filter'", stops)
         await devtools.type_text(session, 'eventType = "search"')
@@ -487,6 +493,14 @@ async def work_by_keys_alone(devtools_url: str, port: int, folder: Path) -> dict
                     "the event's page")
         seen["opened"] = await devtools.evaluate(
             session, "document.querySelector('main pre.json').innerText.includes('tent')")
+        seen["opened title"] = await devtools.evaluate(session, "document.title")
+        # Loaded afresh, the event is read by its id: its heading, and so the title,
+        # name its type once it is in.
+        await devtools.evaluate(session, "window.notReloaded = true; location.reload()")
+        await until(lambda: devtools.evaluate(
+            session, "!window.notReloaded && !!document.querySelector('pre.json')"),
+            "the event, read afresh")
+        seen["reloaded title"] = await devtools.evaluate(session, "document.title")
         # Back up to the header, to the operations; an import cancelled.
         await tab_to(devtools, session, "e.getAttribute('href') === '#operations'", stops,
                      back=True)
@@ -537,6 +551,9 @@ def test_by_keys_alone_pages_are_switched_searched_opened_and_an_import_cancelle
     seen = in_chromium(browser_executable, tmp_path / "profile", work_by_keys_alone, port,
                        shots)
     assert seen["skip first"], seen
+    assert seen["landed"] == ["main", "Events", "Events – Footfall console"], seen
+    assert re.fullmatch(r"Event \d+: search – Footfall console", seen["opened title"]), seen
+    assert seen["reloaded title"] == seen["opened title"], seen
     assert "v-search" in seen["found"] and seen["opened"], seen
     assert seen["asked"].startswith("Press Cancel again within"), seen
     assert seen["unseen"] == [], seen

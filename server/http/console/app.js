@@ -140,6 +140,7 @@ function askProject(error) {
   form.hidden = role;
   main.replaceChildren(h("h2", {}, role ? "This key may not read" : "Which project?"),
     failure(error), h("p", {}, advice), form, said);
+  retitle();
   keyButton.hidden = !hasKey();
   // (hidden, the form's input could not take the focus: it fell to the page's body)
   if (role && !keyButton.hidden) keyButton.focus();
@@ -229,7 +230,31 @@ function regainFocus(element) {
   }
 }
 
+const headingWatch = new MutationObserver(() => retitle());
+
+/** The page shown, named by its heading: in the tab's title (every page was "Footfall
+ *  console", in a browser's history and list of tabs alike), and as the name of <main>,
+ *  which takes the focus as a page is shown (a screen reader said only "main"). */
+function retitle() {
+  const heading = main.querySelector("h2");
+  headingWatch.disconnect();
+  if (heading) {
+    heading.id ||= "page-h";
+    main.setAttribute("aria-labelledby", heading.id);
+    // (an event's heading gains its type once the event is read)
+    headingWatch.observe(heading, {childList: true, subtree: true, characterData: true});
+  } else {
+    main.removeAttribute("aria-labelledby");
+  }
+  document.title = heading ? `${heading.textContent} – Footfall console` : "Footfall console";
+}
+
 function show() {
+  showPage();
+  retitle();
+}
+
+function showPage() {
   const hash = location.hash.slice(1) || "feed";
   const [route, query = ""] = hash.split("?");
   const [name, ...rest] = route.split("/");
