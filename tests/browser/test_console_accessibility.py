@@ -52,8 +52,9 @@ PAGES = (
     ("operations", "operations", "article.operation[data-state=running]",
      "document.querySelectorAll('details.samples').forEach(d => d.open = true)"),
     ("feed", "feed", "#accepted a.event", ""),
-    ("refusals", "feed", "#refused details summary",
-     "document.querySelectorAll('#refused details').forEach(d => d.open = true)"),
+    ("refusals", "feed", "#refused details summary",  # (and the feed paused)
+     "document.querySelectorAll('#refused details').forEach(d => d.open = true);"
+     "document.getElementById('feed-pause').click()"),
     ("events", "events", ".results tbody a", ""),
     ("events-filtered", "events?filter=" + 'eventType%3D%22search%22', ".results tbody a", ""),
     ("event", "{event}", "pre.json", ""),

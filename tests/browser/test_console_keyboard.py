@@ -558,3 +558,47 @@ def test_by_keys_alone_pages_are_switched_searched_opened_and_an_import_cancelle
     assert seen["asked"].startswith("Press Cancel again within"), seen
     assert seen["unseen"] == [], seen
     print(f"{seen['presses']} presses of Tab")
+
+
+async def pause_the_feed(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#feed")
+        shown = "document.querySelectorAll('#accepted li').length"
+        await until(lambda: devtools.evaluate(session, f"{shown} === 3"), "the feed")
+        await devtools.evaluate(session, "document.getElementById('catalog').focus()")
+        stops: list[dict[str, Any]] = []
+        await tab_to(devtools, session, "e.id === 'feed-pause'", stops, limit=3)
+        await devtools.press(session, "Enter")
+        seen: dict[str, Any] = {"pressed": await devtools.evaluate(
+            session, "document.getElementById('feed-pause').getAttribute('aria-pressed')")}
+        for n in range(4):
+            write(port, eventType="home-page-view", visitorId=f"while-paused-{n}")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('#accepted-h .count').textContent === '7'"),
+            "the new events counted")
+        await asyncio.sleep(0.5)  # (any of them, shown, would be by now)
+        seen["paused"] = [await devtools.evaluate(session, shown),
+                          await text_of(devtools, session, "#feed-held")]
+        await photograph(devtools, session, folder, "feed-paused")
+        await devtools.press(session, "Enter")
+        seen["resumed"] = [await devtools.evaluate(session, shown),
+                           await text_of(devtools, session, "#accepted li"),
+                           await devtools.evaluate(session, f"{FOCUSED}.id")]
+        await no_problems(devtools, session)
+        seen["ringed"] = all(stop["ring"] and stop["seen"] for stop in stops)
+        return seen
+
+
+def test_the_live_feed_can_be_paused_and_resumed_from_the_keyboard(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    """Its lists moved as events came, with nothing to stop them (WCAG 2.2.2): an
+    event read near the bottom went from the page. Paused, what comes is counted and
+    held; resumed, it is shown, the newest on top."""
+    for n in range(3):
+        write(running.http_port, eventType="home-page-view", visitorId=f"before-{n}")
+    seen = in_chromium(browser_executable, tmp_path / "profile", pause_the_feed,
+                       running.http_port, shots)
+    assert seen["pressed"] == "true" and seen["ringed"], seen
+    assert seen["paused"] == [3, "4 new items held."], seen
+    assert seen["resumed"][0] == 7 and "while-paused-3" in seen["resumed"][1], seen
+    assert seen["resumed"][2] == "feed-pause", seen

@@ -144,8 +144,35 @@ function news(signal) {
 
 const counted = (n, one, many) => `${n.toLocaleString("en-US")} ${n === 1 ? one : many}`;
 
-function column(id, title, hint, heard) {
+/** The feed's Pause button: while pressed, what comes is counted and held, not shown
+ *  (WCAG 2.2.2: the lists moved under a reader's eyes, and an event read near the
+ *  bottom of the 200 kept went from the page). `onResume()` shows what was held. */
+function pauser(onResume) {
+  const button = h("button", {type: "button", id: "feed-pause", "aria-pressed": "false"},
+    "Pause");
+  const said = h("span", {class: "hint", id: "feed-held"});
+  let held = 0;
+  const state = {
+    paused: false,
+    held(n) {
+      held += n;
+      said.textContent = `${counted(held, "new item", "new items")} held.`;
+    },
+    element: h("p", {class: "row"}, button, said),
+  };
+  button.addEventListener("click", () => {
+    state.paused = !state.paused;
+    button.setAttribute("aria-pressed", String(state.paused));
+    said.textContent = state.paused ? "Paused: what comes is held." : "";
+    held = 0;
+    if (!state.paused) onResume();
+  });
+  return state;
+}
+
+function column(id, title, hint, heard, pause) {
   let live = false;  // once the first page is in: what comes after is news
+  let held = [];  // [item, render] that came while paused, oldest first (KEPT at most)
   const count = h("span", {class: "count"}, "0");
   const status = h("div", {class: "status", role: "status"});
   const list = h("ol", {class: "feed", reversed: true, id});
@@ -159,6 +186,7 @@ function column(id, title, hint, heard) {
     clear(hint) {
       total = 0;
       live = false;
+      held = [];
       count.textContent = "0";
       about.textContent = hint;
       list.replaceChildren();
@@ -171,7 +199,19 @@ function column(id, title, hint, heard) {
       total += added;
       if (live) heard(added);
       count.textContent = total.toLocaleString("en-US");
+      if (pause.paused && live) {
+        pause.held(added);
+        held.push(...items.map((item) => [item, render]));
+        held.splice(0, held.length - KEPT);
+        return;
+      }
       for (const item of items) list.prepend(h("li", {}, render(item)));
+      while (list.children.length > KEPT) list.lastChild.remove();
+    },
+    /** Shows what came while paused. */
+    resume() {
+      for (const [item, render] of held) list.prepend(h("li", {}, render(item)));
+      held = [];
       while (list.children.length > KEPT) list.lastChild.remove();
     },
     error(error) {
@@ -200,15 +240,17 @@ export function render(main, ctx) {
   const tenant = named || (ctx.catalog ? "" : ctx.tenants[0] || "");
   const followed = tenant || ctx.catalog;  // what the accepted column follows
   const heard = news(ctx.signal);
+  const pause = pauser(() => { accepted.resume(); refused.resume(); });
   const accepted = column("accepted", "Accepted",
     tenant ? ofTenant(tenant, ctx.tenants, Boolean(named))
       : ctx.catalog ? `Stored in ${ctx.catalog}: the last 100, then each as it comes (the ` +
         "count is of these; the Catalogs page counts them all). Open one to see it whole."
         : "No catalog holds events yet: send one and it shows here.",
-    (n) => heard.note("accepted", n));
+    (n) => heard.note("accepted", n), pause);
   const everywhere = `Refused in ${ctx.projects === "projects/-" ? "every project"
     : ctx.projects}; open one to see why, beside the field.`;
-  const refused = column("refused", "Refused", everywhere, (n) => heard.note("refused", n));
+  const refused = column("refused", "Refused", everywhere, (n) => heard.note("refused", n),
+    pause);
   // The refusals come after up to 200 accepted events: below them on a phone (the
   // columns stack), after them in the order of Tab everywhere. A way down to them:
   // shown while the columns stack; side by side, once the keyboard reaches it (see
@@ -220,7 +262,7 @@ export function render(main, ctx) {
     refusedHeading.scrollIntoView();
     refusedHeading.focus({preventScroll: true});
   });
-  main.append(h("p", {class: "jump"}, jump),
+  main.append(h("p", {class: "jump"}, jump), pause.element,
     h("div", {class: "columns"}, accepted.section, refused.section), heard.region);
   // The refusals are followed once the events' first page is in: each stream holds
   // one of the browser's six connections to the server, and with two left to a tab
