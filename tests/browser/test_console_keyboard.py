@@ -602,3 +602,48 @@ def test_the_live_feed_can_be_paused_and_resumed_from_the_keyboard(
     assert seen["paused"] == [3, "4 new items held."], seen
     assert seen["resumed"][0] == 7 and "while-paused-3" in seen["resumed"][1], seen
     assert seen["resumed"][2] == "feed-pause", seen
+
+
+def client_event(port: int, event_id: str) -> None:
+    status, answer = rest(port, "POST", f"/v4/{TENANT}/clientEvents", {
+        "eventId": event_id, "createTime": "2026-01-01T00:00:00Z",
+        "jobEvent": {"type": "VIEW", "jobs": [f"{TENANT}/jobs/j"]}})
+    assert status == 200, answer
+
+
+async def pause_the_talent_page(devtools_url: str, port: int, folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#talent")
+        rows = "document.querySelectorAll('main tbody tr').length"
+        await until(lambda: devtools.evaluate(session, f"{rows} === 1"), "the client event")
+        await asyncio.sleep(0.5)  # (its refusals' list, read after it)
+        await devtools.evaluate(session, "document.getElementById('tenant').focus()")
+        stops: list[dict[str, Any]] = []
+        await tab_to(devtools, session, "e.id === 'feed-pause'", stops, limit=8)
+        await devtools.press(session, "Enter")
+        for n in range(2):
+            client_event(port, f"while-paused-{n}")
+        await until(lambda: devtools.evaluate(
+            session, "document.getElementById('feed-held').textContent.startsWith('2 ')"),
+            "both held")
+        said = await until(lambda: devtools.evaluate(
+            session, "document.getElementById('feed-news').textContent"), "the news")
+        seen = {"said": said, "paused": [await devtools.evaluate(session, rows),
+                                         await text_of(devtools, session, "#feed-held")]}
+        await photograph(devtools, session, folder, "talent-paused")
+        await devtools.press(session, "Enter")
+        seen["resumed"] = await devtools.evaluate(session, rows)
+        await no_problems(devtools, session)
+        return seen
+
+
+def test_the_talent_page_says_what_came_and_can_be_paused(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    """The talent page's list grows as client events come, as the live feed's: it
+    said nothing of them to a screen reader, and could not be stopped."""
+    client_event(running.http_port, "before")
+    seen = in_chromium(browser_executable, tmp_path / "profile", pause_the_talent_page,
+                       running.http_port, shots)
+    # (the first said at once, alone, or both together)
+    assert seen["said"] in ("1 new event.", "2 new events."), seen
+    assert seen["paused"] == [1, "2 new items held."] and seen["resumed"] == 3, seen

@@ -118,7 +118,7 @@ const NEWS_MS = 5000;
  *  since it last spoke, at most every NEWS_MS: the lists themselves are not live (a
  *  screen reader heard nothing of new events, and read as they came, 200 kept events
  *  would flood it). `note(kind, n)`: n more of "accepted" or "refused". */
-function news(signal) {
+export function news(signal) {
   const region = h("p", {class: "hidden", role: "status", id: "feed-news"});
   const pending = {accepted: 0, refused: 0};
   let timer = null;
@@ -147,7 +147,7 @@ const counted = (n, one, many) => `${n.toLocaleString("en-US")} ${n === 1 ? one 
 /** The feed's Pause button: while pressed, what comes is counted and held, not shown
  *  (WCAG 2.2.2: the lists moved under a reader's eyes, and an event read near the
  *  bottom of the 200 kept went from the page). `onResume()` shows what was held. */
-function pauser(onResume) {
+export function pauser(onResume) {
   const button = h("button", {type: "button", id: "feed-pause", "aria-pressed": "false"},
     "Pause");
   const said = h("span", {class: "hint", id: "feed-held"});

@@ -3,7 +3,7 @@
 import {follow} from "./api.js";
 import {what} from "./client-event.js";
 import {h, liveFailure, table, when} from "./dom.js";
-import {rejectionItem} from "./feed.js";
+import {news, pauser, rejectionItem} from "./feed.js";
 import {shortName} from "./format.js";
 import {jsonView} from "./json.js";
 import {route} from "./names.js";
@@ -27,6 +27,13 @@ export function render(main, ctx) {
     location.hash = `talent?${new URLSearchParams({tenant: chooser.value})}`;
   });
   const status = h("div", {role: "status"});
+  // What came after the first pages: said to a screen reader in a sentence every few
+  // seconds, and held while the Pause button is pressed (as on the live feed).
+  const heard = news(ctx.signal);
+  const pause = pauser(() => {
+    showEvents(held.events.splice(0));
+    showRefusals(held.refusals.splice(0));
+  });
   // The event opened from the table, whole: the table shows a few of its fields only
   // (a profile event, the notes, the jobs' full names were nowhere to be seen).
   const opened = h("section", {class: "opened", "aria-labelledby": "opened-h", hidden: true,
@@ -82,32 +89,45 @@ export function render(main, ctx) {
         "Counts over them all: Insights"), "; ",
       h("a", {href: `#feed?${new URLSearchParams({tenant})}`}, "beside every refusal: Live feed"),
       ". Open an event by its id to see it whole. ", jump, " follow them."),
-    status, opened, found.element, refused);
+    pause.element, status, opened, found.element, refused, heard.region);
+  const held = {events: [], refusals: []};
+  const listed = {events: false, refusals: false};
+  const arrived = (kind, items, show) => {
+    if (!listed[kind]) return show(items);
+    heard.note(kind === "events" ? "accepted" : "refused", items.length);
+    if (!pause.paused) return show(items);
+    held[kind].push(...items);
+    pause.held(items.length);
+  };
+  const showRefusals = (items) => {
+    for (const rejection of items) refusedList.prepend(h("li", {}, rejectionItem(rejection)));
+    while (refusedList.children.length > LISTED) refusedList.lastChild.remove();
+  };
+  const showEvents = (items) => {
+    for (const stored of items) {
+      const e = stored.clientEvent || {};
+      const [type, jobs] = what(e, tenant);
+      const button = h("button", {type: "button", class: "link",
+        title: "See the whole event"}, e.eventId || "(no id)");
+      button.addEventListener("click", () => open(stored, button));
+      found.body.prepend(found.row([when(e.createTime), button, e.requestId || "",
+        type, jobs, stored.transport || ""]));
+    }
+  };
   // (once the events' first page is in: each stream holds one of the browser's six
   // connections to the server, as on the live feed)
   const followRefusals = () => follow(route`/console/v1/${tenant}/rejections`, "rejections", {
     signal: ctx.signal,
     onError: (error) => refusedStatus.replaceChildren(...liveFailure(error)),
-    onItems: (items) => {
-      for (const rejection of items) refusedList.prepend(h("li", {}, rejectionItem(rejection)));
-      while (refusedList.children.length > LISTED) refusedList.lastChild.remove();
-    },
+    onListed: () => { listed.refusals = true; },
+    onItems: (items) => arrived("refusals", items, showRefusals),
   });
   // (byTime: the page is the latest by create time, not by id: the watch is opened
   // first, from now, as the live feed's of user events)
   follow(route`/console/v1/${tenant}/clientEvents`, "clientEvents", {
-    signal: ctx.signal, onListed: followRefusals, byTime: true,
+    signal: ctx.signal, byTime: true,
+    onListed: () => { listed.events = true; followRefusals(); },
     onError: (error) => status.replaceChildren(...liveFailure(error)),
-    onItems: (items) => {
-      for (const stored of items) {
-        const e = stored.clientEvent || {};
-        const [type, jobs] = what(e, tenant);
-        const button = h("button", {type: "button", class: "link",
-          title: "See the whole event"}, e.eventId || "(no id)");
-        button.addEventListener("click", () => open(stored, button));
-        found.body.prepend(found.row([when(e.createTime), button, e.requestId || "",
-          type, jobs, stored.transport || ""]));
-      }
-    },
+    onItems: (items) => arrived("events", items, showEvents),
   });
 }
