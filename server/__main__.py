@@ -28,7 +28,6 @@ if sys.argv[1:2] == ["serve"]:
 import argparse  # noqa: E402
 import difflib  # noqa: E402
 from collections.abc import Mapping, Sequence  # noqa: E402
-from importlib import metadata  # noqa: E402
 from typing import Any, NoReturn  # noqa: E402
 
 from server.cli_args import (  # noqa: E402
@@ -48,10 +47,28 @@ CATALOG_EXAMPLE = "projects/p/locations/global/catalogs/default_catalog"
 
 
 def _version() -> str:
+    # importlib.metadata, and its read of every installed package's metadata, only
+    # for --version: some 15 ms of each start otherwise (bench/startup.py).
+    from importlib import metadata
+
     try:
         return metadata.version("footfall")
     except metadata.PackageNotFoundError:  # run from a checkout that was never installed
         return "unknown (not installed)"
+
+
+class _Version(argparse.Action):
+    """--version: argparse's, with the version read only when it is asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0,
+                         help=help or "show program's version number and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(f"footfall {_version()}")  # (on stdout, as argparse's own)
+        parser.exit()
 
 
 def _add_output(parser: argparse.ArgumentParser, follow: bool = False) -> None:
@@ -150,7 +167,7 @@ class _Command(argparse.ArgumentParser):
 def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="footfall", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"footfall {_version()}")
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Command)
     add_serve_arguments(commands.add_parser("serve", help="run the server"), env)
 

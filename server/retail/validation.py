@@ -14,7 +14,6 @@ import socket
 from collections.abc import Sized
 from typing import Any
 
-import pycountry
 from google.protobuf import timestamp_pb2
 
 from server.errors import FieldViolation, entry_path
@@ -98,6 +97,10 @@ def is_ip_address(text: str) -> bool:
 @functools.lru_cache(maxsize=512)
 def is_currency_code(code: str) -> bool:
     """True for a current three-letter ISO 4217 code such as USD."""
+    # pycountry (with importlib.metadata, which it reads its version with) only once
+    # a code is checked: some 30 ms of each start otherwise (bench/startup.py).
+    import pycountry
+
     return (len(code) == 3 and code.isascii() and code.isupper()
             and pycountry.currencies.get(alpha_3=code) is not None)
 
