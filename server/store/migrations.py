@@ -314,7 +314,7 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         lambda db, dialect: _add_column(db, dialect, "operations",
                                         "lost_tries SMALLINT NOT NULL DEFAULT 0"),
     ]),
-    (15, "PostgreSQL: a catalog's events in the order stored", [
+    (15, "a catalog's events in the order stored", [
         # A watch reads what its catalog stored after a position, in id order
         # (user_events_after). PostgreSQL had only the key (id) for that order, so it
         # walked every catalog's rows and dropped the others': at 1M events a watch of
@@ -341,6 +341,9 @@ def _add_column(db: Executes, dialect: Dialect, table: str, column: str) -> None
         db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
 
+ENGINE_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}  # as a log line names them
+
+
 def apply_missing(db: Executes, dialect: Dialect, where: str) -> None:
     """Apply, in order, the migrations `db` (the store at `where`) lacks, creating
     the table that records them, in the caller's transaction: it holds the lock that
@@ -364,16 +367,22 @@ def apply_missing(db: Executes, dialect: Dialect, where: str) -> None:
     for version, description, statements in MIGRATIONS:
         if version in done:
             continue
+        changed = False
         for statement in statements:
             if callable(statement):
                 statement(db, dialect)
+                changed = True
                 continue
             sql = statement_for(statement, dialect.name)
             if sql is not None:
                 db.execute(sql)
+                changed = True
         db.execute(dialect.spell("INSERT INTO schema_migrations VALUES (?, ?)"),
                    (version, description))
-        say("applied migration %d: %s", version, description)
+        # (A migration of the other engine alone, 15 on SQLite, is recorded all the same:
+        # its line said "applied migration 15: PostgreSQL: ..." on a SQLite store.)
+        say("applied migration %d: %s%s", version, description,
+            "" if changed else f" (nothing to change on {ENGINE_NAMES[dialect.name]})")
     if not done:
         log.info("created the store's tables (schema version %d)", MIGRATIONS[-1][0])
 
