@@ -40,6 +40,7 @@ from server.config import (  # noqa: E402
     DEFAULT_STORE,
     add_serve_arguments,
     settings_from_args,
+    store_url_of,
 )
 from server.insights import cli as insights_cli  # noqa: E402
 
@@ -254,6 +255,7 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     copy.add_argument("dest", metavar="DEST",
                       help="the new file to write (its path, or sqlite:///PATH)")
     copy.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
+                      type=store_url_of,
                       help="the store to copy, a URL or a SQLite file's path "
                            "(FOOTFALL_STORE; default %(default)s)")
     restore = commands.add_parser(
@@ -261,16 +263,18 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                         "the store it replaces kept aside with its WAL")
     restore.add_argument("backup", metavar="BACKUP", help="the backup file (its path)")
     restore.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
+                         type=store_url_of,
                          help="the store to replace, a URL or a SQLite file's path "
                               "(FOOTFALL_STORE; default %(default)s)")
     move = commands.add_parser(
         "copy", help="copy every row of a store (events, products, client events, refusals, "
                      "operations, rollups) into an empty one, of either engine: SQLite to "
                      "PostgreSQL, say")
-    move.add_argument("dest", metavar="DEST",
+    move.add_argument("dest", metavar="DEST", type=store_url_of,
                       help="the store to copy into, made if new, empty (a store URL, or "
                            "a SQLite file's path)")
     move.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
+                      type=store_url_of,
                       help="the store to copy, a URL or a SQLite file's path "
                            "(FOOTFALL_STORE; default %(default)s)")
     _name_verbs(parser)

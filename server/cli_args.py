@@ -8,7 +8,7 @@ import argparse
 import re
 from collections.abc import Mapping
 
-from server.config import DEFAULT_STORE
+from server.config import DEFAULT_STORE, store_url_of
 
 EVERY_OPERATION = "projects/"  # the default of `operations list`: no key may list them all
 
@@ -67,8 +67,10 @@ def add_source_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]
     if store:
         where = parser.add_mutually_exclusive_group()
         where.add_argument("--store", default=env.get("FOOTFALL_STORE", DEFAULT_STORE),
-                           help="read this store directly, read-only; it must exist "
-                                "(FOOTFALL_STORE; default %(default)s)")
+                           type=store_url_of,
+                           help="read this store directly, read-only; it must exist: a "
+                                "store URL or a SQLite file's path (FOOTFALL_STORE; "
+                                "default %(default)s)")
         where.add_argument("--server", metavar="HOST:PORT", type=server_address,
                            help="ask a running server at its gRPC port, through its public "
                                 "API (a memory:// store can only be read this way)")

@@ -23,6 +23,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Generic, TypeVar
+from urllib.parse import urlparse
 
 T = TypeVar("T")
 
@@ -53,9 +54,26 @@ def _comma_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
+# The schemes of the store URLs server.store.open_store takes.
+STORE_SCHEMES = frozenset({"sqlite", "memory", "postgres", "postgresql"})
+
+
+def store_url_of(given: str) -> str:
+    """The store URL `given` names, where every command's --store (and `copy`'s DEST)
+    takes a SQLite file's path as well as a URL: a URL as it is, anything else the
+    file at that path, sqlite:///PATH (four slashes for an absolute one). `footfall
+    copy ./x.db` was refused, told to write sqlite:///./x.db, where `footfall backup`
+    took that path as it was; `events --store ./x.db` and `serve --store ./x.db` were
+    refused so too, while `backup`, `restore` and `copy` took it."""
+    if not given.strip() or "://" in given or urlparse(given).scheme in STORE_SCHEMES:
+        return given  # (nothing given is left for open_store to refuse, saying why)
+    return f"sqlite:///{given}"
+
+
 # argparse also runs `parse` over a default that is a string, so a kind of text must
-# accept its own output (str and _one_of's do).
+# accept its own output (str and _one_of's and STORE's do).
 TEXT: Kind[str] = Kind(str, "text")
+STORE: Kind[str] = Kind(store_url_of, "a store URL or a SQLite file's path")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 
@@ -162,9 +180,10 @@ class Settings:
     port: int = option(50051, INTEGER,
                        "gRPC port; `0` picks a free one (the ready line says which)",
                        check=between(0, 65535))
-    store: str = option(DEFAULT_STORE, TEXT,
+    store: str = option(DEFAULT_STORE, STORE,
                         "`sqlite:///PATH`, `sqlite:////abs/path`, `memory://`, "
-                        "`postgresql://USER@HOST:PORT/DB`")
+                        "`postgresql://USER@HOST:PORT/DB`, or a SQLite file's path "
+                        "(`./data/footfall.db`, as every command's `--store` takes)")
     strict_event_types: bool = option(False, SWITCH,
                                       "refuse event types outside Google's list")
     strict_names: bool = option(False, SWITCH,

@@ -53,7 +53,7 @@ from server.operations.summary import summarize
 from server.remote import Connection, RemoteError, ServerSource, pages
 from server.retail import product_listing
 from server.retail.product_listing import ProductReads
-from server.store import Store, located, open_store, sqlite_checks, store_url_of
+from server.store import Store, located, open_store, sqlite_checks
 from server.store.backup import BackupRefused, backup, backup_file
 from server.store.copy import CopyFailed, CopyRefused, copied_text, copy_store
 from server.store.restore import RestoreRefused, restore
@@ -513,7 +513,7 @@ def _backup(args: argparse.Namespace) -> int:
     """Copy the store to DEST; 2 (with advice) for a store this cannot copy."""
     try:
         dest = backup_file(args.dest)
-        size = backup(store_url_of(args.store), dest)
+        size = backup(args.store, dest)
     except (BackupRefused, FileExistsError) as exc:
         _say(str(exc))
         return 2
@@ -527,7 +527,7 @@ def _backup(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     """Put the backup in place of the store; 2 (with advice) for a restore refused."""
     try:
-        target, replaced = restore(args.backup, store_url_of(args.store))
+        target, replaced = restore(args.backup, args.store)
     except RestoreRefused as exc:
         _say(str(exc))
         return 2
@@ -544,7 +544,7 @@ def _copy(args: argparse.Namespace) -> int:
     (a URL, a target that holds rows, a database, role or password PostgreSQL refuses,
     as for `serve`), 1 for a store that cannot be used."""
     try:
-        source, target = store_url_of(args.store), store_url_of(args.dest)
+        source, target = args.store, args.dest  # (URLs: see store_url_of)
         copied = copy_store(source, target)
     except (CopyRefused, ValueError) as exc:
         _say(str(exc))

@@ -8,6 +8,7 @@ import os
 import re
 from urllib.parse import parse_qs, urlparse
 
+from server.config import store_url_of
 from server.store.base import Store
 from server.store.rows import ClientEventRow, EventQuery, EventRow, StoreUnavailable, TimeBound
 from server.store.sqlite import SqliteStore
@@ -66,21 +67,6 @@ def located(url: str) -> str:
         path, mark, query = url[len("sqlite:///"):].partition("?")
         return f"sqlite:///{os.path.abspath(path)}{mark}{query}" if path else url
     return redacted(url)
-
-
-# The schemes of the store URLs open_store takes.
-STORE_SCHEMES = frozenset({"sqlite", "memory", "postgres", "postgresql"})
-
-
-def store_url_of(given: str) -> str:
-    """The store URL `given` names where a user may as well give a SQLite file's path
-    (`footfall copy DEST`, `footfall backup DEST --store`): a URL as it is, anything
-    else the file at that path, sqlite:///PATH (four slashes for an absolute one).
-    `footfall copy ./x.db` was refused, told to write sqlite:///./x.db, where
-    `footfall backup` took that path as it was."""
-    if "://" in given or urlparse(given).scheme in STORE_SCHEMES:
-        return given
-    return f"sqlite:///{given}"
 
 
 def sqlite_path(url: str) -> str:
@@ -142,8 +128,8 @@ def open_store(url: str, *, read_only: bool = False, any_version: bool = False) 
             raise ValueError(problem)
         return PostgresStore(url, read_only=read_only)
     if not parsed.scheme and url.strip():
-        # A path where a URL belongs (`serve --store ./x.db`; `footfall copy` and
-        # `backup` take one, see store_url_of): say the URL that names it.
+        # A path where a URL belongs (given in code: every command's --store takes
+        # one, through store_url_of): say the URL that names it.
         raise ValueError(f"unknown store URL {url!r}: a SQLite file is named by a URL, "
                          f"sqlite:///{url} for that path; or memory:// or "
                          "postgresql://USER@HOST/DB")

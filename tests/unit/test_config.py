@@ -16,6 +16,7 @@ from server.config import (
     LOG_LEVEL,
     NUMBER,
     OPTIONS,
+    STORE,
     SWITCH,
     TEXT,
     Option,
@@ -47,7 +48,7 @@ def test_every_setting_has_a_flag_and_serve_defaults_to_the_declared_values() ->
 # text each kind takes that is no option's default
 SAMPLE_TEXT = {INTEGER: "4096", NUMBER: "2.5", TEXT: "some text", LOG_LEVEL: "debug",
                LOG_FORM: "JSON",
-               SWITCH: "yes", COMMA_LIST: "a, b", COUNT_OR_AUTO: "3"}
+               SWITCH: "yes", COMMA_LIST: "a, b", COUNT_OR_AUTO: "3", STORE: "./x.db"}
 
 
 @pytest.mark.parametrize("option", OPTIONS, ids=lambda o: o.flag)

@@ -1003,8 +1003,8 @@ def test_read_only_refuses_what_is_not_a_store(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("path", "url"), [("/srv/shop/copy.db", "sqlite:////srv/shop/copy.db"),
                                          ("data/copy.db", "sqlite:///data/copy.db")])
 def test_a_path_where_a_store_url_belongs_is_told_its_url(path: str, url: str) -> None:
-    # `footfall copy` and `backup` take a path (store_url_of); a path given to another
-    # --store was told only "use sqlite:///PATH", which reads as 3 slashes
+    # every command's --store takes a path (store_url_of, at the command line); one
+    # given to open_store in code was told only "use sqlite:///PATH", which reads as 3 slashes
     with pytest.raises(ValueError, match="unknown store URL") as told:
         open_store(path)
     assert f"{url} for that path" in str(told.value)

@@ -1,0 +1,42 @@
+"""Every command's --store takes a SQLite file's path as well as a store URL.
+
+`footfall backup`, `restore` and `copy` took `./x.db`; `serve`, `events`, `catalogs`
+and the other read commands refused it (`unknown store URL './x.db'`), so a user
+had to know which command wanted which."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from google.cloud import retail_v2
+
+from .support import ServerProcess, count_events, retail_client
+
+CATALOG = "projects/paths/locations/global/catalogs/default_catalog"
+
+
+def test_serve_and_the_read_commands_take_the_path_of_a_sqlite_file(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    server = server_factory(store="data/events.db")  # relative: the server's folder
+    retail_client(server.address).write_user_event(retail_v2.WriteUserEventRequest(
+        parent=CATALOG, user_event=retail_v2.UserEvent(event_type="home-page-view",
+                                                       visitor_id="visitor-1")))
+    stored = tmp_path / "data" / "events.db"
+    assert f"store sqlite:///{stored}" in server.log_text()
+    for given in ("data/events.db", "./data/events.db", str(stored),
+                  f"sqlite:///{stored}"):
+        assert count_events(given, CATALOG, cwd=tmp_path) == 1, given
+
+
+@pytest.mark.parametrize("command", [["events", "count", "--parent", CATALOG], ["catalogs"],
+                                     ["serve"], ["backup", "copy.db"], ["restore", "copy.db"],
+                                     ["copy", "copy.db"]])
+def test_help_says_store_takes_a_path_or_a_url(command: list[str], tmp_path: Path) -> None:
+    said = subprocess.run([sys.executable, "-m", "server", *command, "--help"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert said.returncode == 0, said.stderr
+    assert "a SQLite file's path" in " ".join(said.stdout.split())
