@@ -28,7 +28,7 @@ if sys.argv[1:2] == ["serve"]:
 import argparse  # noqa: E402
 import difflib  # noqa: E402
 from collections.abc import Mapping, Sequence  # noqa: E402
-from typing import Any, NoReturn  # noqa: E402
+from typing import Any, NoReturn, TextIO  # noqa: E402
 
 from server.cli_args import (  # noqa: E402
     EVERY_OPERATION,
@@ -294,6 +294,20 @@ def _name_verbs(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve(args: argparse.Namespace, parent: int) -> int:
+    if args.log_format != "json":
+        return _serve_logging(args, parent, None)
+    # Before any line: the checks of settings_from_args print some.
+    from server.stderr_json import Relay
+
+    relay = Relay()
+    try:
+        return _serve_logging(args, parent, relay.stream)
+    finally:
+        relay.close()
+
+
+def _serve_logging(args: argparse.Namespace, parent: int, stream: TextIO | None) -> int:
+    """`serve`, its log written to `stream` (None: stderr)."""
     try:
         settings = settings_from_args(args)
     except SystemExit as exc:  # a bad value, said in one line as argparse would
@@ -304,7 +318,7 @@ def _serve(args: argparse.Namespace, parent: int) -> int:
     from server.logsink import logging_to_stderr
     from server.processes import LOG_FORMAT, run
 
-    with logging_to_stderr(settings.log_level, LOG_FORMAT,
+    with logging_to_stderr(settings.log_level, LOG_FORMAT, stream,
                            json_lines=settings.log_format == "json"):
         if settings.stop_with_parent or settings.parent_pid:
             from server.parent_watch import Parent, log, stop_with_parent

@@ -202,7 +202,9 @@ class Settings:
     log_format: str = option("text", LOG_FORM,
                              "`text` (`TIME LEVEL LOGGER: MESSAGE`) or `json`: one object a "
                              "line, with `time`, `level`, `logger`, `message`, a call's "
-                             "fields as `call` and a traceback as `exception`")
+                             "fields as `call`, a traceback as `exception` and a stack as "
+                             "`stack`; grpc's own lines and others' on stderr too (see "
+                             "\"Metrics and logs\")")
     gcs_root: str = option("./data/gcs", TEXT, "folder that stands in for Cloud Storage: "
                            "`gs://b/x` is `GCS_ROOT/b/x`; made when a `gs://` file is "
                            "first written, not at start")

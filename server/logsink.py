@@ -35,8 +35,8 @@ DRAIN_SECONDS = 2.0  # how long an ending process waits for its last lines to be
 class JsonLines(logging.Formatter):
     """A record as one JSON object on one line (`--log-format json`), for a collector
     that reads fields rather than text: `time` (UTC, ISO 8601), `level`, `logger`,
-    `message`, a call's fields as `call` (see policy: method, code, duration_ms, ...)
-    and a traceback as `exception`."""
+    `message`, a call's fields as `call` (see policy: method, code, duration_ms, ...),
+    a traceback as `exception` and a record's `stack_info` as `stack`."""
 
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, object] = {
@@ -48,6 +48,8 @@ class JsonLines(logging.Formatter):
             fields["call"] = call
         if record.exc_info:
             fields["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:  # (`stack_info=True`: where it was logged from; was dropped)
+            fields["stack"] = self.formatStack(record.stack_info)
         try:
             return orjson.dumps(fields, default=str).decode()
         except TypeError:

@@ -127,3 +127,22 @@ def test_a_json_line_holds_a_path_that_is_not_utf8() -> None:
                                     "args": (os.fsdecode(b"/srv/g\xff"),)})
     line = JsonLines().format(record)
     assert "\n" not in line and json.loads(line)["message"] == "gcs root /srv/g\udcff"
+
+
+def test_a_json_line_keeps_the_stack_a_record_was_logged_with() -> None:
+    """`log.warning(..., stack_info=True)` (where a warning came from) was dropped
+    from the JSON line, where the text form prints it below the message."""
+    log = logging.getLogger("test.logsink.stack")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    log.addHandler(handler)
+    try:
+        log.warning("from here", stack_info=True)
+    finally:
+        log.removeHandler(handler)
+    line = json.loads(JsonLines().format(records[0]))
+    assert line["message"] == "from here"
+    assert line["stack"].startswith("Stack (most recent call last):")
+    assert "test_a_json_line_keeps_the_stack_a_record_was_logged_with" in line["stack"]
+    assert "\n" not in JsonLines().format(records[0])
