@@ -4,9 +4,10 @@
     python -m bench.startup [--runs 20] [--tree PATH ...] [--json FILE]
 
 Each tree (a checkout; default this one) is run with PYTHONPATH=TREE ahead of the
-editable install, on `memory://` and on a fresh SQLite file, in turns (tree by tree,
-store by store, run by run), so a busy machine weighs on every side alike. A run
-starts `python -m server serve --port 0 --http-port 0 --ready-file F`, polls for F
+editable install, on `memory://` and on a fresh SQLite file with HTTP off, and on
+`memory://` with HTTP on a free port (README's fixture), in turns (tree by tree, start
+by start, run by run), so a busy machine weighs on every side alike. A run starts
+`python -m server serve --port 0 --http-port 0|-1 --ready-file F`, polls for F
 every millisecond, then opens a plaintext channel and writes one event with
 google-cloud-retail's client (its construction included: a fixture does that too).
 CPU is the server's (user + system, from /proc) at the first answer. The figures are
@@ -26,9 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, cpu_seconds
+from bench.common import ROOT, _peak_rss_kib, cpu_seconds
 
 CATALOG = "projects/bench/locations/global/catalogs/default_catalog"
+FIGURES = ("ready_s", "first_write_s", "cpu_s", "rss_mib")
 
 
 def _client(address: str) -> Any:
@@ -42,9 +44,16 @@ def _client(address: str) -> Any:
         transport=UserEventServiceGrpcTransport(channel=grpc.insecure_channel(address)))
 
 
-def one_start(tree: Path, store: str, folder: Path) -> dict[str, float]:
+# The starts measured: the store, and --http-port (0: off; -1: a free port, as
+# README's fixture starts it, for the console API).
+STARTS = {"memory://": ("memory://", "0"), "sqlite": ("sqlite", "0"),
+          "memory:// + HTTP": ("memory://", "-1")}
+
+
+def one_start(tree: Path, store: str, folder: Path, http_port: str = "0"
+              ) -> dict[str, float]:
     """Seconds from exec to the ready file and to the first write answered, and the
-    server's CPU seconds then."""
+    server's CPU seconds and peak RSS (MiB) then."""
     ready = folder / "ready.json"
     if store == "sqlite":
         store = f"sqlite:///{folder / 'events.db'}"
@@ -54,7 +63,7 @@ def one_start(tree: Path, store: str, folder: Path) -> dict[str, float]:
     start = time.perf_counter()
     server = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--store", store, "--port", "0",
-         "--http-port", "0", "--ready-file", str(ready)],
+         "--http-port", http_port, "--ready-file", str(ready)],
         cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = start + 30
@@ -70,11 +79,12 @@ def one_start(tree: Path, store: str, folder: Path) -> dict[str, float]:
                                                            visitor_id="v")))
         at_write = time.perf_counter() - start
         cpu = cpu_seconds(server.pid)
+        rss = _peak_rss_kib(server.pid) / 1024
     finally:
         server.terminate()
         server.wait(timeout=30)
         log.close()
-    return {"ready_s": at_ready, "first_write_s": at_write, "cpu_s": cpu}
+    return {"ready_s": at_ready, "first_write_s": at_write, "cpu_s": cpu, "rss_mib": rss}
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -85,7 +95,7 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 def run(trees: list[Path], runs: int) -> dict[str, Any]:
     samples: dict[str, dict[str, list[dict[str, float]]]] = {
-        str(tree): {"memory://": [], "sqlite": []} for tree in trees}
+        str(tree): {start: [] for start in STARTS} for tree in trees}
     # Warm the client's own imports (a fixture's process has them loaded already) and
     # write each tree's bytecode, so no run pays for compiling (as an installed
     # Footfall does not).
@@ -95,11 +105,12 @@ def run(trees: list[Path], runs: int) -> dict[str, Any]:
             one_start(tree, "memory://", Path(folder))
     for _ in range(runs):
         for tree in trees:
-            for store in ("memory://", "sqlite"):
+            for start, (store, http_port) in STARTS.items():
                 with tempfile.TemporaryDirectory(prefix="footfall-startup-") as folder:
-                    samples[str(tree)][store].append(one_start(tree, store, Path(folder)))
+                    samples[str(tree)][start].append(
+                        one_start(tree, store, Path(folder), http_port))
     return {tree: {store: {what: _stats([s[what] for s in runs_of])
-                           for what in ("ready_s", "first_write_s", "cpu_s")}
+                           for what in FIGURES}
                    for store, runs_of in stores.items()}
             for tree, stores in samples.items()}
 
@@ -117,9 +128,10 @@ def main() -> None:
     for tree, stores in results.items():
         print(tree)
         for store, figures in stores.items():
-            print(f"  {store:<10} " + "  ".join(
+            print(f"  {store:<16} " + "  ".join(
                 f"{what} median {row['median'] * 1000:6.0f} ms p90 {row['p90'] * 1000:6.0f} ms"
-                for what, row in figures.items()))
+                for what, row in figures.items() if what.endswith("_s"))
+                + f"  peak RSS median {figures['rss_mib']['median']:.0f} MiB")
 
 
 if __name__ == "__main__":
