@@ -17,7 +17,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
@@ -47,9 +47,8 @@ from server.console import service as console_service
 from server.console.feed import Watches
 from server.console.rejections import Rejections
 from server.console.watch import Commits
-from server.http import HttpGateway, crosssite
-from server.http.connections import fit_connections
-from server.http.gateway import http_refusal
+from server.descriptors import fit_connections
+from server.http import crosssite
 from server.insights import service as insights_service
 from server.lines import counted
 from server.loop import LoopThread
@@ -80,6 +79,9 @@ from server.store import Store, located, open_store
 from server.store.group_commit import Job as StoreJob
 from server.store.watch import HealthWatch
 from server.talent.event_service import ClientEvents, EventService, EventServiceV4beta1
+
+if TYPE_CHECKING:
+    from server.http import HttpGateway
 
 log = logging.getLogger("footfall")
 
@@ -344,7 +346,11 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
         answer = await health_servicer.Check(health_pb2.HealthCheckRequest(service=""), None)
         return answer.status == health_pb2.HealthCheckResponse.SERVING
 
-    gateway = HttpGateway(settings, servicers, policy, serving) if settings.http_port else None
+    gateway = None
+    if settings.http_port:  # (aiohttp and the gateway's modules only then: server.http)
+        from server.http import HttpGateway
+
+        gateway = HttpGateway(settings, servicers, policy, serving)
     if gateway is not None:
         try:
             await gateway.start()
@@ -603,4 +609,6 @@ def _refuse_taken_ports(settings: Settings) -> None:
     if settings.http_port > 0:
         refusal = bind_refusal(settings.host, settings.http_port)
         if refusal and refusal.errno == errno.EADDRINUSE:
+            from server.http.gateway import http_refusal
+
             raise OSError(http_refusal(settings.host, settings.http_port, refusal))

@@ -82,9 +82,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-import math
 import re
-import resource
 import socket
 import ssl
 import time
@@ -111,9 +109,6 @@ LOG_INTERVAL = 60.0  # seconds between two reports of the same trouble
 # How an HTTP/2 connection begins (RFC 9113 §3.4): a gRPC client given the HTTP port
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n"
 ACCEPT_RETRY = 0.1  # seconds to wait after a failed accept (the cause rarely clears sooner)
-# HTTP connections may take at most this share of the process's descriptors;
-# the rest are for gRPC, the store, the listening sockets and the logs.
-DESCRIPTOR_SHARE = 0.75
 
 
 def _closing_answer(status_line: str, status: status_pb2.Status, retry: bool) -> bytes:
@@ -255,51 +250,6 @@ class RateLimitedLog:
                               self._unreported, now - self._last_report)
         self._unreported = 0
         self._last_report = now
-
-
-def plan_descriptors(wanted: int, soft: int, hard: int) -> tuple[int | None, int]:
-    """(the soft RLIMIT_NOFILE to set or None, the connection cap) so that `wanted`
-    connections stay within DESCRIPTOR_SHARE of the limit: the soft limit is raised
-    as far as the hard one allows, and the cap lowered only if that is not enough."""
-    needed = math.ceil(wanted / DESCRIPTOR_SHARE)
-    unlimited = resource.RLIM_INFINITY
-    if soft == unlimited or soft >= needed:
-        return None, wanted
-    reachable = needed if hard == unlimited else min(needed, hard)
-    new_soft = reachable if reachable > soft else None
-    usable = max(reachable, soft)
-    return new_soft, wanted if usable >= needed else max(int(usable * DESCRIPTOR_SHARE), 1)
-
-
-def fit_connections(http: int, grpc: int) -> tuple[int, int]:
-    """The caps of HTTP and gRPC connections (--http-max-connections, 0 when the HTTP
-    port is off, and --grpc-max-connections) once both fit the file descriptor limit
-    (see fit_descriptors): lowered alike if they must be."""
-    total = http + grpc
-    cap = fit_descriptors(total)
-    if cap >= total:
-        return http, grpc
-    return (max(1, http * cap // total) if http else 0), max(1, grpc * cap // total)
-
-
-def fit_descriptors(wanted: int) -> int:
-    """The connection cap to use for `wanted` connections, after raising the soft
-    descriptor limit if it must and can be; a lower cap is logged."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    new_soft, cap = plan_descriptors(wanted, soft, hard)
-    if new_soft is not None:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
-            log.info("raised the file descriptor limit from %d to %d for %d HTTP connections",
-                     soft, new_soft, cap)
-        except (OSError, ValueError) as exc:
-            _, cap = plan_descriptors(wanted, soft, soft)
-            log.warning("cannot raise the file descriptor limit: %s", exc)
-    if cap < wanted:
-        log.warning("%d connections (--http-max-connections plus --grpc-max-connections) do "
-                    "not fit the file descriptor limit (RLIMIT_NOFILE soft %d, hard %d): at "
-                    "most %d; raise the limit (ulimit -n) for more", wanted, soft, hard, cap)
-    return cap
 
 
 class Connection(web.RequestHandler):

@@ -40,12 +40,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from server.errors import InvalidArgument, PermissionDenied
-from server.http.pixel import PIXEL_RPCS
 from server.http.routes import Route
+from server.retail.collect import PIXEL_RPCS
+
+if TYPE_CHECKING:  # (light to import: a serve with HTTP off asks is_loopback_listener)
+    from aiohttp import web
 
 SAFE_METHODS = frozenset({"GET", "HEAD"})
 JSON = "application/json"

@@ -30,13 +30,16 @@ from server.http.transcode import Output, default_output
 from server.policy import Policy
 from server.policy.auth import AmbiguousKey
 from server.policy.faults import HEADER as FAULT_HEADER
-from server.retail.collect import PIXEL_CONTENT_TYPE, PIXEL_GIF, Requester, normal_address
+from server.retail.collect import (
+    PIXEL_CONTENT_TYPE,
+    PIXEL_GIF,
+    PIXEL_RPCS,
+    Requester,
+    normal_address,
+)
 
 log = logging.getLogger(__name__)
 
-# CollectUserEvent of each retail version: a GET of it is a browser's pixel.
-PIXEL_RPCS = frozenset(f"google.cloud.retail.{version}.UserEventService.CollectUserEvent"
-                       for version in ("v2", "v2beta", "v2alpha"))
 # The one a browser's pixel is served inline for (v2beta and v2alpha are bridged).
 INLINE_RPC = "google.cloud.retail.v2.UserEventService.CollectUserEvent"
 ERROR_HEADER = "X-Footfall-Error"

@@ -18,6 +18,10 @@ from server.policy.envelope import LARGE_REQUEST_BYTES
 from server.policy.limits import json_size_violation
 from server.retail.validation import MAX_LONG_TEXT, MAX_USER_AGENT, too_long
 
+# CollectUserEvent of each retail version: a GET of it is a browser's pixel.
+PIXEL_RPCS = frozenset(f"google.cloud.retail.{version}.UserEventService.CollectUserEvent"
+                       for version in ("v2", "v2beta", "v2alpha"))
+
 # A 1x1 transparent GIF: header, screen 1x1 with a 2-colour table (black, white),
 # a graphic control extension marking colour 0 transparent, one 1x1 image, trailer.
 PIXEL_GIF = bytes.fromhex(

@@ -7,9 +7,14 @@ this process had imported already would prove nothing."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 # What `footfall serve` imports before it serves: the command line, then the
 # supervisor's module and the server's (server.processes.run_one imports server.app).
@@ -46,8 +51,8 @@ def test_aiohttp_reads_the_ca_certificates_when_its_client_first_connects_not_at
     # client in the process still gets them, when it first wraps a connection.
     found = _run("""
 import ssl
+from server.http import HttpGateway  # (as a serve with HTTP on imports it)
 from aiohttp import connector
-import server.http
 contexts = (connector._SSL_CONTEXT_VERIFIED, connector._SSL_CONTEXT_UNVERIFIED)
 at_start = [c.cert_store_stats()["x509_ca"] for c in contexts]
 for context in contexts:
@@ -61,3 +66,31 @@ print(json.dumps({"at_start": at_start, "wrapped": wrapped, "system": system,
     assert found["at_start"] == [0, 0]
     assert found["wrapped"] == [found["system"]] * 2
     assert found["unpatched"] is False
+
+
+def _maps_of_a_serving_server(tmp_path: Path, http_port: str) -> str:
+    """/proc/PID/maps of `footfall serve --http-port HTTP_PORT` once it serves."""
+    ready = tmp_path / "ready.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--store", "memory://", "--port", "0",
+         "--http-port", http_port, "--ready-file", str(ready)], cwd=tmp_path, env=env,
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        return Path(f"/proc/{server.pid}/maps").read_text()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(60) == 0
+
+
+@pytest.mark.parametrize(("http_port", "loaded"), [("0", False), ("-1", True)])
+def test_a_serve_with_http_off_never_loads_aiohttp(http_port: str, loaded: bool,
+                                                   tmp_path: Path) -> None:
+    # The console service imported server.http.transcode, whose package imported the
+    # gateway and so aiohttp (some 140 ms of CPU) whether HTTP was served or not.
+    maps = _maps_of_a_serving_server(tmp_path, http_port)
+    assert ("aiohttp/_http_parser" in maps) is loaded

@@ -11,9 +11,10 @@ import time
 import pytest
 
 from server.config import Settings, add_serve_arguments, settings_from_args
+from server.descriptors import plan_descriptors
 from server.errors import InvalidArgument
 from server.http import console_pages, transcode
-from server.http.connections import MAX_PATH_SEGMENTS, RateLimitedLog, plan_descriptors
+from server.http.connections import MAX_PATH_SEGMENTS, RateLimitedLog
 from server.http.gateway import _UNROUTED_PIXEL, per_address
 
 UNLIMITED = resource.RLIM_INFINITY
