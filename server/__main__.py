@@ -299,7 +299,10 @@ def _serve(args: argparse.Namespace, parent: int) -> int:
     # Before any line: the checks of settings_from_args print some.
     from server.stderr_json import Relay
 
-    relay = Relay()
+    try:
+        relay = Relay()
+    except OSError:  # no stderr to relay to (closed: `2>&-`), or no process to be had
+        return _serve_logging(args, parent, None)
     try:
         return _serve_logging(args, parent, relay.stream)
     finally:

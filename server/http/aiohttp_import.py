@@ -5,8 +5,9 @@ SSLContexts for the client's outgoing HTTPS, each reading the system's CA bundle
 (144 certificates here): about 70 ms of CPU in every `footfall serve` start (bench/
 startup.py), for a client the server never uses. Imported through this module, the
 reading is put off until such a context first wraps a connection, so a client of
-aiohttp in this process verifies as it did. Imported before any of aiohttp's
-modules by server.http's package, which every importer of aiohttp here is part of.
+aiohttp in this process verifies as it did. Imported first of all when the gateway is
+(`server.http.HttpGateway`, by a serve with HTTP on), before any of aiohttp's modules;
+one of server.http's modules imported alone (by a test) imports aiohttp as it is.
 """
 
 from __future__ import annotations
