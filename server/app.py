@@ -208,11 +208,14 @@ def start(settings: Settings, clock: Clock | None = None, process: int = 0,
     import_job = import_events.ImportJob(gcs_root, settings.strict_event_types,
                                          settings.max_event_bytes, line_pool)
     import_job.rejections = rejections
+    # (failed product lines are kept as event lines are: refusals of ImportProducts)
+    products_job = import_products.ImportProductsJob(gcs_root, line_pool)
+    products_job.rejections = rejections
     # The jobs that write files, each able to cut its own back (OperationRunner's settle).
     writers: dict[str, import_events.ImportJob | import_products.ImportProductsJob
                   | export.ExportJob] = {
         import_events.KIND: import_job,
-        import_products.KIND: import_products.ImportProductsJob(gcs_root, line_pool),
+        import_products.KIND: products_job,
         export.EVENTS_KIND: export.ExportJob(gcs_root, export.EVENTS_KIND),
         export.PRODUCTS_KIND: export.ExportJob(gcs_root, export.PRODUCTS_KIND)}
     jobs: dict[str, Job] = {

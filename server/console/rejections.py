@@ -1,6 +1,8 @@
 """Keeping refused requests, so a person can see why an event was refused: every
-refused write, pixel and client event (from the call envelope) and every failed
-import line (from the import job), as console.v1 Rejections in the store, where
+refused write, pixel and client event, every refused call that would change the
+store's events or products (a product write, an import, purge or rejoin refused
+when called: from the call envelope) and every failed import line, of events and
+of products (from the import job), as console.v1 Rejections in the store, where
 every replica sees them, within a count and an age.
 
 Never a key or an auth header: a Rejection holds the key's name from the auth
@@ -40,16 +42,29 @@ from server.errors import FootfallError, Unauthenticated
 from server.names import DEFAULT_TENANT_ID, is_project_id
 from server.operations.summary import unpacked
 from server.periodic import Periodic
-from server.policy.auth import WRITER_METHODS, NotYourProject, project_of
+from server.policy.auth import RESOURCE_FIELDS, WRITER_METHODS, NotYourProject, project_of
 from server.store.base import Store
 from server.store.console import RejectionRow
 from server.store.packed import timestamp, varint
 
 log = logging.getLogger(__name__)
 
-# The refusals kept: event writes (what a writer key may call).
-KEPT_METHODS = WRITER_METHODS
+_RETAIL_VERSIONS = ("v2", "v2beta", "v2alpha")
+# The calls that change what the store holds besides the event writes (an admin's:
+# no public key floods them), each refused when called; a refused GetProduct,
+# ListProducts or export changes nothing, and is not kept.
+STORE_WRITE_METHODS = frozenset({
+    *(f"/google.cloud.retail.{version}.ProductService/{rpc}" for version in _RETAIL_VERSIONS
+      for rpc in ("CreateProduct", "UpdateProduct", "DeleteProduct", "ImportProducts",
+                  "PurgeProducts", "SetInventory", "AddFulfillmentPlaces",
+                  "RemoveFulfillmentPlaces", "AddLocalInventories", "RemoveLocalInventories")),
+    *(f"/google.cloud.retail.{version}.UserEventService/{rpc}" for version in _RETAIL_VERSIONS
+      for rpc in ("ImportUserEvents", "PurgeUserEvents", "RejoinUserEvents")),
+})
+# The refusals kept: event writes (what a writer key may call), and the other writes.
+KEPT_METHODS = WRITER_METHODS | STORE_WRITE_METHODS
 IMPORT_METHOD = "/google.cloud.retail.v2.UserEventService/ImportUserEvents"
+IMPORT_PRODUCTS_METHOD = "/google.cloud.retail.v2.ProductService/ImportProducts"
 REQUEST_JSON_CHARS = 4096  # a few KB of each refused request
 # How often the refusals past their age are forgotten when no new refusal comes
 # (each refusal kept forgets them too).
@@ -177,19 +192,38 @@ def _project(parent: str) -> str:
 _DEFAULT_TENANT_METHOD = "/google.cloud.talent.v4beta1.EventService/CreateClientEvent"
 
 
+# What a product call names below its catalog (a branch, a product, an inventory):
+# its refusal is listed with the catalog's, as the console's feed narrows them.
+_UNDER_CATALOG = re.compile(r"^(projects/[^/]+/locations/[^/]+/catalogs/[^/]+)/branches/.")
+
+
 def kept_under(method: str, parent: str) -> str:
     """The parent a refusal of a call to `method` that named `parent` is listed by:
-    `parent`, or the default tenant of a project alone named to talent v4beta1."""
+    `parent`; the default tenant of a project alone named to talent v4beta1; the
+    catalog of what a call other than an event write names under a catalog (a
+    branch, a product: an event write naming one is refused for it, and listed as
+    sent)."""
     if method == _DEFAULT_TENANT_METHOD and parent.startswith("projects/") \
             and parent.count("/") == 1 and is_project_id(parent[len("projects/"):]):
         return f"{parent}/tenants/{DEFAULT_TENANT_ID}"
+    if method in STORE_WRITE_METHODS:
+        under = _UNDER_CATALOG.match(parent)
+        if under is not None:
+            return under[1]
     return parent
 
 
 def _parent(request: Any) -> str:
-    parent = getattr(request, "parent", "")
-    if not isinstance(parent, str):
-        return ""
+    """The resource the request names: its `parent`, else (a product's call) the name
+    of what it acts on (`product.name`, `inventory.name`, `name`, `product`)."""
+    parent = ""
+    for path in RESOURCE_FIELDS:
+        value: Any = request
+        for name in path:
+            value = getattr(value, name, "")
+        if isinstance(value, str) and value:
+            parent = value
+            break
     return parent if len(parent) <= KEPT_PARENT_CHARS else parent[:KEPT_PARENT_CHARS] + "..."
 
 
@@ -286,19 +320,21 @@ class Rejections:
         self._keep([RejectionRow(project, kept_under(method, parent), now_ns // 1000,
                                  common + _time(now_ns) + _request(request, data))], same)
 
-    def import_rows(self, operation: str, failures: Sequence[str]) -> list[RejectionRow]:
+    def import_rows(self, operation: str, failures: Sequence[str],
+                    method: str = IMPORT_METHOD) -> list[RejectionRow]:
         """The refusals to keep for the failed lines (their messages) of a batch of the
-        import `operation`: its step inserts them as it commits the batch (Step.rejections),
-        so that a crash keeps them exactly when it keeps the batch. No rows when keeping is
-        off. Then `imported` trims."""
+        import `operation`, a call to `method`: its step inserts them as it commits the
+        batch (Step.rejections), so that a crash keeps them exactly when it keeps the
+        batch. No rows when keeping is off. Then `imported` trims."""
         if not failures or not self._keep_count:
             return []
-        catalog = operation.rpartition("/operations/")[0]
-        project = _project(catalog)
+        parent = operation.rpartition("/operations/")[0]  # (a catalog; a products' branch)
+        project = _project(parent)
+        listed = kept_under(method, parent)
         now_ns = self._clock.now_ns()
-        return [RejectionRow(project, catalog, now_ns // 1000, console_pb2.Rejection(
-            transport=origin.IMPORT, method=IMPORT_METHOD,  # type: ignore[arg-type]
-            parent=catalog, operation=operation, code=3, message=failure,
+        return [RejectionRow(project, listed, now_ns // 1000, console_pb2.Rejection(
+            transport=origin.IMPORT, method=method,  # type: ignore[arg-type]
+            parent=parent, operation=operation, code=3, message=failure,
             field_violations=_import_violations(failure),
         ).SerializeToString() + _time(now_ns)) for failure in failures]
 

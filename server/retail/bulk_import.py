@@ -126,8 +126,9 @@ Checked = Item[V] | str
 class FailureKeeper(Protocol):
     """What keeps an import's failed lines for the console (console.Rejections)."""
 
-    def import_rows(self, operation: str, failures: Sequence[str]) -> list[RejectionRow]:
-        """The rows a batch's step inserts for its `failures`."""
+    def import_rows(self, operation: str, failures: Sequence[str],
+                    method: str) -> list[RejectionRow]:
+        """The rows a batch's step inserts for its `failures` (of a call to `method`)."""
 
     def imported(self, operation: str) -> None:
         """Called once a batch's step of `operation` kept them."""
@@ -387,8 +388,10 @@ class BulkImport(Generic[R, M, V]):
     request_class: type[R]
     sources: SourceRules
     what = "the import"
-    # Keeps the failures of each batch for the console, committed with the batch.
+    # Keeps the failures of each batch for the console, committed with the batch,
+    # as refusals of `method` (the gRPC method that started the import).
     rejections: FailureKeeper | None = None
+    method: str
     uris_field = "input_config.gcs_source.input_uris"
     # What a file's line holds, as its violations name it (user_event.visitor_id):
     # an over-long line is refused naming it too.
@@ -461,7 +464,7 @@ class BulkImport(Generic[R, M, V]):
                             ERRORS_FIELD, at=state.errors_size)
                     if bad and self.rejections is not None:
                         step = replace(step, rejections=self.rejections.import_rows(
-                            ctx.record.name, bad))
+                            ctx.record.name, bad, self.method))
                     try:
                         result = lease.step(step, after)
                         break

@@ -156,6 +156,7 @@ class ImportJob(BulkImport[Request, UserEvent, GoodEvent]):
 
     what = "the import"
     line_field = "user_event"
+    method = "/google.cloud.retail.v2.UserEventService/ImportUserEvents"
     request_class = Request
     sources = SOURCES
     # A batch's preparation reads the catalog's products, which no event import writes.

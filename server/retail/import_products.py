@@ -98,6 +98,7 @@ class ImportProductsJob(BulkImport[Request, Product, Product]):
 
     what = "the product import"
     line_field = "product"
+    method = "/google.cloud.retail.v2.ProductService/ImportProducts"
     request_class = Request
     sources = SOURCES
 

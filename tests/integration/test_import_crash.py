@@ -1,7 +1,8 @@
-"""An import whose server was killed (kill -9) right after a batch with failed lines
-committed: once the next server has finished it, the console lists every failed line
-once (ListRejections), as many as its failure_count. (The refusals were kept by a job
-of their own after the batch committed: the kill between the two lost that batch's.)
+"""An import (of events, of products) whose server was killed (kill -9) right after
+a batch with failed lines committed: once the next server has finished it, the
+console lists every failed line once (ListRejections), as many as its failure_count.
+(The refusals were kept by a job of their own after the batch committed: the kill
+between the two lost that batch's.)
 
 The servers are real (`python -m server serve` on one store and --gcs-root)."""
 
@@ -13,7 +14,7 @@ import pytest
 from footfall.retail.v2 import import_config_pb2
 
 from server.console import rejections
-from server.retail import import_events
+from server.retail import import_events, import_products
 from server.store import open_store
 from server.store.rows import OperationRecord
 
@@ -77,3 +78,46 @@ def test_an_import_killed_after_a_batch_lists_each_failed_line_once(
         f"gs://shop/events.json line {2 * i + 2}: user_event.event_time: is required"
         for i in range(BATCHES)]
     assert {r.operation for r in listed} == {NAME}
+
+
+@pytest.mark.timeout(180)
+def test_a_product_import_killed_after_a_batch_lists_each_failed_line_once(
+        tmp_path: Path, crash_store_url: str) -> None:
+    # (a product import's failed lines were kept nowhere before: none listed at all)
+    branch = f"{CATALOG}/branches/0"
+    name = f"{branch}/operations/{import_products.KIND}-5"
+    (tmp_path / "gcs/shop").mkdir(parents=True)
+    (tmp_path / "gcs/shop/products.json").write_text("".join(
+        f'{{"id": "p{i}", "title": "P", "categories": ["C"]}}\n'
+        f'{{"id": "untitled-{i}", "categories": ["C"]}}\n'
+        for i in range(BATCHES)))
+    request = import_config_pb2.ImportProductsRequest(
+        parent=branch, input_config={"gcs_source": {"input_uris": ["gs://shop/products.json"]}})
+    store = open_store(crash_store_url)
+    try:
+        store.create_operation(OperationRecord(
+            name, import_products.KIND, False, 0, request.SerializeToString(),
+            import_products.new_operation(name, 0).SerializeToString()))
+
+        killed(tmp_path, serve(tmp_path, crash_store_url, KILL))
+        record = store.get_operation(name)
+        assert record is not None and record.checkpoint and not record.done  # a batch in
+        run_until(tmp_path, serve(tmp_path, crash_store_url, SMALL),
+                  lambda: ended(store, name) is not None, "the import never ended")
+        done = ended(store, name)
+        assert done is not None
+        # (listed with the catalog's: the branch is the catalog's)
+        listed = [rejections.shown(kept.id, kept.payload) for kept in
+                  store.rejections_newest(None, 100, parent=CATALOG)]
+    finally:
+        store.close()
+
+    meta = import_config_pb2.ImportMetadata()
+    assert done.metadata.Unpack(meta)
+    assert (meta.success_count, meta.failure_count) == (BATCHES, BATCHES)
+    assert sorted(r.message for r in listed) == [
+        f"gs://shop/products.json line {2 * i + 2}: product.title: is required"
+        for i in range(BATCHES)]
+    assert {(r.operation, r.parent, r.method) for r in listed} == {
+        (name, branch, "/google.cloud.retail.v2.ProductService/ImportProducts")}
+    assert {tuple(v.field for v in r.field_violations) for r in listed} == {("product.title",)}
