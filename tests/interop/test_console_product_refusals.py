@@ -17,12 +17,21 @@ from google.api_core import exceptions
 from google.cloud import retail_v2
 
 from .console import Console, rest
-from .support import RPC_DEADLINE, ServerProcess, finish, product_client, put_gcs, wait_until
+from .support import (
+    RPC_DEADLINE,
+    ServerProcess,
+    finish,
+    product_client,
+    put_gcs,
+    retail_client,
+    wait_until,
+)
 
 PROJECT = "projects/footfall-product-refusals"
 CATALOG = f"{PROJECT}/locations/global/catalogs/default_catalog"
 BRANCH = f"{CATALOG}/branches/0"
 PRODUCTS = "/google.cloud.retail.v2.ProductService/"
+EVENTS = "/google.cloud.retail.v2.UserEventService/"
 
 
 @pytest.fixture(params=["sqlite", "memory", "postgres"])
@@ -129,3 +138,34 @@ def test_refused_product_writes_are_kept_with_their_fields(
     # the catalog's list holds them: a product's call names its branch or the product
     of_catalog = rest(served.http_address, f"{CATALOG}/rejections").json()["rejections"]
     assert [r["id"] for r in of_catalog] == [imported["id"], updated["id"], created["id"]]
+
+
+def test_refused_inventory_and_bulk_calls_are_kept_with_their_fields(
+        server_factory: Callable[..., ServerProcess],
+        channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    served = server_factory()
+    products = product_client(served.address)
+    events = retail_client(served.address)
+    product = f"{BRANCH}/products/shoe"
+    with pytest.raises(exceptions.InvalidArgument) as places:
+        products.add_fulfillment_places(retail_v2.AddFulfillmentPlacesRequest(
+            product=product, type_="", place_ids=["store-1"]), timeout=RPC_DEADLINE)
+    with pytest.raises(exceptions.InvalidArgument) as purge:
+        events.purge_user_events(retail_v2.PurgeUserEventsRequest(
+            parent=CATALOG, filter="bogus", force=True), timeout=RPC_DEADLINE)
+    with pytest.raises(exceptions.InvalidArgument) as imported:
+        events.import_user_events(retail_v2.ImportUserEventsRequest(
+            parent=CATALOG, input_config=retail_v2.UserEventInputConfig()),
+            timeout=RPC_DEADLINE)
+    console = Console(channels(served))
+
+    def listed() -> list[dict[str, Any]] | None:
+        found = console.call("ListRejections", parent=CATALOG).get("rejections", [])
+        return found if len(found) >= 3 else None
+
+    kept = wait_until(listed, "3 refusals", deadline=10)
+    assert [(r["method"], r["parent"], r["message"]) for r in kept] == [
+        (EVENTS + "ImportUserEvents", CATALOG, imported.value.message),
+        (EVENTS + "PurgeUserEvents", CATALOG, purge.value.message),
+        (PRODUCTS + "AddFulfillmentPlaces", product, places.value.message)]
+    assert [fields_of(r)[:1] for r in kept] == [["input_config"], ["filter"], ["type"]]
