@@ -295,8 +295,10 @@ class Settings:
                             "per core); needs a SQLite or PostgreSQL store",
                             check=at_least(1))
     rejections_keep: int = option(10_000, INTEGER,
-                                  "refused event writes, pixels, client events and import "
-                                  "lines kept for the console (the latest ones); `0` keeps none",
+                                  "refused event writes, pixels, client events, product "
+                                  "writes, import, purge and rejoin calls, and failed import "
+                                  "lines (events and products) kept for the console (the "
+                                  "latest ones; see \"Refusals\"); `0` keeps none",
                                   check=at_least(0))
     rejections_keep_per_project: int = option(2_000, INTEGER,
                                               "of those, the most kept of one project (the "
