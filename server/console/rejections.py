@@ -213,6 +213,11 @@ def kept_under(method: str, parent: str) -> str:
     return parent
 
 
+def _parent_text(parent: str) -> str:
+    """`parent` as kept: cut past KEPT_PARENT_CHARS."""
+    return parent if len(parent) <= KEPT_PARENT_CHARS else parent[:KEPT_PARENT_CHARS] + "..."
+
+
 def _parent(request: Any) -> str:
     """The resource the request names: its `parent`, else (a product's call) the name
     of what it acts on (`product.name`, `inventory.name`, `name`, `product`)."""
@@ -224,7 +229,7 @@ def _parent(request: Any) -> str:
         if isinstance(value, str) and value:
             parent = value
             break
-    return parent if len(parent) <= KEPT_PARENT_CHARS else parent[:KEPT_PARENT_CHARS] + "..."
+    return _parent_text(parent)
 
 
 class Rejections:
@@ -321,20 +326,24 @@ class Rejections:
                                  common + _time(now_ns) + _request(request, data))], same)
 
     def import_rows(self, operation: str, failures: Sequence[str],
-                    method: str = IMPORT_METHOD) -> list[RejectionRow]:
+                    method: str = IMPORT_METHOD, parent: str = "") -> list[RejectionRow]:
         """The refusals to keep for the failed lines (their messages) of a batch of the
-        import `operation`, a call to `method`: its step inserts them as it commits the
+        import `operation`, a call to `method` that named `parent` (as sent; the
+        operation's own parent when not given): its step inserts them as it commits the
         batch (Step.rejections), so that a crash keeps them exactly when it keeps the
         batch. No rows when keeping is off. Then `imported` trims."""
         if not failures or not self._keep_count:
             return []
-        parent = operation.rpartition("/operations/")[0]  # (a catalog; a products' branch)
-        project = _project(parent)
-        listed = kept_under(method, parent)
+        # Listed by the operation's parent, as the server named it (a catalog; a
+        # products' branch, `default_branch` as 0: by its catalog).
+        under = operation.rpartition("/operations/")[0]
+        project = _project(under)
+        listed = kept_under(method, under)
         now_ns = self._clock.now_ns()
         return [RejectionRow(project, listed, now_ns // 1000, console_pb2.Rejection(
             transport=origin.IMPORT, method=method,  # type: ignore[arg-type]
-            parent=parent, operation=operation, code=3, message=failure,
+            parent=_parent_text(parent or under), operation=operation, code=3,
+            message=failure,
             field_violations=_import_violations(failure),
         ).SerializeToString() + _time(now_ns)) for failure in failures]
 

@@ -126,9 +126,10 @@ Checked = Item[V] | str
 class FailureKeeper(Protocol):
     """What keeps an import's failed lines for the console (console.Rejections)."""
 
-    def import_rows(self, operation: str, failures: Sequence[str],
-                    method: str) -> list[RejectionRow]:
-        """The rows a batch's step inserts for its `failures` (of a call to `method`)."""
+    def import_rows(self, operation: str, failures: Sequence[str], method: str,
+                    parent: str) -> list[RejectionRow]:
+        """The rows a batch's step inserts for its `failures` (of a call to `method`
+        that named `parent`)."""
 
     def imported(self, operation: str) -> None:
         """Called once a batch's step of `operation` kept them."""
@@ -464,7 +465,7 @@ class BulkImport(Generic[R, M, V]):
                             ERRORS_FIELD, at=state.errors_size)
                     if bad and self.rejections is not None:
                         step = replace(step, rejections=self.rejections.import_rows(
-                            ctx.record.name, bad, self.method))
+                            ctx.record.name, bad, self.method, request.parent))
                     try:
                         result = lease.step(step, after)
                         break
