@@ -61,6 +61,7 @@ from server.ports import bind_refusal, grpc_refusal
 from server.ready_file import ANY_ADDRESS
 from server.ready_file import write as write_ready_file
 from server.retail import (
+    encoder,
     export,
     gcs,
     import_events,
@@ -157,6 +158,7 @@ class Running:
         self.runner.stop(max(self.settings.grace_seconds, 5.0))
         if self.line_pool is not None:
             self.line_pool.close()
+        encoder.close()
         self.store.close()
         self.loop.close()
 

@@ -252,6 +252,23 @@ _DECODERS = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="footfal
 _STREAM_ENCODER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="footfall-encode")
 
 
+# Set, in the context of a call whose request came large (decoded on a decoder's
+# thread, see policy.envelope), so that its servicer does the rest of its work on
+# the request's bulk there too, without measuring it again on the loop.
+_LARGE_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("footfall_large_call",
+                                                                   default=False)
+
+
+def large_call() -> bool:
+    """Whether the request of the call being served came large (see _LARGE_CALL)."""
+    return _LARGE_CALL.get()
+
+
+def set_large_call() -> None:
+    """Say, in the context of the call being served, that its request came large."""
+    _LARGE_CALL.set(True)
+
+
 async def in_decoder(fn: Callable[..., T], /, *args: Any,
                      ended: Callable[[], Any] | None = None) -> T:
     """`fn(*args)` (a decode), run on the decoders' threads in a copy of the caller's

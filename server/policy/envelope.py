@@ -24,7 +24,7 @@ import grpc
 
 from server.console import origin
 from server.errors import ChosenStatus, FootfallError, Internal
-from server.loop import in_decoder
+from server.loop import in_decoder, set_large_call
 from server.policy import Admission, Metadata, Policy, caller_gone, drop_if_gone
 from server.policy.auth import (
     Grant,
@@ -178,6 +178,7 @@ class Envelope:
                 grant = self.policy.authenticate_early(method, metadata)
             set_caller(grant)
             if large:
+                set_large_call()
                 size = max(len(raw) if isinstance(raw, bytes) else 0, LARGE_REQUEST_BYTES)
                 client = client_of(context)
                 if grant is not None and grant.role is not Role.ADMIN \

@@ -91,7 +91,7 @@ class LinePool:
                 log.info("starting %d import worker processes", self.processes)
                 self._executor = ProcessPoolExecutor(
                     self.processes, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_worker_setup, initargs=(os.getpid(),))
+                    initializer=worker_setup, initargs=(os.getpid(),))
             return self._executor
 
     def _discard(self, broken: ProcessPoolExecutor) -> None:
@@ -149,7 +149,7 @@ def ahead(items: Generator[X, None, None]) -> Generator[X, None, None]:
         items.close()
 
 
-def _worker_setup(parent: int) -> None:
+def worker_setup(parent: int) -> None:
     """In each worker: leave Ctrl-C (SIGINT, sent to the whole terminal's group) to the
     server, and exit when it is gone. SIGTERM is left as it is: the executor ends the
     workers with it when one of them died (one killed while holding the queue's lock

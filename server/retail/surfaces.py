@@ -38,7 +38,7 @@ from google.protobuf import descriptor, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
 from server.errors import FieldViolation, InvalidArgument, ResourceError, raise_if_any
-from server.loop import off_loop
+from server.loop import in_decoder, large_call, off_loop
 from server.operations import records
 from server.operations.runner import OperationRunner
 from server.retail import export
@@ -128,21 +128,39 @@ class Surface:
         output = method.output_type
         versioned_output = message_factory.GetMessageClass(output) \
             if output.full_name.startswith(RETAIL) else None
-        to_v2 = v2_request.FromString
-        call = self._versioned(lambda request, context: v2_call(
-            to_v2(request.SerializeToString()), context))
+
+        def to_v2(request: Message) -> Message:
+            return v2_request.FromString(request.SerializeToString())
+
+        async def converted(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            # (a large request's two passes, as its decoding, on a decoder's thread)
+            return await v2_call(await in_decoder(to_v2, request) if large_call()
+                                 else to_v2(request), context)
+
+        call = self._versioned(converted)
 
         async def bridged(request: Any, context: grpc.aio.ServicerContext) -> Any:
             if before is not None:
                 await before(request)
             answer = await call(request, context)
-            if versioned_output is not None:
+            if isinstance(answer, bytes) and versioned_output is not None:
+                # (a large answer, serialized off the loop: made this version's there, the
+                # bytes the loop would make of the message in this version)
+                if after is None:
+                    return await in_decoder(_reencoded, versioned_output, answer)
+                answer = versioned_output.FromString(answer)
+            elif versioned_output is not None and not isinstance(answer, bytes):
                 answer = versioned_output.FromString(answer.SerializeToString())
             if after is not None:
                 await after(request, answer)
             return answer
 
         return bridged
+
+
+def _reencoded(kind: type[Message], wire: bytes) -> bytes:
+    """`wire` decoded as a `kind` and serialized again."""
+    return kind.FromString(wire).SerializeToString()
 
 
 class Exports:
