@@ -60,7 +60,9 @@ def encodings(message: Any) -> tuple[bytes, bytes]:
             if _executor is executor:
                 _executor = None
         log.warning("the encoding process died; another starts for the next large event")
-        return unsorted, message.SerializeToString(deterministic=True)
+    except RuntimeError:  # (closed meanwhile: the server stops)
+        pass
+    return unsorted, message.SerializeToString(deterministic=True)
 
 
 def deterministic(message: Any) -> bytes:
