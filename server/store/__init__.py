@@ -92,6 +92,10 @@ def _warn_if_meant_absolute(path: str) -> None:
                 "slashes) is /%s", path, os.path.abspath(path), path, path)
 
 
+# Schemes of a server's address, never of a store.
+_SERVER_SCHEMES = frozenset({"http", "https", "grpc", "grpcs", "dns"})
+
+
 def open_store(url: str, *, read_only: bool = False, any_version: bool = False) -> Store:
     """Open the store a URL names: sqlite:///PATH, memory://, postgresql://...
 
@@ -133,5 +137,12 @@ def open_store(url: str, *, read_only: bool = False, any_version: bool = False) 
         raise ValueError(f"unknown store URL {url!r}: a SQLite file is named by a URL, "
                          f"sqlite:///{url} for that path; or memory:// or "
                          "postgresql://USER@HOST/DB")
-    raise ValueError(f"unknown store URL {url!r}: use sqlite:///PATH, memory:// "
-                     "or postgresql://USER@HOST/DB")
+    if read_only and parsed.scheme in _SERVER_SCHEMES:
+        # The console's or a client's address where a store belongs (a reader who has
+        # the server's URL at hand): the store is behind that server; ask it.
+        raise ValueError(f"unknown store URL {url!r}: that is a server's address; ask "
+                         "the server with --server HOST:PORT (its gRPC port, not a URL)")
+    # A read opens no memory:// store (it lives inside its server): not offered there.
+    kinds = "sqlite:///PATH or postgresql://USER@HOST/DB" if read_only else \
+        "sqlite:///PATH, memory:// or postgresql://USER@HOST/DB"
+    raise ValueError(f"unknown store URL {url!r}: use {kinds}")

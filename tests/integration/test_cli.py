@@ -253,6 +253,22 @@ def test_memory_and_unknown_stores_are_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in memory.stderr + unknown.stderr
 
 
+def test_a_servers_address_as_store_is_told_to_ask_that_server(tmp_path: Path) -> None:
+    # The console's URL at hand, a reader gave it as --store and was told to use
+    # memory:// among the stores, which a read refuses in turn
+    address = footfall("events", "count", "--parent", CATALOG, "--store",
+                       "http://localhost:8080", cwd=tmp_path)
+    assert (address.returncode, address.stderr) == (1, (
+        "footfall: cannot open the store: unknown store URL 'http://localhost:8080': that "
+        "is a server's address; ask the server with --server HOST:PORT (its gRPC port, "
+        "not a URL)\n"))
+    unknown = footfall("catalogs", "--store", "mysql://x", cwd=tmp_path)
+    assert (unknown.returncode, unknown.stderr) == (1, (
+        "footfall: cannot open the store: unknown store URL 'mysql://x': use "
+        "sqlite:///PATH or postgresql://USER@HOST/DB; name the store with --store, or ask "
+        "a running server with --server HOST:PORT\n"))
+
+
 # -- serve: configuration mistakes -------------------------------------------------
 
 
