@@ -162,7 +162,17 @@ class _Command(argparse.ArgumentParser):
                        if option.startswith("--"))
         near = [match for extra in extras if extra.startswith("--")
                 for match in difflib.get_close_matches(extra.split("=", 1)[0], flags, n=1)]
-        return f" (did you mean {', '.join(near)}?)" if near else ""
+        if near:
+            return f" (did you mean {', '.join(near)}?)"
+        # `footfall copy SOURCE DEST`, as cp takes them, was told only "unrecognized
+        # arguments: DEST", SOURCE taken for the target: say where the other store goes.
+        target = next((action for action in self._actions if not action.option_strings
+                       and action.dest in ("dest", "backup")), None)
+        if target is not None and "--store" in self._option_string_actions \
+                and any(not extra.startswith("-") for extra in extras):
+            return (f" ({self.prog} takes one {target.metavar}; the other store is named "
+                    f"by --store: {self.prog} --store STORE {target.metavar})")
+        return ""
 
 
 def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:

@@ -300,3 +300,19 @@ def test_copy_and_backup_take_a_sqlite_file_by_its_path_or_its_url(serving: Runn
     assert (unknown.returncode, unknown.stderr) == (2, (
         "footfall: unknown store URL 'mysql://db.internal/footfall': use sqlite:///PATH, "
         "memory:// or postgresql://USER@HOST/DB\n"))
+
+
+@pytest.mark.parametrize(("command", "target"), [("copy", "DEST"), ("backup", "DEST"),
+                                                 ("restore", "BACKUP")])
+def test_two_paths_as_cp_takes_them_are_told_where_the_store_goes(
+        tmp_path: Path, command: str, target: str) -> None:
+    """`footfall copy live.db copy.db`, as cp takes a source and a target, was told only
+    `unrecognized arguments: copy.db`, live.db having been taken for the target."""
+    (tmp_path / "live.db").touch()
+    said = footfall(command, "live.db", "copy.db", cwd=tmp_path)
+    assert said.returncode == 2
+    assert said.stderr.splitlines()[-1] == (
+        f"footfall {command}: error: unrecognized arguments: copy.db (footfall {command} "
+        f"takes one {target}; the other store is named by --store: footfall {command} "
+        f"--store STORE {target})")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["live.db"]  # nothing made
