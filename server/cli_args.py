@@ -17,6 +17,16 @@ EVERY_OPERATION = "projects/"  # the default of `operations list`: no key may li
 _HOST_PORT = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[^:\[\]/\s]+):([0-9]{1,5})")
 
 
+class _NoStore(argparse.Action):
+    """--store given to a command that only asks a running server."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        raise argparse.ArgumentError(self, (
+            f"{parser.prog} takes no store: it asks a running server; give --server "
+            "HOST:PORT, the gRPC port of a server on that store"))
+
+
 def server_address(text: str) -> str:
     """argparse type of --server: HOST:PORT, as gRPC takes it. A URL is refused
     here (gRPC would read `http` as the host name), and so is a host without its
@@ -77,6 +87,9 @@ def add_source_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]
     else:
         parser.add_argument("--server", metavar="HOST:PORT", type=server_address,
                             required=True, help="the running server to ask, at its gRPC port")
+        # Not listed: said as soon as it is met, where `insights funnel --store x.db`
+        # (as `events list` takes it) was told only that --server is required.
+        parser.add_argument("--store", action=_NoStore, help=argparse.SUPPRESS)
     parser.add_argument("--key", default=env.get("FOOTFALL_KEY", ""),
                         help="API key sent to --server as x-goog-api-key; better given as "
                              "FOOTFALL_KEY, which other users cannot see in the process list")

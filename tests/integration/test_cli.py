@@ -269,6 +269,21 @@ def test_a_servers_address_as_store_is_told_to_ask_that_server(tmp_path: Path) -
         "a running server with --server HOST:PORT\n"))
 
 
+@pytest.mark.parametrize("command", [
+    ["insights", "funnel", "--parent", CATALOG], ["events", "tail", "--parent", CATALOG],
+    ["reset", "--parent", CATALOG]])
+def test_a_store_given_to_a_command_of_servers_only_is_told_to_ask_one(
+        tmp_path: Path, command: list[str]) -> None:
+    # `events list --store x.db` reads a store; `insights funnel --store x.db` was told
+    # only "the following arguments are required: --server"
+    said = footfall(*command, "--store", "./data/footfall.db", cwd=tmp_path)
+    prog = " ".join(command[:2 if command[0] != "reset" else 1])
+    assert (said.returncode, said.stderr) == (2, (
+        f"footfall {prog}: error: argument --store: footfall {prog} takes no store: it asks "
+        "a running server; give --server HOST:PORT, the gRPC port of a server on that "
+        "store\n"))
+
+
 # -- serve: configuration mistakes -------------------------------------------------
 
 
