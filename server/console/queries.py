@@ -498,7 +498,11 @@ def list_user_events(store: Store, events: EventFilter, size: int,
             if not may_continue(rows, batch):
                 break  # the window's end
             before = (rows[-1].event_time_us, rows[-1].id)
-            if not windowed and read >= SCAN_LIMIT:  # short, but this call read enough
+            # short, but this call read enough: one window's events (a window is as
+            # wide as a sparser one's pace says fits, or holds a whole microsecond's
+            # events) were all read and decoded before the budget was looked at
+            if read >= SCAN_LIMIT if not windowed else \
+                    windows + 1 >= MIN_WINDOWS and time.monotonic() - began >= LIST_SECONDS:
                 answer.next_page_token = _signed_token(store, *before, question)
                 return answer
         if window_end is None:

@@ -918,6 +918,46 @@ def test_a_filter_no_index_seeks_reads_windows_of_the_time_order_within_a_budget
     assert pages('eventType = "rare"', 5) == [[], [], ["v0"]]
 
 
+def test_a_call_stops_within_a_window_once_its_budget_is_spent(
+        running: Running, console: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A window is as wide as the last one's pace says fits (up to 320,000 events), or
+    # wider: it holds every event of its last microsecond. Its events were all read
+    # before the budget was looked at, and each holding the field sought (a product
+    # every event names, beside a session none has) is decoded: one call of a
+    # reader key read and decoded 250 here, one window, where its budget (none)
+    # allowed a batch. It stops within the window, its token on from the last read.
+    monkeypatch.setattr(queries, "SCAN_LIMIT", 10)
+    monkeypatch.setattr(queries, "MIN_WINDOWS", 1)
+    monkeypatch.setattr(queries, "LIST_SECONDS", 0.0)
+    rows = visited(250)  # (all of one event time: one window)
+    rows[60] = EventRow.from_event(PARENT, event(
+        visitorId="found", sessionId="session-", productDetails=[{"product": {"id": HELD}}]),
+        joined=True)
+    running.store.write_user_events(rows)
+    decoded = 0
+    selected = queries._selected_products
+
+    def counted(*args: Any) -> Any:
+        nonlocal decoded
+        decoded += 1
+        return selected(*args)
+
+    monkeypatch.setattr(queries, "_selected_products", counted)
+    pages, token, most = [], "", 0
+    while True:
+        decoded = 0
+        answer = console.ListUserEvents(console_pb2.ListUserEventsRequest(
+            parent=PARENT, filter=NO_SESSION,
+            page_size=50, page_token=token))
+        most = max(most, decoded)
+        pages.append(visitors(answer))
+        if not (token := answer.next_page_token):
+            break
+    assert [v for page in pages for v in page] == ["found"]
+    assert most <= 100  # (a batch: the window's reads are of 100 events)
+    assert len(pages) >= 3
+
+
 def test_an_empty_session_or_product_id_is_the_value_as_for_every_field(
         running: Running, console: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """An empty value is the value "", as `userId = ""` selects the events with no
