@@ -26,6 +26,8 @@ import datetime
 import json
 import os
 import re
+import secrets
+import select
 import signal
 import time
 from typing import TextIO
@@ -57,11 +59,20 @@ def as_json_line(raw: bytes) -> bytes:
     return json.dumps(fields, separators=(",", ":")).encode() + b"\n"
 
 
-def _relay(pipe: int, out: int) -> None:
-    """Writes what comes through `pipe` to `out` as JSON lines until the pipe's end."""
+def _relay(pipe: int, out: int, mark: bytes, drained: int) -> None:
+    """Writes what comes through `pipe` to `out` as JSON lines until the pipe's end;
+    `mark` read (a line of the server's, the last it writes there), a byte on
+    `drained`: every line before it is written."""
     writable = True
     with open(pipe, "rb") as lines:
         for raw in lines:
+            if raw.endswith(mark):  # (after a line a child wrote without its end, if so)
+                raw = raw[:-len(mark)]
+                with contextlib.suppress(OSError):
+                    os.write(drained, b".")
+                    os.close(drained)
+                if not raw:
+                    continue
             data = memoryview(as_json_line(raw))
             while writable and data:
                 try:
@@ -77,20 +88,24 @@ class Relay:
     def __init__(self) -> None:
         real = os.dup(2)
         pipe, into = os.pipe()
+        self._drained, drained = os.pipe()
+        self._mark = f"footfall-relay-drained-{secrets.token_hex(16)}\n".encode()
         self.pid = os.fork()
         if self.pid == 0:  # the relay
             try:
                 os.close(into)
+                os.close(self._drained)
                 for taken in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                     signal.signal(taken, signal.SIG_IGN)
                 # (the stdout a harness may read to its end is not held open by the relay)
                 null = os.open(os.devnull, os.O_RDWR)
                 for kept in (0, 1, 2):
                     os.dup2(null, kept)
-                _relay(pipe, real)
+                _relay(pipe, real, self._mark, drained)
             finally:
                 os._exit(0)
         os.close(pipe)
+        os.close(drained)
         os.dup2(into, 2)
         os.close(into)
         self.stream: TextIO = open(real, "w", encoding="utf-8",  # noqa: SIM115
@@ -98,16 +113,26 @@ class Relay:
 
     def close(self, seconds: float = DRAIN_SECONDS) -> None:
         """Descriptor 2 back to the real stderr, and the relay given `seconds` at most to
-        write what it holds and end (it ends once the processes this one started, which
-        hold the pipe too, have ended): a harness that reads the log once the server
-        has exited finds grpc's last lines there."""
+        write what the pipe holds: a harness that reads the log once the server has
+        exited finds grpc's last lines there. What it holds is known by a mark written
+        last: the relay's end is not waited for, as processes other than the server's
+        hold the pipe too (multiprocessing's resource tracker, started with
+        --processes, ends only after this process: each stop waited the whole
+        `seconds`). A process this one started that still writes goes on being
+        relayed after it ends."""
+        deadline = time.monotonic() + seconds
         with contextlib.suppress(OSError, ValueError):
             self.stream.flush()
+        with contextlib.suppress(OSError, ValueError):  # (a relay gone: EPIPE)
+            # (a pipe's write end is writable with room for PIPE_BUF bytes: the mark's
+            # write, shorter, does not wait on a relay stuck on its reader)
+            if select.select([], [2], [], seconds)[1]:
+                os.write(2, self._mark)
+        with contextlib.suppress(OSError, ValueError):
             os.dup2(self.stream.fileno(), 2)
-        deadline = time.monotonic() + seconds
-        while True:
-            with contextlib.suppress(ChildProcessError):
-                if os.waitpid(self.pid, os.WNOHANG)[0] == 0 and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                    continue
-            return
+        with contextlib.suppress(OSError, ValueError):  # (a byte, or its end: the relay gone)
+            select.select([self._drained], [], [], max(0.0, deadline - time.monotonic()))
+        with contextlib.suppress(OSError):
+            os.close(self._drained)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, os.WNOHANG)  # (reaped if it has ended)

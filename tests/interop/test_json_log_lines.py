@@ -4,6 +4,7 @@ printed outside logging too."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
@@ -18,6 +19,8 @@ from google.cloud import retail_v2
 from google.cloud.retail_v2.services.user_event_service.transports import (
     UserEventServiceGrpcTransport,
 )
+
+from server.logsink import DRAIN_SECONDS
 
 from .trust import make_certificates
 
@@ -67,3 +70,40 @@ def test_grpcs_handshake_lines_and_the_start_warnings_are_json_too(tmp_path: Pat
     assert any(line["logger"] == "stderr" and "FOOTFALL_STORRE" in line["message"]
                for line in lines), lines
     assert any(line["message"] == "stopped" for line in lines)
+
+
+def test_a_stop_with_processes_does_not_wait_for_the_relay_to_end(tmp_path: Path) -> None:
+    # multiprocessing's resource tracker, started with --processes, holds descriptor 2
+    # (the relay's pipe) until the supervisor ends, and the supervisor waited for the
+    # relay to end: every stop took DRAIN_SECONDS (2 s) more after its last line. The
+    # children's lines are all there still.
+    ready = tmp_path / "ready.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", "0", "--http-port", "0",
+         "--store", str(tmp_path / "store.db"), "--processes", "2", "--log-format", "json",
+         "--ready-file", str(ready)],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while not ready.exists():
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        server.terminate()
+        while server.poll() is None:
+            assert time.monotonic() < deadline + DEADLINE
+            time.sleep(0.005)
+        exited = time.time()
+        _, err = server.communicate(timeout=DEADLINE)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, err.decode(errors="replace")
+    lines = [json.loads(line) for line in err.decode().splitlines()]
+    messages = [line["message"] for line in lines]
+    assert "stopped (process 1 of 2)" in messages and "stopped (process 2 of 2)" in messages
+    last = max(datetime.datetime.fromisoformat(line["time"]).timestamp() for line in lines)
+    # (its last line to its end: milliseconds, against DRAIN_SECONDS waited)
+    assert exited - last < DRAIN_SECONDS * 0.75, (exited - last, messages[-3:])
