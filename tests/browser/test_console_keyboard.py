@@ -604,6 +604,44 @@ def test_the_live_feed_can_be_paused_and_resumed_from_the_keyboard(
     assert seen["resumed"][2] == "feed-pause", seen
 
 
+async def turn_a_column_while_paused(devtools_url: str, port: int, folder: Path
+                                     ) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#feed")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelectorAll('#accepted li').length === 1"), "the feed")
+        await until(lambda: devtools.evaluate(
+            session, "!!document.querySelector('#refused-of-catalog')"), "the catalog's box")
+        await devtools.evaluate(session, "document.getElementById('feed-pause').click()")
+        status, _ = rest(port, "POST", f"/v2/{CATALOG}/userEvents:write",
+                         {"eventType": "add-to-cart", "visitorId": "held-refusal"})
+        assert status == 400
+        await until(lambda: devtools.evaluate(
+            session, "document.getElementById('feed-held').textContent === '1 new item held.'"),
+            "the refusal held")
+        await devtools.evaluate(session, "document.getElementById('refused-of-catalog').click()")
+        await asyncio.sleep(0.5)  # (its list read again, listed: not news)
+        seen = {"turned": await text_of(devtools, session, "#feed-held")}
+        write(port, eventType="home-page-view", visitorId="after-the-turn")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('#accepted-h .count').textContent === '2'"),
+            "the event counted")
+        seen["then"] = await text_of(devtools, session, "#feed-held")
+        await no_problems(devtools, session)
+        return seen
+
+
+def test_a_column_started_again_while_paused_takes_its_held_items_from_the_count(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    """Paused with a refusal held, "Only those that named this catalog" turned reads
+    the refused column again and lets its held items go: the Pause line said "1 new
+    item held." of an item no resume would show (h8)."""
+    write(running.http_port, eventType="home-page-view", visitorId="before")
+    seen = in_chromium(browser_executable, tmp_path / "profile", turn_a_column_while_paused,
+                       running.http_port, shots)
+    assert seen == {"turned": "Paused: what comes is held.", "then": "1 new item held."}, seen
+
+
 def client_event(port: int, event_id: str) -> None:
     status, answer = rest(port, "POST", f"/v4/{TENANT}/clientEvents", {
         "eventId": event_id, "createTime": "2026-01-01T00:00:00Z",

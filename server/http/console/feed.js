@@ -156,7 +156,8 @@ export function pauser(onResume) {
     paused: false,
     held(n) {
       held += n;
-      said.textContent = `${counted(held, "new item", "new items")} held.`;
+      said.textContent = held ? `${counted(held, "new item", "new items")} held.`
+        : "Paused: what comes is held.";
     },
     element: h("p", {class: "row"}, button, said),
   };
@@ -173,6 +174,7 @@ export function pauser(onResume) {
 function column(id, title, hint, heard, pause) {
   let live = false;  // once the first page is in: what comes after is news
   let held = [];  // [item, render] that came while paused, oldest first (KEPT at most)
+  let heldCount = 0;  // what those counted in the Pause button's line
   const count = h("span", {class: "count"}, "0");
   const status = h("div", {class: "status", role: "status"});
   const list = h("ol", {class: "feed", reversed: true, id});
@@ -187,6 +189,10 @@ function column(id, title, hint, heard, pause) {
       total = 0;
       live = false;
       held = [];
+      // (a column started again while paused, "Only those that named this catalog"
+      // turned, took its held items from the line's count too: it said more than came)
+      if (heldCount) pause.held(-heldCount);
+      heldCount = 0;
       count.textContent = "0";
       about.textContent = hint;
       list.replaceChildren();
@@ -201,6 +207,7 @@ function column(id, title, hint, heard, pause) {
       count.textContent = total.toLocaleString("en-US");
       if (pause.paused && live) {
         pause.held(added);
+        heldCount += added;
         held.push(...items.map((item) => [item, render]));
         held.splice(0, held.length - KEPT);
         return;
@@ -212,6 +219,7 @@ function column(id, title, hint, heard, pause) {
     resume() {
       for (const [item, render] of held) list.prepend(h("li", {}, render(item)));
       held = [];
+      heldCount = 0;
       while (list.children.length > KEPT) list.lastChild.remove();
     },
     error(error) {
