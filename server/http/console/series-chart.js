@@ -49,17 +49,23 @@ export function seriesChart({title, times, series, hour, kind = "line", format =
   const every = Math.max(1, Math.ceil((hour ? (oneYear ? 96 : 132) : 84) / band));
   const dates = times.map((t, i) => (i % every ? null : label(x(i), HEIGHT - 8,
     hour ? utc(t, true).slice(oneYear ? 5 : 0) : utc(t), "middle", {class: "axis"})));
-  const marks = series.map((one) => {
+  // One hour or day of lines is a dot per series, and series of the same count lie
+  // on one another (one colour showed of a legend of four): then a bar each, side by side.
+  const side = kind === "line" && times.length === 1 && series.length > 1;
+  const wide = side ? Math.max(1, Math.min(band * 0.8 / series.length, 48))
+    : Math.max(1, Math.min(band * 0.8, 48));
+  const marks = series.map((one, k) => {
     const name = {"data-series": one.name, class: `series ${seriesClass(one.index)}`};
     const points = one.values.map((v, i) => ({v, i, at: new Date(times[i]).toISOString()}));
     const tip = (p) => s("title", {}, `${one.name}, ${utc(times[p.i], hour)}: ${format(p.v)}`);
     const data = (p) => ({"data-time": p.at, "data-value": p.v});
-    if (kind === "bar") {
-      const wide = Math.max(1, Math.min(band * 0.8, 48));
+    if (kind === "bar" || side) {
+      const at = (p) => x(p.i) + (side ? (k - (series.length - 1) / 2) * wide : 0);
+      const room = side ? wide : band;
       return s("g", name, points.map((p) => s("rect", {
-        x: x(p.i) - wide / 2, y: y(p.v), width: wide, height: plot.bottom - y(p.v),
+        x: at(p) - wide / 2, y: y(p.v), width: wide, height: plot.bottom - y(p.v),
         class: "bar", ...data(p)}, tip(p))),
-      points.map((p) => (band > format(p.v).length * 7 + 4 && p.v ? label(x(p.i), y(p.v) - 4,
+      points.map((p) => (room > format(p.v).length * 7 + 4 && p.v ? label(at(p), y(p.v) - 4,
         format(p.v), "middle", {class: "value"}) : null)));
     }
     const path = points.map((p) => `${p.i ? "L" : "M"}${x(p.i).toFixed(1)},${y(p.v).toFixed(1)}`);

@@ -1,0 +1,47 @@
+"""The Insights page's "Events per type" of events of a single day: one bar a type side by
+side, not a dot a type (a newcomer's first day drew four series on one point, and series
+of equal counts lay on one another: one colour of a legend of four showed)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from server.app import Running
+
+from .cdp import DevTools, chromium
+from .pages import shown
+from .test_console import CATALOG, DEADLINE, write
+
+BARS = ("[...document.querySelectorAll('#events-chart svg g.series')].map(g => "
+        "[g.dataset.series, [...g.querySelectorAll('rect.bar')].map(r => "
+        "[Math.round(r.getBBox().x), Math.round(r.getBBox().height)])])")
+
+
+async def one_days_chart(devtools_url: str, port: int, folder: Path) -> Any:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await shown(devtools, port, f"insights?parent={CATALOG}",
+                              "#events-chart svg g.series", "the events chart", folder,
+                              "insights-one-day")
+        return await devtools.evaluate(session, BARS)
+
+
+def test_a_single_days_events_per_type_are_bars_side_by_side(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    for n in range(2):  # two types of the same count, one of another
+        write(running.http_port, eventType="home-page-view", visitorId=f"v{n}")
+        write(running.http_port, eventType="search", visitorId=f"v{n}", searchQuery="tent")
+    write(running.http_port, eventType="category-page-view", visitorId="v0",
+          pageCategories=["tents"])
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        bars = asyncio.run(asyncio.wait_for(
+            one_days_chart(devtools_url, running.http_port, shots), DEADLINE))
+    drawn = {name: marks for name, marks in bars if marks}
+    assert sorted(drawn) == ["category-page-view", "home-page-view", "search"], bars
+    assert all(len(marks) == 1 for marks in drawn.values()), bars
+    lefts = sorted(marks[0][0] for marks in drawn.values())
+    assert len(set(lefts)) == 3, bars  # side by side, none on another
+    heights = {name: marks[0][1] for name, marks in drawn.items()}
+    assert heights["home-page-view"] == heights["search"] > heights["category-page-view"] > 0, \
+        bars
