@@ -150,6 +150,9 @@ export function render(main, ctx) {
   if (retail) runTotals();
 }
 
+const ENTRANTS = {VISITOR: "visitor", USER: "user", SESSION: "session",
+  REQUEST: "search request", JOB: "job"};
+
 /** The funnel's chart, its notes and, with a breakdown, a table of its groups. */
 function funnelResult(answer, question, retail, signal) {
   const steps = answer.steps || [];
@@ -163,6 +166,16 @@ function funnelResult(answer, question, retail, signal) {
         duration(seconds(s.medianTimeFromPrevious))])],
   });
   const parts = [chart.element, h("p", {class: "hint"}, `${counted(answer.eventsRead, "event")} read.`)];
+  // (a shop's first funnel from home-page-view showed 1 purchase of its 19: buyers who
+  // came in by a search or a product page never entered it, and nothing said why)
+  const first = question.steps[0];
+  if (first) {
+    const each = ENTRANTS[question.countBy] || "entrant";
+    parts.push(h("p", {class: "hint", id: "funnel-entry"}, `Only a ${each} with an ` +
+      `event of step 1 (${describe(first)}) in the range enters: one that began elsewhere is not ` +
+      "counted at any step, however far it went. Start the funnel at another step to " +
+      "count those."));
+  }
   for (const note of answer.notes || []) parts.push(h("p", {class: "hint note"}, `Note: ${note}`));
   const groups = answer.groups || [];
   if (question.breakdown) parts.push(groupTable(groups, question, retail));

@@ -1,6 +1,8 @@
-"""The Insights page's "Events per type" of events of a single day: one bar a type side by
-side, not a dot a type (a newcomer's first day drew four series on one point, and series
-of equal counts lay on one another: one colour of a legend of four showed)."""
+"""The Insights page as a newcomer's first day of events meets it (h9): "Events per type"
+of a single day is a bar a type side by side, not a dot a type (four series were drawn
+on one point, and those of equal counts lay on one another: one colour of a legend of
+four showed); the funnel says who enters it (a shop's first funnel, from home-page-view,
+showed 1 purchase of 19, and nothing said why)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any
 from server.app import Running
 
 from .cdp import DevTools, chromium
-from .pages import shown
+from .pages import shown, text_of
 from .test_console import CATALOG, DEADLINE, write
 
 BARS = ("[...document.querySelectorAll('#events-chart svg g.series')].map(g => "
@@ -25,6 +27,13 @@ async def one_days_chart(devtools_url: str, port: int, folder: Path) -> Any:
                               "#events-chart svg g.series", "the events chart", folder,
                               "insights-one-day")
         return await devtools.evaluate(session, BARS)
+
+
+async def funnel_entry(devtools_url: str, port: int, folder: Path) -> str:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await shown(devtools, port, f"insights?parent={CATALOG}",
+                              "#funnel-entry", "the funnel", folder, "insights-funnel-entry")
+        return await text_of(devtools, session, "#funnel-entry")
 
 
 def test_a_single_days_events_per_type_are_bars_side_by_side(
@@ -45,3 +54,17 @@ def test_a_single_days_events_per_type_are_bars_side_by_side(
     heights = {name: marks[0][1] for name, marks in drawn.items()}
     assert heights["home-page-view"] == heights["search"] > heights["category-page-view"] > 0, \
         bars
+
+
+def test_the_funnel_says_who_enters_it(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    # a buyer who came in by a search: in no step of the shop funnel
+    write(running.http_port, eventType="search", visitorId="buyer", searchQuery="tent")
+    write(running.http_port, eventType="purchase-complete", visitorId="buyer",
+          productDetails=[{"product": {"id": "tent"}, "quantity": 1}],
+          purchaseTransaction={"revenue": 10, "currencyCode": "EUR"})
+    with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+        said = asyncio.run(asyncio.wait_for(
+            funnel_entry(devtools_url, running.http_port, shots), DEADLINE))
+    assert said.startswith("Only a visitor with an event of step 1 (home-page-view) in the "
+                           "range enters: one that began elsewhere is not counted"), said
