@@ -9,6 +9,7 @@ The servers are real (`python -m server serve` on one store and --gcs-root)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from footfall.retail.v2 import import_config_pb2
@@ -42,6 +43,29 @@ JobContext.step = step_then_die
 """
 
 
+def killed_after_a_batch_then_ended(tmp_path: Path, store_url: str, name: str, job: Any,
+                                    request: Any) -> tuple[Any, list[Any]]:
+    """The import `request` of `job` (import_events or import_products) as operation
+    `name`: a server killed once its first batch is in, then one that ends it; the
+    operation ended, and the refusals listed for CATALOG."""
+    store = open_store(store_url)
+    try:
+        store.create_operation(OperationRecord(
+            name, job.KIND, False, 0, request.SerializeToString(),
+            job.new_operation(name, 0).SerializeToString()))
+        killed(tmp_path, serve(tmp_path, store_url, KILL))
+        record = store.get_operation(name)
+        assert record is not None and record.checkpoint and not record.done  # a batch in
+        run_until(tmp_path, serve(tmp_path, store_url, SMALL),
+                  lambda: ended(store, name) is not None, "the import never ended")
+        done = ended(store, name)
+        assert done is not None
+        return done, [rejections.shown(kept.id, kept.payload) for kept in
+                      store.rejections_newest(None, 100, parent=CATALOG)]
+    finally:
+        store.close()
+
+
 @pytest.mark.timeout(180)
 def test_an_import_killed_after_a_batch_lists_each_failed_line_once(
         tmp_path: Path, crash_store_url: str) -> None:
@@ -53,24 +77,8 @@ def test_an_import_killed_after_a_batch_lists_each_failed_line_once(
         for i in range(BATCHES)))
     request = import_config_pb2.ImportUserEventsRequest(
         parent=CATALOG, input_config={"gcs_source": {"input_uris": ["gs://shop/events.json"]}})
-    store = open_store(crash_store_url)
-    try:
-        store.create_operation(OperationRecord(
-            NAME, import_events.KIND, False, 0, request.SerializeToString(),
-            import_events.new_operation(NAME, 0).SerializeToString()))
-
-        killed(tmp_path, serve(tmp_path, crash_store_url, KILL))
-        record = store.get_operation(NAME)
-        assert record is not None and record.checkpoint and not record.done  # a batch in
-        run_until(tmp_path, serve(tmp_path, crash_store_url, SMALL),
-                  lambda: ended(store, NAME) is not None, "the import never ended")
-        done = ended(store, NAME)
-        assert done is not None
-        listed = [rejections.shown(kept.id, kept.payload) for kept in
-                  store.rejections_newest(None, 100, parent=CATALOG)]
-    finally:
-        store.close()
-
+    done, listed = killed_after_a_batch_then_ended(
+        tmp_path, crash_store_url, NAME, import_events, request)
     meta = import_config_pb2.ImportMetadata()
     assert done.metadata.Unpack(meta)
     assert (meta.success_count, meta.failure_count) == (BATCHES, BATCHES)
@@ -93,25 +101,9 @@ def test_a_product_import_killed_after_a_batch_lists_each_failed_line_once(
         for i in range(BATCHES)))
     request = import_config_pb2.ImportProductsRequest(
         parent=branch, input_config={"gcs_source": {"input_uris": ["gs://shop/products.json"]}})
-    store = open_store(crash_store_url)
-    try:
-        store.create_operation(OperationRecord(
-            name, import_products.KIND, False, 0, request.SerializeToString(),
-            import_products.new_operation(name, 0).SerializeToString()))
-
-        killed(tmp_path, serve(tmp_path, crash_store_url, KILL))
-        record = store.get_operation(name)
-        assert record is not None and record.checkpoint and not record.done  # a batch in
-        run_until(tmp_path, serve(tmp_path, crash_store_url, SMALL),
-                  lambda: ended(store, name) is not None, "the import never ended")
-        done = ended(store, name)
-        assert done is not None
-        # (listed with the catalog's: the branch is the catalog's)
-        listed = [rejections.shown(kept.id, kept.payload) for kept in
-                  store.rejections_newest(None, 100, parent=CATALOG)]
-    finally:
-        store.close()
-
+    # (listed with the catalog's: the branch is the catalog's)
+    done, listed = killed_after_a_batch_then_ended(
+        tmp_path, crash_store_url, name, import_products, request)
     meta = import_config_pb2.ImportMetadata()
     assert done.metadata.Unpack(meta)
     assert (meta.success_count, meta.failure_count) == (BATCHES, BATCHES)
