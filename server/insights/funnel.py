@@ -15,9 +15,10 @@ import datetime
 import heapq
 import itertools
 import statistics
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 US_PER_DAY = 86_400_000_000
 
@@ -97,6 +98,85 @@ def kind_path(kinds: str, times: Sequence[int], steps: str, window_us: int) -> l
         # a start earlier than this step's event less the window misses it too
         start = kinds.find(first, max(start + 1, bisect.bisect_left(times, times[at] - window_us)))
     return best
+
+
+class Walks:
+    """The counted paths (see `path`) of each key's (a group's entrant's) points
+    given in (time, order) order, one point at a time: what is held is each key's
+    ways under way (their times) that started within the window before its latest
+    point, and each key's path once known, never the points.
+
+    A way that has reached step k takes the next point that matches step k+1,
+    unless it is past the window from its start, when it can go no further. Ways
+    at one step take the same next points: so each step holds a queue of ways, in
+    the order of their starts, and the queues of later steps hold the earlier
+    starts. The counted way is the earliest start of those that get furthest
+    (`path` keeps a later one only when it gets further): a way past its window is
+    done, and the earliest start is known as soon as a way reaches the last step,
+    those that started before it being done short of it."""
+
+    def __init__(self, steps: int, window_us: int) -> None:
+        self.steps = steps
+        self.window_us = window_us
+        self.found: dict[Hashable, list[int]] = {}  # keys whose counted path is known
+        self.best: dict[Hashable, list[int]] = {}  # the furthest way done, of the others
+        self.ways: dict[Hashable, list[deque[list[int]]]] = {}  # per step, by start
+
+    def add(self, key: Hashable, time_us: int, bits: int) -> None:
+        """The next point of `key` (none earlier than its last, in (time, order))."""
+        if key in self.found:
+            return
+        queues = self.ways.get(key)
+        if queues is None:
+            if not bits & 1:
+                return  # (no start yet: no way takes it)
+            queues = self.ways[key] = [deque() for _ in range(self.steps)]
+        oldest = time_us - self.window_us
+        for queue in reversed(queues):  # the earliest starts first
+            while queue and queue[0][0] < oldest:
+                self._done(key, queue.popleft())
+            if queue:
+                break  # every later start is within the window too
+        last = self.steps - 1
+        for k in range(last - 1, -1, -1):  # (from the last: a point takes a way one step)
+            if bits >> (k + 1) & 1 and queues[k]:
+                moving = queues[k]
+                for times in moving:
+                    times.append(time_us)
+                queues[k + 1].extend(moving)
+                moving.clear()
+        if bits & 1:
+            queues[0].append([time_us])
+        if queues[last]:
+            self.found[key] = queues[last][0]
+            del self.ways[key]
+            self.best.pop(key, None)
+
+    def _done(self, key: Hashable, times: list[int]) -> None:
+        if len(times) > len(self.best.get(key, ())):
+            self.best[key] = times
+
+    def paths(self) -> dict[Hashable, list[int]]:
+        """Each key's counted path: those of keys with a start, when every point
+        has been added."""
+        for key, queues in self.ways.items():
+            for queue in reversed(queues):
+                for times in queue:
+                    self._done(key, times)
+        self.ways.clear()
+        self.best.update(self.found)
+        return self.best
+
+
+def leading_paths(paths: dict[Any, list[int]], top: int
+                  ) -> tuple[dict[Any, list[int]], int]:
+    """As `leading`, of the counted paths of each (group, entrant): an entrant is at
+    the first step when its path is not empty."""
+    first: Counter[Hashable] = Counter(group for (group, _), times in paths.items()
+                                       if group is not None and times)
+    kept = set(heapq.nsmallest(top, first, key=lambda group: (-first[group], str(group))))
+    return ({key: times for key, times in paths.items() if key[0] is None or key[0] in kept},
+            len(first))
 
 
 # Each (group, entrant)'s points: (time, order, step bits), in any order.

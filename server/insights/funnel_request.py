@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import difflib
 import itertools
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -263,7 +262,7 @@ def points(spec: Funnel, events: Iterator[tuple[int, Any]], by_item: bool,
            catalog: CatalogCategories, unnamed: Unnamed | None = None
            ) -> Iterator[funnel.Point]:
     """The funnel points of talent `events` ((id, ClientEvent), in any order;
-    retail funnels go through _retail_trails); `by_item`: also one per job the
+    retail funnels go through _retail_paths); `by_item`: also one per job the
     event names, in its group. The events that name no entrant are counted in
     `unnamed`."""
     unnamed = unnamed or Unnamed()
@@ -324,9 +323,13 @@ def _first(items: Iterable[str], unnamed: Unnamed) -> list[str]:
     return list(itertools.islice(distinct, MAX_ITEMS_PER_EVENT))
 
 
-def _retail_trails(store: Store, spec: Funnel, by_item: bool, catalog: CatalogCategories,
-                   unnamed: Unnamed, decode_all: bool = False) -> tuple[funnel.Trails, int]:
-    """The trails of a catalog's events and how many were read. The store works
+def _retail_paths(store: Store, spec: Funnel, by_item: bool, catalog: CatalogCategories,
+                  unnamed: Unnamed, decode_all: bool = False
+                  ) -> tuple[dict[Any, list[int]], int]:
+    """The counted path of each (group, entrant) of a catalog's events, walked in
+    time order as the pages come (funnel.Walks: a list of every event's point held
+    the whole range; 1M events, a product condition: +97 MB of peak memory), and
+    how many events were read. The store works
     out what the event type alone says (the bits of the steps without
     conditions) and names the entrant from its column; an event is decoded only
     when a step of its type has a condition, or its entrant (a session) or its
@@ -343,8 +346,7 @@ def _retail_trails(store: Store, spec: Funnel, by_item: bool, catalog: CatalogCa
         decode = set(matchers)
     else:
         decode = {kind for kind, steps in conditioned.items() if steps}
-    trails: funnel.Trails = defaultdict(list)
-    whole: dict[str, list[Any]] = defaultdict(list)  # the whole funnel's, by entrant
+    walks = funnel.Walks(len(spec.steps), spec.window_us)
     events = 0
     for rows in read.typed_pages(store, str(spec.parent), spec.span, type_bits, column,
                                  decode):
@@ -352,7 +354,7 @@ def _retail_trails(store: Store, spec: Funnel, by_item: bool, catalog: CatalogCa
         for row in rows:
             if len(row) == 4 or row[4] is None:  # the columns say it all
                 if row[2] and row[3]:
-                    whole[row[3]].append(row)  # (time, order, bits, ...): a point as it is
+                    walks.add((None, row[3]), row[0], row[2])
                 elif row[2]:
                     unnamed.events += 1
                 continue
@@ -368,11 +370,8 @@ def _retail_trails(store: Store, spec: Funnel, by_item: bool, catalog: CatalogCa
             unnamed.events += not any(who for group, who in pairs if group is None)
             for group, who in pairs:
                 if who:
-                    (whole[who] if group is None else trails[group, who]).append(
-                        (time_us, order, bits))
-    for who, trail in whole.items():
-        trails[None, who] = trail
-    return trails, events
+                    walks.add((group, who), time_us, bits)
+    return walks.paths(), events
 
 
 def _has_conditions(step: insights_pb2.FunnelStep) -> bool:
@@ -386,20 +385,23 @@ def _by_type_alone(spec: Funnel, by_item: bool) -> bool:
             and not any(_has_conditions(step) for step in spec.steps))
 
 
-def _entrant_paths(store: Store, spec: Funnel, unnamed: Unnamed
-                   ) -> tuple[list[tuple[None, list[int]]], int]:
-    """The counted paths of a funnel of event types alone (see _by_type_alone) and
-    how many events were read: each event type is a letter, each entrant's
-    events a string of them that funnel.kind_path walks. The events read that name
-    no entrant (no user_id) are counted in `unnamed`."""
+def _entrant_paths(store: Store, spec: Funnel, unnamed: Unnamed, read_count: list[int]
+                   ) -> Iterator[tuple[None, list[int]]]:
+    """The counted paths of a funnel of event types alone (see _by_type_alone), one
+    entrant at a time as the store streams them; the events read are added to
+    `read_count[0]`: each event type is a letter, each entrant's events a string of
+    them that funnel.kind_path walks. The events read that name no entrant (no
+    user_id) are counted in `unnamed`."""
     letters = {kind: chr(ord("a") + i) for i, kind in enumerate(
         dict.fromkeys(step.event_type for step in spec.steps))}
     steps = "".join(letters[step.event_type] for step in spec.steps)
-    entrants, events = read.entrant_events(store, str(spec.parent), spec.span, letters,
-                                           ENTRANT_COLUMNS[spec.count_by])
-    unnamed.events += events - sum(len(times) for times, _ in entrants.values())
-    return [(None, funnel.kind_path(kinds, times, steps, spec.window_us))
-            for times, kinds in entrants.values()], events
+    for who, events, times, kinds in read.entrant_events(
+            store, str(spec.parent), spec.span, letters, ENTRANT_COLUMNS[spec.count_by]):
+        read_count[0] += events
+        if who:
+            yield None, funnel.kind_path(kinds, times, steps, spec.window_us)
+        else:
+            unnamed.events += events
 
 
 def _results(spec: Funnel, counts: Sequence[funnel.StepCount]
@@ -427,7 +429,7 @@ def _duration(us: float) -> duration_pb2.Duration:
 def run(store: Store, spec: Funnel, decode_all: bool = False,
         by_rows: bool = False) -> insights_pb2.RunFunnelResponse:
     """The funnel `spec` over the stored events (blocking: reads every event it
-    needs; `decode_all`: decodes every user event, see _retail_trails; `by_rows`:
+    needs; `decode_all`: decodes every user event, see _retail_paths; `by_rows`:
     reads a row per event, as a funnel of event types alone once did: for
     comparing)."""
     read_count = 0
@@ -444,17 +446,23 @@ def run(store: Store, spec: Funnel, decode_all: bool = False,
     unnamed = Unnamed()
     items: int | None = None  # the groups of a breakdown by item, kept or not
     if _by_type_alone(spec, by_item) and not (decode_all or by_rows):
-        paths, read_count = _entrant_paths(store, spec, unnamed)
-        groups = funnel.tally(paths, len(spec.steps), by_day)
+        counted_read = [0]
+        groups = funnel.tally(_entrant_paths(store, spec, unnamed, counted_read),
+                              len(spec.steps), by_day)
+        read_count = counted_read[0]
     else:
         if spec.retail:
-            trails, read_count = _retail_trails(store, spec, by_item, catalog, unnamed,
-                                                decode_all)
+            paths, read_count = _retail_paths(store, spec, by_item, catalog, unnamed,
+                                              decode_all)
+            if by_item:
+                paths, items = funnel.leading_paths(paths, MAX_GROUPS)
+            groups = funnel.tally(((group, times) for (group, _), times in paths.items()),
+                                  len(spec.steps), by_day)
         else:
             trails = funnel.gather(points(spec, counted(), by_item, catalog, unnamed))
-        if by_item:
-            trails, items = funnel.leading(trails, MAX_GROUPS)
-        groups = funnel.count(trails, len(spec.steps), spec.window_us, by_day)
+            if by_item:
+                trails, items = funnel.leading(trails, MAX_GROUPS)
+            groups = funnel.count(trails, len(spec.steps), spec.window_us, by_day)
     totals = groups.pop(None, [])
     answer = insights_pb2.RunFunnelResponse(steps=_results(spec, totals),
                                             events_read=read_count)

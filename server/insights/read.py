@@ -10,8 +10,6 @@ same on every backend.
 
 from __future__ import annotations
 
-import concurrent.futures
-import itertools
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -38,14 +36,9 @@ T = TypeVar("T")
 
 PAGE = 5000
 ROWS_PAGE = 50_000  # typed rows: a few numbers and a name each, a few MB a page
-# Entrants' events are read in time slices, READERS at once, where slices pay
-# (Store.time_slices_pay): the database groups each slice (sqlite3 lets go of the
-# GIL meanwhile), so a second core helps. One slice a reader: each slice costs CPU
-# (1M events, a loaded 2-core machine: SQLite 0.83 s of CPU in one slice, 0.90 in
-# two, 1.02 in four; wall 0.94, 0.85, 0.96 s).
-READERS = 2
-SLICES = 2
-_readers = concurrent.futures.ThreadPoolExecutor(READERS, thread_name_prefix="footfall-insights")
+# Typed rows with payloads are read a tenth as many a page: a page of 50,000, as it
+# was fetched and decoded, was ~35 MB of the server's peak memory (bench/insights_memory.py).
+DECODED_SHARE = 10
 # Timestamp's valid range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
 MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799
 
@@ -134,7 +127,7 @@ def typed_pages(store: Store, catalog: str, span: TimeRange, bits: Mapping[str, 
     """Pages of Store.typed_rows over the catalog's events of `bits`' types within
     `span`, in (event time, id) order."""
     query = event_query(catalog, span)
-    page = ROWS_PAGE
+    page = max(1, ROWS_PAGE // DECODED_SHARE) if decode else ROWS_PAGE
     after: tuple[int, int] | None = None
     while True:
         stop_if_abandoned()
@@ -146,36 +139,20 @@ def typed_pages(store: Store, catalog: str, span: TimeRange, bits: Mapping[str, 
 
 
 def entrant_events(store: Store, catalog: str, span: TimeRange, kinds: Mapping[str, str],
-                   entrant: str) -> tuple[dict[str, tuple[list[int], str]], int]:
-    """Each entrant's events of `kinds`' types within `span` (Store.entrant_events):
-    {entrant: (times, kinds)} in (event time, id) order; and how many events were
-    read. Read in SLICES slices of time where slices pay (one time is never
-    split), each grouped by the database, and joined in time order."""
+                   entrant: str) -> Iterator[EntrantEvents]:
+    """Each entrant's events of `kinds`' types within `span` (Store.entrant_events),
+    one entrant at a time: (entrant, events, times, kinds) in (event time, id) order,
+    '' for the events of no entrant.
+
+    In one read, each entrant whole as the database groups it: read in slices of
+    time (two at once, for a second core), an entrant's pieces were joined in
+    Python, so every entrant's events were held until the last slice was read."""
     bounds = store.time_bounds(catalog)
     if bounds is None:
-        return {}, 0
-    start = bounds[0] if span.start_us is None else max(span.start_us, bounds[0])
-    last_us = span.end_whole_us()  # (the microsecond of an end at x.0000005 is read too)
-    end = bounds[1] + 1 if last_us is None else min(last_us, bounds[1] + 1)
-    if start >= end:
-        return {}, 0
-    slices = min(SLICES if store.time_slices_pay() else 1, end - start)
-    cuts = [start + (end - start) * i // slices for i in range(slices + 1)]
-
-    def one_slice(first: int, last: int) -> tuple[list[EntrantEvents], int]:
-        return store.entrant_events(event_query(catalog, span.clipped(first, last)), kinds,
-                                    entrant)
-
-    pieces: dict[str, list[tuple[list[int], str]]] = {}
-    events = 0
-    for gathered, count in _readers.map(one_slice, cuts, cuts[1:]):  # in time order
-        events += count
-        for who, times, kinds_in_order in gathered:
-            pieces.setdefault(who, []).append((times, kinds_in_order))
-    return {who: parts[0] if len(parts) == 1 else (
-        list(itertools.chain.from_iterable(times for times, _ in parts)),
-        "".join(kinds_in_order for _, kinds_in_order in parts))
-        for who, parts in pieces.items()}, events
+        return
+    for gathered in store.entrant_events(event_query(catalog, span), kinds, entrant):
+        stop_if_abandoned()
+        yield gathered
 
 
 def client_events(store: Store, tenant: str, span: TimeRange

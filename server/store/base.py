@@ -10,7 +10,7 @@ StoreUnavailable (UNAVAILABLE) while the database cannot be reached.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
 
@@ -230,14 +230,12 @@ class Store(Protocol):
                    decode: Collection[str], limit: int,
                    after: tuple[int, int] | None = None) -> list[TypedRow]: ...
 
-    def time_slices_pay(self) -> bool: ...
-
     def time_bounds(self, catalog: str) -> tuple[int, int] | None: ...
 
     def entrant_events(self, query: EventQuery, kinds: Mapping[str, str],
-                       entrant: str) -> tuple[list[EntrantEvents], int]: ...
+                       entrant: str) -> Iterator[EntrantEvents]: ...
 
-    def visits(self, query: EventQuery, width_us: int) -> list[tuple[int, str, str, int]]: ...
+    def visits(self, query: EventQuery, width_us: int) -> Iterator[tuple[int, str, str, int]]: ...
 
     def product_days(self, catalog: str, first_day: int | None,
                      end_day: int | None) -> list[tuple[str, str, int, int, int, int, int, float]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import operator
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from server.store.packed import unpack
@@ -37,10 +37,15 @@ ENTRANT_COLUMNS = ("visitor_id", "user_id")
 TypedRow = tuple[Any, ...]
 
 # One entrant's events as a funnel of event types alone reads them: the entrant (the
-# value of its column), their times (microseconds) in (event time, id) order, and
-# their kinds in the same order (one character each: the event type's, of `kinds`
-# in entrant_events).
-EntrantEvents = tuple[str, list[int], str]
+# value of its column; '' for the events of no entrant), how many events, their
+# times (microseconds) in (event time, id) order, and their kinds in the same order
+# (one character each: the event type's, of `kinds` in entrant_events); no times and
+# no kinds for ''.
+EntrantEvents = tuple[str, int, list[int], str]
+
+# Rows a streamed read hands over at once (see _stream): a few hundred KB of a
+# funnel's columns, however many the range holds.
+STREAM_ROWS = 2000
 
 # How each engine gathers a group's numbers, and its text: SQLite as text (the
 # numbers comma-separated), PostgreSQL as an array.
@@ -53,6 +58,7 @@ class InsightsSql:
 
     _sql: ClassVar[Statements]
     _fetch: Callable[[str, Sequence[Any]], list[Any]]
+    _stream: Callable[[str, Sequence[Any], int], Iterator[Any]]
 
     def _planned_where(self, query: EventQuery) -> tuple[str, list[Any]]:
         """where_clause of `query`, its catalog named by id on PostgreSQL (see
@@ -100,14 +106,6 @@ class InsightsSql:
                  unpack(bytes(event), kind, visitor, user, t, ns))
                 for t, i, b, who, event, kind, visitor, user, ns in rows]
 
-    def time_slices_pay(self) -> bool:
-        """Whether reading a catalog's events in slices of time at once shares the
-        work: SQLite reads a slice as a range of the (catalog, event time) index;
-        PostgreSQL plans a scan of the whole table for a slice of half of it, so two
-        slices read it twice (measured on 1M events, a loaded machine: 0.72 s of
-        server CPU in two slices, 0.60 in one)."""
-        return self._sql.dialect.name == "sqlite"
-
     def time_bounds(self, catalog: str) -> tuple[int, int] | None:
         """The earliest and the latest event time (microseconds) of the catalog's user
         events, None when it has none: two seeks of the (catalog, event time) index."""
@@ -118,17 +116,19 @@ class InsightsSql:
         return None if first is None else (int(first), int(last))
 
     def entrant_events(self, query: EventQuery, kinds: Mapping[str, str],
-                       entrant: str) -> tuple[list[EntrantEvents], int]:
+                       entrant: str) -> Iterator[EntrantEvents]:
         """Each entrant's events of `query`'s catalog and time range whose type is a
         key of `kinds`, gathered per value of the `entrant` column (one of
-        ENTRANT_COLUMNS; '' names no entrant and is left out) by the database, each
-        type as its value in `kinds` (a lowercase letter); and how many events
-        there were, those of no entrant included. `query`'s other terms are
-        ignored.
+        ENTRANT_COLUMNS) by the database, each type as its value in `kinds` (a
+        lowercase letter), in no order of entrants; the events of no entrant ('')
+        are counted, not gathered. `query`'s other terms are ignored.
 
-        The database groups (a sort or a hash of the rows, in C) and hands over one
-        row per entrant, where row by row Python built a tuple per event (measured
-        on 1M events: 0.6 s of CPU against 1.0 s for the rows alone)."""
+        The database groups (a sort or a hash of the rows, in C, spilling to disk
+        past its memory) and hands over one row per entrant, where row by row Python
+        built a tuple per event (measured on 1M events: 0.6 s of CPU against 1.0 s
+        for the rows alone). The groups are streamed, STREAM_ROWS at once: a list of
+        them held every event's time and kind (bench/insights_memory.py, 1M events of
+        10,000 visitors: the shop funnel's peak memory grew 69 MB, streamed 14)."""
         dialect = self._sql.dialect
         mark = dialect.mark
         if entrant not in ENTRANT_COLUMNS:
@@ -143,35 +143,35 @@ class InsightsSql:
         # The events of no user (often most of them) are counted, not gathered; every
         # event names a visitor (a required field), and the filter costs 7% of the read.
         named = f" FILTER (WHERE {entrant} <> '')" if entrant != "visitor_id" else ""
-        rows = self._fetch(
+        rows = self._stream(
             f"SELECT {entrant}, COUNT(*), {gather}(event_time_us){named}, {gather}(id){named}, "
             f"{concat}(CASE event_type {cases} END, ''){named} FROM user_events "
             f"WHERE {where} AND {types} GROUP BY {entrant}",
-            [*kinds, *params, *type_params])
+            [*kinds, *params, *type_params], STREAM_ROWS)
         numbers: Callable[[Any], list[int]] = (_split if dialect.name == "sqlite" else list)
-        events = 0
-        gathered: list[EntrantEvents] = []
         for who, count, times, ids, kinds_in_order in rows:
-            events += count
             if who:
-                gathered.append((who, *_in_time_order(numbers(times), ids, kinds_in_order,
-                                                      numbers)))
-        return gathered, events
+                yield (who, count, *_in_time_order(numbers(times), ids, kinds_in_order,
+                                                   numbers))
+            else:
+                yield "", count, [], ""
 
-    def visits(self, query: EventQuery, width_us: int) -> list[tuple[int, str, str, int]]:
+    def visits(self, query: EventQuery, width_us: int) -> Iterator[tuple[int, str, str, int]]:
         """(bucket, event type, visitor id, events) of `query`'s catalog and time range,
         `width_us` wide buckets numbered from the epoch (floor(time / width)), in no
         order: what events per type per bucket and distinct visitors need, counted
-        by the database. `query`'s other terms are ignored."""
+        by the database, streamed (STREAM_ROWS at once). `query`'s other terms are
+        ignored."""
         where, params = self._planned_where(query.time_range())
         # (the width is our own number, written in; / truncates on both engines, so a
         # time before 1970 steps down one to the bucket Python's // gives)
         width = int(width_us)
         bucket = (f"event_time_us / {width} - (CASE WHEN event_time_us < 0 AND "
                   f"event_time_us / {width} * {width} <> event_time_us THEN 1 ELSE 0 END)")
-        return [(int(b), kind, visitor, int(n)) for b, kind, visitor, n in self._fetch(
-            f"SELECT {bucket}, event_type, visitor_id, COUNT(*) FROM user_events "
-            f"WHERE {where} GROUP BY 1, 2, 3", params)]
+        for b, kind, visitor, n in self._stream(
+                f"SELECT {bucket}, event_type, visitor_id, COUNT(*) FROM user_events "
+                f"WHERE {where} GROUP BY 1, 2, 3", params, STREAM_ROWS):
+            yield int(b), kind, visitor, int(n)
 
 
 def _split(text: str) -> list[int]:

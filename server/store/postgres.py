@@ -46,7 +46,7 @@ import shlex
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as NotYet
 from dataclasses import replace
@@ -649,6 +649,38 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 if attempt == 2 or self._hung:
                     raise _unreachable(exc) from exc
                 self._pool.check()  # drop the other connections that died with this one
+        raise AssertionError("unreachable")
+
+    def _stream(self, query: str, params: Sequence[Any], size: int) -> Iterator[Any]:
+        """As _fetch, through a server-side cursor (in a transaction of its own):
+        `size` rows at a time cross the socket, where a client cursor received them
+        all before the first was used; planned as _fetch's query is (a cursor is
+        planned for its first tenth of rows by default, cursor_tuple_fraction, where
+        the whole is read). A stale pooled connection is retried once, before any
+        row was handed over."""
+        self._refuse_hung()
+        timeout = READ_TIMEOUT if self._reachable else DOWN_READ_TIMEOUT
+        for attempt in (1, 2):
+            handed = False
+            try:
+                with self._pool.connection(timeout=timeout) as conn, conn.transaction(), \
+                        conn.cursor(name="footfall_stream") as cursor:
+                    with self._hang_watch.watching(conn):
+                        conn.execute("SET LOCAL cursor_tuple_fraction = 1")
+                        cursor.execute(query, params)
+                        rows = cursor.fetchmany(size)
+                    while rows:
+                        handed = True
+                        yield from rows
+                        with self._hang_watch.watching(conn):
+                            rows = cursor.fetchmany(size)
+                    return
+            except PoolTimeout as exc:
+                raise _unreachable(exc) from exc
+            except psycopg.OperationalError as exc:
+                if handed or attempt == 2 or self._hung:
+                    raise _unreachable(exc) from exc
+                self._pool.check()
         raise AssertionError("unreachable")
 
     # -- writes ------------------------------------------------------------

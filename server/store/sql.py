@@ -232,6 +232,12 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
         """The rows of a read, off the writer."""
 
     @abstractmethod
+    def _stream(self, query: str, params: Sequence[Any], size: int) -> Iterator[Any]:
+        """The rows of a read, off the writer, fetched `size` at once: what holds a
+        few of a read's rows at a time, never a list of them all (close the iterator,
+        or read it to its end, to give its connection back)."""
+
+    @abstractmethod
     def _insert_events(self, db: Db, rows: Sequence[EventRow]) -> int:
         """Insert `rows` in order inside a write, skipping duplicates; how many were new.
         Rows name their catalog by id: `_add_catalogs` first."""

@@ -481,6 +481,17 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         with self._reader() as conn:
             return conn.execute(query, params).fetchall()
 
+    def _stream(self, query: str, params: Sequence[Any], size: int) -> Iterator[Any]:
+        if self._memory:
+            # (its reader is the writer, under the lock: not held while the rows are
+            # used; the database is in memory already)
+            yield from self._fetch(query, params)
+            return
+        with self._reader() as conn:
+            cursor = conn.execute(query, params)
+            while rows := cursor.fetchmany(size):
+                yield from rows
+
     def backup(self, dest: str) -> None:
         """Copy the database into the new file `dest` as it is at one moment: SQLite's
         online backup in one step, one read transaction, so writers (in this process

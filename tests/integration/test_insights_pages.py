@@ -1,5 +1,5 @@
 """The insights a server answers over REST read the events in pages (server/insights/
-read.py: typed rows, entrants' events in slices of time, client events by id): read
+read.py: typed rows, entrants' events, client events by id): read
 in pages of two, with events of one time across their edges, every answer is the
 one read in whole pages."""
 
@@ -81,6 +81,5 @@ def test_insights_read_in_small_pages_answer_as_in_whole_ones(
     with monkeypatch.context() as small:
         small.setattr(read, "ROWS_PAGE", 2)
         small.setattr(read, "PAGE", 2)
-        small.setattr(read, "SLICES", 3)
         paged = insights(served)
     assert paged == whole

@@ -295,9 +295,8 @@ BETWEEN_NS = WITHIN_US * 1000 + 500
 @pytest.mark.parametrize("condition", ["", "p0"])
 def test_a_funnel_range_splits_a_microsecond_as_its_events_do(
         store: Any, condition: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # (no condition: the database gathers each visitor's events, in slices of time, a
-    # slice a microsecond here; a product condition: rows read one by one)
-    monkeypatch.setattr(read, "SLICES", 5)
+    # (no condition: the database gathers each visitor's events; a product
+    # condition: rows read one by one)
     catalog = history(store, [
         {"type": "detail-page-view", "visitor": visitor, "time": time_us, "nanos": nanos,
          "details": [{"id": "p0", "price": None, "currency": "", "quantity": None}],

@@ -67,7 +67,14 @@ def recording_reads(store: SqlStore[Any]) -> list[tuple[str, list[Any]]]:
         seen.append((sql, list(params)))
         return fetch(sql, params)
 
+    stream = store._stream
+
+    def streamed(sql: str, params: Any, size: int) -> Any:
+        seen.append((sql, list(params)))
+        return stream(sql, params, size)
+
     store._fetch = recorded  # type: ignore[method-assign, assignment]
+    store._stream = streamed  # type: ignore[method-assign, assignment]
     return seen
 
 
