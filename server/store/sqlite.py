@@ -489,8 +489,13 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             return
         with self._reader() as conn:
             cursor = conn.execute(query, params)
-            while rows := cursor.fetchmany(size):
-                yield from rows
+            try:
+                while rows := cursor.fetchmany(size):
+                    yield from rows
+            finally:
+                # (a read left unfinished ends its read transaction now, not when the
+                # cursor is collected: an open one holds back the WAL's checkpoints)
+                cursor.close()
 
     def backup(self, dest: str) -> None:
         """Copy the database into the new file `dest` as it is at one moment: SQLite's
