@@ -4,6 +4,7 @@ the top search queries with how many led to a detail-page-view."""
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -148,9 +149,19 @@ class _Searches:
                 self.led[query] += 1
 
     def forget_before(self, time_us: int) -> None:
-        """Drop the searches that no view from `time_us` on can lead anywhere."""
+        """Drop the searches that no view from `time_us` on can lead anywhere: a
+        visitor's older ones too while its latest waits (a visitor searching all
+        day, never viewing, kept every search of the day where the window's count)."""
         oldest = time_us - self.window_us
-        for visitor in [v for v, searches in self.waiting.items() if searches[-1][0] < oldest]:
+        gone = []
+        for visitor, searches in self.waiting.items():
+            if searches[0][0] >= oldest:
+                continue
+            if searches[-1][0] < oldest:
+                gone.append(visitor)
+            else:  # (in time order; one at `oldest` may yet lead to a view at `time_us`)
+                del searches[:bisect.bisect_left(searches, (oldest,))]
+        for visitor in gone:
             del self.waiting[visitor]
 
 

@@ -381,3 +381,44 @@ def test_job_stats_are_the_recount_of_the_stored_client_events(
             j.application_starts / j.views if j.views else 0.0)
         assert j.application_finish_rate == (
             j.application_finishes / j.application_starts if j.application_starts else 0.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events=st.lists(st.tuples(st.integers(0, 40), st.sampled_from("vw"),
+                                 st.sampled_from(["view", "q1", "q2"])), max_size=40),
+       window=st.integers(0, 10), cuts=st.lists(st.integers(1, 40), max_size=6))
+def test_searches_led_to_a_view_are_those_the_first_view_after_each_finds(
+        events: list[tuple[int, str, str]], window: int, cuts: list[int]) -> None:
+    # (ComputeTotals' top queries, read page by page: `cuts` are where pages end)
+    events.sort(key=lambda e: e[0])  # stable: ties keep the order drawn (their storage order)
+    searches = totals._Searches(window)
+    for i, (time, visitor, what) in enumerate(events):
+        if what == "view":
+            searches.viewed(visitor, time)
+        else:
+            searches.searched(what, visitor, time)
+        if i + 1 in cuts:
+            searches.forget_before(time)
+            # What waits is what a view from here on may yet count: a search of the window.
+            assert all(time - t <= window for waiting in searches.waiting.values()
+                       for t, _ in waiting)
+    counts: Counter[str] = Counter()
+    led: Counter[str] = Counter()
+    for time, visitor, what in events:
+        if what != "view":
+            counts[what] += 1
+            # the visitor's first view at the search's time or later (stored before it or after)
+            later = [t for t, v, w in events if v == visitor and w == "view" and t >= time]
+            led[what] += bool(later) and min(later) - time <= window
+    assert searches.counts == counts
+    assert +searches.led == +led
+
+
+def test_a_visitor_searching_all_day_keeps_a_windows_searches_waiting() -> None:
+    minute = 60 * US
+    searches = totals._Searches(totals.DEFAULT_SEARCH_WINDOW_US)
+    for i in range(24 * 60):  # a search a minute, no view
+        searches.searched("q", "bot", i * minute)
+        searches.forget_before(i * minute)  # (a page a search)
+    # 1,440 searches waited for a view that 30 min past each could not count
+    assert len(searches.waiting["bot"]) == 31
