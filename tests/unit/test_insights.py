@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import itertools
 import re
+import sqlite3
 import statistics
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
 from footfall.insights.v1 import insights_pb2
 from footfall.retail.v2 import product_pb2, user_event_pb2
@@ -24,6 +26,7 @@ from server.errors import InvalidArgument
 from server.insights import funnel, funnel_request, read, tables, totals
 from server.names import default_branch
 from server.store import ClientEventRow, EventQuery, EventRow, TimeBound
+from server.store import insights as insights_sql
 from server.store.rows import OperationRecord, Progress, Step
 
 from . import test_store
@@ -971,6 +974,35 @@ def test_entrant_events_come_in_time_then_storage_order_however_they_were_stored
     assert store.time_bounds(catalog + "x") is None
     with pytest.raises(ValueError):
         next(store.entrant_events(query, {"search": "'"}, "visitor_id"))
+
+
+
+def test_an_entrant_stream_left_unfinished_holds_no_read_open(
+        store: Any, store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A funnel whose caller went (or failed) leaves its stream after a few entrants:
+    # SQLite's read transaction, left open, held back every checkpoint of the WAL;
+    # PostgreSQL's, a pooled connection idle in a transaction.
+    monkeypatch.setattr(insights_sql, "GROUPS_AT_ONCE", 1)
+    store.write_user_events([test_store.row(f"v{i}") for i in range(5)])
+    stream = store.entrant_events(EventQuery(test_store.CATALOG), {"home-page-view": "a"},
+                                  "visitor_id")
+    assert next(stream)[1] == 1
+    stream.close()
+    store.write_user_events([test_store.row(f"w{i}") for i in range(5)])
+    if store_url.startswith("sqlite:"):
+        other = sqlite3.connect(store_url.removeprefix("sqlite:///"), timeout=0.2)
+        try:
+            busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            other.close()
+        assert busy == 0
+    elif store_url.startswith("postgresql:"):
+        with psycopg.connect(store_url, autocommit=True) as other:
+            assert other.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state LIKE 'idle in transaction%'").fetchone() == (0,)
+    assert len(list(store.entrant_events(EventQuery(test_store.CATALOG),
+                                         {"home-page-view": "a"}, "visitor_id"))) == 10
 
 
 type_steps = st.lists(st.builds(insights_pb2.FunnelStep,
