@@ -10,6 +10,7 @@ same on every backend.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -39,6 +40,8 @@ ROWS_PAGE = 50_000  # typed rows: a few numbers and a name each, a few MB a page
 # Typed rows with payloads are read a tenth as many a page: a page of 50,000, as it
 # was fetched and decoded, was ~35 MB of the server's peak memory (bench/insights_memory.py).
 DECODED_SHARE = 10
+# Rows of Store.visits read between two checks for a caller gone (see visits).
+VISITS_CHECKED = 2000
 # Timestamp's valid range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
 MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799
 
@@ -153,6 +156,21 @@ def entrant_events(store: Store, catalog: str, span: TimeRange, kinds: Mapping[s
     for gathered in store.entrant_events(event_query(catalog, span), kinds, entrant):
         stop_if_abandoned()
         yield gathered
+
+
+def visits(store: Store, catalog: str, span: TimeRange, width_us: int
+           ) -> Iterator[tuple[int, str, str, int]]:
+    """Store.visits of the catalog's events within `span`, checked for a caller gone
+    every VISITS_CHECKED rows, as the other reads are between their pages: streamed
+    and unchecked, a ComputeTotals whose caller went read every (bucket, type,
+    visitor) of its range (a row per visitor a day and type) for nobody."""
+    rows = store.visits(event_query(catalog, span), width_us)
+    while True:
+        stop_if_abandoned()
+        some = list(itertools.islice(rows, VISITS_CHECKED))
+        if not some:
+            return
+        yield from some
 
 
 def client_events(store: Store, tenant: str, span: TimeRange

@@ -68,7 +68,7 @@ def compute_totals(store: Store, request: insights_pb2.ComputeTotalsRequest
     visitors: dict[int, set[str]] = defaultdict(set)
     events = 0
     # Counted by the database, per bucket, type and visitor: no event decoded.
-    for bucket, kind, visitor, count in store.visits(read.event_query(str(catalog), span), width):
+    for bucket, kind, visitor, count in read.visits(store, str(catalog), span, width):
         events += count
         types[bucket][kind] += count
         visitors[bucket].add(visitor)

@@ -9,6 +9,7 @@ import itertools
 import re
 import sqlite3
 import statistics
+import threading
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +23,8 @@ from google.protobuf import json_format
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from server.errors import InvalidArgument
+from server import loop
+from server.errors import Cancelled, InvalidArgument
 from server.insights import funnel, funnel_request, read, tables, totals
 from server.names import default_branch
 from server.store import ClientEventRow, EventQuery, EventRow, TimeBound
@@ -1003,6 +1005,34 @@ def test_an_entrant_stream_left_unfinished_holds_no_read_open(
                 "AND state LIKE 'idle in transaction%'").fetchone() == (0,)
     assert len(list(store.entrant_events(EventQuery(test_store.CATALOG),
                                          {"home-page-view": "a"}, "visitor_id"))) == 10
+
+
+
+def test_totals_whose_caller_went_stop_within_the_visits_read(
+        store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The visits (a row per bucket, type and visitor) are streamed: a call whose caller
+    # went read every one of them before the first check, between the pages after them.
+    monkeypatch.setattr(read, "VISITS_CHECKED", 2, raising=False)
+    store.write_user_events([test_store.row(f"v{i}") for i in range(20)])
+    gone = threading.Event()
+    handed: list[Any] = []
+    stored_visits = store.visits
+
+    def visits(*args: Any) -> Any:
+        for row in stored_visits(*args):
+            handed.append(row)
+            gone.set()  # the caller goes once the read has begun
+            yield row
+
+    monkeypatch.setattr(store, "visits", visits)
+    abandoned = loop._ABANDONED.set(gone)  # noqa: SLF001  # (as off_loop sets it)
+    try:
+        with pytest.raises(Cancelled):
+            totals.compute_totals(store, insights_pb2.ComputeTotalsRequest(
+                parent=test_store.CATALOG))
+    finally:
+        loop._ABANDONED.reset(abandoned)  # noqa: SLF001
+    assert len(handed) <= 2  # of 20
 
 
 type_steps = st.lists(st.builds(insights_pb2.FunnelStep,
