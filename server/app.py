@@ -244,6 +244,7 @@ def start(settings: Settings, clock: Clock | None = None, process: int = 0,
         store.close()
         raise
     running.line_pool = line_pool
+    encoder.open()  # (closed by stop)
     rejections.start()
     runner.start()
     def store_healthy(ok: bool) -> None:

@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _executor: ProcessPoolExecutor | None = None
+# Set by the last server's `close`, until an `open`: a large event written meanwhile (a
+# call its grace left running) is encoded here; it started a worker nobody closed.
+_closed = False
+_servers = 0  # started and not yet stopped, in this process (tests start several)
 
 
 def _sorted(kind: Any, unsorted: bytes) -> bytes:
@@ -37,9 +41,11 @@ def _sorted(kind: Any, unsorted: bytes) -> bytes:
     return kind.FromString(unsorted).SerializeToString(deterministic=True)
 
 
-def _ready() -> ProcessPoolExecutor:
+def _ready() -> ProcessPoolExecutor | None:
     global _executor
     with _lock:
+        if _closed:
+            return None
         if _executor is None:
             _executor = ProcessPoolExecutor(
                 1, mp_context=multiprocessing.get_context("spawn"),
@@ -52,6 +58,8 @@ def encodings(message: Any) -> tuple[bytes, bytes]:
     worker process (blocking: call it off the loop)."""
     unsorted = message.SerializeToString()
     executor = _ready()
+    if executor is None:
+        return unsorted, message.SerializeToString(deterministic=True)
     try:
         return unsorted, executor.submit(_sorted, type(message), unsorted).result()
     except BrokenProcessPool:
@@ -70,10 +78,21 @@ def deterministic(message: Any) -> bytes:
     return encodings(message)[1]
 
 
-def close() -> None:
-    """Stop the worker, if started."""
-    global _executor
+def open() -> None:  # noqa: A001  # (the module's, as close)
+    """A server starts: the next large event may start a worker."""
+    global _closed, _servers
     with _lock:
-        executor, _executor = _executor, None
+        _closed, _servers = False, _servers + 1
+
+
+def close() -> None:
+    """A server stops: the last one stops the worker, if started, and large events
+    are encoded here until the next `open`."""
+    global _executor, _closed, _servers
+    with _lock:
+        _servers = max(0, _servers - 1)
+        if _servers:
+            return
+        executor, _executor, _closed = _executor, None, True
     if executor is not None:
         executor.shutdown(wait=True, cancel_futures=True)

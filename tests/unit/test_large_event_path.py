@@ -6,6 +6,7 @@ bytes kept to answer it, the same size, the same refusal, for events of every sh
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 from dataclasses import replace
 from typing import Any
@@ -117,3 +118,24 @@ def test_the_encoders_bytes_are_the_deterministic_serialization() -> None:
     for attributes in (0, 1, 40, 20_000):
         event = random_event(rng, attributes)
         assert encoder.deterministic(event) == event.SerializeToString(deterministic=True)
+
+
+def test_a_large_event_written_after_the_last_server_stopped_starts_no_worker() -> None:
+    # A call its grace left running goes on after stop closed the encoder: its large
+    # event started a worker process that nobody closed (until the process ended).
+    event = user_event_pb2.UserEvent(event_type="home-page-view", visitor_id="v")
+    expected = event.SerializeToString(deterministic=True)
+    encoder.open()
+    encoder.open()  # (two servers of one process)
+    try:
+        assert encoder.encodings(event)[1] == expected
+        encoder.close()  # the first stops: the other's worker goes on
+        assert encoder.encodings(event)[1] == expected
+        assert encoder._executor is not None  # noqa: SLF001
+    finally:
+        encoder.close()
+    assert encoder._executor is None  # noqa: SLF001
+    assert encoder.encodings(event) == (event.SerializeToString(), expected)
+    assert encoder._executor is None  # noqa: SLF001
+    assert not [child for child in multiprocessing.active_children()
+                if child.name.startswith("SpawnProcess")]
