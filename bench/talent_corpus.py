@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 TENANT = "projects/bench/tenants/site"
-QUESTIONS = ("request_funnel", "job_funnel", "job_table")
+QUESTIONS = ("request_funnel", "job_funnel", "job_table", "request_funnel_whole")
 JOBS = 5_000
 DAY_US = 86_400_000_000
 T0_US = 1_760_000_000_000_000
@@ -94,15 +94,15 @@ def _ask(url: str, name: str) -> dict[str, Any]:
 
     store = open_store(url)
 
-    def funnel(count_by: str) -> Any:
+    def funnel(count_by: str, breakdown: str = "BY_ITEM") -> Any:
         request = insights_pb2.RunFunnelRequest(
-            parent=TENANT, count_by=count_by,
-            breakdown=insights_pb2.BY_ITEM)
+            parent=TENANT, count_by=count_by, breakdown=breakdown)
         return funnel_request.run(store, funnel_request.parse(request))
 
     asked = {
         "request_funnel": lambda: funnel("REQUEST"),
         "job_funnel": lambda: funnel("JOB"),
+        "request_funnel_whole": lambda: funnel("REQUEST", "BREAKDOWN_UNSPECIFIED"),
         "job_table": lambda: tables.list_job_stats(
             store, insights_pb2.ListJobStatsRequest(parent=TENANT, page_size=100)),
     }
