@@ -26,6 +26,13 @@ events stored since the last message, at most a message every 50 ms).
   project's watch, and a write to that project every half second (each once the
   last has come): how long after its answer each came (`other_s`), with one
   project's watches of distinct filters holding the budget of reading time.
+- sends: grpc.aio's own cost of a watch's message, without Footfall: a bare
+  grpc.aio server on uvloop whose WatchUserEventBatches streams each send a
+  message of the same EVENTS bench events (as stored: about 260 bytes each) once
+  a pace, woken a slice at a time over a quarter of it as the feeds wake theirs,
+  to the compiled watchers. The server's CPU a message (this process alone, from
+  its clock of CPU time) and the watchers', per message size.
+  `python -m bench.watch sends [EVENTS...] [--watchers N] [--seconds S]`.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import uvloop
 from footfall.console.v1 import console_pb2, console_pb2_grpc
 from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_event_service_pb2_grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
@@ -64,6 +72,8 @@ from bench.common import (
     percentile,
     summary,
 )
+from server.console.feed import WAKE_SLICE, WAKE_SPREAD
+from server.store.packed import varint
 
 WATCH = "/footfall.console.v1.ConsoleService/WatchUserEvents"
 WATCH_BATCHES = "/footfall.console.v1.ConsoleService/WatchUserEventBatches"
@@ -588,9 +598,116 @@ def _distinct_main(args: list[str]) -> None:
                               tuple(flags), other), indent=1))
 
 
+def _stored_entry() -> bytes:
+    """A bench event as a watch of batches sends it: a StoredUserEvent as the
+    store gives it, as an element of a UserEventBatch's list."""
+    event = json_format.ParseDict(write.EVENT, user_event_pb2.UserEvent())
+    event.event_time.GetCurrentTime()
+    stored = console_pb2.StoredUserEvent(id=1_000_000, catalog=PARENT, user_event=event,
+                                         transport=console_pb2.GRPC)
+    stored.receive_time.GetCurrentTime()
+    wire = stored.SerializeToString()
+    return b"\x0a" + varint(len(wire)) + wire
+
+
+async def _sends(events: int, watchers: int, pace: float, seconds: float,
+                 port: int) -> dict[str, Any]:
+    """`watchers` streams of a bare grpc.aio server, each sending a message of
+    `events` stored events once every `pace` seconds (see the module's "sends")."""
+    message = _stored_entry() * events
+    loop = asyncio.get_running_loop()
+    waiting: list[asyncio.Future[None]] = []
+    sent = 0
+
+    async def stream(_request: bytes, context: grpc.aio.ServicerContext) -> None:
+        nonlocal sent
+        while True:
+            turn = loop.create_future()
+            waiting.append(turn)
+            await turn
+            await context.write(message)
+            sent += 1
+
+    def wake(turns: list[asyncio.Future[None]]) -> None:
+        for turn in turns:
+            if not turn.done():
+                turn.set_result(None)
+
+    async def paced() -> None:
+        # as a feed of batches wakes its watches (feed._wake): WAKE_SLICE a turn of
+        # the loop, spread over WAKE_SPREAD of the pace
+        while True:
+            await asyncio.sleep(pace)
+            due = waiting[:]
+            waiting.clear()
+            slices = range(0, len(due), WAKE_SLICE)
+            for n, start in enumerate(slices):
+                loop.call_later(pace * WAKE_SPREAD * n / len(slices), wake,
+                                due[start:start + WAKE_SLICE])
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "footfall.console.v1.ConsoleService", {"WatchUserEventBatches":
+                                               grpc.unary_stream_rpc_method_handler(stream)}),))
+    port = server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    pacing = asyncio.create_task(paced())
+    group = Watchers(port, watchers, True, "cpp")
+    try:
+        began = time.monotonic()
+        while min(await asyncio.to_thread(group.counts)) == 0:  # every stream open
+            if time.monotonic() - began > 60:
+                raise RuntimeError("the watchers did not all open")
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2 * pace)
+        before = time.process_time(), group.cpu_seconds(), sent
+        await asyncio.sleep(seconds)
+        cpu, watcher_cpu = time.process_time() - before[0], group.cpu_seconds() - before[1]
+        messages = sent - before[2]
+    finally:
+        await asyncio.to_thread(group.close)
+        pacing.cancel()
+        await server.stop(None)
+    return {"events": events, "message_kib": round(len(message) / 1024, 1),
+            "watchers": watchers, "pace_s": pace, "messages": messages,
+            "server_cpu_us_per_message": cpu / messages * 1e6,
+            "watcher_cpu_us_per_message": watcher_cpu / messages * 1e6}
+
+
+def sends(sizes: tuple[int, ...] = (1, 100, 300, 450), watchers: int = 200,
+          pace: float = 0.2, seconds: float = 10, port: int = 0) -> dict[str, Any]:
+    """`_sends` for each message size (in events), and the server's CPU a message
+    fitted (least squares) as a part of its own and a part per KiB."""
+    runs = [uvloop.run(_sends(events, watchers, pace, seconds, port)) for events in sizes]
+    for run in runs:
+        print(json.dumps(run), file=sys.stderr, flush=True)
+    out: dict[str, Any] = {"runs": runs}
+    if len(runs) > 1:
+        fit = statistics.linear_regression([r["message_kib"] for r in runs],
+                                           [r["server_cpu_us_per_message"] for r in runs])
+        out |= {"server_us_per_message": fit.intercept, "server_us_per_kib": fit.slope}
+    return out
+
+
+def _sends_main(args: list[str]) -> None:
+    sizes, watchers, seconds = [], 200, 10.0
+    while args:
+        arg = args.pop(0)
+        if arg == "--watchers":
+            watchers = int(args.pop(0))
+        elif arg == "--seconds":
+            seconds = float(args.pop(0))
+        else:
+            sizes.append(int(arg))
+    print(json.dumps(sends(tuple(sizes) or (1, 100, 300, 450), watchers, seconds=seconds),
+                     indent=1))
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "distinct":
         _distinct_main(sys.argv[2:])
+    elif sys.argv[1] == "sends":
+        _sends_main(sys.argv[2:])
     else:
         asyncio.run(_serve_counts(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3],
                                   *(sys.argv[4:5] == ["distinct"],), *sys.argv[5:6]))

@@ -48,3 +48,12 @@ def test_cpp_watchers_count_exactly_what_was_written(built: Path, batches: bool)
     finally:
         frame.unlink()
 
+
+
+@pytest.mark.timeout(120)
+def test_sends_measures_a_bare_grpc_aio_server_feeding_the_watchers(built: Path) -> None:
+    out = watch.sends((1, 3), watchers=3, pace=0.05, seconds=0.5)
+    assert [run["events"] for run in out["runs"]] == [1, 3]
+    for run in out["runs"]:  # (how many: the machine's pace, not asserted)
+        assert run["messages"] > 0 and run["server_cpu_us_per_message"] > 0
+    assert "server_us_per_kib" in out
