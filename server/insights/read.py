@@ -163,14 +163,23 @@ def visits(store: Store, catalog: str, span: TimeRange, width_us: int
     """Store.visits of the catalog's events within `span`, checked for a caller gone
     every VISITS_CHECKED rows, as the other reads are between their pages: streamed
     and unchecked, a ComputeTotals whose caller went read every (bucket, type,
-    visitor) of its range (a row per visitor a day and type) for nobody."""
+    visitor) of its range (a row per visitor a day and type) for nobody.
+
+    The stream is closed here, on this thread, however this ends: left to the
+    exception of a caller gone (its traceback holds this frame, and its thread's
+    future the exception), it held SQLite's read transaction (the WAL's every
+    checkpoint) or PostgreSQL's pooled connection in its transaction (a reset's
+    TRUNCATE waited on it) until the loop let the exception go, and closed it there."""
     rows = store.visits(event_query(catalog, span), width_us)
-    while True:
-        stop_if_abandoned()
-        some = list(itertools.islice(rows, VISITS_CHECKED))
-        if not some:
-            return
-        yield from some
+    try:
+        while True:
+            stop_if_abandoned()
+            some = list(itertools.islice(rows, VISITS_CHECKED))
+            if not some:
+                return
+            yield from some
+    finally:
+        rows.close()
 
 
 def client_events(store: Store, tenant: str, span: TimeRange

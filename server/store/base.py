@@ -10,7 +10,7 @@ StoreUnavailable (UNAVAILABLE) while the database cannot be reached.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
 
@@ -235,7 +235,8 @@ class Store(Protocol):
     def entrant_events(self, query: EventQuery, kinds: Mapping[str, str],
                        entrant: str) -> Iterator[EntrantEvents]: ...
 
-    def visits(self, query: EventQuery, width_us: int) -> Iterator[tuple[int, str, str, int]]: ...
+    def visits(self, query: EventQuery, width_us: int
+               ) -> Generator[tuple[int, str, str, int], None, None]: ...
 
     def product_days(self, catalog: str, first_day: int | None,
                      end_day: int | None) -> list[tuple[str, str, int, int, int, int, int, float]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import operator
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from server.store.packed import unpack
@@ -159,7 +159,8 @@ class InsightsSql:
             else:
                 yield "", count, [], ""
 
-    def visits(self, query: EventQuery, width_us: int) -> Iterator[tuple[int, str, str, int]]:
+    def visits(self, query: EventQuery, width_us: int
+               ) -> Generator[tuple[int, str, str, int], None, None]:
         """(bucket, event type, visitor id, events) of `query`'s catalog and time range,
         `width_us` wide buckets numbered from the epoch (floor(time / width)), in no
         order: what events per type per bucket and distinct visitors need, counted

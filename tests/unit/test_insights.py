@@ -1035,6 +1035,48 @@ def test_totals_whose_caller_went_stop_within_the_visits_read(
     assert len(handed) <= 2  # of 20
 
 
+def test_totals_whose_caller_went_leave_no_read_open(
+        store: Any, store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The call's exception (Cancelled) is kept by the future of its thread until the
+    # loop lets it go; its traceback holds read.visits' frame. The visits' stream was
+    # a local of that frame: SQLite's read transaction stayed open (every checkpoint
+    # of the WAL held back), PostgreSQL's pooled connection idle in its transaction,
+    # until the loop thread dropped the exception and closed them there.
+    monkeypatch.setattr(read, "VISITS_CHECKED", 2, raising=False)
+    monkeypatch.setattr(insights_sql, "STREAM_ROWS", 1)
+    store.write_user_events([test_store.row(f"v{i}") for i in range(20)])
+    gone = threading.Event()
+    stored_visits = store.visits
+
+    def visits(*args: Any) -> Any:
+        for row in stored_visits(*args):
+            gone.set()  # the caller goes once the read has begun
+            yield row
+
+    monkeypatch.setattr(store, "visits", visits)
+    abandoned = loop._ABANDONED.set(gone)  # noqa: SLF001  # (as off_loop sets it)
+    try:
+        with pytest.raises(Cancelled) as kept:  # (kept, as a thread's future keeps it)
+            totals.compute_totals(store, insights_pb2.ComputeTotalsRequest(
+                parent=test_store.CATALOG))
+    finally:
+        loop._ABANDONED.reset(abandoned)  # noqa: SLF001
+    open_reads = 0
+    if store_url.startswith("sqlite:"):
+        other = sqlite3.connect(store_url.removeprefix("sqlite:///"), timeout=0.2)
+        try:
+            open_reads, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            other.close()
+    elif store_url.startswith("postgresql:"):
+        with psycopg.connect(store_url, autocommit=True) as other:
+            [(open_reads,)] = other.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state LIKE 'idle in transaction%'").fetchall()
+    del kept  # (a stream it held open would hold the next test's TRUNCATE, waiting for ever)
+    assert open_reads == 0
+
+
 type_steps = st.lists(st.builds(insights_pb2.FunnelStep,
                                 event_type=st.sampled_from([*SHOP, "search"])),
                       min_size=1, max_size=4)
