@@ -14,6 +14,7 @@ and the feed's refusals said "CreateClientEvent" of v4 and v4beta1 alike.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from .pages import (
 )
 from .test_console import rest
 
+KEPT = 200  # items the live feed keeps a column (feed.js), and the talent page its rows
 PROJECT = "jobs-board"
 DEFAULT_TENANT = f"projects/{PROJECT}/tenants/default_tenant"
 OTHER_TENANT = f"projects/{PROJECT}/tenants/t1"
@@ -275,3 +277,50 @@ def test_the_talent_page_and_insights_show_the_first_tenant_once_it_appears(
     were reloaded; the live feed, which follows the first tenant, showed it."""
     assert in_chromium(browser_executable, tmp_path / "profile", wait_for_the_first_tenant,
                        running.http_port, shots, page) == shown
+
+
+ROWS = "document.querySelectorAll('main tbody tr').length"
+TOP = "document.querySelector('main tbody tr button.link').innerText"
+
+
+async def leave_the_talent_page_open(devtools_url: str, port: int, folder: Path
+                                     ) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools,
+                                     f"http://127.0.0.1:{port}/console/#talent?tenant={OTHER_TENANT}")
+        await until(lambda: devtools.evaluate(session, f"{ROWS} === 1"), "the first event")
+        await asyncio.sleep(0.5)  # (its refusals' list, read after it: what comes is news)
+        for n in range(KEPT + 10):
+            client_event(port, OTHER_TENANT, f"live-{n}", "VIEW", [f"{OTHER_TENANT}/jobs/j1"])
+        last = f"live-{KEPT + 9}"
+        await until(lambda: devtools.evaluate(session, f"{TOP} === {last!r}"), "the last event")
+        seen: dict[str, Any] = {"live": [await devtools.evaluate(session, ROWS),
+                                         await devtools.evaluate(session, TOP)]}
+        await devtools.evaluate(session, "document.getElementById('feed-pause').click()")
+        for n in range(KEPT + 10):
+            client_event(port, OTHER_TENANT, f"held-{n}", "VIEW", [f"{OTHER_TENANT}/jobs/j1"])
+        await until(lambda: devtools.evaluate(
+            session, f"document.getElementById('feed-held').textContent === "
+                     f"'{KEPT + 10} new items held.'"), "every event held")
+        await devtools.evaluate(session, "document.getElementById('feed-pause').click()")
+        seen["resumed"] = [await devtools.evaluate(session, ROWS),
+                           await devtools.evaluate(session, TOP),
+                           await devtools.evaluate(
+                               session, "document.querySelector('main tbody tr:last-child "
+                                        "button.link').innerText")]
+        await photograph(devtools, session, folder, "talent-kept")
+        await no_problems(devtools, session)
+        return seen
+
+
+def test_the_talent_page_keeps_the_newest_events_as_the_live_feed_does(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    """The talent page added a row for each client event that came and let none go: a
+    page left open on a busy tenant grew for hours (the live feed keeps 200 items a
+    column), and a long pause held every event for the resume to build."""
+    client_event(running.http_port, OTHER_TENANT, "first", "VIEW", [f"{OTHER_TENANT}/jobs/j1"])
+    seen = in_chromium(browser_executable, tmp_path / "profile", leave_the_talent_page_open,
+                       running.http_port, shots)
+    assert seen["live"] == [KEPT, f"live-{KEPT + 9}"], seen
+    # the newest KEPT of those held, the oldest of them at the bottom
+    assert seen["resumed"] == [KEPT, f"held-{KEPT + 9}", "held-10"], seen

@@ -10,7 +10,7 @@ import {eventLink, remember} from "./event.js";
 import {jsonView} from "./json.js";
 import {route} from "./names.js";
 
-const KEPT = 200;  // items each column keeps on screen
+export const KEPT = 200;  // items each column keeps on screen
 // Whether the refused column shows only the requests that named the chosen catalog
 // (or the tenant followed; kept for the tab, as the chosen catalog is).
 const OF_CATALOG = "footfall.refusedOfCatalog";

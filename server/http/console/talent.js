@@ -3,7 +3,7 @@
 import {follow} from "./api.js";
 import {what} from "./client-event.js";
 import {h, liveFailure, table, when} from "./dom.js";
-import {news, pauser, rejectionItem} from "./feed.js";
+import {KEPT, news, pauser, rejectionItem} from "./feed.js";
 import {shortName} from "./format.js";
 import {jsonView} from "./json.js";
 import {route} from "./names.js";
@@ -84,7 +84,7 @@ export function render(main, ctx) {
   });
   main.append(h("p", {class: "chooser"}, h("label", {for: "tenant"}, "Tenant "), chooser),
     h("p", {class: "hint"}, `The latest ${LISTED} by create time, then each on top as it `,
-      "is stored; jobs of this tenant by their id. ",
+      `is stored (the ${KEPT} newest kept); jobs of this tenant by their id. `,
       h("a", {href: `#insights?${new URLSearchParams({parent: tenant})}`},
         "Counts over them all: Insights"), "; ",
       h("a", {href: `#feed?${new URLSearchParams({tenant})}`}, "beside every refusal: Live feed"),
@@ -97,6 +97,9 @@ export function render(main, ctx) {
     heard.note(kind === "events" ? "accepted" : "refused", items.length);
     if (!pause.paused) return show(items);
     held[kind].push(...items);
+    // (what a resume would show at most: a long pause over a busy tenant held every
+    // event and refusal that came, and built each of them at the resume)
+    held[kind].splice(0, held[kind].length - KEPT);
     pause.held(items.length);
   };
   const showRefusals = (items) => {
@@ -113,6 +116,9 @@ export function render(main, ctx) {
       found.body.prepend(found.row([when(e.createTime), button, e.requestId || "",
         type, jobs, stored.transport || ""]));
     }
+    // (as the live feed keeps its columns: a page left open on a busy tenant grew a
+    // row an event, for hours)
+    while (found.body.children.length > KEPT) found.body.lastChild.remove();
   };
   // (once the events' first page is in: each stream holds one of the browser's six
   // connections to the server, as on the live feed)
