@@ -38,13 +38,17 @@ from server.logsink import DRAIN_SECONDS
 _ABSL = re.compile(rb"([IWEF])\d{4} [0-9:.]+ +\d+ ([^\]\s]+)\] ?(.*)")
 _ABSL_LEVELS = {b"I": "INFO", b"W": "WARNING", b"E": "ERROR", b"F": "CRITICAL"}
 _JSON_LINE = b'{"time":'  # (the start of every logsink.JsonLines line)
+# Lines that say why a server stops: a bad setting (`footfall serve: error: --processes
+# 2 needs a store ...`, then exit 2) and an exception no handler caught. A collector
+# alerting on ERROR was told neither: they came as WARNING, as any other line.
+_ERROR = re.compile(rb"footfall[\w -]*: error: .*|Traceback \(most recent call last\):")
 
 
 def as_json_line(raw: bytes) -> bytes:
     """`raw` (a line, its newline included or not) as one JSON line: as it is if it is
     one of ours (a --processes child's records), else wrapped."""
     line = raw.rstrip(b"\r\n")
-    if line.startswith(_JSON_LINE):
+    if line.startswith(_JSON_LINE) and _is_object(line):
         return line + b"\n"
     fields: dict[str, str] = {
         "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
@@ -55,8 +59,19 @@ def as_json_line(raw: bytes) -> bytes:
                       message=absl[3].decode(errors="replace"),
                       source=absl[2].decode(errors="replace"))
     else:
-        fields.update(level="WARNING", logger="stderr", message=line.decode(errors="replace"))
+        fields.update(level="ERROR" if _ERROR.fullmatch(line) else "WARNING", logger="stderr",
+                      message=line.decode(errors="replace"))
     return json.dumps(fields, separators=(",", ":")).encode() + b"\n"
+
+
+def _is_object(line: bytes) -> bool:
+    """Whether `line` is one JSON object: a child's record longer than the pipe's
+    atomic write (4 KiB: a traceback's) can come cut, or with another's inside it,
+    and was passed on as it came, a line no collector could read."""
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def _relay(pipe: int, out: int, mark: bytes, drained: int) -> None:

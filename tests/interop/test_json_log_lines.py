@@ -107,3 +107,20 @@ def test_a_stop_with_processes_does_not_wait_for_the_relay_to_end(tmp_path: Path
     last = max(datetime.datetime.fromisoformat(line["time"]).timestamp() for line in lines)
     # (its last line to its end: milliseconds, against DRAIN_SECONDS waited)
     assert exited - last < DRAIN_SECONDS * 0.75, (exited - last, messages[-3:])
+
+
+def test_a_setting_that_stops_the_server_is_said_as_an_error(tmp_path: Path) -> None:
+    """`--processes 2` with a store the processes cannot share exits 2 saying why: the
+    line came as WARNING, as any other line printed outside logging, and a collector
+    alerting on ERROR was told nothing of a server that never started."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    out = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--port", "0", "--http-port", "0",
+         "--store", "memory://", "--processes", "2", "--log-format", "json"],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+        timeout=DEADLINE)
+    assert out.returncode == 2, out.stderr
+    lines = [json.loads(line) for line in out.stderr.decode().splitlines()]
+    assert [(line["level"], line["logger"]) for line in lines] == [("ERROR", "stderr")], lines
+    assert lines[0]["message"].startswith("footfall serve: error: --processes 2 needs a store"), \
+        lines
