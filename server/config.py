@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -65,9 +66,16 @@ def store_url_of(given: str) -> str:
     copy ./x.db` was refused, told to write sqlite:///./x.db, where `footfall backup`
     took that path as it was; `events --store ./x.db` and `serve --store ./x.db` were
     refused so too, while `backup`, `restore` and `copy` took it."""
-    if not given.strip() or "://" in given or urlparse(given).scheme in STORE_SCHEMES:
-        return given  # (nothing given is left for open_store to refuse, saying why)
+    if not given.strip() or "://" in given or urlparse(given).scheme in STORE_SCHEMES \
+            or SERVER_ADDRESS.fullmatch(given):
+        return given  # (nothing given, or an address, is left for open_store to refuse,
+        # saying why)
     return f"sqlite:///{given}"
+
+
+# HOST:PORT, what a PostgreSQL server is known by: `--store db.internal:5432` made a
+# SQLite file of that name and served on it, empty. (./NAME is still that file.)
+SERVER_ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):[0-9]{1,5}")
 
 
 # argparse also runs `parse` over a default that is a string, so a kind of text must
@@ -183,7 +191,9 @@ class Settings:
     store: str = option(DEFAULT_STORE, STORE,
                         "`sqlite:///PATH`, `sqlite:////abs/path`, `memory://`, "
                         "`postgresql://USER@HOST:PORT/DB`, or a SQLite file's path "
-                        "(`./data/footfall.db`, as every command's `--store` takes)")
+                        "(`./data/footfall.db`, as every command's `--store` takes; "
+                        "`HOST:PORT` alone is refused as a server's address, "
+                        "`./HOST:PORT` is that file)")
     strict_event_types: bool = option(False, SWITCH,
                                       "refuse event types outside Google's list")
     strict_names: bool = option(False, SWITCH,

@@ -8,7 +8,7 @@ import os
 import re
 from urllib.parse import parse_qs, urlparse
 
-from server.config import store_url_of
+from server.config import SERVER_ADDRESS, store_url_of
 from server.store.base import Store
 from server.store.rows import ClientEventRow, EventQuery, EventRow, StoreUnavailable, TimeBound
 from server.store.sqlite import SqliteStore
@@ -131,6 +131,10 @@ def open_store(url: str, *, read_only: bool = False, any_version: bool = False) 
         if problem is not None:
             raise ValueError(problem)
         return PostgresStore(url, read_only=read_only)
+    if SERVER_ADDRESS.fullmatch(url):
+        raise ValueError(f"unknown store URL {url!r}: that is a server's address; a "
+                         f"PostgreSQL database there is postgresql://USER@{url}/DB (and a "
+                         f"SQLite file of that name, ./{url})")
     if not parsed.scheme and url.strip():
         # A path where a URL belongs (given in code: every command's --store takes
         # one, through store_url_of): say the URL that names it.

@@ -40,3 +40,29 @@ def test_help_says_store_takes_a_path_or_a_url(command: list[str], tmp_path: Pat
                           capture_output=True, text=True, timeout=60)
     assert said.returncode == 0, said.stderr
     assert "a SQLite file's path" in " ".join(said.stdout.split())
+
+
+@pytest.mark.parametrize("given", ["localhost:5432", "db.internal:5432", "127.0.0.1:5432",
+                                   "[::1]:5432"])
+@pytest.mark.parametrize("command", [["serve", "--port", "0", "--http-port", "0"],
+                                     ["events", "count", "--parent", CATALOG],
+                                     ["copy", "copy.db"]])
+def test_a_servers_address_given_as_the_store_is_refused_not_made_a_file(
+        command: list[str], given: str, tmp_path: Path) -> None:
+    """`serve --store db.internal:5432`, a PostgreSQL server meant, made a SQLite file
+    of that name and served on it, empty, since every --store takes a path."""
+    said = subprocess.run([sys.executable, "-m", "server", *command, "--store", given],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert said.returncode != 0, said.stderr
+    assert f"{given!r}: that is a server's address; a PostgreSQL database there is " \
+           f"postgresql://USER@{given}/DB" in said.stderr, said.stderr
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+
+
+def test_a_file_named_like_an_address_is_still_a_path_away(
+        server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    server = server_factory(store="./db:5432")
+    retail_client(server.address).write_user_event(retail_v2.WriteUserEventRequest(
+        parent=CATALOG, user_event=retail_v2.UserEvent(event_type="home-page-view",
+                                                       visitor_id="visitor-1")))
+    assert count_events("./db:5432", CATALOG, cwd=tmp_path) == 1
