@@ -45,6 +45,7 @@ from server.config import Settings
 from server.console import origin
 from server.console import service as console_service
 from server.console.feed import Watches
+from server.console.pace import Listing
 from server.console.rejections import Rejections
 from server.console.watch import Commits
 from server.descriptors import fit_connections
@@ -318,7 +319,9 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     policy.metrics.watch_pace(watches.pace)
     policy.metrics.watch_reading(watches.reading)
     policy.metrics.watch_sending(watches.sending)
-    console = console_service.ConsoleService(store, watches, policy)
+    lists = Listing(settings.list_read_ms)
+    policy.metrics.list_reading(lists.reading)
+    console = console_service.ConsoleService(store, watches, policy, lists)
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(console, guard)
     insights = insights_service.InsightsService(store)
     insights_pb2_grpc.add_InsightsServiceServicer_to_server(insights, guard)

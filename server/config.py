@@ -358,6 +358,14 @@ class Settings:
                                     "must be 0..1000 (milliseconds of each second of the "
                                     "event loop, which has 1,000)",
                                     lambda value: 0 <= value <= 1000))
+    list_read_ms: int = option(200, INTEGER,
+                               "milliseconds a second (of the reading threads' CPU) that the "
+                               "pages of the console's lists (ListUserEvents, ListClientEvents, "
+                               "ListRejections) take together in this process to read the "
+                               "store; past it a page waits for its turn, the turns fair "
+                               "between keys (with auth off, between client addresses), and "
+                               "the writes keep their pace (see \"Limits\"); `0` no bound",
+                               check=at_least(0))
     durable_pixels: bool = option(False, SWITCH,
                                   "answer a browser's pixel (GET collect) only once its event "
                                   "is committed; off: once it is valid and queued, committed "

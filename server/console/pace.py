@@ -33,13 +33,23 @@ of 40 products each (1.9 KB of JSON, costly to print), took the loop at 4,000 me
 a second: durable writes fell from 1,737/s to 108/s; with 100 ms a second, from
 1,749/s to 1,292/s. Each watch is a party of its own there: of the watches waiting,
 the one that has sent the least goes first (see SendCost).
+
+`Listing` budgets alike (--list-read-ms) the reading time of the console's list pages,
+its parties the callers: page reads are bounded in number per project (loop.page_read)
+but not in CPU, and 8 callers looping a filter that selects nothing (each call reads
+windows for a tenth of a second) took another project's durable writes from 2,100-2,400
+a second to 240; within 200 ms a second, to 1,560-1,570 (SQLite, bench.reader_flood).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # The most messages one watch sends for one grant: the other watches (and the
 # writes answered meanwhile) wait for at most this many of its sends.
@@ -308,3 +318,52 @@ class Reading(_Bucket):
             self._give(party, expected, group)
             future.set_result(expected)
         self._schedule()
+
+
+class Listing:
+    """The time a second that the pages of the console's lists (ListUserEvents,
+    ListClientEvents, ListRejections) take together to read (--list-read-ms), as the
+    reading threads' CPU: a Reading whose parties are the callers (a key, or, with
+    none, a client address). A page waits for its caller's turn before it takes its
+    project's (see loop.page_read), so a page waiting holds no thread; it is charged
+    what its read cost its thread, and expects what its caller's last one cost (a
+    caller's pages asked at once wait for the first's cost, not all start on a budget
+    not yet spent). `read_ms` 0: no bound. On the server's loop only.
+
+    On PostgreSQL the database's own work is not counted (it is another process's
+    CPU): 8 callers looping a filter that selects nothing had 24-28 pages a second,
+    24-33 unbounded. Charged their threads' wall time instead, they had 0.1-0.2 a
+    second, and another caller's first page waited 1.4-2.2 s (the median), the
+    writes no faster (bench.reader_flood --postgres, one run on a loaded machine)."""
+
+    def __init__(self, read_ms: int) -> None:
+        self.reading = Reading(read_ms / 1000)
+        self._costs: dict[Hashable, float] = {}  # each caller's last page's, the latest last
+
+    async def read(self, party: Hashable, run: Callable[..., Awaitable[T]],
+                   fn: Callable[..., T], /, *args: Any, **options: Any) -> T:
+        """`await run(fn, *args, **options)` (a page read on its threads), once the
+        turn of `party` has come, charged what `fn` cost its thread."""
+        expected = self._costs.get(party, FIRST_READ_SECONDS)
+        taken = await self.reading.take(expected, party)
+        began: list[float] = []  # (set on its thread)
+        cost: list[float] = []
+
+        def measured(*given: Any) -> T:
+            began.append(time.thread_time())
+            try:
+                return fn(*given)
+            finally:
+                cost.append(time.thread_time() - began[0])
+
+        try:
+            return await run(measured, *args, **options)
+        finally:
+            # Gone while its read goes on: what it expected (the read stops at its next
+            # window, see loop.stop_if_abandoned); gone before it began: nothing.
+            spent = cost[0] if cost else taken if began else 0.0
+            self.reading.spent(taken, spent, party)
+            self._costs.pop(party, None)
+            self._costs[party] = spent or expected
+            if len(self._costs) > PARTIES_KEPT:
+                del self._costs[next(iter(self._costs))]

@@ -20,6 +20,7 @@ from grpc_status import rpc_status
 
 from server.console import origin, queries, sources
 from server.console.feed import SEND_SECONDS, SLOW_CLIENT, Batch, Item, Watches, close_stream
+from server.console.pace import Listing
 from server.console.watch import Caller, admitted
 from server.errors import FieldViolation, FootfallError, InvalidArgument, gather, raise_if_any
 from server.http.transcode import LARGE_ANSWER_BYTES
@@ -33,8 +34,8 @@ from server.names import (
     parse_tenant_or_project,
 )
 from server.policy import Policy
-from server.policy.auth import Grant
-from server.policy.envelope import Envelope
+from server.policy.auth import Grant, caller_identity
+from server.policy.envelope import Envelope, client_of
 from server.rpc import TRANSPORT, status_of
 from server.store import Store, answered_stored, committed_a_while, packed
 from server.store.console import ResetCounts
@@ -164,14 +165,22 @@ class _SendClock:
             self._timer = self._loop.call_at(due, self._due)
 
 
+def _caller(context: Any) -> bytes | str:
+    """Whose turns a page of the call of `context` takes in the budget of the lists
+    (pace.Listing): its key's, else (auth off) its client address's."""
+    return caller_identity() or client_of(context)
+
+
 class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
     """Lists, watches and resets; `policy` admits the streams (the envelope does
-    the unary calls)."""
+    the unary calls); the pages of the lists take turns in `lists` (none: no bound)."""
 
-    def __init__(self, store: Store, watches: Watches, policy: Policy) -> None:
+    def __init__(self, store: Store, watches: Watches, policy: Policy,
+                 lists: Listing | None = None) -> None:
         self._store = store
         self._watches = watches
         self._policy = policy
+        self._lists = lists or Listing(0)
         self._envelope = Envelope(policy, TRANSPORT)  # refuses the gRPC streams
 
     async def ListUserEvents(self, request: console_pb2.ListUserEventsRequest,
@@ -190,11 +199,13 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
             # a long read, in its project's turn: 64 such lists at once of one reader
             # key held the pool every call uses, and another project's product and
             # console reads waited 7 s
-            return await long_read(_as_sent, queries.list_user_events, self._store, events,
-                                   size, request.page_token, share=catalog.project)
+            return await self._lists.read(_caller(context), long_read, _as_sent,
+                                          queries.list_user_events, self._store, events, size,
+                                          request.page_token, share=catalog.project)
         # (a page of 1,000 events holds a thread for up to a second: see loop.page_read)
-        return await page_read(_as_sent, queries.list_user_events, self._store, events, size,
-                               request.page_token, share=catalog.project)
+        return await self._lists.read(_caller(context), page_read, _as_sent,
+                                      queries.list_user_events, self._store, events, size,
+                                      request.page_token, share=catalog.project)
 
     async def CountUserEvents(self, request: console_pb2.CountUserEventsRequest,
                               context: grpc.aio.ServicerContext
@@ -219,8 +230,9 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         tenant = gather(violations, parse_tenant_or_project, request.parent)
         size = gather(violations, queries.page_size, request.page_size)
         raise_if_any(violations)
-        return await page_read(_as_sent, queries.list_client_events, self._store,
-                               str(tenant), size, request.page_token, share=tenant.project)
+        return await self._lists.read(_caller(context), page_read, _as_sent,
+                                      queries.list_client_events, self._store, str(tenant),
+                                      size, request.page_token, share=tenant.project)
 
     async def ListRejections(self, request: console_pb2.ListRejectionsRequest,
                              context: grpc.aio.ServicerContext
@@ -233,8 +245,9 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         # A caller that lists right after a refused call sees it, as it sees an
         # accepted write (unless the store cannot commit it now: see committed_a_while).
         await self._commit_waiting_refusals(a_while=True)
-        return await page_read(_as_sent, queries.list_rejections, self._store, scope, size,
-                               request.page_token, share=scope.project or "-")
+        return await self._lists.read(_caller(context), page_read, _as_sent,
+                                      queries.list_rejections, self._store, scope, size,
+                                      request.page_token, share=scope.project or "-")
 
     async def _commit_waiting_refusals(self, a_while: bool = False) -> None:
         """Return once the refusals made so far are stored: they ride along with a

@@ -126,11 +126,19 @@ class Grant:
 # key, or auth is off): set by the envelope for each call, a context variable so that
 # it follows the call on its task. An answer says what is stored only to such a caller.
 _reads: ContextVar[bool] = ContextVar("footfall_caller_reads", default=True)
+# ... and its key's identity (b"": none, auth is off), whose turns its list pages take.
+_identity: ContextVar[bytes] = ContextVar("footfall_caller_identity", default=b"")
 
 
 def set_caller(grant: Grant | None) -> None:
     """The key of the call being served (None: auth is off)."""
     _reads.set(grant is None or grant.role is not Role.WRITER)
+    _identity.set(grant.identity if grant is not None else b"")
+
+
+def caller_identity() -> bytes:
+    """The identity of the key of the call being served (see Grant); b"" if none."""
+    return _identity.get()
 
 
 def caller_reads() -> bool:

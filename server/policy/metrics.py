@@ -207,6 +207,16 @@ class Metrics:
             "footfall_watch_reads_waiting",
             "Reads of the console's watches waiting for their turn in --watch-read-ms now."))
 
+    def list_reading(self, reading: Any) -> None:
+        """Show how often the pages of the console's lists waited for their shared
+        budget of reading time (console/pace.py's Listing; this process's)."""
+        self._exposed.register(_Waits(
+            reading, "footfall_list_read_waits",
+            "Pages of the console's lists (ListUserEvents, ListClientEvents, "
+            "ListRejections) that waited for their caller's turn in --list-read-ms.",
+            "footfall_list_reads_waiting",
+            "Pages of the console's lists waiting for their turn in --list-read-ms now."))
+
     def watch_sending(self, sending: Any) -> None:
         """Show how often the console's watches of single rows waited for their shared
         budget of the loop's time (console/pace.py's SendCost; this process's)."""
@@ -285,7 +295,7 @@ class _Serving(Collector):
 
 
 class _Waits(Collector):
-    """The waits of one of the watches' shared budgets (console/pace.py: its `waits`
+    """The waits of one of the shared budgets of console/pace.py (its `waits`
     so far, counted, and its `waiting` now), read at each scrape (a collector for the
     same reason as _Uncommitted)."""
 

@@ -1,0 +1,212 @@
+"""The pages of the console's lists take turns in a budget of reading time
+(--list-read-ms, console/pace.py's Listing), fair between callers: one reader key's
+(with auth off, one client address's) flood of list calls waits behind its own pages,
+and another caller's page has the next turn. Each page comes whole, once its turn
+has come.
+
+Real servers over a socket, their budget made so small that the flood's pages wait
+for it. Nothing is timed: the test counts the flood's pages answered while the other
+caller's page was asked and answered (counters, not clocks), under generous deadlines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from footfall.console.v1 import console_pb2, console_pb2_grpc
+from footfall.retail.v2 import user_event_pb2
+from google.protobuf import timestamp_pb2
+
+from server import app
+from server.app import Running, start
+from server.clock import FixedClock
+from server.config import Settings
+from server.console import pace
+from server.store import EventRow
+
+from . import http_client
+
+A = "projects/a/locations/global/catalogs/default_catalog"
+B = "projects/b/locations/global/catalogs/default_catalog"
+A_KEY = "list-reading-test-reader-a-0123456"
+B_KEY = "list-reading-test-reader-b-0123456"
+EVENTS = 300  # of each project: a page of 100 of them costs a few milliseconds to read
+FLOOD = 8  # the flood's callers, each asking page after page
+DEADLINE = 60.0  # seconds for anything to come, at most (generous: no timing here)
+READ_MS = 5  # the budget: a page or two a second (few of them answered while a call travels)
+
+
+class Seen(pace.Listing):
+    """The server's budget of the lists, kept where the test can see its line."""
+
+    made: list[Seen] = []
+
+    def __init__(self, read_ms: int) -> None:
+        super().__init__(read_ms)
+        Seen.made.append(self)
+
+
+def fill(running: Running) -> None:
+    rows = []
+    for parent in (A, B):
+        for n in range(EVENTS):
+            event = user_event_pb2.UserEvent(event_type="home-page-view", visitor_id=f"v-{n}")
+            event.event_time.CopyFrom(timestamp_pb2.Timestamp(seconds=1_700_000_000 + n))
+            event.attributes["note"].text.extend(["n" * 100] * 10)  # (reads cost more)
+            rows.append(EventRow.from_event(parent, event, joined=True))
+    running.store.write_user_events(rows)
+
+
+@pytest.fixture(params=["keys", "addresses"])
+def budgeted(request: pytest.FixtureRequest, settings: Settings, clock: FixedClock,
+             tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+             ) -> Iterator[tuple[Running, Seen, dict[str, str]]]:
+    """A server (gRPC only) whose lists read at most READ_MS a second, its budget,
+    and how its two callers reach it: by key (auth on, a reader key each), or by
+    client address (auth off; 127.0.0.1 and ::1)."""
+    made: list[Seen] = []
+    monkeypatch.setattr(Seen, "made", made)
+    monkeypatch.setattr(app, "Listing", Seen)
+    changes: dict[str, object] = {"http_port": -1, "list_read_ms": READ_MS}
+    if request.param == "keys":
+        keys = tmp_path / "keys.json"
+        keys.write_text(json.dumps({"keys": {
+            A_KEY: {"projects": ["a", "b"], "role": "reader"},
+            B_KEY: {"projects": ["a", "b"], "role": "reader"}}}))
+        keys.chmod(0o600)
+        changes["auth_file"] = str(keys)
+        callers = {"a": A_KEY, "b": B_KEY}
+    else:
+        changes["host"] = "::"  # (reached from two loopback addresses)
+        callers = {"a": "127.0.0.1", "b": "[::1]"}
+    running = start(dataclasses.replace(settings, **changes), clock)  # type: ignore[arg-type]
+    try:
+        fill(running)
+        (listing,) = made
+        yield running, listing, callers
+    finally:
+        running.stop()
+
+
+class Caller:
+    """ListUserEvents calls as `who` (a key, or a loopback address to call)."""
+
+    def __init__(self, port: int, who: str) -> None:
+        if who in ("127.0.0.1", "[::1]"):
+            self.channel = grpc.insecure_channel(f"{who}:{port}")
+            self.metadata: list[tuple[str, str]] = []
+        else:
+            self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+            self.metadata = [("x-goog-api-key", who)]
+        # (connected before it asks: no page is counted while it connects)
+        grpc.channel_ready_future(self.channel).result(timeout=DEADLINE)
+        self.stub = console_pb2_grpc.ConsoleServiceStub(self.channel)
+
+    def page(self, parent: str) -> console_pb2.ListUserEventsResponse:
+        return self.stub.ListUserEvents(console_pb2.ListUserEventsRequest(
+            parent=parent, page_size=100), metadata=self.metadata, timeout=DEADLINE)
+
+
+class Flood:
+    """FLOOD threads asking pages of A as `who`, one after the other, until stopped:
+    how many were answered, each a whole page."""
+
+    def __init__(self, port: int, who: str) -> None:
+        self.caller = Caller(port, who)
+        self.answered = 0
+        self.errors: list[grpc.RpcError] = []
+        self.short: list[int] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._ask) for _ in range(FLOOD)]
+        for thread in self.threads:
+            thread.start()
+
+    def _ask(self) -> None:
+        while not self.stop.is_set():
+            try:
+                page = self.caller.page(A)
+            except grpc.RpcError as error:
+                self.errors.append(error)
+                return
+            if len(page.user_events) != 100:
+                self.short.append(len(page.user_events))
+            self.answered += 1
+
+    def end(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(DEADLINE)
+        self.caller.channel.close()
+        assert not self.errors, self.errors[0]
+        assert not self.short, f"pages of {self.short} events, not 100"
+
+
+def until(done: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not done():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_one_callers_flood_of_list_calls_does_not_hold_back_another_callers_page(
+        budgeted: tuple[Running, Seen, dict[str, str]]) -> None:
+    running, listing, callers = budgeted
+    flood = Flood(running.port, callers["a"])
+    other = Caller(running.port, callers["b"])
+    try:
+        # The flood's pages fill the line (each waits for the budget).
+        until(lambda: listing.reading.waiting >= FLOOD // 2, "the flood's pages never waited")
+        # The flood's pages answered while each of the other caller's was asked and
+        # answered: in the order they asked, every page of the flood's line (FLOOD - 1
+        # or so); in turns between callers, the one being read, and one more at most.
+        answered_meanwhile = []
+        for _ in range(3):
+            until(lambda: listing.reading.waiting >= FLOOD // 2, "the flood's line emptied")
+            before = flood.answered
+            page = other.page(B)
+            answered_meanwhile.append(flood.answered - before)
+            assert len(page.user_events) == 100
+            assert page.next_page_token
+    finally:
+        flood.end()
+        other.channel.close()
+    assert flood.answered > 0
+    assert max(answered_meanwhile) <= 2, (
+        f"{answered_meanwhile} of the flood's pages were answered while the other "
+        f"caller's page waited (the flood had {FLOOD // 2} or more in line)")
+
+
+METRIC = re.compile(r"^(footfall_list_read_waits_total|footfall_list_reads_waiting) (\S+)$",
+                    re.MULTILINE)
+
+
+def test_metrics_show_the_pages_that_waited_for_the_budget(
+        settings: Settings, clock: FixedClock) -> None:
+    running = start(dataclasses.replace(settings, http_port=-1, list_read_ms=1), clock)
+    try:
+        fill(running)
+        values: dict[str, float] = {}
+
+        def scraped() -> bool:
+            page = http_client.call(running.http_port, "GET", "/metrics")
+            assert page.status == 200
+            values.update((name, float(value)) for name, value in METRIC.findall(
+                page.body.decode()))
+            return values.get("footfall_list_reads_waiting", 0) >= 1
+
+        flood = Flood(running.port, "127.0.0.1")
+        try:
+            until(scraped, "no page was shown waiting for --list-read-ms")
+        finally:
+            flood.end()
+        assert values["footfall_list_read_waits_total"] >= 1
+    finally:
+        running.stop()
