@@ -319,7 +319,7 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     policy.metrics.watch_pace(watches.pace)
     policy.metrics.watch_reading(watches.reading)
     policy.metrics.watch_sending(watches.sending)
-    lists = Listing(settings.list_read_ms)
+    lists = Listing(settings.list_read_ms, lambda: policy.last_write)
     policy.metrics.list_reading(lists.reading)
     console = console_service.ConsoleService(store, watches, policy, lists)
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(console, guard)

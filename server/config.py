@@ -362,7 +362,8 @@ class Settings:
                                "milliseconds a second (of the reading threads' CPU) that the "
                                "pages of the console's lists (ListUserEvents, ListClientEvents, "
                                "ListRejections) take together in this process to read the "
-                               "store; past it a page waits for its turn, the turns fair "
+                               "store while events are written (within 2 s); past it a "
+                               "page waits for its turn, the turns fair "
                                "between keys (with auth off, between client addresses), and "
                                "the writes keep their pace (see \"Limits\"); `0` no bound",
                                check=at_least(0))

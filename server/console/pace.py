@@ -320,6 +320,11 @@ class Reading(_Bucket):
         self._schedule()
 
 
+# How long after an event write the process counts as writing, for Listing: writes a
+# second apart keep the lists paced between them.
+WRITING_SECONDS = 2.0
+
+
 class Listing:
     """The time a second that the pages of the console's lists (ListUserEvents,
     ListClientEvents, ListRejections) take together to read (--list-read-ms), as the
@@ -334,16 +339,27 @@ class Listing:
     CPU): 8 callers looping a filter that selects nothing had 24-28 pages a second,
     24-33 unbounded. Charged their threads' wall time instead, they had 0.1-0.2 a
     second, and another caller's first page waited 1.4-2.2 s (the median), the
-    writes no faster (bench.reader_flood --postgres, one run on a loaded machine)."""
+    writes no faster (bench.reader_flood --postgres, one run on a loaded machine).
 
-    def __init__(self, read_ms: int) -> None:
+    The budget holds only while events are written (an event write admitted by this
+    process within WRITING_SECONDS, by `last_write`): it is there to keep the writes'
+    pace, and paced with no write to keep, a search of a rare filter over millions of
+    events on a quiet server (each call reading its tenth of a second) came two calls a
+    second, its walk through the store about 5 times as long. Unpaced pages are charged
+    nothing, so the first write after a quiet spell finds the budget as it was."""
+
+    def __init__(self, read_ms: int, last_write: Callable[[], float]) -> None:
         self.reading = Reading(read_ms / 1000)
         self._costs: dict[Hashable, float] = {}  # each caller's last page's, the latest last
+        self._last_write = last_write  # (time.monotonic() of the last event write admitted)
 
     async def read(self, party: Hashable, run: Callable[..., Awaitable[T]],
                    fn: Callable[..., T], /, *args: Any, **options: Any) -> T:
         """`await run(fn, *args, **options)` (a page read on its threads), once the
-        turn of `party` has come, charged what `fn` cost its thread."""
+        turn of `party` has come, charged what `fn` cost its thread (at once, and
+        charged nothing, while no event is written)."""
+        if time.monotonic() - self._last_write() > WRITING_SECONDS:
+            return await run(fn, *args, **options)
         expected = self._costs.get(party, FIRST_READ_SECONDS)
         taken = await self.reading.take(expected, party)
         began: list[float] = []  # (set on its thread)

@@ -180,7 +180,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         self._store = store
         self._watches = watches
         self._policy = policy
-        self._lists = lists or Listing(0)
+        self._lists = lists or Listing(0, time.monotonic)  # (no bound)
         self._envelope = Envelope(policy, TRANSPORT)  # refuses the gRPC streams
 
     async def ListUserEvents(self, request: console_pb2.ListUserEventsRequest,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import re
 import threading
 import time
@@ -122,6 +123,9 @@ class Policy:
         self._open_lines = LineBudget(PUBLIC_KEY_LINES, "refused calls",
                                        " from one client address")
         self.keyless_refusals = KeylessRefusals()
+        # time.monotonic() when an event write (WRITER_METHODS) was last admitted: the
+        # console's list pages are paced while writes come (see console.pace.Listing)
+        self.last_write = -math.inf
 
     @classmethod
     def from_settings(cls, settings: Settings, guarded: Iterable[str],

@@ -11,6 +11,7 @@ caller's page was asked and answered (counters, not clocks), under generous dead
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
@@ -22,7 +23,11 @@ from pathlib import Path
 import grpc
 import pytest
 from footfall.console.v1 import console_pb2, console_pb2_grpc
-from footfall.retail.v2 import user_event_pb2
+from footfall.retail.v2 import (
+    user_event_pb2,
+    user_event_service_pb2,
+    user_event_service_pb2_grpc,
+)
 from google.protobuf import timestamp_pb2
 
 from server import app
@@ -36,8 +41,10 @@ from . import http_client
 
 A = "projects/a/locations/global/catalogs/default_catalog"
 B = "projects/b/locations/global/catalogs/default_catalog"
+C = "projects/c/locations/global/catalogs/default_catalog"
 A_KEY = "list-reading-test-reader-a-0123456"
 B_KEY = "list-reading-test-reader-b-0123456"
+W_KEY = "list-reading-test-writer-c-0123456"
 EVENTS = 300  # of each project: a page of 100 of them costs a few milliseconds to read
 FLOOD = 8  # the flood's callers, each asking page after page
 DEADLINE = 60.0  # seconds for anything to come, at most (generous: no timing here)
@@ -49,9 +56,44 @@ class Seen(pace.Listing):
 
     made: list[Seen] = []
 
-    def __init__(self, read_ms: int) -> None:
-        super().__init__(read_ms)
+    def __init__(self, read_ms: int, last_write: Callable[[], float]) -> None:
+        super().__init__(read_ms, last_write)
         Seen.made.append(self)
+
+
+@contextlib.contextmanager
+def writing(running: Running, key: str | None = None) -> Iterator[None]:
+    """An event written to a third project every tenth of a second meanwhile, over
+    gRPC (as `key`, a writer's): the budget holds while events are written (see
+    pace.Listing)."""
+    stop = threading.Event()
+    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+    stub = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+    metadata = [("x-goog-api-key", key)] if key else []
+    failed: list[grpc.RpcError] = []
+
+    def write() -> None:
+        n = 0
+        while not stop.wait(0.1):
+            event = user_event_pb2.UserEvent(event_type="home-page-view", visitor_id=f"w-{n}")
+            event.event_time.CopyFrom(timestamp_pb2.Timestamp(seconds=1_700_000_000 + n))
+            try:
+                stub.WriteUserEvent(user_event_service_pb2.WriteUserEventRequest(
+                    parent=C, user_event=event), metadata=metadata, timeout=DEADLINE)
+            except grpc.RpcError as error:
+                failed.append(error)
+                return
+            n += 1
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        writer.join(DEADLINE)
+        channel.close()
+    assert not failed, failed[0]
 
 
 def fill(running: Running) -> None:
@@ -80,18 +122,20 @@ def budgeted(request: pytest.FixtureRequest, settings: Settings, clock: FixedClo
         keys = tmp_path / "keys.json"
         keys.write_text(json.dumps({"keys": {
             A_KEY: {"projects": ["a", "b"], "role": "reader"},
-            B_KEY: {"projects": ["a", "b"], "role": "reader"}}}))
+            B_KEY: {"projects": ["a", "b"], "role": "reader"},
+            W_KEY: {"projects": ["c"], "role": "writer"}}}))
         keys.chmod(0o600)
         changes["auth_file"] = str(keys)
-        callers = {"a": A_KEY, "b": B_KEY}
+        callers = {"a": A_KEY, "b": B_KEY, "writer": W_KEY}
     else:
         changes["host"] = "::"  # (reached from two loopback addresses)
-        callers = {"a": "127.0.0.1", "b": "[::1]"}
+        callers = {"a": "127.0.0.1", "b": "[::1]", "writer": ""}
     running = start(dataclasses.replace(settings, **changes), clock)  # type: ignore[arg-type]
     try:
         fill(running)
         (listing,) = made
-        yield running, listing, callers
+        with writing(running, callers["writer"]):
+            yield running, listing, callers
     finally:
         running.stop()
 
@@ -202,11 +246,36 @@ def test_metrics_show_the_pages_that_waited_for_the_budget(
                 page.body.decode()))
             return values.get("footfall_list_reads_waiting", 0) >= 1
 
+        with writing(running):
+            flood = Flood(running.port, "127.0.0.1")
+            try:
+                until(scraped, "no page was shown waiting for --list-read-ms")
+            finally:
+                flood.end()
+        assert values["footfall_list_read_waits_total"] >= 1
+    finally:
+        running.stop()
+
+
+def test_a_server_that_writes_nothing_reads_the_pages_unpaced(
+        settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The budget is there to keep the writes' pace: paced with no write to keep, a
+    search of a rare filter on a quiet server came two calls a second."""
+    made: list[Seen] = []
+    monkeypatch.setattr(Seen, "made", made)
+    monkeypatch.setattr(app, "Listing", Seen)
+    running = start(dataclasses.replace(settings, http_port=-1, list_read_ms=READ_MS), clock)
+    try:
+        fill(running)
+        (listing,) = made
+        with writing(running):  # (events written a while, then no more)
+            time.sleep(0.5)
+        time.sleep(pace.WRITING_SECONDS + 0.5)
         flood = Flood(running.port, "127.0.0.1")
         try:
-            until(scraped, "no page was shown waiting for --list-read-ms")
+            until(lambda: flood.answered >= 5 * FLOOD, "the flood's pages")
         finally:
             flood.end()
-        assert values["footfall_list_read_waits_total"] >= 1
+        assert listing.reading.waits == 0
     finally:
         running.stop()

@@ -7,12 +7,16 @@ charged, in CPU burnt on purpose."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any
 
 import pytest
 
-from server.console.pace import FIRST_READ_SECONDS, Listing
+from server.console.pace import FIRST_READ_SECONDS, WRITING_SECONDS, Listing
+
+# When the process last committed, for Listing: now (it writes all along).
+WRITING = time.monotonic
 
 
 def burn(seconds: float) -> str:
@@ -30,7 +34,7 @@ async def settle() -> None:
 
 def test_a_page_is_charged_its_threads_cpu_and_the_next_callers_page_waits() -> None:
     async def main() -> None:
-        listing = Listing(100)  # 0.1 s a second: up to 20 ms unspent
+        listing = Listing(100, WRITING)  # 0.1 s a second: up to 20 ms unspent
         assert await listing.read("a", asyncio.to_thread, burn, 0.03) == "page"
         # 30 ms charged, not the 1 ms expected: the budget is spent, another's page waits
         late = asyncio.ensure_future(listing.read("b", asyncio.to_thread, burn, 0.0))
@@ -43,7 +47,7 @@ def test_a_page_is_charged_its_threads_cpu_and_the_next_callers_page_waits() -> 
 
 def test_a_callers_next_page_expects_what_its_last_cost() -> None:
     async def main() -> None:
-        listing = Listing(1000)  # a second a second: up to 0.2 s unspent
+        listing = Listing(1000, WRITING)  # a second a second: up to 0.2 s unspent
         taken: list[float] = []
         take = listing.reading.take
 
@@ -64,7 +68,7 @@ def test_a_callers_next_page_expects_what_its_last_cost() -> None:
 
 def test_a_page_whose_caller_went_before_its_read_began_is_charged_nothing() -> None:
     async def main() -> None:
-        listing = Listing(100)
+        listing = Listing(100, WRITING)
 
         async def gone(fn: Any, *args: Any) -> str:
             raise asyncio.CancelledError  # (as while it waited for its project's thread)
@@ -75,5 +79,31 @@ def test_a_page_whose_caller_went_before_its_read_began_is_charged_nothing() -> 
         # nothing spent: another caller's page goes at once
         await listing.read("b", asyncio.to_thread, burn, 0.0)
         assert listing.reading.waits == 0
+
+    asyncio.run(main())
+
+
+def test_a_process_that_writes_nothing_reads_its_pages_unpaced_and_uncharged() -> None:
+    """The budget keeps the writes' pace: with none to keep, a rare filter's search on
+    a quiet server came two calls a second, each reading for its tenth of a second."""
+    async def main() -> None:
+        last = [-math.inf]
+        listing = Listing(100, lambda: last[0])
+        for _ in range(3):  # 90 ms, of a budget of 20 ms unspent
+            assert await listing.read("a", asyncio.to_thread, burn, 0.03) == "page"
+        assert await listing.read("b", asyncio.to_thread, burn, 0.0) == "page"
+        assert listing.reading.waits == 0
+        # A write: the budget holds from now on, as it was (nothing was charged).
+        last[0] = time.monotonic()
+        assert await listing.read("a", asyncio.to_thread, burn, 0.03) == "page"
+        late = asyncio.ensure_future(listing.read("b", asyncio.to_thread, burn, 0.0))
+        await settle()
+        assert not late.done() and listing.reading.waits == 1
+        assert await asyncio.wait_for(late, 5) == "page"
+        # ... until WRITING_SECONDS have passed since
+        last[0] = time.monotonic() - WRITING_SECONDS - 1
+        for _ in range(3):
+            await listing.read("a", asyncio.to_thread, burn, 0.03)
+        assert listing.reading.waits == 1
 
     asyncio.run(main())
