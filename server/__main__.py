@@ -304,13 +304,12 @@ def _name_verbs(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve(args: argparse.Namespace, parent: int) -> int:
-    if args.log_format != "json":
-        return _serve_logging(args, parent, None)
-    # Before any line: the checks of settings_from_args print some.
+    # Before any line: the checks of settings_from_args print some. (Text too: the
+    # relay bounds the lines grpc writes for what clients send; see stderr_json.)
     from server.stderr_json import Relay
 
     try:
-        relay = Relay()
+        relay = Relay(json_lines=args.log_format == "json")
     except OSError:  # no stderr to relay to (closed: `2>&-`), or no process to be had
         return _serve_logging(args, parent, None)
     try:

@@ -7,6 +7,9 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -124,3 +127,65 @@ def test_a_setting_that_stops_the_server_is_said_as_an_error(tmp_path: Path) -> 
     assert [(line["level"], line["logger"]) for line in lines] == [("ERROR", "stderr")], lines
     assert lines[0]["message"].startswith("footfall serve: error: --processes 2 needs a store"), \
         lines
+
+
+def _frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+    """An HTTP/2 frame (RFC 9113 §4.1)."""
+    return struct.pack(">I", len(payload))[1:] + bytes((kind, flags)) + \
+        struct.pack(">I", stream) + payload
+
+
+def _header(name: bytes, value: bytes) -> bytes:
+    """A header field as an HPACK literal never added to the table (RFC 7541 §6.2.2)."""
+    return b"\x00" + bytes((len(name),)) + name + bytes((len(value),)) + value
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_grpcs_lines_for_what_clients_send_are_bounded(tmp_path: Path, log_format: str) -> None:
+    # grpc writes a line of its own for each call whose grpc-timeout header it cannot
+    # read, before any key is asked for: one connection resetting such calls as it
+    # sent them had 83,000 lines a second written (13 MB/s), no key needed. A window's
+    # first 100 are written, then a line says how many more there were.
+    ready = tmp_path / "ready.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", "--port", "0", "--http-port", "0",
+         "--store", "memory://", "--log-format", log_format, "--ready-file", str(ready)],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+    sent = 1_000
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while not ready.exists():
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        host, port = json.loads(ready.read_text())["grpc"].rsplit(":", 1)
+        block = b"".join(_header(name, value) for name, value in (
+            (b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"localhost"),
+            (b":path", b"/grpc.health.v1.Health/Check"), (b"te", b"trailers"),
+            (b"content-type", b"application/grpc"), (b"grpc-timeout", b"soon")))
+        calls = b"".join(_frame(1, 0x4, stream, block) + _frame(3, 0, stream, b"\0\0\0\x08")
+                         for stream in range(1, 2 * sent, 2))
+        with socket.create_connection((host, int(port)), timeout=DEADLINE) as connection:
+            connection.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _frame(4, 0, 0, b"") +
+                               calls + _frame(6, 0, 0, b"footfall"))
+            answered = b""  # (until the ping's ack: every call before it was read)
+            while _frame(6, 1, 0, b"footfall") not in answered:
+                read = connection.recv(1 << 16)
+                assert read, answered[-200:]
+                answered += read
+        server.terminate()
+        _, err = server.communicate(timeout=DEADLINE)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, err.decode(errors="replace")[-2000:]
+    lines = err.decode().splitlines()
+    if log_format == "json":
+        lines = [json.loads(line)["message"] for line in lines]
+    written = [line for line in lines if "Error parsing 'grpc-timeout'" in line]
+    assert len(written) == 100, len(written)
+    [counted] = [match for line in lines if (match := re.search(
+        r"(\d+) more lines of grpc's from hpack_parser\.cc", line))]
+    assert int(counted[1]) == sent - 100, counted.string
