@@ -38,7 +38,7 @@ from google.rpc import error_details_pb2
 
 from server.clock import Clock
 from server.console import origin
-from server.errors import FootfallError, Unauthenticated
+from server.errors import FootfallError, InvalidArgument, Unauthenticated
 from server.names import DEFAULT_TENANT_ID, is_project_id
 from server.operations.summary import unpacked
 from server.periodic import Periodic
@@ -86,6 +86,13 @@ _ANY_PREFIX = "type.googleapis.com/"
 _TYPE_URLS: dict[Any, bytes] = {}  # a request type's Any.type_url field, made once
 ALIKE_KINDS = 256  # kinds of refusal whose common part is kept made (see Rejections._alike_part)
 KEPT_VIOLATIONS = 20
+# A refusal's message, and its field violations together, are kept to about this many
+# characters (the message still ending with the count of the violations it leaves
+# out): an answer names up to 100 violations of up to 2,000 characters each (a
+# description may quote what was sent), and 120 products of a currency code of 1,000
+# characters each made a kept row of 128 KB (500 KB of 4-byte characters), 2,000 of
+# which one project's writer key may keep, and 256 kinds of which were held in memory.
+KEPT_TEXT_CHARS = 4096
 GATHERED_LIMIT = 10_000  # refusals waiting for the writer, at most
 # `gs://b/f.json line 4: ` before an import failure's violations
 _LINE = re.compile(r"^\S+ line \d+: ")
@@ -99,10 +106,29 @@ KEY_NOT_KEPT = b'"%s"' % KEY_MASK.encode()
 
 
 def _violations(error: FootfallError) -> list[error_details_pb2.BadRequest.FieldViolation]:
+    """The first KEPT_VIOLATIONS field violations of `error`, as many as fit in
+    KEPT_TEXT_CHARS (at least one)."""
     for detail in error.details():
         if isinstance(detail, error_details_pb2.BadRequest):
-            return list(detail.field_violations[:KEPT_VIOLATIONS])
+            kept: list[error_details_pb2.BadRequest.FieldViolation] = []
+            chars = 0
+            for violation in detail.field_violations[:KEPT_VIOLATIONS]:
+                chars += len(violation.field) + len(violation.description)
+                if kept and chars > KEPT_TEXT_CHARS:
+                    break
+                kept.append(violation)
+            return kept
     return []
+
+
+def _message(error: FootfallError) -> str:
+    """The message of `error` as kept: cut to about KEPT_TEXT_CHARS (an
+    INVALID_ARGUMENT's at a violation, ending with the count of those left out)."""
+    if len(error.message) <= KEPT_TEXT_CHARS:
+        return error.message
+    if isinstance(error, InvalidArgument):
+        return error.shorter_message(KEPT_TEXT_CHARS)
+    return error.message[:KEPT_TEXT_CHARS - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -380,7 +406,7 @@ class Rejections:
             found = self._alike[alike] = (_project(parent), console_pb2.Rejection(
                 transport=transport,  # type: ignore[arg-type]
                 method=method, parent=parent, key_name=key_name, code=error.code.value[0],
-                message=error.message, field_violations=_violations(error)).SerializeToString())
+                message=_message(error), field_violations=_violations(error)).SerializeToString())
         return found
 
     def _keep(self, rows: list[RejectionRow], same: tuple[Any, bytes | None] | None = None

@@ -19,7 +19,7 @@ from google.protobuf import json_format, unknown_fields
 from server.clock import FixedClock, SystemClock
 from server.console import rejections
 from server.console.rejections import Rejections, shown
-from server.errors import InvalidArgument
+from server.errors import FieldViolation, InvalidArgument
 from server.store import Store, sqlite
 from server.store.console import RejectionRow
 from server.store.group_commit import Job
@@ -508,3 +508,30 @@ def test_the_trim_after_an_import_batch_takes_its_own_projects_refusals_only(
     store.flush()
     kept = [shown(*r) for r in store.rejections_after(None, 0, 1000)]
     assert sorted(r.parent for r in kept) == sorted([CATALOG] + [other] * 3)
+
+
+def test_a_refusal_naming_many_long_violations_is_kept_within_a_few_kb(store: Store) -> None:
+    # An answer names up to 100 violations of up to 2,000 characters each (a
+    # description may quote what was sent: `got 'XXX...'`), and the message and 20
+    # violations were kept whole: 120 products of a currency code of 1,000 characters
+    # made a kept row of 128 KB, 500 KB of 4-byte characters.
+    few_kb = 4096  # (of characters: the message's, and the violations' together)
+    error = InvalidArgument([
+        FieldViolation(
+            f"user_event.product_details[{n}].product.price_info.currency_code",
+            "must be a three-letter ISO 4217 code such as USD, got " + repr("\U0001d54f" * 990))
+        for n in range(120)])
+    keeper = Rejections(store, SystemClock(), 10, 3600)
+    keeper.refused(WRITE, "grpc", user_event_service_pb2.WriteUserEventRequest(parent=CATALOG),
+                   error, "k")
+    store.flush()
+    [row] = store.rejections_after(None, 0, 10)
+    assert len(row.payload) < 4 * 3 * few_kb, len(row.payload)
+    kept = shown(*row)
+    assert len(kept.message) <= few_kb
+    # (cut at a violation, still saying how many it leaves out, as the console reads it)
+    shown_count = kept.message.count("; ")
+    assert kept.message.endswith(f"; and {120 - shown_count} more violations"), kept.message[-80:]
+    assert kept.field_violations[0] == error.details()[0].field_violations[0]
+    assert sum(len(v.field) + len(v.description) for v in kept.field_violations[1:]) \
+        <= few_kb
