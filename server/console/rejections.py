@@ -327,14 +327,19 @@ class Rejections:
                 or isinstance(error, (Unauthenticated, NotYourProject)):
             return
         parent = _parent(request.bare if isinstance(request, UnreadBody) else request)
-        # (the message as kept: a whole one of 100 long violations, held as the key
-        # of each of ALIKE_KINDS, held 180 MB after 250 such refusals)
-        alike = (origin.of_call(transport, method), method, parent, key_name or "",
-                 error.code, _message(error))
         data = request.body if isinstance(request, UnreadBody) \
             else request.SerializeToString() if isinstance(request, Message) else None
-        if key and data is not None and key.encode() in data:
-            request, data = _KeyMasked(request, key), None  # (kept as its JSON, masked)
+        # (the message as kept: a whole one of 100 long violations, held as the key
+        # of each of ALIKE_KINDS, held 180 MB after 250 such refusals)
+        message = _message(error)
+        if key:
+            if key in parent or (data is not None and key.encode() in data):
+                request, data = _KeyMasked(request, key), None  # (kept as its JSON, masked)
+            # ... and wherever else the request's text stands: its parent, and what the
+            # answer quotes of it (`ip_address: ... got 'KEY'`), not in the JSON alone
+            parent, message = parent.replace(key, KEY_MASK), message.replace(key, KEY_MASK)
+        alike = (origin.of_call(transport, method), method, parent, key_name or "",
+                 error.code, message)
         now_ns = self._clock.now_ns()
         # Alike requests are found by their bytes, of those kept as bytes only: a
         # large one (kept as its JSON, cut) would hold its megabytes while it waits.
@@ -349,7 +354,7 @@ class Rejections:
             if stranded:  # its job failed before taking it: another takes them
                 self._queue()
             return
-        project, common = self._alike_part(alike, error)
+        project, common = self._alike_part(alike, error, key)
         self._keep([RejectionRow(project, kept_under(method, parent), now_ns // 1000,
                                  common + _time(now_ns) + _request(request, data))], same)
 
@@ -394,21 +399,26 @@ class Rejections:
             except Exception:  # a store that is closing or away: the next one trims
                 log.warning("could not forget old refusals", exc_info=True)
 
-    def _alike_part(self, alike: tuple[Any, ...], error: FootfallError) -> tuple[str, bytes]:
+    def _alike_part(self, alike: tuple[Any, ...], error: FootfallError, key: str = ""
+                    ) -> tuple[str, bytes]:
         """The project of the parent, and the fields of the Rejection that every
-        refusal `alike` has (all but its time and request) serialized: made for
-        the first, looked up for the others. Alike: the same call (transport,
-        method, parent), key name and answer (code and message: the message names
-        its field violations)."""
+        refusal `alike` has (all but its time and request) serialized, its field
+        violations with `key` masked: made for the first, looked up for the others.
+        Alike: the same call (transport, method, parent), key name and answer (code
+        and message: the message names its field violations)."""
         found = self._alike.get(alike)
         if found is None:
             if len(self._alike) >= ALIKE_KINDS:
                 self._alike.clear()
             transport, method, parent, key_name, _, message = alike
+            violations = _violations(error)
+            for violation in violations if key else ():
+                violation.field = violation.field.replace(key, KEY_MASK)
+                violation.description = violation.description.replace(key, KEY_MASK)
             found = self._alike[alike] = (_project(parent), console_pb2.Rejection(
                 transport=transport,  # type: ignore[arg-type]
                 method=method, parent=parent, key_name=key_name, code=error.code.value[0],
-                message=message, field_violations=_violations(error)).SerializeToString())
+                message=message, field_violations=violations).SerializeToString())
         return found
 
     def _keep(self, rows: list[RejectionRow], same: tuple[Any, bytes | None] | None = None

@@ -23,6 +23,7 @@ from typing import Any
 import grpc
 
 from server.console import origin
+from server.console.rejections import KEY_MASK
 from server.errors import ChosenStatus, FootfallError, Internal
 from server.loop import in_decoder, set_large_call
 from server.policy import Admission, Metadata, Policy, caller_gone, drop_if_gone
@@ -289,9 +290,12 @@ class Envelope:
         public_from = (client if client is not None else client_of(context)) \
             if not self.policy.auth.enabled or (grant is not None
                                                 and grant.role is Role.WRITER) else None
+        # (the message may quote the request, and so the caller's key where a field
+        # holds it: `ip_address: ... got 'KEY'`; a key is never logged)
         self.policy.record(method, self.transport, refusal.code,
-                           time.perf_counter() - started, admission, refusal.message, key_name,
-                           public_from)
+                           time.perf_counter() - started, admission,
+                           refusal.message.replace(key, KEY_MASK) if key else refusal.message,
+                           key_name, public_from)
         # With auth on, only the refusals of a known key are kept: whoever sends no key
         # (refused for anything before the key was looked at) cannot fill the table.
         if self.policy.rejections is not None and keep \

@@ -4,6 +4,7 @@ path; every job that ends writes one INFO line with its kind, outcome, time and 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import queue
 import re
@@ -251,3 +252,40 @@ def test_a_stderr_pipe_nobody_reads_holds_up_no_call(tmp_path: Path) -> None:
         code = server.wait(timeout=60)
     assert code == 0, rest
     assert rest.count("code=INVALID_ARGUMENT") == 600  # queued, none lost
+
+
+def test_a_refusal_quoting_the_callers_key_neither_logs_nor_keeps_it(
+        settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+    # A key sent in a field by mistake (an ip_address, a catalog's name: arguments
+    # swapped) was masked in the refusal's request JSON only: its message and field
+    # violations (`got 'KEY'`), its parent and its log line held the key, which the
+    # project's reader keys read in the console.
+    secret = "admin-secret-4kQ2vX9pLm"
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": {secret: {"projects": ["*"], "role": "admin",
+                                                  "name": "ops"}}}))
+    logger = logging.getLogger("footfall.requests")
+    handler, level = Lines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    running = start(dataclasses.replace(settings, http_port=-1, auth_file=str(keys)), clock)
+    try:
+        key = {"x-goog-api-key": secret}
+        assert call(running.http_port, "POST", f"/v2/{CATALOG}/userEvents:write",
+                    {"eventType": "home-page-view", "visitorId": "v",
+                     "userInfo": {"ipAddress": secret}}, headers=key).status == 400
+        named = CATALOG.replace("default_catalog", f"{secret}%20")
+        assert call(running.http_port, "POST", f"/v2/{named}/userEvents:write",
+                    {"eventType": "home-page-view", "visitorId": "v"}, headers=key).status == 400
+        kept = call(running.http_port, "GET", "/console/v1/projects/p/rejections",
+                    headers=key)
+        assert kept.status == 200 and len(kept.json()["rejections"]) == 2, kept.body
+        assert secret not in kept.body.decode(), kept.body
+        assert "(not kept: an API key)" in kept.json()["rejections"][0]["parent"]
+        for quoted in ("ip_address: must be", "parent: the catalog"):
+            line = handler.wait_for(lambda m, quoted=quoted: quoted in m)
+            assert secret not in line and "(not kept: an API key)" in line, line
+    finally:
+        running.stop()
+        logger.removeHandler(handler)
+        logger.setLevel(level)
