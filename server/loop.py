@@ -190,12 +190,18 @@ def _abandonable() -> tuple[contextvars.Context, threading.Event]:
     return context, gone
 
 
+def abandoned() -> bool:
+    """In work run by `off_loop` or `in_decoder`: whether the coroutine awaiting it
+    was cancelled (its caller went, or its deadline passed)."""
+    gone = _ABANDONED.get()
+    return gone is not None and gone.is_set()
+
+
 def stop_if_abandoned() -> None:
     """In work run by `off_loop`, between the reads of one call: CANCELLED once
-    the coroutine awaiting it was cancelled (its caller went, or its deadline
-    passed), so that a long scan does not hold a pool thread for nobody."""
-    gone = _ABANDONED.get()
-    if gone is not None and gone.is_set():
+    the coroutine awaiting it was cancelled (see `abandoned`), so that a long scan
+    does not hold a pool thread for nobody."""
+    if abandoned():
         raise Cancelled("the caller went before the answer was ready")
 
 
@@ -274,20 +280,27 @@ async def in_decoder(fn: Callable[..., T], /, *args: Any,
     """`fn(*args)` (a decode), run on the decoders' threads in a copy of the caller's
     context; the loop serves other calls meanwhile (between the GIL's switches).
     `ended` is called on the loop once `fn` has returned or raised, or is sure never
-    to run (cancelled while it waited): not sooner, if the caller goes meanwhile."""
-    context = contextvars.copy_context()
-    if ended is None:
-        return await asyncio.get_running_loop().run_in_executor(_DECODERS, context.run, fn,
-                                                                *args)
+    to run (cancelled while it waited): not sooner, if the caller goes meanwhile.
+    Cancelled, `fn` goes on, but a wait in it may end (`abandoned`: the encoder's)."""
+    context, gone = _abandonable()
     loop = asyncio.get_running_loop()
-    future = _DECODERS.submit(context.run, fn, *args)
+    try:
+        # (no future in this frame where none is needed: a refusal's traceback holds the
+        # frame, the future its exception: a cycle, the request's bytes kept till the
+        # collector ran)
+        if ended is None:
+            return await loop.run_in_executor(_DECODERS, context.run, fn, *args)
+        future = _DECODERS.submit(context.run, fn, *args)
 
-    def done(_: Any) -> None:  # (on the decoder's thread, or here if done already)
-        with contextlib.suppress(RuntimeError):  # (the loop closed: nothing to give back)
-            loop.call_soon_threadsafe(ended)
+        def done(_: Any) -> None:  # (on the decoder's thread, or here if done already)
+            with contextlib.suppress(RuntimeError):  # (the loop closed: nothing to give back)
+                loop.call_soon_threadsafe(ended)
 
-    future.add_done_callback(done)
-    return await asyncio.wrap_future(future)
+        future.add_done_callback(done)
+        return await asyncio.wrap_future(future)
+    except asyncio.CancelledError:
+        gone.set()
+        raise
 
 
 async def in_stream_encoder(fn: Callable[..., T], /, *args: Any) -> T:

@@ -185,6 +185,11 @@ class Metrics:
         `up` alone read 1 throughout (under --processes, the answering process's)."""
         self._exposed.register(_Serving(serving))
 
+    def watch_encoder(self, replaced: dict[str, int]) -> None:
+        """Show the large events' encoding processes given up on (server.retail.encoder's
+        `replaced`: this process's, under --processes)."""
+        self._exposed.register(_Replaced(replaced))
+
     def watch_pace(self, pace: Any) -> None:
         """Show how often the console's watches of single rows waited for their
         shared budget of messages (console/pace.py; this process's, under --processes)."""
@@ -292,6 +297,25 @@ class _Serving(Collector):
             "1 while the health check says SERVING; 0 while it says NOT_SERVING: the "
             "database unreachable or hung, its disk full, or the server draining.",
             value=1 if self._serving() else 0)
+
+
+class _Replaced(Collector):
+    """The count of encoding processes given up on, by why, read at each scrape (a
+    collector for the same reason as _Uncommitted)."""
+
+    def __init__(self, replaced: dict[str, int]) -> None:
+        self._replaced = replaced
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "footfall_encoder_workers_replaced",
+            "Processes encoding large events given up on, by reason: died (ended, or "
+            "killed by someone else), hung (owed an encoding past its allowance; killed). "
+            "The event is encoded in the server; the next large event starts another.",
+            labels=["reason"])
+        for reason, count in self._replaced.items():
+            family.add_metric([reason], count)
+        yield family
 
 
 class _Waits(Collector):

@@ -1,19 +1,26 @@
 """A large event's deterministic encoding (what its row stores, and its dedup key
 hashes) is made by a process of the server's own (server.retail.encoder), so that
 the loop, which serves every call, answers meanwhile; a large event is stored all
-the same when that process dies. Through the official client, on a `footfall serve`."""
+the same when that process dies or hangs (SIGSTOP: given up on after its allowance),
+and a hung one holds no caller past its deadline nor a SIGTERM past its grace.
+Through the official clients, on a `footfall serve`."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
+import requests
+from google.api_core import exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import retail_v2, retail_v2beta
 from google.cloud.retail_v2.services.user_event_service.transports import (
@@ -25,6 +32,8 @@ from google.cloud.retail_v2beta.services.user_event_service.transports import (
 from google.protobuf import timestamp_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from server.retail.encoder import allowance
+
 from .support import ServerProcess, count_events, retail_client, wait_until
 
 CATALOG = "projects/heavy/locations/global/catalogs/default_catalog"
@@ -34,6 +43,9 @@ ATTRIBUTES = 30_000
 # However busy the machine, a health check of a loop that is free answers well within
 # this; one behind the large write's encoding would wait for ever (its worker stopped).
 GENEROUS = 20.0
+# How long a large write may wait for a stopped encoder: its allowance (for 1 MiB: the
+# event is 0.8 MB), then the encoding made in the server, the rules, the write.
+HUNG = allowance(1 << 20) + GENEROUS
 
 
 def heavy(visitor: str, seconds: int | None = None) -> retail_v2.UserEvent:
@@ -104,6 +116,9 @@ def test_the_loop_answers_while_a_large_events_encoding_is_made_elsewhere(
     assert second.visitor_id == "v-second" and len(second.attributes) == ATTRIBUTES
     assert second.attributes["key-7"].text == ["value 7"]
     assert count_events(server.store, CATALOG, server.workdir) == 2
+    # Slow, not hung: the same worker goes on, given up on by nobody.
+    assert workers(server.proc.pid) == [encoder]
+    assert replaced(server) == {"died": 0, "hung": 0}
 
 
 def test_a_large_event_is_stored_and_deduplicated_when_its_encoder_dies(
@@ -154,3 +169,152 @@ def test_a_large_event_is_answered_and_stored_alike_on_every_surface(
         for answer in answers:
             assert answer == sent
     assert count_events(server.store, CATALOG, server.workdir) == 2
+
+
+def replaced(server: ServerProcess) -> dict[str, float]:
+    """footfall_encoder_workers_replaced_total by reason, from /metrics."""
+    text = requests.get(f"http://{server.http_address}/metrics", timeout=GENEROUS).text
+    prefix = "footfall_encoder_workers_replaced_total{reason=\""
+    return {line[len(prefix):].split('"')[0]: float(line.split()[-1])
+            for line in text.splitlines() if line.startswith(prefix)}
+
+
+def stopped_encoder(server: ServerProcess, client: Any) -> int:
+    """The server's encoder, started by a large event and then stopped (SIGSTOP)."""
+    write(client, heavy("v-first"))
+    encoder = encoder_of(server)
+    os.kill(encoder, signal.SIGSTOP)
+    return encoder
+
+
+def ended(pid: int) -> bool:
+    """Whether process `pid` is gone (or a zombie: killed, not yet reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def kill_if_left(pid: int) -> None:
+    """SIGKILL `pid` if it is still there: a stopped encoder that its server did not
+    end stays stopped for ever."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def write_within(client: Any, event: retail_v2.UserEvent, seconds: float) -> retail_v2.UserEvent:
+    return client.write_user_event(request={"parent": CATALOG, "user_event": event},
+                                   timeout=seconds)
+
+
+@pytest.mark.timeout(3 * HUNG)
+def test_a_large_event_is_stored_once_when_its_encoder_hangs(
+        server_factory: Callable[..., ServerProcess], each_store: str) -> None:
+    """A stopped encoder holds a large write no longer than its allowance: it is killed,
+    the event encoded in the server, and the next large event starts another, whose
+    bytes are the server's (the same event sent again is a duplicate)."""
+    server = server_factory(store=each_store)
+    with retail_client(server.address) as client:
+        encoder = stopped_encoder(server, client)
+        try:
+            sent = heavy("v-hung", seconds=1_700_000_000)
+            started = time.monotonic()
+            assert write_within(client, sent, HUNG).attributes["key-9"].text == ["value 9"]
+            answered_in = time.monotonic() - started
+            wait_until(lambda: ended(encoder), "the stopped encoder's end", deadline=GENEROUS)
+            assert replaced(server) == {"died": 0, "hung": 1}
+            assert write_within(client, sent, HUNG).visitor_id == "v-hung"
+            assert encoder_of(server) != encoder
+        finally:
+            kill_if_left(encoder)
+    assert answered_in < HUNG
+    assert count_events(server.store, CATALOG, server.workdir) == 2
+
+
+@pytest.mark.timeout(3 * HUNG)
+def test_callers_gone_from_a_hung_encoder_hold_no_thread_and_store_nothing(
+        server_factory: Callable[..., ServerProcess]) -> None:
+    """Large writes whose deadline passes while the encoder is stopped end there: they
+    give back the two threads that every large request is decoded on (a large refusal,
+    which needs no encoding, is answered long before the encoder's allowance), and
+    nothing of theirs is stored, even once the encoder goes on."""
+    server = server_factory()
+    with retail_client(server.address) as client, \
+            concurrent.futures.ThreadPoolExecutor(2) as pool:
+        encoder = stopped_encoder(server, client)
+        try:
+            started = time.monotonic()
+            short = [pool.submit(write_within, client, heavy(f"v-short-{i}"), 2.0)
+                     for i in range(2)]
+            for call in short:
+                with pytest.raises(exceptions.DeadlineExceeded):
+                    call.result()
+            refused = heavy("")  # (no visitor_id: refused by the rules, before any encoding)
+            with pytest.raises(exceptions.InvalidArgument, match="visitor_id"):
+                write_within(client, refused, allowance(0) - 3.0)
+            assert time.monotonic() - started < allowance(0)
+            os.kill(encoder, signal.SIGCONT)
+            # (the encodings it owed made, and dropped: their callers went)
+            assert write(client, heavy("v-after")).visitor_id == "v-after"
+            assert workers(server.proc.pid) == [encoder]
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(encoder, signal.SIGCONT)
+    assert count_events(server.store, CATALOG, server.workdir) == 2
+
+
+@pytest.mark.timeout(3 * HUNG)
+def test_large_events_queued_behind_a_hung_encoder_are_all_stored(
+        server_factory: Callable[..., ServerProcess]) -> None:
+    """Three large writes at once (two over gRPC, one over REST) while the encoder is
+    stopped, behind two whose callers went (the worker owes theirs): the two decoder
+    threads wait for it, the third for a thread; within the allowance (and a new
+    encoder's start) each is answered and stored once."""
+    server = server_factory()
+    rest = retail_v2.UserEventServiceClient(transport=UserEventServiceRestTransport(
+        host=server.http_address, url_scheme="http", credentials=AnonymousCredentials()))
+    with retail_client(server.address) as client, \
+            concurrent.futures.ThreadPoolExecutor(3) as pool:
+        encoder = stopped_encoder(server, client)
+        try:
+            for call in [pool.submit(write_within, client, heavy(f"v-gone-{i}"), 2.0)
+                         for i in range(2)]:
+                with pytest.raises(exceptions.DeadlineExceeded):
+                    call.result()
+            calls = [pool.submit(write_within, caller, heavy(f"v-queued-{i}"), 2 * HUNG)
+                     for i, caller in enumerate((client, client, rest))]
+            answers = [call.result() for call in calls]
+        finally:
+            kill_if_left(encoder)
+    assert [answer.visitor_id for answer in answers] == ["v-queued-0", "v-queued-1",
+                                                         "v-queued-2"]
+    assert replaced(server)["hung"] == 1
+    assert count_events(server.store, CATALOG, server.workdir) == 4
+
+
+@pytest.mark.timeout(3 * HUNG)
+def test_sigterm_is_not_held_by_a_hung_encoder(
+        server_factory: Callable[..., ServerProcess]) -> None:
+    """SIGTERM while a large write waits for a stopped encoder: the write is ended
+    when the grace is over (not acknowledged, not stored), the encoder killed, and the
+    server exits 0 within moments (it used to wait for the encoder for ever)."""
+    server = server_factory("--grace-seconds", "2")
+    with retail_client(server.address) as client, \
+            concurrent.futures.ThreadPoolExecutor(1) as pool:
+        encoder = stopped_encoder(server, client)
+        try:
+            pending = pool.submit(write_within, client, heavy("v-draining"), 60.0)
+            time.sleep(2.0)  # (the write decoded, checked, and waiting for the encoder)
+            started = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            try:
+                code = server.proc.wait(timeout=GENEROUS)
+            except subprocess.TimeoutExpired:
+                code = None
+            assert code == 0, f"still running {time.monotonic() - started:.1f}s after SIGTERM"
+            with pytest.raises((exceptions.ServiceUnavailable, exceptions.Cancelled)):
+                pending.result(timeout=GENEROUS)  # (ended by the drain, unanswered)
+            assert ended(encoder)
+        finally:
+            kill_if_left(encoder)
+    assert count_events(server.store, CATALOG, server.workdir) == 1

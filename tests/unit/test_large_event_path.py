@@ -131,11 +131,11 @@ def test_a_large_event_written_after_the_last_server_stopped_starts_no_worker() 
         assert encoder.encodings(event)[1] == expected
         encoder.close()  # the first stops: the other's worker goes on
         assert encoder.encodings(event)[1] == expected
-        assert encoder._executor is not None  # noqa: SLF001
+        assert encoder._worker is not None  # noqa: SLF001
     finally:
         encoder.close()
-    assert encoder._executor is None  # noqa: SLF001
+    assert encoder._worker is None  # noqa: SLF001
     assert encoder.encodings(event) == (event.SerializeToString(), expected)
-    assert encoder._executor is None  # noqa: SLF001
+    assert encoder._worker is None  # noqa: SLF001
     assert not [child for child in multiprocessing.active_children()
                 if child.name.startswith("SpawnProcess")]
