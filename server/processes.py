@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 
-from server import metrics_folders, ready_file
+from server import cores, metrics_folders, ready_file
 from server.config import Settings
 from server.logsink import logging_to_stderr
 from server.ports import bind_refusal, grpc_refusal
@@ -105,7 +105,9 @@ def one_line(exc: BaseException) -> str:
 def _serve_child(settings: Settings, index: int, ready: Connection, keys: str | None,
                  parent: int) -> None:
     """The body of server process `index` (a spawned interpreter) of the supervisor
-    `parent` (its pid), beginning with the auth file's text `keys` (None: the file's)."""
+    `parent` (its pid), beginning with the auth file's text `keys` (None: the file's).
+    It keeps to a core of its own (server.cores), before any thread starts."""
+    cores.keep_to(index)
     with contextlib.suppress(OSError, AttributeError):  # Linux only: end with the parent
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     # The parent died before the line above took effect (the process was given to an

@@ -28,6 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from server import cores
 from server.errors import Cancelled
 from server.loop import abandoned
 from server.retail.line_pool import worker_setup
@@ -72,7 +73,7 @@ class _Worker:
     def __init__(self) -> None:
         self.executor = ProcessPoolExecutor(
             1, mp_context=multiprocessing.get_context("spawn"),
-            initializer=worker_setup, initargs=(os.getpid(),))
+            initializer=worker_setup, initargs=(os.getpid(), cores.allowed()))
         self._owed: dict[Future[bytes], float] = {}  # (under _lock)
 
     def submit(self, kind: Any, unsorted: bytes) -> Future[bytes]:

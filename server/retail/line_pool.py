@@ -29,6 +29,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar, cast
 
+from server import cores as server_cores
+
 log = logging.getLogger(__name__)
 
 A = TypeVar("A")
@@ -41,8 +43,9 @@ _END = object()
 
 
 def cores() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0))
+    """The cores this process's workers may run on (all the server's, under
+    --processes too: server.cores)."""
+    return len(server_cores.allowed())
 
 
 class LinePool:
@@ -91,7 +94,8 @@ class LinePool:
                 log.info("starting %d import worker processes", self.processes)
                 self._executor = ProcessPoolExecutor(
                     self.processes, mp_context=multiprocessing.get_context("spawn"),
-                    initializer=worker_setup, initargs=(os.getpid(),))
+                    initializer=worker_setup,
+                    initargs=(os.getpid(), server_cores.allowed()))
             return self._executor
 
     def _discard(self, broken: ProcessPoolExecutor) -> None:
@@ -149,12 +153,14 @@ def ahead(items: Generator[X, None, None]) -> Generator[X, None, None]:
         items.close()
 
 
-def worker_setup(parent: int) -> None:
-    """In each worker: leave Ctrl-C (SIGINT, sent to the whole terminal's group) to the
+def worker_setup(parent: int, cores: frozenset[int]) -> None:
+    """In each worker: run on `cores` (the server process's, not the one it keeps to
+    under --processes), leave Ctrl-C (SIGINT, sent to the whole terminal's group) to the
     server, and exit when it is gone. SIGTERM is left as it is: the executor ends the
     workers with it when one of them died (one killed while holding the queue's lock
     would otherwise leave the others, and the import, waiting for ever); a worker killed
     by a SIGTERM sent to the whole group costs the import one try, which resumes."""
+    server_cores.spread(cores)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_without, args=(parent,), daemon=True,
                      name="footfall-parent-watch").start()

@@ -368,6 +368,21 @@ def test_a_replacement_started_after_the_resource_tracker_died_leaves_sigterm_a_
     assert any(f"{PROCESSES} processes drain their calls" in line for line in server.log)
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < PROCESSES,
+                    reason="fewer cores than processes: they share them")
+def test_each_process_keeps_to_a_core_of_its_own(start: Callable[..., ServerProcess]) -> None:
+    server = start()
+    kept: dict[int, set[frozenset[int]]] = {}
+    for pid in server_processes(server.proc.pid):
+        kept[pid] = {frozenset(os.sched_getaffinity(int(task.name)))
+                     for task in Path(f"/proc/{pid}/task").iterdir()}
+    cores = [next(iter(masks)) for masks in kept.values() if len(masks) == 1]
+    assert len(cores) == PROCESSES, kept  # every thread of a process on the same cores
+    assert all(len(core) == 1 for core in cores), kept
+    assert len(set(cores)) == PROCESSES, kept
+    assert server.stop() == 0, server.log_text()
+
+
 def test_the_processes_end_with_their_parent(start: Callable[..., ServerProcess]) -> None:
     server = start()
     children = server_processes(server.proc.pid)
