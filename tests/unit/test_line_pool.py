@@ -98,7 +98,7 @@ def where(fixed: None, x: int) -> list[int]:
 
 if __name__ == "__main__":
     every = sorted(os.sched_getaffinity(0))
-    cores.keep_to(1)
+    cores.keep_to(1, 2)
     kept = sorted(os.sched_getaffinity(0))
     pool = LinePool(-1)
     seen = [cpus for _, cpus in pool.ordered_map(where, None, iter([(0, 0), (1, 1)]))]
