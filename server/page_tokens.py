@@ -38,9 +38,10 @@ TAG_BYTES = 16  # of HMAC-SHA256: 128 bits, past guessing
 _PURPOSE = b"footfall page token\0"  # the key signs nothing else, but says what it signs
 _UNSIGNED = re.compile(rb"-?[0-9]+(\.-?[0-9]+)*|(catalogs|tenants):.*", re.DOTALL)
 # ... and of the other lists before theirs were signed too: ListOperations'
-# "CREATED:QUESTION:NAME" (padded) and ListProducts' JSON ["AFTER_ID","FINGERPRINT"]
-# (unpadded); the insights tables' "END.FINGERPRINT" reads as the console's.
-_UNSIGNED_OPERATIONS = re.compile(rb"-?[0-9]+:[0-9]+:.*", re.DOTALL)
+# "CREATED:QUESTION:NAME", "CREATED:NAME" before 2026-12-04 (padded), and ListProducts'
+# JSON ["AFTER_ID","FINGERPRINT"] (unpadded); the insights tables' "END.FINGERPRINT"
+# reads as the console's.
+_UNSIGNED_OPERATIONS = re.compile(rb"-?[0-9]{1,19}:.*", re.DOTALL)  # (a time in int64)
 _UNSIGNED_PRODUCTS = re.compile(rb'\[".*","[0-9a-f]{16}"\]', re.DOTALL)
 
 

@@ -78,10 +78,16 @@ def test_a_changed_token_is_refused(change: Callable[[str], str]) -> None:
                                    "first page)")
 
 
-@pytest.mark.parametrize("body", [b"1716213787000000.2.12345", b"7.1", b"-3.99",
-                                  b"tenants:projects/p/tenants/t"])
+@pytest.mark.parametrize("body", [
+    b"1716213787000000.2.12345", b"7.1", b"-3.99", b"tenants:projects/p/tenants/t",
+    # ListOperations': CREATED:NAME up to 2026-12-04 (as 055eccd and 0152ba3 gave it),
+    # then CREATED:QUESTION:NAME
+    b"1796581497397922:projects/p/locations/global/catalogs/c/operations/import-user-events-6",
+    b"1796581497397922:2718281828:projects/p/locations/global/catalogs/c/operations/purge-1"])
 def test_an_unsigned_token_of_an_earlier_footfall_says_to_start_again(body: bytes) -> None:
-    assert "start from the first page" in refusal(KEY, base64.urlsafe_b64encode(body).decode())
+    assert refusal(KEY, base64.urlsafe_b64encode(body).decode()) == (
+        "is a page token of an earlier Footfall, which this one does not take: start from "
+        "the first page (no page_token)")
 
 
 def test_stores_on_one_file_or_database_share_one_key(shared_url: str,
