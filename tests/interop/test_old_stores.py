@@ -5,7 +5,8 @@ through the official clients and REST (old_stores/make_store.py, which also reco
 what the release answered). This server starts on a copy of it and must show the same:
 GetOperation's bytes, every event, the client events; it must also still recognise an
 event the old release stored when it comes again, purge and import over old rows, and
-start a second time without migrating anything.
+start a second time without migrating anything. Its insights over the upgraded
+stores answer as over the newest one, whose release rolled the events up as they came.
 """
 
 from __future__ import annotations
@@ -110,3 +111,34 @@ def test_a_store_of_an_older_release_upgrades_and_keeps_everything(
 
     again = server_factory("--gcs-root", str(tmp_path / "gcs"), store=store)
     assert "applied migration" not in again.log_text()
+
+
+def test_insights_over_upgraded_stores_answer_as_over_one_that_rolled_up_live(
+        tmp_path: Path, server_factory: Callable[..., ServerProcess]) -> None:
+    # The same events in each store; migration 9 rolled up those of the releases
+    # before it, the last release (after it) as they came.
+    assert [made_at(r) for r in RELEASES] and max(made_at(r) for r in RELEASES) >= 9
+    answers = {}
+    for release in RELEASES:
+        db = tmp_path / f"{release}.db"
+        db.write_bytes(gzip.decompress((OLD_STORES / f"{release}.db.gz").read_bytes()))
+        server = server_factory("--gcs-root", str(tmp_path / "gcs"), store=sqlite_url(db))
+        answers[release] = [get(server, path) for path in (
+            f"/insights/v1/{CATALOG}:computeTotals", f"/insights/v1/{CATALOG}/productStats",
+            f"/insights/v1/{CATALOG}/productStats?startTime=2024-05-29T16:26:42Z"
+            "&endTime=2024-05-30T00:00:00Z", f"/insights/v1/{TENANT}/jobStats")]
+        server.stop()
+    live = answers[max(RELEASES, key=made_at)]
+    assert live[1]["products"] and live[3]["jobs"]
+    for release, answer in answers.items():
+        assert answer == live, release
+
+
+def made_at(release: str) -> int:
+    """The migration level of the store `release` made."""
+    return int(json.loads((OLD_STORES / f"{release}.json").read_text())["migrations"])
+
+
+def get(server: ServerProcess, path: str) -> Any:
+    with urllib.request.urlopen(f"http://{server.http_address}{path}", timeout=10) as answer:
+        return json.load(answer)
