@@ -341,9 +341,22 @@ def open_input(root: Path, path: Path, field: str) -> BinaryIO:
         fd = _open_file(root_real, _parts_under(root_real, os.path.realpath(path)),
                         os.O_RDONLY)
     except OSError as exc:
+        if isinstance(exc, _Outside) and _under_another_root(root, path):
+            # (an import's checkpoint keeps its files' paths: the server resuming it was
+            # given another --gcs-root, a data folder moved at an upgrade, say)
+            raise InvalidArgument.field(field, f"cannot read {Path(path).name}: it was "
+                                               "found under another --gcs-root than the "
+                                               "server's (changed since this import "
+                                               "began): import it again") from None
         raise InvalidArgument.field(field, f"cannot read {name_of(root, path)}: "
                                            f"{_why(exc)}") from None
     return os.fdopen(fd, "rb")
+
+
+def _under_another_root(root: Path, path: str | Path) -> bool:
+    """Whether `path` is outside ROOT as written (not only once links are resolved)."""
+    relative = os.path.relpath(path, root)
+    return relative == os.pardir or relative.startswith(os.pardir + os.sep)
 
 
 def _output_fd(root: Path, path: Path, flags: int, field: str) -> int:

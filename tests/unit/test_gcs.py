@@ -251,6 +251,25 @@ def test_inputs_open_only_regular_files_inside_the_root(root: Path, tmp_path: Pa
         gcs.open_input(root, root / "bkt/d/gone.json", FIELD)
 
 
+def test_an_input_found_under_another_root_says_the_root_changed(root: Path,
+                                                                  tmp_path: Path) -> None:
+    # An import keeps the paths of its files in its checkpoint; resumed by a server
+    # with another --gcs-root (a data folder moved at an upgrade), they are outside it.
+    # It said "cannot read gs://../../gcs/bkt/d/a.json: a link leads outside the
+    # storage root", though there was no link.
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    with pytest.raises(InvalidArgument) as caught:
+        gcs.open_input(moved, root / "bkt/d/a.json", FIELD)
+    assert caught.value.violations[0].description == (
+        "cannot read a.json: it was found under another --gcs-root than the server's "
+        "(changed since this import began): import it again")
+    # ... while a root reached through a link reads the same files
+    (tmp_path / "link").symlink_to(root)
+    with gcs.open_input(tmp_path / "link", root / "bkt/d/a.json", FIELD) as handle:
+        assert handle.read() == b"{}\n"
+
+
 # -- skipping an over-long line ----------------------------------------------------------
 
 
