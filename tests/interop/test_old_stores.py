@@ -1,8 +1,8 @@
 """A store written by an older Footfall release, upgraded by this one, loses nothing.
 
-Each store under old_stores/ was made by that release's own `footfall serve`, filled
-through the official clients and REST (old_stores/make_store.py, which also recorded
-what the release answered). This server starts on a copy of it and must show the same:
+Each store under old_stores/ (a SQLite file, and a PostgreSQL database as pg_dump wrote
+it) was made by that release's own `footfall serve`, filled through the official
+clients and REST (old_stores/make_store.py, which also recorded what it answered). This server starts on a copy of it and must show the same:
 GetOperation's bytes, every event, the client events; it must also still recognise an
 event the old release stored when it comes again, purge and import over old rows, and
 start a second time without migrating anything. Its insights over the upgraded
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
 from google.cloud import retail_v2
 from google.longrunning import operations_pb2, operations_pb2_grpc
@@ -39,6 +40,8 @@ from .support import (
 
 OLD_STORES = Path(__file__).parent / "old_stores"
 RELEASES = sorted(p.name.removesuffix(".db.gz") for p in OLD_STORES.glob("*.db.gz"))
+# (the same releases on PostgreSQL: their databases as pg_dump wrote them)
+PG_RELEASES = sorted(p.name.removesuffix(".pg.sql.gz") for p in OLD_STORES.glob("*.pg.sql.gz"))
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 TENANT = "projects/p/tenants/t1"
 # make_store.py's: a REST call's or pixel's event keeps its caller's agent (and address)
@@ -58,14 +61,23 @@ def canonical(events: list[dict[str, Any]]) -> list[str]:
     return sorted(json.dumps(e, sort_keys=True) for e in events)
 
 
-@pytest.mark.parametrize("release", RELEASES)
+@pytest.mark.parametrize(("release", "engine"), [(r, "sqlite") for r in RELEASES]
+                         + [(r, "postgresql") for r in PG_RELEASES])
 def test_a_store_of_an_older_release_upgrades_and_keeps_everything(
-        release: str, tmp_path: Path, server_factory: Callable[..., ServerProcess],
+        release: str, engine: str, tmp_path: Path, request: pytest.FixtureRequest,
+        server_factory: Callable[..., ServerProcess],
         channels: Callable[[ServerProcess], grpc.Channel]) -> None:
-    made = json.loads((OLD_STORES / f"{release}.json").read_text())
-    db = tmp_path / "old.db"
-    db.write_bytes(gzip.decompress((OLD_STORES / f"{release}.db.gz").read_bytes()))
-    store = sqlite_url(db)
+    if engine == "sqlite":
+        made = json.loads((OLD_STORES / f"{release}.json").read_text())
+        db = tmp_path / "old.db"
+        db.write_bytes(gzip.decompress((OLD_STORES / f"{release}.db.gz").read_bytes()))
+        store = sqlite_url(db)
+    else:
+        made = json.loads((OLD_STORES / f"{release}.pg.json").read_text())
+        store = request.getfixturevalue("postgres_databases").create("old_store")
+        with psycopg.connect(store, autocommit=True) as db:
+            db.execute(gzip.decompress(
+                (OLD_STORES / f"{release}.pg.sql.gz").read_bytes()).decode())
     server = server_factory("--gcs-root", str(tmp_path / "gcs"), store=store)
     applied = [int(n) for n in re.findall(r"applied migration (\d+)", server.log_text())]
     assert applied and min(applied) > made["migrations"]

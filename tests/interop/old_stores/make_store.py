@@ -11,6 +11,11 @@ refused writes, talent client events, an import with bad lines, a purge, a rejoi
 a products import. It records what that release answered (GetOperation's bytes,
 its CLI's listing of the events) beside what was sent, stops the server (SIGTERM)
 and writes REV.db.gz and REV.json here. Nothing here runs at test time.
+
+    ... make_store.py REV postgresql://postgres@127.0.0.1:5432/postgres
+
+does the same on a PostgreSQL database of its own (made on that server and dropped),
+written out by pg_dump as INSERT statements: REV.pg.sql.gz and REV.pg.json.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,15 +105,15 @@ CLIENT_EVENTS = [{"requestId": f"r{i}", "eventId": f"e{i}", "createTime": f"2024
 
 
 class OldServer:
-    def __init__(self, tree: Path, store: Path, gcs: Path) -> None:
+    def __init__(self, tree: Path, store: str, gcs: Path, log: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
         env["PYTHONPATH"] = f"{tree}{os.pathsep}{tree / 'generated'}"
         self.env, self.tree = env, tree
-        self.log = store.with_suffix(".log")
+        self.log = log
         with self.log.open("w") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", "0",
-                 "--http-port", "-1", "--store", f"sqlite:///{store}", "--gcs-root", str(gcs)],
+                 "--http-port", "-1", "--store", store, "--gcs-root", str(gcs)],
                 cwd=tree, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         deadline = time.monotonic() + 60
         while not READY.search(text := self.log.read_text()):
@@ -210,15 +216,16 @@ def fill(server: OldServer, gcs: Path) -> dict[str, str]:
     return names
 
 
-def main(rev: str) -> None:
+def main(rev: str, postgres: str | None = None) -> None:
     commit = subprocess.run(["git", "rev-parse", "--short=7", rev], cwd=REPO, check=True,
                             capture_output=True, text=True).stdout.strip()
-    with tempfile.TemporaryDirectory() as tmp:
-        tree, store, gcs = Path(tmp) / "tree", Path(tmp) / "store.db", Path(tmp) / "gcs"
+    named = f"{commit}.pg" if postgres else commit
+    with tempfile.TemporaryDirectory() as tmp, made_store(postgres, Path(tmp)) as store:
+        tree, gcs = Path(tmp) / "tree", Path(tmp) / "gcs"
         subprocess.run(["git", "worktree", "add", "--detach", "-q", str(tree), commit],
                        cwd=REPO, check=True)
         try:
-            server = OldServer(tree, store, gcs)
+            server = OldServer(tree, store, gcs, Path(tmp) / "server.log")
             try:
                 names = fill(server, gcs)
                 channel = grpc.insecure_channel(server.address)
@@ -229,22 +236,54 @@ def main(rev: str) -> None:
             # an older CLI printed the event alone; a later one, with its id around it
             listed = {parent: [json.loads(line).get("userEvent", json.loads(line)) for line in
                                server.cli("events", "list", "--parent", parent, "--store",
-                                          f"sqlite:///{store}", "--json", "--limit",
-                                          "1000").splitlines()]
+                                          store, "--json", "--limit", "1000").splitlines()]
                       for parent in (CATALOG, OTHER)}
-            with contextlib.closing(sqlite3.connect(store)) as db:
-                (migrations,) = db.execute("SELECT max(version) FROM schema_migrations").fetchone()
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO,
                            check=True)
-        (HERE / f"{commit}.db.gz").write_bytes(gzip.compress(store.read_bytes(), mtime=0))
+        if postgres:
+            import psycopg
+            with psycopg.connect(store) as db:
+                (migrations,) = db.execute("SELECT max(version) FROM schema_migrations"
+                                           ).fetchone() or (0,)
+            dump = subprocess.run(["pg_dump", "--inserts", "--no-owner", "--no-privileges",
+                                   "--no-comments", f"--dbname={store}"], check=True,
+                                  capture_output=True).stdout
+            # (without psql's meta-commands, \restrict and \unrestrict since pg_dump
+            # 15.14: the test runs the SQL through psycopg)
+            sql = b"".join(line for line in dump.splitlines(keepends=True)
+                           if not line.startswith(b"\\"))
+            (HERE / f"{named}.sql.gz").write_bytes(gzip.compress(sql, mtime=0))
+        else:
+            with contextlib.closing(sqlite3.connect(store[len("sqlite:///"):])) as db:
+                (migrations,) = db.execute("SELECT max(version) FROM schema_migrations").fetchone()
+            (HERE / f"{named}.db.gz").write_bytes(gzip.compress(
+                Path(store[len("sqlite:///"):]).read_bytes(), mtime=0))
     date = subprocess.run(["git", "log", "-1", "--format=%cs", commit], cwd=REPO, check=True,
                           capture_output=True, text=True).stdout.strip()
-    (HERE / f"{commit}.json").write_text(json.dumps({
+    (HERE / f"{named}.json").write_text(json.dumps({
         "commit": commit, "date": date, "migrations": migrations, "operations": operations,
         "names": names, "events": listed, "sent": SENT, "rest": REST_SENT, "pixels": PIXELS,
         "client_events": [e["eventId"] for e in CLIENT_EVENTS]}, indent=1) + "\n")
 
 
+@contextlib.contextmanager
+def made_store(postgres: str | None, tmp: Path) -> Iterator[str]:
+    """The URL of a new store: a SQLite file in `tmp`, or a database made on the
+    PostgreSQL server `postgres` names (dropped at the end)."""
+    if not postgres:
+        yield f"sqlite:///{tmp / 'store.db'}"
+        return
+    import psycopg
+    name = f"footfall_old_store_{os.getpid()}"
+    with psycopg.connect(postgres, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield postgres.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(postgres, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])
