@@ -2,8 +2,9 @@
 
 Each store under old_stores/ (a SQLite file, and a PostgreSQL database as pg_dump wrote
 it) was made by that release's own `footfall serve`, filled through the official
-clients and REST (old_stores/make_store.py, which also recorded what it answered). This server starts on a copy of it and must show the same:
-GetOperation's bytes, every event, the client events; it must also still recognise an
+clients and REST (old_stores/make_store.py, which also recorded what it answered).
+This server starts on a copy of it and must show the same: GetOperation's bytes,
+every event, the client events; it must also still recognise an
 event the old release stored when it comes again, purge and import over old rows, and
 start a second time without migrating anything. Its insights over the upgraded
 stores answer as over the newest one, whose release rolled the events up as they came.
