@@ -113,6 +113,8 @@ def _judged_first(event: Any) -> bool:
     details = event.product_details
     if len(details) > FEW_DETAILS:
         return True
+    if len(details) < 2:  # (most events: none named twice, and no list made to see it)
+        return False
     ids = [detail.product.id for detail in details]
     return len(set(ids)) < len(ids)
 
