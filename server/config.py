@@ -365,7 +365,8 @@ class Settings:
                                "store while events are written (within 2 s); past it a "
                                "page waits for its turn, the turns fair "
                                "between keys (with auth off, between client addresses), and "
-                               "the writes keep their pace (see \"Limits\"); `0` no bound",
+                               "the writes keep their pace (see \"Limits\"); the insights "
+                               "take a budget of their own as large; `0` no bound",
                                check=at_least(0))
     durable_pixels: bool = option(False, SWITCH,
                                   "answer a browser's pixel (GET collect) only once its event "
