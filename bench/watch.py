@@ -163,7 +163,7 @@ def cpp_watchers() -> Path | None:
     staging = Path(tempfile.mkdtemp(prefix=f"{digest}-", dir=out.parent))
     try:
         shutil.copy(CPP_SOURCE, staging)
-        builds.compile_cpp(staging, "watchers", "-O2")
+        builds.compile_cpp(staging, ["watchers"], "-O2")
         with contextlib.suppress(OSError):  # another process built it meanwhile
             staging.rename(out)  # whole or not at all: a build cut short is made again
     except builds.Unavailable:

@@ -364,6 +364,11 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
             refusal = self._envelope.refuse(method, exc, started, context, grant=grant)
             await context.abort_with_status(rpc_status.to_status(status_of(refusal)))
             return
+        # The headers say the watch is open and its position fixed: a client that
+        # waits for them (grpc-go's Header(), C++'s WaitForInitialMetadata) knows an
+        # event it writes next will come. Sent with the first message only, a test
+        # that opened a watch without after_id and then wrote could miss its event.
+        await context.send_initial_metadata(())
         write = context.write
         batched = name == "WatchUserEventBatches"
         let_go: list[asyncio.Future[None]] = []  # the stream's closing, once let go

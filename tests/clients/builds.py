@@ -1,4 +1,5 @@
-"""Generate the C++, Go and Ruby clients from protos/ with Debian's toolchains, and build them.
+"""Generate the C++, Go and Ruby clients from protos/ with Debian's toolchains, and build them:
+in each language `client` (Google's contracts) and `console` (Footfall's own).
 
 Each build takes the services the clients call plus every file those import, as protoc
 itself lists them (--include_imports), so a new import in protos/ needs no change here.
@@ -23,7 +24,11 @@ PROTOS = HERE.parent.parent / "protos"
 # The services the clients call and the error detail they read.
 SERVICES = ("footfall/retail/v2/user_event_service.proto",
             "footfall/talent/v4/event_service.proto",
-            "google/longrunning/operations.proto")
+            "google/longrunning/operations.proto",
+            "footfall/console/v1/console.proto",
+            "footfall/insights/v1/insights.proto")
+PROGRAMS = ("client", "console")  # each a source file here: client.go, console.rb...
+Programs = dict[str, list[str]]  # the command that runs each built program, by name
 ROOTS = (*SERVICES, "google/rpc/error_details.proto")
 GO_SYSTEM_PATH = Path("/usr/share/gocode")  # where Debian's golang-*-dev put their sources
 # Debian's genproto has no go_package matching the one googleapis-common-protos declares.
@@ -85,9 +90,10 @@ class Protos:
                                    if not f.name.startswith("google/protobuf/")))
 
 
-def compile_cpp(out: Path, program: str, optimize: str = "-O0") -> Path:
-    """Every .cc under `out` compiled (`optimize`) and linked with Debian's grpc++ and
-    protobuf into the executable `out`/`program`."""
+def compile_cpp(out: Path, programs: Sequence[str], optimize: str = "-O0") -> dict[str, Path]:
+    """Every .cc under `out` compiled (`optimize`), and each of `programs` (its main in
+    `out`/<program>.cc) linked with the others that are no program's and with Debian's
+    grpc++ and protobuf into the executable `out`/<program>."""
     _require("g++", "pkg-config")
     if subprocess.run(["pkg-config", "--exists", "grpc++", "protobuf"]).returncode != 0:
         raise Unavailable("pkg-config finds no grpc++ (libgrpc++-dev)")
@@ -101,19 +107,23 @@ def compile_cpp(out: Path, program: str, optimize: str = "-O0") -> Path:
 
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         objects = list(pool.map(compile_one, sorted(out.rglob("*.cc"))))
-    _run(["g++", "-o", out / program, *objects, *libs, "-pthread"])
-    return out / program
+    mains = {out / f"{program}.o" for program in programs}
+    shared = [o for o in objects if o not in mains]
+    for program in programs:
+        _run(["g++", "-o", out / program, out / f"{program}.o", *shared, *libs, "-pthread"])
+    return {program: out / program for program in programs}
 
 
-def build_cpp(protos: Protos, out: Path) -> list[str]:
+def build_cpp(protos: Protos, out: Path) -> Programs:
     """Debian ships no C++ for the googleapis protos, so google/* is generated too."""
     _require("protoc", "grpc_cpp_plugin", "g++", "pkg-config")
     _run(["protoc", *protos.includes, f"--cpp_out={out}", *protos.files])
     _run(["protoc", *protos.includes, f"--grpc_out={out}",
           f"--plugin=protoc-gen-grpc={shutil.which('grpc_cpp_plugin')}", *SERVICES])
-    shutil.copy(HERE / "client.cc", out)
-    # -O0: the slow part is parsing headers; the client needs no speed.
-    return [str(compile_cpp(out, "client"))]
+    for program in PROGRAMS:
+        shutil.copy(HERE / f"{program}.cc", out)
+    # -O0: the slow part is parsing headers; the clients need no speed.
+    return {program: [str(path)] for program, path in compile_cpp(out, PROGRAMS).items()}
 
 
 def _go_package(proto: str) -> str:
@@ -123,7 +133,7 @@ def _go_package(proto: str) -> str:
     return f"footfall.test/{folder};{folder.replace('/', '')}"
 
 
-def build_go(protos: Protos, gopath: Path) -> list[str]:
+def build_go(protos: Protos, gopath: Path) -> Programs:
     """GOPATH mode over Debian's sources; google/* is not generated (genproto registers it)."""
     _require("protoc", "protoc-gen-go", "protoc-gen-go-grpc", "go")
     if not (GO_SYSTEM_PATH / "src/google.golang.org/grpc").is_dir():
@@ -133,16 +143,17 @@ def build_go(protos: Protos, gopath: Path) -> list[str]:
     src.mkdir()
     _run(["protoc", *protos.includes, f"--go_out={src}", f"--go_opt={mapping}",
           f"--go-grpc_out={src}", f"--go-grpc_opt={mapping}", *protos.ours])
-    main = src / "footfall.test" / "client"
-    main.mkdir(parents=True)
-    shutil.copy(HERE / "client.go", main / "main.go")
     env = {**os.environ, "GO111MODULE": "off", "GOPATH": f"{gopath}:{GO_SYSTEM_PATH}",
            "GOCACHE": str(gopath / "cache"), "GOFLAGS": ""}
-    _run(["go", "build", "-o", gopath / "client", "."], cwd=main, env=env)
-    return [str(gopath / "client")]
+    for program in PROGRAMS:  # (one after the other: the second reuses the first's cache)
+        main = src / "footfall.test" / "cmd" / program  # (footfall.test/console is a package)
+        main.mkdir(parents=True)
+        shutil.copy(HERE / f"{program}.go", main / "main.go")
+        _run(["go", "build", "-o", gopath / program, "."], cwd=main, env=env)
+    return {program: [str(gopath / program)] for program in PROGRAMS}
 
 
-def build_ruby(protos: Protos, out: Path) -> list[str]:
+def build_ruby(protos: Protos, out: Path) -> Programs:
     """Debian's googleapis-common-protos-types already defines google/* messages, but
     not the Operations service: that one is generated as a stub only."""
     _require("ruby", "grpc_tools_ruby_protoc")
@@ -153,4 +164,5 @@ def build_ruby(protos: Protos, out: Path) -> list[str]:
           *protos.ours])
     _run(["grpc_tools_ruby_protoc", *protos.includes, f"--grpc_out={out}",
           "google/longrunning/operations.proto"])
-    return ["ruby", "-I", str(out), str(HERE / "client.rb")]
+    return {program: ["ruby", "-I", str(out), str(HERE / f"{program}.rb")]
+            for program in PROGRAMS}

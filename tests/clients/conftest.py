@@ -1,5 +1,6 @@
-"""Fixtures: one `footfall serve` subprocess for the generated clients, and each client
-generated and built once a session (the three builds at the same time).
+"""Fixtures: one `footfall serve` subprocess for the generated clients, and each language's
+programs (`client`, `console`) generated and built once a session (the three languages'
+builds at the same time).
 
 A language whose toolchain is missing skips, loudly (`make test-tools` installs them
 from Debian); with FOOTFALL_TEST_REQUIRE_CLIENTS=1 (.ci/run sets it) it fails instead.
@@ -21,7 +22,6 @@ from . import builds
 
 REQUIRED = "FOOTFALL_TEST_REQUIRE_CLIENTS"
 SKIPPED = "GENERATED CLIENT TEST SKIPPED"
-Client = list[str]  # the command that runs a built client
 T = TypeVar("T")
 
 
@@ -43,8 +43,8 @@ def protos(tmp_path_factory: pytest.TempPathFactory) -> builds.Protos:
 
 
 @pytest.fixture(scope="session")
-def client_builds(protos: builds.Protos,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Future[Client]]]:
+def client_builds(protos: builds.Protos, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[dict[str, Future[builds.Programs]]]:
     """Every language's build, started together the first time one is asked for, each
     on a thread of its own: the Go and Ruby builds are done while the C++ one (the
     longest) compiles, not after it. A build's error (Unavailable included) is raised
@@ -60,17 +60,17 @@ def client_builds(protos: builds.Protos,
 
 
 @pytest.fixture(scope="session")
-def cpp(client_builds: dict[str, Future[Client]]) -> Client:
+def cpp(client_builds: dict[str, Future[builds.Programs]]) -> builds.Programs:
     return _available("C++", client_builds["cpp"].result)
 
 
 @pytest.fixture(scope="session")
-def go(client_builds: dict[str, Future[Client]]) -> Client:
+def go(client_builds: dict[str, Future[builds.Programs]]) -> builds.Programs:
     return _available("Go", client_builds["go"].result)
 
 
 @pytest.fixture(scope="session")
-def ruby(client_builds: dict[str, Future[Client]]) -> Client:
+def ruby(client_builds: dict[str, Future[builds.Programs]]) -> builds.Programs:
     return _available("Ruby", client_builds["ruby"].result)
 
 
