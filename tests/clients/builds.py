@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import google.api  # googleapis-common-protos: the google/api, rpc, type and longrunning protos
 from google.protobuf import descriptor_pb2
@@ -150,7 +151,50 @@ def build_go(protos: Protos, gopath: Path) -> Programs:
         main.mkdir(parents=True)
         shutil.copy(HERE / f"{program}.go", main / "main.go")
         _run(["go", "build", "-o", gopath / program, "."], cwd=main, env=env)
-    return {program: [str(gopath / program)] for program in PROGRAMS}
+    built = {program: [str(gopath / program)] for program in PROGRAMS}
+    return {**built, "beside_google": _build_go_beside_google(protos, gopath / "beside", env)}
+
+
+def _build_go_beside_google(protos: Protos, gopath: Path, env: dict[str, str]) -> list[str]:
+    """beside_google.go: the console's stubs in a program that also holds Google's Go
+    retail messages, built as the README says (our retail files mapped to Google's
+    package). Google's Go client is not in Debian: a stand-in package is generated from
+    the descriptors google-cloud-retail (Python) registers, the same messages under
+    the same names, as Google's retailpb registers them."""
+    from google.cloud.retail_v2.types import user_event  # (the interop suite has it)
+
+    files: dict[str, descriptor_pb2.FileDescriptorProto] = {}
+
+    def take(file: Any) -> None:
+        for imported in file.dependencies:
+            take(imported)
+        if file.name not in files:
+            files[file.name] = descriptor_pb2.FileDescriptorProto()
+            file.CopyToProto(files[file.name])
+
+    take(user_event.UserEvent.pb().DESCRIPTOR.file)
+    google_retail = [name for name in files if not name.startswith("google/protobuf/")]
+    stand_in = "google.test/retailpb;retailpb"
+    src = gopath / "src"
+    src.mkdir(parents=True)
+    descriptors = gopath / "google_retail.pb"
+    descriptors.write_bytes(descriptor_pb2.FileDescriptorSet(
+        file=list(files.values())).SerializeToString())
+    _run(["protoc", f"--descriptor_set_in={descriptors}", f"--go_out={src}",
+          "--go_opt=" + ",".join(f"M{name}={stand_in}" for name in google_retail),
+          *google_retail])
+    console = [f for f in protos.ours if not f.startswith("footfall/retail/")
+               and f != "footfall/talent/v4/event_service.proto"]
+    mapping = ",".join(f"M{f}={stand_in if f.startswith('footfall/retail/') else _go_package(f)}"
+                       for f in protos.ours)
+    _run(["protoc", *protos.includes, f"--go_out={src}", f"--go_opt={mapping}",
+          f"--go-grpc_out={src}", f"--go-grpc_opt={mapping}", *console])
+    main = src / "footfall.test" / "cmd" / "beside_google"
+    main.mkdir(parents=True)
+    shutil.copy(HERE / "beside_google.go", main / "main.go")
+    _run(["go", "build", "-o", gopath / "beside_google", "."], cwd=main,
+         env={**env, "GOPATH": f"{gopath}:{GO_SYSTEM_PATH}"})
+    return [str(gopath / "beside_google")]
 
 
 def build_ruby(protos: Protos, out: Path) -> Programs:

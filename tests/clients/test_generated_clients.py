@@ -6,9 +6,10 @@ keys, is what a team's integration tests do with Footfall's own contracts: it wr
 events with a writer key and, with a reader key, watches one arrive (cancelling the
 watch), lists one, reads the refusal of another with its field, is refused with no key,
 a writer key, a bad filter or page token, reads the insights, and resets the catalog
-with an admin key. A program prints what it was answered as key=value lines; the judging
-is here, and what was stored is read back with the events CLI. (One module: the
-builds, once a pytest process, are shared.)
+with an admin key; and in Go, `beside_google` reads the console beside Google's own retail
+messages. A program prints what it was answered as key=value lines; the judging is
+here, and what was stored is read back with the events CLI. (One module: the builds,
+once a pytest process, are shared.)
 """
 
 from __future__ import annotations
@@ -23,8 +24,17 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from interop.support import ServerProcess, list_events, running_server, sqlite_url
-from interop.trust import write_keys
+from interop.support import (
+    RPC_DEADLINE,
+    ServerProcess,
+    list_events,
+    retail_client,
+    running_server,
+    sqlite_url,
+)
+from interop.trust import with_key, write_keys
+
+from . import builds
 
 # A cold C++ build is part of the first C++ test (about a minute on two busy cores).
 pytestmark = pytest.mark.timeout(600)
@@ -214,3 +224,22 @@ def test_insights_and_a_reset_with_an_admin_key(console: Answers) -> None:
     assert console.one("reset.events") == "2"
     assert console.one("reset.rejections") == "1"
     assert console.one("reset.count_after") == "0"
+
+
+def test_go_console_stubs_live_beside_googles_retail_messages(
+        go: builds.Programs, keyed_server: ServerProcess) -> None:
+    """As the README says for a Go program that also imports Google's Go client: our
+    retail files mapped to Google's package, the console's events are Google's type
+    (with our own retail stubs beside Google's, the program panicked at start)."""
+    catalog = "projects/clients/locations/global/catalogs/beside-google"
+    with retail_client(keyed_server.address) as client:
+        client.write_user_event(request={"parent": catalog, "user_event": {
+            "event_type": "home-page-view", "visitor_id": "beside"}},
+            metadata=with_key(WRITER), timeout=RPC_DEADLINE)
+    run = subprocess.run([*go["beside_google"], keyed_server.address, catalog],
+                         capture_output=True, text=True, timeout=CLIENT_DEADLINE,
+                         env={**os.environ, "FOOTFALL_READER_KEY": READER})
+    assert run.returncode == 0, f"{run.stdout}{run.stderr}"
+    listed = Answers("go", catalog, "", run.stdout)
+    assert listed.one("beside.visitor_id") == "beside"
+    assert listed.one("beside.type") == "*retailpb.UserEvent"
