@@ -417,6 +417,19 @@ def test_a_watch_sees_each_new_event_at_once(channel: grpc.Channel, console: Any
         watched.close()
 
 
+def test_a_watch_says_it_is_open_before_any_event(channel: grpc.Channel, console: Any) -> None:
+    # Its headers come once its position is fixed: an event written after them is sent
+    # (they came with the first event, so a caller could not tell, and wrote too soon).
+    stream = console.WatchUserEvents(console_pb2.WatchUserEventsRequest(
+        parent=PARENT, filter='visitorId = "after-the-headers"'), timeout=10)
+    try:
+        stream.initial_metadata()  # (blocks until the headers come, or the call ends)
+        write(channel, visitorId="after-the-headers")
+        assert next(stream).user_event.visitor_id == "after-the-headers"
+    finally:
+        stream.cancel()
+
+
 def test_a_watch_by_session_sends_that_session_alone(channel: grpc.Channel,
                                                      console: Any) -> None:
     watched = Watched(console.WatchUserEvents(console_pb2.WatchUserEventsRequest(
