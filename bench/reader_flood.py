@@ -5,13 +5,21 @@ project's durable WriteUserEvent calls (h2load, 8 callers).
 
     python -m bench.reader_flood [--rev REV --rev .] [--readers 0,2,4,8] [--seconds 10]
                                  [--rounds 2] [--events 100000] [--postgres] [--port P]
+                                 [--insights | --lone] [--no-trickle]
+
+--insights: the readers loop RunFunnel instead (FUNNEL: 10 steps by visitor, BY_ITEM,
+over their project's `--events`: about 2 s of CPU each over 200,000), as an analyst's
+script would. --lone: no writes and no readers but one caller, alone on a quiet
+server, searching RARE over one project of `--events` from its first page to its last
+(the console's walk to a rare type): its calls, seconds and the server's CPU.
 
 A store of 4 projects of `--events` events each (bench.data's events), filled once
 and copied for each server; the readers spread over the 4 projects, one channel
 each, auth off (as a developer's server runs). For each reader count: writes a
 second, server CPU per write (from /proc: the readers' share included), the readers'
 calls a second and the slowest call, and how long another caller's first page of a
-filter took (the probe's, from another client address) meanwhile. With two revs,
+filter took (the probe's, from another client address) meanwhile; a trickle of writes
+runs from before the readers start (see Trickle; not with --no-trickle). With two revs,
 their servers take turns in each round (`--rev BASE --rev .`), so the machine's load
 moves both alike.
 """
@@ -34,6 +42,13 @@ from typing import Any
 
 import grpc
 from footfall.console.v1 import console_pb2, console_pb2_grpc
+from footfall.insights.v1 import insights_pb2, insights_pb2_grpc
+from footfall.retail.v2 import (
+    user_event_pb2,
+    user_event_service_pb2,
+    user_event_service_pb2_grpc,
+)
+from google.protobuf import json_format
 
 from bench import data, write
 from bench.ab import exported, served_from
@@ -45,14 +60,25 @@ RARE = 'eventType = "purchase-complete"'  # (bench.data's events have none)
 COMMON = 'eventType = "search"'  # (a quarter of them)
 WRITERS = 8
 PROBE_SPACING = 0.5  # seconds between two of the probe's first pages
+TRICKLE_SPACING = 0.25  # seconds between two of the trickle's writes
+# h6's funnel (a59988d): the steps go round bench.data's types.
+FUNNEL = [insights_pb2.FunnelStep(event_type=data.TYPES[k % len(data.TYPES)]) for k in range(10)]
+
+
+def funnel_of(parent: str) -> insights_pb2.RunFunnelRequest:
+    return insights_pb2.RunFunnelRequest(parent=parent, steps=FUNNEL,
+                                         count_by=insights_pb2.VISITOR,
+                                         breakdown=insights_pb2.BY_ITEM)
 
 
 class Readers:
     """`count` readers, each looping ListUserEvents of RARE on a project of its own
-    (in turn over PROJECTS), following the page tokens and starting again at the end."""
+    (in turn over PROJECTS), following the page tokens and starting again at the end;
+    or (`insights`) RunFunnel of FUNNEL."""
 
-    def __init__(self, port: int, count: int) -> None:
+    def __init__(self, port: int, count: int, insights: bool = False) -> None:
         self.port = port
+        self.insights = insights
         self.calls = 0
         self.failed = 0
         self.slowest = 0.0
@@ -61,6 +87,9 @@ class Readers:
                         for k in range(count)]
 
     def _read(self, parent: str) -> None:
+        if self.insights:
+            self._funnels(parent)
+            return
         with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
             stub = console_pb2_grpc.ConsoleServiceStub(channel)
             token = ""
@@ -74,6 +103,26 @@ class Readers:
                 except grpc.RpcError:
                     self.failed += 1
                     token = ""
+                    time.sleep(0.1)
+                self.slowest = max(self.slowest, time.perf_counter() - began)
+
+    def _funnels(self, parent: str) -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+            stub = insights_pb2_grpc.InsightsServiceStub(channel)
+            while not self.stop.is_set():
+                began = time.perf_counter()
+                call = stub.RunFunnel.future(funnel_of(parent), timeout=120)
+                # (cancelled at the stop: a funnel waiting for its turn would hold the
+                # next reader count's measure back for its turn and its second)
+                while not call.done() and not self.stop.wait(0.05):
+                    pass
+                if not call.done():
+                    call.cancel()
+                    return
+                if call.exception() is None:
+                    self.calls += 1
+                else:
+                    self.failed += 1
                     time.sleep(0.1)
                 self.slowest = max(self.slowest, time.perf_counter() - began)
 
@@ -117,10 +166,42 @@ class Probe:
         self.thread.join(70)
 
 
-def measured(server: Server, readers: int, seconds: float) -> dict[str, Any]:
+class Trickle:
+    """A write every TRICKLE_SPACING from before the readers start: since 5982cbd the
+    reads are paced only while events are written (within 2 s), and a funnel let go
+    unpaced in a quiet spell (the 3 s between two reader counts) runs its seconds
+    beside the writes that come after; this measures the writes' steady state."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        request = user_event_service_pb2.WriteUserEventRequest(
+            parent=write.PARENT,
+            user_event=json_format.ParseDict(write.EVENT, user_event_pb2.UserEvent()))
+        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+            stub = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+            while not self.stop.wait(TRICKLE_SPACING):
+                stub.WriteUserEvent(request, timeout=60)
+
+    def __enter__(self) -> Trickle:
+        self.thread.start()
+        time.sleep(2 * TRICKLE_SPACING)  # (a write admitted)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop.set()
+        self.thread.join(70)
+
+
+def measured(server: Server, readers: int, seconds: float, insights: bool = False,
+             trickle: bool = True) -> dict[str, Any]:
     frame = write.frame_file()
     try:
-        with Readers(server.port, readers) as reading, Probe(server.port) as probe:
+        with Trickle(server.port) if trickle else contextlib.nullcontext(), \
+                Readers(server.port, readers, insights) as reading, Probe(server.port) as probe:
             time.sleep(1.0)  # (the readers under way)
             calls, before = reading.calls, server.cpu_seconds()
             loads = small_writes(server.port, frame, WRITERS, seconds)
@@ -128,29 +209,50 @@ def measured(server: Server, readers: int, seconds: float) -> dict[str, Any]:
             calls = reading.calls - calls
     finally:
         frame.unlink()
+    kind = "funnels" if insights else "lists"
     return {"readers": readers, "writes_per_s": loads["per_second"],
-            "write_p99_ms": loads["p99_ms"], "non_200": loads["non_200"],
+            "write_p50_ms": loads["p50_ms"], "write_p99_ms": loads["p99_ms"],
+            "non_200": loads["non_200"],
             "server_cpu_us_per_write": round(cpu / max(loads["writes"], 1) * 1e6),
-            "lists_per_s": round(calls / seconds, 1), "list_failed": reading.failed,
-            "list_slowest_s": round(reading.slowest, 2),
+            f"{kind}_per_s": round(calls / seconds, 2), f"{kind}_failed": reading.failed,
+            f"{kind}_slowest_s": round(reading.slowest, 2),
             "probe_median_ms": round(statistics.median(probe.millis or [0.0]), 1),
             "probe_max_ms": round(max(probe.millis or [0.0]), 1)}
 
 
+def lone_search(server: Server) -> dict[str, Any]:
+    """One caller's walk of RARE over PROJECTS[0], first page to last, nothing else
+    asked of the server (nor written: the pages' budget holds only while events are)."""
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = console_pb2_grpc.ConsoleServiceStub(channel)
+        calls, found, token = 0, 0, ""
+        cpu, began = server.cpu_seconds(), time.perf_counter()
+        while True:
+            page = stub.ListUserEvents(console_pb2.ListUserEventsRequest(
+                parent=PROJECTS[0], filter=RARE, page_size=100, page_token=token), timeout=60)
+            calls, found, token = calls + 1, found + len(page.user_events), page.next_page_token
+            if not token:
+                break
+        took = time.perf_counter() - began
+    return {"calls": calls, "found": found, "seconds": round(took, 2),
+            "calls_per_s": round(calls / took, 2),
+            "server_cpu_s": round(server.cpu_seconds() - cpu, 2)}
+
+
 @contextlib.contextmanager
-def filled(events: int, postgres: bool) -> Iterator[str]:
+def filled(events: int, postgres: bool, projects: list[str]) -> Iterator[str]:
     """The store the servers copy: a SQLite file (its path), or a PostgreSQL database
     (its URL: the servers share it, each writing its own events beside)."""
     if postgres:
         with postgres_database("h1_reader_flood") as url:
-            for parent in PROJECTS:
+            for parent in projects:
                 data.fill_store(url, parent, events)
             yield url
         return
     folder = data.temp_dir("footfall-reader-flood-")
     try:
         path = folder / "template.db"
-        for parent in PROJECTS:
+        for parent in projects:
             data.fill_store(f"sqlite:///{path}", parent, events)
         yield str(path)
     finally:
@@ -185,21 +287,34 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000, help="of each project")
     parser.add_argument("--postgres", action="store_true")
     parser.add_argument("--port", type=int, default=0, help="the servers' gRPC port (0: any)")
+    parser.add_argument("--no-trickle", action="store_true",
+                        help="no writes before h2load's: the readers start in a quiet spell")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--insights", action="store_true", help="the readers loop RunFunnel")
+    mode.add_argument("--lone", action="store_true",
+                      help="one search of RARE alone on a quiet server (one project)")
     args = parser.parse_args()
     revs = [None if rev == "." else rev for rev in args.rev] or [None]
     counts = [int(n) for n in args.readers.split(",")]
     print(f"load {os.getloadavg()[0]:.1f}", flush=True)
-    with filled(args.events, args.postgres) as template:
+    with filled(args.events, args.postgres, PROJECTS[:1] if args.lone else PROJECTS) as template:
         for round_ in range(args.rounds):
             for rev in revs if round_ % 2 == 0 else revs[::-1]:
                 with server_of(rev, template, args.port) as server:
+                    head = {"round": round_, "rev": rev or "checkout",
+                            "store": "postgres" if args.postgres else "sqlite"}
+                    if args.lone:
+                        print(json.dumps({**head, "load": round(os.getloadavg()[0], 1),
+                                          **lone_search(server)}), flush=True)
+                        continue
                     measured(server, 0, 2.0)  # warm-up
                     for readers in counts:
-                        result = measured(server, readers, args.seconds)
-                        print(json.dumps({"round": round_, "rev": rev or "checkout",
-                                          "store": "postgres" if args.postgres else "sqlite",
-                                          "load": round(os.getloadavg()[0], 1), **result}),
-                              flush=True)
+                        result = measured(server, readers, args.seconds, args.insights,
+                                          not args.no_trickle)
+                        if args.insights:
+                            time.sleep(3.0)  # (the funnel each reader had under way ends)
+                        print(json.dumps({**head, "load": round(os.getloadavg()[0], 1),
+                                          **result}), flush=True)
 
 
 if __name__ == "__main__":
