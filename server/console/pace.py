@@ -346,7 +346,8 @@ class Listing:
     pace, and paced with no write to keep, a search of a rare filter over millions of
     events on a quiet server (each call reading its tenth of a second) came two calls a
     second, its walk through the store about 5 times as long. Unpaced pages are charged
-    nothing, so the first write after a quiet spell finds the budget as it was."""
+    nothing, so the first write after a quiet spell finds the budget as it was; a page
+    waiting for its turn when the writes stop goes then."""
 
     def __init__(self, read_ms: int, last_write: Callable[[], float]) -> None:
         self.reading = Reading(read_ms / 1000)
@@ -358,10 +359,10 @@ class Listing:
         """`await run(fn, *args, **options)` (a page read on its threads), once the
         turn of `party` has come, charged what `fn` cost its thread (at once, and
         charged nothing, while no event is written)."""
-        if time.monotonic() - self._last_write() > WRITING_SECONDS:
-            return await run(fn, *args, **options)
         expected = self._costs.get(party, FIRST_READ_SECONDS)
-        taken = await self.reading.take(expected, party)
+        taken = await self._turn(expected, party)
+        if taken is None:
+            return await run(fn, *args, **options)
         began: list[float] = []  # (set on its thread)
         cost: list[float] = []
 
@@ -383,3 +384,27 @@ class Listing:
             self._costs[party] = spent or expected
             if len(self._costs) > PARTIES_KEPT:
                 del self._costs[next(iter(self._costs))]
+
+    async def _turn(self, expected: float, party: Hashable) -> float | None:
+        """The time taken (Reading.take) for a page of `party` once its turn has come,
+        or None once no event has been written for WRITING_SECONDS, waiting or not: a
+        page that waited behind a funnel's second (five seconds of the budget) went on
+        waiting after the writes had stopped, while its caller's pages asked since were
+        read at once, before it."""
+        quiet_in = self._last_write() + WRITING_SECONDS - time.monotonic()
+        if quiet_in < 0:
+            return None
+        turn = asyncio.ensure_future(self.reading.take(expected, party))
+        try:
+            while not turn.done() and quiet_in >= 0:
+                await asyncio.wait((turn,), timeout=quiet_in)
+                quiet_in = self._last_write() + WRITING_SECONDS - time.monotonic()
+        except BaseException:  # (its caller went)
+            if turn.done() and not turn.cancelled():
+                self.reading.spent(turn.result(), 0.0, party)
+            turn.cancel()
+            raise
+        if turn.done():
+            return turn.result()
+        turn.cancel()  # (a turn given meanwhile is given back: see Reading.take)
+        return None

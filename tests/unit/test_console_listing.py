@@ -107,3 +107,31 @@ def test_a_process_that_writes_nothing_reads_its_pages_unpaced_and_uncharged() -
         assert listing.reading.waits == 1
 
     asyncio.run(main())
+
+
+def test_a_page_waiting_when_the_writes_stop_goes_then_before_its_callers_later_one() -> None:
+    """A page waits for its turn only while events are written: one that waited behind
+    a funnel's second (a deficit of five seconds' budget) went on waiting once the
+    writes had stopped, while its caller's next page, asked later, was read at once."""
+    async def main() -> None:
+        last = [time.monotonic()]
+        listing = Listing(100, lambda: last[0])
+        await listing.read("a", asyncio.to_thread, burn, 0.2)  # about 2 s of budget owed
+        started: list[str] = []
+
+        async def run(name: str, fn: Any, *args: Any) -> str:
+            started.append(name)
+            return await asyncio.to_thread(fn, *args)
+
+        # the last write was almost WRITING_SECONDS ago: the writes stop in 0.1 s
+        last[0] = time.monotonic() - WRITING_SECONDS + 0.1
+        first = asyncio.ensure_future(listing.read("b", run, "first", burn, 0.0))
+        await settle()
+        assert not first.done() and listing.reading.waiting == 1
+        await asyncio.sleep(0.2)  # (the writes have stopped since)
+        assert await listing.read("b", run, "second", burn, 0.0) == "page"
+        assert await asyncio.wait_for(first, 30) == "page"
+        assert started == ["first", "second"]
+        assert listing.reading.waiting == 0  # (its place in line given up)
+
+    asyncio.run(main())
