@@ -177,6 +177,7 @@ class Policy:
         if self.faults is not None:
             await self._inject(method, metadata, context)
         self._charge(method, admission, request, context)
+        self._note_write(method)
         return admission
 
     def recheck(self, method: str, metadata: Metadata, request: Message
@@ -217,7 +218,15 @@ class Policy:
         if self.strict_names:
             check_strict_names(method, request)
         self._charge(method, admission, request, context)
+        self._note_write(method)
         return admission
+
+    def _note_write(self, method: str) -> None:
+        """`last_write` now if `method` writes events: here, where every admitted call
+        passes (a browser's pixel, served inline, skips the envelope, and the lists of
+        a shop written to by pixels alone were never paced)."""
+        if method in WRITER_METHODS:
+            self.last_write = time.monotonic()
 
     def _authorized(self, method: str, metadata: Metadata, request: Message,
                     query_key: str | None, grant: Grant | None) -> Admission:

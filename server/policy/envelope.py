@@ -28,7 +28,6 @@ from server.errors import ChosenStatus, FootfallError, Internal
 from server.loop import in_decoder, set_large_call
 from server.policy import Admission, Metadata, Policy, caller_gone, drop_if_gone
 from server.policy.auth import (
-    WRITER_METHODS,
     Grant,
     NotYourProject,
     Role,
@@ -211,8 +210,6 @@ class Envelope:
                         drop_if_gone(context)
             admission = await self.policy.admit(method, metadata, request, context,
                                                 grant=grant)
-            if method in WRITER_METHODS:
-                self.policy.last_write = time.monotonic()
             if getattr(context, "pixel", False):  # answered before its commit
                 context.refused_later = self.refused_later(method, request, admission, grant)
             answer = await call(request, context)

@@ -19,6 +19,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import grpc
 import pytest
@@ -308,3 +310,33 @@ def test_insights_take_turns_in_a_budget_of_their_own_while_events_are_written(
         assert lists.reading.waits == 0
     finally:
         caller.channel.close()
+
+
+def test_a_browsers_pixel_is_a_write_that_paces_the_lists(
+        settings: Settings, clock: FixedClock) -> None:
+    """The budget holds while events are written, pixels among them (the README says
+    so): a pixel served inline (the way a browser's is, with no --durable-pixels)
+    skips the envelope, and the lists of a shop written to by pixels alone were never
+    paced."""
+    running = start(dataclasses.replace(settings, http_port=-1), clock)
+    try:
+        assert running.policy is not None
+        before = time.monotonic()
+        served_inline: list[str] = []
+        gateway = running.http
+        assert gateway is not None
+        serve_inline = gateway._pixel
+
+        def noted(request: Any, *args: Any) -> Any:
+            served_inline.append(request.path)
+            return serve_inline(request, *args)
+
+        gateway._pixel = noted  # type: ignore[method-assign]
+        event = quote(json.dumps({"eventType": "home-page-view", "visitorId": "v"}), safe="")
+        answer = http_client.call(running.http_port, "GET",
+                                  f"/v2/{C}/userEvents:collect?userEvent={event}")
+        assert answer.status == 200 and answer.body[:6] == b"GIF89a"
+        assert served_inline  # (the way a browser's pixel is served)
+        assert running.policy.last_write >= before
+    finally:
+        running.stop()
