@@ -108,9 +108,10 @@ KEY_MASK = "(not kept: an API key)"
 KEY_NOT_KEPT = b'"%s"' % KEY_MASK.encode()
 
 
-def _violations(error: FootfallError) -> list[error_details_pb2.BadRequest.FieldViolation]:
+def _violations(error: FootfallError, key: str = ""
+                ) -> list[error_details_pb2.BadRequest.FieldViolation]:
     """The first KEPT_VIOLATIONS field violations of `error`, as many as fit in
-    KEPT_TEXT_CHARS (at least one)."""
+    KEPT_TEXT_CHARS (at least one), `key` masked in them."""
     for detail in error.details():
         if isinstance(detail, error_details_pb2.BadRequest):
             kept: list[error_details_pb2.BadRequest.FieldViolation] = []
@@ -120,6 +121,9 @@ def _violations(error: FootfallError) -> list[error_details_pb2.BadRequest.Field
                 if kept and chars > KEPT_TEXT_CHARS:
                     break
                 kept.append(violation)
+            for violation in kept if key else ():
+                violation.field = violation.field.replace(key, KEY_MASK)
+                violation.description = violation.description.replace(key, KEY_MASK)
             return kept
     return []
 
@@ -335,6 +339,11 @@ class Rejections:
         # (the message as kept: a whole one of 100 long violations, held as the key
         # of each of ALIKE_KINDS, held 180 MB after 250 such refusals)
         message = _message(error)
+        # ... which, cut, names fewer violations than are kept: the kept ones tell such
+        # refusals apart too (else one past the message's cut was the first refusal's
+        # in every refusal alike that followed)
+        told = tuple((v.field, v.description) for v in _violations(error, key)) \
+            if len(message) < len(error.message) else ()
         if key:
             if key in parent or (data is not None and key.encode() in data):
                 request, data = _KeyMasked(request, key), None  # (kept as its JSON, masked)
@@ -342,7 +351,7 @@ class Rejections:
             # answer quotes of it (`ip_address: ... got 'KEY'`), not in the JSON alone
             parent, message = parent.replace(key, KEY_MASK), message.replace(key, KEY_MASK)
         alike = (origin.of_call(transport, method), method, parent, key_name or "",
-                 error.code, message)
+                 error.code, message, told)
         now_ns = self._clock.now_ns()
         # Alike requests are found by their bytes, of those kept as bytes only: a
         # large one (kept as its JSON, cut) would hold its megabytes while it waits.
@@ -408,16 +417,14 @@ class Rejections:
         refusal `alike` has (all but its time and request) serialized, its field
         violations with `key` masked: made for the first, looked up for the others.
         Alike: the same call (transport, method, parent), key name and answer (code
-        and message: the message names its field violations)."""
+        and message: the message names its field violations; a message cut, those
+        kept too)."""
         found = self._alike.get(alike)
         if found is None:
             if len(self._alike) >= ALIKE_KINDS:
                 self._alike.clear()
-            transport, method, parent, key_name, _, message = alike
-            violations = _violations(error)
-            for violation in violations if key else ():
-                violation.field = violation.field.replace(key, KEY_MASK)
-                violation.description = violation.description.replace(key, KEY_MASK)
+            transport, method, parent, key_name, _, message, _ = alike
+            violations = _violations(error, key)
             found = self._alike[alike] = (_project(parent), console_pb2.Rejection(
                 transport=transport,  # type: ignore[arg-type]
                 method=method, parent=parent, key_name=key_name, code=error.code.value[0],

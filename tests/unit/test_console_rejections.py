@@ -563,3 +563,29 @@ def test_refusals_of_long_messages_are_told_alike_by_their_message_as_kept(
     # (each message is 400 KB: 50 of them held whole are 20 MB; as kept, about 100 KB of
     # message and violations each: 10-13 MB held in all)
     assert held < 16_000_000, held
+
+
+def test_refusals_alike_in_their_message_as_kept_keep_their_own_violations(
+        store: Store) -> None:
+    # Refusals are told alike by their message as kept (cut to about KEPT_TEXT_CHARS),
+    # while their violations are kept to as many characters counted otherwise (no
+    # "field: " nor "; "): a violation past the message's cut but within the kept ones,
+    # the fifteenth of these, was the first refusal's in every refusal alike that followed.
+    def error(fifth: str) -> InvalidArgument:
+        return InvalidArgument([
+            *(FieldViolation(f"f{n}", "x" * 810) for n in range(14)),
+            FieldViolation("g", fifth * 810), FieldViolation("h", "y" * 810)])
+
+    first, second = error("a"), error("b")
+    assert rejections._message(first) == rejections._message(second)  # (alike, as kept)
+    keeper = Rejections(store, SystemClock(), 10, 3600)
+    for fifth, refusal in (("a", first), ("b", second)):
+        keeper.refused(WRITE, "grpc", user_event_service_pb2.WriteUserEventRequest(
+            parent=CATALOG, user_event=user_event_pb2.UserEvent(session_id=fifth)),
+            refusal, "k")
+    store.flush()
+    kept = [shown(*row) for row in store.rejections_after(None, 0, 10)]
+    assert len(kept) == 2
+    fifths = sorted(v.description[:1] for k in kept for v in k.field_violations
+                    if v.field == "g")
+    assert fifths == ["a", "b"]  # (each its own)
