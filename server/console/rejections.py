@@ -128,14 +128,18 @@ def _violations(error: FootfallError, key: str = ""
     return []
 
 
-def _message(error: FootfallError) -> str:
-    """The message of `error` as kept: cut to about KEPT_TEXT_CHARS (an
-    INVALID_ARGUMENT's at a violation, ending with the count of those left out)."""
-    if len(error.message) <= KEPT_TEXT_CHARS:
-        return error.message
-    if isinstance(error, InvalidArgument):
-        return error.shorter_message(KEPT_TEXT_CHARS)
-    return error.message[:KEPT_TEXT_CHARS - 3] + "..."
+def _message(error: FootfallError, key: str = "") -> tuple[str, bool]:
+    """The message of `error` as kept, `key` masked in it (before it is cut: a key
+    across the cut was kept in part, where no mask found it), and whether it was cut:
+    to about KEPT_TEXT_CHARS (an INVALID_ARGUMENT's at a violation, ending with the
+    count of those left out)."""
+    message = error.message.replace(key, KEY_MASK) if key else error.message
+    if len(message) <= KEPT_TEXT_CHARS:
+        return message, False
+    if isinstance(error, InvalidArgument):  # (cut between violations, masked after)
+        shorter = error.shorter_message(KEPT_TEXT_CHARS)
+        return (shorter.replace(key, KEY_MASK) if key else shorter), True
+    return message[:KEPT_TEXT_CHARS - 3] + "...", True
 
 
 @dataclass(frozen=True)
@@ -338,18 +342,17 @@ class Rejections:
             else request.SerializeToString() if isinstance(request, Message) else None
         # (the message as kept: a whole one of 100 long violations, held as the key
         # of each of ALIKE_KINDS, held 180 MB after 250 such refusals)
-        message = _message(error)
+        # (the key masked wherever the request's text stands, not in its JSON alone:
+        # in what the answer quotes of it too, `ip_address: ... got 'KEY'`)
+        message, cut = _message(error, key)
         # ... which, cut, names fewer violations than are kept: the kept ones tell such
         # refusals apart too (else one past the message's cut was the first refusal's
         # in every refusal alike that followed)
-        told = tuple((v.field, v.description) for v in _violations(error, key)) \
-            if len(message) < len(error.message) else ()
+        told = tuple((v.field, v.description) for v in _violations(error, key)) if cut else ()
         if key:
             if key in parent or (data is not None and key.encode() in data):
                 request, data = _KeyMasked(request, key), None  # (kept as its JSON, masked)
-            # ... and wherever else the request's text stands: its parent, and what the
-            # answer quotes of it (`ip_address: ... got 'KEY'`), not in the JSON alone
-            parent, message = parent.replace(key, KEY_MASK), message.replace(key, KEY_MASK)
+            parent = parent.replace(key, KEY_MASK)
         alike = (origin.of_call(transport, method), method, parent, key_name or "",
                  error.code, message, told)
         now_ns = self._clock.now_ns()
