@@ -86,6 +86,9 @@ class _Worker:
         return future
 
     def _paid(self, future: Future[bytes]) -> None:
+        """`future` is owed no more (its done-callback; and by its waiter once it has
+        the result: a future wakes its waiters before it runs its callbacks, and a
+        stop made at once found the worker still owing, and killed it unreaped)."""
         with _lock:
             self._owed.pop(future, None)
 
@@ -107,9 +110,13 @@ class _Worker:
         """End it now, whatever it is doing (SIGKILL: a stopped process ends too);
         the encodings it owes fail (BrokenProcessPool; cancelled, those not sent yet),
         and their waits end."""
-        for process in self.processes():
+        processes = self.processes()
+        for process in processes:
             process.kill()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        ends = time.monotonic() + CLOSE_SECONDS
+        for process in processes:
+            _reaped(process, ends)  # (a SIGKILL ends it at once)
 
     def stop(self) -> None:
         """End it: once idle, by itself within CLOSE_SECONDS; else killed."""
@@ -120,9 +127,23 @@ class _Worker:
         self.executor.shutdown(wait=False, cancel_futures=True)
         ends = time.monotonic() + CLOSE_SECONDS
         for process in processes:
-            process.join(max(0.0, ends - time.monotonic()))
-            if process.is_alive():  # (stopped, or swapped out)
+            if not _reaped(process, ends):  # (stopped, or swapped out)
                 process.kill()
+                _reaped(process, time.monotonic() + CLOSE_SECONDS)
+
+
+def _reaped(process: BaseProcess, ends: float) -> bool:
+    """Whether `process` ended by `ends` (time.monotonic()), waited for. (`join` returns
+    once the process has closed its end of the sentinel pipe, which a worker does as it
+    exits, a few milliseconds before it can be reaped: it was then left unreaped, still
+    among the server's children.)"""
+    while True:
+        process.join(max(0.0, ends - time.monotonic()))
+        if process.exitcode is not None:
+            return True
+        if time.monotonic() >= ends:
+            return False
+        time.sleep(0.005)
 
 
 _worker: _Worker | None = None
@@ -177,13 +198,16 @@ def _awaited(worker: _Worker, future: Future[bytes]) -> bytes:
     its allowance, CANCELLED once the caller went, BrokenProcessPool once it died."""
     while True:
         try:
-            return future.result(timeout=LOOK_SECONDS)
+            made = future.result(timeout=LOOK_SECONDS)
         except TimeoutError:
             if abandoned():
                 future.cancel()  # (not sent to the worker yet: never sent)
                 raise Cancelled("the caller went before its event was encoded") from None
             if worker.overdue():
                 raise _Overdue from None
+        else:
+            worker._paid(future)  # noqa: SLF001  # (see _paid)
+            return made
 
 
 def encodings(message: Any) -> tuple[bytes, bytes]:
