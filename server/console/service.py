@@ -34,8 +34,8 @@ from server.names import (
     parse_tenant_or_project,
 )
 from server.policy import Policy
-from server.policy.auth import Grant, caller_identity
-from server.policy.envelope import Envelope, client_of
+from server.policy.auth import Grant
+from server.policy.envelope import Envelope, reader_of
 from server.rpc import TRANSPORT, status_of
 from server.store import Store, answered_stored, committed_a_while, packed
 from server.store.console import ResetCounts
@@ -165,12 +165,6 @@ class _SendClock:
             self._timer = self._loop.call_at(due, self._due)
 
 
-def _caller(context: Any) -> bytes | str:
-    """Whose turns a page of the call of `context` takes in the budget of the lists
-    (pace.Listing): its key's, else (auth off) its client address's."""
-    return caller_identity() or client_of(context)
-
-
 class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
     """Lists, watches and resets; `policy` admits the streams (the envelope does
     the unary calls); the pages of the lists take turns in `lists` (none: no bound)."""
@@ -199,11 +193,11 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
             # a long read, in its project's turn: 64 such lists at once of one reader
             # key held the pool every call uses, and another project's product and
             # console reads waited 7 s
-            return await self._lists.read(_caller(context), long_read, _as_sent,
+            return await self._lists.read(reader_of(context), long_read, _as_sent,
                                           queries.list_user_events, self._store, events, size,
                                           request.page_token, share=catalog.project)
         # (a page of 1,000 events holds a thread for up to a second: see loop.page_read)
-        return await self._lists.read(_caller(context), page_read, _as_sent,
+        return await self._lists.read(reader_of(context), page_read, _as_sent,
                                       queries.list_user_events, self._store, events, size,
                                       request.page_token, share=catalog.project)
 
@@ -230,7 +224,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         tenant = gather(violations, parse_tenant_or_project, request.parent)
         size = gather(violations, queries.page_size, request.page_size)
         raise_if_any(violations)
-        return await self._lists.read(_caller(context), page_read, _as_sent,
+        return await self._lists.read(reader_of(context), page_read, _as_sent,
                                       queries.list_client_events, self._store, str(tenant),
                                       size, request.page_token, share=tenant.project)
 
@@ -245,7 +239,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         # A caller that lists right after a refused call sees it, as it sees an
         # accepted write (unless the store cannot commit it now: see committed_a_while).
         await self._commit_waiting_refusals(a_while=True)
-        return await self._lists.read(_caller(context), page_read, _as_sent,
+        return await self._lists.read(reader_of(context), page_read, _as_sent,
                                       queries.list_rejections, self._store, scope, size,
                                       request.page_token, share=scope.project or "-")
 

@@ -15,8 +15,8 @@ from footfall.insights.v1 import insights_pb2, insights_pb2_grpc
 from server.console.pace import Listing
 from server.insights import funnel_request, tables, totals
 from server.loop import long_read
-from server.policy.auth import caller_identity, project_of
-from server.policy.envelope import client_of
+from server.policy.auth import project_of
+from server.policy.envelope import reader_of
 from server.store import Store, answered_stored
 
 SERVICE = insights_pb2.DESCRIPTOR.services_by_name["InsightsService"].full_name
@@ -25,12 +25,6 @@ SERVICE = insights_pb2.DESCRIPTOR.services_by_name["InsightsService"].full_name
 def _project(request: Any) -> str:
     """Whose reads a request's are (see loop.long_read): its parent's project."""
     return project_of(request.parent) or request.parent
-
-
-def _caller(context: Any) -> bytes | str:
-    """Whose turns an insight takes in its budget: its key's, else (auth off) its
-    client address's."""
-    return caller_identity() or client_of(context)
 
 
 class InsightsService(insights_pb2_grpc.InsightsServiceServicer):
@@ -48,7 +42,7 @@ class InsightsService(insights_pb2_grpc.InsightsServiceServicer):
                   context: grpc.aio.ServicerContext) -> insights_pb2.RunFunnelResponse:
         """INVALID_ARGUMENT for a bad parent, step, count, window, range or breakdown."""
         await answered_stored(self._store)
-        return await self._reading.read(_caller(context), long_read, funnel_request.run,
+        return await self._reading.read(reader_of(context), long_read, funnel_request.run,
                                        self._store, funnel_request.parse(request),
                                        share=_project(request))
 
@@ -57,18 +51,18 @@ class InsightsService(insights_pb2_grpc.InsightsServiceServicer):
                          ) -> insights_pb2.ListProductStatsResponse:
         """INVALID_ARGUMENT for a bad parent, range, order, page size or token."""
         await answered_stored(self._store)
-        return await self._reading.read(_caller(context), long_read, tables.list_product_stats,
+        return await self._reading.read(reader_of(context), long_read, tables.list_product_stats,
                                        self._store, request, share=_project(request))
 
     async def ListJobStats(self, request: insights_pb2.ListJobStatsRequest,
                      context: grpc.aio.ServicerContext) -> insights_pb2.ListJobStatsResponse:
         """INVALID_ARGUMENT for a bad parent, range, order, page size or token."""
-        return await self._reading.read(_caller(context), long_read, tables.list_job_stats,
+        return await self._reading.read(reader_of(context), long_read, tables.list_job_stats,
                                        self._store, request, share=_project(request))
 
     async def ComputeTotals(self, request: insights_pb2.ComputeTotalsRequest,
                       context: grpc.aio.ServicerContext) -> insights_pb2.ComputeTotalsResponse:
         """INVALID_ARGUMENT for a bad parent, range, granularity, count or window."""
         await answered_stored(self._store)
-        return await self._reading.read(_caller(context), long_read, totals.compute_totals,
+        return await self._reading.read(reader_of(context), long_read, totals.compute_totals,
                                        self._store, request, share=_project(request))

@@ -32,6 +32,7 @@ from server.policy.auth import (
     NotYourProject,
     Role,
     authorize,
+    caller_identity,
     resource_names,
     set_caller,
 )
@@ -103,6 +104,13 @@ def client_of(context: Any) -> str:
         return ip_prefix(requester.ip_address)
     peer = getattr(context, "peer", None)  # (a test's context may have none)
     return client_address(peer() if peer is not None else "")
+
+
+def reader_of(context: Any) -> bytes | str:
+    """Whose turns a read of the call of `context` takes in a budget of reading time
+    (console.pace.Listing: list pages, insights): its key's, else (auth off) its client
+    address's."""
+    return caller_identity() or client_of(context)
 
 
 def _chosen(context: Any) -> ChosenStatus | None:
