@@ -49,7 +49,7 @@ A_KEY = "list-reading-test-reader-a-0123456"
 B_KEY = "list-reading-test-reader-b-0123456"
 W_KEY = "list-reading-test-writer-c-0123456"
 EVENTS = 300  # of each project: a page of 100 of them costs a few milliseconds to read
-FLOOD = 16  # the flood's callers, each asking page after page
+FLOOD = 8  # the flood's callers, each asking page after page
 DEADLINE = 60.0  # seconds for anything to come, at most (generous: no timing here)
 READ_MS = 5  # the budget: a page or two a second (few of them answered while a call travels)
 
@@ -230,7 +230,7 @@ def test_one_callers_flood_of_list_calls_does_not_hold_back_another_callers_page
     # (the middle of three rounds: a round's count may take in pages whose turns were
     # given before the other page was asked, up to 7 seen in a first round under load;
     # in the order they asked, every round counts FLOOD // 2 or more)
-    assert sorted(answered_meanwhile)[1] <= FLOOD // 4, (
+    assert sorted(answered_meanwhile)[1] <= 2, (
         f"{answered_meanwhile} of the flood's pages were answered while the other "
         f"caller's page waited (the flood had {FLOOD // 2} or more in line)")
 
