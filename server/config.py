@@ -304,6 +304,11 @@ class Settings:
                             "server processes sharing the ports and one store (`auto`: one "
                             "per core); needs a SQLite or PostgreSQL store",
                             check=at_least(1))
+    share_cores: bool = option(False, SWITCH,
+                               "under --processes, leave every server process free to run "
+                               "on every core (the kernel places them) instead of keeping "
+                               "each to a core of its own: for a machine whose cores other "
+                               "servers use too (see \"Scaling out\")")
     rejections_keep: int = option(10_000, INTEGER,
                                   "refused event writes, pixels, client events, product "
                                   "writes, import, purge and rejoin calls, and failed import "

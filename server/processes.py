@@ -106,8 +106,10 @@ def _serve_child(settings: Settings, index: int, ready: Connection, keys: str | 
                  parent: int) -> None:
     """The body of server process `index` (a spawned interpreter) of the supervisor
     `parent` (its pid), beginning with the auth file's text `keys` (None: the file's).
-    It keeps to a core of its own (server.cores), before any thread starts."""
-    cores.keep_to(index, settings.processes)
+    It keeps to a core of its own (server.cores; not with `--share-cores`), before any
+    thread starts."""
+    if not settings.share_cores:
+        cores.keep_to(index, settings.processes)
     with contextlib.suppress(OSError, AttributeError):  # Linux only: end with the parent
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     # The parent died before the line above took effect (the process was given to an

@@ -383,6 +383,19 @@ def test_each_process_keeps_to_a_core_of_its_own(start: Callable[..., ServerProc
     assert server.stop() == 0, server.log_text()
 
 
+def test_share_cores_leaves_each_process_every_core(
+        start: Callable[..., ServerProcess]) -> None:
+    server = start("--share-cores")
+    every = frozenset(os.sched_getaffinity(0))
+    pids = server_processes(server.proc.pid)
+    assert len(pids) == PROCESSES, pids
+    for pid in pids:
+        masks = {frozenset(os.sched_getaffinity(int(task.name)))
+                 for task in Path(f"/proc/{pid}/task").iterdir()}
+        assert masks == {every}, (pid, masks)
+    assert server.stop() == 0, server.log_text()
+
+
 def test_the_processes_end_with_their_parent(start: Callable[..., ServerProcess]) -> None:
     server = start()
     children = server_processes(server.proc.pid)
