@@ -43,7 +43,7 @@ from google.protobuf.message import Message
 from server.console.pace import FIRST_READ_SECONDS, GRANT, Pace, Reading, SendCost
 from server.console.read_trouble import ReadTrouble
 from server.console.watch import Caller, Commits
-from server.errors import ResourceExhausted
+from server.errors import ResourceExhausted, Unavailable
 from server.loop import giving_way, long_read_turn, off_loop
 from server.store.console import READ_BYTES
 from server.store.packed import varint
@@ -151,6 +151,18 @@ async def close_stream(stream: AsyncIterator[Any]) -> None:
     close = getattr(stream, "aclose", None)
     if close is not None:
         await close()
+
+
+async def let_slow_client_go(stream: AsyncIterator[Any]) -> None:
+    """End a watch's stream now, as one whose client took nothing for SEND_SECONDS:
+    its call is counted and logged UNAVAILABLE (watch.admitted's), not as a caller
+    that went."""
+    throw = getattr(stream, "athrow", None)
+    if throw is None:
+        await close_stream(stream)
+        return
+    with contextlib.suppress(Unavailable, StopAsyncIteration):
+        await throw(Unavailable(SLOW_CLIENT))
 
 
 def fitted(text: bytes) -> bytes:

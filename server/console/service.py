@@ -19,7 +19,15 @@ from google.protobuf.message import Message
 from grpc_status import rpc_status
 
 from server.console import origin, queries, sources
-from server.console.feed import SEND_SECONDS, SLOW_CLIENT, Batch, Item, Watches, close_stream
+from server.console.feed import (
+    SEND_SECONDS,
+    SLOW_CLIENT,
+    Batch,
+    Item,
+    Watches,
+    close_stream,
+    let_slow_client_go,
+)
 from server.console.pace import Listing
 from server.console.watch import Caller, admitted
 from server.errors import FieldViolation, FootfallError, InvalidArgument, gather, raise_if_any
@@ -373,7 +381,7 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
             # or for ever): the feed lets go of what the watch holds now, and the call
             # ends with UNAVAILABLE once the client takes that message (or when it
             # goes, or its deadline passes).
-            let_go.append(asyncio.ensure_future(close_stream(messages)))
+            let_go.append(asyncio.ensure_future(let_slow_client_go(messages)))
 
         # a client that takes nothing for SEND_SECONDS is let go (feed.py)
         clock = _SendClock(asyncio.get_running_loop(), slow_client)

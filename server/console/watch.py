@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 
-from server.errors import FootfallError
+from server.errors import DeadlineExceeded, FootfallError
 from server.policy import Admission, Policy
 from server.policy.auth import Grant
 
@@ -141,11 +141,26 @@ async def _recorded(messages: AsyncIterator[T], policy: Policy, method: str, tra
             del message
         if isinstance(caller, _Keyed) and caller.refusal is not None:
             raise caller.refusal
+        # The feed ends a watch whose deadline passed (nothing else ends an HTTP
+        # caller's X-Server-Timeout, and it ended a gRPC watch before grpc did): said
+        # so, not as a watch that ended well; and one whose caller went.
+        if _past_deadline(caller):
+            raise DeadlineExceeded("the watch's deadline passed")
+        if caller.done():
+            code = grpc.StatusCode.CANCELLED
     except FootfallError as exc:
         code = exc.code
         raise
-    except asyncio.CancelledError:
-        code = grpc.StatusCode.CANCELLED
+    except (asyncio.CancelledError, GeneratorExit):
+        # Ended before its messages did: grpc cancelled it, or its transport closed
+        # it as its caller went (a client too slow is let go with an Unavailable).
+        code = (grpc.StatusCode.DEADLINE_EXCEEDED if _past_deadline(caller)
+                else grpc.StatusCode.CANCELLED)
         raise
     finally:
         policy.record(method, transport, code, time.perf_counter() - started, admission)
+
+
+def _past_deadline(caller: Caller) -> bool:
+    remaining = caller.time_remaining()
+    return remaining is not None and remaining <= 0

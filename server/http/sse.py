@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from google.protobuf.message import Message
 
-from server.console.feed import SEND_SECONDS, close_stream
+from server.console.feed import SEND_SECONDS, close_stream, let_slow_client_go
 from server.errors import FootfallError, to_rpc_status
 from server.http import transcode
 from server.http.errors import error_body, http_status_of
@@ -73,7 +73,7 @@ async def respond(request: web.Request, opened: AsyncIterator[Message | Encoded]
             await _send_message(response, writer, message, form, encode)
             del message  # (see _send_message)
     except TimeoutError:
-        await close_stream(opened)  # (what it held is let go before the connection is)
+        await let_slow_client_go(opened)  # (what it held let go before the connection is)
         if request.transport is not None:  # (an event cut short: the stream ends)
             request.transport.close()
     except FootfallError as refusal:

@@ -28,6 +28,8 @@ from server.console import feed, service
 from server.http import sse
 from server.store import EventRow, open_store
 
+from .test_watch_outcomes import wait_for
+
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 SECONDS = 0.5
 WATCHERS = 30
@@ -81,6 +83,7 @@ def test_a_grpc_watch_never_read_is_ended(slow_limit: Running) -> None:
         assert "took no message" in (ended.value.details() or "")
         assert "watch again after the last id it saw" in (ended.value.details() or "")
         assert received < 12  # it was ended, not finished
+    wait_for(slow_limit, "grpc", {"UNAVAILABLE": 1})  # counted as it ended, not CANCELLED
 
 
 def test_a_grpc_watch_let_go_counts_until_grpc_ends_its_call(
@@ -144,6 +147,7 @@ def test_a_server_sent_events_watch_never_read_is_closed(slow_limit: Running) ->
     assert b"text/event-stream" in got.split(b"\r\n\r\n", 1)[0]
     # The 12 events (about 12 MB of JSON) were not all sent: it was cut short.
     assert got.count(b"\ndata: ") + got.count(b"\r\ndata: ") < 12, len(got)
+    wait_for(slow_limit, "http", {"UNAVAILABLE": 1})  # counted as it ended, not OK
 
 
 def rss_mib() -> float:
