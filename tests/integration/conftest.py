@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +31,14 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def running(settings: Settings, clock: FixedClock) -> Iterator[Running]:
     server = start(settings, clock)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def served(settings: Settings, clock: FixedClock) -> Iterator[Running]:
+    """`running` with its HTTP port open too (a free one)."""
+    server = start(dataclasses.replace(settings, http_port=-1), clock)
     yield server
     server.stop()
 

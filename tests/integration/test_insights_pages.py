@@ -5,15 +5,11 @@ one read in whole pages."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from server.app import Running, start
-from server.clock import FixedClock
-from server.config import Settings
+from server.app import Running
 from server.insights import read
 
 from . import http_client
@@ -25,15 +21,6 @@ SHOP = ("home-page-view", "detail-page-view", "add-to-cart", "purchase-complete"
 # (visitor, steps of SHOP reached, the minute of each): times shared across visitors
 VISITS = [("v0", 4, 0), ("v1", 3, 0), ("v2", 2, 1), ("v3", 4, 1), ("v4", 1, 2), ("v5", 3, 0)]
 JOBS = ("IMPRESSION", "VIEW", "APPLICATION_START", "APPLICATION_FINISH")
-
-
-@pytest.fixture
-def served(settings: Settings, clock: FixedClock) -> Iterator[Running]:
-    running = start(dataclasses.replace(settings, http_port=-1), clock)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def call(running: Running, method: str, path: str, body: Any = None) -> Any:

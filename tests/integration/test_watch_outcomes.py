@@ -6,32 +6,19 @@ deadline like a cancel."""
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 import time
-from collections.abc import Iterator
 
 import grpc
 import pytest
 from footfall.console.v1 import console_pb2, console_pb2_grpc
 
-from server.app import Running, start
-from server.clock import FixedClock
-from server.config import Settings
+from server.app import Running
 
 from .http_client import call
 
 CATALOG = "projects/p/locations/global/catalogs/default_catalog"
 PATH = f"/console/v1/{CATALOG}/userEvents:watch"
-
-
-@pytest.fixture
-def served(settings: Settings, clock: FixedClock) -> Iterator[Running]:
-    running = start(dataclasses.replace(settings, http_port=-1), clock)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def counted(running: Running, transport: str) -> dict[str, float]:
