@@ -175,7 +175,11 @@ def _relay(pipe: int, out: int, mark: bytes, drained: int, json_lines: bool = Tr
 
     held: list[bytes] = []  # (the start of a line not ended yet)
     while True:
-        if select.select([pipe], [], [], windows.wait(time.monotonic()))[0]:
+        ready = select.select([pipe], [], [], windows.wait(time.monotonic()))[0]
+        # (before the lines that came: a place that filled its window and went quiet
+        # past its end had its next line counted against that window, not written)
+        counts()
+        if ready:
             data = os.read(pipe, 1 << 16)
             if not data:
                 break
@@ -186,7 +190,6 @@ def _relay(pipe: int, out: int, mark: bytes, drained: int, json_lines: bool = Tr
             held = [rest] if rest else []
             for raw in lines:
                 line(raw + b"\n")
-        counts()
     if held:
         line(b"".join(held))
     counts(every=True)
