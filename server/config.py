@@ -74,8 +74,13 @@ def store_url_of(given: str) -> str:
 
 
 # HOST:PORT, what a PostgreSQL server is known by: `--store db.internal:5432` made a
-# SQLite file of that name and served on it, empty. (./NAME is still that file.)
-SERVER_ADDRESS = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):[0-9]{1,5}")
+# SQLite file of that name and served on it, empty. (./NAME is still that file.) So with
+# a user before it or a database after it (a URL that lost its postgresql://:
+# `localhost:5432/footfall` made a folder and a file), and a host named with an
+# underscore (a compose service's, `shop_db_1`).
+SERVER_ADDRESS = re.compile(r"(?:(?P<user>[^@/\s]+)@)?"
+                            r"(?P<address>(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9._-]*)"
+                            r":[0-9]{1,5})(?:/(?P<database>[^/\s]*))?")
 
 
 # argparse also runs `parse` over a default that is a string, so a kind of text must
@@ -192,8 +197,8 @@ class Settings:
                         "`sqlite:///PATH`, `sqlite:////abs/path`, `memory://`, "
                         "`postgresql://USER@HOST:PORT/DB`, or a SQLite file's path "
                         "(`./data/footfall.db`, as every command's `--store` takes; "
-                        "`HOST:PORT` alone is refused as a server's address, "
-                        "`./HOST:PORT` is that file)")
+                        "`HOST:PORT` alone, or as `USER@HOST:PORT/DB`, is refused as a "
+                        "server's address, `./HOST:PORT` is that file)")
     strict_event_types: bool = option(False, SWITCH,
                                       "refuse event types outside Google's list")
     strict_names: bool = option(False, SWITCH,

@@ -131,10 +131,13 @@ def open_store(url: str, *, read_only: bool = False, any_version: bool = False) 
         if problem is not None:
             raise ValueError(problem)
         return PostgresStore(url, read_only=read_only)
-    if SERVER_ADDRESS.fullmatch(url):
+    address = SERVER_ADDRESS.fullmatch(url)
+    if address is not None:
+        meant = f"postgresql://{address['user'] or 'USER'}@{address['address']}/" \
+                f"{address['database'] or 'DB'}"
         raise ValueError(f"unknown store URL {url!r}: that is a server's address; a "
-                         f"PostgreSQL database there is postgresql://USER@{url}/DB (and a "
-                         f"SQLite file of that name, ./{url})")
+                         f"PostgreSQL database there is {meant} (and a SQLite file of "
+                         f"that name, ./{url})")
     if not parsed.scheme and url.strip():
         # A path where a URL belongs (given in code: every command's --store takes
         # one, through store_url_of): say the URL that names it.

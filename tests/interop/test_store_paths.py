@@ -59,6 +59,26 @@ def test_a_servers_address_given_as_the_store_is_refused_not_made_a_file(
     assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(("given", "meant"), [
+    ("localhost:5432/footfall", "postgresql://USER@localhost:5432/footfall"),
+    ("postgres@db.internal:5432/footfall", "postgresql://postgres@db.internal:5432/footfall"),
+    ("postgres@127.0.0.1:5432", "postgresql://postgres@127.0.0.1:5432/DB"),
+    ("shop_db_1:5432", "postgresql://USER@shop_db_1:5432/DB"),  # (a compose service's name)
+])
+def test_a_servers_address_with_a_user_or_database_is_refused_too(
+        given: str, meant: str, tmp_path: Path) -> None:
+    """A server's address with its database after it, or its user before it (a URL
+    without its postgresql://), or a host named with an underscore, made a SQLite file
+    (and its folders) of that name and served on it, empty."""
+    said = subprocess.run([sys.executable, "-m", "server", "serve", "--port", "0",
+                           "--http-port", "0", "--store", given],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert said.returncode == 2, said.stderr
+    assert f"{given!r}: that is a server's address; a PostgreSQL database there is " \
+           f"{meant}" in said.stderr, said.stderr
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+
+
 def test_a_file_named_like_an_address_is_still_a_path_away(
         server_factory: Callable[..., ServerProcess], tmp_path: Path) -> None:
     server = server_factory(store="./db:5432")
