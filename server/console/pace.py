@@ -326,8 +326,8 @@ WRITING_SECONDS = 2.0
 
 
 class Listing:
-    """The time a second that the pages of the console's lists (ListUserEvents,
-    ListClientEvents, ListRejections) take together to read (--list-read-ms), as the
+    """The time a second that the pages of the console's lists (ListUserEvents and
+    its counts, ListClientEvents, ListRejections) take together to read (--list-read-ms), as the
     reading threads' CPU: a Reading whose parties are the callers (a key, or, with
     none, a client address). A page waits for its caller's turn before it takes its
     project's (see loop.page_read), so a page waiting holds no thread; it is charged
@@ -354,7 +354,7 @@ class Listing:
         self._costs: dict[Hashable, float] = {}  # each caller's last page's, the latest last
         self._last_write = last_write  # (time.monotonic() of the last event write admitted)
 
-    async def read(self, party: Hashable, run: Callable[..., Awaitable[T]],
+    async def read(self, party: Hashable, run: Callable[..., Awaitable[Any]],
                    fn: Callable[..., T], /, *args: Any, **options: Any) -> T:
         """`await run(fn, *args, **options)` (a page read on its threads), once the
         turn of `party` has come, charged what `fn` cost its thread (at once, and

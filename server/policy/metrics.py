@@ -217,7 +217,7 @@ class Metrics:
         budget of reading time (console/pace.py's Listing; this process's)."""
         self._exposed.register(_Waits(
             reading, "footfall_list_read_waits",
-            "Pages of the console's lists (ListUserEvents, ListClientEvents, "
+            "Pages of the console's lists (ListUserEvents and its counts, ListClientEvents, "
             "ListRejections) that waited for their caller's turn in --list-read-ms.",
             "footfall_list_reads_waiting",
             "Pages of the console's lists waiting for their turn in --list-read-ms now."))

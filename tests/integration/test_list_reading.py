@@ -344,3 +344,24 @@ def test_a_browsers_pixel_is_a_write_that_paces_the_lists(
         assert running.policy.last_write >= before
     finally:
         running.stop()
+
+
+def test_counts_of_the_lists_take_turns_in_the_lists_budget(
+        budgeted: tuple[Running, Seen, dict[str, str]]) -> None:
+    """CountUserEvents reads what a list of the same filter does (by sessionId or
+    productId, it decodes every event the store finds holding the id, over the whole
+    catalog, in one call): unpaced, a caller looping counts read without bound while
+    its list pages waited."""
+    running, lists, callers = budgeted
+    caller = Caller(running.port, callers["a"])
+    try:
+        for _ in range(200):  # (until one waits: each costs a little of the budget)
+            count = caller.stub.CountUserEvents(console_pb2.CountUserEventsRequest(
+                parent=A, filter='productId = "nnnn"'), metadata=caller.metadata,
+                timeout=DEADLINE)
+            assert count.count == 0
+            if lists.reading.waits:
+                break
+        assert lists.reading.waits >= 1
+    finally:
+        caller.channel.close()
