@@ -44,6 +44,8 @@ a second to 240; within 200 ms a second, to 1,560-1,570 (SQLite, bench.reader_fl
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
@@ -364,26 +366,48 @@ class Listing:
         if taken is None:
             return await run(fn, *args, **options)
         began: list[float] = []  # (set on its thread)
-        cost: list[float] = []
+        cost: list[float] = []  # (set on its thread, under `lock`)
+        charged: list[float] = []  # what its caller, gone first, was charged (under `lock`)
+        lock = threading.Lock()
+        loop = asyncio.get_running_loop()
 
         def measured(*given: Any) -> T:
             began.append(time.thread_time())
             try:
                 return fn(*given)
             finally:
-                cost.append(time.thread_time() - began[0])
+                seconds = time.thread_time() - began[0]
+                with lock:
+                    cost.append(seconds)
+                    gone_first = charged[0] if charged else None
+                if gone_first is not None:  # (the rest, now it is known)
+                    with contextlib.suppress(RuntimeError):  # (the loop closed)
+                        loop.call_soon_threadsafe(self._charge, party, gone_first, seconds,
+                                                  expected)
 
         try:
             return await run(measured, *args, **options)
         finally:
-            # Gone while its read goes on: what it expected (the read stops at its next
-            # window, see loop.stop_if_abandoned); gone before it began: nothing.
-            spent = cost[0] if cost else taken if began else 0.0
-            self.reading.spent(taken, spent, party)
-            self._costs.pop(party, None)
-            self._costs[party] = spent or expected
-            if len(self._costs) > PARTIES_KEPT:
-                del self._costs[next(iter(self._costs))]
+            # Gone while its read goes on: what it expected now (the read stops at its
+            # next window, see loop.stop_if_abandoned), the rest once it has (charged
+            # what it expected alone, a caller gone at once again and again read on for
+            # its windows unbounded); gone before it began: nothing, or what it costs.
+            with lock:
+                if cost:
+                    spent = cost[0]
+                else:
+                    spent = taken if began else 0.0
+                    charged.append(spent)
+            self._charge(party, taken, spent, expected)
+
+    def _charge(self, party: Hashable, taken: float, spent: float, expected: float) -> None:
+        """A read of `party` that took `taken` of the budget cost `spent` (see
+        Reading.spent), what its caller's next page expects (else `expected`)."""
+        self.reading.spent(taken, spent, party)
+        self._costs.pop(party, None)
+        self._costs[party] = spent or expected
+        if len(self._costs) > PARTIES_KEPT:
+            del self._costs[next(iter(self._costs))]
 
     async def _turn(self, expected: float, party: Hashable) -> float | None:
         """The time taken (Reading.take) for a page of `party` once its turn has come,

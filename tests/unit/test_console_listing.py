@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 import time
 from typing import Any
 
@@ -133,5 +134,41 @@ def test_a_page_waiting_when_the_writes_stop_goes_then_before_its_callers_later_
         assert await asyncio.wait_for(first, 30) == "page"
         assert started == ["first", "second"]
         assert listing.reading.waiting == 0  # (its place in line given up)
+
+    asyncio.run(main())
+
+
+def test_a_page_whose_caller_went_while_it_read_is_charged_its_cost_once_read() -> None:
+    """A caller gone while its page is read (a short deadline) was charged what it
+    expected (1 ms, or what its last such page was charged, the same) while its thread
+    read on for its window: a caller that looped so was never held back."""
+    async def main() -> None:
+        listing = Listing(100, WRITING)  # up to 20 ms unspent
+        started, go_on, ended = threading.Event(), threading.Event(), threading.Event()
+
+        def page() -> str:
+            started.set()
+            go_on.wait(10)
+            try:
+                return burn(0.05)
+            finally:
+                ended.set()
+
+        read = asyncio.ensure_future(listing.read("a", asyncio.to_thread, page))
+        assert await asyncio.to_thread(started.wait, 10)
+        read.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await read
+        go_on.set()
+        assert await asyncio.to_thread(ended.wait, 10)
+        for _ in range(1000):  # (until its end is said to the loop: its caller's cost)
+            if listing._costs["a"] >= 0.05:
+                break
+            await asyncio.sleep(0.01)
+        # its 50 ms charged, not the 1 ms expected: another caller's page waits
+        late = asyncio.ensure_future(listing.read("b", asyncio.to_thread, burn, 0.0))
+        await settle()
+        assert not late.done() and listing.reading.waits == 1
+        assert await asyncio.wait_for(late, 5) == "page"
 
     asyncio.run(main())
