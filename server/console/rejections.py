@@ -38,7 +38,13 @@ from google.rpc import error_details_pb2
 
 from server.clock import Clock
 from server.console import origin
-from server.errors import FootfallError, InvalidArgument, Unauthenticated
+from server.errors import (
+    MAX_REPORTED_VIOLATIONS,
+    FieldViolation,
+    FootfallError,
+    InvalidArgument,
+    Unauthenticated,
+)
 from server.names import DEFAULT_TENANT_ID, is_project_id
 from server.operations.summary import unpacked
 from server.periodic import Periodic
@@ -126,6 +132,24 @@ def _violations(error: FootfallError, key: str = ""
                 violation.description = violation.description.replace(key, KEY_MASK)
             return kept
     return []
+
+
+def _key_masked(error: FootfallError, key: str) -> FootfallError:
+    """`error` with `key` masked in the violations it names, before each is clipped to
+    MAX_REPORTED_CHARS (as the error is made, its message too): masked after, a key
+    across the clip of a description quoting what was sent was kept in part, where no
+    mask found it. Itself when none of those it names holds the key."""
+    if not key or not isinstance(error, InvalidArgument):
+        return error
+    named = error.violations[:MAX_REPORTED_VIOLATIONS]
+    if not any(key in v.field or key in v.description for v in named):
+        return error
+    # (those without the key as they are: the markers of violations not listed are
+    # told by what they are)
+    masked = [v if key not in v.field and key not in v.description else
+              FieldViolation(v.field.replace(key, KEY_MASK), v.description.replace(key, KEY_MASK))
+              for v in named]
+    return InvalidArgument(masked + error.violations[MAX_REPORTED_VIOLATIONS:])
 
 
 def _message(error: FootfallError, key: str = "") -> tuple[str, bool]:
@@ -257,7 +281,8 @@ def _parent_text(parent: str) -> str:
 
 def _parent(request: Any) -> str:
     """The resource the request names: its `parent`, else (a product's call) the name
-    of what it acts on (`product.name`, `inventory.name`, `name`, `product`)."""
+    of what it acts on (`product.name`, `inventory.name`, `name`, `product`); whole
+    (see _parent_text)."""
     parent = ""
     for path in RESOURCE_FIELDS:
         value: Any = request
@@ -266,7 +291,7 @@ def _parent(request: Any) -> str:
         if isinstance(value, str) and value:
             parent = value
             break
-    return _parent_text(parent)
+    return parent
 
 
 class Rejections:
@@ -338,6 +363,7 @@ class Rejections:
                 or isinstance(error, (Unauthenticated, NotYourProject)):
             return
         parent = _parent(request.bare if isinstance(request, UnreadBody) else request)
+        error = _key_masked(error, key)
         data = request.body if isinstance(request, UnreadBody) \
             else request.SerializeToString() if isinstance(request, Message) else None
         # (the message as kept: a whole one of 100 long violations, held as the key
@@ -353,6 +379,7 @@ class Rejections:
             if key in parent or (data is not None and key.encode() in data):
                 request, data = _KeyMasked(request, key), None  # (kept as its JSON, masked)
             parent = parent.replace(key, KEY_MASK)
+        parent = _parent_text(parent)  # (cut once masked: a key across the cut was kept in part)
         alike = (origin.of_call(transport, method), method, parent, key_name or "",
                  error.code, message, told)
         now_ns = self._clock.now_ns()

@@ -19,8 +19,13 @@ from google.protobuf import json_format, unknown_fields
 
 from server.clock import FixedClock, SystemClock
 from server.console import rejections
-from server.console.rejections import KEPT_TEXT_CHARS, Rejections, shown
-from server.errors import FieldViolation, InvalidArgument, PermissionDenied
+from server.console.rejections import KEPT_TEXT_CHARS, KEY_MASK, Rejections, shown
+from server.errors import (
+    MAX_REPORTED_CHARS,
+    FieldViolation,
+    InvalidArgument,
+    PermissionDenied,
+)
 from server.store import Store, sqlite
 from server.store.console import RejectionRow
 from server.store.group_commit import Job
@@ -605,3 +610,37 @@ def test_the_callers_key_is_masked_where_the_cut_of_a_long_message_would_split_i
     kept = shown(*row)
     assert key[:5] not in kept.message, kept.message[-40:]
     assert kept.message.startswith("x" * (rejections.KEPT_TEXT_CHARS - 10))
+
+
+def test_the_callers_key_is_masked_where_a_violations_clip_would_split_it(
+        store: Store) -> None:
+    # Each violation's field and description are clipped (MAX_REPORTED_CHARS) as the
+    # error is made, its message too: masked after, a key standing across the clip of
+    # a description quoting what was sent was kept in part, in the message and in the
+    # violation, where no mask could find it.
+    key = "the-callers-key-7f3a"
+    description = "x" * (MAX_REPORTED_CHARS - 10) + key + "y" * 100
+    keeper = Rejections(store, SystemClock(), 10, 3600)
+    keeper.refused(WRITE, "grpc", user_event_service_pb2.WriteUserEventRequest(
+        parent=CATALOG), InvalidArgument.field("user_event.uri", description), "k", key)
+    store.flush()
+    [row] = store.rejections_after(None, 0, 10)
+    kept = shown(*row)
+    assert key[:5] not in kept.message, kept.message[-40:]
+    [violation] = kept.field_violations
+    assert key[:5] not in violation.description, violation.description[-40:]
+    assert violation.description.startswith("x" * (MAX_REPORTED_CHARS - 10) + KEY_MASK[:7])
+
+
+def test_the_callers_key_is_masked_where_the_cut_of_a_long_parent_would_split_it(
+        store: Store) -> None:
+    key = "the-callers-key-7f3a"
+    parent = CATALOG + "/x" + "x" * (rejections.KEPT_PARENT_CHARS - len(CATALOG) - 12) + key
+    keeper = Rejections(store, SystemClock(), 10, 3600)
+    keeper.refused(WRITE, "grpc", user_event_service_pb2.WriteUserEventRequest(
+        parent=parent), InvalidArgument.field("parent", "bad"), "k", key)
+    store.flush()
+    [row] = store.rejections_after(None, 0, 10)
+    kept = shown(*row)
+    assert key[:5] not in kept.parent, kept.parent[-40:]
+    assert key[:5].encode() not in row.payload
