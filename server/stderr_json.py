@@ -140,10 +140,13 @@ class _Windows:
 def _relay(pipe: int, out: int, mark: bytes, drained: int, json_lines: bool = True) -> None:
     """Writes what comes through `pipe` to `out` (as JSON lines if `json_lines`, else
     as they came) until the pipe's end, grpc's lines within GRPC_LINES a place every
-    WINDOW_SECONDS; `mark` read (a line of the server's, the last it writes there), a
-    byte on `drained`: every line before it is written, and the counts of those not."""
+    WINDOW_SECONDS (all of them when GRPC_TRACE is set); `mark` read (a line of the
+    server's, the last it writes there), a byte on `drained`: every line before it is
+    written, and the counts of those not."""
     writable = True
     windows = _Windows()
+    # An operator who turned grpc's tracers on asked for every line they write.
+    limited = not os.environ.get("GRPC_TRACE", "").strip()
     shape = as_json_line if json_lines else as_text_line
 
     def write(line: bytes) -> None:
@@ -170,7 +173,8 @@ def _relay(pipe: int, out: int, mark: bytes, drained: int, json_lines: bool = Tr
                 os.close(drained)
             return
         absl = _ABSL.match(raw)
-        if absl is None or absl[1] == b"F" or windows.takes(absl[2], time.monotonic()):
+        if absl is None or absl[1] == b"F" or not limited \
+                or windows.takes(absl[2], time.monotonic()):
             write(shape(raw))
 
     held: list[bytes] = []  # (the start of a line not ended yet)

@@ -112,3 +112,28 @@ def test_a_place_whose_window_ended_while_quiet_has_its_next_line_written(
         for fd in (out, written, drained, drained_into):
             os.close(fd)
     assert not relay.is_alive()
+
+
+def test_with_grpcs_tracers_on_every_line_of_grpcs_is_written(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An operator who set GRPC_TRACE asked for every line: kept to GRPC_LINES a
+    place, a trace of one call was cut after its first lines."""
+    monkeypatch.setenv("GRPC_TRACE", "http")
+    monkeypatch.setattr(stderr_json, "GRPC_LINES", 2)
+    pipe, into = os.pipe()
+    out, written = os.pipe()
+    drained, drained_into = os.pipe()
+    relay = threading.Thread(target=stderr_json._relay,
+                             args=(pipe, written, b"mark\n", drained_into, False))
+    relay.start()
+    try:
+        grpc_line = b"I1206 21:00:00.000000   123 chttp2_transport.cc:1234] frame\n"
+        for _ in range(5):
+            os.write(into, grpc_line)
+            assert _read_line(out) == grpc_line
+    finally:
+        os.close(into)
+        relay.join(10)
+        for fd in (out, written, drained, drained_into):
+            os.close(fd)
+    assert not relay.is_alive()
