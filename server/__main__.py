@@ -212,7 +212,9 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
                 "help": "projects/PROJECT, or projects/- (the default) for every project; "
                         "or a catalog or tenant: the requests that named it"})
     _add_reads(commands, "talent-events", "read stored talent client events", env,
-               {"required": True, "help": "tenant, e.g. projects/p/tenants/t"})
+               {"required": True, "help": "tenant, e.g. projects/p/tenants/t; or a project "
+                                         "alone, projects/p, for its default tenant (where "
+                                         "talent v4beta1 keeps a project's events)"})
     catalogs = commands.add_parser("catalogs", help="print the catalogs and tenants that "
                                                     "hold events, with their counts")
     catalogs.add_argument("--parent", default="projects/-",

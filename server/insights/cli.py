@@ -97,12 +97,16 @@ def add_parser(commands: Any, env: Mapping[str, str]) -> None:
     funnel.add_argument("--window", type=_duration, metavar="DURATION",
                         help="conversion window, e.g. 90m, 2h, 1d or 3600s (default 1d)")
     funnel.add_argument("--breakdown", type=str.lower, choices=("day", "item"))
-    for name, parent, orders in (("products", CATALOG_EXAMPLE, "views desc"),
-                                 ("jobs", f"{TENANT_EXAMPLE} (a project alone: its "
-                                          "default tenant)", "impressions desc")):
+    for name, parent, orders, column in (
+            ("products", CATALOG_EXAMPLE, "views desc", ("addToCarts", "add_to_carts")),
+            ("jobs", f"{TENANT_EXAMPLE} (a project alone: its default tenant)",
+             "impressions desc", ("viewRate", "view_rate"))):
         table = common(name, f"the per-{name[:-1]} table", parent)
-        table.add_argument("--order-by", default="", help=f"e.g. '{orders}' (the default)")
-        table.add_argument("--limit", type=row_limit, default=100, help="rows to print (all: 0)")
+        table.add_argument("--order-by", default="",
+                           help=f"e.g. '{orders}' (the default); a column by its name in the "
+                                f"rows ({column[0]}) or its snake_case one ({column[1]})")
+        table.add_argument("--limit", type=row_limit, default=100,
+                           help="rows to print (100; all: 0)")
     totals = common("totals", "events per type over time, revenue, top searches",
                     CATALOG_EXAMPLE)
     totals.add_argument("--granularity", type=str.lower, choices=("hour", "day"), default="day")

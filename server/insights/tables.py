@@ -176,17 +176,29 @@ _JOB_INDEX = {kind: _JOB_FIELDS.index(field) for kind, field in JOB_COUNTS.items
 _ASCII_SPACES = re.compile(r"[ \t\r\n]+")
 
 
+def _camel(field: str) -> str:
+    """The proto3 JSON name of a snake_case field: view_rate is viewRate."""
+    first, *rest = field.split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
+
 def parse_order(order_by: str, fields: Sequence[str], default: str) -> tuple[str, bool]:
-    """(field, descending) of an order_by such as "views desc"; INVALID_ARGUMENT."""
+    """(field, descending) of an order_by such as "views desc"; INVALID_ARGUMENT. A field
+    may be named by its JSON name too (viewRate for view_rate): the rows are printed
+    and answered under those names, and `--order-by viewRate` copied from them was
+    refused."""
     # (words apart by ASCII white space: split() took "views\u00a0desc" too)
     words = _ASCII_SPACES.split(order_by.strip(" \t\r\n") or default)
     descending = len(words) == 2 and words[1].lower() == "desc"
-    if not words or words[0] not in fields or (len(words) == 2 and not descending
-                                               and words[1].lower() != "asc") or len(words) > 2:
-        raise InvalidArgument.field("order_by", f"must be one of {', '.join(fields)}, "
+    field = {_camel(name): name for name in fields}.get(words[0], words[0])
+    if not words or field not in fields or (len(words) == 2 and not descending
+                                            and words[1].lower() != "asc") or len(words) > 2:
+        raise InvalidArgument.field("order_by", f"must be one of {', '.join(fields)} (or "
+                                                f"its JSON name: {_camel(fields[-1])} for "
+                                                f"{fields[-1]}), "
                                                 f"optionally followed by asc or desc; "
                                                 f"got {order_by[:200]!r}")
-    return words[0], descending
+    return field, descending
 
 
 def page(rows: list[T], key: str, order: tuple[str, bool], size: int,

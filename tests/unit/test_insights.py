@@ -1256,3 +1256,22 @@ def test_the_cli_refuses_a_start_whose_offset_is_no_offset(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="is no offset"):
         _time(text)
     assert _time("2024-05-01T00:00:00+23:59") == "2024-05-01T00:00:00+23:59"
+
+
+def test_an_order_may_name_a_field_as_the_rows_print_it(store: Any) -> None:
+    """The CLI prints a row's fields by their JSON names (viewRate=20.0%), and the
+    answer holds them so: an order copied from there is taken as the field's own name."""
+    assert tables.parse_order("viewRate desc", tables.JOB_ORDERS, "") == ("view_rate", True)
+    assert tables.parse_order("applicationFinishRate", tables.JOB_ORDERS, "") == (
+        "application_finish_rate", False)
+    assert tables.parse_order("viewToPurchaseRate asc", tables.PRODUCT_ORDERS, "") == (
+        "view_to_purchase_rate", False)
+    assert tables.parse_order("addToCarts", tables.PRODUCT_ORDERS, "") == ("add_to_carts", False)
+    # a JSON name of the other table is no field of this one
+    with pytest.raises(InvalidArgument) as caught:
+        tables.list_product_stats(store, insights_pb2.ListProductStatsRequest(
+            parent="projects/p/locations/global/catalogs/c", order_by="viewRate"))
+    [violation] = caught.value.violations
+    assert violation.field == "order_by", violation
+    assert "(or its JSON name: viewToPurchaseRate for view_to_purchase_rate)" in \
+        violation.description, violation
