@@ -387,11 +387,26 @@ def not_a_value_of(enum: Any) -> str:
     return f"not a value of {enum.full_name} (a name, or its number in ASCII digits)"
 
 
-def enum_names(enum: Any, most: int = 12) -> str:
+def enum_names(enum: Any, most: int = 12, given: str | None = None) -> str:
     """"its names: A, B" of the values of `enum` (the first `most`; not *_UNSPECIFIED):
-    what a caller who wrote another may mean."""
+    what a caller who wrote another may mean; and, when the text `given` looks like one
+    of them (`hired`, `VIEWED`), "; did you mean 'HIRED'?". The list alone left a job
+    site's `hired` with no word of HIRED, a name past the first 12 of JobEventType."""
     names = [v.name for v in enum.values if not v.name.endswith("_UNSPECIFIED")]
-    return f"its names: {', '.join(names[:most])}" + (", ..." if len(names) > most else "")
+    listed = f"its names: {', '.join(names[:most])}" + (", ..." if len(names) > most else "")
+    near = _near_name(names, given) if given else None
+    return f"{listed}; did you mean {near!r}?" if near else listed
+
+
+def _near_name(names: list[str], given: str) -> str | None:
+    """The name of `names` that `given` spells in another case or with '-' or ' ' for
+    '_' (`add-to-cart`: ADD_TO_CART), else the closest one, if any is close."""
+    # (a name is short: what is past 100 characters is no spelling of one)
+    spelled = given[:100].upper().replace("-", "_").replace(" ", "_")
+    if spelled in names:
+        return spelled
+    close = difflib.get_close_matches(spelled, names, n=1)
+    return close[0] if close else None
 
 
 def _scalar_problem(value: Any, field: FieldDescriptor) -> str | None:
@@ -407,7 +422,8 @@ def _scalar_problem(value: Any, field: FieldDescriptor) -> str | None:
         assert enum is not None  # an enum field
         if is_value_name(enum, value) or WHOLE_NUMBER_TEXT.fullmatch(value):
             return None
-        return f"{not_a_value_of(enum)}, got {value[:_SHOWN]!r}; {enum_names(enum)}"
+        return (f"{not_a_value_of(enum)}, got {value[:_SHOWN]!r}; "
+                f"{enum_names(enum, given=value)}")
     return None
 
 

@@ -623,7 +623,7 @@ def _number_problem(leaf: FieldDescriptor, text: str) -> str | None:
             return None
         if not protojson.WHOLE_NUMBER_TEXT.fullmatch(text):
             return f"{shown}: {protojson.not_a_value_of(leaf.enum_type)}; " \
-                   f"{protojson.enum_names(leaf.enum_type)}"
+                   f"{protojson.enum_names(leaf.enum_type, given=text)}"
     elif not protojson.NUMBER_TEXT.fullmatch(text):
         return f"{shown}: {_NUMBER_KINDS[kind]} in ASCII digits (e.g. 10)"
     low, high, type_name = _RANGES[kind]

@@ -176,6 +176,9 @@ def test_query_takes_whole_numbers_as_proto3_json_writes_them(value: str, expect
     ("JOINED", "cannot take 'JOINED': not a value of google.cloud.retail.v2."
                 "RejoinUserEventsRequest.UserEventRejoinScope (a name, or its number in ASCII "
                 "digits); its names: JOINED_EVENTS, UNJOINED_EVENTS"),
+    # and the name it looks like
+    ("unjoined-events", "its names: JOINED_EVENTS, UNJOINED_EVENTS; did you mean "
+                        "'UNJOINED_EVENTS'?"),
     ("99999999999", "out of range for an enum number"),
     # (upb reads a name up to a NUL: this was taken as JOINED_EVENTS)
     ("JOINED_EVENTS\x00junk", "not a value of"),

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 from footfall.retail.v2 import product_pb2, user_event_pb2
+from footfall.talent.v4 import event_pb2
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from hypothesis import given, settings
@@ -758,3 +759,32 @@ def either(read: Any, document: Any, message: Any) -> Any:
         return read(document, message)
     except Exception as error:
         return type(error).__name__, str(error)
+
+
+@pytest.mark.parametrize(("given", "meant"), [
+    ("hired", "HIRED"),  # past the first 12 names, which the list ends before
+    ("Interview_Granted", "INTERVIEW_GRANTED"),
+    ("sent-cv", "SENT_CV"),
+    ("VIEWED", "VIEW"),
+    ("view", "VIEW"),
+])
+def test_an_enum_name_misspelt_is_told_the_name_it_looks_like(given: str, meant: str) -> None:
+    """JobEventType has 15 names and the message lists 12: `hired` was told a list
+    without HIRED. Now the name it looks like is said, whether listed or not."""
+    document = {"type": given, "jobs": ["projects/p/tenants/t/jobs/j"]}
+    for parse in (parse_dict, lenient_json.parse_dict):
+        with pytest.raises(json_format.ParseError) as caught:
+            parse(document, event_pb2.JobEvent)
+        named, said = protojson.parse_error(caught.value, event_pb2.JobEvent.DESCRIPTOR,
+                                            document)
+        assert named == "type", (named, said)
+        assert said.endswith(f"NOTIFICATION, ...; did you mean '{meant}'?"), said
+
+
+def test_an_enum_name_like_none_is_told_the_names_alone() -> None:
+    document = {"type": "zzzz", "jobs": ["projects/p/tenants/t/jobs/j"]}
+    with pytest.raises(json_format.ParseError) as caught:
+        parse_dict(document, event_pb2.JobEvent)
+    _, said = protojson.parse_error(caught.value, event_pb2.JobEvent.DESCRIPTOR, document)
+    assert said.endswith("NOTIFICATION, ..."), said
+    assert "did you mean" not in said, said
