@@ -248,6 +248,41 @@ def test_a_job_sites_catalog_pages_say_where_its_client_events_are(
     assert seen["then"] == "#talent", seen
 
 
+async def follow_the_talent_page_to_the_refusals(devtools_url: str, port: int,
+                                                 folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/#talent")
+        await until(lambda: devtools.evaluate(session, "!!document.querySelector("
+                                                       "'main p.hint a[href=\"#feed\"]')"),
+                    "the empty talent page's link to the live feed")
+        seen = {"said": await text_of(devtools, session, "main p.hint")}
+        await photograph(devtools, session, folder, "job-site-every-event-refused")
+        await focus_and_press(devtools, session, "main p.hint a[href='#feed']")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelectorAll('#refused li').length === 1"), "the refusal")
+        seen["then"] = await devtools.evaluate(session, "location.hash")
+        seen["refused"] = await text_of(devtools, session, "#refused li")
+        await no_problems(devtools, session)
+        return seen
+
+
+def test_the_talent_page_of_a_job_site_whose_events_were_all_refused_leads_to_why(
+        browser_executable: str, running: Running, shots: Path, tmp_path: Path) -> None:
+    """A job site whose first client events were all refused holds no tenant: Talent
+    events said only "No tenant holds client events yet", and where the reasons were
+    was not said."""
+    status, _ = rest(running.http_port, "POST", f"/v4/{OTHER_TENANT}/clientEvents", {
+        "eventId": "e1", "createTime": "2026-12-01T09:00:00Z",
+        "jobEvent": {"type": "VIEW", "jobs": ["j1"]}})  # (a job by its id alone)
+    assert status == 400
+    seen = in_chromium(browser_executable, tmp_path / "profile",
+                       follow_the_talent_page_to_the_refusals, running.http_port, shots)
+    assert seen["said"] == ("No tenant holds client events yet. Client events refused are "
+                            "under Live feed, each with why."), seen
+    assert seen["then"] == "#feed", seen
+    assert "client_event.job_event.jobs[0]" in seen["refused"], seen
+
+
 async def wait_for_the_first_tenant(devtools_url: str, port: int, folder: Path,
                                     page: str) -> str:
     async with DevTools.connect(devtools_url) as devtools:

@@ -15,7 +15,10 @@ export function render(main, ctx) {
   const tenants = ctx.tenants;
   const tenant = ctx.params.get("tenant") || tenants[0] || "";
   if (!tenant) {
-    main.append(h("p", {class: "hint"}, "No tenant holds client events yet."));
+    // A job site whose every client event is refused holds no tenant yet: the page
+    // said only this, and its first events' reasons were on another page, unnamed.
+    main.append(h("p", {class: "hint"}, "No tenant holds client events yet. Client events ",
+      "refused are under ", h("a", {href: "#feed"}, "Live feed"), ", each with why."));
     return;
   }
   // (in one order on every page, so that arrow keys step through them)
