@@ -346,7 +346,8 @@ def _events(args: argparse.Namespace) -> int:
     queries.parse_filter(args.filter, catalog, "--filter")  # refused before connecting
     listing = console_pb2.ListUserEventsRequest(parent=catalog, filter=args.filter)
     none = (f"no event of {catalog} matches --filter" if args.filter else
-            f"no event in {catalog} (`footfall catalogs` lists those that hold events)")
+            f"no event in {catalog} (`footfall catalogs` lists those that hold events; "
+            f"{_refused_named(catalog)})")
     if args.events_command != "count":
         return _list_or_tail(args, args.events_command, USER_EVENTS, listing,
                              console_pb2.WatchUserEventsRequest(parent=catalog,
@@ -397,7 +398,14 @@ def _talent_events(args: argparse.Namespace) -> int:
                          console_pb2.ListClientEventsRequest(parent=tenant),
                          console_pb2.WatchClientEventsRequest(parent=tenant),
                          f"no client event in {tenant} (`footfall catalogs` lists the tenants "
-                         f"that hold them)")
+                         f"that hold them; {_refused_named(tenant)})")
+
+
+def _refused_named(parent: str) -> str:
+    """Where the requests refused that named `parent` are: an app whose every event was
+    refused found its catalog or tenant empty, and was told only where the names of
+    those holding events are."""
+    return f"`footfall rejections list --parent {parent}`, the requests refused that named it"
 
 
 def _rejections(args: argparse.Namespace) -> int:

@@ -215,18 +215,21 @@ def test_a_catalog_without_events_counts_zero(shop: Running, tmp_path: Path) -> 
         # (stdout the count alone; a mistyped catalog is told where the names are)
         assert (out.returncode, out.stdout, out.stderr) == (
             0, "0\n", f"footfall: no event in {other} (`footfall catalogs` lists those that "
-                       "hold events)\n")
+                       f"hold events; `footfall rejections list --parent {other}`, the "
+                       "requests refused that named it)\n")
 
 
 @pytest.mark.parametrize(("command", "said"), [
     (["events", "list", "--parent", CATALOG.replace("default_catalog", "default")],
      "footfall: no event in projects/p/locations/global/catalogs/default (`footfall catalogs` "
-     "lists those that hold events)\n"),
+     "lists those that hold events; `footfall rejections list --parent "
+     "projects/p/locations/global/catalogs/default`, the requests refused that named it)\n"),
     (["events", "list", "--parent", CATALOG, "--filter", 'visitorId = "nobody"'],
      f"footfall: no event of {CATALOG} matches --filter\n"),
     (["talent-events", "list", "--parent", "projects/p/tenants/none"],
      "footfall: no client event in projects/p/tenants/none (`footfall catalogs` lists the "
-     "tenants that hold them)\n"),
+     "tenants that hold them; `footfall rejections list --parent projects/p/tenants/none`, "
+     "the requests refused that named it)\n"),
 ])
 def test_a_list_of_nothing_says_so_on_stderr(shop: Running, tmp_path: Path,
                                              command: list[str], said: str) -> None:
