@@ -233,6 +233,29 @@ def _rate(rate: float, whole: int) -> str:
     return "<0.1%" if 0 < rate < 0.0005 else f"{rate:.1%}"
 
 
+# Units of a median as the console writes them (format.js duration), largest first.
+_UNITS = ((86400, "d"), (3600, "h"), (60, "min"), (1, "s"))
+
+
+def _duration_text(seconds: float) -> str:
+    """A median time as the console shows it: "<0.1 s", "7.5 s", "1 h 30 min" (its
+    two largest units). Written as a Duration it read "0.016837500s", and a job
+    seeker's day between a view and an application "86400s"."""
+    if 0 < seconds < 0.05:
+        return "<0.1 s"
+    if seconds < 60:
+        return f"{round(seconds, 1):g} s"
+    shown: list[str] = []
+    rest = int(seconds + 0.5)  # (half up, as the console's Math.round: round() halves to even)
+    for size, unit in _UNITS:
+        count, rest = divmod(rest, size)
+        if count or shown:
+            shown.append(f"{count} {unit}" if count else "")
+        if len(shown) == 2:
+            break
+    return " ".join(part for part in shown if part)
+
+
 def _text(answer: Any, command: str, parent: str) -> Iterator[str]:
     if command == "funnel":
         groups = [insights_pb2.FunnelGroup(key="all", steps=answer.steps), *answer.groups]
@@ -242,7 +265,8 @@ def _text(answer: Any, command: str, parent: str) -> Iterator[str]:
         for group in groups:
             yield f"{_job_text(group.key, parent)}:"
             for i, r in enumerate(group.steps):
-                median = (f"  {r.median_time_from_previous.ToJsonString()}"
+                gap = r.median_time_from_previous
+                median = (f"  {_duration_text(gap.ToTimedelta().total_seconds())}"
                           if r.HasField("median_time_from_previous") else "")
                 before = group.steps[i - 1].entrants if i else r.entrants
                 yield (f"  {_step_text(r.step, parent):<{width}} {r.entrants:>10,} "

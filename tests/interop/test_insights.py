@@ -256,7 +256,7 @@ def test_the_cli_says_a_job_by_its_id_and_a_rate_as_a_percentage(served: ServerP
     funnel = text("funnel", "--step", "IMPRESSION", "--step", "VIEW", "--breakdown", "item")
     assert funnel[4:7] == [
         "Pflege-7:", "  IMPRESSION                        3      100.0%      100.0%",
-        "  VIEW                              1       33.3%       33.3%  3s"], funnel
+        "  VIEW                              1       33.3%       33.3%  3 s"], funnel
     # A job whose id holds a comma is asked for quoted, and said so: its step came
     # back as job=x,y, which --step reads as job=x and a condition 'y' (and the
     # refusal of that did not say to quote it).

@@ -1245,6 +1245,30 @@ def test_the_cli_says_a_rate_that_rounds_to_nothing_as_the_console_does() -> Non
     assert _rate(0.0, 0) == "–"
 
 
+def test_the_cli_says_a_median_time_as_the_console_does() -> None:
+    """It printed the Duration's JSON: "0.016837500s" for 17 ms, "93784.500s" for a
+    day and two hours; the console says "<0.1 s" and "1 d 2 h"."""
+    from google.protobuf import duration_pb2
+
+    from server.insights.client import _text
+
+    def median(seconds: float) -> str:
+        gap = duration_pb2.Duration()
+        gap.FromNanoseconds(int(seconds * 1e9))
+        answer = insights_pb2.RunFunnelResponse(steps=[
+            insights_pb2.FunnelStepResult(step=insights_pb2.FunnelStep(event_type="VIEW"),
+                                          entrants=1),
+            insights_pb2.FunnelStepResult(
+                step=insights_pb2.FunnelStep(event_type="APPLICATION_START"), entrants=1,
+                median_time_from_previous=gap)])
+        line = list(_text(answer, "funnel", "projects/p/tenants/t"))[3]
+        return line.split("%  ")[-1]
+
+    assert [median(s) for s in (0.0168375, 3, 7.5, 90, 3600, 5417.28, 93784.5)] == [
+        "<0.1 s", "3 s", "7.5 s", "1 min 30 s", "1 h", "1 h 30 min", "1 d 2 h"]
+    assert median(90.5) == "1 min 31 s"  # half up, as the console's Math.round
+
+
 @pytest.mark.parametrize("text", ["2024-05-01T00:00:00+99:99", "2024-05-01T00:00:00-05:60",
                                   "2024-05-01T00:00:00+24:00"])
 def test_the_cli_refuses_a_start_whose_offset_is_no_offset(text: str) -> None:
