@@ -480,7 +480,8 @@ class HttpGateway:
                     and transcode.default_output(request.query):
                 # a browser's pixel of a mistyped catalog still gets its GIF ("always a
                 # 1x1 GIF": a JSON 404 showed as a broken image), the reason in its header
-                status = self._no_route_status(request.method, raw_path)
+                status = self._no_route_status(request.method, raw_path,
+                                               pixel.given_keys(request))
                 keyless = self._keep_unrouted_pixel(request, raw_path, status.message)
                 gif = self._cors(request, None, pixel.refused(status, request.remote or ""))
                 if keyless:  # (paced as a routed pixel's refusal without a key is: see _pixel)
@@ -491,7 +492,8 @@ class HttpGateway:
                         return await self._paced(gif, address)
                 return gif
             return await self._open(request, self._cors(
-                request, None, self._no_route(request.method, raw_path)))
+                request, None, self._no_route(request.method, raw_path,
+                                              pixel.given_keys(request))))
         route, path_values = found
         if request.method == "HEAD" and route.rpc in pixel.PIXEL_RPCS:
             # (nothing checked, but paced as a file is: 4 connections sending HEADs of
@@ -796,7 +798,7 @@ class HttpGateway:
         connection is closed after it."""
         status = to_rpc_status(error)
         if pixel.is_pixel(route, output):
-            answer = pixel.refused(status, request.remote or "?")
+            answer = pixel.refused(status, request.remote or "?", pixel.given_keys(request))
             if closing:
                 answer.force_close()
             return self._cors(request, route, answer)
@@ -875,16 +877,21 @@ class HttpGateway:
         task.add_done_callback(lambda _: self._bodies.give_back(holder, size))
         return task
 
-    def _no_route(self, method: str, raw_path: str) -> web.Response:
-        return json_error(self._no_route_status(method, raw_path))
+    def _no_route(self, method: str, raw_path: str, keys: tuple[str, ...] = ()
+                  ) -> web.Response:
+        return json_error(self._no_route_status(method, raw_path, keys))
 
-    def _no_route_status(self, method: str, raw_path: str) -> status_pb2.Status:
+    def _no_route_status(self, method: str, raw_path: str, keys: tuple[str, ...] = ()
+                         ) -> status_pb2.Status:
+        """NOT_FOUND naming the path, `keys` (the request's credentials, given_keys)
+        masked in it: a key in a path (a tracker's setting misplaced) was logged in
+        its call's line, with no key of the server's to mask when it is none."""
         others = self.router.methods_for(raw_path)
         read = _read_hint(method, raw_path)
         why = f"; this path answers {', '.join(others)}{read}" if others else \
             read or _route_hint(raw_path)
-        return status_pb2.Status(code=grpc.StatusCode.NOT_FOUND.value[0],
-                                 message=f"no route for {method} {raw_path[:300]}{why}")
+        return status_pb2.Status(code=grpc.StatusCode.NOT_FOUND.value[0], message=pixel.masked(
+            f"no route for {method} {pixel.masked(raw_path, keys)[:300]}{why}", keys))
 
     # -- CORS ----------------------------------------------------------------
 

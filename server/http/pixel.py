@@ -23,12 +23,13 @@ from aiohttp import web
 from google.rpc import status_pb2
 from multidict import MultiMapping
 
+from server.console.rejections import KEY_MASK
 from server.http.errors import one_line
 from server.http.headers import NO_STORE
 from server.http.routes import Route
 from server.http.transcode import Output, default_output
 from server.policy import Policy
-from server.policy.auth import AmbiguousKey
+from server.policy.auth import API_KEY_HEADER, AUTHORIZATION_HEADER, AmbiguousKey
 from server.policy.faults import HEADER as FAULT_HEADER
 from server.retail.collect import (
     PIXEL_CONTENT_TYPE,
@@ -84,13 +85,38 @@ def gif() -> web.Response:
     return web.Response(body=PIXEL_GIF, headers=GIF_HEADERS)
 
 
-def refused(status: status_pb2.Status, peer: str) -> web.Response:
+def given_keys(request: web.Request) -> tuple[str, ...]:
+    """Every text a request gives as a credential, known to the server or not: its
+    `key` and `$key` parameters, its x-goog-api-key headers, and its authorization
+    headers (whole, and the part after a scheme). What quotes the request (a path
+    with no route, a field's `got '...'`) is masked of them before it is logged:
+    the envelope masks the key it admitted only, and a pixel's reason was logged as
+    it was answered, a writer's or an admin's key in it."""
+    given = [value for name in ("key", "$key") for value in request.query.getall(name, ())]
+    given.extend(value.strip() for value in request.headers.getall(API_KEY_HEADER, ()))
+    for value in request.headers.getall(AUTHORIZATION_HEADER, ()):
+        given.extend((value.strip(), value.strip().partition(" ")[2].strip()))
+    # (longest first: a key holding another is masked whole)
+    return tuple(sorted({text for text in given if text}, key=len, reverse=True))
+
+
+def masked(text: str, keys: tuple[str, ...]) -> str:
+    """`text` with each of `keys` (given_keys) replaced by KEY_MASK."""
+    for key in keys:
+        text = text.replace(key, KEY_MASK)
+    return text
+
+
+def refused(status: status_pb2.Status, peer: str, keys: tuple[str, ...] = ()) -> web.Response:
     """The GIF for a refused pixel; the reason in the header, and in the log by
     its call's line (INFO, as every client's mistake), within the budgets of the
     lines of calls without a key and of writer keys (policy.LineBudget). This
     one, naming the client's address, is DEBUG: at INFO, besides the call's, one
     client's loop of pixels without a key wrote 3,300 lines a second, outside
-    either budget."""
+    either budget. `keys` (given_keys) are masked in both, before the reason is
+    cut (a key across the cut is masked all the same)."""
+    if keys:
+        status = status_pb2.Status(code=status.code, message=masked(status.message, keys))
     reason = one_line(status)
     log.debug("pixel from %s refused: %s", peer, reason)
     return web.Response(body=PIXEL_GIF, content_type=PIXEL_CONTENT_TYPE,
