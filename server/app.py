@@ -255,6 +255,7 @@ def start(settings: Settings, clock: Clock | None = None, process: int = 0,
     running.store_health = HealthWatch(store, store_healthy)
     policy.metrics.watch_serving(lambda: running.serving)
     policy.metrics.watch_encoder(encoder.replaced)
+    policy.metrics.watch_rejections(rejections)
     running.store_health.start()
     if settings.operations_keep_days:
         running.operation_sweep = OperationSweep(store, clock, settings.operations_keep_days)

@@ -22,6 +22,7 @@ the same.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -91,6 +92,9 @@ _LAST_TIME_TAG = varint(_FIELDS["last_time"].number << 3 | 2)
 _ANY_PREFIX = "type.googleapis.com/"
 _TYPE_URLS: dict[Any, bytes] = {}  # a request type's Any.type_url field, made once
 ALIKE_KINDS = 256  # kinds of refusal whose common part is kept made (see Rejections._alike_part)
+# ... and their bytes, about (the part made, and the message and violations of the
+# kind's key: each up to ~100 KB of 4-byte characters, 256 of which held 50 MB).
+ALIKE_BYTES = 4 * 1024 * 1024
 KEPT_VIOLATIONS = 20
 # A refusal's message, and its field violations together, are kept to about this many
 # characters (the message still ending with the count of the violations it leaves
@@ -103,6 +107,14 @@ KEPT_VIOLATIONS = 20
 # showed 72 of 100 missing ids.
 KEPT_TEXT_CHARS = 12_288
 GATHERED_LIMIT = 10_000  # refusals waiting for the writer, at most
+# ... and their bytes (the rows gathered, and those a job of the writer took and has not
+# committed), at most: a refusal is kept as a row of up to ~150 KB (its message and
+# violations of 12,288 characters each, 4 bytes each), and 10,000 of them waited while
+# the store was locked, twice over (gathered, and taken by a job tried again): a flood
+# of 1 MiB writes refused for their 250 currency codes grew a server from 71 MiB to
+# 570 MiB in 150 s, on its way to gigabytes. Ordinary refusals are a few hundred bytes:
+# GATHERED_LIMIT of them fit.
+GATHERED_BYTES = 16 * 1024 * 1024
 # `gs://b/f.json line 4: ` before an import failure's violations
 _LINE = re.compile(r"^\S+ line \d+: ")
 _VIOLATION = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.+)$", re.S)
@@ -305,9 +317,12 @@ class Rejections:
     That job rides along with a commit of other writes (or makes its own when
     there is none), so the accepted writes never wait behind a commit made for
     refusals alone.
-    At most GATHERED_LIMIT wait, however many `keep_count` keeps: should the store
-    be away that long, the oldest are let go, counted in `skipped` and said in the
-    log once the store takes the others."""
+    At most GATHERED_LIMIT wait, and GATHERED_BYTES of them (with those a job
+    has taken and not yet committed), however many `keep_count` keeps: should the
+    store be away that long, the oldest gathered are let go (the newest, while a
+    job holds all the room), counted in `skipped` (/metrics:
+    footfall_rejections_not_kept), said in the log when the first is let go, and
+    how many once the store takes the others."""
 
     def __init__(self, store: Store, clock: Clock, keep_count: int, keep_seconds: float,
                  keep_per_project: int | None = None) -> None:
@@ -325,12 +340,15 @@ class Rejections:
         # A job is queued that will take what is gathered (until it runs, or fails
         # before it could: then the next refusal, or a reader, queues another).
         self._queued = False
-        self.skipped = 0  # refusals let go unwritten: too many waited
+        self.skipped = 0  # refusals let go unwritten: too many waited, or the store refused them
         self._let_go = 0  # of those, the ones not yet said in the log
+        self._gathered_bytes = 0  # of the payloads of `_gathered`
+        self._taken_bytes = 0  # of the rows jobs took and have not committed (or failed)
         self._forgetting: Periodic | None = None
         self._trim: Future[Any] | None = None  # of the last job `imported` queued
         # What refusals alike share, made once (see `_alike_part`): in a flood most are.
         self._alike: dict[tuple[Any, ...], tuple[str, bytes]] = {}
+        self._alike_bytes = 0
 
     def start(self, every_seconds: float = FORGET_SECONDS) -> None:
         """Forget the refusals past their age or count now (so that a start with
@@ -451,14 +469,17 @@ class Rejections:
         kept too)."""
         found = self._alike.get(alike)
         if found is None:
-            if len(self._alike) >= ALIKE_KINDS:
+            if len(self._alike) >= ALIKE_KINDS or self._alike_bytes > ALIKE_BYTES:
                 self._alike.clear()
+                self._alike_bytes = 0
             transport, method, parent, key_name, _, message, _ = alike
             violations = _violations(error, key)
             found = self._alike[alike] = (_project(parent), console_pb2.Rejection(
                 transport=transport,  # type: ignore[arg-type]
                 method=method, parent=parent, key_name=key_name, code=error.code.value[0],
                 message=message, field_violations=violations).SerializeToString())
+            # (the key holds the message and violations again, as text)
+            self._alike_bytes += 2 * len(found[1])
         return found
 
     def _keep(self, rows: list[RejectionRow], same: tuple[Any, bytes | None] | None = None
@@ -470,33 +491,65 @@ class Rejections:
             if same is not None:
                 self._repeats[same] = [len(self._gathered), 0, 0]
             self._gathered.extend(rows)
+            self._gathered_bytes += sum(len(row.payload) for row in rows)
             # (not keep_count, if more: with a --rejections-keep of millions a store
             # away for long had millions of refusals held in memory)
-            if len(self._gathered) > GATHERED_LIMIT:  # the store is away, or far behind
-                self.skipped += len(self._gathered) - GATHERED_LIMIT
-                self._let_go += len(self._gathered) - GATHERED_LIMIT
-                del self._gathered[:-GATHERED_LIMIT]
-                self._repeats.clear()  # their indexes moved: the next ones start anew
+            room = GATHERED_BYTES - self._taken_bytes
+            if len(self._gathered) > GATHERED_LIMIT or self._gathered_bytes > room:
+                self._let_go_oldest(room)  # the store is away, or far behind
         if first:
             self._queue()
+
+    def _let_go_oldest(self, room: int) -> None:
+        """Let the oldest gathered go, so that GATHERED_LIMIT at most are left, of
+        `room` bytes at most (with the lock held)."""
+        count, size = 0, self._gathered_bytes
+        while count < len(self._gathered) and (
+                len(self._gathered) - count > GATHERED_LIMIT or size > room):
+            size -= len(self._gathered[count].payload)
+            count += 1
+        del self._gathered[:count]
+        self._gathered_bytes = size
+        self._repeats.clear()  # their indexes moved: the next ones start anew
+        self._not_kept(count)
+
+    def _not_kept(self, count: int) -> None:
+        """Count `count` refusals let go unwritten (with the lock held); the first of
+        them said in the log at once (a store away for good never takes the rest,
+        whose count `_take` says), the others counted in /metrics."""
+        if not self._let_go:
+            log.warning("refused requests are being let go unkept: the store has not "
+                        "taken them, and those waiting hold %d refusals or %d bytes "
+                        "(footfall_rejections_not_kept counts them)",
+                        GATHERED_LIMIT, GATHERED_BYTES)
+        self.skipped += count
+        self._let_go += count
 
     def _queue(self) -> None:
         """Queue the job that takes what is gathered."""
         now_us = self._clock.now_ns() // 1000
+        taken = [0]  # the bytes the job takes, until it ends
         try:
-            kept = self._store.add_rejections(self._take, self._keep_count,
-                                              now_us - self._keep_us, self._keep_per_project)
+            kept = self._store.add_rejections(functools.partial(self._take, taken),
+                                              self._keep_count, now_us - self._keep_us,
+                                              self._keep_per_project)
         except Exception:  # a store that is closing or away: the refusal still answers
-            lost = self._take()
+            lost = self._take(taken)
+            with self._lock:
+                self._taken_bytes -= taken[0]
+                self.skipped += len(lost)
             log.warning("could not keep %d refusals", len(lost), exc_info=True)
             return
-        kept.add_done_callback(self._done)
+        kept.add_done_callback(functools.partial(self._done, taken))
         self._last = kept
 
-    def _done(self, kept: Future[Any]) -> None:
-        """A job ended. One that failed before it took the refusals gathered (the
-        store busy or away at its BEGIN) leaves them waiting: the next refusal, or
-        a reader (`waiting`), queues another."""
+    def _done(self, taken: list[int], kept: Future[Any]) -> None:
+        """A job ended: the `taken` bytes no longer wait. One that failed before it
+        took the refusals gathered (the store busy or away at its BEGIN) leaves them
+        waiting: the next refusal, or a reader (`waiting`), queues another."""
+        with self._lock:
+            self._taken_bytes -= taken[0]
+            taken[0] = 0
         if kept.exception() is not None:
             log.warning("could not keep refusals: %s", kept.exception())
             with self._lock:
@@ -515,18 +568,22 @@ class Rejections:
             self._queue()
         return True
 
-    def _take(self) -> list[RejectionRow]:
+    def _take(self, taken: list[int]) -> list[RejectionRow]:
         """The refusals gathered (on the writer, in its transaction), each with the
-        count of the repeats it stands for."""
+        count of the repeats it stands for; their bytes added to `taken`, and to
+        what waits until the job ends (`_done`)."""
         with self._lock:
             rows, self._gathered = self._gathered, []
+            taken[0] += self._gathered_bytes
+            self._taken_bytes += self._gathered_bytes
+            self._gathered_bytes = 0
             repeats, self._repeats = self._repeats, {}
             self._queued = False
             let_go, self._let_go = self._let_go, 0
         if let_go:
             log.warning("%d refused requests were not kept: the store could not take them for "
-                        "so long that more than %d waited (only the latest wait)",
-                        let_go, GATHERED_LIMIT)
+                        "so long that more than %d of them, or %d bytes, waited (only the "
+                        "latest wait)", let_go, GATHERED_LIMIT, GATHERED_BYTES)
         for index, count, last_ns in repeats.values():
             if count:
                 row = rows[index]

@@ -190,6 +190,11 @@ class Metrics:
         `replaced`: this process's, under --processes)."""
         self._exposed.register(_Replaced(replaced))
 
+    def watch_rejections(self, rejections: Any) -> None:
+        """Show the refusals let go unkept (server.console.rejections' `skipped`: this
+        process's, under --processes)."""
+        self._exposed.register(_NotKept(rejections))
+
     def watch_pace(self, pace: Any) -> None:
         """Show how often the console's watches of single rows waited for their
         shared budget of messages (console/pace.py; this process's, under --processes)."""
@@ -316,6 +321,26 @@ class _Replaced(Collector):
         for reason, count in self._replaced.items():
             family.add_metric([reason], count)
         yield family
+
+
+class _NotKept(Collector):
+    """The count of refusals let go unkept, read at each scrape (a collector for the
+    same reason as _Uncommitted)."""
+
+    def __init__(self, rejections: Any) -> None:
+        self._rejections = rejections
+
+    def collect(self) -> Iterator[Metric]:
+        # (here, not at the top: the keeper of refusals imports the policy's auth)
+        from server.console.rejections import GATHERED_BYTES, GATHERED_LIMIT
+
+        yield CounterMetricFamily(
+            "footfall_rejections_not_kept",
+            "Refused requests the console's rejections let go unkept: while the store did "
+            f"not take them, more than {GATHERED_LIMIT:,} of them or "
+            f"{GATHERED_BYTES // 1024 // 1024} MiB waited (the oldest let go), or the store "
+            "refused them. Each is counted in footfall_requests all the same.",
+            value=self._rejections.skipped)
 
 
 class _Waits(Collector):

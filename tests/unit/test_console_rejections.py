@@ -414,6 +414,53 @@ def test_refusals_waiting_for_the_writer_are_the_latest_gathered_limit(
     assert "3 refused requests were not kept" in caplog.text
 
 
+def test_refusals_waiting_for_the_writer_hold_gathered_bytes_at_most(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    # A refusal is kept as a row of up to ~150 KB (message and violations of 12,288
+    # characters each, of 4 bytes): GATHERED_LIMIT of them waiting for a store away
+    # held a gigabyte, and ALIKE_KINDS kinds of them 50 MB more. What waits is bound by
+    # its bytes too; each refusal let go is counted (/metrics) and the log says so at
+    # once, then how many once the store takes the others.
+    def error(kind: int) -> InvalidArgument:
+        return InvalidArgument([FieldViolation(
+            f"user_event.product_details[{n}].product.price_info.currency_code",
+            f"must be a three-letter ISO 4217 code such as USD, got {kind}" + "\U0001d54f" * 990)
+            for n in range(100)])
+
+    refusals = 400
+    keeper = Rejections(store, SystemClock(), 1000, 3600)
+    busy, free = threading.Event(), threading.Event()
+
+    def hold(_db: Any) -> None:
+        busy.set()
+        free.wait(30)
+
+    store._committer.submit(Job(fn=hold))  # type: ignore[attr-defined]  # noqa: SLF001
+    assert busy.wait(10)
+    request = user_event_service_pb2.WriteUserEventRequest(parent=CATALOG)
+    tracemalloc.start()
+    try:
+        for kind in range(refusals):
+            keeper.refused(WRITE, "grpc", request, error(kind), "k")
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        free.set()
+    # (unbound: 400 rows of ~97 KB, and 256 kinds of ~200 KB: 90 MB; bound: 16 MiB
+    # gathered, 4 MiB of kinds, and one kind's part and message being made)
+    assert held < 24 * 1024 * 1024, held
+    gathered = keeper._gathered  # noqa: SLF001
+    assert sum(len(row.payload) for row in gathered) <= 16 * 1024 * 1024
+    assert keeper._gathered_bytes == sum(len(row.payload) for row in gathered)  # noqa: SLF001
+    assert 0 < keeper.skipped == refusals - len(gathered)
+    assert "refused requests are being let go unkept" in caplog.text
+    store.flush()
+    kept = store.rejections_after(None, 0, 1000)
+    assert len(kept) + keeper.skipped == refusals  # (none lost without being counted)
+    assert f"{keeper.skipped} refused requests were not kept" in caplog.text
+    assert not keeper._taken_bytes  # noqa: SLF001  (the job committed: nothing waits)
+
+
 def test_large_requests_refused_again_are_not_held_to_be_counted(store: Store) -> None:
     # Alike requests are found by their bytes: a large one (kept as its JSON, cut)
     # is not held whole while it waits for the writer.
