@@ -531,13 +531,16 @@ def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str])
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from parsed `serve` flags. A FOOTFALL_* variable that did not parse (and
     whose flag was not given) exits 2 with one line per variable; a value its check
-    refuses exits 1 with one line."""
+    refuses exits 1 with one line. Each such line says `error:` as argparse's do (what
+    stderr_json relays as ERROR under --log-format json: the start stops for it)."""
     _warn_of_unknown_variables()
     values = {opt.name: getattr(args, opt.name) for opt in OPTIONS}
     bad = [value for value in values.values() if isinstance(value, _BadVariable)]
     if bad:
         for value in bad:
-            print(f"footfall: {value.variable}: not {value.noun}: {value.text!r}",
+            # (`footfall: ...` alone was relayed as a WARNING, as the unknown variable's
+            # line that stops nothing: a collector alerting on ERROR never heard why)
+            print(f"footfall serve: error: {value.variable}: not {value.noun}: {value.text!r}",
                   file=sys.stderr)
         raise SystemExit(2)
     for opt in OPTIONS:

@@ -391,10 +391,11 @@ def test_a_port_in_use_at_one_address_of_localhost_is_refused(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(("variables", "said"), [
-    ({"FOOTFALL_PORT": "abc"}, "footfall: FOOTFALL_PORT: not an integer: 'abc'"),
-    ({"FOOTFALL_GRACE_SECONDS": "soon"}, "footfall: FOOTFALL_GRACE_SECONDS: not a number: 'soon'"),
+    ({"FOOTFALL_PORT": "abc"}, "footfall serve: error: FOOTFALL_PORT: not an integer: 'abc'"),
+    ({"FOOTFALL_GRACE_SECONDS": "soon"},
+     "footfall serve: error: FOOTFALL_GRACE_SECONDS: not a number: 'soon'"),
     ({"FOOTFALL_STRICT_EVENT_TYPES": "maybe"},
-     "footfall: FOOTFALL_STRICT_EVENT_TYPES: not a boolean: 'maybe'"),
+     "footfall serve: error: FOOTFALL_STRICT_EVENT_TYPES: not a boolean: 'maybe'"),
     ({"FOOTFALL_PORT": "70000"}, "footfall serve: error: --port must be 0..65535, got 70000"),
 ])
 def test_a_bad_variable_stops_serve_in_one_line(variables: dict[str, str], said: str,
@@ -426,7 +427,21 @@ def test_an_unknown_variable_is_said_with_the_setting_it_looks_like(tmp_path: Pa
     assert out.stderr.splitlines() == [
         "footfall: FOOTFALL_STORRE is no setting of footfall serve (did you mean "
         "FOOTFALL_STORE?): it is not used",
-        "footfall: FOOTFALL_PORT: not an integer: 'abc'"], out.stderr
+        "footfall serve: error: FOOTFALL_PORT: not an integer: 'abc'"], out.stderr
+
+
+def test_under_json_lines_a_bad_variable_that_stops_serve_is_an_error(tmp_path: Path) -> None:
+    """Relayed under --log-format json, the line of a variable that stops the start came
+    as a WARNING, as the line of an unknown variable (which stops nothing) does: a
+    collector alerting on ERROR was never told why the server did not start."""
+    out = footfall("serve", "--http-port", "0", "--store", "memory://", "--log-format", "json",
+                   cwd=tmp_path, env={"FOOTFALL_STORRE": "memory://", "FOOTFALL_PORT": "abc"})
+    assert out.returncode == 2
+    lines = [json.loads(line) for line in out.stderr.splitlines()]
+    assert [(line["level"], line["message"]) for line in lines] == [
+        ("WARNING", "footfall: FOOTFALL_STORRE is no setting of footfall serve (did you mean "
+                    "FOOTFALL_STORE?): it is not used"),
+        ("ERROR", "footfall serve: error: FOOTFALL_PORT: not an integer: 'abc'")], out.stderr
 
 
 @pytest.mark.parametrize(("flags", "said"), [
@@ -505,7 +520,8 @@ def test_unusable_store_is_one_line(tmp_path: Path) -> None:
 
 def test_a_bad_variable_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
     out = footfall("serve", "--store", "memory://", cwd=tmp_path, env={"FOOTFALL_PORT": "abc"})
-    assert (out.returncode, out.stderr) == (2, "footfall: FOOTFALL_PORT: not an integer: 'abc'\n")
+    assert (out.returncode, out.stderr) == (
+        2, "footfall serve: error: FOOTFALL_PORT: not an integer: 'abc'\n")
     # test_a_bad_serve_variable_does_not_stop_other_commands: only `serve` reads it
 
 

@@ -62,13 +62,15 @@ def test_a_flag_and_its_variable_parse_alike(option: Option) -> None:
 
 
 @pytest.mark.parametrize(("variable", "text", "line"), [
-    ("FOOTFALL_PORT", "abc", "footfall: FOOTFALL_PORT: not an integer: 'abc'"),
-    ("FOOTFALL_LEASE_SECONDS", "soon", "footfall: FOOTFALL_LEASE_SECONDS: not a number: 'soon'"),
+    ("FOOTFALL_PORT", "abc", "footfall serve: error: FOOTFALL_PORT: not an integer: 'abc'"),
+    ("FOOTFALL_LEASE_SECONDS", "soon",
+     "footfall serve: error: FOOTFALL_LEASE_SECONDS: not a number: 'soon'"),
     ("FOOTFALL_STRICT_EVENT_TYPES", "maybe",
-     "footfall: FOOTFALL_STRICT_EVENT_TYPES: not a boolean: 'maybe'"),
+     "footfall serve: error: FOOTFALL_STRICT_EVENT_TYPES: not a boolean: 'maybe'"),
     # an unknown level was taken, then the start ended in a traceback (exit code 1)
     ("FOOTFALL_LOG_LEVEL", "verbose",
-     "footfall: FOOTFALL_LOG_LEVEL: not one of DEBUG, INFO, WARNING, ERROR: 'verbose'"),
+     "footfall serve: error: FOOTFALL_LOG_LEVEL: not one of DEBUG, INFO, WARNING, ERROR: "
+     "'verbose'"),
 ])
 def test_a_bad_variable_stops_the_start_with_one_line(
         variable: str, text: str, line: str, capsys: pytest.CaptureFixture[str]) -> None:
