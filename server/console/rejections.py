@@ -436,7 +436,7 @@ class Rejections:
         return [RejectionRow(project, listed, now_ns // 1000, console_pb2.Rejection(
             transport=origin.IMPORT, method=method,  # type: ignore[arg-type]
             parent=_parent_text(parent or under), operation=operation, code=3,
-            message=failure,
+            message=_import_message(failure),
             field_violations=_import_violations(failure),
         ).SerializeToString() + _time(now_ns)) for failure in failures]
 
@@ -664,13 +664,35 @@ def shown(row_id: int, payload: bytes) -> console_pb2.Rejection:
     return rejection
 
 
+# What ends an import failure's message cut (at a violation) to about KEPT_TEXT_CHARS.
+IMPORT_CUT = "; and more (the message is cut)"
+
+
+def _import_message(failure: str) -> str:
+    """An import failure's message as kept: cut at a violation to about KEPT_TEXT_CHARS,
+    as a refused call's is. (Kept whole, a line of 100 violations quoting 1,000
+    characters each was a row of 100,000 characters, 400 KB of 4-byte ones, and a batch
+    of 1,000 such lines held as many while its step ran.)"""
+    if len(failure) <= KEPT_TEXT_CHARS:
+        return failure
+    room = KEPT_TEXT_CHARS - len(IMPORT_CUT)
+    cut = failure.rfind("; ", 0, room)
+    return (failure[:cut] if cut > 0 else failure[:room]) + IMPORT_CUT
+
+
 def _import_violations(failure: str) -> list[error_details_pb2.BadRequest.FieldViolation]:
     """The field violations an import failure's message names (see
-    bulk_import.failure_message: `where: field: why; field: why`)."""
-    found = []
+    bulk_import.failure_message: `where: field: why; field: why`), the first
+    KEPT_VIOLATIONS as many as fit in KEPT_TEXT_CHARS (at least one), as a refused
+    call's are."""
+    found: list[error_details_pb2.BadRequest.FieldViolation] = []
+    chars = 0
     for part in _LINE.sub("", failure, count=1).split("; ")[:KEPT_VIOLATIONS]:
         match = _VIOLATION.match(part)
         if match:
+            chars += len(match[1]) + len(match[2])
+            if found and chars > KEPT_TEXT_CHARS:
+                break
             found.append(error_details_pb2.BadRequest.FieldViolation(
                 field=match[1], description=match[2]))
     return found

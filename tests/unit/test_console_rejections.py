@@ -590,6 +590,27 @@ def test_a_refusal_naming_many_long_violations_is_kept_within_a_few_kb(store: St
         <= few_kb
 
 
+def test_a_failed_import_line_naming_many_long_violations_is_kept_within_a_few_kb(
+        store: Store) -> None:
+    # As a refused call's: an import line's failure was kept whole, 100 violations quoting
+    # 990 4-byte characters each a row of 400 KB (and a batch's step held 1,000 of them).
+    from server.errors import summary
+    failure = "gs://b/f.json line 4: " + summary([FieldViolation(
+        f"user_event.product_details[{n}].product.price_info.currency_code",
+        "must be a three-letter ISO 4217 code such as USD, got " + repr("\U0001d54f" * 990))
+        for n in range(100)])
+    keeper = Rejections(store, SystemClock(), 10, 3600)
+    [row] = keeper.import_rows(f"{CATALOG}/operations/import-1", [failure])
+    assert len(row.payload) < 4 * 3 * KEPT_TEXT_CHARS, len(row.payload)
+    kept = shown(0, row.payload)
+    assert len(kept.message) <= KEPT_TEXT_CHARS
+    assert kept.message.endswith(rejections.IMPORT_CUT) and failure.startswith(
+        kept.message[:-len(rejections.IMPORT_CUT)] + "; ")  # (cut at a violation)
+    assert kept.field_violations[0].field.endswith("[0].product.price_info.currency_code")
+    assert sum(len(v.field) + len(v.description) for v in kept.field_violations[1:]) \
+        <= KEPT_TEXT_CHARS
+
+
 def test_refusals_of_long_messages_are_told_alike_by_their_message_as_kept(
         store: Store) -> None:
     # Refusals alike (the same call, key and answer) share their common part, made once
