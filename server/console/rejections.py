@@ -495,14 +495,23 @@ class Rejections:
             # (not keep_count, if more: with a --rejections-keep of millions a store
             # away for long had millions of refusals held in memory)
             room = GATHERED_BYTES - self._taken_bytes
+            first_let_go = False
             if len(self._gathered) > GATHERED_LIMIT or self._gathered_bytes > room:
-                self._let_go_oldest(room)  # the store is away, or far behind
+                first_let_go = self._let_go_oldest(room)  # the store is away, or far behind
+        if first_let_go:
+            # (said at once: a store away for good never takes the rest, whose count
+            # `_take` says; the metric counts each)
+            log.warning("refused requests are being let go unkept: the store has not taken "
+                        "them, and more than %d of them, or %d MiB, waited "
+                        "(footfall_rejections_not_kept counts them)",
+                        GATHERED_LIMIT, GATHERED_BYTES // 1024 // 1024)
         if first:
             self._queue()
 
-    def _let_go_oldest(self, room: int) -> None:
+    def _let_go_oldest(self, room: int) -> bool:
         """Let the oldest gathered go, so that GATHERED_LIMIT at most are left, of
-        `room` bytes at most (with the lock held)."""
+        `room` bytes at most, counted (with the lock held); whether they are the
+        first let go since the log last said how many were."""
         count, size = 0, self._gathered_bytes
         while count < len(self._gathered) and (
                 len(self._gathered) - count > GATHERED_LIMIT or size > room):
@@ -511,19 +520,10 @@ class Rejections:
         del self._gathered[:count]
         self._gathered_bytes = size
         self._repeats.clear()  # their indexes moved: the next ones start anew
-        self._not_kept(count)
-
-    def _not_kept(self, count: int) -> None:
-        """Count `count` refusals let go unwritten (with the lock held); the first of
-        them said in the log at once (a store away for good never takes the rest,
-        whose count `_take` says), the others counted in /metrics."""
-        if not self._let_go:
-            log.warning("refused requests are being let go unkept: the store has not "
-                        "taken them, and those waiting hold %d refusals or %d bytes "
-                        "(footfall_rejections_not_kept counts them)",
-                        GATHERED_LIMIT, GATHERED_BYTES)
+        first = not self._let_go
         self.skipped += count
         self._let_go += count
+        return first
 
     def _queue(self) -> None:
         """Queue the job that takes what is gathered."""
@@ -582,8 +582,8 @@ class Rejections:
             let_go, self._let_go = self._let_go, 0
         if let_go:
             log.warning("%d refused requests were not kept: the store could not take them for "
-                        "so long that more than %d of them, or %d bytes, waited (only the "
-                        "latest wait)", let_go, GATHERED_LIMIT, GATHERED_BYTES)
+                        "so long that more than %d of them, or %d MiB, waited (only the "
+                        "latest wait)", let_go, GATHERED_LIMIT, GATHERED_BYTES // 1024 // 1024)
         for index, count, last_ns in repeats.values():
             if count:
                 row = rows[index]
