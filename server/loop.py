@@ -205,6 +205,30 @@ def stop_if_abandoned() -> None:
         raise Cancelled("the caller went before the answer was ready")
 
 
+# Set, in the context a read in a budget of reading time runs in (console.pace.Listing),
+# to what waits there for the read's turn once events are written.
+_PACED: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "footfall_paced", default=None)
+
+
+def between_reads() -> None:
+    """In work run by `off_loop` (`long_read`, `page_read`), between the reads of one
+    call (each page, chunk or window): `stop_if_abandoned`, then, in a read within a
+    budget of reading time, the wait for its turn if events are written now and were
+    not when it began (see console.pace.Listing). The budget is looked at as the read
+    goes, not once at its start: a funnel let go in a quiet spell ran its seconds
+    beside the writes that came after."""
+    stop_if_abandoned()
+    paced = _PACED.get()
+    if paced is not None:
+        paced()
+
+
+def set_paced(paced: Callable[[], None]) -> None:
+    """In the context of a read run on its thread: `paced()` at each `between_reads`."""
+    _PACED.set(paced)
+
+
 # While a thread makes hundreds of rows into Python objects (a watch feed's read: about
 # 600 rows at 15 µs each, 9-13 ms holding the interpreter's lock but for SQLite's own
 # steps), a thread waiting for the lock gets it after this long, not after Python's

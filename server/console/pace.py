@@ -44,12 +44,14 @@ a second to 240; within 200 ms a second, to 1,560-1,570 (SQLite, bench.reader_fl
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
+import concurrent.futures
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
+
+from server.errors import Cancelled
+from server.loop import set_paced
 
 T = TypeVar("T")
 
@@ -328,8 +330,8 @@ WRITING_SECONDS = 2.0
 
 
 class Listing:
-    """The time a second that the pages of the console's lists (ListUserEvents and
-    its counts, ListClientEvents, ListRejections) take together to read (--list-read-ms), as the
+    """The time a second that the pages of the console's lists (ListUserEvents,
+    ListClientEvents, ListRejections) take together to read (--list-read-ms), as the
     reading threads' CPU: a Reading whose parties are the callers (a key, or, with
     none, a client address). A page waits for its caller's turn before it takes its
     project's (see loop.page_read), so a page waiting holds no thread; it is charged
@@ -347,69 +349,53 @@ class Listing:
     process within WRITING_SECONDS, by `last_write`): it is there to keep the writes'
     pace, and paced with no write to keep, a search of a rare filter over millions of
     events on a quiet server (each call reading its tenth of a second) came two calls a
-    second, its walk through the store about 5 times as long. Unpaced pages are charged
+    second, its walk through the store about 5 times as long. Unpaced reads are charged
     nothing, so the first write after a quiet spell finds the budget as it was; a page
-    waiting for its turn when the writes stop goes then."""
+    waiting for its turn when the writes stop goes then. Whether events are written is
+    looked at as a read goes (at each loop.between_reads: each page of an insight, each
+    window of a list): one let go in a quiet spell waits for its turn there once the
+    writes come, and is charged from then on (see _Turn).
+
+    The insights (server/insights/service.py) and the console's counts (CountUserEvents,
+    ListCatalogs with counts) take turns in a Listing too: whatever of our own reads
+    reads rows of the store by the thousand."""
 
     def __init__(self, read_ms: int, last_write: Callable[[], float]) -> None:
         self.reading = Reading(read_ms / 1000)
         self._costs: dict[Hashable, float] = {}  # each caller's last page's, the latest last
         self._last_write = last_write  # (time.monotonic() of the last event write admitted)
 
-    async def read(self, party: Hashable, run: Callable[..., Awaitable[Any]],
+    async def read(self, party: Hashable, run: Callable[..., Awaitable[T]],
                    fn: Callable[..., T], /, *args: Any, **options: Any) -> T:
-        """`await run(fn, *args, **options)` (a page read on its threads), once the
-        turn of `party` has come, charged what `fn` cost its thread (at once, and
-        charged nothing, while no event is written)."""
+        """`await run(fn, *args, **options)` (a read on its threads), once the turn of
+        `party` has come, charged what `fn` cost its thread (at once, and charged
+        nothing, while no event is written). A read let go unpaced waits for its turn
+        at its next `loop.between_reads` once events are written, and is charged what
+        it costs from there."""
         expected = self._costs.get(party, FIRST_READ_SECONDS)
-        taken = await self._turn(expected, party)
-        if taken is None:
-            return await run(fn, *args, **options)
-        began: list[float] = []  # (set on its thread)
-        cost: list[float] = []  # (set on its thread, under `lock`)
-        charged: list[float] = []  # what its caller, gone first, was charged (under `lock`)
-        lock = threading.Lock()
-        loop = asyncio.get_running_loop()
+        turn = _Turn(self, party, expected, await self.turn(expected, party))
 
         def measured(*given: Any) -> T:
-            began.append(time.thread_time())
+            turn.begin()
             try:
                 return fn(*given)
             finally:
-                seconds = time.thread_time() - began[0]
-                with lock:
-                    cost.append(seconds)
-                    gone_first = charged[0] if charged else None
-                if gone_first is not None:  # (the rest, now it is known)
-                    with contextlib.suppress(RuntimeError):  # (the loop closed)
-                        loop.call_soon_threadsafe(self._charge, party, gone_first, seconds,
-                                                  expected)
+                turn.end()
 
         try:
             return await run(measured, *args, **options)
         finally:
-            # Gone while its read goes on: what it expected now (the read stops at its
-            # next window, see loop.stop_if_abandoned), the rest once it has (charged
-            # what it expected alone, a caller gone at once again and again read on for
-            # its windows unbounded); gone before it began: nothing, or what it costs.
-            with lock:
-                if cost:
-                    spent = cost[0]
-                else:
-                    spent = taken if began else 0.0
-                    charged.append(spent)
-            self._charge(party, taken, spent, expected)
+            turn.close()
+            self._costs.pop(party, None)
+            self._costs[party] = turn.cost or expected
+            if len(self._costs) > PARTIES_KEPT:
+                del self._costs[next(iter(self._costs))]
 
-    def _charge(self, party: Hashable, taken: float, spent: float, expected: float) -> None:
-        """A read of `party` that took `taken` of the budget cost `spent` (see
-        Reading.spent), what its caller's next page expects (else `expected`)."""
-        self.reading.spent(taken, spent, party)
-        self._costs.pop(party, None)
-        self._costs[party] = spent or expected
-        if len(self._costs) > PARTIES_KEPT:
-            del self._costs[next(iter(self._costs))]
+    def writing(self) -> bool:
+        """Whether an event write was admitted within WRITING_SECONDS (on any thread)."""
+        return self._last_write() + WRITING_SECONDS >= time.monotonic()
 
-    async def _turn(self, expected: float, party: Hashable) -> float | None:
+    async def turn(self, expected: float, party: Hashable) -> float | None:
         """The time taken (Reading.take) for a page of `party` once its turn has come,
         or None once no event has been written for WRITING_SECONDS, waiting or not: a
         page that waited behind a funnel's second (five seconds of the budget) went on
@@ -432,3 +418,81 @@ class Listing:
             return turn.result()
         turn.cancel()  # (a turn given meanwhile is given back: see Reading.take)
         return None
+
+
+class _Turn:
+    """One read's place in a Listing: the turn it took (None: let go unpaced), and
+    what its thread's CPU was when it began and when it was paced from. A read let
+    go unpaced, at each `loop.between_reads` on its thread, waits there for a turn
+    (Listing.turn, on the loop) once events are written, and is charged from then
+    on: a funnel of seconds let go in a quiet spell (or a count, or a page's tenth
+    of a second) had run them all beside the writes that came after. A read that
+    took its turn keeps it to its end (a turn covers a whole read, as before)."""
+
+    def __init__(self, listing: Listing, party: Hashable, expected: float,
+                 taken: float | None) -> None:
+        self._listing = listing
+        self._party = party
+        self._expected = expected
+        self._loop = asyncio.get_running_loop()
+        self.taken = taken  # (set on the loop only)
+        self.cost = 0.0  # what the whole read cost its thread, once it ended
+        self._began: float | None = None  # its thread's CPU when it began (set there)
+        self._paced_from: float | None = None  # ... when it took its turn
+        self._ended = False
+        self._closed = False  # (its caller has its answer, or went: no turn taken since)
+        self._waiting: asyncio.Task[float | None] | None = None
+
+    def begin(self) -> None:
+        """On the read's thread, as it begins."""
+        self._began = time.thread_time()
+        if self.taken is not None:
+            self._paced_from = self._began
+        else:
+            set_paced(self._between)
+
+    def end(self) -> None:
+        """On the read's thread, as it ends."""
+        if self._began is not None:
+            self.cost = time.thread_time() - self._began
+        self._ended = True
+
+    def _between(self) -> None:
+        """On the read's thread, between two of its reads: its turn waited for, once
+        events are written, if it has none yet."""
+        if self._paced_from is not None or not self._listing.writing():
+            return
+        try:
+            taken = asyncio.run_coroutine_threadsafe(self._take(), self._loop).result()
+        except concurrent.futures.CancelledError:
+            raise Cancelled("the caller went before the answer was ready") from None
+        if taken is not None:
+            self._paced_from = time.thread_time()
+
+    async def _take(self) -> float | None:
+        """On the loop: a turn for the read now under way (None: the writes stopped
+        while it waited; it goes on unpaced)."""
+        if self._closed:
+            raise asyncio.CancelledError
+        self._waiting = asyncio.current_task()
+        try:
+            self.taken = await self._listing.turn(self._expected, self._party)
+        finally:
+            self._waiting = None
+        return self.taken
+
+    def close(self) -> None:
+        """On the loop, once its caller has the answer or went: the turn charged what the
+        read cost its thread since it was paced (gone while its read goes on: what it
+        expected, the read stopping at its next between_reads; gone before it began:
+        nothing), a turn being waited for given up."""
+        self._closed = True
+        if self._waiting is not None:
+            self._waiting.cancel()  # (its thread raises Cancelled)
+        if self.taken is None:
+            return
+        if self._ended and self._paced_from is not None and self._began is not None:
+            spent = self.cost - (self._paced_from - self._began)
+        else:
+            spent = self.taken if self._began is not None else 0.0
+        self._listing.reading.spent(self.taken, spent, self._party)

@@ -19,7 +19,7 @@ from google.protobuf.message import Message
 from server import page_tokens
 from server.console import rejections
 from server.errors import InvalidArgument
-from server.loop import stop_if_abandoned
+from server.loop import between_reads
 from server.names import CatalogName, TenantName, parse_catalog, parse_tenant
 from server.retail import purge_filter
 from server.store import packed
@@ -460,7 +460,7 @@ def list_user_events(store: Store, events: EventFilter, size: int,
             else (events.query, None)
         read = 0
         while True:
-            stop_if_abandoned()
+            between_reads()
             want = size - len(answer.user_events)
             batch = min(want, READ_BATCH) if not events.on_events \
                 else max(want, 100) if windowed else min(max(want, 100), SCAN_LIMIT - read)
@@ -539,7 +539,7 @@ def count_user_events(store: Store, events: EventFilter) -> int:
     count, before = 0, None
     while rows := store.user_events_newest(events.query, SCAN_LIMIT, before,
                                            containing=events.needles):
-        stop_if_abandoned()
+        between_reads()
         count += sum(1 for row in rows if _selected_products(events, row.payload) is not None)
         before = (rows[-1].event_time_us, rows[-1].id)
     return count
@@ -555,7 +555,7 @@ def list_client_events(store: Store, tenant: str, size: int,
     answer = console_pb2.ListClientEventsResponse()
     room = PAGE_BYTES
     while len(answer.client_events) < size:
-        stop_if_abandoned()
+        between_reads()
         batch = min(size - len(answer.client_events), READ_BATCH)
         rows = store.client_events_newest(tenant, batch, before)
         had = len(answer.client_events)

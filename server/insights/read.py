@@ -20,7 +20,7 @@ from footfall.talent.v4 import event_pb2
 from google.protobuf.message import Message
 
 from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
-from server.loop import stop_if_abandoned
+from server.loop import between_reads
 from server.names import (
     DEFAULT_TENANT_ID,
     CatalogName,
@@ -114,7 +114,7 @@ def user_events(store: Store, catalog: str, span: TimeRange,
     query = event_query(catalog, span)
     before: tuple[int, int] | None = None
     while True:
-        stop_if_abandoned()
+        between_reads()
         rows = store.user_events_newest(query, PAGE, before)
         for row in rows:
             event = user_event_pb2.UserEvent.FromString(row.payload)
@@ -133,7 +133,7 @@ def typed_pages(store: Store, catalog: str, span: TimeRange, bits: Mapping[str, 
     page = max(1, ROWS_PAGE // DECODED_SHARE) if decode else ROWS_PAGE
     after: tuple[int, int] | None = None
     while True:
-        stop_if_abandoned()
+        between_reads()
         rows = store.typed_rows(query, bits, entrant, decode, page, after)
         yield rows
         if len(rows) < page:
@@ -154,7 +154,7 @@ def entrant_events(store: Store, catalog: str, span: TimeRange, kinds: Mapping[s
     if bounds is None:
         return
     for gathered in store.entrant_events(event_query(catalog, span), kinds, entrant):
-        stop_if_abandoned()
+        between_reads()
         yield gathered
 
 
@@ -173,7 +173,7 @@ def visits(store: Store, catalog: str, span: TimeRange, width_us: int
     rows = store.visits(event_query(catalog, span), width_us)
     try:
         while True:
-            stop_if_abandoned()
+            between_reads()
             some = list(itertools.islice(rows, VISITS_CHECKED))
             if not some:
                 return
@@ -190,7 +190,7 @@ def client_events(store: Store, tenant: str, span: TimeRange
     rename = _one_name_a_job(tenant)
     after = 0
     while True:
-        stop_if_abandoned()
+        between_reads()
         rows = store.client_events_after(tenant, after, PAGE)
         for row in rows:
             event = event_pb2.ClientEvent.FromString(row.payload)

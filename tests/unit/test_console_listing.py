@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 from server.console.pace import FIRST_READ_SECONDS, WRITING_SECONDS, Listing
+from server.errors import Cancelled
+from server.loop import between_reads
 
 # When the process last committed, for Listing: now (it writes all along).
 WRITING = time.monotonic
@@ -96,7 +98,9 @@ def test_a_process_that_writes_nothing_reads_its_pages_unpaced_and_uncharged() -
         assert listing.reading.waits == 0
         # A write: the budget holds from now on, as it was (nothing was charged).
         last[0] = time.monotonic()
-        assert await listing.read("a", asyncio.to_thread, burn, 0.03) == "page"
+        # (60 ms: more than its last page's 30 ms, which it expects and which the budget
+        # refills meanwhile on a loaded machine)
+        assert await listing.read("a", asyncio.to_thread, burn, 0.06) == "page"
         late = asyncio.ensure_future(listing.read("b", asyncio.to_thread, burn, 0.0))
         await settle()
         assert not late.done() and listing.reading.waits == 1
@@ -120,17 +124,19 @@ def test_a_page_waiting_when_the_writes_stop_goes_then_before_its_callers_later_
         await listing.read("a", asyncio.to_thread, burn, 0.2)  # about 2 s of budget owed
         started: list[str] = []
 
-        async def run(name: str, fn: Any, *args: Any) -> str:
-            started.append(name)
-            return await asyncio.to_thread(fn, *args)
+        def run(name: str) -> Any:
+            async def started_then_read(fn: Any, *args: Any) -> str:
+                started.append(name)
+                return await asyncio.to_thread(fn, *args)
+            return started_then_read
 
         # the last write was almost WRITING_SECONDS ago: the writes stop in 0.1 s
         last[0] = time.monotonic() - WRITING_SECONDS + 0.1
-        first = asyncio.ensure_future(listing.read("b", run, "first", burn, 0.0))
+        first = asyncio.ensure_future(listing.read("b", run("first"), burn, 0.0))
         await settle()
         assert not first.done() and listing.reading.waiting == 1
         await asyncio.sleep(0.2)  # (the writes have stopped since)
-        assert await listing.read("b", run, "second", burn, 0.0) == "page"
+        assert await listing.read("b", run("second"), burn, 0.0) == "page"
         assert await asyncio.wait_for(first, 30) == "page"
         assert started == ["first", "second"]
         assert listing.reading.waiting == 0  # (its place in line given up)
@@ -170,5 +176,136 @@ def test_a_page_whose_caller_went_while_it_read_is_charged_its_cost_once_read() 
         await settle()
         assert not late.done() and listing.reading.waits == 1
         assert await asyncio.wait_for(late, 5) == "page"
+
+
+class Chunks:
+    """A read of `count` chunks of `each` seconds of its thread's CPU, a
+    loop.between_reads before each (as an insight's pages), that waits after its
+    first between_reads until the test lets it go on."""
+
+    def __init__(self, count: int, each: float) -> None:
+        self.count, self.each = count, each
+        self.begun = threading.Event()
+        self.go_on = threading.Event()
+        self.cancelled = False
+
+    def __call__(self) -> str:
+        between_reads()
+        self.begun.set()
+        self.go_on.wait(30)
+        try:
+            for _ in range(self.count):
+                between_reads()
+                burn(self.each)
+        except Cancelled:
+            self.cancelled = True
+            raise
+        return "funnel"
+
+
+async def until(done: Any, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not done():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.005)
+
+
+def test_a_read_let_go_unpaced_waits_for_its_turn_as_it_goes_once_events_are_written() -> None:
+    """A funnel let go in a quiet spell ran its seconds beside the writes that came
+    after: whether events are written is looked at between its reads, not once."""
+    async def main() -> None:
+        last = [time.monotonic()]
+        listing = Listing(100, lambda: last[0])
+        await listing.read("x", asyncio.to_thread, burn, 0.2)  # about 2 s of budget owed
+        last[0] = -math.inf  # (quiet: let go unpaced)
+        chunks = Chunks(3, 0.01)
+        read = asyncio.ensure_future(listing.read("a", asyncio.to_thread, chunks))
+        await asyncio.to_thread(chunks.begun.wait, 30)
+        assert listing.reading.waiting == 0
+        last[0] = time.monotonic()  # events written from now on
+        chunks.go_on.set()
+        await until(lambda: listing.reading.waiting == 1, "the read never waited for its turn")
+        assert not read.done()
+        last[0] = time.monotonic() - WRITING_SECONDS - 1  # (the writes stop: it goes on)
+        assert await asyncio.wait_for(read, 30) == "funnel"
+        assert listing.reading.waiting == 0
+
+    asyncio.run(main())
+
+
+def test_a_read_paced_as_it_goes_is_charged_what_it_cost_from_then_on() -> None:
+    async def main() -> None:
+        last = [-math.inf]
+        listing = Listing(100, lambda: last[0])  # up to 20 ms unspent
+        chunks = Chunks(5, 0.01)
+        read = asyncio.ensure_future(listing.read("a", asyncio.to_thread, chunks))
+        await asyncio.to_thread(chunks.begun.wait, 30)
+        last[0] = time.monotonic()
+        chunks.go_on.set()
+        assert await asyncio.wait_for(read, 30) == "funnel"
+        # 50 ms charged (of a turn that expected 1 ms): another caller's page waits
+        late = asyncio.ensure_future(listing.read("b", asyncio.to_thread, burn, 0.0))
+        await settle()
+        assert not late.done() and listing.reading.waits == 1
+        assert await asyncio.wait_for(late, 30) == "page"
+
+    asyncio.run(main())
+
+
+def test_a_read_uncharged_for_what_it_read_before_events_were_written() -> None:
+    async def main() -> None:
+        last = [-math.inf]
+        listing = Listing(100, lambda: last[0])
+
+        def quiet_then_chunks() -> str:
+            burn(0.1)  # (a quiet spell's: not charged)
+            last[0] = time.monotonic()
+            between_reads()
+            return "funnel"
+
+        assert await listing.read("a", asyncio.to_thread, quiet_then_chunks) == "funnel"
+        assert await listing.read("b", asyncio.to_thread, burn, 0.0) == "page"
+        assert listing.reading.waits == 0  # (100 ms charged would owe 0.8 s: it waited)
+
+    asyncio.run(main())
+
+
+def test_a_read_whose_caller_went_while_it_waited_for_its_turn_stops_there() -> None:
+    async def main() -> None:
+        last = [time.monotonic()]
+        listing = Listing(100, lambda: last[0])
+        await listing.read("x", asyncio.to_thread, burn, 0.2)  # about 2 s of budget owed
+        last[0] = -math.inf
+        chunks = Chunks(3, 0.01)
+        read = asyncio.ensure_future(listing.read("a", asyncio.to_thread, chunks))
+        await asyncio.to_thread(chunks.begun.wait, 30)
+        last[0] = time.monotonic()
+        chunks.go_on.set()
+        await until(lambda: listing.reading.waiting == 1, "the read never waited for its turn")
+        read.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await read
+        await until(lambda: chunks.cancelled, "the read's thread went on")
+        assert listing.reading.waiting == 0
+
+    asyncio.run(main())
+
+
+def test_a_lone_read_with_no_write_never_asks_the_loop_for_a_turn() -> None:
+    async def main() -> None:
+        listing = Listing(100, lambda: -math.inf)
+        asked: list[float] = []
+        turn = listing.turn
+
+        async def noted(expected: float, party: Any) -> float | None:
+            asked.append(expected)
+            return await turn(expected, party)
+
+        listing.turn = noted  # type: ignore[method-assign]
+        chunks = Chunks(20, 0.005)
+        chunks.go_on.set()
+        assert await listing.read("a", asyncio.to_thread, chunks) == "funnel"
+        assert asked == [FIRST_READ_SECONDS]  # (at its start alone)
+        assert listing.reading.waits == 0
 
     asyncio.run(main())
