@@ -218,12 +218,12 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         events = gather(violations, queries.parse_filter, request.filter, str(catalog))
         raise_if_any(violations)
         await answered_stored(self._store)
-        # (by sessionId or productId it decodes every event the other terms select,
-        # over the whole catalog: in its caller's turn of the lists' budget, as a page
-        # of the list it counts is; unpaced, a caller looping counts read unbounded)
-        count = await self._lists.read(reader_of(context), long_read,
-                                       queries.count_user_events, self._store, events,
-                                       share=catalog.project)
+        # (by sessionId or productId it decodes every event the other terms select; a
+        # count of the store reads its index through: 0.1 s a million) a long read, in
+        # its caller's turn of the lists' budget, as a page
+        count: int = await self._lists.read(reader_of(context), long_read,
+                                            queries.count_user_events, self._store, events,
+                                            share=catalog.project)
         return console_pb2.CountUserEventsResponse(count=count)
 
     async def ListClientEvents(self, request: console_pb2.ListClientEventsRequest,
@@ -275,10 +275,12 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         counted = gather(violations, queries.counted, request.view)
         raise_if_any(violations)
         await answered_stored(self._store)
-        # counted, each catalog's events are counted (0.1 s a million): a long read
+        # counted, each catalog's events are counted (0.1 s a million): a long read, in
+        # its caller's turn of the lists' budget
         if counted:
-            return await long_read(queries.list_catalogs, self._store, project, size,
-                                   request.page_token, True, share=project or "-")
+            return await self._lists.read(reader_of(context), long_read, queries.list_catalogs,
+                                          self._store, project, size, request.page_token, True,
+                                          share=project or "-")
         return await off_loop(queries.list_catalogs, self._store, project, size,
                               request.page_token, False)
 
