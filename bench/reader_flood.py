@@ -5,13 +5,15 @@ project's durable WriteUserEvent calls (h2load, 8 callers).
 
     python -m bench.reader_flood [--rev REV --rev .] [--readers 0,2,4,8] [--seconds 10]
                                  [--rounds 2] [--events 100000] [--postgres] [--port P]
-                                 [--insights | --lone] [--no-trickle]
+                                 [--insights | --lone] [--no-trickle] [--import EVENTS]
 
 --insights: the readers loop RunFunnel instead (FUNNEL: 10 steps by visitor, BY_ITEM,
 over their project's `--events`: about 2 s of CPU each over 200,000), as an analyst's
 script would. --lone: no writes and no readers but one caller, alone on a quiet
 server, searching RARE over one project of `--events` from its first page to its last
 (the console's walk to a rare type): its calls, seconds and the server's CPU.
+--import N: no writes but an ImportUserEvents of N events (4 files) into a fifth
+project, started 1 s after the readers: its seconds and the server's CPU meanwhile.
 
 A store of 4 projects of `--events` events each (bench.data's events), filled once
 and copied for each server; the readers spread over the 4 projects, one channel
@@ -44,6 +46,7 @@ import grpc
 from footfall.console.v1 import console_pb2, console_pb2_grpc
 from footfall.insights.v1 import insights_pb2, insights_pb2_grpc
 from footfall.retail.v2 import (
+    import_config_pb2,
     user_event_pb2,
     user_event_service_pb2,
     user_event_service_pb2_grpc,
@@ -52,7 +55,7 @@ from google.protobuf import json_format
 
 from bench import data, write
 from bench.ab import exported, served_from
-from bench.common import Server, footfall, postgres_database
+from bench.common import Server, footfall, postgres_database, wait_done
 from bench.heavy import small_writes
 
 PROJECTS = [f"projects/flood{k}/locations/global/catalogs/default_catalog" for k in range(4)]
@@ -220,6 +223,35 @@ def measured(server: Server, readers: int, seconds: float, insights: bool = Fals
             "probe_max_ms": round(max(probe.millis or [0.0]), 1)}
 
 
+IMPORTED = "projects/floodimport/locations/global/catalogs/default_catalog"
+
+
+def imported_beside(server: Server, readers: int, events: int, insights: bool = False
+                    ) -> dict[str, Any]:
+    """An ImportUserEvents of `events` (bench.data's, 4 files) while `readers` read,
+    nothing else written: how long it took, the server's CPU meanwhile, the readers'
+    calls a second."""
+    folder = server.workdir / "gcs" / "flood" / f"import-{readers}"
+    data.write_files(folder, events, 4)
+    request = import_config_pb2.ImportUserEventsRequest(parent=IMPORTED)
+    request.input_config.gcs_source.input_uris.append(f"gs://flood/import-{readers}/*.json")
+    with Readers(server.port, readers, insights) as reading, \
+            grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        time.sleep(1.0)  # (the readers under way)
+        stub = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+        calls, cpu, began = reading.calls, server.cpu_seconds(), time.perf_counter()
+        done = wait_done(channel, stub.ImportUserEvents(request, timeout=60))
+        took = time.perf_counter() - began
+        cpu = server.cpu_seconds() - cpu
+        calls = reading.calls - calls
+    metadata = import_config_pb2.ImportMetadata()
+    done.metadata.Unpack(metadata)
+    kind = "funnels" if insights else "lists"
+    return {"readers": readers, "imported": metadata.success_count,
+            "import_seconds": round(took, 2), "events_per_s": round(events / took),
+            "server_cpu_s": round(cpu, 2), f"{kind}_per_s": round(calls / took, 2)}
+
+
 def lone_search(server: Server) -> dict[str, Any]:
     """One caller's walk of RARE over PROJECTS[0], first page to last, nothing else
     asked of the server (nor written: the pages' budget holds only while events are)."""
@@ -293,6 +325,8 @@ def main() -> None:
     mode.add_argument("--insights", action="store_true", help="the readers loop RunFunnel")
     mode.add_argument("--lone", action="store_true",
                       help="one search of RARE alone on a quiet server (one project)")
+    parser.add_argument("--import", dest="import_events", type=int, default=0,
+                        help="no writes but an import of this many events beside the readers")
     args = parser.parse_args()
     revs = [None if rev == "." else rev for rev in args.rev] or [None]
     counts = [int(n) for n in args.readers.split(",")]
@@ -306,6 +340,14 @@ def main() -> None:
                     if args.lone:
                         print(json.dumps({**head, "load": round(os.getloadavg()[0], 1),
                                           **lone_search(server)}), flush=True)
+                        continue
+                    if args.import_events:
+                        for readers in counts:
+                            print(json.dumps({**head, "load": round(os.getloadavg()[0], 1),
+                                              **imported_beside(server, readers,
+                                                                args.import_events,
+                                                                args.insights)}), flush=True)
+                            time.sleep(3.0)  # (the reads under way end)
                         continue
                     measured(server, 0, 2.0)  # warm-up
                     for readers in counts:
