@@ -214,6 +214,8 @@ def start(settings: Settings, clock: Clock | None = None, process: int = 0,
     # (failed product lines are kept as event lines are: refusals of ImportProducts)
     products_job = import_products.ImportProductsJob(gcs_root, line_pool)
     products_job.rejections = rejections
+    # (an import's batches are writes, for the reads paced while events are written)
+    import_job.writing = products_job.writing = policy.wrote
     # The jobs that write files, each able to cut its own back (OperationRunner's settle).
     writers: dict[str, import_events.ImportJob | import_products.ImportProductsJob
                   | export.ExportJob] = {

@@ -123,8 +123,9 @@ class Policy:
         self._open_lines = LineBudget(PUBLIC_KEY_LINES, "refused calls",
                                        " from one client address")
         self.keyless_refusals = KeylessRefusals()
-        # time.monotonic() when an event write (WRITER_METHODS) was last admitted: the
-        # console's list pages are paced while writes come (see console.pace.Listing)
+        # time.monotonic() when an event write (WRITER_METHODS) was last admitted, or an
+        # import wrote a batch (`wrote`): the console's reads are paced while writes come
+        # (see console.pace.Listing)
         self.last_write = -math.inf
 
     @classmethod
@@ -220,6 +221,11 @@ class Policy:
         self._charge(method, admission, request, context)
         self._note_write(method)
         return admission
+
+    def wrote(self) -> None:
+        """`last_write` now, for events or products written otherwise than by a call
+        admitted here: an import's batch (retail.bulk_import), on its job's thread."""
+        self.last_write = time.monotonic()
 
     def _note_write(self, method: str) -> None:
         """`last_write` now if `method` writes events: here, where every admitted call

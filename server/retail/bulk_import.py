@@ -408,6 +408,10 @@ class BulkImport(Generic[R, M, V]):
     def __init__(self, gcs_root: Path, pool: LinePool = IN_THREAD) -> None:
         self.root = gcs_root
         self.pool = pool
+        # What is told of each batch about to be written (Policy.wrote): the console's
+        # reads are paced while an import writes, as while events are written one by
+        # one (a flood of them had the import's thread wait on the interpreter's lock).
+        self.writing: Callable[[], None] | None = None
 
     # -- what a subclass provides -------------------------------------------
 
@@ -450,7 +454,11 @@ class BulkImport(Generic[R, M, V]):
         if self.prepare_ahead:
             prepared = ahead(prepared)
         try:
+            if self.writing is not None:  # (as it reads and checks its first batch)
+                self.writing()
             for batch, bad, step in prepared:
+                if self.writing is not None:
+                    self.writing()
                 remade = 0
                 while True:
                     ctx.check_stop()
