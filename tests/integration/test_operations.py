@@ -549,3 +549,28 @@ def test_a_forged_page_token_is_invalid_argument(stubs, running: Running,
                                                                    page_token=token))
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert caught.value.details() == said
+
+
+@pytest.mark.parametrize("kind", ["events", "products"])
+def test_an_imports_batches_are_writes_that_pace_the_consoles_reads(
+        stubs, channel: grpc.Channel, running: Running, kind: str) -> None:
+    """The console's reads and the insights keep a budget while events are written
+    (console.pace.Listing, by Policy.last_write): an import is written too, and a
+    flood of readers beside an import alone was read unpaced, the import's thread
+    waiting for the interpreter's lock."""
+    from footfall.retail.v2 import product_service_pb2_grpc
+
+    retail, ops = stubs
+    assert running.policy is not None
+    before = time.monotonic()
+    assert running.policy.last_write < before  # (nothing written yet)
+    if kind == "events":
+        op = retail.ImportUserEvents(inline_import(event("a"), event("b")))
+    else:
+        request = import_config_pb2.ImportProductsRequest(parent=f"{PARENT}/branches/0")
+        json_format.ParseDict(product_json("sku-1"),
+                              request.input_config.product_inline_source.products.add())
+        op = product_service_pb2_grpc.ProductServiceStub(channel).ImportProducts(request)
+    done = wait(ops, op)
+    assert done.HasField("response"), done.error
+    assert running.policy.last_write >= before
