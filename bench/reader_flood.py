@@ -5,15 +5,18 @@ project's durable WriteUserEvent calls (h2load, 8 callers).
 
     python -m bench.reader_flood [--rev REV --rev .] [--readers 0,2,4,8] [--seconds 10]
                                  [--rounds 2] [--events 100000] [--postgres] [--port P]
-                                 [--insights | --lone] [--no-trickle] [--import EVENTS]
+                                 [--insights | --counts | --lone] [--no-trickle]
+                                 [--import EVENTS]
 
 --insights: the readers loop RunFunnel instead (FUNNEL: 10 steps by visitor, BY_ITEM,
 over their project's `--events`: about 2 s of CPU each over 200,000), as an analyst's
 script would. --lone: no writes and no readers but one caller, alone on a quiet
 server, searching RARE over one project of `--events` from its first page to its last
 (the console's walk to a rare type): its calls, seconds and the server's CPU.
---import N: no writes but an ImportUserEvents of N events (4 files) into a fifth
-project, started 1 s after the readers: its seconds and the server's CPU meanwhile.
+--counts: the readers loop CountUserEvents of sessionId = "" (which decodes every
+event of their project). --import N: no writes but an ImportUserEvents of N events
+(4 files) into a fifth project, started 1 s after the readers: its seconds and the
+server's CPU meanwhile.
 
 A store of 4 projects of `--events` events each (bench.data's events), filled once
 and copied for each server; the readers spread over the 4 projects, one channel
@@ -61,6 +64,7 @@ from bench.heavy import small_writes
 PROJECTS = [f"projects/flood{k}/locations/global/catalogs/default_catalog" for k in range(4)]
 RARE = 'eventType = "purchase-complete"'  # (bench.data's events have none)
 COMMON = 'eventType = "search"'  # (a quarter of them)
+NO_SESSION = 'sessionId = ""'  # (CountUserEvents decodes every event of the catalog)
 WRITERS = 8
 PROBE_SPACING = 0.5  # seconds between two of the probe's first pages
 TRICKLE_SPACING = 0.25  # seconds between two of the trickle's writes
@@ -77,11 +81,13 @@ def funnel_of(parent: str) -> insights_pb2.RunFunnelRequest:
 class Readers:
     """`count` readers, each looping ListUserEvents of RARE on a project of its own
     (in turn over PROJECTS), following the page tokens and starting again at the end;
-    or (`insights`) RunFunnel of FUNNEL."""
+    or (`insights`) RunFunnel of FUNNEL; or (`counts`) CountUserEvents of NO_SESSION."""
 
-    def __init__(self, port: int, count: int, insights: bool = False) -> None:
+    def __init__(self, port: int, count: int, insights: bool = False,
+                 counts: bool = False) -> None:
         self.port = port
         self.insights = insights
+        self.counts = counts
         self.calls = 0
         self.failed = 0
         self.slowest = 0.0
@@ -92,6 +98,9 @@ class Readers:
     def _read(self, parent: str) -> None:
         if self.insights:
             self._funnels(parent)
+            return
+        if self.counts:
+            self._counts(parent)
             return
         with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
             stub = console_pb2_grpc.ConsoleServiceStub(channel)
@@ -106,6 +115,20 @@ class Readers:
                 except grpc.RpcError:
                     self.failed += 1
                     token = ""
+                    time.sleep(0.1)
+                self.slowest = max(self.slowest, time.perf_counter() - began)
+
+    def _counts(self, parent: str) -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+            stub = console_pb2_grpc.ConsoleServiceStub(channel)
+            while not self.stop.is_set():
+                began = time.perf_counter()
+                try:
+                    stub.CountUserEvents(console_pb2.CountUserEventsRequest(
+                        parent=parent, filter=NO_SESSION), timeout=60)
+                    self.calls += 1
+                except grpc.RpcError:
+                    self.failed += 1
                     time.sleep(0.1)
                 self.slowest = max(self.slowest, time.perf_counter() - began)
 
@@ -200,11 +223,12 @@ class Trickle:
 
 
 def measured(server: Server, readers: int, seconds: float, insights: bool = False,
-             trickle: bool = True) -> dict[str, Any]:
+             trickle: bool = True, counts: bool = False) -> dict[str, Any]:
     frame = write.frame_file()
     try:
         with Trickle(server.port) if trickle else contextlib.nullcontext(), \
-                Readers(server.port, readers, insights) as reading, Probe(server.port) as probe:
+                Readers(server.port, readers, insights, counts) as reading, \
+                Probe(server.port) as probe:
             time.sleep(1.0)  # (the readers under way)
             calls, before = reading.calls, server.cpu_seconds()
             loads = small_writes(server.port, frame, WRITERS, seconds)
@@ -212,7 +236,7 @@ def measured(server: Server, readers: int, seconds: float, insights: bool = Fals
             calls = reading.calls - calls
     finally:
         frame.unlink()
-    kind = "funnels" if insights else "lists"
+    kind = "funnels" if insights else "counts" if counts else "lists"
     return {"readers": readers, "writes_per_s": loads["per_second"],
             "write_p50_ms": loads["p50_ms"], "write_p99_ms": loads["p99_ms"],
             "non_200": loads["non_200"],
@@ -323,6 +347,8 @@ def main() -> None:
                         help="no writes before h2load's: the readers start in a quiet spell")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--insights", action="store_true", help="the readers loop RunFunnel")
+    mode.add_argument("--counts", action="store_true",
+                      help='the readers loop CountUserEvents of sessionId = ""')
     mode.add_argument("--lone", action="store_true",
                       help="one search of RARE alone on a quiet server (one project)")
     parser.add_argument("--import", dest="import_events", type=int, default=0,
@@ -352,8 +378,8 @@ def main() -> None:
                     measured(server, 0, 2.0)  # warm-up
                     for readers in counts:
                         result = measured(server, readers, args.seconds, args.insights,
-                                          not args.no_trickle)
-                        if args.insights:
+                                          not args.no_trickle, args.counts)
+                        if args.insights or args.counts:
                             time.sleep(3.0)  # (the funnel each reader had under way ends)
                         print(json.dumps({**head, "load": round(os.getloadavg()[0], 1),
                                           **result}), flush=True)
