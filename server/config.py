@@ -370,11 +370,12 @@ class Settings:
                                     lambda value: 0 <= value <= 1000))
     list_read_ms: int = option(200, INTEGER,
                                "milliseconds a second (of the reading threads' CPU) that the "
-                               "pages of the console's lists (ListUserEvents and its counts, "
-                               "ListClientEvents, ListRejections) take together in this "
-                               "process to read the store while events are written (within "
-                               "2 s); past it a "
-                               "page waits for its turn, the turns fair "
+                               "pages of the console's lists (ListUserEvents, ListClientEvents, "
+                               "ListRejections) and its counts (CountUserEvents, ListCatalogs') "
+                               "take together in this process to read the "
+                               "store while events are written or imported (within 2 s, looked "
+                               "at between a read's pages); past it a "
+                               "read waits for its turn, the turns fair "
                                "between keys (with auth off, between client addresses), and "
                                "the writes keep their pace (see \"Limits\"); the insights "
                                "take a budget of their own as large; `0` no bound",
