@@ -299,7 +299,9 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
         *_calls_waiting(settings.max_concurrent_rpcs),
     ])
     user_events = UserEventService(store, settings, clock, runner, process)
-    products = ProductService(store, clock, runner, gcs_root)
+    # (the console's lists and counts, and the product reads: see console.pace.Listing)
+    lists = Listing(settings.list_read_ms, lambda: policy.last_write)
+    products = ProductService(store, clock, runner, gcs_root, lists)
     client_events = ClientEvents(store, settings.max_event_bytes, clock)
     talent_events = EventService(client_events)
     talent_v4beta1_events = EventServiceV4beta1(client_events)
@@ -323,7 +325,6 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     policy.metrics.watch_pace(watches.pace)
     policy.metrics.watch_reading(watches.reading)
     policy.metrics.watch_sending(watches.sending)
-    lists = Listing(settings.list_read_ms, lambda: policy.last_write)
     policy.metrics.list_reading(lists.reading)
     console = console_service.ConsoleService(store, watches, policy, lists)
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(console, guard)

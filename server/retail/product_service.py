@@ -9,6 +9,7 @@ to the store, which runs them in the write's own transaction.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -28,6 +29,7 @@ from google.protobuf import empty_pb2
 
 from server import names
 from server.clock import Clock
+from server.console.pace import Listing
 from server.errors import (
     AlreadyExists,
     FieldViolation,
@@ -40,6 +42,7 @@ from server.loop import long_read, off_loop
 from server.operations.runner import OperationRunner
 from server.policy import deadline_of
 from server.policy.auth import project_of
+from server.policy.envelope import reader_of
 from server.retail import (
     import_products,
     inventory,
@@ -83,13 +86,19 @@ def _in_a_collection(member: str, collection: str) -> InvalidArgument:
 
 
 class ProductService(product_service_pb2_grpc.ProductServiceServicer):
+    """The product reads (a page of ListProducts, the v2alpha total_size) take their
+    caller's turns in `lists`, the console's budget of reading time while events are
+    written (none: no bound): a reader key may call them, and a filtered page reads
+    up to 5,000 products, a count the whole branch."""
+
     def __init__(self, store: Store, clock: Clock, runner: OperationRunner,
-                 gcs_root: Path) -> None:
+                 gcs_root: Path, lists: Listing | None = None) -> None:
         self._store = store
         self._clock = clock
         self._runner = runner
         self._gcs_root = gcs_root
         self._reads = product_listing.ProductReads(store)
+        self._lists = lists or Listing(0, time.monotonic)  # (no bound)
 
     # -- helpers -----------------------------------------------------------
 
@@ -192,8 +201,9 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         at once, over 200k products, held the pool every call uses, and another
         project's product and console reads waited 5 to 10 s)."""
         if request.filter.strip():
-            return await long_read(self._reads.page, request, share=_project(request.parent))
-        return await off_loop(self._reads.page, request)
+            return await self._lists.read(reader_of(context), long_read, self._reads.page,
+                                          request, share=_project(request.parent))
+        return await self._lists.read(reader_of(context), off_loop, self._reads.page, request)
 
     async def count_products(self, parent: str, filter_text: str) -> int:
         """How many products ListProducts would return for `parent` and `filter_text`
@@ -204,7 +214,9 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         query = gather(violations, product_listing.parse_filter, filter_text)
         raise_if_any(violations)
         # (each product of the branch read and decoded: a long read, as a filtered page)
-        return await long_read(self._reads.count, branch, query, share=_project(parent))
+        count: int = await self._lists.read(reader_of(None), long_read, self._reads.count,
+                                            branch, query, share=_project(parent))
+        return count
 
     async def delete_variants(self, name: str) -> int:
         """Delete the variants of the primary product `name` (v2alpha's force);

@@ -381,3 +381,23 @@ def test_the_consoles_counts_are_read_in_the_lists_budget(
         assert len(lists.reads) == 1
     finally:
         caller.channel.close()
+
+
+@pytest.mark.parametrize("filter_", ["", 'type = "COLLECTION"'])
+def test_a_page_of_products_is_read_in_the_lists_budget(
+        budgeted: tuple[Running, Seen, dict[str, str]], filter_: str) -> None:
+    """A reader key may list products too, and a filtered page reads up to 5,000 of
+    them: such pages kept no write's pace."""
+    from footfall.retail.v2 import product_service_pb2, product_service_pb2_grpc
+
+    running, lists, callers = budgeted
+    caller = Caller(running.port, callers["a"])
+    try:
+        products = product_service_pb2_grpc.ProductServiceStub(caller.channel)
+        page = products.ListProducts(product_service_pb2.ListProductsRequest(
+            parent=f"{A}/branches/0", filter=filter_), metadata=caller.metadata,
+            timeout=DEADLINE)
+        assert not page.products
+        assert lists.reads == ["page"]
+    finally:
+        caller.channel.close()
