@@ -371,7 +371,8 @@ class Settings:
     list_read_ms: int = option(200, INTEGER,
                                "milliseconds a second (of the reading threads' CPU) that the "
                                "pages of the console's lists (ListUserEvents, ListClientEvents, "
-                               "ListRejections) and its counts (CountUserEvents, ListCatalogs') "
+                               "ListRejections), its counts (CountUserEvents, ListCatalogs') "
+                               "and the pages of ListProducts "
                                "take together in this process to read the "
                                "store while events are written or imported (within 2 s, looked "
                                "at between a read's pages); past it a "
