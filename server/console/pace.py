@@ -327,6 +327,10 @@ class Reading(_Bucket):
 # How long after an event write the process counts as writing, for Listing: writes a
 # second apart keep the lists paced between them.
 WRITING_SECONDS = 2.0
+# The reading time (seconds of its thread's CPU) a read paced as it goes takes a turn
+# for (see _Turn): half the most the budget keeps unspent at --list-read-ms 200, so
+# that one goes little past it; each turn costs the loop and the thread a hand-over.
+SLICE = 0.02
 
 
 class Listing:
@@ -421,13 +425,19 @@ class Listing:
 
 
 class _Turn:
-    """One read's place in a Listing: the turn it took (None: let go unpaced), and
-    what its thread's CPU was when it began and when it was paced from. A read let
-    go unpaced, at each `loop.between_reads` on its thread, waits there for a turn
-    (Listing.turn, on the loop) once events are written, and is charged from then
-    on: a funnel of seconds let go in a quiet spell (or a count, or a page's tenth
-    of a second) had run them all beside the writes that came after. A read that
-    took its turn keeps it to its end (a turn covers a whole read, as before)."""
+    """One read's place in a Listing: the turn it holds (None: let go unpaced), and
+    what its thread's CPU was when it began and when its turn began.
+
+    A read let go unpaced, at each `loop.between_reads` on its thread, waits there for
+    a turn (Listing.turn, on the loop) once events are written, and is charged from
+    then on, a SLICE at a time: each slice charged, the next waits for its turn. A
+    funnel of seconds let go in a quiet spell (or a count, or a page's tenth of a
+    second) ran them all beside the writes that came after; taking one turn for the
+    rest of it instead, expecting a millisecond, four funnels let go at once each had
+    theirs at once and ran to their end as before (writes at 39-51 a second, as with
+    none). Such a read holds its thread while it waits (it holds it anyway: it is
+    under way). A read that took its turn before it began keeps it to its end, as a
+    page does, and waits holding no thread."""
 
     def __init__(self, listing: Listing, party: Hashable, expected: float,
                  taken: float | None) -> None:
@@ -438,7 +448,7 @@ class _Turn:
         self.taken = taken  # (set on the loop only)
         self.cost = 0.0  # what the whole read cost its thread, once it ended
         self._began: float | None = None  # its thread's CPU when it began (set there)
-        self._paced_from: float | None = None  # ... when it took its turn
+        self._paced_from: float | None = None  # ... when its turn began (None: unpaced)
         self._ended = False
         self._closed = False  # (its caller has its answer, or went: no turn taken since)
         self._waiting: asyncio.Task[float | None] | None = None
@@ -458,34 +468,44 @@ class _Turn:
         self._ended = True
 
     def _between(self) -> None:
-        """On the read's thread, between two of its reads: its turn waited for, once
-        events are written, if it has none yet."""
-        if self._paced_from is not None or not self._listing.writing():
-            return
+        """On the read's thread, between two of its reads: a turn waited for once events
+        are written, then one for each SLICE of CPU it takes, each charged."""
+        if self._paced_from is None:
+            if not self._listing.writing():
+                return
+            spent, expected = 0.0, min(self._expected, SLICE)
+        else:
+            spent = time.thread_time() - self._paced_from
+            if spent < SLICE:
+                return
+            expected = spent
         try:
-            taken = asyncio.run_coroutine_threadsafe(self._take(), self._loop).result()
+            taken = asyncio.run_coroutine_threadsafe(self._take(spent, expected),
+                                                     self._loop).result()
         except concurrent.futures.CancelledError:
             raise Cancelled("the caller went before the answer was ready") from None
-        if taken is not None:
-            self._paced_from = time.thread_time()
+        self._paced_from = None if taken is None else time.thread_time()
 
-    async def _take(self) -> float | None:
-        """On the loop: a turn for the read now under way (None: the writes stopped
-        while it waited; it goes on unpaced)."""
+    async def _take(self, spent: float, expected: float) -> float | None:
+        """On the loop: the turn held charged `spent`, then the next one, expecting
+        `expected` (None: no event is written now; the read goes on unpaced)."""
         if self._closed:
             raise asyncio.CancelledError
+        if self.taken is not None:
+            self._listing.reading.spent(self.taken, spent, self._party)
+            self.taken = None
         self._waiting = asyncio.current_task()
         try:
-            self.taken = await self._listing.turn(self._expected, self._party)
+            self.taken = await self._listing.turn(expected, self._party)
         finally:
             self._waiting = None
         return self.taken
 
     def close(self) -> None:
-        """On the loop, once its caller has the answer or went: the turn charged what the
-        read cost its thread since it was paced (gone while its read goes on: what it
-        expected, the read stopping at its next between_reads; gone before it began:
-        nothing), a turn being waited for given up."""
+        """On the loop, once its caller has the answer or went: the turn held charged
+        what the read cost its thread since the turn began (gone while its read goes
+        on: what the turn expected, the read stopping at its next between_reads; gone
+        before it began: nothing), a turn being waited for given up."""
         self._closed = True
         if self._waiting is not None:
             self._waiting.cancel()  # (its thread raises Cancelled)

@@ -243,11 +243,30 @@ def test_a_read_paced_as_it_goes_is_charged_what_it_cost_from_then_on() -> None:
         last[0] = time.monotonic()
         chunks.go_on.set()
         assert await asyncio.wait_for(read, 30) == "funnel"
-        # 50 ms charged (of a turn that expected 1 ms): another caller's page waits
+        # 50 ms charged (of turns that expected 1 ms, then 20): another caller's page waits
+        waits = listing.reading.waits
         late = asyncio.ensure_future(listing.read("b", asyncio.to_thread, burn, 0.0))
         await settle()
-        assert not late.done() and listing.reading.waits == 1
+        assert not late.done() and listing.reading.waits == waits + 1
         assert await asyncio.wait_for(late, 30) == "page"
+
+
+def test_a_read_paced_as_it_goes_takes_a_turn_for_each_slice_of_its_cpu() -> None:
+    """Four funnels let go at once in a quiet spell, each taking one turn for the rest
+    of its read (expecting a millisecond) once the writes came, each had its turn at
+    once and ran to its end: the writes went at 39-51 a second, as with none."""
+    async def main() -> None:
+        last = [-math.inf]
+        listing = Listing(100, lambda: last[0])  # up to 20 ms unspent
+        chunks = Chunks(10, 0.01)  # 100 ms once the writes come: 5 budgets' unspent
+        read = asyncio.ensure_future(listing.read("a", asyncio.to_thread, chunks))
+        await asyncio.to_thread(chunks.begun.wait, 30)
+        last[0] = time.monotonic() + 60  # (written all along)
+        chunks.go_on.set()
+        assert await asyncio.wait_for(read, 30) == "funnel"
+        assert listing.reading.waits >= 1  # (its own turns: it is alone)
+
+    asyncio.run(main())
 
     asyncio.run(main())
 
