@@ -299,9 +299,14 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
         *_calls_waiting(settings.max_concurrent_rpcs),
     ])
     user_events = UserEventService(store, settings, clock, runner, process)
-    # (the console's lists and counts, and the product reads: see console.pace.Listing)
+    # The reading time of the console's list pages and of the product pages; and, a
+    # budget of their own (a funnel's second of CPU held no page back, nor did a
+    # count's: another caller's page waited 5 s beside 8 callers looping counts in
+    # the lists' budget), that of the reads that may take seconds: the insights, the
+    # console's counts, the products' total_size (see console.pace.Listing).
     lists = Listing(settings.list_read_ms, lambda: policy.last_write)
-    products = ProductService(store, clock, runner, gcs_root, lists)
+    long_reads = Listing(settings.list_read_ms, lambda: policy.last_write)
+    products = ProductService(store, clock, runner, gcs_root, lists, long_reads)
     client_events = ClientEvents(store, settings.max_event_bytes, clock)
     talent_events = EventService(client_events)
     talent_v4beta1_events = EventServiceV4beta1(client_events)
@@ -326,11 +331,9 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     policy.metrics.watch_reading(watches.reading)
     policy.metrics.watch_sending(watches.sending)
     policy.metrics.list_reading(lists.reading)
-    console = console_service.ConsoleService(store, watches, policy, lists)
+    console = console_service.ConsoleService(store, watches, policy, lists, long_reads)
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(console, guard)
-    # (a budget of their own: a funnel's second of CPU held no console page back)
-    insights = insights_service.InsightsService(
-        store, Listing(settings.list_read_ms, lambda: policy.last_write))
+    insights = insights_service.InsightsService(store, long_reads)
     insights_pb2_grpc.add_InsightsServiceServicer_to_server(insights, guard)
     versioned = surfaces.surfaces(user_events, products, runner, gcs_root)
     for service, add in VERSIONED.items():

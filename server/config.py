@@ -371,15 +371,15 @@ class Settings:
     list_read_ms: int = option(200, INTEGER,
                                "milliseconds a second (of the reading threads' CPU) that the "
                                "pages of the console's lists (ListUserEvents, ListClientEvents, "
-                               "ListRejections), its counts (CountUserEvents, ListCatalogs') "
-                               "and the pages of ListProducts "
+                               "ListRejections) and of ListProducts "
                                "take together in this process to read the "
                                "store while events are written or imported (within 2 s, looked "
                                "at between a read's pages); past it a "
                                "read waits for its turn, the turns fair "
                                "between keys (with auth off, between client addresses), and "
-                               "the writes keep their pace (see \"Limits\"); the insights "
-                               "take a budget of their own as large; `0` no bound",
+                               "the writes keep their pace (see \"Limits\"); the insights and "
+                               "the counts (CountUserEvents, ListCatalogs', v2alpha "
+                               "total_size) take a budget of their own as large; `0` no bound",
                                check=at_least(0))
     durable_pixels: bool = option(False, SWITCH,
                                   "answer a browser's pixel (GET collect) only once its event "

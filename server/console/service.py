@@ -175,14 +175,16 @@ class _SendClock:
 
 class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
     """Lists, watches and resets; `policy` admits the streams (the envelope does
-    the unary calls); the pages of the lists take turns in `lists` (none: no bound)."""
+    the unary calls); the pages of the lists take turns in `lists`, the counts in
+    `long_reads` (none: no bound)."""
 
     def __init__(self, store: Store, watches: Watches, policy: Policy,
-                 lists: Listing | None = None) -> None:
+                 lists: Listing | None = None, long_reads: Listing | None = None) -> None:
         self._store = store
         self._watches = watches
         self._policy = policy
         self._lists = lists or Listing(0, time.monotonic)  # (no bound)
+        self._long_reads = long_reads or Listing(0, time.monotonic)
         self._envelope = Envelope(policy, TRANSPORT)  # refuses the gRPC streams
 
     async def ListUserEvents(self, request: console_pb2.ListUserEventsRequest,
@@ -220,10 +222,10 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         await answered_stored(self._store)
         # (by sessionId or productId it decodes every event the other terms select; a
         # count of the store reads its index through: 0.1 s a million) a long read, in
-        # its caller's turn of the lists' budget, as a page
-        count: int = await self._lists.read(reader_of(context), long_read,
-                                            queries.count_user_events, self._store, events,
-                                            share=catalog.project)
+        # its caller's turn of the long reads' budget, as an insight
+        count: int = await self._long_reads.read(reader_of(context), long_read,
+                                                 queries.count_user_events, self._store,
+                                                 events, share=catalog.project)
         return console_pb2.CountUserEventsResponse(count=count)
 
     async def ListClientEvents(self, request: console_pb2.ListClientEventsRequest,
@@ -276,11 +278,12 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         raise_if_any(violations)
         await answered_stored(self._store)
         # counted, each catalog's events are counted (0.1 s a million): a long read, in
-        # its caller's turn of the lists' budget
+        # its caller's turn of the long reads' budget
         if counted:
-            return await self._lists.read(reader_of(context), long_read, queries.list_catalogs,
-                                          self._store, project, size, request.page_token, True,
-                                          share=project or "-")
+            return await self._long_reads.read(reader_of(context), long_read,
+                                               queries.list_catalogs, self._store, project,
+                                               size, request.page_token, True,
+                                               share=project or "-")
         return await off_loop(queries.list_catalogs, self._store, project, size,
                               request.page_token, False)
 

@@ -86,19 +86,22 @@ def _in_a_collection(member: str, collection: str) -> InvalidArgument:
 
 
 class ProductService(product_service_pb2_grpc.ProductServiceServicer):
-    """The product reads (a page of ListProducts, the v2alpha total_size) take their
-    caller's turns in `lists`, the console's budget of reading time while events are
-    written (none: no bound): a reader key may call them, and a filtered page reads
-    up to 5,000 products, a count the whole branch."""
+    """The product reads take their caller's turns in budgets of reading time while
+    events are written (none: no bound): a page of ListProducts in `lists` (the
+    console's pages'), the v2alpha total_size in `long_reads` (the insights'). A
+    reader key may call them, and a filtered page reads up to 5,000 products, a
+    count the whole branch."""
 
     def __init__(self, store: Store, clock: Clock, runner: OperationRunner,
-                 gcs_root: Path, lists: Listing | None = None) -> None:
+                 gcs_root: Path, lists: Listing | None = None,
+                 long_reads: Listing | None = None) -> None:
         self._store = store
         self._clock = clock
         self._runner = runner
         self._gcs_root = gcs_root
         self._reads = product_listing.ProductReads(store)
         self._lists = lists or Listing(0, time.monotonic)  # (no bound)
+        self._long_reads = long_reads or Listing(0, time.monotonic)
 
     # -- helpers -----------------------------------------------------------
 
@@ -214,8 +217,9 @@ class ProductService(product_service_pb2_grpc.ProductServiceServicer):
         query = gather(violations, product_listing.parse_filter, filter_text)
         raise_if_any(violations)
         # (each product of the branch read and decoded: a long read, as a filtered page)
-        count: int = await self._lists.read(reader_of(None), long_read, self._reads.count,
-                                            branch, query, share=_project(parent))
+        count: int = await self._long_reads.read(reader_of(None), long_read,
+                                                 self._reads.count, branch, query,
+                                                 share=_project(parent))
         return count
 
     async def delete_variants(self, name: str) -> int:
