@@ -360,9 +360,11 @@ class Listing:
     window of a list): one let go in a quiet spell waits for its turn there once the
     writes come, and is charged from then on (see _Turn).
 
-    The insights (server/insights/service.py) and the console's counts (CountUserEvents,
-    ListCatalogs with counts) take turns in a Listing too: whatever of our own reads
-    reads rows of the store by the thousand."""
+    The pages of ListProducts take turns in the lists' Listing too; the reads that may
+    take seconds (the insights, server/insights/service.py; the console's counts,
+    CountUserEvents and ListCatalogs with counts; v2alpha's total_size) in another, as
+    large (server/app.py): whatever reader keys may ask that reads rows of the store
+    by the thousand."""
 
     def __init__(self, read_ms: int, last_write: Callable[[], float]) -> None:
         self.reading = Reading(read_ms / 1000)
@@ -396,7 +398,8 @@ class Listing:
                 del self._costs[next(iter(self._costs))]
 
     def writing(self) -> bool:
-        """Whether an event write was admitted within WRITING_SECONDS (on any thread)."""
+        """Whether an event write was admitted (or an import wrote a batch) within
+        WRITING_SECONDS; on any thread."""
         return self._last_write() + WRITING_SECONDS >= time.monotonic()
 
     async def turn(self, expected: float, party: Hashable) -> float | None:
