@@ -305,7 +305,7 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
     # the lists' budget), that of the reads that may take seconds: the insights, the
     # console's counts, the products' total_size (see console.pace.Listing).
     lists = Listing(settings.list_read_ms, lambda: policy.last_write)
-    long_reads = Listing(settings.list_read_ms, lambda: policy.last_write)
+    long_reads = Listing(settings.list_read_ms, lambda: policy.last_write, sliced=True)
     products = ProductService(store, clock, runner, gcs_root, lists, long_reads)
     client_events = ClientEvents(store, settings.max_event_bytes, clock)
     talent_events = EventService(client_events)

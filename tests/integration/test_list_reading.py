@@ -59,8 +59,9 @@ class Seen(pace.Listing):
 
     made: list[Seen] = []
 
-    def __init__(self, read_ms: int, last_write: Callable[[], float]) -> None:
-        super().__init__(read_ms, last_write)
+    def __init__(self, read_ms: int, last_write: Callable[[], float],
+                 sliced: bool = False) -> None:
+        super().__init__(read_ms, last_write, sliced)
         self.reads: list[str] = []  # the name of what each read in the budget ran
         Seen.made.append(self)
 

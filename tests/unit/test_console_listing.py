@@ -328,3 +328,19 @@ def test_a_lone_read_with_no_write_never_asks_the_loop_for_a_turn() -> None:
         assert listing.reading.waits == 0
 
     asyncio.run(main())
+
+
+def test_a_long_read_past_what_it_expected_takes_a_turn_for_each_slice_of_its_cpu() -> None:
+    """A caller's first counts (reads that may take seconds), each expecting a
+    millisecond, had their turns at once, 8 of them, and ran their 2 s each beside the
+    writes. In a `sliced` Listing (the long reads') a read goes a slice at a time once
+    it has cost what it expected; in the pages' it keeps its turn to its end."""
+    async def main(sliced: bool) -> int:
+        listing = Listing(100, WRITING, sliced=sliced)  # up to 20 ms unspent
+        chunks = Chunks(10, 0.01)  # 100 ms: 5 budgets' unspent, of a turn of 1 ms
+        chunks.go_on.set()
+        assert await listing.read("a", asyncio.to_thread, chunks) == "funnel"
+        return listing.reading.waits
+
+    assert asyncio.run(main(sliced=True)) >= 1  # (its own turns: it is alone)
+    assert asyncio.run(main(sliced=False)) == 0
