@@ -45,6 +45,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
@@ -401,6 +403,16 @@ class Listing:
             if len(self._costs) > PARTIES_KEPT:
                 del self._costs[next(iter(self._costs))]
 
+    def _charge_rest(self, party: Hashable, charged: float, spent: float, cost: float) -> None:
+        """A read of `party` whose caller went while it read, charged `charged` then,
+        cost `spent` in its turn (`cost` in all): the rest charged, and what its
+        caller's next read expects."""
+        self.reading.spent(charged, spent, party)
+        self._costs.pop(party, None)
+        self._costs[party] = cost
+        if len(self._costs) > PARTIES_KEPT:
+            del self._costs[next(iter(self._costs))]
+
     def writing(self) -> bool:
         """Whether an event write was admitted (or an import wrote a batch) within
         WRITING_SECONDS; on any thread."""
@@ -463,6 +475,11 @@ class _Turn:
         self._ended = False
         self._closed = False  # (its caller has its answer, or went: no turn taken since)
         self._waiting: asyncio.Task[float | None] | None = None
+        # What close charged a read its caller left while it went on (its turn's
+        # expected), the rest charged once it ends; under _lock (closed on the loop,
+        # ended on its thread).
+        self._charged: float | None = None
+        self._lock = threading.Lock()
 
     def begin(self) -> None:
         """On the read's thread, as it begins."""
@@ -476,10 +493,18 @@ class _Turn:
             set_paced(self._between)
 
     def end(self) -> None:
-        """On the read's thread, as it ends."""
-        if self._began is not None:
-            self.cost = time.thread_time() - self._began
-        self._ended = True
+        """On the read's thread, as it ends: a read whose caller went meanwhile is
+        charged the rest of what it cost now (Listing._charge_rest)."""
+        with self._lock:
+            now = time.thread_time()
+            if self._began is not None:
+                self.cost = now - self._began
+            self._ended = True
+            charged, paced_from = self._charged, self._paced_from
+        if charged is not None and paced_from is not None:
+            with contextlib.suppress(RuntimeError):  # (the loop closed)
+                self._loop.call_soon_threadsafe(self._listing._charge_rest, self._party,
+                                                charged, now - paced_from, self.cost)
 
     def _between(self) -> None:
         """On the read's thread, between two of its reads: a turn waited for once events
@@ -526,8 +551,15 @@ class _Turn:
             self._waiting.cancel()  # (its thread raises Cancelled)
         if self.taken is None:
             return
-        if self._ended and self._paced_from is not None and self._began is not None:
-            spent = self.cost - (self._paced_from - self._began)
-        else:
-            spent = self.taken if self._began is not None else 0.0
+        with self._lock:
+            if self._ended and self._paced_from is not None and self._began is not None:
+                spent = self.cost - (self._paced_from - self._began)
+            elif self._began is not None:
+                # Gone while it reads on (a short deadline; ComputeTotals' grouping is
+                # one statement, no between_reads in it): what it expected now, the
+                # rest once it ends. Charged what it expected alone, a caller gone at
+                # once again and again read on unbounded.
+                spent = self._charged = self.taken
+            else:
+                spent = 0.0
         self._listing.reading.spent(self.taken, spent, self._party)
