@@ -177,6 +177,8 @@ def test_a_page_whose_caller_went_while_it_read_is_charged_its_cost_once_read() 
         assert not late.done() and listing.reading.waits == 1
         assert await asyncio.wait_for(late, 5) == "page"
 
+    asyncio.run(main())
+
 
 class Chunks:
     """A read of `count` chunks of `each` seconds of its thread's CPU, a
@@ -250,6 +252,8 @@ def test_a_read_paced_as_it_goes_is_charged_what_it_cost_from_then_on() -> None:
         assert not late.done() and listing.reading.waits == waits + 1
         assert await asyncio.wait_for(late, 30) == "page"
 
+    asyncio.run(main())
+
 
 def test_a_read_paced_as_it_goes_takes_a_turn_for_each_slice_of_its_cpu() -> None:
     """Four funnels let go at once in a quiet spell, each taking one turn for the rest
@@ -265,8 +269,6 @@ def test_a_read_paced_as_it_goes_takes_a_turn_for_each_slice_of_its_cpu() -> Non
         chunks.go_on.set()
         assert await asyncio.wait_for(read, 30) == "funnel"
         assert listing.reading.waits >= 1  # (its own turns: it is alone)
-
-    asyncio.run(main())
 
     asyncio.run(main())
 
