@@ -314,7 +314,8 @@ async def _serve(settings: Settings, clock: Clock, policy: Policy,
         store, runner, max_waits=settings.max_wait_operations)
     guard = CallGuard(policy, settings.max_streams, settings.max_keyless_streams,
                       settings.max_keyless_streams_per_address, settings.keyless_stream_seconds,
-                      settings.max_request_bytes, settings.max_event_bytes)
+                      settings.max_request_bytes, settings.max_event_bytes,
+                      settings.max_concurrent_rpcs)
     user_event_service_pb2_grpc.add_UserEventServiceServicer_to_server(user_events, guard)
     product_service_pb2_grpc.add_ProductServiceServicer_to_server(products, guard)
     event_service_pb2_grpc.add_EventServiceServicer_to_server(talent_events, guard)

@@ -311,6 +311,12 @@ KEYLESS_REQUESTS_PER_MINUTE = 600
 # _KeylessReads).
 READ_SECONDS = 2.0
 READS_PER_ADDRESS, WAITING_PER_ADDRESS, READS_IN_ALL = 4, 64, 32
+# A unary request of a caller with a key (or of anyone, auth off): its bytes must all be
+# in within REQUEST_SECONDS (as an HTTP body within --http-body-timeout's default), and
+# at most UNREAD_SHARE of --max-concurrent-rpcs wait for theirs at once, the one waiting
+# longest ended to make room (see _UnreadRequests).
+REQUEST_SECONDS = 60.0
+UNREAD_SHARE = 4
 
 
 class _KeylessReads:
@@ -424,6 +430,74 @@ class _KeylessReads:
         left = self._by_address.pop(address) - 1
         if left:
             self._by_address[address] = left
+
+
+class _UnreadRequests:
+    """The unary calls whose request is not in yet (touched on the loop only). grpc
+    runs a unary handler once the request is whole, and until then holds the call,
+    one of --max-concurrent-rpcs, with no time limit: a public writer key's
+    10 connections of 1,000 calls each, headers sent and requests never, had every
+    other call of every key refused RESOURCE_EXHAUSTED ("Concurrent RPC limit
+    exceeded!") for as long as they stayed open, and grew the server by 216 MB.
+    Here each request has `seconds` to come whole, and at most `most` wait at once:
+    past them the one waiting longest is ended, as a request whole in moments never
+    is the oldest (the newcomer refused instead, a client reopening its calls in a
+    loop would keep every other one out)."""
+
+    def __init__(self, most: int, seconds: float = REQUEST_SECONDS) -> None:
+        self.most = max(1, most)
+        self.seconds = seconds
+        self._places: dict[asyncio.Future[None], None] = {}  # oldest first
+
+    @property
+    def waiting(self) -> int:
+        return len(self._places)
+
+    async def read(self, context: grpc.aio.ServicerContext) -> Any:
+        """The call's request (its bytes, or grpc.aio.EOF); the call ends UNAVAILABLE
+        when it does not come within `seconds`, or makes room for another."""
+        if len(self._places) >= self.most:
+            oldest = next(iter(self._places))
+            del self._places[oldest]
+            oldest.set_result(None)
+        room = asyncio.get_running_loop().create_future()
+        self._places[room] = None
+        request = asyncio.ensure_future(context.read())
+        try:
+            done, _ = await asyncio.wait((request, room), timeout=self.seconds,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if request in done:
+                return request.result()
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                f"the request must come whole within {self.seconds:g} s" + (
+                                    f" (the one waited for longest makes room once "
+                                    f"{self.most} calls wait for theirs)" if room in done
+                                    else ""))
+        finally:
+            request.cancel()  # (nothing, once it came)
+            self._places.pop(room, None)
+
+
+def _read_in_time(handler: grpc.RpcMethodHandler, unread: _UnreadRequests
+                  ) -> grpc.RpcMethodHandler:
+    """`handler` (a unary-unary one made by CallGuard, taking the request's bytes) as
+    a stream-unary one, which grpc runs as soon as the headers are in, reading the
+    request as `unread` has it."""
+    behaviour = handler.unary_unary
+    assert behaviour is not None
+
+    async def read_then_run(_requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        raw = await unread.read(context)
+        if raw is grpc.aio.EOF:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request: none was sent")
+        served = behaviour(raw, context)  # type: ignore[arg-type]
+        # (not held by this frame: a refusal's traceback holds it, and with it the
+        # request's bytes, until the collector runs; see _decoded_or_abort)
+        del raw
+        return await served  # type: ignore[misc]
+
+    return grpc.stream_unary_rpc_method_handler(
+        read_then_run, response_serializer=handler.response_serializer)
 
 
 def _close(next_request: Awaitable[Any]) -> None:
@@ -761,8 +835,9 @@ class CallGuard(grpc.GenericRpcHandler):
     def __init__(self, policy: Policy | None = None, max_streams: int = 1000,
                  max_keyless_streams: int = -1, per_address: int = 16,
                  keyless_seconds: float = 0.0, max_answer_bytes: int = 10 << 20,
-                 max_event_bytes: int | None = None) -> None:
+                 max_event_bytes: int | None = None, max_concurrent_rpcs: int = 10000) -> None:
         self._envelope = Envelope(policy or Policy(()), TRANSPORT)
+        self._unread = _UnreadRequests(max_concurrent_rpcs // UNREAD_SHARE)
         self._max_event_bytes = max_event_bytes  # (--max-event-bytes: see _decoder)
         self._unsent = Unsent(max_answer_bytes)  # unary answers not yet taken
         # Streams anyone may open (health watches, reflection): never all the calls
@@ -778,6 +853,7 @@ class CallGuard(grpc.GenericRpcHandler):
         self._registered: dict[str, grpc.RpcMethodHandler] = {}
         self._cache: dict[str, grpc.RpcMethodHandler] = {}
         self._keyless_cache: dict[str, grpc.RpcMethodHandler] = {}  # see _keyless_read
+        self._timed_cache: dict[str, grpc.RpcMethodHandler] = {}  # see _timed
 
     def add_generic_rpc_handlers(self, handlers: Any) -> None:
         self._generic.extend(handlers)
@@ -796,7 +872,7 @@ class CallGuard(grpc.GenericRpcHandler):
         cached = self._cache.get(method)
         if cached is not None:
             return self._unread_refusal(handler_call_details) or \
-                self._keyless_read(handler_call_details, cached) or cached
+                self._keyless_read(handler_call_details, cached) or self._timed(method, cached)
         handler = self._registered.get(method)
         for generic in self._generic:
             if handler is not None:
@@ -831,7 +907,17 @@ class CallGuard(grpc.GenericRpcHandler):
                 response_serializer=handler.response_serializer)
         self._cache[method] = handler
         return self._unread_refusal(handler_call_details) or \
-            self._keyless_read(handler_call_details, handler) or handler
+            self._keyless_read(handler_call_details, handler) or self._timed(method, handler)
+
+    def _timed(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """`handler` as it serves a call that CallGuard lets through: a unary-unary
+        one reading its request as _UnreadRequests has it."""
+        if handler.unary_unary is None:
+            return handler
+        timed = self._timed_cache.get(method)
+        if timed is None:
+            timed = self._timed_cache[method] = _read_in_time(handler, self._unread)
+        return timed
 
     def _known_key(self, handler_call_details: grpc.HandlerCallDetails) -> bool:
         """Whether a call carries a known key, or auth is off."""
