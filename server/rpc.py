@@ -311,7 +311,8 @@ KEYLESS_REQUESTS_PER_MINUTE = 600
 # _KeylessReads).
 READ_SECONDS = 2.0
 READS_PER_ADDRESS, WAITING_PER_ADDRESS, READS_IN_ALL = 4, 64, 32
-# A unary request of a caller with a key (or of anyone, auth off): its bytes must all be
+# The one request of a call (unary, or a watch) of a caller with a key (or of anyone,
+# auth off): its bytes must all be
 # in within REQUEST_SECONDS (as an HTTP body within --http-body-timeout's default), and
 # at most UNREAD_SHARE of --max-concurrent-rpcs wait for theirs at once, the one waiting
 # longest ended to make room (see _UnreadRequests).
@@ -433,12 +434,13 @@ class _KeylessReads:
 
 
 class _UnreadRequests:
-    """The unary calls whose request is not in yet (touched on the loop only). grpc
-    runs a unary handler once the request is whole, and until then holds the call,
-    one of --max-concurrent-rpcs, with no time limit: a public writer key's
-    10 connections of 1,000 calls each, headers sent and requests never, had every
-    other call of every key refused RESOURCE_EXHAUSTED ("Concurrent RPC limit
-    exceeded!") for as long as they stayed open, and grew the server by 216 MB.
+    """The calls of one request (unary calls, watches) whose request is not in yet
+    (touched on the loop only). grpc runs such a handler once the request is whole,
+    and until then holds the call, one of --max-concurrent-rpcs, with no time limit:
+    a public writer key's 10 connections of 1,000 calls each (WriteUserEvent, or a
+    health Watch), headers sent and requests never, had every other call of every
+    key refused RESOURCE_EXHAUSTED ("Concurrent RPC limit exceeded!") for as long as
+    they stayed open, and grew the server by 216 MB.
     Here each request has `seconds` to come whole, and at most `most` wait at once:
     past them the one waiting longest is ended, as a request whole in moments never
     is the oldest (the newcomer refused instead, a client reopening its calls in a
@@ -480,24 +482,24 @@ class _UnreadRequests:
 
 def _read_in_time(handler: grpc.RpcMethodHandler, unread: _UnreadRequests
                   ) -> grpc.RpcMethodHandler:
-    """`handler` (a unary-unary one made by CallGuard, taking the request's bytes) as
-    a stream-unary one, which grpc runs as soon as the headers are in, reading the
-    request as `unread` has it."""
-    behaviour = handler.unary_unary
+    """`handler` (one taking one request, its bytes: a unary-unary or unary-stream
+    handler made by CallGuard) as one taking a stream of requests, which grpc runs as
+    soon as the headers are in, reading the request as `unread` has it."""
+    behaviour = handler.unary_unary or handler.unary_stream
     assert behaviour is not None
 
-    async def read_then_run(_requests: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def request(_requests: Any, context: grpc.aio.ServicerContext) -> Any:
         raw = await unread.read(context)
         if raw is grpc.aio.EOF:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request: none was sent")
-        served = behaviour(raw, context)  # type: ignore[arg-type]
-        # (not held by this frame: a refusal's traceback holds it, and with it the
-        # request's bytes, until the collector runs; see _decoded_or_abort)
-        del raw
-        return await served  # type: ignore[misc]
+        return raw
 
-    return grpc.stream_unary_rpc_method_handler(
-        read_then_run, response_serializer=handler.response_serializer)
+    served = _given(behaviour, request)
+    if handler.unary_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            served, response_serializer=handler.response_serializer)
+    return grpc.stream_stream_rpc_method_handler(
+        served, response_serializer=handler.response_serializer)
 
 
 def _close(next_request: Awaitable[Any]) -> None:
@@ -910,9 +912,9 @@ class CallGuard(grpc.GenericRpcHandler):
             self._keyless_read(handler_call_details, handler) or self._timed(method, handler)
 
     def _timed(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        """`handler` as it serves a call that CallGuard lets through: a unary-unary
-        one reading its request as _UnreadRequests has it."""
-        if handler.unary_unary is None:
+        """`handler` as it serves a call that CallGuard lets through: one taking one
+        request (a unary call, a watch) reading it as _UnreadRequests has it."""
+        if handler.request_streaming:
             return handler
         timed = self._timed_cache.get(method)
         if timed is None:

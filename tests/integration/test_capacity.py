@@ -295,8 +295,13 @@ def test_streams_anyone_may_open_never_take_the_calls_of_writes_and_health(
                 time.sleep(0.05)
 
 
-def test_calls_whose_requests_never_come_do_not_hold_every_place(limited: Running) -> None:
-    """A unary call's headers sent and its request never: grpc held the call, one of
+@pytest.mark.parametrize("method", [
+    "/google.cloud.retail.v2.UserEventService/WriteUserEvent",
+    "/grpc.health.v1.Health/Watch",
+])
+def test_calls_whose_requests_never_come_do_not_hold_every_place(
+        limited: Running, method: str) -> None:
+    """A call's headers sent and its one request never: grpc held the call, one of
     --max-concurrent-rpcs, for as long as the client liked, and LIMIT of them had
     every other call refused RESOURCE_EXHAUSTED. Past a quarter of the limit waiting
     for their requests, the one waiting longest is ended UNAVAILABLE."""
@@ -306,21 +311,20 @@ def test_calls_whose_requests_never_come_do_not_hold_every_place(limited: Runnin
         finish.wait(60)
         yield from ()
 
-    method = "/google.cloud.retail.v2.UserEventService/WriteUserEvent"
     write = user_event_service_pb2.WriteUserEventRequest(parent=PARENT, user_event=event("v"))
     with grpc.insecure_channel(f"127.0.0.1:{limited.port}") as channel:
-        unsent = channel.stream_unary(method, request_serializer=None,
-                                      response_deserializer=None)
-        held = [unsent.future(never(), timeout=30) for _ in range(LIMIT)]
+        unsent = channel.stream_stream(method, request_serializer=None,
+                                       response_deserializer=None)
+        held = [unsent(never(), timeout=30) for _ in range(LIMIT)]
         writes = user_event_service_pb2_grpc.UserEventServiceStub(channel)
         try:
             deadline = time.monotonic() + 10
             while sum(call.done() for call in held) < LIMIT - 1:
                 assert time.monotonic() < deadline, "the calls waiting longest were not ended"
                 time.sleep(0.05)
-            ended = [call.exception() for call in held if call.done()]
-            assert all(isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.UNAVAILABLE
-                       and "makes room" in (e.details() or "") for e in ended), ended
+            ended = [(call.code(), call.details()) for call in held if call.done()]
+            assert all(code == grpc.StatusCode.UNAVAILABLE and "makes room" in (details or "")
+                       for code, details in ended), ended
             writes.WriteUserEvent(write, timeout=WRITE_DEADLINE)  # served, not refused
         finally:
             finish.set()
