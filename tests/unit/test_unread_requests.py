@@ -63,3 +63,15 @@ def test_past_the_bound_the_call_waiting_longest_makes_room() -> None:
         assert [await task for task in tasks[1:]] == [b"mine", b"mine"]
         assert unread.waiting == 0 and isinstance(tasks[0].exception(), Aborted)
     asyncio.run(main())
+
+
+def test_a_call_that_ends_while_it_waits_is_let_go() -> None:
+    async def main() -> None:
+        unread, loop = rpc._UnreadRequests(most=2, seconds=30), asyncio.get_running_loop()
+        call = Call(loop.create_future())
+        task = asyncio.create_task(unread.read(call))  # type: ignore[arg-type]
+        await asyncio.sleep(0.01)
+        task.cancel()  # (as grpc does when its client goes)
+        await asyncio.gather(task, return_exceptions=True)
+        assert task.cancelled() and call.refusal is None and unread.waiting == 0
+    asyncio.run(main())
