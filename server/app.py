@@ -258,6 +258,7 @@ def start(settings: Settings, clock: Clock | None = None, process: int = 0,
     policy.metrics.watch_serving(lambda: running.serving)
     policy.metrics.watch_encoder(encoder.replaced)
     policy.metrics.watch_rejections(rejections)
+    policy.metrics.watch_import_workers(line_pool.replaced)
     running.store_health.start()
     if settings.operations_keep_days:
         running.operation_sweep = OperationSweep(store, clock, settings.operations_keep_days)

@@ -188,7 +188,20 @@ class Metrics:
     def watch_encoder(self, replaced: dict[str, int]) -> None:
         """Show the large events' encoding processes given up on (server.retail.encoder's
         `replaced`: this process's, under --processes)."""
-        self._exposed.register(_Replaced(replaced))
+        self._exposed.register(_Replaced(
+            replaced, "footfall_encoder_workers_replaced",
+            "Processes encoding large events given up on, by reason: died (ended, or "
+            "killed by someone else), hung (owed an encoding past its allowance; killed). "
+            "The event is encoded in the server; the next large event starts another."))
+
+    def watch_import_workers(self, replaced: dict[str, int]) -> None:
+        """Show the sets of import worker processes given up on (server.retail.line_pool's
+        LinePool.replaced: this process's, under --processes)."""
+        self._exposed.register(_Replaced(
+            replaced, "footfall_import_workers_replaced",
+            "Sets of processes decoding the lines of imports given up on, by reason: died "
+            "(one ended, or was killed by someone else), hung (one owed a chunk of lines "
+            "past its allowance); killed, others decode their chunks again."))
 
     def watch_rejections(self, rejections: Any) -> None:
         """Show the refusals let go unkept (server.console.rejections' `skipped`: this
@@ -305,19 +318,15 @@ class _Serving(Collector):
 
 
 class _Replaced(Collector):
-    """The count of encoding processes given up on, by why, read at each scrape (a
+    """A count of worker processes given up on, by why, read at each scrape (a
     collector for the same reason as _Uncommitted)."""
 
-    def __init__(self, replaced: dict[str, int]) -> None:
+    def __init__(self, replaced: dict[str, int], name: str, documentation: str) -> None:
         self._replaced = replaced
+        self._name, self._documentation = name, documentation
 
     def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(
-            "footfall_encoder_workers_replaced",
-            "Processes encoding large events given up on, by reason: died (ended, or "
-            "killed by someone else), hung (owed an encoding past its allowance; killed). "
-            "The event is encoded in the server; the next large event starts another.",
-            labels=["reason"])
+        family = CounterMetricFamily(self._name, self._documentation, labels=["reason"])
         for reason, count in self._replaced.items():
             family.add_metric([reason], count)
         yield family

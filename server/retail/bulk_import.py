@@ -33,11 +33,19 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 
 from server import json_keys, json_problems, lenient_json, protojson
-from server.errors import FieldViolation, InvalidArgument, UnreadValue, gather, summary, unlisted
+from server.errors import (
+    FieldViolation,
+    Internal,
+    InvalidArgument,
+    UnreadValue,
+    gather,
+    summary,
+    unlisted,
+)
 from server.operations import records
 from server.operations.runner import JobContext
 from server.retail import gcs, ndjson, products
-from server.retail.line_pool import LinePool, ahead
+from server.retail.line_pool import LinePool, WorkersLost, ahead
 from server.store.console import RejectionRow
 from server.store.rows import ProductsChanged, Progress, Step, StepResult
 
@@ -583,8 +591,14 @@ class BulkImport(Generic[R, M, V]):
         the files are small), in order."""
         pool = self.pool if _bytes_left(files, start) >= self.pool_min_bytes else IN_THREAD
         chunks = ((chunk, chunk.lines) for chunk in self._chunks(files, start, check_stop))
-        for chunk, (checked, unread) in pool.ordered_map(check_lines, check, chunks):
-            yield Batch(_as_items(chunk.lines, checked, unread, chunk.cut), chunk.end)
+        answers = pool.ordered_map(check_lines, check, chunks, _lines_size, check_stop)
+        try:
+            for chunk, (checked, unread) in answers:
+                yield Batch(_as_items(chunk.lines, checked, unread, chunk.cut), chunk.end)
+        except WorkersLost as lost:
+            raise workers_lost(cast(_Chunk, lost.key), lost) from None
+        finally:
+            answers.close()  # (its window cancelled now, not once collected)
 
     def _chunks(self, files: Sequence[str], start: Position,
                 check_stop: Callable[[], None]) -> Iterator[_Chunk]:
@@ -665,6 +679,25 @@ class _LeaseKeeper:
     def end(self) -> None:
         with self._lock:
             self._ended = True
+
+
+def _lines_size(lines: list[tuple[str, bytes]]) -> int:
+    return sum(len(raw) for _, raw in lines)
+
+
+def workers_lost(chunk: _Chunk, lost: WorkersLost) -> Internal:
+    """The error that ends an import whose worker processes were given up on again
+    and again while they decoded `chunk` (a line that kills its decoder, a machine out
+    of memory): the batches before it are imported and counted, the rest is not."""
+    where = ""
+    if chunk.lines:
+        uri, _, first = chunk.lines[0][0].rpartition(" line ")
+        where = f" at {uri} lines {first}-{chunk.lines[-1][0].rpartition(' line ')[2]}"
+    why = "died: killed, or out of memory?" if lost.reason == "died" else \
+        "owed these lines past their allowance: stopped, or swapped out?"
+    return Internal(f"the import stopped{where}: the worker processes decoding these lines "
+                    f"were given up on {lost.times} times in a row (the last time they {why}); "
+                    "the lines before them are imported and counted. See the server log")
 
 
 def _bytes_left(files: Sequence[str], start: Position) -> int:

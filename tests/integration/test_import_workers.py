@@ -23,11 +23,12 @@ from footfall.retail.v2 import import_config_pb2, product_pb2
 from google.longrunning import operations_pb2
 
 from server.clock import FixedClock
+from server.errors import Internal
 from server.names import default_branch
 from server.operations.runner import JobContext
 from server.retail import bulk_import, import_events, import_products
 from server.retail.bulk_import import BulkImport
-from server.retail.line_pool import LinePool
+from server.retail.line_pool import MAX_LOSSES, LinePool
 from server.store import open_store
 from server.store.base import Store
 from server.store.rows import OperationRecord, Progress, Step, StepResult
@@ -309,3 +310,96 @@ def without_update_time(payload: bytes) -> bytes:
     meta.ClearField("update_time")
     operation.metadata.Pack(meta)
     return operation.SerializeToString(deterministic=True)
+
+
+def stop_a_worker(store: Store, name: str) -> Callable[[], None]:
+    def stop() -> None:
+        workers = multiprocessing.active_children()
+        if workers:
+            os.kill(workers[0].pid, signal.SIGSTOP)
+    return stop
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("interrupt", "reason"), [(kill_a_worker, "died"),
+                                                    (stop_a_worker, "hung")])
+def test_a_worker_killed_or_stopped_mid_import_is_replaced_in_the_same_try(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        interrupt: Callable[[Store, str], Callable[[], None]], reason: str) -> None:
+    """The chunks the lost workers owed are decoded again by others: the try goes on
+    and ends as if nothing had happened (no retry, so the very same operation), and
+    the workers given up on are counted. A stopped one was waited for for ever."""
+    monkeypatch.setattr("server.retail.line_pool.WAIT_SECONDS", 5.0)  # (a hung worker's allowance)
+    pool = LinePool(2)
+    try:
+        thread, workers = both_ways(tmp_path, pool, 11, interrupt=interrupt, at=4)
+        assert workers == thread
+        assert pool.replaced == {"died": 0, "hung": 0} | {reason: 1}
+        assert len(multiprocessing.active_children()) == 2  # the lost ones are gone
+        for worker in multiprocessing.active_children():
+            assert worker_state(worker.pid) != "T"  # (none left stopped)
+    finally:
+        pool.close()
+
+
+def worker_state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+
+
+@dataclass(frozen=True)
+class DeadlyCheck(import_events.EventCheck):
+    """An event check whose worker process dies at the line of visitor `deadly`."""
+
+    deadly: str = "deadly"
+
+    def __call__(self, item: Any) -> Any:
+        if item.message.visitor_id == self.deadly:
+            os._exit(3)
+        return super().__call__(item)
+
+
+class DeadlyImport(import_events.ImportJob):
+    def item_check(self, request: Any, now_s: int) -> import_events.EventCheck:
+        check = super().item_check(request, now_s)
+        return DeadlyCheck(check.catalog, check.strict_event_types, check.max_event_bytes,
+                           check.now_s)
+
+
+@pytest.mark.timeout(120)
+def test_a_line_that_kills_its_worker_ends_the_import_saying_where(tmp_path: Path) -> None:
+    """The workers are replaced a few times, then the import ends INTERNAL naming the
+    lines of the chunk; what is stored is what its checkpoint counts (the batches
+    before the chunk, none of it)."""
+    root = tmp_path / "gcs"
+    (root / "shop").mkdir(parents=True)
+    lines = [json.dumps({"eventType": "home-page-view", "visitorId": f"v{i}",
+                         "eventTime": "2024-01-02T10:00:00Z"}) for i in range(30)]
+    lines[17] = lines[17].replace('"v17"', '"deadly"')
+    (root / "shop/a.json").write_text("\n".join(lines) + "\n")
+    request = import_config_pb2.ImportUserEventsRequest(parent=PARENT)
+    request.input_config.gcs_source.input_uris.append("gs://shop/a.json")
+    pool = LinePool(2)
+    job = DeadlyImport(root, False, MAX_EVENT_BYTES, pool)
+    job.pool_min_bytes = 0
+    store = open_store(f"sqlite:///{tmp_path / 'events.db'}")
+    try:
+        name = f"{PARENT}/operations/{import_events.KIND}-1"
+        store.create_operation(OperationRecord(
+            name=name, kind=import_events.KIND, done=False, create_time_us=NOW_NS // 1000,
+            request=request.SerializeToString(),
+            operation=bulk_import.new_operation(name, NOW_NS).SerializeToString()))
+        record = store.claim_operation(OWNER, NOW_NS // 1000, 10**9, lambda holder: True)
+        assert record is not None
+        with pytest.raises(Internal) as raised:
+            job(JobContext(record, store, FixedClock(NOW_NS), OWNER, 10**9, threading.Event()))
+        assert "gs://shop/a.json lines 15-21:" in raised.value.message  # (batches of 7)
+        assert "given up on 3 times in a row" in raised.value.message
+        assert pool.replaced["died"] >= MAX_LOSSES and not pool.replaced["hung"]
+        record = store.get_operation(name)
+        assert record is not None and not record.done
+        state = bulk_import.ImportState.load(record.checkpoint)
+        assert (state.success, state.failure, state.line) == (14, 0, 14)
+        assert len(sqlite_rows(tmp_path / "events.db", "user_events")) == 14
+    finally:
+        pool.close()
+        store.close()

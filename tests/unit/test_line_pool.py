@@ -3,18 +3,23 @@ the workers of a server process kept to one core run on all of its cores."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from server.retail.line_pool import ahead
+from server.retail import line_pool
+from server.retail.line_pool import LinePool, WorkersLost, ahead
 
 WHO: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
 
@@ -117,3 +122,82 @@ def test_the_workers_of_a_process_kept_to_one_core_run_on_all_its_cores(tmp_path
                          check=True, timeout=120).stdout
     every = sorted(os.sched_getaffinity(0))
     assert out.split("\n")[0] == f"{every} {every[1:2]} {len(every)} {[every, every]}", out
+
+
+def echo(fixed: None, x: int) -> int:
+    return x
+
+
+def started_pool() -> tuple[LinePool, int]:
+    """A pool of one worker process, started (it answered), and that worker's pid."""
+    pool = LinePool(1)
+    assert list(pool.ordered_map(echo, None, iter([(0, 0)]))) == [(0, 0)]
+    [worker] = multiprocessing.active_children()
+    assert worker.pid is not None
+    return pool, worker.pid
+
+
+def test_close_ends_a_stopped_worker() -> None:
+    """A SIGTERM's close waited for ever for a worker stopped (SIGSTOP) or swapped out."""
+    pool, worker = started_pool()
+    os.kill(worker, signal.SIGSTOP)
+    closing = threading.Thread(target=pool.close, daemon=True)
+    try:
+        closing.start()
+        closing.join(line_pool.CLOSE_SECONDS + 20)
+        assert not closing.is_alive(), "close waited for the stopped worker"
+        assert not multiprocessing.active_children()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker, signal.SIGKILL)
+
+
+class Stop(Exception):
+    pass
+
+
+def test_a_wait_for_a_stopped_worker_ends_at_a_stop() -> None:
+    """A job waiting for a chunk its stopped worker owes stops when the server does,
+    not once the chunk's allowance has passed."""
+    pool, worker = started_pool()
+    os.kill(worker, signal.SIGSTOP)
+    stopping = threading.Event()
+
+    def check_stop() -> None:
+        if stopping.is_set():
+            raise Stop
+
+    try:
+        answers = pool.ordered_map(echo, None, iter([(1, 1)]), check_stop=check_stop)
+        threading.Timer(0.5, stopping.set).start()
+        started = time.monotonic()
+        with pytest.raises(Stop):
+            next(answers)
+        assert time.monotonic() - started < line_pool.WAIT_SECONDS / 2
+    finally:
+        pool.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker, signal.SIGKILL)
+
+
+def dies_at(fixed: int, x: int) -> int:
+    if x == fixed:
+        os._exit(3)
+    return x
+
+
+def test_a_chunk_that_kills_its_worker_ends_the_map_with_workers_lost() -> None:
+    pool = LinePool(2)
+    try:
+        answers = pool.ordered_map(dies_at, 5, ((f"chunk {i}", i) for i in range(9)))
+        got = []
+        with pytest.raises(WorkersLost) as lost:
+            for _, x in answers:
+                got.append(x)
+        assert got == [0, 1, 2, 3, 4]  # in order, each once: those after are not given
+        assert (lost.value.key, lost.value.reason, lost.value.times) == ("chunk 5", "died", 3)
+        assert pool.replaced["died"] >= line_pool.MAX_LOSSES
+        # the next map starts others
+        assert list(pool.ordered_map(echo, None, iter([(0, 7)]))) == [(0, 7)]
+    finally:
+        pool.close()
