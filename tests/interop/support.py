@@ -471,6 +471,21 @@ def sqlite_event_count(store: str, catalog: str) -> int:
                                 (catalog,)).fetchone()[0])
 
 
+def workers(pid: int) -> list[int]:
+    """The worker processes `pid` spawned that still run (not multiprocessing's
+    resource tracker, which the first starts beside it)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes()
+            except FileNotFoundError:  # (ended meanwhile)
+                continue
+            if b"spawn_main" in command:
+                found.append(int(child))
+    return found
+
+
 def alive(pid: int) -> bool:
     """Whether `pid` still runs: a zombie waiting to be reaped does not, nor does one
     going as /proc is read (ESRCH: ProcessLookupError)."""

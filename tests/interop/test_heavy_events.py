@@ -34,7 +34,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.retail.encoder import allowance
 
-from .support import ServerProcess, count_events, retail_client, wait_until
+from .support import ServerProcess, count_events, retail_client, wait_until, workers
 
 CATALOG = "projects/heavy/locations/global/catalogs/default_catalog"
 # Of 30,000 attributes, about 0.5 MB: past LARGE_REQUEST_BYTES (64 KiB), decoded,
@@ -56,21 +56,6 @@ def heavy(visitor: str, seconds: int | None = None) -> retail_v2.UserEvent:
     if seconds is not None:
         event.event_time = timestamp_pb2.Timestamp(seconds=seconds)
     return event
-
-
-def workers(pid: int) -> list[int]:
-    """The worker processes `pid` spawned that still run (not multiprocessing's
-    resource tracker, which the first starts beside it)."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        for child in task.read_text().split():
-            try:
-                command = Path(f"/proc/{child}/cmdline").read_bytes()
-            except FileNotFoundError:  # (ended meanwhile)
-                continue
-            if b"spawn_main" in command:
-                found.append(int(child))
-    return found
 
 
 def encoder_of(server: ServerProcess) -> int:
