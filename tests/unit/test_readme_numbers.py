@@ -27,6 +27,7 @@ from server.retail import (
     export,
     gcs,
     import_events,
+    line_pool,
     ndjson,
     purge,
     purge_products,
@@ -76,6 +77,14 @@ STATED = [
            lambda: sql.MAX_UNCOMMITTED_BYTES / MIB),
     Stated(rf"for {N} s at most, after which a store that cannot commit",
            lambda: ANSWERED_WAIT_SECONDS),
+    # Import: line workers given up on
+    Stated(rf"past its allowance, {N} s and [\d.]+ s a MiB of the chunk",
+           lambda: line_pool.WAIT_SECONDS),
+    Stated(rf"past its allowance, [\d.]+ s and {N} s a MiB of the chunk",
+           lambda: line_pool.WAIT_SECONDS_PER_MIB),
+    Stated(rf"Lost {N} times in a row on the", lambda: line_pool.MAX_LOSSES),
+    Stated(rf"workers still running {N} s after the jobs stopped",
+           lambda: line_pool.CLOSE_SECONDS),
     # Pixel and Limits: what a GET carries, and the request head
     Stated(rf"holds more than {N} characters is refused", lambda: collect.GET_EVENT_CHARS),
     Stated(rf"At most {N} KiB of event in a URL", lambda: collect.GET_EVENT_CHARS / KIB),
