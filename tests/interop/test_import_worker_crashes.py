@@ -134,6 +134,34 @@ def test_a_server_killed_outright_leaves_no_worker_running(
 
 
 @pytest.mark.timeout(180)
+def test_a_server_process_killed_under_processes_leaves_no_worker_running(
+        server_factory: Callable[..., ServerProcess]) -> None:
+    """Under --processes the server process that starts workers is itself the child of
+    the supervisor: its workers end with it, not with the supervisor."""
+    server = server_factory("--processes", "2", "--import-processes", "1")
+    with retail_client(server.address) as client:
+        uri = put_gcs(server.gcs_root, "gs://crash-bucket/events.json", event_lines(EVENTS))
+        client.import_user_events(request={"parent": CATALOG, "input_config": {
+            "gcs_source": {"input_uris": [uri]}}}, timeout=RPC_DEADLINE)
+
+    def importing() -> tuple[int, list[int]] | None:
+        for process in workers(server.proc.pid):  # (the server processes)
+            if workers(process):
+                return process, workers(process)
+        return None
+
+    process, left = wait_until(importing, "a server process's line worker", deadline=30)
+    try:
+        os.kill(process, signal.SIGKILL)
+        end = time.monotonic() + GONE_WITHIN
+        while any(map(running, left)) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert not [pid for pid in left if running(pid)]
+    finally:
+        kill_left(left)
+
+
+@pytest.mark.timeout(180)
 def test_sigterm_with_a_stopped_line_worker_stops_promptly_and_the_import_resumes(
         server_factory: Callable[..., ServerProcess]) -> None:
     server = server_factory("--import-processes", "1")
