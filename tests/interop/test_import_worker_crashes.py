@@ -162,14 +162,16 @@ def test_a_server_process_killed_under_processes_leaves_no_worker_running(
 
 
 @pytest.mark.timeout(180)
-def test_sigterm_with_a_stopped_line_worker_stops_promptly_and_the_import_resumes(
-        server_factory: Callable[..., ServerProcess]) -> None:
+@pytest.mark.parametrize("stopped", [False, True], ids=["busy", "stopped"])
+def test_sigterm_with_a_busy_or_stopped_line_worker_stops_promptly_and_the_import_resumes(
+        server_factory: Callable[..., ServerProcess], stopped: bool) -> None:
     server = server_factory("--import-processes", "1")
     with retail_client(server.address) as client:
         name = started_import(server, client, 1)
     left = workers(server.proc.pid)
     try:
-        os.kill(left[0], signal.SIGSTOP)
+        if stopped:
+            os.kill(left[0], signal.SIGSTOP)
         started = time.monotonic()
         assert server.stop() == 0, server.log_text()  # (None: killed after STOP_GRACE)
         assert time.monotonic() - started < STOP_GRACE
