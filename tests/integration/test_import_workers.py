@@ -305,7 +305,8 @@ def test_a_worker_killed_or_stopped_mid_import_is_replaced_in_the_same_try(
     """The chunks the lost workers owed are decoded again by others: the try goes on
     and ends as if nothing had happened (no retry, so the very same operation), and
     the workers given up on are counted. A stopped one was waited for for ever."""
-    monkeypatch.setattr("server.retail.line_pool.WAIT_SECONDS", 5.0)  # (a hung worker's allowance)
+    # (a hung worker's allowance: new workers start in seconds on a loaded machine)
+    monkeypatch.setattr("server.retail.line_pool.WAIT_SECONDS", 15.0)
     pool = LinePool(2)
     try:
         thread, workers = both_ways(tmp_path, pool, 11, interrupt=interrupt, at=4)
