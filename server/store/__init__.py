@@ -133,11 +133,16 @@ def open_store(url: str, *, read_only: bool = False, any_version: bool = False) 
         return PostgresStore(url, read_only=read_only)
     address = SERVER_ADDRESS.fullmatch(url)
     if address is not None:
-        meant = f"postgresql://{address['user'] or 'USER'}@{address['address']}/" \
+        # (a password given as USER:PASSWORD@ is said as ***, as `redacted` says it:
+        # the refusal is logged, and it quoted the password three times)
+        user, colon, _ = (address["user"] or "").partition(":")
+        user = f"{user}:***" if colon else user
+        shown = f"{user}@{url[address.end('user') + 1:]}" if address["user"] else url
+        meant = f"postgresql://{user or 'USER'}@{address['address']}/" \
                 f"{address['database'] or 'DB'}"
-        raise ValueError(f"unknown store URL {url!r}: that is a server's address; a "
+        raise ValueError(f"unknown store URL {shown!r}: that is a server's address; a "
                          f"PostgreSQL database there is {meant} (and a SQLite file of "
-                         f"that name, ./{url})")
+                         f"that name, ./{shown})")
     if not parsed.scheme and url.strip():
         # A path where a URL belongs (given in code: every command's --store takes
         # one, through store_url_of): say the URL that names it.

@@ -86,3 +86,18 @@ def test_a_file_named_like_an_address_is_still_a_path_away(
         parent=CATALOG, user_event=retail_v2.UserEvent(event_type="home-page-view",
                                                        visitor_id="visitor-1")))
     assert count_events("./db:5432", CATALOG, cwd=tmp_path) == 1
+
+
+def test_a_password_in_a_servers_address_given_as_the_store_is_not_said(
+        tmp_path: Path) -> None:
+    """`--store me:PASSWORD@db.internal:5432/footfall` (a URL without its
+    postgresql://) was refused quoting the password three times, in a line logged at
+    ERROR."""
+    said = subprocess.run([sys.executable, "-m", "server", "serve", "--port", "0",
+                           "--http-port", "0", "--store", "me:s3cret@db.internal:5432/footfall"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert said.returncode == 2, said.stderr
+    assert "s3cret" not in said.stderr, said.stderr
+    assert "'me:***@db.internal:5432/footfall': that is a server's address; a PostgreSQL " \
+           "database there is postgresql://me:***@db.internal:5432/footfall" in said.stderr, \
+        said.stderr
