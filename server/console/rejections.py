@@ -528,7 +528,7 @@ class Rejections:
     def _queue(self) -> None:
         """Queue the job that takes what is gathered."""
         now_us = self._clock.now_ns() // 1000
-        taken = [0]  # the bytes the job takes, until it ends
+        taken = [0, 0]  # the bytes the job takes, and its rows, until it ends
         try:
             kept = self._store.add_rejections(functools.partial(self._take, taken),
                                               self._keep_count, now_us - self._keep_us,
@@ -537,7 +537,7 @@ class Rejections:
             lost = self._take(taken)
             with self._lock:
                 self._taken_bytes -= taken[0]
-                self.skipped += len(lost)
+                self.skipped += taken[1]
             log.warning("could not keep %d refusals", len(lost), exc_info=True)
             return
         kept.add_done_callback(functools.partial(self._done, taken))
@@ -546,12 +546,17 @@ class Rejections:
     def _done(self, taken: list[int], kept: Future[Any]) -> None:
         """A job ended: the `taken` bytes no longer wait. One that failed before it
         took the refusals gathered (the store busy or away at its BEGIN) leaves them
-        waiting: the next refusal, or a reader (`waiting`), queues another."""
+        waiting: the next refusal, or a reader (`waiting`), queues another; one
+        that failed after (the store refused the insert) lost those it took: counted
+        in `skipped`."""
+        failed = kept.exception()
         with self._lock:
             self._taken_bytes -= taken[0]
-            taken[0] = 0
-        if kept.exception() is not None:
-            log.warning("could not keep refusals: %s", kept.exception())
+            lost = taken[1] if failed is not None else 0
+            self.skipped += lost
+            taken[0] = taken[1] = 0
+        if failed is not None:
+            log.warning("could not keep refusals (%d taken, lost): %s", lost, failed)
             with self._lock:
                 if self._gathered:
                     self._queued = False
@@ -575,6 +580,7 @@ class Rejections:
         with self._lock:
             rows, self._gathered = self._gathered, []
             taken[0] += self._gathered_bytes
+            taken[1] += len(rows)
             self._taken_bytes += self._gathered_bytes
             self._gathered_bytes = 0
             repeats, self._repeats = self._repeats, {}

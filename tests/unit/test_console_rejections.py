@@ -461,6 +461,48 @@ def test_refusals_waiting_for_the_writer_hold_gathered_bytes_at_most(
     assert not keeper._taken_bytes  # noqa: SLF001  (the job committed: nothing waits)
 
 
+
+
+def test_refusals_a_failed_job_took_are_counted_as_not_kept(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A job that took the refusals gathered and then failed (the store refused the
+    # insert: a disk full, a connection lost in the transaction) lost them: they were
+    # counted nowhere, where footfall_rejections_not_kept says "or the store refused
+    # them", and the bytes they held were no longer counted as waiting either.
+    store = sqlite.SqliteStore(str(tmp_path / "events.db"), retry_seconds=0.2)
+    keeper = Rejections(store, SystemClock(), 100, 3600)
+    other = sqlite3.connect(tmp_path / "events.db", isolation_level=None)
+    try:
+        other.execute("CREATE TRIGGER refuse BEFORE INSERT ON rejections "
+                      "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+        busy, free = threading.Event(), threading.Event()
+
+        def hold(_db: Any) -> None:
+            busy.set()
+            free.wait(10)
+
+        store._committer.submit(Job(fn=hold))  # type: ignore[attr-defined]  # noqa: SLF001
+        assert busy.wait(10)
+        for n in range(3):
+            refuse(keeper, n)
+        free.set()
+        assert keeper._last is not None  # noqa: SLF001
+        with pytest.raises(Exception, match="refused by the test"):
+            keeper._last.result(30)  # noqa: SLF001
+        deadline = time.monotonic() + 10
+        while keeper.skipped != 3:  # (its callback runs after the future's waiters wake)
+            assert time.monotonic() < deadline, keeper.skipped
+            time.sleep(0.01)
+        assert not keeper._taken_bytes and not keeper._gathered  # noqa: SLF001
+        other.execute("DROP TRIGGER refuse")
+        refuse(keeper, 3)
+        store.flush()
+        assert sessions(store) == ["3"] and keeper.skipped == 3
+    finally:
+        other.close()
+        store.close()
+
+
 def test_large_requests_refused_again_are_not_held_to_be_counted(store: Store) -> None:
     # Alike requests are found by their bytes: a large one (kept as its JSON, cut)
     # is not held whole while it waits for the writer.
