@@ -17,7 +17,9 @@ a large query (policy.envelope.json_large: its turn among the large requests).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
+from urllib.parse import unquote
 
 from aiohttp import web
 from google.rpc import status_pb2
@@ -101,10 +103,45 @@ def given_keys(request: web.Request) -> tuple[str, ...]:
 
 
 def masked(text: str, keys: tuple[str, ...]) -> str:
-    """`text` with each of `keys` (given_keys) replaced by KEY_MASK."""
+    """`text` with each of `keys` (given_keys) replaced by KEY_MASK, as it is and
+    percent-encoded (any of its characters, in either case of hex): a path quotes
+    the key as the client encoded it, where the query gives it decoded, and a key of
+    base64 (`+`, `/`, `=`) in a path with no route was logged whole as %2B, %2F, %3D."""
     for key in keys:
         text = text.replace(key, KEY_MASK)
+        if "%" in text and key in unquote(text, errors="replace"):
+            text = _without_encoded(text, key)
     return text
+
+
+def _without_encoded(text: str, key: str) -> str:
+    """`text` with `key`, percent-encoded in it in part or whole, as KEY_MASK: the
+    text decoded byte by byte, each decoded byte knowing where it began. (Not a
+    pattern of the key's characters each as it is or encoded: compiling it took
+    2.6 ms for a key of 40 characters, half a second for one of 8,000 in a header.)"""
+    given = text.encode()
+    decoded, began = bytearray(), []
+    at = 0
+    while at < len(given):
+        began.append(at)
+        if given[at] == 0x25 and _HEX.fullmatch(given, at + 1, at + 3):  # %XX
+            decoded.append(int(given[at + 1:at + 3], 16))
+            at += 3
+        else:
+            decoded.append(given[at])
+            at += 1
+    began.append(len(given))
+    needle, mask = key.encode(), KEY_MASK.encode()
+    parts, kept_to = [], 0
+    found = decoded.find(needle)
+    while found >= 0:
+        parts += [given[kept_to:began[found]], mask]
+        kept_to = began[found + len(needle)]
+        found = decoded.find(needle, found + len(needle))
+    return b"".join([*parts, given[kept_to:]]).decode(errors="replace")
+
+
+_HEX = re.compile(rb"[0-9A-Fa-f]{2}")
 
 
 def refused(status: status_pb2.Status, peer: str, keys: tuple[str, ...] = ()) -> web.Response:

@@ -14,9 +14,11 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import quote
 
 import grpc
 import pytest
@@ -33,6 +35,8 @@ ADMIN = "admK3yP9dX2mL-admin-secret-000000002"
 OTHER = "othK3yX7cV5bN-other-project-secret-3"  # a writer key of another project
 UNKNOWN = "unkK3yL1mN8bV-no-such-key-000000004"  # a key the server does not know
 KEYS = (WRITER, ADMIN, OTHER, UNKNOWN)
+# A key of base64, as `openssl rand -base64` makes: its + / = are percent-encoded in a URL.
+BASE64 = "b64K3y+Zm9v/YmFy+c2VjcmV0+MDAwNQ=="
 COLLECT = f"/v2/{CATALOG}/userEvents:collect"
 WRITE = f"/v2/{CATALOG}/userEvents:write"
 
@@ -51,7 +55,8 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
     keys.write_text(json.dumps({"keys": {
         WRITER: {"projects": [PROJECT], "role": "writer", "name": "shop"},
         ADMIN: {"projects": ["*"], "role": "admin", "name": "ops"},
-        OTHER: {"projects": ["elsewhere"], "role": "writer", "name": "elsewhere"}}}))
+        OTHER: {"projects": ["elsewhere"], "role": "writer", "name": "elsewhere"},
+        BASE64: {"projects": [PROJECT], "role": "writer", "name": "base64"}}}))
     keys.chmod(0o600)
     process = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--port", "0", "--http-port", "-1",
@@ -157,3 +162,25 @@ def test_no_key_is_logged_kept_or_counted(server: Served) -> None:
              # (a part of it too: a key cut short by a line's bound is still a key)
              for line in text.splitlines() if key[:12] in line]
     assert not shown, "\n".join(shown)
+
+
+def test_a_key_percent_encoded_in_a_path_is_not_logged(server: Served) -> None:
+    """A path with no route quoting the key as the client encoded it (a base64 key's
+    + / = as %2B %2F %3D, in either case of hex), where the query or a header gives it
+    decoded: the path was logged whole in the call's line and the pixel's."""
+    encoded = quote(BASE64, safe="")
+    given = query_value(good(1))
+    lower_hex = re.sub(r"%[0-9A-F]{2}", lambda found: found[0].lower(), encoded)
+    for path in (encoded, lower_hex, BASE64.replace("+", "%2B")):
+        call(server.http_port, "GET", f"/v2/{path}/userEvents:collect?key={encoded}"
+                                      f"&userEvent={given}")
+        answer = call(server.http_port, "POST", f"/v2/projects/{PROJECT}/x/{path}",
+                      good(1), headers={"x-goog-api-key": BASE64})
+        assert b"no route for POST" in answer.body and b"b64K3y" not in answer.body, answer.body
+    deadline = time.monotonic() + 30  # (the log is read on a thread of its own)
+    while "".join(server.log).count("refused: NOT_FOUND: no route for GET") < 3:
+        assert time.monotonic() < deadline, "".join(server.log)[-2000:]
+        time.sleep(0.05)
+    log = "".join(server.log)
+    assert "no route for GET /v2/" in log, log[-2000:]
+    assert "b64K3y" not in log, [line for line in server.log if "b64K3y" in line]
