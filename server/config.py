@@ -77,10 +77,12 @@ def store_url_of(given: str) -> str:
 # SQLite file of that name and served on it, empty. (./NAME is still that file.) So with
 # a user before it or a database after it (a URL that lost its postgresql://:
 # `localhost:5432/footfall` made a folder and a file), and a host named with an
-# underscore (a compose service's, `shop_db_1`).
+# underscore (a compose service's, `shop_db_1`). A "database" named as a SQLite file is
+# (`10:30/footfall.db`, a folder of a time of day: a path that served before this).
 SERVER_ADDRESS = re.compile(r"(?:(?P<user>[^@/\s]+)@)?"
                             r"(?P<address>(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9._-]*)"
-                            r":[0-9]{1,5})(?:/(?P<database>[^/\s]*))?")
+                            r":[0-9]{1,5})(?:/(?P<database>"
+                            r"(?![^/\s]*\.(?i:db|db3|sqlite|sqlite3)$)[^/\s]*))?")
 
 
 # argparse also runs `parse` over a default that is a string, so a kind of text must

@@ -1014,6 +1014,11 @@ def test_a_path_where_a_store_url_belongs_is_told_its_url(path: str, url: str) -
     ("copy.db", "sqlite:///copy.db"), ("./data/copy.db", "sqlite:///./data/copy.db"),
     ("/srv/shop/copy.db", "sqlite:////srv/shop/copy.db"),
     ("backup:monday.db", "sqlite:///backup:monday.db"),  # (no store's scheme: a file's name)
+    # (a folder named as a server's address, the file in it named as a SQLite file is)
+    ("10:30/footfall.db", "sqlite:///10:30/footfall.db"),
+    ("run-2024-06-01T10:30/events.SQLite3", "sqlite:///run-2024-06-01T10:30/events.SQLite3"),
+    ("localhost:5432/footfall", "localhost:5432/footfall"),  # (an address: open_store says so)
+    ("u@db:5432/shop.dbs", "u@db:5432/shop.dbs"),
     ("sqlite:///copy.db", "sqlite:///copy.db"), ("sqlite:/copy.db", "sqlite:/copy.db"),
     ("memory://", "memory://"), ("postgresql://u@h/db", "postgresql://u@h/db"),
     ("mysql://h/db", "mysql://h/db")])
