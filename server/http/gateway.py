@@ -699,8 +699,11 @@ class HttpGateway:
         if found is None:  # (no project named: counted and logged, not kept)
             envelope.refuse(method, refusal, started, grant=grant, client=client, keep=False)
             return False
+        # (the path as sent: a key in it percent-encoded is masked here, the refusal's
+        # own mask finding the key as the query gives it, decoded)
         bare = user_event_service_pb2.CollectUserEventRequest(
-            parent=found.group(2), uri=query.get("uri", ""),
+            parent=pixel.masked(found.group(2), pixel.given_keys(request)),
+            uri=query.get("uri", ""),
             user_event=query.get("user_event", query.get("userEvent", "")),
             raw_json=query.get("raw_json", query.get("rawJson", "")))
         kept, grant = envelope.bare_request(method, lambda: bare, grant)

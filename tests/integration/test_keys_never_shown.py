@@ -174,6 +174,9 @@ def test_a_key_percent_encoded_in_a_path_is_not_logged(server: Served) -> None:
     for path in (encoded, lower_hex, BASE64.replace("+", "%2B")):
         call(server.http_port, "GET", f"/v2/{path}/userEvents:collect?key={encoded}"
                                       f"&userEvent={given}")
+        # (a path naming a project, whose refusal is kept, its parent the path as sent)
+        call(server.http_port, "GET", f"/v2/projects/{PROJECT}/{path}/userEvents:collect"
+                                      f"?key={encoded}&userEvent={given}")
         answer = call(server.http_port, "POST", f"/v2/projects/{PROJECT}/x/{path}",
                       good(1), headers={"x-goog-api-key": BASE64})
         assert b"no route for POST" in answer.body and b"b64K3y" not in answer.body, answer.body
@@ -184,3 +187,7 @@ def test_a_key_percent_encoded_in_a_path_is_not_logged(server: Served) -> None:
     log = "".join(server.log)
     assert "no route for GET /v2/" in log, log[-2000:]
     assert "b64K3y" not in log, [line for line in server.log if "b64K3y" in line]
+    kept = call(server.http_port, "GET", "/console/v1/projects/-/rejections?pageSize=1000",
+                headers={"x-goog-api-key": ADMIN}).body.decode()
+    assert f"projects/{PROJECT}/(not kept: an API key)" in kept, kept[:2000]
+    assert "b64K3y" not in kept, kept[:2000]
