@@ -535,7 +535,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str])
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from parsed `serve` flags. A FOOTFALL_* variable that did not parse (and
     whose flag was not given) exits 2 with one line per variable; a value its check
-    refuses exits 1 with one line. Each such line says `error:` as argparse's do (what
+    refuses exits 2 with one line. Each such line says `error:` as argparse's do (what
     stderr_json relays as ERROR under --log-format json: the start stops for it)."""
     _warn_of_unknown_variables()
     values = {opt.name: getattr(args, opt.name) for opt in OPTIONS}

@@ -139,6 +139,7 @@ async def _recorded(messages: AsyncIterator[T], policy: Policy, method: str, tra
             yield message
             # (not held while the next is awaited: see http.sse._send_message)
             del message
+        gone = caller.done()  # (a _Keyed caller's checks its key again, too)
         if isinstance(caller, _Keyed) and caller.refusal is not None:
             raise caller.refusal
         # The feed ends a watch whose deadline passed (nothing else ends an HTTP
@@ -146,7 +147,7 @@ async def _recorded(messages: AsyncIterator[T], policy: Policy, method: str, tra
         # so, not as a watch that ended well; and one whose caller went.
         if _past_deadline(caller):
             raise DeadlineExceeded("the watch's deadline passed")
-        if caller.done():
+        if gone:
             code = grpc.StatusCode.CANCELLED
     except FootfallError as exc:
         code = exc.code
