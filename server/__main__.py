@@ -4,7 +4,7 @@ copy it into another store.
 Exit codes: 0 done; 1 the environment failed (a port in use, a database that
 does not answer, a store that cannot be opened); 2 a mistake in the command
 line, a FOOTFALL_* variable or the configuration it names; 3 `events count
---at-least` waited its --timeout in vain.
+--at-least` (or `talent-events count --at-least`) waited its --timeout in vain.
 """
 
 from __future__ import annotations
@@ -127,6 +127,35 @@ def _add_reads(commands: Any, name: str, text: str, env: Mapping[str, str],
     _add_output(tail, follow=True)
 
 
+def _add_event_reads(commands: Any, name: str, text: str, env: Mapping[str, str],
+                     parent: dict[str, Any], filter_help: str) -> None:
+    """`name count`, `name list` (from the store or a server) and `name tail` (a
+    server's watch), each with --filter."""
+    group = commands.add_parser(name, help=text)
+    verbs = group.add_subparsers(dest=f"{name.replace('-', '_')}_command", required=True)
+    time = "event time" if name == "events" else "create time"
+    for verb, about in (("count", "count events"), ("list", f"print events, latest {time} "
+                                                          "first"),
+                        ("tail", "print each event the server stores from now on, until "
+                                 "Ctrl-C")):
+        sub = verbs.add_parser(verb, help=about)
+        sub.add_argument("--parent", **parent)
+        add_source_arguments(sub, env, store=verb != "tail")
+        sub.add_argument("--filter", default="", help=filter_help)
+        if verb == "list":
+            sub.add_argument("--limit", type=_limit, default=100,
+                             help="at most so many (%(default)s; all: 0)")
+        if verb == "count":
+            sub.add_argument("--at-least", type=whole_number, metavar="N",
+                             help="wait until the filter selects N events or more (what "
+                                  "an app sent in the background); exit 3 if --timeout "
+                                  "passes first")
+            sub.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS",
+                             help="how long --at-least waits (%(default)s)")
+        if verb != "count":
+            _add_output(sub, follow=verb == "tail")
+
+
 class _Command(argparse.ArgumentParser):
     """The parser of a command (`events list`): an argument it does not know is
     refused with its own usage and name, not the top-level one's (`footfall: error:
@@ -182,39 +211,22 @@ def _parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Command)
     add_serve_arguments(commands.add_parser("serve", help="run the server"), env)
 
-    events = commands.add_parser("events", help="read stored retail user events")
-    events_commands = events.add_subparsers(dest="events_command", required=True)
-    for name, text in (("count", "count events"), ("list", "print events, latest event "
-                                                           "time first"),
-                       ("tail", "print each event the server stores from now on, until "
-                                "Ctrl-C")):
-        sub = events_commands.add_parser(name, help=text)
-        sub.add_argument("--parent", required=True, help=f"catalog, e.g. {CATALOG_EXAMPLE}")
-        add_source_arguments(sub, env, store=name != "tail")
-        sub.add_argument("--filter", default="",
-                         help='e.g. eventType = "search" eventTime > "2024-01-01T00:00:00Z": '
-                              "the purge filter grammar, plus sessionId, productId, joined "
-                              "and transport")
-        if name == "list":
-            sub.add_argument("--limit", type=_limit, default=100,
-                             help="at most so many (%(default)s; all: 0)")
-        if name == "count":
-            sub.add_argument("--at-least", type=whole_number, metavar="N",
-                             help="wait until the filter selects N events or more (what "
-                                  "an app sent in the background); exit 3 if --timeout "
-                                  "passes first")
-            sub.add_argument("--timeout", type=_seconds, default=10.0, metavar="SECONDS",
-                             help="how long --at-least waits (%(default)s)")
-        if name != "count":
-            _add_output(sub, follow=name == "tail")
+    _add_event_reads(commands, "events", "read stored retail user events", env,
+                     {"required": True, "help": f"catalog, e.g. {CATALOG_EXAMPLE}"},
+                     'e.g. eventType = "search" eventTime > "2024-01-01T00:00:00Z": the purge '
+                     "filter grammar, plus sessionId, productId, joined and transport")
     _add_reads(commands, "rejections", "read the requests the server refused", env,
                {"default": "projects/-",
                 "help": "projects/PROJECT, or projects/- (the default) for every project; "
                         "or a catalog or tenant: the requests that named it"})
-    _add_reads(commands, "talent-events", "read stored talent client events", env,
-               {"required": True, "help": "tenant, e.g. projects/p/tenants/t; or a project "
-                                         "alone, projects/p, for its default tenant (where "
-                                         "talent v4beta1 keeps a project's events)"})
+    _add_event_reads(commands, "talent-events", "read stored talent client events", env,
+                     {"required": True, "help": "tenant, e.g. projects/p/tenants/t; or a "
+                                               "project alone, projects/p, for its default "
+                                               "tenant (where talent v4beta1 keeps a "
+                                               "project's events)"},
+                     'e.g. eventType = VIEW job = "projects/p/tenants/t/jobs/j": terms on '
+                     "eventType, job, requestId, eventId and createTime (> >= < <=), all of "
+                     "which must hold")
     catalogs = commands.add_parser("catalogs", help="print the catalogs and tenants that "
                                                     "hold events, with their counts")
     catalogs.add_argument("--parent", default="projects/-",

@@ -6,7 +6,7 @@ store that does not exist is refused), or a running server through its public
 API (`--server`, see server/remote.py); both give the same console.v1 messages,
 printed by server/lines.py. `tail` follows a server's watch until Ctrl-C.
 Exit codes: 0 done, 1 the store or server cannot be used, 2 bad input, 3 `events count
---at-least` waited in vain.
+--at-least` (or `talent-events count --at-least`) waited in vain.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from google.rpc import error_details_pb2  # noqa: F401
 
 from server import lines, names
 from server.cli_args import EVERY_OPERATION, key_problem
-from server.console import queries
+from server.console import client_filter, queries
 from server.errors import FootfallError, InvalidArgument
 from server.names import parse_catalog, parse_project, parse_tenant, parse_tenant_or_project
 from server.operations.records import relabel
@@ -192,8 +192,15 @@ class StoreSource:
 
     def ListClientEvents(self, request: console_pb2.ListClientEventsRequest  # noqa: N802
                          ) -> console_pb2.ListClientEventsResponse:
-        return queries.list_client_events(self.store, request.parent, request.page_size,
+        events = client_filter.parse(request.filter, request.parent, "--filter")
+        return queries.list_client_events(self.store, events, request.page_size,
                                           request.page_token)
+
+    def CountClientEvents(self, request: console_pb2.CountClientEventsRequest  # noqa: N802
+                          ) -> console_pb2.CountClientEventsResponse:
+        events = client_filter.parse(request.filter, request.parent, "--filter")
+        return console_pb2.CountClientEventsResponse(
+            count=queries.count_client_events(self.store, events))
 
     def ListRejections(self, request: console_pb2.ListRejectionsRequest  # noqa: N802
                        ) -> console_pb2.ListRejectionsResponse:
@@ -352,26 +359,30 @@ def _events(args: argparse.Namespace) -> int:
         return _list_or_tail(args, args.events_command, USER_EVENTS, listing,
                              console_pb2.WatchUserEventsRequest(parent=catalog,
                                                                 filter=args.filter), none)
+    return _reading(args, lambda source: _count(
+        args, source.rpc("CountUserEvents"),
+        console_pb2.CountUserEventsRequest(parent=catalog, filter=args.filter), none))
 
-    def count(source: Source) -> int:
-        ask = source.rpc("CountUserEvents")
-        request = console_pb2.CountUserEventsRequest(parent=catalog, filter=args.filter)
-        counted = ask(request).count
-        if args.at_least is not None:  # (a test of an app that sends in the background)
-            deadline = time.monotonic() + args.timeout
-            while counted < args.at_least and time.monotonic() < deadline:
-                time.sleep(min(WAIT_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
-                counted = ask(request).count
-        print(counted)  # a bare number (no thousands comma), for a script's $(...)
-        if counted == 0 and not args.filter and args.at_least is None:
-            _say(none)  # (a mistyped catalog counted 0 as an empty one does, without a word)
-        if args.at_least is not None and counted < args.at_least:
-            _say(f"{counted:,} events, not {args.at_least:,}, after waiting {args.timeout:g} s "
-                 f"(--timeout)")
-            return 3
-        return 0
 
-    return _reading(args, count)
+def _count(args: argparse.Namespace, ask: Callable[[Any], Any], request: Any,
+           none: str) -> int:
+    """Print how many events `request` counts (`none` on stderr when none, without
+    a filter); with --at-least, asked again until it is reached or --timeout passes
+    (then exit 3)."""
+    counted = ask(request).count
+    if args.at_least is not None:  # (a test of an app that sends in the background)
+        deadline = time.monotonic() + args.timeout
+        while counted < args.at_least and time.monotonic() < deadline:
+            time.sleep(min(WAIT_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
+            counted = ask(request).count
+    print(counted)  # a bare number (no thousands comma), for a script's $(...)
+    if counted == 0 and not args.filter and args.at_least is None:
+        _say(none)  # (a mistyped catalog counted 0 as an empty one does, without a word)
+    if args.at_least is not None and counted < args.at_least:
+        _say(f"{counted:,} events, not {args.at_least:,}, after waiting {args.timeout:g} s "
+             f"(--timeout)")
+        return 3
+    return 0
 
 
 def _not_of_the_other_api(parent: str, parse: Callable[[str, str], object], what: str,
@@ -394,11 +405,18 @@ def _talent_events(args: argparse.Namespace) -> int:
     _not_of_the_other_api(args.parent, parse_catalog, "a retail catalog",
                           f"user events are `footfall events {args.talent_events_command}`")
     tenant = str(parse_tenant_or_project(args.parent, "--parent"))
+    client_filter.parse(args.filter, tenant, "--filter")  # refused before connecting
+    none = (f"no client event of {tenant} matches --filter" if args.filter else
+            f"no client event in {tenant} (`footfall catalogs` lists the tenants that hold "
+            f"them; {_refused_named(tenant)})")
+    if args.talent_events_command == "count":
+        return _reading(args, lambda source: _count(
+            args, source.rpc("CountClientEvents"),
+            console_pb2.CountClientEventsRequest(parent=tenant, filter=args.filter), none))
     return _list_or_tail(args, args.talent_events_command, CLIENT_EVENTS,
-                         console_pb2.ListClientEventsRequest(parent=tenant),
-                         console_pb2.WatchClientEventsRequest(parent=tenant),
-                         f"no client event in {tenant} (`footfall catalogs` lists the tenants "
-                         f"that hold them; {_refused_named(tenant)})")
+                         console_pb2.ListClientEventsRequest(parent=tenant, filter=args.filter),
+                         console_pb2.WatchClientEventsRequest(parent=tenant, filter=args.filter),
+                         none)
 
 
 def _refused_named(parent: str) -> str:

@@ -8,7 +8,7 @@ import binascii
 import functools
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 
 from server import page_tokens
 from server.console import rejections
+from server.console.client_filter import ClientEventFilter
 from server.errors import InvalidArgument
 from server.loop import between_reads
 from server.names import CatalogName, TenantName, parse_catalog, parse_tenant
@@ -26,7 +27,7 @@ from server.store import packed
 from server.store.base import Store
 from server.store.console import StoredClientEvent, StoredEvent, may_continue
 from server.store.packed import timestamp, varint
-from server.store.rows import EventQuery, TimeBound
+from server.store.rows import ClientEventQuery, EventQuery, TimeBound
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -545,32 +546,104 @@ def count_user_events(store: Store, events: EventFilter) -> int:
     return count
 
 
-def list_client_events(store: Store, tenant: str, size: int,
+def list_client_events(store: Store, events: ClientEventFilter | str, size: int,
                        token: str) -> console_pb2.ListClientEventsResponse:
-    """A page of the tenant's client events, latest create time first (of one time,
-    the last stored first); its token holds the last one's (create time, id)."""
-    question = page_tokens.question(tenant)
+    """A page of the tenant's client events that `events` selects (a tenant's name:
+    all of them), latest create time first (of one time, the last stored first);
+    its token holds the last one's (create time, id).
+
+    A type, job or request id is sought in the database by its bytes (see
+    ClientEventFilter.query) a window of the time order at a time, as
+    list_user_events reads its windows: for at least MIN_WINDOWS of them, then
+    until LIST_SECONDS have passed, so such a page may be short (even empty), with
+    a token to go on. (One statement over the whole tenant sought a type no event
+    had through each of 300,000 events, 0.27 s of CPU, however often asked.)"""
+    if isinstance(events, str):
+        events = ClientEventFilter(events)
+    question = page_tokens.question(events.tenant) if events == ClientEventFilter(events.tenant) \
+        else page_tokens.question(events)  # (a token of the unfiltered list stays good)
     position = _position(store, token, 2, question)
     before = None if position is None else (position[0], position[1])
     answer = console_pb2.ListClientEventsResponse()
-    room = PAGE_BYTES
-    while len(answer.client_events) < size:
-        between_reads()
-        batch = min(size - len(answer.client_events), READ_BATCH)
-        rows = store.client_events_newest(tenant, batch, before)
-        had = len(answer.client_events)
-        room, full = _decode_within(answer.client_events, map(stored_client_event_wire, rows),
-                                    room)
-        taken = len(answer.client_events) - had
-        if taken:
-            before = (rows[taken - 1].create_time_us, rows[taken - 1].id)
-        if full:  # the next page starts after the last one in this one
-            break
-        if not may_continue(rows, batch):
+    windowed = bool(events.query.containing)
+    room, began, width, windows = PAGE_BYTES, time.monotonic(), SCAN_LIMIT, 0
+
+    def going_on() -> console_pb2.ListClientEventsResponse:
+        if before is not None:
+            answer.next_page_token = _signed_token(store, *before, question)
+        return answer
+
+    while True:  # a window at a time (one, the whole tenant, when not windowed)
+        window_began = time.monotonic()
+        query, window_end = _client_window(store, events.query, before, width) if windowed \
+            else (events.query, None)
+        while True:
+            between_reads()
+            want = size - len(answer.client_events)
+            if want <= 0:
+                return going_on()  # the next page starts after the last one in this one
+            # (with terms on the decoded events some rows read may be left out)
+            batch = max(want, 100) if events.on_events else min(want, READ_BATCH)
+            rows = store.client_events_newest(query, batch, before)
+            kept = [row for row in rows if events.selects_row(row)]
+            had = len(answer.client_events)
+            room, full = _decode_within(answer.client_events,
+                                        map(stored_client_event_wire, kept[:want]), room)
+            taken = len(answer.client_events) - had
+            if full or taken < len(kept):
+                if taken:
+                    before = (kept[taken - 1].create_time_us, kept[taken - 1].id)
+                return going_on()
+            if rows:  # every one selected went in: on after the last row read
+                before = (rows[-1].create_time_us, rows[-1].id)
+            if not may_continue(rows, batch):
+                break  # the window's end
+        if window_end is None:
             return answer  # the last page
-    if before is not None:
-        answer.next_page_token = _signed_token(store, *before, question)
-    return answer
+        before = (window_end, 0)  # on from before the window's time
+        windows += 1
+        now = time.monotonic()
+        left = LIST_SECONDS - (now - began)
+        if windows >= MIN_WINDOWS and left <= 0:
+            return going_on()
+        width = _next_width(width, now - window_began, max(left, 0.0))
+
+
+def _client_window(store: Store, query: ClientEventQuery, before: tuple[int, int] | None,
+                   width: int) -> tuple[ClientEventQuery, int | None]:
+    """`query` cut to the next `width` events of its tenant's time order (and those
+    of the same microsecond as the last), and the create time its window ends at
+    (None: not cut, the window reaches the tenant's oldest), as _window."""
+    edge = store.client_event_time_past(query, before, width - 1)
+    if edge is None or (query.after_us is not None and query.after_us >= edge):
+        return query, None
+    return replace(query, after_us=edge), edge
+
+
+def count_client_events(store: Store, events: ClientEventFilter) -> int:
+    """How many client events `events` selects: counted by the store, less, of the
+    events of a time bound's microsecond the column cannot settle, those the bound
+    leaves out; with terms on the decoded events, by decoding each the store finds
+    (holding the bytes of a job or request id looked for)."""
+    if not events.decoded_terms:
+        count = store.count_client_events(events.query)
+        for micros in events.edges:
+            edge = replace(events.query, after_us=micros, before_us=micros)
+            count -= sum(1 for row in _client_rows(store, edge) if not events.selects_row(row))
+        return count
+    return sum(1 for row in _client_rows(store, events.query) if events.selects_row(row))
+
+
+def _client_rows(store: Store, query: ClientEventQuery) -> Iterator[StoredClientEvent]:
+    """Every client event `query` selects, read SCAN_LIMIT at a time."""
+    before = None
+    while True:
+        between_reads()
+        rows = store.client_events_newest(query, SCAN_LIMIT, before)
+        yield from rows
+        if not may_continue(rows, SCAN_LIMIT) or not rows:
+            return
+        before = (rows[-1].create_time_us, rows[-1].id)
 
 
 def list_rejections(store: Store, scope: RejectionScope, size: int,

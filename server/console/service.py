@@ -18,7 +18,7 @@ from footfall.console.v1 import console_pb2, console_pb2_grpc
 from google.protobuf.message import Message
 from grpc_status import rpc_status
 
-from server.console import origin, queries, sources
+from server.console import client_filter, origin, queries, sources
 from server.console.feed import (
     SEND_SECONDS,
     SLOW_CLIENT,
@@ -231,15 +231,33 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
     async def ListClientEvents(self, request: console_pb2.ListClientEventsRequest,
                                context: grpc.aio.ServicerContext
                                ) -> console_pb2.ListClientEventsResponse | bytes:
-        """INVALID_ARGUMENT for a bad parent, page size or token. A project alone is
-        its default tenant (as talent v4beta1 and `talent-events list` read it)."""
+        """INVALID_ARGUMENT for a bad parent, filter, page size or token. A project
+        alone is its default tenant (as talent v4beta1 and `talent-events list` read
+        it)."""
         violations: list[FieldViolation] = []
         tenant = gather(violations, parse_tenant_or_project, request.parent)
         size = gather(violations, queries.page_size, request.page_size)
+        events = gather(violations, client_filter.parse, request.filter, str(tenant))
         raise_if_any(violations)
-        return await self._lists.read(reader_of(context), page_read, _as_sent,
-                                      queries.list_client_events, self._store, str(tenant),
+        # (by type, job or request id it reads rows for LIST_SECONDS: a long read)
+        return await self._lists.read(reader_of(context),
+                                      long_read if events.on_events else page_read, _as_sent,
+                                      queries.list_client_events, self._store, events,
                                       size, request.page_token, share=tenant.project)
+
+    async def CountClientEvents(self, request: console_pb2.CountClientEventsRequest,
+                                context: grpc.aio.ServicerContext
+                                ) -> console_pb2.CountClientEventsResponse:
+        """INVALID_ARGUMENT for a bad parent or filter."""
+        violations: list[FieldViolation] = []
+        tenant = gather(violations, parse_tenant_or_project, request.parent)
+        events = gather(violations, client_filter.parse, request.filter, str(tenant))
+        raise_if_any(violations)
+        # (in its caller's turn of the lists' budget, as CountUserEvents)
+        count = await self._lists.read(reader_of(context), long_read,
+                                       queries.count_client_events, self._store, events,
+                                       share=tenant.project)
+        return console_pb2.CountClientEventsResponse(count=count)
 
     async def ListRejections(self, request: console_pb2.ListRejectionsRequest,
                              context: grpc.aio.ServicerContext
@@ -440,8 +458,10 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
     async def _client_events(self, request: console_pb2.WatchClientEventsRequest,
                              context: Caller) -> AsyncIterator[Item]:
         tenant = parse_tenant_or_project(request.parent)
+        events = client_filter.parse(request.filter, str(tenant))
         return await self._items(request, context, "client_events",
-                                 sources.ClientEvents(self._store, str(tenant)), tenant.project)
+                                 sources.ClientEvents(self._store, str(tenant), events,
+                                                      request.filter), tenant.project)
 
     async def _rejections(self, request: console_pb2.WatchRejectionsRequest,
                           context: Caller) -> AsyncIterator[Item]:

@@ -11,6 +11,7 @@ from functools import partial
 from google.protobuf.message import Message
 
 from server.console import queries, rejections
+from server.console.client_filter import ClientEventFilter
 from server.console.feed import Item, Page
 from server.policy.auth import project_of
 from server.store import Store
@@ -76,20 +77,30 @@ class UserEvents:
 
 @dataclass(frozen=True)
 class ClientEvents:
-    """The client events of a tenant."""
+    """The client events of a tenant that a console filter selects."""
 
     store: Store
     tenant: str
+    events: ClientEventFilter | None = None  # (None: all of them)
+    filter_text: str = ""
 
     @property
     def key(self) -> Hashable:
-        return ("client_events", self.tenant)
+        return ("client_events", self.tenant, self.filter_text.strip())
+
+    @property
+    def decoding(self) -> Hashable | None:
+        """Whose reads these are when they decode the rows they read (see
+        UserEvents.decoding)."""
+        return project_of(self.tenant) if self.events is not None and self.events.on_events \
+            else None
 
     def read(self, after: int) -> Page:
-        rows = self.store.client_events_after(self.tenant, after, queries.MAX_PAGE)
+        events = self.events or ClientEventFilter(self.tenant)
+        rows = self.store.client_events_after(events.query, after, queries.MAX_PAGE)
         return Page(rows[-1].id if rows else after,
                     [Item(r.id, partial(queries.stored_client_event, r), len(r.payload))
-                     for r in rows],
+                     for r in rows if events.selects_row(r)],
                     may_continue(rows, queries.MAX_PAGE))
 
     def last(self) -> int:

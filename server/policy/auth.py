@@ -60,7 +60,8 @@ WRITER_METHODS = frozenset({
 # products list`).
 READER_METHODS = frozenset(
     f"/footfall.console.v1.ConsoleService/{rpc}" for rpc in (
-        "ListUserEvents", "CountUserEvents", "ListClientEvents", "ListRejections", "ListCatalogs",
+        "ListUserEvents", "CountUserEvents", "ListClientEvents", "CountClientEvents",
+        "ListRejections", "ListCatalogs",
         "WatchUserEvents", "WatchUserEventBatches", "WatchClientEvents", "WatchRejections"
     )) | frozenset(
     f"/footfall.insights.v1.InsightsService/{rpc}" for rpc in (

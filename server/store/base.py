@@ -25,6 +25,7 @@ from server.store.console import (
 from server.store.group_commit import Job, Join
 from server.store.insights import EntrantEvents, TypedRow
 from server.store.rows import (
+    ClientEventQuery,
     ClientEventRow,
     EventQuery,
     EventRow,
@@ -260,12 +261,17 @@ class Store(Protocol):
 
     def last_id(self, table: str) -> int: ...
 
-    def client_events_newest(self, tenant: str, limit: int,
+    def client_events_newest(self, tenant: str | ClientEventQuery, limit: int,
                              before: tuple[int, int] | None = None
                              ) -> list[StoredClientEvent]: ...
 
-    def client_events_after(self, tenant: str, after_id: int,
+    def client_events_after(self, tenant: str | ClientEventQuery, after_id: int,
                             limit: int) -> list[StoredClientEvent]: ...
+
+    def client_event_time_past(self, query: ClientEventQuery, before: tuple[int, int] | None,
+                               skip: int) -> int | None: ...
+
+    def count_client_events(self, query: ClientEventQuery) -> int: ...
 
     def add_rejections(self, rows: Sequence[RejectionRow] | Callable[[], Sequence[RejectionRow]],
                        keep: int, since_us: int, keep_per_project: int | None = None,

@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 from server.store.packed import UNPACK_COLUMNS, unpack
-from server.store.rows import EventQuery, catalog_term, keep_latest, where_clause
+from server.store.rows import ClientEventQuery, EventQuery, catalog_term, keep_latest, where_clause
 from server.store.shapes import in_statements, rows_sql
 
 if TYPE_CHECKING:
@@ -332,14 +333,14 @@ class ConsoleSql:
 
     # -- client events ---------------------------------------------------------
 
-    def client_events_newest(self, tenant: str, limit: int,
+    def client_events_newest(self, tenant: str | ClientEventQuery, limit: int,
                              before: tuple[int, int] | None = None) -> list[StoredClientEvent]:
-        """Up to `limit` client events of `tenant`, latest create time first (then the
-        last stored), after the (create_time_us, id) position `before`: one range of
-        the (tenant, create time, id) index, read backwards."""
+        """Up to `limit` client events of `tenant` (or that a ClientEventQuery
+        selects), latest create time first (then the last stored), after the
+        (create_time_us, id) position `before`: one range of the (tenant, create
+        time, id) index, read backwards."""
         mark = self._dialect.mark
-        where = f"tenant = {mark}"
-        params: list[Any] = [tenant]
+        where, params = self._client_where(tenant)
         if before is not None:
             # The first term keeps it a range of the index (as user_events_newest).
             where += (f" AND create_time_us <= {mark} AND (create_time_us < {mark} "
@@ -347,11 +348,41 @@ class ConsoleSql:
             params += [before[0], before[0], before[1]]
         return self._client_events(where, params, "create_time_us DESC, id DESC", limit)
 
-    def client_events_after(self, tenant: str, after_id: int,
+    def client_events_after(self, tenant: str | ClientEventQuery, after_id: int,
                             limit: int) -> list[StoredClientEvent]:
         mark = self._dialect.mark
-        return self._client_events(f"tenant = {mark} AND id > {mark}", [tenant, after_id],
-                                   "id", limit)
+        where, params = self._client_where(tenant)
+        return self._client_events(f"{where} AND id > {mark}", [*params, after_id], "id", limit)
+
+    def client_event_time_past(self, query: ClientEventQuery, before: tuple[int, int] | None,
+                               skip: int) -> int | None:
+        """The create time (µs) of the event `skip` places past `before` (None: the
+        newest) in `query`'s tenant and create-time range, its other terms left out;
+        None when there are not that many. One walk of the (tenant, create time, id)
+        index, reading no row (as user_event_time_past)."""
+        mark = self._dialect.mark
+        where, params = self._client_where(replace(query, event_ids=(), containing=()))
+        if before is not None:
+            where += (f" AND create_time_us <= {mark} AND (create_time_us < {mark} "
+                      f"OR id < {mark})")
+            params += [before[0], before[0], before[1]]
+        rows = self._fetch(f"SELECT create_time_us FROM client_events WHERE {where} "
+                           f"ORDER BY create_time_us DESC, id DESC LIMIT 1 OFFSET {mark}",
+                           [*params, skip])
+        return int(rows[0][0]) if rows else None
+
+    def count_client_events(self, query: ClientEventQuery) -> int:
+        """How many client events `query` selects (of its tenant's index alone
+        unless it looks for bytes in the events)."""
+        where, params = self._client_where(query)
+        [(count,)] = self._fetch(f"SELECT COUNT(*) FROM client_events WHERE {where}", params)
+        return int(count)
+
+    def _client_where(self, tenant: str | ClientEventQuery) -> tuple[str, list[Any]]:
+        """The SQL condition and parameters of `tenant`'s events (its first
+        parameter the tenant, as _client_events wants it)."""
+        query = tenant if isinstance(tenant, ClientEventQuery) else ClientEventQuery(tenant)
+        return query.where(self._dialect.mark, self._dialect.spell(self._dialect.contains))
 
     def _client_events(self, where: str, params: list[Any], order: str, limit: int) -> Read:
         read = self._within(_CLIENT_EVENT, "LENGTH(event)", "client_events", where, params,

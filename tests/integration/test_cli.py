@@ -682,7 +682,7 @@ def test_a_mistyped_flag_is_refused_with_its_commands_usage(command: list[str], 
     (["events"], "footfall events: error: the following arguments are required: "
                  "{count,list,tail}"),
     (["talent-events"], "footfall talent-events: error: the following arguments are "
-                        "required: {list,tail}"),
+                        "required: {count,list,tail}"),
     (["insights"], "footfall insights: error: the following arguments are required: "
                    "{funnel,products,jobs,totals}"),
 ])

@@ -13,7 +13,7 @@ import pytest
 from footfall.talent.v4 import event_pb2
 
 from server import page_tokens
-from server.console import origin, queries
+from server.console import client_filter, origin, queries
 from server.errors import InvalidArgument
 from server.store import ClientEventRow, EventQuery, console, open_store
 from server.store.console import RejectionRow
@@ -175,6 +175,48 @@ def test_the_console_lists_client_events_by_create_time_in_pages_of_its_tokens(
         unsigned = f"3.{page_tokens.question(TENANT)}".encode()
         queries.list_client_events(store, TENANT, 2, base64.urlsafe_b64encode(unsigned).decode())
     assert [v.field for v in refused.value.violations] == ["page_token"]
+
+
+def test_a_client_event_filter_reads_a_bounded_number_of_rows_a_call(
+        store: Any, monkeypatch: Any) -> None:
+    """ListClientEvents by a type no column holds: a call stops once it has read
+    SCAN_LIMIT rows and spent LIST_SECONDS, its page short (even empty) with a token
+    that goes on, every selected event once across the calls; counts agree."""
+    monkeypatch.setattr(queries, "SCAN_LIMIT", 10)
+    monkeypatch.setattr(queries, "LIST_SECONDS", 0.0)
+    for n in range(250):
+        event = event_pb2.ClientEvent(event_id=f"e{n}", request_id=f"r{n % 7}")
+        event.create_time.FromMicroseconds(1_000_000 * n)
+        event.job_event.type = 2 if n % 50 == 7 else 1  # VIEW, else IMPRESSION
+        event.job_event.jobs.append(f"{TENANT}/jobs/j{n % 3}")
+        store.create_client_event(ClientEventRow(TENANT, event.event_id,
+                                                 event.create_time.ToMicroseconds(),
+                                                 event.SerializeToString()))
+    views = client_filter.parse("eventType = VIEW", TENANT)
+    seen, token, calls = [], "", 0
+    while True:
+        page = queries.list_client_events(store, views, 2, token)
+        calls += 1
+        seen += [e.client_event.event_id for e in page.client_events]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == ["e207", "e157", "e107", "e57", "e7"] and calls >= 3
+    assert queries.count_client_events(store, views) == 5
+    for text, expected in (('requestId = "r3"', 36), (f'job = "{TENANT}/jobs/j1"', 83),
+                           (f'job = "{TENANT}/jobs/j1" requestId = "r3"', 12),
+                           ('eventId = "e7" eventType = VIEW', 1),
+                           ('createTime > "1970-01-01T00:00:10Z"', 239),
+                           ('createTime >= "1970-01-01T00:00:10Z" '
+                            'createTime < "1970-01-01T00:00:20Z"', 10)):
+        events = client_filter.parse(text, TENANT)
+        assert queries.count_client_events(store, events) == expected, text
+        listed = queries.list_client_events(store, events, 1000, "")
+        while listed.next_page_token:  # (short pages of the bounded reads)
+            more = queries.list_client_events(store, events, 1000, listed.next_page_token)
+            listed.client_events.extend(more.client_events)
+            listed.next_page_token = more.next_page_token
+        assert len(listed.client_events) == expected, text
 
 
 def test_a_tenants_newest_client_events_are_read_from_its_time_index(store: Any) -> None:

@@ -156,14 +156,16 @@ class CountUserEventsResponse(_message.Message):
     def __init__(self, count: _Optional[int] = ...) -> None: ...
 
 class ListClientEventsRequest(_message.Message):
-    __slots__ = ("parent", "page_size", "page_token")
+    __slots__ = ("parent", "page_size", "page_token", "filter")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
     parent: str
     page_size: int
     page_token: str
-    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    filter: str
+    def __init__(self, parent: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., filter: _Optional[str] = ...) -> None: ...
 
 class ListClientEventsResponse(_message.Message):
     __slots__ = ("client_events", "next_page_token")
@@ -172,6 +174,20 @@ class ListClientEventsResponse(_message.Message):
     client_events: _containers.RepeatedCompositeFieldContainer[StoredClientEvent]
     next_page_token: str
     def __init__(self, client_events: _Optional[_Iterable[_Union[StoredClientEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CountClientEventsRequest(_message.Message):
+    __slots__ = ("parent", "filter")
+    PARENT_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    parent: str
+    filter: str
+    def __init__(self, parent: _Optional[str] = ..., filter: _Optional[str] = ...) -> None: ...
+
+class CountClientEventsResponse(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...
 
 class ListRejectionsRequest(_message.Message):
     __slots__ = ("parent", "page_size", "page_token")
@@ -254,12 +270,14 @@ class WatchUserEventsRequest(_message.Message):
     def __init__(self, parent: _Optional[str] = ..., filter: _Optional[str] = ..., after_id: _Optional[int] = ...) -> None: ...
 
 class WatchClientEventsRequest(_message.Message):
-    __slots__ = ("parent", "after_id")
+    __slots__ = ("parent", "after_id", "filter")
     PARENT_FIELD_NUMBER: _ClassVar[int]
     AFTER_ID_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
     parent: str
     after_id: int
-    def __init__(self, parent: _Optional[str] = ..., after_id: _Optional[int] = ...) -> None: ...
+    filter: str
+    def __init__(self, parent: _Optional[str] = ..., after_id: _Optional[int] = ..., filter: _Optional[str] = ...) -> None: ...
 
 class WatchRejectionsRequest(_message.Message):
     __slots__ = ("parent", "after_id")

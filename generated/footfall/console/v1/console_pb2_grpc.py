@@ -51,6 +51,11 @@ class ConsoleServiceStub:
                 request_serializer=footfall_dot_console_dot_v1_dot_console__pb2.ListClientEventsRequest.SerializeToString,
                 response_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.ListClientEventsResponse.FromString,
                 _registered_method=True)
+        self.CountClientEvents = channel.unary_unary(
+                '/footfall.console.v1.ConsoleService/CountClientEvents',
+                request_serializer=footfall_dot_console_dot_v1_dot_console__pb2.CountClientEventsRequest.SerializeToString,
+                response_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.CountClientEventsResponse.FromString,
+                _registered_method=True)
         self.ListRejections = channel.unary_unary(
                 '/footfall.console.v1.ConsoleService/ListRejections',
                 request_serializer=footfall_dot_console_dot_v1_dot_console__pb2.ListRejectionsRequest.SerializeToString,
@@ -122,6 +127,14 @@ class ConsoleServiceServicer:
         """The client events of a talent tenant, latest create_time first (of one time, the
         last stored first), paged. A project alone stands for its default tenant, as
         talent v4beta1 reads a parent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountClientEvents(self, request, context):
+        """How many client events of a tenant a filter selects (the filter of
+        ListClientEvents).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -222,6 +235,11 @@ def add_ConsoleServiceServicer_to_server(servicer, server):
                     servicer.ListClientEvents,
                     request_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.ListClientEventsRequest.FromString,
                     response_serializer=footfall_dot_console_dot_v1_dot_console__pb2.ListClientEventsResponse.SerializeToString,
+            ),
+            'CountClientEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountClientEvents,
+                    request_deserializer=footfall_dot_console_dot_v1_dot_console__pb2.CountClientEventsRequest.FromString,
+                    response_serializer=footfall_dot_console_dot_v1_dot_console__pb2.CountClientEventsResponse.SerializeToString,
             ),
             'ListRejections': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRejections,
@@ -352,6 +370,33 @@ class ConsoleService:
             '/footfall.console.v1.ConsoleService/ListClientEvents',
             footfall_dot_console_dot_v1_dot_console__pb2.ListClientEventsRequest.SerializeToString,
             footfall_dot_console_dot_v1_dot_console__pb2.ListClientEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountClientEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/footfall.console.v1.ConsoleService/CountClientEvents',
+            footfall_dot_console_dot_v1_dot_console__pb2.CountClientEventsRequest.SerializeToString,
+            footfall_dot_console_dot_v1_dot_console__pb2.CountClientEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,
