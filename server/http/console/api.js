@@ -266,6 +266,8 @@ export async function follow(path, field,
       if (signal.aborted) return;
       onError?.(error);
       if (declined) return;  // (no key: asked again each second, each a 401, for ever)
+      // (a bad filter or name: asked again, it is refused again, each second for ever)
+      if (error?.code === "INVALID_ARGUMENT") return;
     }
     await pause(RETRY_MS, signal);
   }

@@ -1,4 +1,5 @@
-// #talent?tenant=...: the client events of a talent tenant, as they arrive.
+// #talent?tenant=...&filter=...: the client events of a talent tenant that a filter
+// selects, as they arrive.
 
 import {follow} from "./api.js";
 import {what} from "./client-event.js";
@@ -9,6 +10,11 @@ import {jsonView} from "./json.js";
 import {route} from "./names.js";
 
 const LISTED = 100;  // what follow() lists before it watches
+const EXAMPLES = [
+  "eventType = VIEW",
+  'requestId = "request-1"',
+  'createTime > "2026-01-01T00:00:00Z"',
+];
 
 export function render(main, ctx) {
   main.append(h("h2", {}, "Talent events"));
@@ -26,8 +32,22 @@ export function render(main, ctx) {
   const chooser = h("select", {id: "tenant", title: tenant},
     all.map((t) => h("option", {value: t, title: t}, shortName(t, all))));
   chooser.value = tenant;
+  const filter = ctx.params.get("filter") || "";
+  // (the filter goes with the tenant it was written for: another tenant's jobs differ)
+  const hrefOf = (t, f) => `#talent?${new URLSearchParams(f ? {tenant: t, filter: f} : {tenant: t})}`;
   chooser.addEventListener("change", () => {
-    location.hash = `talent?${new URLSearchParams({tenant: chooser.value})}`;
+    location.hash = hrefOf(chooser.value, "");
+  });
+  const input = h("input", {id: "filter", name: "filter", type: "search", value: filter,
+    autocomplete: "off", spellcheck: "false", "aria-describedby": "filter-hint"});
+  const form = h("form", {class: "search", role: "search"},
+    h("label", {for: "filter"}, "Filter"), input, h("button", {type: "submit"}, "Search"),
+    h("p", {id: "filter-hint", class: "hint"}, "For example: ",
+      EXAMPLES.map((e, i) => [i ? ", " : "", h("a", {href: hrefOf(tenant, e)}, h("code", {}, e))]),
+      "; also job, eventId and createTime <, <=, >=. Empty: every event."));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    location.hash = hrefOf(tenant, input.value);
   });
   const status = h("div", {role: "status"});
   // What came after the first pages: said to a screen reader in a sentence every few
@@ -85,7 +105,7 @@ export function render(main, ctx) {
     heading.scrollIntoView();
     heading.focus({preventScroll: true});
   });
-  main.append(h("p", {class: "chooser"}, h("label", {for: "tenant"}, "Tenant "), chooser),
+  main.append(h("p", {class: "chooser"}, h("label", {for: "tenant"}, "Tenant "), chooser), form,
     h("p", {class: "hint"}, `The latest ${LISTED} by create time, then each on top as it `,
       `is stored (the ${KEPT} newest kept); jobs of this tenant by their id. `,
       h("a", {href: `#insights?${new URLSearchParams({parent: tenant})}`},
@@ -134,7 +154,7 @@ export function render(main, ctx) {
   // (byTime: the page is the latest by create time, not by id: the watch is opened
   // first, from now, as the live feed's of user events)
   follow(route`/console/v1/${tenant}/clientEvents`, "clientEvents", {
-    signal: ctx.signal, byTime: true,
+    signal: ctx.signal, byTime: true, query: filter ? {filter} : {},
     onListed: () => { listed.events = true; followRefusals(); },
     onError: (error) => status.replaceChildren(...liveFailure(error)),
     onItems: (items) => arrived("events", items, showEvents),
