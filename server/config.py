@@ -380,8 +380,9 @@ class Settings:
                                "read waits for its turn, the turns fair "
                                "between keys (with auth off, between client addresses), and "
                                "the writes keep their pace (see \"Limits\"); the insights and "
-                               "the counts (CountUserEvents, ListCatalogs', v2alpha "
-                               "total_size) take a budget of their own as large; `0` no bound",
+                               "the counts (CountUserEvents, CountClientEvents, ListCatalogs', "
+                               "v2alpha total_size) take a budget of their own as large; `0` no "
+                               "bound",
                                check=at_least(0))
     durable_pixels: bool = option(False, SWITCH,
                                   "answer a browser's pixel (GET collect) only once its event "

@@ -364,9 +364,9 @@ class Listing:
 
     The pages of ListProducts take turns in the lists' Listing too; the reads that may
     take seconds (the insights, server/insights/service.py; the console's counts,
-    CountUserEvents and ListCatalogs with counts; v2alpha's total_size) in another, as
-    large (server/app.py): whatever reader keys may ask that reads rows of the store
-    by the thousand."""
+    CountUserEvents, CountClientEvents and ListCatalogs with counts; v2alpha's
+    total_size) in another, as large (server/app.py): whatever reader keys may ask
+    that reads rows of the store by the thousand."""
 
     def __init__(self, read_ms: int, last_write: Callable[[], float],
                  sliced: bool = False) -> None:

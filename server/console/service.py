@@ -253,10 +253,11 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         tenant = gather(violations, parse_tenant_or_project, request.parent)
         events = gather(violations, client_filter.parse, request.filter, str(tenant))
         raise_if_any(violations)
-        # (in its caller's turn of the lists' budget, as CountUserEvents)
-        count = await self._lists.read(reader_of(context), long_read,
-                                       queries.count_client_events, self._store, events,
-                                       share=tenant.project)
+        # (by type, job or request id it decodes every event of the tenant: a long read,
+        # in its caller's turn of the long reads' budget, as CountUserEvents)
+        count: int = await self._long_reads.read(reader_of(context), long_read,
+                                                 queries.count_client_events, self._store,
+                                                 events, share=tenant.project)
         return console_pb2.CountClientEventsResponse(count=count)
 
     async def ListRejections(self, request: console_pb2.ListRejectionsRequest,
