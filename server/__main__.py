@@ -342,7 +342,8 @@ def _serve_logging(args: argparse.Namespace, parent: int, stream: TextIO | None)
         print(f"footfall serve: error: {exc.code}", file=sys.stderr)
         return 2
     from server.logsink import logging_to_stderr
-    from server.processes import LOG_FORMAT, run
+    from server.processes import run
+    from server.server_process import LOG_FORMAT
 
     with logging_to_stderr(settings.log_level, LOG_FORMAT, stream,
                            json_lines=settings.log_format == "json"):

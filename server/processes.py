@@ -14,14 +14,13 @@ server.metrics_folders). Retention runs in the first one only, so that each inte
 starts one purge, not N.
 
 The server processes are spawned (a new interpreter each, never a fork of a
-process with grpc's threads) and end with this one (PR_SET_PDEATHSIG), so a
-kill -9 of the parent leaves no server behind.
+process with grpc's threads; their body: server.server_process) and end with this
+one (PR_SET_PDEATHSIG), so a kill -9 of the parent leaves no server behind.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import logging
 import multiprocessing
@@ -29,28 +28,24 @@ import os
 import shutil
 import signal
 import socket
-import sys
 import time
 from dataclasses import dataclass, replace
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 
-from server import cores, metrics_folders, ready_file
+from server import metrics_folders, ready_file
 from server.config import Settings
-from server.logsink import logging_to_stderr
 from server.ports import bind_refusal, grpc_refusal
+from server.server_process import STOP_SIGNALS, serve_child
 from server.store.rows import StoreRefused, StoreUnavailable, StoreUnusable
 
 log = logging.getLogger("footfall")
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 METRICS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess mode
 START_SECONDS = 60.0  # for every process to say it is ready
 RESTART_DELAY = 1.0  # before a process that died is replaced
 MAX_RESTARTS, RESTART_WINDOW = 5, 60.0  # more deaths than this in the window: give up
-PR_SET_PDEATHSIG = 1
 PARENT_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD}
-STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 STOP_POLL_SECONDS = 0.1  # how soon a stop is taken while the parent waits for a process
 
 
@@ -100,29 +95,6 @@ def _cannot_start(exc: BaseException) -> int:
 
 def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())  # StoreUnavailable's str() has the detail too
-
-
-def _serve_child(settings: Settings, index: int, ready: Connection, keys: str | None,
-                 parent: int) -> None:
-    """The body of server process `index` (a spawned interpreter) of the supervisor
-    `parent` (its pid), beginning with the auth file's text `keys` (None: the file's).
-    It keeps to a core of its own (server.cores; not with `--share-cores`), before any
-    thread starts."""
-    if not settings.share_cores:
-        cores.keep_to(index, settings.processes)
-    with contextlib.suppress(OSError, AttributeError):  # Linux only: end with the parent
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    # The parent died before the line above took effect (the process was given to an
-    # init or a subreaper). Not "the parent is pid 1": a supervisor that is (a
-    # container's entry point) saw each process end so, and exited 1 saying only
-    # "stopped".
-    if os.getppid() != parent:
-        sys.exit(1)
-    with logging_to_stderr(settings.log_level, LOG_FORMAT,
-                           json_lines=settings.log_format == "json"):
-        code = run_one(settings, on_ready=lambda: ready.send(True), ready_lines=False,
-                       trust_lines=index == 0, process=index, keys=keys)
-    sys.exit(code)
 
 
 @dataclass
@@ -240,7 +212,7 @@ class Supervisor:
         # Started here, and the signals blocked again, before the process inherits them.
         resource_tracker.ensure_running()
         signal.pthread_sigmask(signal.SIG_BLOCK, PARENT_SIGNALS)
-        process = self._context.Process(target=_serve_child,
+        process = self._context.Process(target=serve_child,
                                         args=(settings, index, told, self._keys, os.getpid()),
                                         name=f"footfall-{index}", daemon=False)
         process.start()

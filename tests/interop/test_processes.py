@@ -15,6 +15,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -202,6 +203,77 @@ def test_sigterm_is_taken_while_a_replacement_is_starting(
         os.kill(replacement, signal.SIGCONT)
     server.proc.wait(30)
     assert not alive(replacement)
+
+
+@contextlib.contextmanager
+def starved(pid: int, share: float = 0.1) -> Iterator[None]:
+    """`pid` runs a `share` of the time while the block runs (stopped and continued
+    every 0.1 s), as on a core that other programs keep busy."""
+    done = threading.Event()
+
+    def throttle() -> None:
+        with contextlib.suppress(ProcessLookupError):
+            while not done.is_set():
+                os.kill(pid, signal.SIGSTOP)
+                time.sleep(0.1 * (1 - share))
+                os.kill(pid, signal.SIGCONT)
+                time.sleep(0.1 * share)
+
+    thread = threading.Thread(target=throttle, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+@pytest.mark.parametrize("which", ["a replacement", "the first processes"])
+def test_a_stop_while_a_process_starts_ends_it_without_its_start(
+        which: str, tmp_path: Path) -> None:
+    """A process still starting took a stop only once it served: a supervisor stopped
+    while a replacement started on a busy core waited out the whole start, and at a
+    tenth of a core killed it once its grace and 15 s were over (exit 1); stopped by the
+    test meanwhile (its 10 s), its process said "cannot start: [Errno 32] Broken pipe".
+    Now one that is still importing stops at once, exit 0."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1", "--port", "0",
+             "--http-port", "0", "--processes", str(PROCESSES), "--grace-seconds", "1",
+             "--store", sqlite_url(tmp_path / "s.db")],
+            cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=log)
+    try:
+        if which == "a replacement":
+            wait_until(lambda: "Footfall serving gRPC" in log_path.read_text(),
+                       "the server", deadline=60)
+            first = set(server_processes(supervisor.pid))
+            os.kill(min(first), signal.SIGKILL)
+            starting = wait_until(lambda: sorted(set(server_processes(supervisor.pid)) - first),
+                                  "the replacement process", deadline=30, interval=0.005)
+        else:
+            starting = wait_until(lambda: server_processes(supervisor.pid)[PROCESSES - 1:] and
+                                  server_processes(supervisor.pid), "the server processes",
+                                  deadline=30, interval=0.005)
+        with contextlib.ExitStack() as slow:
+            for pid in starting:
+                slow.enter_context(starved(pid))
+            supervisor.send_signal(signal.SIGTERM)
+            code = supervisor.wait(60)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
+    said = log_path.read_text()
+    assert code == 0, said
+    assert not any(" ERROR " in line or "did not stop in time" in line
+                   for line in said.splitlines()), said
+    assert said.count("stopped before it was ready") == len(starting), said
+    assert not any(alive(pid) for pid in starting)
 
 
 def test_each_job_runs_exactly_once_whichever_process_took_it(
