@@ -97,7 +97,7 @@ def test_a_process_that_writes_nothing_reads_its_pages_unpaced_and_uncharged() -
         assert await listing.read("b", asyncio.to_thread, burn, 0.0) == "page"
         assert listing.reading.waits == 0
         # A write: the budget holds from now on, as it was (nothing was charged).
-        last[0] = time.monotonic()
+        last[0] = time.monotonic() + 60  # (and on: a loaded machine is slow)
         # (60 ms: more than its last page's 30 ms, which it expects and which the budget
         # refills meanwhile on a loaded machine)
         assert await listing.read("a", asyncio.to_thread, burn, 0.06) == "page"
@@ -224,7 +224,7 @@ def test_a_read_let_go_unpaced_waits_for_its_turn_as_it_goes_once_events_are_wri
         read = asyncio.ensure_future(listing.read("a", asyncio.to_thread, chunks))
         await asyncio.to_thread(chunks.begun.wait, 30)
         assert listing.reading.waiting == 0
-        last[0] = time.monotonic()  # events written from now on
+        last[0] = time.monotonic() + 60  # events written from now on
         chunks.go_on.set()
         await until(lambda: listing.reading.waiting == 1, "the read never waited for its turn")
         assert not read.done()
@@ -242,7 +242,8 @@ def test_a_read_paced_as_it_goes_is_charged_what_it_cost_from_then_on() -> None:
         chunks = Chunks(5, 0.01)
         read = asyncio.ensure_future(listing.read("a", asyncio.to_thread, chunks))
         await asyncio.to_thread(chunks.begun.wait, 30)
-        last[0] = time.monotonic()
+        last[0] = time.monotonic() + 60  # (written from now on: a loaded machine's read
+        # outlasted WRITING_SECONDS, and went on unpaced)
         chunks.go_on.set()
         assert await asyncio.wait_for(read, 30) == "funnel"
         # 50 ms charged (of turns that expected 1 ms, then 20): another caller's page waits
@@ -300,7 +301,7 @@ def test_a_read_whose_caller_went_while_it_waited_for_its_turn_stops_there() -> 
         chunks = Chunks(3, 0.01)
         read = asyncio.ensure_future(listing.read("a", asyncio.to_thread, chunks))
         await asyncio.to_thread(chunks.begun.wait, 30)
-        last[0] = time.monotonic()
+        last[0] = time.monotonic() + 60  # (written from now on)
         chunks.go_on.set()
         await until(lambda: listing.reading.waiting == 1, "the read never waited for its turn")
         read.cancel()
