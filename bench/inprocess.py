@@ -70,6 +70,9 @@ class _Transport:
 class _GrpcContext:
     """What the gRPC guard and the servicers use of a grpc.aio context."""
 
+    def __init__(self, request: bytes = b"") -> None:
+        self._request = request
+
     def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
         return (("user-agent", "grpc-python/1.0"),)
 
@@ -87,6 +90,14 @@ class _GrpcContext:
 
     async def abort_with_status(self, status: Any) -> None:
         raise RuntimeError(f"the bench call was refused: {status}")
+
+    async def abort(self, code: Any, details: str = "") -> None:
+        raise RuntimeError(f"the bench call was refused: {code} {details}")
+
+    async def read(self) -> bytes:
+        """The request's bytes, as grpc hands them to a handler that reads its own
+        (since fe22da5 a unary call's, read within 60 s: server/rpc.py _read_in_time)."""
+        return self._request
 
 
 def _thread_clock(name_part: str) -> int:
@@ -141,8 +152,11 @@ def main() -> None:
         ).SerializeToString()
         details = SimpleNamespace(method=WRITE, invocation_metadata=())
         guard = _guard_of(running)
-        behaviour = guard.service(details).unary_unary  # type: ignore[arg-type]
-        context = _GrpcContext()
+        handler = guard.service(details)  # type: ignore[arg-type]
+        # A unary-unary handler takes the request's bytes; a stream-unary one (the
+        # trees since fe22da5) reads them from its context.
+        behaviour = handler.unary_unary or handler.stream_unary
+        context = _GrpcContext(raw)
         # The collector as `serve` leaves it once started (start-up frozen, after the
         # guard is found: gc.get_objects leaves frozen objects out; the youngest
         # generation's threshold of the tree measured, where it sets one): what is

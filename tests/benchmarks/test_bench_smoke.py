@@ -87,3 +87,18 @@ def test_a_run_replaces_only_the_part_of_the_report_it_wrote() -> None:
     assert "- purge: boom" in second.split(END)[0]
     assert second.split(END)[1] == (first.split(END)[1] + "\nAdded later by hand.\n")
     assert second.count(BEGIN) == second.count(END) == 1
+
+
+@pytest.mark.timeout(120)
+def test_the_in_process_bench_runs() -> None:
+    """bench/inprocess.py (what `bench.ab --only inprocess` runs under either tree) serves
+    its pixels and durable writes: since unary calls read their own request (server/rpc.py
+    _read_in_time) it called a handler the guard no longer gave and stopped with a
+    TypeError."""
+    out = subprocess.run([sys.executable, str(ROOT / "bench/inprocess.py"), "--calls", "64",
+                          "--rounds", "1"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=110)
+    assert out.returncode == 0, out.stderr[-3000:]
+    figures = json.loads(out.stdout.splitlines()[-1])
+    for kind in ("pixel", "write"):
+        assert figures[kind]["loop_us"]["min"] > 0
