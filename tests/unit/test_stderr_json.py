@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -82,6 +84,26 @@ def _read_line(fd: int) -> bytes:
     return line
 
 
+@contextlib.contextmanager
+def relaying() -> Iterator[tuple[int, int]]:
+    """A relay of text lines (_relay) on a thread of its own: the descriptor its
+    lines are written into, and the one they come out of; ended and joined after."""
+    pipe, into = os.pipe()
+    out, written = os.pipe()
+    drained, drained_into = os.pipe()
+    relay = threading.Thread(target=stderr_json._relay,
+                             args=(pipe, written, b"mark\n", drained_into, False))
+    relay.start()
+    try:
+        yield into, out
+    finally:
+        os.close(into)
+        relay.join(10)
+        for fd in (out, written, drained, drained_into):
+            os.close(fd)
+    assert not relay.is_alive()
+
+
 def test_a_place_whose_window_ended_while_quiet_has_its_next_line_written(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A place that filled its window, then went quiet past its end: its next line was
@@ -91,13 +113,7 @@ def test_a_place_whose_window_ended_while_quiet_has_its_next_line_written(
     monkeypatch.setattr(stderr_json, "time", clock)
     monkeypatch.setattr(stderr_json, "select", selects)
     monkeypatch.setattr(stderr_json, "GRPC_LINES", 2)
-    pipe, into = os.pipe()
-    out, written = os.pipe()
-    drained, drained_into = os.pipe()
-    relay = threading.Thread(target=stderr_json._relay,
-                             args=(pipe, written, b"mark\n", drained_into, False))
-    relay.start()
-    try:
+    with relaying() as (into, out):
         grpc_line = b"E1206 21:00:00.000000   123 hpack_parser.cc:1048] Error parsing\n"
         for _ in range(2):  # (the window's whole allowance, each line a batch of its own)
             os.write(into, grpc_line)
@@ -106,12 +122,6 @@ def test_a_place_whose_window_ended_while_quiet_has_its_next_line_written(
         clock.now += stderr_json.WINDOW_SECONDS + 1
         os.write(into, grpc_line)
         assert _read_line(out) == grpc_line
-    finally:
-        os.close(into)
-        relay.join(10)
-        for fd in (out, written, drained, drained_into):
-            os.close(fd)
-    assert not relay.is_alive()
 
 
 def test_with_grpcs_tracers_on_every_line_of_grpcs_is_written(
@@ -120,20 +130,8 @@ def test_with_grpcs_tracers_on_every_line_of_grpcs_is_written(
     place, a trace of one call was cut after its first lines."""
     monkeypatch.setenv("GRPC_TRACE", "http")
     monkeypatch.setattr(stderr_json, "GRPC_LINES", 2)
-    pipe, into = os.pipe()
-    out, written = os.pipe()
-    drained, drained_into = os.pipe()
-    relay = threading.Thread(target=stderr_json._relay,
-                             args=(pipe, written, b"mark\n", drained_into, False))
-    relay.start()
-    try:
+    with relaying() as (into, out):
         grpc_line = b"I1206 21:00:00.000000   123 chttp2_transport.cc:1234] frame\n"
         for _ in range(5):
             os.write(into, grpc_line)
             assert _read_line(out) == grpc_line
-    finally:
-        os.close(into)
-        relay.join(10)
-        for fd in (out, written, drained, drained_into):
-            os.close(fd)
-    assert not relay.is_alive()
