@@ -627,8 +627,14 @@ def count_client_events(store: Store, events: ClientEventFilter) -> int:
     (holding the bytes of a job or request id looked for)."""
     if not events.decoded_terms:
         count = store.count_client_events(events.query)
+        query = events.query
         for micros in events.edges:
-            edge = replace(events.query, after_us=micros, before_us=micros)
+            # (an edge outside the range the store counted, as of bounds that
+            # contradict, took nothing from the count: none to take off)
+            if (query.after_us is not None and micros < query.after_us) or \
+                    (query.before_us is not None and micros > query.before_us):
+                continue
+            edge = replace(query, after_us=micros, before_us=micros)
             count -= sum(1 for row in _client_rows(store, edge) if not events.selects_row(row))
         return count
     return sum(1 for row in _client_rows(store, events.query) if events.selects_row(row))

@@ -913,3 +913,22 @@ def test_an_id_others_start_with_reads_none_of_theirs(
     assert [e.user_event.visitor_id for e in queries.list_user_events(
         store, events, 10, "").user_events] == ["v1"]
     assert len(rows) == 2  # (once for the count, once for the page)
+
+
+def test_a_count_of_time_bounds_that_select_nothing_is_zero(store: Any) -> None:
+    """CountClientEvents of bounds no time lies within (one within its microsecond,
+    settled on the decoded events): none, not minus the events of that microsecond
+    left out by a bound the store's range had already left out."""
+    for event_id, nanos in (("a", 0), ("b", 500)):
+        event = event_pb2.ClientEvent(event_id=event_id)
+        event.create_time.FromJsonString("2026-12-01T10:00:00Z")
+        event.create_time.nanos = nanos
+        store.create_client_event(ClientEventRow(
+            TENANT, event_id, event.create_time.ToMicroseconds(), event.SerializeToString()))
+    for text in ('createTime > "2026-12-01T10:00:00Z" createTime < "2026-12-01T09:00:00Z"',
+                 'createTime > "2026-12-01T11:00:00Z" createTime <= "2026-12-01T10:00:00Z"',
+                 'createTime > "2026-12-01T10:00:00.0000004Z" '
+                 'createTime < "2026-12-01T10:00:00.0000003Z"'):
+        events = client_filter.parse(text, TENANT)
+        assert queries.count_client_events(store, events) == 0, text
+        assert not queries.list_client_events(store, events, 10, "").client_events, text
