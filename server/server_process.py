@@ -28,8 +28,11 @@ PR_SET_PDEATHSIG = 1
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
-class _StoppedBeforeReady(Exception):
-    """SIGTERM or SIGINT came while the process was importing what it serves with."""
+class _StoppedBeforeReady(BaseException):
+    """SIGTERM or SIGINT came while the process was importing what it serves with.
+    (Not an Exception, as KeyboardInterrupt is not: code a module runs as it is
+    imported may catch Exception, and would have lost the stop, the process then
+    serving as if none had come.)"""
 
 
 def serve_child(settings: Settings, index: int, ready: Connection, keys: str | None,

@@ -70,3 +70,21 @@ _say_ready(told)
 """)
     assert done.returncode == 0, done.stderr
     assert "the supervisor ended before this process was ready" in done.stderr
+
+
+def test_a_stop_during_the_import_is_not_caught_by_what_the_import_runs() -> None:
+    """A module imported may run code that catches Exception (an optional import, a
+    probe): the stop that came within it still ends the import, as Ctrl-C would."""
+    done = run("""
+try:
+    with _stop_ends_the_import():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            import time; time.sleep(10)
+        except Exception:
+            pass
+        sys.exit("not stopped")
+except _StoppedBeforeReady:
+    pass
+""")
+    assert done.returncode == 0, done.stderr
