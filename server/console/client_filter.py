@@ -81,7 +81,9 @@ class ClientEventFilter:
         to whole microseconds (`edges`), and the longest job, request id or type
         field looked for (one: each is checked on the decoded event anyway; a field,
         tag and length, so that a job holding it in a longer name is not found)."""
-        fields = [_REQUEST_ID_TAG + _field(v) for v in self.request_ids] + \
+        # (An empty request id is no field at all in the bytes, proto3 leaving an
+        # empty string out: `requestId = ""` is left to the decoded event.)
+        fields = [_REQUEST_ID_TAG + _field(v) for v in self.request_ids if v] + \
             [_JOB_TAG + _field(v) for v in self.jobs] + \
             [_TYPE_TAG + varint(t) for t in self.event_types]
         after = None if self.after is None else self.after.micros

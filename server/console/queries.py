@@ -565,7 +565,9 @@ def list_client_events(store: Store, events: ClientEventFilter | str, size: int,
     position = _position(store, token, 2, question)
     before = None if position is None else (position[0], position[1])
     answer = console_pb2.ListClientEventsResponse()
-    windowed = bool(events.query.containing)
+    # (windowed by its decoded terms, not by the bytes sought: `requestId = ""`
+    # seeks none, and read the whole tenant in one call for a page)
+    windowed = events.decoded_terms
     room, began, width, windows = PAGE_BYTES, time.monotonic(), SCAN_LIMIT, 0
 
     def going_on() -> console_pb2.ListClientEventsResponse:

@@ -932,3 +932,23 @@ def test_a_count_of_time_bounds_that_select_nothing_is_zero(store: Any) -> None:
         events = client_filter.parse(text, TENANT)
         assert queries.count_client_events(store, events) == 0, text
         assert not queries.list_client_events(store, events, 10, "").client_events, text
+
+
+def test_an_empty_request_id_selects_the_client_events_that_name_none(store: Any) -> None:
+    """`requestId = ""`: the events that name no request (as the decoded event and a
+    watch have it), though their bytes hold no request id field at all (proto3
+    leaves an empty string out): not none of them."""
+    for n in range(6):
+        event = event_pb2.ClientEvent(event_id=f"e{n}", request_id="r" if n % 2 else "")
+        event.create_time.FromMicroseconds(1_000_000 * n)
+        event.job_event.type = 1
+        store.create_client_event(ClientEventRow(TENANT, event.event_id,
+                                                 event.create_time.ToMicroseconds(),
+                                                 event.SerializeToString()))
+    for text, expected in (('requestId = ""', ["e4", "e2", "e0"]),
+                           ('requestId = "" eventType = IMPRESSION', ["e4", "e2", "e0"]),
+                           ('requestId = "r"', ["e5", "e3", "e1"])):
+        events = client_filter.parse(text, TENANT)
+        assert queries.count_client_events(store, events) == len(expected), text
+        listed = queries.list_client_events(store, events, 10, "")
+        assert [e.client_event.event_id for e in listed.client_events] == expected, text
