@@ -46,6 +46,10 @@ JOB_COUNTS = {
     _JOB_TYPE.APPLICATION_REDIRECT: "redirects",
     _JOB_TYPE.APPLICATION_REDIRECT_FROM_SEARCH: "redirects",
     _JOB_TYPE.BOOKMARK: "bookmarks",
+    _JOB_TYPE.NOTIFICATION: "notifications",
+    _JOB_TYPE.SENT_CV: "sent_cvs",
+    _JOB_TYPE.INTERVIEW_GRANTED: "interviews_granted",
+    _JOB_TYPE.HIRED: "hires",
 }
 
 
@@ -141,10 +145,11 @@ def job_stats(store: Store, tenant: str, span: read.TimeRange
         for job in dict.fromkeys(event.job_event.jobs):
             counts[job][field] += 1
     rows = []
-    for job, (impressions, views, starts, finishes, redirects, bookmarks) in counts.items():
+    for job, (impressions, views, starts, finishes, redirects, bookmarks, *later) \
+            in counts.items():
         rows.append(JobRow(job, impressions, views, starts, finishes, redirects, bookmarks,
                            _rate(views, impressions), _rate(starts, views),
-                           _rate(finishes, starts)))
+                           _rate(finishes, starts), *later))
     return rows, events
 
 
@@ -163,13 +168,19 @@ class JobRow(NamedTuple):
     view_rate: float
     application_start_rate: float
     application_finish_rate: float
+    # (the outcomes past an application, after the rates as in JobStats: a job site
+    # saw no count of its hires but in a funnel's step)
+    notifications: int
+    sent_cvs: int
+    interviews_granted: int
+    hires: int
 
     def message(self) -> insights_pb2.JobStats:
         return insights_pb2.JobStats(**self._asdict())
 
 
 # The counts of JobRow, in its order, and where each job event type counts.
-_JOB_FIELDS = JobRow._fields[1:7]
+_JOB_FIELDS = JobRow._fields[1:7] + JobRow._fields[10:]
 _JOB_INDEX = {kind: _JOB_FIELDS.index(field) for kind, field in JOB_COUNTS.items()}
 
 
@@ -258,8 +269,8 @@ def _question(request: Any) -> str:
 PRODUCT_ORDERS = ("product_id", "views", "add_to_carts", "purchases", "units",
                   "view_to_purchase_rate")
 JOB_ORDERS = ("job", "impressions", "views", "application_starts", "application_finishes",
-              "redirects", "bookmarks", "view_rate", "application_start_rate",
-              "application_finish_rate")
+              "redirects", "bookmarks", "notifications", "sent_cvs", "interviews_granted",
+              "hires", "view_rate", "application_start_rate", "application_finish_rate")
 
 
 def list_product_stats(store: Store, request: insights_pb2.ListProductStatsRequest

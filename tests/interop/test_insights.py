@@ -232,6 +232,28 @@ def test_a_job_of_the_default_tenant_is_one_job_whichever_name_its_events_give(
         ["legacy", "impressions=1"], ["other", "impressions=1"]], proc.stdout
 
 
+def test_a_jobs_outcomes_past_its_applications_are_counted(
+        served: ServerProcess, channels: Callable[[ServerProcess], grpc.Channel]) -> None:
+    # Hires, CVs sent, interviews granted and notifications were counted by no column of
+    # the job table (a funnel's step alone counted them), so a job site saw no hire.
+    outcomes = [TYPE.NOTIFICATION, TYPE.SENT_CV, TYPE.SENT_CV, TYPE.INTERVIEW_GRANTED,
+                TYPE.HIRED, TYPE.VIEW]
+    with talent_client(served.address) as talent:
+        for n, kind in enumerate(outcomes):
+            talent.create_client_event(parent=TENANT, client_event=talent_v4.ClientEvent(
+                request_id=f"r{n}", event_id=f"o{n}", create_time=at(n),
+                job_event=talent_v4.JobEvent(type_=kind, jobs=[f"{TENANT}/jobs/nurse-3"])))
+    expected = [{"job": f"{TENANT}/jobs/nurse-3", "views": "1", "notifications": "1",
+                 "sentCvs": "2", "interviewsGranted": "1", "hires": "1"}]
+    insights = Console(channels(served), service=SERVICE)
+    answer = insights.call("ListJobStats", parent=TENANT, orderBy="hires desc")
+    assert answer["jobs"] == expected and answer["eventsRead"] == "6"
+    assert rest(served, "GET", f"{TENANT}/jobStats",
+                params={"orderBy": "sentCvs desc"}).json()["jobs"] == expected
+    assert cli(served, "jobs", "--parent", TENANT, "--order-by", "interviews_granted") == \
+        expected
+
+
 def test_the_cli_says_a_job_by_its_id_and_a_rate_as_a_percentage(served: ServerProcess) -> None:
     # The job table's lines began with projects/.../tenants/.../jobs/ before each id and
     # said viewRate=0.3333333333333333; a breakdown's groups were named in full too.
@@ -252,7 +274,8 @@ def test_the_cli_says_a_job_by_its_id_and_a_rate_as_a_percentage(served: ServerP
     assert text("jobs") == [
         "Pflege-7  impressions=3 views=1 applicationStarts=0 applicationFinishes=0 "
         "redirects=0 bookmarks=0 viewRate=33.3% applicationStartRate=0.0% "
-        "applicationFinishRate=–"]  # (no starts to divide by: as the console says it)
+        # (no starts to divide by: as the console says it)
+        "applicationFinishRate=– notifications=0 sentCvs=0 interviewsGranted=0 hires=0"]
     funnel = text("funnel", "--step", "IMPRESSION", "--step", "VIEW", "--breakdown", "item")
     assert funnel[4:7] == [
         "Pflege-7:", "  IMPRESSION                        3      100.0%      100.0%",

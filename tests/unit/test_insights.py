@@ -463,7 +463,9 @@ def test_talent_funnels_and_job_stats_match_the_reference(
     fields = {"IMPRESSION": "impressions", "VIEW": "views",
               "APPLICATION_START": "application_starts",
               "APPLICATION_FINISH": "application_finishes", "BOOKMARK": "bookmarks",
-              "APPLICATION_REDIRECT": "redirects"}
+              "APPLICATION_REDIRECT": "redirects", "NOTIFICATION": "notifications",
+              "SENT_CV": "sent_cvs", "INTERVIEW_GRANTED": "interviews_granted",
+              "HIRED": "hires"}
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     for e in events:
         name = event_pb2.JobEvent.JobEventType.Name(e.job_event.type)

@@ -337,10 +337,12 @@ JOB_FIELDS = {"IMPRESSION": "impressions", "VIEW": "views",
               "APPLICATION_START_FROM_SEARCH": "application_starts",
               "APPLICATION_FINISH": "application_finishes",
               "APPLICATION_QUICK_SUBMISSION": "application_finishes",
-              "APPLICATION_REDIRECT": "redirects", "BOOKMARK": "bookmarks"}
+              "APPLICATION_REDIRECT": "redirects", "BOOKMARK": "bookmarks",
+              "NOTIFICATION": "notifications", "SENT_CV": "sent_cvs",
+              "INTERVIEW_GRANTED": "interviews_granted", "HIRED": "hires"}
 client_events = st.lists(st.fixed_dictionaries({
     "id": st.integers(0, 20).map(str),  # (a used id keeps the first event)
-    "type": st.sampled_from([*JOB_FIELDS, "NOTIFICATION"]),
+    "type": st.sampled_from(list(JOB_FIELDS)),
     "jobs": st.lists(st.sampled_from(["j0", "j1", "j2"]), min_size=1, max_size=3),
     "time": times,
     "nanos": st.sampled_from([0, 100, 999]),

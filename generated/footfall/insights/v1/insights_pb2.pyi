@@ -171,7 +171,7 @@ class ListProductStatsResponse(_message.Message):
     def __init__(self, products: _Optional[_Iterable[_Union[ProductStats, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., events_read: _Optional[int] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class JobStats(_message.Message):
-    __slots__ = ("job", "company", "impressions", "views", "application_starts", "application_finishes", "redirects", "bookmarks", "view_rate", "application_start_rate", "application_finish_rate")
+    __slots__ = ("job", "company", "impressions", "views", "application_starts", "application_finishes", "redirects", "bookmarks", "view_rate", "application_start_rate", "application_finish_rate", "notifications", "sent_cvs", "interviews_granted", "hires")
     JOB_FIELD_NUMBER: _ClassVar[int]
     COMPANY_FIELD_NUMBER: _ClassVar[int]
     IMPRESSIONS_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +183,10 @@ class JobStats(_message.Message):
     VIEW_RATE_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_START_RATE_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_FINISH_RATE_FIELD_NUMBER: _ClassVar[int]
+    NOTIFICATIONS_FIELD_NUMBER: _ClassVar[int]
+    SENT_CVS_FIELD_NUMBER: _ClassVar[int]
+    INTERVIEWS_GRANTED_FIELD_NUMBER: _ClassVar[int]
+    HIRES_FIELD_NUMBER: _ClassVar[int]
     job: str
     company: str
     impressions: int
@@ -194,7 +198,11 @@ class JobStats(_message.Message):
     view_rate: float
     application_start_rate: float
     application_finish_rate: float
-    def __init__(self, job: _Optional[str] = ..., company: _Optional[str] = ..., impressions: _Optional[int] = ..., views: _Optional[int] = ..., application_starts: _Optional[int] = ..., application_finishes: _Optional[int] = ..., redirects: _Optional[int] = ..., bookmarks: _Optional[int] = ..., view_rate: _Optional[float] = ..., application_start_rate: _Optional[float] = ..., application_finish_rate: _Optional[float] = ...) -> None: ...
+    notifications: int
+    sent_cvs: int
+    interviews_granted: int
+    hires: int
+    def __init__(self, job: _Optional[str] = ..., company: _Optional[str] = ..., impressions: _Optional[int] = ..., views: _Optional[int] = ..., application_starts: _Optional[int] = ..., application_finishes: _Optional[int] = ..., redirects: _Optional[int] = ..., bookmarks: _Optional[int] = ..., view_rate: _Optional[float] = ..., application_start_rate: _Optional[float] = ..., application_finish_rate: _Optional[float] = ..., notifications: _Optional[int] = ..., sent_cvs: _Optional[int] = ..., interviews_granted: _Optional[int] = ..., hires: _Optional[int] = ...) -> None: ...
 
 class ListJobStatsRequest(_message.Message):
     __slots__ = ("parent", "start_time", "end_time", "page_size", "page_token", "order_by")
