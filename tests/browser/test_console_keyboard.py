@@ -657,7 +657,9 @@ async def pause_the_talent_page(devtools_url: str, port: int, folder: Path) -> d
         await asyncio.sleep(0.5)  # (its refusals' list, read after it)
         await devtools.evaluate(session, "document.getElementById('tenant').focus()")
         stops: list[dict[str, Any]] = []
-        await tab_to(devtools, session, "e.id === 'feed-pause'", stops, limit=8)
+        # (past the filter box, its Search and its three example filters since the
+        # page took a filter, then the hint's links)
+        await tab_to(devtools, session, "e.id === 'feed-pause'", stops, limit=14)
         await devtools.press(session, "Enter")
         for n in range(2):
             client_event(port, f"while-paused-{n}")
