@@ -483,7 +483,8 @@ def test_table_rows_line_up_and_their_notes_are_said(shop: Running, tmp_path: Pa
                for line in jobs.stdout.splitlines()]
     assert columns == [["impressions", "views", "applicationStarts", "applicationFinishes",
                         "redirects", "bookmarks", "viewRate", "applicationStartRate",
-                        "applicationFinishRate"]] * 2
+                        "applicationFinishRate", "notifications", "sentCvs",
+                        "interviewsGranted", "hires"]] * 2
     # A job of the tenant by its id, as `talent-events list` shows it and --step job=
     # takes it, and a rate as a percentage, as the funnel's: the line began with
     # projects/.../tenants/.../jobs/ and said viewRate=0.30303030303030304.
@@ -491,9 +492,11 @@ def test_table_rows_line_up_and_their_notes_are_said(shop: Running, tmp_path: Pa
     # console shows it: viewRate=0.0% of no impressions read as none of them viewed.
     assert jobs.stdout.splitlines() == [
         "j1  impressions=0 views=1 applicationStarts=0 applicationFinishes=0 redirects=0 "
-        "bookmarks=0 viewRate=– applicationStartRate=0.0% applicationFinishRate=–",
+        "bookmarks=0 viewRate=– applicationStartRate=0.0% applicationFinishRate=– "
+        "notifications=0 sentCvs=0 interviewsGranted=0 hires=0",
         "j2  impressions=0 views=0 applicationStarts=1 applicationFinishes=0 redirects=0 "
-        "bookmarks=0 viewRate=– applicationStartRate=– applicationFinishRate=0.0%"]
+        "bookmarks=0 viewRate=– applicationStartRate=– applicationFinishRate=0.0% "
+        "notifications=0 sentCvs=0 interviewsGranted=0 hires=0"]
     assert jobs.stderr == f"footfall: {COMPANY_NOTE}\n"
     products = read(shop, "insights", "products", "--parent", CATALOG, cwd=tmp_path)
     assert products.returncode == 0, products.stderr
