@@ -192,7 +192,6 @@ class ConsoleSql:
         latest stored), after the (event_time_us, id) position `before`; only those
         whose stored bytes contain each of `containing` (compared in the database:
         a row that cannot match is neither sent nor unpacked)."""
-        mark = self._dialect.mark
         where, params = self._planned_where(query)
         # A visitor or user has few events: find them by their index and sort them
         # (the unary + keeps the planner off the time index, whose walk backwards
@@ -200,10 +199,7 @@ class ConsoleSql:
         # events, one visitor in 1,000: 3.6 ms against 109 ms.
         time = "+event_time_us" if query.visitor_ids or query.user_ids else "event_time_us"
         if before is not None:
-            # The first term keeps it a range of the (catalog, event time) index.
-            where += (f" AND {time} <= {mark} AND (event_time_us < {mark} "
-                      f"OR id < {mark})")
-            params += [before[0], before[0], before[1]]
+            where, params = self._past(where, params, "event_time_us", before, time)
         for needle in containing:
             where += f" AND {self._dialect.spell(self._dialect.contains.format(column='event'))}"
             params.append(needle)
@@ -218,8 +214,7 @@ class ConsoleSql:
         mark = self._dialect.mark
         where, params = self._planned_where(query.time_range())
         if before is not None:
-            where += f" AND event_time_us <= {mark} AND (event_time_us < {mark} OR id < {mark})"
-            params += [before[0], before[0], before[1]]
+            where, params = self._past(where, params, "event_time_us", before)
         rows = self._fetch(f"SELECT event_time_us FROM user_events WHERE {where} "
                            f"ORDER BY event_time_us DESC LIMIT 1 OFFSET {mark}", [*params, skip])
         return int(rows[0][0]) if rows else None
@@ -248,6 +243,17 @@ class ConsoleSql:
             walk = self._dialect.walk
         return self._events(query.catalog, f"{where} AND id > {mark}", [*params, after_id],
                             "id", limit, walk)
+
+    def _past(self, where: str, params: list[Any], column: str, before: tuple[int, int],
+              spelt: str | None = None) -> tuple[str, list[Any]]:
+        """`where` narrowed to what comes past the (time, id) position `before` in
+        (`column` DESC, id DESC) order; `spelt` is how the first term names the column
+        (`+column` keeps the planner off its index). The first term keeps the read a
+        range of the (parent, time) index."""
+        mark = self._dialect.mark
+        where += (f" AND {spelt or column} <= {mark} AND ({column} < {mark} "
+                  f"OR id < {mark})")
+        return where, [*params, before[0], before[0], before[1]]
 
     def _planned_where(self, query: EventQuery,
                        time: str = "event_time_us") -> tuple[str, list[Any]]:
@@ -339,13 +345,9 @@ class ConsoleSql:
         selects), latest create time first (then the last stored), after the
         (create_time_us, id) position `before`: one range of the (tenant, create
         time, id) index, read backwards."""
-        mark = self._dialect.mark
         where, params = self._client_where(tenant)
         if before is not None:
-            # The first term keeps it a range of the index (as user_events_newest).
-            where += (f" AND create_time_us <= {mark} AND (create_time_us < {mark} "
-                      f"OR id < {mark})")
-            params += [before[0], before[0], before[1]]
+            where, params = self._past(where, params, "create_time_us", before)
         return self._client_events(where, params, "create_time_us DESC, id DESC", limit)
 
     def client_events_after(self, tenant: str | ClientEventQuery, after_id: int,
@@ -363,9 +365,7 @@ class ConsoleSql:
         mark = self._dialect.mark
         where, params = self._client_where(replace(query, event_ids=(), containing=()))
         if before is not None:
-            where += (f" AND create_time_us <= {mark} AND (create_time_us < {mark} "
-                      f"OR id < {mark})")
-            params += [before[0], before[0], before[1]]
+            where, params = self._past(where, params, "create_time_us", before)
         rows = self._fetch(f"SELECT create_time_us FROM client_events WHERE {where} "
                            f"ORDER BY create_time_us DESC, id DESC LIMIT 1 OFFSET {mark}",
                            [*params, skip])
