@@ -26,6 +26,7 @@ import functools
 import logging
 import re
 import threading
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -336,6 +337,11 @@ class Rejections:
         # The refusals of `_gathered` that others alike may join: (alike, request
         # bytes) -> [its index in `_gathered`, repeats, the last one's time in ns].
         self._repeats: dict[tuple[Any, bytes | None], list[int]] = {}
+        # ... and of rows whose key was let go as older ones were (see _let_go_oldest),
+        # by index. (The indexes count the rows let go from the front of `_gathered`
+        # since it was taken, `_dropped`: the row's is its index less that.)
+        self._unkeyed: deque[list[int]] = deque()
+        self._dropped = 0
         self._last: Future[Any] | None = None  # of the newest job keeping refusals
         # A job is queued that will take what is gathered (until it runs, or fails
         # before it could: then the next refusal, or a reader, queues another).
@@ -489,7 +495,7 @@ class Rejections:
             first = not self._queued  # else the writer's queued job takes these too
             self._queued = True
             if same is not None:
-                self._repeats[same] = [len(self._gathered), 0, 0]
+                self._repeats[same] = [self._dropped + len(self._gathered), 0, 0]
             self._gathered.extend(rows)
             self._gathered_bytes += sum(len(row.payload) for row in rows)
             # (not keep_count, if more: with a --rejections-keep of millions a store
@@ -519,10 +525,20 @@ class Rejections:
             count += 1
         del self._gathered[:count]
         self._gathered_bytes = size
-        self._repeats.clear()  # their indexes moved: the next ones start anew
+        self._dropped += count
+        # The repeats a row let go counted are let go with it; those of the rows left
+        # stay, unkeyed: their next alike is a row of its own again (a key holds its
+        # refusal's message and request, as large as the row: kept, the keys of the
+        # rows left held as much again as GATHERED_BYTES). Cleared with the keys, the
+        # repeats of the rows left were lost, counted nowhere.
+        self._unkeyed.extend(counted for counted in self._repeats.values() if counted[1])
+        self._repeats.clear()
+        let_go = count
+        while self._unkeyed and self._unkeyed[0][0] < self._dropped:
+            let_go += self._unkeyed.popleft()[1]
         first = not self._let_go
-        self.skipped += count
-        self._let_go += count
+        self.skipped += let_go
+        self._let_go += let_go
         return first
 
     def _queue(self) -> None:
@@ -580,20 +596,25 @@ class Rejections:
         with self._lock:
             rows, self._gathered = self._gathered, []
             taken[0] += self._gathered_bytes
-            taken[1] += len(rows)
             self._taken_bytes += self._gathered_bytes
             self._gathered_bytes = 0
-            repeats, self._repeats = self._repeats, {}
+            repeats = [*self._repeats.values(), *self._unkeyed]
+            self._repeats, dropped = {}, self._dropped
+            self._unkeyed.clear()
+            self._dropped = 0
+            # (the refusals they stand for, lost with them should the job fail)
+            taken[1] += len(rows) + sum(repeated for _, repeated, _ in repeats)
             self._queued = False
             let_go, self._let_go = self._let_go, 0
         if let_go:
             log.warning("%d refused requests were not kept: the store could not take them for "
                         "so long that more than %d of them, or %d MiB, waited (only the "
                         "latest wait)", let_go, GATHERED_LIMIT, GATHERED_BYTES // 1024 // 1024)
-        for index, count, last_ns in repeats.values():
+        for index, count, last_ns in repeats:
             if count:
-                row = rows[index]
-                rows[index] = row._replace(payload=row.payload + _repeated(count, last_ns))
+                row = rows[index - dropped]
+                rows[index - dropped] = row._replace(
+                    payload=row.payload + _repeated(count, last_ns))
         return rows
 
 

@@ -414,6 +414,35 @@ def test_refusals_waiting_for_the_writer_are_the_latest_gathered_limit(
     assert "3 refused requests were not kept" in caplog.text
 
 
+def test_refusals_let_go_count_their_repeats_and_those_left_keep_theirs(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Past GATHERED_LIMIT the oldest rows are let go: the repeats each stood for went
+    # uncounted, and the repeats counted for the rows left were cleared (neither kept
+    # nor counted in footfall_rejections_not_kept, their next alike a row again).
+    monkeypatch.setattr(rejections, "GATHERED_LIMIT", 5)
+    keeper = Rejections(store, SystemClock(), 100, 3600)
+    busy, free = threading.Event(), threading.Event()
+
+    def hold(_db: Any) -> None:
+        busy.set()
+        free.wait(10)
+
+    store._committer.submit(Job(fn=hold))  # type: ignore[attr-defined]  # noqa: SLF001
+    assert busy.wait(10)
+    for n in range(5):
+        refuse(keeper, n)
+        refuse(keeper, n)  # (alike: counted by the row of the first)
+    refuse(keeper, 5)  # (the sixth row: the oldest is let go)
+    refuse(keeper, 0)  # (its alike, let go with it: a row of its own)
+    free.set()
+    store.flush()
+    kept = [shown(*row) for row in store.rejections_after(None, 0, 1000)]
+    assert sessions(store) == ["2", "3", "4", "5", "0"]
+    assert [r.repeats for r in kept] == [1, 1, 1, 0, 0]
+    assert keeper.skipped == 4  # (rows 0 and 1, each with its repeat)
+    assert sum(r.repeats + 1 for r in kept) + keeper.skipped == 12  # none lost uncounted
+
+
 def test_refusals_waiting_for_the_writer_hold_gathered_bytes_at_most(
         store: Store, caplog: pytest.LogCaptureFixture) -> None:
     # A refusal is kept as a row of up to ~150 KB (message and violations of 12,288
