@@ -146,15 +146,17 @@ def open_store(url: str, *, read_only: bool = False, any_version: bool = False) 
     if not parsed.scheme and url.strip():
         # A path where a URL belongs (given in code: every command's --store takes
         # one, through store_url_of): say the URL that names it.
-        raise ValueError(f"unknown store URL {url!r}: a SQLite file is named by a URL, "
+        raise ValueError(f"unknown store URL {redacted(url)!r}: a SQLite file is named by a URL, "
                          f"sqlite:///{url} for that path; or memory:// or "
                          "postgresql://USER@HOST/DB")
     if read_only and parsed.scheme in _SERVER_SCHEMES:
         # The console's or a client's address where a store belongs (a reader who has
         # the server's URL at hand): the store is behind that server; ask it.
-        raise ValueError(f"unknown store URL {url!r}: that is a server's address; ask "
+        raise ValueError(f"unknown store URL {redacted(url)!r}: that is a server's address; ask "
                          "the server with --server HOST:PORT (its gRPC port, not a URL)")
     # A read opens no memory:// store (it lives inside its server): not offered there.
     kinds = "sqlite:///PATH or postgresql://USER@HOST/DB" if read_only else \
         "sqlite:///PATH, memory:// or postgresql://USER@HOST/DB"
-    raise ValueError(f"unknown store URL {url!r}: use {kinds}")
+    # (a password said as ***: a scheme mistyped, postgress://me:PASSWORD@..., was
+    # refused quoting it, in a line logged at ERROR)
+    raise ValueError(f"unknown store URL {redacted(url)!r}: use {kinds}")

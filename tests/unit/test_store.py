@@ -1010,6 +1010,18 @@ def test_a_path_where_a_store_url_belongs_is_told_its_url(path: str, url: str) -
     assert f"{url} for that path" in str(told.value)
 
 
+@pytest.mark.parametrize("url", ["postgress://me:s3cret@db.internal/footfall",
+                                 "mysql://me:s3cret@db.internal/shop",
+                                 "https://me:s3cret@footfall.internal:8080"])
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_store_url_refused_says_no_password(url: str, read_only: bool) -> None:
+    # A scheme mistyped (postgress://) was refused quoting its password, in a line
+    # logged at ERROR; as USER:PASSWORD@HOST:PORT/DB is, it is said as ***.
+    with pytest.raises(ValueError, match="unknown store URL") as told:
+        open_store(url, read_only=read_only)
+    assert "s3cret" not in str(told.value) and "me:***@" in str(told.value), told.value
+
+
 @pytest.mark.parametrize(("given", "url"), [
     ("copy.db", "sqlite:///copy.db"), ("./data/copy.db", "sqlite:///./data/copy.db"),
     ("/srv/shop/copy.db", "sqlite:////srv/shop/copy.db"),
