@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from footfall.talent.v4 import event_pb2
 
+from server.names import DEFAULT_TENANT_ID
 from server.retail import purge_filter
 from server.store.console import StoredClientEvent
 from server.store.packed import varint
@@ -83,8 +84,10 @@ class ClientEventFilter:
         tag and length, so that a job holding it in a longer name is not found)."""
         # (An empty request id is no field at all in the bytes, proto3 leaving an
         # empty string out: `requestId = ""` is left to the decoded event.)
+        # (a job of two names, in a project's default tenant: the end both share)
         fields = [_REQUEST_ID_TAG + _field(v) for v in self.request_ids if v] + \
-            [_JOB_TAG + _field(v) for v in self.jobs] + \
+            [_JOB_TAG + _field(v) if len(job_names(self.tenant, v)) == 1
+             else f"/jobs/{v.rpartition('/jobs/')[2]}".encode() for v in self.jobs] + \
             [_TYPE_TAG + varint(t) for t in self.event_types]
         after = None if self.after is None else self.after.micros
         before = None if self.before is None else self.before.micros - (
@@ -96,7 +99,8 @@ class ClientEventFilter:
         """Whether the decoded `event` holds to every term."""
         created = event.create_time.seconds * 1_000_000_000 + event.create_time.nanos
         return all(t == event.job_event.type for t in self.event_types) \
-            and all(j in event.job_event.jobs for j in self.jobs) \
+            and all(any(n in event.job_event.jobs for n in job_names(self.tenant, j))
+                    for j in self.jobs) \
             and all(r == event.request_id for r in self.request_ids) \
             and all(e == event.event_id for e in self.event_ids) \
             and _within(created, self.after, True) and _within(created, self.before, False)
@@ -107,6 +111,22 @@ class ClientEventFilter:
         if not self.decoded_terms and row.create_time_us not in self.edges:
             return True
         return self.selects(event_pb2.ClientEvent.FromString(row.payload))
+
+
+def job_names(tenant: str, job: str) -> tuple[str, ...]:
+    """The names the events of `tenant` may give `job`: in a project's default tenant,
+    both talent v4beta1's (projects/P/jobs/J) and the tenant's
+    (projects/P/tenants/default_tenant/jobs/J), as a funnel step's job and the
+    insights take them (one row of the job table, named the tenant's way: that name
+    copied into a filter found none of the events that gave the other)."""
+    project, _, tenant_id = tenant.removeprefix("projects/").partition("/tenants/")
+    if tenant_id != DEFAULT_TENANT_ID:
+        return (job,)
+    short, full = f"projects/{project}/jobs/", f"{tenant}/jobs/"
+    for given, other in ((short, full), (full, short)):
+        if job.startswith(given):
+            return job, other + job[len(given):]
+    return (job,)
 
 
 def _field(value: str) -> bytes:

@@ -952,3 +952,29 @@ def test_an_empty_request_id_selects_the_client_events_that_name_none(store: Any
         assert queries.count_client_events(store, events) == len(expected), text
         listed = queries.list_client_events(store, events, 10, "")
         assert [e.client_event.event_id for e in listed.client_events] == expected, text
+
+
+def test_a_job_of_a_projects_default_tenant_is_found_by_either_name(store: Any) -> None:
+    """In a project's default tenant an event may name a job as talent v4beta1 does
+    (projects/P/jobs/J) or as the tenant does (projects/P/tenants/default_tenant/jobs/J):
+    the insights count both as one job, named the tenant's way, and that name copied
+    into the filter found none of the events that gave the other. Either name finds
+    both; a longer job holding the name is not found, nor is another tenant's."""
+    tenant = "projects/p/tenants/default_tenant"
+    named = {"e0": "projects/p/jobs/j1", "e1": f"{tenant}/jobs/j1",
+             "e2": "projects/p/jobs/j10", "e3": f"{tenant}/jobs/j2"}
+    for n, (event_id, job) in enumerate(named.items()):
+        event = event_pb2.ClientEvent(event_id=event_id)
+        event.create_time.FromMicroseconds(1_000_000 * n)
+        event.job_event.type = 1
+        event.job_event.jobs.append(job)
+        store.create_client_event(ClientEventRow(tenant, event_id,
+                                                 event.create_time.ToMicroseconds(),
+                                                 event.SerializeToString()))
+    for job in ("projects/p/jobs/j1", f"{tenant}/jobs/j1"):
+        events = client_filter.parse(f'job = "{job}"', tenant)
+        assert queries.count_client_events(store, events) == 2, job
+        listed = queries.list_client_events(store, events, 10, "")
+        assert [e.client_event.event_id for e in listed.client_events] == ["e1", "e0"], job
+    other = client_filter.parse('job = "projects/p/tenants/t/jobs/j1"', "projects/p/tenants/t")
+    assert client_filter.job_names(other.tenant, other.jobs[0]) == other.jobs
