@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import grpc
@@ -244,7 +245,9 @@ def _duration_text(seconds: float) -> str:
     if 0 < seconds < 0.05:
         return "<0.1 s"
     if seconds < 60:
-        return f"{round(seconds, 1):g} s"
+        # (a tie up, as the console's toFixed(1): round() halves to even, 0.25 s "0.2 s"
+        # where the console wrote "0.3 s")
+        return f"{float(Decimal(seconds).quantize(Decimal('0.1'), ROUND_HALF_UP)):g} s"
     shown: list[str] = []
     rest = int(seconds + 0.5)  # (half up, as the console's Math.round: round() halves to even)
     for size, unit in _UNITS:

@@ -1269,6 +1269,8 @@ def test_the_cli_says_a_median_time_as_the_console_does() -> None:
     assert [median(s) for s in (0.0168375, 3, 7.5, 90, 3600, 5417.28, 93784.5)] == [
         "<0.1 s", "3 s", "7.5 s", "1 min 30 s", "1 h", "1 h 30 min", "1 d 2 h"]
     assert median(90.5) == "1 min 31 s"  # half up, as the console's Math.round
+    # ... and a tenth of a second, as its toFixed(1): round() wrote 0.25 s as 0.2 s
+    assert [median(s) for s in (0.25, 1.25, 0.75, 59.96)] == ["0.3 s", "1.3 s", "0.8 s", "60 s"]
 
 
 @pytest.mark.parametrize("text", ["2024-05-01T00:00:00+99:99", "2024-05-01T00:00:00-05:60",
