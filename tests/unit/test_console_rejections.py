@@ -462,7 +462,7 @@ def test_refusals_waiting_for_the_writer_hold_gathered_bytes_at_most(
 
     def hold(_db: Any) -> None:
         busy.set()
-        free.wait(30)
+        free.wait(600)  # (set once the refusals are made: 65 s at load 26)
 
     store._committer.submit(Job(fn=hold))  # type: ignore[attr-defined]  # noqa: SLF001
     assert busy.wait(10)
@@ -488,8 +488,6 @@ def test_refusals_waiting_for_the_writer_hold_gathered_bytes_at_most(
     assert len(kept) + keeper.skipped == refusals  # (none lost without being counted)
     assert f"{keeper.skipped} refused requests were not kept" in caplog.text
     assert not keeper._taken_bytes  # noqa: SLF001  (the job committed: nothing waits)
-
-
 
 
 def test_refusals_a_failed_job_took_are_counted_as_not_kept(
