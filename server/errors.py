@@ -8,6 +8,7 @@ ResourceInfo, RetryInfo, ...). Servicers raise; they never set codes themselves.
 from __future__ import annotations
 
 import itertools
+import logging
 import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -298,6 +299,12 @@ class ChosenStatus(FootfallError):
 
 class Internal(FootfallError):
     """A bug of ours: the caller learns only where to look (the server log)."""
+
+    @classmethod
+    def bug(cls, method: str, log: logging.Logger) -> Internal:
+        """INTERNAL for the exception being handled, its traceback in `log`."""
+        log.exception("%s failed", method)
+        return cls(f"internal error in {method}; see the server log")
 
 
 class ResourceExhausted(FootfallError):

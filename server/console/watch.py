@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 
-from server.errors import DeadlineExceeded, FootfallError
+from server.errors import DeadlineExceeded, FootfallError, Internal
 from server.policy import Admission, Policy
 from server.policy.auth import Grant
 
@@ -158,6 +158,11 @@ async def _recorded(messages: AsyncIterator[T], policy: Policy, method: str, tra
         code = (grpc.StatusCode.DEADLINE_EXCEEDED if _past_deadline(caller)
                 else grpc.StatusCode.CANCELLED)
         raise
+    except Exception:
+        # A bug: ended as a unary call's is (INTERNAL, its traceback logged), not
+        # counted OK, nor left to the transport (an aiohttp ERROR, an UNKNOWN).
+        code = grpc.StatusCode.INTERNAL
+        raise Internal.bug(method, log) from None
     finally:
         policy.record(method, transport, code, time.perf_counter() - started, admission)
 

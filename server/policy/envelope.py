@@ -132,12 +132,6 @@ def _key_of(admission: Admission | None, grant: Grant | None) -> tuple[str | Non
     return (grant.name, grant.key) if grant is not None else (None, "")
 
 
-def _bug(method: str) -> Internal:
-    """INTERNAL for the exception being handled, its traceback in the log."""
-    log.exception("%s failed", method)
-    return Internal(f"internal error in {method}; see the server log")
-
-
 class Envelope:
     """Runs the calls of one transport ("grpc" or "http") under `policy`."""
 
@@ -288,7 +282,8 @@ class Envelope:
         (a bug of ours, logged with its traceback). Call it while handling `exc`.
         `client`: the caller's address (ports.ip_prefix) where `context` has none;
         `keep`: False for a refusal counted and logged only (no request to keep)."""
-        refusal = exc if isinstance(exc, FootfallError) else _chosen(context) or _bug(method)
+        refusal = (exc if isinstance(exc, FootfallError)
+                   else _chosen(context) or Internal.bug(method, log))
         key_name, key = _key_of(admission, grant)
         # (a writer key is public, and with auth off every caller is anyone: their
         # refusals' lines are budgeted by client address)
