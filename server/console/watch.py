@@ -125,16 +125,38 @@ async def admitted(policy: Policy, method: str, transport: str, request: Any, co
     admission = await policy.admit(method, metadata, request, context, grant=grant)
     caller = context if recheck is None else _Keyed(context, recheck)
     messages = await open_stream(caller)
-    return _recorded(messages, policy, method, transport, started, admission, caller)
+    recorded = _recorded(messages, policy, method, transport, started, admission, caller)
+    # Started up to its first yield, so that a stream closed (or let go) before its
+    # first message is asked for is counted too: a client gone before the answer
+    # began, a HEAD (see Answered). Unstarted, a generator's close runs no `finally`.
+    await anext(recorded)
+    return recorded  # type: ignore[return-value]  # (its first yield, None, is taken)
+
+
+class Answered(Exception):  # noqa: N818  (not an error: thrown to end a stream)
+    """Thrown into an admitted watch's stream by end_answered."""
+
+
+async def end_answered(stream: AsyncIterator[Any]) -> None:
+    """End an admitted watch's stream whose call was answered without its messages
+    (a HEAD's headers): counted OK, not as a caller gone."""
+    throw = getattr(stream, "athrow", None)
+    if throw is not None:
+        with contextlib.suppress(Answered, StopAsyncIteration):
+            await throw(Answered())
 
 
 async def _recorded(messages: AsyncIterator[T], policy: Policy, method: str, transport: str,
                     started: float, admission: Admission | None,
-                    caller: Caller) -> AsyncIterator[T]:
-    """`messages`, with the call's log line once they end; the refusal of a key no
-    longer allowed (raised after the messages sent)."""
+                    caller: Caller) -> AsyncIterator[T | None]:
+    """None (see admitted), then `messages`, with the call's log line once they end;
+    the refusal of a key no longer allowed (raised after the messages sent)."""
     code = grpc.StatusCode.OK
     try:
+        try:
+            yield None
+        except Answered:
+            return
         async for message in messages:
             yield message
             # (not held while the next is awaited: see http.sse._send_message)

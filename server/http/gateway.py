@@ -37,7 +37,7 @@ from google.rpc import status_pb2
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from server.config import Settings
-from server.console import origin
+from server.console import origin, watch
 from server.console.rejections import UnreadBody
 from server.errors import (
     BodyTooSlow,
@@ -766,7 +766,8 @@ class HttpGateway:
             except Exception as exc:
                 return self._refused(request, route, output, self._envelope.refuse(
                     route.grpc_method, exc, started, context, grant=grant))
-            if request.method == "HEAD":  # the opened stream's headers; dropped unread
+            if request.method == "HEAD":  # the opened stream's headers; its messages unread
+                await watch.end_answered(messages)
                 return self._cors(request, route, web.StreamResponse(headers=sse.HEADERS))
             return await sse.respond(request, messages, output,
                                      functools.partial(self._cors, request, route))

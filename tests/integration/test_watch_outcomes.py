@@ -88,3 +88,10 @@ def test_a_server_sent_events_watch_past_its_deadline_ends_deadline_exceeded(
     client.close()
     assert b"event: error" in received and b"DEADLINE_EXCEEDED" in received, received
     wait_for(served, "http", {"DEADLINE_EXCEEDED": 1})
+
+
+def test_a_head_of_a_watch_is_answered_and_counted_ok(served: Running) -> None:
+    # (its stream was opened, then dropped unread: never counted nor logged)
+    answer = call(served.http_port, "HEAD", PATH)
+    assert answer.status == 200, answer
+    wait_for(served, "http", {"OK": 1})
