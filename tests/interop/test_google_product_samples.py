@@ -1,0 +1,485 @@
+"""What Google's published Retail product and inventory samples send, sent as they send
+it, against a `footfall serve` subprocess: each test names the sample it stands for,
+repeats its calls with data of the same shape (our own), and asserts what the
+sample's own test asserts.
+
+- python-docs-samples retail/interactive-tutorials/product/: create, get, update,
+  delete and crud_product; set_inventory, add_ and remove_fulfillment_places (the last
+  through the async client); import_products_inline_source and import_products_gcs
+  (resources/products.json and products_some_invalid.json); setup_product/
+  setup_cleanup (its product carries pickup-in-store places store0 and store1).
+  Their tests expect names under `branches/0` though the samples name
+  `branches/default_branch`.
+- java-docs-samples: the same calls under `branches/0` with UUID product ids, an
+  available_quantity in SetInventory, and an import polled with the operations
+  client's GetOperation.
+- nodejs-retail: same-day-delivery places added.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import string
+import uuid
+from typing import Any
+
+import pytest
+from google.api_core import exceptions
+from google.cloud import retail_v2
+from google.protobuf import field_mask_pb2
+
+from .support import (
+    RPC_DEADLINE,
+    ServerProcess,
+    assert_names_fields,
+    finish,
+    gcs_path,
+    product_async_client,
+    put_gcs,
+    wait_until,
+)
+
+Client = retail_v2.ProductServiceClient
+Product = retail_v2.Product
+PICKUP = "pickup-in-store"
+INVENTORY_PATHS = ["price_info", "availability", "fulfillment_info", "available_quantity"]
+
+
+def sample_id() -> str:
+    """An id as the Python samples make theirs: 8 distinct lowercase letters."""
+    return "".join(random.sample(string.ascii_lowercase, 8))
+
+
+def default_branch(branch: str) -> str:
+    """The samples' parent: the catalog's `branches/default_branch`."""
+    return branch.rsplit("/", 1)[0] + "/default_branch"
+
+
+def stored_as(branch: str, product_id: str) -> str:
+    """The name Google answers for a product of the default branch: `branches/0`."""
+    return f"{branch.rsplit('/', 1)[0]}/0/products/{product_id}"
+
+
+def setup_product(places: list[str] | None = None) -> Product:
+    """setup_cleanup.generate_product's shape: a PRIMARY with a price, one brand, one
+    category, IN_STOCK given as the enum's name, pickup-in-store places."""
+    price = retail_v2.PriceInfo()
+    price.price = 24.0
+    price.original_price = 29.5
+    price.currency_code = "USD"
+    fulfillment = retail_v2.FulfillmentInfo()
+    fulfillment.type_ = PICKUP
+    fulfillment.place_ids = ["store0", "store1"] if places is None else places
+    return Product(title="Desk Lamp", type_=Product.Type.PRIMARY, categories=["Lighting"],
+                   brands=["Lumen"], price_info=price,
+                   fulfillment_info=[fulfillment] if places != [] else [],
+                   availability="IN_STOCK")
+
+
+def create_as_setup_does(products: Client, parent: str, product_id: str,
+                         places: list[str] | None = None) -> Product:
+    request = retail_v2.CreateProductRequest()
+    request.product = setup_product(places)
+    request.product_id = product_id
+    request.parent = parent
+    return products.create_product(request, timeout=RPC_DEADLINE)
+
+
+def places(product: Product) -> dict[str, list[str]]:
+    return {info.type_: sorted(info.place_ids) for info in product.fulfillment_info}
+
+
+# -- create, get, update, delete ------------------------------------------------------
+
+
+def test_the_create_get_and_delete_samples(products: Client, branch: str) -> None:
+    """create_product.py, get_product.py, delete_product.py on setup_cleanup's product:
+    the name answered is under `branches/0` (their tests' regex), the title comes back,
+    and setup_cleanup.get_product of a deleted one reads NOT_FOUND's message."""
+    product_id = sample_id()
+    created = create_as_setup_does(products, default_branch(branch), product_id)
+    assert created.name == stored_as(branch, product_id)
+    assert (created.id, created.title, created.availability) == (
+        product_id, "Desk Lamp", Product.Availability.IN_STOCK)
+    assert places(created) == {PICKUP: ["store0", "store1"]}
+
+    request = retail_v2.GetProductRequest()
+    request.name = created.name
+    got = products.get_product(request, timeout=RPC_DEADLINE)
+    assert got.name == stored_as(branch, product_id) and got.title == "Desk Lamp"
+    assert got == created
+
+    deleting = retail_v2.DeleteProductRequest()
+    deleting.name = created.name
+    products.delete_product(deleting, timeout=RPC_DEADLINE)
+    with pytest.raises(exceptions.NotFound) as gone:
+        products.get_product(request, timeout=RPC_DEADLINE)
+    assert created.name in gone.value.message
+    # setup_cleanup.try_to_delete_product_if_exists: NOT_FOUND is what it catches
+    with pytest.raises(exceptions.NotFound):
+        products.delete_product(deleting, timeout=RPC_DEADLINE)
+
+
+def updated_product(parent: str, product_id: str) -> Product:
+    """generate_product_for_update's shape: id and name (under default_branch) set,
+    every catalog field changed, a price in another currency."""
+    price = retail_v2.PriceInfo()
+    price.price = 20.0
+    price.original_price = 25.5
+    price.currency_code = "EUR"
+    return Product(id=product_id, name=f"{parent}/products/{product_id}",
+                   title="Updated Desk Lamp", type_=Product.Type.PRIMARY,
+                   categories=["Updated Lighting"], brands=["Updated Lumen"],
+                   availability="OUT_OF_STOCK", price_info=price)
+
+
+def test_the_crud_sample_creates_gets_updates_and_deletes(products: Client,
+                                                          branch: str) -> None:
+    """crud_product.py: every call names the product under `default_branch`; the update
+    sends the whole product with allow_missing and no mask; its test expects the
+    updated title, brands and price."""
+    parent = default_branch(branch)
+    product_id = sample_id()
+    name = f"{parent}/products/{product_id}"
+    created = products.create_product(retail_v2.CreateProductRequest(
+        product=setup_product([]), product_id=product_id, parent=parent),
+        timeout=RPC_DEADLINE)
+    assert created.title == "Desk Lamp"
+    assert products.get_product(retail_v2.GetProductRequest(name=name),
+                                timeout=RPC_DEADLINE) == created
+
+    request = retail_v2.UpdateProductRequest()
+    request.product = updated_product(parent, product_id)
+    request.allow_missing = True
+    updated = products.update_product(request, timeout=RPC_DEADLINE)
+    assert updated.name == stored_as(branch, product_id)
+    assert (updated.title, list(updated.brands), updated.price_info.price,
+            updated.price_info.currency_code, updated.availability) == (
+        "Updated Desk Lamp", ["Updated Lumen"], 20.0, "EUR", Product.Availability.OUT_OF_STOCK)
+
+    products.delete_product(retail_v2.DeleteProductRequest(name=name), timeout=RPC_DEADLINE)
+    with pytest.raises(exceptions.NotFound):
+        products.get_product(name=name, timeout=RPC_DEADLINE)
+
+
+def test_the_update_sample_updates_setups_product(products: Client, branch: str) -> None:
+    """update_product.py: the product setup_cleanup created (with places), then the
+    update of the crud sample, named by the id of the product created."""
+    parent = default_branch(branch)
+    original = create_as_setup_does(products, parent, sample_id())
+    updated = products.update_product(retail_v2.UpdateProductRequest(
+        product=updated_product(parent, original.id), allow_missing=True),
+        timeout=RPC_DEADLINE)
+    assert (updated.title, list(updated.brands), updated.price_info.price) == (
+        "Updated Desk Lamp", ["Updated Lumen"], 20.0)
+    products.delete_product(name=original.name, timeout=RPC_DEADLINE)
+
+
+# -- inventory ------------------------------------------------------------------------
+
+
+def test_the_python_set_inventory_sample_replaces_the_pickup_places(
+        products: Client, branch: str) -> None:
+    """set_inventory.py: on setup's product (pickup at store0, store1) a SetInventory of
+    price, availability and pickup at store1, store2, its mask naming the four fields
+    (available_quantity too, which it leaves unset), allow_missing, no set_time; polled
+    with done(). Its test expects store1 and store2 in the product read back, under
+    `branches/0`."""
+    product_id = sample_id()
+    create_as_setup_does(products, default_branch(branch), product_id)
+    name = f"{default_branch(branch)}/products/{product_id}"
+
+    price = retail_v2.PriceInfo()
+    price.price = 12.0
+    price.original_price = 48.0
+    price.cost = 6.0
+    price.currency_code = "USD"
+    fulfillment = retail_v2.FulfillmentInfo()
+    fulfillment.type_ = PICKUP
+    fulfillment.place_ids = ["store1", "store2"]
+    inventory = Product()
+    inventory.name = name
+    inventory.price_info = price
+    inventory.fulfillment_info = [fulfillment]
+    inventory.availability = "IN_STOCK"
+    request = retail_v2.SetInventoryRequest()
+    request.inventory = inventory
+    request.allow_missing = True
+    request.set_mask = field_mask_pb2.FieldMask(paths=INVENTORY_PATHS)
+    operation = products.set_inventory(request, timeout=RPC_DEADLINE)
+    wait_until(operation.done, "the set-inventory operation's done()")
+
+    got = products.get_product(name=name, timeout=RPC_DEADLINE)
+    assert got.name == stored_as(branch, product_id)
+    assert places(got) == {PICKUP: ["store1", "store2"]}
+    assert (got.price_info.price, got.price_info.cost) == (12.0, 6.0)
+    assert not Product.pb(got).HasField("available_quantity")  # named, not sent: cleared
+    products.delete_product(name=name, timeout=RPC_DEADLINE)
+
+
+def test_the_java_set_inventory_sample_names_branch_0(products: Client, branch: str) -> None:
+    """SetInventory.java: a UUID id, the product named under `branches/0`, an
+    available_quantity of 5, waited for through the operation's future."""
+    product_id = str(uuid.uuid4())
+    create_as_setup_does(products, default_branch(branch), product_id)
+    name = stored_as(branch, product_id)
+    finish(products.set_inventory(request={
+        "inventory": {"name": name, "price_info": {"price": 12.0, "original_price": 16.0,
+                                                   "cost": 6.0, "currency_code": "USD"},
+                      "fulfillment_info": [{"type_": PICKUP,
+                                            "place_ids": ["store1", "store2"]}],
+                      "availability": "IN_STOCK", "available_quantity": 5},
+        "allow_missing": True, "set_mask": {"paths": INVENTORY_PATHS}},
+        timeout=RPC_DEADLINE))
+    got = products.get_product(name=name, timeout=RPC_DEADLINE)
+    assert places(got) == {PICKUP: ["store1", "store2"]}
+    assert got.available_quantity == 5
+    products.delete_product(name=name, timeout=RPC_DEADLINE)
+
+
+def test_the_add_fulfillment_places_samples(products: Client, branch: str) -> None:
+    """add_fulfillment_places.py (and AddFulfillmentPlaces.java): store2 added to
+    setup's pickup-in-store places, allow_missing, no add_time, polled with done();
+    its test expects store1 and store2 read back. add-fulfillment-places.js adds three
+    same-day-delivery places to the same product."""
+    product_id = sample_id()
+    create_as_setup_does(products, default_branch(branch), product_id)
+    name = f"{default_branch(branch)}/products/{product_id}"
+    request = retail_v2.AddFulfillmentPlacesRequest()
+    request.product = name
+    request.type_ = PICKUP
+    request.place_ids = ["store2"]
+    request.allow_missing = True
+    operation = products.add_fulfillment_places(request, timeout=RPC_DEADLINE)
+    wait_until(operation.done, "the add-fulfillment-places operation's done()")
+    assert places(products.get_product(name=name, timeout=RPC_DEADLINE)) == {
+        PICKUP: ["store0", "store1", "store2"]}
+
+    finish(products.add_fulfillment_places(request={
+        "product": name, "type_": "same-day-delivery",
+        "place_ids": ["store1", "store2", "store3"], "allow_missing": True},
+        timeout=RPC_DEADLINE))
+    assert places(products.get_product(name=name, timeout=RPC_DEADLINE)) == {
+        PICKUP: ["store0", "store1", "store2"],
+        "same-day-delivery": ["store1", "store2", "store3"]}
+    products.delete_product(name=name, timeout=RPC_DEADLINE)
+
+
+def test_the_remove_fulfillment_places_sample_uses_the_async_client(
+        server: ServerProcess, products: Client, branch: str, run: Any) -> None:
+    """remove_fulfillment_places.py: store0 removed through ProductServiceAsyncClient,
+    `await operation.result()`; its test expects store1 left and no store0."""
+    created = create_as_setup_does(products, default_branch(branch), sample_id())
+
+    async def remove() -> None:
+        async with product_async_client(server.address) as client:
+            request = retail_v2.RemoveFulfillmentPlacesRequest()
+            request.product = created.name
+            request.type_ = PICKUP
+            request.place_ids = ["store0"]
+            request.allow_missing = True
+            operation = await client.remove_fulfillment_places(request, timeout=RPC_DEADLINE)
+            assert isinstance(await operation.result(timeout=RPC_DEADLINE),
+                              retail_v2.RemoveFulfillmentPlacesResponse)
+
+    run(remove())
+    assert places(products.get_product(name=created.name, timeout=RPC_DEADLINE)) == {
+        PICKUP: ["store1"]}
+    products.delete_product(name=created.name, timeout=RPC_DEADLINE)
+
+
+# -- imports --------------------------------------------------------------------------
+
+
+def inline_products(ids: list[str], with_title: bool = True) -> list[Product]:
+    """import_products_inline_source.get_products's shape: two products with a uri,
+    colors, pickup places, and retrievable_fields in snake_case."""
+    made = []
+    for n, (product_id, category) in enumerate(zip(ids, ["Stationery", "Apparel"],
+                                                    strict=True)):
+        product = Product()
+        if with_title or n:
+            product.title = ["Recycled Notebook", "Merino Crew Sweater"][n]
+        product.id = product_id
+        product.categories = [category]
+        product.uri = f"https://shop.example.com/{category}/{product_id}"
+        product.brands = ["Footfall"]
+        product.price_info = retail_v2.PriceInfo(price=14.0 + 20 * n, original_price=40.0,
+                                                 cost=10.0, currency_code="USD")
+        product.color_info = retail_v2.ColorInfo(color_families=["Green"],
+                                                 colors=["Moss", "Sage"][:n + 1])
+        product.fulfillment_info = [retail_v2.FulfillmentInfo(
+            type_=PICKUP, place_ids=[f"store{n + 1}", f"store{n + 2}"])]
+        product.retrievable_fields = field_mask_pb2.FieldMask(
+            paths=["title", "categories", "price_info", "color_info"])
+        made.append(product)
+    return made
+
+
+def inline_request(parent: str, products_: list[Product]) -> retail_v2.ImportProductsRequest:
+    inline = retail_v2.ProductInlineSource()
+    inline.products = products_
+    config = retail_v2.ProductInputConfig()
+    config.product_inline_source = inline
+    request = retail_v2.ImportProductsRequest()
+    request.parent = parent
+    request.input_config = config
+    return request
+
+
+def test_the_inline_import_sample_imports_its_two_products(products: Client,
+                                                          branch: str) -> None:
+    """import_products_inline_source.py: no reconciliation mode, polled with done();
+    its test expects an operation `.../branches/0/operations/import-products...`, 2
+    successes and 0 failures. Its "comment out the product title" variant fails one."""
+    ids = [sample_id(), sample_id()]
+    operation = products.import_products(
+        inline_request(default_branch(branch), inline_products(ids)), timeout=RPC_DEADLINE)
+    assert re.fullmatch(f"{branch.rsplit('/', 1)[0]}/0/operations/import-products-.+",
+                        operation.operation.name), operation.operation.name
+    wait_until(operation.done, "the import's done()")
+    assert operation.metadata is not None
+    assert (operation.metadata.success_count, operation.metadata.failure_count) == (2, 0)
+    got = products.get_product(name=stored_as(branch, ids[0]), timeout=RPC_DEADLINE)
+    assert list(got.retrievable_fields.paths) == ["title", "categories", "price_info",
+                                                  "color_info"]
+    assert places(got) == {PICKUP: ["store1", "store2"]}
+
+    untitled = products.import_products(inline_request(
+        default_branch(branch), inline_products([sample_id(), sample_id()], with_title=False)),
+        timeout=RPC_DEADLINE)
+    response = finish(untitled)
+    assert (untitled.metadata.success_count, untitled.metadata.failure_count) == (1, 1)
+    assert "products[0].title" in response.error_samples[0].message
+
+
+def test_the_java_inline_import_is_polled_with_get_operation(products: Client,
+                                                              branch: str) -> None:
+    """ImportProductsInlineSource.java: parent `branches/0`, UUID ids, the operation
+    polled by name through the operations client; metadata and response unpacked."""
+    ids = [str(uuid.uuid4()), str(uuid.uuid4())]
+    name = products.import_products(inline_request(branch, inline_products(ids)),
+                                    timeout=RPC_DEADLINE).operation.name
+    operations = products._transport.operations_client
+
+    def done() -> Any:
+        polled = operations.get_operation(name, timeout=RPC_DEADLINE)
+        return polled if polled.done else None
+
+    polled = wait_until(done, "GetOperation to say done")
+    assert polled.HasField("metadata") and polled.HasField("response")
+    metadata = retail_v2.ImportMetadata.deserialize(polled.metadata.value)
+    assert (metadata.success_count, metadata.failure_count) == (2, 0)
+    assert polled.response.type_url.endswith("google.cloud.retail.v2.ImportProductsResponse")
+    assert products.get_product(name=f"{branch}/products/{ids[1]}",
+                                timeout=RPC_DEADLINE).title == "Merino Crew Sweater"
+
+
+def tutorial_product(product_id: str, availability: str = "IN_STOCK",
+                     attributes: bool = True) -> str:
+    """A line of resources/products.json's shape: the bare id as its name, prices and
+    image sizes in quotes, times with a numeric offset, retrievableFields in camelCase
+    naming attributes, attributes as a list of key/value objects with quoted booleans."""
+    line: dict[str, Any] = {
+        "id": product_id, "name": product_id, "title": f"Trail Bottle {product_id[-3:]}",
+        "brands": ["Footfall"], "categories": ["Outdoor"],
+        "priceInfo": {"cost": "9.0", "currencyCode": "USD", "originalPrice": "30.0",
+                      "priceEffectiveTime": "2021-03-01T08:00:00+00:00",
+                      "priceExpireTime": "2121-03-01T08:00:00+00:00", "price": "18"},
+        "colorInfo": {"colorFamilies": ["Orange"], "colors": ["Amber", "Rust"]},
+        "availability": availability, "availableQuantity": 25,
+        "availableTime": "2022-01-15T09:30:00+00:00",
+        "images": [{"height": "240", "width": "320",
+                    "uri": f"https://shop.example.com/img/{product_id}.jpg"}],
+        "sizes": ["S", "M", "L"],
+        "retrievableFields": "name,title,brands,categories,priceInfo,colorInfo,availability,"
+                             "images,attributes.fabric,attributes.season,uri",
+        "uri": f"https://shop.example.com/Outdoor/{product_id}"}
+    if attributes:
+        line["attributes"] = [
+            {"key": "season", "value": {"indexable": "true", "numbers": [2023.0]}},
+            {"key": "fabric", "value": {"indexable": "false", "searchable": "true",
+                                        "text": ["Steel", "Silicone"]}}]
+    return json.dumps(line, separators=(",", ":"))
+
+
+def gcs_request(parent: str, uri: str, errors: str) -> retail_v2.ImportProductsRequest:
+    """import_products_gcs.get_import_products_gcs_request: INCREMENTAL, errors_config."""
+    source = retail_v2.GcsSource()
+    source.input_uris = [uri]
+    config = retail_v2.ProductInputConfig()
+    config.gcs_source = source
+    errors_config = retail_v2.ImportErrorsConfig()
+    errors_config.gcs_prefix = errors
+    request = retail_v2.ImportProductsRequest()
+    request.parent = parent
+    request.reconciliation_mode = retail_v2.ImportProductsRequest.ReconciliationMode.INCREMENTAL
+    request.input_config = config
+    request.errors_config = errors_config
+    return request
+
+
+def test_the_gcs_import_sample_imports_the_tutorial_products(
+        products: Client, server: ServerProcess, branch: str, gcs_folder: str) -> None:
+    """import_products_gcs.py with products.json: its test expects an operation under
+    `branches/0`, every line a success and none a failure; it prints result()."""
+    count = 40
+    ids = [f"GGFF{n:06d}" for n in range(count)]
+    uri = put_gcs(server.gcs_root, f"{gcs_folder}/products.json",
+                  [tutorial_product(i, attributes=n % 3 != 1) for n, i in enumerate(ids)])
+    errors = f"{gcs_folder}/error"
+    operation = products.import_products(gcs_request(default_branch(branch), uri, errors),
+                                         timeout=RPC_DEADLINE)
+    assert "/branches/0/operations/import-products" in operation.operation.name
+    wait_until(operation.done, "the import's done()")
+    result = operation.result()
+    assert (operation.metadata.success_count, operation.metadata.failure_count) == (count, 0)
+    assert result.errors_config.gcs_prefix == errors and not result.error_samples
+
+    got = products.get_product(name=stored_as(branch, ids[0]), timeout=RPC_DEADLINE)
+    assert got.name == stored_as(branch, ids[0])  # not the bare id the line named
+    assert (got.price_info.price, got.price_info.original_price) == (18.0, 30.0)
+    assert got.attributes["season"].indexable is True
+    assert list(got.attributes["fabric"].text) == ["Steel", "Silicone"]
+    assert "attributes.fabric" in got.retrievable_fields.paths
+    assert (got.available_quantity, got.images[0].height) == (25, 240)
+
+
+def test_the_gcs_import_of_the_some_invalid_file_fails_its_one_bad_line(
+        products: Client, server: ServerProcess, branch: str, gcs_folder: str) -> None:
+    """products_some_invalid.json: three lines, the first of availability
+    "INVALID_VALUE"; the others import, the one failure is written under the errors
+    prefix."""
+    uri = put_gcs(server.gcs_root, f"{gcs_folder}/products_some_invalid.json", [
+        tutorial_product("GGFF900001", availability="INVALID_VALUE"),
+        tutorial_product("GGFF900002", attributes=False), tutorial_product("GGFF900003")])
+    errors = f"{gcs_folder}/error"
+    operation = products.import_products(gcs_request(default_branch(branch), uri, errors),
+                                         timeout=RPC_DEADLINE)
+    result = finish(operation)
+    assert (operation.metadata.success_count, operation.metadata.failure_count) == (2, 1)
+    [sample] = result.error_samples
+    assert sample.message.startswith(f"{uri} line 1: ") and "availability" in sample.message
+    op_id = operation.operation.name.rsplit("/", 1)[-1]
+    assert gcs_path(server.gcs_root, f"{errors}/{op_id}-errors.json").read_text().strip()
+    with pytest.raises(exceptions.NotFound):
+        products.get_product(name=stored_as(branch, "GGFF900001"), timeout=RPC_DEADLINE)
+
+
+@pytest.mark.parametrize("source", ["inline", "gcs"])
+def test_the_import_samples_invalid_catalog_name_is_refused_naming_parent(
+        products: Client, server: ServerProcess, gcs_folder: str, source: str) -> None:
+    """'TO CHECK ERROR HANDLING PASTE THE INVALID CATALOG NAME HERE: default_catalog =
+    "invalid_catalog_name"': INVALID_ARGUMENT naming `parent` alone."""
+    if source == "inline":
+        request = inline_request("invalid_catalog_name", inline_products(
+            [sample_id(), sample_id()]))
+    else:
+        uri = put_gcs(server.gcs_root, f"{gcs_folder}/products.json",
+                      [tutorial_product("GGFF000001")])
+        request = gcs_request("invalid_catalog_name", uri, f"{gcs_folder}/error")
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        products.import_products(request, timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, ["parent"])
