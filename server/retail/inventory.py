@@ -149,9 +149,10 @@ def replace_places(product: Any, times: Times, kind: str, places: Sequence[str],
 
 def set_inventory(product: Any, times: Times, inventory: Any, paths: Sequence[str],
                   when: int) -> None:
-    """SetInventory: the fields `paths` name take their values in `inventory` where
-    nothing later set them; fulfillment_info replaces the places of the types it names."""
-    for path in dict.fromkeys(paths):
+    """SetInventory: the fields `paths` name (all four when empty) take their values in
+    `inventory` where nothing later set them; fulfillment_info replaces the places of
+    the types it names."""
+    for path in dict.fromkeys(paths or SET_MASK_PATHS):
         if path == "fulfillment_info":
             for info in inventory.fulfillment_info:
                 replace_places(product, times, info.type, info.place_ids, when)
@@ -256,16 +257,14 @@ def check_set_inventory(request: Any) -> ProductKey:
     """The product a SetInventoryRequest names; INVALID_ARGUMENT naming each bad field."""
     if not request.HasField("inventory"):
         raise InvalidArgument.field("inventory", "is required")
-    inventory, paths = request.inventory, list(request.set_mask.paths)
+    inventory, named = request.inventory, list(request.set_mask.paths)
+    # No paths: all four. Google's reference once said so ("If not set or set with
+    # empty paths, all inventory fields will be updated") and its Node.js samples send
+    # none, their tests expecting all four set; it now asks for at least one.
+    paths = named or list(SET_MASK_PATHS)
 
     def rules(out: list[FieldViolation]) -> None:
-        if not paths:
-            # (Google's reference: "At least one field must be provided"; some of its
-            # older samples sent none, meaning all four)
-            out.append(FieldViolation("set_mask", "at least one path is required (name "
-                                                  "every field to set); allowed: "
-                                                  f"{', '.join(SET_MASK_PATHS)}"))
-        _mask(paths, SET_MASK_PATHS, "set_mask", out)
+        _mask(named, SET_MASK_PATHS, "set_mask", out)
         if "price_info" in paths:
             price_violations(inventory.price_info, "inventory.price_info", out)
         if "availability" in paths:

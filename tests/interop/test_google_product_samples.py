@@ -13,7 +13,8 @@ sample's own test asserts.
 - java-docs-samples: the same calls under `branches/0` with UUID product ids, an
   available_quantity in SetInventory, and an import polled with the operations
   client's GetOperation.
-- nodejs-retail: same-day-delivery places added.
+- nodejs-retail: SetInventory with no set_mask at all (its test expects all four
+  inventory fields set), same-day-delivery places, ids of `Math.random` in base 36.
 """
 
 from __future__ import annotations
@@ -237,6 +238,38 @@ def test_the_java_set_inventory_sample_names_branch_0(products: Client, branch: 
     assert places(got) == {PICKUP: ["store1", "store2"]}
     assert got.available_quantity == 5
     products.delete_product(name=name, timeout=RPC_DEADLINE)
+
+
+def node_id() -> str:
+    """`Math.random().toString(36).slice(2).toUpperCase()`."""
+    return "".join(random.choices(string.ascii_uppercase + string.digits, k=11))
+
+
+def test_the_node_set_inventory_sample_sends_no_set_mask(products: Client,
+                                                         branch: str) -> None:
+    """set-inventory.js: the product of setup-cleanup.js (no places), then a SetInventory
+    of all four fields with no set_mask at all, its id and name as created. Its test
+    expects each of the four as sent, and one fulfillment type: same-day-delivery.
+    (Google's older reference: "If not set or set with empty paths, all inventory
+    fields will be updated".)"""
+    created = create_as_setup_does(products, default_branch(branch), node_id(), places=[])
+    operation = products.set_inventory(request={
+        "inventory": {"id": created.id, "name": created.name,
+                      "price_info": {"price": 12.0, "original_price": 16.0, "cost": 6.0,
+                                     "currency_code": "USD"},
+                      "fulfillment_info": [{"type_": "same-day-delivery",
+                                            "place_ids": ["store3", "store4"]}],
+                      "available_quantity": 2, "availability": "IN_STOCK"},
+        "allow_missing": True}, timeout=RPC_DEADLINE)
+    finish(operation)
+    got = products.get_product(name=created.name, timeout=RPC_DEADLINE)
+    assert (got.price_info.price, got.price_info.original_price, got.price_info.cost,
+            got.price_info.currency_code) == (12.0, 16.0, 6.0, "USD")
+    assert places(got) == {"same-day-delivery": ["store3", "store4"]}
+    assert (got.available_quantity, got.availability) == (2, Product.Availability.IN_STOCK)
+    products.delete_product(name=created.name, timeout=RPC_DEADLINE)
+    with pytest.raises(exceptions.NotFound):
+        products.get_product(name=created.name, timeout=RPC_DEADLINE)
 
 
 def test_the_add_fulfillment_places_samples(products: Client, branch: str) -> None:

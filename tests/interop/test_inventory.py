@@ -278,7 +278,10 @@ def _bad_requests(name: str) -> list[tuple[str, dict[str, Any], list[str]]]:
         ("set_inventory", {"set_mask": mask(paths=["availability"])}, ["inventory"]),
         ("set_inventory", {"inventory": {"name": "projects/p/products/x"},
                            "set_mask": mask(paths=["availability"])}, ["inventory.name"]),
-        ("set_inventory", {"inventory": {"name": name}}, ["set_mask"]),
+        # no set_mask: all four fields, each checked
+        ("set_inventory", {"inventory": {"name": name, "price_info": {
+            "price": 10.0, "original_price": 5.0, "currency_code": "USD"}}},
+         ["inventory.price_info.original_price"]),
         ("set_inventory", {"inventory": {"name": name}, "set_mask": mask(paths=["title"])},
          ["set_mask.paths[0]"]),
         ("set_inventory", {"inventory": {"name": name, "fulfillment_info": [

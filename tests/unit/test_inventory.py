@@ -195,3 +195,23 @@ def test_a_good_request_names_its_product() -> None:
                        setMask="fulfillmentInfo")
     assert inventory.check_set_inventory(request) == (
         "projects/p/locations/global/catalogs/c/branches/0", "p1")
+
+
+def test_a_set_inventory_without_a_mask_sets_all_four_fields() -> None:
+    """Google's Node.js samples send no set_mask; its older reference: "If not set or
+    set with empty paths, all inventory fields will be updated"."""
+    given = product(priceInfo={"price": 12, "currencyCode": "USD"}, availability="PREORDER",
+                    availableQuantity=2, fulfillmentInfo=[{"type": "same-day-delivery",
+                                                           "placeIds": ["s3"]}])
+    request = _request(product_service_pb2.SetInventoryRequest,
+                       inventory={"name": NAME, **json_format.MessageToDict(given)})
+    assert inventory.check_set_inventory(request)[1] == "p1"
+    item = product(title="kept", availability="IN_STOCK", availableQuantity=9,
+                   fulfillmentInfo=[{"type": PICKUP, "placeIds": ["s1"]}])
+    times = Times()
+    inventory.set_inventory(item, times, request.inventory, request.set_mask.paths, 10)
+    assert (item.price_info.price, item.availability, item.available_quantity.value) == (
+        12, product_pb2.Product.PREORDER, 2)
+    assert (places(item), places(item, "same-day-delivery"), item.title) == (
+        ["s1"], ["s3"], "kept")
+    assert set(times.fields) == {"price_info", "availability", "available_quantity"}
