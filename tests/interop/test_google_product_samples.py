@@ -19,6 +19,7 @@ sample's own test asserts.
 
 from __future__ import annotations
 
+import datetime
 import json
 import random
 import re
@@ -178,6 +179,41 @@ def test_the_update_sample_updates_setups_product(products: Client, branch: str)
     products.delete_product(name=original.name, timeout=RPC_DEADLINE)
 
 
+def test_the_update_tutorials_mask_changes_only_what_it_names(products: Client,
+                                                                branch: str) -> None:
+    """The update tutorial's next step: the same request with update_mask title,
+    price_info, color_info; "only the product fields listed in the update_mask were
+    updated, the other fields were not changed even if provided"."""
+    parent = default_branch(branch)
+    original = create_as_setup_does(products, parent, sample_id())
+    request = retail_v2.UpdateProductRequest(product=updated_product(parent, original.id),
+                                             allow_missing=True)
+    request.update_mask = field_mask_pb2.FieldMask(paths=["title", "price_info", "color_info"])
+    updated = products.update_product(request, timeout=RPC_DEADLINE)
+    assert (updated.title, updated.price_info.currency_code) == ("Updated Desk Lamp", "EUR")
+    assert (list(updated.brands), list(updated.categories), updated.availability) == (
+        ["Lumen"], ["Lighting"], Product.Availability.IN_STOCK)
+
+
+def test_the_tutorials_error_handling_steps(products: Client, branch: str) -> None:
+    """The create tutorial: "Remove the product field categories": INVALID_ARGUMENT
+    naming product.categories. The update tutorial: "remove the product field name":
+    INVALID_ARGUMENT naming product.name."""
+    product = setup_product()
+    del product.categories[:]
+    with pytest.raises(exceptions.InvalidArgument) as no_categories:
+        products.create_product(retail_v2.CreateProductRequest(
+            product=product, product_id=sample_id(), parent=default_branch(branch)),
+            timeout=RPC_DEADLINE)
+    assert_names_fields(no_categories.value, ["product.categories"])
+    unnamed = updated_product(default_branch(branch), sample_id())
+    unnamed.name = ""
+    with pytest.raises(exceptions.InvalidArgument) as no_name:
+        products.update_product(retail_v2.UpdateProductRequest(
+            product=unnamed, allow_missing=True), timeout=RPC_DEADLINE)
+    assert_names_fields(no_name.value, ["product.name"])
+
+
 # -- inventory ------------------------------------------------------------------------
 
 
@@ -238,6 +274,33 @@ def test_the_java_set_inventory_sample_names_branch_0(products: Client, branch: 
     assert places(got) == {PICKUP: ["store1", "store2"]}
     assert got.available_quantity == 5
     products.delete_product(name=name, timeout=RPC_DEADLINE)
+
+
+def test_the_out_of_order_steps_of_the_inventory_tutorials_change_nothing(
+        products: Client, branch: str) -> None:
+    """The set-inventory tutorial: the price changed and set_time "yesterday": "The
+    inventory information isn't updated". The add-fulfillment tutorial: place_ids
+    `"store4, store5, store6"` (one id) and add_time yesterday: "The fulfillment places
+    information has no updates" (that id breaks the place id pattern: refused)."""
+    created = create_as_setup_does(products, default_branch(branch), str(uuid.uuid4()))
+    yesterday = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)
+    operation = products.set_inventory(request={
+        "inventory": {"name": created.name, "price_info": {"price": 20.0,
+                                                           "currency_code": "USD"}},
+        "set_mask": {"paths": INVENTORY_PATHS}, "set_time": yesterday, "allow_missing": True},
+        timeout=RPC_DEADLINE)
+    assert isinstance(finish(operation), retail_v2.SetInventoryResponse)
+    assert products.get_product(name=created.name, timeout=RPC_DEADLINE) == created
+
+    finish(products.add_fulfillment_places(request={
+        "product": created.name, "type_": PICKUP, "place_ids": ["store4"],
+        "add_time": yesterday, "allow_missing": True}, timeout=RPC_DEADLINE))
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        products.add_fulfillment_places(request={
+            "product": created.name, "type_": PICKUP, "place_ids": ["store4, store5, store6"],
+            "add_time": yesterday, "allow_missing": True}, timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, ["place_ids[0]"])
+    assert products.get_product(name=created.name, timeout=RPC_DEADLINE) == created
 
 
 def node_id() -> str:
