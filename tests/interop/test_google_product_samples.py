@@ -303,6 +303,25 @@ def test_the_out_of_order_steps_of_the_inventory_tutorials_change_nothing(
     assert products.get_product(name=created.name, timeout=RPC_DEADLINE) == created
 
 
+def test_the_csharp_set_inventory_sample_sends_the_whole_product(products: Client,
+                                                                   branch: str) -> None:
+    """SetInventorySample.cs: the product CreateProduct answered (title, categories,
+    type, id...), its places and price changed, as the inventory; a set_time of now.
+    Its test expects pickup-in-store at store1, store2, the price and IN_STOCK."""
+    created = create_as_setup_does(products, default_branch(branch), uuid.uuid4().hex[:14])
+    inventory = Product.deserialize(Product.serialize(created))
+    inventory.fulfillment_info[0].place_ids = ["store1", "store2"]
+    inventory.price_info.price = 12.0
+    inventory.price_info.cost = 6.0
+    finish(products.set_inventory(request={
+        "inventory": inventory, "set_time": datetime.datetime.now(datetime.UTC),
+        "allow_missing": True, "set_mask": {"paths": INVENTORY_PATHS}}, timeout=RPC_DEADLINE))
+    got = products.get_product(name=created.name, timeout=RPC_DEADLINE)
+    assert places(got) == {PICKUP: ["store1", "store2"]}
+    assert (got.price_info.price, got.availability) == (12.0, Product.Availability.IN_STOCK)
+    assert got.title == created.title
+
+
 def node_id() -> str:
     """`Math.random().toString(36).slice(2).toUpperCase()`."""
     return "".join(random.choices(string.ascii_uppercase + string.digits, k=11))
@@ -579,3 +598,21 @@ def test_the_import_samples_invalid_catalog_name_is_refused_naming_parent(
     with pytest.raises(exceptions.InvalidArgument) as refused:
         products.import_products(request, timeout=RPC_DEADLINE)
     assert_names_fields(refused.value, ["parent"])
+
+
+def test_the_big_query_import_sample_is_refused_saying_what_to_do(products: Client,
+                                                                  branch: str) -> None:
+    """import_products_big_query_table.py: a BigQuerySource (project, dataset
+    "products", table "products", data_schema "product"), INCREMENTAL. Footfall reads
+    no BigQuery: INVALID_ARGUMENT naming the source, saying to export the table as
+    newline-delimited JSON and import the files."""
+    source = retail_v2.BigQuerySource(project_id="footfall-interop", dataset_id="products",
+                                      table_id="products", data_schema="product")
+    request = retail_v2.ImportProductsRequest(
+        parent=default_branch(branch),
+        input_config=retail_v2.ProductInputConfig(big_query_source=source),
+        reconciliation_mode=retail_v2.ImportProductsRequest.ReconciliationMode.INCREMENTAL)
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        products.import_products(request, timeout=RPC_DEADLINE)
+    assert_names_fields(refused.value, ["input_config.big_query_source"])
+    assert "NEWLINE_DELIMITED_JSON" in refused.value.message
