@@ -258,9 +258,10 @@ def check_set_inventory(request: Any) -> ProductKey:
     if not request.HasField("inventory"):
         raise InvalidArgument.field("inventory", "is required")
     inventory, named = request.inventory, list(request.set_mask.paths)
-    # No paths: all four. Google's reference once said so ("If not set or set with
-    # empty paths, all inventory fields will be updated") and its Node.js samples send
-    # none, their tests expecting all four set; it now asks for at least one.
+    # No paths: all four. Google's Node.js samples send none, their tests expecting all
+    # four set, as its reference once said ("If not set or set with empty paths, all
+    # inventory fields will be updated"); today it asks for at least one, and its
+    # method text says an empty mask preserves the inventory (README, SetInventory).
     paths = named or list(SET_MASK_PATHS)
 
     def rules(out: list[FieldViolation]) -> None:

@@ -13,8 +13,12 @@ sample's own test asserts.
 - java-docs-samples: the same calls under `branches/0` with UUID product ids, an
   available_quantity in SetInventory, and an import polled with the operations
   client's GetOperation.
-- nodejs-retail: SetInventory with no set_mask at all (its test expects all four
-  inventory fields set), same-day-delivery places, ids of `Math.random` in base 36.
+- nodejs-retail (tests/node/product_samples.test.js repeats them with the Node
+  client): SetInventory with no set_mask at all (its test expects all four inventory
+  fields set), same-day-delivery places, ids of `Math.random` in base 36.
+- dotnet-docs-samples: SetInventory of the whole product CreateProduct answered.
+- The tutorials' further steps (an update_mask, error handling, out-of-order updates)
+  and import_products_big_query_table.py (refused: Footfall reads no BigQuery).
 """
 
 from __future__ import annotations
