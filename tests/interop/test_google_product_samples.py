@@ -63,9 +63,14 @@ def default_branch(branch: str) -> str:
     return branch.rsplit("/", 1)[0] + "/default_branch"
 
 
+def branch_0(branch: str) -> str:
+    """The default branch as Google names it in answers, and the Java samples in calls."""
+    return f"{branch.rsplit('/', 1)[0]}/0"
+
+
 def stored_as(branch: str, product_id: str) -> str:
     """The name Google answers for a product of the default branch: `branches/0`."""
-    return f"{branch.rsplit('/', 1)[0]}/0/products/{product_id}"
+    return f"{branch_0(branch)}/products/{product_id}"
 
 
 def setup_product(places: list[str] | None = None) -> Product:
@@ -170,11 +175,17 @@ def test_the_crud_sample_creates_gets_updates_and_deletes(products: Client,
         products.get_product(name=name, timeout=RPC_DEADLINE)
 
 
-def test_the_update_sample_updates_setups_product(products: Client, branch: str) -> None:
+@pytest.mark.parametrize("sample", ["python", "java"])
+def test_the_update_sample_updates_setups_product(products: Client, branch: str,
+                                                  sample: str) -> None:
     """update_product.py: the product setup_cleanup created (with places), then the
-    update of the crud sample, named by the id of the product created."""
-    parent = default_branch(branch)
-    original = create_as_setup_does(products, parent, sample_id())
+    update of the crud sample, named by the id of the product created.
+    UpdateProduct.java: the same, a UUID id, the name under `branches/0`."""
+    if sample == "python":
+        parent, product_id = default_branch(branch), sample_id()
+    else:
+        parent, product_id = branch_0(branch), str(uuid.uuid4())
+    original = create_as_setup_does(products, default_branch(branch), product_id)
     updated = products.update_product(retail_v2.UpdateProductRequest(
         product=updated_product(parent, original.id), allow_missing=True),
         timeout=RPC_DEADLINE)
@@ -456,7 +467,7 @@ def test_the_inline_import_sample_imports_its_two_products(products: Client,
     ids = [sample_id(), sample_id()]
     operation = products.import_products(
         inline_request(default_branch(branch), inline_products(ids)), timeout=RPC_DEADLINE)
-    assert re.fullmatch(f"{branch.rsplit('/', 1)[0]}/0/operations/import-products-.+",
+    assert re.fullmatch(f"{branch_0(branch)}/operations/import-products-.+",
                         operation.operation.name), operation.operation.name
     wait_until(operation.done, "the import's done()")
     assert operation.metadata is not None
@@ -479,8 +490,9 @@ def test_the_java_inline_import_is_polled_with_get_operation(products: Client,
     """ImportProductsInlineSource.java: parent `branches/0`, UUID ids, the operation
     polled by name through the operations client; metadata and response unpacked."""
     ids = [str(uuid.uuid4()), str(uuid.uuid4())]
-    name = products.import_products(inline_request(branch, inline_products(ids)),
+    name = products.import_products(inline_request(branch_0(branch), inline_products(ids)),
                                     timeout=RPC_DEADLINE).operation.name
+    assert name.startswith(f"{branch_0(branch)}/operations/import-products-")
     operations = products._transport.operations_client
 
     def done() -> Any:
@@ -492,7 +504,7 @@ def test_the_java_inline_import_is_polled_with_get_operation(products: Client,
     metadata = retail_v2.ImportMetadata.deserialize(polled.metadata.value)
     assert (metadata.success_count, metadata.failure_count) == (2, 0)
     assert polled.response.type_url.endswith("google.cloud.retail.v2.ImportProductsResponse")
-    assert products.get_product(name=f"{branch}/products/{ids[1]}",
+    assert products.get_product(name=stored_as(branch, ids[1]),
                                 timeout=RPC_DEADLINE).title == "Merino Crew Sweater"
 
 
