@@ -17,8 +17,9 @@ sample's own test asserts.
   client): SetInventory with no set_mask at all (its test expects all four inventory
   fields set), same-day-delivery places, ids of `Math.random` in base 36.
 - dotnet-docs-samples: SetInventory of the whole product CreateProduct answered.
-- The tutorials' further steps (an update_mask, error handling, out-of-order updates)
-  and import_products_big_query_table.py (refused: Footfall reads no BigQuery).
+- The tutorials' further steps (an update_mask, error handling, out-of-order updates),
+  test_resources_recovery (import, then delete every product while paging), and
+  import_products_big_query_table.py (refused: Footfall reads no BigQuery).
 """
 
 from __future__ import annotations
@@ -632,3 +633,30 @@ def test_the_big_query_import_sample_is_refused_saying_what_to_do(products: Clie
         products.import_products(request, timeout=RPC_DEADLINE)
     assert_names_fields(refused.value, ["input_config.big_query_source"])
     assert "NEWLINE_DELIMITED_JSON" in refused.value.message
+
+
+def test_the_test_resources_scripts_import_then_delete_every_product_while_listing(
+        products: Client, server: ServerProcess, branch: str, gcs_folder: str) -> None:
+    """test_resources_recovery: create_test_resources.py imports products.json as
+    import_products_gcs.py does; remove_test_resources.delete_all_products lists the
+    branch with the pager (no page size) and deletes each product as it goes, the
+    pages after the first fetched once the products before them are gone."""
+    count = 130  # two pages of the default 100
+    uri = put_gcs(server.gcs_root, f"{gcs_folder}/products.json",
+                  [tutorial_product(f"GGRR{n:06d}", attributes=n % 2 == 0)
+                   for n in range(count)])
+    operation = products.import_products(
+        gcs_request(default_branch(branch), uri, f"{gcs_folder}/error"), timeout=RPC_DEADLINE)
+    wait_until(operation.done, "the import's done()")
+    assert (operation.metadata.success_count, operation.metadata.failure_count) == (count, 0)
+
+    request = retail_v2.ListProductsRequest()
+    request.parent = default_branch(branch)
+    deleted = 0
+    for product in products.list_products(request, timeout=RPC_DEADLINE):
+        delete = retail_v2.DeleteProductRequest()
+        delete.name = product.name
+        products.delete_product(delete, timeout=RPC_DEADLINE)
+        deleted += 1
+    assert deleted == count
+    assert not list(products.list_products(request, timeout=RPC_DEADLINE))
