@@ -477,7 +477,8 @@ class BulkImport(Generic[R, M, V]):
                         # process which took the job over wrote for the batches after it.
                         ctx.check_lease()
                         after.errors_size = gcs.write_output(
-                            self.root, Path(after.errors_file), _error_lines(bad),
+                            self.root, Path(after.errors_file),
+                            _error_lines(bad, self._file_of(state, batch)),
                             ERRORS_FIELD, at=state.errors_size)
                     if bad and self.rejections is not None:
                         step = replace(step, rejections=self.rejections.import_rows(
@@ -547,6 +548,13 @@ class BulkImport(Generic[R, M, V]):
                     raise InvalidArgument([too_many_files(self.uris_field)])
         # Created only now: a refused request leaves nothing behind.
         state.errors_file = str(self._errors_file(ctx, request, make=True) or "")
+
+    def _file_of(self, state: ImportState, batch: Batch[V]) -> str | None:
+        """The gs:// name of the file whose lines `batch` holds (a batch never spans
+        two); None for an inline import."""
+        if batch.end.file >= len(state.files):
+            return None
+        return gcs.name_of(self.root, state.files[batch.end.file])
 
     def _errors_file(self, ctx: JobContext, request: R, make: bool) -> Path | None:
         """The errors file of the job, if its request asks for one; its folder made if
@@ -727,7 +735,20 @@ def failure_message(where: str, is_file_line: bool, violations: list[FieldViolat
     return f"{where}: {text}" if is_file_line else text
 
 
-def _error_lines(messages: list[str]) -> bytes:
-    """One JSON google.rpc.Status per line."""
-    return b"".join(orjson.dumps({"code": code_pb2.INVALID_ARGUMENT, "message": message})
-                    + b"\n" for message in messages)
+_STRUCT = "type.googleapis.com/google.protobuf.Struct"
+
+
+def _error_lines(messages: list[str], uri: str | None) -> bytes:
+    """One JSON google.rpc.Status per line; a failure of a line of the file `uri`
+    (`gs://b/f.json line 4: ...`) carries the line's number in a Struct detail, as
+    Google's errors files do (`{"line_number": 4}`)."""
+    prefix = f"{uri} line " if uri is not None else None
+    lines = []
+    for message in messages:
+        status: dict[str, object] = {"code": code_pb2.INVALID_ARGUMENT, "message": message}
+        number = message[len(prefix):].partition(":")[0] if prefix is not None \
+            and message.startswith(prefix) else ""
+        if number.isdigit():
+            status["details"] = [{"@type": _STRUCT, "value": {"line_number": int(number)}}]
+        lines.append(orjson.dumps(status) + b"\n")
+    return b"".join(lines)

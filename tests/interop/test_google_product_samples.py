@@ -594,8 +594,14 @@ def test_the_gcs_import_of_the_some_invalid_file_fails_its_one_bad_line(
     assert (operation.metadata.success_count, operation.metadata.failure_count) == (2, 1)
     [sample] = result.error_samples
     assert sample.message.startswith(f"{uri} line 1: ") and "availability" in sample.message
+    # the errors file as the tutorial shows Google's: code 3, the line's number in a Struct
     op_id = operation.operation.name.rsplit("/", 1)[-1]
-    assert gcs_path(server.gcs_root, f"{errors}/{op_id}-errors.json").read_text().strip()
+    [written] = gcs_path(server.gcs_root, f"{errors}/{op_id}-errors.json").read_text(
+        ).splitlines()
+    assert json.loads(written) == {
+        "code": 3, "message": sample.message,
+        "details": [{"@type": "type.googleapis.com/google.protobuf.Struct",
+                     "value": {"line_number": 1}}]}
     with pytest.raises(exceptions.NotFound):
         products.get_product(name=stored_as(branch, "GGFF900001"), timeout=RPC_DEADLINE)
 

@@ -310,8 +310,11 @@ def test_async_client_imports_files_with_the_documented_rest_json_body(
     [sample] = response.error_samples
     assert sample.message.startswith(f"{bad} line 3: user_event.event_type: ")
     error_file = gcs_path(server.gcs_root, f"{gcs_folder}/errors/{op_id}-errors.json")
-    assert json.loads(error_file.read_text()) == {"code": code_pb2.INVALID_ARGUMENT,
-                                                  "message": sample.message}
+    # the line's number in the file (the second the pattern matched) as Google writes it
+    assert json.loads(error_file.read_text()) == {
+        "code": code_pb2.INVALID_ARGUMENT, "message": sample.message,
+        "details": [{"@type": "type.googleapis.com/google.protobuf.Struct",
+                     "value": {"line_number": 3}}]}
     assert count_events(server.store, catalog, server.workdir) == 42
 
 

@@ -4,6 +4,7 @@ checkpoint reads every line once (issue 11, item 3: the batch as a record)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,20 @@ def test_inline_batches_end_at_the_next_item() -> None:
     assert [item.where for item in batches[1].items] == [
         f"input_config.user_event_inline_source.user_events[{i}]" for i in (3, 4, 5)]
     assert flat(read(job, request, [], Position(index=6))) == flat(batches[2:])
+
+
+def test_an_errors_file_line_carries_the_line_number_of_its_file_only() -> None:
+    """Google's errors files: `"details": [{"@type": ".../google.protobuf.Struct",
+    "value": {"line_number": N}}]`; only for a failure of a line of the batch's file
+    (a file whose name holds " line 2: " itself is not misread), none inline."""
+    uri = "gs://shop/odd line 2: name.json"
+    written = bulk_import._error_lines(
+        [f"{uri} line 7: user_event.visitor_id: is required", f"{uri} line 8: not JSON",
+         "input_config.user_event_inline_source.user_events[1].visitor_id: is required"], uri)
+    statuses = [json.loads(line) for line in written.splitlines()]
+    assert [s.get("details", [{}])[0].get("value") for s in statuses] == [
+        {"line_number": 7}, {"line_number": 8}, None]
+    assert statuses[0]["details"][0]["@type"] == "type.googleapis.com/google.protobuf.Struct"
+    assert all(s["code"] == 3 for s in statuses)
+    inline = json.loads(bulk_import._error_lines(["products[0].title: is required"], None))
+    assert inline == {"code": 3, "message": "products[0].title: is required"}
