@@ -361,18 +361,24 @@ def test_the_gcs_import_of_the_some_invalid_file_fails_its_one_bad_line(
         products.get_product(name=stored_as(branch, "GGFF900001"), timeout=RPC_DEADLINE)
 
 
-@pytest.mark.parametrize("source", ["inline", "gcs"])
+@pytest.mark.parametrize(("source", "parent"), [
+    ("inline", "invalid_catalog_name"), ("gcs", "invalid_catalog_name"),
+    ("gcs", "INVALID_DEFAULT_CATALOG")])
 def test_the_import_samples_invalid_catalog_name_is_refused_naming_parent(
-        products: Client, server: ServerProcess, gcs_folder: str, source: str) -> None:
+        products: Client, server: ServerProcess, gcs_folder: str, source: str,
+        parent: str) -> None:
     """'TO CHECK ERROR HANDLING PASTE THE INVALID CATALOG NAME HERE: default_catalog =
-    "invalid_catalog_name"': INVALID_ARGUMENT naming `parent` alone."""
+    "invalid_catalog_name"' (Python); the Java tutorial's `setParent(
+    "INVALID_DEFAULT_CATALOG")`, which it shows answered "400 Request contains an
+    invalid argument": INVALID_ARGUMENT naming `parent` alone. (Its other suggestion,
+    a well-formed `catalogs/invalid_catalog`, names a catalog Footfall keeps like any
+    other; with --strict-names it is NOT_FOUND, as every retail call there.)"""
     if source == "inline":
-        request = inline_request("invalid_catalog_name", inline_products(
-            [sample_id(), sample_id()]))
+        request = inline_request(parent, inline_products([sample_id(), sample_id()]))
     else:
         uri = put_gcs(server.gcs_root, f"{gcs_folder}/products.json",
                       [tutorial_product("GGFF000001")])
-        request = gcs_request("invalid_catalog_name", uri, f"{gcs_folder}/error")
+        request = gcs_request(parent, uri, f"{gcs_folder}/error")
     with pytest.raises(exceptions.InvalidArgument) as refused:
         products.import_products(request, timeout=RPC_DEADLINE)
     assert_names_fields(refused.value, ["parent"])
