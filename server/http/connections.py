@@ -8,9 +8,10 @@ failure (thousands of tracebacks a second) while the port answers nobody. So the
 accept loop here is ours:
 
 - beyond `max_connections` open connections, a new one takes the place of the one
-  that has waited longest for a request (ROOM_AFTER at least), or else gets a 503 and
-  is closed at once, so the ones already open (and the process's other descriptors)
-  are never starved, and idle ones cannot keep everyone else out;
+  that has waited longest for a request (ROOM_AFTER at least), or of one whose request
+  body comes slower than MIN_BODY_RATE (answered 408), or else gets a 503 and is
+  closed at once, so the ones already open (and the process's other descriptors) are
+  never starved, and idle or trickling ones cannot keep everyone else out;
 - a connection must deliver a complete request head within `header_timeout`
   seconds, counted from accept and again from the end of each response (so an
   idle kept-alive connection is closed after as long): a deadline, which
@@ -81,6 +82,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import re
 import socket
@@ -134,6 +136,15 @@ ADDRESS_REFUSAL = _closing_answer("503 Service Unavailable", status_pb2.Status(
 # opening --http-max-connections-per-address each and sending nothing had every other
 # client refused 503, each connection opened again as its head deadline closed it.
 ROOM_AFTER = 1.0
+# ... or, failing one, in the place of a connection whose request body has come slower
+# than this many bytes a second since the server began to read it (ROOM_AFTER at
+# least, and never while the server itself has paused its reading): it is answered 408
+# and closed (GuardedSite._cut_slow_body). Only the SLOW_BODY_LOOK that began to send
+# their bodies first are looked at (no walk of every open one). Four client addresses
+# holding their share each of POSTs trickling a byte now and then, until
+# --http-body-timeout, had every other client refused 503 meanwhile.
+MIN_BODY_RATE = 8 * 1024
+SLOW_BODY_LOOK = 64
 # Request heads held at once (see GuardedSite.hold_heads) hold at most this many times
 # the longest URL (max_line_size: url_limit) between them, beyond
 # the first FREE_HEAD_BYTES of each connection's: ordinary heads never wait for room,
@@ -216,6 +227,11 @@ class SmallChunks(Exception):
     """A chunked request body framed in chunks too small to be worth parsing."""
 
 
+class SlowBody(Exception):
+    """A request body cut, at the connection cap, for coming slower than MIN_BODY_RATE
+    (see GuardedSite._cut_slow_body)."""
+
+
 class RateLimitedLog:
     """A warning the first time, then at most once per `interval` seconds with how
     many times it happened since the last one."""
@@ -268,7 +284,8 @@ class Connection(web.RequestHandler):
     __slots__ = ("_site", "made", "address", "_lost", "_arriving", "_heads", "_held", "_body",
                  "_answered", "_unreadable", "_http2", "_send_watch", "_unsent",
                  "_framed", "_handling", "_admitted", "_wrong_version", "_first_line",
-                 "_line_end", "_head_tail", "waiting_since")
+                 "_line_end", "_head_tail", "waiting_since", "_reading", "_read_from",
+                 "_read_base")
 
     def __init__(self, site: GuardedSite, manager: web.Server, **kwargs: Any) -> None:
         # A body left unread after the answer is drained for as long, no longer.
@@ -308,6 +325,11 @@ class Connection(web.RequestHandler):
         # The last two bytes of the heads' data before this data (a head's end is seen
         # across two writes)
         self._head_tail = b""
+        # The body the gateway is reading (None: none), since when its pace is measured
+        # (the read began, or the server last resumed reading it) and its bytes then
+        self._reading: streams.StreamReader | None = None
+        self._read_from = 0.0
+        self._read_base = 0
         # A request aiohttp could not read is answered in HTTP/1.1 (see _UNREADABLE_REQUEST)
         made = self._request_factory
         assert made is not None  # (None only once the connection is lost)
@@ -325,6 +347,41 @@ class Connection(web.RequestHandler):
         """Whether it waits for a request: none is being answered or queued (a head
         may be arriving)."""
         return not self._heads and not self._request_in_progress
+
+    def reads_body(self, body: streams.StreamReader | None) -> None:
+        """The gateway begins (a body) or ends (None) to read a request's body: while
+        it reads, a body slower than MIN_BODY_RATE may be cut at the cap."""
+        self._reading = body
+        self._read_from, self._read_base = self._loop.time(), \
+            body.total_raw_bytes if body is not None else 0
+        self._site.reads_body(self, body is not None)
+
+    def slow_body(self, now: float) -> bool:
+        """Whether the body being read has come slower than MIN_BODY_RATE for
+        ROOM_AFTER at least, the server reading all the while."""
+        body = self._reading
+        if body is None or body.is_eof() or self._reading_paused \
+                or self._buffer_paused:
+            return False
+        took = now - self._read_from
+        return took >= ROOM_AFTER and body.total_raw_bytes - self._read_base < MIN_BODY_RATE * took
+
+    def cut_body(self) -> None:
+        """Its body's reader meets SlowBody: the gateway answers 408, closing the
+        connection."""
+        body = self._reading
+        assert body is not None
+        body.set_exception(SlowBody(
+            f"the request body came slower than {MIN_BODY_RATE:,} bytes a second while the "
+            f"server had no room for another connection ({body.total_raw_bytes:,} bytes "
+            f"in {self._loop.time() - self._read_from:.1f} s)"))
+        self._unreadable = True  # (the rest is not parsed; the 408 closes the connection)
+
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        paused = self._reading_paused  # (aiohttp calls this on every read of a body)
+        super().resume_reading(resume_parser)
+        if paused and self._reading is not None:  # (the server did not read meanwhile)
+            self._read_from, self._read_base = self._loop.time(), self._reading.total_raw_bytes
 
     def data_received(self, data: bytes) -> None:
         if self._unreadable:
@@ -525,6 +582,8 @@ class Connection(web.RequestHandler):
                 # is one the client waits to be asked for (Expect: 100-continue, see
                 # gateway._expect_later) and was not, or that expected what the server
                 # does not meet: it would wait for it as long.
+                self.force_close()
+            elif isinstance(request.content.exception(), SlowBody):  # (nor a body cut)
                 self.force_close()
             self._answered = request.content
             if self._heads:
@@ -763,6 +822,8 @@ class GuardedSite(web.BaseSite):
         self._making_room: set[Connection] = set()  # closed by _make_room, not gone yet
         # The open connections waiting for a request, the one waiting longest first
         self._waiting: dict[Connection, None] = {}
+        # The connections whose request body the gateway reads, the first to begin first
+        self._reading: dict[Connection, None] = {}
         self.room_after = ROOM_AFTER
         self._pending = 0  # accepted, not connected yet (a TLS handshake, say)
         self.refused = RateLimitedLog(log)
@@ -826,6 +887,7 @@ class GuardedSite(web.BaseSite):
     def closed(self, connection: Connection) -> None:
         self._making_room.discard(connection)
         self._waiting.pop(connection, None)
+        self._reading.pop(connection, None)
         if connection in self._open:
             self._open.discard(connection)
             self._let_go(connection.address)
@@ -842,6 +904,27 @@ class GuardedSite(web.BaseSite):
         if connection in self._open:
             self._waiting[connection] = None  # (the newest last)
 
+    def reads_body(self, connection: Connection, reading: bool) -> None:
+        """`connection`'s request body begins (`reading`) or ends to be read."""
+        self._reading.pop(connection, None)
+        if reading and connection in self._open:
+            self._reading[connection] = None
+
+    def _cut_slow_body(self) -> bool:
+        """At the cap, with no connection waiting long enough for a request: cut the
+        body of the first (of the SLOW_BODY_LOOK that began first) coming slower than
+        MIN_BODY_RATE; whether one was. Its place is the newcomer's."""
+        now = asyncio.get_running_loop().time()
+        for connection in itertools.islice(self._reading, SLOW_BODY_LOOK):
+            if connection.slow_body(now):
+                break
+        else:
+            return False
+        del self._reading[connection]
+        self._making_room.add(connection)
+        connection.cut_body()
+        return True
+
     def _make_room(self) -> bool:
         """At the cap: close the connection that has waited longest for a request,
         if it has waited ROOM_AFTER at least (one being answered never is); whether
@@ -852,11 +935,11 @@ class GuardedSite(web.BaseSite):
         oldest_allowed = asyncio.get_running_loop().time() - self.room_after
         for connection in self._waiting:
             if connection.waiting_since > oldest_allowed:
-                return False
+                return self._cut_slow_body()
             if connection.waiting and connection.transport is not None:
                 break
         else:
-            return False
+            return self._cut_slow_body()
         del self._waiting[connection]
         self._making_room.add(connection)
         connection.transport.close()

@@ -62,6 +62,7 @@ from server.http.connections import (
     HOLDER,
     Connection,
     GuardedSite,
+    SlowBody,
     SmallChunks,
     expects_continue,
     keep,
@@ -832,7 +833,16 @@ class HttpGateway:
                 if expects_continue(request):  # (asked for by now: see _expect_later)
                     await request.writer.write(CONTINUE)
                     request.writer.output_size = 0  # (the answer has not begun)
-                return await self._gather(request, holder)
+                connection = request.protocol
+                if not isinstance(connection, Connection):  # (a test's own server)
+                    return await self._gather(request, holder)
+                connection.reads_body(request.content)  # (paced from now: see SlowBody)
+                try:
+                    return await self._gather(request, holder)
+                finally:
+                    connection.reads_body(None)
+        except SlowBody as exc:  # (the rest is not read: the connection closes)
+            raise BodyTooSlow(str(exc)) from None
         except ConnectionError:  # not a bug of ours: no traceback, no INTERNAL
             raise Cancelled("the caller closed the connection before its body was in") \
                 from None

@@ -247,6 +247,63 @@ def test_at_the_cap_the_connection_waiting_longest_for_a_request_makes_room(
         assert idle[1].recv(100).startswith(b"HTTP/1.1 200 ")
 
 
+def test_at_the_cap_a_body_trickled_below_the_least_rate_makes_room(
+        settings: Settings, clock: FixedClock) -> None:
+    """Four client addresses holding their share of connections each, every one a
+    POST whose body came a byte now and then, kept every other client out (503) until
+    --http-body-timeout (60 s), and again as often as they opened them. Now, at the
+    cap, a body slower than MIN_BODY_RATE for ROOM_AFTER is answered 408 and its
+    connection closed, making room; a body coming at an honest pace keeps its place,
+    though it began first."""
+    cap = 3
+    write = (b"POST /v2/projects/p/locations/global/catalogs/default_catalog/userEvents:write "
+             b"HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+             b"Connection: close\r\n")
+    event = b'{"eventType": "home-page-view", "visitorId": "steady"}'
+    with serving(settings, clock, http_max_connections=cap,
+                 http_body_timeout=BOUND * 2) as running, contextlib.ExitStack() as stack:
+        site = running.http.site  # type: ignore[union-attr]
+        assert site is not None
+        # One sending a large body at a steady pace (64 KiB a second), well over the rate
+        steady = stack.enter_context(raw(running.http_port))
+        padded = event[:-1] + b" " * 200_000 + b"}"
+        steady.sendall(write + b"Content-Length: " + str(len(padded)).encode() + b"\r\n\r\n")
+        slow = []
+        for _ in range(cap - 1):
+            sock = stack.enter_context(raw(running.http_port))
+            sock.sendall(write + b"Content-Length: 1000\r\n\r\n{")
+            slow.append(sock)
+        wait_for(lambda: site.open_connections == cap, f"{cap} connections open")
+        sent = 0
+
+        def trickle(until: float) -> None:
+            nonlocal sent
+            while time.monotonic() < until:
+                steady.sendall(padded[sent:sent + 640])
+                sent += 640
+                for sock in slow:
+                    with contextlib.suppress(OSError):
+                        sock.send(b" ")
+                time.sleep(0.01)
+
+        trickle(time.monotonic() + 0.3)
+        with raw(running.http_port) as early:  # none has been slow for ROOM_AFTER yet
+            _, answer = read_until_closed(early)
+        assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
+        trickle(time.monotonic() + ROOM_AFTER + 0.2)
+        with raw(running.http_port) as newcomer:
+            newcomer.sendall(HEAD)
+            assert newcomer.recv(100).startswith(b"HTTP/1.1 200 ")
+        _, answer = read_until_closed(slow[0])  # the first slow one
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+        assert b'"status": "DEADLINE_EXCEEDED"' in answer
+        assert b"the request body came slower than 8,192 bytes a second" in answer
+        steady.sendall(padded[sent:])  # the steady one was never cut
+        _, answer = read_until_closed(steady)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+        assert b'"visitorId": "steady"' in answer
+
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # what an HTTP/2 client sends first
 
 
