@@ -9,7 +9,8 @@ accept loop here is ours:
 
 - beyond `max_connections` open connections, a new one takes the place of the one
   that has waited longest for a request (ROOM_AFTER at least), or of one whose request
-  body comes slower than MIN_BODY_RATE (answered 408), or else gets a 503 and is
+  body comes slower than MIN_BODY_RATE (answered 408), or whose client takes its
+  answer slower than MIN_SEND_RATE (closed), or else gets a 503 and is
   closed at once, so the ones already open (and the process's other descriptors) are
   never starved, and idle or trickling ones cannot keep everyone else out;
 - a connection must deliver a complete request head within `header_timeout`
@@ -139,12 +140,18 @@ ROOM_AFTER = 1.0
 # ... or, failing one, in the place of a connection whose request body has come slower
 # than this many bytes a second since the server began to read it (ROOM_AFTER at
 # least, and never while the server itself has paused its reading): it is answered 408
-# and closed (GuardedSite._cut_slow_body). Only the SLOW_BODY_LOOK that began to send
+# and closed (GuardedSite._cut_slow). Only the SLOW_BODY_LOOK that began to send
 # their bodies first are looked at (no walk of every open one). Four client addresses
 # holding their share each of POSTs trickling a byte now and then, until
 # --http-body-timeout, had every other client refused 503 meanwhile.
 MIN_BODY_RATE = 8 * 1024
 SLOW_BODY_LOOK = 64
+# ... and so, answered 408 no more but closed, in the place of one whose client takes
+# its answer slower than this (the answer waiting for it ROOM_AFTER at least): four
+# addresses holding their share each of connections that pipelined 20 requests of
+# /console/app.js (no key needed) and took 64 KiB of the answers every 20 s, within
+# --http-send-timeout, had every other client refused 503 for as long.
+MIN_SEND_RATE = MIN_BODY_RATE
 # Request heads held at once (see GuardedSite.hold_heads) hold at most this many times
 # the longest URL (max_line_size: url_limit) between them, beyond
 # the first FREE_HEAD_BYTES of each connection's: ordinary heads never wait for room,
@@ -229,7 +236,7 @@ class SmallChunks(Exception):
 
 class SlowBody(Exception):
     """A request body cut, at the connection cap, for coming slower than MIN_BODY_RATE
-    (see GuardedSite._cut_slow_body)."""
+    (see GuardedSite._cut_slow)."""
 
 
 class RateLimitedLog:
@@ -285,7 +292,7 @@ class Connection(web.RequestHandler):
                  "_answered", "_unreadable", "_http2", "_send_watch", "_unsent",
                  "_framed", "_handling", "_admitted", "_wrong_version", "_first_line",
                  "_line_end", "_head_tail", "waiting_since", "_reading", "_read_from",
-                 "_read_base")
+                 "_read_base", "_send_from", "_send_base")
 
     def __init__(self, site: GuardedSite, manager: web.Server, **kwargs: Any) -> None:
         # A body left unread after the answer is drained for as long, no longer.
@@ -330,6 +337,9 @@ class Connection(web.RequestHandler):
         self._reading: streams.StreamReader | None = None
         self._read_from = 0.0
         self._read_base = 0
+        # Since when its answer waits for its client (writing paused), and what waited then
+        self._send_from = 0.0
+        self._send_base = 0
         # A request aiohttp could not read is answered in HTTP/1.1 (see _UNREADABLE_REQUEST)
         made = self._request_factory
         assert made is not None  # (None only once the connection is lost)
@@ -376,6 +386,25 @@ class Connection(web.RequestHandler):
             f"server had no room for another connection ({body.total_raw_bytes:,} bytes "
             f"in {self._loop.time() - self._read_from:.1f} s)"))
         self._unreadable = True  # (the rest is not parsed; the 408 closes the connection)
+
+    def slow_send(self, now: float) -> bool:
+        """Whether its client has taken its answer slower than MIN_SEND_RATE for
+        ROOM_AFTER at least, since writing paused."""
+        transport = self.transport
+        if transport is None or not self._paused:
+            return False
+        took = now - self._send_from
+        return took >= ROOM_AFTER and \
+            self._send_base - transport.get_write_buffer_size() < MIN_SEND_RATE * took
+
+    def cut_send(self) -> None:
+        """Closed, what waited for its client let go (aborted, as _check_sent does)."""
+        self._site.sends_cut.note(
+            f"HTTP: closed a connection whose client took its answer slower than "
+            f"{MIN_SEND_RATE:,} bytes a second while the server had no room for another "
+            f"connection")
+        assert self.transport is not None
+        self.transport.abort()
 
     def resume_reading(self, resume_parser: bool = True) -> None:
         paused = self._reading_paused  # (aiohttp calls this on every read of a body)
@@ -643,11 +672,14 @@ class Connection(web.RequestHandler):
         super().pause_writing()
         if self._send_watch is None and self.transport is not None:
             self._unsent = self.transport.get_write_buffer_size()
+            self._send_from, self._send_base = self._loop.time(), self._unsent
+            self._site.sends(self, True)
             self._send_watch = self._loop.call_later(self._site.send_timeout,
                                                      self._check_sent)
 
     def resume_writing(self) -> None:
         super().resume_writing()
+        self._site.sends(self, False)
         if self._send_watch is not None:
             self._send_watch.cancel()
             self._send_watch = None
@@ -822,8 +854,10 @@ class GuardedSite(web.BaseSite):
         self._making_room: set[Connection] = set()  # closed by _make_room, not gone yet
         # The open connections waiting for a request, the one waiting longest first
         self._waiting: dict[Connection, None] = {}
-        # The connections whose request body the gateway reads, the first to begin first
+        # The connections whose request body the gateway reads, the first to begin first,
+        # and those whose answer waits for their client to take it (writing paused)
         self._reading: dict[Connection, None] = {}
+        self._sending: dict[Connection, None] = {}
         self.room_after = ROOM_AFTER
         self._pending = 0  # accepted, not connected yet (a TLS handshake, say)
         self.refused = RateLimitedLog(log)
@@ -888,6 +922,7 @@ class GuardedSite(web.BaseSite):
         self._making_room.discard(connection)
         self._waiting.pop(connection, None)
         self._reading.pop(connection, None)
+        self._sending.pop(connection, None)
         if connection in self._open:
             self._open.discard(connection)
             self._let_go(connection.address)
@@ -910,20 +945,31 @@ class GuardedSite(web.BaseSite):
         if reading and connection in self._open:
             self._reading[connection] = None
 
-    def _cut_slow_body(self) -> bool:
+    def sends(self, connection: Connection, paused: bool) -> None:
+        """`connection`'s answer waits (`paused`) or no longer waits for its client."""
+        self._sending.pop(connection, None)
+        if paused and connection in self._open:
+            self._sending[connection] = None
+
+    def _cut_slow(self) -> bool:
         """At the cap, with no connection waiting long enough for a request: cut the
-        body of the first (of the SLOW_BODY_LOOK that began first) coming slower than
-        MIN_BODY_RATE; whether one was. Its place is the newcomer's."""
+        first (of the SLOW_BODY_LOOK that began first) whose body comes slower than
+        MIN_BODY_RATE, or else whose client takes its answer slower than MIN_SEND_RATE;
+        whether one was. Its place is the newcomer's."""
         now = asyncio.get_running_loop().time()
         for connection in itertools.islice(self._reading, SLOW_BODY_LOOK):
             if connection.slow_body(now):
-                break
-        else:
-            return False
-        del self._reading[connection]
-        self._making_room.add(connection)
-        connection.cut_body()
-        return True
+                del self._reading[connection]
+                self._making_room.add(connection)
+                connection.cut_body()
+                return True
+        for connection in itertools.islice(self._sending, SLOW_BODY_LOOK):
+            if connection.slow_send(now):
+                del self._sending[connection]
+                self._making_room.add(connection)
+                connection.cut_send()
+                return True
+        return False
 
     def _make_room(self) -> bool:
         """At the cap: close the connection that has waited longest for a request,
@@ -935,11 +981,11 @@ class GuardedSite(web.BaseSite):
         oldest_allowed = asyncio.get_running_loop().time() - self.room_after
         for connection in self._waiting:
             if connection.waiting_since > oldest_allowed:
-                return self._cut_slow_body()
+                return self._cut_slow()
             if connection.waiting and connection.transport is not None:
                 break
         else:
-            return self._cut_slow_body()
+            return self._cut_slow()
         del self._waiting[connection]
         self._making_room.add(connection)
         connection.transport.close()

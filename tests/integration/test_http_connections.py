@@ -304,6 +304,42 @@ def test_at_the_cap_a_body_trickled_below_the_least_rate_makes_room(
         assert b'"visitorId": "steady"' in answer
 
 
+def test_at_the_cap_an_answer_taken_below_the_least_rate_makes_room(
+        settings: Settings, clock: FixedClock) -> None:
+    """Four client addresses holding their share of connections each, every one
+    pipelining 20 requests of /console/app.js (no key needed) and taking 64 KiB of the
+    answers every 20 s (within --http-send-timeout), kept every other client out (503)
+    for as long. Now, at the cap, one whose answer has waited ROOM_AFTER for its
+    client, taken slower than MIN_SEND_RATE, is closed to make room."""
+    cap = 2
+    with serving(settings, clock, http_max_connections=cap) as running, \
+            contextlib.ExitStack() as stack:
+        site = running.http.site  # type: ignore[union-attr]
+        assert site is not None
+        slow = []
+        for _ in range(cap):
+            sock = socket.socket()
+            stack.callback(sock.close)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # (it takes little)
+            sock.settimeout(BOUND)
+            sock.connect(("127.0.0.1", running.http_port))
+            sock.sendall(b"GET /console/app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 20)
+            slow.append(sock)
+            time.sleep(0.1)  # (the first waits longest)
+        wait_for(lambda: site.open_connections == cap, f"{cap} connections open")
+        with raw(running.http_port) as early:  # none has waited ROOM_AFTER for its client
+            _, answer = read_until_closed(early)
+        assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
+        time.sleep(ROOM_AFTER + 0.2)
+        with raw(running.http_port) as newcomer:
+            newcomer.sendall(HEAD)
+            assert newcomer.recv(100).startswith(b"HTTP/1.1 200 ")
+        took, _ = read_until_closed(slow[0])  # closed, what it had not taken let go
+        assert took < BOUND / 2
+        slow[1].setblocking(False)  # the other is open still, its answer waiting
+        assert slow[1].recv(100).startswith(b"HTTP/1.1 200 ")
+
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # what an HTTP/2 client sends first
 
 
