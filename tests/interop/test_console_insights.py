@@ -94,14 +94,17 @@ def shop_events() -> Iterator[retail_v2.UserEvent]:
 
 
 def job_events() -> Iterator[talent_v4.ClientEvent]:
-    """Four search requests over three jobs, some of them to an application."""
+    """Four search requests over three jobs, some of them to an application, one to a
+    hire."""
     requests = [
         ("r1", [(0, TYPE.IMPRESSION, JOBS), (10, TYPE.VIEW, JOBS[:1]),
-                (40, TYPE.APPLICATION_START, JOBS[:1]), (100, TYPE.APPLICATION_FINISH, JOBS[:1])]),
+                (40, TYPE.APPLICATION_START, JOBS[:1]), (100, TYPE.APPLICATION_FINISH, JOBS[:1]),
+                (200, TYPE.SENT_CV, JOBS[:1]), (300, TYPE.INTERVIEW_GRANTED, JOBS[:1]),
+                (400, TYPE.HIRED, JOBS[:1])]),
         ("r2", [(0, TYPE.IMPRESSION, JOBS[:2]), (5, TYPE.VIEW, JOBS[1:2]),
                 (20, TYPE.APPLICATION_START, JOBS[1:2])]),
         ("r3", [(0, TYPE.IMPRESSION, JOBS[2:]), (30, TYPE.VIEW, JOBS[2:]),
-                (35, TYPE.BOOKMARK, JOBS[2:])]),
+                (35, TYPE.BOOKMARK, JOBS[2:]), (60, TYPE.NOTIFICATION, JOBS[1:])]),
         ("r4", [(0, TYPE.IMPRESSION, JOBS[1:2]), (50, TYPE.APPLICATION_REDIRECT, JOBS[1:2])]),
     ]
     n = 0
@@ -172,8 +175,12 @@ READ_FUNNEL = """[...document.querySelectorAll('#funnel-chart g.step')].map(g =>
   medianText: g.querySelector('.median')?.textContent ?? null}))"""
 READ_MARKS = """Object.fromEntries([...document.querySelectorAll(%r)].map(m =>
   [`${m.closest('[data-series]').dataset.series} ${m.dataset.time}`, Number(m.dataset.value)]))"""
+# (a cell of a group of counts, the job table's outcomes: each count by its name)
 READ_ROWS = """[...document.querySelectorAll(%r)].map(tr =>
-  [...tr.querySelectorAll('td')].map(td => td.innerText))"""
+  [...tr.querySelectorAll('td')].map(td => td.classList.contains('group')
+    ? [...td.querySelectorAll('dl > div')].map(d =>
+      `${d.dataset.label} ${d.querySelector('dd').innerText}`)
+    : td.innerText))"""
 
 
 def shown_funnel(answer: dict[str, Any]) -> list[dict[str, Any]]:
@@ -227,7 +234,10 @@ def product_row(p: dict[str, Any]) -> list[str]:
 def job_row(j: dict[str, Any]) -> list[str]:
     return [j["job"].split("/")[-1], *(count(j.get(f)) for f in (
         "impressions", "views", "applicationStarts", "applicationFinishes", "redirects",
-        "bookmarks")), *(rate_of(j.get(rate), j.get(of)) for rate, of in (
+        "bookmarks")), [f"{name} {count(j.get(f))}" for name, f in (
+            ("Notifications", "notifications"), ("CVs sent", "sentCvs"),
+            ("Interviews granted", "interviewsGranted"), ("Hires", "hires"))],
+        *(rate_of(j.get(rate), j.get(of)) for rate, of in (
             ("viewRate", "impressions"), ("applicationStartRate", "views"),
             ("applicationFinishRate", "applicationStarts")))]
 

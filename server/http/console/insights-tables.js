@@ -48,11 +48,15 @@ export function productTable(parent, span) {
   };
 }
 
+const OUTCOMES = "the job's NOTIFICATION, SENT_CV, INTERVIEW_GRANTED and HIRED client " +
+  "events in the range.";
+
 /** The table of a tenant's jobs in `span()`, for statsTable(). */
 export function jobTable(parent, span) {
   const n = (field) => (j) => count(j[field]);
   return {
     label: "Per job",
+    tiles: true,
     columns: [
       {title: "Job", order: "job", cell: (j) => h("span", {title: j.job}, j.job.split("/").pop())},
       {title: "Impressions", order: "impressions", numeric: true, cell: n("impressions")},
@@ -63,14 +67,21 @@ export function jobTable(parent, span) {
         cell: n("applicationFinishes")},
       {title: "Redirects", order: "redirects", numeric: true, cell: n("redirects")},
       {title: "Bookmarks", order: "bookmarks", numeric: true, cell: n("bookmarks")},
+      // (a column each, the table ran 218 px past a desktop's width: one column of
+      // four lines, each count named)
+      {title: "Outcomes", about: OUTCOMES, group: [
+        {title: "Notifications", order: "notifications", cell: n("notifications")},
+        {title: "CVs sent", order: "sent_cvs", cell: n("sentCvs")},
+        {title: "Interviews granted", order: "interviews_granted", cell: n("interviewsGranted")},
+        {title: "Hires", order: "hires", cell: n("hires")}]},
       // (titled "View rate", a job of 1 impression and 4 views read "400.0%", a
       // conversion gone wrong: each divides events, as the product's rate does)
-      {title: "View events ÷ impressions", order: "view_rate", numeric: true,
+      {title: "View events ÷ impressions", order: "view_rate", numeric: true, class: "wide",
         about: JOB_RATE, cell: (j) => rateOf(j.viewRate, j.impressions)},
-      {title: "Start events ÷ view events", order: "application_start_rate", numeric: true,
+      {title: "Start events ÷ view events", order: "application_start_rate", numeric: true, class: "wide",
         about: JOB_RATE, cell: (j) => rateOf(j.applicationStartRate, j.views)},
       {title: "Finish events ÷ start events", order: "application_finish_rate",
-        numeric: true, about: JOB_RATE, cell: (j) => rateOf(j.applicationFinishRate,
+        numeric: true, class: "wide", about: JOB_RATE, cell: (j) => rateOf(j.applicationFinishRate,
           j.applicationStarts)},
     ],
     about: `The three rates: ${JOB_RATE}`,
