@@ -334,10 +334,15 @@ async def leave_the_talent_page_open(devtools_url: str, port: int, folder: Path
         await devtools.evaluate(session, "document.getElementById('feed-pause').click()")
         for n in range(KEPT + 10):
             client_event(port, OTHER_TENANT, f"held-{n}", "VIEW", [f"{OTHER_TENANT}/jobs/j1"])
+        # (held as many as the resume shows: of KEPT + 10 that came, the newest KEPT;
+        # tests/interop/test_console_job_outcomes.py waits for every one)
         await until(lambda: devtools.evaluate(
             session, f"document.getElementById('feed-held').textContent === "
-                     f"'{KEPT + 10} new items held.'"), "every event held")
+                     f"'{KEPT} new items held.'"), "the events held")
         await devtools.evaluate(session, "document.getElementById('feed-pause').click()")
+        # (the last of them shown live, if it came after the resume)
+        newest = f"held-{KEPT + 9}"
+        await until(lambda: devtools.evaluate(session, f"{TOP} === {newest!r}"), "the last held")
         seen["resumed"] = [await devtools.evaluate(session, ROWS),
                            await devtools.evaluate(session, TOP),
                            await devtools.evaluate(

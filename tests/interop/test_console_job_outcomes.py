@@ -2,7 +2,9 @@
 outcome counts (ListJobStats' notifications, CVs sent, interviews granted, hires)
 too, readably at a desktop's and a phone's width: every number and its name within
 the table's box, none scrolled or cut away (a column each ran the table 218 px past
-a desktop's width, so the page showed none of them). Client events written with the
+a desktop's width, so the page showed none of them). And the Talent events page,
+paused, counts as held only what its resume will show (it counted every event and
+refusal that came, those its lists would drop too). Client events written with the
 official google-cloud-talent client, the page in Debian's headless Chromium. Imports
 nothing of ours."""
 
@@ -26,6 +28,7 @@ from browser.pages import (
     screenshots,
     until,
 )
+from google.api_core import exceptions
 from google.cloud import talent_v4
 
 from .console import Console
@@ -36,6 +39,8 @@ PROJECT = "projects/footfall-interop"
 TENANT = f"{PROJECT}/tenants/job-outcomes"
 TYPE = talent_v4.JobEvent.JobEventType
 T = datetime.datetime(2026, 12, 1, 9, tzinfo=datetime.UTC)
+KEPT = 200  # the rows the talent page keeps (feed.js KEPT)
+LISTED = 100  # the refusals it lists (talent.js LISTED)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -230,3 +235,82 @@ def test_the_job_table_shows_every_count_within_a_desktops_and_a_phones_width(
                               "sort": [["Outcomes", "descending"]], "focused": "hires",
                               "arrow": "Hires ▼",
                               "in the URL": "hires desc"}, seen
+
+
+# -- the Talent events page, paused ------------------------------------------------
+
+# Every number the page's hidden news region says (it speaks every few seconds at most),
+# added up: what arrived, shown or held.
+HEAR = """window.heard = {events: 0, refused: 0};
+new MutationObserver(() => {
+  const said = document.getElementById('feed-news').textContent;
+  heard.events += Number(said.match(/([\\d,]+) new events?/)?.[1].replace(/,/g, '') || 0);
+  heard.refused += Number(said.match(/([\\d,]+) requests? refused/)?.[1].replace(/,/g, '') || 0);
+}).observe(document.getElementById('feed-news'), {childList: true, characterData: true,
+                                                   subtree: true})"""
+ROWS = "document.querySelectorAll('main tbody tr').length"
+REFUSALS = "document.querySelectorAll('#tenant-refused li').length"
+
+
+def refuse(talent: talent_v4.EventServiceClient, event_id: str) -> None:
+    """A client event with no job event: refused, naming the tenant."""
+    with pytest.raises(exceptions.InvalidArgument):
+        talent.create_client_event(parent=TENANT, client_event=talent_v4.ClientEvent(
+            request_id="r", event_id=event_id, create_time=T))
+
+
+async def pause_the_talent_page(devtools_url: str, server: ServerProcess,
+                                talent: talent_v4.EventServiceClient,
+                                folder: Path) -> dict[str, Any]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(
+            devtools, f"http://{server.http_address}/console/#talent?tenant={TENANT}")
+
+        async def js(expression: str) -> Any:
+            return await devtools.evaluate(session, expression)
+
+        # (the refusals are read after the events: once one is shown, both lists are in)
+        await until(lambda: js(f"{ROWS} === 1 && {REFUSALS} === 1"), "the first of each")
+        await js(HEAR)
+        await focus_and_press(devtools, session, "#feed-pause")
+        events = [talent_v4.ClientEvent(
+            request_id="r", event_id=f"held-{n}", create_time=T + datetime.timedelta(minutes=n),
+            job_event=talent_v4.JobEvent(type_=TYPE.VIEW, jobs=[f"{TENANT}/jobs/j"]))
+            for n in range(KEPT + 10)]
+        for n, event in enumerate(events):
+            talent.create_client_event(parent=TENANT, client_event=event)
+            if n < LISTED + 10:
+                refuse(talent, f"refused-{n}")
+        await until(lambda: js(f"heard.events === {KEPT + 10} && heard.refused === {LISTED + 10}"),
+                    "every event and refusal, come while paused")
+        seen: dict[str, Any] = {"paused": [await js(ROWS), await js(REFUSALS), await js(
+            "document.getElementById('feed-held').textContent")]}
+        await photograph(devtools, session, folder, "talent-paused")
+        await focus_and_press(devtools, session, "#feed-pause")
+        seen["resumed"] = [await js(ROWS), await js(REFUSALS),
+                           await js("document.querySelector('main tbody tr button.link')"
+                                    ".innerText"),
+                           await js("document.querySelector('main tbody tr:last-child "
+                                    "button.link').innerText"),
+                           await js("document.getElementById('feed-held').textContent")]
+        await no_problems(devtools, session)
+        return seen
+
+
+def test_a_paused_talent_page_counts_as_held_only_what_its_resume_shows(
+        browser_executable: str, server_factory: Callable[..., ServerProcess], shots: Path,
+        tmp_path: Path) -> None:
+    """KEPT + 10 events and LISTED + 10 refusals came while paused: the resume shows
+    the newest KEPT events (the table keeps no more) and LISTED refusals (the list
+    shows no more), and the line said "320 new items held": every one that came."""
+    server = server_factory()
+    with talent_client(server.address) as talent:
+        talent.create_client_event(parent=TENANT, client_event=talent_v4.ClientEvent(
+            request_id="r", event_id="first", create_time=T,
+            job_event=talent_v4.JobEvent(type_=TYPE.VIEW, jobs=[f"{TENANT}/jobs/j"])))
+        refuse(talent, "refused-first")
+        with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+            seen = asyncio.run(asyncio.wait_for(
+                pause_the_talent_page(devtools_url, server, talent, shots), 200))
+    assert seen["paused"] == [1, 1, f"{KEPT + LISTED} new items held."], seen
+    assert seen["resumed"] == [KEPT, LISTED, f"held-{KEPT + 9}", "held-10", ""], seen

@@ -115,15 +115,19 @@ export function render(main, ctx) {
     pause.element, status, opened, found.element, refused, heard.region);
   const held = {events: [], refusals: []};
   const listed = {events: false, refusals: false};
+  // What a resume shows of each at most, the rest dropped while held: a long pause over
+  // a busy tenant held every event and refusal that came, and built each at the resume.
+  const shown = {events: KEPT, refusals: LISTED};
   const arrived = (kind, items, show) => {
     if (!listed[kind]) return show(items);
     heard.note(kind === "events" ? "accepted" : "refused", items.length);
     if (!pause.paused) return show(items);
+    const before = held[kind].length;
     held[kind].push(...items);
-    // (what a resume would show at most: a long pause over a busy tenant held every
-    // event and refusal that came, and built each of them at the resume)
-    held[kind].splice(0, held[kind].length - KEPT);
-    pause.held(items.length);
+    held[kind].splice(0, held[kind].length - shown[kind]);
+    // (counted as held are those the resume will show: it said "210 new items held"
+    // of 200 kept, and of refusals as many as came, of the 100 that the list shows)
+    pause.held(held[kind].length - before);
   };
   const showRefusals = (items) => {
     for (const rejection of items) refusedList.prepend(h("li", {}, rejectionItem(rejection)));
