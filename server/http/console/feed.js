@@ -173,7 +173,7 @@ export function pauser(onResume) {
 
 function column(id, title, hint, heard, pause) {
   let live = false;  // once the first page is in: what comes after is news
-  let held = [];  // [item, render] that came while paused, oldest first (KEPT at most)
+  let held = [];  // [item, render, weight] that came while paused, oldest first (KEPT at most)
   let heldCount = 0;  // what those counted in the Pause button's line
   const count = h("span", {class: "count"}, "0");
   const status = h("div", {class: "status", role: "status"});
@@ -206,10 +206,13 @@ function column(id, title, hint, heard, pause) {
       if (live) heard(added);
       count.textContent = total.toLocaleString("en-US");
       if (pause.paused && live) {
-        pause.held(added);
-        heldCount += added;
-        held.push(...items.map((item) => [item, render]));
+        held.push(...items.map((item) => [item, render, weight(item)]));
         held.splice(0, held.length - KEPT);
+        // (the line counts what the resume will show: it counted those dropped here
+        // too, "210 new items held" of 200)
+        const kept = held.reduce((n, [, , w]) => n + w, 0);
+        pause.held(kept - heldCount);
+        heldCount = kept;
         return;
       }
       for (const item of items) list.prepend(h("li", {}, render(item)));
