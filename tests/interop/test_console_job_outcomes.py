@@ -44,6 +44,10 @@ LISTED = 100  # the refusals it lists (talent.js LISTED)
 
 pytestmark = pytest.mark.timeout(240)
 
+# Between a desktop's and a phone's width, where the table no longer fits (it scrolled in
+# its box, 235 px of it at 1024): each job a card of tiles, as on a phone.
+WIDTHS = {**SCREENS, "laptop": (1024, 768, False), "tablet": (768, 1024, True)}
+
 # Each job's events: a number of each type, every column of nurse-7 another number.
 EVENTS = {
     "nurse-7": {
@@ -165,12 +169,14 @@ async def read_the_jobs(devtools_url: str, server: ServerProcess, insights: Cons
         await until(lambda: js("document.querySelectorAll('#jobs tbody tr').length === 3"),
                     "the three jobs")
         seen: dict[str, Any] = {}
-        for screen, (width, height, mobile) in SCREENS.items():
+        for screen, (width, height, mobile) in WIDTHS.items():
             await devtools.viewport(session, width, height, mobile)
             await until(lambda width=width: js(f"innerWidth === {width}"), f"{screen} width")
             await js("document.getElementById('jobs').scrollIntoView()")
             seen[screen] = {"rows": await js(READ_ROWS), "sight": await js(OUT_OF_SIGHT),
                             "labels": await js(LABELS)}
+            if screen not in SCREENS:  # (photograph() takes the other two)
+                await devtools.screenshot(session, folder / f"insights-job-outcomes-{screen}.png")
         await devtools.viewport(session, *SCREENS["desktop"])
         seen["headings"] = await js("[...document.querySelectorAll('#jobs button.sort')]"
                                     ".map(b => b.dataset.order)")
@@ -216,14 +222,15 @@ def test_the_job_table_shows_every_count_within_a_desktops_and_a_phones_width(
     with chromium(browser_executable, tmp_path / "profile") as devtools_url:
         seen = asyncio.run(asyncio.wait_for(read_the_jobs(devtools_url, server, insights, shots),
                                             200))
-    for screen in SCREENS:
+    for screen in WIDTHS:
         rows = {row.pop("Job"): row for row in seen[screen]["rows"]}
         assert rows == SHOWN, (screen, rows)
         for job, counts in answered.items():  # as the RPC answers, every count
             assert {label: rows[job][label] for label in counts} == counts, (screen, job)
         assert list(rows) == ["nurse-7", "senior-backend-engineer-1234", "cook-2"], screen
         assert seen[screen]["sight"] == {"scrolls": 0, "out": []}, (screen, seen[screen])
-    assert seen["phone"]["labels"], seen["phone"]
+    for screen in ("laptop", "tablet", "phone"):  # (the headings hidden, each cell named)
+        assert seen[screen]["labels"], seen[screen]
     outcomes = ["notifications", "sent_cvs", "interviews_granted", "hires"]
     assert seen["headings"] == ["job", "impressions", "views", "application_starts",
                                 "application_finishes", "redirects", "bookmarks", *outcomes,
