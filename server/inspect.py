@@ -143,6 +143,16 @@ def _why_unreached(details: str, args: argparse.Namespace) -> str:
             or (tls and "missing selected ALPN" in details):
         return ("it answers HTTP/1.1, not gRPC: --server takes the gRPC port (the server's "
                 "'Footfall serving gRPC on' line names it; 50051 by default), not the HTTP one")
+    # (an expired certificate, or one dialled by a name it does not list, was said
+    # to be untrusted, or no connection at all: no --tls-ca helps either)
+    if "certificate has expired" in details or "certificate is not yet valid" in details:
+        return ("its TLS certificate is out of its dates (expired, or not valid yet): the "
+                "server needs a new one (--tls-cert, then restart it), or this machine's "
+                "clock is wrong")
+    if "Hostname Verification" in details:
+        return (f"its TLS certificate does not name {_host(args.server)}: dial a name the "
+                "certificate lists (its subjectAltName), or give the server a certificate "
+                "that names this one")
     if "CERTIFICATE_VERIFY_FAILED" in details:
         return ("its TLS certificate is not trusted: --tls-ca FILE names the authority (PEM) "
                 "that signed it")
@@ -157,6 +167,12 @@ def _why_unreached(details: str, args: argparse.Namespace) -> str:
     if "resolv" in details or "DNS" in details:
         return "the host name does not resolve"
     return "no connection could be made"
+
+
+def _host(address: str) -> str:
+    """The host of a HOST:PORT (`[::1]:50051` -> `::1`)."""
+    host = address.rpartition(":")[0] or address
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
 class Source(Protocol):
