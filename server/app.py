@@ -8,6 +8,7 @@ any other thread.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import errno
 import functools
 import gc
@@ -40,6 +41,7 @@ from google.longrunning import operations_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
+from server import certificate_dates
 from server.clock import Clock, SystemClock
 from server.config import Settings
 from server.console import origin
@@ -511,6 +513,9 @@ def _log_trust(running: Running) -> None:
     if policy.faults is not None:
         log.warning("fault injection is on: calls may ask to fail with x-footfall-fail")
     _warn_if_key_open(settings.tls_key)
+    if settings.tls_cert:
+        certificate_dates.warn_if_out_of_dates(settings.tls_cert,
+                                               datetime.datetime.now(datetime.UTC))
 
 
 OPEN_TLS_KEY = ("--tls-key %s is open to other users of this machine (mode %04o): any of "

@@ -210,3 +210,23 @@ def test_a_certificate_and_key_that_make_no_identity_stop_the_start_saying_why(
             "missing": "cannot read the TLS certificate or key"}[case]
     assert said in done.stderr
     assert "cannot listen" not in done.stderr
+
+
+def test_an_expired_certificate_is_said_by_the_server_and_by_the_cli(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The server started on it saying only `serving ... TLS`, and the CLI, given the
+    authority that signed it, said `its TLS certificate is not trusted: --tls-ca FILE
+    names the authority`: nothing said that the certificate had expired."""
+    workdir = tmp_path_factory.mktemp("expired")
+    expired = make_certificates(workdir, expired=True)
+    with running_server(workdir, "memory://", "--tls-cert", str(expired.cert),
+                        "--tls-key", str(expired.key)) as server:
+        assert f"--tls-cert {expired.cert} expired on " in server.log_text()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTFALL_")}
+        out = subprocess.run([sys.executable, "-m", "server", "catalogs", "--server",
+                              server.address, "--tls-ca", str(expired.ca)], cwd=workdir,
+                             env=env, capture_output=True, text=True, timeout=CLI_DEADLINE)
+    assert out.returncode == 1, out.stderr
+    assert out.stderr.startswith(
+        f"footfall: cannot reach a server at {server.address}: its TLS certificate is out of "
+        "its dates (expired, or not valid yet): "), out.stderr

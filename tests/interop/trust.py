@@ -84,9 +84,11 @@ class Certificates:
     key: Path  # its private key
 
 
-def make_certificates(folder: Path) -> Certificates:
-    """A fresh CA and a server certificate it signed, valid for a day."""
+def make_certificates(folder: Path, expired: bool = False) -> Certificates:
+    """A fresh CA and a server certificate it signed, valid for a day (`expired`: the
+    server's ended a minute ago)."""
     now = datetime.datetime.now(datetime.UTC)
+    until = now - datetime.timedelta(minutes=1) if expired else now + datetime.timedelta(days=1)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Footfall test CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
@@ -107,7 +109,7 @@ def make_certificates(folder: Path) -> Certificates:
             .issuer_name(ca_name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
+            .not_valid_after(until)
             .add_extension(x509.SubjectAlternativeName([
                 x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
                 critical=False)
