@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
+import ssl
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -263,7 +264,21 @@ def connection(args: argparse.Namespace) -> Connection:
         except OSError as exc:
             raise InvalidArgument.field("--tls-ca", f"cannot read {args.tls_ca}: "
                                                     f"{exc.strerror}") from None
+        if not _holds_certificate(ca):  # (grpc wrote 8 lines of its own, then the call
+            raise InvalidArgument.field(  # failed: "no connection could be made")
+                "--tls-ca", f"{args.tls_ca} holds no PEM certificate (-----BEGIN "
+                "CERTIFICATE-----): give the certificate of the authority that signed the "
+                "server's (ca.pem), not a private key or a signing request")
     return Connection(args.server, args.key, args.tls, ca)
+
+
+def _holds_certificate(pem: bytes) -> bool:
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(
+            cadata=pem.decode("latin-1"))
+    except ssl.SSLError:
+        return False
+    return True
 
 
 def _reading(args: argparse.Namespace, body: Callable[[Source], int]) -> int:

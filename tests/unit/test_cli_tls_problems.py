@@ -94,3 +94,25 @@ def test_a_certificate_the_cli_refuses_is_said_with_what_to_change(
     err = capsys.readouterr().err
     assert code == 1, err
     assert err.startswith(f"footfall: cannot reach a server at 127.0.0.1:{port}: {said} ("), err
+
+
+@pytest.mark.parametrize("holds", ["key", "request", "json"])
+def test_an_authority_file_that_holds_no_certificate_is_a_mistake_in_the_command(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], holds: str) -> None:
+    """A key.pem given for ca.pem (they sit side by side) had grpc write eight lines of
+    its own (`Could not load any root certificate`), then `cannot reach a server ...:
+    no connection could be made` (exit 1), as if the server were at fault."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    text = {
+        "key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption()),
+        "request": x509.CertificateSigningRequestBuilder().subject_name(_name("localhost"))
+        .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM),
+        "json": b'{"keys": {}}\n'}[holds]
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(text)
+    code = main(["catalogs", "--server", "127.0.0.1:1", "--tls-ca", str(ca)])
+    assert (code, capsys.readouterr().err) == (2, (
+        f"footfall: --tls-ca: {ca} holds no PEM certificate (-----BEGIN CERTIFICATE-----): "
+        "give the certificate of the authority that signed the server's (ca.pem), not a "
+        "private key or a signing request\n"))
