@@ -543,7 +543,7 @@ class BulkImport(Generic[R, M, V]):
             for i, uri in enumerate(request.input_config.gcs_source.input_uris):
                 state.files.extend(str(p) for p in gcs.input_files(
                     self.root, uri, f"{self.uris_field}[{i}]",
-                    limit=gcs.MAX_FILES - len(state.files)))
+                    limit=gcs.MAX_FILES - len(state.files), unmatched=self._unmatched()))
                 if len(state.files) > gcs.MAX_FILES:  # files came since the call
                     raise InvalidArgument([too_many_files(self.uris_field)])
         # Created only now: a refused request leaves nothing behind.
@@ -555,6 +555,16 @@ class BulkImport(Generic[R, M, V]):
         if batch.end.file >= len(state.files):
             return None
         return gcs.name_of(self.root, state.files[batch.end.file])
+
+    def _unmatched(self) -> str:
+        """Why a URI the call matched matches nothing as its job begins. Any replica
+        (or server process) may run the job: one whose --gcs-root was another folder
+        ended the import INVALID_ARGUMENT "no file matches", as if the file had never
+        been, though the replica that took the call had found it."""
+        return (f"under --gcs-root {os.path.abspath(self.root)} of the server process that "
+                "runs the import, though the call found it: it was moved or removed since, "
+                "or this process reads another folder than the one that took the call "
+                "(every replica needs the same shared --gcs-root)")
 
     def _errors_file(self, ctx: JobContext, request: R, make: bool) -> Path | None:
         """The errors file of the job, if its request asks for one; its folder made if

@@ -147,9 +147,11 @@ def _matcher(segment: str) -> Callable[[str], bool]:
 
 
 def input_files(root: Path, uri: str, field: str, limit: int = MAX_FILES,
-                deadline: float | None = None) -> list[Path]:
+                deadline: float | None = None, unmatched: str = "") -> list[Path]:
     """The files `uri` names (`*` matches within one path segment), sorted; at most
     `limit + 1`: one more than `limit` means there are too many, and listing stopped.
+    `unmatched`: why a URI may match nothing, said in its place (by a job that runs
+    what a call found).
 
     INVALID_ARGUMENT naming `field` when the URI is malformed or matches nothing, a
     link leaving ROOT, or something other than a regular file; DEADLINE_EXCEEDED
@@ -197,9 +199,9 @@ def input_files(root: Path, uri: str, field: str, limit: int = MAX_FILES,
     if not files:
         # The mapping is said, not the server's path: a caller new to the emulator
         # read only that nothing matched, and not where to put the file.
-        raise InvalidArgument.field(field, f"no file matches {uri!r} (gs://BUCKET/PATH is "
-                                           "the file BUCKET/PATH under the server's "
-                                           "--gcs-root, which its ready line names)")
+        raise InvalidArgument.field(field, f"no file matches {uri!r} (" + (
+            unmatched or "gs://BUCKET/PATH is the file BUCKET/PATH under the server's "
+                         "--gcs-root, which its ready line names") + ")")
     return sorted(files)
 
 

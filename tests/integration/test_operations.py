@@ -310,6 +310,39 @@ def test_cancel_before_the_job_runs_ends_cancelled(settings: Settings) -> None:
         running.stop()
 
 
+def test_a_file_import_run_by_a_process_of_another_gcs_root_says_so(
+        settings: Settings, tmp_path: Path) -> None:
+    """Any replica may run a job. One started with another --gcs-root (a folder of its
+    own, not the shared one) ended the import INVALID_ARGUMENT `no file matches ...
+    under the server's --gcs-root`, as if the file had never been, though the replica
+    that took the call had found it; the message now names the root of the process
+    that ran it and why the two may differ."""
+    write_lines(Path(settings.gcs_root) / "shop" / "e.json", [json.dumps(event("v1"))])
+    took = start(settings)
+    took.runner.stop()  # busy: the job waits for another replica
+    other_root = tmp_path / "elsewhere"
+    runner = OperationRunner(took.store, FixedClock(0), {
+        import_events.KIND: import_events.ImportJob(other_root, False)})
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{took.port}") as chan:
+            request = import_config_pb2.ImportUserEventsRequest(parent=PARENT)
+            request.input_config.gcs_source.input_uris.append("gs://shop/e.json")
+            op = user_event_service_pb2_grpc.UserEventServiceStub(chan).ImportUserEvents(
+                request)
+            runner.start()
+            done = wait(operations_pb2_grpc.OperationsStub(chan), op)
+    finally:
+        runner.stop()
+        took.stop()
+    assert done.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert done.error.message == (
+        "input_config.gcs_source.input_uris[0]: no file matches 'gs://shop/e.json' (under "
+        f"--gcs-root {other_root} of the server process that runs the import, though the "
+        "call found it: it was moved or removed since, or this process reads another "
+        "folder than the one that took the call (every replica needs the same shared "
+        "--gcs-root))"), done.error.message
+
+
 def test_unfinished_jobs_resume_after_a_restart(settings: Settings) -> None:
     first = start(settings)
     first.runner.stop()  # the process "dies" before running the job
