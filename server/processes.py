@@ -130,16 +130,26 @@ class Supervisor:
     def run(self) -> int:
         # Started before the signals are blocked: starting it unblocks SIGINT and SIGTERM.
         resource_tracker.ensure_running()
-        try:
-            self._migrate()
-        except START_FAILURES as exc:
-            return _cannot_start(exc)
-        signal.pthread_sigmask(signal.SIG_BLOCK, PARENT_SIGNALS)
+        # The ports first, as one process checks them before it opens the store: a
+        # start on a port in use (the old version's server, not stopped yet) migrated
+        # the store under that server, for a start that never served.
         try:
             settings = self._with_ports(self.settings)
         except OSError as exc:
             log.error("cannot start: %s", one_line(exc))
             return 1
+        try:
+            return self._migrated_and_supervised(settings)
+        finally:
+            for sock in self._held:
+                sock.close()
+
+    def _migrated_and_supervised(self, settings: Settings) -> int:
+        try:
+            self._migrate()
+        except START_FAILURES as exc:
+            return _cannot_start(exc)
+        signal.pthread_sigmask(signal.SIG_BLOCK, PARENT_SIGNALS)
         swept = metrics_folders.sweep()
         if swept:
             log.info("removed the metrics folders that %d killed --processes servers left "
@@ -149,8 +159,6 @@ class Supervisor:
         try:
             return self._supervise(settings)
         finally:
-            for sock in self._held:
-                sock.close()
             shutil.rmtree(folder, ignore_errors=True)
 
     def _migrate(self) -> None:
@@ -325,7 +333,11 @@ class Supervisor:
             sock.bind((host, 0 if pick else port))
         except OSError as exc:
             sock.close()
-            raise OSError(_refusal(host, port, exc, grpc)) from exc
+            # (why, as one process's start says it: a port that a connection holds as its
+            # own end, with nothing listening on it, was said "Address already in use"
+            # alone under --processes)
+            said = None if pick else bind_refusal(host, port, grpc_places=grpc)
+            raise OSError(_refusal(host, port, said or exc, grpc)) from exc
         bound = int(sock.getsockname()[1])
         if pick:
             self._held.append(sock)

@@ -347,10 +347,13 @@ def test_port_in_use(tmp_path: Path, flag: str, said: str) -> None:
     assert not store.exists()
 
 
-def test_a_port_held_by_a_connection_is_refused_saying_so(tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_port_held_by_a_connection_is_refused_saying_so(tmp_path: Path,
+                                                          processes: str) -> None:
     """A port nothing listens on can still be in use: a connection of another process
     has it as its own end (ports given to connections lie in one range). A new user,
-    twice, found such a port refused that `ss -ltn` showed free: the line says why."""
+    twice, found such a port refused that `ss -ltn` showed free: the line says why
+    (under --processes it said "Address already in use" alone)."""
     store = tmp_path / "events.db"
     with socket.socket() as listener, socket.socket() as connection:
         listener.bind(("127.0.0.1", 0))
@@ -359,7 +362,8 @@ def test_a_port_held_by_a_connection_is_refused_saying_so(tmp_path: Path) -> Non
         connection.connect(listener.getsockname())
         port = connection.getsockname()[1]
         out = footfall("serve", "--port", str(port), "--http-port", "0",
-                       "--store", f"sqlite:///{store}", cwd=tmp_path)
+                       "--store", f"sqlite:///{store}", "--processes", processes,
+                       cwd=tmp_path)
     assert out.returncode == 1, out.stderr
     [line] = out.stderr.splitlines()
     assert f"cannot listen for gRPC on 127.0.0.1:{port}: Address already in use (nothing " \
