@@ -704,9 +704,9 @@ def _lines_size(lines: list[tuple[str, bytes]]) -> int:
 
 
 def workers_lost(chunk: _Chunk, lost: WorkersLost) -> Internal:
-    """The error that ends an import whose worker processes were given up on again
-    and again while they decoded `chunk` (a line that kills its decoder, a machine out
-    of memory): the batches before it are imported and counted, the rest is not."""
+    """The error that ends an import whose `chunk`, decoded alone, lost its worker
+    process again and again (a line that kills its decoder, a machine out of memory):
+    the batches before it are imported and counted, the rest is not."""
     where = ""
     if chunk.lines:
         uri, _, first = chunk.lines[0][0].rpartition(" line ")

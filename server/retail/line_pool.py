@@ -15,9 +15,15 @@ server process is gone (even after `kill -9`).
 Should a worker die (killed, out of memory), or owe a chunk past its allowance
 (`allowance`: stopped, deadlocked, swapped out), the workers are given up on (killed;
 counted in `replaced`), others start, and the chunks not yet answered are sent again:
-a chunk is decoded again from its lines, so none is lost or counted twice. A map
-that loses its workers MAX_LOSSES times in a row while it awaits the same chunk
-ends with WorkersLost (the import fails saying where), never waits for ever.
+a chunk is decoded again from its lines, so none is lost or counted twice. Which of
+the chunks the workers owed (of every map) killed them nobody can tell, so these are
+suspects: each is sent again alone, one at a time across the maps, to a worker of its
+own (on probation, started for the suspects and stopped once none is left), while
+the maps' other chunks go to the workers as before. A worker on probation lost is
+laid on the one chunk it owed: a chunk lost so MAX_LOSSES times ends its own map
+with WorkersLost (the import fails naming its lines), never waits for ever; the
+other maps, and the chunks around it, go on. Until a loss, nothing is on probation
+and the maps cost what they did.
 """
 
 from __future__ import annotations
@@ -59,8 +65,8 @@ WAIT_SECONDS_PER_MIB = 2.0
 # How often a wait for a chunk looks whether it is overdue and whether the job must
 # stop (`check_stop`: a SIGTERM does not wait for a hung worker's allowance).
 LOOK_SECONDS = 0.2
-# Workers given up on this many times in a row while one chunk is awaited: the map
-# ends (a line that kills the process decoding it would else kill them for ever).
+# A chunk on probation that loses its worker this many times ends its map (a line that
+# kills the process decoding it would else kill them for ever).
 MAX_LOSSES = 3
 # How long `close` lets the workers finish the chunk each is on before they are killed.
 CLOSE_SECONDS = 2.0
@@ -78,8 +84,8 @@ def allowance(size: int) -> float:
 
 
 class WorkersLost(Exception):
-    """The workers were given up on MAX_LOSSES times in a row while the chunk `key`
-    was awaited, the last time for `reason` (died, hung)."""
+    """The chunk `key`, decoded alone, lost its worker MAX_LOSSES times in a row, the
+    last time for `reason` (died, hung)."""
 
     def __init__(self, key: object, reason: str, times: int) -> None:
         super().__init__(f"the import workers were given up on {times} times in a row "
@@ -110,13 +116,21 @@ class _Workers:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     def stop(self) -> None:
-        """End them once done with the chunk each is on (within CLOSE_SECONDS); else
-        (stopped, or still starting on a busy machine) killed: the executor's own wait
-        lasted for ever on a stopped worker, and held the server's SIGTERM."""
-        processes = self.processes()  # (forgotten by the executor's shutdown)
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        if not _ended(processes):
-            _kill(processes)
+        """End them once done with the chunk each is on (_stop)."""
+        _stop([self])
+
+
+def _stop(sets: list[_Workers]) -> None:
+    """End the workers of `sets` once done with the chunk each is on (within
+    CLOSE_SECONDS, all together); else (stopped, or still starting on a busy machine)
+    killed: the executor's own wait lasted for ever on a stopped worker, and held the
+    server's SIGTERM."""
+    # (read first: the executors' shutdown forgets them)
+    processes = [process for workers in sets for process in workers.processes()]
+    for workers in sets:
+        workers.executor.shutdown(wait=False, cancel_futures=True)
+    if not _ended(processes):
+        _kill(processes)
 
 
 def _kill(processes: list[BaseProcess]) -> None:
@@ -136,12 +150,16 @@ def _ended(processes: list[BaseProcess]) -> bool:
 
 @dataclass
 class _Sent(Generic[K, X, R]):
-    """An input of a map and, once sent, its answer to be and the workers that owe it."""
+    """An input of a map and, once sent, its answer to be and the workers that owe it;
+    `suspect` once workers were lost owing it (it is sent again on probation, where
+    it has lost its worker `losses` times)."""
 
     key: K
     x: X
     future: Future[R] | None = None
     workers: _Workers | None = None
+    suspect: bool = False
+    losses: int = 0
 
     def answered(self) -> bool:
         future = self.future
@@ -151,13 +169,20 @@ class _Sent(Generic[K, X, R]):
 
 class LinePool:
     """Up to `processes` worker processes (`-1`: one per core; `0`: none, so
-    `ordered_map` runs in the calling thread)."""
+    `ordered_map` runs in the calling thread), and one more while chunks are on
+    probation (see the module)."""
 
     def __init__(self, processes: int) -> None:
         self.processes = cores() if processes < 0 else processes
         self._workers: _Workers | None = None
         self._lock = threading.Lock()
         self._closed = False
+        # The worker that decodes the suspects, one at a time (the map sending one holds
+        # `_probation` until it is answered), and how many suspects the maps hold: once
+        # none is left, the worker is stopped.
+        self._probation_workers: _Workers | None = None
+        self._probation = threading.Lock()
+        self._suspects = 0
         # Sets of workers given up on, by why (for /metrics): "died" (one ended: killed
         # by someone, out of memory), "hung" (owed a chunk past its allowance).
         self.replaced = {"died": 0, "hung": 0}
@@ -169,10 +194,10 @@ class LinePool:
         """`(key, fn(fixed, x))` for each `(key, x)` of `inputs`, in order, computed
         in the workers while the caller uses earlier answers. `fn` and `fixed` must
         pickle (module-level); `size(x)`: the bytes of `x` (its allowance). Workers
-        that die or hang are replaced and their chunks sent again (see the module);
-        raises WorkersLost when that happens MAX_LOSSES times in a row,
-        BrokenProcessPool when it happens once the pool is closed, and what
-        `check_stop` raises (called while an answer is awaited)."""
+        that die or hang are replaced and their chunks sent again, each alone (see the
+        module); raises WorkersLost when one of this map's chunks, alone, loses its
+        worker MAX_LOSSES times, BrokenProcessPool when workers are lost once the pool
+        is closed, and what `check_stop` raises (called while an answer is awaited)."""
         if self._ready() is None:
             for key, x in inputs:
                 yield key, fn(fixed, x)
@@ -190,42 +215,100 @@ class LinePool:
             for sent in window:
                 if sent.future is not None:
                     sent.future.cancel()
+                self._cleared(sent)
 
     def _oldest(self, window: deque[_Sent[K, X, R]], fn: Callable[[A, X], R], fixed: A,
                 size: Callable[[X], int], check_stop: Callable[[], None]) -> tuple[K, R]:
         """The answer of the window's first input, taken out of it."""
-        losses = 0
-        while True:
-            first = window[0]
+        first = window[0]
+        if not first.suspect:
             try:
                 answer = _awaited(cast(Future[R], first.future), size(first.x), check_stop)
             except (BrokenProcessPool, CancelledError):  # (cancelled: given up on elsewhere)
-                reason = "died"
+                self._lost(window, cast(_Workers, first.workers), "died")
             except _Hung:
-                reason = "hung"
+                self._lost(window, cast(_Workers, first.workers), "hung")
             else:
                 window.popleft()
                 return first.key, answer
-            losses += 1
-            self._give_up(cast(_Workers, first.workers), reason)
-            if losses >= MAX_LOSSES:
-                raise WorkersLost(first.key, reason, losses)
-            for sent in window:  # what the lost workers owed, to others
-                if not sent.answered():
-                    sent.future = None
-            self._send(window, fn, fixed)
+        answer = self._on_probation(first, fn, fixed, size, check_stop)
+        window.popleft()
+        return first.key, answer
+
+    def _lost(self, window: deque[_Sent[K, X, R]], workers: _Workers, reason: str) -> None:
+        """Give up on `workers` (unless done already): the inputs of `window` they
+        have not answered become suspects."""
+        self._give_up(workers, reason)
+        for sent in window:
+            if sent.workers is workers and not sent.suspect and not sent.answered():
+                sent.future, sent.suspect = None, True
+                with self._lock:
+                    self._suspects += 1
+
+    def _on_probation(self, sent: _Sent[K, X, R], fn: Callable[[A, X], R], fixed: A,
+                      size: Callable[[X], int], check_stop: Callable[[], None]) -> R:
+        """What `sent`, a suspect, answers, decoded alone by the probation worker (once
+        no other map's suspect is). Raises WorkersLost once the worker is lost owing it
+        MAX_LOSSES times, BrokenProcessPool once the pool is closed, and what
+        `check_stop` raises."""
+        while not self._probation.acquire(timeout=LOOK_SECONDS):
+            check_stop()
+        try:
+            while True:
+                self._submit(self._probation_ready, sent, fn, fixed)
+                try:
+                    answer = _awaited(cast(Future[R], sent.future), size(sent.x), check_stop)
+                except (BrokenProcessPool, CancelledError):
+                    reason = "died"
+                except _Hung:
+                    reason = "hung"
+                else:
+                    self._cleared(sent)
+                    return answer
+                if self._closed:  # (stopped by close, not lost)
+                    raise BrokenProcessPool("the import workers were stopped (the server stops)")
+                self._give_up(cast(_Workers, sent.workers), reason)
+                sent.losses += 1
+                if sent.losses >= MAX_LOSSES:
+                    raise WorkersLost(sent.key, reason, sent.losses)
+        finally:
+            self._probation.release()
+
+    def _cleared(self, sent: _Sent[K, X, R]) -> None:
+        """`sent` is no longer a suspect (answered, or its map ended); the probation
+        worker is ended once no suspect is left (killed if it still decodes one whose
+        map ended: a SIGTERM does not wait for it)."""
+        if not sent.suspect:
+            return
+        sent.suspect = False
+        with self._lock:
+            self._suspects -= 1
+            idle = self._probation_workers if self._suspects == 0 else None
+            if idle is not None:
+                self._probation_workers = None
+        if idle is not None:
+            if sent.future is None or sent.future.done():
+                idle.stop()
+            else:
+                idle.kill()
 
     def _send(self, window: deque[_Sent[K, X, R]], fn: Callable[[A, X], R], fixed: A) -> None:
-        """Send the inputs of `window` not yet sent (to new workers if need be)."""
+        """Send the inputs of `window` not yet sent, but for suspects (to new workers if
+        need be)."""
+        for sent in window:
+            if sent.future is None and not sent.suspect:
+                self._submit(self._ready, sent, fn, fixed)
+
+    def _submit(self, ready: Callable[[], _Workers | None], sent: _Sent[K, X, R],
+                fn: Callable[[A, X], R], fixed: A) -> None:
+        """Send `sent` to the workers `ready` gives (others if they died)."""
         for _ in range(MAX_LOSSES):
-            workers = self._ready()
+            workers = ready()
             if workers is None:
                 raise BrokenProcessPool("the import workers were stopped (the server stops)")
             try:
-                for sent in window:
-                    if sent.future is None:
-                        sent.future = workers.executor.submit(fn, fixed, sent.x)
-                        sent.workers = workers
+                sent.future = workers.executor.submit(fn, fixed, sent.x)
+                sent.workers = workers
                 return
             except (BrokenProcessPool, RuntimeError):  # (died; or given up on elsewhere)
                 self._give_up(workers, "died")
@@ -240,21 +323,35 @@ class LinePool:
                 self._workers = _Workers(self.processes)
             return self._workers
 
+    def _probation_ready(self) -> _Workers | None:
+        with self._lock:
+            if self._closed:
+                return None
+            if self._probation_workers is None:
+                log.info("starting an import worker process to decode again, one at a "
+                         "time, the chunks owed by the workers lost")
+                self._probation_workers = _Workers(1)
+            return self._probation_workers
+
     def _give_up(self, workers: _Workers, reason: str) -> None:
         """Forget `workers` (unless another map did already), counted by `reason`, and
         kill them: the next chunk sent starts others."""
         with self._lock:
-            if self._workers is not workers:
+            if workers is self._workers:
+                self._workers = None
+            elif workers is self._probation_workers:
+                self._probation_workers = None
+            else:
                 return
-            self._workers = None
             self.replaced[reason] += 1
         if reason == "hung":
             log.warning("an import worker process owed a chunk of lines past its allowance "
                         "(%.0f s and %.0f s a MiB: stopped, deadlocked or swapped out?): "
-                        "the workers are killed, others decode their chunks again",
-                        WAIT_SECONDS, WAIT_SECONDS_PER_MIB)
+                        "the workers are killed, others decode their chunks again, each "
+                        "alone", WAIT_SECONDS, WAIT_SECONDS_PER_MIB)
         else:
-            log.warning("an import worker process died; others decode its chunks again")
+            log.warning("an import worker process died; others decode the chunks its "
+                        "workers owed again, each alone")
         workers.kill()
 
     def close(self) -> None:
@@ -263,8 +360,8 @@ class LinePool:
         with self._lock:
             self._closed = True
             workers, self._workers = self._workers, None
-        if workers is not None:
-            workers.stop()
+            probation, self._probation_workers = self._probation_workers, None
+        _stop([each for each in (workers, probation) if each is not None])
 
 
 def _awaited(future: Future[R], size: int, check_stop: Callable[[], None]) -> R:

@@ -8,11 +8,11 @@ import json
 import multiprocessing
 import os
 import random
-import re
 import shutil
 import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -326,15 +326,24 @@ def worker_state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
 
 
+# How long the line of visitor "slow" takes to check: longer than workers take to start
+# and die on a loaded machine.
+SLOW_SECONDS = 3.0
+
+
 @dataclass(frozen=True)
 class DeadlyCheck(import_events.EventCheck):
-    """An event check whose worker process dies at the line of visitor `deadly`."""
+    """An event check whose worker process dies at the line of visitor `deadly`, and
+    takes SLOW_SECONDS over that of visitor `slow`."""
 
     deadly: str = "deadly"
+    slow: str = "slow"
 
     def __call__(self, item: Any) -> Any:
         if item.message.visitor_id == self.deadly:
             os._exit(3)
+        if item.message.visitor_id == self.slow:
+            time.sleep(SLOW_SECONDS)
         return super().__call__(item)
 
 
@@ -345,47 +354,121 @@ class DeadlyImport(import_events.ImportJob):
                            check.now_s)
 
 
+def visits(root: Path, name: str, visitors: dict[int, str]) -> str:
+    """A file of 30 events (`visitors`: their visitors by index, v<index> for the
+    others), as gs://shop/<name>."""
+    lines = [json.dumps({"eventType": "home-page-view", "visitorId": visitors.get(i, f"v{i}"),
+                         "eventTime": "2024-01-02T10:00:00Z"}) for i in range(30)]
+    (root / "shop").mkdir(parents=True, exist_ok=True)
+    (root / "shop" / name).write_text("\n".join(lines) + "\n")
+    return f"gs://shop/{name}"
+
+
+def claimed(store: Store, uri: str, number: int) -> OperationRecord:
+    """An import of `uri` (operation `number`), claimed."""
+    request = import_config_pb2.ImportUserEventsRequest(parent=PARENT)
+    request.input_config.gcs_source.input_uris.append(uri)
+    name = f"{PARENT}/operations/{import_events.KIND}-{number}"
+    store.create_operation(OperationRecord(
+        name=name, kind=import_events.KIND, done=False, create_time_us=NOW_NS // 1000,
+        request=request.SerializeToString(),
+        operation=bulk_import.new_operation(name, NOW_NS).SerializeToString()))
+    record = store.claim_operation(OWNER, NOW_NS // 1000, 10**9, lambda holder: True)
+    assert record is not None and record.name == name
+    return record
+
+
+def assert_stopped_at_the_deadly_chunk(store: Store, db: Path, name: str,
+                                       raised: BaseException | None) -> None:
+    """The import of `name` (a file of 30 lines, the deadly one the 18th) ended INTERNAL
+    naming the lines of the chunk of the deadly line (batches of 7: 15-21), and what is
+    stored is what its checkpoint counts: the batches before it, none of it."""
+    assert isinstance(raised, Internal), raised
+    assert "gs://shop/a.json lines 15-21:" in raised.message, raised.message
+    assert "given up on 3 times in a row" in raised.message
+    record = store.get_operation(name)
+    assert record is not None and not record.done
+    state = bulk_import.ImportState.load(record.checkpoint)
+    assert (state.success, state.failure, state.line) == (14, 0, 14)
+    assert len(sqlite_rows(db, "user_events")) == 14
+
+
 @pytest.mark.timeout(120)
 def test_a_line_that_kills_its_worker_ends_the_import_saying_where(tmp_path: Path) -> None:
     """The workers are replaced a few times, then the import ends INTERNAL naming the
-    lines of the chunk; what is stored is what its checkpoint counts (the batches
-    before the chunk, none of it)."""
+    lines of the chunk. The chunk before it, slow, is still decoded when the deadly one
+    kills its worker: it was blamed (the oldest not yet answered), named and stopped at;
+    each chunk the workers owed is now decoded again alone, and only the deadly one
+    kills."""
     root = tmp_path / "gcs"
-    (root / "shop").mkdir(parents=True)
-    lines = [json.dumps({"eventType": "home-page-view", "visitorId": f"v{i}",
-                         "eventTime": "2024-01-02T10:00:00Z"}) for i in range(30)]
-    lines[17] = lines[17].replace('"v17"', '"deadly"')
-    (root / "shop/a.json").write_text("\n".join(lines) + "\n")
-    request = import_config_pb2.ImportUserEventsRequest(parent=PARENT)
-    request.input_config.gcs_source.input_uris.append("gs://shop/a.json")
+    uri = visits(root, "a.json", {10: "slow", 17: "deadly"})
     pool = LinePool(2)
     job = DeadlyImport(root, False, MAX_EVENT_BYTES, pool)
     job.pool_min_bytes = 0
     store = open_store(f"sqlite:///{tmp_path / 'events.db'}")
     try:
-        name = f"{PARENT}/operations/{import_events.KIND}-1"
-        store.create_operation(OperationRecord(
-            name=name, kind=import_events.KIND, done=False, create_time_us=NOW_NS // 1000,
-            request=request.SerializeToString(),
-            operation=bulk_import.new_operation(name, NOW_NS).SerializeToString()))
-        record = store.claim_operation(OWNER, NOW_NS // 1000, 10**9, lambda holder: True)
-        assert record is not None
+        record = claimed(store, uri, 1)
         with pytest.raises(Internal) as raised:
             job(JobContext(record, store, FixedClock(NOW_NS), OWNER, 10**9, threading.Event()))
-        # (batches of 7: the deadly line is in 15-21; a loss is laid on the oldest chunk
-        # not yet answered, so a loaded CI run, the chunk before it still in flight,
-        # named 8-14 and stopped there)
-        stopped = re.search(r"gs://shop/a\.json lines (\d+)-(\d+):", raised.value.message)
-        assert stopped is not None, raised.value.message
-        first = int(stopped[1])
-        assert (first, int(stopped[2])) in ((15, 21), (8, 14)), raised.value.message
-        assert "given up on 3 times in a row" in raised.value.message
-        assert pool.replaced["died"] >= MAX_LOSSES and not pool.replaced["hung"]
-        record = store.get_operation(name)
-        assert record is not None and not record.done
-        state = bulk_import.ImportState.load(record.checkpoint)
-        assert (state.success, state.failure, state.line) == (first - 1, 0, first - 1)
-        assert len(sqlite_rows(tmp_path / "events.db", "user_events")) == first - 1
+        assert_stopped_at_the_deadly_chunk(store, tmp_path / "events.db", record.name,
+                                           raised.value)
+        # (once with the chunks beside it, then MAX_LOSSES times alone)
+        assert pool.replaced == {"died": MAX_LOSSES + 1, "hung": 0}
     finally:
         pool.close()
         store.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_line_that_kills_its_worker_ends_its_own_import_not_one_beside_it(
+        tmp_path: Path) -> None:
+    """Two imports share the workers; one has a deadly line, the other a slow line
+    decoded while it kills them: the other was blamed for every loss and ended too.
+    Now it ends as if alone, every line stored and counted once, and the first ends
+    at its deadly chunk."""
+    pool = LinePool(2)
+    raised: dict[str, BaseException | None] = {}
+    stores: dict[str, Store] = {}
+    try:
+        jobs = []
+        for number, (name, visitors) in enumerate([("deadly", {17: "deadly"}),
+                                                    ("innocent", {3: "slow"})], 1):
+            root = tmp_path / name / "gcs"
+            uri = visits(root, "a.json", visitors)
+            job = DeadlyImport(root, False, MAX_EVENT_BYTES, pool)
+            job.pool_min_bytes = 0
+            stores[name] = store = open_store(f"sqlite:///{tmp_path / name / 'events.db'}")
+            ctx = JobContext(claimed(store, uri, number), store, FixedClock(NOW_NS), OWNER,
+                             10**9, threading.Event())
+            jobs.append(threading.Thread(target=ended, args=(job, ctx, raised, name)))
+        for each in jobs:
+            each.start()
+        for each in jobs:
+            each.join()
+        assert_stopped_at_the_deadly_chunk(stores["deadly"], tmp_path / "deadly/events.db",
+                                           f"{PARENT}/operations/{import_events.KIND}-1",
+                                           raised["deadly"])
+        assert raised["innocent"] is None
+        record = stores["innocent"].get_operation(f"{PARENT}/operations/{import_events.KIND}-2")
+        assert record is not None and record.done
+        done = operations_pb2.Operation.FromString(record.operation)
+        meta = import_config_pb2.ImportMetadata()
+        done.metadata.Unpack(meta)
+        assert (done.error.code, meta.success_count, meta.failure_count) == (0, 30, 0)
+        assert len(sqlite_rows(tmp_path / "innocent/events.db", "user_events")) == 30
+        assert pool.replaced == {"died": MAX_LOSSES + 1, "hung": 0}
+    finally:
+        pool.close()
+        for store in stores.values():
+            store.close()
+
+
+def ended(job: BulkImport[Any, Any, Any], ctx: JobContext,
+          raised: dict[str, BaseException | None], name: str) -> None:
+    """Run `job`; what it raised (None) in raised[name]."""
+    try:
+        job(ctx)
+    except Exception as error:  # (checked by the test)
+        raised[name] = error
+    else:
+        raised[name] = None

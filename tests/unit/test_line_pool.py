@@ -201,3 +201,93 @@ def test_a_chunk_that_kills_its_worker_ends_the_map_with_workers_lost() -> None:
         assert list(pool.ordered_map(echo, None, iter([(0, 7)]))) == [(0, 7)]
     finally:
         pool.close()
+
+
+SLOW_SECONDS = 3.0  # (longer than the workers take to start and die on a loaded machine)
+
+
+def slow_or_dies_at(fixed: tuple[int, int], x: int) -> int:
+    """x, but the worker dies at `fixed[0]` and takes SLOW_SECONDS over `fixed[1]`."""
+    deadly, slow = fixed
+    if x == deadly:
+        os._exit(3)
+    if x == slow:
+        time.sleep(SLOW_SECONDS)
+    return x
+
+
+@pytest.mark.timeout(120)
+def test_the_loss_is_laid_on_the_chunk_that_kills_not_on_one_decoded_beside_it() -> None:
+    """The chunk before the deadly one is still decoded when the deadly one kills its
+    worker: it was blamed (the oldest not yet answered), and named as the one at fault.
+    Each chunk the workers owed is decoded again alone: only the deadly one is lost."""
+    pool = LinePool(2)
+    try:
+        answers = pool.ordered_map(slow_or_dies_at, (5, 4),
+                                   ((f"chunk {i}", i) for i in range(9)))
+        got = []
+        with pytest.raises(WorkersLost) as lost:
+            for _, x in answers:
+                got.append(x)
+        assert got == [0, 1, 2, 3, 4]
+        assert (lost.value.key, lost.value.reason, lost.value.times) == ("chunk 5", "died", 3)
+        # (once with the others, then MAX_LOSSES times alone)
+        assert pool.replaced == {"died": line_pool.MAX_LOSSES + 1, "hung": 0}
+        assert len(multiprocessing.active_children()) <= 2  # (none on probation left)
+    finally:
+        pool.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_chunk_that_kills_its_worker_ends_its_own_map_not_one_beside_it() -> None:
+    """Two maps share the workers; one has a deadly chunk, the other a slow one decoded
+    while it kills them: the other was blamed for every loss and ended with the first;
+    now it gives every answer, in order, each once."""
+    pool = LinePool(2)
+    try:
+        outcomes: dict[str, object] = {}
+
+        def run(name: str, fixed: tuple[int, int]) -> None:
+            got = []
+            try:
+                for _, x in pool.ordered_map(slow_or_dies_at, fixed,
+                                             ((f"{name} {i}", i) for i in range(9))):
+                    got.append(x)
+            except WorkersLost as lost:
+                outcomes[name] = (got, lost.key)
+            else:
+                outcomes[name] = (got, None)
+
+        maps = [threading.Thread(target=run, args=("deadly", (2, -1))),
+                threading.Thread(target=run, args=("innocent", (-1, 0)))]
+        for each in maps:
+            each.start()
+        for each in maps:
+            each.join()
+        assert outcomes == {"deadly": ([0, 1], "deadly 2"),
+                            "innocent": (list(range(9)), None)}
+        assert pool.replaced == {"died": line_pool.MAX_LOSSES + 1, "hung": 0}
+    finally:
+        pool.close()
+
+
+def hangs_at(fixed: int, x: int) -> int:
+    if x == fixed:
+        time.sleep(600)
+    return x
+
+
+@pytest.mark.timeout(120)
+def test_a_chunk_that_hangs_alone_ends_the_map_once_past_its_allowance_each_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk owed past its allowance is decoded again alone, and taken for hung there
+    too: the map ends saying so, the workers given up on counted as hung."""
+    monkeypatch.setattr(line_pool, "WAIT_SECONDS", 2.0)
+    pool = LinePool(1)
+    try:
+        with pytest.raises(WorkersLost) as lost:
+            list(pool.ordered_map(hangs_at, 1, ((f"chunk {i}", i) for i in range(3))))
+        assert (lost.value.key, lost.value.reason, lost.value.times) == ("chunk 1", "hung", 3)
+        assert pool.replaced == {"died": 0, "hung": line_pool.MAX_LOSSES + 1}
+    finally:
+        pool.close()
