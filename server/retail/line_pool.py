@@ -272,12 +272,26 @@ class LinePool:
                 if sent.losses >= MAX_LOSSES:
                     raise WorkersLost(sent.key, reason, sent.losses)
         finally:
+            self._drop_if_owed(sent)
             self._probation.release()
+
+    def _drop_if_owed(self, sent: _Sent[K, X, R]) -> None:
+        """Kill the probation worker if it still decodes `sent`, whose map ends (stopped):
+        the next suspect would wait behind it (taken for hung behind a hung one), and a
+        SIGTERM does not wait for it. Not counted: nothing was lost."""
+        future = sent.future
+        if future is None or future.done():
+            return
+        with self._lock:
+            owing = self._probation_workers
+            if owing is None or sent.workers is not owing:
+                return
+            self._probation_workers = None
+        owing.kill()
 
     def _cleared(self, sent: _Sent[K, X, R]) -> None:
         """`sent` is no longer a suspect (answered, or its map ended); the probation
-        worker is ended once no suspect is left (killed if it still decodes one whose
-        map ended: a SIGTERM does not wait for it)."""
+        worker, idle, is stopped once no suspect is left."""
         if not sent.suspect:
             return
         sent.suspect = False
@@ -287,10 +301,7 @@ class LinePool:
             if idle is not None:
                 self._probation_workers = None
         if idle is not None:
-            if sent.future is None or sent.future.done():
-                idle.stop()
-            else:
-                idle.kill()
+            idle.stop()
 
     def _send(self, window: deque[_Sent[K, X, R]], fn: Callable[[A, X], R], fixed: A) -> None:
         """Send the inputs of `window` not yet sent, but for suspects (to new workers if

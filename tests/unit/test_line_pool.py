@@ -13,7 +13,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -290,4 +290,64 @@ def test_a_chunk_that_hangs_alone_ends_the_map_once_past_its_allowance_each_time
         assert (lost.value.key, lost.value.reason, lost.value.times) == ("chunk 1", "hung", 3)
         assert pool.replaced == {"died": 0, "hung": line_pool.MAX_LOSSES + 1}
     finally:
+        pool.close()
+
+
+def dies_once(folder: str, x: str) -> str:
+    """x ("<how> <name>"), but the first time the worker dies (a file in `folder` keeps
+    count); then, for "hangs", it hangs (saying so by another file)."""
+    how, _, name = x.partition(" ")
+    marker = Path(folder) / name
+    if not marker.exists():
+        marker.touch()
+        os._exit(3)
+    if how == "hangs":
+        (Path(folder) / f"{name}-hangs").touch()
+        time.sleep(600)
+    return x
+
+
+def wait_for(what: str, done: Callable[[], bool]) -> None:
+    ends = time.monotonic() + 60
+    while not done():
+        assert time.monotonic() < ends, f"still waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.timeout(120)
+def test_a_map_stopped_while_its_suspect_is_decoded_alone_does_not_hold_up_the_next(
+        tmp_path: Path) -> None:
+    """A map stops (a SIGTERM, a cancel) while its suspect hangs on probation: the
+    worker is killed (not counted: nothing was lost), and another map's suspect is
+    decoded by a new one, not queued behind the hung chunk until taken for hung too."""
+    pool = LinePool(1)
+    stopping = threading.Event()
+    outcomes: dict[str, object] = {}
+
+    def check_stop() -> None:
+        if stopping.is_set():
+            raise Stop
+
+    def run(name: str, how: str, check: Callable[[], None]) -> None:
+        try:
+            outcomes[name] = list(pool.ordered_map(dies_once, str(tmp_path),
+                                                   iter([(name, f"{how} {name}")]),
+                                                   check_stop=check))
+        except Stop:
+            outcomes[name] = "stopped"
+
+    maps = [threading.Thread(target=run, args=("a", "hangs", check_stop))]
+    try:
+        maps[0].start()
+        wait_for("a's chunk decoded alone", (tmp_path / "a-hangs").exists)
+        maps.append(threading.Thread(target=run, args=("b", "answers", lambda: None)))
+        maps[1].start()
+        wait_for("b's chunk to kill its workers", lambda: pool.replaced["died"] == 2)
+        stopping.set()
+        for each in maps:
+            each.join()
+        assert outcomes == {"a": "stopped", "b": [("b", "answers b")]}
+        assert pool.replaced == {"died": 2, "hung": 0}
+    finally:
+        stopping.set()
         pool.close()
