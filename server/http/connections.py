@@ -98,6 +98,7 @@ from aiohttp.http import HttpVersion10, HttpVersion11, RawRequestMessage
 from google.rpc import code_pb2, status_pb2
 
 from server.errors import InvalidArgument, ResourceExhausted, to_rpc_status
+from server.http import url_cache
 from server.http.answers import ADVICE, WHAT
 from server.http.budget import Budget, Hold
 from server.http.errors import error_body, json_error, unknown_coding
@@ -597,6 +598,7 @@ class Connection(web.RequestHandler):
             return await super()._handle_request(request, start_time, request_handler)
         finally:  # its head is let go (requests are answered in the order they came)
             self._handling = None  # (an answer written later is never sent: see keep)
+            url_cache.answered(request.raw_path)
             self.waiting_since = self._loop.time()
             self._site.waits(self)
             if self._admitted is not None:  # (its answer is sent, or never will be)
