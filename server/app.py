@@ -60,7 +60,7 @@ from server.operations.runner import Job, OperationRunner
 from server.operations.sweep import OperationSweep
 from server.policy import Policy
 from server.policy.auth import Authenticator, AuthFileError, open_mode
-from server.ports import bind_refusal, grpc_refusal
+from server.ports import bind_refusal, grpc_refusal, http_refusal
 from server.ready_file import ANY_ADDRESS
 from server.ready_file import write as write_ready_file
 from server.retail import (
@@ -635,6 +635,4 @@ def _refuse_taken_ports(settings: Settings) -> None:
     if settings.http_port > 0:
         refusal = bind_refusal(settings.host, settings.http_port)
         if refusal and refusal.errno == errno.EADDRINUSE:
-            from server.http.gateway import http_refusal
-
             raise OSError(http_refusal(settings.host, settings.http_port, refusal))

@@ -96,6 +96,15 @@ def grpc_refusal(address: str, exc: OSError) -> str:
     return f"cannot listen for gRPC on {address}: {exc.strerror or exc}{advice}"
 
 
+def http_refusal(host: str, port: int, exc: OSError) -> str:
+    """Why the HTTP port cannot be listened on, and what to change (here, not in the
+    gateway: the --processes parent, which imports no aiohttp, says it too, and said
+    it without the advice)."""
+    advice = (" (--http-port or FOOTFALL_HTTP_PORT picks another port; -1 a free one, "
+              "0 none)" if exc.errno == errno.EADDRINUSE else "")
+    return f"cannot listen for HTTP on {host}:{port}: {exc.strerror or exc}{advice}"
+
+
 # (cached: a refused call's log line and a keyless client's pacing count each call by its
 # address, and ipaddress took 3 µs for an IPv4 address and 16 for an IPv6 one each time;
 # bounded, as a client of IPv6 addresses has as many as it likes)

@@ -35,7 +35,7 @@ from multiprocessing.connection import Connection
 
 from server import metrics_folders, ready_file
 from server.config import Settings
-from server.ports import bind_refusal, grpc_refusal
+from server.ports import bind_refusal, grpc_refusal, http_refusal
 from server.server_process import STOP_SIGNALS, serve_child
 from server.store.rows import StoreRefused, StoreUnavailable, StoreUnusable
 
@@ -355,7 +355,7 @@ def _refusal(host: str, port: int, exc: OSError, grpc: bool) -> str:
     """Why a port cannot be listened on, said as one process's start says it."""
     if grpc:
         return grpc_refusal(f"{host}:{port}", exc)
-    return f"cannot listen for HTTP on {host}:{port}: {exc.strerror or exc}"
+    return http_refusal(host, port, exc)
 
 
 def _read_keys(path: str) -> str:

@@ -18,7 +18,6 @@ sites cannot change anything (`crosssite`).
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
 import logging
 import re
@@ -84,7 +83,7 @@ from server.policy.auth import (
     project_of,
 )
 from server.policy.envelope import Envelope, json_large
-from server.ports import ip_prefix
+from server.ports import http_refusal, ip_prefix
 from server.retail.collect import Requester, pixel_body
 
 log = logging.getLogger(__name__)
@@ -346,13 +345,6 @@ def per_address(settings: Settings) -> int:
         return given
     return 0 if settings.trust_forwarded_for else max(FEWEST_PER_ADDRESS,
                                                        settings.http_max_connections // 4)
-
-
-def http_refusal(host: str, port: int, exc: OSError) -> str:
-    """Why the HTTP port cannot be listened on, and what to change."""
-    advice = (" (--http-port or FOOTFALL_HTTP_PORT picks another port; -1 a free one, "
-              "0 none)" if exc.errno == errno.EADDRINUSE else "")
-    return f"cannot listen for HTTP on {host}:{port}: {exc.strerror or exc}{advice}"
 
 
 class HttpGateway:

@@ -330,7 +330,10 @@ def test_a_postgresql_url_that_cannot_be_right_stops_the_start_in_one_line(
                     "already in use (--http-port or FOOTFALL_HTTP_PORT picks another port; "
                     "-1 a free one, 0 none)"),
 ])
-def test_port_in_use(tmp_path: Path, flag: str, said: str) -> None:
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_port_in_use(tmp_path: Path, flag: str, said: str, processes: str) -> None:
+    """Said alike in one process and under --processes (whose HTTP line lacked the
+    advice)."""
     store = tmp_path / "events.db"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -338,7 +341,8 @@ def test_port_in_use(tmp_path: Path, flag: str, said: str) -> None:
         port = taken.getsockname()[1]
         ports = {"--port": "0", "--http-port": "0", flag: str(port)}
         out = footfall("serve", *[part for pair in ports.items() for part in pair],
-                       "--store", f"sqlite:///{store}", cwd=tmp_path)
+                       "--store", f"sqlite:///{store}", "--processes", processes,
+                       cwd=tmp_path)
     assert out.returncode == 1
     # One line, ours: grpc's own "Failed to add port" came first, and the store was
     # created and migrated for a server that never served.
