@@ -61,6 +61,10 @@ CLIENT_EVENT_RPCS = frozenset(f"/google.cloud.talent.{version}.EventService/Crea
                               for version in ("v4", "v4beta1"))
 REQUESTS = ("footfall_requests", "Calls answered, by RPC, transport and status code.")
 LATENCY = ("footfall_request_duration_seconds", "Time to answer a call, by RPC and transport.")
+# Said of the values a collector reads from the process answering the scrape: under
+# --processes the others' are not in them (the counters and gauges of prometheus_client
+# are summed over the processes).
+ANSWERING_PROCESS = " Under --processes: of the process that answered this scrape alone."
 
 
 def split_method(method: str) -> tuple[str, str]:
@@ -111,15 +115,19 @@ class Metrics:
             buckets=BATCH_BUCKETS, registry=self.registry)
         self.operations = Counter(
             "footfall_operations",
-            "Long-running operation runs in this process, by kind and how they ended: "
+            "Long-running operation runs (under --processes, of all the processes), by "
+            "kind and how they ended: "
             "succeeded, failed, cancelled, paused (shutdown, database away or handed over; "
             "it resumes) or crashed (retried; on its last try, failed).", ["kind", "state"],
             registry=self.registry)
         self.operations_running = Gauge(
-            "footfall_operations_running", "Operations running in this process now.",
+            "footfall_operations_running",
+            "Operations running now (under --processes, in all the processes).",
             ["kind"], registry=self.registry, multiprocess_mode="livesum")
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._lock = threading.Lock()
+        # added to the help of what only the answering process's values make up
+        self._alone = ANSWERING_PROCESS if self.shared else ""
 
     # -- requests ----------------------------------------------------------
 
@@ -177,13 +185,13 @@ class Metrics:
     def watch_uncommitted(self, store: Any) -> None:
         """Show `store`'s acknowledged events not yet committed (under --processes,
         those of the process answering the scrape)."""
-        self._exposed.register(_Uncommitted(store))
+        self._exposed.register(_Uncommitted(store, self._alone))
 
     def watch_serving(self, serving: Callable[[], bool]) -> None:
         """Show what the health check says (`serving()`), 1 SERVING or 0 NOT_SERVING:
         a scrape is answered while the database is away or the disk is full, so that
         `up` alone read 1 throughout (under --processes, the answering process's)."""
-        self._exposed.register(_Serving(serving))
+        self._exposed.register(_Serving(serving, self._alone))
 
     def watch_encoder(self, replaced: dict[str, int]) -> None:
         """Show the large events' encoding processes given up on (server.retail.encoder's
@@ -192,7 +200,8 @@ class Metrics:
             replaced, "footfall_encoder_workers_replaced",
             "Processes encoding large events given up on, by reason: died (ended, or "
             "killed by someone else), hung (owed an encoding past its allowance; killed). "
-            "The event is encoded in the server; the next large event starts another."))
+            "The event is encoded in the server; the next large event starts another."
+            + self._alone))
 
     def watch_import_workers(self, replaced: dict[str, int]) -> None:
         """Show the sets of import worker processes given up on (server.retail.line_pool's
@@ -201,18 +210,18 @@ class Metrics:
             replaced, "footfall_import_workers_replaced",
             "Sets of processes decoding the lines of imports given up on, by reason: died "
             "(one ended, or was killed by someone else), hung (one owed a chunk of lines "
-            "past its allowance); killed, others decode their chunks again."))
+            "past its allowance); killed, others decode their chunks again." + self._alone))
 
     def watch_rejections(self, rejections: Any) -> None:
         """Show the refusals let go unkept (server.console.rejections' `skipped`: this
         process's, under --processes)."""
-        self._exposed.register(_NotKept(rejections))
+        self._exposed.register(_NotKept(rejections, self._alone))
 
     def watch_pace(self, pace: Any) -> None:
         """Show how often the console's watches of single rows waited for their
         shared budget of messages (console/pace.py; this process's, under --processes)."""
         self._exposed.register(_Waits(
-            pace, "footfall_watch_message_waits",
+            self._alone, pace, "footfall_watch_message_waits",
             "Times a console watch of single rows (WatchUserEvents and the like) waited "
             "for its turn in --watch-messages: each time, it fell behind the rows "
             "stored rather than slow the writes.",
@@ -223,7 +232,7 @@ class Metrics:
         """Show how often the reads of the console's watches waited for their shared
         budget of reading time (console/pace.py's Reading; this process's)."""
         self._exposed.register(_Waits(
-            reading, "footfall_watch_read_waits",
+            self._alone, reading, "footfall_watch_read_waits",
             "Reads of the store by the console's watches (a feed's, after a commit, or a "
             "watch's catching up) that waited for their turn in --watch-read-ms: each "
             "time, a feed fell behind the rows stored rather than slow the writes.",
@@ -234,7 +243,7 @@ class Metrics:
         """Show how often the pages of the console's lists waited for their shared
         budget of reading time (console/pace.py's Listing; this process's)."""
         self._exposed.register(_Waits(
-            reading, "footfall_list_read_waits",
+            self._alone, reading, "footfall_list_read_waits",
             "Pages of the console's lists (ListUserEvents and its counts, ListClientEvents, "
             "ListRejections) that waited for their caller's turn in --list-read-ms.",
             "footfall_list_reads_waiting",
@@ -244,7 +253,7 @@ class Metrics:
         """Show how often the console's watches of single rows waited for their shared
         budget of the loop's time (console/pace.py's SendCost; this process's)."""
         self._exposed.register(_Waits(
-            sending, "footfall_watch_send_waits",
+            self._alone, sending, "footfall_watch_send_waits",
             "Times a console watch of single rows waited for its turn in --watch-send-ms: "
             "each time, it fell behind the rows stored rather than slow the writes.",
             "footfall_watches_waiting_to_send",
@@ -292,28 +301,32 @@ class _Uncommitted(Collector):
     collector, not a Gauge: under --processes a Gauge writes a file of its own, which
     the multiprocess collector then showed as a second metric of the same name."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, alone: str) -> None:
         self._store = store
+        self._alone = alone  # ANSWERING_PROCESS under --processes
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
             "footfall_events_acknowledged_uncommitted",
             "Events answered before their commit (pixels, write_async) and not committed "
-            "yet: what a kill -9 now would lose.", value=self._store.acknowledged_uncommitted)
+            "yet: what a kill -9 now would lose." + self._alone,
+            value=self._store.acknowledged_uncommitted)
 
 
 class _Serving(Collector):
     """The gauge of what health says, read at each scrape (a collector for the same
     reason as _Uncommitted)."""
 
-    def __init__(self, serving: Callable[[], bool]) -> None:
+    def __init__(self, serving: Callable[[], bool], alone: str) -> None:
         self._serving = serving
+        self._alone = alone
 
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
             "footfall_serving",
             "1 while the health check says SERVING; 0 while it says NOT_SERVING: the "
-            "database unreachable or hung, its disk full, or the server draining.",
+            "database unreachable or hung, its disk full, or the server draining."
+            + self._alone,
             value=1 if self._serving() else 0)
 
 
@@ -336,8 +349,9 @@ class _NotKept(Collector):
     """The count of refusals let go unkept, read at each scrape (a collector for the
     same reason as _Uncommitted)."""
 
-    def __init__(self, rejections: Any) -> None:
+    def __init__(self, rejections: Any, alone: str) -> None:
         self._rejections = rejections
+        self._alone = alone
 
     def collect(self) -> Iterator[Metric]:
         # (here, not at the top: the keeper of refusals imports the policy's auth)
@@ -348,7 +362,7 @@ class _NotKept(Collector):
             "Refused requests the console's rejections let go unkept: while the store did "
             f"not take them, more than {GATHERED_LIMIT:,} of them or "
             f"{GATHERED_BYTES // 1024 // 1024} MiB waited (the oldest let go), or the store "
-            "refused them. Each is counted in footfall_requests all the same.",
+            "refused them. Each is counted in footfall_requests all the same." + self._alone,
             value=self._rejections.skipped)
 
 
@@ -357,10 +371,10 @@ class _Waits(Collector):
     so far, counted, and its `waiting` now), read at each scrape (a collector for the
     same reason as _Uncommitted)."""
 
-    def __init__(self, budget: Any, waits: str, waits_help: str, waiting: str,
+    def __init__(self, alone: str, budget: Any, waits: str, waits_help: str, waiting: str,
                  waiting_help: str) -> None:
         self._budget = budget
-        self._names = (waits, waits_help, waiting, waiting_help)
+        self._names = (waits, waits_help + alone, waiting, waiting_help + alone)
 
     def collect(self) -> Iterator[Metric]:
         waits, waits_help, waiting, waiting_help = self._names

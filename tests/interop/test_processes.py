@@ -145,6 +145,38 @@ def test_the_processes_share_the_ports_the_store_and_the_metrics(
     assert not any(alive(pid) for pid in children)
 
 
+def metric_helps(http_port: int) -> dict[str, str]:
+    """The HELP text of each metric /metrics shows, by name."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=10) as reply:
+        lines = reply.read().decode().splitlines()
+    return {name: text for _, _, name, text in
+            (line.split(" ", 3) for line in lines if line.startswith("# HELP "))}
+
+
+@pytest.mark.parametrize("processes", [1, PROCESSES])
+def test_each_metric_says_whose_values_it_shows(
+        server_factory: Callable[..., ServerProcess], processes: int) -> None:
+    """Under --processes the operations' counts were summed over the processes while
+    their help said "in this process"; the values a process reads of itself (its
+    uncommitted events, its health) were not summed and did not say so."""
+    server = server_factory("--processes", str(processes))
+    with retail_client(server.address) as client:
+        finish(client.import_user_events(request={
+            "parent": JOBS_CATALOG,
+            "input_config": {"user_event_inline_source": {"user_events": [
+                {"event_type": "home-page-view", "visitor_id": "helped",
+                 "event_time": {"seconds": 1_716_200_000}}]}}}, timeout=RPC_DEADLINE))
+    helps = metric_helps(server.http_port)
+    assert {"footfall_operations_total", "footfall_operations_running"} <= set(helps)
+    assert [name for name, text in helps.items() if "this process" in text] == []
+    alone = "Under --processes: of the process that answered this scrape alone."
+    for own in ("footfall_events_acknowledged_uncommitted", "footfall_serving"):
+        assert helps[own].endswith(alone) == (processes > 1), helps[own]
+    for summed in ("footfall_operations_total", "footfall_events_stored_total",
+                   "footfall_requests_total"):
+        assert alone not in helps.get(summed, summed), helps[summed]
+
+
 def test_sigterm_drains_every_process_and_loses_nothing_acknowledged(
         start: Callable[..., ServerProcess], each_store: str, tmp_path: Path) -> None:
     server = start(store=each_store)
@@ -633,7 +665,8 @@ def test_an_http_port_in_use_is_said_as_one_process_says_it(tmp_path: Path) -> N
                       "--store", f"sqlite:///{tmp_path / 'b.db'}", cwd=tmp_path)
     assert done.returncode == 1, done.stderr
     assert f"cannot start: cannot listen for HTTP on 127.0.0.1:{port}: Address already in " \
-        "use" in done.stderr, done.stderr
+        "use (--http-port or FOOTFALL_HTTP_PORT picks another port; -1 a free one, 0 none)" \
+        in done.stderr, done.stderr
 
 
 def test_a_port_in_use_at_one_address_of_localhost_stops_the_start(tmp_path: Path) -> None:
