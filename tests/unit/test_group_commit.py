@@ -600,14 +600,18 @@ def test_a_job_alone_or_close_ends_the_gathering_at_once() -> None:
     # A batch gathering for more stops waiting when a job alone comes (it commits
     # after the batch, on its own) or when the committer closes.
     batches: list[int] = []
+    running, release = threading.Event(), threading.Event()
 
     def apply(jobs: list[Job]) -> None:
+        if not batches:  # (the job alone holds the writer while the rows are queued:
+            running.set()  # a writer slow to wake on a busy machine took two of them,
+            release.wait(10)  # then the other two, [1, 2, 2, ...])
         batches.append(len(jobs))
         settle(jobs, apply_in_order(jobs, lambda rows: None, lambda job: (None, None)))
 
     committer = GroupCommitter(apply, gather_seconds=5.0)
-    release = threading.Event()
-    first = committer.submit_fn(lambda db: release.wait(10), alone=True)
+    first = committer.submit_fn(lambda db: None, alone=True)
+    assert running.wait(10)
     held = [committer.submit_rows([row(f"a{i}")]) for i in range(4)]
     release.set()
     for future in [first, *held]:
