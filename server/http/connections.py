@@ -88,6 +88,7 @@ import logging
 import re
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -338,7 +339,8 @@ class Connection(web.RequestHandler):
         self._reading: streams.StreamReader | None = None
         self._read_from = 0.0
         self._read_base = 0
-        # Since when its answer waits for its client (writing paused), and what waited then
+        # Since when its answer waits for its client (writing paused), and what it had
+        # taken then (_taken)
         self._send_from = 0.0
         self._send_base = 0
         # A request aiohttp could not read is answered in HTTP/1.1 (see _UNREADABLE_REQUEST)
@@ -396,7 +398,7 @@ class Connection(web.RequestHandler):
             return False
         took = now - self._send_from
         return took >= ROOM_AFTER and \
-            self._send_base - transport.get_write_buffer_size() < MIN_SEND_RATE * took
+            _taken(transport) - self._send_base < MIN_SEND_RATE * took
 
     def cut_send(self) -> None:
         """Closed, what waited for its client let go (aborted, as _check_sent does)."""
@@ -674,7 +676,7 @@ class Connection(web.RequestHandler):
         super().pause_writing()
         if self._send_watch is None and self.transport is not None:
             self._unsent = self.transport.get_write_buffer_size()
-            self._send_from, self._send_base = self._loop.time(), self._unsent
+            self._send_from, self._send_base = self._loop.time(), _taken(self.transport)
             self._site.sends(self, True)
             self._send_watch = self._loop.call_later(self._site.send_timeout,
                                                      self._check_sent)
@@ -1235,6 +1237,30 @@ class _Pieces(payload.Payload):
             # piece after each wait went into a paused buffer, and a client taking
             # 100 KiB each --http-send-timeout (more than the 64 KiB asked) was cut.
             await writer.drain()
+
+
+def _taken(transport: asyncio.WriteTransport) -> int:
+    """What the client of `transport` has taken of the answers, as a count that only
+    grows (its difference is what it took meanwhile): the bytes its TCP acknowledged
+    (TCP_INFO's tcpi_bytes_acked, Linux), else the opposite of what waits in the
+    transport's buffer. Not the buffer over TLS: what waits below the TLS transport
+    (its TCP transport's own 64 KiB) drains first, the TLS one's buffer staying as it
+    was meanwhile, and a client taking its answer at 24 KiB a second, three times
+    MIN_SEND_RATE, was seen taking nothing for a second and more (cut at the cap)."""
+    sock = transport.get_extra_info("socket")
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_BYTES)
+    except (AttributeError, OSError):  # (not Linux, or not TCP)
+        info = b""
+    if len(info) >= _TCP_INFO_BYTES:
+        return int.from_bytes(info[_BYTES_ACKED:_TCP_INFO_BYTES], sys.byteorder)
+    return -transport.get_write_buffer_size()
+
+
+# Linux's struct tcp_info: 8 bytes of flags, 24 numbers of 4 bytes, 2 rates of 8, then
+# tcpi_bytes_acked (since Linux 4.1; a shorter answer is an older kernel's)
+_BYTES_ACKED = 8 + 24 * 4 + 2 * 8
+_TCP_INFO_BYTES = _BYTES_ACKED + 8
 
 
 def _unsent_refusal(answer: web.StreamResponse, refusal: ResourceExhausted) -> web.Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
 import gc
 import gzip
 import http.client
@@ -18,14 +19,20 @@ import os
 import resource
 import select
 import socket
+import ssl
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from footfall.retail.v2 import user_event_pb2
 
 from server.app import Running, start
@@ -1140,3 +1147,85 @@ def test_a_connection_its_client_closed_while_answered_is_not_kept(
     wait_for(lambda: site.open_connections == 0 and handlers(gateway) == 0,
              "every connection closed")
     assert connections_kept() - before == 0
+
+
+def _self_signed(folder: Path) -> tuple[str, str]:
+    """(certificate, key) files of a certificate for 127.0.0.1 made here."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .sign(key, hashes.SHA256()))
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return str(folder / "cert.pem"), str(folder / "key.pem")
+
+
+def test_at_the_cap_a_tls_client_taking_its_answer_at_a_fair_pace_keeps_its_place(
+        settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+    """Over TLS, what the client took shows in the TLS transport's buffer only once
+    the TCP transport under it has drained its own: a client taking its answer at 24
+    KiB a second, three times MIN_SEND_RATE, was seen taking nothing for a second and
+    more, and closed at the cap as if it trickled (what its TCP acknowledged is
+    counted now)."""
+    cert, key = _self_signed(tmp_path)
+    cap = 2
+    pipelined = b"GET /console/app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 50
+    client_context = ssl.create_default_context()
+    client_context.check_hostname = False
+    client_context.verify_mode = ssl.CERT_NONE
+    with serving(settings, clock, http_max_connections=cap, tls_cert=cert,
+                 tls_key=key) as running, contextlib.ExitStack() as stack:
+        site = running.http.site  # type: ignore[union-attr]
+        assert site is not None
+        readers = []
+        for _ in range(cap):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # (it takes little)
+            sock.settimeout(BOUND)
+            sock.connect(("127.0.0.1", running.http_port))
+            tls = client_context.wrap_socket(sock)
+            stack.callback(tls.close)
+            tls.sendall(pipelined)
+            readers.append(tls)
+        wait_for(lambda: site.open_connections == cap, f"{cap} connections open")
+        taken, closed = [0] * cap, [False] * cap
+        rate = 24 * 1024  # three times the least rate
+
+        def take(index: int) -> None:  # at `rate`, until the server closes
+            started = time.monotonic()
+            try:
+                while True:
+                    ahead = taken[index] - rate * (time.monotonic() - started)
+                    if ahead > 0:
+                        time.sleep(ahead / rate)
+                    chunk = readers[index].recv(4096)
+                    if not chunk:
+                        break
+                    taken[index] += len(chunk)
+            except TimeoutError:
+                return
+            except OSError:
+                pass
+            closed[index] = True
+
+        for index in range(cap):
+            threading.Thread(target=take, args=(index,), daemon=True).start()
+        time.sleep(0.5)
+        deadline = time.monotonic() + 5  # (well before the answers are all taken)
+        while time.monotonic() < deadline:  # newcomers, each refused at once
+            with raw(running.http_port) as newcomer:
+                newcomer.settimeout(1.0)
+                try:
+                    answer = newcomer.recv(100)
+                except TimeoutError:
+                    answer = b"(admitted)"
+            assert answer.startswith(b"HTTP/1.1 503 "), \
+                f"{answer[:100]!r}: a fair reader was closed (took {taken} bytes)"
+            time.sleep(0.2)
+        assert closed == [False] * cap and 0 < min(taken) < 400_000, taken
