@@ -14,6 +14,8 @@ from concurrent.futures import Future
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
+from server.console.origin import now_us
+from server.store import reset_marks
 from server.store.packed import UNPACK_COLUMNS, unpack
 from server.store.rows import ClientEventQuery, EventQuery, catalog_term, keep_latest, where_clause
 from server.store.shapes import in_statements, rows_sql
@@ -582,8 +584,10 @@ class ConsoleSql:
         # reset read the whole of it (1M rows, 0.7 s, and 0.13 s of the rollups) while
         # every write waited for the writer; now its range of user_events_order, 41 ms.
         catalog_id = self._planned_catalog_id(catalog)
+        came = now_us()
 
         def reset(db: Any) -> ResetCounts:
+            self._mark_reset(db, catalog, came)
             of, of_params = catalog_term(catalog, "?", catalog_id)
             events = self._forget_user_events(db, of, of_params)
             products, operations = self._forget_catalog_parts(db, catalog + "/")
@@ -612,9 +616,11 @@ class ConsoleSql:
         One transaction, so a reader sees the project as it was or clean, never
         half reset, and a write beside it lands before (and is deleted) or after."""
         spell = self._dialect.spell
-        under = f"projects/{project}/"
+        under = reset_marks.project_scope(project)
+        came = now_us()
 
         def reset(db: Any) -> ResetCounts:
+            self._mark_reset(db, under, came)
             # The catalogs by their ids written in, as reset_catalog names one on
             # PostgreSQL (see _planned_catalog_id), a statement for many: a
             # statement each took 80-200 ms for 1,000 catalogs of an event there.
@@ -638,6 +644,14 @@ class ConsoleSql:
             return ResetCounts(events, products, int(rejections), operations)
 
         return self._write(reset)
+
+    def _mark_reset(self, db: Any, scope: str, came: int) -> None:
+        """Record that a reset of `scope` came at `came`: the pixels and write_async
+        events answered before it by another process, and committed after it, are
+        left out then (see reset_marks). (Client events are answered once stored:
+        a tenant's reset needs none.)"""
+        reset_marks.mark(db, self._dialect.spell, self._dialect.name == "postgresql",
+                         scope, came)
 
     def _forget_user_events(self, db: Any, of: str, of_params: Sequence[Any] = ()) -> int:
         """Delete the user events `of` (SQL naming their catalog_id, with `?`) selects,

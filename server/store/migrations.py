@@ -326,6 +326,25 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         {"postgresql": "CREATE INDEX IF NOT EXISTS user_events_order ON user_events "
                        "(catalog_id, id)"},
     ]),
+    (16, "when each catalog or project was last reset", [
+        # Read by every writer's transaction that inserts rows answered before their
+        # commit (pixels, write_async), to leave out those a reset served by another
+        # process or replica came after (see reset_marks). IF NOT EXISTS: a store
+        # whose record of it was lost applies it again.
+        """CREATE TABLE IF NOT EXISTS reset_marks (
+            scope TEXT PRIMARY KEY,
+            at_us BIGINT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS reset_marks_time ON reset_marks (at_us)",
+        # PostgreSQL reads them inside the statement that inserts the rows, after it
+        # took the writers' turn: a VOLATILE function's query takes a snapshot of its
+        # own (READ COMMITTED), which sees a reset committed while the statement
+        # waited for the turn; the statement's own snapshot was taken before it.
+        {"postgresql": "CREATE OR REPLACE FUNCTION footfall_reset_marks(since BIGINT, "
+                       "after_turn BOOLEAN) RETURNS TABLE (mark_scope TEXT, mark_at_us "
+                       "BIGINT) LANGUAGE sql VOLATILE AS $$ SELECT r.scope, r.at_us FROM "
+                       "reset_marks r WHERE r.at_us > since $$"},
+    ]),
 ]
 
 

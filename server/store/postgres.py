@@ -61,6 +61,7 @@ from psycopg.types.string import StrBinaryDumper, StrDumper, StrDumperUnknown
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from server.names import default_branch
+from server.store import reset_marks
 from server.store.group_commit import GroupCommitter, Job, Outcome, apply_in_order
 from server.store.hang import HangWatch, select_one
 from server.store.migrations import apply_missing, check_readable
@@ -136,7 +137,7 @@ _DEDUP = "ON CONFLICT (catalog_id, event_time_us, dedup_key) DO NOTHING"
 _JSON_COLUMNS = ("seq integer, catalog text, event_type text, visitor_id text, user_id text, "
                  "event_time_us bigint, event_time_ns smallint, joined smallint, "
                  "dedup_key text, event text, source text, received_us bigint, "
-                 "transport smallint")
+                 "transport smallint, answered bigint")
 _JSON_VALUES = ("event_type, visitor_id, user_id, event_time_us, event_time_ns, joined, "
                 "decode(dedup_key, 'hex'), decode(event, 'hex'), decode(source, 'hex'), "
                 "received_us, transport")
@@ -147,14 +148,27 @@ _INCOMING = "footfall_incoming_events"
 _CREATE_INCOMING = (f"CREATE TEMP TABLE IF NOT EXISTS {_INCOMING} (seq INTEGER, catalog TEXT, "
                     "event_type TEXT, visitor_id TEXT, user_id TEXT, event_time_us BIGINT, "
                     "event_time_ns SMALLINT, joined SMALLINT, dedup_key BYTEA, event BYTEA, "
-                    "source BYTEA, received_us BIGINT, transport SMALLINT) "
+                    "source BYTEA, received_us BIGINT, transport SMALLINT, answered BIGINT) "
                     "ON COMMIT DELETE ROWS")
 _COPY_TYPES = ["int4", "text", "text", "text", "text", "int8", "int2", "int2", "bytea", "bytea",
-               "bytea", "int8", "int2"]
+               "bytea", "int8", "int2", "int8"]
+# The resets newer than a time (parameter: the batch's oldest row answered before its
+# commit), read with a snapshot taken once the writers' turn is held (see
+# reset_marks, and migration 16): by a function of the statement that takes the turn
+# itself, its argument read from the turn; else by the statement after the turn's.
+_MARKS_IN_TURN = ("marks AS MATERIALIZED (SELECT m.* FROM turn CROSS JOIN LATERAL "
+                  "footfall_reset_marks(%s, turn.held IS NULL) AS m), ")
+_MARKS = "marks AS MATERIALIZED (SELECT * FROM footfall_reset_marks(%s, true)), "
+# A row not answered before its commit (`answered` NULL), or answered before no reset
+# of its catalog (a catalog's, or its project's: a scope that ends with /) found.
+_NOT_RESET = ("NOT EXISTS (SELECT FROM marks m WHERE m.mark_at_us > v.answered AND "
+              "(m.mark_scope = v.catalog OR (right(m.mark_scope, 1) = '/' AND "
+              "left(v.catalog, length(m.mark_scope)) = m.mark_scope)))")
+_TURN_FIRST = f"turn AS MATERIALIZED ({_TAKE_TURN} AS held), "
 
 
-def _inserting(values: str, source: str, first: str = "",
-               answer: str = "count(*)") -> tuple[str, str]:
+def _inserting(values: str, source: str, first: str = "", answer: str = "count(*)",
+               where: str = "", marked: bool = False) -> tuple[str, str]:
     """The statements that insert the events of `source` (rows `v` numbered by `seq`,
     naming their catalog; `values`: what they give for _EVENT_COLUMNS) in order,
     skipping duplicates, and answer how many were new: the first counts nothing in
@@ -162,7 +176,14 @@ def _inserting(values: str, source: str, first: str = "",
     last parameter: rollups.new_lines). A catalog without a row fails the statement
     (catalog_id NOT NULL), never drops its events: see _send_events. `first`: common
     table expressions that come before the insert's; `answer`: what the statement
-    answers (of `ins`, the rows inserted)."""
+    answers (of `ins`, the rows inserted); `where`: which rows of `source` it inserts.
+    `marked`: and not those answered before a reset of their catalog came (their
+    `answered` time before it; the oldest such time its parameter after `first`'s),
+    see reset_marks."""
+    if marked:
+        first += _MARKS_IN_TURN if first.startswith(_TURN_FIRST) else _MARKS
+        where = f"{where} AND {_NOT_RESET}" if where else _NOT_RESET
+    source += f" WHERE {where}" if where else ""
     insert = (f"INSERT INTO user_events (catalog_id, {_EVENT_COLUMNS}) SELECT (SELECT id "
               f"FROM catalogs WHERE name = v.catalog), {values} FROM {source} "
               f"ORDER BY v.seq {_DEDUP}{_INSERTED}")
@@ -171,14 +192,17 @@ def _inserting(values: str, source: str, first: str = "",
             f"SELECT {answer} FROM ins")
 
 
-_FROM_JSON = _inserting(_JSON_VALUES, _JSON_ROWS)
-_FROM_COPY = _inserting(_EVENT_COLUMNS, f"{_INCOMING} v WHERE v.seq >= %s")
+# Each statement below as a pair, by whether its batch holds rows answered before
+# their commit, which it checks against the resets (`marked`).
+_FROM_JSON = [_inserting(_JSON_VALUES, _JSON_ROWS, marked=m) for m in (False, True)]
+_FROM_COPY = [_inserting(_EVENT_COLUMNS, f"{_INCOMING} v", where="v.seq >= %s", marked=m)
+              for m in (False, True)]
 # The same as _FROM_JSON, the writers' turn taken by the statement itself: a row of
 # the batch joins the turn's one row, so no row (and no id from the sequence, taken
 # as rows are inserted) comes before the turn is held. One statement, sent alone in
 # autocommit, is its own transaction: one round trip, no pipeline, no turn statement.
-_TURN_FIRST = f"turn AS MATERIALIZED ({_TAKE_TURN} AS held), "
-_FROM_JSON_IN_TURN = _inserting(_JSON_VALUES, f"{_JSON_ROWS} CROSS JOIN turn", _TURN_FIRST)
+_FROM_JSON_IN_TURN = [_inserting(_JSON_VALUES, f"{_JSON_ROWS} CROSS JOIN turn", _TURN_FIRST,
+                                 marked=m) for m in (False, True)]
 # Whether no product of the branches a batch's rows were joined with changed since
 # they were read (parameter: JSON records of branch and generation, see
 # `products_to_join`): a generation moves with every product write, in its transaction.
@@ -187,10 +211,11 @@ _UNCHANGED = ("SELECT bool_and(e.generation IS NOT DISTINCT FROM (SELECT g.gener
               "json_to_recordset(%s::json) AS e(branch text, generation bigint)")
 # _FROM_JSON_IN_TURN that inserts nothing when _UNCHANGED says no (its first parameter),
 # and answers it beside the count.
-_FROM_JSON_IF_UNCHANGED = _inserting(
-    _JSON_VALUES, f"{_JSON_ROWS} CROSS JOIN turn CROSS JOIN unchanged WHERE unchanged.ok",
+_FROM_JSON_IF_UNCHANGED = [_inserting(
+    _JSON_VALUES, f"{_JSON_ROWS} CROSS JOIN turn CROSS JOIN unchanged",
     f"{_TURN_FIRST}unchanged AS MATERIALIZED ({_UNCHANGED}), ",
-    "count(*), (SELECT ok FROM unchanged)")
+    "count(*), (SELECT ok FROM unchanged)", where="unchanged.ok", marked=m)
+    for m in (False, True)]
 # The products of a branch among some ids, with the branch's generation, as of one
 # snapshot (one statement): at least one row, whose product_id is NULL if none is found.
 _PRODUCTS_AS_OF = ("SELECT (SELECT generation FROM product_generations WHERE branch = %s), "
@@ -219,9 +244,11 @@ def _text(value: str) -> str:
     return value.replace("\0", "\ufffd") if "\0" in value else value
 
 
-def _as_json(rows: Sequence[EventRow]) -> str:
-    """The parameter of _FROM_JSON: `rows` as JSON (text as _nul_safe writes it)."""
-    return orjson.dumps([
+def _as_json(rows: Sequence[EventRow], answered: Collection[int] = ()) -> str:
+    """The parameter of _FROM_JSON: `rows` as JSON (text as _nul_safe writes it);
+    those whose id() is among `answered` (answered before their commit) say when
+    they were received as `answered` too (see _NOT_RESET)."""
+    records = [
         {"seq": seq, "catalog": _text(catalog), "event_type": _text(event_type),
          "visitor_id": _text(visitor_id), "user_id": _text(user_id),
          "event_time_us": time_us, "event_time_ns": time_ns, "joined": joined,
@@ -230,12 +257,18 @@ def _as_json(rows: Sequence[EventRow]) -> str:
          "transport": transport}
         for seq, (catalog, event_type, visitor_id, user_id, time_us, time_ns, joined, key,
                   event, source, received_us, transport)
-        in enumerate(row.as_params() for row in rows)]).decode()
+        in enumerate(row.as_params() for row in rows)]
+    if answered:
+        for record, row in zip(records, rows, strict=True):
+            if id(row) in answered:
+                record["answered"] = row.received_us
+    return orjson.dumps(records).decode()
 
 
 def _lines_json(lines: Sequence[NewLine]) -> str:
-    """The last parameter of _FROM_JSON[1] and _FROM_COPY[1]: rollups.new_lines as
-    JSON (a revenue as text: NaN and infinities are no JSON numbers)."""
+    """The last parameter of the second statement of each of _FROM_JSON's and
+    _FROM_COPY's pairs: rollups.new_lines as JSON (a revenue as text: NaN and
+    infinities are no JSON numbers)."""
     return orjson.dumps([
         {"n": n, "catalog": _text(catalog), "event_time_us": time_us, "dedup_key": key.hex(),
          "day": day, "product_id": _text(product), "currency": _text(currency),
@@ -685,46 +718,57 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
 
     # -- writes ------------------------------------------------------------
 
-    def _insert_events(self, cur: psycopg.Cursor[Any], rows: Sequence[EventRow]) -> int:
-        """Insert `rows` in order, skipping duplicates; how many were new."""
+    def _insert_events(self, cur: psycopg.Cursor[Any], rows: Sequence[EventRow],
+                       answered: Collection[int] = ()) -> int:
+        """Insert `rows` in order, skipping duplicates; how many were new. `answered`:
+        see _send_events."""
         if not rows:
             return 0
-        self._send_events(cur, rows)
+        self._send_events(cur, rows, answered=answered)
         found = cur.fetchone()
         assert found is not None
         return int(found[0])
 
     def _send_events(self, cur: psycopg.Cursor[Any], rows: Sequence[EventRow],
-                     in_turn: bool = False, unchanged: str | None = None) -> None:
+                     in_turn: bool = False, unchanged: str | None = None,
+                     answered: Collection[int] = ()) -> None:
         """Insert `rows` in order, skipping duplicates, and count the new ones in the
         rollups, with one statement (after the catalogs'), whose one row is how many
         rows were new. In pipeline mode (`_apply_batch`) nothing waits for it.
         `in_turn`: the statement takes the writers' turn itself (a small batch whose
         catalogs all have their row); and with `unchanged` (_UNCHANGED's parameter)
         inserts nothing unless the products its rows were joined with are unchanged,
-        which its row says beside the count."""
+        which its row says beside the count. `answered`: the id() of the rows
+        answered before their commit, left out if a reset of their catalog came
+        after them (see reset_marks), read once the turn is held."""
         # (but the catalogs seen committed: a tenth less of the writer's CPU a one-row
         # write, a statement less)
         self._add_catalogs(cur, rows, known=self._catalogs)
+        oldest = reset_marks.oldest_answered([row for row in rows if id(row) in answered]) \
+            if answered else None
+        marked = oldest is not None
         if len(rows) < COPY_FROM_ROWS:
-            params: list[Any] = [_as_json(rows)]
+            params: list[Any] = [_as_json(rows, answered)]
             if not in_turn:
-                statements = _FROM_JSON
+                statements = _FROM_JSON[marked]
             elif unchanged is None:
-                statements = _FROM_JSON_IN_TURN
+                statements = _FROM_JSON_IN_TURN[marked]
             else:
-                statements = _FROM_JSON_IF_UNCHANGED
+                statements = _FROM_JSON_IF_UNCHANGED[marked]
                 params.insert(0, unchanged)
         else:
             first = self._copy_seq
-            with cur.copy(f"COPY {_INCOMING} (seq, catalog, {_EVENT_COLUMNS}) FROM STDIN "
-                          "(FORMAT BINARY)") as copy:
+            with cur.copy(f"COPY {_INCOMING} (seq, catalog, {_EVENT_COLUMNS}, answered) FROM "
+                          "STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(_COPY_TYPES)
                 for seq, row in enumerate(rows, start=first):
-                    copy.write_row((seq, *row.as_params()))
+                    copy.write_row((seq, *row.as_params(),
+                                    row.received_us if id(row) in answered else None))
             self._copy_seq = first + len(rows)
             params = [first]
-            statements = _FROM_COPY
+            statements = _FROM_COPY[marked]
+        if marked:  # (its parameter follows those of the turn and `unchanged`)
+            params.insert(0 if unchanged is None or not in_turn else 1, oldest)
         lines = new_lines(rows)
         if lines:
             cur.execute(statements[1], [*params, _lines_json(lines)])
@@ -803,6 +847,8 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         committing = False  # the COMMIT of the batch's transaction is on its way
         rows = [row for job in jobs if job.rows is not None for row in job.rows]
         known = self._catalogs.keys() >= {row.catalog for row in rows}
+        # (those answered before their commit, checked against the resets)
+        answered = {id(row) for row in reset_marks.answered_rows(jobs)}
         try:
             if len(rows) < COPY_FROM_ROWS and all(job.rows is not None for job in jobs) \
                     and (known or unchanged is None):
@@ -817,7 +863,8 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 outcomes: list[Outcome] = []
                 if rows and known:
                     with conn.cursor() as cur:
-                        self._send_events(cur, rows, in_turn=True, unchanged=unchanged)
+                        self._send_events(cur, rows, in_turn=True, unchanged=unchanged,
+                                          answered=answered)
                         if unchanged is not None:
                             answer = cur.fetchone()
                             if answer is None or not answer[1]:
@@ -825,14 +872,15 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 elif rows:
                     with conn.pipeline(), conn.cursor() as cur:
                         cur.execute(_TAKE_TURN)
-                        self._send_events(cur, rows)
+                        self._send_events(cur, rows, answered=answered)
             else:
                 with conn.transaction(), conn.cursor() as cur:
                     cur.execute(_TAKE_TURN)
                     if unchanged is not None:
                         self._check_unchanged(cur, unchanged)
-                    outcomes = apply_in_order(jobs, partial(self._insert_events, cur),
-                                              partial(call, cur))
+                    outcomes = apply_in_order(
+                        jobs, partial(self._insert_events, cur, answered=answered),
+                        partial(call, cur))
                     committing = True  # (as the block ends)
         except _ProductsChanged:
             return False

@@ -24,7 +24,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from server.store import sqlite_checks
+from server.store import reset_marks, sqlite_checks
 from server.store.group_commit import GroupCommitter, Job, apply_in_order
 from server.store.migrations import apply_missing, check_readable
 from server.store.rows import (
@@ -334,7 +334,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         with self._shared_lock if self._memory else nullcontext():
             self._begin_write(conn)
             try:
-                outcomes = apply_in_order(jobs, partial(self._insert_events, conn), call)
+                outcomes = apply_in_order(jobs, self._inserting(conn, jobs), call)
                 # commit(), not execute("COMMIT"): it lets the GIL go once around the
                 # statement (with its fsync), where execute lets it go five times
                 # (Python 3.11), and each time the loop may take it and the writer
@@ -358,6 +358,20 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             self._full = False
             log.warning("%s: the disk has room again; writes commit", self.path)
         self._committer.settle(jobs, outcomes)
+
+    def _inserting(self, conn: sqlite3.Connection,
+                   jobs: list[Job]) -> Callable[[list[EventRow]], object]:
+        """How the batch `jobs` inserts its rows, in its transaction (the write lock
+        held): all of them, but those answered before their commit that a reset
+        came after (see reset_marks)."""
+        insert = partial(self._insert_events, conn)
+        answered = reset_marks.answered_rows(jobs)
+        if not answered:
+            return insert
+        marks = conn.execute(reset_marks.SINCE, (reset_marks.oldest_answered(answered),)
+                             ).fetchall()
+        return reset_marks.leaving_out(insert, reset_marks.stale(answered, marks)) \
+            if marks else insert
 
     def _begin_write(self, conn: sqlite3.Connection) -> None:
         """Take the write lock (no upgrade to fail later); StoreUnavailable when

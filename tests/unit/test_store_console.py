@@ -27,6 +27,7 @@ from .test_store import BRANCH, CATALOG, row, visitor
 
 # The store contract's fixtures: every test here runs on memory, SQLite and PostgreSQL.
 store_url, stores, store = test_store.store_url, test_store.stores, test_store.store
+shared_url = test_store.shared_url
 
 TENANT = "projects/p/tenants/t"
 
@@ -507,6 +508,36 @@ def test_a_reset_catalog_takes_new_events(store: Any) -> None:
     assert store.count_user_events(EventQuery(CATALOG, visitor_ids=("b",))) == 1
     [(name, events)] = [(c.name, c.events) for c in store.data_sets(False)[0]]
     assert (name, events) == (CATALOG, 2)
+
+
+def test_a_reset_leaves_out_what_another_replica_answered_before_it(
+        shared_url: str, stores: Any) -> None:
+    """A pixel (or write_async event) answered by one process before a reset that
+    another served, and committed after it, is left out, with its lines of the
+    rollups; one answered after the reset is kept, as is one its caller waited for
+    (answered once stored), and those of a catalog the reset is not of. A
+    project's reset leaves out its catalogs' alike (README, "Reset")."""
+    answering, resetting = stores(), stores()
+    other = CATALOG.replace("projects/p/", "projects/q/")
+    viewed = {"productDetails": [{"product": {"id": "sku"}}]}
+
+    def view(name: str, catalog: str = CATALOG) -> Any:
+        return row(name, "detail-page-view", catalog=catalog, **viewed)
+
+    for reset in (lambda: resetting.reset_catalog(CATALOG),
+                  lambda: resetting.reset_project("p")):
+        before, waited, elsewhere = view("before"), view("waited"), view("before", other)
+        reset()
+        after = view("after")
+        answering.write_user_events([before, after, elsewhere], wait=False)
+        answering.write_user_events([waited])
+        answering.flush()
+        assert sorted(visitor(e.payload) for e in answering.user_events_newest(
+            EventQuery(CATALOG), 10)) == ["after", "waited"]
+        assert [(p, views) for p, _, views, *_ in answering.product_days(CATALOG, None, None)
+                if p == "sku"] == [("sku", 2)]
+        assert answering.count_user_events(EventQuery(other)) == 1
+        resetting.reset_project("q")
 
 
 def test_joined_and_unacknowledged_writes_keep_how_they_came(store: Any) -> None:

@@ -1665,3 +1665,35 @@ def test_the_writer_remembers_no_branch_past_the_batch_it_joined(database: str) 
         assert len(store._joined_as_of) <= 1
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["catalog-known", "catalog-new"])
+def test_a_pixel_waiting_for_the_turn_a_reset_holds_finds_the_reset(
+        database: str, known: bool) -> None:
+    """A batch's statement takes its snapshot as it starts (READ COMMITTED), before it
+    waits for the writers' turn: a reset committed meanwhile by another replica was
+    not in it, and the pixel it came after was stored after the reset. The resets
+    are read once the turn is held (reset_marks), whichever way the batch goes (its
+    catalog known: one statement that takes the turn; new: the turn's statement,
+    then the insert's)."""
+    store = PostgresStore(database)
+    try:
+        if known:
+            store.write_user_events([row("warm-up")])  # the catalog committed
+        before, after = row("before"), row("after")
+        with psycopg.connect(database) as replica:  # a reset served by another replica
+            replica.execute("SELECT pg_advisory_xact_lock(%s)", (WRITERS_LOCK,))
+            replica.execute(f"DELETE FROM user_events WHERE catalog_id IN "
+                            f"(SELECT id FROM catalogs WHERE name = '{CATALOG}')")
+            store.write_user_events([before], wait=False)
+            assert poll(lambda: waiting_for_the_writers_turn(database))
+            replica.execute("INSERT INTO reset_marks VALUES (%s, %s)",
+                            (CATALOG, before.received_us + 1))
+        store.write_user_events([dataclasses.replace(after, received_us=before.received_us + 2)],
+                                wait=False)
+        store.flush()
+        listed = store.list_user_events(EventQuery(CATALOG), limit=10)
+        assert [user_event_pb2.UserEvent.FromString(p).visitor_id
+                for _, p in listed] == ["after"]
+    finally:
+        store.close()
