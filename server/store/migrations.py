@@ -342,6 +342,10 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
         # waited for the turn; the statement's own snapshot was taken before it.
         # PL/pgSQL keeps its query's plan from call to call: a function in SQL was
         # planned at every call (66 against 17 us of the database's CPU a batch).
+        # And a count of the resets, read by a batch as it is now whatever its
+        # snapshot (a sequence is not transactional): unchanged since the batch
+        # before, the function need not be called (see PostgresStore._send_events).
+        {"postgresql": "CREATE SEQUENCE IF NOT EXISTS footfall_resets"},
         {"postgresql": "CREATE OR REPLACE FUNCTION footfall_reset_marks(since BIGINT, "
                        "after_turn BOOLEAN) RETURNS TABLE (mark_scope TEXT, mark_at_us "
                        "BIGINT) LANGUAGE plpgsql VOLATILE AS $$ BEGIN RETURN QUERY SELECT "

@@ -60,6 +60,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.string import StrBinaryDumper, StrDumper, StrDumperUnknown
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from server.console.origin import now_us
 from server.names import default_branch
 from server.store import reset_marks
 from server.store.group_commit import GroupCommitter, Job, Outcome, apply_in_order
@@ -152,13 +153,24 @@ _CREATE_INCOMING = (f"CREATE TEMP TABLE IF NOT EXISTS {_INCOMING} (seq INTEGER, 
                     "ON COMMIT DELETE ROWS")
 _COPY_TYPES = ["int4", "text", "text", "text", "text", "int8", "int2", "int2", "bytea", "bytea",
                "bytea", "int8", "int2", "int8"]
-# The resets newer than a time (parameter: the batch's oldest row answered before its
-# commit), read with a snapshot taken once the writers' turn is held (see
-# reset_marks, and migration 16): by a function of the statement that takes the turn
-# itself, its argument read from the turn; else by the statement after the turn's.
-_MARKS_IN_TURN = ("marks AS MATERIALIZED (SELECT m.* FROM turn CROSS JOIN LATERAL "
-                  "footfall_reset_marks(%s, turn.held IS NULL) AS m), ")
-_MARKS = "marks AS MATERIALIZED (SELECT * FROM footfall_reset_marks(%s, true)), "
+# How many resets were made (a sequence: read as it is now, whatever the snapshot).
+_RESETS_MADE = "(SELECT last_value + is_called::int FROM footfall_resets{})"
+# The resets newer than a time (second parameter: the batch's oldest row answered
+# before its commit), read with a snapshot taken once the writers' turn is held (see
+# reset_marks, and migration 16), unless as many resets were made as the first
+# parameter says (see _send_events). In a statement that takes the turn itself, the
+# count is read for the turn's row (a subquery of it: a one-time filter of the whole
+# statement, which its count alone would be, ran before the turn was taken) and the
+# function called for the count's row, if there is one; else after the turn's
+# statement.
+_MARKS_IN_TURN = (
+    "marks AS MATERIALIZED (SELECT m.* FROM turn CROSS JOIN LATERAL (SELECT made FROM "
+    f"(SELECT {_RESETS_MADE.format(' WHERE turn.held IS NOT NULL')} AS made) AS r "
+    "WHERE made <> %s) AS s CROSS JOIN LATERAL footfall_reset_marks(%s, s.made IS NULL) "
+    "AS m), ")
+_MARKS = (f"marks AS MATERIALIZED (SELECT m.* FROM (SELECT made FROM (SELECT "
+          f"{_RESETS_MADE.format('')} AS made) AS r WHERE made <> %s) AS s CROSS JOIN LATERAL "
+          "footfall_reset_marks(%s, s.made IS NULL) AS m), ")
 # A row not answered before its commit (`answered` NULL), or answered before no reset
 # of its catalog (a catalog's, or its project's: a scope that ends with /) found.
 _NOT_RESET = ("NOT EXISTS (SELECT FROM marks m WHERE m.mark_at_us > v.answered AND "
@@ -183,6 +195,7 @@ def _inserting(values: str, source: str, first: str = "", answer: str = "count(*
     if marked:
         first += _MARKS_IN_TURN if first.startswith(_TURN_FIRST) else _MARKS
         where = f"{where} AND {_NOT_RESET}" if where else _NOT_RESET
+        answer += f", {_RESETS_MADE.format('')}"  # (the resets made, last)
     source += f" WHERE {where}" if where else ""
     insert = (f"INSERT INTO user_events (catalog_id, {_EVENT_COLUMNS}) SELECT (SELECT id "
               f"FROM catalogs WHERE name = v.catalog), {values} FROM {source} "
@@ -470,6 +483,9 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         # keys): a batch adds only the others, as no catalog row is ever deleted (a
         # reset keeps it: see console.py). Touched on the writer's thread only.
         self._catalogs: dict[str, None] = {}
+        # How many resets were made when the writer last read the count, and when it
+        # read it (wall-clock us): see _send_events.
+        self._resets_seen: tuple[int, int] | None = None
         # Products the writer read for its joins, per branch: (generation, {id: the
         # product, or None where none was found}); and the generation of the last
         # answer of each branch (see products_to_join). Writer's thread only.
@@ -724,14 +740,16 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         see _send_events."""
         if not rows:
             return 0
-        self._send_events(cur, rows, answered=answered)
+        marked = self._send_events(cur, rows, answered=answered)
         found = cur.fetchone()
         assert found is not None
+        if marked:
+            self._saw_resets(int(found[-1]))
         return int(found[0])
 
     def _send_events(self, cur: psycopg.Cursor[Any], rows: Sequence[EventRow],
                      in_turn: bool = False, unchanged: str | None = None,
-                     answered: Collection[int] = ()) -> None:
+                     answered: Collection[int] = ()) -> bool:
         """Insert `rows` in order, skipping duplicates, and count the new ones in the
         rollups, with one statement (after the catalogs'), whose one row is how many
         rows were new. In pipeline mode (`_apply_batch`) nothing waits for it.
@@ -740,7 +758,8 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         inserts nothing unless the products its rows were joined with are unchanged,
         which its row says beside the count. `answered`: the id() of the rows
         answered before their commit, left out if a reset of their catalog came
-        after them (see reset_marks), read once the turn is held."""
+        after them (see reset_marks), read once the turn is held. Whether the
+        statement checks them (and answers the count of resets made, last)."""
         # (but the catalogs seen committed: a tenth less of the writer's CPU a one-row
         # write, a statement less)
         self._add_catalogs(cur, rows, known=self._catalogs)
@@ -767,13 +786,26 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
             self._copy_seq = first + len(rows)
             params = [first]
             statements = _FROM_COPY[marked]
-        if marked:  # (its parameter follows those of the turn and `unchanged`)
-            params.insert(0 if unchanged is None or not in_turn else 1, oldest)
+        if oldest is not None:  # (its parameters follow those of the turn and `unchanged`)
+            # The resets need not be read when as many were made as when this writer
+            # last saw a count and the oldest row came after: a reset made since
+            # counts one more, and one made before that came before the row.
+            seen = self._resets_seen
+            made = seen[0] if seen is not None and oldest >= seen[1] else -1
+            at = 0 if unchanged is None or not in_turn else 1
+            params[at:at] = [made, oldest]
         lines = new_lines(rows)
         if lines:
             cur.execute(statements[1], [*params, _lines_json(lines)])
         else:
             cur.execute(statements[0], params)
+        return marked
+
+    def _saw_resets(self, made: int) -> None:
+        """Note that `made` resets were made (a marked statement's last answer), as
+        of now: a row received from now on needs no reset made before."""
+        if self._resets_seen is None or self._resets_seen[0] != made:
+            self._resets_seen = (made, now_us())
 
     def _update_events(self, cur: psycopg.Cursor[Any],
                        updates: Sequence[tuple[int, bool, bytes, bytes | None]]) -> None:
@@ -863,12 +895,14 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 outcomes: list[Outcome] = []
                 if rows and known:
                     with conn.cursor() as cur:
-                        self._send_events(cur, rows, in_turn=True, unchanged=unchanged,
-                                          answered=answered)
-                        if unchanged is not None:
+                        marked = self._send_events(cur, rows, in_turn=True,
+                                                   unchanged=unchanged, answered=answered)
+                        if unchanged is not None or marked:
                             answer = cur.fetchone()
-                            if answer is None or not answer[1]:
+                            if unchanged is not None and (answer is None or not answer[1]):
                                 return False
+                            if marked and answer is not None:
+                                self._saw_resets(int(answer[-1]))
                 elif rows:
                     with conn.pipeline(), conn.cursor() as cur:
                         cur.execute(_TAKE_TURN)

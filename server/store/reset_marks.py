@@ -49,6 +49,8 @@ def mark(db: Any, spell: Callable[[str], str], postgres: bool, scope: str, at_us
                      f"DO UPDATE SET at_us = {later}(reset_marks.at_us, excluded.at_us)"),
                (scope, at_us))
     db.execute(spell("DELETE FROM reset_marks WHERE at_us < ?"), (at_us - MARKS_KEPT_US,))
+    if postgres:  # (counted: see PostgresStore._send_events)
+        db.execute("SELECT nextval('footfall_resets')")
 
 
 def project_scope(project: str) -> str:

@@ -1680,6 +1680,10 @@ def test_a_pixel_waiting_for_the_turn_a_reset_holds_finds_the_reset(
     try:
         if known:
             store.write_user_events([row("warm-up")])  # the catalog committed
+            # a pixel's batch: the writer learns how many resets were made, and
+            # reads the resets no more for rows received since while that holds
+            store.write_user_events([row("pixel")], wait=False)
+            store.flush()
         before, after = row("before"), row("after")
         with psycopg.connect(database) as replica:  # a reset served by another replica
             replica.execute("SELECT pg_advisory_xact_lock(%s)", (WRITERS_LOCK,))
@@ -1687,8 +1691,9 @@ def test_a_pixel_waiting_for_the_turn_a_reset_holds_finds_the_reset(
                             f"(SELECT id FROM catalogs WHERE name = '{CATALOG}')")
             store.write_user_events([before], wait=False)
             assert poll(lambda: waiting_for_the_writers_turn(database))
-            replica.execute("INSERT INTO reset_marks VALUES (%s, %s)",
-                            (CATALOG, before.received_us + 1))
+            replica.execute("INSERT INTO reset_marks VALUES (%s, %s) ON CONFLICT (scope) DO "
+                            "UPDATE SET at_us = excluded.at_us", (CATALOG, before.received_us + 1))
+            replica.execute("SELECT nextval('footfall_resets')")
         store.write_user_events([dataclasses.replace(after, received_us=before.received_us + 2)],
                                 wait=False)
         store.flush()
