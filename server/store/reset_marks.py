@@ -23,7 +23,9 @@ waits in a writer's queue for its commit far less.
 
 A batch that holds no row answered before its commit reads nothing, and one that
 holds some reads the marks newer than its oldest such row: none, but within
-moments of a reset (see `oldest_answered`).
+moments of a reset (see `oldest_answered`). On PostgreSQL it reads a count of the
+resets first, and the marks only when a reset was made since its writer last read
+the count, or its rows came before that read (PostgresStore._send_events).
 """
 
 from __future__ import annotations
