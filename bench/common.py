@@ -42,7 +42,7 @@ class Server:
     def peak_rss_kib(self) -> int:
         """The server's peak RSS plus that of the processes it started (an upper
         bound of the peak of the whole: each at its own peak)."""
-        return sum(_peak_rss_kib(pid) for pid in _tree(self.process.pid))
+        return sum(_peak_rss_kib(pid) for pid in process_tree(self.process.pid))
 
     def cpu_seconds(self) -> float:
         """CPU (user + system) of the server and of the server processes it started
@@ -52,7 +52,7 @@ class Server:
 
 def cpu_seconds(pid: int) -> float:
     """CPU (user + system) of process `pid` and its descendants, from /proc."""
-    return sum(_cpu_ticks(p) for p in _tree(pid)) / os.sysconf("SC_CLK_TCK")
+    return sum(_cpu_ticks(p) for p in process_tree(pid)) / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -63,7 +63,7 @@ def _cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])
 
 
-def _tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
     """`pid` and its descendants."""
     found = [pid]
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
@@ -72,7 +72,7 @@ def _tree(pid: int) -> list[int]:
         except FileNotFoundError:
             continue
         for child in children:
-            found.extend(_tree(int(child)))
+            found.extend(process_tree(int(child)))
     return found
 
 

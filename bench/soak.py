@@ -55,6 +55,8 @@ from google.cloud.retail_v2.services.user_event_service.transports import (
 )
 from google.cloud.talent_v4.services.event_service.transports import EventServiceGrpcTransport
 
+from bench.common import process_tree
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "projects/soak"
 CATALOG = f"{PROJECT}/locations/global/catalogs/default_catalog"
@@ -469,18 +471,6 @@ class Driver:
 
 
 # -- sampling ---------------------------------------------------------------------------
-def tree(pid: int) -> list[int]:
-    found = [pid]
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            children = task.read_text().split()
-        except FileNotFoundError:
-            continue
-        for child in children:
-            found.extend(tree(int(child)))
-    return found
-
-
 def fd_kind(target: str) -> str:
     if target.startswith(("socket:", "pipe:")):
         return target.split(":")[0]
@@ -543,7 +533,7 @@ def sampler(server_pid: int, http_port: int, workdir: Path, interval: float,
     started = time.monotonic()
     with open(workdir / "samples.jsonl", "a") as out:
         while True:
-            processes = [s for s in (sample_process(p) for p in tree(server_pid)) if s]
+            processes = [s for s in (sample_process(p) for p in process_tree(server_pid)) if s]
             record = {"time": time.time(), "elapsed": round(time.monotonic() - started, 1),
                       "processes": processes, "metrics": scrape(http_port),
                       "driver": dict(driver.counts), "driver_cpu": os.times()[0] + os.times()[1]}
