@@ -3,6 +3,7 @@ errors and exit codes (0 done, 1 cannot use the store or port, 2 bad input)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -594,9 +595,15 @@ def test_reading_a_damaged_database_is_one_line_not_a_traceback(tmp_path: Path) 
     1. Its start reads only the schema, so damage in the middle of a table showed as
     sqlite3's traceback once the command read that page."""
     path = stored(tmp_path / "events.db")
-    with open(path, "r+b") as file:  # a page in the middle, as a bad sector would
-        file.seek((path.stat().st_size // 4096 // 2) * 4096)
-        file.write(b"\xa5" * 4096)
+    # A page the command reads, as a bad sector would: the events table's root (a page
+    # in the middle of the file, another table's once migration 16 added one, was not
+    # read by it).
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        [(root,)] = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'user_events'")
+        [(page_size,)] = db.execute("PRAGMA page_size")
+    with open(path, "r+b") as file:
+        file.seek((root - 1) * page_size)
+        file.write(b"\xa5" * page_size)
     out = footfall("events", "list", "--parent", CATALOG, "--store", f"sqlite:///{path}",
                    cwd=tmp_path)
     assert out.returncode == 1, out.stderr

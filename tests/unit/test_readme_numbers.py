@@ -82,7 +82,7 @@ STATED = [
            lambda: line_pool.WAIT_SECONDS),
     Stated(rf"past its allowance, [\d.]+ s and {N} s a MiB of the chunk",
            lambda: line_pool.WAIT_SECONDS_PER_MIB),
-    Stated(rf"Lost {N} times in a row on the", lambda: line_pool.MAX_LOSSES),
+    Stated(rf"loses its worker {N} times in a row decoded alone", lambda: line_pool.MAX_LOSSES),
     Stated(rf"workers still running {N} s after the jobs stopped",
            lambda: line_pool.CLOSE_SECONDS),
     # Pixel and Limits: what a GET carries, and the request head
