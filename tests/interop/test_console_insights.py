@@ -17,8 +17,8 @@ from typing import Any
 
 import grpc
 import pytest
-from browser.cdp import DevTools, chromium, find_chromium
-from browser.pages import focus_and_press, no_problems, open_console, photograph, screenshots, until
+from browser.cdp import DevTools, chromium
+from browser.pages import focus_and_press, no_problems, open_console, photograph, until
 from google.cloud import retail_v2, talent_v4
 
 from .console import Console
@@ -36,21 +36,6 @@ TYPE = talent_v4.JobEvent.JobEventType
 JOBS = [f"{TENANT}/jobs/j{n}" for n in range(1, 4)]
 
 pytestmark = pytest.mark.timeout(240)
-
-
-@pytest.fixture
-def browser_executable() -> str:
-    found = find_chromium()
-    if found is None:
-        pytest.skip("BROWSER TEST SKIPPED: Debian's chromium is not installed "
-                    "(`make test` installs it: apt-get install -y chromium)")
-    return found
-
-
-@pytest.fixture
-def shots(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
-    with screenshots(tmp_path, request.node.name) as folder:
-        yield folder
 
 
 def shop_events() -> Iterator[retail_v2.UserEvent]:

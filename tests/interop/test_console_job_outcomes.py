@@ -18,14 +18,13 @@ from typing import Any
 
 import grpc
 import pytest
-from browser.cdp import DevTools, chromium, find_chromium
+from browser.cdp import DevTools, chromium
 from browser.pages import (
     SCREENS,
     focus_and_press,
     no_problems,
     open_console,
     photograph,
-    screenshots,
     until,
 )
 from google.api_core import exceptions
@@ -122,21 +121,6 @@ OUT_OF_SIGHT = """(() => {
 LABELS = """[...document.querySelectorAll('#jobs tbody td:not(.group)')].map(td =>
   getComputedStyle(td, '::before').content.replace(/^"|"$/g, '') === td.dataset.label)
   .every(Boolean)"""
-
-
-@pytest.fixture
-def browser_executable() -> str:
-    found = find_chromium()
-    if found is None:
-        pytest.skip("BROWSER TEST SKIPPED: Debian's chromium is not installed "
-                    "(`make test` installs it: apt-get install -y chromium)")
-    return found
-
-
-@pytest.fixture
-def shots(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
-    with screenshots(tmp_path, request.node.name) as folder:
-        yield folder
 
 
 def job_events() -> Iterator[talent_v4.ClientEvent]:
