@@ -49,18 +49,25 @@ def sessions(store: Store) -> list[str]:
     return [json.loads(shown(*r).request_json)["userEvent"]["sessionId"][1:] for r in kept]
 
 
+def writer_held(store: Store, seconds: float = 10) -> threading.Event:
+    """Hold `store`'s writer busy (with a job of its own) until the event returned is
+    set, or for `seconds`: what is refused meanwhile waits to be kept."""
+    busy, free = threading.Event(), threading.Event()
+
+    def hold(_db: Any) -> None:
+        busy.set()
+        free.wait(seconds)
+
+    store._committer.submit(Job(fn=hold))  # type: ignore[attr-defined]  # noqa: SLF001
+    assert busy.wait(10)
+    return free
+
+
 def test_a_flood_of_refusals_is_one_write_job_per_commit(store: Store) -> None:
     jobs: list[int] = []
     store.on_commit(lambda batch: jobs.append(len(batch)))
     rejections = Rejections(store, SystemClock(), 1000, 3600)
-    busy, free = threading.Event(), threading.Event()
-
-    def hold(_db: Any) -> None:  # the writer is busy while the flood comes
-        busy.set()
-        free.wait(10)
-
-    store._committer.submit(Job(fn=hold))  # type: ignore[attr-defined]  # noqa: SLF001
-    assert busy.wait(10)
+    free = writer_held(store)  # the writer is busy while the flood comes
     for n in range(100):
         refuse(rejections, n)
     free.set()
@@ -229,14 +236,7 @@ def test_a_request_proto3_json_cannot_write_is_kept_without_its_json(
 
 def test_refusals_gathered_past_one_statement_are_all_kept_in_order(store: Store) -> None:
     rejections = Rejections(store, SystemClock(), 5000, 3600)
-    busy, free = threading.Event(), threading.Event()
-
-    def hold(_db: Any) -> None:
-        busy.set()
-        free.wait(10)
-
-    store._committer.submit(Job(fn=hold))  # type: ignore[attr-defined]  # noqa: SLF001
-    assert busy.wait(10)
+    free = writer_held(store)
     for n in range(1201):  # four INSERTs: 512, 512, 160 and 17 rows (shapes.statement_rows)
         refuse(rejections, n)
     free.set()
@@ -288,12 +288,6 @@ def test_refusals_alike_share_their_common_part_and_keep_their_own(store: Store)
 def test_one_request_refused_again_before_the_writer_takes_it_is_one_row_counting_them(
         store: Store) -> None:
     keeper = Rejections(store, FixedClock(1_700_000_000_000_000_000), 10, 3600 * 24 * 365 * 99)
-    busy, free = threading.Event(), threading.Event()
-
-    def hold(_db: Any) -> None:  # the writer is busy while the refusals come
-        busy.set()
-        free.wait(10)
-
     def refuse_as(key: str, session: str) -> None:
         request = user_event_service_pb2.WriteUserEventRequest(
             parent=CATALOG, user_event=user_event_pb2.UserEvent(session_id=session))
@@ -301,8 +295,7 @@ def test_one_request_refused_again_before_the_writer_takes_it_is_one_row_countin
                        InvalidArgument.field("user_event.visitor_id", "is required"), key)
         keeper._clock.advance(1)  # type: ignore[attr-defined]  # noqa: SLF001
 
-    store._committer.submit(Job(fn=hold))  # type: ignore[attr-defined]  # noqa: SLF001
-    assert busy.wait(10)
+    free = writer_held(store)  # the writer is busy while the refusals come
     for key, session in [("k", "a"), ("k", "b"), ("k", "a"), ("k", "a"), ("k", "b"),
                          ("k2", "a")]:
         refuse_as(key, session)
@@ -397,14 +390,7 @@ def test_refusals_waiting_for_the_writer_are_the_latest_gathered_limit(
     # how many.
     monkeypatch.setattr(rejections, "GATHERED_LIMIT", 5)
     keeper = Rejections(store, SystemClock(), 100, 3600)
-    busy, free = threading.Event(), threading.Event()
-
-    def hold(_db: Any) -> None:
-        busy.set()
-        free.wait(10)
-
-    store._committer.submit(Job(fn=hold))  # type: ignore[attr-defined]  # noqa: SLF001
-    assert busy.wait(10)
+    free = writer_held(store)
     for n in range(8):
         refuse(keeper, n)
     assert keeper.skipped == 3
@@ -421,14 +407,7 @@ def test_refusals_let_go_count_their_repeats_and_those_left_keep_theirs(
     # nor counted in footfall_rejections_not_kept, their next alike a row again).
     monkeypatch.setattr(rejections, "GATHERED_LIMIT", 5)
     keeper = Rejections(store, SystemClock(), 100, 3600)
-    busy, free = threading.Event(), threading.Event()
-
-    def hold(_db: Any) -> None:
-        busy.set()
-        free.wait(10)
-
-    store._committer.submit(Job(fn=hold))  # type: ignore[attr-defined]  # noqa: SLF001
-    assert busy.wait(10)
+    free = writer_held(store)
     for n in range(5):
         refuse(keeper, n)
         refuse(keeper, n)  # (alike: counted by the row of the first)
@@ -458,14 +437,7 @@ def test_refusals_waiting_for_the_writer_hold_gathered_bytes_at_most(
 
     refusals = 400
     keeper = Rejections(store, SystemClock(), 1000, 3600)
-    busy, free = threading.Event(), threading.Event()
-
-    def hold(_db: Any) -> None:
-        busy.set()
-        free.wait(600)  # (set once the refusals are made: 65 s at load 26)
-
-    store._committer.submit(Job(fn=hold))  # type: ignore[attr-defined]  # noqa: SLF001
-    assert busy.wait(10)
+    free = writer_held(store, 600)  # (set once the refusals are made: 65 s at load 26)
     request = user_event_service_pb2.WriteUserEventRequest(parent=CATALOG)
     tracemalloc.start()
     try:
@@ -502,14 +474,7 @@ def test_refusals_a_failed_job_took_are_counted_as_not_kept(
     try:
         other.execute("CREATE TRIGGER refuse BEFORE INSERT ON rejections "
                       "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
-        busy, free = threading.Event(), threading.Event()
-
-        def hold(_db: Any) -> None:
-            busy.set()
-            free.wait(10)
-
-        store._committer.submit(Job(fn=hold))  # type: ignore[attr-defined]  # noqa: SLF001
-        assert busy.wait(10)
+        free = writer_held(store)
         for n in range(3):
             refuse(keeper, n)
         free.set()
@@ -569,14 +534,7 @@ def test_a_refusal_of_no_project_id_is_kept_under_none_and_spares_its_batch(
     failed, and with it every other job of its batch (another client's product was
     answered INTERNAL)."""
     rejections = Rejections(store, SystemClock(), 1000, 3600)
-    busy, free = threading.Event(), threading.Event()
-
-    def hold(_db: Any) -> None:  # the writer is busy: what follows is one batch
-        busy.set()
-        free.wait(10)
-
-    store._committer.submit(Job(fn=hold))  # type: ignore[attr-defined]  # noqa: SLF001
-    assert busy.wait(10)
+    free = writer_held(store)  # the writer is busy: what follows is one batch
     # (characters that do not repeat: an index compresses a repeated one)
     wide = "".join(chr(0x20000 + n * 7) for n in range(1_500))
     refuse(rejections, 1, f"projects/{wide}/locations/global/catalogs/c")
