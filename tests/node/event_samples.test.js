@@ -148,7 +148,7 @@ test('import-user-events-inline.js: three home-page-views of random visitors', a
 // gcs root), after setup/update-user-events-json.js moved their times to a day ago.
 // Lines of their shape: compact JSON, toISOString() times, the detail-page-view's
 // productDetails an object (not a list) and its quantity a bare number.
-function uploadEventsFiles(bucketName) {
+function uploadEventsFiles(bucketName, productId = 'SHOE-TRAIL-42') {
   const yesterday = new Date(Date.now() - 24 * 3600 * 1000).toISOString();
   const line = (eventType, extra = {}) => JSON.stringify(
     {eventType, visitorId: 'group7_visitor3', eventTime: yesterday, ...extra});
@@ -156,7 +156,7 @@ function uploadEventsFiles(bucketName) {
     line('home-page-view'),
     line(secondType, {searchQuery: 'waterproof trail shoes'}),
     line('search', {searchQuery: 'merino running socks'}),
-    line('detail-page-view', {productDetails: {product: {id: 'SHOE-TRAIL-42'}, quantity: 3}}),
+    line('detail-page-view', {productDetails: {product: {id: productId}, quantity: 3}}),
   ].map((text) => text + '\n').join('');
   const bucket = path.join(gcsRoot, bucketName);
   fs.mkdirSync(bucket, {recursive: true});
@@ -202,6 +202,61 @@ test('import-user-events-gcs.js "TO CHECK ERROR HANDLING USE THE JSON WITH INVAL
     .filter((name) => fs.statSync(path.join(bucket, 'error', name)).isFile());
   assert.ok(written.length >= 1, 'no error file under the errors folder');
 });
+
+// test-resources-setup/create-test-resources.js: products.json into a products bucket
+// and imported from it into the branch (data_schema "product", errors to /error), and
+// user_events.json into an events bucket; remove-test-resources.js: setup-cleanup.js
+// deleteProductsAll (listProductsAsync, deleteProduct each, "N deleted products").
+// Between them, what the tutorials' rejoin is for: events of a product the catalog did
+// not hold yet are joined once it does.
+test('create-test-resources.js, a rejoin of what it imported, remove-test-resources.js',
+  async () => {
+    const products = new v2.ProductServiceClient(clientOptions());
+    try {
+      const branch = `${parent}/branches/default_branch`;
+      const suffix = nowSeconds();
+      const eventsBucket = `events_${suffix}`;
+      // (a product of its own: the imports before left unjoined events of theirs)
+      uploadEventsFiles(eventsBucket, 'BOOT-ALPINE-9');
+      // the events first: their product is in no catalog yet
+      const [response] = await importFromGcs(eventsBucket, 'user_events.json');
+      assert.deepEqual(response.importSummary && [Number(response.importSummary.joinedEventsCount),
+        Number(response.importSummary.unjoinedEventsCount)], [3, 1]);
+      const productsBucket = path.join(gcsRoot, `products_${suffix}`);
+      fs.mkdirSync(productsBucket, {recursive: true});
+      fs.writeFileSync(path.join(productsBucket, 'products.json'), ['BOOT-ALPINE-9', 'BOOT-FELL-3']
+        .map((id) => JSON.stringify({id, title: `Walking boot ${id}`, categories: ['Shoes'],
+          brands: ['Footfall'], availability: 'IN_STOCK',
+          priceInfo: {currencyCode: 'USD', price: 89.0, originalPrice: 99.0}}) + '\n').join(''));
+      const [importing] = await products.importProducts({
+        parent: branch,
+        inputConfig: {gcsSource: {inputUris: [`gs://products_${suffix}/products.json`],
+          dataSchema: 'product'}},
+        errorsConfig: {gcsPrefix: `gs://products_${suffix}/error`},
+      }, deadline);
+      const [, imported] = await importing.promise();
+      assert.equal(Number(imported.successCount | 0), 2);
+      // rejoin-user-events.js's scope: the detail-page-view of BOOT-ALPINE-9 joins now
+      const [rejoin] = await client.rejoinUserEvents({parent, userEventRejoinScope: 2},
+        deadline);
+      const [rejoined] = await rejoin.promise();
+      assert.equal(Number(rejoined.rejoinedUserEventsCount), 1);
+      // remove-test-resources.js
+      let counter = 0;
+      for await (const product of products.listProductsAsync({parent: branch}, deadline)) {
+        await products.deleteProduct({name: product.name}, deadline);
+        counter++;
+      }
+      assert.equal(`${counter} deleted products`, '2 deleted products');
+      const left = [];
+      for await (const product of products.listProductsAsync({parent: branch}, deadline)) {
+        left.push(product.name);
+      }
+      assert.deepEqual(left, []);
+    } finally {
+      await products.close();
+    }
+  });
 
 test('import-user-events-big-query.js: refused, naming the BigQuery source', async () => {
   // (its dataset `user_events` and table `events`, from create-test-resources.js)

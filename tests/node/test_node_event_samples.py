@@ -59,7 +59,7 @@ def test_googles_node_event_samples(talent_client: str, running: Running, tmp_pa
                          capture_output=True, text=True, timeout=NODE_DEADLINE)
     assert run.returncode == 0, f"node --test failed ({run.returncode}):\n{run.stdout}\n" \
                                 f"{run.stderr}"
-    assert "# pass 13" in run.stdout and "# fail 0" in run.stdout, run.stdout
-    # What the samples left: the inline import's 3 events and the GCS imports' 4 + 3
-    # (each sample that writes for `test_visitor_id` purges it again)
-    assert running.store.count_user_events(EventQuery(CATALOG)) == 3 + 4 + 3
+    assert "# pass 14" in run.stdout and "# fail 0" in run.stdout, run.stdout
+    # What the samples left: the inline import's 3 events, the GCS imports' 4 + 3, and
+    # the test resources' 4 (each sample that writes for `test_visitor_id` purges it)
+    assert running.store.count_user_events(EventQuery(CATALOG)) == 3 + 4 + 3 + 4
