@@ -1,7 +1,8 @@
 // Google's Node.js user-event samples (nodejs-retail samples/interactive-tutorials/
 // events/*.js, their setup/setup-cleanup.js helpers writeUserEvent and purgeUserEvents,
-// setup/events-create-gcs-bucket.js and setup/update-user-events-json.js, and the
-// test/*.test.js that run them) repeated with the official client against a running
+// setup/events-create-gcs-bucket.js and setup/update-user-events-json.js,
+// test-resources-setup/{create,remove}-test-resources.js, and the test/*.test.js that
+// run them) repeated with the official client against a running
 // Footfall, over either of its transports (clients.js): the same requests, with data
 // of their shape (our own), asserting what their tests assert of the output, and a
 // little more of the answers. Run by tests/node/test_node_event_samples.py, which
