@@ -390,6 +390,16 @@ class Connection(web.RequestHandler):
             f"in {self._loop.time() - self._read_from:.1f} s)"))
         self._unreadable = True  # (the rest is not parsed; the 408 closes the connection)
 
+    def cut(self) -> None:
+        """Gone at once, to make room at the cap: aborted, not closed. Over TLS a close
+        waits for the client's close_notify (up to 30 s, asyncio's ssl_shutdown_timeout),
+        which a client holding its place never sends: its descriptor stayed open, and
+        counted, as long. What was written (a 408) is the kernel's to send already."""
+        transport = self.transport
+        self.force_close()  # (aiohttp reads no more requests of it)
+        if transport is not None:
+            transport.abort()
+
     def slow_send(self, now: float) -> bool:
         """Whether its client has taken its answer slower than MIN_SEND_RATE for
         ROOM_AFTER at least, since writing paused."""
@@ -406,8 +416,7 @@ class Connection(web.RequestHandler):
             f"HTTP: closed a connection whose client took its answer slower than "
             f"{MIN_SEND_RATE:,} bytes a second while the server had no room for another "
             f"connection")
-        assert self.transport is not None
-        self.transport.abort()
+        self.cut()
 
     def resume_reading(self, resume_parser: bool = True) -> None:
         paused = self._reading_paused  # (aiohttp calls this on every read of a body)
@@ -617,7 +626,7 @@ class Connection(web.RequestHandler):
                 # does not meet: it would wait for it as long.
                 self.force_close()
             elif isinstance(request.content.exception(), SlowBody):  # (nor a body cut)
-                self.force_close()
+                self.cut()
             self._answered = request.content
             if self._heads:
                 self._heads.popleft()
@@ -992,7 +1001,7 @@ class GuardedSite(web.BaseSite):
             return self._cut_slow()
         del self._waiting[connection]
         self._making_room.add(connection)
-        connection.transport.close()
+        connection.cut()
         return True
 
     def _let_go(self, address: str | None) -> None:

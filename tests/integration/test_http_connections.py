@@ -1229,3 +1229,60 @@ def test_at_the_cap_a_tls_client_taking_its_answer_at_a_fair_pace_keeps_its_plac
                 f"{answer[:100]!r}: a fair reader was closed (took {taken} bytes)"
             time.sleep(0.2)
         assert closed == [False] * cap and 0 < min(taken) < 400_000, taken
+
+
+def _tls_client() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _closed_below_tls(tls: ssl.SSLSocket) -> float:
+    """Seconds until the server closes the TCP connection under `tls` (its bytes read
+    raw, never answered: a client that never sends close_notify); fails after BOUND."""
+    under = socket.socket(fileno=os.dup(tls.fileno()))
+    try:
+        took, _ = read_until_closed(under)
+    finally:
+        under.close()
+    return took
+
+
+def test_at_the_cap_a_tls_connection_cut_to_make_room_frees_its_place_at_once(
+        settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+    """A connection cut at the cap over TLS was closed, and a close waits for the
+    client's close_notify (up to 30 s, asyncio's ssl_shutdown_timeout), which a client
+    holding its place never sends: its descriptor stayed open and counted (its address's
+    count too) for as long. Cut connections are aborted now: gone at once, idle or
+    trickling a body (whose 408 is sent all the same)."""
+    cert, key = _self_signed(tmp_path)
+    cap = 2
+    write = (b"POST /v2/projects/p/locations/global/catalogs/default_catalog/userEvents:write "
+             b"HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+             b"Content-Length: 1000\r\n\r\n{")
+    with serving(settings, clock, http_max_connections=cap, tls_cert=cert, tls_key=key,
+                 http_body_timeout=BOUND * 2) as running, contextlib.ExitStack() as stack:
+        site = running.http.site  # type: ignore[union-attr]
+        assert site is not None
+        held = []
+        for _ in range(cap):
+            sock = socket.create_connection(("127.0.0.1", running.http_port), timeout=BOUND)
+            held.append(_tls_client().wrap_socket(sock))
+            stack.callback(held[-1].close)
+        held[1].sendall(write)  # its body trickles (below)
+        wait_for(lambda: site.open_connections == cap, f"{cap} connections open")
+        until = time.monotonic() + ROOM_AFTER + 0.2
+        while time.monotonic() < until:
+            held[1].sendall(b" ")
+            time.sleep(0.05)
+        for cut in held:  # the idle one (waiting longest), then the trickling one
+            newcomer = _tls_client().wrap_socket(
+                socket.create_connection(("127.0.0.1", running.http_port), timeout=BOUND))
+            stack.callback(newcomer.close)
+            newcomer.sendall(HEAD)
+            assert newcomer.recv(100).startswith(b"HTTP/1.1 200 ")
+            if cut is held[1]:
+                assert cut.recv(100).startswith(b"HTTP/1.1 408 ")
+            assert _closed_below_tls(cut) < 2.0
+            wait_for(lambda: site.open_connections <= cap, "the cut connection gone")
