@@ -39,6 +39,7 @@ could record as well.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -57,6 +58,16 @@ FORM = "application/x-www-form-urlencoded"  # what curl -d sends unless told oth
 # a part: a body said to be in another charset is refused, not read as UTF-8.
 UTF8_CHARSETS = frozenset({"utf-8", "us-ascii"})
 _KNOWN_HOSTS_KEPT = 1024  # Host values whose verdict is remembered
+# What a preflight grants when it names no headers (a browser names every header it
+# will send beyond the safelisted ones, lower-case)
+DEFAULT_ALLOWED_HEADERS = ("Content-Type, Authorization, X-Goog-Api-Client, "
+                           "X-Goog-User-Project, X-Goog-Request-Params, X-Server-Timeout")
+# A preflight grants at most this many of the headers it names, each a field name (RFC
+# 9110 section 5.1) of at most MAX_HEADER_NAME characters: one naming 64 KiB of them
+# had all of it said back. A Google client names four or five.
+MAX_ASKED_HEADERS = 32
+MAX_HEADER_NAME = 64
+_FIELD_NAME = re.compile(rf"[!#$%&'*+.^_`|~0-9A-Za-z-]{{1,{MAX_HEADER_NAME}}}")
 
 
 class MisdirectedHost(PermissionDenied):
@@ -180,6 +191,18 @@ class HostCheck:
 # page a developer visits read or wipe a local server.
 _OPEN_TO_ANY = (".UserEventService.WriteUserEvent", ".UserEventService.CollectUserEvent",
                 ".EventService.CreateClientEvent")
+
+
+def allowed_headers(asked: str | None) -> str:
+    """Access-Control-Allow-Headers for a preflight whose Access-Control-Request-Headers
+    is `asked`: the field names it lists (the server ignores any it does not read), the
+    first MAX_ASKED_HEADERS of them, less any that is no field name or is too long;
+    DEFAULT_ALLOWED_HEADERS when it names none."""
+    if asked is None:
+        return DEFAULT_ALLOWED_HEADERS
+    names = (name.strip() for name in asked.split(",", MAX_ASKED_HEADERS)[:MAX_ASKED_HEADERS])
+    return ", ".join(name for name in names if _FIELD_NAME.fullmatch(name)) \
+        or DEFAULT_ALLOWED_HEADERS
 
 
 def open_to_any(route: Route | None) -> bool:

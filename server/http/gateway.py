@@ -67,7 +67,13 @@ from server.http.connections import (
     keep,
     url_limit,
 )
-from server.http.crosssite import HostCheck, OriginCheck, authority, host_check
+from server.http.crosssite import (
+    HostCheck,
+    OriginCheck,
+    allowed_headers,
+    authority,
+    host_check,
+)
 from server.http.errors import http_status_of, json_error, unknown_coding
 from server.http.headers import EVERY, NO_STORE
 from server.http.routes import Route, Router, derive_routes
@@ -124,8 +130,6 @@ MAX_HEADER_LINE_BYTES = 64 * 1024
 # connections, so that idle watches can never leave no room for writes and pixels.
 STREAM_SHARE = 0.5
 TRANSPORT = "http"
-DEFAULT_ALLOWED_HEADERS = ("Content-Type, Authorization, X-Goog-Api-Client, "
-                           "X-Goog-User-Project, X-Goog-Request-Params, X-Server-Timeout")
 JSON_HEADERS = {**NO_STORE, "Content-Type": "application/json; charset=utf-8"}
 
 
@@ -928,8 +932,8 @@ class HttpGateway:
                 and self._origins.allows_origin(origin, route):
             response.headers.update({
                 "Access-Control-Allow-Methods": allow,
-                "Access-Control-Allow-Headers": request.headers.get(
-                    "Access-Control-Request-Headers", DEFAULT_ALLOWED_HEADERS),
+                "Access-Control-Allow-Headers": allowed_headers(
+                    request.headers.get("Access-Control-Request-Headers")),
                 "Access-Control-Max-Age": "3600",
             })
         return self._cors(request, route, response)

@@ -726,6 +726,27 @@ def test_cors_preflight_and_headers(gateway: Running) -> None:
     assert call(gateway.http_port, "OPTIONS", "/v2/nowhere").status == 404
 
 
+def test_a_preflight_grants_the_headers_it_names_within_bounds(gateway: Running) -> None:
+    """The headers a preflight names were said back as they came, up to the 64 KiB of a
+    header line: now the field names among the first 32, and the Google clients' own
+    as ever."""
+    path = f"/v2/{CATALOG}/userEvents:write"
+
+    def granted(asked: str) -> list[str]:
+        preflight = call(gateway.http_port, "OPTIONS", path, headers={
+            "Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": asked})
+        assert preflight.status == 204
+        return [name.strip() for name in
+                preflight.headers["Access-Control-Allow-Headers"].split(",")]
+
+    google = ["authorization", "content-type", "x-goog-api-client", "x-goog-api-key"]
+    assert granted(",".join(google)) == google
+    flood = [f"x-h{n:05}" for n in range(6_000)]  # 47 KiB
+    assert granted(",".join(flood)) == flood[:32]
+    assert granted(f"content-type, x y, {'x' * 65}, <b>, x-ok") == ["content-type", "x-ok"]
+
+
 def test_cors_origins_can_be_listed(settings: Settings, clock: FixedClock) -> None:
     for running in serve(settings, clock, cors_origins=("https://shop.example",)):
         path = f"/v2/{CATALOG}/userEvents:write"
