@@ -949,20 +949,26 @@ class GuardedSite(web.BaseSite):
         it is closed: an answer its client left during (a watch) ends after `closed`,
         and put back here, the connection was held for good."""
         self._waiting.pop(connection, None)
-        if connection in self._open:
+        if self._may_make_room(connection):
             self._waiting[connection] = None  # (the newest last)
 
     def reads_body(self, connection: Connection, reading: bool) -> None:
         """`connection`'s request body begins (`reading`) or ends to be read."""
         self._reading.pop(connection, None)
-        if reading and connection in self._open:
+        if reading and self._may_make_room(connection):
             self._reading[connection] = None
 
     def sends(self, connection: Connection, paused: bool) -> None:
         """`connection`'s answer waits (`paused`) or no longer waits for its client."""
         self._sending.pop(connection, None)
-        if paused and connection in self._open:
+        if paused and self._may_make_room(connection):
             self._sending[connection] = None
+
+    def _may_make_room(self, connection: Connection) -> bool:
+        """Whether `connection` may be cut to make room: it is open, and was not cut
+        already (a body cut whose 408 then waited for its client would be cut again,
+        and its newcomer let in with no room made)."""
+        return connection in self._open and connection not in self._making_room
 
     def _cut_slow(self) -> bool:
         """At the cap, with no connection waiting long enough for a request: cut the

@@ -4,9 +4,12 @@ once-per-interval log, and their flags."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import resource
 import time
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -14,7 +17,7 @@ from server.config import Settings, add_serve_arguments, settings_from_args
 from server.descriptors import plan_descriptors
 from server.errors import InvalidArgument
 from server.http import console_pages, transcode
-from server.http.connections import MAX_PATH_SEGMENTS, RateLimitedLog
+from server.http.connections import MAX_PATH_SEGMENTS, GuardedSite, RateLimitedLog
 from server.http.gateway import _UNROUTED_PIXEL, per_address
 
 UNLIMITED = resource.RLIM_INFINITY
@@ -161,3 +164,48 @@ def test_the_output_a_query_asks_for_is_read_at_the_cost_of_any_alt() -> None:
     assert semicolons < 10 * ordinary + 0.0005, (semicolons, ordinary)
     assert transcode.output_of({"$alt": "json; enum-encoding=string"}).explicit_json
     assert transcode.output_of({"alt": "json;enum-encoding=int"}).enums_as_ints
+
+
+class SlowClient:
+    """A connection whose body comes, and whose answer is taken, slower than the least
+    rates: counts its cuts."""
+
+    waiting_since = 0.0
+    waiting = False
+    address = None
+    transport = object()
+
+    def __init__(self) -> None:
+        self.cuts = 0
+
+    def slow_body(self, now: float) -> bool:
+        return True
+
+    slow_send = slow_body
+
+    def cut_body(self) -> None:
+        self.cuts += 1
+
+    cut_send = cut_body
+
+
+def test_a_connection_cut_at_the_cap_is_not_cut_again_before_it_is_gone() -> None:
+    """A body cut at the cap is answered 408 before its connection goes; had that answer
+    waited for its client (writing paused), the connection was listed among the slow
+    readers and cut again, and the newcomer of that second cut let in over the cap
+    with no room made (it counted once among those making room)."""
+    async def cut_twice() -> tuple[bool, bool, int]:
+        site = GuardedSite(SimpleNamespace(server=object()),  # type: ignore[arg-type]
+                           "127.0.0.1", 0, header_timeout=1.0, max_connections=1,
+                           handler_args={})
+        client: Any = SlowClient()
+        site._pending = 1
+        site.opened(client)
+        site.answering(client)
+        site.reads_body(client, True)
+        first = site._make_room()  # its body cut: the first newcomer comes in
+        site.reads_body(client, False)
+        site.sends(client, True)  # its 408 waits for its client
+        return first, site._make_room(), client.cuts
+
+    assert asyncio.run(cut_twice()) == (True, False, 1)
