@@ -214,6 +214,12 @@ def answer_coroutines(jobs: Sequence[Job]) -> None:
 Outcome = tuple[Job, Any, BaseException | None]
 
 
+def commit_only(_conn: Any) -> None:
+    """The function of a flush's job: nothing but the commit of its batch. A store
+    may answer it with the batch's rows without a transaction of its own (no
+    savepoint, no statement: see PostgresStore._applied_on)."""
+
+
 def apply_in_order(jobs: Sequence[Job], insert: Callable[[list[EventRow]], object],
                    call: Callable[[Job], tuple[Any, BaseException | None]]) -> list[Outcome]:
     """Apply a batch's `jobs` in their order, inside the caller's transaction: each
@@ -475,7 +481,7 @@ class GroupCommitter:
         before it (`again`), as they are, rather than answered at once."""
         with self._lock:
             self._along_due = 0.0  # those that ride along too
-        return Job(fn=lambda _conn: None, awaited=awaited, again=True)
+        return Job(fn=commit_only, awaited=awaited, again=True)
 
     def close(self) -> None:
         """Commit what is queued (retrying for up to `close_seconds` if the database

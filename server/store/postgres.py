@@ -63,7 +63,13 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from server.console.origin import now_us
 from server.names import default_branch
 from server.store import reset_marks
-from server.store.group_commit import GroupCommitter, Job, Outcome, apply_in_order
+from server.store.group_commit import (
+    GroupCommitter,
+    Job,
+    Outcome,
+    apply_in_order,
+    commit_only,
+)
 from server.store.hang import HangWatch, select_one
 from server.store.migrations import apply_missing, check_readable
 from server.store.rollups import NewLine, count_new, new_lines
@@ -881,9 +887,15 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
         known = self._catalogs.keys() >= {row.catalog for row in rows}
         # (those answered before their commit, checked against the resets)
         answered = {id(row) for row in reset_marks.answered_rows(jobs)}
+        # A flush's jobs (commit_only) are answered by the commit of the rows beside
+        # them, which is all they wait for: with them, a pixel and the flush of a read
+        # that waits for it went the long way (BEGIN, turn, rows, SAVEPOINT, RELEASE,
+        # COMMIT: six round trips, not one). Alone, a flush still commits a
+        # transaction, which says whether the database answers.
+        flushes = [job for job in jobs if job.rows is None]
+        rows_alone = all(job.fn is commit_only for job in flushes) and bool(rows or not flushes)
         try:
-            if len(rows) < COPY_FROM_ROWS and all(job.rows is not None for job in jobs) \
-                    and (known or unchanged is None):
+            if len(rows) < COPY_FROM_ROWS and rows_alone and (known or unchanged is None):
                 # Rows alone (most batches): one round trip. Their catalogs known to
                 # have a row, one statement in autocommit, turn included. Else in
                 # pipeline mode: the statements go out at once, and up to the Sync
@@ -892,7 +904,7 @@ class PostgresStore(SqlStore[psycopg.Cursor[Any]]):
                 # committed. (Not conn.transaction(): inside a pipeline it syncs after
                 # BEGIN and before COMMIT, three round trips.) A batch joined with
                 # products to check whose catalog may lack its row takes the long way.
-                outcomes: list[Outcome] = []
+                outcomes: list[Outcome] = [(job, None, None) for job in flushes]
                 if rows and known:
                     with conn.cursor() as cur:
                         marked = self._send_events(cur, rows, in_turn=True,
