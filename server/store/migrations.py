@@ -351,6 +351,21 @@ MIGRATIONS: list[tuple[int, str, list[Statement]]] = [
                        "BIGINT) LANGUAGE plpgsql VOLATILE AS $$ BEGIN RETURN QUERY SELECT "
                        "r.scope, r.at_us FROM reset_marks r WHERE r.at_us > since; END $$"},
     ]),
+    (17, "a batch's products checked once the writers' turn is held", [
+        # Whether the products of the branches a batch's rows were joined with are
+        # unchanged (`relied`: JSON records of branch and generation), read inside the
+        # statement that inserts the rows, after it took the writers' turn: as
+        # footfall_reset_marks, a VOLATILE function's query takes a snapshot of its own,
+        # which sees a product written by another replica while the statement waited
+        # for the turn. Read in the statement, the change was not seen, and the batch
+        # was stored joined with the product as it was before.
+        {"postgresql": "CREATE OR REPLACE FUNCTION footfall_products_unchanged(relied JSON, "
+                       "after_turn BOOLEAN) RETURNS BOOLEAN LANGUAGE plpgsql VOLATILE AS $$ "
+                       "DECLARE ok BOOLEAN; BEGIN SELECT bool_and(e.generation IS NOT "
+                       "DISTINCT FROM (SELECT g.generation FROM product_generations g WHERE "
+                       "g.branch = e.branch)) INTO ok FROM json_to_recordset(relied) AS "
+                       "e(branch TEXT, generation BIGINT); RETURN ok; END $$"},
+    ]),
 ]
 
 

@@ -225,14 +225,18 @@ _FROM_JSON_IN_TURN = [_inserting(_JSON_VALUES, f"{_JSON_ROWS} CROSS JOIN turn", 
 # Whether no product of the branches a batch's rows were joined with changed since
 # they were read (parameter: JSON records of branch and generation, see
 # `products_to_join`): a generation moves with every product write, in its transaction.
-_UNCHANGED = ("SELECT bool_and(e.generation IS NOT DISTINCT FROM (SELECT g.generation FROM "
-              "product_generations g WHERE g.branch = e.branch)) AS ok FROM "
-              "json_to_recordset(%s::json) AS e(branch text, generation bigint)")
+# Read by a function (migration 17) with a snapshot of its own, taken when it is
+# called: after the writers' turn is held, in a statement that takes it (see
+# _MARKS_IN_TURN).
+_UNCHANGED = "SELECT footfall_products_unchanged(%s::json, true)"
 # _FROM_JSON_IN_TURN that inserts nothing when _UNCHANGED says no (its first parameter),
-# and answers it beside the count.
+# and answers it beside the count. (Read with the statement's snapshot, taken before
+# it waited for the turn, a product another replica changed meanwhile went unseen,
+# and the batch was stored joined with what it was before.)
 _FROM_JSON_IF_UNCHANGED = [_inserting(
     _JSON_VALUES, f"{_JSON_ROWS} CROSS JOIN turn CROSS JOIN unchanged",
-    f"{_TURN_FIRST}unchanged AS MATERIALIZED ({_UNCHANGED}), ",
+    f"{_TURN_FIRST}unchanged AS MATERIALIZED (SELECT footfall_products_unchanged(%s::json, "
+    "turn.held IS NOT NULL) AS ok FROM turn), ",
     "count(*), (SELECT ok FROM unchanged)", where="unchanged.ok", marked=m)
     for m in (False, True)]
 # The products of a branch among some ids, with the branch's generation, as of one

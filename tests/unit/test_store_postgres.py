@@ -1455,6 +1455,30 @@ def test_a_product_changed_through_another_replica_is_joined_by_the_next_write(
         second.close()
 
 
+def test_a_product_changed_while_a_write_waits_for_the_turn_is_joined_as_changed(
+        database: str) -> None:
+    """A batch's statement takes its snapshot as it starts (READ COMMITTED), before it
+    waits for the writers' turn: a product another replica changed and committed
+    meanwhile was not in it, the batch found its products unchanged, and its event
+    was stored joined with the product as it was before. The products are checked
+    once the turn is held (migration 17)."""
+    store = PostgresStore(database)
+    try:
+        store.create_product(BRANCH, "sku-1", product("Old title", 10.0))
+        write_joined(store, "a")  # the catalog committed, its products kept by the writer
+        with ThreadPoolExecutor(1) as pool, psycopg.connect(database) as replica:
+            replica.execute("SELECT pg_advisory_xact_lock(%s)", (WRITERS_LOCK,))
+            replica.execute("UPDATE products SET product = %s WHERE product_id = 'sku-1'",
+                            (product("New title", 20.0),))
+            replica.execute("UPDATE product_generations SET generation = generation + 1")
+            written = pool.submit(write_joined, store, "b")
+            assert poll(lambda: waiting_for_the_writers_turn(database))
+        written.result(timeout=10)
+        assert stored(store) == {"a": ("Old title", 10.0, True), "b": ("New title", 20.0, True)}
+    finally:
+        store.close()
+
+
 def test_the_writer_reads_a_branchs_products_once_per_generation(database: str) -> None:
     # A product changed by hand, behind Footfall's back (its generation left as it
     # was), is not read again: how this test sees that the cached product was used.
