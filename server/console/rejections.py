@@ -422,7 +422,8 @@ class Rejections:
             return
         project, common = self._alike_part(alike, error, key)
         self._keep([RejectionRow(project, kept_under(method, parent), now_ns // 1000,
-                                 common + _time(now_ns) + _request(request, data))], same)
+                                 common + _time(now_ns) + _request(request, data),
+                                 origin.now_us())], same)
 
     def import_rows(self, operation: str, failures: Sequence[str],
                     method: str = IMPORT_METHOD, parent: str = "") -> list[RejectionRow]:

@@ -87,12 +87,20 @@ def may_continue(rows: Sequence[Any], limit: int) -> bool:
 
 class RejectionRow(NamedTuple):
     """A refusal to keep: its project ("" when the request named none), the parent
-    it named, when, and the serialized console.v1 Rejection (without its id)."""
+    it named, when, and the serialized console.v1 Rejection (without its id); and
+    when by the wall clock (origin.now_us, as the resets: see reset_marks), if the
+    time said is another clock's (None: `time_us`)."""
 
     project: str
     parent: str
     time_us: int
     payload: bytes
+    made_us: int | None = None
+
+    @property
+    def made(self) -> int:
+        """When it was made, by the wall clock."""
+        return self.time_us if self.made_us is None else self.made_us
 
 
 class KeptRejection(NamedTuple):
@@ -403,7 +411,7 @@ class ConsoleSql:
         for chunk in in_statements(rows):
             db.execute(rows_sql("INSERT INTO rejections (project, parent, time_us, "
                                 "rejection) VALUES ", values, len(chunk)),
-                       [value for row in chunk for value in row])
+                       [value for row in chunk for value in row[:4]])  # (not made_us)
 
     def add_rejections(self, rows: Sequence[RejectionRow] | Callable[[], Sequence[RejectionRow]],
                        keep: int, since_us: int, keep_per_project: int | None = None,
@@ -426,7 +434,7 @@ class ConsoleSql:
             if not taken:
                 taken.append(rows() if callable(rows) else rows)
             kept = taken[0]
-            self._insert_rejections(db, kept)
+            self._insert_rejections(db, self._not_reset(db, kept))
             # by rows, not ids: those a project's trim took leave gaps in the ids
             if keep_per_project is not None and keep_per_project < keep:
                 # A trim alone (at start, then every few minutes) trims every project:
@@ -454,6 +462,20 @@ class ConsoleSql:
             db.execute(f"DELETE FROM rejections WHERE time_us < {mark}", (since_us,))
 
         return self._committer.submit_along(keep_within)
+
+    def _not_reset(self, db: Any, rows: Sequence[RejectionRow]) -> Sequence[RejectionRow]:
+        """`rows` but those made before a reset that deletes them (made by another
+        process or replica just before it, they came after it: see reset_marks), read
+        in the transaction of `db` (on PostgreSQL, holding the writers' turn)."""
+        if not rows:
+            return rows
+        marks = db.execute(self._dialect.spell(reset_marks.SINCE),
+                           (min(row.made for row in rows),)).fetchall()
+        if not marks:
+            return rows
+        return [row for row in rows if not any(
+            row.made < at_us and reset_marks.resets_refusal(scope, row.project, row.parent)
+            for scope, at_us in marks)]
 
     def rejections_newest(self, project: str | None, limit: int,
                           before_id: int | None = None,
@@ -598,7 +620,10 @@ class ConsoleSql:
 
     def reset_tenant(self, tenant: str) -> ResetCounts:
         """Delete, in one transaction, the client events and refusals of `tenant`."""
+        came = now_us()
+
         def reset(db: Any) -> ResetCounts:
+            self._mark_reset(db, tenant, came)
             return ResetCounts(
                 db.execute(self._dialect.spell("DELETE FROM client_events WHERE tenant = ?"),
                            (tenant,)).rowcount,
@@ -648,8 +673,9 @@ class ConsoleSql:
     def _mark_reset(self, db: Any, scope: str, came: int) -> None:
         """Record that a reset of `scope` came at `came`: the pixels and write_async
         events answered before it by another process, and committed after it, are
-        left out then (see reset_marks). (Client events are answered once stored:
-        a tenant's reset needs none.)"""
+        left out then (see reset_marks), and so are the refusals made before it.
+        (Client events are answered once stored: a tenant's reset marks for its
+        refusals alone.)"""
         reset_marks.mark(db, self._dialect.spell, self._dialect.name == "postgresql",
                          scope, came)
 

@@ -26,6 +26,12 @@ holds some reads the marks newer than its oldest such row: none, but within
 moments of a reset (see `oldest_answered`). On PostgreSQL it reads a count of the
 resets first, and the marks only when a reset was made since its writer last read
 the count, or its rows came before that read (PostgresStore._send_events).
+
+Refusals are kept the same way: gathered, and kept by a writer's transaction up to
+0.1 s later (console.add_rejections). A reset of a tenant marks too, and the
+transaction that keeps refusals leaves out those made before a reset that deletes
+them (`resets_refusal`): one made by another process just before the reset was kept
+after it, and listed among the refusals of the catalog or tenant it had reset.
 """
 
 from __future__ import annotations
@@ -63,6 +69,14 @@ def project_scope(project: str) -> str:
 def covers(scope: str, catalog: str) -> bool:
     """Whether a reset of `scope` resets `catalog` (a catalog's name)."""
     return catalog == scope or (scope.endswith("/") and catalog.startswith(scope))
+
+
+def resets_refusal(scope: str, project: str, parent: str) -> bool:
+    """Whether a reset of `scope` deletes a refusal of `project` kept under `parent`:
+    a catalog's or tenant's those under its name, a project's every one of it."""
+    if scope.endswith("/"):
+        return scope == project_scope(project)
+    return parent == scope or parent.startswith(scope + "/")
 
 
 def answered_rows(jobs: Sequence[Job]) -> list[EventRow]:

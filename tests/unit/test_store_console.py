@@ -540,6 +540,36 @@ def test_a_reset_leaves_out_what_another_replica_answered_before_it(
         resetting.reset_project("q")
 
 
+def test_a_reset_leaves_out_the_refusals_another_replica_made_before_it(
+        shared_url: str, stores: Any) -> None:
+    """A refusal made by one process before a reset that another served, and kept
+    (up to 0.1 s later, see console.add_rejections) after it, is left out; one made
+    after the reset is kept, as are those the reset is not of: of a catalog, a
+    tenant, or a project (every refusal of it, README "Reset")."""
+    keeping, resetting = stores(), stores()
+    tenant, other = TENANT, CATALOG.replace("projects/p/", "projects/q/")
+
+    def refusal(name: str, parent: str, earlier: int = 0) -> RejectionRow:
+        """Made now, or `earlier` microseconds ago (before a reset that comes within
+        the same one)."""
+        return RejectionRow(parent.split("/")[1], parent, console.now_us() - earlier,
+                            name.encode())
+
+    for scope, reset in ((CATALOG, lambda: resetting.reset_catalog(CATALOG)),
+                         (tenant, lambda: resetting.reset_tenant(tenant)),
+                         ("projects/p", lambda: resetting.reset_project("p"))):
+        before, elsewhere = refusal("before", scope, 1), refusal("elsewhere", other, 1)
+        beside = refusal("beside", CATALOG if scope == tenant else tenant, 1)
+        reset()
+        after = refusal("after", scope)
+        keeping.add_rejections([before, elsewhere, beside, after], 100, 0).result()
+        kept = [r for _, r in keeping.rejections_after(None, 0, 100)]
+        assert sorted(kept) == sorted([b"after", b"elsewhere"] +
+                                      ([] if scope == "projects/p" else [b"beside"])), scope
+        resetting.reset_project("p")
+        resetting.reset_project("q")
+
+
 def test_joined_and_unacknowledged_writes_keep_how_they_came(store: Any) -> None:
     """The rows the writer makes itself (a join) and those nobody waits for (a
     pixel, write_async) are stored with their catalog, transport and receive time,
