@@ -50,15 +50,13 @@ from prometheus_client.utils import floatToGoString
 
 from server.errors import FootfallError
 from server.operations.runner import StopRequested
-from server.store.rows import LeaseLost, StepResult
+from server.store.rows import CreatedClientEvent, LeaseLost, StepResult
 
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                    2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
-CLIENT_EVENT_RPCS = frozenset(f"/google.cloud.talent.{version}.EventService/CreateClientEvent"
-                              for version in ("v4", "v4beta1"))
 REQUESTS = ("footfall_requests", "Calls answered, by RPC, transport and status code.")
 LATENCY = ("footfall_request_duration_seconds", "Time to answer a call, by RPC and transport.")
 # Said of the values a collector reads from the process answering the scrape: under
@@ -100,7 +98,7 @@ class Metrics:
         self.events = Counter(
             "footfall_events_stored",
             "Events committed: user_event (writes, collects and imports; an exact duplicate "
-            "write counts though it is stored once) and client_event (talent).",
+            "write counts though it is stored once) and client_event (talent: those stored).",
             ["kind"], registry=self.registry)
         self.refused_after_answers = Counter(
             "footfall_events_refused_after_answer",
@@ -138,8 +136,6 @@ class Metrics:
             self._calls.observe(method, transport, code, seconds)
         else:
             self._observe_shared(method, transport, code, seconds)
-        if method in CLIENT_EVENT_RPCS and code is grpc.StatusCode.OK:
-            self.events.labels("client_event").inc()
 
     def _observe_shared(self, method: str, transport: str, code: grpc.StatusCode,
                         seconds: float) -> None:
@@ -166,8 +162,11 @@ class Metrics:
         that wrote events (calls, pixels, import steps): the writer's other work (a
         job claimed or its lease renewed, refusals kept, products) is no write a
         caller waits for, and counted would show an idle server's second-by-second
-        look for jobs as batches of one."""
-        writes = stored = 0
+        look for jobs as batches of one. The client events the batch stored are
+        counted here too, as user events are: counted as their calls were answered
+        OK, one whose caller had gone before its commit was stored uncounted, and an
+        identical retry (answered with the event stored before) counted again."""
+        writes = stored = clients = 0
         for job in jobs:
             if job.rows is not None:
                 writes += 1
@@ -177,10 +176,14 @@ class Metrics:
                 if isinstance(result, StepResult):
                     writes += 1
                     stored += result.inserted
+                elif isinstance(result, CreatedClientEvent) and result.is_new:
+                    clients += 1
         if writes:
             self.batch_size.observe(writes)
         if stored:
             self.events.labels("user_event").inc(stored)
+        if clients:
+            self.events.labels("client_event").inc(clients)
 
     def watch_uncommitted(self, store: Any) -> None:
         """Show `store`'s acknowledged events not yet committed (under --processes,

@@ -27,6 +27,7 @@ from server.store.insights import EntrantEvents, TypedRow
 from server.store.rows import (
     ClientEventQuery,
     ClientEventRow,
+    CreatedClientEvent,
     EventQuery,
     EventRow,
     OperationRecord,
@@ -89,7 +90,7 @@ class Store(Protocol):
                          after_id: int = 0) -> list[tuple[int, bytes, bytes | None]]:
         """Like list_user_events, with each event's as-received form (or None)."""
 
-    def create_client_event(self, row: ClientEventRow) -> tuple[bytes, bool]:
+    def create_client_event(self, row: ClientEventRow) -> CreatedClientEvent:
         """Insert `row` unless its (tenant, event_id) exists; the stored payload and
         whether this call created it."""
 

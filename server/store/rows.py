@@ -402,6 +402,15 @@ class Step:
     rejections: Sequence[RejectionRow] = ()
 
 
+class CreatedClientEvent(NamedTuple):
+    """What create_client_event answers: the event stored under the id, and whether
+    this call stored it (else an event stored before holds the id). The commit
+    listener counts those stored (footfall_events_stored_total)."""
+
+    event: bytes
+    is_new: bool
+
+
 @dataclass(frozen=True)
 class StepResult:
     inserted: int = 0

@@ -32,6 +32,7 @@ from server.store.rollups import (
 from server.store.rows import (
     OPERATION_COLUMNS,
     ClientEventRow,
+    CreatedClientEvent,
     EventQuery,
     EventRow,
     LeaseLost,
@@ -402,15 +403,15 @@ class SqlStore(ConsoleSql, InsightsSql, ABC, Generic[Db]):
 
     # -- events ---------------------------------------------------------------------
 
-    def create_client_event(self, row: ClientEventRow) -> tuple[bytes, bool]:
-        def insert_unless_present(db: Db) -> tuple[bytes, bool]:
+    def create_client_event(self, row: ClientEventRow) -> CreatedClientEvent:
+        def insert_unless_present(db: Db) -> CreatedClientEvent:
             inserted = db.execute(self._sql.insert_client_event, (
                 row.tenant, row.event_id, row.create_time_us, row.payload, row.received_us,
                 row.transport)).rowcount
             if inserted == 1:
-                return row.payload, True
+                return CreatedClientEvent(row.payload, True)
             found = db.execute(self._sql.client_event, (row.tenant, row.event_id)).fetchone()
-            return bytes(found[0]), False
+            return CreatedClientEvent(bytes(found[0]), False)
 
         return self._write(insert_unless_present)
 

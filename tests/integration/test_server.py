@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from typing import Any
 
 import grpc
 import pytest
@@ -25,6 +27,7 @@ from server.clock import FixedClock
 from server.config import Settings
 from server.store import EventQuery, open_store
 
+from . import http_client
 from .conftest import NOW_NS
 
 PARENT = "projects/p/locations/global/catalogs/default_catalog"
@@ -153,6 +156,42 @@ def test_talent_retry_returns_stored_and_conflict_is_already_exists(
         create(client_event(kind=2))
     assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert "'e1'" in caught.value.details()
+
+
+def test_client_events_are_counted_as_their_commit_stores_them(served: Running) -> None:
+    """footfall_events_stored_total{kind="client_event"} counts what a commit stored,
+    as for user events: counted as its call was answered OK, an event whose caller
+    gave up before its commit (its deadline) was stored and not counted, and an
+    identical retry, which stores nothing, was counted again."""
+    counted = 'footfall_events_stored_total{kind="client_event"}'
+
+    def count() -> str:
+        served.store.flush()  # (the listener runs after the callers are answered:
+        served.store.flush()  # heard by the second flush)
+        text = http_client.call(served.http_port, "GET", "/metrics").body.decode()
+        return next((line for line in text.splitlines() if line.startswith(counted)), "")
+
+    held, free = threading.Event(), threading.Event()
+
+    def hold(_db: Any) -> None:
+        held.set()
+        free.wait(10)
+
+    request = event_service_pb2.CreateClientEventRequest(parent=TENANT,
+                                                         client_event=client_event())
+    with grpc.insecure_channel(f"127.0.0.1:{served.port}") as channel:
+        stub = event_service_pb2_grpc.EventServiceStub(channel)
+        holding = served.store._committer.submit_fn(hold)  # type: ignore[attr-defined]
+        assert held.wait(5)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.CreateClientEvent(request, timeout=0.3)  # queued behind the writer's job
+        assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        free.set()
+        holding.result(timeout=10)
+        assert count() == f"{counted} 1.0"  # stored by the commit after the deadline
+        assert stub.CreateClientEvent(request) == client_event()  # a retry: nothing stored
+        assert count() == f"{counted} 1.0"
+    assert len(served.store.client_events_newest(TENANT, 10)) == 1
 
 
 def test_talent_validation(channel: grpc.Channel) -> None:

@@ -36,7 +36,7 @@ from server.policy.quota import ByteQuota, WriteQuota
 from server.ports import client_address
 from server.rpc import DETAILS_BUDGET, MESSAGE_BUDGET, fit_in_trailers
 from server.store.group_commit import Job
-from server.store.rows import StepResult
+from server.store.rows import CreatedClientEvent, StepResult
 
 SERVICE = "google.cloud.retail.v2.UserEventService"
 WRITE = f"/{SERVICE}/WriteUserEvent"
@@ -194,13 +194,16 @@ def test_record_counts_and_logs_by_severity(caplog: pytest.LogCaptureFixture) ->
             'transport="grpc"} 1.0') in text
 
 
-def test_client_events_of_either_talent_version_are_counted_when_stored() -> None:
+def test_client_events_are_counted_when_stored_not_when_answered() -> None:
     metrics = Metrics()
-    for version in ("v4", "v4beta1"):
-        method = f"/google.cloud.talent.{version}.EventService/CreateClientEvent"
-        metrics.observe_call(method, "grpc", grpc.StatusCode.OK, 0.001)
-        metrics.observe_call(method, "grpc", grpc.StatusCode.INVALID_ARGUMENT, 0.001)
-    assert 'footfall_events_stored_total{kind="client_event"} 2.0' in metrics.render()[0].decode()
+    method = "/google.cloud.talent.v4.EventService/CreateClientEvent"
+    metrics.observe_call(method, "grpc", grpc.StatusCode.OK, 0.001)
+    jobs = [Job(fn=lambda conn: None) for _ in range(3)]
+    jobs[0].future.set_result(CreatedClientEvent(b"new", True))
+    jobs[1].future.set_result(CreatedClientEvent(b"stored before", False))  # a retry
+    jobs[2].future.set_exception(RuntimeError("no"))
+    metrics.on_commit(jobs)
+    assert 'footfall_events_stored_total{kind="client_event"} 1.0' in metrics.render()[0].decode()
 
 
 def test_commit_hook_counts_batches_and_events() -> None:
