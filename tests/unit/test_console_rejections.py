@@ -444,16 +444,18 @@ def test_refusals_waiting_for_the_writer_hold_gathered_bytes_at_most(
         for kind in range(refusals):
             keeper.refused(WRITE, "grpc", request, error(kind), "k")
         held, _ = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        # (unbound: 400 rows of ~97 KB, and 256 kinds of ~200 KB: 90 MB; bound: 16 MiB
+        # gathered, 4 MiB of kinds, and one kind's part and message being made)
+        assert held < 24 * 1024 * 1024, held
+        # (read while the writer is held: once free it takes what was gathered)
+        gathered = keeper._gathered  # noqa: SLF001
+        assert sum(len(row.payload) for row in gathered) <= 16 * 1024 * 1024
+        assert keeper._gathered_bytes == sum(len(row.payload) for row in gathered)  # noqa: SLF001
+        assert 0 < keeper.skipped == refusals - len(gathered)
     finally:
         tracemalloc.stop()
         free.set()
-    # (unbound: 400 rows of ~97 KB, and 256 kinds of ~200 KB: 90 MB; bound: 16 MiB
-    # gathered, 4 MiB of kinds, and one kind's part and message being made)
-    assert held < 24 * 1024 * 1024, held
-    gathered = keeper._gathered  # noqa: SLF001
-    assert sum(len(row.payload) for row in gathered) <= 16 * 1024 * 1024
-    assert keeper._gathered_bytes == sum(len(row.payload) for row in gathered)  # noqa: SLF001
-    assert 0 < keeper.skipped == refusals - len(gathered)
     assert "refused requests are being let go unkept" in caplog.text
     store.flush()
     kept = store.rejections_after(None, 0, 1000)
