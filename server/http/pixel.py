@@ -111,11 +111,12 @@ def masked(text: str, keys: tuple[str, ...]) -> str:
     already in it left as it is: masked one key after another, a key found in the
     mask another had left (`n`, `key`) was masked again, each such key doubling
     the text (8 one-letter keys in a query made 22 characters 24,000, 20 of them
-    gigabytes)."""
+    gigabytes). A surrogate (a byte not of UTF-8 in a header, as aiohttp decodes it)
+    is sought and kept as any other character."""
     if not keys or not text:
         return text
-    given = text.encode()
-    needles = [key.encode() for key in keys if key]
+    given = text.encode(errors="surrogatepass")
+    needles = [key.encode(errors="surrogatepass") for key in keys if key]
     spans = [(at, at + len(needle)) for needle in needles for at in _found(given, needle)]
     if b"%" in given:
         decoded, began = _decoded(given)
@@ -139,7 +140,8 @@ def masked(text: str, keys: tuple[str, ...]) -> str:
             continue
         parts += [given[kept_to:start], mask]
         kept_to = end
-    return b"".join([*parts, given[kept_to:]]).decode(errors="replace")
+    # (cut where characters begin and end: UTF-8's lead bytes are no other bytes)
+    return b"".join([*parts, given[kept_to:]]).decode(errors="surrogatepass")
 
 
 def _found(haystack: bytes, needle: bytes) -> list[int]:

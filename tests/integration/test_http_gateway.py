@@ -11,6 +11,7 @@ import dataclasses
 import http.client
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -1286,3 +1287,20 @@ def test_metrics_are_rendered_off_the_loop_and_scrapes_at_once_share_one(
         page = get(running, "/metrics").body.decode()
         assert 'footfall_requests_total{code="OK",method="WriteUserEvent",service=' \
                '"google.cloud.retail.v2.UserEventService",transport="http"} 1.0' in page
+
+
+@pytest.mark.parametrize("path", [
+    "/v2/nowhere",
+    "/v2/projects/p/catalogs/default_catalog/userEvents:collect?userEvent=%7B%7D"])
+def test_a_key_header_not_of_utf_8_is_masked_not_a_500(gateway: Running, path: str) -> None:
+    """A byte 0xff in an x-goog-api-key header (aiohttp gives it as a surrogate) made
+    the mask of the no-route message raise: 500 and an ERROR with its traceback, for
+    any client, no key needed."""
+    with socket.create_connection(("127.0.0.1", gateway.http_port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                     .encode() + b"x-goog-api-key: ab\xffc\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith((b"HTTP/1.1 404 ", b"HTTP/1.1 200 ")), answer[:300]
+    assert b"no route for GET" in answer, answer[:600]

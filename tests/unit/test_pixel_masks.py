@@ -37,3 +37,12 @@ def test_a_text_masked_again_keeps_its_masks() -> None:
 def test_keys_are_masked_as_given_and_encoded(text: str, keys: tuple[str, ...],
                                               expected: str) -> None:
     assert pixel.masked(text, keys) == expected
+
+
+def test_a_key_or_text_not_of_utf_8_is_masked_not_raised() -> None:
+    # aiohttp decodes header values with surrogateescape: a byte 0xff in an
+    # x-goog-api-key header is '\udcff' in the key, and encoding it raised
+    # UnicodeEncodeError (a 500 and a traceback for a no-route path or a pixel).
+    assert pixel.masked("no route for GET /v2/x", ("ab\udcffc",)) == "no route for GET /v2/x"
+    assert pixel.masked("got 'ab\udcffc' here", ("ab\udcffc",)) == f"got '{KEY_MASK}' here"
+    assert pixel.masked("/v2/k%79 \udcff", ("ky",)) == f"/v2/{KEY_MASK} \udcff"
