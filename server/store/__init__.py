@@ -48,7 +48,8 @@ async def committed_a_while(store: Store, what: str) -> None:
 
 def redacted(url: str) -> str:
     """`url` as logs may show it: a password in it (before the host, or a `password=`
-    parameter, as libpq reads both) becomes ***."""
+    parameter, or a keyword of libpq's KEY=VALUE connection string, as libpq reads
+    all three) becomes ***."""
     url = _PASSWORD_PARAMETER.sub(r"\1***", url)
     parsed = urlparse(url)
     if parsed.password is None:
@@ -57,7 +58,8 @@ def redacted(url: str) -> str:
     return parsed._replace(netloc=f"{parsed.username or ''}:***@{host}").geturl()
 
 
-_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&#]*")
+# (a KEY=VALUE string's value may be quoted, spaces and \' within)
+_PASSWORD_PARAMETER = re.compile(r"((?:^|[?&\s])password\s*=\s*)(?:'(?:[^'\\]|\\.)*'?|[^&#\s]*)")
 
 
 def located(url: str) -> str:
@@ -147,7 +149,7 @@ def open_store(url: str, *, read_only: bool = False, any_version: bool = False) 
         # A path where a URL belongs (given in code: every command's --store takes
         # one, through store_url_of): say the URL that names it.
         raise ValueError(f"unknown store URL {redacted(url)!r}: a SQLite file is named by a URL, "
-                         f"sqlite:///{url} for that path; or memory:// or "
+                         f"sqlite:///{redacted(url)} for that path; or memory:// or "
                          "postgresql://USER@HOST/DB")
     if read_only and parsed.scheme in _SERVER_SCHEMES:
         # The console's or a client's address where a store belongs (a reader who has
