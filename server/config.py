@@ -67,7 +67,7 @@ def store_url_of(given: str) -> str:
     took that path as it was; `events --store ./x.db` and `serve --store ./x.db` were
     refused so too, while `backup`, `restore` and `copy` took it."""
     if not given.strip() or "://" in given or urlparse(given).scheme in STORE_SCHEMES \
-            or SERVER_ADDRESS.fullmatch(given):
+            or SERVER_ADDRESS.fullmatch(given) or CONNECTION_STRING.match(given):
         return given  # (nothing given, or an address, is left for open_store to refuse,
         # saying why)
     return f"sqlite:///{given}"
@@ -79,6 +79,9 @@ def store_url_of(given: str) -> str:
 # `localhost:5432/footfall` made a folder and a file), and a host named with an
 # underscore (a compose service's, `shop_db_1`). A "database" named as a SQLite file is
 # (`10:30/footfall.db`, a folder of a time of day: a path that served before this).
+# libpq's KEY=VALUE connection string (`host=db dbname=shop user=me password=...`), a
+# DSN psycopg takes: made a SQLite file of that name, the password in its name.
+CONNECTION_STRING = re.compile(r"\s*(?:host|hostaddr|port|dbname|user|password|service)\s*=")
 SERVER_ADDRESS = re.compile(r"(?:(?P<user>[^@/\s]+)@)?"
                             r"(?P<address>(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9._-]*)"
                             r":[0-9]{1,5})(?:/(?P<database>"

@@ -8,7 +8,7 @@ import os
 import re
 from urllib.parse import parse_qs, urlparse
 
-from server.config import SERVER_ADDRESS, store_url_of
+from server.config import CONNECTION_STRING, SERVER_ADDRESS, store_url_of
 from server.store.base import Store
 from server.store.rows import ClientEventRow, EventQuery, EventRow, StoreUnavailable, TimeBound
 from server.store.sqlite import SqliteStore
@@ -145,6 +145,11 @@ def open_store(url: str, *, read_only: bool = False, any_version: bool = False) 
         raise ValueError(f"unknown store URL {shown!r}: that is a server's address; a "
                          f"PostgreSQL database there is {meant} (and a SQLite file of "
                          f"that name, ./{shown})")
+    if CONNECTION_STRING.match(url):
+        raise ValueError(f"unknown store URL {redacted(url)!r}: that is libpq's KEY=VALUE "
+                         "connection string; give the database as a URL, "
+                         "postgresql://USER:PASSWORD@HOST:PORT/DB (or its password in "
+                         "PGPASSWORD or ~/.pgpass)")
     if not parsed.scheme and url.strip():
         # A path where a URL belongs (given in code: every command's --store takes
         # one, through store_url_of): say the URL that names it.

@@ -1055,9 +1055,14 @@ def test_a_password_of_a_keyword_value_store_url_is_never_said(url: str) -> None
     # is a path by its look: it was quoted whole, twice, its password with it.
     assert "s3cret" not in redacted(url) and "password=***" in redacted(url).replace(" ", "")
     if not url.startswith("postgresql:"):
+        # ... nor taken for a SQLite file's path at the command line (a file of that
+        # name was made and served on, empty, its name in the start line)
+        assert store_url_of(url) == url
         with pytest.raises(ValueError, match="unknown store URL") as told:
             open_store(url)
         assert "s3cret" not in str(told.value), told.value
+        assert "KEY=VALUE connection string" in str(told.value), told.value
+        assert "sqlite:///" not in str(told.value), told.value
 
 
 @pytest.mark.parametrize(("given", "url"), [
