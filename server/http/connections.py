@@ -142,8 +142,8 @@ ROOM_AFTER = 1.0
 # ... or, failing one, in the place of a connection whose request body has come slower
 # than this many bytes a second since the server began to read it (ROOM_AFTER at
 # least, and never while the server itself has paused its reading): it is answered 408
-# and closed (GuardedSite._cut_slow). Only the SLOW_BODY_LOOK that began to send
-# their bodies first are looked at (no walk of every open one). Four client addresses
+# and closed (GuardedSite._cut_slow). Only SLOW_BODY_LOOK are looked at a time (no
+# walk of every open one), those looked at longest ago first. Four client addresses
 # holding their share each of POSTs trickling a byte now and then, until
 # --http-body-timeout, had every other client refused 503 meanwhile.
 MIN_BODY_RATE = 8 * 1024
@@ -867,8 +867,9 @@ class GuardedSite(web.BaseSite):
         self._making_room: set[Connection] = set()  # closed by _make_room, not gone yet
         # The open connections waiting for a request, the one waiting longest first
         self._waiting: dict[Connection, None] = {}
-        # The connections whose request body the gateway reads, the first to begin first,
-        # and those whose answer waits for their client to take it (writing paused)
+        # The connections whose request body the gateway reads, and those whose answer
+        # waits for their client to take it (writing paused): the first to begin, or
+        # looked at longest ago (_first_slow), first
         self._reading: dict[Connection, None] = {}
         self._sending: dict[Connection, None] = {}
         self.room_after = ROOM_AFTER
@@ -972,22 +973,20 @@ class GuardedSite(web.BaseSite):
 
     def _cut_slow(self) -> bool:
         """At the cap, with no connection waiting long enough for a request: cut the
-        first (of the SLOW_BODY_LOOK that began first) whose body comes slower than
+        first (of the SLOW_BODY_LOOK looked at longest ago) whose body comes slower than
         MIN_BODY_RATE, or else whose client takes its answer slower than MIN_SEND_RATE;
         whether one was. Its place is the newcomer's."""
         now = asyncio.get_running_loop().time()
-        for connection in itertools.islice(self._reading, SLOW_BODY_LOOK):
-            if connection.slow_body(now):
-                del self._reading[connection]
-                self._making_room.add(connection)
-                connection.cut_body()
-                return True
-        for connection in itertools.islice(self._sending, SLOW_BODY_LOOK):
-            if connection.slow_send(now):
-                del self._sending[connection]
-                self._making_room.add(connection)
-                connection.cut_send()
-                return True
+        connection = _first_slow(self._reading, lambda each: each.slow_body(now))
+        if connection is not None:
+            self._making_room.add(connection)
+            connection.cut_body()
+            return True
+        connection = _first_slow(self._sending, lambda each: each.slow_send(now))
+        if connection is not None:
+            self._making_room.add(connection)
+            connection.cut_send()
+            return True
         return False
 
     def _make_room(self) -> bool:
@@ -1252,6 +1251,20 @@ class _Pieces(payload.Payload):
             # piece after each wait went into a paused buffer, and a client taking
             # 100 KiB each --http-send-timeout (more than the 64 KiB asked) was cut.
             await writer.drain()
+
+
+def _first_slow(connections: dict[Connection, None],
+                slow: Callable[[Connection], bool]) -> Connection | None:
+    """The first of the SLOW_BODY_LOOK first `connections` that is `slow`, taken out
+    of them; those looked at before it go last, to be looked at after the rest (a
+    client's SLOW_BODY_LOOK bodies at an honest pace, begun first, hid its trickling
+    ones behind them for good)."""
+    for connection in list(itertools.islice(connections, SLOW_BODY_LOOK)):
+        del connections[connection]
+        if slow(connection):
+            return connection
+        connections[connection] = None
+    return None
 
 
 def _taken(transport: asyncio.WriteTransport) -> int:

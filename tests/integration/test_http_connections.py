@@ -38,7 +38,7 @@ from footfall.retail.v2 import user_event_pb2
 from server.app import Running, start
 from server.clock import FixedClock
 from server.config import Settings
-from server.http import HttpGateway
+from server.http import HttpGateway, connections
 from server.http.connections import Connection
 from server.loop import LoopThread
 from server.store import EventQuery
@@ -309,6 +309,57 @@ def test_at_the_cap_a_body_trickled_below_the_least_rate_makes_room(
         _, answer = read_until_closed(steady)
         assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
         assert b'"visitorId": "steady"' in answer
+
+
+def test_at_the_cap_honest_bodies_begun_first_do_not_hide_a_trickled_one(
+        settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the first SLOW_BODY_LOOK bodies were ever looked at: a client holding that
+    many POSTs at an honest pace (8 KiB a second each), begun first, kept its trickled
+    ones behind them from ever being cut. Those looked at and found honest are looked
+    at again after the rest: a newcomer or two later, the trickled one makes room."""
+    monkeypatch.setattr(connections, "SLOW_BODY_LOOK", 1)  # (1 for 64: one honest is enough)
+    cap = 2
+    write = (b"POST /v2/projects/p/locations/global/catalogs/default_catalog/userEvents:write "
+             b"HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+             b"Connection: close\r\n")
+    padded = b'{"eventType": "home-page-view", "visitorId": "steady"' + b" " * 400_000 + b"}"
+    with serving(settings, clock, http_max_connections=cap,
+                 http_body_timeout=BOUND * 2) as running, contextlib.ExitStack() as stack:
+        site = running.http.site  # type: ignore[union-attr]
+        assert site is not None
+        steady = stack.enter_context(raw(running.http_port))  # begun first
+        steady.sendall(write + b"Content-Length: " + str(len(padded)).encode() + b"\r\n\r\n")
+        wait_for(lambda: site.open_connections == 1, "the steady one open")
+        time.sleep(0.1)
+        slow = stack.enter_context(raw(running.http_port))
+        slow.sendall(write + b"Content-Length: 1000\r\n\r\n{")
+        wait_for(lambda: site.open_connections == cap, f"{cap} connections open")
+        sent = 0
+
+        def trickle(until: float) -> None:
+            nonlocal sent
+            while time.monotonic() < until:
+                steady.sendall(padded[sent:sent + 640])
+                sent += 640
+                with contextlib.suppress(OSError):
+                    slow.send(b" ")
+                time.sleep(0.01)
+
+        trickle(time.monotonic() + ROOM_AFTER + 0.2)
+        answers = []
+        for _ in range(3):
+            with raw(running.http_port) as newcomer:
+                newcomer.sendall(HEAD)
+                answers.append(newcomer.recv(100)[:12])
+            if answers[-1] == b"HTTP/1.1 200":
+                break
+            trickle(time.monotonic() + 0.1)
+        assert answers[-1] == b"HTTP/1.1 200", answers
+        _, answer = read_until_closed(slow)
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+        steady.sendall(padded[sent:])  # the steady one was never cut
+        _, answer = read_until_closed(steady)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
 
 
 def test_at_the_cap_an_answer_taken_below_the_least_rate_makes_room(
