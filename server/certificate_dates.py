@@ -61,5 +61,7 @@ def _left(span: datetime.timedelta) -> str:
     days = span.days
     if days >= 1:
         return f"{days} day{'s' if days > 1 else ''}"
-    hours = span.seconds // 3600
+    hours, minutes = span.seconds // 3600, span.seconds // 60
+    if not hours:  # (under an hour left: "in 0 hours" said it had none)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
     return f"{hours} hour{'s' if hours != 1 else ''}"

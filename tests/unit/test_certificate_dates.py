@@ -45,8 +45,11 @@ def _certificate(folder: Path, not_before: datetime.datetime,
     (NOW - 80 * DAY, NOW + datetime.timedelta(hours=5),
      "--tls-cert {} expires on 2026-12-07T17:00:00Z, in 5 hours: renew it and restart the "
      "server (it reads the certificate only at start)"),
+    (NOW - 80 * DAY, NOW + datetime.timedelta(minutes=40),
+     "--tls-cert {} expires on 2026-12-07T12:40:00Z, in 40 minutes: renew it and restart "
+     "the server (it reads the certificate only at start)"),
     (NOW - DAY, NOW + 60 * DAY, None),
-], ids=["expired", "not-yet-valid", "in-days", "in-hours", "fine"])
+], ids=["expired", "not-yet-valid", "in-days", "in-hours", "in-minutes", "fine"])
 def test_a_certificate_out_of_its_dates_is_warned_of(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, not_before: datetime.datetime,
         not_after: datetime.datetime, said: str | None) -> None:
