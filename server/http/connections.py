@@ -1276,10 +1276,11 @@ def _taken(transport: asyncio.WriteTransport) -> int:
     was meanwhile, and a client taking its answer at 24 KiB a second, three times
     MIN_SEND_RATE, was seen taking nothing for a second and more (cut at the cap)."""
     sock = transport.get_extra_info("socket")
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_BYTES)
-    except (AttributeError, OSError):  # (not Linux, or not TCP)
-        info = b""
+    info = b""
+    # (Linux's layout: FreeBSD has a TCP_INFO too, another field at that offset)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(AttributeError, OSError):  # (not TCP, or no socket)
+            info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_BYTES)
     if len(info) >= _TCP_INFO_BYTES:
         return int.from_bytes(info[_BYTES_ACKED:_TCP_INFO_BYTES], sys.byteorder)
     return -transport.get_write_buffer_size()
