@@ -254,6 +254,50 @@ def test_at_the_cap_the_connection_waiting_longest_for_a_request_makes_room(
         assert idle[1].recv(100).startswith(b"HTTP/1.1 200 ")
 
 
+def test_a_connection_made_room_for_with_its_answer_untaken_is_gone_not_kept(
+        settings: Settings, clock: FixedClock) -> None:
+    """A client pipelining a few /console/app.js (no key needed) and taking nothing
+    has the tail of its answers wait in the connection's buffer, under the mark that
+    pauses writing: answered, it waits for a request, and at the cap it made room,
+    closed, but a close waits to send what waits, until the head deadline for a
+    client that takes nothing. Counted out of the cap as it went, each such connection
+    let one more in meanwhile: 4 past a cap of 2 in 6 s, as many as room was made
+    (the cap's count of file descriptors some ten times over). Now it is let go
+    (aborted), as one cut for taking its answer too slowly is."""
+    cap = 2  # (a head deadline longer than BOUND: gone by it, closed as it were not)
+    with serving(settings, clock, http_max_connections=cap,
+                 http_header_timeout=BOUND * 6) as running, contextlib.ExitStack() as stack:
+        site = running.http.site  # type: ignore[union-attr]
+        assert site is not None
+
+        def untaken() -> None:
+            """A connection whose answers' tail waits in its buffer, answered."""
+            for pipelined in range(6, 16):  # (how much the kernel takes varies)
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # (takes little)
+                sock.connect(("127.0.0.1", running.http_port))
+                sock.sendall(b"GET /console/app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                             * pipelined)
+                time.sleep(0.3)
+                if any(c.waiting and c.transport is not None and not c.writing_paused
+                       and c.transport.get_write_buffer_size() for c in list(site._open)):
+                    stack.callback(sock.close)
+                    return
+                sock.close()
+                wait_for(lambda: not site._open, "the try closed")
+            raise AssertionError("no answer's tail waited in a connection's buffer")
+
+        untaken()
+        stack.enter_context(raw(running.http_port))  # (waiting less long)
+        wait_for(lambda: site.open_connections == cap, f"{cap} connections open")
+        time.sleep(ROOM_AFTER + 0.2)
+        with raw(running.http_port) as newcomer:
+            newcomer.sendall(HEAD)
+            assert newcomer.recv(100).startswith(b"HTTP/1.1 200 ")
+            # the one made room for is gone, not kept open outside the count
+            wait_for(lambda: len(site._open) <= cap, f"{cap} connections open at most")
+
+
 def test_at_the_cap_a_body_trickled_below_the_least_rate_makes_room(
         settings: Settings, clock: FixedClock) -> None:
     """Four client addresses holding their share of connections each, every one a
