@@ -294,7 +294,7 @@ class Connection(web.RequestHandler):
                  "_answered", "_unreadable", "_http2", "_send_watch", "_unsent",
                  "_framed", "_handling", "_admitted", "_wrong_version", "_first_line",
                  "_line_end", "_head_tail", "waiting_since", "_reading", "_read_from",
-                 "_read_base", "_send_from", "_send_base")
+                 "_read_base", "_send_from", "_send_base", "wire")
 
     def __init__(self, site: GuardedSite, manager: web.Server, **kwargs: Any) -> None:
         # A body left unread after the answer is drained for as long, no longer.
@@ -343,6 +343,9 @@ class Connection(web.RequestHandler):
         # taken then (_taken)
         self._send_from = 0.0
         self._send_base = 0
+        # Its transport until the connection is lost (aiohttp lets go of its own as it
+        # closes one, while a close waits to send what waits: see GuardedSite._make_room)
+        self.wire: asyncio.Transport | None = None
         # A request aiohttp could not read is answered in HTTP/1.1 (see _UNREADABLE_REQUEST)
         made = self._request_factory
         assert made is not None  # (None only once the connection is lost)
@@ -351,6 +354,7 @@ class Connection(web.RequestHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        self.wire = self.transport
         self.made = True
         self.waiting_since = self._loop.time()
         self._site.opened(self)
@@ -395,10 +399,17 @@ class Connection(web.RequestHandler):
         waits for the client's close_notify (up to 30 s, asyncio's ssl_shutdown_timeout),
         which a client holding its place never sends: its descriptor stayed open, and
         counted, as long. What was written (a 408) is the kernel's to send already."""
-        transport = self.transport
+        wire = self.wire
         self.force_close()  # (aiohttp reads no more requests of it)
-        if transport is not None:
-            transport.abort()
+        if wire is not None:
+            wire.abort()
+
+    def slow_tail(self, now: float) -> bool:
+        """Whether the rest of its answers waits for its client still, taken slower than
+        MIN_SEND_RATE since they were done (or writing last paused)."""
+        wire = self.wire
+        return wire is not None and wire.get_write_buffer_size() > 0 and \
+            _taken(wire) - self._send_base < MIN_SEND_RATE * (now - self._send_from)
 
     def slow_send(self, now: float) -> bool:
         """Whether its client has taken its answer slower than MIN_SEND_RATE for
@@ -611,6 +622,9 @@ class Connection(web.RequestHandler):
             self._handling = None  # (an answer written later is never sent: see keep)
             url_cache.answered(request.raw_path)
             self.waiting_since = self._loop.time()
+            if self.wire is not None and self.wire.get_write_buffer_size():
+                # (what its client takes of the rest is paced from now: see slow_tail)
+                self._send_from, self._send_base = self.waiting_since, _taken(self.wire)
             self._site.waits(self)
             if self._admitted is not None:  # (its answer is sent, or never will be)
                 self._admitted.let_go()
@@ -739,6 +753,7 @@ class Connection(web.RequestHandler):
         self.force_close()
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        self.wire = None
         self._site.closed(self)
         if self._send_watch is not None:
             self._send_watch.cancel()
@@ -996,17 +1011,29 @@ class GuardedSite(web.BaseSite):
         connections waiting are kept in the order they began to: looking costs no
         walk of every open one (a flood of connections at the cap comes here for
         each)."""
-        oldest_allowed = asyncio.get_running_loop().time() - self.room_after
+        now = asyncio.get_running_loop().time()
         for connection in self._waiting:
-            if connection.waiting_since > oldest_allowed:
+            if connection.waiting_since > now - self.room_after:
                 return self._cut_slow()
-            if connection.waiting and connection.transport is not None:
+            # (one aiohttp closed, at its head deadline say, is not gone while what waits
+            # for its client does: for ever for a client that takes nothing)
+            if connection.waiting and connection.wire is not None:
                 break
         else:
             return self._cut_slow()
         del self._waiting[connection]
         self._making_room.add(connection)
-        connection.cut()
+        wire = connection.wire
+        assert wire is not None
+        if wire.get_write_buffer_size() and not connection.slow_tail(now):
+            # (the rest of its answers, taken at an honest pace: sent before it closes)
+            connection.force_close()
+            wire.close()
+        else:
+            # (nothing to send, or a close would wait to send the rest to a client that
+            # takes it slower than MIN_SEND_RATE, or not at all, counted out of the cap
+            # all the while)
+            connection.cut()
         return True
 
     def _let_go(self, address: str | None) -> None:

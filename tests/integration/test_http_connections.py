@@ -254,6 +254,52 @@ def test_at_the_cap_the_connection_waiting_longest_for_a_request_makes_room(
         assert idle[1].recv(100).startswith(b"HTTP/1.1 200 ")
 
 
+def untaken(running: Running, site: Any, least: int = 1) -> tuple[socket.socket, int]:
+    """A connection whose answers' tail (`least` bytes at least) waits in its buffer
+    (under the mark that pauses writing), its requests answered: its client pipelined
+    /console/app.js a few times and takes nothing; and how many times."""
+    for pipelined in range(6, 16):  # (how much the kernel takes varies)
+        before = set(site._open)
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # (it takes little)
+        sock.connect(("127.0.0.1", running.http_port))
+        sock.sendall(b"GET /console/app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * pipelined)
+        time.sleep(0.3)
+        if any(c.waiting and c.transport is not None and not c.writing_paused
+               and c.transport.get_write_buffer_size() >= least
+               for c in set(site._open) - before):
+            return sock, pipelined
+        sock.close()
+        wait_for(lambda: set(site._open) <= before, "the try gone")  # noqa: B023
+    raise AssertionError("no answer's tail waited in a connection's buffer")
+
+
+def test_at_the_cap_connections_closed_at_their_head_deadline_with_their_answer_untaken_make_room(
+        settings: Settings, clock: FixedClock) -> None:
+    """At its head deadline a connection whose client took nothing of its answers'
+    tail is closed (aiohttp's force_close), and a close waits to send what waits: for
+    a client that takes nothing, for ever. It stayed open, counted in the cap, and
+    made no room (aiohttp let go of its transport as it closed it): four client
+    addresses pipelining a few /console/app.js each (no key needed) held the cap for
+    good, every other client refused 503. Now, at the cap, it is let go (aborted)."""
+    cap = 2
+    with serving(settings, clock, http_max_connections=cap,
+                 http_header_timeout=1.0) as running, contextlib.ExitStack() as stack:
+        site = running.http.site  # type: ignore[union-attr]
+        assert site is not None
+        for _ in range(cap):
+            stack.callback(untaken(running, site)[0].close)
+        wait_for(lambda: site.open_connections == cap, f"{cap} connections open")
+        wait_for(lambda: all(c.transport is None for c in list(site._open)),
+                 "both closed at their head deadline")
+        time.sleep(ROOM_AFTER + 0.2)
+        assert site.open_connections == cap  # (closed, not gone)
+        with raw(running.http_port) as newcomer:
+            newcomer.sendall(HEAD)
+            assert newcomer.recv(100).startswith(b"HTTP/1.1 200 ")
+        wait_for(lambda: site.open_connections <= cap, f"{cap} connections open at most")
+
+
 def test_a_connection_made_room_for_with_its_answer_untaken_is_gone_not_kept(
         settings: Settings, clock: FixedClock) -> None:
     """A client pipelining a few /console/app.js (no key needed) and taking nothing
@@ -270,24 +316,7 @@ def test_a_connection_made_room_for_with_its_answer_untaken_is_gone_not_kept(
         site = running.http.site  # type: ignore[union-attr]
         assert site is not None
 
-        def untaken() -> None:
-            """A connection whose answers' tail waits in its buffer, answered."""
-            for pipelined in range(6, 16):  # (how much the kernel takes varies)
-                sock = socket.socket()
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # (takes little)
-                sock.connect(("127.0.0.1", running.http_port))
-                sock.sendall(b"GET /console/app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-                             * pipelined)
-                time.sleep(0.3)
-                if any(c.waiting and c.transport is not None and not c.writing_paused
-                       and c.transport.get_write_buffer_size() for c in list(site._open)):
-                    stack.callback(sock.close)
-                    return
-                sock.close()
-                wait_for(lambda: not site._open, "the try closed")
-            raise AssertionError("no answer's tail waited in a connection's buffer")
-
-        untaken()
+        stack.callback(untaken(running, site)[0].close)
         stack.enter_context(raw(running.http_port))  # (waiting less long)
         wait_for(lambda: site.open_connections == cap, f"{cap} connections open")
         time.sleep(ROOM_AFTER + 0.2)
@@ -296,6 +325,49 @@ def test_a_connection_made_room_for_with_its_answer_untaken_is_gone_not_kept(
             assert newcomer.recv(100).startswith(b"HTTP/1.1 200 ")
             # the one made room for is gone, not kept open outside the count
             wait_for(lambda: len(site._open) <= cap, f"{cap} connections open at most")
+
+
+def test_a_connection_made_room_for_whose_client_takes_its_answers_keeps_them(
+        settings: Settings, clock: FixedClock) -> None:
+    """... but one whose client takes the rest of its answers at a fair pace (24 KiB a
+    second, three times MIN_SEND_RATE) is closed as before: it gets every answer whole,
+    then the end of the connection."""
+    cap = 2
+    with serving(settings, clock, http_max_connections=cap) as running, \
+            contextlib.ExitStack() as stack:
+        site = running.http.site  # type: ignore[union-attr]
+        assert site is not None
+        # (a tail it has not taken all of once room is made, at that pace)
+        reader, pipelined = untaken(running, site, least=40_000)
+        stack.callback(reader.close)
+        stack.enter_context(raw(running.http_port))  # (waiting less long)
+        wait_for(lambda: site.open_connections == cap, f"{cap} connections open")
+        got = bytearray()
+        ended: list[BaseException | None] = []
+
+        def take(rate: int = 24 * 1024) -> None:  # at `rate`, until the server closes
+            started = time.monotonic()
+            reader.settimeout(BOUND)
+            try:
+                while chunk := reader.recv(4096):
+                    got.extend(chunk)
+                    ahead = len(got) - rate * (time.monotonic() - started)
+                    if ahead > 0:
+                        time.sleep(ahead / rate)
+            except OSError as exc:
+                ended.append(exc)
+            else:
+                ended.append(None)
+
+        taking = threading.Thread(target=take, daemon=True)
+        taking.start()
+        time.sleep(ROOM_AFTER + 0.2)
+        with raw(running.http_port) as newcomer:
+            newcomer.sendall(HEAD)
+            assert newcomer.recv(100).startswith(b"HTTP/1.1 200 ")
+        taking.join(BOUND * 2)
+        assert ended == [None] and got.count(b"HTTP/1.1 200 OK") == pipelined, \
+            (ended, got.count(b"HTTP/1.1 200 OK"), pipelined, len(got))
 
 
 def test_at_the_cap_a_body_trickled_below_the_least_rate_makes_room(
