@@ -79,6 +79,13 @@ class _GrpcContext:
     def time_remaining(self) -> float | None:
         return None
 
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:40000"
+
+    def add_done_callback(self, callback: Any) -> None:
+        """(Run at once, as if the call had ended: grpc keeps it in a list until then.)"""
+        callback(self)
+
     def done(self) -> bool:
         return False
 

@@ -45,6 +45,7 @@ from server.errors import (
 )
 from server.policy import KeylessRefusals, Policy
 from server.policy.auth import READER_METHODS, Authenticator, Role
+from server.policy.call_shares import CallShares
 from server.policy.envelope import LARGE_REQUEST_BYTES, Envelope
 from server.policy.limits import EVENT_FIELDS
 from server.policy.quota import TokenBuckets
@@ -493,15 +494,17 @@ class _UnreadRequests:
 _MADE_ROOM, _LATE = "made room", "late"  # why _UnreadRequests ended a wait
 
 
-def _read_in_time(handler: grpc.RpcMethodHandler, unread: _UnreadRequests
-                  ) -> grpc.RpcMethodHandler:
+def _read_in_time(handler: grpc.RpcMethodHandler, unread: _UnreadRequests,
+                  shares: CallShares) -> grpc.RpcMethodHandler:
     """`handler` (one taking one request, its bytes: a unary-unary or unary-stream
     handler made by CallGuard) as one taking a stream of requests, which grpc runs as
-    soon as the headers are in, reading the request as `unread` has it."""
+    soon as the headers are in, counting the call in its caller's `shares` and
+    reading the request as `unread` has it."""
     behaviour = handler.unary_unary or handler.unary_stream
     assert behaviour is not None
 
     async def request(_requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        await _entered(shares, context)
         raw = await unread.read(context)
         if raw is grpc.aio.EOF:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request: none was sent")
@@ -808,8 +811,16 @@ async def _paced_or_abort(pace: KeylessRefusals, address: str,
         await context.abort_with_status(rpc_status.to_status(status_of(exc)))
 
 
+async def _entered(shares: CallShares, context: grpc.aio.ServicerContext) -> None:
+    """Counts the call in its caller's share; RESOURCE_EXHAUSTED past it (its request
+    never read)."""
+    refusal = shares.enter(context)
+    if refusal is not None:
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
+
+
 def _read_first(handler: grpc.RpcMethodHandler, reads: _KeylessReads,
-                pace: KeylessRefusals) -> grpc.RpcMethodHandler:
+                pace: KeylessRefusals, shares: CallShares) -> grpc.RpcMethodHandler:
     """`handler` (one taking one request, its bytes: a unary-unary or unary-stream
     handler made by CallGuard) as one taking a stream of requests, which reads the
     first as `reads` has it: grpc runs it before any of the request is in, where it
@@ -822,6 +833,7 @@ def _read_first(handler: grpc.RpcMethodHandler, reads: _KeylessReads,
     assert behaviour is not None
 
     async def read_first(_requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        await _entered(shares, context)
         address = client_address(context.peer())
         raw = await reads.read(context.read(), address, context)
         if raw is grpc.aio.EOF:
@@ -855,6 +867,9 @@ class CallGuard(grpc.GenericRpcHandler):
         self._unread = _UnreadRequests(max_concurrent_rpcs // UNREAD_SHARE)
         self._max_event_bytes = max_event_bytes  # (--max-event-bytes: see _decoder)
         self._unsent = Unsent(max_answer_bytes)  # unary answers not yet taken
+        # Calls of one request (all but reflection's) by caller: answers never taken
+        # hold theirs for good.
+        self._shares = CallShares(max_concurrent_rpcs, self._envelope.policy.auth)
         # Streams anyone may open (health watches, reflection): never all the calls
         # --max-concurrent-rpcs allows, so writes and health checks stay possible; and
         # of them, never all to callers without a key (one client held all 1,000 with
@@ -931,7 +946,8 @@ class CallGuard(grpc.GenericRpcHandler):
             return handler
         timed = self._timed_cache.get(method)
         if timed is None:
-            timed = self._timed_cache[method] = _read_in_time(handler, self._unread)
+            timed = self._timed_cache[method] = _read_in_time(handler, self._unread,
+                                                              self._shares)
         return timed
 
     def _known_key(self, handler_call_details: grpc.HandlerCallDetails) -> bool:
@@ -957,7 +973,8 @@ class CallGuard(grpc.GenericRpcHandler):
         reader = self._keyless_cache.get(method)
         if reader is None:
             reader = self._keyless_cache[method] = _read_first(
-                handler, self._streams.reads, self._envelope.policy.keyless_refusals)
+                handler, self._streams.reads, self._envelope.policy.keyless_refusals,
+                self._shares)
         return reader
 
     def _unread_refusal(self, handler_call_details: grpc.HandlerCallDetails

@@ -157,3 +157,54 @@ def test_a_write_is_answered_while_large_answers_never_read_hold_the_room(
                 assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         finally:
             sock.close()
+
+
+WRITE = "/google.cloud.retail.v2.UserEventService/WriteUserEvent"
+MOST_CALLS = 600  # --max-concurrent-rpcs; a caller's share is a third: 200
+
+
+def _small_writes(port: int, calls: int, key: str) -> tuple[socket.socket, Frames]:
+    """A connection that makes `calls` writes (answers of 100 bytes) and reads none of
+    the answers (its window 0)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=RPC_DEADLINE)
+    sock.sendall(PREFACE + frame(SETTINGS, 0, 0, INITIAL_WINDOW_SIZE.to_bytes(2, "big")
+                                 + (0).to_bytes(4, "big")))
+    headers = call_headers(port, WRITE) + header("x-goog-api-key", key)
+    sock.sendall(b"".join(
+        frame(HEADERS, END_HEADERS, stream, headers) + frame(DATA, END_STREAM, stream, (
+            lambda body: b"\x00" + len(body).to_bytes(4, "big") + body)(
+                retail_v2.WriteUserEventRequest.serialize(retail_v2.WriteUserEventRequest(
+                    parent=CATALOG, user_event=retail_v2.UserEvent(
+                        event_type="home-page-view", visitor_id=f"unread-{stream}")))))
+        for stream in range(1, 2 * calls, 2)))
+    return sock, Frames(sock)
+
+
+@pytest.mark.timeout(120)
+def test_small_answers_never_read_hold_a_third_of_the_calls_and_no_more(
+        tmp_path: Path) -> None:
+    """grpc ends a unary call only once its client has taken the answer, and counts
+    it against --max-concurrent-rpcs until then, however small the answer: with a
+    shop's writer key (anyone's: it is in its pages), 11 connections of 1,000
+    WriteUserEvent calls whose answers were never read held all 10,000, and every other
+    call of every key, health checks too, was refused RESOURCE_EXHAUSTED for as long as
+    they stayed open. Now one key (or, without one, one client address) holds at most
+    a third of them: its calls past that are refused before their requests are read."""
+    keys = write_keys(tmp_path / "keys.json", {WRITER: ("writer", ["p"]),
+                                               OTHER: ("reader", ["p"])})
+    share = MOST_CALLS // 3
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"), "--auth-file",
+                        str(keys), "--max-concurrent-rpcs", str(MOST_CALLS),
+                        "--max-streams", "100", "--max-watches", "100") as server:
+        sock, frames = _small_writes(server.port, MOST_CALLS, WRITER)
+        try:
+            refused = _ended(frames, MOST_CALLS - share)
+            refused |= {stream for kind, flags, stream, _ in frames.read(1.0)
+                        if kind == HEADERS and flags & END_STREAM}  # (none: the rest held)
+            assert len(refused) == MOST_CALLS - share
+            with grpc.insecure_channel(server.address) as channel:
+                page = Console(channel, with_key(OTHER)).call(
+                    "ListUserEvents", parent=CATALOG, pageSize=1000)
+            assert len(page["userEvents"]) == share  # (the writes held were stored)
+        finally:
+            sock.close()

@@ -1,0 +1,81 @@
+"""The gRPC calls in progress of one caller, at most a share of --max-concurrent-rpcs.
+
+grpc counts a call against --max-concurrent-rpcs until it has ended, and a unary
+call ends only once its client has taken its answer: a client that asks and never
+reads (its HTTP/2 window left at 0) keeps each call it makes for as long as it keeps
+its connection, however small the answer, and nothing in grpc ends it sooner (a
+handler that gives up on its write still waits for grpc's status, queued behind the
+answer). With a shop's public writer key, 11 connections of 1,000 WriteUserEvent
+calls each, none read, held every one of the 10,000: every other call of every key,
+health checks included, was refused RESOURCE_EXHAUSTED for as long as they stayed
+open. So each caller may hold only a share of them, counted from when its call is
+taken (before its request is read) until grpc lets it go.
+
+A caller is its key (any key but an admin's, whose calls are not counted), or,
+without a key (a health check with auth on, every call with auth off), its client
+address as ports.client_address has it (an IPv6 client's /64).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from server.errors import FootfallError
+from server.policy.auth import Authenticator, Role
+from server.ports import client_address
+
+# A caller may hold this fraction of --max-concurrent-rpcs: one honest client keeping
+# 3,000 calls in flight from one address (tests/interop/test_calls_per_connection.py)
+# stays within it at the default 10,000, and three callers together cannot take all.
+SHARE = 3
+
+# A connection's peer (`ipv6:%5B2001:db8::1%5D:5678`) as client_address has it, which
+# takes 20 us for an IPv6 one: looked up once for a connection's calls.
+_address_of = lru_cache(maxsize=4096)(client_address)
+
+
+class CallShares:
+    """The calls in progress by caller (touched on the loop only)."""
+
+    def __init__(self, most_calls: int, auth: Authenticator) -> None:
+        self.most_calls = most_calls
+        self.share = max(1, most_calls // SHARE)
+        self._auth = auth
+        self._held: dict[object, int] = {}
+
+    def __len__(self) -> int:
+        """How many callers hold calls now."""
+        return len(self._held)
+
+    def enter(self, context: Any) -> str | None:
+        """Count the call of `context` (a grpc.aio servicer context) as its caller's
+        until it ends; why not when its caller holds its share already."""
+        caller, keyed = self._caller(context)
+        if caller is None:
+            return None
+        held = self._held.get(caller, 0)
+        if held >= self.share:
+            who = "this key" if keyed else "this client address"
+            return (f"{who} has {held} calls in progress, the most one caller may have "
+                    f"(a third of --max-concurrent-rpcs, {self.most_calls}): take the "
+                    f"answers of the calls made, or wait for some to end")
+        self._held[caller] = held + 1
+        context.add_done_callback(lambda _call: self._leave(caller))
+        return None
+
+    def _leave(self, caller: object) -> None:
+        held = self._held.pop(caller) - 1
+        if held:
+            self._held[caller] = held
+
+    def _caller(self, context: Any) -> tuple[object | None, bool]:
+        """(What the call is counted by, whether that is a key); None: not counted."""
+        if self._auth.enabled:
+            try:
+                grant = self._auth.authenticate(context.invocation_metadata())
+            except FootfallError:
+                grant = None
+            if grant is not None:
+                return (None if grant.role is Role.ADMIN else grant.identity), True
+        return _address_of(context.peer()), False
