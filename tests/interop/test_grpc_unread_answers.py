@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 import requests
+from google.api_core import exceptions
 from google.cloud import retail_v2
 
 from .console import Console
@@ -206,5 +207,22 @@ def test_small_answers_never_read_hold_a_third_of_the_calls_and_no_more(
                 page = Console(channel, with_key(OTHER)).call(
                     "ListUserEvents", parent=CATALOG, pageSize=1000)
             assert len(page["userEvents"]) == share  # (the writes held were stored)
+            writer = retail_client(server.address)
+            write = retail_v2.WriteUserEventRequest(parent=CATALOG, user_event=retail_v2.UserEvent(
+                event_type="home-page-view", visitor_id="after"))
+            with pytest.raises(exceptions.ResourceExhausted, match="calls in progress"):
+                writer.write_user_event(request=write, metadata=with_key(WRITER),
+                                        timeout=RPC_DEADLINE)
+            sock.close()  # its calls end: the share is given back
+
+            def written() -> bool:
+                try:
+                    writer.write_user_event(request=write, metadata=with_key(WRITER),
+                                            timeout=RPC_DEADLINE)
+                except exceptions.ResourceExhausted:
+                    return False
+                return True
+
+            wait_until(written, "the key's calls given back once its connection closed")
         finally:
             sock.close()
