@@ -196,7 +196,7 @@ def test_the_cli_waits_for_events_sent_in_the_background(server_factory: Callabl
     short = talent_events(served, "count", "--parent", TENANT, "--filter",
                           f'job = "{JOB_A}"', "--at-least", "2", "--timeout", "0.3")
     assert (short.returncode, short.stdout) == (3, "1\n")
-    assert "1 events, not 2, after waiting 0.3 s" in short.stderr
+    assert "1 client event, not 2, after waiting 0.3 s" in short.stderr
     listed = talent_events(served, "list", "--parent", TENANT, "--filter", 'requestId = "ci"',
                            "--json")
     assert listed.returncode == 0, listed.stderr
