@@ -562,8 +562,8 @@ def announce(settings: Settings, port: int, http_port: int, how: str = "") -> No
         log.log(level, "HTTP is off (--http-port 0): no REST, pixel or console; "
                 "--http-port -1 picks a free port")
     if settings.retain_days:
-        log.info("retention: events older than %d days are purged at start and then every "
-                 "%g s", settings.retain_days, settings.retention_interval_seconds)
+        log.info("retention: events older than %s are purged at start and then every %g s",
+                 counted(settings.retain_days, "day"), settings.retention_interval_seconds)
     try:  # (before the line: a fixture that waits for the line finds the file there)
         write_ready_file(settings.ready_file, settings.host, port, http_port)
     except OSError as exc:  # (its folder was checked at the start: rare, and no reason to stop)

@@ -21,7 +21,7 @@ from footfall.retail.v2 import (
 from google.longrunning import operations_pb2, operations_pb2_grpc
 from google.protobuf import json_format
 
-from server.app import start
+from server.app import announce, start
 from server.clock import FixedClock
 from server.config import Settings, add_serve_arguments, settings_from_args
 from server.operations.runner import OperationRunner
@@ -151,6 +151,14 @@ def test_a_server_with_retention_purges_old_events_at_start(tmp_path: Path) -> N
         assert visitors(running.store, OTHER) == []
     finally:
         running.stop()
+
+
+def test_the_start_says_the_retention_in_words(caplog: pytest.LogCaptureFixture) -> None:
+    # (it said "events older than 1 days")
+    caplog.set_level("INFO", logger="footfall")
+    announce(Settings(retain_days=1), 50051, 0)
+    assert "retention: events older than 1 day are purged at start and then every 3600 s" \
+        in caplog.messages
 
 
 def test_the_flag_and_its_variable(tmp_path: Path) -> None:
