@@ -543,10 +543,14 @@ def _reset(args: argparse.Namespace) -> int:
     request: Any
     parent = args.parent
     if "/catalogs/" in parent:
-        name = str(parse_catalog(parent, "--parent"))
+        catalog = parse_catalog(parent, "--parent")
+        _no_wildcard(parent, catalog.project, "catalog", catalog.location, catalog.catalog)
+        name = str(catalog)
         rpc, request = "ResetCatalog", console_pb2.ResetCatalogRequest(name=name)
     elif "/tenants/" in parent:
-        name = str(parse_tenant(parent, "--parent"))
+        tenant = parse_tenant(parent, "--parent")
+        _no_wildcard(parent, tenant.project, "tenant", tenant.tenant)
+        name = str(tenant)
         rpc, request = "ResetTenant", console_pb2.ResetTenantRequest(name=name)
     else:
         try:
@@ -567,6 +571,17 @@ def _reset(args: argparse.Namespace) -> int:
         return 0
 
     return _reading(args, body)
+
+
+def _no_wildcard(parent: str, project: str, kind: str, *segments: str) -> None:
+    """InvalidArgument, before any call, when a segment of the catalog or tenant to
+    reset is `-`: the server's refusal pointed a shell at ResetProject's REST route,
+    where `reset --parent projects/P` does it."""
+    if "-" in segments:
+        raise InvalidArgument.field(
+            "--parent", f"'-' names no {kind} ({parent[:200]}): a reset takes no wildcard; "
+                        f"--parent projects/{project} resets every catalog and tenant of the "
+                        f"project")
 
 
 def _backup(args: argparse.Namespace) -> int:

@@ -616,6 +616,15 @@ def test_reset_of_a_project_starts_its_every_catalog_and_tenant_clean(
         assert (wrong.returncode, wrong.stderr) == (2, (
             "footfall: --parent: the project must be named ('-' stands for every project "
             "only where a read allows it), in 'projects/-' (of the form 'projects/*')\n"))
+        # A wildcard catalog or tenant is told the CLI's way to reset them all, not the
+        # REST route the server's refusal names
+        for every in ("projects/p/locations/global/catalogs/-", "projects/p/tenants/-"):
+            kind = "catalog" if "/catalogs/" in every else "tenant"
+            wild = read(running, "reset", "--parent", every, key=ADMIN, cwd=tmp_path)
+            assert (wild.returncode, wild.stderr) == (2, (
+                f"footfall: --parent: '-' names no {kind} ({every}): a reset takes no "
+                "wildcard; --parent projects/p resets every catalog and tenant of the "
+                "project\n"))
         other = read(running, "reset", "--parent", "shop", key=ADMIN, cwd=tmp_path)
         assert (other.returncode, other.stderr) == (2, (
             "footfall: --parent: must be a catalog (projects/*/locations/*/catalogs/*), a "
