@@ -384,6 +384,11 @@ async def ask_for_the_key(devtools_url: str, port: int, folder: Path) -> dict[st
         await until(lambda: devtools.evaluate(
             session, "document.activeElement?.id === 'project'"), "the project's form")
         await photograph(devtools, session, folder, "project")
+        # An expected step, asked in words: not the server's refusal as an error
+        asked = await text_of(devtools, session, "main")
+        assert "PERMISSION_DENIED" not in asked and "name the one to read" in asked, asked
+        assert await devtools.evaluate(
+            session, "!document.querySelector('main .error:not([hidden])')")
         await devtools.type_text(session, PROJECT)
         await devtools.press(session, "Enter")
         await until(lambda: devtools.evaluate(

@@ -317,12 +317,14 @@ async def name_the_project_as_a_resource(devtools_url: str, port: int, folder: P
 
 def test_a_project_named_as_the_refusal_names_projects_is_read(
         browser_executable: str, tmp_path: Path) -> None:
-    """The refusal above the form says "projects/PROJECT"; typed so, the path read
-    projects/projects/..., found no route, and the form was gone for good."""
+    """A project typed as a resource's name, "projects/PROJECT" (as the server's refusal
+    names it), read the path projects/projects/..., found no route, and the form was
+    gone for good. The first time, the form is asked in words, without the refusal."""
     with keyed_shop(tmp_path) as running:
         seen = in_chromium(browser_executable, tmp_path / "profile",
                            name_the_project_as_a_resource, running.http_port, tmp_path)
-    assert "projects/PROJECT" in seen["said"], seen
+    assert "name the one to read" in seen["said"], seen
+    assert "PERMISSION_DENIED" not in seen["said"], seen
     assert seen["stored"] == PROJECT, seen
 
 

@@ -96,8 +96,8 @@ function refreshChooser() {
   if (!names.length) chooser.replaceChildren(h("option", {value: ""}, "no catalog yet"));
 }
 
-/** The project id in what was typed: "projects/my-shop" (as the refusal above the
- *  form names projects) or a catalog's whole name read as "my-shop"; a path of
+/** The project id in what was typed: "projects/my-shop" (as the server's refusals
+ *  name projects) or a catalog's whole name read as "my-shop"; a path of
  *  "projects/projects/my-shop" found no route, and the form was gone. */
 function projectId(typed) {
   const id = typed.trim().replace(/^\/+/, "");
@@ -138,8 +138,11 @@ function askProject(error) {
           "(Change key, above)."
         : "This key may read only some projects: name the one to read.";
   form.hidden = role;
+  // The first time, the server's words (PERMISSION_DENIED, in red) only said what the
+  // advice says, as an error, of the expected step for a key of some projects.
+  const failed = role || named ? [failure(error)] : [];
   main.replaceChildren(h("h2", {}, role ? "This key may not read" : "Which project?"),
-    failure(error), h("p", {}, advice), form, said);
+    ...failed, h("p", {}, advice), form, said);
   retitle();
   keyButton.hidden = !hasKey();
   // (hidden, the form's input could not take the focus: it fell to the page's body)
