@@ -291,7 +291,12 @@ def _reading(args: argparse.Namespace, body: Callable[[Source], int]) -> int:
             source = StoreSource(open_store(args.store, read_only=True))
         except (FootfallError, ValueError, OSError, sqlite3.Error, StoreUnusable) as exc:
             said = str(getattr(exc, "message", exc))
-            if "--server" not in said:  # (memory://'s says to ask its server already)
+            # Where to look instead, when no store was found where named (memory://'s
+            # says to ask its server already); a store found but not usable (a file
+            # damaged or not SQLite's, a database that refuses) was told to name the
+            # store with --store, as if it had not been.
+            if said.startswith(("no store at ", "unknown store URL")) \
+                    and "--server" not in said:
                 said += "; name the store with --store, or ask a running server with " \
                         "--server HOST:PORT"
             _say(f"cannot open the store: {said}")

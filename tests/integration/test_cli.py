@@ -230,6 +230,18 @@ def test_read_commands_refuse_a_store_that_does_not_exist(command: list[str],
     assert list(tmp_path.iterdir()) == []  # nothing was created
 
 
+def test_a_store_found_but_unusable_is_not_told_to_name_the_store(tmp_path: Path) -> None:
+    # (a text file, named with --store, was told "name the store with --store")
+    (tmp_path / "notes.db").write_text("not a database\n")
+    (tmp_path / "folder.db").mkdir()
+    for store, said in (("notes.db", "notes.db is not a SQLite database (it does not start "
+                                     "with the SQLite header)"),
+                        ("folder.db", f"{tmp_path}/folder.db is a directory, not a database "
+                                      "file")):
+        out = footfall("events", "count", "--parent", CATALOG, "--store", store, cwd=tmp_path)
+        assert (out.returncode, out.stderr) == (1, f"footfall: cannot open the store: {said}\n")
+
+
 def test_reading_changes_nothing_in_the_store(history: str, tmp_path: Path) -> None:
     path = Path(history[len("sqlite:///"):])
     before = hashlib.sha256(path.read_bytes()).hexdigest()
