@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from server.clock import Clock
+from server.lines import counted
 from server.periodic import Periodic
 from server.store import Store
 from server.store.rollups import DAY_US
@@ -47,6 +48,6 @@ class OperationSweep:
         deleted = self._store.forget_operations(self._clock.now_ns() // 1000
                                                 - self._days * DAY_US)
         if deleted:
-            log.info("deleted %d operation(s) that ended more than %d days ago", deleted,
-                     self._days)
+            log.info("deleted %s that ended more than %s ago", counted(deleted, "operation"),
+                     counted(self._days, "day"))
         return deleted
