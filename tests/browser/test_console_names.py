@@ -128,6 +128,39 @@ def test_a_tenant_page_shows_no_catalog_chooser_behind_the_key_dialog(
     assert shown == ["", ""], shown
 
 
+async def catalog_chooser_before_and_after_the_key(devtools_url: str, port: int,
+                                                   folder: Path) -> list[str]:
+    async with DevTools.connect(devtools_url) as devtools:
+        session = await open_console(devtools, f"http://127.0.0.1:{port}/console/")
+        await until(lambda: devtools.evaluate(session, "document.querySelector('#key-dialog')"
+                                                       "?.open"), "the key dialog")
+        await photograph(devtools, session, folder, "names-feed-asking-a-key")
+        chooser = "document.querySelector('#catalog').innerText"
+        before = await devtools.evaluate(session, chooser)
+        await devtools.type_text(session, READER_KEY)
+        await devtools.press(session, "Enter")
+        await until(lambda: devtools.evaluate(
+            session, "document.activeElement?.id === 'project'"), "the project's form")
+        asking = await devtools.evaluate(session, chooser)
+        await devtools.type_text(session, PROJECT)
+        await devtools.press(session, "Enter")
+        await until(lambda: devtools.evaluate(
+            session, "document.querySelector('#accepted')?.innerText.includes('keyed')"),
+            "the event, read with the reader key")
+        return [before, asking, await devtools.evaluate(session, chooser)]
+
+
+def test_the_catalog_chooser_says_no_catalog_only_once_it_has_read_them(
+        browser_executable: str, shots: Path, tmp_path: Path) -> None:
+    # Behind the key dialog, and the project's form, it said "no catalog yet" of a
+    # project it had not read (the shop holds one).
+    with keyed_shop(tmp_path) as running:
+        with chromium(browser_executable, tmp_path / "profile") as devtools_url:
+            shown = asyncio.run(asyncio.wait_for(catalog_chooser_before_and_after_the_key(
+                devtools_url, running.http_port, shots), DEADLINE * 2))
+    assert shown == ["not read yet", "not read yet", "default_catalog"], shown
+
+
 # Names the server takes that a URL's path cannot carry as they are: '?' ends the path,
 # '#' starts the fragment, '%41' is read as 'A', '\' as '/'. (White space is in no name:
 # the server refuses it.) Listed, each was read at the wrong route (NOT_FOUND).

@@ -40,6 +40,9 @@ document.addEventListener(ASKING_KEY, () => { offline.hidden = true; });
 document.addEventListener(UNANSWERED, () => { if (current && !denied) sayGone(UNREACHABLE); });
 let current = null;  // {controller, hash}
 let known = {catalogs: [], tenants: []};
+// Whether the server has listed them yet: behind the key dialog, or the project's form,
+// the header said "Catalog: no catalog yet" of a project it had not read.
+let listed = false;
 let denied = null;  // the refusal of the catalogs' list, while the key may not read
 
 /** What the pages share: the chosen catalog, the project(s) read, the data sets seen. */
@@ -93,7 +96,9 @@ function refreshChooser() {
   chooser.value = wanted;
   chooser.title = wanted;
   chooser.disabled = names.length === 0;
-  if (!names.length) chooser.replaceChildren(h("option", {value: ""}, "no catalog yet"));
+  if (!names.length) {
+    chooser.replaceChildren(h("option", {value: ""}, listed ? "no catalog yet" : "not read yet"));
+  }
 }
 
 /** The project id in what was typed: "projects/my-shop" (as the server's refusals
@@ -167,6 +172,7 @@ async function loadCatalogs() {
     const hadTenants = known.tenants.length;
     known = await call(route`/console/v1/${context.projects}/catalogs`,
       {query: {pageSize: 1000, view: "DATA_SET_VIEW_BASIC"}});
+    listed = true;
     const wasDenied = denied !== null;
     denied = null;
     offline.hidden = true;
