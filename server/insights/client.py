@@ -271,9 +271,11 @@ def _text(answer: Any, command: str, parent: str) -> Iterator[str]:
                 gap = r.median_time_from_previous
                 median = (f"  {_duration_text(gap.ToTimedelta().total_seconds())}"
                           if r.HasField("median_time_from_previous") else "")
-                before = group.steps[i - 1].entrants if i else r.entrants
+                # (the first step has none before it: "first step", as the console says)
+                previous = _rate(r.conversion_from_previous, group.steps[i - 1].entrants) \
+                    if i else "first step"
                 yield (f"  {_step_text(r.step, parent):<{width}} {r.entrants:>10,} "
-                       f"{_rate(r.conversion_from_previous, before):>11} "
+                       f"{previous:>11} "
                        f"{_rate(r.conversion_from_first, group.steps[0].entrants):>11}"
                        f"{median}")
         yield f"{_counted(answer.events_read, 'event')} read"

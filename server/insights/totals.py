@@ -14,6 +14,7 @@ from footfall.retail.v2 import user_event_pb2
 from server.errors import FieldViolation, InvalidArgument, gather, raise_if_any
 from server.insights import read
 from server.insights.funnel import US_PER_DAY, day
+from server.lines import counted
 from server.names import CatalogName
 from server.store import Store
 
@@ -169,13 +170,13 @@ def _frequent_types(types: dict[int, Counter[str]], notes: Any) -> set[str]:
     """The MAX_EVENT_TYPES event types with the most events (ties by name); a note
     in `notes` when others are left out."""
     every: Counter[str] = Counter()
-    for counted in types.values():
-        every.update(counted)
+    for kinds in types.values():
+        every.update(kinds)
     ranked = sorted(every.items(), key=lambda item: (-item[1], item[0]))
     if len(ranked) > MAX_EVENT_TYPES:
         left = sum(count for _, count in ranked[MAX_EVENT_TYPES:])
         notes.append(f"event counts of the {MAX_EVENT_TYPES} most frequent of {len(ranked):,} "
-                     f"event types: {left:,} events of the others are left out")
+                     f"event types: {counted(left, 'event')} of the others are left out")
     return {kind for kind, _ in ranked[:MAX_EVENT_TYPES]}
 
 

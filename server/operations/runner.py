@@ -33,6 +33,7 @@ from google.rpc import code_pb2, status_pb2
 
 from server.clock import Clock
 from server.errors import FootfallError, ResourceExhausted, to_rpc_status
+from server.lines import counted
 from server.operations import records
 from server.operations.summary import summarize
 from server.operations.wakeups import Wakeups
@@ -245,7 +246,7 @@ class OperationRunner:
             pending = self._store.count_operations(f"{project}/", done=False)
             if pending >= self._max_pending:
                 raise ResourceExhausted(
-                    f"{project} has {pending} operations not done yet, its limit "
+                    f"{project} has {counted(pending, 'operation')} not done yet, its limit "
                     f"(--max-pending-operations): wait for some to end, or cancel some",
                     retry_after=5.0)
         operation = self.submit_named(records.new_name(parent, kind), kind, request, first)

@@ -380,7 +380,7 @@ def test_a_funnel_as_text_names_its_columns_and_each_step_with_its_conditions(
         "  step                                entrants   from prev  from first  "
         "median time from prev",
         "all:",
-        "  home-page-view                             2      100.0%      100.0%",
+        "  home-page-view                             2  first step      100.0%",
         "  purchase-complete,productId=sku-1          0        0.0%        0.0%",
         "3 events read",  # of the steps' types: the search is not read
     ]
@@ -424,7 +424,7 @@ def test_a_funnel_rate_of_no_entrants_is_a_dash_as_the_console_shows_it(
                "--step", "purchase-complete", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[2:4] == [
-        "  add-to-cart                       0           –           –",
+        "  add-to-cart                       0  first step           –",
         "  purchase-complete                 0           –           –"]
 
 

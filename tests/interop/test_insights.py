@@ -278,7 +278,7 @@ def test_the_cli_says_a_job_by_its_id_and_a_rate_as_a_percentage(served: ServerP
         "applicationFinishRate=– notifications=0 sentCvs=0 interviewsGranted=0 hires=0"]
     funnel = text("funnel", "--step", "IMPRESSION", "--step", "VIEW", "--breakdown", "item")
     assert funnel[4:7] == [
-        "Pflege-7:", "  IMPRESSION                        3      100.0%      100.0%",
+        "Pflege-7:", "  IMPRESSION                        3  first step      100.0%",
         "  VIEW                              1       33.3%       33.3%  3 s"], funnel
     # A job whose id holds a comma is asked for quoted, and said so: its step came
     # back as job=x,y, which --step reads as job=x and a condition 'y' (and the
@@ -288,7 +288,7 @@ def test_the_cli_says_a_job_by_its_id_and_a_rate_as_a_percentage(served: ServerP
             request_id="r9", event_id="e9", create_time=at(9), job_event=talent_v4.JobEvent(
                 type_=TYPE.IMPRESSION, jobs=[f"{TENANT}/jobs/x,y"])))
     assert text("funnel", "--step", 'IMPRESSION,job="x,y"')[2] == \
-        '  IMPRESSION,job="x,y"              1      100.0%      100.0%'
+        '  IMPRESSION,job="x,y"              1  first step      100.0%'
     proc = subprocess.run([sys.executable, "-m", "server", "insights", "funnel", "--parent",
                            TENANT, "--step", "IMPRESSION,job=x,y", "--server", served.address],
                           cwd=served.workdir, env=env, capture_output=True, text=True,
