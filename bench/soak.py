@@ -6,7 +6,8 @@ live objects by type and, with --tracemalloc FRAMES, the lines whose memory grew
 
     .venv/bin/python -m bench.soak [--minutes 20] [--warmup-minutes 4] [--store URL]
         [--processes N] [--port 57051 --http-port 57080] [--workdir /tmp/soak]
-        [--tracemalloc 8] [--rate 1.0]
+        [--tracemalloc 8] [--rate 1.0] [--only write_durable,pixel,...] [--malloc-trim]
+        [--server-prefix "-m memray run --native -o /tmp/s.bin"]
 
 The mix (per second at --rate 1, ~20 calls/s in all, a few % of a core for the driver):
 durable writes over gRPC (official retail client) and REST, write_async, pixels (GET
@@ -21,6 +22,11 @@ resets of a scratch catalog, tenant and project.
 Writes samples.jsonl (ours) and probe-PID.jsonl (the probe's) in --workdir, and prints
 each measure's value after the warm-up, at the end, its peak, and its slope (per 10 min,
 least squares over the samples after the warm-up): what grows on and on is a leak.
+--only runs some of the mix's actions (a bisection by client kind: name them as in
+Driver.start); --malloc-trim has the probe give glibc's free pages back at each sample
+(RSS before and after: what grows after a trim is not free heap kept); --server-prefix
+runs the server's interpreter under a tool (memray's native mode names the stacks whose
+allocations stay alive).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import json
 import os
 import random
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -448,7 +455,9 @@ class Driver:
             status, _ = self.http("POST", f"/console/v1/{SCRATCH_PROJECT}:reset", body={})
             self.count(f"reset project {status}")
 
-    def start(self) -> list[threading.Thread]:
+    def start(self, only: set[str] | None = None) -> list[threading.Thread]:
+        """Each action's threads; with `only`, those named in it alone (a bisection of
+        what grows by client kind)."""
         plan: list[tuple[str, float, Callable[[], None], int]] = [
             ("write_durable", 0.25, self.write_durable, 2),
             ("write_async", 0.5, self.write_async, 1),
@@ -467,7 +476,7 @@ class Driver:
             ("reset", 40.0, self.reset, 1),
         ]
         return [self.every(name, period, action) for name, period, action, threads in plan
-                for _ in range(threads)]
+                if only is None or name in only for _ in range(threads)]
 
 
 # -- sampling ---------------------------------------------------------------------------
@@ -498,10 +507,16 @@ def sample_process(pid: int) -> dict[str, Any] | None:
     except (FileNotFoundError, ProcessLookupError):
         return None
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    return {"pid": pid, "cmd": cmdline[:120],
-            "rss_kib": int(fields["VmRSS"].split()[0]),
-            "hwm_kib": int(fields["VmHWM"].split()[0]),
-            "threads": int(fields["Threads"]), "fds": fds, "fd_kinds": dict(kinds)}
+    found = {"pid": pid, "cmd": cmdline[:120],
+             "rss_kib": int(fields["VmRSS"].split()[0]),
+             "hwm_kib": int(fields["VmHWM"].split()[0]),
+             "anon_kib": int(fields["RssAnon"].split()[0]),
+             "threads": int(fields["Threads"]), "fds": fds, "fd_kinds": dict(kinds)}
+    try:  # the mappings: arenas and thread stacks each one or two, mmapped blocks one
+        found["maps"] = Path(f"/proc/{pid}/maps").read_text().count("\n")
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return found
 
 
 def scrape(http_port: int) -> dict[str, float]:
@@ -564,8 +579,9 @@ def measures(workdir: Path) -> dict[str, list[tuple[float, float]]]:
         at = sample["time"] - start
         for process in sample["processes"]:
             who = _who(process["cmd"], process["pid"])
-            for key in ("rss_kib", "hwm_kib", "threads", "fds"):
-                series[f"{who} {key}"].append((at, process[key]))
+            for key in ("rss_kib", "hwm_kib", "anon_kib", "maps", "threads", "fds"):
+                if key in process:
+                    series[f"{who} {key}"].append((at, process[key]))
             for kind, count in process["fd_kinds"].items():
                 series[f"{who} fd {kind}"].append((at, count))
         for name, value in sample["metrics"].items():
@@ -579,7 +595,8 @@ def measures(workdir: Path) -> dict[str, list[tuple[float, float]]]:
             series[f"probe {pid} tasks"].append((at, record["tasks"]))
             series[f"probe {pid} objects"].append((at, record["objects"]))
             for name in ("traced_bytes", "python_blocks", "malloc_arena", "malloc_mmapped",
-                         "malloc_in_use", "malloc_free", "sqlite_memory_used"):
+                         "malloc_in_use", "malloc_free", "malloc_heaps", "sqlite_memory_used",
+                         "rss_before_trim_kib", "rss_after_trim_kib"):
                 if name in record:
                     series[f"probe {pid} {name}"].append((at, record[name]))
             for name, count in record["task_names"].items():
@@ -625,6 +642,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1.0)
     parser.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES")
     parser.add_argument("--no-probe", action="store_true")
+    parser.add_argument("--server-prefix", default="", metavar="COMMAND",
+                        help="run the server's interpreter under this (e.g. 'memray run "
+                        "--native -o /tmp/s.bin'): `python COMMAND -m server serve ...`")
+    parser.add_argument("--only", default="", metavar="ACTION,...",
+                        help="run only these of the mix's actions (names as in Driver.start)")
+    parser.add_argument("--malloc-trim", action="store_true",
+                        help="the probe calls malloc_trim(0) at each sample and records the "
+                        "RSS before and after: what it gives back was free heap kept")
     parser.add_argument("--report-only", action="store_true",
                         help="print the report of --workdir's samples, run nothing")
     parser.add_argument("--every-measure", action="store_true")
@@ -642,12 +667,14 @@ def main() -> None:
             [str(ROOT / "bench" / "soak_site"), environment.get("PYTHONPATH", "")])
         environment["SOAK_PROBE"] = str(workdir)
         environment["SOAK_PROBE_SECONDS"] = str(args.interval)
+        if args.malloc_trim:
+            environment["SOAK_MALLOC_TRIM"] = "1"
         if args.tracemalloc:
             environment["SOAK_TRACEMALLOC"] = str(args.tracemalloc)
             environment["SOAK_TRACEMALLOC_BASE"] = str(
                 max(1, int(args.warmup_minutes * 60 / args.interval)))
-    command = [sys.executable, "-m", "server", "serve", "--host", "127.0.0.1",
-               "--port", str(args.port), "--http-port", str(args.http_port),
+    command = [sys.executable, *shlex.split(args.server_prefix), "-m", "server", "serve",
+               "--host", "127.0.0.1", "--port", str(args.port), "--http-port", str(args.http_port),
                "--store", store, "--gcs-root", str(workdir / "gcs"),
                "--processes", args.processes, "--ready-file", str(ready),
                "--stop-with-parent", "--log-level", "WARNING"]
@@ -668,7 +695,7 @@ def main() -> None:
         threading.Thread(target=sampler, args=(server.pid, addresses["httpPort"], workdir,
                                                args.interval, stop, driver),
                          daemon=True).start()
-        driver.start()
+        driver.start({name for name in args.only.split(",") if name} or None)
         ends = time.monotonic() + args.minutes * 60
         while time.monotonic() < ends and server.poll() is None:
             time.sleep(min(30.0, max(0.0, ends - time.monotonic())))

@@ -4,7 +4,8 @@ the processes of --processes, import and encoder workers: spawned interpreters a
 writes a JSON line every SOAK_PROBE_SECONDS (30) to FOLDER/probe-PID.jsonl:
 its asyncio tasks (by coroutine), its live objects by type (gc), its threads by name,
 and with SOAK_TRACEMALLOC=FRAMES the lines whose allocations grew most since
-the SOAK_TRACEMALLOC_BASE'th sample (3). No server code is changed: the probe
+the SOAK_TRACEMALLOC_BASE'th sample (3), and with SOAK_MALLOC_TRIM=1 its RSS before and
+after a malloc_trim(0) at each sample. No server code is changed: the probe
 is a daemon thread started by Python's own `sitecustomize` hook.
 """
 
@@ -102,6 +103,7 @@ def _native() -> Callable[[], dict[str, int]]:
             "uordblks", "fordblks", "keepcost")]
 
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    trim = os.environ.get("SOAK_MALLOC_TRIM") == "1"
     mallinfo2 = getattr(libc, "mallinfo2", None)
     if mallinfo2 is not None:
         mallinfo2.restype = MallInfo2
@@ -115,14 +117,38 @@ def _native() -> Callable[[], dict[str, int]]:
     except (ImportError, OSError, AttributeError):
         pass
 
+    def rss_kib() -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+    def heaps() -> int:
+        """How many malloc arenas (heaps) glibc has made: one per thread that met a
+        locked arena, up to 8 a core."""
+        import tempfile
+
+        with tempfile.TemporaryFile() as out:
+            stream = libc.fdopen(os.dup(out.fileno()), b"w")
+            if not stream:
+                return -1
+            libc.malloc_info(0, ctypes.c_void_p(stream))
+            libc.fclose(ctypes.c_void_p(stream))
+            out.seek(0)
+            return out.read().count(b"<heap nr=")
+
+    libc.fdopen.restype = ctypes.c_void_p
+
     def read() -> dict[str, int]:
-        found = {"python_blocks": sys.getallocatedblocks()}
+        found = {"python_blocks": sys.getallocatedblocks(), "malloc_heaps": heaps()}
         if mallinfo2 is not None:
             info = mallinfo2()
             found.update(malloc_arena=info.arena, malloc_mmapped=info.hblkhd,
                          malloc_in_use=info.uordblks, malloc_free=info.fordblks)
         if sqlite_used is not None:
             found["sqlite_memory_used"] = sqlite_used()
+        if trim:
+            found["rss_before_trim_kib"] = rss_kib()
+            libc.malloc_trim(0)
+            found["rss_after_trim_kib"] = rss_kib()
         return found
 
     return read
