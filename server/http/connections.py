@@ -7,7 +7,10 @@ the file descriptors, after which every accept fails and asyncio logs each
 failure (thousands of tracebacks a second) while the port answers nobody. So the
 accept loop here is ours:
 
-- beyond `max_connections` open connections, a new one takes the place of the one
+- beyond `max_connections` open connections, a new one takes the place of one the
+  server closed ROOM_AFTER ago at least whose client takes the rest of its answer
+  slower than MIN_SEND_RATE (or has none left to take: over TLS it waits for the
+  client's close_notify), of the one
   that has waited longest for a request (ROOM_AFTER at least), or of one whose request
   body comes slower than MIN_BODY_RATE (answered 408), or whose client takes its
   answer slower than MIN_SEND_RATE (closed), or else gets a 503 and is
@@ -294,7 +297,8 @@ class Connection(web.RequestHandler):
                  "_answered", "_unreadable", "_http2", "_send_watch", "_unsent",
                  "_framed", "_handling", "_admitted", "_wrong_version", "_first_line",
                  "_line_end", "_head_tail", "waiting_since", "_reading", "_read_from",
-                 "_read_base", "_send_from", "_send_base", "wire")
+                 "_read_base", "_send_from", "_send_base", "wire", "closing_since",
+                 "_closing", "_closing_base", "_gone")
 
     def __init__(self, site: GuardedSite, manager: web.Server, **kwargs: Any) -> None:
         # A body left unread after the answer is drained for as long, no longer.
@@ -346,6 +350,13 @@ class Connection(web.RequestHandler):
         # Its transport until the connection is lost (aiohttp lets go of its own as it
         # closes one, while a close waits to send what waits: see GuardedSite._make_room)
         self.wire: asyncio.Transport | None = None
+        # Since when the server closes it (aiohttp: at the head deadline, after a closing
+        # answer, on an error), its transport then and what its client had taken (see
+        # _closes); and whether it is gone (connection_lost)
+        self.closing_since = 0.0
+        self._closing: asyncio.Transport | None = None
+        self._closing_base = 0
+        self._gone = False
         # A request aiohttp could not read is answered in HTTP/1.1 (see _UNREADABLE_REQUEST)
         made = self._request_factory
         assert made is not None  # (None only once the connection is lost)
@@ -410,6 +421,47 @@ class Connection(web.RequestHandler):
         wire = self.wire
         return wire is not None and wire.get_write_buffer_size() > 0 and \
             _taken(wire) - self._send_base < MIN_SEND_RATE * (now - self._send_from)
+
+    async def start(self) -> None:
+        try:
+            await super().start()
+        finally:  # (a connection whose answer said Connection: close is closed as it ends)
+            if self.transport is not None and self.transport.is_closing():
+                self._closes(self.transport)
+
+    def force_close(self) -> None:
+        transport = self.transport
+        super().force_close()  # (its transport closed, and let go of)
+        if transport is not None:
+            self._closes(transport)
+
+    def _closes(self, transport: asyncio.Transport) -> None:
+        """The server closes it: it is counted until it is gone, and over TLS that is
+        once its client has taken what was left of its answer and sent its close_notify
+        back, or 30 s after (ssl_shutdown_timeout); meanwhile it waits for no request.
+        So a client that opened connections over TLS, sent nothing and never answered
+        close_notify held each place about 40 s, not the head deadline's 10, and none
+        of them was among those the cap could cut: now one may be, as a slow reader (see
+        slow_closing)."""
+        if self._closing is not None or self._gone:
+            return
+        self._closing = transport
+        self.closing_since = self._loop.time()
+        self._closing_base = _taken(transport)
+        self._site.closing(self)
+
+    def slow_closing(self, now: float) -> bool:
+        """Whether, closed by the server ROOM_AFTER ago at least, its client has taken
+        what was left of its answer slower than MIN_SEND_RATE since (a client left
+        with nothing to take, only a close_notify to answer, takes nothing): what an
+        honest reader takes of the tail of an answer that closed its connection is not
+        cut. (A shorter ssl_shutdown_timeout would be simpler, but it bounds the time
+        the tail may take: given 1 s, a client taking 12 answers of 17 KB at 48 KiB a
+        second, the last closing, got 140,568 bytes of them, 8 answers.)"""
+        transport = self._closing
+        took = now - self.closing_since
+        return transport is not None and took >= ROOM_AFTER and \
+            _taken(transport) - self._closing_base < MIN_SEND_RATE * took
 
     def slow_send(self, now: float) -> bool:
         """Whether its client has taken its answer slower than MIN_SEND_RATE for
@@ -754,6 +806,8 @@ class Connection(web.RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.wire = None
+        self._gone = True  # (aiohttp closes it again, below: not closing then)
+        self._closing = None
         self._site.closed(self)
         if self._send_watch is not None:
             self._send_watch.cancel()
@@ -887,6 +941,8 @@ class GuardedSite(web.BaseSite):
         # looked at longest ago (_first_slow), first
         self._reading: dict[Connection, None] = {}
         self._sending: dict[Connection, None] = {}
+        # The connections the server closes, not gone yet, the first closed first
+        self._closing: dict[Connection, None] = {}
         self.room_after = ROOM_AFTER
         self._pending = 0  # accepted, not connected yet (a TLS handshake, say)
         self.refused = RateLimitedLog(log)
@@ -949,6 +1005,7 @@ class GuardedSite(web.BaseSite):
 
     def closed(self, connection: Connection) -> None:
         self._making_room.discard(connection)
+        self._closing.pop(connection, None)
         self._waiting.pop(connection, None)
         self._reading.pop(connection, None)
         self._sending.pop(connection, None)
@@ -968,6 +1025,15 @@ class GuardedSite(web.BaseSite):
         if self._may_make_room(connection):
             self._waiting[connection] = None  # (the newest last)
 
+    def closing(self, connection: Connection) -> None:
+        """The server closes `connection` (see Connection._closes): it waits for no
+        request, reads no body and sends no answer of its own any more."""
+        self._waiting.pop(connection, None)
+        self._reading.pop(connection, None)
+        self._sending.pop(connection, None)
+        if self._may_make_room(connection):
+            self._closing[connection] = None  # (the newest last)
+
     def reads_body(self, connection: Connection, reading: bool) -> None:
         """`connection`'s request body begins (`reading`) or ends to be read."""
         self._reading.pop(connection, None)
@@ -981,10 +1047,29 @@ class GuardedSite(web.BaseSite):
             self._sending[connection] = None
 
     def _may_make_room(self, connection: Connection) -> bool:
-        """Whether `connection` may be cut to make room: it is open, and was not cut
-        already (a body cut whose 408 then waited for its client would be cut again,
-        and its newcomer let in with no room made)."""
-        return connection in self._open and connection not in self._making_room
+        """Whether `connection` may be cut to make room (as it waits, reads or sends):
+        it is open, and was not cut already (a body cut whose 408 then waited for its
+        client would be cut again, and its newcomer let in with no room made), nor
+        closed by the server (it may be cut as closing only: see _cut_closing)."""
+        return connection in self._open and connection not in self._making_room \
+            and connection not in self._closing
+
+    def _cut_closing(self, now: float) -> bool:
+        """At the cap: cut the first connection the server closed ROOM_AFTER ago at
+        least (of the SLOW_BODY_LOOK closed first) whose client has taken the rest of
+        its answer slower than MIN_SEND_RATE since, or has nothing left to take but
+        never answered close_notify (TLS); whether one was. Its place is the
+        newcomer's."""
+        oldest_allowed = now - self.room_after
+        for connection in itertools.islice(self._closing, SLOW_BODY_LOOK):
+            if connection.closing_since > oldest_allowed:
+                return False  # (nor any closed after it)
+            if connection.slow_closing(now):
+                del self._closing[connection]
+                self._making_room.add(connection)
+                connection.cut()
+                return True
+        return False
 
     def _cut_slow(self) -> bool:
         """At the cap, with no connection waiting long enough for a request: cut the
@@ -1010,13 +1095,14 @@ class GuardedSite(web.BaseSite):
         one was. Its place is the newcomer's (it counts until it is gone). The
         connections waiting are kept in the order they began to: looking costs no
         walk of every open one (a flood of connections at the cap comes here for
-        each)."""
+        each). Before them, one the server closed already that lingers (see
+        _cut_closing): cutting it takes nothing from anyone."""
         now = asyncio.get_running_loop().time()
+        if self._cut_closing(now):
+            return True
         for connection in self._waiting:
             if connection.waiting_since > now - self.room_after:
                 return self._cut_slow()
-            # (one aiohttp closed, at its head deadline say, is not gone while what waits
-            # for its client does: for ever for a client that takes nothing)
             if connection.waiting and connection.wire is not None:
                 break
         else:

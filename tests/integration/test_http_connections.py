@@ -719,7 +719,7 @@ def test_a_body_declared_larger_than_the_limit_is_refused_before_it_is_sent(
 def handlers(running: Running) -> int:
     """How many of aiohttp's connection tasks the server's loop still has."""
     async def count() -> int:
-        return sum(task.get_coro().__qualname__ == "RequestHandler.start"  # type: ignore[union-attr]
+        return sum(task.get_coro().__qualname__ in ("RequestHandler.start", "Connection.start")  # type: ignore[union-attr]
                    for task in asyncio.all_tasks())
 
     return running.loop.run(count())
@@ -1453,3 +1453,94 @@ def test_at_the_cap_a_tls_connection_cut_to_make_room_frees_its_place_at_once(
                 assert cut.recv(100).startswith(b"HTTP/1.1 408 ")
             assert _closed_below_tls(cut) < 2.0
             wait_for(lambda: site.open_connections <= cap, "the cut connection gone")
+
+
+def test_at_the_cap_a_tls_connection_the_server_closed_frees_its_place(
+        settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+    """A connection the server closes itself (here at the head deadline) waits over TLS
+    for the client's close_notify, up to 30 s (asyncio's ssl_shutdown_timeout), still
+    counted: a client that opened connections, sent nothing and never answered
+    close_notify held each place about 40 s, not the header timeout's 10 s, and it was
+    no longer among those the cap may cut (it waited for no request). At the cap, one
+    closing for ROOM_AFTER whose client takes nothing now makes room, and is gone."""
+    cert, key = _self_signed(tmp_path)
+    cap = 2
+    with serving(settings, clock, http_max_connections=cap, tls_cert=cert, tls_key=key,
+                 http_header_timeout=HEADER_TIMEOUT) as running, \
+            contextlib.ExitStack() as stack:
+        site = running.http.site  # type: ignore[union-attr]
+        assert site is not None
+        held = []
+        for _ in range(cap):
+            sock = socket.create_connection(("127.0.0.1", running.http_port), timeout=BOUND)
+            held.append(_tls_client().wrap_socket(sock))
+            stack.callback(held[-1].close)
+        wait_for(lambda: site.open_connections == cap, f"{cap} connections open")
+        time.sleep(HEADER_TIMEOUT + ROOM_AFTER + 0.2)  # closed at the head deadline, still there
+        assert site.open_connections == cap
+        for cut in held:  # the first closed first
+            try:
+                newcomer = _tls_client().wrap_socket(socket.create_connection(
+                    ("127.0.0.1", running.http_port), timeout=BOUND))
+            except ssl.SSLError:  # (no handshake: refused, 503 in plain text)
+                pytest.fail("the newcomer was refused: the closing connections kept the places")
+            stack.callback(newcomer.close)
+            newcomer.sendall(HEAD)
+            assert newcomer.recv(100).startswith(b"HTTP/1.1 200 ")
+            assert _closed_below_tls(cut) < 2.0
+            wait_for(lambda: site.open_connections <= cap, "the closing connection gone")
+
+
+def test_at_the_cap_a_tls_client_taking_the_rest_of_a_closing_answer_keeps_it(
+        settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+    """A `Connection: close` answer is closed by the server with its tail still in the
+    TLS transport's buffer: a client taking it at an honest pace (six times
+    MIN_SEND_RATE) gets all of it, newcomers at the cap refused meanwhile. (It was
+    taken for one waiting for a request 1 s after its last answer was handed over, and
+    aborted at the cap: 140,568 bytes of about 208,000 came.)"""
+    cert, key = _self_signed(tmp_path)
+    count = 12  # of /console/app.js, about 200 KB
+    head = b"GET /console/app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    with serving(settings, clock, http_max_connections=1, tls_cert=cert,
+                 tls_key=key) as running, contextlib.ExitStack() as stack:
+        site = running.http.site  # type: ignore[union-attr]
+        assert site is not None
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # (it takes little)
+        sock.settimeout(BOUND)
+        sock.connect(("127.0.0.1", running.http_port))
+        reader = _tls_client().wrap_socket(sock)
+        stack.callback(reader.close)
+        reader.sendall((head + b"\r\n") * (count - 1) + head + b"Connection: close\r\n\r\n")
+        received = bytearray()
+        rate = 48 * 1024
+        done = threading.Event()
+
+        def take() -> None:
+            started = time.monotonic()
+            try:
+                while True:
+                    ahead = len(received) - rate * (time.monotonic() - started)
+                    if ahead > 0:
+                        time.sleep(ahead / rate)
+                    chunk = reader.recv(4096)
+                    if not chunk:
+                        break
+                    received.extend(chunk)
+            except (OSError, ssl.SSLError):
+                pass
+            done.set()
+
+        threading.Thread(target=take, daemon=True).start()
+        said = []
+        while not done.wait(0.2):  # newcomers at the cap meanwhile (plain: 400 if let in)
+            with raw(running.http_port) as newcomer:
+                newcomer.settimeout(1.0)
+                try:
+                    said.append(newcomer.recv(100)[:12])
+                except OSError:
+                    said.append(b"(no answer)")
+        answers = bytes(received).count(b"HTTP/1.1 200 ")
+        assert answers == count and bytes(received).endswith(b"\n"), \
+            f"{len(received):,} bytes, {answers} answers of {count}"
+        assert said and set(said) == {b"HTTP/1.1 503"}, said
