@@ -86,12 +86,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import fcntl
 import itertools
 import logging
 import re
 import socket
 import ssl
 import sys
+import termios
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -1114,14 +1116,14 @@ class GuardedSite(web.BaseSite):
         self._making_room.add(connection)
         wire = connection.wire
         assert wire is not None
-        if wire.get_write_buffer_size() and not connection.slow_tail(now):
+        if _undelivered(wire) and not connection.slow_tail(now):
             # (the rest of its answers, taken at an honest pace: sent before it closes)
             connection.force_close()
             wire.close()
         else:
-            # (nothing to send, or a close would wait to send the rest to a client that
-            # takes it slower than MIN_SEND_RATE, or not at all, counted out of the cap
-            # all the while)
+            # (nothing left to deliver, and over TLS a close would wait for a close_notify;
+            # or a close would wait to send the rest to a client that takes it slower than
+            # MIN_SEND_RATE, or not at all, counted out of the cap all the while)
             connection.cut()
         return True
 
@@ -1400,6 +1402,24 @@ def _taken(transport: asyncio.WriteTransport) -> int:
     if len(info) >= _TCP_INFO_BYTES:
         return int.from_bytes(info[_BYTES_ACKED:_TCP_INFO_BYTES], sys.byteorder)
     return -transport.get_write_buffer_size()
+
+
+def _undelivered(transport: asyncio.WriteTransport) -> bool:
+    """Whether some of the answers of `transport` have not reached its client yet:
+    in its buffer, or below it. Over TLS the TLS transport's buffer is empty as soon as
+    what it encrypted is in its TCP transport's, which an abort would drop (a client
+    taking its answers at 24 KiB a second lost them); the kernel's queue (SIOCOUTQ,
+    Linux) is not empty while that one is not. Where it cannot be read, some are."""
+    if transport.get_write_buffer_size():
+        return True
+    sock = transport.get_extra_info("socket")
+    if not sys.platform.startswith("linux") or sock is None:
+        return True
+    try:
+        queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return True
+    return int.from_bytes(queued, sys.byteorder) > 0
 
 
 # Linux's struct tcp_info: 8 bytes of flags, 24 numbers of 4 bytes, 2 rates of 8, then

@@ -1342,7 +1342,10 @@ def test_at_the_cap_a_tls_client_taking_its_answer_at_a_fair_pace_keeps_its_plac
     counted now)."""
     cert, key = _self_signed(tmp_path)
     cap = 2
-    pipelined = b"GET /console/app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 50
+    # (answers of 3 MB and more, far past what the buffers take: each is still being
+    # answered while its client reads; at 50 answers of 17.5 KB all were handed over,
+    # and a connection answered whose client still takes the rest may make room)
+    pipelined = b"GET /console/app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 200
     client_context = ssl.create_default_context()
     client_context.check_hostname = False
     client_context.verify_mode = ssl.CERT_NONE
@@ -1544,3 +1547,4 @@ def test_at_the_cap_a_tls_client_taking_the_rest_of_a_closing_answer_keeps_it(
         assert answers == count and bytes(received).endswith(b"\n"), \
             f"{len(received):,} bytes, {answers} answers of {count}"
         assert said and set(said) == {b"HTTP/1.1 503"}, said
+
