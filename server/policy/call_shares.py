@@ -30,6 +30,9 @@ from server.ports import client_address
 # stays within it at the default 10,000, and two callers together leave a third to
 # the rest (three take all but one: callers of many addresses are a proxy's to bound).
 SHARE = 3
+# ... but never fewer than this many (or all, below it): a limit that small is a test's
+# or a small server's, where a third would stop one honest client's few calls at once
+LEAST_SHARE = 100
 
 # A connection's peer (`ipv6:%5B2001:db8::1%5D:5678`) as client_address has it, which
 # takes 20 us for an IPv6 one: looked up once for a connection's calls.
@@ -41,7 +44,7 @@ class CallShares:
 
     def __init__(self, most_calls: int, auth: Authenticator) -> None:
         self.most_calls = most_calls
-        self.share = max(1, most_calls // SHARE)
+        self.share = max(most_calls // SHARE, min(most_calls, LEAST_SHARE))
         self._auth = auth
         self._held: dict[object, int] = {}
 
@@ -59,7 +62,7 @@ class CallShares:
         if held >= self.share:
             who = "this key" if keyed else "this client address"
             return (f"{who} has {held} calls in progress, the most one caller may have "
-                    f"(a third of --max-concurrent-rpcs, {self.most_calls}): take the "
+                    f"({self.share:,} of --max-concurrent-rpcs {self.most_calls:,}): take the "
                     f"answers of the calls made, or wait for some to end")
         self._held[caller] = held + 1
         context.add_done_callback(lambda _call: self._leave(caller))
