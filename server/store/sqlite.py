@@ -24,6 +24,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
+from server.names import default_branch
 from server.store import reset_marks, sqlite_checks
 from server.store.group_commit import GroupCommitter, Job, apply_in_order
 from server.store.migrations import apply_missing, check_readable
@@ -173,8 +174,13 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         self._new_catalogs: dict[str, int] = {}
         self._writer_conn = self._open_checked()
         self._writers = None if path is None or read_only else _writers_beside(path)
+        # The generation of each branch the writer's joins of the batch being made read
+        # their products as of (see products_to_join); writer's thread only.
+        self._joined_as_of: dict[str, int] = {}
+        # (in memory no other connection writes: nothing to check)
         self._committer = GroupCommitter(self._apply_batch, name="footfall-sqlite-writer",
-                                         retry_seconds=retry_seconds, turn=self._writers)
+                                         retry_seconds=retry_seconds, turn=self._writers,
+                                         relied=None if self._memory else self._relied)
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
         if not self._memory and not read_only:
@@ -334,6 +340,7 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         with self._shared_lock if self._memory else nullcontext():
             self._begin_write(conn)
             try:
+                self._rejoin_if_changed(conn, jobs)
                 outcomes = apply_in_order(jobs, self._inserting(conn, jobs), call)
                 # commit(), not execute("COMMIT"): it lets the GIL go once around the
                 # statement (with its fsync), where execute lets it go five times
@@ -358,6 +365,45 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
             self._full = False
             log.warning("%s: the disk has room again; writes commit", self.path)
         self._committer.settle(jobs, outcomes)
+
+    # -- the products of the writer's joins ---------------------------------
+    # The writer joins the first jobs of a batch before it takes the writers' turn and
+    # the write lock: another process (`serve --processes N`, the CLI) may change a
+    # product and commit meanwhile. So, as on PostgreSQL, each join job keeps the
+    # generation of its branch read before its products (Job.relied), and the batch
+    # looks at them once it holds the lock: if one moved, its joins are made again
+    # then, from products read under the lock, which nothing can change before the
+    # commit (one statement per branch joined; none for a batch without joins).
+
+    def products_to_join(self, branch: str, product_ids: Sequence[str]) -> dict[str, bytes]:
+        """See Store.products_to_join: read with the branch's generation (first: a
+        write between the two reads moves it, and the batch joins again)."""
+        found = self._fetch(self._sql.generation, (branch,))
+        self._joined_as_of[branch] = int(found[0][0]) if found else 0
+        return self.get_products(branch, product_ids)
+
+    def _relied(self, catalog: str) -> tuple[str, int] | None:
+        """The branch and generation the products a join job of `catalog` was just
+        made from were read as of (kept on the job); None when they were not read by
+        products_to_join (an event naming no product)."""
+        branch = default_branch(catalog)
+        generation = self._joined_as_of.get(branch)
+        return None if generation is None else (branch, generation)
+
+    def _rejoin_if_changed(self, conn: sqlite3.Connection, jobs: list[Job]) -> None:
+        """In the batch's transaction (the write lock held): `jobs` with their joins
+        made again, in place, when a product of a branch they relied on changed since
+        they were read."""
+        relied = {job.relied for job in jobs if job.relied is not None}
+        self._joined_as_of.clear()  # (what the next batch's joins read, they say again)
+        for branch, generation in relied:
+            found = conn.execute(self._sql.generation, (branch,)).fetchone()
+            if (int(found[0]) if found else 0) != generation:
+                log.debug("products changed before a batch of %d writes took the write "
+                          "lock: joined again", len(jobs))
+                self._committer.rejoin(jobs)
+                self._joined_as_of.clear()
+                return
 
     def _inserting(self, conn: sqlite3.Connection,
                    jobs: list[Job]) -> Callable[[list[EventRow]], object]:
