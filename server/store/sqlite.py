@@ -106,6 +106,13 @@ _STORED_UNDER_KEYS = ("SELECT e.id, e.event_time_us, e.dedup_key FROM (VALUES ",
                       ") AS k JOIN user_events e ON e.catalog_id = k.column1 AND "
                       "e.event_time_us = k.column2 AND e.dedup_key = k.column3")
 
+# The products of a branch among some ids (the condition on p.product_id follows), with
+# the branch's generation (NULL: no product of it was ever written), in one snapshot: at
+# least one row, whose product_id is NULL if none is found.
+_PRODUCTS_AS_OF = ("SELECT (SELECT generation FROM product_generations WHERE branch = ?), "
+                   "p.product_id, p.product FROM (SELECT 1) AS one LEFT JOIN products p "
+                   "ON p.branch = ? AND ")
+
 # No row locks: the writer's BEGIN IMMEDIATE holds the whole database's. NOT INDEXED
 # keeps a purge's batch a walk along the rowid from the last position: with the
 # (catalog, time) index SQLite would gather every matching row and sort it on each
@@ -376,11 +383,20 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
     # commit (one statement per branch joined; none for a batch without joins).
 
     def products_to_join(self, branch: str, product_ids: Sequence[str]) -> dict[str, bytes]:
-        """See Store.products_to_join: read with the branch's generation (first: a
-        write between the two reads moves it, and the batch joins again)."""
-        found = self._fetch(self._sql.generation, (branch,))
-        self._joined_as_of[branch] = int(found[0][0]) if found else 0
-        return self.get_products(branch, product_ids)
+        """See Store.products_to_join: read with the branch's generation, in one
+        statement (one snapshot, and no statement more than the products alone)."""
+        wanted = list(dict.fromkeys(product_ids))
+        if not wanted:
+            return {}
+        among, params = SQLITE.among("p.product_id", wanted)
+        query, params = f"{_PRODUCTS_AS_OF}{among}", [branch, branch, *params]
+        # On the writer's own connection (this is its thread), which needs no reader's
+        # lookup, in memory shared with the readers under their lock. Read outside the
+        # batch's transaction, or inside it before any write (a join made again).
+        rows = self._fetch(query, params) if self._memory \
+            else self._writer_conn.execute(query, params).fetchall()
+        self._joined_as_of[branch] = int(rows[0][0] or 0)
+        return {pid: bytes(payload) for _, pid, payload in rows if pid is not None}
 
     def _relied(self, catalog: str) -> tuple[str, int] | None:
         """The branch and generation the products a join job of `catalog` was just
