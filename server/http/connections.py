@@ -468,6 +468,23 @@ class Connection(web.RequestHandler):
         return transport is not None and took >= ROOM_AFTER and \
             (base is None or _taken(transport) - base < MIN_SEND_RATE * took)
 
+    def watch_closing(self) -> None:
+        """Closed to make room while its client takes the rest of its answers at an
+        honest pace: aborted once it has taken it slower than MIN_SEND_RATE since (see
+        slow_closing), looked at each ROOM_AFTER. A close waits to send the rest for
+        ever, and aiohttp, closing it, let go of the transport --http-send-timeout
+        watches: a client that stopped taking as room was made kept a descriptor for
+        good, counted out of the cap (GuardedSite._making_room), one more each time."""
+        def look() -> None:
+            if self._gone:
+                return
+            if self.slow_closing(self._loop.time()):
+                self.cut()
+            else:
+                self._loop.call_later(ROOM_AFTER, look)
+
+        self._loop.call_later(ROOM_AFTER, look)
+
     def slow_send(self, now: float) -> bool:
         """Whether its client has taken its answer slower than MIN_SEND_RATE for
         ROOM_AFTER at least, since writing paused."""
@@ -1120,6 +1137,7 @@ class GuardedSite(web.BaseSite):
             # (the rest of its answers, taken at an honest pace: sent before it closes)
             connection.force_close()
             wire.close()
+            connection.watch_closing()
         else:
             # (nothing left to deliver, and over TLS a close would wait for a close_notify;
             # or a close would wait to send the rest to a client that takes it slower than

@@ -370,6 +370,46 @@ def test_a_connection_made_room_for_whose_client_takes_its_answers_keeps_them(
             (ended, got.count(b"HTTP/1.1 200 OK"), pipelined, len(got))
 
 
+def test_a_connection_made_room_for_whose_client_then_stops_taking_is_let_go(
+        settings: Settings, clock: FixedClock) -> None:
+    """... and one closed so, whose client took the rest at a fair pace until room was
+    made and then stopped taking it, is let go (aborted) once it has taken it slower
+    than MIN_SEND_RATE since: a close waits to send the rest for ever, and aiohttp,
+    closing it, let go of the transport that --http-send-timeout watches. Counted out
+    of the cap as it closed, it kept a descriptor for good, one more for each time."""
+    cap = 2
+    with serving(settings, clock, http_max_connections=cap) as running, \
+            contextlib.ExitStack() as stack:
+        site = running.http.site  # type: ignore[union-attr]
+        assert site is not None
+        reader, _ = untaken(running, site, least=40_000)
+        stack.callback(reader.close)
+        stack.enter_context(raw(running.http_port))  # (waiting less long)
+        wait_for(lambda: site.open_connections == cap, f"{cap} connections open")
+        stop = threading.Event()
+
+        def take(rate: int = 24 * 1024) -> None:  # at `rate`, until told to stop
+            started, got = time.monotonic(), 0
+            reader.settimeout(0.1)
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    got += len(reader.recv(4096))
+                ahead = got - rate * (time.monotonic() - started)
+                if ahead > 0:
+                    time.sleep(ahead / rate)
+
+        taking = threading.Thread(target=take, daemon=True)
+        taking.start()
+        time.sleep(ROOM_AFTER + 0.2)
+        with raw(running.http_port) as newcomer:
+            newcomer.sendall(HEAD)
+            assert newcomer.recv(100).startswith(b"HTTP/1.1 200 ")
+            stop.set()  # (its client takes no more, its socket open)
+            taking.join(BOUND)
+            assert site._making_room, "not closed to make room: the test proves nothing"
+            wait_for(lambda: not site._making_room, "the one made room for let go")
+
+
 def test_at_the_cap_a_body_trickled_below_the_least_rate_makes_room(
         settings: Settings, clock: FixedClock) -> None:
     """Four client addresses holding their share of connections each, every one a
