@@ -869,7 +869,8 @@ class CallGuard(grpc.GenericRpcHandler):
         self._unsent = Unsent(max_answer_bytes)  # unary answers not yet taken
         # Calls of one request (all but reflection's) by caller: answers never taken
         # hold theirs for good.
-        self._shares = CallShares(max_concurrent_rpcs, self._envelope.policy.auth)
+        self._shares = CallShares(max_concurrent_rpcs, self._envelope.policy.auth,
+                                  self._envelope.policy.metrics)
         # Streams anyone may open (health watches, reflection): never all the calls
         # --max-concurrent-rpcs allows, so writes and health checks stay possible; and
         # of them, never all to callers without a key (one client held all 1,000 with

@@ -14,16 +14,27 @@ taken (before its request is read) until grpc lets it go.
 A caller is its key (any key but an admin's, whose calls are not counted), or,
 without a key (a health check with auth on, every call with auth off), its client
 address as ports.client_address has it (an IPv6 client's /64).
+
+A call refused is counted (footfall_calls_refused_over_share_total) and logged, the
+lines of one caller within a budget (as those of the calls refused of one client
+address are, server.policy.PUBLIC_KEY_LINES): refused before anything of the call is
+read, it has no call line of its own, and a client holding its share and asking on
+had every refusal unseen.
 """
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from typing import Any
 
 from server.errors import FootfallError
+from server.policy import PUBLIC_KEY_LINES, LineBudget
 from server.policy.auth import Authenticator, Role
+from server.policy.metrics import Metrics
 from server.ports import client_address
+
+log = logging.getLogger("footfall.requests")
 
 # A caller may hold this fraction of --max-concurrent-rpcs: one honest client keeping
 # 3,000 calls in flight from one address (tests/interop/test_calls_per_connection.py)
@@ -42,10 +53,13 @@ _address_of = lru_cache(maxsize=4096)(client_address)
 class CallShares:
     """The calls in progress by caller (touched on the loop only)."""
 
-    def __init__(self, most_calls: int, auth: Authenticator) -> None:
+    def __init__(self, most_calls: int, auth: Authenticator, metrics: Metrics) -> None:
         self.most_calls = most_calls
         self.share = max(most_calls // SHARE, min(most_calls, LEAST_SHARE))
         self._auth = auth
+        self._refused = metrics.calls_refused_over_share
+        self._lines = LineBudget(PUBLIC_KEY_LINES, "calls refused past their caller's share",
+                                 " of one caller")
         self._held: dict[object, int] = {}
 
     def __len__(self) -> int:
@@ -55,31 +69,42 @@ class CallShares:
     def enter(self, context: Any) -> str | None:
         """Count the call of `context` (a grpc.aio servicer context) as its caller's
         until it ends; why not when its caller holds its share already."""
-        caller, keyed = self._caller(context)
+        caller, key_name = self._caller(context)
         if caller is None:
             return None
         held = self._held.get(caller, 0)
         if held >= self.share:
-            who = "this key" if keyed else "this client address"
-            return (f"{who} has {held} calls in progress, the most one caller may have "
-                    f"({self.share:,} of --max-concurrent-rpcs {self.most_calls:,}): take the "
-                    f"answers of the calls made, or wait for some to end")
+            return self._refuse(caller, key_name, held)
         self._held[caller] = held + 1
         context.add_done_callback(lambda _call: self._leave(caller))
         return None
+
+    def _refuse(self, caller: object, key_name: str | None, held: int) -> str:
+        """Count and log (within the caller's budget of lines) a call refused past its
+        caller's share; what its status says."""
+        limit = f"({self.share:,} of --max-concurrent-rpcs {self.most_calls:,})"
+        self._refused.inc()
+        name = f"key {key_name}" if key_name is not None else f"client address {caller}"
+        if log.isEnabledFor(logging.INFO) and self._lines.take(name):
+            log.info("call refused RESOURCE_EXHAUSTED: %s has %d calls in progress, the most "
+                     "one caller may have %s", name, held, limit)
+        who = "this client address" if key_name is None else "this key"
+        return (f"{who} has {held} calls in progress, the most one caller may have {limit}: "
+                f"take the answers of the calls made, or wait for some to end")
 
     def _leave(self, caller: object) -> None:
         held = self._held.pop(caller) - 1
         if held:
             self._held[caller] = held
 
-    def _caller(self, context: Any) -> tuple[object | None, bool]:
-        """(What the call is counted by, whether that is a key); None: not counted."""
+    def _caller(self, context: Any) -> tuple[object | None, str | None]:
+        """(What the call is counted by, None: not counted; its key's name, None: it is
+        counted by its client address)."""
         if self._auth.enabled:
             try:
                 grant = self._auth.authenticate(context.invocation_metadata())
             except FootfallError:
                 grant = None
             if grant is not None:
-                return (None if grant.role is Role.ADMIN else grant.identity), True
-        return _address_of(context.peer()), False
+                return (None if grant.role is Role.ADMIN else grant.identity), grant.name
+        return _address_of(context.peer()), None

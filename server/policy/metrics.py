@@ -106,6 +106,12 @@ class Metrics:
             "refused (a catalog product that cannot be decoded, a failure of its row): kept "
             "as rejections, by RPC, transport and status code.",
             ["service", "method", "transport", "code"], registry=self.registry)
+        self.calls_refused_over_share = Counter(
+            "footfall_calls_refused_over_share",
+            "gRPC calls refused RESOURCE_EXHAUSTED before their request was read: their caller "
+            "(a key, else a client address) held its share of --max-concurrent-rpcs already. "
+            "They are not in footfall_requests.",
+            registry=self.registry)
         self.batch_size = Histogram(
             "footfall_group_commit_batch_size",
             "Event writes (calls, pixels, import steps) committed together in one transaction; "

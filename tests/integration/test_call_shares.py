@@ -1,0 +1,118 @@
+"""A gRPC call refused past its caller's share of --max-concurrent-rpcs (see
+server.policy.call_shares) is counted in /metrics and logged, naming the caller (its
+key's name, else its client address) and the share: refused before its request is
+read, it has no call line, and such refusals went unseen."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from footfall.retail.v2 import user_event_pb2, user_event_service_pb2, user_event_service_pb2_grpc
+
+from server.app import Running, start
+from server.clock import FixedClock
+from server.config import Settings
+
+PARENT = "projects/p/locations/global/catalogs/default_catalog"
+MOST_CALLS = 150  # --max-concurrent-rpcs: a caller's share is 100 (never fewer)
+SHARE = 100
+HELD = (("x-footfall-fail", "OK;delay=30"),)  # a write that waits (until its caller goes)
+WRITER_KEY = "call-shares-writer-key-0123456789"
+REFUSED = re.compile(r"^footfall_calls_refused_over_share_total (\S+)$", re.MULTILINE)
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def lines() -> Iterator[Lines]:
+    logger = logging.getLogger("footfall.requests")
+    handler, level = Lines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+@pytest.fixture(params=["auth off", "writer key"])
+def shared(request: pytest.FixtureRequest, settings: Settings, clock: FixedClock,
+           tmp_path: Path) -> Iterator[tuple[Running, tuple[tuple[str, str], ...], str]]:
+    """A server (its HTTP port open), the metadata of one caller's calls, and what
+    the log calls that caller."""
+    settings = dataclasses.replace(settings, http_port=-1, max_concurrent_rpcs=MOST_CALLS,
+                                   allow_fault_injection=True)
+    key: tuple[tuple[str, str], ...] = ()
+    caller = "client address 127.0.0.1"
+    if request.param == "writer key":
+        keys = tmp_path / "keys.json"
+        keys.write_text(json.dumps({"keys": {WRITER_KEY: {
+            "projects": ["p"], "role": "writer", "name": "shop-frontend"}}}))
+        settings = dataclasses.replace(settings, auth_file=str(keys))
+        key, caller = (("x-goog-api-key", WRITER_KEY),), "key shop-frontend"
+    server = start(settings, clock)
+    yield server, key, caller
+    server.stop()
+
+
+def refused_counted(server: Running) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/metrics",
+                                timeout=10) as answer:
+        found = REFUSED.search(answer.read().decode())
+    assert found is not None
+    return float(found[1])
+
+
+def test_calls_past_a_callers_share_are_counted_and_logged(
+        shared: tuple[Running, tuple[tuple[str, str], ...], str], lines: Lines) -> None:
+    server, key, caller = shared
+    assert refused_counted(server) == 0
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = user_event_service_pb2_grpc.UserEventServiceStub(channel)
+
+        def write(visitor: str, metadata: tuple[tuple[str, str], ...]) -> Any:
+            request = user_event_service_pb2.WriteUserEventRequest(
+                parent=PARENT, user_event=user_event_pb2.UserEvent(
+                    event_type="home-page-view", visitor_id=visitor))
+            return stub.WriteUserEvent.future(request, metadata=key + metadata, timeout=60)
+
+        held = [write(f"held-{n}", HELD) for n in range(SHARE)]
+        try:
+            # Once the calls held are all in progress, the next one is refused.
+            refusal = None
+            for n in range(500):
+                try:
+                    write(f"next-{n}", ()).result()
+                except grpc.RpcError as exc:
+                    refusal = exc
+                    break
+            assert refusal is not None
+            assert refusal.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "calls in progress" in refusal.details()
+            write("last", ()).exception()
+            assert refused_counted(server) == 2
+            said = [m for m in lines.messages if m.startswith("call refused")]
+            assert said == [f"call refused RESOURCE_EXHAUSTED: {caller} has {SHARE} calls in "
+                            f"progress, the most one caller may have ({SHARE} of "
+                            f"--max-concurrent-rpcs {MOST_CALLS})"] * 2
+            page = urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/metrics",
+                                          timeout=10).read().decode()
+            assert "shop-frontend" not in page and "127.0.0.1" not in page  # totals only
+        finally:
+            for call in held:
+                call.cancel()
