@@ -393,11 +393,6 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
             refusal = self._envelope.refuse(method, exc, started, context, grant=grant)
             await context.abort_with_status(rpc_status.to_status(status_of(refusal)))
             return
-        # The headers say the watch is open and its position fixed: a client that
-        # waits for them (grpc-go's Header(), C++'s WaitForInitialMetadata) knows an
-        # event it writes next will come. Sent with the first message only, a test
-        # that opened a watch without after_id and then wrote could miss its event.
-        await context.send_initial_metadata(())
         write = context.write
         batched = name == "WatchUserEventBatches"
         let_go: list[asyncio.Future[None]] = []  # the stream's closing, once let go
@@ -413,6 +408,13 @@ class ConsoleService(console_pb2_grpc.ConsoleServiceServicer):
         # a client that takes nothing for SEND_SECONDS is let go (feed.py)
         clock = _SendClock(asyncio.get_running_loop(), slow_client)
         try:
+            # The headers say the watch is open and its position fixed: a client that
+            # waits for them (grpc-go's Header(), C++'s WaitForInitialMetadata) knows an
+            # event it writes next will come. Sent with the first message only, a test
+            # that opened a watch without after_id and then wrote could miss its event.
+            # (Within the try: a caller gone as they are sent ends the stream here, as it
+            # does later, not when the stream is collected.)
+            await context.send_initial_metadata(())
             async for message in messages:
                 clock.writing()
                 try:
