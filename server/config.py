@@ -81,7 +81,8 @@ def store_url_of(given: str) -> str:
 # (`10:30/footfall.db`, a folder of a time of day: a path that served before this).
 # libpq's KEY=VALUE connection string (`host=db dbname=shop user=me password=...`), a
 # DSN psycopg takes: made a SQLite file of that name, the password in its name.
-CONNECTION_STRING = re.compile(r"\s*(?:host|hostaddr|port|dbname|user|password|service)\s*=")
+CONNECTION_STRING = re.compile(
+    r"\s*(?:host|hostaddr|port|dbname|user|password|sslpassword|service)\s*=")
 SERVER_ADDRESS = re.compile(r"(?:(?P<user>[^@/\s]+)@)?"
                             r"(?P<address>(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9._-]*)"
                             r":[0-9]{1,5})(?:/(?P<database>"

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import re
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from server.config import CONNECTION_STRING, SERVER_ADDRESS, store_url_of
 from server.store.base import Store
@@ -47,19 +47,66 @@ async def committed_a_while(store: Store, what: str) -> None:
 
 
 def redacted(url: str) -> str:
-    """`url` as logs may show it: a password in it (before the host, or a `password=`
-    parameter, or a keyword of libpq's KEY=VALUE connection string, as libpq reads
-    all three) becomes ***."""
-    url = _PASSWORD_PARAMETER.sub(r"\1***", url)
-    parsed = urlparse(url)
-    if parsed.password is None:
-        return url
-    host = parsed.netloc.rpartition("@")[2]
-    return parsed._replace(netloc=f"{parsed.username or ''}:***@{host}").geturl()
+    """`url` as logs may show it: every password in it becomes ***, as libpq reads
+    them: before the host (`USER:PASSWORD@`, its `/`, `?`, `#` or `@` unencoded
+    too), a `password=` or `sslpassword=` parameter (its name percent-encoded too),
+    or such a keyword of libpq's KEY=VALUE connection string."""
+    shown, end = [], 0
+    for start, stop in password_spans(url):
+        shown += [url[end:start], "***"]
+        end = stop
+    return "".join(shown) + url[end:]
 
 
-# (a KEY=VALUE string's value may be quoted, spaces and \' within)
-_PASSWORD_PARAMETER = re.compile(r"((?:^|[?&\s])password\s*=\s*)(?:'(?:[^'\\]|\\.)*'?|[^&#\s]*)")
+def password_spans(url: str) -> list[tuple[int, int]]:
+    """Where the passwords of `url` (see `redacted`) are, as (start, end), in order."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or _SCHEME.fullmatch(scheme) is None:  # (KEY=VALUE, or a path)
+        return [found.span(2) for found in _KEYWORD_PASSWORD.finditer(url)]
+    offset = len(scheme) + len(sep)
+    spans, host = [], 0
+    first_at = rest.find("@")
+    if first_at >= 0:
+        # The user's part ends at the last `@` before the host's path or query (a
+        # password's `@` unencoded is hidden too, where libpq takes the first).
+        after = _PATH_OR_QUERY.search(rest, first_at)
+        end = rest.rindex("@", 0, after.start() if after else len(rest))
+        if "/" not in rest[:first_at]:
+            # USER:PASSWORD@HOST as libpq reads it: a `?` or `#` within is the password's
+            colon = rest.find(":", 0, end)
+            host = end + 1
+        elif (user := _USER.match(rest)) is not None and not (
+                _PORTS.match(rest, user.end()) and _QUERY.search(rest, 0, first_at)):
+            # USER:PA/SS@HOST/DB: libpq reads host USER and port PA (and refuses
+            # it), but the password is meant; HOST:5432/DB?user=me@corp has none
+            colon, host = user.end() - 1, end + 1
+        else:
+            colon = -1
+        if colon >= 0:
+            spans.append((offset + colon + 1, offset + end))
+    query = rest.find("?", host)
+    if query >= 0:
+        at = offset + query + 1
+        for parameter in url[at:].split("&"):
+            name, equals, _ = parameter.partition("=")
+            if equals and unquote(name).strip().lower() in _PASSWORD_NAMES:
+                spans.append((at + len(name) + 1, at + len(parameter)))
+            at += len(parameter) + 1
+    return spans
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+# A URL's USER: (before a password, or HOST: before a port)
+_USER = re.compile(r"[^:/?#@\[]*:")
+_PATH_OR_QUERY = re.compile(r"[/?#]")
+_QUERY = re.compile(r"[?#]")
+# HOST:'s port (a list of hosts' too), then the path
+_PORTS = re.compile(r"[0-9]*(?:,[^/?#@]*)?/")
+_PASSWORD_NAMES = frozenset({"password", "sslpassword"})
+# (a KEY=VALUE string's value may be quoted, spaces and \' within; unquoted, it ends
+# at a space; `?` and `&` before the name: a server's address given a query)
+_KEYWORD_PASSWORD = re.compile(
+    r"((?:^|[?&\s])(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)")
 
 
 def located(url: str) -> str:

@@ -62,7 +62,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from server.console.origin import now_us
 from server.names import default_branch
-from server.store import reset_marks
+from server.store import password_spans, reset_marks
 from server.store.group_commit import (
     GroupCommitter,
     Job,
@@ -346,6 +346,12 @@ def url_problem(url: str) -> str | None:
     named (libpq then took the user's name, or PGDATABASE's, and Footfall made its
     tables in the `postgres` database), a port or sslmode that no retry makes
     reachable (each was waited for as an outage)."""
+    if any("/" in url[start:end] and url[end:end + 1] == "@"
+           for start, end in password_spans(url)):
+        # libpq reads USER:PA/SS@HOST/DB as host USER, port PA and database SS@HOST/DB,
+        # and each was said (a port that is no number, where it waited) with the password
+        return ("PostgreSQL store URL: a / in its password is written %2F (libpq reads "
+                "USER:PA/SS@HOST/DB as host USER, port PA)")
     try:
         params = conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
@@ -371,20 +377,13 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-# A URL's password: before the host (up to the last '@' before the path), or a
-# `password=` parameter.
-_PASSWORDS = (re.compile(r"://[^:/@]*:([^/]*)@"), re.compile(r"[?&]password=([^&]*)"))
-
-
 def _without_password(text: str, url: str) -> str:
-    """`text` (libpq's words, which may quote the URL) with the URL's password, as
-    written and as decoded, blotted out."""
-    for pattern in _PASSWORDS:
-        found = pattern.search(url)
-        if found and found[1]:
-            for form in sorted({found[1], urllib.parse.unquote(found[1])}, key=len,
-                               reverse=True):
-                text = text.replace(form, "***")
+    """`text` (libpq's words, which may quote the URL) with the URL's passwords (see
+    server.store.redacted), as written and as decoded, blotted out."""
+    written = {url[start:end] for start, end in password_spans(url)} - {""}
+    for form in sorted(written | {urllib.parse.unquote(password) for password in written},
+                       key=len, reverse=True):
+        text = text.replace(form, "***")
     return text
 
 

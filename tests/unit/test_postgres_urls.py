@@ -13,6 +13,9 @@ from server.store.postgres import _createdb_advice, url_problem
     "postgres://u:p@db.example/shop?sslmode=require",
     # an empty item of a list of ports is the default port (libpq; psql takes it)
     "postgresql://postgres@127.0.0.1:5432,127.0.0.1/db",
+    # a password's `?` and `#` are libpq's as they are; an `@` in a query is no password's
+    "postgresql://u:p?a#ss@db.example/shop",
+    "postgresql://db.example:5432/shop?user=me@corp",
 ])
 def test_urls_libpq_takes_are_taken(url: str) -> None:
     assert url_problem(url) is None
@@ -23,11 +26,17 @@ def test_urls_libpq_takes_are_taken(url: str) -> None:
     ("postgresql://footfall:hun%zzter2@127.0.0.1/db", "invalid percent-encoded token"),
     ("postgresql://footfall@127.0.0.1/db?password=hun%zzter2", "invalid percent-encoded"),
     ("postgresql://footfall@127.0.0.1/db?password=hun ter2", "unexpected spaces"),
+    # sslpassword= was not looked for: libpq's words quoted it
+    ("postgresql://footfall@127.0.0.1/db?sslpassword=hun%zzter2", "invalid percent-encoded"),
+    ("postgresql://footfall@127.0.0.1/db?pass%77ord=hun%zzter2", "invalid percent-encoded"),
+    # libpq reads USER:PA/SS@HOST/DB as host USER, port PA: "got 'hun'" was said
+    ("postgresql://footfall:hun/ter2@127.0.0.1/db", "a / in its password is written %2F"),
+    ("postgresql://footfall:2024/hunter2@127.0.0.1/db", "a / in its password is written %2F"),
 ])
 def test_what_libpq_says_of_a_url_shows_no_password(url: str, said: str) -> None:
     problem = url_problem(url)
     assert problem is not None and said in problem, problem
-    assert "hun" not in problem and "ter2" not in problem, problem
+    assert "hun" not in problem and "ter2" not in problem and "2024" not in problem, problem
 
 
 @pytest.mark.parametrize(("params", "command"), [

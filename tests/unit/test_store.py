@@ -31,6 +31,7 @@ from server.store import (
     EventRow,
     Store,
     TimeBound,
+    located,
     open_store,
     redacted,
     sql,
@@ -1049,7 +1050,12 @@ def test_a_store_url_refused_says_no_password(url: str, read_only: bool) -> None
 
 @pytest.mark.parametrize("url", ["host=db.internal user=me password=s3cret dbname=shop",
                                  "dbname=shop password = 's3cret and more'",
-                                 "postgresql://me@db.internal/shop?sslmode=require&password=s3cret"])
+                                 "postgresql://me@db.internal/shop?sslmode=require&password=s3cret",
+                                 # (a key's passphrase, for sslkey; the first keyword made
+                                 # a SQLite file of that name)
+                                 "host=db.internal sslpassword=s3cret dbname=shop",
+                                 "sslpassword='s3cret and more' host=db.internal dbname=shop",
+                                 "postgresql://me@db.internal/shop?sslpassword=s3cret&x=1"])
 def test_a_password_of_a_keyword_value_store_url_is_never_said(url: str) -> None:
     # libpq's keyword/value connection string (psycopg takes it too) given to --store
     # is a path by its look: it was quoted whole, twice, its password with it.
@@ -1063,6 +1069,48 @@ def test_a_password_of_a_keyword_value_store_url_is_never_said(url: str) -> None
         assert "s3cret" not in str(told.value), told.value
         assert "KEY=VALUE connection string" in str(told.value), told.value
         assert "sqlite:///" not in str(told.value), told.value
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    # a password's `/`, `?`, `#` or `@` unencoded: what followed it was shown (urlparse
+    # ends the host's part at the first of `/?#`)
+    ("postgresql://me:s3/cret@db.internal/shop", "postgresql://me:***@db.internal/shop"),
+    ("postgresql://me:s3?cret@db.internal/shop", "postgresql://me:***@db.internal/shop"),
+    ("postgresql://me:s3#cret@db.internal/shop", "postgresql://me:***@db.internal/shop"),
+    ("postgresql://me:s3@cret@db.internal:5432/shop?sslmode=require",
+     "postgresql://me:***@db.internal:5432/shop?sslmode=require"),
+    ("postgresql://me:2024/s3cret@db.internal/shop", "postgresql://me:***@db.internal/shop"),
+    ("postgresql://me:s3/c?r#et@db.internal/shop?user=a@b",
+     "postgresql://me:***@db.internal/shop?user=a@b"),
+    ("postgres://:s3cret@[::1]:5432/shop", "postgres://:***@[::1]:5432/shop"),
+    # sslpassword= (the passphrase of sslkey), a parameter's value to its `&`, its
+    # name percent-encoded too (libpq decodes it)
+    ("postgresql://me@db.internal/shop?sslpassword=s3cret",
+     "postgresql://me@db.internal/shop?sslpassword=***"),
+    ("postgresql://me@db.internal/shop?sslmode=require&sslpassword=s3#cret&application_name=a",
+     "postgresql://me@db.internal/shop?sslmode=require&sslpassword=***&application_name=a"),
+    ("postgresql://me@db.internal/shop?password=s3#cret", "postgresql://me@db.internal/shop?password=***"),
+    ("postgresql://me@db.internal/shop?pass%77ord=s3cret",
+     "postgresql://me@db.internal/shop?pass%77ord=***"),
+    ("host=db.internal sslpassword=s3cret dbname=shop",
+     "host=db.internal sslpassword=*** dbname=shop"),
+    # no password: as it is
+    ("postgresql://db.internal:5432/shop?user=me@corp", "postgresql://db.internal:5432/shop?user=me@corp"),
+    ("postgresql://me@h1:5432,h2:5433/shop", "postgresql://me@h1:5432,h2:5433/shop"),
+    ("postgresql://[::1]:5432/shop?user=a@b", "postgresql://[::1]:5432/shop?user=a@b"),
+    ("sqlite:///./data/footfall.db?synchronous=normal", "sqlite:///./data/footfall.db?synchronous=normal"),
+])
+def test_every_password_of_a_store_url_is_hidden(url: str, shown: str) -> None:
+    assert redacted(url) == shown
+    if not url.startswith("sqlite:"):  # (the start line's form; a SQLite path made absolute)
+        assert located(url) == shown
+
+
+def test_a_store_url_refused_hides_a_password_with_a_slash() -> None:
+    # (a mistyped scheme's refusal quotes the URL, and is logged at ERROR)
+    with pytest.raises(ValueError, match="unknown store URL") as told:
+        open_store("postgress://me:s3/cr?et@db.internal/footfall")
+    assert "s3" not in str(told.value) and "me:***@db.internal" in str(told.value), told.value
 
 
 @pytest.mark.parametrize(("given", "url"), [
