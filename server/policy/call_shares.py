@@ -11,9 +11,12 @@ health checks included, was refused RESOURCE_EXHAUSTED for as long as they staye
 open. So each caller may hold only a share of them, counted from when its call is
 taken (before its request is read) until grpc lets it go.
 
-A caller is its key (any key but an admin's, whose calls are not counted), or,
-without a key (a health check with auth on, every call with auth off), its client
-address as ports.client_address has it (an IPv6 client's /64).
+A caller is its key (any key but an admin's, whose calls are not counted). With auth
+on, the calls without a key (health checks) are one caller together, as their streams
+are (--max-keyless-streams): counted by address, three addresses (an IPv6 client has
+as many /64s as it likes) making health checks and reading no answer held every call,
+and every key's calls, an admin's too, were refused. With auth off, a caller is its
+client address as ports.client_address has it (an IPv6 client's /64).
 
 A call refused is counted (footfall_calls_refused_over_share_total) and logged, the
 lines of one caller within a budget (as those of the calls refused of one client
@@ -44,6 +47,9 @@ SHARE = 3
 # ... but never fewer than this many (or all, below it): a limit that small is a test's
 # or a small server's, where a third would stop one honest client's few calls at once
 LEAST_SHARE = 100
+
+# The caller of every call without a key, with auth on.
+WITHOUT_A_KEY = "(without a key)"
 
 # A connection's peer (`ipv6:%5B2001:db8::1%5D:5678`) as client_address has it, which
 # takes 20 us for an IPv6 one: looked up once for a connection's calls.
@@ -84,13 +90,19 @@ class CallShares:
         caller's share; what its status says."""
         limit = f"({self.share:,} of --max-concurrent-rpcs {self.most_calls:,})"
         self._refused.inc()
-        name = f"key {key_name}" if key_name is not None else f"client address {caller}"
+        if key_name is not None:
+            name, who, has = f"key {key_name}", "this key", "has"
+        elif caller is WITHOUT_A_KEY:
+            name = who = "the callers without a key"
+            has = "have"
+        else:
+            name, who, has = f"client address {caller}", "this client address", "has"
+        most = "they may have together" if caller is WITHOUT_A_KEY else "one caller may have"
         if log.isEnabledFor(logging.INFO) and self._lines.take(name):
-            log.info("call refused RESOURCE_EXHAUSTED: %s has %d calls in progress, the most "
-                     "one caller may have %s", name, held, limit)
-        who = "this client address" if key_name is None else "this key"
-        return (f"{who} has {held} calls in progress, the most one caller may have {limit}: "
-                f"take the answers of the calls made, or wait for some to end")
+            log.info("call refused RESOURCE_EXHAUSTED: %s %s %d calls in progress, the most "
+                     "%s %s", name, has, held, most, limit)
+        return (f"{who} {has} {held} calls in progress, the most {most} {limit}: take the "
+                "answers of the calls made, or wait for some to end")
 
     def _leave(self, caller: object) -> None:
         held = self._held.pop(caller) - 1
@@ -105,6 +117,7 @@ class CallShares:
                 grant = self._auth.authenticate(context.invocation_metadata())
             except FootfallError:
                 grant = None
-            if grant is not None:
-                return (None if grant.role is Role.ADMIN else grant.identity), grant.name
+            if grant is None:
+                return WITHOUT_A_KEY, None
+            return (None if grant.role is Role.ADMIN else grant.identity), grant.name
         return _address_of(context.peer()), None

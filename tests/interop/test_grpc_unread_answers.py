@@ -226,3 +226,50 @@ def test_small_answers_never_read_hold_a_third_of_the_calls_and_no_more(
             wait_until(written, "the key's calls given back once its connection closed")
         finally:
             sock.close()
+
+
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+
+
+def _health_checks_unread(port: int, calls: int, source: str) -> tuple[socket.socket, Frames]:
+    """A connection from `source` (a loopback address) that makes `calls` health checks
+    without a key and reads none of the answers (its window 0)."""
+    sock = socket.socket()
+    sock.settimeout(RPC_DEADLINE)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(PREFACE + frame(SETTINGS, 0, 0, INITIAL_WINDOW_SIZE.to_bytes(2, "big")
+                                 + (0).to_bytes(4, "big")))
+    headers = call_headers(port, HEALTH_CHECK)
+    empty = b"\x00" + (0).to_bytes(4, "big")
+    sock.sendall(b"".join(frame(HEADERS, END_HEADERS, stream, headers)
+                          + frame(DATA, END_STREAM, stream, empty)
+                          for stream in range(1, 2 * calls, 2)))
+    return sock, Frames(sock)
+
+
+@pytest.mark.timeout(120)
+def test_health_checks_without_a_key_never_read_leave_the_keys_their_calls(
+        tmp_path: Path) -> None:
+    """With auth on, callers without a key are counted by client address, each a third
+    of --max-concurrent-rpcs: three addresses (an IPv6 client has as many /64s as it
+    likes; here 127.0.0.1-3) making health checks without a key and reading no answer
+    held every call, and a call of any key, an admin's too, was refused
+    RESOURCE_EXHAUSTED by grpc ("Concurrent RPC limit exceeded!") for as long. Callers
+    without a key hold a share together, as their streams do (--max-keyless-streams),
+    leaving the keys theirs."""
+    keys = write_keys(tmp_path / "keys.json", {OTHER: ("reader", ["p"])})
+    share = MOST_CALLS // 3
+    with running_server(tmp_path, sqlite_url(tmp_path / "events.db"), "--auth-file",
+                        str(keys), "--max-concurrent-rpcs", str(MOST_CALLS),
+                        "--max-streams", "100", "--max-watches", "100") as server:
+        held = [_health_checks_unread(server.port, share, f"127.0.0.{n}") for n in (1, 2, 3)]
+        try:
+            time.sleep(2.0)  # (the calls taken, each held as its answer waits)
+            with grpc.insecure_channel(server.address) as channel:
+                page = Console(channel, with_key(OTHER)).call(
+                    "ListUserEvents", parent=CATALOG, pageSize=1)
+            assert page.get("userEvents", []) == []
+        finally:
+            for sock, _ in held:
+                sock.close()
