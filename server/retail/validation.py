@@ -120,9 +120,23 @@ def _kind_label(kind: str) -> str:
     `purchase` for `purchase-complete`.)"""
     if not kind or kind in EVENT_TYPES:
         return repr(kind)
-    near = difflib.get_close_matches(kind, EVENT_TYPES, n=1)
-    hint = f": did you mean {near[0]!r}?" if near else ""
+    near = _near_type(kind)
+    hint = f": did you mean {near!r}?" if near else ""
     return f"{kind!r}, a custom event type (not one of Google's{hint})"
+
+
+def _near_type(kind: str) -> str | None:
+    """The type of Google's that `kind` looks like (`add_to_cart`, `purchase`), if any."""
+    near = difflib.get_close_matches(kind[:MAX_ID], EVENT_TYPES, n=1)
+    return near[0] if near else None
+
+
+def _unknown_type(kind: str) -> str:
+    """Why --strict-event-types refuses `kind`: Google's types, and the one it looks
+    like. (The list alone left `add_to_cart` to be told apart from `add-to-cart` by eye.)"""
+    near = _near_type(kind)
+    hint = f"; did you mean {near!r}?" if near else ""
+    return f"unknown event type {kind!r}; allowed: {', '.join(EVENT_TYPES)}{hint}"
 
 
 def user_event_violations(event: Any, path: str = "user_event", *,
@@ -149,9 +163,7 @@ def user_event_violations(event: Any, path: str = "user_event", *,
         # while a funnel's step may name one of 128 characters at most)
         out.append(too_long(f"{path}.event_type", kind, MAX_ID))
     elif strict_event_types and kind not in EVENT_TYPES:
-        out.append(FieldViolation(
-            f"{path}.event_type",
-            f"unknown event type {kind!r}; allowed: {', '.join(EVENT_TYPES)}"))
+        out.append(FieldViolation(f"{path}.event_type", _unknown_type(kind)))
 
     id_violations(event.visitor_id, f"{path}.visitor_id", MAX_ID, out)
     session_id = event.session_id.encode()

@@ -164,6 +164,16 @@ def test_strict_event_types_refuses_custom_types_and_lists_the_allowed() -> None
     assert "detail-page-view" in violation.description
 
 
+def test_strict_event_types_say_which_type_of_googles_a_refused_one_looks_like() -> None:
+    # a snake_case spelling is the usual slip: the list alone left it to the eye
+    [violation] = user_event_violations(
+        make("add_to_cart", productDetails=[{"product": {"id": "p1"}}]),
+        strict_event_types=True)
+    assert violation.description.endswith("; did you mean 'add-to-cart'?")
+    [violation] = user_event_violations(make("signup"), strict_event_types=True)
+    assert violation.description.endswith("shopping-cart-page-view")  # none is close
+
+
 # UserEvent.event_type's allowed values, as the retail v2 reference lists them
 GOOGLES_TYPES = ("add-to-cart", "remove-from-cart", "category-page-view", "detail-page-view",
                  "home-page-view", "promotion-offered", "promotion-not-offered",
